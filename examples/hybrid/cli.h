@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The `hybrid` tool's frame (spec/cli.md): options anywhere on the line, `--`
+ * ends them, global options, exit statuses, error lines, flushed output.
+ * Each command lives in its own cmd-<name>.c and is listed in commands[] (main.c).
+ */
+#ifndef HYBRID_CLI_H
+#define HYBRID_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+enum {
+        EXIT_OK = 0,
+        EXIT_FAILED = 1,      /* valid request that failed or found nothing */
+        EXIT_USAGE = 2,       /* usage or parse error */
+        EXIT_UNREACHABLE = 3, /* could not reach the daemon or open the database */
+};
+
+typedef struct cli_option {
+        const char *name;     /* without the leading "--" */
+        bool takes_value;
+        const char *help;     /* "--name VALUE  what it does" line for --help */
+} cli_option;
+
+typedef struct cli_ctx {
+        /* global options (already resolved with their defaults) */
+        const char *bus;      /* --bus, $HYBRID_BUS, else NULL: the library default */
+        const char *db;       /* --db, $HYBRID_DB, else $XDG_DATA_HOME/hybrid/store.db */
+        const char *app;      /* --app, default org.hybridos.cli */
+        const char *runner;   /* --runner, default cli<pid> */
+        bool json;            /* --json */
+        /* positionals after the command name, in order */
+        char **args;
+        int nargs;
+        /* command-specific options, as given */
+        const char *opt_names[32];
+        const char *opt_values[32]; /* "" for flags */
+        int nopts;
+        const char *command;  /* e.g. "store" */
+} cli_ctx;
+
+typedef struct cli_command {
+        const char *name;
+        int (*run)(cli_ctx *ctx);
+        const cli_option *options;  /* terminated by {NULL}; may be NULL */
+        const char *usage;          /* full --help text of the command, subcommands included */
+} cli_command;
+
+/* The value of a command option, NULL if absent ("" for a given flag). */
+const char *cli_opt(const cli_ctx *ctx, const char *name);
+bool cli_flag(const cli_ctx *ctx, const char *name);
+
+/* "hybrid: <what>: <code name or status> <message>" on stderr; returns status. */
+int cli_fail(int status, const char *what, const char *code, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+/* Prints a usage error for the current command and returns EXIT_USAGE. */
+int cli_usage(const cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints one line on stdout and flushes it. */
+void cli_println(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parses a whole decimal integer option; returns false (and prints usage) if invalid. */
+bool cli_opt_long(const cli_ctx *ctx, const char *name, long dflt, long min, long max, long *ret);
+
+/* Commands (one file each). */
+extern const cli_command cmd_furi;
+extern const cli_command cmd_store;
+
+#endif

@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: MIT */
+/* hybrid/hybrid.h - every public header of libhybrid. */
+#ifndef HYBRID_HYBRID_H
+#define HYBRID_HYBRID_H
+
+#include <hybrid/common.h>
+
+#endif

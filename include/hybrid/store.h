@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hybrid/store.h - the fURI tuple store and the scope router (spec/furi-store.md).
+ *
+ * A hyb_store holds objs at absolute fURIs, in memory (an ordered index for
+ * node, prefix and pattern reads) and optionally in SQLite (WAL) with a
+ * durability mode.  Writes notify subscriptions whose pattern matches; the
+ * messages are queued at the write and delivered by hyb_store_process() on
+ * the thread that calls it (loop-neutral: get_fd/get_timeout/process, or the
+ * blocking hyb_store_wait).  A store handle may be used from several threads.
+ *
+ * A hyb_scope routes fURIs by scope: relative (program) fURIs to a memory
+ * store private to the program, `~/x` to `/home/<program>/x` in the host
+ * store, `/x` to the host store, `//...` (cluster, global) to a clear
+ * HYB_E_SCOPE error until those scopes exist.
+ */
+#ifndef HYBRID_STORE_H
+#define HYBRID_STORE_H
+
+#include <hybrid/common.h>
+#include <hybrid/furi.h>
+#include <hybrid/obj.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct hyb_store hyb_store;
+
+typedef enum hyb_durability {
+        HYB_DURABILITY_MEMORY = 0, /* no disk */
+        HYB_DURABILITY_NORMAL = 1, /* WAL, synchronous=NORMAL: survives a process crash */
+        HYB_DURABILITY_FULL = 2,   /* WAL, synchronous=FULL: survives power loss */
+} hyb_durability;
+
+/* Options; initialise with hyb_store_options_init() then set what you need. */
+typedef struct hyb_store_options {
+        size_t size;                 /* sizeof(hyb_store_options), set by _init */
+        hyb_durability durability;   /* default NORMAL when a path is given */
+        size_t max_value_bytes;      /* encoded size of one value; default 1 MiB */
+        size_t max_depth;            /* nesting of one value; default 32 */
+        size_t max_subscriptions;    /* per store handle; default 65536 */
+        unsigned busy_timeout_ms;    /* wait on a locked database; default 5000 */
+} hyb_store_options;
+
+HYB_EXPORT void hyb_store_options_init(hyb_store_options *opts);
+
+/*
+ * Opens a store.  path NULL (or durability MEMORY) = memory only.  opts may
+ * be NULL for the defaults.  Errors: HYB_E_DATABASE (cannot open or not a
+ * store database; message says why), -EINVAL.
+ */
+HYB_EXPORT int hyb_store_open(const char *path, const hyb_store_options *opts, hyb_store **ret,
+                              hyb_error *reterr);
+HYB_EXPORT hyb_store *hyb_store_ref(hyb_store *st);
+/* Drops a reference; the last one flushes pending writes and closes. Returns NULL. */
+HYB_EXPORT hyb_store *hyb_store_unref(hyb_store *st);
+
+/* Write flags. */
+#define HYB_WRITE_TRANSIENT 0x1u  /* notify subscribers only; store nothing */
+
+/*
+ * Writes value at target (an absolute fURI; see spec "Operations"):
+ * a node stores it; noobj deletes (a node, every match of a pattern, or the
+ * children of a branch); a lst/rec written to a branch `x/` stores its
+ * children; a write below a stored lst/rec updates it in place.  Returns
+ * when the write is acknowledged (committed in NORMAL/FULL).  Errors:
+ * HYB_E_LIMIT (value too big or deep), HYB_E_TYPE (typed write `a?int`
+ * mismatch), -EINVAL (relative fURI, or a pattern with a non-noobj value),
+ * HYB_E_DATABASE.
+ */
+HYB_EXPORT int hyb_store_write(hyb_store *st, const hyb_furi *target, hyb_obj *value,
+                               unsigned flags, hyb_error *reterr);
+/* As hyb_store_write with a fURI string. */
+HYB_EXPORT int hyb_store_write_str(hyb_store *st, const char *target, hyb_obj *value,
+                                   unsigned flags, hyb_error *reterr);
+
+/* Completion of an asynchronous write: r as hyb_store_write would return. */
+typedef void (*hyb_store_done_fn)(int r, void *userdata);
+/*
+ * Queues a write; queued writes from all callers share one commit (group
+ * commit).  done (may be NULL) runs from hyb_store_process() once the write
+ * is committed (never before).  Returns 0 when queued, < 0 if rejected at
+ * once (then done is not called).
+ */
+HYB_EXPORT int hyb_store_write_async(hyb_store *st, const hyb_furi *target, hyb_obj *value,
+                                     unsigned flags, hyb_store_done_fn done, void *userdata);
+/* Commits every queued write now and runs nothing else; 0 or < 0. */
+HYB_EXPORT int hyb_store_flush(hyb_store *st);
+
+/*
+ * Reads target: a node gives its value (indexing into the nearest stored
+ * lst/rec above it, else noobj); a pattern gives a stream (HYB_OBJ_OBJS) of
+ * the matches in key order; a branch `p/` gives one rec of full fURI => value.
+ * A `?T` query (`a?int`) checks the type (HYB_E_TYPE).  *ret is a new reference.
+ */
+HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **ret,
+                              hyb_error *reterr);
+HYB_EXPORT int hyb_store_read_str(hyb_store *st, const char *target, hyb_obj **ret,
+                                  hyb_error *reterr);
+
+/* Calls fn for every match of pattern (or the one node) in key order, with
+ * borrowed arguments; fn returns 0 to go on, non-zero to stop (returned). */
+typedef int (*hyb_store_each_fn)(const hyb_furi *furi, const hyb_obj *value, void *userdata);
+HYB_EXPORT int hyb_store_scan(hyb_store *st, const hyb_furi *pattern, hyb_store_each_fn fn,
+                              void *userdata, hyb_error *reterr);
+
+/* A message delivered to a subscription: payload is noobj for a delete.
+ * Arguments are borrowed for the duration of the call. */
+typedef void (*hyb_store_msg_fn)(const hyb_furi *target, const hyb_obj *payload, bool retain,
+                                 void *userdata);
+
+#define HYB_SUBSCRIBE_REPLAY 0x1u /* first deliver the retained values that match */
+
+/*
+ * Subscribes fn to every write, transient write and delete whose fURI matches
+ * pattern; per subscription, delivery order is write order.  *ret is the slot:
+ * unref it to unsubscribe.  Errors: HYB_E_LIMIT (max_subscriptions), -EINVAL.
+ */
+HYB_EXPORT int hyb_store_subscribe(hyb_store *st, const hyb_furi *pattern, unsigned flags,
+                                   hyb_store_msg_fn fn, void *userdata, hyb_slot **ret);
+
+/* Loop integration: an fd readable when messages or completions are ready (or
+ * another process changed the database), the longest wait before process()
+ * should be called anyway (µs; UINT64_MAX = none), and process() which
+ * delivers what is ready (returns > 0 if it did something). */
+HYB_EXPORT int hyb_store_get_fd(hyb_store *st);
+HYB_EXPORT int hyb_store_get_timeout(hyb_store *st, uint64_t *ret_usec);
+HYB_EXPORT int hyb_store_process(hyb_store *st);
+/* Blocks up to timeout_usec (UINT64_MAX = forever) until something is ready, then processes. */
+HYB_EXPORT int hyb_store_wait(hyb_store *st, uint64_t timeout_usec);
+
+/* --- the scope router --- */
+typedef struct hyb_scope hyb_scope;
+
+/*
+ * A router for one program.  host: the host-scope store (referenced); NULL
+ * creates an in-process memory store (the embedded default).  program: the
+ * name used for `~/` (`/home/<program>/`).
+ */
+HYB_EXPORT int hyb_scope_new(hyb_store *host, const char *program, hyb_scope **ret);
+HYB_EXPORT hyb_scope *hyb_scope_ref(hyb_scope *sc);
+HYB_EXPORT hyb_scope *hyb_scope_unref(hyb_scope *sc);
+/* The store a fURI's scope routes to (borrowed), or HYB_E_SCOPE with a message naming the scope;
+ * *ret_target gets the fURI to use in that store (e.g. `~/a` -> `/home/p/a`). */
+HYB_EXPORT int hyb_scope_route(hyb_scope *sc, const hyb_furi *furi, hyb_store **ret_store,
+                               hyb_furi **ret_target, hyb_error *reterr);
+HYB_EXPORT int hyb_scope_write(hyb_scope *sc, const hyb_furi *target, hyb_obj *value,
+                               unsigned flags, hyb_error *reterr);
+HYB_EXPORT int hyb_scope_read(hyb_scope *sc, const hyb_furi *target, hyb_obj **ret,
+                              hyb_error *reterr);
+HYB_EXPORT int hyb_scope_subscribe(hyb_scope *sc, const hyb_furi *pattern, unsigned flags,
+                                   hyb_store_msg_fn fn, void *userdata, hyb_slot **ret,
+                                   hyb_error *reterr);
+/* Delivers queued messages of every store the router uses; > 0 if it did something. */
+HYB_EXPORT int hyb_scope_process(hyb_scope *sc);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

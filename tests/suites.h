@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+/* Every Check suite of the one test runner; each module's test file defines one. */
+#ifndef HYB_TEST_SUITES_H
+#define HYB_TEST_SUITES_H
+
+#include <check.h>
+
+#define HYB_SUITES(X) \
+        X(common_suite)
+
+#define HYB_X_DECL(fn) Suite *fn(void);
+HYB_SUITES(HYB_X_DECL)
+#undef HYB_X_DECL
+
+#endif
