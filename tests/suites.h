@@ -6,7 +6,11 @@
 #include <check.h>
 
 #define HYB_SUITES(X) \
-        X(common_suite)
+        X(common_suite) \
+        X(furi_suite) \
+        X(obj_suite) \
+        X(buspieces_suite) \
+        X(store_suite)
 
 #define HYB_X_DECL(fn) Suite *fn(void);
 HYB_SUITES(HYB_X_DECL)

@@ -14,6 +14,8 @@
 #define ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
 static const cli_command *commands[] = {
+        &cmd_furi,
+        &cmd_store,
 };
 
 static const cli_option global_options[] = {

@@ -10,6 +10,21 @@
  * (a `%2B` or `%23` in the text decodes to a literal `+`/`#`, never a wildcard).
  * Matching and ordering work on decoded segments; the query takes no part in
  * either.  Formatting is canonical and parse(format(x)) == x.
+ *
+ * Syntax decisions (doc/furi.md has the whole page):
+ * - A scheme is `[a-zA-Z][a-zA-Z0-9+.-]*` (or the wildcard `+`) followed by `://`,
+ *   and only then: a fURI with a scheme always has an authority, so `a:b`,
+ *   `bus:x` and `/sys/scheduler::spawn` are path text.  Schemes and hosts are
+ *   lower-cased; an authority makes the fURI absolute.
+ * - `.` and `..` are resolved while parsing; a final `.`/`..` leaves a branch
+ *   (`a/b/..` is `a/`, as RFC 3986); an absolute fURI climbing above its root
+ *   is an error; a relative one keeps its leading `..` segments.
+ * - A fURI with no segments is never a branch: `` (the empty relative fURI),
+ *   `/`, `//host` (`//host/` parses as `//host`).
+ * - Raw space and non-ASCII bytes are accepted and canonicalised to %XX; the
+ *   query is kept verbatim.  Control characters and NUL are errors anywhere.
+ * - The canonical text must fit max_length too (raw bytes can grow when
+ *   encoded), so every parsed fURI re-parses under the same limits.
  */
 #ifndef HYBRID_FURI_H
 #define HYBRID_FURI_H
@@ -85,7 +100,8 @@ HYB_EXPORT hyb_furi_seg_kind hyb_furi_segment_kind(const hyb_furi *f, size_t i);
 /*
  * Query words: true when the query holds the bare word or key `name`
  * (`?sub`, `?int`, `?k=v&sub`).  hyb_furi_query_value gives the value of
- * `name=value` (borrowed into *ret/*len), 0 if found, -ENOENT if not.
+ * `name=value` (borrowed into *ret and *len), 0 if found, -ENOENT if not;
+ * a bare word has the empty value.  Items are split by `&`.
  */
 HYB_EXPORT bool hyb_furi_query_has(const hyb_furi *f, const char *name);
 HYB_EXPORT int hyb_furi_query_value(const hyb_furi *f, const char *name, const char **ret,
@@ -97,7 +113,8 @@ HYB_EXPORT int hyb_furi_strip_query(const hyb_furi *f, hyb_furi **ret);
  * `::` names an instruction attached to a resource: `/sys/scheduler::spawn`.
  * When the last segment contains `::`, *ret_resource gets the fURI before it
  * and *ret_name (hyb_free) the name after it; returns 1.  Returns 0 (outputs
- * untouched) when there is no `::`.
+ * untouched) when there is no `::`, -EINVAL when nothing follows it (`a::`).
+ * The resource keeps f's branch-ness and query; `/sys/::x` gives `/sys`.
  */
 HYB_EXPORT int hyb_furi_split_instruction(const hyb_furi *f, hyb_furi **ret_resource,
                                           char **ret_name);
@@ -106,7 +123,9 @@ HYB_EXPORT int hyb_furi_split_instruction(const hyb_furi *f, hyb_furi **ret_reso
  * the query is ignored. */
 HYB_EXPORT bool hyb_furi_equal(const hyb_furi *a, const hyb_furi *b);
 /* Key order (< 0, 0, > 0): segment by segment; all-digit segments numerically
- * (`x/2` < `x/10`), others by bytes; a prefix sorts first. Consistent with equal. */
+ * (`x/2` < `x/10`, no overflow for long ones), others by bytes; a prefix sorts first.
+ * A total order: all-digit segments sort before other segments; relative < absolute
+ * < with an authority; a node before its branch. Consistent with equal. */
 HYB_EXPORT int hyb_furi_compare(const hyb_furi *a, const hyb_furi *b);
 /* A hash consistent with hyb_furi_equal. */
 HYB_EXPORT uint64_t hyb_furi_hash(const hyb_furi *f);
@@ -114,7 +133,9 @@ HYB_EXPORT uint64_t hyb_furi_hash(const hyb_furi *f);
 /*
  * Does f match pattern?  When f itself has wildcards the answer is "is f
  * within pattern": every fURI f matches, pattern matches.  Rules of
- * spec/furi-store.md ("Patterns").
+ * spec/furi-store.md ("Patterns").  A scheme `+` matches any scheme (not
+ * none); a host `+` matches any host, and any user and port unless the
+ * pattern names them; a literal host requires the same user and port.
  */
 HYB_EXPORT bool hyb_furi_match(const hyb_furi *f, const hyb_furi *pattern);
 /* Convenience: parse both and match; < 0 on a parse error (detail in reterr), else 0/1. */
@@ -122,17 +143,23 @@ HYB_EXPORT int hyb_furi_match_str(const char *f, const char *pattern, hyb_error 
 
 /*
  * Builds: a new fURI from f with its segments followed by extra's (uri plus:
- * keep f's leading `/` and extra's trailing `/`); errors as parse (limits).
+ * keep f's leading `/` and extra's trailing `/`, or f's when extra has no
+ * segments); extra's leading `..` climb f's segments; the query is extra's,
+ * else f's; errors as parse (limits), -EINVAL if extra has an authority.
  */
 HYB_EXPORT int hyb_furi_extend(const hyb_furi *f, const hyb_furi *extra, hyb_furi **ret,
                                hyb_error *reterr);
 /* RFC 3986 reference resolution of ref against base (uri mult); `..` above the
- * root leaves an absolute path. */
+ * root leaves an absolute path (`a` resolve `../b` is `/b`). */
 HYB_EXPORT int hyb_furi_resolve(const hyb_furi *base, const hyb_furi *ref, hyb_furi **ret,
                                 hyb_error *reterr);
-/* Drops n leading (n > 0) or -n trailing (n < 0) segments (uri lshift/rshift). */
+/* Drops n leading (n > 0) or -n trailing (n < 0) segments (uri lshift/rshift).
+ * Dropping leading segments leaves a relative fURI (`/a/b/c` << 1 is `b/c`);
+ * dropping trailing ones keeps the authority and absoluteness.  Branch-ness
+ * and the query are kept; shifting past the end leaves no segments. */
 HYB_EXPORT int hyb_furi_shift(const hyb_furi *f, long n, hyb_furi **ret);
-/* The fURI of the first n segments of f (same authority and absoluteness, not a branch). */
+/* The fURI of the first n segments of f (same authority and absoluteness, not a branch,
+ * no query); n beyond the end means all of them. */
 HYB_EXPORT int hyb_furi_prefix(const hyb_furi *f, size_t n, hyb_furi **ret);
 
 #ifdef __cplusplus

@@ -4,5 +4,8 @@
 #define HYBRID_HYBRID_H
 
 #include <hybrid/common.h>
+#include <hybrid/furi.h>
+#include <hybrid/obj.h>
+#include <hybrid/store.h>
 
 #endif

@@ -41,6 +41,9 @@ typedef struct hyb_store_options {
         size_t max_depth;            /* nesting of one value; default 32 */
         size_t max_subscriptions;    /* per store handle; default 65536 */
         unsigned busy_timeout_ms;    /* wait on a locked database; default 5000 */
+        size_t journal_max;          /* change-journal rows kept for other processes; default 4096 */
+        unsigned poll_interval_ms;   /* how often process() looks for other processes' writes
+                                        (get_timeout asks for it); default 25 */
 } hyb_store_options;
 
 HYB_EXPORT void hyb_store_options_init(hyb_store_options *opts);
@@ -84,7 +87,8 @@ typedef void (*hyb_store_done_fn)(int r, void *userdata);
  * once (then done is not called).
  */
 HYB_EXPORT int hyb_store_write_async(hyb_store *st, const hyb_furi *target, hyb_obj *value,
-                                     unsigned flags, hyb_store_done_fn done, void *userdata);
+                                     unsigned flags, hyb_store_done_fn done, void *userdata,
+                                     hyb_error *reterr);
 /* Commits every queued write now and runs nothing else; 0 or < 0. */
 HYB_EXPORT int hyb_store_flush(hyb_store *st);
 
@@ -118,7 +122,8 @@ typedef void (*hyb_store_msg_fn)(const hyb_furi *target, const hyb_obj *payload,
  * unref it to unsubscribe.  Errors: HYB_E_LIMIT (max_subscriptions), -EINVAL.
  */
 HYB_EXPORT int hyb_store_subscribe(hyb_store *st, const hyb_furi *pattern, unsigned flags,
-                                   hyb_store_msg_fn fn, void *userdata, hyb_slot **ret);
+                                   hyb_store_msg_fn fn, void *userdata, hyb_slot **ret,
+                                   hyb_error *reterr);
 
 /* Loop integration: an fd readable when messages or completions are ready (or
  * another process changed the database), the longest wait before process()

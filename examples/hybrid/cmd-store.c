@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `hybrid store put|get|del|watch`: the fURI tuple store through the public
+ * API only (spec/cli.md, spec/furi-store.md).  The host-scope store is the
+ * embedded one on --db; fURIs go through the scope router so `//x` fails
+ * with the scope's name, and relative fURIs are refused (exit 2).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <hybrid/hybrid.h>
+
+#include "cli.h"
+
+static const cli_option store_options[] = {
+        { "durability", true, "--durability memory|normal|full   how writes reach the disk (default normal)" },
+        { "replay", false, "--replay        watch: first print the stored values that match" },
+        { NULL, false, NULL },
+};
+
+static int fail(int status, int r, const hyb_error *e)
+{
+        return cli_fail(status, "store", hyb_err_name(r), "%s",
+                        e && e->message[0] ? e->message : hyb_strerror(r));
+}
+
+static int status_of(int r)
+{
+        return r == -EINVAL || r == HYB_E_PARSE ? EXIT_USAGE : EXIT_FAILED;
+}
+
+/* The default database lives in a directory that may not exist yet. */
+static void make_parent(const char *path)
+{
+        char *dir = strdup(path), *p;
+
+        if (!dir)
+                return;
+        for (p = dir + 1; *p; p++)
+                if (*p == '/') {
+                        *p = '\0';
+                        mkdir(dir, 0700);
+                        *p = '/';
+                }
+        free(dir);
+}
+
+static bool is_default_db(const char *db)
+{
+        const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME"), *env = getenv("HYBRID_DB");
+        char buf[4096];
+
+        if (env && *env && strcmp(env, db) == 0)
+                return false;
+        if (xdg && *xdg)
+                snprintf(buf, sizeof(buf), "%s/hybrid/store.db", xdg);
+        else
+                snprintf(buf, sizeof(buf), "%s/.local/share/hybrid/store.db", home ? home : ".");
+        return strcmp(buf, db) == 0;
+}
+
+static int print_obj_line(const char *prefix, const hyb_obj *o, bool json)
+{
+        char *s = NULL;
+        int r;
+
+        if (json)
+                r = hyb_obj_to_json(o, &s, NULL);
+        else
+                r = hyb_obj_format(o, HYB_FORMAT_REPL, &s);
+        if (r < 0)
+                return r;
+        if (prefix)
+                cli_println("%s\t%s", prefix, s);
+        else
+                cli_println("%s", s);
+        hyb_free(s);
+        return 0;
+}
+
+typedef struct get_ctx {
+        bool json;
+        size_t n;
+} get_ctx;
+
+static int print_match(const hyb_furi *furi, const hyb_obj *value, void *ud)
+{
+        get_ctx *g = ud;
+
+        g->n++;
+        print_obj_line(hyb_furi_str(furi), value, g->json);
+        return 0;
+}
+
+static void print_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
+{
+        bool json = *(bool *)ud;
+
+        if (hyb_obj_is_noobj(payload) && !json)
+                cli_println("%s\tnoobj", hyb_furi_str(target));
+        else
+                print_obj_line(hyb_furi_str(target), payload, json);
+}
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+        (void)sig;
+        stop = 1;
+}
+
+static int run_store(cli_ctx *ctx)
+{
+        const char *sub = ctx->nargs > 0 ? ctx->args[0] : NULL, *dur = cli_opt(ctx, "durability");
+        hyb_store_options opts;
+        hyb_store *host = NULL, *st = NULL;
+        hyb_scope *sc = NULL;
+        hyb_furi *furi = NULL, *target = NULL;
+        hyb_obj *value = NULL;
+        hyb_slot *slot = NULL;
+        hyb_error e = { 0 };
+        int want, r, status = EXIT_OK;
+
+        if (!sub)
+                return cli_usage(ctx, "a subcommand is needed: put, get, del or watch");
+        if (strcmp(sub, "put") == 0)
+                want = 3;
+        else if (strcmp(sub, "get") == 0 || strcmp(sub, "del") == 0 || strcmp(sub, "watch") == 0)
+                want = 2;
+        else
+                return cli_usage(ctx, "unknown subcommand '%s'", sub);
+        if (ctx->nargs != want)
+                return cli_usage(ctx, "'store %s' takes %s", sub,
+                                 want == 3 ? "a fURI and an obj" : "one fURI or pattern");
+        if (cli_flag(ctx, "replay") && strcmp(sub, "watch") != 0)
+                return cli_usage(ctx, "--replay is for 'store watch'");
+
+        hyb_store_options_init(&opts);
+        if (!dur || strcmp(dur, "normal") == 0)
+                opts.durability = HYB_DURABILITY_NORMAL;
+        else if (strcmp(dur, "memory") == 0)
+                opts.durability = HYB_DURABILITY_MEMORY;
+        else if (strcmp(dur, "full") == 0)
+                opts.durability = HYB_DURABILITY_FULL;
+        else
+                return cli_usage(ctx, "--durability is memory, normal or full, not '%s'", dur);
+
+        r = hyb_furi_parse(ctx->args[1], (size_t)-1, NULL, &furi, &e);
+        if (r < 0)
+                return fail(EXIT_USAGE, r, &e);
+        if (!hyb_furi_is_absolute(furi)) {
+                status = cli_fail(EXIT_USAGE, "store", "EINVAL",
+                                  "'%s' is relative: relative fURIs (program scope) mean nothing "
+                                  "outside a running program",
+                                  ctx->args[1]);
+                goto out;
+        }
+        if (want == 3) {
+                if (ctx->json)
+                        r = hyb_obj_from_json(ctx->args[2], (size_t)-1, &value, &e);
+                else
+                        r = hyb_obj_parse(ctx->args[2], (size_t)-1, &value, &e);
+                if (r < 0) {
+                        status = fail(EXIT_USAGE, r, &e);
+                        goto out;
+                }
+        }
+
+        if (opts.durability != HYB_DURABILITY_MEMORY && is_default_db(ctx->db))
+                make_parent(ctx->db);
+        r = hyb_store_open(opts.durability == HYB_DURABILITY_MEMORY ? NULL : ctx->db, &opts, &host,
+                           &e);
+        if (r < 0) {
+                status = fail(EXIT_UNREACHABLE, r, &e);
+                goto out;
+        }
+        r = hyb_scope_new(host, ctx->app, &sc);
+        if (r >= 0)
+                r = hyb_scope_route(sc, furi, &st, &target, &e);
+        if (r < 0) {
+                status = fail(EXIT_FAILED, r, &e);
+                goto out;
+        }
+
+        if (strcmp(sub, "put") == 0 || strcmp(sub, "del") == 0) {
+                r = hyb_store_write(st, target, value ? value : hyb_obj_noobj(), 0, &e);
+                if (r < 0)
+                        status = fail(status_of(r), r, &e);
+        } else if (strcmp(sub, "get") == 0) {
+                if (hyb_furi_is_pattern(target) && !hyb_furi_is_branch(target)) {
+                        get_ctx g = { ctx->json, 0 };
+                        r = hyb_store_scan(st, target, print_match, &g, &e);
+                        if (r < 0)
+                                status = fail(status_of(r), r, &e);
+                        else if (g.n == 0)
+                                status = EXIT_FAILED;
+                } else {
+                        r = hyb_store_read(st, target, &value, &e);
+                        if (r < 0)
+                                status = fail(status_of(r), r, &e);
+                        else if (hyb_obj_is_noobj(value) ||
+                                 (hyb_furi_is_branch(target) && hyb_obj_len(value) == 0))
+                                status = EXIT_FAILED;
+                        else
+                                print_obj_line(NULL, value, ctx->json);
+                }
+        } else {
+                bool json = ctx->json;
+                r = hyb_store_subscribe(st, target, cli_flag(ctx, "replay") ? HYB_SUBSCRIBE_REPLAY : 0,
+                                        print_msg, &json, &slot, &e);
+                if (r < 0) {
+                        status = fail(status_of(r), r, &e);
+                        goto out;
+                }
+                signal(SIGINT, on_signal);
+                signal(SIGTERM, on_signal);
+                signal(SIGPIPE, SIG_IGN);
+                fprintf(stderr, "ready\n");
+                fflush(stderr);
+                while (!stop) {
+                        r = hyb_store_wait(st, 200000);
+                        if (r < 0 && r != -EINTR) {
+                                status = fail(EXIT_FAILED, r, NULL);
+                                break;
+                        }
+                }
+                hyb_slot_unref(slot);
+        }
+out:
+        hyb_obj_unref(value);
+        hyb_furi_unref(target);
+        hyb_furi_unref(furi);
+        hyb_scope_unref(sc);
+        hyb_store_unref(host);
+        return status;
+}
+
+const cli_command cmd_store = {
+        .name = "store",
+        .run = run_store,
+        .options = store_options,
+        .usage = "store put|get|del|watch   the fURI tuple store (--db FILE)\n"
+                 "usage: hybrid store [--db FILE] [--durability memory|normal|full] put <furi> <obj>\n"
+                 "       hybrid store get <furi|pattern|branch>\n"
+                 "       hybrid store del <furi|pattern>\n"
+                 "       hybrid store watch <pattern> [--replay]\n"
+                 "get prints a node's obj, one '<furi>\\t<obj>' line per match of a pattern, a\n"
+                 "branch's rec; exits 1 when nothing matched.  watch prints '<furi>\\t<obj>' per\n"
+                 "write ('noobj' for a delete) and 'ready' on stderr once subscribed.\n\n"
+                 "options:\n",
+};

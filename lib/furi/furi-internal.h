@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The inside of a hyb_furi: one allocation holding the header, the segment
+ * table and every string, so a parse costs exactly one malloc and a fURI can
+ * be freed with one free().
+ *
+ *   +-------------------------------+
+ *   | n_ref absolute branch pattern |  header
+ *   | scope n_segs port hash        |
+ *   | str path scheme user host qry |  pointers into data[] below
+ *   +-------------------------------+
+ *   | segs[0] {off,len,kind}        |  segment table (off: into data[])
+ *   | segs[1] ...                   |
+ *   +-------------------------------+
+ *   | "/a/b%2Fc?sub\0"              |  str: canonical text, query included
+ *   | "/a/b%2Fc\0"                  |  path: only when there is a query (else path == str)
+ *   | "bus\0" "user\0" "host\0"     |  authority parts, decoded, when present
+ *   | "a\0" "b/c\0"                 |  decoded segments, each NUL-terminated
+ *   +-------------------------------+
+ *
+ * Equality is equality of the canonical path text (the canonical form is
+ * injective), so the hash is precomputed over it at parse time.
+ */
+#ifndef HYB_FURI_INTERNAL_H
+#define HYB_FURI_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "hybrid/furi.h"
+
+typedef struct furi_seg {
+        uint32_t off;  /* of the decoded bytes in hyb_furi's data */
+        uint32_t len;
+        uint8_t kind;  /* hyb_furi_seg_kind */
+} furi_seg;
+
+struct hyb_furi {
+        atomic_uint n_ref;
+        bool absolute;
+        bool branch;
+        bool pattern;
+        bool has_hash;  /* the last segment is `#` */
+        uint8_t scope;
+        uint32_t n_segs;
+        int32_t port;   /* -1 when absent */
+        uint32_t path_len;
+        uint64_t hash;
+        const char *str;
+        const char *path;
+        const char *scheme;
+        const char *user;
+        const char *host;
+        const char *query;
+        furi_seg segs[];
+        /* followed by the character data */
+};
+
+static inline const char *furi_seg_data(const hyb_furi *f, size_t i)
+{
+        return (const char *)&f->segs[f->n_segs] + f->segs[i].off;
+}
+
+/* Does byte c need %XX inside a path segment?  (space, controls, non-ASCII, % + # ? /) */
+bool furi_seg_byte_needs_escape(unsigned char c);
+
+/* A growing text buffer for the builders (extend, resolve, shift...). */
+typedef struct furi_text {
+        char *buf;
+        size_t len;
+        size_t alloc;
+        bool oom;
+} furi_text;
+
+void furi_text_put(furi_text *t, const char *s, size_t n);
+/* Appends a segment in canonical (encoded) form. */
+void furi_text_put_seg(furi_text *t, const char *s, size_t n, hyb_furi_seg_kind kind);
+/* Appends `scheme://user@host:port` of f (nothing if f has no authority). */
+void furi_text_put_authority(furi_text *t, const hyb_furi *f);
+/* Parses the text with the default limits and frees it; -ENOMEM if a put failed. */
+int furi_text_parse(furi_text *t, hyb_furi **ret, hyb_error *reterr);
+
+uint64_t furi_hash_bytes(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The text form of objs (spec/mmadt.md "Printing").
+ *
+ *   REPL form (HYB_FORMAT_REPL)          EXACT form (HYB_FORMAT_EXACT)
+ *   6.500000  nan  inf  -inf             6.5  1.0  1e+300  nan  inf  -inf
+ *   a/b   <>   a-b  (uris as written)    a/b  <>   <a-b>  <1>  <true>  <+/#>
+ *   nat[5]  6 (/type/int[6])  /abc/nat[5]     the same, with type names bracketed when needed
+ *   'it\'s'  [1,2]  [a=>1]  [=>]  {1,2}  12@a  [noobj]
+ *
+ * EXACT output goes back through hyb_obj_parse to an equal obj: uris are
+ * bracketed unless their text lexes back as the same bare uri, and reals use
+ * the shortest %g precision that strtod reads back exactly.
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "common/util.h"
+#include "obj-internal.h"
+
+/* --- buffer --- */
+
+void obj_buf_put(obj_buf *b, const char *s, size_t n)
+{
+        if (b->err)
+                return;
+        if (grow_array((void **)&b->data, &b->alloc, b->len + n + 1, 1) < 0) {
+                b->err = -ENOMEM;
+                return;
+        }
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+}
+
+void obj_buf_puts(obj_buf *b, const char *s)
+{
+        obj_buf_put(b, s, strlen(s));
+}
+
+void obj_buf_putc(obj_buf *b, char c)
+{
+        obj_buf_put(b, &c, 1);
+}
+
+void obj_buf_printf(obj_buf *b, const char *fmt, ...)
+{
+        char small[64];
+        char *big = NULL;
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(small, sizeof(small), fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+                b->err = -EINVAL;
+                return;
+        }
+        if ((size_t)n < sizeof(small)) {
+                obj_buf_put(b, small, (size_t)n);
+                return;
+        }
+        va_start(ap, fmt);
+        n = vasprintf(&big, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+                b->err = -ENOMEM;
+                return;
+        }
+        obj_buf_put(b, big, (size_t)n);
+        free(big);
+}
+
+/* --- uris --- */
+
+static bool is_bare_char(unsigned char c)
+{
+        return isalnum(c) || c == '_' || c == '/' || c == ':' || c == '%' || c == '+' ||
+               c == '#' || c == '~';
+}
+
+bool obj_uri_is_bare(const char *s)
+{
+        static const char *const keywords[] = { "true", "false", "noobj", "nan", "inf", "_" };
+        bool query = false;
+
+        if (!is_bare_char((unsigned char)s[0]) || isdigit((unsigned char)s[0]) || s[0] == '+')
+                return false;
+        if (s[0] == '_' && s[1] == '/')
+                return false;
+        /* mm-ADT reads `x` before a digit as mult (`3x2`) */
+        if (s[0] == 'x' && isdigit((unsigned char)s[1]))
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(keywords); i++)
+                if (strcmp(s, keywords[i]) == 0)
+                        return false;
+        for (const char *p = s; *p; p++) {
+                unsigned char c = (unsigned char)*p;
+
+                if (c == '?') {
+                        if (query)
+                                return false;
+                        query = true;
+                } else if (is_bare_char(c))
+                        continue;
+                else if (query && c == '&')
+                        continue;
+                else if (query && c == '=') {
+                        /* `=>`, `===` and a final `=` would not lex back */
+                        if (p[1] == '=' || p[1] == '>' || p[1] == '\0')
+                                return false;
+                } else
+                        return false;
+        }
+        return true;
+}
+
+/* Bracketed form: `>` would end the brackets early, and `<=` `<-` `<<` lex as mm-ADT
+ * operators, so those go percent-encoded (they can only stand in a path segment there). */
+static void put_bracketed(const char *s, obj_buf *b)
+{
+        obj_buf_putc(b, '<');
+        if (*s == '=' || *s == '-' || *s == '<') {
+                obj_buf_printf(b, "%%%02X", (unsigned char)*s);
+                s++;
+        }
+        for (; *s; s++) {
+                if (*s == '>')
+                        obj_buf_puts(b, "%3E");
+                else
+                        obj_buf_putc(b, *s);
+        }
+        obj_buf_putc(b, '>');
+}
+
+static void put_uri_text(const char *s, unsigned flags, obj_buf *b)
+{
+        if (!*s)
+                obj_buf_puts(b, "<>");
+        else if (!(flags & HYB_FORMAT_EXACT) || obj_uri_is_bare(s))
+                obj_buf_puts(b, s);
+        else
+                put_bracketed(s, b);
+}
+
+void obj_format_uri(const hyb_furi *f, unsigned flags, obj_buf *b)
+{
+        put_uri_text(hyb_furi_str(f), flags, b);
+}
+
+/* Built-in types print without /type/ (the parser puts it back on bare names). */
+static void format_type(const hyb_furi *t, unsigned flags, obj_buf *b)
+{
+        const char *s = hyb_furi_str(t);
+
+        if (strncmp(s, "/type/", 6) == 0 && s[6] && s[6] != '~' && s[6] != '?')
+                put_uri_text(s + 6, flags, b);
+        else
+                put_uri_text(s, flags, b);
+}
+
+/* --- reals --- */
+
+static int shortest_precision(double r)
+{
+        char tmp[40];
+
+        for (int p = 1; p < 17; p++) {
+                snprintf(tmp, sizeof(tmp), "%.*g", p, r);
+                if (strtod(tmp, NULL) == r)
+                        return p;
+        }
+        return 17;
+}
+
+static bool put_nonfinite(double r, obj_buf *b)
+{
+        if (isnan(r))
+                obj_buf_puts(b, "nan");
+        else if (isinf(r))
+                obj_buf_puts(b, r < 0 ? "-inf" : "inf");
+        else
+                return false;
+        return true;
+}
+
+void obj_format_real_exact(double r, obj_buf *b)
+{
+        char tmp[40];
+        int p, x;
+
+        if (put_nonfinite(r, b))
+                return;
+        /* Python's repr: positional for 1e-4 <= |r| < 1e16, else d.ddde+XX */
+        p = shortest_precision(r);
+        snprintf(tmp, sizeof(tmp), "%.*e", p - 1, r);
+        x = atoi(strchr(tmp, 'e') + 1);
+        if (x >= -4 && x < 16)
+                snprintf(tmp, sizeof(tmp), "%.*f", p - 1 - x > 0 ? p - 1 - x : 0, r);
+        obj_buf_puts(b, tmp);
+        if (!strpbrk(tmp, ".e"))
+                obj_buf_puts(b, ".0"); /* stays a real when read back */
+}
+
+int obj_json_real_precision(const hyb_obj *o)
+{
+        int p = 1;
+
+        if (!o)
+                return p;
+        switch (o->kind) {
+        case HYB_OBJ_REAL:
+                return isfinite(o->u.r) ? shortest_precision(o->u.r) : 1;
+        case HYB_OBJ_LST:
+        case HYB_OBJ_OBJS:
+                for (size_t i = 0; i < o->u.lst.n && p < 17; i++) {
+                        int q = obj_json_real_precision(o->u.lst.items[i]);
+                        p = q > p ? q : p;
+                }
+                return p;
+        case HYB_OBJ_REC:
+                for (size_t i = 0; i < o->u.rec.n && p < 17; i++) {
+                        int q = obj_json_real_precision(o->u.rec.keys[i]);
+                        int v = obj_json_real_precision(o->u.rec.values[i]);
+                        p = q > p ? q : p;
+                        p = v > p ? v : p;
+                }
+                return p;
+        default:
+                return p;
+        }
+}
+
+/* --- strs --- */
+
+static void format_str(const char *s, size_t len, obj_buf *b)
+{
+        obj_buf_putc(b, '\'');
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+
+                switch (c) {
+                case '\'':
+                        obj_buf_puts(b, "\\'");
+                        break;
+                case '\\':
+                        obj_buf_puts(b, "\\\\");
+                        break;
+                case '\n':
+                        obj_buf_puts(b, "\\n");
+                        break;
+                case '\t':
+                        obj_buf_puts(b, "\\t");
+                        break;
+                case '\r':
+                        obj_buf_puts(b, "\\r");
+                        break;
+                default:
+                        if (c < 0x20 || c == 0x7f)
+                                obj_buf_printf(b, "\\x%02X", c);
+                        else
+                                obj_buf_putc(b, (char)c);
+                }
+        }
+        obj_buf_putc(b, '\'');
+}
+
+/* --- objs --- */
+
+static void format_value(const hyb_obj *o, unsigned flags, obj_buf *b)
+{
+        switch (o->kind) {
+        case HYB_OBJ_NOOBJ:
+                obj_buf_puts(b, "noobj");
+                break;
+        case HYB_OBJ_BOOL:
+                obj_buf_puts(b, o->u.b ? "true" : "false");
+                break;
+        case HYB_OBJ_INT:
+                obj_buf_printf(b, "%" PRId64, o->u.i);
+                break;
+        case HYB_OBJ_REAL:
+                if (flags & HYB_FORMAT_EXACT)
+                        obj_format_real_exact(o->u.r, b);
+                else if (!put_nonfinite(o->u.r, b))
+                        obj_buf_printf(b, "%.6f", o->u.r);
+                break;
+        case HYB_OBJ_STR:
+                format_str(o->u.str.bytes, o->u.str.len, b);
+                break;
+        case HYB_OBJ_URI:
+                obj_format_uri(o->u.uri, flags, b);
+                break;
+        case HYB_OBJ_LST:
+        case HYB_OBJ_OBJS:
+                obj_buf_putc(b, o->kind == HYB_OBJ_LST ? '[' : '{');
+                for (size_t i = 0; i < o->u.lst.n; i++) {
+                        if (i)
+                                obj_buf_putc(b, ',');
+                        obj_format_to(o->u.lst.items[i], flags, b);
+                }
+                obj_buf_putc(b, o->kind == HYB_OBJ_LST ? ']' : '}');
+                break;
+        case HYB_OBJ_REC:
+                obj_buf_putc(b, '[');
+                if (o->u.rec.n == 0)
+                        obj_buf_puts(b, "=>");
+                for (size_t i = 0; i < o->u.rec.n; i++) {
+                        if (i)
+                                obj_buf_putc(b, ',');
+                        obj_format_to(o->u.rec.keys[i], flags, b);
+                        obj_buf_puts(b, "=>");
+                        obj_format_to(o->u.rec.values[i], flags, b);
+                }
+                obj_buf_putc(b, ']');
+                break;
+        case HYB_OBJ_CODE:
+                if (o->u.code.ops && o->u.code.ops->format) {
+                        int r = o->u.code.ops->format(o, flags, b);
+                        if (r < 0 && !b->err)
+                                b->err = r;
+                } else
+                        obj_buf_puts(b, "<code>");
+                break;
+        default:
+                b->err = -EINVAL;
+        }
+}
+
+void obj_format_to(const hyb_obj *o, unsigned flags, obj_buf *b)
+{
+        if (!o) {
+                obj_buf_puts(b, "noobj");
+                return;
+        }
+        if (o->type_id) {
+                format_type(o->type_id, flags, b);
+                obj_buf_putc(b, '[');
+                format_value(o, flags, b);
+                obj_buf_putc(b, ']');
+        } else
+                format_value(o, flags, b);
+        if (o->value_id) {
+                obj_buf_putc(b, '@');
+                obj_format_uri(o->value_id, flags, b);
+        }
+}
+
+HYB_EXPORT int hyb_obj_format(const hyb_obj *o, unsigned flags, char **ret)
+{
+        obj_buf b = { 0 };
+
+        hyb_assert_return(ret, -EINVAL);
+        hyb_assert_return((flags & ~HYB_FORMAT_EXACT) == 0, -EINVAL);
+        obj_format_to(o, flags, &b);
+        if (!b.err && !b.data)
+                obj_buf_put(&b, "", 0);
+        if (b.err) {
+                free(b.data);
+                return b.err;
+        }
+        *ret = b.data;
+        return 0;
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Group commit.  Writers apply their change to the in-memory index, append
+ * its database ops to st->pending and, for a synchronous write, wait:
+ *
+ *   pending: op → op → op(waiter A) → op(async cb) → op(waiter B)
+ *                 │
+ *   leader:  takes the whole list (inflight), drops st->lock, commits it in
+ *            ONE transaction, retakes the lock, marks every waiter done and
+ *            queues every async completion, then wakes the followers.
+ *
+ * Whoever finds no leader becomes it; the others sleep on st->committed, and
+ * what they queued while the leader was busy forms the next batch.  So FULL
+ * durability pays one fsync per batch, not per write, and no write is
+ * acknowledged (waiter done, callback queued) before its batch committed.
+ */
+#include "store-internal.h"
+
+void db_op_free(db_op *op)
+{
+        while (op) {
+                db_op *next = op->next;
+                free(op->key);
+                free(op->value);
+                free(op);
+                op = next;
+        }
+}
+
+void commit_enqueue(hyb_store *st, db_op *op)
+{
+        op->next = NULL;
+        *st->pending_tail = op;
+        st->pending_tail = &op->next;
+}
+
+/* Reloads memory from the database after a failed commit, so memory and disk agree again. */
+int store_resync_locked(hyb_store *st);
+
+static int lead(hyb_store *st)
+{
+        db_op *batch = st->pending;
+        hyb_error e;
+        int r;
+
+        st->pending = NULL;
+        st->pending_tail = &st->pending;
+        st->inflight = batch;
+        st->committing = true;
+        pthread_mutex_unlock(&st->lock);
+        r = db_commit(&st->db, batch, &e);
+        pthread_mutex_lock(&st->lock);
+        st->inflight = NULL;
+        st->committing = false;
+        for (db_op *op = batch; op; op = op->next) {
+                if (op->waiter) {
+                        op->waiter->done = true;
+                        op->waiter->r = r;
+                }
+                if (op->done)
+                        store_queue_done(st, op->done, op->userdata, r);
+        }
+        db_op_free(batch);
+        if (r < 0)
+                /* memory already holds the failed writes: take the disk's word back */
+                store_resync_locked(st);
+        pthread_cond_broadcast(&st->committed);
+        return r;
+}
+
+int commit_run(hyb_store *st, commit_waiter *w)
+{
+        int r = 0;
+
+        if (!w) {
+                /* flush/process: commit what is queued unless a leader is already at it */
+                while (st->committing)
+                        pthread_cond_wait(&st->committed, &st->lock);
+                if (st->pending)
+                        r = lead(st);
+                return r;
+        }
+        while (!w->done) {
+                if (!st->committing && st->pending)
+                        lead(st);
+                else
+                        pthread_cond_wait(&st->committed, &st->lock);
+        }
+        return w->r;
+}

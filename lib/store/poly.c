@@ -1,0 +1,449 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reading and writing through stored polys (lst/rec), and the pattern walk.
+ *
+ * A *position* is a stored trie node, an element inside a stored lst/rec, or
+ * both (a trie node without a value of its own under a stored poly):
+ *
+ *   stored m -> [[0,1],[2,3]]        read m/1/0:
+ *     m    (trie, value [[0,1],[2,3]])
+ *     m/1  (no trie node; element 1 of m      = [2,3])
+ *     m/1/0(no trie node; element 0 of [2,3]  = 2)      => 2
+ *
+ * Literal and `+` steps enter polys: lst elements are the segments 0, 1, ...;
+ * rec pairs the segments their keys stand for (a one-segment uri, a str, an
+ * int).  `#` walks stored keys only: it never expands a poly into its
+ * elements (a read of `m/#` gives m itself, not m and all its insides).
+ */
+#include <stdio.h>
+
+#include "store-internal.h"
+
+static bool is_poly(const hyb_obj *o)
+{
+        hyb_obj_kind k = o ? hyb_obj_get_kind(o) : HYB_OBJ_NOOBJ;
+
+        return k == HYB_OBJ_LST || k == HYB_OBJ_REC;
+}
+
+size_t obj_depth(const hyb_obj *o)
+{
+        size_t d = 0, n;
+
+        switch (hyb_obj_get_kind(o)) {
+        case HYB_OBJ_LST:
+        case HYB_OBJ_OBJS:
+                n = hyb_obj_len(o);
+                for (size_t i = 0; i < n; i++) {
+                        size_t x = obj_depth(hyb_obj_at(o, i));
+                        if (x > d)
+                                d = x;
+                }
+                return d + 1;
+        case HYB_OBJ_REC:
+                n = hyb_obj_len(o);
+                for (size_t i = 0; i < n; i++) {
+                        size_t x = obj_depth(hyb_obj_rec_key(o, i));
+                        size_t y = obj_depth(hyb_obj_rec_value(o, i));
+                        if (x > d)
+                                d = x;
+                        if (y > d)
+                                d = y;
+                }
+                return d + 1;
+        default:
+                return 0;
+        }
+}
+
+/* Percent-encodes what cannot stand raw in a segment (spec: space, non-ASCII, `%`, `+ # ? /`). */
+int path_append(char **buf, size_t *len, size_t *alloc, const char *seg, size_t slen)
+{
+        static const char hex[] = "0123456789ABCDEF";
+        int r = grow_array((void **)buf, alloc, *len + 2 + 3 * slen, 1);
+
+        if (r < 0)
+                return r;
+        (*buf)[(*len)++] = '/';
+        for (size_t i = 0; i < slen; i++) {
+                unsigned char c = (unsigned char)seg[i];
+                if (c <= 0x20 || c >= 0x7f || strchr("%+#?/", c)) {
+                        (*buf)[(*len)++] = '%';
+                        (*buf)[(*len)++] = hex[c >> 4];
+                        (*buf)[(*len)++] = hex[c & 15];
+                } else
+                        (*buf)[(*len)++] = (char)c;
+        }
+        (*buf)[*len] = '\0';
+        return 0;
+}
+
+bool poly_key_seg(const hyb_obj *key, char *buf, size_t bufsz, const char **ret, size_t *len)
+{
+        const hyb_furi *u;
+
+        switch (hyb_obj_get_kind(key)) {
+        case HYB_OBJ_URI:
+                u = hyb_obj_get_uri(key);
+                if (!u || hyb_furi_is_absolute(u) || hyb_furi_host(u) ||
+                    hyb_furi_n_segments(u) != 1 || hyb_furi_is_branch(u) ||
+                    hyb_furi_segment_kind(u, 0) != HYB_SEG_LITERAL)
+                        return false;
+                *ret = hyb_furi_segment(u, 0, len);
+                return *len > 0;
+        case HYB_OBJ_STR:
+                *ret = hyb_obj_get_str(key, len);
+                if (*len == 0 || memchr(*ret, '\0', *len) || (*len == 1 && **ret == '.') ||
+                    (*len == 2 && memcmp(*ret, "..", 2) == 0))
+                        return false;
+                return true;
+        case HYB_OBJ_INT:
+                snprintf(buf, bufsz, "%lld", (long long)hyb_obj_get_int(key));
+                *ret = buf;
+                *len = strlen(buf);
+                return true;
+        default:
+                return false;
+        }
+}
+
+static bool key_is_seg(const hyb_obj *key, const char *seg, size_t len)
+{
+        char buf[32];
+        const char *s;
+        size_t l;
+
+        return poly_key_seg(key, buf, sizeof(buf), &s, &l) && l == len && memcmp(s, seg, len) == 0;
+}
+
+static long rec_find(const hyb_obj *rec, const char *seg, size_t len)
+{
+        size_t n = hyb_obj_len(rec);
+
+        for (size_t i = 0; i < n; i++)
+                if (key_is_seg(hyb_obj_rec_key(rec, i), seg, len))
+                        return (long)i;
+        return -1;
+}
+
+const hyb_obj *poly_child(const hyb_obj *poly, const char *seg, size_t len)
+{
+        size_t idx;
+        long i;
+
+        if (hyb_obj_get_kind(poly) == HYB_OBJ_LST) {
+                if (seg_is_index(seg, len, &idx) && idx < hyb_obj_len(poly))
+                        return hyb_obj_at(poly, idx);
+                return NULL;
+        }
+        if (hyb_obj_get_kind(poly) == HYB_OBJ_REC && (i = rec_find(poly, seg, len)) >= 0)
+                return hyb_obj_rec_value(poly, (size_t)i);
+        return NULL;
+}
+
+/* ---- writing through a poly ---- */
+
+static int rebuild_ids(const hyb_obj *like, hyb_obj *o, hyb_obj **ret)
+{
+        hyb_obj *t = NULL;
+        int r;
+
+        if (hyb_obj_type_id(like)) {
+                r = hyb_obj_with_type(o, (hyb_furi *)hyb_obj_type_id(like), &t);
+                hyb_obj_unref(o);
+                if (r < 0)
+                        return r;
+                o = t;
+        }
+        if (hyb_obj_value_id(like)) {
+                r = hyb_obj_with_id(o, (hyb_furi *)hyb_obj_value_id(like), &t);
+                hyb_obj_unref(o);
+                if (r < 0)
+                        return r;
+                o = t;
+        }
+        *ret = o;
+        return 0;
+}
+
+static int seg_uri(const char *seg, size_t len, hyb_obj **ret)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t n = 0, alloc = 0;
+        int r = path_append(&buf, &n, &alloc, seg, len);
+
+        if (r < 0)
+                return r;
+        return hyb_obj_new_uri_str(buf + 1, ret, NULL);
+}
+
+int poly_set(const hyb_obj *container, const hyb_furi *f, size_t i, hyb_obj *value,
+             hyb_obj **ret, hyb_error *e)
+{
+        size_t ns = hyb_furi_n_segments(f), len, n = hyb_obj_len(container), idx;
+        const char *seg = hyb_furi_segment(f, i, &len);
+        bool last = i + 1 == ns, del = hyb_obj_is_noobj(value);
+        _cleanup_free_ hyb_obj **keys = NULL;
+        _cleanup_free_ hyb_obj **vals = NULL;
+        hyb_obj *child = NULL, *newkey = NULL, *o = NULL;
+        const hyb_obj *old = NULL;
+        long at = -1;
+        size_t m = 0;
+        int r;
+
+        *ret = NULL;
+        if (!is_poly(container))
+                return err_set(e, HYB_E_TYPE, -1, "cannot write into %s at segment '%s'",
+                               hyb_obj_kind_name(hyb_obj_get_kind(container)), seg);
+        if (hyb_obj_get_kind(container) == HYB_OBJ_LST) {
+                if (!seg_is_index(seg, len, &idx))
+                        return err_set(e, -EINVAL, -1, "lst index '%s' is not a number", seg);
+                if (idx > n || (idx == n && (del || !last)))
+                        return del ? 0 : err_set(e, -EINVAL, -1,
+                                                 "lst index %zu out of range (length %zu)",
+                                                 idx, n);
+                at = idx < n ? (long)idx : -1;
+                if (at >= 0)
+                        old = hyb_obj_at(container, idx);
+        } else {
+                at = rec_find(container, seg, len);
+                if (at >= 0)
+                        old = hyb_obj_rec_value(container, (size_t)at);
+                else if (del)
+                        return 0; /* nothing to delete */
+        }
+
+        if (!last) {
+                if (old && !is_poly(old))
+                        return err_set(e, HYB_E_TYPE, -1, "cannot write into %s at segment '%s'",
+                                       hyb_obj_kind_name(hyb_obj_get_kind(old)),
+                                       hyb_furi_segment(f, i + 1, NULL));
+                if (!old) {
+                        /* a missing inner key: the write creates the rec it needs */
+                        hyb_obj *empty = NULL;
+                        r = hyb_obj_new_rec(NULL, NULL, 0, &empty);
+                        if (r < 0)
+                                return r;
+                        r = poly_set(empty, f, i + 1, value, &child, e);
+                        hyb_obj_unref(empty);
+                } else
+                        r = poly_set(old, f, i + 1, value, &child, e);
+                if (r < 0 || !child)
+                        return r;
+        } else if (!del)
+                child = hyb_obj_ref(value);
+
+        keys = calloc(n + 1, sizeof(hyb_obj *));
+        vals = calloc(n + 1, sizeof(hyb_obj *));
+        if (!keys || !vals) {
+                hyb_obj_unref(child);
+                return -ENOMEM;
+        }
+        for (size_t k = 0; k < n; k++) {
+                bool is_rec = hyb_obj_get_kind(container) == HYB_OBJ_REC;
+                if ((long)k == at) {
+                        if (!child)
+                                continue; /* deleted */
+                        vals[m] = child;
+                } else
+                        vals[m] = (hyb_obj *)(is_rec ? hyb_obj_rec_value(container, k)
+                                                     : hyb_obj_at(container, k));
+                if (is_rec)
+                        keys[m] = (hyb_obj *)hyb_obj_rec_key(container, k);
+                m++;
+        }
+        if (at < 0 && child) {
+                vals[m] = child;
+                if (hyb_obj_get_kind(container) == HYB_OBJ_REC) {
+                        r = seg_uri(seg, len, &newkey);
+                        if (r < 0) {
+                                hyb_obj_unref(child);
+                                return r;
+                        }
+                        keys[m] = newkey;
+                }
+                m++;
+        }
+        if (hyb_obj_get_kind(container) == HYB_OBJ_REC)
+                r = hyb_obj_new_rec(keys, vals, m, &o);
+        else
+                r = hyb_obj_new_lst(vals, m, &o);
+        hyb_obj_unref(child);
+        hyb_obj_unref(newkey);
+        if (r < 0)
+                return r;
+        return rebuild_ids(container, o, ret);
+}
+
+/* ---- the walk ---- */
+
+typedef struct walk {
+        const hyb_furi *pat;
+        size_t ns;
+        bool virt, rel;
+        store_walk_fn fn;
+        void *ud;
+        char *buf;
+        size_t len, alloc;
+} walk;
+
+typedef struct kid {
+        const char *seg;        /* NULL: the text is in num (qsort moves it) */
+        size_t len;
+        index_node *tn;
+        const hyb_obj *elem;
+        char num[24];
+} kid;
+
+static const char *kid_seg(const kid *k)
+{
+        return k->seg ? k->seg : k->num;
+}
+
+static int kid_cmp(const void *a, const void *b)
+{
+        const kid *x = a, *y = b;
+
+        return seg_compare(kid_seg(x), x->len, kid_seg(y), y->len);
+}
+
+static int emit(walk *w, const store_pos *p)
+{
+        const char *path = p->tn && p->tn->value ? hyb_furi_path_str(p->tn->furi)
+                                                  : w->buf + (w->rel ? 1 : 0);
+        return w->fn(path, p, w->ud);
+}
+
+static int step(walk *w, index_node *tn, const hyb_obj *val, size_t i);
+
+static int enter(walk *w, index_node *c, const hyb_obj *elem, const char *seg, size_t len,
+                 size_t i)
+{
+        size_t save = w->len;
+        int r = path_append(&w->buf, &w->len, &w->alloc, seg, len);
+
+        if (r < 0)
+                return r;
+        r = step(w, c, c && c->value ? c->value : elem, i);
+        w->len = save;
+        w->buf[save] = '\0';
+        return r;
+}
+
+static int step_plus(walk *w, index_node *tn, const hyb_obj *val, size_t i)
+{
+        size_t nt = tn ? tn->n_children : 0, np, nk = 0;
+        _cleanup_free_ kid *kids = NULL;
+        int r = 0;
+
+        if (!w->virt || !is_poly(val)) {
+                for (size_t k = 0; k < nt && r == 0; k++)
+                        r = enter(w, tn->children[k], NULL, tn->children[k]->seg,
+                                  tn->children[k]->seg_len, i);
+                return r;
+        }
+        /* merge the stored children with the poly's elements, in key order */
+        np = hyb_obj_len(val);
+        kids = calloc(nt + np + 1, sizeof(kid));
+        if (!kids)
+                return -ENOMEM;
+        for (size_t k = 0; k < np; k++) {
+                kid *x = &kids[nk];
+                if (hyb_obj_get_kind(val) == HYB_OBJ_LST) {
+                        snprintf(x->num, sizeof(x->num), "%zu", k);
+                        x->len = strlen(x->num);
+                        x->elem = hyb_obj_at(val, k);
+                } else {
+                        if (!poly_key_seg(hyb_obj_rec_key(val, k), x->num, sizeof(x->num),
+                                          &x->seg, &x->len))
+                                continue;
+                        if (x->seg == x->num)
+                                x->seg = NULL;
+                        x->elem = hyb_obj_rec_value(val, k);
+                }
+                nk++;
+        }
+        for (size_t k = 0; k < nt; k++) {
+                index_node *c = tn->children[k];
+                bool found = false;
+                for (size_t j = 0; j < nk && !found; j++)
+                        if (!kids[j].tn && kids[j].len == c->seg_len &&
+                            memcmp(kid_seg(&kids[j]), c->seg, c->seg_len) == 0) {
+                                kids[j].tn = c;
+                                found = true;
+                        }
+                if (!found) {
+                        kids[nk].seg = c->seg;
+                        kids[nk].len = c->seg_len;
+                        kids[nk].tn = c;
+                        nk++;
+                }
+        }
+        qsort(kids, nk, sizeof(kid), kid_cmp);
+        for (size_t k = 0; k < nk && r == 0; k++)
+                r = enter(w, kids[k].tn, kids[k].elem, kid_seg(&kids[k]), kids[k].len, i);
+        return r;
+}
+
+static int step(walk *w, index_node *tn, const hyb_obj *val, size_t i)
+{
+        store_pos p = { tn, val };
+        size_t len;
+        const char *seg;
+        index_node *c;
+        const hyb_obj *elem;
+        int r;
+
+        if (i == w->ns)
+                return val ? emit(w, &p) : 0;
+        switch (hyb_furi_segment_kind(w->pat, i)) {
+        case HYB_SEG_HASH:
+                /* zero segments: this position itself; then every stored key below it */
+                if (val && (r = emit(w, &p)) != 0)
+                        return r;
+                if (!tn)
+                        return 0;
+                for (index_node *d = index_next(tn, tn); d; d = index_next(d, tn)) {
+                        store_pos q = { d, d->value };
+                        if (d->value && (r = w->fn(hyb_furi_path_str(d->furi), &q, w->ud)) != 0)
+                                return r;
+                }
+                return 0;
+        case HYB_SEG_PLUS:
+                return step_plus(w, tn, val, i + 1);
+        default:
+                seg = hyb_furi_segment(w->pat, i, &len);
+                c = tn ? index_find_child(tn, seg, len) : NULL;
+                elem = w->virt && is_poly(val) ? poly_child(val, seg, len) : NULL;
+                if (!c && !elem)
+                        return 0;
+                return enter(w, c, elem, seg, len, i + 1);
+        }
+}
+
+int store_walk(hyb_store *st, const hyb_furi *pattern, bool virt, store_walk_fn fn, void *ud)
+{
+        walk w = { .pat = pattern, .ns = hyb_furi_n_segments(pattern), .virt = virt, .fn = fn,
+                   .ud = ud };
+        int r;
+
+        r = grow_array((void **)&w.buf, &w.alloc, 64, 1);
+        if (r < 0)
+                return r;
+        w.buf[0] = '\0';
+        if (hyb_furi_is_absolute(pattern))
+                r = step(&w, &st->index.abs_root, NULL, 0);
+        else if (w.ns == 1 && hyb_furi_segment_kind(pattern, 0) == HYB_SEG_HASH) {
+                /* `#` alone matches every fURI, absolute or relative */
+                r = step(&w, &st->index.abs_root, NULL, 0);
+                if (r == 0) {
+                        w.rel = true;
+                        r = step(&w, &st->index.rel_root, NULL, 0);
+                }
+        } else {
+                w.rel = true;
+                r = step(&w, &st->index.rel_root, NULL, 0);
+        }
+        free(w.buf);
+        return r;
+}

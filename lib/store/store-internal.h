@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal structures of the fURI tuple store (lib/store/).  One handle:
+ *
+ *   hyb_store ──lock──┬─ store_index   ordered trie of stored keys        (index.c)
+ *                     ├─ subs_index    subscription trie: literal/+/#     (subs.c)
+ *                     ├─ queue         messages + completions, FIFO      (store.c)
+ *                     ├─ pending ops   group-commit queue                (commit.c)
+ *                     └─ store_db ─db.lock─ SQLite WAL + journal          (db.c)
+ *
+ * Lock order: db.lock is a leaf.  Every db_* function takes and releases it
+ * inside, and no code waits for st->lock while holding it; so the commit
+ * leader (which drops st->lock around db_commit) and the journal poller
+ * never deadlock with writers.
+ */
+#ifndef HYB_STORE_INTERNAL_H
+#define HYB_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sqlite3.h>
+
+#include "hybrid/store.h"
+#include "common/slot.h"
+#include "common/util.h"
+
+/* ---- index.c: stored keys in key order ---- */
+typedef struct index_node index_node;
+struct index_node {
+        char *seg;              /* decoded segment (NUL-terminated copy) */
+        size_t seg_len;
+        index_node *parent;
+        index_node **children;  /* sorted by seg_compare */
+        size_t n_children, alloc_children;
+        hyb_furi *furi;         /* the key (no query), set while value is */
+        hyb_obj *value;         /* NULL = nothing stored here */
+        uint64_t mark;          /* resync generation */
+};
+
+typedef struct store_index {
+        index_node abs_root;    /* `/a/b` */
+        index_node rel_root;    /* `a/b` (program stores only) */
+        size_t n_values;
+} store_index;
+
+int seg_compare(const char *a, size_t alen, const char *b, size_t blen);
+bool seg_is_index(const char *s, size_t len, size_t *ret);
+void index_init(store_index *ix);
+void index_done(store_index *ix);
+index_node *index_find_child(index_node *n, const char *seg, size_t len);
+index_node *index_lookup(store_index *ix, const hyb_furi *key);
+/* Stores value (a new reference taken) at key; *ret_old (may be NULL) gets the old value. */
+int index_set(store_index *ix, const hyb_furi *key, hyb_obj *value, hyb_obj **ret_old);
+/* Clears n's value (returned in *ret_old, a reference) and prunes empty nodes. */
+void index_clear(store_index *ix, index_node *n, hyb_obj **ret_old);
+/* Pre-order successor of n within the subtree of top (NULL at the end). */
+index_node *index_next(index_node *n, const index_node *top);
+
+/* ---- subs.c: subscriptions by pattern ---- */
+typedef struct store_sub store_sub;
+typedef struct sub_node sub_node;
+struct sub_node {
+        char *seg;
+        size_t seg_len;
+        sub_node *parent;
+        sub_node **lits;        /* literal children, sorted by bytes */
+        size_t n_lits, alloc_lits;
+        sub_node *plus, *hash;
+        store_sub **subs;       /* subscriptions whose pattern ends here */
+        size_t n_subs, alloc_subs;
+};
+
+typedef struct subs_index {
+        sub_node abs_root, rel_root;
+        size_t n;
+} subs_index;
+
+void subs_init(subs_index *si);
+void subs_done(subs_index *si);
+int subs_add(subs_index *si, store_sub *s);
+void subs_remove(subs_index *si, store_sub *s);
+/* Appends every subscription matching the node fURI f to *arr (grown). */
+int subs_match(subs_index *si, const hyb_furi *f, store_sub ***arr, size_t *n, size_t *alloc);
+
+struct store_sub {
+        hyb_slot slot;          /* first: the caller's handle */
+        atomic_uint n_ref;      /* the slot's + one per queued message */
+        hyb_store *store;       /* referenced while the slot lives */
+        hyb_furi *pattern;
+        hyb_store_msg_fn fn;
+        sub_node *node;
+        atomic_bool dead;
+};
+
+/* ---- db.c: SQLite persistence and the change journal ---- */
+typedef struct db_op db_op;
+struct db_op {
+        db_op *next;
+        char *key;              /* canonical fURI text */
+        char *value;            /* EXACT text form; NULL = delete */
+        /* the last op of a write carries its completion */
+        struct commit_waiter *waiter;
+        hyb_store_done_fn done;
+        void *userdata;
+};
+
+typedef struct store_db {
+        sqlite3 *db;
+        sqlite3_stmt *upsert, *del, *jadd, *jsince, *jmin, *jmax, *jtrim, *dver, *all;
+        pthread_mutex_t lock;
+        int64_t origin;         /* random id of this handle in the journal */
+        int64_t last_seq;       /* journal rows up to here are applied */
+        int64_t data_version;
+        size_t journal_max;
+        unsigned commits;
+} store_db;
+
+typedef struct db_change {
+        int64_t seq;
+        bool own;
+        char *key;
+        char *value;            /* NULL = delete */
+} db_change;
+
+int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error *e);
+void db_close(store_db *d);
+/* Calls fn for every stored row (the whole table); under d->lock. */
+int db_load(store_db *d, int (*fn)(const char *key, const char *value, void *ud), void *ud,
+            hyb_error *e);
+/* One transaction: every op, and its journal row. */
+int db_commit(store_db *d, db_op *ops, hyb_error *e);
+/* Journal rows after last_seq (*ret_gap when some were trimmed before we saw them);
+ * returns 0 with *n = 0 when nothing changed since the last call. */
+int db_poll(store_db *d, db_change **ret, size_t *n, bool *ret_gap);
+void db_changes_free(db_change *c, size_t n);
+int db_journal_rows(store_db *d, int64_t *ret);
+
+/* ---- commit.c: group commit ---- */
+typedef struct commit_waiter {
+        bool done;
+        int r;
+} commit_waiter;
+
+/* ---- the handle (store.c) ---- */
+typedef struct store_msg store_msg;
+struct store_msg {
+        store_msg *next;
+        store_sub *sub;         /* NULL: a completion */
+        hyb_furi *target;
+        hyb_obj *payload;
+        bool retain;
+        hyb_store_done_fn done;
+        void *userdata;
+        int r;
+};
+
+struct hyb_store {
+        atomic_uint n_ref;
+        pthread_mutex_t lock;
+        pthread_cond_t committed;
+        hyb_store_options opts;
+        bool relative;          /* a program store: relative fURIs only */
+        bool persistent;
+        store_index index;
+        subs_index subs;
+        store_msg *q_head, **q_tail;
+        bool dispatching;
+        int efd;
+        /* group commit */
+        db_op *pending, **pending_tail;
+        db_op *inflight;
+        bool committing;
+        store_db db;
+        uint64_t last_poll_usec;
+        uint64_t generation;
+};
+
+/* store.c helpers shared by the other files */
+uint64_t store_now_usec(void);
+void store_kick(hyb_store *st);
+int store_queue_msgs(hyb_store *st, const hyb_furi *target, hyb_obj *payload, bool retain,
+                     store_sub **skip, size_t n_skip);
+void store_queue_one(hyb_store *st, store_sub *s, const hyb_furi *target, hyb_obj *payload,
+                     bool retain);
+void store_queue_done(hyb_store *st, hyb_store_done_fn done, void *ud, int r);
+int store_encode(hyb_store *st, const hyb_obj *v, char **ret, hyb_error *e);
+
+/* commit.c */
+void commit_enqueue(hyb_store *st, db_op *op);
+/* With st->lock held: commits until w is done (sync) or once (w NULL). */
+int commit_run(hyb_store *st, commit_waiter *w);
+void db_op_free(db_op *op);
+
+/* poly.c: positions (stored node or element of a stored poly) and walks */
+typedef struct store_pos {
+        index_node *tn;         /* trie node, or NULL for an element inside a poly */
+        const hyb_obj *value;   /* borrowed; NULL = nothing here */
+} store_pos;
+typedef int (*store_walk_fn)(const char *path, const store_pos *p, void *ud);
+/* Walks pattern (or node) segments; fn gets the canonical path text and the position of each
+ * match with a value, in key order.  virt: `+`/literal steps also enter stored lst/rec. */
+int store_walk(hyb_store *st, const hyb_furi *pattern, bool virt, store_walk_fn fn, void *ud);
+/* A new poly equal to container with segs[i..n) set to value (noobj = remove). */
+int poly_set(const hyb_obj *container, const hyb_furi *f, size_t i, hyb_obj *value,
+             hyb_obj **ret, hyb_error *e);
+/* The segment a rec key stands for (uri of one segment, str, int); false if none. */
+bool poly_key_seg(const hyb_obj *key, char *buf, size_t bufsz, const char **ret, size_t *len);
+const hyb_obj *poly_child(const hyb_obj *poly, const char *seg, size_t len);
+int path_append(char **buf, size_t *len, size_t *alloc, const char *seg, size_t slen);
+size_t obj_depth(const hyb_obj *o);
+
+/* scope.c needs nothing internal beyond the public API. */
+int store_open_program(hyb_store **ret);
+int store_check_furi(hyb_store *st, const hyb_furi *f, hyb_error *e);
+int store_resync_locked(hyb_store *st);
+int store_sync(hyb_store *st);
+
+#endif

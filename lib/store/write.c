@@ -1,0 +1,578 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The operations of spec/furi-store.md: write (retained, transient, noobj =
+ * delete, branch writes, writes through stored polys), read (node, pattern,
+ * branch) and scan.  Every write is applied to memory and queued for commit
+ * under st->lock, so writes, their messages and their database ops share one
+ * order; a synchronous write then waits for its group commit (commit.c).
+ */
+#include <stdio.h>
+
+#include "store-internal.h"
+
+typedef struct wctx {
+        hyb_store *st;
+        bool transient;
+        db_op *ops, **tail;
+        hyb_error *e;
+} wctx;
+
+int store_check_furi(hyb_store *st, const hyb_furi *f, hyb_error *e)
+{
+        bool hash_alone = !hyb_furi_is_absolute(f) && hyb_furi_n_segments(f) == 1 &&
+                          hyb_furi_segment_kind(f, 0) == HYB_SEG_HASH && !hyb_furi_host(f);
+
+        if (hyb_furi_host(f) || hyb_furi_scheme(f))
+                return err_set(e, -EINVAL, -1,
+                               "'%s' is not a host-scope fURI (%s scope): route it with "
+                               "hyb_scope",
+                               hyb_furi_str(f),
+                               hyb_furi_get_scope(f) == HYB_SCOPE_GLOBAL ? "global" : "cluster");
+        if (hash_alone)
+                return 0;
+        if (st->relative && hyb_furi_is_absolute(f))
+                return err_set(e, -EINVAL, -1, "'%s' is absolute: a program store holds "
+                               "relative fURIs", hyb_furi_str(f));
+        if (!st->relative && !hyb_furi_is_absolute(f))
+                return err_set(e, -EINVAL, -1,
+                               "'%s' is relative (program scope): a store holds absolute fURIs",
+                               hyb_furi_str(f));
+        return 0;
+}
+
+/* The kind a `?int`-style query asks for, or -1. */
+static int type_word(const hyb_furi *f)
+{
+        if (!hyb_furi_query(f))
+                return -1;
+        for (int k = HYB_OBJ_NOOBJ + 1; k <= HYB_OBJ_CODE; k++)
+                if (hyb_furi_query_has(f, hyb_obj_kind_name((hyb_obj_kind)k)))
+                        return k;
+        return -1;
+}
+
+static int check_type(const hyb_furi *f, int kind, const hyb_obj *v, hyb_error *e)
+{
+        if (kind < 0 || !v || hyb_obj_is_noobj(v) || (int)hyb_obj_get_kind(v) == kind)
+                return 0;
+        return err_set(e, HYB_E_TYPE, -1, "'%s' wants %s, the value is %s", hyb_furi_str(f),
+                       hyb_obj_kind_name((hyb_obj_kind)kind),
+                       hyb_obj_kind_name(hyb_obj_get_kind(v)));
+}
+
+static int add_op(wctx *w, const hyb_furi *key, char *enc)
+{
+        db_op *op;
+
+        if (!w->st->persistent) {
+                hyb_free(enc);
+                return 0;
+        }
+        op = calloc(1, sizeof(*op));
+        if (!op || !(op->key = strdup(hyb_furi_path_str(key)))) {
+                free(op);
+                hyb_free(enc);
+                return -ENOMEM;
+        }
+        op->value = enc;
+        *w->tail = op;
+        w->tail = &op->next;
+        return 0;
+}
+
+static int check_depth(wctx *w, const hyb_obj *v)
+{
+        size_t d = obj_depth(v);
+
+        if (d > w->st->opts.max_depth)
+                return err_set(w->e, HYB_E_LIMIT, -1, "value nested %zu deep exceeds the limit "
+                               "of %zu", d, w->st->opts.max_depth);
+        return 0;
+}
+
+static int set_node(wctx *w, const hyb_furi *key, hyb_obj *value)
+{
+        char *enc = NULL;
+        int r;
+
+        if ((r = check_depth(w, value)) < 0 || (r = store_encode(w->st, value, &enc, w->e)) < 0)
+                return r;
+        r = index_set(&w->st->index, key, value, NULL);
+        if (r < 0) {
+                hyb_free(enc);
+                return r;
+        }
+        r = add_op(w, key, enc);
+        store_queue_msgs(w->st, key, value, true, NULL, 0);
+        return r;
+}
+
+static int delete_node(wctx *w, index_node *tn)
+{
+        hyb_furi *key = hyb_furi_ref(tn->furi);
+        int r;
+
+        index_clear(&w->st->index, tn, NULL);
+        r = add_op(w, key, NULL);
+        store_queue_msgs(w->st, key, hyb_obj_noobj(), true, NULL, 0);
+        hyb_furi_unref(key);
+        return r;
+}
+
+/* `r/a/b/y -> 3` when r/a/b holds a rec: the rec is updated in place and stored again. */
+static int write_into(wctx *w, index_node *anchor, size_t depth, const hyb_furi *key,
+                      hyb_obj *value)
+{
+        _cleanup_free_ store_sub **arr = NULL;
+        size_t n = 0, alloc = 0;
+        hyb_obj *nv = NULL;
+        hyb_furi *akey;
+        char *enc = NULL;
+        int r;
+
+        r = poly_set(anchor->value, key, depth, value, &nv, w->e);
+        if (r < 0 || !nv)
+                return r; /* an error, or a delete of something absent */
+        if ((r = check_depth(w, nv)) < 0 || (r = store_encode(w->st, nv, &enc, w->e)) < 0) {
+                hyb_obj_unref(nv);
+                return r;
+        }
+        akey = hyb_furi_ref(anchor->furi);
+        r = index_set(&w->st->index, akey, nv, NULL);
+        if (r == 0)
+                r = add_op(w, akey, enc);
+        else
+                hyb_free(enc);
+        /* Subscribers of the stored key get the new poly; those that match only the inner
+         * fURI get the inner write. */
+        if (r == 0 && w->st->subs.n) {
+                subs_match(&w->st->subs, akey, &arr, &n, &alloc);
+                for (size_t i = 0; i < n; i++)
+                        if (!arr[i]->dead)
+                                store_queue_one(w->st, arr[i], akey, nv, true);
+                store_queue_msgs(w->st, key, value, true, arr, n);
+        }
+        hyb_furi_unref(akey);
+        hyb_obj_unref(nv);
+        return r;
+}
+
+static bool is_poly(const hyb_obj *o)
+{
+        return o && (hyb_obj_get_kind(o) == HYB_OBJ_LST || hyb_obj_get_kind(o) == HYB_OBJ_REC);
+}
+
+static int write_node(wctx *w, const hyb_furi *key, hyb_obj *value)
+{
+        index_node *tn, *anchor = NULL;
+        size_t ns = hyb_furi_n_segments(key), depth = 0;
+
+        if (w->transient)
+                return store_queue_msgs(w->st, key, value, false, NULL, 0);
+        tn = hyb_furi_is_absolute(key) ? &w->st->index.abs_root : &w->st->index.rel_root;
+        /* the deepest stored ancestor decides: a poly is written through */
+        for (size_t i = 0; i < ns && tn; i++) {
+                size_t len;
+                const char *s = hyb_furi_segment(key, i, &len);
+                tn = index_find_child(tn, s, len);
+                if (tn && tn->value && i + 1 < ns) {
+                        anchor = tn;
+                        depth = i + 1;
+                }
+        }
+        if (tn && tn->value)
+                return hyb_obj_is_noobj(value) ? delete_node(w, tn) : set_node(w, key, value);
+        if (anchor && is_poly(anchor->value))
+                return write_into(w, anchor, depth, key, value);
+        return hyb_obj_is_noobj(value) ? 0 : set_node(w, key, value);
+}
+
+typedef struct keys {
+        hyb_furi **v;
+        size_t n, alloc;
+} keyset;
+
+static int collect_key(const char *path, const store_pos *p, void *ud)
+{
+        keyset *k = ud;
+
+        if (!p->tn || !p->tn->value)
+                return 0;
+        if (grow_array((void **)&k->v, &k->alloc, k->n + 1, sizeof(hyb_furi *)) < 0)
+                return -ENOMEM;
+        k->v[k->n++] = hyb_furi_ref(p->tn->furi);
+        return 0;
+}
+
+static int delete_pattern(wctx *w, const hyb_furi *pattern)
+{
+        keyset k = { 0 };
+        int r;
+
+        r = store_walk(w->st, pattern, false, collect_key, &k);
+        for (size_t i = 0; i < k.n; i++) {
+                index_node *tn = index_lookup(&w->st->index, k.v[i]);
+                if (r == 0 && tn && tn->value)
+                        r = delete_node(w, tn);
+                hyb_furi_unref(k.v[i]);
+        }
+        free(k.v);
+        return r;
+}
+
+/* The text of a branch without its trailing `/` ("/x/" -> "/x", "/" -> ""). */
+static char *branch_base(const hyb_furi *f)
+{
+        const char *p = hyb_furi_path_str(f);
+        size_t len = strlen(p);
+
+        if (len && p[len - 1] == '/')
+                len--;
+        return strndup_safe(p, len);
+}
+
+static int child_key(const char *base, const hyb_obj *k, size_t index, bool lst, hyb_furi **ret,
+                     hyb_error *e)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t len = strlen(base), alloc = 0;
+        char num[32];
+        const char *seg;
+        size_t slen;
+        int r;
+
+        r = grow_array((void **)&buf, &alloc, len + 1, 1);
+        if (r < 0)
+                return r;
+        memcpy(buf, base, len + 1);
+        if (lst) {
+                snprintf(num, sizeof(num), "%zu", index);
+                r = path_append(&buf, &len, &alloc, num, strlen(num));
+        } else if (hyb_obj_get_kind(k) == HYB_OBJ_URI && hyb_obj_get_uri(k) &&
+                   !hyb_furi_is_absolute(hyb_obj_get_uri(k)) && !hyb_furi_host(hyb_obj_get_uri(k)) &&
+                   !hyb_furi_is_pattern(hyb_obj_get_uri(k)) &&
+                   hyb_furi_n_segments(hyb_obj_get_uri(k)) > 0) {
+                /* a uri key may name a deeper child: `x/ -> [a/b=>1]` stores x/a/b */
+                const hyb_furi *u = hyb_obj_get_uri(k);
+                for (size_t i = 0; i < hyb_furi_n_segments(u) && r == 0; i++) {
+                        seg = hyb_furi_segment(u, i, &slen);
+                        r = path_append(&buf, &len, &alloc, seg, slen);
+                }
+        } else if (poly_key_seg(k, num, sizeof(num), &seg, &slen))
+                r = path_append(&buf, &len, &alloc, seg, slen);
+        else {
+                char *txt = NULL;
+                hyb_obj_format(k, HYB_FORMAT_REPL, &txt);
+                r = err_set(e, -EINVAL, -1, "rec key %s cannot name a child of '%s/'",
+                            txt ? txt : "?", base);
+                hyb_free(txt);
+                return r;
+        }
+        if (r < 0)
+                return r;
+        return hyb_furi_parse(buf, (size_t)-1, NULL, ret, e);
+}
+
+static int write_branch(wctx *w, const hyb_furi *t, hyb_obj *value)
+{
+        _cleanup_free_ char *base = branch_base(t);
+        bool lst = hyb_obj_get_kind(value) == HYB_OBJ_LST;
+        size_t n = hyb_obj_len(value);
+        int r = 0;
+
+        if (!base)
+                return -ENOMEM;
+        if (hyb_obj_is_noobj(value)) {
+                /* the children of a branch: every stored key below it */
+                _cleanup_free_ char *pat = NULL;
+                hyb_furi *p = NULL;
+                if (w->transient)
+                        return err_set(w->e, -EINVAL, -1, "a transient delete needs a node");
+                if (asprintf(&pat, "%s/+/#", base) < 0)
+                        return -ENOMEM;
+                r = hyb_furi_parse(pat, (size_t)-1, NULL, &p, w->e);
+                if (r < 0)
+                        return r;
+                r = delete_pattern(w, p);
+                hyb_furi_unref(p);
+                return r;
+        }
+        if (!is_poly(value))
+                return err_set(w->e, -EINVAL, -1, "the branch '%s' takes a lst or rec (its "
+                               "children) or noobj, not a %s", hyb_furi_str(t),
+                               hyb_obj_kind_name(hyb_obj_get_kind(value)));
+        for (size_t i = 0; i < n && r == 0; i++) {
+                hyb_furi *key = NULL;
+                r = child_key(base, lst ? NULL : hyb_obj_rec_key(value, i), i, lst, &key, w->e);
+                if (r < 0)
+                        break;
+                r = write_node(w, key, (hyb_obj *)(lst ? hyb_obj_at(value, i)
+                                                        : hyb_obj_rec_value(value, i)));
+                hyb_furi_unref(key);
+        }
+        return r;
+}
+
+static int write_locked(wctx *w, const hyb_furi *target, hyb_obj *value)
+{
+        hyb_furi *t = NULL;
+        int kind, r;
+
+        r = store_check_furi(w->st, target, w->e);
+        if (r < 0)
+                return r;
+        kind = type_word(target);
+        if ((r = check_type(target, kind, value, w->e)) < 0)
+                return r;
+        if (hyb_obj_get_kind(value) == HYB_OBJ_OBJS)
+                return err_set(w->e, -EINVAL, -1, "a stream cannot be stored at '%s': write its "
+                               "values one by one", hyb_furi_str(target));
+        if (hyb_furi_is_pattern(target) && !hyb_obj_is_noobj(value))
+                return err_set(w->e, -EINVAL, -1, "the pattern '%s' takes only noobj (a delete)",
+                               hyb_furi_str(target));
+        if (hyb_furi_is_pattern(target) && w->transient)
+                return err_set(w->e, -EINVAL, -1, "a transient write needs a node, not the "
+                               "pattern '%s'", hyb_furi_str(target));
+        if (!hyb_obj_is_noobj(value)) {
+                char *enc = NULL;
+                if ((r = check_depth(w, value)) < 0)
+                        return r;
+                if (w->transient) {
+                        if ((r = store_encode(w->st, value, &enc, w->e)) < 0)
+                                return r;
+                        hyb_free(enc);
+                }
+        }
+        r = hyb_furi_strip_query(target, &t);
+        if (r < 0)
+                return r;
+        if (hyb_furi_is_branch(t))
+                r = write_branch(w, t, value);
+        else if (hyb_furi_is_pattern(t))
+                r = delete_pattern(w, t);
+        else
+                r = write_node(w, t, value);
+        hyb_furi_unref(t);
+        return r;
+}
+
+static int do_write(hyb_store *st, const hyb_furi *target, hyb_obj *value, unsigned flags,
+                    hyb_store_done_fn done, void *ud, bool async, hyb_error *e)
+{
+        wctx w = { .st = st, .transient = flags & HYB_WRITE_TRANSIENT, .e = e };
+        commit_waiter cw = { 0 };
+        db_op *last = NULL;
+        int r;
+
+        w.tail = &w.ops;
+        /* catch up with other processes first: a delete must see what they stored */
+        store_sync(st);
+        pthread_mutex_lock(&st->lock);
+        r = write_locked(&w, target, value);
+        for (db_op *op = w.ops, *next; op; op = next) {
+                next = op->next;
+                last = op;
+                commit_enqueue(st, op);
+        }
+        if (async) {
+                if (r == 0 && last) {
+                        last->done = done;
+                        last->userdata = ud;
+                } else if (r == 0 && done)
+                        store_queue_done(st, done, ud, 0);
+                if (last)
+                        store_kick(st);
+        } else if (last) {
+                int rc;
+                last->waiter = &cw;
+                rc = commit_run(st, &cw);
+                if (r == 0 && rc < 0) {
+                        r = rc;
+                        err_set(e, rc, -1, "commit failed");
+                }
+        }
+        pthread_mutex_unlock(&st->lock);
+        return r;
+}
+
+HYB_EXPORT int hyb_store_write(hyb_store *st, const hyb_furi *target, hyb_obj *value,
+                               unsigned flags, hyb_error *reterr)
+{
+        hyb_assert_return(st && target && value, -EINVAL);
+        hyb_assert_return((flags & ~HYB_WRITE_TRANSIENT) == 0, -EINVAL);
+        return do_write(st, target, value, flags, NULL, NULL, false, reterr);
+}
+
+HYB_EXPORT int hyb_store_write_str(hyb_store *st, const char *target, hyb_obj *value,
+                                   unsigned flags, hyb_error *reterr)
+{
+        hyb_furi *f = NULL;
+        int r;
+
+        hyb_assert_return(st && target && value, -EINVAL);
+        r = hyb_furi_parse(target, (size_t)-1, NULL, &f, reterr);
+        if (r < 0)
+                return r;
+        r = hyb_store_write(st, f, value, flags, reterr);
+        hyb_furi_unref(f);
+        return r;
+}
+
+HYB_EXPORT int hyb_store_write_async(hyb_store *st, const hyb_furi *target, hyb_obj *value,
+                                     unsigned flags, hyb_store_done_fn done, void *userdata,
+                                     hyb_error *reterr)
+{
+        hyb_assert_return(st && target && value, -EINVAL);
+        hyb_assert_return((flags & ~HYB_WRITE_TRANSIENT) == 0, -EINVAL);
+        return do_write(st, target, value, flags, done, userdata, true, reterr);
+}
+
+HYB_EXPORT int hyb_store_flush(hyb_store *st)
+{
+        int r;
+
+        hyb_assert_return(st, -EINVAL);
+        pthread_mutex_lock(&st->lock);
+        r = commit_run(st, NULL);
+        pthread_mutex_unlock(&st->lock);
+        return r;
+}
+
+/* ---- reads ---- */
+
+typedef struct coll {
+        hyb_furi **keys;
+        hyb_obj **vals;
+        size_t n, alloc_k, alloc_v;
+        int kind;
+        const hyb_furi *target;
+        hyb_error *e;
+        int r;
+} coll;
+
+static void coll_free(coll *c)
+{
+        for (size_t i = 0; i < c->n; i++) {
+                hyb_furi_unref(c->keys[i]);
+                hyb_obj_unref(c->vals[i]);
+        }
+        free(c->keys);
+        free(c->vals);
+}
+
+static int collect(const char *path, const store_pos *p, void *ud)
+{
+        coll *c = ud;
+        hyb_furi *f = NULL;
+        int r;
+
+        if ((r = check_type(c->target, c->kind, p->value, c->e)) < 0) {
+                c->r = r;
+                return 1;
+        }
+        if (p->tn && p->tn->value)
+                f = hyb_furi_ref(p->tn->furi);
+        else if ((r = hyb_furi_parse(path, (size_t)-1, NULL, &f, NULL)) < 0)
+                return 0; /* an element whose key cannot form a fURI is skipped */
+        if (grow_array((void **)&c->keys, &c->alloc_k, c->n + 1, sizeof(hyb_furi *)) < 0 ||
+            grow_array((void **)&c->vals, &c->alloc_v, c->n + 1, sizeof(hyb_obj *)) < 0) {
+                hyb_furi_unref(f);
+                c->r = -ENOMEM;
+                return 1;
+        }
+        c->keys[c->n] = f;
+        c->vals[c->n++] = hyb_obj_ref((hyb_obj *)p->value);
+        return 0;
+}
+
+/* Collects the matches of target (a branch stands for its base) into c, in key order. */
+static int gather(hyb_store *st, const hyb_furi *target, coll *c, hyb_error *e)
+{
+        hyb_furi *t = NULL;
+        int r;
+
+        r = store_check_furi(st, target, e);
+        if (r < 0)
+                return r;
+        c->kind = type_word(target);
+        c->target = target;
+        c->e = e;
+        if (hyb_furi_is_branch(target)) {
+                _cleanup_free_ char *base = branch_base(target);
+                if (!base)
+                        return -ENOMEM;
+                r = hyb_furi_parse(base, (size_t)-1, NULL, &t, e);
+                if (r < 0)
+                        return r;
+        } else if ((r = hyb_furi_strip_query(target, &t)) < 0)
+                return r;
+        store_sync(st);
+        pthread_mutex_lock(&st->lock);
+        r = store_walk(st, t, true, collect, c);
+        pthread_mutex_unlock(&st->lock);
+        hyb_furi_unref(t);
+        if (c->r < 0)
+                return c->r;
+        return r < 0 ? r : 0;
+}
+
+HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **ret,
+                              hyb_error *reterr)
+{
+        coll c = { 0 };
+        hyb_obj **keys = NULL;
+        int r;
+
+        hyb_assert_return(st && target && ret, -EINVAL);
+        r = gather(st, target, &c, reterr);
+        if (r < 0) {
+                coll_free(&c);
+                return r;
+        }
+        if (hyb_furi_is_branch(target)) {
+                keys = calloc(c.n + 1, sizeof(hyb_obj *));
+                r = keys ? 0 : -ENOMEM;
+                for (size_t i = 0; i < c.n && r == 0; i++)
+                        r = hyb_obj_new_uri(c.keys[i], &keys[i]);
+                if (r == 0)
+                        r = hyb_obj_new_rec(keys, c.vals, c.n, ret);
+                for (size_t i = 0; keys && i < c.n; i++)
+                        hyb_obj_unref(keys[i]);
+                free(keys);
+        } else if (hyb_furi_is_pattern(target))
+                r = hyb_obj_new_objs(c.vals, c.n, ret);
+        else
+                *ret = c.n ? hyb_obj_ref(c.vals[0]) : hyb_obj_noobj();
+        coll_free(&c);
+        return r;
+}
+
+HYB_EXPORT int hyb_store_read_str(hyb_store *st, const char *target, hyb_obj **ret,
+                                  hyb_error *reterr)
+{
+        hyb_furi *f = NULL;
+        int r;
+
+        hyb_assert_return(st && target && ret, -EINVAL);
+        r = hyb_furi_parse(target, (size_t)-1, NULL, &f, reterr);
+        if (r < 0)
+                return r;
+        r = hyb_store_read(st, f, ret, reterr);
+        hyb_furi_unref(f);
+        return r;
+}
+
+HYB_EXPORT int hyb_store_scan(hyb_store *st, const hyb_furi *pattern, hyb_store_each_fn fn,
+                              void *userdata, hyb_error *reterr)
+{
+        coll c = { 0 };
+        int r;
+
+        hyb_assert_return(st && pattern && fn, -EINVAL);
+        r = gather(st, pattern, &c, reterr);
+        /* callbacks run without the lock: they may use the store */
+        for (size_t i = 0; r == 0 && i < c.n; i++)
+                r = fn(c.keys[i], c.vals[i], userdata);
+        coll_free(&c);
+        return r;
+}

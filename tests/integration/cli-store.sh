@@ -1,0 +1,105 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# `hybrid store put|get|del|watch` end to end (spec/cli.md, spec/furi-store.md).
+# Expected outputs are written by hand from the specs.  Usage: cli-store.sh <path of hybrid>
+set -u
+H=${1:?usage: cli-store.sh HYBRID}
+T=$(mktemp -d "${TMPDIR:-/tmp}/hyb-store.XXXXXX")
+WPID=""
+cleanup() {
+        [ -n "$WPID" ] && kill "$WPID" 2>/dev/null
+        rm -rf "$T"
+}
+trap cleanup EXIT
+DB="$T/s.db"
+NPASS=0
+NFAIL=0
+ok() { NPASS=$((NPASS + 1)); }
+bad() { NFAIL=$((NFAIL + 1)); echo "FAIL: $*" >&2; }
+# expect <status> <stdout> -- command...
+expect() {
+        want_st=$1 want_out=$2
+        shift 3
+        out=$("$@" 2>"$T/err")
+        st=$?
+        if [ "$st" = "$want_st" ] && [ "$out" = "$want_out" ]; then ok; else
+                bad "$* -> status $st, output '$out' (want $want_st, '$want_out'); stderr: $(cat "$T/err")"
+        fi
+}
+TAB=$(printf '\t')
+
+expect 0 "" -- "$H" store --db "$DB" put /a/a 1
+expect 0 "" -- "$H" store --db "$DB" put /a/b 2
+expect 0 "" -- "$H" store --db "$DB" put /a/b/c 3
+expect 0 "2" -- "$H" store --db "$DB" get /a/b
+expect 0 "/a/a${TAB}1
+/a/b${TAB}2" -- "$H" store --db "$DB" get '/a/+'
+expect 0 "/a/a${TAB}1
+/a/b${TAB}2
+/a/b/c${TAB}3" -- "$H" store --db "$DB" get '/a/#'
+expect 0 "[/a/b=>2]" -- "$H" store --db "$DB" get /a/b/
+expect 0 "" -- "$H" store --db "$DB" put /m '[[0,1],[2,3]]'
+expect 0 "2" -- "$H" store --db "$DB" get /m/1/0
+expect 0 "" -- "$H" store --db "$DB" put /s "'hi'"
+expect 0 "'hi'" -- "$H" store --db "$DB" get /s
+expect 0 '"hi"' -- "$H" store --db "$DB" --json get /s
+expect 0 "" -- "$H" store --db "$DB" --json put /j '{"k":[1,2.5]}'
+expect 0 "[k=>[1,2.500000]]" -- "$H" store --db "$DB" get /j
+expect 0 "" -- "$H" store --db "$DB" put /neg -- -5
+expect 0 "-5" -- "$H" store --db "$DB" get /neg
+expect 0 "" -- "$H" store --db "$DB" del /a/b
+expect 1 "" -- "$H" store --db "$DB" get /a/b
+expect 0 "" -- "$H" store --db "$DB" del '/a/#'
+expect 1 "" -- "$H" store --db "$DB" get '/a/+'
+expect 1 "" -- "$H" store --db "$DB" get /nothing/here/
+expect 0 "" -- "$H" store --db "$DB" --durability full put /f 1
+expect 0 "1" -- "$H" store --db "$DB" get /f
+expect 0 "" -- "$H" store --db "$DB" --durability memory put /mem 1
+expect 1 "" -- "$H" store --db "$DB" get /mem
+# errors: exit 2 for bad fURIs, objs, relative fURIs, usage; 1 for a scope that fails; 3 for the db
+expect 2 "" -- "$H" store --db "$DB" put a/b 1
+expect 2 "" -- "$H" store --db "$DB" get rel
+expect 2 "" -- "$H" store --db "$DB" put /x '[1,'
+expect 2 "" -- "$H" store --db "$DB" get '/a//b'
+expect 2 "" -- "$H" store --db "$DB" put '/a/+' 1
+expect 2 "" -- "$H" store --db "$DB" frob /x
+expect 2 "" -- "$H" store --db "$DB" get
+expect 2 "" -- "$H" store --db "$DB" --durability sometimes get /x
+expect 1 "" -- "$H" store --db "$DB" get //kitchen/temp
+grep -q "cluster" "$T/err" && ok || bad "cluster error does not name the scope: $(cat "$T/err")"
+grep -q "^hybrid: store: HYB_E_SCOPE " "$T/err" && ok || bad "error line format: $(cat "$T/err")"
+echo "not a database at all, only text that is long enough" > "$T/text.db"
+expect 3 "" -- "$H" store --db "$T/text.db" get /x
+grep -q "^hybrid: store: HYB_E_DATABASE " "$T/err" && ok || bad "db error line: $(cat "$T/err")"
+mkdir "$T/dir.db"
+expect 3 "" -- "$H" store --db "$T/dir.db" put /x 1
+# the default database's directory is created when missing
+expect 0 "" -- env XDG_DATA_HOME="$T/xdg" HYBRID_DB= "$H" store put /d 4
+expect 0 "4" -- env XDG_DATA_HOME="$T/xdg" HYBRID_DB= "$H" store get /d
+[ -f "$T/xdg/hybrid/store.db" ] && ok || bad "default database not created"
+
+# watch in one process sees put/del from another
+"$H" store --db "$DB" put /w/old 0
+"$H" store --db "$DB" watch '/w/#' --replay >"$T/watch.out" 2>"$T/watch.err" &
+WPID=$!
+i=0
+while ! grep -q '^ready$' "$T/watch.err" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+grep -q '^ready$' "$T/watch.err" && ok || bad "watch never printed ready"
+"$H" store --db "$DB" put /w/1 "'one'"
+"$H" store --db "$DB" put /w/2 '[a=>1]'
+"$H" store --db "$DB" del /w/1
+"$H" store --db "$DB" put /other 5
+i=0
+while [ "$(wc -l <"$T/watch.out")" -lt 4 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+sleep 0.2
+kill "$WPID"
+wait "$WPID" 2>/dev/null
+WPID=""
+want="/w/old${TAB}0
+/w/1${TAB}'one'
+/w/2${TAB}[a=>1]
+/w/1${TAB}noobj"
+[ "$(cat "$T/watch.out")" = "$want" ] && ok || bad "watch printed: $(cat "$T/watch.out")"
+
+echo "cli-store: $NPASS passed, $NFAIL failed"
+[ "$NFAIL" = 0 ]

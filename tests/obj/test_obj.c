@@ -1,0 +1,613 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hybrid/obj.h: text form both ways (tests/obj/text.txt), JSON both ways
+ * (tests/obj/json.txt), reference counts, recs, equality/order/hash, limits.
+ * Expected values come from spec/mmadt.md "Objs" and spec/furi-store.md "Values".
+ */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hybrid/obj.h"
+#include "obj/obj-internal.h"
+#include "suites.h"
+#include "testutil.h"
+
+static hyb_obj *P(const char *text)
+{
+        hyb_obj *o = NULL;
+        hyb_error e;
+        int r = hyb_obj_parse(text, (size_t)-1, &o, &e);
+
+        ck_assert_msg(r == 0, "parse '%s': %s", text, e.message);
+        return o;
+}
+
+static char *F(const hyb_obj *o, unsigned flags)
+{
+        char *s = NULL;
+
+        ck_assert_int_eq(hyb_obj_format(o, flags, &s), 0);
+        return s;
+}
+
+static int code_of(const char *name)
+{
+#define X(n, v, m) if (strcmp(name, #n) == 0) return v;
+        HYB_ERRORS(X)
+#undef X
+        ck_abort_msg("unknown code name %s", name);
+        return 0;
+}
+
+/* {NL} in a data file stands for a newline. */
+static char *unescape_nl(const char *s)
+{
+        char *out = malloc(strlen(s) + 1), *w = out;
+
+        ck_assert_ptr_nonnull(out);
+        while (*s) {
+                if (strncmp(s, "{NL}", 4) == 0) {
+                        *w++ = '\n';
+                        s += 4;
+                } else
+                        *w++ = *s++;
+        }
+        *w = '\0';
+        return out;
+}
+
+static void split_tabs(char *line, char **f, int max, int *n)
+{
+        *n = 0;
+        while (*n < max) {
+                f[(*n)++] = line;
+                line = strchr(line, '\t');
+                if (!line)
+                        break;
+                *line++ = '\0';
+        }
+}
+
+struct counts {
+        int ok, err;
+};
+
+static void text_case(int line_no, char *line, void *ud)
+{
+        struct counts *c = ud;
+        char *f[4], *lit, *repl, *exact;
+        hyb_obj *o = NULL, *back = NULL;
+        hyb_error e;
+        int n, r;
+
+        split_tabs(line, f, 4, &n);
+        ck_assert_msg(n >= 3, "text.txt:%d: needs 3 fields", line_no);
+        lit = unescape_nl(f[0]);
+        r = hyb_obj_parse(lit, strlen(lit), &o, &e);
+        if (strcmp(f[1], "ERROR") == 0) {
+                ck_assert_msg(n == 4, "text.txt:%d: ERROR needs code and offset", line_no);
+                ck_assert_msg(r == code_of(f[2]), "text.txt:%d: '%s' gave %s (%s), want %s",
+                              line_no, f[0], hyb_err_name(r), r < 0 ? e.message : "", f[2]);
+                ck_assert_msg(e.code == r && e.offset == atol(f[3]),
+                              "text.txt:%d: '%s' offset %ld, want %s (%s)", line_no, f[0],
+                              e.offset, f[3], e.message);
+                ck_assert_int_ge(e.line, 1);
+                ck_assert_int_ge(e.column, 1);
+                ck_assert(strstr(e.message, "line ") != NULL);
+                c->err++;
+                free(lit);
+                return;
+        }
+        ck_assert_msg(r == 0, "text.txt:%d: '%s' failed: %s", line_no, f[0], e.message);
+        repl = F(o, HYB_FORMAT_REPL);
+        exact = F(o, HYB_FORMAT_EXACT);
+        ck_assert_msg(strcmp(repl, f[1]) == 0, "text.txt:%d: REPL form of '%s' is '%s', want '%s'",
+                      line_no, f[0], repl, f[1]);
+        ck_assert_msg(strcmp(exact, f[2]) == 0,
+                      "text.txt:%d: EXACT form of '%s' is '%s', want '%s'", line_no, f[0], exact,
+                      f[2]);
+        /* parse(format(x)) == x */
+        r = hyb_obj_parse(exact, strlen(exact), &back, &e);
+        ck_assert_msg(r == 0, "text.txt:%d: EXACT '%s' does not parse: %s", line_no, exact,
+                      e.message);
+        ck_assert_msg(hyb_obj_equal(o, back), "text.txt:%d: '%s' reparsed unequal", line_no, exact);
+        ck_assert_int_eq(hyb_obj_compare(o, back), 0);
+        ck_assert(hyb_obj_hash(o) == hyb_obj_hash(back));
+        free(repl);
+        repl = F(back, HYB_FORMAT_EXACT);
+        ck_assert_str_eq(repl, exact);
+        free(repl);
+        free(exact);
+        free(lit);
+        hyb_obj_unref(o);
+        hyb_obj_unref(back);
+        c->ok++;
+}
+
+START_TEST(test_text_file)
+{
+        struct counts c = { 0 };
+
+        ck_assert_int_gt(test_each_line(test_data_path("obj/text.txt"), text_case, &c), 0);
+        ck_assert_int_ge(c.ok, 100);
+        ck_assert_int_ge(c.err, 50);
+}
+END_TEST
+
+static void json_case(int line_no, char *line, void *ud)
+{
+        struct counts *c = ud;
+        char *f[3], *out = NULL, *a, *b;
+        hyb_obj *o = NULL, *want;
+        hyb_error e;
+        int n, r;
+
+        split_tabs(line, f, 3, &n);
+        ck_assert_msg(n >= 2, "json.txt:%d: needs 2 fields", line_no);
+        if (strcmp(f[0], "ERROR") == 0) {
+                ck_assert(n == 3);
+                r = hyb_obj_from_json(f[2], strlen(f[2]), &o, &e);
+                ck_assert_msg(r == code_of(f[1]), "json.txt:%d: '%s' gave %s (%s), want %s",
+                              line_no, f[2], hyb_err_name(r), r < 0 ? e.message : "ok", f[1]);
+                ck_assert(e.code == r && e.message[0]);
+                c->err++;
+                return;
+        }
+        if (strcmp(f[0], "TOERROR") == 0) {
+                ck_assert(n == 3);
+                want = P(f[2]);
+                r = hyb_obj_to_json(want, &out, &e);
+                ck_assert_msg(r == code_of(f[1]), "json.txt:%d: to_json '%s' gave %s, want %s",
+                              line_no, f[2], hyb_err_name(r), f[1]);
+                ck_assert(e.code == r && e.message[0]);
+                hyb_obj_unref(want);
+                c->err++;
+                return;
+        }
+        want = P(f[1]);
+        r = hyb_obj_from_json(f[0], strlen(f[0]), &o, &e);
+        ck_assert_msg(r == 0, "json.txt:%d: '%s' failed: %s", line_no, f[0], e.message);
+        a = F(o, HYB_FORMAT_EXACT);
+        b = F(want, HYB_FORMAT_EXACT);
+        ck_assert_msg(hyb_obj_equal(o, want) && strcmp(a, b) == 0,
+                      "json.txt:%d: '%s' gave %s, want %s", line_no, f[0], a, b);
+        if (n < 3) {
+                r = hyb_obj_to_json(want, &out, &e);
+                ck_assert_msg(r == 0, "json.txt:%d: to_json %s: %s", line_no, f[1], e.message);
+                ck_assert_msg(strcmp(out, f[0]) == 0, "json.txt:%d: to_json %s is %s, want %s",
+                              line_no, f[1], out, f[0]);
+                free(out);
+        } else
+                ck_assert_str_eq(f[2], "from");
+        free(a);
+        free(b);
+        hyb_obj_unref(o);
+        hyb_obj_unref(want);
+        c->ok++;
+}
+
+START_TEST(test_json_file)
+{
+        struct counts c = { 0 };
+
+        ck_assert_int_gt(test_each_line(test_data_path("obj/json.txt"), json_case, &c), 0);
+        ck_assert_int_ge(c.ok, 60);
+        ck_assert_int_ge(c.err, 30);
+}
+END_TEST
+
+START_TEST(test_refcounts)
+{
+        hyb_obj *i = NULL, *l = NULL, *s = NULL;
+        const char *str;
+
+        /* singletons: ref/unref are harmless, unref returns NULL */
+        ck_assert_ptr_eq(hyb_obj_ref(hyb_obj_noobj()), hyb_obj_noobj());
+        for (int k = 0; k < 10; k++)
+                ck_assert_ptr_null(hyb_obj_unref(hyb_obj_noobj()));
+        ck_assert_ptr_null(hyb_obj_unref(hyb_obj_bool(true)));
+        ck_assert(hyb_obj_get_bool(hyb_obj_bool(true)));
+        ck_assert(!hyb_obj_get_bool(hyb_obj_bool(false)));
+        ck_assert(hyb_obj_is_noobj(hyb_obj_noobj()));
+        ck_assert_ptr_null(hyb_obj_unref(NULL));
+        ck_assert_ptr_null(hyb_obj_ref(NULL));
+
+        /* a lst keeps its items alive */
+        ck_assert_int_eq(hyb_obj_new_int(123456789, &i), 0);
+        ck_assert_int_eq(hyb_obj_new_str("abc", (size_t)-1, &s), 0);
+        hyb_obj *items[] = { i, s, hyb_obj_noobj() };
+        ck_assert_int_eq(hyb_obj_new_lst(items, 3, &l), 0);
+        ck_assert_uint_eq(atomic_load(&i->n_ref), 2);
+        hyb_obj_ref(i);
+        ck_assert_uint_eq(atomic_load(&i->n_ref), 3);
+        hyb_obj_unref(i);
+        hyb_obj_unref(i);
+        hyb_obj_unref(s);
+        ck_assert_int_eq(hyb_obj_get_int(hyb_obj_at(l, 0)), 123456789);
+        str = hyb_obj_get_str(hyb_obj_at(l, 1), NULL);
+        ck_assert_str_eq(str, "abc");
+        ck_assert(hyb_obj_is_noobj(hyb_obj_at(l, 2)));
+        ck_assert_ptr_null(hyb_obj_at(l, 3));
+        hyb_obj_unref(l);
+
+        /* small ints are shared and need no unref */
+        ck_assert_int_eq(hyb_obj_new_int(7, &i), 0);
+        ck_assert_int_eq(hyb_obj_new_int(7, &s), 0);
+        ck_assert_ptr_eq(i, s);
+        hyb_obj_unref(i);
+        hyb_obj_unref(i);
+        ck_assert_int_eq(hyb_obj_get_int(s), 7);
+}
+END_TEST
+
+static void *hammer(void *ud)
+{
+        hyb_obj *shared = ud;
+
+        for (int k = 0; k < 200000; k++) {
+                hyb_obj *items[] = { shared };
+                hyb_obj *l = NULL;
+
+                hyb_obj_ref(shared);
+                if (k % 16 == 0 && hyb_obj_new_lst(items, 1, &l) == 0)
+                        hyb_obj_unref(l);
+                hyb_obj_unref(shared);
+        }
+        return NULL;
+}
+
+START_TEST(test_refcount_threads)
+{
+        hyb_obj *shared = P("[a=>'shared',b=>[1,2,3]]");
+        pthread_t t1, t2;
+
+        ck_assert_int_eq(pthread_create(&t1, NULL, hammer, shared), 0);
+        ck_assert_int_eq(pthread_create(&t2, NULL, hammer, shared), 0);
+        pthread_join(t1, NULL);
+        pthread_join(t2, NULL);
+        ck_assert_uint_eq(atomic_load(&shared->n_ref), 1);
+        ck_assert_uint_eq(hyb_obj_len(shared), 2);
+        hyb_obj_unref(shared);
+}
+END_TEST
+
+START_TEST(test_rec_order_and_keys)
+{
+        hyb_obj *k[3], *v[3], *rec = NULL, *big = NULL, *lookup;
+
+        k[0] = P("b");
+        k[1] = P("a");
+        k[2] = P("b");
+        v[0] = P("1");
+        v[1] = P("2");
+        v[2] = P("3");
+        ck_assert_int_eq(hyb_obj_new_rec(k, v, 3, &rec), 0);
+        /* repeated key: first position, later value */
+        ck_assert_uint_eq(hyb_obj_len(rec), 2);
+        ck_assert(hyb_obj_equal(hyb_obj_rec_key(rec, 0), k[0]));
+        ck_assert_int_eq(hyb_obj_get_int(hyb_obj_rec_value(rec, 0)), 3);
+        ck_assert(hyb_obj_equal(hyb_obj_rec_key(rec, 1), k[1]));
+        ck_assert_int_eq(hyb_obj_get_int(hyb_obj_rec_get(rec, k[1])), 2);
+        ck_assert_ptr_null(hyb_obj_rec_get(rec, v[0]));
+        ck_assert_ptr_null(hyb_obj_rec_key(rec, 2));
+        for (int i = 0; i < 3; i++) {
+                hyb_obj_unref(k[i]);
+                hyb_obj_unref(v[i]);
+        }
+        hyb_obj_unref(rec);
+
+        /* a large rec of mixed keys: indexed lookup, insertion order kept */
+        ck_assert_int_eq(obj_rec_builder(0, &big), 0);
+        for (int i = 0; i < 300; i++) {
+                char t[32];
+                hyb_obj *key, *val = NULL;
+
+                snprintf(t, sizeof(t), i % 3 == 0 ? "k%d" : i % 3 == 1 ? "'s%d'" : "%d", i);
+                key = P(t);
+                ck_assert_int_eq(hyb_obj_new_int(i, &val), 0);
+                ck_assert_int_eq(obj_rec_set(big, key, val), 0);
+        }
+        ck_assert_int_eq(obj_rec_set(big, P("k3"), P("-1")), 0); /* replace, keep position */
+        ck_assert_uint_eq(hyb_obj_len(big), 300);
+        for (int i = 0; i < 300; i++) {
+                char t[32];
+                snprintf(t, sizeof(t), i % 3 == 0 ? "k%d" : i % 3 == 1 ? "'s%d'" : "%d", i);
+                lookup = P(t);
+                ck_assert(hyb_obj_equal(hyb_obj_rec_key(big, i), lookup));
+                ck_assert_int_eq(hyb_obj_get_int(hyb_obj_rec_get(big, lookup)), i == 3 ? -1 : i);
+                hyb_obj_unref(lookup);
+        }
+        lookup = P("k1");
+        ck_assert_ptr_null(hyb_obj_rec_get(big, lookup));
+        hyb_obj_unref(lookup);
+        hyb_obj_unref(big);
+}
+END_TEST
+
+START_TEST(test_equal_order_hash)
+{
+        static const char *const sorted[] = {
+                "noobj", "false", "true", "-5", "0", "7", "nat[7]", "-inf", "-0.5", "1.0", "inf",
+                "nan", "''", "'a'", "'ab'", "'b'", "<>", "a", "a/b", "b", "[]", "[1]", "[1,2]",
+                "[2]", "[=>]", "[a=>1]", "[a=>1,b=>2]", "[a=>2]", "{}", "{1}",
+        };
+        size_t n = sizeof(sorted) / sizeof(sorted[0]);
+        hyb_obj *o[sizeof(sorted) / sizeof(sorted[0])];
+        hyb_obj *a, *b;
+
+        for (size_t i = 0; i < n; i++)
+                o[i] = P(sorted[i]);
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < n; j++) {
+                        int c = hyb_obj_compare(o[i], o[j]);
+                        int want = (i > j) - (i < j);
+                        ck_assert_msg(c == want, "compare(%s, %s) = %d, want %d", sorted[i],
+                                      sorted[j], c, want);
+                        ck_assert(hyb_obj_equal(o[i], o[j]) == (i == j));
+                }
+        for (size_t i = 0; i < n; i++)
+                hyb_obj_unref(o[i]);
+
+        /* 1 and 1.0 are different kinds */
+        a = P("1");
+        b = P("1.0");
+        ck_assert(!hyb_obj_equal(a, b));
+        ck_assert_int_lt(hyb_obj_compare(a, b), 0);
+        hyb_obj_unref(a);
+        hyb_obj_unref(b);
+
+        /* pairs in another order: equal recs, equal hashes */
+        a = P("[a=>1,b=>[c=>2,d=>3]]");
+        b = P("[b=>[d=>3,c=>2],a=>1]");
+        ck_assert(hyb_obj_equal(a, b));
+        ck_assert_int_eq(hyb_obj_compare(a, b), 0);
+        ck_assert(hyb_obj_hash(a) == hyb_obj_hash(b));
+        hyb_obj_unref(a);
+        hyb_obj_unref(b);
+
+        /* value ids are ignored, type ids are not */
+        a = P("[1,2]@x");
+        b = P("[1,2]");
+        ck_assert(hyb_obj_equal(a, b));
+        ck_assert(hyb_obj_hash(a) == hyb_obj_hash(b));
+        hyb_obj_unref(a);
+        hyb_obj_unref(b);
+        a = P("nat[5]");
+        b = P("5");
+        ck_assert(!hyb_obj_equal(a, b));
+        ck_assert_int_gt(hyb_obj_compare(a, b), 0);
+        hyb_obj_unref(a);
+        hyb_obj_unref(b);
+
+        /* a query makes another value; -0.0 and 0.0, nan and nan are equal */
+        a = P("a?int");
+        b = P("a");
+        ck_assert(!hyb_obj_equal(a, b));
+        hyb_obj_unref(a);
+        hyb_obj_unref(b);
+        a = P("-0.0");
+        b = P("0.0");
+        ck_assert(hyb_obj_equal(a, b) && hyb_obj_hash(a) == hyb_obj_hash(b));
+        hyb_obj_unref(a);
+        hyb_obj_unref(b);
+        a = P("nan");
+        b = P("nan");
+        ck_assert(hyb_obj_equal(a, b) && hyb_obj_hash(a) == hyb_obj_hash(b));
+        hyb_obj_unref(a);
+        hyb_obj_unref(b);
+
+        /* the index-based rec equality agrees with the small one */
+        a = P("[a=>1,b=>2,c=>3,d=>4,e=>5,f=>6,g=>7,h=>8,i=>9,j=>10]");
+        b = P("[j=>10,i=>9,h=>8,g=>7,f=>6,e=>5,d=>4,c=>3,b=>2,a=>1]");
+        ck_assert(hyb_obj_equal(a, b) && hyb_obj_hash(a) == hyb_obj_hash(b));
+        ck_assert_int_eq(hyb_obj_compare(a, b), 0);
+        hyb_obj_unref(a);
+        hyb_obj_unref(b);
+}
+END_TEST
+
+START_TEST(test_constructors_getters)
+{
+        hyb_obj *o = NULL, *t = NULL;
+        hyb_furi *f = NULL;
+        size_t len;
+
+        ck_assert_int_eq(hyb_obj_new_real(2.5, &o), 0);
+        ck_assert_int_eq(hyb_obj_get_kind(o), HYB_OBJ_REAL);
+        ck_assert(hyb_obj_get_real(o) == 2.5);
+        /* wrong-kind access gives zero values */
+        ck_assert_int_eq(hyb_obj_get_int(o), 0);
+        ck_assert(!hyb_obj_get_bool(o));
+        ck_assert_ptr_null(hyb_obj_get_str(o, &len));
+        ck_assert_uint_eq(len, 0);
+        ck_assert_ptr_null(hyb_obj_get_uri(o));
+        ck_assert_uint_eq(hyb_obj_len(o), 0);
+        ck_assert_ptr_null(hyb_obj_rec_key(o, 0));
+        hyb_obj_unref(o);
+
+        ck_assert_int_eq(hyb_obj_new_str("a\0b", 3, &o), 0);
+        ck_assert_int_eq(memcmp(hyb_obj_get_str(o, &len), "a\0b", 4), 0);
+        ck_assert_uint_eq(len, 3);
+        hyb_obj_unref(o);
+
+        ck_assert_int_eq(hyb_obj_new_uri_str("/a/b", &o, NULL), 0);
+        ck_assert_str_eq(hyb_furi_str(hyb_obj_get_uri(o)), "/a/b");
+        hyb_obj_unref(o);
+        ck_assert_int_eq(hyb_obj_new_uri_str("a//b", &o, NULL), HYB_E_PARSE);
+
+        /* with_type: bare names under /type/, a base type of the kind is dropped */
+        ck_assert_int_eq(hyb_furi_parse("nat", (size_t)-1, NULL, &f, NULL), 0);
+        o = P("5");
+        ck_assert_int_eq(hyb_obj_with_type(o, f, &t), 0);
+        ck_assert_str_eq(hyb_furi_str(hyb_obj_type_id(t)), "/type/nat");
+        ck_assert_ptr_null(hyb_obj_type_id(o));
+        hyb_furi_unref(f);
+        ck_assert_int_eq(hyb_obj_with_type(t, NULL, &o), 0);
+        ck_assert_ptr_null(hyb_obj_type_id(o));
+        hyb_obj_unref(o);
+        hyb_obj_unref(t);
+        ck_assert_int_eq(hyb_furi_parse("/type/int", (size_t)-1, NULL, &f, NULL), 0);
+        o = P("6");
+        ck_assert_int_eq(hyb_obj_with_type(o, f, &t), 0);
+        ck_assert_ptr_null(hyb_obj_type_id(t));
+        hyb_obj_unref(t);
+        ck_assert_int_eq(hyb_obj_with_id(o, f, &t), 0);
+        ck_assert_str_eq(hyb_furi_str(hyb_obj_value_id(t)), "/type/int");
+        ck_assert_ptr_null(hyb_obj_value_id(o));
+        hyb_obj_unref(t);
+        hyb_obj_unref(o);
+        ck_assert_int_eq(hyb_obj_with_type(hyb_obj_noobj(), f, &t), -EINVAL);
+        ck_assert_int_eq(hyb_obj_with_id(hyb_obj_noobj(), f, &t), -EINVAL);
+        /* tagging a singleton copies it */
+        ck_assert_int_eq(hyb_obj_with_id(hyb_obj_bool(true), f, &t), 0);
+        ck_assert(hyb_obj_get_bool(t) && hyb_obj_value_id(t));
+        ck_assert_ptr_null(hyb_obj_value_id(hyb_obj_bool(true)));
+        hyb_obj_unref(t);
+        hyb_furi_unref(f);
+
+        ck_assert_str_eq(hyb_obj_kind_name(HYB_OBJ_NOOBJ), "noobj");
+        ck_assert_str_eq(hyb_obj_kind_name(HYB_OBJ_INT), "int");
+        ck_assert_str_eq(hyb_obj_kind_name(HYB_OBJ_OBJS), "objs");
+        ck_assert_str_eq(hyb_obj_kind_name(HYB_OBJ_CODE), "code");
+
+        ck_assert_int_eq(hyb_obj_new_lst(NULL, 1, &o), -EINVAL);
+        ck_assert_int_eq(hyb_obj_new_int(1, NULL), -EINVAL);
+        ck_assert_int_eq(hyb_obj_format(NULL, 0, (char **)&o), 0);
+        ck_assert_str_eq((char *)o, "noobj");
+        free(o);
+}
+END_TEST
+
+static char *nest(const char *open, const char *close, int n)
+{
+        size_t lo = strlen(open), lc = strlen(close);
+        char *s = malloc(n * (lo + lc) + 2), *w = s;
+
+        for (int i = 0; i < n; i++, w += lo)
+                memcpy(w, open, lo);
+        *w++ = '1';
+        for (int i = 0; i < n; i++, w += lc)
+                memcpy(w, close, lc);
+        *w = '\0';
+        return s;
+}
+
+START_TEST(test_depth)
+{
+        hyb_obj *o = NULL;
+        hyb_error e;
+        char *s;
+
+        s = nest("[", "]", HYB_OBJ_MAX_DEPTH);
+        ck_assert_int_eq(hyb_obj_parse(s, (size_t)-1, &o, &e), 0);
+        hyb_obj_unref(o);
+        free(s);
+        s = nest("[", "]", HYB_OBJ_MAX_DEPTH + 1);
+        ck_assert_int_eq(hyb_obj_parse(s, (size_t)-1, &o, &e), HYB_E_DEPTH);
+        ck_assert_int_eq(e.offset, HYB_OBJ_MAX_DEPTH);
+        free(s);
+        s = nest("{", "}", HYB_OBJ_MAX_DEPTH + 1);
+        ck_assert_int_eq(hyb_obj_parse(s, (size_t)-1, &o, &e), HYB_E_DEPTH);
+        free(s);
+        s = nest("[", "]", 100000);
+        ck_assert_int_eq(hyb_obj_parse(s, (size_t)-1, &o, &e), HYB_E_DEPTH);
+        free(s);
+
+        s = nest("[", "]", HYB_OBJ_MAX_DEPTH);
+        ck_assert_int_eq(hyb_obj_from_json(s, (size_t)-1, &o, &e), 0);
+        hyb_obj_unref(o);
+        free(s);
+        s = nest("[", "]", HYB_OBJ_MAX_DEPTH + 1);
+        ck_assert_int_eq(hyb_obj_from_json(s, (size_t)-1, &o, &e), HYB_E_DEPTH);
+        free(s);
+        s = nest("{\"a\":", "}", HYB_OBJ_MAX_DEPTH + 1);
+        ck_assert_int_eq(hyb_obj_from_json(s, (size_t)-1, &o, &e), HYB_E_DEPTH);
+        free(s);
+        s = nest("[", "]", 100000);
+        ck_assert_int_eq(hyb_obj_from_json(s, (size_t)-1, &o, &e), HYB_E_DEPTH);
+        free(s);
+}
+END_TEST
+
+START_TEST(test_error_position)
+{
+        hyb_obj *o = NULL;
+        hyb_error e;
+
+        ck_assert_int_eq(hyb_obj_parse("\n\n  [1,,2]", (size_t)-1, &o, &e), HYB_E_PARSE);
+        ck_assert_int_eq(e.offset, 7);
+        ck_assert_int_eq(e.line, 3);
+        ck_assert_int_eq(e.column, 6);
+        ck_assert(strstr(e.message, "','") && strstr(e.message, "line 3, column 6"));
+
+        ck_assert_int_eq(hyb_obj_parse("[1,\n 'open", (size_t)-1, &o, &e), HYB_E_PARSE);
+        ck_assert_int_eq(e.line, 2);
+        ck_assert_int_eq(e.column, 2);
+        ck_assert(strstr(e.message, "unterminated str"));
+
+        /* an explicit length: the NUL inside a str is a byte, outside it an error */
+        ck_assert_int_eq(hyb_obj_parse("'a\0b'", 5, &o, &e), 0);
+        ck_assert_uint_eq(hyb_obj_len(o), 0);
+        ck_assert_int_eq(memcmp(hyb_obj_get_str(o, NULL), "a\0b", 3), 0);
+        hyb_obj_unref(o);
+        ck_assert_int_eq(hyb_obj_parse("1\0", 2, &o, &e), HYB_E_PARSE);
+        ck_assert_int_eq(e.offset, 1);
+        ck_assert_int_eq(hyb_obj_parse("12", 1, &o, &e), 0);
+        ck_assert_int_eq(hyb_obj_get_int(o), 1);
+        hyb_obj_unref(o);
+
+        /* JSON: invalid UTF-8 and syntax errors carry a position */
+        ck_assert_int_eq(hyb_obj_from_json("\"\xff\"", (size_t)-1, &o, &e), HYB_E_PARSE);
+        ck_assert_int_eq(hyb_obj_from_json("[1,\n  x]", (size_t)-1, &o, &e), HYB_E_PARSE);
+        ck_assert_int_eq(e.line, 2);
+        ck_assert_int_ge(e.offset, 5);
+}
+END_TEST
+
+START_TEST(test_json_nul_and_precision)
+{
+        hyb_obj *o = NULL;
+        char *s = NULL;
+
+        ck_assert_int_eq(hyb_obj_from_json("\"a\\u0000b\"", (size_t)-1, &o, NULL), 0);
+        ck_assert_int_eq(hyb_obj_to_json(o, &s, NULL), 0);
+        ck_assert_str_eq(s, "\"a\\u0000b\"");
+        free(s);
+        hyb_obj_unref(o);
+        /* every real of a tree round-trips */
+        o = P("[0.1,[a=>0.2],{1e-300},2.0,1.7976931348623157e308]");
+        ck_assert_int_eq(hyb_obj_to_json(o, &s, NULL), 0);
+        {
+                hyb_obj *back = NULL;
+                ck_assert_int_eq(hyb_obj_from_json(s, (size_t)-1, &back, NULL), 0);
+                ck_assert(hyb_obj_equal(o, back));
+                hyb_obj_unref(back);
+        }
+        free(s);
+        hyb_obj_unref(o);
+}
+END_TEST
+
+Suite *obj_suite(void)
+{
+        Suite *s = suite_create("obj");
+        TCase *tc = tcase_create("obj");
+
+        tcase_add_test(tc, test_text_file);
+        tcase_add_test(tc, test_json_file);
+        tcase_add_test(tc, test_refcounts);
+        tcase_add_test(tc, test_refcount_threads);
+        tcase_add_test(tc, test_rec_order_and_keys);
+        tcase_add_test(tc, test_equal_order_hash);
+        tcase_add_test(tc, test_constructors_getters);
+        tcase_add_test(tc, test_depth);
+        tcase_add_test(tc, test_error_position);
+        tcase_add_test(tc, test_json_nul_and_precision);
+        tcase_set_timeout(tc, 60);
+        suite_add_tcase(s, tc);
+        return s;
+}

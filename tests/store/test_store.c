@@ -1,0 +1,1195 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hybrid/store.h: the fURI tuple store (spec/furi-store.md).  Expected
+ * values are written by hand from the spec; data-driven operations are in
+ * tests/store/ops.txt.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hybrid/store.h"
+#include "suites.h"
+#include "testutil.h"
+
+static hyb_obj *obj(const char *text)
+{
+        hyb_obj *o = NULL;
+        hyb_error e = { 0 };
+        int r = hyb_obj_parse(text, (size_t)-1, &o, &e);
+
+        ck_assert_msg(r == 0, "test obj '%s' does not parse: %s", text, e.message);
+        return o;
+}
+
+static hyb_furi *furi(const char *text)
+{
+        hyb_furi *f = NULL;
+
+        ck_assert_int_eq(hyb_furi_parse(text, (size_t)-1, NULL, &f, NULL), 0);
+        return f;
+}
+
+static int put(hyb_store *st, const char *f, const char *v, unsigned flags)
+{
+        hyb_obj *o = obj(v);
+        hyb_error e = { 0 };
+        int r = hyb_store_write_str(st, f, o, flags, &e);
+
+        hyb_obj_unref(o);
+        return r;
+}
+
+static void put_ok(hyb_store *st, const char *f, const char *v)
+{
+        ck_assert_msg(put(st, f, v, 0) == 0, "put %s %s failed", f, v);
+}
+
+/* Asserts that reading f gives the obj written as expected. */
+static void get_is(hyb_store *st, const char *f, const char *expected)
+{
+        hyb_obj *o = NULL, *x = obj(expected);
+        hyb_error e = { 0 };
+        char *s = NULL;
+        int r = hyb_store_read_str(st, f, &o, &e);
+
+        ck_assert_msg(r == 0, "get %s: %s %s", f, hyb_err_name(r), e.message);
+        hyb_obj_format(o, HYB_FORMAT_EXACT, &s);
+        ck_assert_msg(hyb_obj_equal(o, x) && hyb_obj_get_kind(o) == hyb_obj_get_kind(x),
+                      "get %s gave %s, want %s", f, s, expected);
+        hyb_free(s);
+        hyb_obj_unref(o);
+        hyb_obj_unref(x);
+}
+
+static hyb_store *open_mem(void)
+{
+        hyb_store *st = NULL;
+
+        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
+        return st;
+}
+
+static hyb_store *open_db(const char *path, hyb_durability d)
+{
+        hyb_store_options o;
+        hyb_store *st = NULL;
+        hyb_error e = { 0 };
+
+        hyb_store_options_init(&o);
+        o.durability = d;
+        ck_assert_msg(hyb_store_open(path, &o, &st, &e) == 0, "open %s: %s", path, e.message);
+        return st;
+}
+
+static char *db_path(char **dir)
+{
+        char *p;
+
+        *dir = test_tmpdir();
+        ck_assert_ptr_nonnull(*dir);
+        ck_assert_int_ge(asprintf(&p, "%s/store.db", *dir), 0);
+        return p;
+}
+
+/* ---- data-driven operations ---- */
+
+typedef struct ops_ctx {
+        hyb_store *st;
+        const char *path;
+        int cases;
+} ops_ctx;
+
+static void ops_reset(ops_ctx *c)
+{
+        hyb_store_unref(c->st);
+        if (c->path) {
+                char *p;
+                unlink(c->path);
+                ck_assert_int_ge(asprintf(&p, "%s-wal", c->path), 0);
+                unlink(p);
+                free(p);
+                c->st = open_db(c->path, HYB_DURABILITY_NORMAL);
+        } else
+                c->st = open_mem();
+}
+
+static void ops_line(int no, char *line, void *ud)
+{
+        ops_ctx *c = ud;
+        char *cmd = line, *f, *rest, *arrow, *expect = NULL;
+        bool error = false;
+        hyb_error e = { 0 };
+        int r;
+
+        if (strcmp(line, "reset") == 0) {
+                ops_reset(c);
+                return;
+        }
+        c->cases++;
+        if (strncmp(cmd, "error ", 6) == 0) {
+                error = true;
+                cmd += 6;
+        }
+        f = strchr(cmd, ' ');
+        ck_assert_msg(f, "ops.txt:%d: no fURI", no);
+        *f++ = '\0';
+        rest = strchr(f, ' ');
+        if (rest)
+                *rest++ = '\0';
+        arrow = rest ? strstr(rest, "=> ") : NULL;
+        if (arrow == rest && rest)
+                expect = rest + 3, rest = NULL;
+        else if (arrow) {
+                arrow[-1] = '\0';
+                expect = arrow + 3;
+        }
+        if (strcmp(cmd, "get") == 0 && !error) {
+                ck_assert_msg(expect, "ops.txt:%d: get needs => expected", no);
+                get_is(c->st, f, expect);
+                return;
+        }
+        if (strcmp(cmd, "get") == 0) {
+                hyb_obj *o = NULL;
+                r = hyb_store_read_str(c->st, f, &o, &e);
+                hyb_obj_unref(o);
+        } else {
+                hyb_obj *v = strcmp(cmd, "del") == 0 ? hyb_obj_noobj() : obj(rest ? rest : "");
+                ck_assert_msg(strcmp(cmd, "put") == 0 || strcmp(cmd, "tput") == 0 ||
+                                      strcmp(cmd, "del") == 0,
+                              "ops.txt:%d: unknown command %s", no, cmd);
+                r = hyb_store_write_str(c->st, f, v,
+                                        strcmp(cmd, "tput") == 0 ? HYB_WRITE_TRANSIENT : 0, &e);
+                hyb_obj_unref(v);
+        }
+        if (error) {
+                ck_assert_msg(r < 0 && strcmp(hyb_err_name(r), expect) == 0,
+                              "ops.txt:%d: %s %s gave %s, want %s", no, cmd, f, hyb_err_name(r),
+                              expect);
+                ck_assert_msg(e.message[0], "ops.txt:%d: error without a message", no);
+        } else
+                ck_assert_msg(r == 0, "ops.txt:%d: %s %s: %s %s", no, cmd, f, hyb_err_name(r),
+                              e.message);
+}
+
+START_TEST(test_ops_memory)
+{
+        ops_ctx c = { 0 };
+
+        test_each_line(test_data_path("store/ops.txt"), ops_line, &c);
+        ck_assert_int_ge(c.cases, 150);
+        hyb_store_unref(c.st);
+}
+END_TEST
+
+START_TEST(test_ops_sqlite)
+{
+        char *dir, *path = db_path(&dir);
+        ops_ctx c = { .path = path };
+
+        test_each_line(test_data_path("store/ops.txt"), ops_line, &c);
+        hyb_store_unref(c.st);
+        test_rmrf(dir);
+        free(dir);
+        free(path);
+}
+END_TEST
+
+/* ---- values come back exactly as stored ---- */
+
+START_TEST(test_value_id_kept)
+{
+        hyb_store *st = open_mem();
+        hyb_obj *o = NULL;
+
+        put_ok(st, "/id", "5@/some/where");
+        put_ok(st, "/plain", "5");
+        ck_assert_int_eq(hyb_store_read_str(st, "/id", &o, NULL), 0);
+        ck_assert_ptr_nonnull(hyb_obj_value_id(o));
+        ck_assert_str_eq(hyb_furi_str(hyb_obj_value_id(o)), "/some/where");
+        hyb_obj_unref(o);
+        ck_assert_int_eq(hyb_store_read_str(st, "/plain", &o, NULL), 0);
+        ck_assert_ptr_null(hyb_obj_value_id(o));
+        hyb_obj_unref(o);
+        hyb_store_unref(st);
+}
+END_TEST
+
+START_TEST(test_persist_reopen)
+{
+        char *dir, *path = db_path(&dir);
+        hyb_store *st = open_db(path, HYB_DURABILITY_FULL);
+        hyb_obj *o = NULL;
+
+        put_ok(st, "/a/b", "[k=>[1,2.5,'s'],j=><x/y>]");
+        put_ok(st, "/n", "nat[5]");
+        put_ok(st, "/id", "'v'@/w");
+        put_ok(st, "/gone", "1");
+        ck_assert_int_eq(hyb_store_write_str(st, "/gone", hyb_obj_noobj(), 0, NULL), 0);
+        hyb_store_unref(st);
+        st = open_db(path, HYB_DURABILITY_NORMAL);
+        get_is(st, "/a/b", "[k=>[1,2.5,'s'],j=><x/y>]");
+        get_is(st, "/a/b/k/2", "'s'");
+        get_is(st, "/n", "nat[5]");
+        get_is(st, "/gone", "noobj");
+        ck_assert_int_eq(hyb_store_read_str(st, "/id", &o, NULL), 0);
+        ck_assert_str_eq(hyb_furi_str(hyb_obj_value_id(o)), "/w");
+        hyb_obj_unref(o);
+        hyb_store_unref(st);
+        test_rmrf(dir);
+        free(dir);
+        free(path);
+}
+END_TEST
+
+START_TEST(test_open_errors)
+{
+        char *dir = test_tmpdir(), *p;
+        hyb_store *st = NULL;
+        hyb_error e = { 0 };
+        FILE *f;
+
+        ck_assert_int_ge(asprintf(&p, "%s/no/such/dir/x.db", dir), 0);
+        ck_assert_int_eq(hyb_store_open(p, NULL, &st, &e), HYB_E_DATABASE);
+        ck_assert_ptr_null(st);
+        ck_assert(strstr(e.message, "x.db") != NULL);
+        free(p);
+        ck_assert_int_ge(asprintf(&p, "%s/text.db", dir), 0);
+        f = fopen(p, "w");
+        fputs("this is not a database, it is a text file long enough to have a header\n", f);
+        fclose(f);
+        ck_assert_int_eq(hyb_store_open(p, NULL, &st, &e), HYB_E_DATABASE);
+        free(p);
+        ck_assert_int_eq(hyb_store_open(NULL, NULL, NULL, NULL), -EINVAL);
+        test_rmrf(dir);
+        free(dir);
+}
+END_TEST
+
+START_TEST(test_memory_is_memory)
+{
+        char *dir, *path = db_path(&dir);
+        hyb_store *st = open_db(path, HYB_DURABILITY_MEMORY);
+
+        put_ok(st, "/a", "1");
+        get_is(st, "/a", "1");
+        hyb_store_unref(st);
+        ck_assert_int_ne(access(path, F_OK), 0); /* durability memory: no disk */
+        test_rmrf(dir);
+        free(dir);
+        free(path);
+}
+END_TEST
+
+START_TEST(test_bad_args)
+{
+        hyb_store *st = open_mem();
+        hyb_furi *f = furi("/a");
+        hyb_obj *o = NULL;
+        hyb_slot *s = NULL;
+
+        ck_assert_int_eq(hyb_store_write(NULL, f, hyb_obj_noobj(), 0, NULL), -EINVAL);
+        ck_assert_int_eq(hyb_store_write(st, NULL, hyb_obj_noobj(), 0, NULL), -EINVAL);
+        ck_assert_int_eq(hyb_store_write(st, f, NULL, 0, NULL), -EINVAL);
+        ck_assert_int_eq(hyb_store_write(st, f, hyb_obj_noobj(), 0x80, NULL), -EINVAL);
+        ck_assert_int_eq(hyb_store_read(st, f, NULL, NULL), -EINVAL);
+        ck_assert_int_eq(hyb_store_read(NULL, f, &o, NULL), -EINVAL);
+        ck_assert_int_eq(hyb_store_subscribe(st, f, 0, NULL, NULL, &s, NULL), -EINVAL);
+        ck_assert_int_eq(hyb_store_write_str(st, "/a b c%", hyb_obj_noobj(), 0, NULL),
+                         HYB_E_PARSE);
+        ck_assert_ptr_null(hyb_store_unref(NULL));
+        hyb_furi_unref(f);
+        hyb_store_unref(st);
+}
+END_TEST
+
+/* ---- subscriptions ---- */
+
+typedef struct recorder {
+        pthread_mutex_t lock;
+        char lines[1024][96];
+        int n;
+        int destroyed;
+} recorder;
+
+static void record(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
+{
+        recorder *rc = ud;
+        char *s = NULL;
+
+        hyb_obj_format(payload, HYB_FORMAT_EXACT, &s);
+        pthread_mutex_lock(&rc->lock);
+        if (rc->n < 1024)
+                snprintf(rc->lines[rc->n], sizeof(rc->lines[0]), "%s %s %s", hyb_furi_str(target),
+                         s, retain ? "r" : "t");
+        rc->n++;
+        pthread_mutex_unlock(&rc->lock);
+        hyb_free(s);
+}
+
+static void destroyed(void *ud)
+{
+        ((recorder *)ud)->destroyed++;
+}
+
+static recorder *rec_new(void)
+{
+        recorder *rc = calloc(1, sizeof(*rc));
+
+        pthread_mutex_init(&rc->lock, NULL);
+        return rc;
+}
+
+static hyb_slot *sub(hyb_store *st, const char *pattern, unsigned flags, recorder *rc)
+{
+        hyb_furi *p = furi(pattern);
+        hyb_slot *s = NULL;
+        hyb_error e = { 0 };
+        int r = hyb_store_subscribe(st, p, flags, record, rc, &s, &e);
+
+        ck_assert_msg(r == 0, "subscribe %s: %s", pattern, e.message);
+        hyb_slot_set_destroy(s, destroyed);
+        hyb_furi_unref(p);
+        return s;
+}
+
+static void drain(hyb_store *st)
+{
+        while (hyb_store_process(st) > 0)
+                ;
+}
+
+START_TEST(test_sub_order_and_kinds)
+{
+        hyb_store *st = open_mem();
+        recorder *rc = rec_new();
+        hyb_slot *s = sub(st, "/s/#", 0, rc);
+
+        put_ok(st, "/s/b", "1");
+        put_ok(st, "/s/a", "2");
+        ck_assert_int_eq(put(st, "/s/t", "3", HYB_WRITE_TRANSIENT), 0);
+        put_ok(st, "/s/b", "4");
+        ck_assert_int_eq(hyb_store_write_str(st, "/s/a", hyb_obj_noobj(), 0, NULL), 0);
+        put_ok(st, "/other", "5");
+        ck_assert_int_eq(rc->n, 0); /* delivered by process(), not by the write */
+        drain(st);
+        ck_assert_int_eq(rc->n, 5);
+        ck_assert_str_eq(rc->lines[0], "/s/b 1 r");
+        ck_assert_str_eq(rc->lines[1], "/s/a 2 r");
+        ck_assert_str_eq(rc->lines[2], "/s/t 3 t");
+        ck_assert_str_eq(rc->lines[3], "/s/b 4 r");
+        ck_assert_str_eq(rc->lines[4], "/s/a noobj r");
+        get_is(st, "/s/t", "noobj"); /* transient: nothing stored */
+        hyb_slot_unref(s);
+        ck_assert_int_eq(rc->destroyed, 1);
+        hyb_store_unref(st);
+        free(rc);
+}
+END_TEST
+
+START_TEST(test_sub_replay)
+{
+        hyb_store *st = open_mem();
+        recorder *rc = rec_new(), *rc2 = rec_new();
+        hyb_slot *s, *s2;
+
+        put_ok(st, "/r/2", "'b'");
+        put_ok(st, "/r/10", "'c'");
+        put_ok(st, "/r/1", "'a'");
+        put_ok(st, "/q", "0");
+        s = sub(st, "/r/+", HYB_SUBSCRIBE_REPLAY, rc);
+        s2 = sub(st, "/r/+", 0, rc2);
+        put_ok(st, "/r/3", "'d'");
+        drain(st);
+        ck_assert_int_eq(rc->n, 4);
+        ck_assert_str_eq(rc->lines[0], "/r/1 'a' r"); /* retained first, in key order */
+        ck_assert_str_eq(rc->lines[1], "/r/2 'b' r");
+        ck_assert_str_eq(rc->lines[2], "/r/10 'c' r");
+        ck_assert_str_eq(rc->lines[3], "/r/3 'd' r");
+        ck_assert_int_eq(rc2->n, 1); /* without REPLAY: only new writes */
+        hyb_slot_unref(s);
+        hyb_slot_unref(s2);
+        hyb_store_unref(st);
+        free(rc);
+        free(rc2);
+}
+END_TEST
+
+START_TEST(test_unsubscribe)
+{
+        hyb_store *st = open_mem();
+        recorder *rc = rec_new();
+        hyb_slot *s = sub(st, "/u", 0, rc);
+
+        put_ok(st, "/u", "1");
+        drain(st);
+        ck_assert_int_eq(rc->n, 1);
+        put_ok(st, "/u", "2"); /* queued, then the slot goes: it is not delivered */
+        ck_assert_ptr_null(hyb_slot_unref(s));
+        ck_assert_int_eq(rc->destroyed, 1);
+        put_ok(st, "/u", "3");
+        drain(st);
+        ck_assert_int_eq(rc->n, 1);
+        hyb_store_unref(st);
+        free(rc);
+}
+END_TEST
+
+START_TEST(test_sub_branch_and_poly_messages)
+{
+        hyb_store *st = open_mem();
+        recorder *rc = rec_new(), *rk = rec_new(), *ry = rec_new();
+        hyb_slot *s = sub(st, "/x/+", 0, rc), *sk = sub(st, "/r/a/b", 0, rk),
+                 *sy = sub(st, "/r/a/b/y", 0, ry);
+
+        ck_assert_int_eq(put(st, "/x/", "[a=>1,b=>2]", 0), 0);
+        drain(st);
+        ck_assert_int_eq(rc->n, 2); /* one message per stored child */
+        ck_assert_str_eq(rc->lines[0], "/x/a 1 r");
+        ck_assert_str_eq(rc->lines[1], "/x/b 2 r");
+        ck_assert_int_eq(hyb_store_write_str(st, "/x/", hyb_obj_noobj(), 0, NULL), 0);
+        drain(st);
+        ck_assert_int_eq(rc->n, 4);
+        ck_assert_str_eq(rc->lines[2], "/x/a noobj r");
+        ck_assert_str_eq(rc->lines[3], "/x/b noobj r");
+
+        put_ok(st, "/r/a/b", "[k=>1]");
+        put_ok(st, "/r/a/b/y", "3");
+        drain(st);
+        ck_assert_int_eq(rk->n, 2);
+        ck_assert_str_eq(rk->lines[1], "/r/a/b [k=>1,y=>3] r");
+        ck_assert_int_eq(ry->n, 1);
+        ck_assert_str_eq(ry->lines[0], "/r/a/b/y 3 r");
+        hyb_slot_unref(s);
+        hyb_slot_unref(sk);
+        hyb_slot_unref(sy);
+        hyb_store_unref(st);
+        free(rc);
+        free(rk);
+        free(ry);
+}
+END_TEST
+
+/* The subscription trie must agree with hyb_furi_match on every pair. */
+START_TEST(test_sub_matches_furi_match)
+{
+        static const char *pats[] = { "/a/b", "/a/+", "/a/#", "/+/b", "/+/+", "/#", "#",
+                                      "/a/b/#", "/+/#", "/a/+/c", "/b", "/a/b/c" };
+        static const char *keys[] = { "/a", "/a/b", "/a/c", "/b", "/a/b/c", "/x/b", "/a/x/c" };
+        enum { ELEMS_PATS = sizeof(pats) / sizeof(pats[0]) };
+        hyb_store *st = open_mem();
+        recorder *rc[12];
+        hyb_slot *s[12];
+
+        ck_assert_int_eq(ELEMS_PATS, 12);
+
+        for (size_t i = 0; i < ELEMS_PATS; i++) {
+                rc[i] = rec_new();
+                s[i] = sub(st, pats[i], 0, rc[i]);
+        }
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+                put_ok(st, keys[k], "1");
+                drain(st);
+                for (size_t i = 0; i < ELEMS_PATS; i++) {
+                        int want = hyb_furi_match_str(keys[k], pats[i], NULL);
+                        ck_assert_msg(rc[i]->n == want, "%s on %s: %d messages, match says %d",
+                                      keys[k], pats[i], rc[i]->n, want);
+                        rc[i]->n = 0;
+                }
+        }
+        for (size_t i = 0; i < ELEMS_PATS; i++) {
+                hyb_slot_unref(s[i]);
+                free(rc[i]);
+        }
+        hyb_store_unref(st);
+}
+END_TEST
+
+START_TEST(test_sub_errors)
+{
+        hyb_store *st = open_mem();
+        hyb_slot *s = NULL;
+        hyb_error e = { 0 };
+        hyb_furi *rel = furi("a/+"), *br = furi("/a/b/"), *cl = furi("//kitchen/#");
+
+        ck_assert_int_eq(hyb_store_subscribe(st, rel, 0, record, NULL, &s, &e), -EINVAL);
+        ck_assert(strstr(e.message, "relative") != NULL);
+        ck_assert_int_eq(hyb_store_subscribe(st, br, 0, record, NULL, &s, &e), -EINVAL);
+        ck_assert(strstr(e.message, "branch") != NULL);
+        ck_assert_int_eq(hyb_store_subscribe(st, cl, 0, record, NULL, &s, &e), -EINVAL);
+        ck_assert(strstr(e.message, "cluster") != NULL);
+        ck_assert_int_eq(hyb_store_subscribe(st, br, 0x10, record, NULL, &s, &e), -EINVAL);
+        ck_assert_ptr_null(s);
+        hyb_furi_unref(rel);
+        hyb_furi_unref(br);
+        hyb_furi_unref(cl);
+        hyb_store_unref(st);
+}
+END_TEST
+
+static void rewrite_cb(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
+{
+        hyb_store *st = ud;
+        hyb_obj *o = NULL;
+
+        /* a callback may use the store: no deadlock, its messages come in a later process() */
+        if (hyb_obj_get_int(payload) < 3) {
+                hyb_obj_new_int(hyb_obj_get_int(payload) + 1, &o);
+                hyb_store_write_str(st, "/cb", o, 0, NULL);
+                hyb_obj_unref(o);
+        }
+}
+
+START_TEST(test_callback_reentry)
+{
+        hyb_store *st = open_mem();
+        hyb_furi *p = furi("/cb");
+        hyb_slot *s = NULL;
+
+        ck_assert_int_eq(hyb_store_subscribe(st, p, 0, rewrite_cb, st, &s, NULL), 0);
+        put_ok(st, "/cb", "0");
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_gt(hyb_store_process(st), 0);
+        get_is(st, "/cb", "3");
+        hyb_slot_unref(s);
+        hyb_furi_unref(p);
+        hyb_store_unref(st);
+}
+END_TEST
+
+START_TEST(test_fd_and_timeout)
+{
+        hyb_store *st = open_mem();
+        recorder *rc = rec_new();
+        hyb_slot *s = sub(st, "/f", 0, rc);
+        struct pollfd pfd = { .fd = hyb_store_get_fd(st), .events = POLLIN };
+        uint64_t t = 0;
+
+        ck_assert_int_ge(pfd.fd, 0);
+        ck_assert(fcntl(pfd.fd, F_GETFD) & FD_CLOEXEC);
+        ck_assert_int_eq(hyb_store_get_timeout(st, &t), 0);
+        ck_assert(t == UINT64_MAX); /* memory store, nothing queued */
+        ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+        put_ok(st, "/f", "1");
+        ck_assert_int_eq(poll(&pfd, 1, 0), 1);
+        ck_assert_int_eq(hyb_store_get_timeout(st, &t), 0);
+        ck_assert(t == 0);
+        ck_assert_int_gt(hyb_store_wait(st, 1000000), 0);
+        ck_assert_int_eq(rc->n, 1);
+        ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+        hyb_slot_unref(s);
+        hyb_store_unref(st);
+        free(rc);
+}
+END_TEST
+
+/* ---- scan ---- */
+
+static int count_until(const hyb_furi *f, const hyb_obj *v, void *ud)
+{
+        int *n = ud;
+
+        (*n)++;
+        return hyb_obj_get_int(v) == 2 ? 42 : 0;
+}
+
+START_TEST(test_scan)
+{
+        hyb_store *st = open_mem();
+        hyb_furi *p = furi("/s/+");
+        int n = 0;
+
+        put_ok(st, "/s/10", "3");
+        put_ok(st, "/s/2", "2");
+        put_ok(st, "/s/1", "1");
+        ck_assert_int_eq(hyb_store_scan(st, p, count_until, &n, NULL), 42); /* stops at /s/2 */
+        ck_assert_int_eq(n, 2);
+        hyb_furi_unref(p);
+        hyb_store_unref(st);
+}
+END_TEST
+
+/* ---- limits ---- */
+
+START_TEST(test_limit_value_size)
+{
+        hyb_store_options o;
+        hyb_store *st = NULL;
+        hyb_error e = { 0 };
+        char big[200];
+        hyb_obj *v = NULL;
+
+        hyb_store_options_init(&o);
+        o.max_value_bytes = 100;
+        ck_assert_int_eq(hyb_store_open(NULL, &o, &st, NULL), 0);
+        memset(big, 'x', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        hyb_obj_new_str(big, (size_t)-1, &v);
+        ck_assert_int_eq(hyb_store_write_str(st, "/big", v, 0, &e), HYB_E_LIMIT);
+        ck_assert(strstr(e.message, "100") != NULL);
+        ck_assert_int_eq(hyb_store_write_str(st, "/big", v, HYB_WRITE_TRANSIENT, NULL),
+                         HYB_E_LIMIT);
+        hyb_obj_unref(v);
+        get_is(st, "/big", "noobj");
+        put_ok(st, "/small", "'fits'");
+        /* growing a stored poly in place past the limit is refused too */
+        put_ok(st, "/p", "[a=>1]");
+        hyb_obj_new_str(big + 120, (size_t)-1, &v); /* 79 bytes */
+        ck_assert_int_eq(hyb_store_write_str(st, "/p/b", v, 0, NULL), 0);
+        ck_assert_int_eq(hyb_store_write_str(st, "/p/c", v, 0, NULL), HYB_E_LIMIT);
+        hyb_obj_unref(v);
+        hyb_store_unref(st);
+}
+END_TEST
+
+START_TEST(test_limit_depth)
+{
+        hyb_store_options o;
+        hyb_store *st = NULL;
+        hyb_error e = { 0 };
+
+        hyb_store_options_init(&o);
+        o.max_depth = 3;
+        ck_assert_int_eq(hyb_store_open(NULL, &o, &st, NULL), 0);
+        put_ok(st, "/ok", "[[[1]]]");
+        hyb_obj *v = obj("[[[[1]]]]");
+        ck_assert_int_eq(hyb_store_write_str(st, "/deep", v, 0, &e), HYB_E_LIMIT);
+        ck_assert(strstr(e.message, "deep") != NULL);
+        hyb_obj_unref(v);
+        v = obj("[a=>[b=>[c=>[d=>1]]]]");
+        ck_assert_int_eq(hyb_store_write_str(st, "/deep", v, 0, NULL), HYB_E_LIMIT);
+        hyb_obj_unref(v);
+        get_is(st, "/deep", "noobj");
+        hyb_store_unref(st);
+}
+END_TEST
+
+START_TEST(test_limit_subscriptions)
+{
+        hyb_store_options o;
+        hyb_store *st = NULL;
+        hyb_slot *s[4] = { 0 }, *extra = NULL;
+        hyb_furi *p = furi("/l/#");
+        hyb_error e = { 0 };
+
+        hyb_store_options_init(&o);
+        o.max_subscriptions = 3;
+        ck_assert_int_eq(hyb_store_open(NULL, &o, &st, NULL), 0);
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(hyb_store_subscribe(st, p, 0, record, NULL, &s[i], NULL), 0);
+        ck_assert_int_eq(hyb_store_subscribe(st, p, 0, record, NULL, &extra, &e), HYB_E_LIMIT);
+        ck_assert(strstr(e.message, "3") != NULL);
+        hyb_slot_unref(s[0]); /* a freed place can be taken again */
+        ck_assert_int_eq(hyb_store_subscribe(st, p, 0, record, NULL, &s[0], NULL), 0);
+        for (int i = 0; i < 3; i++)
+                hyb_slot_unref(s[i]);
+        hyb_furi_unref(p);
+        hyb_store_unref(st);
+}
+END_TEST
+
+/* ---- asynchronous writes and group commit ---- */
+
+static void done_cb(int r, void *ud)
+{
+        int *n = ud;
+
+        ck_assert_int_eq(r, 0);
+        (*n)++;
+}
+
+START_TEST(test_async_writes)
+{
+        char *dir, *path = db_path(&dir);
+        hyb_store *st = open_db(path, HYB_DURABILITY_FULL), *st2;
+        hyb_error e = { 0 };
+        int done = 0;
+
+        for (int i = 0; i < 50; i++) {
+                char f[32];
+                hyb_obj *v = NULL;
+                hyb_furi *t;
+                snprintf(f, sizeof(f), "/as/%d", i);
+                t = furi(f);
+                hyb_obj_new_int(i, &v);
+                ck_assert_int_eq(hyb_store_write_async(st, t, v, 0, done_cb, &done, &e), 0);
+                hyb_obj_unref(v);
+                hyb_furi_unref(t);
+        }
+        ck_assert_int_eq(done, 0); /* nothing acknowledged before process() commits */
+        get_is(st, "/as/49", "49"); /* memory is already up to date */
+        drain(st);
+        ck_assert_int_eq(done, 50);
+        /* another handle sees them on disk: they were committed before acknowledgement */
+        st2 = open_db(path, HYB_DURABILITY_NORMAL);
+        get_is(st2, "/as/0", "0");
+        get_is(st2, "/as/49", "49");
+        hyb_store_unref(st2);
+        /* a rejected async write returns at once and never calls back */
+        hyb_furi *bad = furi("/as/+");
+        hyb_obj *one = obj("1");
+        ck_assert_int_eq(hyb_store_write_async(st, bad, one, 0, done_cb, &done, NULL), -EINVAL);
+        hyb_obj_unref(one);
+        hyb_furi_unref(bad);
+        drain(st);
+        ck_assert_int_eq(done, 50);
+        ck_assert_int_eq(hyb_store_flush(st), 0);
+        hyb_store_unref(st);
+        test_rmrf(dir);
+        free(dir);
+        free(path);
+}
+END_TEST
+
+/* ---- threads ---- */
+
+typedef struct thr {
+        hyb_store *st;
+        int id;
+        volatile int *stop;
+        int reads;
+} thr;
+
+static void *writer(void *ud)
+{
+        thr *t = ud;
+
+        for (int i = 0; i < 100; i++) {
+                char f[48];
+                hyb_obj *v = NULL;
+                snprintf(f, sizeof(f), "/thr/%d/%d", t->id, i);
+                hyb_obj_new_int(i, &v);
+                ck_assert_int_eq(hyb_store_write_str(t->st, f, v, 0, NULL), 0);
+                hyb_obj_unref(v);
+        }
+        return NULL;
+}
+
+static void *reader(void *ud)
+{
+        thr *t = ud;
+
+        while (!*t->stop) {
+                hyb_obj *o = NULL;
+                ck_assert_int_eq(hyb_store_read_str(t->st, "/thr/#", &o, NULL), 0);
+                ck_assert(hyb_obj_len(o) <= 400);
+                hyb_obj_unref(o);
+                t->reads++;
+        }
+        return NULL;
+}
+
+START_TEST(test_threads)
+{
+        char *dir, *path = db_path(&dir);
+        hyb_store *st = open_db(path, HYB_DURABILITY_NORMAL);
+        recorder *rc = rec_new();
+        hyb_slot *s = sub(st, "/thr/#", 0, rc);
+        volatile int stop = 0;
+        pthread_t w[4], rd;
+        thr t[5];
+        hyb_obj *o = NULL;
+
+        for (int i = 0; i < 5; i++)
+                t[i] = (thr){ .st = st, .id = i, .stop = &stop };
+        ck_assert_int_eq(pthread_create(&rd, NULL, reader, &t[4]), 0);
+        for (int i = 0; i < 4; i++)
+                ck_assert_int_eq(pthread_create(&w[i], NULL, writer, &t[i]), 0);
+        for (int i = 0; i < 4; i++)
+                pthread_join(w[i], NULL);
+        stop = 1;
+        pthread_join(rd, NULL);
+        ck_assert_int_gt(t[4].reads, 0);
+        ck_assert_int_eq(hyb_store_read_str(st, "/thr/#", &o, NULL), 0);
+        ck_assert_int_eq(hyb_obj_len(o), 400);
+        hyb_obj_unref(o);
+        drain(st);
+        ck_assert_int_eq(rc->n, 400);
+        hyb_slot_unref(s);
+        hyb_store_unref(st);
+        /* every write reached the disk */
+        st = open_db(path, HYB_DURABILITY_NORMAL);
+        ck_assert_int_eq(hyb_store_read_str(st, "/thr/+/+", &o, NULL), 0);
+        ck_assert_int_eq(hyb_obj_len(o), 400);
+        hyb_obj_unref(o);
+        hyb_store_unref(st);
+        free(rc);
+        test_rmrf(dir);
+        free(dir);
+        free(path);
+}
+END_TEST
+
+/* ---- kill -9: an acknowledged write survives ---- */
+
+static void kill_test(hyb_durability d)
+{
+        char *dir, *path = db_path(&dir);
+        int fds[2], acked = 0, n;
+        int32_t k;
+        pid_t pid;
+        hyb_store *st;
+
+        ck_assert_int_eq(pipe(fds), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                hyb_store_options o;
+                close(fds[0]);
+                hyb_store_options_init(&o);
+                o.durability = d;
+                if (hyb_store_open(path, &o, &st, NULL) < 0)
+                        _exit(3);
+                for (int32_t i = 0; i < 1000000; i++) {
+                        char f[32];
+                        hyb_obj *v = NULL;
+                        snprintf(f, sizeof(f), "/k/%d", i);
+                        hyb_obj_new_int(i, &v);
+                        if (hyb_store_write_str(st, f, v, 0, NULL) < 0)
+                                _exit(4);
+                        hyb_obj_unref(v);
+                        /* acknowledged: the call returned */
+                        if (write(fds[1], &i, sizeof(i)) != sizeof(i))
+                                _exit(5);
+                }
+                _exit(0);
+        }
+        close(fds[1]);
+        int32_t *seen = calloc(1000000, sizeof(int32_t));
+        while ((n = read(fds[0], &k, sizeof(k))) == sizeof(k)) {
+                seen[acked++] = k;
+                if (acked == 300)
+                        kill(pid, SIGKILL);
+        }
+        close(fds[0]);
+        int status;
+        waitpid(pid, &status, 0);
+        ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        ck_assert_int_ge(acked, 300);
+        st = open_db(path, HYB_DURABILITY_NORMAL);
+        for (int i = 0; i < acked; i++) {
+                char f[32], want[16];
+                snprintf(f, sizeof(f), "/k/%d", seen[i]);
+                snprintf(want, sizeof(want), "%d", seen[i]);
+                get_is(st, f, want);
+        }
+        fprintf(stderr, "store kill -9 (%s): %d acknowledged writes, all present after reopen\n",
+                d == HYB_DURABILITY_FULL ? "full" : "normal", acked);
+        hyb_store_unref(st);
+        free(seen);
+        test_rmrf(dir);
+        free(dir);
+        free(path);
+}
+
+START_TEST(test_kill9_normal)
+{
+        kill_test(HYB_DURABILITY_NORMAL);
+}
+END_TEST
+
+START_TEST(test_kill9_full)
+{
+        kill_test(HYB_DURABILITY_FULL);
+}
+END_TEST
+
+/* ---- two processes on one database ---- */
+
+static uint64_t now_usec(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+typedef struct lat {
+        int n, deletes;
+        uint64_t max_usec, sum_usec;
+} lat;
+
+static void latency_cb(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
+{
+        lat *l = ud;
+
+        ck_assert(retain);
+        if (hyb_obj_is_noobj(payload))
+                l->deletes++;
+        else {
+                uint64_t d = now_usec() - (uint64_t)hyb_obj_get_int(payload);
+                l->sum_usec += d;
+                if (d > l->max_usec)
+                        l->max_usec = d;
+        }
+        l->n++;
+}
+
+START_TEST(test_two_processes)
+{
+        char *dir, *path = db_path(&dir);
+        hyb_store *st = open_db(path, HYB_DURABILITY_NORMAL);
+        hyb_furi *p = furi("/xp/#");
+        hyb_slot *s = NULL;
+        lat l = { 0 };
+        int go[2];
+        pid_t pid;
+
+        ck_assert_int_eq(hyb_store_subscribe(st, p, 0, latency_cb, &l, &s, NULL), 0);
+        ck_assert_int_eq(pipe(go), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                hyb_store *cs;
+                char c;
+                close(go[1]);
+                if (read(go[0], &c, 1) != 1)
+                        _exit(2);
+                cs = open_db(path, HYB_DURABILITY_NORMAL);
+                for (int i = 0; i < 10; i++) {
+                        char f[32];
+                        hyb_obj *v = NULL;
+                        snprintf(f, sizeof(f), "/xp/%d", i);
+                        hyb_obj_new_int((int64_t)now_usec(), &v);
+                        hyb_store_write_str(cs, f, v, 0, NULL);
+                        hyb_obj_unref(v);
+                        usleep(20000);
+                }
+                hyb_store_write_str(cs, "/xp/3", hyb_obj_noobj(), 0, NULL);
+                hyb_store_write_str(cs, "/xp/4", hyb_obj_noobj(), 0, NULL);
+                hyb_store_unref(cs);
+                _exit(0);
+        }
+        close(go[0]);
+        ck_assert_int_eq(write(go[1], "g", 1), 1);
+        close(go[1]);
+        uint64_t deadline = now_usec() + 10000000;
+        while (l.n < 12 && now_usec() < deadline)
+                hyb_store_wait(st, 50000);
+        waitpid(pid, NULL, 0);
+        ck_assert_int_eq(l.n, 12);
+        ck_assert_int_eq(l.deletes, 2);
+        get_is(st, "/xp/3", "noobj");
+        fprintf(stderr, "store cross-process delivery: max %.1f ms, mean %.1f ms over 10 writes\n",
+                l.max_usec / 1000.0, l.sum_usec / 10000.0);
+        hyb_slot_unref(s);
+        hyb_furi_unref(p);
+        hyb_store_unref(st);
+        test_rmrf(dir);
+        free(dir);
+        free(path);
+}
+END_TEST
+
+/* ---- journal trimming ---- */
+
+static int64_t journal_rows(const char *path)
+{
+        sqlite3 *db;
+        sqlite3_stmt *s;
+        int64_t n = -1;
+
+        ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM journal", -1, &s, NULL),
+                         SQLITE_OK);
+        if (sqlite3_step(s) == SQLITE_ROW)
+                n = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+        return n;
+}
+
+START_TEST(test_journal_trim)
+{
+        char *dir, *path = db_path(&dir);
+        hyb_store_options o;
+        hyb_store *a = NULL, *b = NULL;
+        recorder *rc = rec_new();
+        hyb_slot *s;
+        hyb_obj *v = NULL;
+
+        hyb_store_options_init(&o);
+        o.journal_max = 16;
+        ck_assert_int_eq(hyb_store_open(path, &o, &a, NULL), 0);
+        ck_assert_int_eq(hyb_store_open(path, &o, &b, NULL), 0);
+        put_ok(b, "/j/old", "0");
+        s = sub(b, "/j/#", 0, rc);
+        for (int i = 0; i < 300; i++) {
+                char f[32], val[16];
+                snprintf(f, sizeof(f), "/j/%d", i);
+                snprintf(val, sizeof(val), "%d", i);
+                put_ok(a, f, val);
+        }
+        ck_assert_int_eq(hyb_store_write_str(a, "/j/old", hyb_obj_noobj(), 0, NULL), 0);
+        /* the journal is trimmed as it grows */
+        ck_assert_int_le(journal_rows(path), 2 * 16);
+        ck_assert_int_gt(journal_rows(path), 0);
+        /* b never looked while a wrote 301 changes: it resyncs from the table */
+        drain(b);
+        ck_assert_int_eq(rc->n, 301);
+        get_is(b, "/j/299", "299");
+        get_is(b, "/j/old", "noobj");
+        ck_assert_int_eq(hyb_store_read_str(b, "/j/+", &v, NULL), 0);
+        ck_assert_int_eq(hyb_obj_len(v), 300);
+        hyb_obj_unref(v);
+        hyb_slot_unref(s);
+        hyb_store_unref(a);
+        hyb_store_unref(b);
+        free(rc);
+        test_rmrf(dir);
+        free(dir);
+        free(path);
+}
+END_TEST
+
+/* ---- scope router ---- */
+
+START_TEST(test_scope_router)
+{
+        hyb_store *host = open_mem(), *st = NULL;
+        hyb_scope *sc = NULL;
+        hyb_furi *f, *t = NULL;
+        hyb_obj *o = NULL, *v = obj("1");
+        hyb_error e = { 0 };
+
+        ck_assert_int_eq(hyb_scope_new(host, "prog", &sc), 0);
+        /* relative: program memory, not the host store */
+        f = furi("a/b");
+        ck_assert_int_eq(hyb_scope_write(sc, f, v, 0, NULL), 0);
+        ck_assert_int_eq(hyb_scope_read(sc, f, &o, NULL), 0);
+        ck_assert_int_eq(hyb_obj_get_int(o), 1);
+        hyb_obj_unref(o);
+        ck_assert_int_eq(hyb_scope_route(sc, f, &st, &t, NULL), 0);
+        ck_assert_ptr_ne(st, host);
+        hyb_furi_unref(t);
+        hyb_furi_unref(f);
+        get_is(host, "/a/b", "noobj");
+        /* ~/x -> /home/<program>/x in the host store */
+        f = furi("~/x");
+        ck_assert_int_eq(hyb_scope_write(sc, f, v, 0, NULL), 0);
+        ck_assert_int_eq(hyb_scope_route(sc, f, &st, &t, NULL), 0);
+        ck_assert_ptr_eq(st, host);
+        ck_assert_str_eq(hyb_furi_str(t), "/home/prog/x");
+        hyb_furi_unref(t);
+        hyb_furi_unref(f);
+        get_is(host, "/home/prog/x", "1");
+        /* /x -> host */
+        f = furi("/h");
+        ck_assert_int_eq(hyb_scope_write(sc, f, v, 0, NULL), 0);
+        hyb_furi_unref(f);
+        get_is(host, "/h", "1");
+        /* cluster and global: a clear error naming the scope */
+        f = furi("//kitchen/temp");
+        ck_assert_int_eq(hyb_scope_write(sc, f, v, 0, &e), HYB_E_SCOPE);
+        ck_assert(strstr(e.message, "cluster") != NULL);
+        ck_assert_int_eq(hyb_scope_read(sc, f, &o, &e), HYB_E_SCOPE);
+        hyb_furi_unref(f);
+        f = furi("//host.example/x");
+        ck_assert_int_eq(hyb_scope_read(sc, f, &o, &e), HYB_E_SCOPE);
+        ck_assert(strstr(e.message, "global") != NULL);
+        hyb_furi_unref(f);
+        f = furi("//10.0.0.7/x");
+        ck_assert_int_eq(hyb_scope_write(sc, f, v, 0, &e), HYB_E_SCOPE);
+        ck_assert(strstr(e.message, "global") != NULL);
+        hyb_furi_unref(f);
+        hyb_obj_unref(v);
+        hyb_scope_unref(sc);
+        hyb_store_unref(host);
+}
+END_TEST
+
+START_TEST(test_scope_subscribe)
+{
+        hyb_scope *sc = NULL;
+        recorder *rc = rec_new(), *rh = rec_new();
+        hyb_slot *s = NULL, *sh = NULL;
+        hyb_furi *p = furi("v/+"), *ph = furi("~/#"), *cl = furi("//c/#"), *f;
+        hyb_obj *v = obj("7");
+        hyb_error e = { 0 };
+
+        ck_assert_int_eq(hyb_scope_new(NULL, "p2", &sc), 0); /* NULL host: in-process store */
+        ck_assert_int_eq(hyb_scope_subscribe(sc, p, 0, record, rc, &s, NULL), 0);
+        ck_assert_int_eq(hyb_scope_subscribe(sc, ph, 0, record, rh, &sh, NULL), 0);
+        ck_assert_int_eq(hyb_scope_subscribe(sc, cl, 0, record, rc, &s, &e), HYB_E_SCOPE);
+        f = furi("v/1");
+        ck_assert_int_eq(hyb_scope_write(sc, f, v, 0, NULL), 0);
+        hyb_furi_unref(f);
+        f = furi("~/cfg");
+        ck_assert_int_eq(hyb_scope_write(sc, f, v, 0, NULL), 0);
+        hyb_furi_unref(f);
+        while (hyb_scope_process(sc) > 0)
+                ;
+        ck_assert_int_eq(rc->n, 1);
+        ck_assert_str_eq(rc->lines[0], "v/1 7 r");
+        ck_assert_int_eq(rh->n, 1);
+        ck_assert_str_eq(rh->lines[0], "/home/p2/cfg 7 r");
+        hyb_slot_unref(s);
+        hyb_slot_unref(sh);
+        hyb_furi_unref(p);
+        hyb_furi_unref(ph);
+        hyb_furi_unref(cl);
+        hyb_obj_unref(v);
+        hyb_scope_unref(sc);
+        free(rc);
+        free(rh);
+}
+END_TEST
+
+Suite *store_suite(void)
+{
+        Suite *s = suite_create("store");
+        TCase *tc = tcase_create("ops");
+
+        tcase_add_test(tc, test_ops_memory);
+        tcase_add_test(tc, test_ops_sqlite);
+        tcase_add_test(tc, test_value_id_kept);
+        tcase_add_test(tc, test_persist_reopen);
+        tcase_add_test(tc, test_open_errors);
+        tcase_add_test(tc, test_memory_is_memory);
+        tcase_add_test(tc, test_bad_args);
+        tcase_add_test(tc, test_scan);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("subscriptions");
+        tcase_add_test(tc, test_sub_order_and_kinds);
+        tcase_add_test(tc, test_sub_replay);
+        tcase_add_test(tc, test_unsubscribe);
+        tcase_add_test(tc, test_sub_branch_and_poly_messages);
+        tcase_add_test(tc, test_sub_matches_furi_match);
+        tcase_add_test(tc, test_sub_errors);
+        tcase_add_test(tc, test_callback_reentry);
+        tcase_add_test(tc, test_fd_and_timeout);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("limits");
+        tcase_add_test(tc, test_limit_value_size);
+        tcase_add_test(tc, test_limit_depth);
+        tcase_add_test(tc, test_limit_subscriptions);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("durability");
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, test_async_writes);
+        tcase_add_test(tc, test_threads);
+        tcase_add_test(tc, test_kill9_normal);
+        tcase_add_test(tc, test_kill9_full);
+        tcase_add_test(tc, test_two_processes);
+        tcase_add_test(tc, test_journal_trim);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("scope");
+        tcase_add_test(tc, test_scope_router);
+        tcase_add_test(tc, test_scope_subscribe);
+        suite_add_tcase(s, tc);
+        return s;
+}
