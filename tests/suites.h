@@ -10,7 +10,8 @@
         X(furi_suite) \
         X(obj_suite) \
         X(buspieces_suite) \
-        X(store_suite)
+        X(store_suite) \
+        X(bus_suite)
 
 #define HYB_X_DECL(fn) Suite *fn(void);
 HYB_SUITES(HYB_X_DECL)

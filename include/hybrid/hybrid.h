@@ -7,5 +7,8 @@
 #include <hybrid/furi.h>
 #include <hybrid/obj.h>
 #include <hybrid/store.h>
+#include <hybrid/bus.h>
+#include <hybrid/endpoint.h>
+#include <hybrid/broker.h>
 
 #endif

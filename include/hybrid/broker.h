@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hybrid/broker.h - the embeddable bus broker (spec/bus.md).
+ *
+ * A hyb_broker routes calls, results and events between the clients of one
+ * Unix socket, enforces deadlines, access lists and every limit of its
+ * configuration, and serves the builtin endpoint @localhost/org.hybridos.bus/builtin.
+ * It runs on a libevent base the embedder owns (hybridd is a thin main around
+ * it; integration tests run one on a thread with its own base).  All broker
+ * functions must be called from the thread running that base.
+ *
+ *   hyb_broker_config *cfg;  hyb_broker *b;
+ *   hyb_broker_config_new(&cfg);
+ *   hyb_broker_config_load_file(cfg, "/etc/hybrid/boot.yaml", &err);
+ *   hyb_broker_new(cfg, base, &b, &err);
+ *   hyb_broker_start(b, &err);        socket exists from here on
+ *   event_base_dispatch(base);
+ *   ...hyb_broker_shutdown(b); ... hyb_broker_free(b);
+ *
+ * The library logs nothing above debug by itself: it hands log lines to the
+ * callback set with hyb_broker_set_log, and the daemon decides where they go.
+ */
+#ifndef HYBRID_BROKER_H
+#define HYBRID_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#include <hybrid/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct event_base; /* libevent */
+
+typedef struct hyb_broker hyb_broker;
+typedef struct hyb_broker_config hyb_broker_config;
+
+/* Log levels (syslog numbering). */
+enum {
+        HYB_LOG_ERROR = 3,
+        HYB_LOG_WARNING = 4,
+        HYB_LOG_INFO = 6,
+        HYB_LOG_DEBUG = 7,
+};
+
+/* ----------------------------------------------------------------- config */
+
+/* A configuration with the defaults of spec/bus.md.  Errors: -ENOMEM. */
+HYB_EXPORT int hyb_broker_config_new(hyb_broker_config **ret);
+HYB_EXPORT hyb_broker_config *hyb_broker_config_ref(hyb_broker_config *cfg);
+HYB_EXPORT hyb_broker_config *hyb_broker_config_unref(hyb_broker_config *cfg);
+/*
+ * Loads YAML (keys host, listen, limits, policy, log) over the current values.
+ * Errors: HYB_E_CONFIG with line:column in *reterr, -errno when unreadable.
+ */
+HYB_EXPORT int hyb_broker_config_load_file(hyb_broker_config *cfg, const char *path,
+                                           hyb_error *reterr);
+HYB_EXPORT int hyb_broker_config_load_string(hyb_broker_config *cfg, const char *yaml, size_t len,
+                                             hyb_error *reterr);
+/* Sets the Unix socket path (copied).  Errors: -EINVAL (NULL, empty or too long), -ENOMEM. */
+HYB_EXPORT int hyb_broker_config_set_socket(hyb_broker_config *cfg, const char *path);
+/* The socket path: the configured one, else the default (see hyb_bus_default_socket).
+ * *ret_path is freed with hyb_free(). */
+HYB_EXPORT int hyb_broker_config_get_socket(const hyb_broker_config *cfg, char **ret_path);
+/*
+ * Sets a limit by its YAML name: max_body, max_frame, max_pending_calls,
+ * send_queue_bytes, max_connections, max_endpoints, max_subscriptions,
+ * auth_timeout_ms, ping_after_s, drop_after_s.  Setting max_body also raises
+ * max_frame to max_body + 64 KiB when it was smaller.
+ * Errors: -EINVAL (unknown name, 0, or out of range).
+ */
+HYB_EXPORT int hyb_broker_config_set_limit(hyb_broker_config *cfg, const char *name, uint64_t value);
+HYB_EXPORT int hyb_broker_config_get_limit(const hyb_broker_config *cfg, const char *name,
+                                           uint64_t *ret);
+/* Adds an administrator uid (may monitor, sees all endpoints). */
+HYB_EXPORT int hyb_broker_config_add_admin(hyb_broker_config *cfg, uint32_t uid);
+/* HYB_LOG_* from log.level. */
+HYB_EXPORT int hyb_broker_config_get_log_level(const hyb_broker_config *cfg);
+/* log.syslog. */
+HYB_EXPORT bool hyb_broker_config_get_syslog(const hyb_broker_config *cfg);
+
+/* ----------------------------------------------------------------- broker */
+
+typedef void (*hyb_log_fn)(int level, const char *message, void *userdata);
+
+/*
+ * Creates a broker on `base` (borrowed; must outlive the broker) with `cfg`
+ * (NULL: defaults; a reference is taken, do not change it afterwards).
+ * Nothing is listened on yet.  If SIGPIPE is at its default disposition it is set
+ * to ignored (a peer that vanishes mid-write must not kill the process).
+ * Errors: -EINVAL, -ENOMEM, HYB_E_CONFIG.
+ */
+HYB_EXPORT int hyb_broker_new(hyb_broker_config *cfg, struct event_base *base, hyb_broker **ret,
+                              hyb_error *reterr);
+/*
+ * Frees the broker: closes the listener (removes the socket file) and every
+ * connection.  Returns NULL; NULL is a no-op.
+ */
+HYB_EXPORT hyb_broker *hyb_broker_free(hyb_broker *b);
+/* Sets the log callback (NULL: drop).  Levels above `max_level` are not produced. */
+HYB_EXPORT void hyb_broker_set_log(hyb_broker *b, int max_level, hyb_log_fn fn, void *userdata);
+/*
+ * Creates the socket and starts accepting.  The directory is created (0755)
+ * when missing; a stale socket (nobody accepting) is removed; a live one gives
+ * -EADDRINUSE.  The socket is bound under a temporary name, set to mode 0666
+ * (authentication decides who may do what) and renamed into place, so it
+ * appears only when connections are already accepted.
+ * Errors: -EADDRINUSE, -ENAMETOOLONG, -EALREADY (started), -errno.
+ */
+HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr);
+/*
+ * Fires SystemShuttingDown to subscribers, stops accepting (removes the
+ * socket) and closes every connection once its queued output is written
+ * (at most ~1 s).  After that the broker holds no events on the base, so
+ * event_base_dispatch returns.  Idempotent.
+ */
+HYB_EXPORT int hyb_broker_shutdown(hyb_broker *b);
+/* The socket path (borrowed), NULL before hyb_broker_start. */
+HYB_EXPORT const char *hyb_broker_get_socket(const hyb_broker *b);
+/* Number of open client connections (authenticated or not). */
+HYB_EXPORT unsigned hyb_broker_get_n_connections(const hyb_broker *b);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

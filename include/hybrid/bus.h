@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hybrid/bus.h - the data bus client (spec/bus.md).
+ *
+ * A hyb_bus is one connection to a broker, authenticated as the endpoint
+ * `@localhost/<app>/<runner>`.  Through it an app calls procedures (sync or
+ * async), offers procedures, registers and fires events and subscribes to
+ * events.  The model is sd-bus:
+ *   - opaque, reference-counted handles; every function returns an int (< 0 is
+ *     -errno or HYB_E_*, see common.h) and takes an optional `hyb_error *reterr`;
+ *   - every registration (procedure, event, subscription, async call, monitor)
+ *     returns a hyb_slot: unref it to unregister / cancel;
+ *   - no hidden threads, no global loop: integrate the connection in any loop
+ *     with get_fd / get_events / get_timeout / process, use hyb_bus_wait for
+ *     simple programs, or hyb_bus_attach_event for a libevent base.
+ * One connection is used from one thread at a time.
+ *
+ * Bus statuses (200, 404, 504...) map to HYB_E_* codes with hyb_err_from_status();
+ * a failed call returns that code and puts the callee's message in *reterr.
+ *
+ * Bodies are opaque bytes: JSON text by default, raw binary with HYB_BODY_BINARY.
+ * The broker forwards them unparsed; the limit is the broker's max_body
+ * (default 16 MiB, see hyb_bus_get_max_body).
+ */
+#ifndef HYBRID_BUS_H
+#define HYBRID_BUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#include <hybrid/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct event_base; /* libevent; the header does not include libevent */
+
+typedef struct hyb_bus hyb_bus;
+typedef struct hyb_bus_reply hyb_bus_reply;
+typedef struct hyb_bus_request hyb_bus_request;
+typedef struct hyb_bus_event hyb_bus_event;
+
+/* Body flags (the `flags` argument of calls, replies and fires). */
+#define HYB_BODY_JSON 0u
+#define HYB_BODY_BINARY 1u
+
+/* The broker's own endpoint and the name of its builtin methods' endpoint. */
+#define HYB_BUS_BUILTIN_ENDPOINT "@localhost/org.hybridos.bus/builtin"
+
+/* Timeout used when a call passes 0. */
+#define HYB_BUS_DEFAULT_TIMEOUT_MS 30000u
+
+/* Events for hyb_bus_get_events (same values as poll(2)'s POLLIN / POLLOUT). */
+#define HYB_BUS_EVENT_IN 0x001
+#define HYB_BUS_EVENT_OUT 0x004
+
+/* ------------------------------------------------------------------ connection */
+
+/*
+ * The default socket path: $XDG_RUNTIME_DIR/hybrid/bus.sock when the variable is
+ * set, else /run/hybrid/bus.sock.  *ret_path is freed with hyb_free().
+ * Errors: -ENOMEM.
+ */
+HYB_EXPORT int hyb_bus_default_socket(char **ret_path);
+
+/*
+ * Connects to the broker at `path` (NULL: hyb_bus_default_socket()) and
+ * authenticates as @localhost/<app>/<runner> by local uid policy.  Blocks until
+ * the handshake is done (bounded by the broker's auth timeout).
+ * On success *ret holds the only reference (release with hyb_bus_unref).
+ * Errors: -EINVAL (NULL app/runner/ret), HYB_E_NOT_ACCEPTABLE (bad app or runner
+ * name, or a reserved one), HYB_E_CONFLICT (endpoint name already connected),
+ * HYB_E_FORBIDDEN (this uid may not claim the app), HYB_E_UNAVAILABLE (no broker
+ * listening, too many connections), HYB_E_UPGRADE_REQUIRED (protocol version),
+ * HYB_E_PROTOCOL, -errno from socket calls.  *reterr says which.
+ */
+HYB_EXPORT int hyb_bus_connect(const char *path, const char *app, const char *runner, hyb_bus **ret,
+                               hyb_error *reterr);
+
+HYB_EXPORT hyb_bus *hyb_bus_ref(hyb_bus *bus);
+/*
+ * Drops a reference; the last one closes the connection (pending async calls
+ * are cancelled without their callback running; slots the caller still holds
+ * stay valid but inert until unref'd).  Returns NULL; NULL is a no-op.
+ */
+HYB_EXPORT hyb_bus *hyb_bus_unref(hyb_bus *bus);
+
+/* Closes the connection now (idempotent); the handle stays valid until unref. */
+HYB_EXPORT void hyb_bus_close(hyb_bus *bus);
+/* True while the connection is authenticated and open. */
+HYB_EXPORT bool hyb_bus_is_open(const hyb_bus *bus);
+
+/* "@localhost/<app>/<runner>", borrowed (valid while bus lives). */
+HYB_EXPORT const char *hyb_bus_get_endpoint_name(const hyb_bus *bus);
+/* The largest body the broker accepts (announced in the handshake). */
+HYB_EXPORT size_t hyb_bus_get_max_body(const hyb_bus *bus);
+
+/* ------------------------------------------------------------ loop integration */
+
+/* The socket to watch; -EBADF when closed. */
+HYB_EXPORT int hyb_bus_get_fd(const hyb_bus *bus);
+/* HYB_BUS_EVENT_IN, plus HYB_BUS_EVENT_OUT while output is queued; < 0 when closed. */
+HYB_EXPORT int hyb_bus_get_events(const hyb_bus *bus);
+/*
+ * The CLOCK_MONOTONIC time (µs) by which hyb_bus_process must be called again
+ * (the nearest local call deadline), or UINT64_MAX for none.  Returns 0 or -EBADF.
+ */
+HYB_EXPORT int hyb_bus_get_timeout(const hyb_bus *bus, uint64_t *ret_usec);
+/*
+ * Does pending work without blocking: flushes output, reads what the socket
+ * has, dispatches at most one incoming packet (a reply, call, event, cancel)
+ * and expires local deadlines.  Returns > 0 if something was done (call again),
+ * 0 if idle, < 0 on failure (HYB_E_CLOSED once the broker hung up).
+ */
+HYB_EXPORT int hyb_bus_process(hyb_bus *bus);
+/*
+ * Blocks until the connection has input (or can take queued output) or until
+ * timeout_usec passes (UINT64_MAX: no limit).  > 0 ready, 0 timeout, < 0 error
+ * (-EINTR is returned as is).
+ */
+HYB_EXPORT int hyb_bus_wait(hyb_bus *bus, uint64_t timeout_usec);
+/* Writes all queued output, blocking. 0 or < 0. */
+HYB_EXPORT int hyb_bus_flush(hyb_bus *bus);
+/*
+ * Lets a libevent base drive the connection (read, write, timers): callbacks
+ * then run from event_base_dispatch.  One base at a time; the bus holds no
+ * reference on the base.  Errors: -EBUSY (already attached), -ENOMEM.
+ */
+HYB_EXPORT int hyb_bus_attach_event(hyb_bus *bus, struct event_base *base);
+/* Undoes hyb_bus_attach_event; a no-op when not attached. */
+HYB_EXPORT int hyb_bus_detach_event(hyb_bus *bus);
+
+/* ------------------------------------------------------------------------ calls */
+
+/* A completed call: status, message and body, ref-counted. */
+HYB_EXPORT hyb_bus_reply *hyb_bus_reply_ref(hyb_bus_reply *reply);
+HYB_EXPORT hyb_bus_reply *hyb_bus_reply_unref(hyb_bus_reply *reply);
+/* The bus status (200, 404, 504, ...). */
+HYB_EXPORT int hyb_bus_reply_get_status(const hyb_bus_reply *reply);
+/* hyb_err_from_status(status): 0 for 2xx. */
+HYB_EXPORT int hyb_bus_reply_get_error(const hyb_bus_reply *reply);
+/* The callee's (or broker's) message, "" when none; borrowed. */
+HYB_EXPORT const char *hyb_bus_reply_get_message(const hyb_bus_reply *reply);
+/* The body (not NUL-terminated for binary; JSON bodies are followed by a NUL
+ * byte not counted in *ret_len), borrowed from the reply. */
+HYB_EXPORT const void *hyb_bus_reply_get_body(const hyb_bus_reply *reply, size_t *ret_len);
+HYB_EXPORT bool hyb_bus_reply_is_binary(const hyb_bus_reply *reply);
+/* The endpoint that answered ("@localhost/org.hybridos.bus/builtin" for the broker). */
+HYB_EXPORT const char *hyb_bus_reply_get_sender(const hyb_bus_reply *reply);
+
+/*
+ * Calls `method` of `endpoint` and waits for the answer.  body/len are copied
+ * (len 0: empty body).  flags: HYB_BODY_*.  timeout_ms: the deadline the
+ * broker enforces (0: HYB_BUS_DEFAULT_TIMEOUT_MS).  While waiting, incoming
+ * calls, events and other replies of this connection are dispatched, so a
+ * handler may itself call back the caller (A -> B -> A) without deadlock.
+ * On 2xx returns 0 and, when ret != NULL, *ret gets a reply to unref.
+ * Otherwise returns hyb_err_from_status(status) (HYB_E_NOT_FOUND, HYB_E_FORBIDDEN,
+ * HYB_E_BAD_REQUEST, HYB_E_CALLEE_TIMEOUT, HYB_E_BAD_CALLEE, HYB_E_TOO_LARGE, ...)
+ * with the message in *reterr, or HYB_E_CLOSED / -errno for local failures.
+ */
+HYB_EXPORT int hyb_bus_call(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
+                            size_t len, unsigned flags, uint32_t timeout_ms, hyb_bus_reply **ret,
+                            hyb_error *reterr);
+
+/* Called once with the reply (any status; connection loss gives a local 502). */
+typedef void (*hyb_bus_reply_fn)(hyb_bus *bus, const hyb_bus_reply *reply, void *userdata);
+
+/*
+ * Sends a call and returns at once; cb runs from hyb_bus_process (or the
+ * attached loop, or a sync call's wait) with the reply.  With ret_slot != NULL
+ * the caller owns a slot: unref'ing it before the reply cancels the call (the
+ * broker sends a cancel to the callee, like builtin terminateCall) and cb never
+ * runs.  With ret_slot NULL the call is floating.  body is copied.
+ * Errors: -EINVAL, HYB_E_TOO_LARGE (body over max_body), HYB_E_CLOSED, -ENOMEM.
+ */
+HYB_EXPORT int hyb_bus_call_async(hyb_bus *bus, const char *endpoint, const char *method,
+                                  const void *body, size_t len, unsigned flags, uint32_t timeout_ms,
+                                  hyb_bus_reply_fn cb, void *userdata, hyb_slot **ret_slot);
+
+/* Shorthand for hyb_bus_call(bus, HYB_BUS_BUILTIN_ENDPOINT, method, json, strlen(json), ...). */
+HYB_EXPORT int hyb_bus_call_builtin(hyb_bus *bus, const char *method, const char *json,
+                                    hyb_bus_reply **ret, hyb_error *reterr);
+
+/* ------------------------------------------------------------------ procedures */
+
+/*
+ * A procedure handler.  Answer with hyb_bus_request_reply* before returning, or
+ * take a reference (hyb_bus_request_ref) and answer later (deferred reply).
+ * If the handler returns without either: a negative return answers
+ * hyb_err_to_status(r) (e.g. HYB_E_NOT_FOUND -> 404), 0 answers 200 with an
+ * empty body.  `req` is borrowed for the duration of the call.
+ */
+typedef int (*hyb_bus_method_fn)(hyb_bus_request *req, void *userdata);
+
+HYB_EXPORT hyb_bus_request *hyb_bus_request_ref(hyb_bus_request *req);
+/* Dropping the last reference of an unanswered request answers 500. */
+HYB_EXPORT hyb_bus_request *hyb_bus_request_unref(hyb_bus_request *req);
+HYB_EXPORT hyb_bus *hyb_bus_request_get_bus(const hyb_bus_request *req);
+/* The calling endpoint, borrowed. */
+HYB_EXPORT const char *hyb_bus_request_get_caller(const hyb_bus_request *req);
+HYB_EXPORT const char *hyb_bus_request_get_method(const hyb_bus_request *req);
+/* The params body (JSON bodies are NUL-terminated beyond *ret_len), borrowed. */
+HYB_EXPORT const void *hyb_bus_request_get_body(const hyb_bus_request *req, size_t *ret_len);
+HYB_EXPORT bool hyb_bus_request_is_binary(const hyb_bus_request *req);
+/* Milliseconds left before the broker's deadline (0 when past). */
+HYB_EXPORT uint32_t hyb_bus_request_get_time_left_ms(const hyb_bus_request *req);
+/* True once the broker cancelled the call (deadline or caller's terminateCall). */
+HYB_EXPORT bool hyb_bus_request_is_cancelled(const hyb_bus_request *req);
+typedef void (*hyb_bus_cancel_fn)(hyb_bus_request *req, void *userdata);
+/* cb runs once if the call is cancelled while the request is still unanswered. */
+HYB_EXPORT void hyb_bus_request_set_cancel_handler(hyb_bus_request *req, hyb_bus_cancel_fn cb,
+                                                   void *userdata);
+/*
+ * Answers the call with a status (200, 400, ...), a body (copied) and HYB_BODY_* flags.
+ * Errors: -EALREADY (already answered), HYB_E_GONE (cancelled; nothing sent),
+ * HYB_E_TOO_LARGE, HYB_E_CLOSED.
+ */
+HYB_EXPORT int hyb_bus_request_reply(hyb_bus_request *req, int status, const void *body, size_t len,
+                                     unsigned flags);
+/* Answers with an error status and a message (retMsg). Same errors as above. */
+HYB_EXPORT int hyb_bus_request_reply_error(hyb_bus_request *req, int status, const char *message);
+
+/*
+ * Registers procedure `method` on this endpoint (builtin registerProcedure).
+ * for_host / for_app: access lists (NULL = "*"); callers not matching get 403
+ * from the broker.  Returns 0 with *ret_slot (NULL: lives as long as the bus).
+ * Unref the slot to revoke.  Errors: HYB_E_NOT_ACCEPTABLE (bad name or list),
+ * HYB_E_CONFLICT (already registered), HYB_E_TOO_MANY, HYB_E_CLOSED.
+ */
+HYB_EXPORT int hyb_bus_register_procedure(hyb_bus *bus, const char *method, const char *for_host,
+                                          const char *for_app, hyb_bus_method_fn handler,
+                                          void *userdata, hyb_slot **ret_slot, hyb_error *reterr);
+
+/* ---------------------------------------------------------------------- events */
+
+/* An event as delivered to a subscriber; all borrowed for the callback. */
+HYB_EXPORT const char *hyb_bus_event_get_source(const hyb_bus_event *ev); /* generator endpoint */
+HYB_EXPORT const char *hyb_bus_event_get_bubble(const hyb_bus_event *ev);
+HYB_EXPORT const void *hyb_bus_event_get_body(const hyb_bus_event *ev, size_t *ret_len);
+HYB_EXPORT bool hyb_bus_event_is_binary(const hyb_bus_event *ev);
+
+typedef void (*hyb_bus_event_fn)(hyb_bus *bus, const hyb_bus_event *ev, void *userdata);
+
+/*
+ * Registers bubble `bubble` on this endpoint (builtin registerEvent), with
+ * access lists for subscribers (NULL = "*").  Unref the slot to revoke
+ * (subscribers then get LostEventBubble).  Errors as hyb_bus_register_procedure.
+ */
+HYB_EXPORT int hyb_bus_register_event(hyb_bus *bus, const char *bubble, const char *for_host,
+                                      const char *for_app, hyb_slot **ret_slot, hyb_error *reterr);
+
+/*
+ * Fires a registered bubble.  With ret_delivered and ret_failed both NULL the
+ * fire is one-way (no round trip); otherwise it waits for the broker's counts
+ * of subscribers it was queued to / could not be queued to.
+ * Errors: HYB_E_NOT_FOUND (bubble not registered; only reported with counts),
+ * HYB_E_TOO_LARGE, HYB_E_CLOSED.
+ */
+HYB_EXPORT int hyb_bus_fire(hyb_bus *bus, const char *bubble, const void *body, size_t len,
+                            unsigned flags, uint32_t *ret_delivered, uint32_t *ret_failed);
+
+/*
+ * Subscribes to events.  When endpoint_glob and bubble_glob are plain names
+ * the subscription is exact (the bubble must exist: HYB_E_NOT_FOUND, and allow
+ * us: HYB_E_FORBIDDEN).  With `*` / `?` (case-insensitive) it is a standing
+ * pattern: it covers every matching bubble we may see, including generators
+ * and bubbles that appear later.  cb runs for each event; unref the slot to
+ * unsubscribe.  Errors: HYB_E_NOT_ACCEPTABLE (bad pattern), HYB_E_NOT_FOUND,
+ * HYB_E_FORBIDDEN, HYB_E_TOO_MANY (max_subscriptions), HYB_E_CLOSED.
+ */
+HYB_EXPORT int hyb_bus_subscribe(hyb_bus *bus, const char *endpoint_glob, const char *bubble_glob,
+                                 hyb_bus_event_fn cb, void *userdata, hyb_slot **ret_slot,
+                                 hyb_error *reterr);
+
+/* ---------------------------------------------------------------------- monitor */
+
+/* One packet seen by the broker; a value struct borrowed for the callback. */
+typedef struct hyb_bus_monitor_record {
+        const char *kind;   /* "call" "result" "event" "cancel" */
+        const char *from;   /* sending endpoint */
+        const char *to;     /* receiving endpoint ("" for events) */
+        const char *member; /* method, bubble, or the result's message */
+        uint64_t call_id;
+        int status;         /* results: the status; else 0 */
+        unsigned flags;     /* HYB_BODY_* */
+        const void *body;
+        size_t body_len;
+} hyb_bus_monitor_record;
+
+typedef void (*hyb_bus_monitor_fn)(hyb_bus *bus, const hyb_bus_monitor_record *rec, void *userdata);
+
+/*
+ * Starts monitoring every call, result, event and cancel routed by the broker
+ * (administrators only: HYB_E_FORBIDDEN otherwise).  Unref the slot to stop.
+ */
+HYB_EXPORT int hyb_bus_monitor(hyb_bus *bus, hyb_bus_monitor_fn cb, void *userdata,
+                               hyb_slot **ret_slot, hyb_error *reterr);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

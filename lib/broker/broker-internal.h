@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Broker internals shared by broker.c, conn.c, auth.c, route.c, events.c,
+ * builtin.c and monitor.c.
+ *
+ *   hyb_broker
+ *    |- conns: bconn <-> bconn <-> ...        every accepted connection
+ *    |- ep_hash[name] -> bconn -> ...         authenticated endpoints (+ the builtin pseudo-conn)
+ *    |- pend_hash[id & mask] -> bpending      calls in flight, keyed by broker call id
+ *    |- patterns: bsub -> bsub                standing (glob) subscriptions
+ *    `- dead: bconn -> ...                    closed, waiting for the reaper
+ *   bconn
+ *    |- procs: bproc -> ...    bubbles: bbubble -> ...  (each bubble keeps its subscriber
+ *    |                                                 array: fan-out does no glob matching)
+ *    |- subs: bsub -> ...      (exact and pattern subscriptions it made)
+ *    `- out: bpending list (calls it made)  in: bpending list (calls it serves)
+ */
+#ifndef HYB_BROKER_INTERNAL_H
+#define HYB_BROKER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "broker/config.h"
+#include "bus/acl.h"
+#include "bus/wire.h"
+#include "hybrid/broker.h"
+
+#define EP_BUCKETS 256u
+#define PEND_BUCKETS 4096u
+
+typedef struct bconn bconn;
+
+typedef struct bproc {
+        struct bproc *next;
+        char *name;
+        bus_acl *hosts, *apps;
+        char *policy; /* JSON text of the argument policy, for listProcedures */
+} bproc;
+
+typedef struct bsubscriber {
+        bconn *conn;
+        unsigned count; /* how many of conn's subscriptions match this bubble */
+} bsubscriber;
+
+typedef struct bbubble {
+        struct bbubble *next;
+        bconn *owner;
+        char *name;
+        bus_acl *hosts, *apps;
+        bsubscriber *subs;
+        size_t n_subs, alloc;
+} bbubble;
+
+typedef struct bsub {
+        struct bsub *next;      /* in conn->subs */
+        struct bsub *pnext;     /* in broker->patterns (pattern subs only) */
+        bconn *conn;
+        char *endpoint, *bubble;
+        bool pattern;
+        unsigned count;
+} bsub;
+
+typedef struct bpending {
+        struct bpending *hnext;
+        struct bpending *oprev, *onext; /* caller's out list */
+        struct bpending *iprev, *inext; /* callee's in list */
+        uint64_t id, caller_id;
+        bconn *caller, *callee;
+        struct event *timer;
+} bpending;
+
+enum { BCONN_AUTH, BCONN_READY, BCONN_DEAD };
+
+struct bconn {
+        hyb_broker *b;
+        bconn *prev, *next;   /* broker->conns */
+        bconn *hnext;         /* ep_hash chain */
+        bconn *dnext;         /* dead list */
+        struct bufferevent *bev;
+        int state;
+        uid_t uid;
+        gid_t gid;
+        pid_t pid;
+        bool admin, monitor, reaped, builtin;
+        char *name;           /* "@localhost/app/runner" */
+        size_t name_len;
+        char *app;
+        bproc *procs;
+        bbubble *bubbles;
+        unsigned n_regs;      /* procedures + bubbles */
+        bsub *subs;
+        unsigned n_subs;
+        bpending *out, *in;
+        unsigned n_out;
+        struct event *timer;  /* auth timeout, then linger on close */
+        uint64_t last_rx_us;
+        bool ping_sent;
+        const char *reason;   /* BrokenEndpoint reason */
+};
+
+struct hyb_broker_config {
+        unsigned n_ref;
+        broker_config c;
+};
+
+struct hyb_broker {
+        struct event_base *base;
+        hyb_broker_config *cfg;
+        const broker_config *c;
+        struct evconnlistener *listener;
+        char *socket_path;
+        bool shutting_down;
+        bconn *conns;
+        unsigned n_conns, n_endpoints, n_monitors;
+        bconn *ep_hash[EP_BUCKETS];
+        bpending *pend_hash[PEND_BUCKETS];
+        bpending *pend_free;
+        uint64_t next_id;
+        bsub *patterns;
+        bconn *dead;
+        bconn *builtin;
+        struct event *reap_ev, *tick_ev, *shutdown_ev;
+        hyb_log_fn log;
+        void *log_ud;
+        int log_level;
+};
+
+/* broker.c */
+void broker_log(hyb_broker *b, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+uint64_t broker_now_us(void);
+
+/* conn.c */
+void bconn_accept(hyb_broker *b, int fd);
+/* Queues a frame; on a full send queue the peer is closed (507) and -ENOBUFS returned. */
+int bconn_send(bconn *c, wire_hdr *h, const char *from, size_t from_len, const char *to,
+               size_t to_len, const char *member, size_t member_len, const void *body, size_t len);
+/* Checks that n more bytes fit c's send queue; closes c as a slow consumer if not. */
+bool bconn_room(bconn *c, size_t n);
+void bconn_close(bconn *c, const char *reason);
+void bconn_free_all(hyb_broker *b);
+bconn *broker_lookup(hyb_broker *b, const char *name, size_t len);
+void broker_ep_insert(hyb_broker *b, bconn *c);
+void broker_tick(evutil_socket_t fd, short what, void *ud);
+void broker_reap(evutil_socket_t fd, short what, void *ud);
+
+/* auth.c */
+int auth_challenge(bconn *c);
+void auth_handle(bconn *c, const wire_hdr *h, const uint8_t *body);
+
+/* A frame in a connection's input buffer. */
+typedef struct bframe {
+        wire_hdr h;
+        const char *from, *to, *member;
+        struct evbuffer *in;
+        size_t len;     /* whole frame */
+        bool consumed;  /* the handler drained it */
+} bframe;
+/* Contiguous body (pulls the frame up). */
+const uint8_t *bframe_body(bframe *f);
+/* Drains header+names and moves the body to out (no copy of the body). */
+void bframe_move_body(bframe *f, struct evbuffer *out);
+
+/* route.c */
+void route_call(bconn *c, bframe *f);
+void route_result(bconn *c, bframe *f);
+void route_cancel(bconn *c, uint64_t caller_id, int status);
+void route_conn_gone(bconn *c);
+/* builtin terminateCall: 0 or HYB_E_NOT_FOUND. */
+int route_terminate(bconn *c, uint64_t caller_id);
+void route_reply(bconn *c, uint64_t call_id, int status, const char *msg, const void *body, size_t len,
+                 unsigned flags);
+bool route_acl(const bconn *owner, const bus_acl *hosts, const bus_acl *apps, const bconn *peer);
+
+/* events.c */
+void events_fire(bconn *c, bframe *f);
+int events_fire_raw(bconn *gen, bbubble *bb, const void *body, size_t len, unsigned flags,
+                    uint32_t *delivered, uint32_t *failed);
+bbubble *events_find_bubble(bconn *owner, const char *name, size_t len);
+int events_register(bconn *c, const char *name, const char *hosts, const char *apps, hyb_error *e);
+int events_revoke(bconn *c, const char *name);
+int events_subscribe(bconn *c, const char *ep, const char *bubble, hyb_error *e);
+int events_unsubscribe(bconn *c, const char *ep, const char *bubble);
+void events_conn_gone(bconn *c);
+/* Fires a builtin event (bubble of the builtin endpoint) with a JSON body. */
+void events_builtin(hyb_broker *b, const char *bubble, const char *json);
+
+/* builtin.c */
+int builtin_init(hyb_broker *b);
+void builtin_call(bconn *c, bframe *f);
+
+/* monitor.c */
+void monitor_copy(hyb_broker *b, unsigned type, const wire_hdr *h, const char *from, size_t from_len,
+                  const char *to, size_t to_len, const char *member, size_t member_len,
+                  const void *body, size_t len);
+
+#endif

@@ -1,0 +1,426 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The embeddable broker: public config wrappers, construction, the listening
+ * socket (appears only when ready), shutdown and the log hook.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker-internal.h"
+#include "hybrid/bus.h"
+#include "broker/config-internal.h"
+#include "common/util.h"
+
+uint64_t broker_now_us(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void broker_log(hyb_broker *b, int level, const char *fmt, ...)
+{
+        char msg[512];
+        va_list ap;
+
+        if (!b->log || level > b->log_level)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        b->log(level, msg, b->log_ud);
+}
+
+/* ---------------------------------------------------------------- config */
+
+HYB_EXPORT int hyb_broker_config_new(hyb_broker_config **ret)
+{
+        hyb_broker_config *cfg;
+
+        hyb_assert_return(ret, -EINVAL);
+        cfg = calloc(1, sizeof *cfg);
+        if (!cfg)
+                return -ENOMEM;
+        if (broker_config_init(&cfg->c) < 0) {
+                free(cfg);
+                return -ENOMEM;
+        }
+        cfg->n_ref = 1;
+        *ret = cfg;
+        return 0;
+}
+
+HYB_EXPORT hyb_broker_config *hyb_broker_config_ref(hyb_broker_config *cfg)
+{
+        if (cfg)
+                cfg->n_ref++;
+        return cfg;
+}
+
+HYB_EXPORT hyb_broker_config *hyb_broker_config_unref(hyb_broker_config *cfg)
+{
+        if (cfg && --cfg->n_ref == 0) {
+                broker_config_clear(&cfg->c);
+                free(cfg);
+        }
+        return NULL;
+}
+
+HYB_EXPORT int hyb_broker_config_load_file(hyb_broker_config *cfg, const char *path,
+                                           hyb_error *reterr)
+{
+        hyb_assert_return(cfg && path, -EINVAL);
+        return broker_config_load_file(&cfg->c, path, reterr);
+}
+
+HYB_EXPORT int hyb_broker_config_load_string(hyb_broker_config *cfg, const char *yaml, size_t len,
+                                             hyb_error *reterr)
+{
+        hyb_assert_return(cfg && yaml, -EINVAL);
+        return broker_config_load_string(&cfg->c, yaml, len, reterr);
+}
+
+HYB_EXPORT int hyb_broker_config_set_socket(hyb_broker_config *cfg, const char *path)
+{
+        struct sockaddr_un sa;
+        char *p;
+
+        hyb_assert_return(cfg && path && *path && strlen(path) < sizeof sa.sun_path, -EINVAL);
+        p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+        free(cfg->c.listen_unix);
+        cfg->c.listen_unix = p;
+        return 0;
+}
+
+HYB_EXPORT int hyb_broker_config_get_socket(const hyb_broker_config *cfg, char **ret_path)
+{
+        hyb_assert_return(cfg && ret_path, -EINVAL);
+        if (!cfg->c.listen_unix)
+                return hyb_bus_default_socket(ret_path);
+        *ret_path = strdup(cfg->c.listen_unix);
+        return *ret_path ? 0 : -ENOMEM;
+}
+
+static int limit_field(broker_config *c, const char *name, size_t **sz, uint32_t **u32)
+{
+        *sz = NULL;
+        *u32 = NULL;
+        if (!strcmp(name, "max_body"))
+                *sz = &c->max_body;
+        else if (!strcmp(name, "max_frame"))
+                *sz = &c->max_frame;
+        else if (!strcmp(name, "send_queue_bytes"))
+                *sz = &c->send_queue_bytes;
+        else if (!strcmp(name, "max_pending_calls"))
+                *u32 = &c->max_pending_calls;
+        else if (!strcmp(name, "max_connections"))
+                *u32 = &c->max_connections;
+        else if (!strcmp(name, "max_endpoints"))
+                *u32 = &c->max_endpoints;
+        else if (!strcmp(name, "max_subscriptions"))
+                *u32 = &c->max_subscriptions;
+        else if (!strcmp(name, "auth_timeout_ms"))
+                *u32 = &c->auth_timeout_ms;
+        else if (!strcmp(name, "ping_after_s"))
+                *u32 = &c->ping_after_s;
+        else if (!strcmp(name, "drop_after_s"))
+                *u32 = &c->drop_after_s;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+HYB_EXPORT int hyb_broker_config_set_limit(hyb_broker_config *cfg, const char *name, uint64_t value)
+{
+        size_t *sz;
+        uint32_t *u32;
+
+        hyb_assert_return(cfg && name && value > 0, -EINVAL);
+        if (limit_field(&cfg->c, name, &sz, &u32) < 0)
+                return -EINVAL;
+        if (sz) {
+                /* Bodies are u32 on the wire. */
+                if (value > UINT32_MAX)
+                        return -EINVAL;
+                *sz = (size_t)value;
+                if (sz == &cfg->c.max_body && cfg->c.max_frame < value + CONFIG_HEADER_ROOM)
+                        cfg->c.max_frame = (size_t)value + CONFIG_HEADER_ROOM;
+        } else {
+                if (value > UINT32_MAX)
+                        return -EINVAL;
+                *u32 = (uint32_t)value;
+        }
+        return 0;
+}
+
+HYB_EXPORT int hyb_broker_config_get_limit(const hyb_broker_config *cfg, const char *name,
+                                           uint64_t *ret)
+{
+        size_t *sz;
+        uint32_t *u32;
+
+        hyb_assert_return(cfg && name && ret, -EINVAL);
+        if (limit_field((broker_config *)&cfg->c, name, &sz, &u32) < 0)
+                return -EINVAL;
+        *ret = sz ? (uint64_t)*sz : (uint64_t)*u32;
+        return 0;
+}
+
+HYB_EXPORT int hyb_broker_config_add_admin(hyb_broker_config *cfg, uint32_t uid)
+{
+        uid_t *a;
+
+        hyb_assert_return(cfg, -EINVAL);
+        a = reallocarray_safe(cfg->c.admins, cfg->c.n_admins + 1, sizeof *a);
+        if (!a)
+                return -ENOMEM;
+        a[cfg->c.n_admins++] = (uid_t)uid;
+        cfg->c.admins = a;
+        return 0;
+}
+
+HYB_EXPORT int hyb_broker_config_get_log_level(const hyb_broker_config *cfg)
+{
+        const char *l;
+
+        hyb_assert_return(cfg, -EINVAL);
+        l = cfg->c.log_level ? cfg->c.log_level : "info";
+        if (!strcmp(l, "error"))
+                return HYB_LOG_ERROR;
+        if (!strcmp(l, "warning"))
+                return HYB_LOG_WARNING;
+        if (!strcmp(l, "debug"))
+                return HYB_LOG_DEBUG;
+        return HYB_LOG_INFO;
+}
+
+HYB_EXPORT bool hyb_broker_config_get_syslog(const hyb_broker_config *cfg)
+{
+        return cfg && cfg->c.log_syslog;
+}
+
+/* ---------------------------------------------------------------- broker */
+
+HYB_EXPORT int hyb_broker_new(hyb_broker_config *cfg, struct event_base *base, hyb_broker **ret,
+                              hyb_error *reterr)
+{
+        hyb_broker *b;
+        int r;
+
+        hyb_assert_return(base && ret, -EINVAL);
+        /* libevent writes with write(2): a vanished peer must not kill the embedding process. */
+        struct sigaction old;
+        if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+                signal(SIGPIPE, SIG_IGN);
+        b = calloc(1, sizeof *b);
+        if (!b)
+                return -ENOMEM;
+        b->base = base;
+        b->next_id = 1;
+        b->log_level = HYB_LOG_INFO;
+        if (cfg)
+                b->cfg = hyb_broker_config_ref(cfg);
+        else if ((r = hyb_broker_config_new(&b->cfg)) < 0) {
+                free(b);
+                return r;
+        }
+        b->c = &b->cfg->c;
+        if (b->c->max_body == 0 || b->c->max_body > UINT32_MAX || b->c->max_frame < b->c->max_body) {
+                hyb_broker_config_unref(b->cfg);
+                free(b);
+                return err_set(reterr, HYB_E_CONFIG, -1, "max_frame must be at least max_body");
+        }
+        b->reap_ev = event_new(base, -1, 0, broker_reap, b);
+        b->tick_ev = event_new(base, -1, EV_PERSIST, broker_tick, b);
+        if (!b->reap_ev || !b->tick_ev || (r = builtin_init(b)) < 0) {
+                hyb_broker_free(b);
+                return -ENOMEM;
+        }
+        *ret = b;
+        return 0;
+}
+
+HYB_EXPORT void hyb_broker_set_log(hyb_broker *b, int max_level, hyb_log_fn fn, void *userdata)
+{
+        if (!b)
+                return;
+        b->log = fn;
+        b->log_ud = userdata;
+        b->log_level = max_level;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *ud)
+{
+        bconn_accept(ud, fd);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *ud)
+{
+        hyb_broker *b = ud;
+        broker_log(b, HYB_LOG_WARNING, "accept: %s", strerror(errno));
+}
+
+/* Is somebody accepting on path?  (a stale socket file refuses) */
+static bool socket_alive(const struct sockaddr_un *sa)
+{
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool alive;
+
+        if (fd < 0)
+                return false;
+        alive = connect(fd, (const struct sockaddr *)sa, sizeof *sa) == 0;
+        close(fd);
+        return alive;
+}
+
+static void mkdir_parent(const char *path)
+{
+        char *d = strdup(path), *s;
+
+        if (!d)
+                return;
+        s = strrchr(d, '/');
+        if (s && s != d) {
+                *s = 0;
+                mkdir_parent(d);
+                mkdir(d, 0755);
+        }
+        free(d);
+}
+
+HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX }, tmp = { .sun_family = AF_UNIX };
+        _cleanup_free_ char *path = NULL;
+        int fd, r;
+
+        hyb_assert_return(b, -EINVAL);
+        if (b->listener)
+                return -EALREADY;
+        r = hyb_broker_config_get_socket(b->cfg, &path);
+        if (r < 0)
+                return r;
+        if (strlen(path) + 16 >= sizeof sa.sun_path)
+                return err_set(reterr, -ENAMETOOLONG, -1, "socket path too long: %s", path);
+        memcpy(sa.sun_path, path, strlen(path));
+        snprintf(tmp.sun_path, sizeof tmp.sun_path, "%s.%d.tmp", path, (int)getpid());
+        mkdir_parent(path);
+        if (access(path, F_OK) == 0) {
+                if (socket_alive(&sa))
+                        return err_set(reterr, -EADDRINUSE, -1, "a broker is already listening on %s", path);
+                unlink(path); /* stale */
+        }
+        unlink(tmp.sun_path);
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return err_set(reterr, -errno, -1, "socket: %s", strerror(errno));
+        if (bind(fd, (struct sockaddr *)&tmp, sizeof tmp) < 0 || chmod(tmp.sun_path, 0666) < 0 ||
+            listen(fd, 128) < 0) {
+                r = -errno;
+                close(fd);
+                unlink(tmp.sun_path);
+                return err_set(reterr, r, -1, "cannot listen on %s: %s", path, strerror(-r));
+        }
+        b->listener = evconnlistener_new(b->base, on_accept, b, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+        if (!b->listener) {
+                close(fd);
+                unlink(tmp.sun_path);
+                return -ENOMEM;
+        }
+        evconnlistener_set_error_cb(b->listener, on_accept_error);
+        /* Only now, accepting, does the socket appear under its name. */
+        if (rename(tmp.sun_path, path) < 0) {
+                r = -errno;
+                evconnlistener_free(b->listener);
+                b->listener = NULL;
+                unlink(tmp.sun_path);
+                return err_set(reterr, r, -1, "cannot create %s: %s", path, strerror(-r));
+        }
+        b->socket_path = TAKE_PTR(path);
+        struct timeval tv = { .tv_sec = 1 };
+        event_add(b->tick_ev, &tv);
+        broker_log(b, HYB_LOG_INFO, "listening on %s", b->socket_path);
+        return 0;
+}
+
+static void stop_listening(hyb_broker *b)
+{
+        if (b->listener) {
+                evconnlistener_free(b->listener);
+                b->listener = NULL;
+                if (b->socket_path)
+                        unlink(b->socket_path);
+        }
+}
+
+static void shutdown_done(evutil_socket_t fd, short what, void *ud)
+{
+        hyb_broker *b = ud;
+        bconn_free_all(b);
+        event_del(b->tick_ev);
+}
+
+HYB_EXPORT int hyb_broker_shutdown(hyb_broker *b)
+{
+        hyb_assert_return(b, -EINVAL);
+        if (b->shutting_down)
+                return 0;
+        b->shutting_down = true;
+        events_builtin(b, "SystemShuttingDown", "{}");
+        stop_listening(b);
+        for (bconn *c = b->conns; c; c = c->next)
+                bconn_close(c, "lostConnection");
+        /* Give queued output (the event above) a moment, then drop what is left. */
+        b->shutdown_ev = evtimer_new(b->base, shutdown_done, b);
+        struct timeval tv = { .tv_sec = 1 };
+        if (b->shutdown_ev)
+                evtimer_add(b->shutdown_ev, &tv);
+        event_del(b->tick_ev);
+        return 0;
+}
+
+HYB_EXPORT hyb_broker *hyb_broker_free(hyb_broker *b)
+{
+        if (!b)
+                return NULL;
+        stop_listening(b);
+        b->shutting_down = true;
+        bconn_free_all(b);
+        while (b->pend_free) {
+                bpending *p = b->pend_free;
+                b->pend_free = p->hnext;
+                event_free(p->timer);
+                free(p);
+        }
+        if (b->reap_ev)
+                event_free(b->reap_ev);
+        if (b->tick_ev)
+                event_free(b->tick_ev);
+        if (b->shutdown_ev)
+                event_free(b->shutdown_ev);
+        free(b->socket_path);
+        hyb_broker_config_unref(b->cfg);
+        free(b);
+        return NULL;
+}
+
+HYB_EXPORT const char *hyb_broker_get_socket(const hyb_broker *b)
+{
+        return b ? b->socket_path : NULL;
+}
+
+HYB_EXPORT unsigned hyb_broker_get_n_connections(const hyb_broker *b)
+{
+        return b ? b->n_conns : 0;
+}

@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Call routing: the pending table (broker call id -> caller, caller's id,
+ * callee), deadlines on libevent timers, results, cancels, and 502 to callers
+ * when a callee goes away.  Bodies move from one evbuffer to the other as is.
+ *
+ *   pend_hash[id & (PEND_BUCKETS-1)] -> bpending -> bpending ...
+ *   caller->out: bpending <-> ...   callee->in: bpending <-> ...
+ *   pend_free: recycled entries, each with its timer event already allocated
+ */
+#include <stdio.h>
+
+#include "broker-internal.h"
+#include "bus/names.h"
+#include "common/util.h"
+
+#define DEFAULT_TIMEOUT_MS 30000u
+
+static const char builtin_name[] = "@localhost/org.hybridos.bus/builtin";
+
+bool route_acl(const bconn *owner, const bus_acl *hosts, const bus_acl *apps, const bconn *peer)
+{
+        static const char host[] = "localhost";
+        if (peer->builtin)
+                return true;
+        return bus_acl_allows(hosts, host, sizeof host - 1, host, owner->app) &&
+               bus_acl_allows(apps, peer->app, strlen(peer->app), host, owner->app);
+}
+
+void route_reply(bconn *c, uint64_t call_id, int status, const char *msg, const void *body, size_t len,
+                 unsigned flags)
+{
+        wire_hdr h = { .type = WIRE_RESULT, .flags = (uint8_t)flags, .status = (uint16_t)status,
+                       .call_id = call_id };
+        size_t ml = msg ? strlen(msg) : 0;
+        if (bconn_send(c, &h, builtin_name, sizeof builtin_name - 1, c->name, c->name_len, msg, ml, body,
+                       len) == 0 &&
+            c->b->n_monitors)
+                monitor_copy(c->b, WIRE_RESULT, &h, builtin_name, sizeof builtin_name - 1, c->name,
+                             c->name_len, msg, ml, body, len);
+}
+
+/* ---------------------------------------------------------------- pending table */
+
+static void pending_timeout(evutil_socket_t fd, short what, void *ud);
+
+static bpending *pending_new(hyb_broker *b)
+{
+        bpending *p = b->pend_free;
+
+        if (p) {
+                b->pend_free = p->hnext;
+                struct event *t = p->timer;
+                memset(p, 0, sizeof *p);
+                p->timer = t;
+        } else {
+                p = calloc(1, sizeof *p);
+                if (!p)
+                        return NULL;
+                p->timer = evtimer_new(b->base, pending_timeout, p);
+                if (!p->timer) {
+                        free(p);
+                        return NULL;
+                }
+        }
+        return p;
+}
+
+static bpending *pending_find(hyb_broker *b, uint64_t id)
+{
+        for (bpending *p = b->pend_hash[id & (PEND_BUCKETS - 1)]; p; p = p->hnext)
+                if (p->id == id)
+                        return p;
+        return NULL;
+}
+
+static void pending_free(hyb_broker *b, bpending *p)
+{
+        for (bpending **pp = &b->pend_hash[p->id & (PEND_BUCKETS - 1)]; *pp; pp = &(*pp)->hnext)
+                if (*pp == p) {
+                        *pp = p->hnext;
+                        break;
+                }
+        if (p->oprev)
+                p->oprev->onext = p->onext;
+        else
+                p->caller->out = p->onext;
+        if (p->onext)
+                p->onext->oprev = p->oprev;
+        if (p->iprev)
+                p->iprev->inext = p->inext;
+        else
+                p->callee->in = p->inext;
+        if (p->inext)
+                p->inext->iprev = p->iprev;
+        p->caller->n_out--;
+        evtimer_del(p->timer);
+        p->hnext = b->pend_free;
+        b->pend_free = p;
+}
+
+static void send_cancel(bconn *callee, uint64_t id, int status)
+{
+        wire_hdr h = { .type = WIRE_CANCEL, .status = (uint16_t)status, .call_id = id };
+        bconn_send(callee, &h, NULL, 0, NULL, 0, NULL, 0, NULL, 0);
+        if (callee->b->n_monitors)
+                monitor_copy(callee->b, WIRE_CANCEL, &h, builtin_name, sizeof builtin_name - 1, callee->name,
+                             callee->name_len, NULL, 0, NULL, 0);
+}
+
+static void pending_timeout(evutil_socket_t fd, short what, void *ud)
+{
+        bpending *p = ud;
+        hyb_broker *b = p->caller->b;
+        bconn *caller = p->caller, *callee = p->callee;
+        uint64_t cid = p->caller_id, id = p->id;
+
+        pending_free(b, p);
+        send_cancel(callee, id, 504);
+        route_reply(caller, cid, 504, "callee did not answer before the deadline", NULL, 0, 0);
+}
+
+/* ---------------------------------------------------------------- calls */
+
+static bproc *find_proc(bconn *callee, const char *name, size_t len)
+{
+        for (bproc *p = callee->procs; p; p = p->next)
+                if (bus_name_equal(p->name, strlen(p->name), name, len))
+                        return p;
+        return NULL;
+}
+
+void route_call(bconn *c, bframe *f)
+{
+        hyb_broker *b = c->b;
+        bconn *callee;
+        bproc *proc;
+        bpending *p;
+        uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        char msg[128];
+
+        if (f->h.body_len > b->c->max_body) {
+                route_reply(c, f->h.call_id, 413, "body larger than max_body", NULL, 0, 0);
+                return;
+        }
+        if (f->h.member_len == 0 || f->h.to_len == 0) {
+                route_reply(c, f->h.call_id, 400, "call without endpoint or method", NULL, 0, 0);
+                return;
+        }
+        if (bus_name_equal(f->to, f->h.to_len, builtin_name, sizeof builtin_name - 1)) {
+                builtin_call(c, f);
+                return;
+        }
+        callee = broker_lookup(b, f->to, f->h.to_len);
+        if (!callee) {
+                route_reply(c, f->h.call_id, 404, "no such endpoint", NULL, 0, 0);
+                return;
+        }
+        proc = find_proc(callee, f->member, f->h.member_len);
+        if (!proc) {
+                snprintf(msg, sizeof msg, "no such procedure: %.*s", (int)(f->h.member_len > 64 ? 64 : f->h.member_len),
+                         f->member);
+                route_reply(c, f->h.call_id, 404, msg, NULL, 0, 0);
+                return;
+        }
+        if (!route_acl(callee, proc->hosts, proc->apps, c)) {
+                route_reply(c, f->h.call_id, 403, "access list denies the call", NULL, 0, 0);
+                return;
+        }
+        if (c->n_out >= b->c->max_pending_calls) {
+                route_reply(c, f->h.call_id, 429, "too many pending calls", NULL, 0, 0);
+                return;
+        }
+        if (!bconn_room(callee, f->len + WIRE_ENDPOINT_MAX)) {
+                route_reply(c, f->h.call_id, 502, "callee cannot keep up (send queue full)", NULL, 0, 0);
+                return;
+        }
+        p = pending_new(b);
+        if (!p) {
+                route_reply(c, f->h.call_id, 500, "out of memory", NULL, 0, 0);
+                return;
+        }
+        p->id = b->next_id++;
+        p->caller_id = f->h.call_id;
+        p->caller = c;
+        p->callee = callee;
+        p->hnext = b->pend_hash[p->id & (PEND_BUCKETS - 1)];
+        b->pend_hash[p->id & (PEND_BUCKETS - 1)] = p;
+        p->onext = c->out;
+        if (c->out)
+                c->out->oprev = p;
+        c->out = p;
+        c->n_out++;
+        p->inext = callee->in;
+        if (callee->in)
+                callee->in->iprev = p;
+        callee->in = p;
+        uint32_t t = f->h.timeout_ms ? f->h.timeout_ms : DEFAULT_TIMEOUT_MS;
+        struct timeval tv = { .tv_sec = t / 1000, .tv_usec = (t % 1000) * 1000 };
+        evtimer_add(p->timer, &tv);
+
+        wire_hdr h = { .type = WIRE_CALL, .flags = f->h.flags & WIRE_F_BINARY, .call_id = p->id,
+                       .timeout_ms = t };
+        wire_build(&h, c->name, c->name_len, callee->name, callee->name_len, proc->name, strlen(proc->name),
+                   NULL, f->h.body_len, buf, iov);
+        struct evbuffer *out = bufferevent_get_output(callee->bev);
+        if (b->n_monitors) {
+                const uint8_t *body = bframe_body(f);
+                monitor_copy(b, WIRE_CALL, &h, c->name, c->name_len, callee->name, callee->name_len,
+                             proc->name, strlen(proc->name), body, f->h.body_len);
+        }
+        evbuffer_add(out, buf, iov[0].iov_len);
+        bframe_move_body(f, out);
+}
+
+void route_result(bconn *c, bframe *f)
+{
+        hyb_broker *b = c->b;
+        bpending *p = pending_find(b, f->h.call_id);
+        uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+
+        if (!p || p->callee != c)
+                return; /* late (after 504 or cancel) or not ours: dropped */
+        bconn *caller = p->caller;
+        uint64_t cid = p->caller_id;
+        pending_free(b, p);
+        if (f->h.body_len > b->c->max_body) {
+                route_reply(caller, cid, 413, "result larger than max_body", NULL, 0, 0);
+                return;
+        }
+        if (!bconn_room(caller, f->len + 2 * WIRE_ENDPOINT_MAX))
+                return; /* the caller is gone now as a slow consumer */
+        wire_hdr h = { .type = WIRE_RESULT, .flags = f->h.flags & WIRE_F_BINARY,
+                       .status = f->h.status ? f->h.status : 200, .call_id = cid };
+        wire_build(&h, c->name, c->name_len, caller->name, caller->name_len, f->member, f->h.member_len, NULL,
+                   f->h.body_len, buf, iov);
+        if (b->n_monitors)
+                monitor_copy(b, WIRE_RESULT, &h, c->name, c->name_len, caller->name, caller->name_len,
+                             f->member, f->h.member_len, bframe_body(f), f->h.body_len);
+        struct evbuffer *out = bufferevent_get_output(caller->bev);
+        evbuffer_add(out, buf, iov[0].iov_len);
+        bframe_move_body(f, out);
+}
+
+/* The caller gives up on its call caller_id: cancel at the callee, no result follows. */
+void route_cancel(bconn *c, uint64_t caller_id, int status)
+{
+        for (bpending *p = c->out; p; p = p->onext)
+                if (p->caller_id == caller_id) {
+                        bconn *callee = p->callee;
+                        uint64_t id = p->id;
+                        pending_free(c->b, p);
+                        send_cancel(callee, id, status);
+                        return;
+                }
+}
+
+int route_terminate(bconn *c, uint64_t caller_id)
+{
+        for (bpending *p = c->out; p; p = p->onext)
+                if (p->caller_id == caller_id) {
+                        route_cancel(c, caller_id, 410);
+                        return 0;
+                }
+        return HYB_E_NOT_FOUND;
+}
+
+void route_conn_gone(bconn *c)
+{
+        /* Calls it made: the callees may stop working on them. */
+        while (c->out) {
+                bpending *p = c->out;
+                bconn *callee = p->callee;
+                uint64_t id = p->id;
+                pending_free(c->b, p);
+                send_cancel(callee, id, 410);
+        }
+        /* Calls it served: 502 to each caller at once. */
+        while (c->in) {
+                bpending *p = c->in;
+                bconn *caller = p->caller;
+                uint64_t cid = p->caller_id;
+                pending_free(c->b, p);
+                route_reply(caller, cid, 502, "callee disconnected", NULL, 0, 0);
+        }
+        while (c->procs) {
+                bproc *pr = c->procs;
+                c->procs = pr->next;
+                free(pr->name);
+                free(pr->policy);
+                bus_acl_free(pr->hosts);
+                bus_acl_free(pr->apps);
+                free(pr);
+        }
+}

@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Client connection internals shared by conn.c, call.c, event.c and endpoint.c.
+ *
+ *   hyb_bus
+ *    |- fd, rbuf [consumed | unparsed bytes | free], wbuf (output not yet written)
+ *    |- calls:   bus_call <-> bus_call <-> ...   (pending, oldest first: replies
+ *    |                                            mostly come in order)
+ *    |- methods: bus_method -> ...               (procedures this endpoint offers)
+ *    |- subs:    bus_sub -> ...                  (event subscriptions, local fan-out)
+ *    |- deferred: hyb_bus_request -> ...         (answered later; cancel lookup)
+ *    `- monitors: bus_monitor -> ...
+ * Every incoming packet is copied out of rbuf before callbacks run, so nested
+ * calls from a handler may refill and move rbuf freely.
+ */
+#ifndef HYB_BUS_INTERNAL_H
+#define HYB_BUS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hybrid/bus.h"
+#include "hybrid/endpoint.h"
+#include "common/slot.h"
+#include "wire.h"
+
+struct event;
+
+typedef struct bus_call {
+        hyb_slot slot; /* first: the async call's slot */
+        hyb_bus *bus;
+        struct bus_call *prev, *next;
+        uint64_t id;
+        uint64_t deadline_us; /* local guard: broker deadline + grace */
+        hyb_bus_reply_fn cb;  /* NULL for a sync call */
+        hyb_bus_reply *reply; /* sync: set when done */
+        bool done;
+        bool floating;
+        bool linked;
+} bus_call;
+
+typedef struct bus_method {
+        hyb_slot slot;
+        hyb_bus *bus;
+        struct bus_method *next;
+        char *name;
+        hyb_bus_method_fn handler;
+        hyb_arg_policy *args; /* owned copy; NULL when no policy */
+        size_t n_args;
+        unsigned flags;
+        struct bus_method *group_next; /* table registrations: the other methods of the slot */
+        bool registered;
+        bool floating; /* no slot handed out: freed with the bus */
+} bus_method;
+
+typedef struct bus_sub {
+        hyb_slot slot;
+        hyb_bus *bus;
+        struct bus_sub *next;
+        char *endpoint;
+        char *bubble;
+        hyb_bus_event_fn cb;
+        bool registered;
+        bool floating;
+} bus_sub;
+
+typedef struct bus_bubble {
+        hyb_slot slot;
+        hyb_bus *bus;
+        char *name;
+} bus_bubble;
+
+typedef struct bus_monitor {
+        hyb_slot slot;
+        hyb_bus *bus;
+        struct bus_monitor *next;
+        hyb_bus_monitor_fn cb;
+        bool floating;
+} bus_monitor;
+
+struct hyb_bus_reply {
+        unsigned n_ref;
+        int status;
+        unsigned flags;
+        const char *sender;
+        const char *message;
+        const uint8_t *body;
+        size_t body_len;
+        /* sender, message, body follow, each NUL-terminated */
+};
+
+struct hyb_bus_request {
+        unsigned n_ref;
+        hyb_bus *bus; /* referenced while the request lives */
+        struct hyb_bus_request *prev, *next;
+        uint64_t id;
+        uint64_t deadline_us;
+        unsigned flags;
+        bool answered;
+        bool cancelled;
+        bool linked;
+        hyb_bus_cancel_fn cancel_cb;
+        void *cancel_ud;
+        const char *caller;
+        const char *method;
+        const uint8_t *body;
+        size_t body_len;
+};
+
+struct hyb_bus_event {
+        const char *source;
+        const char *bubble;
+        const uint8_t *body;
+        size_t body_len;
+        unsigned flags;
+};
+
+struct hyb_bus {
+        unsigned n_ref;
+        int fd;
+        bool closed;
+        char *name;
+        size_t name_len;
+        size_t max_body;
+
+        uint8_t *rbuf;
+        size_t rpos, rlen, ralloc;
+        uint8_t *wbuf;
+        size_t wpos, wlen, walloc;
+
+        uint64_t next_id;
+        bus_call *calls_head, *calls_tail;
+        size_t n_calls;
+        bus_method *methods;
+        bus_sub *subs;
+        bus_monitor *monitors;
+        hyb_bus_request *deferred;
+
+        struct event_base *base;
+        struct event *ev_io;
+        struct event *ev_timer;
+        unsigned depth; /* nesting of sync waits, for the libevent adapter */
+        bool drained;   /* the last read came back short: skip one read before polling */
+};
+
+uint64_t bus_now_us(void);
+
+/* conn.c */
+int bus_send(hyb_bus *bus, wire_hdr *h, const char *to, size_t to_len, const char *member,
+             size_t member_len, const void *body, size_t body_len);
+/* Reads what is available (non-blocking) and dispatches at most one packet. >0 did work. */
+int bus_step(hyb_bus *bus);
+int bus_poll(hyb_bus *bus, uint64_t deadline_us);
+int bus_wait_for(hyb_bus *bus, const bool *done, uint64_t deadline_us);
+void bus_fail_all(hyb_bus *bus);
+void bus_update_event(hyb_bus *bus);
+
+/* call.c */
+void bus_dispatch_result(hyb_bus *bus, const wire_packet *p);
+void bus_dispatch_call(hyb_bus *bus, const wire_packet *p);
+void bus_dispatch_cancel(hyb_bus *bus, const wire_packet *p);
+int bus_expire_calls(hyb_bus *bus);
+uint64_t bus_next_deadline(const hyb_bus *bus);
+hyb_bus_reply *bus_reply_new(int status, unsigned flags, const char *sender, size_t sender_len,
+                             const char *msg, size_t msg_len, const void *body, size_t body_len);
+/* Sync builtin call with a JSON body: 0 or the error (message in reterr). */
+int bus_builtin(hyb_bus *bus, const char *method, const char *json, hyb_bus_reply **ret,
+                hyb_error *reterr);
+void bus_call_unlink(bus_call *c);
+
+/* event.c */
+void bus_dispatch_event(hyb_bus *bus, const wire_packet *p);
+void bus_dispatch_monitor(hyb_bus *bus, const wire_packet *p);
+bus_method *bus_find_method(hyb_bus *bus, const char *name, size_t len);
+/* Registers one method with the broker (policy JSON included); the caller links it. */
+int bus_method_register(hyb_bus *bus, bus_method *m, const char *for_host, const char *for_app,
+                        hyb_error *reterr);
+void bus_method_revoke(bus_method *m);
+extern const slot_ops bus_method_slot_ops;
+
+/* endpoint.c */
+int bus_policy_check(const hyb_arg_policy *args, size_t n, const void *body, size_t len,
+                     hyb_error *reterr);
+struct json_t *bus_policy_json(const hyb_arg_policy *args, size_t n);
+
+#endif

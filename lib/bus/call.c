@@ -1,0 +1,533 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Calls (sync and async), replies, and the callee side: requests, deferred
+ * replies, cancels.  A sync call lives on the caller's stack; only async calls
+ * and requests are allocated.
+ */
+#include <stdio.h>
+
+#include "bus-internal.h"
+#include "common/util.h"
+
+#define LOCAL_GRACE_US (2u * 1000000u) /* the broker answers 504 first; this guards a dead broker */
+
+/* ---------------------------------------------------------------- replies */
+
+hyb_bus_reply *bus_reply_new(int status, unsigned flags, const char *sender, size_t sender_len,
+                             const char *msg, size_t msg_len, const void *body, size_t body_len)
+{
+        hyb_bus_reply *r = malloc(sizeof *r + sender_len + msg_len + body_len + 3);
+        char *p;
+
+        if (!r)
+                return NULL;
+        r->n_ref = 1;
+        r->status = status;
+        r->flags = flags;
+        p = (char *)(r + 1);
+        r->sender = p;
+        memcpy(p, sender, sender_len);
+        p[sender_len] = 0;
+        p += sender_len + 1;
+        r->message = p;
+        memcpy(p, msg, msg_len);
+        p[msg_len] = 0;
+        p += msg_len + 1;
+        r->body = (const uint8_t *)p;
+        if (body_len)
+                memcpy(p, body, body_len);
+        p[body_len] = 0;
+        r->body_len = body_len;
+        return r;
+}
+
+HYB_EXPORT hyb_bus_reply *hyb_bus_reply_ref(hyb_bus_reply *reply)
+{
+        if (reply)
+                reply->n_ref++;
+        return reply;
+}
+
+HYB_EXPORT hyb_bus_reply *hyb_bus_reply_unref(hyb_bus_reply *reply)
+{
+        if (reply && --reply->n_ref == 0)
+                free(reply);
+        return NULL;
+}
+
+HYB_EXPORT int hyb_bus_reply_get_status(const hyb_bus_reply *reply)
+{
+        hyb_assert_return(reply, -EINVAL);
+        return reply->status;
+}
+
+HYB_EXPORT int hyb_bus_reply_get_error(const hyb_bus_reply *reply)
+{
+        hyb_assert_return(reply, -EINVAL);
+        return hyb_err_from_status(reply->status);
+}
+
+HYB_EXPORT const char *hyb_bus_reply_get_message(const hyb_bus_reply *reply)
+{
+        return reply ? reply->message : NULL;
+}
+
+HYB_EXPORT const void *hyb_bus_reply_get_body(const hyb_bus_reply *reply, size_t *ret_len)
+{
+        if (!reply)
+                return NULL;
+        if (ret_len)
+                *ret_len = reply->body_len;
+        return reply->body;
+}
+
+HYB_EXPORT bool hyb_bus_reply_is_binary(const hyb_bus_reply *reply)
+{
+        return reply && (reply->flags & WIRE_F_BINARY);
+}
+
+HYB_EXPORT const char *hyb_bus_reply_get_sender(const hyb_bus_reply *reply)
+{
+        return reply ? reply->sender : NULL;
+}
+
+/* ---------------------------------------------------------------- pending calls */
+
+static void call_link(hyb_bus *bus, bus_call *c)
+{
+        c->prev = bus->calls_tail;
+        c->next = NULL;
+        if (bus->calls_tail)
+                bus->calls_tail->next = c;
+        else
+                bus->calls_head = c;
+        bus->calls_tail = c;
+        bus->n_calls++;
+        c->linked = true;
+}
+
+void bus_call_unlink(bus_call *c)
+{
+        hyb_bus *bus = c->bus;
+
+        if (!c->linked)
+                return;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                bus->calls_head = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        else
+                bus->calls_tail = c->prev;
+        bus->n_calls--;
+        c->linked = false;
+}
+
+static void call_send_cancel(hyb_bus *bus, uint64_t id)
+{
+        wire_hdr h = { .type = WIRE_CANCEL, .call_id = id, .status = 410 };
+        bus_send(bus, &h, NULL, 0, NULL, 0, NULL, 0);
+}
+
+static void call_complete(bus_call *c, hyb_bus_reply *rep)
+{
+        hyb_bus *bus = c->bus;
+
+        bus_call_unlink(c);
+        c->done = true;
+        if (!c->cb) {
+                c->reply = rep; /* sync: the waiting caller takes it */
+                return;
+        }
+        if (rep)
+                c->cb(bus, rep, c->slot.userdata);
+        hyb_bus_reply_unref(rep);
+        if (c->floating)
+                hyb_slot_unref(&c->slot);
+}
+
+void bus_dispatch_result(hyb_bus *bus, const wire_packet *p)
+{
+        bus_call *c;
+
+        for (c = bus->calls_head; c; c = c->next)
+                if (c->id == p->h.call_id)
+                        break;
+        if (!c)
+                return; /* cancelled or expired locally: drop */
+        hyb_bus_reply *rep = bus_reply_new(p->h.status ? p->h.status : 200, p->h.flags & WIRE_F_BINARY,
+                                           p->from, p->h.from_len, p->member, p->h.member_len, p->body,
+                                           p->h.body_len);
+        call_complete(c, rep);
+}
+
+int bus_expire_calls(hyb_bus *bus)
+{
+        uint64_t now;
+        bus_call *c, *next;
+        int n = 0;
+
+        if (!bus->calls_head)
+                return 0;
+        now = bus_now_us();
+        for (c = bus->calls_head; c; c = next) {
+                next = c->next;
+                if (c->deadline_us > now)
+                        continue;
+                call_send_cancel(bus, c->id);
+                call_complete(c, bus_reply_new(504, 0, "", 0, "no answer before the deadline", 29, NULL, 0));
+                n++;
+                next = bus->calls_head; /* callbacks may have changed the list */
+        }
+        return n;
+}
+
+uint64_t bus_next_deadline(const hyb_bus *bus)
+{
+        uint64_t m = UINT64_MAX;
+        for (const bus_call *c = bus->calls_head; c; c = c->next)
+                if (c->deadline_us < m)
+                        m = c->deadline_us;
+        return m;
+}
+
+static int call_check(hyb_bus *bus, const char *endpoint, const char *method, size_t len,
+                      uint32_t *timeout_ms)
+{
+        if (bus->closed)
+                return HYB_E_CLOSED;
+        if (strlen(endpoint) > WIRE_ENDPOINT_MAX || strlen(method) > WIRE_MEMBER_MAX)
+                return HYB_E_NOT_ACCEPTABLE;
+        if (len > bus->max_body)
+                return HYB_E_TOO_LARGE;
+        if (*timeout_ms == 0)
+                *timeout_ms = HYB_BUS_DEFAULT_TIMEOUT_MS;
+        if (*timeout_ms > WIRE_TIMEOUT_MAX)
+                *timeout_ms = WIRE_TIMEOUT_MAX;
+        return 0;
+}
+
+static int call_send(hyb_bus *bus, bus_call *c, const char *endpoint, const char *method,
+                     const void *body, size_t len, unsigned flags, uint32_t timeout_ms)
+{
+        wire_hdr h = { .type = WIRE_CALL, .flags = (uint8_t)(flags & WIRE_F_BINARY), .call_id = c->id,
+                       .timeout_ms = timeout_ms };
+        c->deadline_us = bus_now_us() + (uint64_t)timeout_ms * 1000u + LOCAL_GRACE_US;
+        return bus_send(bus, &h, endpoint, strlen(endpoint), method, strlen(method), body, len);
+}
+
+HYB_EXPORT int hyb_bus_call(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
+                            size_t len, unsigned flags, uint32_t timeout_ms, hyb_bus_reply **ret,
+                            hyb_error *reterr)
+{
+        bus_call c = { .bus = bus };
+        int r;
+
+        hyb_assert_return(bus && endpoint && method && (body || len == 0), -EINVAL);
+        r = call_check(bus, endpoint, method, len, &timeout_ms);
+        if (r < 0)
+                return err_set(reterr, r, -1, "%s", hyb_strerror(r));
+        c.id = bus->next_id++;
+        call_link(bus, &c);
+        r = call_send(bus, &c, endpoint, method, body, len, flags, timeout_ms);
+        if (r < 0) {
+                bus_call_unlink(&c);
+                return err_set(reterr, r, -1, "sending call: %s", hyb_strerror(r));
+        }
+        r = bus_wait_for(bus, &c.done, c.deadline_us);
+        bus_call_unlink(&c);
+        if (!c.reply)
+                return err_set(reterr, r < 0 ? r : HYB_E_CLOSED, -1, "connection closed during call");
+        r = hyb_err_from_status(c.reply->status);
+        if (r < 0) {
+                err_set(reterr, r, -1, "%s", c.reply->message[0] ? c.reply->message : hyb_strerror(r));
+                hyb_bus_reply_unref(c.reply);
+                return r;
+        }
+        if (ret)
+                *ret = c.reply;
+        else
+                hyb_bus_reply_unref(c.reply);
+        return 0;
+}
+
+static void call_slot_disconnect(hyb_slot *slot)
+{
+        bus_call *c = (bus_call *)slot;
+
+        if (c->linked && c->bus) {
+                /* Cancelled by the caller before the reply: tell the broker. */
+                call_send_cancel(c->bus, c->id);
+                bus_call_unlink(c);
+        }
+        free(c);
+}
+
+static const slot_ops call_slot_ops = { .disconnect = call_slot_disconnect };
+
+HYB_EXPORT int hyb_bus_call_async(hyb_bus *bus, const char *endpoint, const char *method,
+                                  const void *body, size_t len, unsigned flags, uint32_t timeout_ms,
+                                  hyb_bus_reply_fn cb, void *userdata, hyb_slot **ret_slot)
+{
+        bus_call *c;
+        int r;
+
+        hyb_assert_return(bus && endpoint && method && cb && (body || len == 0), -EINVAL);
+        r = call_check(bus, endpoint, method, len, &timeout_ms);
+        if (r < 0)
+                return r;
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        slot_init(&c->slot, &call_slot_ops, userdata);
+        c->bus = bus;
+        c->cb = cb;
+        c->floating = !ret_slot;
+        c->id = bus->next_id++;
+        call_link(bus, c);
+        r = call_send(bus, c, endpoint, method, body, len, flags, timeout_ms);
+        if (r < 0) {
+                bus_call_unlink(c);
+                free(c);
+                return r;
+        }
+        if (bus->base)
+                bus_update_event(bus);
+        if (ret_slot)
+                *ret_slot = &c->slot;
+        return 0;
+}
+
+HYB_EXPORT int hyb_bus_call_builtin(hyb_bus *bus, const char *method, const char *json,
+                                    hyb_bus_reply **ret, hyb_error *reterr)
+{
+        hyb_assert_return(bus && method, -EINVAL);
+        if (!json)
+                json = "{}";
+        return hyb_bus_call(bus, HYB_BUS_BUILTIN_ENDPOINT, method, json, strlen(json), 0, 0, ret,
+                            reterr);
+}
+
+int bus_builtin(hyb_bus *bus, const char *method, const char *json, hyb_bus_reply **ret,
+                hyb_error *reterr)
+{
+        return hyb_bus_call_builtin(bus, method, json, ret, reterr);
+}
+
+/* ---------------------------------------------------------------- callee side */
+
+static void req_unlink(hyb_bus_request *req)
+{
+        hyb_bus *bus = req->bus;
+
+        if (!req->linked)
+                return;
+        if (req->prev)
+                req->prev->next = req->next;
+        else
+                bus->deferred = req->next;
+        if (req->next)
+                req->next->prev = req->prev;
+        req->linked = false;
+}
+
+static int req_send(hyb_bus_request *req, int status, const char *msg, const void *body, size_t len,
+                    unsigned flags)
+{
+        wire_hdr h = { .type = WIRE_RESULT, .flags = (uint8_t)(flags & WIRE_F_BINARY),
+                       .status = (uint16_t)status, .call_id = req->id };
+        size_t ml = msg ? strlen(msg) : 0;
+
+        if (req->answered)
+                return -EALREADY;
+        if (req->cancelled)
+                return HYB_E_GONE;
+        if (status < 100 || status > 599)
+                return -EINVAL;
+        if (ml > WIRE_MEMBER_MAX)
+                ml = WIRE_MEMBER_MAX;
+        if (len > req->bus->max_body) {
+                /* Tell the caller instead of leaving it to time out. */
+                req_send(req, 413, "result larger than max_body", NULL, 0, 0);
+                return HYB_E_TOO_LARGE;
+        }
+        req->answered = true;
+        req_unlink(req);
+        return bus_send(req->bus, &h, NULL, 0, msg, ml, body, len);
+}
+
+HYB_EXPORT int hyb_bus_request_reply(hyb_bus_request *req, int status, const void *body, size_t len,
+                                     unsigned flags)
+{
+        hyb_assert_return(req && (body || len == 0), -EINVAL);
+        return req_send(req, status, NULL, body, len, flags);
+}
+
+HYB_EXPORT int hyb_bus_request_reply_error(hyb_bus_request *req, int status, const char *message)
+{
+        hyb_assert_return(req, -EINVAL);
+        return req_send(req, status, message, NULL, 0, 0);
+}
+
+HYB_EXPORT hyb_bus_request *hyb_bus_request_ref(hyb_bus_request *req)
+{
+        if (req)
+                req->n_ref++;
+        return req;
+}
+
+HYB_EXPORT hyb_bus_request *hyb_bus_request_unref(hyb_bus_request *req)
+{
+        if (!req || --req->n_ref > 0)
+                return NULL;
+        if (!req->answered && !req->cancelled && !req->bus->closed)
+                req_send(req, 500, "request dropped without a reply", NULL, 0, 0);
+        req_unlink(req);
+        hyb_bus_unref(req->bus);
+        free(req);
+        return NULL;
+}
+
+HYB_EXPORT hyb_bus *hyb_bus_request_get_bus(const hyb_bus_request *req)
+{
+        return req ? req->bus : NULL;
+}
+
+HYB_EXPORT const char *hyb_bus_request_get_caller(const hyb_bus_request *req)
+{
+        return req ? req->caller : NULL;
+}
+
+HYB_EXPORT const char *hyb_bus_request_get_method(const hyb_bus_request *req)
+{
+        return req ? req->method : NULL;
+}
+
+HYB_EXPORT const void *hyb_bus_request_get_body(const hyb_bus_request *req, size_t *ret_len)
+{
+        if (!req)
+                return NULL;
+        if (ret_len)
+                *ret_len = req->body_len;
+        return req->body;
+}
+
+HYB_EXPORT bool hyb_bus_request_is_binary(const hyb_bus_request *req)
+{
+        return req && (req->flags & WIRE_F_BINARY);
+}
+
+HYB_EXPORT uint32_t hyb_bus_request_get_time_left_ms(const hyb_bus_request *req)
+{
+        uint64_t now = bus_now_us();
+        if (!req || req->deadline_us <= now)
+                return 0;
+        return (uint32_t)((req->deadline_us - now) / 1000u);
+}
+
+HYB_EXPORT bool hyb_bus_request_is_cancelled(const hyb_bus_request *req)
+{
+        return req && req->cancelled;
+}
+
+HYB_EXPORT void hyb_bus_request_set_cancel_handler(hyb_bus_request *req, hyb_bus_cancel_fn cb,
+                                                   void *userdata)
+{
+        if (!req)
+                return;
+        req->cancel_cb = cb;
+        req->cancel_ud = userdata;
+}
+
+static hyb_bus_request *req_new(hyb_bus *bus, const wire_packet *p)
+{
+        size_t fl = p->h.from_len, ml = p->h.member_len, bl = p->h.body_len;
+        hyb_bus_request *req = malloc(sizeof *req + fl + ml + bl + 3);
+        char *s;
+
+        if (!req)
+                return NULL;
+        memset(req, 0, sizeof *req);
+        req->n_ref = 1;
+        req->bus = hyb_bus_ref(bus);
+        req->id = p->h.call_id;
+        req->flags = p->h.flags & WIRE_F_BINARY;
+        req->deadline_us = bus_now_us() + (uint64_t)p->h.timeout_ms * 1000u;
+        s = (char *)(req + 1);
+        memcpy(s, p->from, fl);
+        s[fl] = 0;
+        req->caller = s;
+        s += fl + 1;
+        memcpy(s, p->member, ml);
+        s[ml] = 0;
+        req->method = s;
+        s += ml + 1;
+        if (bl)
+                memcpy(s, p->body, bl);
+        s[bl] = 0;
+        req->body = (const uint8_t *)s;
+        req->body_len = bl;
+        /* Linked from the start so a cancel reaches a handler blocked in a nested call. */
+        req->next = bus->deferred;
+        if (req->next)
+                req->next->prev = req;
+        bus->deferred = req;
+        req->linked = true;
+        return req;
+}
+
+void bus_dispatch_call(hyb_bus *bus, const wire_packet *p)
+{
+        hyb_error err;
+        hyb_bus_request *req;
+        bus_method *m;
+        int r;
+
+        req = req_new(bus, p);
+        if (!req)
+                return; /* the broker's deadline answers the caller */
+        m = bus_find_method(bus, p->member, p->h.member_len);
+        if (!m) {
+                req_send(req, 404, "no such method", NULL, 0, 0);
+                goto out;
+        }
+        if (m->n_args > 0 || (req->flags & WIRE_F_BINARY)) {
+                if (req->flags & WIRE_F_BINARY) {
+                        if (!(m->flags & HYB_METHOD_BINARY) && m->n_args > 0) {
+                                req_send(req, 400, "binary params not accepted", NULL, 0, 0);
+                                goto out;
+                        }
+                } else if (bus_policy_check(m->args, m->n_args, req->body, req->body_len, &err) < 0) {
+                        req_send(req, 400, err.message, NULL, 0, 0);
+                        goto out;
+                }
+        }
+        r = m->handler(req, m->slot.userdata);
+        if (!req->answered && !req->cancelled && req->n_ref == 1) {
+                if (r < 0)
+                        req_send(req, hyb_err_to_status(r), hyb_strerror(r), NULL, 0, 0);
+                else
+                        req_send(req, 200, NULL, NULL, 0, 0);
+        }
+out:
+        hyb_bus_request_unref(req);
+}
+
+void bus_dispatch_cancel(hyb_bus *bus, const wire_packet *p)
+{
+        hyb_bus_request *req;
+
+        for (req = bus->deferred; req; req = req->next)
+                if (req->id == p->h.call_id)
+                        break;
+        if (!req || req->answered || req->cancelled)
+                return;
+        req->cancelled = true;
+        req_unlink(req);
+        if (req->cancel_cb) {
+                hyb_bus_request_ref(req);
+                req->cancel_cb(req, req->cancel_ud);
+                hyb_bus_request_unref(req);
+        }
+}

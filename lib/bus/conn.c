@@ -1,0 +1,745 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The client connection: connect + handshake, buffered non-blocking I/O,
+ * packet dispatch, and loop integration (fd/events/timeout/process, wait,
+ * libevent adapter).  No threads, no global state.
+ */
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "bus-internal.h"
+#include "names.h"
+#include "common/util.h"
+
+#define RBUF_MIN (64u * 1024)
+
+uint64_t bus_now_us(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+HYB_EXPORT int hyb_bus_default_socket(char **ret_path)
+{
+        const char *xdg = getenv("XDG_RUNTIME_DIR");
+        char *p;
+
+        hyb_assert_return(ret_path, -EINVAL);
+        if (xdg && *xdg) {
+                if (asprintf(&p, "%s/hybrid/bus.sock", xdg) < 0)
+                        return -ENOMEM;
+        } else if (!(p = strdup("/run/hybrid/bus.sock")))
+                return -ENOMEM;
+        *ret_path = p;
+        return 0;
+}
+
+/* ---------------------------------------------------------------- raw I/O */
+
+static int bus_flush_some(hyb_bus *bus)
+{
+        while (bus->wpos < bus->wlen) {
+                ssize_t n = send(bus->fd, bus->wbuf + bus->wpos, bus->wlen - bus->wpos,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                return 0;
+                        return -errno;
+                }
+                bus->wpos += (size_t)n;
+        }
+        bus->wpos = bus->wlen = 0;
+        if (bus->walloc > 16 * RBUF_MIN) {
+                free(bus->wbuf);
+                bus->wbuf = NULL;
+                bus->walloc = 0;
+        }
+        return 1;
+}
+
+static int wbuf_append(hyb_bus *bus, const void *p, size_t len)
+{
+        if (bus->wpos > 0 && bus->wpos == bus->wlen)
+                bus->wpos = bus->wlen = 0;
+        if (bus->wlen + len > bus->walloc) {
+                if (bus->wpos > 0) {
+                        memmove(bus->wbuf, bus->wbuf + bus->wpos, bus->wlen - bus->wpos);
+                        bus->wlen -= bus->wpos;
+                        bus->wpos = 0;
+                }
+                if (grow_array((void **)&bus->wbuf, &bus->walloc, bus->wlen + len, 1) < 0)
+                        return -ENOMEM;
+        }
+        memcpy(bus->wbuf + bus->wlen, p, len);
+        bus->wlen += len;
+        return 0;
+}
+
+int bus_send(hyb_bus *bus, wire_hdr *h, const char *to, size_t to_len, const char *member,
+             size_t member_len, const void *body, size_t body_len)
+{
+        uint8_t hdr[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        size_t total, done = 0;
+        int n_iov, r;
+
+        if (bus->closed)
+                return HYB_E_CLOSED;
+        if (to_len > WIRE_ENDPOINT_MAX || member_len > WIRE_MEMBER_MAX)
+                return HYB_E_NOT_ACCEPTABLE;
+        if (body_len > bus->max_body)
+                return HYB_E_TOO_LARGE;
+        n_iov = wire_build(h, NULL, 0, to, to_len, member, member_len, body, body_len, hdr, iov);
+        total = iov[0].iov_len + (n_iov > 1 ? iov[1].iov_len : 0);
+
+        if (bus->wlen == bus->wpos) {
+                /* Nothing queued: write directly, one syscall, no copy. */
+                struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
+                for (;;) {
+                        ssize_t n = sendmsg(bus->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n < 0 && errno != EAGAIN)
+                                return -errno;
+                        done = n < 0 ? 0 : (size_t)n;
+                        break;
+                }
+                if (done == total)
+                        goto out;
+        }
+        /* Queue what is left. */
+        for (int i = 0; i < n_iov; i++) {
+                size_t l = iov[i].iov_len;
+                if (done >= l) {
+                        done -= l;
+                        continue;
+                }
+                r = wbuf_append(bus, (uint8_t *)iov[i].iov_base + done, l - done);
+                if (r < 0)
+                        return r;
+                done = 0;
+        }
+out:
+        if (bus->base)
+                bus_update_event(bus);
+        return 0;
+}
+
+/* One non-blocking read. 1 got bytes, 0 nothing now, HYB_E_CLOSED at EOF, -errno. */
+static int bus_read(hyb_bus *bus)
+{
+        size_t need = RBUF_MIN;
+        wire_hdr h;
+
+        if (bus->rpos == bus->rlen) {
+                bus->rpos = bus->rlen = 0;
+                /* Give back the memory of a huge message once it is consumed. */
+                if (bus->ralloc > 16 * RBUF_MIN) {
+                        free(bus->rbuf);
+                        bus->rbuf = NULL;
+                        bus->ralloc = 0;
+                }
+        }
+        /* Make room for the whole pending frame when its header is known. */
+        if (bus->rlen - bus->rpos >= WIRE_HDR_SIZE && wire_hdr_decode(bus->rbuf + bus->rpos, &h) == 0 &&
+            wire_frame_len(&h) > need)
+                need = wire_frame_len(&h);
+        if (bus->ralloc - bus->rpos < need || bus->ralloc - bus->rlen < RBUF_MIN / 4) {
+                if (bus->rpos > 0) {
+                        memmove(bus->rbuf, bus->rbuf + bus->rpos, bus->rlen - bus->rpos);
+                        bus->rlen -= bus->rpos;
+                        bus->rpos = 0;
+                }
+                size_t want = need > RBUF_MIN && need > bus->rlen ? need : bus->rlen + RBUF_MIN;
+                if (grow_array((void **)&bus->rbuf, &bus->ralloc, want, 1) < 0)
+                        return -ENOMEM;
+        }
+        for (;;) {
+                ssize_t n = recv(bus->fd, bus->rbuf + bus->rlen, bus->ralloc - bus->rlen, MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                return 0;
+                        return -errno;
+                }
+                if (n == 0)
+                        return HYB_E_CLOSED;
+                /* A short read most likely emptied the socket: the next step polls first
+                 * instead of paying a recv() that would say EAGAIN. */
+                bus->drained = (size_t)n < bus->ralloc - bus->rlen;
+                bus->rlen += (size_t)n;
+                return 1;
+        }
+}
+
+static size_t bus_parse_limit(const hyb_bus *bus)
+{
+        return bus->max_body > WIRE_DEFAULT_MAX_BODY ? bus->max_body : WIRE_DEFAULT_MAX_BODY;
+}
+
+/* Takes the next complete packet out of rbuf. 1, 0 (incomplete) or < 0. */
+static int bus_next(hyb_bus *bus, wire_packet *p)
+{
+        size_t used;
+        int r = wire_parse(bus->rbuf + bus->rpos, bus->rlen - bus->rpos, bus_parse_limit(bus), p, &used);
+        if (r > 0)
+                bus->rpos += used;
+        return r;
+}
+
+int bus_poll(hyb_bus *bus, uint64_t deadline_us)
+{
+        struct pollfd pfd = { .fd = bus->fd, .events = POLLIN };
+        int ms = -1;
+
+        if (bus->closed)
+                return HYB_E_CLOSED;
+        if (bus->wlen > bus->wpos)
+                pfd.events |= POLLOUT;
+        if (deadline_us != UINT64_MAX) {
+                uint64_t now = bus_now_us();
+                ms = deadline_us <= now ? 0 : (int)((deadline_us - now + 999) / 1000);
+        }
+        int r = poll(&pfd, 1, ms);
+        if (r < 0)
+                return -errno;
+        if (r > 0 && (pfd.revents & POLLOUT))
+                bus_flush_some(bus);
+        return r;
+}
+
+void bus_fail_all(hyb_bus *bus)
+{
+        if (!bus->closed) {
+                bus->closed = true;
+                if (bus->ev_io)
+                        event_del(bus->ev_io);
+                if (bus->ev_timer)
+                        event_del(bus->ev_timer);
+        }
+        /* Fail pending calls with a local 502 so callbacks learn about it. */
+        while (bus->calls_head) {
+                bus_call *c = bus->calls_head;
+                bus_call_unlink(c);
+                c->done = true;
+                if (c->cb && bus->n_ref == 0) {
+                        /* Being freed: no callbacks into a dying bus. */
+                        if (c->floating)
+                                hyb_slot_unref(&c->slot);
+                } else if (c->cb) {
+                        hyb_bus_reply *rep = bus_reply_new(502, 0, "", 0, "connection closed", 17, NULL, 0);
+                        if (rep)
+                                c->cb(bus, rep, c->slot.userdata);
+                        hyb_bus_reply_unref(rep);
+                        if (c->floating)
+                                hyb_slot_unref(&c->slot);
+                }
+        }
+}
+
+static void bus_close_fd(hyb_bus *bus)
+{
+        bus_fail_all(bus);
+        if (bus->fd >= 0) {
+                close(bus->fd);
+                bus->fd = -1;
+        }
+}
+
+/* Dispatches one already-parsed packet. */
+static int bus_dispatch(hyb_bus *bus, const wire_packet *p)
+{
+        wire_hdr h = { .type = WIRE_PONG };
+
+        switch (p->h.type) {
+        case WIRE_RESULT:
+                bus_dispatch_result(bus, p);
+                return 1;
+        case WIRE_CALL:
+                bus_dispatch_call(bus, p);
+                return 1;
+        case WIRE_EVENT:
+                bus_dispatch_event(bus, p);
+                return 1;
+        case WIRE_CANCEL:
+                bus_dispatch_cancel(bus, p);
+                return 1;
+        case WIRE_PING:
+                bus_send(bus, &h, NULL, 0, NULL, 0, NULL, 0);
+                return 1;
+        case WIRE_PONG:
+                return 1;
+        case WIRE_MONITOR:
+                bus_dispatch_monitor(bus, p);
+                return 1;
+        case WIRE_ERROR:
+                bus_close_fd(bus);
+                return HYB_E_CLOSED;
+        default:
+                bus_close_fd(bus);
+                return HYB_E_PROTOCOL;
+        }
+}
+
+static int bus_step_buffered(hyb_bus *bus)
+{
+        wire_packet p;
+        int r;
+
+        if (bus->closed)
+                return HYB_E_CLOSED;
+        r = bus_next(bus, &p);
+        if (r < 0) {
+                bus_close_fd(bus);
+                return r;
+        }
+        if (r == 0)
+                return 0;
+        return bus_dispatch(bus, &p);
+}
+
+int bus_step(hyb_bus *bus)
+{
+        int r;
+
+        if (bus->closed)
+                return HYB_E_CLOSED;
+        if (bus->wlen > bus->wpos) {
+                r = bus_flush_some(bus);
+                if (r < 0) {
+                        bus_close_fd(bus);
+                        return r;
+                }
+        }
+        r = bus_step_buffered(bus);
+        if (r != 0)
+                return r;
+        if (bus->drained) {
+                /* Skipped once only, so a level-triggered loop that calls us again reads. */
+                bus->drained = false;
+                return bus_expire_calls(bus);
+        }
+        r = bus_read(bus);
+        if (r < 0) {
+                bus_close_fd(bus);
+                return r;
+        }
+        if (r > 0) {
+                r = bus_step_buffered(bus);
+                if (r != 0)
+                        return r;
+                return 1; /* read a partial frame: progress */
+        }
+        return bus_expire_calls(bus);
+}
+
+/* ---------------------------------------------------------------- handshake */
+
+static int bus_read_packet_blocking(hyb_bus *bus, wire_packet *p, uint64_t deadline)
+{
+        for (;;) {
+                int r = bus_next(bus, p);
+                if (r != 0)
+                        return r;
+                r = bus_poll(bus, deadline);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        return -ETIMEDOUT;
+                r = bus_read(bus);
+                if (r < 0)
+                        return r;
+        }
+}
+
+static int bus_handshake(hyb_bus *bus, const char *app, const char *runner, hyb_error *reterr)
+{
+        uint64_t deadline = bus_now_us() + 15u * 1000000u;
+        wire_packet p;
+        json_t *j;
+        json_int_t mb = 0;
+        const char *proto = NULL;
+        int version = 0, r;
+
+        r = bus_read_packet_blocking(bus, &p, deadline);
+        if (r == HYB_E_CLOSED)
+                return err_set(reterr, HYB_E_UNAVAILABLE, -1, "broker closed the connection");
+        if (r < 0)
+                return err_set(reterr, r == -ETIMEDOUT ? HYB_E_UNAVAILABLE : r, -1, "no challenge from broker");
+        if (p.h.type == WIRE_ERROR)
+                return err_set(reterr, hyb_err_from_status(p.h.status), -1, "broker refused: %.*s",
+                               (int)p.h.member_len, p.member);
+        if (p.h.type != WIRE_CHALLENGE || p.h.flags & WIRE_F_BINARY)
+                return err_set(reterr, HYB_E_PROTOCOL, -1, "expected a challenge, got %s",
+                               wire_type_name(p.h.type));
+        j = json_loadb((const char *)p.body, p.h.body_len, 0, NULL);
+        if (!j || json_unpack(j, "{s:s, s:i, s:I}", "protocol", &proto, "version", &version, "maxBody",
+                              &mb) < 0 || strcmp(proto, WIRE_PROTOCOL) != 0) {
+                json_decref(j);
+                return err_set(reterr, HYB_E_PROTOCOL, -1, "malformed challenge");
+        }
+        json_decref(j);
+        if (version != WIRE_VERSION)
+                return err_set(reterr, HYB_E_UPGRADE_REQUIRED, -1, "broker speaks version %d", version);
+        if (mb <= 0 || (uint64_t)mb > UINT32_MAX)
+                return err_set(reterr, HYB_E_PROTOCOL, -1, "bad maxBody in challenge");
+        bus->max_body = (size_t)mb;
+
+        j = json_pack("{s:s, s:i, s:s, s:s}", "protocol", WIRE_PROTOCOL, "version", WIRE_VERSION,
+                      "app", app, "runner", runner);
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (!text)
+                return -ENOMEM;
+        wire_hdr h = { .type = WIRE_AUTH };
+        r = bus_send(bus, &h, NULL, 0, NULL, 0, text, strlen(text));
+        free(text);
+        if (r < 0)
+                return err_set(reterr, r, -1, "sending auth: %s", hyb_strerror(r));
+        while (bus->wlen > bus->wpos) {
+                r = bus_poll(bus, deadline);
+                if (r <= 0)
+                        return err_set(reterr, HYB_E_UNAVAILABLE, -1, "broker not reading");
+        }
+
+        r = bus_read_packet_blocking(bus, &p, deadline);
+        if (r < 0)
+                return err_set(reterr, r == -ETIMEDOUT || r == HYB_E_CLOSED ? HYB_E_UNAVAILABLE : r, -1,
+                               "no auth result from broker");
+        if (p.h.type != WIRE_AUTH_RESULT)
+                return err_set(reterr, HYB_E_PROTOCOL, -1, "expected auth result");
+        if (p.h.status != 200) {
+                r = hyb_err_from_status(p.h.status);
+                return err_set(reterr, r, -1, "%.*s", (int)p.h.member_len, p.member);
+        }
+        j = json_loadb((const char *)p.body, p.h.body_len, 0, NULL);
+        const char *ep = NULL;
+        if (!j || json_unpack(j, "{s:s}", "endpoint", &ep) < 0) {
+                json_decref(j);
+                return err_set(reterr, HYB_E_PROTOCOL, -1, "malformed auth result");
+        }
+        bus->name = strdup(ep);
+        json_decref(j);
+        if (!bus->name)
+                return -ENOMEM;
+        bus->name_len = strlen(bus->name);
+        return 0;
+}
+
+static void bus_free(hyb_bus *bus)
+{
+        hyb_bus_detach_event(bus);
+        bus_close_fd(bus);
+        /* Registrations still held by the caller become inert (bus pointers cleared);
+         * those without a slot die with the bus. */
+        for (bus_method *m = bus->methods, *n; m; m = n) {
+                n = m->next;
+                m->bus = NULL;
+                if (m->floating) {
+                        free(m->name);
+                        free(m->args);
+                        free(m);
+                }
+        }
+        for (bus_sub *s = bus->subs, *n; s; s = n) {
+                n = s->next;
+                s->bus = NULL;
+                if (s->floating) {
+                        free(s->endpoint);
+                        free(s->bubble);
+                        free(s);
+                }
+        }
+        for (bus_monitor *m = bus->monitors, *n; m; m = n) {
+                n = m->next;
+                m->bus = NULL;
+                if (m->floating)
+                        free(m);
+        }
+        free(bus->name);
+        free(bus->rbuf);
+        free(bus->wbuf);
+        free(bus);
+}
+
+HYB_EXPORT int hyb_bus_connect(const char *path, const char *app, const char *runner, hyb_bus **ret,
+                               hyb_error *reterr)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_free_ char *dflt = NULL;
+        hyb_bus *bus;
+        int r;
+
+        hyb_assert_return(app && runner && ret, -EINVAL);
+        r = bus_name_check_app(app, strlen(app), reterr);
+        if (r < 0)
+                return r;
+        r = bus_name_check_ident(runner, strlen(runner), reterr);
+        if (r < 0)
+                return r;
+        if (!path) {
+                r = hyb_bus_default_socket(&dflt);
+                if (r < 0)
+                        return r;
+                path = dflt;
+        }
+        if (strlen(path) >= sizeof sa.sun_path)
+                return err_set(reterr, -ENAMETOOLONG, -1, "socket path too long");
+        memcpy(sa.sun_path, path, strlen(path));
+
+        bus = calloc(1, sizeof *bus);
+        if (!bus)
+                return -ENOMEM;
+        bus->n_ref = 1;
+        bus->next_id = 1;
+        bus->max_body = WIRE_DEFAULT_MAX_BODY;
+        bus->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (bus->fd < 0) {
+                r = -errno;
+                free(bus);
+                return err_set(reterr, r, -1, "socket: %s", strerror(-r));
+        }
+        if (connect(bus->fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS &&
+            errno != EAGAIN) {
+                r = errno;
+                bus_free(bus);
+                return err_set(reterr, HYB_E_UNAVAILABLE, -1, "cannot connect to %s: %s", path,
+                               strerror(r));
+        }
+        r = bus_handshake(bus, app, runner, reterr);
+        if (r < 0) {
+                bus_free(bus);
+                return r;
+        }
+        *ret = bus;
+        return 0;
+}
+
+HYB_EXPORT hyb_bus *hyb_bus_ref(hyb_bus *bus)
+{
+        if (bus)
+                bus->n_ref++;
+        return bus;
+}
+
+HYB_EXPORT hyb_bus *hyb_bus_unref(hyb_bus *bus)
+{
+        if (bus && --bus->n_ref == 0)
+                bus_free(bus);
+        return NULL;
+}
+
+HYB_EXPORT void hyb_bus_close(hyb_bus *bus)
+{
+        if (bus)
+                bus_close_fd(bus);
+}
+
+HYB_EXPORT bool hyb_bus_is_open(const hyb_bus *bus)
+{
+        return bus && !bus->closed;
+}
+
+HYB_EXPORT const char *hyb_bus_get_endpoint_name(const hyb_bus *bus)
+{
+        return bus ? bus->name : NULL;
+}
+
+HYB_EXPORT size_t hyb_bus_get_max_body(const hyb_bus *bus)
+{
+        return bus ? bus->max_body : 0;
+}
+
+/* ---------------------------------------------------------------- loop integration */
+
+HYB_EXPORT int hyb_bus_get_fd(const hyb_bus *bus)
+{
+        hyb_assert_return(bus, -EINVAL);
+        return bus->closed ? -EBADF : bus->fd;
+}
+
+HYB_EXPORT int hyb_bus_get_events(const hyb_bus *bus)
+{
+        hyb_assert_return(bus, -EINVAL);
+        if (bus->closed)
+                return -EBADF;
+        return HYB_BUS_EVENT_IN | (bus->wlen > bus->wpos ? HYB_BUS_EVENT_OUT : 0);
+}
+
+HYB_EXPORT int hyb_bus_get_timeout(const hyb_bus *bus, uint64_t *ret_usec)
+{
+        hyb_assert_return(bus && ret_usec, -EINVAL);
+        if (bus->closed)
+                return -EBADF;
+        /* Buffered complete packets mean "now". */
+        wire_hdr h;
+        if (bus->rlen - bus->rpos >= WIRE_HDR_SIZE && wire_hdr_decode(bus->rbuf + bus->rpos, &h) == 0 &&
+            bus->rlen - bus->rpos >= wire_frame_len(&h)) {
+                *ret_usec = 0;
+                return 0;
+        }
+        *ret_usec = bus_next_deadline(bus);
+        return 0;
+}
+
+HYB_EXPORT int hyb_bus_process(hyb_bus *bus)
+{
+        hyb_assert_return(bus, -EINVAL);
+        hyb_bus_ref(bus);
+        int r = bus_step(bus);
+        hyb_bus_unref(bus);
+        return r;
+}
+
+HYB_EXPORT int hyb_bus_wait(hyb_bus *bus, uint64_t timeout_usec)
+{
+        uint64_t deadline, next;
+
+        hyb_assert_return(bus, -EINVAL);
+        if (bus->closed)
+                return HYB_E_CLOSED;
+        if (hyb_bus_get_timeout(bus, &next) == 0 && next == 0)
+                return 1;
+        deadline = timeout_usec == UINT64_MAX ? UINT64_MAX : bus_now_us() + timeout_usec;
+        if (next < deadline)
+                deadline = next;
+        return bus_poll(bus, deadline);
+}
+
+HYB_EXPORT int hyb_bus_flush(hyb_bus *bus)
+{
+        hyb_assert_return(bus, -EINVAL);
+        while (!bus->closed && bus->wlen > bus->wpos) {
+                int r = bus_flush_some(bus);
+                if (r < 0) {
+                        bus_close_fd(bus);
+                        return r;
+                }
+                if (r == 0 && (r = bus_poll(bus, UINT64_MAX)) < 0)
+                        return r;
+        }
+        return bus->closed ? HYB_E_CLOSED : 0;
+}
+
+static void bus_event_cb(evutil_socket_t fd, short what, void *ud)
+{
+        hyb_bus *bus = ud;
+        int n = 0;
+
+        hyb_bus_ref(bus);
+        while (n++ < 1024 && hyb_bus_process(bus) > 0)
+                ;
+        if (!bus->closed)
+                bus_update_event(bus);
+        hyb_bus_unref(bus);
+}
+
+void bus_update_event(hyb_bus *bus)
+{
+        uint64_t next;
+        short want = EV_READ | EV_PERSIST;
+
+        if (!bus->base || bus->closed)
+                return;
+        if (bus->wlen > bus->wpos)
+                want |= EV_WRITE;
+        if (event_get_events(bus->ev_io) != want) {
+                event_del(bus->ev_io);
+                event_assign(bus->ev_io, bus->base, bus->fd, want, bus_event_cb, bus);
+                event_add(bus->ev_io, NULL);
+        }
+        next = bus_next_deadline(bus);
+        if (next != UINT64_MAX) {
+                uint64_t now = bus_now_us(), d = next > now ? next - now : 0;
+                struct timeval tv = { .tv_sec = (time_t)(d / 1000000u), .tv_usec = (suseconds_t)(d % 1000000u) };
+                evtimer_add(bus->ev_timer, &tv);
+        } else
+                evtimer_del(bus->ev_timer);
+}
+
+HYB_EXPORT int hyb_bus_attach_event(hyb_bus *bus, struct event_base *base)
+{
+        hyb_assert_return(bus && base, -EINVAL);
+        if (bus->base)
+                return -EBUSY;
+        if (bus->closed)
+                return HYB_E_CLOSED;
+        bus->ev_io = event_new(base, bus->fd, EV_READ | EV_PERSIST, bus_event_cb, bus);
+        bus->ev_timer = evtimer_new(base, bus_event_cb, bus);
+        if (!bus->ev_io || !bus->ev_timer) {
+                if (bus->ev_io)
+                        event_free(bus->ev_io);
+                if (bus->ev_timer)
+                        event_free(bus->ev_timer);
+                bus->ev_io = bus->ev_timer = NULL;
+                return -ENOMEM;
+        }
+        bus->base = base;
+        event_add(bus->ev_io, NULL);
+        bus_update_event(bus);
+        /* Packets may already sit in rbuf (read during connect or a sync call). */
+        event_active(bus->ev_io, EV_READ, 0);
+        return 0;
+}
+
+HYB_EXPORT int hyb_bus_detach_event(hyb_bus *bus)
+{
+        hyb_assert_return(bus, -EINVAL);
+        if (!bus->base)
+                return 0;
+        event_free(bus->ev_io);
+        event_free(bus->ev_timer);
+        bus->ev_io = bus->ev_timer = NULL;
+        bus->base = NULL;
+        return 0;
+}
+
+/*
+ * Runs the connection until *done: dispatches buffered packets first (the
+ * handlers of nested calls run here), then waits for input.  Used by every
+ * synchronous operation.
+ */
+int bus_wait_for(hyb_bus *bus, const bool *done, uint64_t deadline_us)
+{
+        int r = 0;
+
+        hyb_bus_ref(bus);
+        bus->depth++;
+        while (!*done) {
+                r = bus_step_buffered(bus);
+                if (r < 0)
+                        break;
+                if (r > 0)
+                        continue;
+                r = bus_poll(bus, deadline_us);
+                if (r < 0)
+                        break;
+                if (r == 0) {
+                        bus_expire_calls(bus);
+                        continue;
+                }
+                r = bus_read(bus);
+                if (r < 0) {
+                        bus_close_fd(bus);
+                        break;
+                }
+        }
+        bus->depth--;
+        r = *done ? 0 : bus->closed ? HYB_E_CLOSED : r;
+        if (bus->base && !bus->closed)
+                bus_update_event(bus);
+        hyb_bus_unref(bus);
+        return r;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* bus_suite helpers: an in-process broker on its own thread, service threads, raw sockets. */
+#ifndef HYB_TEST_BUS_H
+#define HYB_TEST_BUS_H
+
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <hybrid/hybrid.h>
+
+typedef struct tbroker {
+        pthread_t thread;
+        struct event_base *base;
+        struct event *stop_ev;
+        hyb_broker *broker;
+        hyb_broker_config *cfg;
+        char *dir;
+        char sock[256];
+        int stop_pipe[2];
+} tbroker;
+
+/* Starts a broker with the given limits ("name=value,name=value"; NULL: defaults). */
+void tb_start(tbroker *t, const char *limits, bool admin_self);
+void tb_stop(tbroker *t);
+
+hyb_bus *tb_connect(tbroker *t, const char *app, const char *runner);
+
+/* Runs a bus on its own thread (process/wait loop) until svc_stop. */
+typedef struct tsvc {
+        pthread_t thread;
+        hyb_bus *bus;
+        atomic_bool stop;
+} tsvc;
+void svc_start(tsvc *s, hyb_bus *bus);
+void svc_stop(tsvc *s);
+
+/* Pumps a bus from the current thread for up to ms milliseconds or until *flag. */
+void pump_until(hyb_bus *bus, atomic_int *flag, int want, int ms);
+
+/* Raw socket: connect and complete the handshake by hand. Returns the fd. */
+int raw_connect(tbroker *t, const char *app, const char *runner, bool authenticate);
+/* Reads one frame header (type, status); returns type or -1 at EOF/timeout. */
+int raw_read_frame(int fd, int *status, int timeout_ms);
+
+void bus_tcase_events(Suite *s);
+void bus_tcase_limits(Suite *s);
+
+#endif

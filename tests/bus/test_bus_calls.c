@@ -1,0 +1,654 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bus_suite: the broker runs in-process on its own event_base thread; clients
+ * use the public API.  Expected statuses come from spec/bus.md.
+ */
+#include <event2/event.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "bus/wire.h"
+#include "suites.h"
+#include "test_bus.h"
+#include "testutil.h"
+
+/* ---------------------------------------------------------------- harness */
+
+static void *broker_main(void *ud)
+{
+        tbroker *t = ud;
+        event_base_dispatch(t->base);
+        return NULL;
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *ud)
+{
+        tbroker *t = ud;
+        event_base_loopbreak(t->base);
+}
+
+void tb_start(tbroker *t, const char *limits, bool admin_self)
+{
+        hyb_error err;
+
+        memset(t, 0, sizeof *t);
+        t->dir = test_tmpdir();
+        snprintf(t->sock, sizeof t->sock, "%s/bus.sock", t->dir);
+        ck_assert_int_eq(hyb_broker_config_new(&t->cfg), 0);
+        ck_assert_int_eq(hyb_broker_config_set_socket(t->cfg, t->sock), 0);
+        if (limits) {
+                char *copy = strdup(limits), *save = NULL;
+                for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+                        char *eq = strchr(kv, '=');
+                        ck_assert_ptr_nonnull(eq);
+                        *eq = 0;
+                        ck_assert_int_eq(hyb_broker_config_set_limit(t->cfg, kv, strtoull(eq + 1, NULL, 10)), 0);
+                }
+                free(copy);
+        }
+        if (admin_self)
+                ck_assert_int_eq(hyb_broker_config_add_admin(t->cfg, getuid()), 0);
+        t->base = event_base_new();
+        ck_assert_ptr_nonnull(t->base);
+        ck_assert_int_eq(hyb_broker_new(t->cfg, t->base, &t->broker, &err), 0);
+        ck_assert_int_eq(hyb_broker_start(t->broker, &err), 0);
+        ck_assert_int_eq(access(t->sock, F_OK), 0);
+        ck_assert_int_eq(pipe(t->stop_pipe), 0);
+        t->stop_ev = event_new(t->base, t->stop_pipe[0], EV_READ, on_stop, t);
+        event_add(t->stop_ev, NULL);
+        ck_assert_int_eq(pthread_create(&t->thread, NULL, broker_main, t), 0);
+}
+
+void tb_stop(tbroker *t)
+{
+        ck_assert_int_eq(write(t->stop_pipe[1], "x", 1), 1);
+        pthread_join(t->thread, NULL);
+        event_free(t->stop_ev);
+        hyb_broker_free(t->broker);
+        /* The socket goes away with the broker. */
+        ck_assert_int_ne(access(t->sock, F_OK), 0);
+        hyb_broker_config_unref(t->cfg);
+        event_base_free(t->base);
+        close(t->stop_pipe[0]);
+        close(t->stop_pipe[1]);
+        test_rmrf(t->dir);
+        free(t->dir);
+}
+
+hyb_bus *tb_connect(tbroker *t, const char *app, const char *runner)
+{
+        hyb_bus *bus = NULL;
+        hyb_error err;
+        int r = hyb_bus_connect(t->sock, app, runner, &bus, &err);
+        ck_assert_msg(r == 0, "connect %s/%s: %s", app, runner, err.message);
+        return bus;
+}
+
+static void *svc_main(void *ud)
+{
+        tsvc *s = ud;
+        while (!atomic_load(&s->stop)) {
+                int r = hyb_bus_process(s->bus);
+                if (r < 0)
+                        break;
+                if (r == 0)
+                        hyb_bus_wait(s->bus, 20000);
+        }
+        return NULL;
+}
+
+void svc_start(tsvc *s, hyb_bus *bus)
+{
+        s->bus = bus;
+        atomic_store(&s->stop, false);
+        ck_assert_int_eq(pthread_create(&s->thread, NULL, svc_main, s), 0);
+}
+
+void svc_stop(tsvc *s)
+{
+        atomic_store(&s->stop, true);
+        pthread_join(s->thread, NULL);
+}
+
+void pump_until(hyb_bus *bus, atomic_int *flag, int want, int ms)
+{
+        for (int i = 0; i < ms / 5 && atomic_load(flag) < want; i++) {
+                while (hyb_bus_process(bus) > 0)
+                        ;
+                if (atomic_load(flag) >= want)
+                        break;
+                hyb_bus_wait(bus, 5000);
+        }
+}
+
+static int full_read(int fd, void *buf, size_t len, int timeout_ms)
+{
+        size_t off = 0;
+        while (off < len) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                if (poll(&p, 1, timeout_ms) <= 0)
+                        return -1;
+                ssize_t n = read(fd, (char *)buf + off, len - off);
+                if (n <= 0)
+                        return -1;
+                off += (size_t)n;
+        }
+        return 0;
+}
+
+int raw_read_frame(int fd, int *status, int timeout_ms)
+{
+        uint8_t hb[WIRE_HDR_SIZE];
+        wire_hdr h;
+        if (full_read(fd, hb, sizeof hb, timeout_ms) < 0 || wire_hdr_decode(hb, &h) < 0)
+                return -1;
+        size_t rest = wire_frame_len(&h) - WIRE_HDR_SIZE;
+        char *buf = malloc(rest + 1);
+        int r = full_read(fd, buf, rest, timeout_ms);
+        free(buf);
+        if (r < 0)
+                return -1;
+        if (status)
+                *status = h.status;
+        return h.type;
+}
+
+int raw_connect(tbroker *t, const char *app, const char *runner, bool authenticate)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), st;
+
+        strcpy(sa.sun_path, t->sock);
+        ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+        ck_assert_int_eq(raw_read_frame(fd, NULL, 2000), WIRE_CHALLENGE);
+        if (!authenticate)
+                return fd;
+        char body[256];
+        snprintf(body, sizeof body, "{\"protocol\":\"HYBRID\",\"version\":1,\"app\":\"%s\",\"runner\":\"%s\"}", app,
+                 runner);
+        uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        wire_hdr h = { .type = WIRE_AUTH };
+        int n = wire_build(&h, NULL, 0, NULL, 0, NULL, 0, body, strlen(body), buf, iov);
+        ck_assert_int_eq(writev(fd, iov, n), (ssize_t)(iov[0].iov_len + iov[1].iov_len));
+        ck_assert_int_eq(raw_read_frame(fd, &st, 2000), WIRE_AUTH_RESULT);
+        ck_assert_int_eq(st, 200);
+        return fd;
+}
+
+/* ---------------------------------------------------------------- services used by the tests */
+
+static int on_add(hyb_bus_request *req, void *ud)
+{
+        size_t len;
+        const char *body = hyb_bus_request_get_body(req, &len);
+        json_t *j = json_loadb(body, len, 0, NULL);
+        char out[64];
+        int n = snprintf(out, sizeof out, "{\"sum\":%lld}",
+                         (long long)(json_integer_value(json_object_get(j, "a")) +
+                                     json_integer_value(json_object_get(j, "b"))));
+        json_decref(j);
+        return hyb_bus_request_reply(req, 200, out, (size_t)n, HYB_BODY_JSON);
+}
+
+static int on_fail(hyb_bus_request *req, void *ud)
+{
+        return HYB_E_NOT_FOUND; /* no explicit reply: the library answers 404 */
+}
+
+static const hyb_arg_policy add_args[] = {
+        { "a", HYB_JSON_INTEGER, 1 },
+        { "b", HYB_JSON_INTEGER, 1 },
+        { "label", HYB_JSON_STRING, 0 },
+};
+
+static const hyb_method_def calc_table[] = {
+        HYB_METHOD("add", on_add, add_args),
+        HYB_METHOD_NOARGS("fail", on_fail),
+        HYB_METHOD_ACL("secret", on_add, add_args, "*", "org.allowed.*"),
+};
+
+static int call_status(hyb_bus *bus, const char *ep, const char *m, const char *body, char *msg, size_t msglen)
+{
+        hyb_error err;
+        hyb_error_clear(&err);
+        int r = hyb_bus_call(bus, ep, m, body, strlen(body), 0, 2000, NULL, &err);
+        if (msg)
+                snprintf(msg, msglen, "%s", err.message);
+        return hyb_err_to_status(r);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+START_TEST(test_echo_json)
+{
+        tbroker t;
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        hyb_bus_reply *rep = NULL;
+        const char *body = "{\"hello\":[1,2,3]}";
+        size_t len;
+
+        ck_assert_str_eq(hyb_bus_get_endpoint_name(a), "@localhost/org.test.a/main");
+        ck_assert_int_eq(hyb_bus_call(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, strlen(body), 0, 1000, &rep, NULL), 0);
+        ck_assert_int_eq(hyb_bus_reply_get_status(rep), 200);
+        const char *got = hyb_bus_reply_get_body(rep, &len);
+        ck_assert_uint_eq(len, strlen(body));
+        ck_assert_mem_eq(got, body, len);
+        ck_assert(!hyb_bus_reply_is_binary(rep));
+        ck_assert_str_eq(hyb_bus_reply_get_sender(rep), HYB_BUS_BUILTIN_ENDPOINT);
+        hyb_bus_reply_unref(rep);
+        ck_assert_int_eq(call_status(a, HYB_BUS_BUILTIN_ENDPOINT, "noSuchBuiltin", "{}", NULL, 0), 404);
+        hyb_bus_unref(a);
+        tb_stop(&t);
+}
+END_TEST
+
+START_TEST(test_echo_16mib_binary)
+{
+        tbroker t;
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        size_t n = 16u * 1024 * 1024, len;
+        uint8_t *big = malloc(n);
+        hyb_bus_reply *rep = NULL;
+
+        for (size_t i = 0; i < n; i++)
+                big[i] = (uint8_t)(i * 31 + 7);
+        ck_assert_uint_eq(hyb_bus_get_max_body(a), n);
+        ck_assert_int_eq(hyb_bus_call(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", big, n, HYB_BODY_BINARY, 20000, &rep,
+                                      NULL), 0);
+        const uint8_t *got = hyb_bus_reply_get_body(rep, &len);
+        ck_assert_uint_eq(len, n);
+        ck_assert(hyb_bus_reply_is_binary(rep));
+        ck_assert(memcmp(got, big, n) == 0);
+        hyb_bus_reply_unref(rep);
+        /* One byte more than the limit is refused before it leaves. */
+        ck_assert_int_eq(hyb_bus_call(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", big, 1, 0, 1000, NULL, NULL), 0);
+        uint8_t *over = realloc(big, n + 1);
+        ck_assert_int_eq(hyb_bus_call(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", over, n + 1, HYB_BODY_BINARY, 1000,
+                                      NULL, NULL), HYB_E_TOO_LARGE);
+        free(over);
+        hyb_bus_unref(a);
+        tb_stop(&t);
+}
+END_TEST
+
+START_TEST(test_calls_policy_acl)
+{
+        tbroker t;
+        tsvc s;
+        char msg[256];
+        tb_start(&t, NULL, false);
+        hyb_bus *b = tb_connect(&t, "org.test.calc", "main");
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        hyb_bus *ok = tb_connect(&t, "org.allowed.x", "main");
+        hyb_slot *slot = NULL;
+        hyb_error err;
+        hyb_bus_reply *rep = NULL;
+        size_t len;
+        const char *ep = "@localhost/org.test.calc/main";
+
+        ck_assert_int_eq(hyb_endpoint_add_table(b, calc_table, sizeof calc_table[0], 3, NULL, &slot, &err), 0);
+        svc_start(&s, b);
+
+        ck_assert_int_eq(hyb_bus_call(a, ep, "add", "{\"a\":2,\"b\":40}", 14, 0, 2000, &rep, &err), 0);
+        const char *got = hyb_bus_reply_get_body(rep, &len);
+        ck_assert_str_eq(got, "{\"sum\":42}");
+        ck_assert_str_eq(hyb_bus_reply_get_sender(rep), ep);
+        hyb_bus_reply_unref(rep);
+        /* Names compare case-insensitively. */
+        ck_assert_int_eq(call_status(a, "@LOCALHOST/org.TEST.calc/Main", "ADD", "{\"a\":1,\"b\":1}", NULL, 0), 200);
+
+        /* Policies: 400 naming the key, the handler never runs. */
+        ck_assert_int_eq(call_status(a, ep, "add", "{\"a\":1}", msg, sizeof msg), 400);
+        ck_assert_ptr_nonnull(strstr(msg, "\"b\""));
+        ck_assert_int_eq(call_status(a, ep, "add", "{\"a\":1,\"b\":\"x\"}", msg, sizeof msg), 400);
+        ck_assert_ptr_nonnull(strstr(msg, "\"b\""));
+        ck_assert_int_eq(call_status(a, ep, "add", "{\"a\":1,\"b\":2,\"label\":3}", msg, sizeof msg), 400);
+        ck_assert_ptr_nonnull(strstr(msg, "label"));
+        ck_assert_int_eq(call_status(a, ep, "add", "[1,2]", NULL, 0), 400);
+        ck_assert_int_eq(call_status(a, ep, "add", "{not json", NULL, 0), 400);
+        ck_assert_int_eq(hyb_bus_call(a, ep, "add", "\x01\x02", 2, HYB_BODY_BINARY, 2000, NULL, NULL),
+                         HYB_E_BAD_REQUEST);
+
+        /* forApp "org.allowed.*": 403 for others. */
+        ck_assert_int_eq(call_status(a, ep, "secret", "{\"a\":1,\"b\":2}", NULL, 0), 403);
+        ck_assert_int_eq(call_status(ok, ep, "secret", "{\"a\":1,\"b\":2}", NULL, 0), 200);
+
+        /* 404: unknown method, unknown endpoint; a handler's own error code. */
+        ck_assert_int_eq(call_status(a, ep, "nope", "{}", NULL, 0), 404);
+        ck_assert_int_eq(call_status(a, "@localhost/org.test.none/main", "add", "{}", NULL, 0), 404);
+        ck_assert_int_eq(call_status(a, ep, "fail", "{}", NULL, 0), 404);
+
+        /* Revoking the table: the method is gone. */
+        svc_stop(&s);
+        hyb_slot_unref(slot);
+        ck_assert_int_eq(hyb_bus_flush(b), 0);
+        svc_start(&s, b);
+        ck_assert_int_eq(call_status(a, ep, "add", "{\"a\":1,\"b\":2}", NULL, 0), 404);
+        svc_stop(&s);
+
+        hyb_bus_unref(ok);
+        hyb_bus_unref(a);
+        hyb_bus_unref(b);
+        tb_stop(&t);
+}
+END_TEST
+
+START_TEST(test_connect_refusals)
+{
+        tbroker t;
+        hyb_bus *x = NULL;
+        hyb_error err;
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+
+        ck_assert_int_eq(hyb_bus_connect(t.sock, "org.test.a", "main", &x, &err), HYB_E_CONFLICT);
+        ck_assert_int_eq(hyb_bus_connect(t.sock, "ORG.test.A", "MAIN", &x, &err), HYB_E_CONFLICT);
+        ck_assert_int_eq(hyb_bus_connect(t.sock, "org.hybridos.bus", "main", &x, &err), HYB_E_NOT_ACCEPTABLE);
+        ck_assert_int_eq(hyb_bus_connect(t.sock, "org.test.b", "builtin", &x, &err), HYB_E_NOT_ACCEPTABLE);
+        ck_assert_int_eq(hyb_bus_connect(t.sock, "my-app", "main", &x, &err), HYB_E_NOT_ACCEPTABLE);
+        ck_assert_int_eq(hyb_bus_connect(t.sock, "org.test.b", "9main", &x, &err), HYB_E_NOT_ACCEPTABLE);
+        ck_assert_ptr_null(x);
+        /* The name is free again once its owner leaves. */
+        hyb_bus_unref(a);
+        usleep(100000);
+        a = tb_connect(&t, "org.test.a", "main");
+        hyb_bus_unref(a);
+        tb_stop(&t);
+}
+END_TEST
+
+/* A service whose "slow" method defers; "release" answers the deferred one. */
+typedef struct slowsvc {
+        hyb_bus_request *held;
+        atomic_int cancelled;
+        atomic_int calls;
+} slowsvc;
+
+static void on_cancel(hyb_bus_request *req, void *ud)
+{
+        slowsvc *s = ud;
+        atomic_fetch_add(&s->cancelled, 1);
+        if (s->held == req) {
+                s->held = NULL;
+                hyb_bus_request_unref(req);
+        }
+}
+
+static int on_slow(hyb_bus_request *req, void *ud)
+{
+        slowsvc *s = ud;
+        atomic_fetch_add(&s->calls, 1);
+        if (s->held)
+                hyb_bus_request_unref(s->held);
+        s->held = hyb_bus_request_ref(req);
+        hyb_bus_request_set_cancel_handler(req, on_cancel, s);
+        return 0;
+}
+
+static int on_release(hyb_bus_request *req, void *ud)
+{
+        slowsvc *s = ud;
+        if (!s->held)
+                return HYB_E_GONE;
+        ck_assert_int_eq(hyb_bus_request_reply(s->held, 200, "\"late\"", 6, 0), 0);
+        ck_assert_int_eq(hyb_bus_request_reply(s->held, 200, "\"twice\"", 7, 0), -EALREADY);
+        hyb_bus_request_unref(s->held);
+        s->held = NULL;
+        return hyb_bus_request_reply(req, 200, "{}", 2, 0);
+}
+
+static int on_die(hyb_bus_request *req, void *ud)
+{
+        hyb_bus_close(hyb_bus_request_get_bus(req));
+        return 0;
+}
+
+static const hyb_method_def slow_table[] = {
+        HYB_METHOD_NOARGS("slow", on_slow),
+        HYB_METHOD_NOARGS("release", on_release),
+        HYB_METHOD_NOARGS("die", on_die),
+};
+
+typedef struct got_reply {
+        atomic_int n;
+        int status;
+        char body[64];
+} got_reply;
+
+static void on_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *ud)
+{
+        got_reply *g = ud;
+        size_t len;
+        const char *b = hyb_bus_reply_get_body(rep, &len);
+        g->status = hyb_bus_reply_get_status(rep);
+        snprintf(g->body, sizeof g->body, "%.*s", (int)len, b);
+        atomic_fetch_add(&g->n, 1);
+}
+
+START_TEST(test_deadline_cancel_deferred)
+{
+        tbroker t;
+        tsvc s;
+        slowsvc ss = { 0 };
+        got_reply g = { 0 };
+        hyb_slot *call = NULL, *tbl = NULL;
+        hyb_error err;
+        const char *ep = "@localhost/org.test.slow/main";
+        tb_start(&t, NULL, false);
+        hyb_bus *b = tb_connect(&t, "org.test.slow", "main");
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        ck_assert_int_eq(hyb_endpoint_add_table(b, slow_table, sizeof slow_table[0], 3, &ss, &tbl, &err), 0);
+        svc_start(&s, b);
+
+        /* 504 from the broker at the deadline, and a cancel reaches the callee. */
+        ck_assert_int_eq(hyb_bus_call(a, ep, "slow", "{}", 2, 0, 200, NULL, &err), HYB_E_CALLEE_TIMEOUT);
+        for (int i = 0; i < 200 && atomic_load(&ss.cancelled) < 1; i++)
+                usleep(5000);
+        ck_assert_int_eq(atomic_load(&ss.cancelled), 1);
+
+        /* Deferred reply: answered later from another call's handler. */
+        ck_assert_int_eq(hyb_bus_call_async(a, ep, "slow", "{}", 2, 0, 5000, on_reply, &g, NULL), 0);
+        for (int i = 0; i < 200 && atomic_load(&ss.calls) < 2; i++) {
+                hyb_bus_process(a);
+                usleep(2000);
+        }
+        ck_assert_int_eq(call_status(a, ep, "release", "{}", NULL, 0), 200);
+        pump_until(a, &g.n, 1, 2000);
+        ck_assert_int_eq(atomic_load(&g.n), 1);
+        ck_assert_int_eq(g.status, 200);
+        ck_assert_str_eq(g.body, "\"late\"");
+
+        /* The caller cancels (slot unref = terminateCall): the callee gets a cancel, no reply comes. */
+        ck_assert_int_eq(hyb_bus_call_async(a, ep, "slow", "{}", 2, 0, 5000, on_reply, &g, &call), 0);
+        for (int i = 0; i < 200 && atomic_load(&ss.calls) < 3; i++) {
+                hyb_bus_process(a);
+                usleep(2000);
+        }
+        hyb_slot_unref(call);
+        ck_assert_int_eq(hyb_bus_flush(a), 0);
+        for (int i = 0; i < 200 && atomic_load(&ss.cancelled) < 2; i++)
+                usleep(5000);
+        ck_assert_int_eq(atomic_load(&ss.cancelled), 2);
+        ck_assert_int_eq(atomic_load(&g.n), 1);
+        /* terminateCall of an unknown call id: 404. */
+        ck_assert_int_eq(call_status(a, HYB_BUS_BUILTIN_ENDPOINT, "terminateCall", "{\"callId\":987654}", NULL, 0),
+                         404);
+
+        /* 502 at once when the callee disconnects with our call pending. */
+        ck_assert_int_eq(hyb_bus_call(a, ep, "die", "{}", 2, 0, 10000, NULL, &err), HYB_E_BAD_CALLEE);
+        svc_stop(&s);
+        hyb_slot_unref(tbl);
+        hyb_bus_unref(b);
+        hyb_bus_unref(a);
+        tb_stop(&t);
+}
+END_TEST
+
+/* Nested A -> B -> A with sync calls on both sides. */
+static int on_ping(hyb_bus_request *req, void *ud)
+{
+        return hyb_bus_request_reply(req, 200, "\"pong\"", 6, 0);
+}
+
+static int on_relay(hyb_bus_request *req, void *ud)
+{
+        hyb_bus_reply *rep = NULL;
+        size_t len;
+        int r = hyb_bus_call(hyb_bus_request_get_bus(req), hyb_bus_request_get_caller(req), "ping", "{}", 2, 0,
+                             2000, &rep, NULL);
+        if (r < 0)
+                return r;
+        const void *body = hyb_bus_reply_get_body(rep, &len);
+        r = hyb_bus_request_reply(req, 200, body, len, 0);
+        hyb_bus_reply_unref(rep);
+        return r;
+}
+
+START_TEST(test_nested_sync)
+{
+        tbroker t;
+        tsvc s;
+        hyb_bus_reply *rep = NULL;
+        hyb_error err;
+        size_t len;
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        hyb_bus *b = tb_connect(&t, "org.test.b", "main");
+        ck_assert_int_eq(hyb_bus_register_procedure(a, "ping", NULL, NULL, on_ping, NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_bus_register_procedure(b, "relay", NULL, NULL, on_relay, NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_bus_register_procedure(b, "relay", NULL, NULL, on_relay, NULL, NULL, &err),
+                         HYB_E_CONFLICT);
+        svc_start(&s, b);
+        for (int i = 0; i < 3; i++) {
+                ck_assert_int_eq(hyb_bus_call(a, "@localhost/org.test.b/main", "relay", "{}", 2, 0, 3000, &rep, &err), 0);
+                ck_assert_str_eq(hyb_bus_reply_get_body(rep, &len), "\"pong\"");
+                hyb_bus_reply_unref(rep);
+        }
+        svc_stop(&s);
+        hyb_bus_unref(b);
+        hyb_bus_unref(a);
+        tb_stop(&t);
+}
+END_TEST
+
+START_TEST(test_builtin_lists)
+{
+        tbroker t;
+        hyb_bus_reply *rep = NULL;
+        hyb_error err;
+        size_t len;
+        tb_start(&t, NULL, false);
+        hyb_bus *b = tb_connect(&t, "org.test.calc", "main");
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        ck_assert_int_eq(hyb_endpoint_add_table(b, calc_table, sizeof calc_table[0], 3, NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_bus_register_event(b, "Changed", NULL, "org.nobody", NULL, &err), 0);
+
+        ck_assert_int_eq(hyb_bus_call_builtin(a, "listProcedures", "{}", &rep, &err), 0);
+        const char *lp = hyb_bus_reply_get_body(rep, &len);
+        json_t *j = json_loadb(lp, len, 0, NULL);
+        hyb_bus_reply_unref(rep);
+        ck_assert(json_is_array(j));
+        bool saw_add = false, saw_secret = false;
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) {
+                const char *n = json_string_value(json_object_get(v, "procedureName"));
+                if (n && !strcmp(n, "@localhost/org.test.calc/main/add")) {
+                        saw_add = true;
+                        json_t *pol = json_object_get(v, "policy");
+                        ck_assert_int_eq(json_array_size(pol), 3);
+                        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(pol, 0), "key")), "a");
+                        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(pol, 0), "type")), "integer");
+                        ck_assert(json_is_true(json_object_get(json_array_get(pol, 0), "required")));
+                }
+                if (n && strstr(n, "/secret"))
+                        saw_secret = true;
+        }
+        json_decref(j);
+        ck_assert(saw_add);
+        ck_assert(!saw_secret); /* a may not call it: not listed */
+
+        ck_assert_int_eq(hyb_bus_call_builtin(a, "listEvents", "{}", &rep, &err), 0);
+        const char *body = hyb_bus_reply_get_body(rep, &len);
+        ck_assert_ptr_nonnull(strstr(body, "@localhost/org.hybridos.bus/builtin/NewEndpoint"));
+        ck_assert_ptr_null(strstr(body, "Changed")); /* forApp org.nobody */
+        hyb_bus_reply_unref(rep);
+
+        ck_assert_int_eq(hyb_bus_call_builtin(a, "listEndpoints", "{}", &rep, &err), 0);
+        body = hyb_bus_reply_get_body(rep, &len);
+        ck_assert_ptr_nonnull(strstr(body, "@localhost/org.test.calc/main"));
+        hyb_bus_reply_unref(rep);
+
+        /* Registration errors through the builtin endpoint. */
+        ck_assert_int_eq(hyb_bus_call_builtin(a, "registerProcedure", "{\"methodName\":\"9bad\"}", NULL, &err),
+                         HYB_E_NOT_ACCEPTABLE);
+        ck_assert_int_eq(hyb_bus_call_builtin(a, "registerProcedure", "{\"methodName\":\"m\",\"forApp\":\"!\"}", NULL,
+                                              &err), HYB_E_NOT_ACCEPTABLE);
+        ck_assert_int_eq(hyb_bus_call_builtin(a, "revokeProcedure", "{\"methodName\":\"never\"}", NULL, &err),
+                         HYB_E_NOT_FOUND);
+        ck_assert_int_eq(hyb_bus_call_builtin(a, "revokeEvent", "{\"bubbleName\":\"never\"}", NULL, &err),
+                         HYB_E_NOT_FOUND);
+        ck_assert_int_eq(hyb_bus_call_builtin(a, "registerEvent", "{}", NULL, &err), HYB_E_BAD_REQUEST);
+        ck_assert_int_eq(hyb_bus_call_builtin(a, "listEndpoints", "[]", NULL, &err), HYB_E_BAD_REQUEST);
+        hyb_bus_unref(a);
+        hyb_bus_unref(b);
+        tb_stop(&t);
+}
+END_TEST
+
+START_TEST(test_event_loop_adapter)
+{
+        tbroker t;
+        tsvc s;
+        got_reply g = { 0 };
+        hyb_error err;
+        tb_start(&t, NULL, false);
+        hyb_bus *b = tb_connect(&t, "org.test.calc", "main");
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        ck_assert_int_eq(hyb_endpoint_add_table(b, calc_table, sizeof calc_table[0], 3, NULL, NULL, &err), 0);
+        svc_start(&s, b);
+        struct event_base *base = event_base_new();
+        ck_assert_int_eq(hyb_bus_attach_event(a, base), 0);
+        ck_assert_int_eq(hyb_bus_attach_event(a, base), -EBUSY);
+        ck_assert_int_eq(hyb_bus_call_async(a, "@localhost/org.test.calc/main", "add", "{\"a\":5,\"b\":6}", 13, 0,
+                                            2000, on_reply, &g, NULL), 0);
+        for (int i = 0; i < 400 && atomic_load(&g.n) < 1; i++)
+                event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(1000);
+        ck_assert_int_eq(atomic_load(&g.n), 1);
+        ck_assert_str_eq(g.body, "{\"sum\":11}");
+        hyb_bus_detach_event(a);
+        event_base_free(base);
+        svc_stop(&s);
+        hyb_bus_unref(a);
+        hyb_bus_unref(b);
+        tb_stop(&t);
+}
+END_TEST
+
+Suite *bus_suite(void)
+{
+        Suite *s = suite_create("bus");
+        TCase *tc = tcase_create("calls");
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_echo_json);
+        tcase_add_test(tc, test_echo_16mib_binary);
+        tcase_add_test(tc, test_calls_policy_acl);
+        tcase_add_test(tc, test_connect_refusals);
+        tcase_add_test(tc, test_deadline_cancel_deferred);
+        tcase_add_test(tc, test_nested_sync);
+        tcase_add_test(tc, test_builtin_lists);
+        tcase_add_test(tc, test_event_loop_adapter);
+        suite_add_tcase(s, tc);
+        bus_tcase_events(s);
+        bus_tcase_limits(s);
+        return s;
+}
