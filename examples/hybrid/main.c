@@ -16,6 +16,7 @@
 static const cli_command *commands[] = {
         &cmd_furi,
         &cmd_store,
+        &cmd_call, &cmd_serve, &cmd_fire, &cmd_listen, &cmd_list, &cmd_monitor,
 };
 
 static const cli_option global_options[] = {
@@ -35,6 +36,15 @@ static const cli_option *find_option(const cli_option *opts, const char *name)
                 if (strcmp(opts->name, name) == 0)
                         return opts;
         return NULL;
+}
+
+static bool option_takes_value(const char *name)
+{
+        const cli_option *o = find_option(global_options, name);
+
+        for (size_t c = 0; !o && c < ELEMS(commands); c++)
+                o = find_option(commands[c]->options, name);
+        return o && o->takes_value;
 }
 
 static void print_help(const cli_command *cmd)
@@ -86,8 +96,9 @@ int main(int argc, char **argv)
                 if (strcmp(argv[i], "--") == 0)
                         break;
                 if (strncmp(argv[i], "--", 2) == 0) {
-                        const cli_option *o = find_option(global_options, argv[i] + 2);
-                        if (o && o->takes_value && !strchr(argv[i], '='))
+                        /* The command is not known yet: an option before it may belong to
+                         * any command (`hybrid --timeout 2000 call ...`), so look in all. */
+                        if (!strchr(argv[i], '=') && option_takes_value(argv[i] + 2))
                                 i++;
                         continue;
                 }

@@ -149,15 +149,28 @@ void route_call(bconn *c, bframe *f)
                 return;
         }
         if (bus_name_equal(f->to, f->h.to_len, builtin_name, sizeof builtin_name - 1)) {
+                /* The monitor sees every CALL, builtin ones included (doc/protocol.md). */
+                if (b->n_monitors)
+                        monitor_copy(b, WIRE_CALL, &f->h, c->name, c->name_len, f->to, f->h.to_len,
+                                     f->member, f->h.member_len, bframe_body(f), f->h.body_len);
                 builtin_call(c, f);
                 return;
         }
         callee = broker_lookup(b, f->to, f->h.to_len);
         if (!callee) {
-                route_reply(c, f->h.call_id, 404, "no such endpoint", NULL, 0, 0);
+                /* Validate only on the miss path: a malformed name is 406, an unknown one 404. */
+                bus_name n;
+                if (bus_name_parse_endpoint(f->to, f->h.to_len, &n, NULL) < 0)
+                        route_reply(c, f->h.call_id, 406, "malformed endpoint name", NULL, 0, 0);
+                else
+                        route_reply(c, f->h.call_id, 404, "no such endpoint", NULL, 0, 0);
                 return;
         }
         proc = find_proc(callee, f->member, f->h.member_len);
+        if (!proc && bus_name_check_ident(f->member, f->h.member_len, NULL) < 0) {
+                route_reply(c, f->h.call_id, 406, "malformed procedure name", NULL, 0, 0);
+                return;
+        }
         if (!proc) {
                 snprintf(msg, sizeof msg, "no such procedure: %.*s", (int)(f->h.member_len > 64 ? 64 : f->h.member_len),
                          f->member);

@@ -213,7 +213,19 @@ int obj_json_real_precision(const hyb_obj *o)
                 return p;
         switch (o->kind) {
         case HYB_OBJ_REAL:
-                return isfinite(o->u.r) ? shortest_precision(o->u.r) : 1;
+                if (!isfinite(o->u.r))
+                        return 1;
+                p = shortest_precision(o->u.r);
+                /* jansson prints %.<p>g, which switches to an exponent once the integer part
+                 * has more than p digits (1500.0 as 1.5e3, 100.0 as 1e2); the spec prints
+                 * reals with a fraction (`1.0`), so ask for the integer digits too, up to 15
+                 * (more could show binary noise in the other reals of the document). */
+                if (fabs(o->u.r) >= 1.0 && fabs(o->u.r) < 1e15) {
+                        int x = (int)floor(log10(fabs(o->u.r))) + 1;
+                        if (x > p)
+                                p = x;
+                }
+                return p;
         case HYB_OBJ_LST:
         case HYB_OBJ_OBJS:
                 for (size_t i = 0; i < o->u.lst.n && p < 17; i++) {

@@ -135,7 +135,8 @@ bool obj_uri_is_bare(const char *text);
 int obj_from_json_t(json_t *v, hyb_obj **ret, hyb_error *reterr);
 /* A new json_t for o; HYB_E_TYPE for what JSON cannot hold. */
 int obj_to_json_t(const hyb_obj *o, json_t **ret, hyb_error *reterr);
-/* The JSON_REAL_PRECISION (1..17) that prints every real of o in shortest round-trip form. */
+/* The JSON_REAL_PRECISION (1..17) that prints every real of o in shortest round-trip form,
+ * without an exponent below 1e15 (1500.0, not 1.5e3). */
 int obj_json_real_precision(const hyb_obj *o);
 
 static inline bool obj_kind_is_seq(uint8_t k)

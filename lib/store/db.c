@@ -279,7 +279,10 @@ int db_poll(store_db *d, db_change **ret, size_t *n, bool *ret_gap)
         }
         sqlite3_reset(d->jsince);
         sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
-        if (r == 0)
+        /* A step that failed (SQLITE_BUSY, I/O) read only part of the journal: keep the old
+         * data_version so the next poll reads on from last_seq instead of waiting for
+         * another commit to notice. */
+        if (r == 0 && s == SQLITE_DONE)
                 d->data_version = ver;
 out:
         pthread_mutex_unlock(&d->lock);

@@ -29,13 +29,19 @@ static bool all_digits(const char *s, size_t len)
         return true;
 }
 
-/* Key order of one segment: all-digit segments numerically (`2` < `10`), others by bytes;
- * a digit segment against a non-digit one also by bytes. */
+/* Key order of one segment, the same as hyb_furi_compare's (it must be: the store's order is
+ * the key order, and a binary search needs a total order): all-digit segments first, among
+ * them numerically (`2` < `10`), ties (`01`, `1`) by bytes; every other segment after them, by
+ * bytes.  Comparing a digit segment with a non-digit one by bytes instead would not be
+ * transitive (2 < 10 < 1a < 2), and the sorted children arrays would break. */
 int seg_compare(const char *a, size_t alen, const char *b, size_t blen)
 {
+        bool da = all_digits(a, alen), db = all_digits(b, blen);
         int c;
 
-        if (all_digits(a, alen) && all_digits(b, blen)) {
+        if (da != db)
+                return da ? -1 : 1;
+        if (da) {
                 size_t za = 0, zb = 0;
                 while (za + 1 < alen && a[za] == '0')
                         za++;
@@ -45,13 +51,11 @@ int seg_compare(const char *a, size_t alen, const char *b, size_t blen)
                         return alen - za < blen - zb ? -1 : 1;
                 c = memcmp(a + za, b + zb, alen - za);
                 if (c)
-                        return c;
-                /* `01` and `1` are different keys: fewer leading zeros first. */
-                return za < zb ? -1 : za > zb ? 1 : 0;
+                        return c < 0 ? -1 : 1;
         }
         c = memcmp(a, b, alen < blen ? alen : blen);
         if (c)
-                return c;
+                return c < 0 ? -1 : 1;
         return alen < blen ? -1 : alen > blen ? 1 : 0;
 }
 

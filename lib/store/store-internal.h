@@ -172,6 +172,10 @@ struct hyb_store {
         bool committing;
         store_db db;
         uint64_t last_poll_usec;
+        /* Serialises whole journal polls (read the rows, then apply them under st->lock):
+         * two threads applying their batches in the wrong order would bring back old
+         * values.  Taken before st->lock, never while holding it. */
+        pthread_mutex_t sync_lock;
         uint64_t generation;
 };
 

@@ -259,15 +259,22 @@ static int sync_remote(hyb_store *st)
         db_change *c = NULL;
         size_t n = 0;
         bool gap = false, any_own = false;
+        uint64_t now;
         int r, did = 0;
 
         if (!st->persistent)
                 return 0;
-        st->last_poll_usec = store_now_usec();
+        pthread_mutex_lock(&st->sync_lock);
+        now = store_now_usec();
         r = db_poll(&st->db, &c, &n, &gap);
-        if (r < 0)
-                return r;
+        /* last_poll_usec is read by get_timeout from other threads: set it under the lock */
         pthread_mutex_lock(&st->lock);
+        st->last_poll_usec = now;
+        if (r < 0) {
+                pthread_mutex_unlock(&st->lock);
+                pthread_mutex_unlock(&st->sync_lock);
+                return r;
+        }
         if (gap)
                 did = store_resync_locked(st);
         for (size_t i = 0; i < n; i++)
@@ -299,6 +306,7 @@ static int sync_remote(hyb_store *st)
                 hyb_obj_unref(v);
         }
         pthread_mutex_unlock(&st->lock);
+        pthread_mutex_unlock(&st->sync_lock);
         db_changes_free(c, n);
         return did;
 }
@@ -337,6 +345,7 @@ static void store_free(hyb_store *st)
         if (st->efd >= 0)
                 close(st->efd);
         pthread_cond_destroy(&st->committed);
+        pthread_mutex_destroy(&st->sync_lock);
         pthread_mutex_destroy(&st->lock);
         free(st);
 }
@@ -367,6 +376,7 @@ static int store_new(const char *path, const hyb_store_options *opts, bool relat
                 return -ENOMEM;
         atomic_init(&st->n_ref, 1);
         pthread_mutex_init(&st->lock, NULL);
+        pthread_mutex_init(&st->sync_lock, NULL);
         pthread_cond_init(&st->committed, NULL);
         hyb_store_options_init(&st->opts);
         if (opts) {

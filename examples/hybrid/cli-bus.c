@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared plumbing of the bus commands; see cli-bus.h. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include <hybrid/hybrid.h>
+
+#include "cli-bus.h"
+
+static sigset_t term_signals;
+static bool signals_blocked;
+
+uint64_t clibus_now_us(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static bool is_status_code(int r)
+{
+        return r <= -(HYB_E_BASE + 100) && r >= -(HYB_E_BASE + 599);
+}
+
+int clibus_exit_status(int r)
+{
+        if (is_status_code(r))
+                return EXIT_FAILED;
+        /* The broker went away or never was there: the daemon cannot be reached. */
+        return EXIT_UNREACHABLE;
+}
+
+int clibus_fail(int exit_status, const char *what, int r, const hyb_error *e)
+{
+        char code[64];
+
+        if (is_status_code(r))
+                snprintf(code, sizeof(code), "%d", -r - HYB_E_BASE);
+        else
+                snprintf(code, sizeof(code), "%s", hyb_err_name(r));
+        return cli_fail(exit_status, what, code, "%s",
+                        e && e->code == r && e->message[0] ? e->message : hyb_strerror(r));
+}
+
+int clibus_connect(const cli_ctx *ctx, hyb_bus **ret)
+{
+        hyb_error e;
+        int r, st;
+
+        hyb_error_clear(&e);
+        r = hyb_bus_connect(ctx->bus, ctx->app, ctx->runner, ret, &e);
+        if (r >= 0)
+                return 0;
+        switch (r) {
+        case HYB_E_NOT_ACCEPTABLE: /* --app / --runner is not a valid name: a usage error */
+        case -EINVAL:
+                st = EXIT_USAGE;
+                break;
+        case HYB_E_FORBIDDEN: /* reached, but this uid may not claim the app */
+        case HYB_E_CONFLICT:
+        case HYB_E_NOT_IMPLEMENTED:
+                st = EXIT_FAILED;
+                break;
+        default:
+                st = EXIT_UNREACHABLE;
+                break;
+        }
+        return clibus_fail(st, ctx->command, r, &e);
+}
+
+static char *read_all(FILE *f, size_t *ret_len)
+{
+        size_t len = 0, cap = 65536;
+        char *buf = malloc(cap);
+
+        if (!buf)
+                return NULL;
+        for (;;) {
+                size_t n;
+
+                if (cap - len < 2) {
+                        char *nb = realloc(buf, cap * 2);
+
+                        if (!nb) {
+                                free(buf);
+                                return NULL;
+                        }
+                        buf = nb;
+                        cap *= 2;
+                }
+                n = fread(buf + len, 1, cap - len - 1, f);
+                len += n;
+                if (n == 0)
+                        break;
+        }
+        if (ferror(f)) {
+                free(buf);
+                return NULL;
+        }
+        buf[len] = '\0';
+        *ret_len = len;
+        return buf;
+}
+
+int clibus_json_arg(const cli_ctx *ctx, const char *arg, char **ret, size_t *ret_len)
+{
+        json_error_t je;
+        json_t *j;
+        char *text;
+        size_t len;
+
+        if (strcmp(arg, "-") == 0) {
+                text = read_all(stdin, &len);
+                if (!text)
+                        return cli_fail(EXIT_FAILED, ctx->command, "EIO", "cannot read stdin");
+        } else {
+                text = strdup(arg);
+                if (!text)
+                        return cli_fail(EXIT_FAILED, ctx->command, "ENOMEM", "out of memory");
+                len = strlen(text);
+        }
+        /* Validate only: the body travels as the caller wrote it. */
+        j = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+        if (!j) {
+                free(text);
+                return cli_fail(EXIT_USAGE, ctx->command, "HYB_E_PARSE", "bad JSON at %d:%d: %s",
+                                je.line, je.column, je.text);
+        }
+        json_decref(j);
+        *ret = text;
+        *ret_len = len;
+        return 0;
+}
+
+int clibus_block_signals(void)
+{
+        sigemptyset(&term_signals);
+        sigaddset(&term_signals, SIGTERM);
+        sigaddset(&term_signals, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &term_signals, NULL) < 0)
+                return -errno;
+        signals_blocked = true;
+        return 0;
+}
+
+int clibus_run(hyb_bus *bus, const bool *done, clibus_tick_fn tick, void *userdata)
+{
+        int sfd, r = 0;
+
+        if (!signals_blocked && (r = clibus_block_signals()) < 0)
+                return r;
+        sfd = signalfd(-1, &term_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (sfd < 0)
+                return -errno;
+
+        while (!(done && *done)) {
+                struct pollfd p[2];
+                uint64_t due = UINT64_MAX, bus_due = UINT64_MAX, now;
+                int timeout_ms;
+
+                /* Everything already readable or due first: process() does one packet at a time. */
+                while ((r = hyb_bus_process(bus)) > 0)
+                        if (done && *done)
+                                break;
+                if (r < 0 || (done && *done))
+                        break;
+                if (tick)
+                        due = tick(userdata);
+                if (done && *done)
+                        break;
+                if (hyb_bus_get_timeout(bus, &bus_due) < 0) {
+                        r = HYB_E_CLOSED;
+                        break;
+                }
+                if (bus_due < due)
+                        due = bus_due;
+                now = clibus_now_us();
+                if (due == UINT64_MAX)
+                        timeout_ms = -1;
+                else if (due <= now)
+                        timeout_ms = 0;
+                else
+                        timeout_ms = (int)((due - now + 999) / 1000 > 60000 ? 60000 :
+                                                                              (due - now + 999) / 1000);
+
+                p[0].fd = hyb_bus_get_fd(bus);
+                r = hyb_bus_get_events(bus);
+                if (p[0].fd < 0 || r < 0) {
+                        r = HYB_E_CLOSED;
+                        break;
+                }
+                p[0].events = (short)r;
+                p[1].fd = sfd;
+                p[1].events = POLLIN;
+                r = poll(p, 2, timeout_ms);
+                if (r < 0 && errno != EINTR) {
+                        r = -errno;
+                        break;
+                }
+                r = 0;
+                if (p[1].revents & POLLIN)
+                        break; /* SIGTERM or SIGINT: a clean end */
+        }
+        close(sfd);
+        return r < 0 ? r : 0;
+}
+
+void clibus_print_body(const void *body, size_t len, bool binary)
+{
+        const unsigned char *b = body;
+
+        if (!binary) {
+                fwrite(body, 1, len, stdout);
+                return;
+        }
+        fputs("0x", stdout);
+        for (size_t i = 0; i < len; i++)
+                printf("%02x", b[i]);
+}

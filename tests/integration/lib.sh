@@ -1,0 +1,139 @@
+# SPDX-License-Identifier: MIT
+# Shared by the integration scripts (POSIX sh, sourced): a temp dir, real hybridd
+# processes on sockets in it, background clients, checks that count and report, and a
+# cleanup that ends every process we started.  Expected values come from spec/bus.md,
+# spec/cli.md and doc/protocol.md, never from recorded output.
+#
+# Environment (set by tests/integration/meson.build): HYBRIDD HYBRID HYB_PROBE HYB_SERVICE
+# HYB_CLIENT PYTHON HYB_IT_DIR.
+set -u
+
+: "${HYBRIDD:?}" "${HYBRID:?}" "${HYB_IT_DIR:?}"
+PYTHON=${PYTHON:-/usr/bin/python3}
+T=$(mktemp -d "${TMPDIR:-/tmp}/hyb-it.XXXXXX")
+chmod 755 "$T" # other uids (setpriv cases) must reach the sockets
+PIDS=""
+NPASS=0
+NFAIL=0
+
+cleanup() {
+        for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
+        for p in $PIDS; do
+                i=0
+                while kill -0 "$p" 2>/dev/null && [ $i -lt 20 ]; do sleep 0.05; i=$((i + 1)); done
+                kill -KILL "$p" 2>/dev/null
+        done
+        rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+ok() { NPASS=$((NPASS + 1)); printf 'ok - %s\n' "$1"; }
+bad() {
+        NFAIL=$((NFAIL + 1))
+        printf 'FAIL - %s\n' "$1"
+        [ $# -gt 1 ] && printf '%s\n' "$2" | sed 's/^/    | /'
+        return 0
+}
+# check DESC COMMAND...: passes when the command succeeds
+check() { d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+
+# run CMD...: runs a command, stdout in $T/out, stderr in $T/err, exit status in $RC
+run() { "$@" >"$T/out" 2>"$T/err"; RC=$?; }
+OUT() { cat "$T/out"; }
+
+# expect DESC STATUS STDOUT CMD...: exact exit status and exact stdout ("*" = any)
+expect() {
+        d=$1 st=$2 want=$3; shift 3
+        run "$@"
+        got=$(cat "$T/out")
+        if [ "$RC" != "$st" ]; then
+                bad "$d" "exit $RC, wanted $st; stderr: $(head -c 400 "$T/err")"
+        elif [ "$want" != "*" ] && [ "$got" != "$want" ]; then
+                bad "$d" "stdout '$(printf %s "$got" | head -c 300)', wanted '$want'"
+        else
+                ok "$d"
+        fi
+}
+# expect_err DESC STATUS STDERR-REGEX CMD...: exit status and a pattern on stderr
+expect_err() {
+        d=$1 st=$2 re=$3; shift 3
+        run "$@"
+        if [ "$RC" != "$st" ]; then
+                bad "$d" "exit $RC, wanted $st; stderr: $(head -c 400 "$T/err")"
+        elif ! grep -Eq -- "$re" "$T/err"; then
+                bad "$d" "stderr '$(head -c 400 "$T/err")' does not match /$re/"
+        else
+                ok "$d"
+        fi
+}
+
+# wait_until SECONDS COMMAND...: polls every 20 ms
+wait_until() {
+        lim=$(($1 * 50)); shift
+        i=0
+        while ! "$@" 2>/dev/null; do
+                i=$((i + 1))
+                [ $i -ge "$lim" ] && return 1
+                sleep 0.02
+        done
+        return 0
+}
+
+sock_or_dead() { [ -S "$1" ] || ! kill -0 "$2" 2>/dev/null; }
+# start_daemon NAME YAML: hybridd --foreground on $T/NAME.sock; sets SOCK and DPID
+start_daemon() {
+        printf '%s\n' "$2" >"$T/$1.yaml"
+        "$HYBRIDD" --foreground --socket "$T/$1.sock" --config "$T/$1.yaml" \
+                >"$T/$1.log" 2>&1 &
+        DPID=$!
+        PIDS="$PIDS $DPID"
+        SOCK="$T/$1.sock"
+        if ! wait_until 10 sock_or_dead "$SOCK" "$DPID" || [ ! -S "$SOCK" ]; then
+                bad "daemon $1 starts" "$(cat "$T/$1.log")"
+                return 1
+        fi
+        return 0
+}
+
+# stop PID: SIGTERM and wait; sets STOP_RC
+stop() {
+        kill -TERM "$1" 2>/dev/null
+        wait "$1"
+        STOP_RC=$?
+}
+
+# bg NAME CMD...: starts a background client, stdout $T/NAME.out, stderr $T/NAME.err; sets BPID
+bg() {
+        n=$1; shift
+        # `hy` is a function: run the binary itself so BPID is the CLI, not a subshell.
+        [ "$1" = hy ] && { shift; set -- "$HYBRID" --bus "$SOCK" "$@"; }
+        "$@" >"$T/$n.out" 2>"$T/$n.err" &
+        BPID=$!
+        PIDS="$PIDS $BPID"
+}
+has_line() { [ -s "$1" ] && grep -q -- "$2" "$1"; }
+ready() { wait_until 10 has_line "$T/$1.err" '^ready$'; }
+# serve_bg NAME ARGS...: `hybrid serve` in the background; waits for its endpoint line
+serve_bg() {
+        n=$1; shift
+        bg "$n" "$HYBRID" --bus "$SOCK" serve "$@"
+        wait_until 10 has_line "$T/$n.out" '^@' || { bad "serve $n starts" "$(cat "$T/$n.err")"; return 1; }
+}
+hy() { "$HYBRID" --bus "$SOCK" "$@"; }
+# as_nobody CMD...: runs as uid/gid 65534
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+
+# vmrss PID: resident set in KiB
+vmrss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+finish() {
+        if [ "$NFAIL" -gt 0 ]; then
+                for f in "$T"/*.log; do
+                        [ -s "$f" ] && { echo "# last lines of $f:"; tail -n 15 "$f" | sed 's/^/#   /'; }
+                done
+        fi
+        echo "# $NPASS passed, $NFAIL failed"
+        [ "$NFAIL" -eq 0 ]
+        exit $?
+}

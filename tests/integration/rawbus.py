@@ -1,0 +1,377 @@
+# SPDX-License-Identifier: MIT
+"""Raw-socket client of the hybrid bus (doc/protocol.md), for what the C library
+never sends: malformed, truncated and oversized frames, silent peers, peers that
+never answer PING or never read.  Each mode prints one result line per case
+("ok <case>" or "FAIL <case>: why") and exits 1 if a case failed.
+
+    rawbus.py MODE SOCKET [ARGS...]
+"""
+import json
+import os
+import socket
+import struct
+import sys
+import time
+
+HDR = struct.Struct("<IBBHQIHHHHI")  # 32 bytes, little-endian
+CHALLENGE, AUTH, AUTH_RESULT, CALL, RESULT, CANCEL, EVENT, PING, PONG, ERROR, MONITOR = range(1, 12)
+BUILTIN = "@localhost/org.hybridos.bus/builtin"
+failed = False
+
+
+def say(ok, case, why=""):
+    global failed
+    if not ok:
+        failed = True
+    print(("ok " if ok else "FAIL ") + case + ("" if ok else ": " + why), flush=True)
+
+
+def frame(ty, body=b"", to="", member="", call_id=0, status=0, flags=0, timeout=0,
+          frm="", rsvd=0, aux=0, body_len=None):
+    if isinstance(body, str):
+        body = body.encode()
+    f, t, m = frm.encode(), to.encode(), member.encode()
+    n = len(body) if body_len is None else body_len
+    return HDR.pack(n, ty, flags, status, call_id, timeout, len(f), len(t), len(m), rsvd,
+                    aux) + f + t + m + body
+
+
+class Conn:
+    def __init__(self, path, timeout=5.0):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(timeout)
+        self.s.connect(path)
+        self.buf = b""
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def _fill(self, n):
+        while len(self.buf) < n:
+            d = self.s.recv(1 << 20)
+            if not d:
+                raise EOFError
+            self.buf += d
+
+    def recv(self):
+        """One frame as a dict; EOFError when the broker closed."""
+        self._fill(HDR.size)
+        n, ty, fl, st, cid, tmo, fl_, tl, ml, rs, aux = HDR.unpack(self.buf[:HDR.size])
+        total = HDR.size + fl_ + tl + ml + n
+        self._fill(total)
+        p = HDR.size
+        frm = self.buf[p:p + fl_].decode(); p += fl_
+        to = self.buf[p:p + tl].decode(); p += tl
+        mem = self.buf[p:p + ml].decode(errors="replace"); p += ml
+        body = self.buf[p:p + n]
+        self.buf = self.buf[total:]
+        return dict(type=ty, flags=fl, status=st, call_id=cid, frm=frm, to=to, member=mem,
+                    body=body)
+
+    def recv_type(self, types):
+        while True:
+            f = self.recv()
+            if f["type"] == PING:
+                self.send(frame(PONG))
+                continue
+            if f["type"] in types:
+                return f
+
+    def closed(self, wait=3.0):
+        """True when the broker closes the connection within `wait` seconds."""
+        self.s.settimeout(wait)
+        try:
+            while True:
+                self.recv()
+        except EOFError:
+            return True
+        except (socket.timeout, TimeoutError):
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.s.close()
+
+
+def auth(path, app="org.example.raw", runner=None, timeout=5.0):
+    c = Conn(path, timeout)
+    ch = c.recv()
+    assert ch["type"] == CHALLENGE, ch
+    c.challenge = json.loads(ch["body"])
+    c.send(frame(AUTH, json.dumps({"protocol": "HYBRID", "version": 1, "app": app,
+                                   "runner": runner or "r%d" % os.getpid()})))
+    r = c.recv()
+    c.auth_status = r["status"]
+    c.auth_result = r
+    return c
+
+
+def call(c, to, method, body="{}", cid=1, timeout=5000, flags=0):
+    c.send(frame(CALL, body, to=to, member=method, call_id=cid, timeout=timeout, flags=flags))
+    while True:
+        r = c.recv_type({RESULT, ERROR})
+        if r["type"] == ERROR or r["call_id"] == cid:
+            return r
+
+
+def serving(path):
+    """The daemon still answers others: a fresh connection can echo."""
+    try:
+        c = auth(path, "org.example.check", "chk%d" % time.monotonic_ns())
+        r = call(c, BUILTIN, "echo", '{"still":"serving"}', cid=77)
+        c.close()
+        return r["status"] == 200 and r["body"] == b'{"still":"serving"}'
+    except Exception:
+        return False
+
+
+def expect_closed(path, case, data, before_auth=True):
+    try:
+        if before_auth:
+            c = Conn(path)
+            c.recv()  # challenge
+        else:
+            c = auth(path)
+        c.send(data)
+        say(c.closed(), case + ": connection closed", "still open")
+        c.close()
+    except (BrokenPipeError, ConnectionResetError):
+        say(True, case + ": connection closed")
+    say(serving(path), case + ": daemon keeps serving others", "echo failed afterwards")
+
+
+def mode_malformed(path, max_body, max_frame):
+    max_body, max_frame = int(max_body), int(max_frame)
+    auth_body = json.dumps({"protocol": "HYBRID", "version": 1, "app": "org.example.raw",
+                            "runner": "m"}).encode()
+    expect_closed(path, "unknown packet type 99", frame(99, "{}"))
+    expect_closed(path, "type 0", frame(0, "{}"))
+    expect_closed(path, "reserved field not 0", frame(AUTH, auth_body, rsvd=1))
+    expect_closed(path, "undefined flag bits", frame(AUTH, auth_body, flags=0x80))
+    expect_closed(path, "CALL before AUTH", frame(CALL, "{}", to=BUILTIN, member="echo",
+                                                  call_id=1))
+    expect_closed(path, "from name over 384 bytes",
+                  frame(CALL, "{}", frm="@" + "a" * 400, to=BUILTIN, member="echo", call_id=1),
+                  before_auth=False)
+    expect_closed(path, "member over 4096 bytes",
+                  frame(CALL, "{}", to=BUILTIN, member="m" * 5000, call_id=1),
+                  before_auth=False)
+    # Truncated header then hang-up.
+    c = Conn(path)
+    c.recv()
+    c.send(frame(AUTH, auth_body)[:17])
+    c.close()
+    say(serving(path), "truncated header then EOF: daemon keeps serving others")
+    # Truncated body then hang-up.
+    c = auth(path, runner="trunc")
+    c.send(frame(CALL, b'{"a":1}', to=BUILTIN, member="echo", call_id=5)[:-3])
+    c.close()
+    say(serving(path), "truncated body then EOF: daemon keeps serving others")
+
+    # Oversized: a header announcing more than max_frame: ERROR 413, then closed.
+    c = auth(path, runner="big")
+    c.send(frame(CALL, b"", to=BUILTIN, member="echo", call_id=3, body_len=max_frame + 1))
+    try:
+        r = c.recv()
+        say(r["type"] == ERROR and r["status"] == 413, "frame over max_frame: ERROR 413",
+            "got type %d status %d" % (r["type"], r["status"]))
+    except EOFError:
+        say(False, "frame over max_frame: ERROR 413", "closed without an ERROR")
+    say(c.closed(), "frame over max_frame: connection closed", "still open")
+    say(serving(path), "frame over max_frame: daemon keeps serving others")
+
+    # A CALL whose body is over max_body but fits max_frame: RESULT 413, connection stays.
+    if max_frame > max_body + 64:
+        c = auth(path, runner="body")
+        r = call(c, BUILTIN, "echo", b'"' + b"a" * (max_body - 1) + b'"', cid=9)
+        say(r["type"] == RESULT and r["status"] == 413, "body over max_body: RESULT 413",
+            "got type %d status %d" % (r["type"], r["status"]))
+        r = call(c, BUILTIN, "echo", "[1]", cid=10)
+        say(r["status"] == 200 and r["body"] == b"[1]", "after 413 the connection still works",
+            repr(r)[:200])
+        c.close()
+
+    # Bad names in AUTH: 406 (doc/protocol.md), then closed.
+    for case, app, runner in [("app with a dash", "my-app", "main"),
+                              ("reserved app", "org.hybridos.bus", "main"),
+                              ("reserved runner", "org.example.x", "builtin"),
+                              ("runner not an identifier", "org.example.x", "9lives"),
+                              ("empty app", "", "main"),
+                              ("app with an empty label", "org..x", "main")]:
+        c = Conn(path)
+        c.recv()
+        c.send(frame(AUTH, json.dumps({"protocol": "HYBRID", "version": 1, "app": app,
+                                       "runner": runner})))
+        try:
+            r = c.recv()
+            say(r["type"] == AUTH_RESULT and r["status"] == 406, "AUTH %s: 406" % case,
+                "type %d status %d" % (r["type"], r["status"]))
+        except EOFError:
+            say(False, "AUTH %s: 406" % case, "closed without AUTH_RESULT")
+        say(c.closed(), "AUTH %s: then closed" % case, "still open")
+        c.close()
+    # Unknown protocol version: 426.
+    c = Conn(path)
+    c.recv()
+    c.send(frame(AUTH, json.dumps({"protocol": "HYBRID", "version": 99, "app": "org.x",
+                                   "runner": "v"})))
+    r = c.recv()
+    say(r["type"] == AUTH_RESULT and r["status"] == 426, "AUTH version 99: 426",
+        "status %d" % r["status"])
+    c.close()
+    # AUTH body that is not JSON: refused (an error status or a close), daemon unaffected.
+    c = Conn(path)
+    c.recv()
+    c.send(frame(AUTH, "{not json"))
+    try:
+        r = c.recv()
+        say(r["type"] in (AUTH_RESULT, ERROR) and r["status"] >= 400,
+            "AUTH with bad JSON: refused", "status %d" % r["status"])
+    except EOFError:
+        say(True, "AUTH with bad JSON: refused")
+    c.close()
+    say(serving(path), "after bad AUTH packets the daemon keeps serving others")
+
+    # After auth: bad JSON and bad names in builtin calls get clear statuses.
+    c = auth(path, runner="calls")
+    r = call(c, BUILTIN, "registerProcedure", "{bad json", cid=20)
+    say(r["status"] == 400, "registerProcedure with bad JSON: 400", "status %d" % r["status"])
+    r = call(c, BUILTIN, "registerProcedure",
+             json.dumps({"methodName": "bad-name", "forHost": "*", "forApp": "*"}), cid=21)
+    say(r["status"] == 406, "registerProcedure bad method name: 406", "status %d" % r["status"])
+    r = call(c, BUILTIN, "registerEvent",
+             json.dumps({"bubbleName": "1bad", "forHost": "*", "forApp": "*"}), cid=22)
+    say(r["status"] == 406, "registerEvent bad bubble name: 406", "status %d" % r["status"])
+    r = call(c, "@localhost/bad-app/main", "x", "{}", cid=23)
+    say(r["status"] == 406, "CALL to a malformed endpoint name: 406", "status %d" % r["status"])
+    r = call(c, "@localhost/org.example.nobody/main", "x", "{}", cid=24)
+    say(r["status"] == 404, "CALL to an absent endpoint: 404", "status %d" % r["status"])
+    r = call(c, BUILTIN, "noSuchMethod", "{}", cid=25)
+    say(r["status"] == 404, "CALL to an absent builtin method: 404", "status %d" % r["status"])
+    r = call(c, BUILTIN, "echo", b"\x00\x01\xff", cid=26, flags=1)
+    say(r["status"] == 200 and r["body"] == b"\x00\x01\xff" and r["flags"] & 1,
+        "binary echo: same bytes, binary flag", repr(r)[:200])
+    c.close()
+    say(serving(path), "after bad calls the daemon keeps serving others")
+
+
+def mode_silent(path, wait_s):
+    """Connect, read the challenge, say nothing: the broker must close us."""
+    c = Conn(path)
+    ch = c.recv()
+    say(ch["type"] == CHALLENGE, "first packet is CHALLENGE", "type %d" % ch["type"])
+    body = json.loads(ch["body"])
+    say(len(body.get("nonce", "")) == 64, "challenge nonce is 64 hex digits", repr(body))
+    say(c.closed(float(wait_s)), "silent connection closed before %ss" % wait_s, "still open")
+
+
+def mode_mute(path, app, runner, seconds):
+    """Authenticate, then never answer PING; report PINGs seen and the close."""
+    c = auth(path, app, runner)
+    say(c.auth_status == 200, "mute client authenticated", "status %d" % c.auth_status)
+    c.s.settimeout(float(seconds))
+    pings = 0
+    closed = False
+    try:
+        while True:
+            f = c.recv()
+            if f["type"] == PING:
+                pings += 1
+    except EOFError:
+        closed = True
+    except (socket.timeout, TimeoutError, ConnectionResetError):
+        closed = isinstance(sys.exc_info()[1], ConnectionResetError)
+    say(pings >= 1, "mute client was pinged", "no PING within %ss" % seconds)
+    say(closed, "mute client dropped", "still connected after %ss" % seconds)
+
+
+def mode_pending(path, to, method, limit):
+    """limit+1 calls to a callee that answers late: the last one gets 429 at once."""
+    limit = int(limit)
+    c = auth(path, "org.example.pend", "p")
+    for i in range(1, limit + 2):
+        c.send(frame(CALL, "{}", to=to, member=method, call_id=i, timeout=20000))
+    r = c.recv_type({RESULT})
+    say(r["call_id"] == limit + 1 and r["status"] == 429,
+        "call %d of %d pending: 429" % (limit + 1, limit + 1),
+        "first result: id %d status %d" % (r["call_id"], r["status"]))
+    # The limit counts pending calls only: cancelling one makes room again.
+    c.send(frame(CANCEL, "", call_id=1))
+    time.sleep(0.2)
+    c.send(frame(CALL, '"x"', to=BUILTIN, member="echo", call_id=500))
+    r = c.recv_type({RESULT})
+    say(r["call_id"] == 500 and r["status"] == 200, "after a cancel a new call is accepted",
+        "id %d status %d" % (r["call_id"], r["status"]))
+    c.close()
+
+
+def mode_maxconn(path, room):
+    """At most `room` more connections fit (other clients may hold some): opening more
+    than that ends with an explicit refusal (ERROR 503 or a close), not a hang."""
+    room = int(room)
+    conns, refusal = [], None
+    for _ in range(room + 1):
+        c = Conn(path)
+        try:
+            f = c.recv()
+        except (EOFError, ConnectionResetError):
+            refusal = "closed"
+            break
+        if f["type"] != CHALLENGE:
+            refusal = "type %d status %d" % (f["type"], f["status"])
+            say(f["type"] == ERROR and f["status"] == 503, "refusal is ERROR 503", refusal)
+            break
+        conns.append(c)
+    say(refusal is not None and 1 <= len(conns) <= room,
+        "connections beyond max_connections are refused (%d accepted of room %d, then %s)"
+        % (len(conns), room, refusal), "accepted %d, refusal %s" % (len(conns), refusal))
+    for c in conns:
+        c.close()
+    time.sleep(0.3)
+    c = auth(path, "org.example.conn", "again")
+    say(c.auth_status == 200, "after others closed, a new connection is accepted",
+        "status %d" % c.auth_status)
+
+
+def mode_subs(path, limit):
+    limit = int(limit)
+    c = auth(path, "org.example.subs", "s")
+    sts = []
+    for i in range(limit + 1):
+        r = call(c, BUILTIN, "subscribeEvent",
+                 json.dumps({"endpointName": "@localhost/org.example.*/*",
+                             "bubbleName": "B%d*" % i}), cid=100 + i)
+        sts.append(r["status"])
+    say(sts[:limit] == [200] * limit, "%d subscriptions accepted" % limit, repr(sts))
+    say(sts[limit] == 429, "subscription %d: 429" % (limit + 1), repr(sts[limit]))
+
+
+def mode_stall(path, endpoint_glob, bubble_glob, seconds):
+    """Subscribe, then never read: the broker must cut us off, not buffer forever."""
+    c = auth(path, "org.example.slow", "stalled")
+    r = call(c, BUILTIN, "subscribeEvent",
+             json.dumps({"endpointName": endpoint_glob, "bubbleName": bubble_glob}), cid=1)
+    say(r["status"] == 200, "stalled subscriber subscribed", "status %d" % r["status"])
+    c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    print("subscribed", flush=True)
+    time.sleep(float(seconds))
+    got507 = False
+    c.s.settimeout(5)
+    try:
+        while True:
+            f = c.recv()
+            if f["type"] == ERROR and f["status"] == 507:
+                got507 = True
+    except (EOFError, ConnectionResetError):
+        closed = True
+    except (socket.timeout, TimeoutError):
+        closed = False
+    say(closed, "stalled subscriber disconnected", "still connected")
+    print("info: ERROR 507 %s" % ("received" if got507 else "not received (buffer full)"))
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    globals()["mode_" + mode](*sys.argv[2:])
+    sys.exit(1 if failed else 0)
