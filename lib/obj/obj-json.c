@@ -163,6 +163,9 @@ static int typed_from_json(json_t *obj, unsigned depth, hyb_obj **ret, hyb_error
                 hyb_furi_unref(f);
                 if (r == -EINVAL)
                         return err_set(reterr, HYB_E_PARSE, -1, "\"@type\" names no type");
+                if (r == HYB_E_TYPE)
+                        return err_set(reterr, HYB_E_TYPE, -1,
+                                       "\"@value\" is not of the base type \"@type\" names");
                 if (r < 0)
                         return r;
         }

@@ -545,6 +545,9 @@ int obj_parse_typed(obj_parser *p, hyb_obj **ret)
         hyb_furi_unref(t);
         if (r == -EINVAL)
                 return obj_lex_error(&p->lx, HYB_E_PARSE, start, "not a type name");
+        if (r == HYB_E_TYPE)
+                return obj_lex_error(&p->lx, HYB_E_TYPE, start,
+                                     "the value is not of the base type it is tagged with");
         return r;
 }
 

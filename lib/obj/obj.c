@@ -461,6 +461,12 @@ int obj_normalize_type(hyb_obj_kind kind, hyb_furi *type_id, hyb_furi **ret)
                 hyb_furi_unref(t);
                 return 0;
         }
+        /* A base type accepts only its own kind: `str[5]` fails its check (spec: T[v]). */
+        for (size_t k = 0; k < ELEMENTSOF(base_type_names); k++)
+                if (base_type_names[k] && strcmp(hyb_furi_str(t), base_type_names[k]) == 0) {
+                        hyb_furi_unref(t);
+                        return HYB_E_TYPE;
+                }
         *ret = t;
         return 0;
 }
