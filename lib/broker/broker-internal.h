@@ -162,7 +162,7 @@ typedef struct bframe {
         size_t len;     /* whole frame */
         bool consumed;  /* the handler drained it */
 } bframe;
-/* Contiguous body (pulls the frame up). */
+/* Contiguous body (pulls the frame up and re-points from/to/member into the copy). */
 const uint8_t *bframe_body(bframe *f);
 /* Drains header+names and moves the body to out (no copy of the body). */
 void bframe_move_body(bframe *f, struct evbuffer *out);

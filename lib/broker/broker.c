@@ -332,7 +332,9 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
                 unlink(tmp.sun_path);
                 return err_set(reterr, r, -1, "cannot listen on %s: %s", path, strerror(-r));
         }
-        b->listener = evconnlistener_new(b->base, on_accept, b, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+        /* CLOSE_ON_EXEC: accepted sockets get SOCK_CLOEXEC (accept4) like every other fd. */
+        b->listener = evconnlistener_new(b->base, on_accept, b, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                         -1, fd);
         if (!b->listener) {
                 close(fd);
                 unlink(tmp.sun_path);

@@ -63,6 +63,24 @@ static const char *str(json_t *j, const char *key)
         return json_string_value(json_object_get(j, key));
 }
 
+/* The largest argument policy (JSON text) a registration may store. */
+#define POLICY_TEXT_MAX (64u * 1024)
+
+/* forHost / forApp: absent or null means "*"; any other non-string is a 400, never
+ * silently "*" (that would open a procedure the registrant meant to restrict). */
+static int acl_param(json_t *p, const char *key, const char **ret, hyb_error *e)
+{
+        json_t *v = json_object_get(p, key);
+
+        *ret = NULL;
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_string(v))
+                return err_set(e, HYB_E_BAD_REQUEST, -1, "%s must be a string", key);
+        *ret = json_string_value(v);
+        return 0;
+}
+
 static int do_register_procedure(bconn *c, json_t *p, hyb_error *e)
 {
         const char *name = str(p, "methodName");
@@ -82,17 +100,28 @@ static int do_register_procedure(bconn *c, json_t *p, hyb_error *e)
                 return err_set(e, HYB_E_TOO_MANY, -1, "too many registrations");
         if (policy && !json_is_array(policy))
                 return err_set(e, HYB_E_BAD_REQUEST, -1, "policy must be an array");
+        const char *hosts, *apps;
+        if ((r = acl_param(p, "forHost", &hosts, e)) < 0 || (r = acl_param(p, "forApp", &apps, e)) < 0)
+                return r;
         pr = calloc(1, sizeof *pr);
         if (!pr)
                 return -ENOMEM;
-        if ((r = bus_acl_compile(str(p, "forHost"), &pr->hosts, e)) < 0 ||
-            (r = bus_acl_compile(str(p, "forApp"), &pr->apps, e)) < 0) {
+        if ((r = bus_acl_compile(hosts, &pr->hosts, e)) < 0 ||
+            (r = bus_acl_compile(apps, &pr->apps, e)) < 0) {
                 bus_acl_free(pr->hosts);
                 free(pr);
                 return r;
         }
         pr->name = strdup(name);
         pr->policy = policy ? json_dumps(policy, JSON_COMPACT) : strdup("[]");
+        if (pr->policy && strlen(pr->policy) > POLICY_TEXT_MAX) {
+                free(pr->name);
+                free(pr->policy);
+                bus_acl_free(pr->hosts);
+                bus_acl_free(pr->apps);
+                free(pr);
+                return err_set(e, HYB_E_TOO_LARGE, -1, "policy longer than %u bytes", POLICY_TEXT_MAX);
+        }
         if (!pr->name || !pr->policy) {
                 free(pr->name);
                 free(pr->policy);
@@ -282,9 +311,12 @@ void builtin_call(bconn *c, bframe *f)
         else if (!strcasecmp(method, "revokeProcedure"))
                 r = do_revoke_procedure(c, p, &e);
         else if (!strcasecmp(method, "registerEvent")) {
-                const char *n = str(p, "bubbleName");
-                r = n ? events_register(c, n, str(p, "forHost"), str(p, "forApp"), &e)
-                      : err_set(&e, HYB_E_BAD_REQUEST, -1, "bubbleName missing");
+                const char *n = str(p, "bubbleName"), *hosts, *apps;
+                if (!n)
+                        r = err_set(&e, HYB_E_BAD_REQUEST, -1, "bubbleName missing");
+                else if ((r = acl_param(p, "forHost", &hosts, &e)) >= 0 &&
+                         (r = acl_param(p, "forApp", &apps, &e)) >= 0)
+                        r = events_register(c, n, hosts, apps, &e);
         } else if (!strcasecmp(method, "revokeEvent")) {
                 const char *n = str(p, "bubbleName");
                 r = n ? events_revoke(c, n) : err_set(&e, HYB_E_BAD_REQUEST, -1, "bubbleName missing");

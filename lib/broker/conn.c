@@ -80,7 +80,14 @@ int bconn_send(bconn *c, wire_hdr *h, const char *from, size_t from_len, const c
 const uint8_t *bframe_body(bframe *f)
 {
         uint8_t *p = evbuffer_pullup(f->in, (ev_ssize_t)f->len);
-        return p ? p + WIRE_HDR_SIZE + wire_names_len(&f->h) : NULL;
+        if (!p)
+                return NULL;
+        /* The pull-up may have moved the frame to a new chain and freed the old
+         * one: from/to/member must point into the new copy from now on. */
+        f->from = (const char *)p + WIRE_HDR_SIZE;
+        f->to = f->from + f->h.from_len;
+        f->member = f->to + f->h.to_len;
+        return p + WIRE_HDR_SIZE + wire_names_len(&f->h);
 }
 
 void bframe_move_body(bframe *f, struct evbuffer *out)
@@ -339,7 +346,9 @@ static void conn_reap(bconn *c)
                 }
                 broker_log(b, HYB_LOG_DEBUG, "%s gone (%s)", c->name, c->reason ? c->reason : "-");
         }
-        if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 && !b->shutting_down) {
+        /* Linger also while shutting down: SystemShuttingDown is in that output
+         * (shutdown_done / bconn_free_all free whatever is still lingering). */
+        if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
                 struct timeval tv = { .tv_sec = 1 };
                 bufferevent_setcb(c->bev, NULL, conn_flushed, conn_event, c);
                 bufferevent_enable(c->bev, EV_WRITE);

@@ -271,10 +271,13 @@ void events_conn_gone(bconn *c)
 {
         hyb_broker *b = c->b;
 
-        /* Its subscriptions: off every bubble (all counts at once). */
-        FOREACH_BUBBLE(b, bb, bubble_del(bb, c, true));
-        if (c->builtin)
-                for (bbubble *bb = c->bubbles; bb; bb = bb->next)
+        /* Its subscriptions: off every bubble (all counts at once).  Every bubble, also
+         * those of connections that are closed but not reaped yet: their reap walks
+         * the subscriber array after c is freed (FOREACH_BUBBLE skips them). */
+        for (bbubble *bb = b->builtin ? b->builtin->bubbles : NULL; bb; bb = bb->next)
+                bubble_del(bb, c, true);
+        for (bconn *o = b->conns; o; o = o->next)
+                for (bbubble *bb = o->bubbles; bb; bb = bb->next)
                         bubble_del(bb, c, true);
         while (c->subs) {
                 bsub *s = c->subs;

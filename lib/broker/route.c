@@ -150,9 +150,13 @@ void route_call(bconn *c, bframe *f)
         }
         if (bus_name_equal(f->to, f->h.to_len, builtin_name, sizeof builtin_name - 1)) {
                 /* The monitor sees every CALL, builtin ones included (doc/protocol.md). */
-                if (b->n_monitors)
+                if (b->n_monitors) {
+                        /* bframe_body first: it re-points f->to / f->member (argument
+                         * evaluation order would otherwise pass stale pointers). */
+                        const uint8_t *body = bframe_body(f);
                         monitor_copy(b, WIRE_CALL, &f->h, c->name, c->name_len, f->to, f->h.to_len,
-                                     f->member, f->h.member_len, bframe_body(f), f->h.body_len);
+                                     f->member, f->h.member_len, body, f->h.body_len);
+                }
                 builtin_call(c, f);
                 return;
         }
@@ -245,13 +249,17 @@ void route_result(bconn *c, bframe *f)
         }
         if (!bconn_room(caller, f->len + 2 * WIRE_ENDPOINT_MAX))
                 return; /* the caller is gone now as a slow consumer */
+        /* Pulling the body up may move the frame to a new chain: pull up before
+         * reading f->member (bframe_body re-points it). */
+        const uint8_t *body = b->n_monitors ? bframe_body(f) : NULL;
+        const char *member = f->member; /* re-pointed by bframe_body */
         wire_hdr h = { .type = WIRE_RESULT, .flags = f->h.flags & WIRE_F_BINARY,
                        .status = f->h.status ? f->h.status : 200, .call_id = cid };
-        wire_build(&h, c->name, c->name_len, caller->name, caller->name_len, f->member, f->h.member_len, NULL,
+        wire_build(&h, c->name, c->name_len, caller->name, caller->name_len, member, f->h.member_len, NULL,
                    f->h.body_len, buf, iov);
-        if (b->n_monitors)
+        if (body)
                 monitor_copy(b, WIRE_RESULT, &h, c->name, c->name_len, caller->name, caller->name_len,
-                             f->member, f->h.member_len, bframe_body(f), f->h.body_len);
+                             member, f->h.member_len, body, f->h.body_len);
         struct evbuffer *out = bufferevent_get_output(caller->bev);
         evbuffer_add(out, buf, iov[0].iov_len);
         bframe_move_body(f, out);

@@ -181,6 +181,9 @@ int bus_acl_compile(const char *text, bus_acl **ret, hyb_error *reterr)
         if (!text || !*text)
                 text = "*";
         len = strlen(text);
+        if (len > BUS_ACL_TEXT_MAX)
+                return err_set(reterr, HYB_E_NOT_ACCEPTABLE, (long)BUS_ACL_TEXT_MAX,
+                               "access list: longer than %u bytes", BUS_ACL_TEXT_MAX);
 
         /* Items never outnumber half the bytes plus one: size the array once.  The
          * normalised text may be longer than the input ("a;b" -> "a, b"): at most

@@ -24,8 +24,13 @@ bool bus_glob_is_literal(const char *pat, size_t plen);
 
 typedef struct bus_acl bus_acl;
 
+/* Longest access list text accepted: a peer must not make the broker keep (and walk on
+ * every call) megabytes of items. */
+#define BUS_ACL_TEXT_MAX 4096u
+
 /* Compiles an access list; text NULL or "" gives `*`.  HYB_E_NOT_ACCEPTABLE (406)
- * with a message and offset for an invalid list (e.g. `!` alone, `$bogus`). */
+ * with a message and offset for an invalid list (e.g. `!` alone, `$bogus`, longer
+ * than BUS_ACL_TEXT_MAX). */
 int bus_acl_compile(const char *text, bus_acl **ret, hyb_error *reterr);
 bus_acl *bus_acl_free(bus_acl *acl);
 /* Does the list allow value?  self_host / owner_app resolve `$self` / `$owner`. */

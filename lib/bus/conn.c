@@ -136,6 +136,11 @@ out:
         return 0;
 }
 
+static size_t bus_parse_limit(const hyb_bus *bus)
+{
+        return bus->max_body > WIRE_DEFAULT_MAX_BODY ? bus->max_body : WIRE_DEFAULT_MAX_BODY;
+}
+
 /* One non-blocking read. 1 got bytes, 0 nothing now, HYB_E_CLOSED at EOF, -errno. */
 static int bus_read(hyb_bus *bus)
 {
@@ -153,7 +158,7 @@ static int bus_read(hyb_bus *bus)
         }
         /* Make room for the whole pending frame when its header is known. */
         if (bus->rlen - bus->rpos >= WIRE_HDR_SIZE && wire_hdr_decode(bus->rbuf + bus->rpos, &h) == 0 &&
-            wire_frame_len(&h) > need)
+            h.body_len <= bus_parse_limit(bus) && wire_frame_len(&h) > need)
                 need = wire_frame_len(&h);
         if (bus->ralloc - bus->rpos < need || bus->ralloc - bus->rlen < RBUF_MIN / 4) {
                 if (bus->rpos > 0) {
@@ -182,11 +187,6 @@ static int bus_read(hyb_bus *bus)
                 bus->rlen += (size_t)n;
                 return 1;
         }
-}
-
-static size_t bus_parse_limit(const hyb_bus *bus)
-{
-        return bus->max_body > WIRE_DEFAULT_MAX_BODY ? bus->max_body : WIRE_DEFAULT_MAX_BODY;
 }
 
 /* Takes the next complete packet out of rbuf. 1, 0 (incomplete) or < 0. */

@@ -650,5 +650,6 @@ Suite *bus_suite(void)
         suite_add_tcase(s, tc);
         bus_tcase_events(s);
         bus_tcase_limits(s);
+        bus_tcase_review(s);
         return s;
 }
