@@ -127,6 +127,7 @@ struct hyb_broker {
         bconn *dead;
         bconn *builtin;
         struct event *reap_ev, *tick_ev, *shutdown_ev;
+        struct event *accept_ev; /* re-enables accepting after EMFILE/ENFILE */
         hyb_log_fn log;
         void *log_ud;
         int log_level;

@@ -210,6 +210,8 @@ HYB_EXPORT bool hyb_broker_config_get_syslog(const hyb_broker_config *cfg)
 
 /* ---------------------------------------------------------------- broker */
 
+static void accept_resume(evutil_socket_t fd, short what, void *ud);
+
 HYB_EXPORT int hyb_broker_new(hyb_broker_config *cfg, struct event_base *base, hyb_broker **ret,
                               hyb_error *reterr)
 {
@@ -241,7 +243,8 @@ HYB_EXPORT int hyb_broker_new(hyb_broker_config *cfg, struct event_base *base, h
         }
         b->reap_ev = event_new(base, -1, 0, broker_reap, b);
         b->tick_ev = event_new(base, -1, EV_PERSIST, broker_tick, b);
-        if (!b->reap_ev || !b->tick_ev || (r = builtin_init(b)) < 0) {
+        b->accept_ev = evtimer_new(base, accept_resume, b);
+        if (!b->reap_ev || !b->tick_ev || !b->accept_ev || (r = builtin_init(b)) < 0) {
                 hyb_broker_free(b);
                 return -ENOMEM;
         }
@@ -264,10 +267,27 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         bconn_accept(ud, fd);
 }
 
+static void accept_resume(evutil_socket_t fd, short what, void *ud)
+{
+        hyb_broker *b = ud;
+
+        if (b->listener && !b->shutting_down)
+                evconnlistener_enable(b->listener);
+}
+
 static void on_accept_error(struct evconnlistener *l, void *ud)
 {
         hyb_broker *b = ud;
-        broker_log(b, HYB_LOG_WARNING, "accept: %s", strerror(errno));
+        int e = errno;
+
+        /* Out of fds or memory: the pending connection stays in the backlog, so the listener
+         * would fire again at once and spin. Pause accepting for a moment instead. */
+        broker_log(b, HYB_LOG_WARNING, "accept: %s (pausing accepts for 100 ms)", strerror(e));
+        if (b->accept_ev && (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)) {
+                struct timeval tv = { .tv_sec = 0, .tv_usec = 100000 };
+                evconnlistener_disable(l);
+                evtimer_add(b->accept_ev, &tv);
+        }
 }
 
 /* Is somebody accepting on path?  (a stale socket file refuses) */
@@ -409,6 +429,8 @@ HYB_EXPORT hyb_broker *hyb_broker_free(hyb_broker *b)
                 event_free(b->reap_ev);
         if (b->tick_ev)
                 event_free(b->tick_ev);
+        if (b->accept_ev)
+                event_free(b->accept_ev);
         if (b->shutdown_ev)
                 event_free(b->shutdown_ev);
         free(b->socket_path);
