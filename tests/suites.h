@@ -11,7 +11,9 @@
         X(obj_suite) \
         X(buspieces_suite) \
         X(store_suite) \
-        X(bus_suite)
+        X(bus_suite) \
+        X(mmadt_suite) \
+        X(conformance_suite)
 
 #define HYB_X_DECL(fn) Suite *fn(void);
 HYB_SUITES(HYB_X_DECL)

@@ -66,6 +66,7 @@ bool cli_opt_long(const cli_ctx *ctx, const char *name, long dflt, long min, lon
 /* Commands (one file each). */
 extern const cli_command cmd_furi;
 extern const cli_command cmd_store;
+extern const cli_command cmd_repl, cmd_run;
 extern const cli_command cmd_call, cmd_serve, cmd_fire, cmd_listen, cmd_list, cmd_monitor;
 
 #endif

@@ -7,6 +7,7 @@
 #include <hybrid/furi.h>
 #include <hybrid/obj.h>
 #include <hybrid/store.h>
+#include <hybrid/mmadt.h>
 #include <hybrid/bus.h>
 #include <hybrid/endpoint.h>
 #include <hybrid/broker.h>

@@ -1,0 +1,515 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The store in the language: `*u` (from), `.to(u)`, `u -> v` (ref),
+ * `u --> v` (transient), `v <- u` (ref_op), `obj@u` and `@u` (at, by
+ * reference), typed reads and writes `a?int`, and subscriptions
+ * `pattern?sub -> code`.  Everything goes through the program's hyb_scope.
+ *
+ * Subscription messages are queued by the store at the write; vm_deliver
+ * (run after every statement and on every scheduler turn) drains them:
+ *
+ *   write -> hyb_store queue -> hyb_scope_process -> on_msg -> vm->msgs -> on_recv code
+ */
+#include "family.h"
+
+int st_uri_of(hyb_mmadt *vm, const mm_val *v, const hyb_furi **ret)
+{
+        if (mv_kind(v) != HYB_OBJ_URI) {
+                char *s = mv_text(v);
+                int r = vm_fail(vm, HYB_E_TYPE, "expected a uri, not %s", s);
+                free(s);
+                return r;
+        }
+        *ret = hyb_obj_get_uri(mv_o(v));
+        return 0;
+}
+
+/* The query word naming a type (`a?int`), or NULL (none, or `sub`). */
+static const char *query_type(const hyb_furi *f)
+{
+        const char *q = hyb_furi_query(f);
+
+        if (!q || !*q || strcmp(q, "sub") == 0 || strchr(q, '=') || strchr(q, '&'))
+                return NULL;
+        return q;
+}
+
+static int check_typed(hyb_mmadt *vm, const char *tname, const mm_val *v, const char *what)
+{
+        hyb_furi *t = NULL;
+        int r;
+
+        if (!tname || mv_is_noobj(v))
+                return 0;
+        r = hyb_furi_parse(tname, (size_t)-1, NULL, &t, NULL);
+        if (r < 0)
+                return vm_fail(vm, HYB_E_PARSE, "invalid type '%s'", tname);
+        r = type_check(vm, t, v, NULL);
+        hyb_furi_unref(t);
+        if (r == 0) {
+                char *s = mv_text(v);
+                r = vm_fail(vm, HYB_E_TYPE, "%s: %s is not a %s", what, s, tname);
+                free(s);
+        }
+        return r < 0 ? r : 0;
+}
+
+/* Index a stored poly above f with the rest of f's segments (patterns included). */
+static int read_into_poly(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
+{
+        size_t n = hyb_furi_n_segments(f);
+        hyb_error e = {0};
+
+        for (size_t k = n - 1; k >= 1; k--) {
+                hyb_furi *pre = NULL, *rest = NULL;
+                hyb_obj *o = NULL;
+                hyb_obj_kind kind;
+                int r;
+                bool wild = false;
+
+                for (size_t i = 0; i < k; i++)
+                        wild = wild || hyb_furi_segment_kind(f, i) != HYB_SEG_LITERAL;
+                if (wild)
+                        continue;
+                r = hyb_furi_prefix(f, k, &pre);
+                if (r < 0)
+                        return 0;
+                r = hyb_scope_read(vm->scope, pre, &o, &e);
+                hyb_furi_unref(pre);
+                if (r < 0)
+                        continue;
+                kind = hyb_obj_get_kind(o);
+                if (kind == HYB_OBJ_LST || kind == HYB_OBJ_REC) {
+                        mm_vec vec = {0};
+                        mm_val pv = mv_obj(o);
+                        hyb_furi *noq = NULL;
+                        r = hyb_furi_strip_query(f, &noq);
+                        if (r >= 0)
+                                r = hyb_furi_shift(noq, (long)k, &rest);
+                        hyb_furi_unref(noq);
+                        if (r >= 0)
+                                r = poly_index_collect(vm, &pv, rest, &vec);
+                        hyb_furi_unref(rest);
+                        mv_clear(&pv);
+                        if (r >= 0) {
+                                hyb_obj *all = NULL;
+                                if (vec.n == 1 && !hyb_furi_is_pattern(f)) {
+                                        *out = vec.v[0];
+                                        vec.v[0] = MV_NONE;
+                                } else if (vec.n) {
+                                        r = vec_to_objs(&vec, false, &all);
+                                        if (r >= 0)
+                                                *out = mv_obj(all);
+                                }
+                        }
+                        vec_clear(&vec);
+                        return r;
+                }
+                hyb_obj_unref(o);
+                if (kind != HYB_OBJ_NOOBJ)
+                        return 0;
+        }
+        return 0;
+}
+
+int st_read(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
+{
+        hyb_error e = {0};
+        hyb_obj *o = NULL;
+        int r;
+
+        *out = MV_NONE;
+        r = hyb_scope_read(vm->scope, f, &o, &e);
+        if (r < 0)
+                return vm_fail(vm, r, "read %s: %s", hyb_furi_str(f), e.message);
+        *out = mv_obj(o);
+        if ((mv_is_noobj(out) || (mv_kind(out) == HYB_OBJ_OBJS && hyb_obj_len(mv_o(out)) == 0)) &&
+            hyb_furi_n_segments(f) > 1) {
+                mv_clear(out);
+                r = read_into_poly(vm, f, out);
+        }
+        return r;
+}
+
+int st_write(hyb_mmadt *vm, const hyb_furi *f, const mm_val *v, unsigned flags)
+{
+        hyb_error e = {0};
+        hyb_obj *o = NULL;
+        int r = mv_box(v, &o);
+
+        if (r < 0)
+                return r;
+        r = hyb_scope_write(vm->scope, f, o, flags, &e);
+        hyb_obj_unref(o);
+        if (r < 0)
+                return vm_fail(vm, r, "write %s: %s", hyb_furi_str(f), e.message);
+        return 0;
+}
+
+/* A write that honours a `?type` query (checked first). */
+static int typed_write(hyb_mmadt *vm, const hyb_furi *f, const mm_val *v, unsigned flags)
+{
+        const char *t = query_type(f);
+        hyb_furi *noq = NULL;
+        int r;
+
+        if (!t)
+                return st_write(vm, f, v, flags);
+        r = check_typed(vm, t, v, "write");
+        if (r < 0)
+                return r;
+        r = hyb_furi_strip_query(f, &noq);
+        if (r < 0)
+                return r;
+        r = st_write(vm, noq, v, flags);
+        hyb_furi_unref(noq);
+        return r;
+}
+
+/* ---- subscriptions ---- */
+
+static void on_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, void *userdata)
+{
+        mm_sub *sub = userdata;
+        hyb_mmadt *vm = sub->vm;
+        mm_msg *m = calloc(1, sizeof(*m));
+
+        if (!m)
+                return;
+        m->target = hyb_furi_ref((hyb_furi *)target);
+        m->payload = hyb_obj_ref((hyb_obj *)payload);
+        m->retain = retain;
+        m->code = hyb_obj_ref(sub->code);
+        *vm->msgs_tail = m;
+        vm->msgs_tail = &m->next;
+}
+
+static void sub_free(mm_sub *s)
+{
+        hyb_slot_unref(s->slot);
+        hyb_furi_unref(s->pattern);
+        hyb_obj_unref(s->code);
+        free(s);
+}
+
+void st_unsubscribe_all(hyb_mmadt *vm)
+{
+        while (vm->subs) {
+                mm_sub *s = vm->subs;
+                vm->subs = s->next;
+                sub_free(s);
+        }
+        while (vm->msgs) {
+                mm_msg *m = vm->msgs;
+                vm->msgs = m->next;
+                hyb_furi_unref(m->target);
+                hyb_obj_unref(m->payload);
+                hyb_obj_unref(m->code);
+                free(m);
+        }
+        vm->msgs_tail = &vm->msgs;
+}
+
+static int subscribe(hyb_mmadt *vm, const hyb_furi *f, const mm_val *code)
+{
+        hyb_furi *pat = NULL;
+        hyb_error e = {0};
+        mm_sub *s;
+        int r = hyb_furi_strip_query(f, &pat);
+
+        if (r < 0)
+                return r;
+        if (mv_is_noobj(code)) {
+                /* `pattern?sub -> noobj` removes every subscription on the pattern */
+                for (mm_sub **p = &vm->subs; *p;) {
+                        if (hyb_furi_equal((*p)->pattern, pat)) {
+                                mm_sub *old = *p;
+                                *p = old->next;
+                                sub_free(old);
+                        } else {
+                                p = &(*p)->next;
+                        }
+                }
+                hyb_furi_unref(pat);
+                return 0;
+        }
+        s = calloc(1, sizeof(*s));
+        if (!s) {
+                hyb_furi_unref(pat);
+                return -ENOMEM;
+        }
+        s->vm = vm;
+        s->pattern = pat;
+        r = mv_box(code, &s->code);
+        if (r >= 0)
+                r = hyb_scope_subscribe(vm->scope, pat, 0, on_msg, s, &s->slot, &e);
+        if (r < 0) {
+                sub_free(s);
+                return vm_fail(vm, r, "subscribe %s: %s", hyb_furi_str(f), e.message);
+        }
+        s->next = vm->subs;
+        vm->subs = s;
+        return 0;
+}
+
+int vm_deliver(hyb_mmadt *vm)
+{
+        int r = 0, did = 0;
+
+        if (vm->delivering)
+                return 0;
+        vm->delivering = true;
+        for (;;) {
+                mm_msg *m;
+                r = hyb_scope_process(vm->scope);
+                if (r < 0)
+                        break;
+                if (!vm->msgs)
+                        break;
+                while (vm->msgs && r >= 0) {
+                        hyb_obj *keys[3] = {0}, *vals[3] = {0}, *frame_rec = NULL;
+                        mm_frame fr;
+                        mm_val in;
+                        m = vm->msgs;
+                        vm->msgs = m->next;
+                        if (!vm->msgs)
+                                vm->msgs_tail = &vm->msgs;
+                        did = 1;
+                        if (vm->budget_left == 0) {
+                                r = vm_fail(vm, HYB_E_BUDGET,
+                                            "instruction budget of %llu exhausted (subscriptions)",
+                                            (unsigned long long)vm->opts.budget);
+                        } else {
+                                vm->budget_left--;
+                                r = hyb_obj_new_uri_str("target", &keys[0], NULL);
+                                if (r >= 0)
+                                        r = hyb_obj_new_uri_str("payload", &keys[1], NULL);
+                                if (r >= 0)
+                                        r = hyb_obj_new_uri_str("retain", &keys[2], NULL);
+                                if (r >= 0)
+                                        r = obj_new_uri_steal(hyb_furi_ref(m->target), &vals[0]);
+                                vals[1] = hyb_obj_ref(m->payload);
+                                vals[2] = hyb_obj_bool(m->retain);
+                                if (r >= 0)
+                                        r = hyb_obj_new_rec(keys, vals, 3, &frame_rec);
+                        }
+                        if (r >= 0) {
+                                mm_val out = MV_NONE;
+                                fr = (mm_frame){.up = vm->frame, .args = frame_rec};
+                                vm->frame = &fr;
+                                in = mv_from(m->payload);
+                                r = vm_apply_obj1(vm, m->code, &in, &out);
+                                mv_clear(&in);
+                                mv_clear(&out);
+                                vm->frame = fr.up;
+                        }
+                        for (int i = 0; i < 3; i++) {
+                                hyb_obj_unref(keys[i]);
+                                hyb_obj_unref(vals[i]);
+                        }
+                        hyb_obj_unref(frame_rec);
+                        hyb_furi_unref(m->target);
+                        hyb_obj_unref(m->payload);
+                        hyb_obj_unref(m->code);
+                        free(m);
+                }
+                if (r < 0)
+                        break;
+        }
+        vm->delivering = false;
+        return r < 0 ? r : did;
+}
+
+/* ---- the instructions ---- */
+
+/* A frame binding (`*a` inside an instruction body, `*payload` in a subscription). */
+static bool frame_lookup(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
+{
+        size_t len;
+        const char *seg;
+
+        if (!vm->frame || !vm->frame->args || hyb_furi_is_absolute(f) ||
+            hyb_furi_n_segments(f) != 1 || hyb_furi_query(f))
+                return false;
+        seg = hyb_furi_segment(f, 0, &len);
+        for (size_t i = 0; i < hyb_obj_len(vm->frame->args); i++) {
+                const hyb_obj *k = hyb_obj_rec_key(vm->frame->args, i);
+                const hyb_furi *kf;
+                size_t kl;
+                const char *ks;
+                if (hyb_obj_get_kind(k) != HYB_OBJ_URI)
+                        continue;
+                kf = hyb_obj_get_uri(k);
+                if (hyb_furi_n_segments(kf) != 1)
+                        continue;
+                ks = hyb_furi_segment(kf, 0, &kl);
+                if (kl == len && memcmp(ks, seg, len) == 0) {
+                        *out = mv_from(hyb_obj_rec_value(vm->frame->args, i));
+                        return true;
+                }
+        }
+        return false;
+}
+
+MM_FAM(op_from)
+{
+        mm_val u, v = MV_NONE;
+        const hyb_furi *f;
+        const char *t;
+        int r = vm_arg(vm, c, ins, 0, cur, &u);
+
+        if (r < 0)
+                return r;
+        if (mv_is_noobj(&u)) {
+                mv_clear(cur);
+                return 0;
+        }
+        r = st_uri_of(vm, &u, &f);
+        if (r >= 0 && !frame_lookup(vm, f, &v)) {
+                t = query_type(f);
+                if (t) {
+                        hyb_furi *noq = NULL;
+                        r = hyb_furi_strip_query(f, &noq);
+                        if (r >= 0)
+                                r = st_read(vm, noq, &v);
+                        hyb_furi_unref(noq);
+                        if (r >= 0)
+                                r = check_typed(vm, t, &v, "read");
+                } else {
+                        r = st_read(vm, f, &v);
+                }
+        }
+        if (r >= 0 && mv_is_noobj(&v) && ins->nargs > 1)
+                r = vm_arg(vm, c, ins, 1, cur, &v);
+        mv_clear(&u);
+        if (r < 0) {
+                mv_clear(&v);
+                return r;
+        }
+        mv_clear(cur);
+        *cur = v;
+        return 0;
+}
+
+MM_FAM(op_to)
+{
+        mm_val u;
+        const hyb_furi *f;
+        int r = vm_arg(vm, c, ins, 0, cur, &u);
+
+        if (r < 0)
+                return r;
+        r = st_uri_of(vm, &u, &f);
+        if (r >= 0)
+                r = typed_write(vm, f, cur, 0);
+        mv_clear(&u);
+        return r;
+}
+
+MM_FAM(op_ref)
+{
+        mm_val v;
+        const hyb_furi *f;
+        int r;
+
+        r = st_uri_of(vm, cur, &f);
+        if (r < 0)
+                return r;
+        if (hyb_furi_query_has(f, "sub")) {
+                /* the code is data here: `a?sub -> |to(b)` and `a?sub -> to(b)` alike */
+                const mm_arg *a = &c->args[ins->arg];
+                hyb_obj *q = NULL;
+                if (a->kind == MM_ARG_CODE &&
+                    !(a->code->n_ins == 1 && a->code->ins[0].op == OP_BLOCK)) {
+                        r = poly_quote(vm, c, ins, 0, cur, &q);
+                        if (r < 0)
+                                return r;
+                        v = mv_obj(q);
+                } else {
+                        r = vm_arg(vm, c, ins, 0, cur, &v);
+                        if (r < 0)
+                                return r;
+                }
+                r = subscribe(vm, f, &v);
+        } else {
+                r = vm_arg(vm, c, ins, 0, cur, &v);
+                if (r < 0)
+                        return r;
+                r = typed_write(vm, f, &v, ins->aux ? HYB_WRITE_TRANSIENT : 0);
+        }
+        if (r < 0) {
+                mv_clear(&v);
+                return r;
+        }
+        mv_clear(cur);
+        *cur = v;
+        return 0;
+}
+
+MM_FAM(op_refop)
+{
+        mm_val u;
+        const hyb_furi *f;
+        int r = vm_arg(vm, c, ins, 0, cur, &u);
+
+        if (r < 0)
+                return r;
+        r = st_uri_of(vm, &u, &f);
+        if (r >= 0)
+                r = typed_write(vm, f, cur, 0);
+        if (r < 0) {
+                mv_clear(&u);
+                return r;
+        }
+        mv_clear(cur);
+        *cur = u;
+        return 0;
+}
+
+MM_FAM(op_at)
+{
+        mm_val u, v = MV_NONE;
+        const hyb_furi *f;
+        hyb_obj *o = NULL, *t = NULL;
+        int r = vm_arg(vm, c, ins, 0, cur, &u);
+
+        if (r < 0)
+                return r;
+        r = st_uri_of(vm, &u, &f);
+        if (r < 0)
+                goto out;
+        if (mv_is_noobj(cur)) {
+                /* @u: read by reference */
+                r = st_read(vm, f, &v);
+                if (r < 0 || mv_is_noobj(&v))
+                        goto out;
+                if (!mv_value_id(&v)) {
+                        r = mv_box(&v, &o);
+                        if (r >= 0)
+                                r = hyb_obj_with_id(o, (hyb_furi *)f, &t);
+                        if (r < 0)
+                                goto out;
+                        mv_clear(&v);
+                        v = mv_obj(TAKE_PTR(t));
+                }
+                v.flags |= MVF_REF;
+        } else {
+                r = mv_box(cur, &o);
+                if (r >= 0)
+                        r = hyb_obj_with_id(o, (hyb_furi *)f, &t);
+                if (r < 0)
+                        goto out;
+                v = mv_obj(TAKE_PTR(t));
+                r = st_write(vm, f, &v, 0);
+        }
+out:
+        hyb_obj_unref(o);
+        mv_clear(&u);
+        if (r < 0) {
+                mv_clear(&v);
+                return r;
+        }
+        mv_clear(cur);
+        *cur = v;
+        return 0;
+}
