@@ -348,6 +348,13 @@ void obj_format_to(const hyb_obj *o, unsigned flags, obj_buf *b)
                 obj_buf_puts(b, "noobj");
                 return;
         }
+        if (o->type_id && !(flags & HYB_FORMAT_EXACT) && o->kind == HYB_OBJ_STR &&
+            strcmp(hyb_furi_str(o->type_id), "/type/secret") == 0) {
+                /* A secret prints as **** (spec/mmadt.md); only the exact form (storage,
+                 * round trips) and JSON carry the value. */
+                obj_buf_puts(b, "****");
+                return;
+        }
         if (o->type_id) {
                 format_type(o->type_id, flags, b);
                 obj_buf_putc(b, '[');
