@@ -24,6 +24,8 @@ typedef struct repl {
         hyb_mmadt *vm;
         bool failed;
         bool stop_at_error;
+        bool input_lines; /* not a terminal: report lines of the whole input */
+        int line0;        /* lines of input before the chunk being run */
 } repl;
 
 static int print_result(const hyb_obj *o, void *userdata)
@@ -38,9 +40,19 @@ static int print_result(const hyb_obj *o, void *userdata)
         return 0;
 }
 
-static void print_error(const hyb_error *e, int r)
+/* The error; a position is made relative to the whole input (chunks compile one by one). */
+static void print_error(const repl *R, const hyb_error *e, int r)
 {
-        printf("[ERROR] %s\n", e->message[0] ? e->message : hyb_strerror(r));
+        const char *m = e->message[0] ? e->message : hyb_strerror(r), *at;
+        char suffix[64];
+
+        snprintf(suffix, sizeof(suffix), " at line %d column %d", e->line, e->column);
+        at = strstr(m, suffix);
+        if (R->input_lines && R->line0 > 0 && e->line > 0 && at && !at[strlen(suffix)])
+                printf("[ERROR] %.*s at line %d column %d\n", (int)(at - m), m,
+                       e->line + R->line0, e->column);
+        else
+                printf("[ERROR] %s\n", m);
         fflush(stdout);
 }
 
@@ -53,14 +65,14 @@ static bool run_chunk(repl *R, const char *text, size_t len)
 
         r = hyb_mmadt_compile(R->vm, text, len, &p, &e);
         if (r < 0) {
-                print_error(&e, r);
+                print_error(R, &e, r);
                 R->failed = true;
                 return !R->stop_at_error;
         }
         for (size_t i = 0; i < hyb_mmadt_program_n_statements(p); i++) {
                 r = hyb_mmadt_run_statement(R->vm, p, i, NULL, print_result, NULL, &e);
                 if (r < 0) {
-                        print_error(&e, r);
+                        print_error(R, &e, r);
                         R->failed = true;
                         if (R->stop_at_error)
                                 break;
@@ -68,7 +80,7 @@ static bool run_chunk(repl *R, const char *text, size_t len)
                 /* a scheduler turn between statements */
                 r = hyb_mmadt_step(R->vm, &e);
                 if (r < 0) {
-                        print_error(&e, r);
+                        print_error(R, &e, r);
                         R->failed = true;
                         if (R->stop_at_error)
                                 break;
@@ -104,7 +116,7 @@ static int read_line(repl *R, int fd, char **buf, size_t *len, size_t *alloc, ch
                         hyb_error e;
                         r = hyb_mmadt_step(R->vm, &e);
                         if (r < 0) {
-                                print_error(&e, r);
+                                print_error(R, &e, r);
                                 R->failed = true;
                         }
                         busy = r > 0;
@@ -132,6 +144,7 @@ static int read_line(repl *R, int fd, char **buf, size_t *len, size_t *alloc, ch
 
 static int loop(repl *R, int fd, bool prompt)
 {
+        R->input_lines = !prompt;
         char *in = NULL, *stmt = NULL, *line;
         size_t in_len = 0, in_alloc = 0, len = 0, alloc = 0, n;
 
@@ -159,6 +172,8 @@ static int loop(repl *R, int fd, bool prompt)
                         len = 0;
                         break;
                 }
+                for (size_t i = 0; i < len; i++)
+                        R->line0 += stmt[i] == '\n';
                 len = 0;
         }
         if (len > 0)

@@ -13,6 +13,8 @@
 struct hyb_mmadt_program {
         mm_code **stmts;
         size_t n;
+        char *text; /* the source, to turn a runtime error's offset into a line and column */
+        size_t len;
 };
 
 HYB_EXPORT void hyb_mmadt_options_init(hyb_mmadt_options *opts)
@@ -132,6 +134,14 @@ HYB_EXPORT int hyb_mmadt_compile(hyb_mmadt *vm, const char *text, size_t len,
                 free(p);
                 return r;
         }
+        p->text = malloc(len + 1);
+        if (!p->text) {
+                hyb_mmadt_program_unref(p);
+                return -ENOMEM;
+        }
+        memcpy(p->text, text, len);
+        p->text[len] = '\0';
+        p->len = len;
         *ret = p;
         return 0;
 }
@@ -143,6 +153,7 @@ HYB_EXPORT hyb_mmadt_program *hyb_mmadt_program_unref(hyb_mmadt_program *p)
         for (size_t i = 0; i < p->n; i++)
                 code_unref(p->stmts[i]);
         free(p->stmts);
+        free(p->text);
         free(p);
         return NULL;
 }
@@ -206,6 +217,44 @@ static void reset(hyb_mmadt *vm, hyb_error *reterr)
         vm->mem_used = 0;
         vm->frame = NULL;
         vm->stop = 0;
+        vm->src_id = 0;
+        vm->err_placed = false;
+}
+
+/*
+ * A runtime error of statement c gets a position: the innermost failing instruction written in
+ * this text, else the statement's start.  Only the error path pays for it.
+ */
+static void place_error(hyb_mmadt *vm, const hyb_mmadt_program *p, const mm_code *c)
+{
+        hyb_error *e = vm->err;
+        uint32_t off;
+        int line = 1, col = 1;
+        size_t n;
+
+        if (!e->code || e->line)
+                return;
+        if (vm->err_placed)
+                off = vm->err_off;
+        else if (c->n_pos && c->pos[0] != UINT32_MAX)
+                off = c->pos[0];
+        else
+                return;
+        if (off > p->len)
+                return;
+        for (uint32_t i = 0; i < off; i++) {
+                if (p->text[i] == '\n') {
+                        line++;
+                        col = 1;
+                } else {
+                        col++;
+                }
+        }
+        e->line = line;
+        e->column = col;
+        e->offset = off;
+        n = strlen(e->message);
+        snprintf(e->message + n, sizeof(e->message) - n, " at line %d column %d", line, col);
 }
 
 static int finish(hyb_mmadt *vm, int r)
@@ -232,9 +281,12 @@ HYB_EXPORT int hyb_mmadt_run_statement(hyb_mmadt *vm, hyb_mmadt_program *p, size
         hyb_assert_return(vm && p && i < p->n, -EINVAL);
         rs.silent = p->stmts[i]->silent;
         reset(vm, reterr);
+        vm->src_id = p->stmts[i]->src_id;
         r = vm_exec(vm, p->stmts[i], input ? mv_from(input) : MV_NONE, &rs.s);
         if (r >= 0)
                 r = vm_deliver(vm);
+        if (r < 0 && r != MM_E_STOP)
+                place_error(vm, p, p->stmts[i]);
         return finish(vm, r < 0 ? r : 0);
 }
 

@@ -96,8 +96,25 @@ void compile_to_arg(mm_code *sub, mm_arg *a)
         a->code = sub;
 }
 
+/* Carries sub's instruction offsets over to the copies appended to c at first.. */
+static int append_pos(mm_code *c, const mm_code *sub, size_t first)
+{
+        if (!sub->src_id || (c->src_id && c->src_id != sub->src_id))
+                return 0;
+        if (grow_array((void **)&c->pos, &c->alloc_pos, c->n_ins, sizeof(uint32_t)) < 0)
+                return -ENOMEM;
+        c->src_id = sub->src_id;
+        for (size_t i = c->n_pos; i < c->n_ins; i++)
+                c->pos[i] = i >= first && i - first < sub->n_pos ? sub->pos[i - first]
+                                                                 : UINT32_MAX;
+        c->n_pos = c->n_ins;
+        return 0;
+}
+
 int compile_append(mm_code *c, const mm_code *sub)
 {
+        size_t first = c->n_ins;
+
         for (size_t i = 0; i < sub->n_ins; i++) {
                 const mm_ins *in = &sub->ins[i];
                 mm_arg *args = calloc(in->nargs ? in->nargs : 1, sizeof(mm_arg));
@@ -117,7 +134,7 @@ int compile_append(mm_code *c, const mm_code *sub)
                 if (r < 0)
                         return r;
         }
-        return 0;
+        return append_pos(c, sub, first);
 }
 
 bool compile_arg_is_plain(const mm_arg *a)

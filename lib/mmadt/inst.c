@@ -9,6 +9,7 @@
  *
  *   frame stack:  vm->frame -> [a=>10,b=>30,c=>5] -> (caller's frame) -> NULL
  */
+#include <inttypes.h>
 #include <stdio.h>
 
 #include "common/slot.h"
@@ -41,6 +42,16 @@ static bool coef_ok(const mm_coef *k, size_t n)
         return (int64_t)n >= k->min && (k->max < 0 || (int64_t)n <= k->max);
 }
 
+static void coef_text(const mm_coef *k, char *buf, size_t n)
+{
+        if (k->max < 0)
+                snprintf(buf, n, k->min ? "{+}" : "{*}");
+        else if (k->min == k->max)
+                snprintf(buf, n, "{%" PRId64 "}", k->min);
+        else
+                snprintf(buf, n, "{%" PRId64 ",%" PRId64 "}", k->min, k->max);
+}
+
 /*
  * Calls def on cur with the arguments ac->args[ains->arg + first ..) (NULL: none).
  */
@@ -56,6 +67,14 @@ static int call(hyb_mmadt *vm, const mm_code *def, const mm_code *ac, const mm_i
         mm_sink col = {collect_fn, &out};
         int r;
 
+        /* domain coefficient: a call takes one obj, or none when the current obj is noobj
+         * (`{?}`, `{*}` or `{0}` admit noobj; the default `{1}` and `{+}` do not) */
+        if (def->domain && !coef_ok(&def->dcoef, mv_is_noobj(cur) ? 0 : 1)) {
+                char k[48];
+                coef_text(&def->dcoef, k, sizeof(k));
+                return vm_fail(vm, HYB_E_TYPE, "%s got %s, outside its domain coefficient %s",
+                               def_name(def), mv_is_noobj(cur) ? "no obj (noobj)" : "1 obj", k);
+        }
         if (def->domain && !mv_is_noobj(cur)) {
                 r = type_isa(vm, def->domain, cur);
                 if (r == 0) {
@@ -161,10 +180,12 @@ static int call(hyb_mmadt *vm, const mm_code *def, const mm_code *ac, const mm_i
         vm->frame = fr.up;
         hyb_obj_unref(frame);
         if (r >= 0 && def->range) {
+                char rk[48];
+                coef_text(&def->rcoef, rk, sizeof(rk));
                 if (!coef_ok(&def->rcoef, out.n))
                         r = vm_fail(vm, HYB_E_TYPE,
-                                    "%s yielded %zu objs, outside its range coefficient",
-                                    def_name(def), out.n);
+                                    "%s yielded %zu objs, outside its range coefficient %s",
+                                    def_name(def), out.n, rk);
                 for (size_t i = 0; r >= 0 && i < out.n; i++) {
                         r = type_isa(vm, def->range, &out.v[i]);
                         if (r == 0) {

@@ -286,11 +286,12 @@ static bool x_is_mult(const mm_lexer *ls)
         return true;
 }
 
-/* true, false and noobj take no query: `true?bool` is isa */
+/* true, false, noobj, nan and inf take no query: `true?bool` is isa */
 static bool keyword(const char *s, size_t n)
 {
         return (n == 4 && memcmp(s, "true", 4) == 0) || (n == 5 && memcmp(s, "false", 5) == 0) ||
-               (n == 5 && memcmp(s, "noobj", 5) == 0);
+               (n == 5 && memcmp(s, "noobj", 5) == 0) || (n == 3 && memcmp(s, "nan", 3) == 0) ||
+               (n == 3 && memcmp(s, "inf", 3) == 0);
 }
 
 /* A bare uri from ls->pos: uri characters, `{{...}}` splices, and a query. */
@@ -419,12 +420,17 @@ int lex_next(mm_lexer *ls, mm_token *t)
                         t->t = TK_LSHIFT;
                 } else {
                         size_t start = ++ls->pos;
-                        while (ls->pos < ls->len && ls->src[ls->pos] != '>' &&
-                               ls->src[ls->pos] != '\n')
-                                ls->pos++;
-                        if (peekc(ls, 0) != '>') {
+                        bool nl = false;
+                        /* `<...>` is a bracket: the REPL reads on past a newline until `>`
+                         * (spec "REPL and scripts"), but a uri holds no newline */
+                        while (ls->pos < ls->len && ls->src[ls->pos] != '>')
+                                nl |= ls->src[ls->pos++] == '\n';
+                        if (peekc(ls, 0) != '>' || nl) {
                                 ls->incomplete = ls->pos >= ls->len;
-                                return lex_error(ls, start - 1, "unterminated <uri>");
+                                return lex_error(ls, start - 1,
+                                                 nl ? "unterminated %s (a newline before '>')"
+                                                    : "unterminated %s",
+                                                 "<uri>");
                         }
                         r = lex_span(ls, t, TK_BURI, start, ls->pos);
                         ls->pos++;
@@ -447,6 +453,12 @@ int lex_next(mm_lexer *ls, mm_token *t)
                 } else if (d == ':') {
                         ls->pos += 2;
                         t->t = TK_CHAIN;
+                } else if (d == 'i' && peekc(ls, 2) == 'n' && peekc(ls, 3) == 'f' &&
+                           !lex_uri_char(peekc(ls, 4)) && peekc(ls, 4) != '{') {
+                        /* `-inf`, as reals print (lib/obj's literal parser reads it too) */
+                        ls->pos += 4;
+                        t->t = TK_REAL;
+                        t->r = -INFINITY;
                 } else {
                         return lex_error(ls, ls->pos, "unexpected '-'");
                 }

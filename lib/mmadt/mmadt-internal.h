@@ -129,6 +129,11 @@ struct mm_code {
         mm_coef rcoef, dcoef;
         mm_code *params; /* its args[] are the parameter specs (key = name) */
         mm_code *body;
+        /* source offset of each instruction (read only on a runtime error), and which
+         * compiled text the offsets are into (0: none, e.g. built-in templates) */
+        uint32_t *pos; /* UINT32_MAX: unknown */
+        size_t n_pos, alloc_pos;
+        uint32_t src_id;
 };
 
 mm_code *code_new(int kind);
@@ -217,10 +222,17 @@ struct hyb_mmadt {
         mm_proc *procs;
         bool delivering;
         int stop;              /* a result callback's non-zero value */
+        /* where the running statement failed: the innermost failing instruction that has a
+         * position in the statement's own text (set on the error path only) */
+        uint32_t src_id;
+        bool err_placed;
+        uint32_t err_off;
         hyb_obj *templates[8]; /* built-in rec templates, compiled on first use */
 };
 
 /* vm.c */
+/* Records the source position of c's instruction pc as where the error happened (first wins). */
+void vm_place(hyb_mmadt *vm, const mm_code *c, size_t pc);
 int vm_fail(hyb_mmadt *vm, int code, const char *fmt, ...) _printf_(3, 4);
 /* Runs code on one input (moved) from pc to end, results to s. */
 int vm_run(hyb_mmadt *vm, const mm_code *c, size_t pc, size_t end, mm_val in, mm_sink *s);

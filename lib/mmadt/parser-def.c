@@ -5,6 +5,7 @@
  * `name?range{c}<=domain{c}(params)[body]` (named, inline or anonymous), and
  * `{{code}}` splices in str and uri literals.
  */
+#include <math.h>
 #include <stdio.h>
 
 #include "parser.h"
@@ -84,12 +85,22 @@ static bool try_coef(mm_parser *P, mm_coef *k)
                 if (p >= ls->len || s[p] != '}')
                         return false;
                 p++;
+                /* `{3,1}` reads as a coefficient that nothing satisfies: refused by sigdef */
                 *k = (mm_coef){a, b};
         }
         /* the `{` was pushed as a bracket: leave it */
         ls->pos = p;
         ls->depth = P->tk.depth;
         return true;
+}
+
+/* Past a coefficient, refusing one that nothing satisfies (`{3,1}`). */
+static int coef_next(mm_parser *P, const mm_coef *k)
+{
+        if (k->max >= 0 && k->max < k->min)
+                return parse_error(P, "invalid %s (its maximum is below its minimum)",
+                                   "coefficient");
+        return parse_next(P);
 }
 
 /* A type name token as a uri obj (or NULL with an error). */
@@ -129,13 +140,13 @@ static int sigdef(mm_parser *P, mm_code *c, hyb_furi *f, bool apply)
         if (r < 0)
                 goto fail;
         if (try_coef(P, &rc))
-                r = parse_next(P);
+                r = coef_next(P, &rc);
         if (r >= 0 && P->tk.t == TK_SIG) {
                 r = parse_next(P);
                 if (r >= 0)
                         r = type_name(P, &domain);
                 if (r >= 0 && try_coef(P, &dc))
-                        r = parse_next(P);
+                        r = coef_next(P, &dc);
         }
         if (r < 0)
                 goto fail;
@@ -190,7 +201,8 @@ int parse_splice(mm_parser *P, mm_code *c, const char *s, size_t n, size_t src_o
                                 break;
                         {
                                 size_t j = i + 2, depth = 1;
-                                mm_parser sub = {.vm = P->vm, .err = P->err, .nest = P->nest + 1};
+                                mm_parser sub = {.vm = P->vm, .err = P->err, .nest = P->nest + 1,
+                                                 .src_id = P->src_id};
                                 mm_code *code;
                                 while (j + 1 < n && depth) {
                                         if (s[j] == '{' && s[j + 1] == '{') {
@@ -204,9 +216,11 @@ int parse_splice(mm_parser *P, mm_code *c, const char *s, size_t n, size_t src_o
                                                 j++;
                                         }
                                 }
-                                if (depth)
-                                        return lex_error(&P->ls, P->tk.off, "unterminated %s",
-                                                         "{{ splice");
+                                if (depth) {
+                                        r = lex_error(&P->ls, P->tk.off, "unterminated %s",
+                                                      "{{ splice");
+                                        break;
+                                }
                                 code = code_new(MM_CODE_CHAIN);
                                 if (!code) {
                                         r = -ENOMEM;
@@ -291,6 +305,13 @@ int parse_uristep(mm_parser *P, mm_code *c)
                 free(text);
                 r = parse_next(P);
                 return r < 0 ? r : compile_const(c, mv_bool(b), false);
+        }
+        if (!bracketed && (strcmp(text, "nan") == 0 || strcmp(text, "inf") == 0)) {
+                /* reals print `nan`, `inf`, `-inf`: read them back (`-inf` is lexed whole) */
+                double d = text[0] == 'n' ? NAN : INFINITY;
+                free(text);
+                r = parse_next(P);
+                return r < 0 ? r : compile_const(c, mv_real(d), false);
         }
         if (!bracketed && strcmp(text, "noobj") == 0) {
                 free(text);

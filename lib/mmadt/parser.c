@@ -527,6 +527,29 @@ int parse_step(mm_parser *P, mm_code *c)
         return r;
 }
 
+/* A step, noting its source offset on the instructions it emitted (for runtime errors). */
+static int step_at(mm_parser *P, mm_code *c)
+{
+        size_t before = c->n_ins;
+        uint32_t off = (uint32_t)(P->ls.base + P->tk.off);
+        int r = parse_step(P, c);
+
+        if (r < 0 || !P->src_id || c->n_ins == before)
+                return r;
+        if (c->src_id != P->src_id) {
+                /* a code takes offsets from one text only */
+                if (c->src_id)
+                        return r;
+                c->src_id = P->src_id;
+        }
+        if (grow_array((void **)&c->pos, &c->alloc_pos, c->n_ins, sizeof(uint32_t)) < 0)
+                return -ENOMEM;
+        for (size_t i = c->n_pos; i < c->n_ins; i++)
+                c->pos[i] = i < before ? UINT32_MAX : off;
+        c->n_pos = c->n_ins;
+        return r;
+}
+
 /* chain ::= [ step { '.' step | sugar } ] */
 int parse_chain(mm_parser *P, mm_code *c)
 {
@@ -534,7 +557,7 @@ int parse_chain(mm_parser *P, mm_code *c)
 
         if (parse_chain_end(P->tk.t))
                 return 0;
-        r = parse_step(P, c);
+        r = step_at(P, c);
         while (r >= 0) {
                 if (P->tk.t == TK_DOT) {
                         r = parse_next(P);
@@ -542,9 +565,9 @@ int parse_chain(mm_parser *P, mm_code *c)
                                 r = parse_error(P, "expected a step after '.', found %s",
                                                 parse_tk_name(&P->tk));
                         if (r >= 0)
-                                r = parse_step(P, c);
+                                r = step_at(P, c);
                 } else if (sugar_start(P->tk.t)) {
-                        r = parse_step(P, c);
+                        r = step_at(P, c);
                 } else if (parse_chain_end(P->tk.t)) {
                         break;
                 } else {
@@ -559,12 +582,17 @@ int parse_chain(mm_parser *P, mm_code *c)
 int mm_parse(hyb_mmadt *vm, const char *text, size_t len, mm_code ***ret_stmts, size_t *ret_n,
              hyb_error *reterr)
 {
+        static atomic_uint texts;
         mm_parser P = {.vm = vm, .err = reterr};
         mm_code **stmts = NULL, *c = NULL;
         size_t n = 0, alloc = 0;
         int r;
 
         lex_init(&P.ls, text, len, text, 0, reterr);
+        /* offsets fit 32 bits; a longer text just reports statement lines without columns */
+        if (len < UINT32_MAX)
+                while (!(P.src_id = atomic_fetch_add(&texts, 1) + 1))
+                        ;
         r = parse_next(&P);
         while (r >= 0 && P.tk.t != TK_EOF) {
                 c = code_new(MM_CODE_CHAIN);

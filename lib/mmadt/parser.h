@@ -17,6 +17,7 @@ typedef struct mm_parser {
         mm_token tk;
         unsigned nest;
         hyb_error *err;
+        uint32_t src_id; /* stamped on the codes parsed, with instruction offsets */
 } mm_parser;
 
 int parse_next(mm_parser *P);

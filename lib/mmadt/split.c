@@ -22,7 +22,7 @@ static int branches(hyb_mmadt *vm, const mm_code *c, const mm_ins *ins, const mm
         k = hyb_obj_get_kind(p);
         if (k != HYB_OBJ_LST && k != HYB_OBJ_REC) {
                 /* code that builds the poly: run it */
-                mm_val v;
+                mm_val v = MV_NONE;
                 r = vm_arg(vm, c, ins, 0, cur, &v);
                 hyb_obj_unref(p);
                 p = NULL;

@@ -202,6 +202,7 @@ mm_code *code_unref(mm_code *c)
                 arg_clear(&c->args[i]);
         free(c->args);
         free(c->ins);
+        free(c->pos);
         hyb_obj_unref(c->name);
         hyb_obj_unref(c->range);
         hyb_obj_unref(c->domain);

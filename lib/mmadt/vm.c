@@ -34,6 +34,15 @@ int vm_fail(hyb_mmadt *vm, int code, const char *fmt, ...)
         return code;
 }
 
+void vm_place(hyb_mmadt *vm, const mm_code *c, size_t pc)
+{
+        if (vm->err_placed || !vm->src_id || c->src_id != vm->src_id || pc >= c->n_pos ||
+            c->pos[pc] == UINT32_MAX)
+                return;
+        vm->err_placed = true;
+        vm->err_off = c->pos[pc];
+}
+
 int vm_charge(hyb_mmadt *vm, size_t bytes)
 {
         vm->mem_used += bytes;
@@ -168,8 +177,11 @@ static int pack(mm_vec *vec, mm_val *out)
 int vm_apply1(hyb_mmadt *vm, const mm_code *c, const mm_val *in, mm_val *out)
 {
         mm_vec vec = {0};
-        int r = vm_collect(vm, c, in, &vec);
+        int r;
 
+        /* callers clear *out on every path, failures included */
+        *out = MV_NONE;
+        r = vm_collect(vm, c, in, &vec);
         if (r >= 0)
                 r = pack(&vec, out);
         vec_clear(&vec);
@@ -548,7 +560,11 @@ slow_arith:
         }
         if (r >= 0)
                 r = s->fn(vm, &cur, s);
+        else if (pc > 0)
+                pc--; /* the loop stepped past the failing instruction */
 done:
+        if (_unlikely_(r < 0) && r != MM_E_STOP)
+                vm_place(vm, c, pc);
         mv_clear(&cur);
         vm->depth--;
         return r;
