@@ -13,15 +13,24 @@
  * what they queued while the leader was busy forms the next batch.  So FULL
  * durability pays one fsync per batch, not per write, and no write is
  * acknowledged (waiter done, callback queued) before its batch committed.
+ *
+ * st->lock is not held during the commit (only the connection's own lock,
+ * db.lock), and readers and writers never wait for db.lock (their journal
+ * poll is skipped while it is busy): writers queue while the fsync runs.
+ * When a batch is acknowledged, all its writers wake at once and the first
+ * one back would commit its next write alone; so a leader first waits until
+ * every synchronous writer inside the store has queued or left
+ * (sync_writers == pending_waiters).  One writer never waits.
  */
 #include "store-internal.h"
+
 
 void db_op_free(db_op *op)
 {
         while (op) {
                 db_op *next = op->next;
                 free(op->key);
-                free(op->value);
+                db_value_done(&op->value);
                 free(op);
                 op = next;
         }
@@ -37,16 +46,43 @@ void commit_enqueue(hyb_store *st, db_op *op)
 /* Reloads memory from the database after a failed commit, so memory and disk agree again. */
 int store_resync_locked(hyb_store *st);
 
-static int lead(hyb_store *st)
+void commit_writer(hyb_store *st, bool enter)
 {
-        db_op *batch = st->pending;
+        if (enter)
+                st->sync_writers++;
+        else {
+                st->sync_writers--;
+                pthread_cond_signal(&st->queued);
+        }
+}
+
+/*
+ * With st->lock held and st->committing set: lets the other synchronous writers queue first.
+ * No timeout is needed: every writer counted in sync_writers either queues its op (counted in
+ * pending_waiters) or leaves (its write is done, failed or had nothing to commit), both under
+ * st->lock, which this wait releases, and both signal queued; none of them can be waiting for
+ * this batch (no commit runs while a leader gathers).
+ */
+static void gather(hyb_store *st)
+{
+        while (st->pending_waiters < st->sync_writers)
+                pthread_cond_wait(&st->queued, &st->lock);
+}
+
+static int lead(hyb_store *st, bool sync)
+{
+        db_op *batch;
         hyb_error e;
         int r;
 
+        st->committing = true;
+        if (sync)
+                gather(st);
+        batch = st->pending;
         st->pending = NULL;
         st->pending_tail = &st->pending;
+        st->pending_waiters = 0;
         st->inflight = batch;
-        st->committing = true;
         pthread_mutex_unlock(&st->lock);
         r = db_commit(&st->db, batch, &e);
         pthread_mutex_lock(&st->lock);
@@ -77,12 +113,14 @@ int commit_run(hyb_store *st, commit_waiter *w)
                 while (st->committing)
                         pthread_cond_wait(&st->committed, &st->lock);
                 if (st->pending)
-                        r = lead(st);
+                        r = lead(st, false);
                 return r;
         }
+        st->pending_waiters++;
+        pthread_cond_signal(&st->queued);
         while (!w->done) {
                 if (!st->committing && st->pending)
-                        lead(st);
+                        lead(st, true);
                 else
                         pthread_cond_wait(&st->committed, &st->lock);
         }

@@ -3,18 +3,42 @@
  * SQLite persistence of a store: WAL, one row per stored key, and a change
  * journal other processes poll to see this handle's writes.
  *
- *   kv(furi TEXT PRIMARY KEY, value TEXT NOT NULL)      WITHOUT ROWID
- *       furi  = canonical fURI text, value = EXACT text form of the obj
- *   journal(seq INTEGER PRIMARY KEY AUTOINCREMENT, origin, furi, value)
- *       one row per upsert/delete (value NULL), written in the same
- *       transaction; trimmed to about journal_max rows.  A reader that
- *       finds rows trimmed before it saw them resyncs from kv.
+ *   kv(furi TEXT PRIMARY KEY, value NOT NULL)      WITHOUT ROWID
+ *       furi  = canonical fURI text; value = an INTEGER or REAL for a plain
+ *       int or real (bound natively: exact, and no text formatting on the
+ *       write path), else the EXACT text form of the obj.  The column has no
+ *       affinity, so SQLite keeps the type bound.  (A database made before,
+ *       with `value TEXT`, is written in text only: see d->native.)
+ *   journal(seq INTEGER PRIMARY KEY, origin, ops BLOB)
+ *       one row per commit, written in the same transaction: every write
+ *       of the commit in order, as  key NUL tag payload  with tag 'd'
+ *       (delete, no payload), 'i' / 'r' (8 bytes, an int64 / a double in
+ *       host order: readers share the WAL, so the host) or 't' (EXACT text,
+ *       NUL-terminated).  One insert per commit instead of one per write,
+ *       and no formatting beyond what kv stores.  Trimmed to about
+ *       journal_max rows, never the newest, so seq (max + 1) only grows
+ *       without AUTOINCREMENT's sqlite_sequence page.  A reader that finds
+ *       rows trimmed before it saw them resyncs from kv.
+ *   handles(origin INTEGER PRIMARY KEY, pid)
+ *       every open handle, registered (in a write transaction) before it
+ *       loads kv.  A commit writes its journal row only when another handle
+ *       is registered: one that registers later loads kv after our commit,
+ *       so it misses nothing, and a handle alone on its file (the common
+ *       case) writes one page per commit, as a plain upsert.  The list is
+ *       read again inside the write transaction only when data_version shows
+ *       another connection committed.  Rows of processes that no longer
+ *       exist (a crash) are removed when a handle opens; a handle that finds
+ *       its own row gone (a pid namespace where kill(pid, 0) said ESRCH)
+ *       registers again and resyncs from kv, so it misses nothing.
  *
  * `PRAGMA data_version` changes only when another connection commits, so a
  * poll with nothing new costs one tiny statement.  Every call here takes
  * d->lock: the connection is used by the commit leader and the poller.
+ * Transaction statements are prepared once (sqlite3_exec would parse them
+ * on every commit).
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -23,10 +47,16 @@
 #define STORE_APP_ID 0x48796231 /* "Hyb1" */
 
 static const char schema[] =
-        "CREATE TABLE IF NOT EXISTS kv(furi TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)"
+        "CREATE TABLE IF NOT EXISTS kv(furi TEXT PRIMARY KEY NOT NULL, value NOT NULL)"
         " WITHOUT ROWID;"
-        "CREATE TABLE IF NOT EXISTS journal(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-        " origin INTEGER NOT NULL, furi TEXT NOT NULL, value TEXT);";
+        "CREATE TABLE IF NOT EXISTS journal(seq INTEGER PRIMARY KEY,"
+        " origin INTEGER NOT NULL, ops BLOB NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS handles(origin INTEGER PRIMARY KEY, pid INTEGER NOT NULL);";
+
+/* A journal of an earlier layout is only a change feed: replace it. */
+static const char old_journal[] =
+        "SELECT (SELECT count(*) FROM pragma_table_info('journal')) > 0 AND"
+        " (SELECT count(*) FROM pragma_table_info('journal') WHERE name = 'ops') = 0";
 
 static int db_err(store_db *d, hyb_error *e, const char *what)
 {
@@ -62,6 +92,109 @@ static int64_t scalar(store_db *d, sqlite3_stmt *s)
                 v = sqlite3_column_int64(s, 0);
         sqlite3_reset(s);
         return v;
+}
+
+static int step_done(sqlite3_stmt *s)
+{
+        int r = sqlite3_step(s);
+
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return r == SQLITE_DONE ? 0 : r;
+}
+
+/* Runs a statement without rows (BEGIN, COMMIT, ...): SQLITE_DONE or the error. */
+static int run(sqlite3_stmt *s)
+{
+        int r = sqlite3_step(s);
+
+        sqlite3_reset(s);
+        return r;
+}
+
+void db_value_done(db_value *v)
+{
+        if (v->type == SQLITE_TEXT)
+                hyb_free(v->text);
+        v->text = NULL;
+        v->type = SQLITE_NULL;
+}
+
+static void bind_value(sqlite3_stmt *s, int col, const db_value *v)
+{
+        switch (v->type) {
+        case SQLITE_INTEGER:
+                sqlite3_bind_int64(s, col, v->i);
+                break;
+        case SQLITE_FLOAT:
+                sqlite3_bind_double(s, col, v->d);
+                break;
+        case SQLITE_TEXT:
+                sqlite3_bind_text(s, col, v->text, -1, SQLITE_STATIC);
+                break;
+        default:
+                sqlite3_bind_null(s, col);
+        }
+}
+
+/* The obj a kv/journal value column holds: *ret NULL for SQL NULL (a delete); < 0 when the
+ * text cannot be parsed. */
+static int column_obj(sqlite3_stmt *s, int col, hyb_obj **ret)
+{
+        const char *t;
+
+        *ret = NULL;
+        switch (sqlite3_column_type(s, col)) {
+        case SQLITE_NULL:
+                return 0;
+        case SQLITE_INTEGER:
+                return hyb_obj_new_int(sqlite3_column_int64(s, col), ret);
+        case SQLITE_FLOAT:
+                return hyb_obj_new_real(sqlite3_column_double(s, col), ret);
+        default:
+                t = (const char *)sqlite3_column_text(s, col);
+                if (!t)
+                        return -ENOMEM;
+                return hyb_obj_parse(t, (size_t)sqlite3_column_bytes(s, col), ret, NULL) < 0
+                               ? HYB_E_DATABASE
+                               : 0;
+        }
+}
+
+/* Drops the rows of processes that are gone, then adds ours: before the caller loads kv. */
+static int register_handle(store_db *d, const char *path, hyb_error *e)
+{
+        sqlite3_stmt *s = NULL, *del = NULL;
+        int r;
+
+        if (run(d->begin_w) != SQLITE_DONE)
+                return err_set(e, HYB_E_DATABASE, -1, "%s: %s", path, sqlite3_errmsg(d->db));
+        r = prep(d, "SELECT origin, pid FROM handles", &s, e);
+        if (r == 0)
+                r = prep(d, "DELETE FROM handles WHERE origin = ?1", &del, e);
+        while (r == 0 && sqlite3_step(s) == SQLITE_ROW) {
+                pid_t pid = (pid_t)sqlite3_column_int64(s, 1);
+                if (pid > 0 && kill(pid, 0) < 0 && errno == ESRCH) {
+                        sqlite3_bind_int64(del, 1, sqlite3_column_int64(s, 0));
+                        step_done(del);
+                }
+        }
+        sqlite3_finalize(s);
+        sqlite3_finalize(del);
+        if (r == 0 && (r = prep(d, "INSERT OR REPLACE INTO handles(origin, pid) VALUES(?1, ?2)",
+                                &s, e)) == 0) {
+                sqlite3_bind_int64(s, 1, d->origin);
+                sqlite3_bind_int64(s, 2, getpid());
+                if (sqlite3_step(s) != SQLITE_DONE)
+                        r = db_err(d, e, path);
+                sqlite3_finalize(s);
+        }
+        if (r == 0 && run(d->commit) != SQLITE_DONE)
+                r = db_err(d, e, path);
+        if (r < 0)
+                run(d->rollback);
+        d->others_version = -1;
+        return r;
 }
 
 int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error *e)
@@ -100,6 +233,13 @@ int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error
                                                               : "PRAGMA synchronous=NORMAL",
                       e)) < 0 ||
             (r = exec(d, "PRAGMA application_id=1215914545", e)) < 0 ||
+            (r = prep(d, old_journal, &s, e)) < 0) {
+                err_prefix(e, "%s", path);
+                return r;
+        }
+        app_id = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+        sqlite3_finalize(s);
+        if ((app_id > 0 && (r = exec(d, "DROP TABLE journal", e)) < 0) ||
             (r = exec(d, schema, e)) < 0) {
                 err_prefix(e, "%s", path);
                 return r;
@@ -107,25 +247,49 @@ int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error
         if ((r = prep(d, "INSERT INTO kv(furi, value) VALUES(?1, ?2) ON CONFLICT(furi) DO "
                          "UPDATE SET value = excluded.value", &d->upsert, e)) < 0 ||
             (r = prep(d, "DELETE FROM kv WHERE furi = ?1", &d->del, e)) < 0 ||
-            (r = prep(d, "INSERT INTO journal(origin, furi, value) VALUES(?1, ?2, ?3)",
-                      &d->jadd, e)) < 0 ||
-            (r = prep(d, "SELECT seq, origin, furi, value FROM journal WHERE seq > ?1 "
-                         "ORDER BY seq", &d->jsince, e)) < 0 ||
+            (r = prep(d, "INSERT INTO journal(origin, ops) VALUES(?1, ?2)", &d->jadd, e)) < 0 ||
+            (r = prep(d, "SELECT seq, origin, ops FROM journal WHERE seq > ?1 ORDER BY seq",
+                      &d->jsince, e)) < 0 ||
+            (r = prep(d, "SELECT count(*) FROM handles WHERE origin != ?1", &d->others, e)) < 0 ||
+            (r = prep(d, "SELECT count(*) FROM handles WHERE origin = ?1", &d->self, e)) < 0 ||
             (r = prep(d, "SELECT coalesce(min(seq), 0) FROM journal", &d->jmin, e)) < 0 ||
             (r = prep(d, "SELECT coalesce(max(seq), 0) FROM journal", &d->jmax, e)) < 0 ||
             (r = prep(d, "DELETE FROM journal WHERE seq <= ?1", &d->jtrim, e)) < 0 ||
             (r = prep(d, "PRAGMA data_version", &d->dver, e)) < 0 ||
-            (r = prep(d, "SELECT furi, value FROM kv", &d->all, e)) < 0)
+            (r = prep(d, "SELECT furi, value FROM kv", &d->all, e)) < 0 ||
+            (r = prep(d, "BEGIN IMMEDIATE", &d->begin_w, e)) < 0 ||
+            (r = prep(d, "BEGIN", &d->begin_r, e)) < 0 ||
+            (r = prep(d, "COMMIT", &d->commit, e)) < 0 ||
+            (r = prep(d, "ROLLBACK", &d->rollback, e)) < 0 ||
+            (r = prep(d, "SELECT type FROM pragma_table_info('kv') WHERE name = 'value'", &s,
+                      e)) < 0)
                 return r;
+        if (sqlite3_step(s) == SQLITE_ROW) {
+                const char *type = (const char *)sqlite3_column_text(s, 0);
+                d->native = !type || !*type;
+        }
+        sqlite3_finalize(s);
         d->last_seq = scalar(d, d->jmax);
         d->data_version = scalar(d, d->dver);
-        return 0;
+        return register_handle(d, path, e);
 }
 
 void db_close(store_db *d)
 {
-        sqlite3_stmt **stmts[] = { &d->upsert, &d->del,  &d->jadd, &d->jsince, &d->jmin,
-                                   &d->jmax,   &d->jtrim, &d->dver, &d->all };
+        sqlite3_stmt **stmts[] = { &d->upsert, &d->del,    &d->jadd,   &d->jsince,
+                                   &d->jmin,   &d->jmax,   &d->jtrim,  &d->dver,
+                                   &d->all,    &d->begin_w, &d->begin_r, &d->commit,
+                                   &d->rollback, &d->others, &d->self };
+        sqlite3_stmt *s = NULL;
+
+        /* unregister: writers stop journalling for us */
+        if (d->db && d->others &&
+            sqlite3_prepare_v2(d->db, "DELETE FROM handles WHERE origin = ?1", -1, &s, NULL) ==
+                    SQLITE_OK) {
+                sqlite3_bind_int64(s, 1, d->origin);
+                sqlite3_step(s);
+                sqlite3_finalize(s);
+        }
 
         for (size_t i = 0; i < ELEMENTSOF(stmts); i++) {
                 sqlite3_finalize(*stmts[i]);
@@ -137,17 +301,20 @@ void db_close(store_db *d)
         pthread_mutex_destroy(&d->lock);
 }
 
-int db_load(store_db *d, int (*fn)(const char *key, const char *value, void *ud), void *ud,
+int db_load(store_db *d, int (*fn)(const char *key, hyb_obj *value, void *ud), void *ud,
             hyb_error *e)
 {
         int r = 0, s;
 
         pthread_mutex_lock(&d->lock);
         /* One read transaction: the rows and the journal position agree. */
-        sqlite3_exec(d->db, "BEGIN", NULL, NULL, NULL);
+        run(d->begin_r);
         while ((s = sqlite3_step(d->all)) == SQLITE_ROW) {
-                r = fn((const char *)sqlite3_column_text(d->all, 0),
-                       (const char *)sqlite3_column_text(d->all, 1), ud);
+                hyb_obj *v = NULL;
+                if (column_obj(d->all, 1, &v) < 0)
+                        v = NULL;
+                r = fn((const char *)sqlite3_column_text(d->all, 0), v, ud);
+                hyb_obj_unref(v);
                 if (r < 0)
                         break;
         }
@@ -156,71 +323,174 @@ int db_load(store_db *d, int (*fn)(const char *key, const char *value, void *ud)
         sqlite3_reset(d->all);
         if (r == 0)
                 d->last_seq = scalar(d, d->jmax);
-        sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
+        run(d->commit);
         pthread_mutex_unlock(&d->lock);
         return r;
 }
 
-static int step_done(sqlite3_stmt *s)
+/* The journal row of a commit (see the top of the file). */
+static int journal_blob(db_op *ops, char **ret, size_t *ret_len)
 {
-        int r = sqlite3_step(s);
+        _cleanup_free_ char *b = NULL;
+        size_t len = 0, alloc = 0;
 
-        sqlite3_reset(s);
-        sqlite3_clear_bindings(s);
-        return r == SQLITE_DONE ? 0 : r;
+        for (db_op *op = ops; op; op = op->next) {
+                size_t kl = strlen(op->key), vl;
+                const db_value *v = &op->value;
+                int r;
+
+                vl = v->type == SQLITE_TEXT ? strlen(v->text) + 1 : v->type == SQLITE_NULL ? 0 : 8;
+                if ((r = grow_array((void **)&b, &alloc, len + kl + 2 + vl, 1)) < 0)
+                        return r;
+                memcpy(b + len, op->key, kl + 1);
+                len += kl + 1;
+                switch (v->type) {
+                case SQLITE_INTEGER:
+                        b[len++] = 'i';
+                        memcpy(b + len, &v->i, 8);
+                        break;
+                case SQLITE_FLOAT:
+                        b[len++] = 'r';
+                        memcpy(b + len, &v->d, 8);
+                        break;
+                case SQLITE_TEXT:
+                        b[len++] = 't';
+                        memcpy(b + len, v->text, vl);
+                        break;
+                default:
+                        b[len++] = 'd';
+                }
+                len += vl;
+        }
+        *ret = TAKE_PTR(b);
+        *ret_len = len;
+        return 0;
+}
+
+/* Decodes one record of a journal row at *p (< end): its key, and its value unless skip. */
+static int journal_next(const char **p, const char *end, bool skip, char **ret_key,
+                        hyb_obj **ret_value, bool *ret_bad)
+{
+        const char *k = *p, *q = memchr(k, '\0', (size_t)(end - k));
+        int64_t i;
+        double dv;
+        int r = 0;
+
+        *ret_value = NULL;
+        *ret_bad = false;
+        if (!q || q + 1 >= end)
+                return HYB_E_DATABASE;
+        *ret_key = strndup(k, (size_t)(q - k));
+        if (!*ret_key)
+                return -ENOMEM;
+        switch (q[1]) {
+        case 'd':
+                *p = q + 2;
+                return 0;
+        case 'i':
+        case 'r':
+                if (end - (q + 2) < 8)
+                        return HYB_E_DATABASE;
+                *p = q + 10;
+                if (skip)
+                        return 0;
+                if (q[1] == 'i') {
+                        memcpy(&i, q + 2, 8);
+                        return hyb_obj_new_int(i, ret_value);
+                }
+                memcpy(&dv, q + 2, 8);
+                return hyb_obj_new_real(dv, ret_value);
+        case 't':
+                k = q + 2;
+                q = memchr(k, '\0', (size_t)(end - k));
+                if (!q)
+                        return HYB_E_DATABASE;
+                *p = q + 1;
+                if (!skip && hyb_obj_parse(k, (size_t)(q - k), ret_value, NULL) < 0)
+                        *ret_bad = true;
+                return r;
+        default:
+                return HYB_E_DATABASE;
+        }
 }
 
 int db_commit(store_db *d, db_op *ops, hyb_error *e)
 {
+        _cleanup_free_ char *blob = NULL;
+        size_t len = 0;
+        int64_t seq;
         int r = 0;
 
+        if (!ops)
+                return 0;
         pthread_mutex_lock(&d->lock);
         /* IMMEDIATE: take the write lock now, so busy_timeout covers the wait. */
-        if (sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        if (run(d->begin_w) != SQLITE_DONE) {
                 r = db_err(d, e, "begin");
                 goto out;
         }
-        for (db_op *op = ops; op; op = op->next) {
-                if (op->value) {
+        for (db_op *op = ops; op && r == 0; op = op->next) {
+                if (op->value.type != SQLITE_NULL) {
                         sqlite3_bind_text(d->upsert, 1, op->key, -1, SQLITE_STATIC);
-                        sqlite3_bind_text(d->upsert, 2, op->value, -1, SQLITE_STATIC);
+                        bind_value(d->upsert, 2, &op->value);
                         r = step_done(d->upsert);
                 } else {
                         sqlite3_bind_text(d->del, 1, op->key, -1, SQLITE_STATIC);
                         r = step_done(d->del);
                 }
-                if (r == 0) {
-                        sqlite3_bind_int64(d->jadd, 1, d->origin);
-                        sqlite3_bind_text(d->jadd, 2, op->key, -1, SQLITE_STATIC);
-                        if (op->value)
-                                sqlite3_bind_text(d->jadd, 3, op->value, -1, SQLITE_STATIC);
-                        else
-                                sqlite3_bind_null(d->jadd, 3);
-                        r = step_done(d->jadd);
-                }
-                if (r) {
-                        r = db_err(d, e, "write");
-                        sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
-                        goto out;
+        }
+        if (r == 0) {
+                /* Does anyone else read the journal?  Only another connection's commit can
+                 * change the answer, and data_version tells (we hold the write lock). */
+                int64_t ver = scalar(d, d->dver);
+                if (ver != d->others_version) {
+                        sqlite3_bind_int64(d->others, 1, d->origin);
+                        d->n_others = scalar(d, d->others);
+                        d->others_version = ver;
                 }
         }
+        if (r == 0 && d->n_others == 0) {
+                /* alone: nobody to tell (a handle that opens later loads kv after this) */
+                if (run(d->commit) != SQLITE_DONE) {
+                        r = db_err(d, e, "commit");
+                        run(d->rollback);
+                }
+                goto out;
+        }
+        if (r == 0 && (r = journal_blob(ops, &blob, &len)) < 0) {
+                run(d->rollback);
+                goto out;
+        }
+        if (r == 0) {
+                sqlite3_bind_int64(d->jadd, 1, d->origin);
+                sqlite3_bind_blob(d->jadd, 2, blob, (int)len, SQLITE_STATIC);
+                r = step_done(d->jadd);
+        }
+        if (r) {
+                r = db_err(d, e, "write");
+                run(d->rollback);
+                goto out;
+        }
+        seq = sqlite3_last_insert_rowid(d->db);
         /* Trim the journal as it grows: keep about journal_max rows. */
         if (++d->commits % 16 == 0 || d->journal_max < 64) {
-                int64_t max = sqlite3_last_insert_rowid(d->db);
+                int64_t max = seq;
                 int64_t min = scalar(d, d->jmin);
                 if (max - min + 1 > (int64_t)(d->journal_max + d->journal_max / 4)) {
                         sqlite3_bind_int64(d->jtrim, 1, max - (int64_t)d->journal_max);
                         step_done(d->jtrim);
                 }
         }
-        if (sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        if (run(d->commit) != SQLITE_DONE) {
                 r = db_err(d, e, "commit");
-                sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+                run(d->rollback);
                 goto out;
         }
-        /* Nobody else committed since our last poll: the new rows are all ours. */
-        if (scalar(d, d->dver) == d->data_version)
-                d->last_seq = sqlite3_last_insert_rowid(d->db);
+        /* Our row follows the last one we saw, so nobody else wrote in between (every commit
+         * adds a journal row, seq is max + 1 and the newest row is never trimmed): no need to
+         * read it back.  Otherwise the next poll reads it with the others'. */
+        if (seq == d->last_seq + 1)
+                d->last_seq = seq;
 out:
         pthread_mutex_unlock(&d->lock);
         return r;
@@ -230,12 +500,12 @@ void db_changes_free(db_change *c, size_t n)
 {
         for (size_t i = 0; i < n; i++) {
                 free(c[i].key);
-                free(c[i].value);
+                hyb_obj_unref(c[i].value);
         }
         free(c);
 }
 
-int db_poll(store_db *d, db_change **ret, size_t *n, bool *ret_gap)
+int db_poll(store_db *d, bool wait, db_change **ret, size_t *n, bool *ret_gap)
 {
         db_change *c = NULL;
         size_t cnt = 0, alloc = 0;
@@ -245,40 +515,68 @@ int db_poll(store_db *d, db_change **ret, size_t *n, bool *ret_gap)
         *ret = NULL;
         *n = 0;
         *ret_gap = false;
-        pthread_mutex_lock(&d->lock);
+        if (!wait) {
+                if (pthread_mutex_trylock(&d->lock) != 0)
+                        return -EBUSY;
+        } else
+                pthread_mutex_lock(&d->lock);
         ver = scalar(d, d->dver);
         if (ver == d->data_version)
                 goto out;
-        sqlite3_exec(d->db, "BEGIN", NULL, NULL, NULL);
+        run(d->begin_r);
+        sqlite3_bind_int64(d->self, 1, d->origin);
+        if (scalar(d, d->self) == 0) {
+                /* Our row is gone (another process took us for dead): writers may have skipped
+                 * their journal rows.  Register again, then the caller resyncs from kv. */
+                run(d->commit);
+                if (register_handle(d, "store", NULL) == 0) {
+                        *ret_gap = true;
+                        d->last_seq = scalar(d, d->jmax);
+                        d->data_version = scalar(d, d->dver);
+                }
+                goto out;
+        }
         min = scalar(d, d->jmin);
         if (min > d->last_seq + 1) {
                 /* Rows we never saw were trimmed: the caller resyncs from kv. */
                 *ret_gap = true;
                 d->last_seq = scalar(d, d->jmax);
                 d->data_version = ver;
-                sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
+                run(d->commit);
                 goto out;
         }
         sqlite3_bind_int64(d->jsince, 1, d->last_seq);
-        while ((s = sqlite3_step(d->jsince)) == SQLITE_ROW) {
-                const char *v = (const char *)sqlite3_column_text(d->jsince, 3);
-                if (grow_array((void **)&c, &alloc, cnt + 1, sizeof(*c)) < 0) {
-                        r = -ENOMEM;
-                        break;
+        while (r == 0 && (s = sqlite3_step(d->jsince)) == SQLITE_ROW) {
+                int64_t seq = sqlite3_column_int64(d->jsince, 0);
+                bool own = sqlite3_column_int64(d->jsince, 1) == d->origin;
+                const char *p = sqlite3_column_blob(d->jsince, 2);
+                const char *end = p + sqlite3_column_bytes(d->jsince, 2);
+
+                while (p && p < end) {
+                        db_change *x;
+                        if (grow_array((void **)&c, &alloc, cnt + 1, sizeof(*c)) < 0) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        x = &c[cnt++];
+                        *x = (db_change){ .seq = seq, .own = own };
+                        r = journal_next(&p, end, own, &x->key, &x->value, &x->bad);
+                        if (r == HYB_E_DATABASE) {
+                                /* a damaged row: skip the rest of it */
+                                if (!x->key)
+                                        cnt--;
+                                x->bad = true;
+                                r = 0;
+                                break;
+                        }
+                        if (r < 0)
+                                break;
                 }
-                c[cnt].seq = sqlite3_column_int64(d->jsince, 0);
-                c[cnt].own = sqlite3_column_int64(d->jsince, 1) == d->origin;
-                c[cnt].key = strdup((const char *)sqlite3_column_text(d->jsince, 2));
-                c[cnt].value = v ? strdup(v) : NULL;
-                cnt++;
-                if (!c[cnt - 1].key || (v && !c[cnt - 1].value)) {
-                        r = -ENOMEM;
-                        break;
-                }
-                d->last_seq = c[cnt - 1].seq;
+                if (r == 0)
+                        d->last_seq = seq;
         }
         sqlite3_reset(d->jsince);
-        sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
+        run(d->commit);
         /* A step that failed (SQLITE_BUSY, I/O) read only part of the journal: keep the old
          * data_version so the next poll reads on from last_seq instead of waiting for
          * another commit to notice. */

@@ -14,8 +14,15 @@
  *
  * A node without a value and without children is pruned at once, so the
  * trie never holds more nodes than the keys' segments.
+ *
+ * Beside the trie, a hash table (open addressing) holds every node that has
+ * a value, keyed by hyb_furi_hash of its key: node reads and writes find
+ * their node in one lookup instead of a walk.
+ *
+ *   slots[h & (n-1)]: {hash, furi, value, node} ─► node /a/2 in the trie
  */
 #include <assert.h>
+#include <sys/mman.h>
 
 #include "store-internal.h"
 
@@ -77,23 +84,135 @@ void index_init(store_index *ix)
         memset(ix, 0, sizeof(*ix));
 }
 
-static void node_free(index_node *n)
+/* Frees what n holds; n itself stays (a root is embedded in store_index). */
+static void node_clear(index_node *n)
 {
-        for (size_t i = 0; i < n->n_children; i++)
-                node_free(n->children[i]);
+        for (size_t i = 0; i < n->n_children; i++) {
+                node_clear(n->children[i]);
+                free(n->children[i]);
+        }
         free(n->children);
         hyb_furi_unref(n->furi);
         hyb_obj_unref(n->value);
         free(n->seg);
-        if (n->parent)
-                free(n);
+}
+
+/* A pruned child (never a root). */
+static void node_free(index_node *n)
+{
+        node_clear(n);
+        free(n);
 }
 
 void index_done(store_index *ix)
 {
-        node_free(&ix->abs_root);
-        node_free(&ix->rel_root);
+        node_clear(&ix->abs_root);
+        node_clear(&ix->rel_root);
+        free(ix->slots);
         memset(ix, 0, sizeof(*ix));
+}
+
+/* ---- the hash table of nodes with a value ---- */
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/* Open addressing, linear probing, load at most 1/2.  A slot repeats the node's key and value
+ * pointers, so a read that finds its slot touches neither the node nor (when the caller's
+ * fURI is the stored one) the stored fURI: at 100 000 keys a read is bound by cache misses. */
+static hslot *slot_find(const store_index *ix, const hyb_furi *key, uint64_t h)
+{
+        size_t mask = ix->n_slots - 1;
+
+        if (!ix->n_slots)
+                return NULL;
+        for (size_t i = h & mask;; i = (i + 1) & mask) {
+                hslot *sl = &ix->slots[i];
+                if (!sl->node)
+                        return NULL;
+                if (sl->hash == h && (sl->furi == key || hyb_furi_equal(sl->furi, key)))
+                        return sl;
+        }
+}
+
+static void slot_put(hslot *slots, size_t n_slots, const hslot *x)
+{
+        size_t i = x->hash & (n_slots - 1);
+
+        while (slots[i].node)
+                i = (i + 1) & (n_slots - 1);
+        slots[i] = *x;
+}
+
+/* A zeroed slot array.  From 2 MiB up it asks for transparent huge pages: a read probes one
+ * random slot, and with 4 KiB pages most probes of a big table would also miss the TLB. */
+static hslot *slots_new(size_t n)
+{
+        size_t size = n * sizeof(hslot);
+        void *p;
+
+        if (size < HUGE_PAGE)
+                return calloc(n, sizeof(hslot));
+        if (posix_memalign(&p, HUGE_PAGE, size) != 0)
+                return NULL;
+        (void)madvise(p, size, MADV_HUGEPAGE); /* advice only: fine if refused */
+        memset(p, 0, size);
+        return p;
+}
+
+static int hash_add(store_index *ix, index_node *n, hyb_obj *value)
+{
+        if ((ix->n_values + 1) * 2 > ix->n_slots) {
+                size_t nn = ix->n_slots ? ix->n_slots * 2 : 64;
+                hslot *ns = slots_new(nn);
+                if (!ns)
+                        return -ENOMEM;
+                for (size_t i = 0; i < ix->n_slots; i++)
+                        if (ix->slots[i].node)
+                                slot_put(ns, nn, &ix->slots[i]);
+                free(ix->slots);
+                ix->slots = ns;
+                ix->n_slots = nn;
+        }
+        n->hash = hyb_furi_hash(n->furi);
+        slot_put(ix->slots, ix->n_slots,
+                 &(hslot){ .hash = n->hash, .furi = n->furi, .value = value, .node = n });
+        return 0;
+}
+
+/* Removes n's slot and shifts the probe sequence back over it (no tombstones). */
+static void hash_remove(store_index *ix, index_node *n)
+{
+        size_t mask = ix->n_slots - 1, i = n->hash & mask, j;
+
+        while (ix->slots[i].node != n) {
+                if (!ix->slots[i].node)
+                        return;
+                i = (i + 1) & mask;
+        }
+        for (j = (i + 1) & mask; ix->slots[j].node; j = (j + 1) & mask) {
+                size_t home = ix->slots[j].hash & mask;
+                /* j's entry may move to i unless its home lies cyclically in (i, j] */
+                bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+                if (!stays) {
+                        ix->slots[i] = ix->slots[j];
+                        i = j;
+                }
+        }
+        ix->slots[i] = (hslot){ 0 };
+}
+
+index_node *index_get(const store_index *ix, const hyb_furi *key)
+{
+        hslot *sl = slot_find(ix, key, hyb_furi_hash(key));
+
+        return sl ? sl->node : NULL;
+}
+
+const hyb_obj *index_get_value(const store_index *ix, const hyb_furi *key)
+{
+        hslot *sl = slot_find(ix, key, hyb_furi_hash(key));
+
+        return sl ? sl->value : NULL;
 }
 
 /* Binary search; *ret_pos gets the insertion point when not found. */
@@ -195,11 +314,23 @@ static void prune(index_node *n)
 
 int index_set(store_index *ix, const hyb_furi *key, hyb_obj *value, hyb_obj **ret_old)
 {
-        index_node *n = root_of(ix, key);
+        hslot *sl = slot_find(ix, key, hyb_furi_hash(key));
         size_t ns = hyb_furi_n_segments(key);
+        index_node *n;
         hyb_furi *k;
         int r;
 
+        if (sl) {
+                /* an overwrite: the node and its key stay */
+                n = sl->node;
+                if (ret_old)
+                        *ret_old = n->value;
+                else
+                        hyb_obj_unref(n->value);
+                n->value = sl->value = hyb_obj_ref(value);
+                return 0;
+        }
+        n = root_of(ix, key);
         r = hyb_furi_strip_query(key, &k);
         if (r < 0)
                 return r;
@@ -213,22 +344,27 @@ int index_set(store_index *ix, const hyb_furi *key, hyb_obj *value, hyb_obj **re
                         return r;
                 }
         }
-        if (ret_old)
-                *ret_old = n->value;
-        else
-                hyb_obj_unref(n->value);
-        if (!n->value)
-                ix->n_values++;
-        n->value = hyb_obj_ref(value);
-        hyb_furi_unref(n->furi);
+        /* not in the hash table, so the node has no value yet */
         n->furi = k;
+        r = hash_add(ix, n, value);
+        if (r < 0) {
+                n->furi = hyb_furi_unref(k);
+                prune(n);
+                return r;
+        }
+        if (ret_old)
+                *ret_old = NULL;
+        ix->n_values++;
+        n->value = hyb_obj_ref(value);
         return 0;
 }
 
 void index_clear(store_index *ix, index_node *n, hyb_obj **ret_old)
 {
-        if (n->value)
+        if (n->value) {
                 ix->n_values--;
+                hash_remove(ix, n);
+        }
         if (ret_old)
                 *ret_old = n->value;
         else

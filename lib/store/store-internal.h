@@ -27,20 +27,33 @@
 /* ---- index.c: stored keys in key order ---- */
 typedef struct index_node index_node;
 struct index_node {
+        uint64_t hash;          /* hyb_furi_hash(furi), while value is set */
+        hyb_furi *furi;         /* the key (no query), set while value is */
+        hyb_obj *value;         /* NULL = nothing stored here */
         char *seg;              /* decoded segment (NUL-terminated copy) */
         size_t seg_len;
         index_node *parent;
         index_node **children;  /* sorted by seg_compare */
         size_t n_children, alloc_children;
-        hyb_furi *furi;         /* the key (no query), set while value is */
-        hyb_obj *value;         /* NULL = nothing stored here */
         uint64_t mark;          /* resync generation */
 };
+
+/* A slot of the hash table: copies of the node's key and value pointers (index.c). */
+typedef struct hslot {
+        uint64_t hash;
+        const hyb_furi *furi;
+        hyb_obj *value;         /* borrowed: the node holds the reference */
+        index_node *node;       /* NULL = an empty slot */
+} hslot;
 
 typedef struct store_index {
         index_node abs_root;    /* `/a/b` */
         index_node rel_root;    /* `a/b` (program stores only) */
         size_t n_values;
+        /* Every node with a value, by hyb_furi_hash of its key: a node read of a literal
+         * fURI is one lookup instead of a walk of the trie. */
+        hslot *slots;
+        size_t n_slots;         /* a power of two (0 before the first value) */
 } store_index;
 
 int seg_compare(const char *a, size_t alen, const char *b, size_t blen);
@@ -49,6 +62,10 @@ void index_init(store_index *ix);
 void index_done(store_index *ix);
 index_node *index_find_child(index_node *n, const char *seg, size_t len);
 index_node *index_lookup(store_index *ix, const hyb_furi *key);
+/* The node holding a value at exactly key (the query is ignored), or NULL: a hash lookup. */
+index_node *index_get(const store_index *ix, const hyb_furi *key);
+/* The value stored at exactly key (borrowed), or NULL, without touching the trie node. */
+const hyb_obj *index_get_value(const store_index *ix, const hyb_furi *key);
 /* Stores value (a new reference taken) at key; *ret_old (may be NULL) gets the old value. */
 int index_set(store_index *ix, const hyb_furi *key, hyb_obj *value, hyb_obj **ret_old);
 /* Clears n's value (returned in *ret_old, a reference) and prunes empty nodes. */
@@ -93,11 +110,21 @@ struct store_sub {
 };
 
 /* ---- db.c: SQLite persistence and the change journal ---- */
+/* A value as stored in kv.value (a column without type affinity, so SQLite keeps what is
+ * bound): a plain int or finite non-zero real (no type or value id) binds natively, exact and
+ * without formatting; anything else is its EXACT text form. */
+typedef struct db_value {
+        int type;               /* SQLITE_NULL (a delete), SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT */
+        int64_t i;
+        double d;
+        char *text;             /* SQLITE_TEXT only (hyb_free) */
+} db_value;
+
 typedef struct db_op db_op;
 struct db_op {
         db_op *next;
         char *key;              /* canonical fURI text */
-        char *value;            /* EXACT text form; NULL = delete */
+        db_value value;
         /* the last op of a write carries its completion */
         struct commit_waiter *waiter;
         hyb_store_done_fn done;
@@ -107,6 +134,10 @@ struct db_op {
 typedef struct store_db {
         sqlite3 *db;
         sqlite3_stmt *upsert, *del, *jadd, *jsince, *jmin, *jmax, *jtrim, *dver, *all;
+        sqlite3_stmt *begin_w, *begin_r, *commit, *rollback, *others, *self;
+        int64_t others_version; /* data_version when n_others was read (-1: never) */
+        int64_t n_others;       /* other registered handles: 0 = no journal row needed */
+        bool native;            /* kv.value has no affinity: ints and reals bind natively */
         pthread_mutex_t lock;
         int64_t origin;         /* random id of this handle in the journal */
         int64_t last_seq;       /* journal rows up to here are applied */
@@ -119,19 +150,23 @@ typedef struct db_change {
         int64_t seq;
         bool own;
         char *key;
-        char *value;            /* NULL = delete */
+        hyb_obj *value;         /* NULL = delete (or a value that cannot be read) */
+        bool bad;               /* the stored value could not be decoded: skip the row */
 } db_change;
 
 int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error *e);
 void db_close(store_db *d);
-/* Calls fn for every stored row (the whole table); under d->lock. */
-int db_load(store_db *d, int (*fn)(const char *key, const char *value, void *ud), void *ud,
+/* Calls fn for every stored row (the whole table; value borrowed, NULL when it cannot be
+ * decoded); under d->lock. */
+int db_load(store_db *d, int (*fn)(const char *key, hyb_obj *value, void *ud), void *ud,
             hyb_error *e);
 /* One transaction: every op, and its journal row. */
 int db_commit(store_db *d, db_op *ops, hyb_error *e);
 /* Journal rows after last_seq (*ret_gap when some were trimmed before we saw them);
- * returns 0 with *n = 0 when nothing changed since the last call. */
-int db_poll(store_db *d, db_change **ret, size_t *n, bool *ret_gap);
+ * returns 0 with *n = 0 when nothing changed since the last call.  wait false: returns
+ * -EBUSY at once when the connection is in use (a commit, its fsync, another poll). */
+int db_poll(store_db *d, bool wait, db_change **ret, size_t *n, bool *ret_gap);
+void db_value_done(db_value *v);
 void db_changes_free(db_change *c, size_t n);
 int db_journal_rows(store_db *d, int64_t *ret);
 
@@ -170,6 +205,12 @@ struct hyb_store {
         db_op *pending, **pending_tail;
         db_op *inflight;
         bool committing;
+        /* Synchronous writers inside hyb_store_write, and how many of them have their op in
+         * st->pending: a leader waits (on queued) for the others to queue theirs before it
+         * commits, so N writer threads share one commit instead of the first one back
+         * committing alone (commit.c). */
+        size_t sync_writers, pending_waiters;
+        pthread_cond_t queued;
         store_db db;
         uint64_t last_poll_usec;
         /* Serialises whole journal polls (read the rows, then apply them under st->lock):
@@ -187,10 +228,14 @@ int store_queue_msgs(hyb_store *st, const hyb_furi *target, hyb_obj *payload, bo
 void store_queue_one(hyb_store *st, store_sub *s, const hyb_furi *target, hyb_obj *payload,
                      bool retain);
 void store_queue_done(hyb_store *st, hyb_store_done_fn done, void *ud, int r);
-int store_encode(hyb_store *st, const hyb_obj *v, char **ret, hyb_error *e);
+/* Checks v's size limit; keep: *ret gets the form to store (else nothing is formatted that
+ * nobody reads, and *ret is untouched). */
+int store_encode(hyb_store *st, const hyb_obj *v, bool keep, db_value *ret, hyb_error *e);
 
 /* commit.c */
 void commit_enqueue(hyb_store *st, db_op *op);
+/* With st->lock held: a synchronous writer enters (true) or leaves (false). */
+void commit_writer(hyb_store *st, bool enter);
 /* With st->lock held: commits until w is done (sync) or once (w NULL). */
 int commit_run(hyb_store *st, commit_waiter *w);
 void db_op_free(db_op *op);

@@ -12,6 +12,7 @@
  * messages are queued under the lock in the order the writes are applied,
  * and only one thread dispatches at a time (st->dispatching).
  */
+#include <math.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -116,21 +117,49 @@ int store_queue_msgs(hyb_store *st, const hyb_furi *target, hyb_obj *payload, bo
         return 0;
 }
 
-int store_encode(hyb_store *st, const hyb_obj *v, char **ret, hyb_error *e)
-{
-        char *s = NULL;
-        int r = hyb_obj_format(v, HYB_FORMAT_EXACT, &s);
+/* Longest EXACT text of an int or a finite real ("-1.2345678901234567e-308" is 24). */
+#define SCALAR_TEXT_MAX 32
 
+int store_encode(hyb_store *st, const hyb_obj *v, bool keep, db_value *ret, hyb_error *e)
+{
+        hyb_obj_kind k = hyb_obj_get_kind(v);
+        bool plain = !hyb_obj_type_id(v) && !hyb_obj_value_id(v);
+        char *s = NULL;
+        size_t len;
+        int r;
+
+        /* A plain int or real fits any limit from SCALAR_TEXT_MAX up and is stored natively
+         * (exact): no text is made.  -0.0 stays text (its sign is the text's to keep). */
+        if (plain && st->opts.max_value_bytes >= SCALAR_TEXT_MAX &&
+            (k == HYB_OBJ_INT || k == HYB_OBJ_REAL)) {
+                double d = k == HYB_OBJ_REAL ? hyb_obj_get_real(v) : 0;
+                if (k == HYB_OBJ_INT && (!keep || st->db.native)) {
+                        if (keep)
+                                *ret = (db_value){ .type = SQLITE_INTEGER,
+                                                   .i = hyb_obj_get_int(v) };
+                        return 0;
+                }
+                if (k == HYB_OBJ_REAL && isfinite(d) && d != 0 && (!keep || st->db.native)) {
+                        if (keep)
+                                *ret = (db_value){ .type = SQLITE_FLOAT, .d = d };
+                        return 0;
+                }
+        }
+        r = hyb_obj_format(v, HYB_FORMAT_EXACT, &s);
         if (r < 0)
                 return err_set(e, HYB_E_TYPE, -1, "a %s cannot be stored",
-                               hyb_obj_kind_name(hyb_obj_get_kind(v)));
-        if (strlen(s) > st->opts.max_value_bytes) {
+                               hyb_obj_kind_name(k));
+        len = strlen(s);
+        if (len > st->opts.max_value_bytes) {
                 r = err_set(e, HYB_E_LIMIT, -1, "value of %zu bytes exceeds the limit of %zu",
-                            strlen(s), st->opts.max_value_bytes);
+                            len, st->opts.max_value_bytes);
                 hyb_free(s);
                 return r;
         }
-        *ret = s;
+        if (keep)
+                *ret = (db_value){ .type = SQLITE_TEXT, .text = s };
+        else
+                hyb_free(s);
         return 0;
 }
 
@@ -163,27 +192,17 @@ static void rows_free(rows *rs)
         free(rs->v);
 }
 
-static int parse_row(const char *key, const char *value, hyb_furi **k, hyb_obj **v)
-{
-        if (hyb_furi_parse(key, (size_t)-1, NULL, k, NULL) < 0)
-                return HYB_E_DATABASE;
-        if (value && hyb_obj_parse(value, (size_t)-1, v, NULL) < 0) {
-                *k = hyb_furi_unref(*k);
-                return HYB_E_DATABASE;
-        }
-        return 0;
-}
-
-static int collect_row(const char *key, const char *value, void *ud)
+static int collect_row(const char *key, hyb_obj *value, void *ud)
 {
         rows *rs = ud;
         int r = grow_array((void **)&rs->v, &rs->alloc, rs->n + 1, sizeof(row));
 
         if (r < 0)
                 return r;
-        if (parse_row(key, value, &rs->v[rs->n].key, &rs->v[rs->n].value) < 0)
-                return 0; /* a row we cannot read is skipped, not fatal */
-        rs->n++;
+        /* a row we cannot read is skipped, not fatal */
+        if (!value || hyb_furi_parse(key, (size_t)-1, NULL, &rs->v[rs->n].key, NULL) < 0)
+                return 0;
+        rs->v[rs->n++].value = hyb_obj_ref(value);
         return 0;
 }
 
@@ -253,8 +272,11 @@ int store_resync_locked(hyb_store *st)
         return 1;
 }
 
-/* Applies other processes' journal rows; > 0 when something changed. */
-static int sync_remote(hyb_store *st)
+/* Applies other processes' journal rows; > 0 when something changed.  wait false (reads and
+ * writes): skip the poll when another thread is using the connection (a commit and its fsync,
+ * or a poll), rather than wait for it: the commit leader's fsync must not hold up the writers
+ * that queue the next batch.  process() waits, so it never misses a poll. */
+static int sync_remote(hyb_store *st, bool wait)
 {
         db_change *c = NULL;
         size_t n = 0;
@@ -264,9 +286,17 @@ static int sync_remote(hyb_store *st)
 
         if (!st->persistent)
                 return 0;
-        pthread_mutex_lock(&st->sync_lock);
+        if (!wait) {
+                if (pthread_mutex_trylock(&st->sync_lock) != 0)
+                        return 0;
+        } else
+                pthread_mutex_lock(&st->sync_lock);
         now = store_now_usec();
-        r = db_poll(&st->db, &c, &n, &gap);
+        r = db_poll(&st->db, wait, &c, &n, &gap);
+        if (r == -EBUSY) {
+                pthread_mutex_unlock(&st->sync_lock);
+                return 0;
+        }
         /* last_poll_usec is read by get_timeout from other threads: set it under the lock */
         pthread_mutex_lock(&st->lock);
         st->last_poll_usec = now;
@@ -289,8 +319,10 @@ static int sync_remote(hyb_store *st)
                 /* our own later write to the same key is what the database holds */
                 for (size_t j = i + 1; any_own && j < n && !later_own; j++)
                         later_own = c[j].own && strcmp(c[j].key, c[i].key) == 0;
-                if (later_own || parse_row(c[i].key, c[i].value, &k, &v) < 0)
+                if (later_own || c[i].bad ||
+                    hyb_furi_parse(c[i].key, (size_t)-1, NULL, &k, NULL) < 0)
                         continue;
+                v = hyb_obj_ref(c[i].value);
                 if (v) {
                         if (index_set(&st->index, k, v, NULL) == 0)
                                 store_queue_msgs(st, k, v, true, NULL, 0);
@@ -314,7 +346,7 @@ static int sync_remote(hyb_store *st)
 int store_sync(hyb_store *st);
 int store_sync(hyb_store *st)
 {
-        return sync_remote(st);
+        return sync_remote(st, false);
 }
 
 /* ---- open / close ---- */
@@ -345,23 +377,22 @@ static void store_free(hyb_store *st)
         if (st->efd >= 0)
                 close(st->efd);
         pthread_cond_destroy(&st->committed);
+        pthread_cond_destroy(&st->queued);
         pthread_mutex_destroy(&st->sync_lock);
         pthread_mutex_destroy(&st->lock);
         free(st);
 }
 
-static int load_row(const char *key, const char *value, void *ud)
+static int load_row(const char *key, hyb_obj *value, void *ud)
 {
         hyb_store *st = ud;
         hyb_furi *k = NULL;
-        hyb_obj *v = NULL;
-        int r = parse_row(key, value, &k, &v);
+        int r;
 
-        if (r < 0)
+        if (!value || hyb_furi_parse(key, (size_t)-1, NULL, &k, NULL) < 0)
                 return 0; /* unreadable rows are skipped */
-        r = index_set(&st->index, k, v, NULL);
+        r = index_set(&st->index, k, value, NULL);
         hyb_furi_unref(k);
-        hyb_obj_unref(v);
         return r;
 }
 
@@ -378,6 +409,7 @@ static int store_new(const char *path, const hyb_store_options *opts, bool relat
         pthread_mutex_init(&st->lock, NULL);
         pthread_mutex_init(&st->sync_lock, NULL);
         pthread_cond_init(&st->committed, NULL);
+        pthread_cond_init(&st->queued, NULL);
         hyb_store_options_init(&st->opts);
         if (opts) {
                 size_t sz = opts->size && opts->size < sizeof(*opts) ? opts->size : sizeof(*opts);
@@ -573,7 +605,7 @@ HYB_EXPORT int hyb_store_process(hyb_store *st)
         int did = 0, r;
 
         hyb_assert_return(st, -EINVAL);
-        r = sync_remote(st);
+        r = sync_remote(st, true);
         if (r > 0)
                 did = 1;
         pthread_mutex_lock(&st->lock);

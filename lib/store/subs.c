@@ -26,7 +26,10 @@ void subs_init(subs_index *si)
         memset(si, 0, sizeof(*si));
 }
 
-static void node_free(sub_node *n)
+static void node_free(sub_node *n);
+
+/* Frees what n holds; n itself stays (a root is embedded in subs_index). */
+static void node_clear(sub_node *n)
 {
         for (size_t i = 0; i < n->n_lits; i++)
                 node_free(n->lits[i]);
@@ -37,14 +40,18 @@ static void node_free(sub_node *n)
         free(n->lits);
         free(n->subs);
         free(n->seg);
-        if (n->parent)
-                free(n);
+}
+
+static void node_free(sub_node *n)
+{
+        node_clear(n);
+        free(n);
 }
 
 void subs_done(subs_index *si)
 {
-        node_free(&si->abs_root);
-        node_free(&si->rel_root);
+        node_clear(&si->abs_root);
+        node_clear(&si->rel_root);
         memset(si, 0, sizeof(*si));
 }
 
