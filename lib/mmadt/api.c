@@ -84,6 +84,8 @@ HYB_EXPORT hyb_mmadt *hyb_mmadt_unref(hyb_mmadt *vm)
         inst_detach_natives(vm);
         for (size_t i = 0; i < ELEMENTSOF(vm->templates); i++)
                 hyb_obj_unref(vm->templates[i]);
+        free(vm->splice_text);
+        hyb_obj_unref(vm->splice_uri);
         hyb_scope_unref(vm->scope);
         free(vm->program);
         free(vm);

@@ -291,9 +291,16 @@ static int arith_rec(hyb_mmadt *vm, int op, const hyb_obj *a, const hyb_obj *b, 
 
 int arith_binary(hyb_mmadt *vm, int op, const mm_val *a, const mm_val *b, mm_val *out)
 {
-        hyb_obj_kind ka = mv_kind(a), kb = mv_kind(b);
+        hyb_obj_kind ka, kb;
 
+        /* plain (unboxed) numbers carry no ids: the common case goes straight to the maths */
         *out = MV_NONE;
+        if (a->k == MV_INT && b->k == MV_INT)
+                return arith_int(vm, op, a->u.i, b->u.i, out);
+        if (a->k == MV_REAL && b->k == MV_REAL)
+                return arith_real(vm, op, a->u.r, b->u.r, out);
+        ka = mv_kind(a);
+        kb = mv_kind(b);
         if (ka == HYB_OBJ_NOOBJ || kb == HYB_OBJ_NOOBJ)
                 return 0;
         if (ka != kb) {
@@ -341,10 +348,17 @@ int arith_binary(hyb_mmadt *vm, int op, const mm_val *a, const mm_val *b, mm_val
 
 int arith_keep_ids(hyb_mmadt *vm, const mm_val *left, mm_val *res)
 {
-        const hyb_furi *tid = mv_type_id(left), *vid = mv_value_id(left);
+        const hyb_furi *tid, *vid;
         hyb_obj *o = NULL, *t = NULL;
         int r;
 
+        if (left->k != MV_OBJ) {
+                /* unboxed: never a type id nor a value id */
+                res->flags = left->flags;
+                return 0;
+        }
+        tid = mv_type_id(left);
+        vid = mv_value_id(left);
         if ((!tid && !vid) || mv_is_noobj(res)) {
                 res->flags = left->flags;
                 return 0;

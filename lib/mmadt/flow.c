@@ -199,6 +199,9 @@ MM_FAM(op_splice)
         hyb_error e = {0};
         int r = 0;
 
+        /* room for the usual short splice (`k/12345`) in one allocation */
+        if (grow_array((void **)&b.data, &b.alloc, 32, 1) < 0)
+                return -ENOMEM;
         for (unsigned i = 0; r >= 0 && i < ins->nargs; i++) {
                 const mm_arg *a = &c->args[ins->arg + i];
                 mm_val y;
@@ -210,6 +213,18 @@ MM_FAM(op_splice)
                 r = vm_apply1(vm, a->code, cur, &y);
                 if (r < 0)
                         break;
+                if (y.k == MV_INT) {
+                        /* a plain int prints as its decimal digits: no boxing, no printf */
+                        char d[24], *p = d + sizeof(d);
+                        uint64_t u = y.u.i < 0 ? -(uint64_t)y.u.i : (uint64_t)y.u.i;
+                        do
+                                *--p = (char)('0' + u % 10);
+                        while ((u /= 10) != 0);
+                        if (y.u.i < 0)
+                                *--p = '-';
+                        obj_buf_put(&b, p, (size_t)(d + sizeof(d) - p));
+                        continue;
+                }
                 r = splice_text(&y, &t);
                 mv_clear(&y);
                 if (r >= 0)
@@ -227,11 +242,22 @@ MM_FAM(op_splice)
         }
         if (ins->aux == 0)
                 r = obj_new_str_steal(b.data, b.len - 1, &o);
-        else {
-                r = hyb_obj_new_uri_str(b.data, &o, &e);
+        else if (vm->splice_uri && vm->splice_len == b.len &&
+                 memcmp(vm->splice_text, b.data, b.len) == 0) {
+                /* the same text as the last splice: uris are immutable, share it */
+                o = hyb_obj_ref(vm->splice_uri);
                 free(b.data);
-                if (r < 0)
+        } else {
+                r = hyb_obj_new_uri_str(b.data, &o, &e);
+                if (r < 0) {
+                        free(b.data);
                         return vm_fail(vm, r, "spliced uri: %s", e.message);
+                }
+                free(vm->splice_text);
+                hyb_obj_unref(vm->splice_uri);
+                vm->splice_text = b.data;
+                vm->splice_len = b.len;
+                vm->splice_uri = hyb_obj_ref(o);
         }
         if (r < 0)
                 return r;

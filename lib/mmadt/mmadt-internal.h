@@ -99,6 +99,9 @@ typedef struct mm_arg {
         uint8_t kind;
         mm_val k;      /* MM_ARG_K */
         mm_code *code; /* MM_ARG_CODE */
+        /* MM_ARG_CODE: its quoted form (poly_quote), made on first use and shared after; set
+         * atomically (code may run in several threads) and freed by arg_clear */
+        hyb_obj *quoted;
 } mm_arg;
 
 typedef struct mm_ins {
@@ -119,6 +122,9 @@ struct mm_code {
         uint8_t kind;
         bool has_barrier;
         bool silent; /* a statement ended by `;` (FhatOS end()): results dropped */
+        /* every instruction is `_` or arith/cmp/iscmp with one argument: vm_apply1 may evaluate it
+         * without the dispatch loop when the input and arguments are plain ints */
+        bool simple;
         mm_ins *ins;
         size_t n_ins, alloc_ins;
         mm_arg *args;
@@ -167,9 +173,14 @@ struct mm_sink {
         void *ud;
 };
 
+typedef struct mm_msg mm_msg;
+
 typedef struct mm_frame {
         struct mm_frame *up;
         hyb_obj *args; /* rec of name => value (positional as <0>, <1>) */
+        /* a subscription delivery's frame instead (target, payload, retain), read in place:
+         * no rec built per message */
+        const mm_msg *msg;
 } mm_frame;
 
 typedef struct mm_native {
@@ -189,13 +200,13 @@ typedef struct mm_sub {
         struct mm_sub *next;
 } mm_sub;
 
-typedef struct mm_msg {
+struct mm_msg {
         hyb_furi *target;
         hyb_obj *payload;
         bool retain;
         hyb_obj *code;
         struct mm_msg *next;
-} mm_msg;
+};
 
 typedef struct mm_proc {
         hyb_furi *id; /* where the thread/fiber obj lives */
@@ -228,6 +239,11 @@ struct hyb_mmadt {
         bool err_placed;
         uint32_t err_off;
         hyb_obj *templates[8]; /* built-in rec templates, compiled on first use */
+        /* the last uri a splice (`k/{{_}}`) parsed and its text: `to(k/{{_}}).from(k/{{_}})`
+         * splices the same text twice per obj */
+        char *splice_text;
+        size_t splice_len;
+        hyb_obj *splice_uri;
 };
 
 /* vm.c */

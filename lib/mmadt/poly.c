@@ -57,11 +57,33 @@ static int quote_code(hyb_mmadt *vm, mm_code *code, hyb_obj **ret)
 int poly_quote(hyb_mmadt *vm, const mm_code *c, const mm_ins *ins, unsigned i, const mm_val *cur,
                hyb_obj **ret)
 {
+        mm_arg *a;
+        hyb_obj *q, *none = NULL;
+        int r;
+
         if (i >= ins->nargs) {
                 *ret = hyb_obj_noobj();
                 return 0;
         }
-        return quote_arg(vm, &c->args[ins->arg + i], ret);
+        a = &c->args[ins->arg + i];
+        if (a->kind != MM_ARG_CODE)
+                return quote_arg(vm, a, ret);
+        /* the quoted form depends only on the code: make it once (`-<[plus(1),mult(2)]` per obj
+         * would otherwise box a poly of code objs every time); the arg is read-only otherwise,
+         * so the cache is set with a compare-and-swap */
+        q = __atomic_load_n(&a->quoted, __ATOMIC_ACQUIRE);
+        if (!q) {
+                r = quote_arg(vm, a, &q);
+                if (r < 0)
+                        return r;
+                if (!__atomic_compare_exchange_n(&a->quoted, &none, q, false, __ATOMIC_ACQ_REL,
+                                                 __ATOMIC_ACQUIRE)) {
+                        hyb_obj_unref(q);
+                        q = none; /* another thread's, the same form */
+                }
+        }
+        *ret = hyb_obj_ref(q);
+        return 0;
 }
 
 MM_FAM(op_block)
@@ -220,6 +242,34 @@ int poly_apply_obj(hyb_mmadt *vm, const hyb_obj *p, const mm_val *cur, mm_val *o
 
 /* ---- uri indexing ---- */
 
+const hyb_obj *poly_rec_field(const hyb_obj *o, const char *seg, size_t len)
+{
+        for (size_t j = 0; j < hyb_obj_len(o); j++) {
+                const hyb_obj *key = hyb_obj_rec_key(o, j);
+                hyb_obj_kind kk = hyb_obj_get_kind(key);
+                bool hit = false;
+                if (kk == HYB_OBJ_URI) {
+                        const hyb_furi *kf = hyb_obj_get_uri(key);
+                        size_t kl;
+                        const char *ks =
+                                hyb_furi_n_segments(kf) == 1 ? hyb_furi_segment(kf, 0, &kl) : NULL;
+                        hit = ks && kl == len && memcmp(ks, seg, len) == 0 &&
+                              !hyb_furi_is_absolute(kf);
+                } else if (kk == HYB_OBJ_STR) {
+                        size_t kl;
+                        const char *ks = hyb_obj_get_str(key, &kl);
+                        hit = kl == len && memcmp(ks, seg, len) == 0;
+                } else if (kk == HYB_OBJ_INT) {
+                        char buf[32];
+                        int m = snprintf(buf, sizeof(buf), "%lld", (long long)hyb_obj_get_int(key));
+                        hit = (size_t)m == len && memcmp(buf, seg, len) == 0;
+                }
+                if (hit)
+                        return hyb_obj_rec_value(o, j);
+        }
+        return NULL;
+}
+
 static int index_at(hyb_mmadt *vm, const hyb_obj *o, const hyb_furi *f, size_t i, mm_sink *s)
 {
         size_t n = hyb_furi_n_segments(f), len;
@@ -253,30 +303,10 @@ static int index_at(hyb_mmadt *vm, const hyb_obj *o, const hyb_furi *f, size_t i
                         return 0;
                 return index_at(vm, hyb_obj_at(o, idx), f, i + 1, s);
         }
-        for (size_t j = 0; j < hyb_obj_len(o); j++) {
-                const hyb_obj *key = hyb_obj_rec_key(o, j);
-                hyb_obj_kind kk = hyb_obj_get_kind(key);
-                bool hit = false;
-                if (kk == HYB_OBJ_URI) {
-                        const hyb_furi *kf = hyb_obj_get_uri(key);
-                        size_t kl;
-                        const char *ks =
-                                hyb_furi_n_segments(kf) == 1 ? hyb_furi_segment(kf, 0, &kl) : NULL;
-                        hit = ks && kl == len && memcmp(ks, seg, len) == 0 &&
-                              !hyb_furi_is_absolute(kf);
-                } else if (kk == HYB_OBJ_STR) {
-                        size_t kl;
-                        const char *ks = hyb_obj_get_str(key, &kl);
-                        hit = kl == len && memcmp(ks, seg, len) == 0;
-                } else if (kk == HYB_OBJ_INT) {
-                        char buf[32];
-                        int m = snprintf(buf, sizeof(buf), "%lld", (long long)hyb_obj_get_int(key));
-                        hit = (size_t)m == len && memcmp(buf, seg, len) == 0;
-                }
-                if (hit)
-                        return index_at(vm, hyb_obj_rec_value(o, j), f, i + 1, s);
+        {
+                const hyb_obj *field = poly_rec_field(o, seg, len);
+                return field ? index_at(vm, field, f, i + 1, s) : 0;
         }
-        return 0;
 }
 
 int poly_index_uri(hyb_mmadt *vm, const mm_val *cur, const hyb_furi *f, mm_sink *s)

@@ -274,7 +274,6 @@ int vm_deliver(hyb_mmadt *vm)
                 if (!vm->msgs)
                         break;
                 while (vm->msgs && r >= 0) {
-                        hyb_obj *keys[3] = {0}, *vals[3] = {0}, *frame_rec = NULL;
                         mm_frame fr;
                         mm_val in;
                         m = vm->msgs;
@@ -288,21 +287,10 @@ int vm_deliver(hyb_mmadt *vm)
                                             (unsigned long long)vm->opts.budget);
                         } else {
                                 vm->budget_left -= DELIVERY_COST;
-                                r = hyb_obj_new_uri_str("target", &keys[0], NULL);
-                                if (r >= 0)
-                                        r = hyb_obj_new_uri_str("payload", &keys[1], NULL);
-                                if (r >= 0)
-                                        r = hyb_obj_new_uri_str("retain", &keys[2], NULL);
-                                if (r >= 0)
-                                        r = obj_new_uri_steal(hyb_furi_ref(m->target), &vals[0]);
-                                vals[1] = hyb_obj_ref(m->payload);
-                                vals[2] = hyb_obj_bool(m->retain);
-                                if (r >= 0)
-                                        r = hyb_obj_new_rec(keys, vals, 3, &frame_rec);
                         }
                         if (r >= 0) {
                                 mm_val out = MV_NONE;
-                                fr = (mm_frame){.up = vm->frame, .args = frame_rec};
+                                fr = (mm_frame){.up = vm->frame, .msg = m};
                                 vm->frame = &fr;
                                 in = mv_from(m->payload);
                                 r = vm_apply_obj1(vm, m->code, &in, &out);
@@ -310,11 +298,6 @@ int vm_deliver(hyb_mmadt *vm)
                                 mv_clear(&out);
                                 vm->frame = fr.up;
                         }
-                        for (int i = 0; i < 3; i++) {
-                                hyb_obj_unref(keys[i]);
-                                hyb_obj_unref(vals[i]);
-                        }
-                        hyb_obj_unref(frame_rec);
                         hyb_furi_unref(m->target);
                         hyb_obj_unref(m->payload);
                         hyb_obj_unref(m->code);
@@ -329,16 +312,42 @@ int vm_deliver(hyb_mmadt *vm)
 
 /* ---- the instructions ---- */
 
-/* A frame binding (`*a` inside an instruction body, `*payload` in a subscription). */
-static bool frame_lookup(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
+/* `*target`, `*payload`, `*retain` in a subscription: 1 (*out set), 0 another name, < 0. */
+static int msg_lookup(const mm_msg *m, const char *seg, size_t len, mm_val *out)
+{
+        hyb_obj *o = NULL;
+        int r;
+
+        if (len == 7 && memcmp(seg, "payload", 7) == 0) {
+                *out = mv_from(m->payload);
+                return 1;
+        }
+        if (len == 6 && memcmp(seg, "retain", 6) == 0) {
+                *out = mv_bool(m->retain);
+                return 1;
+        }
+        if (len != 6 || memcmp(seg, "target", 6) != 0)
+                return 0;
+        r = obj_new_uri_steal(hyb_furi_ref(m->target), &o);
+        if (r < 0)
+                return r;
+        *out = mv_obj(o);
+        return 1;
+}
+
+/* A frame binding (`*a` inside an instruction body, `*payload` in a subscription):
+ * 1 (*out set), 0 not a binding, < 0 an error. */
+static int frame_lookup(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
 {
         size_t len;
         const char *seg;
 
-        if (!vm->frame || !vm->frame->args || hyb_furi_is_absolute(f) ||
+        if (!vm->frame || (!vm->frame->args && !vm->frame->msg) || hyb_furi_is_absolute(f) ||
             hyb_furi_n_segments(f) != 1 || hyb_furi_query(f))
-                return false;
+                return 0;
         seg = hyb_furi_segment(f, 0, &len);
+        if (vm->frame->msg)
+                return msg_lookup(vm->frame->msg, seg, len, out);
         for (size_t i = 0; i < hyb_obj_len(vm->frame->args); i++) {
                 const hyb_obj *k = hyb_obj_rec_key(vm->frame->args, i);
                 const hyb_furi *kf;
@@ -352,10 +361,10 @@ static bool frame_lookup(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
                 ks = hyb_furi_segment(kf, 0, &kl);
                 if (kl == len && memcmp(ks, seg, len) == 0) {
                         *out = mv_from(hyb_obj_rec_value(vm->frame->args, i));
-                        return true;
+                        return 1;
                 }
         }
-        return false;
+        return 0;
 }
 
 MM_FAM(op_from)
@@ -372,7 +381,9 @@ MM_FAM(op_from)
                 return 0;
         }
         r = st_uri_of(vm, &u, &f);
-        if (r >= 0 && !frame_lookup(vm, f, &v)) {
+        if (r >= 0)
+                r = frame_lookup(vm, f, &v);
+        if (r == 0) {
                 t = query_type(f);
                 if (t) {
                         hyb_furi *noq = NULL;

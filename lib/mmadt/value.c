@@ -192,6 +192,7 @@ void arg_clear(mm_arg *a)
         a->key = hyb_obj_unref(a->key);
         mv_clear(&a->k);
         a->code = code_unref(a->code);
+        a->quoted = hyb_obj_unref(a->quoted);
 }
 
 mm_code *code_unref(mm_code *c)
@@ -234,6 +235,9 @@ int code_emit(mm_code *c, int op, int aux, mm_arg *args, size_t n)
         }
         if (mm_ops[op].barrier)
                 c->has_barrier = true;
+        c->simple = (c->n_ins == 0 || c->simple) && c->kind == MM_CODE_CHAIN &&
+                    ((n == 1 && (op == OP_ARITH || op == OP_CMP || op == OP_ISCMP)) ||
+                     (n == 0 && op == OP_ID));
         return c->n_ins++;
 }
 

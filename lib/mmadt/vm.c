@@ -174,17 +174,154 @@ static int pack(mm_vec *vec, mm_val *out)
         return 0;
 }
 
+/* Collects into one slot on the stack; a second result spills both into a vector. */
+typedef struct one_sink {
+        mm_sink s;
+        mm_val one;
+        mm_vec vec;
+} one_sink;
+
+static int one_fn(hyb_mmadt *vm, mm_val *v, mm_sink *s)
+{
+        one_sink *o = (one_sink *)s;
+        const hyb_obj *x = mv_o(v);
+        int r;
+
+        if (x && hyb_obj_get_kind(x) == HYB_OBJ_OBJS && !hyb_obj_type_id(x))
+                return vm_emit(vm, v, s); /* a stream result is its objs */
+        if (mv_is_noobj(v))
+                return 0;
+        if (o->vec.n == 0 && mv_is_noobj(&o->one)) {
+                r = vm_charge(vm, sizeof(mm_val));
+                if (r < 0)
+                        return r;
+                o->one = *v;
+                *v = MV_NONE;
+                return 0;
+        }
+        if (!mv_is_noobj(&o->one)) {
+                /* already charged when it took the slot */
+                if (grow_array((void **)&o->vec.v, &o->vec.alloc, 2, sizeof(mm_val)) < 0)
+                        return -ENOMEM;
+                o->vec.v[o->vec.n++] = o->one;
+                o->one = MV_NONE;
+        }
+        return vec_push(vm, &o->vec, v);
+}
+
+/* cur cmp y for ints, as cmp_op() */
+static inline bool int_cmp(int op, int64_t x, int64_t y)
+{
+        switch (op) {
+        case MM_EQ:
+                return x == y;
+        case MM_NEQ:
+                return x != y;
+        case MM_GT:
+                return x > y;
+        case MM_GTE:
+                return x >= y;
+        case MM_LT:
+                return x < y;
+        default:
+                return x <= y;
+        }
+}
+
+/*
+ * A simple code (`_`, arith/cmp/iscmp steps with constant int arguments, e.g.
+ * `mod(3).eq(0)`) on a plain int, computed in locals without a nested
+ * dispatch loop.  1: *out is the result (budget charged as vm_run would);
+ * 0: anything unusual (another kind, an overflow, a division by zero, the
+ * budget or depth running out), nothing changed: the caller runs the code
+ * normally, which reports the error.
+ */
+static int simple_eval(hyb_mmadt *vm, const mm_code *c, const mm_val *in, mm_val *out)
+{
+        int64_t x, y;
+        uint8_t k = MV_INT;
+        bool b = false;
+
+        if (!c->simple || in->k != MV_INT || in->flags || vm->budget_left < c->n_ins ||
+            vm->depth >= vm->opts.max_depth)
+                return 0;
+        x = in->u.i;
+        for (size_t pc = 0; pc < c->n_ins; pc++) {
+                const mm_ins *ins = &c->ins[pc];
+                const mm_arg *a;
+                if (ins->op == OP_ID)
+                        continue;
+                a = &c->args[ins->arg]; /* simple steps other than _ have exactly one arg */
+                if (a->kind != MM_ARG_K || a->k.k != MV_INT)
+                        return 0;
+                if (k == MV_NOOBJ)
+                        continue; /* every simple step passes noobj on */
+                if (k != MV_INT)
+                        return 0;
+                y = a->k.u.i;
+                switch (ins->op) {
+                case OP_ARITH: {
+                        bool ovf;
+                        switch (ins->aux) {
+                        case MM_PLUS:
+                                ovf = __builtin_add_overflow(x, y, &x);
+                                break;
+                        case MM_MINUS:
+                                ovf = __builtin_sub_overflow(x, y, &x);
+                                break;
+                        case MM_MULT:
+                                ovf = __builtin_mul_overflow(x, y, &x);
+                                break;
+                        case MM_DIV:
+                        case MM_MOD:
+                                if (y == 0 || y == -1)
+                                        return 0;
+                                x = ins->aux == MM_DIV ? x / y : x % y;
+                                ovf = false;
+                                break;
+                        default:
+                                return 0;
+                        }
+                        if (ovf)
+                                return 0;
+                        break;
+                }
+                case OP_CMP:
+                        b = int_cmp(ins->aux, x, y);
+                        k = MV_BOOL;
+                        break;
+                default: /* OP_ISCMP */
+                        if (!int_cmp(ins->aux, x, y))
+                                k = MV_NOOBJ;
+                        break;
+                }
+        }
+        if (k != MV_NOOBJ && vm_charge(vm, sizeof(mm_val)) < 0)
+                return 0; /* the general path fails the same way */
+        vm->budget_left -= c->n_ins;
+        *out = k == MV_INT ? mv_int(x) : k == MV_BOOL ? mv_bool(b) : MV_NONE;
+        return 1;
+}
+
 int vm_apply1(hyb_mmadt *vm, const mm_code *c, const mm_val *in, mm_val *out)
 {
-        mm_vec vec = {0};
+        one_sink o;
         int r;
 
         /* callers clear *out on every path, failures included */
         *out = MV_NONE;
-        r = vm_collect(vm, c, in, &vec);
-        if (r >= 0)
-                r = pack(&vec, out);
-        vec_clear(&vec);
+        if (simple_eval(vm, c, in, out))
+                return 0;
+        o = (one_sink){{one_fn, NULL}, MV_NONE, {0}};
+        r = vm_exec(vm, c, mv_copy(in), &o.s);
+        if (r >= 0 && o.vec.n == 0) {
+                *out = o.one;
+                o.one = MV_NONE;
+        } else if (r >= 0) {
+                r = pack(&o.vec, out);
+        }
+        mv_clear(&o.one);
+        vec_clear(&o.vec);
         return r;
 }
 
@@ -321,6 +458,58 @@ static int barrier(hyb_mmadt *vm, const mm_code *c, const mm_ins *ins, mm_vec *b
         }
 }
 
+/*
+ * count/sum/prod fold the stream as it passes (a streaming reduce): the
+ * same left fold, in stream order, as barrier() over a collected vector,
+ * without holding a million objs in between.
+ */
+typedef struct fold_sink {
+        mm_sink s;
+        int op;
+        uint64_t n; /* objs folded so far */
+        mm_val acc;
+} fold_sink;
+
+static int fold_fn(hyb_mmadt *vm, mm_val *v, mm_sink *s)
+{
+        fold_sink *f = (fold_sink *)s;
+        const hyb_obj *o = mv_o(v);
+        mm_val nx;
+        int r;
+
+        if (o && hyb_obj_get_kind(o) == HYB_OBJ_OBJS && !hyb_obj_type_id(o))
+                return vm_emit(vm, v, s); /* a stream result is its objs */
+        if (mv_is_noobj(v))
+                return 0;
+        if (f->op == OP_COUNT) {
+                f->n++;
+                mv_clear(v);
+                return 0;
+        }
+        if (f->n++ == 0) {
+                f->acc = *v;
+                *v = MV_NONE;
+                return 0;
+        }
+        if (f->acc.k == MV_INT && v->k == MV_INT) {
+                /* plain ints: no ids to keep; an overflow takes the slow path's error */
+                int64_t z;
+                bool ovf = f->op == OP_SUM ? __builtin_add_overflow(f->acc.u.i, v->u.i, &z)
+                                           : __builtin_mul_overflow(f->acc.u.i, v->u.i, &z);
+                if (!ovf) {
+                        f->acc.u.i = z;
+                        return 0;
+                }
+        }
+        r = arith_binary(vm, f->op == OP_SUM ? MM_PLUS : MM_MULT, &f->acc, v, &nx);
+        if (r >= 0)
+                r = arith_keep_ids(vm, &f->acc, &nx);
+        mv_clear(&f->acc);
+        mv_clear(v);
+        f->acc = nx;
+        return r;
+}
+
 /* Runs c over the stream in (moved out), barriers included. */
 static int exec_buf(hyb_mmadt *vm, const mm_code *c, mm_vec *in, mm_sink *s)
 {
@@ -332,8 +521,25 @@ static int exec_buf(hyb_mmadt *vm, const mm_code *c, mm_vec *in, mm_sink *s)
         for (size_t pc = 0; r >= 0 && pc < c->n_ins; pc++) {
                 mm_vec next = {0};
                 mm_sink col = {collect_fn, &next};
-                if (!mm_ops[c->ins[pc].op].barrier)
+                int op = c->ins[pc].op;
+                if (!mm_ops[op].barrier)
                         continue;
+                if (op == OP_COUNT || op == OP_SUM || op == OP_PROD) {
+                        fold_sink f = {{fold_fn, NULL}, op, 0, MV_NONE};
+                        for (size_t i = 0; r >= 0 && i < buf.n; i++) {
+                                mm_val v = buf.v[i];
+                                buf.v[i] = MV_NONE;
+                                r = vm_run(vm, c, start, pc, v, &f.s);
+                        }
+                        vec_clear(&buf);
+                        if (op == OP_COUNT)
+                                f.acc = mv_int((int64_t)f.n);
+                        if (r >= 0)
+                                r = vec_push(vm, &buf, &f.acc);
+                        mv_clear(&f.acc);
+                        start = pc + 1;
+                        continue;
+                }
                 for (size_t i = 0; r >= 0 && i < buf.n; i++) {
                         mm_val v = buf.v[i];
                         buf.v[i] = MV_NONE;
@@ -467,8 +673,9 @@ int vm_run(hyb_mmadt *vm, const mm_code *c, size_t pc, size_t end, mm_val cur, m
                 }
                 vmcase(OP_ARITH) {
                         /* the hot path: unboxed ints, no allocation */
-                        const mm_arg *a = &c->args[ins->arg];
-                        if (cur.k == MV_INT && a->kind == MM_ARG_K && a->k.k == MV_INT &&
+                        /* plus() without an argument has no args at all: slow path */
+                        const mm_arg *a = ins->nargs == 1 ? &c->args[ins->arg] : NULL;
+                        if (a && cur.k == MV_INT && a->kind == MM_ARG_K && a->k.k == MV_INT &&
                             !cur.flags) {
                                 int64_t y = a->k.u.i, z;
                                 bool ovf = false;
@@ -476,6 +683,12 @@ int vm_run(hyb_mmadt *vm, const mm_code *c, size_t pc, size_t end, mm_val cur, m
                                 case MM_PLUS: ovf = __builtin_add_overflow(cur.u.i, y, &z); break;
                                 case MM_MINUS: ovf = __builtin_sub_overflow(cur.u.i, y, &z); break;
                                 case MM_MULT: ovf = __builtin_mul_overflow(cur.u.i, y, &z); break;
+                                case MM_DIV:
+                                case MM_MOD:
+                                        if (y == 0 || y == -1)
+                                                goto slow_arith;
+                                        z = ins->aux == MM_DIV ? cur.u.i / y : cur.u.i % y;
+                                        break;
                                 default: goto slow_arith;
                                 }
                                 if (ovf) {
@@ -493,7 +706,48 @@ slow_arith:
                         r = fam_arith(vm, c, ins, &cur);
                         vmbreak;
                 }
+                vmcase(OP_ISCMP) {
+                        /* a filter on a plain int against an int constant (`?>250000`) */
+                        const mm_arg *a = ins->nargs == 1 ? &c->args[ins->arg] : NULL;
+                        if (a && cur.k == MV_INT && a->kind == MM_ARG_K &&
+                            a->k.k == MV_INT) {
+                                if (!int_cmp(ins->aux, cur.u.i, a->k.u.i))
+                                        cur = MV_NONE;
+                                vmbreak;
+                        }
+                        r = op_iscmp(vm, c, ins, &cur, &k.s);
+                        vmbreak;
+                }
+                vmcase(OP_IS) {
+                        /* `is(mod(3).eq(0))` on a plain int: the predicate without a nested run */
+                        const mm_arg *a = ins->nargs == 1 ? &c->args[ins->arg] : NULL;
+                        mm_val y;
+                        if (a && cur.k == MV_INT && a->kind == MM_ARG_CODE &&
+                            simple_eval(vm, a->code, &cur, &y)) {
+                                if (!(y.k == MV_BOOL && y.u.b))
+                                        cur = MV_NONE;
+                                vmbreak;
+                        }
+                        r = op_is(vm, c, ins, &cur, &k.s);
+                        vmbreak;
+                }
                 vmcase(OP_URI) {
+                        const hyb_furi *f = hyb_obj_get_uri(c->args[ins->arg].k.u.o);
+                        if (cur.k == MV_OBJ && hyb_obj_get_kind(cur.u.o) == HYB_OBJ_REC &&
+                            hyb_furi_n_segments(f) == 1 && !hyb_furi_is_absolute(f) &&
+                            hyb_furi_segment_kind(f, 0) == HYB_SEG_LITERAL) {
+                                /* `.b` on a rec: one field or nothing, no continuation needed */
+                                size_t len;
+                                const char *seg = hyb_furi_segment(f, 0, &len);
+                                const hyb_obj *v = poly_rec_field(cur.u.o, seg, len);
+                                if (!v)
+                                        goto done; /* no such field: the obj goes */
+                                x = mv_from(v);
+                                mv_clear(&cur);
+                                cur = x;
+                                x = MV_NONE;
+                                vmbreak;
+                        }
                         r = poly_index_uri(vm, &cur, hyb_obj_get_uri(c->args[ins->arg].k.u.o),
                                            &k.s);
                         goto done;
@@ -512,13 +766,15 @@ slow_arith:
                         goto done;
                 }
                 vmcase(OP_RANGE) {
-                        mm_val lo, hi;
+                        mm_val lo = MV_NONE, hi = MV_NONE;
+                        int64_t last;
                         r = vm_arg(vm, c, ins, 0, &cur, &lo);
                         if (r >= 0)
                                 r = vm_arg(vm, c, ins, 1, &cur, &hi);
                         if (r >= 0 && (mv_kind(&lo) != HYB_OBJ_INT || mv_kind(&hi) != HYB_OBJ_INT))
                                 r = vm_fail(vm, HYB_E_TYPE, "a range needs int bounds");
-                        for (int64_t i = mv_int_of(&lo); r >= 0 && i <= mv_int_of(&hi); i++) {
+                        last = mv_int_of(&hi);
+                        for (int64_t i = mv_int_of(&lo); r >= 0 && i <= last; i++) {
                                 if (vm->budget_left == 0) {
                                         r = vm_fail(vm, HYB_E_BUDGET,
                                                     "instruction budget of %llu exhausted",
