@@ -150,8 +150,8 @@ static int get_number(loader *l, yaml_node_t *v, const char *path, bool size, ui
 {
         const char *what = size ? "a size (integer with optional K/M/G suffix)" :
                                   "a non-negative integer";
-        const char *s;
-        size_t len;
+        const char *s = NULL;
+        size_t len = 0;
         int r;
 
         r = get_string(l, v, path, what, &s, &len);
@@ -175,8 +175,8 @@ static int get_number(loader *l, yaml_node_t *v, const char *path, bool size, ui
 
 static int get_uid(loader *l, yaml_node_t *v, const char *path, uid_t *ret)
 {
-        const char *s;
-        size_t len;
+        const char *s = NULL;
+        size_t len = 0;
         uint64_t u;
         int r;
 
@@ -261,8 +261,8 @@ static int walk_map(loader *l, yaml_node_t *map, const char *path, const field *
 static int set_host(loader *l, yaml_node_t *v, const char *path, const field *f)
 {
         hyb_error e;
-        const char *s;
-        size_t len;
+        const char *s = NULL;
+        size_t len = 0;
         char *dup;
         int r;
 
@@ -284,8 +284,8 @@ static int set_host(loader *l, yaml_node_t *v, const char *path, const field *f)
 static int set_unix(loader *l, yaml_node_t *v, const char *path, const field *f)
 {
         const struct sockaddr_un *sun = NULL;
-        const char *s;
-        size_t len;
+        const char *s = NULL;
+        size_t len = 0;
         char *dup = NULL;
         int r;
 
@@ -421,8 +421,8 @@ static int load_app_entry(loader *l, yaml_node_t *k, yaml_node_t *v, const char 
         for (size_t i = 0; i < n; i++) {
                 yaml_node_t *it = yaml_document_get_node(l->doc, v->data.sequence.items.start[i]);
                 char sub[200];
-                const char *s;
-                size_t len;
+                const char *s = NULL;
+                size_t len = 0;
 
                 snprintf(sub, sizeof(sub), "%.120s[%zu]", path, i);
                 r = get_string(l, it, sub, "an app-name glob", &s, &len);
@@ -500,8 +500,8 @@ static int set_policy(loader *l, yaml_node_t *v, const char *path, const field *
 
 static int set_level(loader *l, yaml_node_t *v, const char *path, const field *f)
 {
-        const char *s;
-        size_t len;
+        const char *s = NULL;
+        size_t len = 0;
         int r;
 
         r = get_string(l, v, path, "a log level", &s, &len);
@@ -526,8 +526,8 @@ static int set_syslog(loader *l, yaml_node_t *v, const char *path, const field *
         /* YAML 1.1 booleans, as libyaml users write them. */
         static const char *const yes[] = { "true", "yes", "on" };
         static const char *const no[] = { "false", "no", "off" };
-        const char *s;
-        size_t len;
+        const char *s = NULL;
+        size_t len = 0;
         int r;
 
         r = get_string(l, v, path, "true or false", &s, &len);

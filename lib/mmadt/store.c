@@ -370,7 +370,7 @@ static int frame_lookup(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
 MM_FAM(op_from)
 {
         mm_val u, v = MV_NONE;
-        const hyb_furi *f;
+        const hyb_furi *f = NULL;
         const char *t;
         int r = vm_arg(vm, c, ins, 0, cur, &u);
 
@@ -412,7 +412,7 @@ MM_FAM(op_from)
 MM_FAM(op_to)
 {
         mm_val u;
-        const hyb_furi *f;
+        const hyb_furi *f = NULL;
         int r = vm_arg(vm, c, ins, 0, cur, &u);
 
         if (r < 0)
@@ -427,7 +427,7 @@ MM_FAM(op_to)
 MM_FAM(op_ref)
 {
         mm_val v;
-        const hyb_furi *f;
+        const hyb_furi *f = NULL;
         int r;
 
         r = st_uri_of(vm, cur, &f);
@@ -467,7 +467,7 @@ MM_FAM(op_ref)
 MM_FAM(op_refop)
 {
         mm_val u;
-        const hyb_furi *f;
+        const hyb_furi *f = NULL;
         int r = vm_arg(vm, c, ins, 0, cur, &u);
 
         if (r < 0)
@@ -487,7 +487,7 @@ MM_FAM(op_refop)
 MM_FAM(op_at)
 {
         mm_val u, v = MV_NONE;
-        const hyb_furi *f;
+        const hyb_furi *f = NULL;
         hyb_obj *o = NULL, *t = NULL;
         int r = vm_arg(vm, c, ins, 0, cur, &u);
 
