@@ -34,12 +34,14 @@
 
 #define EP_BUCKETS 256u
 #define PEND_BUCKETS 4096u
+#define ROUTE_DEFAULT_TIMEOUT_MS 30000u /* a CALL's timeout 0 (doc/protocol.md) */
 
 typedef struct bconn bconn;
 
 typedef struct bproc {
         struct bproc *next;
         char *name;
+        size_t name_len;
         bus_acl *hosts, *apps;
         char *policy; /* JSON text of the argument policy, for listProcedures */
 } bproc;
@@ -53,6 +55,7 @@ typedef struct bbubble {
         struct bbubble *next;
         bconn *owner;
         char *name;
+        size_t name_len;
         bus_acl *hosts, *apps;
         bsubscriber *subs;
         size_t n_subs, alloc;
@@ -102,6 +105,8 @@ struct bconn {
         struct event *timer;  /* auth timeout, then linger on close */
         uint64_t last_rx_us;
         bool ping_sent;
+        struct event *rev;    /* readable: conn_readable (the bufferevent only writes) */
+        size_t rx_need;       /* bytes still missing of a partly read frame */
         const char *reason;   /* BrokenEndpoint reason */
 };
 
@@ -117,11 +122,13 @@ struct hyb_broker {
         struct evconnlistener *listener;
         char *socket_path;
         bool shutting_down;
+        bool batching;  /* dispatching one of several frames read at once: queue, don't write */
         bconn *conns;
         unsigned n_conns, n_endpoints, n_monitors;
         bconn *ep_hash[EP_BUCKETS];
         bpending *pend_hash[PEND_BUCKETS];
         bpending *pend_free;
+        const struct timeval *default_deadline; /* common timeout of ROUTE_DEFAULT_TIMEOUT_MS */
         uint64_t next_id;
         bsub *patterns;
         bconn *dead;
@@ -142,6 +149,8 @@ void bconn_accept(hyb_broker *b, int fd);
 /* Queues a frame; on a full send queue the peer is closed (507) and -ENOBUFS returned. */
 int bconn_send(bconn *c, wire_hdr *h, const char *from, size_t from_len, const char *to,
                size_t to_len, const char *member, size_t member_len, const void *body, size_t len);
+/* Queues a frame wire_build() laid out in iov[0..n-1] (same bound as bconn_send). */
+int bconn_send_built(bconn *c, const struct iovec *iov, int n);
 /* Checks that n more bytes fit c's send queue; closes c as a slow consumer if not. */
 bool bconn_room(bconn *c, size_t n);
 void bconn_close(bconn *c, const char *reason);
@@ -165,8 +174,10 @@ typedef struct bframe {
 } bframe;
 /* Contiguous body (pulls the frame up and re-points from/to/member into the copy). */
 const uint8_t *bframe_body(bframe *f);
-/* Drains header+names and moves the body to out (no copy of the body). */
-void bframe_move_body(bframe *f, struct evbuffer *out);
+/* Sends hdr (header + names, built by the caller) then f's body to c, consumes f: straight to
+ * the socket when c's queue is empty, else (or for the unwritten rest) queued.  The caller
+ * has checked the room (bconn_room). */
+void bconn_forward(bconn *c, const uint8_t *hdr, size_t hdr_len, bframe *f);
 
 /* route.c */
 void route_call(bconn *c, bframe *f);

@@ -244,6 +244,11 @@ HYB_EXPORT int hyb_broker_new(hyb_broker_config *cfg, struct event_base *base, h
         b->reap_ev = event_new(base, -1, 0, broker_reap, b);
         b->tick_ev = event_new(base, -1, EV_PERSIST, broker_tick, b);
         b->accept_ev = evtimer_new(base, accept_resume, b);
+        /* Most calls use the default deadline: a common timeout keeps them in a FIFO (O(1)
+         * add and delete) instead of the timer heap.  NULL: plain timers. */
+        struct timeval dtv = { .tv_sec = ROUTE_DEFAULT_TIMEOUT_MS / 1000,
+                               .tv_usec = (ROUTE_DEFAULT_TIMEOUT_MS % 1000) * 1000 };
+        b->default_deadline = event_base_init_common_timeout(base, &dtv);
         if (!b->reap_ev || !b->tick_ev || !b->accept_ev || (r = builtin_init(b)) < 0) {
                 hyb_broker_free(b);
                 return -ENOMEM;

@@ -113,6 +113,7 @@ static int do_register_procedure(bconn *c, json_t *p, hyb_error *e)
                 return r;
         }
         pr->name = strdup(name);
+        pr->name_len = strlen(name);
         pr->policy = policy ? json_dumps(policy, JSON_COMPACT) : strdup("[]");
         if (pr->policy && strlen(pr->policy) > POLICY_TEXT_MAX) {
                 free(pr->name);
@@ -288,9 +289,7 @@ void builtin_call(bconn *c, bframe *f)
                 if (c->b->n_monitors)
                         monitor_copy(c->b, WIRE_RESULT, &h, bi, sizeof bi - 1, c->name, c->name_len, NULL, 0,
                                      bframe_body(f), f->h.body_len);
-                struct evbuffer *out = bufferevent_get_output(c->bev);
-                evbuffer_add(out, buf, iov[0].iov_len);
-                bframe_move_body(f, out);
+                bconn_forward(c, buf, iov[0].iov_len, f);
                 return;
         }
         if (f->h.flags & WIRE_F_BINARY) {

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Per-peer state: accept (SO_PEERCRED), framing on the bufferevent input,
- * bounded send queues, close/reap, liveness (ping/drop) and the endpoint table.
+ * Per-peer state: accept (SO_PEERCRED), framing on the input evbuffer (filled by
+ * conn_readable, one recvmsg per wake-up), bounded send queues (a frame goes straight to the
+ * socket when nothing is queued before it; the bufferevent writes only what is left),
+ * close/reap, liveness (ping/drop) and the endpoint table.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -56,25 +59,121 @@ bool bconn_room(bconn *c, size_t n)
         return false;
 }
 
+/*
+ * Writes iov straight to the socket when nothing is queued before it (one sendmsg, no
+ * evbuffer bookkeeping, no write event armed); returns how many bytes went out.  Anything
+ * already queued must go first, so then nothing is written here.  An error other than
+ * EAGAIN is left to the bufferevent: the caller queues everything, libevent's write fails
+ * and conn_event closes the connection.
+ */
+static size_t bconn_write_direct(bconn *c, struct evbuffer *out, struct iovec *iov, size_t n_iov)
+{
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = n_iov };
+
+        /* Also while a batch of frames read together is dispatched: those leave in one
+         * write per peer when the loop flushes the queues, not one sendmsg per frame. */
+        if (c->b->batching || evbuffer_get_length(out) > 0)
+                return 0;
+        for (;;) {
+                ssize_t w = sendmsg(bufferevent_getfd(c->bev), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                return w < 0 ? 0 : (size_t)w;
+        }
+}
+
+int bconn_send_built(bconn *c, const struct iovec *iov, int n)
+{
+        struct evbuffer *out;
+        size_t total = iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0), done;
+
+        if (c->state == BCONN_DEAD || !c->bev)
+                return -ENOTCONN;
+        if (!bconn_room(c, total))
+                return -ENOBUFS;
+        out = bufferevent_get_output(c->bev);
+        done = bconn_write_direct(c, out, (struct iovec *)iov, (size_t)n); /* sendmsg only reads it */
+        if (done == total)
+                return 0;
+        /* Queue the unwritten rest in one evbuffer operation. */
+        struct evbuffer_iovec rest[2];
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+                if (done >= iov[i].iov_len) {
+                        done -= iov[i].iov_len;
+                        continue;
+                }
+                rest[k].iov_base = (uint8_t *)iov[i].iov_base + done;
+                rest[k++].iov_len = iov[i].iov_len - done;
+                done = 0;
+        }
+        evbuffer_add_iovec(out, rest, k);
+        return 0;
+}
+
 int bconn_send(bconn *c, wire_hdr *h, const char *from, size_t from_len, const char *to,
                size_t to_len, const char *member, size_t member_len, const void *body, size_t len)
 {
         uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
         struct iovec iov[2];
-        struct evbuffer *out;
 
         if (c->state == BCONN_DEAD || !c->bev)
                 return -ENOTCONN;
         if (member_len > WIRE_MEMBER_MAX)
                 member_len = WIRE_MEMBER_MAX;
-        if (!bconn_room(c, WIRE_HDR_SIZE + from_len + to_len + member_len + len))
-                return -ENOBUFS;
         int n = wire_build(h, from, from_len, to, to_len, member, member_len, body, len, buf, iov);
-        out = bufferevent_get_output(c->bev);
-        evbuffer_add(out, buf, iov[0].iov_len);
-        if (n > 1)
-                evbuffer_add(out, body, len);
-        return 0;
+        return bconn_send_built(c, iov, n);
+}
+
+#define FORWARD_IOV 16
+
+void bconn_forward(bconn *c, const uint8_t *hdr, size_t hdr_len, bframe *f)
+{
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        size_t skip = WIRE_HDR_SIZE + wire_names_len(&f->h), blen = f->h.body_len, done = 0;
+
+        if (!c->b->batching && evbuffer_get_length(out) == 0) {
+                /* The body stays where it was read: gather it from the input chains. */
+                struct iovec iov[1 + FORWARD_IOV];
+                int k = 0;
+                iov[0].iov_base = (void *)hdr;
+                iov[0].iov_len = hdr_len;
+                if (blen) {
+                        struct evbuffer_ptr pos;
+                        if (evbuffer_ptr_set(f->in, &pos, skip, EVBUFFER_PTR_SET) == 0)
+                                k = evbuffer_peek(f->in, (ev_ssize_t)blen, &pos,
+                                                  (struct evbuffer_iovec *)&iov[1], FORWARD_IOV);
+                        if (k > FORWARD_IOV || k <= 0)
+                                k = -1;
+                        else {
+                                /* The last extent is a whole chain: clip it to the body. */
+                                size_t sum = 0;
+                                for (int i = 1; i <= k; i++) {
+                                        if (sum + iov[i].iov_len > blen)
+                                                iov[i].iov_len = blen - sum;
+                                        sum += iov[i].iov_len;
+                                }
+                                if (sum != blen)
+                                        k = -1;
+                        }
+                }
+                if (k >= 0)
+                        done = bconn_write_direct(c, out, iov, (size_t)k + 1);
+        }
+        if (done >= hdr_len + blen) {
+                evbuffer_drain(f->in, skip + blen);
+                f->consumed = true;
+                return;
+        }
+        if (done < hdr_len) {
+                evbuffer_add(out, hdr + done, hdr_len - done);
+                done = 0;
+        } else
+                done -= hdr_len;
+        evbuffer_drain(f->in, skip + done);
+        if (blen > done)
+                evbuffer_remove_buffer(f->in, out, blen - done);
+        f->consumed = true;
 }
 
 const uint8_t *bframe_body(bframe *f)
@@ -88,14 +187,6 @@ const uint8_t *bframe_body(bframe *f)
         f->to = f->from + f->h.from_len;
         f->member = f->to + f->h.to_len;
         return p + WIRE_HDR_SIZE + wire_names_len(&f->h);
-}
-
-void bframe_move_body(bframe *f, struct evbuffer *out)
-{
-        evbuffer_drain(f->in, WIRE_HDR_SIZE + wire_names_len(&f->h));
-        if (f->h.body_len)
-                evbuffer_remove_buffer(f->in, out, f->h.body_len);
-        f->consumed = true;
 }
 
 static void send_error_close(bconn *c, int status, const char *msg)
@@ -171,11 +262,11 @@ static void conn_read(struct bufferevent *bev, void *ud)
                         return;
                 }
                 if (have < f.len) {
-                        /* Wake up only when the whole frame is there. */
-                        bufferevent_setwatermark(bev, EV_READ, f.len, 0);
+                        /* conn_readable reads the rest of the frame in as few reads as it can. */
+                        c->rx_need = f.len - have;
                         return;
                 }
-                bufferevent_setwatermark(bev, EV_READ, 0, 0);
+                c->rx_need = 0;
                 const char *names = (const char *)evbuffer_pullup(in, (ev_ssize_t)(WIRE_HDR_SIZE + wire_names_len(&f.h)));
                 if (!names) {
                         bconn_close(c, NULL);
@@ -186,10 +277,58 @@ static void conn_read(struct bufferevent *bev, void *ud)
                 f.member = f.to + f.h.to_len;
                 f.in = in;
                 f.consumed = false;
+                b->batching = have > f.len;
                 dispatch(c, &f);
+                b->batching = false;
                 if (!f.consumed && c->bev)
                         evbuffer_drain(in, f.len);
         }
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *ud);
+
+#define READ_CHUNK (16u * 1024)
+#define READ_CHUNK_MAX (1024u * 1024)
+
+/*
+ * The read side is ours, not the bufferevent's: one recvmsg straight into the input
+ * evbuffer's free space (libevent's own read asks FIONREAD first: one more syscall per
+ * read), then every complete frame in it is dispatched.  Writing stays with the bufferevent.
+ */
+static void conn_readable(evutil_socket_t fd, short what, void *ud)
+{
+        bconn *c = ud;
+        struct evbuffer *in = bufferevent_get_input(c->bev);
+        struct evbuffer_iovec v[2];
+        size_t want = c->rx_need > READ_CHUNK ? c->rx_need : READ_CHUNK;
+        ssize_t r;
+
+        if (want > READ_CHUNK_MAX)
+                want = READ_CHUNK_MAX;
+        int n = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
+        if (n <= 0) {
+                bconn_close(c, NULL);
+                return;
+        }
+        struct msghdr mh = { .msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)n };
+        do
+                r = recvmsg(fd, &mh, MSG_DONTWAIT);
+        while (r < 0 && errno == EINTR);
+        if (r <= 0) {
+                evbuffer_commit_space(in, v, 0);
+                if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                        return;
+                conn_event(c->bev, BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
+                return;
+        }
+        size_t got = (size_t)r;
+        if (v[0].iov_len >= got) {
+                v[0].iov_len = got;
+                n = 1;
+        } else
+                v[1].iov_len = got - v[0].iov_len;
+        evbuffer_commit_space(in, v, n);
+        conn_read(c->bev, c);
 }
 
 static void conn_event(struct bufferevent *bev, short what, void *ud)
@@ -251,7 +390,10 @@ void bconn_accept(hyb_broker *b, int fd)
         c->last_rx_us = broker_now_us();
         c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
         c->timer = evtimer_new(b->base, auth_timeout, c);
-        if (!c->bev || !c->timer) {
+        c->rev = event_new(b->base, fd, EV_READ | EV_PERSIST, conn_readable, c);
+        if (!c->bev || !c->timer || !c->rev) {
+                if (c->rev)
+                        event_free(c->rev);
                 if (c->bev)
                         bufferevent_free(c->bev);
                 else
@@ -266,8 +408,11 @@ void bconn_accept(hyb_broker *b, int fd)
                 b->conns->prev = c;
         b->conns = c;
         b->n_conns++;
-        bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
-        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+        /* libevent keeps the end of a bufferevent's input frozen outside its own reads. */
+        evbuffer_unfreeze(bufferevent_get_input(c->bev), 0);
+        bufferevent_setcb(c->bev, NULL, NULL, conn_event, c);
+        bufferevent_enable(c->bev, EV_WRITE);
+        event_add(c->rev, NULL);
         struct timeval tv = { .tv_sec = b->c->auth_timeout_ms / 1000,
                               .tv_usec = (b->c->auth_timeout_ms % 1000) * 1000 };
         evtimer_add(c->timer, &tv);
@@ -284,8 +429,8 @@ void bconn_close(bconn *c, const char *reason)
         /* Only authenticated endpoints get a BrokenEndpoint. */
         c->reason = c->state == BCONN_READY ? (reason ? reason : "lostConnection") : NULL;
         c->state = BCONN_DEAD;
-        if (c->bev)
-                bufferevent_disable(c->bev, EV_READ);
+        if (c->rev)
+                event_del(c->rev);
         c->dnext = b->dead;
         b->dead = c;
         event_active(b->reap_ev, 0, 0);
@@ -304,6 +449,8 @@ static void conn_unlink_free(bconn *c)
         if (c->next)
                 c->next->prev = c->prev;
         b->n_conns--;
+        if (c->rev)
+                event_free(c->rev); /* before the bufferevent closes the fd */
         if (c->bev)
                 bufferevent_free(c->bev);
         if (c->timer)

@@ -17,7 +17,7 @@
 bbubble *events_find_bubble(bconn *owner, const char *name, size_t len)
 {
         for (bbubble *bb = owner->bubbles; bb; bb = bb->next)
-                if (bus_name_equal(bb->name, strlen(bb->name), name, len))
+                if (bus_name_equal(bb->name, bb->name_len, name, len))
                         return bb;
         return NULL;
 }
@@ -48,7 +48,7 @@ static void bubble_del(bbubble *bb, bconn *c, bool all)
 static bool sub_matches(const bsub *s, const bbubble *bb)
 {
         return bus_glob_match(s->endpoint, strlen(s->endpoint), bb->owner->name, bb->owner->name_len) &&
-               bus_glob_match(s->bubble, strlen(s->bubble), bb->name, strlen(bb->name)) &&
+               bus_glob_match(s->bubble, strlen(s->bubble), bb->name, bb->name_len) &&
                route_acl(bb->owner, bb->hosts, bb->apps, s->conn);
 }
 
@@ -92,6 +92,7 @@ int events_register(bconn *c, const char *name, const char *hosts, const char *a
                 free(bb);
                 return r;
         }
+        bb->name_len = strlen(name);
         bb->owner = c;
         bb->next = c->bubbles;
         c->bubbles = bb;
@@ -311,18 +312,24 @@ int events_fire_raw(bconn *gen, bbubble *bb, const void *body, size_t len, unsig
 {
         hyb_broker *b = gen->b;
         wire_hdr h = { .type = WIRE_EVENT, .flags = (uint8_t)(flags & WIRE_F_BINARY) };
-        size_t nl = strlen(bb->name);
+        uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
         uint32_t d = 0, f = 0;
+        int n = 0;
 
+        /* Every subscriber gets the same bytes: build the header once. */
+        if (bb->n_subs)
+                n = wire_build(&h, gen->name, gen->name_len, NULL, 0, bb->name, bb->name_len, body, len, buf,
+                               iov);
         for (size_t i = 0; i < bb->n_subs; i++) {
-                bconn *s = bb->subs[i].conn;
-                if (bconn_send(s, &h, gen->name, gen->name_len, NULL, 0, bb->name, nl, body, len) == 0)
+                if (bconn_send_built(bb->subs[i].conn, iov, n) == 0)
                         d++;
                 else
                         f++;
         }
         if (b->n_monitors)
-                monitor_copy(b, WIRE_EVENT, &h, gen->name, gen->name_len, NULL, 0, bb->name, nl, body, len);
+                monitor_copy(b, WIRE_EVENT, &h, gen->name, gen->name_len, NULL, 0, bb->name, bb->name_len, body,
+                             len);
         if (delivered)
                 *delivered = d;
         if (failed)

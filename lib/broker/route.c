@@ -14,7 +14,6 @@
 #include "bus/names.h"
 #include "common/util.h"
 
-#define DEFAULT_TIMEOUT_MS 30000u
 
 static const char builtin_name[] = "@localhost/org.hybridos.bus/builtin";
 
@@ -125,7 +124,7 @@ static void pending_timeout(evutil_socket_t fd, short what, void *ud)
 static bproc *find_proc(bconn *callee, const char *name, size_t len)
 {
         for (bproc *p = callee->procs; p; p = p->next)
-                if (bus_name_equal(p->name, strlen(p->name), name, len))
+                if (bus_name_equal(p->name, p->name_len, name, len))
                         return p;
         return NULL;
 }
@@ -213,22 +212,21 @@ void route_call(bconn *c, bframe *f)
         if (callee->in)
                 callee->in->iprev = p;
         callee->in = p;
-        uint32_t t = f->h.timeout_ms ? f->h.timeout_ms : DEFAULT_TIMEOUT_MS;
+        uint32_t t = f->h.timeout_ms ? f->h.timeout_ms : ROUTE_DEFAULT_TIMEOUT_MS;
         struct timeval tv = { .tv_sec = t / 1000, .tv_usec = (t % 1000) * 1000 };
-        evtimer_add(p->timer, &tv);
+        evtimer_add(p->timer, t == ROUTE_DEFAULT_TIMEOUT_MS && b->default_deadline ? b->default_deadline
+                                                                                   : &tv);
 
         wire_hdr h = { .type = WIRE_CALL, .flags = f->h.flags & WIRE_F_BINARY, .call_id = p->id,
                        .timeout_ms = t };
-        wire_build(&h, c->name, c->name_len, callee->name, callee->name_len, proc->name, strlen(proc->name),
+        wire_build(&h, c->name, c->name_len, callee->name, callee->name_len, proc->name, proc->name_len,
                    NULL, f->h.body_len, buf, iov);
-        struct evbuffer *out = bufferevent_get_output(callee->bev);
         if (b->n_monitors) {
                 const uint8_t *body = bframe_body(f);
                 monitor_copy(b, WIRE_CALL, &h, c->name, c->name_len, callee->name, callee->name_len,
-                             proc->name, strlen(proc->name), body, f->h.body_len);
+                             proc->name, proc->name_len, body, f->h.body_len);
         }
-        evbuffer_add(out, buf, iov[0].iov_len);
-        bframe_move_body(f, out);
+        bconn_forward(callee, buf, iov[0].iov_len, f);
 }
 
 void route_result(bconn *c, bframe *f)
@@ -260,9 +258,7 @@ void route_result(bconn *c, bframe *f)
         if (body)
                 monitor_copy(b, WIRE_RESULT, &h, c->name, c->name_len, caller->name, caller->name_len,
                              member, f->h.member_len, body, f->h.body_len);
-        struct evbuffer *out = bufferevent_get_output(caller->bev);
-        evbuffer_add(out, buf, iov[0].iov_len);
-        bframe_move_body(f, out);
+        bconn_forward(caller, buf, iov[0].iov_len, f);
 }
 
 /* The caller gives up on its call caller_id: cancel at the callee, no result follows. */
