@@ -26,6 +26,15 @@ int vec_to_objs(mm_vec *vec, bool lst, hyb_obj **ret);
 int vm_collect(hyb_mmadt *vm, const mm_code *c, const mm_val *in, mm_vec *out);
 /* Runs c over the stream in (moved out), collecting into out. */
 int vm_exec_vec(hyb_mmadt *vm, const mm_code *c, mm_vec *in, mm_vec *out);
+/* Whether instruction ins of c (OP_CALL or OP_DEF) calls a gathering definition: 1 and *def
+ * (kept alive by *hold, which the caller unrefs), 0 (a per-obj call), never < 0: a lookup
+ * failure is reported when the call runs. */
+int inst_gathers(hyb_mmadt *vm, const mm_code *c, const mm_ins *ins, const mm_code **def,
+                 hyb_obj **hold);
+/* Calls the gathering def of ins once on the whole stream buf (noobjs already dropped);
+ * buf is replaced by the results. */
+int inst_call_many(hyb_mmadt *vm, const mm_code *def, const mm_code *c, const mm_ins *ins,
+                   mm_vec *buf);
 /* A rec value by key (uri keys by address, ignoring a `?type` query), or NULL. */
 const hyb_obj *poly_rec_get(const hyb_obj *rec, const hyb_obj *key);
 /* The value of rec o under the key a one-segment relative uri `seg` names (the first match of

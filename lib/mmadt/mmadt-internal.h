@@ -121,6 +121,7 @@ struct mm_code {
         atomic_uint n_ref;
         uint8_t kind;
         bool has_barrier;
+        bool has_call; /* an OP_CALL: it may name a gathering instruction (inst_gathers) */
         bool silent; /* a statement ended by `;` (FhatOS end()): results dropped */
         /* every instruction is `_` or arith/cmp/iscmp with one argument: vm_apply1 may evaluate it
          * without the dispatch loop when the input and arguments are plain ints */
@@ -298,6 +299,13 @@ const char *type_short(const hyb_furi *tid);
 int inst_call(hyb_mmadt *vm, const mm_code *def, const mm_code *c, const mm_ins *ins,
               unsigned first, const mm_val *cur, mm_sink *s);
 void inst_detach_natives(hyb_mmadt *vm);
+/* Definitions ever built whose domain coefficient takes more than one obj: while 0, no call
+ * can gather and vm_exec keeps its one-pass fast path. */
+extern atomic_uint mm_gathering_defs;
+static inline bool inst_coef_gathers(const mm_coef *k)
+{
+        return k->max < 0 || k->max > 1;
+}
 /* proc.c */
 int proc_call(hyb_mmadt *vm, const hyb_furi *res, const char *name, const mm_code *c,
               const mm_ins *ins, const mm_val *cur, mm_sink *s);

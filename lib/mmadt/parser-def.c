@@ -32,6 +32,8 @@ static int make_def(mm_code **ret, hyb_obj *name, hyb_obj *range, hyb_obj *domai
         d->domain = domain;
         d->rcoef = rc;
         d->dcoef = dc;
+        if (inst_coef_gathers(&dc))
+                atomic_fetch_add_explicit(&mm_gathering_defs, 1, memory_order_relaxed);
         d->body = b;
         d->params = pc;
         r = code_emit(pc, OP_REC, 0, params, np);

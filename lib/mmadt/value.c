@@ -235,6 +235,13 @@ int code_emit(mm_code *c, int op, int aux, mm_arg *args, size_t n)
         }
         if (mm_ops[op].barrier)
                 c->has_barrier = true;
+        /* an inline definition whose domain takes a stream is a barrier; a call by name is
+         * resolved when the chain starts (inst_gathers) */
+        if (op == OP_DEF && n && c->args[ins->arg].kind == MM_ARG_CODE &&
+            inst_coef_gathers(&c->args[ins->arg].code->dcoef))
+                c->has_barrier = true;
+        if (op == OP_CALL)
+                c->has_call = true;
         c->simple = (c->n_ins == 0 || c->simple) && c->kind == MM_CODE_CHAIN &&
                     ((n == 1 && (op == OP_ARITH || op == OP_CMP || op == OP_ISCMP)) ||
                      (n == 0 && op == OP_ID));

@@ -4,8 +4,9 @@
  * instructions.  A one-to-one instruction rewrites the register `cur` and
  * the loop goes on; a fan-out instruction (streams, ranges, `+` indexes,
  * merge) hands each result to a continuation sink that runs the rest of the
- * chain.  A barrier (count, sum, prod, `_] [_`) splits a chain into segments:
- * vm_exec collects the whole stream of a segment before the barrier runs.
+ * chain.  A barrier (count, sum, prod, `_] [_`, a user instruction whose domain
+ * coefficient takes more than one obj) splits a chain into segments: vm_exec
+ * collects the whole stream of a segment before the barrier runs.
  *
  *   vm_exec  ----segment 0----> [barrier] ----segment 1----> sink
  *              vm_run per obj    whole       vm_run per obj
@@ -522,7 +523,11 @@ static int exec_buf(hyb_mmadt *vm, const mm_code *c, mm_vec *in, mm_sink *s)
                 mm_vec next = {0};
                 mm_sink col = {collect_fn, &next};
                 int op = c->ins[pc].op;
-                if (!mm_ops[op].barrier)
+                const mm_code *def = NULL;
+                hyb_obj *hold = NULL;
+                if (!mm_ops[op].barrier &&
+                    !((op == OP_CALL || op == OP_DEF) &&
+                      inst_gathers(vm, c, &c->ins[pc], &def, &hold)))
                         continue;
                 if (op == OP_COUNT || op == OP_SUM || op == OP_PROD) {
                         fold_sink f = {{fold_fn, NULL}, op, 0, MV_NONE};
@@ -547,8 +552,15 @@ static int exec_buf(hyb_mmadt *vm, const mm_code *c, mm_vec *in, mm_sink *s)
                 }
                 vec_clear(&buf);
                 buf = next;
-                if (r >= 0)
+                if (r >= 0 && def) {
+                        /* a user instruction whose domain coefficient takes a stream */
+                        r = inst_call_many(vm, def, c, &c->ins[pc], &buf);
+                        if (r < 0)
+                                vm_place(vm, c, pc);
+                } else if (r >= 0) {
                         r = barrier(vm, c, &c->ins[pc], &buf);
+                }
+                hyb_obj_unref(hold);
                 start = pc + 1;
         }
         for (size_t i = 0; r >= 0 && i < buf.n; i++) {
@@ -564,7 +576,9 @@ int vm_exec(hyb_mmadt *vm, const mm_code *c, mm_val in, mm_sink *s)
 {
         mm_vec buf = {0};
 
-        if (!c->has_barrier)
+        /* calls by name are looked at only once some definition takes a stream */
+        if (!c->has_barrier &&
+            !(c->has_call && atomic_load_explicit(&mm_gathering_defs, memory_order_relaxed)))
                 return vm_run(vm, c, 0, c->n_ins, in, s);
         if (grow_array((void **)&buf.v, &buf.alloc, 1, sizeof(mm_val)) < 0) {
                 mv_clear(&in);

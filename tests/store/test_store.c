@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -753,10 +754,187 @@ END_TEST
 
 /* ---- threads ---- */
 
+/*
+ * Group commit (doc/store.md "Durability, group commit"): a commit leader waits for
+ * every thread inside a synchronous write to queue or leave.  Writers that fail a limit
+ * check, or have nothing to commit (a delete of an absent key), leave without queueing;
+ * async writes queue without waiting; a processing thread commits them.  None of this
+ * may leave a leader waiting (the tcase timeout catches a hang), every successful write
+ * is on disk after close, every async completion ran once with success.
+ */
+typedef struct gc_thr {
+        hyb_store *st;
+        int id;
+        atomic_int *async_done;
+        int async_sent;
+} gc_thr;
+
+#define GC_THREADS 8
+#define GC_ROUNDS 48
+
+static void gc_done(int r, void *ud)
+{
+        ck_assert_int_eq(r, 0);
+        atomic_fetch_add((atomic_int *)ud, 1);
+}
+
+static void *gc_writer(void *ud)
+{
+        gc_thr *t = ud;
+        char big[200];
+
+        memset(big, 'x', sizeof(big));
+        for (int j = 0; j < GC_ROUNDS; j++) {
+                char f[48];
+                hyb_obj *v = NULL;
+                hyb_furi *k;
+                hyb_error e = { 0 };
+
+                snprintf(f, sizeof(f), "/gc/%d/%d", t->id, j);
+                switch ((j + t->id) % 4) {
+                case 0: /* sync, succeeds */
+                        hyb_obj_new_int(j, &v);
+                        ck_assert_int_eq(hyb_store_write_str(t->st, f, v, 0, &e), 0);
+                        break;
+                case 1: /* sync, over max_value_bytes: fails before queueing */
+                        hyb_obj_new_str(big, sizeof(big), &v);
+                        ck_assert_int_eq(hyb_store_write_str(t->st, f, v, 0, &e), HYB_E_LIMIT);
+                        break;
+                case 2: /* async, succeeds */
+                        hyb_obj_new_int(j, &v);
+                        k = furi(f);
+                        ck_assert_int_eq(hyb_store_write_async(t->st, k, v, 0, gc_done,
+                                                               t->async_done, &e), 0);
+                        hyb_furi_unref(k);
+                        t->async_sent++;
+                        break;
+                default: /* sync delete of an absent key: nothing to commit */
+                        v = hyb_obj_ref(hyb_obj_noobj());
+                        ck_assert_int_eq(hyb_store_write_str(t->st, f, v, 0, &e), 0);
+                        break;
+                }
+                hyb_obj_unref(v);
+        }
+        return NULL;
+}
+
+typedef struct gc_proc {
+        hyb_store *st;
+        atomic_int stop;
+} gc_proc;
+
+static void *gc_processor(void *ud)
+{
+        gc_proc *p = ud;
+
+        while (!atomic_load(&p->stop))
+                ck_assert_int_ge(hyb_store_process(p->st), 0);
+        return NULL;
+}
+
+START_TEST(test_group_commit_mixed_failures)
+{
+        char *dir, *path = db_path(&dir);
+        hyb_store_options o;
+        hyb_store *st = NULL;
+        atomic_int async_done = 0;
+        gc_thr t[GC_THREADS];
+        pthread_t w[GC_THREADS], pt;
+        gc_proc p = { 0 };
+        hyb_store *other = NULL;
+        int sent = 0;
+
+        hyb_store_options_init(&o);
+        o.durability = HYB_DURABILITY_FULL;
+        o.max_value_bytes = 64;
+        ck_assert_int_eq(hyb_store_open(path, &o, &st, NULL), 0);
+        /* loop 1: a second handle is open, so every commit also writes its journal row */
+        if (_i == 1)
+                other = open_db(path, HYB_DURABILITY_NORMAL);
+        p.st = st;
+        ck_assert_int_eq(pthread_create(&pt, NULL, gc_processor, &p), 0);
+        for (int i = 0; i < GC_THREADS; i++) {
+                t[i] = (gc_thr){ .st = st, .id = i, .async_done = &async_done };
+                ck_assert_int_eq(pthread_create(&w[i], NULL, gc_writer, &t[i]), 0);
+        }
+        for (int i = 0; i < GC_THREADS; i++) {
+                pthread_join(w[i], NULL);
+                sent += t[i].async_sent;
+        }
+        atomic_store(&p.stop, 1);
+        pthread_join(pt, NULL);
+        ck_assert_int_eq(hyb_store_flush(st), 0);
+        drain(st);
+        ck_assert_int_eq(atomic_load(&async_done), sent);
+        hyb_store_unref(st);
+
+        /* on disk (loop 1: and in the other handle, from the journal): exactly the writes
+         * that succeeded */
+        if (other) {
+                drain(other);
+                st = other;
+        } else
+                st = open_db(path, HYB_DURABILITY_NORMAL);
+        for (int i = 0; i < GC_THREADS; i++)
+                for (int j = 0; j < GC_ROUNDS; j++) {
+                        char f[48], x[16];
+                        int kind = (j + i) % 4;
+                        snprintf(f, sizeof(f), "/gc/%d/%d", i, j);
+                        if (kind == 0 || kind == 2) {
+                                snprintf(x, sizeof(x), "%d", j);
+                                get_is(st, f, x);
+                        } else {
+                                hyb_obj *o2 = NULL;
+                                ck_assert_int_eq(hyb_store_read_str(st, f, &o2, NULL), 0);
+                                ck_assert(hyb_obj_is_noobj(o2));
+                                hyb_obj_unref(o2);
+                        }
+                }
+        hyb_store_unref(st);
+        test_rmrf(dir);
+        free(dir);
+        free(path);
+}
+END_TEST
+
+/*
+ * Closing while async writes are queued and nobody processes: the last reference commits them
+ * and runs their completions (doc/store.md), then the data is on disk.
+ */
+START_TEST(test_close_commits_queued)
+{
+        char *dir, *path = db_path(&dir);
+        hyb_store *st = open_db(path, HYB_DURABILITY_FULL);
+        atomic_int done = 0;
+
+        for (int i = 0; i < 20; i++) {
+                char f[32];
+                hyb_obj *v = NULL;
+                hyb_furi *k;
+                snprintf(f, sizeof(f), "/cq/%d", i);
+                k = furi(f);
+                hyb_obj_new_int(i, &v);
+                ck_assert_int_eq(hyb_store_write_async(st, k, v, 0, gc_done, &done, NULL), 0);
+                hyb_obj_unref(v);
+                hyb_furi_unref(k);
+        }
+        hyb_store_unref(st);
+        ck_assert_int_eq(atomic_load(&done), 20);
+        st = open_db(path, HYB_DURABILITY_NORMAL);
+        get_is(st, "/cq/0", "0");
+        get_is(st, "/cq/19", "19");
+        hyb_store_unref(st);
+        test_rmrf(dir);
+        free(dir);
+        free(path);
+}
+END_TEST
+
+
 typedef struct thr {
         hyb_store *st;
         int id;
-        volatile int *stop;
+        atomic_int *stop;
         int reads;
 } thr;
 
@@ -779,7 +957,7 @@ static void *reader(void *ud)
 {
         thr *t = ud;
 
-        while (!*t->stop) {
+        while (!atomic_load(t->stop)) {
                 hyb_obj *o = NULL;
                 ck_assert_int_eq(hyb_store_read_str(t->st, "/thr/#", &o, NULL), 0);
                 ck_assert(hyb_obj_len(o) <= 400);
@@ -795,7 +973,7 @@ START_TEST(test_threads)
         hyb_store *st = open_db(path, HYB_DURABILITY_NORMAL);
         recorder *rc = rec_new();
         hyb_slot *s = sub(st, "/thr/#", 0, rc);
-        volatile int stop = 0;
+        atomic_int stop = 0;
         pthread_t w[4], rd;
         thr t[5];
         hyb_obj *o = NULL;
@@ -807,7 +985,7 @@ START_TEST(test_threads)
                 ck_assert_int_eq(pthread_create(&w[i], NULL, writer, &t[i]), 0);
         for (int i = 0; i < 4; i++)
                 pthread_join(w[i], NULL);
-        stop = 1;
+        atomic_store(&stop, 1);
         pthread_join(rd, NULL);
         ck_assert_int_gt(t[4].reads, 0);
         ck_assert_int_eq(hyb_store_read_str(st, "/thr/#", &o, NULL), 0);
@@ -1181,6 +1359,8 @@ Suite *store_suite(void)
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, test_async_writes);
         tcase_add_test(tc, test_threads);
+        tcase_add_loop_test(tc, test_group_commit_mixed_failures, 0, 2);
+        tcase_add_test(tc, test_close_commits_queued);
         tcase_add_test(tc, test_kill9_normal);
         tcase_add_test(tc, test_kill9_full);
         tcase_add_test(tc, test_two_processes);
