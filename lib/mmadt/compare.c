@@ -73,18 +73,29 @@ int cmp_op(hyb_mmadt *vm, int op, const mm_val *a, const mm_val *b, mm_val *out)
         return 0;
 }
 
+/* Compares cur with the instruction's argument (applied to cur first): *out is the bool. */
+static int cmp_with_arg(hyb_mmadt *vm, const mm_code *c, const mm_ins *ins, const mm_val *cur,
+                        mm_val *out)
+{
+        mm_val y;
+        int r;
+
+        r = vm_arg(vm, c, ins, 0, cur, &y);
+        if (r < 0)
+                return r;
+        r = cmp_op(vm, ins->aux, cur, &y, out);
+        mv_clear(&y);
+        return r;
+}
+
 MM_FAM(op_cmp)
 {
-        mm_val y, z;
+        mm_val z;
         int r;
 
         if (mv_is_noobj(cur))
                 return 0;
-        r = vm_arg(vm, c, ins, 0, cur, &y);
-        if (r < 0)
-                return r;
-        r = cmp_op(vm, ins->aux, cur, &y, &z);
-        mv_clear(&y);
+        r = cmp_with_arg(vm, c, ins, cur, &z);
         if (r < 0)
                 return r;
         mv_clear(cur);
@@ -94,16 +105,12 @@ MM_FAM(op_cmp)
 
 MM_FAM(op_iscmp)
 {
-        mm_val y, z;
+        mm_val z;
         int r;
 
         if (mv_is_noobj(cur))
                 return 0;
-        r = vm_arg(vm, c, ins, 0, cur, &y);
-        if (r < 0)
-                return r;
-        r = cmp_op(vm, ins->aux, cur, &y, &z);
-        mv_clear(&y);
+        r = cmp_with_arg(vm, c, ins, cur, &z);
         if (r < 0)
                 return r;
         if (!(z.k == MV_BOOL && z.u.b))
