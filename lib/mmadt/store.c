@@ -409,17 +409,30 @@ MM_FAM(op_from)
         return 0;
 }
 
+/* Writes cur at the uri the argument gives (applied to cur); *ret_u is that uri value
+ * (the caller's, also on error: clear it). Shared by `.to(u)` and `v <- u`. */
+static int write_cur_at_arg(hyb_mmadt *vm, const mm_code *c, const mm_ins *ins, mm_val *cur,
+                            mm_val *ret_u)
+{
+        const hyb_furi *f = NULL;
+        int r = vm_arg(vm, c, ins, 0, cur, ret_u);
+
+        if (r < 0) {
+                *ret_u = MV_NONE;
+                return r;
+        }
+        r = st_uri_of(vm, ret_u, &f);
+        if (r >= 0)
+                r = typed_write(vm, f, cur, 0);
+        return r;
+}
+
+/* `.to(u)`: the result is the current obj. */
 MM_FAM(op_to)
 {
         mm_val u;
-        const hyb_furi *f = NULL;
-        int r = vm_arg(vm, c, ins, 0, cur, &u);
+        int r = write_cur_at_arg(vm, c, ins, cur, &u);
 
-        if (r < 0)
-                return r;
-        r = st_uri_of(vm, &u, &f);
-        if (r >= 0)
-                r = typed_write(vm, f, cur, 0);
         mv_clear(&u);
         return r;
 }
@@ -464,17 +477,12 @@ MM_FAM(op_ref)
         return 0;
 }
 
+/* `v <- u`: the result is u. */
 MM_FAM(op_refop)
 {
         mm_val u;
-        const hyb_furi *f = NULL;
-        int r = vm_arg(vm, c, ins, 0, cur, &u);
+        int r = write_cur_at_arg(vm, c, ins, cur, &u);
 
-        if (r < 0)
-                return r;
-        r = st_uri_of(vm, &u, &f);
-        if (r >= 0)
-                r = typed_write(vm, f, cur, 0);
         if (r < 0) {
                 mv_clear(&u);
                 return r;
