@@ -147,6 +147,32 @@ int parse_arg_to_key(mm_arg *a, hyb_obj **ret)
 }
 
 /*
+ * keyed ::= chain [ '=>' chain ]
+ * One argument or poly element; with `=>` the first chain becomes a->key.
+ * On error nothing is left to free in *a.
+ */
+static int parse_keyed_arg(mm_parser *P, mm_arg *a)
+{
+        hyb_obj *key = NULL;
+        int r;
+
+        r = parse_chain_arg(P, a);
+        if (r < 0 || P->tk.t != TK_ARROW)
+                return r;
+        r = parse_arg_to_key(a, &key);
+        if (r >= 0)
+                r = parse_next(P);
+        if (r >= 0)
+                r = parse_chain_arg(P, a);
+        if (r < 0) {
+                hyb_obj_unref(key);
+                return r;
+        }
+        a->key = key;
+        return 0;
+}
+
+/*
  * args ::= '(' [ arg { ',' arg } ] ')'
  * arg  ::= [ key '=>' ] chain
  * (the current token is the '(')
@@ -159,22 +185,9 @@ int parse_arglist(mm_parser *P, mm_arg **ret, size_t *ret_n)
 
         r = parse_next(P);
         while (r >= 0 && P->tk.t != TK_RPAREN) {
-                hyb_obj *key = NULL;
-                r = parse_chain_arg(P, &a);
+                r = parse_keyed_arg(P, &a);
                 if (r < 0)
                         break;
-                if (P->tk.t == TK_ARROW) {
-                        r = parse_arg_to_key(&a, &key);
-                        if (r >= 0)
-                                r = parse_next(P);
-                        if (r >= 0)
-                                r = parse_chain_arg(P, &a);
-                        if (r < 0) {
-                                hyb_obj_unref(key);
-                                break;
-                        }
-                        a.key = key;
-                }
                 r = parse_args_push(&args, &n, &alloc, &a);
                 if (r >= 0 && P->tk.t == TK_COMMA)
                         r = parse_next(P);
@@ -232,29 +245,18 @@ static int poly(mm_parser *P, mm_code *c)
                 return r < 0 ? r : compile_poly(c, true, NULL, 0);
         }
         while (r >= 0 && P->tk.t != TK_RBRACK) {
-                hyb_obj *key = NULL;
-                r = parse_chain_arg(P, &a);
+                bool has_key;
+                r = parse_keyed_arg(P, &a);
                 if (r < 0)
                         break;
-                if (P->tk.t == TK_ARROW) {
-                        r = parse_arg_to_key(&a, &key);
-                        if (r >= 0)
-                                r = parse_next(P);
-                        if (r >= 0)
-                                r = parse_chain_arg(P, &a);
-                        if (r < 0) {
-                                hyb_obj_unref(key);
-                                break;
-                        }
-                        a.key = key;
-                }
-                if (keyed >= 0 && keyed != (key != NULL)) {
+                has_key = a.key != NULL;
+                if (keyed >= 0 && keyed != has_key) {
                         arg_clear(&a);
                         r = parse_error(P, "mixed lst and rec elements before %s",
                                         parse_tk_name(&P->tk));
                         break;
                 }
-                keyed = key != NULL;
+                keyed = has_key;
                 r = parse_args_push(&elems, &n, &alloc, &a);
                 if (r >= 0 && P->tk.t == TK_COMMA)
                         r = parse_next(P);
