@@ -4,7 +4,103 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include <hybrid/hybrid.h>
+
 #include "cli.h"
+
+static bool json_errors;
+
+void cli_set_json_errors(bool on)
+{
+        json_errors = on;
+}
+
+/* One {"error":{...}} line on stderr; code is a bus status ("404") or an error name. */
+static void json_error(int status, const char *what, const char *code, const char *msg)
+{
+        char *end;
+        long n = strtol(code, &end, 10);
+        bool numeric = *code && !*end;
+        json_t *j = json_pack("{s:{s:s, s:o, s:s, s:s, s:i}}", "error", "command", what ? what : "",
+                              "status", numeric ? json_integer(n) : json_null(), "name",
+                              numeric ? hyb_err_name(-(HYB_E_BASE + (int)n)) : code, "message",
+                              msg, "exit", status);
+        char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+        if (s)
+                fprintf(stderr, "%s\n", s);
+        else
+                fprintf(stderr, "hybrid: %s: %s %s\n", what, code, msg);
+        fflush(stderr);
+        free(s);
+        json_decref(j);
+}
+
+static void report(int status, const char *what, const char *code,
+                   const char *suffix, const char *fmt, va_list ap)
+{
+        char msg[4096];
+
+        fflush(stdout);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        if (json_errors) {
+                char full[4352];
+
+                snprintf(full, sizeof(full), "%s%s", msg, suffix);
+                json_error(status, what, *code ? code : "usage", full);
+                return;
+        }
+        fprintf(stderr, "hybrid: %s: %s%s%s%s\n", what, code, *code ? " " : "", msg, suffix);
+        fflush(stderr);
+}
+
+static size_t distance(const char *a, const char *b)
+{
+        size_t la = strlen(a), lb = strlen(b), row[64], diag, up;
+
+        if (la >= 64 || lb >= 64)
+                return (size_t)-1;
+        for (size_t j = 0; j <= lb; j++)
+                row[j] = j;
+        for (size_t i = 1; i <= la; i++) {
+                diag = row[0];
+                row[0] = i;
+                for (size_t j = 1; j <= lb; j++) {
+                        size_t best = diag + (a[i - 1] != b[j - 1]);
+
+                        up = row[j];
+                        if (up + 1 < best)
+                                best = up + 1;
+                        if (row[j - 1] + 1 < best)
+                                best = row[j - 1] + 1;
+                        diag = up;
+                        row[j] = best;
+                }
+        }
+        return row[lb];
+}
+
+const char *cli_suggest(const char *word, const char *const *candidates, size_t n)
+{
+        const char *best = NULL;
+        size_t best_d = (size_t)-1, len = strlen(word);
+
+        for (size_t i = 0; i < n; i++) {
+                size_t d = distance(word, candidates[i]);
+
+                /* a prefix of at least 3 letters counts as a near miss too ("sto") */
+                if (len >= 3 && strncmp(candidates[i], word, len) == 0 && d > 1)
+                        d = 1;
+                if (d < best_d) {
+                        best_d = d;
+                        best = candidates[i];
+                }
+        }
+        /* at most 2 edits, and fewer than the word's length: "x" suggests nothing */
+        return best && best_d <= 2 && best_d < len ? best : NULL;
+}
 
 const char *cli_opt(const cli_ctx *ctx, const char *name)
 {
@@ -23,25 +119,24 @@ int cli_fail(int status, const char *what, const char *code, const char *fmt, ..
 {
         va_list ap;
 
-        fflush(stdout);
-        fprintf(stderr, "hybrid: %s: %s ", what, code);
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        report(status, what, code, "", fmt, ap);
         va_end(ap);
-        fputc('\n', stderr);
         return status;
 }
 
 int cli_usage(const cli_ctx *ctx, const char *fmt, ...)
 {
+        char suffix[128];
         va_list ap;
 
-        fflush(stdout);
-        fprintf(stderr, "hybrid: %s: usage ", ctx->command ? ctx->command : "usage");
+        snprintf(suffix, sizeof(suffix), " (see 'hybrid %s%s--help')",
+                 ctx->command ? ctx->command : "", ctx->command ? " " : "");
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        /* before a command is known: "hybrid: usage: <message>" */
+        report(EXIT_USAGE, ctx->command ? ctx->command : "usage", ctx->command ? "usage" : "", suffix,
+               fmt, ap);
         va_end(ap);
-        fprintf(stderr, " (see 'hybrid %s --help')\n", ctx->command ? ctx->command : "");
         return EXIT_USAGE;
 }
 

@@ -21,7 +21,18 @@ typedef struct cli_option {
         const char *name;     /* without the leading "--" */
         bool takes_value;
         const char *help;     /* "--name VALUE  what it does" line for --help */
+        char short_name;      /* -x form, 0 if none */
 } cli_option;
+
+/* Which global options a command uses (its --help lists only those). */
+enum {
+        CLI_G_BUS = 1 << 0,
+        CLI_G_DB = 1 << 1,
+        CLI_G_APP = 1 << 2,
+        CLI_G_RUNNER = 1 << 3,
+        CLI_G_JSON = 1 << 4,
+        CLI_G_BUSCMD = CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON,
+};
 
 typedef struct cli_ctx {
         /* global options (already resolved with their defaults) */
@@ -44,18 +55,30 @@ typedef struct cli_command {
         const char *name;
         int (*run)(cli_ctx *ctx);
         const cli_option *options;  /* terminated by {NULL}; may be NULL */
+        const char *summary;        /* one line for `hybrid help` */
         const char *usage;          /* full --help text of the command, subcommands included */
+        unsigned globals;           /* CLI_G_* the command uses */
 } cli_command;
 
 /* The value of a command option, NULL if absent ("" for a given flag). */
 const char *cli_opt(const cli_ctx *ctx, const char *name);
 bool cli_flag(const cli_ctx *ctx, const char *name);
 
-/* "hybrid: <what>: <code name or status> <message>" on stderr; returns status. */
+/*
+ * "hybrid: <what>: <code name or status> <message>" on stderr; returns status.
+ * Under --json the error is one JSON object on stderr instead:
+ * {"error":{"command":..,"status":<bus status or null>,"name":..,"message":..,"exit":..}}.
+ */
 int cli_fail(int status, const char *what, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 /* Prints a usage error for the current command and returns EXIT_USAGE. */
 int cli_usage(const cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Turns JSON error reports on (--json); set by main before anything can fail. */
+void cli_set_json_errors(bool on);
+
+/* The closest of n candidates to word (a likely typo), or NULL. */
+const char *cli_suggest(const char *word, const char *const *candidates, size_t n);
 
 /* Prints one line on stdout and flushes it. */
 void cli_println(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -68,7 +68,10 @@ const cli_command cmd_call = {
         .name = "call",
         .run = run_call,
         .options = call_options,
-        .usage = "call <endpoint> <method> [<json> | -]   call a procedure, print its result\n"
-                 "  The params default to {}; '-' reads them from stdin.  An error status\n"
-                 "  exits 1 with 'hybrid: call: <status> <message>' on stderr.\n",
+        .summary = "call a procedure, print its result",
+        .usage = "usage: hybrid call <endpoint> <method> [<json> | -] [--timeout MS]\n"
+                 "Calls <method> of <endpoint> (@host/app/runner) and prints the result body as\n"
+                 "received.  The params default to {}; '-' reads them from stdin.  An error status\n"
+                 "exits 1 with 'hybrid: call: <status> <message>' on stderr.\n",
+        .globals = CLI_G_BUSCMD,
 };

@@ -63,6 +63,9 @@ const cli_command cmd_fire = {
         .name = "fire",
         .run = run_fire,
         .options = fire_options,
-        .usage = "fire <bubble> <json>   register a bubble, fire it, print the delivery counts\n"
-                 "  Prints {\"delivered\":N,\"failed\":M} as counted by the broker.\n",
+        .summary = "register a bubble, fire it, print the delivery counts",
+        .usage = "usage: hybrid fire <bubble> <json> [--for-host P] [--for-app P]\n"
+                 "Fires the event <bubble> of this client's endpoint and prints\n"
+                 "{\"delivered\":N,\"failed\":M} as counted by the broker.\n",
+        .globals = CLI_G_BUSCMD,
 };

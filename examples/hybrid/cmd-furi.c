@@ -132,9 +132,10 @@ const cli_command cmd_furi = {
         .name = "furi",
         .run = run_furi,
         .options = NULL,
-        .usage = "furi match|parse: parse, print and match fURIs\n"
-                 "  hybrid furi parse <furi>            print the canonical form (--json: its parts)\n"
-                 "  hybrid furi match <furi> <pattern>  print true or false (exit 0 either way);\n"
-                 "                                      with wildcards in <furi>: is it within <pattern>\n"
-                 "  An invalid fURI exits 2 with the error and its byte offset on stderr.\n",
+        .summary = "parse, print and match fURIs",
+        .usage = "usage: hybrid furi parse <furi>            print the canonical form (--json: its parts)\n"
+                 "       hybrid furi match <furi> <pattern>  print true or false (exit 0 either way);\n"
+                 "                                           with wildcards in <furi>: is it within <pattern>\n"
+                 "An invalid fURI exits 2 with the error and its byte offset on stderr.\n",
+        .globals = CLI_G_JSON,
 };

@@ -199,6 +199,10 @@ const cli_command cmd_list = {
         .name = "list",
         .run = run_list,
         .options = NULL,
-        .usage = "list [<endpoint>]   endpoints, procedures (with argument policies) and events\n"
-                 "  With --json: one document [{\"endpointName\",\"procedures\",\"events\"}, ...].\n",
+        .summary = "endpoints, procedures (with argument policies) and events",
+        .usage = "usage: hybrid list [<endpoint>]\n"
+                 "Lists what this client may use: every endpoint, or the one named (a glob is\n"
+                 "allowed).  An endpoint that is not there (or not visible) exits 1 with 404.\n"
+                 "With --json: one document [{\"endpointName\",\"procedures\",\"events\"}, ...].\n",
+        .globals = CLI_G_BUSCMD,
 };

@@ -78,7 +78,9 @@ const cli_command cmd_listen = {
         .name = "listen",
         .run = run_listen,
         .options = listen_options,
-        .usage = "listen <endpoint-or-glob> <bubble-or-glob>   print events as they come\n"
-                 "  One line per event: <endpoint>\\t<bubble>\\t<body>; globs use * and ?.\n"
-                 "  Prints 'ready' on stderr once subscribed.\n",
+        .summary = "print events as they come",
+        .usage = "usage: hybrid listen <endpoint-or-glob> <bubble-or-glob> [--count N]\n"
+                 "One line per event: <endpoint>\\t<bubble>\\t<body>; globs use * and ?, and the\n"
+                 "endpoint has the form @host/app/runner.  Prints 'ready' on stderr once subscribed.\n",
+        .globals = CLI_G_BUSCMD,
 };

@@ -100,6 +100,8 @@ const cli_command cmd_monitor = {
         .name = "monitor",
         .run = run_monitor,
         .options = monitor_options,
-        .usage = "monitor   print every packet the broker routes (administrators only)\n"
-                 "  One line per packet: <kind>\\t<from>\\t<to>\\t<member>\\t<call id>\\t<status>\\t<body>.\n",
+        .summary = "print every packet the broker routes (administrators only)",
+        .usage = "usage: hybrid monitor [--count N]\n"
+                 "One line per packet: <kind>\\t<from>\\t<to>\\t<member>\\t<call id>\\t<status>\\t<body>.\n",
+        .globals = CLI_G_BUSCMD,
 };

@@ -265,12 +265,23 @@ const cli_command cmd_repl = {
         .name = "repl",
         .run = run_repl,
         .options = NULL,
-        .usage = "hybrid repl [--db FILE]      the mm-ADT REPL (statements from stdin)\n",
+        .summary = "the mm-ADT REPL",
+        .usage = "usage: hybrid repl\n"
+                 "Reads mm-ADT statements (the language: doc/mmadt.md) and prints '==>obj' per\n"
+                 "result, '[ERROR] message' for an error; exits 1 if a statement failed.\n"
+                 "On a terminal: line editing and history, '...>' while a statement is\n"
+                 "unfinished (an empty line ends it), Ctrl-C drops the statement, :help, :quit.\n"
+                 "With --json each result is one JSON document per line.\n",
+        .globals = CLI_G_DB | CLI_G_APP | CLI_G_JSON,
 };
 
 const cli_command cmd_run = {
         .name = "run",
         .run = run_file,
         .options = NULL,
-        .usage = "hybrid run FILE              run an mm-ADT program; stops at the first error\n",
+        .summary = "run an mm-ADT program; stops at the first error",
+        .usage = "usage: hybrid run FILE|-\n"
+                 "Runs the mm-ADT program in FILE ('-': stdin; the language: doc/mmadt.md),\n"
+                 "printing as the REPL does; stops at the first error and exits 1.\n",
+        .globals = CLI_G_DB | CLI_G_APP | CLI_G_JSON,
 };

@@ -145,6 +145,8 @@ const cli_command cmd_serve = {
         .name = "serve",
         .run = run_serve,
         .options = serve_options,
-        .usage = "serve <method> <json-reply>   offer a procedure answering a fixed body\n"
-                 "  Prints the endpoint name once registered; runs until SIGTERM or SIGINT.\n",
+        .summary = "offer a procedure answering a fixed body",
+        .usage = "usage: hybrid serve <method> <json-reply> [--delay MS] [--for-host P] [--for-app P]\n"
+                 "Prints the endpoint name once registered; runs until SIGTERM or SIGINT (exit 0).\n",
+        .globals = CLI_G_BUSCMD,
 };

@@ -19,6 +19,7 @@
 static const cli_option store_options[] = {
         { "durability", true, "--durability memory|normal|full   how writes reach the disk (default normal)" },
         { "replay", false, "--replay        watch: first print the stored values that match" },
+        { "count", true, "--count N       watch: exit after N messages" },
         { NULL, false, NULL },
 };
 
@@ -71,7 +72,7 @@ static int print_obj_line(const char *prefix, const hyb_obj *o, bool json)
         if (json)
                 r = hyb_obj_to_json(o, &s, NULL);
         else
-                r = hyb_obj_format(o, HYB_FORMAT_REPL, &s);
+                r = hyb_obj_format(o, HYB_FORMAT_EXACT, &s); /* reads back as the same obj */
         if (r < 0)
                 return r;
         if (prefix)
@@ -96,17 +97,26 @@ static int print_match(const hyb_furi *furi, const hyb_obj *value, void *ud)
         return 0;
 }
 
+static volatile sig_atomic_t stop;
+
+typedef struct watch_ctx {
+        bool json;
+        long left; /* messages still wanted; < 0: no limit */
+} watch_ctx;
+
 static void print_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
 {
-        bool json = *(bool *)ud;
+        watch_ctx *w = ud;
 
-        if (hyb_obj_is_noobj(payload) && !json)
+        if (stop)
+                return;
+        if (hyb_obj_is_noobj(payload) && !w->json)
                 cli_println("%s\tnoobj", hyb_furi_str(target));
         else
-                print_obj_line(hyb_furi_str(target), payload, json);
+                print_obj_line(hyb_furi_str(target), payload, w->json);
+        if (w->left > 0 && --w->left == 0)
+                stop = 1;
 }
-
-static volatile sig_atomic_t stop;
 
 static void on_signal(int sig)
 {
@@ -125,6 +135,7 @@ static int run_store(cli_ctx *ctx)
         hyb_slot *slot = NULL;
         hyb_error e = { 0 };
         int want, r, status = EXIT_OK;
+        long count;
 
         if (!sub)
                 return cli_usage(ctx, "a subcommand is needed: put, get, del or watch");
@@ -139,6 +150,10 @@ static int run_store(cli_ctx *ctx)
                                  want == 3 ? "a fURI and an obj" : "one fURI or pattern");
         if (cli_flag(ctx, "replay") && strcmp(sub, "watch") != 0)
                 return cli_usage(ctx, "--replay is for 'store watch'");
+        if (cli_flag(ctx, "count") && strcmp(sub, "watch") != 0)
+                return cli_usage(ctx, "--count is for 'store watch'");
+        if (!cli_opt_long(ctx, "count", -1, 1, 1000000000, &count))
+                return EXIT_USAGE;
 
         hyb_store_options_init(&opts);
         if (!dur || strcmp(dur, "normal") == 0)
@@ -210,9 +225,9 @@ static int run_store(cli_ctx *ctx)
                                 print_obj_line(NULL, value, ctx->json);
                 }
         } else {
-                bool json = ctx->json;
+                watch_ctx w = { ctx->json, count };
                 r = hyb_store_subscribe(st, target, cli_flag(ctx, "replay") ? HYB_SUBSCRIBE_REPLAY : 0,
-                                        print_msg, &json, &slot, &e);
+                                        print_msg, &w, &slot, &e);
                 if (r < 0) {
                         status = fail(status_of(r), r, &e);
                         goto out;
@@ -244,13 +259,14 @@ const cli_command cmd_store = {
         .name = "store",
         .run = run_store,
         .options = store_options,
-        .usage = "store put|get|del|watch   the fURI tuple store (--db FILE)\n"
-                 "usage: hybrid store [--db FILE] [--durability memory|normal|full] put <furi> <obj>\n"
+        .summary = "the fURI tuple store: put, get, del, watch",
+        .usage = "usage: hybrid store put <furi> <obj>          (--json: <obj> is JSON)\n"
                  "       hybrid store get <furi|pattern|branch>\n"
                  "       hybrid store del <furi|pattern>\n"
-                 "       hybrid store watch <pattern> [--replay]\n"
+                 "       hybrid store watch <pattern> [--replay] [--count N]\n"
                  "get prints a node's obj, one '<furi>\\t<obj>' line per match of a pattern, a\n"
-                 "branch's rec; exits 1 when nothing matched.  watch prints '<furi>\\t<obj>' per\n"
-                 "write ('noobj' for a delete) and 'ready' on stderr once subscribed.\n\n"
-                 "options:\n",
+                 "branch's rec; exits 1 when nothing matched.  Objs are printed in the exact form\n"
+                 "(21.5, 'hi', [a=>1]); --json prints JSON.  watch prints '<furi>\\t<obj>' per\n"
+                 "write ('noobj' for a delete) and 'ready' on stderr once subscribed.\n",
+        .globals = CLI_G_DB | CLI_G_APP | CLI_G_JSON,
 };

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hybrid - the command-line tool: `hybrid <command> [<subcommand>] [options] [arguments]`.
- * Conventions in spec/cli.md: options anywhere, `--` ends them, exit 0/1/2/3.
+ * Conventions (doc/hybrid.md): options anywhere, `--` ends them, short forms for the
+ * global options (-b -d -a -j -h -V), exit 0/1/2/3, errors as JSON under --json.
  */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,15 +23,17 @@ static const cli_command *commands[] = {
 };
 
 static const cli_option global_options[] = {
-        { "bus", true, "--bus PATH      the bus socket (default $HYBRID_BUS, then the daemon's default)" },
-        { "db", true, "--db FILE       the store database (default $HYBRID_DB, then $XDG_DATA_HOME/hybrid/store.db)" },
-        { "app", true, "--app NAME      the app name of this client (default org.hybridos.cli)" },
-        { "runner", true, "--runner NAME   the runner name (default cli<pid>)" },
-        { "json", false, "--json          print objs and documents as JSON, one per line" },
-        { "help", false, "--help          help for the command" },
-        { "version", false, "--version       print the version" },
-        { NULL, false, NULL },
+        { "bus", true, "--bus PATH       the bus socket (default $HYBRID_BUS, then the daemon's default)", 'b' },
+        { "db", true, "--db FILE        the store database (default $HYBRID_DB, then $XDG_DATA_HOME/hybrid/store.db)", 'd' },
+        { "app", true, "--app NAME       the app name of this client (default org.hybridos.cli)", 'a' },
+        { "runner", true, "--runner NAME    the runner name (default cli<pid>)", 0 },
+        { "json", false, "--json           JSON output, one document per line; errors as JSON on stderr", 'j' },
+        { "help", false, "--help           this help", 'h' },
+        { "version", false, "--version        print the version", 'V' },
+        { NULL, false, NULL, 0 },
 };
+/* The CLI_G_* bit of each global option above (help and version: every command). */
+static const unsigned global_bits[] = { CLI_G_BUS, CLI_G_DB, CLI_G_APP, CLI_G_RUNNER, CLI_G_JSON, ~0u, ~0u };
 
 static const cli_option *find_option(const cli_option *opts, const char *name)
 {
@@ -37,6 +41,34 @@ static const cli_option *find_option(const cli_option *opts, const char *name)
                 if (strcmp(opts->name, name) == 0)
                         return opts;
         return NULL;
+}
+
+static const cli_option *find_short(const cli_option *opts, char c)
+{
+        for (; opts && opts->name; opts++)
+                if (opts->short_name && opts->short_name == c)
+                        return opts;
+        return NULL;
+}
+
+static const cli_command *find_command(const char *name)
+{
+        for (size_t c = 0; c < ELEMS(commands); c++)
+                if (strcmp(commands[c]->name, name) == 0)
+                        return commands[c];
+        return NULL;
+}
+
+/* "--name[=value]" */
+static bool is_long(const char *a)
+{
+        return a[0] == '-' && a[1] == '-' && a[2];
+}
+
+/* "-x", "-xy", "-bPATH"; "-", "-5" and "-.5" are arguments (negative numbers). */
+static bool is_short(const char *a)
+{
+        return a[0] == '-' && isalpha((unsigned char)a[1]);
 }
 
 static bool option_takes_value(const char *name)
@@ -48,23 +80,84 @@ static bool option_takes_value(const char *name)
         return o && o->takes_value;
 }
 
-static void print_help(const cli_command *cmd)
+/* Does the short cluster a (e.g. "-jb") end with an option that takes the next argument? */
+static bool short_takes_next(const char *a)
+{
+        for (const char *p = a + 1; *p; p++) {
+                const cli_option *o = find_short(global_options, *p);
+
+                if (!o)
+                        return false;
+                if (o->takes_value)
+                        return p[1] == '\0';
+        }
+        return false;
+}
+
+static void print_option(FILE *f, const cli_option *o)
+{
+        if (o->short_name)
+                fprintf(f, "  -%c, %s\n", o->short_name, o->help);
+        else
+                fprintf(f, "      %s\n", o->help);
+}
+
+static void print_help(FILE *f, const cli_command *cmd)
 {
         if (cmd) {
-                printf("%s", cmd->usage);
+                fprintf(f, "%s", cmd->usage);
+                fprintf(f, "\noptions:\n");
                 for (const cli_option *o = cmd->options; o && o->name; o++)
-                        printf("  %s\n", o->help);
+                        print_option(f, o);
+                for (size_t i = 0; global_options[i].name; i++)
+                        if (global_bits[i] & (cmd->globals | ~(unsigned)(CLI_G_BUS | CLI_G_DB |
+                                                                       CLI_G_APP | CLI_G_RUNNER |
+                                                                       CLI_G_JSON)))
+                                print_option(f, &global_options[i]);
+                fprintf(f, "\nSee doc/hybrid.md for exit statuses and output formats.\n");
         } else {
-                printf("usage: hybrid <command> [<subcommand>] [options] [arguments]\n\ncommands:\n");
-                for (size_t i = 0; i < ELEMS(commands); i++) {
-                        const char *u = commands[i]->usage, *nl = strchr(u, '\n');
-                        printf("  %.*s\n", nl ? (int)(nl - u) : (int)strlen(u), u);
-                }
+                fprintf(f, "usage: hybrid <command> [<subcommand>] [options] [arguments]\n\ncommands:\n");
+                for (size_t i = 0; i < ELEMS(commands); i++)
+                        fprintf(f, "  %-9s %s\n", commands[i]->name, commands[i]->summary);
+                fprintf(f, "  %-9s %s\n", "help", "help for a command: hybrid help <command>");
+                fprintf(f, "\nglobal options (each command's help lists those it uses):\n");
+                for (const cli_option *o = global_options; o->name; o++)
+                        print_option(f, o);
+                fprintf(f, "\nOptions may stand anywhere on the line; '--' ends them.\n"
+                           "Exit status: 0 success, 1 failed or found nothing, 2 usage or parse error,\n"
+                           "3 daemon or database unreachable.  See doc/hybrid.md.\n");
         }
-        printf("\nglobal options:\n");
+        fflush(f);
+}
+
+static int unknown_command(const cli_ctx *ctx, const char *name)
+{
+        const char *names[ELEMS(commands) + 1], *s;
+
+        for (size_t i = 0; i < ELEMS(commands); i++)
+                names[i] = commands[i]->name;
+        names[ELEMS(commands)] = "help";
+        s = cli_suggest(name, names, ELEMS(names));
+        if (s)
+                return cli_usage(ctx, "unknown command '%s'; did you mean '%s'?", name, s);
+        return cli_usage(ctx, "unknown command '%s'", name);
+}
+
+static int unknown_option(const cli_ctx *ctx, const cli_command *cmd, const char *a)
+{
+        const char *names[64], *s;
+        size_t n = 0;
+
+        if (a[1] != '-')
+                return cli_usage(ctx, "unknown option '%s'", a);
         for (const cli_option *o = global_options; o->name; o++)
-                printf("  %s\n", o->help);
-        fflush(stdout);
+                names[n++] = o->name;
+        for (const cli_option *o = cmd ? cmd->options : NULL; o && o->name && n < ELEMS(names); o++)
+                names[n++] = o->name;
+        s = cli_suggest(a + 2, names, n);
+        if (s)
+                return cli_usage(ctx, "unknown option '%s'; did you mean '--%s'?", a, s);
+        return cli_usage(ctx, "unknown option '%s'", a);
 }
 
 static const char *default_db(void)
@@ -79,42 +172,41 @@ static const char *default_db(void)
         return buf;
 }
 
-int main(int argc, char **argv)
+/* Applies one recognised option; false (usage printed in *st) on a misuse. */
+static bool apply(cli_ctx *ctx, const cli_option *o, const char *val, bool *help, bool *version,
+                  int *st)
 {
-        static char runner[32];
-        cli_ctx ctx = { 0 };
-        const cli_command *cmd = NULL;
-        bool help = false, version = false, dashdash = false;
-        const char *env;
-        int r;
-
-        ctx.args = calloc(argc + 1, sizeof(char *));
-        if (!ctx.args)
-                return cli_fail(EXIT_FAILED, "main", "ENOMEM", "out of memory");
-
-        /* First pass: the command is the first positional. */
-        for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--") == 0)
-                        break;
-                if (strncmp(argv[i], "--", 2) == 0) {
-                        /* The command is not known yet: an option before it may belong to
-                         * any command (`hybrid --timeout 2000 call ...`), so look in all. */
-                        if (!strchr(argv[i], '=') && option_takes_value(argv[i] + 2))
-                                i++;
-                        continue;
+        if (strcmp(o->name, "bus") == 0)
+                ctx->bus = val;
+        else if (strcmp(o->name, "db") == 0)
+                ctx->db = val;
+        else if (strcmp(o->name, "app") == 0)
+                ctx->app = val;
+        else if (strcmp(o->name, "runner") == 0)
+                ctx->runner = val;
+        else if (strcmp(o->name, "json") == 0)
+                ctx->json = true;
+        else if (strcmp(o->name, "help") == 0)
+                *help = true;
+        else if (strcmp(o->name, "version") == 0)
+                *version = true;
+        else {
+                if (ctx->nopts >= (int)ELEMS(ctx->opt_names)) {
+                        *st = cli_usage(ctx, "too many options");
+                        return false;
                 }
-                for (size_t c = 0; c < ELEMS(commands); c++)
-                        if (strcmp(commands[c]->name, argv[i]) == 0)
-                                cmd = commands[c];
-                if (!cmd) {
-                        fprintf(stderr, "hybrid: usage: unknown command '%s' (see 'hybrid --help')\n",
-                                argv[i]);
-                        return EXIT_USAGE;
-                }
-                ctx.command = cmd->name;
-                argv[i] = NULL; /* consumed */
-                break;
+                ctx->opt_names[ctx->nopts] = o->name;
+                ctx->opt_values[ctx->nopts++] = val;
         }
+        return true;
+}
+
+/* Parses argv into ctx (the command already found and removed); 0 or the exit status. */
+static int parse(cli_ctx *ctx, const cli_command *cmd, int argc, char **argv, bool *help,
+                 bool *version)
+{
+        bool dashdash = false;
+        int st = 0;
 
         for (int i = 1; i < argc; i++) {
                 char *a = argv[i], *eq;
@@ -123,12 +215,36 @@ int main(int argc, char **argv)
 
                 if (!a)
                         continue;
-                if (dashdash || strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+                if (dashdash || (!is_long(a) && !is_short(a))) {
                         if (!dashdash && strcmp(a, "--") == 0) {
                                 dashdash = true;
                                 continue;
                         }
-                        ctx.args[ctx.nargs++] = a;
+                        ctx->args[ctx->nargs++] = a;
+                        continue;
+                }
+                if (is_short(a)) {
+                        for (const char *p = a + 1; *p; p++) {
+                                o = find_short(global_options, *p);
+                                if (!o) {
+                                        char bad[3] = { '-', *p, '\0' };
+
+                                        return unknown_option(ctx, cmd, bad);
+                                }
+                                if (o->takes_value) {
+                                        if (p[1])
+                                                val = p + 1;
+                                        else if (i + 1 < argc && argv[i + 1])
+                                                val = argv[++i];
+                                        else
+                                                return cli_usage(ctx, "option '-%c' needs a value", *p);
+                                        if (!apply(ctx, o, val, help, version, &st))
+                                                return st;
+                                        break;
+                                }
+                                if (!apply(ctx, o, "", help, version, &st))
+                                        return st;
+                        }
                         continue;
                 }
                 eq = strchr(a, '=');
@@ -137,57 +253,107 @@ int main(int argc, char **argv)
                 o = find_option(global_options, a + 2);
                 if (!o && cmd)
                         o = find_option(cmd->options, a + 2);
-                if (!o) {
-                        fprintf(stderr, "hybrid: %s: usage unknown option '%s' (see 'hybrid %s --help')\n",
-                                cmd ? cmd->name : "usage", a, cmd ? cmd->name : "");
-                        return EXIT_USAGE;
-                }
+                if (!o)
+                        return unknown_option(ctx, cmd, a);
                 if (o->takes_value) {
                         if (eq)
                                 val = eq + 1;
                         else if (i + 1 < argc && argv[i + 1])
                                 val = argv[++i];
-                        else {
-                                fprintf(stderr, "hybrid: %s: usage option '--%s' needs a value\n",
-                                        cmd ? cmd->name : "usage", o->name);
-                                return EXIT_USAGE;
-                        }
+                        else
+                                return cli_usage(ctx, "option '--%s' needs a value", o->name);
                 } else if (eq) {
-                        fprintf(stderr, "hybrid: %s: usage option '--%s' takes no value\n",
-                                cmd ? cmd->name : "usage", o->name);
-                        return EXIT_USAGE;
+                        return cli_usage(ctx, "option '--%s' takes no value", o->name);
                 }
-                if (strcmp(o->name, "bus") == 0)
-                        ctx.bus = val;
-                else if (strcmp(o->name, "db") == 0)
-                        ctx.db = val;
-                else if (strcmp(o->name, "app") == 0)
-                        ctx.app = val;
-                else if (strcmp(o->name, "runner") == 0)
-                        ctx.runner = val;
-                else if (strcmp(o->name, "json") == 0)
-                        ctx.json = true;
-                else if (strcmp(o->name, "help") == 0)
-                        help = true;
-                else if (strcmp(o->name, "version") == 0)
-                        version = true;
-                else {
-                        if (ctx.nopts >= (int)(sizeof(ctx.opt_names) / sizeof(ctx.opt_names[0]))) {
-                                fprintf(stderr, "hybrid: %s: usage too many options\n", cmd->name);
-                                return EXIT_USAGE;
-                        }
-                        ctx.opt_names[ctx.nopts] = o->name;
-                        ctx.opt_values[ctx.nopts++] = val;
+                if (!apply(ctx, o, val, help, version, &st))
+                        return st;
+        }
+        return 0;
+}
+
+/* --json is honoured for errors found while parsing too. */
+static bool wants_json(int argc, char **argv)
+{
+        for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+                if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0)
+                        return true;
+        return false;
+}
+
+int main(int argc, char **argv)
+{
+        static char runner[32];
+        cli_ctx ctx = { 0 };
+        const cli_command *cmd = NULL;
+        bool help = false, version = false, help_cmd = false;
+        const char *env;
+        int r;
+
+        cli_set_json_errors(wants_json(argc, argv));
+        ctx.args = calloc(argc + 1, sizeof(char *));
+        if (!ctx.args)
+                return cli_fail(EXIT_FAILED, "main", "ENOMEM", "out of memory");
+
+        /* First pass: the command is the first positional. */
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--") == 0)
+                        break;
+                if (is_long(argv[i])) {
+                        /* The command is not known yet: an option before it may belong to
+                         * any command (`hybrid --timeout 2000 call ...`), so look in all. */
+                        if (!strchr(argv[i], '=') && option_takes_value(argv[i] + 2))
+                                i++;
+                        continue;
                 }
+                if (is_short(argv[i])) {
+                        if (short_takes_next(argv[i]))
+                                i++;
+                        continue;
+                }
+                if (strcmp(argv[i], "help") == 0) {
+                        help_cmd = true;
+                        argv[i] = NULL;
+                        break;
+                }
+                cmd = find_command(argv[i]);
+                if (!cmd) {
+                        r = unknown_command(&ctx, argv[i]);
+                        goto out;
+                }
+                ctx.command = cmd->name;
+                argv[i] = NULL; /* consumed */
+                break;
         }
 
+        r = parse(&ctx, cmd, argc, argv, &help, &version);
+        if (r)
+                goto out;
+        cli_set_json_errors(ctx.json);
+
+        if (help_cmd) {
+                /* hybrid help [<command>] */
+                if (ctx.nargs > 1) {
+                        r = cli_usage(&ctx, "help takes at most one command");
+                        goto out;
+                }
+                if (ctx.nargs == 1 && !(cmd = find_command(ctx.args[0]))) {
+                        r = strcmp(ctx.args[0], "help") == 0 ? (print_help(stdout, NULL), EXIT_OK)
+                                                             : unknown_command(&ctx, ctx.args[0]);
+                        goto out;
+                }
+                print_help(stdout, cmd);
+                r = EXIT_OK;
+                goto out;
+        }
         if (version) {
                 cli_println("hybrid %s", hyb_version());
-                return EXIT_OK;
+                r = EXIT_OK;
+                goto out;
         }
         if (help || !cmd) {
-                print_help(cmd);
-                return cmd || help ? EXIT_OK : EXIT_USAGE;
+                print_help(cmd || help ? stdout : stderr, cmd);
+                r = cmd || help ? EXIT_OK : EXIT_USAGE;
+                goto out;
         }
 
         if (!ctx.bus && (env = getenv("HYBRID_BUS")) && *env)
@@ -202,6 +368,7 @@ int main(int argc, char **argv)
         }
         r = cmd->run(&ctx);
         fflush(stdout);
+out:
         free(ctx.args);
         return r;
 }

@@ -44,7 +44,7 @@ expect 0 "" -- "$H" store --db "$DB" put /s "'hi'"
 expect 0 "'hi'" -- "$H" store --db "$DB" get /s
 expect 0 '"hi"' -- "$H" store --db "$DB" --json get /s
 expect 0 "" -- "$H" store --db "$DB" --json put /j '{"k":[1,2.5]}'
-expect 0 "[k=>[1,2.500000]]" -- "$H" store --db "$DB" get /j
+expect 0 "[k=>[1,2.5]]" -- "$H" store --db "$DB" get /j
 expect 0 "" -- "$H" store --db "$DB" put /neg -- -5
 expect 0 "-5" -- "$H" store --db "$DB" get /neg
 expect 0 "" -- "$H" store --db "$DB" del /a/b
