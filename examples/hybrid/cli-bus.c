@@ -51,6 +51,74 @@ int clibus_fail(int exit_status, const char *what, int r, const hyb_error *e)
                         e && e->code == r && e->message[0] ? e->message : hyb_strerror(r));
 }
 
+static bool part_char(int part, char c, bool glob)
+{
+        if (glob && (c == '*' || c == '?'))
+                return true;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+                return true;
+        switch (part) {
+        case 0: /* host: DNS labels */
+                return c == '.' || c == '-';
+        case 1: /* app: reverse-DNS of identifiers */
+                return c == '.' || c == '_';
+        default: /* runner: an identifier */
+                return c == '_';
+        }
+}
+
+int clibus_check_endpoint(const cli_ctx *ctx, const char *name, bool glob)
+{
+        static const char *const parts[] = { "host", "app", "runner" };
+        static const char form[] = "(the form is @host/app/runner, e.g. @localhost/org.example.app/main)";
+        const char *p = name + 1, *star = glob ? strchr(name, '*') : NULL;
+        int k = 0;
+
+        if (name[0] != '@')
+                return cli_fail(EXIT_USAGE, ctx->command, "406",
+                                "endpoint '%s': must start with '@' %s", name, form);
+        for (;;) {
+                const char *end = strchr(p, '/');
+                size_t len = end ? (size_t)(end - p) : strlen(p);
+
+                if (k == 3)
+                        return cli_fail(EXIT_USAGE, ctx->command, "406",
+                                        "endpoint '%s': unexpected part '%.*s' after the runner %s",
+                                        name, (int)len, p, form);
+                if (len == 0)
+                        return cli_fail(EXIT_USAGE, ctx->command, "406",
+                                        "endpoint '%s': the %s part is empty %s", name, parts[k], form);
+                for (size_t i = 0; i < len; i++)
+                        if (!part_char(k, p[i], glob))
+                                return cli_fail(EXIT_USAGE, ctx->command, "406",
+                                                "endpoint '%s': the %s part '%.*s' has an invalid "
+                                                "character '%c' %s",
+                                                name, parts[k], (int)len, p, p[i], form);
+                k++;
+                if (!end)
+                        break;
+                p = end + 1;
+        }
+        /* a star in a glob matches across slashes: "@localhost" + "/" + "*" is every endpoint there */
+        if (k < 3 && !star)
+                return cli_fail(EXIT_USAGE, ctx->command, "406", "endpoint '%s': the %s part is missing %s",
+                                name, parts[k], form);
+        return 0;
+}
+
+int clibus_check_member(const cli_ctx *ctx, const char *what, const char *name, bool glob)
+{
+        if (!*name)
+                return cli_fail(EXIT_USAGE, ctx->command, "406", "%s: empty", what);
+        for (const char *p = name; *p; p++)
+                if (!part_char(2, *p, glob))
+                        return cli_fail(EXIT_USAGE, ctx->command, "406",
+                                        "%s '%s': invalid character '%c' (a name is letters, digits "
+                                        "and '_'%s)",
+                                        what, name, *p, glob ? "; globs add '*' and '?'" : "");
+        return 0;
+}
+
 int clibus_connect(const cli_ctx *ctx, hyb_bus **ret)
 {
         hyb_error e;

@@ -22,6 +22,17 @@
  */
 int clibus_connect(const cli_ctx *ctx, hyb_bus **ret);
 
+/*
+ * Checks that name has the form of an endpoint name, @host/app/runner (with glob: '*' and
+ * '?' allowed, and a '*' may stand for several parts).  On a malformed name prints
+ * "hybrid: <command>: 406 <which part is wrong> (the form is @host/app/runner...)" and
+ * returns EXIT_USAGE; 0 when the form is right.
+ */
+int clibus_check_endpoint(const cli_ctx *ctx, const char *name, bool glob);
+
+/* The same for a method or bubble name (what: "method", "bubble"): letters, digits, '_'. */
+int clibus_check_member(const cli_ctx *ctx, const char *what, const char *name, bool glob);
+
 /* The exit status for a library code: 1 for bus statuses, 3 for a lost connection. */
 int clibus_exit_status(int r);
 

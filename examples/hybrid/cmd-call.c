@@ -28,6 +28,9 @@ static int run_call(cli_ctx *ctx)
                 return cli_usage(ctx, "call wants <endpoint> <method> [<json> | -]");
         if (!cli_opt_long(ctx, "timeout", 0, 1, 3600000, &timeout))
                 return EXIT_USAGE;
+        st = clibus_check_endpoint(ctx, ctx->args[0], false);
+        if (st)
+                return st;
         if (ctx->nargs == 3) {
                 st = clibus_json_arg(ctx, ctx->args[2], &body, &len);
                 if (st)

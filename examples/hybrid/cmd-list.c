@@ -10,6 +10,7 @@
  * With --json, one document: [{"endpointName", (uid, pid for administrators),
  * "procedures":[listProcedures entries], "events":[listEvents entries]}, ...].
  */
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,22 +147,33 @@ static int run_list(cli_ctx *ctx)
 
         if (ctx->nargs > 1)
                 return cli_usage(ctx, "list wants at most one <endpoint>");
+        if (ctx->nargs == 1 && (st = clibus_check_endpoint(ctx, ctx->args[0], true)))
+                return st;
         st = clibus_connect(ctx, &bus);
         if (st)
                 return st;
-        if (ctx->nargs == 1) {
-                all = json_pack("[{s:s}]", "endpointName", ctx->args[0]);
-                if (!all) {
-                        st = cli_fail(EXIT_FAILED, "list", "ENOMEM", "out of memory");
-                        goto out;
-                }
-        } else {
+        {
                 json_t *none = json_object();
 
                 st = builtin(bus, "listEndpoints", none, &all);
                 json_decref(none);
                 if (st)
                         goto out;
+        }
+        if (ctx->nargs == 1) {
+                /* the endpoints the argument names (names compare case-insensitively) */
+                for (i = json_array_size(all); i-- > 0;) {
+                        const char *n = json_string_value(json_object_get(json_array_get(all, i),
+                                                                          "endpointName"));
+
+                        if (!n || fnmatch(ctx->args[0], n, FNM_CASEFOLD) != 0)
+                                json_array_remove(all, i);
+                }
+                if (json_array_size(all) == 0) {
+                        st = cli_fail(EXIT_FAILED, "list", "404",
+                                      "no endpoint %s (or none this client may see)", ctx->args[0]);
+                        goto out;
+                }
         }
         json_array_foreach(all, i, ep) {
                 if (!json_is_object(ep) || !json_is_string(json_object_get(ep, "endpointName"))) {

@@ -47,6 +47,12 @@ static int run_listen(cli_ctx *ctx)
                 return cli_usage(ctx, "listen wants <endpoint-or-glob> <bubble-or-glob>");
         if (!cli_opt_long(ctx, "count", -1, 1, 1000000000, &count))
                 return EXIT_USAGE;
+        /* a malformed glob would match nothing and leave us waiting forever */
+        st = clibus_check_endpoint(ctx, ctx->args[0], true);
+        if (!st)
+                st = clibus_check_member(ctx, "bubble", ctx->args[1], true);
+        if (st)
+                return st;
         l.left = count;
         clibus_block_signals();
         st = clibus_connect(ctx, &bus);

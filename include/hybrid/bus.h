@@ -66,7 +66,9 @@ typedef struct hyb_bus_event hyb_bus_event;
 HYB_EXPORT int hyb_bus_default_socket(char **ret_path);
 
 /*
- * Connects to the broker at `path` (NULL: hyb_bus_default_socket()) and
+ * Connects to the broker at `path` (NULL: the socket named by the environment
+ * variable HYBRID_BUS when it is set and not empty (ignored in setuid programs),
+ * else hyb_bus_default_socket()) and
  * authenticates as @localhost/<app>/<runner> by local uid policy.  Blocks until
  * the handshake is done (bounded by the broker's auth timeout).
  * On success *ret holds the only reference (release with hyb_bus_unref).

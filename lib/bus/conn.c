@@ -489,6 +489,8 @@ HYB_EXPORT int hyb_bus_connect(const char *path, const char *app, const char *ru
         r = bus_name_check_ident(runner, strlen(runner), reterr);
         if (r < 0)
                 return r;
+        if (!path && (path = secure_getenv("HYBRID_BUS")) && !*path)
+                path = NULL;
         if (!path) {
                 r = hyb_bus_default_socket(&dflt);
                 if (r < 0)

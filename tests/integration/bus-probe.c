@@ -9,6 +9,7 @@
  *   bus-probe timeouts SOCK ENDPOINT METHOD N MS   N calls on ONE connection, each must be 504
  *   bus-probe flood SOCK BUBBLE N SIZE         fires N events of SIZE bytes with counts, paced
  *   bus-probe count SOCK ENDPOINT BUBBLE N     waits for N events, checks their sequence
+ * SOCK "-" connects to the library's default ($HYBRID_BUS, then the default socket).
  * Long-running modes print "ready" on stdout once registered; SIGTERM ends them.
  * Exit 0 when everything matched, 1 on a mismatch, 3 when the bus cannot be reached.
  */
@@ -36,7 +37,8 @@ static hyb_bus *connect_or_die(const char *sock, const char *app, const char *ru
         int r;
 
         hyb_error_clear(&e);
-        r = hyb_bus_connect(sock, app, runner, &bus, &e);
+        /* "-": NULL, the library's default ($HYBRID_BUS, then the default socket) */
+        r = hyb_bus_connect(strcmp(sock, "-") == 0 ? NULL : sock, app, runner, &bus, &e);
         if (r < 0) {
                 fprintf(stderr, "bus-probe: connect %s/%s: %s %s\n", app, runner, hyb_err_name(r),
                         e.message);
