@@ -5,7 +5,7 @@ set -eu
 pkgs="gcc pkgconf ninja-build meson libevent-dev libmbedtls-dev libjansson-dev check libyaml-dev
 libsqlite3-dev python3-dev python3-venv python3-cffi python3-pytest python3-setuptools python3-wheel
 valgrind clang libclang-rt-14-dev mosquitto libmosquitto-dev dbus-daemon dbus-broker libsystemd-dev
-lua5.4 sqlite3"
+lua5.4 sqlite3 libedit-dev"
 missing=""
 for p in $pkgs; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

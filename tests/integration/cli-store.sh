@@ -78,6 +78,55 @@ expect 0 "" -- env XDG_DATA_HOME="$T/xdg" HYBRID_DB= "$H" store put /d 4
 expect 0 "4" -- env XDG_DATA_HOME="$T/xdg" HYBRID_DB= "$H" store get /d
 [ -f "$T/xdg/hybrid/store.db" ] && ok || bad "default database not created"
 
+# objs print in the exact form (HYB_FORMAT_EXACT): it reads back as the same obj
+expect 0 "" -- "$H" store --db "$DB" put /r/a 21.5
+expect 0 "21.5" -- "$H" store --db "$DB" get /r/a
+expect 0 "" -- "$H" store --db "$DB" put /r/b 21.0
+expect 0 "21.0" -- "$H" store --db "$DB" get /r/b
+expect 0 "" -- "$H" store --db "$DB" put /r/c 21
+expect 0 "21" -- "$H" store --db "$DB" get /r/c
+expect 0 "/r/a${TAB}21.5
+/r/b${TAB}21.0
+/r/c${TAB}21" -- "$H" store --db "$DB" get '/r/+'
+expect 0 "" -- "$H" store --db "$DB" put /rec "[a=>21.5,b=>21.0,c=>'x']"
+expect 0 "[a=>21.5,b=>21.0,c=>'x']" -- "$H" store --db "$DB" get /rec
+# what get printed is a valid obj that stores the same value again
+v=$("$H" store --db "$DB" get /rec)
+expect 0 "" -- "$H" store --db "$DB" put /rec2 "$v"
+expect 0 "[a=>21.5,b=>21.0,c=>'x']" -- "$H" store --db "$DB" get /rec2
+# store put --json takes a JSON value
+expect 0 "" -- "$H" store --db "$DB" --json put /jl '[1,2.5,"x",true]'
+expect 0 "[1,2.5,'x',true]" -- "$H" store --db "$DB" get /jl
+expect 0 "" -- "$H" store --db "$DB" -j put /jn 21.5
+expect 0 "21.5" -- "$H" store --db "$DB" get /jn
+expect 2 "" -- "$H" store --db "$DB" --json put /jbad '{oops'
+expect 2 "" -- "$H" store --db "$DB" --json put /jbad "'hi'"
+# short options: -d for --db, -j for --json
+expect 0 "21.5" -- "$H" store -d "$DB" get /r/a
+expect 0 "21.5" -- "$H" -j store get /r/a -d "$DB"
+# --count ends watch: with --replay the stored values count too
+expect 0 "/r/a${TAB}21.5" -- "$H" store --db "$DB" watch /r/a --replay --count 1
+expect 2 "" -- "$H" store --db "$DB" watch /r/a --count 0
+expect 2 "" -- "$H" store --db "$DB" get /r/a --count 1
+"$H" store --db "$DB" watch '/c/#' --count 2 >"$T/count.out" 2>"$T/count.err" &
+WPID=$!
+i=0
+while ! grep -q '^ready$' "$T/count.err" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+"$H" store --db "$DB" put /c/1 1.5
+"$H" store --db "$DB" put /c/2 "'two'"
+i=0
+while kill -0 "$WPID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+if kill -0 "$WPID" 2>/dev/null; then
+        bad "watch --count 2 still running after 2 writes"
+        kill "$WPID"
+fi
+wait "$WPID"
+st=$?
+WPID=""
+[ "$st" = 0 ] && ok || bad "watch --count 2 exit status $st"
+[ "$(cat "$T/count.out")" = "/c/1${TAB}1.5
+/c/2${TAB}'two'" ] && ok || bad "watch --count printed: $(cat "$T/count.out")"
+
 # watch in one process sees put/del from another
 "$H" store --db "$DB" put /w/old 0
 "$H" store --db "$DB" watch '/w/#' --replay >"$T/watch.out" 2>"$T/watch.err" &
