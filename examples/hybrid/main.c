@@ -173,9 +173,15 @@ static const char *default_db(void)
 }
 
 /* Applies one recognised option; false (usage printed in *st) on a misuse. */
-static bool apply(cli_ctx *ctx, const cli_option *o, const char *val, bool *help, bool *version,
-                  int *st)
+static bool apply(cli_ctx *ctx, const cli_command *cmd, const cli_option *o, const char *val,
+                  bool *help, bool *version, int *st)
 {
+        if (cmd && o >= global_options && o < global_options + ELEMS(global_bits) &&
+            !(global_bits[o - global_options] & cmd->globals)) {
+                /* e.g. --bus for furi: accepting it silently would hide a mistake */
+                *st = cli_usage(ctx, "option '--%s' is not used by '%s'", o->name, cmd->name);
+                return false;
+        }
         if (strcmp(o->name, "bus") == 0)
                 ctx->bus = val;
         else if (strcmp(o->name, "db") == 0)
@@ -238,11 +244,11 @@ static int parse(cli_ctx *ctx, const cli_command *cmd, int argc, char **argv, bo
                                                 val = argv[++i];
                                         else
                                                 return cli_usage(ctx, "option '-%c' needs a value", *p);
-                                        if (!apply(ctx, o, val, help, version, &st))
+                                        if (!apply(ctx, cmd, o, val, help, version, &st))
                                                 return st;
                                         break;
                                 }
-                                if (!apply(ctx, o, "", help, version, &st))
+                                if (!apply(ctx, cmd, o, "", help, version, &st))
                                         return st;
                         }
                         continue;
@@ -265,7 +271,7 @@ static int parse(cli_ctx *ctx, const cli_command *cmd, int argc, char **argv, bo
                 } else if (eq) {
                         return cli_usage(ctx, "option '--%s' takes no value", o->name);
                 }
-                if (!apply(ctx, o, val, help, version, &st))
+                if (!apply(ctx, cmd, o, val, help, version, &st))
                         return st;
         }
         return 0;

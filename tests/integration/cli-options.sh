@@ -93,6 +93,12 @@ expect_rc "an unknown short option: exit 2" 2 "$H" store -Z get /x
 err_has "unknown option '-Z'" "-Z is reported as an unknown option"
 expect_rc "a value option without a value: exit 2" 2 "$H" store get /x -d
 err_has "needs a value" "-d without a value says so"
+# a global option the command does not use is refused, not silently ignored
+expect_rc "--bus for furi: exit 2" 2 "$H" furi parse /a --bus "$T/x.sock"
+err_has "^hybrid: furi: usage option '--bus' is not used by 'furi'" "--bus for furi is named"
+expect_rc "-d for call: exit 2" 2 "$H" call @localhost/a.b/c m -d "$T/s.db"
+err_has "option '--db' is not used by 'call'" "-d for call is named as --db"
+expect_rc "--runner for store: exit 2" 2 "$H" store get /a --runner r
 # a negative number stays an argument
 expect_rc "put of -5 without --" 0 "$H" store -d "$T/s.db" put /n -5
 expect_rc "get it back" 0 "$H" store -d "$T/s.db" get /n

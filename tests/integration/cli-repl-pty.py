@@ -153,6 +153,17 @@ r.send("\x1b[A\r")
 check("up arrow recalls the previous statement", r.expect(r"==>132\r?\n"))
 r.expect(PROMPT)
 
+# Ctrl-C while a statement prints its results stops it; the repl stays
+r.send("{1..5000000}\r")
+check("a long statement runs", r.expect(r"==>2000\r?\n", timeout=10))
+r.send("\x03")
+got = r.expect(PROMPT, timeout=10)
+check("Ctrl-C stops it and the prompt comes back", got and "[cancelled]" in got and "==>5000000" not in got,
+      repr(got[-300:] if got else r.buf[-300:]))
+r.send("6\r")
+check("the repl goes on after a cancelled statement", r.expect(r"==>6\r?\n"))
+r.expect(PROMPT)
+
 r.send(":help\r")
 got = r.expect(PROMPT)
 check(":help explains the keys and points to doc/mmadt.md",
@@ -172,7 +183,7 @@ r = Repl()
 r.expect(PROMPT)
 r.send("\x1b[A\r")
 got = r.expect(r"==>\S+\r?\n|\[ERROR\].*\n")
-check("a new session recalls the last session's history", got and "==>132" in got, repr(got))
+check("a new session recalls the last session's history", got and "==>6" in got, repr(got))
 r.expect(PROMPT)
 r.send("\x04")
 st = r.wait()
