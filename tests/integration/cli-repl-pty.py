@@ -72,7 +72,11 @@ class Repl:
     def wait(self, timeout=5.0):
         end = time.time() + timeout
         while time.time() < end:
-            pid, st = os.waitpid(self.pid, os.WNOHANG)
+            try:
+                pid, st = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return None  # already reaped: its status is lost
+
             if pid:
                 # drain so nothing blocks
                 return os.waitstatus_to_exitcode(st)
@@ -87,7 +91,10 @@ class Repl:
         return None
 
     def alive(self):
-        pid, _ = os.waitpid(self.pid, os.WNOHANG)
+        try:
+            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return False
         return pid == 0
 
 
