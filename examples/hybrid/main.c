@@ -356,7 +356,12 @@ int main(int argc, char **argv)
                 r = EXIT_OK;
                 goto out;
         }
+        if (!cmd && !help && ctx.json) {
+                r = cli_usage(&ctx, "a command is needed");
+                goto out;
+        }
         if (help || !cmd) {
+                /* `hybrid` alone: the help, on stderr as it is a usage error */
                 print_help(cmd || help ? stdout : stderr, cmd);
                 r = cmd || help ? EXIT_OK : EXIT_USAGE;
                 goto out;

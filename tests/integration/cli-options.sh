@@ -120,6 +120,10 @@ expect_rc "--json unreachable daemon: exit 3" 3 "$H" -j --bus "$T/absent.sock" c
 err_is_json_error "an unreachable daemon"
 expect_rc "--json malformed endpoint: exit 2" 2 "$H" -j --bus "$T/absent.sock" call 'bad name' m
 err_is_json_error "a malformed endpoint" HYB_E_NOT_ACCEPTABLE 406
+expect_rc "--json without a command: exit 2" 2 "$H" --json
+err_is_json_error "a missing command" usage
+expect_rc "no command at all: exit 2" 2 "$H"
+err_has '^usage: hybrid <command>' "no command prints the help on stderr"
 expect_rc "without --json the error is one text line" 2 "$H" store get
 err_has "^hybrid: store: usage " "text error line"
 
