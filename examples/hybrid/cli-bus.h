@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What the bus commands (call, serve, fire, listen, list, monitor) share: connecting
- * with the global options, turning library codes into spec/cli.md exit statuses and
+ * with the global options, turning library codes into doc/hybrid.md exit statuses and
  * error lines, JSON bodies from arguments or stdin, and a poll loop that also ends
  * cleanly on SIGTERM / SIGINT.
  */

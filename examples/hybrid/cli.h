@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The `hybrid` tool's frame (spec/cli.md): options anywhere on the line, `--`
+ * The `hybrid` tool's frame (doc/hybrid.md): options anywhere on the line, `--`
  * ends them, global options, exit statuses, error lines, flushed output.
  * Each command lives in its own cmd-<name>.c and is listed in commands[] (main.c).
  */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `hybrid furi match|parse`: the fURI module from the shell (spec/cli.md,
- * spec/furi-store.md).  Public API only.
+ * `hybrid furi match|parse`: the fURI module from the shell (doc/hybrid.md,
+ * doc/furi.md).  Public API only.
  *
  *   hybrid furi parse <furi>            the canonical form (with --json, its parts)
  *   hybrid furi match <furi> <pattern>  true or false, exit 0 either way; with

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `hybrid repl [--db FILE]` and `hybrid run FILE` (spec/mmadt.md "REPL and
+ * `hybrid repl [--db FILE]` and `hybrid run FILE` (doc/mmadt.md "REPL and
  * scripts"): read statements, a newline ending one once brackets, quotes,
  * comments and the `_/ \_`, `_] [_` pairs balance; print `==>obj` per result,
  * nothing for noobj, `[ERROR] message` on stdout for an error.  The repl goes

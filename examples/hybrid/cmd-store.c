@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `hybrid store put|get|del|watch`: the fURI tuple store through the public
- * API only (spec/cli.md, spec/furi-store.md).  The host-scope store is the
+ * API only (doc/hybrid.md, doc/store.md).  The host-scope store is the
  * embedded one on --db; fURIs go through the scope router so `//x` fails
  * with the scope's name, and relative fURIs are refused (exit 2).
  */

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# `hybrid furi match|parse` end to end (spec/cli.md, spec/furi-store.md): outputs, exit
+# `hybrid furi match|parse` end to end (doc/hybrid.md, doc/furi.md): outputs, exit
 # statuses and error lines.  Expected values are written from the spec.
 # Usage: cli-furi.sh <path of the built hybrid binary>
 set -u

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# `hybrid store put|get|del|watch` end to end (spec/cli.md, spec/furi-store.md).
+# `hybrid store put|get|del|watch` end to end (doc/hybrid.md, doc/store.md).
 # Expected outputs are written by hand from the specs.  Usage: cli-store.sh <path of hybrid>
 set -u
 H=${1:?usage: cli-store.sh HYBRID}

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# The hybrid CLI's bus commands against a real hybridd (spec/cli.md, spec/bus.md):
+# The hybrid CLI's bus commands against a real hybridd (doc/hybrid.md, doc/bus.md):
 # call output and exit statuses, serve, listen + fire lines and counts, list --json,
 # monitor for administrators only, 16 MiB through echo, the sample service and client.
 . "$(dirname "$0")/lib.sh"
