@@ -241,7 +241,7 @@ static const char repl_help[] =
         "  :quit        leave (Ctrl-D on an empty line too)\n"
         "  Ctrl-C       drop the statement being typed, or stop the one running\n"
         "  empty line   ends an unfinished statement ('...>' prompt) as it is\n"
-        "  Up/Down      history; Ctrl-R searches it\n"
+        "  Up/Down      walk the history\n"
         "The language: doc/mmadt.md.  Examples: 1 + 2    a -> 12    *a    {1..3}.plus(1)\n";
 
 static void on_interrupt(int sig)
