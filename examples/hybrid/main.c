@@ -23,13 +23,13 @@ static const cli_command *commands[] = {
 };
 
 static const cli_option global_options[] = {
-        { "bus", true, "--bus PATH       the bus socket (default $HYBRID_BUS, then the daemon's default)", 'b' },
-        { "db", true, "--db FILE        the store database (default $HYBRID_DB, then $XDG_DATA_HOME/hybrid/store.db)", 'd' },
-        { "app", true, "--app NAME       the app name of this client (default org.hybridos.cli)", 'a' },
-        { "runner", true, "--runner NAME    the runner name (default cli<pid>)", 0 },
-        { "json", false, "--json           JSON output, one document per line; errors as JSON on stderr", 'j' },
-        { "help", false, "--help           this help", 'h' },
-        { "version", false, "--version        print the version", 'V' },
+        { "bus", true, "--bus PATH      the bus socket (default $HYBRID_BUS, then the daemon's default)", 'b' },
+        { "db", true, "--db FILE       the store database (default $HYBRID_DB, then $XDG_DATA_HOME/hybrid/store.db)", 'd' },
+        { "app", true, "--app NAME      the app name of this client (default org.hybridos.cli)", 'a' },
+        { "runner", true, "--runner NAME   the runner name (default cli<pid>)", 0 },
+        { "json", false, "--json          JSON output, one document per line; errors as JSON on stderr", 'j' },
+        { "help", false, "--help          this help", 'h' },
+        { "version", false, "--version       print the version", 'V' },
         { NULL, false, NULL, 0 },
 };
 /* The CLI_G_* bit of each global option above (help and version: every command). */
