@@ -4,16 +4,19 @@
 line editing, history, the continuation prompt and its ways out, Ctrl-C,
 :help, :quit, --json.  Expected outputs are the REPL form of doc/mmadt.md
 (`==>3`), written by hand.  Usage: cli-repl-pty.py <path of hybrid>"""
+import atexit
 import os
 import pty
 import re
 import select
+import shutil
 import sys
 import tempfile
 import time
 
 HYBRID = sys.argv[1]
 TMP = tempfile.mkdtemp(prefix="hyb-repl.")
+atexit.register(shutil.rmtree, TMP, True)
 NPASS = NFAIL = 0
 
 
