@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """Turns a command's page of doc/ into a man page with go-md2man.
 
-Usage: md2man.py GO-MD2MAN IN.md OUT.1 NAME SECTION VERSION
+Usage: md2man.py GO-MD2MAN SOURCE OUT.1 NAME SECTION VERSION   (SOURCE: a Markdown page)
 
 The page is Markdown with the usual man sections (NAME, SYNOPSIS, DESCRIPTION, OPTIONS,
 EXIT STATUS, ...) as headings.  When they are level-2 headings under one level-1 title, the

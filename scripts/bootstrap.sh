@@ -1,5 +1,5 @@
 #!/bin/sh
-# Installs the Debian packages libhybrid needs, only those missing (TOOLCHAIN.md).
+# Installs the Debian packages libhybrid needs, only those missing .
 # Needs root (or sudo) only when something is missing.
 set -eu
 pkgs="gcc pkgconf ninja-build meson libevent-dev libmbedtls-dev libjansson-dev check libyaml-dev

@@ -15,6 +15,12 @@ done
 for f in hybrid.pc libhybrid.so.0 libhybrid.a; do
         find "$stage" -name "$f" | grep -q . || { echo "FAIL: $f not installed"; fail=1; }
 done
+# The installed tool finds the installed library by itself (RUNPATH $ORIGIN/../libdir).
+hyb=$(find "$stage" -path '*/bin/hybrid' | head -1)
+if [ -n "$hyb" ]; then
+        out=$(env -u LD_LIBRARY_PATH "$hyb" furi match /a/b '/a/+' 2>&1) || true
+        [ "$out" = true ] || { echo "FAIL: installed bin/hybrid does not run by itself: $out"; fail=1; }
+fi
 if find "$stage" -name 'hybrid-sample-*' | grep .; then
         echo "FAIL: sample programs installed without -Dinstall_samples=true"; fail=1
 fi
