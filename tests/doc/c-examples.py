@@ -89,6 +89,14 @@ def main():
         env = dict(os.environ)
         env["LD_LIBRARY_PATH"] = ":".join(libdirs + [env.get("LD_LIBRARY_PATH", "")]).strip(":")
         failed, counts = [], {"run": 0, "linked": 0, "compiled": 0}
+        # The README's first C block is the first program a newcomer tries: it must be
+        # complete and run without a daemon.
+        readme = os.path.join(root, "README.md")
+        if readme in files:
+                first = next(blocks(readme), None)
+                if first is None or not MAIN.search(first[2]) or "norun" in first[1]:
+                        failed.append("README.md: the first ```c block is not a complete "
+                                      "program that runs (a main(), no norun)")
         with tempfile.TemporaryDirectory(prefix="hyb-c-examples.") as tmp:
                 n = 0
                 for path in files:
