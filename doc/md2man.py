@@ -7,7 +7,7 @@ Usage: md2man.py GO-MD2MAN SOURCE OUT.1 NAME SECTION VERSION   (SOURCE: a Markdo
 The page is Markdown with the usual man sections (NAME, SYNOPSIS, DESCRIPTION, OPTIONS,
 EXIT STATUS, ...) as headings.  When they are level-2 headings under one level-1 title, the
 title is dropped and every heading moves up one level, so sections become .SH and their
-subsections .SS.  Links keep their text; a link to another page of doc/ names the page.
+subsections .SS.  A `\|` in a table cell is a literal pipe.  Links keep their text; a link to another page of doc/ names the page.
 """
 import re
 import subprocess
@@ -41,7 +41,8 @@ def main():
                         level = len(m.group(1)) - shift
                         if level < 1:
                                 continue  # the page title: the .TH line replaces it
-                        ln = "#" * level + " " + m.group(2)
+                        # go-md2man: levels 1 and 2 give .SH, 3 and deeper .SS.
+                        ln = "#" * (1 if level == 1 else level + 1) + " " + m.group(2)
                 elif not fence:
                         ln = LINK.sub(lambda k: k.group(1) if k.group(1) == k.group(2)
                                       else f"{k.group(1)} ({k.group(2)})", ln)
@@ -49,8 +50,9 @@ def main():
         title = f'% {name.upper()} {section} "" "libhybrid {version}" "libhybrid manual"'
         text = title + "\n" + "\n".join(body)
         r = subprocess.run([tool], input=text, stdout=subprocess.PIPE, text=True, check=True)
+        # A `\|` (a pipe inside a table cell) comes out as an escaped backslash and a pipe.
         with open(out, "w", encoding="utf-8") as f:
-                f.write(r.stdout)
+                f.write(r.stdout.replace("\\\\|", "|"))
 
 
 if __name__ == "__main__":
