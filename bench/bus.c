@@ -7,8 +7,8 @@
  *                  --dbus-broker-pid PID] [--mosquitto SOCKET --mosquitto-pid PID
  *                  --mosquitto-port TCPPORT] [--verbose]
  *
- * bench/run-bus.sh builds everything, starts the peer daemons the way
- * ../shared/anchors/run_anchors.sh does and calls this with the right options.
+ * bench/run-bus.sh builds everything, starts the peer daemons privately and calls this
+ * with the right options (bench/README.md).
  *
  * Our side: hybridd is started once as a separate process (--foreground, private socket
  * and config in --work); every client is a separate process using only the public API
@@ -1017,7 +1017,7 @@ static void peer_fanout(int round, int k, int row)
         snprintf(nbuf, sizeof nbuf, "%ld", n);
         snprintf(subs, sizeof subs, "ANCHOR_SUBS=%d", k);
         /* mosquitto listens on its Unix socket with a backlog of 10: 16 subscribers connecting
-         * at once get EAGAIN, so that row uses its loopback TCP listener (as run_anchors.sh
+         * at once get EAGAIN, so that row uses its loopback TCP listener (as the anchors' run script
          * does for every fan-out). */
         bool tcp = k > 8 && opt.mosq_port;
         const char *env[] = { tcp ? "ANCHOR_TAG=tcp" : "ANCHOR_TAG=unix", subs, NULL };

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# run-bus.sh - build libhybrid optimised (build-bench, buildtype=release) and the anchors of
-# ../shared/anchors, start the peer daemons privately (as run_anchors.sh does) and run bench-bus.
+# run-bus.sh - build libhybrid optimised (build-bench, buildtype=release) and, when ANCHORS=DIR
+# names a directory of peer programs (the "anchors": small C programs measuring a raw Unix
+# socket, a libevent relay, sd-bus and mosquitto; not part of this repository), build them,
+# start the peer daemons privately and run bench-bus.
 #
 # usage: bench/run-bus.sh [--quick] [any other bench-bus option, e.g. --rounds 3 --verbose]
 #   (no option)  the full run: 5 rounds, ~3-4 minutes
 #   --quick      smoke run, ~20 s
-# Without ../shared/anchors (or ANCHORS=DIR) only our own rows are measured.  Each daemon gets
+# Without ANCHORS=DIR only our own rows are measured.  Each daemon gets
 # its own config and sockets in a fresh directory under $TMPDIR (default /tmp), removed at the
 # end, and is stopped by PID.  The table goes to stdout; progress to stderr.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
-ANCHORS=${ANCHORS:-$ROOT/../shared/anchors}
-MQTT_PORT=${BENCH_MQTT_PORT:-18839}   # loopback only; run_anchors.sh uses 18830
+ANCHORS=${ANCHORS:-}
+MQTT_PORT=${BENCH_MQTT_PORT:-18839}   # loopback only; the anchors' own run script uses 18830
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-bus.XXXXXX")
 log() { printf '== %s\n' "$*" >&2; }
 
@@ -42,8 +44,8 @@ cleanup() {
 trap cleanup EXIT
 
 ARGS=(--hybridd "$BUILD/examples/hybridd/hybridd" --work "$WORK")
-if [ -d "$ANCHORS" ]; then
-    # ---- the anchors, built exactly as run_anchors.sh builds them, into the build dir
+if [ -n "$ANCHORS" ] && [ -d "$ANCHORS" ]; then
+    # ---- the anchors, built the way their own run script builds them, into the build dir
     BIN=$BUILD/anchors
     mkdir -p "$BIN"
     CFLAGS=(-O2 -Wall -Wextra -I"$ANCHORS")
@@ -62,7 +64,7 @@ if [ -d "$ANCHORS" ]; then
     fi
     ARGS+=(--anchors "$BIN")
 
-    # ---- the peer daemons (run_anchors.sh's launch, limits raised for 1 000 idle clients)
+    # ---- the peer daemons (launched as the anchors' run script does, limits raised for 1 000 idle clients)
     wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
     wait_bus() {
         for _ in $(seq 100); do

@@ -17,7 +17,7 @@
  * (which goes first alternates too), each for --secs seconds of work.  Timings are wall
  * clock (CLOCK_MONOTONIC).  Every operation's result is checked: a benchmark that times
  * failing calls measures nothing.  The peer tables are the anchors' shape
- * (../shared/anchors/sqlite_bench.c): key TEXT PRIMARY KEY, value TEXT, WITHOUT ROWID, WAL,
+ * (sqlite_bench.c, see bench/README.md): key TEXT PRIMARY KEY, value TEXT, WITHOUT ROWID, WAL,
  * prepared statements, in the same temporary directory as our databases.
  */
 #ifndef _GNU_SOURCE

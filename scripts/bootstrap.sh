@@ -1,11 +1,47 @@
 #!/bin/sh
-# Installs the Debian packages libhybrid needs, only those missing (TOOLCHAIN.md).
+# SPDX-License-Identifier: MIT
+# Installs the Debian 12 packages one use of libhybrid needs, only those missing.
 # Needs root (or sudo) only when something is missing.
+#
+# usage: scripts/bootstrap.sh [build|demo|test|all]    install the set (default: all)
+#        scripts/bootstrap.sh --list SET               print the set, one package a line
+#   build  compile and install the library, the tools and their man pages
+#   demo   what scripts/demo runs (the build set: the demo uses only the built programs)
+#   test   what scripts/test runs: the build set, Check, Python for the test scripts,
+#          man for the man page test, clang for the fuzz and sanitizer runs, sqlite3,
+#          and the peers of the optional tests and benchmarks
+#   all    test, plus valgrind for scripts/check-memory
 set -eu
-pkgs="gcc pkgconf ninja-build meson libevent-dev libmbedtls-dev libjansson-dev check libyaml-dev
-libsqlite3-dev python3-dev python3-venv python3-cffi python3-pytest python3-setuptools python3-wheel
-valgrind clang libclang-rt-14-dev mosquitto libmosquitto-dev dbus-daemon dbus-broker libsystemd-dev
-lua5.4 sqlite3 libedit-dev"
+
+build="gcc pkgconf ninja-build meson libevent-dev libmbedtls-dev libjansson-dev libyaml-dev
+libsqlite3-dev libedit-dev go-md2man"
+demo="$build"
+test="$build check python3 python3-dev python3-venv python3-cffi python3-pytest
+python3-setuptools python3-wheel man-db clang libclang-rt-14-dev sqlite3 util-linux mosquitto
+libmosquitto-dev dbus-daemon dbus-broker libsystemd-dev lua5.4 valgrind"
+all="$test"
+
+list=0
+if [ "${1:-}" = --list ]; then
+        list=1
+        shift
+fi
+case "${1:-all}" in
+build) pkgs=$build ;;
+demo) pkgs=$demo ;;
+test) pkgs=$test ;;
+all) pkgs=$all ;;
+*)
+        echo "usage: scripts/bootstrap.sh [--list] [build|demo|test|all]" >&2
+        exit 2
+        ;;
+esac
+if [ $list = 1 ]; then
+        # shellcheck disable=SC2086
+        printf '%s\n' $pkgs
+        exit 0
+fi
+
 missing=""
 for p in $pkgs; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -38,7 +38,7 @@ typedef struct hyb_mmadt_program hyb_mmadt_program;
 typedef struct hyb_mmadt_options {
         size_t size;        /* sizeof(hyb_mmadt_options), set by _init */
         uint64_t budget;    /* instructions per statement (subscriptions included); default 10M */
-        unsigned max_depth; /* nested code applications (calls, polys, args); default 200 */
+        unsigned max_depth; /* nested code applications (calls, polys, args); default 400 */
         size_t max_memory;  /* bytes of values a statement may build; default 64 MiB */
 } hyb_mmadt_options;
 

@@ -1,0 +1,52 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# What `meson install` puts where: the library, headers and hybrid.pc; the hybrid tool and
+# hybridd in bin/ but not the sample programs (unless -Dinstall_samples=true); and man
+# pages for the tools in share/man/man1 that render without troff errors and carry the
+# sections a man page needs.  Usage: install-layout.sh BUILD SRCROOT MAN(yes|no)
+set -eu
+build=$1 src=$2 want_man=$3
+stage=$(mktemp -d "${TMPDIR:-/tmp}/hyb-stage.XXXXXX"); trap 'rm -rf "$stage"' EXIT
+meson install -C "$build" --destdir "$stage" --quiet >/dev/null
+fail=0
+for f in bin/hybrid bin/hybridd include/hybrid/hybrid.h; do
+        find "$stage" -path "*/$f" | grep -q . || { echo "FAIL: $f not installed"; fail=1; }
+done
+for f in hybrid.pc libhybrid.so.0 libhybrid.a; do
+        find "$stage" -name "$f" | grep -q . || { echo "FAIL: $f not installed"; fail=1; }
+done
+# The installed tool finds the installed library by itself (RUNPATH $ORIGIN/../libdir).
+hyb=$(find "$stage" -path '*/bin/hybrid' | head -1)
+if [ -n "$hyb" ]; then
+        out=$(env -u LD_LIBRARY_PATH "$hyb" furi match /a/b '/a/+' 2>&1) || true
+        [ "$out" = true ] || { echo "FAIL: installed bin/hybrid does not run by itself: $out"; fail=1; }
+fi
+if find "$stage" -name 'hybrid-sample-*' | grep .; then
+        echo "FAIL: sample programs installed without -Dinstall_samples=true"; fail=1
+fi
+if [ "$want_man" != yes ]; then
+        echo "man pages not built (no go-md2man, or -Dman=disabled): not checked"
+        exit $fail
+fi
+command -v man >/dev/null || { echo "SKIP: man not installed"; exit 77; }
+for page in hybrid hybridd; do
+        [ -f "$src/doc/$page.md" ] || continue
+        f=$(find "$stage" -path "*/share/man/man1/$page.1" | head -1)
+        if [ -z "$f" ]; then
+                echo "FAIL: $page.1 not installed in share/man/man1"; fail=1; continue
+        fi
+        MANWIDTH=100 LC_ALL=C.UTF-8 man --warnings -l "$f" >"$stage/$page.txt" 2>"$stage/$page.err" || {
+                echo "FAIL: man -l $page.1 exited $?"; cat "$stage/$page.err"; fail=1; continue; }
+        # Line-filling notes are not errors; anything else troff says is.
+        if grep -v -e 'cannot adjust line' -e 'cannot break line' "$stage/$page.err" | grep -q .; then
+                echo "FAIL: $page.1: troff complains:"; cat "$stage/$page.err"; fail=1
+        fi
+        for s in NAME SYNOPSIS; do
+                grep -qx "$s" "$stage/$page.txt" || { echo "FAIL: $page.1 has no $s section"; fail=1; }
+        done
+        # NAME is "page - what it is" (what whatis/apropos read).
+        sed -n '/^NAME$/{n;p;}' "$stage/$page.txt" | grep -Eq "^ +$page - [^ ]" ||
+                { echo "FAIL: $page.1: NAME is not \"$page - ...\""; fail=1; }
+        echo "ok $page.1:"; head -12 "$stage/$page.txt" | sed 's/^/    /'
+done
+exit $fail
