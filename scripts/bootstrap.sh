@@ -10,7 +10,7 @@
 #   test   what scripts/test runs: the build set, Check, Python for the test scripts,
 #          man for the man page test, clang for the fuzz and sanitizer runs, sqlite3,
 #          and the peers of the optional tests and benchmarks
-#   all    test, plus valgrind for scripts/check-memory
+#   all    the test set (valgrind included: the CLI leak test and scripts/check-memory use it)
 set -eu
 
 build="gcc pkgconf ninja-build meson libevent-dev libmbedtls-dev libjansson-dev libyaml-dev
