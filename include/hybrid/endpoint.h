@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 /* JSON types of a policy entry. */
-enum {
+typedef enum hyb_json_type {
         HYB_JSON_ANY = 0,
         HYB_JSON_STRING = 1,
         HYB_JSON_INTEGER = 2,
@@ -47,17 +47,20 @@ enum {
         HYB_JSON_OBJECT = 5,
         HYB_JSON_ARRAY = 6,
         HYB_JSON_NULL = 7,
-};
+        _HYB_JSON_FORCE_32BIT = 0x7fffffff, /* keeps the enum 32 bits wide in structs */
+} hyb_json_type;
 
 /* One key of an argument policy; keys not listed are allowed. */
 typedef struct hyb_arg_policy {
         const char *key;
-        int type;     /* HYB_JSON_* */
+        hyb_json_type type; /* HYB_JSON_* */
         int required; /* 1: the key must be present */
 } hyb_arg_policy;
 
 /* Method flags. */
-#define HYB_METHOD_BINARY 0x1u /* binary params are accepted (the policy then is not checked) */
+typedef enum hyb_method_flags {
+        HYB_METHOD_BINARY = 0x1, /* binary params are accepted (the policy then is not checked) */
+} hyb_method_flags;
 
 typedef struct hyb_method_def {
         const char *name;           /* identifier: [A-Za-z_][A-Za-z0-9_]* */

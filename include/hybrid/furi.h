@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hybrid/furi.h - fURIs: parse, format, compare, order, match (spec/furi-store.md).
+ * hybrid/furi.h - fURIs: parse, format, compare, order, match (doc/furi.md).
  *
  *   [scheme:][//[user@]host[:port]][/]seg/seg/...[/][?query]
  *
@@ -44,9 +44,12 @@ typedef struct hyb_furi_limits {
         size_t max_segment;     /* bytes per decoded segment; default 255 */
 } hyb_furi_limits;
 
-#define HYB_FURI_MAX_LENGTH   1024
-#define HYB_FURI_MAX_SEGMENTS 32
-#define HYB_FURI_MAX_SEGMENT  255
+/* The defaults. */
+enum {
+        HYB_FURI_MAX_LENGTH = 1024,
+        HYB_FURI_MAX_SEGMENTS = 32,
+        HYB_FURI_MAX_SEGMENT = 255,
+};
 
 typedef enum hyb_furi_scope {
         HYB_SCOPE_PROGRAM = 0,  /* relative: `abc`, `a/b` */
@@ -72,7 +75,7 @@ typedef enum hyb_furi_seg_kind {
 HYB_EXPORT int hyb_furi_parse(const char *text, size_t len, const hyb_furi_limits *limits,
                               hyb_furi **ret, hyb_error *reterr);
 
-HYB_EXPORT hyb_furi *hyb_furi_ref(hyb_furi *f);
+HYB_EXPORT hyb_furi *hyb_furi_ref(const hyb_furi *f);
 /* Drops a reference; returns NULL.  NULL is a no-op. */
 HYB_EXPORT hyb_furi *hyb_furi_unref(hyb_furi *f);
 
@@ -133,7 +136,7 @@ HYB_EXPORT uint64_t hyb_furi_hash(const hyb_furi *f);
 /*
  * Does f match pattern?  When f itself has wildcards the answer is "is f
  * within pattern": every fURI f matches, pattern matches.  Rules of
- * spec/furi-store.md ("Patterns").  A scheme `+` matches any scheme (not
+ * doc/furi.md ("Patterns").  A scheme `+` matches any scheme (not
  * none); a host `+` matches any host, and any user and port unless the
  * pattern names them; a literal host requires the same user and port.
  */

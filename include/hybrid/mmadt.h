@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hybrid/mmadt.h - the mm-ADT language (spec/mmadt.md): compile, run, extend.
+ * hybrid/mmadt.h - the mm-ADT language (doc/mmadt.md): compile, run, extend.
  *
  * A hyb_mmadt is one running program: a VM bound to a hyb_scope (the program
  * scope of relative fURIs, `~/` home, the host store), with its limits
@@ -38,7 +38,7 @@ typedef struct hyb_mmadt_program hyb_mmadt_program;
 typedef struct hyb_mmadt_options {
         size_t size;        /* sizeof(hyb_mmadt_options), set by _init */
         uint64_t budget;    /* instructions per statement (subscriptions included); default 10M */
-        unsigned max_depth; /* nested code applications (calls, polys, args); default 200 */
+        unsigned max_depth; /* nested code applications (calls, polys, args); default 400 */
         size_t max_memory;  /* bytes of values a statement may build; default 64 MiB */
 } hyb_mmadt_options;
 
@@ -51,7 +51,7 @@ HYB_EXPORT void hyb_mmadt_options_init(hyb_mmadt_options *opts);
  */
 HYB_EXPORT int hyb_mmadt_new(hyb_scope *scope, const char *program, const hyb_mmadt_options *opts,
                              hyb_mmadt **ret);
-HYB_EXPORT hyb_mmadt *hyb_mmadt_ref(hyb_mmadt *vm);
+HYB_EXPORT hyb_mmadt *hyb_mmadt_ref(const hyb_mmadt *vm);
 /* Drops a reference; the last one halts the processes, unsubscribes and frees. Returns NULL. */
 HYB_EXPORT hyb_mmadt *hyb_mmadt_unref(hyb_mmadt *vm);
 /* The router (borrowed). */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hybrid/obj.h - the value model (spec/mmadt.md "Objs", JSON mapping of spec/furi-store.md).
+ * hybrid/obj.h - the value model (doc/obj.md).
  *
  * An obj is `type_id[value]@value_id`: a value of one kind (bool int real str
  * uri lst rec, a stream of objs, or code), an optional type id (a uri such as
@@ -40,9 +40,9 @@ typedef enum hyb_obj_kind {
 } hyb_obj_kind;
 
 /* Nesting depth accepted by the parsers (text and JSON). */
-#define HYB_OBJ_MAX_DEPTH 64
+enum { HYB_OBJ_MAX_DEPTH = 64 };
 
-HYB_EXPORT hyb_obj *hyb_obj_ref(hyb_obj *o);
+HYB_EXPORT hyb_obj *hyb_obj_ref(const hyb_obj *o);
 /* Drops a reference; returns NULL. NULL is a no-op. */
 HYB_EXPORT hyb_obj *hyb_obj_unref(hyb_obj *o);
 
@@ -96,10 +96,12 @@ HYB_EXPORT bool hyb_obj_equal(const hyb_obj *a, const hyb_obj *b);
 HYB_EXPORT int hyb_obj_compare(const hyb_obj *a, const hyb_obj *b);
 HYB_EXPORT uint64_t hyb_obj_hash(const hyb_obj *o);
 
-/* Text form (spec/mmadt.md "Printing"). */
-#define HYB_FORMAT_REPL  0u  /* the REPL form: reals with 6 decimals, /type/ stripped */
-#define HYB_FORMAT_EXACT 1u  /* parse(format(x)) == x: uris bracketed where needed,
-                                reals in shortest round-trip form */
+/* Text form (doc/obj.md "Text form"). */
+typedef enum hyb_format_flags {
+        HYB_FORMAT_REPL = 0,  /* the REPL form: reals with 6 decimals, /type/ stripped */
+        HYB_FORMAT_EXACT = 1, /* parse(format(x)) == x: uris bracketed where needed,
+                                 reals in shortest round-trip form */
+} hyb_format_flags;
 /* Formats o; *ret is a NUL-terminated string to hyb_free(). noobj formats as "noobj". */
 HYB_EXPORT int hyb_obj_format(const hyb_obj *o, unsigned flags, char **ret);
 
@@ -113,7 +115,7 @@ HYB_EXPORT int hyb_obj_format(const hyb_obj *o, unsigned flags, char **ret);
 HYB_EXPORT int hyb_obj_parse(const char *text, size_t len, hyb_obj **ret, hyb_error *reterr);
 
 /*
- * The JSON mapping of spec/furi-store.md.  to_json: *ret (hyb_free) is compact
+ * The JSON mapping of doc/obj.md.  to_json: *ret (hyb_free) is compact
  * JSON text; errors for objs JSON cannot hold (code, invalid UTF-8) are
  * HYB_E_TYPE.  from_json: any JSON value; `@`-members as the spec says, other
  * `@` keys rejected (HYB_E_PARSE), depth limited (HYB_E_DEPTH).

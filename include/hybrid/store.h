@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hybrid/store.h - the fURI tuple store and the scope router (spec/furi-store.md).
+ * hybrid/store.h - the fURI tuple store and the scope router (doc/store.md).
  *
  * A hyb_store holds objs at absolute fURIs, in memory (an ordered index for
  * node, prefix and pattern reads) and optionally in SQLite (WAL) with a
@@ -31,6 +31,7 @@ typedef enum hyb_durability {
         HYB_DURABILITY_MEMORY = 0, /* no disk */
         HYB_DURABILITY_NORMAL = 1, /* WAL, synchronous=NORMAL: survives a process crash */
         HYB_DURABILITY_FULL = 2,   /* WAL, synchronous=FULL: survives power loss */
+        _HYB_DURABILITY_FORCE_32BIT = 0x7fffffff, /* keeps the enum 32 bits wide in structs */
 } hyb_durability;
 
 /* Options; initialise with hyb_store_options_init() then set what you need. */
@@ -55,15 +56,17 @@ HYB_EXPORT void hyb_store_options_init(hyb_store_options *opts);
  */
 HYB_EXPORT int hyb_store_open(const char *path, const hyb_store_options *opts, hyb_store **ret,
                               hyb_error *reterr);
-HYB_EXPORT hyb_store *hyb_store_ref(hyb_store *st);
+HYB_EXPORT hyb_store *hyb_store_ref(const hyb_store *st);
 /* Drops a reference; the last one flushes pending writes and closes. Returns NULL. */
 HYB_EXPORT hyb_store *hyb_store_unref(hyb_store *st);
 
-/* Write flags. */
-#define HYB_WRITE_TRANSIENT 0x1u  /* notify subscribers only; store nothing */
+/* Write flags (the `flags` argument of the write functions). */
+typedef enum hyb_write_flags {
+        HYB_WRITE_TRANSIENT = 0x1, /* notify subscribers only; store nothing */
+} hyb_write_flags;
 
 /*
- * Writes value at target (an absolute fURI; see spec "Operations"):
+ * Writes value at target (an absolute fURI; see doc/store.md "Operations"):
  * a node stores it; noobj deletes (a node, every match of a pattern, or the
  * children of a branch); a lst/rec written to a branch `x/` stores its
  * children; a write below a stored lst/rec updates it in place.  Returns
@@ -114,7 +117,10 @@ HYB_EXPORT int hyb_store_scan(hyb_store *st, const hyb_furi *pattern, hyb_store_
 typedef void (*hyb_store_msg_fn)(const hyb_furi *target, const hyb_obj *payload, bool retain,
                                  void *userdata);
 
-#define HYB_SUBSCRIBE_REPLAY 0x1u /* first deliver the retained values that match */
+/* Subscription flags (the `flags` argument of the subscribe functions). */
+typedef enum hyb_subscribe_flags {
+        HYB_SUBSCRIBE_REPLAY = 0x1, /* first deliver the retained values that match */
+} hyb_subscribe_flags;
 
 /*
  * Subscribes fn to every write, transient write and delete whose fURI matches
@@ -125,14 +131,21 @@ HYB_EXPORT int hyb_store_subscribe(hyb_store *st, const hyb_furi *pattern, unsig
                                    hyb_store_msg_fn fn, void *userdata, hyb_slot **ret,
                                    hyb_error *reterr);
 
-/* Loop integration: an fd readable when messages or completions are ready (or
- * another process changed the database), the longest wait before process()
- * should be called anyway (µs; UINT64_MAX = none), and process() which
- * delivers what is ready (returns > 0 if it did something). */
+/*
+ * Loop integration, as for the bus.  The fd is readable when messages or
+ * completions are ready (or another process changed the database).
+ */
 HYB_EXPORT int hyb_store_get_fd(hyb_store *st);
+/*
+ * *ret_usec gets the absolute CLOCK_MONOTONIC time (µs, see hyb_now_usec) by
+ * which hyb_store_process must be called again: 0 when something is ready now,
+ * UINT64_MAX for none.  Returns 0, or -EINVAL.
+ */
 HYB_EXPORT int hyb_store_get_timeout(hyb_store *st, uint64_t *ret_usec);
+/* Delivers what is ready; returns > 0 if it did something, 0 if idle, < 0 on failure. */
 HYB_EXPORT int hyb_store_process(hyb_store *st);
-/* Blocks up to timeout_usec (UINT64_MAX = forever) until something is ready, then processes. */
+/* Blocks up to timeout_usec (a relative wait; UINT64_MAX = forever) until something is
+ * ready, then processes. */
 HYB_EXPORT int hyb_store_wait(hyb_store *st, uint64_t timeout_usec);
 
 /* --- the scope router --- */
@@ -144,7 +157,7 @@ typedef struct hyb_scope hyb_scope;
  * name used for `~/` (`/home/<program>/`).
  */
 HYB_EXPORT int hyb_scope_new(hyb_store *host, const char *program, hyb_scope **ret);
-HYB_EXPORT hyb_scope *hyb_scope_ref(hyb_scope *sc);
+HYB_EXPORT hyb_scope *hyb_scope_ref(const hyb_scope *sc);
 HYB_EXPORT hyb_scope *hyb_scope_unref(hyb_scope *sc);
 /* The store a fURI's scope routes to (borrowed), or HYB_E_SCOPE with a message naming the scope;
  * *ret_target gets the fURI to use in that store (e.g. `~/a` -> `/home/p/a`). */

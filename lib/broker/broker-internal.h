@@ -18,6 +18,7 @@
 #ifndef HYB_BROKER_INTERNAL_H
 #define HYB_BROKER_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -111,7 +112,7 @@ struct bconn {
 };
 
 struct hyb_broker_config {
-        unsigned n_ref;
+        atomic_uint n_ref;
         broker_config c;
 };
 
@@ -142,7 +143,6 @@ struct hyb_broker {
 
 /* broker.c */
 void broker_log(hyb_broker *b, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-uint64_t broker_now_us(void);
 
 /* conn.c */
 void bconn_accept(hyb_broker *b, int fd);

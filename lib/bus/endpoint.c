@@ -154,14 +154,16 @@ HYB_EXPORT int hyb_endpoint_add_method(hyb_bus *bus, const char *name, const hyb
         r = method_new(bus, name, args, n_args, flags, handler, &m, reterr);
         if (r < 0)
                 return r;
-        slot_init(&m->slot, &bus_method_slot_ops, userdata);
+        if (ret_slot)
+                slot_init(&m->slot, &bus_method_slot_ops, userdata);
+        else
+                slot_init_floating(&m->slot, &bus_method_slot_ops, userdata);
         r = bus_method_register(bus, m, for_host, for_app, reterr);
         if (r < 0) {
                 m->bus = NULL;
                 bus_method_revoke(m);
                 return r;
         }
-        m->floating = !ret_slot;
         if (ret_slot)
                 *ret_slot = &m->slot;
         return 0;
@@ -185,7 +187,17 @@ static void table_slot_disconnect(hyb_slot *slot)
         free(t);
 }
 
-static const slot_ops table_slot_ops = { .disconnect = table_slot_disconnect };
+/* Handlers of a table get the table's userdata: pass a new one on. */
+static void table_userdata_changed(hyb_slot *slot)
+{
+        bus_table *t = (bus_table *)slot;
+
+        for (bus_method *m = t->methods; m; m = m->group_next)
+                m->slot.userdata = slot->userdata;
+}
+
+static const slot_ops table_slot_ops = { .disconnect = table_slot_disconnect,
+                                         .userdata_changed = table_userdata_changed };
 
 HYB_EXPORT int hyb_endpoint_add_table(hyb_bus *bus, const hyb_method_def *table, size_t elem_size,
                                       size_t n, void *userdata, hyb_slot **ret_slot,
@@ -227,9 +239,9 @@ HYB_EXPORT int hyb_endpoint_add_table(hyb_bus *bus, const hyb_method_def *table,
                 *ret_slot = &t->slot;
                 return 0;
         }
-        /* No slot: the methods live as long as the bus, which frees them. */
+        /* No slot: the methods live as long as the bus, which holds the table's references. */
         for (bus_method *m = t->methods; m; m = m->group_next)
-                m->floating = true;
+                m->slot.floating = true;
         free(t);
         return 0;
 }

@@ -94,7 +94,7 @@ static void method_slot_disconnect(hyb_slot *slot)
         bus_method_revoke((bus_method *)slot);
 }
 
-const slot_ops bus_method_slot_ops = { .disconnect = method_slot_disconnect };
+const slot_ops bus_method_slot_ops = { .disconnect = method_slot_disconnect, .can_float = true };
 
 HYB_EXPORT int hyb_bus_register_procedure(hyb_bus *bus, const char *method, const char *for_host,
                                           const char *for_app, hyb_bus_method_fn handler,
@@ -164,7 +164,7 @@ HYB_EXPORT int hyb_bus_fire(hyb_bus *bus, const char *bubble, const void *body, 
         /* With counts: a round trip like a call, answered by the broker. */
         h.flags |= WIRE_F_COUNTS;
         h.call_id = c.id = bus->next_id++;
-        c.deadline_us = bus_now_us() + (uint64_t)HYB_BUS_DEFAULT_TIMEOUT_MS * 1000u;
+        c.deadline_us = hyb_now_usec() + (uint64_t)HYB_BUS_DEFAULT_TIMEOUT_MS * 1000u;
         c.prev = bus->calls_tail;
         if (bus->calls_tail)
                 bus->calls_tail->next = &c;
@@ -242,7 +242,7 @@ static void sub_slot_disconnect(hyb_slot *slot)
         free(s);
 }
 
-static const slot_ops sub_slot_ops = { .disconnect = sub_slot_disconnect };
+static const slot_ops sub_slot_ops = { .disconnect = sub_slot_disconnect, .can_float = true };
 
 HYB_EXPORT int hyb_bus_subscribe(hyb_bus *bus, const char *endpoint_glob, const char *bubble_glob,
                                  hyb_bus_event_fn cb, void *userdata, hyb_slot **ret_slot,
@@ -270,13 +270,15 @@ HYB_EXPORT int hyb_bus_subscribe(hyb_bus *bus, const char *endpoint_glob, const 
                 free(s);
                 return r;
         }
-        slot_init(&s->slot, &sub_slot_ops, userdata);
+        if (ret_slot)
+                slot_init(&s->slot, &sub_slot_ops, userdata);
+        else
+                slot_init_floating(&s->slot, &sub_slot_ops, userdata);
         s->bus = bus;
         s->cb = cb;
         s->registered = true;
         s->next = bus->subs;
         bus->subs = s;
-        s->floating = !ret_slot;
         if (ret_slot)
                 *ret_slot = &s->slot;
         return 0;
@@ -338,7 +340,7 @@ static void monitor_slot_disconnect(hyb_slot *slot)
         free(m);
 }
 
-static const slot_ops monitor_slot_ops = { .disconnect = monitor_slot_disconnect };
+static const slot_ops monitor_slot_ops = { .disconnect = monitor_slot_disconnect, .can_float = true };
 
 HYB_EXPORT int hyb_bus_monitor(hyb_bus *bus, hyb_bus_monitor_fn cb, void *userdata,
                                hyb_slot **ret_slot, hyb_error *reterr)
@@ -353,12 +355,14 @@ HYB_EXPORT int hyb_bus_monitor(hyb_bus *bus, hyb_bus_monitor_fn cb, void *userda
         m = calloc(1, sizeof *m);
         if (!m)
                 return -ENOMEM;
-        slot_init(&m->slot, &monitor_slot_ops, userdata);
+        if (ret_slot)
+                slot_init(&m->slot, &monitor_slot_ops, userdata);
+        else
+                slot_init_floating(&m->slot, &monitor_slot_ops, userdata);
         m->bus = bus;
         m->cb = cb;
         m->next = bus->monitors;
         bus->monitors = m;
-        m->floating = !ret_slot;
         if (ret_slot)
                 *ret_slot = &m->slot;
         return 0;

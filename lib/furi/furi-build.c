@@ -146,7 +146,7 @@ static bool seg_is_dotdot(const hyb_furi *f, size_t i)
 /*
  * RFC 3986 section 5.2.2 over decoded segments.  The merge drops the base's
  * last segment unless the base is a branch; a `..` that climbs above the
- * start leaves an absolute path (spec/mmadt.md: `<a>.mult(<../b>)` is `/b`),
+ * start leaves an absolute path (doc/mmadt.md: `<a>.mult(<../b>)` is `/b`),
  * except above a base that itself starts with `..`, which stays relative.
  */
 HYB_EXPORT int hyb_furi_resolve(const hyb_furi *base, const hyb_furi *ref, hyb_furi **ret,

@@ -2,20 +2,14 @@
 /* References and the read-only accessors of a parsed fURI (all precomputed by the parser). */
 #include "common/util.h"
 #include "furi-internal.h"
+#include "common/ref.h"
 
-HYB_EXPORT hyb_furi *hyb_furi_ref(hyb_furi *f)
+static void furi_free(hyb_furi *f)
 {
-        if (f)
-                atomic_fetch_add_explicit(&f->n_ref, 1, memory_order_relaxed);
-        return f;
+        free(f);
 }
 
-HYB_EXPORT hyb_furi *hyb_furi_unref(hyb_furi *f)
-{
-        if (f && atomic_fetch_sub_explicit(&f->n_ref, 1, memory_order_acq_rel) == 1)
-                free(f);
-        return NULL;
-}
+HYB_DEFINE_REF_UNREF(hyb_furi, hyb_furi, furi_free)
 
 HYB_EXPORT const char *hyb_furi_str(const hyb_furi *f)
 {

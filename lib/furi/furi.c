@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fURI parsing and canonical formatting (spec/furi-store.md "fURI syntax").
+ * fURI parsing and canonical formatting (doc/furi.md "Syntax").
  *
  * One pass over the text validates it and decodes every segment into a work
  * buffer (on the stack for ordinary sizes); a second, cheap pass sizes and

@@ -5,6 +5,7 @@
  */
 #include "family.h"
 #include "lexer.h"
+#include "common/ref.h"
 
 #define DEFAULT_BUDGET 10000000ull
 #define DEFAULT_DEPTH 400u
@@ -68,17 +69,8 @@ HYB_EXPORT int hyb_mmadt_new(hyb_scope *scope, const char *program, const hyb_mm
         return 0;
 }
 
-HYB_EXPORT hyb_mmadt *hyb_mmadt_ref(hyb_mmadt *vm)
+static void mmadt_free(hyb_mmadt *vm)
 {
-        if (vm)
-                atomic_fetch_add(&vm->n_ref, 1);
-        return vm;
-}
-
-HYB_EXPORT hyb_mmadt *hyb_mmadt_unref(hyb_mmadt *vm)
-{
-        if (!vm || atomic_fetch_sub(&vm->n_ref, 1) != 1)
-                return NULL;
         proc_halt_all(vm);
         st_unsubscribe_all(vm);
         inst_detach_natives(vm);
@@ -89,8 +81,9 @@ HYB_EXPORT hyb_mmadt *hyb_mmadt_unref(hyb_mmadt *vm)
         hyb_scope_unref(vm->scope);
         free(vm->program);
         free(vm);
-        return NULL;
 }
+
+HYB_DEFINE_REF_UNREF(hyb_mmadt, hyb_mmadt, mmadt_free)
 
 HYB_EXPORT hyb_scope *hyb_mmadt_get_scope(hyb_mmadt *vm)
 {

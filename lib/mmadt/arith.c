@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Arithmetic: plus minus mult div mod neg, per base type (spec/mmadt.md).
+ * Arithmetic: plus minus mult div mod neg, per base type (doc/mmadt.md).
  * Both operands must have the same base type; the result keeps the left
  * operand's type id and value id and is re-checked against that type; an
  * obj read by reference (`@a`) writes its new value through to the store.

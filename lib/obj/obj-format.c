@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The text form of objs (spec/mmadt.md "Printing").
+ * The text form of objs (doc/obj.md "Text form").
  *
  *   REPL form (HYB_FORMAT_REPL)          EXACT form (HYB_FORMAT_EXACT)
  *   6.500000  nan  inf  -inf             6.5  1.0  1e+300  nan  inf  -inf
@@ -350,7 +350,7 @@ void obj_format_to(const hyb_obj *o, unsigned flags, obj_buf *b)
         }
         if (o->type_id && !(flags & HYB_FORMAT_EXACT) && o->kind == HYB_OBJ_STR &&
             strcmp(hyb_furi_str(o->type_id), "/type/secret") == 0) {
-                /* A secret prints as **** (spec/mmadt.md); only the exact form (storage,
+                /* A secret prints as **** (doc/obj.md "Secrets"); only the exact form (storage,
                  * round trips) and JSON carry the value. */
                 obj_buf_puts(b, "****");
                 return;

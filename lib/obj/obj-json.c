@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The JSON mapping of spec/furi-store.md "Values", through jansson.
+ * The JSON mapping of doc/obj.md, through jansson.
  *
  *   JSON                                          obj
  *   null  true  false                             noobj  true  false

@@ -17,6 +17,7 @@
 
 #include "common/util.h"
 #include "obj-internal.h"
+#include "common/ref.h"
 
 #define SMALL_INT_MIN (-16)
 #define SMALL_INT_MAX 255
@@ -90,24 +91,13 @@ static inline void obj_unrefp(hyb_obj **p)
 }
 #define _cleanup_obj_ _cleanup_(obj_unrefp)
 
-HYB_EXPORT hyb_obj *hyb_obj_ref(hyb_obj *o)
+/* noobj, true and false are static singletons: not counted. */
+static inline bool obj_is_counted(const hyb_obj *o)
 {
-        if (o && !(o->flags & OBJ_STATIC))
-                atomic_fetch_add_explicit(&o->n_ref, 1, memory_order_relaxed);
-        return o;
+        return !(o->flags & OBJ_STATIC);
 }
 
-HYB_EXPORT hyb_obj *hyb_obj_unref(hyb_obj *o)
-{
-        if (!o || (o->flags & OBJ_STATIC))
-                return NULL;
-        /* release/acquire: every write by other holders happens before the free */
-        if (atomic_fetch_sub_explicit(&o->n_ref, 1, memory_order_release) == 1) {
-                atomic_thread_fence(memory_order_acquire);
-                obj_free(o);
-        }
-        return NULL;
-}
+HYB_DEFINE_REF_UNREF_IF(hyb_obj, hyb_obj, obj_free, obj_is_counted)
 
 HYB_EXPORT hyb_obj *hyb_obj_noobj(void)
 {

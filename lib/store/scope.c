@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The scope router: where a fURI lives (spec/furi-store.md "Scopes").
+ * The scope router: where a fURI lives (doc/store.md "Scopes").
  *
  *   abc, a/b        program  -> sc->program, a memory store of relative keys
  *   ~/abc           home     -> sc->host at /home/<program>/abc
@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "store-internal.h"
+#include "common/ref.h"
 
 struct hyb_scope {
         atomic_uint n_ref;
@@ -48,23 +49,15 @@ HYB_EXPORT int hyb_scope_new(hyb_store *host, const char *program, hyb_scope **r
         return 0;
 }
 
-HYB_EXPORT hyb_scope *hyb_scope_ref(hyb_scope *sc)
+static void scope_free(hyb_scope *sc)
 {
-        if (sc)
-                atomic_fetch_add(&sc->n_ref, 1);
-        return sc;
+        hyb_store_unref(sc->host);
+        hyb_store_unref(sc->program);
+        free(sc->name);
+        free(sc);
 }
 
-HYB_EXPORT hyb_scope *hyb_scope_unref(hyb_scope *sc)
-{
-        if (sc && atomic_fetch_sub(&sc->n_ref, 1) == 1) {
-                hyb_store_unref(sc->host);
-                hyb_store_unref(sc->program);
-                free(sc->name);
-                free(sc);
-        }
-        return NULL;
-}
+HYB_DEFINE_REF_UNREF(hyb_scope, hyb_scope, scope_free)
 
 /* `~/a/b?q` -> `/home/<program>/a/b?q` */
 static int home_target(hyb_scope *sc, const hyb_furi *f, hyb_furi **ret, hyb_error *e)

@@ -19,14 +19,7 @@
 #include <unistd.h>
 
 #include "store-internal.h"
-
-uint64_t store_now_usec(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
+#include "common/ref.h"
 
 HYB_EXPORT void hyb_store_options_init(hyb_store_options *opts)
 {
@@ -291,7 +284,7 @@ static int sync_remote(hyb_store *st, bool wait)
                         return 0;
         } else
                 pthread_mutex_lock(&st->sync_lock);
-        now = store_now_usec();
+        now = hyb_now_usec();
         r = db_poll(&st->db, wait, &c, &n, &gap);
         if (r == -EBUSY) {
                 pthread_mutex_unlock(&st->sync_lock);
@@ -463,19 +456,7 @@ int store_open_program(hyb_store **ret)
         return store_new(NULL, NULL, true, ret, NULL);
 }
 
-HYB_EXPORT hyb_store *hyb_store_ref(hyb_store *st)
-{
-        if (st)
-                atomic_fetch_add(&st->n_ref, 1);
-        return st;
-}
-
-HYB_EXPORT hyb_store *hyb_store_unref(hyb_store *st)
-{
-        if (st && atomic_fetch_sub(&st->n_ref, 1) == 1)
-                store_free(st);
-        return NULL;
-}
+HYB_DEFINE_REF_UNREF(hyb_store, hyb_store, store_free)
 
 /* ---- subscriptions ---- */
 
@@ -587,12 +568,9 @@ HYB_EXPORT int hyb_store_get_timeout(hyb_store *st, uint64_t *ret_usec)
         hyb_assert_return(st && ret_usec, -EINVAL);
         pthread_mutex_lock(&st->lock);
         if (st->q_head || st->pending)
-                t = 0;
-        else if (st->persistent && st->subs.n > 0) {
-                uint64_t next = st->last_poll_usec + st->opts.poll_interval_ms * 1000u;
-                uint64_t now = store_now_usec();
-                t = next > now ? next - now : 0;
-        }
+                t = 0; /* due now: any time in the past */
+        else if (st->persistent && st->subs.n > 0)
+                t = st->last_poll_usec + st->opts.poll_interval_ms * 1000u;
         pthread_mutex_unlock(&st->lock);
         *ret_usec = t;
         return 0;
@@ -654,6 +632,10 @@ HYB_EXPORT int hyb_store_wait(hyb_store *st, uint64_t timeout_usec)
 
         hyb_assert_return(st, -EINVAL);
         hyb_store_get_timeout(st, &t);
+        if (t != UINT64_MAX) {
+                uint64_t now = hyb_now_usec();
+                t = t > now ? t - now : 0; /* the deadline as a wait */
+        }
         if (timeout_usec < t)
                 t = timeout_usec;
         ms = t == UINT64_MAX ? -1 : t > 3600000000u ? 3600000 : (int)((t + 999) / 1000);

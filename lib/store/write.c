@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The operations of spec/furi-store.md: write (retained, transient, noobj =
+ * The operations of doc/store.md: write (retained, transient, noobj =
  * delete, branch writes, writes through stored polys), read (node, pattern,
  * branch) and scan.  Every write is applied to memory and queued for commit
  * under st->lock, so writes, their messages and their database ops share one

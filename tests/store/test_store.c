@@ -359,7 +359,7 @@ static hyb_slot *sub(hyb_store *st, const char *pattern, unsigned flags, recorde
         int r = hyb_store_subscribe(st, p, flags, record, rc, &s, &e);
 
         ck_assert_msg(r == 0, "subscribe %s: %s", pattern, e.message);
-        hyb_slot_set_destroy(s, destroyed);
+        hyb_slot_set_destroy_callback(s, destroyed);
         hyb_furi_unref(p);
         return s;
 }
@@ -565,6 +565,39 @@ START_TEST(test_callback_reentry)
         hyb_slot_unref(s);
         hyb_furi_unref(p);
         hyb_store_unref(st);
+}
+END_TEST
+
+/* get_timeout is an absolute CLOCK_MONOTONIC deadline, as the bus's (one meaning of time). */
+START_TEST(test_timeout_is_absolute)
+{
+        char *dir, *path = db_path(&dir);
+        hyb_store *st = open_db(path, HYB_DURABILITY_NORMAL);
+        recorder *rc = rec_new();
+        hyb_slot *s = sub(st, "/poll/#", 0, rc);
+        uint64_t t = 0, before, after;
+
+        /* A database store with a subscription polls for other processes' writes:
+         * the deadline is the next poll, at most poll_interval_ms (25) from now. */
+        while (hyb_store_process(st) > 0)
+                ;
+        before = hyb_now_usec();
+        ck_assert_int_eq(hyb_store_get_timeout(st, &t), 0);
+        after = hyb_now_usec();
+        ck_assert(t != UINT64_MAX);
+        ck_assert_msg(t + 25000u >= before && t <= after + 25000u,
+                      "deadline %llu not within 25 ms of now %llu", (unsigned long long)t,
+                      (unsigned long long)before);
+        /* hyb_store_wait turns it back into a wait: it returns within the poll interval. */
+        before = hyb_now_usec();
+        ck_assert_int_ge(hyb_store_wait(st, 5000000), 0);
+        ck_assert_uint_lt(hyb_now_usec() - before, 2000000u);
+        hyb_slot_unref(s);
+        hyb_store_unref(st);
+        free(rc);
+        test_rmrf(dir);
+        free(dir);
+        free(path);
 }
 END_TEST
 
@@ -1347,6 +1380,7 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_sub_errors);
         tcase_add_test(tc, test_callback_reentry);
         tcase_add_test(tc, test_fd_and_timeout);
+        tcase_add_test(tc, test_timeout_is_absolute);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("limits");
