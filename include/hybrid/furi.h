@@ -37,8 +37,13 @@ extern "C" {
 
 typedef struct hyb_furi hyb_furi;
 
-/* Enforced parse limits; a zeroed member means "the default". */
+/*
+ * Enforced parse limits; a zeroed member means "the default".  Initialise with
+ * hyb_furi_limits_init() (or set size to sizeof(hyb_furi_limits)): members
+ * beyond `size` are taken as 0, so the struct can grow; size 0 reads them all.
+ */
 typedef struct hyb_furi_limits {
+        size_t size;            /* sizeof(hyb_furi_limits), set by _init */
         size_t max_length;      /* bytes of text; default 1024 */
         size_t max_segments;    /* default 32 */
         size_t max_segment;     /* bytes per decoded segment; default 255 */
@@ -64,6 +69,9 @@ typedef enum hyb_furi_seg_kind {
         HYB_SEG_PLUS = 1,       /* `+`: exactly one segment */
         HYB_SEG_HASH = 2,       /* `#`: zero or more trailing segments (last only) */
 } hyb_furi_seg_kind;
+
+/* Sets size and the defaults. NULL is a no-op. */
+HYB_EXPORT void hyb_furi_limits_init(hyb_furi_limits *limits);
 
 /*
  * Parses text[0..len) (len may be (size_t)-1 for a NUL-terminated string).

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Broker internals shared by broker.c, conn.c, auth.c, route.c, events.c,
+ * Broker internals shared by broker.c, broker-conn.c, auth.c, route.c, events.c,
  * builtin.c and monitor.c.
  *
  *   hyb_broker
@@ -144,7 +144,7 @@ struct hyb_broker {
 /* broker.c */
 void broker_log(hyb_broker *b, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* conn.c */
+/* broker-conn.c */
 void bconn_accept(hyb_broker *b, int fd);
 /* Queues a frame; on a full send queue the peer is closed (507) and -ENOBUFS returned. */
 int bconn_send(bconn *c, wire_hdr *h, const char *from, size_t from_len, const char *to,

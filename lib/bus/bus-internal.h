@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Client connection internals shared by conn.c, call.c, event.c and endpoint.c.
+ * Client connection internals shared by bus-conn.c, call.c, event.c and endpoint.c.
  *
  *   hyb_bus
  *    |- fd, rbuf [consumed | unparsed bytes | free], wbuf (output not yet written)
@@ -141,7 +141,7 @@ struct hyb_bus {
 };
 
 
-/* conn.c */
+/* bus-conn.c */
 int bus_send(hyb_bus *bus, wire_hdr *h, const char *to, size_t to_len, const char *member,
              size_t member_len, const void *body, size_t body_len);
 /* Reads what is available (non-blocking) and dispatches at most one packet. >0 did work. */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Declarative endpoints: method tables stamped with their element size, the
- * dynamic add-one-method twin, and argument policies checked with jansson
- * before a handler runs.
+ * dynamic add-one-method twin, the lookup of the method an incoming call
+ * names, and argument policies checked with jansson before a handler runs.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -96,6 +96,15 @@ json_t *bus_policy_json(const hyb_arg_policy *args, size_t n)
 }
 
 /* Validates and copies one method definition into a fresh bus_method. */
+/* The method an incoming call names (bus names compare case-insensitively), or NULL. */
+bus_method *bus_find_method(hyb_bus *bus, const char *name, size_t len)
+{
+        for (bus_method *m = bus->methods; m; m = m->next)
+                if (bus_name_equal(m->name, strlen(m->name), name, len))
+                        return m;
+        return NULL;
+}
+
 static int method_new(hyb_bus *bus, const char *name, const hyb_arg_policy *args, size_t n_args,
                       unsigned flags, hyb_bus_method_fn handler, bus_method **ret, hyb_error *reterr)
 {

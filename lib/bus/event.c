@@ -43,14 +43,6 @@ static int builtin_json(hyb_bus *bus, const char *method, json_t *params, hyb_bu
 
 /* ---------------------------------------------------------------- procedures */
 
-bus_method *bus_find_method(hyb_bus *bus, const char *name, size_t len)
-{
-        for (bus_method *m = bus->methods; m; m = m->next)
-                if (bus_name_equal(m->name, strlen(m->name), name, len))
-                        return m;
-        return NULL;
-}
-
 int bus_method_register(hyb_bus *bus, bus_method *m, const char *for_host, const char *for_app,
                         hyb_error *reterr)
 {

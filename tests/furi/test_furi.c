@@ -7,6 +7,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -460,6 +461,16 @@ START_TEST(test_custom_limits)
         /* Raw bytes that grow when encoded count against the length limit. */
         ck_assert_int_eq(hyb_furi_parse("a b/c d", (size_t)-1, &lim, &f, &e), HYB_E_LIMIT);
         ck_assert_int_eq(e.offset, 4);
+        /* The size stamp: members beyond an older caller's size are not read. */
+        lim.size = offsetof(hyb_furi_limits, max_segments);
+        ck_assert_int_eq(hyb_furi_parse("a/b/c", (size_t)-1, &lim, &f, &e), 0); /* default 32 segments */
+        hyb_furi_unref(f);
+        ck_assert_int_eq(hyb_furi_parse("abcdefghijk", (size_t)-1, &lim, &f, &e), HYB_E_LIMIT); /* max_length read */
+        hyb_furi_limits_init(&lim);
+        ck_assert_uint_eq(lim.size, sizeof lim);
+        ck_assert_uint_eq(lim.max_length, 1024);
+        ck_assert_uint_eq(lim.max_segments, 32);
+        ck_assert_uint_eq(lim.max_segment, 255);
         /* Zero members mean the defaults. */
         lim = (hyb_furi_limits){ 0 };
         ck_assert_int_eq(hyb_furi_parse("a/b/c", (size_t)-1, &lim, &f, &e), 0);
