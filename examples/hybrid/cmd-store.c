@@ -92,7 +92,7 @@ static int print_match(const hyb_furi *furi, const hyb_obj *value, void *ud)
         get_ctx *g = ud;
 
         g->n++;
-        print_obj_line(hyb_furi_str(furi), value, g->json);
+        print_obj_line(hyb_furi_get_str(furi), value, g->json);
         return 0;
 }
 
@@ -101,9 +101,9 @@ static void print_msg(const hyb_furi *target, const hyb_obj *payload, bool retai
         bool json = *(bool *)ud;
 
         if (hyb_obj_is_noobj(payload) && !json)
-                cli_println("%s\tnoobj", hyb_furi_str(target));
+                cli_println("%s\tnoobj", hyb_furi_get_str(target));
         else
-                print_obj_line(hyb_furi_str(target), payload, json);
+                print_obj_line(hyb_furi_get_str(target), payload, json);
 }
 
 static volatile sig_atomic_t stop;
@@ -204,7 +204,7 @@ static int run_store(cli_ctx *ctx)
                         if (r < 0)
                                 status = fail(status_of(r), r, &e);
                         else if (hyb_obj_is_noobj(value) ||
-                                 (hyb_furi_is_branch(target) && hyb_obj_len(value) == 0))
+                                 (hyb_furi_is_branch(target) && hyb_obj_get_len(value) == 0))
                                 status = EXIT_FAILED;
                         else
                                 print_obj_line(NULL, value, ctx->json);

@@ -62,7 +62,7 @@ HYB_EXPORT int hyb_broker_config_load_string(hyb_broker_config *cfg, const char 
                                              hyb_error *reterr);
 /* Sets the Unix socket path (copied).  Errors: -EINVAL (NULL, empty or too long), -ENOMEM. */
 HYB_EXPORT int hyb_broker_config_set_socket(hyb_broker_config *cfg, const char *path);
-/* The socket path: the configured one, else the default (see hyb_bus_default_socket).
+/* The socket path: the configured one, else the default (see hyb_bus_get_default_socket).
  * *ret_path is freed with hyb_free(). */
 HYB_EXPORT int hyb_broker_config_get_socket(const hyb_broker_config *cfg, char **ret_path);
 /*

@@ -67,10 +67,10 @@ typedef enum hyb_bus_events {
  * set, else /run/hybrid/bus.sock.  *ret_path is freed with hyb_free().
  * Errors: -ENOMEM.
  */
-HYB_EXPORT int hyb_bus_default_socket(char **ret_path);
+HYB_EXPORT int hyb_bus_get_default_socket(char **ret_path);
 
 /*
- * Connects to the broker at `path` (NULL: hyb_bus_default_socket()) and
+ * Connects to the broker at `path` (NULL: hyb_bus_get_default_socket()) and
  * authenticates as @localhost/<app>/<runner> by local uid policy.  Blocks until
  * the handshake is done (bounded by the broker's auth timeout).
  * On success *ret holds the only reference (release with hyb_bus_unref).

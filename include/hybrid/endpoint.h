@@ -18,7 +18,7 @@
  *           HYB_METHOD("set", on_set, set_args),
  *           HYB_METHOD_NOARGS("status", on_status),
  *   };
- *   hyb_endpoint_add_table(bus, lights, sizeof lights[0], 2, NULL, &slot, &err);
+ *   hyb_endpoint_register_table(bus, lights, sizeof lights[0], 2, NULL, &slot, &err);
  *
  * The table is stamped with its element size so the struct can grow (new
  * members are appended; older callers pass the smaller size).
@@ -87,7 +87,7 @@ typedef struct hyb_method_def {
  * Errors: -EINVAL (elem_size too small, NULL handler, bad type), HYB_E_NOT_ACCEPTABLE,
  * HYB_E_CONFLICT, HYB_E_TOO_MANY, HYB_E_CLOSED; *reterr names the method.
  */
-HYB_EXPORT int hyb_endpoint_add_table(hyb_bus *bus, const hyb_method_def *table, size_t elem_size,
+HYB_EXPORT int hyb_endpoint_register_table(hyb_bus *bus, const hyb_method_def *table, size_t elem_size,
                                       size_t n, void *userdata, hyb_slot **ret_slot,
                                       hyb_error *reterr);
 
@@ -95,7 +95,7 @@ HYB_EXPORT int hyb_endpoint_add_table(hyb_bus *bus, const hyb_method_def *table,
  * Dynamic twin for bindings: registers one method.  Everything is copied
  * (name, policy keys, access lists).  Same policy checks, errors and slot rules.
  */
-HYB_EXPORT int hyb_endpoint_add_method(hyb_bus *bus, const char *name, const hyb_arg_policy *args,
+HYB_EXPORT int hyb_endpoint_register_method(hyb_bus *bus, const char *name, const hyb_arg_policy *args,
                                        size_t n_args, const char *for_host, const char *for_app,
                                        unsigned flags, hyb_bus_method_fn handler, void *userdata,
                                        hyb_slot **ret_slot, hyb_error *reterr);

@@ -88,35 +88,35 @@ HYB_EXPORT hyb_furi *hyb_furi_ref(const hyb_furi *f);
 HYB_EXPORT hyb_furi *hyb_furi_unref(hyb_furi *f);
 
 /* The canonical text (query included), borrowed: valid while f lives. Never NULL. */
-HYB_EXPORT const char *hyb_furi_str(const hyb_furi *f);
+HYB_EXPORT const char *hyb_furi_get_str(const hyb_furi *f);
 /* The canonical text without the query, borrowed. Never NULL. */
-HYB_EXPORT const char *hyb_furi_path_str(const hyb_furi *f);
+HYB_EXPORT const char *hyb_furi_get_path_str(const hyb_furi *f);
 
 /* Parts.  Strings are borrowed; absent parts give NULL (port gives -1). */
-HYB_EXPORT const char *hyb_furi_scheme(const hyb_furi *f);
-HYB_EXPORT const char *hyb_furi_user(const hyb_furi *f);
-HYB_EXPORT const char *hyb_furi_host(const hyb_furi *f);   /* lower-cased; "+" when a wildcard */
-HYB_EXPORT int hyb_furi_port(const hyb_furi *f);
-HYB_EXPORT const char *hyb_furi_query(const hyb_furi *f);  /* without the '?'; NULL if none */
+HYB_EXPORT const char *hyb_furi_get_scheme(const hyb_furi *f);
+HYB_EXPORT const char *hyb_furi_get_user(const hyb_furi *f);
+HYB_EXPORT const char *hyb_furi_get_host(const hyb_furi *f);   /* lower-cased; "+" when a wildcard */
+HYB_EXPORT int hyb_furi_get_port(const hyb_furi *f);
+HYB_EXPORT const char *hyb_furi_get_query(const hyb_furi *f);  /* without the '?'; NULL if none */
 HYB_EXPORT bool hyb_furi_is_absolute(const hyb_furi *f);   /* leading `/` (or an authority) */
 HYB_EXPORT bool hyb_furi_is_branch(const hyb_furi *f);     /* trailing `/` */
 HYB_EXPORT bool hyb_furi_is_pattern(const hyb_furi *f);    /* any `+`/`#` segment, or host/scheme `+` */
 HYB_EXPORT hyb_furi_scope hyb_furi_get_scope(const hyb_furi *f);
-HYB_EXPORT size_t hyb_furi_n_segments(const hyb_furi *f);
-/* Decoded segment i (may contain bytes such as '/' that came from %2F); *len gets its length.
+HYB_EXPORT size_t hyb_furi_get_n_segments(const hyb_furi *f);
+/* Decoded segment i (may contain bytes such as '/' that came from %2F); *ret_len (may be NULL) gets its length.
  * NULL when i is out of range. */
-HYB_EXPORT const char *hyb_furi_segment(const hyb_furi *f, size_t i, size_t *len);
-HYB_EXPORT hyb_furi_seg_kind hyb_furi_segment_kind(const hyb_furi *f, size_t i);
+HYB_EXPORT const char *hyb_furi_get_segment(const hyb_furi *f, size_t i, size_t *ret_len);
+HYB_EXPORT hyb_furi_seg_kind hyb_furi_get_segment_kind(const hyb_furi *f, size_t i);
 
 /*
  * Query words: true when the query holds the bare word or key `name`
- * (`?sub`, `?int`, `?k=v&sub`).  hyb_furi_query_value gives the value of
- * `name=value` (borrowed into *ret and *len), 0 if found, -ENOENT if not;
+ * (`?sub`, `?int`, `?k=v&sub`).  hyb_furi_get_query_value gives the value of
+ * `name=value` (borrowed into *ret_value and *ret_len), 0 if found, -ENOENT if not;
  * a bare word has the empty value.  Items are split by `&`.
  */
 HYB_EXPORT bool hyb_furi_query_has(const hyb_furi *f, const char *name);
-HYB_EXPORT int hyb_furi_query_value(const hyb_furi *f, const char *name, const char **ret,
-                                    size_t *len);
+HYB_EXPORT int hyb_furi_get_query_value(const hyb_furi *f, const char *name,
+                                        const char **ret_value, size_t *ret_len);
 /* A new fURI equal to f without its query (a new reference to f if it has none). */
 HYB_EXPORT int hyb_furi_strip_query(const hyb_furi *f, hyb_furi **ret);
 

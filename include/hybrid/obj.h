@@ -55,7 +55,7 @@ HYB_EXPORT int hyb_obj_new_int(int64_t v, hyb_obj **ret);
 HYB_EXPORT int hyb_obj_new_real(double v, hyb_obj **ret);
 /* len (size_t)-1 means strlen(s). The bytes are copied. */
 HYB_EXPORT int hyb_obj_new_str(const char *s, size_t len, hyb_obj **ret);
-HYB_EXPORT int hyb_obj_new_uri(hyb_furi *f, hyb_obj **ret);
+HYB_EXPORT int hyb_obj_new_uri(const hyb_furi *f, hyb_obj **ret);
 /* Parses text as a fURI (errors as hyb_furi_parse). */
 HYB_EXPORT int hyb_obj_new_uri_str(const char *text, hyb_obj **ret, hyb_error *reterr);
 /* items[0..n) (each referenced). */
@@ -67,8 +67,8 @@ HYB_EXPORT int hyb_obj_new_rec(hyb_obj *const *keys, hyb_obj *const *values, siz
                                hyb_obj **ret);
 
 /* A copy of o tagged with a type id (NULL removes it) / a value id (NULL removes it). */
-HYB_EXPORT int hyb_obj_with_type(hyb_obj *o, hyb_furi *type_id, hyb_obj **ret);
-HYB_EXPORT int hyb_obj_with_id(hyb_obj *o, hyb_furi *value_id, hyb_obj **ret);
+HYB_EXPORT int hyb_obj_with_type(const hyb_obj *o, const hyb_furi *type_id, hyb_obj **ret);
+HYB_EXPORT int hyb_obj_with_id(const hyb_obj *o, const hyb_furi *value_id, hyb_obj **ret);
 
 /* Getters.  Wrong-kind access returns the zero value (false, 0, 0.0, NULL). */
 HYB_EXPORT hyb_obj_kind hyb_obj_get_kind(const hyb_obj *o);
@@ -77,18 +77,18 @@ HYB_EXPORT bool hyb_obj_is_noobj(const hyb_obj *o);
 HYB_EXPORT bool hyb_obj_get_bool(const hyb_obj *o);
 HYB_EXPORT int64_t hyb_obj_get_int(const hyb_obj *o);
 HYB_EXPORT double hyb_obj_get_real(const hyb_obj *o);
-/* Borrowed bytes (NUL-terminated for convenience); *len may be NULL. */
-HYB_EXPORT const char *hyb_obj_get_str(const hyb_obj *o, size_t *len);
+/* Borrowed bytes (NUL-terminated for convenience); ret_len may be NULL. */
+HYB_EXPORT const char *hyb_obj_get_str(const hyb_obj *o, size_t *ret_len);
 HYB_EXPORT const hyb_furi *hyb_obj_get_uri(const hyb_obj *o);
-HYB_EXPORT const hyb_furi *hyb_obj_type_id(const hyb_obj *o);   /* NULL if untyped */
-HYB_EXPORT const hyb_furi *hyb_obj_value_id(const hyb_obj *o);  /* NULL if none */
+HYB_EXPORT const hyb_furi *hyb_obj_get_type_id(const hyb_obj *o);   /* NULL if untyped */
+HYB_EXPORT const hyb_furi *hyb_obj_get_value_id(const hyb_obj *o);  /* NULL if none */
 /* Elements of a lst/objs, pairs of a rec: count, then borrowed items. */
-HYB_EXPORT size_t hyb_obj_len(const hyb_obj *o);
-HYB_EXPORT const hyb_obj *hyb_obj_at(const hyb_obj *o, size_t i);        /* lst/objs element */
-HYB_EXPORT const hyb_obj *hyb_obj_rec_key(const hyb_obj *o, size_t i);
-HYB_EXPORT const hyb_obj *hyb_obj_rec_value(const hyb_obj *o, size_t i);
+HYB_EXPORT size_t hyb_obj_get_len(const hyb_obj *o);
+HYB_EXPORT const hyb_obj *hyb_obj_get_at(const hyb_obj *o, size_t i);        /* lst/objs element */
+HYB_EXPORT const hyb_obj *hyb_obj_get_rec_key(const hyb_obj *o, size_t i);
+HYB_EXPORT const hyb_obj *hyb_obj_get_rec_value(const hyb_obj *o, size_t i);
 /* The value under key (by hyb_obj_equal), borrowed, or NULL. */
-HYB_EXPORT const hyb_obj *hyb_obj_rec_get(const hyb_obj *o, const hyb_obj *key);
+HYB_EXPORT const hyb_obj *hyb_obj_get_field(const hyb_obj *o, const hyb_obj *key);
 
 /* Deep equality (kind, value, type id; value ids are ignored), a total order, a hash
  * consistent with equality. Reals: 1.0 and 1 are different kinds, so not equal. */

@@ -75,10 +75,10 @@ typedef enum hyb_write_flags {
  * mismatch), -EINVAL (relative fURI, or a pattern with a non-noobj value),
  * HYB_E_DATABASE.
  */
-HYB_EXPORT int hyb_store_write(hyb_store *st, const hyb_furi *target, hyb_obj *value,
+HYB_EXPORT int hyb_store_write(hyb_store *st, const hyb_furi *target, const hyb_obj *value,
                                unsigned flags, hyb_error *reterr);
 /* As hyb_store_write with a fURI string. */
-HYB_EXPORT int hyb_store_write_str(hyb_store *st, const char *target, hyb_obj *value,
+HYB_EXPORT int hyb_store_write_str(hyb_store *st, const char *target, const hyb_obj *value,
                                    unsigned flags, hyb_error *reterr);
 
 /* Completion of an asynchronous write: r as hyb_store_write would return. */
@@ -89,7 +89,7 @@ typedef void (*hyb_store_done_fn)(int r, void *userdata);
  * is committed (never before).  Returns 0 when queued, < 0 if rejected at
  * once (then done is not called).
  */
-HYB_EXPORT int hyb_store_write_async(hyb_store *st, const hyb_furi *target, hyb_obj *value,
+HYB_EXPORT int hyb_store_write_async(hyb_store *st, const hyb_furi *target, const hyb_obj *value,
                                      unsigned flags, hyb_store_done_fn done, void *userdata,
                                      hyb_error *reterr);
 /* Commits every queued write now and runs nothing else; 0 or < 0. */
@@ -124,11 +124,11 @@ typedef enum hyb_subscribe_flags {
 
 /*
  * Subscribes fn to every write, transient write and delete whose fURI matches
- * pattern; per subscription, delivery order is write order.  *ret is the slot:
+ * pattern; per subscription, delivery order is write order.  *ret_slot is the slot:
  * unref it to unsubscribe.  Errors: HYB_E_LIMIT (max_subscriptions), -EINVAL.
  */
 HYB_EXPORT int hyb_store_subscribe(hyb_store *st, const hyb_furi *pattern, unsigned flags,
-                                   hyb_store_msg_fn fn, void *userdata, hyb_slot **ret,
+                                   hyb_store_msg_fn fn, void *userdata, hyb_slot **ret_slot,
                                    hyb_error *reterr);
 
 /*
@@ -163,12 +163,12 @@ HYB_EXPORT hyb_scope *hyb_scope_unref(hyb_scope *sc);
  * *ret_target gets the fURI to use in that store (e.g. `~/a` -> `/home/p/a`). */
 HYB_EXPORT int hyb_scope_route(hyb_scope *sc, const hyb_furi *furi, hyb_store **ret_store,
                                hyb_furi **ret_target, hyb_error *reterr);
-HYB_EXPORT int hyb_scope_write(hyb_scope *sc, const hyb_furi *target, hyb_obj *value,
+HYB_EXPORT int hyb_scope_write(hyb_scope *sc, const hyb_furi *target, const hyb_obj *value,
                                unsigned flags, hyb_error *reterr);
 HYB_EXPORT int hyb_scope_read(hyb_scope *sc, const hyb_furi *target, hyb_obj **ret,
                               hyb_error *reterr);
 HYB_EXPORT int hyb_scope_subscribe(hyb_scope *sc, const hyb_furi *pattern, unsigned flags,
-                                   hyb_store_msg_fn fn, void *userdata, hyb_slot **ret,
+                                   hyb_store_msg_fn fn, void *userdata, hyb_slot **ret_slot,
                                    hyb_error *reterr);
 /* Delivers queued messages of every store the router uses; > 0 if it did something. */
 HYB_EXPORT int hyb_scope_process(hyb_scope *sc);

@@ -91,7 +91,7 @@ HYB_EXPORT int hyb_broker_config_get_socket(const hyb_broker_config *cfg, char *
 {
         hyb_assert_return(cfg && ret_path, -EINVAL);
         if (!cfg->c.listen_unix)
-                return hyb_bus_default_socket(ret_path);
+                return hyb_bus_get_default_socket(ret_path);
         *ret_path = strdup(cfg->c.listen_unix);
         return *ret_path ? 0 : -ENOMEM;
 }

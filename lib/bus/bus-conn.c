@@ -22,7 +22,7 @@
 
 #define RBUF_MIN (64u * 1024)
 
-HYB_EXPORT int hyb_bus_default_socket(char **ret_path)
+HYB_EXPORT int hyb_bus_get_default_socket(char **ret_path)
 {
         const char *xdg = getenv("XDG_RUNTIME_DIR");
         char *p;
@@ -473,7 +473,7 @@ HYB_EXPORT int hyb_bus_connect(const char *path, const char *app, const char *ru
         if (r < 0)
                 return r;
         if (!path) {
-                r = hyb_bus_default_socket(&dflt);
+                r = hyb_bus_get_default_socket(&dflt);
                 if (r < 0)
                         return r;
                 path = dflt;

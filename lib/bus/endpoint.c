@@ -151,7 +151,7 @@ static int method_new(hyb_bus *bus, const char *name, const hyb_arg_policy *args
         return 0;
 }
 
-HYB_EXPORT int hyb_endpoint_add_method(hyb_bus *bus, const char *name, const hyb_arg_policy *args,
+HYB_EXPORT int hyb_endpoint_register_method(hyb_bus *bus, const char *name, const hyb_arg_policy *args,
                                        size_t n_args, const char *for_host, const char *for_app,
                                        unsigned flags, hyb_bus_method_fn handler, void *userdata,
                                        hyb_slot **ret_slot, hyb_error *reterr)
@@ -208,7 +208,7 @@ static void table_userdata_changed(hyb_slot *slot)
 static const slot_ops table_slot_ops = { .disconnect = table_slot_disconnect,
                                          .userdata_changed = table_userdata_changed };
 
-HYB_EXPORT int hyb_endpoint_add_table(hyb_bus *bus, const hyb_method_def *table, size_t elem_size,
+HYB_EXPORT int hyb_endpoint_register_table(hyb_bus *bus, const hyb_method_def *table, size_t elem_size,
                                       size_t n, void *userdata, hyb_slot **ret_slot,
                                       hyb_error *reterr)
 {

@@ -92,7 +92,7 @@ HYB_EXPORT int hyb_bus_register_procedure(hyb_bus *bus, const char *method, cons
                                           const char *for_app, hyb_bus_method_fn handler,
                                           void *userdata, hyb_slot **ret_slot, hyb_error *reterr)
 {
-        return hyb_endpoint_add_method(bus, method, NULL, 0, for_host, for_app, 0, handler, userdata,
+        return hyb_endpoint_register_method(bus, method, NULL, 0, for_host, for_app, 0, handler, userdata,
                                        ret_slot, reterr);
 }
 

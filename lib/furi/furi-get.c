@@ -11,37 +11,37 @@ static void furi_free(hyb_furi *f)
 
 HYB_DEFINE_REF_UNREF(hyb_furi, hyb_furi, furi_free)
 
-HYB_EXPORT const char *hyb_furi_str(const hyb_furi *f)
+HYB_EXPORT const char *hyb_furi_get_str(const hyb_furi *f)
 {
         return f ? f->str : "";
 }
 
-HYB_EXPORT const char *hyb_furi_path_str(const hyb_furi *f)
+HYB_EXPORT const char *hyb_furi_get_path_str(const hyb_furi *f)
 {
         return f ? f->path : "";
 }
 
-HYB_EXPORT const char *hyb_furi_scheme(const hyb_furi *f)
+HYB_EXPORT const char *hyb_furi_get_scheme(const hyb_furi *f)
 {
         return f ? f->scheme : NULL;
 }
 
-HYB_EXPORT const char *hyb_furi_user(const hyb_furi *f)
+HYB_EXPORT const char *hyb_furi_get_user(const hyb_furi *f)
 {
         return f ? f->user : NULL;
 }
 
-HYB_EXPORT const char *hyb_furi_host(const hyb_furi *f)
+HYB_EXPORT const char *hyb_furi_get_host(const hyb_furi *f)
 {
         return f ? f->host : NULL;
 }
 
-HYB_EXPORT int hyb_furi_port(const hyb_furi *f)
+HYB_EXPORT int hyb_furi_get_port(const hyb_furi *f)
 {
         return f ? f->port : -1;
 }
 
-HYB_EXPORT const char *hyb_furi_query(const hyb_furi *f)
+HYB_EXPORT const char *hyb_furi_get_query(const hyb_furi *f)
 {
         return f ? f->query : NULL;
 }
@@ -66,12 +66,12 @@ HYB_EXPORT hyb_furi_scope hyb_furi_get_scope(const hyb_furi *f)
         return f ? (hyb_furi_scope)f->scope : HYB_SCOPE_PROGRAM;
 }
 
-HYB_EXPORT size_t hyb_furi_n_segments(const hyb_furi *f)
+HYB_EXPORT size_t hyb_furi_get_n_segments(const hyb_furi *f)
 {
         return f ? f->n_segs : 0;
 }
 
-HYB_EXPORT const char *hyb_furi_segment(const hyb_furi *f, size_t i, size_t *len)
+HYB_EXPORT const char *hyb_furi_get_segment(const hyb_furi *f, size_t i, size_t *len)
 {
         if (!f || i >= f->n_segs) {
                 if (len)
@@ -83,7 +83,7 @@ HYB_EXPORT const char *hyb_furi_segment(const hyb_furi *f, size_t i, size_t *len
         return furi_seg_data(f, i);
 }
 
-HYB_EXPORT hyb_furi_seg_kind hyb_furi_segment_kind(const hyb_furi *f, size_t i)
+HYB_EXPORT hyb_furi_seg_kind hyb_furi_get_segment_kind(const hyb_furi *f, size_t i)
 {
         if (!f || i >= f->n_segs)
                 return HYB_SEG_LITERAL;

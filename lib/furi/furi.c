@@ -5,7 +5,7 @@
  * One pass over the text validates it and decodes every segment into a work
  * buffer (on the stack for ordinary sizes); a second, cheap pass sizes and
  * fills the one allocation that becomes the immutable hyb_furi, canonical
- * text included, so hyb_furi_str() never formats anything.
+ * text included, so hyb_furi_get_str() never formats anything.
  */
 #include <stdarg.h>
 #include <stdio.h>

@@ -153,7 +153,7 @@ HYB_EXPORT hyb_mmadt_program *hyb_mmadt_program_unref(hyb_mmadt_program *p)
         return NULL;
 }
 
-HYB_EXPORT size_t hyb_mmadt_program_n_statements(const hyb_mmadt_program *p)
+HYB_EXPORT size_t hyb_mmadt_program_get_n_statements(const hyb_mmadt_program *p)
 {
         return p ? p->n : 0;
 }
@@ -267,7 +267,7 @@ static int finish(hyb_mmadt *vm, int r)
 }
 
 HYB_EXPORT int hyb_mmadt_run_statement(hyb_mmadt *vm, hyb_mmadt_program *p, size_t i,
-                                       hyb_obj *input, hyb_mmadt_result_fn fn, void *userdata,
+                                       const hyb_obj *input, hyb_mmadt_result_fn fn, void *userdata,
                                        hyb_error *reterr)
 {
         result_sink rs = {{result_fn, NULL}, fn, userdata, false};
@@ -285,7 +285,7 @@ HYB_EXPORT int hyb_mmadt_run_statement(hyb_mmadt *vm, hyb_mmadt_program *p, size
         return finish(vm, r < 0 ? r : 0);
 }
 
-HYB_EXPORT int hyb_mmadt_run(hyb_mmadt *vm, hyb_mmadt_program *p, hyb_obj *input,
+HYB_EXPORT int hyb_mmadt_run(hyb_mmadt *vm, hyb_mmadt_program *p, const hyb_obj *input,
                              hyb_mmadt_result_fn fn, void *userdata, hyb_error *reterr)
 {
         hyb_assert_return(vm && p, -EINVAL);
@@ -299,10 +299,10 @@ HYB_EXPORT int hyb_mmadt_run(hyb_mmadt *vm, hyb_mmadt_program *p, hyb_obj *input
 
 static int append_fn(const hyb_obj *o, void *userdata)
 {
-        return obj_lst_append(userdata, hyb_obj_ref((hyb_obj *)o));
+        return obj_lst_append(userdata, hyb_obj_ref(o));
 }
 
-HYB_EXPORT int hyb_mmadt_eval(hyb_mmadt *vm, const char *text, size_t len, hyb_obj *input,
+HYB_EXPORT int hyb_mmadt_eval(hyb_mmadt *vm, const char *text, size_t len, const hyb_obj *input,
                               hyb_obj **ret, hyb_error *reterr)
 {
         hyb_mmadt_program *p = NULL;

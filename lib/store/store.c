@@ -62,7 +62,7 @@ void store_queue_one(hyb_store *st, store_sub *s, const hyb_furi *target, hyb_ob
                 return; /* out of memory: the message is lost, nothing else breaks */
         atomic_fetch_add(&s->n_ref, 1);
         m->sub = s;
-        m->target = hyb_furi_ref((hyb_furi *)target);
+        m->target = hyb_furi_ref(target);
         m->payload = hyb_obj_ref(payload ? payload : hyb_obj_noobj());
         m->retain = retain;
         if (!st->q_head)
@@ -116,7 +116,7 @@ int store_queue_msgs(hyb_store *st, const hyb_furi *target, hyb_obj *payload, bo
 int store_encode(hyb_store *st, const hyb_obj *v, bool keep, db_value *ret, hyb_error *e)
 {
         hyb_obj_kind k = hyb_obj_get_kind(v);
-        bool plain = !hyb_obj_type_id(v) && !hyb_obj_value_id(v);
+        bool plain = !hyb_obj_get_type_id(v) && !hyb_obj_get_value_id(v);
         char *s = NULL;
         size_t len;
         int r;
@@ -212,7 +212,7 @@ static bool pending_has(hyb_store *st, const char *key)
 
 static bool same_stored(const hyb_obj *a, const hyb_obj *b)
 {
-        const hyb_furi *ia = hyb_obj_value_id(a), *ib = hyb_obj_value_id(b);
+        const hyb_furi *ia = hyb_obj_get_value_id(a), *ib = hyb_obj_get_value_id(b);
 
         if (!hyb_obj_equal(a, b))
                 return false;
@@ -236,7 +236,7 @@ int store_resync_locked(hyb_store *st)
         }
         for (size_t i = 0; i < rs.n; i++) {
                 index_node *tn = index_lookup(&st->index, rs.v[i].key);
-                if (pending_has(st, hyb_furi_path_str(rs.v[i].key))) {
+                if (pending_has(st, hyb_furi_get_path_str(rs.v[i].key))) {
                         if (tn)
                                 tn->mark = gen;
                         continue;
@@ -250,7 +250,7 @@ int store_resync_locked(hyb_store *st)
                 tn->mark = gen;
         }
         for (index_node *n = &st->index.abs_root; n; n = index_next(n, &st->index.abs_root))
-                if (n->value && n->mark != gen && !pending_has(st, hyb_furi_path_str(n->furi)) &&
+                if (n->value && n->mark != gen && !pending_has(st, hyb_furi_get_path_str(n->furi)) &&
                     grow_array((void **)&gone, &alloc_gone, n_gone + 1, sizeof(hyb_furi *)) == 0)
                         gone[n_gone++] = hyb_furi_ref(n->furi);
         for (size_t i = 0; i < n_gone; i++) {
@@ -511,13 +511,13 @@ HYB_EXPORT int hyb_store_subscribe(hyb_store *st, const hyb_furi *pattern, unsig
         r = store_check_furi(st, pattern, reterr);
         if (r < 0)
                 return r;
-        ns = hyb_furi_n_segments(pattern);
+        ns = hyb_furi_get_n_segments(pattern);
         if (hyb_furi_is_branch(pattern) &&
-            (ns == 0 || hyb_furi_segment_kind(pattern, ns - 1) != HYB_SEG_HASH))
+            (ns == 0 || hyb_furi_get_segment_kind(pattern, ns - 1) != HYB_SEG_HASH))
                 return err_set(reterr, -EINVAL, -1,
                                "subscribe to a node or a pattern, not the branch '%s' "
                                "(its children are '%s+')",
-                               hyb_furi_str(pattern), hyb_furi_path_str(pattern));
+                               hyb_furi_get_str(pattern), hyb_furi_get_path_str(pattern));
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;

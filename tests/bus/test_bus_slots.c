@@ -133,7 +133,7 @@ START_TEST(test_slot_table_userdata)
         tb_start(&t, NULL, false);
         hyb_bus *srv = tb_connect(&t, "org.test.srv", "main");
         hyb_bus *cli = tb_connect(&t, "org.test.cli", "main");
-        ck_assert_int_eq(hyb_endpoint_add_table(srv, who_table, sizeof who_table[0], 2, &ud1, &slot, &err), 0);
+        ck_assert_int_eq(hyb_endpoint_register_table(srv, who_table, sizeof who_table[0], 2, &ud1, &slot, &err), 0);
         ck_assert_int_eq(call_pumped(cli, srv, "whom"), 200);
         ck_assert_ptr_eq(handled.last_ud, &ud1);
         ck_assert_ptr_eq(hyb_slot_set_userdata(slot, &ud2), &ud1);

@@ -145,7 +145,7 @@ static void run_chunk(hyb_mmadt *vm, const char *text, size_t len, outlines *o)
                 out_add(o, line);
                 return;
         }
-        for (size_t i = 0; i < hyb_mmadt_program_n_statements(p); i++) {
+        for (size_t i = 0; i < hyb_mmadt_program_get_n_statements(p); i++) {
                 r = hyb_mmadt_run_statement(vm, p, i, NULL, on_result, o, &e);
                 if (r == 0)
                         r = hyb_mmadt_step(vm, &e) < 0 ? -1 : 0;

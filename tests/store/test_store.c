@@ -216,11 +216,11 @@ START_TEST(test_value_id_kept)
         put_ok(st, "/id", "5@/some/where");
         put_ok(st, "/plain", "5");
         ck_assert_int_eq(hyb_store_read_str(st, "/id", &o, NULL), 0);
-        ck_assert_ptr_nonnull(hyb_obj_value_id(o));
-        ck_assert_str_eq(hyb_furi_str(hyb_obj_value_id(o)), "/some/where");
+        ck_assert_ptr_nonnull(hyb_obj_get_value_id(o));
+        ck_assert_str_eq(hyb_furi_get_str(hyb_obj_get_value_id(o)), "/some/where");
         hyb_obj_unref(o);
         ck_assert_int_eq(hyb_store_read_str(st, "/plain", &o, NULL), 0);
-        ck_assert_ptr_null(hyb_obj_value_id(o));
+        ck_assert_ptr_null(hyb_obj_get_value_id(o));
         hyb_obj_unref(o);
         hyb_store_unref(st);
 }
@@ -244,7 +244,7 @@ START_TEST(test_persist_reopen)
         get_is(st, "/n", "nat[5]");
         get_is(st, "/gone", "noobj");
         ck_assert_int_eq(hyb_store_read_str(st, "/id", &o, NULL), 0);
-        ck_assert_str_eq(hyb_furi_str(hyb_obj_value_id(o)), "/w");
+        ck_assert_str_eq(hyb_furi_get_str(hyb_obj_get_value_id(o)), "/w");
         hyb_obj_unref(o);
         hyb_store_unref(st);
         test_rmrf(dir);
@@ -331,7 +331,7 @@ static void record(const hyb_furi *target, const hyb_obj *payload, bool retain, 
         hyb_obj_format(payload, HYB_FORMAT_EXACT, &s);
         pthread_mutex_lock(&rc->lock);
         if (rc->n < 1024)
-                snprintf(rc->lines[rc->n], sizeof(rc->lines[0]), "%s %s %s", hyb_furi_str(target),
+                snprintf(rc->lines[rc->n], sizeof(rc->lines[0]), "%s %s %s", hyb_furi_get_str(target),
                          s, retain ? "r" : "t");
         rc->n++;
         pthread_mutex_unlock(&rc->lock);
@@ -993,7 +993,7 @@ static void *reader(void *ud)
         while (!atomic_load(t->stop)) {
                 hyb_obj *o = NULL;
                 ck_assert_int_eq(hyb_store_read_str(t->st, "/thr/#", &o, NULL), 0);
-                ck_assert(hyb_obj_len(o) <= 400);
+                ck_assert(hyb_obj_get_len(o) <= 400);
                 hyb_obj_unref(o);
                 t->reads++;
         }
@@ -1022,7 +1022,7 @@ START_TEST(test_threads)
         pthread_join(rd, NULL);
         ck_assert_int_gt(t[4].reads, 0);
         ck_assert_int_eq(hyb_store_read_str(st, "/thr/#", &o, NULL), 0);
-        ck_assert_int_eq(hyb_obj_len(o), 400);
+        ck_assert_int_eq(hyb_obj_get_len(o), 400);
         hyb_obj_unref(o);
         drain(st);
         ck_assert_int_eq(rc->n, 400);
@@ -1031,7 +1031,7 @@ START_TEST(test_threads)
         /* every write reached the disk */
         st = open_db(path, HYB_DURABILITY_NORMAL);
         ck_assert_int_eq(hyb_store_read_str(st, "/thr/+/+", &o, NULL), 0);
-        ck_assert_int_eq(hyb_obj_len(o), 400);
+        ck_assert_int_eq(hyb_obj_get_len(o), 400);
         hyb_obj_unref(o);
         hyb_store_unref(st);
         free(rc);
@@ -1251,7 +1251,7 @@ START_TEST(test_journal_trim)
         get_is(b, "/j/299", "299");
         get_is(b, "/j/old", "noobj");
         ck_assert_int_eq(hyb_store_read_str(b, "/j/+", &v, NULL), 0);
-        ck_assert_int_eq(hyb_obj_len(v), 300);
+        ck_assert_int_eq(hyb_obj_get_len(v), 300);
         hyb_obj_unref(v);
         hyb_slot_unref(s);
         hyb_store_unref(a);
@@ -1290,7 +1290,7 @@ START_TEST(test_scope_router)
         ck_assert_int_eq(hyb_scope_write(sc, f, v, 0, NULL), 0);
         ck_assert_int_eq(hyb_scope_route(sc, f, &st, &t, NULL), 0);
         ck_assert_ptr_eq(st, host);
-        ck_assert_str_eq(hyb_furi_str(t), "/home/prog/x");
+        ck_assert_str_eq(hyb_furi_get_str(t), "/home/prog/x");
         hyb_furi_unref(t);
         hyb_furi_unref(f);
         get_is(host, "/home/prog/x", "1");
