@@ -282,8 +282,12 @@ HYB_EXPORT int hyb_bus_subscribe(hyb_bus *bus, const char *endpoint_glob, const 
 
 /* ---------------------------------------------------------------------- monitor */
 
-/* One packet seen by the broker; a value struct borrowed for the callback. */
+/*
+ * One packet seen by the broker; a value struct borrowed for the callback.
+ * New members are appended: read one only when `size` covers it.
+ */
 typedef struct hyb_bus_monitor_record {
+        size_t size;        /* sizeof(hyb_bus_monitor_record) of the library that filled it */
         const char *kind;   /* "call" "result" "event" "cancel" */
         const char *from;   /* sending endpoint */
         const char *to;     /* receiving endpoint ("" for events) */

@@ -34,7 +34,8 @@ extern "C" {
 typedef struct hyb_mmadt hyb_mmadt;
 typedef struct hyb_mmadt_program hyb_mmadt_program;
 
-/* Limits; initialise with hyb_mmadt_options_init() then set what you need. */
+/* Limits; initialise with hyb_mmadt_options_init() then set what you need.  Members beyond
+ * `size` are not read (older callers), and a zero member means the default. */
 typedef struct hyb_mmadt_options {
         size_t size;        /* sizeof(hyb_mmadt_options), set by _init */
         uint64_t budget;    /* instructions per statement (subscriptions included); default 10M */

@@ -381,7 +381,7 @@ void bus_dispatch_monitor(hyb_bus *bus, const wire_packet *p)
         names[fl + 1 + tl] = 0;
         names[fl] = 0;
         hyb_bus_monitor_record rec = {
-                .kind = kinds[p->h.aux], .from = names, .to = names + fl + 1,
+                .size = sizeof(hyb_bus_monitor_record), .kind = kinds[p->h.aux], .from = names, .to = names + fl + 1,
                 .member = names + fl + tl + 2, .call_id = p->h.call_id, .status = p->h.status,
                 .flags = p->h.flags & WIRE_F_BINARY, .body = names + fl + tl + ml + 3,
                 .body_len = p->h.body_len,

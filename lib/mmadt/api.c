@@ -41,12 +41,17 @@ HYB_EXPORT int hyb_mmadt_new(hyb_scope *scope, const char *program, const hyb_mm
         atomic_init(&vm->n_ref, 1);
         hyb_mmadt_options_init(&vm->opts);
         if (opts) {
-                if (opts->budget)
-                        vm->opts.budget = opts->budget;
-                if (opts->max_depth)
-                        vm->opts.max_depth = opts->max_depth;
-                if (opts->max_memory)
-                        vm->opts.max_memory = opts->max_memory;
+                /* The size stamp: members beyond an older caller's size are not read. */
+                hyb_mmadt_options given = { 0 };
+                size_t sz = opts->size && opts->size < sizeof(given) ? opts->size : sizeof(given);
+
+                memcpy(&given, opts, sz);
+                if (given.budget)
+                        vm->opts.budget = given.budget;
+                if (given.max_depth)
+                        vm->opts.max_depth = given.max_depth;
+                if (given.max_memory)
+                        vm->opts.max_memory = given.max_memory;
         }
         vm->program = strdup(program ? program : "mmadt");
         vm->msgs_tail = &vm->msgs;
