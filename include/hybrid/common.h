@@ -143,9 +143,10 @@ HYB_EXPORT int hyb_slot_get_destroy_callback(const hyb_slot *slot, hyb_destroy_f
  * Makes the registration owned by its bus (true) or by the caller again (false).
  * Setting it takes a reference for the bus: the caller still unrefs its own.
  * Clearing it drops the bus's reference: the caller must hold one, or the
- * registration goes at once.  Bus registrations (procedures, events
- * subscriptions, monitors, async calls) can float; other slots give -EOPNOTSUPP.
- * 0, or -EINVAL for a NULL slot.
+ * registration goes at once.  Procedures, event subscriptions, monitors and
+ * async calls can float; the other slots (method tables, bubbles and store
+ * subscriptions, which hold a reference on their bus or store, mm-ADT
+ * natives) give -EOPNOTSUPP.  0, or -EINVAL for a NULL slot.
  */
 HYB_EXPORT int hyb_slot_set_floating(hyb_slot *slot, bool floating);
 /* 1 floating, 0 not, -EINVAL for a NULL slot. */
