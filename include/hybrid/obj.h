@@ -9,10 +9,13 @@
  * atomic counts, so they may cross threads.  noobj, true and false are static
  * singletons: ref/unref on them are no-ops.
  *
- * Ownership: functions taking `hyb_obj *` inputs take their own reference
- * (the caller keeps its own); `hyb_obj **ret` outputs are new references the
- * caller must hyb_obj_unref(); `const hyb_obj *` results are borrowed from
- * their container.
+ * Ownership, one rule for every signature: obj and fURI inputs
+ * (`const hyb_obj *`, `const hyb_furi *`, and the item arrays
+ * `hyb_obj *const *`, which C cannot make const without casts at the call)
+ * are borrowed for the call, and the callee takes its own reference of what
+ * it keeps (the caller keeps its own); `hyb_obj **ret` outputs are new
+ * references the caller must hyb_obj_unref(); `const hyb_obj *` results are
+ * borrowed from their container (hyb_obj_ref keeps one, no cast needed).
  */
 #ifndef HYBRID_OBJ_H
 #define HYBRID_OBJ_H
