@@ -299,7 +299,7 @@ static void make_data(void)
                 snprintf(buf, sizeof buf, "/sensors/room%zu/dev%zu/m%zu", i / 400, i / 20 % 20,
                          i % 20);
                 check("parse key", hyb_furi_parse(buf, (size_t)-1, NULL, &keys[i], &e), &e);
-                key_text[i] = strdup(hyb_furi_str(keys[i]));
+                key_text[i] = strdup(hyb_furi_get_str(keys[i]));
         }
         for (int i = 0; i < N_VALUES; i++) {
                 check("new real", hyb_obj_new_real(20.0 + i / 8.0, &vals[i]), NULL);

@@ -58,31 +58,31 @@ static void print_json(const hyb_furi *f)
 {
         static const char *scopes[] = { "program", "home", "host", "cluster", "global" };
         static const char *kinds[] = { "literal", "plus", "hash" };
-        size_t n = hyb_furi_n_segments(f), len;
+        size_t n = hyb_furi_get_n_segments(f), len;
         const char *s;
 
         fputs("{\"furi\":", stdout);
-        json_str(stdout, hyb_furi_str(f), strlen(hyb_furi_str(f)));
-        json_opt(stdout, "scheme", hyb_furi_scheme(f));
-        json_opt(stdout, "user", hyb_furi_user(f));
-        json_opt(stdout, "host", hyb_furi_host(f));
-        if (hyb_furi_port(f) >= 0)
-                printf(",\"port\":%d", hyb_furi_port(f));
+        json_str(stdout, hyb_furi_get_str(f), strlen(hyb_furi_get_str(f)));
+        json_opt(stdout, "scheme", hyb_furi_get_scheme(f));
+        json_opt(stdout, "user", hyb_furi_get_user(f));
+        json_opt(stdout, "host", hyb_furi_get_host(f));
+        if (hyb_furi_get_port(f) >= 0)
+                printf(",\"port\":%d", hyb_furi_get_port(f));
         else
                 fputs(",\"port\":null", stdout);
         printf(",\"absolute\":%s,\"branch\":%s,\"segments\":[",
                hyb_furi_is_absolute(f) ? "true" : "false", hyb_furi_is_branch(f) ? "true" : "false");
         for (size_t i = 0; i < n; i++) {
-                s = hyb_furi_segment(f, i, &len);
+                s = hyb_furi_get_segment(f, i, &len);
                 if (i)
                         fputc(',', stdout);
                 json_str(stdout, s, len);
         }
         fputs("],\"kinds\":[", stdout);
         for (size_t i = 0; i < n; i++)
-                printf("%s\"%s\"", i ? "," : "", kinds[hyb_furi_segment_kind(f, i)]);
+                printf("%s\"%s\"", i ? "," : "", kinds[hyb_furi_get_segment_kind(f, i)]);
         fputc(']', stdout);
-        json_opt(stdout, "query", hyb_furi_query(f));
+        json_opt(stdout, "query", hyb_furi_get_query(f));
         printf(",\"scope\":\"%s\",\"pattern\":%s}\n", scopes[hyb_furi_get_scope(f)],
                hyb_furi_is_pattern(f) ? "true" : "false");
         fflush(stdout);
@@ -105,7 +105,7 @@ static int run_furi(cli_ctx *ctx)
                 if (ctx->json)
                         print_json(f);
                 else
-                        cli_println("%s", hyb_furi_str(f));
+                        cli_println("%s", hyb_furi_get_str(f));
                 hyb_furi_unref(f);
                 return EXIT_OK;
         }

@@ -113,7 +113,7 @@ static bool run_chunk(repl *R, const char *text, size_t len)
                 R->failed = true;
                 return !R->stop_at_error;
         }
-        for (size_t i = 0; i < hyb_mmadt_program_n_statements(p); i++) {
+        for (size_t i = 0; i < hyb_mmadt_program_get_n_statements(p); i++) {
                 r = hyb_mmadt_run_statement(R->vm, p, i, NULL, print_result, R, &e);
                 if (r > 0 || interrupted) {
                         /* Ctrl-C: this statement and the rest of the chunk are dropped */

@@ -93,7 +93,7 @@ static int print_match(const hyb_furi *furi, const hyb_obj *value, void *ud)
         get_ctx *g = ud;
 
         g->n++;
-        print_obj_line(hyb_furi_str(furi), value, g->json);
+        print_obj_line(hyb_furi_get_str(furi), value, g->json);
         return 0;
 }
 
@@ -111,9 +111,9 @@ static void print_msg(const hyb_furi *target, const hyb_obj *payload, bool retai
         if (stop)
                 return;
         if (hyb_obj_is_noobj(payload) && !w->json)
-                cli_println("%s\tnoobj", hyb_furi_str(target));
+                cli_println("%s\tnoobj", hyb_furi_get_str(target));
         else
-                print_obj_line(hyb_furi_str(target), payload, w->json);
+                print_obj_line(hyb_furi_get_str(target), payload, w->json);
         if (w->left > 0 && --w->left == 0)
                 stop = 1;
 }
@@ -219,7 +219,7 @@ static int run_store(cli_ctx *ctx)
                         if (r < 0)
                                 status = fail(status_of(r), r, &e);
                         else if (hyb_obj_is_noobj(value) ||
-                                 (hyb_furi_is_branch(target) && hyb_obj_len(value) == 0))
+                                 (hyb_furi_is_branch(target) && hyb_obj_get_len(value) == 0))
                                 status = EXIT_FAILED;
                         else
                                 print_obj_line(NULL, value, ctx->json);

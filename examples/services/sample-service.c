@@ -197,7 +197,7 @@ int main(int argc, char **argv)
                         e.message[0] ? e.message : hyb_strerror(r));
                 return 3;
         }
-        r = hyb_endpoint_add_table(bus, thermo_methods, sizeof(thermo_methods[0]),
+        r = hyb_endpoint_register_table(bus, thermo_methods, sizeof(thermo_methods[0]),
                                    sizeof(thermo_methods) / sizeof(thermo_methods[0]), &t,
                                    &methods, &e);
         if (r >= 0)

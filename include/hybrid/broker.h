@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hybrid/broker.h - the embeddable bus broker (spec/bus.md).
+ * hybrid/broker.h - the embeddable bus broker (doc/broker.md).
  *
  * A hyb_broker routes calls, results and events between the clients of one
  * Unix socket, enforces deadlines, access lists and every limit of its
@@ -39,18 +39,18 @@ typedef struct hyb_broker hyb_broker;
 typedef struct hyb_broker_config hyb_broker_config;
 
 /* Log levels (syslog numbering). */
-enum {
+typedef enum hyb_log_level {
         HYB_LOG_ERROR = 3,
         HYB_LOG_WARNING = 4,
         HYB_LOG_INFO = 6,
         HYB_LOG_DEBUG = 7,
-};
+} hyb_log_level;
 
 /* ----------------------------------------------------------------- config */
 
-/* A configuration with the defaults of spec/bus.md.  Errors: -ENOMEM. */
+/* A configuration with the defaults of doc/config.md.  Errors: -ENOMEM. */
 HYB_EXPORT int hyb_broker_config_new(hyb_broker_config **ret);
-HYB_EXPORT hyb_broker_config *hyb_broker_config_ref(hyb_broker_config *cfg);
+HYB_EXPORT hyb_broker_config *hyb_broker_config_ref(const hyb_broker_config *cfg);
 HYB_EXPORT hyb_broker_config *hyb_broker_config_unref(hyb_broker_config *cfg);
 /*
  * Loads YAML (keys host, listen, limits, policy, log) over the current values.
@@ -62,7 +62,7 @@ HYB_EXPORT int hyb_broker_config_load_string(hyb_broker_config *cfg, const char 
                                              hyb_error *reterr);
 /* Sets the Unix socket path (copied).  Errors: -EINVAL (NULL, empty or too long), -ENOMEM. */
 HYB_EXPORT int hyb_broker_config_set_socket(hyb_broker_config *cfg, const char *path);
-/* The socket path: the configured one, else the default (see hyb_bus_default_socket).
+/* The socket path: the configured one, else the default (see hyb_bus_get_default_socket).
  * *ret_path is freed with hyb_free(). */
 HYB_EXPORT int hyb_broker_config_get_socket(const hyb_broker_config *cfg, char **ret_path);
 /*

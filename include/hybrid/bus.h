@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hybrid/bus.h - the data bus client (spec/bus.md).
+ * hybrid/bus.h - the data bus client (doc/bus.md; the wire protocol: doc/protocol.md).
  *
  * A hyb_bus is one connection to a broker, authenticated as the endpoint
  * `@localhost/<app>/<runner>`.  Through it an app calls procedures (sync or
@@ -43,18 +43,22 @@ typedef struct hyb_bus_request hyb_bus_request;
 typedef struct hyb_bus_event hyb_bus_event;
 
 /* Body flags (the `flags` argument of calls, replies and fires). */
-#define HYB_BODY_JSON 0u
-#define HYB_BODY_BINARY 1u
+typedef enum hyb_body_flags {
+        HYB_BODY_JSON = 0,
+        HYB_BODY_BINARY = 1,
+} hyb_body_flags;
 
 /* The broker's own endpoint and the name of its builtin methods' endpoint. */
 #define HYB_BUS_BUILTIN_ENDPOINT "@localhost/org.hybridos.bus/builtin"
 
 /* Timeout used when a call passes 0. */
-#define HYB_BUS_DEFAULT_TIMEOUT_MS 30000u
+enum { HYB_BUS_DEFAULT_TIMEOUT_MS = 30000 };
 
 /* Events for hyb_bus_get_events (same values as poll(2)'s POLLIN / POLLOUT). */
-#define HYB_BUS_EVENT_IN 0x001
-#define HYB_BUS_EVENT_OUT 0x004
+typedef enum hyb_bus_events {
+        HYB_BUS_EVENT_IN = 0x001,
+        HYB_BUS_EVENT_OUT = 0x004,
+} hyb_bus_events;
 
 /* ------------------------------------------------------------------ connection */
 
@@ -63,12 +67,12 @@ typedef struct hyb_bus_event hyb_bus_event;
  * set, else /run/hybrid/bus.sock.  *ret_path is freed with hyb_free().
  * Errors: -ENOMEM.
  */
-HYB_EXPORT int hyb_bus_default_socket(char **ret_path);
+HYB_EXPORT int hyb_bus_get_default_socket(char **ret_path);
 
 /*
  * Connects to the broker at `path` (NULL: the socket named by the environment
  * variable HYBRID_BUS when it is set and not empty (ignored in setuid programs),
- * else hyb_bus_default_socket()) and
+ * else hyb_bus_get_default_socket()) and
  * authenticates as @localhost/<app>/<runner> by local uid policy.  Blocks until
  * the handshake is done (bounded by the broker's auth timeout).
  * On success *ret holds the only reference (release with hyb_bus_unref).
@@ -81,7 +85,7 @@ HYB_EXPORT int hyb_bus_default_socket(char **ret_path);
 HYB_EXPORT int hyb_bus_connect(const char *path, const char *app, const char *runner, hyb_bus **ret,
                                hyb_error *reterr);
 
-HYB_EXPORT hyb_bus *hyb_bus_ref(hyb_bus *bus);
+HYB_EXPORT hyb_bus *hyb_bus_ref(const hyb_bus *bus);
 /*
  * Drops a reference; the last one closes the connection (pending async calls
  * are cancelled without their callback running; slots the caller still holds
@@ -106,8 +110,9 @@ HYB_EXPORT int hyb_bus_get_fd(const hyb_bus *bus);
 /* HYB_BUS_EVENT_IN, plus HYB_BUS_EVENT_OUT while output is queued; < 0 when closed. */
 HYB_EXPORT int hyb_bus_get_events(const hyb_bus *bus);
 /*
- * The CLOCK_MONOTONIC time (µs) by which hyb_bus_process must be called again
- * (the nearest local call deadline), or UINT64_MAX for none.  Returns 0 or -EBADF.
+ * *ret_usec gets the absolute CLOCK_MONOTONIC time (µs, see hyb_now_usec) by
+ * which hyb_bus_process must be called again (the nearest local call deadline;
+ * 0 when a packet is ready now), or UINT64_MAX for none.  Returns 0 or -EBADF.
  */
 HYB_EXPORT int hyb_bus_get_timeout(const hyb_bus *bus, uint64_t *ret_usec);
 /*
@@ -119,7 +124,7 @@ HYB_EXPORT int hyb_bus_get_timeout(const hyb_bus *bus, uint64_t *ret_usec);
 HYB_EXPORT int hyb_bus_process(hyb_bus *bus);
 /*
  * Blocks until the connection has input (or can take queued output) or until
- * timeout_usec passes (UINT64_MAX: no limit).  > 0 ready, 0 timeout, < 0 error
+ * timeout_usec passes (a relative wait; UINT64_MAX: no limit).  > 0 ready, 0 timeout, < 0 error
  * (-EINTR is returned as is).
  */
 HYB_EXPORT int hyb_bus_wait(hyb_bus *bus, uint64_t timeout_usec);
@@ -137,7 +142,7 @@ HYB_EXPORT int hyb_bus_detach_event(hyb_bus *bus);
 /* ------------------------------------------------------------------------ calls */
 
 /* A completed call: status, message and body, ref-counted. */
-HYB_EXPORT hyb_bus_reply *hyb_bus_reply_ref(hyb_bus_reply *reply);
+HYB_EXPORT hyb_bus_reply *hyb_bus_reply_ref(const hyb_bus_reply *reply);
 HYB_EXPORT hyb_bus_reply *hyb_bus_reply_unref(hyb_bus_reply *reply);
 /* The bus status (200, 404, 504, ...). */
 HYB_EXPORT int hyb_bus_reply_get_status(const hyb_bus_reply *reply);
@@ -197,7 +202,7 @@ HYB_EXPORT int hyb_bus_call_builtin(hyb_bus *bus, const char *method, const char
  */
 typedef int (*hyb_bus_method_fn)(hyb_bus_request *req, void *userdata);
 
-HYB_EXPORT hyb_bus_request *hyb_bus_request_ref(hyb_bus_request *req);
+HYB_EXPORT hyb_bus_request *hyb_bus_request_ref(const hyb_bus_request *req);
 /* Dropping the last reference of an unanswered request answers 500. */
 HYB_EXPORT hyb_bus_request *hyb_bus_request_unref(hyb_bus_request *req);
 HYB_EXPORT hyb_bus *hyb_bus_request_get_bus(const hyb_bus_request *req);
@@ -279,8 +284,12 @@ HYB_EXPORT int hyb_bus_subscribe(hyb_bus *bus, const char *endpoint_glob, const 
 
 /* ---------------------------------------------------------------------- monitor */
 
-/* One packet seen by the broker; a value struct borrowed for the callback. */
+/*
+ * One packet seen by the broker; a value struct borrowed for the callback.
+ * New members are appended: read one only when `size` covers it.
+ */
 typedef struct hyb_bus_monitor_record {
+        size_t size;        /* sizeof(hyb_bus_monitor_record) of the library that filled it */
         const char *kind;   /* "call" "result" "event" "cancel" */
         const char *from;   /* sending endpoint */
         const char *to;     /* receiving endpoint ("" for events) */

@@ -107,20 +107,58 @@ HYB_EXPORT void hyb_free(void *p);
 
 
 /*
- * A slot is the handle of a registration (a procedure, an event or store
- * subscription, an async call).  Unref'ing the last reference unregisters it;
- * the destroy callback then runs once with the userdata (bindings drop their
- * references there).  Slots are owned by the caller of the registering function.
+ * A slot is the handle of a registration (a procedure, a method table, an
+ * event or store subscription, a monitor, an async call, a native mm-ADT
+ * instruction or type).  The model is sd-bus's sd_bus_slot:
+ *   - the caller of the registering function owns the reference it gets back
+ *     through ret_slot; unref'ing the last reference unregisters (cancels a
+ *     pending call);
+ *   - the destroy callback then runs once with the userdata (bindings drop
+ *     their references there), after the registration is gone;
+ *   - a floating slot is owned by the bus it was made on: dropping the
+ *     caller's references leaves it registered until the bus is freed (the
+ *     destroy callback runs then).  Passing a NULL ret_slot registers floating.
  */
 typedef struct hyb_slot hyb_slot;
 typedef void (*hyb_destroy_fn)(void *userdata);
 
-HYB_EXPORT hyb_slot *hyb_slot_ref(hyb_slot *slot);
+/* Takes a reference.  Returns slot; NULL is a no-op. */
+HYB_EXPORT hyb_slot *hyb_slot_ref(const hyb_slot *slot);
 /* Drops a reference; the last one unregisters. Returns NULL; NULL is a no-op. */
 HYB_EXPORT hyb_slot *hyb_slot_unref(hyb_slot *slot);
+/* The userdata given at registration (or by hyb_slot_set_userdata); NULL for a NULL slot. */
 HYB_EXPORT void *hyb_slot_get_userdata(const hyb_slot *slot);
-/* Sets the callback run with the userdata when the slot goes away. */
-HYB_EXPORT void hyb_slot_set_destroy(hyb_slot *slot, hyb_destroy_fn destroy);
+/*
+ * Replaces the userdata handlers and the destroy callback receive from now on.
+ * Returns the previous userdata (NULL for a NULL slot).
+ */
+HYB_EXPORT void *hyb_slot_set_userdata(hyb_slot *slot, void *userdata);
+/* Sets the callback run with the userdata when the slot goes away (NULL: none).
+ * 0, or -EINVAL for a NULL slot. */
+HYB_EXPORT int hyb_slot_set_destroy_callback(hyb_slot *slot, hyb_destroy_fn destroy);
+/* *ret_destroy (when not NULL) gets the destroy callback.  1 when one is set, 0 when none,
+ * -EINVAL for a NULL slot. */
+HYB_EXPORT int hyb_slot_get_destroy_callback(const hyb_slot *slot, hyb_destroy_fn *ret_destroy);
+/*
+ * Makes the registration owned by its bus (true) or by the caller again (false).
+ * Setting it takes a reference for the bus: the caller still unrefs its own.
+ * Clearing it drops the bus's reference: the caller must hold one, or the
+ * registration goes at once.  Procedures, event subscriptions, monitors and
+ * async calls can float; the other slots (method tables, bubbles and store
+ * subscriptions, which hold a reference on their bus or store, mm-ADT
+ * natives) give -EOPNOTSUPP.  0, or -EINVAL for a NULL slot.
+ */
+HYB_EXPORT int hyb_slot_set_floating(hyb_slot *slot, bool floating);
+/* 1 floating, 0 not, -EINVAL for a NULL slot. */
+HYB_EXPORT int hyb_slot_get_floating(const hyb_slot *slot);
+
+/*
+ * The clock of every loop integration: CLOCK_MONOTONIC in microseconds.
+ * hyb_bus_get_timeout and hyb_store_get_timeout return absolute deadlines on
+ * it (as sd_bus_get_timeout); a loop waits hyb_now_usec() - deadline at most
+ * (0 when the deadline has passed).
+ */
+HYB_EXPORT uint64_t hyb_now_usec(void);
 
 /* "0.1.0" */
 HYB_EXPORT const char *hyb_version(void);

@@ -18,7 +18,7 @@
  *           HYB_METHOD("set", on_set, set_args),
  *           HYB_METHOD_NOARGS("status", on_status),
  *   };
- *   hyb_endpoint_add_table(bus, lights, sizeof lights[0], 2, NULL, &slot, &err);
+ *   hyb_endpoint_register_table(bus, lights, sizeof lights[0], 2, NULL, &slot, &err);
  *
  * The table is stamped with its element size so the struct can grow (new
  * members are appended; older callers pass the smaller size).
@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 /* JSON types of a policy entry. */
-enum {
+typedef enum hyb_json_type {
         HYB_JSON_ANY = 0,
         HYB_JSON_STRING = 1,
         HYB_JSON_INTEGER = 2,
@@ -47,17 +47,20 @@ enum {
         HYB_JSON_OBJECT = 5,
         HYB_JSON_ARRAY = 6,
         HYB_JSON_NULL = 7,
-};
+        _HYB_JSON_FORCE_32BIT = 0x7fffffff, /* keeps the enum 32 bits wide in structs */
+} hyb_json_type;
 
 /* One key of an argument policy; keys not listed are allowed. */
 typedef struct hyb_arg_policy {
         const char *key;
-        int type;     /* HYB_JSON_* */
+        hyb_json_type type; /* HYB_JSON_* */
         int required; /* 1: the key must be present */
 } hyb_arg_policy;
 
 /* Method flags. */
-#define HYB_METHOD_BINARY 0x1u /* binary params are accepted (the policy then is not checked) */
+typedef enum hyb_method_flags {
+        HYB_METHOD_BINARY = 0x1, /* binary params are accepted (the policy then is not checked) */
+} hyb_method_flags;
 
 typedef struct hyb_method_def {
         const char *name;           /* identifier: [A-Za-z_][A-Za-z0-9_]* */
@@ -84,7 +87,7 @@ typedef struct hyb_method_def {
  * Errors: -EINVAL (elem_size too small, NULL handler, bad type), HYB_E_NOT_ACCEPTABLE,
  * HYB_E_CONFLICT, HYB_E_TOO_MANY, HYB_E_CLOSED; *reterr names the method.
  */
-HYB_EXPORT int hyb_endpoint_add_table(hyb_bus *bus, const hyb_method_def *table, size_t elem_size,
+HYB_EXPORT int hyb_endpoint_register_table(hyb_bus *bus, const hyb_method_def *table, size_t elem_size,
                                       size_t n, void *userdata, hyb_slot **ret_slot,
                                       hyb_error *reterr);
 
@@ -92,7 +95,7 @@ HYB_EXPORT int hyb_endpoint_add_table(hyb_bus *bus, const hyb_method_def *table,
  * Dynamic twin for bindings: registers one method.  Everything is copied
  * (name, policy keys, access lists).  Same policy checks, errors and slot rules.
  */
-HYB_EXPORT int hyb_endpoint_add_method(hyb_bus *bus, const char *name, const hyb_arg_policy *args,
+HYB_EXPORT int hyb_endpoint_register_method(hyb_bus *bus, const char *name, const hyb_arg_policy *args,
                                        size_t n_args, const char *for_host, const char *for_app,
                                        unsigned flags, hyb_bus_method_fn handler, void *userdata,
                                        hyb_slot **ret_slot, hyb_error *reterr);

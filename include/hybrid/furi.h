@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hybrid/furi.h - fURIs: parse, format, compare, order, match (spec/furi-store.md).
+ * hybrid/furi.h - fURIs: parse, format, compare, order, match (doc/furi.md).
  *
  *   [scheme:][//[user@]host[:port]][/]seg/seg/...[/][?query]
  *
@@ -37,16 +37,24 @@ extern "C" {
 
 typedef struct hyb_furi hyb_furi;
 
-/* Enforced parse limits; a zeroed member means "the default". */
+/*
+ * Enforced parse limits; a zeroed member means "the default".  Initialise with
+ * hyb_furi_limits_init() (or set size to sizeof(hyb_furi_limits)): members
+ * beyond `size` are taken as 0, so the struct can grow; size 0 reads them all.
+ */
 typedef struct hyb_furi_limits {
+        size_t size;            /* sizeof(hyb_furi_limits), set by _init */
         size_t max_length;      /* bytes of text; default 1024 */
         size_t max_segments;    /* default 32 */
         size_t max_segment;     /* bytes per decoded segment; default 255 */
 } hyb_furi_limits;
 
-#define HYB_FURI_MAX_LENGTH   1024
-#define HYB_FURI_MAX_SEGMENTS 32
-#define HYB_FURI_MAX_SEGMENT  255
+/* The defaults. */
+enum {
+        HYB_FURI_MAX_LENGTH = 1024,
+        HYB_FURI_MAX_SEGMENTS = 32,
+        HYB_FURI_MAX_SEGMENT = 255,
+};
 
 typedef enum hyb_furi_scope {
         HYB_SCOPE_PROGRAM = 0,  /* relative: `abc`, `a/b` */
@@ -62,6 +70,9 @@ typedef enum hyb_furi_seg_kind {
         HYB_SEG_HASH = 2,       /* `#`: zero or more trailing segments (last only) */
 } hyb_furi_seg_kind;
 
+/* Sets size and the defaults. NULL is a no-op. */
+HYB_EXPORT void hyb_furi_limits_init(hyb_furi_limits *limits);
+
 /*
  * Parses text[0..len) (len may be (size_t)-1 for a NUL-terminated string).
  * limits may be NULL for the defaults.  On success *ret gets a new reference.
@@ -72,40 +83,40 @@ typedef enum hyb_furi_seg_kind {
 HYB_EXPORT int hyb_furi_parse(const char *text, size_t len, const hyb_furi_limits *limits,
                               hyb_furi **ret, hyb_error *reterr);
 
-HYB_EXPORT hyb_furi *hyb_furi_ref(hyb_furi *f);
+HYB_EXPORT hyb_furi *hyb_furi_ref(const hyb_furi *f);
 /* Drops a reference; returns NULL.  NULL is a no-op. */
 HYB_EXPORT hyb_furi *hyb_furi_unref(hyb_furi *f);
 
 /* The canonical text (query included), borrowed: valid while f lives. Never NULL. */
-HYB_EXPORT const char *hyb_furi_str(const hyb_furi *f);
+HYB_EXPORT const char *hyb_furi_get_str(const hyb_furi *f);
 /* The canonical text without the query, borrowed. Never NULL. */
-HYB_EXPORT const char *hyb_furi_path_str(const hyb_furi *f);
+HYB_EXPORT const char *hyb_furi_get_path_str(const hyb_furi *f);
 
 /* Parts.  Strings are borrowed; absent parts give NULL (port gives -1). */
-HYB_EXPORT const char *hyb_furi_scheme(const hyb_furi *f);
-HYB_EXPORT const char *hyb_furi_user(const hyb_furi *f);
-HYB_EXPORT const char *hyb_furi_host(const hyb_furi *f);   /* lower-cased; "+" when a wildcard */
-HYB_EXPORT int hyb_furi_port(const hyb_furi *f);
-HYB_EXPORT const char *hyb_furi_query(const hyb_furi *f);  /* without the '?'; NULL if none */
+HYB_EXPORT const char *hyb_furi_get_scheme(const hyb_furi *f);
+HYB_EXPORT const char *hyb_furi_get_user(const hyb_furi *f);
+HYB_EXPORT const char *hyb_furi_get_host(const hyb_furi *f);   /* lower-cased; "+" when a wildcard */
+HYB_EXPORT int hyb_furi_get_port(const hyb_furi *f);
+HYB_EXPORT const char *hyb_furi_get_query(const hyb_furi *f);  /* without the '?'; NULL if none */
 HYB_EXPORT bool hyb_furi_is_absolute(const hyb_furi *f);   /* leading `/` (or an authority) */
 HYB_EXPORT bool hyb_furi_is_branch(const hyb_furi *f);     /* trailing `/` */
 HYB_EXPORT bool hyb_furi_is_pattern(const hyb_furi *f);    /* any `+`/`#` segment, or host/scheme `+` */
 HYB_EXPORT hyb_furi_scope hyb_furi_get_scope(const hyb_furi *f);
-HYB_EXPORT size_t hyb_furi_n_segments(const hyb_furi *f);
-/* Decoded segment i (may contain bytes such as '/' that came from %2F); *len gets its length.
+HYB_EXPORT size_t hyb_furi_get_n_segments(const hyb_furi *f);
+/* Decoded segment i (may contain bytes such as '/' that came from %2F); *ret_len (may be NULL) gets its length.
  * NULL when i is out of range. */
-HYB_EXPORT const char *hyb_furi_segment(const hyb_furi *f, size_t i, size_t *len);
-HYB_EXPORT hyb_furi_seg_kind hyb_furi_segment_kind(const hyb_furi *f, size_t i);
+HYB_EXPORT const char *hyb_furi_get_segment(const hyb_furi *f, size_t i, size_t *ret_len);
+HYB_EXPORT hyb_furi_seg_kind hyb_furi_get_segment_kind(const hyb_furi *f, size_t i);
 
 /*
  * Query words: true when the query holds the bare word or key `name`
- * (`?sub`, `?int`, `?k=v&sub`).  hyb_furi_query_value gives the value of
- * `name=value` (borrowed into *ret and *len), 0 if found, -ENOENT if not;
+ * (`?sub`, `?int`, `?k=v&sub`).  hyb_furi_get_query_value gives the value of
+ * `name=value` (borrowed into *ret_value and *ret_len), 0 if found, -ENOENT if not;
  * a bare word has the empty value.  Items are split by `&`.
  */
 HYB_EXPORT bool hyb_furi_query_has(const hyb_furi *f, const char *name);
-HYB_EXPORT int hyb_furi_query_value(const hyb_furi *f, const char *name, const char **ret,
-                                    size_t *len);
+HYB_EXPORT int hyb_furi_get_query_value(const hyb_furi *f, const char *name,
+                                        const char **ret_value, size_t *ret_len);
 /* A new fURI equal to f without its query (a new reference to f if it has none). */
 HYB_EXPORT int hyb_furi_strip_query(const hyb_furi *f, hyb_furi **ret);
 
@@ -133,7 +144,7 @@ HYB_EXPORT uint64_t hyb_furi_hash(const hyb_furi *f);
 /*
  * Does f match pattern?  When f itself has wildcards the answer is "is f
  * within pattern": every fURI f matches, pattern matches.  Rules of
- * spec/furi-store.md ("Patterns").  A scheme `+` matches any scheme (not
+ * doc/furi.md ("Patterns").  A scheme `+` matches any scheme (not
  * none); a host `+` matches any host, and any user and port unless the
  * pattern names them; a literal host requires the same user and port.
  */

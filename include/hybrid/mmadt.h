@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hybrid/mmadt.h - the mm-ADT language (spec/mmadt.md): compile, run, extend.
+ * hybrid/mmadt.h - the mm-ADT language (doc/mmadt.md): compile, run, extend.
  *
  * A hyb_mmadt is one running program: a VM bound to a hyb_scope (the program
  * scope of relative fURIs, `~/` home, the host store), with its limits
@@ -34,7 +34,8 @@ extern "C" {
 typedef struct hyb_mmadt hyb_mmadt;
 typedef struct hyb_mmadt_program hyb_mmadt_program;
 
-/* Limits; initialise with hyb_mmadt_options_init() then set what you need. */
+/* Limits; initialise with hyb_mmadt_options_init() then set what you need.  Members beyond
+ * `size` are not read (older callers), and a zero member means the default. */
 typedef struct hyb_mmadt_options {
         size_t size;        /* sizeof(hyb_mmadt_options), set by _init */
         uint64_t budget;    /* instructions per statement (subscriptions included); default 10M */
@@ -51,7 +52,7 @@ HYB_EXPORT void hyb_mmadt_options_init(hyb_mmadt_options *opts);
  */
 HYB_EXPORT int hyb_mmadt_new(hyb_scope *scope, const char *program, const hyb_mmadt_options *opts,
                              hyb_mmadt **ret);
-HYB_EXPORT hyb_mmadt *hyb_mmadt_ref(hyb_mmadt *vm);
+HYB_EXPORT hyb_mmadt *hyb_mmadt_ref(const hyb_mmadt *vm);
 /* Drops a reference; the last one halts the processes, unsubscribes and frees. Returns NULL. */
 HYB_EXPORT hyb_mmadt *hyb_mmadt_unref(hyb_mmadt *vm);
 /* The router (borrowed). */
@@ -70,7 +71,7 @@ HYB_EXPORT int hyb_mmadt_set_max_memory(hyb_mmadt *vm, size_t bytes);
 HYB_EXPORT int hyb_mmadt_compile(hyb_mmadt *vm, const char *text, size_t len,
                                  hyb_mmadt_program **ret, hyb_error *reterr);
 HYB_EXPORT hyb_mmadt_program *hyb_mmadt_program_unref(hyb_mmadt_program *p);
-HYB_EXPORT size_t hyb_mmadt_program_n_statements(const hyb_mmadt_program *p);
+HYB_EXPORT size_t hyb_mmadt_program_get_n_statements(const hyb_mmadt_program *p);
 /* Statement i printed desugared (`*a.plus(1)` -> `from(a).plus(1)`); *ret to hyb_free(). */
 HYB_EXPORT int hyb_mmadt_program_format(const hyb_mmadt_program *p, size_t i, char **ret);
 
@@ -84,13 +85,13 @@ typedef int (*hyb_mmadt_result_fn)(const hyb_obj *result, void *userdata);
  * `a -> 12; *a` reports only 12).  0, the callback's non-zero value, or an error.
  */
 HYB_EXPORT int hyb_mmadt_run_statement(hyb_mmadt *vm, hyb_mmadt_program *p, size_t i,
-                                       hyb_obj *input, hyb_mmadt_result_fn fn, void *userdata,
+                                       const hyb_obj *input, hyb_mmadt_result_fn fn, void *userdata,
                                        hyb_error *reterr);
 /* Every statement in order; stops at the first error. */
-HYB_EXPORT int hyb_mmadt_run(hyb_mmadt *vm, hyb_mmadt_program *p, hyb_obj *input,
+HYB_EXPORT int hyb_mmadt_run(hyb_mmadt *vm, hyb_mmadt_program *p, const hyb_obj *input,
                              hyb_mmadt_result_fn fn, void *userdata, hyb_error *reterr);
 /* Compile and run text; the results of every statement as one stream (HYB_OBJ_OBJS). */
-HYB_EXPORT int hyb_mmadt_eval(hyb_mmadt *vm, const char *text, size_t len, hyb_obj *input,
+HYB_EXPORT int hyb_mmadt_eval(hyb_mmadt *vm, const char *text, size_t len, const hyb_obj *input,
                               hyb_obj **ret, hyb_error *reterr);
 
 /*
@@ -115,11 +116,11 @@ typedef int (*hyb_mmadt_native_fn)(hyb_mmadt *vm, const hyb_obj *lhs, const hyb_
                                    size_t n_args, hyb_obj **ret, void *userdata, hyb_error *reterr);
 HYB_EXPORT int hyb_mmadt_register_instruction(hyb_mmadt *vm, const char *furi,
                                               hyb_mmadt_native_fn fn, void *userdata,
-                                              hyb_slot **ret);
+                                              hyb_slot **ret_slot);
 /* Native types: fn returns 1 (a T), 0 (not a T), or < 0 (an error).  `T[v]`, `?T`, `as(T)`. */
 typedef int (*hyb_mmadt_type_fn)(hyb_mmadt *vm, const hyb_obj *value, void *userdata);
 HYB_EXPORT int hyb_mmadt_register_type(hyb_mmadt *vm, const char *furi, hyb_mmadt_type_fn fn,
-                                       void *userdata, hyb_slot **ret);
+                                       void *userdata, hyb_slot **ret_slot);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hybrid/obj.h - the value model (spec/mmadt.md "Objs", JSON mapping of spec/furi-store.md).
+ * hybrid/obj.h - the value model (doc/obj.md).
  *
  * An obj is `type_id[value]@value_id`: a value of one kind (bool int real str
  * uri lst rec, a stream of objs, or code), an optional type id (a uri such as
@@ -9,10 +9,13 @@
  * atomic counts, so they may cross threads.  noobj, true and false are static
  * singletons: ref/unref on them are no-ops.
  *
- * Ownership: functions taking `hyb_obj *` inputs take their own reference
- * (the caller keeps its own); `hyb_obj **ret` outputs are new references the
- * caller must hyb_obj_unref(); `const hyb_obj *` results are borrowed from
- * their container.
+ * Ownership, one rule for every signature: obj and fURI inputs
+ * (`const hyb_obj *`, `const hyb_furi *`, and the item arrays
+ * `hyb_obj *const *`, which C cannot make const without casts at the call)
+ * are borrowed for the call, and the callee takes its own reference of what
+ * it keeps (the caller keeps its own); `hyb_obj **ret` outputs are new
+ * references the caller must hyb_obj_unref(); `const hyb_obj *` results are
+ * borrowed from their container (hyb_obj_ref keeps one, no cast needed).
  */
 #ifndef HYBRID_OBJ_H
 #define HYBRID_OBJ_H
@@ -40,9 +43,9 @@ typedef enum hyb_obj_kind {
 } hyb_obj_kind;
 
 /* Nesting depth accepted by the parsers (text and JSON). */
-#define HYB_OBJ_MAX_DEPTH 64
+enum { HYB_OBJ_MAX_DEPTH = 64 };
 
-HYB_EXPORT hyb_obj *hyb_obj_ref(hyb_obj *o);
+HYB_EXPORT hyb_obj *hyb_obj_ref(const hyb_obj *o);
 /* Drops a reference; returns NULL. NULL is a no-op. */
 HYB_EXPORT hyb_obj *hyb_obj_unref(hyb_obj *o);
 
@@ -55,7 +58,7 @@ HYB_EXPORT int hyb_obj_new_int(int64_t v, hyb_obj **ret);
 HYB_EXPORT int hyb_obj_new_real(double v, hyb_obj **ret);
 /* len (size_t)-1 means strlen(s). The bytes are copied. */
 HYB_EXPORT int hyb_obj_new_str(const char *s, size_t len, hyb_obj **ret);
-HYB_EXPORT int hyb_obj_new_uri(hyb_furi *f, hyb_obj **ret);
+HYB_EXPORT int hyb_obj_new_uri(const hyb_furi *f, hyb_obj **ret);
 /* Parses text as a fURI (errors as hyb_furi_parse). */
 HYB_EXPORT int hyb_obj_new_uri_str(const char *text, hyb_obj **ret, hyb_error *reterr);
 /* items[0..n) (each referenced). */
@@ -67,8 +70,8 @@ HYB_EXPORT int hyb_obj_new_rec(hyb_obj *const *keys, hyb_obj *const *values, siz
                                hyb_obj **ret);
 
 /* A copy of o tagged with a type id (NULL removes it) / a value id (NULL removes it). */
-HYB_EXPORT int hyb_obj_with_type(hyb_obj *o, hyb_furi *type_id, hyb_obj **ret);
-HYB_EXPORT int hyb_obj_with_id(hyb_obj *o, hyb_furi *value_id, hyb_obj **ret);
+HYB_EXPORT int hyb_obj_with_type(const hyb_obj *o, const hyb_furi *type_id, hyb_obj **ret);
+HYB_EXPORT int hyb_obj_with_id(const hyb_obj *o, const hyb_furi *value_id, hyb_obj **ret);
 
 /* Getters.  Wrong-kind access returns the zero value (false, 0, 0.0, NULL). */
 HYB_EXPORT hyb_obj_kind hyb_obj_get_kind(const hyb_obj *o);
@@ -77,18 +80,18 @@ HYB_EXPORT bool hyb_obj_is_noobj(const hyb_obj *o);
 HYB_EXPORT bool hyb_obj_get_bool(const hyb_obj *o);
 HYB_EXPORT int64_t hyb_obj_get_int(const hyb_obj *o);
 HYB_EXPORT double hyb_obj_get_real(const hyb_obj *o);
-/* Borrowed bytes (NUL-terminated for convenience); *len may be NULL. */
-HYB_EXPORT const char *hyb_obj_get_str(const hyb_obj *o, size_t *len);
+/* Borrowed bytes (NUL-terminated for convenience); ret_len may be NULL. */
+HYB_EXPORT const char *hyb_obj_get_str(const hyb_obj *o, size_t *ret_len);
 HYB_EXPORT const hyb_furi *hyb_obj_get_uri(const hyb_obj *o);
-HYB_EXPORT const hyb_furi *hyb_obj_type_id(const hyb_obj *o);   /* NULL if untyped */
-HYB_EXPORT const hyb_furi *hyb_obj_value_id(const hyb_obj *o);  /* NULL if none */
+HYB_EXPORT const hyb_furi *hyb_obj_get_type_id(const hyb_obj *o);   /* NULL if untyped */
+HYB_EXPORT const hyb_furi *hyb_obj_get_value_id(const hyb_obj *o);  /* NULL if none */
 /* Elements of a lst/objs, pairs of a rec: count, then borrowed items. */
-HYB_EXPORT size_t hyb_obj_len(const hyb_obj *o);
-HYB_EXPORT const hyb_obj *hyb_obj_at(const hyb_obj *o, size_t i);        /* lst/objs element */
-HYB_EXPORT const hyb_obj *hyb_obj_rec_key(const hyb_obj *o, size_t i);
-HYB_EXPORT const hyb_obj *hyb_obj_rec_value(const hyb_obj *o, size_t i);
+HYB_EXPORT size_t hyb_obj_get_len(const hyb_obj *o);
+HYB_EXPORT const hyb_obj *hyb_obj_get_at(const hyb_obj *o, size_t i);        /* lst/objs element */
+HYB_EXPORT const hyb_obj *hyb_obj_get_rec_key(const hyb_obj *o, size_t i);
+HYB_EXPORT const hyb_obj *hyb_obj_get_rec_value(const hyb_obj *o, size_t i);
 /* The value under key (by hyb_obj_equal), borrowed, or NULL. */
-HYB_EXPORT const hyb_obj *hyb_obj_rec_get(const hyb_obj *o, const hyb_obj *key);
+HYB_EXPORT const hyb_obj *hyb_obj_get_field(const hyb_obj *o, const hyb_obj *key);
 
 /* Deep equality (kind, value, type id; value ids are ignored), a total order, a hash
  * consistent with equality. Reals: 1.0 and 1 are different kinds, so not equal. */
@@ -96,10 +99,12 @@ HYB_EXPORT bool hyb_obj_equal(const hyb_obj *a, const hyb_obj *b);
 HYB_EXPORT int hyb_obj_compare(const hyb_obj *a, const hyb_obj *b);
 HYB_EXPORT uint64_t hyb_obj_hash(const hyb_obj *o);
 
-/* Text form (spec/mmadt.md "Printing"). */
-#define HYB_FORMAT_REPL  0u  /* the REPL form: reals with 6 decimals, /type/ stripped */
-#define HYB_FORMAT_EXACT 1u  /* parse(format(x)) == x: uris bracketed where needed,
-                                reals in shortest round-trip form */
+/* Text form (doc/obj.md "Text form"). */
+typedef enum hyb_format_flags {
+        HYB_FORMAT_REPL = 0,  /* the REPL form: reals with 6 decimals, /type/ stripped */
+        HYB_FORMAT_EXACT = 1, /* parse(format(x)) == x: uris bracketed where needed,
+                                 reals in shortest round-trip form */
+} hyb_format_flags;
 /* Formats o; *ret is a NUL-terminated string to hyb_free(). noobj formats as "noobj". */
 HYB_EXPORT int hyb_obj_format(const hyb_obj *o, unsigned flags, char **ret);
 
@@ -113,7 +118,7 @@ HYB_EXPORT int hyb_obj_format(const hyb_obj *o, unsigned flags, char **ret);
 HYB_EXPORT int hyb_obj_parse(const char *text, size_t len, hyb_obj **ret, hyb_error *reterr);
 
 /*
- * The JSON mapping of spec/furi-store.md.  to_json: *ret (hyb_free) is compact
+ * The JSON mapping of doc/obj.md.  to_json: *ret (hyb_free) is compact
  * JSON text; errors for objs JSON cannot hold (code, invalid UTF-8) are
  * HYB_E_TYPE.  from_json: any JSON value; `@`-members as the spec says, other
  * `@` keys rejected (HYB_E_PARSE), depth limited (HYB_E_DEPTH).

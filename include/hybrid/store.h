@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hybrid/store.h - the fURI tuple store and the scope router (spec/furi-store.md).
+ * hybrid/store.h - the fURI tuple store and the scope router (doc/store.md).
  *
  * A hyb_store holds objs at absolute fURIs, in memory (an ordered index for
  * node, prefix and pattern reads) and optionally in SQLite (WAL) with a
@@ -31,6 +31,7 @@ typedef enum hyb_durability {
         HYB_DURABILITY_MEMORY = 0, /* no disk */
         HYB_DURABILITY_NORMAL = 1, /* WAL, synchronous=NORMAL: survives a process crash */
         HYB_DURABILITY_FULL = 2,   /* WAL, synchronous=FULL: survives power loss */
+        _HYB_DURABILITY_FORCE_32BIT = 0x7fffffff, /* keeps the enum 32 bits wide in structs */
 } hyb_durability;
 
 /* Options; initialise with hyb_store_options_init() then set what you need. */
@@ -55,15 +56,17 @@ HYB_EXPORT void hyb_store_options_init(hyb_store_options *opts);
  */
 HYB_EXPORT int hyb_store_open(const char *path, const hyb_store_options *opts, hyb_store **ret,
                               hyb_error *reterr);
-HYB_EXPORT hyb_store *hyb_store_ref(hyb_store *st);
+HYB_EXPORT hyb_store *hyb_store_ref(const hyb_store *st);
 /* Drops a reference; the last one flushes pending writes and closes. Returns NULL. */
 HYB_EXPORT hyb_store *hyb_store_unref(hyb_store *st);
 
-/* Write flags. */
-#define HYB_WRITE_TRANSIENT 0x1u  /* notify subscribers only; store nothing */
+/* Write flags (the `flags` argument of the write functions). */
+typedef enum hyb_write_flags {
+        HYB_WRITE_TRANSIENT = 0x1, /* notify subscribers only; store nothing */
+} hyb_write_flags;
 
 /*
- * Writes value at target (an absolute fURI; see spec "Operations"):
+ * Writes value at target (an absolute fURI; see doc/store.md "Operations"):
  * a node stores it; noobj deletes (a node, every match of a pattern, or the
  * children of a branch); a lst/rec written to a branch `x/` stores its
  * children; a write below a stored lst/rec updates it in place.  Returns
@@ -72,10 +75,10 @@ HYB_EXPORT hyb_store *hyb_store_unref(hyb_store *st);
  * mismatch), -EINVAL (relative fURI, or a pattern with a non-noobj value),
  * HYB_E_DATABASE.
  */
-HYB_EXPORT int hyb_store_write(hyb_store *st, const hyb_furi *target, hyb_obj *value,
+HYB_EXPORT int hyb_store_write(hyb_store *st, const hyb_furi *target, const hyb_obj *value,
                                unsigned flags, hyb_error *reterr);
 /* As hyb_store_write with a fURI string. */
-HYB_EXPORT int hyb_store_write_str(hyb_store *st, const char *target, hyb_obj *value,
+HYB_EXPORT int hyb_store_write_str(hyb_store *st, const char *target, const hyb_obj *value,
                                    unsigned flags, hyb_error *reterr);
 
 /* Completion of an asynchronous write: r as hyb_store_write would return. */
@@ -86,7 +89,7 @@ typedef void (*hyb_store_done_fn)(int r, void *userdata);
  * is committed (never before).  Returns 0 when queued, < 0 if rejected at
  * once (then done is not called).
  */
-HYB_EXPORT int hyb_store_write_async(hyb_store *st, const hyb_furi *target, hyb_obj *value,
+HYB_EXPORT int hyb_store_write_async(hyb_store *st, const hyb_furi *target, const hyb_obj *value,
                                      unsigned flags, hyb_store_done_fn done, void *userdata,
                                      hyb_error *reterr);
 /* Commits every queued write now and runs nothing else; 0 or < 0. */
@@ -114,25 +117,35 @@ HYB_EXPORT int hyb_store_scan(hyb_store *st, const hyb_furi *pattern, hyb_store_
 typedef void (*hyb_store_msg_fn)(const hyb_furi *target, const hyb_obj *payload, bool retain,
                                  void *userdata);
 
-#define HYB_SUBSCRIBE_REPLAY 0x1u /* first deliver the retained values that match */
+/* Subscription flags (the `flags` argument of the subscribe functions). */
+typedef enum hyb_subscribe_flags {
+        HYB_SUBSCRIBE_REPLAY = 0x1, /* first deliver the retained values that match */
+} hyb_subscribe_flags;
 
 /*
  * Subscribes fn to every write, transient write and delete whose fURI matches
- * pattern; per subscription, delivery order is write order.  *ret is the slot:
+ * pattern; per subscription, delivery order is write order.  *ret_slot is the slot:
  * unref it to unsubscribe.  Errors: HYB_E_LIMIT (max_subscriptions), -EINVAL.
  */
 HYB_EXPORT int hyb_store_subscribe(hyb_store *st, const hyb_furi *pattern, unsigned flags,
-                                   hyb_store_msg_fn fn, void *userdata, hyb_slot **ret,
+                                   hyb_store_msg_fn fn, void *userdata, hyb_slot **ret_slot,
                                    hyb_error *reterr);
 
-/* Loop integration: an fd readable when messages or completions are ready (or
- * another process changed the database), the longest wait before process()
- * should be called anyway (µs; UINT64_MAX = none), and process() which
- * delivers what is ready (returns > 0 if it did something). */
+/*
+ * Loop integration, as for the bus.  The fd is readable when messages or
+ * completions are ready (or another process changed the database).
+ */
 HYB_EXPORT int hyb_store_get_fd(hyb_store *st);
+/*
+ * *ret_usec gets the absolute CLOCK_MONOTONIC time (µs, see hyb_now_usec) by
+ * which hyb_store_process must be called again: 0 when something is ready now,
+ * UINT64_MAX for none.  Returns 0, or -EINVAL.
+ */
 HYB_EXPORT int hyb_store_get_timeout(hyb_store *st, uint64_t *ret_usec);
+/* Delivers what is ready; returns > 0 if it did something, 0 if idle, < 0 on failure. */
 HYB_EXPORT int hyb_store_process(hyb_store *st);
-/* Blocks up to timeout_usec (UINT64_MAX = forever) until something is ready, then processes. */
+/* Blocks up to timeout_usec (a relative wait; UINT64_MAX = forever) until something is
+ * ready, then processes. */
 HYB_EXPORT int hyb_store_wait(hyb_store *st, uint64_t timeout_usec);
 
 /* --- the scope router --- */
@@ -144,18 +157,18 @@ typedef struct hyb_scope hyb_scope;
  * name used for `~/` (`/home/<program>/`).
  */
 HYB_EXPORT int hyb_scope_new(hyb_store *host, const char *program, hyb_scope **ret);
-HYB_EXPORT hyb_scope *hyb_scope_ref(hyb_scope *sc);
+HYB_EXPORT hyb_scope *hyb_scope_ref(const hyb_scope *sc);
 HYB_EXPORT hyb_scope *hyb_scope_unref(hyb_scope *sc);
 /* The store a fURI's scope routes to (borrowed), or HYB_E_SCOPE with a message naming the scope;
  * *ret_target gets the fURI to use in that store (e.g. `~/a` -> `/home/p/a`). */
 HYB_EXPORT int hyb_scope_route(hyb_scope *sc, const hyb_furi *furi, hyb_store **ret_store,
                                hyb_furi **ret_target, hyb_error *reterr);
-HYB_EXPORT int hyb_scope_write(hyb_scope *sc, const hyb_furi *target, hyb_obj *value,
+HYB_EXPORT int hyb_scope_write(hyb_scope *sc, const hyb_furi *target, const hyb_obj *value,
                                unsigned flags, hyb_error *reterr);
 HYB_EXPORT int hyb_scope_read(hyb_scope *sc, const hyb_furi *target, hyb_obj **ret,
                               hyb_error *reterr);
 HYB_EXPORT int hyb_scope_subscribe(hyb_scope *sc, const hyb_furi *pattern, unsigned flags,
-                                   hyb_store_msg_fn fn, void *userdata, hyb_slot **ret,
+                                   hyb_store_msg_fn fn, void *userdata, hyb_slot **ret_slot,
                                    hyb_error *reterr);
 /* Delivers queued messages of every store the router uses; > 0 if it did something. */
 HYB_EXPORT int hyb_scope_process(hyb_scope *sc);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Broker internals shared by broker.c, conn.c, auth.c, route.c, events.c,
+ * Broker internals shared by broker.c, broker-conn.c, auth.c, route.c, events.c,
  * builtin.c and monitor.c.
  *
  *   hyb_broker
@@ -18,6 +18,7 @@
 #ifndef HYB_BROKER_INTERNAL_H
 #define HYB_BROKER_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -111,7 +112,7 @@ struct bconn {
 };
 
 struct hyb_broker_config {
-        unsigned n_ref;
+        atomic_uint n_ref;
         broker_config c;
 };
 
@@ -142,9 +143,8 @@ struct hyb_broker {
 
 /* broker.c */
 void broker_log(hyb_broker *b, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-uint64_t broker_now_us(void);
 
-/* conn.c */
+/* broker-conn.c */
 void bconn_accept(hyb_broker *b, int fd);
 /* Queues a frame; on a full send queue the peer is closed (507) and -ENOBUFS returned. */
 int bconn_send(bconn *c, wire_hdr *h, const char *from, size_t from_len, const char *to,

@@ -17,13 +17,7 @@
 #include "hybrid/bus.h"
 #include "broker/config-internal.h"
 #include "common/util.h"
-
-uint64_t broker_now_us(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
+#include "common/ref.h"
 
 void broker_log(hyb_broker *b, int level, const char *fmt, ...)
 {
@@ -57,21 +51,13 @@ HYB_EXPORT int hyb_broker_config_new(hyb_broker_config **ret)
         return 0;
 }
 
-HYB_EXPORT hyb_broker_config *hyb_broker_config_ref(hyb_broker_config *cfg)
+static void broker_config_free(hyb_broker_config *cfg)
 {
-        if (cfg)
-                cfg->n_ref++;
-        return cfg;
+        broker_config_clear(&cfg->c);
+        free(cfg);
 }
 
-HYB_EXPORT hyb_broker_config *hyb_broker_config_unref(hyb_broker_config *cfg)
-{
-        if (cfg && --cfg->n_ref == 0) {
-                broker_config_clear(&cfg->c);
-                free(cfg);
-        }
-        return NULL;
-}
+HYB_DEFINE_REF_UNREF(hyb_broker_config, hyb_broker_config, broker_config_free)
 
 HYB_EXPORT int hyb_broker_config_load_file(hyb_broker_config *cfg, const char *path,
                                            hyb_error *reterr)
@@ -105,7 +91,7 @@ HYB_EXPORT int hyb_broker_config_get_socket(const hyb_broker_config *cfg, char *
 {
         hyb_assert_return(cfg && ret_path, -EINVAL);
         if (!cfg->c.listen_unix)
-                return hyb_bus_default_socket(ret_path);
+                return hyb_bus_get_default_socket(ret_path);
         *ret_path = strdup(cfg->c.listen_unix);
         return *ret_path ? 0 : -ENOMEM;
 }

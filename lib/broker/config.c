@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The broker's configuration (spec/bus.md "The daemon's config"): defaults,
+ * The broker's configuration (doc/config.md): defaults,
  * copies, the file/string entry points and the policy queries the broker asks
  * on every connect.  The YAML walker itself is config-load.c; doc/config.md is
  * the user-facing reference.

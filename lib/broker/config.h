@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The broker's configuration (spec/bus.md "The daemon's config"): defaults and
+ * The broker's configuration (doc/config.md): defaults and
  * the YAML loader (libyaml).  Unknown keys and bad values are errors with the
  * line and column in *reterr (HYB_E_CONFIG).
  *

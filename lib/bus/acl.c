@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Globs and access lists (spec/bus.md "Access patterns").
+ * Globs and access lists (doc/bus.md, doc/config.md "policy").
  *
  * A compiled list keeps its items in order, each pointing into one
  * normalised copy of the text (items joined by ", "):

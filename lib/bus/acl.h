@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Globs and access lists (spec/bus.md "Events" patterns and "Access patterns").
+ * Globs and access lists (doc/bus.md: event patterns and access lists).
  *
  * Glob: `*` any run, `?` one byte, ASCII case-insensitive, everything else literal.
  * Access list (forHost / forApp): items separated by runs of `,` `;` and spaces

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Client connection internals shared by conn.c, call.c, event.c and endpoint.c.
+ * Client connection internals shared by bus-conn.c, call.c, event.c and endpoint.c.
  *
  *   hyb_bus
  *    |- fd, rbuf [consumed | unparsed bytes | free], wbuf (output not yet written)
@@ -16,6 +16,7 @@
 #ifndef HYB_BUS_INTERNAL_H
 #define HYB_BUS_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -35,7 +36,6 @@ typedef struct bus_call {
         hyb_bus_reply_fn cb;  /* NULL for a sync call */
         hyb_bus_reply *reply; /* sync: set when done */
         bool done;
-        bool floating;
         bool linked;
 } bus_call;
 
@@ -50,7 +50,6 @@ typedef struct bus_method {
         unsigned flags;
         struct bus_method *group_next; /* table registrations: the other methods of the slot */
         bool registered;
-        bool floating; /* no slot handed out: freed with the bus */
 } bus_method;
 
 typedef struct bus_sub {
@@ -61,7 +60,6 @@ typedef struct bus_sub {
         char *bubble;
         hyb_bus_event_fn cb;
         bool registered;
-        bool floating;
 } bus_sub;
 
 typedef struct bus_bubble {
@@ -75,11 +73,10 @@ typedef struct bus_monitor {
         hyb_bus *bus;
         struct bus_monitor *next;
         hyb_bus_monitor_fn cb;
-        bool floating;
 } bus_monitor;
 
 struct hyb_bus_reply {
-        unsigned n_ref;
+        atomic_uint n_ref;
         int status;
         unsigned flags;
         const char *sender;
@@ -90,7 +87,7 @@ struct hyb_bus_reply {
 };
 
 struct hyb_bus_request {
-        unsigned n_ref;
+        atomic_uint n_ref;
         hyb_bus *bus; /* referenced while the request lives */
         struct hyb_bus_request *prev, *next;
         uint64_t id;
@@ -116,7 +113,7 @@ struct hyb_bus_event {
 };
 
 struct hyb_bus {
-        unsigned n_ref;
+        atomic_uint n_ref;
         int fd;
         bool closed;
         char *name;
@@ -143,9 +140,8 @@ struct hyb_bus {
         bool drained;   /* the last read came back short: skip one read before polling */
 };
 
-uint64_t bus_now_us(void);
 
-/* conn.c */
+/* bus-conn.c */
 int bus_send(hyb_bus *bus, wire_hdr *h, const char *to, size_t to_len, const char *member,
              size_t member_len, const void *body, size_t body_len);
 /* Reads what is available (non-blocking) and dispatches at most one packet. >0 did work. */

@@ -8,6 +8,7 @@
 
 #include "bus-internal.h"
 #include "common/util.h"
+#include "common/ref.h"
 
 #define LOCAL_GRACE_US (2u * 1000000u) /* the broker answers 504 first; this guards a dead broker */
 
@@ -41,19 +42,12 @@ hyb_bus_reply *bus_reply_new(int status, unsigned flags, const char *sender, siz
         return r;
 }
 
-HYB_EXPORT hyb_bus_reply *hyb_bus_reply_ref(hyb_bus_reply *reply)
+static void bus_reply_free(hyb_bus_reply *reply)
 {
-        if (reply)
-                reply->n_ref++;
-        return reply;
+        free(reply);
 }
 
-HYB_EXPORT hyb_bus_reply *hyb_bus_reply_unref(hyb_bus_reply *reply)
-{
-        if (reply && --reply->n_ref == 0)
-                free(reply);
-        return NULL;
-}
+HYB_DEFINE_REF_UNREF(hyb_bus_reply, hyb_bus_reply, bus_reply_free)
 
 HYB_EXPORT int hyb_bus_reply_get_status(const hyb_bus_reply *reply)
 {
@@ -143,8 +137,7 @@ static void call_complete(bus_call *c, hyb_bus_reply *rep)
         if (rep)
                 c->cb(bus, rep, c->slot.userdata);
         hyb_bus_reply_unref(rep);
-        if (c->floating)
-                hyb_slot_unref(&c->slot);
+        slot_drop_floating(&c->slot);
 }
 
 void bus_dispatch_result(hyb_bus *bus, const wire_packet *p)
@@ -170,7 +163,7 @@ int bus_expire_calls(hyb_bus *bus)
 
         if (!bus->calls_head)
                 return 0;
-        now = bus_now_us();
+        now = hyb_now_usec();
         for (c = bus->calls_head; c; c = next) {
                 next = c->next;
                 if (c->deadline_us > now)
@@ -213,7 +206,7 @@ static int call_send(hyb_bus *bus, bus_call *c, const char *endpoint, const char
 {
         wire_hdr h = { .type = WIRE_CALL, .flags = (uint8_t)(flags & WIRE_F_BINARY), .call_id = c->id,
                        .timeout_ms = timeout_ms };
-        c->deadline_us = bus_now_us() + (uint64_t)timeout_ms * 1000u + LOCAL_GRACE_US;
+        c->deadline_us = hyb_now_usec() + (uint64_t)timeout_ms * 1000u + LOCAL_GRACE_US;
         return bus_send(bus, &h, endpoint, strlen(endpoint), method, strlen(method), body, len);
 }
 
@@ -264,7 +257,7 @@ static void call_slot_disconnect(hyb_slot *slot)
         free(c);
 }
 
-static const slot_ops call_slot_ops = { .disconnect = call_slot_disconnect };
+static const slot_ops call_slot_ops = { .disconnect = call_slot_disconnect, .can_float = true };
 
 HYB_EXPORT int hyb_bus_call_async(hyb_bus *bus, const char *endpoint, const char *method,
                                   const void *body, size_t len, unsigned flags, uint32_t timeout_ms,
@@ -280,10 +273,12 @@ HYB_EXPORT int hyb_bus_call_async(hyb_bus *bus, const char *endpoint, const char
         c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
-        slot_init(&c->slot, &call_slot_ops, userdata);
+        if (ret_slot)
+                slot_init(&c->slot, &call_slot_ops, userdata);
+        else
+                slot_init_floating(&c->slot, &call_slot_ops, userdata);
         c->bus = bus;
         c->cb = cb;
-        c->floating = !ret_slot;
         c->id = bus->next_id++;
         call_link(bus, c);
         r = call_send(bus, c, endpoint, method, body, len, flags, timeout_ms);
@@ -370,24 +365,16 @@ HYB_EXPORT int hyb_bus_request_reply_error(hyb_bus_request *req, int status, con
         return req_send(req, status, message, NULL, 0, 0);
 }
 
-HYB_EXPORT hyb_bus_request *hyb_bus_request_ref(hyb_bus_request *req)
+static void bus_request_free(hyb_bus_request *req)
 {
-        if (req)
-                req->n_ref++;
-        return req;
-}
-
-HYB_EXPORT hyb_bus_request *hyb_bus_request_unref(hyb_bus_request *req)
-{
-        if (!req || --req->n_ref > 0)
-                return NULL;
         if (!req->answered && !req->cancelled && !req->bus->closed)
                 req_send(req, 500, "request dropped without a reply", NULL, 0, 0);
         req_unlink(req);
         hyb_bus_unref(req->bus);
         free(req);
-        return NULL;
 }
+
+HYB_DEFINE_REF_UNREF(hyb_bus_request, hyb_bus_request, bus_request_free)
 
 HYB_EXPORT hyb_bus *hyb_bus_request_get_bus(const hyb_bus_request *req)
 {
@@ -420,7 +407,7 @@ HYB_EXPORT bool hyb_bus_request_is_binary(const hyb_bus_request *req)
 
 HYB_EXPORT uint32_t hyb_bus_request_get_time_left_ms(const hyb_bus_request *req)
 {
-        uint64_t now = bus_now_us();
+        uint64_t now = hyb_now_usec();
         if (!req || req->deadline_us <= now)
                 return 0;
         return (uint32_t)((req->deadline_us - now) / 1000u);
@@ -453,7 +440,7 @@ static hyb_bus_request *req_new(hyb_bus *bus, const wire_packet *p)
         req->bus = hyb_bus_ref(bus);
         req->id = p->h.call_id;
         req->flags = p->h.flags & WIRE_F_BINARY;
-        req->deadline_us = bus_now_us() + (uint64_t)p->h.timeout_ms * 1000u;
+        req->deadline_us = hyb_now_usec() + (uint64_t)p->h.timeout_ms * 1000u;
         s = (char *)(req + 1);
         memcpy(s, p->from, fl);
         s[fl] = 0;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Declarative endpoints: method tables stamped with their element size, the
- * dynamic add-one-method twin, and argument policies checked with jansson
- * before a handler runs.
+ * dynamic add-one-method twin, the lookup of the method an incoming call
+ * names, and argument policies checked with jansson before a handler runs.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -96,6 +96,15 @@ json_t *bus_policy_json(const hyb_arg_policy *args, size_t n)
 }
 
 /* Validates and copies one method definition into a fresh bus_method. */
+/* The method an incoming call names (bus names compare case-insensitively), or NULL. */
+bus_method *bus_find_method(hyb_bus *bus, const char *name, size_t len)
+{
+        for (bus_method *m = bus->methods; m; m = m->next)
+                if (bus_name_equal(m->name, strlen(m->name), name, len))
+                        return m;
+        return NULL;
+}
+
 static int method_new(hyb_bus *bus, const char *name, const hyb_arg_policy *args, size_t n_args,
                       unsigned flags, hyb_bus_method_fn handler, bus_method **ret, hyb_error *reterr)
 {
@@ -142,7 +151,7 @@ static int method_new(hyb_bus *bus, const char *name, const hyb_arg_policy *args
         return 0;
 }
 
-HYB_EXPORT int hyb_endpoint_add_method(hyb_bus *bus, const char *name, const hyb_arg_policy *args,
+HYB_EXPORT int hyb_endpoint_register_method(hyb_bus *bus, const char *name, const hyb_arg_policy *args,
                                        size_t n_args, const char *for_host, const char *for_app,
                                        unsigned flags, hyb_bus_method_fn handler, void *userdata,
                                        hyb_slot **ret_slot, hyb_error *reterr)
@@ -154,14 +163,16 @@ HYB_EXPORT int hyb_endpoint_add_method(hyb_bus *bus, const char *name, const hyb
         r = method_new(bus, name, args, n_args, flags, handler, &m, reterr);
         if (r < 0)
                 return r;
-        slot_init(&m->slot, &bus_method_slot_ops, userdata);
+        if (ret_slot)
+                slot_init(&m->slot, &bus_method_slot_ops, userdata);
+        else
+                slot_init_floating(&m->slot, &bus_method_slot_ops, userdata);
         r = bus_method_register(bus, m, for_host, for_app, reterr);
         if (r < 0) {
                 m->bus = NULL;
                 bus_method_revoke(m);
                 return r;
         }
-        m->floating = !ret_slot;
         if (ret_slot)
                 *ret_slot = &m->slot;
         return 0;
@@ -185,9 +196,19 @@ static void table_slot_disconnect(hyb_slot *slot)
         free(t);
 }
 
-static const slot_ops table_slot_ops = { .disconnect = table_slot_disconnect };
+/* Handlers of a table get the table's userdata: pass a new one on. */
+static void table_userdata_changed(hyb_slot *slot)
+{
+        bus_table *t = (bus_table *)slot;
 
-HYB_EXPORT int hyb_endpoint_add_table(hyb_bus *bus, const hyb_method_def *table, size_t elem_size,
+        for (bus_method *m = t->methods; m; m = m->group_next)
+                m->slot.userdata = slot->userdata;
+}
+
+static const slot_ops table_slot_ops = { .disconnect = table_slot_disconnect,
+                                         .userdata_changed = table_userdata_changed };
+
+HYB_EXPORT int hyb_endpoint_register_table(hyb_bus *bus, const hyb_method_def *table, size_t elem_size,
                                       size_t n, void *userdata, hyb_slot **ret_slot,
                                       hyb_error *reterr)
 {
@@ -227,9 +248,9 @@ HYB_EXPORT int hyb_endpoint_add_table(hyb_bus *bus, const hyb_method_def *table,
                 *ret_slot = &t->slot;
                 return 0;
         }
-        /* No slot: the methods live as long as the bus, which frees them. */
+        /* No slot: the methods live as long as the bus, which holds the table's references. */
         for (bus_method *m = t->methods; m; m = m->group_next)
-                m->floating = true;
+                m->slot.floating = true;
         free(t);
         return 0;
 }

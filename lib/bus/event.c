@@ -43,14 +43,6 @@ static int builtin_json(hyb_bus *bus, const char *method, json_t *params, hyb_bu
 
 /* ---------------------------------------------------------------- procedures */
 
-bus_method *bus_find_method(hyb_bus *bus, const char *name, size_t len)
-{
-        for (bus_method *m = bus->methods; m; m = m->next)
-                if (bus_name_equal(m->name, strlen(m->name), name, len))
-                        return m;
-        return NULL;
-}
-
 int bus_method_register(hyb_bus *bus, bus_method *m, const char *for_host, const char *for_app,
                         hyb_error *reterr)
 {
@@ -94,13 +86,13 @@ static void method_slot_disconnect(hyb_slot *slot)
         bus_method_revoke((bus_method *)slot);
 }
 
-const slot_ops bus_method_slot_ops = { .disconnect = method_slot_disconnect };
+const slot_ops bus_method_slot_ops = { .disconnect = method_slot_disconnect, .can_float = true };
 
 HYB_EXPORT int hyb_bus_register_procedure(hyb_bus *bus, const char *method, const char *for_host,
                                           const char *for_app, hyb_bus_method_fn handler,
                                           void *userdata, hyb_slot **ret_slot, hyb_error *reterr)
 {
-        return hyb_endpoint_add_method(bus, method, NULL, 0, for_host, for_app, 0, handler, userdata,
+        return hyb_endpoint_register_method(bus, method, NULL, 0, for_host, for_app, 0, handler, userdata,
                                        ret_slot, reterr);
 }
 
@@ -164,7 +156,7 @@ HYB_EXPORT int hyb_bus_fire(hyb_bus *bus, const char *bubble, const void *body, 
         /* With counts: a round trip like a call, answered by the broker. */
         h.flags |= WIRE_F_COUNTS;
         h.call_id = c.id = bus->next_id++;
-        c.deadline_us = bus_now_us() + (uint64_t)HYB_BUS_DEFAULT_TIMEOUT_MS * 1000u;
+        c.deadline_us = hyb_now_usec() + (uint64_t)HYB_BUS_DEFAULT_TIMEOUT_MS * 1000u;
         c.prev = bus->calls_tail;
         if (bus->calls_tail)
                 bus->calls_tail->next = &c;
@@ -242,7 +234,7 @@ static void sub_slot_disconnect(hyb_slot *slot)
         free(s);
 }
 
-static const slot_ops sub_slot_ops = { .disconnect = sub_slot_disconnect };
+static const slot_ops sub_slot_ops = { .disconnect = sub_slot_disconnect, .can_float = true };
 
 HYB_EXPORT int hyb_bus_subscribe(hyb_bus *bus, const char *endpoint_glob, const char *bubble_glob,
                                  hyb_bus_event_fn cb, void *userdata, hyb_slot **ret_slot,
@@ -270,13 +262,15 @@ HYB_EXPORT int hyb_bus_subscribe(hyb_bus *bus, const char *endpoint_glob, const 
                 free(s);
                 return r;
         }
-        slot_init(&s->slot, &sub_slot_ops, userdata);
+        if (ret_slot)
+                slot_init(&s->slot, &sub_slot_ops, userdata);
+        else
+                slot_init_floating(&s->slot, &sub_slot_ops, userdata);
         s->bus = bus;
         s->cb = cb;
         s->registered = true;
         s->next = bus->subs;
         bus->subs = s;
-        s->floating = !ret_slot;
         if (ret_slot)
                 *ret_slot = &s->slot;
         return 0;
@@ -338,7 +332,7 @@ static void monitor_slot_disconnect(hyb_slot *slot)
         free(m);
 }
 
-static const slot_ops monitor_slot_ops = { .disconnect = monitor_slot_disconnect };
+static const slot_ops monitor_slot_ops = { .disconnect = monitor_slot_disconnect, .can_float = true };
 
 HYB_EXPORT int hyb_bus_monitor(hyb_bus *bus, hyb_bus_monitor_fn cb, void *userdata,
                                hyb_slot **ret_slot, hyb_error *reterr)
@@ -353,12 +347,14 @@ HYB_EXPORT int hyb_bus_monitor(hyb_bus *bus, hyb_bus_monitor_fn cb, void *userda
         m = calloc(1, sizeof *m);
         if (!m)
                 return -ENOMEM;
-        slot_init(&m->slot, &monitor_slot_ops, userdata);
+        if (ret_slot)
+                slot_init(&m->slot, &monitor_slot_ops, userdata);
+        else
+                slot_init_floating(&m->slot, &monitor_slot_ops, userdata);
         m->bus = bus;
         m->cb = cb;
         m->next = bus->monitors;
         bus->monitors = m;
-        m->floating = !ret_slot;
         if (ret_slot)
                 *ret_slot = &m->slot;
         return 0;
@@ -385,7 +381,7 @@ void bus_dispatch_monitor(hyb_bus *bus, const wire_packet *p)
         names[fl + 1 + tl] = 0;
         names[fl] = 0;
         hyb_bus_monitor_record rec = {
-                .kind = kinds[p->h.aux], .from = names, .to = names + fl + 1,
+                .size = sizeof(hyb_bus_monitor_record), .kind = kinds[p->h.aux], .from = names, .to = names + fl + 1,
                 .member = names + fl + tl + 2, .call_id = p->h.call_id, .status = p->h.status,
                 .flags = p->h.flags & WIRE_F_BINARY, .body = names + fl + tl + ml + 3,
                 .body_len = p->h.body_len,

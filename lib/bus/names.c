@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Bus names (spec/bus.md "Names").
+ * Bus names (doc/bus.md).
  *
  *   @ host / app / runner [ / name ]
  *   |  |      |     |          `- method or bubble: [A-Za-z_][A-Za-z0-9_]*, <= 63

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Bus names (spec/bus.md "Names"): validation, parsing, case-insensitive
+ * Bus names (doc/bus.md): validation, parsing, case-insensitive
  * comparison and hashing.  Names compare case-insensitively; the registrant's
  * case is kept for display.
  *

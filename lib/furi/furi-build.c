@@ -146,7 +146,7 @@ static bool seg_is_dotdot(const hyb_furi *f, size_t i)
 /*
  * RFC 3986 section 5.2.2 over decoded segments.  The merge drops the base's
  * last segment unless the base is a branch; a `..` that climbs above the
- * start leaves an absolute path (spec/mmadt.md: `<a>.mult(<../b>)` is `/b`),
+ * start leaves an absolute path (doc/mmadt.md: `<a>.mult(<../b>)` is `/b`),
  * except above a base that itself starts with `..`, which stays relative.
  */
 HYB_EXPORT int hyb_furi_resolve(const hyb_furi *base, const hyb_furi *ref, hyb_furi **ret,
@@ -165,7 +165,7 @@ HYB_EXPORT int hyb_furi_resolve(const hyb_furi *base, const hyb_furi *ref, hyb_f
                 /* An authority or an absolute path: ref wins, only the scheme/authority
                  * of the base are inherited by an absolute path. */
                 if (ref->host && (ref->scheme || !base->scheme)) {
-                        *ret = hyb_furi_ref((hyb_furi *)ref);
+                        *ret = hyb_furi_ref(ref);
                         return 0;
                 }
                 if (ref->host) {
@@ -237,7 +237,7 @@ HYB_EXPORT int hyb_furi_shift(const hyb_furi *f, long n, hyb_furi **ret)
 
         hyb_assert_return(f && ret, -EINVAL);
         if (n == 0) {
-                *ret = hyb_furi_ref((hyb_furi *)f);
+                *ret = hyb_furi_ref(f);
                 return 0;
         }
         k = n > 0 ? (size_t)n : (size_t)-(n + 1) + 1;
@@ -270,7 +270,7 @@ HYB_EXPORT int hyb_furi_strip_query(const hyb_furi *f, hyb_furi **ret)
 
         hyb_assert_return(f && ret, -EINVAL);
         if (!f->query) {
-                *ret = hyb_furi_ref((hyb_furi *)f);
+                *ret = hyb_furi_ref(f);
                 return 0;
         }
         furi_text_put(&t, f->path, f->path_len);
@@ -346,7 +346,7 @@ HYB_EXPORT bool hyb_furi_query_has(const hyb_furi *f, const char *name)
         return query_find(f, name, &end) != NULL;
 }
 
-HYB_EXPORT int hyb_furi_query_value(const hyb_furi *f, const char *name, const char **ret,
+HYB_EXPORT int hyb_furi_get_query_value(const hyb_furi *f, const char *name, const char **ret,
                                     size_t *len)
 {
         const char *end, *q = query_find(f, name, &end);

@@ -2,52 +2,46 @@
 /* References and the read-only accessors of a parsed fURI (all precomputed by the parser). */
 #include "common/util.h"
 #include "furi-internal.h"
+#include "common/ref.h"
 
-HYB_EXPORT hyb_furi *hyb_furi_ref(hyb_furi *f)
+static void furi_free(hyb_furi *f)
 {
-        if (f)
-                atomic_fetch_add_explicit(&f->n_ref, 1, memory_order_relaxed);
-        return f;
+        free(f);
 }
 
-HYB_EXPORT hyb_furi *hyb_furi_unref(hyb_furi *f)
-{
-        if (f && atomic_fetch_sub_explicit(&f->n_ref, 1, memory_order_acq_rel) == 1)
-                free(f);
-        return NULL;
-}
+HYB_DEFINE_REF_UNREF(hyb_furi, hyb_furi, furi_free)
 
-HYB_EXPORT const char *hyb_furi_str(const hyb_furi *f)
+HYB_EXPORT const char *hyb_furi_get_str(const hyb_furi *f)
 {
         return f ? f->str : "";
 }
 
-HYB_EXPORT const char *hyb_furi_path_str(const hyb_furi *f)
+HYB_EXPORT const char *hyb_furi_get_path_str(const hyb_furi *f)
 {
         return f ? f->path : "";
 }
 
-HYB_EXPORT const char *hyb_furi_scheme(const hyb_furi *f)
+HYB_EXPORT const char *hyb_furi_get_scheme(const hyb_furi *f)
 {
         return f ? f->scheme : NULL;
 }
 
-HYB_EXPORT const char *hyb_furi_user(const hyb_furi *f)
+HYB_EXPORT const char *hyb_furi_get_user(const hyb_furi *f)
 {
         return f ? f->user : NULL;
 }
 
-HYB_EXPORT const char *hyb_furi_host(const hyb_furi *f)
+HYB_EXPORT const char *hyb_furi_get_host(const hyb_furi *f)
 {
         return f ? f->host : NULL;
 }
 
-HYB_EXPORT int hyb_furi_port(const hyb_furi *f)
+HYB_EXPORT int hyb_furi_get_port(const hyb_furi *f)
 {
         return f ? f->port : -1;
 }
 
-HYB_EXPORT const char *hyb_furi_query(const hyb_furi *f)
+HYB_EXPORT const char *hyb_furi_get_query(const hyb_furi *f)
 {
         return f ? f->query : NULL;
 }
@@ -72,12 +66,12 @@ HYB_EXPORT hyb_furi_scope hyb_furi_get_scope(const hyb_furi *f)
         return f ? (hyb_furi_scope)f->scope : HYB_SCOPE_PROGRAM;
 }
 
-HYB_EXPORT size_t hyb_furi_n_segments(const hyb_furi *f)
+HYB_EXPORT size_t hyb_furi_get_n_segments(const hyb_furi *f)
 {
         return f ? f->n_segs : 0;
 }
 
-HYB_EXPORT const char *hyb_furi_segment(const hyb_furi *f, size_t i, size_t *len)
+HYB_EXPORT const char *hyb_furi_get_segment(const hyb_furi *f, size_t i, size_t *len)
 {
         if (!f || i >= f->n_segs) {
                 if (len)
@@ -89,7 +83,7 @@ HYB_EXPORT const char *hyb_furi_segment(const hyb_furi *f, size_t i, size_t *len
         return furi_seg_data(f, i);
 }
 
-HYB_EXPORT hyb_furi_seg_kind hyb_furi_segment_kind(const hyb_furi *f, size_t i)
+HYB_EXPORT hyb_furi_seg_kind hyb_furi_get_segment_kind(const hyb_furi *f, size_t i)
 {
         if (!f || i >= f->n_segs)
                 return HYB_SEG_LITERAL;

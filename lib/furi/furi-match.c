@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Pattern matching (spec/furi-store.md "Patterns"), in the spirit of
+ * Pattern matching (doc/furi.md "Patterns"), in the spirit of
  * mosquitto's util_topic.c: one pass over the segments, no allocation.
  *
  *   f            pattern     match   why

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Equality, hashing and the key order of fURIs (spec/furi-store.md "key order").
+ * Equality, hashing and the key order of fURIs (doc/furi.md "Key order").
  *
  * Equality is equality of the canonical path text: formatting is canonical
  * and injective, so two addresses are equal exactly when their texts are.

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fURI parsing and canonical formatting (spec/furi-store.md "fURI syntax").
+ * fURI parsing and canonical formatting (doc/furi.md "Syntax").
  *
  * One pass over the text validates it and decodes every segment into a work
  * buffer (on the stack for ordinary sizes); a second, cheap pass sizes and
  * fills the one allocation that becomes the immutable hyb_furi, canonical
- * text included, so hyb_furi_str() never formats anything.
+ * text included, so hyb_furi_get_str() never formats anything.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -551,6 +551,16 @@ static size_t scheme_end(const char *t, size_t end)
         return 0;
 }
 
+HYB_EXPORT void hyb_furi_limits_init(hyb_furi_limits *limits)
+{
+        if (!limits)
+                return;
+        *limits = (hyb_furi_limits){ .size = sizeof(*limits),
+                                     .max_length = HYB_FURI_MAX_LENGTH,
+                                     .max_segments = HYB_FURI_MAX_SEGMENTS,
+                                     .max_segment = HYB_FURI_MAX_SEGMENT };
+}
+
 HYB_EXPORT int hyb_furi_parse(const char *text, size_t len, const hyb_furi_limits *limits,
                               hyb_furi **ret, hyb_error *reterr)
 {
@@ -558,7 +568,7 @@ HYB_EXPORT int hyb_furi_parse(const char *text, size_t len, const hyb_furi_limit
         pseg segs_stack[STACK_SEGS];
         _cleanup_free_ char *work_heap = NULL;
         _cleanup_free_ pseg *segs_heap = NULL;
-        hyb_furi_limits lim = { HYB_FURI_MAX_LENGTH, HYB_FURI_MAX_SEGMENTS, HYB_FURI_MAX_SEGMENT };
+        hyb_furi_limits lim;
         pstate ps = { .text = text, .reterr = reterr, .port = -1 };
         size_t qpos, pos = 0, k;
         int r;
@@ -569,13 +579,18 @@ HYB_EXPORT int hyb_furi_parse(const char *text, size_t len, const hyb_furi_limit
                 text = ps.text = "";
         if (len == (size_t)-1)
                 len = strlen(text);
+        hyb_furi_limits_init(&lim);
         if (limits) {
-                if (limits->max_length)
-                        lim.max_length = limits->max_length;
-                if (limits->max_segments)
-                        lim.max_segments = limits->max_segments;
-                if (limits->max_segment)
-                        lim.max_segment = limits->max_segment;
+                hyb_furi_limits given = { 0 };
+                size_t sz = limits->size && limits->size < sizeof(given) ? limits->size : sizeof(given);
+
+                memcpy(&given, limits, sz); /* members beyond an older caller's size stay 0 */
+                if (given.max_length)
+                        lim.max_length = given.max_length;
+                if (given.max_segments)
+                        lim.max_segments = given.max_segments;
+                if (given.max_segment)
+                        lim.max_segment = given.max_segment;
         }
         if (len > lim.max_length)
                 return perr(&ps, HYB_E_LIMIT, lim.max_length,

@@ -5,6 +5,7 @@
  */
 #include "family.h"
 #include "lexer.h"
+#include "common/ref.h"
 
 #define DEFAULT_BUDGET 10000000ull
 #define DEFAULT_DEPTH 400u
@@ -40,12 +41,17 @@ HYB_EXPORT int hyb_mmadt_new(hyb_scope *scope, const char *program, const hyb_mm
         atomic_init(&vm->n_ref, 1);
         hyb_mmadt_options_init(&vm->opts);
         if (opts) {
-                if (opts->budget)
-                        vm->opts.budget = opts->budget;
-                if (opts->max_depth)
-                        vm->opts.max_depth = opts->max_depth;
-                if (opts->max_memory)
-                        vm->opts.max_memory = opts->max_memory;
+                /* The size stamp: members beyond an older caller's size are not read. */
+                hyb_mmadt_options given = { 0 };
+                size_t sz = opts->size && opts->size < sizeof(given) ? opts->size : sizeof(given);
+
+                memcpy(&given, opts, sz);
+                if (given.budget)
+                        vm->opts.budget = given.budget;
+                if (given.max_depth)
+                        vm->opts.max_depth = given.max_depth;
+                if (given.max_memory)
+                        vm->opts.max_memory = given.max_memory;
         }
         vm->program = strdup(program ? program : "mmadt");
         vm->msgs_tail = &vm->msgs;
@@ -68,17 +74,8 @@ HYB_EXPORT int hyb_mmadt_new(hyb_scope *scope, const char *program, const hyb_mm
         return 0;
 }
 
-HYB_EXPORT hyb_mmadt *hyb_mmadt_ref(hyb_mmadt *vm)
+static void mmadt_free(hyb_mmadt *vm)
 {
-        if (vm)
-                atomic_fetch_add(&vm->n_ref, 1);
-        return vm;
-}
-
-HYB_EXPORT hyb_mmadt *hyb_mmadt_unref(hyb_mmadt *vm)
-{
-        if (!vm || atomic_fetch_sub(&vm->n_ref, 1) != 1)
-                return NULL;
         proc_halt_all(vm);
         st_unsubscribe_all(vm);
         inst_detach_natives(vm);
@@ -89,8 +86,9 @@ HYB_EXPORT hyb_mmadt *hyb_mmadt_unref(hyb_mmadt *vm)
         hyb_scope_unref(vm->scope);
         free(vm->program);
         free(vm);
-        return NULL;
 }
+
+HYB_DEFINE_REF_UNREF(hyb_mmadt, hyb_mmadt, mmadt_free)
 
 HYB_EXPORT hyb_scope *hyb_mmadt_get_scope(hyb_mmadt *vm)
 {
@@ -160,7 +158,7 @@ HYB_EXPORT hyb_mmadt_program *hyb_mmadt_program_unref(hyb_mmadt_program *p)
         return NULL;
 }
 
-HYB_EXPORT size_t hyb_mmadt_program_n_statements(const hyb_mmadt_program *p)
+HYB_EXPORT size_t hyb_mmadt_program_get_n_statements(const hyb_mmadt_program *p)
 {
         return p ? p->n : 0;
 }
@@ -274,7 +272,7 @@ static int finish(hyb_mmadt *vm, int r)
 }
 
 HYB_EXPORT int hyb_mmadt_run_statement(hyb_mmadt *vm, hyb_mmadt_program *p, size_t i,
-                                       hyb_obj *input, hyb_mmadt_result_fn fn, void *userdata,
+                                       const hyb_obj *input, hyb_mmadt_result_fn fn, void *userdata,
                                        hyb_error *reterr)
 {
         result_sink rs = {{result_fn, NULL}, fn, userdata, false};
@@ -292,7 +290,7 @@ HYB_EXPORT int hyb_mmadt_run_statement(hyb_mmadt *vm, hyb_mmadt_program *p, size
         return finish(vm, r < 0 ? r : 0);
 }
 
-HYB_EXPORT int hyb_mmadt_run(hyb_mmadt *vm, hyb_mmadt_program *p, hyb_obj *input,
+HYB_EXPORT int hyb_mmadt_run(hyb_mmadt *vm, hyb_mmadt_program *p, const hyb_obj *input,
                              hyb_mmadt_result_fn fn, void *userdata, hyb_error *reterr)
 {
         hyb_assert_return(vm && p, -EINVAL);
@@ -306,10 +304,10 @@ HYB_EXPORT int hyb_mmadt_run(hyb_mmadt *vm, hyb_mmadt_program *p, hyb_obj *input
 
 static int append_fn(const hyb_obj *o, void *userdata)
 {
-        return obj_lst_append(userdata, hyb_obj_ref((hyb_obj *)o));
+        return obj_lst_append(userdata, hyb_obj_ref(o));
 }
 
-HYB_EXPORT int hyb_mmadt_eval(hyb_mmadt *vm, const char *text, size_t len, hyb_obj *input,
+HYB_EXPORT int hyb_mmadt_eval(hyb_mmadt *vm, const char *text, size_t len, const hyb_obj *input,
                               hyb_obj **ret, hyb_error *reterr)
 {
         hyb_mmadt_program *p = NULL;

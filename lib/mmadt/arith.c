@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Arithmetic: plus minus mult div mod neg, per base type (spec/mmadt.md).
+ * Arithmetic: plus minus mult div mod neg, per base type (doc/mmadt.md).
  * Both operands must have the same base type; the result keeps the left
  * operand's type id and value id and is re-checked against that type; an
  * obj read by reference (`@a`) writes its new value through to the store.
@@ -168,7 +168,7 @@ static int arith_uri(hyb_mmadt *vm, int op, const hyb_furi *a, const hyb_furi *b
                 r = hyb_furi_resolve(a, b, &f, &e);
                 break;
         case MM_MINUS: {
-                const char *sa = hyb_furi_str(a), *sb = hyb_furi_str(b);
+                const char *sa = hyb_furi_get_str(a), *sb = hyb_furi_get_str(b);
                 size_t na = strlen(sa), nb = strlen(sb), n = 0;
                 char *buf = malloc(na + 1);
                 if (!buf)
@@ -199,15 +199,15 @@ static int arith_uri(hyb_mmadt *vm, int op, const hyb_furi *a, const hyb_furi *b
 
 static bool lst_has(const hyb_obj *l, const hyb_obj *x)
 {
-        for (size_t i = 0; i < hyb_obj_len(l); i++)
-                if (hyb_obj_equal(hyb_obj_at(l, i), x))
+        for (size_t i = 0; i < hyb_obj_get_len(l); i++)
+                if (hyb_obj_equal(hyb_obj_get_at(l, i), x))
                         return true;
         return false;
 }
 
 static int arith_lst(hyb_mmadt *vm, int op, const hyb_obj *a, const hyb_obj *b, mm_val *out)
 {
-        size_t na = hyb_obj_len(a), nb = hyb_obj_len(b);
+        size_t na = hyb_obj_get_len(a), nb = hyb_obj_get_len(b);
         hyb_obj *o = NULL;
         int r;
 
@@ -219,13 +219,13 @@ static int arith_lst(hyb_mmadt *vm, int op, const hyb_obj *a, const hyb_obj *b, 
         case MM_PLUS:
                 for (size_t i = 0; r >= 0 && i < na + nb; i++)
                         r = obj_lst_append(
-                                o, hyb_obj_ref((hyb_obj *)(i < na ? hyb_obj_at(a, i)
-                                                                  : hyb_obj_at(b, i - na))));
+                                o, hyb_obj_ref((i < na ? hyb_obj_get_at(a, i)
+                                                                  : hyb_obj_get_at(b, i - na))));
                 break;
         case MM_MINUS:
                 for (size_t i = 0; r >= 0 && i < na; i++)
-                        if (!lst_has(b, hyb_obj_at(a, i)))
-                                r = obj_lst_append(o, hyb_obj_ref((hyb_obj *)hyb_obj_at(a, i)));
+                        if (!lst_has(b, hyb_obj_get_at(a, i)))
+                                r = obj_lst_append(o, hyb_obj_ref(hyb_obj_get_at(a, i)));
                 break;
         case MM_MULT:
                 if (na != nb) {
@@ -234,7 +234,7 @@ static int arith_lst(hyb_mmadt *vm, int op, const hyb_obj *a, const hyb_obj *b, 
                                        "mult of lsts of different lengths (%zu, %zu)", na, nb);
                 }
                 for (size_t i = 0; r >= 0 && i < na; i++) {
-                        mm_val x = mv_from(hyb_obj_at(a, i)), y = mv_from(hyb_obj_at(b, i)), z;
+                        mm_val x = mv_from(hyb_obj_get_at(a, i)), y = mv_from(hyb_obj_get_at(b, i)), z;
                         hyb_obj *e = NULL;
                         r = arith_binary(vm, MM_MULT, &x, &y, &z);
                         if (r >= 0)
@@ -262,7 +262,7 @@ static int arith_lst(hyb_mmadt *vm, int op, const hyb_obj *a, const hyb_obj *b, 
 
 static int arith_rec(hyb_mmadt *vm, int op, const hyb_obj *a, const hyb_obj *b, mm_val *out)
 {
-        size_t na = hyb_obj_len(a), nb = hyb_obj_len(b);
+        size_t na = hyb_obj_get_len(a), nb = hyb_obj_get_len(b);
         hyb_obj *o = NULL;
         int r;
 
@@ -272,15 +272,15 @@ static int arith_rec(hyb_mmadt *vm, int op, const hyb_obj *a, const hyb_obj *b, 
         if (r >= 0)
                 r = obj_rec_builder(na + nb, &o);
         for (size_t i = 0; r >= 0 && i < na; i++) {
-                const hyb_obj *k = hyb_obj_rec_key(a, i);
-                if (op == MM_MINUS && hyb_obj_rec_get(b, k))
+                const hyb_obj *k = hyb_obj_get_rec_key(a, i);
+                if (op == MM_MINUS && hyb_obj_get_field(b, k))
                         continue;
-                r = obj_rec_set(o, hyb_obj_ref((hyb_obj *)k),
-                                hyb_obj_ref((hyb_obj *)hyb_obj_rec_value(a, i)));
+                r = obj_rec_set(o, hyb_obj_ref(k),
+                                hyb_obj_ref(hyb_obj_get_rec_value(a, i)));
         }
         for (size_t i = 0; op == MM_PLUS && r >= 0 && i < nb; i++)
-                r = obj_rec_set(o, hyb_obj_ref((hyb_obj *)hyb_obj_rec_key(b, i)),
-                                hyb_obj_ref((hyb_obj *)hyb_obj_rec_value(b, i)));
+                r = obj_rec_set(o, hyb_obj_ref(hyb_obj_get_rec_key(b, i)),
+                                hyb_obj_ref(hyb_obj_get_rec_value(b, i)));
         if (r < 0) {
                 hyb_obj_unref(o);
                 return r;

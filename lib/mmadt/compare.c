@@ -49,8 +49,8 @@ int cmp_op(hyb_mmadt *vm, int op, const mm_val *a, const mm_val *b, mm_val *out)
                 break;
         }
         case HYB_OBJ_URI:
-                c = strcmp(hyb_furi_str(hyb_obj_get_uri(mv_o(a))),
-                           hyb_furi_str(hyb_obj_get_uri(mv_o(b))));
+                c = strcmp(hyb_furi_get_str(hyb_obj_get_uri(mv_o(a))),
+                           hyb_furi_get_str(hyb_obj_get_uri(mv_o(b))));
                 break;
         default:
                 return vm_fail(vm, HYB_E_TYPE, "%s is not defined on %s", names[op],
@@ -161,8 +161,8 @@ static int fold_bools(hyb_mmadt *vm, const mm_val *v, bool is_and, bool *acc)
         hyb_obj_kind k = mv_kind(v);
 
         if (k == HYB_OBJ_LST || k == HYB_OBJ_OBJS) {
-                for (size_t i = 0; i < hyb_obj_len(mv_o(v)); i++) {
-                        mm_val e = mv_from(hyb_obj_at(mv_o(v), i));
+                for (size_t i = 0; i < hyb_obj_get_len(mv_o(v)); i++) {
+                        mm_val e = mv_from(hyb_obj_get_at(mv_o(v), i));
                         int r = fold_bools(vm, &e, is_and, acc);
                         mv_clear(&e);
                         if (r < 0)
@@ -238,7 +238,7 @@ bool mm_match(hyb_mmadt *vm, const mm_val *x, const hyb_obj *p, int *err)
         }
         case HYB_OBJ_URI: {
                 int r;
-                if (hyb_obj_type_id(p))
+                if (hyb_obj_get_type_id(p))
                         break;
                 if (kx == HYB_OBJ_URI && hyb_furi_match(hyb_obj_get_uri(xo), hyb_obj_get_uri(p)))
                         return true;
@@ -257,11 +257,11 @@ bool mm_match(hyb_mmadt *vm, const mm_val *x, const hyb_obj *p, int *err)
                 return r > 0;
         }
         case HYB_OBJ_LST:
-                if (kx != HYB_OBJ_LST || hyb_obj_len(xo) != hyb_obj_len(p))
+                if (kx != HYB_OBJ_LST || hyb_obj_get_len(xo) != hyb_obj_get_len(p))
                         return false;
-                for (size_t i = 0; i < hyb_obj_len(p); i++) {
-                        mm_val e = mv_from(hyb_obj_at(xo, i));
-                        bool ok = mm_match(vm, &e, hyb_obj_at(p, i), err);
+                for (size_t i = 0; i < hyb_obj_get_len(p); i++) {
+                        mm_val e = mv_from(hyb_obj_get_at(xo, i));
+                        bool ok = mm_match(vm, &e, hyb_obj_get_at(p, i), err);
                         mv_clear(&e);
                         if (!ok)
                                 return false;
@@ -270,14 +270,14 @@ bool mm_match(hyb_mmadt *vm, const mm_val *x, const hyb_obj *p, int *err)
         case HYB_OBJ_REC:
                 if (kx != HYB_OBJ_REC)
                         return false;
-                for (size_t i = 0; i < hyb_obj_len(p); i++) {
-                        const hyb_obj *pk = hyb_obj_rec_key(p, i);
+                for (size_t i = 0; i < hyb_obj_get_len(p); i++) {
+                        const hyb_obj *pk = hyb_obj_get_rec_key(p, i);
                         bool found = false;
-                        for (size_t j = 0; !found && j < hyb_obj_len(xo); j++) {
-                                mm_val k = mv_from(hyb_obj_rec_key(xo, j));
-                                mm_val v = mv_from(hyb_obj_rec_value(xo, j));
+                        for (size_t j = 0; !found && j < hyb_obj_get_len(xo); j++) {
+                                mm_val k = mv_from(hyb_obj_get_rec_key(xo, j));
+                                mm_val v = mv_from(hyb_obj_get_rec_value(xo, j));
                                 found = mm_match(vm, &k, pk, err) &&
-                                        mm_match(vm, &v, hyb_obj_rec_value(p, i), err);
+                                        mm_match(vm, &v, hyb_obj_get_rec_value(p, i), err);
                                 mv_clear(&k);
                                 mv_clear(&v);
                         }

@@ -128,8 +128,8 @@ MM_FAM(op_get)
         case HYB_OBJ_LST:
         case HYB_OBJ_OBJS:
                 if (mv_kind(&key) == HYB_OBJ_INT && mv_int_of(&key) >= 0 &&
-                    (uint64_t)mv_int_of(&key) < hyb_obj_len(o))
-                        v = hyb_obj_at(o, mv_int_of(&key));
+                    (uint64_t)mv_int_of(&key) < hyb_obj_get_len(o))
+                        v = hyb_obj_get_at(o, mv_int_of(&key));
                 break;
         case HYB_OBJ_REC:
                 r = mv_box(&key, &k);
@@ -183,7 +183,7 @@ static int splice_text(const mm_val *v, char **ret)
         if (mv_kind(v) == HYB_OBJ_STR) {
                 *ret = strdup(hyb_obj_get_str(mv_o(v), NULL));
         } else if (mv_kind(v) == HYB_OBJ_URI) {
-                *ret = strdup(hyb_furi_str(hyb_obj_get_uri(mv_o(v))));
+                *ret = strdup(hyb_furi_get_str(hyb_obj_get_uri(mv_o(v))));
         } else if (mv_is_noobj(v)) {
                 *ret = strdup("");
         } else {

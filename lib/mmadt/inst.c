@@ -31,7 +31,7 @@ static const hyb_obj *param_key(const mm_arg *a, size_t i, hyb_obj **tmp)
 
 static const char *def_name(const mm_code *def)
 {
-        return def->name ? hyb_furi_str(hyb_obj_get_uri(def->name)) : "(anonymous)";
+        return def->name ? hyb_furi_get_str(hyb_obj_get_uri(def->name)) : "(anonymous)";
 }
 
 static int collect_fn(hyb_mmadt *vm, mm_val *v, mm_sink *s)
@@ -62,12 +62,12 @@ static int domain_isa(hyb_mmadt *vm, const mm_code *def, const mm_val *v)
         if (r == 0) {
                 char *t = mv_text(v);
                 r = vm_fail(vm, HYB_E_TYPE, "%s is not a %s (the domain of %s)", t,
-                            hyb_furi_str(hyb_obj_get_uri(def->domain)), def_name(def));
+                            hyb_furi_get_str(hyb_obj_get_uri(def->domain)), def_name(def));
                 free(t);
         }
         if (r < 0)
                 return r == HYB_E_NOT_FOUND ? vm_fail(vm, r, "unknown type %s",
-                                                      hyb_furi_str(hyb_obj_get_uri(def->domain)))
+                                                      hyb_furi_get_str(hyb_obj_get_uri(def->domain)))
                                             : r;
         return 0;
 }
@@ -110,7 +110,7 @@ static int bind(hyb_mmadt *vm, const mm_code *def, const mm_code *ac, const mm_i
                         else if (given)
                                 r = mv_box(&given->k, &e);
                         if (r >= 0 && key && e)
-                                r = obj_rec_set(frame, hyb_obj_ref((hyb_obj *)key), e);
+                                r = obj_rec_set(frame, hyb_obj_ref(key), e);
                         else
                                 hyb_obj_unref(e);
                         hyb_obj_unref(tmp);
@@ -139,7 +139,7 @@ static int bind(hyb_mmadt *vm, const mm_code *def, const mm_code *ac, const mm_i
                         r = mv_box(&y, &e);
                 mv_clear(&y);
                 if (r >= 0 && key)
-                        r = obj_rec_set(frame, hyb_obj_ref((hyb_obj *)key), e);
+                        r = obj_rec_set(frame, hyb_obj_ref(key), e);
                 else
                         hyb_obj_unref(e);
                 hyb_obj_unref(tmp);
@@ -205,7 +205,7 @@ static int range_check(hyb_mmadt *vm, const mm_code *def, const mm_vec *out)
                 if (r == 0) {
                         char *t = mv_text(&out->v[i]);
                         r = vm_fail(vm, HYB_E_TYPE, "%s is not a %s (the range of %s)", t,
-                                    hyb_furi_str(hyb_obj_get_uri(def->range)), def_name(def));
+                                    hyb_furi_get_str(hyb_obj_get_uri(def->range)), def_name(def));
                         free(t);
                 }
         }
@@ -361,7 +361,7 @@ static int call_native(hyb_mmadt *vm, mm_native *n, const mm_code *c, const mm_i
         if (r >= 0) {
                 r = n->fn(vm, lhs, (const hyb_obj *const *)args, na, &res, n->slot.userdata, &e);
                 if (r < 0)
-                        r = vm_fail(vm, r, "%s: %s", hyb_furi_str(n->furi),
+                        r = vm_fail(vm, r, "%s: %s", hyb_furi_get_str(n->furi),
                                     e.message[0] ? e.message : hyb_strerror(r));
         }
         for (size_t i = 0; i < na; i++)
@@ -409,7 +409,7 @@ static int resolve(hyb_mmadt *vm, const hyb_furi *f, hyb_obj **ret, hyb_error *e
                 for (size_t i = 0; i < ELEMENTSOF(prefixes) && hyb_obj_is_noobj(o); i++) {
                         char buf[HYB_FURI_MAX_LENGTH + 16];
                         hyb_furi *alt = NULL;
-                        snprintf(buf, sizeof(buf), "%s%s", prefixes[i], hyb_furi_path_str(f));
+                        snprintf(buf, sizeof(buf), "%s%s", prefixes[i], hyb_furi_get_path_str(f));
                         if (hyb_furi_parse(buf, (size_t)-1, NULL, &alt, NULL) < 0)
                                 continue;
                         hyb_obj_unref(o);
@@ -504,10 +504,10 @@ MM_FAM(op_call)
         }
         r = resolve(vm, f, &o, &e);
         if (r < 0)
-                return vm_fail(vm, r, "%s: %s", hyb_furi_str(f), e.message);
+                return vm_fail(vm, r, "%s: %s", hyb_furi_get_str(f), e.message);
         if (hyb_obj_is_noobj(o)) {
                 hyb_obj_unref(o);
-                return vm_fail(vm, HYB_E_NOT_FOUND, "unknown instruction %s", hyb_furi_str(f));
+                return vm_fail(vm, HYB_E_NOT_FOUND, "unknown instruction %s", hyb_furi_get_str(f));
         }
         if (++vm->depth > vm->opts.max_depth)
                 r = vm_fail(vm, HYB_E_DEPTH, "recursion deeper than %u", vm->opts.max_depth);

@@ -276,10 +276,10 @@ int arith_keep_ids(hyb_mmadt *vm, const mm_val *left, mm_val *res);
 /* compare.c */
 int cmp_op(hyb_mmadt *vm, int op, const mm_val *a, const mm_val *b, mm_val *out);
 bool mm_match(hyb_mmadt *vm, const mm_val *x, const hyb_obj *pattern, int *err);
-/* poly.c */
+/* mmadt-poly.c */
 int poly_index_uri(hyb_mmadt *vm, const mm_val *cur, const hyb_furi *f, mm_sink *s);
 int poly_shift(hyb_mmadt *vm, const mm_val *cur, int64_t n, bool left, mm_val *out);
-/* store.c */
+/* mmadt-store.c */
 int st_read(hyb_mmadt *vm, const hyb_furi *f, mm_val *out);
 int st_write(hyb_mmadt *vm, const hyb_furi *f, const mm_val *v, unsigned flags);
 int st_uri_of(hyb_mmadt *vm, const mm_val *v, const hyb_furi **ret);

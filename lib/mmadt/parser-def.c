@@ -134,11 +134,11 @@ static int sigdef(mm_parser *P, mm_code *c, hyb_furi *f, bool apply)
         int r;
 
         r = hyb_furi_strip_query(f, &bare);
-        if (r >= 0 && hyb_furi_n_segments(bare) > 0)
+        if (r >= 0 && hyb_furi_get_n_segments(bare) > 0)
                 r = hyb_obj_new_uri(bare, &name);
         hyb_furi_unref(bare);
         if (r >= 0)
-                r = hyb_obj_new_uri_str(hyb_furi_query(f), &range, NULL);
+                r = hyb_obj_new_uri_str(hyb_furi_get_query(f), &range, NULL);
         if (r < 0)
                 goto fail;
         if (try_coef(P, &rc))
@@ -375,7 +375,7 @@ int parse_uristep(mm_parser *P, mm_code *c)
         r = parse_next(P);
         if (r < 0)
                 goto out;
-        if (hyb_furi_query(f) &&
+        if (hyb_furi_get_query(f) &&
             (P->tk.t == TK_SIG || (P->tk.t == TK_LBRACE && !P->tk.space_before))) {
                 r = sigdef(P, c, f, true);
                 goto out;
@@ -387,9 +387,9 @@ int parse_uristep(mm_parser *P, mm_code *c)
                 mm_arg *args = NULL, *all;
                 size_t n = 0;
                 const mm_builtin *bi = NULL;
-                const char *name = hyb_furi_str(f);
+                const char *name = hyb_furi_get_str(f);
 
-                if (!hyb_furi_query(f))
+                if (!hyb_furi_get_query(f))
                         bi = compile_builtin(name, strlen(name));
                 r = parse_arglist(P, &args, &n);
                 if (r < 0)

@@ -29,10 +29,10 @@ static int set_field(hyb_mmadt *vm, const hyb_furi *id, const char *field, mm_va
         hyb_furi *f = NULL;
         int r;
 
-        snprintf(buf, sizeof(buf), "%s/%s", hyb_furi_path_str(id), field);
+        snprintf(buf, sizeof(buf), "%s/%s", hyb_furi_get_path_str(id), field);
         r = hyb_furi_parse(buf, (size_t)-1, NULL, &f, NULL);
         if (r < 0)
-                return vm_fail(vm, r, "invalid process id %s", hyb_furi_str(id));
+                return vm_fail(vm, r, "invalid process id %s", hyb_furi_get_str(id));
         r = st_write(vm, f, v, 0);
         hyb_furi_unref(f);
         return r;
@@ -57,7 +57,7 @@ static int spawn(hyb_mmadt *vm, const mm_val *arg, bool fiber, mm_val *out)
                 p = calloc(1, sizeof(*p));
                 if (!p)
                         return -ENOMEM;
-                p->id = hyb_furi_ref((hyb_furi *)id);
+                p->id = hyb_furi_ref(id);
                 p->fiber = fiber;
                 p->next = vm->procs;
                 vm->procs = p;
@@ -133,7 +133,7 @@ static int co_next(hyb_mmadt *vm, const hyb_furi *id, mm_val *out)
                 return r;
         if (mv_kind(&obj) != HYB_OBJ_REC) {
                 mv_clear(&obj);
-                return vm_fail(vm, HYB_E_TYPE, "%s holds no coroutine", hyb_furi_str(id));
+                return vm_fail(vm, HYB_E_TYPE, "%s holds no coroutine", hyb_furi_get_str(id));
         }
         r = hyb_obj_new_uri_str("init", &ki, NULL);
         if (r >= 0)
@@ -141,7 +141,7 @@ static int co_next(hyb_mmadt *vm, const hyb_furi *id, mm_val *out)
         init = ki ? poly_rec_get(mv_o(&obj), ki) : NULL;
         step = ks ? poly_rec_get(mv_o(&obj), ks) : NULL;
         if (r >= 0 && !step)
-                r = vm_fail(vm, HYB_E_TYPE, "%s holds no coroutine (no step)", hyb_furi_str(id));
+                r = vm_fail(vm, HYB_E_TYPE, "%s holds no coroutine (no step)", hyb_furi_get_str(id));
         if (r >= 0) {
                 mm_val in = init ? mv_from(init) : MV_NONE;
                 r = vm_apply_obj1(vm, step, &in, &st);
@@ -163,7 +163,7 @@ static int co_next(hyb_mmadt *vm, const hyb_furi *id, mm_val *out)
 int proc_call(hyb_mmadt *vm, const hyb_furi *res, const char *name, const mm_code *c,
               const mm_ins *ins, const mm_val *cur, mm_sink *s)
 {
-        const char *rs = hyb_furi_path_str(res);
+        const char *rs = hyb_furi_get_path_str(res);
         mm_val a = MV_NONE, v = MV_NONE, obj = MV_NONE;
         int r = 0;
 
@@ -206,7 +206,7 @@ int proc_call(hyb_mmadt *vm, const hyb_furi *res, const char *name, const mm_cod
                 char buf[HYB_FURI_MAX_LENGTH * 2];
                 hyb_obj *def = NULL;
                 mm_code *d;
-                snprintf(buf, sizeof(buf), "%s::%s", t ? hyb_furi_path_str(t) : rs, name);
+                snprintf(buf, sizeof(buf), "%s::%s", t ? hyb_furi_get_path_str(t) : rs, name);
                 {
                         hyb_furi *f = NULL;
                         if (hyb_furi_parse(buf, (size_t)-1, NULL, &f, NULL) >= 0) {

@@ -50,7 +50,7 @@ static int set_elem(hyb_obj *o, const hyb_obj *key, mm_val *v)
         mv_clear(v);
         if (r < 0)
                 return r;
-        return key ? obj_rec_set(o, hyb_obj_ref((hyb_obj *)key), e) : obj_lst_append(o, e);
+        return key ? obj_rec_set(o, hyb_obj_ref(key), e) : obj_lst_append(o, e);
 }
 
 static int split_like(hyb_mmadt *vm, const mm_code *c, const mm_ins *ins, mm_val *cur)
@@ -64,13 +64,13 @@ static int split_like(hyb_mmadt *vm, const mm_code *c, const mm_ins *ins, mm_val
         if (r < 0)
                 return r;
         rec = hyb_obj_get_kind(p) == HYB_OBJ_REC;
-        n = hyb_obj_len(p);
+        n = hyb_obj_get_len(p);
         r = rec ? obj_rec_builder(n, &o) : obj_lst_builder(HYB_OBJ_LST, n, &o);
         if (ins->op == OP_CHAIN)
                 prev = mv_copy(cur);
         for (size_t i = 0; r >= 0 && i < n; i++) {
-                const hyb_obj *key = rec ? hyb_obj_rec_key(p, i) : NULL;
-                const hyb_obj *br = rec ? hyb_obj_rec_value(p, i) : hyb_obj_at(p, i);
+                const hyb_obj *key = rec ? hyb_obj_get_rec_key(p, i) : NULL;
+                const hyb_obj *br = rec ? hyb_obj_get_rec_value(p, i) : hyb_obj_get_at(p, i);
                 mm_val y = MV_NONE;
                 int err = 0;
 
@@ -140,13 +140,13 @@ MM_FAM(op_each)
                 return vm_fail(vm, HYB_E_TYPE, "each of a %s needs a %s, not %s",
                                rec ? "rec" : "lst", rec ? "rec" : "lst", hyb_obj_kind_name(ck));
         }
-        n = hyb_obj_len(p);
+        n = hyb_obj_get_len(p);
         r = rec ? obj_rec_builder(n, &o) : obj_lst_builder(HYB_OBJ_LST, n, &o);
         for (size_t i = 0; r >= 0 && i < n; i++) {
-                const hyb_obj *key = rec ? hyb_obj_rec_key(p, i) : NULL;
-                const hyb_obj *br = rec ? hyb_obj_rec_value(p, i) : hyb_obj_at(p, i);
+                const hyb_obj *key = rec ? hyb_obj_get_rec_key(p, i) : NULL;
+                const hyb_obj *br = rec ? hyb_obj_get_rec_value(p, i) : hyb_obj_get_at(p, i);
                 const hyb_obj *src = rec                          ? poly_rec_get(mv_o(cur), key)
-                                     : i < hyb_obj_len(mv_o(cur)) ? hyb_obj_at(mv_o(cur), i)
+                                     : i < hyb_obj_get_len(mv_o(cur)) ? hyb_obj_get_at(mv_o(cur), i)
                                                                   : NULL;
                 mm_val in = src ? mv_from(src) : MV_NONE, y = MV_NONE;
                 if (src)
@@ -185,20 +185,20 @@ MM_FAM(op_within)
                 return vm_fail(vm, HYB_E_RUNTIME, "within needs code");
         if (k == HYB_OBJ_REC) {
                 /* each value through the code, keys kept */
-                r = obj_rec_builder(hyb_obj_len(o), &res);
-                for (size_t i = 0; r >= 0 && i < hyb_obj_len(o); i++) {
-                        mm_val v = mv_from(hyb_obj_rec_value(o, i)), y = MV_NONE;
+                r = obj_rec_builder(hyb_obj_get_len(o), &res);
+                for (size_t i = 0; r >= 0 && i < hyb_obj_get_len(o); i++) {
+                        mm_val v = mv_from(hyb_obj_get_rec_value(o, i)), y = MV_NONE;
                         r = vm_apply1(vm, a->code, &v, &y);
                         mv_clear(&v);
                         if (r >= 0 && !mv_is_noobj(&y))
-                                r = set_elem(res, hyb_obj_rec_key(o, i), &y);
+                                r = set_elem(res, hyb_obj_get_rec_key(o, i), &y);
                         mv_clear(&y);
                 }
                 goto done;
         }
         if (k == HYB_OBJ_LST) {
-                for (size_t i = 0; r >= 0 && i < hyb_obj_len(o); i++) {
-                        mm_val v = mv_from(hyb_obj_at(o, i));
+                for (size_t i = 0; r >= 0 && i < hyb_obj_get_len(o); i++) {
+                        mm_val v = mv_from(hyb_obj_get_at(o, i));
                         r = vec_push(vm, &in, &v);
                         mv_clear(&v);
                 }
@@ -226,7 +226,7 @@ MM_FAM(op_within)
                         size_t total = 0, at = 0;
                         char *buf;
                         for (size_t i = 0; i < out.n; i++)
-                                total += hyb_obj_len(mv_o(&out.v[i])) + 0;
+                                total += hyb_obj_get_len(mv_o(&out.v[i])) + 0;
                         for (size_t i = 0; i < out.n; i++) {
                                 size_t l;
                                 hyb_obj_get_str(mv_o(&out.v[i]), &l);
@@ -275,9 +275,9 @@ MM_FAM(op_merge)
         case HYB_OBJ_LST:
         case HYB_OBJ_OBJS:
         case HYB_OBJ_REC:
-                for (size_t i = 0; r >= 0 && i < hyb_obj_len(o) && emitted < max; i++) {
+                for (size_t i = 0; r >= 0 && i < hyb_obj_get_len(o) && emitted < max; i++) {
                         const hyb_obj *e =
-                                k == HYB_OBJ_REC ? hyb_obj_rec_value(o, i) : hyb_obj_at(o, i);
+                                k == HYB_OBJ_REC ? hyb_obj_get_rec_value(o, i) : hyb_obj_get_at(o, i);
                         mm_val v;
                         if (hyb_obj_is_noobj(e))
                                 continue;
@@ -302,13 +302,13 @@ MM_FAM(op_merge)
         }
         case HYB_OBJ_URI: {
                 const hyb_furi *f = hyb_obj_get_uri(o);
-                for (size_t i = 0; r >= 0 && i < hyb_furi_n_segments(f) && emitted < max;
+                for (size_t i = 0; r >= 0 && i < hyb_furi_get_n_segments(f) && emitted < max;
                      i++, emitted++) {
                         hyb_furi *s = NULL;
                         hyb_obj *u = NULL;
                         mm_val v;
                         size_t len;
-                        const char *seg = hyb_furi_segment(f, i, &len);
+                        const char *seg = hyb_furi_get_segment(f, i, &len);
                         r = hyb_furi_parse(seg, len, NULL, &s, NULL);
                         if (r < 0)
                                 break;

@@ -55,7 +55,7 @@ static const struct {
 
 const char *type_short(const hyb_furi *tid)
 {
-        const char *s = hyb_furi_path_str(tid);
+        const char *s = hyb_furi_get_path_str(tid);
 
         return strncmp(s, "/type/", 6) == 0 ? s + 6 : s;
 }
@@ -67,13 +67,13 @@ static const char *builtin_name_buf(const hyb_furi *f, char *buf, size_t size)
         size_t len;
         const char *seg;
 
-        if (hyb_furi_get_scope(f) == HYB_SCOPE_PROGRAM && hyb_furi_n_segments(f) == 1) {
-                seg = hyb_furi_segment(f, 0, &len);
-        } else if (hyb_furi_get_scope(f) == HYB_SCOPE_HOST && hyb_furi_n_segments(f) == 2) {
-                seg = hyb_furi_segment(f, 0, &len);
+        if (hyb_furi_get_scope(f) == HYB_SCOPE_PROGRAM && hyb_furi_get_n_segments(f) == 1) {
+                seg = hyb_furi_get_segment(f, 0, &len);
+        } else if (hyb_furi_get_scope(f) == HYB_SCOPE_HOST && hyb_furi_get_n_segments(f) == 2) {
+                seg = hyb_furi_get_segment(f, 0, &len);
                 if (len != 4 || memcmp(seg, "type", 4) != 0)
                         return NULL;
-                seg = hyb_furi_segment(f, 1, &len);
+                seg = hyb_furi_get_segment(f, 1, &len);
         } else {
                 return NULL;
         }
@@ -178,7 +178,7 @@ int type_resolve(hyb_mmadt *vm, const hyb_furi *name, hyb_furi **ret_id, hyb_obj
 
 static int unknown_type(hyb_mmadt *vm, const hyb_furi *name)
 {
-        return vm_fail(vm, HYB_E_NOT_FOUND, "unknown type %s", hyb_furi_path_str(name));
+        return vm_fail(vm, HYB_E_NOT_FOUND, "unknown type %s", hyb_furi_get_path_str(name));
 }
 
 static int check_builtin(const builtin_type *b, const mm_val *v)
@@ -213,26 +213,26 @@ static int template_apply(hyb_mmadt *vm, const hyb_obj *tpl, const mm_val *v, co
 
         if (!mv_is_noobj(v) && mv_kind(v) != HYB_OBJ_REC)
                 return 0;
-        r = obj_rec_builder(hyb_obj_len(tpl) + (in ? hyb_obj_len(in) : 0), &o);
-        for (size_t i = 0; r >= 0 && i < hyb_obj_len(tpl); i++) {
-                const hyb_obj *key = hyb_obj_rec_key(tpl, i);
+        r = obj_rec_builder(hyb_obj_get_len(tpl) + (in ? hyb_obj_get_len(in) : 0), &o);
+        for (size_t i = 0; r >= 0 && i < hyb_obj_get_len(tpl); i++) {
+                const hyb_obj *key = hyb_obj_get_rec_key(tpl, i);
                 const hyb_obj *f = in ? poly_rec_get(in, key) : NULL;
                 mm_val fv = f ? mv_from(f) : MV_NONE, y = MV_NONE;
                 hyb_obj *e = NULL;
-                r = vm_apply_obj1(vm, hyb_obj_rec_value(tpl, i), &fv, &y);
+                r = vm_apply_obj1(vm, hyb_obj_get_rec_value(tpl, i), &fv, &y);
                 mv_clear(&fv);
                 if (r >= 0 && hyb_obj_get_kind(key) == HYB_OBJ_URI &&
-                    hyb_furi_query(hyb_obj_get_uri(key)) && !mv_is_noobj(&y)) {
+                    hyb_furi_get_query(hyb_obj_get_uri(key)) && !mv_is_noobj(&y)) {
                         hyb_furi *t = NULL;
-                        r = hyb_furi_parse(hyb_furi_query(hyb_obj_get_uri(key)), (size_t)-1, NULL,
+                        r = hyb_furi_parse(hyb_furi_get_query(hyb_obj_get_uri(key)), (size_t)-1, NULL,
                                            &t, NULL);
                         if (r >= 0)
                                 r = type_check(vm, t, &y, NULL);
                         if (r == 0) {
                                 char *s = mv_text(&y);
                                 r = vm_fail(vm, HYB_E_TYPE, "%s is not a %s (field %s of %s)", s,
-                                            hyb_furi_query(hyb_obj_get_uri(key)),
-                                            hyb_furi_path_str(hyb_obj_get_uri(key)), tname);
+                                            hyb_furi_get_query(hyb_obj_get_uri(key)),
+                                            hyb_furi_get_path_str(hyb_obj_get_uri(key)), tname);
                                 free(s);
                         }
                         hyb_furi_unref(t);
@@ -251,15 +251,15 @@ static int template_apply(hyb_mmadt *vm, const hyb_obj *tpl, const mm_val *v, co
                         else
                                 hyb_obj_unref(e);
                 } else if (r >= 0) {
-                        r = obj_rec_set(o, hyb_obj_ref((hyb_obj *)key), e);
+                        r = obj_rec_set(o, hyb_obj_ref(key), e);
                 }
         }
-        for (size_t i = 0; r >= 0 && in && i < hyb_obj_len(in); i++) {
-                const hyb_obj *key = hyb_obj_rec_key(in, i);
+        for (size_t i = 0; r >= 0 && in && i < hyb_obj_get_len(in); i++) {
+                const hyb_obj *key = hyb_obj_get_rec_key(in, i);
                 if (poly_rec_get(tpl, key))
                         continue;
-                r = obj_rec_set(o, hyb_obj_ref((hyb_obj *)key),
-                                hyb_obj_ref((hyb_obj *)hyb_obj_rec_value(in, i)));
+                r = obj_rec_set(o, hyb_obj_ref(key),
+                                hyb_obj_ref(hyb_obj_get_rec_value(in, i)));
         }
         if (r < 0) {
                 hyb_obj_unref(o);
@@ -281,7 +281,7 @@ static int check_def(hyb_mmadt *vm, const hyb_furi *tid, const hyb_obj *def, con
 
         if (++vm->depth > vm->opts.max_depth) {
                 vm->depth--;
-                return vm_fail(vm, HYB_E_DEPTH, "type %s nested too deep", hyb_furi_path_str(tid));
+                return vm_fail(vm, HYB_E_DEPTH, "type %s nested too deep", hyb_furi_get_path_str(tid));
         }
         switch (dk) {
         case HYB_OBJ_REC:
@@ -337,7 +337,7 @@ int type_check(hyb_mmadt *vm, const hyb_furi *tid, const mm_val *v, mm_val *out)
                 if (r >= 0)
                         r = nat->type_fn(vm, o, nat->slot.userdata);
                 hyb_obj_unref(o);
-                return r < 0 ? vm_fail(vm, r, "type %s failed", hyb_furi_path_str(tid)) : r > 0;
+                return r < 0 ? vm_fail(vm, r, "type %s failed", hyb_furi_get_path_str(tid)) : r > 0;
         }
         r = type_resolve(vm, tid, &id, &def);
         if (r == HYB_E_NOT_FOUND)
@@ -443,7 +443,7 @@ int type_of(hyb_mmadt *vm, const mm_val *v, mm_val *out)
         int r;
 
         if (tid)
-                r = obj_new_uri_steal(hyb_furi_ref((hyb_furi *)tid), &o);
+                r = obj_new_uri_steal(hyb_furi_ref(tid), &o);
         else {
                 snprintf(buf, sizeof(buf), "/type/%s", hyb_obj_kind_name(mv_kind(v)));
                 r = hyb_obj_new_uri_str(buf, &o, NULL);
@@ -555,7 +555,7 @@ static int as_kind(hyb_mmadt *vm, const mm_val *v, hyb_obj_kind k, const char *t
                 break;
         case HYB_OBJ_STR:
                 if (vk == HYB_OBJ_URI) {
-                        r = hyb_obj_new_str(hyb_furi_str(hyb_obj_get_uri(mv_o(v))), (size_t)-1, &o);
+                        r = hyb_obj_new_str(hyb_furi_get_str(hyb_obj_get_uri(mv_o(v))), (size_t)-1, &o);
                 } else if (vk == HYB_OBJ_INT || vk == HYB_OBJ_REAL || vk == HYB_OBJ_BOOL) {
                         char *s = mv_text(v);
                         if (!s)

@@ -21,7 +21,7 @@ mm_val mv_obj(hyb_obj *o)
 
         if (!o)
                 return v;
-        if (!hyb_obj_type_id(o) && !hyb_obj_value_id(o)) {
+        if (!hyb_obj_get_type_id(o) && !hyb_obj_get_value_id(o)) {
                 switch (hyb_obj_get_kind(o)) {
                 case HYB_OBJ_NOOBJ:
                         hyb_obj_unref(o);
@@ -49,7 +49,7 @@ mm_val mv_obj(hyb_obj *o)
 
 mm_val mv_from(const hyb_obj *o)
 {
-        return mv_obj(hyb_obj_ref((hyb_obj *)o));
+        return mv_obj(hyb_obj_ref(o));
 }
 
 mm_val mv_copy(const mm_val *v)
@@ -120,12 +120,12 @@ bool mv_bool_of(const mm_val *v)
 
 const hyb_furi *mv_type_id(const mm_val *v)
 {
-        return v->k == MV_OBJ ? hyb_obj_type_id(v->u.o) : NULL;
+        return v->k == MV_OBJ ? hyb_obj_get_type_id(v->u.o) : NULL;
 }
 
 const hyb_furi *mv_value_id(const mm_val *v)
 {
-        return v->k == MV_OBJ ? hyb_obj_value_id(v->u.o) : NULL;
+        return v->k == MV_OBJ ? hyb_obj_get_value_id(v->u.o) : NULL;
 }
 
 bool mv_equal(const mm_val *a, const mm_val *b)

@@ -65,10 +65,10 @@ int vm_emit(hyb_mmadt *vm, mm_val *v, mm_sink *s)
         const hyb_obj *o = mv_o(v);
         int r = 0;
 
-        if (!o || hyb_obj_get_kind(o) != HYB_OBJ_OBJS || hyb_obj_type_id(o))
+        if (!o || hyb_obj_get_kind(o) != HYB_OBJ_OBJS || hyb_obj_get_type_id(o))
                 return s->fn(vm, v, s);
-        for (size_t i = 0; r >= 0 && i < hyb_obj_len(o); i++) {
-                mm_val e = mv_from(hyb_obj_at(o, i));
+        for (size_t i = 0; r >= 0 && i < hyb_obj_get_len(o); i++) {
+                mm_val e = mv_from(hyb_obj_get_at(o, i));
                 r = vm_emit(vm, &e, s);
                 mv_clear(&e);
         }
@@ -122,7 +122,7 @@ static int collect_fn(hyb_mmadt *vm, mm_val *v, mm_sink *s)
 {
         const hyb_obj *o = mv_o(v);
 
-        if (o && hyb_obj_get_kind(o) == HYB_OBJ_OBJS && !hyb_obj_type_id(o))
+        if (o && hyb_obj_get_kind(o) == HYB_OBJ_OBJS && !hyb_obj_get_type_id(o))
                 return vm_emit(vm, v, s); /* a stream result is its objs */
         return vec_push(vm, s->ud, v);
 }
@@ -188,7 +188,7 @@ static int one_fn(hyb_mmadt *vm, mm_val *v, mm_sink *s)
         const hyb_obj *x = mv_o(v);
         int r;
 
-        if (x && hyb_obj_get_kind(x) == HYB_OBJ_OBJS && !hyb_obj_type_id(x))
+        if (x && hyb_obj_get_kind(x) == HYB_OBJ_OBJS && !hyb_obj_get_type_id(x))
                 return vm_emit(vm, v, s); /* a stream result is its objs */
         if (mv_is_noobj(v))
                 return 0;
@@ -359,7 +359,7 @@ int vm_apply_obj(hyb_mmadt *vm, const hyb_obj *o, const mm_val *in, mm_sink *s)
 
         switch (hyb_obj_get_kind(o)) {
         case HYB_OBJ_URI:
-                if (!hyb_obj_type_id(o))
+                if (!hyb_obj_get_type_id(o))
                         return poly_index_uri(vm, in, hyb_obj_get_uri(o), s);
                 break;
         case HYB_OBJ_LST:
@@ -478,7 +478,7 @@ static int fold_fn(hyb_mmadt *vm, mm_val *v, mm_sink *s)
         mm_val nx;
         int r;
 
-        if (o && hyb_obj_get_kind(o) == HYB_OBJ_OBJS && !hyb_obj_type_id(o))
+        if (o && hyb_obj_get_kind(o) == HYB_OBJ_OBJS && !hyb_obj_get_type_id(o))
                 return vm_emit(vm, v, s); /* a stream result is its objs */
         if (mv_is_noobj(v))
                 return 0;
@@ -748,11 +748,11 @@ slow_arith:
                 vmcase(OP_URI) {
                         const hyb_furi *f = hyb_obj_get_uri(c->args[ins->arg].k.u.o);
                         if (cur.k == MV_OBJ && hyb_obj_get_kind(cur.u.o) == HYB_OBJ_REC &&
-                            hyb_furi_n_segments(f) == 1 && !hyb_furi_is_absolute(f) &&
-                            hyb_furi_segment_kind(f, 0) == HYB_SEG_LITERAL) {
+                            hyb_furi_get_n_segments(f) == 1 && !hyb_furi_is_absolute(f) &&
+                            hyb_furi_get_segment_kind(f, 0) == HYB_SEG_LITERAL) {
                                 /* `.b` on a rec: one field or nothing, no continuation needed */
                                 size_t len;
-                                const char *seg = hyb_furi_segment(f, 0, &len);
+                                const char *seg = hyb_furi_get_segment(f, 0, &len);
                                 const hyb_obj *v = poly_rec_field(cur.u.o, seg, len);
                                 if (!v)
                                         goto done; /* no such field: the obj goes */
@@ -822,7 +822,7 @@ slow_arith:
                         vmbreak;
                 }
                 if (r >= 0 && _unlikely_(cur.k == MV_OBJ) &&
-                    hyb_obj_get_kind(cur.u.o) == HYB_OBJ_OBJS && !hyb_obj_type_id(cur.u.o)) {
+                    hyb_obj_get_kind(cur.u.o) == HYB_OBJ_OBJS && !hyb_obj_get_type_id(cur.u.o)) {
                         /* a stream result flows on as separate objs */
                         r = vm_emit(vm, &cur, &k.s);
                         goto done;

@@ -56,7 +56,7 @@ bool obj_furi_equal(const hyb_furi *a, const hyb_furi *b)
                 return true;
         if (!a || !b)
                 return false;
-        return hyb_furi_equal(a, b) && strcmp_null(hyb_furi_query(a), hyb_furi_query(b)) == 0;
+        return hyb_furi_equal(a, b) && strcmp_null(hyb_furi_get_query(a), hyb_furi_get_query(b)) == 0;
 }
 
 int obj_furi_compare(const hyb_furi *a, const hyb_furi *b)
@@ -69,9 +69,9 @@ int obj_furi_compare(const hyb_furi *a, const hyb_furi *b)
                 return (a != NULL) - (b != NULL);
         r = hyb_furi_compare(a, b);
         if (r == 0 && !hyb_furi_equal(a, b))
-                r = strcmp(hyb_furi_path_str(a), hyb_furi_path_str(b)); /* keep it total */
+                r = strcmp(hyb_furi_get_path_str(a), hyb_furi_get_path_str(b)); /* keep it total */
         if (r == 0)
-                r = strcmp_null(hyb_furi_query(a), hyb_furi_query(b));
+                r = strcmp_null(hyb_furi_get_query(a), hyb_furi_get_query(b));
         return r < 0 ? -1 : r > 0;
 }
 
@@ -81,7 +81,7 @@ uint64_t obj_furi_hash(const hyb_furi *f)
 
         if (!f)
                 return 0;
-        q = hyb_furi_query(f);
+        q = hyb_furi_get_query(f);
         return mix(hyb_furi_hash(f) ^ (q ? hash_bytes(q, strlen(q)) : 0x51ULL));
 }
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The text form of objs (spec/mmadt.md "Printing").
+ * The text form of objs (doc/obj.md "Text form").
  *
  *   REPL form (HYB_FORMAT_REPL)          EXACT form (HYB_FORMAT_EXACT)
  *   6.500000  nan  inf  -inf             6.5  1.0  1e+300  nan  inf  -inf
@@ -148,13 +148,13 @@ static void put_uri_text(const char *s, unsigned flags, obj_buf *b)
 
 void obj_format_uri(const hyb_furi *f, unsigned flags, obj_buf *b)
 {
-        put_uri_text(hyb_furi_str(f), flags, b);
+        put_uri_text(hyb_furi_get_str(f), flags, b);
 }
 
 /* Built-in types print without /type/ (the parser puts it back on bare names). */
 static void format_type(const hyb_furi *t, unsigned flags, obj_buf *b)
 {
-        const char *s = hyb_furi_str(t);
+        const char *s = hyb_furi_get_str(t);
 
         if (strncmp(s, "/type/", 6) == 0 && s[6] && s[6] != '~' && s[6] != '?')
                 put_uri_text(s + 6, flags, b);
@@ -349,8 +349,8 @@ void obj_format_to(const hyb_obj *o, unsigned flags, obj_buf *b)
                 return;
         }
         if (o->type_id && !(flags & HYB_FORMAT_EXACT) && o->kind == HYB_OBJ_STR &&
-            strcmp(hyb_furi_str(o->type_id), "/type/secret") == 0) {
-                /* A secret prints as **** (spec/mmadt.md); only the exact form (storage,
+            strcmp(hyb_furi_get_str(o->type_id), "/type/secret") == 0) {
+                /* A secret prints as **** (doc/obj.md "Secrets"); only the exact form (storage,
                  * round trips) and JSON carry the value. */
                 obj_buf_puts(b, "****");
                 return;

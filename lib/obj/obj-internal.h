@@ -101,10 +101,10 @@ const obj_code_ops *obj_code_get_ops(const hyb_obj *o);
 /* Type id normalisation of hyb_obj_with_type: a program-scope (bare) name becomes
  * /type/<name>; the base type of o's own kind (/type/int on an int) is dropped.
  * Sets *ret to a new reference or NULL (untyped). */
-int obj_normalize_type(hyb_obj_kind kind, hyb_furi *type_id, hyb_furi **ret);
+int obj_normalize_type(hyb_obj_kind kind, const hyb_furi *type_id, hyb_furi **ret);
 /* Steals o; *ret is o tagged (o itself when it was not yet shared). */
-int obj_with_type_steal(hyb_obj *o, hyb_furi *type_id, hyb_obj **ret);
-int obj_with_id_steal(hyb_obj *o, hyb_furi *value_id, hyb_obj **ret);
+int obj_with_type_steal(hyb_obj *o, const hyb_furi *type_id, hyb_obj **ret);
+int obj_with_id_steal(hyb_obj *o, const hyb_furi *value_id, hyb_obj **ret);
 
 /* --- uris as obj values (obj-compare.c): address plus query --- */
 bool obj_furi_equal(const hyb_furi *a, const hyb_furi *b);

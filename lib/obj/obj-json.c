@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The JSON mapping of spec/furi-store.md "Values", through jansson.
+ * The JSON mapping of doc/obj.md, through jansson.
  *
  *   JSON                                          obj
  *   null  true  false                             noobj  true  false
@@ -316,7 +316,7 @@ static int oom(json_t *j)
 static bool is_plain_uri_key(const hyb_obj *k)
 {
         return k->kind == HYB_OBJ_URI && !k->type_id && !k->value_id &&
-               hyb_furi_str(k->u.uri)[0] != '@';
+               hyb_furi_get_str(k->u.uri)[0] != '@';
 }
 
 static int to_json(const hyb_obj *o, json_t **ret, hyb_error *reterr);
@@ -350,7 +350,7 @@ static int value_to_json(const hyb_obj *o, json_t **ret, hyb_error *reterr)
                                        "JSON cannot hold a str that is not UTF-8");
                 break;
         case HYB_OBJ_URI:
-                j = json_pack("{s:s}", "@uri", hyb_furi_str(o->u.uri));
+                j = json_pack("{s:s}", "@uri", hyb_furi_get_str(o->u.uri));
                 break;
         case HYB_OBJ_LST:
         case HYB_OBJ_OBJS: {
@@ -383,7 +383,7 @@ static int value_to_json(const hyb_obj *o, json_t **ret, hyb_error *reterr)
                                 if (r < 0)
                                         return r;
                                 if (json_object_set_new(
-                                            j, hyb_furi_str(o->u.rec.keys[i]->u.uri), x) < 0)
+                                            j, hyb_furi_get_str(o->u.rec.keys[i]->u.uri), x) < 0)
                                         return -ENOMEM;
                         }
                 } else {
@@ -436,11 +436,11 @@ static int to_json(const hyb_obj *o, json_t **ret, hyb_error *reterr)
         w = json_object();
         if (!w)
                 return -ENOMEM;
-        if (o->type_id && json_object_set_new(w, "@type", json_string(hyb_furi_str(o->type_id))))
+        if (o->type_id && json_object_set_new(w, "@type", json_string(hyb_furi_get_str(o->type_id))))
                 return -ENOMEM;
         if (json_object_set(w, "@value", v) < 0)
                 return -ENOMEM;
-        if (o->value_id && json_object_set_new(w, "@id", json_string(hyb_furi_str(o->value_id))))
+        if (o->value_id && json_object_set_new(w, "@id", json_string(hyb_furi_get_str(o->value_id))))
                 return -ENOMEM;
         *ret = TAKE_PTR(w);
         return 0;

@@ -17,6 +17,7 @@
 
 #include "common/util.h"
 #include "obj-internal.h"
+#include "common/ref.h"
 
 #define SMALL_INT_MIN (-16)
 #define SMALL_INT_MAX 255
@@ -90,24 +91,13 @@ static inline void obj_unrefp(hyb_obj **p)
 }
 #define _cleanup_obj_ _cleanup_(obj_unrefp)
 
-HYB_EXPORT hyb_obj *hyb_obj_ref(hyb_obj *o)
+/* noobj, true and false are static singletons: not counted. */
+static inline bool obj_is_counted(const hyb_obj *o)
 {
-        if (o && !(o->flags & OBJ_STATIC))
-                atomic_fetch_add_explicit(&o->n_ref, 1, memory_order_relaxed);
-        return o;
+        return !(o->flags & OBJ_STATIC);
 }
 
-HYB_EXPORT hyb_obj *hyb_obj_unref(hyb_obj *o)
-{
-        if (!o || (o->flags & OBJ_STATIC))
-                return NULL;
-        /* release/acquire: every write by other holders happens before the free */
-        if (atomic_fetch_sub_explicit(&o->n_ref, 1, memory_order_release) == 1) {
-                atomic_thread_fence(memory_order_acquire);
-                obj_free(o);
-        }
-        return NULL;
-}
+HYB_DEFINE_REF_UNREF_IF(hyb_obj, hyb_obj, obj_free, obj_is_counted)
 
 HYB_EXPORT hyb_obj *hyb_obj_noobj(void)
 {
@@ -191,7 +181,7 @@ int obj_new_uri_steal(hyb_furi *f, hyb_obj **ret)
         return 0;
 }
 
-HYB_EXPORT int hyb_obj_new_uri(hyb_furi *f, hyb_obj **ret)
+HYB_EXPORT int hyb_obj_new_uri(const hyb_furi *f, hyb_obj **ret)
 {
         hyb_assert_return(f && ret, -EINVAL);
         return obj_new_uri_steal(hyb_furi_ref(f), ret);
@@ -435,7 +425,7 @@ static const char *const base_type_names[] = {
         [HYB_OBJ_REC] = "/type/rec",
 };
 
-int obj_normalize_type(hyb_obj_kind kind, hyb_furi *type_id, hyb_furi **ret)
+int obj_normalize_type(hyb_obj_kind kind, const hyb_furi *type_id, hyb_furi **ret)
 {
         hyb_furi *t = NULL;
 
@@ -443,7 +433,7 @@ int obj_normalize_type(hyb_obj_kind kind, hyb_furi *type_id, hyb_furi **ret)
         if (!type_id)
                 return 0;
         if (hyb_furi_get_scope(type_id) == HYB_SCOPE_PROGRAM) {
-                const char *s = hyb_furi_str(type_id);
+                const char *s = hyb_furi_get_str(type_id);
                 _cleanup_free_ char *full = NULL;
                 int r;
 
@@ -457,13 +447,13 @@ int obj_normalize_type(hyb_obj_kind kind, hyb_furi *type_id, hyb_furi **ret)
         } else
                 t = hyb_furi_ref(type_id);
         if ((size_t)kind < ELEMENTSOF(base_type_names) && base_type_names[kind] &&
-            strcmp(hyb_furi_str(t), base_type_names[kind]) == 0) {
+            strcmp(hyb_furi_get_str(t), base_type_names[kind]) == 0) {
                 hyb_furi_unref(t);
                 return 0;
         }
         /* A base type accepts only its own kind: `str[5]` fails its check (spec: T[v]). */
         for (size_t k = 0; k < ELEMENTSOF(base_type_names); k++)
-                if (base_type_names[k] && strcmp(hyb_furi_str(t), base_type_names[k]) == 0) {
+                if (base_type_names[k] && strcmp(hyb_furi_get_str(t), base_type_names[k]) == 0) {
                         hyb_furi_unref(t);
                         return HYB_E_TYPE;
                 }
@@ -535,7 +525,7 @@ static int obj_own(hyb_obj *o, hyb_obj **ret)
         return r;
 }
 
-int obj_with_type_steal(hyb_obj *o, hyb_furi *type_id, hyb_obj **ret)
+int obj_with_type_steal(hyb_obj *o, const hyb_furi *type_id, hyb_obj **ret)
 {
         hyb_furi *t = NULL;
         int r;
@@ -565,7 +555,7 @@ int obj_with_type_steal(hyb_obj *o, hyb_furi *type_id, hyb_obj **ret)
         return 0;
 }
 
-int obj_with_id_steal(hyb_obj *o, hyb_furi *value_id, hyb_obj **ret)
+int obj_with_id_steal(hyb_obj *o, const hyb_furi *value_id, hyb_obj **ret)
 {
         int r;
 
@@ -586,13 +576,13 @@ int obj_with_id_steal(hyb_obj *o, hyb_furi *value_id, hyb_obj **ret)
         return 0;
 }
 
-HYB_EXPORT int hyb_obj_with_type(hyb_obj *o, hyb_furi *type_id, hyb_obj **ret)
+HYB_EXPORT int hyb_obj_with_type(const hyb_obj *o, const hyb_furi *type_id, hyb_obj **ret)
 {
         hyb_assert_return(o && ret, -EINVAL);
         return obj_with_type_steal(hyb_obj_ref(o), type_id, ret);
 }
 
-HYB_EXPORT int hyb_obj_with_id(hyb_obj *o, hyb_furi *value_id, hyb_obj **ret)
+HYB_EXPORT int hyb_obj_with_id(const hyb_obj *o, const hyb_furi *value_id, hyb_obj **ret)
 {
         hyb_assert_return(o && ret, -EINVAL);
         return obj_with_id_steal(hyb_obj_ref(o), value_id, ret);
@@ -656,17 +646,17 @@ HYB_EXPORT const hyb_furi *hyb_obj_get_uri(const hyb_obj *o)
         return o && o->kind == HYB_OBJ_URI ? o->u.uri : NULL;
 }
 
-HYB_EXPORT const hyb_furi *hyb_obj_type_id(const hyb_obj *o)
+HYB_EXPORT const hyb_furi *hyb_obj_get_type_id(const hyb_obj *o)
 {
         return o ? o->type_id : NULL;
 }
 
-HYB_EXPORT const hyb_furi *hyb_obj_value_id(const hyb_obj *o)
+HYB_EXPORT const hyb_furi *hyb_obj_get_value_id(const hyb_obj *o)
 {
         return o ? o->value_id : NULL;
 }
 
-HYB_EXPORT size_t hyb_obj_len(const hyb_obj *o)
+HYB_EXPORT size_t hyb_obj_get_len(const hyb_obj *o)
 {
         if (!o)
                 return 0;
@@ -677,28 +667,28 @@ HYB_EXPORT size_t hyb_obj_len(const hyb_obj *o)
         return 0;
 }
 
-HYB_EXPORT const hyb_obj *hyb_obj_at(const hyb_obj *o, size_t i)
+HYB_EXPORT const hyb_obj *hyb_obj_get_at(const hyb_obj *o, size_t i)
 {
         if (!o || !obj_kind_is_seq(o->kind) || i >= o->u.lst.n)
                 return NULL;
         return o->u.lst.items[i];
 }
 
-HYB_EXPORT const hyb_obj *hyb_obj_rec_key(const hyb_obj *o, size_t i)
+HYB_EXPORT const hyb_obj *hyb_obj_get_rec_key(const hyb_obj *o, size_t i)
 {
         if (!o || o->kind != HYB_OBJ_REC || i >= o->u.rec.n)
                 return NULL;
         return o->u.rec.keys[i];
 }
 
-HYB_EXPORT const hyb_obj *hyb_obj_rec_value(const hyb_obj *o, size_t i)
+HYB_EXPORT const hyb_obj *hyb_obj_get_rec_value(const hyb_obj *o, size_t i)
 {
         if (!o || o->kind != HYB_OBJ_REC || i >= o->u.rec.n)
                 return NULL;
         return o->u.rec.values[i];
 }
 
-HYB_EXPORT const hyb_obj *hyb_obj_rec_get(const hyb_obj *o, const hyb_obj *key)
+HYB_EXPORT const hyb_obj *hyb_obj_get_field(const hyb_obj *o, const hyb_obj *key)
 {
         long pos = obj_rec_find(o, key);
 

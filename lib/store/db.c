@@ -207,7 +207,7 @@ int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error
         pthread_mutex_init(&d->lock, NULL);
         d->journal_max = o->journal_max ? o->journal_max : 4096;
         if (getrandom(&d->origin, sizeof(d->origin), 0) != sizeof(d->origin))
-                d->origin = (int64_t)getpid() << 20 ^ (int64_t)store_now_usec();
+                d->origin = (int64_t)getpid() << 20 ^ (int64_t)hyb_now_usec();
         if (d->origin == 0)
                 d->origin = 1;
 

@@ -285,11 +285,11 @@ static index_node *root_of(store_index *ix, const hyb_furi *f)
 index_node *index_lookup(store_index *ix, const hyb_furi *key)
 {
         index_node *n = root_of(ix, key);
-        size_t ns = hyb_furi_n_segments(key);
+        size_t ns = hyb_furi_get_n_segments(key);
 
         for (size_t i = 0; i < ns && n; i++) {
                 size_t len;
-                const char *s = hyb_furi_segment(key, i, &len);
+                const char *s = hyb_furi_get_segment(key, i, &len);
                 n = find(n, s, len, NULL);
         }
         return n;
@@ -315,7 +315,7 @@ static void prune(index_node *n)
 int index_set(store_index *ix, const hyb_furi *key, hyb_obj *value, hyb_obj **ret_old)
 {
         hslot *sl = slot_find(ix, key, hyb_furi_hash(key));
-        size_t ns = hyb_furi_n_segments(key);
+        size_t ns = hyb_furi_get_n_segments(key);
         index_node *n;
         hyb_furi *k;
         int r;
@@ -336,7 +336,7 @@ int index_set(store_index *ix, const hyb_furi *key, hyb_obj *value, hyb_obj **re
                 return r;
         for (size_t i = 0; i < ns; i++) {
                 size_t len;
-                const char *s = hyb_furi_segment(key, i, &len);
+                const char *s = hyb_furi_get_segment(key, i, &len);
                 r = child_add(n, s, len, &n);
                 if (r < 0) {
                         hyb_furi_unref(k);

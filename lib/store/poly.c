@@ -33,18 +33,18 @@ size_t obj_depth(const hyb_obj *o)
         switch (hyb_obj_get_kind(o)) {
         case HYB_OBJ_LST:
         case HYB_OBJ_OBJS:
-                n = hyb_obj_len(o);
+                n = hyb_obj_get_len(o);
                 for (size_t i = 0; i < n; i++) {
-                        size_t x = obj_depth(hyb_obj_at(o, i));
+                        size_t x = obj_depth(hyb_obj_get_at(o, i));
                         if (x > d)
                                 d = x;
                 }
                 return d + 1;
         case HYB_OBJ_REC:
-                n = hyb_obj_len(o);
+                n = hyb_obj_get_len(o);
                 for (size_t i = 0; i < n; i++) {
-                        size_t x = obj_depth(hyb_obj_rec_key(o, i));
-                        size_t y = obj_depth(hyb_obj_rec_value(o, i));
+                        size_t x = obj_depth(hyb_obj_get_rec_key(o, i));
+                        size_t y = obj_depth(hyb_obj_get_rec_value(o, i));
                         if (x > d)
                                 d = x;
                         if (y > d)
@@ -85,11 +85,11 @@ bool poly_key_seg(const hyb_obj *key, char *buf, size_t bufsz, const char **ret,
         switch (hyb_obj_get_kind(key)) {
         case HYB_OBJ_URI:
                 u = hyb_obj_get_uri(key);
-                if (!u || hyb_furi_is_absolute(u) || hyb_furi_host(u) ||
-                    hyb_furi_n_segments(u) != 1 || hyb_furi_is_branch(u) ||
-                    hyb_furi_segment_kind(u, 0) != HYB_SEG_LITERAL)
+                if (!u || hyb_furi_is_absolute(u) || hyb_furi_get_host(u) ||
+                    hyb_furi_get_n_segments(u) != 1 || hyb_furi_is_branch(u) ||
+                    hyb_furi_get_segment_kind(u, 0) != HYB_SEG_LITERAL)
                         return false;
-                *ret = hyb_furi_segment(u, 0, len);
+                *ret = hyb_furi_get_segment(u, 0, len);
                 return *len > 0;
         case HYB_OBJ_STR:
                 *ret = hyb_obj_get_str(key, len);
@@ -118,10 +118,10 @@ static bool key_is_seg(const hyb_obj *key, const char *seg, size_t len)
 
 static long rec_find(const hyb_obj *rec, const char *seg, size_t len)
 {
-        size_t n = hyb_obj_len(rec);
+        size_t n = hyb_obj_get_len(rec);
 
         for (size_t i = 0; i < n; i++)
-                if (key_is_seg(hyb_obj_rec_key(rec, i), seg, len))
+                if (key_is_seg(hyb_obj_get_rec_key(rec, i), seg, len))
                         return (long)i;
         return -1;
 }
@@ -132,12 +132,12 @@ const hyb_obj *poly_child(const hyb_obj *poly, const char *seg, size_t len)
         long i;
 
         if (hyb_obj_get_kind(poly) == HYB_OBJ_LST) {
-                if (seg_is_index(seg, len, &idx) && idx < hyb_obj_len(poly))
-                        return hyb_obj_at(poly, idx);
+                if (seg_is_index(seg, len, &idx) && idx < hyb_obj_get_len(poly))
+                        return hyb_obj_get_at(poly, idx);
                 return NULL;
         }
         if (hyb_obj_get_kind(poly) == HYB_OBJ_REC && (i = rec_find(poly, seg, len)) >= 0)
-                return hyb_obj_rec_value(poly, (size_t)i);
+                return hyb_obj_get_rec_value(poly, (size_t)i);
         return NULL;
 }
 
@@ -148,15 +148,15 @@ static int rebuild_ids(const hyb_obj *like, hyb_obj *o, hyb_obj **ret)
         hyb_obj *t = NULL;
         int r;
 
-        if (hyb_obj_type_id(like)) {
-                r = hyb_obj_with_type(o, (hyb_furi *)hyb_obj_type_id(like), &t);
+        if (hyb_obj_get_type_id(like)) {
+                r = hyb_obj_with_type(o, (hyb_furi *)hyb_obj_get_type_id(like), &t);
                 hyb_obj_unref(o);
                 if (r < 0)
                         return r;
                 o = t;
         }
-        if (hyb_obj_value_id(like)) {
-                r = hyb_obj_with_id(o, (hyb_furi *)hyb_obj_value_id(like), &t);
+        if (hyb_obj_get_value_id(like)) {
+                r = hyb_obj_with_id(o, (hyb_furi *)hyb_obj_get_value_id(like), &t);
                 hyb_obj_unref(o);
                 if (r < 0)
                         return r;
@@ -180,8 +180,8 @@ static int seg_uri(const char *seg, size_t len, hyb_obj **ret)
 int poly_set(const hyb_obj *container, const hyb_furi *f, size_t i, hyb_obj *value,
              hyb_obj **ret, hyb_error *e)
 {
-        size_t ns = hyb_furi_n_segments(f), len, n = hyb_obj_len(container), idx;
-        const char *seg = hyb_furi_segment(f, i, &len);
+        size_t ns = hyb_furi_get_n_segments(f), len, n = hyb_obj_get_len(container), idx;
+        const char *seg = hyb_furi_get_segment(f, i, &len);
         bool last = i + 1 == ns, del = hyb_obj_is_noobj(value);
         _cleanup_free_ hyb_obj **keys = NULL;
         _cleanup_free_ hyb_obj **vals = NULL;
@@ -204,11 +204,11 @@ int poly_set(const hyb_obj *container, const hyb_furi *f, size_t i, hyb_obj *val
                                                  idx, n);
                 at = idx < n ? (long)idx : -1;
                 if (at >= 0)
-                        old = hyb_obj_at(container, idx);
+                        old = hyb_obj_get_at(container, idx);
         } else {
                 at = rec_find(container, seg, len);
                 if (at >= 0)
-                        old = hyb_obj_rec_value(container, (size_t)at);
+                        old = hyb_obj_get_rec_value(container, (size_t)at);
                 else if (del)
                         return 0; /* nothing to delete */
         }
@@ -217,7 +217,7 @@ int poly_set(const hyb_obj *container, const hyb_furi *f, size_t i, hyb_obj *val
                 if (old && !is_poly(old))
                         return err_set(e, HYB_E_TYPE, -1, "cannot write into %s at segment '%s'",
                                        hyb_obj_kind_name(hyb_obj_get_kind(old)),
-                                       hyb_furi_segment(f, i + 1, NULL));
+                                       hyb_furi_get_segment(f, i + 1, NULL));
                 if (!old) {
                         /* a missing inner key: the write creates the rec it needs */
                         hyb_obj *empty = NULL;
@@ -246,10 +246,10 @@ int poly_set(const hyb_obj *container, const hyb_furi *f, size_t i, hyb_obj *val
                                 continue; /* deleted */
                         vals[m] = child;
                 } else
-                        vals[m] = (hyb_obj *)(is_rec ? hyb_obj_rec_value(container, k)
-                                                     : hyb_obj_at(container, k));
+                        vals[m] = (hyb_obj *)(is_rec ? hyb_obj_get_rec_value(container, k)
+                                                     : hyb_obj_get_at(container, k));
                 if (is_rec)
-                        keys[m] = (hyb_obj *)hyb_obj_rec_key(container, k);
+                        keys[m] = (hyb_obj *)hyb_obj_get_rec_key(container, k);
                 m++;
         }
         if (at < 0 && child) {
@@ -309,7 +309,7 @@ static int kid_cmp(const void *a, const void *b)
 
 static int emit(walk *w, const store_pos *p)
 {
-        const char *path = p->tn && p->tn->value ? hyb_furi_path_str(p->tn->furi)
+        const char *path = p->tn && p->tn->value ? hyb_furi_get_path_str(p->tn->furi)
                                                   : w->buf + (w->rel ? 1 : 0);
         return w->fn(path, p, w->ud);
 }
@@ -343,7 +343,7 @@ static int step_plus(walk *w, index_node *tn, const hyb_obj *val, size_t i)
                 return r;
         }
         /* merge the stored children with the poly's elements, in key order */
-        np = hyb_obj_len(val);
+        np = hyb_obj_get_len(val);
         kids = calloc(nt + np + 1, sizeof(kid));
         if (!kids)
                 return -ENOMEM;
@@ -352,14 +352,14 @@ static int step_plus(walk *w, index_node *tn, const hyb_obj *val, size_t i)
                 if (hyb_obj_get_kind(val) == HYB_OBJ_LST) {
                         snprintf(x->num, sizeof(x->num), "%zu", k);
                         x->len = strlen(x->num);
-                        x->elem = hyb_obj_at(val, k);
+                        x->elem = hyb_obj_get_at(val, k);
                 } else {
-                        if (!poly_key_seg(hyb_obj_rec_key(val, k), x->num, sizeof(x->num),
+                        if (!poly_key_seg(hyb_obj_get_rec_key(val, k), x->num, sizeof(x->num),
                                           &x->seg, &x->len))
                                 continue;
                         if (x->seg == x->num)
                                 x->seg = NULL;
-                        x->elem = hyb_obj_rec_value(val, k);
+                        x->elem = hyb_obj_get_rec_value(val, k);
                 }
                 nk++;
         }
@@ -396,7 +396,7 @@ static int step(walk *w, index_node *tn, const hyb_obj *val, size_t i)
 
         if (i == w->ns)
                 return val ? emit(w, &p) : 0;
-        switch (hyb_furi_segment_kind(w->pat, i)) {
+        switch (hyb_furi_get_segment_kind(w->pat, i)) {
         case HYB_SEG_HASH:
                 /* zero segments: this position itself; then every stored key below it */
                 if (val && (r = emit(w, &p)) != 0)
@@ -405,14 +405,14 @@ static int step(walk *w, index_node *tn, const hyb_obj *val, size_t i)
                         return 0;
                 for (index_node *d = index_next(tn, tn); d; d = index_next(d, tn)) {
                         store_pos q = { d, d->value };
-                        if (d->value && (r = w->fn(hyb_furi_path_str(d->furi), &q, w->ud)) != 0)
+                        if (d->value && (r = w->fn(hyb_furi_get_path_str(d->furi), &q, w->ud)) != 0)
                                 return r;
                 }
                 return 0;
         case HYB_SEG_PLUS:
                 return step_plus(w, tn, val, i + 1);
         default:
-                seg = hyb_furi_segment(w->pat, i, &len);
+                seg = hyb_furi_get_segment(w->pat, i, &len);
                 c = tn ? index_find_child(tn, seg, len) : NULL;
                 elem = w->virt && is_poly(val) ? poly_child(val, seg, len) : NULL;
                 if (!c && !elem)
@@ -423,7 +423,7 @@ static int step(walk *w, index_node *tn, const hyb_obj *val, size_t i)
 
 int store_walk(hyb_store *st, const hyb_furi *pattern, bool virt, store_walk_fn fn, void *ud)
 {
-        walk w = { .pat = pattern, .ns = hyb_furi_n_segments(pattern), .virt = virt, .fn = fn,
+        walk w = { .pat = pattern, .ns = hyb_furi_get_n_segments(pattern), .virt = virt, .fn = fn,
                    .ud = ud };
         int r;
 
@@ -433,7 +433,7 @@ int store_walk(hyb_store *st, const hyb_furi *pattern, bool virt, store_walk_fn 
         w.buf[0] = '\0';
         if (hyb_furi_is_absolute(pattern))
                 r = step(&w, &st->index.abs_root, NULL, 0);
-        else if (w.ns == 1 && hyb_furi_segment_kind(pattern, 0) == HYB_SEG_HASH) {
+        else if (w.ns == 1 && hyb_furi_get_segment_kind(pattern, 0) == HYB_SEG_HASH) {
                 /* `#` alone matches every fURI, absolute or relative */
                 r = step(&w, &st->index.abs_root, NULL, 0);
                 if (r == 0) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The scope router: where a fURI lives (spec/furi-store.md "Scopes").
+ * The scope router: where a fURI lives (doc/store.md "Scopes").
  *
  *   abc, a/b        program  -> sc->program, a memory store of relative keys
  *   ~/abc           home     -> sc->host at /home/<program>/abc
@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "store-internal.h"
+#include "common/ref.h"
 
 struct hyb_scope {
         atomic_uint n_ref;
@@ -48,28 +49,20 @@ HYB_EXPORT int hyb_scope_new(hyb_store *host, const char *program, hyb_scope **r
         return 0;
 }
 
-HYB_EXPORT hyb_scope *hyb_scope_ref(hyb_scope *sc)
+static void scope_free(hyb_scope *sc)
 {
-        if (sc)
-                atomic_fetch_add(&sc->n_ref, 1);
-        return sc;
+        hyb_store_unref(sc->host);
+        hyb_store_unref(sc->program);
+        free(sc->name);
+        free(sc);
 }
 
-HYB_EXPORT hyb_scope *hyb_scope_unref(hyb_scope *sc)
-{
-        if (sc && atomic_fetch_sub(&sc->n_ref, 1) == 1) {
-                hyb_store_unref(sc->host);
-                hyb_store_unref(sc->program);
-                free(sc->name);
-                free(sc);
-        }
-        return NULL;
-}
+HYB_DEFINE_REF_UNREF(hyb_scope, hyb_scope, scope_free)
 
 /* `~/a/b?q` -> `/home/<program>/a/b?q` */
 static int home_target(hyb_scope *sc, const hyb_furi *f, hyb_furi **ret, hyb_error *e)
 {
-        const char *text = hyb_furi_str(f);
+        const char *text = hyb_furi_get_str(f);
         _cleanup_free_ char *buf = NULL;
         size_t len = 0, alloc = 0;
         int r;
@@ -100,7 +93,7 @@ HYB_EXPORT int hyb_scope_route(hyb_scope *sc, const hyb_furi *furi, hyb_store **
         switch (hyb_furi_get_scope(furi)) {
         case HYB_SCOPE_PROGRAM:
                 st = sc->program;
-                t = hyb_furi_ref((hyb_furi *)furi);
+                t = hyb_furi_ref(furi);
                 break;
         case HYB_SCOPE_HOME:
                 st = sc->host;
@@ -109,25 +102,25 @@ HYB_EXPORT int hyb_scope_route(hyb_scope *sc, const hyb_furi *furi, hyb_store **
                 break;
         case HYB_SCOPE_HOST:
                 st = sc->host;
-                t = hyb_furi_ref((hyb_furi *)furi);
+                t = hyb_furi_ref(furi);
                 break;
         case HYB_SCOPE_CLUSTER:
                 return err_set(reterr, HYB_E_SCOPE, -1,
                                "cluster scope (%s) is not available yet: it needs the MQTT "
-                               "bridge", hyb_furi_str(furi));
+                               "bridge", hyb_furi_get_str(furi));
         case HYB_SCOPE_GLOBAL:
         default:
                 return err_set(reterr, HYB_E_SCOPE, -1,
                                "global scope (host %s in %s) is not available yet",
-                               hyb_furi_host(furi) ? hyb_furi_host(furi) : "?",
-                               hyb_furi_str(furi));
+                               hyb_furi_get_host(furi) ? hyb_furi_get_host(furi) : "?",
+                               hyb_furi_get_str(furi));
         }
         *ret_store = st;
         *ret_target = t;
         return 0;
 }
 
-HYB_EXPORT int hyb_scope_write(hyb_scope *sc, const hyb_furi *target, hyb_obj *value,
+HYB_EXPORT int hyb_scope_write(hyb_scope *sc, const hyb_furi *target, const hyb_obj *value,
                                unsigned flags, hyb_error *reterr)
 {
         hyb_store *st;

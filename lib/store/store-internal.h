@@ -221,7 +221,6 @@ struct hyb_store {
 };
 
 /* store.c helpers shared by the other files */
-uint64_t store_now_usec(void);
 void store_kick(hyb_store *st);
 int store_queue_msgs(hyb_store *st, const hyb_furi *target, hyb_obj *payload, bool retain,
                      store_sub **skip, size_t n_skip);

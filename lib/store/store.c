@@ -19,14 +19,7 @@
 #include <unistd.h>
 
 #include "store-internal.h"
-
-uint64_t store_now_usec(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
+#include "common/ref.h"
 
 HYB_EXPORT void hyb_store_options_init(hyb_store_options *opts)
 {
@@ -69,7 +62,7 @@ void store_queue_one(hyb_store *st, store_sub *s, const hyb_furi *target, hyb_ob
                 return; /* out of memory: the message is lost, nothing else breaks */
         atomic_fetch_add(&s->n_ref, 1);
         m->sub = s;
-        m->target = hyb_furi_ref((hyb_furi *)target);
+        m->target = hyb_furi_ref(target);
         m->payload = hyb_obj_ref(payload ? payload : hyb_obj_noobj());
         m->retain = retain;
         if (!st->q_head)
@@ -123,7 +116,7 @@ int store_queue_msgs(hyb_store *st, const hyb_furi *target, hyb_obj *payload, bo
 int store_encode(hyb_store *st, const hyb_obj *v, bool keep, db_value *ret, hyb_error *e)
 {
         hyb_obj_kind k = hyb_obj_get_kind(v);
-        bool plain = !hyb_obj_type_id(v) && !hyb_obj_value_id(v);
+        bool plain = !hyb_obj_get_type_id(v) && !hyb_obj_get_value_id(v);
         char *s = NULL;
         size_t len;
         int r;
@@ -219,7 +212,7 @@ static bool pending_has(hyb_store *st, const char *key)
 
 static bool same_stored(const hyb_obj *a, const hyb_obj *b)
 {
-        const hyb_furi *ia = hyb_obj_value_id(a), *ib = hyb_obj_value_id(b);
+        const hyb_furi *ia = hyb_obj_get_value_id(a), *ib = hyb_obj_get_value_id(b);
 
         if (!hyb_obj_equal(a, b))
                 return false;
@@ -243,7 +236,7 @@ int store_resync_locked(hyb_store *st)
         }
         for (size_t i = 0; i < rs.n; i++) {
                 index_node *tn = index_lookup(&st->index, rs.v[i].key);
-                if (pending_has(st, hyb_furi_path_str(rs.v[i].key))) {
+                if (pending_has(st, hyb_furi_get_path_str(rs.v[i].key))) {
                         if (tn)
                                 tn->mark = gen;
                         continue;
@@ -257,7 +250,7 @@ int store_resync_locked(hyb_store *st)
                 tn->mark = gen;
         }
         for (index_node *n = &st->index.abs_root; n; n = index_next(n, &st->index.abs_root))
-                if (n->value && n->mark != gen && !pending_has(st, hyb_furi_path_str(n->furi)) &&
+                if (n->value && n->mark != gen && !pending_has(st, hyb_furi_get_path_str(n->furi)) &&
                     grow_array((void **)&gone, &alloc_gone, n_gone + 1, sizeof(hyb_furi *)) == 0)
                         gone[n_gone++] = hyb_furi_ref(n->furi);
         for (size_t i = 0; i < n_gone; i++) {
@@ -291,7 +284,7 @@ static int sync_remote(hyb_store *st, bool wait)
                         return 0;
         } else
                 pthread_mutex_lock(&st->sync_lock);
-        now = store_now_usec();
+        now = hyb_now_usec();
         r = db_poll(&st->db, wait, &c, &n, &gap);
         if (r == -EBUSY) {
                 pthread_mutex_unlock(&st->sync_lock);
@@ -463,19 +456,7 @@ int store_open_program(hyb_store **ret)
         return store_new(NULL, NULL, true, ret, NULL);
 }
 
-HYB_EXPORT hyb_store *hyb_store_ref(hyb_store *st)
-{
-        if (st)
-                atomic_fetch_add(&st->n_ref, 1);
-        return st;
-}
-
-HYB_EXPORT hyb_store *hyb_store_unref(hyb_store *st)
-{
-        if (st && atomic_fetch_sub(&st->n_ref, 1) == 1)
-                store_free(st);
-        return NULL;
-}
+HYB_DEFINE_REF_UNREF(hyb_store, hyb_store, store_free)
 
 /* ---- subscriptions ---- */
 
@@ -530,13 +511,13 @@ HYB_EXPORT int hyb_store_subscribe(hyb_store *st, const hyb_furi *pattern, unsig
         r = store_check_furi(st, pattern, reterr);
         if (r < 0)
                 return r;
-        ns = hyb_furi_n_segments(pattern);
+        ns = hyb_furi_get_n_segments(pattern);
         if (hyb_furi_is_branch(pattern) &&
-            (ns == 0 || hyb_furi_segment_kind(pattern, ns - 1) != HYB_SEG_HASH))
+            (ns == 0 || hyb_furi_get_segment_kind(pattern, ns - 1) != HYB_SEG_HASH))
                 return err_set(reterr, -EINVAL, -1,
                                "subscribe to a node or a pattern, not the branch '%s' "
                                "(its children are '%s+')",
-                               hyb_furi_str(pattern), hyb_furi_path_str(pattern));
+                               hyb_furi_get_str(pattern), hyb_furi_get_path_str(pattern));
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
@@ -587,12 +568,9 @@ HYB_EXPORT int hyb_store_get_timeout(hyb_store *st, uint64_t *ret_usec)
         hyb_assert_return(st && ret_usec, -EINVAL);
         pthread_mutex_lock(&st->lock);
         if (st->q_head || st->pending)
-                t = 0;
-        else if (st->persistent && st->subs.n > 0) {
-                uint64_t next = st->last_poll_usec + st->opts.poll_interval_ms * 1000u;
-                uint64_t now = store_now_usec();
-                t = next > now ? next - now : 0;
-        }
+                t = 0; /* due now: any time in the past */
+        else if (st->persistent && st->subs.n > 0)
+                t = st->last_poll_usec + st->opts.poll_interval_ms * 1000u;
         pthread_mutex_unlock(&st->lock);
         *ret_usec = t;
         return 0;
@@ -654,6 +632,10 @@ HYB_EXPORT int hyb_store_wait(hyb_store *st, uint64_t timeout_usec)
 
         hyb_assert_return(st, -EINVAL);
         hyb_store_get_timeout(st, &t);
+        if (t != UINT64_MAX) {
+                uint64_t now = hyb_now_usec();
+                t = t > now ? t - now : 0; /* the deadline as a wait */
+        }
         if (timeout_usec < t)
                 t = timeout_usec;
         ms = t == UINT64_MAX ? -1 : t > 3600000000u ? 3600000 : (int)((t + 999) / 1000);

@@ -163,13 +163,13 @@ int subs_add(subs_index *si, store_sub *s)
 {
         const hyb_furi *p = s->pattern;
         sub_node *n = hyb_furi_is_absolute(p) ? &si->abs_root : &si->rel_root;
-        size_t ns = hyb_furi_n_segments(p);
+        size_t ns = hyb_furi_get_n_segments(p);
         int r;
 
         for (size_t i = 0; i < ns; i++) {
                 size_t len;
-                const char *seg = hyb_furi_segment(p, i, &len);
-                r = child_add(n, hyb_furi_segment_kind(p, i), seg, len, &n);
+                const char *seg = hyb_furi_get_segment(p, i, &len);
+                r = child_add(n, hyb_furi_get_segment_kind(p, i), seg, len, &n);
                 if (r < 0) {
                         prune(n);
                         return r;
@@ -235,7 +235,7 @@ static int match(sub_node *n, const hyb_furi *f, size_t i, size_t ns, store_sub 
                                 return r;
                 return 0;
         }
-        seg = hyb_furi_segment(f, i, &len);
+        seg = hyb_furi_get_segment(f, i, &len);
         c = find_lit(n, seg, len, NULL);
         if (c && (r = match(c, f, i + 1, ns, arr, cnt, alloc)) < 0)
                 return r;
@@ -246,7 +246,7 @@ static int match(sub_node *n, const hyb_furi *f, size_t i, size_t ns, store_sub 
 
 int subs_match(subs_index *si, const hyb_furi *f, store_sub ***arr, size_t *n, size_t *alloc)
 {
-        size_t ns = hyb_furi_n_segments(f);
+        size_t ns = hyb_furi_get_n_segments(f);
         int r;
 
         if (hyb_furi_is_absolute(f)) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The operations of spec/furi-store.md: write (retained, transient, noobj =
+ * The operations of doc/store.md: write (retained, transient, noobj =
  * delete, branch writes, writes through stored polys), read (node, pattern,
  * branch) and scan.  Every write is applied to memory and queued for commit
  * under st->lock, so writes, their messages and their database ops share one
@@ -19,31 +19,31 @@ typedef struct wctx {
 
 int store_check_furi(hyb_store *st, const hyb_furi *f, hyb_error *e)
 {
-        bool hash_alone = !hyb_furi_is_absolute(f) && hyb_furi_n_segments(f) == 1 &&
-                          hyb_furi_segment_kind(f, 0) == HYB_SEG_HASH && !hyb_furi_host(f);
+        bool hash_alone = !hyb_furi_is_absolute(f) && hyb_furi_get_n_segments(f) == 1 &&
+                          hyb_furi_get_segment_kind(f, 0) == HYB_SEG_HASH && !hyb_furi_get_host(f);
 
-        if (hyb_furi_host(f) || hyb_furi_scheme(f))
+        if (hyb_furi_get_host(f) || hyb_furi_get_scheme(f))
                 return err_set(e, -EINVAL, -1,
                                "'%s' is not a host-scope fURI (%s scope): route it with "
                                "hyb_scope",
-                               hyb_furi_str(f),
+                               hyb_furi_get_str(f),
                                hyb_furi_get_scope(f) == HYB_SCOPE_GLOBAL ? "global" : "cluster");
         if (hash_alone)
                 return 0;
         if (st->relative && hyb_furi_is_absolute(f))
                 return err_set(e, -EINVAL, -1, "'%s' is absolute: a program store holds "
-                               "relative fURIs", hyb_furi_str(f));
+                               "relative fURIs", hyb_furi_get_str(f));
         if (!st->relative && !hyb_furi_is_absolute(f))
                 return err_set(e, -EINVAL, -1,
                                "'%s' is relative (program scope): a store holds absolute fURIs",
-                               hyb_furi_str(f));
+                               hyb_furi_get_str(f));
         return 0;
 }
 
 /* The kind a `?int`-style query asks for, or -1. */
 static int type_word(const hyb_furi *f)
 {
-        if (!hyb_furi_query(f))
+        if (!hyb_furi_get_query(f))
                 return -1;
         for (int k = HYB_OBJ_NOOBJ + 1; k <= HYB_OBJ_CODE; k++)
                 if (hyb_furi_query_has(f, hyb_obj_kind_name((hyb_obj_kind)k)))
@@ -55,7 +55,7 @@ static int check_type(const hyb_furi *f, int kind, const hyb_obj *v, hyb_error *
 {
         if (kind < 0 || !v || hyb_obj_is_noobj(v) || (int)hyb_obj_get_kind(v) == kind)
                 return 0;
-        return err_set(e, HYB_E_TYPE, -1, "'%s' wants %s, the value is %s", hyb_furi_str(f),
+        return err_set(e, HYB_E_TYPE, -1, "'%s' wants %s, the value is %s", hyb_furi_get_str(f),
                        hyb_obj_kind_name((hyb_obj_kind)kind),
                        hyb_obj_kind_name(hyb_obj_get_kind(v)));
 }
@@ -68,7 +68,7 @@ static int add_op(wctx *w, const hyb_furi *key, db_value *enc)
         if (!w->st->persistent)
                 return 0;
         op = calloc(1, sizeof(*op));
-        if (!op || !(op->key = strdup(hyb_furi_path_str(key)))) {
+        if (!op || !(op->key = strdup(hyb_furi_get_path_str(key)))) {
                 free(op);
                 if (enc)
                         db_value_done(enc);
@@ -170,7 +170,7 @@ static bool is_poly(const hyb_obj *o)
 static int write_node(wctx *w, const hyb_furi *key, hyb_obj *value)
 {
         index_node *tn, *anchor = NULL;
-        size_t ns = hyb_furi_n_segments(key), depth = 0;
+        size_t ns = hyb_furi_get_n_segments(key), depth = 0;
 
         if (w->transient)
                 return store_queue_msgs(w->st, key, value, false, NULL, 0);
@@ -182,7 +182,7 @@ static int write_node(wctx *w, const hyb_furi *key, hyb_obj *value)
         /* the deepest stored ancestor decides: a poly is written through */
         for (size_t i = 0; i < ns && tn; i++) {
                 size_t len;
-                const char *s = hyb_furi_segment(key, i, &len);
+                const char *s = hyb_furi_get_segment(key, i, &len);
                 tn = index_find_child(tn, s, len);
                 if (tn && tn->value && i + 1 < ns) {
                         anchor = tn;
@@ -232,7 +232,7 @@ static int delete_pattern(wctx *w, const hyb_furi *pattern)
 /* The text of a branch without its trailing `/` ("/x/" -> "/x", "/" -> ""). */
 static char *branch_base(const hyb_furi *f)
 {
-        const char *p = hyb_furi_path_str(f);
+        const char *p = hyb_furi_get_path_str(f);
         size_t len = strlen(p);
 
         if (len && p[len - 1] == '/')
@@ -258,13 +258,13 @@ static int child_key(const char *base, const hyb_obj *k, size_t index, bool lst,
                 snprintf(num, sizeof(num), "%zu", index);
                 r = path_append(&buf, &len, &alloc, num, strlen(num));
         } else if (hyb_obj_get_kind(k) == HYB_OBJ_URI && hyb_obj_get_uri(k) &&
-                   !hyb_furi_is_absolute(hyb_obj_get_uri(k)) && !hyb_furi_host(hyb_obj_get_uri(k)) &&
+                   !hyb_furi_is_absolute(hyb_obj_get_uri(k)) && !hyb_furi_get_host(hyb_obj_get_uri(k)) &&
                    !hyb_furi_is_pattern(hyb_obj_get_uri(k)) &&
-                   hyb_furi_n_segments(hyb_obj_get_uri(k)) > 0) {
+                   hyb_furi_get_n_segments(hyb_obj_get_uri(k)) > 0) {
                 /* a uri key may name a deeper child: `x/ -> [a/b=>1]` stores x/a/b */
                 const hyb_furi *u = hyb_obj_get_uri(k);
-                for (size_t i = 0; i < hyb_furi_n_segments(u) && r == 0; i++) {
-                        seg = hyb_furi_segment(u, i, &slen);
+                for (size_t i = 0; i < hyb_furi_get_n_segments(u) && r == 0; i++) {
+                        seg = hyb_furi_get_segment(u, i, &slen);
                         r = path_append(&buf, &len, &alloc, seg, slen);
                 }
         } else if (poly_key_seg(k, num, sizeof(num), &seg, &slen))
@@ -286,7 +286,7 @@ static int write_branch(wctx *w, const hyb_furi *t, hyb_obj *value)
 {
         _cleanup_free_ char *base = branch_base(t);
         bool lst = hyb_obj_get_kind(value) == HYB_OBJ_LST;
-        size_t n = hyb_obj_len(value);
+        size_t n = hyb_obj_get_len(value);
         int r = 0;
 
         if (!base)
@@ -308,15 +308,15 @@ static int write_branch(wctx *w, const hyb_furi *t, hyb_obj *value)
         }
         if (!is_poly(value))
                 return err_set(w->e, -EINVAL, -1, "the branch '%s' takes a lst or rec (its "
-                               "children) or noobj, not a %s", hyb_furi_str(t),
+                               "children) or noobj, not a %s", hyb_furi_get_str(t),
                                hyb_obj_kind_name(hyb_obj_get_kind(value)));
         for (size_t i = 0; i < n && r == 0; i++) {
                 hyb_furi *key = NULL;
-                r = child_key(base, lst ? NULL : hyb_obj_rec_key(value, i), i, lst, &key, w->e);
+                r = child_key(base, lst ? NULL : hyb_obj_get_rec_key(value, i), i, lst, &key, w->e);
                 if (r < 0)
                         break;
-                r = write_node(w, key, (hyb_obj *)(lst ? hyb_obj_at(value, i)
-                                                        : hyb_obj_rec_value(value, i)));
+                r = write_node(w, key, (hyb_obj *)(lst ? hyb_obj_get_at(value, i)
+                                                        : hyb_obj_get_rec_value(value, i)));
                 hyb_furi_unref(key);
         }
         return r;
@@ -335,13 +335,13 @@ static int write_locked(wctx *w, const hyb_furi *target, hyb_obj *value)
                 return r;
         if (hyb_obj_get_kind(value) == HYB_OBJ_OBJS)
                 return err_set(w->e, -EINVAL, -1, "a stream cannot be stored at '%s': write its "
-                               "values one by one", hyb_furi_str(target));
+                               "values one by one", hyb_furi_get_str(target));
         if (hyb_furi_is_pattern(target) && !hyb_obj_is_noobj(value))
                 return err_set(w->e, -EINVAL, -1, "the pattern '%s' takes only noobj (a delete)",
-                               hyb_furi_str(target));
+                               hyb_furi_get_str(target));
         if (hyb_furi_is_pattern(target) && w->transient)
                 return err_set(w->e, -EINVAL, -1, "a transient write needs a node, not the "
-                               "pattern '%s'", hyb_furi_str(target));
+                               "pattern '%s'", hyb_furi_get_str(target));
         if (!hyb_obj_is_noobj(value)) {
                 if ((r = check_depth(w, value)) < 0)
                         return r;
@@ -409,15 +409,16 @@ static int do_write(hyb_store *st, const hyb_furi *target, hyb_obj *value, unsig
         return r;
 }
 
-HYB_EXPORT int hyb_store_write(hyb_store *st, const hyb_furi *target, hyb_obj *value,
+HYB_EXPORT int hyb_store_write(hyb_store *st, const hyb_furi *target, const hyb_obj *value,
                                unsigned flags, hyb_error *reterr)
 {
         hyb_assert_return(st && target && value, -EINVAL);
         hyb_assert_return((flags & ~HYB_WRITE_TRANSIENT) == 0, -EINVAL);
-        return do_write(st, target, value, flags, NULL, NULL, false, reterr);
+        /* Objs are immutable: the write path only takes references of value. */
+        return do_write(st, target, (hyb_obj *)value, flags, NULL, NULL, false, reterr);
 }
 
-HYB_EXPORT int hyb_store_write_str(hyb_store *st, const char *target, hyb_obj *value,
+HYB_EXPORT int hyb_store_write_str(hyb_store *st, const char *target, const hyb_obj *value,
                                    unsigned flags, hyb_error *reterr)
 {
         hyb_furi *f = NULL;
@@ -432,13 +433,13 @@ HYB_EXPORT int hyb_store_write_str(hyb_store *st, const char *target, hyb_obj *v
         return r;
 }
 
-HYB_EXPORT int hyb_store_write_async(hyb_store *st, const hyb_furi *target, hyb_obj *value,
+HYB_EXPORT int hyb_store_write_async(hyb_store *st, const hyb_furi *target, const hyb_obj *value,
                                      unsigned flags, hyb_store_done_fn done, void *userdata,
                                      hyb_error *reterr)
 {
         hyb_assert_return(st && target && value, -EINVAL);
         hyb_assert_return((flags & ~HYB_WRITE_TRANSIENT) == 0, -EINVAL);
-        return do_write(st, target, value, flags, done, userdata, true, reterr);
+        return do_write(st, target, (hyb_obj *)value, flags, done, userdata, true, reterr);
 }
 
 HYB_EXPORT int hyb_store_flush(hyb_store *st)
@@ -495,7 +496,7 @@ static int collect(const char *path, const store_pos *p, void *ud)
                 return 1;
         }
         c->keys[c->n] = f;
-        c->vals[c->n++] = hyb_obj_ref((hyb_obj *)p->value);
+        c->vals[c->n++] = hyb_obj_ref(p->value);
         return 0;
 }
 
@@ -547,7 +548,7 @@ HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **r
 
                 /* the host-store case first, from fields the read needs anyway */
                 if (st->relative || hyb_furi_get_scope(target) != HYB_SCOPE_HOST ||
-                    hyb_furi_scheme(target)) {
+                    hyb_furi_get_scheme(target)) {
                         r = store_check_furi(st, target, reterr);
                         if (r < 0)
                                 return r;
@@ -556,7 +557,7 @@ HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **r
                 pthread_mutex_lock(&st->lock);
                 sv = index_get_value(&st->index, target);
                 if (sv)
-                        v = hyb_obj_ref((hyb_obj *)sv);
+                        v = hyb_obj_ref(sv);
                 pthread_mutex_unlock(&st->lock);
                 if (v) {
                         r = check_type(target, type_word(target), v, reterr);

@@ -295,7 +295,7 @@ START_TEST(test_calls_policy_acl)
         size_t len;
         const char *ep = "@localhost/org.test.calc/main";
 
-        ck_assert_int_eq(hyb_endpoint_add_table(b, calc_table, sizeof calc_table[0], 3, NULL, &slot, &err), 0);
+        ck_assert_int_eq(hyb_endpoint_register_table(b, calc_table, sizeof calc_table[0], 3, NULL, &slot, &err), 0);
         svc_start(&s, b);
 
         ck_assert_int_eq(hyb_bus_call(a, ep, "add", "{\"a\":2,\"b\":40}", 14, 0, 2000, &rep, &err), 0);
@@ -446,7 +446,7 @@ START_TEST(test_deadline_cancel_deferred)
         tb_start(&t, NULL, false);
         hyb_bus *b = tb_connect(&t, "org.test.slow", "main");
         hyb_bus *a = tb_connect(&t, "org.test.a", "main");
-        ck_assert_int_eq(hyb_endpoint_add_table(b, slow_table, sizeof slow_table[0], 3, &ss, &tbl, &err), 0);
+        ck_assert_int_eq(hyb_endpoint_register_table(b, slow_table, sizeof slow_table[0], 3, &ss, &tbl, &err), 0);
         svc_start(&s, b);
 
         /* 504 from the broker at the deadline, and a cancel reaches the callee. */
@@ -549,7 +549,7 @@ START_TEST(test_builtin_lists)
         tb_start(&t, NULL, false);
         hyb_bus *b = tb_connect(&t, "org.test.calc", "main");
         hyb_bus *a = tb_connect(&t, "org.test.a", "main");
-        ck_assert_int_eq(hyb_endpoint_add_table(b, calc_table, sizeof calc_table[0], 3, NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_endpoint_register_table(b, calc_table, sizeof calc_table[0], 3, NULL, NULL, &err), 0);
         ck_assert_int_eq(hyb_bus_register_event(b, "Changed", NULL, "org.nobody", NULL, &err), 0);
 
         ck_assert_int_eq(hyb_bus_call_builtin(a, "listProcedures", "{}", &rep, &err), 0);
@@ -614,7 +614,7 @@ START_TEST(test_event_loop_adapter)
         tb_start(&t, NULL, false);
         hyb_bus *b = tb_connect(&t, "org.test.calc", "main");
         hyb_bus *a = tb_connect(&t, "org.test.a", "main");
-        ck_assert_int_eq(hyb_endpoint_add_table(b, calc_table, sizeof calc_table[0], 3, NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_endpoint_register_table(b, calc_table, sizeof calc_table[0], 3, NULL, NULL, &err), 0);
         svc_start(&s, b);
         struct event_base *base = event_base_new();
         ck_assert_int_eq(hyb_bus_attach_event(a, base), 0);
@@ -651,5 +651,6 @@ Suite *bus_suite(void)
         bus_tcase_events(s);
         bus_tcase_limits(s);
         bus_tcase_review(s);
+        bus_tcase_slots(s);
         return s;
 }

@@ -161,12 +161,14 @@ END_TEST
 typedef struct got_mon {
         atomic_int n;
         int calls;
+        size_t size;
         char kind[16];
 } got_mon;
 
 static void on_monitor(hyb_bus *bus, const hyb_bus_monitor_record *rec, void *ud)
 {
         got_mon *m = ud;
+        m->size = rec->size;
         if (!strcmp(rec->kind, "call") && !strcmp(rec->member, "echo"))
                 m->calls++;
         atomic_fetch_add(&m->n, 1);
@@ -186,6 +188,7 @@ START_TEST(test_monitor)
         /* The builtin answer to a is monitored: at least one result. */
         pump_until(mon, &m.n, 1, 2000);
         ck_assert_int_ge(atomic_load(&m.n), 1);
+        ck_assert_uint_eq(m.size, sizeof(hyb_bus_monitor_record)); /* the size stamp */
         hyb_slot_unref(slot);
         hyb_bus_unref(a);
         hyb_bus_unref(mon);

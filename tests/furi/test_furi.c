@@ -7,6 +7,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,7 +126,7 @@ static void check_parse_line(int no, char *line, void *ud)
                 char want[32];
                 long off = strtol(f[2], NULL, 10);
                 ck_assert_msg(r == err_code(f[1]), "parse.txt:%d: '%s' gave %s (%s), want %s", no,
-                              f[0], hyb_err_name(r), r < 0 ? e.message : hyb_furi_str(x), f[1]);
+                              f[0], hyb_err_name(r), r < 0 ? e.message : hyb_furi_get_str(x), f[1]);
                 ck_assert_int_eq(e.code, r);
                 ck_assert_msg(e.offset == off, "parse.txt:%d: '%s' offset %ld, want %ld (%s)", no,
                               f[0], e.offset, off, e.message);
@@ -136,13 +137,13 @@ static void check_parse_line(int no, char *line, void *ud)
         } else {
                 text exp = expand(f[1]);
                 ck_assert_msg(r == 0, "parse.txt:%d: '%s' failed: %s", no, f[0], e.message);
-                ck_assert_msg(strcmp(hyb_furi_str(x), exp.s) == 0, "parse.txt:%d: '%s' -> '%s', want '%s'",
-                              no, f[0], hyb_furi_str(x), exp.s);
+                ck_assert_msg(strcmp(hyb_furi_get_str(x), exp.s) == 0, "parse.txt:%d: '%s' -> '%s', want '%s'",
+                              no, f[0], hyb_furi_get_str(x), exp.s);
                 /* parse(format(x)) == x, and the canonical text is a fixed point. */
-                r = hyb_furi_parse(hyb_furi_str(x), (size_t)-1, NULL, &y, &e);
+                r = hyb_furi_parse(hyb_furi_get_str(x), (size_t)-1, NULL, &y, &e);
                 ck_assert_msg(r == 0, "parse.txt:%d: re-parse of '%s' failed: %s", no,
-                              hyb_furi_str(x), e.message);
-                ck_assert_str_eq(hyb_furi_str(y), hyb_furi_str(x));
+                              hyb_furi_get_str(x), e.message);
+                ck_assert_str_eq(hyb_furi_get_str(y), hyb_furi_get_str(x));
                 ck_assert(hyb_furi_equal(x, y));
                 ck_assert_int_eq(hyb_furi_compare(x, y), 0);
                 ck_assert(hyb_furi_hash(x) == hyb_furi_hash(y));
@@ -180,7 +181,7 @@ static void check_match_line(int no, char *line, void *ud)
         a = must_parse(f[0], no);
         p = must_parse(f[1], no);
         ck_assert_msg(hyb_furi_match(a, p) == want, "%s:%d: match('%s', '%s') should be %s",
-                      (char *)ud, no, hyb_furi_str(a), hyb_furi_str(p), f[2]);
+                      (char *)ud, no, hyb_furi_get_str(a), hyb_furi_get_str(p), f[2]);
         /* Every fURI and pattern is within itself. */
         ck_assert(hyb_furi_match(a, a));
         ck_assert(hyb_furi_match(p, p));
@@ -220,7 +221,7 @@ static void check_order_line(int no, char *line, void *ud)
         a = must_parse(f[0], no);
         b = must_parse(f[2], no);
         ck_assert_msg(sign(hyb_furi_compare(a, b)) == want, "order.txt:%d: compare('%s', '%s') = %d",
-                      no, hyb_furi_str(a), hyb_furi_str(b), hyb_furi_compare(a, b));
+                      no, hyb_furi_get_str(a), hyb_furi_get_str(b), hyb_furi_compare(a, b));
         ck_assert_int_eq(sign(hyb_furi_compare(b, a)), -want);
         ck_assert_int_eq(hyb_furi_equal(a, b), want == 0);
         if (want == 0)
@@ -300,8 +301,8 @@ static void check_expect(int no, const char *op, int r, hyb_furi *got, const cha
         }
         ck_assert_msg(r >= 0, "build.txt:%d: %s failed: %s %s", no, op, hyb_err_name(r), e->message);
         text t = expand(want);
-        ck_assert_msg(strcmp(hyb_furi_str(got), t.s) == 0, "build.txt:%d: %s gave '%s', want '%s'",
-                      no, op, hyb_furi_str(got), t.s);
+        ck_assert_msg(strcmp(hyb_furi_get_str(got), t.s) == 0, "build.txt:%d: %s gave '%s', want '%s'",
+                      no, op, hyb_furi_get_str(got), t.s);
         free(t.s);
 }
 
@@ -328,7 +329,7 @@ static void check_build_line(int no, char *line, void *ud)
         } else if (strcmp(f[0], "strip") == 0) {
                 r = hyb_furi_strip_query(a, &got);
                 check_expect(no, f[0], r, got, f[3], &e);
-                ck_assert_ptr_null(hyb_furi_query(got));
+                ck_assert_ptr_null(hyb_furi_get_query(got));
         } else if (strcmp(f[0], "split") == 0) {
                 char *name = NULL;
                 r = hyb_furi_split_instruction(a, &got, &name);
@@ -341,7 +342,7 @@ static void check_build_line(int no, char *line, void *ud)
                         char *sp = strchr(f[3], ' ');
                         *sp = '\0';
                         ck_assert_int_eq(r, 1);
-                        ck_assert_str_eq(hyb_furi_str(got), f[3]);
+                        ck_assert_str_eq(hyb_furi_get_str(got), f[3]);
                         ck_assert_str_eq(name, sp + 1);
                 }
                 hyb_free(name);
@@ -351,7 +352,7 @@ static void check_build_line(int no, char *line, void *ud)
         } else if (strcmp(f[0], "value") == 0) {
                 const char *v = NULL;
                 size_t len = 99;
-                r = hyb_furi_query_value(a, f[2], &v, &len);
+                r = hyb_furi_get_query_value(a, f[2], &v, &len);
                 if (strncmp(f[3], "ERROR:", 6) == 0) {
                         check_expect(no, f[0], r, NULL, f[3], &e);
                 } else {
@@ -366,7 +367,7 @@ static void check_build_line(int no, char *line, void *ud)
         }
         if (got && r >= 0 && strcmp(f[0], "split") != 0) {
                 /* A built fURI is a parsed one: its text parses back to it. */
-                hyb_furi *again = must_parse(hyb_furi_str(got), no);
+                hyb_furi *again = must_parse(hyb_furi_get_str(got), no);
                 ck_assert(hyb_furi_equal(again, got));
                 hyb_furi_unref(again);
         }
@@ -392,29 +393,29 @@ START_TEST(test_parts)
 
         ck_assert_int_eq(hyb_furi_parse("bus://U%40x@Kitchen.Example:8080/a%2Fb/+/%2B/#/?k=v&sub",
                                         (size_t)-1, NULL, &f, NULL), 0);
-        ck_assert_str_eq(hyb_furi_scheme(f), "bus");
-        ck_assert_str_eq(hyb_furi_user(f), "U@x");
-        ck_assert_str_eq(hyb_furi_host(f), "kitchen.example");
-        ck_assert_int_eq(hyb_furi_port(f), 8080);
-        ck_assert_str_eq(hyb_furi_query(f), "k=v&sub");
+        ck_assert_str_eq(hyb_furi_get_scheme(f), "bus");
+        ck_assert_str_eq(hyb_furi_get_user(f), "U@x");
+        ck_assert_str_eq(hyb_furi_get_host(f), "kitchen.example");
+        ck_assert_int_eq(hyb_furi_get_port(f), 8080);
+        ck_assert_str_eq(hyb_furi_get_query(f), "k=v&sub");
         ck_assert(hyb_furi_is_absolute(f));
         ck_assert(hyb_furi_is_branch(f));
         ck_assert(hyb_furi_is_pattern(f));
         ck_assert_int_eq(hyb_furi_get_scope(f), HYB_SCOPE_GLOBAL);
-        ck_assert_uint_eq(hyb_furi_n_segments(f), 4);
-        s = hyb_furi_segment(f, 0, &len);
+        ck_assert_uint_eq(hyb_furi_get_n_segments(f), 4);
+        s = hyb_furi_get_segment(f, 0, &len);
         ck_assert_uint_eq(len, 3);
         ck_assert(memcmp(s, "a/b", 3) == 0);
-        ck_assert_int_eq(hyb_furi_segment_kind(f, 0), HYB_SEG_LITERAL);
-        ck_assert_int_eq(hyb_furi_segment_kind(f, 1), HYB_SEG_PLUS);
-        s = hyb_furi_segment(f, 2, &len);
+        ck_assert_int_eq(hyb_furi_get_segment_kind(f, 0), HYB_SEG_LITERAL);
+        ck_assert_int_eq(hyb_furi_get_segment_kind(f, 1), HYB_SEG_PLUS);
+        s = hyb_furi_get_segment(f, 2, &len);
         ck_assert_uint_eq(len, 1);
         ck_assert_int_eq(s[0], '+');
-        ck_assert_int_eq(hyb_furi_segment_kind(f, 2), HYB_SEG_LITERAL);
-        ck_assert_int_eq(hyb_furi_segment_kind(f, 3), HYB_SEG_HASH);
-        ck_assert_ptr_null(hyb_furi_segment(f, 4, &len));
-        ck_assert_str_eq(hyb_furi_str(f), "bus://U%40x@kitchen.example:8080/a%2Fb/+/%2B/#/?k=v&sub");
-        ck_assert_str_eq(hyb_furi_path_str(f), "bus://U%40x@kitchen.example:8080/a%2Fb/+/%2B/#/");
+        ck_assert_int_eq(hyb_furi_get_segment_kind(f, 2), HYB_SEG_LITERAL);
+        ck_assert_int_eq(hyb_furi_get_segment_kind(f, 3), HYB_SEG_HASH);
+        ck_assert_ptr_null(hyb_furi_get_segment(f, 4, &len));
+        ck_assert_str_eq(hyb_furi_get_str(f), "bus://U%40x@kitchen.example:8080/a%2Fb/+/%2B/#/?k=v&sub");
+        ck_assert_str_eq(hyb_furi_get_path_str(f), "bus://U%40x@kitchen.example:8080/a%2Fb/+/%2B/#/");
         ck_assert_ptr_eq(hyb_furi_ref(f), f);
         hyb_furi_unref(f);
         ck_assert_ptr_null(hyb_furi_unref(f));
@@ -423,19 +424,19 @@ START_TEST(test_parts)
         /* Absent parts; a decoded segment may hold bytes that need encoding. */
         ck_assert_int_eq(hyb_furi_parse("a%00", 4, NULL, &f, NULL), HYB_E_PARSE);
         ck_assert_int_eq(hyb_furi_parse("a b/x", 3, NULL, &f, NULL), 0); /* explicit length */
-        ck_assert_str_eq(hyb_furi_str(f), "a%20b");
-        ck_assert_ptr_null(hyb_furi_scheme(f));
-        ck_assert_ptr_null(hyb_furi_user(f));
-        ck_assert_ptr_null(hyb_furi_host(f));
-        ck_assert_int_eq(hyb_furi_port(f), -1);
-        ck_assert_ptr_null(hyb_furi_query(f));
+        ck_assert_str_eq(hyb_furi_get_str(f), "a%20b");
+        ck_assert_ptr_null(hyb_furi_get_scheme(f));
+        ck_assert_ptr_null(hyb_furi_get_user(f));
+        ck_assert_ptr_null(hyb_furi_get_host(f));
+        ck_assert_int_eq(hyb_furi_get_port(f), -1);
+        ck_assert_ptr_null(hyb_furi_get_query(f));
         ck_assert(!hyb_furi_is_absolute(f) && !hyb_furi_is_branch(f) && !hyb_furi_is_pattern(f));
         hyb_furi_unref(f);
 
         /* The host wildcard makes a pattern. */
         ck_assert_int_eq(hyb_furi_parse("//+/x", (size_t)-1, NULL, &f, NULL), 0);
         ck_assert(hyb_furi_is_pattern(f));
-        ck_assert_str_eq(hyb_furi_host(f), "+");
+        ck_assert_str_eq(hyb_furi_get_host(f), "+");
         hyb_furi_unref(f);
 }
 END_TEST
@@ -453,13 +454,23 @@ START_TEST(test_custom_limits)
         ck_assert_int_eq(hyb_furi_parse("a/b/c", (size_t)-1, &lim, &f, &e), HYB_E_LIMIT);
         ck_assert_int_eq(e.offset, 4);
         ck_assert_int_eq(hyb_furi_parse("abc/abc/..", (size_t)-1, &lim, &f, &e), 0);
-        ck_assert_str_eq(hyb_furi_str(f), "abc/");
+        ck_assert_str_eq(hyb_furi_get_str(f), "abc/");
         hyb_furi_unref(f);
         ck_assert_int_eq(hyb_furi_parse("abc/abc/..x", (size_t)-1, &lim, &f, &e), HYB_E_LIMIT);
         ck_assert_int_eq(e.offset, 10);
         /* Raw bytes that grow when encoded count against the length limit. */
         ck_assert_int_eq(hyb_furi_parse("a b/c d", (size_t)-1, &lim, &f, &e), HYB_E_LIMIT);
         ck_assert_int_eq(e.offset, 4);
+        /* The size stamp: members beyond an older caller's size are not read. */
+        lim.size = offsetof(hyb_furi_limits, max_segments);
+        ck_assert_int_eq(hyb_furi_parse("a/b/c", (size_t)-1, &lim, &f, &e), 0); /* default 32 segments */
+        hyb_furi_unref(f);
+        ck_assert_int_eq(hyb_furi_parse("abcdefghijk", (size_t)-1, &lim, &f, &e), HYB_E_LIMIT); /* max_length read */
+        hyb_furi_limits_init(&lim);
+        ck_assert_uint_eq(lim.size, sizeof lim);
+        ck_assert_uint_eq(lim.max_length, 1024);
+        ck_assert_uint_eq(lim.max_segments, 32);
+        ck_assert_uint_eq(lim.max_segment, 255);
         /* Zero members mean the defaults. */
         lim = (hyb_furi_limits){ 0 };
         ck_assert_int_eq(hyb_furi_parse("a/b/c", (size_t)-1, &lim, &f, &e), 0);
@@ -472,7 +483,7 @@ START_TEST(test_custom_limits)
                 for (int i = 0; i < 100; i++)
                         memcpy(buf + 2 * i, "/a", 2);
                 ck_assert_int_eq(hyb_furi_parse(buf, 200, &lim, &f, &e), 0);
-                ck_assert_uint_eq(hyb_furi_n_segments(f), 100);
+                ck_assert_uint_eq(hyb_furi_get_n_segments(f), 100);
                 hyb_furi_unref(f);
                 ck_assert_int_eq(hyb_furi_parse(buf, 200, NULL, &f, &e), HYB_E_LIMIT);
                 ck_assert_int_eq(e.offset, 65);
@@ -514,7 +525,7 @@ START_TEST(test_refcount_threads)
                 ck_assert_int_eq(pthread_create(&t[i], NULL, share_worker, f), 0);
         for (int i = 0; i < 4; i++)
                 pthread_join(t[i], NULL);
-        ck_assert_str_eq(hyb_furi_str(f), "/shared/x");
+        ck_assert_str_eq(hyb_furi_get_str(f), "/shared/x");
         hyb_furi_unref(f);
 }
 END_TEST

@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void fail(const char *what, const hyb_furi *f)
 {
-        fprintf(stderr, "fuzz_furi: %s: '%s'\n", what, f ? hyb_furi_str(f) : "");
+        fprintf(stderr, "fuzz_furi: %s: '%s'\n", what, f ? hyb_furi_get_str(f) : "");
         abort();
 }
 
@@ -34,26 +34,26 @@ static hyb_furi *round_trip(const char *text, size_t len)
                         fail("error without code or offset", NULL);
                 return NULL;
         }
-        r = hyb_furi_parse(hyb_furi_str(f), (size_t)-1, NULL, &g, &e);
+        r = hyb_furi_parse(hyb_furi_get_str(f), (size_t)-1, NULL, &g, &e);
         if (r < 0) {
                 fprintf(stderr, "re-parse: %s\n", e.message);
                 fail("canonical text does not parse", f);
         }
-        if (strcmp(hyb_furi_str(f), hyb_furi_str(g)) != 0)
+        if (strcmp(hyb_furi_get_str(f), hyb_furi_get_str(g)) != 0)
                 fail("canonical text is not a fixed point", f);
         if (!hyb_furi_equal(f, g) || hyb_furi_compare(f, g) != 0 ||
             hyb_furi_hash(f) != hyb_furi_hash(g))
                 fail("round trip changed the fURI", f);
-        if (hyb_furi_n_segments(f) != hyb_furi_n_segments(g) ||
+        if (hyb_furi_get_n_segments(f) != hyb_furi_get_n_segments(g) ||
             hyb_furi_is_branch(f) != hyb_furi_is_branch(g) ||
             hyb_furi_is_absolute(f) != hyb_furi_is_absolute(g) ||
             hyb_furi_get_scope(f) != hyb_furi_get_scope(g))
                 fail("round trip changed a part", f);
-        for (size_t i = 0; i < hyb_furi_n_segments(f); i++) {
+        for (size_t i = 0; i < hyb_furi_get_n_segments(f); i++) {
                 size_t a, b;
-                const char *sa = hyb_furi_segment(f, i, &a), *sb = hyb_furi_segment(g, i, &b);
+                const char *sa = hyb_furi_get_segment(f, i, &a), *sb = hyb_furi_get_segment(g, i, &b);
                 if (a != b || memcmp(sa, sb, a) != 0 ||
-                    hyb_furi_segment_kind(f, i) != hyb_furi_segment_kind(g, i))
+                    hyb_furi_get_segment_kind(f, i) != hyb_furi_get_segment_kind(g, i))
                         fail("round trip changed a segment", f);
         }
         if (!hyb_furi_match(f, g))
@@ -76,8 +76,8 @@ static void builders(const hyb_furi *a, const hyb_furi *b)
         if (hyb_furi_shift(a, -1, &r) == 0)
                 r = hyb_furi_unref(r);
         if (hyb_furi_prefix(a, 1, &r) == 0) {
-                if (!hyb_furi_is_pattern(a) && hyb_furi_n_segments(a) > 1 &&
-                    hyb_furi_compare(r, a) >= 0 && !hyb_furi_host(a))
+                if (!hyb_furi_is_pattern(a) && hyb_furi_get_n_segments(a) > 1 &&
+                    hyb_furi_compare(r, a) >= 0 && !hyb_furi_get_host(a))
                         fail("a prefix does not sort first", a);
                 r = hyb_furi_unref(r);
         }

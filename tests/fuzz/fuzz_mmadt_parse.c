@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (!p)
                 abort();
-        for (size_t i = 0; i < hyb_mmadt_program_n_statements(p); i++) {
+        for (size_t i = 0; i < hyb_mmadt_program_get_n_statements(p); i++) {
                 hyb_mmadt_program *again = NULL;
                 char *text = NULL;
 

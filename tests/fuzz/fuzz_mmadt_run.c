@@ -64,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         t0 = now_ns();
         if (hyb_mmadt_compile(vm, (const char *)data, size, &p, &e) >= 0) {
-                for (size_t i = 0; i < hyb_mmadt_program_n_statements(p); i++) {
+                for (size_t i = 0; i < hyb_mmadt_program_get_n_statements(p); i++) {
                         (void)hyb_mmadt_run_statement(vm, p, i, NULL, print_result, NULL, &e);
                         (void)hyb_mmadt_step(vm, &e);
                 }

@@ -13,6 +13,7 @@
  * exactly the expected ones.  A few cases drive the `hybrid` binary itself.
  */
 #include <check.h>
+#include <stddef.h>
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,7 +146,7 @@ static void run_chunk(hyb_mmadt *vm, const char *text, size_t len, outlines *o)
                 out_add(o, line);
                 return;
         }
-        for (size_t i = 0; i < hyb_mmadt_program_n_statements(p); i++) {
+        for (size_t i = 0; i < hyb_mmadt_program_get_n_statements(p); i++) {
                 r = hyb_mmadt_run_statement(vm, p, i, NULL, on_result, o, &e);
                 if (r == 0)
                         r = hyb_mmadt_step(vm, &e) < 0 ? -1 : 0;
@@ -307,6 +308,32 @@ START_TEST(test_limits)
 }
 END_TEST
 
+/* hyb_mmadt_options: the defaults of doc/mmadt.md and the size stamp. */
+START_TEST(test_options_size_stamp)
+{
+        hyb_mmadt_options o;
+        hyb_mmadt *vm = NULL;
+        hyb_obj *r = NULL;
+        hyb_error e;
+
+        hyb_mmadt_options_init(&o);
+        ck_assert_uint_eq(o.size, sizeof o);
+        ck_assert_uint_eq(o.budget, 10000000u);
+        ck_assert_uint_eq(o.max_depth, 400);
+        ck_assert_uint_eq(o.max_memory, (size_t)64 << 20);
+        o.max_depth = 1;
+        ck_assert_int_eq(hyb_mmadt_new(NULL, "t", &o, &vm), 0);
+        ck_assert_int_eq(hyb_mmadt_eval(vm, "1.plus(2.plus(3))", (size_t)-1, NULL, &r, &e), HYB_E_DEPTH);
+        vm = hyb_mmadt_unref(vm);
+        /* An older caller whose struct ends before max_depth: that member is not read. */
+        o.size = offsetof(hyb_mmadt_options, max_depth);
+        ck_assert_int_eq(hyb_mmadt_new(NULL, "t", &o, &vm), 0);
+        ck_assert_int_eq(hyb_mmadt_eval(vm, "1.plus(2.plus(3))", (size_t)-1, NULL, &r, &e), 0);
+        r = hyb_obj_unref(r);
+        hyb_mmadt_unref(vm);
+}
+END_TEST
+
 static int twice(hyb_mmadt *vm, const hyb_obj *lhs, const hyb_obj *const *args, size_t n,
                  hyb_obj **ret, void *ud, hyb_error *reterr)
 {
@@ -416,6 +443,7 @@ Suite *mmadt_suite(void)
         tcase_add_test(api, test_parse_error_position);
         tcase_add_test(api, test_is_complete);
         tcase_add_test(api, test_limits);
+        tcase_add_test(api, test_options_size_stamp);
         tcase_add_test(api, test_native);
         tcase_add_test(api, test_cli_repl);
         tcase_add_test(api, test_cli_run);

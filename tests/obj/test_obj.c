@@ -227,11 +227,11 @@ START_TEST(test_refcounts)
         hyb_obj_unref(i);
         hyb_obj_unref(i);
         hyb_obj_unref(s);
-        ck_assert_int_eq(hyb_obj_get_int(hyb_obj_at(l, 0)), 123456789);
-        str = hyb_obj_get_str(hyb_obj_at(l, 1), NULL);
+        ck_assert_int_eq(hyb_obj_get_int(hyb_obj_get_at(l, 0)), 123456789);
+        str = hyb_obj_get_str(hyb_obj_get_at(l, 1), NULL);
         ck_assert_str_eq(str, "abc");
-        ck_assert(hyb_obj_is_noobj(hyb_obj_at(l, 2)));
-        ck_assert_ptr_null(hyb_obj_at(l, 3));
+        ck_assert(hyb_obj_is_noobj(hyb_obj_get_at(l, 2)));
+        ck_assert_ptr_null(hyb_obj_get_at(l, 3));
         hyb_obj_unref(l);
 
         /* small ints are shared and need no unref */
@@ -270,7 +270,7 @@ START_TEST(test_refcount_threads)
         pthread_join(t1, NULL);
         pthread_join(t2, NULL);
         ck_assert_uint_eq(atomic_load(&shared->n_ref), 1);
-        ck_assert_uint_eq(hyb_obj_len(shared), 2);
+        ck_assert_uint_eq(hyb_obj_get_len(shared), 2);
         hyb_obj_unref(shared);
 }
 END_TEST
@@ -287,13 +287,13 @@ START_TEST(test_rec_order_and_keys)
         v[2] = P("3");
         ck_assert_int_eq(hyb_obj_new_rec(k, v, 3, &rec), 0);
         /* repeated key: first position, later value */
-        ck_assert_uint_eq(hyb_obj_len(rec), 2);
-        ck_assert(hyb_obj_equal(hyb_obj_rec_key(rec, 0), k[0]));
-        ck_assert_int_eq(hyb_obj_get_int(hyb_obj_rec_value(rec, 0)), 3);
-        ck_assert(hyb_obj_equal(hyb_obj_rec_key(rec, 1), k[1]));
-        ck_assert_int_eq(hyb_obj_get_int(hyb_obj_rec_get(rec, k[1])), 2);
-        ck_assert_ptr_null(hyb_obj_rec_get(rec, v[0]));
-        ck_assert_ptr_null(hyb_obj_rec_key(rec, 2));
+        ck_assert_uint_eq(hyb_obj_get_len(rec), 2);
+        ck_assert(hyb_obj_equal(hyb_obj_get_rec_key(rec, 0), k[0]));
+        ck_assert_int_eq(hyb_obj_get_int(hyb_obj_get_rec_value(rec, 0)), 3);
+        ck_assert(hyb_obj_equal(hyb_obj_get_rec_key(rec, 1), k[1]));
+        ck_assert_int_eq(hyb_obj_get_int(hyb_obj_get_field(rec, k[1])), 2);
+        ck_assert_ptr_null(hyb_obj_get_field(rec, v[0]));
+        ck_assert_ptr_null(hyb_obj_get_rec_key(rec, 2));
         for (int i = 0; i < 3; i++) {
                 hyb_obj_unref(k[i]);
                 hyb_obj_unref(v[i]);
@@ -312,17 +312,17 @@ START_TEST(test_rec_order_and_keys)
                 ck_assert_int_eq(obj_rec_set(big, key, val), 0);
         }
         ck_assert_int_eq(obj_rec_set(big, P("k3"), P("-1")), 0); /* replace, keep position */
-        ck_assert_uint_eq(hyb_obj_len(big), 300);
+        ck_assert_uint_eq(hyb_obj_get_len(big), 300);
         for (int i = 0; i < 300; i++) {
                 char t[32];
                 snprintf(t, sizeof(t), i % 3 == 0 ? "k%d" : i % 3 == 1 ? "'s%d'" : "%d", i);
                 lookup = P(t);
-                ck_assert(hyb_obj_equal(hyb_obj_rec_key(big, i), lookup));
-                ck_assert_int_eq(hyb_obj_get_int(hyb_obj_rec_get(big, lookup)), i == 3 ? -1 : i);
+                ck_assert(hyb_obj_equal(hyb_obj_get_rec_key(big, i), lookup));
+                ck_assert_int_eq(hyb_obj_get_int(hyb_obj_get_field(big, lookup)), i == 3 ? -1 : i);
                 hyb_obj_unref(lookup);
         }
         lookup = P("k1");
-        ck_assert_ptr_null(hyb_obj_rec_get(big, lookup));
+        ck_assert_ptr_null(hyb_obj_get_field(big, lookup));
         hyb_obj_unref(lookup);
         hyb_obj_unref(big);
 }
@@ -425,8 +425,8 @@ START_TEST(test_constructors_getters)
         ck_assert_ptr_null(hyb_obj_get_str(o, &len));
         ck_assert_uint_eq(len, 0);
         ck_assert_ptr_null(hyb_obj_get_uri(o));
-        ck_assert_uint_eq(hyb_obj_len(o), 0);
-        ck_assert_ptr_null(hyb_obj_rec_key(o, 0));
+        ck_assert_uint_eq(hyb_obj_get_len(o), 0);
+        ck_assert_ptr_null(hyb_obj_get_rec_key(o, 0));
         hyb_obj_unref(o);
 
         ck_assert_int_eq(hyb_obj_new_str("a\0b", 3, &o), 0);
@@ -435,7 +435,7 @@ START_TEST(test_constructors_getters)
         hyb_obj_unref(o);
 
         ck_assert_int_eq(hyb_obj_new_uri_str("/a/b", &o, NULL), 0);
-        ck_assert_str_eq(hyb_furi_str(hyb_obj_get_uri(o)), "/a/b");
+        ck_assert_str_eq(hyb_furi_get_str(hyb_obj_get_uri(o)), "/a/b");
         hyb_obj_unref(o);
         ck_assert_int_eq(hyb_obj_new_uri_str("a//b", &o, NULL), HYB_E_PARSE);
 
@@ -443,29 +443,29 @@ START_TEST(test_constructors_getters)
         ck_assert_int_eq(hyb_furi_parse("nat", (size_t)-1, NULL, &f, NULL), 0);
         o = P("5");
         ck_assert_int_eq(hyb_obj_with_type(o, f, &t), 0);
-        ck_assert_str_eq(hyb_furi_str(hyb_obj_type_id(t)), "/type/nat");
-        ck_assert_ptr_null(hyb_obj_type_id(o));
+        ck_assert_str_eq(hyb_furi_get_str(hyb_obj_get_type_id(t)), "/type/nat");
+        ck_assert_ptr_null(hyb_obj_get_type_id(o));
         hyb_furi_unref(f);
         ck_assert_int_eq(hyb_obj_with_type(t, NULL, &o), 0);
-        ck_assert_ptr_null(hyb_obj_type_id(o));
+        ck_assert_ptr_null(hyb_obj_get_type_id(o));
         hyb_obj_unref(o);
         hyb_obj_unref(t);
         ck_assert_int_eq(hyb_furi_parse("/type/int", (size_t)-1, NULL, &f, NULL), 0);
         o = P("6");
         ck_assert_int_eq(hyb_obj_with_type(o, f, &t), 0);
-        ck_assert_ptr_null(hyb_obj_type_id(t));
+        ck_assert_ptr_null(hyb_obj_get_type_id(t));
         hyb_obj_unref(t);
         ck_assert_int_eq(hyb_obj_with_id(o, f, &t), 0);
-        ck_assert_str_eq(hyb_furi_str(hyb_obj_value_id(t)), "/type/int");
-        ck_assert_ptr_null(hyb_obj_value_id(o));
+        ck_assert_str_eq(hyb_furi_get_str(hyb_obj_get_value_id(t)), "/type/int");
+        ck_assert_ptr_null(hyb_obj_get_value_id(o));
         hyb_obj_unref(t);
         hyb_obj_unref(o);
         ck_assert_int_eq(hyb_obj_with_type(hyb_obj_noobj(), f, &t), -EINVAL);
         ck_assert_int_eq(hyb_obj_with_id(hyb_obj_noobj(), f, &t), -EINVAL);
         /* tagging a singleton copies it */
         ck_assert_int_eq(hyb_obj_with_id(hyb_obj_bool(true), f, &t), 0);
-        ck_assert(hyb_obj_get_bool(t) && hyb_obj_value_id(t));
-        ck_assert_ptr_null(hyb_obj_value_id(hyb_obj_bool(true)));
+        ck_assert(hyb_obj_get_bool(t) && hyb_obj_get_value_id(t));
+        ck_assert_ptr_null(hyb_obj_get_value_id(hyb_obj_bool(true)));
         hyb_obj_unref(t);
         hyb_furi_unref(f);
 
@@ -551,7 +551,7 @@ START_TEST(test_error_position)
 
         /* an explicit length: the NUL inside a str is a byte, outside it an error */
         ck_assert_int_eq(hyb_obj_parse("'a\0b'", 5, &o, &e), 0);
-        ck_assert_uint_eq(hyb_obj_len(o), 0);
+        ck_assert_uint_eq(hyb_obj_get_len(o), 0);
         ck_assert_int_eq(memcmp(hyb_obj_get_str(o, NULL), "a\0b", 3), 0);
         hyb_obj_unref(o);
         ck_assert_int_eq(hyb_obj_parse("1\0", 2, &o, &e), HYB_E_PARSE);

@@ -216,11 +216,11 @@ START_TEST(test_value_id_kept)
         put_ok(st, "/id", "5@/some/where");
         put_ok(st, "/plain", "5");
         ck_assert_int_eq(hyb_store_read_str(st, "/id", &o, NULL), 0);
-        ck_assert_ptr_nonnull(hyb_obj_value_id(o));
-        ck_assert_str_eq(hyb_furi_str(hyb_obj_value_id(o)), "/some/where");
+        ck_assert_ptr_nonnull(hyb_obj_get_value_id(o));
+        ck_assert_str_eq(hyb_furi_get_str(hyb_obj_get_value_id(o)), "/some/where");
         hyb_obj_unref(o);
         ck_assert_int_eq(hyb_store_read_str(st, "/plain", &o, NULL), 0);
-        ck_assert_ptr_null(hyb_obj_value_id(o));
+        ck_assert_ptr_null(hyb_obj_get_value_id(o));
         hyb_obj_unref(o);
         hyb_store_unref(st);
 }
@@ -244,7 +244,7 @@ START_TEST(test_persist_reopen)
         get_is(st, "/n", "nat[5]");
         get_is(st, "/gone", "noobj");
         ck_assert_int_eq(hyb_store_read_str(st, "/id", &o, NULL), 0);
-        ck_assert_str_eq(hyb_furi_str(hyb_obj_value_id(o)), "/w");
+        ck_assert_str_eq(hyb_furi_get_str(hyb_obj_get_value_id(o)), "/w");
         hyb_obj_unref(o);
         hyb_store_unref(st);
         test_rmrf(dir);
@@ -331,7 +331,7 @@ static void record(const hyb_furi *target, const hyb_obj *payload, bool retain, 
         hyb_obj_format(payload, HYB_FORMAT_EXACT, &s);
         pthread_mutex_lock(&rc->lock);
         if (rc->n < 1024)
-                snprintf(rc->lines[rc->n], sizeof(rc->lines[0]), "%s %s %s", hyb_furi_str(target),
+                snprintf(rc->lines[rc->n], sizeof(rc->lines[0]), "%s %s %s", hyb_furi_get_str(target),
                          s, retain ? "r" : "t");
         rc->n++;
         pthread_mutex_unlock(&rc->lock);
@@ -359,7 +359,7 @@ static hyb_slot *sub(hyb_store *st, const char *pattern, unsigned flags, recorde
         int r = hyb_store_subscribe(st, p, flags, record, rc, &s, &e);
 
         ck_assert_msg(r == 0, "subscribe %s: %s", pattern, e.message);
-        hyb_slot_set_destroy(s, destroyed);
+        hyb_slot_set_destroy_callback(s, destroyed);
         hyb_furi_unref(p);
         return s;
 }
@@ -565,6 +565,39 @@ START_TEST(test_callback_reentry)
         hyb_slot_unref(s);
         hyb_furi_unref(p);
         hyb_store_unref(st);
+}
+END_TEST
+
+/* get_timeout is an absolute CLOCK_MONOTONIC deadline, as the bus's (one meaning of time). */
+START_TEST(test_timeout_is_absolute)
+{
+        char *dir, *path = db_path(&dir);
+        hyb_store *st = open_db(path, HYB_DURABILITY_NORMAL);
+        recorder *rc = rec_new();
+        hyb_slot *s = sub(st, "/poll/#", 0, rc);
+        uint64_t t = 0, before, after;
+
+        /* A database store with a subscription polls for other processes' writes:
+         * the deadline is the next poll, at most poll_interval_ms (25) from now. */
+        while (hyb_store_process(st) > 0)
+                ;
+        before = hyb_now_usec();
+        ck_assert_int_eq(hyb_store_get_timeout(st, &t), 0);
+        after = hyb_now_usec();
+        ck_assert(t != UINT64_MAX);
+        ck_assert_msg(t + 25000u >= before && t <= after + 25000u,
+                      "deadline %llu not within 25 ms of now %llu", (unsigned long long)t,
+                      (unsigned long long)before);
+        /* hyb_store_wait turns it back into a wait: it returns within the poll interval. */
+        before = hyb_now_usec();
+        ck_assert_int_ge(hyb_store_wait(st, 5000000), 0);
+        ck_assert_uint_lt(hyb_now_usec() - before, 2000000u);
+        hyb_slot_unref(s);
+        hyb_store_unref(st);
+        free(rc);
+        test_rmrf(dir);
+        free(dir);
+        free(path);
 }
 END_TEST
 
@@ -960,7 +993,7 @@ static void *reader(void *ud)
         while (!atomic_load(t->stop)) {
                 hyb_obj *o = NULL;
                 ck_assert_int_eq(hyb_store_read_str(t->st, "/thr/#", &o, NULL), 0);
-                ck_assert(hyb_obj_len(o) <= 400);
+                ck_assert(hyb_obj_get_len(o) <= 400);
                 hyb_obj_unref(o);
                 t->reads++;
         }
@@ -989,7 +1022,7 @@ START_TEST(test_threads)
         pthread_join(rd, NULL);
         ck_assert_int_gt(t[4].reads, 0);
         ck_assert_int_eq(hyb_store_read_str(st, "/thr/#", &o, NULL), 0);
-        ck_assert_int_eq(hyb_obj_len(o), 400);
+        ck_assert_int_eq(hyb_obj_get_len(o), 400);
         hyb_obj_unref(o);
         drain(st);
         ck_assert_int_eq(rc->n, 400);
@@ -998,7 +1031,7 @@ START_TEST(test_threads)
         /* every write reached the disk */
         st = open_db(path, HYB_DURABILITY_NORMAL);
         ck_assert_int_eq(hyb_store_read_str(st, "/thr/+/+", &o, NULL), 0);
-        ck_assert_int_eq(hyb_obj_len(o), 400);
+        ck_assert_int_eq(hyb_obj_get_len(o), 400);
         hyb_obj_unref(o);
         hyb_store_unref(st);
         free(rc);
@@ -1218,7 +1251,7 @@ START_TEST(test_journal_trim)
         get_is(b, "/j/299", "299");
         get_is(b, "/j/old", "noobj");
         ck_assert_int_eq(hyb_store_read_str(b, "/j/+", &v, NULL), 0);
-        ck_assert_int_eq(hyb_obj_len(v), 300);
+        ck_assert_int_eq(hyb_obj_get_len(v), 300);
         hyb_obj_unref(v);
         hyb_slot_unref(s);
         hyb_store_unref(a);
@@ -1257,7 +1290,7 @@ START_TEST(test_scope_router)
         ck_assert_int_eq(hyb_scope_write(sc, f, v, 0, NULL), 0);
         ck_assert_int_eq(hyb_scope_route(sc, f, &st, &t, NULL), 0);
         ck_assert_ptr_eq(st, host);
-        ck_assert_str_eq(hyb_furi_str(t), "/home/prog/x");
+        ck_assert_str_eq(hyb_furi_get_str(t), "/home/prog/x");
         hyb_furi_unref(t);
         hyb_furi_unref(f);
         get_is(host, "/home/prog/x", "1");
@@ -1347,6 +1380,7 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_sub_errors);
         tcase_add_test(tc, test_callback_reentry);
         tcase_add_test(tc, test_fd_and_timeout);
+        tcase_add_test(tc, test_timeout_is_absolute);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("limits");

@@ -15,7 +15,7 @@ int main(void)
         int r;
 
         r = hyb_furi_parse("/a/b/../c", (size_t)-1, NULL, &f, &err);
-        if (r < 0 || strcmp(hyb_furi_str(f), "/a/c") != 0) {
+        if (r < 0 || strcmp(hyb_furi_get_str(f), "/a/c") != 0) {
                 fprintf(stderr, "furi: %d %s\n", r, err.message);
                 return 1;
         }

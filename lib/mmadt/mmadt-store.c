@@ -27,7 +27,7 @@ int st_uri_of(hyb_mmadt *vm, const mm_val *v, const hyb_furi **ret)
 /* The query word naming a type (`a?int`), or NULL (none, or `sub`). */
 static const char *query_type(const hyb_furi *f)
 {
-        const char *q = hyb_furi_query(f);
+        const char *q = hyb_furi_get_query(f);
 
         if (!q || !*q || strcmp(q, "sub") == 0 || strchr(q, '=') || strchr(q, '&'))
                 return NULL;
@@ -57,7 +57,7 @@ static int check_typed(hyb_mmadt *vm, const char *tname, const mm_val *v, const 
 /* Index a stored poly above f with the rest of f's segments (patterns included). */
 static int read_into_poly(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
 {
-        size_t n = hyb_furi_n_segments(f);
+        size_t n = hyb_furi_get_n_segments(f);
         hyb_error e = {0};
 
         for (size_t k = n - 1; k >= 1; k--) {
@@ -68,7 +68,7 @@ static int read_into_poly(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
                 bool wild = false;
 
                 for (size_t i = 0; i < k; i++)
-                        wild = wild || hyb_furi_segment_kind(f, i) != HYB_SEG_LITERAL;
+                        wild = wild || hyb_furi_get_segment_kind(f, i) != HYB_SEG_LITERAL;
                 if (wild)
                         continue;
                 r = hyb_furi_prefix(f, k, &pre);
@@ -121,10 +121,10 @@ int st_read(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
         *out = MV_NONE;
         r = hyb_scope_read(vm->scope, f, &o, &e);
         if (r < 0)
-                return vm_fail(vm, r, "read %s: %s", hyb_furi_str(f), e.message);
+                return vm_fail(vm, r, "read %s: %s", hyb_furi_get_str(f), e.message);
         *out = mv_obj(o);
-        if ((mv_is_noobj(out) || (mv_kind(out) == HYB_OBJ_OBJS && hyb_obj_len(mv_o(out)) == 0)) &&
-            hyb_furi_n_segments(f) > 1) {
+        if ((mv_is_noobj(out) || (mv_kind(out) == HYB_OBJ_OBJS && hyb_obj_get_len(mv_o(out)) == 0)) &&
+            hyb_furi_get_n_segments(f) > 1) {
                 mv_clear(out);
                 r = read_into_poly(vm, f, out);
         }
@@ -142,7 +142,7 @@ int st_write(hyb_mmadt *vm, const hyb_furi *f, const mm_val *v, unsigned flags)
         r = hyb_scope_write(vm->scope, f, o, flags, &e);
         hyb_obj_unref(o);
         if (r < 0)
-                return vm_fail(vm, r, "write %s: %s", hyb_furi_str(f), e.message);
+                return vm_fail(vm, r, "write %s: %s", hyb_furi_get_str(f), e.message);
         return 0;
 }
 
@@ -176,8 +176,8 @@ static void on_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, 
 
         if (!m)
                 return;
-        m->target = hyb_furi_ref((hyb_furi *)target);
-        m->payload = hyb_obj_ref((hyb_obj *)payload);
+        m->target = hyb_furi_ref(target);
+        m->payload = hyb_obj_ref(payload);
         m->retain = retain;
         m->code = hyb_obj_ref(sub->code);
         *vm->msgs_tail = m;
@@ -245,7 +245,7 @@ static int subscribe(hyb_mmadt *vm, const hyb_furi *f, const mm_val *code)
                 r = hyb_scope_subscribe(vm->scope, pat, 0, on_msg, s, &s->slot, &e);
         if (r < 0) {
                 sub_free(s);
-                return vm_fail(vm, r, "subscribe %s: %s", hyb_furi_str(f), e.message);
+                return vm_fail(vm, r, "subscribe %s: %s", hyb_furi_get_str(f), e.message);
         }
         s->next = vm->subs;
         vm->subs = s;
@@ -343,24 +343,24 @@ static int frame_lookup(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
         const char *seg;
 
         if (!vm->frame || (!vm->frame->args && !vm->frame->msg) || hyb_furi_is_absolute(f) ||
-            hyb_furi_n_segments(f) != 1 || hyb_furi_query(f))
+            hyb_furi_get_n_segments(f) != 1 || hyb_furi_get_query(f))
                 return 0;
-        seg = hyb_furi_segment(f, 0, &len);
+        seg = hyb_furi_get_segment(f, 0, &len);
         if (vm->frame->msg)
                 return msg_lookup(vm->frame->msg, seg, len, out);
-        for (size_t i = 0; i < hyb_obj_len(vm->frame->args); i++) {
-                const hyb_obj *k = hyb_obj_rec_key(vm->frame->args, i);
+        for (size_t i = 0; i < hyb_obj_get_len(vm->frame->args); i++) {
+                const hyb_obj *k = hyb_obj_get_rec_key(vm->frame->args, i);
                 const hyb_furi *kf;
                 size_t kl;
                 const char *ks;
                 if (hyb_obj_get_kind(k) != HYB_OBJ_URI)
                         continue;
                 kf = hyb_obj_get_uri(k);
-                if (hyb_furi_n_segments(kf) != 1)
+                if (hyb_furi_get_n_segments(kf) != 1)
                         continue;
-                ks = hyb_furi_segment(kf, 0, &kl);
+                ks = hyb_furi_get_segment(kf, 0, &kl);
                 if (kl == len && memcmp(ks, seg, len) == 0) {
-                        *out = mv_from(hyb_obj_rec_value(vm->frame->args, i));
+                        *out = mv_from(hyb_obj_get_rec_value(vm->frame->args, i));
                         return 1;
                 }
         }

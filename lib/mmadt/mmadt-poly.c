@@ -143,15 +143,15 @@ MM_FAM(op_drop)
 /* A rec value by key; uri keys compare by address (a template key `name?str` is `name`). */
 const hyb_obj *poly_rec_get(const hyb_obj *rec, const hyb_obj *key)
 {
-        const hyb_obj *v = hyb_obj_rec_get(rec, key);
+        const hyb_obj *v = hyb_obj_get_field(rec, key);
 
         if (v || hyb_obj_get_kind(key) != HYB_OBJ_URI)
                 return v;
-        for (size_t i = 0; i < hyb_obj_len(rec); i++) {
-                const hyb_obj *k = hyb_obj_rec_key(rec, i);
+        for (size_t i = 0; i < hyb_obj_get_len(rec); i++) {
+                const hyb_obj *k = hyb_obj_get_rec_key(rec, i);
                 if (hyb_obj_get_kind(k) == HYB_OBJ_URI &&
                     hyb_furi_equal(hyb_obj_get_uri(k), hyb_obj_get_uri(key)))
-                        return hyb_obj_rec_value(rec, i);
+                        return hyb_obj_get_rec_value(rec, i);
         }
         return NULL;
 }
@@ -173,8 +173,8 @@ int poly_apply_args(hyb_mmadt *vm, const mm_code *c, const mm_ins *ins, const mm
                 mm_val in = MV_NONE, y = MV_NONE;
                 hyb_obj *e = NULL;
                 if (!rec && ck == HYB_OBJ_LST) {
-                        if (i < hyb_obj_len(mv_o(cur)))
-                                in = mv_from(hyb_obj_at(mv_o(cur), i));
+                        if (i < hyb_obj_get_len(mv_o(cur)))
+                                in = mv_from(hyb_obj_get_at(mv_o(cur), i));
                 } else if (rec && ck == HYB_OBJ_REC) {
                         const hyb_obj *f = poly_rec_get(mv_o(cur), a->key);
                         if (f)
@@ -202,7 +202,7 @@ int poly_apply_obj(hyb_mmadt *vm, const hyb_obj *p, const mm_val *cur, mm_val *o
 {
         bool rec = hyb_obj_get_kind(p) == HYB_OBJ_REC;
         hyb_obj_kind ck = mv_kind(cur);
-        size_t n = hyb_obj_len(p);
+        size_t n = hyb_obj_get_len(p);
         hyb_obj *o = NULL;
         int r;
 
@@ -210,14 +210,14 @@ int poly_apply_obj(hyb_mmadt *vm, const hyb_obj *p, const mm_val *cur, mm_val *o
         if (r >= 0)
                 r = rec ? obj_rec_builder(n, &o) : obj_lst_builder(HYB_OBJ_LST, n, &o);
         for (size_t i = 0; r >= 0 && i < n; i++) {
-                const hyb_obj *el = rec ? hyb_obj_rec_value(p, i) : hyb_obj_at(p, i);
+                const hyb_obj *el = rec ? hyb_obj_get_rec_value(p, i) : hyb_obj_get_at(p, i);
                 mm_val in = MV_NONE, y = MV_NONE;
                 hyb_obj *e = NULL;
                 if (!rec && ck == HYB_OBJ_LST) {
-                        if (i < hyb_obj_len(mv_o(cur)))
-                                in = mv_from(hyb_obj_at(mv_o(cur), i));
+                        if (i < hyb_obj_get_len(mv_o(cur)))
+                                in = mv_from(hyb_obj_get_at(mv_o(cur), i));
                 } else if (rec && ck == HYB_OBJ_REC) {
-                        const hyb_obj *f = poly_rec_get(mv_o(cur), hyb_obj_rec_key(p, i));
+                        const hyb_obj *f = poly_rec_get(mv_o(cur), hyb_obj_get_rec_key(p, i));
                         if (f)
                                 in = mv_from(f);
                 } else {
@@ -229,7 +229,7 @@ int poly_apply_obj(hyb_mmadt *vm, const hyb_obj *p, const mm_val *cur, mm_val *o
                         r = mv_box(&y, &e);
                 mv_clear(&y);
                 if (r >= 0)
-                        r = rec ? obj_rec_set(o, hyb_obj_ref((hyb_obj *)hyb_obj_rec_key(p, i)), e)
+                        r = rec ? obj_rec_set(o, hyb_obj_ref(hyb_obj_get_rec_key(p, i)), e)
                                 : obj_lst_append(o, e);
         }
         if (r < 0) {
@@ -244,15 +244,15 @@ int poly_apply_obj(hyb_mmadt *vm, const hyb_obj *p, const mm_val *cur, mm_val *o
 
 const hyb_obj *poly_rec_field(const hyb_obj *o, const char *seg, size_t len)
 {
-        for (size_t j = 0; j < hyb_obj_len(o); j++) {
-                const hyb_obj *key = hyb_obj_rec_key(o, j);
+        for (size_t j = 0; j < hyb_obj_get_len(o); j++) {
+                const hyb_obj *key = hyb_obj_get_rec_key(o, j);
                 hyb_obj_kind kk = hyb_obj_get_kind(key);
                 bool hit = false;
                 if (kk == HYB_OBJ_URI) {
                         const hyb_furi *kf = hyb_obj_get_uri(key);
                         size_t kl;
                         const char *ks =
-                                hyb_furi_n_segments(kf) == 1 ? hyb_furi_segment(kf, 0, &kl) : NULL;
+                                hyb_furi_get_n_segments(kf) == 1 ? hyb_furi_get_segment(kf, 0, &kl) : NULL;
                         hit = ks && kl == len && memcmp(ks, seg, len) == 0 &&
                               !hyb_furi_is_absolute(kf);
                 } else if (kk == HYB_OBJ_STR) {
@@ -265,43 +265,43 @@ const hyb_obj *poly_rec_field(const hyb_obj *o, const char *seg, size_t len)
                         hit = (size_t)m == len && memcmp(buf, seg, len) == 0;
                 }
                 if (hit)
-                        return hyb_obj_rec_value(o, j);
+                        return hyb_obj_get_rec_value(o, j);
         }
         return NULL;
 }
 
 static int index_at(hyb_mmadt *vm, const hyb_obj *o, const hyb_furi *f, size_t i, mm_sink *s)
 {
-        size_t n = hyb_furi_n_segments(f), len;
+        size_t n = hyb_furi_get_n_segments(f), len;
         hyb_obj_kind k = hyb_obj_get_kind(o);
         const char *seg;
         mm_val v;
 
-        if (i == n || (i == n - 1 && hyb_furi_segment_kind(f, i) == HYB_SEG_HASH &&
+        if (i == n || (i == n - 1 && hyb_furi_get_segment_kind(f, i) == HYB_SEG_HASH &&
                        k != HYB_OBJ_LST && k != HYB_OBJ_REC)) {
                 v = mv_from(o);
                 return vm_emit(vm, &v, s);
         }
         if (k != HYB_OBJ_LST && k != HYB_OBJ_REC)
                 return 0;
-        if (hyb_furi_segment_kind(f, i) != HYB_SEG_LITERAL) {
+        if (hyb_furi_get_segment_kind(f, i) != HYB_SEG_LITERAL) {
                 int r = 0;
-                for (size_t j = 0; r >= 0 && j < hyb_obj_len(o); j++)
+                for (size_t j = 0; r >= 0 && j < hyb_obj_get_len(o); j++)
                         r = index_at(vm,
-                                     k == HYB_OBJ_LST ? hyb_obj_at(o, j) : hyb_obj_rec_value(o, j),
-                                     f, hyb_furi_segment_kind(f, i) == HYB_SEG_HASH ? n : i + 1, s);
+                                     k == HYB_OBJ_LST ? hyb_obj_get_at(o, j) : hyb_obj_get_rec_value(o, j),
+                                     f, hyb_furi_get_segment_kind(f, i) == HYB_SEG_HASH ? n : i + 1, s);
                 return r;
         }
-        seg = hyb_furi_segment(f, i, &len);
+        seg = hyb_furi_get_segment(f, i, &len);
         if (k == HYB_OBJ_LST) {
                 char *end;
                 unsigned long long idx;
                 if (!len || len > 18 || seg[0] < '0' || seg[0] > '9')
                         return 0;
                 idx = strtoull(strndupa(seg, len), &end, 10);
-                if (*end || idx >= hyb_obj_len(o))
+                if (*end || idx >= hyb_obj_get_len(o))
                         return 0;
-                return index_at(vm, hyb_obj_at(o, idx), f, i + 1, s);
+                return index_at(vm, hyb_obj_get_at(o, idx), f, i + 1, s);
         }
         {
                 const hyb_obj *field = poly_rec_field(o, seg, len);
@@ -314,14 +314,14 @@ int poly_index_uri(hyb_mmadt *vm, const mm_val *cur, const hyb_furi *f, mm_sink 
         hyb_obj_kind k = mv_kind(cur);
         mm_val v;
 
-        if ((k == HYB_OBJ_LST || k == HYB_OBJ_REC) && hyb_furi_n_segments(f) > 0 &&
+        if ((k == HYB_OBJ_LST || k == HYB_OBJ_REC) && hyb_furi_get_n_segments(f) > 0 &&
             !hyb_furi_is_absolute(f)) {
                 int r = index_at(vm, mv_o(cur), f, 0, s);
                 return r;
         }
         {
                 hyb_obj *o = NULL;
-                int r = obj_new_uri_steal(hyb_furi_ref((hyb_furi *)f), &o);
+                int r = obj_new_uri_steal(hyb_furi_ref(f), &o);
                 if (r < 0)
                         return r;
                 v = mv_obj(o);
@@ -361,22 +361,22 @@ int poly_shift(hyb_mmadt *vm, const mm_val *cur, int64_t n, bool left, mm_val *o
                 break;
         }
         case HYB_OBJ_LST: {
-                size_t len = hyb_obj_len(o), m = (uint64_t)n > len ? len : (size_t)n;
+                size_t len = hyb_obj_get_len(o), m = (uint64_t)n > len ? len : (size_t)n;
                 r = obj_lst_builder(HYB_OBJ_LST, len - m, &res);
                 for (size_t i = left ? m : 0; r >= 0 && i < (left ? len : len - m); i++)
-                        r = obj_lst_append(res, hyb_obj_ref((hyb_obj *)hyb_obj_at(o, i)));
+                        r = obj_lst_append(res, hyb_obj_ref(hyb_obj_get_at(o, i)));
                 break;
         }
         case HYB_OBJ_REC:
-                r = obj_rec_builder(hyb_obj_len(o), &res);
-                for (size_t i = 0; r >= 0 && i < hyb_obj_len(o); i++) {
-                        const hyb_obj *key = hyb_obj_rec_key(o, i);
+                r = obj_rec_builder(hyb_obj_get_len(o), &res);
+                for (size_t i = 0; r >= 0 && i < hyb_obj_get_len(o); i++) {
+                        const hyb_obj *key = hyb_obj_get_rec_key(o, i);
                         hyb_obj *nk = NULL;
                         if (hyb_obj_get_kind(key) == HYB_OBJ_URI) {
                                 hyb_furi *f = NULL;
                                 r = hyb_furi_shift(hyb_obj_get_uri(key), left ? (long)n : -(long)n,
                                                    &f);
-                                if (r >= 0 && hyb_furi_n_segments(f) == 0) {
+                                if (r >= 0 && hyb_furi_get_n_segments(f) == 0) {
                                         /* a key shifted away entirely: the pair goes */
                                         hyb_furi_unref(f);
                                         continue;
@@ -384,11 +384,11 @@ int poly_shift(hyb_mmadt *vm, const mm_val *cur, int64_t n, bool left, mm_val *o
                                 if (r >= 0)
                                         r = obj_new_uri_steal(f, &nk);
                         } else {
-                                nk = hyb_obj_ref((hyb_obj *)key);
+                                nk = hyb_obj_ref(key);
                         }
                         if (r >= 0)
                                 r = obj_rec_set(res, nk,
-                                                hyb_obj_ref((hyb_obj *)hyb_obj_rec_value(o, i)));
+                                                hyb_obj_ref(hyb_obj_get_rec_value(o, i)));
                 }
                 break;
         case HYB_OBJ_NOOBJ:

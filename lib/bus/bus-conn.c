@@ -18,17 +18,11 @@
 #include "bus-internal.h"
 #include "names.h"
 #include "common/util.h"
+#include "common/ref.h"
 
 #define RBUF_MIN (64u * 1024)
 
-uint64_t bus_now_us(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-HYB_EXPORT int hyb_bus_default_socket(char **ret_path)
+HYB_EXPORT int hyb_bus_get_default_socket(char **ret_path)
 {
         const char *xdg = getenv("XDG_RUNTIME_DIR");
         char *p;
@@ -209,7 +203,7 @@ int bus_poll(hyb_bus *bus, uint64_t deadline_us)
         if (bus->wlen > bus->wpos)
                 pfd.events |= POLLOUT;
         if (deadline_us != UINT64_MAX) {
-                uint64_t now = bus_now_us();
+                uint64_t now = hyb_now_usec();
                 ms = deadline_us <= now ? 0 : (int)((deadline_us - now + 999) / 1000);
         }
         int r = poll(&pfd, 1, ms);
@@ -236,15 +230,13 @@ void bus_fail_all(hyb_bus *bus)
                 c->done = true;
                 if (c->cb && bus->n_ref == 0) {
                         /* Being freed: no callbacks into a dying bus. */
-                        if (c->floating)
-                                hyb_slot_unref(&c->slot);
+                        slot_drop_floating(&c->slot);
                 } else if (c->cb) {
                         hyb_bus_reply *rep = bus_reply_new(502, 0, "", 0, "connection closed", 17, NULL, 0);
                         if (rep)
                                 c->cb(bus, rep, c->slot.userdata);
                         hyb_bus_reply_unref(rep);
-                        if (c->floating)
-                                hyb_slot_unref(&c->slot);
+                        slot_drop_floating(&c->slot);
                 }
         }
 }
@@ -366,7 +358,7 @@ static int bus_read_packet_blocking(hyb_bus *bus, wire_packet *p, uint64_t deadl
 
 static int bus_handshake(hyb_bus *bus, const char *app, const char *runner, hyb_error *reterr)
 {
-        uint64_t deadline = bus_now_us() + 15u * 1000000u;
+        uint64_t deadline = hyb_now_usec() + 15u * 1000000u;
         wire_packet p;
         json_t *j;
         json_int_t mb = 0;
@@ -443,30 +435,21 @@ static void bus_free(hyb_bus *bus)
         hyb_bus_detach_event(bus);
         bus_close_fd(bus);
         /* Registrations still held by the caller become inert (bus pointers cleared);
-         * those without a slot die with the bus. */
+         * floating ones die with the bus (their destroy callbacks run now). */
         for (bus_method *m = bus->methods, *n; m; m = n) {
                 n = m->next;
                 m->bus = NULL;
-                if (m->floating) {
-                        free(m->name);
-                        free(m->args);
-                        free(m);
-                }
+                slot_drop_floating(&m->slot);
         }
         for (bus_sub *s = bus->subs, *n; s; s = n) {
                 n = s->next;
                 s->bus = NULL;
-                if (s->floating) {
-                        free(s->endpoint);
-                        free(s->bubble);
-                        free(s);
-                }
+                slot_drop_floating(&s->slot);
         }
         for (bus_monitor *m = bus->monitors, *n; m; m = n) {
                 n = m->next;
                 m->bus = NULL;
-                if (m->floating)
-                        free(m);
+                slot_drop_floating(&m->slot);
         }
         free(bus->name);
         free(bus->rbuf);
@@ -492,7 +475,7 @@ HYB_EXPORT int hyb_bus_connect(const char *path, const char *app, const char *ru
         if (!path && (path = secure_getenv("HYBRID_BUS")) && !*path)
                 path = NULL;
         if (!path) {
-                r = hyb_bus_default_socket(&dflt);
+                r = hyb_bus_get_default_socket(&dflt);
                 if (r < 0)
                         return r;
                 path = dflt;
@@ -529,19 +512,7 @@ HYB_EXPORT int hyb_bus_connect(const char *path, const char *app, const char *ru
         return 0;
 }
 
-HYB_EXPORT hyb_bus *hyb_bus_ref(hyb_bus *bus)
-{
-        if (bus)
-                bus->n_ref++;
-        return bus;
-}
-
-HYB_EXPORT hyb_bus *hyb_bus_unref(hyb_bus *bus)
-{
-        if (bus && --bus->n_ref == 0)
-                bus_free(bus);
-        return NULL;
-}
+HYB_DEFINE_REF_UNREF(hyb_bus, hyb_bus, bus_free)
 
 HYB_EXPORT void hyb_bus_close(hyb_bus *bus)
 {
@@ -614,7 +585,7 @@ HYB_EXPORT int hyb_bus_wait(hyb_bus *bus, uint64_t timeout_usec)
                 return HYB_E_CLOSED;
         if (hyb_bus_get_timeout(bus, &next) == 0 && next == 0)
                 return 1;
-        deadline = timeout_usec == UINT64_MAX ? UINT64_MAX : bus_now_us() + timeout_usec;
+        deadline = timeout_usec == UINT64_MAX ? UINT64_MAX : hyb_now_usec() + timeout_usec;
         if (next < deadline)
                 deadline = next;
         return bus_poll(bus, deadline);
@@ -664,7 +635,7 @@ void bus_update_event(hyb_bus *bus)
         }
         next = bus_next_deadline(bus);
         if (next != UINT64_MAX) {
-                uint64_t now = bus_now_us(), d = next > now ? next - now : 0;
+                uint64_t now = hyb_now_usec(), d = next > now ? next - now : 0;
                 struct timeval tv = { .tv_sec = (time_t)(d / 1000000u), .tv_usec = (suseconds_t)(d % 1000000u) };
                 evtimer_add(bus->ev_timer, &tv);
         } else

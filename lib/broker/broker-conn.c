@@ -244,7 +244,7 @@ static void conn_read(struct bufferevent *bev, void *ud)
         uint8_t hb[WIRE_HDR_SIZE];
         bframe f;
 
-        c->last_rx_us = broker_now_us();
+        c->last_rx_us = hyb_now_usec();
         c->ping_sent = false;
         while (c->state != BCONN_DEAD) {
                 size_t have = evbuffer_get_length(in);
@@ -387,7 +387,7 @@ void bconn_accept(hyb_broker *b, int fd)
         c->pid = cred.pid;
         c->admin = broker_config_is_admin(b->c, cred.uid);
         c->state = BCONN_AUTH;
-        c->last_rx_us = broker_now_us();
+        c->last_rx_us = hyb_now_usec();
         c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
         c->timer = evtimer_new(b->base, auth_timeout, c);
         c->rev = event_new(b->base, fd, EV_READ | EV_PERSIST, conn_readable, c);
@@ -541,7 +541,7 @@ void bconn_free_all(hyb_broker *b)
 void broker_tick(evutil_socket_t fd, short what, void *ud)
 {
         hyb_broker *b = ud;
-        uint64_t now = broker_now_us();
+        uint64_t now = hyb_now_usec();
 
         for (bconn *c = b->conns; c; c = c->next) {
                 if (c->state != BCONN_READY)

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Binding generators (cffi, Node-API) see enums but lose macros: the public
+# headers define no flag or number as a macro.  Allowed macros: include guards,
+# HYB_EXPORT, the version numbers (for #if), the error X-macro and its base,
+# the builtin endpoint's name and the method-table initialisers.
+set -eu
+hdrdir=$1
+bad=$(grep -Hn '^[[:space:]]*#[[:space:]]*define[[:space:]]' "$hdrdir"/*.h |
+      grep -Ev '#[[:space:]]*define[[:space:]]+(HYBRID_[A-Z_]+_H|HYB_EXPORT|HYB_VERSION_(MAJOR|MINOR|PATCH)|HYB_E_BASE|HYB_ERRORS|HYB_X_ENUM|HYB_BUS_BUILTIN_ENDPOINT|HYB_METHOD(_NOARGS|_ACL)?)([[:space:](]|$)' || true)
+if [ -n "$bad" ]; then
+        echo "FAIL: macros where an enum belongs (bindings cannot see them):"
+        echo "$bad"
+        exit 1
+fi
+echo "ok: no flag or number macros in the public headers"
