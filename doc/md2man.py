@@ -17,6 +17,37 @@ HEADING = re.compile(r"^(#+)\s+(.*)$")
 LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 
 
+def cells(row):
+        """The cells of a Markdown table row; `\\|` stays a literal pipe."""
+        parts = re.split(r"(?<!\\)\|", row.strip().strip("|"))
+        return [c.strip() for c in parts]
+
+
+def tables_to_lists(lines):
+        """Man pages have a fixed width that wide tables overflow: each table becomes a
+        definition list (term: the first cell; definition: the others, the header's names
+        before the extra cells)."""
+        out, i, fence = [], 0, False
+        while i < len(lines):
+                ln = lines[i]
+                if ln.startswith("```"):
+                        fence = not fence
+                if (not fence and ln.lstrip().startswith("|") and i + 1 < len(lines)
+                                and re.match(r"^\s*\|[\s:|-]+\|\s*$", lines[i + 1])):
+                        head = cells(ln)
+                        i += 2
+                        while i < len(lines) and lines[i].lstrip().startswith("|"):
+                                c = cells(lines[i])
+                                extra = [f"{head[k]}: {c[k]}" if len(c) > 2 else c[k]
+                                         for k in range(1, len(c))]
+                                out += [c[0], ": " + "; ".join(extra), ""]
+                                i += 1
+                        continue
+                out.append(ln)
+                i += 1
+        return out
+
+
 def main():
         tool, src, out, name, section, version = sys.argv[1:7]
         with open(src, encoding="utf-8") as f:
@@ -47,6 +78,7 @@ def main():
                         ln = LINK.sub(lambda k: k.group(1) if k.group(1) == k.group(2)
                                       else f"{k.group(1)} ({k.group(2)})", ln)
                 body.append(ln)
+        body = tables_to_lists(body)
         title = f'% {name.upper()} {section} "" "libhybrid {version}" "libhybrid manual"'
         text = title + "\n" + "\n".join(body)
         r = subprocess.run([tool], input=text, stdout=subprocess.PIPE, text=True, check=True)

@@ -2,7 +2,7 @@
 /*
  * The connect handshake: a challenge with a fresh 32-byte getrandom() nonce,
  * one AUTH answer, checked against the local uid policy.  Token + proof
- * (tokens.md) have their fields reserved and are refused with 501 for now.
+ * (a later release: doc/protocol.md) have their fields reserved and are refused with 501 for now.
  */
 #include <jansson.h>
 #include <stdio.h>
