@@ -46,5 +46,6 @@ int raw_read_frame(int fd, int *status, int timeout_ms);
 void bus_tcase_events(Suite *s);
 void bus_tcase_limits(Suite *s);
 void bus_tcase_review(Suite *s);
+void bus_tcase_builtin(Suite *s);
 
 #endif
