@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "bus/wire.h"
@@ -486,6 +489,145 @@ START_TEST(test_list_pages_bytes)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- NUL in names reaching a client */
+
+/* A fake broker (one raw peer on a listening socket) that sends a client names with NUL bytes. */
+typedef struct fake {
+        int lfd;
+        char dir[64], path[96];
+        pthread_t thread;
+        int status[3]; /* RESULT statuses the client answered to the three CALLs */
+} fake;
+
+static void fake_send(int fd, wire_hdr h, const char *from, size_t fl, const char *member, size_t ml,
+                      const char *body)
+{
+        uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        size_t bl = body ? strlen(body) : 0;
+        int n = wire_build(&h, from, fl, "@localhost/org.test.c/main", 26, member, ml, body, bl, buf, iov);
+        size_t total = iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0);
+
+        ck_assert_int_eq(writev(fd, iov, n), (ssize_t)total);
+}
+
+/* Reads one frame; returns its header (names and body dropped). */
+static wire_hdr fake_read(int fd)
+{
+        uint8_t hb[WIRE_HDR_SIZE];
+        wire_hdr h;
+
+        ck_assert_int_eq(full_read(fd, hb, sizeof hb), 0);
+        ck_assert_int_eq(wire_hdr_decode(hb, &h), 0);
+        size_t n = wire_names_len(&h) + h.body_len;
+        char *rest = malloc(n + 1);
+        ck_assert_int_eq(full_read(fd, rest, n), 0);
+        free(rest);
+        return h;
+}
+
+static void *fake_main(void *ud)
+{
+        fake *f = ud;
+        int fd = accept(f->lfd, NULL, NULL);
+        static const char from[] = "@localhost/org.test.x/main";
+        wire_hdr h;
+
+        ck_assert_int_ge(fd, 0);
+        fake_send(fd, (wire_hdr){ .type = WIRE_CHALLENGE }, NULL, 0, NULL, 0,
+                  "{\"protocol\":\"HYBRID\",\"version\":1,\"nonce\":\"00\",\"maxBody\":65536,"
+                  "\"host\":\"localhost\"}");
+        ck_assert_int_eq(fake_read(fd).type, WIRE_AUTH);
+        fake_send(fd, (wire_hdr){ .type = WIRE_AUTH_RESULT, .status = 200 }, NULL, 0, NULL, 0,
+                  "{\"endpoint\":\"@localhost/org.test.c/main\",\"maxBody\":65536}");
+        /* registerProcedure and subscribeEvent: both answered 200. */
+        for (int i = 0; i < 2; i++) {
+                h = fake_read(fd);
+                ck_assert_int_eq(h.type, WIRE_CALL);
+                fake_send(fd, (wire_hdr){ .type = WIRE_RESULT, .status = 200, .call_id = h.call_id },
+                          HYB_BUS_BUILTIN_ENDPOINT, strlen(HYB_BUS_BUILTIN_ENDPOINT), NULL, 0, "{}");
+        }
+        /* Events first: the one whose bubble hides a NUL must not reach the callback. */
+        fake_send(fd, (wire_hdr){ .type = WIRE_EVENT }, from, sizeof from - 1, "B\0x", 3, "{\"n\":1}");
+        fake_send(fd, (wire_hdr){ .type = WIRE_EVENT }, "@localhost/org.test.x/ma\0in", 27, "B", 1, "{\"n\":2}");
+        fake_send(fd, (wire_hdr){ .type = WIRE_EVENT }, from, sizeof from - 1, "B", 1, "{\"n\":3}");
+        fake_send(fd, (wire_hdr){ .type = WIRE_CALL, .call_id = 101, .timeout_ms = 2000 }, from, sizeof from - 1,
+                  "m\0x", 3, "{}");
+        fake_send(fd, (wire_hdr){ .type = WIRE_CALL, .call_id = 102, .timeout_ms = 2000 },
+                  "@localhost/org.test.x/ma\0in", 27, "m", 1, "{}");
+        fake_send(fd, (wire_hdr){ .type = WIRE_CALL, .call_id = 103, .timeout_ms = 2000 }, from, sizeof from - 1,
+                  "m", 1, "{}");
+        for (int i = 0; i < 3; i++) {
+                h = fake_read(fd);
+                ck_assert_int_eq(h.type, WIRE_RESULT);
+                ck_assert(h.call_id >= 101 && h.call_id <= 103);
+                f->status[h.call_id - 101] = h.status;
+        }
+        close(fd);
+        return NULL;
+}
+
+typedef struct seen {
+        atomic_int events, calls;
+        char bodies[64];
+} seen;
+
+static void on_ev(hyb_bus *bus, const hyb_bus_event *ev, void *ud)
+{
+        seen *s = ud;
+        size_t len;
+        const char *b = (const char *)hyb_bus_event_get_body(ev, &len);
+
+        strncat(s->bodies, b, sizeof s->bodies - strlen(s->bodies) - 1);
+        atomic_fetch_add(&s->events, 1);
+}
+
+static int on_m(hyb_bus_request *req, void *ud)
+{
+        seen *s = ud;
+
+        atomic_fetch_add(&s->calls, 1);
+        return hyb_bus_request_reply(req, 200, "{}", 2, HYB_BODY_JSON);
+}
+
+START_TEST(test_client_nul_names)
+{
+        fake f = { 0 };
+        seen s = { 0 };
+        hyb_error err;
+        hyb_bus *bus = NULL;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        snprintf(f.dir, sizeof f.dir, "/tmp/hyb-fake.XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(f.dir));
+        snprintf(f.path, sizeof f.path, "%s/bus.sock", f.dir);
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", f.path);
+        f.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_eq(bind(f.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+        ck_assert_int_eq(listen(f.lfd, 1), 0);
+        ck_assert_int_eq(pthread_create(&f.thread, NULL, fake_main, &f), 0);
+
+        ck_assert_int_eq(hyb_bus_connect(f.path, "org.test.c", "main", &bus, &err), 0);
+        ck_assert_int_eq(hyb_bus_register_procedure(bus, "m", NULL, NULL, on_m, &s, NULL, &err), 0);
+        ck_assert_int_eq(hyb_bus_subscribe(bus, "*", "*", on_ev, &s, NULL, &err), 0);
+        pump_until(bus, &s.calls, 1, 3000);
+        pthread_join(f.thread, NULL);
+        while (hyb_bus_process(bus) > 0)
+                ;
+        /* Only the well-named event and call reached the program. */
+        ck_assert_int_eq(atomic_load(&s.events), 1);
+        ck_assert_str_eq(s.bodies, "{\"n\":3}");
+        ck_assert_int_eq(atomic_load(&s.calls), 1);
+        ck_assert_int_eq(f.status[0], 406);
+        ck_assert_int_eq(f.status[1], 406);
+        ck_assert_int_eq(f.status[2], 200);
+        hyb_bus_unref(bus);
+        close(f.lfd);
+        unlink(f.path);
+        rmdir(f.dir);
+}
+END_TEST
+
 void bus_tcase_builtin(Suite *s)
 {
         TCase *tc = tcase_create("builtin");
@@ -495,5 +637,6 @@ void bus_tcase_builtin(Suite *s)
         tcase_add_test(tc, test_max_policy_bytes);
         tcase_add_test(tc, test_list_pages);
         tcase_add_test(tc, test_list_pages_bytes);
+        tcase_add_test(tc, test_client_nul_names);
         suite_add_tcase(s, tc);
 }
