@@ -157,8 +157,12 @@ static bool page_after(const page *pg, uint64_t ep, uint64_t member)
         return ep < pg->at_ep || (ep == pg->at_ep && member < pg->at_member);
 }
 
-/* Appends entry (consumed) at position (ep, member), within the page's byte budget. */
-static int page_add(page *pg, json_t *entry, uint64_t ep, uint64_t member, hyb_error *e)
+/*
+ * Appends an entry's JSON text at position (ep, member), within the page's byte budget.
+ * raw, when not NULL, is JSON text added to the entry object as key "policy" (the stored
+ * policy goes out as it is, without being parsed again).
+ */
+static int page_add(page *pg, json_t *entry, const char *raw, uint64_t ep, uint64_t member, hyb_error *e)
 {
         char *text = entry ? json_dumps(entry, JSON_COMPACT) : NULL;
         size_t tl;
@@ -168,6 +172,25 @@ static int page_add(page *pg, json_t *entry, uint64_t ep, uint64_t member, hyb_e
         if (!text)
                 return -ENOMEM;
         tl = strlen(text);
+        if (raw) {
+                /* {...} -> {...,"policy":raw} */
+                static const char key[] = ",\"policy\":";
+                size_t rl = strlen(raw);
+                char *t = malloc(tl + sizeof key - 1 + rl + 1);
+
+                if (!t || tl < 2) {
+                        free(t);
+                        free(text);
+                        return -ENOMEM;
+                }
+                memcpy(t, text, tl - 1);
+                memcpy(t + tl - 1, key, sizeof key - 1);
+                memcpy(t + tl - 1 + sizeof key - 1, raw, rl);
+                t[tl - 1 + sizeof key - 1 + rl] = '}';
+                free(text);
+                text = t;
+                tl += sizeof key - 1 + rl;
+        }
         if (pg->len + 1 + tl > pg->budget) {
                 if (!pg->paged) {
                         free(text);
@@ -432,7 +455,7 @@ static int do_list_endpoints(bconn *c, json_t *p, builtin_result *res, hyb_error
                         json_object_set_new(o, "pendingCalls", json_integer(ep->n_out));
                         json_object_set_new(o, "subscriptions", json_integer(ep->n_subs));
                 }
-                if ((r = page_add(pg, o, ep->serial, 0, e)) < 0)
+                if ((r = page_add(pg, o, NULL, ep->serial, 0, e)) < 0)
                         return r;
         }
         return 0;
@@ -452,10 +475,9 @@ static int list_members_of(bconn *c, bconn *ep, bool events, page *pg, hyb_error
                         if (page_full(pg))
                                 break;
                         snprintf(full, sizeof full, "%s/%s", ep->name, pr->name);
-                        o = json_pack("{s:s, s:s, s:s, s:o}", "procedureName", full, "forHost",
-                                      bus_acl_text(pr->hosts), "forApp", bus_acl_text(pr->apps), "policy",
-                                      json_loads(pr->policy, 0, NULL));
-                        if ((r = page_add(pg, o, ep->serial, pr->serial, e)) < 0)
+                        o = json_pack("{s:s, s:s, s:s}", "procedureName", full, "forHost", bus_acl_text(pr->hosts),
+                                      "forApp", bus_acl_text(pr->apps));
+                        if ((r = page_add(pg, o, pr->policy, ep->serial, pr->serial, e)) < 0)
                                 return r;
                 }
                 return 0;
@@ -468,7 +490,7 @@ static int list_members_of(bconn *c, bconn *ep, bool events, page *pg, hyb_error
                 snprintf(full, sizeof full, "%s/%s", ep->name, bb->name);
                 o = json_pack("{s:s, s:s, s:s}", "eventName", full, "forHost", bus_acl_text(bb->hosts), "forApp",
                               bus_acl_text(bb->apps));
-                if ((r = page_add(pg, o, ep->serial, bb->serial, e)) < 0)
+                if ((r = page_add(pg, o, NULL, ep->serial, bb->serial, e)) < 0)
                         return r;
         }
         return 0;

@@ -5,6 +5,7 @@ stall for every client, a false 507 to a reader and RSS that never came back).
 
     biglist.py run SOCKET DAEMON_PID CONNS PROCS_PER_CONN POLICY_BYTES MAX_POLICY_BYTES
     biglist.py hold SOCKET N POLICY_BYTES   (registers N procedures, prints "ready", stays)
+    biglist.py echo SOCKET                  (the bystander: echoes until stdin closes)
 
 Registers CONNS x PROCS_PER_CONN procedures whose policy is about POLICY_BYTES of
 JSON (the daemon runs with limits.max_policy_bytes = MAX_POLICY_BYTES), then lists
@@ -17,6 +18,8 @@ measured, never asserted.
 """
 import json
 import os
+import select
+import subprocess
 import sys
 import threading
 import time
@@ -48,30 +51,34 @@ def policy_of(nbytes):
         i += 1
 
 
-class Bystander(threading.Thread):
-    """Echoes in a loop on its own connection; records each round trip."""
+def echo(path):
+    """The bystander, in its own process (no GIL shared with the readers): echoes until
+    stdin closes, then prints [[start, seconds], ...] (CLOCK_MONOTONIC) as JSON."""
+    c = auth(path, "org.example.bystander", "b")
+    out, cid = [], 1
+    print("ready", flush=True)
+    while not select.select([sys.stdin], [], [], 0)[0]:
+        t0 = time.monotonic()
+        r = call(c, BUILTIN, "echo", '{"n":%d}' % cid, cid=cid)
+        if r["status"] != 200:
+            print(json.dumps({"bad": "echo status %d" % r["status"]}), flush=True)
+            return
+        out.append([t0, time.monotonic() - t0])
+        cid += 1
+    print(json.dumps(out), flush=True)
 
+
+class Bystander:
     def __init__(self, path):
-        super().__init__(daemon=True)
-        self.c = auth(path, "org.example.bystander", "b")
-        self.lat = []
-        self.stop = threading.Event()
-        self.bad = None
+        self.p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "echo", path],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.p.stdout.readline().strip() == "ready"
 
-    def run(self):
-        cid = 1
-        while not self.stop.is_set():
-            t0 = time.monotonic()
-            try:
-                r = call(self.c, BUILTIN, "echo", '{"n":%d}' % cid, cid=cid)
-            except Exception as e:  # noqa: BLE001
-                self.bad = repr(e)
-                return
-            if r["status"] != 200:
-                self.bad = "echo status %d" % r["status"]
-                return
-            self.lat.append(time.monotonic() - t0)
-            cid += 1
+    def finish(self):
+        """Stops it; returns (latencies in seconds with their start times, or an error)."""
+        out, _ = self.p.communicate("", timeout=30)
+        doc = json.loads(out)
+        return (None, doc["bad"]) if isinstance(doc, dict) else (doc, None)
 
 
 def list_paged(c, method, params, cid0, limit=1000):
@@ -142,9 +149,6 @@ def run(path, dpid, conns, per, pol_bytes, max_pol):
     rss_reg = rss_kib(dpid)
 
     by = Bystander(path)
-    by.start()
-    time.sleep(0.2)
-    base_lat = sorted(by.lat)
 
     lister = auth(path, "org.example.lister", "l")
     # Unpaged: the whole list is more than one page, so it is refused, not built.
@@ -171,10 +175,9 @@ def run(path, dpid, conns, per, pol_bytes, max_pol):
         time.sleep(0.01)
     for t in ths:
         t.join()
-    took = time.monotonic() - t0
-    n_before = len(by.lat)
-    by.stop.set()
-    by.join()
+    t1 = time.monotonic()
+    took = t1 - t0
+    lats, by_bad = by.finish()
     for k, (items, pages, biggest, bad) in enumerate(results):
         names = [e.get("procedureName") for e in items]
         mine = [n for n in names if n and n.startswith("@localhost/org.example.reg/")]
@@ -185,8 +188,8 @@ def run(path, dpid, conns, per, pol_bytes, max_pol):
             "%d listed, %d distinct, %d wanted" % (len(mine), len(set(mine)), len(want)))
         say(all(isinstance(e.get("policy"), list) for e in items),
             "reader %d: each entry carries its policy" % k)
-    say(by.bad is None, "the bystander was served throughout", by.bad or "")
-    lat = sorted(by.lat[len(base_lat):n_before]) or [0.0]
+    say(by_bad is None, "the bystander was served throughout", by_bad or "")
+    lat = sorted(d for t, d in (lats or []) if t0 <= t <= t1) or [0.0]
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     print("info: 4 readers x %d pages in %.2f s; bystander %d echoes meanwhile, p50 %.2f ms, "
           "p99 %.2f ms, max %.2f ms" % (results[0][1], took, len(lat), lat[len(lat) // 2] * 1000,
@@ -195,7 +198,6 @@ def run(path, dpid, conns, per, pol_bytes, max_pol):
     for c in regs:
         c.close()
     lister.close()
-    by.c.close()
     time.sleep(1.5)  # the broker gives freed memory back on its next one-second tick
     print("info: hybridd RSS %d KiB at start, %d KiB registered, peak %d KiB listing "
           "(VmHWM %d KiB), %d KiB after everyone left"
@@ -203,5 +205,5 @@ def run(path, dpid, conns, per, pol_bytes, max_pol):
 
 
 if __name__ == "__main__":
-    {"run": run, "hold": hold}[sys.argv[1]](*sys.argv[2:])
+    {"run": run, "hold": hold, "echo": echo}[sys.argv[1]](*sys.argv[2:])
     sys.exit(1 if sys.modules["rawbus"].failed else 0)
