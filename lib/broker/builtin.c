@@ -285,6 +285,42 @@ static void proc_free(bproc *pr)
         free(pr);
 }
 
+/*
+ * An argument policy as doc/protocol.md describes it: [{"key","type"?,"required"?}, ...]
+ * with a key, a known type (name or HYB_JSON_* number) and a boolean (or 0/1) required.
+ * Those who list it (hybrid list, bindings) can then rely on its shape.
+ */
+static int check_policy(json_t *policy, hyb_error *e)
+{
+        static const char *const types[] = { "any", "string", "integer", "number",
+                                             "boolean", "object", "array", "null" };
+        size_t i;
+        json_t *a;
+
+        json_array_foreach(policy, i, a) {
+                json_t *key = json_object_get(a, "key"), *type = json_object_get(a, "type"),
+                       *req = json_object_get(a, "required");
+                bool type_ok = !type;
+
+                if (!json_is_object(a) || !json_is_string(key) || json_string_length(key) == 0 ||
+                    strlen(json_string_value(key)) != json_string_length(key))
+                        return err_set(e, HYB_E_BAD_REQUEST, -1,
+                                       "policy entry %zu: \"key\" must be a non-empty string", i);
+                if (json_is_integer(type))
+                        type_ok = json_integer_value(type) >= 0 &&
+                                  json_integer_value(type) < (json_int_t)ELEMENTSOF(types);
+                for (size_t t = 0; json_is_string(type) && !type_ok && t < ELEMENTSOF(types); t++)
+                        type_ok = !strcmp(json_string_value(type), types[t]);
+                if (!type_ok)
+                        return err_set(e, HYB_E_BAD_REQUEST, -1, "policy entry %zu: unknown \"type\"", i);
+                if (req && !json_is_boolean(req) &&
+                    !(json_is_integer(req) && (json_integer_value(req) & ~(json_int_t)1) == 0))
+                        return err_set(e, HYB_E_BAD_REQUEST, -1,
+                                       "policy entry %zu: \"required\" must be a boolean", i);
+        }
+        return 0;
+}
+
 static int do_register_procedure(bconn *c, json_t *p, builtin_result *res, hyb_error *e)
 {
         json_t *policy = json_object_get(p, "policy");
@@ -304,6 +340,8 @@ static int do_register_procedure(bconn *c, json_t *p, builtin_result *res, hyb_e
                         return err_set(e, HYB_E_CONFLICT, -1, "procedure %s already registered", name);
         if (c->n_regs >= c->b->c->max_subscriptions)
                 return err_set(e, HYB_E_TOO_MANY, -1, "too many registrations");
+        if (policy && (r = check_policy(policy, e)) < 0)
+                return r;
         pr = calloc(1, sizeof *pr);
         if (!pr)
                 return -ENOMEM;

@@ -191,6 +191,27 @@ START_TEST(test_builtin_policies)
                 ck_assert_msg(strstr(err.message, bad[i].key), "%s: message '%s' does not name %s", bad[i].method,
                               err.message, bad[i].key);
         }
+        /* A policy has the shape doc/protocol.md gives it. */
+        static const char *const policies[] = {
+                "[1]", "[{}]", "[{\"key\":\"\"}]", "[{\"key\":7}]", "[{\"key\":\"a\",\"type\":\"float\"}]",
+                "[{\"key\":\"a\",\"type\":8}]", "[{\"key\":\"a\",\"required\":\"yes\"}]",
+                "[{\"key\":\"a\",\"required\":2}]",
+        };
+        for (size_t i = 0; i < sizeof policies / sizeof policies[0]; i++) {
+                char p[256];
+                snprintf(p, sizeof p, "{\"methodName\":\"m\",\"policy\":%s}", policies[i]);
+                hyb_error_clear(&err);
+                ck_assert_msg(hyb_bus_call_builtin(a, "registerProcedure", p, NULL, &err) == HYB_E_BAD_REQUEST,
+                              "policy %s accepted", policies[i]);
+                ck_assert_ptr_nonnull(strstr(err.message, "policy entry 0"));
+        }
+        ck_assert_int_eq(hyb_bus_call_builtin(a, "registerProcedure",
+                                              "{\"methodName\":\"ok\",\"policy\":[{\"key\":\"a\"},"
+                                              "{\"key\":\"b\",\"type\":\"integer\",\"required\":true},"
+                                              "{\"key\":\"c\",\"type\":2,\"required\":0}]}",
+                                              NULL, &err),
+                         0);
+
         /* Paging parameters out of range. */
         ck_assert_int_eq(hyb_bus_call_builtin(a, "listProcedures", "{\"limit\":0}", NULL, &err), HYB_E_BAD_REQUEST);
         ck_assert_int_eq(hyb_bus_call_builtin(a, "listProcedures", "{\"limit\":1001}", NULL, &err),
