@@ -164,7 +164,7 @@ static bool page_after(const page *pg, uint64_t ep, uint64_t member)
  */
 static int page_add(page *pg, json_t *entry, const char *raw, uint64_t ep, uint64_t member, hyb_error *e)
 {
-        char *text = entry ? json_dumps(entry, JSON_COMPACT) : NULL;
+        char *text = entry ? json_dumps(entry, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
         size_t tl;
         int r;
 
@@ -573,12 +573,24 @@ static int do_list_events(bconn *c, json_t *p, builtin_result *res, hyb_error *e
         return list_members(c, p, true, res, e);
 }
 
-/* Not paged: one name per connection subscribed, so at most max_connections names. */
+/* Newest connection first, as every list. */
+static int cmp_serial_desc(const void *a, const void *b)
+{
+        uint64_t x = (*(bconn *const *)a)->serial, y = (*(bconn *const *)b)->serial;
+
+        return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/*
+ * A bubble keeps its subscribers unordered (fan-out swaps them around): each page
+ * sorts those after the cursor, at most one per connection.
+ */
 static int do_list_subscribers(bconn *c, json_t *p, builtin_result *res, hyb_error *e)
 {
         const char *ep, *bubble;
-        bconn *gen;
+        bconn *gen, **v;
         bbubble *bb;
+        size_t n = 0;
         int r;
 
         if ((r = sub_params(p, &ep, &bubble, e)) < 0)
@@ -588,11 +600,21 @@ static int do_list_subscribers(bconn *c, json_t *p, builtin_result *res, hyb_err
                 return err_set(e, HYB_E_NOT_FOUND, -1, "no such event");
         if (gen != c && !c->admin)
                 return err_set(e, HYB_E_FORBIDDEN, -1, "only the generator or an administrator may list subscribers");
-        res->json = json_array();
-        for (size_t i = 0; res->json && i < bb->n_subs; i++)
-                if (bb->subs[i].conn->state == BCONN_READY)
-                        json_array_append_new(res->json, json_string(bb->subs[i].conn->name));
-        return res->json ? 0 : -ENOMEM;
+        res->is_page = true;
+        if ((r = page_init(&res->pg, c, p, e)) < 0)
+                return r;
+        v = mallocarray(bb->n_subs ? bb->n_subs : 1, sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < bb->n_subs; i++)
+                if (bb->subs[i].conn->state == BCONN_READY &&
+                    page_after(&res->pg, bb->subs[i].conn->serial, 0))
+                        v[n++] = bb->subs[i].conn;
+        qsort(v, n, sizeof *v, cmp_serial_desc);
+        for (size_t i = 0; r >= 0 && i < n && !res->pg.more && !page_full(&res->pg); i++)
+                r = page_add(&res->pg, json_string(v[i]->name), NULL, v[i]->serial, 0, e);
+        free(v);
+        return r;
 }
 
 /* ---------------------------------------------------------------- the rest */
@@ -674,6 +696,8 @@ static const hyb_arg_policy list_members_args[] = {
 static const hyb_arg_policy list_subscribers_args[] = {
         { "endpointName", HYB_JSON_STRING, 0 },
         { "bubbleName", HYB_JSON_STRING, 1 },
+        { "cursor", HYB_JSON_STRING, 0 },
+        { "limit", HYB_JSON_INTEGER, 0 },
 };
 static const hyb_arg_policy terminate_args[] = {
         { "callId", HYB_JSON_INTEGER, 1 },

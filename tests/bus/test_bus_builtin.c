@@ -316,7 +316,8 @@ static json_t *page_of(hyb_bus *bus, const char *method, const char *params)
 
 /*
  * Follows a list to its end with {"limit":limit} plus extra params (",..." or "");
- * appends every entry's `key` to names; returns the number of pages.  between(k) runs
+ * appends every entry's `key` (key NULL: the entry itself) to names; returns the number
+ * of pages.  between(k) runs
  * after page k, so tests can change the bus in the middle of a listing.
  */
 static int follow(hyb_bus *bus, const char *method, const char *extra, int limit, const char *key, json_t *names,
@@ -334,7 +335,7 @@ static int follow(hyb_bus *bus, const char *method, const char *extra, int limit
                 size_t i;
                 ck_assert_uint_le(json_array_size(json_object_get(j, "items")), (size_t)limit);
                 json_array_foreach(json_object_get(j, "items"), i, v)
-                        json_array_append(names, json_object_get(v, key));
+                        json_array_append(names, key ? json_object_get(v, key) : v);
                 pages++;
                 next = json_object_get(j, "next");
                 if (!next) {
@@ -455,6 +456,25 @@ START_TEST(test_list_pages)
         ck_assert_uint_eq(count_of(names, bname), 1);
         ck_assert_uint_eq(count_of(names, "@localhost/org.test.a/main"), 1);
         json_decref(names);
+
+        /* Subscribers of one bubble, one a page, newest connection first; the generator asks. */
+        hyb_bus *c1 = tb_connect(&t, "org.test.c1", "main"), *c2 = tb_connect(&t, "org.test.c2", "main");
+        hyb_bus *subs[] = { a, c1, c2 };
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(hyb_bus_call_builtin(subs[i], "subscribeEvent",
+                                                      "{\"endpointName\":\"@localhost/org.test.many/main\","
+                                                      "\"bubbleName\":\"E0\"}",
+                                                      NULL, &err),
+                                 0);
+        names = json_array();
+        ck_assert_int_eq(follow(b, "listEventSubscribers", ",\"bubbleName\":\"E0\"", 1, NULL, names, NULL, NULL), 3);
+        ck_assert_uint_eq(json_array_size(names), 3);
+        ck_assert_str_eq(json_string_value(json_array_get(names, 0)), "@localhost/org.test.c2/main");
+        ck_assert_str_eq(json_string_value(json_array_get(names, 1)), "@localhost/org.test.c1/main");
+        ck_assert_str_eq(json_string_value(json_array_get(names, 2)), "@localhost/org.test.a/main");
+        json_decref(names);
+        hyb_bus_unref(c2);
+        hyb_bus_unref(c1);
 
         /* Without "limit" and "cursor" a list that fits one page is the plain array, as before. */
         hyb_bus_reply *rep = NULL;
