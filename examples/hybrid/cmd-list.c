@@ -3,7 +3,7 @@
  * hybrid list [<endpoint>] [--json]
  *
  * What the caller may use, from the builtin listEndpoints, listProcedures and
- * listEvents.  Text form, one block per endpoint:
+ * listEvents, each followed page by page to its end.  Text form, one block per endpoint:
  *   @localhost/org.example.thermo/main
  *     procedure getTemperature  forHost=* forApp=*  args(unit?:string)
  *     event TEMP  forHost=* forApp=*
@@ -34,6 +34,7 @@ static int builtin(hyb_bus *bus, const char *method, json_t *params, json_t **re
         char *text = json_dumps(params, JSON_COMPACT);
         int r;
 
+        *ret = NULL;
         if (!text)
                 return cli_fail(EXIT_FAILED, "list", "ENOMEM", "out of memory");
         hyb_error_clear(&e);
@@ -44,12 +45,53 @@ static int builtin(hyb_bus *bus, const char *method, json_t *params, json_t **re
         body = hyb_bus_reply_get_body(reply, &len);
         *ret = json_loadb(body, len, JSON_DECODE_ANY, &je);
         hyb_bus_reply_unref(reply);
-        if (!*ret || !json_is_array(*ret)) {
-                json_decref(*ret);
-                return cli_fail(EXIT_FAILED, "list", "HYB_E_PROTOCOL",
-                                "%s answered something other than a JSON array", method);
-        }
+        if (!*ret)
+                return cli_fail(EXIT_FAILED, "list", "HYB_E_PROTOCOL", "%s answered something other than JSON",
+                                method);
         return 0;
+}
+
+/*
+ * The whole list, page by page (doc/protocol.md "List pages"): each page is
+ * {"items":[...],"next":cursor}; the last one has no "next".
+ */
+static int builtin_list(hyb_bus *bus, const char *method, json_t *params, json_t **ret)
+{
+        json_t *all = json_array(), *page = NULL, *p = json_deep_copy(params);
+        int st = 0;
+
+        *ret = NULL;
+        if (!all || !p || json_object_set_new(p, "limit", json_integer(1000)) < 0) {
+                st = cli_fail(EXIT_FAILED, "list", "ENOMEM", "out of memory");
+                goto out;
+        }
+        for (;;) {
+                json_t *items, *next;
+
+                st = builtin(bus, method, p, &page);
+                if (st)
+                        goto out;
+                items = json_object_get(page, "items");
+                next = json_object_get(page, "next");
+                if (!json_is_array(items) || (next && !json_is_string(next))) {
+                        st = cli_fail(EXIT_FAILED, "list", "HYB_E_PROTOCOL",
+                                      "%s answered something other than a page", method);
+                        goto out;
+                }
+                json_array_extend(all, items);
+                if (!next)
+                        break;
+                json_object_set(p, "cursor", next);
+                json_decref(page);
+                page = NULL;
+        }
+        *ret = all;
+        all = NULL;
+out:
+        json_decref(page);
+        json_decref(p);
+        json_decref(all);
+        return st;
 }
 
 static const char *short_name(const char *full)
@@ -125,9 +167,9 @@ static int fill(hyb_bus *bus, json_t *ep)
 
         if (!params)
                 return cli_fail(EXIT_FAILED, "list", "ENOMEM", "out of memory");
-        st = builtin(bus, "listProcedures", params, &procs);
+        st = builtin_list(bus, "listProcedures", params, &procs);
         if (!st)
-                st = builtin(bus, "listEvents", params, &events);
+                st = builtin_list(bus, "listEvents", params, &events);
         json_decref(params);
         if (!st) {
                 json_object_set_new(ep, "procedures", procs);
@@ -155,7 +197,7 @@ static int run_list(cli_ctx *ctx)
         {
                 json_t *none = json_object();
 
-                st = builtin(bus, "listEndpoints", none, &all);
+                st = builtin_list(bus, "listEndpoints", none, &all);
                 json_decref(none);
                 if (st)
                         goto out;

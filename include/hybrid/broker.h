@@ -68,7 +68,7 @@ HYB_EXPORT int hyb_broker_config_get_socket(const hyb_broker_config *cfg, char *
 /*
  * Sets a limit by its YAML name: max_body, max_frame, max_pending_calls,
  * send_queue_bytes, max_connections, max_endpoints, max_subscriptions,
- * auth_timeout_ms, ping_after_s, drop_after_s.  Setting max_body also raises
+ * max_policy_bytes, auth_timeout_ms, ping_after_s, drop_after_s.  Setting max_body also raises
  * max_frame to max_body + 64 KiB when it was smaller.
  * Errors: -EINVAL (unknown name, 0, or out of range).
  */

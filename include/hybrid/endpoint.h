@@ -85,7 +85,8 @@ typedef struct hyb_method_def {
  * one method fails, those already registered are revoked.  One slot covers the
  * whole table; unref it to revoke all (ret_slot NULL: lives as long as the bus).
  * Errors: -EINVAL (elem_size too small, NULL handler, bad type), HYB_E_NOT_ACCEPTABLE,
- * HYB_E_CONFLICT, HYB_E_TOO_MANY, HYB_E_CLOSED; *reterr names the method.
+ * HYB_E_CONFLICT, HYB_E_TOO_MANY, HYB_E_TOO_LARGE (the policy's JSON text is longer than
+ * the broker's limits.max_policy_bytes, default 4 KiB), HYB_E_CLOSED; *reterr names the method.
  */
 HYB_EXPORT int hyb_endpoint_register_table(hyb_bus *bus, const hyb_method_def *table, size_t elem_size,
                                       size_t n, void *userdata, hyb_slot **ret_slot,

@@ -58,14 +58,16 @@ void auth_handle(bconn *c, const wire_hdr *wh, const uint8_t *body)
                 auth_fail(c, 400, "auth body must be JSON");
                 return;
         }
-        j = json_loadb((const char *)body, wh->body_len, 0, NULL);
+        /* JSON_ALLOW_NUL: an app or runner with "\u0000" is a bad name (406), checked below. */
+        j = json_loadb((const char *)body, wh->body_len, JSON_ALLOW_NUL, NULL);
         if (!j || json_unpack(j, "{s:s, s:i, s?s, s?s, s?o}", "protocol", &proto, "version", &version,
                               "app", &app, "runner", &runner, "token", &token) < 0) {
                 json_decref(j);
                 auth_fail(c, 400, "malformed auth packet");
                 return;
         }
-        if (strcmp(proto, WIRE_PROTOCOL) != 0 || version != WIRE_VERSION) {
+        if (strcmp(proto, WIRE_PROTOCOL) != 0 || version != WIRE_VERSION ||
+            json_string_length(json_object_get(j, "protocol")) != strlen(WIRE_PROTOCOL)) {
                 auth_fail(c, 426, "unsupported protocol or version");
                 goto out;
         }
@@ -73,7 +75,9 @@ void auth_handle(bconn *c, const wire_hdr *wh, const uint8_t *body)
                 auth_fail(c, 501, "token authentication is not implemented yet");
                 goto out;
         }
-        if (!app || !runner || bus_name_check_app(app, strlen(app), NULL) < 0 ||
+        if (!app || !runner || strlen(app) != json_string_length(json_object_get(j, "app")) ||
+            strlen(runner) != json_string_length(json_object_get(j, "runner")) ||
+            bus_name_check_app(app, strlen(app), NULL) < 0 ||
             bus_name_check_ident(runner, strlen(runner), NULL) < 0) {
                 auth_fail(c, 406, "bad app or runner name");
                 goto out;

@@ -7,6 +7,9 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -403,6 +406,7 @@ void bconn_accept(hyb_broker *b, int fd)
                 free(c);
                 return;
         }
+        c->serial = ++b->next_serial;
         c->next = b->conns;
         if (b->conns)
                 b->conns->prev = c;
@@ -515,6 +519,7 @@ void broker_reap(evutil_socket_t fd, short what, void *ud)
                 bconn *c = b->dead;
                 b->dead = c->dnext;
                 conn_reap(c);
+                b->trim_wanted = true;
         }
 }
 
@@ -543,6 +548,13 @@ void broker_tick(evutil_socket_t fd, short what, void *ud)
         hyb_broker *b = ud;
         uint64_t now = hyb_now_usec();
 
+#ifdef __GLIBC__
+        /* What gone peers held (registrations, buffers) goes back to the system, at most
+         * one heap walk per tick however many peers come and go. */
+        if (b->trim_wanted)
+                malloc_trim(0);
+#endif
+        b->trim_wanted = false;
         for (bconn *c = b->conns; c; c = c->next) {
                 if (c->state != BCONN_READY)
                         continue;

@@ -45,6 +45,7 @@ typedef struct bproc {
         size_t name_len;
         bus_acl *hosts, *apps;
         char *policy; /* JSON text of the argument policy, for listProcedures */
+        uint64_t serial; /* registration order (broker->next_serial): list paging cursors */
 } bproc;
 
 typedef struct bsubscriber {
@@ -60,6 +61,7 @@ typedef struct bbubble {
         bus_acl *hosts, *apps;
         bsubscriber *subs;
         size_t n_subs, alloc;
+        uint64_t serial; /* registration order, as bproc.serial */
 } bbubble;
 
 typedef struct bsub {
@@ -109,6 +111,7 @@ struct bconn {
         struct event *rev;    /* readable: conn_readable (the bufferevent only writes) */
         size_t rx_need;       /* bytes still missing of a partly read frame */
         const char *reason;   /* BrokenEndpoint reason */
+        uint64_t serial;      /* accept order (the builtin: UINT64_MAX): list paging cursors */
 };
 
 struct hyb_broker_config {
@@ -123,6 +126,7 @@ struct hyb_broker {
         struct evconnlistener *listener;
         char *socket_path;
         bool shutting_down;
+        bool trim_wanted; /* peers were freed since the last tick: malloc_trim */
         bool batching;  /* dispatching one of several frames read at once: queue, don't write */
         bconn *conns;
         unsigned n_conns, n_endpoints, n_monitors;
@@ -131,6 +135,8 @@ struct hyb_broker {
         bpending *pend_free;
         const struct timeval *default_deadline; /* common timeout of ROUTE_DEFAULT_TIMEOUT_MS */
         uint64_t next_id;
+        uint64_t next_serial; /* bconn, bproc and bbubble serials: conns and members are
+                               * prepended, so every list runs in decreasing serial order */
         bsub *patterns;
         bconn *dead;
         bconn *builtin;

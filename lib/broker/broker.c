@@ -114,6 +114,8 @@ static int limit_field(broker_config *c, const char *name, size_t **sz, uint32_t
                 *u32 = &c->max_endpoints;
         else if (!strcmp(name, "max_subscriptions"))
                 *u32 = &c->max_subscriptions;
+        else if (!strcmp(name, "max_policy_bytes"))
+                *sz = &c->max_policy_bytes;
         else if (!strcmp(name, "auth_timeout_ms"))
                 *u32 = &c->auth_timeout_ms;
         else if (!strcmp(name, "ping_after_s"))

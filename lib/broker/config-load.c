@@ -346,6 +346,7 @@ static int set_limits(loader *l, yaml_node_t *v, const char *path, const field *
                 LIMIT(max_connections, UINT32_MAX, false),
                 LIMIT(max_endpoints, UINT32_MAX, false),
                 LIMIT(max_subscriptions, UINT32_MAX, false),
+                LIMIT(max_policy_bytes, BODY_MAX, true),
                 LIMIT(auth_timeout_ms, UINT32_MAX, false),
                 LIMIT(ping_after_s, UINT32_MAX, false),
                 LIMIT(drop_after_s, UINT32_MAX, false),

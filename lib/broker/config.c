@@ -22,6 +22,7 @@ int broker_config_init(broker_config *c)
                 .max_connections = 1024,
                 .max_endpoints = 1024,
                 .max_subscriptions = 1024,
+                .max_policy_bytes = 4 * CONFIG_KIB,
                 .auth_timeout_ms = 10000,
                 .ping_after_s = 60,
                 .drop_after_s = 90,

@@ -7,7 +7,8 @@
  *   host: localhost
  *   listen: {unix: /run/hybrid/bus.sock}
  *   limits: {max_body, max_frame, max_pending_calls, send_queue_bytes, max_connections,
- *            max_endpoints, max_subscriptions, auth_timeout_ms, ping_after_s, drop_after_s}
+ *            max_endpoints, max_subscriptions, max_policy_bytes, auth_timeout_ms, ping_after_s,
+ *            drop_after_s}
  *   policy: {admins: [uid, ...], apps: {"<uid>": [app-glob, ...]}}
  *   log: {level: error|warning|info|debug, syslog: bool}
  * Sizes accept plain integers or suffixes K/M/G (KiB...).
@@ -38,6 +39,7 @@ typedef struct broker_config {
         uint32_t max_connections; /* default 1024 */
         uint32_t max_endpoints;   /* default 1024 */
         uint32_t max_subscriptions; /* per connection, default 1024 */
+        size_t max_policy_bytes;  /* argument policy text per registered procedure, default 4 KiB */
         uint32_t auth_timeout_ms; /* default 10000 */
         uint32_t ping_after_s;    /* default 60 */
         uint32_t drop_after_s;    /* default 90 */

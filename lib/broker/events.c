@@ -94,6 +94,7 @@ int events_register(bconn *c, const char *name, const char *hosts, const char *a
         }
         bb->name_len = strlen(name);
         bb->owner = c;
+        bb->serial = ++b->next_serial;
         bb->next = c->bubbles;
         c->bubbles = bb;
         c->n_regs++;
@@ -350,7 +351,10 @@ void events_fire(bconn *c, bframe *f)
                 return;
         }
         if (!bb) {
-                if (counts)
+                /* A name that is no name ("TEMP\0x") is 406, as for calls; an unknown one 404. */
+                if (counts && bus_name_check_ident(f->member, f->h.member_len, NULL) < 0)
+                        route_reply(c, f->h.call_id, 406, "malformed bubble name", NULL, 0, 0);
+                else if (counts)
                         route_reply(c, f->h.call_id, 404, "bubble not registered", NULL, 0, 0);
                 return;
         }

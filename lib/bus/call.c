@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "bus-internal.h"
+#include "names.h"
 #include "common/util.h"
 #include "common/ref.h"
 
@@ -474,9 +475,17 @@ void bus_dispatch_call(hyb_bus *bus, const wire_packet *p)
         req = req_new(bus, p);
         if (!req)
                 return; /* the broker's deadline answers the caller */
+        /* Names arrive with a length: one hiding a NUL byte would reach the handler cut short. */
+        if (memchr(p->from, 0, p->h.from_len)) {
+                req_send(req, 406, "malformed caller name", NULL, 0, 0);
+                goto out;
+        }
         m = bus_find_method(bus, p->member, p->h.member_len);
         if (!m) {
-                req_send(req, 404, "no such method", NULL, 0, 0);
+                if (bus_name_check_ident(p->member, p->h.member_len, NULL) < 0)
+                        req_send(req, 406, "malformed method name", NULL, 0, 0);
+                else
+                        req_send(req, 404, "no such method", NULL, 0, 0);
                 goto out;
         }
         if (m->n_args > 0 || (req->flags & WIRE_F_BINARY)) {

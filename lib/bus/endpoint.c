@@ -9,6 +9,7 @@
 
 #include "bus-internal.h"
 #include "names.h"
+#include "policy.h"
 #include "common/util.h"
 
 static const char *const type_names[] = {
@@ -40,37 +41,37 @@ static bool type_ok(int type, const json_t *v)
         return false;
 }
 
+int bus_policy_check_json(const hyb_arg_policy *args, size_t n, const json_t *j, hyb_error *reterr)
+{
+        if (!json_is_object(j))
+                return err_set(reterr, HYB_E_BAD_REQUEST, -1, "params must be a JSON object");
+        for (size_t i = 0; i < n; i++) {
+                json_t *v = json_object_get(j, args[i].key);
+                if (!v) {
+                        if (args[i].required)
+                                return err_set(reterr, HYB_E_BAD_REQUEST, -1,
+                                               "missing required key \"%s\"", args[i].key);
+                        continue;
+                }
+                if (!type_ok(args[i].type, v))
+                        return err_set(reterr, HYB_E_BAD_REQUEST, -1, "key \"%s\" must be of type %s",
+                                       args[i].key, type_names[args[i].type]);
+        }
+        return 0;
+}
+
 int bus_policy_check(const hyb_arg_policy *args, size_t n, const void *body, size_t len,
                      hyb_error *reterr)
 {
         json_error_t jerr;
         json_t *j;
-        int r = 0;
+        int r;
 
         j = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
         if (!j)
                 return err_set(reterr, HYB_E_BAD_REQUEST, jerr.position, "params are not valid JSON: %s",
                                jerr.text);
-        if (!json_is_object(j)) {
-                json_decref(j);
-                return err_set(reterr, HYB_E_BAD_REQUEST, -1, "params must be a JSON object");
-        }
-        for (size_t i = 0; i < n; i++) {
-                json_t *v = json_object_get(j, args[i].key);
-                if (!v) {
-                        if (args[i].required) {
-                                r = err_set(reterr, HYB_E_BAD_REQUEST, -1, "missing required key \"%s\"",
-                                            args[i].key);
-                                break;
-                        }
-                        continue;
-                }
-                if (!type_ok(args[i].type, v)) {
-                        r = err_set(reterr, HYB_E_BAD_REQUEST, -1, "key \"%s\" must be of type %s",
-                                    args[i].key, type_names[args[i].type]);
-                        break;
-                }
-        }
+        r = bus_policy_check_json(args, n, j, reterr);
         json_decref(j);
         return r;
 }

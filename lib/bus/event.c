@@ -282,7 +282,8 @@ void bus_dispatch_event(hyb_bus *bus, const wire_packet *p)
         char *copy;
         hyb_bus_event ev;
 
-        if (!bus->subs)
+        /* The callback gets C strings: names hiding a NUL byte would reach it cut short. */
+        if (!bus->subs || memchr(p->from, 0, fl) || memchr(p->member, 0, ml))
                 return;
         copy = malloc(fl + ml + bl + 3);
         if (!copy)

@@ -47,5 +47,6 @@ void bus_tcase_events(Suite *s);
 void bus_tcase_limits(Suite *s);
 void bus_tcase_review(Suite *s);
 void bus_tcase_slots(Suite *s);
+void bus_tcase_builtin(Suite *s);
 
 #endif

@@ -652,5 +652,6 @@ Suite *bus_suite(void)
         bus_tcase_limits(s);
         bus_tcase_review(s);
         bus_tcase_slots(s);
+        bus_tcase_builtin(s);
         return s;
 }
