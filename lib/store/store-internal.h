@@ -232,6 +232,14 @@ void store_queue_done(hyb_store *st, hyb_store_done_fn done, void *ud, int r);
  * nobody reads, and *ret is untouched). */
 int store_encode(hyb_store *st, const hyb_obj *v, bool keep, db_value *ret, hyb_error *e);
 
+/* write.c helpers the reads share (read.c) */
+/* The kind a `?int`-style query of f asks for, or -1. */
+int store_type_word(const hyb_furi *f);
+/* HYB_E_TYPE (naming f) when v is not of kind (-1: any kind). */
+int store_check_type(const hyb_furi *f, int kind, const hyb_obj *v, hyb_error *e);
+/* The text of a branch without its trailing `/` ("/x/" -> "/x"); NULL on ENOMEM. */
+char *store_branch_base(const hyb_furi *f);
+
 /* commit.c */
 void commit_enqueue(hyb_store *st, db_op *op);
 /* With st->lock held: a synchronous writer enters (true) or leaves (false). */
