@@ -3,13 +3,18 @@
  * SQLite persistence of a store: WAL, one row per stored key, and a change
  * journal other processes poll to see this handle's writes.
  *
- *   kv(furi TEXT PRIMARY KEY, value NOT NULL)      WITHOUT ROWID
+ *   kv(furi TEXT PRIMARY KEY, value NOT NULL, sum INTEGER)      WITHOUT ROWID
  *       furi  = canonical fURI text; value = an INTEGER or REAL for a plain
  *       int or real (bound natively: exact, and no text formatting on the
  *       write path), else the EXACT text form of the obj.  The column has no
  *       affinity, so SQLite keeps the type bound.  (A database made before,
  *       with `value TEXT`, is written in text only: see d->native.)
- *   journal(seq INTEGER PRIMARY KEY, origin, ops BLOB)
+ *       sum = row_sum() of furi, the value's storage class and its bytes: a
+ *       flipped bit in a row is reported (HYB_E_CORRUPT), never returned.
+ *       Databases made before sums existed get the column, and every row its
+ *       sum, when first opened for writing; `PRAGMA user_version` 1 then says
+ *       every row has one (a row without is damage).
+ *   journal(seq INTEGER PRIMARY KEY, origin, ops BLOB, sum INTEGER)
  *       one row per commit, written in the same transaction: every write
  *       of the commit in order, as  key NUL tag payload  with tag 'd'
  *       (delete, no payload), 'i' / 'r' (8 bytes, an int64 / a double in
@@ -18,7 +23,8 @@
  *       and no formatting beyond what kv stores.  Trimmed to about
  *       journal_max rows, never the newest, so seq (max + 1) only grows
  *       without AUTOINCREMENT's sqlite_sequence page.  A reader that finds
- *       rows trimmed before it saw them resyncs from kv.
+ *       rows trimmed before it saw them, or a row whose ops do not match its
+ *       sum (damage), resyncs from kv.
  *   handles(origin INTEGER PRIMARY KEY, pid)
  *       every open handle, registered (in a write transaction) before it
  *       loads kv.  A commit writes its journal row only when another handle
@@ -29,7 +35,15 @@
  *       another connection committed.  Rows of processes that no longer
  *       exist (a crash) are removed when a handle opens; a handle that finds
  *       its own row gone (a pid namespace where kill(pid, 0) said ESRCH)
- *       registers again and resyncs from kv, so it misses nothing.
+ *       registers again and resyncs from kv, so it misses nothing.  Rows of
+ *       dead processes also mean the last shutdown was not clean: opening
+ *       then runs `PRAGMA quick_check` before trusting the file.
+ *
+ * A file we may not write (or in a directory we may not write, where no -wal
+ * or -shm file can be made) opens read-only with `immutable=1`: no locks, no
+ * WAL, no handle row, no journal polls; writes fail with HYB_E_READ_ONLY.
+ * immutable=1 ignores a -wal file, so a non-empty one (commits not yet in the
+ * main file) is refused rather than read around.
  *
  * `PRAGMA data_version` changes only when another connection commits, so a
  * poll with nothing new costs one tiny statement.  Every call here takes
@@ -38,30 +52,172 @@
  * on every commit).
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store-internal.h"
 
-#define STORE_APP_ID 0x48796231 /* "Hyb1" */
 
 static const char schema[] =
-        "CREATE TABLE IF NOT EXISTS kv(furi TEXT PRIMARY KEY NOT NULL, value NOT NULL)"
-        " WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS kv(furi TEXT PRIMARY KEY NOT NULL, value NOT NULL,"
+        " sum INTEGER) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS journal(seq INTEGER PRIMARY KEY,"
-        " origin INTEGER NOT NULL, ops BLOB NOT NULL);"
+        " origin INTEGER NOT NULL, ops BLOB NOT NULL, sum INTEGER NOT NULL);"
         "CREATE TABLE IF NOT EXISTS handles(origin INTEGER PRIMARY KEY, pid INTEGER NOT NULL);";
 
 /* A journal of an earlier layout is only a change feed: replace it. */
 static const char old_journal[] =
         "SELECT (SELECT count(*) FROM pragma_table_info('journal')) > 0 AND"
-        " (SELECT count(*) FROM pragma_table_info('journal') WHERE name = 'ops') = 0";
+        " (SELECT count(*) FROM pragma_table_info('journal') WHERE name = 'sum') = 0";
 
+
+int db_code(int rc)
+{
+        switch (rc & 0xff) {
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_CORRUPT:
+                return HYB_E_CORRUPT;
+        case SQLITE_READONLY:
+                return HYB_E_READ_ONLY;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        default:
+                return HYB_E_DATABASE;
+        }
+}
+
+/* The error of the connection's last failure, named by its cause. */
 static int db_err(store_db *d, hyb_error *e, const char *what)
 {
-        return err_set(e, HYB_E_DATABASE, -1, "%s: %s", what,
-                       d->db ? sqlite3_errmsg(d->db) : "out of memory");
+        int code;
+
+        if (!d->db)
+                return err_set(e, -ENOMEM, -1, "%s: out of memory", what);
+        code = db_code(sqlite3_errcode(d->db));
+        if (code == -ENOSPC)
+                return err_set(e, code, -1, "%s: disk full (%s)", what, sqlite3_errmsg(d->db));
+        if (code == HYB_E_CORRUPT)
+                return err_set(e, code, -1, "%s: database corrupt (%s)", what,
+                               sqlite3_errmsg(d->db));
+        return err_set(e, code, -1, "%s: %s", what, sqlite3_errmsg(d->db));
+}
+
+/* FNV-1a: a change of any one byte of equal-length input always changes the result (each step
+ * is a bijection of the state), which is what a flipped bit is. */
+static uint64_t sum_bytes(uint64_t h, const void *p, size_t n)
+{
+        const unsigned char *b = p;
+
+        for (size_t i = 0; i < n; i++) {
+                h ^= b[i];
+                h *= 0x100000001b3ULL;
+        }
+        return h;
+}
+
+/* Little-endian, so a file moved to another host checks the same. */
+static uint64_t sum_u64(uint64_t h, uint64_t v)
+{
+        unsigned char b[8];
+
+        for (int i = 0; i < 8; i++)
+                b[i] = (unsigned char)(v >> (8 * i));
+        return sum_bytes(h, b, 8);
+}
+
+int64_t db_row_sum(const char *key, size_t key_len, int type, int64_t i, double d,
+                   const char *text, size_t text_len)
+{
+        uint64_t h = sum_bytes(0xcbf29ce484222325ULL, key, key_len), bits;
+        unsigned char tag[2] = { 0, 0 };
+
+        switch (type) {
+        case SQLITE_INTEGER:
+                tag[1] = 'i';
+                h = sum_u64(sum_bytes(h, tag, 2), (uint64_t)i);
+                break;
+        case SQLITE_FLOAT:
+                tag[1] = 'r';
+                memcpy(&bits, &d, 8);
+                h = sum_u64(sum_bytes(h, tag, 2), bits);
+                break;
+        default:
+                tag[1] = 't';
+                h = sum_bytes(sum_bytes(h, tag, 2), text, text_len);
+        }
+        return (int64_t)h;
+}
+
+int64_t db_journal_sum(const void *ops, size_t len)
+{
+        return (int64_t)sum_bytes(0xcbf29ce484222325ULL, ops, len);
+}
+
+static int64_t value_sum(const char *key, const db_value *v)
+{
+        return db_row_sum(key, strlen(key), v->type, v->i, v->d, v->text,
+                          v->type == SQLITE_TEXT ? strlen(v->text) : 0);
+}
+
+int db_row_check(sqlite3_stmt *s, bool need_sum, hyb_obj **ret, const char **ret_why)
+{
+        const char *key = (const char *)sqlite3_column_text(s, 0), *t = NULL;
+        size_t key_len = (size_t)sqlite3_column_bytes(s, 0), tlen = 0;
+        int type = sqlite3_column_type(s, 1);
+        int64_t i = 0;
+        double dv = 0;
+
+        *ret = NULL;
+        *ret_why = NULL;
+        if (!key || sqlite3_column_type(s, 0) != SQLITE_TEXT || strlen(key) != key_len) {
+                *ret_why = "key is not text";
+                return HYB_E_CORRUPT;
+        }
+        switch (type) {
+        case SQLITE_INTEGER:
+                i = sqlite3_column_int64(s, 1);
+                break;
+        case SQLITE_FLOAT:
+                dv = sqlite3_column_double(s, 1);
+                break;
+        case SQLITE_TEXT:
+                t = (const char *)sqlite3_column_text(s, 1);
+                tlen = (size_t)sqlite3_column_bytes(s, 1);
+                if (!t)
+                        return -ENOMEM;
+                break;
+        default:
+                *ret_why = type == SQLITE_NULL ? "value is NULL" : "value is a blob";
+                return HYB_E_CORRUPT;
+        }
+        if (sqlite3_column_type(s, 2) == SQLITE_NULL) {
+                if (need_sum) {
+                        *ret_why = "checksum is missing";
+                        return HYB_E_CORRUPT;
+                }
+        } else if (sqlite3_column_type(s, 2) != SQLITE_INTEGER ||
+                   sqlite3_column_int64(s, 2) != db_row_sum(key, key_len, type, i, dv, t, tlen)) {
+                *ret_why = "row does not match its checksum";
+                return HYB_E_CORRUPT;
+        }
+        switch (type) {
+        case SQLITE_INTEGER:
+                return hyb_obj_new_int(i, ret);
+        case SQLITE_FLOAT:
+                return hyb_obj_new_real(dv, ret);
+        default:
+                if (hyb_obj_parse(t, tlen, ret, NULL) < 0) {
+                        *ret_why = "value cannot be parsed";
+                        return HYB_E_CORRUPT;
+                }
+                return 0;
+        }
 }
 
 static int prep(store_db *d, const char *sql, sqlite3_stmt **ret, hyb_error *e)
@@ -137,30 +293,6 @@ static void bind_value(sqlite3_stmt *s, int col, const db_value *v)
         }
 }
 
-/* The obj a kv/journal value column holds: *ret NULL for SQL NULL (a delete); < 0 when the
- * text cannot be parsed. */
-static int column_obj(sqlite3_stmt *s, int col, hyb_obj **ret)
-{
-        const char *t;
-
-        *ret = NULL;
-        switch (sqlite3_column_type(s, col)) {
-        case SQLITE_NULL:
-                return 0;
-        case SQLITE_INTEGER:
-                return hyb_obj_new_int(sqlite3_column_int64(s, col), ret);
-        case SQLITE_FLOAT:
-                return hyb_obj_new_real(sqlite3_column_double(s, col), ret);
-        default:
-                t = (const char *)sqlite3_column_text(s, col);
-                if (!t)
-                        return -ENOMEM;
-                return hyb_obj_parse(t, (size_t)sqlite3_column_bytes(s, col), ret, NULL) < 0
-                               ? HYB_E_DATABASE
-                               : 0;
-        }
-}
-
 /* Drops the rows of processes that are gone, then adds ours: before the caller loads kv. */
 static int register_handle(store_db *d, const char *path, hyb_error *e)
 {
@@ -177,6 +309,7 @@ static int register_handle(store_db *d, const char *path, hyb_error *e)
                 if (pid > 0 && kill(pid, 0) < 0 && errno == ESRCH) {
                         sqlite3_bind_int64(del, 1, sqlite3_column_int64(s, 0));
                         step_done(del);
+                        d->unclean = true;
                 }
         }
         sqlite3_finalize(s);
@@ -197,14 +330,184 @@ static int register_handle(store_db *d, const char *path, hyb_error *e)
         return r;
 }
 
+/* Percent-encodes what a URI filename may not hold as is; an absolute path, so "file://" never
+ * starts an authority. */
+static char *file_uri(const char *path, const char *query)
+{
+        _cleanup_free_ char *abs = realpath(path, NULL);
+        char *u, *q;
+
+        if (!abs)
+                return NULL;
+        u = malloc(strlen("file:") + 3 * strlen(abs) + strlen(query) + 1);
+        if (!u)
+                return NULL;
+        q = stpcpy(u, "file:");
+        for (const char *p = abs; *p; p++) {
+                if (*p == '%' || *p == '?' || *p == '#')
+                        q += sprintf(q, "%%%02X", (unsigned char)*p);
+                else
+                        *q++ = *p;
+        }
+        strcpy(q, query);
+        return u;
+}
+
+/* Whether path is an existing file we may read but not write (or whose directory we may not
+ * write, so no -wal or -shm file can be made next to it). */
+static bool read_only_file(const char *path)
+{
+        _cleanup_free_ char *dir = strdup(path);
+        char *slash;
+
+        if (access(path, F_OK) < 0 || access(path, R_OK) < 0)
+                return false;
+        if (access(path, W_OK) < 0)
+                return true;
+        if (!dir)
+                return false;
+        slash = strrchr(dir, '/');
+        if (!slash)
+                return access(".", W_OK | X_OK) < 0;
+        if (slash == dir)
+                slash[1] = '\0';
+        else
+                *slash = '\0';
+        return access(dir, W_OK | X_OK) < 0;
+}
+
+int db_connect(const char *path, bool check_only, sqlite3 **ret, bool *ret_readonly, hyb_error *e)
+{
+        _cleanup_free_ char *wal = NULL, *uri = NULL;
+        struct stat sb;
+        int flags = SQLITE_OPEN_NOMUTEX, rc;
+
+        *ret = NULL;
+        *ret_readonly = read_only_file(path);
+        if (*ret_readonly) {
+                if (asprintf(&wal, "%s-wal", path) < 0)
+                        return -ENOMEM;
+                if (stat(wal, &sb) == 0 && sb.st_size > 0)
+                        return err_set(e, HYB_E_READ_ONLY, -1,
+                                       "%s: read-only, and its -wal file holds commits not yet in "
+                                       "the database: open it once with write access first",
+                                       path);
+                uri = file_uri(path, "?immutable=1");
+                if (!uri)
+                        return err_set(e, -errno ? -errno : -ENOMEM, -1, "%s: %s", path,
+                                       strerror(errno ? errno : ENOMEM));
+                flags |= SQLITE_OPEN_READONLY | SQLITE_OPEN_URI;
+        } else
+                flags |= check_only ? SQLITE_OPEN_READONLY
+                                    : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+        rc = sqlite3_open_v2(uri ? uri : path, ret, flags, NULL);
+        if (rc != SQLITE_OK) {
+                int code = db_code(rc);
+                err_set(e, code == HYB_E_READ_ONLY ? HYB_E_DATABASE : code, -1, "%s: %s", path,
+                        *ret ? sqlite3_errmsg(*ret) : "out of memory");
+                sqlite3_close(*ret);
+                *ret = NULL;
+                return e ? e->code : code;
+        }
+        return 0;
+}
+
+static int64_t pragma_int(store_db *d, const char *sql, hyb_error *e, int *ret_r)
+{
+        sqlite3_stmt *s = NULL;
+        int64_t v = -1;
+
+        *ret_r = prep(d, sql, &s, e);
+        if (*ret_r < 0)
+                return -1;
+        if (sqlite3_step(s) == SQLITE_ROW)
+                v = sqlite3_column_int64(s, 0);
+        else
+                *ret_r = db_err(d, e, sql);
+        sqlite3_finalize(s);
+        return v;
+}
+
+/* Gives the kv rows of a database made before sums their sum (verifying each first: a row
+ * that cannot be read is not blessed), then marks the file as complete. */
+static int upgrade_sums(store_db *d, hyb_error *e)
+{
+        sqlite3_stmt *s = NULL, *u = NULL;
+        int r, rc;
+
+        if (!d->has_sum && (r = exec(d, "ALTER TABLE kv ADD COLUMN sum INTEGER", e)) < 0)
+                return r;
+        d->has_sum = true;
+        if (run(d->begin_w) != SQLITE_DONE)
+                return db_err(d, e, "upgrade");
+        r = prep(d, "SELECT furi, value, sum FROM kv WHERE sum IS NULL", &s, e);
+        if (r == 0)
+                r = prep(d, "UPDATE kv SET sum = ?2 WHERE furi = ?1", &u, e);
+        while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+                const char *why = NULL, *key = (const char *)sqlite3_column_text(s, 0);
+                hyb_obj *v = NULL;
+                int type = sqlite3_column_type(s, 1);
+
+                r = db_row_check(s, false, &v, &why);
+                hyb_obj_unref(v);
+                if (r < 0) {
+                        if (why)
+                                err_set(e, r, -1, "corrupt row at '%.120s': %s", key ? key : "",
+                                        why);
+                        break;
+                }
+                sqlite3_bind_text(u, 1, key, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(u, 2, db_row_sum(key, strlen(key), type,
+                                                    sqlite3_column_int64(s, 1),
+                                                    sqlite3_column_double(s, 1),
+                                                    (const char *)sqlite3_column_text(s, 1),
+                                                    (size_t)sqlite3_column_bytes(s, 1)));
+                if (step_done(u) != 0)
+                        r = db_err(d, e, "upgrade");
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = db_err(d, e, "upgrade");
+        sqlite3_finalize(s);
+        sqlite3_finalize(u);
+        if (r == 0)
+                r = exec(d, "PRAGMA user_version=1" /* SUMS_VERSION */, e);
+        if (r == 0 && run(d->commit) != SQLITE_DONE)
+                r = db_err(d, e, "upgrade");
+        if (r < 0)
+                run(d->rollback);
+        return r;
+}
+
+/* After an unclean shutdown: SQLite's quick check before the file is trusted. */
+static int quick_check(store_db *d, const char *path, hyb_error *e)
+{
+        sqlite3_stmt *s = NULL;
+        int r = prep(d, "PRAGMA quick_check(1)", &s, e);
+        const char *t;
+
+        if (r < 0)
+                return r;
+        if (sqlite3_step(s) != SQLITE_ROW)
+                r = db_err(d, e, "quick check");
+        else if ((t = (const char *)sqlite3_column_text(s, 0)) && strcmp(t, "ok") != 0)
+                r = err_set(e, HYB_E_CORRUPT, -1,
+                            "%s: corrupt (quick check after an unclean shutdown): %.120s", path,
+                            t);
+        sqlite3_finalize(s);
+        return r;
+}
+
 int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error *e)
 {
         sqlite3_stmt *s = NULL;
-        int64_t app_id;
+        int64_t app_id, n;
         int r;
 
         memset(d, 0, sizeof(*d));
         pthread_mutex_init(&d->lock, NULL);
+        d->path = strdup(path);
+        if (!d->path)
+                return -ENOMEM;
         d->journal_max = o->journal_max ? o->journal_max : 4096;
         if (getrandom(&d->origin, sizeof(d->origin), 0) != sizeof(d->origin))
                 d->origin = (int64_t)getpid() << 20 ^ (int64_t)store_now_usec();
@@ -212,43 +515,63 @@ int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error
                 d->origin = 1;
 
         /* NOMUTEX: d->lock serialises every use of the connection. */
-        if (sqlite3_open_v2(path, &d->db,
-                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                            NULL) != SQLITE_OK)
-                return db_err(d, e, path);
+        if ((r = db_connect(path, false, &d->db, &d->readonly, e)) < 0)
+                return r;
         sqlite3_busy_timeout(d->db, o->busy_timeout_ms ? (int)o->busy_timeout_ms : 5000);
-        r = prep(d, "PRAGMA application_id", &s, e);
-        if (r < 0)
-                return err_set(e, HYB_E_DATABASE, -1, "%s: %s", path, sqlite3_errmsg(d->db));
-        app_id = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-        sqlite3_finalize(s);
-        if (app_id < 0)
-                return err_set(e, HYB_E_DATABASE, -1, "%s: %s", path, sqlite3_errmsg(d->db));
+        app_id = pragma_int(d, "PRAGMA application_id", e, &r);
+        if (r < 0) {
+                err_prefix(e, "%s", path);
+                return r;
+        }
         if (app_id != 0 && app_id != STORE_APP_ID)
                 return err_set(e, HYB_E_DATABASE, -1,
                                "%s: not a hybrid store database (application_id %lld)", path,
                                (long long)app_id);
-        if ((r = exec(d, "PRAGMA journal_mode=WAL", e)) < 0 ||
-            (r = exec(d, o->durability == HYB_DURABILITY_FULL ? "PRAGMA synchronous=FULL"
-                                                              : "PRAGMA synchronous=NORMAL",
+        n = pragma_int(d, "SELECT count(*) FROM pragma_table_info('kv') WHERE name = 'sum'", e,
+                       &r);
+        if (r < 0) {
+                err_prefix(e, "%s", path);
+                return r;
+        }
+        d->has_sum = n > 0;
+        if (d->readonly) {
+                if (app_id != STORE_APP_ID)
+                        return err_set(e, HYB_E_DATABASE, -1,
+                                       "%s: not a hybrid store database (read-only, so it cannot "
+                                       "be made one)", path);
+        } else if ((r = exec(d, "PRAGMA journal_mode=WAL", e)) < 0 ||
+                   (r = exec(d, o->durability == HYB_DURABILITY_FULL ? "PRAGMA synchronous=FULL"
+                                                                     : "PRAGMA synchronous=NORMAL",
+                             e)) < 0 ||
+                   (r = exec(d, "PRAGMA application_id=1215914545", e)) < 0 ||
+                   (r = prep(d, old_journal, &s, e)) < 0) {
+                err_prefix(e, "%s", path);
+                return r;
+        } else {
+                bool old = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0;
+                sqlite3_finalize(s);
+                if ((old && (r = exec(d, "DROP TABLE journal", e)) < 0) ||
+                    (r = exec(d, schema, e)) < 0) {
+                        err_prefix(e, "%s", path);
+                        return r;
+                }
+                if (!d->has_sum) {
+                        /* a new file has it from the schema just made; an old one gains it */
+                        n = pragma_int(d, "SELECT count(*) FROM pragma_table_info('kv')"
+                                          " WHERE name = 'sum'", e, &r);
+                        if (r < 0)
+                                return r;
+                        d->has_sum = n > 0;
+                }
+        }
+        if ((r = prep(d, "INSERT INTO kv(furi, value, sum) VALUES(?1, ?2, ?3) ON CONFLICT(furi)"
+                         " DO UPDATE SET value = excluded.value, sum = excluded.sum",
+                      &d->upsert, e)) < 0 && !d->readonly)
+                return r;
+        if ((r = prep(d, "DELETE FROM kv WHERE furi = ?1", &d->del, e)) < 0 ||
+            (r = prep(d, "INSERT INTO journal(origin, ops, sum) VALUES(?1, ?2, ?3)", &d->jadd,
                       e)) < 0 ||
-            (r = exec(d, "PRAGMA application_id=1215914545", e)) < 0 ||
-            (r = prep(d, old_journal, &s, e)) < 0) {
-                err_prefix(e, "%s", path);
-                return r;
-        }
-        app_id = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-        sqlite3_finalize(s);
-        if ((app_id > 0 && (r = exec(d, "DROP TABLE journal", e)) < 0) ||
-            (r = exec(d, schema, e)) < 0) {
-                err_prefix(e, "%s", path);
-                return r;
-        }
-        if ((r = prep(d, "INSERT INTO kv(furi, value) VALUES(?1, ?2) ON CONFLICT(furi) DO "
-                         "UPDATE SET value = excluded.value", &d->upsert, e)) < 0 ||
-            (r = prep(d, "DELETE FROM kv WHERE furi = ?1", &d->del, e)) < 0 ||
-            (r = prep(d, "INSERT INTO journal(origin, ops) VALUES(?1, ?2)", &d->jadd, e)) < 0 ||
-            (r = prep(d, "SELECT seq, origin, ops FROM journal WHERE seq > ?1 ORDER BY seq",
+            (r = prep(d, "SELECT seq, origin, ops, sum FROM journal WHERE seq > ?1 ORDER BY seq",
                       &d->jsince, e)) < 0 ||
             (r = prep(d, "SELECT count(*) FROM handles WHERE origin != ?1", &d->others, e)) < 0 ||
             (r = prep(d, "SELECT count(*) FROM handles WHERE origin = ?1", &d->self, e)) < 0 ||
@@ -256,22 +579,45 @@ int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error
             (r = prep(d, "SELECT coalesce(max(seq), 0) FROM journal", &d->jmax, e)) < 0 ||
             (r = prep(d, "DELETE FROM journal WHERE seq <= ?1", &d->jtrim, e)) < 0 ||
             (r = prep(d, "PRAGMA data_version", &d->dver, e)) < 0 ||
-            (r = prep(d, "SELECT furi, value FROM kv", &d->all, e)) < 0 ||
+            (r = prep(d, d->has_sum ? "SELECT furi, value, sum FROM kv"
+                                    : "SELECT furi, value, NULL FROM kv", &d->all, e)) < 0 ||
             (r = prep(d, "BEGIN IMMEDIATE", &d->begin_w, e)) < 0 ||
             (r = prep(d, "BEGIN", &d->begin_r, e)) < 0 ||
             (r = prep(d, "COMMIT", &d->commit, e)) < 0 ||
             (r = prep(d, "ROLLBACK", &d->rollback, e)) < 0 ||
             (r = prep(d, "SELECT type FROM pragma_table_info('kv') WHERE name = 'value'", &s,
-                      e)) < 0)
-                return r;
+                      e)) < 0) {
+                if (d->readonly)
+                        err_set(e, HYB_E_DATABASE, -1, "%s: not a hybrid store database (%s)",
+                                path, sqlite3_errmsg(d->db));
+                else
+                        err_prefix(e, "%s", path);
+                return e ? e->code : r;
+        }
         if (sqlite3_step(s) == SQLITE_ROW) {
                 const char *type = (const char *)sqlite3_column_text(s, 0);
                 d->native = !type || !*type;
         }
         sqlite3_finalize(s);
+        d->sums_complete = pragma_int(d, "PRAGMA user_version", e, &r) >= SUMS_VERSION;
+        if (r < 0)
+                return r;
         d->last_seq = scalar(d, d->jmax);
         d->data_version = scalar(d, d->dver);
-        return register_handle(d, path, e);
+        if (d->readonly)
+                return 0;
+        if ((r = register_handle(d, path, e)) < 0)
+                return r;
+        if (d->unclean && (r = quick_check(d, path, e)) < 0)
+                return r;
+        if (!d->sums_complete) {
+                if ((r = upgrade_sums(d, e)) < 0) {
+                        err_prefix(e, "%s", path);
+                        return r;
+                }
+                d->sums_complete = true;
+        }
+        return 0;
 }
 
 void db_close(store_db *d)
@@ -282,8 +628,8 @@ void db_close(store_db *d)
                                    &d->rollback, &d->others, &d->self };
         sqlite3_stmt *s = NULL;
 
-        /* unregister: writers stop journalling for us */
-        if (d->db && d->others &&
+        /* unregister: writers stop journalling for us (and the shutdown is clean) */
+        if (d->db && d->others && !d->readonly &&
             sqlite3_prepare_v2(d->db, "DELETE FROM handles WHERE origin = ?1", -1, &s, NULL) ==
                     SQLITE_OK) {
                 sqlite3_bind_int64(s, 1, d->origin);
@@ -298,6 +644,8 @@ void db_close(store_db *d)
         if (d->db)
                 sqlite3_close(d->db);
         d->db = NULL;
+        free(d->path);
+        d->path = NULL;
         pthread_mutex_destroy(&d->lock);
 }
 
@@ -310,16 +658,22 @@ int db_load(store_db *d, int (*fn)(const char *key, hyb_obj *value, void *ud), v
         /* One read transaction: the rows and the journal position agree. */
         run(d->begin_r);
         while ((s = sqlite3_step(d->all)) == SQLITE_ROW) {
+                const char *key = (const char *)sqlite3_column_text(d->all, 0), *why = NULL;
                 hyb_obj *v = NULL;
-                if (column_obj(d->all, 1, &v) < 0)
-                        v = NULL;
-                r = fn((const char *)sqlite3_column_text(d->all, 0), v, ud);
+
+                r = db_row_check(d->all, d->sums_complete, &v, &why);
+                if (r == 0)
+                        r = fn(key, v, ud);
                 hyb_obj_unref(v);
+                if (r == HYB_E_CORRUPT)
+                        err_set(e, r, -1, "%s: corrupt row at '%.120s': %s (see 'hybrid store "
+                                "check')", d->path, key ? key : "",
+                                why ? why : "key is not a fURI");
                 if (r < 0)
                         break;
         }
         if (r == 0 && s != SQLITE_DONE)
-                r = db_err(d, e, "load");
+                r = db_err(d, e, d->path);
         sqlite3_reset(d->all);
         if (r == 0)
                 d->last_seq = scalar(d, d->jmax);
@@ -423,6 +777,8 @@ int db_commit(store_db *d, db_op *ops, hyb_error *e)
 
         if (!ops)
                 return 0;
+        if (d->readonly)
+                return err_set(e, HYB_E_READ_ONLY, -1, "%s is read-only", d->path);
         pthread_mutex_lock(&d->lock);
         /* IMMEDIATE: take the write lock now, so busy_timeout covers the wait. */
         if (run(d->begin_w) != SQLITE_DONE) {
@@ -433,6 +789,7 @@ int db_commit(store_db *d, db_op *ops, hyb_error *e)
                 if (op->value.type != SQLITE_NULL) {
                         sqlite3_bind_text(d->upsert, 1, op->key, -1, SQLITE_STATIC);
                         bind_value(d->upsert, 2, &op->value);
+                        sqlite3_bind_int64(d->upsert, 3, value_sum(op->key, &op->value));
                         r = step_done(d->upsert);
                 } else {
                         sqlite3_bind_text(d->del, 1, op->key, -1, SQLITE_STATIC);
@@ -464,6 +821,7 @@ int db_commit(store_db *d, db_op *ops, hyb_error *e)
         if (r == 0) {
                 sqlite3_bind_int64(d->jadd, 1, d->origin);
                 sqlite3_bind_blob(d->jadd, 2, blob, (int)len, SQLITE_STATIC);
+                sqlite3_bind_int64(d->jadd, 3, db_journal_sum(blob, len));
                 r = step_done(d->jadd);
         }
         if (r) {
@@ -515,6 +873,8 @@ int db_poll(store_db *d, bool wait, db_change **ret, size_t *n, bool *ret_gap)
         *ret = NULL;
         *n = 0;
         *ret_gap = false;
+        if (d->readonly)
+                return 0; /* immutable: nobody else writes it */
         if (!wait) {
                 if (pthread_mutex_trylock(&d->lock) != 0)
                         return -EBUSY;
@@ -552,6 +912,14 @@ int db_poll(store_db *d, bool wait, db_change **ret, size_t *n, bool *ret_gap)
                 const char *p = sqlite3_column_blob(d->jsince, 2);
                 const char *end = p + sqlite3_column_bytes(d->jsince, 2);
 
+                if (sqlite3_column_int64(d->jsince, 3) !=
+                    db_journal_sum(p, (size_t)(end - p))) {
+                        /* a damaged row: what it says cannot be trusted; kv can */
+                        *ret_gap = true;
+                        d->last_seq = seq;
+                        continue;
+                }
+
                 while (p && p < end) {
                         db_change *x;
                         if (grow_array((void **)&c, &alloc, cnt + 1, sizeof(*c)) < 0) {
@@ -561,11 +929,14 @@ int db_poll(store_db *d, bool wait, db_change **ret, size_t *n, bool *ret_gap)
                         x = &c[cnt++];
                         *x = (db_change){ .seq = seq, .own = own };
                         r = journal_next(&p, end, own, &x->key, &x->value, &x->bad);
+                        if (x->bad)
+                                *ret_gap = true;
                         if (r == HYB_E_DATABASE) {
-                                /* a damaged row: skip the rest of it */
+                                /* a malformed row: skip the rest of it, resync from kv */
                                 if (!x->key)
                                         cnt--;
                                 x->bad = true;
+                                *ret_gap = true;
                                 r = 0;
                                 break;
                         }

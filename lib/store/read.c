@@ -18,6 +18,14 @@ typedef struct coll {
         int r;
 } coll;
 
+/* Reloading after another process's writes found a row that cannot be read. */
+static int corrupt(hyb_store *st, hyb_error *e)
+{
+        return err_set(e, HYB_E_CORRUPT, -1,
+                       "%s: corrupt: reloading after another process's writes found a row that "
+                       "cannot be read (see 'hybrid store check')", st->db.path);
+}
+
 static void coll_free(coll *c)
 {
         for (size_t i = 0; i < c->n; i++) {
@@ -73,8 +81,8 @@ static int gather(hyb_store *st, const hyb_furi *target, bool synced, coll *c, h
                         return r;
         } else if ((r = hyb_furi_strip_query(target, &t)) < 0)
                 return r;
-        if (!synced)
-                store_sync(st);
+        if (!synced && (r = store_sync(st)) == HYB_E_CORRUPT)
+                return corrupt(st, e);
         pthread_mutex_lock(&st->lock);
         r = store_walk(st, t, true, collect, c);
         pthread_mutex_unlock(&st->lock);
@@ -106,7 +114,8 @@ HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **r
                         if (r < 0)
                                 return r;
                 }
-                store_sync(st);
+                if (store_sync(st) == HYB_E_CORRUPT)
+                        return corrupt(st, reterr);
                 pthread_mutex_lock(&st->lock);
                 sv = index_get_value(&st->index, target);
                 if (sv)

@@ -369,6 +369,10 @@ static int do_write(hyb_store *st, const hyb_furi *target, hyb_obj *value, unsig
         int r;
 
         w.tail = &w.ops;
+        if (st->persistent && st->db.readonly && !w.transient)
+                return err_set(e, HYB_E_READ_ONLY, -1,
+                               "%s is read-only (no write access to the file or its directory)",
+                               st->db.path);
         /* Catch up with other processes first: a delete must see what they stored.  A value
          * written to a node does not depend on what is stored there, and is ordered against
          * their writes of the same key by the journal (sync_remote skips a change that our
@@ -399,7 +403,7 @@ static int do_write(hyb_store *st, const hyb_furi *target, hyb_obj *value, unsig
                 rc = commit_run(st, &cw);
                 if (r == 0 && rc < 0) {
                         r = rc;
-                        err_set(e, rc, -1, "commit failed");
+                        err_set(e, rc, -1, "commit failed: %s", cw.why);
                 }
         }
         if (!async)
