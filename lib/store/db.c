@@ -293,14 +293,34 @@ static void bind_value(sqlite3_stmt *s, int col, const db_value *v)
         }
 }
 
+/* After an unclean shutdown: SQLite's quick check before the file is trusted. */
+static int quick_check(store_db *d, const char *path, hyb_error *e)
+{
+        sqlite3_stmt *s = NULL;
+        int r = prep(d, "PRAGMA quick_check(1)", &s, e);
+        const char *t;
+
+        if (r < 0)
+                return r;
+        if (sqlite3_step(s) != SQLITE_ROW)
+                r = db_err(d, e, "quick check");
+        else if ((t = (const char *)sqlite3_column_text(s, 0)) && strcmp(t, "ok") != 0)
+                r = err_set(e, HYB_E_CORRUPT, -1,
+                            "%s: corrupt (quick check after an unclean shutdown): %.120s", path,
+                            t);
+        sqlite3_finalize(s);
+        return r;
+}
+
 /* Drops the rows of processes that are gone, then adds ours: before the caller loads kv. */
 static int register_handle(store_db *d, const char *path, hyb_error *e)
 {
         sqlite3_stmt *s = NULL, *del = NULL;
         int r;
 
+        d->unclean = false;
         if (run(d->begin_w) != SQLITE_DONE)
-                return err_set(e, HYB_E_DATABASE, -1, "%s: %s", path, sqlite3_errmsg(d->db));
+                return db_err(d, e, path);
         r = prep(d, "SELECT origin, pid FROM handles", &s, e);
         if (r == 0)
                 r = prep(d, "DELETE FROM handles WHERE origin = ?1", &del, e);
@@ -322,6 +342,9 @@ static int register_handle(store_db *d, const char *path, hyb_error *e)
                         r = db_err(d, e, path);
                 sqlite3_finalize(s);
         }
+        /* Dead rows are kept until the check passes: every open checks until one does. */
+        if (r == 0 && d->unclean)
+                r = quick_check(d, path, e);
         if (r == 0 && run(d->commit) != SQLITE_DONE)
                 r = db_err(d, e, path);
         if (r < 0)
@@ -435,9 +458,6 @@ static int upgrade_sums(store_db *d, hyb_error *e)
         sqlite3_stmt *s = NULL, *u = NULL;
         int r, rc;
 
-        if (!d->has_sum && (r = exec(d, "ALTER TABLE kv ADD COLUMN sum INTEGER", e)) < 0)
-                return r;
-        d->has_sum = true;
         if (run(d->begin_w) != SQLITE_DONE)
                 return db_err(d, e, "upgrade");
         r = prep(d, "SELECT furi, value, sum FROM kv WHERE sum IS NULL", &s, e);
@@ -475,25 +495,6 @@ static int upgrade_sums(store_db *d, hyb_error *e)
                 r = db_err(d, e, "upgrade");
         if (r < 0)
                 run(d->rollback);
-        return r;
-}
-
-/* After an unclean shutdown: SQLite's quick check before the file is trusted. */
-static int quick_check(store_db *d, const char *path, hyb_error *e)
-{
-        sqlite3_stmt *s = NULL;
-        int r = prep(d, "PRAGMA quick_check(1)", &s, e);
-        const char *t;
-
-        if (r < 0)
-                return r;
-        if (sqlite3_step(s) != SQLITE_ROW)
-                r = db_err(d, e, "quick check");
-        else if ((t = (const char *)sqlite3_column_text(s, 0)) && strcmp(t, "ok") != 0)
-                r = err_set(e, HYB_E_CORRUPT, -1,
-                            "%s: corrupt (quick check after an unclean shutdown): %.120s", path,
-                            t);
-        sqlite3_finalize(s);
         return r;
 }
 
@@ -561,7 +562,12 @@ int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error
                                           " WHERE name = 'sum'", e, &r);
                         if (r < 0)
                                 return r;
-                        d->has_sum = n > 0;
+                        if (n == 0 &&
+                            (r = exec(d, "ALTER TABLE kv ADD COLUMN sum INTEGER", e)) < 0) {
+                                err_prefix(e, "%s", path);
+                                return r;
+                        }
+                        d->has_sum = true;
                 }
         }
         if ((r = prep(d, "INSERT INTO kv(furi, value, sum) VALUES(?1, ?2, ?3) ON CONFLICT(furi)"
@@ -607,8 +613,6 @@ int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error
         if (d->readonly)
                 return 0;
         if ((r = register_handle(d, path, e)) < 0)
-                return r;
-        if (d->unclean && (r = quick_check(d, path, e)) < 0)
                 return r;
         if (!d->sums_complete) {
                 if ((r = upgrade_sums(d, e)) < 0) {
