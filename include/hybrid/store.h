@@ -77,12 +77,14 @@ HYB_EXPORT hyb_store *hyb_store_unref(hyb_store *st);
 typedef void (*hyb_store_check_fn)(const char *furi, const char *problem, void *userdata);
 
 /*
- * Checks the store database at path without changing it: SQLite's integrity
- * check, then every stored row against its checksum and the obj and fURI
- * grammars, and every change-journal row against its sum.  fn (may be NULL)
- * gets each problem.  Returns the number of problems (0 = sound), or < 0 when
- * the file cannot be checked: -ENOENT, HYB_E_DATABASE (not a store database),
- * HYB_E_READ_ONLY (read-only with commits pending in its -wal file).
+ * Checks the store database at path without changing what it holds (a
+ * pending -wal is checkpointed on close, as any close does): SQLite's
+ * integrity check, then every stored row against its checksum and the obj and
+ * fURI grammars, and every change-journal row against its sum.  fn (may be
+ * NULL) gets each problem.  Returns the number of problems (0 = sound), or
+ * < 0 when the file cannot be checked: -ENOENT, HYB_E_DATABASE (not an SQLite
+ * or not a store database), HYB_E_READ_ONLY (read-only with commits pending
+ * in its -wal file).
  */
 HYB_EXPORT int hyb_store_check(const char *path, hyb_store_check_fn fn, void *userdata,
                                hyb_error *reterr);

@@ -141,7 +141,13 @@ HYB_EXPORT int hyb_store_check(const char *path, hyb_store_check_fn fn, void *us
         if (r < 0)
                 return r;
         app_id = query_int(c.db, "PRAGMA application_id", &rc);
-        if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT) {
+        if (rc == SQLITE_NOTADB) {
+                r = err_set(reterr, HYB_E_DATABASE, -1,
+                            "%s: not an SQLite database (or its first page is damaged)", path);
+                sqlite3_close(c.db);
+                return r;
+        }
+        if (rc == SQLITE_CORRUPT) {
                 /* the header itself: nothing more can be read */
                 problem(&c, NULL, sqlite3_errmsg(c.db));
                 sqlite3_close(c.db);

@@ -421,7 +421,9 @@ int db_connect(const char *path, bool check_only, sqlite3 **ret, bool *ret_reado
                                        strerror(errno ? errno : ENOMEM));
                 flags |= SQLITE_OPEN_READONLY | SQLITE_OPEN_URI;
         } else
-                flags |= check_only ? SQLITE_OPEN_READONLY
+                /* check_only: not created; still read-write, so that closing removes the
+                 * -wal and -shm files as a store's close does */
+                flags |= check_only ? SQLITE_OPEN_READWRITE
                                     : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
         rc = sqlite3_open_v2(uri ? uri : path, ret, flags, NULL);
         if (rc != SQLITE_OK) {

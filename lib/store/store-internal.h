@@ -165,7 +165,7 @@ typedef struct db_change {
 int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error *e);
 /* Opens path: read-only with immutable=1 when we may not write it or its directory (then
  * *ret_readonly; a non-empty -wal file next to it is HYB_E_READ_ONLY), else read-write and
- * created (check_only: read-only, not created). */
+ * created (check_only: not created). */
 int db_connect(const char *path, bool check_only, sqlite3 **ret, bool *ret_readonly,
                hyb_error *e);
 /* The HYB_E_* / -errno code of an SQLite result code (SQLITE_FULL = -ENOSPC, ...). */
