@@ -13,7 +13,11 @@
  *       flipped bit in a row is reported (HYB_E_CORRUPT), never returned.
  *       Databases made before sums existed get the column, and every row its
  *       sum, when first opened for writing; `PRAGMA user_version` 1 then says
- *       every row has one (a row without is damage).
+ *       every row has one (a row without is damage) and kvsum is kept.
+ *   kvsum(id INTEGER PRIMARY KEY = 1, n, total)
+ *       the number of kv rows and the XOR of their sums, updated by every
+ *       commit (one more page): a damaged page that loses rows without
+ *       changing the others (a cell count one lower) is caught at load.
  *   journal(seq INTEGER PRIMARY KEY, origin, ops BLOB, sum INTEGER)
  *       one row per commit, written in the same transaction: every write
  *       of the commit in order, as  key NUL tag payload  with tag 'd'
@@ -68,7 +72,10 @@ static const char schema[] =
         " sum INTEGER) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS journal(seq INTEGER PRIMARY KEY,"
         " origin INTEGER NOT NULL, ops BLOB NOT NULL, sum INTEGER NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS handles(origin INTEGER PRIMARY KEY, pid INTEGER NOT NULL);";
+        "CREATE TABLE IF NOT EXISTS handles(origin INTEGER PRIMARY KEY, pid INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS kvsum(id INTEGER PRIMARY KEY, n INTEGER NOT NULL,"
+        " total INTEGER NOT NULL);"
+        "INSERT OR IGNORE INTO kvsum VALUES(1, 0, 0);";
 
 /* A journal of an earlier layout is only a change feed: replace it. */
 static const char old_journal[] =
@@ -491,6 +498,28 @@ static int upgrade_sums(store_db *d, hyb_error *e)
                 r = db_err(d, e, "upgrade");
         sqlite3_finalize(s);
         sqlite3_finalize(u);
+        s = NULL;
+        /* the aggregate of every row, now that each has its sum */
+        if (r == 0 && (r = prep(d, "SELECT sum FROM kv", &s, e)) == 0) {
+                int64_t n = 0;
+                uint64_t total = 0;
+                while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+                        n++;
+                        total ^= (uint64_t)sqlite3_column_int64(s, 0);
+                }
+                sqlite3_finalize(s);
+                s = NULL;
+                if (rc != SQLITE_DONE)
+                        r = db_err(d, e, "upgrade");
+                else if ((r = prep(d, "INSERT OR REPLACE INTO kvsum VALUES(1, ?1, ?2)", &s, e)) ==
+                         0) {
+                        sqlite3_bind_int64(s, 1, n);
+                        sqlite3_bind_int64(s, 2, (int64_t)total);
+                        if (step_done(s) != 0)
+                                r = db_err(d, e, "upgrade");
+                        sqlite3_finalize(s);
+                }
+        }
         if (r == 0)
                 r = exec(d, "PRAGMA user_version=1" /* SUMS_VERSION */, e);
         if (r == 0 && run(d->commit) != SQLITE_DONE)
@@ -572,11 +601,23 @@ int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error
                         d->has_sum = true;
                 }
         }
+        d->has_kvsum = pragma_int(d, "SELECT count(*) FROM sqlite_schema WHERE name = 'kvsum'",
+                                  e, &r) > 0;
+        if (r < 0) {
+                err_prefix(e, "%s", path);
+                return r;
+        }
         if ((r = prep(d, "INSERT INTO kv(furi, value, sum) VALUES(?1, ?2, ?3) ON CONFLICT(furi)"
                          " DO UPDATE SET value = excluded.value, sum = excluded.sum",
                       &d->upsert, e)) < 0 && !d->readonly)
                 return r;
         if ((r = prep(d, "DELETE FROM kv WHERE furi = ?1", &d->del, e)) < 0 ||
+            (r = prep(d, "SELECT sum FROM kv WHERE furi = ?1", &d->oldsum, e)) < 0 ||
+            (d->has_kvsum &&
+             (r = prep(d, "UPDATE kvsum SET n = n + ?1, total = (total | ?2) & ~(total & ?2)"
+                          " WHERE id = 1", &d->kvsum_add, e)) < 0) ||
+            (d->has_kvsum &&
+             (r = prep(d, "SELECT n, total FROM kvsum WHERE id = 1", &d->kvsum_get, e)) < 0) ||
             (r = prep(d, "INSERT INTO journal(origin, ops, sum) VALUES(?1, ?2, ?3)", &d->jadd,
                       e)) < 0 ||
             (r = prep(d, "SELECT seq, origin, ops, sum FROM journal WHERE seq > ?1 ORDER BY seq",
@@ -631,7 +672,8 @@ void db_close(store_db *d)
         sqlite3_stmt **stmts[] = { &d->upsert, &d->del,    &d->jadd,   &d->jsince,
                                    &d->jmin,   &d->jmax,   &d->jtrim,  &d->dver,
                                    &d->all,    &d->begin_w, &d->begin_r, &d->commit,
-                                   &d->rollback, &d->others, &d->self };
+                                   &d->rollback, &d->others, &d->self, &d->oldsum,
+                                   &d->kvsum_add, &d->kvsum_get };
         sqlite3_stmt *s = NULL;
 
         /* unregister: writers stop journalling for us (and the shutdown is clean) */
@@ -658,6 +700,8 @@ void db_close(store_db *d)
 int db_load(store_db *d, int (*fn)(const char *key, hyb_obj *value, void *ud), void *ud,
             hyb_error *e)
 {
+        int64_t n = 0;
+        uint64_t total = 0;
         int r = 0, s;
 
         pthread_mutex_lock(&d->lock);
@@ -666,6 +710,9 @@ int db_load(store_db *d, int (*fn)(const char *key, hyb_obj *value, void *ud), v
         while ((s = sqlite3_step(d->all)) == SQLITE_ROW) {
                 const char *key = (const char *)sqlite3_column_text(d->all, 0), *why = NULL;
                 hyb_obj *v = NULL;
+
+                n++;
+                total ^= (uint64_t)sqlite3_column_int64(d->all, 2);
 
                 r = db_row_check(d->all, d->sums_complete, &v, &why);
                 if (r == 0)
@@ -681,6 +728,22 @@ int db_load(store_db *d, int (*fn)(const char *key, hyb_obj *value, void *ud), v
         if (r == 0 && s != SQLITE_DONE)
                 r = db_err(d, e, d->path);
         sqlite3_reset(d->all);
+        if (r == 0 && d->sums_complete && d->kvsum_get) {
+                int64_t want_n = -1, want_total = 0;
+                if ((s = sqlite3_step(d->kvsum_get)) == SQLITE_ROW) {
+                        want_n = sqlite3_column_int64(d->kvsum_get, 0);
+                        want_total = sqlite3_column_int64(d->kvsum_get, 1);
+                }
+                sqlite3_reset(d->kvsum_get);
+                if (s != SQLITE_ROW && s != SQLITE_DONE)
+                        r = db_err(d, e, d->path);
+                else if (want_n != n || (uint64_t)want_total != total)
+                        r = err_set(e, HYB_E_CORRUPT, -1,
+                                    "%s: corrupt: %lld rows read, the file says %lld%s (a damaged "
+                                    "page lost rows; see 'hybrid store check')", d->path,
+                                    (long long)n, (long long)want_n,
+                                    want_n == n ? " but their checksums do not add up" : "");
+        }
         if (r == 0)
                 d->last_seq = scalar(d, d->jmax);
         run(d->commit);
@@ -778,7 +841,8 @@ int db_commit(store_db *d, db_op *ops, hyb_error *e)
 {
         _cleanup_free_ char *blob = NULL;
         size_t len = 0;
-        int64_t seq;
+        int64_t seq, dn = 0;
+        uint64_t dx = 0;
         int r = 0;
 
         if (!ops)
@@ -792,15 +856,37 @@ int db_commit(store_db *d, db_op *ops, hyb_error *e)
                 goto out;
         }
         for (db_op *op = ops; op && r == 0; op = op->next) {
+                if (d->kvsum_add) {
+                        /* the row this op replaces or deletes leaves the aggregate */
+                        sqlite3_bind_text(d->oldsum, 1, op->key, -1, SQLITE_STATIC);
+                        if ((r = sqlite3_step(d->oldsum)) == SQLITE_ROW) {
+                                dn--;
+                                dx ^= (uint64_t)sqlite3_column_int64(d->oldsum, 0);
+                                r = 0;
+                        } else if (r == SQLITE_DONE)
+                                r = 0;
+                        sqlite3_reset(d->oldsum);
+                        sqlite3_clear_bindings(d->oldsum);
+                        if (r)
+                                break;
+                }
                 if (op->value.type != SQLITE_NULL) {
+                        int64_t sum = value_sum(op->key, &op->value);
                         sqlite3_bind_text(d->upsert, 1, op->key, -1, SQLITE_STATIC);
                         bind_value(d->upsert, 2, &op->value);
-                        sqlite3_bind_int64(d->upsert, 3, value_sum(op->key, &op->value));
+                        sqlite3_bind_int64(d->upsert, 3, sum);
                         r = step_done(d->upsert);
+                        dn++;
+                        dx ^= (uint64_t)sum;
                 } else {
                         sqlite3_bind_text(d->del, 1, op->key, -1, SQLITE_STATIC);
                         r = step_done(d->del);
                 }
+        }
+        if (r == 0 && d->kvsum_add && (dn || dx)) {
+                sqlite3_bind_int64(d->kvsum_add, 1, dn);
+                sqlite3_bind_int64(d->kvsum_add, 2, (int64_t)dx);
+                r = step_done(d->kvsum_add);
         }
         if (r == 0) {
                 /* Does anyone else read the journal?  Only another connection's commit can
