@@ -71,7 +71,7 @@ static const char schema[] =
         "CREATE TABLE IF NOT EXISTS kv(furi TEXT PRIMARY KEY NOT NULL, value NOT NULL,"
         " sum INTEGER) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS journal(seq INTEGER PRIMARY KEY,"
-        " origin INTEGER NOT NULL, ops BLOB NOT NULL, sum INTEGER NOT NULL);"
+        " origin INTEGER NOT NULL, ops BLOB NOT NULL, sum INTEGER);"
         "CREATE TABLE IF NOT EXISTS handles(origin INTEGER PRIMARY KEY, pid INTEGER NOT NULL);"
         "CREATE TABLE IF NOT EXISTS kvsum(id INTEGER PRIMARY KEY, n INTEGER NOT NULL,"
         " total INTEGER NOT NULL);"
@@ -1004,8 +1004,8 @@ int db_poll(store_db *d, bool wait, db_change **ret, size_t *n, bool *ret_gap)
                 const char *p = sqlite3_column_blob(d->jsince, 2);
                 const char *end = p + sqlite3_column_bytes(d->jsince, 2);
 
-                if (sqlite3_column_int64(d->jsince, 3) !=
-                    db_journal_sum(p, (size_t)(end - p))) {
+                if (sqlite3_column_type(d->jsince, 3) != SQLITE_INTEGER ||
+                    sqlite3_column_int64(d->jsince, 3) != db_journal_sum(p, (size_t)(end - p))) {
                         /* a damaged row: what it says cannot be trusted; kv can */
                         *ret_gap = true;
                         d->last_seq = seq;

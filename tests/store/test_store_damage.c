@@ -410,6 +410,40 @@ START_TEST(test_lost_row_is_corrupt)
 }
 END_TEST
 
+/*
+ * Another process's journal row whose ops were changed after it was written (here: the int 2
+ * became 3): the reader does not apply it, it reloads kv, whose rows are verified.
+ */
+START_TEST(test_damaged_journal_row)
+{
+        char *dir = test_tmpdir(), *p = join(dir, "j.db");
+        hyb_store *a = NULL, *b = NULL;
+        int64_t three = 3;
+        char *stmt = NULL, hex[17];
+        int r;
+
+        ck_assert_int_eq(hyb_store_open(p, NULL, &a, NULL), 0);
+        ck_assert_int_eq(hyb_store_open(p, NULL, &b, NULL), 0);
+        put_ok(a, "/j", "1");
+        while (hyb_store_process(b) > 0)
+                ;
+        ck_assert(reads_as(b, "/j", "1", &r));
+        put_ok(a, "/j", "2"); /* its journal row: "/j" NUL 'i' int64 (host order) */
+        for (int i = 0; i < 8; i++)
+                snprintf(hex + 2 * i, 3, "%02X", ((unsigned char *)&three)[i]);
+        ck_assert_int_ge(asprintf(&stmt, "UPDATE journal SET ops = X'2F6A0069%s' WHERE seq = "
+                                  "(SELECT max(seq) FROM journal)", hex), 0);
+        sql(p, stmt);
+        free(stmt);
+        ck_assert(reads_as(b, "/j", "2", &r));
+        hyb_store_unref(a);
+        hyb_store_unref(b);
+        free(p);
+        test_rmrf(dir);
+        free(dir);
+}
+END_TEST
+
 /* ---- unclean shutdown ---- */
 
 /* Points the first leaf of the free list at a page past the end of the file: damage no read of
@@ -799,6 +833,7 @@ Suite *store_damage_suite(void)
         tcase_add_test(tc, test_unparseable_row_is_corrupt);
         tcase_add_test(tc, test_upgrade_old_database);
         tcase_add_test(tc, test_lost_row_is_corrupt);
+        tcase_add_test(tc, test_damaged_journal_row);
         tcase_add_test(tc, test_unclean_shutdown_quick_check);
         suite_add_tcase(s, tc);
 
