@@ -60,8 +60,8 @@ HYB_EXPORT int hyb_store_open(const char *path, const hyb_store_options *opts, h
  * Opening reads every stored row and verifies it against its checksum: a row
  * that cannot be read (a flipped bit, a value that does not parse) fails the
  * open with HYB_E_CORRUPT and a message naming its fURI; nothing damaged is
- * ever returned as data.  After an unclean shutdown (a handle of a process
- * that died) the open also runs SQLite's quick check first.  A file the
+ * ever returned as data.  The open also runs SQLite's quick check (b-tree
+ * structure: a damaged page that lost rows fails it).  A file the
  * caller may read but not write (or in a directory it may not write) opens
  * read-only: reads work, writes fail with HYB_E_READ_ONLY; such a file with a
  * non-empty -wal file beside it (commits not yet in the file) is refused with

@@ -13,11 +13,7 @@
  *       flipped bit in a row is reported (HYB_E_CORRUPT), never returned.
  *       Databases made before sums existed get the column, and every row its
  *       sum, when first opened for writing; `PRAGMA user_version` 1 then says
- *       every row has one (a row without is damage) and kvsum is kept.
- *   kvsum(id INTEGER PRIMARY KEY = 1, n, total)
- *       the number of kv rows and the XOR of their sums, updated by every
- *       commit (one more page): a damaged page that loses rows without
- *       changing the others (a cell count one lower) is caught at load.
+ *       every row has one (a row without is damage).
  *   journal(seq INTEGER PRIMARY KEY, origin, ops BLOB, sum INTEGER)
  *       one row per commit, written in the same transaction: every write
  *       of the commit in order, as  key NUL tag payload  with tag 'd'
@@ -39,9 +35,13 @@
  *       another connection committed.  Rows of processes that no longer
  *       exist (a crash) are removed when a handle opens; a handle that finds
  *       its own row gone (a pid namespace where kill(pid, 0) said ESRCH)
- *       registers again and resyncs from kv, so it misses nothing.  Rows of
- *       dead processes also mean the last shutdown was not clean: opening
- *       then runs `PRAGMA quick_check` before trusting the file.
+ *       registers again and resyncs from kv, so it misses nothing.
+ *
+ * Every open runs `PRAGMA quick_check` before it trusts the file (b-tree
+ * structure and page accounting: a page that lost cells loses rows without
+ * changing the others, which no row checksum can see).  It reads what the
+ * load reads anyway: about 2% of the open's time.  A count of rows kept by
+ * every commit would catch the same at load, but costs a page per commit.
  *
  * A file we may not write (or in a directory we may not write, where no -wal
  * or -shm file can be made) opens read-only with `immutable=1`: no locks, no
@@ -72,10 +72,7 @@ static const char schema[] =
         " sum INTEGER) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS journal(seq INTEGER PRIMARY KEY,"
         " origin INTEGER NOT NULL, ops BLOB NOT NULL, sum INTEGER);"
-        "CREATE TABLE IF NOT EXISTS handles(origin INTEGER PRIMARY KEY, pid INTEGER NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS kvsum(id INTEGER PRIMARY KEY, n INTEGER NOT NULL,"
-        " total INTEGER NOT NULL);"
-        "INSERT OR IGNORE INTO kvsum VALUES(1, 0, 0);";
+        "CREATE TABLE IF NOT EXISTS handles(origin INTEGER PRIMARY KEY, pid INTEGER NOT NULL);";
 
 /* A journal of an earlier layout is only a change feed: replace it. */
 static const char old_journal[] =
@@ -300,7 +297,7 @@ static void bind_value(sqlite3_stmt *s, int col, const db_value *v)
         }
 }
 
-/* After an unclean shutdown: SQLite's quick check before the file is trusted. */
+/* SQLite's quick check, before the file is trusted. */
 static int quick_check(store_db *d, const char *path, hyb_error *e)
 {
         sqlite3_stmt *s = NULL;
@@ -313,8 +310,8 @@ static int quick_check(store_db *d, const char *path, hyb_error *e)
                 r = db_err(d, e, "quick check");
         else if ((t = (const char *)sqlite3_column_text(s, 0)) && strcmp(t, "ok") != 0)
                 r = err_set(e, HYB_E_CORRUPT, -1,
-                            "%s: corrupt (quick check after an unclean shutdown): %.120s", path,
-                            t);
+                            "%s: corrupt (SQLite's quick check: %.120s; see 'hybrid store "
+                            "check')", path, t);
         sqlite3_finalize(s);
         return r;
 }
@@ -325,7 +322,6 @@ static int register_handle(store_db *d, const char *path, hyb_error *e)
         sqlite3_stmt *s = NULL, *del = NULL;
         int r;
 
-        d->unclean = false;
         if (run(d->begin_w) != SQLITE_DONE)
                 return db_err(d, e, path);
         r = prep(d, "SELECT origin, pid FROM handles", &s, e);
@@ -336,7 +332,6 @@ static int register_handle(store_db *d, const char *path, hyb_error *e)
                 if (pid > 0 && kill(pid, 0) < 0 && errno == ESRCH) {
                         sqlite3_bind_int64(del, 1, sqlite3_column_int64(s, 0));
                         step_done(del);
-                        d->unclean = true;
                 }
         }
         sqlite3_finalize(s);
@@ -349,9 +344,6 @@ static int register_handle(store_db *d, const char *path, hyb_error *e)
                         r = db_err(d, e, path);
                 sqlite3_finalize(s);
         }
-        /* Dead rows are kept until the check passes: every open checks until one does. */
-        if (r == 0 && d->unclean)
-                r = quick_check(d, path, e);
         if (r == 0 && run(d->commit) != SQLITE_DONE)
                 r = db_err(d, e, path);
         if (r < 0)
@@ -498,28 +490,6 @@ static int upgrade_sums(store_db *d, hyb_error *e)
                 r = db_err(d, e, "upgrade");
         sqlite3_finalize(s);
         sqlite3_finalize(u);
-        s = NULL;
-        /* the aggregate of every row, now that each has its sum */
-        if (r == 0 && (r = prep(d, "SELECT sum FROM kv", &s, e)) == 0) {
-                int64_t n = 0;
-                uint64_t total = 0;
-                while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-                        n++;
-                        total ^= (uint64_t)sqlite3_column_int64(s, 0);
-                }
-                sqlite3_finalize(s);
-                s = NULL;
-                if (rc != SQLITE_DONE)
-                        r = db_err(d, e, "upgrade");
-                else if ((r = prep(d, "INSERT OR REPLACE INTO kvsum VALUES(1, ?1, ?2)", &s, e)) ==
-                         0) {
-                        sqlite3_bind_int64(s, 1, n);
-                        sqlite3_bind_int64(s, 2, (int64_t)total);
-                        if (step_done(s) != 0)
-                                r = db_err(d, e, "upgrade");
-                        sqlite3_finalize(s);
-                }
-        }
         if (r == 0)
                 r = exec(d, "PRAGMA user_version=1" /* SUMS_VERSION */, e);
         if (r == 0 && run(d->commit) != SQLITE_DONE)
@@ -601,23 +571,11 @@ int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error
                         d->has_sum = true;
                 }
         }
-        d->has_kvsum = pragma_int(d, "SELECT count(*) FROM sqlite_schema WHERE name = 'kvsum'",
-                                  e, &r) > 0;
-        if (r < 0) {
-                err_prefix(e, "%s", path);
-                return r;
-        }
         if ((r = prep(d, "INSERT INTO kv(furi, value, sum) VALUES(?1, ?2, ?3) ON CONFLICT(furi)"
                          " DO UPDATE SET value = excluded.value, sum = excluded.sum",
                       &d->upsert, e)) < 0 && !d->readonly)
                 return r;
         if ((r = prep(d, "DELETE FROM kv WHERE furi = ?1", &d->del, e)) < 0 ||
-            (r = prep(d, "SELECT sum FROM kv WHERE furi = ?1", &d->oldsum, e)) < 0 ||
-            (d->has_kvsum &&
-             (r = prep(d, "UPDATE kvsum SET n = n + ?1, total = (total | ?2) & ~(total & ?2)"
-                          " WHERE id = 1", &d->kvsum_add, e)) < 0) ||
-            (d->has_kvsum &&
-             (r = prep(d, "SELECT n, total FROM kvsum WHERE id = 1", &d->kvsum_get, e)) < 0) ||
             (r = prep(d, "INSERT INTO journal(origin, ops, sum) VALUES(?1, ?2, ?3)", &d->jadd,
                       e)) < 0 ||
             (r = prep(d, "SELECT seq, origin, ops, sum FROM journal WHERE seq > ?1 ORDER BY seq",
@@ -653,8 +611,8 @@ int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error
                 return r;
         d->last_seq = scalar(d, d->jmax);
         d->data_version = scalar(d, d->dver);
-        if (d->readonly)
-                return 0;
+        if ((r = quick_check(d, path, e)) < 0 || d->readonly)
+                return r;
         if ((r = register_handle(d, path, e)) < 0)
                 return r;
         if (!d->sums_complete) {
@@ -672,8 +630,7 @@ void db_close(store_db *d)
         sqlite3_stmt **stmts[] = { &d->upsert, &d->del,    &d->jadd,   &d->jsince,
                                    &d->jmin,   &d->jmax,   &d->jtrim,  &d->dver,
                                    &d->all,    &d->begin_w, &d->begin_r, &d->commit,
-                                   &d->rollback, &d->others, &d->self, &d->oldsum,
-                                   &d->kvsum_add, &d->kvsum_get };
+                                   &d->rollback, &d->others, &d->self };
         sqlite3_stmt *s = NULL;
 
         /* unregister: writers stop journalling for us (and the shutdown is clean) */
@@ -700,8 +657,6 @@ void db_close(store_db *d)
 int db_load(store_db *d, int (*fn)(const char *key, hyb_obj *value, void *ud), void *ud,
             hyb_error *e)
 {
-        int64_t n = 0;
-        uint64_t total = 0;
         int r = 0, s;
 
         pthread_mutex_lock(&d->lock);
@@ -710,9 +665,6 @@ int db_load(store_db *d, int (*fn)(const char *key, hyb_obj *value, void *ud), v
         while ((s = sqlite3_step(d->all)) == SQLITE_ROW) {
                 const char *key = (const char *)sqlite3_column_text(d->all, 0), *why = NULL;
                 hyb_obj *v = NULL;
-
-                n++;
-                total ^= (uint64_t)sqlite3_column_int64(d->all, 2);
 
                 r = db_row_check(d->all, d->sums_complete, &v, &why);
                 if (r == 0)
@@ -728,22 +680,6 @@ int db_load(store_db *d, int (*fn)(const char *key, hyb_obj *value, void *ud), v
         if (r == 0 && s != SQLITE_DONE)
                 r = db_err(d, e, d->path);
         sqlite3_reset(d->all);
-        if (r == 0 && d->sums_complete && d->kvsum_get) {
-                int64_t want_n = -1, want_total = 0;
-                if ((s = sqlite3_step(d->kvsum_get)) == SQLITE_ROW) {
-                        want_n = sqlite3_column_int64(d->kvsum_get, 0);
-                        want_total = sqlite3_column_int64(d->kvsum_get, 1);
-                }
-                sqlite3_reset(d->kvsum_get);
-                if (s != SQLITE_ROW && s != SQLITE_DONE)
-                        r = db_err(d, e, d->path);
-                else if (want_n != n || (uint64_t)want_total != total)
-                        r = err_set(e, HYB_E_CORRUPT, -1,
-                                    "%s: corrupt: %lld rows read, the file says %lld%s (a damaged "
-                                    "page lost rows; see 'hybrid store check')", d->path,
-                                    (long long)n, (long long)want_n,
-                                    want_n == n ? " but their checksums do not add up" : "");
-        }
         if (r == 0)
                 d->last_seq = scalar(d, d->jmax);
         run(d->commit);
@@ -841,8 +777,7 @@ int db_commit(store_db *d, db_op *ops, hyb_error *e)
 {
         _cleanup_free_ char *blob = NULL;
         size_t len = 0;
-        int64_t seq, dn = 0;
-        uint64_t dx = 0;
+        int64_t seq;
         int r = 0;
 
         if (!ops)
@@ -856,37 +791,15 @@ int db_commit(store_db *d, db_op *ops, hyb_error *e)
                 goto out;
         }
         for (db_op *op = ops; op && r == 0; op = op->next) {
-                if (d->kvsum_add) {
-                        /* the row this op replaces or deletes leaves the aggregate */
-                        sqlite3_bind_text(d->oldsum, 1, op->key, -1, SQLITE_STATIC);
-                        if ((r = sqlite3_step(d->oldsum)) == SQLITE_ROW) {
-                                dn--;
-                                dx ^= (uint64_t)sqlite3_column_int64(d->oldsum, 0);
-                                r = 0;
-                        } else if (r == SQLITE_DONE)
-                                r = 0;
-                        sqlite3_reset(d->oldsum);
-                        sqlite3_clear_bindings(d->oldsum);
-                        if (r)
-                                break;
-                }
                 if (op->value.type != SQLITE_NULL) {
-                        int64_t sum = value_sum(op->key, &op->value);
                         sqlite3_bind_text(d->upsert, 1, op->key, -1, SQLITE_STATIC);
                         bind_value(d->upsert, 2, &op->value);
-                        sqlite3_bind_int64(d->upsert, 3, sum);
+                        sqlite3_bind_int64(d->upsert, 3, value_sum(op->key, &op->value));
                         r = step_done(d->upsert);
-                        dn++;
-                        dx ^= (uint64_t)sum;
                 } else {
                         sqlite3_bind_text(d->del, 1, op->key, -1, SQLITE_STATIC);
                         r = step_done(d->del);
                 }
-        }
-        if (r == 0 && d->kvsum_add && (dn || dx)) {
-                sqlite3_bind_int64(d->kvsum_add, 1, dn);
-                sqlite3_bind_int64(d->kvsum_add, 2, (int64_t)dx);
-                r = step_done(d->kvsum_add);
         }
         if (r == 0) {
                 /* Does anyone else read the journal?  Only another connection's commit can

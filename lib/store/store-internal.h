@@ -137,15 +137,12 @@ typedef struct store_db {
         sqlite3 *db;
         sqlite3_stmt *upsert, *del, *jadd, *jsince, *jmin, *jmax, *jtrim, *dver, *all;
         sqlite3_stmt *begin_w, *begin_r, *commit, *rollback, *others, *self;
-        sqlite3_stmt *oldsum, *kvsum_add, *kvsum_get; /* kvsum_*: NULL without kvsum */
         int64_t others_version; /* data_version when n_others was read (-1: never) */
         int64_t n_others;       /* other registered handles: 0 = no journal row needed */
         bool native;            /* kv.value has no affinity: ints and reals bind natively */
         bool has_sum;           /* kv has its sum column */
-        bool has_kvsum;         /* the kvsum table exists */
         bool sums_complete;     /* user_version says every kv row has its sum */
         bool readonly;          /* opened immutable: reads only (see db.c) */
-        bool unclean;           /* rows of dead processes were found: the last shutdown */
         char *path;
         pthread_mutex_t lock;
         int64_t origin;         /* random id of this handle in the journal */
