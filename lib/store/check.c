@@ -135,8 +135,10 @@ HYB_EXPORT int hyb_store_check(const char *path, hyb_store_check_fn fn, void *us
         int r, rc;
 
         hyb_assert_return(path, -EINVAL);
-        if (access(path, F_OK) < 0)
-                return err_set(reterr, -errno, -1, "%s: %s", path, strerror(errno));
+        if (access(path, F_OK) < 0) {
+                int err = errno;
+                return err_set(reterr, -err, -1, "%s: %s", path, strerror(err));
+        }
         r = db_connect(path, true, &c.db, &readonly, reterr);
         if (r < 0)
                 return r;

@@ -415,9 +415,10 @@ int db_connect(const char *path, bool check_only, sqlite3 **ret, bool *ret_reado
                                        "the database: open it once with write access first",
                                        path);
                 uri = file_uri(path, "?immutable=1");
-                if (!uri)
-                        return err_set(e, -errno ? -errno : -ENOMEM, -1, "%s: %s", path,
-                                       strerror(errno ? errno : ENOMEM));
+                if (!uri) {
+                        int err = errno ? errno : ENOMEM;
+                        return err_set(e, -err, -1, "%s: %s", path, strerror(err));
+                }
                 flags |= SQLITE_OPEN_READONLY | SQLITE_OPEN_URI;
         } else
                 /* check_only: not created; still read-write, so that closing removes the
@@ -426,12 +427,13 @@ int db_connect(const char *path, bool check_only, sqlite3 **ret, bool *ret_reado
                                     : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
         rc = sqlite3_open_v2(uri ? uri : path, ret, flags, NULL);
         if (rc != SQLITE_OK) {
-                int code = db_code(rc);
-                err_set(e, code == HYB_E_READ_ONLY ? HYB_E_DATABASE : code, -1, "%s: %s", path,
+                /* cannot open (a directory, a missing parent...): not a read-only refusal */
+                int code = db_code(rc) == HYB_E_READ_ONLY ? HYB_E_DATABASE : db_code(rc);
+                err_set(e, code, -1, "%s: %s", path,
                         *ret ? sqlite3_errmsg(*ret) : "out of memory");
                 sqlite3_close(*ret);
                 *ret = NULL;
-                return e ? e->code : code;
+                return code;
         }
         return 0;
 }
@@ -595,11 +597,11 @@ int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error
             (r = prep(d, "SELECT type FROM pragma_table_info('kv') WHERE name = 'value'", &s,
                       e)) < 0) {
                 if (d->readonly)
-                        err_set(e, HYB_E_DATABASE, -1, "%s: not a hybrid store database (%s)",
-                                path, sqlite3_errmsg(d->db));
-                else
-                        err_prefix(e, "%s", path);
-                return e ? e->code : r;
+                        return err_set(e, HYB_E_DATABASE, -1,
+                                       "%s: not a hybrid store database (%s)", path,
+                                       sqlite3_errmsg(d->db));
+                err_prefix(e, "%s", path);
+                return r;
         }
         if (sqlite3_step(s) == SQLITE_ROW) {
                 const char *type = (const char *)sqlite3_column_text(s, 0);
