@@ -114,15 +114,36 @@ typedef struct check_ctx {
         json_t *problems;
 } check_ctx;
 
+/* A damaged key may hold any bytes: ASCII controls and bytes past it are shown as \xNN, so a
+ * line stays one line and JSON stays valid UTF-8. */
+static char *printable(const char *s)
+{
+        char *out = malloc(4 * strlen(s) + 1), *q = out;
+
+        if (!out)
+                return NULL;
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+                if (*p < 0x20 || *p >= 0x7f || *p == '\\')
+                        q += sprintf(q, "\\x%02x", *p);
+                else
+                        *q++ = (char)*p;
+        }
+        *q = '\0';
+        return out;
+}
+
 static void print_problem(const char *furi, const char *problem, void *ud)
 {
         check_ctx *c = ud;
+        char *f = furi ? printable(furi) : NULL, *what = printable(problem);
 
         if (c->json)
-                json_array_append_new(c->problems,
-                                      json_pack("{s:s?,s:s}", "furi", furi, "problem", problem));
+                json_array_append_new(c->problems, json_pack("{s:s?,s:s}", "furi", f, "problem",
+                                                             what ? what : "?"));
         else
-                cli_println("%s\t%s", furi ? furi : "(database)", problem);
+                cli_println("%s\t%s", f ? f : "(database)", what ? what : "?");
+        free(f);
+        free(what);
 }
 
 /* `store check`: exit 0 when sound (prints "ok"), 1 listing the damage, 3 when the file cannot

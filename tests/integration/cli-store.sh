@@ -101,6 +101,17 @@ grep -q "^hybrid: store: HYB_E_CORRUPT " "$T/err" && ok || bad "corrupt line: $(
 expect 1 "/c/v${TAB}row does not match its checksum" -- "$H" store --db "$D2" check
 grep -q "corrupt" "$T/err" && ok || bad "check stderr: $(cat "$T/err")"
 expect 1 '{"database":"'"$D2"'","sound":false,"problems":[{"furi":"/c/v","problem":"row does not match its checksum"}]}' -- "$H" store --db "$D2" --json check
+# a damaged key with a newline and bytes past ASCII is listed on one line, escaped
+D3="$T/keys.db"
+expect 0 "" -- "$H" store --db "$D3" put /ok 1
+python3 - "$D3" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("INSERT INTO kv(furi, value, sum) VALUES(?, 1, 0)", ("/x\n\u00e9",))
+c.commit()
+PY
+expect 1 '/x\x0a\xc3\xa9'"${TAB}row does not match its checksum" -- "$H" store --db "$D3" check
+expect 1 '{"database":"'"$D3"'","sound":false,"problems":[{"furi":"/x\\x0a\\xc3\\xa9","problem":"row does not match its checksum"}]}' -- "$H" store --db "$D3" --json check
 expect 3 "" -- "$H" store --db "$T/absent.db" check
 [ ! -e "$T/absent.db" ] && ok || bad "check created the file it checks"
 expect 3 "" -- "$H" store --db "$T/text.db" check
