@@ -44,10 +44,9 @@
  * every commit would catch the same at load, but costs a page per commit.
  *
  * A file we may not write (or in a directory we may not write, where no -wal
- * or -shm file can be made) opens read-only with `immutable=1`: no locks, no
- * WAL, no handle row, no journal polls; writes fail with HYB_E_READ_ONLY.
- * immutable=1 ignores a -wal file, so a non-empty one (commits not yet in the
- * main file) is refused rather than read around.
+ * or -shm file can be made) opens read-only with `immutable=1` (dbfile.c): no
+ * locks, no WAL, no handle row, no journal polls; writes fail with
+ * HYB_E_READ_ONLY.  The sums are computed and checked in rowsum.c.
  *
  * `PRAGMA data_version` changes only when another connection commits, so a
  * poll with nothing new costs one tiny statement.  Every call here takes
@@ -56,12 +55,9 @@
  * on every commit).
  */
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store-internal.h"
@@ -112,116 +108,10 @@ static int db_err(store_db *d, hyb_error *e, const char *what)
         return err_set(e, code, -1, "%s: %s", what, sqlite3_errmsg(d->db));
 }
 
-/* FNV-1a: a change of any one byte of equal-length input always changes the result (each step
- * is a bijection of the state), which is what a flipped bit is. */
-static uint64_t sum_bytes(uint64_t h, const void *p, size_t n)
-{
-        const unsigned char *b = p;
-
-        for (size_t i = 0; i < n; i++) {
-                h ^= b[i];
-                h *= 0x100000001b3ULL;
-        }
-        return h;
-}
-
-/* Little-endian, so a file moved to another host checks the same. */
-static uint64_t sum_u64(uint64_t h, uint64_t v)
-{
-        unsigned char b[8];
-
-        for (int i = 0; i < 8; i++)
-                b[i] = (unsigned char)(v >> (8 * i));
-        return sum_bytes(h, b, 8);
-}
-
-int64_t db_row_sum(const char *key, size_t key_len, int type, int64_t i, double d,
-                   const char *text, size_t text_len)
-{
-        uint64_t h = sum_bytes(0xcbf29ce484222325ULL, key, key_len), bits;
-        unsigned char tag[2] = { 0, 0 };
-
-        switch (type) {
-        case SQLITE_INTEGER:
-                tag[1] = 'i';
-                h = sum_u64(sum_bytes(h, tag, 2), (uint64_t)i);
-                break;
-        case SQLITE_FLOAT:
-                tag[1] = 'r';
-                memcpy(&bits, &d, 8);
-                h = sum_u64(sum_bytes(h, tag, 2), bits);
-                break;
-        default:
-                tag[1] = 't';
-                h = sum_bytes(sum_bytes(h, tag, 2), text, text_len);
-        }
-        return (int64_t)h;
-}
-
-int64_t db_journal_sum(const void *ops, size_t len)
-{
-        return (int64_t)sum_bytes(0xcbf29ce484222325ULL, ops, len);
-}
-
 static int64_t value_sum(const char *key, const db_value *v)
 {
         return db_row_sum(key, strlen(key), v->type, v->i, v->d, v->text,
                           v->type == SQLITE_TEXT ? strlen(v->text) : 0);
-}
-
-int db_row_check(sqlite3_stmt *s, bool need_sum, hyb_obj **ret, const char **ret_why)
-{
-        const char *key = (const char *)sqlite3_column_text(s, 0), *t = NULL;
-        size_t key_len = (size_t)sqlite3_column_bytes(s, 0), tlen = 0;
-        int type = sqlite3_column_type(s, 1);
-        int64_t i = 0;
-        double dv = 0;
-
-        *ret = NULL;
-        *ret_why = NULL;
-        if (!key || sqlite3_column_type(s, 0) != SQLITE_TEXT || strlen(key) != key_len) {
-                *ret_why = "key is not text";
-                return HYB_E_CORRUPT;
-        }
-        switch (type) {
-        case SQLITE_INTEGER:
-                i = sqlite3_column_int64(s, 1);
-                break;
-        case SQLITE_FLOAT:
-                dv = sqlite3_column_double(s, 1);
-                break;
-        case SQLITE_TEXT:
-                t = (const char *)sqlite3_column_text(s, 1);
-                tlen = (size_t)sqlite3_column_bytes(s, 1);
-                if (!t)
-                        return -ENOMEM;
-                break;
-        default:
-                *ret_why = type == SQLITE_NULL ? "value is NULL" : "value is a blob";
-                return HYB_E_CORRUPT;
-        }
-        if (sqlite3_column_type(s, 2) == SQLITE_NULL) {
-                if (need_sum) {
-                        *ret_why = "checksum is missing";
-                        return HYB_E_CORRUPT;
-                }
-        } else if (sqlite3_column_type(s, 2) != SQLITE_INTEGER ||
-                   sqlite3_column_int64(s, 2) != db_row_sum(key, key_len, type, i, dv, t, tlen)) {
-                *ret_why = "row does not match its checksum";
-                return HYB_E_CORRUPT;
-        }
-        switch (type) {
-        case SQLITE_INTEGER:
-                return hyb_obj_new_int(i, ret);
-        case SQLITE_FLOAT:
-                return hyb_obj_new_real(dv, ret);
-        default:
-                if (hyb_obj_parse(t, tlen, ret, NULL) < 0) {
-                        *ret_why = "value cannot be parsed";
-                        return HYB_E_CORRUPT;
-                }
-                return 0;
-        }
 }
 
 static int prep(store_db *d, const char *sql, sqlite3_stmt **ret, hyb_error *e)
@@ -350,92 +240,6 @@ static int register_handle(store_db *d, const char *path, hyb_error *e)
                 run(d->rollback);
         d->others_version = -1;
         return r;
-}
-
-/* Percent-encodes what a URI filename may not hold as is; an absolute path, so "file://" never
- * starts an authority. */
-static char *file_uri(const char *path, const char *query)
-{
-        _cleanup_free_ char *abs = realpath(path, NULL);
-        char *u, *q;
-
-        if (!abs)
-                return NULL;
-        u = malloc(strlen("file:") + 3 * strlen(abs) + strlen(query) + 1);
-        if (!u)
-                return NULL;
-        q = stpcpy(u, "file:");
-        for (const char *p = abs; *p; p++) {
-                if (*p == '%' || *p == '?' || *p == '#')
-                        q += sprintf(q, "%%%02X", (unsigned char)*p);
-                else
-                        *q++ = *p;
-        }
-        strcpy(q, query);
-        return u;
-}
-
-/* Whether path is an existing file we may read but not write (or whose directory we may not
- * write, so no -wal or -shm file can be made next to it). */
-static bool read_only_file(const char *path)
-{
-        _cleanup_free_ char *dir = strdup(path);
-        char *slash;
-
-        if (access(path, F_OK) < 0 || access(path, R_OK) < 0)
-                return false;
-        if (access(path, W_OK) < 0)
-                return true;
-        if (!dir)
-                return false;
-        slash = strrchr(dir, '/');
-        if (!slash)
-                return access(".", W_OK | X_OK) < 0;
-        if (slash == dir)
-                slash[1] = '\0';
-        else
-                *slash = '\0';
-        return access(dir, W_OK | X_OK) < 0;
-}
-
-int db_connect(const char *path, bool check_only, sqlite3 **ret, bool *ret_readonly, hyb_error *e)
-{
-        _cleanup_free_ char *wal = NULL, *uri = NULL;
-        struct stat sb;
-        int flags = SQLITE_OPEN_NOMUTEX, rc;
-
-        *ret = NULL;
-        *ret_readonly = read_only_file(path);
-        if (*ret_readonly) {
-                if (asprintf(&wal, "%s-wal", path) < 0)
-                        return -ENOMEM;
-                if (stat(wal, &sb) == 0 && sb.st_size > 0)
-                        return err_set(e, HYB_E_READ_ONLY, -1,
-                                       "%s: read-only, and its -wal file holds commits not yet in "
-                                       "the database: open it once with write access first",
-                                       path);
-                uri = file_uri(path, "?immutable=1");
-                if (!uri) {
-                        int err = errno ? errno : ENOMEM;
-                        return err_set(e, -err, -1, "%s: %s", path, strerror(err));
-                }
-                flags |= SQLITE_OPEN_READONLY | SQLITE_OPEN_URI;
-        } else
-                /* check_only: not created; still read-write, so that closing removes the
-                 * -wal and -shm files as a store's close does */
-                flags |= check_only ? SQLITE_OPEN_READWRITE
-                                    : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-        rc = sqlite3_open_v2(uri ? uri : path, ret, flags, NULL);
-        if (rc != SQLITE_OK) {
-                /* cannot open (a directory, a missing parent...): not a read-only refusal */
-                int code = db_code(rc) == HYB_E_READ_ONLY ? HYB_E_DATABASE : db_code(rc);
-                err_set(e, code, -1, "%s: %s", path,
-                        *ret ? sqlite3_errmsg(*ret) : "out of memory");
-                sqlite3_close(*ret);
-                *ret = NULL;
-                return code;
-        }
-        return 0;
 }
 
 static int64_t pragma_int(store_db *d, const char *sql, hyb_error *e, int *ret_r)

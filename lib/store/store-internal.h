@@ -162,14 +162,14 @@ typedef struct db_change {
 } db_change;
 
 int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error *e);
-/* Opens path: read-only with immutable=1 when we may not write it or its directory (then
+/* dbfile.c: opens path: read-only with immutable=1 when we may not write it or its directory (then
  * *ret_readonly; a non-empty -wal file next to it is HYB_E_READ_ONLY), else read-write and
  * created (check_only: not created). */
 int db_connect(const char *path, bool check_only, sqlite3 **ret, bool *ret_readonly,
                hyb_error *e);
 /* The HYB_E_* / -errno code of an SQLite result code (SQLITE_FULL = -ENOSPC, ...). */
 int db_code(int rc);
-/* The checksum of a kv row (kv.sum): the key, the value's storage class and its bytes. */
+/* rowsum.c: the checksum of a kv row (kv.sum): the key, the value's storage class and its bytes. */
 int64_t db_row_sum(const char *key, size_t key_len, int type, int64_t i, double d,
                    const char *text, size_t text_len);
 /* The sum of a journal row's ops (journal.sum). */

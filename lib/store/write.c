@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The write operations of the store: retained, transient, noobj = delete,
- * branch writes, writes through stored polys (reads are in read.c).  Every write is applied to memory and queued for commit
- * under st->lock, so writes, their messages and their database ops share one
- * order; a synchronous write then waits for its group commit (commit.c).
+ * branch writes, writes through stored polys (reads are in read.c).  Every
+ * write is applied to memory and queued for commit under st->lock, so
+ * writes, their messages and their database ops share one order; a
+ * synchronous write then waits for its group commit (commit.c).
  */
 #include <stdio.h>
 
