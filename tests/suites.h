@@ -11,6 +11,7 @@
         X(obj_suite) \
         X(buspieces_suite) \
         X(store_suite) \
+        X(store_damage_suite) \
         X(bus_suite) \
         X(mmadt_suite) \
         X(conformance_suite)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `hybrid store put|get|del|watch`: the fURI tuple store through the public
- * API only (doc/hybrid.md, doc/store.md).  The host-scope store is the
+ * `hybrid store put|get|del|watch|check`: the fURI tuple store through the
+ * public API only (doc/hybrid.md, doc/store.md).  The host-scope store is the
  * embedded one on --db; fURIs go through the scope router so `//x` fails
  * with the scope's name, and relative fURIs are refused (exit 2).
  */
@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <hybrid/hybrid.h>
+#include <jansson.h>
 
 #include "cli.h"
 
@@ -118,6 +119,85 @@ static void print_msg(const hyb_furi *target, const hyb_obj *payload, bool retai
                 stop = 1;
 }
 
+/* ---- store check ---- */
+
+typedef struct check_ctx {
+        bool json;
+        json_t *problems;
+} check_ctx;
+
+/* A damaged key may hold any bytes: ASCII controls and bytes past it are shown as \xNN, so a
+ * line stays one line and JSON stays valid UTF-8. */
+static char *printable(const char *s)
+{
+        char *out = malloc(4 * strlen(s) + 1), *q = out;
+
+        if (!out)
+                return NULL;
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+                if (*p < 0x20 || *p >= 0x7f || *p == '\\')
+                        q += sprintf(q, "\\x%02x", *p);
+                else
+                        *q++ = (char)*p;
+        }
+        *q = '\0';
+        return out;
+}
+
+static void print_problem(const char *furi, const char *problem, void *ud)
+{
+        check_ctx *c = ud;
+        char *f = furi ? printable(furi) : NULL, *what = printable(problem);
+
+        if (c->json)
+                json_array_append_new(c->problems, json_pack("{s:s?,s:s}", "furi", f, "problem",
+                                                             what ? what : "?"));
+        else
+                cli_println("%s\t%s", f ? f : "(database)", what ? what : "?");
+        free(f);
+        free(what);
+}
+
+/* `store check`: exit 0 when sound (prints "ok"), 1 listing the damage, 3 when the file cannot
+ * be checked (missing, not a store database). */
+static int run_check(cli_ctx *ctx)
+{
+        check_ctx c = { .json = ctx->json };
+        hyb_error e = { 0 };
+        int r;
+
+        if (ctx->nargs != 1)
+                return cli_usage(ctx, "'store check' takes no arguments (the file is --db FILE)");
+        if (cli_opt(ctx, "durability") || cli_flag(ctx, "replay") || cli_opt(ctx, "count"))
+                return cli_usage(ctx, "'store check' takes only --db and --json");
+        c.problems = json_array();
+        if (!c.problems)
+                return fail(EXIT_FAILED, -ENOMEM, NULL);
+        r = hyb_store_check(ctx->db, print_problem, &c, &e);
+        if (r < 0) {
+                json_decref(c.problems);
+                return fail(EXIT_UNREACHABLE, r, &e);
+        }
+        if (c.json) {
+                json_t *doc = json_pack("{s:s,s:b,s:o}", "database", ctx->db, "sound", r == 0,
+                                        "problems", c.problems);
+                char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+                if (text)
+                        cli_println("%s", text);
+                free(text);
+                json_decref(doc);
+        } else {
+                json_decref(c.problems);
+                if (r == 0)
+                        cli_println("ok");
+        }
+        if (r == 0)
+                return EXIT_OK;
+        return cli_fail(EXIT_FAILED, "store", hyb_err_name(HYB_E_CORRUPT),
+                        "%s: %d problem%s found (the database is corrupt)", ctx->db, r,
+                        r == 1 ? "" : "s");
+}
+
 static void on_signal(int sig)
 {
         (void)sig;
@@ -138,7 +218,9 @@ static int run_store(cli_ctx *ctx)
         long count;
 
         if (!sub)
-                return cli_usage(ctx, "a subcommand is needed: put, get, del or watch");
+                return cli_usage(ctx, "a subcommand is needed: put, get, del, watch or check");
+        if (strcmp(sub, "check") == 0)
+                return run_check(ctx);
         if (strcmp(sub, "put") == 0)
                 want = 3;
         else if (strcmp(sub, "get") == 0 || strcmp(sub, "del") == 0 || strcmp(sub, "watch") == 0)
@@ -259,14 +341,19 @@ const cli_command cmd_store = {
         .name = "store",
         .run = run_store,
         .options = store_options,
-        .summary = "the fURI tuple store: put, get, del, watch",
+        .summary = "the fURI tuple store: put, get, del, watch, check",
         .usage = "usage: hybrid store put <furi> <obj>          (--json: <obj> is JSON)\n"
                  "       hybrid store get <furi|pattern|branch>\n"
                  "       hybrid store del <furi|pattern>\n"
                  "       hybrid store watch <pattern> [--replay] [--count N]\n"
+                 "       hybrid store check\n"
                  "get prints a node's obj, one '<furi>\\t<obj>' line per match of a pattern, a\n"
                  "branch's rec; exits 1 when nothing matched.  Objs are printed in the exact form\n"
                  "(21.5, 'hi', [a=>1]); --json prints JSON.  watch prints '<furi>\\t<obj>' per\n"
-                 "write ('noobj' for a delete) and 'ready' on stderr once subscribed.\n",
+                 "write ('noobj' for a delete) and 'ready' on stderr once subscribed.  check\n"
+                 "runs SQLite's integrity check and verifies every row's checksum: prints 'ok'\n"
+                 "and exits 0 when sound, else one '<furi>\\t<problem>' line per problem\n"
+                 "('(database)' for damage outside a row) and exits 1; a file that cannot be\n"
+                 "checked (missing, not a store database) exits 3.\n",
         .globals = CLI_G_DB | CLI_G_APP | CLI_G_JSON,
 };

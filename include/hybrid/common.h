@@ -69,7 +69,9 @@ extern "C" {
         X(DEPTH,                -(HYB_E_BASE + 1011), "Nesting too deep")                \
         X(CONFIG,               -(HYB_E_BASE + 1012), "Invalid configuration")           \
         X(AUTH,                 -(HYB_E_BASE + 1013), "Authentication failed")           \
-        X(RUNTIME,              -(HYB_E_BASE + 1014), "Runtime error")
+        X(RUNTIME,              -(HYB_E_BASE + 1014), "Runtime error")                   \
+        X(CORRUPT,              -(HYB_E_BASE + 1015), "Database corrupt")                \
+        X(READ_ONLY,            -(HYB_E_BASE + 1016), "Read-only database")
 
 enum {
 #define HYB_X_ENUM(name, value, msg) HYB_E_##name = (value),

@@ -52,13 +52,43 @@ HYB_EXPORT void hyb_store_options_init(hyb_store_options *opts);
 /*
  * Opens a store.  path NULL (or durability MEMORY) = memory only.  opts may
  * be NULL for the defaults.  Errors: HYB_E_DATABASE (cannot open or not a
- * store database; message says why), -EINVAL.
+ * store database; message says why), HYB_E_CORRUPT (damage; the message names
+ * the fURI), HYB_E_READ_ONLY, -EINVAL.
  */
 HYB_EXPORT int hyb_store_open(const char *path, const hyb_store_options *opts, hyb_store **ret,
                               hyb_error *reterr);
+/*
+ * Opening reads every stored row and verifies it against its checksum: a row
+ * that cannot be read (a flipped bit, a value that does not parse) fails the
+ * open with HYB_E_CORRUPT and a message naming its fURI; nothing damaged is
+ * ever returned as data.  The open also runs SQLite's quick check (b-tree
+ * structure: a damaged page that lost rows fails it).  A file the
+ * caller may read but not write (or in a directory it may not write) opens
+ * read-only: reads work, writes fail with HYB_E_READ_ONLY; such a file with a
+ * non-empty -wal file beside it (commits not yet in the file) is refused with
+ * HYB_E_READ_ONLY.  A write that finds the disk full fails with -ENOSPC
+ * ("disk full" in the message); the store stays usable and loses nothing.
+ */
 HYB_EXPORT hyb_store *hyb_store_ref(const hyb_store *st);
 /* Drops a reference; the last one flushes pending writes and closes. Returns NULL. */
 HYB_EXPORT hyb_store *hyb_store_unref(hyb_store *st);
+
+/* A problem hyb_store_check found: furi is the damaged row's key, NULL for damage of the file's
+ * structure or of the change journal; problem says what is wrong.  Borrowed for the call. */
+typedef void (*hyb_store_check_fn)(const char *furi, const char *problem, void *userdata);
+
+/*
+ * Checks the store database at path without changing what it holds (a
+ * pending -wal is checkpointed on close, as any close does): SQLite's
+ * integrity check, then every stored row against its checksum and the obj and
+ * fURI grammars, and every change-journal row against its sum.  fn (may be
+ * NULL) gets each problem.  Returns the number of problems (0 = sound), or
+ * < 0 when the file cannot be checked: -ENOENT, HYB_E_DATABASE (not an SQLite
+ * or not a store database), HYB_E_READ_ONLY (read-only with commits pending
+ * in its -wal file).
+ */
+HYB_EXPORT int hyb_store_check(const char *path, hyb_store_check_fn fn, void *userdata,
+                               hyb_error *reterr);
 
 /* Write flags (the `flags` argument of the write functions). */
 typedef enum hyb_write_flags {
@@ -73,7 +103,7 @@ typedef enum hyb_write_flags {
  * when the write is acknowledged (committed in NORMAL/FULL).  Errors:
  * HYB_E_LIMIT (value too big or deep), HYB_E_TYPE (typed write `a?int`
  * mismatch), -EINVAL (relative fURI, or a pattern with a non-noobj value),
- * HYB_E_DATABASE.
+ * HYB_E_READ_ONLY (a read-only database), -ENOSPC (disk full), HYB_E_DATABASE.
  */
 HYB_EXPORT int hyb_store_write(hyb_store *st, const hyb_furi *target, const hyb_obj *value,
                                unsigned flags, hyb_error *reterr);

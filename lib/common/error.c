@@ -76,6 +76,7 @@ HYB_EXPORT int hyb_err_to_status(int code)
                 return 404;
         case -EACCES:
         case -EPERM:
+        case HYB_E_READ_ONLY:
                 return 403;
         case HYB_E_LIMIT:
         case -EMSGSIZE:

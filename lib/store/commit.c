@@ -22,6 +22,8 @@
  * every synchronous writer inside the store has queued or left
  * (sync_writers == pending_waiters).  One writer never waits.
  */
+#include <stdio.h>
+
 #include "store-internal.h"
 
 
@@ -72,7 +74,7 @@ static void gather(hyb_store *st)
 static int lead(hyb_store *st, bool sync)
 {
         db_op *batch;
-        hyb_error e;
+        hyb_error e = { 0 };
         int r;
 
         st->committing = true;
@@ -92,6 +94,9 @@ static int lead(hyb_store *st, bool sync)
                 if (op->waiter) {
                         op->waiter->done = true;
                         op->waiter->r = r;
+                        if (r < 0)
+                                snprintf(op->waiter->why, sizeof(op->waiter->why), "%s",
+                                         e.message[0] ? e.message : hyb_strerror(r));
                 }
                 if (op->done)
                         store_queue_done(st, op->done, op->userdata, r);

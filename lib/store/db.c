@@ -3,13 +3,18 @@
  * SQLite persistence of a store: WAL, one row per stored key, and a change
  * journal other processes poll to see this handle's writes.
  *
- *   kv(furi TEXT PRIMARY KEY, value NOT NULL)      WITHOUT ROWID
+ *   kv(furi TEXT PRIMARY KEY, value NOT NULL, sum INTEGER)      WITHOUT ROWID
  *       furi  = canonical fURI text; value = an INTEGER or REAL for a plain
  *       int or real (bound natively: exact, and no text formatting on the
  *       write path), else the EXACT text form of the obj.  The column has no
  *       affinity, so SQLite keeps the type bound.  (A database made before,
  *       with `value TEXT`, is written in text only: see d->native.)
- *   journal(seq INTEGER PRIMARY KEY, origin, ops BLOB)
+ *       sum = row_sum() of furi, the value's storage class and its bytes: a
+ *       flipped bit in a row is reported (HYB_E_CORRUPT), never returned.
+ *       Databases made before sums existed get the column, and every row its
+ *       sum, when first opened for writing; `PRAGMA user_version` 1 then says
+ *       every row has one (a row without is damage).
+ *   journal(seq INTEGER PRIMARY KEY, origin, ops BLOB, sum INTEGER)
  *       one row per commit, written in the same transaction: every write
  *       of the commit in order, as  key NUL tag payload  with tag 'd'
  *       (delete, no payload), 'i' / 'r' (8 bytes, an int64 / a double in
@@ -18,7 +23,8 @@
  *       and no formatting beyond what kv stores.  Trimmed to about
  *       journal_max rows, never the newest, so seq (max + 1) only grows
  *       without AUTOINCREMENT's sqlite_sequence page.  A reader that finds
- *       rows trimmed before it saw them resyncs from kv.
+ *       rows trimmed before it saw them, or a row whose ops do not match its
+ *       sum (damage), resyncs from kv.
  *   handles(origin INTEGER PRIMARY KEY, pid)
  *       every open handle, registered (in a write transaction) before it
  *       loads kv.  A commit writes its journal row only when another handle
@@ -31,6 +37,17 @@
  *       its own row gone (a pid namespace where kill(pid, 0) said ESRCH)
  *       registers again and resyncs from kv, so it misses nothing.
  *
+ * Every open runs `PRAGMA quick_check` before it trusts the file (b-tree
+ * structure and page accounting: a page that lost cells loses rows without
+ * changing the others, which no row checksum can see).  It reads what the
+ * load reads anyway: about 2% of the open's time.  A count of rows kept by
+ * every commit would catch the same at load, but costs a page per commit.
+ *
+ * A file we may not write (or in a directory we may not write, where no -wal
+ * or -shm file can be made) opens read-only with `immutable=1` (dbfile.c): no
+ * locks, no WAL, no handle row, no journal polls; writes fail with
+ * HYB_E_READ_ONLY.  The sums are computed and checked in rowsum.c.
+ *
  * `PRAGMA data_version` changes only when another connection commits, so a
  * poll with nothing new costs one tiny statement.  Every call here takes
  * d->lock: the connection is used by the commit leader and the poller.
@@ -39,29 +56,62 @@
  */
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/random.h>
 #include <unistd.h>
 
 #include "store-internal.h"
 
-#define STORE_APP_ID 0x48796231 /* "Hyb1" */
 
 static const char schema[] =
-        "CREATE TABLE IF NOT EXISTS kv(furi TEXT PRIMARY KEY NOT NULL, value NOT NULL)"
-        " WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS kv(furi TEXT PRIMARY KEY NOT NULL, value NOT NULL,"
+        " sum INTEGER) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS journal(seq INTEGER PRIMARY KEY,"
-        " origin INTEGER NOT NULL, ops BLOB NOT NULL);"
+        " origin INTEGER NOT NULL, ops BLOB NOT NULL, sum INTEGER);"
         "CREATE TABLE IF NOT EXISTS handles(origin INTEGER PRIMARY KEY, pid INTEGER NOT NULL);";
 
 /* A journal of an earlier layout is only a change feed: replace it. */
 static const char old_journal[] =
         "SELECT (SELECT count(*) FROM pragma_table_info('journal')) > 0 AND"
-        " (SELECT count(*) FROM pragma_table_info('journal') WHERE name = 'ops') = 0";
+        " (SELECT count(*) FROM pragma_table_info('journal') WHERE name = 'sum') = 0";
 
+
+int db_code(int rc)
+{
+        switch (rc & 0xff) {
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_CORRUPT:
+                return HYB_E_CORRUPT;
+        case SQLITE_READONLY:
+                return HYB_E_READ_ONLY;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        default:
+                return HYB_E_DATABASE;
+        }
+}
+
+/* The error of the connection's last failure, named by its cause. */
 static int db_err(store_db *d, hyb_error *e, const char *what)
 {
-        return err_set(e, HYB_E_DATABASE, -1, "%s: %s", what,
-                       d->db ? sqlite3_errmsg(d->db) : "out of memory");
+        int code;
+
+        if (!d->db)
+                return err_set(e, -ENOMEM, -1, "%s: out of memory", what);
+        code = db_code(sqlite3_errcode(d->db));
+        if (code == -ENOSPC)
+                return err_set(e, code, -1, "%s: disk full (%s)", what, sqlite3_errmsg(d->db));
+        if (code == HYB_E_CORRUPT)
+                return err_set(e, code, -1, "%s: database corrupt (%s)", what,
+                               sqlite3_errmsg(d->db));
+        return err_set(e, code, -1, "%s: %s", what, sqlite3_errmsg(d->db));
+}
+
+static int64_t value_sum(const char *key, const db_value *v)
+{
+        return db_row_sum(key, strlen(key), v->type, v->i, v->d, v->text,
+                          v->type == SQLITE_TEXT ? strlen(v->text) : 0);
 }
 
 static int prep(store_db *d, const char *sql, sqlite3_stmt **ret, hyb_error *e)
@@ -137,28 +187,23 @@ static void bind_value(sqlite3_stmt *s, int col, const db_value *v)
         }
 }
 
-/* The obj a kv/journal value column holds: *ret NULL for SQL NULL (a delete); < 0 when the
- * text cannot be parsed. */
-static int column_obj(sqlite3_stmt *s, int col, hyb_obj **ret)
+/* SQLite's quick check, before the file is trusted. */
+static int quick_check(store_db *d, const char *path, hyb_error *e)
 {
+        sqlite3_stmt *s = NULL;
+        int r = prep(d, "PRAGMA quick_check(1)", &s, e);
         const char *t;
 
-        *ret = NULL;
-        switch (sqlite3_column_type(s, col)) {
-        case SQLITE_NULL:
-                return 0;
-        case SQLITE_INTEGER:
-                return hyb_obj_new_int(sqlite3_column_int64(s, col), ret);
-        case SQLITE_FLOAT:
-                return hyb_obj_new_real(sqlite3_column_double(s, col), ret);
-        default:
-                t = (const char *)sqlite3_column_text(s, col);
-                if (!t)
-                        return -ENOMEM;
-                return hyb_obj_parse(t, (size_t)sqlite3_column_bytes(s, col), ret, NULL) < 0
-                               ? HYB_E_DATABASE
-                               : 0;
-        }
+        if (r < 0)
+                return r;
+        if (sqlite3_step(s) != SQLITE_ROW)
+                r = db_err(d, e, "quick check");
+        else if ((t = (const char *)sqlite3_column_text(s, 0)) && strcmp(t, "ok") != 0)
+                r = err_set(e, HYB_E_CORRUPT, -1,
+                            "%s: corrupt (SQLite's quick check: %.120s; see 'hybrid store "
+                            "check')", path, t);
+        sqlite3_finalize(s);
+        return r;
 }
 
 /* Drops the rows of processes that are gone, then adds ours: before the caller loads kv. */
@@ -168,7 +213,7 @@ static int register_handle(store_db *d, const char *path, hyb_error *e)
         int r;
 
         if (run(d->begin_w) != SQLITE_DONE)
-                return err_set(e, HYB_E_DATABASE, -1, "%s: %s", path, sqlite3_errmsg(d->db));
+                return db_err(d, e, path);
         r = prep(d, "SELECT origin, pid FROM handles", &s, e);
         if (r == 0)
                 r = prep(d, "DELETE FROM handles WHERE origin = ?1", &del, e);
@@ -197,14 +242,80 @@ static int register_handle(store_db *d, const char *path, hyb_error *e)
         return r;
 }
 
+static int64_t pragma_int(store_db *d, const char *sql, hyb_error *e, int *ret_r)
+{
+        sqlite3_stmt *s = NULL;
+        int64_t v = -1;
+
+        *ret_r = prep(d, sql, &s, e);
+        if (*ret_r < 0)
+                return -1;
+        if (sqlite3_step(s) == SQLITE_ROW)
+                v = sqlite3_column_int64(s, 0);
+        else
+                *ret_r = db_err(d, e, sql);
+        sqlite3_finalize(s);
+        return v;
+}
+
+/* Gives the kv rows of a database made before sums their sum (verifying each first: a row
+ * that cannot be read is not blessed), then marks the file as complete. */
+static int upgrade_sums(store_db *d, hyb_error *e)
+{
+        sqlite3_stmt *s = NULL, *u = NULL;
+        int r, rc;
+
+        if (run(d->begin_w) != SQLITE_DONE)
+                return db_err(d, e, "upgrade");
+        r = prep(d, "SELECT furi, value, sum FROM kv WHERE sum IS NULL", &s, e);
+        if (r == 0)
+                r = prep(d, "UPDATE kv SET sum = ?2 WHERE furi = ?1", &u, e);
+        while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+                const char *why = NULL, *key = (const char *)sqlite3_column_text(s, 0);
+                hyb_obj *v = NULL;
+                int type = sqlite3_column_type(s, 1);
+
+                r = db_row_check(s, false, &v, &why);
+                hyb_obj_unref(v);
+                if (r < 0) {
+                        if (why)
+                                err_set(e, r, -1, "corrupt row at '%.120s': %s", key ? key : "",
+                                        why);
+                        break;
+                }
+                sqlite3_bind_text(u, 1, key, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(u, 2, db_row_sum(key, strlen(key), type,
+                                                    sqlite3_column_int64(s, 1),
+                                                    sqlite3_column_double(s, 1),
+                                                    (const char *)sqlite3_column_text(s, 1),
+                                                    (size_t)sqlite3_column_bytes(s, 1)));
+                if (step_done(u) != 0)
+                        r = db_err(d, e, "upgrade");
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = db_err(d, e, "upgrade");
+        sqlite3_finalize(s);
+        sqlite3_finalize(u);
+        if (r == 0)
+                r = exec(d, "PRAGMA user_version=1" /* SUMS_VERSION */, e);
+        if (r == 0 && run(d->commit) != SQLITE_DONE)
+                r = db_err(d, e, "upgrade");
+        if (r < 0)
+                run(d->rollback);
+        return r;
+}
+
 int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error *e)
 {
         sqlite3_stmt *s = NULL;
-        int64_t app_id;
+        int64_t app_id, n;
         int r;
 
         memset(d, 0, sizeof(*d));
         pthread_mutex_init(&d->lock, NULL);
+        d->path = strdup(path);
+        if (!d->path)
+                return -ENOMEM;
         d->journal_max = o->journal_max ? o->journal_max : 4096;
         if (getrandom(&d->origin, sizeof(d->origin), 0) != sizeof(d->origin))
                 d->origin = (int64_t)getpid() << 20 ^ (int64_t)hyb_now_usec();
@@ -212,43 +323,68 @@ int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error
                 d->origin = 1;
 
         /* NOMUTEX: d->lock serialises every use of the connection. */
-        if (sqlite3_open_v2(path, &d->db,
-                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                            NULL) != SQLITE_OK)
-                return db_err(d, e, path);
+        if ((r = db_connect(path, false, &d->db, &d->readonly, e)) < 0)
+                return r;
         sqlite3_busy_timeout(d->db, o->busy_timeout_ms ? (int)o->busy_timeout_ms : 5000);
-        r = prep(d, "PRAGMA application_id", &s, e);
-        if (r < 0)
-                return err_set(e, HYB_E_DATABASE, -1, "%s: %s", path, sqlite3_errmsg(d->db));
-        app_id = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-        sqlite3_finalize(s);
-        if (app_id < 0)
-                return err_set(e, HYB_E_DATABASE, -1, "%s: %s", path, sqlite3_errmsg(d->db));
+        app_id = pragma_int(d, "PRAGMA application_id", e, &r);
+        if (r < 0) {
+                err_prefix(e, "%s", path);
+                return r;
+        }
         if (app_id != 0 && app_id != STORE_APP_ID)
                 return err_set(e, HYB_E_DATABASE, -1,
                                "%s: not a hybrid store database (application_id %lld)", path,
                                (long long)app_id);
-        if ((r = exec(d, "PRAGMA journal_mode=WAL", e)) < 0 ||
-            (r = exec(d, o->durability == HYB_DURABILITY_FULL ? "PRAGMA synchronous=FULL"
-                                                              : "PRAGMA synchronous=NORMAL",
+        n = pragma_int(d, "SELECT count(*) FROM pragma_table_info('kv') WHERE name = 'sum'", e,
+                       &r);
+        if (r < 0) {
+                err_prefix(e, "%s", path);
+                return r;
+        }
+        d->has_sum = n > 0;
+        if (d->readonly) {
+                if (app_id != STORE_APP_ID)
+                        return err_set(e, HYB_E_DATABASE, -1,
+                                       "%s: not a hybrid store database (read-only, so it cannot "
+                                       "be made one)", path);
+        } else if ((r = exec(d, "PRAGMA journal_mode=WAL", e)) < 0 ||
+                   (r = exec(d, o->durability == HYB_DURABILITY_FULL ? "PRAGMA synchronous=FULL"
+                                                                     : "PRAGMA synchronous=NORMAL",
+                             e)) < 0 ||
+                   (r = exec(d, "PRAGMA application_id=1215914545", e)) < 0 ||
+                   (r = prep(d, old_journal, &s, e)) < 0) {
+                err_prefix(e, "%s", path);
+                return r;
+        } else {
+                bool old = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0;
+                sqlite3_finalize(s);
+                if ((old && (r = exec(d, "DROP TABLE journal", e)) < 0) ||
+                    (r = exec(d, schema, e)) < 0) {
+                        err_prefix(e, "%s", path);
+                        return r;
+                }
+                if (!d->has_sum) {
+                        /* a new file has it from the schema just made; an old one gains it */
+                        n = pragma_int(d, "SELECT count(*) FROM pragma_table_info('kv')"
+                                          " WHERE name = 'sum'", e, &r);
+                        if (r < 0)
+                                return r;
+                        if (n == 0 &&
+                            (r = exec(d, "ALTER TABLE kv ADD COLUMN sum INTEGER", e)) < 0) {
+                                err_prefix(e, "%s", path);
+                                return r;
+                        }
+                        d->has_sum = true;
+                }
+        }
+        if ((r = prep(d, "INSERT INTO kv(furi, value, sum) VALUES(?1, ?2, ?3) ON CONFLICT(furi)"
+                         " DO UPDATE SET value = excluded.value, sum = excluded.sum",
+                      &d->upsert, e)) < 0 && !d->readonly)
+                return r;
+        if ((r = prep(d, "DELETE FROM kv WHERE furi = ?1", &d->del, e)) < 0 ||
+            (r = prep(d, "INSERT INTO journal(origin, ops, sum) VALUES(?1, ?2, ?3)", &d->jadd,
                       e)) < 0 ||
-            (r = exec(d, "PRAGMA application_id=1215914545", e)) < 0 ||
-            (r = prep(d, old_journal, &s, e)) < 0) {
-                err_prefix(e, "%s", path);
-                return r;
-        }
-        app_id = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-        sqlite3_finalize(s);
-        if ((app_id > 0 && (r = exec(d, "DROP TABLE journal", e)) < 0) ||
-            (r = exec(d, schema, e)) < 0) {
-                err_prefix(e, "%s", path);
-                return r;
-        }
-        if ((r = prep(d, "INSERT INTO kv(furi, value) VALUES(?1, ?2) ON CONFLICT(furi) DO "
-                         "UPDATE SET value = excluded.value", &d->upsert, e)) < 0 ||
-            (r = prep(d, "DELETE FROM kv WHERE furi = ?1", &d->del, e)) < 0 ||
-            (r = prep(d, "INSERT INTO journal(origin, ops) VALUES(?1, ?2)", &d->jadd, e)) < 0 ||
-            (r = prep(d, "SELECT seq, origin, ops FROM journal WHERE seq > ?1 ORDER BY seq",
+            (r = prep(d, "SELECT seq, origin, ops, sum FROM journal WHERE seq > ?1 ORDER BY seq",
                       &d->jsince, e)) < 0 ||
             (r = prep(d, "SELECT count(*) FROM handles WHERE origin != ?1", &d->others, e)) < 0 ||
             (r = prep(d, "SELECT count(*) FROM handles WHERE origin = ?1", &d->self, e)) < 0 ||
@@ -256,22 +392,43 @@ int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error
             (r = prep(d, "SELECT coalesce(max(seq), 0) FROM journal", &d->jmax, e)) < 0 ||
             (r = prep(d, "DELETE FROM journal WHERE seq <= ?1", &d->jtrim, e)) < 0 ||
             (r = prep(d, "PRAGMA data_version", &d->dver, e)) < 0 ||
-            (r = prep(d, "SELECT furi, value FROM kv", &d->all, e)) < 0 ||
+            (r = prep(d, d->has_sum ? "SELECT furi, value, sum FROM kv"
+                                    : "SELECT furi, value, NULL FROM kv", &d->all, e)) < 0 ||
             (r = prep(d, "BEGIN IMMEDIATE", &d->begin_w, e)) < 0 ||
             (r = prep(d, "BEGIN", &d->begin_r, e)) < 0 ||
             (r = prep(d, "COMMIT", &d->commit, e)) < 0 ||
             (r = prep(d, "ROLLBACK", &d->rollback, e)) < 0 ||
             (r = prep(d, "SELECT type FROM pragma_table_info('kv') WHERE name = 'value'", &s,
-                      e)) < 0)
+                      e)) < 0) {
+                if (d->readonly)
+                        return err_set(e, HYB_E_DATABASE, -1,
+                                       "%s: not a hybrid store database (%s)", path,
+                                       sqlite3_errmsg(d->db));
+                err_prefix(e, "%s", path);
                 return r;
+        }
         if (sqlite3_step(s) == SQLITE_ROW) {
                 const char *type = (const char *)sqlite3_column_text(s, 0);
                 d->native = !type || !*type;
         }
         sqlite3_finalize(s);
+        d->sums_complete = pragma_int(d, "PRAGMA user_version", e, &r) >= SUMS_VERSION;
+        if (r < 0)
+                return r;
         d->last_seq = scalar(d, d->jmax);
         d->data_version = scalar(d, d->dver);
-        return register_handle(d, path, e);
+        if ((r = quick_check(d, path, e)) < 0 || d->readonly)
+                return r;
+        if ((r = register_handle(d, path, e)) < 0)
+                return r;
+        if (!d->sums_complete) {
+                if ((r = upgrade_sums(d, e)) < 0) {
+                        err_prefix(e, "%s", path);
+                        return r;
+                }
+                d->sums_complete = true;
+        }
+        return 0;
 }
 
 void db_close(store_db *d)
@@ -282,8 +439,8 @@ void db_close(store_db *d)
                                    &d->rollback, &d->others, &d->self };
         sqlite3_stmt *s = NULL;
 
-        /* unregister: writers stop journalling for us */
-        if (d->db && d->others &&
+        /* unregister: writers stop journalling for us (and the shutdown is clean) */
+        if (d->db && d->others && !d->readonly &&
             sqlite3_prepare_v2(d->db, "DELETE FROM handles WHERE origin = ?1", -1, &s, NULL) ==
                     SQLITE_OK) {
                 sqlite3_bind_int64(s, 1, d->origin);
@@ -298,6 +455,8 @@ void db_close(store_db *d)
         if (d->db)
                 sqlite3_close(d->db);
         d->db = NULL;
+        free(d->path);
+        d->path = NULL;
         pthread_mutex_destroy(&d->lock);
 }
 
@@ -310,16 +469,22 @@ int db_load(store_db *d, int (*fn)(const char *key, hyb_obj *value, void *ud), v
         /* One read transaction: the rows and the journal position agree. */
         run(d->begin_r);
         while ((s = sqlite3_step(d->all)) == SQLITE_ROW) {
+                const char *key = (const char *)sqlite3_column_text(d->all, 0), *why = NULL;
                 hyb_obj *v = NULL;
-                if (column_obj(d->all, 1, &v) < 0)
-                        v = NULL;
-                r = fn((const char *)sqlite3_column_text(d->all, 0), v, ud);
+
+                r = db_row_check(d->all, d->sums_complete, &v, &why);
+                if (r == 0)
+                        r = fn(key, v, ud);
                 hyb_obj_unref(v);
+                if (r == HYB_E_CORRUPT)
+                        err_set(e, r, -1, "%s: corrupt row at '%.120s': %s (see 'hybrid store "
+                                "check')", d->path, key ? key : "",
+                                why ? why : "key is not a fURI");
                 if (r < 0)
                         break;
         }
         if (r == 0 && s != SQLITE_DONE)
-                r = db_err(d, e, "load");
+                r = db_err(d, e, d->path);
         sqlite3_reset(d->all);
         if (r == 0)
                 d->last_seq = scalar(d, d->jmax);
@@ -423,6 +588,8 @@ int db_commit(store_db *d, db_op *ops, hyb_error *e)
 
         if (!ops)
                 return 0;
+        if (d->readonly)
+                return err_set(e, HYB_E_READ_ONLY, -1, "%s is read-only", d->path);
         pthread_mutex_lock(&d->lock);
         /* IMMEDIATE: take the write lock now, so busy_timeout covers the wait. */
         if (run(d->begin_w) != SQLITE_DONE) {
@@ -433,6 +600,7 @@ int db_commit(store_db *d, db_op *ops, hyb_error *e)
                 if (op->value.type != SQLITE_NULL) {
                         sqlite3_bind_text(d->upsert, 1, op->key, -1, SQLITE_STATIC);
                         bind_value(d->upsert, 2, &op->value);
+                        sqlite3_bind_int64(d->upsert, 3, value_sum(op->key, &op->value));
                         r = step_done(d->upsert);
                 } else {
                         sqlite3_bind_text(d->del, 1, op->key, -1, SQLITE_STATIC);
@@ -464,6 +632,7 @@ int db_commit(store_db *d, db_op *ops, hyb_error *e)
         if (r == 0) {
                 sqlite3_bind_int64(d->jadd, 1, d->origin);
                 sqlite3_bind_blob(d->jadd, 2, blob, (int)len, SQLITE_STATIC);
+                sqlite3_bind_int64(d->jadd, 3, db_journal_sum(blob, len));
                 r = step_done(d->jadd);
         }
         if (r) {
@@ -515,6 +684,8 @@ int db_poll(store_db *d, bool wait, db_change **ret, size_t *n, bool *ret_gap)
         *ret = NULL;
         *n = 0;
         *ret_gap = false;
+        if (d->readonly)
+                return 0; /* immutable: nobody else writes it */
         if (!wait) {
                 if (pthread_mutex_trylock(&d->lock) != 0)
                         return -EBUSY;
@@ -552,6 +723,14 @@ int db_poll(store_db *d, bool wait, db_change **ret, size_t *n, bool *ret_gap)
                 const char *p = sqlite3_column_blob(d->jsince, 2);
                 const char *end = p + sqlite3_column_bytes(d->jsince, 2);
 
+                if (sqlite3_column_type(d->jsince, 3) != SQLITE_INTEGER ||
+                    sqlite3_column_int64(d->jsince, 3) != db_journal_sum(p, (size_t)(end - p))) {
+                        /* a damaged row: what it says cannot be trusted; kv can */
+                        *ret_gap = true;
+                        d->last_seq = seq;
+                        continue;
+                }
+
                 while (p && p < end) {
                         db_change *x;
                         if (grow_array((void **)&c, &alloc, cnt + 1, sizeof(*c)) < 0) {
@@ -561,11 +740,14 @@ int db_poll(store_db *d, bool wait, db_change **ret, size_t *n, bool *ret_gap)
                         x = &c[cnt++];
                         *x = (db_change){ .seq = seq, .own = own };
                         r = journal_next(&p, end, own, &x->key, &x->value, &x->bad);
+                        if (x->bad)
+                                *ret_gap = true;
                         if (r == HYB_E_DATABASE) {
-                                /* a damaged row: skip the rest of it */
+                                /* a malformed row: skip the rest of it, resync from kv */
                                 if (!x->key)
                                         cnt--;
                                 x->bad = true;
+                                *ret_gap = true;
                                 r = 0;
                                 break;
                         }

@@ -110,6 +110,8 @@ struct store_sub {
 };
 
 /* ---- db.c: SQLite persistence and the change journal ---- */
+#define STORE_APP_ID 0x48796231 /* PRAGMA application_id: "Hyb1" */
+#define SUMS_VERSION 1          /* PRAGMA user_version: every kv row has its sum */
 /* A value as stored in kv.value (a column without type affinity, so SQLite keeps what is
  * bound): a plain int or finite non-zero real (no type or value id) binds natively, exact and
  * without formatting; anything else is its EXACT text form. */
@@ -138,6 +140,10 @@ typedef struct store_db {
         int64_t others_version; /* data_version when n_others was read (-1: never) */
         int64_t n_others;       /* other registered handles: 0 = no journal row needed */
         bool native;            /* kv.value has no affinity: ints and reals bind natively */
+        bool has_sum;           /* kv has its sum column */
+        bool sums_complete;     /* user_version says every kv row has its sum */
+        bool readonly;          /* opened immutable: reads only (see db.c) */
+        char *path;
         pthread_mutex_t lock;
         int64_t origin;         /* random id of this handle in the journal */
         int64_t last_seq;       /* journal rows up to here are applied */
@@ -151,13 +157,30 @@ typedef struct db_change {
         bool own;
         char *key;
         hyb_obj *value;         /* NULL = delete (or a value that cannot be read) */
-        bool bad;               /* the stored value could not be decoded: skip the row */
+        bool bad;               /* the stored value could not be decoded: skip the row (the
+                                   poll then reports a gap, so the caller resyncs from kv) */
 } db_change;
 
 int db_open(store_db *d, const char *path, const hyb_store_options *o, hyb_error *e);
+/* dbfile.c: opens path: read-only with immutable=1 when we may not write it or its directory (then
+ * *ret_readonly; a non-empty -wal file next to it is HYB_E_READ_ONLY), else read-write and
+ * created (check_only: not created). */
+int db_connect(const char *path, bool check_only, sqlite3 **ret, bool *ret_readonly,
+               hyb_error *e);
+/* The HYB_E_* / -errno code of an SQLite result code (SQLITE_FULL = -ENOSPC, ...). */
+int db_code(int rc);
+/* rowsum.c: the checksum of a kv row (kv.sum): the key, the value's storage class and its bytes. */
+int64_t db_row_sum(const char *key, size_t key_len, int type, int64_t i, double d,
+                   const char *text, size_t text_len);
+/* The sum of a journal row's ops (journal.sum). */
+int64_t db_journal_sum(const void *ops, size_t len);
+/* Reads the row `furi, value, sum` of s: the value in *ret (a new reference), or
+ * HYB_E_CORRUPT with *ret_why saying what is wrong (a missing sum only when need_sum). */
+int db_row_check(sqlite3_stmt *s, bool need_sum, hyb_obj **ret, const char **ret_why);
 void db_close(store_db *d);
-/* Calls fn for every stored row (the whole table; value borrowed, NULL when it cannot be
- * decoded); under d->lock. */
+/* Calls fn for every stored row (the whole table; value borrowed); under d->lock.  A row
+ * that cannot be read, or that fn finds unreadable (HYB_E_CORRUPT), stops the load with
+ * HYB_E_CORRUPT and a message naming its key. */
 int db_load(store_db *d, int (*fn)(const char *key, hyb_obj *value, void *ud), void *ud,
             hyb_error *e);
 /* One transaction: every op, and its journal row. */
@@ -174,6 +197,7 @@ int db_journal_rows(store_db *d, int64_t *ret);
 typedef struct commit_waiter {
         bool done;
         int r;
+        char why[256];          /* what failed, when r < 0 */
 } commit_waiter;
 
 /* ---- the handle (store.c) ---- */
@@ -230,6 +254,14 @@ void store_queue_done(hyb_store *st, hyb_store_done_fn done, void *ud, int r);
 /* Checks v's size limit; keep: *ret gets the form to store (else nothing is formatted that
  * nobody reads, and *ret is untouched). */
 int store_encode(hyb_store *st, const hyb_obj *v, bool keep, db_value *ret, hyb_error *e);
+
+/* write.c helpers the reads share (read.c) */
+/* The kind a `?int`-style query of f asks for, or -1. */
+int store_type_word(const hyb_furi *f);
+/* HYB_E_TYPE (naming f) when v is not of kind (-1: any kind). */
+int store_check_type(const hyb_furi *f, int kind, const hyb_obj *v, hyb_error *e);
+/* The text of a branch without its trailing `/` ("/x/" -> "/x"); NULL on ENOMEM. */
+char *store_branch_base(const hyb_furi *f);
 
 /* commit.c */
 void commit_enqueue(hyb_store *st, db_op *op);

@@ -192,9 +192,9 @@ static int collect_row(const char *key, hyb_obj *value, void *ud)
 
         if (r < 0)
                 return r;
-        /* a row we cannot read is skipped, not fatal */
-        if (!value || hyb_furi_parse(key, (size_t)-1, NULL, &rs->v[rs->n].key, NULL) < 0)
-                return 0;
+        /* a row we cannot read is damage: db_load reports it, naming the key */
+        if (hyb_furi_parse(key, (size_t)-1, NULL, &rs->v[rs->n].key, NULL) < 0)
+                return HYB_E_CORRUPT;
         rs->v[rs->n++].value = hyb_obj_ref(value);
         return 0;
 }
@@ -298,8 +298,13 @@ static int sync_remote(hyb_store *st, bool wait)
                 pthread_mutex_unlock(&st->sync_lock);
                 return r;
         }
-        if (gap)
-                did = store_resync_locked(st);
+        if (gap && (did = store_resync_locked(st)) < 0) {
+                /* damage in kv: memory keeps what was read before, and the caller hears */
+                pthread_mutex_unlock(&st->lock);
+                pthread_mutex_unlock(&st->sync_lock);
+                db_changes_free(c, n);
+                return did;
+        }
         for (size_t i = 0; i < n; i++)
                 any_own |= c[i].own;
         for (size_t i = 0; i < n; i++) {
@@ -382,8 +387,8 @@ static int load_row(const char *key, hyb_obj *value, void *ud)
         hyb_furi *k = NULL;
         int r;
 
-        if (!value || hyb_furi_parse(key, (size_t)-1, NULL, &k, NULL) < 0)
-                return 0; /* unreadable rows are skipped */
+        if (hyb_furi_parse(key, (size_t)-1, NULL, &k, NULL) < 0)
+                return HYB_E_CORRUPT; /* db_load reports it, naming the key */
         r = index_set(&st->index, k, value, NULL);
         hyb_furi_unref(k);
         return r;

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The operations of doc/store.md: write (retained, transient, noobj =
- * delete, branch writes, writes through stored polys), read (node, pattern,
- * branch) and scan.  Every write is applied to memory and queued for commit
- * under st->lock, so writes, their messages and their database ops share one
- * order; a synchronous write then waits for its group commit (commit.c).
+ * The write operations of the store: retained, transient, noobj = delete,
+ * branch writes, writes through stored polys (reads are in read.c).  Every
+ * write is applied to memory and queued for commit under st->lock, so
+ * writes, their messages and their database ops share one order; a
+ * synchronous write then waits for its group commit (commit.c).
  */
 #include <stdio.h>
 
@@ -41,7 +41,7 @@ int store_check_furi(hyb_store *st, const hyb_furi *f, hyb_error *e)
 }
 
 /* The kind a `?int`-style query asks for, or -1. */
-static int type_word(const hyb_furi *f)
+int store_type_word(const hyb_furi *f)
 {
         if (!hyb_furi_get_query(f))
                 return -1;
@@ -51,7 +51,7 @@ static int type_word(const hyb_furi *f)
         return -1;
 }
 
-static int check_type(const hyb_furi *f, int kind, const hyb_obj *v, hyb_error *e)
+int store_check_type(const hyb_furi *f, int kind, const hyb_obj *v, hyb_error *e)
 {
         if (kind < 0 || !v || hyb_obj_is_noobj(v) || (int)hyb_obj_get_kind(v) == kind)
                 return 0;
@@ -230,7 +230,7 @@ static int delete_pattern(wctx *w, const hyb_furi *pattern)
 }
 
 /* The text of a branch without its trailing `/` ("/x/" -> "/x", "/" -> ""). */
-static char *branch_base(const hyb_furi *f)
+char *store_branch_base(const hyb_furi *f)
 {
         const char *p = hyb_furi_get_path_str(f);
         size_t len = strlen(p);
@@ -284,7 +284,7 @@ static int child_key(const char *base, const hyb_obj *k, size_t index, bool lst,
 
 static int write_branch(wctx *w, const hyb_furi *t, hyb_obj *value)
 {
-        _cleanup_free_ char *base = branch_base(t);
+        _cleanup_free_ char *base = store_branch_base(t);
         bool lst = hyb_obj_get_kind(value) == HYB_OBJ_LST;
         size_t n = hyb_obj_get_len(value);
         int r = 0;
@@ -330,8 +330,8 @@ static int write_locked(wctx *w, const hyb_furi *target, hyb_obj *value)
         r = store_check_furi(w->st, target, w->e);
         if (r < 0)
                 return r;
-        kind = type_word(target);
-        if ((r = check_type(target, kind, value, w->e)) < 0)
+        kind = store_type_word(target);
+        if ((r = store_check_type(target, kind, value, w->e)) < 0)
                 return r;
         if (hyb_obj_get_kind(value) == HYB_OBJ_OBJS)
                 return err_set(w->e, -EINVAL, -1, "a stream cannot be stored at '%s': write its "
@@ -370,6 +370,10 @@ static int do_write(hyb_store *st, const hyb_furi *target, hyb_obj *value, unsig
         int r;
 
         w.tail = &w.ops;
+        if (st->persistent && st->db.readonly && !w.transient)
+                return err_set(e, HYB_E_READ_ONLY, -1,
+                               "%s is read-only (no write access to the file or its directory)",
+                               st->db.path);
         /* Catch up with other processes first: a delete must see what they stored.  A value
          * written to a node does not depend on what is stored there, and is ordered against
          * their writes of the same key by the journal (sync_remote skips a change that our
@@ -400,7 +404,7 @@ static int do_write(hyb_store *st, const hyb_furi *target, hyb_obj *value, unsig
                 rc = commit_run(st, &cw);
                 if (r == 0 && rc < 0) {
                         r = rc;
-                        err_set(e, rc, -1, "commit failed");
+                        err_set(e, rc, -1, "commit failed: %s", cw.why);
                 }
         }
         if (!async)
@@ -450,175 +454,5 @@ HYB_EXPORT int hyb_store_flush(hyb_store *st)
         pthread_mutex_lock(&st->lock);
         r = commit_run(st, NULL);
         pthread_mutex_unlock(&st->lock);
-        return r;
-}
-
-/* ---- reads ---- */
-
-typedef struct coll {
-        hyb_furi **keys;
-        hyb_obj **vals;
-        size_t n, alloc_k, alloc_v;
-        int kind;
-        const hyb_furi *target;
-        hyb_error *e;
-        int r;
-} coll;
-
-static void coll_free(coll *c)
-{
-        for (size_t i = 0; i < c->n; i++) {
-                hyb_furi_unref(c->keys[i]);
-                hyb_obj_unref(c->vals[i]);
-        }
-        free(c->keys);
-        free(c->vals);
-}
-
-static int collect(const char *path, const store_pos *p, void *ud)
-{
-        coll *c = ud;
-        hyb_furi *f = NULL;
-        int r;
-
-        if ((r = check_type(c->target, c->kind, p->value, c->e)) < 0) {
-                c->r = r;
-                return 1;
-        }
-        if (p->tn && p->tn->value)
-                f = hyb_furi_ref(p->tn->furi);
-        else if ((r = hyb_furi_parse(path, (size_t)-1, NULL, &f, NULL)) < 0)
-                return 0; /* an element whose key cannot form a fURI is skipped */
-        if (grow_array((void **)&c->keys, &c->alloc_k, c->n + 1, sizeof(hyb_furi *)) < 0 ||
-            grow_array((void **)&c->vals, &c->alloc_v, c->n + 1, sizeof(hyb_obj *)) < 0) {
-                hyb_furi_unref(f);
-                c->r = -ENOMEM;
-                return 1;
-        }
-        c->keys[c->n] = f;
-        c->vals[c->n++] = hyb_obj_ref(p->value);
-        return 0;
-}
-
-/* Collects the matches of target (a branch stands for its base) into c, in key order. */
-static int gather(hyb_store *st, const hyb_furi *target, bool synced, coll *c, hyb_error *e)
-{
-        hyb_furi *t = NULL;
-        int r;
-
-        if (!synced && (r = store_check_furi(st, target, e)) < 0)
-                return r;
-        c->kind = type_word(target);
-        c->target = target;
-        c->e = e;
-        if (hyb_furi_is_branch(target)) {
-                _cleanup_free_ char *base = branch_base(target);
-                if (!base)
-                        return -ENOMEM;
-                r = hyb_furi_parse(base, (size_t)-1, NULL, &t, e);
-                if (r < 0)
-                        return r;
-        } else if ((r = hyb_furi_strip_query(target, &t)) < 0)
-                return r;
-        if (!synced)
-                store_sync(st);
-        pthread_mutex_lock(&st->lock);
-        r = store_walk(st, t, true, collect, c);
-        pthread_mutex_unlock(&st->lock);
-        hyb_furi_unref(t);
-        if (c->r < 0)
-                return c->r;
-        return r < 0 ? r : 0;
-}
-
-HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **ret,
-                              hyb_error *reterr)
-{
-        coll c = { 0 };
-        hyb_obj **keys = NULL;
-        bool synced = false;
-        int r;
-
-        hyb_assert_return(st && target && ret, -EINVAL);
-        if (!hyb_furi_is_pattern(target) && !hyb_furi_is_branch(target)) {
-                /* A node read: a stored node is one hash lookup and a new reference; only a
-                 * miss walks (the node may be an element of a stored lst/rec above it). */
-                const hyb_obj *sv;
-                hyb_obj *v = NULL;
-
-                /* the host-store case first, from fields the read needs anyway */
-                if (st->relative || hyb_furi_get_scope(target) != HYB_SCOPE_HOST ||
-                    hyb_furi_get_scheme(target)) {
-                        r = store_check_furi(st, target, reterr);
-                        if (r < 0)
-                                return r;
-                }
-                store_sync(st);
-                pthread_mutex_lock(&st->lock);
-                sv = index_get_value(&st->index, target);
-                if (sv)
-                        v = hyb_obj_ref(sv);
-                pthread_mutex_unlock(&st->lock);
-                if (v) {
-                        r = check_type(target, type_word(target), v, reterr);
-                        if (r < 0) {
-                                hyb_obj_unref(v);
-                                return r;
-                        }
-                        *ret = v;
-                        return 0;
-                }
-                synced = true;
-        }
-        r = gather(st, target, synced, &c, reterr);
-        if (r < 0) {
-                coll_free(&c);
-                return r;
-        }
-        if (hyb_furi_is_branch(target)) {
-                keys = calloc(c.n + 1, sizeof(hyb_obj *));
-                r = keys ? 0 : -ENOMEM;
-                for (size_t i = 0; i < c.n && r == 0; i++)
-                        r = hyb_obj_new_uri(c.keys[i], &keys[i]);
-                if (r == 0)
-                        r = hyb_obj_new_rec(keys, c.vals, c.n, ret);
-                for (size_t i = 0; keys && i < c.n; i++)
-                        hyb_obj_unref(keys[i]);
-                free(keys);
-        } else if (hyb_furi_is_pattern(target))
-                r = hyb_obj_new_objs(c.vals, c.n, ret);
-        else
-                *ret = c.n ? hyb_obj_ref(c.vals[0]) : hyb_obj_noobj();
-        coll_free(&c);
-        return r;
-}
-
-HYB_EXPORT int hyb_store_read_str(hyb_store *st, const char *target, hyb_obj **ret,
-                                  hyb_error *reterr)
-{
-        hyb_furi *f = NULL;
-        int r;
-
-        hyb_assert_return(st && target && ret, -EINVAL);
-        r = hyb_furi_parse(target, (size_t)-1, NULL, &f, reterr);
-        if (r < 0)
-                return r;
-        r = hyb_store_read(st, f, ret, reterr);
-        hyb_furi_unref(f);
-        return r;
-}
-
-HYB_EXPORT int hyb_store_scan(hyb_store *st, const hyb_furi *pattern, hyb_store_each_fn fn,
-                              void *userdata, hyb_error *reterr)
-{
-        coll c = { 0 };
-        int r;
-
-        hyb_assert_return(st && pattern && fn, -EINVAL);
-        r = gather(st, pattern, false, &c, reterr);
-        /* callbacks run without the lock: they may use the store */
-        for (size_t i = 0; r == 0 && i < c.n; i++)
-                r = fn(c.keys[i], c.vals[i], userdata);
-        coll_free(&c);
         return r;
 }

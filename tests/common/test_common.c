@@ -46,6 +46,9 @@ START_TEST(test_status_mapping)
         ck_assert_int_eq(hyb_err_to_status(0), 200);
         ck_assert_int_eq(hyb_err_to_status(-ENOMEM), 507);
         ck_assert_int_eq(hyb_err_to_status(HYB_E_PARSE), 400);
+        ck_assert_int_eq(hyb_err_to_status(HYB_E_READ_ONLY), 403);  /* a read-only store */
+        ck_assert_int_eq(hyb_err_to_status(-ENOSPC), 507);          /* disk full */
+        ck_assert_str_eq(hyb_err_name(HYB_E_CORRUPT), "HYB_E_CORRUPT");
         ck_assert_int_eq(hyb_err_from_status(200), 0);
         ck_assert_int_eq(hyb_err_from_status(202), 0);
         ck_assert_int_eq(hyb_err_from_status(403), HYB_E_FORBIDDEN);

@@ -126,6 +126,44 @@ WPID=""
 [ "$st" = 0 ] && ok || bad "watch --count 2 exit status $st"
 [ "$(cat "$T/count.out")" = "/c/1${TAB}1.5
 /c/2${TAB}'two'" ] && ok || bad "watch --count printed: $(cat "$T/count.out")"
+# store check, and damage reported, never returned (exit 3 + "corrupt" naming the fURI)
+D2="$T/check.db"
+expect 0 "" -- "$H" store --db "$D2" put /c/v "'hello-corruption'"
+expect 0 "" -- "$H" store --db "$D2" put /c/w 2
+expect 0 "ok" -- "$H" store --db "$D2" check
+expect 0 '{"database":"'"$D2"'","sound":true,"problems":[]}' -- "$H" store --db "$D2" --json check
+# one flipped bit in the stored text ('h' -> 'i'): still valid obj text, so only the row's
+# checksum can tell
+python3 - "$D2" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+i = b.find(b'hello-corruption')
+assert i > 0 and b.find(b'hello-corruption', i + 1) < 0
+b[i] ^= 1
+open(p, 'wb').write(b)
+PY
+expect 3 "" -- "$H" store --db "$D2" get /c/w
+grep -q "corrupt" "$T/err" && grep -q "/c/v" "$T/err" && ok || bad "corrupt get: $(cat "$T/err")"
+grep -q "^hybrid: store: HYB_E_CORRUPT " "$T/err" && ok || bad "corrupt line: $(cat "$T/err")"
+expect 1 "/c/v${TAB}row does not match its checksum" -- "$H" store --db "$D2" check
+grep -q "corrupt" "$T/err" && ok || bad "check stderr: $(cat "$T/err")"
+expect 1 '{"database":"'"$D2"'","sound":false,"problems":[{"furi":"/c/v","problem":"row does not match its checksum"}]}' -- "$H" store --db "$D2" --json check
+# a damaged key with a newline and bytes past ASCII is listed on one line, escaped
+D3="$T/keys.db"
+expect 0 "" -- "$H" store --db "$D3" put /ok 1
+python3 - "$D3" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("INSERT INTO kv(furi, value, sum) VALUES(?, 1, 0)", ("/x\n\u00e9",))
+c.commit()
+PY
+expect 1 '/x\x0a\xc3\xa9'"${TAB}row does not match its checksum" -- "$H" store --db "$D3" check
+expect 1 '{"database":"'"$D3"'","sound":false,"problems":[{"furi":"/x\\x0a\\xc3\\xa9","problem":"row does not match its checksum"}]}' -- "$H" store --db "$D3" --json check
+expect 3 "" -- "$H" store --db "$T/absent.db" check
+[ ! -e "$T/absent.db" ] && ok || bad "check created the file it checks"
+expect 3 "" -- "$H" store --db "$T/text.db" check
+expect 2 "" -- "$H" store --db "$D2" check /c/v
 
 # watch in one process sees put/del from another
 "$H" store --db "$DB" put /w/old 0
