@@ -98,6 +98,11 @@ static int do_register_procedure(bconn *c, json_t *p, hyb_error *e)
                         return err_set(e, HYB_E_CONFLICT, -1, "procedure %s already registered", name);
         if (c->n_regs >= c->b->c->max_subscriptions)
                 return err_set(e, HYB_E_TOO_MANY, -1, "too many registrations");
+        unsigned uid_subs, uid_regs;
+        size_t uid_policy;
+        quota_uid_objects(c, &uid_subs, &uid_regs, &uid_policy);
+        if (uid_regs >= c->b->c->uid_max_registrations)
+                return err_set(e, HYB_E_TOO_MANY, -1, "quota uid_max_registrations exceeded");
         if (policy && !json_is_array(policy))
                 return err_set(e, HYB_E_BAD_REQUEST, -1, "policy must be an array");
         const char *hosts, *apps;
@@ -123,6 +128,14 @@ static int do_register_procedure(bconn *c, json_t *p, hyb_error *e)
                 free(pr);
                 return err_set(e, HYB_E_TOO_LARGE, -1, "policy longer than %u bytes", POLICY_TEXT_MAX);
         }
+        if (pr->policy && uid_policy + strlen(pr->policy) > c->b->c->uid_max_policy_bytes) {
+                free(pr->name);
+                free(pr->policy);
+                bus_acl_free(pr->hosts);
+                bus_acl_free(pr->apps);
+                free(pr);
+                return err_set(e, HYB_E_INSUFFICIENT_STORAGE, -1, "quota uid_max_policy_bytes exceeded");
+        }
         if (!pr->name || !pr->policy) {
                 free(pr->name);
                 free(pr->policy);
@@ -134,6 +147,7 @@ static int do_register_procedure(bconn *c, json_t *p, hyb_error *e)
         pr->next = c->procs;
         c->procs = pr;
         c->n_regs++;
+        c->policy_bytes += strlen(pr->policy);
         return 0;
 }
 
@@ -147,6 +161,7 @@ static int do_revoke_procedure(bconn *c, json_t *p, hyb_error *e)
                 if (bus_name_equal(pr->name, strlen(pr->name), name, strlen(name))) {
                         *pp = pr->next;
                         c->n_regs--;
+                        c->policy_bytes -= strlen(pr->policy);
                         free(pr->name);
                         free(pr->policy);
                         bus_acl_free(pr->hosts);

@@ -119,6 +119,9 @@ struct hyb_bus {
         unsigned n_ref;
         int fd;
         bool closed;
+        /* Why the broker closed us (its last ERROR frame): a status, 0 if it did not say. */
+        uint16_t close_status;
+        char close_msg[160];
         char *name;
         size_t name_len;
         size_t max_body;
