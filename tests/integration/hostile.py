@@ -240,7 +240,7 @@ def mode_policy(path, n, size):
     (uid_max_policy_bytes) before the broker stores them all."""
     n, size = int(n), int(size)
     c = auth(path, "org.example.reg", "r")
-    policy = [{"name": "p%d" % i, "type": "string"} for i in range(size // 30)]
+    policy = [{"name": "p%d" % i, "type": "string"} for i in range(size // 34)]
     sts = {}
     first_refused = None
     for i in range(n):
@@ -257,6 +257,33 @@ def mode_policy(path, n, size):
         repr(first_refused))
     print("held", flush=True)
     time.sleep(float(os.environ.get("HOLD_S", "1")))
+
+
+def mode_latency(path, stop_file):
+    """The bench's bystander: echo calls back to back until stop_file appears; prints
+    "latency CALLS P50_MS P99_MS ERRORS" (reconnecting after an error)."""
+    lat, errors, c, cid = [], 0, None, 0
+    while not os.path.exists(stop_file):
+        try:
+            if c is None:
+                c = auth(path, "org.example.bystander", "lat%d" % os.getpid(), timeout=10)
+            cid += 1
+            t0 = time.perf_counter()
+            r = call(c, BUILTIN, "echo", '"ping"', cid=cid)
+            dt = time.perf_counter() - t0
+            if r["status"] != 200:
+                errors += 1
+            else:
+                lat.append(dt)
+        except Exception:  # noqa: BLE001
+            errors += 1
+            c = None
+            time.sleep(0.01)
+    lat.sort()
+
+    def pct(q):
+        return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else float("nan")
+    print("latency %d %.3f %.3f %d" % (len(lat), pct(0.50), pct(0.99), errors), flush=True)
 
 
 if __name__ == "__main__":
