@@ -14,7 +14,8 @@
  *                sending (charged when the header announces it, before it is read)
  *
  * A send queue is charged to the connection that reads it, so a slow reader pays for its
- * own backlog: neither the sender nor a bystander is ever cut off for it.  Root and the
+ * own backlog: neither the sender nor a bystander is ever cut off for it.  Beside its own
+ * uid_max_bytes, a uid may hold at most 3/4 of what the other uids leave of max_memory.  Root and the
  * admins are not exempt (a root-owned runaway client is a runaway all the same).
  *
  * Cutting a peer off must reach it even though its queue is full, so the queue keeps a
@@ -165,6 +166,12 @@ const char *quota_bytes_over(bconn *c, size_t n)
         if (c->q->bytes + n > cf->uid_max_bytes)
                 return "uid_max_bytes";
         if (c->b->mem + n > cf->max_memory)
+                return "max_memory";
+        /* Fair share (dbus-broker's idea, simplified): a uid may hold at most three quarters
+         * of what the other uids leave free, so several hostile uids together still leave
+         * room for everyone else, and the one asking for more is the one refused. */
+        size_t others = c->b->mem - c->q->bytes;
+        if (c->q->bytes + n > (cf->max_memory - others) / 4 * 3)
                 return "max_memory";
         return NULL;
 }

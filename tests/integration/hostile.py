@@ -143,6 +143,30 @@ def mode_bigframes(path, n, frame_len):
     time.sleep(float(os.environ.get("HOLD_S", "2")))
 
 
+def mode_hold(path, frame_len, expect, hold_s):
+    """One connection announces a frame of frame_len bytes and sends all but its last byte;
+    expect is "admitted" (it holds them hold_s seconds) or "refused" (ERROR 507 max_memory)."""
+    frame_len = int(frame_len)
+    c = auth(path, "org.example.hold", "h%d" % os.getpid())
+    body_len = frame_len - rawbus.HDR.size - len(BUILTIN) - 4
+    data = frame(CALL, b'"' + b"h" * (body_len - 2), to=BUILTIN, member="echo", call_id=1)[:-2]
+    c.s.settimeout(3)
+    try:
+        c.send(data)
+        sent = True
+    except OSError:
+        sent = False
+    errors, _ = read_until_eof([c], 0 if sent and expect == "admitted" else 3)
+    e = errors[id(c)]
+    if expect == "admitted":
+        say(sent and e is None, "a frame of %d bytes is admitted" % frame_len, repr(e))
+        print("held", flush=True)
+        time.sleep(float(hold_s))
+    else:
+        say(e is not None and e[0] == 507 and "quota max_memory exceeded" in e[1],
+            "a frame of %d bytes is refused: 507 max_memory (fair share)" % frame_len, repr(e))
+
+
 def mode_preauth(path, n, hold_s):
     """n connections that never authenticate; reports how many the broker accepted and
     how it refused the rest, then holds them hold_s seconds."""

@@ -59,6 +59,19 @@ check "big frames: RSS back within 16 MiB of the start after they left" \
         wait_until 10 rss_below "$DPID" $((rss0 + 16384))
 stop "$DPID"
 
+# --- two hostile uids: the second may take only 3/4 of what the first left (fair share)
+start_daemon fair "$(printf 'limits:\n  max_memory: 8M\n  uid_max_bytes: 8M\n  max_body: 6M\n  send_queue_bytes: 8M\n')" || finish
+bg fair1 as_nobody "$PYTHON" "$H" hold "$SOCK" 5242880 admitted 6
+F1=$BPID
+check "fair share: uid 65534 holds a 5 MiB frame" wait_until 20 has_line "$T/fair1.out" held
+run setpriv --reuid=65533 --regid=65533 --clear-groups "$PYTHON" "$H" hold "$SOCK" 3145728 refused 0
+check "fair share: uid 65533 may not take the 3 MiB left of 8 MiB (507 max_memory)" [ "$RC" -eq 0 ]
+grep '^FAIL' "$T/out" | sed 's/^/    | /'
+run "$PYTHON" "$H" bystander "$SOCK"
+check "fair share: a third uid is still served" [ "$RC" -eq 0 ]
+kill "$F1" 2>/dev/null
+stop "$DPID"
+
 # --- 1 024 connections that never authenticate
 start_daemon pre 'log: {level: warning}' || finish
 bg pre as_nobody "$PYTHON" "$H" preauth "$SOCK" 1024 6
