@@ -419,8 +419,16 @@ void bconn_accept(hyb_broker *b, int fd)
                 }
                 close(fd);
                 free(c);
-                broker_log(b, HYB_LOG_WARNING, "connection of uid %u pid %d refused: quota %s exceeded (%d)",
-                           (unsigned)cred.uid, (int)cred.pid, which, st);
+                /* A flood of refusals must not flood the log: one line a second. */
+                uint64_t now = broker_now_us();
+                if (now - b->refuse_log_us >= 1000000u) {
+                        broker_log(b, HYB_LOG_WARNING,
+                                   "connection of uid %u pid %d refused: quota %s exceeded (%d); %u refusals not logged before it",
+                                   (unsigned)cred.uid, (int)cred.pid, which, st, b->refused_quiet);
+                        b->refuse_log_us = now;
+                        b->refused_quiet = 0;
+                } else
+                        b->refused_quiet++;
                 return;
         }
         c->admin = broker_config_is_admin(b->c, cred.uid);

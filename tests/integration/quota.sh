@@ -87,6 +87,10 @@ check "pre-auth: a client of another uid still connects and is served (no 503)" 
 grep '^FAIL' "$T/out" | sed 's/^/    | /'
 kill "$PRE" 2>/dev/null
 stop "$DPID"
+check "pre-auth: the daemon logged the refusal with uid and quota" grep -q \
+        'connection of uid 65534 pid [0-9]* refused: quota uid_max_unauth_connections exceeded' "$T/pre.log"
+n=$(grep -c 'refused: quota' "$T/pre.log")
+check "pre-auth: 960 refusals did not flood the log ($n lines)" [ "$n" -le 10 ]
 # the total budget: 6 per uid, 8 in all
 start_daemon pre2 "$(printf 'limits:\n  max_unauth_connections: 8\n  uid_max_unauth_connections: 6\n')" || finish
 bg pre2 as_nobody "$PYTHON" "$H" preauth "$SOCK" 10 4
