@@ -238,9 +238,15 @@ def mode_counts(path, limit):
         and "uid_max_registrations" in sts[limit][1],
         "uid_max_registrations: 429 for registration %d of the uid" % (limit + 1), repr(sts))
     # pending calls: to a procedure of `a` that a never answers, from both connections
-    for i in range(limit + 1):
+    for i in range(limit):
         conns[i % 2].send(frame(CALL, "{}", to="@localhost/org.example.cnt/a", member="m0",
                                 call_id=300 + i, timeout=20000))
+    # An echo on each connection: the broker handles a connection's frames in order, so
+    # every call above is pending once both answers are in.
+    for c in conns:
+        call(c, BUILTIN, "echo", "1", cid=399)
+    conns[limit % 2].send(frame(CALL, "{}", to="@localhost/org.example.cnt/a", member="m0",
+                                call_id=300 + limit, timeout=20000))
     r = conns[limit % 2].recv_type({RESULT})
     say(r["call_id"] == 300 + limit and r["status"] == 429 and "uid_max_pending_calls" in r["member"],
         "uid_max_pending_calls: 429 for call %d of the uid" % (limit + 1),

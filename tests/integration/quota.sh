@@ -16,6 +16,16 @@ H="$T/hostile.py"
 MAX_MEMORY_KIB=65536 # the default limits.max_memory, 64 MiB
 hwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 rss_below() { [ "$(vmrss "$1")" -le "$2" ]; }
+# Under AddressSanitizer (shadow memory, quarantine) RSS says nothing about the broker's
+# accounting: the RSS checks are skipped there, everything else still runs.
+asan() { grep -qa __asan_init "/proc/$1/exe"; }
+check_rss() {
+        if asan "$DPID"; then
+                echo "# skipped under ASan: $1"
+        else
+                check "$@"
+        fi
+}
 nobody_py() { as_nobody "$PYTHON" "$H" "$@"; }
 
 # --- 10 subscribers that never read; the publisher (a bystander) sends 100 MiB to each
@@ -29,7 +39,7 @@ check "slow subscribers: the publisher is never cut off and still served" [ "$RC
 grep -E '^(FAIL|info)' "$T/out" | sed 's/^/    | /'
 peak=$(hwm "$DPID")
 echo "# slow subscribers: hybridd VmHWM $peak KiB (limit $((MAX_MEMORY_KIB + 16384)))"
-check "slow subscribers: peak RSS <= max_memory + 16 MiB" [ "$peak" -le $((MAX_MEMORY_KIB + 16384)) ]
+check_rss "slow subscribers: peak RSS <= max_memory + 16 MiB" [ "$peak" -le $((MAX_MEMORY_KIB + 16384)) ]
 touch "$T/go"
 wait "$SUBS"
 check "slow subscribers: each read why it was cut off and was disconnected" [ $? -eq 0 ]
@@ -37,7 +47,7 @@ grep -E '^(FAIL|info)' "$T/subs.out" | sed 's/^/    | /'
 check "the daemon logged name, uid and quota of a cut-off subscriber" grep -Eq \
         '@localhost/org.example.slow/s[0-9]+ \(uid 65534 pid [0-9]+\): quota (uid_max_bytes|max_memory) exceeded' \
         "$T/subs.log"
-check "slow subscribers: RSS back within 16 MiB of the start after they left" \
+check_rss "slow subscribers: RSS back within 16 MiB of the start after they left" \
         wait_until 10 rss_below "$DPID" $((rss0 + 16384))
 stop "$DPID"
 
@@ -51,11 +61,11 @@ run "$PYTHON" "$H" bystander "$SOCK"
 check "big frames: a bystander of another uid is served meanwhile" [ "$RC" -eq 0 ]
 peak=$(hwm "$DPID")
 echo "# big frames: hybridd VmHWM $peak KiB (limit $((MAX_MEMORY_KIB + 16384)))"
-check "big frames: peak RSS <= max_memory + 16 MiB" [ "$peak" -le $((MAX_MEMORY_KIB + 16384)) ]
+check_rss "big frames: peak RSS <= max_memory + 16 MiB" [ "$peak" -le $((MAX_MEMORY_KIB + 16384)) ]
 wait "$BIG"
 check "big frames: the refused senders read ERROR 507 naming the quota" [ $? -eq 0 ]
 grep -E '^(FAIL|info)' "$T/big.out" | sed 's/^/    | /'
-check "big frames: RSS back within 16 MiB of the start after they left" \
+check_rss "big frames: RSS back within 16 MiB of the start after they left" \
         wait_until 10 rss_below "$DPID" $((rss0 + 16384))
 stop "$DPID"
 
