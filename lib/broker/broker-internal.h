@@ -160,7 +160,7 @@ struct hyb_broker {
         int log_level;
         bquota *quotas;
         size_t mem;             /* bytes in all buffers and queues (limits.max_memory) */
-        size_t mem_released;    /* freed since the last malloc_trim */
+        size_t mem_hwm;         /* highest mem since the last malloc_trim */
         unsigned n_unauth;
         uint64_t refuse_log_us; /* refusals at accept are logged at most once a second */
         unsigned refused_quiet;

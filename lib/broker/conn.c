@@ -594,6 +594,7 @@ void broker_tick(evutil_socket_t fd, short what, void *ud)
         hyb_broker *b = ud;
         uint64_t now = broker_now_us();
 
+        quota_trim(b); /* a backlog drained without a close gives its memory back too */
         for (bconn *c = b->conns; c; c = c->next) {
                 if (c->state != BCONN_READY)
                         continue;

@@ -32,7 +32,8 @@
 #include "common/util.h"
 
 #define MARK_STEP 4096u
-/* Released bytes after which a connection's end gives memory back to the system. */
+/* A drop from the peak after which memory is given back to the system (a cut-off or closed
+ * peer, a drained backlog): glibc keeps freed heap otherwise. */
 #define TRIM_AFTER (8u * 1024 * 1024)
 
 static void charge(bconn *c, size_t add, size_t sub)
@@ -41,12 +42,13 @@ static void charge(bconn *c, size_t add, size_t sub)
 
         c->held += add;
         b->mem += add;
+        if (b->mem > b->mem_hwm)
+                b->mem_hwm = b->mem;
         if (c->q)
                 c->q->bytes += add;
         assert(c->held >= sub && b->mem >= sub);
         c->held -= sub;
         b->mem -= sub;
-        b->mem_released += sub;
         if (c->q)
                 c->q->bytes -= sub;
 }
@@ -279,8 +281,8 @@ void quota_uid_objects(bconn *c, unsigned *subs, unsigned *regs, size_t *policy)
 
 void quota_trim(hyb_broker *b)
 {
-        if (b->mem_released < TRIM_AFTER)
+        if (b->mem_hwm - b->mem < TRIM_AFTER)
                 return;
-        b->mem_released = 0;
+        b->mem_hwm = b->mem;
         malloc_trim(0);
 }
