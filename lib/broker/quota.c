@@ -34,7 +34,7 @@
 #define MARK_STEP 4096u
 /* A drop from the peak after which memory is given back to the system (a cut-off or closed
  * peer, a drained backlog): glibc keeps freed heap otherwise. */
-#define TRIM_AFTER (8u * 1024 * 1024)
+#define TRIM_AFTER (4u * 1024 * 1024)
 
 static void charge(bconn *c, size_t add, size_t sub)
 {
@@ -140,6 +140,9 @@ void quota_detach(bconn *c)
         }
         c->in_cb = c->out_cb = NULL;
         charge(c, 0, c->held);
+        /* Its procedures' policy text is gone too: count it towards giving memory back. */
+        b->mem_hwm += c->policy_bytes;
+        c->policy_bytes = 0;
         c->rx_resv = 0;
         free(c->marks);
         c->marks = NULL;
