@@ -83,7 +83,7 @@ kill "$F1" 2>/dev/null
 stop "$DPID"
 
 # --- 1 024 connections that never authenticate
-start_daemon pre 'log: {level: warning}' || finish
+start_daemon pre "$(printf 'log: {level: warning}\nlimits: {auth_timeout_ms: 60000}\n')" || finish  # none may time out mid-attack
 bg pre as_nobody "$PYTHON" "$H" preauth "$SOCK" 1024 6
 PRE=$BPID
 check "pre-auth: the attack is in place" wait_until 60 has_line "$T/pre.out" held
