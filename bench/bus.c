@@ -299,9 +299,12 @@ static pid_t start_hybridd(const char *sock)
         snprintf(cfg_path, sizeof cfg_path, "%s/hybridd-bench.yaml", opt.work);
         if (!(f = fopen(cfg_path, "we")))
                 die(cfg_path, 0);
-        /* Room for the 1 000 idle connections and the helpers; everything else default. */
+        /* Room for the 1 000 idle connections and the helpers, all of one uid, and for the
+         * pipelined rows' queues (the quotas are measured by bench/hostile.sh instead). */
         fprintf(f, "limits:\n  max_connections: 2000\n  max_endpoints: 2000\n"
-                   "  send_queue_bytes: 256M\nlog:\n  level: warning\n");
+                   "  send_queue_bytes: 256M\n  max_memory: 4G\n  uid_max_bytes: 4G\n"
+                   "  uid_max_connections: 2000\n  uid_max_unauth_connections: 2000\n"
+                   "  max_unauth_connections: 2000\nlog:\n  level: warning\n");
         fclose(f);
         unlink(sock);
         if ((pid = fork()) < 0)

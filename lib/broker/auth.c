@@ -108,6 +108,7 @@ void auth_handle(bconn *c, const wire_hdr *wh, const uint8_t *body)
         }
         c->name_len = strlen(name);
         c->state = BCONN_READY;
+        quota_unauth_end(c);
         event_del(c->timer);
         broker_ep_insert(b, c);
         b->n_endpoints++;

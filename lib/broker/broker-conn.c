@@ -46,19 +46,21 @@ static void ep_remove(hyb_broker *b, bconn *c)
 
 bool bconn_room(bconn *c, size_t n)
 {
+        const char *which;
+        size_t queued;
+        char detail[96];
+
         if (c->state == BCONN_DEAD || !c->bev)
                 return false;
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) + n <= c->b->c->send_queue_bytes)
+        queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+        if (queued + n > c->b->c->send_queue_bytes)
+                which = "send_queue_bytes";
+        else if (!(which = quota_bytes_over(c, n)))
                 return true;
-        /* A slow consumer: say so explicitly and drop it; never lose silently, never grow. */
-        wire_hdr h = { .type = WIRE_ERROR, .status = 507 };
-        static const char msg[] = "send queue full: slow consumer disconnected";
-        uint8_t buf[WIRE_HDR_SIZE + sizeof msg];
-        struct iovec iov[2];
-        wire_build(&h, NULL, 0, NULL, 0, msg, sizeof msg - 1, NULL, 0, buf, iov);
-        evbuffer_add(bufferevent_get_output(c->bev), buf, iov[0].iov_len);
-        broker_log(c->b, HYB_LOG_WARNING, "%s: send queue full, disconnecting", c->name ? c->name : "peer");
-        bconn_close(c, "notResponding");
+        /* A slow consumer: say so explicitly and drop it; never lose silently, never grow.
+         * Its backlog is charged to it, so it, not the sender, is the one cut off. */
+        snprintf(detail, sizeof detail, "slow reader, %zu bytes queued and %zu more", queued, n);
+        quota_cut(c, 507, which, detail);
         return false;
 }
 
@@ -111,6 +113,7 @@ int bconn_send_built(bconn *c, const struct iovec *iov, int n)
                 done = 0;
         }
         evbuffer_add_iovec(out, rest, k);
+        quota_mark(c);
         return 0;
 }
 
@@ -176,6 +179,7 @@ void bconn_forward(bconn *c, const uint8_t *hdr, size_t hdr_len, bframe *f)
         evbuffer_drain(f->in, skip + done);
         if (blen > done)
                 evbuffer_remove_buffer(f->in, out, blen - done);
+        quota_mark(c);
         f->consumed = true;
 }
 
@@ -200,6 +204,7 @@ static void send_error_close(bconn *c, int status, const char *msg)
                 struct iovec iov[2];
                 wire_build(&h, NULL, 0, NULL, 0, msg, strlen(msg), NULL, 0, buf, iov);
                 evbuffer_add(bufferevent_get_output(c->bev), buf, iov[0].iov_len);
+                quota_mark(c);
         }
         bconn_close(c, "lostConnection");
 }
@@ -265,11 +270,26 @@ static void conn_read(struct bufferevent *bev, void *ud)
                         return;
                 }
                 if (have < f.len) {
+                        size_t need = f.len - have;
+                        /* The missing part is charged now, before it is read: twenty peers
+                         * announcing max_frame each cannot all be let in. */
+                        if (c->rx_resv == 0) {
+                                const char *which = quota_bytes_over(c, need);
+                                if (which) {
+                                        char detail[64];
+                                        snprintf(detail, sizeof detail, "frame of %zu bytes", f.len);
+                                        quota_cut(c, 507, which, detail);
+                                        return;
+                                }
+                        }
+                        quota_rx_reserve(c, need);
                         /* conn_readable reads the rest of the frame in as few reads as it can. */
-                        c->rx_need = f.len - have;
+                        c->rx_need = need;
                         return;
                 }
                 c->rx_need = 0;
+                if (c->rx_resv)
+                        quota_rx_reserve(c, 0);
                 const char *names = (const char *)evbuffer_pullup(in, (ev_ssize_t)(WIRE_HDR_SIZE + wire_names_len(&f.h)));
                 if (!names) {
                         bconn_close(c, NULL);
@@ -360,6 +380,7 @@ void bconn_accept(hyb_broker *b, int fd)
 {
         struct ucred cred;
         socklen_t sl = sizeof cred;
+        const char *which = NULL;
         bconn *c;
 
         if (b->shutting_down || b->n_conns >= b->c->max_connections) {
@@ -388,13 +409,39 @@ void bconn_accept(hyb_broker *b, int fd)
         c->uid = cred.uid;
         c->gid = cred.gid;
         c->pid = cred.pid;
+        int st = quota_attach(c, &which);
+        if (st) {
+                wire_hdr h = { .type = WIRE_ERROR, .status = (uint16_t)st };
+                char msg[96];
+                uint8_t buf[WIRE_HDR_SIZE + sizeof msg];
+                struct iovec iov[2];
+                int n = snprintf(msg, sizeof msg, "quota %s exceeded", which);
+                wire_build(&h, NULL, 0, NULL, 0, msg, (size_t)n, NULL, 0, buf, iov);
+                if (write(fd, buf, iov[0].iov_len) < 0) {
+                        /* closing anyway */
+                }
+                close(fd);
+                free(c);
+                /* A flood of refusals must not flood the log: one line a second. */
+                uint64_t now = hyb_now_usec();
+                if (now - b->refuse_log_us >= 1000000u) {
+                        broker_log(b, HYB_LOG_WARNING,
+                                   "connection of uid %u pid %d refused: quota %s exceeded (%d); %u refusals not logged before it",
+                                   (unsigned)cred.uid, (int)cred.pid, which, st, b->refused_quiet);
+                        b->refuse_log_us = now;
+                        b->refused_quiet = 0;
+                } else
+                        b->refused_quiet++;
+                return;
+        }
         c->admin = broker_config_is_admin(b->c, cred.uid);
         c->state = BCONN_AUTH;
         c->last_rx_us = hyb_now_usec();
         c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
         c->timer = evtimer_new(b->base, auth_timeout, c);
         c->rev = event_new(b->base, fd, EV_READ | EV_PERSIST, conn_readable, c);
-        if (!c->bev || !c->timer || !c->rev) {
+        if (!c->bev || !c->timer || !c->rev || quota_watch(c) < 0) {
+                quota_detach(c);
                 if (c->rev)
                         event_free(c->rev);
                 if (c->bev)
@@ -433,6 +480,7 @@ void bconn_close(bconn *c, const char *reason)
         /* Only authenticated endpoints get a BrokenEndpoint. */
         c->reason = c->state == BCONN_READY ? (reason ? reason : "lostConnection") : NULL;
         c->state = BCONN_DEAD;
+        quota_unauth_end(c);
         if (c->rev)
                 event_del(c->rev);
         c->dnext = b->dead;
@@ -453,6 +501,7 @@ static void conn_unlink_free(bconn *c)
         if (c->next)
                 c->next->prev = c->prev;
         b->n_conns--;
+        quota_detach(c);
         if (c->rev)
                 event_free(c->rev); /* before the bufferevent closes the fd */
         if (c->bev)
@@ -462,6 +511,7 @@ static void conn_unlink_free(bconn *c)
         free(c->name);
         free(c->app);
         free(c);
+        quota_trim(b);
 }
 
 static void conn_flushed(struct bufferevent *bev, void *ud)
@@ -500,7 +550,8 @@ static void conn_reap(bconn *c)
         /* Linger also while shutting down: SystemShuttingDown is in that output
          * (shutdown_done / bconn_free_all free whatever is still lingering). */
         if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
-                struct timeval tv = { .tv_sec = 1 };
+                /* A peer cut off for a quota gets longer to read why. */
+                struct timeval tv = { .tv_sec = c->cut ? 5 : 1 };
                 bufferevent_setcb(c->bev, NULL, conn_flushed, conn_event, c);
                 bufferevent_enable(c->bev, EV_WRITE);
                 event_del(c->timer);
@@ -555,6 +606,7 @@ void broker_tick(evutil_socket_t fd, short what, void *ud)
                 malloc_trim(0);
 #endif
         b->trim_wanted = false;
+        quota_trim(b); /* a backlog drained without a close gives its memory back too */
         for (bconn *c = b->conns; c; c = c->next) {
                 if (c->state != BCONN_READY)
                         continue;

@@ -84,6 +84,15 @@ typedef struct bpending {
 
 enum { BCONN_AUTH, BCONN_READY, BCONN_DEAD };
 
+/* One uid's share of the broker (quota.c), shared by all of that uid's connections. */
+typedef struct bquota {
+        struct bquota *next;
+        uid_t uid;
+        unsigned n_conns, n_unauth;
+        size_t bytes;           /* input buffers + send queues + partial-frame reservations */
+        unsigned pending;       /* calls its connections have in flight */
+} bquota;
+
 struct bconn {
         hyb_broker *b;
         bconn *prev, *next;   /* broker->conns */
@@ -112,6 +121,17 @@ struct bconn {
         size_t rx_need;       /* bytes still missing of a partly read frame */
         const char *reason;   /* BrokenEndpoint reason */
         uint64_t serial;      /* accept order (the builtin: UINT64_MAX): list paging cursors */
+        /* Accounting (quota.c). */
+        bquota *q;
+        bool unauth;          /* counted in the unauthenticated budget */
+        bool cut;             /* cut off by quota_cut: linger longer so the reason gets out */
+        size_t policy_bytes;  /* argument-policy text of its procedures, charged to q */
+        size_t held;          /* bytes charged to q and the broker */
+        size_t rx_resv;       /* missing bytes of a partly read frame, charged ahead */
+        uint64_t tx_head, tx_tail; /* bytes ever drained from / added to the send queue */
+        uint64_t *marks;      /* ring of send-queue offsets where a frame starts */
+        size_t m_first, m_n, m_alloc;
+        struct evbuffer_cb_entry *in_cb, *out_cb;
 };
 
 struct hyb_broker_config {
@@ -145,6 +165,12 @@ struct hyb_broker {
         hyb_log_fn log;
         void *log_ud;
         int log_level;
+        bquota *quotas;
+        size_t mem;             /* bytes in all buffers and queues (limits.max_memory) */
+        size_t mem_hwm;         /* highest mem since the last malloc_trim */
+        unsigned n_unauth;
+        uint64_t refuse_log_us; /* refusals at accept are logged at most once a second */
+        unsigned refused_quiet;
 };
 
 /* broker.c */
@@ -165,6 +191,33 @@ bconn *broker_lookup(hyb_broker *b, const char *name, size_t len);
 void broker_ep_insert(hyb_broker *b, bconn *c);
 void broker_tick(evutil_socket_t fd, short what, void *ud);
 void broker_reap(evutil_socket_t fd, short what, void *ud);
+
+/* quota.c */
+/* Charges a new connection to its uid: 0, or the HTTP-like status to refuse it with
+ * (429 per uid, 503 in all) and *which names the quota. */
+int quota_attach(bconn *c, const char **which);
+/* Releases all that c holds (buffers, counts) before it is freed. */
+void quota_detach(bconn *c);
+/* c authenticated (or died before): it leaves the unauthenticated budget. */
+void quota_unauth_end(bconn *c);
+/* Installs the evbuffer callbacks that charge c's input and output bytes. */
+int quota_watch(bconn *c);
+/* May c hold n more bytes?  NULL if so, else the name of the quota it would break. */
+const char *quota_bytes_over(bconn *c, size_t n);
+/* Sets the bytes charged ahead for the partly read frame. */
+void quota_rx_reserve(bconn *c, size_t n);
+/* Records that the send queue's tail is a frame boundary (after each queued frame). */
+void quota_mark(bconn *c);
+/*
+ * Cuts c off for breaking a quota: drops its unsent queue after the frame being written,
+ * queues one ERROR frame (status, "quota <which>: <detail>"), logs the peer's name, uid
+ * and quota, and closes it.
+ */
+void quota_cut(bconn *c, int status, const char *which, const char *detail);
+/* Subscriptions, registrations and policy bytes of c's uid (live connections). */
+void quota_uid_objects(bconn *c, unsigned *subs, unsigned *regs, size_t *policy);
+/* Gives memory back to the system after a large release. */
+void quota_trim(hyb_broker *b);
 
 /* auth.c */
 int auth_challenge(bconn *c);

@@ -122,6 +122,24 @@ static int limit_field(broker_config *c, const char *name, size_t **sz, uint32_t
                 *u32 = &c->ping_after_s;
         else if (!strcmp(name, "drop_after_s"))
                 *u32 = &c->drop_after_s;
+        else if (!strcmp(name, "max_memory"))
+                *sz = &c->max_memory;
+        else if (!strcmp(name, "uid_max_bytes"))
+                *sz = &c->uid_max_bytes;
+        else if (!strcmp(name, "uid_max_connections"))
+                *u32 = &c->uid_max_connections;
+        else if (!strcmp(name, "uid_max_pending_calls"))
+                *u32 = &c->uid_max_pending_calls;
+        else if (!strcmp(name, "uid_max_subscriptions"))
+                *u32 = &c->uid_max_subscriptions;
+        else if (!strcmp(name, "uid_max_registrations"))
+                *u32 = &c->uid_max_registrations;
+        else if (!strcmp(name, "uid_max_policy_bytes"))
+                *sz = &c->uid_max_policy_bytes;
+        else if (!strcmp(name, "max_unauth_connections"))
+                *u32 = &c->max_unauth_connections;
+        else if (!strcmp(name, "uid_max_unauth_connections"))
+                *u32 = &c->uid_max_unauth_connections;
         else
                 return -EINVAL;
         return 0;

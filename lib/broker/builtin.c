@@ -340,6 +340,11 @@ static int do_register_procedure(bconn *c, json_t *p, builtin_result *res, hyb_e
                         return err_set(e, HYB_E_CONFLICT, -1, "procedure %s already registered", name);
         if (c->n_regs >= c->b->c->max_subscriptions)
                 return err_set(e, HYB_E_TOO_MANY, -1, "too many registrations");
+        unsigned uid_subs, uid_regs;
+        size_t uid_policy;
+        quota_uid_objects(c, &uid_subs, &uid_regs, &uid_policy);
+        if (uid_regs >= c->b->c->uid_max_registrations)
+                return err_set(e, HYB_E_TOO_MANY, -1, "quota uid_max_registrations exceeded");
         if (policy && (r = check_policy(policy, e)) < 0)
                 return r;
         pr = calloc(1, sizeof *pr);
@@ -358,6 +363,10 @@ static int do_register_procedure(bconn *c, json_t *p, builtin_result *res, hyb_e
                 return err_set(e, HYB_E_TOO_LARGE, -1, "policy longer than limits.max_policy_bytes (%zu bytes)",
                                c->b->c->max_policy_bytes);
         }
+        if (uid_policy + strlen(pr->policy) > c->b->c->uid_max_policy_bytes) {
+                proc_free(pr);
+                return err_set(e, HYB_E_INSUFFICIENT_STORAGE, -1, "quota uid_max_policy_bytes exceeded");
+        }
         if ((r = bus_acl_compile(hosts, &pr->hosts, e)) < 0 || (r = bus_acl_compile(apps, &pr->apps, e)) < 0) {
                 proc_free(pr);
                 return r;
@@ -366,6 +375,7 @@ static int do_register_procedure(bconn *c, json_t *p, builtin_result *res, hyb_e
         pr->next = c->procs;
         c->procs = pr;
         c->n_regs++;
+        c->policy_bytes += strlen(pr->policy);
         return 0;
 }
 
@@ -382,6 +392,7 @@ static int do_revoke_procedure(bconn *c, json_t *p, builtin_result *res, hyb_err
                 if (bus_name_equal(pr->name, pr->name_len, name, strlen(name))) {
                         *pp = pr->next;
                         c->n_regs--;
+                        c->policy_bytes -= strlen(pr->policy);
                         proc_free(pr);
                         return 0;
                 }

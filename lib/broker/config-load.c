@@ -350,6 +350,15 @@ static int set_limits(loader *l, yaml_node_t *v, const char *path, const field *
                 LIMIT(auth_timeout_ms, UINT32_MAX, false),
                 LIMIT(ping_after_s, UINT32_MAX, false),
                 LIMIT(drop_after_s, UINT32_MAX, false),
+                LIMIT(max_memory, SIZE_MAX, true),
+                LIMIT(uid_max_bytes, SIZE_MAX, true),
+                LIMIT(uid_max_connections, UINT32_MAX, false),
+                LIMIT(uid_max_pending_calls, UINT32_MAX, false),
+                LIMIT(uid_max_subscriptions, UINT32_MAX, false),
+                LIMIT(uid_max_registrations, UINT32_MAX, false),
+                LIMIT(uid_max_policy_bytes, SIZE_MAX, true),
+                LIMIT(max_unauth_connections, UINT32_MAX, false),
+                LIMIT(uid_max_unauth_connections, UINT32_MAX, false),
         };
 #undef LIMIT
 

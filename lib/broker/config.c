@@ -26,6 +26,15 @@ int broker_config_init(broker_config *c)
                 .auth_timeout_ms = 10000,
                 .ping_after_s = 60,
                 .drop_after_s = 90,
+                .max_memory = 64 * CONFIG_MIB,
+                .uid_max_bytes = 48 * CONFIG_MIB,
+                .uid_max_connections = 256,
+                .uid_max_pending_calls = 4096,
+                .uid_max_subscriptions = 8192,
+                .uid_max_registrations = 4096,
+                .uid_max_policy_bytes = 4 * CONFIG_MIB,
+                .max_unauth_connections = 256,
+                .uid_max_unauth_connections = 64,
         };
         c->host = strdup("localhost");
         c->log_level = strdup("info");

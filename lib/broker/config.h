@@ -7,8 +7,10 @@
  *   host: localhost
  *   listen: {unix: /run/hybrid/bus.sock}
  *   limits: {max_body, max_frame, max_pending_calls, send_queue_bytes, max_connections,
- *            max_endpoints, max_subscriptions, max_policy_bytes, auth_timeout_ms, ping_after_s,
- *            drop_after_s}
+ *            max_endpoints, max_subscriptions, max_policy_bytes, auth_timeout_ms, ping_after_s, drop_after_s,
+ *            max_memory, uid_max_bytes, uid_max_connections, uid_max_pending_calls,
+ *            uid_max_subscriptions, uid_max_registrations, uid_max_policy_bytes,
+ *            max_unauth_connections, uid_max_unauth_connections}
  *   policy: {admins: [uid, ...], apps: {"<uid>": [app-glob, ...]}}
  *   log: {level: error|warning|info|debug, syslog: bool}
  * Sizes accept plain integers or suffixes K/M/G (KiB...).
@@ -43,6 +45,16 @@ typedef struct broker_config {
         uint32_t auth_timeout_ms; /* default 10000 */
         uint32_t ping_after_s;    /* default 60 */
         uint32_t drop_after_s;    /* default 90 */
+        /* Daemon-wide and per-uid quotas (conn.c "Accounting"); every uid, root included. */
+        size_t max_memory;        /* bytes in all input buffers and send queues, default 64 MiB */
+        size_t uid_max_bytes;     /* bytes one uid's connections hold, default 48 MiB */
+        uint32_t uid_max_connections;   /* default 256 */
+        uint32_t uid_max_pending_calls; /* default 4096 */
+        uint32_t uid_max_subscriptions; /* default 8192 */
+        uint32_t uid_max_registrations; /* procedures + bubbles, default 4096 */
+        size_t uid_max_policy_bytes;    /* argument-policy text, default 4 MiB */
+        uint32_t max_unauth_connections;     /* not yet authenticated, in all, default 256 */
+        uint32_t uid_max_unauth_connections; /* not yet authenticated, per uid, default 64 */
         uid_t *admins;            /* uids allowed to monitor / list all; root always */
         size_t n_admins;
         broker_app_policy *apps;  /* empty: any local peer may claim any app name */

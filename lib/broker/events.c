@@ -81,6 +81,13 @@ int events_register(bconn *c, const char *name, const char *hosts, const char *a
                 return err_set(e, HYB_E_CONFLICT, -1, "bubble %s already registered", name);
         if (!c->builtin && c->n_regs >= b->c->max_subscriptions)
                 return err_set(e, HYB_E_TOO_MANY, -1, "too many registrations");
+        if (!c->builtin) {
+                unsigned subs, regs;
+                size_t policy;
+                quota_uid_objects(c, &subs, &regs, &policy);
+                if (regs >= b->c->uid_max_registrations)
+                        return err_set(e, HYB_E_TOO_MANY, -1, "quota uid_max_registrations exceeded");
+        }
         bb = calloc(1, sizeof *bb);
         if (!bb || !(bb->name = strdup(name))) {
                 free(bb);
@@ -199,6 +206,11 @@ int events_subscribe(bconn *c, const char *ep, const char *bubble, hyb_error *e)
         if (!s) {
                 if (c->n_subs >= b->c->max_subscriptions)
                         return err_set(e, HYB_E_TOO_MANY, -1, "too many subscriptions");
+                unsigned subs, regs;
+                size_t policy;
+                quota_uid_objects(c, &subs, &regs, &policy);
+                if (subs >= b->c->uid_max_subscriptions)
+                        return err_set(e, HYB_E_TOO_MANY, -1, "quota uid_max_subscriptions exceeded");
                 s = calloc(1, sizeof *s);
                 if (!s || !(s->endpoint = strdup(ep)) || !(s->bubble = strdup(bubble))) {
                         if (s)

@@ -93,6 +93,8 @@ static void pending_free(hyb_broker *b, bpending *p)
         if (p->inext)
                 p->inext->iprev = p->iprev;
         p->caller->n_out--;
+        if (p->caller->q)
+                p->caller->q->pending--;
         evtimer_del(p->timer);
         p->hnext = b->pend_free;
         b->pend_free = p;
@@ -188,6 +190,10 @@ void route_call(bconn *c, bframe *f)
                 route_reply(c, f->h.call_id, 429, "too many pending calls", NULL, 0, 0);
                 return;
         }
+        if (c->q && c->q->pending >= b->c->uid_max_pending_calls) {
+                route_reply(c, f->h.call_id, 429, "quota uid_max_pending_calls exceeded", NULL, 0, 0);
+                return;
+        }
         if (!bconn_room(callee, f->len + WIRE_ENDPOINT_MAX)) {
                 route_reply(c, f->h.call_id, 502, "callee cannot keep up (send queue full)", NULL, 0, 0);
                 return;
@@ -208,6 +214,8 @@ void route_call(bconn *c, bframe *f)
                 c->out->oprev = p;
         c->out = p;
         c->n_out++;
+        if (c->q)
+                c->q->pending++;
         p->inext = callee->in;
         if (callee->in)
                 callee->in->iprev = p;

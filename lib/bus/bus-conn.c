@@ -232,7 +232,9 @@ void bus_fail_all(hyb_bus *bus)
                         /* Being freed: no callbacks into a dying bus. */
                         slot_drop_floating(&c->slot);
                 } else if (c->cb) {
-                        hyb_bus_reply *rep = bus_reply_new(502, 0, "", 0, "connection closed", 17, NULL, 0);
+                        const char *m = bus->close_status ? bus->close_msg : "connection closed";
+                        hyb_bus_reply *rep = bus_reply_new(bus->close_status ? bus->close_status : 502,
+                                                           0, "", 0, m, strlen(m), NULL, 0);
                         if (rep)
                                 c->cb(bus, rep, c->slot.userdata);
                         hyb_bus_reply_unref(rep);
@@ -277,6 +279,13 @@ static int bus_dispatch(hyb_bus *bus, const wire_packet *p)
                 bus_dispatch_monitor(bus, p);
                 return 1;
         case WIRE_ERROR:
+                /* The broker's last word (e.g. 507 "quota uid_max_bytes exceeded: ..."):
+                 * kept so pending calls and the caller's hyb_error carry it. */
+                bus->close_status = p->h.status;
+                snprintf(bus->close_msg, sizeof bus->close_msg, "%.*s",
+                         (int)(p->h.member_len < sizeof bus->close_msg ? p->h.member_len
+                                                                        : sizeof bus->close_msg - 1),
+                         p->member);
                 bus_close_fd(bus);
                 return HYB_E_CLOSED;
         default:

@@ -116,6 +116,9 @@ struct hyb_bus {
         atomic_uint n_ref;
         int fd;
         bool closed;
+        /* Why the broker closed us (its last ERROR frame): a status, 0 if it did not say. */
+        uint16_t close_status;
+        char close_msg[160];
         char *name;
         size_t name_len;
         size_t max_body;

@@ -231,6 +231,9 @@ HYB_EXPORT int hyb_bus_call(hyb_bus *bus, const char *endpoint, const char *meth
         }
         r = bus_wait_for(bus, &c.done, c.deadline_us);
         bus_call_unlink(&c);
+        if (!c.reply && bus->close_status)
+                return err_set(reterr, hyb_err_from_status(bus->close_status), -1,
+                               "connection closed by the broker: %d %s", bus->close_status, bus->close_msg);
         if (!c.reply)
                 return err_set(reterr, r < 0 ? r : HYB_E_CLOSED, -1, "connection closed during call");
         r = hyb_err_from_status(c.reply->status);

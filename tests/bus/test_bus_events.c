@@ -404,6 +404,34 @@ START_TEST(test_slow_consumer_bounded)
 }
 END_TEST
 
+/* A peer cut off for a quota learns which one, through its hyb_error, and only it is cut off. */
+START_TEST(test_quota_reason_reaches_client)
+{
+        tbroker t;
+        hyb_error err;
+        const size_t n = 512 * 1024;
+        tb_start(&t, "uid_max_bytes=262144", false);
+        hyb_bus *a = tb_connect(&t, "org.test.big", "main");
+        char *body = malloc(n + 3);
+        ck_assert_ptr_nonnull(body);
+        body[0] = '"';
+        memset(body + 1, 'q', n);
+        body[n + 1] = '"';
+        body[n + 2] = 0;
+        memset(&err, 0, sizeof err);
+        int r = hyb_bus_call_builtin(a, "echo", body, NULL, &err);
+        free(body);
+        ck_assert_int_eq(r, HYB_E_INSUFFICIENT_STORAGE);
+        ck_assert_ptr_nonnull(strstr(err.message, "quota uid_max_bytes exceeded"));
+        ck_assert(!hyb_bus_is_open(a));
+        hyb_bus_unref(a);
+        hyb_bus *b = tb_connect(&t, "org.test.small", "main");
+        ck_assert_int_eq(hyb_bus_call_builtin(b, "echo", "{}", NULL, &err), 0);
+        hyb_bus_unref(b);
+        tb_stop(&t);
+}
+END_TEST
+
 START_TEST(test_connection_limits)
 {
         tbroker t;
@@ -473,6 +501,7 @@ void bus_tcase_limits(Suite *s)
         tcase_add_test(tc, test_pending_limit_429);
         tcase_add_test(tc, test_slow_consumer_bounded);
         tcase_add_test(tc, test_connection_limits);
+        tcase_add_test(tc, test_quota_reason_reaches_client);
         tcase_add_test(tc, test_subscription_limit);
         tcase_add_test(tc, test_stale_socket_and_liveness);
         suite_add_tcase(s, tc);

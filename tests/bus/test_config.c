@@ -391,6 +391,48 @@ START_TEST(test_config_counts_and_times)
 }
 END_TEST
 
+/* The quota keys of doc/config.md: defaults, sizes with suffixes, counts, 0 refused. */
+START_TEST(test_config_quotas)
+{
+        broker_config c;
+
+        ck_assert_int_eq(broker_config_init(&c), 0);
+        ck_assert_uint_eq(c.max_memory, 64 * MIB);
+        ck_assert_uint_eq(c.uid_max_bytes, 48 * MIB);
+        ck_assert_uint_eq(c.uid_max_connections, 256);
+        ck_assert_uint_eq(c.uid_max_pending_calls, 4096);
+        ck_assert_uint_eq(c.uid_max_subscriptions, 8192);
+        ck_assert_uint_eq(c.uid_max_registrations, 4096);
+        ck_assert_uint_eq(c.uid_max_policy_bytes, 4 * MIB);
+        ck_assert_uint_eq(c.max_unauth_connections, 256);
+        ck_assert_uint_eq(c.uid_max_unauth_connections, 64);
+        load_ok(&c, "limits:\n"
+                    "  max_memory: 1G\n"
+                    "  uid_max_bytes: 512K\n"
+                    "  uid_max_connections: 1\n"
+                    "  uid_max_pending_calls: 2\n"
+                    "  uid_max_subscriptions: 3\n"
+                    "  uid_max_registrations: 4\n"
+                    "  uid_max_policy_bytes: 5M\n"
+                    "  max_unauth_connections: 6\n"
+                    "  uid_max_unauth_connections: 7\n");
+        ck_assert_uint_eq(c.max_memory, 1024 * MIB);
+        ck_assert_uint_eq(c.uid_max_bytes, 512 * KIB);
+        ck_assert_uint_eq(c.uid_max_connections, 1);
+        ck_assert_uint_eq(c.uid_max_pending_calls, 2);
+        ck_assert_uint_eq(c.uid_max_subscriptions, 3);
+        ck_assert_uint_eq(c.uid_max_registrations, 4);
+        ck_assert_uint_eq(c.uid_max_policy_bytes, 5 * MIB);
+        ck_assert_uint_eq(c.max_unauth_connections, 6);
+        ck_assert_uint_eq(c.uid_max_unauth_connections, 7);
+        ck_assert_int_eq(load_str(&c, "limits: {max_memory: 0}\n"), HYB_E_CONFIG);
+        ck_assert_int_eq(load_str(&c, "limits: {uid_max_connections: 4294967296}\n"), HYB_E_CONFIG);
+        ck_assert_uint_eq(c.max_memory, 1024 * MIB);
+        ck_assert_uint_eq(c.uid_max_connections, 1);
+        broker_config_clear(&c);
+}
+END_TEST
+
 START_TEST(test_config_policy)
 {
         broker_config c;
@@ -438,6 +480,7 @@ TCase *bp_config_limits_tcase(void)
 
         tcase_add_test(tc, test_config_sizes);
         tcase_add_test(tc, test_config_counts_and_times);
+        tcase_add_test(tc, test_config_quotas);
         return tc;
 }
 

@@ -1,0 +1,325 @@
+# SPDX-License-Identifier: MIT
+"""A hostile local user against a real hybridd (doc/config.md "Quotas"): slow subscribers,
+big frames, stalled pre-auth connections, huge registrations and count quotas.  Built on
+rawbus.py; each mode prints "ok <case>" / "FAIL <case>: why" lines (plus "info" lines) and
+exits 1 if a case failed.  Run the attacker modes under another uid (setpriv) so the
+bystander, a different uid, shows that only the offender is cut off.
+
+    hostile.py MODE SOCKET [ARGS...]
+"""
+import json
+import os
+import select
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rawbus  # noqa: E402
+from rawbus import (AUTH_RESULT, BUILTIN, CALL, CHALLENGE, ERROR, EVENT, RESULT, Conn, auth,  # noqa: E402
+                    call, frame, say)
+
+
+def read_until_eof(conns, seconds):
+    """Reads every connection until the broker closes it; returns the ERROR frames seen."""
+    errors = {id(c): None for c in conns}
+    live = {c.s.fileno(): c for c in conns}
+    for c in conns:
+        c.s.setblocking(False)
+    end = time.monotonic() + seconds
+    while live and time.monotonic() < end:
+        r, _, _ = select.select(list(live), [], [], 0.2)
+        for fd in r:
+            c = live[fd]
+            try:
+                d = c.s.recv(1 << 20)
+            except BlockingIOError:
+                continue
+            except ConnectionResetError:
+                d = b""
+            if not d:
+                del live[fd]
+                continue
+            c.buf += d
+            while len(c.buf) >= rawbus.HDR.size:
+                n, ty, fl, st, cid, tmo, fl_, tl, ml, rs, aux = rawbus.HDR.unpack(c.buf[:rawbus.HDR.size])
+                total = rawbus.HDR.size + fl_ + tl + ml + n
+                if len(c.buf) < total:
+                    break
+                if ty == ERROR:
+                    p = rawbus.HDR.size + fl_ + tl
+                    errors[id(c)] = (st, c.buf[p:p + ml].decode(errors="replace"))
+                c.buf = c.buf[total:]
+    return errors, len(live)
+
+
+def mode_subscribers(path, n, go_file):
+    """n subscribers to '*' that never read until go_file appears; then each must find
+    ERROR 507 naming a quota, then the close."""
+    n = int(n)
+    conns = []
+    for i in range(n):
+        c = auth(path, "org.example.slow", "s%d" % i)
+        c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        r = call(c, BUILTIN, "subscribeEvent",
+                 json.dumps({"endpointName": "@localhost/org.example.pub/*", "bubbleName": "*"}),
+                 cid=1)
+        if r["status"] != 200:
+            say(False, "subscriber %d subscribed" % i, "status %d" % r["status"])
+        conns.append(c)
+    print("subscribed", flush=True)
+    while not os.path.exists(go_file):
+        time.sleep(0.05)
+    errors, still = read_until_eof(conns, 15)
+    got = [e for e in errors.values() if e]
+    say(all(e and e[0] == 507 and "quota" in e[1] for e in errors.values()),
+        "every slow subscriber read ERROR 507 naming its quota (%d of %d)" % (len(got), n),
+        repr(list(errors.values())[:3]))
+    say(still == 0, "every slow subscriber was disconnected", "%d still connected" % still)
+    for e in sorted(set(e[1].split(":")[0] for e in got)):
+        print("info: " + e)
+
+
+def mode_publish(path, count, size):
+    """The bystander: publishes count events of size bytes, then must still be served."""
+    count, size = int(count), int(size)
+    c = auth(path, "org.example.pub", "p")
+    r = call(c, BUILTIN, "registerEvent",
+             json.dumps({"bubbleName": "B", "forHost": "*", "forApp": "*"}), cid=1)
+    say(r["status"] == 200, "publisher registered its bubble", "status %d" % r["status"])
+    body = b'"' + b"e" * (size - 2) + b'"'
+    ev = frame(EVENT, body, member="B")
+    c.s.settimeout(30)
+    try:
+        for _ in range(count):
+            c.send(ev)
+        ok = True
+    except OSError as e:
+        ok = False
+        print("info: publisher send failed: %s" % e)
+    say(ok, "the publisher sent %d events of %d bytes without being cut off" % (count, size))
+    r = call(c, BUILTIN, "echo", '"still here"', cid=2, timeout=20000)
+    say(r["type"] == RESULT and r["status"] == 200 and r["body"] == b'"still here"',
+        "the publisher is still served after the attack", repr(r)[:200])
+    c.close()
+
+
+def mode_bigframes(path, n, frame_len):
+    """n connections each announce a frame of frame_len bytes and send all but its last
+    byte: the broker must refuse most of them (ERROR 507 naming a quota) instead of holding
+    n * frame_len bytes.  Prints "held" while the admitted ones are holding."""
+    n, frame_len = int(n), int(frame_len)
+    conns = [auth(path, "org.example.big", "b%d" % i) for i in range(n)]
+    body_len = frame_len - rawbus.HDR.size - len(BUILTIN) - 4
+    hdr = frame(CALL, b"", to=BUILTIN, member="echo", call_id=1, body_len=body_len)
+    chunk = b'"' + b"x" * (1 << 20)
+
+    def send(c):
+        c.s.settimeout(5)
+        try:
+            c.send(hdr)
+            left = body_len - 1
+            while left > 0:
+                k = min(left, len(chunk))
+                c.send(chunk[:k])
+                left -= k
+            c.sent_all = True
+        except OSError:
+            c.sent_all = False
+
+    ts = [threading.Thread(target=send, args=(c,)) for c in conns]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    refused = [c for c in conns if not c.sent_all]
+    errors, _ = read_until_eof(refused, 5)
+    say(len(refused) >= n // 2, "most big-frame senders were refused (%d of %d)" % (len(refused), n))
+    say(all(e and e[0] == 507 and "quota" in e[1] for e in errors.values()),
+        "each refused sender read ERROR 507 naming a quota",
+        repr(list(errors.values())[:3]))
+    print("held", flush=True)
+    time.sleep(float(os.environ.get("HOLD_S", "2")))
+
+
+def mode_hold(path, frame_len, expect, hold_s):
+    """One connection announces a frame of frame_len bytes and sends all but its last byte;
+    expect is "admitted" (it holds them hold_s seconds) or "refused" (ERROR 507 max_memory)."""
+    frame_len = int(frame_len)
+    c = auth(path, "org.example.hold", "h%d" % os.getpid())
+    body_len = frame_len - rawbus.HDR.size - len(BUILTIN) - 4
+    data = frame(CALL, b'"' + b"h" * (body_len - 2), to=BUILTIN, member="echo", call_id=1)[:-2]
+    c.s.settimeout(3)
+    try:
+        c.send(data)
+        sent = True
+    except OSError:
+        sent = False
+    errors, _ = read_until_eof([c], 0 if sent and expect == "admitted" else 3)
+    e = errors[id(c)]
+    if expect == "admitted":
+        say(sent and e is None, "a frame of %d bytes is admitted" % frame_len, repr(e))
+        print("held", flush=True)
+        time.sleep(float(hold_s))
+    else:
+        say(e is not None and e[0] == 507 and "quota max_memory exceeded" in e[1],
+            "a frame of %d bytes is refused: 507 max_memory (fair share)" % frame_len, repr(e))
+
+
+def mode_preauth(path, n, hold_s):
+    """n connections that never authenticate; reports how many the broker accepted and
+    how it refused the rest, then holds them hold_s seconds."""
+    n = int(n)
+    conns, refusals = [], {}
+    for _ in range(n):
+        c = Conn(path)
+        try:
+            f = c.recv()
+        except (EOFError, ConnectionResetError):
+            refusals["closed"] = refusals.get("closed", 0) + 1
+            continue
+        if f["type"] == CHALLENGE:
+            conns.append(c)
+        else:
+            k = "%d %s" % (f["status"], f["member"])
+            refusals[k] = refusals.get(k, 0) + 1
+            c.close()
+    print("accepted %d" % len(conns))
+    for k, v in sorted(refusals.items()):
+        print("refused %d: %s" % (v, k))
+    print("held", flush=True)
+    time.sleep(float(hold_s))
+
+
+def mode_bystander(path):
+    """A well-behaved client: connects, authenticates and echoes."""
+    try:
+        c = auth(path, "org.example.bystander", "b%d" % os.getpid())
+        ok = c.auth_status == 200
+        r = call(c, BUILTIN, "echo", '"hi"', cid=3) if ok else {"status": c.auth_status}
+        say(ok and r["status"] == 200, "a bystander connects, authenticates and is served",
+            "status %d" % r["status"])
+    except Exception as e:  # noqa: BLE001
+        say(False, "a bystander connects, authenticates and is served", repr(e))
+
+
+def mode_counts(path, limit):
+    """Per-uid count quotas (each set to `limit`) across two connections of one uid: the
+    call/subscription/registration beyond the uid's quota is 429; the second connection
+    beyond uid_max_connections is refused with ERROR 429."""
+    limit = int(limit)
+    a = auth(path, "org.example.cnt", "a")
+    b = auth(path, "org.example.cnt", "b")
+    conns = [a, b]
+    # subscriptions: limit over both connections
+    sts = []
+    for i in range(limit + 1):
+        c = conns[i % 2]
+        r = call(c, BUILTIN, "subscribeEvent",
+                 json.dumps({"endpointName": "@localhost/org.example.*/*", "bubbleName": "S%d" % i}),
+                 cid=100 + i)
+        sts.append((r["status"], r["member"]))
+    say([s for s, _ in sts[:limit]] == [200] * limit and sts[limit][0] == 429
+        and "uid_max_subscriptions" in sts[limit][1],
+        "uid_max_subscriptions: 429 for subscription %d of the uid" % (limit + 1), repr(sts))
+    # registrations (procedures and bubbles share the quota)
+    sts = []
+    for i in range(limit + 1):
+        c = conns[i % 2]
+        if i % 2:
+            r = call(c, BUILTIN, "registerEvent",
+                     json.dumps({"bubbleName": "R%d" % i, "forHost": "*", "forApp": "*"}), cid=200 + i)
+        else:
+            r = call(c, BUILTIN, "registerProcedure",
+                     json.dumps({"methodName": "m%d" % i, "forHost": "*", "forApp": "*"}), cid=200 + i)
+        sts.append((r["status"], r["member"]))
+    say([s for s, _ in sts[:limit]] == [200] * limit and sts[limit][0] == 429
+        and "uid_max_registrations" in sts[limit][1],
+        "uid_max_registrations: 429 for registration %d of the uid" % (limit + 1), repr(sts))
+    # pending calls: to a procedure of `a` that a never answers, from both connections
+    for i in range(limit):
+        conns[i % 2].send(frame(CALL, "{}", to="@localhost/org.example.cnt/a", member="m0",
+                                call_id=300 + i, timeout=20000))
+    # An echo on each connection: the broker handles a connection's frames in order, so
+    # every call above is pending once both answers are in.
+    for c in conns:
+        call(c, BUILTIN, "echo", "1", cid=399)
+    conns[limit % 2].send(frame(CALL, "{}", to="@localhost/org.example.cnt/a", member="m0",
+                                call_id=300 + limit, timeout=20000))
+    r = conns[limit % 2].recv_type({RESULT})
+    say(r["call_id"] == 300 + limit and r["status"] == 429 and "uid_max_pending_calls" in r["member"],
+        "uid_max_pending_calls: 429 for call %d of the uid" % (limit + 1),
+        "id %d status %d %s" % (r["call_id"], r["status"], r["member"]))
+    # connections: a and b plus limit-2 more fit, the next one is refused with ERROR 429
+    extra = [Conn(path) for _ in range(limit - 2)]
+    for c in extra:
+        c.recv()
+    c = Conn(path)
+    try:
+        f = c.recv()
+        say(f["type"] == ERROR and f["status"] == 429 and "uid_max_connections" in f["member"],
+            "uid_max_connections: connection %d of the uid refused with ERROR 429" % (limit + 1),
+            "type %d status %d %s" % (f["type"], f["status"], f["member"]))
+    except EOFError:
+        say(False, "uid_max_connections: ERROR 429", "closed without an ERROR")
+
+
+def mode_policy(path, n, size):
+    """n procedures with a policy of about size bytes each: registration stops with 507
+    (uid_max_policy_bytes) before the broker stores them all, or each one is refused with
+    413 when one policy is above limits.max_policy_bytes."""
+    n, size = int(n), int(size)
+    c = auth(path, "org.example.reg", "r")
+    policy = [{"key": "p%d" % i, "type": "string"} for i in range(size // 33)]
+    sts = {}
+    first_refused = None
+    for i in range(n):
+        r = call(c, BUILTIN, "registerProcedure",
+                 json.dumps({"methodName": "m%d" % i, "forHost": "*", "forApp": "*",
+                             "policy": policy}), cid=10 + i)
+        sts[r["status"]] = sts.get(r["status"], 0) + 1
+        if r["status"] != 200 and first_refused is None:
+            first_refused = (i, r["status"], r["member"])
+    print("info: registrations by status %r, first refused %r" % (sts, first_refused))
+    bounded = first_refused is not None and (
+        (first_refused[1] == 507 and "uid_max_policy_bytes" in first_refused[2])
+        or (first_refused[0] == 0 and first_refused[1] == 413
+            and "max_policy_bytes" in first_refused[2]))
+    say(bounded, "huge registrations: 413 max_policy_bytes, or 507 uid_max_policy_bytes "
+        "before all %d are stored" % n,
+        repr(first_refused))
+    print("held", flush=True)
+    time.sleep(float(os.environ.get("HOLD_S", "1")))
+
+
+def mode_latency(path, stop_file):
+    """The bench's bystander: echo calls back to back until stop_file appears; prints
+    "latency CALLS P50_MS P99_MS ERRORS" (reconnecting after an error)."""
+    lat, errors, c, cid = [], 0, None, 0
+    while not os.path.exists(stop_file):
+        try:
+            if c is None:
+                c = auth(path, "org.example.bystander", "lat%d" % os.getpid(), timeout=10)
+            cid += 1
+            t0 = time.perf_counter()
+            r = call(c, BUILTIN, "echo", '"ping"', cid=cid)
+            dt = time.perf_counter() - t0
+            if r["status"] != 200:
+                errors += 1
+            else:
+                lat.append(dt)
+        except Exception:  # noqa: BLE001
+            errors += 1
+            c = None
+            time.sleep(0.01)
+    lat.sort()
+
+    def pct(q):
+        return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else float("nan")
+    print("latency %d %.3f %.3f %d" % (len(lat), pct(0.50), pct(0.99), errors), flush=True)
+
+
+if __name__ == "__main__":
+    globals()["mode_" + sys.argv[1]](*sys.argv[2:])
+    sys.exit(1 if rawbus.failed else 0)
