@@ -110,68 +110,31 @@ HYB_EXPORT int hyb_broker_config_get_socket(const hyb_broker_config *cfg, char *
         return *ret_path ? 0 : -ENOMEM;
 }
 
-static int limit_field(broker_config *c, const char *name, size_t **sz, uint32_t **u32)
-{
-        *sz = NULL;
-        *u32 = NULL;
-        if (!strcmp(name, "max_body"))
-                *sz = &c->max_body;
-        else if (!strcmp(name, "max_frame"))
-                *sz = &c->max_frame;
-        else if (!strcmp(name, "send_queue_bytes"))
-                *sz = &c->send_queue_bytes;
-        else if (!strcmp(name, "max_pending_calls"))
-                *u32 = &c->max_pending_calls;
-        else if (!strcmp(name, "max_connections"))
-                *u32 = &c->max_connections;
-        else if (!strcmp(name, "max_endpoints"))
-                *u32 = &c->max_endpoints;
-        else if (!strcmp(name, "max_subscriptions"))
-                *u32 = &c->max_subscriptions;
-        else if (!strcmp(name, "auth_timeout_ms"))
-                *u32 = &c->auth_timeout_ms;
-        else if (!strcmp(name, "ping_after_s"))
-                *u32 = &c->ping_after_s;
-        else if (!strcmp(name, "drop_after_s"))
-                *u32 = &c->drop_after_s;
-        else
-                return -EINVAL;
-        return 0;
-}
-
 HYB_EXPORT int hyb_broker_config_set_limit(hyb_broker_config *cfg, const char *name, uint64_t value)
 {
-        size_t *sz;
-        uint32_t *u32;
+        const broker_limit *row;
 
-        hyb_assert_return(cfg && name && value > 0, -EINVAL);
-        if (limit_field(&cfg->c, name, &sz, &u32) < 0)
+        hyb_assert_return(cfg && name, -EINVAL);
+        row = broker_limit_find(name, strlen(name));
+        if (!row || broker_limit_check(row, value) < 0)
                 return -EINVAL;
-        if (sz) {
-                /* Bodies are u32 on the wire. */
-                if (value > UINT32_MAX)
-                        return -EINVAL;
-                *sz = (size_t)value;
-                if (sz == &cfg->c.max_body && cfg->c.max_frame < value + CONFIG_HEADER_ROOM)
-                        cfg->c.max_frame = (size_t)value + CONFIG_HEADER_ROOM;
-        } else {
-                if (value > UINT32_MAX)
-                        return -EINVAL;
-                *u32 = (uint32_t)value;
-        }
+        broker_limit_put(&cfg->c, row, value);
+        /* A bigger body drags the frame limit along (the loader's "frame follows body"). */
+        if (!strcmp(row->name, "max_body") && cfg->c.max_frame <= cfg->c.max_body)
+                broker_config_frame_follows_body(&cfg->c);
         return 0;
 }
 
 HYB_EXPORT int hyb_broker_config_get_limit(const hyb_broker_config *cfg, const char *name,
                                            uint64_t *ret)
 {
-        size_t *sz;
-        uint32_t *u32;
+        const broker_limit *row;
 
         hyb_assert_return(cfg && name && ret, -EINVAL);
-        if (limit_field((broker_config *)&cfg->c, name, &sz, &u32) < 0)
+        row = broker_limit_find(name, strlen(name));
+        if (!row)
                 return -EINVAL;
-        *ret = sz ? (uint64_t)*sz : (uint64_t)*u32;
+        *ret = broker_limit_get(&cfg->c, row);
         return 0;
 }
 
@@ -236,10 +199,11 @@ HYB_EXPORT int hyb_broker_new(hyb_broker_config *cfg, struct event_base *base, h
                 return r;
         }
         b->c = &b->cfg->c;
-        if (b->c->max_body == 0 || b->c->max_body > UINT32_MAX || b->c->max_frame < b->c->max_body) {
+        r = broker_config_validate(b->c, reterr);
+        if (r < 0) {
                 hyb_broker_config_unref(b->cfg);
                 free(b);
-                return err_set(reterr, HYB_E_CONFIG, -1, "max_frame must be at least max_body");
+                return r;
         }
         b->reap_ev = event_new(base, -1, 0, broker_reap, b);
         b->tick_ev = event_new(base, -1, EV_PERSIST, broker_tick, b);
