@@ -103,10 +103,15 @@ HYB_EXPORT int hyb_broker_config_set_socket(hyb_broker_config *cfg, const char *
 
 HYB_EXPORT int hyb_broker_config_get_socket(const hyb_broker_config *cfg, char **ret_path)
 {
+        const char *env = getenv("HYBRID_BUS");
+
         hyb_assert_return(cfg && ret_path, -EINVAL);
-        if (!cfg->c.listen_unix)
+        if (cfg->c.listen_unix)
+                *ret_path = strdup(cfg->c.listen_unix);
+        else if (env && *env)
+                *ret_path = strdup(env);
+        else
                 return hyb_bus_default_socket(ret_path);
-        *ret_path = strdup(cfg->c.listen_unix);
         return *ret_path ? 0 : -ENOMEM;
 }
 
@@ -272,19 +277,41 @@ static bool socket_alive(const struct sockaddr_un *sa)
         return alive;
 }
 
-static void mkdir_parent(const char *path)
+/*
+ * The socket's directory must exist, with one exception: the runtime directory of the
+ * default path ($XDG_RUNTIME_DIR/hybrid, else /run/hybrid) is created (0755, one level)
+ * when the socket goes straight into it.  No other directory is ever created: a missing
+ * configured directory is a typo more often than a wish.
+ */
+static int socket_dir_ready(const char *path, hyb_error *reterr)
 {
-        char *d = strdup(path), *s;
+        const char *xdg = getenv("XDG_RUNTIME_DIR");
+        _cleanup_free_ char *dir = NULL, *runtime = NULL;
+        const char *slash = strrchr(path, '/');
+        struct stat st;
 
-        if (!d)
-                return;
-        s = strrchr(d, '/');
-        if (s && s != d) {
-                *s = 0;
-                mkdir_parent(d);
-                mkdir(d, 0755);
+        if (!slash)
+                return 0; /* relative to the working directory */
+        dir = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+        if (!dir)
+                return -ENOMEM;
+        if (stat(dir, &st) == 0) {
+                if (!S_ISDIR(st.st_mode))
+                        return err_set(reterr, -ENOTDIR, -1, "cannot listen on %s: %s is not a directory",
+                                       path, dir);
+                return 0;
         }
-        free(d);
+        if (errno != ENOENT)
+                return err_set(reterr, -errno, -1, "cannot listen on %s: %s: %s", path, dir,
+                               strerror(errno));
+        if (asprintf(&runtime, "%s/hybrid", xdg && *xdg ? xdg : "/run") < 0)
+                return -ENOMEM;
+        if (strcmp(dir, runtime) != 0)
+                return err_set(reterr, -ENOENT, -1,
+                               "cannot listen on %s: directory %s does not exist", path, dir);
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                return err_set(reterr, -errno, -1, "cannot create %s: %s", dir, strerror(errno));
+        return 0;
 }
 
 HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
@@ -303,7 +330,9 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
                 return err_set(reterr, -ENAMETOOLONG, -1, "socket path too long: %s", path);
         memcpy(sa.sun_path, path, strlen(path));
         snprintf(tmp.sun_path, sizeof tmp.sun_path, "%s.%d.tmp", path, (int)getpid());
-        mkdir_parent(path);
+        r = socket_dir_ready(path, reterr);
+        if (r < 0)
+                return r;
         if (access(path, F_OK) == 0) {
                 if (socket_alive(&sa))
                         return err_set(reterr, -EADDRINUSE, -1, "a broker is already listening on %s", path);
@@ -370,11 +399,16 @@ HYB_EXPORT int hyb_broker_shutdown(hyb_broker *b)
         b->shutting_down = true;
         events_builtin(b, "SystemShuttingDown", "{}");
         stop_listening(b);
-        for (bconn *c = b->conns; c; c = c->next)
+        bool queued = false;
+        for (bconn *c = b->conns; c; c = c->next) {
+                if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+                        queued = true;
                 bconn_close(c, "lostConnection");
-        /* Give queued output (the event above) a moment, then drop what is left. */
+        }
+        /* Give queued output (the event above) up to a second, then drop what is left;
+         * with nothing queued there is nothing to wait for. */
         b->shutdown_ev = evtimer_new(b->base, shutdown_done, b);
-        struct timeval tv = { .tv_sec = 1 };
+        struct timeval tv = { .tv_sec = queued ? 1 : 0 };
         if (b->shutdown_ev)
                 evtimer_add(b->shutdown_ev, &tv);
         event_del(b->tick_ev);

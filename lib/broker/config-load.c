@@ -730,7 +730,7 @@ static int check_relations(loader *l)
         size_t body = limit_index("max_body"), frame = limit_index("max_frame");
         const broker_limit_relation *rel;
         char msg[200], path[80];
-        size_t a, b, k;
+        size_t a, b;
         int i;
 
         if (l->limit_seen[body] && !l->limit_seen[frame]) {
@@ -746,12 +746,26 @@ static int check_relations(loader *l)
         rel = &broker_limit_relations[i];
         a = limit_index(rel->a);
         b = limit_index(rel->b);
-        k = l->limit_seen[a] ? a : b;
-        if (!l->limit_seen[k])
+        snprintf(path, sizeof(path), "limits.%s", l->limit_blame[l->limit_seen[a] ? a : b]);
+        if (l->limit_seen[a])
+                return fail(l, l->limit_mark[a], path, "must be %s limits.%s (%llu) %s",
+                            rel->strict ? "greater than" : "at least", rel->b,
+                            (unsigned long long)broker_limit_get(l->c, &broker_limits[b]),
+                            rel->why);
+        if (!l->limit_seen[b])
                 /* Broken before this file (by the setters): hyb_broker_new reports it. */
                 return 0;
-        snprintf(path, sizeof(path), "limits.%s", l->limit_blame[k]);
-        return fail(l, l->limit_mark[k], path, "%s", msg);
+        if (l->limit_blame[b] != broker_limits[b].name)
+                /* max_frame followed max_body: say so, the file does not show it. */
+                return fail(l, l->limit_mark[b], path,
+                            "makes limits.%s %llu, which must be %s limits.%s (%llu) %s", rel->b,
+                            (unsigned long long)broker_limit_get(l->c, &broker_limits[b]),
+                            rel->strict ? "less than" : "at most", rel->a,
+                            (unsigned long long)broker_limit_get(l->c, &broker_limits[a]),
+                            rel->why);
+        return fail(l, l->limit_mark[b], path, "must be %s limits.%s (%llu) %s",
+                    rel->strict ? "less than" : "at most", rel->a,
+                    (unsigned long long)broker_limit_get(l->c, &broker_limits[a]), rel->why);
 }
 
 static int parse_document(loader *l)

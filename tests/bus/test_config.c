@@ -473,8 +473,16 @@ START_TEST(test_config_messages)
         /* A relation names both limits and their values. */
         ck_assert_int_eq(load_err(&c, "limits: {send_queue_bytes: 1M}", &e),
                          HYB_E_CONFIG);
-        ck_assert_msg(strstr(e.message, "limits.send_queue_bytes (1048576) must be at least "
+        ck_assert_msg(strstr(e.message, "limits.send_queue_bytes: must be at least "
                                         "limits.max_frame (16842752)"),
+                      "%s", e.message);
+        ck_assert_int_eq(load_err(&c, "limits:\n  ping_after_s: 90\n", &e), HYB_E_CONFIG);
+        ck_assert_msg(strstr(e.message, "limits.ping_after_s: must be less than "
+                                        "limits.drop_after_s (90)"),
+                      "%s", e.message);
+        ck_assert_int_eq(load_err(&c, "limits:\n  max_body: 64M\n", &e), HYB_E_CONFIG);
+        ck_assert_msg(strstr(e.message, "limits.max_body: makes limits.max_frame 67174400, which "
+                                        "must be at most limits.send_queue_bytes (67108864)"),
                       "%s", e.message);
         broker_config_clear(&c);
 }
