@@ -18,7 +18,7 @@
 
 /* Every row must fit its field and have its default in range. */
 #define LIMIT_ASSERT(name, unit, min, max, dflt, doc)                                              \
-        _Static_assert((min) >= 1 && (min) <= (dflt) && (dflt) <= (max) &&                       \
+        _Static_assert((min) <= (dflt) && (dflt) <= (max) &&                                     \
                                (max) <= BROKER_LIMIT_MAX_##unit,                                   \
                        "limit " #name ": min <= default <= max must fit its type");
 BROKER_LIMITS(LIMIT_ASSERT)
