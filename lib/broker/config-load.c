@@ -83,10 +83,11 @@ static int next(loader *l)
                 if (l->too_big && *l->too_big)
                         return err_set(l->reterr, HYB_E_CONFIG, CONFIG_MAX_BYTES,
                                        "config: larger than %d bytes", CONFIG_MAX_BYTES);
-                if (p->error == YAML_READER_ERROR && !p->problem_mark.line &&
-                    !p->problem_mark.column)
+                if (p->error == YAML_READER_ERROR)
+                        /* Encoding errors: libyaml knows the byte, not the line. */
                         return err_set(l->reterr, HYB_E_CONFIG, (long)p->problem_offset,
-                                       "config: %s", p->problem ? p->problem : "read error");
+                                       "config: %s at byte %zu",
+                                       p->problem ? p->problem : "read error", p->problem_offset);
                 return err_set_at(l->reterr, HYB_E_CONFIG, (long)p->problem_mark.index, line, col,
                                   "config: YAML syntax error: %s%s%s at %d:%d",
                                   p->problem ? p->problem : "unknown", p->context ? " " : "",
@@ -548,6 +549,8 @@ static int check_repeated_uids(loader *l, const char *path, app_key *keys, size_
         const app_key *first = NULL;
         char sub[200];
 
+        if (n < 2)
+                return 0;
         qsort(keys, n, sizeof(*keys), cmp_app_key);
         for (size_t i = 1; i < n; i++)
                 if (keys[i].uid == keys[i - 1].uid && (!first || keys[i].index < first->index))

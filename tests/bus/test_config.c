@@ -465,6 +465,10 @@ START_TEST(test_config_messages)
         ck_assert_int_eq(load_err(&c, "policy: {admin: [1]}\n", &e),
                          HYB_E_CONFIG);
         ck_assert_msg(strstr(e.message, "did you mean admins?"), "%s", e.message);
+        /* Bad UTF-8: libyaml knows the byte offset only. */
+        ck_assert_int_eq(load_err(&c, "host: a\xff\n", &e), HYB_E_CONFIG);
+        ck_assert_msg(strstr(e.message, "UTF-8") && strstr(e.message, "at byte 7"), "%s",
+                      e.message);
         /* Nothing close: no guess. */
         ck_assert_int_eq(load_err(&c, "limits: {colour: blue}\n", &e),
                          HYB_E_CONFIG);
