@@ -7,6 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 TAB=$(printf '\t')
 unset HYBRID_BUS
+# Runs that must end by themselves are bounded by `timeout 10`: a regression fails, not hangs.
 
 # --- options
 expect "--version exits 0" 0 "*" "$HYBRIDD" --version
@@ -24,7 +25,7 @@ expect_err "a missing option argument is a usage error (2)" 2 "^hybridd: option 
         "$HYBRIDD" --config
 check "... reported in one line" one_line
 expect_err "an extra argument is a usage error (2)" 2 "^hybridd: unexpected argument 'extra'" \
-        "$HYBRIDD" --foreground extra
+        timeout 10 "$HYBRIDD" --foreground extra
 check "... reported in one line" one_line
 
 # --- configuration errors: exit 2, one line "hybridd: FILE: key: message at LINE:COLUMN"
@@ -34,7 +35,7 @@ while IFS="$TAB" read -r yaml pos; do
         case "$yaml" in ''|'#'*) continue ;; esac
         n=$((n + 1))
         printf "$(printf '%s' "$yaml" | sed 's/%/%%/g')\n" >"$T/bad.yaml"
-        run "$HYBRIDD" --foreground --socket "$T/bad.sock" --config "$T/bad.yaml"
+        run timeout 10 "$HYBRIDD" --foreground --socket "$T/bad.sock" --config "$T/bad.yaml"
         if [ "$RC" -ne 2 ] || ! one_line || [ "$(count 'bad\.yaml')" -ne 1 ] ||
            [ "$(count "$pos")" -ne 1 ] ||
            ! grep -Eq "^hybridd: $T/bad\.yaml: [][a-z_.0-9]+: .* at $pos\$" "$T/err"; then
@@ -49,28 +50,28 @@ check "no socket was left by refused configs" [ ! -e "$T/bad.sock" ]
 printf 'limits:\n  max_bodys: 1M\n' >"$T/typo.yaml"
 expect_err "a mistyped key gets 'did you mean'" 2 \
         "^hybridd: $T/typo\.yaml: limits\.max_bodys: unknown key, did you mean max_body\? at 2:3\$" \
-        "$HYBRIDD" --foreground --socket "$T/typo.sock" --config "$T/typo.yaml"
+        timeout 10 "$HYBRIDD" --foreground --socket "$T/typo.sock" --config "$T/typo.yaml"
 printf 'limits:\n  send_queue_bytes: 18446744073709551615\n' >"$T/range.yaml"
 expect_err "an out-of-range value gets the range" 2 \
         "^hybridd: $T/range\.yaml: limits\.send_queue_bytes: .*out of range \(allowed 1\.\.16G\) at 2:21\$" \
-        "$HYBRIDD" --foreground --socket "$T/range.sock" --config "$T/range.yaml"
+        timeout 10 "$HYBRIDD" --foreground --socket "$T/range.sock" --config "$T/range.yaml"
 expect_err "an unreadable config is a configuration error (2)" 2 \
         "^hybridd: $T/none\.yaml: No such file or directory\$" \
-        "$HYBRIDD" --foreground --socket "$T/none.sock" --config "$T/none.yaml"
+        timeout 10 "$HYBRIDD" --foreground --socket "$T/none.sock" --config "$T/none.yaml"
 check "... in one line" one_line
-run "$HYBRIDD" --config "$T/typo.yaml"
+run timeout 10 "$HYBRIDD" --config "$T/typo.yaml"
 check "detached, a config error still exits 2" [ "$RC" -eq 2 ]
 
 # --- directories: a missing configured one is an error (3); only the runtime dir is made
 expect_err "a socket in a missing directory: exit 3" 3 \
         "^hybridd: error: cannot listen on $T/no/such/bus\.sock: directory $T/no/such does not exist\$" \
-        "$HYBRIDD" --foreground --socket "$T/no/such/bus.sock"
+        timeout 10 "$HYBRIDD" --foreground --socket "$T/no/such/bus.sock"
 check "... and no directory was created" [ ! -e "$T/no" ]
-run "$HYBRIDD" --socket "$T/no/bus.sock"
+run timeout 10 "$HYBRIDD" --socket "$T/no/bus.sock"
 check "detached, the same failure exits 3" [ "$RC" -eq 3 ] && [ ! -e "$T/no" ]
 printf 'listen: {unix: %s/cfgdir/bus.sock}\n' "$T" >"$T/dir.yaml"
 expect_err "listen.unix in a missing directory: exit 3" 3 "directory $T/cfgdir does not exist" \
-        "$HYBRIDD" --foreground --config "$T/dir.yaml"
+        timeout 10 "$HYBRIDD" --foreground --config "$T/dir.yaml"
 check "... and it was not created" [ ! -e "$T/cfgdir" ]
 
 # waitsock PATH: the daemon $DPID made its socket at PATH (and is alive)
@@ -86,7 +87,7 @@ check "... and the daemon exits 0 on SIGTERM" [ "$STOP_RC" -eq 0 ]
 check "... removing its socket" [ ! -e "$T/xdg/hybrid/bus.sock" ]
 expect_err "a missing \$XDG_RUNTIME_DIR is not created: exit 3" 3 \
         "^hybridd: error: cannot create $T/noxdg/hybrid: No such file or directory\$" \
-        env XDG_RUNTIME_DIR="$T/noxdg" "$HYBRIDD" --foreground
+        timeout 10 env XDG_RUNTIME_DIR="$T/noxdg" "$HYBRIDD" --foreground
 check "... nor anything under it" [ ! -e "$T/noxdg" ]
 
 # --- $HYBRID_BUS: after --socket and listen.unix, before the default
@@ -113,7 +114,7 @@ check "... which is not used" [ ! -e "$T/env.sock" ]
 
 # --- a second daemon on a live socket: exit 3
 expect_err "a live broker on the socket: exit 3" 3 "already listening on $T/cfg\.sock" \
-        "$HYBRIDD" --foreground --socket "$T/cfg.sock"
+        timeout 10 "$HYBRIDD" --foreground --socket "$T/cfg.sock"
 check "... and the live one keeps its socket" [ -S "$T/cfg.sock" ]
 
 # --- SIGTERM when idle: exit 0 at once (no 1 s grace when nothing is queued)
