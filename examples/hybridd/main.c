@@ -25,7 +25,8 @@ static const char usage[] =
         "                      then $HYBRID_BUS, then $XDG_RUNTIME_DIR/hybrid/bus.sock\n"
         "                      or /run/hybrid/bus.sock)\n"
         "  -c, --config FILE   YAML configuration (host, listen, limits, policy, log)\n"
-        "  -f, --foreground    stay attached; without it hybridd detaches once the socket is ready\n"
+        "  -f, --foreground    stay attached; without it hybridd detaches once the socket\n"
+        "                      is ready\n"
         "  -h, --help          this text\n"
         "  -V, --version       the version\n"
         "exit status: 0 ok (clean shutdown on SIGTERM/SIGINT, or detached and listening),\n"
@@ -103,7 +104,8 @@ int main(int argc, char **argv)
                         printf("hybridd %s\n", hyb_version());
                         return 0;
                 case ':':
-                        fprintf(stderr, "hybridd: option '%s' needs an argument (see hybridd --help)\n",
+                        fprintf(stderr,
+                                "hybridd: option '%s' needs an argument (see hybridd --help)\n",
                                 argv[optind - 1]);
                         return EXIT_USAGE;
                 default:

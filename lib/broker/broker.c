@@ -297,8 +297,8 @@ static int socket_dir_ready(const char *path, hyb_error *reterr)
                 return -ENOMEM;
         if (stat(dir, &st) == 0) {
                 if (!S_ISDIR(st.st_mode))
-                        return err_set(reterr, -ENOTDIR, -1, "cannot listen on %s: %s is not a directory",
-                                       path, dir);
+                        return err_set(reterr, -ENOTDIR, -1,
+                                       "cannot listen on %s: %s is not a directory", path, dir);
                 return 0;
         }
         if (errno != ENOENT)

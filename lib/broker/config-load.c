@@ -241,7 +241,8 @@ static int walk_map(loader *l, const char *path, const field *fields, size_t n_f
                          (int)(klen > 64 ? 64 : klen), key);
 
                 for (i = 0; i < n_fields; i++)
-                        if (strlen(fields[i].key) == klen && memcmp(fields[i].key, key, klen) == 0) {
+                        if (strlen(fields[i].key) == klen &&
+                            memcmp(fields[i].key, key, klen) == 0) {
                                 f = &fields[i];
                                 break;
                         }
@@ -598,12 +599,13 @@ static int load_apps(loader *l, const char *path, broker_app_policy **ret, size_
                 a = &apps[n];
                 *a = (broker_app_policy){ 0 };
                 n++;
-                snprintf(sub, sizeof(sub), "%.120s.%.*s", path,
-                         l->ev.type == YAML_SCALAR_EVENT ?
-                                 (int)(l->ev.data.scalar.length > 40 ? 40 : l->ev.data.scalar.length) :
-                                 0,
-                         l->ev.type == YAML_SCALAR_EVENT ? (const char *)l->ev.data.scalar.value :
-                                                           "");
+                if (l->ev.type == YAML_SCALAR_EVENT)
+                        snprintf(sub, sizeof(sub), "%.120s.%.*s", path,
+                                 (int)(l->ev.data.scalar.length > 40 ? 40 :
+                                                                       l->ev.data.scalar.length),
+                                 (const char *)l->ev.data.scalar.value);
+                else
+                        snprintf(sub, sizeof(sub), "%.120s.", path);
                 r = get_uid(l, sub, &a->uid);
                 if (r < 0)
                         goto fail;
