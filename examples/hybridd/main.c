@@ -21,12 +21,16 @@ enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_LISTEN = 3 };
 
 static const char usage[] =
         "usage: hybridd [--socket PATH] [--config FILE] [--foreground]\n"
-        "  --socket PATH   listen on this Unix socket (overrides listen.unix of the config)\n"
-        "  --config FILE   YAML configuration (host, listen, limits, policy, log)\n"
-        "  --foreground    stay attached; without it hybridd detaches once the socket is ready\n"
-        "  --help          this text\n"
+        "  -s, --socket PATH   listen on this Unix socket (before listen.unix of the config,\n"
+        "                      then $HYBRID_BUS, then $XDG_RUNTIME_DIR/hybrid/bus.sock\n"
+        "                      or /run/hybrid/bus.sock)\n"
+        "  -c, --config FILE   YAML configuration (host, listen, limits, policy, log)\n"
+        "  -f, --foreground    stay attached; without it hybridd detaches once the socket\n"
+        "                      is ready\n"
+        "  -h, --help          this text\n"
+        "  -V, --version       the version\n"
         "exit status: 0 ok (clean shutdown on SIGTERM/SIGINT, or detached and listening),\n"
-        "             1 runtime failure, 2 usage or configuration error (line:column),\n"
+        "             1 runtime failure, 2 usage or configuration error,\n"
         "             3 cannot listen on the socket\n";
 
 static bool use_syslog;
@@ -38,6 +42,16 @@ static void log_line(int level, const char *msg, void *ud)
                 syslog(level, "%s", msg);
         else
                 fprintf(stderr, "hybridd: %s: %s\n", names[level & 7], msg);
+}
+
+/* libevent's own complaints ("[warn] ...") in the same one-line form as ours. */
+static void log_libevent(int severity, const char *msg)
+{
+        int level = severity >= EVENT_LOG_ERR ? HYB_LOG_ERROR :
+                    severity == EVENT_LOG_WARN ? HYB_LOG_WARNING : HYB_LOG_DEBUG;
+
+        if (level <= HYB_LOG_WARNING)
+                log_line(level, msg, NULL);
 }
 
 static struct event *sigterm, *sigint;
@@ -59,6 +73,7 @@ int main(int argc, char **argv)
                 { "config", required_argument, NULL, 'c' },
                 { "foreground", no_argument, NULL, 'f' },
                 { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
                 {},
         };
         const char *sock = NULL, *config = NULL;
@@ -69,7 +84,9 @@ int main(int argc, char **argv)
         hyb_error err;
         int c, r, pipefd[2] = { -1, -1 };
 
-        while ((c = getopt_long(argc, argv, "s:c:fh", opts, NULL)) != -1) {
+        opterr = 0; /* one message of our own per error */
+        event_set_log_callback(log_libevent);
+        while ((c = getopt_long(argc, argv, ":s:c:fhV", opts, NULL)) != -1) {
                 switch (c) {
                 case 's':
                         sock = optarg;
@@ -83,28 +100,41 @@ int main(int argc, char **argv)
                 case 'h':
                         fputs(usage, stdout);
                         return 0;
+                case 'V':
+                        printf("hybridd %s\n", hyb_version());
+                        return 0;
+                case ':':
+                        fprintf(stderr,
+                                "hybridd: option '%s' needs an argument (see hybridd --help)\n",
+                                argv[optind - 1]);
+                        return EXIT_USAGE;
                 default:
-                        fputs(usage, stderr);
+                        fprintf(stderr, "hybridd: unknown option '%s' (see hybridd --help)\n",
+                                argv[optind - 1]);
                         return EXIT_USAGE;
                 }
         }
         if (optind < argc) {
-                fprintf(stderr, "hybridd: unexpected argument '%s'\n%s", argv[optind], usage);
+                fprintf(stderr, "hybridd: unexpected argument '%s' (see hybridd --help)\n",
+                        argv[optind]);
                 return EXIT_USAGE;
         }
-        if (hyb_broker_config_new(&cfg) < 0)
+        if (hyb_broker_config_new(&cfg) < 0) {
+                fprintf(stderr, "hybridd: %s\n", hyb_strerror(-ENOMEM));
                 return EXIT_RUNTIME;
+        }
         hyb_error_clear(&err);
         if (config && (r = hyb_broker_config_load_file(cfg, config, &err)) < 0) {
-                if (err.line > 0)
-                        fprintf(stderr, "hybridd: %s:%d:%d: %s\n", config, err.line, err.column, err.message);
-                else
-                        fprintf(stderr, "hybridd: %s: %s\n", config, err.message[0] ? err.message : hyb_strerror(r));
+                /* The message names the file, the key and the position once each. */
+                fprintf(stderr, "hybridd: %s\n", err.message[0] ? err.message : hyb_strerror(r));
                 hyb_broker_config_unref(cfg);
-                return EXIT_USAGE;
+                return r == -ENOMEM ? EXIT_RUNTIME : EXIT_USAGE;
         }
+        /* --socket, else listen.unix of the config, else $HYBRID_BUS (the library's
+         * hyb_broker_config_get_socket), else the default. */
         if (sock && hyb_broker_config_set_socket(cfg, sock) < 0) {
-                fprintf(stderr, "hybridd: bad socket path '%s'\n", sock);
+                fprintf(stderr, "hybridd: bad socket path '%s' (empty or longer than 107 bytes)\n",
+                        sock);
                 hyb_broker_config_unref(cfg);
                 return EXIT_USAGE;
         }
@@ -115,11 +145,15 @@ int main(int argc, char **argv)
 
         if (!foreground) {
                 /* The parent exits only once the child listens (or reports why it cannot). */
-                if (pipe2(pipefd, O_CLOEXEC) < 0)
+                pid_t pid = -1;
+
+                if (pipe2(pipefd, O_CLOEXEC) == 0)
+                        pid = fork();
+                if (pid < 0) {
+                        fprintf(stderr, "hybridd: cannot detach: %s\n", strerror(errno));
+                        hyb_broker_config_unref(cfg);
                         return EXIT_RUNTIME;
-                pid_t pid = fork();
-                if (pid < 0)
-                        return EXIT_RUNTIME;
+                }
                 if (pid > 0) {
                         unsigned char status = EXIT_RUNTIME;
                         close(pipefd[1]);
@@ -132,9 +166,15 @@ int main(int argc, char **argv)
         }
 
         base = event_base_new();
-        if (!base || hyb_broker_new(cfg, base, &b, &err) < 0) {
-                fprintf(stderr, "hybridd: cannot create the broker: %s\n", err.message);
+        hyb_error_clear(&err);
+        if (!base) {
+                fprintf(stderr, "hybridd: cannot create the event loop\n");
                 r = EXIT_RUNTIME;
+                goto report;
+        }
+        if ((r = hyb_broker_new(cfg, base, &b, &err)) < 0) {
+                fprintf(stderr, "hybridd: %s\n", err.message[0] ? err.message : hyb_strerror(r));
+                r = r == HYB_E_CONFIG ? EXIT_USAGE : EXIT_RUNTIME;
                 goto report;
         }
         hyb_broker_set_log(b, hyb_broker_config_get_log_level(cfg), log_line, NULL);

@@ -62,15 +62,19 @@ HYB_EXPORT int hyb_broker_config_load_string(hyb_broker_config *cfg, const char 
                                              hyb_error *reterr);
 /* Sets the Unix socket path (copied).  Errors: -EINVAL (NULL, empty or too long), -ENOMEM. */
 HYB_EXPORT int hyb_broker_config_set_socket(hyb_broker_config *cfg, const char *path);
-/* The socket path: the configured one, else the default (see hyb_bus_get_default_socket).
- * *ret_path is freed with hyb_free(). */
+/* The socket path: the configured one, else $HYBRID_BUS when set and not empty, else the
+ * default (see hyb_bus_get_default_socket).  *ret_path is freed with hyb_free(). */
 HYB_EXPORT int hyb_broker_config_get_socket(const hyb_broker_config *cfg, char **ret_path);
 /*
  * Sets a limit by its YAML name: max_body, max_frame, max_pending_calls,
  * send_queue_bytes, max_connections, max_endpoints, max_subscriptions,
- * max_policy_bytes, auth_timeout_ms, ping_after_s, drop_after_s.  Setting max_body also raises
- * max_frame to max_body + 64 KiB when it was smaller.
- * Errors: -EINVAL (unknown name, 0, or out of range).
+ * max_policy_bytes, auth_timeout_ms, ping_after_s, drop_after_s, and the quotas
+ * max_memory, uid_max_bytes, uid_max_connections, uid_max_pending_calls,
+ * uid_max_subscriptions, uid_max_registrations, uid_max_policy_bytes,
+ * max_unauth_connections, uid_max_unauth_connections (ranges in doc/config.md).  Setting
+ * max_body at or above max_frame raises max_frame to max_body + 64 KiB.  Relations
+ * between limits are checked by hyb_broker_new.
+ * Errors: -EINVAL (unknown name, or a value outside the limit's range).
  */
 HYB_EXPORT int hyb_broker_config_set_limit(hyb_broker_config *cfg, const char *name, uint64_t value);
 HYB_EXPORT int hyb_broker_config_get_limit(const hyb_broker_config *cfg, const char *name,
@@ -91,7 +95,8 @@ typedef void (*hyb_log_fn)(int level, const char *message, void *userdata);
  * (NULL: defaults; a reference is taken, do not change it afterwards).
  * Nothing is listened on yet.  If SIGPIPE is at its default disposition it is set
  * to ignored (a peer that vanishes mid-write must not kill the process).
- * Errors: -EINVAL, -ENOMEM, HYB_E_CONFIG.
+ * Errors: -EINVAL, -ENOMEM, HYB_E_CONFIG (a limit out of its range or a broken
+ * relation between limits, named in *reterr).
  */
 HYB_EXPORT int hyb_broker_new(hyb_broker_config *cfg, struct event_base *base, hyb_broker **ret,
                               hyb_error *reterr);
@@ -103,9 +108,10 @@ HYB_EXPORT hyb_broker *hyb_broker_free(hyb_broker *b);
 /* Sets the log callback (NULL: drop).  Levels above `max_level` are not produced. */
 HYB_EXPORT void hyb_broker_set_log(hyb_broker *b, int max_level, hyb_log_fn fn, void *userdata);
 /*
- * Creates the socket and starts accepting.  The directory is created (0755)
- * when missing; a stale socket (nobody accepting) is removed; a live one gives
- * -EADDRINUSE.  The socket is bound under a temporary name, set to mode 0666
+ * Creates the socket and starts accepting.  Of missing directories only the
+ * runtime directory ($XDG_RUNTIME_DIR/hybrid, else /run/hybrid) is created (0755),
+ * when the socket goes straight into it; any other gives -ENOENT.  A stale socket
+ * (nobody accepting) is removed; a live one gives -EADDRINUSE.  The socket is bound under a temporary name, set to mode 0666
  * (authentication decides who may do what) and renamed into place, so it
  * appears only when connections are already accepted.
  * Errors: -EADDRINUSE, -ENAMETOOLONG, -EALREADY (started), -errno.
@@ -114,8 +120,8 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr);
 /*
  * Fires SystemShuttingDown to subscribers, stops accepting (removes the
  * socket) and closes every connection once its queued output is written
- * (at most ~1 s).  After that the broker holds no events on the base, so
- * event_base_dispatch returns.  Idempotent.
+ * (at most ~1 s; at once when nothing is queued).  After that the broker
+ * holds no events on the base, so event_base_dispatch returns.  Idempotent.
  */
 HYB_EXPORT int hyb_broker_shutdown(hyb_broker *b);
 /* The socket path (borrowed), NULL before hyb_broker_start. */

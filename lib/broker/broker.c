@@ -89,95 +89,43 @@ HYB_EXPORT int hyb_broker_config_set_socket(hyb_broker_config *cfg, const char *
 
 HYB_EXPORT int hyb_broker_config_get_socket(const hyb_broker_config *cfg, char **ret_path)
 {
-        hyb_assert_return(cfg && ret_path, -EINVAL);
-        if (!cfg->c.listen_unix)
-                return hyb_bus_get_default_socket(ret_path);
-        *ret_path = strdup(cfg->c.listen_unix);
-        return *ret_path ? 0 : -ENOMEM;
-}
+        const char *env = getenv("HYBRID_BUS");
 
-static int limit_field(broker_config *c, const char *name, size_t **sz, uint32_t **u32)
-{
-        *sz = NULL;
-        *u32 = NULL;
-        if (!strcmp(name, "max_body"))
-                *sz = &c->max_body;
-        else if (!strcmp(name, "max_frame"))
-                *sz = &c->max_frame;
-        else if (!strcmp(name, "send_queue_bytes"))
-                *sz = &c->send_queue_bytes;
-        else if (!strcmp(name, "max_pending_calls"))
-                *u32 = &c->max_pending_calls;
-        else if (!strcmp(name, "max_connections"))
-                *u32 = &c->max_connections;
-        else if (!strcmp(name, "max_endpoints"))
-                *u32 = &c->max_endpoints;
-        else if (!strcmp(name, "max_subscriptions"))
-                *u32 = &c->max_subscriptions;
-        else if (!strcmp(name, "max_policy_bytes"))
-                *sz = &c->max_policy_bytes;
-        else if (!strcmp(name, "auth_timeout_ms"))
-                *u32 = &c->auth_timeout_ms;
-        else if (!strcmp(name, "ping_after_s"))
-                *u32 = &c->ping_after_s;
-        else if (!strcmp(name, "drop_after_s"))
-                *u32 = &c->drop_after_s;
-        else if (!strcmp(name, "max_memory"))
-                *sz = &c->max_memory;
-        else if (!strcmp(name, "uid_max_bytes"))
-                *sz = &c->uid_max_bytes;
-        else if (!strcmp(name, "uid_max_connections"))
-                *u32 = &c->uid_max_connections;
-        else if (!strcmp(name, "uid_max_pending_calls"))
-                *u32 = &c->uid_max_pending_calls;
-        else if (!strcmp(name, "uid_max_subscriptions"))
-                *u32 = &c->uid_max_subscriptions;
-        else if (!strcmp(name, "uid_max_registrations"))
-                *u32 = &c->uid_max_registrations;
-        else if (!strcmp(name, "uid_max_policy_bytes"))
-                *sz = &c->uid_max_policy_bytes;
-        else if (!strcmp(name, "max_unauth_connections"))
-                *u32 = &c->max_unauth_connections;
-        else if (!strcmp(name, "uid_max_unauth_connections"))
-                *u32 = &c->uid_max_unauth_connections;
+        hyb_assert_return(cfg && ret_path, -EINVAL);
+        if (cfg->c.listen_unix)
+                *ret_path = strdup(cfg->c.listen_unix);
+        else if (env && *env)
+                *ret_path = strdup(env);
         else
-                return -EINVAL;
-        return 0;
+                return hyb_bus_get_default_socket(ret_path);
+        return *ret_path ? 0 : -ENOMEM;
 }
 
 HYB_EXPORT int hyb_broker_config_set_limit(hyb_broker_config *cfg, const char *name, uint64_t value)
 {
-        size_t *sz;
-        uint32_t *u32;
+        const broker_limit *row;
 
-        hyb_assert_return(cfg && name && value > 0, -EINVAL);
-        if (limit_field(&cfg->c, name, &sz, &u32) < 0)
+        hyb_assert_return(cfg && name, -EINVAL);
+        row = broker_limit_find(name, strlen(name));
+        if (!row || broker_limit_check(row, value) < 0)
                 return -EINVAL;
-        if (sz) {
-                /* Bodies are u32 on the wire. */
-                if (value > UINT32_MAX)
-                        return -EINVAL;
-                *sz = (size_t)value;
-                if (sz == &cfg->c.max_body && cfg->c.max_frame < value + CONFIG_HEADER_ROOM)
-                        cfg->c.max_frame = (size_t)value + CONFIG_HEADER_ROOM;
-        } else {
-                if (value > UINT32_MAX)
-                        return -EINVAL;
-                *u32 = (uint32_t)value;
-        }
+        broker_limit_put(&cfg->c, row, value);
+        /* A bigger body drags the frame limit along (the loader's "frame follows body"). */
+        if (!strcmp(row->name, "max_body") && cfg->c.max_frame <= cfg->c.max_body)
+                broker_config_frame_follows_body(&cfg->c);
         return 0;
 }
 
 HYB_EXPORT int hyb_broker_config_get_limit(const hyb_broker_config *cfg, const char *name,
                                            uint64_t *ret)
 {
-        size_t *sz;
-        uint32_t *u32;
+        const broker_limit *row;
 
         hyb_assert_return(cfg && name && ret, -EINVAL);
-        if (limit_field((broker_config *)&cfg->c, name, &sz, &u32) < 0)
+        row = broker_limit_find(name, strlen(name));
+        if (!row)
                 return -EINVAL;
-        *ret = sz ? (uint64_t)*sz : (uint64_t)*u32;
+        *ret = broker_limit_get(&cfg->c, row);
         return 0;
 }
 
@@ -242,10 +190,11 @@ HYB_EXPORT int hyb_broker_new(hyb_broker_config *cfg, struct event_base *base, h
                 return r;
         }
         b->c = &b->cfg->c;
-        if (b->c->max_body == 0 || b->c->max_body > UINT32_MAX || b->c->max_frame < b->c->max_body) {
+        r = broker_config_validate(b->c, reterr);
+        if (r < 0) {
                 hyb_broker_config_unref(b->cfg);
                 free(b);
-                return err_set(reterr, HYB_E_CONFIG, -1, "max_frame must be at least max_body");
+                return r;
         }
         b->reap_ev = event_new(base, -1, 0, broker_reap, b);
         b->tick_ev = event_new(base, -1, EV_PERSIST, broker_tick, b);
@@ -314,19 +263,41 @@ static bool socket_alive(const struct sockaddr_un *sa)
         return alive;
 }
 
-static void mkdir_parent(const char *path)
+/*
+ * The socket's directory must exist, with one exception: the runtime directory of the
+ * default path ($XDG_RUNTIME_DIR/hybrid, else /run/hybrid) is created (0755, one level)
+ * when the socket goes straight into it.  No other directory is ever created: a missing
+ * configured directory is a typo more often than a wish.
+ */
+static int socket_dir_ready(const char *path, hyb_error *reterr)
 {
-        char *d = strdup(path), *s;
+        const char *xdg = getenv("XDG_RUNTIME_DIR");
+        _cleanup_free_ char *dir = NULL, *runtime = NULL;
+        const char *slash = strrchr(path, '/');
+        struct stat st;
 
-        if (!d)
-                return;
-        s = strrchr(d, '/');
-        if (s && s != d) {
-                *s = 0;
-                mkdir_parent(d);
-                mkdir(d, 0755);
+        if (!slash)
+                return 0; /* relative to the working directory */
+        dir = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+        if (!dir)
+                return -ENOMEM;
+        if (stat(dir, &st) == 0) {
+                if (!S_ISDIR(st.st_mode))
+                        return err_set(reterr, -ENOTDIR, -1,
+                                       "cannot listen on %s: %s is not a directory", path, dir);
+                return 0;
         }
-        free(d);
+        if (errno != ENOENT)
+                return err_set(reterr, -errno, -1, "cannot listen on %s: %s: %s", path, dir,
+                               strerror(errno));
+        if (asprintf(&runtime, "%s/hybrid", xdg && *xdg ? xdg : "/run") < 0)
+                return -ENOMEM;
+        if (strcmp(dir, runtime) != 0)
+                return err_set(reterr, -ENOENT, -1,
+                               "cannot listen on %s: directory %s does not exist", path, dir);
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                return err_set(reterr, -errno, -1, "cannot create %s: %s", dir, strerror(errno));
+        return 0;
 }
 
 HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
@@ -345,7 +316,9 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
                 return err_set(reterr, -ENAMETOOLONG, -1, "socket path too long: %s", path);
         memcpy(sa.sun_path, path, strlen(path));
         snprintf(tmp.sun_path, sizeof tmp.sun_path, "%s.%d.tmp", path, (int)getpid());
-        mkdir_parent(path);
+        r = socket_dir_ready(path, reterr);
+        if (r < 0)
+                return r;
         if (access(path, F_OK) == 0) {
                 if (socket_alive(&sa))
                         return err_set(reterr, -EADDRINUSE, -1, "a broker is already listening on %s", path);
@@ -412,11 +385,16 @@ HYB_EXPORT int hyb_broker_shutdown(hyb_broker *b)
         b->shutting_down = true;
         events_builtin(b, "SystemShuttingDown", "{}");
         stop_listening(b);
-        for (bconn *c = b->conns; c; c = c->next)
+        bool queued = false;
+        for (bconn *c = b->conns; c; c = c->next) {
+                if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+                        queued = true;
                 bconn_close(c, "lostConnection");
-        /* Give queued output (the event above) a moment, then drop what is left. */
+        }
+        /* Give queued output (the event above) up to a second, then drop what is left;
+         * with nothing queued there is nothing to wait for. */
         b->shutdown_ev = evtimer_new(b->base, shutdown_done, b);
-        struct timeval tv = { .tv_sec = 1 };
+        struct timeval tv = { .tv_sec = queued ? 1 : 0 };
         if (b->shutdown_ev)
                 evtimer_add(b->shutdown_ev, &tv);
         event_del(b->tick_ev);

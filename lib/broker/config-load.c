@@ -1,18 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The YAML walker of the broker's configuration.
+ * The YAML loader of the broker's configuration: a recursive descent over
+ * libyaml's event stream (no document tree), so the cost is linear in the
+ * input and the first error stops the parse where it stands.
  *
- *   document --yaml_parser_load--> node tree --walk_map(top)--> broker_config copy
- *                                               |  one table of known keys per mapping:
- *                                               |  top: host listen limits policy log
- *                                               `- limits: max_body ... drop_after_s
+ *   yaml_parser_parse --event--> walk_map(top) --one table of keys per mapping-->
+ *        |                           top: host listen limits policy log
+ *        |                           limits: the rows of BROKER_LIMITS
+ *        `- depth bound (CONFIG_MAX_DEPTH), input bound (CONFIG_MAX_BYTES)
  *
- * libyaml's document API gives every node its start mark, so an unknown key, a
- * wrong type or a value out of range is reported with its key path
- * ("limits.max_body") and the 1-based line:column of the offending node.  A
- * load is all-or-nothing: values go to a copy that replaces the caller's
- * struct only once the whole file and the cross-checks between limits passed.
+ * Every event carries its start mark, so an unknown key, a wrong type or a
+ * value out of range is reported with its key path ("limits.max_body") and the
+ * 1-based line:column of the offending node.  A load is all-or-nothing: values
+ * go to a copy that replaces the caller's struct only once the whole file and
+ * the relations between limits passed.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <strings.h>
 #include <sys/un.h>
@@ -22,58 +25,103 @@
 
 #include "common/util.h"
 
-#define KIB CONFIG_KIB
-#define MIB CONFIG_MIB
-#define GIB CONFIG_GIB
-#define FRAME_HEADER_ROOM CONFIG_HEADER_ROOM
-/* Frame lengths travel as 32-bit numbers; a larger per-peer buffer would be a mistake anyway. */
-#define FRAME_MAX ((uint64_t)UINT32_MAX)
-#define BODY_MAX (FRAME_MAX - FRAME_HEADER_ROOM)
+#define COUNT_ONE(...) +1
+enum { N_LIMITS = 0 BROKER_LIMITS(COUNT_ONE) };
+#undef COUNT_ONE
 
 static const char *const log_levels[] = { "error", "warning", "info", "debug" };
 
 typedef struct loader {
-        yaml_document_t *doc;
+        yaml_parser_t *parser;
+        const bool *too_big;
+        yaml_event_t ev;   /* the current event, owned while have_ev */
+        bool have_ev;
+        unsigned depth;
         broker_config *c;
         hyb_error *reterr;
-        /* Nodes of the values that cross-checks refer to (NULL: not in the file). */
-        yaml_node_t *max_body, *max_frame, *send_queue, *ping, *drop;
+        /* Limits given in this file: where, and under which key to blame them. */
+        bool limit_seen[N_LIMITS];
+        yaml_mark_t limit_mark[N_LIMITS];
+        const char *limit_blame[N_LIMITS];
 } loader;
 
 typedef struct field field;
-typedef int (*field_fn)(loader *l, yaml_node_t *v, const char *path, const field *f);
+typedef int (*field_fn)(loader *l, const char *path, const field *f);
 struct field {
         const char *key;
         field_fn fn;
-        size_t off;      /* offsetof the target in broker_config, for the generic handlers */
-        uint64_t max;    /* inclusive upper bound for numbers */
-        bool size;       /* a size_t with K/M/G suffixes, else a uint32_t count */
 };
 
-static int fail(loader *l, const yaml_node_t *n, const char *path, const char *fmt, ...)
-        _printf_(4, 5);
+static int fail(loader *l, yaml_mark_t m, const char *path, const char *fmt, ...) _printf_(4, 5);
 
-static int fail(loader *l, const yaml_node_t *n, const char *path, const char *fmt, ...)
+static int fail(loader *l, yaml_mark_t m, const char *path, const char *fmt, ...)
 {
         char msg[200];
-        int line = (int)n->start_mark.line + 1, col = (int)n->start_mark.column + 1;
+        int line = (int)m.line + 1, col = (int)m.column + 1;
         va_list ap;
 
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        return err_set_at(l->reterr, HYB_E_CONFIG, (long)n->start_mark.index, line, col,
-                          "%s: %s at %d:%d", *path ? path : "config", msg, line, col);
+        return err_set_at(l->reterr, HYB_E_CONFIG, (long)m.index, line, col, "%s: %s at %d:%d",
+                          *path ? path : "config", msg, line, col);
 }
 
-static const char *node_kind(const yaml_node_t *n)
+/* Advances to the next event, bounding the nesting depth. */
+static int next(loader *l)
 {
-        switch (n->type) {
-        case YAML_SCALAR_NODE:
+        yaml_parser_t *p = l->parser;
+
+        if (l->have_ev)
+                yaml_event_delete(&l->ev);
+        l->have_ev = false;
+        if (!yaml_parser_parse(p, &l->ev)) {
+                int line = (int)p->problem_mark.line + 1, col = (int)p->problem_mark.column + 1;
+
+                if (p->error == YAML_MEMORY_ERROR)
+                        return -ENOMEM;
+                if (l->too_big && *l->too_big)
+                        return err_set(l->reterr, HYB_E_CONFIG, CONFIG_MAX_BYTES,
+                                       "config: larger than %d bytes", CONFIG_MAX_BYTES);
+                if (p->error == YAML_READER_ERROR)
+                        /* Encoding errors: libyaml knows the byte, not the line. */
+                        return err_set(l->reterr, HYB_E_CONFIG, (long)p->problem_offset,
+                                       "config: %s at byte %zu",
+                                       p->problem ? p->problem : "read error", p->problem_offset);
+                return err_set_at(l->reterr, HYB_E_CONFIG, (long)p->problem_mark.index, line, col,
+                                  "config: YAML syntax error: %s%s%s at %d:%d",
+                                  p->problem ? p->problem : "unknown", p->context ? " " : "",
+                                  p->context ? p->context : "", line, col);
+        }
+        l->have_ev = true;
+        switch (l->ev.type) {
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+                if (++l->depth > CONFIG_MAX_DEPTH)
+                        return fail(l, l->ev.start_mark, "config", "nested deeper than %d levels",
+                                    CONFIG_MAX_DEPTH);
+                break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+                l->depth--;
+                break;
+        case YAML_ALIAS_EVENT:
+                return fail(l, l->ev.start_mark, "config", "YAML aliases (*%s) are not supported",
+                            (const char *)l->ev.data.alias.anchor);
+        default:
+                break;
+        }
+        return 0;
+}
+
+static const char *ev_kind(const yaml_event_t *e)
+{
+        switch (e->type) {
+        case YAML_SCALAR_EVENT:
                 return "a scalar";
-        case YAML_SEQUENCE_NODE:
+        case YAML_SEQUENCE_START_EVENT:
                 return "a list";
-        case YAML_MAPPING_NODE:
+        case YAML_MAPPING_START_EVENT:
                 return "a mapping";
         default:
                 return "nothing";
@@ -81,41 +129,151 @@ static const char *node_kind(const yaml_node_t *n)
 }
 
 /* `key:`, `key: ~` and `key: null` (plain, not quoted). */
-static bool is_null(const yaml_node_t *n)
+static bool is_null(const yaml_event_t *e)
 {
-        const char *s = (const char *)n->data.scalar.value;
-        size_t len = n->data.scalar.length;
+        const char *s;
+        size_t len;
 
-        if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        if (e->type != YAML_SCALAR_EVENT || e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
                 return false;
+        s = (const char *)e->data.scalar.value;
+        len = e->data.scalar.length;
         return len == 0 || (len == 1 && s[0] == '~') ||
                (len == 4 && strncasecmp(s, "null", 4) == 0);
 }
 
-/* A scalar's text, refusing non-scalars, nulls and embedded NUL bytes. */
-static int get_string(loader *l, yaml_node_t *v, const char *path, const char *what,
-                      const char **ret, size_t *ret_len)
+/* The current scalar's text, refusing collections, nulls and embedded NUL bytes. */
+static int get_string(loader *l, const char *path, const char *what, const char **ret,
+                      size_t *ret_len)
 {
-        if (v->type != YAML_SCALAR_NODE)
-                return fail(l, v, path, "expected %s, got %s", what, node_kind(v));
-        if (is_null(v))
-                return fail(l, v, path, "expected %s, got nothing", what);
-        if (memchr(v->data.scalar.value, '\0', v->data.scalar.length))
-                return fail(l, v, path, "NUL byte in %s", what);
-        *ret = (const char *)v->data.scalar.value;
-        *ret_len = v->data.scalar.length;
+        const yaml_event_t *e = &l->ev;
+
+        if (e->type != YAML_SCALAR_EVENT)
+                return fail(l, e->start_mark, path, "expected %s, got %s", what, ev_kind(e));
+        if (is_null(e))
+                return fail(l, e->start_mark, path, "expected %s, got nothing", what);
+        if (memchr(e->data.scalar.value, '\0', e->data.scalar.length))
+                return fail(l, e->start_mark, path, "NUL byte in %s", what);
+        *ret = (const char *)e->data.scalar.value;
+        *ret_len = e->data.scalar.length;
         return 0;
+}
+
+/* Levenshtein distance of two short strings (keys are at most 64 bytes here). */
+static size_t edit_distance(const char *a, size_t na, const char *b, size_t nb)
+{
+        size_t row[65];
+
+        assert(nb < ELEMENTSOF(row));
+        for (size_t j = 0; j <= nb; j++)
+                row[j] = j;
+        for (size_t i = 1; i <= na; i++) {
+                size_t diag = row[0];
+
+                row[0] = i;
+                for (size_t j = 1; j <= nb; j++) {
+                        size_t up = row[j];
+                        size_t best = diag + (a[i - 1] != b[j - 1]);
+
+                        if (up + 1 < best)
+                                best = up + 1;
+                        if (row[j - 1] + 1 < best)
+                                best = row[j - 1] + 1;
+                        row[j] = best;
+                        diag = up;
+                }
+        }
+        return row[nb];
+}
+
+/* The known key closest to key (at most 2 edits, or a third of the longer one), or NULL. */
+static const char *suggest(const char *key, size_t len, const field *fields, size_t n_fields)
+{
+        const char *best = NULL;
+        size_t best_d = SIZE_MAX;
+
+        if (len > 64)
+                return NULL;
+        for (size_t i = 0; i < n_fields; i++) {
+                size_t n = strlen(fields[i].key), d;
+
+                if (n > 64)
+                        continue;
+                d = edit_distance(key, len, fields[i].key, n);
+                if (d < best_d && (d <= 2 || d * 3 <= (len > n ? len : n))) {
+                        best = fields[i].key;
+                        best_d = d;
+                }
+        }
+        return best;
+}
+
+/* Walks the mapping starting at the current event; unknown and repeated keys are errors. */
+static int walk_map(loader *l, const char *path, const field *fields, size_t n_fields)
+{
+        uint64_t seen = 0;
+
+        assert(n_fields <= 64);
+        if (is_null(&l->ev))
+                return 0; /* "limits:" with every line commented out */
+        if (l->ev.type != YAML_MAPPING_START_EVENT)
+                return fail(l, l->ev.start_mark, path, "expected a mapping, got %s",
+                            ev_kind(&l->ev));
+
+        for (;;) {
+                const field *f = NULL;
+                const char *key, *hint;
+                size_t klen, i;
+                char sub[200];
+                int r;
+
+                r = next(l);
+                if (r < 0)
+                        return r;
+                if (l->ev.type == YAML_MAPPING_END_EVENT)
+                        return 0;
+                if (l->ev.type != YAML_SCALAR_EVENT)
+                        return fail(l, l->ev.start_mark, path, "keys must be plain strings, got %s",
+                                    ev_kind(&l->ev));
+                key = (const char *)l->ev.data.scalar.value;
+                klen = l->ev.data.scalar.length;
+                snprintf(sub, sizeof(sub), "%.120s%s%.*s", path, *path ? "." : "",
+                         (int)(klen > 64 ? 64 : klen), key);
+
+                for (i = 0; i < n_fields; i++)
+                        if (strlen(fields[i].key) == klen &&
+                            memcmp(fields[i].key, key, klen) == 0) {
+                                f = &fields[i];
+                                break;
+                        }
+                if (!f) {
+                        hint = suggest(key, klen, fields, n_fields);
+                        if (hint)
+                                return fail(l, l->ev.start_mark, sub,
+                                            "unknown key, did you mean %s?", hint);
+                        return fail(l, l->ev.start_mark, sub, "unknown key");
+                }
+                if (seen & ((uint64_t)1 << i))
+                        return fail(l, l->ev.start_mark, sub, "repeated key");
+                seen |= (uint64_t)1 << i;
+                r = next(l);
+                if (r < 0)
+                        return r;
+                r = f->fn(l, sub, f);
+                if (r < 0)
+                        return r;
+        }
 }
 
 typedef enum num_status { NUM_OK, NUM_SYNTAX, NUM_NEGATIVE, NUM_RANGE } num_status;
 
 /* Decimal digits, then for sizes an optional K, M or G (any case), optionally followed by "iB". */
-static num_status parse_number(const char *s, size_t len, bool size, uint64_t max, uint64_t *ret)
+static num_status parse_number(const char *s, size_t len, bool size, uint64_t *ret)
 {
         uint64_t v = 0, mult = 1;
         size_t i = 0;
 
-        if (len > 0 && s[0] == '-' && len > 1 && s[1] >= '0' && s[1] <= '9')
+        if (len > 1 && s[0] == '-' && s[1] >= '0' && s[1] <= '9')
                 return NUM_NEGATIVE;
         if (len == 0 || s[0] < '0' || s[0] > '9')
                 return NUM_SYNTAX;
@@ -123,14 +281,15 @@ static num_status parse_number(const char *s, size_t len, bool size, uint64_t ma
                 unsigned d = (unsigned)(s[i] - '0');
 
                 if (v > (UINT64_MAX - d) / 10)
-                        return NUM_RANGE;
-                v = v * 10 + d;
+                        v = UINT64_MAX; /* keep scanning: the syntax decides first */
+                else
+                        v = v * 10 + d;
         }
         if (size && i < len) {
                 switch (s[i]) {
-                case 'k': case 'K': mult = KIB; break;
-                case 'm': case 'M': mult = MIB; break;
-                case 'g': case 'G': mult = GIB; break;
+                case 'k': case 'K': mult = CONFIG_KIB; break;
+                case 'm': case 'M': mult = CONFIG_MIB; break;
+                case 'g': case 'G': mult = CONFIG_GIB; break;
                 default: return NUM_SYNTAX;
                 }
                 i++;
@@ -139,126 +298,65 @@ static num_status parse_number(const char *s, size_t len, bool size, uint64_t ma
         }
         if (i != len)
                 return NUM_SYNTAX;
-        if (v > max / mult)
+        if (v == UINT64_MAX || v > UINT64_MAX / mult)
                 return NUM_RANGE;
         *ret = v * mult;
         return NUM_OK;
 }
 
-static int get_number(loader *l, yaml_node_t *v, const char *path, bool size, uint64_t min,
-                      uint64_t max, uint64_t *ret)
-{
-        const char *what = size ? "a size (integer with optional K/M/G suffix)" :
-                                  "a non-negative integer";
-        const char *s = NULL;
-        size_t len = 0;
-        int r;
-
-        r = get_string(l, v, path, what, &s, &len);
-        if (r < 0)
-                return r;
-        switch (parse_number(s, len, size, max, ret)) {
-        case NUM_OK:
-                break;
-        case NUM_SYNTAX:
-                return fail(l, v, path, "expected %s, got '%.*s'", what,
-                            (int)(len > 40 ? 40 : len), s);
-        case NUM_NEGATIVE:
-                return fail(l, v, path, "must not be negative");
-        case NUM_RANGE:
-                return fail(l, v, path, "too large (at most %llu)", (unsigned long long)max);
-        }
-        if (*ret < min)
-                return fail(l, v, path, "must be at least %llu", (unsigned long long)min);
-        return 0;
-}
-
-static int get_uid(loader *l, yaml_node_t *v, const char *path, uid_t *ret)
+static int get_uid(loader *l, const char *path, uid_t *ret)
 {
         const char *s = NULL;
         size_t len = 0;
-        uint64_t u;
+        uint64_t u = 0;
         int r;
 
-        r = get_string(l, v, path, "a numeric uid", &s, &len);
+        r = get_string(l, path, "a numeric uid", &s, &len);
         if (r < 0)
                 return r;
         /* (uid_t)-1 means "no uid" to the kernel: never a valid entry. */
-        if (parse_number(s, len, false, (uid_t)-1 - 1, &u) != NUM_OK)
-                return fail(l, v, path, "expected a numeric uid (0..%u), got '%.*s'",
+        if (parse_number(s, len, false, &u) != NUM_OK || u >= (uid_t)-1)
+                return fail(l, l->ev.start_mark, path,
+                            "expected a numeric uid (0..%u), got '%.*s'",
                             (unsigned)((uid_t)-1 - 1), (int)(len > 40 ? 40 : len), s);
         *ret = (uid_t)u;
         return 0;
 }
 
-static int set_size(loader *l, yaml_node_t *v, const char *path, const field *f)
+/* A value of one row of the limits table, range-checked against that row. */
+static int set_limit(loader *l, const char *path, const field *f)
 {
-        uint64_t u;
-        int r = get_number(l, v, path, true, 1, f->max, &u);
+        const broker_limit *row = broker_limit_find(f->key, strlen(f->key));
+        bool size = row->unit == BROKER_UNIT_SIZE;
+        const char *what = size ? "a size (integer with optional K/M/G suffix)" :
+                                  "a non-negative integer";
+        char range[80];
+        const char *s = NULL;
+        size_t len = 0, idx = (size_t)(row - broker_limits);
+        uint64_t v = 0;
+        num_status st;
+        int r;
 
+        r = get_string(l, path, what, &s, &len);
         if (r < 0)
                 return r;
-        *(size_t *)((char *)l->c + f->off) = (size_t)u;
-        return 0;
-}
-
-static int set_u32(loader *l, yaml_node_t *v, const char *path, const field *f)
-{
-        uint64_t u;
-        int r = get_number(l, v, path, false, 1, f->max, &u);
-
-        if (r < 0)
-                return r;
-        *(uint32_t *)((char *)l->c + f->off) = (uint32_t)u;
-        return 0;
-}
-
-/* Walks a mapping, dispatching each key to its field; unknown and repeated keys are errors. */
-static int walk_map(loader *l, yaml_node_t *map, const char *path, const field *fields,
-                    size_t n_fields)
-{
-        if (is_null(map))
-                return 0; /* "limits:" with every line commented out */
-        if (map->type != YAML_MAPPING_NODE)
-                return fail(l, map, path, "expected a mapping, got %s", node_kind(map));
-
-        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-             p++) {
-                yaml_node_t *k = yaml_document_get_node(l->doc, p->key);
-                yaml_node_t *v = yaml_document_get_node(l->doc, p->value);
-                const field *f = NULL;
-                char sub[200];
-                int r;
-
-                if (k->type != YAML_SCALAR_NODE)
-                        return fail(l, k, path, "keys must be plain strings, got %s",
-                                    node_kind(k));
-                snprintf(sub, sizeof(sub), "%.120s%s%.*s", path, *path ? "." : "",
-                         (int)(k->data.scalar.length > 64 ? 64 : k->data.scalar.length),
-                         (const char *)k->data.scalar.value);
-
-                for (size_t i = 0; i < n_fields; i++)
-                        if (strlen(fields[i].key) == k->data.scalar.length &&
-                            memcmp(fields[i].key, k->data.scalar.value, k->data.scalar.length) == 0)
-                                f = &fields[i];
-                if (!f)
-                        return fail(l, k, sub, "unknown key");
-                for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
-                        yaml_node_t *qk = yaml_document_get_node(l->doc, q->key);
-
-                        if (qk->data.scalar.length == k->data.scalar.length &&
-                            memcmp(qk->data.scalar.value, k->data.scalar.value,
-                                   k->data.scalar.length) == 0)
-                                return fail(l, k, sub, "repeated key");
-                }
-                r = f->fn(l, v, sub, f);
-                if (r < 0)
-                        return r;
+        st = parse_number(s, len, size, &v);
+        if (st == NUM_SYNTAX)
+                return fail(l, l->ev.start_mark, path, "expected %s, got '%.*s'", what,
+                            (int)(len > 40 ? 40 : len), s);
+        if (st != NUM_OK || broker_limit_check(row, v) < 0) {
+                broker_limit_format_range(row, range, sizeof(range));
+                return fail(l, l->ev.start_mark, path, "'%.*s' is out of range (allowed %s)",
+                            (int)(len > 40 ? 40 : len), s, range);
         }
+        broker_limit_put(l->c, row, v);
+        l->limit_seen[idx] = true;
+        l->limit_mark[idx] = l->ev.start_mark;
+        l->limit_blame[idx] = row->name;
         return 0;
 }
 
-static int set_host(loader *l, yaml_node_t *v, const char *path, const field *f)
+static int set_host(loader *l, const char *path, const field *f)
 {
         hyb_error e;
         const char *s = NULL;
@@ -266,13 +364,13 @@ static int set_host(loader *l, yaml_node_t *v, const char *path, const field *f)
         char *dup;
         int r;
 
-        r = get_string(l, v, path, "a host name", &s, &len);
+        r = get_string(l, path, "a host name", &s, &len);
         if (r < 0)
                 return r;
         hyb_error_clear(&e);
         if (bus_name_check_host(s, len, &e) < 0)
-                return fail(l, v, path, "invalid host name '%.*s' (%s)", (int)(len > 64 ? 64 : len),
-                            s, e.message);
+                return fail(l, l->ev.start_mark, path, "invalid host name '%.*s' (%s)",
+                            (int)(len > 64 ? 64 : len), s, e.message);
         dup = strndup_safe(s, len);
         if (!dup)
                 return -ENOMEM;
@@ -281,7 +379,7 @@ static int set_host(loader *l, yaml_node_t *v, const char *path, const field *f)
         return 0;
 }
 
-static int set_unix(loader *l, yaml_node_t *v, const char *path, const field *f)
+static int set_unix(loader *l, const char *path, const field *f)
 {
         const struct sockaddr_un *sun = NULL;
         const char *s = NULL;
@@ -289,206 +387,262 @@ static int set_unix(loader *l, yaml_node_t *v, const char *path, const field *f)
         char *dup = NULL;
         int r;
 
-        if (!is_null(v)) {
-                r = get_string(l, v, path, "a socket path", &s, &len);
+        if (!is_null(&l->ev)) {
+                r = get_string(l, path, "a socket path", &s, &len);
                 if (r < 0)
                         return r;
                 if (len >= sizeof(sun->sun_path))
-                        return fail(l, v, path, "socket path longer than %zu bytes",
+                        return fail(l, l->ev.start_mark, path, "socket path longer than %zu bytes",
                                     sizeof(sun->sun_path) - 1);
                 dup = strndup_safe(s, len);
                 if (!dup)
                         return -ENOMEM;
         }
-        /* null: back to the default ($XDG_RUNTIME_DIR/hybrid/bus.sock or /run/hybrid/bus.sock). */
+        /* null: back to the default. */
         free(l->c->listen_unix);
         l->c->listen_unix = dup;
         return 0;
 }
 
-static int set_listen(loader *l, yaml_node_t *v, const char *path, const field *f)
+static int set_listen(loader *l, const char *path, const field *f)
 {
         static const field fields[] = {
-                { "unix", set_unix, 0, 0, false },
+                { "unix", set_unix },
         };
 
-        return walk_map(l, v, path, fields, ELEMENTSOF(fields));
+        return walk_map(l, path, fields, ELEMENTSOF(fields));
 }
 
-/* Sizes and counts, then the nodes later cross-checks point at. */
-static int set_limit(loader *l, yaml_node_t *v, const char *path, const field *f)
+static int set_limits(loader *l, const char *path, const field *f)
 {
-        int r = f->size ? set_size(l, v, path, f) : set_u32(l, v, path, f);
+#define LIMIT_FIELD(name, ...) { #name, set_limit },
+        static const field fields[] = { BROKER_LIMITS(LIMIT_FIELD) };
+#undef LIMIT_FIELD
+        _Static_assert(ELEMENTSOF(fields) <= 64, "walk_map tracks at most 64 keys");
 
+        return walk_map(l, path, fields, ELEMENTSOF(fields));
+}
+
+/* Walks the list starting at the current event; item(l, path_of_item, i, ud) per element. */
+static int walk_list(loader *l, const char *path, const char *what,
+                     int (*item)(loader *l, const char *path, size_t i, void *ud), void *ud)
+{
+        if (l->ev.type != YAML_SEQUENCE_START_EVENT)
+                return fail(l, l->ev.start_mark, path, "expected %s, got %s", what,
+                            ev_kind(&l->ev));
+        for (size_t i = 0;; i++) {
+                char sub[200];
+                int r = next(l);
+
+                if (r < 0)
+                        return r;
+                if (l->ev.type == YAML_SEQUENCE_END_EVENT)
+                        return 0;
+                snprintf(sub, sizeof(sub), "%.120s[%zu]", path, i);
+                r = item(l, sub, i, ud);
+                if (r < 0)
+                        return r;
+        }
+}
+
+typedef struct uid_list {
+        uid_t *v;
+        size_t n, cap;
+} uid_list;
+
+static int admin_item(loader *l, const char *path, size_t i, void *ud)
+{
+        uid_list *u = ud;
+        int r;
+
+        if (u->n == u->cap) {
+                size_t cap = u->cap ? 2 * u->cap : 16;
+                uid_t *v = reallocarray_safe(u->v, cap, sizeof(uid_t));
+
+                if (!v)
+                        return -ENOMEM;
+                u->v = v;
+                u->cap = cap;
+        }
+        r = get_uid(l, path, &u->v[u->n]);
         if (r < 0)
                 return r;
-        if (f->off == offsetof(broker_config, max_body))
-                l->max_body = v;
-        else if (f->off == offsetof(broker_config, max_frame))
-                l->max_frame = v;
-        else if (f->off == offsetof(broker_config, send_queue_bytes))
-                l->send_queue = v;
-        else if (f->off == offsetof(broker_config, ping_after_s))
-                l->ping = v;
-        else if (f->off == offsetof(broker_config, drop_after_s))
-                l->drop = v;
+        u->n++;
         return 0;
 }
 
-static int set_limits(loader *l, yaml_node_t *v, const char *path, const field *f)
+static int set_admins(loader *l, const char *path, const field *f)
 {
-#define LIMIT(name, max, size) { #name, set_limit, offsetof(broker_config, name), (max), (size) }
-        static const field fields[] = {
-                LIMIT(max_body, BODY_MAX, true),
-                LIMIT(max_frame, FRAME_MAX, true),
-                LIMIT(max_pending_calls, UINT32_MAX, false),
-                LIMIT(send_queue_bytes, SIZE_MAX, true),
-                LIMIT(max_connections, UINT32_MAX, false),
-                LIMIT(max_endpoints, UINT32_MAX, false),
-                LIMIT(max_subscriptions, UINT32_MAX, false),
-                LIMIT(max_policy_bytes, BODY_MAX, true),
-                LIMIT(auth_timeout_ms, UINT32_MAX, false),
-                LIMIT(ping_after_s, UINT32_MAX, false),
-                LIMIT(drop_after_s, UINT32_MAX, false),
-                LIMIT(max_memory, SIZE_MAX, true),
-                LIMIT(uid_max_bytes, SIZE_MAX, true),
-                LIMIT(uid_max_connections, UINT32_MAX, false),
-                LIMIT(uid_max_pending_calls, UINT32_MAX, false),
-                LIMIT(uid_max_subscriptions, UINT32_MAX, false),
-                LIMIT(uid_max_registrations, UINT32_MAX, false),
-                LIMIT(uid_max_policy_bytes, SIZE_MAX, true),
-                LIMIT(max_unauth_connections, UINT32_MAX, false),
-                LIMIT(uid_max_unauth_connections, UINT32_MAX, false),
-        };
-#undef LIMIT
+        uid_list u = { 0 };
 
-        return walk_map(l, v, path, fields, ELEMENTSOF(fields));
-}
+        if (!is_null(&l->ev)) {
+                int r = walk_list(l, path, "a list of uids", admin_item, &u);
 
-static int set_admins(loader *l, yaml_node_t *v, const char *path, const field *f)
-{
-        _cleanup_free_ uid_t *uids = NULL;
-        size_t n = 0;
-
-        if (!is_null(v)) {
-                if (v->type != YAML_SEQUENCE_NODE)
-                        return fail(l, v, path, "expected a list of uids, got %s", node_kind(v));
-                n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-                uids = mallocarray(n, sizeof(uid_t));
-                if (!uids)
-                        return -ENOMEM;
-                for (size_t i = 0; i < n; i++) {
-                        yaml_node_t *it = yaml_document_get_node(l->doc,
-                                                                 v->data.sequence.items.start[i]);
-                        char sub[200];
-                        int r;
-
-                        snprintf(sub, sizeof(sub), "%.120s[%zu]", path, i);
-                        r = get_uid(l, it, sub, &uids[i]);
-                        if (r < 0)
-                                return r;
+                if (r < 0) {
+                        free(u.v);
+                        return r;
                 }
         }
         /* A list in the file replaces the previous one. */
         free(l->c->admins);
-        l->c->admins = n ? TAKE_PTR(uids) : NULL;
-        l->c->n_admins = n;
+        l->c->admins = u.n ? u.v : NULL;
+        l->c->n_admins = u.n;
+        if (!u.n)
+                free(u.v);
         return 0;
 }
 
 /* An app-name glob: what app names are made of, plus '*' and '?'. */
-static int check_app_glob(loader *l, yaml_node_t *v, const char *path, const char *s, size_t len)
+static int glob_item(loader *l, const char *path, size_t i, void *ud)
 {
+        broker_app_policy *a = ud;
+        const char *s = NULL;
+        size_t len = 0;
+        char **g;
+        int r;
+
+        r = get_string(l, path, "an app-name glob", &s, &len);
+        if (r < 0)
+                return r;
         if (len == 0)
-                return fail(l, v, path, "empty app-name glob");
-        for (size_t i = 0; i < len; i++) {
-                char c = s[i];
+                return fail(l, l->ev.start_mark, path, "empty app-name glob");
+        for (size_t k = 0; k < len; k++) {
+                char c = s[k];
 
                 if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                       c == '_' || c == '.' || c == '*' || c == '?'))
-                        return fail(l, v, path, "invalid character '%c' in app-name glob '%.*s'",
-                                    c, (int)(len > 64 ? 64 : len), s);
+                        return fail(l, l->ev.start_mark, path,
+                                    "invalid character '%c' in app-name glob '%.*s'", c,
+                                    (int)(len > 64 ? 64 : len), s);
         }
+        /* Grow by powers of two (n_globs is the only size kept). */
+        if ((a->n_globs & (a->n_globs - 1)) == 0) {
+                g = reallocarray_safe(a->globs, a->n_globs ? 2 * a->n_globs : 1, sizeof(char *));
+                if (!g)
+                        return -ENOMEM;
+                a->globs = g;
+        }
+        a->globs[a->n_globs] = strndup_safe(s, len);
+        if (!a->globs[a->n_globs])
+                return -ENOMEM;
+        a->n_globs++;
         return 0;
 }
 
-static int load_app_entry(loader *l, yaml_node_t *k, yaml_node_t *v, const char *path,
-                          broker_app_policy *a)
+typedef struct app_key {
+        uid_t uid;
+        size_t index;
+        yaml_mark_t mark;
+} app_key;
+
+static int cmp_app_key(const void *x, const void *y)
 {
-        size_t n;
+        const app_key *a = x, *b = y;
+
+        if (a->uid != b->uid)
+                return a->uid < b->uid ? -1 : 1;
+        return a->index < b->index ? -1 : a->index > b->index;
+}
+
+/* "1000" and 1000 are the same uid: one entry per uid, found by sorting (n log n). */
+static int check_repeated_uids(loader *l, const char *path, app_key *keys, size_t n)
+{
+        const app_key *first = NULL;
+        char sub[200];
+
+        if (n < 2)
+                return 0;
+        qsort(keys, n, sizeof(*keys), cmp_app_key);
+        for (size_t i = 1; i < n; i++)
+                if (keys[i].uid == keys[i - 1].uid && (!first || keys[i].index < first->index))
+                        first = &keys[i];
+        if (!first)
+                return 0;
+        snprintf(sub, sizeof(sub), "%.120s.%u", path, (unsigned)first->uid);
+        return fail(l, first->mark, sub, "repeated uid %u", (unsigned)first->uid);
+}
+
+static int load_apps(loader *l, const char *path, broker_app_policy **ret, size_t *ret_n)
+{
+        _cleanup_free_ app_key *keys = NULL;
+        broker_app_policy *apps = NULL;
+        size_t n = 0, cap = 0;
         int r;
 
-        r = get_uid(l, k, path, &a->uid);
-        if (r < 0)
-                return r;
-        if (v->type != YAML_SEQUENCE_NODE)
-                return fail(l, v, path, "expected a list of app-name globs, got %s",
-                            node_kind(v));
-        n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-        a->globs = calloc(n + 1, sizeof(char *));
-        if (!a->globs)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                yaml_node_t *it = yaml_document_get_node(l->doc, v->data.sequence.items.start[i]);
+        for (;;) {
+                broker_app_policy *a;
                 char sub[200];
-                const char *s = NULL;
-                size_t len = 0;
 
-                snprintf(sub, sizeof(sub), "%.120s[%zu]", path, i);
-                r = get_string(l, it, sub, "an app-name glob", &s, &len);
+                r = next(l);
                 if (r < 0)
-                        return r;
-                r = check_app_glob(l, it, sub, s, len);
+                        goto fail;
+                if (l->ev.type == YAML_MAPPING_END_EVENT)
+                        break;
+                if (n == cap) {
+                        size_t ncap = cap ? 2 * cap : 16;
+                        broker_app_policy *na = reallocarray_safe(apps, ncap, sizeof(*apps));
+                        app_key *nk;
+
+                        if (!na) {
+                                r = -ENOMEM;
+                                goto fail;
+                        }
+                        apps = na;
+                        nk = reallocarray_safe(keys, ncap, sizeof(*keys));
+                        if (!nk) {
+                                r = -ENOMEM;
+                                goto fail;
+                        }
+                        keys = nk;
+                        cap = ncap;
+                }
+                a = &apps[n];
+                *a = (broker_app_policy){ 0 };
+                n++;
+                if (l->ev.type == YAML_SCALAR_EVENT)
+                        snprintf(sub, sizeof(sub), "%.120s.%.*s", path,
+                                 (int)(l->ev.data.scalar.length > 40 ? 40 :
+                                                                       l->ev.data.scalar.length),
+                                 (const char *)l->ev.data.scalar.value);
+                else
+                        snprintf(sub, sizeof(sub), "%.120s.", path);
+                r = get_uid(l, sub, &a->uid);
                 if (r < 0)
-                        return r;
-                a->globs[i] = strndup_safe(s, len);
-                if (!a->globs[i])
-                        return -ENOMEM;
-                a->n_globs = i + 1;
+                        goto fail;
+                keys[n - 1] = (app_key){ a->uid, n - 1, l->ev.start_mark };
+                r = next(l);
+                if (r < 0)
+                        goto fail;
+                r = walk_list(l, sub, "a list of app-name globs", glob_item, a);
+                if (r < 0)
+                        goto fail;
         }
+        r = check_repeated_uids(l, path, keys, n);
+        if (r < 0)
+                goto fail;
+        *ret = apps;
+        *ret_n = n;
         return 0;
+fail:
+        broker_config_free_apps(apps, n);
+        return r;
 }
 
-static int set_apps(loader *l, yaml_node_t *v, const char *path, const field *f)
+static int set_apps(loader *l, const char *path, const field *f)
 {
         broker_app_policy *apps = NULL;
         size_t n = 0;
-        int r = 0;
 
-        if (!is_null(v)) {
-                yaml_node_pair_t *p0;
+        if (!is_null(&l->ev)) {
+                int r;
 
-                if (v->type != YAML_MAPPING_NODE)
-                        return fail(l, v, path, "expected a mapping of uid to app-name globs, "
-                                    "got %s", node_kind(v));
-                p0 = v->data.mapping.pairs.start;
-                n = (size_t)(v->data.mapping.pairs.top - p0);
-                apps = calloc(n ? n : 1, sizeof(*apps));
-                if (!apps)
-                        return -ENOMEM;
-                for (size_t i = 0; i < n && r >= 0; i++) {
-                        yaml_node_t *k = yaml_document_get_node(l->doc, p0[i].key);
-                        yaml_node_t *val = yaml_document_get_node(l->doc, p0[i].value);
-                        char sub[200];
-
-                        snprintf(sub, sizeof(sub), "%.120s.%.*s", path,
-                                 k->type == YAML_SCALAR_NODE ?
-                                         (int)(k->data.scalar.length > 40 ? 40 :
-                                                                           k->data.scalar.length) :
-                                         0,
-                                 k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value :
-                                                               "");
-                        r = load_app_entry(l, k, val, sub, &apps[i]);
-                        /* "1000" and 1000 are the same uid: one entry per uid. */
-                        for (size_t j = 0; j < i && r >= 0; j++)
-                                if (apps[j].uid == apps[i].uid)
-                                        r = fail(l, k, sub, "repeated uid %u",
-                                                 (unsigned)apps[i].uid);
-                }
-                if (r < 0) {
-                        broker_config_free_apps(apps, n);
+                if (l->ev.type != YAML_MAPPING_START_EVENT)
+                        return fail(l, l->ev.start_mark, path,
+                                    "expected a mapping of uid to app-name globs, got %s",
+                                    ev_kind(&l->ev));
+                r = load_apps(l, path, &apps, &n);
+                if (r < 0)
                         return r;
-                }
         }
         broker_config_free_apps(l->c->apps, l->c->n_apps);
         l->c->apps = n ? apps : NULL;
@@ -498,23 +652,23 @@ static int set_apps(loader *l, yaml_node_t *v, const char *path, const field *f)
         return 0;
 }
 
-static int set_policy(loader *l, yaml_node_t *v, const char *path, const field *f)
+static int set_policy(loader *l, const char *path, const field *f)
 {
         static const field fields[] = {
-                { "admins", set_admins, 0, 0, false },
-                { "apps", set_apps, 0, 0, false },
+                { "admins", set_admins },
+                { "apps", set_apps },
         };
 
-        return walk_map(l, v, path, fields, ELEMENTSOF(fields));
+        return walk_map(l, path, fields, ELEMENTSOF(fields));
 }
 
-static int set_level(loader *l, yaml_node_t *v, const char *path, const field *f)
+static int set_level(loader *l, const char *path, const field *f)
 {
         const char *s = NULL;
         size_t len = 0;
         int r;
 
-        r = get_string(l, v, path, "a log level", &s, &len);
+        r = get_string(l, path, "a log level", &s, &len);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < ELEMENTSOF(log_levels); i++)
@@ -527,11 +681,11 @@ static int set_level(loader *l, yaml_node_t *v, const char *path, const field *f
                         l->c->log_level = dup;
                         return 0;
                 }
-        return fail(l, v, path, "expected error, warning, info or debug, got '%.*s'",
+        return fail(l, l->ev.start_mark, path, "expected error, warning, info or debug, got '%.*s'",
                     (int)(len > 40 ? 40 : len), s);
 }
 
-static int set_syslog(loader *l, yaml_node_t *v, const char *path, const field *f)
+static int set_syslog(loader *l, const char *path, const field *f)
 {
         /* YAML 1.1 booleans, as libyaml users write them. */
         static const char *const yes[] = { "true", "yes", "on" };
@@ -540,7 +694,7 @@ static int set_syslog(loader *l, yaml_node_t *v, const char *path, const field *
         size_t len = 0;
         int r;
 
-        r = get_string(l, v, path, "true or false", &s, &len);
+        r = get_string(l, path, "true or false", &s, &len);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
@@ -553,127 +707,129 @@ static int set_syslog(loader *l, yaml_node_t *v, const char *path, const field *
                         return 0;
                 }
         }
-        return fail(l, v, path, "expected true or false, got '%.*s'", (int)(len > 40 ? 40 : len),
-                    s);
+        return fail(l, l->ev.start_mark, path, "expected true or false, got '%.*s'",
+                    (int)(len > 40 ? 40 : len), s);
 }
 
-static int set_log(loader *l, yaml_node_t *v, const char *path, const field *f)
+static int set_log(loader *l, const char *path, const field *f)
 {
         static const field fields[] = {
-                { "level", set_level, 0, 0, false },
-                { "syslog", set_syslog, 0, 0, false },
+                { "level", set_level },
+                { "syslog", set_syslog },
         };
 
-        return walk_map(l, v, path, fields, ELEMENTSOF(fields));
+        return walk_map(l, path, fields, ELEMENTSOF(fields));
 }
 
-/* Relations between limits, checked once the whole file is in. */
-static int cross_check(loader *l)
+static size_t limit_index(const char *name)
 {
-        broker_config *c = l->c;
+        const broker_limit *row = broker_limit_find(name, strlen(name));
 
-        if (l->max_body && !l->max_frame) {
-                /* Only the body limit given: the frame limit follows it (spec: body + header). */
-                c->max_frame = c->max_body + FRAME_HEADER_ROOM;
-        }
-        if (c->max_frame <= c->max_body) {
-                yaml_node_t *n = l->max_frame ? l->max_frame : l->max_body;
+        assert(row);
+        return (size_t)(row - broker_limits);
+}
 
-                return fail(l, n, l->max_frame ? "limits.max_frame" : "limits.max_body",
-                            "limits.max_frame (%zu) must be greater than limits.max_body (%zu) "
-                            "to leave room for the header",
-                            c->max_frame, c->max_body);
-        }
-        if (c->send_queue_bytes < c->max_frame && (l->send_queue || l->max_frame || l->max_body)) {
-                yaml_node_t *n = l->send_queue ? l->send_queue :
-                                 l->max_frame  ? l->max_frame :
-                                                 l->max_body;
-                const char *p = l->send_queue ? "limits.send_queue_bytes" :
-                                l->max_frame  ? "limits.max_frame" :
-                                                "limits.max_body";
+/* The relations of the limits table, once the whole file is in; blamed on a key of this file. */
+static int check_relations(loader *l)
+{
+        size_t body = limit_index("max_body"), frame = limit_index("max_frame");
+        const broker_limit_relation *rel;
+        char msg[200], path[80];
+        size_t a, b;
+        int i;
 
-                return fail(l, n, p,
-                            "limits.send_queue_bytes (%zu) must hold at least one frame of "
-                            "limits.max_frame (%zu)",
-                            c->send_queue_bytes, c->max_frame);
+        if (l->limit_seen[body] && !l->limit_seen[frame]) {
+                /* Only the body limit given: the frame limit follows it, and answers for it. */
+                broker_config_frame_follows_body(l->c);
+                l->limit_seen[frame] = true;
+                l->limit_mark[frame] = l->limit_mark[body];
+                l->limit_blame[frame] = broker_limits[body].name;
         }
-        if (c->drop_after_s <= c->ping_after_s && (l->drop || l->ping))
-                return fail(l, l->drop ? l->drop : l->ping,
-                            l->drop ? "limits.drop_after_s" : "limits.ping_after_s",
-                            "limits.drop_after_s (%u) must be greater than "
-                            "limits.ping_after_s (%u)",
-                            c->drop_after_s, c->ping_after_s);
+        i = broker_limits_check_relations(l->c, msg, sizeof(msg));
+        if (i < 0)
+                return 0;
+        rel = &broker_limit_relations[i];
+        a = limit_index(rel->a);
+        b = limit_index(rel->b);
+        snprintf(path, sizeof(path), "limits.%s", l->limit_blame[l->limit_seen[a] ? a : b]);
+        if (l->limit_seen[a])
+                return fail(l, l->limit_mark[a], path, "must be %s limits.%s (%llu) %s",
+                            rel->strict ? "greater than" : "at least", rel->b,
+                            (unsigned long long)broker_limit_get(l->c, &broker_limits[b]),
+                            rel->why);
+        if (!l->limit_seen[b])
+                /* Broken before this file (by the setters): hyb_broker_new reports it. */
+                return 0;
+        if (l->limit_blame[b] != broker_limits[b].name)
+                /* max_frame followed max_body: say so, the file does not show it. */
+                return fail(l, l->limit_mark[b], path,
+                            "makes limits.%s %llu, which must be %s limits.%s (%llu) %s", rel->b,
+                            (unsigned long long)broker_limit_get(l->c, &broker_limits[b]),
+                            rel->strict ? "less than" : "at most", rel->a,
+                            (unsigned long long)broker_limit_get(l->c, &broker_limits[a]),
+                            rel->why);
+        return fail(l, l->limit_mark[b], path, "must be %s limits.%s (%llu) %s",
+                    rel->strict ? "less than" : "at most", rel->a,
+                    (unsigned long long)broker_limit_get(l->c, &broker_limits[a]), rel->why);
+}
+
+static int parse_document(loader *l)
+{
+        static const field top[] = {
+                { "host", set_host },
+                { "listen", set_listen },
+                { "limits", set_limits },
+                { "policy", set_policy },
+                { "log", set_log },
+        };
+        int r;
+
+        r = next(l); /* STREAM-START */
+        if (r < 0)
+                return r;
+        r = next(l);
+        if (r < 0)
+                return r;
+        if (l->ev.type == YAML_STREAM_END_EVENT)
+                return 0; /* empty file (or only comments): keep every value */
+        r = next(l); /* the root node, after DOCUMENT-START */
+        if (r < 0)
+                return r;
+        r = walk_map(l, "", top, ELEMENTSOF(top));
+        if (r < 0)
+                return r;
+        r = check_relations(l);
+        if (r < 0)
+                return r;
+        r = next(l); /* DOCUMENT-END */
+        if (r < 0)
+                return r;
+        r = next(l);
+        if (r < 0)
+                return r;
+        if (l->ev.type == YAML_DOCUMENT_START_EVENT) {
+                /* A second document would be silently ignored: refuse it. */
+                r = next(l);
+                if (r < 0)
+                        return r;
+                return fail(l, l->ev.start_mark, "", "only one YAML document is allowed");
+        }
         return 0;
 }
 
-int broker_config_parse(broker_config *c, yaml_parser_t *parser, hyb_error *reterr)
+int broker_config_parse(broker_config *c, yaml_parser_t *parser, const bool *too_big,
+                        hyb_error *reterr)
 {
-        static const field top[] = {
-                { "host", set_host, 0, 0, false },
-                { "listen", set_listen, 0, 0, false },
-                { "limits", set_limits, 0, 0, false },
-                { "policy", set_policy, 0, 0, false },
-                { "log", set_log, 0, 0, false },
-        };
         broker_config tmp;
-        yaml_document_t doc, extra;
-        yaml_node_t *root;
-        loader l = { .reterr = reterr };
+        loader l = { .parser = parser, .too_big = too_big, .reterr = reterr, .c = &tmp };
         int r;
 
-        if (!yaml_parser_load(parser, &doc)) {
-                int line = (int)parser->problem_mark.line + 1;
-                int col = (int)parser->problem_mark.column + 1;
-
-                if (parser->error == YAML_MEMORY_ERROR)
-                        return -ENOMEM;
-                return err_set_at(reterr, HYB_E_CONFIG, (long)parser->problem_mark.index, line,
-                                  col, "YAML syntax error: %s%s%s at %d:%d",
-                                  parser->problem ? parser->problem : "unknown",
-                                  parser->context ? " " : "",
-                                  parser->context ? parser->context : "", line, col);
-        }
-
-        root = yaml_document_get_root_node(&doc);
-        if (!root) {
-                /* Empty file (or only comments): keep every value. */
-                yaml_document_delete(&doc);
-                return 0;
-        }
-
         r = broker_config_copy(&tmp, c);
-        if (r < 0) {
-                yaml_document_delete(&doc);
+        if (r < 0)
                 return r;
-        }
-        l.doc = &doc;
-        l.c = &tmp;
-        r = walk_map(&l, root, "", top, ELEMENTSOF(top));
-        if (r >= 0)
-                r = cross_check(&l);
-
-        if (r >= 0) {
-                /* A second document would be silently ignored: refuse it. */
-                if (!yaml_parser_load(parser, &extra)) {
-                        r = err_set_at(reterr, HYB_E_CONFIG, (long)parser->problem_mark.index,
-                                       (int)parser->problem_mark.line + 1,
-                                       (int)parser->problem_mark.column + 1,
-                                       "YAML syntax error: %s at %d:%d",
-                                       parser->problem ? parser->problem : "unknown",
-                                       (int)parser->problem_mark.line + 1,
-                                       (int)parser->problem_mark.column + 1);
-                } else {
-                        yaml_node_t *x = yaml_document_get_root_node(&extra);
-
-                        if (x) {
-                                l.doc = &extra;
-                                r = fail(&l, x, "", "only one YAML document is allowed");
-                        }
-                        yaml_document_delete(&extra);
-                }
-        }
-        yaml_document_delete(&doc);
-
+        r = parse_document(&l);
+        if (l.have_ev)
+                yaml_event_delete(&l.ev);
         if (r < 0) {
                 broker_config_clear(&tmp);
                 return r;

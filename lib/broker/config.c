@@ -14,28 +14,9 @@
 
 int broker_config_init(broker_config *c)
 {
-        *c = (broker_config){
-                .max_body = 16 * CONFIG_MIB,
-                .max_frame = 16 * CONFIG_MIB + CONFIG_HEADER_ROOM,
-                .max_pending_calls = 1024,
-                .send_queue_bytes = 64 * CONFIG_MIB,
-                .max_connections = 1024,
-                .max_endpoints = 1024,
-                .max_subscriptions = 1024,
-                .max_policy_bytes = 4 * CONFIG_KIB,
-                .auth_timeout_ms = 10000,
-                .ping_after_s = 60,
-                .drop_after_s = 90,
-                .max_memory = 64 * CONFIG_MIB,
-                .uid_max_bytes = 48 * CONFIG_MIB,
-                .uid_max_connections = 256,
-                .uid_max_pending_calls = 4096,
-                .uid_max_subscriptions = 8192,
-                .uid_max_registrations = 4096,
-                .uid_max_policy_bytes = 4 * CONFIG_MIB,
-                .max_unauth_connections = 256,
-                .uid_max_unauth_connections = 64,
-        };
+        *c = (broker_config){ 0 };
+        for (size_t i = 0; i < broker_n_limits; i++)
+                broker_limit_put(c, &broker_limits[i], broker_limits[i].dflt);
         c->host = strdup("localhost");
         c->log_level = strdup("info");
         if (!c->host || !c->log_level) {
@@ -135,35 +116,61 @@ int broker_config_load_string(broker_config *c, const char *yaml, size_t len, hy
 
         hyb_assert_return(c && (yaml || len == 0), -EINVAL);
 
+        if (len > CONFIG_MAX_BYTES)
+                return err_set(reterr, HYB_E_CONFIG, CONFIG_MAX_BYTES,
+                               "config: larger than %d bytes", CONFIG_MAX_BYTES);
         if (!yaml_parser_initialize(&parser))
                 return -ENOMEM;
         yaml_parser_set_input_string(&parser, (const unsigned char *)(yaml ? yaml : ""), len);
-        r = broker_config_parse(c, &parser, reterr);
+        r = broker_config_parse(c, &parser, NULL, reterr);
         yaml_parser_delete(&parser);
         return r;
+}
+
+typedef struct file_input {
+        FILE *f;
+        size_t total;
+        bool too_big;
+} file_input;
+
+/* libyaml's read handler: the file, cut off (as a read error) past CONFIG_MAX_BYTES. */
+static int read_bounded(void *data, unsigned char *buf, size_t size, size_t *size_read)
+{
+        file_input *in = data;
+        size_t n = fread(buf, 1, size, in->f);
+
+        if (n == 0 && ferror(in->f))
+                return 0;
+        in->total += n;
+        if (in->total > CONFIG_MAX_BYTES) {
+                in->too_big = true;
+                return 0;
+        }
+        *size_read = n;
+        return 1;
 }
 
 int broker_config_load_file(broker_config *c, const char *path, hyb_error *reterr)
 {
         yaml_parser_t parser;
-        FILE *f;
+        file_input in = { 0 };
         int r;
 
         hyb_assert_return(c && path, -EINVAL);
 
-        f = fopen(path, "re");
-        if (!f) {
+        in.f = fopen(path, "re");
+        if (!in.f) {
                 r = -errno;
                 return err_set(reterr, r, -1, "%s: %s", path, strerror(-r));
         }
         if (!yaml_parser_initialize(&parser)) {
-                fclose(f);
+                fclose(in.f);
                 return -ENOMEM;
         }
-        yaml_parser_set_input_file(&parser, f);
-        r = broker_config_parse(c, &parser, reterr);
+        yaml_parser_set_input(&parser, read_bounded, &in);
+        r = broker_config_parse(c, &parser, &in.too_big, reterr);
         yaml_parser_delete(&parser);
-        fclose(f);
+        fclose(in.f);
         if (r < 0 && r != -ENOMEM)
                 err_prefix(reterr, "%s", path);
         return r;

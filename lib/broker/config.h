@@ -1,19 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The broker's configuration (doc/config.md): defaults and
- * the YAML loader (libyaml).  Unknown keys and bad values are errors with the
- * line and column in *reterr (HYB_E_CONFIG).
+ * The broker's configuration (doc/config.md): defaults, the limits table and
+ * the YAML loader (libyaml events).  Unknown keys and bad values are errors
+ * with the key path and line:column in *reterr (HYB_E_CONFIG).
  *
  *   host: localhost
  *   listen: {unix: /run/hybrid/bus.sock}
- *   limits: {max_body, max_frame, max_pending_calls, send_queue_bytes, max_connections,
- *            max_endpoints, max_subscriptions, max_policy_bytes, auth_timeout_ms, ping_after_s, drop_after_s,
- *            max_memory, uid_max_bytes, uid_max_connections, uid_max_pending_calls,
- *            uid_max_subscriptions, uid_max_registrations, uid_max_policy_bytes,
- *            max_unauth_connections, uid_max_unauth_connections}
+ *   limits: {<one key per row of BROKER_LIMITS>}
  *   policy: {admins: [uid, ...], apps: {"<uid>": [app-glob, ...]}}
  *   log: {level: error|warning|info|debug, syslog: bool}
- * Sizes accept plain integers or suffixes K/M/G (KiB...).
  */
 #ifndef HYB_BROKER_CONFIG_H
 #define HYB_BROKER_CONFIG_H
@@ -25,36 +20,107 @@
 
 #include "hybrid/common.h"
 
+#define CONFIG_KIB ((uint64_t)1024)
+#define CONFIG_MIB (CONFIG_KIB * 1024)
+#define CONFIG_GIB (CONFIG_MIB * 1024)
+/* Room for the frame header when only max_body is given. */
+#define CONFIG_HEADER_ROOM (64 * CONFIG_KIB)
+/* Frame lengths travel as 32-bit numbers. */
+#define CONFIG_FRAME_MAX ((uint64_t)UINT32_MAX)
+#define CONFIG_BODY_MAX (CONFIG_FRAME_MAX - CONFIG_HEADER_ROOM)
+/* A size that must also fit size_t (32-bit targets). */
+#define CONFIG_SIZE_CAP(v) ((uint64_t)(v) < (uint64_t)SIZE_MAX ? (uint64_t)(v) : (uint64_t)SIZE_MAX)
+
+/*
+ * THE limits table.  One row per key of the `limits:` mapping; the row is all
+ * there is to a limit: it declares the broker_config field (same name), and
+ * gives the loader, hyb_broker_config_set_limit/get_limit, hyb_broker_new and
+ * the documentation test their range, default and unit.
+ *
+ *   X(name, unit, min, max, default, doc)
+ *
+ * unit: SIZE  bytes, size_t, K/M/G suffixes accepted in YAML
+ *       COUNT a number of things, uint32_t
+ *       MS    milliseconds, uint32_t
+ *       S     seconds, uint32_t
+ * Relations between rows are in broker_limit_relations (config-limits.c).
+ */
+#define BROKER_LIMITS(X)                                                                           \
+        X(max_body, SIZE, 1, CONFIG_BODY_MAX, 16 * CONFIG_MIB,                                     \
+          "Largest params/result body of a call, event or reply.")                                \
+        X(max_frame, SIZE, 1, CONFIG_FRAME_MAX, 16 * CONFIG_MIB + CONFIG_HEADER_ROOM,              \
+          "Largest frame (header plus body) read or written; follows max_body when not given.")   \
+        X(max_pending_calls, COUNT, 1, 1048576, 1024,                                              \
+          "Calls one connection may have outstanding; one more is answered 429.")                 \
+        X(send_queue_bytes, SIZE, 1, CONFIG_SIZE_CAP(16 * CONFIG_GIB), 64 * CONFIG_MIB,            \
+          "Bytes queued towards one connection that does not read.")                              \
+        X(max_connections, COUNT, 1, 1048576, 1024, "Simultaneous client connections.")            \
+        X(max_endpoints, COUNT, 1, 1048576, 1024, "Endpoints registered on the bus in all.")       \
+        X(max_subscriptions, COUNT, 1, 1048576, 1024, "Event subscriptions per connection.")       \
+        X(max_policy_bytes, SIZE, 2, CONFIG_MIB, 4 * CONFIG_KIB,                                   \
+          "Argument-policy JSON text of one registered procedure; a longer one is refused 413.")  \
+        X(auth_timeout_ms, MS, 1, 3600000, 10000, "Time a new connection has to authenticate.")    \
+        X(ping_after_s, S, 1, 86400, 60, "Silence after which the broker pings a peer.")           \
+        X(drop_after_s, S, 1, 86400, 90, "Silence after which a peer is dropped.")                 \
+        X(max_memory, SIZE, 1, CONFIG_SIZE_CAP(64 * CONFIG_GIB), 64 * CONFIG_MIB,                  \
+          "Bytes held in all input buffers and send queues of the daemon; over it, 507.")        \
+        X(uid_max_bytes, SIZE, 1, CONFIG_SIZE_CAP(64 * CONFIG_GIB), 48 * CONFIG_MIB,               \
+          "Bytes one uid's connections hold (a send queue counts for its reader); over it, 507.") \
+        X(uid_max_connections, COUNT, 1, 1048576, 256, "Connections of one uid; one more is 429.") \
+        X(uid_max_pending_calls, COUNT, 1, 1048576, 4096,                                          \
+          "Calls one uid's connections have outstanding; one more is answered 429.")              \
+        X(uid_max_subscriptions, COUNT, 1, 1048576, 8192,                                          \
+          "Event subscriptions of one uid's connections; one more is 429.")                       \
+        X(uid_max_registrations, COUNT, 1, 1048576, 4096,                                          \
+          "Procedures and event bubbles one uid registers; one more is 429.")                     \
+        X(uid_max_policy_bytes, SIZE, 1, CONFIG_SIZE_CAP(16 * CONFIG_GIB), 4 * CONFIG_MIB,         \
+          "Argument-policy text of all procedures of one uid; over it, 507.")                     \
+        X(max_unauth_connections, COUNT, 1, 1048576, 256,                                          \
+          "Connections not yet authenticated, in all; one more is refused 503.")                  \
+        X(uid_max_unauth_connections, COUNT, 1, 1048576, 64,                                       \
+          "Connections of one uid not yet authenticated; one more is refused 429.")
+
+#define BROKER_LIMIT_TYPE_SIZE size_t
+#define BROKER_LIMIT_TYPE_COUNT uint32_t
+#define BROKER_LIMIT_TYPE_MS uint32_t
+#define BROKER_LIMIT_TYPE_S uint32_t
+
+typedef enum broker_limit_unit {
+        BROKER_UNIT_SIZE,
+        BROKER_UNIT_COUNT,
+        BROKER_UNIT_MS,
+        BROKER_UNIT_S,
+} broker_limit_unit;
+
+/* One row of BROKER_LIMITS, as data. */
+typedef struct broker_limit {
+        const char *name;
+        size_t offset;          /* offsetof(broker_config, name) */
+        size_t width;           /* sizeof the field: 4 or sizeof(size_t) */
+        broker_limit_unit unit;
+        uint64_t min, max, dflt;
+        const char *doc;
+} broker_limit;
+
+/* "a >= b" (or "a > b" when strict) between two limits, with the reason shown to the user. */
+typedef struct broker_limit_relation {
+        const char *a, *b;
+        bool strict;
+        const char *why;
+} broker_limit_relation;
+
 typedef struct broker_app_policy {
         uid_t uid;
         char **globs;   /* app-name globs this uid may claim */
         size_t n_globs;
 } broker_app_policy;
 
+#define BROKER_LIMIT_FIELD(name, unit, min, max, dflt, doc) BROKER_LIMIT_TYPE_##unit name;
+
 typedef struct broker_config {
         char *host;               /* default "localhost" */
-        char *listen_unix;        /* NULL: $XDG_RUNTIME_DIR/hybrid/bus.sock or /run/hybrid/bus.sock */
-        size_t max_body;          /* default 16 MiB */
-        size_t max_frame;         /* default max_body + 64 KiB of header */
-        uint32_t max_pending_calls;  /* per connection, default 1024 */
-        size_t send_queue_bytes;  /* per connection, default 64 MiB */
-        uint32_t max_connections; /* default 1024 */
-        uint32_t max_endpoints;   /* default 1024 */
-        uint32_t max_subscriptions; /* per connection, default 1024 */
-        size_t max_policy_bytes;  /* argument policy text per registered procedure, default 4 KiB */
-        uint32_t auth_timeout_ms; /* default 10000 */
-        uint32_t ping_after_s;    /* default 60 */
-        uint32_t drop_after_s;    /* default 90 */
-        /* Daemon-wide and per-uid quotas (conn.c "Accounting"); every uid, root included. */
-        size_t max_memory;        /* bytes in all input buffers and send queues, default 64 MiB */
-        size_t uid_max_bytes;     /* bytes one uid's connections hold, default 48 MiB */
-        uint32_t uid_max_connections;   /* default 256 */
-        uint32_t uid_max_pending_calls; /* default 4096 */
-        uint32_t uid_max_subscriptions; /* default 8192 */
-        uint32_t uid_max_registrations; /* procedures + bubbles, default 4096 */
-        size_t uid_max_policy_bytes;    /* argument-policy text, default 4 MiB */
-        uint32_t max_unauth_connections;     /* not yet authenticated, in all, default 256 */
-        uint32_t uid_max_unauth_connections; /* not yet authenticated, per uid, default 64 */
+        char *listen_unix;        /* NULL: $HYBRID_BUS, else the default (hyb_bus_get_default_socket) */
+        BROKER_LIMITS(BROKER_LIMIT_FIELD)
         uid_t *admins;            /* uids allowed to monitor / list all; root always */
         size_t n_admins;
         broker_app_policy *apps;  /* empty: any local peer may claim any app name */
@@ -63,15 +129,56 @@ typedef struct broker_config {
         bool log_syslog;          /* default false */
 } broker_config;
 
+/* The rows of BROKER_LIMITS in order, and the relations between them. */
+extern const broker_limit broker_limits[];
+extern const size_t broker_n_limits;
+extern const broker_limit_relation broker_limit_relations[];
+extern const size_t broker_n_limit_relations;
+
+/* The row called name[0..len), or NULL. */
+const broker_limit *broker_limit_find(const char *name, size_t len);
+/* The value of row l in c. */
+uint64_t broker_limit_get(const broker_config *c, const broker_limit *l);
+/* Stores v (already range-checked) into row l of c. */
+void broker_limit_put(broker_config *c, const broker_limit *l, uint64_t v);
+/* 0 when v is in [min, max] of row l, else -ERANGE. */
+int broker_limit_check(const broker_limit *l, uint64_t v);
+/* "size", "count", "ms" or "s": the unit column of doc/config.md. */
+const char *broker_limit_unit_name(broker_limit_unit u);
+/* v as a user writes it in YAML: sizes with the largest exact K/M/G suffix. */
+void broker_limit_format(const broker_limit *l, uint64_t v, char *buf, size_t size);
+/* "min..max" of row l, formatted as above, times with their unit ("1..16G", "1..3600000 ms"). */
+void broker_limit_format_range(const broker_limit *l, char *buf, size_t size);
+/*
+ * Checks every relation against the values of c.  Returns the index of the
+ * first broken one (its message in msg) or -1 when all hold.
+ */
+int broker_limits_check_relations(const broker_config *c, char *msg, size_t size);
+/*
+ * Range and relation check of every limit of c, for configs built with the
+ * setters: 0, or HYB_E_CONFIG with the message in *reterr.
+ */
+int broker_config_validate(const broker_config *c, hyb_error *reterr);
+/* Sets max_frame to max_body plus the header room (the "frame follows body" rule). */
+void broker_config_frame_follows_body(broker_config *c);
+
 /* Fills *c with the defaults (allocates host/log_level). 0 or -ENOMEM. */
 int broker_config_init(broker_config *c);
 /* Frees what *c owns and zeroes it. */
 void broker_config_clear(broker_config *c);
-/* Loads YAML over the values already in *c (call broker_config_init first). */
+/*
+ * Loads YAML over the values already in *c (call broker_config_init first),
+ * all-or-nothing.  At most CONFIG_MAX_BYTES of input and CONFIG_MAX_DEPTH
+ * levels of nesting; the first error stops the load.
+ */
 int broker_config_load_file(broker_config *c, const char *path, hyb_error *reterr);
 int broker_config_load_string(broker_config *c, const char *yaml, size_t len, hyb_error *reterr);
 /* May uid claim app name?  (no policy.apps: yes; else a glob of its entry must match) */
 bool broker_config_may_claim(const broker_config *c, uid_t uid, const char *app, size_t len);
 bool broker_config_is_admin(const broker_config *c, uid_t uid);
+
+/* Input bounds of the loader. */
+#define CONFIG_MAX_BYTES (8 * 1024 * 1024)
+#define CONFIG_MAX_DEPTH 16
 
 #endif

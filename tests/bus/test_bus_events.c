@@ -368,7 +368,7 @@ START_TEST(test_slow_consumer_bounded)
         got_events g = { 0 }, be = { 0 };
         hyb_error err;
         uint32_t d, f, failed = 0;
-        tb_start(&t, "send_queue_bytes=65536", false);
+        tb_start(&t, "max_body=16384,max_frame=65536,send_queue_bytes=65536", false);
         hyb_bus *gen = tb_connect(&t, "org.test.gen", "main");
         hyb_bus *slow = tb_connect(&t, "org.test.slow", "main");
         hyb_bus *w = tb_connect(&t, "org.test.watch", "main");

@@ -7,9 +7,13 @@
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "broker/config.h"
+#include "hybrid/broker.h"
 #include "buspieces.h"
 #include "testutil.h"
 
@@ -20,6 +24,12 @@
 static int load_str(broker_config *c, const char *yaml)
 {
         return broker_config_load_string(c, yaml, strlen(yaml), NULL);
+}
+
+static int load_err(broker_config *c, const char *yaml, hyb_error *e)
+{
+        hyb_error_clear(e);
+        return broker_config_load_string(c, yaml, strlen(yaml), e);
 }
 
 static void load_ok(broker_config *c, const char *yaml)
@@ -88,6 +98,18 @@ static const bad_case bad_cases[] = {
         { "limits:\n  drop_after_s: 60\n", "limits.drop_after_s", 2, 17 },  /* == ping 60 */
         { "limits:\n  ping_after_s: 30\n  drop_after_s: 20\n", "limits.drop_after_s", 3, 17 },
         { "limits:\n  max_bodies: 2M\n", "limits.max_bodies", 2, 3 },
+        /* ranges of the limits table (doc/config.md) */
+        { "limits:\n  send_queue_bytes: 18446744073709551615\n", "limits.send_queue_bytes", 2, 21 },
+        { "limits:\n  send_queue_bytes: 17G\n", "limits.send_queue_bytes", 2, 21 },
+        { "limits:\n  max_pending_calls: 1048577\n", "limits.max_pending_calls", 2, 22 },
+        { "limits:\n  max_connections: 4294967295\n", "limits.max_connections", 2, 20 },
+        { "limits:\n  max_endpoints: 1048577\n", "limits.max_endpoints", 2, 18 },
+        { "limits:\n  max_subscriptions: 1048577\n", "limits.max_subscriptions", 2, 22 },
+        { "limits:\n  auth_timeout_ms: 3600001\n", "limits.auth_timeout_ms", 2, 20 },
+        { "limits:\n  ping_after_s: 86401\n", "limits.ping_after_s", 2, 17 },
+        { "limits:\n  drop_after_s: 86401\n", "limits.drop_after_s", 2, 17 },
+        /* no aliases: a config is read as written */
+        { "host: &h a\nlog: {level: *h}\n", "config", 2, 14 },
         /* policy */
         { "policy: [1]\n", "policy", 1, 9 },
         { "policy:\n  admins: 1000\n", "policy.admins", 2, 11 },
@@ -260,7 +282,7 @@ START_TEST(test_config_file_errors)
         ck_assert_msg(strstr(e.message, "none.yaml"), "%s", e.message);
 
         /* A YAML syntax error is a config error with a position too. */
-        ck_assert_int_eq(broker_config_load_string(&c, "limits: {max_body: 1\n", 21, &e),
+        ck_assert_int_eq(load_err(&c, "limits: {max_body: 1\n", &e),
                          HYB_E_CONFIG);
         ck_assert_int_ge(e.line, 1);
         ck_assert_int_ge(e.column, 1);
@@ -380,8 +402,8 @@ START_TEST(test_config_counts_and_times)
         ck_assert_uint_eq(c.auth_timeout_ms, 250);
         ck_assert_uint_eq(c.ping_after_s, 5);
         ck_assert_uint_eq(c.drop_after_s, 6);
-        load_ok(&c, "limits: {max_pending_calls: 4294967295, max_subscriptions: \"10\"}\n");
-        ck_assert_uint_eq(c.max_pending_calls, 4294967295u);
+        load_ok(&c, "limits: {max_pending_calls: 1048576, max_subscriptions: \"10\"}\n");
+        ck_assert_uint_eq(c.max_pending_calls, 1048576);
         ck_assert_uint_eq(c.max_subscriptions, 10);
         /* Raising ping past the current drop is refused even if drop is not in this file. */
         ck_assert_int_eq(load_str(&c, "limits: {ping_after_s: 6}\n"),
@@ -460,6 +482,260 @@ START_TEST(test_config_policy)
 }
 END_TEST
 
+/* Out-of-range values name the allowed range; unknown keys the closest known one. */
+START_TEST(test_config_messages)
+{
+        broker_config c;
+        hyb_error e;
+
+        ck_assert_int_eq(broker_config_init(&c), 0);
+        /* The value of issue 7, accepted before: refused with the range and position. */
+        ck_assert_int_eq(load_err(&c, "limits:\n  send_queue_bytes: "
+                                                   "18446744073709551615\n", &e),
+                         HYB_E_CONFIG);
+        ck_assert_msg(strstr(e.message, "allowed 1..16G") && strstr(e.message, " 2:21"), "%s",
+                      e.message);
+        ck_assert_uint_eq(c.send_queue_bytes, 64 * MIB);
+        ck_assert_int_eq(load_err(&c, "limits: {auth_timeout_ms: 0}", &e),
+                         HYB_E_CONFIG);
+        ck_assert_msg(strstr(e.message, "allowed 1..3600000 ms"), "%s", e.message);
+        ck_assert_int_eq(load_err(&c, "limits:\n  max_bodies: 2M\n", &e),
+                         HYB_E_CONFIG);
+        ck_assert_msg(strstr(e.message, "did you mean max_body?"), "%s", e.message);
+        ck_assert_int_eq(load_err(&c, "hots: a\n", &e), HYB_E_CONFIG);
+        ck_assert_msg(strstr(e.message, "did you mean host?"), "%s", e.message);
+        ck_assert_int_eq(load_err(&c, "policy: {admin: [1]}\n", &e),
+                         HYB_E_CONFIG);
+        ck_assert_msg(strstr(e.message, "did you mean admins?"), "%s", e.message);
+        /* Bad UTF-8: libyaml knows the byte offset only. */
+        ck_assert_int_eq(load_err(&c, "host: a\xff\n", &e), HYB_E_CONFIG);
+        ck_assert_msg(strstr(e.message, "UTF-8") && strstr(e.message, "at byte 7"), "%s",
+                      e.message);
+        /* Nothing close: no guess. */
+        ck_assert_int_eq(load_err(&c, "limits: {colour: blue}\n", &e),
+                         HYB_E_CONFIG);
+        ck_assert_msg(strstr(e.message, "unknown key") && !strstr(e.message, "did you mean"),
+                      "%s", e.message);
+        /* A relation names both limits and their values. */
+        ck_assert_int_eq(load_err(&c, "limits: {send_queue_bytes: 1M}", &e),
+                         HYB_E_CONFIG);
+        ck_assert_msg(strstr(e.message, "limits.send_queue_bytes: must be at least "
+                                        "limits.max_frame (16842752)"),
+                      "%s", e.message);
+        ck_assert_int_eq(load_err(&c, "limits:\n  ping_after_s: 90\n", &e), HYB_E_CONFIG);
+        ck_assert_msg(strstr(e.message, "limits.ping_after_s: must be less than "
+                                        "limits.drop_after_s (90)"),
+                      "%s", e.message);
+        ck_assert_int_eq(load_err(&c, "limits:\n  max_body: 64M\n", &e), HYB_E_CONFIG);
+        ck_assert_msg(strstr(e.message, "limits.max_body: makes limits.max_frame 67174400, which "
+                                        "must be at most limits.send_queue_bytes (67108864)"),
+                      "%s", e.message);
+        broker_config_clear(&c);
+}
+END_TEST
+
+static char *repeat(const char *head, const char *unit, size_t n, const char *tail, size_t *ret_len)
+{
+        size_t hl = strlen(head), ul = strlen(unit), tl = strlen(tail);
+        char *s = malloc(hl + ul * n + tl + 1), *p;
+
+        ck_assert_ptr_nonnull(s);
+        memcpy(s, head, hl);
+        p = s + hl;
+        for (size_t i = 0; i < n; i++, p += ul)
+                memcpy(p, unit, ul);
+        memcpy(p, tail, tl + 1);
+        *ret_len = hl + ul * n + tl;
+        return s;
+}
+
+/* 100 000-deep nesting: refused at the first node that cannot be there (was > 20 s). */
+START_TEST(test_config_deep_nesting)
+{
+        static const struct {
+                const char *head, *unit, *path;
+                int line, column;
+        } cases[] = {
+                { "", "[", "config", 1, 1 },
+                { "limits: ", "[", "limits", 1, 9 },
+                { "policy:\n  admins: ", "[", "policy.admins[0]", 2, 12 },
+                { "policy:\n  apps: {1: ", "[", "policy.apps.1[0]", 2, 14 },
+                { "log: ", "{a: ", "log.a", 1, 7 },
+        };
+        broker_config c;
+        hyb_error e;
+
+        ck_assert_int_eq(broker_config_init(&c), 0);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                size_t len;
+                char *yaml = repeat(cases[i].head, cases[i].unit, 100000, "", &len);
+                char where[32];
+
+                hyb_error_clear(&e);
+                ck_assert_int_eq(broker_config_load_string(&c, yaml, len, &e), HYB_E_CONFIG);
+                ck_assert_msg(strncmp(e.message, cases[i].path, strlen(cases[i].path)) == 0,
+                              "%zu: %s", i, e.message);
+                snprintf(where, sizeof(where), " %d:%d", cases[i].line, cases[i].column);
+                ck_assert_msg(strstr(e.message, where), "%zu: %s", i, e.message);
+                free(yaml);
+        }
+        broker_config_clear(&c);
+}
+END_TEST
+
+/* 100 000 uids in both lists load (was quadratic), and a repeat at the end is still found. */
+START_TEST(test_config_many_uids)
+{
+        const size_t n = 100000;
+        size_t cap = 40 * n + 200, len;
+        char *yaml = malloc(cap);
+        broker_config c;
+        hyb_error e;
+
+        ck_assert_ptr_nonnull(yaml);
+        len = (size_t)snprintf(yaml, cap, "policy:\n  admins: [");
+        for (size_t i = 0; i < n; i++)
+                len += (size_t)snprintf(yaml + len, cap - len, "%s%zu", i ? ", " : "", i + 1);
+        len += (size_t)snprintf(yaml + len, cap - len, "]\n  apps:\n");
+        for (size_t i = 0; i < n; i++)
+                len += (size_t)snprintf(yaml + len, cap - len, "    %zu: [org.app%zu]\n", i + 1, i);
+        ck_assert_int_eq(broker_config_init(&c), 0);
+        load_ok(&c, yaml);
+        ck_assert_uint_eq(c.n_admins, n);
+        ck_assert_uint_eq(c.admins[n - 1], n);
+        ck_assert_uint_eq(c.n_apps, n);
+        ck_assert(broker_config_is_admin(&c, 77777));
+        ck_assert(broker_config_may_claim(&c, 77777, "org.app77776", 12));
+        ck_assert(!broker_config_may_claim(&c, 77777, "org.app77777", 12));
+
+        /* Entry n+1 repeats uid 1 as "01": refused at that key, line 3 + n + 1. */
+        len += (size_t)snprintf(yaml + len, cap - len, "    \"01\": [x]\n");
+        hyb_error_clear(&e);
+        ck_assert_int_eq(broker_config_load_string(&c, yaml, len, &e), HYB_E_CONFIG);
+        ck_assert_msg(strstr(e.message, "repeated uid 1"), "%s", e.message);
+        ck_assert_int_eq(e.line, (int)(3 + n + 1));
+        ck_assert_int_eq(e.column, 5);
+        free(yaml);
+        broker_config_clear(&c);
+}
+END_TEST
+
+/* Input beyond CONFIG_MAX_BYTES is refused, from a string or a file. */
+START_TEST(test_config_size_bound)
+{
+        static const char pad[] = "# padding padding padding padding padding padding padding\n";
+        size_t len, pl = sizeof(pad) - 1;
+        char *yaml = repeat("host: a\n", pad, (CONFIG_MAX_BYTES - 8) / pl + 1, "", &len);
+        char path[300], *dir = test_tmpdir();
+        broker_config c;
+        hyb_error e;
+        FILE *f;
+
+        ck_assert_uint_gt(len, CONFIG_MAX_BYTES);
+        ck_assert_int_eq(broker_config_init(&c), 0);
+        ck_assert_int_eq(broker_config_load_string(&c, yaml, len, &e), HYB_E_CONFIG);
+        ck_assert_msg(strstr(e.message, "larger than"), "%s", e.message);
+        snprintf(path, sizeof(path), "%s/big.yaml", dir);
+        f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_uint_eq(fwrite(yaml, 1, len, f), len);
+        fclose(f);
+        ck_assert_int_eq(broker_config_load_file(&c, path, &e), HYB_E_CONFIG);
+        ck_assert_msg(strstr(e.message, "big.yaml: config: larger than"), "%s", e.message);
+        ck_assert_str_eq(c.host, "localhost");
+        /* Just under the bound loads. */
+        yaml[len - pl] = '\0';
+        ck_assert_uint_le(len - pl, CONFIG_MAX_BYTES);
+        load_ok(&c, yaml);
+        ck_assert_str_eq(c.host, "a");
+        test_rmrf(dir);
+        free(dir);
+        free(yaml);
+        broker_config_clear(&c);
+}
+END_TEST
+
+/* The public setters and hyb_broker_new check the same table as the loader. */
+START_TEST(test_config_public_limits)
+{
+        struct event_base *base = event_base_new();
+        hyb_broker_config *cfg;
+        hyb_broker *b = NULL;
+        hyb_error e;
+        uint64_t v;
+
+        ck_assert_ptr_nonnull(base);
+        ck_assert_int_eq(hyb_broker_config_new(&cfg), 0);
+        /* Every row: default readable by name, min and max accepted, one past refused. */
+        for (size_t i = 0; i < broker_n_limits; i++) {
+                ck_assert_int_eq(hyb_broker_config_get_limit(cfg, broker_limits[i].name, &v), 0);
+                ck_assert_uint_eq(v, broker_limits[i].dflt);
+        }
+        for (size_t i = 0; i < broker_n_limits; i++) {
+                const broker_limit *l = &broker_limits[i];
+
+                ck_assert_int_eq(hyb_broker_config_set_limit(cfg, l->name, l->min - 1), -EINVAL);
+                ck_assert_int_eq(hyb_broker_config_set_limit(cfg, l->name, l->max + 1), -EINVAL);
+                ck_assert_int_eq(hyb_broker_config_set_limit(cfg, l->name, l->max), 0);
+                ck_assert_int_eq(hyb_broker_config_get_limit(cfg, l->name, &v), 0);
+                ck_assert_uint_eq(v, l->max);
+                ck_assert_int_eq(hyb_broker_config_set_limit(cfg, l->name, l->dflt), 0);
+        }
+        ck_assert_int_eq(hyb_broker_config_set_limit(cfg, "send_queue_bytes", UINT64_MAX),
+                         -EINVAL);
+        ck_assert_int_eq(hyb_broker_config_set_limit(cfg, "max_bodies", 1), -EINVAL);
+        ck_assert_int_eq(hyb_broker_config_get_limit(cfg, "max_bodies", &v), -EINVAL);
+        /* Each value in range, the relation broken: hyb_broker_new refuses, naming it. */
+        ck_assert_int_eq(hyb_broker_config_set_limit(cfg, "send_queue_bytes", 65536), 0);
+        hyb_error_clear(&e);
+        ck_assert_int_eq(hyb_broker_new(cfg, base, &b, &e), HYB_E_CONFIG);
+        ck_assert_ptr_null(b);
+        ck_assert_msg(strstr(e.message, "limits.send_queue_bytes (65536) must be at least "
+                                        "limits.max_frame"),
+                      "%s", e.message);
+        ck_assert_int_eq(hyb_broker_config_set_limit(cfg, "ping_after_s", 100), 0);
+        ck_assert_int_eq(hyb_broker_config_set_limit(cfg, "send_queue_bytes", 64 * MIB), 0);
+        ck_assert_int_eq(hyb_broker_new(cfg, base, &b, &e), HYB_E_CONFIG);
+        ck_assert_msg(strstr(e.message, "limits.drop_after_s (90) must be greater than "
+                                        "limits.ping_after_s (100)"),
+                      "%s", e.message);
+        ck_assert_int_eq(hyb_broker_config_set_limit(cfg, "drop_after_s", 101), 0);
+        /* max_body drags max_frame along when it would pass it. */
+        ck_assert_int_eq(hyb_broker_config_set_limit(cfg, "max_body", 32 * MIB), 0);
+        ck_assert_int_eq(hyb_broker_config_get_limit(cfg, "max_frame", &v), 0);
+        ck_assert_uint_eq(v, 32 * MIB + 64 * KIB);
+        ck_assert_int_eq(hyb_broker_config_set_limit(cfg, "send_queue_bytes", 64 * MIB), 0);
+        ck_assert_int_eq(hyb_broker_new(cfg, base, &b, &e), 0);
+        hyb_broker_free(b);
+        hyb_broker_config_unref(cfg);
+        event_base_free(base);
+}
+END_TEST
+
+/* doc/config.md has one row per limit, with the unit, range and default of the table. */
+START_TEST(test_config_doc_table)
+{
+        char *doc = test_read_file(test_data_path("../doc/config.md"), NULL);
+
+        ck_assert_ptr_nonnull(doc);
+        for (size_t i = 0; i < broker_n_limits; i++) {
+                const broker_limit *l = &broker_limits[i];
+                char want[200], range[80], dflt[40];
+                const char *row;
+
+                broker_limit_format_range(l, range, sizeof(range));
+                broker_limit_format(l, l->dflt, dflt, sizeof(dflt));
+                snprintf(want, sizeof(want), "| `%s` | %s | %s | `%s` |", l->name,
+                         broker_limit_unit_name(l->unit), range, dflt);
+                row = strstr(doc, want);
+                ck_assert_msg(row, "doc/config.md lacks the row starting '%s'", want);
+                ck_assert_msg(strstr(row, l->doc) && strstr(row, l->doc) < strchr(row, '\n'),
+                              "doc/config.md row of %s lacks '%s'", l->name, l->doc);
+        }
+        free(doc);
+}
+END_TEST
+
 TCase *bp_config_tcase(void)
 {
         TCase *tc = tcase_create("config");
@@ -481,6 +757,12 @@ TCase *bp_config_limits_tcase(void)
         tcase_add_test(tc, test_config_sizes);
         tcase_add_test(tc, test_config_counts_and_times);
         tcase_add_test(tc, test_config_quotas);
+        tcase_add_test(tc, test_config_messages);
+        tcase_add_test(tc, test_config_deep_nesting);
+        tcase_add_test(tc, test_config_many_uids);
+        tcase_add_test(tc, test_config_size_bound);
+        tcase_add_test(tc, test_config_public_limits);
+        tcase_add_test(tc, test_config_doc_table);
         return tc;
 }
 

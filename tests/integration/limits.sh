@@ -14,7 +14,7 @@ RAW="$PYTHON $HYB_IT_DIR/rawbus.py"
 while IFS="$TAB" read -r yaml pos; do
         case "$yaml" in ''|'#'*) continue ;; esac
         printf "$(printf '%s' "$yaml" | sed 's/%/%%/g')\n" >"$T/bad.yaml"
-        expect_err "bad config '$yaml' is refused at $pos" 2 ":$pos" \
+        expect_err "bad config '$yaml' is refused at $pos" 2 " at $pos$" \
                 "$HYBRIDD" --foreground --socket "$T/bad.sock" --config "$T/bad.yaml"
 done <"$HYB_IT_DIR/config-cases.txt"
 check "no socket was left by refused configs" [ ! -e "$T/bad.sock" ]
