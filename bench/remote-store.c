@@ -3,8 +3,8 @@
  * bench/remote-store.c - the store served by a daemon beside redis-server and mosquitto in
  * the same run.
  *
- * usage: bench-remote-store [--quick] [--rounds N] [--keys K] [--redis SOCKET]
- *                           [--mosquitto SOCKET] [--verbose]
+ * usage: bench-remote-store [--quick] [--rounds N] [--keys K] [--hybridd SOCKET]
+ *                           [--redis SOCKET] [--mosquitto SOCKET] [--verbose]
  *
  * bench/run-remote-store.sh starts redis-server (Unix socket only, no persistence) and
  * mosquitto (a Unix listener) in a temporary directory and passes their sockets here.
@@ -16,9 +16,13 @@
  *   delivery p50 / p99       a write (redis PUBLISH, mosquitto QoS 0 publish) until the
  *                            subscribing client of the same process has the message
  *
- * The hybridd column needs the daemon-hosted store (hybridd serving the store on the bus).
- * This build has no client API for it, so that column reads "not measured" and no ratio or
- * verdict is printed for it; the peers' figures are measured all the same.
+ * The hybridd column needs a hybridd that serves its store (`store:` in its config) and the
+ * client API of hybrid/bus-store.h; built without that header, or run without --hybridd,
+ * the column reads "not measured" and no ratio or verdict is printed for it.  Its get and
+ * put are hyb_bus_store_read / hyb_bus_store_write (one call, waiting for the answer); its
+ * pipelined gets and its delivery writes are the same calls' packets (storeRead, storeWrite
+ * of doc/protocol.md "Store") sent with hyb_bus_call_async; the delivery row's write is a
+ * retained one (stored, then delivered), the subscriber uses hyb_bus_store_subscribe.
  *
  * Every latency is one operation timed with CLOCK_MONOTONIC, after a warm-up; a cell is the
  * median over the rounds of that round's percentile.  Every reply is checked: a benchmark
@@ -39,6 +43,10 @@
 #include <string.h>
 #include <time.h>
 
+#ifdef HAVE_BUS_STORE
+#include <hybrid/bus-store.h>
+#include <hybrid/bus.h>
+#endif
 #ifdef HAVE_HIREDIS
 #include <hiredis/hiredis.h>
 #endif
@@ -49,12 +57,14 @@
 #define MAX_ROUNDS 15
 #define PIPE_DEPTH 32
 #define TOPIC "bench/remote-store/delivery"
+#define TOPIC_FURI "/bench/remote-store/delivery"
 
 static struct {
         int rounds;
         bool quick, verbose;
         size_t keys;
         long n_lat, n_pipe;
+        const char *hybridd;      /* socket of a hybridd serving its store; NULL: not measured */
         const char *redis, *mosq; /* socket paths; NULL: that peer is not measured */
 } opt = { .rounds = 5, .keys = 100000 };
 
@@ -203,6 +213,248 @@ static void print_table(void)
         printf("latencies: one operation at a time, blocking, from one thread; "
                "ratio = hybridd / peer\n");
 }
+
+/* ------------------------------------------------------------------ hybridd (hybrid/bus-store.h) */
+
+#ifdef HAVE_BUS_STORE
+static hyb_bus *hyb_open(const char *runner)
+{
+        hyb_bus *b = NULL;
+        hyb_error e;
+        int r;
+
+        hyb_error_clear(&e);
+        r = hyb_bus_connect(opt.hybridd, "bench.remotestore", runner, &b, &e);
+        if (r < 0)
+                die("hybridd: connect", e.message[0] ? e.message : hyb_strerror(r));
+        return b;
+}
+
+static void hyb_check(const char *what, int r, const hyb_error *e)
+{
+        if (r < 0)
+                die(what, e->message[0] ? e->message : hyb_strerror(r));
+}
+
+/* The value text of key i, as the redis side stores it (a real in exact form). */
+static void hyb_value_text(char *buf, size_t size, uint64_t x)
+{
+        snprintf(buf, size, "%.3f", 20.0 + (double)(x % 256) / 8.0);
+}
+
+static void hyb_check_real(hyb_obj *v, const char *what)
+{
+        if (!v || hyb_obj_get_kind(v) != HYB_OBJ_REAL)
+                die(what, "not the stored real");
+        hyb_obj_unref(v);
+}
+
+typedef struct hyb_pending {
+        long n;       /* replies still to come */
+        bool parse;   /* a storeRead: the body must be a real */
+} hyb_pending;
+
+static void hyb_on_reply(hyb_bus *bus, const hyb_bus_reply *reply, void *ud)
+{
+        hyb_pending *p = ud;
+
+        (void)bus;
+        if (hyb_bus_reply_get_status(reply) != 200)
+                die("hybridd: a store call failed", hyb_bus_reply_get_message(reply));
+        if (p->parse) {
+                size_t len;
+                const void *body = hyb_bus_reply_get_body(reply, &len);
+                hyb_obj *v = NULL;
+                if (hyb_obj_parse(body, len, &v, NULL) < 0)
+                        die("hybridd: storeRead answered no obj", NULL);
+                hyb_check_real(v, "hybridd: pipelined storeRead");
+        }
+        p->n--;
+}
+
+/* Runs the connection until at most `left` replies of p are still to come. */
+static void hyb_drain_to(hyb_bus *b, hyb_pending *p, long left)
+{
+        int r;
+
+        while (p->n > left) {
+                r = hyb_bus_process(b);
+                if (r < 0)
+                        die("hybridd: process", hyb_strerror(r));
+                if (r == 0 && p->n > left && (r = hyb_bus_wait(b, 5000000)) <= 0)
+                        die("hybridd: no answer within 5 s", r < 0 ? hyb_strerror(r) : NULL);
+        }
+}
+
+static void hyb_drain(hyb_bus *b, hyb_pending *p)
+{
+        hyb_drain_to(b, p, 0);
+}
+
+/* Every key, written with storeWrite calls, up to 256 in flight (doc/protocol.md "Store"). */
+static void hyb_preload(hyb_bus *b)
+{
+        hyb_pending p = { 0 };
+        char body[160], v[32];
+
+        for (size_t i = 0; i < opt.keys; i++) {
+                size_t n;
+
+                hyb_value_text(v, sizeof v, i);
+                key_name(body, sizeof body, i);
+                n = strlen(body);
+                snprintf(body + n, sizeof body - n, "\n%s", v);
+                hyb_check("hybridd: storeWrite",
+                          hyb_bus_call_async(b, HYB_BUS_BUILTIN_ENDPOINT, "storeWrite", body,
+                                             strlen(body), HYB_BODY_BINARY, 0, hyb_on_reply, &p,
+                                             NULL),
+                          &(hyb_error){ 0 });
+                if (++p.n >= 256) {
+                        hyb_bus_flush(b);
+                        hyb_drain_to(b, &p, 128);
+                }
+        }
+        hyb_bus_flush(b);
+        hyb_drain(b, &p);
+}
+
+static void hyb_latency(hyb_bus *b, bool put, double *lat, long n, uint64_t *rng)
+{
+        char key[96], vt[32];
+        hyb_error e;
+
+        for (long i = -n / 10; i < n; i++) {
+                uint64_t x = xr(rng), t0;
+
+                key_name(key, sizeof key, x % opt.keys);
+                hyb_error_clear(&e);
+                if (put) {
+                        hyb_obj *v = NULL;
+                        hyb_value_text(vt, sizeof vt, x >> 40);
+                        hyb_check("hybridd: value", hyb_obj_parse(vt, (size_t)-1, &v, &e), &e);
+                        t0 = now_ns();
+                        hyb_check("hybridd: hyb_bus_store_write",
+                                  hyb_bus_store_write(b, key, v, 0, &e), &e);
+                        if (i >= 0)
+                                lat[i] = (double)(now_ns() - t0) / 1e3;
+                        hyb_obj_unref(v);
+                } else {
+                        hyb_obj *v = NULL;
+                        t0 = now_ns();
+                        hyb_check("hybridd: hyb_bus_store_read",
+                                  hyb_bus_store_read(b, key, &v, &e), &e);
+                        if (i >= 0)
+                                lat[i] = (double)(now_ns() - t0) / 1e3;
+                        hyb_check_real(v, "hybridd: hyb_bus_store_read");
+                }
+        }
+}
+
+/* 32 storeRead calls sent, then their 32 replies read: the shape of the redis row. */
+static double hyb_pipelined(hyb_bus *b, uint64_t *rng)
+{
+        hyb_pending p = { .parse = true };
+        char key[96];
+        uint64_t t0 = now_ns();
+        long done = 0;
+
+        while (done < opt.n_pipe) {
+                for (int k = 0; k < PIPE_DEPTH; k++) {
+                        key_name(key, sizeof key, xr(rng) % opt.keys);
+                        hyb_check("hybridd: storeRead",
+                                  hyb_bus_call_async(b, HYB_BUS_BUILTIN_ENDPOINT, "storeRead", key,
+                                                     strlen(key), HYB_BODY_BINARY, 0,
+                                                     hyb_on_reply, &p, NULL),
+                                  &(hyb_error){ 0 });
+                        p.n++;
+                }
+                hyb_bus_flush(b);
+                hyb_drain(b, &p);
+                done += PIPE_DEPTH;
+        }
+        return (double)done / ((double)(now_ns() - t0) / 1e9) / 1e3;
+}
+
+static struct {
+        long expect;
+        bool got;
+        uint64_t t1;
+} hs;
+
+static void hyb_on_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
+{
+        (void)target;
+        (void)ud;
+        hs.t1 = now_ns();
+        if (!retain || hyb_obj_get_kind(payload) != HYB_OBJ_INT ||
+            hyb_obj_get_int(payload) != hs.expect)
+                die("hybridd: the subscriber got another message than the one written", NULL);
+        hs.got = true;
+}
+
+/* A retained write (storeWrite sent, not waited for) until the subscribing connection has
+ * it; then the write's acknowledgement is read. */
+static void hyb_delivery(hyb_bus *pub, hyb_bus *sub, double *lat, long n)
+{
+        char body[96];
+
+        for (long i = -n / 10; i < n; i++) {
+                hyb_pending p = { .n = 1 };
+                uint64_t t0;
+
+                snprintf(body, sizeof body, "%s\n%ld", TOPIC_FURI, i);
+                hs.expect = i;
+                hs.got = false;
+                t0 = now_ns();
+                hyb_check("hybridd: storeWrite",
+                          hyb_bus_call_async(pub, HYB_BUS_BUILTIN_ENDPOINT, "storeWrite", body,
+                                             strlen(body), HYB_BODY_BINARY, 0, hyb_on_reply, &p,
+                                             NULL),
+                          &(hyb_error){ 0 });
+                hyb_bus_flush(pub);
+                while (!hs.got) {
+                        int r = hyb_bus_process(sub);
+                        if (r < 0)
+                                die("hybridd: subscriber", hyb_strerror(r));
+                        if (r == 0 && !hs.got && (r = hyb_bus_wait(sub, 5000000)) <= 0)
+                                die("hybridd: a written value never reached the subscriber",
+                                    NULL);
+                }
+                if (i >= 0)
+                        lat[i] = (double)(hs.t1 - t0) / 1e3;
+                hyb_drain(pub, &p);
+        }
+}
+
+static void hyb_round(int round, double *lat)
+{
+        static hyb_bus *c, *pub, *sub;
+        static uint64_t rng = 0x9E3779B97F4A7C15ull;
+
+        if (!c) {
+                hyb_error e;
+
+                hyb_error_clear(&e);
+                c = hyb_open("client");
+                pub = hyb_open("pub");
+                sub = hyb_open("sub");
+                hyb_preload(c);
+                hyb_check("hybridd: hyb_bus_store_subscribe",
+                          hyb_bus_store_subscribe(sub, TOPIC_FURI, 0, hyb_on_msg, NULL, NULL, &e),
+                          &e);
+        }
+        hyb_latency(c, false, lat, opt.n_lat, &rng);
+        val[R_GET50][S_HYB][round] = percentile(lat, opt.n_lat, 50);
+        val[R_GET99][S_HYB][round] = percentile(lat, opt.n_lat, 99);
+        hyb_latency(c, true, lat, opt.n_lat, &rng);
+        val[R_PUT50][S_HYB][round] = percentile(lat, opt.n_lat, 50);
+        val[R_PUT99][S_HYB][round] = percentile(lat, opt.n_lat, 99);
+        val[R_PIPE][S_HYB][round] = hyb_pipelined(c, &rng);
+        hyb_delivery(pub, sub, lat, opt.n_lat);
+        val[R_DEL50][S_HYB][round] = percentile(lat, opt.n_lat, 50);
+        val[R_DEL99][S_HYB][round] = percentile(lat, opt.n_lat, 99);
+}
+#endif
 
 /* ------------------------------------------------------------------ redis (hiredis) */
 
@@ -479,11 +731,12 @@ static void mosq_round(int round, double *lat)
 
 static void usage(FILE *f)
 {
-        fprintf(f, "usage: bench-remote-store [--quick] [--rounds N] [--keys K] [--redis SOCKET]\n"
-                   "                          [--mosquitto SOCKET] [--verbose]\n"
+        fprintf(f, "usage: bench-remote-store [--quick] [--rounds N] [--keys K] [--hybridd SOCKET]\n"
+                   "                          [--redis SOCKET] [--mosquitto SOCKET] [--verbose]\n"
                    "  --quick      smoke run: 3 rounds, 2 000 operations a figure, 10 000 keys\n"
                    "  --rounds N   rounds, the median of them is printed (default 5)\n"
                    "  --keys K     stored keys (default 100000)\n"
+                   "  --hybridd S  the socket of a hybridd that serves its store\n"
                    "  --redis S    redis-server's Unix socket (bench/run-remote-store.sh starts one)\n"
                    "  --mosquitto S  mosquitto's Unix listener\n"
                    "  --verbose    per-round figures on stderr\n");
@@ -494,6 +747,7 @@ int main(int argc, char **argv)
         static const struct option lo[] = {
                 { "quick", no_argument, NULL, 'q' },     { "rounds", required_argument, NULL, 'r' },
                 { "keys", required_argument, NULL, 'k' }, { "redis", required_argument, NULL, 'R' },
+                { "hybridd", required_argument, NULL, 'H' },
                 { "mosquitto", required_argument, NULL, 'M' },
                 { "verbose", no_argument, NULL, 'v' },   { "help", no_argument, NULL, 'h' },
                 { 0 }
@@ -518,6 +772,9 @@ int main(int argc, char **argv)
                         break;
                 case 'R':
                         opt.redis = optarg;
+                        break;
+                case 'H':
+                        opt.hybridd = optarg;
                         break;
                 case 'M':
                         opt.mosq = optarg;
@@ -557,12 +814,19 @@ int main(int argc, char **argv)
                                 "measured\n");
         opt.mosq = NULL;
 #endif
+#ifndef HAVE_BUS_STORE
         fprintf(stderr, "bench-remote-store: hybridd not measured: this build has no client API "
-                        "for a daemon-hosted store\n");
+                        "for a daemon-hosted store (hybrid/bus-store.h)\n");
+        opt.hybridd = NULL;
+#endif
         for (int round = 0; round < opt.rounds; round++) {
-                /* the peers take turns going first */
-                for (int turn = 0; turn < 2; turn++) {
-                        int who = (round + turn) % 2;
+                /* hybridd and the peers take turns going first */
+                for (int turn = 0; turn < 3; turn++) {
+                        int who = (round + turn) % 3;
+#ifdef HAVE_BUS_STORE
+                        if (who == 2 && opt.hybridd)
+                                hyb_round(round, lat);
+#endif
 #ifdef HAVE_HIREDIS
                         if (who == 0 && opt.redis)
                                 redis_round(round, lat);
@@ -575,9 +839,10 @@ int main(int argc, char **argv)
                 }
                 if (opt.verbose)
                         for (int r = 0; r < N_ROW; r++)
-                                fprintf(stderr, "RESULT round=%d row=\"%s\" redis=%g mosquitto=%g\n",
-                                        round, rowdef[r].name, val[r][S_REDIS][round],
-                                        val[r][S_MOSQ][round]);
+                                fprintf(stderr, "RESULT round=%d row=\"%s\" hybridd=%g redis=%g "
+                                                "mosquitto=%g\n",
+                                        round, rowdef[r].name, val[r][S_HYB][round],
+                                        val[r][S_REDIS][round], val[r][S_MOSQ][round]);
         }
         free(lat);
         print_table();
