@@ -89,7 +89,8 @@ static hyb_store *open_db(const char *path, hyb_durability d)
 
         hyb_store_options_init(&o);
         o.durability = d;
-        ck_assert_msg(hyb_store_open(path, &o, &st, &e) == 0, "open %s: %s", path ? path : "(memory)", e.message);
+        ck_assert_msg(hyb_store_open(path, &o, &st, &e) == 0, "open %s: %s",
+                      path ? path : "(memory)", e.message);
         return st;
 }
 
