@@ -214,7 +214,7 @@ static void print_table(void)
                "ratio = hybridd / peer\n");
 }
 
-/* ------------------------------------------------------------------ hybridd (hybrid/bus-store.h) */
+/* ------------------------------------------------------------------ hybridd (bus-store.h) */
 
 #ifdef HAVE_BUS_STORE
 static hyb_bus *hyb_open(const char *runner)
@@ -530,7 +530,8 @@ static void redis_latency(redisContext *c, bool put, double *lat, long n, uint64
                 key_name(key, sizeof key, x % opt.keys);
                 t0 = now_ns();
                 if (put) {
-                        rp = redis_cmd(c, "SET %s %.3f", key, 20.0 + (double)((x >> 40) % 256) / 8.0);
+                        rp = redis_cmd(c, "SET %s %.3f", key,
+                                       20.0 + (double)((x >> 40) % 256) / 8.0);
                         redis_check_ok(rp);
                 } else {
                         rp = redis_cmd(c, "GET %s", key);
@@ -731,13 +732,14 @@ static void mosq_round(int round, double *lat)
 
 static void usage(FILE *f)
 {
-        fprintf(f, "usage: bench-remote-store [--quick] [--rounds N] [--keys K] [--hybridd SOCKET]\n"
-                   "                          [--redis SOCKET] [--mosquitto SOCKET] [--verbose]\n"
+        fprintf(f, "usage: bench-remote-store [--quick] [--rounds N] [--keys K]\n"
+                   "                          [--hybridd SOCKET] [--redis SOCKET]\n"
+                   "                          [--mosquitto SOCKET] [--verbose]\n"
                    "  --quick      smoke run: 3 rounds, 2 000 operations a figure, 10 000 keys\n"
                    "  --rounds N   rounds, the median of them is printed (default 5)\n"
                    "  --keys K     stored keys (default 100000)\n"
                    "  --hybridd S  the socket of a hybridd that serves its store\n"
-                   "  --redis S    redis-server's Unix socket (bench/run-remote-store.sh starts one)\n"
+                   "  --redis S    redis-server's Unix socket (run-remote-store.sh starts one)\n"
                    "  --mosquitto S  mosquitto's Unix listener\n"
                    "  --verbose    per-round figures on stderr\n");
 }
@@ -758,7 +760,10 @@ int main(int argc, char **argv)
         while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
                 switch (c) {
                 case 'q':
+                        /* in order: a later --rounds or --keys wins */
                         opt.quick = true;
+                        opt.rounds = 3;
+                        opt.keys = 10000;
                         break;
                 case 'r':
                         opt.rounds = atoi(optarg);
@@ -789,10 +794,6 @@ int main(int argc, char **argv)
                         usage(stderr);
                         return 2;
                 }
-        }
-        if (opt.quick) {
-                opt.rounds = 3;
-                opt.keys = 10000;
         }
         opt.n_lat = opt.quick ? 2000 : 20000;
         opt.n_pipe = opt.quick ? 20000 : 200000;
