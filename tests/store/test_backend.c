@@ -567,11 +567,11 @@ START_TEST(test_mmadt_reads_through_backend)
         ck_assert_int_eq(hyb_store_get_backend(st, &eb), 0);
         ck_assert_int_eq(hyb_scope_new(eb, NULL, "vmtest", &sc), 0);
         ck_assert_int_eq(hyb_mmadt_new(sc, "vmtest", NULL, &vm), 0);
-        ck_assert_int_eq(hyb_mmadt_eval(vm, "/l -> [1,[2,3]]\n*/l/1/0", (size_t)-1, NULL, &res,
-                                        &e),
-                         0);
+        ck_assert_msg(hyb_mmadt_eval(vm, "/l -> [1,[2,3]]\n*/l/1/0\n*/l/1/+\n/r -> [a=>1,b=>2]\n*/r/b",
+                                     (size_t)-1, NULL, &res, &e) == 0,
+                      "%s", e.message);
         ck_assert_int_eq(hyb_obj_format(res, HYB_FORMAT_EXACT, &txt), 0);
-        ck_assert_str_eq(txt, "{[1,[2,3]],2}");
+        ck_assert_str_eq(txt, "{[1,[2,3]],2,2,3,[a=>1,b=>2],2}");
         hyb_free(txt);
         hyb_obj_unref(res);
         hyb_mmadt_unref(vm);
