@@ -212,10 +212,15 @@ HYB_EXPORT int hyb_store_wait(hyb_store *st, uint64_t timeout_usec);
  * Unsubscribe.  The unsubscribe op may run from inside a message callback
  *   of the same backend; once it returns, no further message reaches the
  *   subscription and its fn and userdata are not used again.
- * Threads.  A backend's ops may be called from several threads at once (a
- *   host backend is shared by the routers of OS-thread programs): a backend
- *   over a connection that is single-threaded takes a lock around it.
- *   process may run on any thread; the messages it delivers run there.
+ * Threads.  read, write, delete and subscribe may be called from several
+ *   threads at once: a backend over a single-threaded connection takes a
+ *   lock around it.  A backend handle delivers the messages of the
+ *   subscriptions made through it, and only those, inside its own process;
+ *   its process and the unref of its slots run on one thread at a time (the
+ *   thread that serves the handle, as for an sd-bus connection).  Threads
+ *   that each serve subscriptions each take their own handle of the shared
+ *   store (hyb_store_get_backend again; a bus backend likewise): all the
+ *   handles see one key space and one write order.
  * Loop.  get_fd is readable when process has work; get_events says which
  *   poll events to wait for (HYB_BACKEND_EVENT_*); get_timeout gives the
  *   absolute CLOCK_MONOTONIC deadline (µs, hyb_now_usec) by which process
@@ -297,9 +302,13 @@ HYB_EXPORT hyb_backend *hyb_backend_unref(hyb_backend *b);
 HYB_EXPORT void *hyb_backend_get_impl(const hyb_backend *b);
 
 /*
- * The embedded store as a backend: *ret is a new backend that holds a
+ * The embedded store as a backend: *ret is a new handle that holds a
  * reference of st (the store stays usable directly).  Its ops are the
- * hyb_store_* calls; it is safe to use from several threads.
+ * hyb_store_* calls.  Each call makes a new handle with its own delivery:
+ * its fd (an epoll fd over the store's and its own) is readable when the
+ * store has work or messages of its subscriptions wait, and its process
+ * runs the store's process (which passes every handle its messages) and
+ * then the callbacks of its own subscriptions only, in write order.
  */
 HYB_EXPORT int hyb_store_get_backend(hyb_store *st, hyb_backend **ret);
 

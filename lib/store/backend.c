@@ -18,6 +18,9 @@
  */
 #include <assert.h>
 #include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stddef.h>
 
 #include "store-internal.h"
@@ -225,6 +228,55 @@ HYB_EXPORT int hyb_backend_wait(hyb_backend *b, uint64_t timeout_usec)
 
 /* ---- the embedded store as a backend ---- */
 
+/*
+ * Delivery per handle.  The store queues a message for every matching
+ * subscription at the write and hands it out in hyb_store_process, on
+ * whichever thread runs it.  A handle's subscriptions are registered with
+ * relay() as their callback: it only moves the message into the handle's own
+ * queue (under the queue's lock) and signals the handle's eventfd; the
+ * handle's process then runs the caller's callbacks, on its own thread.  So
+ * each thread that holds its own handle of a shared store gets its
+ * subscriptions served on that thread, in write order:
+ *
+ *   write ─> store queue ─process (any thread)─> relay ─> rq of the handle
+ *                                                          └─ handle's process ─> fn(ud)
+ *
+ * Lifetimes: a relay_sub is referenced by the handle's cookie (until
+ * unsubscribe), by the store's subscription (until its last queued message
+ * is gone: store_sub_set_release) and by each message in rq; it references
+ * its relay_q, which outlives the handle if messages still name it.
+ */
+typedef struct relay_q {
+        atomic_uint n_ref;
+        pthread_mutex_t lock;
+        int efd;                        /* readable while msgs is not empty */
+        struct relay_msg *head, **tail;
+} relay_q;
+
+typedef struct relay_sub {
+        atomic_uint n_ref;
+        relay_q *q;
+        hyb_slot *store_slot;
+        hyb_store_msg_fn fn;
+        void *userdata;
+        bool dead;                      /* under q->lock */
+} relay_sub;
+
+typedef struct relay_msg {
+        struct relay_msg *next;
+        relay_sub *sub;
+        hyb_furi *target;
+        hyb_obj *payload;
+        bool retain;
+} relay_msg;
+
+typedef struct store_handle {
+        hyb_store *st;
+        relay_q *q;
+        int pfd;                        /* epoll over the store's fd and q->efd */
+} store_handle;
+
+
 typedef struct keyed_ctx {
         hyb_obj **keys, **vals;
         size_t n, alloc_k, alloc_v;
@@ -268,45 +320,123 @@ static int store_op_read(void *impl, const hyb_furi *target, unsigned flags, hyb
 {
         if ((flags & HYB_READ_KEYED) && hyb_furi_is_pattern(target) &&
             !hyb_furi_is_branch(target))
-                return store_read_keyed(impl, target, ret, e);
-        return hyb_store_read(impl, target, ret, e);
+                return store_read_keyed(((store_handle *)impl)->st, target, ret, e);
+        return hyb_store_read(((store_handle *)impl)->st, target, ret, e);
 }
 
 static int store_op_write(void *impl, const hyb_furi *target, const hyb_obj *value,
                           unsigned flags, hyb_error *e)
 {
-        return hyb_store_write(impl, target, value, flags, e);
+        return hyb_store_write(((store_handle *)impl)->st, target, value, flags, e);
 }
 
 static int store_op_del(void *impl, const hyb_furi *target, unsigned flags, hyb_error *e)
 {
-        return hyb_store_write(impl, target, hyb_obj_noobj(), flags, e);
+        return hyb_store_write(((store_handle *)impl)->st, target, hyb_obj_noobj(), flags, e);
+}
+
+
+static void relay_q_unref(relay_q *q)
+{
+        if (!q || atomic_fetch_sub(&q->n_ref, 1) != 1)
+                return;
+        assert(!q->head);
+        pthread_mutex_destroy(&q->lock);
+        if (q->efd >= 0)
+                close(q->efd);
+        free(q);
+}
+
+static void relay_sub_unref(void *p)
+{
+        relay_sub *rs = p;
+
+        if (!rs || atomic_fetch_sub(&rs->n_ref, 1) != 1)
+                return;
+        relay_q_unref(rs->q);
+        free(rs);
+}
+
+static void relay_msg_free(relay_msg *m)
+{
+        relay_sub_unref(m->sub);
+        hyb_furi_unref(m->target);
+        hyb_obj_unref(m->payload);
+        free(m);
+}
+
+static void relay(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
+{
+        relay_sub *rs = ud;
+        relay_q *q = rs->q;
+        relay_msg *m = calloc(1, sizeof(*m));
+        uint64_t one = 1;
+
+        if (!m)
+                return; /* out of memory: the message is lost, as in the store's own queue */
+        m->target = hyb_furi_ref(target);
+        m->payload = hyb_obj_ref(payload);
+        m->retain = retain;
+        pthread_mutex_lock(&q->lock);
+        if (rs->dead) {
+                pthread_mutex_unlock(&q->lock);
+                hyb_furi_unref(m->target);
+                hyb_obj_unref(m->payload);
+                free(m);
+                return;
+        }
+        atomic_fetch_add(&rs->n_ref, 1);
+        m->sub = rs;
+        *q->tail = m;
+        q->tail = &m->next;
+        if (write(q->efd, &one, sizeof(one)) < 0) {
+                /* EAGAIN: the counter is already non-zero, the fd readable */
+        }
+        pthread_mutex_unlock(&q->lock);
 }
 
 static int store_op_subscribe(void *impl, const hyb_furi *pattern, unsigned flags,
                               hyb_store_msg_fn fn, void *userdata, void **ret_cookie,
                               hyb_error *e)
 {
-        hyb_slot *slot = NULL;
-        int r = hyb_store_subscribe(impl, pattern, flags, fn, userdata, &slot, e);
+        store_handle *h = impl;
+        relay_sub *rs = calloc(1, sizeof(*rs));
+        int r;
 
-        if (r < 0)
+        if (!rs)
+                return -ENOMEM;
+        atomic_init(&rs->n_ref, 2); /* the cookie's and the store subscription's */
+        atomic_fetch_add(&h->q->n_ref, 1);
+        rs->q = h->q;
+        rs->fn = fn;
+        rs->userdata = userdata;
+        r = hyb_store_subscribe(h->st, pattern, flags, relay, rs, &rs->store_slot, e);
+        if (r < 0) {
+                relay_q_unref(rs->q);
+                free(rs);
                 return r;
-        *ret_cookie = slot;
+        }
+        /* nothing frees the store's subscription before our unsubscribe: setting it now is
+         * in time even if another thread already relays a replayed value */
+        store_sub_set_release(rs->store_slot, relay_sub_unref);
+        *ret_cookie = rs;
         return 0;
 }
 
 static void store_op_unsubscribe(void *impl, void *cookie)
 {
-        (void)impl;
-        /* the store's own slot: drops the subscription (under the store's lock, so a
-         * process() running on another thread skips its queued messages) */
-        hyb_slot_unref(cookie);
+        relay_sub *rs = cookie;
+
+        pthread_mutex_lock(&rs->q->lock);
+        rs->dead = true; /* relay() queues nothing more, process() skips what is queued */
+        pthread_mutex_unlock(&rs->q->lock);
+        hyb_slot_unref(rs->store_slot);
+        relay_sub_unref(rs);
 }
 
 static int store_op_get_fd(void *impl)
 {
-        return hyb_store_get_fd(impl);
+        return ((store_handle *)impl)->pfd;
 }
 
 static int store_op_get_events(void *impl)
@@ -317,17 +447,77 @@ static int store_op_get_events(void *impl)
 
 static int store_op_get_timeout(void *impl, uint64_t *ret_usec)
 {
-        return hyb_store_get_timeout(impl, ret_usec);
+        store_handle *h = impl;
+        bool ready;
+        int r;
+
+        pthread_mutex_lock(&h->q->lock);
+        ready = h->q->head != NULL;
+        pthread_mutex_unlock(&h->q->lock);
+        if (ready) {
+                *ret_usec = 0;
+                return 0;
+        }
+        r = hyb_store_get_timeout(h->st, ret_usec);
+        return r;
 }
 
 static int store_op_process(void *impl)
 {
-        return hyb_store_process(impl);
+        store_handle *h = impl;
+        relay_q *q = h->q;
+        relay_msg *list, *m;
+        uint64_t cnt;
+        int r = hyb_store_process(h->st); /* relays to every handle's queue, ours included */
+
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&q->lock);
+        if (read(q->efd, &cnt, sizeof(cnt)) < 0) {
+                /* EAGAIN: nothing was signalled */
+        }
+        /* what callbacks cause waits for the next call, as in the store */
+        list = q->head;
+        q->head = NULL;
+        q->tail = &q->head;
+        pthread_mutex_unlock(&q->lock);
+        if (list)
+                r = 1;
+        while ((m = list)) {
+                bool dead;
+                list = m->next;
+                pthread_mutex_lock(&q->lock);
+                dead = m->sub->dead;
+                pthread_mutex_unlock(&q->lock);
+                if (!dead)
+                        m->sub->fn(m->target, m->payload, m->retain, m->sub->userdata);
+                relay_msg_free(m);
+        }
+        return r;
 }
 
 static void store_op_destroy(void *impl)
 {
-        hyb_store_unref(impl);
+        store_handle *h = impl;
+        relay_msg *m;
+
+        if (h->q) {
+                pthread_mutex_lock(&h->q->lock);
+                m = h->q->head;
+                h->q->head = NULL;
+                h->q->tail = &h->q->head;
+                pthread_mutex_unlock(&h->q->lock);
+                while (m) {
+                        relay_msg *next = m->next;
+                        relay_msg_free(m);
+                        m = next;
+                }
+        }
+        if (h->pfd >= 0)
+                close(h->pfd);
+        relay_q_unref(h->q);
+        hyb_store_unref(h->st);
+        free(h);
 }
 
 static const hyb_backend_vtable store_ops = {
@@ -346,14 +536,42 @@ static const hyb_backend_vtable store_ops = {
 
 HYB_EXPORT int hyb_store_get_backend(hyb_store *st, hyb_backend **ret)
 {
+        struct epoll_event ev = { .events = EPOLLIN };
+        store_handle *h;
         int r;
 
         hyb_assert_return(st && ret, -EINVAL);
-        r = hyb_backend_new(&store_ops, st, ret);
-        if (r < 0)
+        h = calloc(1, sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        h->pfd = -1;
+        h->q = calloc(1, sizeof(*h->q));
+        if (!h->q) {
+                free(h);
+                return -ENOMEM;
+        }
+        atomic_init(&h->q->n_ref, 1);
+        pthread_mutex_init(&h->q->lock, NULL);
+        h->q->tail = &h->q->head;
+        h->q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        h->st = hyb_store_ref(st);
+        if (h->q->efd < 0) {
+                r = -errno;
+                store_op_destroy(h);
                 return r;
-        hyb_store_ref(st);
-        return 0;
+        }
+        /* one fd for a loop to wait on: the store's (messages to relay, commits) and ours */
+        h->pfd = epoll_create1(EPOLL_CLOEXEC);
+        if (h->pfd < 0 || epoll_ctl(h->pfd, EPOLL_CTL_ADD, hyb_store_get_fd(st), &ev) < 0 ||
+            epoll_ctl(h->pfd, EPOLL_CTL_ADD, h->q->efd, &ev) < 0) {
+                r = -errno;
+                store_op_destroy(h);
+                return r;
+        }
+        r = hyb_backend_new(&store_ops, h, ret);
+        if (r < 0)
+                store_op_destroy(h);
+        return r;
 }
 
 int store_backend_new_program(hyb_backend **ret)

@@ -107,7 +107,13 @@ struct store_sub {
         hyb_store_msg_fn fn;
         sub_node *node;
         atomic_bool dead;
+        /* backend.c: runs with the userdata when the last reference goes (after every
+         * queued message of this subscription was delivered or dropped), never earlier */
+        void (*release)(void *userdata);
 };
+
+/* Sets the release hook of a subscription made by hyb_store_subscribe (its slot). */
+void store_sub_set_release(hyb_slot *slot, void (*release)(void *userdata));
 
 /* ---- db.c: SQLite persistence and the change journal ---- */
 #define STORE_APP_ID 0x48796231 /* PRAGMA application_id: "Hyb1" */

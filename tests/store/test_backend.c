@@ -7,10 +7,13 @@
  * which fURI.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hybrid/mmadt.h"
 #include "hybrid/store.h"
@@ -532,6 +535,99 @@ START_TEST(test_store_backend)
 END_TEST
 
 /*
+ * Two handles of one store, one per thread: each handle's subscriptions are
+ * delivered by its own process, on its thread, in write order, whoever
+ * writes and whoever else runs a process.
+ */
+#define N_THREAD_MSGS 300
+
+typedef struct per_thread {
+        hyb_backend *b;
+        pthread_t want;
+        int n, wrong_thread, out_of_order;
+        atomic_int ready;
+} per_thread;
+
+static void thread_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
+{
+        per_thread *pt = ud;
+
+        if (!pthread_equal(pthread_self(), pt->want))
+                pt->wrong_thread++;
+        if (hyb_obj_get_int(payload) != pt->n)
+                pt->out_of_order++;
+        pt->n++;
+}
+
+static void *handle_thread(void *ud)
+{
+        per_thread *pt = ud;
+        hyb_furi *p = furi("/t/#");
+        hyb_slot *slot = NULL;
+        uint64_t end = hyb_now_usec() + 20000000;
+
+        pt->want = pthread_self();
+        ck_assert_int_eq(hyb_backend_subscribe(pt->b, p, 0, thread_msg, pt, &slot, NULL), 0);
+        atomic_store(&pt->ready, 1);
+        while (pt->n < N_THREAD_MSGS && hyb_now_usec() < end)
+                ck_assert_int_ge(hyb_backend_wait(pt->b, 100000), 0);
+        hyb_slot_unref(slot);
+        hyb_furi_unref(p);
+        return NULL;
+}
+
+START_TEST(test_store_backend_per_thread)
+{
+        hyb_store *st = NULL;
+        per_thread a = { 0 }, b = { 0 };
+        hyb_furi *p = furi("/t/#");
+        hyb_slot *slot = NULL;
+        pthread_t th;
+        uint64_t end;
+
+        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
+        ck_assert_int_eq(hyb_store_get_backend(st, &a.b), 0);
+        ck_assert_int_eq(hyb_store_get_backend(st, &b.b), 0);
+        ck_assert_ptr_ne(a.b, b.b);
+        a.want = pthread_self();
+        ck_assert_int_eq(hyb_backend_subscribe(a.b, p, 0, thread_msg, &a, &slot, NULL), 0);
+        ck_assert_int_eq(pthread_create(&th, NULL, handle_thread, &b), 0);
+        while (!atomic_load(&b.ready))
+                usleep(1000);
+        for (int i = 0; i < N_THREAD_MSGS; i++) {
+                char key[32];
+                hyb_furi *f;
+                hyb_obj *v = NULL;
+                snprintf(key, sizeof(key), "/t/%d", i);
+                f = furi(key);
+                ck_assert_int_eq(hyb_obj_new_int(i, &v), 0);
+                ck_assert_int_eq(hyb_backend_write(a.b, f, v, i % 2 ? HYB_WRITE_TRANSIENT : 0,
+                                                   NULL),
+                                 0);
+                hyb_obj_unref(v);
+                hyb_furi_unref(f);
+                if (i % 7 == 0)
+                        hyb_backend_process(a.b); /* relays b's messages too: b runs them */
+        }
+        end = hyb_now_usec() + 20000000;
+        while (a.n < N_THREAD_MSGS && hyb_now_usec() < end)
+                ck_assert_int_ge(hyb_backend_wait(a.b, 100000), 0);
+        ck_assert_int_eq(pthread_join(th, NULL), 0);
+        ck_assert_int_eq(a.n, N_THREAD_MSGS);
+        ck_assert_int_eq(b.n, N_THREAD_MSGS);
+        ck_assert_int_eq(a.wrong_thread, 0);
+        ck_assert_int_eq(b.wrong_thread, 0);
+        ck_assert_int_eq(a.out_of_order, 0);
+        ck_assert_int_eq(b.out_of_order, 0);
+        hyb_slot_unref(slot);
+        hyb_backend_unref(a.b);
+        hyb_backend_unref(b.b);
+        hyb_store_unref(st);
+        hyb_furi_unref(p);
+}
+END_TEST
+
+/*
  * The VM reads through the router alone: reading `/l/0` asks the host backend
  * for `/l/0` and nothing else (indexing a stored lst is the store's work, not
  * the VM's).  The same program over the embedded store gets the element.
@@ -590,6 +686,7 @@ Suite *backend_suite(void)
         tcase_add_test(tc, test_router_subscriptions);
         tcase_add_test(tc, test_backend_new_checks);
         tcase_add_test(tc, test_store_backend);
+        tcase_add_test(tc, test_store_backend_per_thread);
         tcase_add_test(tc, test_mmadt_reads_through_backend);
         suite_add_tcase(s, tc);
         return s;
