@@ -446,7 +446,7 @@ static int start(const cli_ctx *ctx, repl *R)
 
         if (r > 0)
                 return r;
-        r = host ? hyb_store_get_backend(host, &hb) : 0;
+        r = host ? hyb_backend_new_store(host, &hb) : 0;
         hyb_store_unref(host);
         if (r >= 0)
                 r = hyb_scope_new(hb, NULL, ctx->app ? ctx->app : "org.hybridos.cli", &scope);

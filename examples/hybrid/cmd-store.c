@@ -263,7 +263,7 @@ static int run_store(cli_ctx *ctx)
                 status = fail(EXIT_UNREACHABLE, r, &e);
                 goto out;
         }
-        r = hyb_store_get_backend(host, &hb);
+        r = hyb_backend_new_store(host, &hb);
         if (r >= 0)
                 r = hyb_scope_new(hb, NULL, ctx->app, &sc);
         if (r >= 0)

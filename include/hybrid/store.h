@@ -185,7 +185,7 @@ HYB_EXPORT int hyb_store_wait(hyb_store *st, uint64_t timeout_usec);
 
 /*
  * A hyb_backend is one place fURIs live, seen through a small set of
- * operations: the embedded hyb_store is one (hyb_store_get_backend), a
+ * operations: the embedded hyb_store is one (hyb_backend_new_store), a
  * connection to hybridd that serves its host store on the bus is another,
  * and a program may write its own (a test double, a cache, a bridge) by
  * filling a hyb_backend_vtable and calling hyb_backend_new.
@@ -219,7 +219,7 @@ HYB_EXPORT int hyb_store_wait(hyb_store *st, uint64_t timeout_usec);
  *   its process and the unref of its slots run on one thread at a time (the
  *   thread that serves the handle, as for an sd-bus connection).  Threads
  *   that each serve subscriptions each take their own handle of the shared
- *   store (hyb_store_get_backend again; a bus backend likewise): all the
+ *   store (hyb_backend_new_store again; a bus backend likewise): all the
  *   handles see one key space and one write order.
  * Loop.  get_fd is readable when process has work; get_events says which
  *   poll events to wait for (HYB_BACKEND_EVENT_*); get_timeout gives the
@@ -310,7 +310,7 @@ HYB_EXPORT void *hyb_backend_get_impl(const hyb_backend *b);
  * runs the store's process (which passes every handle its messages) and
  * then the callbacks of its own subscriptions only, in write order.
  */
-HYB_EXPORT int hyb_store_get_backend(hyb_store *st, hyb_backend **ret);
+HYB_EXPORT int hyb_backend_new_store(hyb_store *st, hyb_backend **ret);
 
 /* The operations, for callers of a backend (the contract above). */
 HYB_EXPORT int hyb_backend_read(hyb_backend *b, const hyb_furi *target, unsigned flags,
@@ -365,6 +365,12 @@ HYB_EXPORT hyb_scope *hyb_scope_unref(hyb_scope *sc);
  * without a lock.  Returns 0, or -EINVAL.
  */
 HYB_EXPORT int hyb_scope_set_backend(hyb_scope *sc, hyb_furi_scope scope, hyb_backend *b);
+/*
+ * The backend serving scope (HYB_SCOPE_HOME gives the host's): *ret gets a
+ * new reference, e.g. for a daemon to watch its fd in its own loop.
+ * HYB_E_SCOPE when none is set (cluster, global), -EINVAL.
+ */
+HYB_EXPORT int hyb_scope_get_backend(hyb_scope *sc, hyb_furi_scope scope, hyb_backend **ret);
 /*
  * Where a fURI's scope routes: *ret_backend gets a new reference of the
  * backend and *ret_target a new reference of the fURI to use there

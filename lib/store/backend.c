@@ -534,7 +534,7 @@ static const hyb_backend_vtable store_ops = {
         .destroy = store_op_destroy,
 };
 
-HYB_EXPORT int hyb_store_get_backend(hyb_store *st, hyb_backend **ret)
+HYB_EXPORT int hyb_backend_new_store(hyb_store *st, hyb_backend **ret)
 {
         struct epoll_event ev = { .events = EPOLLIN };
         store_handle *h;
@@ -581,7 +581,7 @@ int store_backend_new_program(hyb_backend **ret)
 
         if (r < 0)
                 return r;
-        r = hyb_store_get_backend(st, ret);
+        r = hyb_backend_new_store(st, ret);
         hyb_store_unref(st);
         return r;
 }

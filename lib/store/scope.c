@@ -47,7 +47,7 @@ HYB_EXPORT int hyb_scope_new(hyb_backend *host, hyb_backend *program, const char
         else {
                 r = hyb_store_open(NULL, NULL, &st, NULL);
                 if (r >= 0)
-                        r = hyb_store_get_backend(st, &sc->be[HYB_SCOPE_HOST]);
+                        r = hyb_backend_new_store(st, &sc->be[HYB_SCOPE_HOST]);
                 hyb_store_unref(st);
                 if (r < 0) {
                         hyb_scope_unref(sc);
@@ -84,6 +84,18 @@ HYB_EXPORT int hyb_scope_set_backend(hyb_scope *sc, hyb_furi_scope scope, hyb_ba
         hyb_backend_ref(b);
         hyb_backend_unref(sc->be[scope]);
         sc->be[scope] = b;
+        return 0;
+}
+
+HYB_EXPORT int hyb_scope_get_backend(hyb_scope *sc, hyb_furi_scope scope, hyb_backend **ret)
+{
+        hyb_assert_return(sc && ret, -EINVAL);
+        hyb_assert_return((unsigned)scope < N_SCOPES, -EINVAL);
+        if (scope == HYB_SCOPE_HOME)
+                scope = HYB_SCOPE_HOST;
+        if (!sc->be[scope])
+                return HYB_E_SCOPE;
+        *ret = hyb_backend_ref(sc->be[scope]);
         return 0;
 }
 

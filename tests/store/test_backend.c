@@ -336,6 +336,20 @@ START_TEST(test_router_routes_each_scope)
         route_is(sc, "//kitchen/t", &C, "//kitchen/t");
         route_is(sc, "//host.example/x", &G, "//host.example/x");
 
+        {
+                hyb_backend *x = NULL;
+                ck_assert_int_eq(hyb_scope_get_backend(sc, HYB_SCOPE_HOME, &x), 0);
+                ck_assert_ptr_eq(x, h);
+                hyb_backend_unref(x);
+                ck_assert_int_eq(hyb_scope_get_backend(sc, HYB_SCOPE_PROGRAM, &x), 0);
+                ck_assert_ptr_eq(x, p);
+                hyb_backend_unref(x);
+                ck_assert_int_eq(hyb_scope_get_backend(sc, HYB_SCOPE_CLUSTER, &x), 0);
+                ck_assert_ptr_eq(x, c);
+                hyb_backend_unref(x);
+                ck_assert_int_eq(hyb_scope_get_backend(sc, (hyb_furi_scope)9, &x), -EINVAL);
+        }
+
         /* a delete, and a write of noobj, reach the backend's del op */
         f = furi("~/x");
         ck_assert_int_eq(hyb_scope_delete(sc, f, 0, NULL), 0);
@@ -350,6 +364,10 @@ START_TEST(test_router_routes_each_scope)
         /* the cluster scope cleared: the error again; host and program cannot be cleared */
         ck_assert_int_eq(hyb_scope_set_backend(sc, HYB_SCOPE_CLUSTER, NULL), 0);
         ck_assert_int_eq(swrite(sc, "//kitchen/t", "4", &e), HYB_E_SCOPE);
+        {
+                hyb_backend *x = NULL;
+                ck_assert_int_eq(hyb_scope_get_backend(sc, HYB_SCOPE_CLUSTER, &x), HYB_E_SCOPE);
+        }
         ck_assert_int_eq(hyb_scope_set_backend(sc, HYB_SCOPE_HOST, NULL), -EINVAL);
         ck_assert_int_eq(hyb_scope_set_backend(sc, HYB_SCOPE_PROGRAM, NULL), -EINVAL);
         ck_assert_int_eq(hyb_scope_set_backend(sc, HYB_SCOPE_HOME, h), -EINVAL);
@@ -495,7 +513,7 @@ START_TEST(test_store_backend)
         uint64_t t = 0;
 
         ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
-        ck_assert_int_eq(hyb_store_get_backend(st, &b), 0);
+        ck_assert_int_eq(hyb_backend_new_store(st, &b), 0);
         hyb_store_unref(st); /* the backend holds its own reference */
         ck_assert_int_eq(hyb_backend_subscribe(b, pat, 0, on_msg, &s, &slot, NULL), 0);
         f = furi("/k/b");
@@ -586,8 +604,8 @@ START_TEST(test_store_backend_per_thread)
         uint64_t end;
 
         ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
-        ck_assert_int_eq(hyb_store_get_backend(st, &a.b), 0);
-        ck_assert_int_eq(hyb_store_get_backend(st, &b.b), 0);
+        ck_assert_int_eq(hyb_backend_new_store(st, &a.b), 0);
+        ck_assert_int_eq(hyb_backend_new_store(st, &b.b), 0);
         ck_assert_ptr_ne(a.b, b.b);
         a.want = pthread_self();
         ck_assert_int_eq(hyb_backend_subscribe(a.b, p, 0, thread_msg, &a, &slot, NULL), 0);
@@ -660,7 +678,7 @@ START_TEST(test_mmadt_reads_through_backend)
         ck_assert_int_eq(H.destroyed, 1);
 
         ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
-        ck_assert_int_eq(hyb_store_get_backend(st, &eb), 0);
+        ck_assert_int_eq(hyb_backend_new_store(st, &eb), 0);
         ck_assert_int_eq(hyb_scope_new(eb, NULL, "vmtest", &sc), 0);
         ck_assert_int_eq(hyb_mmadt_new(sc, "vmtest", NULL, &vm), 0);
         ck_assert_msg(hyb_mmadt_eval(vm, "/l -> [1,[2,3]]\n*/l/1/0\n*/l/1/+\n/r -> [a=>1,b=>2]\n*/r/b",

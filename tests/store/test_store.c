@@ -173,7 +173,7 @@ static void ops_reset(ops_ctx *c)
                 c->st = open_mem();
         if (c->routed) {
                 hyb_backend *b = NULL;
-                ck_assert_int_eq(hyb_store_get_backend(c->st, &b), 0);
+                ck_assert_int_eq(hyb_backend_new_store(c->st, &b), 0);
                 ck_assert_int_eq(hyb_scope_new(b, NULL, "ops", &c->sc), 0);
                 hyb_backend_unref(b);
         }
@@ -1359,7 +1359,7 @@ START_TEST(test_scope_router)
         hyb_obj *o = NULL, *v = obj("1");
         hyb_error e = { 0 };
 
-        ck_assert_int_eq(hyb_store_get_backend(host, &hb), 0);
+        ck_assert_int_eq(hyb_backend_new_store(host, &hb), 0);
         ck_assert_int_eq(hyb_scope_new(hb, NULL, "prog", &sc), 0);
         /* relative: program memory, not the host store */
         f = furi("a/b");
