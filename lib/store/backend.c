@@ -43,7 +43,7 @@ HYB_EXPORT int hyb_backend_new(const hyb_backend_vtable *vtable, void *impl, hyb
         hyb_backend *b;
 
         hyb_assert_return(vtable && ret, -EINVAL);
-        /* every required op lies before get_fd... except process: check the size covers it */
+        /* the table must reach process, the last required op (destroy may lie past it) */
         hyb_assert_return(vtable->size >= offsetof(hyb_backend_vtable, process) +
                                                   sizeof(vtable->process),
                           -EINVAL);
@@ -238,18 +238,18 @@ HYB_EXPORT int hyb_backend_wait(hyb_backend *b, uint64_t timeout_usec)
  * each thread that holds its own handle of a shared store gets its
  * subscriptions served on that thread, in write order:
  *
- *   write ─> store queue ─process (any thread)─> relay ─> rq of the handle
- *                                                          └─ handle's process ─> fn(ud)
+ *   write ─> store queue ─process (any thread)─> relay ─> the handle's relay_q
+ *                                                             └─ handle's process ─> fn(ud)
  *
  * Lifetimes: a relay_sub is referenced by the handle's cookie (until
  * unsubscribe), by the store's subscription (until its last queued message
- * is gone: store_sub_set_release) and by each message in rq; it references
+ * is gone: store_sub_set_release) and by each message in the relay_q; it references
  * its relay_q, which outlives the handle if messages still name it.
  */
 typedef struct relay_q {
         atomic_uint n_ref;
         pthread_mutex_t lock;
-        int efd;                        /* readable while msgs is not empty */
+        int efd;                        /* readable while head is not NULL */
         struct relay_msg *head, **tail;
 } relay_q;
 
@@ -275,7 +275,6 @@ typedef struct store_handle {
         relay_q *q;
         int pfd;                        /* epoll over the store's fd and q->efd */
 } store_handle;
-
 
 typedef struct keyed_ctx {
         hyb_obj **keys, **vals;
