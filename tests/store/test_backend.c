@@ -47,6 +47,7 @@ typedef struct tb {
         char log[TB_MAX][96];
         size_t n_log;
         int destroyed;
+        bool closed;    /* the peer went away: every op says HYB_E_CLOSED */
 } tb;
 
 static void tb_log(tb *t, const char *op, const hyb_furi *f)
@@ -83,6 +84,8 @@ static int tb_read(void *impl, const hyb_furi *target, unsigned flags, hyb_obj *
         long i;
 
         tb_log(t, flags & HYB_READ_KEYED ? "kread" : "read", target);
+        if (t->closed)
+                return HYB_E_CLOSED;
         if (!hyb_furi_is_pattern(target)) {
                 i = tb_find(t, target);
                 *ret = i < 0 ? hyb_obj_noobj() : hyb_obj_ref(t->vals[i]);
@@ -101,6 +104,8 @@ static int tb_write(void *impl, const hyb_furi *target, const hyb_obj *value, un
         long i;
 
         tb_log(t, flags & HYB_WRITE_TRANSIENT ? "twrite" : "write", target);
+        if (t->closed)
+                return HYB_E_CLOSED;
         ck_assert(!hyb_obj_is_noobj(value)); /* the contract: a delete comes as del */
         if (!(flags & HYB_WRITE_TRANSIENT)) {
                 i = tb_find(t, target);
@@ -166,6 +171,8 @@ static int tb_process(void *impl)
         tb *t = impl;
         size_t n = t->n_q;
 
+        if (t->closed && n == 0)
+                return HYB_E_CLOSED; /* what was received first, then the error */
         for (size_t i = 0; i < n; i++) {
                 tb_msg *m = &t->q[i];
                 if (m->sub->live)
@@ -464,6 +471,48 @@ START_TEST(test_router_subscriptions)
 }
 END_TEST
 
+/* The documented recovery: a backend whose peer went away is replaced in the router. */
+START_TEST(test_router_replaces_closed_backend)
+{
+        tb H1, H2, P;
+        hyb_backend *h1 = tb_new(&H1), *h2 = tb_new(&H2), *p = tb_new(&P);
+        hyb_scope *sc = NULL;
+        hyb_slot *old = NULL, *now = NULL;
+        hyb_furi *pat = furi("/s/+");
+        seen a = { 0 };
+
+        ck_assert_int_eq(hyb_scope_new(h1, p, "prog", &sc), 0);
+        ck_assert_int_eq(hyb_scope_subscribe(sc, pat, 0, on_msg, &a, &old, NULL), 0);
+        ck_assert_int_eq(swrite(sc, "/s/1", "1", NULL), 0);
+        H1.closed = true;
+        ck_assert_int_eq(swrite(sc, "/s/2", "2", NULL), HYB_E_CLOSED);
+        /* the message received before the break is delivered; then the error shows */
+        ck_assert_int_eq(hyb_scope_process(sc), 1);
+        ck_assert_int_eq(a.n, 1);
+        ck_assert_int_eq(hyb_scope_process(sc), HYB_E_CLOSED);
+        ck_assert_int_eq(swrite(sc, "a/b", "3", NULL), 0); /* the program scope still works */
+
+        ck_assert_int_eq(hyb_scope_set_backend(sc, HYB_SCOPE_HOST, h2), 0);
+        ck_assert_int_eq(hyb_scope_subscribe(sc, pat, HYB_SUBSCRIBE_REPLAY, on_msg, &a, &now,
+                                             NULL),
+                         0);
+        ck_assert_int_eq(swrite(sc, "/s/2", "2", NULL), 0);
+        ck_assert_int_eq(hyb_scope_process(sc), 1);
+        ck_assert_int_eq(a.n, 2);
+        ck_assert_str_eq(a.lines[1], "/s/2 2 r");
+        ck_assert_str_eq(H2.log[H2.n_log - 1], "write /s/2");
+        hyb_slot_unref(old); /* still valid after the break */
+        ck_assert_str_eq(H1.log[H1.n_log - 1], "unsub /s/+");
+        hyb_slot_unref(now);
+        hyb_scope_unref(sc);
+        hyb_backend_unref(h1);
+        hyb_backend_unref(h2);
+        hyb_backend_unref(p);
+        ck_assert_int_eq(H1.destroyed + H2.destroyed + P.destroyed, 3);
+        hyb_furi_unref(pat);
+}
+END_TEST
+
 START_TEST(test_backend_new_checks)
 {
         hyb_backend_vtable vt = tb_vtable;
@@ -702,6 +751,7 @@ Suite *backend_suite(void)
 
         tcase_add_test(tc, test_router_routes_each_scope);
         tcase_add_test(tc, test_router_subscriptions);
+        tcase_add_test(tc, test_router_replaces_closed_backend);
         tcase_add_test(tc, test_backend_new_checks);
         tcase_add_test(tc, test_store_backend);
         tcase_add_test(tc, test_store_backend_per_thread);
