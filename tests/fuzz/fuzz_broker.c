@@ -48,18 +48,24 @@ typedef struct client {
 } client;
 
 static struct event_base *base;
+static char dir[] = "/tmp/hyb-fuzz-broker.XXXXXX";
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+static void remove_dir(void)
+{
+        unlink(sock_path);
+        rmdir(dir);
+}
 
 static void setup_once(void)
 {
-        static char dir[] = "/tmp/hyb-fuzz-broker.XXXXXX";
-
         if (base)
                 return;
         base = event_base_new();
         if (!base || !mkdtemp(dir))
                 abort();
         snprintf(sock_path, sizeof sock_path, "%s/bus.sock", dir);
+        atexit(remove_dir);
 }
 
 /* Reads what the broker sent; every complete frame must decode. */
