@@ -5,7 +5,9 @@
 # spec/cli.md and doc/protocol.md, never from recorded output.
 #
 # Environment (set by tests/integration/meson.build): HYBRIDD HYBRID HYB_PROBE HYB_SERVICE
-# HYB_CLIENT PYTHON HYB_IT_DIR.
+# HYB_CLIENT PYTHON HYB_IT_DIR.  HYB_IT_SANITIZED=1 when scripts/test runs them a second
+# time under ASan/UBSan: RSS then includes ASan's shadow memory and redzones, so a test
+# measuring memory may read it with that in mind (see the top of scripts/test).
 set -u
 
 : "${HYBRIDD:?}" "${HYBRID:?}" "${HYB_IT_DIR:?}"
