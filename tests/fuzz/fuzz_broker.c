@@ -14,9 +14,10 @@
  *
  * so one input can register a procedure from one client, call it from the
  * other, answer it, subscribe, fire, cancel, monitor, disconnect mid-call...
- * Everything the broker sends must be well-formed frames; at the end every
- * client disconnects, the broker must drop every connection, and freeing it
- * must leave nothing behind (LeakSanitizer).  Seeds: tests/fuzz/corpus/broker/,
+ * Everything the broker sends must be well-formed frames.  Whatever the
+ * input did, a bystander that connects afterwards must still log in and get
+ * its echo back; then every client disconnects, the broker must drop every
+ * connection, and freeing it must leave nothing behind (LeakSanitizer).  Seeds: tests/fuzz/corpus/broker/,
  * made by tests/fuzz/broker-seeds.py.
  */
 #include <assert.h>
@@ -34,7 +35,9 @@
 #include "bus/wire.h"
 #include "hybrid/broker.h"
 
-#define N_CLIENTS 3
+#define N_CLIENTS 4 /* 0..2 driven by the input, 3 the bystander */
+#define ECHO_ID 0x4543484f
+#define ECHO_BODY "\"still serving\""
 #define RX_MAX (1u << 20)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -45,6 +48,7 @@ typedef struct client {
         size_t rlen;
         unsigned n_frames; /* frames received from the broker */
         unsigned n_auth_ok; /* AUTH_RESULT 200 received */
+        bool echo_ok; /* the RESULT 200 of the bystander's echo, body unchanged */
 } client;
 
 static struct event_base *base;
@@ -95,6 +99,10 @@ static bool client_drain(client *c)
                         c->n_frames++;
                         if (p.h.type == WIRE_AUTH_RESULT && p.h.status == 200)
                                 c->n_auth_ok++;
+                        if (p.h.type == WIRE_RESULT && p.h.call_id == ECHO_ID && p.h.status == 200 &&
+                            p.h.body_len == strlen(ECHO_BODY) &&
+                            memcmp(p.body, ECHO_BODY, p.h.body_len) == 0)
+                                c->echo_ok = true;
                         off += used;
                 }
                 memmove(c->rx, c->rx + off, c->rlen - off);
@@ -136,6 +144,17 @@ static void client_write(client *cl, int i, const uint8_t *p, size_t len)
         }
 }
 
+static void client_connect(client *cl, int i)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        cl[i] = (client){ .fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) };
+        cl[i].rx = malloc(RX_MAX);
+        memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
+        if (cl[i].fd < 0 || !cl[i].rx || connect(cl[i].fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+                abort();
+}
+
 static void client_login(client *cl, int i, const char *app, const char *runner)
 {
         char body[160];
@@ -169,14 +188,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (hyb_broker_start(b, NULL) < 0)
                 abort();
 
-        for (int i = 0; i < N_CLIENTS; i++) {
-                struct sockaddr_un sa = { .sun_family = AF_UNIX };
-                cl[i] = (client){ .fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) };
-                cl[i].rx = malloc(RX_MAX);
-                memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
-                if (cl[i].fd < 0 || !cl[i].rx || connect(cl[i].fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-                        abort();
-        }
+        for (int i = 0; i < N_CLIENTS - 1; i++)
+                client_connect(cl, i);
+        cl[N_CLIENTS - 1] = (client){ .fd = -1 };
         pump(cl);
         client_login(cl, 0, "org.fuzz.a", "c0");
         client_login(cl, 1, "org.fuzz.b", "c1");
@@ -202,6 +216,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
                 data += len;
                 size -= len;
+        }
+
+        /* The bystander: a name the input may have taken gets 409, so it tries a few. */
+        client_connect(cl, 3);
+        pump(cl);
+        for (int k = 0; k < 4 && cl[3].n_auth_ok == 0; k++) {
+                char runner[16];
+                snprintf(runner, sizeof runner, "bystander%d", k);
+                client_login(cl, 3, "org.fuzz.d", runner);
+                pump(cl);
+        }
+        assert(cl[3].n_auth_ok == 1);
+        {
+                uint8_t hdr[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+                struct iovec iov[2];
+                static const char to[] = "@localhost/org.hybridos.bus/builtin";
+                wire_hdr h = { .type = WIRE_CALL, .call_id = ECHO_ID, .timeout_ms = 1000 };
+                int k = wire_build(&h, NULL, 0, to, strlen(to), "echo", 4, ECHO_BODY,
+                                   strlen(ECHO_BODY), hdr, iov);
+                for (int j = 0; j < k; j++)
+                        client_write(cl, 3, iov[j].iov_base, iov[j].iov_len);
+                pump(cl);
+                assert(cl[3].echo_ok);
         }
 
         for (int i = 0; i < N_CLIENTS; i++) {
