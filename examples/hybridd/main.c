@@ -24,7 +24,8 @@ static const char usage[] =
         "  -s, --socket PATH   listen on this Unix socket (before listen.unix of the config,\n"
         "                      then $HYBRID_BUS, then $XDG_RUNTIME_DIR/hybrid/bus.sock\n"
         "                      or /run/hybrid/bus.sock)\n"
-        "  -c, --config FILE   YAML configuration (host, listen, limits, policy, log)\n"
+        "  -c, --config FILE   YAML configuration (host, listen, limits, policy, log, store,\n"
+        "                      boot)\n"
         "  -f, --foreground    stay attached; without it hybridd detaches once the socket\n"
         "                      is ready\n"
         "  -h, --help          this text\n"
@@ -55,6 +56,46 @@ static void log_libevent(int severity, const char *msg)
 }
 
 static struct event *sigterm, *sigint;
+static int log_max = HYB_LOG_INFO;
+static hyb_boot *boot; /* its events keep the loop going: freed at shutdown */
+
+static void log_boot(int level, const char *msg, void *ud)
+{
+        if (level <= log_max)
+                log_line(level, msg, ud);
+}
+
+/*
+ * The host store (the `store:` key; memory only without a path) and the boot
+ * (the `boot:` key: data, then programs), before the socket appears.
+ * NOTE: the service branch makes the store served on the bus; only the opening lives here.
+ */
+static int open_store_and_boot(hyb_broker_config *cfg, struct event_base *base,
+                               hyb_store **ret_store, hyb_scope **ret_scope, hyb_boot **ret_boot)
+{
+        hyb_store_options so;
+        hyb_error err;
+        int d = hyb_broker_config_get_store_durability(cfg), r;
+
+        hyb_store_options_init(&so);
+        if (d >= 0)
+                so.durability = (hyb_durability)d;
+        hyb_error_clear(&err);
+        r = hyb_store_open(d == HYB_DURABILITY_MEMORY ? NULL : hyb_broker_config_get_store_path(cfg),
+                           &so, ret_store, &err);
+        if (r < 0) {
+                fprintf(stderr, "hybridd: store %s: %s\n",
+                        hyb_broker_config_get_store_path(cfg) ? hyb_broker_config_get_store_path(cfg) : "(memory)",
+                        err.message[0] ? err.message : hyb_strerror(r));
+                return r;
+        }
+        r = hyb_scope_new(*ret_store, "hybridd", ret_scope);
+        if (r >= 0)
+                r = hyb_boot_new(*ret_scope, base, cfg, log_boot, NULL, ret_boot);
+        if (r < 0)
+                fprintf(stderr, "hybridd: boot: %s\n", hyb_strerror(r));
+        return r;
+}
 
 static void on_signal(evutil_socket_t sig, short what, void *ud)
 {
@@ -63,6 +104,7 @@ static void on_signal(evutil_socket_t sig, short what, void *ud)
         /* Once no event is left, event_base_dispatch returns. */
         event_del(sigterm);
         event_del(sigint);
+        boot = hyb_boot_free(boot);
         hyb_broker_shutdown(b);
 }
 
@@ -80,6 +122,8 @@ int main(int argc, char **argv)
         bool foreground = false;
         hyb_broker_config *cfg = NULL;
         hyb_broker *b = NULL;
+        hyb_store *store = NULL;
+        hyb_scope *scope = NULL;
         struct event_base *base;
         hyb_error err;
         int c, r, pipefd[2] = { -1, -1 };
@@ -178,6 +222,11 @@ int main(int argc, char **argv)
                 goto report;
         }
         hyb_broker_set_log(b, hyb_broker_config_get_log_level(cfg), log_line, NULL);
+        log_max = hyb_broker_config_get_log_level(cfg);
+        if ((r = open_store_and_boot(cfg, base, &store, &scope, &boot)) < 0) {
+                r = r == HYB_E_DATABASE || r == HYB_E_CORRUPT ? EXIT_USAGE : EXIT_RUNTIME;
+                goto report;
+        }
         hyb_error_clear(&err);
         if ((r = hyb_broker_start(b, &err)) < 0) {
                 log_line(HYB_LOG_ERROR, err.message[0] ? err.message : hyb_strerror(r), NULL);
@@ -208,6 +257,9 @@ report:
                 }
         }
         if (r != 0) {
+                hyb_boot_free(boot);
+                hyb_scope_unref(scope);
+                hyb_store_unref(store);
                 hyb_broker_free(b);
                 hyb_broker_config_unref(cfg);
                 if (base)
@@ -218,6 +270,9 @@ report:
         r = event_base_dispatch(base) < 0 ? EXIT_RUNTIME : 0;
         event_free(sigterm);
         event_free(sigint);
+        hyb_boot_free(boot);
+        hyb_scope_unref(scope);
+        hyb_store_unref(store);
         hyb_broker_free(b);
         hyb_broker_config_unref(cfg);
         event_base_free(base);
