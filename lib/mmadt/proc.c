@@ -276,11 +276,16 @@ static int proc_entry(mm_proc *p, hyb_obj **ret)
         hyb_obj *v[3] = { NULL };
         size_t n = 2;
 
-        if (!p->fiber && (!p->started || atomic_load(&p->done)))
-                state = p->error ? "error" : "halted";
+        bool failed = false;
+
+        /* error and err are written by the thread before done, and read only after it */
+        if (!p->fiber && (!p->started || atomic_load(&p->done))) {
+                failed = p->error != 0;
+                state = failed ? "error" : "halted";
+        }
         (void)obj_new_uri_steal(hyb_furi_ref(p->id), &v[0]);
         (void)hyb_obj_new_str(state, (size_t)-1, &v[1]);
-        if (p->error) {
+        if (failed) {
                 (void)hyb_obj_new_str(p->err.message, (size_t)-1, &v[2]);
                 n = 3;
         }

@@ -114,6 +114,36 @@ START_TEST(test_thread_halt_state)
 }
 END_TEST
 
+/* A loop that fails ends its thread: /sys/scheduler says error, with the message. */
+START_TEST(test_thread_error_state)
+{
+        hyb_mmadt *vm = NULL;
+        hyb_obj *res = NULL;
+        char *text = NULL;
+        uint64_t until;
+        bool failed = false;
+
+        ck_assert_int_eq(hyb_mmadt_new(NULL, "t", NULL, &vm), 0);
+        eval_ok(vm, "thread[[loop=>^(1.plus('a'))]]@t; scheduler::spawn(@t)");
+        until = now_ms() + 10000;
+        while (!failed && now_ms() < until) {
+                ck_assert_int_ge(hyb_mmadt_eval(vm, "*/sys/scheduler/threads/0", (size_t)-1, NULL,
+                                                &res, NULL), 0);
+                ck_assert_int_eq(hyb_obj_format(res, HYB_FORMAT_REPL, &text), 0);
+                failed = strstr(text, "state=>'error'") != NULL;
+                if (failed)
+                        ck_assert_msg(strstr(text, "error=>'plus needs operands of the same base "
+                                                   "type, not int and str"), "%s", text);
+                else
+                        ck_assert_msg(strstr(text, "state=>'running'"), "%s", text);
+                hyb_free(text);
+                hyb_obj_unref(res);
+        }
+        ck_assert(failed);
+        hyb_mmadt_unref(vm);
+}
+END_TEST
+
 /* A subscription of the owner's VM fires for a thread's writes, delivered on the owner's turn. */
 START_TEST(test_thread_write_reaches_owner_subscription)
 {
@@ -305,6 +335,7 @@ Suite *boot_suite(void)
 
         tcase_add_test(tc, test_thread_writes_while_main_reads);
         tcase_add_test(tc, test_thread_halt_state);
+        tcase_add_test(tc, test_thread_error_state);
         tcase_add_test(tc, test_thread_write_reaches_owner_subscription);
         tcase_add_test(tc, test_boot_data_and_programs);
         tcase_add_test(tc, test_boot_fiber_on_loop);
