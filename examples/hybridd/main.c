@@ -6,12 +6,15 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <event2/event.h>
 
@@ -53,6 +56,36 @@ static void log_libevent(int severity, const char *msg)
 
         if (level <= HYB_LOG_WARNING)
                 log_line(level, msg, NULL);
+}
+
+/*
+ * sd_notify(3)'s READY=1 to $NOTIFY_SOCKET (a datagram socket; `@name` is in the abstract
+ * namespace), when set: the service manager learns the daemon is up once the socket exists,
+ * so after the boot.  No libsystemd needed for one datagram.
+ */
+static void notify_ready(void)
+{
+        static const char msg[] = "READY=1";
+        const char *path = getenv("NOTIFY_SOCKET");
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        size_t len;
+        int fd;
+
+        if (!path || (path[0] != '/' && path[0] != '@'))
+                return;
+        len = strlen(path);
+        if (len >= sizeof(sa.sun_path))
+                return;
+        memcpy(sa.sun_path, path, len);
+        if (path[0] == '@')
+                sa.sun_path[0] = '\0';
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return;
+        if (sendto(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+                   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+                log_line(HYB_LOG_WARNING, "cannot notify NOTIFY_SOCKET of readiness", NULL);
+        close(fd);
 }
 
 static struct event *sigterm, *sigint;
@@ -237,6 +270,7 @@ int main(int argc, char **argv)
         sigint = evsignal_new(base, SIGINT, on_signal, b);
         evsignal_add(sigterm, NULL);
         evsignal_add(sigint, NULL);
+        notify_ready();
         r = 0;
 report:
         if (pipefd[1] >= 0) {

@@ -91,4 +91,31 @@ boot:
 expect "boot data not rewritten over a stored value" 0 "'manual'" db store get /config/mode
 stop "$DPID"
 
+# READY=1 (sd_notify) comes after the boot too: when it arrives, the boot's writes are there
+cat >"$T/notify.py" <<'EOF'
+import socket, sys, subprocess
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(20)
+msg = s.recv(4096).decode()
+r = subprocess.run([sys.argv[2], "--db", sys.argv[3], "store", "get", "/count2"],
+                   stdout=subprocess.PIPE, text=True)
+print(msg, r.stdout.strip())
+EOF
+"$PYTHON" "$T/notify.py" "$T/notify.sock" "$HYBRID" "$D" >"$T/notify.out" 2>&1 &
+NPID=$!
+PIDS="$PIDS $NPID"
+wait_until 10 test -S "$T/notify.sock"
+NOTIFY_SOCKET=$T/notify.sock
+export NOTIFY_SOCKET
+start_daemon boot3 "store:
+  path: $D
+boot:
+  programs:
+    - inline: \"{1..200000}.count().to(/count2)\"" || finish
+unset NOTIFY_SOCKET
+wait "$NPID"
+expect "READY=1 sent after the boot programs ran" 0 "READY=1 200000" cat "$T/notify.out"
+stop "$DPID"
+
 finish
