@@ -143,8 +143,8 @@ typedef struct hyb_boot hyb_boot;
  * errors included: hyb_boot_get_n_errors), or -EINVAL, -ENOMEM.
  */
 HYB_EXPORT int hyb_boot_new(hyb_scope *scope, struct event_base *base,
-                              const hyb_broker_config *cfg, hyb_log_fn log, void *userdata,
-                              hyb_boot **ret);
+                            const hyb_broker_config *cfg, hyb_log_fn log, void *userdata,
+                            hyb_boot **ret);
 /* Halts the boot VM's threads and fibers, removes its events and frees it.  Returns NULL. */
 HYB_EXPORT hyb_boot *hyb_boot_free(hyb_boot *b);
 /* The boot VM (borrowed). */

@@ -278,8 +278,8 @@ HYB_EXPORT hyb_boot *hyb_boot_free(hyb_boot *b)
 }
 
 HYB_EXPORT int hyb_boot_new(hyb_scope *scope, struct event_base *base,
-                              const hyb_broker_config *cfg, hyb_log_fn log, void *userdata,
-                              hyb_boot **ret)
+                            const hyb_broker_config *cfg, hyb_log_fn log, void *userdata,
+                            hyb_boot **ret)
 {
         hyb_boot *b;
         const broker_config *c;
