@@ -106,19 +106,20 @@ static void log_boot(int level, const char *msg, void *ud)
 static int open_store_and_boot(hyb_broker_config *cfg, struct event_base *base,
                                hyb_store **ret_store, hyb_scope **ret_scope, hyb_boot **ret_boot)
 {
+        const char *path = hyb_broker_config_get_store_path(cfg);
+        int d = hyb_broker_config_get_store_durability(cfg), r;
         hyb_store_options so;
         hyb_error err;
-        int d = hyb_broker_config_get_store_durability(cfg), r;
 
         hyb_store_options_init(&so);
         if (d >= 0)
                 so.durability = (hyb_durability)d;
+        if (d == HYB_DURABILITY_MEMORY)
+                path = NULL;
         hyb_error_clear(&err);
-        r = hyb_store_open(d == HYB_DURABILITY_MEMORY ? NULL : hyb_broker_config_get_store_path(cfg),
-                           &so, ret_store, &err);
+        r = hyb_store_open(path, &so, ret_store, &err);
         if (r < 0) {
-                fprintf(stderr, "hybridd: store %s: %s\n",
-                        hyb_broker_config_get_store_path(cfg) ? hyb_broker_config_get_store_path(cfg) : "(memory)",
+                fprintf(stderr, "hybridd: store %s: %s\n", path ? path : "(memory)",
                         err.message[0] ? err.message : hyb_strerror(r));
                 return r;
         }
@@ -257,7 +258,7 @@ int main(int argc, char **argv)
         hyb_broker_set_log(b, hyb_broker_config_get_log_level(cfg), log_line, NULL);
         log_max = hyb_broker_config_get_log_level(cfg);
         if ((r = open_store_and_boot(cfg, base, &store, &scope, &boot)) < 0) {
-                r = r == HYB_E_DATABASE || r == HYB_E_CORRUPT ? EXIT_USAGE : EXIT_RUNTIME;
+                r = EXIT_RUNTIME;
                 goto report;
         }
         hyb_error_clear(&err);

@@ -71,8 +71,8 @@ static void boot_data(hyb_boot *b, hyb_scope *scope, const broker_boot_item *it)
                 r = err_set(&e, -EINVAL, -1, "expected an absolute fURI without wildcards");
         if (r < 0) {
                 b->n_errors++;
-                blog(b, HYB_LOG_ERROR, "boot: boot.data.%s (config line %u, column %u): %s", it->key,
-                     it->line, it->column, e.message);
+                blog(b, HYB_LOG_ERROR, "boot: boot.data.%s (config line %u, column %u): %s",
+                     it->key, it->line, it->column, e.message);
                 goto out;
         }
         r = hyb_scope_read(scope, f, &have, &e);
@@ -87,8 +87,8 @@ static void boot_data(hyb_boot *b, hyb_scope *scope, const broker_boot_item *it)
                 r = hyb_scope_write(scope, f, v, 0, &e);
         if (r < 0) {
                 b->n_errors++;
-                blog(b, HYB_LOG_ERROR, "boot: boot.data.%s (config line %u, column %u): %s", it->key,
-                     it->line, it->column, e.message[0] ? e.message : hyb_strerror(r));
+                blog(b, HYB_LOG_ERROR, "boot: boot.data.%s (config line %u, column %u): %s",
+                     it->key, it->line, it->column, e.message[0] ? e.message : hyb_strerror(r));
         }
 out:
         hyb_obj_unref(v);
