@@ -717,8 +717,8 @@ int type_describe_all(hyb_mmadt *vm, hyb_obj **ret)
         int r = 0;
 
         for (size_t j = 0; r >= 0 && j < n; j++, i++) {
-                const char *name = j < ELEMENTSOF(builtins) ? builtins[j].name :
-                                                             templates[j - ELEMENTSOF(builtins)].name;
+                size_t nb = ELEMENTSOF(builtins);
+                const char *name = j < nb ? builtins[j].name : templates[j - nb].name;
                 snprintf(buf, sizeof(buf), "/type/%s", name);
                 r = hyb_obj_new_uri_str(buf, &k[i], NULL);
                 if (r >= 0)

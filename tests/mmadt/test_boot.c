@@ -320,8 +320,10 @@ START_TEST(test_config_keys)
         config_fails("store:\n  durability: fast\n",
                      "store.durability: expected memory, normal or full, got 'fast' at 2:15");
         config_fails("boot:\n  programs:\n    - inline: a\n      file: b\n",
-                     "boot.programs[0].file: a program is either inline or a file, not both at 4:13");
-        config_fails("boot:\n  programs:\n    - {}\n", "boot.programs[0]: a program needs inline or file");
+                     "boot.programs[0].file: a program is either inline or a file, "
+                     "not both at 4:13");
+        config_fails("boot:\n  programs:\n    - {}\n",
+                     "boot.programs[0]: a program needs inline or file");
         config_fails("boot:\n  data:\n    /a: [1]\n", "boot.data./a: expected an obj literal");
         config_fails("boot:\n  data:\n    /a: '1'\n    /a: '2'\n", "repeated fURI '/a' at 4:5");
         config_fails("boot:\n  program: []\n", "boot.program: unknown key, did you mean programs?");
