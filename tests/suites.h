@@ -15,7 +15,8 @@
         X(backend_suite) \
         X(bus_suite) \
         X(mmadt_suite) \
-        X(conformance_suite)
+        X(conformance_suite) \
+        X(boot_suite)
 
 #define HYB_X_DECL(fn) Suite *fn(void);
 HYB_SUITES(HYB_X_DECL)
