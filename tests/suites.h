@@ -12,9 +12,11 @@
         X(buspieces_suite) \
         X(store_suite) \
         X(store_damage_suite) \
+        X(backend_suite) \
         X(bus_suite) \
         X(mmadt_suite) \
-        X(conformance_suite)
+        X(conformance_suite) \
+        X(boot_suite)
 
 #define HYB_X_DECL(fn) Suite *fn(void);
 HYB_SUITES(HYB_X_DECL)

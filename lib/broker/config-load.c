@@ -31,7 +31,7 @@ enum { N_LIMITS = 0 BROKER_LIMITS(COUNT_ONE) };
 
 static const char *const log_levels[] = { "error", "warning", "info", "debug" };
 
-typedef struct loader {
+struct loader {
         yaml_parser_t *parser;
         const bool *too_big;
         yaml_event_t ev;   /* the current event, owned while have_ev */
@@ -43,13 +43,7 @@ typedef struct loader {
         bool limit_seen[N_LIMITS];
         yaml_mark_t limit_mark[N_LIMITS];
         const char *limit_blame[N_LIMITS];
-} loader;
-
-typedef struct field field;
-typedef int (*field_fn)(loader *l, const char *path, const field *f);
-struct field {
-        const char *key;
-        field_fn fn;
+        void *user; /* loader_user() */
 };
 
 static int fail(loader *l, yaml_mark_t m, const char *path, const char *fmt, ...) _printf_(4, 5);
@@ -781,6 +775,8 @@ static int parse_document(loader *l)
                 { "limits", set_limits },
                 { "policy", set_policy },
                 { "log", set_log },
+                { "store", broker_config_set_store },
+                { "boot", broker_config_set_boot },
         };
         int r;
 
@@ -837,4 +833,59 @@ int broker_config_parse(broker_config *c, yaml_parser_t *parser, const bool *too
         broker_config_clear(c);
         *c = tmp;
         return 0;
+}
+
+/* ---- the walk, for config-boot.c ---- */
+
+int loader_fail(loader *l, yaml_mark_t m, const char *path, const char *fmt, ...)
+{
+        char msg[200];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        return fail(l, m, path, "%s", msg);
+}
+
+int loader_next(loader *l)
+{
+        return next(l);
+}
+
+const yaml_event_t *loader_event(loader *l)
+{
+        return &l->ev;
+}
+
+broker_config *loader_config(loader *l)
+{
+        return l->c;
+}
+
+void **loader_user(loader *l)
+{
+        return &l->user;
+}
+
+bool loader_is_null(const yaml_event_t *e)
+{
+        return is_null(e);
+}
+
+int loader_get_string(loader *l, const char *path, const char *what, const char **ret,
+                      size_t *ret_len)
+{
+        return get_string(l, path, what, ret, ret_len);
+}
+
+int loader_walk_map(loader *l, const char *path, const field *fields, size_t n_fields)
+{
+        return walk_map(l, path, fields, n_fields);
+}
+
+int loader_walk_list(loader *l, const char *path, const char *what,
+                     int (*item)(loader *l, const char *path, size_t i, void *ud), void *ud)
+{
+        return walk_list(l, path, what, item, ud);
 }

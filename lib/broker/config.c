@@ -17,6 +17,7 @@ int broker_config_init(broker_config *c)
         *c = (broker_config){ 0 };
         for (size_t i = 0; i < broker_n_limits; i++)
                 broker_limit_put(c, &broker_limits[i], broker_limits[i].dflt);
+        c->store_durability = -1;
         c->host = strdup("localhost");
         c->log_level = strdup("info");
         if (!c->host || !c->log_level) {
@@ -45,6 +46,7 @@ void broker_config_clear(broker_config *c)
         free(c->admins);
         broker_config_free_apps(c->apps, c->n_apps);
         free(c->log_level);
+        broker_config_clear_boot(c);
         memset(c, 0, sizeof(*c));
 }
 
@@ -73,6 +75,8 @@ int broker_config_copy(broker_config *dst, const broker_config *src)
         dst->apps = NULL;
         dst->n_admins = 0;
         dst->n_apps = 0;
+        if (broker_config_copy_boot(dst, src) < 0)
+                oom = true;
         if (oom)
                 goto fail;
 

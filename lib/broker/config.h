@@ -9,6 +9,8 @@
  *   limits: {<one key per row of BROKER_LIMITS>}
  *   policy: {admins: [uid, ...], apps: {"<uid>": [app-glob, ...]}}
  *   log: {level: error|warning|info|debug, syslog: bool}
+ *   store: {path: FILE, durability: memory|normal|full}
+ *   boot: {data: {<fURI>: <obj literal>, ...}, programs: [{inline: TEXT} | {file: PATH}, ...]}
  */
 #ifndef HYB_BROKER_CONFIG_H
 #define HYB_BROKER_CONFIG_H
@@ -117,6 +119,16 @@ typedef struct broker_app_policy {
 
 #define BROKER_LIMIT_FIELD(name, unit, min, max, dflt, doc) BROKER_LIMIT_TYPE_##unit name;
 
+/* One entry of `boot.data` (key: the fURI, text: the obj literal) or of `boot.programs`
+ * (text: an inline program, or file: a program file), with the 1-based line and column of its
+ * value in the config file, for error messages. */
+typedef struct broker_boot_item {
+        char *key;
+        char *text;
+        char *file;
+        unsigned line, column;
+} broker_boot_item;
+
 typedef struct broker_config {
         char *host;               /* default "localhost" */
         char *listen_unix;        /* NULL: $HYBRID_BUS, else the default (hyb_bus_get_default_socket) */
@@ -127,6 +139,14 @@ typedef struct broker_config {
         size_t n_apps;
         char *log_level;          /* default "info" */
         bool log_syslog;          /* default false */
+        /* boot: (config-boot.c) */
+        broker_boot_item *boot_data;     /* in file order */
+        size_t n_boot_data;
+        broker_boot_item *boot_programs; /* in file order */
+        size_t n_boot_programs;
+        /* store: the daemon's host store (config-boot.c) */
+        char *store_path;         /* NULL: memory only */
+        int store_durability;     /* hyb_durability; -1: not given (NORMAL with a path) */
 } broker_config;
 
 /* The rows of BROKER_LIMITS in order, and the relations between them. */

@@ -55,6 +55,7 @@ HYB_EXPORT int hyb_mmadt_new(hyb_scope *scope, const char *program, const hyb_mm
         }
         vm->program = strdup(program ? program : "mmadt");
         vm->msgs_tail = &vm->msgs;
+        pthread_mutex_init(&vm->msgs_lock, NULL);
         vm->err = &vm->err_local;
         if (!vm->program) {
                 free(vm);
@@ -63,7 +64,7 @@ HYB_EXPORT int hyb_mmadt_new(hyb_scope *scope, const char *program, const hyb_mm
         if (scope) {
                 vm->scope = hyb_scope_ref(scope);
         } else {
-                r = hyb_scope_new(NULL, vm->program, &vm->scope);
+                r = hyb_scope_new(NULL, NULL, vm->program, &vm->scope);
                 if (r < 0) {
                         free(vm->program);
                         free(vm);
@@ -84,6 +85,7 @@ static void mmadt_free(hyb_mmadt *vm)
         free(vm->splice_text);
         hyb_obj_unref(vm->splice_uri);
         hyb_scope_unref(vm->scope);
+        pthread_mutex_destroy(&vm->msgs_lock);
         free(vm->program);
         free(vm);
 }
@@ -269,6 +271,16 @@ static int finish(hyb_mmadt *vm, int r)
         }
         vm->err = &vm->err_local;
         return r;
+}
+
+void mm_begin(hyb_mmadt *vm, hyb_error *reterr)
+{
+        reset(vm, reterr);
+}
+
+int mm_end(hyb_mmadt *vm, int r)
+{
+        return finish(vm, r);
 }
 
 HYB_EXPORT int hyb_mmadt_run_statement(hyb_mmadt *vm, hyb_mmadt_program *p, size_t i,

@@ -107,7 +107,13 @@ struct store_sub {
         hyb_store_msg_fn fn;
         sub_node *node;
         atomic_bool dead;
+        /* backend.c: runs with the userdata when the last reference goes (after every
+         * queued message of this subscription was delivered or dropped), never earlier */
+        void (*release)(void *userdata);
 };
+
+/* Sets the release hook of a subscription made by hyb_store_subscribe (its slot). */
+void store_sub_set_release(hyb_slot *slot, void (*release)(void *userdata));
 
 /* ---- db.c: SQLite persistence and the change journal ---- */
 #define STORE_APP_ID 0x48796231 /* PRAGMA application_id: "Hyb1" */
@@ -189,6 +195,11 @@ int db_commit(store_db *d, db_op *ops, hyb_error *e);
  * returns 0 with *n = 0 when nothing changed since the last call.  wait false: returns
  * -EBUSY at once when the connection is in use (a commit, its fsync, another poll). */
 int db_poll(store_db *d, bool wait, db_change **ret, size_t *n, bool *ret_gap);
+/* Decodes the record of a journal row at *p (< end) and moves *p past it: its key (malloc'd,
+ * set unless the record is cut short) and, unless skip, its value (NULL for a delete; NULL
+ * with *ret_bad for a text that does not parse).  HYB_E_DATABASE for a damaged record. */
+int db_journal_next(const char **p, const char *end, bool skip, char **ret_key, hyb_obj **ret_value,
+                    bool *ret_bad);
 void db_value_done(db_value *v);
 void db_changes_free(db_change *c, size_t n);
 int db_journal_rows(store_db *d, int64_t *ret);
@@ -291,6 +302,8 @@ size_t obj_depth(const hyb_obj *o);
 
 /* scope.c needs nothing internal beyond the public API. */
 int store_open_program(hyb_store **ret);
+/* backend.c: a backend over a new program (relative-key) memory store. */
+int store_backend_new_program(hyb_backend **ret);
 int store_check_furi(hyb_store *st, const hyb_furi *f, hyb_error *e);
 int store_resync_locked(hyb_store *st);
 int store_sync(hyb_store *st);
