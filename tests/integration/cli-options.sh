@@ -87,6 +87,12 @@ expect_rc "an unknown option: exit 2" 2 "$H" store --db "$T/s.db" get /x --frobn
 err_has "^hybrid: store: usage unknown option '--frobnicate'" "the unknown option is named"
 expect_rc "a mistyped option: exit 2" 2 "$H" store --db "$T/s.db" watch /x --replya
 err_has "unknown option '--replya'; did you mean '--replay'\?" "--replya suggests --replay"
+# a suggestion is an option the command takes: --bis is far from every option of furi
+expect_rc "a mistyped option furi does not take: exit 2" 2 "$H" furi parse /a --bis
+err_has "unknown option '--bis'" "--bis is reported as unknown"
+if grep -q "did you mean" "$T/err"; then bad "no suggestion of --bus, which furi does not take" "$(cat "$T/err")"; else ok "no suggestion of --bus, which furi does not take"; fi
+expect_rc "a mistyped option of a bus command: exit 2" 2 "$H" list --bis "$T/x.sock"
+err_has "unknown option '--bis'; did you mean '--bus'\?" "--bis suggests --bus for list"
 expect_rc "an option of another command: exit 2" 2 "$H" store --db "$T/s.db" get /x --timeout 5
 err_has "unknown option '--timeout'" "--timeout is unknown to store"
 expect_rc "an unknown short option: exit 2" 2 "$H" store -Z get /x
