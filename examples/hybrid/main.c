@@ -371,8 +371,12 @@ int main(int argc, char **argv)
 
         if (!ctx.bus && (env = getenv("HYBRID_BUS")) && *env)
                 ctx.bus = env;
-        if (!ctx.db)
-                ctx.db = (env = getenv("HYBRID_DB")) && *env ? env : default_db();
+        if (!ctx.db && (env = getenv("HYBRID_DB")) && *env)
+                ctx.db = env;
+        if (!ctx.db) {
+                ctx.db = default_db();
+                ctx.db_default = true;
+        }
         if (!ctx.app)
                 ctx.app = "org.hybridos.cli";
         if (!ctx.runner) {
