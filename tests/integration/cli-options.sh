@@ -118,6 +118,10 @@ expect_rc "--json usage error: exit 2" 2 "$H" --json store get
 err_is_json_error "a usage error" usage
 expect_rc "-j unknown command: exit 2" 2 "$H" -j stor
 err_is_json_error "an unknown command" usage
+# before a command is known, "command" is null (not "usage", which is no command)
+err_has '"command":null' "an unknown command: command is null"
+expect_rc "--json usage error of store: exit 2" 2 "$H" --json store get
+err_has '"command":"store"' "a usage error of store names the command"
 expect_rc "--json parse error: exit 2" 2 "$H" store -d "$T/s.db" --json get '/a//b'
 err_is_json_error "a bad fURI"
 expect_rc "--json nothing found: exit 1 and no error" 1 "$H" store -d "$T/s.db" --json get /none
