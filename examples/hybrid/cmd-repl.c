@@ -417,18 +417,11 @@ static int interactive(repl *R)
 /* The host store: the database given by --db or $HYBRID_DB, else in-process memory. */
 static int open_host(const cli_ctx *ctx, hyb_store **ret)
 {
-        const char *env = getenv("HYBRID_DB");
-        const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-        char dflt[4096];
         hyb_error e;
         int r;
 
-        if (xdg && *xdg)
-                snprintf(dflt, sizeof(dflt), "%s/hybrid/store.db", xdg);
-        else
-                snprintf(dflt, sizeof(dflt), "%s/.local/share/hybrid/store.db", home ? home : ".");
         *ret = NULL;
-        if (!ctx->db || (strcmp(ctx->db, dflt) == 0 && !(env && *env)))
+        if (!ctx->db || ctx->db_default)
                 return 0;
         r = hyb_store_open(ctx->db, NULL, ret, &e);
         if (r < 0)

@@ -51,20 +51,6 @@ static void make_parent(const char *path)
         free(dir);
 }
 
-static bool is_default_db(const char *db)
-{
-        const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME"), *env = getenv("HYBRID_DB");
-        char buf[4096];
-
-        if (env && *env && strcmp(env, db) == 0)
-                return false;
-        if (xdg && *xdg)
-                snprintf(buf, sizeof(buf), "%s/hybrid/store.db", xdg);
-        else
-                snprintf(buf, sizeof(buf), "%s/.local/share/hybrid/store.db", home ? home : ".");
-        return strcmp(buf, db) == 0;
-}
-
 static int print_obj_line(const char *prefix, const hyb_obj *o, bool json)
 {
         char *s = NULL;
@@ -255,7 +241,7 @@ static int run_store(cli_ctx *ctx)
                 }
         }
 
-        if (opts.durability != HYB_DURABILITY_MEMORY && is_default_db(ctx->db))
+        if (opts.durability != HYB_DURABILITY_MEMORY && ctx->db_default)
                 make_parent(ctx->db);
         r = hyb_store_open(opts.durability == HYB_DURABILITY_MEMORY ? NULL : ctx->db, &opts, &host,
                            &e);

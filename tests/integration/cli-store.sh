@@ -188,5 +188,18 @@ want="/w/old${TAB}0
 /w/1${TAB}noobj"
 [ "$(cat "$T/watch.out")" = "$want" ] && ok || bad "watch printed: $(cat "$T/watch.out")"
 
+# repl and run use the database --db names, also when it is the default path (doc/hybrid.md
+# "Which store"); without --db or $HYBRID_DB they work on an in-process store
+X="$T/xdg"
+mkdir -p "$X/hybrid"
+XD="$X/hybrid/store.db"
+expect 0 "" -- env XDG_DATA_HOME="$X" "$H" store --db "$XD" put /d/k 1
+expect 0 "==>2" -- sh -c "echo '/d/k -> 2' | XDG_DATA_HOME='$X' '$H' repl --db '$XD'"
+expect 0 "2" -- "$H" store --db "$XD" get /d/k
+expect 0 "==>3" -- sh -c "echo '/d/k -> 3' | XDG_DATA_HOME='$X' HYBRID_DB='$XD' '$H' run -"
+expect 0 "3" -- "$H" store --db "$XD" get /d/k
+expect 0 "==>4" -- sh -c "echo '/d/k -> 4' | env -u HYBRID_DB XDG_DATA_HOME='$X' '$H' repl"
+expect 0 "3" -- "$H" store --db "$XD" get /d/k
+
 echo "cli-store: $NPASS passed, $NFAIL failed"
 [ "$NFAIL" = 0 ]

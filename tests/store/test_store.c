@@ -56,21 +56,31 @@ static void put_ok(hyb_store *st, const char *f, const char *v)
         ck_assert_msg(put(st, f, v, 0) == 0, "put %s %s failed", f, v);
 }
 
-/* Asserts that reading f gives the obj written as expected. */
-static void get_is(hyb_store *st, const char *f, const char *expected)
+/* Asserts that a read of f (status r, obj o, which it drops) gave the obj written as
+ * expected, kind included; note is appended to a failure's message. */
+static void read_gave(const char *f, int r, hyb_obj *o, const hyb_error *e, const char *expected,
+                      const char *note)
 {
-        hyb_obj *o = NULL, *x = obj(expected);
-        hyb_error e = { 0 };
+        hyb_obj *x = obj(expected);
         char *s = NULL;
-        int r = hyb_store_read_str(st, f, &o, &e);
 
-        ck_assert_msg(r == 0, "get %s: %s %s", f, hyb_err_name(r), e.message);
+        ck_assert_msg(r == 0, "get %s: %s %s%s", f, hyb_err_name(r), e->message, note);
         hyb_obj_format(o, HYB_FORMAT_EXACT, &s);
         ck_assert_msg(hyb_obj_equal(o, x) && hyb_obj_get_kind(o) == hyb_obj_get_kind(x),
-                      "get %s gave %s, want %s", f, s, expected);
+                      "get %s gave %s, want %s%s", f, s, expected, note);
         hyb_free(s);
         hyb_obj_unref(o);
         hyb_obj_unref(x);
+}
+
+/* Asserts that reading f gives the obj written as expected. */
+static void get_is(hyb_store *st, const char *f, const char *expected)
+{
+        hyb_obj *o = NULL;
+        hyb_error e = { 0 };
+        int r = hyb_store_read_str(st, f, &o, &e);
+
+        read_gave(f, r, o, &e, expected, "");
 }
 
 static hyb_store *open_mem(void)
@@ -144,18 +154,11 @@ static int ops_write(ops_ctx *c, const char *f, const hyb_obj *v, unsigned flags
 
 static void ops_get_is(ops_ctx *c, const char *f, const char *expected)
 {
-        hyb_obj *o = NULL, *x = obj(expected);
+        hyb_obj *o = NULL;
         hyb_error e = { 0 };
-        char *s = NULL;
         int r = ops_read(c, f, &o, &e);
 
-        ck_assert_msg(r == 0, "get %s: %s %s", f, hyb_err_name(r), e.message);
-        hyb_obj_format(o, HYB_FORMAT_EXACT, &s);
-        ck_assert_msg(hyb_obj_equal(o, x) && hyb_obj_get_kind(o) == hyb_obj_get_kind(x),
-                      "get %s gave %s, want %s%s", f, s, expected, c->routed ? " (routed)" : "");
-        hyb_free(s);
-        hyb_obj_unref(o);
-        hyb_obj_unref(x);
+        read_gave(f, r, o, &e, expected, c->routed ? " (routed)" : "");
 }
 
 static void ops_reset(ops_ctx *c)
