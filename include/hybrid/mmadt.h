@@ -71,6 +71,9 @@ HYB_EXPORT int hyb_mmadt_set_max_memory(hyb_mmadt *vm, size_t bytes);
  */
 HYB_EXPORT int hyb_mmadt_compile(hyb_mmadt *vm, const char *text, size_t len,
                                  hyb_mmadt_program **ret, hyb_error *reterr);
+/* A compiled program is reference counted like every handle; the last unref frees it.  Run it
+ * only on the VM that compiled it.  _unref(NULL) is a no-op; both return as sd-bus. */
+HYB_EXPORT hyb_mmadt_program *hyb_mmadt_program_ref(const hyb_mmadt_program *p);
 HYB_EXPORT hyb_mmadt_program *hyb_mmadt_program_unref(hyb_mmadt_program *p);
 HYB_EXPORT size_t hyb_mmadt_program_get_n_statements(const hyb_mmadt_program *p);
 /* Statement i printed desugared (`*a.plus(1)` -> `from(a).plus(1)`); *ret to hyb_free(). */

@@ -12,6 +12,7 @@
 #define DEFAULT_MEMORY ((size_t)64 << 20)
 
 struct hyb_mmadt_program {
+        atomic_uint n_ref;
         mm_code **stmts;
         size_t n;
         char *text; /* the source, to turn a runtime error's offset into a line and column */
@@ -131,6 +132,7 @@ HYB_EXPORT int hyb_mmadt_compile(hyb_mmadt *vm, const char *text, size_t len,
         p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
+        p->n_ref = 1;
         r = mm_parse(vm, text, len, &p->stmts, &p->n, reterr);
         if (r < 0) {
                 free(p);
@@ -148,17 +150,16 @@ HYB_EXPORT int hyb_mmadt_compile(hyb_mmadt *vm, const char *text, size_t len,
         return 0;
 }
 
-HYB_EXPORT hyb_mmadt_program *hyb_mmadt_program_unref(hyb_mmadt_program *p)
+static void program_free(hyb_mmadt_program *p)
 {
-        if (!p)
-                return NULL;
         for (size_t i = 0; i < p->n; i++)
                 code_unref(p->stmts[i]);
         free(p->stmts);
         free(p->text);
         free(p);
-        return NULL;
 }
+
+HYB_DEFINE_REF_UNREF(hyb_mmadt_program, hyb_mmadt_program, program_free)
 
 HYB_EXPORT size_t hyb_mmadt_program_get_n_statements(const hyb_mmadt_program *p)
 {

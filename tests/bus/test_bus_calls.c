@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bus_suite: the broker runs in-process on its own event_base thread; clients
- * use the public API.  Expected statuses come from spec/bus.md.
+ * use the public API.  Expected statuses come from doc/protocol.md.
  */
 #include <event2/event.h>
 #include <jansson.h>

@@ -2,7 +2,7 @@
 /*
  * bus_suite, tcase "review": regression tests for bugs found in the review of
  * the bus core (each test names the bug it pins down).  Expected behaviour is
- * from spec/bus.md and doc/protocol.md.
+ * from doc/protocol.md and doc/protocol.md.
  */
 #include <dirent.h>
 #include <event2/event.h>

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 # Shared by the integration scripts (POSIX sh, sourced): a temp dir, real hybridd
 # processes on sockets in it, background clients, checks that count and report, and a
-# cleanup that ends every process we started.  Expected values come from spec/bus.md,
-# spec/cli.md and doc/protocol.md, never from recorded output.
+# cleanup that ends every process we started.  Expected values come from doc/protocol.md,
+# doc/hybrid.md and doc/protocol.md, never from recorded output.
 #
 # Environment (set by tests/integration/meson.build): HYBRIDD HYBRID HYB_PROBE HYB_SERVICE
 # HYB_CLIENT PYTHON HYB_IT_DIR.  HYB_IT_SANITIZED=1 when scripts/test runs them a second

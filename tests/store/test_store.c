@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hybrid/store.h: the fURI tuple store (spec/furi-store.md).  Expected
+ * hybrid/store.h: the fURI tuple store (doc/store.md).  Expected
  * values are written by hand from the spec; data-driven operations are in
  * tests/store/ops.txt.
  */
