@@ -319,7 +319,7 @@ int code_box(mm_code *c, hyb_obj **ret)
  * statement, where an instruction definition stands for the instruction it defines (as
  * quote_code in mmadt-poly.c boxes it).  The result is cached in the source obj.
  */
-static int code_build(const char *text, size_t len, hyb_obj **ret)
+int code_build(const char *text, size_t len, hyb_obj **ret)
 {
         mm_code **stmts = NULL, *c;
         size_t n = 0;

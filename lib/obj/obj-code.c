@@ -35,12 +35,40 @@ typedef struct code_source {
         hyb_obj *built;         /* atomic: set once by obj_code_source_set_built */
 } code_source;
 
+/* The language's compiler, set when it starts (mmadt: hyb_mmadt_new); NULL before. */
+static obj_code_compile_fn compiler;
+
+void obj_code_set_compiler(obj_code_compile_fn fn)
+{
+        __atomic_store_n(&compiler, fn, __ATOMIC_RELEASE);
+}
+
+const hyb_obj *obj_code_source_build(const hyb_obj *o)
+{
+        const hyb_obj *built = obj_code_source_built(o);
+        obj_code_compile_fn fn = __atomic_load_n(&compiler, __ATOMIC_ACQUIRE);
+        const char *text;
+        size_t len;
+        hyb_obj *b = NULL;
+
+        if (built || !fn || !(text = obj_code_source(o, &len)))
+                return built;
+        if (fn(text, len, &b) < 0)
+                return NULL;
+        return obj_code_source_set_built(o, b);
+}
+
+/* EXACT prints the text as read.  Other forms (the REPL's reals with 6 decimals) are the
+ * compiled code's, when a language is loaded to compile it; else the text again. */
 static int source_format(const hyb_obj *o, unsigned flags, obj_buf *b)
 {
         const code_source *s = obj_code_data(o);
+        const hyb_obj *built = (flags & HYB_FORMAT_EXACT) ? NULL : obj_code_source_build(o);
 
-        (void)flags;
-        obj_buf_put(b, s->text, s->len);
+        if (built)
+                obj_format_to(built, flags, b);
+        else
+                obj_buf_put(b, s->text, s->len);
         return 0;
 }
 

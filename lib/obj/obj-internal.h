@@ -115,6 +115,13 @@ const hyb_obj *obj_code_source_built(const hyb_obj *o);
 /* Keeps built (stolen) as the compiled form of o unless another thread was first; returns
  * the one kept (borrowed from o). */
 const hyb_obj *obj_code_source_set_built(const hyb_obj *o, hyb_obj *built);
+/* The compiler of the language that prints code: text to a code obj of its own ops.  mm-ADT
+ * sets it when a VM is made; REPL formatting and obj_code_source_build use it. */
+typedef int (*obj_code_compile_fn)(const char *text, size_t len, hyb_obj **ret);
+void obj_code_set_compiler(obj_code_compile_fn fn);
+/* The compiled form of a source code obj (borrowed), compiling it now through the compiler
+ * set; NULL when o is not source code, no compiler is set, or the text does not compile. */
+const hyb_obj *obj_code_source_build(const hyb_obj *o);
 /* The hash of a code obj's text (FNV-1a): every language hook hashes its EXACT text so. */
 uint64_t obj_code_text_hash(const char *text, size_t len);
 /* Offset just past the `)` matching text[open] == '(' in code text, or 0 if unclosed. */
