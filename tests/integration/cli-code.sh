@@ -36,12 +36,15 @@ cat >"$T/store2" <<'MM'
 /c/band -> |band?int{?}<=int(min=>else(2),max=>else(8))[is(gte(*min)).is(lte(*max))]
 /c/t -> thread[[loop=>^(plus(1))]]
 /c/person -> |[name?str=>_, age?int=>else(29)]
+/c/r -> |plus(1.5)
 MM
 IN="$T/store2" expect 0 "==>plus(5).mult(2)
 ==>band?int{?}<=int(min=>else(2),max=>else(8))[is(gte(from(min))).is(lte(from(max)))]
 ==>thread[[loop=>lift(plus(1)),halt=>true]]
-==>[name?str=>_,age?int=>else(29)]" -- "$H" repl --db "$DB"
+==>[name?str=>_,age?int=>else(29)]
+==>plus(1.500000)" -- "$H" repl --db "$DB"
 expect 0 "thread[[loop=>|(lift(plus(1))),halt=>true]]" -- "$H" store --db "$DB" get /c/t
+expect 0 "|(plus(1.5))" -- "$H" store --db "$DB" get /c/r
 expect 0 "[name?str=>|(_),age?int=>|(else(29))]" -- "$H" store --db "$DB" get /c/person
 
 # a later process applies what an earlier one stored
@@ -53,6 +56,7 @@ cat >"$T/use" <<'MM'
 {2,3,4,5}./c/band(min=>3,max=>4)
 /c/person[[name=>'pig']]
 */f.eq(|plus(1))
+*/c/r
 MM
 want="==>6
 ==>6
@@ -61,7 +65,8 @@ want="==>6
 ==>3
 ==>4
 ==>/c/person[[name?str=>'pig',age?int=>29]]
-==>true"
+==>true
+==>plus(1.500000)"
 IN="$T/use" expect 0 "$want" -- "$H" repl --db "$DB"
 # and again, from a file that a repl already read and wrote back to
 printf '%s\n' '/g -> *(/f)' >"$T/copy"

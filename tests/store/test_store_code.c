@@ -103,6 +103,7 @@ static const char *const stores[] = {
         "/c/s -> |plus(' )(<x> \\' ')",
         "/c/u -> |plus(<a(b)>)",
         "/c/nat -> |is(gt(0))",
+        "/c/r -> |plus(1.5)",
 };
 
 /* program, expected result (doc/mmadt.md) */
@@ -120,6 +121,8 @@ static const char *const uses[][2] = {
         { "<x>./c/u()", "x/a(b)" },             /* parens inside a bracketed uri */
         { "/c/nat[5]", "/c/nat[5]" },           /* a stored type checks values */
         { "*/c/f.eq(|plus(1))", "true" },       /* read back equals the code that wrote it */
+        { "*/c/r", "plus(1.500000)" },          /* the REPL form: reals with 6 decimals */
+        { "1.5./c/r()", "3.000000" },
 };
 
 START_TEST(test_code_survives_reopen)
