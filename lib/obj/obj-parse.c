@@ -466,6 +466,8 @@ static int parse_code(obj_parser *p, hyb_obj **ret)
                 return obj_lex_error(&p->lx, HYB_E_PARSE, p->tok.start, "unterminated code");
         if (end == open + 2)
                 return obj_lex_error(&p->lx, HYB_E_PARSE, p->tok.start, "empty code");
+        if (memchr(p->lx.text + open, '\0', end - open))
+                return obj_lex_error(&p->lx, HYB_E_PARSE, p->tok.start, "a NUL byte in code");
         r = obj_new_code_source(p->lx.text + open + 1, end - open - 2, &o);
         if (r < 0)
                 return r;
