@@ -13,6 +13,7 @@
         X(store_suite) \
         X(store_damage_suite) \
         X(backend_suite) \
+        X(store_code_suite) \
         X(bus_suite) \
         X(mmadt_suite) \
         X(conformance_suite) \

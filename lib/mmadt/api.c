@@ -36,6 +36,8 @@ HYB_EXPORT int hyb_mmadt_new(hyb_scope *scope, const char *program, const hyb_mm
         int r;
 
         hyb_assert_return(ret, -EINVAL);
+        /* code read back as text (a store file) prints in the REPL form through the compiler */
+        obj_code_set_compiler(code_build);
         vm = calloc(1, sizeof(*vm));
         if (!vm)
                 return -ENOMEM;

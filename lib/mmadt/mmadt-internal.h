@@ -153,6 +153,8 @@ int code_emit(mm_code *c, int op, int aux, mm_arg *args, size_t n);
 int code_box(mm_code *c, hyb_obj **ret);
 /* The mm_code of a code obj (borrowed) or NULL. */
 mm_code *code_unbox(const hyb_obj *o);
+/* Compiles code text as printed (a source code obj's, obj-code.c) to a code obj. */
+int code_build(const char *text, size_t len, hyb_obj **ret);
 /* Text form (desugared) of code. */
 void code_format(const mm_code *c, unsigned flags, obj_buf *b);
 void arg_clear(mm_arg *a);
