@@ -239,8 +239,12 @@ int main(int argc, char **argv)
                 if (pid > 0) {
                         unsigned char status = EXIT_RUNTIME;
                         close(pipefd[1]);
-                        if (read(pipefd[0], &status, 1) != 1)
-                                status = EXIT_RUNTIME;
+                        ssize_t n;
+
+                        while ((n = read(pipefd[0], &status, 1)) < 0 && errno == EINTR)
+                                ;
+                        if (n != 1)
+                                status = EXIT_RUNTIME; /* the child died before it could say */
                         return status;
                 }
                 close(pipefd[0]);

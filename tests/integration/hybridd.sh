@@ -68,7 +68,9 @@ expect_err "a socket in a missing directory: exit 3" 3 \
         timeout 10 "$HYBRIDD" --foreground --socket "$T/no/such/bus.sock"
 check "... and no directory was created" [ ! -e "$T/no" ]
 run timeout 10 "$HYBRIDD" --socket "$T/no/bus.sock"
-check "detached, the same failure exits 3" [ "$RC" -eq 3 ] && [ ! -e "$T/no" ]
+check "detached, the same failure exits 3 (got $RC; $(cat "$T/out" "$T/err" 2>/dev/null | head -c 300))" \
+        [ "$RC" -eq 3 ]
+check "... and no directory was created" [ ! -e "$T/no" ]
 printf 'listen: {unix: %s/cfgdir/bus.sock}\n' "$T" >"$T/dir.yaml"
 expect_err "listen.unix in a missing directory: exit 3" 3 "directory $T/cfgdir does not exist" \
         timeout 10 "$HYBRIDD" --foreground --config "$T/dir.yaml"
