@@ -80,6 +80,7 @@ int main(int argc, char **argv)
         bool foreground = false;
         hyb_broker_config *cfg = NULL;
         hyb_broker *b = NULL;
+        hyb_store *store = NULL;
         struct event_base *base;
         hyb_error err;
         int c, r, pipefd[2] = { -1, -1 };
@@ -178,6 +179,19 @@ int main(int argc, char **argv)
                 goto report;
         }
         hyb_broker_set_log(b, hyb_broker_config_get_log_level(cfg), log_line, NULL);
+        /* The host store (`store:` of the config; memory when it names no path), served on
+         * the bus before the socket appears. */
+        hyb_error_clear(&err);
+        if ((r = hyb_broker_config_open_store(cfg, &store, &err)) < 0 ||
+            (r = hyb_broker_set_store(b, store)) < 0) {
+                char msg[400];
+                snprintf(msg, sizeof msg, "cannot open the store: %s",
+                         err.message[0] ? err.message : hyb_strerror(r));
+                log_line(HYB_LOG_ERROR, msg, NULL);
+                r = EXIT_RUNTIME;
+                goto report;
+        }
+        store = hyb_store_unref(store); /* the broker holds it */
         hyb_error_clear(&err);
         if ((r = hyb_broker_start(b, &err)) < 0) {
                 log_line(HYB_LOG_ERROR, err.message[0] ? err.message : hyb_strerror(r), NULL);
@@ -208,6 +222,7 @@ report:
                 }
         }
         if (r != 0) {
+                hyb_store_unref(store);
                 hyb_broker_free(b);
                 hyb_broker_config_unref(cfg);
                 if (base)

@@ -537,6 +537,7 @@ static void conn_reap(bconn *c)
         }
         route_conn_gone(c);
         events_conn_gone(c);
+        store_conn_gone(c);
         if (c->name) {
                 ep_remove(b, c);
                 b->n_endpoints--;

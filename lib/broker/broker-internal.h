@@ -32,6 +32,7 @@
 #include "bus/acl.h"
 #include "bus/wire.h"
 #include "hybrid/broker.h"
+#include "hybrid/store.h"
 
 #define EP_BUCKETS 256u
 #define PEND_BUCKETS 4096u
@@ -91,7 +92,11 @@ typedef struct bquota {
         unsigned n_conns, n_unauth;
         size_t bytes;           /* input buffers + send queues + partial-frame reservations */
         unsigned pending;       /* calls its connections have in flight */
+        unsigned store_subs;    /* store subscriptions of its connections */
 } bquota;
+
+struct bssub;
+struct bstore_rule;
 
 struct bconn {
         hyb_broker *b;
@@ -112,6 +117,8 @@ struct bconn {
         unsigned n_regs;      /* procedures + bubbles */
         bsub *subs;
         unsigned n_subs;
+        struct bssub *ssubs;  /* store subscriptions (store-serve.c) */
+        unsigned n_ssubs;
         bpending *out, *in;
         unsigned n_out;
         struct event *timer;  /* auth timeout, then linger on close */
@@ -171,6 +178,14 @@ struct hyb_broker {
         unsigned n_unauth;
         uint64_t refuse_log_us; /* refusals at accept are logged at most once a second */
         unsigned refused_quiet;
+        /* The host store served on the bus (store-serve.c). */
+        hyb_store *store;
+        struct event *store_ev;
+        struct bstore_rule *acl;
+        size_t n_acl;
+        hyb_obj *fmt_obj;       /* the payload last formatted for subscribers, and its text */
+        char *fmt;
+        size_t fmt_len;
 };
 
 /* broker.c */
@@ -265,6 +280,23 @@ void events_builtin(hyb_broker *b, const char *bubble, const char *json);
 /* builtin.c */
 int builtin_init(hyb_broker *b);
 void builtin_call(bconn *c, bframe *f);
+
+/* store-serve.c */
+/* Is member one of the store methods of the builtin endpoint ("store...")? */
+bool store_is_call(const char *member, size_t len);
+/* Serves a store call (doc/protocol.md "Store"); answers it. */
+void store_call(bconn *c, bframe *f);
+/* c is gone: drops its store subscriptions. */
+void store_conn_gone(bconn *c);
+/* Releases the store and what serves it (hyb_broker_free). */
+void store_detach(hyb_broker *b);
+/*
+ * THE check of a store request (policy.store, and /sys/ read-only): may the peer (uid, app)
+ * exercise `right` (one BROKER_STORE_*) on f (a fURI or a pattern, which must lie within a
+ * rule's pattern)?  0, or HYB_E_FORBIDDEN with the reason in *e.
+ */
+int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, const hyb_furi *f,
+                    hyb_error *e);
 
 /* monitor.c */
 void monitor_copy(hyb_broker *b, unsigned type, const wire_hdr *h, const char *from, size_t from_len,

@@ -17,6 +17,7 @@ int broker_config_init(broker_config *c)
         *c = (broker_config){ 0 };
         for (size_t i = 0; i < broker_n_limits; i++)
                 broker_limit_put(c, &broker_limits[i], broker_limits[i].dflt);
+        c->store_durability = -1;
         c->host = strdup("localhost");
         c->log_level = strdup("info");
         if (!c->host || !c->log_level) {
@@ -36,6 +37,15 @@ void broker_config_free_apps(broker_app_policy *apps, size_t n)
         free(apps);
 }
 
+void broker_config_free_store_rules(broker_store_rule *rules, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(rules[i].app);
+                free(rules[i].furi);
+        }
+        free(rules);
+}
+
 void broker_config_clear(broker_config *c)
 {
         if (!c)
@@ -45,6 +55,8 @@ void broker_config_clear(broker_config *c)
         free(c->admins);
         broker_config_free_apps(c->apps, c->n_apps);
         free(c->log_level);
+        free(c->store_path);
+        broker_config_free_store_rules(c->store_rules, c->n_store_rules);
         memset(c, 0, sizeof(*c));
 }
 
@@ -69,6 +81,9 @@ int broker_config_copy(broker_config *dst, const broker_config *src)
         dst->host = strdup_or_null(src->host, &oom);
         dst->listen_unix = strdup_or_null(src->listen_unix, &oom);
         dst->log_level = strdup_or_null(src->log_level, &oom);
+        dst->store_path = strdup_or_null(src->store_path, &oom);
+        dst->store_rules = NULL;
+        dst->n_store_rules = 0;
         dst->admins = NULL;
         dst->apps = NULL;
         dst->n_admins = 0;
@@ -101,6 +116,21 @@ int broker_config_copy(broker_config *dst, const broker_config *src)
                                         goto fail;
                                 a->n_globs = j + 1;
                         }
+                }
+        }
+        if (src->n_store_rules) {
+                dst->store_rules = calloc(src->n_store_rules, sizeof(broker_store_rule));
+                if (!dst->store_rules)
+                        goto fail;
+                for (size_t i = 0; i < src->n_store_rules; i++) {
+                        broker_store_rule *d = &dst->store_rules[i];
+
+                        *d = src->store_rules[i];
+                        d->app = strdup_or_null(src->store_rules[i].app, &oom);
+                        d->furi = strdup_or_null(src->store_rules[i].furi, &oom);
+                        dst->n_store_rules = i + 1;
+                        if (oom)
+                                goto fail;
                 }
         }
         return 0;

@@ -265,7 +265,10 @@ static int bus_dispatch(hyb_bus *bus, const wire_packet *p)
                 bus_dispatch_call(bus, p);
                 return 1;
         case WIRE_EVENT:
-                bus_dispatch_event(bus, p);
+                if (bus_store_is_msg(p))
+                        bus_store_dispatch(bus, p);
+                else
+                        bus_dispatch_event(bus, p);
                 return 1;
         case WIRE_CANCEL:
                 bus_dispatch_cancel(bus, p);
@@ -460,6 +463,7 @@ static void bus_free(hyb_bus *bus)
                 m->bus = NULL;
                 slot_drop_floating(&m->slot);
         }
+        bus_store_free_all(bus);
         free(bus->name);
         free(bus->rbuf);
         free(bus->wbuf);

@@ -134,6 +134,8 @@ struct hyb_bus {
         bus_method *methods;
         bus_sub *subs;
         bus_monitor *monitors;
+        struct bus_ssub *ssubs;  /* store subscriptions (bus-store.c) */
+        uint64_t next_ssub;
         hyb_bus_request *deferred;
 
         struct event_base *base;
@@ -166,6 +168,17 @@ hyb_bus_reply *bus_reply_new(int status, unsigned flags, const char *sender, siz
 int bus_builtin(hyb_bus *bus, const char *method, const char *json, hyb_bus_reply **ret,
                 hyb_error *reterr);
 void bus_call_unlink(bus_call *c);
+/* A sync call whose *ret gets the reply whatever its status (< 0 only for local failures). */
+int bus_call_sync(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
+                  size_t len, unsigned flags, uint32_t timeout_ms, hyb_bus_reply **ret,
+                  hyb_error *reterr);
+
+/* bus-store.c */
+/* An EVENT from the builtin endpoint's member "store": a store subscription's message. */
+bool bus_store_is_msg(const wire_packet *p);
+void bus_store_dispatch(hyb_bus *bus, const wire_packet *p);
+/* The bus goes away: store subscriptions still held become inert. */
+void bus_store_free_all(hyb_bus *bus);
 
 /* event.c */
 void bus_dispatch_event(hyb_bus *bus, const wire_packet *p);

@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "hybrid/store.h"
+#include "hybrid/bus-store.h"
+#include "bus/test_bus.h"
 #include "suites.h"
 #include "testutil.h"
 
@@ -73,6 +75,22 @@ static void get_is(hyb_store *st, const char *f, const char *expected)
         hyb_obj_unref(x);
 }
 
+static void bus_get_is(hyb_bus *bus, const char *f, const char *expected)
+{
+        hyb_obj *o = NULL, *x = obj(expected);
+        hyb_error e = { 0 };
+        char *s = NULL;
+        int r = hyb_bus_store_read(bus, f, &o, &e);
+
+        ck_assert_msg(r == 0, "get %s: %s %s", f, hyb_err_name(r), e.message);
+        hyb_obj_format(o, HYB_FORMAT_EXACT, &s);
+        ck_assert_msg(hyb_obj_equal(o, x) && hyb_obj_get_kind(o) == hyb_obj_get_kind(x),
+                      "get %s gave %s, want %s", f, s, expected);
+        hyb_free(s);
+        hyb_obj_unref(o);
+        hyb_obj_unref(x);
+}
+
 static hyb_store *open_mem(void)
 {
         hyb_store *st = NULL;
@@ -109,10 +127,35 @@ typedef struct ops_ctx {
         hyb_store *st;
         const char *path;
         int cases;
+        /* The third run: the store hosted by a broker, reached through a bus client. */
+        bool daemon;
+        bool started;
+        tbroker t;
+        hyb_bus *bus;
 } ops_ctx;
+
+static void ops_daemon_stop(ops_ctx *c)
+{
+        if (!c->started)
+                return;
+        hyb_bus_unref(c->bus);
+        c->bus = NULL;
+        tb_stop(&c->t);
+        c->started = false;
+}
 
 static void ops_reset(ops_ctx *c)
 {
+        if (c->daemon) {
+                hyb_store *st = open_mem();
+
+                ops_daemon_stop(c);
+                tb_start_store(&c->t, NULL, false, NULL, st);
+                hyb_store_unref(st); /* the broker holds it */
+                c->bus = tb_connect(&c->t, "org.test.ops", "main");
+                c->started = true;
+                return;
+        }
         hyb_store_unref(c->st);
         if (c->path) {
                 char *p;
@@ -157,13 +200,25 @@ static void ops_line(int no, char *line, void *ud)
         }
         if (strcmp(cmd, "get") == 0 && !error) {
                 ck_assert_msg(expect, "ops.txt:%d: get needs => expected", no);
-                get_is(c->st, f, expect);
+                if (c->daemon)
+                        bus_get_is(c->bus, f, expect);
+                else
+                        get_is(c->st, f, expect);
                 return;
         }
         if (strcmp(cmd, "get") == 0) {
                 hyb_obj *o = NULL;
-                r = hyb_store_read_str(c->st, f, &o, &e);
+                r = c->daemon ? hyb_bus_store_read(c->bus, f, &o, &e)
+                              : hyb_store_read_str(c->st, f, &o, &e);
                 hyb_obj_unref(o);
+        } else if (c->daemon) {
+                hyb_obj *v = strcmp(cmd, "del") == 0 ? hyb_obj_noobj() : obj(rest ? rest : "");
+                ck_assert_msg(strcmp(cmd, "put") == 0 || strcmp(cmd, "tput") == 0 ||
+                                      strcmp(cmd, "del") == 0,
+                              "ops.txt:%d: unknown command %s", no, cmd);
+                r = hyb_bus_store_write(c->bus, f, v,
+                                        strcmp(cmd, "tput") == 0 ? HYB_WRITE_TRANSIENT : 0, &e);
+                hyb_obj_unref(v);
         } else {
                 hyb_obj *v = strcmp(cmd, "del") == 0 ? hyb_obj_noobj() : obj(rest ? rest : "");
                 ck_assert_msg(strcmp(cmd, "put") == 0 || strcmp(cmd, "tput") == 0 ||
@@ -203,6 +258,18 @@ START_TEST(test_ops_sqlite)
         test_rmrf(dir);
         free(dir);
         free(path);
+}
+END_TEST
+
+/* The same data a third time, against a store hosted by a broker and reached through the bus:
+ * the same expected results as the embedded store. */
+START_TEST(test_ops_daemon)
+{
+        ops_ctx c = { .daemon = true };
+
+        test_each_line(test_data_path("store/ops.txt"), ops_line, &c);
+        ck_assert_int_ge(c.cases, 150);
+        ops_daemon_stop(&c);
 }
 END_TEST
 
@@ -1363,6 +1430,7 @@ Suite *store_suite(void)
 
         tcase_add_test(tc, test_ops_memory);
         tcase_add_test(tc, test_ops_sqlite);
+        tcase_add_test(tc, test_ops_daemon);
         tcase_add_test(tc, test_value_id_kept);
         tcase_add_test(tc, test_persist_reopen);
         tcase_add_test(tc, test_open_errors);

@@ -1,0 +1,477 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The host store served on the bus (doc/protocol.md "Store"): the store calls of
+ * the builtin endpoint, policy.store, the per-connection and per-uid bounds on
+ * store subscriptions, and the messages those subscriptions deliver.
+ *
+ *   hyb_broker
+ *    |- store          the host store (referenced), its fd watched by store_ev
+ *    |- acl[]          policy.store rules with their fURI patterns parsed once
+ *    `- fmt_obj/fmt    the last payload formatted: one write fans out to many
+ *                      subscribers with one formatting of its value
+ *   bconn
+ *    `- ssubs: bssub -> bssub ...   (client id, store slot; dropped with the conn)
+ *
+ * Bodies are the exact text form of objs (HYB_FORMAT_EXACT), binary frames: the
+ * broker parses a value once when it stores it and formats it once per message,
+ * never through JSON.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "broker-internal.h"
+#include "bus/acl.h"
+#include "common/util.h"
+#include "hybrid/store.h"
+
+static const char builtin_name[] = "@localhost/org.hybridos.bus/builtin";
+static const char store_member[] = "store";
+
+struct bstore_rule {
+        const broker_store_rule *r;
+        hyb_furi *pattern;
+};
+
+struct bssub {
+        struct bssub *next;
+        bconn *conn;
+        uint64_t id;
+        hyb_slot *slot;
+};
+
+/* ---------------------------------------------------------------- access */
+
+static bool rule_applies(const broker_store_rule *r, uid_t uid, const char *app)
+{
+        if (!r->any_uid && r->uid != uid)
+                return false;
+        return !r->app || bus_glob_match(r->app, strlen(r->app), app, strlen(app));
+}
+
+int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, const hyb_furi *f,
+                    hyb_error *e)
+{
+        const char *path = hyb_furi_get_path_str(f);
+
+        /* The kernel's own objects are read-only, whatever the policy (doc/config.md). */
+        if ((right & (BROKER_STORE_WRITE | BROKER_STORE_DELETE)) && path &&
+            (strcmp(path, "/sys") == 0 || strncmp(path, "/sys/", 5) == 0))
+                return err_set(e, HYB_E_FORBIDDEN, -1, "%s is read-only", path);
+        if (!b->c->store_policy)
+                return 0;
+        for (size_t i = 0; i < b->n_acl; i++) {
+                const struct bstore_rule *a = &b->acl[i];
+
+                if ((a->r->rights & right) == right && rule_applies(a->r, uid, app) &&
+                    hyb_furi_match(f, a->pattern))
+                        return 0;
+        }
+        return err_set(e, HYB_E_FORBIDDEN, -1, "policy.store denies %s of %s to uid %u app %s",
+                       right == BROKER_STORE_READ     ? "read"
+                       : right == BROKER_STORE_WRITE  ? "write"
+                       : right == BROKER_STORE_DELETE ? "delete"
+                                                      : "subscribe",
+                       hyb_furi_get_str(f), (unsigned)uid, app);
+}
+
+static int acl_build(hyb_broker *b)
+{
+        const broker_config *c = b->c;
+
+        if (!c->n_store_rules)
+                return 0;
+        b->acl = calloc(c->n_store_rules, sizeof(*b->acl));
+        if (!b->acl)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_store_rules; i++) {
+                int r = hyb_furi_parse(c->store_rules[i].furi, strlen(c->store_rules[i].furi),
+                                       NULL, &b->acl[i].pattern, NULL);
+                if (r < 0)
+                        return r;
+                b->acl[i].r = &c->store_rules[i];
+                b->n_acl = i + 1;
+        }
+        return 0;
+}
+
+/* ---------------------------------------------------------------- delivery */
+
+static void store_io(evutil_socket_t fd, short what, void *ud)
+{
+        hyb_broker *b = ud;
+
+        /* Bounded: a burst of writes must not starve the sockets. */
+        for (int i = 0; i < 64 && hyb_store_process(b->store) > 0; i++)
+                ;
+}
+
+/* The payload's text, formatted once per write however many subscribers it reaches. */
+static const char *format_cached(hyb_broker *b, const hyb_obj *o, size_t *ret_len)
+{
+        if (b->fmt_obj != o) {
+                char *s = NULL;
+
+                if (hyb_obj_format(o, HYB_FORMAT_EXACT, &s) < 0)
+                        return NULL;
+                hyb_free(b->fmt);
+                hyb_obj_unref(b->fmt_obj);
+                b->fmt = s;
+                b->fmt_len = strlen(s);
+                b->fmt_obj = hyb_obj_ref(o); /* held: its address cannot be reused meanwhile */
+        }
+        *ret_len = b->fmt_len;
+        return b->fmt;
+}
+
+static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
+{
+        struct bssub *s = ud;
+        bconn *c = s->conn;
+        hyb_broker *b = c->b;
+        const char *furi = hyb_furi_get_str(target), *val;
+        size_t fl = strlen(furi), vl = 0;
+        wire_hdr h = { .type = WIRE_EVENT, .flags = WIRE_F_BINARY, .status = retain ? 200 : 202,
+                       .call_id = s->id };
+        uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[4];
+        int n;
+
+        if (c->state == BCONN_DEAD)
+                return;
+        val = format_cached(b, payload, &vl);
+        if (!val)
+                return;
+        /* Header and names from wire_build, then furi "\n" value without a copy. */
+        n = wire_build(&h, builtin_name, sizeof builtin_name - 1, NULL, 0, store_member,
+                       sizeof store_member - 1, NULL, fl + 1 + vl, buf, iov);
+        (void)n;
+        struct iovec out[4] = {
+                { buf, iov[0].iov_len },
+                { (void *)furi, fl },
+                { (void *)"\n", 1 },
+                { (void *)val, vl },
+        };
+        size_t total = out[0].iov_len + fl + 1 + vl;
+        if (!bconn_room(c, total))
+                return; /* cut off as a slow consumer (507), as for events */
+        struct evbuffer *ob = bufferevent_get_output(c->bev);
+        for (int i = 0; i < 4; i++)
+                evbuffer_add(ob, out[i].iov_base, out[i].iov_len);
+        quota_mark(c);
+}
+
+/* ---------------------------------------------------------------- calls */
+
+static void reply_err(bconn *c, uint64_t id, int r, const hyb_error *e)
+{
+        char code[24];
+        int n = snprintf(code, sizeof code, "%d", r);
+
+        route_reply(c, id, hyb_err_to_status(r), e && e->message[0] ? e->message : hyb_strerror(r),
+                    code, (size_t)n, WIRE_F_BINARY);
+}
+
+static int parse_furi(const char *s, size_t len, hyb_furi **ret, hyb_error *e)
+{
+        return hyb_furi_parse(s, len, NULL, ret, e);
+}
+
+static void do_read(bconn *c, uint64_t id, const char *body, size_t len)
+{
+        hyb_broker *b = c->b;
+        hyb_furi *f = NULL;
+        hyb_obj *o = NULL;
+        char *text = NULL;
+        hyb_error e;
+        int r;
+
+        hyb_error_clear(&e);
+        r = parse_furi(body, len, &f, &e);
+        if (r >= 0)
+                r = store_acl_check(b, c->uid, c->app, BROKER_STORE_READ, f, &e);
+        if (r >= 0)
+                r = hyb_store_read(b->store, f, &o, &e);
+        if (r >= 0)
+                r = hyb_obj_format(o, HYB_FORMAT_EXACT, &text);
+        if (r < 0)
+                reply_err(c, id, r, &e);
+        else
+                route_reply(c, id, 200, NULL, text, strlen(text), WIRE_F_BINARY);
+        hyb_free(text);
+        hyb_obj_unref(o);
+        hyb_furi_unref(f);
+}
+
+static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsigned wflags, bool del)
+{
+        hyb_broker *b = c->b;
+        const char *nl = del ? NULL : memchr(body, '\n', len);
+        size_t fl = del ? len : nl ? (size_t)(nl - body) : len;
+        hyb_furi *f = NULL;
+        hyb_obj *v = NULL;
+        hyb_error e;
+        int r;
+
+        hyb_error_clear(&e);
+        if (!del && !nl) {
+                r = err_set(&e, HYB_E_BAD_REQUEST, -1, "store write without a value");
+                goto out;
+        }
+        r = parse_furi(body, fl, &f, &e);
+        if (r < 0)
+                goto out;
+        if (del)
+                v = hyb_obj_noobj();
+        else if ((r = hyb_obj_parse(nl + 1, len - fl - 1, &v, &e)) < 0)
+                goto out;
+        r = store_acl_check(b, c->uid, c->app,
+                            hyb_obj_is_noobj(v) ? BROKER_STORE_DELETE : BROKER_STORE_WRITE, f, &e);
+        if (r < 0)
+                goto out;
+        r = hyb_store_write(b->store, f, v, wflags, &e);
+out:
+        if (r < 0)
+                reply_err(c, id, r, &e);
+        else
+                route_reply(c, id, 200, NULL, NULL, 0, WIRE_F_BINARY);
+        hyb_obj_unref(v);
+        hyb_furi_unref(f);
+        if (r >= 0) {
+                store_io(-1, 0, b); /* deliver now, in write order, before reading more */
+        }
+}
+
+static struct bssub *find_sub(bconn *c, uint64_t id, struct bssub ***ret_pp)
+{
+        for (struct bssub **pp = &c->ssubs; *pp; pp = &(*pp)->next)
+                if ((*pp)->id == id) {
+                        if (ret_pp)
+                                *ret_pp = pp;
+                        return *pp;
+                }
+        return NULL;
+}
+
+/* "<id> <flags> <pattern>": the id is the client's, echoed in each message's call_id. */
+static void do_subscribe(bconn *c, uint64_t id, const char *body, size_t len)
+{
+        hyb_broker *b = c->b;
+        char head[64], *end;
+        const char *sp1, *sp2;
+        unsigned long long sid, fl;
+        struct bssub *s = NULL;
+        hyb_furi *f = NULL;
+        hyb_error e;
+        int r;
+
+        hyb_error_clear(&e);
+        sp1 = memchr(body, ' ', len);
+        sp2 = sp1 ? memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - body)) : NULL;
+        if (!sp2 || (size_t)(sp2 - body) >= sizeof head) {
+                r = err_set(&e, HYB_E_BAD_REQUEST, -1, "storeSubscribe wants '<id> <flags> <pattern>'");
+                goto out;
+        }
+        memcpy(head, body, (size_t)(sp2 - body));
+        head[sp2 - body] = 0;
+        errno = 0;
+        sid = strtoull(head, &end, 10);
+        if (errno || *end != ' ' || (fl = strtoull(end + 1, &end, 10), *end) || fl > 1) {
+                r = err_set(&e, HYB_E_BAD_REQUEST, -1, "storeSubscribe: bad id or flags");
+                goto out;
+        }
+        r = parse_furi(sp2 + 1, len - (size_t)(sp2 + 1 - body), &f, &e);
+        if (r < 0)
+                goto out;
+        if (!hyb_furi_is_absolute(f)) {
+                r = err_set(&e, -EINVAL, -1, "a store subscription needs an absolute fURI");
+                goto out;
+        }
+        if (find_sub(c, sid, NULL)) {
+                r = err_set(&e, HYB_E_CONFLICT, -1, "subscription id %llu in use", sid);
+                goto out;
+        }
+        r = store_acl_check(b, c->uid, c->app, BROKER_STORE_SUBSCRIBE, f, &e);
+        if (r < 0)
+                goto out;
+        if (c->n_ssubs >= b->c->max_store_subscriptions) {
+                r = err_set(&e, HYB_E_TOO_MANY, -1, "quota max_store_subscriptions exceeded");
+                goto out;
+        }
+        if (c->q && c->q->store_subs >= b->c->uid_max_store_subscriptions) {
+                r = err_set(&e, HYB_E_TOO_MANY, -1, "quota uid_max_store_subscriptions exceeded");
+                goto out;
+        }
+        s = calloc(1, sizeof *s);
+        if (!s) {
+                r = -ENOMEM;
+                goto out;
+        }
+        s->conn = c;
+        s->id = sid;
+        r = hyb_store_subscribe(b->store, f, fl ? HYB_SUBSCRIBE_REPLAY : 0, sub_msg, s, &s->slot, &e);
+        if (r < 0) {
+                free(s);
+                goto out;
+        }
+        s->next = c->ssubs;
+        c->ssubs = s;
+        c->n_ssubs++;
+        if (c->q)
+                c->q->store_subs++;
+out:
+        if (r < 0)
+                reply_err(c, id, r, &e);
+        else
+                route_reply(c, id, 200, NULL, NULL, 0, WIRE_F_BINARY);
+        hyb_furi_unref(f);
+        if (r >= 0)
+                store_io(-1, 0, b); /* the replay follows the acknowledgement */
+}
+
+static void sub_free(bconn *c, struct bssub *s)
+{
+        hyb_slot_unref(s->slot);
+        c->n_ssubs--;
+        if (c->q)
+                c->q->store_subs--;
+        free(s);
+}
+
+static void do_unsubscribe(bconn *c, uint64_t id, const char *body, size_t len)
+{
+        char buf[32], *end;
+        struct bssub **pp = NULL, *s;
+        unsigned long long sid;
+
+        if (len == 0 || len >= sizeof buf) {
+                route_reply(c, id, 400, "storeUnsubscribe wants '<id>'", NULL, 0, 0);
+                return;
+        }
+        memcpy(buf, body, len);
+        buf[len] = 0;
+        errno = 0;
+        sid = strtoull(buf, &end, 10);
+        if (errno || *end) {
+                route_reply(c, id, 400, "storeUnsubscribe wants '<id>'", NULL, 0, 0);
+                return;
+        }
+        s = find_sub(c, sid, &pp);
+        if (!s) {
+                route_reply(c, id, 404, "no such store subscription", NULL, 0, 0);
+                return;
+        }
+        *pp = s->next;
+        sub_free(c, s);
+        route_reply(c, id, 200, NULL, NULL, 0, WIRE_F_BINARY);
+}
+
+bool store_is_call(const char *member, size_t len)
+{
+        return len > 5 && memcmp(member, "store", 5) == 0;
+}
+
+void store_call(bconn *c, bframe *f)
+{
+        hyb_broker *b = c->b;
+        const char *m = f->member;
+        size_t ml = f->h.member_len;
+        uint64_t id = f->h.call_id;
+        const char *body;
+        size_t len = f->h.body_len;
+
+#define IS(name) (ml == sizeof(name) - 1 && memcmp(m, name, ml) == 0)
+        if (!b->store) {
+                route_reply(c, id, 503, "this broker hosts no store", NULL, 0, 0);
+                return;
+        }
+        body = (const char *)bframe_body(f);
+        m = f->member; /* bframe_body re-points the names */
+        if (IS("storeRead"))
+                do_read(c, id, body, len);
+        else if (IS("storeWrite"))
+                do_write(c, id, body, len, 0, false);
+        else if (IS("storePublish"))
+                do_write(c, id, body, len, HYB_WRITE_TRANSIENT, false);
+        else if (IS("storeDelete"))
+                do_write(c, id, body, len, 0, true);
+        else if (IS("storeSubscribe"))
+                do_subscribe(c, id, body, len);
+        else if (IS("storeUnsubscribe"))
+                do_unsubscribe(c, id, body, len);
+        else
+                route_reply(c, id, 404, "no such store method", NULL, 0, 0);
+#undef IS
+}
+
+void store_conn_gone(bconn *c)
+{
+        while (c->ssubs) {
+                struct bssub *s = c->ssubs;
+                c->ssubs = s->next;
+                sub_free(c, s);
+        }
+}
+
+/* ---------------------------------------------------------------- setup */
+
+void store_detach(hyb_broker *b)
+{
+        if (b->store_ev) {
+                event_free(b->store_ev);
+                b->store_ev = NULL;
+        }
+        for (size_t i = 0; i < b->n_acl; i++)
+                hyb_furi_unref(b->acl[i].pattern);
+        free(b->acl);
+        b->acl = NULL;
+        b->n_acl = 0;
+        hyb_free(b->fmt);
+        b->fmt = NULL;
+        b->fmt_obj = hyb_obj_unref(b->fmt_obj);
+        b->store = hyb_store_unref(b->store);
+}
+
+HYB_EXPORT int hyb_broker_set_store(hyb_broker *b, hyb_store *st)
+{
+        int fd, r;
+
+        hyb_assert_return(b && st, -EINVAL);
+        if (b->store)
+                return -EBUSY;
+        fd = hyb_store_get_fd(st);
+        if (fd < 0)
+                return fd;
+        b->store = hyb_store_ref(st);
+        b->store_ev = event_new(b->base, fd, EV_READ | EV_PERSIST, store_io, b);
+        if (!b->store_ev || event_add(b->store_ev, NULL) < 0) {
+                store_detach(b);
+                return -ENOMEM;
+        }
+        r = acl_build(b);
+        if (r < 0) {
+                store_detach(b);
+                return r;
+        }
+        return 0;
+}
+
+HYB_EXPORT hyb_store *hyb_broker_get_store(const hyb_broker *b)
+{
+        return b ? b->store : NULL;
+}
+
+HYB_EXPORT int hyb_broker_config_open_store(const hyb_broker_config *cfg, hyb_store **ret,
+                                            hyb_error *reterr)
+{
+        hyb_store_options o;
+
+        hyb_assert_return(cfg && ret, -EINVAL);
+        hyb_store_options_init(&o);
+        if (cfg->c.store_durability >= 0)
+                o.durability = (hyb_durability)cfg->c.store_durability;
+        if (cfg->c.store_max_value_bytes)
+                o.max_value_bytes = cfg->c.store_max_value_bytes;
+        if (cfg->c.store_max_depth)
+                o.max_depth = cfg->c.store_max_depth;
+        return hyb_store_open(cfg->c.store_path, &o, ret, reterr);
+}

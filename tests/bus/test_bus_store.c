@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/* bus_suite: the host store served by the broker (doc/protocol.md "Store"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test_bus.h"
+
+typedef struct got_msgs {
+        atomic_int n;
+        char lines[64][128];
+} got_msgs;
+
+static void on_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
+{
+        got_msgs *g = ud;
+        char *s = NULL;
+        int i = atomic_load(&g->n);
+
+        hyb_obj_format(payload, HYB_FORMAT_EXACT, &s);
+        if (i < 64)
+                snprintf(g->lines[i], sizeof g->lines[i], "%s %s%s", hyb_furi_get_str(target), s,
+                         retain ? "" : " (transient)");
+        hyb_free(s);
+        atomic_fetch_add(&g->n, 1);
+}
+
+static hyb_obj *obj_of(const char *text)
+{
+        hyb_obj *o = NULL;
+        ck_assert_int_eq(hyb_obj_parse(text, strlen(text), &o, NULL), 0);
+        return o;
+}
+
+static int put(hyb_bus *bus, const char *furi, const char *text, unsigned flags, hyb_error *e)
+{
+        hyb_obj *o = obj_of(text);
+        int r = hyb_bus_store_write(bus, furi, o, flags, e);
+        hyb_obj_unref(o);
+        return r;
+}
+
+static void start(tbroker *t, const char *limits, const char *yaml)
+{
+        hyb_store *st = NULL;
+        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
+        tb_start_store(t, limits, false, yaml, st);
+        hyb_store_unref(st);
+}
+
+/* One client's writes reach another's subscription in write order, with replay first,
+ * transient writes flagged, deletes as noobj. */
+START_TEST(test_store_subscribe_order)
+{
+        tbroker t;
+        got_msgs g = { 0 };
+        hyb_slot *slot = NULL;
+        hyb_error e;
+        start(&t, NULL, NULL);
+        hyb_bus *w = tb_connect(&t, "org.test.w", "main");
+        hyb_bus *s = tb_connect(&t, "org.test.s", "main");
+
+        ck_assert_int_eq(put(w, "/a/x", "1", 0, &e), 0);
+        ck_assert_int_eq(put(w, "/b/x", "9", 0, &e), 0);
+        ck_assert_int_eq(hyb_bus_store_subscribe(s, "/a/#", HYB_SUBSCRIBE_REPLAY, on_msg, &g, &slot, &e), 0);
+        for (int i = 0; i < 20; i++) {
+                char v[16];
+                snprintf(v, sizeof v, "%d", i);
+                ck_assert_int_eq(put(w, "/a/y", v, 0, &e), 0);
+        }
+        ck_assert_int_eq(put(w, "/a/t", "'hi'", HYB_WRITE_TRANSIENT, &e), 0);
+        ck_assert_int_eq(hyb_bus_store_delete(w, "/a/x", &e), 0);
+        pump_until(s, &g.n, 23, 3000);
+        ck_assert_int_eq(atomic_load(&g.n), 23);
+        ck_assert_str_eq(g.lines[0], "/a/x 1");
+        for (int i = 0; i < 20; i++) {
+                char want[64];
+                snprintf(want, sizeof want, "/a/y %d", i);
+                ck_assert_str_eq(g.lines[1 + i], want);
+        }
+        ck_assert_str_eq(g.lines[21], "/a/t 'hi' (transient)");
+        ck_assert_str_eq(g.lines[22], "/a/x noobj");
+        /* A transient write is not stored. */
+        hyb_obj *o = NULL;
+        ck_assert_int_eq(hyb_bus_store_read(s, "/a/t", &o, &e), 0);
+        ck_assert(hyb_obj_is_noobj(o));
+        hyb_obj_unref(o);
+        /* Unsubscribed: nothing more arrives. */
+        hyb_slot_unref(slot);
+        ck_assert_int_eq(put(w, "/a/y", "100", 0, &e), 0);
+        ck_assert_int_eq(hyb_bus_store_read(s, "/a/y", &o, &e), 0); /* a round trip on s */
+        hyb_obj_unref(o);
+        pump_until(s, &g.n, 24, 200);
+        ck_assert_int_eq(atomic_load(&g.n), 23);
+        /* /sys/ is read-only, with or without a policy. */
+        ck_assert_int_eq(put(w, "/sys/bus/x", "1", 0, &e), HYB_E_FORBIDDEN);
+        hyb_bus_unref(s);
+        hyb_bus_unref(w);
+        tb_stop(&t);
+}
+END_TEST
+
+/* policy.store: rights per uid and app, pattern within pattern for subscriptions. */
+START_TEST(test_store_policy)
+{
+        tbroker t;
+        char yaml[512];
+        hyb_error e;
+        hyb_obj *o = NULL;
+        got_msgs g = { 0 };
+        snprintf(yaml, sizeof yaml,
+                 "policy:\n"
+                 "  store:\n"
+                 "    - {uid: %u, furi: /a/+/t, allow: [read, subscribe]}\n"
+                 "    - {app: org.test.writer, furi: /a/#, allow: [read, write]}\n"
+                 "    - {uid: %u, app: org.test.admin, furi: /#, allow: [read, write, delete, subscribe]}\n",
+                 (unsigned)getuid(), (unsigned)getuid());
+        start(&t, NULL, yaml);
+        hyb_bus *r = tb_connect(&t, "org.test.reader", "main");
+        hyb_bus *w = tb_connect(&t, "org.test.writer", "main");
+        hyb_bus *a = tb_connect(&t, "org.test.admin", "main");
+
+        ck_assert_int_eq(put(w, "/a/b/t", "1", 0, &e), 0);
+        ck_assert_int_eq(put(w, "/b", "1", 0, &e), HYB_E_FORBIDDEN);
+        ck_assert_int_eq(hyb_bus_store_delete(w, "/a/b/t", &e), HYB_E_FORBIDDEN);
+        ck_assert_int_eq(put(r, "/a/b/t", "2", 0, &e), HYB_E_FORBIDDEN);
+        ck_assert_int_eq(hyb_bus_store_read(r, "/a/b/t", &o, &e), 0);
+        ck_assert_int_eq(hyb_obj_get_int(o), 1);
+        hyb_obj_unref(o);
+        ck_assert_int_eq(hyb_bus_store_read(r, "/a/b/u", &o, &e), HYB_E_FORBIDDEN);
+        /* /a/# is not within /a/+/t: refused; /a/+/t itself and /a/c/t are. */
+        ck_assert_int_eq(hyb_bus_store_subscribe(r, "/a/#", 0, on_msg, &g, NULL, &e), HYB_E_FORBIDDEN);
+        ck_assert_int_eq(hyb_bus_store_subscribe(r, "/a/+/t", 0, on_msg, &g, NULL, &e), 0);
+        ck_assert_int_eq(hyb_bus_store_subscribe(r, "/a/c/t", 0, on_msg, &g, NULL, &e), 0);
+        ck_assert_int_eq(hyb_bus_store_subscribe(w, "/a/#", 0, on_msg, &g, NULL, &e), HYB_E_FORBIDDEN);
+        ck_assert_int_eq(hyb_bus_store_delete(a, "/a/b/t", &e), 0);
+        ck_assert_int_eq(put(a, "/sys/x", "1", 0, &e), HYB_E_FORBIDDEN);
+        hyb_bus_unref(a);
+        hyb_bus_unref(w);
+        hyb_bus_unref(r);
+        tb_stop(&t);
+}
+END_TEST
+
+/* max_store_subscriptions bounds one connection; a subscriber that does not read is cut off
+ * (ERROR 507, charged to its own queue) while the writer goes on. */
+START_TEST(test_store_bounds)
+{
+        tbroker t;
+        got_msgs g = { 0 };
+        hyb_error e;
+        start(&t, "max_store_subscriptions=2,send_queue_bytes=262144,max_frame=200000,max_body=100000",
+              NULL);
+        hyb_bus *w = tb_connect(&t, "org.test.w", "main");
+        hyb_bus *s = tb_connect(&t, "org.test.slow", "main");
+
+        ck_assert_int_eq(hyb_bus_store_subscribe(s, "/x/#", 0, on_msg, &g, NULL, &e), 0);
+        ck_assert_int_eq(hyb_bus_store_subscribe(s, "/y/#", 0, on_msg, &g, NULL, &e), 0);
+        ck_assert_int_eq(hyb_bus_store_subscribe(s, "/z/#", 0, on_msg, &g, NULL, &e), HYB_E_TOO_MANY);
+        /* s never reads: 4000 writes of ~1 KiB overflow its 256 KiB queue. */
+        char big[1100];
+        memset(big, 'a', sizeof big);
+        big[0] = '\'';
+        big[sizeof big - 2] = '\'';
+        big[sizeof big - 1] = 0;
+        for (int i = 0; i < 4000; i++)
+                ck_assert_int_eq(put(w, "/x/v", big, 0, &e), 0);
+        /* s finds itself cut off with the reason. */
+        hyb_obj *o = NULL;
+        int r = 0;
+        for (int i = 0; i < 100000 && r == 0; i++) {
+                r = hyb_bus_process(s);
+                if (r == 0)
+                        r = hyb_bus_store_read(s, "/x/v", &o, &e);
+                hyb_obj_unref(o);
+                o = NULL;
+                if (r > 0)
+                        r = 0;
+        }
+        ck_assert_int_lt(r, 0);
+        ck_assert_int_lt(atomic_load(&g.n), 4000);
+        r = hyb_bus_store_read(s, "/x/v", &o, &e);
+        ck_assert_int_lt(r, 0);
+        /* The writer is untouched. */
+        ck_assert_int_eq(put(w, "/x/w", "1", 0, &e), 0);
+        hyb_bus_unref(s);
+        hyb_bus_unref(w);
+        tb_stop(&t);
+}
+END_TEST
+
+/* Without a store the store calls are answered 503. */
+START_TEST(test_store_none)
+{
+        tbroker t;
+        hyb_error e;
+        hyb_obj *o = NULL;
+        tb_start(&t, NULL, false);
+        hyb_bus *c = tb_connect(&t, "org.test.c", "main");
+        ck_assert_int_eq(hyb_bus_store_read(c, "/a", &o, &e), HYB_E_UNAVAILABLE);
+        hyb_bus_unref(c);
+        tb_stop(&t);
+}
+END_TEST
+
+void bus_tcase_store(Suite *s)
+{
+        TCase *tc = tcase_create("store");
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_store_subscribe_order);
+        tcase_add_test(tc, test_store_policy);
+        tcase_add_test(tc, test_store_bounds);
+        tcase_add_test(tc, test_store_none);
+        suite_add_tcase(s, tc);
+}
