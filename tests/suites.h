@@ -12,6 +12,7 @@
         X(buspieces_suite) \
         X(store_suite) \
         X(store_damage_suite) \
+        X(backend_suite) \
         X(bus_suite) \
         X(mmadt_suite) \
         X(conformance_suite)

@@ -440,13 +440,17 @@ static int open_host(const cli_ctx *ctx, hyb_store **ret)
 static int start(const cli_ctx *ctx, repl *R)
 {
         hyb_store *host = NULL;
+        hyb_backend *hb = NULL;
         hyb_scope *scope = NULL;
         int r = open_host(ctx, &host);
 
         if (r > 0)
                 return r;
-        r = hyb_scope_new(host, ctx->app ? ctx->app : "org.hybridos.cli", &scope);
+        r = host ? hyb_backend_new_store(host, &hb) : 0;
         hyb_store_unref(host);
+        if (r >= 0)
+                r = hyb_scope_new(hb, NULL, ctx->app ? ctx->app : "org.hybridos.cli", &scope);
+        hyb_backend_unref(hb);
         if (r >= 0)
                 r = hyb_mmadt_new(scope, ctx->app, NULL, &R->vm);
         hyb_scope_unref(scope);

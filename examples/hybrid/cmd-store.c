@@ -84,20 +84,6 @@ static int print_obj_line(const char *prefix, const hyb_obj *o, bool json)
         return 0;
 }
 
-typedef struct get_ctx {
-        bool json;
-        size_t n;
-} get_ctx;
-
-static int print_match(const hyb_furi *furi, const hyb_obj *value, void *ud)
-{
-        get_ctx *g = ud;
-
-        g->n++;
-        print_obj_line(hyb_furi_get_str(furi), value, g->json);
-        return 0;
-}
-
 static volatile sig_atomic_t stop;
 
 typedef struct watch_ctx {
@@ -208,7 +194,8 @@ static int run_store(cli_ctx *ctx)
 {
         const char *sub = ctx->nargs > 0 ? ctx->args[0] : NULL, *dur = cli_opt(ctx, "durability");
         hyb_store_options opts;
-        hyb_store *host = NULL, *st = NULL;
+        hyb_store *host = NULL;
+        hyb_backend *hb = NULL, *b = NULL;
         hyb_scope *sc = NULL;
         hyb_furi *furi = NULL, *target = NULL;
         hyb_obj *value = NULL;
@@ -276,28 +263,34 @@ static int run_store(cli_ctx *ctx)
                 status = fail(EXIT_UNREACHABLE, r, &e);
                 goto out;
         }
-        r = hyb_scope_new(host, ctx->app, &sc);
+        r = hyb_backend_new_store(host, &hb);
         if (r >= 0)
-                r = hyb_scope_route(sc, furi, &st, &target, &e);
+                r = hyb_scope_new(hb, NULL, ctx->app, &sc);
+        if (r >= 0)
+                r = hyb_scope_route(sc, furi, &b, &target, &e);
         if (r < 0) {
                 status = fail(EXIT_FAILED, r, &e);
                 goto out;
         }
 
         if (strcmp(sub, "put") == 0 || strcmp(sub, "del") == 0) {
-                r = hyb_store_write(st, target, value ? value : hyb_obj_noobj(), 0, &e);
+                r = hyb_backend_write(b, target, value ? value : hyb_obj_noobj(), 0, &e);
                 if (r < 0)
                         status = fail(status_of(r), r, &e);
         } else if (strcmp(sub, "get") == 0) {
                 if (hyb_furi_is_pattern(target) && !hyb_furi_is_branch(target)) {
-                        get_ctx g = { ctx->json, 0 };
-                        r = hyb_store_scan(st, target, print_match, &g, &e);
+                        /* keyed: one rec of fURI => value, in key order */
+                        r = hyb_backend_read(b, target, HYB_READ_KEYED, &value, &e);
                         if (r < 0)
                                 status = fail(status_of(r), r, &e);
-                        else if (g.n == 0)
+                        else if (hyb_obj_get_len(value) == 0)
                                 status = EXIT_FAILED;
+                        for (size_t i = 0; r >= 0 && i < hyb_obj_get_len(value); i++)
+                                print_obj_line(hyb_furi_get_str(hyb_obj_get_uri(
+                                                       hyb_obj_get_rec_key(value, i))),
+                                               hyb_obj_get_rec_value(value, i), ctx->json);
                 } else {
-                        r = hyb_store_read(st, target, &value, &e);
+                        r = hyb_backend_read(b, target, 0, &value, &e);
                         if (r < 0)
                                 status = fail(status_of(r), r, &e);
                         else if (hyb_obj_is_noobj(value) ||
@@ -308,7 +301,7 @@ static int run_store(cli_ctx *ctx)
                 }
         } else {
                 watch_ctx w = { ctx->json, count };
-                r = hyb_store_subscribe(st, target, cli_flag(ctx, "replay") ? HYB_SUBSCRIBE_REPLAY : 0,
+                r = hyb_backend_subscribe(b, target, cli_flag(ctx, "replay") ? HYB_SUBSCRIBE_REPLAY : 0,
                                         print_msg, &w, &slot, &e);
                 if (r < 0) {
                         status = fail(status_of(r), r, &e);
@@ -320,7 +313,7 @@ static int run_store(cli_ctx *ctx)
                 fprintf(stderr, "ready\n");
                 fflush(stderr);
                 while (!stop) {
-                        r = hyb_store_wait(st, 200000);
+                        r = hyb_backend_wait(b, 200000);
                         if (r < 0 && r != -EINTR) {
                                 status = fail(EXIT_FAILED, r, NULL);
                                 break;
@@ -332,7 +325,9 @@ out:
         hyb_obj_unref(value);
         hyb_furi_unref(target);
         hyb_furi_unref(furi);
+        hyb_backend_unref(b);
         hyb_scope_unref(sc);
+        hyb_backend_unref(hb);
         hyb_store_unref(host);
         return status;
 }

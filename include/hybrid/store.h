@@ -9,10 +9,13 @@
  * the thread that calls it (loop-neutral: get_fd/get_timeout/process, or the
  * blocking hyb_store_wait).  A store handle may be used from several threads.
  *
- * A hyb_scope routes fURIs by scope: relative (program) fURIs to a memory
- * store private to the program, `~/x` to `/home/<program>/x` in the host
- * store, `/x` to the host store, `//...` (cluster, global) to a clear
- * HYB_E_SCOPE error until those scopes exist.
+ * A hyb_backend is the interface through which the scope router reaches a
+ * scope: the embedded store is one backend, a connection to hybridd another.
+ *
+ * A hyb_scope routes fURIs by scope to backends: relative (program) fURIs to
+ * a memory store private to the program, `~/x` to `/home/<program>/x` in the
+ * host backend, `/x` to the host backend, `//...` (cluster, global) to a
+ * backend set for them or a clear HYB_E_SCOPE error.
  */
 #ifndef HYBRID_STORE_H
 #define HYBRID_STORE_H
@@ -178,29 +181,216 @@ HYB_EXPORT int hyb_store_process(hyb_store *st);
  * ready, then processes. */
 HYB_EXPORT int hyb_store_wait(hyb_store *st, uint64_t timeout_usec);
 
+/* --- backends: what the scope router reaches a scope through --- */
+
+/*
+ * A hyb_backend is one place fURIs live, seen through a small set of
+ * operations: the embedded hyb_store is one (hyb_backend_new_store), a
+ * connection to hybridd that serves its host store on the bus is another,
+ * and a program may write its own (a test double, a cache, a bridge) by
+ * filling a hyb_backend_vtable and calling hyb_backend_new.
+ *
+ * The contract every backend keeps (the embedded store keeps it; the
+ * hyb_backend_* calls below check arguments, then call the op):
+ *
+ * Meaning.  read, write, delete and subscribe mean what hyb_store_read,
+ *   hyb_store_write (a delete is a write of noobj) and hyb_store_subscribe
+ *   mean, with the same errors (doc/store.md "Operations"): the store's
+ *   conformance data gives the same results through every backend.  A
+ *   backend that cannot carry an operation returns -EOPNOTSUPP; one refused
+ *   by access control returns HYB_E_FORBIDDEN, with a message.
+ * Acknowledgement.  write and delete return once the write is acknowledged:
+ *   retained writes are committed with the backend's durability; a read
+ *   made through the same backend after that return sees the write.
+ * Delivery.  Message callbacks run only inside the backend's process op, on
+ *   the thread that calls it; never from inside read, write, delete or
+ *   subscribe.  Per subscription, messages arrive in the order the writes
+ *   were made at the backend's store (write order), replayed values (flag
+ *   HYB_SUBSCRIBE_REPLAY) first and before any later write; a write made
+ *   through the backend before process runs is delivered by that process
+ *   call or a later one, never lost while the backend is healthy.
+ * Unsubscribe.  The unsubscribe op may run from inside a message callback
+ *   of the same backend; once it returns, no further message reaches the
+ *   subscription and its fn and userdata are not used again.
+ * Threads.  read, write, delete and subscribe may be called from several
+ *   threads at once: a backend over a single-threaded connection takes a
+ *   lock around it.  A backend handle delivers the messages of the
+ *   subscriptions made through it, and only those, inside its own process;
+ *   its process and the unref of its slots run on one thread at a time (the
+ *   thread that serves the handle, as for an sd-bus connection).  Threads
+ *   that each serve subscriptions each take their own handle of the shared
+ *   store (hyb_backend_new_store again; a bus backend likewise): all the
+ *   handles see one key space and one write order.
+ * Loop.  get_fd is readable when process has work; get_events says which
+ *   poll events to wait for (HYB_BACKEND_EVENT_*); get_timeout gives the
+ *   absolute CLOCK_MONOTONIC deadline (µs, hyb_now_usec) by which process
+ *   must run again (0 = now, UINT64_MAX = none).  No hidden threads are
+ *   needed by a caller: everything happens inside the calls.
+ * Broken connection.  A backend that loses its peer (hybridd restarted or
+ *   gone) does not reconnect by itself: it first delivers the messages it
+ *   had received, then every op returns HYB_E_CLOSED (with a message in
+ *   reterr where there is one) and process returns HYB_E_CLOSED once it has
+ *   nothing left to deliver; no callback runs again.  Its subscriptions'
+ *   slots stay valid (unref'ing them is safe and does nothing remote).  The
+ *   owner makes a new backend and gives it to the router
+ *   (hyb_scope_set_backend); subscriptions are made again there, with
+ *   HYB_SUBSCRIBE_REPLAY to catch up on retained values.
+ * Ownership.  Arguments are borrowed for the call: an op keeps what it
+ *   needs by taking references.  An op returns new references in *ret.
+ */
+typedef struct hyb_backend hyb_backend;
+
+/* Read flags (the `flags` argument of hyb_backend_read). */
+typedef enum hyb_read_flags {
+        /* A pattern read gives one rec of full fURI => value, in key order (as a branch read
+         * does), instead of a stream of the values: what `hybrid store get` prints. */
+        HYB_READ_KEYED = 0x1,
+} hyb_read_flags;
+
+/* Poll events of hyb_backend_get_events (same values as poll(2)'s POLLIN / POLLOUT). */
+typedef enum hyb_backend_events {
+        HYB_BACKEND_EVENT_IN = 0x001,
+        HYB_BACKEND_EVENT_OUT = 0x004,
+} hyb_backend_events;
+
+/*
+ * The operations of a backend, called with the impl pointer given to
+ * hyb_backend_new.  size is sizeof(hyb_backend_vtable) as the backend was
+ * compiled: fields past it are taken as NULL, so the table can grow.  The
+ * table is not copied: it must live as long as the backend (a static const).
+ * read, write, del, subscribe, unsubscribe and process are required; the
+ * others may be NULL (no fd: get_fd gives -EOPNOTSUPP; get_events then
+ * HYB_BACKEND_EVENT_IN; get_timeout UINT64_MAX; destroy nothing).
+ */
+typedef struct hyb_backend_vtable {
+        size_t size;
+        /* As hyb_store_read (flags: hyb_read_flags). */
+        int (*read)(void *impl, const hyb_furi *target, unsigned flags, hyb_obj **ret,
+                    hyb_error *reterr);
+        /* As hyb_store_write (flags: hyb_write_flags); value is never noobj here. */
+        int (*write)(void *impl, const hyb_furi *target, const hyb_obj *value, unsigned flags,
+                     hyb_error *reterr);
+        /* Deletes a node, every match of a pattern or the children of a branch, as a write
+         * of noobj does (flags: HYB_WRITE_TRANSIENT notifies only). */
+        int (*del)(void *impl, const hyb_furi *target, unsigned flags, hyb_error *reterr);
+        /* As hyb_store_subscribe, but the registration is named by *ret_cookie (any pointer
+         * but NULL) instead of a slot: the caller wraps it in a slot whose last unref calls
+         * unsubscribe with it.  fn and userdata are the caller's (call fn with userdata). */
+        int (*subscribe)(void *impl, const hyb_furi *pattern, unsigned flags,
+                         hyb_store_msg_fn fn, void *userdata, void **ret_cookie,
+                         hyb_error *reterr);
+        void (*unsubscribe)(void *impl, void *cookie);
+        int (*get_fd)(void *impl);
+        int (*get_events)(void *impl);
+        int (*get_timeout)(void *impl, uint64_t *ret_usec);
+        /* Delivers what is ready; > 0 if it did something, 0 if idle, < 0 on failure. */
+        int (*process)(void *impl);
+        /* The backend's last reference went: free impl (the table is not used again). */
+        void (*destroy)(void *impl);
+} hyb_backend_vtable;
+
+/*
+ * Makes a backend of vtable and impl.  *ret holds one reference; the last
+ * unref calls vtable->destroy(impl).  -EINVAL when a required op is missing
+ * or vtable->size is too small for them.
+ */
+HYB_EXPORT int hyb_backend_new(const hyb_backend_vtable *vtable, void *impl, hyb_backend **ret);
+HYB_EXPORT hyb_backend *hyb_backend_ref(const hyb_backend *b);
+/* Drops a reference; returns NULL.  Subscription slots hold references of their own. */
+HYB_EXPORT hyb_backend *hyb_backend_unref(hyb_backend *b);
+/* The impl pointer given to hyb_backend_new (borrowed); NULL for a NULL backend. */
+HYB_EXPORT void *hyb_backend_get_impl(const hyb_backend *b);
+
+/*
+ * The embedded store as a backend: *ret is a new handle that holds a
+ * reference of st (the store stays usable directly).  Its ops are the
+ * hyb_store_* calls.  Each call makes a new handle with its own delivery:
+ * its fd (an epoll fd over the store's and its own) is readable when the
+ * store has work or messages of its subscriptions wait, and its process
+ * runs the store's process (which passes every handle its messages) and
+ * then the callbacks of its own subscriptions only, in write order.
+ */
+HYB_EXPORT int hyb_backend_new_store(hyb_store *st, hyb_backend **ret);
+
+/* The operations, for callers of a backend (the contract above). */
+HYB_EXPORT int hyb_backend_read(hyb_backend *b, const hyb_furi *target, unsigned flags,
+                                hyb_obj **ret, hyb_error *reterr);
+/* A write of noobj is a delete (as for hyb_store_write). */
+HYB_EXPORT int hyb_backend_write(hyb_backend *b, const hyb_furi *target, const hyb_obj *value,
+                                 unsigned flags, hyb_error *reterr);
+HYB_EXPORT int hyb_backend_delete(hyb_backend *b, const hyb_furi *target, unsigned flags,
+                                  hyb_error *reterr);
+/* *ret_slot is the slot: unref it to unsubscribe.  The slot holds a reference of b; its
+ * userdata (hyb_slot_set_userdata) is what fn gets. */
+HYB_EXPORT int hyb_backend_subscribe(hyb_backend *b, const hyb_furi *pattern, unsigned flags,
+                                     hyb_store_msg_fn fn, void *userdata, hyb_slot **ret_slot,
+                                     hyb_error *reterr);
+HYB_EXPORT int hyb_backend_get_fd(hyb_backend *b);
+HYB_EXPORT int hyb_backend_get_events(hyb_backend *b);
+HYB_EXPORT int hyb_backend_get_timeout(hyb_backend *b, uint64_t *ret_usec);
+HYB_EXPORT int hyb_backend_process(hyb_backend *b);
+/* Blocks up to timeout_usec (a relative wait; UINT64_MAX = forever) until the backend's fd
+ * is ready or its deadline passes, then processes (a backend without an fd sleeps until
+ * one of the two).  As hyb_backend_process, or -errno of poll. */
+HYB_EXPORT int hyb_backend_wait(hyb_backend *b, uint64_t timeout_usec);
+
 /* --- the scope router --- */
 typedef struct hyb_scope hyb_scope;
 
 /*
- * A router for one program.  host: the host-scope store (referenced); NULL
- * creates an in-process memory store (the embedded default).  program: the
- * name used for `~/` (`/home/<program>/`).
+ * A router for one program (doc/store.md "Scopes"):
+ *
+ *   abc, a/b        program scope -> the program backend, at abc
+ *   ~/abc           home scope    -> the host backend, at /home/<name>/abc
+ *   /abc            host scope    -> the host backend
+ *   //abc, //h.ex/  cluster, global -> a backend set with hyb_scope_set_backend,
+ *                                    else HYB_E_SCOPE naming the scope
+ *
+ * host: the host-scope backend (referenced); NULL makes an in-process memory
+ * store (hyb_store_open(NULL, ...)).  program: the program-scope backend
+ * (relative fURIs; referenced); NULL makes a memory store private to this
+ * router.  Two routers (two OS threads, two programs) share a host by being
+ * given the same host backend.  name: the program's name, used for `~/`.
  */
-HYB_EXPORT int hyb_scope_new(hyb_store *host, const char *program, hyb_scope **ret);
+HYB_EXPORT int hyb_scope_new(hyb_backend *host, hyb_backend *program, const char *name,
+                             hyb_scope **ret);
 HYB_EXPORT hyb_scope *hyb_scope_ref(const hyb_scope *sc);
 HYB_EXPORT hyb_scope *hyb_scope_unref(hyb_scope *sc);
-/* The store a fURI's scope routes to (borrowed), or HYB_E_SCOPE with a message naming the scope;
- * *ret_target gets the fURI to use in that store (e.g. `~/a` -> `/home/p/a`). */
-HYB_EXPORT int hyb_scope_route(hyb_scope *sc, const hyb_furi *furi, hyb_store **ret_store,
+/*
+ * Sets (referenced) or, with NULL, clears the backend of one scope:
+ * HYB_SCOPE_HOST (also serves HYB_SCOPE_HOME), HYB_SCOPE_PROGRAM,
+ * HYB_SCOPE_CLUSTER or HYB_SCOPE_GLOBAL (the cluster and global scopes route
+ * there with the fURI as given).  Host and program cannot be cleared.  Call
+ * it while no other thread uses the router: routing reads the backends
+ * without a lock.  Returns 0, or -EINVAL.
+ */
+HYB_EXPORT int hyb_scope_set_backend(hyb_scope *sc, hyb_furi_scope scope, hyb_backend *b);
+/*
+ * The backend serving scope (HYB_SCOPE_HOME gives the host's): *ret gets a
+ * new reference, e.g. for a daemon to watch its fd in its own loop.
+ * HYB_E_SCOPE when none is set (cluster, global), -EINVAL.
+ */
+HYB_EXPORT int hyb_scope_get_backend(hyb_scope *sc, hyb_furi_scope scope, hyb_backend **ret);
+/*
+ * Where a fURI's scope routes: *ret_backend gets a new reference of the
+ * backend and *ret_target a new reference of the fURI to use there
+ * (`~/a` -> `/home/<name>/a`); the caller unrefs both.  HYB_E_SCOPE with a
+ * message naming the scope when no backend serves it.
+ */
+HYB_EXPORT int hyb_scope_route(hyb_scope *sc, const hyb_furi *furi, hyb_backend **ret_backend,
                                hyb_furi **ret_target, hyb_error *reterr);
+/* The operations, routed (hyb_scope_route), then as hyb_backend_*. */
 HYB_EXPORT int hyb_scope_write(hyb_scope *sc, const hyb_furi *target, const hyb_obj *value,
                                unsigned flags, hyb_error *reterr);
+HYB_EXPORT int hyb_scope_delete(hyb_scope *sc, const hyb_furi *target, unsigned flags,
+                                hyb_error *reterr);
 HYB_EXPORT int hyb_scope_read(hyb_scope *sc, const hyb_furi *target, hyb_obj **ret,
                               hyb_error *reterr);
 HYB_EXPORT int hyb_scope_subscribe(hyb_scope *sc, const hyb_furi *pattern, unsigned flags,
                                    hyb_store_msg_fn fn, void *userdata, hyb_slot **ret_slot,
                                    hyb_error *reterr);
-/* Delivers queued messages of every store the router uses; > 0 if it did something. */
+/* Runs hyb_backend_process on every backend the router uses (all of them, also after one
+ * fails): the first error, else > 0 if one did something, else 0. */
 HYB_EXPORT int hyb_scope_process(hyb_scope *sc);
 
 #ifdef __cplusplus

@@ -63,7 +63,7 @@ HYB_EXPORT int hyb_mmadt_new(hyb_scope *scope, const char *program, const hyb_mm
         if (scope) {
                 vm->scope = hyb_scope_ref(scope);
         } else {
-                r = hyb_scope_new(NULL, vm->program, &vm->scope);
+                r = hyb_scope_new(NULL, NULL, vm->program, &vm->scope);
                 if (r < 0) {
                         free(vm->program);
                         free(vm);

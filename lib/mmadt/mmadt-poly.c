@@ -329,18 +329,6 @@ int poly_index_uri(hyb_mmadt *vm, const mm_val *cur, const hyb_furi *f, mm_sink 
         return vm_emit(vm, &v, s);
 }
 
-static int collect_fn(hyb_mmadt *vm, mm_val *v, mm_sink *s)
-{
-        return vec_push(vm, s->ud, v);
-}
-
-int poly_index_collect(hyb_mmadt *vm, const mm_val *cur, const hyb_furi *f, mm_vec *out)
-{
-        mm_sink s = {collect_fn, out};
-
-        return poly_index_uri(vm, cur, f, &s);
-}
-
 /* ---- shifts ---- */
 
 int poly_shift(hyb_mmadt *vm, const mm_val *cur, int64_t n, bool left, mm_val *out)

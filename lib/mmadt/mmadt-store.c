@@ -54,64 +54,6 @@ static int check_typed(hyb_mmadt *vm, const char *tname, const mm_val *v, const 
         return r < 0 ? r : 0;
 }
 
-/* Index a stored poly above f with the rest of f's segments (patterns included). */
-static int read_into_poly(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
-{
-        size_t n = hyb_furi_get_n_segments(f);
-        hyb_error e = {0};
-
-        for (size_t k = n - 1; k >= 1; k--) {
-                hyb_furi *pre = NULL, *rest = NULL;
-                hyb_obj *o = NULL;
-                hyb_obj_kind kind;
-                int r;
-                bool wild = false;
-
-                for (size_t i = 0; i < k; i++)
-                        wild = wild || hyb_furi_get_segment_kind(f, i) != HYB_SEG_LITERAL;
-                if (wild)
-                        continue;
-                r = hyb_furi_prefix(f, k, &pre);
-                if (r < 0)
-                        return 0;
-                r = hyb_scope_read(vm->scope, pre, &o, &e);
-                hyb_furi_unref(pre);
-                if (r < 0)
-                        continue;
-                kind = hyb_obj_get_kind(o);
-                if (kind == HYB_OBJ_LST || kind == HYB_OBJ_REC) {
-                        mm_vec vec = {0};
-                        mm_val pv = mv_obj(o);
-                        hyb_furi *noq = NULL;
-                        r = hyb_furi_strip_query(f, &noq);
-                        if (r >= 0)
-                                r = hyb_furi_shift(noq, (long)k, &rest);
-                        hyb_furi_unref(noq);
-                        if (r >= 0)
-                                r = poly_index_collect(vm, &pv, rest, &vec);
-                        hyb_furi_unref(rest);
-                        mv_clear(&pv);
-                        if (r >= 0) {
-                                hyb_obj *all = NULL;
-                                if (vec.n == 1 && !hyb_furi_is_pattern(f)) {
-                                        *out = vec.v[0];
-                                        vec.v[0] = MV_NONE;
-                                } else if (vec.n) {
-                                        r = vec_to_objs(&vec, false, &all);
-                                        if (r >= 0)
-                                                *out = mv_obj(all);
-                                }
-                        }
-                        vec_clear(&vec);
-                        return r;
-                }
-                hyb_obj_unref(o);
-                if (kind != HYB_OBJ_NOOBJ)
-                        return 0;
-        }
-        return 0;
-}
-
 int st_read(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
 {
         hyb_error e = {0};
@@ -122,13 +64,10 @@ int st_read(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
         r = hyb_scope_read(vm->scope, f, &o, &e);
         if (r < 0)
                 return vm_fail(vm, r, "read %s: %s", hyb_furi_get_str(f), e.message);
+        /* reads inside stored polys (`/a/b/0` in a lst at `/a/b`) are the store's: the
+         * backend's read gives them, as it gives them to every other client */
         *out = mv_obj(o);
-        if ((mv_is_noobj(out) || (mv_kind(out) == HYB_OBJ_OBJS && hyb_obj_get_len(mv_o(out)) == 0)) &&
-            hyb_furi_get_n_segments(f) > 1) {
-                mv_clear(out);
-                r = read_into_poly(vm, f, out);
-        }
-        return r;
+        return 0;
 }
 
 int st_write(hyb_mmadt *vm, const hyb_furi *f, const mm_val *v, unsigned flags)

@@ -1,47 +1,62 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The scope router: where a fURI lives (doc/store.md "Scopes").
+ * The scope router: where a fURI lives (doc/store.md "Scopes"), reached
+ * through one backend per scope (backend.c, the contract in hybrid/store.h).
  *
- *   abc, a/b        program  -> sc->program, a memory store of relative keys
- *   ~/abc           home     -> sc->host at /home/<program>/abc
- *   /abc            host     -> sc->host (hybridd's store when connected; in-process here)
- *   //abc           cluster  -> HYB_E_SCOPE until the MQTT bridge exists
- *   //host.ex/abc   global   -> HYB_E_SCOPE until it exists
+ *   abc, a/b        program  -> be[PROGRAM], a memory store of relative keys by default
+ *   ~/abc           home     -> be[HOST] at /home/<name>/abc
+ *   /abc            host     -> be[HOST] (hybridd's store over the bus, or an embedded one)
+ *   //abc           cluster  -> be[CLUSTER] when set, else HYB_E_SCOPE
+ *   //host.ex/abc   global   -> be[GLOBAL] when set, else HYB_E_SCOPE
+ *
+ * The router knows nothing of what a backend is: lib/store includes nothing
+ * from the bus or the broker.  Everything it returns is a new reference.
  */
 #include <stdio.h>
 
 #include "store-internal.h"
 #include "common/ref.h"
 
+#define N_SCOPES (HYB_SCOPE_GLOBAL + 1)
+
 struct hyb_scope {
         atomic_uint n_ref;
-        hyb_store *host;
-        hyb_store *program;
+        hyb_backend *be[N_SCOPES]; /* by hyb_furi_scope; HOME unused (it routes to HOST) */
         char *name;
 };
 
-HYB_EXPORT int hyb_scope_new(hyb_store *host, const char *program, hyb_scope **ret)
+HYB_EXPORT int hyb_scope_new(hyb_backend *host, hyb_backend *program, const char *name,
+                             hyb_scope **ret)
 {
         hyb_scope *sc;
+        hyb_store *st = NULL;
         int r;
 
-        hyb_assert_return(program && *program && ret, -EINVAL);
+        hyb_assert_return(name && *name && ret, -EINVAL);
         sc = calloc(1, sizeof(*sc));
         if (!sc)
                 return -ENOMEM;
         atomic_init(&sc->n_ref, 1);
-        sc->name = strdup(program);
+        sc->name = strdup(name);
         if (!sc->name) {
                 free(sc);
                 return -ENOMEM;
         }
         if (host)
-                sc->host = hyb_store_ref(host);
-        else if ((r = hyb_store_open(NULL, NULL, &sc->host, NULL)) < 0) {
-                hyb_scope_unref(sc);
-                return r;
+                sc->be[HYB_SCOPE_HOST] = hyb_backend_ref(host);
+        else {
+                r = hyb_store_open(NULL, NULL, &st, NULL);
+                if (r >= 0)
+                        r = hyb_backend_new_store(st, &sc->be[HYB_SCOPE_HOST]);
+                hyb_store_unref(st);
+                if (r < 0) {
+                        hyb_scope_unref(sc);
+                        return r;
+                }
         }
-        if ((r = store_open_program(&sc->program)) < 0) {
+        if (program)
+                sc->be[HYB_SCOPE_PROGRAM] = hyb_backend_ref(program);
+        else if ((r = store_backend_new_program(&sc->be[HYB_SCOPE_PROGRAM])) < 0) {
                 hyb_scope_unref(sc);
                 return r;
         }
@@ -51,13 +66,38 @@ HYB_EXPORT int hyb_scope_new(hyb_store *host, const char *program, hyb_scope **r
 
 static void scope_free(hyb_scope *sc)
 {
-        hyb_store_unref(sc->host);
-        hyb_store_unref(sc->program);
+        for (size_t i = 0; i < N_SCOPES; i++)
+                hyb_backend_unref(sc->be[i]);
         free(sc->name);
         free(sc);
 }
 
 HYB_DEFINE_REF_UNREF(hyb_scope, hyb_scope, scope_free)
+
+HYB_EXPORT int hyb_scope_set_backend(hyb_scope *sc, hyb_furi_scope scope, hyb_backend *b)
+{
+        hyb_assert_return(sc, -EINVAL);
+        hyb_assert_return(scope == HYB_SCOPE_HOST || scope == HYB_SCOPE_PROGRAM ||
+                                  scope == HYB_SCOPE_CLUSTER || scope == HYB_SCOPE_GLOBAL,
+                          -EINVAL);
+        hyb_assert_return(b || scope == HYB_SCOPE_CLUSTER || scope == HYB_SCOPE_GLOBAL, -EINVAL);
+        hyb_backend_ref(b);
+        hyb_backend_unref(sc->be[scope]);
+        sc->be[scope] = b;
+        return 0;
+}
+
+HYB_EXPORT int hyb_scope_get_backend(hyb_scope *sc, hyb_furi_scope scope, hyb_backend **ret)
+{
+        hyb_assert_return(sc && ret, -EINVAL);
+        hyb_assert_return((unsigned)scope < N_SCOPES, -EINVAL);
+        if (scope == HYB_SCOPE_HOME)
+                scope = HYB_SCOPE_HOST;
+        if (!sc->be[scope])
+                return HYB_E_SCOPE;
+        *ret = hyb_backend_ref(sc->be[scope]);
+        return 0;
+}
 
 /* `~/a/b?q` -> `/home/<program>/a/b?q` */
 static int home_target(hyb_scope *sc, const hyb_furi *f, hyb_furi **ret, hyb_error *e)
@@ -82,40 +122,47 @@ static int home_target(hyb_scope *sc, const hyb_furi *f, hyb_furi **ret, hyb_err
         return hyb_furi_parse(buf, (size_t)-1, NULL, ret, e);
 }
 
-HYB_EXPORT int hyb_scope_route(hyb_scope *sc, const hyb_furi *furi, hyb_store **ret_store,
+HYB_EXPORT int hyb_scope_route(hyb_scope *sc, const hyb_furi *furi, hyb_backend **ret_backend,
                                hyb_furi **ret_target, hyb_error *reterr)
 {
-        hyb_store *st;
+        hyb_furi_scope scope;
+        hyb_backend *b;
         hyb_furi *t = NULL;
         int r;
 
-        hyb_assert_return(sc && furi && ret_store && ret_target, -EINVAL);
-        switch (hyb_furi_get_scope(furi)) {
+        hyb_assert_return(sc && furi && ret_backend && ret_target, -EINVAL);
+        scope = hyb_furi_get_scope(furi);
+        switch (scope) {
         case HYB_SCOPE_PROGRAM:
-                st = sc->program;
+        case HYB_SCOPE_HOST:
+                b = sc->be[scope];
                 t = hyb_furi_ref(furi);
                 break;
         case HYB_SCOPE_HOME:
-                st = sc->host;
+                b = sc->be[HYB_SCOPE_HOST];
                 if ((r = home_target(sc, furi, &t, reterr)) < 0)
                         return r;
                 break;
-        case HYB_SCOPE_HOST:
-                st = sc->host;
+        case HYB_SCOPE_CLUSTER:
+                b = sc->be[scope];
+                if (!b)
+                        return err_set(reterr, HYB_E_SCOPE, -1,
+                                       "cluster scope (%s) is not available yet: it needs the "
+                                       "MQTT bridge", hyb_furi_get_str(furi));
                 t = hyb_furi_ref(furi);
                 break;
-        case HYB_SCOPE_CLUSTER:
-                return err_set(reterr, HYB_E_SCOPE, -1,
-                               "cluster scope (%s) is not available yet: it needs the MQTT "
-                               "bridge", hyb_furi_get_str(furi));
         case HYB_SCOPE_GLOBAL:
         default:
-                return err_set(reterr, HYB_E_SCOPE, -1,
-                               "global scope (host %s in %s) is not available yet",
-                               hyb_furi_get_host(furi) ? hyb_furi_get_host(furi) : "?",
-                               hyb_furi_get_str(furi));
+                b = scope == HYB_SCOPE_GLOBAL ? sc->be[scope] : NULL;
+                if (!b)
+                        return err_set(reterr, HYB_E_SCOPE, -1,
+                                       "global scope (host %s in %s) is not available yet",
+                                       hyb_furi_get_host(furi) ? hyb_furi_get_host(furi) : "?",
+                                       hyb_furi_get_str(furi));
+                t = hyb_furi_ref(furi);
+                break;
         }
-        *ret_store = st;
+        *ret_backend = hyb_backend_ref(b);
         *ret_target = t;
         return 0;
 }
@@ -123,32 +170,51 @@ HYB_EXPORT int hyb_scope_route(hyb_scope *sc, const hyb_furi *furi, hyb_store **
 HYB_EXPORT int hyb_scope_write(hyb_scope *sc, const hyb_furi *target, const hyb_obj *value,
                                unsigned flags, hyb_error *reterr)
 {
-        hyb_store *st;
+        hyb_backend *b = NULL;
         hyb_furi *t = NULL;
         int r;
 
         hyb_assert_return(sc && target && value, -EINVAL);
-        r = hyb_scope_route(sc, target, &st, &t, reterr);
+        r = hyb_scope_route(sc, target, &b, &t, reterr);
         if (r < 0)
                 return r;
-        r = hyb_store_write(st, t, value, flags, reterr);
+        r = hyb_backend_write(b, t, value, flags, reterr);
         hyb_furi_unref(t);
+        hyb_backend_unref(b);
+        return r;
+}
+
+HYB_EXPORT int hyb_scope_delete(hyb_scope *sc, const hyb_furi *target, unsigned flags,
+                                hyb_error *reterr)
+{
+        hyb_backend *b = NULL;
+        hyb_furi *t = NULL;
+        int r;
+
+        hyb_assert_return(sc && target, -EINVAL);
+        r = hyb_scope_route(sc, target, &b, &t, reterr);
+        if (r < 0)
+                return r;
+        r = hyb_backend_delete(b, t, flags, reterr);
+        hyb_furi_unref(t);
+        hyb_backend_unref(b);
         return r;
 }
 
 HYB_EXPORT int hyb_scope_read(hyb_scope *sc, const hyb_furi *target, hyb_obj **ret,
                               hyb_error *reterr)
 {
-        hyb_store *st;
+        hyb_backend *b = NULL;
         hyb_furi *t = NULL;
         int r;
 
         hyb_assert_return(sc && target && ret, -EINVAL);
-        r = hyb_scope_route(sc, target, &st, &t, reterr);
+        r = hyb_scope_route(sc, target, &b, &t, reterr);
         if (r < 0)
                 return r;
-        r = hyb_store_read(st, t, ret, reterr);
+        r = hyb_backend_read(b, t, 0, ret, reterr);
         hyb_furi_unref(t);
+        hyb_backend_unref(b);
         return r;
 }
 
@@ -156,29 +222,34 @@ HYB_EXPORT int hyb_scope_subscribe(hyb_scope *sc, const hyb_furi *pattern, unsig
                                    hyb_store_msg_fn fn, void *userdata, hyb_slot **ret,
                                    hyb_error *reterr)
 {
-        hyb_store *st;
+        hyb_backend *b = NULL;
         hyb_furi *t = NULL;
         int r;
 
         hyb_assert_return(sc && pattern && fn && ret, -EINVAL);
-        r = hyb_scope_route(sc, pattern, &st, &t, reterr);
+        r = hyb_scope_route(sc, pattern, &b, &t, reterr);
         if (r < 0)
                 return r;
-        r = hyb_store_subscribe(st, t, flags, fn, userdata, ret, reterr);
+        r = hyb_backend_subscribe(b, t, flags, fn, userdata, ret, reterr);
         hyb_furi_unref(t);
+        hyb_backend_unref(b);
         return r;
 }
 
 HYB_EXPORT int hyb_scope_process(hyb_scope *sc)
 {
-        int a, b;
+        int did = 0, err = 0;
 
         hyb_assert_return(sc, -EINVAL);
-        a = hyb_store_process(sc->program);
-        b = hyb_store_process(sc->host);
-        if (a < 0)
-                return a;
-        if (b < 0)
-                return b;
-        return a > 0 || b > 0;
+        for (size_t i = 0; i < N_SCOPES; i++) {
+                int r;
+                if (!sc->be[i])
+                        continue;
+                r = hyb_backend_process(sc->be[i]);
+                if (r < 0 && !err)
+                        err = r;
+                else if (r > 0)
+                        did = 1;
+        }
+        return err < 0 ? err : did;
 }

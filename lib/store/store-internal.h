@@ -107,7 +107,13 @@ struct store_sub {
         hyb_store_msg_fn fn;
         sub_node *node;
         atomic_bool dead;
+        /* backend.c: runs with the userdata when the last reference goes (after every
+         * queued message of this subscription was delivered or dropped), never earlier */
+        void (*release)(void *userdata);
 };
+
+/* Sets the release hook of a subscription made by hyb_store_subscribe (its slot). */
+void store_sub_set_release(hyb_slot *slot, void (*release)(void *userdata));
 
 /* ---- db.c: SQLite persistence and the change journal ---- */
 #define STORE_APP_ID 0x48796231 /* PRAGMA application_id: "Hyb1" */
@@ -291,6 +297,8 @@ size_t obj_depth(const hyb_obj *o);
 
 /* scope.c needs nothing internal beyond the public API. */
 int store_open_program(hyb_store **ret);
+/* backend.c: a backend over a new program (relative-key) memory store. */
+int store_backend_new_program(hyb_backend **ret);
 int store_check_furi(hyb_store *st, const hyb_furi *f, hyb_error *e);
 int store_resync_locked(hyb_store *st);
 int store_sync(hyb_store *st);

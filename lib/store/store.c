@@ -48,9 +48,16 @@ void store_kick(hyb_store *st)
 static void sub_unref(store_sub *s)
 {
         if (s && atomic_fetch_sub(&s->n_ref, 1) == 1) {
+                if (s->release)
+                        s->release(s->slot.userdata);
                 hyb_furi_unref(s->pattern);
                 free(s);
         }
+}
+
+void store_sub_set_release(hyb_slot *slot, void (*release)(void *userdata))
+{
+        ((store_sub *)slot)->release = release;
 }
 
 void store_queue_one(hyb_store *st, store_sub *s, const hyb_furi *target, hyb_obj *payload,
