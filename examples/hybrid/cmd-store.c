@@ -19,6 +19,7 @@
 
 static const cli_option store_options[] = {
         { "durability", true, "--durability memory|normal|full   how writes reach the disk (default normal)" },
+        { "transient", false, "--transient     put: notify subscribers without storing" },
         { "replay", false, "--replay        watch: first print the stored values that match" },
         { "count", true, "--count N       watch: exit after N messages" },
         { NULL, false, NULL },
@@ -26,43 +27,22 @@ static const cli_option store_options[] = {
 
 static int fail(int status, int r, const hyb_error *e)
 {
-        return cli_fail(status, "store", hyb_err_name(r), "%s",
+        char code[24];
+
+        /* The numeric bus status where one applies (403 from policy.store), else the name. */
+        if (r <= -(HYB_E_BASE + 100) && r > -(HYB_E_BASE + 600))
+                snprintf(code, sizeof code, "%d", hyb_err_to_status(r));
+        else
+                snprintf(code, sizeof code, "%s", hyb_err_name(r));
+        return cli_fail(status, "store", code, "%s",
                         e && e->message[0] ? e->message : hyb_strerror(r));
 }
 
 static int status_of(int r)
 {
+        if (r == HYB_E_CLOSED)
+                return EXIT_UNREACHABLE; /* the daemon closed the connection */
         return r == -EINVAL || r == HYB_E_PARSE ? EXIT_USAGE : EXIT_FAILED;
-}
-
-/* The default database lives in a directory that may not exist yet. */
-static void make_parent(const char *path)
-{
-        char *dir = strdup(path), *p;
-
-        if (!dir)
-                return;
-        for (p = dir + 1; *p; p++)
-                if (*p == '/') {
-                        *p = '\0';
-                        mkdir(dir, 0700);
-                        *p = '/';
-                }
-        free(dir);
-}
-
-static bool is_default_db(const char *db)
-{
-        const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME"), *env = getenv("HYBRID_DB");
-        char buf[4096];
-
-        if (env && *env && strcmp(env, db) == 0)
-                return false;
-        if (xdg && *xdg)
-                snprintf(buf, sizeof(buf), "%s/hybrid/store.db", xdg);
-        else
-                snprintf(buf, sizeof(buf), "%s/.local/share/hybrid/store.db", home ? home : ".");
-        return strcmp(buf, db) == 0;
 }
 
 static int print_obj_line(const char *prefix, const hyb_obj *o, bool json)
@@ -194,8 +174,9 @@ static int run_store(cli_ctx *ctx)
 {
         const char *sub = ctx->nargs > 0 ? ctx->args[0] : NULL, *dur = cli_opt(ctx, "durability");
         hyb_store_options opts;
-        hyb_store *host = NULL;
         hyb_backend *hb = NULL, *b = NULL;
+        char *where = NULL;
+        int source = 0;
         hyb_scope *sc = NULL;
         hyb_furi *furi = NULL, *target = NULL;
         hyb_obj *value = NULL;
@@ -221,6 +202,8 @@ static int run_store(cli_ctx *ctx)
                 return cli_usage(ctx, "--replay is for 'store watch'");
         if (cli_flag(ctx, "count") && strcmp(sub, "watch") != 0)
                 return cli_usage(ctx, "--count is for 'store watch'");
+        if (cli_flag(ctx, "transient") && strcmp(sub, "put") != 0)
+                return cli_usage(ctx, "--transient is for 'store put'");
         if (!cli_opt_long(ctx, "count", -1, 1, 1000000000, &count))
                 return EXIT_USAGE;
 
@@ -255,17 +238,19 @@ static int run_store(cli_ctx *ctx)
                 }
         }
 
-        if (opts.durability != HYB_DURABILITY_MEMORY && is_default_db(ctx->db))
-                make_parent(ctx->db);
-        r = hyb_store_open(opts.durability == HYB_DURABILITY_MEMORY ? NULL : ctx->db, &opts, &host,
-                           &e);
+        /* Which store (doc/hybrid.md): --db/$HYBRID_DB, else --bus/$HYBRID_BUS, else the daemon
+         * at the default socket if one answers, else the default database, said once. */
+        r = hyb_bus_backend_open_host(ctx->db_given ? ctx->db : NULL, ctx->bus, ctx->app,
+                                      ctx->runner, &opts, &hb, &source, &where, &e);
         if (r < 0) {
                 status = fail(EXIT_UNREACHABLE, r, &e);
                 goto out;
         }
-        r = hyb_backend_new_store(host, &hb);
-        if (r >= 0)
-                r = hyb_scope_new(hb, NULL, ctx->app, &sc);
+        if (source == HYB_HOST_DEFAULT_BUS || source == HYB_HOST_DEFAULT_DB) {
+                fprintf(stderr, "hybrid: using %s\n", where);
+                fflush(stderr);
+        }
+        r = hyb_scope_new(hb, NULL, ctx->app, &sc);
         if (r >= 0)
                 r = hyb_scope_route(sc, furi, &b, &target, &e);
         if (r < 0) {
@@ -274,7 +259,8 @@ static int run_store(cli_ctx *ctx)
         }
 
         if (strcmp(sub, "put") == 0 || strcmp(sub, "del") == 0) {
-                r = hyb_backend_write(b, target, value ? value : hyb_obj_noobj(), 0, &e);
+                r = hyb_backend_write(b, target, value ? value : hyb_obj_noobj(),
+                                      cli_flag(ctx, "transient") ? HYB_WRITE_TRANSIENT : 0, &e);
                 if (r < 0)
                         status = fail(status_of(r), r, &e);
         } else if (strcmp(sub, "get") == 0) {
@@ -315,7 +301,8 @@ static int run_store(cli_ctx *ctx)
                 while (!stop) {
                         r = hyb_backend_wait(b, 200000);
                         if (r < 0 && r != -EINTR) {
-                                status = fail(EXIT_FAILED, r, NULL);
+                                /* The daemon went away: exit 3 with the reason, no reconnect. */
+                                status = fail(status_of(r), r, NULL);
                                 break;
                         }
                 }
@@ -328,7 +315,7 @@ out:
         hyb_backend_unref(b);
         hyb_scope_unref(sc);
         hyb_backend_unref(hb);
-        hyb_store_unref(host);
+        hyb_free(where);
         return status;
 }
 
@@ -350,5 +337,5 @@ const cli_command cmd_store = {
                  "and exits 0 when sound, else one '<furi>\\t<problem>' line per problem\n"
                  "('(database)' for damage outside a row) and exits 1; a file that cannot be\n"
                  "checked (missing, not a store database) exits 3.\n",
-        .globals = CLI_G_DB | CLI_G_APP | CLI_G_JSON,
+        .globals = CLI_G_DB | CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON,
 };

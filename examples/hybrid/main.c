@@ -369,6 +369,8 @@ int main(int argc, char **argv)
 
         if (!ctx.bus && (env = getenv("HYBRID_BUS")) && *env)
                 ctx.bus = env;
+        if (ctx.db || ((env = getenv("HYBRID_DB")) && *env))
+                ctx.db_given = true;
         if (!ctx.db)
                 ctx.db = (env = getenv("HYBRID_DB")) && *env ? env : default_db();
         if (!ctx.app)

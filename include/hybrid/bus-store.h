@@ -60,6 +60,51 @@ HYB_EXPORT int hyb_bus_store_subscribe(hyb_bus *bus, const char *pattern, unsign
                                        hyb_store_msg_fn fn, void *userdata, hyb_slot **ret_slot,
                                        hyb_error *reterr);
 
+/*
+ * The daemon's store as a backend of the scope router (hybrid/store.h
+ * "backends"): *ret holds one reference and a reference of bus.  Give it to
+ * hyb_scope_new as the host backend so `/x` and `~/x` reach the daemon's
+ * store.  It keeps the backend contract: its ops lock around the connection,
+ * messages arriving during an op are kept and delivered by
+ * hyb_backend_process only, in write order; once the connection is lost every
+ * op returns HYB_E_CLOSED and process does too after delivering what it had.
+ * Use the bus for nothing else while the backend lives (or from the same
+ * thread only, between backend calls).  Errors: -EINVAL, -ENOMEM.
+ */
+HYB_EXPORT int hyb_bus_backend_new(hyb_bus *bus, hyb_backend **ret);
+
+/* Where hyb_bus_backend_open_host found the host store (the rules of doc/store.md "Which store"). */
+typedef enum hyb_host_source {
+        HYB_HOST_DB = 1,          /* 1. the database named (db argument or $HYBRID_DB) */
+        HYB_HOST_BUS = 2,         /* 2. the daemon named (bus argument or $HYBRID_BUS) */
+        HYB_HOST_DEFAULT_BUS = 3, /* 3. the daemon at the default socket */
+        HYB_HOST_DEFAULT_DB = 4,  /* 3. no daemon there: the default database */
+} hyb_host_source;
+
+/*
+ * Opens the host-scope backend by the one rule every program uses (the CLI,
+ * the bindings, C programs that want the usual behaviour):
+ *   1. db (NULL: $HYBRID_DB when set and not empty): the embedded store on
+ *      that file (opts: its options, NULL for the defaults);
+ *   2. else bus_path (NULL: $HYBRID_BUS): that daemon's store, connected as
+ *      @localhost/<app>/<runner>; if it does not answer, the error (never a
+ *      fallback to another store);
+ *   3. else the daemon at the default socket (hyb_bus_get_default_socket) if
+ *      one answers; otherwise the embedded default database
+ *      $XDG_DATA_HOME/hybrid/store.db (~/.local/share/hybrid/store.db), its
+ *      directory created.
+ * *ret is the backend (hyb_backend_unref); *ret_source (may be NULL) says
+ * which rule chose it (hyb_host_source), *ret_where (may be NULL; free with
+ * hyb_free) describes it for a message ("the store of the daemon at PATH",
+ * "the database PATH (no daemon at SOCKET)").  Errors: those of
+ * hyb_store_open (rule 1, 3) and of hyb_bus_connect (rule 2, or a daemon at
+ * the default socket that refused us), -EINVAL.
+ */
+HYB_EXPORT int hyb_bus_backend_open_host(const char *db, const char *bus_path, const char *app,
+                                         const char *runner, const hyb_store_options *opts,
+                                         hyb_backend **ret, int *ret_source, char **ret_where,
+                                         hyb_error *reterr);
+
 #ifdef __cplusplus
 }
 #endif

@@ -180,6 +180,7 @@ struct hyb_broker {
         unsigned refused_quiet;
         /* The host store served on the bus (store-serve.c). */
         hyb_store *store;
+        hyb_backend *store_be;  /* a backend handle of it, for keyed reads */
         struct event *store_ev;
         struct bstore_rule *acl;
         size_t n_acl;

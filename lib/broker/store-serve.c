@@ -176,7 +176,7 @@ static int parse_furi(const char *s, size_t len, hyb_furi **ret, hyb_error *e)
         return hyb_furi_parse(s, len, NULL, ret, e);
 }
 
-static void do_read(bconn *c, uint64_t id, const char *body, size_t len)
+static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigned flags)
 {
         hyb_broker *b = c->b;
         hyb_furi *f = NULL;
@@ -190,7 +190,7 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len)
         if (r >= 0)
                 r = store_acl_check(b, c->uid, c->app, BROKER_STORE_READ, f, &e);
         if (r >= 0)
-                r = hyb_store_read(b->store, f, &o, &e);
+                r = hyb_backend_read(b->store_be, f, flags, &o, &e);
         if (r >= 0)
                 r = hyb_obj_format(o, HYB_FORMAT_EXACT, &text);
         if (r < 0)
@@ -387,7 +387,9 @@ void store_call(bconn *c, bframe *f)
         body = (const char *)bframe_body(f);
         m = f->member; /* bframe_body re-points the names */
         if (IS("storeRead"))
-                do_read(c, id, body, len);
+                do_read(c, id, body, len, 0);
+        else if (IS("storeReadKeyed"))
+                do_read(c, id, body, len, HYB_READ_KEYED);
         else if (IS("storeWrite"))
                 do_write(c, id, body, len, 0, false);
         else if (IS("storePublish"))
@@ -428,6 +430,7 @@ void store_detach(hyb_broker *b)
         hyb_free(b->fmt);
         b->fmt = NULL;
         b->fmt_obj = hyb_obj_unref(b->fmt_obj);
+        b->store_be = hyb_backend_unref(b->store_be);
         b->store = hyb_store_unref(b->store);
 }
 
@@ -442,6 +445,11 @@ HYB_EXPORT int hyb_broker_set_store(hyb_broker *b, hyb_store *st)
         if (fd < 0)
                 return fd;
         b->store = hyb_store_ref(st);
+        r = hyb_backend_new_store(st, &b->store_be); /* keyed reads */
+        if (r < 0) {
+                store_detach(b);
+                return r;
+        }
         b->store_ev = event_new(b->base, fd, EV_READ | EV_PERSIST, store_io, b);
         if (!b->store_ev || event_add(b->store_ev, NULL) < 0) {
                 store_detach(b);

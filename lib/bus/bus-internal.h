@@ -22,6 +22,7 @@
 
 #include "hybrid/bus.h"
 #include "hybrid/endpoint.h"
+#include "hybrid/obj.h"
 #include "common/slot.h"
 #include "wire.h"
 
@@ -177,6 +178,9 @@ int bus_call_sync(hyb_bus *bus, const char *endpoint, const char *method, const 
 /* An EVENT from the builtin endpoint's member "store": a store subscription's message. */
 bool bus_store_is_msg(const wire_packet *p);
 void bus_store_dispatch(hyb_bus *bus, const wire_packet *p);
+/* hyb_bus_store_read with hyb_read_flags (HYB_READ_KEYED: storeReadKeyed). */
+int bus_store_read_flags(hyb_bus *bus, const char *furi, unsigned flags, hyb_obj **ret,
+                         hyb_error *reterr);
 /* The bus goes away: store subscriptions still held become inert. */
 void bus_store_free_all(hyb_bus *bus);
 

@@ -63,18 +63,25 @@ static int store_call(hyb_bus *bus, const char *method, const void *body, size_t
         return r;
 }
 
-HYB_EXPORT int hyb_bus_store_read(hyb_bus *bus, const char *furi, hyb_obj **ret, hyb_error *reterr)
+int bus_store_read_flags(hyb_bus *bus, const char *furi, unsigned flags, hyb_obj **ret,
+                         hyb_error *reterr)
 {
         hyb_bus_reply *reply = NULL;
         int r;
 
-        hyb_assert_return(bus && furi && ret, -EINVAL);
-        r = store_call(bus, "storeRead", furi, strlen(furi), &reply, reterr);
+        r = store_call(bus, (flags & HYB_READ_KEYED) ? "storeReadKeyed" : "storeRead", furi,
+                       strlen(furi), &reply, reterr);
         if (r < 0)
                 return r;
         r = hyb_obj_parse((const char *)reply->body, reply->body_len, ret, reterr);
         hyb_bus_reply_unref(reply);
         return r < 0 ? HYB_E_PROTOCOL : 0;
+}
+
+HYB_EXPORT int hyb_bus_store_read(hyb_bus *bus, const char *furi, hyb_obj **ret, hyb_error *reterr)
+{
+        hyb_assert_return(bus && furi && ret, -EINVAL);
+        return bus_store_read_flags(bus, furi, 0, ret, reterr);
 }
 
 HYB_EXPORT int hyb_bus_store_write(hyb_bus *bus, const char *furi, const hyb_obj *value,

@@ -190,6 +190,79 @@ START_TEST(test_store_bounds)
 }
 END_TEST
 
+static hyb_furi *furi_of(const char *text)
+{
+        hyb_furi *f = NULL;
+        ck_assert_int_eq(hyb_furi_parse(text, strlen(text), NULL, &f, NULL), 0);
+        return f;
+}
+
+/* The bus backend keeps the backend contract: messages that arrive during an op are not
+ * delivered from inside it but by process, in write order; `~/x` reaches the daemon's
+ * /home/<name>/x; once the daemon is gone every op and process say HYB_E_CLOSED. */
+START_TEST(test_store_backend)
+{
+        tbroker t;
+        got_msgs g = { 0 };
+        hyb_backend *be = NULL;
+        hyb_scope *sc = NULL;
+        hyb_slot *slot = NULL;
+        hyb_obj *o = NULL;
+        hyb_error e;
+        start(&t, NULL, NULL);
+        hyb_bus *w = tb_connect(&t, "org.test.w", "main");
+        hyb_bus *s = tb_connect(&t, "org.test.prog", "main");
+        ck_assert_int_eq(hyb_bus_backend_new(s, &be), 0);
+        ck_assert_int_eq(hyb_scope_new(be, NULL, "prog", &sc), 0);
+
+        hyb_furi *pat = furi_of("/k/#"), *home = furi_of("~/x"), *k9 = furi_of("/k/9");
+        ck_assert_int_eq(hyb_scope_subscribe(sc, pat, 0, on_msg, &g, &slot, &e), 0);
+        for (int i = 0; i < 5; i++) {
+                char v[8];
+                snprintf(v, sizeof v, "%d", i);
+                ck_assert_int_eq(put(w, "/k/a", v, 0, &e), 0);
+        }
+        /* An op on the backend waits for its answer, which comes after the five messages. */
+        hyb_obj *seven = obj_of("7");
+        ck_assert_int_eq(hyb_scope_write(sc, k9, seven, 0, &e), 0);
+        ck_assert_int_eq(hyb_scope_write(sc, home, seven, 0, &e), 0);
+        hyb_obj_unref(seven);
+        ck_assert_int_eq(atomic_load(&g.n), 0);
+        for (int i = 0; i < 200 && atomic_load(&g.n) < 6; i++)
+                ck_assert_int_ge(hyb_backend_wait(be, 10000), 0);
+        ck_assert_int_eq(atomic_load(&g.n), 6);
+        for (int i = 0; i < 5; i++) {
+                char want[32];
+                snprintf(want, sizeof want, "/k/a %d", i);
+                ck_assert_str_eq(g.lines[i], want);
+        }
+        ck_assert_str_eq(g.lines[5], "/k/9 7");
+        ck_assert_int_eq(hyb_bus_store_read(w, "/home/prog/x", &o, &e), 0);
+        ck_assert_int_eq(hyb_obj_get_int(o), 7);
+        hyb_obj_unref(o);
+        /* A keyed pattern read names each match. */
+        ck_assert_int_eq(hyb_backend_read(be, pat, HYB_READ_KEYED, &o, &e), 0);
+        ck_assert_int_eq(hyb_obj_get_kind(o), HYB_OBJ_REC);
+        ck_assert_uint_eq(hyb_obj_get_len(o), 2);
+        hyb_obj_unref(o);
+
+        hyb_bus_unref(w);
+        tb_stop(&t);
+        int r = 0;
+        for (int i = 0; i < 200 && r >= 0; i++)
+                r = hyb_backend_wait(be, 10000);
+        ck_assert_int_eq(r, HYB_E_CLOSED);
+        ck_assert_int_eq(hyb_scope_read(sc, k9, &o, &e), HYB_E_CLOSED);
+        hyb_slot_unref(slot);
+        hyb_furi_unref(pat);
+        hyb_furi_unref(home);
+        hyb_furi_unref(k9);
+        hyb_scope_unref(sc);
+        hyb_backend_unref(be);
+        hyb_bus_unref(s);
+}
+END_TEST
+
 /* Without a store the store calls are answered 503. */
 START_TEST(test_store_none)
 {
@@ -212,5 +285,6 @@ void bus_tcase_store(Suite *s)
         tcase_add_test(tc, test_store_policy);
         tcase_add_test(tc, test_store_bounds);
         tcase_add_test(tc, test_store_none);
+        tcase_add_test(tc, test_store_backend);
         suite_add_tcase(s, tc);
 }

@@ -189,6 +189,12 @@ static void ops_reset(ops_ctx *c)
                 hyb_store_unref(st); /* the broker holds it */
                 c->bus = tb_connect(&c->t, "org.test.ops", "main");
                 c->started = true;
+                if (c->routed) {
+                        hyb_backend *b = NULL;
+                        ck_assert_int_eq(hyb_bus_backend_new(c->bus, &b), 0);
+                        ck_assert_int_eq(hyb_scope_new(b, NULL, "ops", &c->sc), 0);
+                        hyb_backend_unref(b);
+                }
                 return;
         }
         hyb_scope_unref(c->sc);
@@ -328,6 +334,17 @@ END_TEST
 START_TEST(test_ops_daemon)
 {
         ops_ctx c = { .daemon = true };
+
+        test_each_line(test_data_path("store/ops.txt"), ops_line, &c);
+        ck_assert_int_ge(c.cases, 150);
+        ops_daemon_stop(&c);
+}
+END_TEST
+
+/* And through the scope router over the bus backend (the daemon as the host scope). */
+START_TEST(test_ops_daemon_routed)
+{
+        ops_ctx c = { .daemon = true, .routed = true };
 
         test_each_line(test_data_path("store/ops.txt"), ops_line, &c);
         ck_assert_int_ge(c.cases, 150);
@@ -1498,6 +1515,7 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_ops_memory);
         tcase_add_test(tc, test_ops_sqlite);
         tcase_add_test(tc, test_ops_daemon);
+        tcase_add_test(tc, test_ops_daemon_routed);
         tcase_add_test(tc, test_ops_routed_memory);
         tcase_add_test(tc, test_ops_routed_sqlite);
         tcase_add_test(tc, test_value_id_kept);
