@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `hybrid store put|get|del|watch|check`: the fURI tuple store through the
- * public API only (doc/hybrid.md, doc/store.md).  The host-scope store is the
- * embedded one on --db; fURIs go through the scope router so `//x` fails
- * with the scope's name, and relative fURIs are refused (exit 2).
+ * public API only (doc/hybrid.md, doc/store.md).  The host-scope backend is
+ * chosen by the rule of doc/hybrid.md "Which store" (hyb_bus_backend_open_host):
+ * the embedded store on --db, or a daemon's; fURIs go through the scope router
+ * so `//x` fails with the scope's name, and relative fURIs are refused (exit 2).
  */
 #include <errno.h>
 #include <signal.h>
@@ -324,7 +325,7 @@ const cli_command cmd_store = {
         .run = run_store,
         .options = store_options,
         .summary = "the fURI tuple store: put, get, del, watch, check",
-        .usage = "usage: hybrid store put <furi> <obj>          (--json: <obj> is JSON)\n"
+        .usage = "usage: hybrid store put <furi> <obj> [--transient]   (--json: <obj> is JSON)\n"
                  "       hybrid store get <furi|pattern|branch>\n"
                  "       hybrid store del <furi|pattern>\n"
                  "       hybrid store watch <pattern> [--replay] [--count N]\n"
@@ -336,6 +337,10 @@ const cli_command cmd_store = {
                  "runs SQLite's integrity check and verifies every row's checksum: prints 'ok'\n"
                  "and exits 0 when sound, else one '<furi>\\t<problem>' line per problem\n"
                  "('(database)' for damage outside a row) and exits 1; a file that cannot be\n"
-                 "checked (missing, not a store database) exits 3.\n",
+                 "checked (missing, not a store database) exits 3.\n"
+                 "The store: --db/$HYBRID_DB, else the daemon at --bus/$HYBRID_BUS (exit 3 if it\n"
+                 "does not answer), else the daemon at the default socket if one answers, else\n"
+                 "the default database (said on stderr).  put --transient notifies subscribers\n"
+                 "without storing.\n",
         .globals = CLI_G_DB | CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON,
 };

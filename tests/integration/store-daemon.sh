@@ -1,9 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# hybridd hosts the store (issue 8, spec/cli.md "Which store a command uses"): writes seen by
+# hybridd hosts the store (issue 8; doc/hybrid.md "Which store a command uses"): writes seen by
 # another process's subscription in write order, transient writes crossing processes, retained
-# data there after a restart, the which-store rule of `hybrid store`, a slow store subscriber
-# cut off while writers go on, and policy.store allowing and denying.
+# data there after a restart, the which-store rule of `hybrid store`, `repl` and `run`, a slow
+# store subscriber cut off while writers go on, and policy.store allowing and denying.
 . "$(dirname "$0")/lib.sh"
 TAB=$(printf '\t')
 unset HYBRID_BUS HYBRID_DB
@@ -54,6 +54,14 @@ expect "a pattern read through the daemon names each match" 0 "/keep/a${TAB}42
 /keep/b$TAB'x'" hy store get '/keep/+'
 expect "a branch read through the daemon" 0 "[/keep/a=>42,/keep/b=>'x']" hy store get '/keep/+/'
 expect_err "a write under /sys/ is refused 403" 1 "^hybrid: store: 403 " hy store put /sys/x 1
+# repl and run use the daemon's store by the same rule
+expect "the repl reads and writes the daemon's store" 0 "==>42
+==>5" sh -c "printf '*/keep/a\n/r -> 5\n' | '$HYBRID' --bus '$SOCK' repl"
+expect "another process sees the repl's write" 0 "5" hy store get /r
+printf '*/r\n' >"$T/p.mm"
+expect "run reads the daemon's store" 0 "==>5" hy run "$T/p.mm"
+expect_err "run with --bus to no daemon: exit 3" 3 "no daemon answers at" \
+        "$HYBRID" --bus "$T/none.sock" run "$T/p.mm"
 stop "$DPID"
 
 # --- which store: --db, else --bus (exit 3 when nobody answers), else the default socket,
