@@ -139,6 +139,8 @@ struct bconn {
         uint64_t *marks;      /* ring of send-queue offsets where a frame starts */
         size_t m_first, m_n, m_alloc;
         struct evbuffer_cb_entry *in_cb, *out_cb;
+        /* Counters read as /sys/bus/endpoint/... (store-serve.c). */
+        uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 };
 
 struct hyb_broker_config {
@@ -184,6 +186,9 @@ struct hyb_broker {
         struct event *store_ev;
         struct bstore_rule *acl;
         size_t n_acl;
+        /* Counters read as /sys/bus/... (like mosquitto's $SYS): frames and bytes read from and
+         * queued to peers, peers cut off for a quota, connections accepted since the start. */
+        uint64_t msgs_in, msgs_out, bytes_in, bytes_out, drops, accepted;
         hyb_obj *fmt_obj;       /* the payload last formatted for subscribers, and its text */
         char *fmt;
         size_t fmt_len;
@@ -289,6 +294,14 @@ bool store_is_call(const char *member, size_t len);
 void store_call(bconn *c, bframe *f);
 /* c is gone: drops its store subscriptions. */
 void store_conn_gone(bconn *c);
+/* Counts a frame of n bytes queued or written to c (/sys/bus counters). */
+static inline void bconn_count_out(bconn *c, size_t n)
+{
+        c->msgs_out++;
+        c->bytes_out += n;
+        c->b->msgs_out++;
+        c->b->bytes_out += n;
+}
 /* Releases the store and what serves it (hyb_broker_free). */
 void store_detach(hyb_broker *b);
 /*

@@ -158,6 +158,7 @@ static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain,
         for (int i = 0; i < 4; i++)
                 evbuffer_add(ob, out[i].iov_base, out[i].iov_len);
         quota_mark(c);
+        bconn_count_out(c, total);
 }
 
 /* ---------------------------------------------------------------- calls */
@@ -176,6 +177,87 @@ static int parse_furi(const char *s, size_t len, hyb_furi **ret, hyb_error *e)
         return hyb_furi_parse(s, len, NULL, ret, e);
 }
 
+/* ---------------------------------------------------------------- /sys/bus */
+
+/* Is f (a fURI or a pattern) about /sys/bus: first segment `sys`, second `bus` or a wildcard? */
+static bool is_sys_bus(const hyb_furi *f)
+{
+        size_t l0 = 0, l1 = 0;
+        const char *s0 = hyb_furi_get_segment(f, 0, &l0), *s1 = hyb_furi_get_segment(f, 1, &l1);
+
+        if (!hyb_furi_is_absolute(f) || hyb_furi_get_scope(f) != HYB_SCOPE_HOST || !s0 ||
+            hyb_furi_get_segment_kind(f, 0) != HYB_SEG_LITERAL || l0 != 3 || memcmp(s0, "sys", 3))
+                return false;
+        return s1 && (hyb_furi_get_segment_kind(f, 1) != HYB_SEG_LITERAL ||
+                      (l1 == 3 && memcmp(s1, "bus", 3) == 0));
+}
+
+static int put_count(hyb_store *st, const char *furi, uint64_t v)
+{
+        hyb_obj *o = NULL;
+        int r = hyb_obj_new_int(v > INT64_MAX ? INT64_MAX : (int64_t)v, &o);
+
+        if (r >= 0)
+                r = hyb_store_write_str(st, furi, o, 0, NULL);
+        hyb_obj_unref(o);
+        return r;
+}
+
+/* The broker's counters as a memory store of /sys/bus/..., so reads of nodes, patterns and
+ * branches there mean what they mean anywhere (doc/protocol.md "Store"). */
+static int sys_bus_snapshot(hyb_broker *b, hyb_store **ret)
+{
+        hyb_store *st = NULL;
+        char furi[600];
+        int r;
+
+        r = hyb_store_open(NULL, NULL, &st, NULL);
+        if (r < 0)
+                return r;
+#define PUT(name, v)                                                                               \
+        do {                                                                                       \
+                if (r >= 0)                                                                        \
+                        r = put_count(st, name, v);                                                \
+        } while (0)
+        PUT("/sys/bus/connections", b->n_conns);
+        PUT("/sys/bus/connections_total", b->accepted);
+        PUT("/sys/bus/endpoints", b->n_endpoints);
+        PUT("/sys/bus/messages_in", b->msgs_in);
+        PUT("/sys/bus/messages_out", b->msgs_out);
+        PUT("/sys/bus/bytes_in", b->bytes_in);
+        PUT("/sys/bus/bytes_out", b->bytes_out);
+        PUT("/sys/bus/drops", b->drops);
+        for (bconn *c = b->conns; c && r >= 0; c = c->next) {
+                const char *app, *runner;
+
+                if (c->state != BCONN_READY || !c->name)
+                        continue;
+                /* "@host/app/runner" -> /sys/bus/endpoint/<app>/<runner>/... */
+                app = strchr(c->name, '/');
+                runner = app ? strchr(app + 1, '/') : NULL;
+                if (!runner)
+                        continue;
+                app++;
+                runner++;
+                static const char *const names[] = { "messages_in", "messages_out", "bytes_in",
+                                                      "bytes_out", "store_subscriptions" };
+                const uint64_t vals[] = { c->msgs_in, c->msgs_out, c->bytes_in, c->bytes_out,
+                                          c->n_ssubs };
+                for (size_t i = 0; i < ELEMENTSOF(names) && r >= 0; i++) {
+                        snprintf(furi, sizeof furi, "/sys/bus/endpoint/%.*s/%s/%s",
+                                 (int)(runner - 1 - app), app, runner, names[i]);
+                        PUT(furi, vals[i]);
+                }
+        }
+#undef PUT
+        if (r < 0) {
+                hyb_store_unref(st);
+                return r;
+        }
+        *ret = st;
+        return 0;
+}
+
 static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigned flags)
 {
         hyb_broker *b = c->b;
@@ -189,7 +271,19 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
         r = parse_furi(body, len, &f, &e);
         if (r >= 0)
                 r = store_acl_check(b, c->uid, c->app, BROKER_STORE_READ, f, &e);
-        if (r >= 0)
+        if (r >= 0 && is_sys_bus(f)) {
+                /* The kernel's own objects: read from the counters, never stored. */
+                hyb_store *sys = NULL;
+                hyb_backend *sb = NULL;
+
+                r = sys_bus_snapshot(b, &sys);
+                if (r >= 0)
+                        r = hyb_backend_new_store(sys, &sb);
+                if (r >= 0)
+                        r = hyb_backend_read(sb, f, flags, &o, &e);
+                hyb_backend_unref(sb);
+                hyb_store_unref(sys);
+        } else if (r >= 0)
                 r = hyb_backend_read(b->store_be, f, flags, &o, &e);
         if (r >= 0)
                 r = hyb_obj_format(o, HYB_FORMAT_EXACT, &text);

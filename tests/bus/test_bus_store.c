@@ -263,6 +263,60 @@ START_TEST(test_store_backend)
 }
 END_TEST
 
+static int64_t read_int(hyb_bus *bus, const char *furi)
+{
+        hyb_obj *o = NULL;
+        hyb_error e;
+        int64_t v;
+
+        ck_assert_msg(hyb_bus_store_read(bus, furi, &o, &e) == 0, "%s: %s", furi, e.message);
+        ck_assert_msg(hyb_obj_get_kind(o) == HYB_OBJ_INT, "%s is not an int", furi);
+        v = hyb_obj_get_int(o);
+        hyb_obj_unref(o);
+        return v;
+}
+
+/* The broker's counters read as /sys/bus/... through the store calls, read-only.  Counts come
+ * from the protocol: a handshake is CHALLENGE out, AUTH in, AUTH_RESULT out; a call is one
+ * frame in and one out. */
+START_TEST(test_store_sys_bus)
+{
+        tbroker t;
+        hyb_error e;
+        hyb_obj *o = NULL;
+        start(&t, NULL, NULL);
+        hyb_bus *w = tb_connect(&t, "org.test.w", "main");
+        hyb_bus *r = tb_connect(&t, "org.test.r", "main");
+
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(put(w, "/x", "1", 0, &e), 0);
+        ck_assert_int_eq(read_int(r, "/sys/bus/connections"), 2);
+        ck_assert_int_eq(read_int(r, "/sys/bus/connections_total"), 2);
+        ck_assert_int_eq(read_int(r, "/sys/bus/endpoints"), 2);
+        ck_assert_int_eq(read_int(r, "/sys/bus/endpoint/org.test.w/main/messages_in"), 4);
+        ck_assert_int_eq(read_int(r, "/sys/bus/endpoint/org.test.w/main/messages_out"), 5);
+        ck_assert_int_gt(read_int(r, "/sys/bus/endpoint/org.test.w/main/bytes_in"), 4 * 32);
+        /* r: its handshake plus the six reads above, the seventh being served now. */
+        ck_assert_int_eq(read_int(r, "/sys/bus/endpoint/org.test.r/main/messages_in"), 8);
+        ck_assert_int_ge(read_int(r, "/sys/bus/messages_in"), 12);
+        ck_assert_int_eq(read_int(r, "/sys/bus/drops"), 0);
+        /* Patterns and branches mean what they mean anywhere. */
+        ck_assert_int_eq(hyb_bus_store_read(r, "/sys/bus/endpoint/org.test.w/main/+/", &o, &e), 0);
+        ck_assert_int_eq(hyb_obj_get_kind(o), HYB_OBJ_REC);
+        ck_assert_uint_eq(hyb_obj_get_len(o), 5);
+        hyb_obj_unref(o);
+        ck_assert_int_eq(hyb_bus_store_read(r, "/sys/bus/endpoint/+/main/store_subscriptions", &o, &e), 0);
+        ck_assert_uint_eq(hyb_obj_get_len(o), 2);
+        hyb_obj_unref(o);
+        /* Read-only. */
+        ck_assert_int_eq(put(r, "/sys/bus/drops", "0", 0, &e), HYB_E_FORBIDDEN);
+        ck_assert_int_eq(hyb_bus_store_delete(r, "/sys/bus/drops", &e), HYB_E_FORBIDDEN);
+        hyb_bus_unref(r);
+        hyb_bus_unref(w);
+        tb_stop(&t);
+}
+END_TEST
+
 /* Without a store the store calls are answered 503. */
 START_TEST(test_store_none)
 {
@@ -286,5 +340,6 @@ void bus_tcase_store(Suite *s)
         tcase_add_test(tc, test_store_bounds);
         tcase_add_test(tc, test_store_none);
         tcase_add_test(tc, test_store_backend);
+        tcase_add_test(tc, test_store_sys_bus);
         suite_add_tcase(s, tc);
 }
