@@ -183,7 +183,7 @@ struct hyb_broker {
         /* The host store served on the bus (store-serve.c). */
         hyb_store *store;
         hyb_backend *store_be;  /* a backend handle of it, for keyed reads */
-        struct event *store_ev;
+        struct event *store_ev, *store_timer;
         struct bstore_rule *acl;
         size_t n_acl;
         /* Counters read as /sys/bus/... (like mosquitto's $SYS): frames and bytes read from and

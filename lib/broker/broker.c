@@ -400,6 +400,8 @@ HYB_EXPORT int hyb_broker_shutdown(hyb_broker *b)
         event_del(b->tick_ev);
         if (b->store_ev)
                 event_del(b->store_ev);
+        if (b->store_timer)
+                event_del(b->store_timer);
         return 0;
 }
 

@@ -99,10 +99,23 @@ static int acl_build(hyb_broker *b)
 static void store_io(evutil_socket_t fd, short what, void *ud)
 {
         hyb_broker *b = ud;
+        uint64_t at = UINT64_MAX, now;
 
         /* Bounded: a burst of writes must not starve the sockets. */
         for (int i = 0; i < 64 && hyb_store_process(b->store) > 0; i++)
                 ;
+        /* Come back when the store asks to (work left over, or its poll for writes made by
+         * other processes on the same database file). */
+        if (b->shutting_down || !b->store_timer || hyb_store_get_timeout(b->store, &at) < 0 ||
+            at == UINT64_MAX)
+                return;
+        now = hyb_now_usec();
+        struct timeval tv = { 0, 0 };
+        if (at > now) {
+                tv.tv_sec = (time_t)((at - now) / 1000000);
+                tv.tv_usec = (suseconds_t)((at - now) % 1000000);
+        }
+        evtimer_add(b->store_timer, &tv);
 }
 
 /* The payload's text, formatted once per write however many subscribers it reaches. */
@@ -516,6 +529,10 @@ void store_detach(hyb_broker *b)
                 event_free(b->store_ev);
                 b->store_ev = NULL;
         }
+        if (b->store_timer) {
+                event_free(b->store_timer);
+                b->store_timer = NULL;
+        }
         for (size_t i = 0; i < b->n_acl; i++)
                 hyb_furi_unref(b->acl[i].pattern);
         free(b->acl);
@@ -545,7 +562,8 @@ HYB_EXPORT int hyb_broker_set_store(hyb_broker *b, hyb_store *st)
                 return r;
         }
         b->store_ev = event_new(b->base, fd, EV_READ | EV_PERSIST, store_io, b);
-        if (!b->store_ev || event_add(b->store_ev, NULL) < 0) {
+        b->store_timer = evtimer_new(b->base, store_io, b);
+        if (!b->store_ev || !b->store_timer || event_add(b->store_ev, NULL) < 0) {
                 store_detach(b);
                 return -ENOMEM;
         }
@@ -554,6 +572,7 @@ HYB_EXPORT int hyb_broker_set_store(hyb_broker *b, hyb_store *st)
                 store_detach(b);
                 return r;
         }
+        store_io(-1, 0, b); /* arms the timer if the store wants one */
         return 0;
 }
 

@@ -317,6 +317,34 @@ START_TEST(test_store_sys_bus)
 }
 END_TEST
 
+/* uid_max_store_subscriptions bounds all connections of one uid together; an unsubscription
+ * gives the room back. */
+START_TEST(test_store_uid_bound)
+{
+        tbroker t;
+        got_msgs g = { 0 };
+        hyb_slot *slot = NULL;
+        hyb_error e;
+        start(&t, "uid_max_store_subscriptions=3", NULL);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        hyb_bus *b = tb_connect(&t, "org.test.b", "main");
+
+        ck_assert_int_eq(hyb_bus_store_subscribe(a, "/a/1", 0, on_msg, &g, NULL, &e), 0);
+        ck_assert_int_eq(hyb_bus_store_subscribe(a, "/a/2", 0, on_msg, &g, &slot, &e), 0);
+        ck_assert_int_eq(hyb_bus_store_subscribe(b, "/b/1", 0, on_msg, &g, NULL, &e), 0);
+        ck_assert_int_eq(hyb_bus_store_subscribe(b, "/b/2", 0, on_msg, &g, NULL, &e), HYB_E_TOO_MANY);
+        ck_assert_ptr_nonnull(strstr(e.message, "uid_max_store_subscriptions"));
+        hyb_slot_unref(slot);
+        hyb_obj *o = NULL;
+        ck_assert_int_eq(hyb_bus_store_read(a, "/a/1", &o, &e), 0); /* the unsubscribe is in */
+        hyb_obj_unref(o);
+        ck_assert_int_eq(hyb_bus_store_subscribe(b, "/b/2", 0, on_msg, &g, NULL, &e), 0);
+        hyb_bus_unref(b);
+        hyb_bus_unref(a);
+        tb_stop(&t);
+}
+END_TEST
+
 /* Without a store the store calls are answered 503. */
 START_TEST(test_store_none)
 {
@@ -341,5 +369,6 @@ void bus_tcase_store(Suite *s)
         tcase_add_test(tc, test_store_none);
         tcase_add_test(tc, test_store_backend);
         tcase_add_test(tc, test_store_sys_bus);
+        tcase_add_test(tc, test_store_uid_bound);
         suite_add_tcase(s, tc);
 }

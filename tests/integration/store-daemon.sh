@@ -54,6 +54,14 @@ expect "a pattern read through the daemon names each match" 0 "/keep/a${TAB}42
 /keep/b$TAB'x'" hy store get '/keep/+'
 expect "a branch read through the daemon" 0 "[/keep/a=>42,/keep/b=>'x']" hy store get '/keep/+/'
 expect_err "a write under /sys/ is refused 403" 1 "^hybrid: store: 403 " hy store put /sys/x 1
+expect "/sys/bus counters are read through the store" 0 "1" hy store get /sys/bus/connections
+# a process writing the daemon's database file directly is seen by the daemon's subscribers
+bg w4 hy store watch '/ext/#' --count 1
+W4=$BPID
+check "watch /ext/# ready" ready w4
+expect "a direct write to the daemon's database file" 0 "" "$HYBRID" --db "$T/s1.db" store put /ext/a 9
+wait "$W4"
+check "the daemon's subscriber got the other process's write" [ "$(cat "$T/w4.out")" = "/ext/a${TAB}9" ]
 # repl and run use the daemon's store by the same rule
 expect "the repl reads and writes the daemon's store" 0 "==>42
 ==>5" sh -c "printf '*/keep/a\n/r -> 5\n' | '$HYBRID' --bus '$SOCK' repl"
