@@ -59,13 +59,28 @@ int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, c
                 return err_set(e, HYB_E_FORBIDDEN, -1, "%s is read-only", path);
         if (!b->c->store_policy)
                 return 0;
-        for (size_t i = 0; i < b->n_acl; i++) {
+        /* A branch `p/` reads what p matches, and writes or deletes p's children: the rules
+         * are asked about p, or about p/+. */
+        hyb_furi *asked = NULL;
+        const char *text = hyb_furi_get_str(f);
+        size_t tl = strlen(text);
+        if (hyb_furi_is_branch(f) && tl > 1 && text[tl - 1] == '/') {
+                char buf[4096];
+                int n = snprintf(buf, sizeof buf, "%.*s%s", (int)(tl - 1), text,
+                                 right == BROKER_STORE_READ ? "" : "/+");
+                if (n > 0 && (size_t)n < sizeof buf)
+                        (void)hyb_furi_parse(buf, (size_t)n, NULL, &asked, NULL);
+        }
+        bool allowed = false;
+        for (size_t i = 0; i < b->n_acl && !allowed; i++) {
                 const struct bstore_rule *a = &b->acl[i];
 
-                if ((a->r->rights & right) == right && rule_applies(a->r, uid, app) &&
-                    hyb_furi_match(f, a->pattern))
-                        return 0;
+                allowed = (a->r->rights & right) == right && rule_applies(a->r, uid, app) &&
+                          hyb_furi_match(asked ? asked : f, a->pattern);
         }
+        hyb_furi_unref(asked);
+        if (allowed)
+                return 0;
         return err_set(e, HYB_E_FORBIDDEN, -1, "policy.store denies %s of %s to uid %u app %s",
                        right == BROKER_STORE_READ     ? "read"
                        : right == BROKER_STORE_WRITE  ? "write"

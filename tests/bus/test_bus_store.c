@@ -134,6 +134,13 @@ START_TEST(test_store_policy)
         ck_assert_int_eq(hyb_bus_store_subscribe(r, "/a/+/t", 0, on_msg, &g, NULL, &e), 0);
         ck_assert_int_eq(hyb_bus_store_subscribe(r, "/a/c/t", 0, on_msg, &g, NULL, &e), 0);
         ck_assert_int_eq(hyb_bus_store_subscribe(w, "/a/#", 0, on_msg, &g, NULL, &e), HYB_E_FORBIDDEN);
+        /* A branch: reading /a/+/t/ reads what /a/+/t matches; writing /a/b/ writes /a/b/+. */
+        ck_assert_int_eq(hyb_bus_store_read(r, "/a/+/t/", &o, &e), 0);
+        ck_assert_int_eq(hyb_obj_get_kind(o), HYB_OBJ_REC);
+        hyb_obj_unref(o);
+        ck_assert_int_eq(hyb_bus_store_read(r, "/a/b/", &o, &e), HYB_E_FORBIDDEN);
+        ck_assert_int_eq(put(w, "/a/b/", "[t=>3]", 0, &e), 0);
+        ck_assert_int_eq(put(w, "/", "[b=>3]", 0, &e), HYB_E_FORBIDDEN);
         ck_assert_int_eq(hyb_bus_store_delete(a, "/a/b/t", &e), 0);
         ck_assert_int_eq(put(a, "/sys/x", "1", 0, &e), HYB_E_FORBIDDEN);
         hyb_bus_unref(a);
