@@ -37,6 +37,8 @@
 #define EP_BUCKETS 256u
 #define PEND_BUCKETS 4096u
 #define ROUTE_DEFAULT_TIMEOUT_MS 30000u /* a CALL's timeout 0 (doc/protocol.md) */
+#define FMT_SLOTS 16384u    /* cached value texts (store-serve.c); a power of two */
+#define FMT_MAX_TEXT 256u   /* longest text cached */
 
 typedef struct bconn bconn;
 
@@ -189,9 +191,11 @@ struct hyb_broker {
         /* Counters read as /sys/bus/... (like mosquitto's $SYS): frames and bytes read from and
          * queued to peers, peers cut off for a quota, connections accepted since the start. */
         uint64_t msgs_in, msgs_out, bytes_in, bytes_out, drops, accepted;
-        hyb_obj *fmt_obj;       /* the payload last formatted for subscribers, and its text */
-        char *fmt;
-        size_t fmt_len;
+        struct bfmt {           /* texts of values, by obj (store-serve.c format_cached) */
+                hyb_obj *obj;
+                char *text;
+                size_t len;
+        } fmt[FMT_SLOTS];
 };
 
 /* broker.c */

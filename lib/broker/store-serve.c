@@ -7,8 +7,8 @@
  *   hyb_broker
  *    |- store          the host store (referenced), its fd watched by store_ev
  *    |- acl[]          policy.store rules with their fURI patterns parsed once
- *    `- fmt_obj/fmt    the last payload formatted: one write fans out to many
- *                      subscribers with one formatting of its value
+ *    `- fmt[]          texts of values lately read or delivered, by obj: a value
+ *                      read again, or one write fanned out, is formatted once
  *   bconn
  *    `- ssubs: bssub -> bssub ...   (client id, store slot; dropped with the conn)
  *
@@ -133,22 +133,49 @@ static void store_io(evutil_socket_t fd, short what, void *ud)
         evtimer_add(b->store_timer, &tv);
 }
 
-/* The payload's text, formatted once per write however many subscribers it reaches. */
-static const char *format_cached(hyb_broker *b, const hyb_obj *o, size_t *ret_len)
+/*
+ * The exact text of a value, from a small direct-mapped cache keyed by the obj: the store
+ * hands out the obj it holds (one pointer per stored value), so a value read again and again,
+ * or one write fanned out to many subscribers, is formatted once.  An entry holds a reference
+ * of its obj, so the address cannot be reused by another value while it is cached; only short
+ * texts are kept (the cache stays under FMT_SLOTS * FMT_MAX_TEXT bytes).  *ret_free gets what
+ * the caller frees when the text is not cached.
+ */
+static const char *format_cached(hyb_broker *b, const hyb_obj *o, size_t *ret_len,
+                                 char **ret_free)
 {
-        if (b->fmt_obj != o) {
-                char *s = NULL;
+        /* Fibonacci hashing: objs sit a few cache lines apart, low bits alone would collide. */
+        size_t i = (size_t)(((uint64_t)(uintptr_t)o * 0x9E3779B97F4A7C15ull) >> 32) % FMT_SLOTS;
+        struct bfmt *slot = &b->fmt[i];
+        char *s = NULL;
 
-                if (hyb_obj_format(o, HYB_FORMAT_EXACT, &s) < 0)
-                        return NULL;
-                hyb_free(b->fmt);
-                hyb_obj_unref(b->fmt_obj);
-                b->fmt = s;
-                b->fmt_len = strlen(s);
-                b->fmt_obj = hyb_obj_ref(o); /* held: its address cannot be reused meanwhile */
+        *ret_free = NULL;
+        if (slot->obj == o) {
+                *ret_len = slot->len;
+                return slot->text;
         }
-        *ret_len = b->fmt_len;
-        return b->fmt;
+        if (hyb_obj_format(o, HYB_FORMAT_EXACT, &s) < 0)
+                return NULL;
+        *ret_len = strlen(s);
+        if (*ret_len > FMT_MAX_TEXT) {
+                *ret_free = s;
+                return s;
+        }
+        hyb_free(slot->text);
+        hyb_obj_unref(slot->obj);
+        slot->obj = hyb_obj_ref(o);
+        slot->text = s;
+        slot->len = *ret_len;
+        return s;
+}
+
+static void format_cache_clear(hyb_broker *b)
+{
+        for (size_t i = 0; i < FMT_SLOTS; i++) {
+                hyb_free(b->fmt[i].text);
+                hyb_obj_unref(b->fmt[i].obj);
+                b->fmt[i] = (struct bfmt){ 0 };
+        }
 }
 
 static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
@@ -157,6 +184,7 @@ static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain,
         bconn *c = s->conn;
         hyb_broker *b = c->b;
         const char *furi = hyb_furi_get_str(target), *val;
+        char *val_free = NULL;
         size_t fl = strlen(furi), vl = 0;
         wire_hdr h = { .type = WIRE_EVENT, .flags = WIRE_F_BINARY, .status = retain ? 200 : 202,
                        .call_id = s->id };
@@ -166,7 +194,7 @@ static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain,
 
         if (c->state == BCONN_DEAD)
                 return;
-        val = format_cached(b, payload, &vl);
+        val = format_cached(b, payload, &vl, &val_free);
         if (!val)
                 return;
         /* Header and names from wire_build, then furi "\n" value without a copy. */
@@ -180,13 +208,14 @@ static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain,
                 { (void *)val, vl },
         };
         size_t total = out[0].iov_len + fl + 1 + vl;
-        if (!bconn_room(c, total))
-                return; /* cut off as a slow consumer (507), as for events */
-        struct evbuffer *ob = bufferevent_get_output(c->bev);
-        for (int i = 0; i < 4; i++)
-                evbuffer_add(ob, out[i].iov_base, out[i].iov_len);
-        quota_mark(c);
-        bconn_count_out(c, total);
+        if (bconn_room(c, total)) { /* else cut off as a slow consumer (507), as for events */
+                struct evbuffer *ob = bufferevent_get_output(c->bev);
+                for (int i = 0; i < 4; i++)
+                        evbuffer_add(ob, out[i].iov_base, out[i].iov_len);
+                quota_mark(c);
+                bconn_count_out(c, total);
+        }
+        hyb_free(val_free);
 }
 
 /* ---------------------------------------------------------------- calls */
@@ -292,6 +321,8 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
         hyb_furi *f = NULL;
         hyb_obj *o = NULL;
         char *text = NULL;
+        const char *out = NULL;
+        size_t out_len = 0;
         hyb_error e;
         int r;
 
@@ -313,12 +344,12 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
                 hyb_store_unref(sys);
         } else if (r >= 0)
                 r = hyb_backend_read(b->store_be, f, flags, &o, &e);
-        if (r >= 0)
-                r = hyb_obj_format(o, HYB_FORMAT_EXACT, &text);
+        if (r >= 0 && !(out = format_cached(b, o, &out_len, &text)))
+                r = -ENOMEM;
         if (r < 0)
                 reply_err(c, id, r, &e);
         else
-                route_reply(c, id, 200, NULL, text, strlen(text), WIRE_F_BINARY);
+                route_reply(c, id, 200, NULL, out, out_len, WIRE_F_BINARY);
         hyb_free(text);
         hyb_obj_unref(o);
         hyb_furi_unref(f);
@@ -553,9 +584,7 @@ void store_detach(hyb_broker *b)
         free(b->acl);
         b->acl = NULL;
         b->n_acl = 0;
-        hyb_free(b->fmt);
-        b->fmt = NULL;
-        b->fmt_obj = hyb_obj_unref(b->fmt_obj);
+        format_cache_clear(b);
         b->store_be = hyb_backend_unref(b->store_be);
         b->store = hyb_store_unref(b->store);
 }

@@ -93,6 +93,17 @@ START_TEST(test_store_subscribe_order)
         hyb_obj_unref(o);
         pump_until(s, &g.n, 24, 200);
         ck_assert_int_eq(atomic_load(&g.n), 23);
+        /* The broker keeps the texts of values it served: a write in place into a stored
+         * poly, or a new value at the key, is what the next read shows. */
+        ck_assert_int_eq(put(w, "/p", "[a=>1,b=>[c=>2]]", 0, &e), 0);
+        ck_assert_int_eq(hyb_bus_store_read(s, "/p", &o, &e), 0);
+        hyb_obj_unref(o);
+        ck_assert_int_eq(put(w, "/p/b/c", "3", 0, &e), 0);
+        ck_assert_int_eq(hyb_bus_store_read(s, "/p", &o, &e), 0);
+        hyb_obj *want = obj_of("[a=>1,b=>[c=>3]]");
+        ck_assert(hyb_obj_equal(o, want));
+        hyb_obj_unref(want);
+        hyb_obj_unref(o);
         /* /sys/ is read-only, with or without a policy. */
         ck_assert_int_eq(put(w, "/sys/bus/x", "1", 0, &e), HYB_E_FORBIDDEN);
         hyb_bus_unref(s);
