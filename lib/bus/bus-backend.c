@@ -242,14 +242,21 @@ static int op_process(void *impl)
                         break;
                 done = 1;
         }
+        /* Callbacks run without the lock, so another thread's op does not wait on them (the
+         * contract keeps process and the unref of slots on one thread at a time); a callback
+         * that unsubscribes purges that subscription's queued messages. */
         while (be->head) {
                 bbmsg *m = be->head;
+                hyb_store_msg_fn fn = m->sub->fn;
+                void *ud = m->sub->userdata;
 
                 be->head = m->next;
                 if (!be->head)
                         be->tail = &be->head;
-                m->sub->fn(m->target, m->payload, m->retain, m->sub->userdata);
+                unlock(be);
+                fn(m->target, m->payload, m->retain, ud);
                 msg_free(m);
+                lock(be);
                 done = 1;
         }
         if (done)

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "test_bus.h"
@@ -363,6 +364,86 @@ START_TEST(test_store_uid_bound)
 }
 END_TEST
 
+typedef struct writer_arg {
+        hyb_backend *be;
+        int tid, n, failures;
+} writer_arg;
+
+static void *writer_thread(void *ud)
+{
+        writer_arg *a = ud;
+        char f[64];
+
+        for (int i = 0; i < a->n; i++) {
+                hyb_obj *v = NULL;
+                hyb_furi *t = NULL;
+                snprintf(f, sizeof f, "/t/%d", a->tid);
+                hyb_obj_new_int(i, &v);
+                hyb_furi_parse(f, strlen(f), NULL, &t, NULL);
+                if (hyb_backend_write(a->be, t, v, 0, NULL) < 0)
+                        a->failures++;
+                hyb_furi_unref(t);
+                hyb_obj_unref(v);
+        }
+        return NULL;
+}
+
+typedef struct order_check {
+        atomic_int n;
+        int64_t last[2];
+        int out_of_order;
+} order_check;
+
+static void on_order(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
+{
+        order_check *o = ud;
+        size_t len = 0;
+        const char *seg = hyb_furi_get_segment(target, 1, &len);
+        int tid = len == 1 && seg[0] == '1';
+
+        if (hyb_obj_get_int(payload) != o->last[tid] + 1)
+                o->out_of_order++;
+        o->last[tid] = hyb_obj_get_int(payload);
+        atomic_fetch_add(&o->n, 1);
+}
+
+/* Two threads write through one bus backend at once (its ops lock around the connection)
+ * while this thread processes: every write arrives, each thread's in its order. */
+START_TEST(test_store_backend_threads)
+{
+        tbroker t;
+        hyb_backend *be = NULL;
+        hyb_slot *slot = NULL;
+        order_check o = { .last = { -1, -1 } };
+        writer_arg a[2] = { { .tid = 0, .n = 300 }, { .tid = 1, .n = 300 } };
+        pthread_t th[2];
+        hyb_error e;
+        start(&t, NULL, NULL);
+        hyb_bus *bus = tb_connect(&t, "org.test.threads", "main");
+        ck_assert_int_eq(hyb_bus_backend_new(bus, &be), 0);
+        hyb_furi *pat = furi_of("/t/#");
+        ck_assert_int_eq(hyb_backend_subscribe(be, pat, 0, on_order, &o, &slot, &e), 0);
+        for (int i = 0; i < 2; i++) {
+                a[i].be = be;
+                ck_assert_int_eq(pthread_create(&th[i], NULL, writer_thread, &a[i]), 0);
+        }
+        for (int i = 0; i < 3000 && atomic_load(&o.n) < 600; i++)
+                ck_assert_int_ge(hyb_backend_wait(be, 10000), 0);
+        for (int i = 0; i < 2; i++)
+                pthread_join(th[i], NULL);
+        for (int i = 0; i < 200 && atomic_load(&o.n) < 600; i++)
+                hyb_backend_wait(be, 10000);
+        ck_assert_int_eq(a[0].failures + a[1].failures, 0);
+        ck_assert_int_eq(atomic_load(&o.n), 600);
+        ck_assert_int_eq(o.out_of_order, 0);
+        hyb_slot_unref(slot);
+        hyb_furi_unref(pat);
+        hyb_backend_unref(be);
+        hyb_bus_unref(bus);
+        tb_stop(&t);
+}
+END_TEST
+
 /* Without a store the store calls are answered 503. */
 START_TEST(test_store_none)
 {
@@ -386,6 +467,7 @@ void bus_tcase_store(Suite *s)
         tcase_add_test(tc, test_store_bounds);
         tcase_add_test(tc, test_store_none);
         tcase_add_test(tc, test_store_backend);
+        tcase_add_test(tc, test_store_backend_threads);
         tcase_add_test(tc, test_store_sys_bus);
         tcase_add_test(tc, test_store_uid_bound);
         suite_add_tcase(s, tc);
