@@ -105,6 +105,18 @@ HYB_EXPORT int hyb_bus_backend_open_host(const char *db, const char *bus_path, c
                                          hyb_backend **ret, int *ret_source, char **ret_where,
                                          hyb_error *reterr);
 
+/*
+ * The scope router a program wants by default: its host scope opened by the
+ * rule above from the environment ($HYBRID_DB, else $HYBRID_BUS, else the
+ * daemon at the default socket, else the default database), its program
+ * scope in memory, `~/` at /home/<name>/.  app and runner name the bus
+ * connection when a daemon serves the host scope (runner NULL: "p<pid>").
+ * *ret_where (may be NULL; hyb_free) says which store it is.  Errors: those
+ * of hyb_bus_backend_open_host, -ENOMEM, -EINVAL.
+ */
+HYB_EXPORT int hyb_bus_scope_open(const char *app, const char *runner, const char *name,
+                                  hyb_scope **ret, char **ret_where, hyb_error *reterr);
+
 #ifdef __cplusplus
 }
 #endif

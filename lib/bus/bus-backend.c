@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bus-internal.h"
 #include "common/util.h"
@@ -438,4 +439,29 @@ HYB_EXPORT int hyb_bus_backend_open_host(const char *db, const char *bus_path, c
         else
                 free(where);
         return 0;
+}
+
+HYB_EXPORT int hyb_bus_scope_open(const char *app, const char *runner, const char *name,
+                                  hyb_scope **ret, char **ret_where, hyb_error *reterr)
+{
+        hyb_backend *host = NULL;
+        char dflt[32];
+        int r;
+
+        hyb_assert_return(app && name && ret, -EINVAL);
+        if (!runner) {
+                snprintf(dflt, sizeof dflt, "p%ld", (long)getpid());
+                runner = dflt;
+        }
+        r = hyb_bus_backend_open_host(NULL, NULL, app, runner, NULL, &host, NULL, ret_where,
+                                      reterr);
+        if (r < 0)
+                return r;
+        r = hyb_scope_new(host, NULL, name, ret);
+        hyb_backend_unref(host);
+        if (r < 0 && ret_where) {
+                hyb_free(*ret_where);
+                *ret_where = NULL;
+        }
+        return r;
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "test_bus.h"
+#include "testutil.h"
 
 typedef struct got_msgs {
         atomic_int n;
@@ -444,6 +445,55 @@ START_TEST(test_store_backend_threads)
 }
 END_TEST
 
+/* hyb_bus_scope_open follows the rule from the environment: $HYBRID_BUS names the daemon whose
+ * store the host scope is; one that does not answer is an error, never another store; and
+ * $HYBRID_DB wins over it. */
+START_TEST(test_store_scope_open)
+{
+        tbroker t;
+        hyb_scope *sc = NULL;
+        hyb_obj *o = NULL;
+        char *where = NULL, *dir = test_tmpdir(), db[512];
+        hyb_error e;
+        start(&t, NULL, NULL);
+        hyb_bus *w = tb_connect(&t, "org.test.w", "main");
+        ck_assert_int_eq(put(w, "/env/x", "5", 0, &e), 0);
+
+        unsetenv("HYBRID_DB");
+        setenv("HYBRID_BUS", t.sock, 1);
+        ck_assert_int_eq(hyb_bus_scope_open("org.test.prog", NULL, "prog", &sc, &where, &e), 0);
+        ck_assert_ptr_nonnull(strstr(where, t.sock));
+        hyb_furi *f = furi_of("/env/x");
+        ck_assert_int_eq(hyb_scope_read(sc, f, &o, &e), 0);
+        ck_assert_int_eq(hyb_obj_get_int(o), 5);
+        hyb_obj_unref(o);
+        hyb_scope_unref(sc);
+        hyb_free(where);
+
+        snprintf(db, sizeof db, "%s/none.sock", dir);
+        setenv("HYBRID_BUS", db, 1);
+        ck_assert_int_lt(hyb_bus_scope_open("org.test.prog", NULL, "prog", &sc, NULL, &e), 0);
+        ck_assert_ptr_nonnull(strstr(e.message, "no daemon answers"));
+
+        snprintf(db, sizeof db, "%s/s.db", dir);
+        setenv("HYBRID_DB", db, 1);
+        ck_assert_int_eq(hyb_bus_scope_open("org.test.prog", NULL, "prog", &sc, &where, &e), 0);
+        ck_assert_ptr_nonnull(strstr(where, db));
+        ck_assert_int_eq(hyb_scope_read(sc, f, &o, &e), 0);
+        ck_assert(hyb_obj_is_noobj(o));
+        hyb_obj_unref(o);
+        hyb_scope_unref(sc);
+        hyb_free(where);
+        unsetenv("HYBRID_DB");
+        unsetenv("HYBRID_BUS");
+        hyb_furi_unref(f);
+        hyb_bus_unref(w);
+        tb_stop(&t);
+        test_rmrf(dir);
+        free(dir);
+}
+END_TEST
+
 /* Without a store the store calls are answered 503. */
 START_TEST(test_store_none)
 {
@@ -468,6 +518,7 @@ void bus_tcase_store(Suite *s)
         tcase_add_test(tc, test_store_none);
         tcase_add_test(tc, test_store_backend);
         tcase_add_test(tc, test_store_backend_threads);
+        tcase_add_test(tc, test_store_scope_open);
         tcase_add_test(tc, test_store_sys_bus);
         tcase_add_test(tc, test_store_uid_bound);
         suite_add_tcase(s, tc);
