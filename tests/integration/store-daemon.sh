@@ -53,6 +53,9 @@ expect "retained value after restart" 0 "42" hy store get /keep/a
 expect "a pattern read through the daemon names each match" 0 "/keep/a${TAB}42
 /keep/b$TAB'x'" hy store get '/keep/+'
 expect "a branch read through the daemon" 0 "[/keep/a=>42,/keep/b=>'x']" hy store get '/keep/+/'
+expect "watch --replay --count 2 through the daemon: the stored values, then exit 0" 0 \
+        "/keep/a${TAB}42
+/keep/b$TAB'x'" timeout 10 "$HYBRID" --bus "$SOCK" store watch '/keep/+' --replay --count 2
 expect_err "a write under /sys/ is refused 403" 1 "^hybrid: store: 403 " hy store put /sys/x 1
 expect "/sys/bus counters are read through the store" 0 "1" hy store get /sys/bus/connections
 # a process writing the daemon's database file directly is seen by the daemon's subscribers
