@@ -73,7 +73,8 @@ HYB_EXPORT int hyb_bus_store_subscribe(hyb_bus *bus, const char *pattern, unsign
  */
 HYB_EXPORT int hyb_bus_backend_new(hyb_bus *bus, hyb_backend **ret);
 
-/* Where hyb_bus_backend_open_host found the host store (the rules of doc/store.md "Which store"). */
+/* Where hyb_bus_backend_open_host found the host store (doc/hybrid.md "Which store a command
+ * uses"). */
 typedef enum hyb_host_source {
         HYB_HOST_DB = 1,          /* 1. the database named (db argument or $HYBRID_DB) */
         HYB_HOST_BUS = 2,         /* 2. the daemon named (bus argument or $HYBRID_BUS) */

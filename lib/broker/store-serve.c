@@ -421,7 +421,8 @@ static void do_subscribe(bconn *c, uint64_t id, const char *body, size_t len)
         sp1 = memchr(body, ' ', len);
         sp2 = sp1 ? memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - body)) : NULL;
         if (!sp2 || (size_t)(sp2 - body) >= sizeof head) {
-                r = err_set(&e, HYB_E_BAD_REQUEST, -1, "storeSubscribe wants '<id> <flags> <pattern>'");
+                r = err_set(&e, HYB_E_BAD_REQUEST, -1,
+                            "storeSubscribe wants '<id> <flags> <pattern>'");
                 goto out;
         }
         memcpy(head, body, (size_t)(sp2 - body));
@@ -461,7 +462,8 @@ static void do_subscribe(bconn *c, uint64_t id, const char *body, size_t len)
         }
         s->conn = c;
         s->id = sid;
-        r = hyb_store_subscribe(b->store, f, fl ? HYB_SUBSCRIBE_REPLAY : 0, sub_msg, s, &s->slot, &e);
+        r = hyb_store_subscribe(b->store, f, fl ? HYB_SUBSCRIBE_REPLAY : 0, sub_msg, s, &s->slot,
+                                &e);
         if (r < 0) {
                 free(s);
                 goto out;

@@ -150,8 +150,8 @@ static int op_subscribe(void *impl, const hyb_furi *pattern, unsigned flags, hyb
         if (!hyb_bus_is_open(be->bus))
                 r = closed(be, e);
         else
-                r = hyb_bus_store_subscribe(be->bus, hyb_furi_get_str(pattern), flags, on_bus_msg, s,
-                                            &s->bus_slot, e);
+                r = hyb_bus_store_subscribe(be->bus, hyb_furi_get_str(pattern), flags, on_bus_msg,
+                                            s, &s->bus_slot, e);
         if (r >= 0) {
                 s->next = be->subs;
                 be->subs = s;
