@@ -97,7 +97,7 @@ int bus_send(hyb_bus *bus, wire_hdr *h, const char *to, size_t to_len, const cha
         n_iov = wire_build(h, NULL, 0, to, to_len, member, member_len, body, body_len, hdr, iov);
         total = iov[0].iov_len + (n_iov > 1 ? iov[1].iov_len : 0);
 
-        if (bus->wlen == bus->wpos) {
+        if (bus->wlen == bus->wpos && !bus->corked) {
                 /* Nothing queued: write directly, one syscall, no copy. */
                 struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
                 for (;;) {
@@ -602,6 +602,13 @@ HYB_EXPORT int hyb_bus_wait(hyb_bus *bus, uint64_t timeout_usec)
         if (next < deadline)
                 deadline = next;
         return bus_poll(bus, deadline);
+}
+
+HYB_EXPORT int hyb_bus_set_cork(hyb_bus *bus, bool cork)
+{
+        hyb_assert_return(bus, -EINVAL);
+        bus->corked = cork;
+        return cork ? 0 : hyb_bus_flush(bus);
 }
 
 HYB_EXPORT int hyb_bus_flush(hyb_bus *bus)

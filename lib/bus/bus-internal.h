@@ -144,6 +144,7 @@ struct hyb_bus {
         struct event *ev_timer;
         unsigned depth; /* nesting of sync waits, for the libevent adapter */
         bool drained;   /* the last read came back short: skip one read before polling */
+        bool corked;    /* hyb_bus_set_cork: packets wait in wbuf for the next flush */
 };
 
 

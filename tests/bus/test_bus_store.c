@@ -494,6 +494,50 @@ START_TEST(test_store_scope_open)
 }
 END_TEST
 
+static void count_reply(hyb_bus *bus, const hyb_bus_reply *reply, void *ud)
+{
+        if (hyb_bus_reply_get_status(reply) == 200)
+                atomic_fetch_add((atomic_int *)ud, 1);
+}
+
+/* A corked connection queues its packets (pipelined store reads leave in one write) until a
+ * flush, a wait or process; a sync call works corked; uncorking flushes. */
+START_TEST(test_store_cork)
+{
+        tbroker t;
+        atomic_int n = 0;
+        hyb_error e;
+        hyb_obj *o = NULL;
+        start(&t, NULL, NULL);
+        hyb_bus *c = tb_connect(&t, "org.test.cork", "main");
+        ck_assert_int_eq(put(c, "/k", "1", 0, &e), 0);
+
+        ck_assert_int_eq(hyb_bus_set_cork(c, true), 0);
+        for (int i = 0; i < 32; i++)
+                ck_assert_int_eq(hyb_bus_call_async(c, HYB_BUS_BUILTIN_ENDPOINT, "storeRead", "/k",
+                                                    2, HYB_BODY_BINARY, 0, count_reply, &n, NULL),
+                                 0);
+        /* Nothing written yet: all 32 wait in the queue. */
+        ck_assert_int_eq(hyb_bus_get_events(c) & HYB_BUS_EVENT_OUT, HYB_BUS_EVENT_OUT);
+        ck_assert_int_eq(hyb_bus_flush(c), 0);
+        ck_assert_int_eq(hyb_bus_get_events(c) & HYB_BUS_EVENT_OUT, 0);
+        pump_until(c, &n, 32, 3000);
+        ck_assert_int_eq(atomic_load(&n), 32);
+        ck_assert_int_eq(hyb_bus_store_read(c, "/k", &o, &e), 0); /* sync, corked */
+        ck_assert_int_eq(hyb_obj_get_int(o), 1);
+        hyb_obj_unref(o);
+        ck_assert_int_eq(hyb_bus_call_async(c, HYB_BUS_BUILTIN_ENDPOINT, "storeRead", "/k", 2,
+                                            HYB_BODY_BINARY, 0, count_reply, &n, NULL),
+                         0);
+        ck_assert_int_eq(hyb_bus_set_cork(c, false), 0); /* flushes */
+        ck_assert_int_eq(hyb_bus_get_events(c) & HYB_BUS_EVENT_OUT, 0);
+        pump_until(c, &n, 33, 3000);
+        ck_assert_int_eq(atomic_load(&n), 33);
+        hyb_bus_unref(c);
+        tb_stop(&t);
+}
+END_TEST
+
 /* Without a store the store calls are answered 503. */
 START_TEST(test_store_none)
 {
@@ -519,6 +563,7 @@ void bus_tcase_store(Suite *s)
         tcase_add_test(tc, test_store_backend);
         tcase_add_test(tc, test_store_backend_threads);
         tcase_add_test(tc, test_store_scope_open);
+        tcase_add_test(tc, test_store_cork);
         tcase_add_test(tc, test_store_sys_bus);
         tcase_add_test(tc, test_store_uid_bound);
         suite_add_tcase(s, tc);
