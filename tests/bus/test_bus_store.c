@@ -538,6 +538,47 @@ START_TEST(test_store_cork)
 }
 END_TEST
 
+static int raw_status(hyb_bus *bus, const char *method, const char *body)
+{
+        hyb_bus_reply *rep = NULL;
+        hyb_error e;
+        int r = hyb_bus_call(bus, HYB_BUS_BUILTIN_ENDPOINT, method, body, strlen(body),
+                             HYB_BODY_BINARY, 2000, &rep, &e);
+        int st = r == 0 ? hyb_bus_reply_get_status(rep) : hyb_err_to_status(r);
+        hyb_bus_reply_unref(rep);
+        return st;
+}
+
+/* Malformed store packets (doc/protocol.md "Store") are answered with an error status; the
+ * connection and the broker go on. */
+START_TEST(test_store_malformed)
+{
+        tbroker t;
+        start(&t, NULL, NULL);
+        hyb_bus *c = tb_connect(&t, "org.test.raw", "main");
+
+        ck_assert_int_eq(raw_status(c, "storeWrite", "/a"), 400);          /* no value */
+        ck_assert_int_eq(raw_status(c, "storeWrite", "/a\n[1,"), 400);     /* bad obj */
+        ck_assert_int_eq(raw_status(c, "storeWrite", "a b\n1"), 400);      /* bad fURI */
+        ck_assert_int_eq(raw_status(c, "storeWrite", "/a/+\n1"), 400);     /* pattern, value */
+        ck_assert_int_eq(raw_status(c, "storeRead", ""), 400);
+        ck_assert_int_eq(raw_status(c, "storeSubscribe", "/a"), 400);      /* no id, no flags */
+        ck_assert_int_eq(raw_status(c, "storeSubscribe", "x 0 /a"), 400);
+        ck_assert_int_eq(raw_status(c, "storeSubscribe", "1 7 /a"), 400);  /* unknown flags */
+        ck_assert_int_eq(raw_status(c, "storeSubscribe", "99999999999999999999999 0 /a"), 400);
+        ck_assert_int_eq(raw_status(c, "storeSubscribe", "1 0 rel"), 400); /* relative */
+        ck_assert_int_eq(raw_status(c, "storeSubscribe", "1 0 /a"), 200);
+        ck_assert_int_eq(raw_status(c, "storeSubscribe", "1 0 /b"), 409);  /* id in use */
+        ck_assert_int_eq(raw_status(c, "storeUnsubscribe", "2"), 404);
+        ck_assert_int_eq(raw_status(c, "storeUnsubscribe", "1x"), 400);
+        ck_assert_int_eq(raw_status(c, "storeUnsubscribe", "1"), 200);
+        ck_assert_int_eq(raw_status(c, "storeNothing", "/a"), 404);
+        ck_assert_int_eq(raw_status(c, "storeWrite", "/a\n1"), 200);
+        hyb_bus_unref(c);
+        tb_stop(&t);
+}
+END_TEST
+
 /* Without a store the store calls are answered 503. */
 START_TEST(test_store_none)
 {
@@ -564,6 +605,7 @@ void bus_tcase_store(Suite *s)
         tcase_add_test(tc, test_store_backend_threads);
         tcase_add_test(tc, test_store_scope_open);
         tcase_add_test(tc, test_store_cork);
+        tcase_add_test(tc, test_store_malformed);
         tcase_add_test(tc, test_store_sys_bus);
         tcase_add_test(tc, test_store_uid_bound);
         suite_add_tcase(s, tc);
