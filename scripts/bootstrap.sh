@@ -3,13 +3,16 @@
 # Installs the Debian 12 packages one use of libhybrid needs, only those missing.
 # Needs root (or sudo) only when something is missing.
 #
-# usage: scripts/bootstrap.sh [build|demo|test|all]    install the set (default: all)
+# usage: scripts/bootstrap.sh [build|demo|test|bench|all]  install the set (default: all)
 #        scripts/bootstrap.sh --list SET               print the set, one package a line
 #   build  compile and install the library, the tools and their man pages
 #   demo   what scripts/demo runs (the build set: the demo uses only the built programs)
 #   test   what scripts/test runs: the build set, Check, Python for the test scripts,
 #          man for the man page test, clang for the fuzz and sanitizer runs, sqlite3,
-#          and the peers of the optional tests and benchmarks
+#          and the peers of the optional tests and benchmarks (the bench set)
+#   bench  the build set and the peers bench/ measures against: SQLite is linked already;
+#          redis-server + libhiredis-dev, mosquitto + libmosquitto-dev, Lua 5.4, sd-bus and
+#          the D-Bus daemons (each optional for the build: a missing one leaves its column empty)
 #   all    the test set (valgrind included: the CLI leak test and scripts/check-memory use it)
 set -eu
 
@@ -18,7 +21,10 @@ libsqlite3-dev libedit-dev go-md2man"
 demo="$build"
 test="$build check python3 python3-dev python3-venv python3-cffi python3-pytest
 python3-setuptools python3-wheel man-db clang libclang-rt-14-dev sqlite3 util-linux mosquitto
-libmosquitto-dev dbus-daemon dbus-broker libsystemd-dev lua5.4 valgrind"
+libmosquitto-dev dbus-daemon dbus-broker libsystemd-dev lua5.4 valgrind redis-server
+libhiredis-dev"
+bench="$build redis-server libhiredis-dev mosquitto libmosquitto-dev lua5.4 dbus-daemon
+dbus-broker libsystemd-dev util-linux"
 all="$test"
 
 list=0
@@ -30,9 +36,10 @@ case "${1:-all}" in
 build) pkgs=$build ;;
 demo) pkgs=$demo ;;
 test) pkgs=$test ;;
+bench) pkgs=$bench ;;
 all) pkgs=$all ;;
 *)
-        echo "usage: scripts/bootstrap.sh [--list] [build|demo|test|all]" >&2
+        echo "usage: scripts/bootstrap.sh [--list] [build|demo|test|bench|all]" >&2
         exit 2
         ;;
 esac

@@ -13,9 +13,11 @@
         X(store_suite) \
         X(store_damage_suite) \
         X(backend_suite) \
+        X(store_code_suite) \
         X(bus_suite) \
         X(mmadt_suite) \
-        X(conformance_suite)
+        X(conformance_suite) \
+        X(boot_suite)
 
 #define HYB_X_DECL(fn) Suite *fn(void);
 HYB_SUITES(HYB_X_DECL)

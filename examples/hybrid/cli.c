@@ -23,7 +23,9 @@ static void json_error(int status, const char *what, const char *code, const cha
         char *end;
         long n = strtol(code, &end, 10);
         bool numeric = *code && !*end;
-        json_t *j = json_pack("{s:{s:s, s:o, s:s, s:s, s:i}}", "error", "command", what ? what : "",
+        /* what is NULL for a usage error before any command is known */
+        json_t *j = json_pack("{s:{s:o, s:o, s:s, s:s, s:i}}", "error", "command",
+                              what ? json_string(what) : json_null(),
                               "status", numeric ? json_integer(n) : json_null(), "name",
                               numeric ? hyb_err_name(-(HYB_E_BASE + (int)n)) : code, "message",
                               msg, "exit", status);
@@ -32,7 +34,7 @@ static void json_error(int status, const char *what, const char *code, const cha
         if (s)
                 fprintf(stderr, "%s\n", s);
         else
-                fprintf(stderr, "hybrid: %s: %s %s\n", what, code, msg);
+                fprintf(stderr, "hybrid: %s: %s %s\n", what ? what : "usage", code, msg);
         fflush(stderr);
         free(s);
         json_decref(j);
@@ -52,6 +54,8 @@ static void report(int status, const char *what, const char *code,
                 json_error(status, what, *code ? code : "usage", full);
                 return;
         }
+        if (!what) /* "hybrid: usage: <message>" */
+                what = code, code = "";
         fprintf(stderr, "hybrid: %s: %s%s%s%s\n", what, code, *code ? " " : "", msg, suffix);
         fflush(stderr);
 }
@@ -133,9 +137,8 @@ int cli_usage(const cli_ctx *ctx, const char *fmt, ...)
         snprintf(suffix, sizeof(suffix), " (see 'hybrid %s%s--help')",
                  ctx->command ? ctx->command : "", ctx->command ? " " : "");
         va_start(ap, fmt);
-        /* before a command is known: "hybrid: usage: <message>" */
-        report(EXIT_USAGE, ctx->command ? ctx->command : "usage", ctx->command ? "usage" : "", suffix,
-               fmt, ap);
+        /* before a command is known: "hybrid: usage: <message>", JSON "command":null */
+        report(EXIT_USAGE, ctx->command, "usage", suffix, fmt, ap);
         va_end(ap);
         return EXIT_USAGE;
 }

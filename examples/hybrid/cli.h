@@ -38,7 +38,7 @@ typedef struct cli_ctx {
         /* global options (already resolved with their defaults) */
         const char *bus;      /* --bus, $HYBRID_BUS, else NULL: the library default */
         const char *db;       /* --db, $HYBRID_DB, else $XDG_DATA_HOME/hybrid/store.db */
-        bool db_given;        /* db came from --db or $HYBRID_DB (rule 1 of "Which store") */
+        bool db_default;      /* neither --db nor $HYBRID_DB: db is that default */
         const char *app;      /* --app, default org.hybridos.cli */
         const char *runner;   /* --runner, default cli<pid> */
         bool json;            /* --json */

@@ -427,7 +427,7 @@ static int start(const cli_ctx *ctx, repl *R)
         int source = 0, r;
 
         hyb_error_clear(&e);
-        r = hyb_bus_backend_open_host(ctx->db_given ? ctx->db : NULL, ctx->bus, ctx->app,
+        r = hyb_bus_backend_open_host(ctx->db_default ? NULL : ctx->db, ctx->bus, ctx->app,
                                       ctx->runner, NULL, &hb, &source, &where, &e);
         if (r < 0)
                 return cli_fail(EXIT_UNREACHABLE, "store", hyb_err_name(r), "%s",

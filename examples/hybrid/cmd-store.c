@@ -241,7 +241,7 @@ static int run_store(cli_ctx *ctx)
 
         /* Which store (doc/hybrid.md): --db/$HYBRID_DB, else --bus/$HYBRID_BUS, else the daemon
          * at the default socket if one answers, else the default database, said once. */
-        r = hyb_bus_backend_open_host(ctx->db_given ? ctx->db : NULL, ctx->bus, ctx->app,
+        r = hyb_bus_backend_open_host(ctx->db_default ? NULL : ctx->db, ctx->bus, ctx->app,
                                       ctx->runner, &opts, &hb, &source, &where, &e);
         if (r < 0) {
                 status = fail(EXIT_UNREACHABLE, r, &e);

@@ -150,8 +150,10 @@ static int unknown_option(const cli_ctx *ctx, const cli_command *cmd, const char
 
         if (a[1] != '-')
                 return cli_usage(ctx, "unknown option '%s'", a);
-        for (const cli_option *o = global_options; o->name; o++)
-                names[n++] = o->name;
+        /* only what this command takes: suggesting --bus to furi would be refused next */
+        for (size_t i = 0; global_options[i].name; i++)
+                if (!cmd || (global_bits[i] & cmd->globals))
+                        names[n++] = global_options[i].name;
         for (const cli_option *o = cmd ? cmd->options : NULL; o && o->name && n < ELEMS(names); o++)
                 names[n++] = o->name;
         s = cli_suggest(a + 2, names, n);
@@ -369,10 +371,12 @@ int main(int argc, char **argv)
 
         if (!ctx.bus && (env = getenv("HYBRID_BUS")) && *env)
                 ctx.bus = env;
-        if (ctx.db || ((env = getenv("HYBRID_DB")) && *env))
-                ctx.db_given = true;
-        if (!ctx.db)
-                ctx.db = (env = getenv("HYBRID_DB")) && *env ? env : default_db();
+        if (!ctx.db && (env = getenv("HYBRID_DB")) && *env)
+                ctx.db = env;
+        if (!ctx.db) {
+                ctx.db = default_db();
+                ctx.db_default = true;
+        }
         if (!ctx.app)
                 ctx.app = "org.hybridos.cli";
         if (!ctx.runner) {

@@ -6,12 +6,15 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <event2/event.h>
 
@@ -24,7 +27,8 @@ static const char usage[] =
         "  -s, --socket PATH   listen on this Unix socket (before listen.unix of the config,\n"
         "                      then $HYBRID_BUS, then $XDG_RUNTIME_DIR/hybrid/bus.sock\n"
         "                      or /run/hybrid/bus.sock)\n"
-        "  -c, --config FILE   YAML configuration (host, listen, limits, policy, log)\n"
+        "  -c, --config FILE   YAML configuration (host, listen, limits, policy, log, store,\n"
+        "                      boot)\n"
         "  -f, --foreground    stay attached; without it hybridd detaches once the socket\n"
         "                      is ready\n"
         "  -h, --help          this text\n"
@@ -54,7 +58,79 @@ static void log_libevent(int severity, const char *msg)
                 log_line(level, msg, NULL);
 }
 
+/*
+ * sd_notify(3)'s READY=1 to $NOTIFY_SOCKET (a datagram socket; `@name` is in the abstract
+ * namespace), when set: the service manager learns the daemon is up once the socket exists,
+ * so after the boot.  No libsystemd needed for one datagram.
+ */
+static void notify_ready(void)
+{
+        static const char msg[] = "READY=1";
+        const char *path = getenv("NOTIFY_SOCKET");
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        size_t len;
+        int fd;
+
+        if (!path || (path[0] != '/' && path[0] != '@'))
+                return;
+        len = strlen(path);
+        if (len >= sizeof(sa.sun_path))
+                return;
+        memcpy(sa.sun_path, path, len);
+        if (path[0] == '@')
+                sa.sun_path[0] = '\0';
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return;
+        if (sendto(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+                   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+                log_line(HYB_LOG_WARNING, "cannot notify NOTIFY_SOCKET of readiness", NULL);
+        close(fd);
+}
+
 static struct event *sigterm, *sigint;
+static int log_max = HYB_LOG_INFO;
+static hyb_boot *boot; /* its events keep the loop going: freed at shutdown */
+
+static void log_boot(int level, const char *msg, void *ud)
+{
+        if (level <= log_max)
+                log_line(level, msg, ud);
+}
+
+/*
+ * The host store (the `store:` key; memory only without a path) and the boot
+ * (the `boot:` key: data, then programs), before the socket appears.
+ * main() then serves the store on the bus (hyb_broker_set_store).
+ */
+static int open_store_and_boot(hyb_broker_config *cfg, struct event_base *base,
+                               hyb_store **ret_store, hyb_scope **ret_scope, hyb_boot **ret_boot)
+{
+        const char *path = hyb_broker_config_get_store_path(cfg);
+        hyb_backend *host = NULL;
+        hyb_error err;
+        int r;
+
+        if (hyb_broker_config_get_store_durability(cfg) == HYB_DURABILITY_MEMORY)
+                path = NULL;
+        /* path, durability and store.limits of the configuration */
+        hyb_error_clear(&err);
+        r = hyb_broker_config_open_store(cfg, ret_store, &err);
+        if (r < 0) {
+                fprintf(stderr, "hybridd: store %s: %s\n", path ? path : "(memory)",
+                        err.message[0] ? err.message : hyb_strerror(r));
+                return r;
+        }
+        r = hyb_backend_new_store(*ret_store, &host);
+        if (r >= 0)
+                r = hyb_scope_new(host, NULL, "hybridd", ret_scope);
+        hyb_backend_unref(host); /* the scope holds its own reference */
+        if (r >= 0)
+                r = hyb_boot_new(*ret_scope, base, cfg, log_boot, NULL, ret_boot);
+        if (r < 0)
+                fprintf(stderr, "hybridd: boot: %s\n", hyb_strerror(r));
+        return r;
+}
 
 static void on_signal(evutil_socket_t sig, short what, void *ud)
 {
@@ -63,6 +139,7 @@ static void on_signal(evutil_socket_t sig, short what, void *ud)
         /* Once no event is left, event_base_dispatch returns. */
         event_del(sigterm);
         event_del(sigint);
+        boot = hyb_boot_free(boot);
         hyb_broker_shutdown(b);
 }
 
@@ -81,6 +158,7 @@ int main(int argc, char **argv)
         hyb_broker_config *cfg = NULL;
         hyb_broker *b = NULL;
         hyb_store *store = NULL;
+        hyb_scope *scope = NULL;
         struct event_base *base;
         hyb_error err;
         int c, r, pipefd[2] = { -1, -1 };
@@ -179,19 +257,17 @@ int main(int argc, char **argv)
                 goto report;
         }
         hyb_broker_set_log(b, hyb_broker_config_get_log_level(cfg), log_line, NULL);
-        /* The host store (`store:` of the config; memory when it names no path), served on
-         * the bus before the socket appears. */
-        hyb_error_clear(&err);
-        if ((r = hyb_broker_config_open_store(cfg, &store, &err)) < 0 ||
-            (r = hyb_broker_set_store(b, store)) < 0) {
-                char msg[400];
-                snprintf(msg, sizeof msg, "cannot open the store: %s",
-                         err.message[0] ? err.message : hyb_strerror(r));
-                log_line(HYB_LOG_ERROR, msg, NULL);
+        log_max = hyb_broker_config_get_log_level(cfg);
+        if ((r = open_store_and_boot(cfg, base, &store, &scope, &boot)) < 0) {
                 r = EXIT_RUNTIME;
                 goto report;
         }
-        store = hyb_store_unref(store); /* the broker holds it */
+        /* The host store is served on the bus (doc/protocol.md "Store") from the start. */
+        if ((r = hyb_broker_set_store(b, store)) < 0) {
+                log_line(HYB_LOG_ERROR, hyb_strerror(r), NULL);
+                r = EXIT_RUNTIME;
+                goto report;
+        }
         hyb_error_clear(&err);
         if ((r = hyb_broker_start(b, &err)) < 0) {
                 log_line(HYB_LOG_ERROR, err.message[0] ? err.message : hyb_strerror(r), NULL);
@@ -202,6 +278,7 @@ int main(int argc, char **argv)
         sigint = evsignal_new(base, SIGINT, on_signal, b);
         evsignal_add(sigterm, NULL);
         evsignal_add(sigint, NULL);
+        notify_ready();
         r = 0;
 report:
         if (pipefd[1] >= 0) {
@@ -222,6 +299,8 @@ report:
                 }
         }
         if (r != 0) {
+                hyb_boot_free(boot);
+                hyb_scope_unref(scope);
                 hyb_store_unref(store);
                 hyb_broker_free(b);
                 hyb_broker_config_unref(cfg);
@@ -233,6 +312,9 @@ report:
         r = event_base_dispatch(base) < 0 ? EXIT_RUNTIME : 0;
         event_free(sigterm);
         event_free(sigint);
+        hyb_boot_free(boot);
+        hyb_scope_unref(scope);
+        hyb_store_unref(store);
         hyb_broker_free(b);
         hyb_broker_config_unref(cfg);
         event_base_free(base);

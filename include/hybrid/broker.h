@@ -54,7 +54,7 @@ HYB_EXPORT int hyb_broker_config_new(hyb_broker_config **ret);
 HYB_EXPORT hyb_broker_config *hyb_broker_config_ref(const hyb_broker_config *cfg);
 HYB_EXPORT hyb_broker_config *hyb_broker_config_unref(hyb_broker_config *cfg);
 /*
- * Loads YAML (keys host, listen, limits, policy, log) over the current values.
+ * Loads YAML (keys host, listen, limits, policy, log, store, boot) over the current values.
  * Errors: HYB_E_CONFIG with line:column in *reterr, -errno when unreadable.
  */
 HYB_EXPORT int hyb_broker_config_load_file(hyb_broker_config *cfg, const char *path,
@@ -86,6 +86,13 @@ HYB_EXPORT int hyb_broker_config_add_admin(hyb_broker_config *cfg, uint32_t uid)
 HYB_EXPORT int hyb_broker_config_get_log_level(const hyb_broker_config *cfg);
 /* log.syslog. */
 HYB_EXPORT bool hyb_broker_config_get_syslog(const hyb_broker_config *cfg);
+
+/*
+ * The `store:` key: the host store's file (borrowed; NULL when not given: memory only) and
+ * durability (HYB_DURABILITY_* of hybrid/store.h; -1 when not given).
+ */
+HYB_EXPORT const char *hyb_broker_config_get_store_path(const hyb_broker_config *cfg);
+HYB_EXPORT int hyb_broker_config_get_store_durability(const hyb_broker_config *cfg);
 
 /* ----------------------------------------------------------------- broker */
 

@@ -157,7 +157,7 @@ HYB_EXPORT int hyb_slot_get_floating(const hyb_slot *slot);
 /*
  * The clock of every loop integration: CLOCK_MONOTONIC in microseconds.
  * hyb_bus_get_timeout and hyb_store_get_timeout return absolute deadlines on
- * it (as sd_bus_get_timeout); a loop waits hyb_now_usec() - deadline at most
+ * it (as sd_bus_get_timeout); a loop waits deadline - hyb_now_usec() at most
  * (0 when the deadline has passed).
  */
 HYB_EXPORT uint64_t hyb_now_usec(void);

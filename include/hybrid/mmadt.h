@@ -22,6 +22,7 @@
 #ifndef HYBRID_MMADT_H
 #define HYBRID_MMADT_H
 
+#include <hybrid/broker.h>
 #include <hybrid/common.h>
 #include <hybrid/furi.h>
 #include <hybrid/obj.h>
@@ -70,6 +71,9 @@ HYB_EXPORT int hyb_mmadt_set_max_memory(hyb_mmadt *vm, size_t bytes);
  */
 HYB_EXPORT int hyb_mmadt_compile(hyb_mmadt *vm, const char *text, size_t len,
                                  hyb_mmadt_program **ret, hyb_error *reterr);
+/* A compiled program is reference counted like every handle; the last unref frees it.  Run it
+ * only on the VM that compiled it.  _unref(NULL) is a no-op; both return as sd-bus. */
+HYB_EXPORT hyb_mmadt_program *hyb_mmadt_program_ref(const hyb_mmadt_program *p);
 HYB_EXPORT hyb_mmadt_program *hyb_mmadt_program_unref(hyb_mmadt_program *p);
 HYB_EXPORT size_t hyb_mmadt_program_get_n_statements(const hyb_mmadt_program *p);
 /* Statement i printed desugared (`*a.plus(1)` -> `from(a).plus(1)`); *ret to hyb_free(). */
@@ -121,6 +125,35 @@ HYB_EXPORT int hyb_mmadt_register_instruction(hyb_mmadt *vm, const char *furi,
 typedef int (*hyb_mmadt_type_fn)(hyb_mmadt *vm, const hyb_obj *value, void *userdata);
 HYB_EXPORT int hyb_mmadt_register_type(hyb_mmadt *vm, const char *furi, hyb_mmadt_type_fn fn,
                                        void *userdata, hyb_slot **ret_slot);
+
+/* ---- boot: a daemon's programs (FhatOS's boot loader; doc/mmadt.md "Boot") ---- */
+
+typedef struct hyb_boot hyb_boot;
+
+/*
+ * Boots from the `boot:` key of cfg (doc/config.md) into scope: first every
+ * `boot.data` fURI that holds nothing gets its obj literal, then every
+ * `boot.programs` entry (inline text or a file) is compiled and run, in
+ * order, on one VM (program name "boot") over scope.  An entry that fails is
+ * logged through log (may be NULL) at HYB_LOG_ERROR with where it is (FILE:L:C;
+ * `boot.programs[N] (config line Y), line L, column C` for inline text) and
+ * counted; the boot goes on with the next one.  Then the VM is driven by
+ * base (borrowed; it must outlive the boot): the scope's stores' fds and
+ * deadlines wake it, and each wake-up delivers subscription messages, steps
+ * fibers (every millisecond while some live) and joins threads that ended
+ * (threads run on OS threads of their own).  Call it before the daemon
+ * listens, so what boots is there before the first client.  Returns 0 (entry
+ * errors included: hyb_boot_get_n_errors), or -EINVAL, -ENOMEM.
+ */
+HYB_EXPORT int hyb_boot_new(hyb_scope *scope, struct event_base *base,
+                            const hyb_broker_config *cfg, hyb_log_fn log, void *userdata,
+                            hyb_boot **ret);
+/* Halts the boot VM's threads and fibers, removes its events and frees it.  Returns NULL. */
+HYB_EXPORT hyb_boot *hyb_boot_free(hyb_boot *b);
+/* The boot VM (borrowed). */
+HYB_EXPORT hyb_mmadt *hyb_boot_get_vm(hyb_boot *b);
+/* Entries (data or programs) that failed at boot, plus failures while serving since. */
+HYB_EXPORT unsigned hyb_boot_get_n_errors(const hyb_boot *b);
 
 #ifdef __cplusplus
 }

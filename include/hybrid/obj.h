@@ -103,7 +103,7 @@ HYB_EXPORT uint64_t hyb_obj_hash(const hyb_obj *o);
 typedef enum hyb_format_flags {
         HYB_FORMAT_REPL = 0,  /* the REPL form: reals with 6 decimals, /type/ stripped */
         HYB_FORMAT_EXACT = 1, /* parse(format(x)) == x: uris bracketed where needed,
-                                 reals in shortest round-trip form */
+                                 reals in shortest round-trip form, code as |(source) */
 } hyb_format_flags;
 /* Formats o; *ret is a NUL-terminated string to hyb_free(). noobj formats as "noobj". */
 HYB_EXPORT int hyb_obj_format(const hyb_obj *o, unsigned flags, char **ret);
@@ -111,7 +111,8 @@ HYB_EXPORT int hyb_obj_format(const hyb_obj *o, unsigned flags, char **ret);
 /*
  * Parses one literal obj: bool, int, real, str, uri (bare or <...>), lst, rec,
  * a stream {a,b}, typed values `T[v]` (a bare type name T means /type/T),
- * value ids `v@id`, noobj.  Surrounding white space is allowed; anything
+ * value ids `v@id`, noobj, and code in its EXACT form `|(source)` (kept as
+ * text, compiled by mm-ADT when first applied).  Surrounding white space is allowed; anything
  * else after the literal is an error.  Errors: HYB_E_PARSE / HYB_E_DEPTH /
  * HYB_E_OVERFLOW, with offset, line and column in *reterr.
  */

@@ -59,7 +59,12 @@ bool bconn_room(bconn *c, size_t n)
                 return true;
         /* A slow consumer: say so explicitly and drop it; never lose silently, never grow.
          * Its backlog is charged to it, so it, not the sender, is the one cut off. */
-        snprintf(detail, sizeof detail, "slow reader, %zu bytes queued and %zu more", queued, n);
+        if (c->state == BCONN_READY)
+                snprintf(detail, sizeof detail, "slow reader, %zu bytes queued and %zu more",
+                         queued, n);
+        else /* not logged in yet: whatever it is, it is not a reader falling behind */
+                snprintf(detail, sizeof detail, "%zu bytes queued and %zu more before login",
+                         queued, n);
         quota_cut(c, 507, which, detail);
         return false;
 }

@@ -162,6 +162,17 @@ HYB_EXPORT bool hyb_broker_config_get_syslog(const hyb_broker_config *cfg)
         return cfg && cfg->c.log_syslog;
 }
 
+HYB_EXPORT const char *hyb_broker_config_get_store_path(const hyb_broker_config *cfg)
+{
+        return cfg ? cfg->c.store_path : NULL;
+}
+
+HYB_EXPORT int hyb_broker_config_get_store_durability(const hyb_broker_config *cfg)
+{
+        hyb_assert_return(cfg, -EINVAL);
+        return cfg->c.store_durability;
+}
+
 /* ---------------------------------------------------------------- broker */
 
 static void accept_resume(evutil_socket_t fd, short what, void *ud);

@@ -32,7 +32,7 @@ enum { N_LIMITS = 0 BROKER_LIMITS(COUNT_ONE) };
 
 static const char *const log_levels[] = { "error", "warning", "info", "debug" };
 
-typedef struct loader {
+struct loader {
         yaml_parser_t *parser;
         const bool *too_big;
         yaml_event_t ev;   /* the current event, owned while have_ev */
@@ -44,14 +44,8 @@ typedef struct loader {
         bool limit_seen[N_LIMITS];
         yaml_mark_t limit_mark[N_LIMITS];
         const char *limit_blame[N_LIMITS];
+        void *user; /* loader_user() */
         broker_store_rule *rule; /* the policy.store rule being read */
-} loader;
-
-typedef struct field field;
-typedef int (*field_fn)(loader *l, const char *path, const field *f);
-struct field {
-        const char *key;
-        field_fn fn;
 };
 
 static int fail(loader *l, yaml_mark_t m, const char *path, const char *fmt, ...) _printf_(4, 5);
@@ -656,45 +650,6 @@ static int set_apps(loader *l, const char *path, const field *f)
 
 /* ---------------------------------------------------------------- store */
 
-static int set_store_path(loader *l, const char *path, const field *f)
-{
-        const char *s = NULL;
-        size_t len = 0;
-        char *dup = NULL;
-        int r;
-
-        if (!is_null(&l->ev)) {
-                r = get_string(l, path, "a database path", &s, &len);
-                if (r < 0)
-                        return r;
-                dup = strndup_safe(s, len);
-                if (!dup)
-                        return -ENOMEM;
-        }
-        free(l->c->store_path);
-        l->c->store_path = dup; /* null: memory only */
-        return 0;
-}
-
-static int set_store_durability(loader *l, const char *path, const field *f)
-{
-        static const char *const names[] = { "memory", "normal", "full" };
-        const char *s = NULL;
-        size_t len = 0;
-        int r;
-
-        r = get_string(l, path, "memory, normal or full", &s, &len);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < ELEMENTSOF(names); i++)
-                if (bus_name_equal(s, len, names[i], strlen(names[i]))) {
-                        l->c->store_durability = (int)i; /* HYB_DURABILITY_* order */
-                        return 0;
-                }
-        return fail(l, l->ev.start_mark, path, "expected memory, normal or full, got '%.*s'",
-                    (int)(len > 40 ? 40 : len), s);
-}
-
 static int set_store_size(loader *l, const char *path, size_t *ret, uint64_t max)
 {
         const char *s = NULL;
@@ -722,22 +677,12 @@ static int set_store_max_depth(loader *l, const char *path, const field *f)
         return set_store_size(l, path, &l->c->store_max_depth, 1024);
 }
 
-static int set_store_limits(loader *l, const char *path, const field *f)
+/* store.limits (the store's own limits; config-boot.c reads the rest of store:). */
+int broker_config_set_store_limits(loader *l, const char *path, const field *f)
 {
         static const field fields[] = {
                 { "max_value_bytes", set_store_max_value },
                 { "max_depth", set_store_max_depth },
-        };
-
-        return walk_map(l, path, fields, ELEMENTSOF(fields));
-}
-
-static int set_store(loader *l, const char *path, const field *f)
-{
-        static const field fields[] = {
-                { "path", set_store_path },
-                { "durability", set_store_durability },
-                { "limits", set_store_limits },
         };
 
         return walk_map(l, path, fields, ELEMENTSOF(fields));
@@ -990,9 +935,10 @@ static int parse_document(loader *l)
                 { "host", set_host },
                 { "listen", set_listen },
                 { "limits", set_limits },
-                { "store", set_store },
                 { "policy", set_policy },
                 { "log", set_log },
+                { "store", broker_config_set_store },
+                { "boot", broker_config_set_boot },
         };
         int r;
 
@@ -1049,4 +995,59 @@ int broker_config_parse(broker_config *c, yaml_parser_t *parser, const bool *too
         broker_config_clear(c);
         *c = tmp;
         return 0;
+}
+
+/* ---- the walk, for config-boot.c ---- */
+
+int loader_fail(loader *l, yaml_mark_t m, const char *path, const char *fmt, ...)
+{
+        char msg[200];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        return fail(l, m, path, "%s", msg);
+}
+
+int loader_next(loader *l)
+{
+        return next(l);
+}
+
+const yaml_event_t *loader_event(loader *l)
+{
+        return &l->ev;
+}
+
+broker_config *loader_config(loader *l)
+{
+        return l->c;
+}
+
+void **loader_user(loader *l)
+{
+        return &l->user;
+}
+
+bool loader_is_null(const yaml_event_t *e)
+{
+        return is_null(e);
+}
+
+int loader_get_string(loader *l, const char *path, const char *what, const char **ret,
+                      size_t *ret_len)
+{
+        return get_string(l, path, what, ret, ret_len);
+}
+
+int loader_walk_map(loader *l, const char *path, const field *fields, size_t n_fields)
+{
+        return walk_map(l, path, fields, n_fields);
+}
+
+int loader_walk_list(loader *l, const char *path, const char *what,
+                     int (*item)(loader *l, const char *path, size_t i, void *ud), void *ud)
+{
+        return walk_list(l, path, what, item, ud);
 }

@@ -55,8 +55,8 @@ void broker_config_clear(broker_config *c)
         free(c->admins);
         broker_config_free_apps(c->apps, c->n_apps);
         free(c->log_level);
-        free(c->store_path);
         broker_config_free_store_rules(c->store_rules, c->n_store_rules);
+        broker_config_clear_boot(c); /* and store_path */
         memset(c, 0, sizeof(*c));
 }
 
@@ -81,13 +81,14 @@ int broker_config_copy(broker_config *dst, const broker_config *src)
         dst->host = strdup_or_null(src->host, &oom);
         dst->listen_unix = strdup_or_null(src->listen_unix, &oom);
         dst->log_level = strdup_or_null(src->log_level, &oom);
-        dst->store_path = strdup_or_null(src->store_path, &oom);
         dst->store_rules = NULL;
         dst->n_store_rules = 0;
         dst->admins = NULL;
         dst->apps = NULL;
         dst->n_admins = 0;
         dst->n_apps = 0;
+        if (broker_config_copy_boot(dst, src) < 0)
+                oom = true;
         if (oom)
                 goto fail;
 

@@ -11,6 +11,7 @@
  *   policy: {admins: [uid, ...], apps: {"<uid>": [app-glob, ...]},
  *            store: [{uid, app, furi, allow: [read, write, delete, subscribe]}, ...]}
  *   log: {level: error|warning|info|debug, syslog: bool}
+ *   boot: {data: {<fURI>: <obj literal>, ...}, programs: [{inline: TEXT} | {file: PATH}, ...]}
  */
 #ifndef HYB_BROKER_CONFIG_H
 #define HYB_BROKER_CONFIG_H
@@ -140,6 +141,16 @@ typedef struct broker_store_rule {
 
 #define BROKER_LIMIT_FIELD(name, unit, min, max, dflt, doc) BROKER_LIMIT_TYPE_##unit name;
 
+/* One entry of `boot.data` (key: the fURI, text: the obj literal) or of `boot.programs`
+ * (text: an inline program, or file: a program file), with the 1-based line and column of its
+ * value in the config file, for error messages. */
+typedef struct broker_boot_item {
+        char *key;
+        char *text;
+        char *file;
+        unsigned line, column;
+} broker_boot_item;
+
 typedef struct broker_config {
         char *host;               /* default "localhost" */
         char *listen_unix;        /* NULL: $HYBRID_BUS, else the default (hyb_bus_get_default_socket) */
@@ -148,8 +159,6 @@ typedef struct broker_config {
         size_t n_admins;
         broker_app_policy *apps;  /* empty: any local peer may claim any app name */
         size_t n_apps;
-        char *store_path;         /* store.path; NULL: the host store lives in memory */
-        int store_durability;     /* store.durability (hyb_durability); -1: NORMAL with a path */
         size_t store_max_value_bytes; /* store.limits.max_value_bytes; 0: the store's default */
         size_t store_max_depth;   /* store.limits.max_depth; 0: the store's default */
         bool store_policy;        /* policy.store given: only its rules allow (else all may) */
@@ -157,6 +166,14 @@ typedef struct broker_config {
         size_t n_store_rules;
         char *log_level;          /* default "info" */
         bool log_syslog;          /* default false */
+        /* boot: (config-boot.c) */
+        broker_boot_item *boot_data;     /* in file order */
+        size_t n_boot_data;
+        broker_boot_item *boot_programs; /* in file order */
+        size_t n_boot_programs;
+        /* store: the daemon's host store (config-boot.c) */
+        char *store_path;         /* NULL: memory only */
+        int store_durability;     /* hyb_durability; -1: not given (NORMAL with a path) */
 } broker_config;
 
 /* The rows of BROKER_LIMITS in order, and the relations between them. */

@@ -187,6 +187,10 @@ static int bus_read(hyb_bus *bus)
 static int bus_next(hyb_bus *bus, wire_packet *p)
 {
         size_t used;
+
+        /* Nothing buffered: rbuf may still be NULL, and NULL + 0 is undefined in C. */
+        if (bus->rpos == bus->rlen)
+                return 0;
         int r = wire_parse(bus->rbuf + bus->rpos, bus->rlen - bus->rpos, bus_parse_limit(bus), p, &used);
         if (r > 0)
                 bus->rpos += used;

@@ -137,7 +137,8 @@ static int method_new(hyb_bus *bus, const char *name, const hyb_arg_policy *args
                 free(m);
                 return -ENOMEM;
         }
-        char *k = (char *)(m->args + n_args);
+        /* No arguments: m->args stays NULL, and NULL + 0 is undefined in C. */
+        char *k = n_args ? (char *)(m->args + n_args) : NULL;
         for (size_t i = 0; i < n_args; i++) {
                 size_t l = strlen(args[i].key) + 1;
                 memcpy(k, args[i].key, l);

@@ -65,4 +65,9 @@ int grow_array(void **array, size_t *alloc, size_t need, size_t size);
 
 char *strndup_safe(const char *s, size_t n);
 
+/* The poll(2) timeout for waiting until deadline (absolute, hyb_now_usec's clock) but at
+ * most timeout_usec (relative); UINT64_MAX for either means none.  -1 (forever) when both
+ * are UINT64_MAX, 0 once the deadline has passed; rounded up to whole ms, at most an hour. */
+int deadline_poll_ms(uint64_t deadline, uint64_t timeout_usec);
+
 #endif

@@ -12,6 +12,7 @@
 #define DEFAULT_MEMORY ((size_t)64 << 20)
 
 struct hyb_mmadt_program {
+        atomic_uint n_ref;
         mm_code **stmts;
         size_t n;
         char *text; /* the source, to turn a runtime error's offset into a line and column */
@@ -35,6 +36,8 @@ HYB_EXPORT int hyb_mmadt_new(hyb_scope *scope, const char *program, const hyb_mm
         int r;
 
         hyb_assert_return(ret, -EINVAL);
+        /* code read back as text (a store file) prints in the REPL form through the compiler */
+        obj_code_set_compiler(code_build);
         vm = calloc(1, sizeof(*vm));
         if (!vm)
                 return -ENOMEM;
@@ -55,6 +58,7 @@ HYB_EXPORT int hyb_mmadt_new(hyb_scope *scope, const char *program, const hyb_mm
         }
         vm->program = strdup(program ? program : "mmadt");
         vm->msgs_tail = &vm->msgs;
+        pthread_mutex_init(&vm->msgs_lock, NULL);
         vm->err = &vm->err_local;
         if (!vm->program) {
                 free(vm);
@@ -84,6 +88,7 @@ static void mmadt_free(hyb_mmadt *vm)
         free(vm->splice_text);
         hyb_obj_unref(vm->splice_uri);
         hyb_scope_unref(vm->scope);
+        pthread_mutex_destroy(&vm->msgs_lock);
         free(vm->program);
         free(vm);
 }
@@ -129,6 +134,7 @@ HYB_EXPORT int hyb_mmadt_compile(hyb_mmadt *vm, const char *text, size_t len,
         p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
+        p->n_ref = 1;
         r = mm_parse(vm, text, len, &p->stmts, &p->n, reterr);
         if (r < 0) {
                 free(p);
@@ -146,17 +152,16 @@ HYB_EXPORT int hyb_mmadt_compile(hyb_mmadt *vm, const char *text, size_t len,
         return 0;
 }
 
-HYB_EXPORT hyb_mmadt_program *hyb_mmadt_program_unref(hyb_mmadt_program *p)
+static void program_free(hyb_mmadt_program *p)
 {
-        if (!p)
-                return NULL;
         for (size_t i = 0; i < p->n; i++)
                 code_unref(p->stmts[i]);
         free(p->stmts);
         free(p->text);
         free(p);
-        return NULL;
 }
+
+HYB_DEFINE_REF_UNREF(hyb_mmadt_program, hyb_mmadt_program, program_free)
 
 HYB_EXPORT size_t hyb_mmadt_program_get_n_statements(const hyb_mmadt_program *p)
 {
@@ -269,6 +274,16 @@ static int finish(hyb_mmadt *vm, int r)
         }
         vm->err = &vm->err_local;
         return r;
+}
+
+void mm_begin(hyb_mmadt *vm, hyb_error *reterr)
+{
+        reset(vm, reterr);
+}
+
+int mm_end(hyb_mmadt *vm, int r)
+{
+        return finish(vm, r);
 }
 
 HYB_EXPORT int hyb_mmadt_run_statement(hyb_mmadt *vm, hyb_mmadt_program *p, size_t i,

@@ -40,6 +40,8 @@ const hyb_obj *poly_rec_get(const hyb_obj *rec, const hyb_obj *key);
 /* The value of rec o under the key a one-segment relative uri `seg` names (the first match of
  * a uri, str or int key), or NULL. */
 const hyb_obj *poly_rec_field(const hyb_obj *o, const char *seg, size_t len);
+/* Indexes cur with f, collecting every match. */
+int poly_index_collect(hyb_mmadt *vm, const mm_val *cur, const hyb_furi *f, mm_vec *out);
 int vm_arg_apply(hyb_mmadt *vm, const mm_arg *a, const mm_val *in, mm_val *out);
 
 int poly_apply_args(hyb_mmadt *vm, const mm_code *c, const mm_ins *ins, const mm_val *cur,

@@ -19,6 +19,7 @@
 #ifndef HYB_MMADT_INTERNAL_H
 #define HYB_MMADT_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "hybrid/mmadt.h"
@@ -152,6 +153,8 @@ int code_emit(mm_code *c, int op, int aux, mm_arg *args, size_t n);
 int code_box(mm_code *c, hyb_obj **ret);
 /* The mm_code of a code obj (borrowed) or NULL. */
 mm_code *code_unbox(const hyb_obj *o);
+/* Compiles code text as printed (a source code obj's, obj-code.c) to a code obj. */
+int code_build(const char *text, size_t len, hyb_obj **ret);
 /* Text form (desugared) of code. */
 void code_format(const mm_code *c, unsigned flags, obj_buf *b);
 void arg_clear(mm_arg *a);
@@ -212,6 +215,14 @@ struct mm_msg {
 typedef struct mm_proc {
         hyb_furi *id; /* where the thread/fiber obj lives */
         bool fiber;
+        /* a thread: its OS thread, running the loop on a VM of its own (tvm) over the same
+         * scope; stop asks it to end, done says it has (then the owner joins it) */
+        bool started;
+        pthread_t tid;
+        hyb_mmadt *tvm;
+        atomic_bool stop, done;
+        int error;          /* the error that ended it (0: none); message in err */
+        hyb_error err;
         struct mm_proc *next;
 } mm_proc;
 
@@ -230,7 +241,11 @@ struct hyb_mmadt {
         /* extensions */
         mm_native *natives;
         mm_sub *subs;
+        /* messages for this VM's subscriptions; queued under msgs_lock (an OS thread's VM gets
+         * them from the owner's thread, which alone processes the scope) */
         mm_msg *msgs, **msgs_tail;
+        pthread_mutex_t msgs_lock;
+        bool is_thread; /* the VM of an OS thread: never processes the scope itself */
         mm_proc *procs;
         bool delivering;
         int stop;              /* a result callback's non-zero value */
@@ -294,6 +309,10 @@ int type_isa(hyb_mmadt *vm, const hyb_obj *t, const mm_val *v);
 int type_as(hyb_mmadt *vm, const hyb_obj *t, const mm_val *v, mm_val *out);
 int type_of(hyb_mmadt *vm, const mm_val *v, mm_val *out);
 const char *type_short(const hyb_furi *tid);
+/* /type/<name> of a built-in type as an obj (1, *ret set), 0 when name is not built in. */
+int type_describe(hyb_mmadt *vm, const char *name, hyb_obj **ret);
+/* /type/ as a rec of every built-in type uri => its description. */
+int type_describe_all(hyb_mmadt *vm, hyb_obj **ret);
 /* inst.c */
 /* Calls def on cur with the arguments of ins from index first (c NULL: none). */
 int inst_call(hyb_mmadt *vm, const mm_code *def, const mm_code *c, const mm_ins *ins,
@@ -311,6 +330,13 @@ int proc_call(hyb_mmadt *vm, const hyb_furi *res, const char *name, const mm_cod
               const mm_ins *ins, const mm_val *cur, mm_sink *s);
 int proc_step_all(hyb_mmadt *vm);
 int proc_halt_all(hyb_mmadt *vm);
+/* Live fibers of vm (the owner's loop steps them every turn). */
+size_t proc_n_fibers(hyb_mmadt *vm);
+/* /sys/scheduler as a rec: [threads=>[[id=>t,state=>'running'],...], fibers=>[...]]. */
+int proc_scheduler_obj(hyb_mmadt *vm, hyb_obj **ret);
+/* api.c: the per-statement state around a run outside hyb_mmadt_run_statement. */
+void mm_begin(hyb_mmadt *vm, hyb_error *reterr);
+int mm_end(hyb_mmadt *vm, int r);
 /* api.c: evaluates src inside a running statement (no reset); the first result. */
 int mm_eval_nested(hyb_mmadt *vm, const char *src, hyb_obj **ret);
 

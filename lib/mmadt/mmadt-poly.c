@@ -156,11 +156,36 @@ const hyb_obj *poly_rec_get(const hyb_obj *rec, const hyb_obj *key)
         return NULL;
 }
 
+/* What element i of a poly (field key of a rec) applies to: the same element of a poly
+ * of the same kind (noobj where it has none), else the whole incoming obj. */
+static mm_val poly_elem_input(const mm_val *cur, bool rec, size_t i, const hyb_obj *key)
+{
+        hyb_obj_kind ck = mv_kind(cur);
+
+        if (!rec && ck == HYB_OBJ_LST)
+                return i < hyb_obj_get_len(mv_o(cur)) ? mv_from(hyb_obj_get_at(mv_o(cur), i))
+                                                      : MV_NONE;
+        if (rec && ck == HYB_OBJ_REC) {
+                const hyb_obj *f = poly_rec_get(mv_o(cur), key);
+                return f ? mv_from(f) : MV_NONE;
+        }
+        return mv_copy(cur);
+}
+
+/* Boxes what element i made into *e; y and in are cleared. */
+static int poly_elem_box(int r, mm_val *in, mm_val *y, hyb_obj **e)
+{
+        mv_clear(in);
+        if (r >= 0)
+                r = mv_box(y, e);
+        mv_clear(y);
+        return r;
+}
+
 int poly_apply_args(hyb_mmadt *vm, const mm_code *c, const mm_ins *ins, const mm_val *cur,
                     mm_val *out)
 {
         bool rec = ins->op == OP_REC;
-        hyb_obj_kind ck = mv_kind(cur);
         hyb_obj *o = NULL;
         int r;
 
@@ -170,23 +195,9 @@ int poly_apply_args(hyb_mmadt *vm, const mm_code *c, const mm_ins *ins, const mm
                         : obj_lst_builder(HYB_OBJ_LST, ins->nargs, &o);
         for (unsigned i = 0; r >= 0 && i < ins->nargs; i++) {
                 const mm_arg *a = &c->args[ins->arg + i];
-                mm_val in = MV_NONE, y = MV_NONE;
+                mm_val in = poly_elem_input(cur, rec, i, a->key), y = MV_NONE;
                 hyb_obj *e = NULL;
-                if (!rec && ck == HYB_OBJ_LST) {
-                        if (i < hyb_obj_get_len(mv_o(cur)))
-                                in = mv_from(hyb_obj_get_at(mv_o(cur), i));
-                } else if (rec && ck == HYB_OBJ_REC) {
-                        const hyb_obj *f = poly_rec_get(mv_o(cur), a->key);
-                        if (f)
-                                in = mv_from(f);
-                } else {
-                        in = mv_copy(cur);
-                }
-                r = vm_arg_apply(vm, a, &in, &y);
-                mv_clear(&in);
-                if (r >= 0)
-                        r = mv_box(&y, &e);
-                mv_clear(&y);
+                r = poly_elem_box(vm_arg_apply(vm, a, &in, &y), &in, &y, &e);
                 if (r >= 0)
                         r = rec ? obj_rec_set(o, hyb_obj_ref(a->key), e) : obj_lst_append(o, e);
         }
@@ -201,7 +212,6 @@ int poly_apply_args(hyb_mmadt *vm, const mm_code *c, const mm_ins *ins, const mm
 int poly_apply_obj(hyb_mmadt *vm, const hyb_obj *p, const mm_val *cur, mm_val *out)
 {
         bool rec = hyb_obj_get_kind(p) == HYB_OBJ_REC;
-        hyb_obj_kind ck = mv_kind(cur);
         size_t n = hyb_obj_get_len(p);
         hyb_obj *o = NULL;
         int r;
@@ -211,23 +221,10 @@ int poly_apply_obj(hyb_mmadt *vm, const hyb_obj *p, const mm_val *cur, mm_val *o
                 r = rec ? obj_rec_builder(n, &o) : obj_lst_builder(HYB_OBJ_LST, n, &o);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 const hyb_obj *el = rec ? hyb_obj_get_rec_value(p, i) : hyb_obj_get_at(p, i);
-                mm_val in = MV_NONE, y = MV_NONE;
+                mm_val in = poly_elem_input(cur, rec, i, rec ? hyb_obj_get_rec_key(p, i) : NULL);
+                mm_val y = MV_NONE;
                 hyb_obj *e = NULL;
-                if (!rec && ck == HYB_OBJ_LST) {
-                        if (i < hyb_obj_get_len(mv_o(cur)))
-                                in = mv_from(hyb_obj_get_at(mv_o(cur), i));
-                } else if (rec && ck == HYB_OBJ_REC) {
-                        const hyb_obj *f = poly_rec_get(mv_o(cur), hyb_obj_get_rec_key(p, i));
-                        if (f)
-                                in = mv_from(f);
-                } else {
-                        in = mv_copy(cur);
-                }
-                r = vm_apply_obj1(vm, el, &in, &y);
-                mv_clear(&in);
-                if (r >= 0)
-                        r = mv_box(&y, &e);
-                mv_clear(&y);
+                r = poly_elem_box(vm_apply_obj1(vm, el, &in, &y), &in, &y, &e);
                 if (r >= 0)
                         r = rec ? obj_rec_set(o, hyb_obj_ref(hyb_obj_get_rec_key(p, i)), e)
                                 : obj_lst_append(o, e);
@@ -327,6 +324,18 @@ int poly_index_uri(hyb_mmadt *vm, const mm_val *cur, const hyb_furi *f, mm_sink 
                 v = mv_obj(o);
         }
         return vm_emit(vm, &v, s);
+}
+
+static int collect_fn(hyb_mmadt *vm, mm_val *v, mm_sink *s)
+{
+        return vec_push(vm, s->ud, v);
+}
+
+int poly_index_collect(hyb_mmadt *vm, const mm_val *cur, const hyb_furi *f, mm_vec *out)
+{
+        mm_sink s = {collect_fn, out};
+
+        return poly_index_uri(vm, cur, f, &s);
 }
 
 /* ---- shifts ---- */

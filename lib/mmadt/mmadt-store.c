@@ -54,6 +54,129 @@ static int check_typed(hyb_mmadt *vm, const char *tname, const mm_val *v, const 
         return r < 0 ? r : 0;
 }
 
+/* ---- the kernel's own objs: /sys/scheduler and /type/ (read-only) ---- */
+
+/* Is f's path /<a>/<b>... with segment 0 == a (and segment 1 == b when b)? */
+static bool under(const hyb_furi *f, const char *a, const char *b)
+{
+        size_t len;
+        const char *seg;
+
+        if (hyb_furi_get_scope(f) != HYB_SCOPE_HOST || hyb_furi_get_n_segments(f) < (b ? 2u : 1u))
+                return false;
+        seg = hyb_furi_get_segment(f, 0, &len);
+        if (!seg || len != strlen(a) || memcmp(seg, a, len) != 0)
+                return false;
+        if (!b)
+                return true;
+        seg = hyb_furi_get_segment(f, 1, &len);
+        return seg && len == strlen(b) && memcmp(seg, b, len) == 0;
+}
+
+/* The rest of f past its first k segments applied to o (stolen): indexing inside a kernel obj. */
+static int index_kernel_obj(hyb_mmadt *vm, hyb_obj *o, const hyb_furi *f, size_t k, mm_val *out)
+{
+        mm_vec vec = {0};
+        mm_val pv = mv_obj(o);
+        hyb_furi *noq = NULL, *rest = NULL;
+        int r;
+
+        if (hyb_furi_get_n_segments(f) <= k) {
+                *out = pv;
+                return 0;
+        }
+        r = hyb_furi_strip_query(f, &noq);
+        if (r >= 0)
+                r = hyb_furi_shift(noq, (long)k, &rest);
+        if (r >= 0)
+                r = poly_index_collect(vm, &pv, rest, &vec);
+        hyb_furi_unref(rest);
+        hyb_furi_unref(noq);
+        mv_clear(&pv);
+        if (r >= 0 && vec.n == 1 && !hyb_furi_is_pattern(f)) {
+                *out = vec.v[0];
+                vec.v[0] = MV_NONE;
+        } else if (r >= 0 && vec.n) {
+                hyb_obj *all = NULL;
+                r = vec_to_objs(&vec, false, &all);
+                if (r >= 0)
+                        *out = mv_obj(all);
+        }
+        vec_clear(&vec);
+        return r;
+}
+
+/*
+ * /sys/scheduler[/...]: this VM's threads and fibers with their state; /type/<name> of a
+ * built-in type: its description, /type/ all of them.  1 when f named one (*out set), 0 when
+ * not (the store answers), < 0 an error.
+ */
+static int kernel_read(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
+{
+        hyb_obj *o = NULL;
+        size_t len;
+        const char *seg;
+        char name[64];
+        int r;
+
+        if (under(f, "sys", "scheduler")) {
+                r = proc_scheduler_obj(vm, &o);
+                if (r < 0)
+                        return vm_fail(vm, r, "read %s: %s", hyb_furi_get_str(f), hyb_strerror(r));
+                r = index_kernel_obj(vm, o, f, 2, out);
+                return r < 0 ? r : 1;
+        }
+        if (!under(f, "type", NULL) || hyb_furi_is_pattern(f))
+                return 0;
+        if (hyb_furi_get_n_segments(f) == 1 && hyb_furi_is_branch(f)) {
+                r = type_describe_all(vm, &o);
+                if (r < 0)
+                        return vm_fail(vm, r, "read /type/: %s", hyb_strerror(r));
+                *out = mv_obj(o);
+                return 1;
+        }
+        if (hyb_furi_get_n_segments(f) < 2)
+                return 0;
+        seg = hyb_furi_get_segment(f, 1, &len);
+        if (!seg || len >= sizeof(name))
+                return 0;
+        memcpy(name, seg, len);
+        name[len] = '\0';
+        r = type_describe(vm, name, &o);
+        if (r <= 0)
+                return r < 0 ? vm_fail(vm, r, "read %s: %s", hyb_furi_get_str(f), vm->err->message)
+                             : 0;
+        r = index_kernel_obj(vm, o, f, 2, out);
+        return r < 0 ? r : 1;
+}
+
+/* Writes to /sys/... and to a built-in /type/<name> are errors, as in FhatOS. */
+static int kernel_write_check(hyb_mmadt *vm, const hyb_furi *f)
+{
+        size_t len;
+        const char *seg;
+        char name[64];
+        hyb_obj *o = NULL;
+        int r;
+
+        if (under(f, "sys", NULL))
+                return vm_fail(vm, HYB_E_READ_ONLY, "write %s: /sys/ is read-only",
+                               hyb_furi_get_str(f));
+        if (!under(f, "type", NULL) || hyb_furi_get_n_segments(f) < 2)
+                return 0;
+        seg = hyb_furi_get_segment(f, 1, &len);
+        if (!seg || len >= sizeof(name))
+                return 0;
+        memcpy(name, seg, len);
+        name[len] = '\0';
+        r = type_describe(vm, name, &o);
+        hyb_obj_unref(o);
+        if (r > 0)
+                return vm_fail(vm, HYB_E_READ_ONLY, "write %s: the built-in type %s is read-only",
+                               hyb_furi_get_str(f), name);
+        return r < 0 ? r : 0;
+}
+
 int st_read(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
 {
         hyb_error e = {0};
@@ -61,6 +184,9 @@ int st_read(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
         int r;
 
         *out = MV_NONE;
+        r = kernel_read(vm, f, out);
+        if (r != 0)
+                return r < 0 ? r : 0;
         r = hyb_scope_read(vm->scope, f, &o, &e);
         if (r < 0)
                 return vm_fail(vm, r, "read %s: %s", hyb_furi_get_str(f), e.message);
@@ -74,8 +200,11 @@ int st_write(hyb_mmadt *vm, const hyb_furi *f, const mm_val *v, unsigned flags)
 {
         hyb_error e = {0};
         hyb_obj *o = NULL;
-        int r = mv_box(v, &o);
+        int r = kernel_write_check(vm, f);
 
+        if (r < 0)
+                return r;
+        r = mv_box(v, &o);
         if (r < 0)
                 return r;
         r = hyb_scope_write(vm->scope, f, o, flags, &e);
@@ -119,8 +248,10 @@ static void on_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, 
         m->payload = hyb_obj_ref(payload);
         m->retain = retain;
         m->code = hyb_obj_ref(sub->code);
+        pthread_mutex_lock(&vm->msgs_lock);
         *vm->msgs_tail = m;
         vm->msgs_tail = &m->next;
+        pthread_mutex_unlock(&vm->msgs_lock);
 }
 
 static void sub_free(mm_sub *s)
@@ -138,6 +269,7 @@ void st_unsubscribe_all(hyb_mmadt *vm)
                 vm->subs = s->next;
                 sub_free(s);
         }
+        pthread_mutex_lock(&vm->msgs_lock);
         while (vm->msgs) {
                 mm_msg *m = vm->msgs;
                 vm->msgs = m->next;
@@ -147,6 +279,7 @@ void st_unsubscribe_all(hyb_mmadt *vm)
                 free(m);
         }
         vm->msgs_tail = &vm->msgs;
+        pthread_mutex_unlock(&vm->msgs_lock);
 }
 
 static int subscribe(hyb_mmadt *vm, const hyb_furi *f, const mm_val *code)
@@ -207,19 +340,27 @@ int vm_deliver(hyb_mmadt *vm)
         vm->delivering = true;
         for (;;) {
                 mm_msg *m;
-                r = hyb_scope_process(vm->scope);
-                if (r < 0)
-                        break;
-                if (!vm->msgs)
-                        break;
-                while (vm->msgs && r >= 0) {
+                bool round = false;
+                if (!vm->is_thread) {
+                        r = hyb_scope_process(vm->scope);
+                        if (r < 0)
+                                break;
+                }
+                for (;;) {
                         mm_frame fr;
                         mm_val in;
+                        pthread_mutex_lock(&vm->msgs_lock);
                         m = vm->msgs;
-                        vm->msgs = m->next;
-                        if (!vm->msgs)
-                                vm->msgs_tail = &vm->msgs;
+                        if (m) {
+                                vm->msgs = m->next;
+                                if (!vm->msgs)
+                                        vm->msgs_tail = &vm->msgs;
+                        }
+                        pthread_mutex_unlock(&vm->msgs_lock);
+                        if (!m)
+                                break;
                         did = 1;
+                        round = true;
                         if (vm->budget_left < DELIVERY_COST) {
                                 r = vm_fail(vm, HYB_E_BUDGET,
                                             "instruction budget of %llu exhausted (subscriptions)",
@@ -241,8 +382,10 @@ int vm_deliver(hyb_mmadt *vm)
                         hyb_obj_unref(m->payload);
                         hyb_obj_unref(m->code);
                         free(m);
+                        if (r < 0)
+                                break;
                 }
-                if (r < 0)
+                if (r < 0 || !round)
                         break;
         }
         vm->delivering = false;

@@ -649,3 +649,86 @@ MM_FAM(op_typed)
         *cur = y;
         return 0;
 }
+
+/* ---- /type/: the built-in types as read-only objs ---- */
+
+static int describe_builtin(const builtin_type *b, hyb_obj **ret)
+{
+        static const char *const base_of[] = {
+                [HYB_OBJ_BOOL] = "bool", [HYB_OBJ_INT] = "int", [HYB_OBJ_REAL] = "real",
+                [HYB_OBJ_STR] = "str",   [HYB_OBJ_URI] = "uri", [HYB_OBJ_LST] = "lst",
+                [HYB_OBJ_REC] = "rec",   [HYB_OBJ_OBJS] = "objs", [HYB_OBJ_CODE] = "code",
+        };
+        char buf[32];
+        hyb_obj *k[3] = { NULL }, *v[3] = { NULL };
+        size_t n = 1;
+        int r;
+
+        snprintf(buf, sizeof(buf), "/type/%s", base_of[b->kind]);
+        r = hyb_obj_new_uri_str("base", &k[0], NULL);
+        if (r >= 0)
+                r = hyb_obj_new_uri_str(buf, &v[0], NULL);
+        if (r >= 0 && b->kind == HYB_OBJ_INT && (b->lo != INT64_MIN || b->hi != INT64_MAX)) {
+                n = 3;
+                r = hyb_obj_new_uri_str("min", &k[1], NULL);
+                if (r >= 0)
+                        r = hyb_obj_new_int(b->lo, &v[1]);
+                if (r >= 0)
+                        r = hyb_obj_new_uri_str("max", &k[2], NULL);
+                if (r >= 0)
+                        r = hyb_obj_new_int(b->hi, &v[2]);
+        } else if (r >= 0 && b->special) {
+                static const char *const what[] = { NULL, "length", "min", "secret" };
+                n = 2;
+                r = hyb_obj_new_uri_str(what[b->special], &k[1], NULL);
+                if (r >= 0 && b->special == 1)
+                        r = hyb_obj_new_int(1, &v[1]);
+                else if (r >= 0 && b->special == 2)
+                        r = hyb_obj_new_real(-273.15, &v[1]);
+                else if (r >= 0)
+                        v[1] = hyb_obj_bool(true);
+        }
+        if (r >= 0)
+                r = hyb_obj_new_rec(k, v, n, ret);
+        for (size_t i = 0; i < 3; i++) {
+                hyb_obj_unref(k[i]);
+                hyb_obj_unref(v[i]);
+        }
+        return r;
+}
+
+int type_describe(hyb_mmadt *vm, const char *name, hyb_obj **ret)
+{
+        const builtin_type *b = find_builtin(name);
+
+        if (b) {
+                int r = describe_builtin(b, ret);
+                return r < 0 ? r : 1;
+        }
+        return find_template(vm, name, ret);
+}
+
+int type_describe_all(hyb_mmadt *vm, hyb_obj **ret)
+{
+        size_t n = ELEMENTSOF(builtins) + ELEMENTSOF(templates), i = 0;
+        hyb_obj *k[ELEMENTSOF(builtins) + ELEMENTSOF(templates)] = { NULL };
+        hyb_obj *v[ELEMENTSOF(builtins) + ELEMENTSOF(templates)] = { NULL };
+        char buf[32];
+        int r = 0;
+
+        for (size_t j = 0; r >= 0 && j < n; j++, i++) {
+                size_t nb = ELEMENTSOF(builtins);
+                const char *name = j < nb ? builtins[j].name : templates[j - nb].name;
+                snprintf(buf, sizeof(buf), "/type/%s", name);
+                r = hyb_obj_new_uri_str(buf, &k[i], NULL);
+                if (r >= 0)
+                        r = type_describe(vm, name, &v[i]);
+        }
+        if (r >= 0)
+                r = hyb_obj_new_rec(k, v, n, ret);
+        for (size_t j = 0; j < n; j++) {
+                hyb_obj_unref(k[j]);
+                hyb_obj_unref(v[j]);
+        }
+        return r;
+}

@@ -260,7 +260,7 @@ static char *code_text(const hyb_obj *o)
 {
         obj_buf b = {0};
 
-        code_format(obj_code_data(o), HYB_FORMAT_EXACT, &b);
+        code_format(obj_code_data(o), HYB_FORMAT_EXACT | OBJ_FORMAT_IN_CODE, &b);
         obj_buf_putc(&b, '\0');
         if (b.err) {
                 free(b.data);
@@ -287,10 +287,9 @@ static bool code_obj_equal(const hyb_obj *a, const hyb_obj *b)
 static uint64_t code_obj_hash(const hyb_obj *o)
 {
         char *t = code_text(o);
-        uint64_t h = 1469598103934665603ull;
+        /* the hash of the text, as a source code obj read back from it hashes (obj-code.c) */
+        uint64_t h = obj_code_text_hash(t ? t : "", t ? strlen(t) : 0);
 
-        for (const char *p = t; p && *p; p++)
-                h = (h ^ (unsigned char)*p) * 1099511628211ull;
         free(t);
         return h;
 }
@@ -314,9 +313,56 @@ int code_box(mm_code *c, hyb_obj **ret)
         return obj_new_code(&code_ops, code_ref(c), ret);
 }
 
+/*
+ * Code read back from its text (a store file, hyb_obj_parse of `|(source)`): lib/obj keeps
+ * the source, and the first use here compiles it the way the code was printed, one
+ * statement, where an instruction definition stands for the instruction it defines (as
+ * quote_code in mmadt-poly.c boxes it).  The result is cached in the source obj.
+ */
+int code_build(const char *text, size_t len, hyb_obj **ret)
+{
+        mm_code **stmts = NULL, *c;
+        size_t n = 0;
+        int r = mm_parse(NULL, text, len, &stmts, &n, NULL);
+
+        if (r < 0)
+                return r;
+        if (n != 1) {
+                r = HYB_E_PARSE;
+                goto out;
+        }
+        c = stmts[0];
+        if (c->kind == MM_CODE_CHAIN && c->n_ins == 1 &&
+            (c->ins[0].op == OP_DEF || c->ins[0].op == OP_DEFVAL) &&
+            c->args[c->ins[0].arg].kind == MM_ARG_CODE)
+                c = c->args[c->ins[0].arg].code;
+        r = code_box(c, ret);
+out:
+        for (size_t i = 0; i < n; i++)
+                code_unref(stmts[i]);
+        free(stmts);
+        return r;
+}
+
 mm_code *code_unbox(const hyb_obj *o)
 {
-        if (!o || hyb_obj_get_kind(o) != HYB_OBJ_CODE || obj_code_get_ops(o) != &code_ops)
+        const hyb_obj *built;
+        const char *text;
+        size_t len;
+
+        if (!o || hyb_obj_get_kind(o) != HYB_OBJ_CODE)
                 return NULL;
-        return obj_code_data(o);
+        if (obj_code_get_ops(o) == &code_ops)
+                return obj_code_data(o);
+        text = obj_code_source(o, &len);
+        if (!text)
+                return NULL;
+        built = obj_code_source_built(o);
+        if (!built) {
+                hyb_obj *b = NULL;
+                if (code_build(text, len, &b) < 0)
+                        return NULL;
+                built = obj_code_source_set_built(o, b);
+        }
+        return code_unbox(built);
 }

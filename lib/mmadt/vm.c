@@ -370,6 +370,11 @@ int vm_apply_obj(hyb_mmadt *vm, const hyb_obj *o, const mm_val *in, mm_sink *s)
                 return vm_emit(vm, &v, s);
         case HYB_OBJ_CODE: {
                 mm_code *c = code_unbox(o);
+                size_t n;
+                const char *src = obj_code_source(o, &n);
+                if (!c && src) /* read back from its text (a store file), which is not code */
+                        return vm_fail(vm, HYB_E_PARSE, "stored code '%.*s' cannot be compiled",
+                                       n > 60 ? 60 : (int)n, src);
                 if (!c)
                         break;
                 if (c->kind == MM_CODE_INST)

@@ -97,6 +97,30 @@ static int real_compare(double a, double b)
         return (a > b) - (a < b);
 }
 
+/* The text a code obj's hook prints under EXACT (code nested in code prints bare). */
+static char *code_text(const hyb_obj *o)
+{
+        obj_buf b = {0};
+
+        obj_format_to(o, HYB_FORMAT_EXACT | OBJ_FORMAT_IN_CODE, &b);
+        obj_buf_putc(&b, '\0');
+        if (b.err) {
+                free(b.data);
+                return NULL;
+        }
+        return b.data;
+}
+
+static bool code_text_equal(const hyb_obj *a, const hyb_obj *b)
+{
+        char *x = code_text(a), *y = code_text(b);
+        bool eq = x && y && strcmp(x, y) == 0;
+
+        free(x);
+        free(y);
+        return eq;
+}
+
 static bool values_equal(const hyb_obj *a, const hyb_obj *b)
 {
         switch (a->kind) {
@@ -131,11 +155,15 @@ static bool values_equal(const hyb_obj *a, const hyb_obj *b)
                 }
                 return true;
         case HYB_OBJ_CODE:
-                if (a->u.code.ops != b->u.code.ops)
-                        return false;
-                if (a->u.code.ops && a->u.code.ops->equal)
+                if (a->u.code.data == b->u.code.data)
+                        return true;
+                if (a->u.code.ops == b->u.code.ops && a->u.code.ops && a->u.code.ops->equal)
                         return a->u.code.ops->equal(a, b);
-                return a->u.code.data == b->u.code.data;
+                /* code read back from its text (obj-code.c) equals the code that printed it */
+                if (a->u.code.ops == b->u.code.ops || obj_code_is_source(a) ||
+                    obj_code_is_source(b))
+                        return code_text_equal(a, b);
+                return false;
         default:
                 return false;
         }
@@ -210,7 +238,7 @@ static int code_compare(const hyb_obj *a, const hyb_obj *b)
 
         if (oa == ob && oa && oa->compare)
                 return oa->compare(a, b);
-        if (oa != ob) {
+        if (oa != ob && !obj_code_is_source(a) && !obj_code_is_source(b)) {
                 r = strcmp_null(oa ? oa->name : NULL, ob ? ob->name : NULL);
                 if (r)
                         return r;

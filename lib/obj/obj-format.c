@@ -331,9 +331,16 @@ static void format_value(const hyb_obj *o, unsigned flags, obj_buf *b)
                 break;
         case HYB_OBJ_CODE:
                 if (o->u.code.ops && o->u.code.ops->format) {
-                        int r = o->u.code.ops->format(o, flags, b);
+                        /* EXACT: `|(source)`, which hyb_obj_parse reads back (obj-code.c) */
+                        bool wrap = (flags & HYB_FORMAT_EXACT) && !(flags & OBJ_FORMAT_IN_CODE);
+                        int r;
+                        if (wrap)
+                                obj_buf_puts(b, "|(");
+                        r = o->u.code.ops->format(o, flags | OBJ_FORMAT_IN_CODE, b);
                         if (r < 0 && !b->err)
                                 b->err = r;
+                        if (wrap)
+                                obj_buf_putc(b, ')');
                 } else
                         obj_buf_puts(b, "<code>");
                 break;

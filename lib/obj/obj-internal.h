@@ -98,6 +98,34 @@ int obj_new_uri_steal(hyb_furi *f, hyb_obj **ret);
 int obj_new_code(const obj_code_ops *ops, void *data, hyb_obj **ret);
 void *obj_code_data(const hyb_obj *o);
 const obj_code_ops *obj_code_get_ops(const hyb_obj *o);
+
+/* --- code as source (obj-code.c): the persistent form of code objs ---
+ * Under HYB_FORMAT_EXACT a code obj prints as `|(<source>)`; its hook's format is called
+ * with OBJ_FORMAT_IN_CODE added, so code nested in code prints bare (the source is what the
+ * language's compiler reads back).  hyb_obj_parse reads `|(<source>)` as a source code obj:
+ * the text alone, compiled by the language when it first applies it. */
+#define OBJ_FORMAT_IN_CODE 0x100u
+/* A source code obj holding a copy of text[0..len). */
+int obj_new_code_source(const char *text, size_t len, hyb_obj **ret);
+bool obj_code_is_source(const hyb_obj *o);
+/* The source text of a source code obj (borrowed, NUL-terminated), else NULL. */
+const char *obj_code_source(const hyb_obj *o, size_t *ret_len);
+/* The code obj the language built from the text (borrowed), or NULL while unbuilt. */
+const hyb_obj *obj_code_source_built(const hyb_obj *o);
+/* Keeps built (stolen) as the compiled form of o unless another thread was first; returns
+ * the one kept (borrowed from o). */
+const hyb_obj *obj_code_source_set_built(const hyb_obj *o, hyb_obj *built);
+/* The compiler of the language that prints code: text to a code obj of its own ops.  mm-ADT
+ * sets it when a VM is made; REPL formatting and obj_code_source_build use it. */
+typedef int (*obj_code_compile_fn)(const char *text, size_t len, hyb_obj **ret);
+void obj_code_set_compiler(obj_code_compile_fn fn);
+/* The compiled form of a source code obj (borrowed), compiling it now through the compiler
+ * set; NULL when o is not source code, no compiler is set, or the text does not compile. */
+const hyb_obj *obj_code_source_build(const hyb_obj *o);
+/* The hash of a code obj's text (FNV-1a): every language hook hashes its EXACT text so. */
+uint64_t obj_code_text_hash(const char *text, size_t len);
+/* Offset just past the `)` matching text[open] == '(' in code text, or 0 if unclosed. */
+size_t obj_code_span(const char *text, size_t len, size_t open);
 /* Type id normalisation of hyb_obj_with_type: a program-scope (bare) name becomes
  * /type/<name>; the base type of o's own kind (/type/int on an int) is dropped.
  * Sets *ret to a new reference or NULL (untyped). */

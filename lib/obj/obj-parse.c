@@ -454,7 +454,34 @@ int obj_parse_obj(obj_parser *p, hyb_obj **ret)
         return 0;
 }
 
-/* value := 'noobj' | 'true' | 'false' | INT | REAL | STR | typed | uri | poly | stream */
+/* code := '|(' source ')'   -- the EXACT form of a code obj; compiled by its language when
+ * first applied (obj-code.c) */
+static int parse_code(obj_parser *p, hyb_obj **ret)
+{
+        size_t open = p->tok.end, end = obj_code_span(p->lx.text, p->lx.len, open);
+        hyb_obj *o = NULL;
+        int r;
+
+        if (!end)
+                return obj_lex_error(&p->lx, HYB_E_PARSE, p->tok.start, "unterminated code");
+        if (end == open + 2)
+                return obj_lex_error(&p->lx, HYB_E_PARSE, p->tok.start, "empty code");
+        if (memchr(p->lx.text + open, '\0', end - open))
+                return obj_lex_error(&p->lx, HYB_E_PARSE, p->tok.start, "a NUL byte in code");
+        r = obj_new_code_source(p->lx.text + open + 1, end - open - 2, &o);
+        if (r < 0)
+                return r;
+        p->lx.pos = end;
+        r = obj_parser_advance(p);
+        if (r < 0) {
+                hyb_obj_unref(o);
+                return r;
+        }
+        *ret = o;
+        return 0;
+}
+
+/* value := 'noobj' | 'true' | 'false' | INT | REAL | STR | typed | uri | poly | stream | code */
 int obj_parse_value(obj_parser *p, hyb_obj **ret)
 {
         hyb_furi *f = NULL;
@@ -499,6 +526,11 @@ int obj_parse_value(obj_parser *p, hyb_obj **ret)
                 return obj_parse_poly(p, ret);
         case OBJ_TOK_LBRACE:
                 return obj_parse_stream(p, ret);
+        case OBJ_TOK_PUNCT:
+                if (p->lx.text[p->tok.start] == '|' && p->tok.end < p->lx.len &&
+                    p->lx.text[p->tok.end] == '(')
+                        return parse_code(p, ret);
+                /* fall through */
         default:
                 if (p->ext)
                         return p->ext(p, ret);

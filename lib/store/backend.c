@@ -204,13 +204,7 @@ HYB_EXPORT int hyb_backend_wait(hyb_backend *b, uint64_t timeout_usec)
         r = hyb_backend_get_timeout(b, &t);
         if (r < 0)
                 return r;
-        if (t != UINT64_MAX) {
-                uint64_t now = hyb_now_usec();
-                t = t > now ? t - now : 0; /* the deadline as a wait */
-        }
-        if (timeout_usec < t)
-                t = timeout_usec;
-        ms = t == UINT64_MAX ? -1 : t > 3600000000u ? 3600000 : (int)((t + 999) / 1000);
+        ms = deadline_poll_ms(t, timeout_usec);
         r = hyb_backend_get_fd(b);
         if (r < 0 && r != -EOPNOTSUPP)
                 return r;

@@ -533,8 +533,8 @@ static int journal_blob(db_op *ops, char **ret, size_t *ret_len)
 }
 
 /* Decodes one record of a journal row at *p (< end): its key, and its value unless skip. */
-static int journal_next(const char **p, const char *end, bool skip, char **ret_key,
-                        hyb_obj **ret_value, bool *ret_bad)
+int db_journal_next(const char **p, const char *end, bool skip, char **ret_key,
+                    hyb_obj **ret_value, bool *ret_bad)
 {
         const char *k = *p, *q = memchr(k, '\0', (size_t)(end - k));
         int64_t i;
@@ -739,7 +739,7 @@ int db_poll(store_db *d, bool wait, db_change **ret, size_t *n, bool *ret_gap)
                         }
                         x = &c[cnt++];
                         *x = (db_change){ .seq = seq, .own = own };
-                        r = journal_next(&p, end, own, &x->key, &x->value, &x->bad);
+                        r = db_journal_next(&p, end, own, &x->key, &x->value, &x->bad);
                         if (x->bad)
                                 *ret_gap = true;
                         if (r == HYB_E_DATABASE) {

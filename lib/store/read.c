@@ -92,46 +92,17 @@ static int gather(hyb_store *st, const hyb_furi *target, bool synced, coll *c, h
         return r < 0 ? r : 0;
 }
 
-HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **ret,
-                              hyb_error *reterr)
+/* Every read but a node read that found its node: patterns, branches, and node misses (the
+ * node may be an element of a stored lst/rec above it: gather walks).  Out of line, so the
+ * node read's hit path stays short. */
+static __attribute__((noinline)) int read_gathered(hyb_store *st, const hyb_furi *target,
+                                                   bool synced, hyb_obj **ret,
+                                                   hyb_error *reterr)
 {
         coll c = { 0 };
         hyb_obj **keys = NULL;
-        bool synced = false;
         int r;
 
-        hyb_assert_return(st && target && ret, -EINVAL);
-        if (!hyb_furi_is_pattern(target) && !hyb_furi_is_branch(target)) {
-                /* A node read: a stored node is one hash lookup and a new reference; only a
-                 * miss walks (the node may be an element of a stored lst/rec above it). */
-                const hyb_obj *sv;
-                hyb_obj *v = NULL;
-
-                /* the host-store case first, from fields the read needs anyway */
-                if (st->relative || hyb_furi_get_scope(target) != HYB_SCOPE_HOST ||
-                    hyb_furi_get_scheme(target)) {
-                        r = store_check_furi(st, target, reterr);
-                        if (r < 0)
-                                return r;
-                }
-                if (store_sync(st) == HYB_E_CORRUPT)
-                        return corrupt(st, reterr);
-                pthread_mutex_lock(&st->lock);
-                sv = index_get_value(&st->index, target);
-                if (sv)
-                        v = hyb_obj_ref((hyb_obj *)sv);
-                pthread_mutex_unlock(&st->lock);
-                if (v) {
-                        r = store_check_type(target, store_type_word(target), v, reterr);
-                        if (r < 0) {
-                                hyb_obj_unref(v);
-                                return r;
-                        }
-                        *ret = v;
-                        return 0;
-                }
-                synced = true;
-        }
         r = gather(st, target, synced, &c, reterr);
         if (r < 0) {
                 coll_free(&c);
@@ -153,6 +124,46 @@ HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **r
                 *ret = c.n ? hyb_obj_ref(c.vals[0]) : hyb_obj_noobj();
         coll_free(&c);
         return r;
+}
+
+HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **ret,
+                              hyb_error *reterr)
+{
+        const hyb_obj *sv;
+        hyb_obj *v = NULL;
+        int r;
+
+        hyb_assert_return(st && target && ret, -EINVAL);
+        if (hyb_furi_is_pattern(target) || hyb_furi_is_branch(target))
+                return read_gathered(st, target, false, ret, reterr);
+        /* A node read: a stored node is one hash lookup and a new reference.  The host-store
+         * case first, from fields the read needs anyway. */
+        if (st->relative || hyb_furi_get_scope(target) != HYB_SCOPE_HOST ||
+            hyb_furi_get_scheme(target)) {
+                r = store_check_furi(st, target, reterr);
+                if (r < 0)
+                        return r;
+        }
+        /* (a memory store has no other process's writes to take in) */
+        if (st->persistent && store_sync(st) == HYB_E_CORRUPT)
+                return corrupt(st, reterr);
+        pthread_mutex_lock(&st->lock);
+        sv = index_get_value(&st->index, target);
+        if (sv)
+                v = hyb_obj_ref((hyb_obj *)sv);
+        pthread_mutex_unlock(&st->lock);
+        if (!v)
+                return read_gathered(st, target, true, ret, reterr);
+        /* a type word (`/x?int`) is a query: without one there is nothing to check */
+        if (hyb_furi_get_query(target)) {
+                r = store_check_type(target, store_type_word(target), v, reterr);
+                if (r < 0) {
+                        hyb_obj_unref(v);
+                        return r;
+                }
+        }
+        *ret = v;
+        return 0;
 }
 
 HYB_EXPORT int hyb_store_read_str(hyb_store *st, const char *target, hyb_obj **ret,

@@ -195,6 +195,11 @@ int db_commit(store_db *d, db_op *ops, hyb_error *e);
  * returns 0 with *n = 0 when nothing changed since the last call.  wait false: returns
  * -EBUSY at once when the connection is in use (a commit, its fsync, another poll). */
 int db_poll(store_db *d, bool wait, db_change **ret, size_t *n, bool *ret_gap);
+/* Decodes the record of a journal row at *p (< end) and moves *p past it: its key (malloc'd,
+ * set unless the record is cut short) and, unless skip, its value (NULL for a delete; NULL
+ * with *ret_bad for a text that does not parse).  HYB_E_DATABASE for a damaged record. */
+int db_journal_next(const char **p, const char *end, bool skip, char **ret_key, hyb_obj **ret_value,
+                    bool *ret_bad);
 void db_value_done(db_value *v);
 void db_changes_free(db_change *c, size_t n);
 int db_journal_rows(store_db *d, int64_t *ret);

@@ -644,13 +644,7 @@ HYB_EXPORT int hyb_store_wait(hyb_store *st, uint64_t timeout_usec)
 
         hyb_assert_return(st, -EINVAL);
         hyb_store_get_timeout(st, &t);
-        if (t != UINT64_MAX) {
-                uint64_t now = hyb_now_usec();
-                t = t > now ? t - now : 0; /* the deadline as a wait */
-        }
-        if (timeout_usec < t)
-                t = timeout_usec;
-        ms = t == UINT64_MAX ? -1 : t > 3600000000u ? 3600000 : (int)((t + 999) / 1000);
+        ms = deadline_poll_ms(t, timeout_usec);
         p = (struct pollfd){ .fd = st->efd, .events = POLLIN };
         r = poll(&p, 1, ms);
         if (r < 0 && errno != EINTR)

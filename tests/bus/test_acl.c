@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * buspieces suite, part 2: globs and access lists (spec/bus.md "Access
+ * buspieces suite, part 2: globs and access lists (doc/protocol.md "Access
  * patterns", "Events" patterns).  The table cases are in acl.txt.
  */
 #include <check.h>

@@ -44,6 +44,8 @@ void pump_until(hyb_bus *bus, atomic_int *flag, int want, int ms);
 
 /* Raw socket: connect and complete the handshake by hand. Returns the fd. */
 int raw_connect(tbroker *t, const char *app, const char *runner, bool authenticate);
+/* Reads exactly len bytes, each wait at most timeout_ms; 0, or -1 at EOF/timeout. */
+int raw_read_exact(int fd, void *buf, size_t len, int timeout_ms);
 /* Reads one frame header (type, status); returns type or -1 at EOF/timeout. */
 int raw_read_frame(int fd, int *status, int timeout_ms);
 

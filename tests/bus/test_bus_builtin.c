@@ -24,22 +24,6 @@
 
 /* ---------------------------------------------------------------- raw frames with explicit lengths */
 
-static int full_read(int fd, void *buf, size_t len)
-{
-        size_t off = 0;
-
-        while (off < len) {
-                struct pollfd p = { .fd = fd, .events = POLLIN };
-                if (poll(&p, 1, 3000) <= 0)
-                        return -1;
-                ssize_t n = read(fd, (char *)buf + off, len - off);
-                if (n <= 0)
-                        return -1;
-                off += (size_t)n;
-        }
-        return 0;
-}
-
 /* Sends one frame whose names are given with their lengths (so they may hold NUL bytes). */
 static void raw_send(int fd, wire_hdr *h, const char *to, size_t to_len, const char *member, size_t member_len,
                      const char *body)
@@ -60,12 +44,12 @@ static int raw_result(int fd, uint64_t id, char **ret_body)
                 uint8_t hb[WIRE_HDR_SIZE];
                 wire_hdr h;
 
-                ck_assert_int_eq(full_read(fd, hb, sizeof hb), 0);
+                ck_assert_int_eq(raw_read_exact(fd, hb, sizeof hb, 3000), 0);
                 ck_assert_int_eq(wire_hdr_decode(hb, &h), 0);
                 size_t names = wire_names_len(&h), n = names + h.body_len;
                 char *rest = malloc(n + 1);
                 ck_assert_ptr_nonnull(rest);
-                ck_assert_int_eq(full_read(fd, rest, n), 0);
+                ck_assert_int_eq(raw_read_exact(fd, rest, n, 3000), 0);
                 rest[n] = 0;
                 if (h.type == WIRE_RESULT && h.call_id == id) {
                         if (ret_body)
@@ -558,11 +542,11 @@ static wire_hdr fake_read(int fd)
         uint8_t hb[WIRE_HDR_SIZE];
         wire_hdr h;
 
-        ck_assert_int_eq(full_read(fd, hb, sizeof hb), 0);
+        ck_assert_int_eq(raw_read_exact(fd, hb, sizeof hb, 3000), 0);
         ck_assert_int_eq(wire_hdr_decode(hb, &h), 0);
         size_t n = wire_names_len(&h) + h.body_len;
         char *rest = malloc(n + 1);
-        ck_assert_int_eq(full_read(fd, rest, n), 0);
+        ck_assert_int_eq(raw_read_exact(fd, rest, n, 3000), 0);
         free(rest);
         return h;
 }

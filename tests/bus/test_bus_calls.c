@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bus_suite: the broker runs in-process on its own event_base thread; clients
- * use the public API.  Expected statuses come from spec/bus.md.
+ * use the public API.  Expected statuses come from doc/protocol.md.
  */
 #include <event2/event.h>
 #include <jansson.h>
@@ -138,7 +138,7 @@ void pump_until(hyb_bus *bus, atomic_int *flag, int want, int ms)
         }
 }
 
-static int full_read(int fd, void *buf, size_t len, int timeout_ms)
+int raw_read_exact(int fd, void *buf, size_t len, int timeout_ms)
 {
         size_t off = 0;
         while (off < len) {
@@ -157,11 +157,11 @@ int raw_read_frame(int fd, int *status, int timeout_ms)
 {
         uint8_t hb[WIRE_HDR_SIZE];
         wire_hdr h;
-        if (full_read(fd, hb, sizeof hb, timeout_ms) < 0 || wire_hdr_decode(hb, &h) < 0)
+        if (raw_read_exact(fd, hb, sizeof hb, timeout_ms) < 0 || wire_hdr_decode(hb, &h) < 0)
                 return -1;
         size_t rest = wire_frame_len(&h) - WIRE_HDR_SIZE;
         char *buf = malloc(rest + 1);
-        int r = full_read(fd, buf, rest, timeout_ms);
+        int r = raw_read_exact(fd, buf, rest, timeout_ms);
         free(buf);
         if (r < 0)
                 return -1;

@@ -2,7 +2,7 @@
 /*
  * bus_suite, tcase "review": regression tests for bugs found in the review of
  * the bus core (each test names the bug it pins down).  Expected behaviour is
- * from spec/bus.md and doc/protocol.md.
+ * from doc/protocol.md and doc/protocol.md.
  */
 #include <dirent.h>
 #include <event2/event.h>
@@ -200,30 +200,15 @@ END_TEST
 
 /* ---------------------------------------------------------------- raw peers */
 
-static int full_read(int fd, void *buf, size_t len)
-{
-        size_t off = 0;
-        while (off < len) {
-                struct pollfd p = { .fd = fd, .events = POLLIN };
-                if (poll(&p, 1, 3000) <= 0)
-                        return -1;
-                ssize_t n = read(fd, (char *)buf + off, len - off);
-                if (n <= 0)
-                        return -1;
-                off += (size_t)n;
-        }
-        return 0;
-}
-
 /* Reads one whole frame: its header, and (malloc'd, caller frees) names + body. */
 static int raw_read(int fd, wire_hdr *h, char **rest)
 {
         uint8_t hb[WIRE_HDR_SIZE];
-        if (full_read(fd, hb, sizeof hb) < 0 || wire_hdr_decode(hb, h) < 0)
+        if (raw_read_exact(fd, hb, sizeof hb, 3000) < 0 || wire_hdr_decode(hb, h) < 0)
                 return -1;
         size_t n = wire_frame_len(h) - WIRE_HDR_SIZE;
         *rest = malloc(n + 1);
-        if (full_read(fd, *rest, n) < 0) {
+        if (raw_read_exact(fd, *rest, n, 3000) < 0) {
                 free(*rest);
                 return -1;
         }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * buspieces suite, part 3: the broker's YAML config (spec/bus.md "The daemon's
+ * buspieces suite, part 3: the broker's YAML config (doc/protocol.md "The daemon's
  * config", doc/config.md).  Positions are 1-based line:column of the offending
  * node, counted by hand from the YAML text of each case.
  */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * buspieces suite, part 1: bus names (spec/bus.md "Names").  The table cases
+ * buspieces suite, part 1: bus names (doc/protocol.md "Names").  The table cases
  * are in names.txt; the suite itself is assembled at the end of this file.
  */
 #include <check.h>

@@ -4,8 +4,28 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "hybrid/common.h"
 #include "suites.h"
+
+/* The one conversion of a deadline and a relative wait to a poll(2) timeout. */
+START_TEST(test_deadline_poll_ms)
+{
+        uint64_t now = hyb_now_usec();
+        int ms;
+
+        ck_assert_int_eq(deadline_poll_ms(UINT64_MAX, UINT64_MAX), -1); /* forever */
+        ck_assert_int_eq(deadline_poll_ms(0, UINT64_MAX), 0);           /* passed */
+        ck_assert_int_eq(deadline_poll_ms(UINT64_MAX, 0), 0);
+        ck_assert_int_eq(deadline_poll_ms(UINT64_MAX, 1), 1);            /* rounded up */
+        ck_assert_int_eq(deadline_poll_ms(UINT64_MAX, 2500), 3);
+        ck_assert_int_eq(deadline_poll_ms(UINT64_MAX, 7200000000u), 3600000); /* an hour */
+        ms = deadline_poll_ms(now + 5000000, UINT64_MAX); /* 5 s ahead, read a moment later */
+        ck_assert_int_le(ms, 5000);
+        ck_assert_int_gt(ms, 4000);
+        ck_assert_int_eq(deadline_poll_ms(now + 5000000, 2000), 2); /* the nearer of the two */
+}
+END_TEST
 
 START_TEST(test_strerror_every_code)
 {
@@ -77,6 +97,7 @@ Suite *common_suite(void)
         Suite *s = suite_create("common");
         TCase *tc = tcase_create("errors");
 
+        tcase_add_test(tc, test_deadline_poll_ms);
         tcase_add_test(tc, test_strerror_every_code);
         tcase_add_test(tc, test_names);
         tcase_add_test(tc, test_status_mapping);

@@ -2,7 +2,7 @@
 /*
  * hybrid/furi.h: parse, format, scopes, matching, within, key order and the
  * builders.  Most cases live in the tests/furi text files, written from
- * spec/furi-store.md; the few here need code (parts, limits, threads).
+ * doc/store.md; the few here need code (parts, limits, threads).
  */
 #include <check.h>
 #include <errno.h>

@@ -27,7 +27,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 /* All or nothing: a refused file changed nothing. */
                 assert(c.max_body == dflt.max_body && c.max_frame == dflt.max_frame &&
                        c.send_queue_bytes == dflt.send_queue_bytes && c.n_admins == 0 && c.n_apps == 0 &&
-                       c.listen_unix == NULL && strcmp(c.host, dflt.host) == 0);
+                       c.listen_unix == NULL && strcmp(c.host, dflt.host) == 0 &&
+                       c.n_boot_data == 0 && c.n_boot_programs == 0 && c.store_path == NULL &&
+                       c.store_durability == -1);
                 assert(err.message[0] != 0);
         } else {
                 /* Every accepted file leaves each limit in its range and every relation true. */

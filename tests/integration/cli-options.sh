@@ -87,6 +87,12 @@ expect_rc "an unknown option: exit 2" 2 "$H" store --db "$T/s.db" get /x --frobn
 err_has "^hybrid: store: usage unknown option '--frobnicate'" "the unknown option is named"
 expect_rc "a mistyped option: exit 2" 2 "$H" store --db "$T/s.db" watch /x --replya
 err_has "unknown option '--replya'; did you mean '--replay'\?" "--replya suggests --replay"
+# a suggestion is an option the command takes: --bis is far from every option of furi
+expect_rc "a mistyped option furi does not take: exit 2" 2 "$H" furi parse /a --bis
+err_has "unknown option '--bis'" "--bis is reported as unknown"
+if grep -q "did you mean" "$T/err"; then bad "no suggestion of --bus, which furi does not take" "$(cat "$T/err")"; else ok "no suggestion of --bus, which furi does not take"; fi
+expect_rc "a mistyped option of a bus command: exit 2" 2 "$H" list --bis "$T/x.sock"
+err_has "unknown option '--bis'; did you mean '--bus'\?" "--bis suggests --bus for list"
 expect_rc "an option of another command: exit 2" 2 "$H" store --db "$T/s.db" get /x --timeout 5
 err_has "unknown option '--timeout'" "--timeout is unknown to store"
 expect_rc "an unknown short option: exit 2" 2 "$H" store -Z get /x
@@ -112,6 +118,10 @@ expect_rc "--json usage error: exit 2" 2 "$H" --json store get
 err_is_json_error "a usage error" usage
 expect_rc "-j unknown command: exit 2" 2 "$H" -j stor
 err_is_json_error "an unknown command" usage
+# before a command is known, "command" is null (not "usage", which is no command)
+err_has '"command":null' "an unknown command: command is null"
+expect_rc "--json usage error of store: exit 2" 2 "$H" --json store get
+err_has '"command":"store"' "a usage error of store names the command"
 expect_rc "--json parse error: exit 2" 2 "$H" store -d "$T/s.db" --json get '/a//b'
 err_is_json_error "a bad fURI"
 expect_rc "--json nothing found: exit 1 and no error" 1 "$H" store -d "$T/s.db" --json get /none
@@ -146,7 +156,9 @@ expect_rc "list of a malformed name: exit 2" 2 "$H" --bus "$T/absent.sock" list 
 err_has "^hybrid: list: 406 .*runner part is missing" "list names the missing part"
 
 # --- memory: --help and usage errors free what main allocated (valgrind, when installed)
-if command -v valgrind >/dev/null 2>&1; then
+if [ "${HYB_IT_SANITIZED:-0}" = 1 ]; then
+        echo "# sanitizer build: LeakSanitizer checks the leaks, valgrind cannot run it"
+elif command -v valgrind >/dev/null 2>&1; then
         for args in "store --help" "store get" "stor" "--frob"; do
                 # shellcheck disable=SC2086
                 if valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 \

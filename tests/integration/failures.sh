@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Failure modes with real processes (spec/bus.md): a callee that never answers (504 at
+# Failure modes with real processes (doc/protocol.md): a callee that never answers (504 at
 # the broker's deadline, nothing left pending), a callee killed mid-call (502 at once),
 # A -> B -> A nested synchronous calls, 10 000 calls from 50 concurrent clients with
 # none lost, and a subscriber that stops reading (bounded broker memory, an explicit

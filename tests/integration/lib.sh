@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: MIT
 # Shared by the integration scripts (POSIX sh, sourced): a temp dir, real hybridd
 # processes on sockets in it, background clients, checks that count and report, and a
-# cleanup that ends every process we started.  Expected values come from spec/bus.md,
-# spec/cli.md and doc/protocol.md, never from recorded output.
+# cleanup that ends every process we started.  Expected values come from doc/protocol.md,
+# doc/hybrid.md and doc/protocol.md, never from recorded output.
 #
 # Environment (set by tests/integration/meson.build): HYBRIDD HYBRID HYB_PROBE HYB_SERVICE
-# HYB_CLIENT PYTHON HYB_IT_DIR.
+# HYB_CLIENT PYTHON HYB_IT_DIR.  HYB_IT_SANITIZED=1 when scripts/test runs them a second
+# time under ASan/UBSan: RSS then includes ASan's shadow memory and redzones, so a test
+# measuring memory may read it with that in mind (see the top of scripts/test).
 set -u
 
 : "${HYBRIDD:?}" "${HYBRID:?}" "${HYB_IT_DIR:?}"
@@ -121,8 +123,51 @@ serve_bg() {
         wait_until 10 has_line "$T/$n.out" '^@' || { bad "serve $n starts" "$(cat "$T/$n.err")"; return 1; }
 }
 hy() { "$HYBRID" --bus "$SOCK" "$@"; }
-# as_nobody CMD...: runs as uid/gid 65534
-as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+# as_nobody CMD...: runs CMD as uid/gid 65534.  That uid may be unable to enter the
+# checkout (a clone inside a root-only `mktemp -d` folder, as CI may use), so a program
+# given by path runs from a copy staged in $T/nobody, next to copies of the libraries it
+# loads from outside the system directories (libhybrid.so.0 from the build tree), found
+# through LD_LIBRARY_PATH, which the loader searches before the binary's RUNPATH.
+# Without root there is no uid to switch to: the command then fails with a message
+# saying so, and the check that ran it reports that message.
+NOBODY_DIR=$T/nobody
+nobody_stage() {
+        src=$1
+        # One directory per source path keeps argv[0]'s basename and avoids clashes.
+        key=$(printf '%s' "$src" | cksum | cut -d' ' -f1)
+        dst=$NOBODY_DIR/$key/$(basename "$src")
+        if [ ! -x "$dst" ]; then
+                mkdir -p "$NOBODY_DIR/$key" "$NOBODY_DIR/lib" || return 1
+                cp "$src" "$dst" || return 1
+                ldd "$src" | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' |
+                        while read -r soname path; do
+                                case $path in
+                                /lib/* | /lib64/* | /usr/*) ;;
+                                *) cp -L "$path" "$NOBODY_DIR/lib/$soname" || exit 1 ;;
+                                esac
+                        done || return 1
+                chmod -R a+rX "$NOBODY_DIR" || return 1
+        fi
+        printf '%s\n' "$dst"
+}
+as_nobody() {
+        if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null 2>&1; then
+                echo "as_nobody: cannot run '$1' as uid 65534: needs root and setpriv" >&2
+                return 126
+        fi
+        case $1 in
+        */*)
+                prog=$(nobody_stage "$1") || {
+                        echo "as_nobody: cannot stage '$1' in $NOBODY_DIR" >&2
+                        return 126
+                }
+                shift
+                set -- "$prog" "$@"
+                ;;
+        esac
+        LD_LIBRARY_PATH="$NOBODY_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+                setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+}
 
 # vmrss PID: resident set in KiB
 vmrss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }

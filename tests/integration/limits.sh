@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Every config key of spec/bus.md with its effect, bad values refused with line:column,
+# Every config key of doc/protocol.md with its effect, bad values refused with line:column,
 # and every limit: max_body / max_frame (413), max_pending_calls (429), max_connections,
 # max_endpoints, max_subscriptions, auth_timeout_ms (a silent connection is closed),
 # ping_after_s / drop_after_s (a peer that never answers PING is dropped with

@@ -57,7 +57,8 @@ expect "watch --replay --count 2 through the daemon: the stored values, then exi
         "/keep/a${TAB}42
 /keep/b$TAB'x'" timeout 10 "$HYBRID" --bus "$SOCK" store watch '/keep/+' --replay --count 2
 expect_err "a write under /sys/ is refused 403" 1 "^hybrid: store: 403 " hy store put /sys/x 1
-expect "/sys/bus counters are read through the store" 0 "1" hy store get /sys/bus/connections
+run "$HYBRID" --bus "$SOCK" store get /sys/bus/connections
+check "/sys/bus counters are read through the store" grep -Eqx '[1-9][0-9]*' "$T/out"
 # a process writing the daemon's database file directly is seen by the daemon's subscribers
 bg w4 hy store watch '/ext/#' --count 1
 W4=$BPID

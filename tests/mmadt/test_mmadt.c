@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mm-ADT conformance: the tests/mmadt/<name>.txt files hold cases written by hand from
- * spec/mmadt.md and FhatOS's documented behaviour:
+ * doc/mmadt.md and FhatOS's documented behaviour:
  *
  *   > program line            (one or more; fed to the REPL logic line by line)
  *   ==>expected obj           (one line per result, in order)
@@ -247,6 +247,33 @@ START_TEST(test_parse_error_position)
 }
 END_TEST
 
+static int keep_int(const hyb_obj *result, void *userdata)
+{
+        *(int64_t *)userdata = hyb_obj_get_int(result);
+        return 0;
+}
+
+/* A program handle is reference counted: a kept reference outlives the creator's unref. */
+START_TEST(test_program_ref)
+{
+        hyb_mmadt *vm = NULL;
+        hyb_mmadt_program *p = NULL, *kept;
+        int64_t got = 0;
+
+        ck_assert_int_eq(hyb_mmadt_new(NULL, "t", NULL, &vm), 0);
+        ck_assert_int_eq(hyb_mmadt_compile(vm, "20.plus(22)", (size_t)-1, &p, NULL), 0);
+        kept = hyb_mmadt_program_ref(p);
+        ck_assert_ptr_eq(kept, p);
+        ck_assert_ptr_null(hyb_mmadt_program_unref(p));
+        ck_assert_uint_eq(hyb_mmadt_program_get_n_statements(kept), 1);
+        ck_assert_int_eq(hyb_mmadt_run_statement(vm, kept, 0, NULL, keep_int, &got, NULL), 0);
+        ck_assert_int_eq(got, 42);
+        ck_assert_ptr_null(hyb_mmadt_program_unref(kept));
+        ck_assert_ptr_null(hyb_mmadt_program_unref(NULL));
+        hyb_mmadt_unref(vm);
+}
+END_TEST
+
 START_TEST(test_is_complete)
 {
         ck_assert_int_eq(hyb_mmadt_is_complete("1.plus(2)\n", (size_t)-1), 1);
@@ -449,6 +476,7 @@ Suite *mmadt_suite(void)
         suite_add_tcase(s, tc);
         tcase_add_test(api, test_parse_error_position);
         tcase_add_test(api, test_is_complete);
+        tcase_add_test(api, test_program_ref);
         tcase_add_test(api, test_limits);
         tcase_add_test(api, test_options_size_stamp);
         tcase_add_test(api, test_native);

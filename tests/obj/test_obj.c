@@ -2,7 +2,7 @@
 /*
  * hybrid/obj.h: text form both ways (tests/obj/text.txt), JSON both ways
  * (tests/obj/json.txt), reference counts, recs, equality/order/hash, limits.
- * Expected values come from spec/mmadt.md "Objs" and spec/furi-store.md "Values".
+ * Expected values come from doc/mmadt.md "Objs" and doc/store.md "Values".
  */
 #include <check.h>
 #include <errno.h>

@@ -3,13 +3,14 @@
 # scripts/bootstrap.sh installs what each use needs: every pkg-config dependency the
 # meson files ask for comes from a package of the `build` set (the test and bench ones
 # from the `test` set), the tools the build and the tests run come from packages of
-# those sets, and the demo and test sets contain the build set.
+# those sets, the demo, test and bench sets contain the build set, and the bench set holds
+# the packages of the bench/ meson file's dependencies.
 # Usage: bootstrap-sets.sh SRCROOT
 set -eu
 root=$1
 command -v dpkg >/dev/null || { echo "SKIP: not a Debian system"; exit 77; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hyb-bootstrap.XXXXXX"); trap 'rm -rf "$tmp"' EXIT
-for set in build demo test; do
+for set in build demo test bench; do
         sh "$root/scripts/bootstrap.sh" --list $set | sort -u >"$tmp/$set"
 done
 fail=0
@@ -19,7 +20,7 @@ in_set() { # in_set SET PACKAGE WHY
 owner() { # the package that installed a file (arch suffix dropped)
         dpkg -S "$1" 2>/dev/null | head -1 | sed 's/[:,].*//'
 }
-for set in demo test; do
+for set in demo test bench; do
         missing=$(comm -23 "$tmp/build" "$tmp/$set")
         [ -z "$missing" ] || { echo "FAIL: the $set set lacks build packages:" $missing; fail=1; }
 done
@@ -35,7 +36,11 @@ while read -r dep file; do
         pkg=$(owner "$pc")
         [ -n "$pkg" ] || continue
         case $dep:$file in
-        check:* | *:"$root"/tests/* | *:"$root"/bench/*) in_set test "$pkg" "dependency('$dep') in ${file#"$root"/}" ;;
+        check:* | *:"$root"/tests/*) in_set test "$pkg" "dependency('$dep') in ${file#"$root"/}" ;;
+        *:"$root"/bench/*)
+                in_set test "$pkg" "dependency('$dep') in ${file#"$root"/}"
+                in_set bench "$pkg" "dependency('$dep') in ${file#"$root"/}"
+                ;;
         *) in_set build "$pkg" "dependency('$dep') in ${file#"$root"/}" ;;
         esac
         echo "ok dependency('$dep'): $pkg"

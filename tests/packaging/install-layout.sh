@@ -30,7 +30,7 @@ if [ "$want_man" != yes ]; then
 fi
 command -v man >/dev/null || { echo "SKIP: man not installed"; exit 77; }
 for page in hybrid hybridd; do
-        [ -f "$src/doc/$page.md" ] || continue
+        [ -f "$src/doc/${page}.md" ] || continue
         f=$(find "$stage" -path "*/share/man/man1/$page.1" | head -1)
         if [ -z "$f" ]; then
                 echo "FAIL: $page.1 not installed in share/man/man1"; fail=1; continue

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hybrid/store.h: the fURI tuple store (spec/furi-store.md).  Expected
+ * hybrid/store.h: the fURI tuple store (doc/store.md).  Expected
  * values are written by hand from the spec; data-driven operations are in
  * tests/store/ops.txt.
  */
@@ -58,21 +58,31 @@ static void put_ok(hyb_store *st, const char *f, const char *v)
         ck_assert_msg(put(st, f, v, 0) == 0, "put %s %s failed", f, v);
 }
 
-/* Asserts that reading f gives the obj written as expected. */
-static void get_is(hyb_store *st, const char *f, const char *expected)
+/* Asserts that a read of f (status r, obj o, which it drops) gave the obj written as
+ * expected, kind included; note is appended to a failure's message. */
+static void read_gave(const char *f, int r, hyb_obj *o, const hyb_error *e, const char *expected,
+                      const char *note)
 {
-        hyb_obj *o = NULL, *x = obj(expected);
-        hyb_error e = { 0 };
+        hyb_obj *x = obj(expected);
         char *s = NULL;
-        int r = hyb_store_read_str(st, f, &o, &e);
 
-        ck_assert_msg(r == 0, "get %s: %s %s", f, hyb_err_name(r), e.message);
+        ck_assert_msg(r == 0, "get %s: %s %s%s", f, hyb_err_name(r), e->message, note);
         hyb_obj_format(o, HYB_FORMAT_EXACT, &s);
         ck_assert_msg(hyb_obj_equal(o, x) && hyb_obj_get_kind(o) == hyb_obj_get_kind(x),
-                      "get %s gave %s, want %s", f, s, expected);
+                      "get %s gave %s, want %s%s", f, s, expected, note);
         hyb_free(s);
         hyb_obj_unref(o);
         hyb_obj_unref(x);
+}
+
+/* Asserts that reading f gives the obj written as expected. */
+static void get_is(hyb_store *st, const char *f, const char *expected)
+{
+        hyb_obj *o = NULL;
+        hyb_error e = { 0 };
+        int r = hyb_store_read_str(st, f, &o, &e);
+
+        read_gave(f, r, o, &e, expected, "");
 }
 
 static hyb_store *open_mem(void)
@@ -91,7 +101,8 @@ static hyb_store *open_db(const char *path, hyb_durability d)
 
         hyb_store_options_init(&o);
         o.durability = d;
-        ck_assert_msg(hyb_store_open(path, &o, &st, &e) == 0, "open %s: %s", path, e.message);
+        ck_assert_msg(hyb_store_open(path, &o, &st, &e) == 0, "open %s: %s",
+                      path ? path : "(memory)", e.message);
         return st;
 }
 
@@ -165,18 +176,11 @@ static int ops_write(ops_ctx *c, const char *f, const hyb_obj *v, unsigned flags
 
 static void ops_get_is(ops_ctx *c, const char *f, const char *expected)
 {
-        hyb_obj *o = NULL, *x = obj(expected);
+        hyb_obj *o = NULL;
         hyb_error e = { 0 };
-        char *s = NULL;
         int r = ops_read(c, f, &o, &e);
 
-        ck_assert_msg(r == 0, "get %s: %s %s", f, hyb_err_name(r), e.message);
-        hyb_obj_format(o, HYB_FORMAT_EXACT, &s);
-        ck_assert_msg(hyb_obj_equal(o, x) && hyb_obj_get_kind(o) == hyb_obj_get_kind(x),
-                      "get %s gave %s, want %s%s", f, s, expected, c->routed ? " (routed)" : "");
-        hyb_free(s);
-        hyb_obj_unref(o);
-        hyb_obj_unref(x);
+        read_gave(f, r, o, &e, expected, c->routed ? " (routed)" : "");
 }
 
 static void ops_reset(ops_ctx *c)
@@ -1146,6 +1150,127 @@ static void *reader(void *ud)
         return NULL;
 }
 
+/* Node reads (one hash-table lookup) racing writers that overwrite, insert (the table grows)
+ * and delete (probe runs shift back): a stored key is never missing, never another key's
+ * value, whether the reader passes the stored fURI object or an equal one of its own. */
+#define NR_STABLE 64
+
+typedef struct nr_ctx {
+        hyb_store *st;
+        atomic_int *stop;
+        int id;
+        long reads;
+} nr_ctx;
+
+static void *nr_writer(void *ud)
+{
+        nr_ctx *c = ud;
+
+        for (int round = 0; round < 40; round++) {
+                char f[48];
+
+                for (int k = 0; k < NR_STABLE; k++) {
+                        hyb_obj *v = NULL;
+                        snprintf(f, sizeof(f), "/nr/s/%d", k);
+                        ck_assert_int_eq(hyb_obj_new_int(k * 1000 + round, &v), 0);
+                        ck_assert_int_eq(hyb_store_write_str(c->st, f, v, 0, NULL), 0);
+                        hyb_obj_unref(v);
+                }
+                /* 200 new keys a round (the table grows), half of them deleted again */
+                for (int i = 0; i < 200; i++) {
+                        hyb_obj *v = NULL;
+                        snprintf(f, sizeof(f), "/nr/t/%d/%d/%d", c->id, round, i);
+                        ck_assert_int_eq(hyb_obj_new_int(i, &v), 0);
+                        ck_assert_int_eq(hyb_store_write_str(c->st, f, v, 0, NULL), 0);
+                        hyb_obj_unref(v);
+                }
+                for (int i = 0; i < 200; i += 2) {
+                        snprintf(f, sizeof(f), "/nr/t/%d/%d/%d", c->id, round, i);
+                        ck_assert_int_eq(hyb_store_write_str(c->st, f, hyb_obj_noobj(), 0, NULL),
+                                         0);
+                }
+        }
+        return NULL;
+}
+
+static void *nr_reader(void *ud)
+{
+        nr_ctx *c = ud;
+        hyb_furi *shared[NR_STABLE];
+        char f[48];
+
+        for (int k = 0; k < NR_STABLE; k++) {
+                snprintf(f, sizeof(f), "/nr/s/%d", k);
+                shared[k] = furi(f);
+        }
+        while (!atomic_load(c->stop)) {
+                for (int k = 0; k < NR_STABLE; k++) {
+                        hyb_obj *o = NULL;
+                        hyb_furi *fresh;
+                        int64_t x;
+
+                        /* the caller's own fURI object, and one equal to the stored key */
+                        ck_assert_int_eq(hyb_store_read(c->st, shared[k], &o, NULL), 0);
+                        ck_assert_int_eq(hyb_obj_get_kind(o), HYB_OBJ_INT);
+                        x = hyb_obj_get_int(o);
+                        ck_assert_int_eq(x / 1000, k);
+                        hyb_obj_unref(o);
+                        snprintf(f, sizeof(f), "/nr/s/%d", k);
+                        fresh = furi(f);
+                        ck_assert_int_eq(hyb_store_read(c->st, fresh, &o, NULL), 0);
+                        ck_assert_int_eq(hyb_obj_get_kind(o), HYB_OBJ_INT);
+                        x = hyb_obj_get_int(o);
+                        ck_assert_int_eq(x / 1000, k);
+                        hyb_obj_unref(o);
+                        hyb_furi_unref(fresh);
+                        c->reads += 2;
+                }
+        }
+        for (int k = 0; k < NR_STABLE; k++)
+                hyb_furi_unref(shared[k]);
+        return NULL;
+}
+
+START_TEST(test_node_reads_race_writers)
+{
+        hyb_store *st = open_db(NULL, HYB_DURABILITY_MEMORY);
+        atomic_int stop = 0;
+        pthread_t w[2], r[2];
+        nr_ctx wc[2], rc[2];
+        hyb_obj *o = NULL;
+
+        for (int k = 0; k < NR_STABLE; k++) {
+                char f[32], v[32];
+                snprintf(f, sizeof(f), "/nr/s/%d", k);
+                snprintf(v, sizeof(v), "%d", k * 1000);
+                put_ok(st, f, v);
+        }
+        for (int i = 0; i < 2; i++) {
+                rc[i] = (nr_ctx){ .st = st, .stop = &stop, .id = i };
+                wc[i] = (nr_ctx){ .st = st, .stop = &stop, .id = i };
+                ck_assert_int_eq(pthread_create(&r[i], NULL, nr_reader, &rc[i]), 0);
+        }
+        for (int i = 0; i < 2; i++)
+                ck_assert_int_eq(pthread_create(&w[i], NULL, nr_writer, &wc[i]), 0);
+        for (int i = 0; i < 2; i++)
+                pthread_join(w[i], NULL);
+        atomic_store(&stop, 1);
+        for (int i = 0; i < 2; i++) {
+                pthread_join(r[i], NULL);
+                ck_assert_int_gt(rc[i].reads, 0);
+        }
+        /* every odd transient key is there, every even one gone */
+        get_is(st, "/nr/t/1/39/199", "199");
+        ck_assert_int_eq(hyb_store_read_str(st, "/nr/t/1/39/198", &o, NULL), 0);
+        ck_assert(hyb_obj_is_noobj(o));
+        hyb_obj_unref(o);
+        ck_assert_int_eq(hyb_store_read_str(st, "/nr/t/#", &o, NULL), 0);
+        ck_assert_int_eq(hyb_obj_get_len(o), 2 * 40 * 100);
+        hyb_obj_unref(o);
+        hyb_store_unref(st);
+}
+END_TEST
+
 START_TEST(test_threads)
 {
         char *dir, *path = db_path(&dir);
@@ -1548,6 +1673,7 @@ Suite *store_suite(void)
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, test_async_writes);
         tcase_add_test(tc, test_threads);
+        tcase_add_test(tc, test_node_reads_race_writers);
         tcase_add_loop_test(tc, test_group_commit_mixed_failures, 0, 2);
         tcase_add_test(tc, test_close_commits_queued);
         tcase_add_test(tc, test_kill9_normal);
