@@ -22,8 +22,9 @@
  * put are hyb_bus_store_read / hyb_bus_store_write (one call, waiting for the answer); its
  * pipelined gets and its delivery writes are the same calls' packets (storeRead, storeWrite
  * of doc/protocol.md "Store") sent with hyb_bus_call_async (the pipeline on a corked
- * connection, hyb_bus_set_cork, so its 32 calls leave in one write); the delivery row's write is a
- * retained one (stored, then delivered), the subscriber uses hyb_bus_store_subscribe.
+ * connection, hyb_bus_set_cork, so its 32 calls leave in one write); the delivery row's
+ * write is a retained one (stored, then delivered), the subscriber uses
+ * hyb_bus_store_subscribe.
  *
  * Every latency is one operation timed with CLOCK_MONOTONIC, after a warm-up; a cell is the
  * median over the rounds of that round's percentile.  Every reply is checked: a benchmark
