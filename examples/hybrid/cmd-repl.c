@@ -5,8 +5,9 @@
  * comments and the `_/ \_`, `_] [_` pairs balance; print `==>obj` per result,
  * nothing for noobj, `[ERROR] message` on stdout for an error.  The repl goes
  * on after an error and exits 1 at the end if any statement failed; run stops
- * at the first error.  The host scope is an in-process store, or the database
- * named by --db / $HYBRID_DB.  Public API only.
+ * at the first error.  The host scope is chosen by the rule of every command
+ * (hyb_bus_backend_open_host): --db, else --bus, else the daemon at the default
+ * socket, else the default database.  Public API only.
  *
  * On a terminal (stdin and stdout) the repl edits lines with libedit: history
  * (kept in $HYBRID_HISTORY, else $XDG_STATE_HOME/hybrid/history), a "...> "
@@ -414,35 +415,29 @@ static int interactive(repl *R)
 }
 #endif
 
-/* The host store: the database given by --db or $HYBRID_DB, else in-process memory. */
-static int open_host(const cli_ctx *ctx, hyb_store **ret)
-{
-        hyb_error e;
-        int r;
-
-        *ret = NULL;
-        if (!ctx->db || ctx->db_default)
-                return 0;
-        r = hyb_store_open(ctx->db, NULL, ret, &e);
-        if (r < 0)
-                return cli_fail(EXIT_UNREACHABLE, "open database", hyb_err_name(r), "%s: %s",
-                                ctx->db, e.message);
-        return 0;
-}
-
+/* The host scope, by the rule of every command (doc/hybrid.md "Which store"): --db or
+ * $HYBRID_DB, else --bus or $HYBRID_BUS (exit 3 if it does not answer), else the daemon at the
+ * default socket if one answers, else the default database, said once on stderr. */
 static int start(const cli_ctx *ctx, repl *R)
 {
-        hyb_store *host = NULL;
         hyb_backend *hb = NULL;
         hyb_scope *scope = NULL;
-        int r = open_host(ctx, &host);
+        hyb_error e;
+        char *where = NULL;
+        int source = 0, r;
 
-        if (r > 0)
-                return r;
-        r = host ? hyb_backend_new_store(host, &hb) : 0;
-        hyb_store_unref(host);
-        if (r >= 0)
-                r = hyb_scope_new(hb, NULL, ctx->app ? ctx->app : "org.hybridos.cli", &scope);
+        hyb_error_clear(&e);
+        r = hyb_bus_backend_open_host(ctx->db_default ? NULL : ctx->db, ctx->bus, ctx->app,
+                                      ctx->runner, NULL, &hb, &source, &where, &e);
+        if (r < 0)
+                return cli_fail(EXIT_UNREACHABLE, "store", hyb_err_name(r), "%s",
+                                e.message[0] ? e.message : hyb_strerror(r));
+        if (source == HYB_HOST_DEFAULT_BUS || source == HYB_HOST_DEFAULT_DB) {
+                fprintf(stderr, "hybrid: using %s\n", where);
+                fflush(stderr);
+        }
+        hyb_free(where);
+        r = hyb_scope_new(hb, NULL, ctx->app ? ctx->app : "org.hybridos.cli", &scope);
         hyb_backend_unref(hb);
         if (r >= 0)
                 r = hyb_mmadt_new(scope, ctx->app, NULL, &R->vm);
@@ -506,7 +501,7 @@ const cli_command cmd_repl = {
                  "On a terminal: line editing and history, '...>' while a statement is\n"
                  "unfinished (an empty line ends it), Ctrl-C drops the statement, :help, :quit.\n"
                  "With --json each result is one JSON document per line.\n",
-        .globals = CLI_G_DB | CLI_G_APP | CLI_G_JSON,
+        .globals = CLI_G_DB | CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON,
 };
 
 const cli_command cmd_run = {
@@ -517,5 +512,5 @@ const cli_command cmd_run = {
         .usage = "usage: hybrid run FILE|-\n"
                  "Runs the mm-ADT program in FILE ('-': stdin; the language: doc/mmadt.md),\n"
                  "printing as the REPL does; stops at the first error and exits 1.\n",
-        .globals = CLI_G_DB | CLI_G_APP | CLI_G_JSON,
+        .globals = CLI_G_DB | CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON,
 };

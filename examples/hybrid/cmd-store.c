@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `hybrid store put|get|del|watch|check`: the fURI tuple store through the
- * public API only (doc/hybrid.md, doc/store.md).  The host-scope store is the
- * embedded one on --db; fURIs go through the scope router so `//x` fails
- * with the scope's name, and relative fURIs are refused (exit 2).
+ * public API only (doc/hybrid.md, doc/store.md).  The host-scope backend is
+ * chosen by the rule of doc/hybrid.md "Which store" (hyb_bus_backend_open_host):
+ * the embedded store on --db, or a daemon's; fURIs go through the scope router
+ * so `//x` fails with the scope's name, and relative fURIs are refused (exit 2).
  */
 #include <errno.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 
 static const cli_option store_options[] = {
         { "durability", true, "--durability memory|normal|full   how writes reach the disk (default normal)" },
+        { "transient", false, "--transient     put: notify subscribers without storing" },
         { "replay", false, "--replay        watch: first print the stored values that match" },
         { "count", true, "--count N       watch: exit after N messages" },
         { NULL, false, NULL },
@@ -26,29 +28,22 @@ static const cli_option store_options[] = {
 
 static int fail(int status, int r, const hyb_error *e)
 {
-        return cli_fail(status, "store", hyb_err_name(r), "%s",
+        char code[24];
+
+        /* The numeric bus status where one applies (403 from policy.store), else the name. */
+        if (r <= -(HYB_E_BASE + 100) && r > -(HYB_E_BASE + 600))
+                snprintf(code, sizeof code, "%d", hyb_err_to_status(r));
+        else
+                snprintf(code, sizeof code, "%s", hyb_err_name(r));
+        return cli_fail(status, "store", code, "%s",
                         e && e->message[0] ? e->message : hyb_strerror(r));
 }
 
 static int status_of(int r)
 {
+        if (r == HYB_E_CLOSED)
+                return EXIT_UNREACHABLE; /* the daemon closed the connection */
         return r == -EINVAL || r == HYB_E_PARSE ? EXIT_USAGE : EXIT_FAILED;
-}
-
-/* The default database lives in a directory that may not exist yet. */
-static void make_parent(const char *path)
-{
-        char *dir = strdup(path), *p;
-
-        if (!dir)
-                return;
-        for (p = dir + 1; *p; p++)
-                if (*p == '/') {
-                        *p = '\0';
-                        mkdir(dir, 0700);
-                        *p = '/';
-                }
-        free(dir);
 }
 
 static int print_obj_line(const char *prefix, const hyb_obj *o, bool json)
@@ -180,8 +175,9 @@ static int run_store(cli_ctx *ctx)
 {
         const char *sub = ctx->nargs > 0 ? ctx->args[0] : NULL, *dur = cli_opt(ctx, "durability");
         hyb_store_options opts;
-        hyb_store *host = NULL;
         hyb_backend *hb = NULL, *b = NULL;
+        char *where = NULL;
+        int source = 0;
         hyb_scope *sc = NULL;
         hyb_furi *furi = NULL, *target = NULL;
         hyb_obj *value = NULL;
@@ -207,6 +203,8 @@ static int run_store(cli_ctx *ctx)
                 return cli_usage(ctx, "--replay is for 'store watch'");
         if (cli_flag(ctx, "count") && strcmp(sub, "watch") != 0)
                 return cli_usage(ctx, "--count is for 'store watch'");
+        if (cli_flag(ctx, "transient") && strcmp(sub, "put") != 0)
+                return cli_usage(ctx, "--transient is for 'store put'");
         if (!cli_opt_long(ctx, "count", -1, 1, 1000000000, &count))
                 return EXIT_USAGE;
 
@@ -241,17 +239,19 @@ static int run_store(cli_ctx *ctx)
                 }
         }
 
-        if (opts.durability != HYB_DURABILITY_MEMORY && ctx->db_default)
-                make_parent(ctx->db);
-        r = hyb_store_open(opts.durability == HYB_DURABILITY_MEMORY ? NULL : ctx->db, &opts, &host,
-                           &e);
+        /* Which store (doc/hybrid.md): --db/$HYBRID_DB, else --bus/$HYBRID_BUS, else the daemon
+         * at the default socket if one answers, else the default database, said once. */
+        r = hyb_bus_backend_open_host(ctx->db_default ? NULL : ctx->db, ctx->bus, ctx->app,
+                                      ctx->runner, &opts, &hb, &source, &where, &e);
         if (r < 0) {
                 status = fail(EXIT_UNREACHABLE, r, &e);
                 goto out;
         }
-        r = hyb_backend_new_store(host, &hb);
-        if (r >= 0)
-                r = hyb_scope_new(hb, NULL, ctx->app, &sc);
+        if (source == HYB_HOST_DEFAULT_BUS || source == HYB_HOST_DEFAULT_DB) {
+                fprintf(stderr, "hybrid: using %s\n", where);
+                fflush(stderr);
+        }
+        r = hyb_scope_new(hb, NULL, ctx->app, &sc);
         if (r >= 0)
                 r = hyb_scope_route(sc, furi, &b, &target, &e);
         if (r < 0) {
@@ -260,7 +260,8 @@ static int run_store(cli_ctx *ctx)
         }
 
         if (strcmp(sub, "put") == 0 || strcmp(sub, "del") == 0) {
-                r = hyb_backend_write(b, target, value ? value : hyb_obj_noobj(), 0, &e);
+                r = hyb_backend_write(b, target, value ? value : hyb_obj_noobj(),
+                                      cli_flag(ctx, "transient") ? HYB_WRITE_TRANSIENT : 0, &e);
                 if (r < 0)
                         status = fail(status_of(r), r, &e);
         } else if (strcmp(sub, "get") == 0) {
@@ -301,7 +302,8 @@ static int run_store(cli_ctx *ctx)
                 while (!stop) {
                         r = hyb_backend_wait(b, 200000);
                         if (r < 0 && r != -EINTR) {
-                                status = fail(EXIT_FAILED, r, NULL);
+                                /* The daemon went away: exit 3 with the reason, no reconnect. */
+                                status = fail(status_of(r), r, NULL);
                                 break;
                         }
                 }
@@ -314,7 +316,7 @@ out:
         hyb_backend_unref(b);
         hyb_scope_unref(sc);
         hyb_backend_unref(hb);
-        hyb_store_unref(host);
+        hyb_free(where);
         return status;
 }
 
@@ -323,7 +325,7 @@ const cli_command cmd_store = {
         .run = run_store,
         .options = store_options,
         .summary = "the fURI tuple store: put, get, del, watch, check",
-        .usage = "usage: hybrid store put <furi> <obj>          (--json: <obj> is JSON)\n"
+        .usage = "usage: hybrid store put <furi> <obj> [--transient]   (--json: <obj> is JSON)\n"
                  "       hybrid store get <furi|pattern|branch>\n"
                  "       hybrid store del <furi|pattern>\n"
                  "       hybrid store watch <pattern> [--replay] [--count N]\n"
@@ -335,6 +337,10 @@ const cli_command cmd_store = {
                  "runs SQLite's integrity check and verifies every row's checksum: prints 'ok'\n"
                  "and exits 0 when sound, else one '<furi>\\t<problem>' line per problem\n"
                  "('(database)' for damage outside a row) and exits 1; a file that cannot be\n"
-                 "checked (missing, not a store database) exits 3.\n",
-        .globals = CLI_G_DB | CLI_G_APP | CLI_G_JSON,
+                 "checked (missing, not a store database) exits 3.\n"
+                 "The store: --db/$HYBRID_DB, else the daemon at --bus/$HYBRID_BUS (exit 3 if it\n"
+                 "does not answer), else the daemon at the default socket if one answers, else\n"
+                 "the default database (said on stderr).  put --transient notifies subscribers\n"
+                 "without storing.\n",
+        .globals = CLI_G_DB | CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON,
 };

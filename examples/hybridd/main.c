@@ -101,24 +101,21 @@ static void log_boot(int level, const char *msg, void *ud)
 /*
  * The host store (the `store:` key; memory only without a path) and the boot
  * (the `boot:` key: data, then programs), before the socket appears.
- * NOTE: the service branch makes the store served on the bus; only the opening lives here.
+ * main() then serves the store on the bus (hyb_broker_set_store).
  */
 static int open_store_and_boot(hyb_broker_config *cfg, struct event_base *base,
                                hyb_store **ret_store, hyb_scope **ret_scope, hyb_boot **ret_boot)
 {
         const char *path = hyb_broker_config_get_store_path(cfg);
-        int d = hyb_broker_config_get_store_durability(cfg), r;
-        hyb_store_options so;
         hyb_backend *host = NULL;
         hyb_error err;
+        int r;
 
-        hyb_store_options_init(&so);
-        if (d >= 0)
-                so.durability = (hyb_durability)d;
-        if (d == HYB_DURABILITY_MEMORY)
+        if (hyb_broker_config_get_store_durability(cfg) == HYB_DURABILITY_MEMORY)
                 path = NULL;
+        /* path, durability and store.limits of the configuration */
         hyb_error_clear(&err);
-        r = hyb_store_open(path, &so, ret_store, &err);
+        r = hyb_broker_config_open_store(cfg, ret_store, &err);
         if (r < 0) {
                 fprintf(stderr, "hybridd: store %s: %s\n", path ? path : "(memory)",
                         err.message[0] ? err.message : hyb_strerror(r));
@@ -266,6 +263,12 @@ int main(int argc, char **argv)
         hyb_broker_set_log(b, hyb_broker_config_get_log_level(cfg), log_line, NULL);
         log_max = hyb_broker_config_get_log_level(cfg);
         if ((r = open_store_and_boot(cfg, base, &store, &scope, &boot)) < 0) {
+                r = EXIT_RUNTIME;
+                goto report;
+        }
+        /* The host store is served on the bus (doc/protocol.md "Store") from the start. */
+        if ((r = hyb_broker_set_store(b, store)) < 0) {
+                log_line(HYB_LOG_ERROR, hyb_strerror(r), NULL);
                 r = EXIT_RUNTIME;
                 goto report;
         }

@@ -28,6 +28,7 @@
 #include <stdbool.h>
 
 #include <hybrid/common.h>
+#include <hybrid/store.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -131,6 +132,24 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr);
  * holds no events on the base, so event_base_dispatch returns.  Idempotent.
  */
 HYB_EXPORT int hyb_broker_shutdown(hyb_broker *b);
+/*
+ * Opens the host store the configuration names (`store:` in doc/config.md: its
+ * path, durability and limits; memory only when no path is given), as
+ * hyb_store_open does.  *ret is the caller's reference (hyb_store_unref).
+ * Errors: those of hyb_store_open (HYB_E_DATABASE, HYB_E_CORRUPT, ...), -EINVAL.
+ */
+HYB_EXPORT int hyb_broker_config_open_store(const hyb_broker_config *cfg, hyb_store **ret,
+                                            hyb_error *reterr);
+/*
+ * Makes st the host store the broker serves on the bus (doc/protocol.md
+ * "Store"): reads, writes, deletes and subscriptions by its peers, under
+ * policy.store.  The broker takes a reference and drives the store's
+ * deliveries from its event base.  Without a store the store calls are
+ * answered 503.  Errors: -EINVAL, -EBUSY (a store is already set), -ENOMEM.
+ */
+HYB_EXPORT int hyb_broker_set_store(hyb_broker *b, hyb_store *st);
+/* The store set by hyb_broker_set_store (borrowed), or NULL. */
+HYB_EXPORT hyb_store *hyb_broker_get_store(const hyb_broker *b);
 /* The socket path (borrowed), NULL before hyb_broker_start. */
 HYB_EXPORT const char *hyb_broker_get_socket(const hyb_broker *b);
 /* Number of open client connections (authenticated or not). */

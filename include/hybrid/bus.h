@@ -131,6 +131,15 @@ HYB_EXPORT int hyb_bus_wait(hyb_bus *bus, uint64_t timeout_usec);
 /* Writes all queued output, blocking. 0 or < 0. */
 HYB_EXPORT int hyb_bus_flush(hyb_bus *bus);
 /*
+ * Corks the connection (cork true): packets are queued instead of written at
+ * once, until hyb_bus_flush, a wait, hyb_bus_process or the attached loop
+ * writes them; so a burst of asynchronous calls (pipelined store reads) goes
+ * out in one write and the broker answers it in one.  Uncorking flushes what
+ * is queued (blocking, as hyb_bus_flush).  Sync calls work corked (their wait
+ * writes the queue).  0, or < 0 from the flush.
+ */
+HYB_EXPORT int hyb_bus_set_cork(hyb_bus *bus, bool cork);
+/*
  * Lets a libevent base drive the connection (read, write, timers): callbacks
  * then run from event_base_dispatch.  One base at a time; the bus holds no
  * reference on the base.  Errors: -EBUSY (already attached), -ENOMEM.

@@ -9,6 +9,7 @@
 #include <hybrid/store.h>
 #include <hybrid/mmadt.h>
 #include <hybrid/bus.h>
+#include <hybrid/bus-store.h>
 #include <hybrid/endpoint.h>
 #include <hybrid/broker.h>
 

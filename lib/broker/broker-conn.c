@@ -102,6 +102,7 @@ int bconn_send_built(bconn *c, const struct iovec *iov, int n)
         if (!bconn_room(c, total))
                 return -ENOBUFS;
         out = bufferevent_get_output(c->bev);
+        bconn_count_out(c, total);
         done = bconn_write_direct(c, out, (struct iovec *)iov, (size_t)n); /* sendmsg only reads it */
         if (done == total)
                 return 0;
@@ -142,6 +143,8 @@ void bconn_forward(bconn *c, const uint8_t *hdr, size_t hdr_len, bframe *f)
 {
         struct evbuffer *out = bufferevent_get_output(c->bev);
         size_t skip = WIRE_HDR_SIZE + wire_names_len(&f->h), blen = f->h.body_len, done = 0;
+
+        bconn_count_out(c, hdr_len + blen);
 
         if (!c->b->batching && evbuffer_get_length(out) == 0) {
                 /* The body stays where it was read: gather it from the input chains. */
@@ -306,6 +309,10 @@ static void conn_read(struct bufferevent *bev, void *ud)
                 f.in = in;
                 f.consumed = false;
                 b->batching = have > f.len;
+                c->msgs_in++;
+                c->bytes_in += f.len;
+                b->msgs_in++;
+                b->bytes_in += f.len;
                 dispatch(c, &f);
                 b->batching = false;
                 if (!f.consumed && c->bev)
@@ -464,6 +471,7 @@ void bconn_accept(hyb_broker *b, int fd)
                 b->conns->prev = c;
         b->conns = c;
         b->n_conns++;
+        b->accepted++;
         /* libevent keeps the end of a bufferevent's input frozen outside its own reads. */
         evbuffer_unfreeze(bufferevent_get_input(c->bev), 0);
         bufferevent_setcb(c->bev, NULL, NULL, conn_event, c);
@@ -542,6 +550,7 @@ static void conn_reap(bconn *c)
         }
         route_conn_gone(c);
         events_conn_gone(c);
+        store_conn_gone(c);
         if (c->name) {
                 ep_remove(b, c);
                 b->n_endpoints--;

@@ -32,10 +32,13 @@
 #include "bus/acl.h"
 #include "bus/wire.h"
 #include "hybrid/broker.h"
+#include "hybrid/store.h"
 
 #define EP_BUCKETS 256u
 #define PEND_BUCKETS 4096u
 #define ROUTE_DEFAULT_TIMEOUT_MS 30000u /* a CALL's timeout 0 (doc/protocol.md) */
+#define FMT_SLOTS 16384u    /* cached value texts (store-serve.c); a power of two */
+#define FMT_MAX_TEXT 256u   /* longest text cached */
 
 typedef struct bconn bconn;
 
@@ -91,7 +94,11 @@ typedef struct bquota {
         unsigned n_conns, n_unauth;
         size_t bytes;           /* input buffers + send queues + partial-frame reservations */
         unsigned pending;       /* calls its connections have in flight */
+        unsigned store_subs;    /* store subscriptions of its connections */
 } bquota;
+
+struct bssub;
+struct bstore_rule;
 
 struct bconn {
         hyb_broker *b;
@@ -112,6 +119,8 @@ struct bconn {
         unsigned n_regs;      /* procedures + bubbles */
         bsub *subs;
         unsigned n_subs;
+        struct bssub *ssubs;  /* store subscriptions (store-serve.c) */
+        unsigned n_ssubs;
         bpending *out, *in;
         unsigned n_out;
         struct event *timer;  /* auth timeout, then linger on close */
@@ -132,6 +141,8 @@ struct bconn {
         uint64_t *marks;      /* ring of send-queue offsets where a frame starts */
         size_t m_first, m_n, m_alloc;
         struct evbuffer_cb_entry *in_cb, *out_cb;
+        /* Counters read as /sys/bus/endpoint/... (store-serve.c). */
+        uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 };
 
 struct hyb_broker_config {
@@ -171,6 +182,20 @@ struct hyb_broker {
         unsigned n_unauth;
         uint64_t refuse_log_us; /* refusals at accept are logged at most once a second */
         unsigned refused_quiet;
+        /* The host store served on the bus (store-serve.c). */
+        hyb_store *store;
+        hyb_backend *store_be;  /* a backend handle of it, for keyed reads */
+        struct event *store_ev, *store_timer;
+        struct bstore_rule *acl;
+        size_t n_acl;
+        /* Counters read as /sys/bus/... (like mosquitto's $SYS): frames and bytes read from and
+         * queued to peers, peers cut off for a quota, connections accepted since the start. */
+        uint64_t msgs_in, msgs_out, bytes_in, bytes_out, drops, accepted;
+        struct bfmt {           /* texts of values, by obj (store-serve.c format_cached) */
+                hyb_obj *obj;
+                char *text;
+                size_t len;
+        } fmt[FMT_SLOTS];
 };
 
 /* broker.c */
@@ -265,6 +290,31 @@ void events_builtin(hyb_broker *b, const char *bubble, const char *json);
 /* builtin.c */
 int builtin_init(hyb_broker *b);
 void builtin_call(bconn *c, bframe *f);
+
+/* store-serve.c */
+/* Is member one of the store methods of the builtin endpoint ("store...")? */
+bool store_is_call(const char *member, size_t len);
+/* Serves a store call (doc/protocol.md "Store"); answers it. */
+void store_call(bconn *c, bframe *f);
+/* c is gone: drops its store subscriptions. */
+void store_conn_gone(bconn *c);
+/* Counts a frame of n bytes queued or written to c (/sys/bus counters). */
+static inline void bconn_count_out(bconn *c, size_t n)
+{
+        c->msgs_out++;
+        c->bytes_out += n;
+        c->b->msgs_out++;
+        c->b->bytes_out += n;
+}
+/* Releases the store and what serves it (hyb_broker_free). */
+void store_detach(hyb_broker *b);
+/*
+ * THE check of a store request (policy.store, and /sys/ read-only): may the peer (uid, app)
+ * exercise `right` (one BROKER_STORE_*) on f (a fURI or a pattern, which must lie within a
+ * rule's pattern)?  0, or HYB_E_FORBIDDEN with the reason in *e.
+ */
+int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, const hyb_furi *f,
+                    hyb_error *e);
 
 /* monitor.c */
 void monitor_copy(hyb_broker *b, unsigned type, const wire_hdr *h, const char *from, size_t from_len,

@@ -409,6 +409,10 @@ HYB_EXPORT int hyb_broker_shutdown(hyb_broker *b)
         if (b->shutdown_ev)
                 evtimer_add(b->shutdown_ev, &tv);
         event_del(b->tick_ev);
+        if (b->store_ev)
+                event_del(b->store_ev);
+        if (b->store_timer)
+                event_del(b->store_timer);
         return 0;
 }
 
@@ -419,6 +423,7 @@ HYB_EXPORT hyb_broker *hyb_broker_free(hyb_broker *b)
         stop_listening(b);
         b->shutting_down = true;
         bconn_free_all(b);
+        store_detach(b);
         while (b->pend_free) {
                 bpending *p = b->pend_free;
                 b->pend_free = p->hnext;

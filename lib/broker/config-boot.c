@@ -152,6 +152,7 @@ int broker_config_set_store(loader *l, const char *path, const field *f)
         static const field fields[] = {
                 { "path", set_store_path },
                 { "durability", set_store_durability },
+                { "limits", broker_config_set_store_limits },
         };
 
         return loader_walk_map(l, path, fields, ELEMENTSOF(fields));

@@ -11,6 +11,7 @@
 /* Deep copy; 0 or -ENOMEM (dst is then zeroed). */
 int broker_config_copy(broker_config *dst, const broker_config *src);
 void broker_config_free_apps(broker_app_policy *apps, size_t n);
+void broker_config_free_store_rules(broker_store_rule *rules, size_t n);
 /* Loads the one document of parser over *c, all-or-nothing.  *too_big is set by a read
  * handler that stopped at CONFIG_MAX_BYTES (NULL for string input). */
 int broker_config_parse(broker_config *c, yaml_parser_t *parser, const bool *too_big,
@@ -42,6 +43,7 @@ int loader_walk_list(loader *l, const char *path, const char *what,
                      int (*item)(loader *l, const char *path, size_t i, void *ud), void *ud);
 /* The keys `store` and `boot` of the top mapping (config-boot.c). */
 int broker_config_set_store(loader *l, const char *path, const field *f);
+int broker_config_set_store_limits(loader *l, const char *path, const field *f);
 int broker_config_set_boot(loader *l, const char *path, const field *f);
 
 #endif

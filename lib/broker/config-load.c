@@ -22,6 +22,7 @@
 
 #include "broker/config-internal.h"
 #include "bus/names.h"
+#include "hybrid/furi.h"
 
 #include "common/util.h"
 
@@ -44,6 +45,7 @@ struct loader {
         yaml_mark_t limit_mark[N_LIMITS];
         const char *limit_blame[N_LIMITS];
         void *user; /* loader_user() */
+        broker_store_rule *rule; /* the policy.store rule being read */
 };
 
 static int fail(loader *l, yaml_mark_t m, const char *path, const char *fmt, ...) _printf_(4, 5);
@@ -646,11 +648,171 @@ static int set_apps(loader *l, const char *path, const field *f)
         return 0;
 }
 
+/* ---------------------------------------------------------------- store */
+
+static int set_store_size(loader *l, const char *path, size_t *ret, uint64_t max)
+{
+        const char *s = NULL;
+        size_t len = 0;
+        uint64_t v = 0;
+        int r;
+
+        r = get_string(l, path, "a number", &s, &len);
+        if (r < 0)
+                return r;
+        if (parse_number(s, len, true, &v) != NUM_OK || v == 0 || v > max)
+                return fail(l, l->ev.start_mark, path, "'%.*s' is out of range (allowed 1..%llu)",
+                            (int)(len > 40 ? 40 : len), s, (unsigned long long)max);
+        *ret = (size_t)v;
+        return 0;
+}
+
+static int set_store_max_value(loader *l, const char *path, const field *f)
+{
+        return set_store_size(l, path, &l->c->store_max_value_bytes, CONFIG_SIZE_CAP(CONFIG_GIB));
+}
+
+static int set_store_max_depth(loader *l, const char *path, const field *f)
+{
+        return set_store_size(l, path, &l->c->store_max_depth, 1024);
+}
+
+/* store.limits (the store's own limits; config-boot.c reads the rest of store:). */
+int broker_config_set_store_limits(loader *l, const char *path, const field *f)
+{
+        static const field fields[] = {
+                { "max_value_bytes", set_store_max_value },
+                { "max_depth", set_store_max_depth },
+        };
+
+        return walk_map(l, path, fields, ELEMENTSOF(fields));
+}
+
+static int rule_uid(loader *l, const char *path, const field *f)
+{
+        l->rule->any_uid = false;
+        return get_uid(l, path, &l->rule->uid);
+}
+
+static int rule_app(loader *l, const char *path, const field *f)
+{
+        const char *s = NULL;
+        size_t len = 0;
+        int r;
+
+        r = get_string(l, path, "an app-name glob", &s, &len);
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < len; k++) {
+                char c = s[k];
+
+                if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '_' || c == '.' || c == '*' || c == '?'))
+                        return fail(l, l->ev.start_mark, path,
+                                    "invalid character '%c' in app-name glob '%.*s'", c,
+                                    (int)(len > 64 ? 64 : len), s);
+        }
+        l->rule->app = strndup_safe(s, len);
+        return l->rule->app ? 0 : -ENOMEM;
+}
+
+static int rule_furi(loader *l, const char *path, const field *f)
+{
+        const char *s = NULL;
+        size_t len = 0;
+        hyb_furi *fu = NULL;
+        hyb_error e;
+        int r;
+
+        r = get_string(l, path, "a fURI pattern", &s, &len);
+        if (r < 0)
+                return r;
+        hyb_error_clear(&e);
+        r = hyb_furi_parse(s, len, NULL, &fu, &e);
+        if (r < 0)
+                return fail(l, l->ev.start_mark, path, "invalid fURI '%.*s' (%s)",
+                            (int)(len > 64 ? 64 : len), s, e.message);
+        r = hyb_furi_is_absolute(fu);
+        hyb_furi_unref(fu);
+        if (!r)
+                return fail(l, l->ev.start_mark, path, "the fURI '%.*s' must be absolute",
+                            (int)(len > 64 ? 64 : len), s);
+        l->rule->furi = strndup_safe(s, len);
+        return l->rule->furi ? 0 : -ENOMEM;
+}
+
+static int right_item(loader *l, const char *path, size_t i, void *ud)
+{
+        static const char *const names[] = { "read", "write", "delete", "subscribe" };
+        const char *s = NULL;
+        size_t len = 0;
+        int r;
+
+        r = get_string(l, path, "read, write, delete or subscribe", &s, &len);
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < ELEMENTSOF(names); k++)
+                if (bus_name_equal(s, len, names[k], strlen(names[k]))) {
+                        l->rule->rights |= 1u << k; /* BROKER_STORE_* order */
+                        return 0;
+                }
+        return fail(l, l->ev.start_mark, path,
+                    "expected read, write, delete or subscribe, got '%.*s'",
+                    (int)(len > 40 ? 40 : len), s);
+}
+
+static int rule_allow(loader *l, const char *path, const field *f)
+{
+        return walk_list(l, path, "a list of rights", right_item, NULL);
+}
+
+static int store_rule_item(loader *l, const char *path, size_t i, void *ud)
+{
+        static const field fields[] = {
+                { "uid", rule_uid },
+                { "app", rule_app },
+                { "furi", rule_furi },
+                { "allow", rule_allow },
+        };
+        broker_config *c = l->c;
+        broker_store_rule *v;
+        yaml_mark_t m = l->ev.start_mark;
+        int r;
+
+        if (l->ev.type != YAML_MAPPING_START_EVENT)
+                return fail(l, m, path, "expected a mapping {uid, app, furi, allow}, got %s",
+                            ev_kind(&l->ev));
+        v = reallocarray_safe(c->store_rules, c->n_store_rules + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        c->store_rules = v;
+        l->rule = &v[c->n_store_rules++];
+        *l->rule = (broker_store_rule){ .any_uid = true };
+        r = walk_map(l, path, fields, ELEMENTSOF(fields));
+        if (r < 0)
+                return r;
+        if (!l->rule->furi)
+                return fail(l, m, path, "a rule needs a furi");
+        return 0;
+}
+
+static int set_store_policy(loader *l, const char *path, const field *f)
+{
+        broker_config_free_store_rules(l->c->store_rules, l->c->n_store_rules);
+        l->c->store_rules = NULL;
+        l->c->n_store_rules = 0;
+        l->c->store_policy = true; /* even empty: nothing is allowed but what rules allow */
+        if (is_null(&l->ev))
+                return 0;
+        return walk_list(l, path, "a list of rules", store_rule_item, NULL);
+}
+
 static int set_policy(loader *l, const char *path, const field *f)
 {
         static const field fields[] = {
                 { "admins", set_admins },
                 { "apps", set_apps },
+                { "store", set_store_policy },
         };
 
         return walk_map(l, path, fields, ELEMENTSOF(fields));

@@ -37,6 +37,15 @@ void broker_config_free_apps(broker_app_policy *apps, size_t n)
         free(apps);
 }
 
+void broker_config_free_store_rules(broker_store_rule *rules, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(rules[i].app);
+                free(rules[i].furi);
+        }
+        free(rules);
+}
+
 void broker_config_clear(broker_config *c)
 {
         if (!c)
@@ -46,7 +55,8 @@ void broker_config_clear(broker_config *c)
         free(c->admins);
         broker_config_free_apps(c->apps, c->n_apps);
         free(c->log_level);
-        broker_config_clear_boot(c);
+        broker_config_free_store_rules(c->store_rules, c->n_store_rules);
+        broker_config_clear_boot(c); /* and store_path */
         memset(c, 0, sizeof(*c));
 }
 
@@ -71,6 +81,8 @@ int broker_config_copy(broker_config *dst, const broker_config *src)
         dst->host = strdup_or_null(src->host, &oom);
         dst->listen_unix = strdup_or_null(src->listen_unix, &oom);
         dst->log_level = strdup_or_null(src->log_level, &oom);
+        dst->store_rules = NULL;
+        dst->n_store_rules = 0;
         dst->admins = NULL;
         dst->apps = NULL;
         dst->n_admins = 0;
@@ -105,6 +117,21 @@ int broker_config_copy(broker_config *dst, const broker_config *src)
                                         goto fail;
                                 a->n_globs = j + 1;
                         }
+                }
+        }
+        if (src->n_store_rules) {
+                dst->store_rules = calloc(src->n_store_rules, sizeof(broker_store_rule));
+                if (!dst->store_rules)
+                        goto fail;
+                for (size_t i = 0; i < src->n_store_rules; i++) {
+                        broker_store_rule *d = &dst->store_rules[i];
+
+                        *d = src->store_rules[i];
+                        d->app = strdup_or_null(src->store_rules[i].app, &oom);
+                        d->furi = strdup_or_null(src->store_rules[i].furi, &oom);
+                        dst->n_store_rules = i + 1;
+                        if (oom)
+                                goto fail;
                 }
         }
         return 0;

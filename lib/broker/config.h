@@ -7,9 +7,10 @@
  *   host: localhost
  *   listen: {unix: /run/hybrid/bus.sock}
  *   limits: {<one key per row of BROKER_LIMITS>}
- *   policy: {admins: [uid, ...], apps: {"<uid>": [app-glob, ...]}}
+ *   store: {path: FILE, durability: memory|normal|full, limits: {max_value_bytes, max_depth}}
+ *   policy: {admins: [uid, ...], apps: {"<uid>": [app-glob, ...]},
+ *            store: [{uid, app, furi, allow: [read, write, delete, subscribe]}, ...]}
  *   log: {level: error|warning|info|debug, syslog: bool}
- *   store: {path: FILE, durability: memory|normal|full}
  *   boot: {data: {<fURI>: <obj literal>, ...}, programs: [{inline: TEXT} | {file: PATH}, ...]}
  */
 #ifndef HYB_BROKER_CONFIG_H
@@ -80,7 +81,11 @@
         X(max_unauth_connections, COUNT, 1, 1048576, 256,                                          \
           "Connections not yet authenticated, in all; one more is refused 503.")                  \
         X(uid_max_unauth_connections, COUNT, 1, 1048576, 64,                                       \
-          "Connections of one uid not yet authenticated; one more is refused 429.")
+          "Connections of one uid not yet authenticated; one more is refused 429.")               \
+        X(max_store_subscriptions, COUNT, 1, 1048576, 1024,                                        \
+          "Store subscriptions per connection; one more is answered 429.")                        \
+        X(uid_max_store_subscriptions, COUNT, 1, 1048576, 8192,                                    \
+          "Store subscriptions of one uid's connections; one more is 429.")
 
 #define BROKER_LIMIT_TYPE_SIZE size_t
 #define BROKER_LIMIT_TYPE_COUNT uint32_t
@@ -117,6 +122,23 @@ typedef struct broker_app_policy {
         size_t n_globs;
 } broker_app_policy;
 
+/* Rights of a policy.store rule (doc/config.md). */
+enum {
+        BROKER_STORE_READ = 1u << 0,
+        BROKER_STORE_WRITE = 1u << 1,
+        BROKER_STORE_DELETE = 1u << 2,
+        BROKER_STORE_SUBSCRIBE = 1u << 3,
+};
+
+/* One rule of policy.store: who (a uid, an app glob, both or neither), which fURIs, which rights. */
+typedef struct broker_store_rule {
+        bool any_uid;
+        uid_t uid;
+        char *app;      /* app-name glob; NULL: any app */
+        char *furi;     /* fURI pattern (text, parsed when the rule is loaded) */
+        unsigned rights;
+} broker_store_rule;
+
 #define BROKER_LIMIT_FIELD(name, unit, min, max, dflt, doc) BROKER_LIMIT_TYPE_##unit name;
 
 /* One entry of `boot.data` (key: the fURI, text: the obj literal) or of `boot.programs`
@@ -137,6 +159,11 @@ typedef struct broker_config {
         size_t n_admins;
         broker_app_policy *apps;  /* empty: any local peer may claim any app name */
         size_t n_apps;
+        size_t store_max_value_bytes; /* store.limits.max_value_bytes; 0: the store's default */
+        size_t store_max_depth;   /* store.limits.max_depth; 0: the store's default */
+        bool store_policy;        /* policy.store given: only its rules allow (else all may) */
+        broker_store_rule *store_rules;
+        size_t n_store_rules;
         char *log_level;          /* default "info" */
         bool log_syslog;          /* default false */
         /* boot: (config-boot.c) */

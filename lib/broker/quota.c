@@ -256,6 +256,7 @@ void quota_cut(bconn *c, int status, const char *which, const char *detail)
 
         if (c->state == BCONN_DEAD || !c->bev)
                 return;
+        c->b->drops++;
         broker_log(c->b, HYB_LOG_WARNING, "%s (uid %u pid %d): quota %s exceeded (%s): %d, disconnected",
                    c->name ? c->name : "unauthenticated peer", (unsigned)c->uid, (int)c->pid, which,
                    detail, status);

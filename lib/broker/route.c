@@ -158,7 +158,10 @@ void route_call(bconn *c, bframe *f)
                         monitor_copy(b, WIRE_CALL, &f->h, c->name, c->name_len, f->to, f->h.to_len,
                                      f->member, f->h.member_len, body, f->h.body_len);
                 }
-                builtin_call(c, f);
+                if (store_is_call(f->member, f->h.member_len))
+                        store_call(c, f);
+                else
+                        builtin_call(c, f);
                 return;
         }
         callee = broker_lookup(b, f->to, f->h.to_len);

@@ -97,7 +97,7 @@ int bus_send(hyb_bus *bus, wire_hdr *h, const char *to, size_t to_len, const cha
         n_iov = wire_build(h, NULL, 0, to, to_len, member, member_len, body, body_len, hdr, iov);
         total = iov[0].iov_len + (n_iov > 1 ? iov[1].iov_len : 0);
 
-        if (bus->wlen == bus->wpos) {
+        if (bus->wlen == bus->wpos && !bus->corked) {
                 /* Nothing queued: write directly, one syscall, no copy. */
                 struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
                 for (;;) {
@@ -269,7 +269,10 @@ static int bus_dispatch(hyb_bus *bus, const wire_packet *p)
                 bus_dispatch_call(bus, p);
                 return 1;
         case WIRE_EVENT:
-                bus_dispatch_event(bus, p);
+                if (bus_store_is_msg(p))
+                        bus_store_dispatch(bus, p);
+                else
+                        bus_dispatch_event(bus, p);
                 return 1;
         case WIRE_CANCEL:
                 bus_dispatch_cancel(bus, p);
@@ -464,6 +467,7 @@ static void bus_free(hyb_bus *bus)
                 m->bus = NULL;
                 slot_drop_floating(&m->slot);
         }
+        bus_store_free_all(bus);
         free(bus->name);
         free(bus->rbuf);
         free(bus->wbuf);
@@ -602,6 +606,13 @@ HYB_EXPORT int hyb_bus_wait(hyb_bus *bus, uint64_t timeout_usec)
         if (next < deadline)
                 deadline = next;
         return bus_poll(bus, deadline);
+}
+
+HYB_EXPORT int hyb_bus_set_cork(hyb_bus *bus, bool cork)
+{
+        hyb_assert_return(bus, -EINVAL);
+        bus->corked = cork;
+        return cork ? 0 : hyb_bus_flush(bus);
 }
 
 HYB_EXPORT int hyb_bus_flush(hyb_bus *bus)

@@ -22,6 +22,7 @@
 
 #include "hybrid/bus.h"
 #include "hybrid/endpoint.h"
+#include "hybrid/obj.h"
 #include "common/slot.h"
 #include "wire.h"
 
@@ -134,6 +135,8 @@ struct hyb_bus {
         bus_method *methods;
         bus_sub *subs;
         bus_monitor *monitors;
+        struct bus_ssub *ssubs;  /* store subscriptions (bus-store.c) */
+        uint64_t next_ssub;
         hyb_bus_request *deferred;
 
         struct event_base *base;
@@ -141,6 +144,7 @@ struct hyb_bus {
         struct event *ev_timer;
         unsigned depth; /* nesting of sync waits, for the libevent adapter */
         bool drained;   /* the last read came back short: skip one read before polling */
+        bool corked;    /* hyb_bus_set_cork: packets wait in wbuf for the next flush */
 };
 
 
@@ -166,6 +170,20 @@ hyb_bus_reply *bus_reply_new(int status, unsigned flags, const char *sender, siz
 int bus_builtin(hyb_bus *bus, const char *method, const char *json, hyb_bus_reply **ret,
                 hyb_error *reterr);
 void bus_call_unlink(bus_call *c);
+/* A sync call whose *ret gets the reply whatever its status (< 0 only for local failures). */
+int bus_call_sync(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
+                  size_t len, unsigned flags, uint32_t timeout_ms, hyb_bus_reply **ret,
+                  hyb_error *reterr);
+
+/* bus-store.c */
+/* An EVENT from the builtin endpoint's member "store": a store subscription's message. */
+bool bus_store_is_msg(const wire_packet *p);
+void bus_store_dispatch(hyb_bus *bus, const wire_packet *p);
+/* hyb_bus_store_read with hyb_read_flags (HYB_READ_KEYED: storeReadKeyed). */
+int bus_store_read_flags(hyb_bus *bus, const char *furi, unsigned flags, hyb_obj **ret,
+                         hyb_error *reterr);
+/* The bus goes away: store subscriptions still held become inert. */
+void bus_store_free_all(hyb_bus *bus);
 
 /* event.c */
 void bus_dispatch_event(hyb_bus *bus, const wire_packet *p);

@@ -211,14 +211,13 @@ static int call_send(hyb_bus *bus, bus_call *c, const char *endpoint, const char
         return bus_send(bus, &h, endpoint, strlen(endpoint), method, strlen(method), body, len);
 }
 
-HYB_EXPORT int hyb_bus_call(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
-                            size_t len, unsigned flags, uint32_t timeout_ms, hyb_bus_reply **ret,
-                            hyb_error *reterr)
+int bus_call_sync(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
+                  size_t len, unsigned flags, uint32_t timeout_ms, hyb_bus_reply **ret,
+                  hyb_error *reterr)
 {
         bus_call c = { .bus = bus };
         int r;
 
-        hyb_assert_return(bus && endpoint && method && (body || len == 0), -EINVAL);
         r = call_check(bus, endpoint, method, len, &timeout_ms);
         if (r < 0)
                 return err_set(reterr, r, -1, "%s", hyb_strerror(r));
@@ -236,16 +235,31 @@ HYB_EXPORT int hyb_bus_call(hyb_bus *bus, const char *endpoint, const char *meth
                                "connection closed by the broker: %d %s", bus->close_status, bus->close_msg);
         if (!c.reply)
                 return err_set(reterr, r < 0 ? r : HYB_E_CLOSED, -1, "connection closed during call");
-        r = hyb_err_from_status(c.reply->status);
+        *ret = c.reply;
+        return 0;
+}
+
+HYB_EXPORT int hyb_bus_call(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
+                            size_t len, unsigned flags, uint32_t timeout_ms, hyb_bus_reply **ret,
+                            hyb_error *reterr)
+{
+        hyb_bus_reply *reply = NULL;
+        int r;
+
+        hyb_assert_return(bus && endpoint && method && (body || len == 0), -EINVAL);
+        r = bus_call_sync(bus, endpoint, method, body, len, flags, timeout_ms, &reply, reterr);
+        if (r < 0)
+                return r;
+        r = hyb_err_from_status(reply->status);
         if (r < 0) {
-                err_set(reterr, r, -1, "%s", c.reply->message[0] ? c.reply->message : hyb_strerror(r));
-                hyb_bus_reply_unref(c.reply);
+                err_set(reterr, r, -1, "%s", reply->message[0] ? reply->message : hyb_strerror(r));
+                hyb_bus_reply_unref(reply);
                 return r;
         }
         if (ret)
-                *ret = c.reply;
+                *ret = reply;
         else
-                hyb_bus_reply_unref(c.reply);
+                hyb_bus_reply_unref(reply);
         return 0;
 }
 

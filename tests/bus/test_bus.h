@@ -22,6 +22,10 @@ typedef struct tbroker {
 
 /* Starts a broker with the given limits ("name=value,name=value"; NULL: defaults). */
 void tb_start(tbroker *t, const char *limits, bool admin_self);
+/* The same, with a YAML config loaded over it (NULL: none) and a host store served (NULL: none;
+ * the broker takes a reference). */
+void tb_start_store(tbroker *t, const char *limits, bool admin_self, const char *yaml,
+                    hyb_store *st);
 void tb_stop(tbroker *t);
 
 hyb_bus *tb_connect(tbroker *t, const char *app, const char *runner);
@@ -50,5 +54,6 @@ void bus_tcase_limits(Suite *s);
 void bus_tcase_review(Suite *s);
 void bus_tcase_slots(Suite *s);
 void bus_tcase_builtin(Suite *s);
+void bus_tcase_store(Suite *s);
 
 #endif

@@ -35,6 +35,12 @@ static void on_stop(evutil_socket_t fd, short what, void *ud)
 
 void tb_start(tbroker *t, const char *limits, bool admin_self)
 {
+        tb_start_store(t, limits, admin_self, NULL, NULL);
+}
+
+void tb_start_store(tbroker *t, const char *limits, bool admin_self, const char *yaml,
+                    hyb_store *st)
+{
         hyb_error err;
 
         memset(t, 0, sizeof *t);
@@ -54,9 +60,14 @@ void tb_start(tbroker *t, const char *limits, bool admin_self)
         }
         if (admin_self)
                 ck_assert_int_eq(hyb_broker_config_add_admin(t->cfg, getuid()), 0);
+        if (yaml)
+                ck_assert_msg(hyb_broker_config_load_string(t->cfg, yaml, strlen(yaml), &err) == 0,
+                              "config: %s", err.message);
         t->base = event_base_new();
         ck_assert_ptr_nonnull(t->base);
         ck_assert_int_eq(hyb_broker_new(t->cfg, t->base, &t->broker, &err), 0);
+        if (st)
+                ck_assert_int_eq(hyb_broker_set_store(t->broker, st), 0);
         ck_assert_int_eq(hyb_broker_start(t->broker, &err), 0);
         ck_assert_int_eq(access(t->sock, F_OK), 0);
         ck_assert_int_eq(pipe(t->stop_pipe), 0);
@@ -653,5 +664,6 @@ Suite *bus_suite(void)
         bus_tcase_review(s);
         bus_tcase_slots(s);
         bus_tcase_builtin(s);
+        bus_tcase_store(s);
         return s;
 }

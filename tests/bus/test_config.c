@@ -98,6 +98,18 @@ static const bad_case bad_cases[] = {
         { "limits:\n  drop_after_s: 60\n", "limits.drop_after_s", 2, 17 },  /* == ping 60 */
         { "limits:\n  ping_after_s: 30\n  drop_after_s: 20\n", "limits.drop_after_s", 3, 17 },
         { "limits:\n  max_bodies: 2M\n", "limits.max_bodies", 2, 3 },
+        /* store */
+        { "store: /tmp/x.db\n", "store", 1, 8 },
+        { "store:\n  durability: fast\n", "store.durability", 2, 15 },
+        { "store:\n  paht: /x\n", "store.paht", 2, 3 },
+        { "store:\n  limits:\n    max_value_bytes: 0\n", "store.limits.max_value_bytes", 3, 22 },
+        { "store:\n  limits:\n    max_depth: 2000\n", "store.limits.max_depth", 3, 16 },
+        { "policy:\n  store:\n    - {uid: 1, allow: [read]}\n", "policy.store[0]", 3, 7 },
+        { "policy:\n  store:\n    - {furi: /a, allow: [reed]}\n", "policy.store[0].allow[0]", 3, 26 },
+        { "policy:\n  store:\n    - {furi: a/b, allow: [read]}\n", "policy.store[0].furi", 3, 14 },
+        { "policy:\n  store:\n    - {furi: /a, app: my-app}\n", "policy.store[0].app", 3, 23 },
+        { "policy:\n  store:\n    - {furi: /a, uid: alice}\n", "policy.store[0].uid", 3, 23 },
+        { "policy:\n  store: {furi: /a}\n", "policy.store", 2, 10 },
         /* ranges of the limits table (doc/config.md) */
         { "limits:\n  send_queue_bytes: 18446744073709551615\n", "limits.send_queue_bytes", 2, 21 },
         { "limits:\n  send_queue_bytes: 17G\n", "limits.send_queue_bytes", 2, 21 },
@@ -766,10 +778,47 @@ TCase *bp_config_limits_tcase(void)
         return tc;
 }
 
+/* store: and policy.store land in the config as written; absent, the defaults hold. */
+START_TEST(test_config_store)
+{
+        broker_config c;
+
+        ck_assert_int_eq(broker_config_init(&c), 0);
+        ck_assert_ptr_null(c.store_path);
+        ck_assert_int_eq(c.store_durability, -1);
+        ck_assert(!c.store_policy);
+        load_ok(&c, "store:\n  path: /tmp/s.db\n  durability: FULL\n"
+                    "  limits: {max_value_bytes: 2M, max_depth: 8}\n"
+                    "policy:\n  store:\n    - {uid: 7, app: org.x.*, furi: /a/+/t, allow: [read, subscribe]}\n"
+                    "    - {furi: /b/#, allow: [write, delete]}\n");
+        ck_assert_str_eq(c.store_path, "/tmp/s.db");
+        ck_assert_int_eq(c.store_durability, HYB_DURABILITY_FULL);
+        ck_assert_uint_eq(c.store_max_value_bytes, 2 * MIB);
+        ck_assert_uint_eq(c.store_max_depth, 8);
+        ck_assert(c.store_policy);
+        ck_assert_uint_eq(c.n_store_rules, 2);
+        ck_assert(!c.store_rules[0].any_uid);
+        ck_assert_uint_eq(c.store_rules[0].uid, 7);
+        ck_assert_str_eq(c.store_rules[0].app, "org.x.*");
+        ck_assert_str_eq(c.store_rules[0].furi, "/a/+/t");
+        ck_assert_uint_eq(c.store_rules[0].rights, BROKER_STORE_READ | BROKER_STORE_SUBSCRIBE);
+        ck_assert(c.store_rules[1].any_uid);
+        ck_assert_ptr_null(c.store_rules[1].app);
+        ck_assert_uint_eq(c.store_rules[1].rights, BROKER_STORE_WRITE | BROKER_STORE_DELETE);
+        /* An empty policy.store allows nothing (it is given); path ~ is memory again. */
+        load_ok(&c, "store: {path: ~}\npolicy: {store: []}\n");
+        ck_assert_ptr_null(c.store_path);
+        ck_assert(c.store_policy);
+        ck_assert_uint_eq(c.n_store_rules, 0);
+        broker_config_clear(&c);
+}
+END_TEST
+
 TCase *bp_config_policy_tcase(void)
 {
         TCase *tc = tcase_create("config_policy");
 
         tcase_add_test(tc, test_config_policy);
+        tcase_add_test(tc, test_config_store);
         return tc;
 }

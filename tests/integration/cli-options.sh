@@ -56,7 +56,7 @@ out_has 'hybrid store put' "help store shows store's usage"
 out_has '--replay' "help store lists --replay"
 out_has '--count' "help store lists --count"
 out_has '--db' "help store lists --db"
-out_lacks '--timeout|--bus|--runner|--delay' "help store lists no option store does not take"
+out_lacks '--timeout|--delay' "help store lists no option store does not take"
 expect_rc "hybrid store -h exits 0" 0 "$H" store -h
 out_has 'hybrid store put' "store -h is store's help"
 expect_rc "hybrid call --help exits 0" 0 "$H" call --help
@@ -104,7 +104,7 @@ expect_rc "--bus for furi: exit 2" 2 "$H" furi parse /a --bus "$T/x.sock"
 err_has "^hybrid: furi: usage option '--bus' is not used by 'furi'" "--bus for furi is named"
 expect_rc "-d for call: exit 2" 2 "$H" call @localhost/a.b/c m -d "$T/s.db"
 err_has "option '--db' is not used by 'call'" "-d for call is named as --db"
-expect_rc "--runner for store: exit 2" 2 "$H" store get /a --runner r
+expect_rc "--runner for furi: exit 2" 2 "$H" furi parse /a --runner r
 # a negative number stays an argument
 expect_rc "put of -5 without --" 0 "$H" store -d "$T/s.db" put /n -5
 expect_rc "get it back" 0 "$H" store -d "$T/s.db" get /n

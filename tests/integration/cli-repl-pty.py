@@ -35,9 +35,12 @@ def report(ok, desc, detail=""):
 class Repl:
     def __init__(self, *args, env=None):
         e = dict(os.environ)
+        # The store rule (no --db, no daemon): the default database under XDG_DATA_HOME.
         e.update({"HYBRID_HISTORY": os.path.join(TMP, "history"), "TERM": "xterm",
-                  "HYBRID_DB": ""})
+                  "HYBRID_DB": "", "XDG_DATA_HOME": os.path.join(TMP, "data"),
+                  "XDG_RUNTIME_DIR": os.path.join(TMP, "run")})
         e.pop("HYBRID_DB")
+        e.pop("HYBRID_BUS", None)
         if env:
             e.update(env)
         self.pid, self.fd = pty.fork()

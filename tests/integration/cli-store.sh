@@ -11,6 +11,10 @@ cleanup() {
         rm -rf "$T"
 }
 trap cleanup EXIT
+# No daemon can answer at a runtime dir of our own: commands without --db take the default
+# database (doc/hybrid.md "Which store a command uses"), never a daemon running elsewhere.
+export XDG_RUNTIME_DIR="$T"
+unset HYBRID_BUS
 DB="$T/s.db"
 NPASS=0
 NFAIL=0
@@ -189,7 +193,8 @@ want="/w/old${TAB}0
 [ "$(cat "$T/watch.out")" = "$want" ] && ok || bad "watch printed: $(cat "$T/watch.out")"
 
 # repl and run use the database --db names, also when it is the default path (doc/hybrid.md
-# "Which store"); without --db or $HYBRID_DB they work on an in-process store
+# "Which store a command uses"); without --db or $HYBRID_DB, and no daemon at the default
+# socket (a runtime dir of our own), the default database
 X="$T/xdg"
 mkdir -p "$X/hybrid"
 XD="$X/hybrid/store.db"
@@ -198,8 +203,8 @@ expect 0 "==>2" -- sh -c "echo '/d/k -> 2' | XDG_DATA_HOME='$X' '$H' repl --db '
 expect 0 "2" -- "$H" store --db "$XD" get /d/k
 expect 0 "==>3" -- sh -c "echo '/d/k -> 3' | XDG_DATA_HOME='$X' HYBRID_DB='$XD' '$H' run -"
 expect 0 "3" -- "$H" store --db "$XD" get /d/k
-expect 0 "==>4" -- sh -c "echo '/d/k -> 4' | env -u HYBRID_DB XDG_DATA_HOME='$X' '$H' repl"
-expect 0 "3" -- "$H" store --db "$XD" get /d/k
+expect 0 "==>4" -- sh -c "echo '/d/k -> 4' | env -u HYBRID_DB -u HYBRID_BUS XDG_DATA_HOME='$X' XDG_RUNTIME_DIR='$T' '$H' repl"
+expect 0 "4" -- "$H" store --db "$XD" get /d/k
 
 echo "cli-store: $NPASS passed, $NFAIL failed"
 [ "$NFAIL" = 0 ]

@@ -371,6 +371,29 @@ def mode_stall(path, endpoint_glob, bubble_glob, seconds):
     print("info: ERROR 507 %s" % ("received" if got507 else "not received (buffer full)"))
 
 
+def mode_storestall(path, pattern, seconds):
+    """Subscribe to the daemon's store, then never read: cut off, not buffered forever."""
+    c = auth(path, "org.example.slow", "storestall")
+    r = call(c, BUILTIN, "storeSubscribe", "1 0 " + pattern, cid=1, flags=1)
+    say(r["status"] == 200, "stalled store subscriber subscribed", "status %d" % r["status"])
+    c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    print("subscribed", flush=True)
+    time.sleep(float(seconds))
+    got507 = False
+    c.s.settimeout(5)
+    try:
+        while True:
+            f = c.recv()
+            if f["type"] == ERROR and f["status"] == 507:
+                got507 = True
+    except (EOFError, ConnectionResetError):
+        closed = True
+    except (socket.timeout, TimeoutError):
+        closed = False
+    say(closed, "stalled store subscriber disconnected", "still connected")
+    print("info: ERROR 507 %s" % ("received" if got507 else "not received (buffer full)"))
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     globals()["mode_" + mode](*sys.argv[2:])

@@ -74,6 +74,12 @@ static bool run_repl(const char *program, strbuf *out, int *status, char *tmpl_h
         struct timespec t0, t1;
         bool hung = false;
 
+        for (size_t k = 0; k < 3; k++) {
+                static const char *const ext[] = { "", "-wal", "-shm" };
+                char db[4200];
+                snprintf(db, sizeof db, "%s/hybrid/store.db%s", tmpl_home, ext[k]);
+                unlink(db);
+        }
         ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
         ck_assert_int_eq(pipe2(o, O_CLOEXEC), 0);
         pid = fork();
@@ -83,9 +89,14 @@ static bool run_repl(const char *program, strbuf *out, int *status, char *tmpl_h
                 dup2(in[0], 0);
                 dup2(o[1], 1);
                 dup2(devnull, 2);
-                /* A fresh data home per case: nothing persists between cases. */
+                /* A fresh data home per case: nothing persists between cases.  The repl
+                 * takes its store by the rule of every command (doc/hybrid.md "Which store"):
+                 * no daemon can answer at a runtime dir of our own, so it is the default
+                 * database under XDG_DATA_HOME, removed before each case (below). */
                 setenv("XDG_DATA_HOME", tmpl_home, 1);
+                setenv("XDG_RUNTIME_DIR", tmpl_home, 1);
                 unsetenv("HYBRID_DB");
+                unsetenv("HYBRID_BUS");
                 execl(hybrid, hybrid, "repl", (char *)NULL);
                 _exit(127);
         }

@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "hybrid/store.h"
+#include "hybrid/bus-store.h"
+#include "bus/test_bus.h"
 #include "suites.h"
 #include "testutil.h"
 
@@ -122,13 +124,31 @@ typedef struct ops_ctx {
         int cases;
         bool routed;    /* through a scope router over the store's backend */
         hyb_scope *sc;
+        /* The third run: the store hosted by a broker, reached through a bus client. */
+        bool daemon;
+        bool started;
+        tbroker t;
+        hyb_bus *bus;
 } ops_ctx;
+
+static void ops_daemon_stop(ops_ctx *c)
+{
+        if (!c->started)
+                return;
+        c->sc = hyb_scope_unref(c->sc);
+        hyb_bus_unref(c->bus);
+        c->bus = NULL;
+        tb_stop(&c->t);
+        c->started = false;
+}
 
 static int ops_read(ops_ctx *c, const char *f, hyb_obj **ret, hyb_error *e)
 {
         hyb_furi *t = NULL;
         int r;
 
+        if (c->daemon && !c->routed)
+                return hyb_bus_store_read(c->bus, f, ret, e);
         if (!c->routed)
                 return hyb_store_read_str(c->st, f, ret, e);
         r = hyb_furi_parse(f, (size_t)-1, NULL, &t, e);
@@ -143,6 +163,8 @@ static int ops_write(ops_ctx *c, const char *f, const hyb_obj *v, unsigned flags
         hyb_furi *t = NULL;
         int r;
 
+        if (c->daemon && !c->routed)
+                return hyb_bus_store_write(c->bus, f, v, flags, e);
         if (!c->routed)
                 return hyb_store_write_str(c->st, f, v, flags, e);
         r = hyb_furi_parse(f, (size_t)-1, NULL, &t, e);
@@ -163,6 +185,22 @@ static void ops_get_is(ops_ctx *c, const char *f, const char *expected)
 
 static void ops_reset(ops_ctx *c)
 {
+        if (c->daemon) {
+                hyb_store *st = open_mem();
+
+                ops_daemon_stop(c);
+                tb_start_store(&c->t, NULL, false, NULL, st);
+                hyb_store_unref(st); /* the broker holds it */
+                c->bus = tb_connect(&c->t, "org.test.ops", "main");
+                c->started = true;
+                if (c->routed) {
+                        hyb_backend *b = NULL;
+                        ck_assert_int_eq(hyb_bus_backend_new(c->bus, &b), 0);
+                        ck_assert_int_eq(hyb_scope_new(b, NULL, "ops", &c->sc), 0);
+                        hyb_backend_unref(b);
+                }
+                return;
+        }
         hyb_scope_unref(c->sc);
         c->sc = NULL;
         hyb_store_unref(c->st);
@@ -292,6 +330,29 @@ START_TEST(test_ops_routed_sqlite)
         test_rmrf(dir);
         free(dir);
         free(path);
+}
+END_TEST
+
+/* The same data a third time, against a store hosted by a broker and reached through the bus:
+ * the same expected results as the embedded store. */
+START_TEST(test_ops_daemon)
+{
+        ops_ctx c = { .daemon = true };
+
+        test_each_line(test_data_path("store/ops.txt"), ops_line, &c);
+        ck_assert_int_ge(c.cases, 150);
+        ops_daemon_stop(&c);
+}
+END_TEST
+
+/* And through the scope router over the bus backend (the daemon as the host scope). */
+START_TEST(test_ops_daemon_routed)
+{
+        ops_ctx c = { .daemon = true, .routed = true };
+
+        test_each_line(test_data_path("store/ops.txt"), ops_line, &c);
+        ck_assert_int_ge(c.cases, 150);
+        ops_daemon_stop(&c);
 }
 END_TEST
 
@@ -1578,6 +1639,8 @@ Suite *store_suite(void)
 
         tcase_add_test(tc, test_ops_memory);
         tcase_add_test(tc, test_ops_sqlite);
+        tcase_add_test(tc, test_ops_daemon);
+        tcase_add_test(tc, test_ops_daemon_routed);
         tcase_add_test(tc, test_ops_routed_memory);
         tcase_add_test(tc, test_ops_routed_sqlite);
         tcase_add_test(tc, test_value_id_kept);

@@ -1,0 +1,644 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The host store served on the bus (doc/protocol.md "Store"): the store calls of
+ * the builtin endpoint, policy.store, the per-connection and per-uid bounds on
+ * store subscriptions, and the messages those subscriptions deliver.
+ *
+ *   hyb_broker
+ *    |- store          the host store (referenced), its fd watched by store_ev
+ *    |- acl[]          policy.store rules with their fURI patterns parsed once
+ *    `- fmt[]          texts of values lately read or delivered, by obj: a value
+ *                      read again, or one write fanned out, is formatted once
+ *   bconn
+ *    `- ssubs: bssub -> bssub ...   (client id, store slot; dropped with the conn)
+ *
+ * Bodies are the exact text form of objs (HYB_FORMAT_EXACT), binary frames: the
+ * broker parses a value once when it stores it and formats it once per message,
+ * never through JSON.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "broker-internal.h"
+#include "bus/acl.h"
+#include "common/util.h"
+#include "hybrid/store.h"
+
+static const char builtin_name[] = "@localhost/org.hybridos.bus/builtin";
+static const char store_member[] = "store";
+
+struct bstore_rule {
+        const broker_store_rule *r;
+        hyb_furi *pattern;
+};
+
+struct bssub {
+        struct bssub *next;
+        bconn *conn;
+        uint64_t id;
+        hyb_slot *slot;
+};
+
+/* ---------------------------------------------------------------- access */
+
+static bool rule_applies(const broker_store_rule *r, uid_t uid, const char *app)
+{
+        if (!r->any_uid && r->uid != uid)
+                return false;
+        return !r->app || bus_glob_match(r->app, strlen(r->app), app, strlen(app));
+}
+
+int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, const hyb_furi *f,
+                    hyb_error *e)
+{
+        const char *path = hyb_furi_get_path_str(f);
+
+        /* The kernel's own objects are read-only, whatever the policy (doc/config.md). */
+        if ((right & (BROKER_STORE_WRITE | BROKER_STORE_DELETE)) && path &&
+            (strcmp(path, "/sys") == 0 || strncmp(path, "/sys/", 5) == 0))
+                return err_set(e, HYB_E_FORBIDDEN, -1, "%s is read-only", path);
+        if (!b->c->store_policy)
+                return 0;
+        /* A branch `p/` reads what p matches, and writes or deletes p's children: the rules
+         * are asked about p, or about p/+. */
+        hyb_furi *asked = NULL;
+        const char *text = hyb_furi_get_str(f);
+        size_t tl = strlen(text);
+        if (hyb_furi_is_branch(f) && tl > 1 && text[tl - 1] == '/') {
+                char buf[4096];
+                int n = snprintf(buf, sizeof buf, "%.*s%s", (int)(tl - 1), text,
+                                 right == BROKER_STORE_READ ? "" : "/+");
+                if (n > 0 && (size_t)n < sizeof buf)
+                        (void)hyb_furi_parse(buf, (size_t)n, NULL, &asked, NULL);
+        }
+        bool allowed = false;
+        for (size_t i = 0; i < b->n_acl && !allowed; i++) {
+                const struct bstore_rule *a = &b->acl[i];
+
+                allowed = (a->r->rights & right) == right && rule_applies(a->r, uid, app) &&
+                          hyb_furi_match(asked ? asked : f, a->pattern);
+        }
+        hyb_furi_unref(asked);
+        if (allowed)
+                return 0;
+        return err_set(e, HYB_E_FORBIDDEN, -1, "policy.store denies %s of %s to uid %u app %s",
+                       right == BROKER_STORE_READ     ? "read"
+                       : right == BROKER_STORE_WRITE  ? "write"
+                       : right == BROKER_STORE_DELETE ? "delete"
+                                                      : "subscribe",
+                       hyb_furi_get_str(f), (unsigned)uid, app);
+}
+
+static int acl_build(hyb_broker *b)
+{
+        const broker_config *c = b->c;
+
+        if (!c->n_store_rules)
+                return 0;
+        b->acl = calloc(c->n_store_rules, sizeof(*b->acl));
+        if (!b->acl)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_store_rules; i++) {
+                int r = hyb_furi_parse(c->store_rules[i].furi, strlen(c->store_rules[i].furi),
+                                       NULL, &b->acl[i].pattern, NULL);
+                if (r < 0)
+                        return r;
+                b->acl[i].r = &c->store_rules[i];
+                b->n_acl = i + 1;
+        }
+        return 0;
+}
+
+/* ---------------------------------------------------------------- delivery */
+
+static void store_io(evutil_socket_t fd, short what, void *ud)
+{
+        hyb_broker *b = ud;
+        uint64_t at = UINT64_MAX, now;
+
+        /* Bounded: a burst of writes must not starve the sockets. */
+        for (int i = 0; i < 64 && hyb_store_process(b->store) > 0; i++)
+                ;
+        /* Come back when the store asks to (work left over, or its poll for writes made by
+         * other processes on the same database file). */
+        if (b->shutting_down || !b->store_timer || hyb_store_get_timeout(b->store, &at) < 0 ||
+            at == UINT64_MAX)
+                return;
+        now = hyb_now_usec();
+        struct timeval tv = { 0, 0 };
+        if (at > now) {
+                tv.tv_sec = (time_t)((at - now) / 1000000);
+                tv.tv_usec = (suseconds_t)((at - now) % 1000000);
+        }
+        evtimer_add(b->store_timer, &tv);
+}
+
+/*
+ * The exact text of a value, from a small direct-mapped cache keyed by the obj: the store
+ * hands out the obj it holds (one pointer per stored value), so a value read again and again,
+ * or one write fanned out to many subscribers, is formatted once.  An entry holds a reference
+ * of its obj, so the address cannot be reused by another value while it is cached; only short
+ * texts are kept (the cache stays under FMT_SLOTS * FMT_MAX_TEXT bytes).  *ret_free gets what
+ * the caller frees when the text is not cached.
+ */
+static const char *format_cached(hyb_broker *b, const hyb_obj *o, size_t *ret_len,
+                                 char **ret_free)
+{
+        /* Fibonacci hashing: objs sit a few cache lines apart, low bits alone would collide. */
+        size_t i = (size_t)(((uint64_t)(uintptr_t)o * 0x9E3779B97F4A7C15ull) >> 32) % FMT_SLOTS;
+        struct bfmt *slot = &b->fmt[i];
+        char *s = NULL;
+
+        *ret_free = NULL;
+        if (slot->obj == o) {
+                *ret_len = slot->len;
+                return slot->text;
+        }
+        if (hyb_obj_format(o, HYB_FORMAT_EXACT, &s) < 0)
+                return NULL;
+        *ret_len = strlen(s);
+        if (*ret_len > FMT_MAX_TEXT) {
+                *ret_free = s;
+                return s;
+        }
+        hyb_free(slot->text);
+        hyb_obj_unref(slot->obj);
+        slot->obj = hyb_obj_ref(o);
+        slot->text = s;
+        slot->len = *ret_len;
+        return s;
+}
+
+static void format_cache_clear(hyb_broker *b)
+{
+        for (size_t i = 0; i < FMT_SLOTS; i++) {
+                hyb_free(b->fmt[i].text);
+                hyb_obj_unref(b->fmt[i].obj);
+                b->fmt[i] = (struct bfmt){ 0 };
+        }
+}
+
+static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
+{
+        struct bssub *s = ud;
+        bconn *c = s->conn;
+        hyb_broker *b = c->b;
+        const char *furi = hyb_furi_get_str(target), *val;
+        char *val_free = NULL;
+        size_t fl = strlen(furi), vl = 0;
+        wire_hdr h = { .type = WIRE_EVENT, .flags = WIRE_F_BINARY, .status = retain ? 200 : 202,
+                       .call_id = s->id };
+        uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[4];
+        int n;
+
+        if (c->state == BCONN_DEAD)
+                return;
+        val = format_cached(b, payload, &vl, &val_free);
+        if (!val)
+                return;
+        /* Header and names from wire_build, then furi "\n" value without a copy. */
+        n = wire_build(&h, builtin_name, sizeof builtin_name - 1, NULL, 0, store_member,
+                       sizeof store_member - 1, NULL, fl + 1 + vl, buf, iov);
+        (void)n;
+        struct iovec out[4] = {
+                { buf, iov[0].iov_len },
+                { (void *)furi, fl },
+                { (void *)"\n", 1 },
+                { (void *)val, vl },
+        };
+        size_t total = out[0].iov_len + fl + 1 + vl;
+        if (bconn_room(c, total)) { /* else cut off as a slow consumer (507), as for events */
+                struct evbuffer *ob = bufferevent_get_output(c->bev);
+                for (int i = 0; i < 4; i++)
+                        evbuffer_add(ob, out[i].iov_base, out[i].iov_len);
+                quota_mark(c);
+                bconn_count_out(c, total);
+        }
+        hyb_free(val_free);
+}
+
+/* ---------------------------------------------------------------- calls */
+
+static void reply_err(bconn *c, uint64_t id, int r, const hyb_error *e)
+{
+        char code[24];
+        int n = snprintf(code, sizeof code, "%d", r);
+
+        route_reply(c, id, hyb_err_to_status(r), e && e->message[0] ? e->message : hyb_strerror(r),
+                    code, (size_t)n, WIRE_F_BINARY);
+}
+
+static int parse_furi(const char *s, size_t len, hyb_furi **ret, hyb_error *e)
+{
+        return hyb_furi_parse(s, len, NULL, ret, e);
+}
+
+/* ---------------------------------------------------------------- /sys/bus */
+
+/* Is f (a fURI or a pattern) about /sys/bus: first segment `sys`, second `bus` or a wildcard? */
+static bool is_sys_bus(const hyb_furi *f)
+{
+        size_t l0 = 0, l1 = 0;
+        const char *s0 = hyb_furi_get_segment(f, 0, &l0), *s1 = hyb_furi_get_segment(f, 1, &l1);
+
+        if (!hyb_furi_is_absolute(f) || hyb_furi_get_scope(f) != HYB_SCOPE_HOST || !s0 ||
+            hyb_furi_get_segment_kind(f, 0) != HYB_SEG_LITERAL || l0 != 3 || memcmp(s0, "sys", 3))
+                return false;
+        return s1 && (hyb_furi_get_segment_kind(f, 1) != HYB_SEG_LITERAL ||
+                      (l1 == 3 && memcmp(s1, "bus", 3) == 0));
+}
+
+static int put_count(hyb_store *st, const char *furi, uint64_t v)
+{
+        hyb_obj *o = NULL;
+        int r = hyb_obj_new_int(v > INT64_MAX ? INT64_MAX : (int64_t)v, &o);
+
+        if (r >= 0)
+                r = hyb_store_write_str(st, furi, o, 0, NULL);
+        hyb_obj_unref(o);
+        return r;
+}
+
+/* The broker's counters as a memory store of /sys/bus/..., so reads of nodes, patterns and
+ * branches there mean what they mean anywhere (doc/protocol.md "Store"). */
+static int sys_bus_snapshot(hyb_broker *b, hyb_store **ret)
+{
+        hyb_store *st = NULL;
+        char furi[600];
+        int r;
+
+        r = hyb_store_open(NULL, NULL, &st, NULL);
+        if (r < 0)
+                return r;
+#define PUT(name, v)                                                                               \
+        do {                                                                                       \
+                if (r >= 0)                                                                        \
+                        r = put_count(st, name, v);                                                \
+        } while (0)
+        PUT("/sys/bus/connections", b->n_conns);
+        PUT("/sys/bus/connections_total", b->accepted);
+        PUT("/sys/bus/endpoints", b->n_endpoints);
+        PUT("/sys/bus/messages_in", b->msgs_in);
+        PUT("/sys/bus/messages_out", b->msgs_out);
+        PUT("/sys/bus/bytes_in", b->bytes_in);
+        PUT("/sys/bus/bytes_out", b->bytes_out);
+        PUT("/sys/bus/drops", b->drops);
+        for (bconn *c = b->conns; c && r >= 0; c = c->next) {
+                const char *app, *runner;
+
+                if (c->state != BCONN_READY || !c->name)
+                        continue;
+                /* "@host/app/runner" -> /sys/bus/endpoint/<app>/<runner>/... */
+                app = strchr(c->name, '/');
+                runner = app ? strchr(app + 1, '/') : NULL;
+                if (!runner)
+                        continue;
+                app++;
+                runner++;
+                static const char *const names[] = { "messages_in", "messages_out", "bytes_in",
+                                                      "bytes_out", "store_subscriptions" };
+                const uint64_t vals[] = { c->msgs_in, c->msgs_out, c->bytes_in, c->bytes_out,
+                                          c->n_ssubs };
+                for (size_t i = 0; i < ELEMENTSOF(names) && r >= 0; i++) {
+                        snprintf(furi, sizeof furi, "/sys/bus/endpoint/%.*s/%s/%s",
+                                 (int)(runner - 1 - app), app, runner, names[i]);
+                        PUT(furi, vals[i]);
+                }
+        }
+#undef PUT
+        if (r < 0) {
+                hyb_store_unref(st);
+                return r;
+        }
+        *ret = st;
+        return 0;
+}
+
+static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigned flags)
+{
+        hyb_broker *b = c->b;
+        hyb_furi *f = NULL;
+        hyb_obj *o = NULL;
+        char *text = NULL;
+        const char *out = NULL;
+        size_t out_len = 0;
+        hyb_error e;
+        int r;
+
+        hyb_error_clear(&e);
+        r = parse_furi(body, len, &f, &e);
+        if (r >= 0)
+                r = store_acl_check(b, c->uid, c->app, BROKER_STORE_READ, f, &e);
+        if (r >= 0 && is_sys_bus(f)) {
+                /* The kernel's own objects: read from the counters, never stored. */
+                hyb_store *sys = NULL;
+                hyb_backend *sb = NULL;
+
+                r = sys_bus_snapshot(b, &sys);
+                if (r >= 0)
+                        r = hyb_backend_new_store(sys, &sb);
+                if (r >= 0)
+                        r = hyb_backend_read(sb, f, flags, &o, &e);
+                hyb_backend_unref(sb);
+                hyb_store_unref(sys);
+        } else if (r >= 0)
+                r = hyb_backend_read(b->store_be, f, flags, &o, &e);
+        if (r >= 0 && !(out = format_cached(b, o, &out_len, &text)))
+                r = -ENOMEM;
+        if (r < 0)
+                reply_err(c, id, r, &e);
+        else
+                route_reply(c, id, 200, NULL, out, out_len, WIRE_F_BINARY);
+        hyb_free(text);
+        hyb_obj_unref(o);
+        hyb_furi_unref(f);
+}
+
+static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsigned wflags, bool del)
+{
+        hyb_broker *b = c->b;
+        const char *nl = del ? NULL : memchr(body, '\n', len);
+        size_t fl = del ? len : nl ? (size_t)(nl - body) : len;
+        hyb_furi *f = NULL;
+        hyb_obj *v = NULL;
+        hyb_error e;
+        int r;
+
+        hyb_error_clear(&e);
+        if (!del && !nl) {
+                r = err_set(&e, HYB_E_BAD_REQUEST, -1, "store write without a value");
+                goto out;
+        }
+        r = parse_furi(body, fl, &f, &e);
+        if (r < 0)
+                goto out;
+        if (del)
+                v = hyb_obj_noobj();
+        else if ((r = hyb_obj_parse(nl + 1, len - fl - 1, &v, &e)) < 0)
+                goto out;
+        r = store_acl_check(b, c->uid, c->app,
+                            hyb_obj_is_noobj(v) ? BROKER_STORE_DELETE : BROKER_STORE_WRITE, f, &e);
+        if (r < 0)
+                goto out;
+        r = hyb_store_write(b->store, f, v, wflags, &e);
+out:
+        if (r < 0)
+                reply_err(c, id, r, &e);
+        else
+                route_reply(c, id, 200, NULL, NULL, 0, WIRE_F_BINARY);
+        hyb_obj_unref(v);
+        hyb_furi_unref(f);
+        if (r >= 0) {
+                store_io(-1, 0, b); /* deliver now, in write order, before reading more */
+        }
+}
+
+static struct bssub *find_sub(bconn *c, uint64_t id, struct bssub ***ret_pp)
+{
+        for (struct bssub **pp = &c->ssubs; *pp; pp = &(*pp)->next)
+                if ((*pp)->id == id) {
+                        if (ret_pp)
+                                *ret_pp = pp;
+                        return *pp;
+                }
+        return NULL;
+}
+
+/* "<id> <flags> <pattern>": the id is the client's, echoed in each message's call_id. */
+static void do_subscribe(bconn *c, uint64_t id, const char *body, size_t len)
+{
+        hyb_broker *b = c->b;
+        char head[64], *end;
+        const char *sp1, *sp2;
+        unsigned long long sid, fl;
+        struct bssub *s = NULL;
+        hyb_furi *f = NULL;
+        hyb_error e;
+        int r;
+
+        hyb_error_clear(&e);
+        sp1 = memchr(body, ' ', len);
+        sp2 = sp1 ? memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - body)) : NULL;
+        if (!sp2 || (size_t)(sp2 - body) >= sizeof head) {
+                r = err_set(&e, HYB_E_BAD_REQUEST, -1,
+                            "storeSubscribe wants '<id> <flags> <pattern>'");
+                goto out;
+        }
+        memcpy(head, body, (size_t)(sp2 - body));
+        head[sp2 - body] = 0;
+        errno = 0;
+        sid = strtoull(head, &end, 10);
+        if (errno || *end != ' ' || (fl = strtoull(end + 1, &end, 10), *end) || fl > 1) {
+                r = err_set(&e, HYB_E_BAD_REQUEST, -1, "storeSubscribe: bad id or flags");
+                goto out;
+        }
+        r = parse_furi(sp2 + 1, len - (size_t)(sp2 + 1 - body), &f, &e);
+        if (r < 0)
+                goto out;
+        if (!hyb_furi_is_absolute(f)) {
+                r = err_set(&e, -EINVAL, -1, "a store subscription needs an absolute fURI");
+                goto out;
+        }
+        if (find_sub(c, sid, NULL)) {
+                r = err_set(&e, HYB_E_CONFLICT, -1, "subscription id %llu in use", sid);
+                goto out;
+        }
+        r = store_acl_check(b, c->uid, c->app, BROKER_STORE_SUBSCRIBE, f, &e);
+        if (r < 0)
+                goto out;
+        if (c->n_ssubs >= b->c->max_store_subscriptions) {
+                r = err_set(&e, HYB_E_TOO_MANY, -1, "quota max_store_subscriptions exceeded");
+                goto out;
+        }
+        if (c->q && c->q->store_subs >= b->c->uid_max_store_subscriptions) {
+                r = err_set(&e, HYB_E_TOO_MANY, -1, "quota uid_max_store_subscriptions exceeded");
+                goto out;
+        }
+        s = calloc(1, sizeof *s);
+        if (!s) {
+                r = -ENOMEM;
+                goto out;
+        }
+        s->conn = c;
+        s->id = sid;
+        r = hyb_store_subscribe(b->store, f, fl ? HYB_SUBSCRIBE_REPLAY : 0, sub_msg, s, &s->slot,
+                                &e);
+        if (r < 0) {
+                free(s);
+                goto out;
+        }
+        s->next = c->ssubs;
+        c->ssubs = s;
+        c->n_ssubs++;
+        if (c->q)
+                c->q->store_subs++;
+out:
+        if (r < 0)
+                reply_err(c, id, r, &e);
+        else
+                route_reply(c, id, 200, NULL, NULL, 0, WIRE_F_BINARY);
+        hyb_furi_unref(f);
+        if (r >= 0)
+                store_io(-1, 0, b); /* the replay follows the acknowledgement */
+}
+
+static void sub_free(bconn *c, struct bssub *s)
+{
+        hyb_slot_unref(s->slot);
+        c->n_ssubs--;
+        if (c->q)
+                c->q->store_subs--;
+        free(s);
+}
+
+static void do_unsubscribe(bconn *c, uint64_t id, const char *body, size_t len)
+{
+        char buf[32], *end;
+        struct bssub **pp = NULL, *s;
+        unsigned long long sid;
+
+        if (len == 0 || len >= sizeof buf) {
+                route_reply(c, id, 400, "storeUnsubscribe wants '<id>'", NULL, 0, 0);
+                return;
+        }
+        memcpy(buf, body, len);
+        buf[len] = 0;
+        errno = 0;
+        sid = strtoull(buf, &end, 10);
+        if (errno || *end) {
+                route_reply(c, id, 400, "storeUnsubscribe wants '<id>'", NULL, 0, 0);
+                return;
+        }
+        s = find_sub(c, sid, &pp);
+        if (!s) {
+                route_reply(c, id, 404, "no such store subscription", NULL, 0, 0);
+                return;
+        }
+        *pp = s->next;
+        sub_free(c, s);
+        route_reply(c, id, 200, NULL, NULL, 0, WIRE_F_BINARY);
+}
+
+bool store_is_call(const char *member, size_t len)
+{
+        return len > 5 && memcmp(member, "store", 5) == 0;
+}
+
+void store_call(bconn *c, bframe *f)
+{
+        hyb_broker *b = c->b;
+        const char *m = f->member;
+        size_t ml = f->h.member_len;
+        uint64_t id = f->h.call_id;
+        const char *body;
+        size_t len = f->h.body_len;
+
+#define IS(name) (ml == sizeof(name) - 1 && memcmp(m, name, ml) == 0)
+        if (!b->store) {
+                route_reply(c, id, 503, "this broker hosts no store", NULL, 0, 0);
+                return;
+        }
+        body = (const char *)bframe_body(f);
+        m = f->member; /* bframe_body re-points the names */
+        if (IS("storeRead"))
+                do_read(c, id, body, len, 0);
+        else if (IS("storeReadKeyed"))
+                do_read(c, id, body, len, HYB_READ_KEYED);
+        else if (IS("storeWrite"))
+                do_write(c, id, body, len, 0, false);
+        else if (IS("storePublish"))
+                do_write(c, id, body, len, HYB_WRITE_TRANSIENT, false);
+        else if (IS("storeDelete"))
+                do_write(c, id, body, len, 0, true);
+        else if (IS("storeSubscribe"))
+                do_subscribe(c, id, body, len);
+        else if (IS("storeUnsubscribe"))
+                do_unsubscribe(c, id, body, len);
+        else
+                route_reply(c, id, 404, "no such store method", NULL, 0, 0);
+#undef IS
+}
+
+void store_conn_gone(bconn *c)
+{
+        while (c->ssubs) {
+                struct bssub *s = c->ssubs;
+                c->ssubs = s->next;
+                sub_free(c, s);
+        }
+}
+
+/* ---------------------------------------------------------------- setup */
+
+void store_detach(hyb_broker *b)
+{
+        if (b->store_ev) {
+                event_free(b->store_ev);
+                b->store_ev = NULL;
+        }
+        if (b->store_timer) {
+                event_free(b->store_timer);
+                b->store_timer = NULL;
+        }
+        for (size_t i = 0; i < b->n_acl; i++)
+                hyb_furi_unref(b->acl[i].pattern);
+        free(b->acl);
+        b->acl = NULL;
+        b->n_acl = 0;
+        format_cache_clear(b);
+        b->store_be = hyb_backend_unref(b->store_be);
+        b->store = hyb_store_unref(b->store);
+}
+
+HYB_EXPORT int hyb_broker_set_store(hyb_broker *b, hyb_store *st)
+{
+        int fd, r;
+
+        hyb_assert_return(b && st, -EINVAL);
+        if (b->store)
+                return -EBUSY;
+        fd = hyb_store_get_fd(st);
+        if (fd < 0)
+                return fd;
+        b->store = hyb_store_ref(st);
+        r = hyb_backend_new_store(st, &b->store_be); /* keyed reads */
+        if (r < 0) {
+                store_detach(b);
+                return r;
+        }
+        b->store_ev = event_new(b->base, fd, EV_READ | EV_PERSIST, store_io, b);
+        b->store_timer = evtimer_new(b->base, store_io, b);
+        if (!b->store_ev || !b->store_timer || event_add(b->store_ev, NULL) < 0) {
+                store_detach(b);
+                return -ENOMEM;
+        }
+        r = acl_build(b);
+        if (r < 0) {
+                store_detach(b);
+                return r;
+        }
+        store_io(-1, 0, b); /* arms the timer if the store wants one */
+        return 0;
+}
+
+HYB_EXPORT hyb_store *hyb_broker_get_store(const hyb_broker *b)
+{
+        return b ? b->store : NULL;
+}
+
+HYB_EXPORT int hyb_broker_config_open_store(const hyb_broker_config *cfg, hyb_store **ret,
+                                            hyb_error *reterr)
+{
+        hyb_store_options o;
+
+        hyb_assert_return(cfg && ret, -EINVAL);
+        hyb_store_options_init(&o);
+        if (cfg->c.store_durability >= 0)
+                o.durability = (hyb_durability)cfg->c.store_durability;
+        if (cfg->c.store_max_value_bytes)
+                o.max_value_bytes = cfg->c.store_max_value_bytes;
+        if (cfg->c.store_max_depth)
+                o.max_depth = cfg->c.store_max_depth;
+        return hyb_store_open(cfg->c.store_path, &o, ret, reterr);
+}

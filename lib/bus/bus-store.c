@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The client side of the daemon's store (doc/protocol.md "Store"): calls to the
+ * builtin endpoint's store methods with binary bodies in the exact text form,
+ * and local dispatch of the store messages the broker sends.
+ *
+ *   hyb_bus
+ *    `- ssubs: bus_ssub -> bus_ssub ...   (our id, echoed by the broker as the
+ *                                          message's call_id)
+ */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "bus-internal.h"
+#include "common/util.h"
+#include "hybrid/bus-store.h"
+
+static const char store_member[] = "store";
+
+typedef struct bus_ssub {
+        hyb_slot slot;
+        hyb_bus *bus;
+        struct bus_ssub *next;
+        uint64_t id;
+        hyb_store_msg_fn fn;
+} bus_ssub;
+
+/* The store's code travels in the body of an error reply (decimal); else the status's. */
+static int reply_code(const hyb_bus_reply *reply, hyb_error *reterr)
+{
+        int r = hyb_err_from_status(reply->status);
+        char buf[24], *end;
+        long v;
+
+        if (r >= 0)
+                return 0;
+        if (reply->body_len > 0 && reply->body_len < sizeof buf) {
+                memcpy(buf, reply->body, reply->body_len);
+                buf[reply->body_len] = 0;
+                errno = 0;
+                v = strtol(buf, &end, 10);
+                if (!errno && !*end && v < 0 && v > INT32_MIN)
+                        r = (int)v;
+        }
+        return err_set(reterr, r, -1, "%s", reply->message[0] ? reply->message : hyb_strerror(r));
+}
+
+static int store_call(hyb_bus *bus, const char *method, const void *body, size_t len,
+                      hyb_bus_reply **ret, hyb_error *reterr)
+{
+        hyb_bus_reply *reply = NULL;
+        int r;
+
+        r = bus_call_sync(bus, HYB_BUS_BUILTIN_ENDPOINT, method, body, len, HYB_BODY_BINARY, 0,
+                          &reply, reterr);
+        if (r < 0)
+                return r;
+        r = reply_code(reply, reterr);
+        if (r < 0 || !ret)
+                hyb_bus_reply_unref(reply);
+        else
+                *ret = reply;
+        return r;
+}
+
+int bus_store_read_flags(hyb_bus *bus, const char *furi, unsigned flags, hyb_obj **ret,
+                         hyb_error *reterr)
+{
+        hyb_bus_reply *reply = NULL;
+        int r;
+
+        r = store_call(bus, (flags & HYB_READ_KEYED) ? "storeReadKeyed" : "storeRead", furi,
+                       strlen(furi), &reply, reterr);
+        if (r < 0)
+                return r;
+        r = hyb_obj_parse((const char *)reply->body, reply->body_len, ret, reterr);
+        hyb_bus_reply_unref(reply);
+        return r < 0 ? HYB_E_PROTOCOL : 0;
+}
+
+HYB_EXPORT int hyb_bus_store_read(hyb_bus *bus, const char *furi, hyb_obj **ret, hyb_error *reterr)
+{
+        hyb_assert_return(bus && furi && ret, -EINVAL);
+        return bus_store_read_flags(bus, furi, 0, ret, reterr);
+}
+
+HYB_EXPORT int hyb_bus_store_write(hyb_bus *bus, const char *furi, const hyb_obj *value,
+                                   unsigned flags, hyb_error *reterr)
+{
+        char *text = NULL, *body;
+        size_t fl, tl;
+        int r;
+
+        hyb_assert_return(bus && furi && value && !(flags & ~HYB_WRITE_TRANSIENT), -EINVAL);
+        r = hyb_obj_format(value, HYB_FORMAT_EXACT, &text);
+        if (r < 0)
+                return r;
+        fl = strlen(furi);
+        tl = strlen(text);
+        body = malloc(fl + 1 + tl);
+        if (!body) {
+                hyb_free(text);
+                return -ENOMEM;
+        }
+        memcpy(body, furi, fl);
+        body[fl] = '\n';
+        memcpy(body + fl + 1, text, tl);
+        hyb_free(text);
+        r = store_call(bus, (flags & HYB_WRITE_TRANSIENT) ? "storePublish" : "storeWrite", body,
+                       fl + 1 + tl, NULL, reterr);
+        free(body);
+        return r;
+}
+
+HYB_EXPORT int hyb_bus_store_delete(hyb_bus *bus, const char *furi, hyb_error *reterr)
+{
+        hyb_assert_return(bus && furi, -EINVAL);
+        return store_call(bus, "storeDelete", furi, strlen(furi), NULL, reterr);
+}
+
+/* ---------------------------------------------------------------- subscriptions */
+
+static void noop_reply(hyb_bus *bus, const hyb_bus_reply *reply, void *ud)
+{
+}
+
+static void ssub_unlink(bus_ssub *s)
+{
+        for (bus_ssub **pp = &s->bus->ssubs; *pp; pp = &(*pp)->next)
+                if (*pp == s) {
+                        *pp = s->next;
+                        break;
+                }
+}
+
+static void ssub_slot_disconnect(hyb_slot *slot)
+{
+        bus_ssub *s = (bus_ssub *)slot;
+        hyb_bus *bus = s->bus;
+
+        if (bus) {
+                char buf[24];
+                int n = snprintf(buf, sizeof buf, "%" PRIu64, s->id);
+
+                ssub_unlink(s);
+                /* A slot destructor must not block: fire and forget. */
+                if (!bus->closed)
+                        hyb_bus_call_async(bus, HYB_BUS_BUILTIN_ENDPOINT, "storeUnsubscribe", buf,
+                                           (size_t)n, HYB_BODY_BINARY, 0, noop_reply, NULL, NULL);
+        }
+        free(s);
+}
+
+static const slot_ops ssub_slot_ops = { .disconnect = ssub_slot_disconnect, .can_float = true };
+
+HYB_EXPORT int hyb_bus_store_subscribe(hyb_bus *bus, const char *pattern, unsigned flags,
+                                       hyb_store_msg_fn fn, void *userdata, hyb_slot **ret_slot,
+                                       hyb_error *reterr)
+{
+        bus_ssub *s;
+        char *body;
+        int n, r;
+
+        hyb_assert_return(bus && pattern && fn && !(flags & ~HYB_SUBSCRIBE_REPLAY), -EINVAL);
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->id = ++bus->next_ssub;
+        n = asprintf(&body, "%" PRIu64 " %u %s", s->id, flags & HYB_SUBSCRIBE_REPLAY ? 1u : 0u,
+                     pattern);
+        if (n < 0) {
+                free(s);
+                return -ENOMEM;
+        }
+        /* Linked first: the replay may follow the acknowledgement in the same read. */
+        s->bus = bus;
+        s->fn = fn;
+        s->next = bus->ssubs;
+        bus->ssubs = s;
+        if (ret_slot)
+                slot_init(&s->slot, &ssub_slot_ops, userdata);
+        else
+                slot_init_floating(&s->slot, &ssub_slot_ops, userdata);
+        r = store_call(bus, "storeSubscribe", body, (size_t)n, NULL, reterr);
+        free(body);
+        if (r < 0) {
+                ssub_unlink(s);
+                free(s);
+                return r;
+        }
+        if (ret_slot)
+                *ret_slot = &s->slot;
+        return 0;
+}
+
+bool bus_store_is_msg(const wire_packet *p)
+{
+        return p->h.member_len == sizeof store_member - 1 &&
+               memcmp(p->member, store_member, sizeof store_member - 1) == 0 &&
+               p->h.from_len == sizeof HYB_BUS_BUILTIN_ENDPOINT - 1 &&
+               memcmp(p->from, HYB_BUS_BUILTIN_ENDPOINT, p->h.from_len) == 0;
+}
+
+void bus_store_dispatch(hyb_bus *bus, const wire_packet *p)
+{
+        const char *body = (const char *)p->body, *nl;
+        size_t len = p->h.body_len;
+        hyb_furi *f = NULL;
+        hyb_obj *v = NULL;
+        bus_ssub *s;
+
+        for (s = bus->ssubs; s; s = s->next)
+                if (s->id == p->h.call_id)
+                        break;
+        if (!s)
+                return; /* unsubscribed meanwhile */
+        nl = memchr(body, '\n', len);
+        if (!nl || hyb_furi_parse(body, (size_t)(nl - body), NULL, &f, NULL) < 0)
+                return;
+        if (hyb_obj_parse(nl + 1, len - (size_t)(nl + 1 - body), &v, NULL) < 0) {
+                hyb_furi_unref(f);
+                return;
+        }
+        /* Hold s so a callback unsubscribing it cannot free it under us. */
+        hyb_bus_ref(bus);
+        hyb_slot_ref(&s->slot);
+        s->fn(f, v, p->h.status == 200, s->slot.userdata);
+        hyb_slot_unref(&s->slot);
+        hyb_bus_unref(bus);
+        hyb_obj_unref(v);
+        hyb_furi_unref(f);
+}
+
+void bus_store_free_all(hyb_bus *bus)
+{
+        for (bus_ssub *s = bus->ssubs, *n; s; s = n) {
+                n = s->next;
+                s->bus = NULL;
+                slot_drop_floating(&s->slot);
+        }
+        bus->ssubs = NULL;
+}
