@@ -395,11 +395,17 @@ HYB_EXPORT int hyb_bus_backend_open_host(const char *db, const char *bus_path, c
                 /* 2. A daemon named: its store, or an error; never another store. */
                 source = HYB_HOST_BUS;
                 r = daemon_backend(bus_path, app, runner, ret, reterr);
-                if (r < 0)
-                        err_set(reterr, r, -1, "no daemon answers at %s: %s", bus_path,
-                                reterr && reterr->message[0] ? reterr->message : hyb_strerror(r));
-                else if (asprintf(&where, "the store of the daemon at %s", bus_path) < 0)
+                if (r < 0 && reterr) {
+                        /* the connect's own message, copied: err_set writes over it */
+                        char why[sizeof reterr->message];
+
+                        snprintf(why, sizeof why, "%s",
+                                 reterr->message[0] ? reterr->message : hyb_strerror(r));
+                        err_set(reterr, r, -1, "no daemon answers at %s: %s", bus_path, why);
+                } else if (r >= 0 &&
+                           asprintf(&where, "the store of the daemon at %s", bus_path) < 0) {
                         where = NULL;
+                }
         } else {
                 /* 3. The daemon at the default socket if one answers, else the default db. */
                 r = hyb_bus_get_default_socket(&dflt);
