@@ -45,18 +45,6 @@ void broker_config_clear_boot(broker_config *c)
         c->store_path = NULL;
 }
 
-static char *dup_or_null(const char *s, bool *oom)
-{
-        char *p;
-
-        if (!s)
-                return NULL;
-        p = strdup(s);
-        if (!p)
-                *oom = true;
-        return p;
-}
-
 static int items_copy(broker_boot_item **dst, const broker_boot_item *src, size_t n)
 {
         broker_boot_item *v;
@@ -70,9 +58,9 @@ static int items_copy(broker_boot_item **dst, const broker_boot_item *src, size_
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
                 v[i] = src[i];
-                v[i].key = dup_or_null(src[i].key, &oom);
-                v[i].text = dup_or_null(src[i].text, &oom);
-                v[i].file = dup_or_null(src[i].file, &oom);
+                v[i].key = broker_strdup_or_null(src[i].key, &oom);
+                v[i].text = broker_strdup_or_null(src[i].text, &oom);
+                v[i].file = broker_strdup_or_null(src[i].file, &oom);
         }
         if (oom) {
                 items_free(v, n);
@@ -89,7 +77,7 @@ int broker_config_copy_boot(broker_config *dst, const broker_config *src)
 
         dst->boot_data = dst->boot_programs = NULL;
         dst->n_boot_data = dst->n_boot_programs = 0;
-        dst->store_path = dup_or_null(src->store_path, &oom);
+        dst->store_path = broker_strdup_or_null(src->store_path, &oom);
         if (oom || items_copy(&dst->boot_data, src->boot_data, src->n_boot_data) < 0 ||
             items_copy(&dst->boot_programs, src->boot_programs, src->n_boot_programs) < 0) {
                 broker_config_clear_boot(dst);

@@ -12,6 +12,8 @@
 int broker_config_copy(broker_config *dst, const broker_config *src);
 void broker_config_free_apps(broker_app_policy *apps, size_t n);
 void broker_config_free_store_rules(broker_store_rule *rules, size_t n);
+/* strdup(s), or NULL for a NULL s; a failed copy sets *oom (config.c). */
+char *broker_strdup_or_null(const char *s, bool *oom);
 /* Loads the one document of parser over *c, all-or-nothing.  *too_big is set by a read
  * handler that stopped at CONFIG_MAX_BYTES (NULL for string input). */
 int broker_config_parse(broker_config *c, yaml_parser_t *parser, const bool *too_big,

@@ -488,13 +488,11 @@ static int set_admins(loader *l, const char *path, const field *f)
         return 0;
 }
 
-/* An app-name glob: what app names are made of, plus '*' and '?'. */
-static int glob_item(loader *l, const char *path, size_t i, void *ud)
+/* An app-name glob: what app names are made of, plus '*' and '?'; not empty. */
+static int get_app_glob(loader *l, const char *path, const char **ret, size_t *ret_len)
 {
-        broker_app_policy *a = ud;
         const char *s = NULL;
         size_t len = 0;
-        char **g;
         int r;
 
         r = get_string(l, path, "an app-name glob", &s, &len);
@@ -511,6 +509,23 @@ static int glob_item(loader *l, const char *path, size_t i, void *ud)
                                     "invalid character '%c' in app-name glob '%.*s'", c,
                                     (int)(len > 64 ? 64 : len), s);
         }
+        *ret = s;
+        *ret_len = len;
+        return 0;
+}
+
+/* One entry of a policy.apps list. */
+static int glob_item(loader *l, const char *path, size_t i, void *ud)
+{
+        broker_app_policy *a = ud;
+        const char *s = NULL;
+        size_t len = 0;
+        char **g;
+        int r;
+
+        r = get_app_glob(l, path, &s, &len);
+        if (r < 0)
+                return r;
         /* Grow by powers of two (n_globs is the only size kept). */
         if ((a->n_globs & (a->n_globs - 1)) == 0) {
                 g = reallocarray_safe(a->globs, a->n_globs ? 2 * a->n_globs : 1, sizeof(char *));
@@ -700,18 +715,9 @@ static int rule_app(loader *l, const char *path, const field *f)
         size_t len = 0;
         int r;
 
-        r = get_string(l, path, "an app-name glob", &s, &len);
+        r = get_app_glob(l, path, &s, &len);
         if (r < 0)
                 return r;
-        for (size_t k = 0; k < len; k++) {
-                char c = s[k];
-
-                if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                      c == '_' || c == '.' || c == '*' || c == '?'))
-                        return fail(l, l->ev.start_mark, path,
-                                    "invalid character '%c' in app-name glob '%.*s'", c,
-                                    (int)(len > 64 ? 64 : len), s);
-        }
         l->rule->app = strndup_safe(s, len);
         return l->rule->app ? 0 : -ENOMEM;
 }

@@ -60,7 +60,7 @@ void broker_config_clear(broker_config *c)
         memset(c, 0, sizeof(*c));
 }
 
-static char *strdup_or_null(const char *s, bool *oom)
+char *broker_strdup_or_null(const char *s, bool *oom)
 {
         char *p;
 
@@ -78,9 +78,9 @@ int broker_config_copy(broker_config *dst, const broker_config *src)
         bool oom = false;
 
         *dst = *src;
-        dst->host = strdup_or_null(src->host, &oom);
-        dst->listen_unix = strdup_or_null(src->listen_unix, &oom);
-        dst->log_level = strdup_or_null(src->log_level, &oom);
+        dst->host = broker_strdup_or_null(src->host, &oom);
+        dst->listen_unix = broker_strdup_or_null(src->listen_unix, &oom);
+        dst->log_level = broker_strdup_or_null(src->log_level, &oom);
         dst->store_rules = NULL;
         dst->n_store_rules = 0;
         dst->admins = NULL;
@@ -127,8 +127,8 @@ int broker_config_copy(broker_config *dst, const broker_config *src)
                         broker_store_rule *d = &dst->store_rules[i];
 
                         *d = src->store_rules[i];
-                        d->app = strdup_or_null(src->store_rules[i].app, &oom);
-                        d->furi = strdup_or_null(src->store_rules[i].furi, &oom);
+                        d->app = broker_strdup_or_null(src->store_rules[i].app, &oom);
+                        d->furi = broker_strdup_or_null(src->store_rules[i].furi, &oom);
                         dst->n_store_rules = i + 1;
                         if (oom)
                                 goto fail;

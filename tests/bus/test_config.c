@@ -108,6 +108,7 @@ static const bad_case bad_cases[] = {
         { "policy:\n  store:\n    - {furi: /a, allow: [reed]}\n", "policy.store[0].allow[0]", 3, 26 },
         { "policy:\n  store:\n    - {furi: a/b, allow: [read]}\n", "policy.store[0].furi", 3, 14 },
         { "policy:\n  store:\n    - {furi: /a, app: my-app}\n", "policy.store[0].app", 3, 23 },
+        { "policy:\n  store:\n    - {furi: /a, app: \"\"}\n", "policy.store[0].app", 3, 23 },
         { "policy:\n  store:\n    - {furi: /a, uid: alice}\n", "policy.store[0].uid", 3, 23 },
         { "policy:\n  store: {furi: /a}\n", "policy.store", 2, 10 },
         /* ranges of the limits table (doc/config.md) */
