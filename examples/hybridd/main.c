@@ -132,6 +132,13 @@ static int open_store_and_boot(hyb_broker_config *cfg, struct event_base *base,
         return r;
 }
 
+/* The kernel's objs served to clients (hyb_broker_set_kernel): the boot VM's /sys/scheduler
+ * and the built-in /type/... */
+static int read_kernel(const hyb_furi *f, hyb_obj **ret, hyb_error *e, void *ud)
+{
+        return boot ? hyb_mmadt_read_kernel(hyb_boot_get_vm(boot), f, ret, e) : 0;
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *ud)
 {
         hyb_broker *b = ud;
@@ -139,6 +146,7 @@ static void on_signal(evutil_socket_t sig, short what, void *ud)
         /* Once no event is left, event_base_dispatch returns. */
         event_del(sigterm);
         event_del(sigint);
+        hyb_broker_set_kernel(b, NULL, NULL);
         boot = hyb_boot_free(boot);
         hyb_broker_shutdown(b);
 }
@@ -272,6 +280,7 @@ int main(int argc, char **argv)
                 r = EXIT_RUNTIME;
                 goto report;
         }
+        hyb_broker_set_kernel(b, read_kernel, NULL);
         hyb_error_clear(&err);
         if ((r = hyb_broker_start(b, &err)) < 0) {
                 log_line(HYB_LOG_ERROR, err.message[0] ? err.message : hyb_strerror(r), NULL);
@@ -303,7 +312,7 @@ report:
                 }
         }
         if (r != 0) {
-                hyb_boot_free(boot);
+                boot = hyb_boot_free(boot);
                 hyb_scope_unref(scope);
                 hyb_store_unref(store);
                 hyb_broker_free(b);
@@ -316,7 +325,7 @@ report:
         r = event_base_dispatch(base) < 0 ? EXIT_RUNTIME : 0;
         event_free(sigterm);
         event_free(sigint);
-        hyb_boot_free(boot);
+        boot = hyb_boot_free(boot);
         hyb_scope_unref(scope);
         hyb_store_unref(store);
         hyb_broker_free(b);

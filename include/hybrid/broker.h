@@ -148,6 +148,19 @@ HYB_EXPORT int hyb_broker_config_open_store(const hyb_broker_config *cfg, hyb_st
  * answered 503.  Errors: -EINVAL, -EBUSY (a store is already set), -ENOMEM.
  */
 HYB_EXPORT int hyb_broker_set_store(hyb_broker *b, hyb_store *st);
+/*
+ * The kernel's own objs a daemon adds to what it serves (doc/protocol.md
+ * "Store"): fn(f, &obj, err, userdata) is asked about each node read and each
+ * write or delete of a node (never a pattern), after policy.store; it answers
+ * 1 with *obj (a new reference) when f names a kernel obj, 0 when not (the
+ * store answers), < 0 an error with err.  A read gets the obj; a write or
+ * delete of a fURI it answers 1 for is refused 403 (read-only).  hybridd
+ * answers /sys/scheduler and /type/ with its boot VM (hyb_mmadt_read_kernel).
+ * fn NULL removes it.  Returns 0, or -EINVAL.
+ */
+typedef int (*hyb_broker_kernel_fn)(const hyb_furi *f, hyb_obj **ret, hyb_error *reterr,
+                                    void *userdata);
+HYB_EXPORT int hyb_broker_set_kernel(hyb_broker *b, hyb_broker_kernel_fn fn, void *userdata);
 /* The store set by hyb_broker_set_store (borrowed), or NULL. */
 HYB_EXPORT hyb_store *hyb_broker_get_store(const hyb_broker *b);
 /* The socket path (borrowed), NULL before hyb_broker_start. */

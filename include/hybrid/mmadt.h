@@ -104,6 +104,15 @@ HYB_EXPORT int hyb_mmadt_eval(hyb_mmadt *vm, const char *text, size_t len, const
  */
 HYB_EXPORT int hyb_mmadt_is_complete(const char *text, size_t len);
 
+/*
+ * The kernel's own obj at f, as a program of vm reads it (doc/mmadt.md):
+ * `/sys/scheduler[/...]` (vm's threads and fibers), `/type/<name>` of a
+ * built-in type, `/type/` all of them.  1 with *ret (a new reference) when f
+ * names one, 0 when it does not (the store holds what is there), or < 0 with
+ * reterr.  A daemon answers its clients' reads with it (hyb_broker_set_kernel).
+ */
+HYB_EXPORT int hyb_mmadt_read_kernel(hyb_mmadt *vm, const hyb_furi *f, hyb_obj **ret,
+                                     hyb_error *reterr);
 /* One scheduler turn: deliver messages, step fibers; > 0 if it did something. */
 HYB_EXPORT int hyb_mmadt_step(hyb_mmadt *vm, hyb_error *reterr);
 /* Halts every thread and fiber this VM started. */

@@ -185,6 +185,8 @@ struct hyb_broker {
         /* The host store served on the bus (store-serve.c). */
         hyb_store *store;
         hyb_backend *store_be;  /* a backend handle of it, for keyed reads */
+        hyb_broker_kernel_fn kernel;    /* the daemon's kernel objs (hyb_broker_set_kernel) */
+        void *kernel_ud;
         struct event *store_ev, *store_timer;
         struct bstore_rule *acl;
         size_t n_acl;

@@ -315,6 +315,34 @@ static int sys_bus_snapshot(hyb_broker *b, hyb_store **ret)
         return 0;
 }
 
+/* ---------------------------------------------------------------- kernel objs */
+
+/* The daemon's kernel obj at f (a node, not a pattern): 1 with *ret, 0 none, < 0 an error. */
+static int kernel_read(hyb_broker *b, const hyb_furi *f, hyb_obj **ret, hyb_error *e)
+{
+        int r;
+
+        *ret = NULL;
+        if (!b->kernel || hyb_furi_is_pattern(f))
+                return 0;
+        r = b->kernel(f, ret, e, b->kernel_ud);
+        if (r <= 0) {
+                hyb_obj_unref(*ret);
+                *ret = NULL;
+        } else if (!*ret) {
+                *ret = hyb_obj_noobj();
+        }
+        return r;
+}
+
+HYB_EXPORT int hyb_broker_set_kernel(hyb_broker *b, hyb_broker_kernel_fn fn, void *userdata)
+{
+        hyb_assert_return(b, -EINVAL);
+        b->kernel = fn;
+        b->kernel_ud = fn ? userdata : NULL;
+        return 0;
+}
+
 static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigned flags)
 {
         hyb_broker *b = c->b;
@@ -330,7 +358,9 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
         r = parse_furi(body, len, &f, &e);
         if (r >= 0)
                 r = store_acl_check(b, c->uid, c->app, BROKER_STORE_READ, f, &e);
-        if (r >= 0 && is_sys_bus(f)) {
+        if (r < 0 || (r = kernel_read(b, f, &o, &e)) != 0) {
+                /* refused, or a kernel obj of the daemon (/sys/scheduler, /type/...) */
+        } else if (is_sys_bus(f)) {
                 /* The kernel's own objects: read from the counters, never stored. */
                 hyb_store *sys = NULL;
                 hyb_backend *sb = NULL;
@@ -342,8 +372,9 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
                         r = hyb_backend_read(sb, f, flags, &o, &e);
                 hyb_backend_unref(sb);
                 hyb_store_unref(sys);
-        } else if (r >= 0)
+        } else {
                 r = hyb_backend_read(b->store_be, f, flags, &o, &e);
+        }
         if (r >= 0 && !(out = format_cached(b, o, &out_len, &text)))
                 r = -ENOMEM;
         if (r < 0)
@@ -361,7 +392,7 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
         const char *nl = del ? NULL : memchr(body, '\n', len);
         size_t fl = del ? len : nl ? (size_t)(nl - body) : len;
         hyb_furi *f = NULL;
-        hyb_obj *v = NULL;
+        hyb_obj *v = NULL, *kobj = NULL;
         hyb_error e;
         int r;
 
@@ -379,6 +410,12 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
                 goto out;
         r = store_acl_check(b, c->uid, c->app,
                             hyb_obj_is_noobj(v) ? BROKER_STORE_DELETE : BROKER_STORE_WRITE, f, &e);
+        if (r < 0)
+                goto out;
+        r = kernel_read(b, f, &kobj, &e);
+        hyb_obj_unref(kobj);
+        if (r > 0)
+                r = err_set(&e, HYB_E_FORBIDDEN, -1, "%s is read-only", hyb_furi_get_str(f));
         if (r < 0)
                 goto out;
         r = hyb_store_write(b->store, f, v, wflags, &e);

@@ -150,6 +150,29 @@ static int kernel_read(hyb_mmadt *vm, const hyb_furi *f, mm_val *out)
         return r < 0 ? r : 1;
 }
 
+HYB_EXPORT int hyb_mmadt_read_kernel(hyb_mmadt *vm, const hyb_furi *f, hyb_obj **ret,
+                                     hyb_error *reterr)
+{
+        mm_val v = MV_NONE;
+        int r;
+
+        hyb_assert_return(vm && f && ret, -EINVAL);
+        *ret = NULL;
+        mm_begin(vm, reterr);
+        r = kernel_read(vm, f, &v);
+        if (r > 0) {
+                int b = mv_box(&v, ret);
+
+                if (b < 0)
+                        r = b;
+        }
+        mv_clear(&v);
+        if (r < 0)
+                return mm_end(vm, r);
+        (void)mm_end(vm, 0);
+        return r;
+}
+
 /* Writes to /sys/... and to a built-in /type/<name> are errors, as in FhatOS. */
 static int kernel_write_check(hyb_mmadt *vm, const hyb_furi *f)
 {

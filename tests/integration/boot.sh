@@ -71,12 +71,25 @@ printf '*/tick.gt(0)\n' >"$T/repl.in"
 expect "the REPL reads what the thread writes" 0 "==>true" sh -c "\"$HYBRID\" --db \"$D\" repl <\"$T/repl.in\""
 moves() { [ "$(tick)" -gt "$t1" ]; }
 check "the thread keeps writing while the daemon serves" wait_until 10 moves
+# the daemon's kernel objs over the bus (doc/protocol.md "Store"): its scheduler, the types
+bus() { "$HYBRID" --bus "$SOCK" "$@"; }
+expect "the daemon's /sys/scheduler over the bus: the boot thread runs" 0 "'running'" \
+        bus store get /sys/scheduler/threads/0/state
+expect "a built-in type read over the bus" 0 "[base=>/type/int,min=>0,max=>9223372036854775807]" \
+        bus store get /type/nat
+expect_err "writing a built-in type over the bus is refused" 1 \
+        "^hybrid: store: 403 /type/int is read-only" bus store put /type/int 1
+expect_err "... and so is deleting it" 1 "^hybrid: store: 403 " bus store del /type/int
+expect "a type of one's own under /type/ is stored as before" 0 "" bus store put /type/mine "'m'"
+expect "... and read back" 0 "'m'" bus store get /type/mine
 printf '/sys/scheduler -> 1\n' >"$T/sys.in"
 expect "writing /sys/ is an error" 1 "*" sh -c "\"$HYBRID\" --db \"$D\" repl <\"$T/sys.in\""
 check "... saying read-only" grep -q '^\[ERROR\] write /sys/scheduler: /sys/ is read-only' "$T/out"
 expect "a client asks the thread to halt" 0 "" db store put /stop true
 still() { a=$(tick); sleep 0.3; [ "$(tick)" = "$a" ]; }
 check "the halted thread stops writing" wait_until 10 still
+expect "... and the daemon's /sys/scheduler says halted" 0 "'halted'" \
+        bus store get /sys/scheduler/threads/0/state
 
 stop "$DPID"
 check "clean shutdown with a booted thread" test "$STOP_RC" -eq 0
