@@ -604,12 +604,53 @@ START_TEST(test_store_none)
 }
 END_TEST
 
+/* The kernel's objs a daemon adds (hyb_broker_set_kernel): read as they are, never stored;
+ * a write or delete there is refused 403; a pattern read and other fURIs reach the store. */
+static int kernel_k(const hyb_furi *f, hyb_obj **ret, hyb_error *e, void *ud)
+{
+        if (strcmp(hyb_furi_get_str(f), "/k/x") != 0)
+                return 0;
+        int r = hyb_obj_new_int(7, ret);
+
+        (*(int *)ud)++;
+        return r < 0 ? r : 1;
+}
+
+START_TEST(test_store_kernel)
+{
+        tbroker t;
+        hyb_obj *o = NULL;
+        hyb_error e;
+        int asked = 0;
+        start(&t, NULL, NULL);
+        ck_assert_int_eq(hyb_broker_set_kernel(t.broker, kernel_k, &asked), 0);
+        hyb_bus *c = tb_connect(&t, "org.test.c", "main");
+
+        ck_assert_int_eq(hyb_bus_store_read(c, "/k/x", &o, &e), 0);
+        ck_assert_int_eq(hyb_obj_get_int(o), 7);
+        hyb_obj_unref(o);
+        ck_assert_int_eq(put(c, "/k/x", "1", 0, &e), HYB_E_FORBIDDEN);
+        ck_assert_str_eq(e.message, "/k/x is read-only");
+        ck_assert_int_eq(hyb_bus_store_delete(c, "/k/x", &e), HYB_E_FORBIDDEN);
+        ck_assert_int_eq(put(c, "/k/y", "2", 0, &e), 0);
+        ck_assert_int_eq(hyb_bus_store_read(c, "/k/+", &o, &e), 0);
+        hyb_obj *want = obj_of("{2}");
+        ck_assert(hyb_obj_equal(o, want));
+        hyb_obj_unref(want);
+        hyb_obj_unref(o);
+        ck_assert_int_eq(asked, 3);
+        hyb_bus_unref(c);
+        tb_stop(&t);
+}
+END_TEST
+
 void bus_tcase_store(Suite *s)
 {
         TCase *tc = tcase_create("store");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_store_subscribe_order);
         tcase_add_test(tc, test_store_policy);
+        tcase_add_test(tc, test_store_kernel);
         tcase_add_test(tc, test_store_bounds);
         tcase_add_test(tc, test_store_none);
         tcase_add_test(tc, test_store_backend);
