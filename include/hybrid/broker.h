@@ -94,6 +94,31 @@ HYB_EXPORT bool hyb_broker_config_get_syslog(const hyb_broker_config *cfg);
 HYB_EXPORT const char *hyb_broker_config_get_store_path(const hyb_broker_config *cfg);
 HYB_EXPORT int hyb_broker_config_get_store_durability(const hyb_broker_config *cfg);
 
+/* One entry of `boot.data` or `boot.programs` as loaded (doc/config.md "boot"); the strings
+ * are borrowed from cfg (valid until it is freed or loaded again). */
+typedef struct hyb_broker_boot_item {
+        size_t size;           /* sizeof(hyb_broker_boot_item): set by the caller */
+        const char *key;       /* boot.data: the fURI; boot.programs: NULL */
+        const char *text;      /* boot.data: the obj literal; boot.programs: inline text, or NULL */
+        const char *file;      /* boot.programs: the program file, or NULL */
+        unsigned line, column; /* where the entry's value stands in the config file (1-based) */
+} hyb_broker_boot_item;
+
+/* Which list hyb_broker_config_get_boot reads. */
+typedef enum hyb_broker_boot_list {
+        HYB_BOOT_DATA = 0,
+        HYB_BOOT_PROGRAMS = 1,
+        _HYB_BOOT_LIST_FORCE_32 = 0x7fffffff,
+} hyb_broker_boot_list;
+
+/* Number of entries of list, in file order. */
+HYB_EXPORT size_t hyb_broker_config_get_n_boot(const hyb_broker_config *cfg,
+                                               hyb_broker_boot_list list);
+/* Entry i of list into *ret (ret->size must be set; members past it are not written).
+ * Errors: -EINVAL (NULL, bad size or list), -ERANGE (i out of range). */
+HYB_EXPORT int hyb_broker_config_get_boot(const hyb_broker_config *cfg, hyb_broker_boot_list list,
+                                          size_t i, hyb_broker_boot_item *ret);
+
 /* ----------------------------------------------------------------- broker */
 
 typedef void (*hyb_log_fn)(int level, const char *message, void *userdata);

@@ -173,6 +173,32 @@ HYB_EXPORT int hyb_broker_config_get_store_durability(const hyb_broker_config *c
         return cfg->c.store_durability;
 }
 
+HYB_EXPORT size_t hyb_broker_config_get_n_boot(const hyb_broker_config *cfg,
+                                               hyb_broker_boot_list list)
+{
+        if (!cfg)
+                return 0;
+        return list == HYB_BOOT_DATA ? cfg->c.n_boot_data :
+               list == HYB_BOOT_PROGRAMS ? cfg->c.n_boot_programs : 0;
+}
+
+HYB_EXPORT int hyb_broker_config_get_boot(const hyb_broker_config *cfg, hyb_broker_boot_list list,
+                                          size_t i, hyb_broker_boot_item *ret)
+{
+        const broker_boot_item *it;
+        hyb_broker_boot_item out;
+
+        hyb_assert_return(cfg && ret && ret->size >= offsetof(hyb_broker_boot_item, key), -EINVAL);
+        hyb_assert_return(list == HYB_BOOT_DATA || list == HYB_BOOT_PROGRAMS, -EINVAL);
+        if (i >= hyb_broker_config_get_n_boot(cfg, list))
+                return -ERANGE;
+        it = list == HYB_BOOT_DATA ? &cfg->c.boot_data[i] : &cfg->c.boot_programs[i];
+        out = (hyb_broker_boot_item){ .size = ret->size, .key = it->key, .text = it->text,
+                                      .file = it->file, .line = it->line, .column = it->column };
+        memcpy(ret, &out, ret->size < sizeof(out) ? ret->size : sizeof(out));
+        return 0;
+}
+
 /* ---------------------------------------------------------------- broker */
 
 static void accept_resume(evutil_socket_t fd, short what, void *ud);

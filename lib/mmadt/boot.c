@@ -21,7 +21,6 @@
 #include <stdio.h>
 
 #include "family.h"
-#include "broker/broker-internal.h"
 #include "common/ref.h"
 
 /* How often fibers are stepped while some live: they yield to the loop between turns. */
@@ -58,7 +57,7 @@ static void blog(hyb_boot *b, int level, const char *fmt, ...)
 }
 
 /* 1. One `boot.data` entry: written only where the fURI holds nothing. */
-static void boot_data(hyb_boot *b, hyb_scope *scope, const broker_boot_item *it)
+static void boot_data(hyb_boot *b, hyb_scope *scope, const hyb_broker_boot_item *it)
 {
         hyb_furi *f = NULL;
         hyb_obj *have = NULL, *v = NULL;
@@ -138,7 +137,7 @@ static int read_program(const char *path, char **ret, hyb_error *e)
 
 /* Where an error of program i is: "FILE:L:C" or "boot.programs[i] (config line Y), line L,
  * column C". */
-static void where(const broker_boot_item *it, size_t i, const hyb_error *e, char *buf,
+static void where(const hyb_broker_boot_item *it, size_t i, const hyb_error *e, char *buf,
                   size_t size)
 {
         if (it->file && e->line > 0)
@@ -153,7 +152,7 @@ static void where(const broker_boot_item *it, size_t i, const hyb_error *e, char
 }
 
 /* 2. One `boot.programs` entry, compiled and run to its end (or its first error). */
-static void boot_program(hyb_boot *b, const broker_boot_item *it, size_t i)
+static void boot_program(hyb_boot *b, const hyb_broker_boot_item *it, size_t i)
 {
         _cleanup_free_ char *text = NULL;
         hyb_mmadt_program *p = NULL;
@@ -279,11 +278,10 @@ HYB_EXPORT int hyb_boot_new(hyb_scope *scope, struct event_base *base,
                             hyb_boot **ret)
 {
         hyb_boot *b;
-        const broker_config *c;
+        size_t n_data, n_programs;
         int r;
 
         hyb_assert_return(scope && base && cfg && ret, -EINVAL);
-        c = &cfg->c;
         b = calloc(1, sizeof(*b));
         if (!b)
                 return -ENOMEM;
@@ -295,17 +293,27 @@ HYB_EXPORT int hyb_boot_new(hyb_scope *scope, struct event_base *base,
                 hyb_boot_free(b);
                 return r;
         }
-        for (size_t i = 0; i < c->n_boot_data; i++)
-                boot_data(b, scope, &c->boot_data[i]);
-        for (size_t i = 0; i < c->n_boot_programs; i++)
-                boot_program(b, &c->boot_programs[i], i);
+        n_data = hyb_broker_config_get_n_boot(cfg, HYB_BOOT_DATA);
+        n_programs = hyb_broker_config_get_n_boot(cfg, HYB_BOOT_PROGRAMS);
+        for (size_t i = 0; i < n_data; i++) {
+                hyb_broker_boot_item it = { .size = sizeof(it) };
+
+                if (hyb_broker_config_get_boot(cfg, HYB_BOOT_DATA, i, &it) == 0)
+                        boot_data(b, scope, &it);
+        }
+        for (size_t i = 0; i < n_programs; i++) {
+                hyb_broker_boot_item it = { .size = sizeof(it) };
+
+                if (hyb_broker_config_get_boot(cfg, HYB_BOOT_PROGRAMS, i, &it) == 0)
+                        boot_program(b, &it, i);
+        }
         r = attach(b, scope);
         if (r < 0) {
                 hyb_boot_free(b);
                 return r;
         }
-        blog(b, HYB_LOG_INFO, "boot: %zu data entries, %zu programs, %u errors", c->n_boot_data,
-             c->n_boot_programs, b->n_errors);
+        blog(b, HYB_LOG_INFO, "boot: %zu data entries, %zu programs, %u errors", n_data,
+             n_programs, b->n_errors);
         *ret = b;
         return 0;
 }

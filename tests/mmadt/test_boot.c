@@ -323,6 +323,36 @@ START_TEST(test_config_keys)
         ck_assert_int_eq(hyb_broker_config_get_store_durability(cfg), HYB_DURABILITY_FULL);
         hyb_broker_config_unref(cfg);
 
+        /* the boot lists as the loader kept them, through the public getters */
+        {
+                static const char bootyaml[] = "boot:\n  data:\n    /a: '1'\n    /b: 2\n"
+                                               "  programs:\n    - inline: \"1\"\n"
+                                               "    - file: /p.mmadt\n";
+                hyb_broker_boot_item it = { .size = sizeof(it) };
+
+                ck_assert_int_eq(hyb_broker_config_new(&cfg), 0);
+                ck_assert_int_eq(hyb_broker_config_load_string(cfg, bootyaml, strlen(bootyaml),
+                                                               NULL), 0);
+                ck_assert_uint_eq(hyb_broker_config_get_n_boot(cfg, HYB_BOOT_DATA), 2);
+                ck_assert_uint_eq(hyb_broker_config_get_n_boot(cfg, HYB_BOOT_PROGRAMS), 2);
+                ck_assert_int_eq(hyb_broker_config_get_boot(cfg, HYB_BOOT_DATA, 1, &it), 0);
+                ck_assert_str_eq(it.key, "/b");
+                ck_assert_str_eq(it.text, "2");
+                ck_assert_uint_eq(it.line, 4);
+                ck_assert_int_eq(hyb_broker_config_get_boot(cfg, HYB_BOOT_PROGRAMS, 0, &it), 0);
+                ck_assert_ptr_null(it.key);
+                ck_assert_str_eq(it.text, "1");
+                ck_assert_ptr_null(it.file);
+                ck_assert_int_eq(hyb_broker_config_get_boot(cfg, HYB_BOOT_PROGRAMS, 1, &it), 0);
+                ck_assert_ptr_null(it.text);
+                ck_assert_str_eq(it.file, "/p.mmadt");
+                ck_assert_uint_eq(it.line, 7);
+                ck_assert_int_eq(hyb_broker_config_get_boot(cfg, HYB_BOOT_PROGRAMS, 2, &it),
+                                 -ERANGE);
+                it.size = 1;
+                ck_assert_int_eq(hyb_broker_config_get_boot(cfg, HYB_BOOT_DATA, 0, &it), -EINVAL);
+                hyb_broker_config_unref(cfg);
+        }
         config_fails("store:\n  durability: fast\n",
                      "store.durability: expected memory, normal or full, got 'fast' at 2:15");
         config_fails("boot:\n  programs:\n    - inline: a\n      file: b\n",
