@@ -216,6 +216,60 @@ static bool put_nonfinite(double r, obj_buf *b)
         return true;
 }
 
+/* The exact form of a real that is a short decimal with few binary fraction digits (an
+ * integer, 20.125, 0.5, -3.75: what sensors and counters hold), with integer arithmetic alone:
+ * r = m / 2^k (k <= 8) = m * 5^k / 10^k exactly, and when that decimal has at most 15 digits
+ * it is r's shortest round-trip form (see shortest_e).  Prints what obj_format_real_exact's
+ * general path prints for it (positional: 1e-3 <= |r| < 1e15 keeps the exponent in
+ * [-4, 16)), into out (at least 40 bytes); false when r is not such a real. */
+static bool format_real_short(double r, char *out)
+{
+        static const uint64_t pow5[] = { 1, 5, 25, 125, 625, 3125, 15625, 78125, 390625 };
+        double a = fabs(r), s = a;
+        uint64_t n, p10 = 1, ip, fp;
+        char digits[24];
+        size_t len = 0, nd = 0;
+        int k = 0;
+
+        if (!(a >= 1e-3 && a < 1e15))
+                return false; /* zero, non-finite, or a form with an exponent */
+        while (s != floor(s)) {
+                if (++k > 8)
+                        return false;
+                s = ldexp(a, k); /* exact: a power of two */
+        }
+        if (s > 1e15 / (double)pow5[k])
+                return false; /* more than 15 digits: not certainly the shortest */
+        n = (uint64_t)s * pow5[k];
+        for (int i = 0; i < k; i++)
+                p10 *= 10;
+        while (k > 0 && n % 10 == 0) {
+                n /= 10;
+                p10 /= 10;
+                k--;
+        }
+        ip = n / p10;
+        fp = n % p10;
+        if (r < 0)
+                out[len++] = '-';
+        do {
+                digits[nd++] = (char)('0' + ip % 10);
+                ip /= 10;
+        } while (ip);
+        while (nd)
+                out[len++] = digits[--nd];
+        out[len++] = '.';
+        if (k == 0)
+                out[len++] = '0';
+        for (int i = k - 1; i >= 0; i--) {
+                out[len + (size_t)i] = (char)('0' + fp % 10);
+                fp /= 10;
+        }
+        len += (size_t)k;
+        out[len] = '\0';
+        return true;
+}
+
 void obj_format_real_exact(double r, obj_buf *b)
 {
         char tmp[40];
@@ -223,6 +277,10 @@ void obj_format_real_exact(double r, obj_buf *b)
 
         if (put_nonfinite(r, b))
                 return;
+        if (format_real_short(r, tmp)) {
+                obj_buf_puts(b, tmp);
+                return;
+        }
         /* Python's repr: positional for 1e-4 <= |r| < 1e16, else d.ddde+XX */
         p = shortest_e(r, tmp, sizeof(tmp));
         x = atoi(strchr(tmp, 'e') + 1);

@@ -641,9 +641,9 @@ static uint64_t xorshift(uint64_t *s)
         return *s;
 }
 
-/* A random finite double of one of four kinds: any bit pattern (subnormals included), a
+/* A random finite double of one of five kinds: any bit pattern (subnormals included), a
  * decimal of 1..17 digits at a random exponent (short forms, the common case), an integer,
- * and a neighbour (one ulp off) of such a decimal. */
+ * a neighbour (one ulp off) of such a decimal, and a binary fraction m / 2^k. */
 static double random_real(uint64_t *rng, int kind)
 {
         uint64_t x = xorshift(rng);
@@ -668,8 +668,11 @@ static double random_real(uint64_t *rng, int kind)
                         r = nextafter(r, x & 2 ? INFINITY : -INFINITY);
                 return isfinite(r) ? r : 1.5;
         }
-        default:
+        case 2:
                 return (double)(int64_t)(x >> (x % 64));
+        default:
+                /* a binary fraction: m / 2^k, the exact form's integer-only path and its edges */
+                return ldexp((double)(int64_t)(x >> (11 + (x >> 58) % 52)), -(int)((x >> 8) % 12));
         }
 }
 
@@ -680,11 +683,13 @@ START_TEST(test_real_format_round_trip)
         uint64_t rng = 0x9e3779b97f4a7c15ULL;
         double fixed[] = { 0.0, -0.0, 0.1, 0.1 + 0.2, 1.0, 20.125, 1e15, 1e16, 9007199254740993.0,
                            DBL_MAX, DBL_MIN, -DBL_MIN, DBL_TRUE_MIN, 5e-324, 2.2250738585072009e-308,
-                           1e-4, 9.999999999999999e-5, 123456789012345678.0, 1e300, 1.5e-7 };
+                           1e-4, 9.999999999999999e-5, 123456789012345678.0, 1e300, 1.5e-7,
+                           20.125, -3.75, 0.001, 0.00390625, 999999999999999.0, 1e15 - 0.5,
+                           562949953421311.75, 0.0009765625, 1.00390625, -0.5 };
         size_t n_fixed = sizeof(fixed) / sizeof(fixed[0]);
 
         for (size_t i = 0; i < n_fixed + 40000; i++) {
-                double r = i < n_fixed ? fixed[i] : random_real(&rng, (int)(i % 4)), back;
+                double r = i < n_fixed ? fixed[i] : random_real(&rng, (int)(i % 5)), back;
                 char want[64], *got = NULL, *json = NULL;
                 hyb_obj *o = NULL, *p = NULL, *q = NULL;
                 hyb_error e;
@@ -712,6 +717,44 @@ START_TEST(test_real_format_round_trip)
 }
 END_TEST
 
+/* Reals written as short decimals (the parser's path without strtod) read as strtod reads
+ * them, bit for bit: random texts `-?I.F` of 2 to 17 digits, leading zeros included. */
+START_TEST(test_real_parse_short)
+{
+        uint64_t rng = 0x2545f4914f6cdd1dULL;
+
+        for (int i = 0; i < 40000; i++) {
+                uint64_t x = xorshift(&rng), y = xorshift(&rng);
+                int digits = 2 + (int)(x % 16), before = 1 + (int)((x >> 8) % (uint64_t)(digits - 1));
+                char text[64];
+                size_t len = 0;
+                hyb_obj *o = NULL;
+                hyb_error e;
+                double want, got;
+
+                if (x >> 63)
+                        text[len++] = '-';
+                for (int d = 0; d < digits; d++) {
+                        if (d == before)
+                                text[len++] = '.';
+                        /* mostly random digits, sometimes runs of 9s and 0s (carries) */
+                        text[len++] = (char)('0' + ((x >> 20) & 1 ? (y >> (d * 3)) % 10
+                                                                 : (y >> 62) % 2 ? 9 : 0));
+                        if ((y >> (d * 3)) % 7 == 0)
+                                y = xorshift(&rng);
+                }
+                text[len] = '\0';
+                want = strtod(text, NULL);
+                ck_assert_msg(hyb_obj_parse(text, len, &o, &e) == 0, "%s: %s", text, e.message);
+                ck_assert_int_eq(hyb_obj_get_kind(o), HYB_OBJ_REAL);
+                got = hyb_obj_get_real(o);
+                ck_assert_msg(memcmp(&got, &want, sizeof(got)) == 0, "%s read as %a, strtod %a",
+                              text, got, want);
+                hyb_obj_unref(o);
+        }
+}
+END_TEST
+
 Suite *obj_suite(void)
 {
         Suite *s = suite_create("obj");
@@ -720,6 +763,7 @@ Suite *obj_suite(void)
         tcase_add_test(tc, test_text_file);
         tcase_add_test(tc, test_json_file);
         tcase_add_test(tc, test_real_format_round_trip);
+        tcase_add_test(tc, test_real_parse_short);
         tcase_add_test(tc, test_refcounts);
         tcase_add_test(tc, test_refcount_threads);
         tcase_add_test(tc, test_rec_order_and_keys);
