@@ -95,7 +95,10 @@ static size_t bconn_write_direct(bconn *c, struct evbuffer *out, struct iovec *i
 int bconn_send_built(bconn *c, const struct iovec *iov, int n)
 {
         struct evbuffer *out;
-        size_t total = iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0), done;
+        size_t total = 0, done;
+
+        for (int i = 0; i < n; i++)
+                total += iov[i].iov_len;
 
         if (c->state == BCONN_DEAD || !c->bev)
                 return -ENOTCONN;
@@ -107,7 +110,7 @@ int bconn_send_built(bconn *c, const struct iovec *iov, int n)
         if (done == total)
                 return 0;
         /* Queue the unwritten rest in one evbuffer operation. */
-        struct evbuffer_iovec rest[2];
+        struct evbuffer_iovec rest[BCONN_SEND_IOV];
         int k = 0;
         for (int i = 0; i < n; i++) {
                 if (done >= iov[i].iov_len) {

@@ -208,7 +208,10 @@ void bconn_accept(hyb_broker *b, int fd);
 /* Queues a frame; on a full send queue the peer is closed (507) and -ENOBUFS returned. */
 int bconn_send(bconn *c, wire_hdr *h, const char *from, size_t from_len, const char *to,
                size_t to_len, const char *member, size_t member_len, const void *body, size_t len);
-/* Queues a frame wire_build() laid out in iov[0..n-1] (same bound as bconn_send). */
+/* Sends a frame laid out in iov[0..n-1] (n <= BCONN_SEND_IOV: wire_build()'s iovecs, or a
+ * header followed by body pieces): straight to the socket when nothing is queued before it
+ * and no batch is being dispatched, else queued (same bound as bconn_send). */
+#define BCONN_SEND_IOV 4
 int bconn_send_built(bconn *c, const struct iovec *iov, int n);
 /* Checks that n more bytes fit c's send queue; closes c as a slow consumer if not. */
 bool bconn_room(bconn *c, size_t n);

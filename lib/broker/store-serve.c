@@ -207,14 +207,10 @@ static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain,
                 { (void *)"\n", 1 },
                 { (void *)val, vl },
         };
-        size_t total = out[0].iov_len + fl + 1 + vl;
-        if (bconn_room(c, total)) { /* else cut off as a slow consumer (507), as for events */
-                struct evbuffer *ob = bufferevent_get_output(c->bev);
-                for (int i = 0; i < 4; i++)
-                        evbuffer_add(ob, out[i].iov_base, out[i].iov_len);
-                quota_mark(c);
-                bconn_count_out(c, total);
-        }
+        /* Straight to the socket when its queue is empty, as a reply would go: queued in the
+         * output buffer, it would wait for the loop's next turn to be written.  A full queue
+         * cuts the subscriber off as a slow consumer (507), as for events. */
+        (void)bconn_send_built(c, out, 4);
         hyb_free(val_free);
 }
 

@@ -13,6 +13,7 @@
  * the shortest %g precision that strtod reads back exactly.
  */
 #include <ctype.h>
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -164,16 +165,44 @@ static void format_type(const hyb_furi *t, unsigned flags, obj_buf *b)
 
 /* --- reals --- */
 
-static int shortest_precision(double r)
+/* Puts r in tmp as "%.<p-1>e" for the fewest significant digits p (1..17) that strtod reads
+ * back as r, and returns p: the same p as trying "%.<p>g" for p = 1, 2, ... 17, in at most three
+ * printfs instead of up to seventeen.  A decimal of at most DBL_DIG (15) significant digits
+ * comes back unchanged from decimal -> double -> decimal, so when a normal r has a form of
+ * p <= 15 digits, "%.14e" shows those p digits followed by zeros: stripping the zeros gives
+ * it.  When "%.14e" does not read back, p is 16 or 17.  Subnormals hold fewer bits than 15
+ * digits need, so they take the digit-by-digit search. */
+static int shortest_e(double r, char *tmp, size_t size)
 {
-        char tmp[40];
+        char *e, *z;
+        int p = 0;
 
-        for (int p = 1; p < 17; p++) {
-                snprintf(tmp, sizeof(tmp), "%.*g", p, r);
-                if (strtod(tmp, NULL) == r)
-                        return p;
+        if (r != 0 && fabs(r) < DBL_MIN) {
+                for (p = 1; p < 17; p++) {
+                        snprintf(tmp, size, "%.*e", p - 1, r);
+                        if (strtod(tmp, NULL) == r)
+                                return p;
+                }
+                snprintf(tmp, size, "%.16e", r);
+                return 17;
         }
-        return 17;
+        snprintf(tmp, size, "%.14e", r);
+        if (strtod(tmp, NULL) != r) {
+                snprintf(tmp, size, "%.15e", r);
+                if (strtod(tmp, NULL) == r)
+                        return 16;
+                snprintf(tmp, size, "%.16e", r);
+                return 17;
+        }
+        e = strchr(tmp, 'e');
+        for (z = e; z[-1] == '0'; z--)
+                ;
+        if (z[-1] == '.')
+                z--;
+        memmove(z, e, strlen(e) + 1);
+        for (z = tmp; *z != 'e'; z++)
+                p += isdigit((unsigned char)*z) ? 1 : 0;
+        return p;
 }
 
 static bool put_nonfinite(double r, obj_buf *b)
@@ -187,6 +216,60 @@ static bool put_nonfinite(double r, obj_buf *b)
         return true;
 }
 
+/* The exact form of a real that is a short decimal with few binary fraction digits (an
+ * integer, 20.125, 0.5, -3.75: what sensors and counters hold), with integer arithmetic alone:
+ * r = m / 2^k (k <= 8) = m * 5^k / 10^k exactly, and when that decimal has at most 15 digits
+ * it is r's shortest round-trip form (see shortest_e).  Prints what obj_format_real_exact's
+ * general path prints for it (positional: 1e-3 <= |r| < 1e15 keeps the exponent in
+ * [-4, 16)), into out (at least 40 bytes); false when r is not such a real. */
+static bool format_real_short(double r, char *out)
+{
+        static const uint64_t pow5[] = { 1, 5, 25, 125, 625, 3125, 15625, 78125, 390625 };
+        double a = fabs(r), s = a;
+        uint64_t n, p10 = 1, ip, fp;
+        char digits[24];
+        size_t len = 0, nd = 0;
+        int k = 0;
+
+        if (!(a >= 1e-3 && a < 1e15))
+                return false; /* zero, non-finite, or a form with an exponent */
+        while (s != floor(s)) {
+                if (++k > 8)
+                        return false;
+                s = ldexp(a, k); /* exact: a power of two */
+        }
+        if (s > 1e15 / (double)pow5[k])
+                return false; /* more than 15 digits: not certainly the shortest */
+        n = (uint64_t)s * pow5[k];
+        for (int i = 0; i < k; i++)
+                p10 *= 10;
+        while (k > 0 && n % 10 == 0) {
+                n /= 10;
+                p10 /= 10;
+                k--;
+        }
+        ip = n / p10;
+        fp = n % p10;
+        if (r < 0)
+                out[len++] = '-';
+        do {
+                digits[nd++] = (char)('0' + ip % 10);
+                ip /= 10;
+        } while (ip);
+        while (nd)
+                out[len++] = digits[--nd];
+        out[len++] = '.';
+        if (k == 0)
+                out[len++] = '0';
+        for (int i = k - 1; i >= 0; i--) {
+                out[len + (size_t)i] = (char)('0' + fp % 10);
+                fp /= 10;
+        }
+        len += (size_t)k;
+        out[len] = '\0';
+        return true;
+}
+
 void obj_format_real_exact(double r, obj_buf *b)
 {
         char tmp[40];
@@ -194,9 +277,12 @@ void obj_format_real_exact(double r, obj_buf *b)
 
         if (put_nonfinite(r, b))
                 return;
+        if (format_real_short(r, tmp)) {
+                obj_buf_puts(b, tmp);
+                return;
+        }
         /* Python's repr: positional for 1e-4 <= |r| < 1e16, else d.ddde+XX */
-        p = shortest_precision(r);
-        snprintf(tmp, sizeof(tmp), "%.*e", p - 1, r);
+        p = shortest_e(r, tmp, sizeof(tmp));
         x = atoi(strchr(tmp, 'e') + 1);
         if (x >= -4 && x < 16)
                 snprintf(tmp, sizeof(tmp), "%.*f", p - 1 - x > 0 ? p - 1 - x : 0, r);
@@ -207,6 +293,7 @@ void obj_format_real_exact(double r, obj_buf *b)
 
 int obj_json_real_precision(const hyb_obj *o)
 {
+        char tmp[40];
         int p = 1;
 
         if (!o)
@@ -215,7 +302,7 @@ int obj_json_real_precision(const hyb_obj *o)
         case HYB_OBJ_REAL:
                 if (!isfinite(o->u.r))
                         return 1;
-                p = shortest_precision(o->u.r);
+                p = shortest_e(o->u.r, tmp, sizeof(tmp));
                 /* jansson prints %.<p>g, which switches to an exponent once the integer part
                  * has more than p digits (1500.0 as 1.5e3, 100.0 as 1e2); the spec prints
                  * reals with a fraction (`1.0`), so ask for the integer digits too, up to 15

@@ -144,6 +144,37 @@ static bool word_is(const obj_lexer *lx, size_t start, size_t end, const char *w
         return end - start == strlen(w) && memcmp(lx->text + start, w, end - start) == 0;
 }
 
+/* A real written `-?D+.D+` with at most 15 digits in all, read without strtod: its digits
+ * N < 10^15 and 10^k (k <= 15 fraction digits) are exact doubles, so one division rounds the
+ * quotient N / 10^k once, to the nearest: what strtod returns (Clinger's fast path).  Such
+ * texts are the common case (sensor values, and every real the EXACT form prints from a short
+ * decimal).  False when the text is any other shape. */
+static bool real_short(const char *s, size_t n, double *ret)
+{
+        static const double pow10[] = { 1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                        1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15 };
+        bool neg = n > 0 && s[0] == '-', frac = false;
+        uint64_t v = 0;
+        int digits = 0, k = 0;
+
+        for (size_t i = neg ? 1 : 0; i < n; i++) {
+                if (s[i] == '.' && !frac) {
+                        frac = true;
+                        continue;
+                }
+                if (s[i] < '0' || s[i] > '9' || ++digits > 15)
+                        return false;
+                v = v * 10 + (uint64_t)(s[i] - '0');
+                k += frac ? 1 : 0;
+        }
+        if (!frac || k == 0)
+                return false;
+        *ret = (double)v / pow10[k];
+        if (neg)
+                *ret = -*ret;
+        return true;
+}
+
 static int lex_number(obj_lexer *lx, obj_token *tok)
 {
         size_t i = lx->pos;
@@ -172,6 +203,11 @@ static int lex_number(obj_lexer *lx, obj_token *tok)
                 }
         }
         n = i - lx->pos;
+        if (real && real_short(lx->text + lx->pos, n, &tok->r)) {
+                tok->kind = OBJ_TOK_REAL;
+                lx->pos = i;
+                return 0;
+        }
         if (n >= sizeof(buf))
                 return obj_lex_error(lx, HYB_E_PARSE, lx->pos, "number too long");
         memcpy(buf, lx->text + lx->pos, n);

@@ -6,6 +6,9 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -592,6 +595,166 @@ START_TEST(test_json_nul_and_precision)
 }
 END_TEST
 
+/* The formatter that shortest_e replaced: the fewest %g digits that strtod reads back, tried
+ * one by one, then Python's repr layout.  The new one must print exactly this text. */
+static int old_shortest_precision(double r)
+{
+        char tmp[40];
+
+        for (int p = 1; p < 17; p++) {
+                snprintf(tmp, sizeof(tmp), "%.*g", p, r);
+                if (strtod(tmp, NULL) == r)
+                        return p;
+        }
+        return 17;
+}
+
+static void old_format_real_exact(double r, char *out, size_t size)
+{
+        char tmp[40];
+        int p = old_shortest_precision(r), x;
+
+        snprintf(tmp, sizeof(tmp), "%.*e", p - 1, r);
+        x = atoi(strchr(tmp, 'e') + 1);
+        if (x >= -4 && x < 16)
+                snprintf(tmp, sizeof(tmp), "%.*f", p - 1 - x > 0 ? p - 1 - x : 0, r);
+        snprintf(out, size, "%s%s", tmp, strpbrk(tmp, ".e") ? "" : ".0");
+}
+
+static int old_json_real_precision(double r)
+{
+        int p = old_shortest_precision(r);
+
+        if (fabs(r) >= 1.0 && fabs(r) < 1e15) {
+                int x = (int)floor(log10(fabs(r))) + 1;
+                if (x > p)
+                        p = x;
+        }
+        return p;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        return *s;
+}
+
+/* A random finite double of one of five kinds: any bit pattern (subnormals included), a
+ * decimal of 1..17 digits at a random exponent (short forms, the common case), an integer,
+ * a neighbour (one ulp off) of such a decimal, and a binary fraction m / 2^k. */
+static double random_real(uint64_t *rng, int kind)
+{
+        uint64_t x = xorshift(rng);
+        char text[64];
+        double r;
+
+        switch (kind) {
+        case 0:
+                do {
+                        x = xorshift(rng);
+                        memcpy(&r, &x, sizeof(r));
+                } while (!isfinite(r));
+                return r;
+        case 1:
+        case 3: {
+                int digits = 1 + (int)(x % 17), exp10 = (int)((x >> 8) % 640) - 330;
+                uint64_t m = xorshift(rng) % 100000000000000000ULL;
+                snprintf(text, sizeof(text), "%s0.%0*" PRIu64 "e%d", x >> 63 ? "-" : "", digits,
+                         m % (uint64_t)pow(10, digits), exp10);
+                r = strtod(text, NULL);
+                if (kind == 3 && r != 0 && isfinite(r))
+                        r = nextafter(r, x & 2 ? INFINITY : -INFINITY);
+                return isfinite(r) ? r : 1.5;
+        }
+        case 2:
+                return (double)(int64_t)(x >> (x % 64));
+        default:
+                /* a binary fraction: m / 2^k, the exact form's integer-only path and its edges */
+                return ldexp((double)(int64_t)(x >> (11 + (x >> 58) % 52)), -(int)((x >> 8) % 12));
+        }
+}
+
+/* EXACT text of a real equals the old digit-by-digit formatter's, reads back to the same
+ * bits, and the JSON precision is the old one (and JSON reads back to the same bits). */
+START_TEST(test_real_format_round_trip)
+{
+        uint64_t rng = 0x9e3779b97f4a7c15ULL;
+        double fixed[] = { 0.0, -0.0, 0.1, 0.1 + 0.2, 1.0, 20.125, 1e15, 1e16, 9007199254740993.0,
+                           DBL_MAX, DBL_MIN, -DBL_MIN, DBL_TRUE_MIN, 5e-324, 2.2250738585072009e-308,
+                           1e-4, 9.999999999999999e-5, 123456789012345678.0, 1e300, 1.5e-7,
+                           20.125, -3.75, 0.001, 0.00390625, 999999999999999.0, 1e15 - 0.5,
+                           562949953421311.75, 0.0009765625, 1.00390625, -0.5 };
+        size_t n_fixed = sizeof(fixed) / sizeof(fixed[0]);
+
+        for (size_t i = 0; i < n_fixed + 40000; i++) {
+                double r = i < n_fixed ? fixed[i] : random_real(&rng, (int)(i % 5)), back;
+                char want[64], *got = NULL, *json = NULL;
+                hyb_obj *o = NULL, *p = NULL, *q = NULL;
+                hyb_error e;
+
+                ck_assert_int_eq(hyb_obj_new_real(r, &o), 0);
+                ck_assert_int_eq(hyb_obj_format(o, HYB_FORMAT_EXACT, &got), 0);
+                old_format_real_exact(r, want, sizeof(want));
+                ck_assert_msg(strcmp(got, want) == 0, "%a: formatted %s, the old formatter %s",
+                              r, got, want);
+                ck_assert_int_eq(obj_json_real_precision(o), old_json_real_precision(r));
+                ck_assert_int_eq(hyb_obj_parse(got, strlen(got), &p, &e), 0);
+                back = hyb_obj_get_real(p);
+                ck_assert_msg(memcmp(&back, &r, sizeof(r)) == 0, "%a: %s reads back as %a", r,
+                              got, back);
+                ck_assert_int_eq(hyb_obj_to_json(o, &json, &e), 0);
+                ck_assert_int_eq(hyb_obj_from_json(json, strlen(json), &q, &e), 0);
+                back = hyb_obj_get_real(q);
+                ck_assert_msg(back == r, "%a: JSON %s reads back as %a", r, json, back);
+                free(got);
+                free(json);
+                hyb_obj_unref(o);
+                hyb_obj_unref(p);
+                hyb_obj_unref(q);
+        }
+}
+END_TEST
+
+/* Reals written as short decimals (the parser's path without strtod) read as strtod reads
+ * them, bit for bit: random texts `-?I.F` of 2 to 17 digits, leading zeros included. */
+START_TEST(test_real_parse_short)
+{
+        uint64_t rng = 0x2545f4914f6cdd1dULL;
+
+        for (int i = 0; i < 40000; i++) {
+                uint64_t x = xorshift(&rng), y = xorshift(&rng);
+                int digits = 2 + (int)(x % 16), before = 1 + (int)((x >> 8) % (uint64_t)(digits - 1));
+                char text[64];
+                size_t len = 0;
+                hyb_obj *o = NULL;
+                hyb_error e;
+                double want, got;
+
+                if (x >> 63)
+                        text[len++] = '-';
+                for (int d = 0; d < digits; d++) {
+                        if (d == before)
+                                text[len++] = '.';
+                        /* mostly random digits, sometimes runs of 9s and 0s (carries) */
+                        text[len++] = (char)('0' + ((x >> 20) & 1 ? (y >> (d * 3)) % 10
+                                                                 : (y >> 62) % 2 ? 9 : 0));
+                        if ((y >> (d * 3)) % 7 == 0)
+                                y = xorshift(&rng);
+                }
+                text[len] = '\0';
+                want = strtod(text, NULL);
+                ck_assert_msg(hyb_obj_parse(text, len, &o, &e) == 0, "%s: %s", text, e.message);
+                ck_assert_int_eq(hyb_obj_get_kind(o), HYB_OBJ_REAL);
+                got = hyb_obj_get_real(o);
+                ck_assert_msg(memcmp(&got, &want, sizeof(got)) == 0, "%s read as %a, strtod %a",
+                              text, got, want);
+                hyb_obj_unref(o);
+        }
+}
+END_TEST
+
 Suite *obj_suite(void)
 {
         Suite *s = suite_create("obj");
@@ -599,6 +762,8 @@ Suite *obj_suite(void)
 
         tcase_add_test(tc, test_text_file);
         tcase_add_test(tc, test_json_file);
+        tcase_add_test(tc, test_real_format_round_trip);
+        tcase_add_test(tc, test_real_parse_short);
         tcase_add_test(tc, test_refcounts);
         tcase_add_test(tc, test_refcount_threads);
         tcase_add_test(tc, test_rec_order_and_keys);
