@@ -51,6 +51,19 @@ int clibus_fail(int exit_status, const char *what, int r, const hyb_error *e)
                         e && e->code == r && e->message[0] ? e->message : hyb_strerror(r));
 }
 
+int clibus_stream_fail(const char *what, const hyb_bus *bus, int r)
+{
+        const char *why = NULL;
+        int st = r == HYB_E_CLOSED && bus ? hyb_bus_get_close_reason(bus, &why) : 0;
+        char code[16];
+
+        if (st <= 0)
+                return clibus_fail(clibus_exit_status(r), what, r, NULL);
+        snprintf(code, sizeof(code), "%d", st);
+        return cli_fail(EXIT_UNREACHABLE, what, code, "the daemon closed the connection: %s",
+                        why ? why : "");
+}
+
 static bool part_char(int part, char c, bool glob)
 {
         if (glob && (c == '*' || c == '?'))

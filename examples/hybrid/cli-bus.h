@@ -38,6 +38,9 @@ int clibus_exit_status(int r);
 
 /* Prints "hybrid: <what>: <status or error name> <message>" and returns exit_status. */
 int clibus_fail(int exit_status, const char *what, int r, const hyb_error *e);
+/* As clibus_fail for the end of a stream on bus: when the daemon closed the connection and
+ * said why (shutdown 503, quota 507...), prints that status and reason (exit 3). */
+int clibus_stream_fail(const char *what, const hyb_bus *bus, int r);
 
 /*
  * Reads a JSON body: the argument itself, or all of stdin when it is "-".  The text must

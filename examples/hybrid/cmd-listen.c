@@ -68,7 +68,7 @@ static int run_listen(cli_ctx *ctx)
         fputs("ready\n", stderr);
         fflush(stderr);
         r = clibus_run(bus, &l.done, NULL, NULL);
-        st = r < 0 ? clibus_fail(clibus_exit_status(r), "listen", r, NULL) : EXIT_OK;
+        st = r < 0 ? clibus_stream_fail("listen", bus, r) : EXIT_OK;
 out:
         hyb_slot_unref(slot);
         hyb_bus_unref(bus);

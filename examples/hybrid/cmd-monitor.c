@@ -84,7 +84,7 @@ static int run_monitor(cli_ctx *ctx)
         fputs("ready\n", stderr);
         fflush(stderr);
         r = clibus_run(bus, &m.done, NULL, NULL);
-        st = r < 0 ? clibus_fail(clibus_exit_status(r), "monitor", r, NULL) : EXIT_OK;
+        st = r < 0 ? clibus_stream_fail("monitor", bus, r) : EXIT_OK;
 out:
         hyb_slot_unref(slot);
         hyb_bus_unref(bus);

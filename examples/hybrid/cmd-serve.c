@@ -119,7 +119,7 @@ static int run_serve(cli_ctx *ctx)
         cli_println("%s", hyb_bus_get_endpoint_name(bus));
 
         r = clibus_run(bus, NULL, answer_due, &s);
-        st = r < 0 ? clibus_fail(clibus_exit_status(r), "serve", r, NULL) : EXIT_OK;
+        st = r < 0 ? clibus_stream_fail("serve", bus, r) : EXIT_OK;
 out:
         while (s.queue) {
                 pending *p = s.queue;

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "cli-bus.h"
 
 static const cli_option store_options[] = {
         { "durability", true, "--durability memory|normal|full   how writes reach the disk (default normal)" },
@@ -303,7 +304,10 @@ static int run_store(cli_ctx *ctx)
                         r = hyb_backend_wait(b, 200000);
                         if (r < 0 && r != -EINTR) {
                                 /* The daemon went away: exit 3 with the reason, no reconnect. */
-                                status = fail(status_of(r), r, NULL);
+                                hyb_bus *bus = hyb_bus_backend_get_bus(b);
+
+                                status = bus ? clibus_stream_fail("store", bus, r)
+                                             : fail(status_of(r), r, NULL);
                                 break;
                         }
                 }

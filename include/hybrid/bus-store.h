@@ -72,6 +72,9 @@ HYB_EXPORT int hyb_bus_store_subscribe(hyb_bus *bus, const char *pattern, unsign
  * thread only, between backend calls).  Errors: -EINVAL, -ENOMEM.
  */
 HYB_EXPORT int hyb_bus_backend_new(hyb_bus *bus, hyb_backend **ret);
+/* The bus of a backend made by hyb_bus_backend_new (borrowed), or NULL for any other backend
+ * (hyb_bus_get_close_reason on it says why the daemon closed the connection). */
+HYB_EXPORT hyb_bus *hyb_bus_backend_get_bus(const hyb_backend *b);
 
 /* Where hyb_bus_backend_open_host found the host store (doc/hybrid.md "Which store a command
  * uses"). */

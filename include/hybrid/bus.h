@@ -97,6 +97,13 @@ HYB_EXPORT hyb_bus *hyb_bus_unref(hyb_bus *bus);
 HYB_EXPORT void hyb_bus_close(hyb_bus *bus);
 /* True while the connection is authenticated and open. */
 HYB_EXPORT bool hyb_bus_is_open(const hyb_bus *bus);
+/*
+ * Why the broker closed this connection, when it said so before closing (a
+ * quota cut-off, the daemon shutting down): returns the bus status it gave
+ * (507, 503...) and sets *ret_message (may be NULL; borrowed from bus) to its
+ * text; returns 0 when the connection is open or closed without a reason.
+ */
+HYB_EXPORT int hyb_bus_get_close_reason(const hyb_bus *bus, const char **ret_message);
 
 /* "@localhost/<app>/<runner>", borrowed (valid while bus lives). */
 HYB_EXPORT const char *hyb_bus_get_endpoint_name(const hyb_bus *bus);

@@ -44,6 +44,23 @@ static void ep_remove(hyb_broker *b, bconn *c)
                 }
 }
 
+void bconn_say_why(bconn *c, int status, const char *msg)
+{
+        char text[256];
+        wire_hdr h = { .type = WIRE_ERROR, .status = (uint16_t)status };
+        uint8_t buf[WIRE_HDR_SIZE + sizeof text];
+        struct iovec iov[2];
+        size_t n = strlen(msg);
+
+        if (c->state == BCONN_DEAD || !c->bev)
+                return;
+        if (n >= sizeof text)
+                n = sizeof text - 1;
+        memcpy(text, msg, n);
+        wire_build(&h, NULL, 0, NULL, 0, text, n, NULL, 0, buf, iov);
+        evbuffer_add(bufferevent_get_output(c->bev), buf, iov[0].iov_len);
+}
+
 bool bconn_room(bconn *c, size_t n)
 {
         const char *which;
@@ -528,6 +545,9 @@ static void conn_unlink_free(bconn *c)
         free(c->app);
         free(c);
         quota_trim(b);
+        /* Shutting down and the last peer has read its last frame: nothing to wait for. */
+        if (b->shutting_down && !b->conns && b->shutdown_ev)
+                event_del(b->shutdown_ev);
 }
 
 static void conn_flushed(struct bufferevent *bev, void *ud)

@@ -214,6 +214,9 @@ int bconn_send(bconn *c, wire_hdr *h, const char *from, size_t from_len, const c
 #define BCONN_SEND_IOV 4
 int bconn_send_built(bconn *c, const struct iovec *iov, int n);
 /* Checks that n more bytes fit c's send queue; closes c as a slow consumer if not. */
+/* Queues an ERROR frame (status, msg) that tells the peer why it is being closed; the peer's
+ * client library keeps it (hyb_bus_get_close_reason).  Call before bconn_close. */
+void bconn_say_why(bconn *c, int status, const char *msg);
 bool bconn_room(bconn *c, size_t n);
 void bconn_close(bconn *c, const char *reason);
 void bconn_free_all(hyb_broker *b);

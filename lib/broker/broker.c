@@ -424,6 +424,8 @@ HYB_EXPORT int hyb_broker_shutdown(hyb_broker *b)
         stop_listening(b);
         bool queued = false;
         for (bconn *c = b->conns; c; c = c->next) {
+                if (c->state == BCONN_READY)
+                        bconn_say_why(c, 503, "hybridd is shutting down");
                 if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
                         queued = true;
                 bconn_close(c, "lostConnection");

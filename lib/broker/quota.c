@@ -249,10 +249,6 @@ static void queue_drop_unsent(bconn *c)
 void quota_cut(bconn *c, int status, const char *which, const char *detail)
 {
         char msg[256];
-        wire_hdr h = { .type = WIRE_ERROR, .status = (uint16_t)status };
-        uint8_t buf[WIRE_HDR_SIZE + sizeof msg];
-        struct iovec iov[2];
-        int n;
 
         if (c->state == BCONN_DEAD || !c->bev)
                 return;
@@ -261,11 +257,8 @@ void quota_cut(bconn *c, int status, const char *which, const char *detail)
                    c->name ? c->name : "unauthenticated peer", (unsigned)c->uid, (int)c->pid, which,
                    detail, status);
         queue_drop_unsent(c);
-        n = snprintf(msg, sizeof msg, "quota %s exceeded: %s", which, detail);
-        if (n < 0 || (size_t)n >= sizeof msg)
-                n = (int)strlen(msg);
-        wire_build(&h, NULL, 0, NULL, 0, msg, (size_t)n, NULL, 0, buf, iov);
-        evbuffer_add(bufferevent_get_output(c->bev), buf, iov[0].iov_len);
+        snprintf(msg, sizeof msg, "quota %s exceeded: %s", which, detail);
+        bconn_say_why(c, status, msg);
         c->cut = true;
         bconn_close(c, "notResponding");
 }

@@ -22,6 +22,7 @@
 #include "bus-internal.h"
 #include "common/util.h"
 #include "hybrid/bus-store.h"
+#include "store/store-internal.h"
 
 typedef struct bbsub bbsub;
 typedef struct bus_backend bus_backend;
@@ -61,6 +62,12 @@ static void unlock(bus_backend *be)
 
 static int closed(bus_backend *be, hyb_error *e)
 {
+        const char *why = NULL;
+        int st = hyb_bus_get_close_reason(be->bus, &why);
+
+        if (st > 0)
+                return err_set(e, HYB_E_CLOSED, -1, "hybridd closed the connection: %d %s", st,
+                               why ? why : "");
         return err_set(e, HYB_E_CLOSED, -1, "the connection to hybridd is closed");
 }
 
@@ -470,4 +477,14 @@ HYB_EXPORT int hyb_bus_scope_open(const char *app, const char *runner, const cha
                 *ret_where = NULL;
         }
         return r;
+}
+
+HYB_EXPORT hyb_bus *hyb_bus_backend_get_bus(const hyb_backend *b)
+{
+        const bus_backend *be;
+
+        if (!b || backend_get_vtable(b) != &bus_backend_vtable)
+                return NULL;
+        be = hyb_backend_get_impl(b);
+        return be ? be->bus : NULL;
 }

@@ -531,6 +531,14 @@ HYB_EXPORT int hyb_bus_connect(const char *path, const char *app, const char *ru
 
 HYB_DEFINE_REF_UNREF(hyb_bus, hyb_bus, bus_free)
 
+HYB_EXPORT int hyb_bus_get_close_reason(const hyb_bus *bus, const char **ret_message)
+{
+        hyb_assert_return(bus, -EINVAL);
+        if (ret_message)
+                *ret_message = bus->close_status ? bus->close_msg : NULL;
+        return bus->close_status;
+}
+
 HYB_EXPORT void hyb_bus_close(hyb_bus *bus)
 {
         if (bus)

@@ -71,6 +71,11 @@ static void backend_free(hyb_backend *b)
 
 HYB_DEFINE_REF_UNREF(hyb_backend, hyb_backend, backend_free)
 
+const hyb_backend_vtable *backend_get_vtable(const hyb_backend *b)
+{
+        return b ? b->vt : NULL;
+}
+
 HYB_EXPORT void *hyb_backend_get_impl(const hyb_backend *b)
 {
         return b ? b->impl : NULL;

@@ -304,6 +304,8 @@ size_t obj_depth(const hyb_obj *o);
 int store_open_program(hyb_store **ret);
 /* backend.c: a backend over a new program (relative-key) memory store. */
 int store_backend_new_program(hyb_backend **ret);
+/* backend.c: the table a backend was made with (lib/bus recognises its own backends by it). */
+const hyb_backend_vtable *backend_get_vtable(const hyb_backend *b);
 int store_check_furi(hyb_store *st, const hyb_furi *f, hyb_error *e);
 int store_resync_locked(hyb_store *st);
 int store_sync(hyb_store *st);

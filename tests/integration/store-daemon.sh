@@ -133,4 +133,22 @@ wait "$W3"
 check "the reader's watch got it" [ "$(cat "$T/w3.out")" = "/a/c/t${TAB}5" ]
 expect_err "another app may do nothing" 1 "^hybrid: store: 403 " hy --app org.test.other store get /a/b/t
 stop "$DPID"
+
+# --- a stream whose daemon shuts down exits 3 with the daemon's reason (cli conventions)
+start_daemon down "log: {level: warning}" || finish
+bg wd hy store watch '/d/#'
+WD=$BPID
+bg ld hy listen '@localhost/*/*' 'X'
+LD=$BPID
+ready wd
+ready ld
+stop "$DPID"
+wait "$WD"; rc=$?
+check "store watch ends with exit 3 when the daemon stops (got $rc)" [ "$rc" -eq 3 ]
+check "... saying why: $(cat "$T/wd.err" | tail -1)" \
+        grep -q '^hybrid: store: 503 .*shutting down' "$T/wd.err"
+wait "$LD"; rc=$?
+check "listen ends with exit 3 when the daemon stops (got $rc)" [ "$rc" -eq 3 ]
+check "... saying why: $(cat "$T/ld.err" | tail -1)" \
+        grep -q '^hybrid: listen: 503 .*shutting down' "$T/ld.err"
 finish
