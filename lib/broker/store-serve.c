@@ -640,5 +640,9 @@ HYB_EXPORT int hyb_broker_config_open_store(const hyb_broker_config *cfg, hyb_st
                 o.max_value_bytes = cfg->c.store_max_value_bytes;
         if (cfg->c.store_max_depth)
                 o.max_depth = cfg->c.store_max_depth;
+        /* The host store is written by every local peer: its number of keys is bounded by
+         * default (with max_value_bytes, its size), so millions of writes cannot grow the
+         * daemon without end. */
+        o.max_keys = cfg->c.store_max_keys ? cfg->c.store_max_keys : STORE_MAX_KEYS_DEFAULT;
         return hyb_store_open(cfg->c.store_path, &o, ret, reterr);
 }
