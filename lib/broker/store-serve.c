@@ -346,6 +346,13 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
                 r = hyb_backend_read(b->store_be, f, flags, &o, &e);
         if (r >= 0 && !(out = format_cached(b, o, &out_len, &text)))
                 r = -ENOMEM;
+        /* A pattern or branch read of a large store would make a RESULT larger than any
+         * frame a peer accepts (max_body): refuse it with 413, as the store refuses a value
+         * over its limits, and let the peer read narrower patterns. */
+        if (r >= 0 && out_len > b->c->max_body)
+                r = err_set(&e, HYB_E_LIMIT, -1,
+                            "the answer to %s is %zu bytes, over max_body %zu: read a narrower "
+                            "pattern", hyb_furi_get_str(f), out_len, (size_t)b->c->max_body);
         if (r < 0)
                 reply_err(c, id, r, &e);
         else
