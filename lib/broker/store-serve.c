@@ -382,8 +382,13 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
                 goto out;
         if (del)
                 v = hyb_obj_noobj();
-        else if ((r = hyb_obj_parse(nl + 1, len - fl - 1, &v, &e)) < 0)
+        else if ((r = hyb_obj_parse(nl + 1, len - fl - 1, &v, &e)) < 0) {
+                /* Nested past what the parser takes: past the store's max_depth too, so the
+                 * same 413 HYB_E_LIMIT as a value nested past max_depth (not a 500). */
+                if (r == HYB_E_DEPTH)
+                        r = HYB_E_LIMIT;
                 goto out;
+        }
         r = store_acl_check(b, c->uid, c->app,
                             hyb_obj_is_noobj(v) ? BROKER_STORE_DELETE : BROKER_STORE_WRITE, f, &e);
         if (r < 0)

@@ -367,6 +367,20 @@ def mode_storebigread(path, prefix, n, size):
     c.close()
 
 
+def mode_storedeep(path, depth):
+    """Values nested depth deep (past the store's max_depth, and past the parser's own
+    bound): 413 with the store's code HYB_E_LIMIT, like any value over the store's limits."""
+    c = auth(path, "org.example.deep", "d%d" % os.getpid())
+    for d in (40, int(depth)):
+        r = call(c, BUILTIN, "storeWrite", "/deep/x\n" + "[" * d + "1" + "]" * d, cid=d, flags=1)
+        say(r["status"] == 413 and r["body"] == b"-101002",
+            "a value nested %d deep is refused 413 HYB_E_LIMIT" % d,
+            "status %d member %r body %r" % (r["status"], r["member"][:80], r["body"][:20]))
+    r = call(c, BUILTIN, "storeRead", "/deep/x", cid=2, flags=1)
+    say(r["status"] == 200 and r["body"] == b"noobj", "nothing was stored", repr(r["body"][:40]))
+    c.close()
+
+
 if __name__ == "__main__":
     globals()["mode_" + sys.argv[1]](*sys.argv[2:])
     sys.exit(1 if rawbus.failed else 0)

@@ -4,7 +4,8 @@
 # well-behaved client (this uid) uses it: store.limits.max_keys bounds how many fURIs the
 # host store holds (507 naming it, overwrites and deletes still served), and a pattern read
 # whose answer is over max_body is refused 413 instead of sent as a frame no peer accepts
-# (doc/config.md "store", doc/protocol.md "Store").
+# (doc/config.md "store", doc/protocol.md "Store"); a value nested past any bound is 413 as a
+# value past max_depth is.
 . "$(dirname "$0")/lib.sh"
 unset HYBRID_BUS HYBRID_DB
 PY=$(command -v "$PYTHON" || echo /usr/bin/python3)
@@ -49,6 +50,7 @@ start_daemon big "limits: {max_body: 64K}
 store: {}" || finish
 chmod 777 "$SOCK"
 attack "a read of 9 x 16000 bytes over max_body 64K is refused 413" storebigread "$SOCK" /big 9 16000
+attack "values nested 40 and 5000 deep are refused 413 HYB_E_LIMIT" storedeep "$SOCK" 5000
 expect_err "the C client reports the 413 of a read over max_body" 1 "max_body" \
         hy store get '/big/#'
 expect "the bystander reads a node there" 0 "16000" sh -c "'$HYBRID' --bus '$SOCK' store get /big/2 | tr -d '\n' | wc -c"
