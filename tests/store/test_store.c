@@ -876,6 +876,11 @@ START_TEST(test_limit_keys)
         ck_assert_int_eq(hyb_store_write_str(st, "/k/d", v, 0, &e), HYB_E_INSUFFICIENT_STORAGE);
         ck_assert(strstr(e.message, "max_keys") != NULL);
         get_is(st, "/k/d", "noobj");
+        /* a branch write that does not fit stores none of its children */
+        hyb_obj *br = obj("[p=>1,q=>2]");
+        ck_assert_int_eq(hyb_store_write_str(st, "/n/", br, 0, NULL), HYB_E_INSUFFICIENT_STORAGE);
+        hyb_obj_unref(br);
+        get_is(st, "/n/", "[=>]");
         /* a full store still takes overwrites, in-place writes, transient writes, deletes */
         ck_assert_int_eq(hyb_store_write_str(st, "/k/a", v, 0, NULL), 0);
         ck_assert_int_eq(hyb_store_write_str(st, "/k/c/y", v, 0, NULL), 0);
@@ -885,6 +890,7 @@ START_TEST(test_limit_keys)
         ck_assert_int_eq(hyb_store_write_str(st, "/k/b", hyb_obj_noobj(), 0, NULL), 0);
         ck_assert_int_eq(hyb_store_write_str(st, "/k/d", v, 0, NULL), 0);
         get_is(st, "/k/d", "4");
+        get_is(st, "/k/#", "{4,[x=>1,y=>4],4}");
         hyb_obj_unref(v);
         hyb_store_unref(st);
 }
