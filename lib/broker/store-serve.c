@@ -48,6 +48,61 @@ static bool rule_applies(const broker_store_rule *r, uid_t uid, const char *app)
         return !r->app || bus_glob_match(r->app, strlen(r->app), app, strlen(app));
 }
 
+static int first_key(const hyb_furi *furi, const hyb_obj *value, void *ud)
+{
+        (void)value;
+        *(hyb_furi **)ud = hyb_furi_ref((hyb_furi *)furi);
+        return 1;
+}
+
+/*
+ * A delete by pattern or branch whose first segment is a wildcard (`/#`, `/+/x`, the branch
+ * `/`) would also delete what the store holds under /sys/ (a database file written by an
+ * embedded store may hold such keys): refused with 403 when it would reach one, as a delete
+ * naming /sys/ is.  Reached through the same pattern with `sys` as its first segment.
+ */
+static int sys_delete_reach(hyb_broker *b, const hyb_furi *f, hyb_error *e)
+{
+        const char *path = hyb_furi_get_path_str(f), *rest;
+        hyb_furi *cand = NULL, *hit = NULL;
+        char buf[4096];
+        size_t pl;
+        int n, r;
+
+        if (!b->store || !path || path[0] != '/' ||
+            (!hyb_furi_is_pattern(f) && !hyb_furi_is_branch(f)))
+                return 0;
+        pl = strlen(path);
+        /* a branch `p/` deletes p's children: `p/+/#` */
+        if (hyb_furi_is_branch(f) && pl && path[pl - 1] == '/')
+                n = snprintf(buf, sizeof buf, "%.*s/+/#", (int)(pl - 1), path);
+        else
+                n = snprintf(buf, sizeof buf, "%s", path);
+        if (n < 0 || (size_t)n >= sizeof buf)
+                return 0;
+        rest = strchr(buf + 1, '/');
+        if (strncmp(buf, "/#", 2) == 0 && (!buf[2] || buf[2] == '/'))
+                n = snprintf(buf, sizeof buf, "/sys/#");
+        else if (strncmp(buf, "/+", 2) == 0 && (!buf[2] || buf[2] == '/')) {
+                char tmp[4096];
+                n = snprintf(tmp, sizeof tmp, "/sys%s", rest ? rest : "");
+                if (n < 0 || (size_t)n >= sizeof tmp)
+                        return 0;
+                memcpy(buf, tmp, (size_t)n + 1);
+        } else
+                return 0; /* a literal first segment: /sys/ itself is refused by name */
+        if (hyb_furi_parse(buf, (size_t)n, NULL, &cand, NULL) < 0)
+                return 0;
+        r = hyb_store_scan(b->store, cand, first_key, &hit, NULL);
+        hyb_furi_unref(cand);
+        if (r <= 0 || !hit)
+                return 0;
+        r = err_set(e, HYB_E_FORBIDDEN, -1, "%s is read-only: the delete of %s would reach it",
+                    hyb_furi_get_str(hit), hyb_furi_get_str(f));
+        hyb_furi_unref(hit);
+        return r;
+}
+
 int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, const hyb_furi *f,
                     hyb_error *e)
 {
@@ -57,6 +112,8 @@ int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, c
         if ((right & (BROKER_STORE_WRITE | BROKER_STORE_DELETE)) && path &&
             (strcmp(path, "/sys") == 0 || strncmp(path, "/sys/", 5) == 0))
                 return err_set(e, HYB_E_FORBIDDEN, -1, "%s is read-only", path);
+        if ((right & BROKER_STORE_DELETE) && sys_delete_reach(b, f, e) < 0)
+                return HYB_E_FORBIDDEN;
         if (!b->c->store_policy)
                 return 0;
         /* A branch `p/` reads what p matches, and writes or deletes p's children: the rules

@@ -381,6 +381,17 @@ def mode_storedeep(path, depth):
     c.close()
 
 
+def mode_storecall(path, method, body, status, text=""):
+    """One store call (a literal "\\n" in body stands for the newline): the answer must have
+    this status and, when given, text in its message."""
+    c = auth(path, "org.example.call", "c%d" % os.getpid())
+    r = call(c, BUILTIN, method, body.replace("\\n", "\n"), cid=1, flags=1)
+    say(r["status"] == int(status) and text in r["member"],
+        "%s %s: %s%s" % (method, body, status, " naming " + text if text else ""),
+        "status %d member %r" % (r["status"], r["member"][:120]))
+    c.close()
+
+
 if __name__ == "__main__":
     globals()["mode_" + sys.argv[1]](*sys.argv[2:])
     sys.exit(1 if rawbus.failed else 0)

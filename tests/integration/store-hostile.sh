@@ -5,7 +5,7 @@
 # host store holds (507 naming it, overwrites and deletes still served), and a pattern read
 # whose answer is over max_body is refused 413 instead of sent as a frame no peer accepts
 # (doc/config.md "store", doc/protocol.md "Store"); a value nested past any bound is 413 as a
-# value past max_depth is.
+# value past max_depth is; a delete by a wildcard pattern that would reach /sys/ is 403.
 . "$(dirname "$0")/lib.sh"
 unset HYBRID_BUS HYBRID_DB
 PY=$(command -v "$PYTHON" || echo /usr/bin/python3)
@@ -55,5 +55,23 @@ expect_err "the C client reports the 413 of a read over max_body" 1 "max_body" \
         hy store get '/big/#'
 expect "the bystander reads a node there" 0 "16000" sh -c "'$HYBRID' --bus '$SOCK' store get /big/2 | tr -d '\n' | wc -c"
 stop "$DPID"
+
+# --- deletes by wildcard patterns do not reach /sys/, which is read-only: a database file
+# written by an embedded store may hold keys there
+DB=$T/sys.db
+"$HYBRID" store --db "$DB" put /sys/x 1 || bad "embedded put /sys/x"
+"$HYBRID" store --db "$DB" put /keep/x 2 || bad "embedded put /keep/x"
+"$HYBRID" store --db "$DB" put /keep/y 3 || bad "embedded put /keep/y"
+start_daemon sys "store: {path: $DB}" || finish
+chmod 777 "$SOCK"
+attack "a delete of /+/x is refused: it would reach /sys/x" storecall "$SOCK" storeDelete '/+/x' 403 /sys/x
+attack "a delete of /# is refused: it would reach /sys/x" storecall "$SOCK" storeDelete '/#' 403 /sys/x
+attack "a write of noobj to /+/x is refused" storecall "$SOCK" storeWrite '/+/x\nnoobj' 403 /sys/x
+attack "a delete of /+/y, which reaches nothing under /sys/, is served" storecall "$SOCK" storeDelete '/+/y' 200
+expect "/sys/x is still there" 0 "1" hy store get /sys/x
+expect "/keep/x is still there" 0 "2" hy store get /keep/x
+expect "/keep/y was deleted (get prints nothing, exit 1)" 1 "" hy store get /keep/y
+stop "$DPID"
+
 
 finish
