@@ -48,6 +48,8 @@ typedef struct hyb_store_options {
         size_t journal_max;          /* change-journal rows kept for other processes; default 4096 */
         unsigned poll_interval_ms;   /* how often process() looks for other processes' writes
                                         (get_timeout asks for it); default 25 */
+        size_t max_keys;             /* fURIs holding a value; a write adding one more fails
+                                        with HYB_E_INSUFFICIENT_STORAGE; 0 (default): no bound */
 } hyb_store_options;
 
 HYB_EXPORT void hyb_store_options_init(hyb_store_options *opts);

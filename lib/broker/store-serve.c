@@ -48,6 +48,61 @@ static bool rule_applies(const broker_store_rule *r, uid_t uid, const char *app)
         return !r->app || bus_glob_match(r->app, strlen(r->app), app, strlen(app));
 }
 
+static int first_key(const hyb_furi *furi, const hyb_obj *value, void *ud)
+{
+        (void)value;
+        *(hyb_furi **)ud = hyb_furi_ref((hyb_furi *)furi);
+        return 1;
+}
+
+/*
+ * A delete by pattern or branch whose first segment is a wildcard (`/#`, `/+/x`, the branch
+ * `/`) would also delete what the store holds under /sys/ (a database file written by an
+ * embedded store may hold such keys): refused with 403 when it would reach one, as a delete
+ * naming /sys/ is.  Reached through the same pattern with `sys` as its first segment.
+ */
+static int sys_delete_reach(hyb_broker *b, const hyb_furi *f, hyb_error *e)
+{
+        const char *path = hyb_furi_get_path_str(f), *rest;
+        hyb_furi *cand = NULL, *hit = NULL;
+        char buf[4096];
+        size_t pl;
+        int n, r;
+
+        if (!b->store || !path || path[0] != '/' ||
+            (!hyb_furi_is_pattern(f) && !hyb_furi_is_branch(f)))
+                return 0;
+        pl = strlen(path);
+        /* a branch `p/` deletes p's children: `p/+/#` */
+        if (hyb_furi_is_branch(f) && pl && path[pl - 1] == '/')
+                n = snprintf(buf, sizeof buf, "%.*s/+/#", (int)(pl - 1), path);
+        else
+                n = snprintf(buf, sizeof buf, "%s", path);
+        if (n < 0 || (size_t)n >= sizeof buf)
+                return 0;
+        rest = strchr(buf + 1, '/');
+        if (strncmp(buf, "/#", 2) == 0 && (!buf[2] || buf[2] == '/'))
+                n = snprintf(buf, sizeof buf, "/sys/#");
+        else if (strncmp(buf, "/+", 2) == 0 && (!buf[2] || buf[2] == '/')) {
+                char tmp[4096];
+                n = snprintf(tmp, sizeof tmp, "/sys%s", rest ? rest : "");
+                if (n < 0 || (size_t)n >= sizeof tmp)
+                        return 0;
+                memcpy(buf, tmp, (size_t)n + 1);
+        } else
+                return 0; /* a literal first segment: /sys/ itself is refused by name */
+        if (hyb_furi_parse(buf, (size_t)n, NULL, &cand, NULL) < 0)
+                return 0;
+        r = hyb_store_scan(b->store, cand, first_key, &hit, NULL);
+        hyb_furi_unref(cand);
+        if (r <= 0 || !hit)
+                return 0;
+        r = err_set(e, HYB_E_FORBIDDEN, -1, "%s is read-only: the delete of %s would reach it",
+                    hyb_furi_get_str(hit), hyb_furi_get_str(f));
+        hyb_furi_unref(hit);
+        return r;
+}
+
 int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, const hyb_furi *f,
                     hyb_error *e)
 {
@@ -57,6 +112,8 @@ int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, c
         if ((right & (BROKER_STORE_WRITE | BROKER_STORE_DELETE)) && path &&
             (strcmp(path, "/sys") == 0 || strncmp(path, "/sys/", 5) == 0))
                 return err_set(e, HYB_E_FORBIDDEN, -1, "%s is read-only", path);
+        if ((right & BROKER_STORE_DELETE) && sys_delete_reach(b, f, e) < 0)
+                return HYB_E_FORBIDDEN;
         if (!b->c->store_policy)
                 return 0;
         /* A branch `p/` reads what p matches, and writes or deletes p's children: the rules
@@ -373,6 +430,13 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
         }
         if (r >= 0 && !(out = format_cached(b, o, &out_len, &text)))
                 r = -ENOMEM;
+        /* A pattern or branch read of a large store would make a RESULT larger than any
+         * frame a peer accepts (max_body): refuse it with 413, as the store refuses a value
+         * over its limits, and let the peer read narrower patterns. */
+        if (r >= 0 && out_len > b->c->max_body)
+                r = err_set(&e, HYB_E_LIMIT, -1,
+                            "the answer to %s is %zu bytes, over max_body %zu: read a narrower "
+                            "pattern", hyb_furi_get_str(f), out_len, (size_t)b->c->max_body);
         if (r < 0)
                 reply_err(c, id, r, &e);
         else
@@ -402,8 +466,13 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
                 goto out;
         if (del)
                 v = hyb_obj_noobj();
-        else if ((r = hyb_obj_parse(nl + 1, len - fl - 1, &v, &e)) < 0)
+        else if ((r = hyb_obj_parse(nl + 1, len - fl - 1, &v, &e)) < 0) {
+                /* Nested past what the parser takes: past the store's max_depth too, so the
+                 * same 413 HYB_E_LIMIT as a value nested past max_depth (not a 500). */
+                if (r == HYB_E_DEPTH)
+                        r = HYB_E_LIMIT;
                 goto out;
+        }
         r = store_acl_check(b, c->uid, c->app,
                             hyb_obj_is_noobj(v) ? BROKER_STORE_DELETE : BROKER_STORE_WRITE, f, &e);
         if (r < 0)
@@ -673,5 +742,9 @@ HYB_EXPORT int hyb_broker_config_open_store(const hyb_broker_config *cfg, hyb_st
                 o.max_value_bytes = cfg->c.store_max_value_bytes;
         if (cfg->c.store_max_depth)
                 o.max_depth = cfg->c.store_max_depth;
+        /* The host store is written by every local peer: its number of keys is bounded by
+         * default (with max_value_bytes, its size), so millions of writes cannot grow the
+         * daemon without end. */
+        o.max_keys = cfg->c.store_max_keys ? cfg->c.store_max_keys : STORE_MAX_KEYS_DEFAULT;
         return hyb_store_open(cfg->c.store_path, &o, ret, reterr);
 }

@@ -98,8 +98,16 @@ static int set_node(wctx *w, const hyb_furi *key, hyb_obj *value)
         db_value enc = { .type = SQLITE_NULL };
         int r;
 
-        if ((r = check_depth(w, value)) < 0 ||
-            (r = store_encode(w->st, value, w->st->persistent, &enc, w->e)) < 0)
+        if ((r = check_depth(w, value)) < 0)
+                return r;
+        /* The store's bound on how many fURIs hold a value: a new key past it is refused,
+         * overwrites and deletes still work (so a full store can be emptied). */
+        if (w->st->opts.max_keys && w->st->index.n_values >= w->st->opts.max_keys &&
+            !index_get(&w->st->index, key))
+                return err_set(w->e, HYB_E_INSUFFICIENT_STORAGE, -1,
+                               "store full: %zu fURIs hold a value, the limit max_keys is %zu",
+                               w->st->index.n_values, w->st->opts.max_keys);
+        if ((r = store_encode(w->st, value, w->st->persistent, &enc, w->e)) < 0)
                 return r;
         r = index_set(&w->st->index, key, value, NULL);
         if (r < 0) {

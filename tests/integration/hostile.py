@@ -320,6 +320,78 @@ def mode_latency(path, stop_file):
     print("latency %d %.3f %.3f %d" % (len(lat), pct(0.50), pct(0.99), errors), flush=True)
 
 
+def mode_storefill(path, prefix, n, room):
+    """Writes n new keys prefix/0.. to the daemon's store (pipelined); the first `room` must
+    be stored and every later one refused 507 naming store.limits.max_keys."""
+    n, room = int(n), int(room)
+    c = auth(path, "org.example.fill", "f%d" % os.getpid())
+    sts = []
+    for i in range(0, n, 500):
+        k = min(500, n - i)
+        c.send(b"".join(frame(CALL, ("%s/%d\n%d" % (prefix, i + j, i + j)).encode(), to=BUILTIN,
+                              member="storeWrite", call_id=i + j + 1, flags=1) for j in range(k)))
+        for _ in range(k):
+            r = c.recv_type({RESULT})
+            sts.append((r["call_id"], r["status"], r["member"]))
+    sts.sort()
+    say([s for _, s, _ in sts[:room]] == [200] * room,
+        "the first %d new keys are stored" % room, repr([x for x in sts[:room] if x[1] != 200][:2]))
+    late = sts[room:]
+    say(len(late) == n - room and all(s == 507 and "max_keys" in m for _, s, m in late),
+        "every key past the store's room is refused 507 naming max_keys (%d)" % len(late),
+        repr([x for x in late if x[1] != 507 or "max_keys" not in x[2]][:2]))
+    c.close()
+
+
+def mode_storebigread(path, prefix, n, size):
+    """Stores n values of size bytes under prefix, then reads prefix/# whose answer is over
+    max_body: 413 naming max_body, not an oversized frame; a node read and an echo on the
+    same connection are still answered."""
+    n, size = int(n), int(size)
+    c = auth(path, "org.example.big", "r%d" % os.getpid())
+    v = "'" + "v" * (size - 2) + "'"
+    sts = [call(c, BUILTIN, "storeWrite", "%s/%d\n%s" % (prefix, i, v), cid=10 + i,
+                flags=1)["status"] for i in range(n)]
+    say(sts == [200] * n, "%d values of %d bytes stored" % (n, size), repr(sts))
+    for m in ("storeRead", "storeReadKeyed"):
+        r = call(c, BUILTIN, m, prefix + "/#", cid=100, flags=1)
+        say(r["type"] == RESULT and r["status"] == 413 and "max_body" in r["member"]
+            and r["body"] == b"-101002",  # HYB_E_LIMIT, as the store refuses a value
+            "%s of %s/# (about %d bytes) is refused 413 naming max_body" % (m, prefix, n * size),
+            "status %d member %r body %d bytes" % (r["status"], r["member"][:100], len(r["body"])))
+    r = call(c, BUILTIN, "storeRead", prefix + "/1", cid=101, flags=1)
+    say(r["status"] == 200 and r["body"] == v.encode(), "a node read is answered in full",
+        "status %d, %d bytes" % (r["status"], len(r["body"])))
+    r = call(c, BUILTIN, "echo", '"still"', cid=102)
+    say(r["status"] == 200 and r["body"] == b'"still"', "the reader is still served", repr(r)[:200])
+    c.close()
+
+
+def mode_storedeep(path, depth):
+    """Values nested depth deep (past the store's max_depth, and past the parser's own
+    bound): 413 with the store's code HYB_E_LIMIT, like any value over the store's limits."""
+    c = auth(path, "org.example.deep", "d%d" % os.getpid())
+    for d in (40, int(depth)):
+        r = call(c, BUILTIN, "storeWrite", "/deep/x\n" + "[" * d + "1" + "]" * d, cid=d, flags=1)
+        say(r["status"] == 413 and r["body"] == b"-101002",
+            "a value nested %d deep is refused 413 HYB_E_LIMIT" % d,
+            "status %d member %r body %r" % (r["status"], r["member"][:80], r["body"][:20]))
+    r = call(c, BUILTIN, "storeRead", "/deep/x", cid=2, flags=1)
+    say(r["status"] == 200 and r["body"] == b"noobj", "nothing was stored", repr(r["body"][:40]))
+    c.close()
+
+
+def mode_storecall(path, method, body, status, text=""):
+    """One store call (a literal "\\n" in body stands for the newline): the answer must have
+    this status and, when given, text in its message."""
+    c = auth(path, "org.example.call", "c%d" % os.getpid())
+    r = call(c, BUILTIN, method, body.replace("\\n", "\n"), cid=1, flags=1)
+    say(r["status"] == int(status) and text in r["member"],
+        "%s %s: %s%s" % (method, body, status, " naming " + text if text else ""),
+        "status %d member %r" % (r["status"], r["member"][:120]))
+    c.close()
+
+
 if __name__ == "__main__":
     globals()["mode_" + sys.argv[1]](*sys.argv[2:])
     sys.exit(1 if rawbus.failed else 0)

@@ -858,6 +858,44 @@ START_TEST(test_limit_depth)
 }
 END_TEST
 
+START_TEST(test_limit_keys)
+{
+        hyb_store_options o;
+        hyb_store *st = NULL;
+        hyb_error e = { 0 };
+        hyb_obj *v = NULL;
+
+        hyb_store_options_init(&o);
+        ck_assert_uint_eq(o.max_keys, 0); /* no bound unless asked */
+        o.max_keys = 3;
+        ck_assert_int_eq(hyb_store_open(NULL, &o, &st, NULL), 0);
+        put_ok(st, "/k/a", "1");
+        put_ok(st, "/k/b", "2");
+        put_ok(st, "/k/c", "[x=>1]");
+        v = obj("4");
+        ck_assert_int_eq(hyb_store_write_str(st, "/k/d", v, 0, &e), HYB_E_INSUFFICIENT_STORAGE);
+        ck_assert(strstr(e.message, "max_keys") != NULL);
+        get_is(st, "/k/d", "noobj");
+        /* a branch write that does not fit stores none of its children */
+        hyb_obj *br = obj("[p=>1,q=>2]");
+        ck_assert_int_eq(hyb_store_write_str(st, "/n/", br, 0, NULL), HYB_E_INSUFFICIENT_STORAGE);
+        hyb_obj_unref(br);
+        get_is(st, "/n/", "[=>]");
+        /* a full store still takes overwrites, in-place writes, transient writes, deletes */
+        ck_assert_int_eq(hyb_store_write_str(st, "/k/a", v, 0, NULL), 0);
+        ck_assert_int_eq(hyb_store_write_str(st, "/k/c/y", v, 0, NULL), 0);
+        ck_assert_int_eq(hyb_store_write_str(st, "/k/e", v, HYB_WRITE_TRANSIENT, NULL), 0);
+        get_is(st, "/k/a", "4");
+        get_is(st, "/k/c", "[x=>1,y=>4]");
+        ck_assert_int_eq(hyb_store_write_str(st, "/k/b", hyb_obj_noobj(), 0, NULL), 0);
+        ck_assert_int_eq(hyb_store_write_str(st, "/k/d", v, 0, NULL), 0);
+        get_is(st, "/k/d", "4");
+        get_is(st, "/k/#", "{4,[x=>1,y=>4],4}");
+        hyb_obj_unref(v);
+        hyb_store_unref(st);
+}
+END_TEST
+
 START_TEST(test_limit_subscriptions)
 {
         hyb_store_options o;
@@ -1666,6 +1704,7 @@ Suite *store_suite(void)
         tc = tcase_create("limits");
         tcase_add_test(tc, test_limit_value_size);
         tcase_add_test(tc, test_limit_depth);
+        tcase_add_test(tc, test_limit_keys);
         tcase_add_test(tc, test_limit_subscriptions);
         suite_add_tcase(s, tc);
 

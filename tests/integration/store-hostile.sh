@@ -1,0 +1,77 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# The daemon-hosted store against a hostile local user (uid 65534, setpriv) while a
+# well-behaved client (this uid) uses it: store.limits.max_keys bounds how many fURIs the
+# host store holds (507 naming it, overwrites and deletes still served), and a pattern read
+# whose answer is over max_body is refused 413 instead of sent as a frame no peer accepts
+# (doc/config.md "store", doc/protocol.md "Store"); a value nested past any bound is 413 as a
+# value past max_depth is; a delete by a wildcard pattern that would reach /sys/ is 403.
+. "$(dirname "$0")/lib.sh"
+unset HYBRID_BUS HYBRID_DB
+PY=$(command -v "$PYTHON" || echo /usr/bin/python3)
+HOSTILE=$HYB_IT_DIR/hostile.py
+# The attacker's scripts are staged where uid 65534 may read them.
+mkdir -p "$T/py" && cp "$HYB_IT_DIR/hostile.py" "$HYB_IT_DIR/rawbus.py" "$T/py/" && chmod -R a+rX "$T/py"
+attacker() {
+        if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+                setpriv --reuid=65534 --regid=65534 --clear-groups "$PY" "$T/py/hostile.py" "$@"
+        else
+                "$PY" "$HOSTILE" "$@"
+        fi
+}
+# prints the attacker's lines; passes when none is a FAIL
+attack() {
+        d=$1; shift
+        attacker "$@" >"$T/attack.out" 2>&1
+        rc=$?
+        sed 's/^/    /' "$T/attack.out"
+        if [ $rc -eq 0 ] && ! grep -q '^FAIL' "$T/attack.out"; then ok "$d"; else
+                bad "$d" "$(cat "$T/attack.out")"
+        fi
+}
+
+# --- millions of keys: the store holds at most max_keys of them, whoever writes
+start_daemon keys "store:
+  limits: {max_keys: 100}" || finish
+chmod 777 "$SOCK"
+expect "the bystander stores /by/a" 0 "" hy store put /by/a 1
+attack "a hostile uid fills the store: 99 keys, then 507 max_keys" storefill "$SOCK" /junk 160 99
+expect "the bystander still overwrites its key in a full store" 0 "" hy store put /by/a 2
+expect "the bystander still reads it" 0 "2" hy store get /by/a
+expect_err "a new key in a full store is refused naming max_keys" 1 "max_keys" \
+        hy store put /by/b 1
+expect "a delete frees room" 0 "" hy store del /by/a
+expect "the freed room takes a new key" 0 "" hy store put /by/b 3
+expect "the store holds 100 keys" 0 "100" sh -c "'$HYBRID' --bus '$SOCK' store get '/#' | wc -l"
+stop "$DPID"
+
+# --- a pattern read whose answer is over max_body: 413, the reader still served
+start_daemon big "limits: {max_body: 64K}
+store: {}" || finish
+chmod 777 "$SOCK"
+attack "a read of 9 x 16000 bytes over max_body 64K is refused 413" storebigread "$SOCK" /big 9 16000
+attack "values nested 40 and 5000 deep are refused 413 HYB_E_LIMIT" storedeep "$SOCK" 5000
+expect_err "the C client reports the 413 of a read over max_body" 1 "max_body" \
+        hy store get '/big/#'
+expect "the bystander reads a node there" 0 "16000" sh -c "'$HYBRID' --bus '$SOCK' store get /big/2 | tr -d '\n' | wc -c"
+stop "$DPID"
+
+# --- deletes by wildcard patterns do not reach /sys/, which is read-only: a database file
+# written by an embedded store may hold keys there
+DB=$T/sys.db
+"$HYBRID" store --db "$DB" put /sys/x 1 || bad "embedded put /sys/x"
+"$HYBRID" store --db "$DB" put /keep/x 2 || bad "embedded put /keep/x"
+"$HYBRID" store --db "$DB" put /keep/y 3 || bad "embedded put /keep/y"
+start_daemon sys "store: {path: $DB}" || finish
+chmod 777 "$SOCK"
+attack "a delete of /+/x is refused: it would reach /sys/x" storecall "$SOCK" storeDelete '/+/x' 403 /sys/x
+attack "a delete of /# is refused: it would reach /sys/x" storecall "$SOCK" storeDelete '/#' 403 /sys/x
+attack "a write of noobj to /+/x is refused" storecall "$SOCK" storeWrite '/+/x\nnoobj' 403 /sys/x
+attack "a delete of /+/y, which reaches nothing under /sys/, is served" storecall "$SOCK" storeDelete '/+/y' 200
+expect "/sys/x is still there" 0 "1" hy store get /sys/x
+expect "/keep/x is still there" 0 "2" hy store get /keep/x
+expect "/keep/y was deleted (get prints nothing, exit 1)" 1 "" hy store get /keep/y
+stop "$DPID"
+
+
+finish
