@@ -116,23 +116,16 @@ static int set_store_path(loader *l, const char *path, const field *f)
 
 static int set_store_durability(loader *l, const char *path, const field *f)
 {
+        /* HYB_DURABILITY_MEMORY, _NORMAL, _FULL in this order */
         static const char *const names[] = { "memory", "normal", "full" };
-        const char *s = NULL;
-        size_t len = 0;
+        size_t i;
         int r;
 
-        r = loader_get_string(l, path, "a durability", &s, &len);
+        r = loader_get_choice(l, path, "a durability", names, ELEMENTSOF(names), &i);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < ELEMENTSOF(names); i++)
-                if (bus_name_equal(s, len, names[i], strlen(names[i]))) {
-                        /* HYB_DURABILITY_MEMORY, _NORMAL, _FULL in this order */
-                        loader_config(l)->store_durability = (int)i;
-                        return 0;
-                }
-        return loader_fail(l, loader_event(l)->start_mark, path,
-                           "expected memory, normal or full, got '%.*s'",
-                           (int)(len > 40 ? 40 : len), s);
+        loader_config(l)->store_durability = (int)i;
+        return 0;
 }
 
 int broker_config_set_store(loader *l, const char *path, const field *f)

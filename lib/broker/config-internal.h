@@ -40,6 +40,9 @@ void **loader_user(loader *l);
 bool loader_is_null(const yaml_event_t *e);
 int loader_get_string(loader *l, const char *path, const char *what, const char **ret,
                       size_t *ret_len);
+/* One word of names[0..n) into *ret_index, else "expected a, b or c, got 'x'". */
+int loader_get_choice(loader *l, const char *path, const char *what, const char *const *names,
+                      size_t n, size_t *ret_index);
 int loader_walk_map(loader *l, const char *path, const field *fields, size_t n_fields);
 int loader_walk_list(loader *l, const char *path, const char *what,
                      int (*item)(loader *l, const char *path, size_t i, void *ud), void *ud);

@@ -155,6 +155,34 @@ static int get_string(loader *l, const char *path, const char *what, const char 
         return 0;
 }
 
+/*
+ * One word of names[0..n) (ASCII case ignored) into *ret_index; anything else is an error
+ * "expected a, b or c, got 'x'" at the value.  what names the value for get_string.
+ */
+static int get_choice(loader *l, const char *path, const char *what, const char *const *names,
+                      size_t n, size_t *ret_index)
+{
+        char list[160];
+        const char *s = NULL;
+        size_t len = 0, used = 0;
+        int r;
+
+        r = get_string(l, path, what, &s, &len);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (bus_name_equal(s, len, names[i], strlen(names[i]))) {
+                        *ret_index = i;
+                        return 0;
+                }
+        list[0] = '\0';
+        for (size_t i = 0; i < n && used < sizeof(list); i++)
+                used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
+                                         i == 0 ? "" : i + 1 == n ? " or " : ", ", names[i]);
+        return fail(l, l->ev.start_mark, path, "expected %s, got '%.*s'", list,
+                    (int)(len > 40 ? 40 : len), s);
+}
+
 /* Levenshtein distance of two short strings (keys are at most 64 bytes here). */
 static size_t edit_distance(const char *a, size_t na, const char *b, size_t nb)
 {
@@ -756,21 +784,14 @@ static int rule_furi(loader *l, const char *path, const field *f)
 static int right_item(loader *l, const char *path, size_t i, void *ud)
 {
         static const char *const names[] = { "read", "write", "delete", "subscribe" };
-        const char *s = NULL;
-        size_t len = 0;
+        size_t k;
         int r;
 
-        r = get_string(l, path, "read, write, delete or subscribe", &s, &len);
+        r = get_choice(l, path, "read, write, delete or subscribe", names, ELEMENTSOF(names), &k);
         if (r < 0)
                 return r;
-        for (size_t k = 0; k < ELEMENTSOF(names); k++)
-                if (bus_name_equal(s, len, names[k], strlen(names[k]))) {
-                        l->rule->rights |= 1u << k; /* BROKER_STORE_* order */
-                        return 0;
-                }
-        return fail(l, l->ev.start_mark, path,
-                    "expected read, write, delete or subscribe, got '%.*s'",
-                    (int)(len > 40 ? 40 : len), s);
+        l->rule->rights |= 1u << k; /* BROKER_STORE_* order */
+        return 0;
 }
 
 static int rule_allow(loader *l, const char *path, const field *f)
@@ -832,25 +853,19 @@ static int set_policy(loader *l, const char *path, const field *f)
 
 static int set_level(loader *l, const char *path, const field *f)
 {
-        const char *s = NULL;
-        size_t len = 0;
+        size_t i;
+        char *dup;
         int r;
 
-        r = get_string(l, path, "a log level", &s, &len);
+        r = get_choice(l, path, "a log level", log_levels, ELEMENTSOF(log_levels), &i);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < ELEMENTSOF(log_levels); i++)
-                if (bus_name_equal(s, len, log_levels[i], strlen(log_levels[i]))) {
-                        char *dup = strdup(log_levels[i]);
-
-                        if (!dup)
-                                return -ENOMEM;
-                        free(l->c->log_level);
-                        l->c->log_level = dup;
-                        return 0;
-                }
-        return fail(l, l->ev.start_mark, path, "expected error, warning, info or debug, got '%.*s'",
-                    (int)(len > 40 ? 40 : len), s);
+        dup = strdup(log_levels[i]);
+        if (!dup)
+                return -ENOMEM;
+        free(l->c->log_level);
+        l->c->log_level = dup;
+        return 0;
 }
 
 static int set_syslog(loader *l, const char *path, const field *f)
@@ -1051,6 +1066,12 @@ int loader_get_string(loader *l, const char *path, const char *what, const char 
                       size_t *ret_len)
 {
         return get_string(l, path, what, ret, ret_len);
+}
+
+int loader_get_choice(loader *l, const char *path, const char *what, const char *const *names,
+                      size_t n, size_t *ret_index)
+{
+        return get_choice(l, path, what, names, n, ret_index);
 }
 
 int loader_walk_map(loader *l, const char *path, const field *fields, size_t n_fields)
