@@ -347,12 +347,9 @@ def mode_subs(path, limit):
     say(sts[limit] == 429, "subscription %d: 429" % (limit + 1), repr(sts[limit]))
 
 
-def mode_stall(path, endpoint_glob, bubble_glob, seconds):
-    """Subscribe, then never read: the broker must cut us off, not buffer forever."""
-    c = auth(path, "org.example.slow", "stalled")
-    r = call(c, BUILTIN, "subscribeEvent",
-             json.dumps({"endpointName": endpoint_glob, "bubbleName": bubble_glob}), cid=1)
-    say(r["status"] == 200, "stalled subscriber subscribed", "status %d" % r["status"])
+def stall_until_cut(c, seconds, what):
+    """Stops reading c for `seconds`: the broker must cut it off (an ERROR 507 first when
+    its queue had room for it), not buffer forever."""
     c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     print("subscribed", flush=True)
     time.sleep(float(seconds))
@@ -367,8 +364,17 @@ def mode_stall(path, endpoint_glob, bubble_glob, seconds):
         closed = True
     except (socket.timeout, TimeoutError):
         closed = False
-    say(closed, "stalled subscriber disconnected", "still connected")
+    say(closed, "stalled %s disconnected" % what, "still connected")
     print("info: ERROR 507 %s" % ("received" if got507 else "not received (buffer full)"))
+
+
+def mode_stall(path, endpoint_glob, bubble_glob, seconds):
+    """Subscribe, then never read: the broker must cut us off, not buffer forever."""
+    c = auth(path, "org.example.slow", "stalled")
+    r = call(c, BUILTIN, "subscribeEvent",
+             json.dumps({"endpointName": endpoint_glob, "bubbleName": bubble_glob}), cid=1)
+    say(r["status"] == 200, "stalled subscriber subscribed", "status %d" % r["status"])
+    stall_until_cut(c, seconds, "subscriber")
 
 
 def mode_storestall(path, pattern, seconds):
@@ -376,22 +382,7 @@ def mode_storestall(path, pattern, seconds):
     c = auth(path, "org.example.slow", "storestall")
     r = call(c, BUILTIN, "storeSubscribe", "1 0 " + pattern, cid=1, flags=1)
     say(r["status"] == 200, "stalled store subscriber subscribed", "status %d" % r["status"])
-    c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    print("subscribed", flush=True)
-    time.sleep(float(seconds))
-    got507 = False
-    c.s.settimeout(5)
-    try:
-        while True:
-            f = c.recv()
-            if f["type"] == ERROR and f["status"] == 507:
-                got507 = True
-    except (EOFError, ConnectionResetError):
-        closed = True
-    except (socket.timeout, TimeoutError):
-        closed = False
-    say(closed, "stalled store subscriber disconnected", "still connected")
-    print("info: ERROR 507 %s" % ("received" if got507 else "not received (buffer full)"))
+    stall_until_cut(c, seconds, "store subscriber")
 
 
 if __name__ == "__main__":
