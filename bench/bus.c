@@ -53,6 +53,8 @@
 #endif
 #ifdef HAVE_MOSQUITTO
 #include <mosquitto.h>
+
+#include "bench-util.h"
 #endif
 
 #define MAX_ROUNDS 15
@@ -75,14 +77,6 @@ static char sock_path[512];
 static pid_t hybridd_pid = -1;
 static int name_seq;
 
-static uint64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void die(const char *what, int r)
 {
         fprintf(stderr, "bench-bus: %s: %s\n", what, r ? hyb_strerror(r) : strerror(errno));
@@ -101,27 +95,6 @@ static void note(const char *fmt, ...)
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-        return (x > y) - (x < y);
-}
-
-/* Median of the non-NaN values; NaN when there is none. */
-static double median(const double *v, int n)
-{
-        double s[MAX_ROUNDS];
-        int k = 0;
-
-        for (int i = 0; i < n; i++)
-                if (!isnan(v[i]))
-                        s[k++] = v[i];
-        if (k == 0)
-                return NAN;
-        qsort(s, (size_t)k, sizeof s[0], cmp_double);
-        return k % 2 ? s[k / 2] : (s[k / 2 - 1] + s[k / 2]) / 2;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -253,7 +226,7 @@ static void print_table(void)
                 bool first = true;
                 printf("%-31s %-9s", rowdef[r].name, rowdef[r].unit);
                 for (int s = 0; s < N_SRC; s++) {
-                        double m = median(val[r][s], opt.rounds);
+                        double m = bench_median(val[r][s], opt.rounds);
                         if (isnan(m))
                                 snprintf(cell, sizeof cell, "-");
                         else
@@ -270,12 +243,12 @@ static void print_table(void)
                                 printf("\n%-41s%*s", "", N_SRC * 12, "");
                         first = false;
                         if (targets[t].peer < 0) {
-                                ratio = median(val[r][S_OURS], opt.rounds);
+                                ratio = bench_median(val[r][S_OURS], opt.rounds);
                                 snprintf(cell, sizeof cell, "-");
                         } else {
                                 for (int k = 0; k < opt.rounds; k++)
                                         q[k] = val[r][S_OURS][k] / val[r][targets[t].peer][k];
-                                ratio = median(q, opt.rounds);
+                                ratio = bench_median(q, opt.rounds);
                                 snprintf(cell, sizeof cell, "%.2fx", ratio);
                         }
                         pass = targets[t].higher ? ratio >= targets[t].bound : ratio <= targets[t].bound;
@@ -362,20 +335,20 @@ static const char *runner_name(char *buf, size_t len)
 /* Runs the connection until *flag is set; timeout 0: forever. Returns false on timeout. */
 static bool pump(hyb_bus *bus, volatile int *flag, uint64_t idle_ns)
 {
-        uint64_t last = now_ns();
+        uint64_t last = bench_now_ns();
 
         while (!*flag) {
                 int r = hyb_bus_process(bus);
                 if (r < 0)
                         return false;
                 if (r > 0) {
-                        last = now_ns();
+                        last = bench_now_ns();
                         continue;
                 }
                 r = hyb_bus_wait(bus, 200000);
                 if (r < 0 && r != -EINTR)
                         return false;
-                if (idle_ns && now_ns() - last > idle_ns)
+                if (idle_ns && bench_now_ns() - last > idle_ns)
                         return false;
         }
         return true;
@@ -460,13 +433,13 @@ static void ours_calls(int round)
                 for (long i = -warm; i < n; i++) {
                         hyb_bus_reply *reply = NULL;
                         size_t len;
-                        uint64_t a = now_ns();
+                        uint64_t a = bench_now_ns();
                         int r = hyb_bus_call(bus, endpoint, "echo", payload, sizes[k].size,
                                              HYB_BODY_BINARY, 0, &reply, &err);
                         if (r < 0)
                                 die("call", r);
                         if (i >= 0)
-                                lat[i] = now_ns() - a;
+                                lat[i] = bench_now_ns() - a;
                         hyb_bus_reply_get_body(reply, &len);
                         if (len != sizes[k].size)
                                 die("echo answered a wrong size", 0);
@@ -481,7 +454,7 @@ static void ours_calls(int round)
         /* pipelined: WINDOW async calls in flight, 64 B */
         long n = opt.n_rtt, sent = 0;
         pending = completed = 0;
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         while (completed < n) {
                 while (sent < n && pending < WINDOW) {
                         int r = hyb_bus_call_async(bus, endpoint, "echo", payload, 64, HYB_BODY_BINARY,
@@ -497,7 +470,7 @@ static void ours_calls(int round)
                 if (r == 0 && (r = hyb_bus_wait(bus, UINT64_MAX)) < 0 && r != -EINTR)
                         die("wait", r);
         }
-        double rate = (double)n * 1e9 / (double)(now_ns() - t0);
+        double rate = (double)n * 1e9 / (double)(bench_now_ns() - t0);
         set(R_PIPE, S_OURS, round, rate / 1000.0);
         note("  ours pipelined: %.0f calls/s\n", rate);
 
@@ -533,7 +506,7 @@ static void on_ping(hyb_bus *bus, const hyb_bus_event *ev, void *ud)
         if (len >= sizeof ts) {
                 memcpy(&ts, body, sizeof ts);
                 if (c->nlat < c->cap)
-                        c->lat[c->nlat++] = now_ns() - ts;
+                        c->lat[c->nlat++] = bench_now_ns() - ts;
         }
         int r = hyb_bus_fire(bus, "pong", body, len, HYB_BODY_BINARY, NULL, NULL);
         if (r < 0)
@@ -613,7 +586,7 @@ static void ours_event(int round)
         full_write(down[1], "G", 1);
         full_read(up[0], &b, 1);
         for (long i = -warm; i < n; i++) {
-                uint64_t a = now_ns();
+                uint64_t a = bench_now_ns();
                 memcpy(payload, &a, sizeof a);
                 c.got = 0;
                 int r = hyb_bus_fire(c.bus, "ping", payload, sizeof payload, HYB_BODY_BINARY, NULL, NULL);
@@ -637,7 +610,7 @@ static void ours_event(int round)
 static void on_tick(hyb_bus *bus, const hyb_bus_event *ev, void *ud)
 {
         struct ev_ctx *c = ud;
-        uint64_t t = now_ns();
+        uint64_t t = bench_now_ns();
 
         if (c->count == 0)
                 c->first = t;
@@ -689,9 +662,9 @@ static void ours_fanout(int round, int k, int row)
                 full_write(down[1], "G", 1);
         for (int s = 0; s < k; s++)
                 full_read(up[0], &b, 1);
-        uint64_t t_start = now_ns(), t_end = 0, got = 0;
+        uint64_t t_start = bench_now_ns(), t_end = 0, got = 0;
         for (long i = 0; i < n; i++) {
-                uint64_t a = now_ns();
+                uint64_t a = bench_now_ns();
                 memcpy(payload, &a, sizeof a);
                 int r = hyb_bus_fire(bus, "tick", payload, sizeof payload, HYB_BODY_BINARY, NULL, NULL);
                 if (r < 0)

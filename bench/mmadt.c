@@ -30,6 +30,8 @@
 
 #include <hybrid/hybrid.h>
 
+#include "bench-util.h"
+
 #ifndef BENCH_MMADT_DIR
 #define BENCH_MMADT_DIR "bench/mmadt"
 #endif
@@ -106,22 +108,6 @@ static char *expected_of(const char *text, const char *path)
         while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r'))
                 n--;
         return strndup(p, n);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-
-        return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-        double s[MAX_ROUNDS];
-
-        memcpy(s, v, n * sizeof(*v));
-        qsort(s, n, sizeof(*s), cmp_double);
-        return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 static void loadavg(const char *when)
@@ -301,13 +287,13 @@ int main(int argc, char **argv)
                         }
                 }
                 fprintf(stderr, "\r%40s\r", "");
-                mo = median(o, cfg.rounds);
+                mo = bench_median(o, cfg.rounds);
                 if (cfg.no_peer) {
                         printf("%-36s %10.1f %10s %7s  %s\n", row->label, mo, "-", "-", "-");
                 } else {
                         double ratio;
 
-                        ml = median(l, cfg.rounds);
+                        ml = bench_median(l, cfg.rounds);
                         ratio = mo / ml;
                         printf("%-36s %10.1f %10.1f %6.2fx  %s\n", row->label, mo, ml, ratio,
                                ratio <= TARGET_RATIO ? "PASS" : "MISS");

@@ -54,6 +54,8 @@
 #endif
 #ifdef HAVE_MOSQUITTO
 #include <mosquitto.h>
+
+#include "bench-util.h"
 #endif
 
 #define MAX_ROUNDS 15
@@ -70,60 +72,11 @@ static struct {
         const char *redis, *mosq; /* socket paths; NULL: that peer is not measured */
 } opt = { .rounds = 5, .keys = 100000 };
 
-static uint64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t xr(uint64_t *s)
-{
-        *s ^= *s << 13;
-        *s ^= *s >> 7;
-        *s ^= *s << 17;
-        return *s;
-}
-
 static void die(const char *what, const char *detail)
 {
         fprintf(stderr, "bench-remote-store: %s%s%s\n", what, detail ? ": " : "",
                 detail ? detail : "");
         exit(1);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-        return (x > y) - (x < y);
-}
-
-/* The p-th percentile (0..100) of n samples, sorted in place; nearest rank. */
-static double percentile(double *v, long n, double p)
-{
-        long k;
-
-        qsort(v, (size_t)n, sizeof(*v), cmp_double);
-        k = (long)ceil(p / 100.0 * (double)n) - 1;
-        if (k < 0)
-                k = 0;
-        return v[k];
-}
-
-/* Median of the non-NaN values; NaN when there is none. */
-static double median(const double *v, int n)
-{
-        double s[MAX_ROUNDS];
-        int k = 0;
-
-        for (int i = 0; i < n; i++)
-                if (!isnan(v[i]))
-                        s[k++] = v[i];
-        if (k == 0)
-                return NAN;
-        qsort(s, (size_t)k, sizeof(*s), cmp_double);
-        return k % 2 ? s[k / 2] : (s[k / 2 - 1] + s[k / 2]) / 2;
 }
 
 /* The stored keys, named as bench-store names them. */
@@ -180,7 +133,7 @@ static void print_table(void)
 
                 printf("%-29s %-4s", rowdef[r].name, rowdef[r].unit);
                 for (int s = 0; s < N_SRC; s++) {
-                        double m = median(val[r][s], opt.rounds);
+                        double m = bench_median(val[r][s], opt.rounds);
                         if (s == S_HYB && isnan(m))
                                 snprintf(cell, sizeof cell, "not measured");
                         else if (isnan(m))
@@ -194,8 +147,8 @@ static void print_table(void)
 
                         if (targets[t].row != r)
                                 continue;
-                        ours = median(val[r][S_HYB], opt.rounds);
-                        peer = median(val[r][targets[t].peer], opt.rounds);
+                        ours = bench_median(val[r][S_HYB], opt.rounds);
+                        peer = bench_median(val[r][targets[t].peer], opt.rounds);
                         if (!first)
                                 printf("\n%-29s %-4s%*s", "", "", 13 * N_SRC, "");
                         first = false;
@@ -326,7 +279,7 @@ static void hyb_latency(hyb_bus *b, bool put, double *lat, long n, uint64_t *rng
         hyb_error e;
 
         for (long i = -n / 10; i < n; i++) {
-                uint64_t x = xr(rng), t0;
+                uint64_t x = bench_xorshift(rng), t0;
 
                 key_name(key, sizeof key, x % opt.keys);
                 hyb_error_clear(&e);
@@ -334,19 +287,19 @@ static void hyb_latency(hyb_bus *b, bool put, double *lat, long n, uint64_t *rng
                         hyb_obj *v = NULL;
                         hyb_value_text(vt, sizeof vt, x >> 40);
                         hyb_check("hybridd: value", hyb_obj_parse(vt, (size_t)-1, &v, &e), &e);
-                        t0 = now_ns();
+                        t0 = bench_now_ns();
                         hyb_check("hybridd: hyb_bus_store_write",
                                   hyb_bus_store_write(b, key, v, 0, &e), &e);
                         if (i >= 0)
-                                lat[i] = (double)(now_ns() - t0) / 1e3;
+                                lat[i] = (double)(bench_now_ns() - t0) / 1e3;
                         hyb_obj_unref(v);
                 } else {
                         hyb_obj *v = NULL;
-                        t0 = now_ns();
+                        t0 = bench_now_ns();
                         hyb_check("hybridd: hyb_bus_store_read",
                                   hyb_bus_store_read(b, key, &v, &e), &e);
                         if (i >= 0)
-                                lat[i] = (double)(now_ns() - t0) / 1e3;
+                                lat[i] = (double)(bench_now_ns() - t0) / 1e3;
                         hyb_check_real(v, "hybridd: hyb_bus_store_read");
                 }
         }
@@ -357,14 +310,14 @@ static double hyb_pipelined(hyb_bus *b, uint64_t *rng)
 {
         hyb_pending p = { .parse = true };
         char key[96];
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         long done = 0;
 
         /* Corked, the 32 calls leave in one write, as hiredis sends its pipeline. */
         hyb_bus_set_cork(b, true);
         while (done < opt.n_pipe) {
                 for (int k = 0; k < PIPE_DEPTH; k++) {
-                        key_name(key, sizeof key, xr(rng) % opt.keys);
+                        key_name(key, sizeof key, bench_xorshift(rng) % opt.keys);
                         hyb_check("hybridd: storeRead",
                                   hyb_bus_call_async(b, HYB_BUS_BUILTIN_ENDPOINT, "storeRead", key,
                                                      strlen(key), HYB_BODY_BINARY, 0,
@@ -377,7 +330,7 @@ static double hyb_pipelined(hyb_bus *b, uint64_t *rng)
                 done += PIPE_DEPTH;
         }
         hyb_bus_set_cork(b, false);
-        return (double)done / ((double)(now_ns() - t0) / 1e9) / 1e3;
+        return (double)done / ((double)(bench_now_ns() - t0) / 1e9) / 1e3;
 }
 
 static struct {
@@ -390,7 +343,7 @@ static void hyb_on_msg(const hyb_furi *target, const hyb_obj *payload, bool reta
 {
         (void)target;
         (void)ud;
-        hs.t1 = now_ns();
+        hs.t1 = bench_now_ns();
         if (!retain || hyb_obj_get_kind(payload) != HYB_OBJ_INT ||
             hyb_obj_get_int(payload) != hs.expect)
                 die("hybridd: the subscriber got another message than the one written", NULL);
@@ -410,7 +363,7 @@ static void hyb_delivery(hyb_bus *pub, hyb_bus *sub, double *lat, long n)
                 snprintf(body, sizeof body, "%s\n%ld", TOPIC_FURI, i);
                 hs.expect = i;
                 hs.got = false;
-                t0 = now_ns();
+                t0 = bench_now_ns();
                 hyb_check("hybridd: storeWrite",
                           hyb_bus_call_async(pub, HYB_BUS_BUILTIN_ENDPOINT, "storeWrite", body,
                                              strlen(body), HYB_BODY_BINARY, 0, hyb_on_reply, &p,
@@ -449,15 +402,15 @@ static void hyb_round(int round, double *lat)
                           &e);
         }
         hyb_latency(c, false, lat, opt.n_lat, &rng);
-        val[R_GET50][S_HYB][round] = percentile(lat, opt.n_lat, 50);
-        val[R_GET99][S_HYB][round] = percentile(lat, opt.n_lat, 99);
+        val[R_GET50][S_HYB][round] = bench_percentile(lat, opt.n_lat, 50);
+        val[R_GET99][S_HYB][round] = bench_percentile(lat, opt.n_lat, 99);
         hyb_latency(c, true, lat, opt.n_lat, &rng);
-        val[R_PUT50][S_HYB][round] = percentile(lat, opt.n_lat, 50);
-        val[R_PUT99][S_HYB][round] = percentile(lat, opt.n_lat, 99);
+        val[R_PUT50][S_HYB][round] = bench_percentile(lat, opt.n_lat, 50);
+        val[R_PUT99][S_HYB][round] = bench_percentile(lat, opt.n_lat, 99);
         val[R_PIPE][S_HYB][round] = hyb_pipelined(c, &rng);
         hyb_delivery(pub, sub, lat, opt.n_lat);
-        val[R_DEL50][S_HYB][round] = percentile(lat, opt.n_lat, 50);
-        val[R_DEL99][S_HYB][round] = percentile(lat, opt.n_lat, 99);
+        val[R_DEL50][S_HYB][round] = bench_percentile(lat, opt.n_lat, 50);
+        val[R_DEL99][S_HYB][round] = bench_percentile(lat, opt.n_lat, 99);
 }
 #endif
 
@@ -529,11 +482,11 @@ static void redis_latency(redisContext *c, bool put, double *lat, long n, uint64
         char key[96];
 
         for (long i = -n / 10; i < n; i++) {
-                uint64_t x = xr(rng), t0;
+                uint64_t x = bench_xorshift(rng), t0;
                 redisReply *rp;
 
                 key_name(key, sizeof key, x % opt.keys);
-                t0 = now_ns();
+                t0 = bench_now_ns();
                 if (put) {
                         rp = redis_cmd(c, "SET %s %.3f", key,
                                        20.0 + (double)((x >> 40) % 256) / 8.0);
@@ -543,19 +496,19 @@ static void redis_latency(redisContext *c, bool put, double *lat, long n, uint64
                         redis_check_get(rp);
                 }
                 if (i >= 0)
-                        lat[i] = (double)(now_ns() - t0) / 1e3;
+                        lat[i] = (double)(bench_now_ns() - t0) / 1e3;
         }
 }
 
 static double redis_pipelined(redisContext *c, uint64_t *rng)
 {
         char key[96];
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         long done = 0;
 
         while (done < opt.n_pipe) {
                 for (int k = 0; k < PIPE_DEPTH; k++) {
-                        key_name(key, sizeof key, xr(rng) % opt.keys);
+                        key_name(key, sizeof key, bench_xorshift(rng) % opt.keys);
                         redisAppendCommand(c, "GET %s", key);
                 }
                 for (int k = 0; k < PIPE_DEPTH; k++) {
@@ -566,7 +519,7 @@ static double redis_pipelined(redisContext *c, uint64_t *rng)
                 }
                 done += PIPE_DEPTH;
         }
-        return (double)done / ((double)(now_ns() - t0) / 1e9) / 1e3;
+        return (double)done / ((double)(bench_now_ns() - t0) / 1e9) / 1e3;
 }
 
 /* PUBLISH on one connection until the SUBSCRIBE connection has the message. */
@@ -580,7 +533,7 @@ static void redis_delivery(redisContext *pub, redisContext *sub, double *lat, lo
                 int done = 0;
 
                 snprintf(payload, sizeof payload, "%ld", i);
-                t0 = now_ns();
+                t0 = bench_now_ns();
                 redisAppendCommand(pub, "PUBLISH %s %s", TOPIC, payload);
                 while (!done)
                         if (redisBufferWrite(pub, &done) != REDIS_OK)
@@ -588,7 +541,7 @@ static void redis_delivery(redisContext *pub, redisContext *sub, double *lat, lo
                 if (redisGetReply(sub, (void **)&rp) != REDIS_OK)
                         die("redis: subscriber", sub->errstr);
                 if (i >= 0)
-                        lat[i] = (double)(now_ns() - t0) / 1e3;
+                        lat[i] = (double)(bench_now_ns() - t0) / 1e3;
                 if (rp->type != REDIS_REPLY_ARRAY || rp->elements != 3 ||
                     strcmp(rp->element[0]->str, "message") != 0 ||
                     strcmp(rp->element[2]->str, payload) != 0)
@@ -621,15 +574,15 @@ static void redis_round(int round, double *lat)
                 freeReplyObject(rp);
         }
         redis_latency(c, false, lat, opt.n_lat, &rng);
-        val[R_GET50][S_REDIS][round] = percentile(lat, opt.n_lat, 50);
-        val[R_GET99][S_REDIS][round] = percentile(lat, opt.n_lat, 99);
+        val[R_GET50][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 50);
+        val[R_GET99][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 99);
         redis_latency(c, true, lat, opt.n_lat, &rng);
-        val[R_PUT50][S_REDIS][round] = percentile(lat, opt.n_lat, 50);
-        val[R_PUT99][S_REDIS][round] = percentile(lat, opt.n_lat, 99);
+        val[R_PUT50][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 50);
+        val[R_PUT99][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 99);
         val[R_PIPE][S_REDIS][round] = redis_pipelined(c, &rng);
         redis_delivery(pub, sub, lat, opt.n_lat);
-        val[R_DEL50][S_REDIS][round] = percentile(lat, opt.n_lat, 50);
-        val[R_DEL99][S_REDIS][round] = percentile(lat, opt.n_lat, 99);
+        val[R_DEL50][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 50);
+        val[R_DEL99][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 99);
 }
 #endif
 
@@ -648,7 +601,7 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 
         (void)m;
         (void)ud;
-        mq.t1 = now_ns();
+        mq.t1 = bench_now_ns();
         snprintf(want, sizeof want, "%ld", mq.expect);
         if (msg->payloadlen != (int)strlen(want) || memcmp(msg->payload, want, strlen(want)) != 0)
                 die("mosquitto: the subscriber got another message than the one published", NULL);
@@ -714,7 +667,7 @@ static void mosq_round(int round, double *lat)
                 snprintf(payload, sizeof payload, "%ld", i);
                 mq.expect = i;
                 mq.got = false;
-                t0 = now_ns();
+                t0 = bench_now_ns();
                 /* without a loop thread, libmosquitto writes the packet in this call */
                 rc = mosquitto_publish(pub, NULL, TOPIC, (int)strlen(payload), payload, 0, false);
                 if (rc != MOSQ_ERR_SUCCESS)
@@ -728,8 +681,8 @@ static void mosq_round(int round, double *lat)
                         lat[i] = (double)(mq.t1 - t0) / 1e3;
                 mosq_loop(pub, 0); /* keep-alive and anything the broker sent it */
         }
-        val[R_DEL50][S_MOSQ][round] = percentile(lat, opt.n_lat, 50);
-        val[R_DEL99][S_MOSQ][round] = percentile(lat, opt.n_lat, 99);
+        val[R_DEL50][S_MOSQ][round] = bench_percentile(lat, opt.n_lat, 50);
+        val[R_DEL99][S_MOSQ][round] = bench_percentile(lat, opt.n_lat, 99);
 }
 #endif
 

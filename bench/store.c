@@ -40,6 +40,8 @@
 
 #include <hybrid/store.h>
 
+#include "bench-util.h"
+
 #define MAX_RUNS 15
 #define N_VALUES 256
 
@@ -54,22 +56,6 @@ static struct {
         char dir[512];
 } cfg = { .runs = 5, .secs = 0.8, .keys = 100000 };
 
-static uint64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t xr(uint64_t *s)
-{
-        *s ^= *s << 13;
-        *s ^= *s >> 7;
-        *s ^= *s << 17;
-        return *s;
-}
-
 static void die(const char *what, int r, const hyb_error *e)
 {
         fprintf(stderr, "bench-store: %s: %s%s%s\n", what, hyb_strerror(r),
@@ -81,24 +67,6 @@ static void check(const char *what, int r, const hyb_error *e)
 {
         if (r < 0)
                 die(what, r, e);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-
-        return (x > y) - (x < y);
-}
-
-static double median(const double *v, size_t n)
-{
-        double tmp[MAX_RUNS];
-
-        if (n == 0 || n > MAX_RUNS)
-                return NAN;
-        memcpy(tmp, v, n * sizeof(double));
-        qsort(tmp, n, sizeof(double), cmp_double);
-        return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -194,8 +162,8 @@ static void run_pair(row *r, measure_fn fo, void *co, measure_fn fp, void *cp)
         }
         fputc('\n', stderr);
         r->n = cfg.runs;
-        r->m_ours = median(r->ours, (size_t)r->n);
-        r->m_peer = fp ? median(r->peer, (size_t)r->n) : NAN;
+        r->m_ours = bench_median(r->ours, (size_t)r->n);
+        r->m_peer = fp ? bench_median(r->peer, (size_t)r->n) : NAN;
         r->done = true;
 }
 
@@ -352,54 +320,54 @@ static void ours_open(ours *o, const char *file, hyb_durability d)
 static double ours_get(void *ctx)
 {
         ours *o = ctx;
-        uint64_t t0 = now_ns(), end = t0 + (uint64_t)(cfg.secs * 1e9), n = 0, t;
+        uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(cfg.secs * 1e9), n = 0, t;
         hyb_error e;
 
         do {
                 for (int i = 0; i < 256; i++) {
                         hyb_obj *v = NULL;
-                        int r = hyb_store_read(o->st, keys[xr(&o->rng) % cfg.keys], &v, &e);
+                        int r = hyb_store_read(o->st, keys[bench_xorshift(&o->rng) % cfg.keys], &v, &e);
                         if (r < 0 || hyb_obj_get_kind(v) != HYB_OBJ_REAL)
                                 die("hyb_store_read (or not the stored real)", r, &e);
                         hyb_obj_unref(v);
                 }
                 n += 256;
-        } while ((t = now_ns()) < end);
+        } while ((t = bench_now_ns()) < end);
         return (double)n * 1e9 / (double)(t - t0);
 }
 
 static double ours_put_rate(void *ctx)
 {
         ours *o = ctx;
-        uint64_t t0 = now_ns(), end = t0 + (uint64_t)(cfg.secs * 1e9), n = 0, t;
+        uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(cfg.secs * 1e9), n = 0, t;
         hyb_error e;
 
         do {
                 for (int i = 0; i < 256; i++) {
-                        uint64_t x = xr(&o->rng);
+                        uint64_t x = bench_xorshift(&o->rng);
                         check("hyb_store_write", hyb_store_write(o->st, keys[x % cfg.keys],
                                                                  vals[(x >> 40) % N_VALUES], 0, &e),
                               &e);
                 }
                 n += 256;
-        } while ((t = now_ns()) < end);
+        } while ((t = bench_now_ns()) < end);
         return (double)n * 1e9 / (double)(t - t0);
 }
 
 static double ours_put_latency(void *ctx)
 {
         ours *o = ctx;
-        uint64_t end = now_ns() + (uint64_t)(cfg.secs * 1e9), a, b;
+        uint64_t end = bench_now_ns() + (uint64_t)(cfg.secs * 1e9), a, b;
         samples s = { 0 };
         hyb_error e;
 
         do {
-                uint64_t x = xr(&o->rng);
-                a = now_ns();
+                uint64_t x = bench_xorshift(&o->rng);
+                a = bench_now_ns();
                 check("hyb_store_write", hyb_store_write(o->st, keys[x % cfg.keys],
                                                          vals[(x >> 40) % N_VALUES], 0, &e),
                       &e);
-                b = now_ns();
+                b = bench_now_ns();
                 samples_add(&s, b - a);
         } while (b < end || s.n < 20);
         return samples_median_us(&s);
@@ -419,7 +387,7 @@ static void *gc_writer(void *arg)
         hyb_error e;
 
         while (!atomic_load_explicit(t->stop, memory_order_relaxed)) {
-                uint64_t x = xr(&t->rng);
+                uint64_t x = bench_xorshift(&t->rng);
                 check("hyb_store_write (thread)",
                       hyb_store_write(t->st, keys[x % cfg.keys], vals[(x >> 40) % N_VALUES], 0, &e),
                       &e);
@@ -437,9 +405,9 @@ static double ours_gc_threads(void *ctx)
         struct timespec d = { .tv_sec = (time_t)cfg.secs,
                               .tv_nsec = (long)((cfg.secs - (double)(time_t)cfg.secs) * 1e9) };
 
-        t0 = now_ns();
+        t0 = bench_now_ns();
         for (int i = 0; i < 4; i++) {
-                th[i] = (gc_thread){ .st = o->st, .stop = &stop, .rng = xr(&o->rng) | 1 };
+                th[i] = (gc_thread){ .st = o->st, .stop = &stop, .rng = bench_xorshift(&o->rng) | 1 };
                 if (pthread_create(&th[i].tid, NULL, gc_writer, &th[i]) != 0)
                         die("pthread_create", -errno, NULL);
         }
@@ -449,7 +417,7 @@ static double ours_gc_threads(void *ctx)
                 pthread_join(th[i].tid, NULL);
                 n += th[i].n;
         }
-        t1 = now_ns();
+        t1 = bench_now_ns();
         return (double)n * 1e9 / (double)(t1 - t0);
 }
 
@@ -477,11 +445,11 @@ static void gc_done(int r, void *ud)
 static void *gc_producer(void *arg)
 {
         gc_async *g = arg;
-        uint64_t rng = xr(&g->o->rng) | 1;
+        uint64_t rng = bench_xorshift(&g->o->rng) | 1;
         hyb_error e;
 
         while (!atomic_load(&g->stop)) {
-                uint64_t x = xr(&rng);
+                uint64_t x = bench_xorshift(&rng);
                 while (sem_wait(&g->room) < 0 && errno == EINTR)
                         ;
                 check("hyb_store_write_async",
@@ -503,18 +471,18 @@ static double ours_gc_async(void *ctx)
         atomic_store(&g->issued, 0);
         atomic_store(&g->acked, 0);
         sem_init(&g->room, 0, g->window);
-        t0 = now_ns();
+        t0 = bench_now_ns();
         end = t0 + (uint64_t)(cfg.secs * 1e9);
         if (pthread_create(&tid, NULL, gc_producer, g) != 0)
                 die("pthread_create", -errno, NULL);
-        while (now_ns() < end)
+        while (bench_now_ns() < end)
                 check("hyb_store_wait", hyb_store_wait(g->o->st, 10000), NULL);
         atomic_store(&g->stop, true);
         sem_post(&g->room); /* a producer blocked on a full window wakes and sees stop */
         pthread_join(tid, NULL);
         while (atomic_load(&g->acked) < atomic_load(&g->issued))
                 check("hyb_store_wait", hyb_store_wait(g->o->st, 10000), NULL);
-        t = now_ns();
+        t = bench_now_ns();
         sem_destroy(&g->room);
         return (double)atomic_load(&g->acked) * 1e9 / (double)(t - t0);
 }
@@ -602,47 +570,47 @@ static void peer_close(peer *p)
 static double peer_get(void *ctx)
 {
         peer *p = ctx;
-        uint64_t t0 = now_ns(), end = t0 + (uint64_t)(cfg.secs * 1e9), n = 0, t;
+        uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(cfg.secs * 1e9), n = 0, t;
 
         do {
                 for (int i = 0; i < 256; i++) {
-                        sqlite3_bind_text(p->get, 1, key_text[xr(&p->rng) % cfg.keys], -1,
+                        sqlite3_bind_text(p->get, 1, key_text[bench_xorshift(&p->rng) % cfg.keys], -1,
                                           SQLITE_STATIC);
                         if (sqlite3_step(p->get) != SQLITE_ROW || !sqlite3_column_text(p->get, 0))
                                 sql_die(p, "point read");
                         sqlite3_reset(p->get);
                 }
                 n += 256;
-        } while ((t = now_ns()) < end);
+        } while ((t = bench_now_ns()) < end);
         return (double)n * 1e9 / (double)(t - t0);
 }
 
 static double peer_put_rate(void *ctx)
 {
         peer *p = ctx;
-        uint64_t t0 = now_ns(), end = t0 + (uint64_t)(cfg.secs * 1e9), n = 0, t;
+        uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(cfg.secs * 1e9), n = 0, t;
 
         do {
                 for (int i = 0; i < 256; i++) {
-                        uint64_t x = xr(&p->rng);
+                        uint64_t x = bench_xorshift(&p->rng);
                         peer_put(p, x % cfg.keys, (x >> 40) % N_VALUES);
                 }
                 n += 256;
-        } while ((t = now_ns()) < end);
+        } while ((t = bench_now_ns()) < end);
         return (double)n * 1e9 / (double)(t - t0);
 }
 
 static double peer_put_latency(void *ctx)
 {
         peer *p = ctx;
-        uint64_t end = now_ns() + (uint64_t)(cfg.secs * 1e9), a, b;
+        uint64_t end = bench_now_ns() + (uint64_t)(cfg.secs * 1e9), a, b;
         samples s = { 0 };
 
         do {
-                uint64_t x = xr(&p->rng);
-                a = now_ns();
+                uint64_t x = bench_xorshift(&p->rng);
+                a = bench_now_ns();
                 peer_put(p, x % cfg.keys, (x >> 40) % N_VALUES); /* autocommit */
-                b = now_ns();
+                b = bench_now_ns();
                 samples_add(&s, b - a);
         } while (b < end || s.n < 20);
         return samples_median_us(&s);
@@ -652,17 +620,17 @@ static double peer_put_latency(void *ctx)
 static double peer_batched(void *ctx)
 {
         peer *p = ctx;
-        uint64_t t0 = now_ns(), end = t0 + (uint64_t)(cfg.secs * 1e9), n = 0, t;
+        uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(cfg.secs * 1e9), n = 0, t;
 
         do {
                 sql_step_done(p, p->begin);
                 for (int i = 0; i < 100; i++) {
-                        uint64_t x = xr(&p->rng);
+                        uint64_t x = bench_xorshift(&p->rng);
                         peer_put(p, x % cfg.keys, (x >> 40) % N_VALUES);
                 }
                 sql_step_done(p, p->commit);
                 n += 100;
-        } while ((t = now_ns()) < end);
+        } while ((t = bench_now_ns()) < end);
         return (double)n * 1e9 / (double)(t - t0);
 }
 
@@ -767,7 +735,7 @@ static double pub_ours(void *ctx)
         uint64_t t0, end, n = 0, t, before = p->delivered;
         hyb_error e;
 
-        t0 = now_ns();
+        t0 = bench_now_ns();
         end = t0 + (uint64_t)(cfg.secs * 1e9);
         do {
                 for (int i = 0; i < 64; i++) {
@@ -776,7 +744,7 @@ static double pub_ours(void *ctx)
                         check("hyb_store_process", hyb_store_process(p->st), NULL);
                 }
                 n += 64;
-        } while ((t = now_ns()) < end);
+        } while ((t = bench_now_ns()) < end);
         p->matches_ours = (double)(p->delivered - before) / (double)n;
         return (double)(t - t0) / (double)n;
 }
@@ -788,14 +756,14 @@ static double pub_linear(void *ctx)
         pub *p = ctx;
         uint64_t t0, end, n = 0, t, before = p->delivered;
 
-        t0 = now_ns();
+        t0 = bench_now_ns();
         end = t0 + (uint64_t)(cfg.secs * 1e9);
         do {
                 for (size_t i = 0; i < p->n_subs; i++)
                         if (hyb_furi_match(p->topic, p->patterns[i]))
                                 on_msg(p->topic, p->value, !p->transient, &p->delivered);
                 n++;
-        } while ((t = now_ns()) < end);
+        } while ((t = bench_now_ns()) < end);
         p->matches_linear = (double)(p->delivered - before) / (double)n;
         return (double)(t - t0) / (double)n;
 }
@@ -915,11 +883,11 @@ static void bench_publish(void)
 
                 if (!selected(rt->id) && !selected(rr->id))
                         continue;
-                t0 = now_ns();
+                t0 = bench_now_ns();
                 pub_setup(&p, ns[i]);
                 if (cfg.verbose)
                         fprintf(stderr, "  (%zu subscriptions installed in %.0f ms)\n", ns[i],
-                                (double)(now_ns() - t0) / 1e6);
+                                (double)(bench_now_ns() - t0) / 1e6);
                 if (selected(rt->id)) {
                         p.transient = true;
                         run_pair(rt, pub_ours, &p, pub_linear, &p);
