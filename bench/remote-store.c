@@ -45,10 +45,8 @@
 #include <string.h>
 #include <time.h>
 
-#ifdef HAVE_BUS_STORE
 #include <hybrid/bus-store.h>
 #include <hybrid/bus.h>
-#endif
 #ifdef HAVE_HIREDIS
 #include <hiredis/hiredis.h>
 #endif
@@ -154,7 +152,7 @@ static void print_table(void)
                         first = false;
                         if (isnan(ours) || isnan(peer)) {
                                 printf("  %-6s %-18s %s", "-", targets[t].text,
-                                       isnan(ours) ? "not measured (no daemon store)"
+                                       isnan(ours) ? "not measured (no --hybridd)"
                                                    : "not measured (peer missing)");
                                 continue;
                         }
@@ -171,7 +169,6 @@ static void print_table(void)
 
 /* ------------------------------------------------------------------ hybridd (bus-store.h) */
 
-#ifdef HAVE_BUS_STORE
 static hyb_bus *hyb_open(const char *runner)
 {
         hyb_bus *b = NULL;
@@ -412,7 +409,6 @@ static void hyb_round(int round, double *lat)
         val[R_DEL50][S_HYB][round] = bench_percentile(lat, opt.n_lat, 50);
         val[R_DEL99][S_HYB][round] = bench_percentile(lat, opt.n_lat, 99);
 }
-#endif
 
 /* ------------------------------------------------------------------ redis (hiredis) */
 
@@ -773,19 +769,12 @@ int main(int argc, char **argv)
                                 "measured\n");
         opt.mosq = NULL;
 #endif
-#ifndef HAVE_BUS_STORE
-        fprintf(stderr, "bench-remote-store: hybridd not measured: this build has no client API "
-                        "for a daemon-hosted store (hybrid/bus-store.h)\n");
-        opt.hybridd = NULL;
-#endif
         for (int round = 0; round < opt.rounds; round++) {
                 /* hybridd and the peers take turns going first */
                 for (int turn = 0; turn < 3; turn++) {
                         int who = (round + turn) % 3;
-#ifdef HAVE_BUS_STORE
                         if (who == 2 && opt.hybridd)
                                 hyb_round(round, lat);
-#endif
 #ifdef HAVE_HIREDIS
                         if (who == 0 && opt.redis)
                                 redis_round(round, lat);
