@@ -18,6 +18,7 @@
 #define HYBRID_TOKEN_H
 
 #include <hybrid/common.h>
+#include <hybrid/furi.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -130,6 +131,248 @@ HYB_EXPORT int hyb_key_sign(const hyb_key *key, const void *msg, size_t len, uin
  */
 HYB_EXPORT int hyb_key_verify(const hyb_key *key, const void *msg, size_t len, const uint8_t *sig,
                               size_t sig_len);
+
+
+/* ---------------------------------------------------------------- tokens */
+
+/*
+ * A token is one to four blocks joined by `~`, each a JWS compact
+ * serialisation `b64u(header).b64u(claims).b64u(signature)` signed ES256
+ * (doc/token.md "Format").  Block 0, the authority, is signed by an issuer
+ * and is an ordinary JWT: it names the holder's public key (`cnf`) and the
+ * rights (`cap`).  Each further block is an attenuation signed by the holder
+ * key of the block before it: it names a new holder and may narrow the
+ * rights, the audience and the validity, never widen them.
+ *
+ * Every verification failure is HYB_E_UNAUTHORIZED (bus status 401), the one
+ * error a peer sees; the reason is in reterr's message, for the log.
+ */
+
+/* The `typ` header member of each block kind. */
+#define HYB_TOKEN_TYP_AUTHORITY "hyb-auth+jwt"
+#define HYB_TOKEN_TYP_ATTENUATION "hyb-att+jwt"
+#define HYB_TOKEN_TYP_REVOCATION "hyb-rev+jwt"
+
+/* Actions a capability grants (a bit set). */
+typedef enum hyb_token_action {
+        HYB_TOKEN_ACT_CALL = 1 << 0,    /* call a procedure */
+        HYB_TOKEN_ACT_REG = 1 << 1,     /* register a procedure or event */
+        HYB_TOKEN_ACT_SUB = 1 << 2,     /* subscribe to events or store changes */
+        HYB_TOKEN_ACT_PUB = 1 << 3,     /* fire an event */
+        HYB_TOKEN_ACT_READ = 1 << 4,    /* store read */
+        HYB_TOKEN_ACT_WRITE = 1 << 5,   /* store write */
+        HYB_TOKEN_ACT_DELETE = 1 << 6,  /* store delete */
+        HYB_TOKEN_ACT_ADMIN = 1 << 7,   /* monitor, list subscribers, end others' calls */
+        _HYB_TOKEN_ACT_FORCE_32BIT = 0x7fffffff,
+} hyb_token_action;
+
+/* Defaults and bounds of the verification policy. */
+enum {
+        HYB_TOKEN_DEFAULT_TTL_S = 3600,                 /* of an issued token */
+        HYB_TOKEN_DEFAULT_MAX_LIFETIME_S = 30 * 86400,  /* exp - iat a verifier accepts */
+        HYB_TOKEN_MAX_LEEWAY_S = 60,                    /* clock skew allowed on exp/nbf/iat */
+        HYB_TOKEN_MAX_SIZE = 4096,                      /* bytes of a token */
+        HYB_TOKEN_MAX_BLOCKS = 4,
+};
+
+/*
+ * Parses a comma-separated list of action names ("read,write") into a
+ * HYB_TOKEN_ACT_* set in *ret_actions.  0, HYB_E_PARSE for an unknown or
+ * empty name, -EINVAL.
+ */
+HYB_EXPORT int hyb_token_actions_parse(const char *text, unsigned *ret_actions);
+
+/* One capability as given to issue/attenuate (a small value struct; strings borrowed). */
+typedef struct hyb_token_cap {
+        const char *resource;   /* a fURI pattern in canonical form; bus names as
+                                 * bus://host/app/runner/name (lower-cased when issued) */
+        unsigned actions;       /* HYB_TOKEN_ACT_* */
+} hyb_token_cap;
+
+/* --- the trust store: issuer name -> public key --- */
+
+typedef struct hyb_token_trust hyb_token_trust;
+
+/* A new empty trust store; *ret gets the caller's reference.  0, -EINVAL, -ENOMEM. */
+HYB_EXPORT int hyb_token_trust_new(hyb_token_trust **ret);
+HYB_EXPORT hyb_token_trust *hyb_token_trust_ref(const hyb_token_trust *trust);
+/* Drops a reference (the last one frees the store); returns NULL; NULL is a no-op. */
+HYB_EXPORT hyb_token_trust *hyb_token_trust_unref(hyb_token_trust *trust);
+/*
+ * Trusts key (only its public part is used; a reference is taken) for tokens
+ * whose `iss` is issuer (1 to 256 bytes, copied).  -EEXIST when issuer is
+ * already trusted, -EINVAL, -ENOMEM.
+ */
+HYB_EXPORT int hyb_token_trust_add(hyb_token_trust *trust, const char *issuer, const hyb_key *key);
+/* The key trusted for issuer, borrowed (valid while trust lives), or NULL. */
+HYB_EXPORT const hyb_key *hyb_token_trust_get(const hyb_token_trust *trust, const char *issuer);
+
+/* --- issue and attenuate --- */
+
+/*
+ * What hyb_token_issue writes into block 0.  Initialise with
+ * hyb_token_issue_opts_init(); members beyond `size` read as 0.
+ */
+typedef struct hyb_token_issue_opts {
+        size_t size;                    /* sizeof(hyb_token_issue_opts) */
+        const char *iss;                /* issuer name (required) */
+        const char *sub;                /* the principal (required) */
+        const char *const *aud;         /* audiences (at least one) */
+        size_t n_aud;
+        const hyb_key *holder;          /* the holder's public key, written as cnf.jwk (required) */
+        const hyb_token_cap *caps;      /* 1 to 32 capabilities */
+        size_t n_caps;
+        int64_t now;                    /* iat and nbf, Unix seconds; 0: the current time */
+        uint64_t ttl_s;                 /* exp = now + ttl_s; 0: HYB_TOKEN_DEFAULT_TTL_S */
+        unsigned dlg;                   /* attenuation blocks that may follow (0 to 3) */
+        uint64_t epo;                   /* revocation epoch */
+} hyb_token_issue_opts;
+
+/* Sets size and zeroes the rest.  NULL is a no-op. */
+HYB_EXPORT void hyb_token_issue_opts_init(hyb_token_issue_opts *opts);
+
+/*
+ * Issues a one-block token signed by issuer (a key pair), with a fresh
+ * random `jti`.  *ret_token gets the token text, NUL-terminated (free with
+ * hyb_free()).  Errors: -EINVAL (a missing member, a resource that is not a
+ * canonical fURI pattern, no action, dlg over 3; the message says which),
+ * -ENOKEY (issuer has no private part), HYB_E_LIMIT (the token would exceed
+ * HYB_TOKEN_MAX_SIZE), -ENOMEM.
+ */
+HYB_EXPORT int hyb_token_issue(const hyb_key *issuer, const hyb_token_issue_opts *opts,
+                               char **ret_token, hyb_error *reterr);
+
+/* What hyb_token_attenuate writes into the new block.  Zero members are "keep the parent's". */
+typedef struct hyb_token_attenuate_opts {
+        size_t size;                    /* sizeof(hyb_token_attenuate_opts) */
+        const hyb_key *holder;          /* the new holder's public key (required) */
+        const hyb_token_cap *caps;      /* narrower capabilities, or none */
+        size_t n_caps;
+        const char *const *aud;         /* narrower audiences, or none */
+        size_t n_aud;
+        int64_t now;                    /* iat (and nbf); 0: the current time */
+        uint64_t ttl_s;                 /* exp = now + ttl_s; 0: no exp of its own */
+} hyb_token_attenuate_opts;
+
+/* Sets size and zeroes the rest.  NULL is a no-op. */
+HYB_EXPORT void hyb_token_attenuate_opts_init(hyb_token_attenuate_opts *opts);
+
+/*
+ * Appends an attenuation block to token, signed by holder_key: the key pair
+ * of the token's current holder (the last block's cnf).  The block names the
+ * SHA-256 of the previous block's signature (`prv`) and the new holder.  The
+ * block can only narrow: verifiers intersect it with the blocks before it.
+ * *ret_token gets the longer token (free with hyb_free()).  Errors:
+ * HYB_E_UNAUTHORIZED (token cannot be decoded), -EPERM (holder_key is not
+ * the current holder, or no delegation is left: `dlg`), HYB_E_LIMIT (too
+ * many blocks or bytes), -EINVAL, -ENOKEY, -ENOMEM.  The token is not
+ * verified against a trust store: that is the verifier's job.
+ */
+HYB_EXPORT int hyb_token_attenuate(const char *token, const hyb_key *holder_key,
+                                   const hyb_token_attenuate_opts *opts, char **ret_token,
+                                   hyb_error *reterr);
+
+/*
+ * Every block's header and claims, UNVERIFIED, as one JSON document in
+ * *ret_json (free with hyb_free()):
+ * `{"verified":false,"blocks":[{"header":{..},"claims":{..}},...]}`.
+ * Errors: HYB_E_UNAUTHORIZED when token cannot be decoded (the message says
+ * why), -EINVAL, -ENOMEM.
+ */
+HYB_EXPORT int hyb_token_inspect(const char *token, char **ret_json, hyb_error *reterr);
+
+/* --- verify and authorise --- */
+
+/* The result of a verification (opaque, reference counted, immutable). */
+typedef struct hyb_token_result hyb_token_result;
+
+/* What the revocation hook is asked: the handles a revocation entry can name. */
+typedef struct hyb_token_ids {
+        const char *jti;                /* block 0's token id */
+        const char *issuer_kid;         /* thumbprint of the issuer key */
+        uint64_t epo;                   /* block 0's epoch */
+        size_t n_blocks;
+        const char *const *sig_hashes;  /* per block: base64url SHA-256 of its signature */
+        const char *const *holder_kids; /* per block: thumbprint of its cnf key */
+} hyb_token_ids;
+
+/* > 0: revoked; 0: not revoked; < 0: cannot tell (the token is refused: fail closed). */
+typedef int (*hyb_token_revoked_fn)(void *userdata, const hyb_token_ids *ids);
+
+typedef struct hyb_token_verify_opts {
+        size_t size;                    /* sizeof(hyb_token_verify_opts) */
+        const char *audience;           /* this verifier's id (required) */
+        int64_t now;                    /* Unix seconds; 0: the current time */
+        uint32_t leeway_s;              /* clock skew; 0: HYB_TOKEN_MAX_LEEWAY_S; at most that */
+        uint64_t max_lifetime_s;        /* 0: HYB_TOKEN_DEFAULT_MAX_LIFETIME_S */
+        hyb_token_revoked_fn revoked;   /* may be NULL: no revocation check */
+        void *userdata;                 /* for revoked */
+} hyb_token_verify_opts;
+
+/* Sets size and the defaults (zeroes).  NULL is a no-op. */
+HYB_EXPORT void hyb_token_verify_opts_init(hyb_token_verify_opts *opts);
+
+/*
+ * Verifies token completely, in the order of doc/token.md "Verification":
+ * size and charset, strict base64url, header templates, signatures (block 0
+ * by the key trust holds for its `iss`, whose thumbprint must be its `kid`;
+ * block i by block i-1's holder key), claims, times, audience, delegation
+ * depth, lifetime cap, revocation.  On success *ret (caller's reference) gets
+ * the result.  Every failure is HYB_E_UNAUTHORIZED with the reason in reterr;
+ * also -EINVAL (arguments) and -ENOMEM.
+ */
+HYB_EXPORT int hyb_token_verify(const char *token, const hyb_token_trust *trust,
+                                const hyb_token_verify_opts *opts, hyb_token_result **ret,
+                                hyb_error *reterr);
+
+HYB_EXPORT hyb_token_result *hyb_token_result_ref(const hyb_token_result *result);
+/* Drops a reference; returns NULL; NULL is a no-op. */
+HYB_EXPORT hyb_token_result *hyb_token_result_unref(hyb_token_result *result);
+
+/* Borrowed strings, valid while result lives; NULL for a NULL result. */
+HYB_EXPORT const char *hyb_token_result_get_sub(const hyb_token_result *result);
+HYB_EXPORT const char *hyb_token_result_get_iss(const hyb_token_result *result);
+HYB_EXPORT const char *hyb_token_result_get_jti(const hyb_token_result *result);
+/* The thumbprint of the last holder key (who must prove possession). */
+HYB_EXPORT const char *hyb_token_result_get_holder_kid(const hyb_token_result *result);
+/* The last holder's public key, borrowed. */
+HYB_EXPORT const hyb_key *hyb_token_result_get_holder(const hyb_token_result *result);
+/* The effective expiry (the earliest exp of the blocks), Unix seconds; 0 for NULL. */
+HYB_EXPORT int64_t hyb_token_result_get_exp(const hyb_token_result *result);
+/* Number of blocks of the verified token. */
+HYB_EXPORT unsigned hyb_token_result_get_n_blocks(const hyb_token_result *result);
+/* Number of effective capabilities (after intersecting the blocks). */
+HYB_EXPORT size_t hyb_token_result_get_n_caps(const hyb_token_result *result);
+/*
+ * The i-th effective capability: *ret_resource (borrowed canonical pattern)
+ * and *ret_actions.  0, or -ERANGE / -EINVAL.
+ */
+HYB_EXPORT int hyb_token_result_get_cap(const hyb_token_result *result, size_t i,
+                                        const char **ret_resource, unsigned *ret_actions);
+/*
+ * `{"sub":..,"exp":..,"holder":<kid>,"cap":[{"resource":..,"actions":[..]},..]}`
+ * in *ret_json (free with hyb_free()).  0, -EINVAL, -ENOMEM.
+ */
+HYB_EXPORT int hyb_token_result_to_json(const hyb_token_result *result, char **ret_json);
+
+/*
+ * Authorisation: true when every action of `actions` is granted on resource
+ * by one effective capability whose pattern covers it.  resource may be a
+ * pattern: it is allowed only when it lies within a granted pattern (a
+ * subscription to home/# is not covered by home/+/temp).  Bus names are
+ * bus://host/app/runner/name, lower-cased.  Segments that decode to `.`,
+ * `..` or hold a `/` are never allowed.  No allocation, no signature check:
+ * this is the per-operation check on a cached result.  false for NULLs.
+ */
+HYB_EXPORT bool hyb_token_allowed(const hyb_token_result *result, const hyb_furi *resource,
+                                  unsigned actions);
+/*
+ * As hyb_token_allowed on text (parsed and lower-cased when it is a bus://
+ * name; text that is not a canonical fURI is not allowed).  1 allowed,
+ * 0 not, -EINVAL.
+ */
+HYB_EXPORT int hyb_token_allowed_str(const hyb_token_result *result, const char *resource,
+                                     unsigned actions);
 
 #ifdef __cplusplus
 }
