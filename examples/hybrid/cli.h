@@ -97,5 +97,9 @@ extern const cli_command cmd_token;
 /* `hybrid token` subcommands (cmd-token*.c), listed in cmd-token.c's table; args[0] is the
  * subcommand's name.  Each returns an exit status. */
 int token_keygen(cli_ctx *ctx);
+int token_issue(cli_ctx *ctx);
+int token_attenuate(cli_ctx *ctx);
+int token_inspect(cli_ctx *ctx);
+int token_verify(cli_ctx *ctx);
 
 #endif

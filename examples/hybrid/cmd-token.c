@@ -27,14 +27,34 @@ typedef struct token_subcommand {
         const char *const *options; /* command options it takes, NULL-terminated; NULL: none */
 } token_subcommand;
 
+static const char *const issue_opts[] = { "key", "iss", "sub", "aud", "holder", "cap", "ttl", "dlg",
+                                          NULL };
+static const char *const attenuate_opts[] = { "key", "holder", "cap", "aud", "ttl", NULL };
+static const char *const verify_opts[] = { "trust", "aud", "at", "check", NULL };
+
 static const token_subcommand token_subcommands[] = {
         { "keygen", token_keygen, NULL },
+        { "issue", token_issue, issue_opts },
+        { "attenuate", token_attenuate, attenuate_opts },
+        { "inspect", token_inspect, NULL },
+        { "verify", token_verify, verify_opts },
 };
 
 #define N_SUBCOMMANDS (sizeof(token_subcommands) / sizeof(token_subcommands[0]))
 
 /* Every option any subcommand takes (the frame parses them; the row says who may). */
 static const cli_option token_options[] = {
+        { "key", true, "--key FILE      the signing key: the issuer's (issue), the holder's (attenuate)", 0 },
+        { "iss", true, "--iss NAME      the issuer name verifiers trust the key under (issue)", 0 },
+        { "sub", true, "--sub NAME      the principal: user, device or app (issue)", 0 },
+        { "aud", true, "--aud ID[,ID]   the verifiers the token is for; verify: this verifier", 0 },
+        { "holder", true, "--holder PUB    the public key of the (new) holder", 0 },
+        { "cap", true, "--cap 'PATTERN=ACTION[,ACTION...]'  a capability (repeatable)", 0 },
+        { "ttl", true, "--ttl SECONDS   lifetime (issue: default 3600)", 0 },
+        { "dlg", true, "--dlg N         attenuations that may follow (issue: default 0, at most 3)", 0 },
+        { "trust", true, "--trust NAME=PUBFILE  an issuer and its public key (repeatable)", 0 },
+        { "at", true, "--at SECONDS    verify as of this Unix time (default now)", 0 },
+        { "check", true, "--check 'FURI=ACTION'  require this right (repeatable)", 0 },
         { NULL, false, NULL, 0 },
 };
 
@@ -102,7 +122,8 @@ static int run_token(cli_ctx *ctx)
         const char *name = ctx->nargs > 0 ? ctx->args[0] : NULL, *s;
 
         if (!name)
-                return cli_usage(ctx, "a subcommand is needed: %s", "keygen");
+                return cli_usage(ctx, "a subcommand is needed: %s",
+                                 "keygen, issue, attenuate, inspect, verify");
         for (size_t i = 0; i < N_SUBCOMMANDS; i++) {
                 const token_subcommand *sub = &token_subcommands[i];
 
@@ -125,11 +146,26 @@ const cli_command cmd_token = {
         .name = "token",
         .run = run_token,
         .options = token_options,
-        .summary = "keys and security tokens: keygen",
+        .summary = "keys and security tokens: keygen, issue, attenuate, inspect, verify",
         .usage = "usage: hybrid token keygen FILE\n"
+                 "       hybrid token issue --key ISSUER_KEY --iss NAME --sub NAME --aud ID[,ID...]\n"
+                 "                          --holder HOLDER_PUB --cap 'PATTERN=ACTION[,ACTION...]'...\n"
+                 "                          [--ttl SECONDS] [--dlg N]\n"
+                 "       hybrid token attenuate --key HOLDER_KEY --holder NEW_HOLDER_PUB [--cap ...]...\n"
+                 "                          [--aud ID[,ID...]] [--ttl SECONDS] TOKEN|-\n"
+                 "       hybrid token inspect TOKEN|-\n"
+                 "       hybrid token verify --trust NAME=PUBFILE... --aud ID [--at UNIX_SECONDS]\n"
+                 "                          [--check 'FURI=ACTION']... TOKEN|-\n"
                  "keygen makes a P-256 key pair: FILE gets the private key (PKCS#8 PEM, mode\n"
                  "0600; an existing FILE is replaced atomically and its mode never widened),\n"
                  "FILE.pub the public key (SubjectPublicKeyInfo PEM); prints the key id (kid,\n"
-                 "the RFC 7638 thumbprint, base64url).  --json prints {\"kid\",\"key\",\"pub\"}.\n",
+                 "the RFC 7638 thumbprint, base64url).  --json prints {\"kid\",\"key\",\"pub\"}.\n"
+                 "issue prints a token on one line; attenuate prints it with one more block,\n"
+                 "signed by the current holder, naming the new holder and only narrowing the\n"
+                 "rights (TOKEN - reads stdin).  inspect prints every block as JSON, unverified.\n"
+                 "verify exits 0 when the token is valid for --aud at --at (default now) and\n"
+                 "every --check is allowed (FURI may be a pattern within a granted one), printing\n"
+                 "{\"sub\",\"exp\",\"holder\",\"cap\"}; 1 when not, with the reason on stderr;\n"
+                 "2 for usage errors.  Actions: call reg sub pub read write delete admin.\n",
         .globals = CLI_G_JSON,
 };
