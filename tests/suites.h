@@ -18,6 +18,8 @@
         X(mmadt_suite) \
         X(conformance_suite) \
         X(boot_suite) \
+        X(token_crypto_suite) \
+        X(token_keys_suite) \
         X(token_suite)
 
 #define HYB_X_DECL(fn) Suite *fn(void);

@@ -148,11 +148,6 @@ HYB_EXPORT int hyb_key_verify(const hyb_key *key, const void *msg, size_t len, c
  * error a peer sees; the reason is in reterr's message, for the log.
  */
 
-/* The `typ` header member of each block kind. */
-#define HYB_TOKEN_TYP_AUTHORITY "hyb-auth+jwt"
-#define HYB_TOKEN_TYP_ATTENUATION "hyb-att+jwt"
-#define HYB_TOKEN_TYP_REVOCATION "hyb-rev+jwt"
-
 /* Actions a capability grants (a bit set). */
 typedef enum hyb_token_action {
         HYB_TOKEN_ACT_CALL = 1 << 0,    /* call a procedure */

@@ -522,6 +522,11 @@ int p256_parse_pem(const char *data, size_t len, p256_key **ret, hyb_error *rete
                 m = mbedtls_pk_parse_key(&pk, (const unsigned char *)text, len + 1, NULL, 0);
         if (m == 0) {
                 r = from_pk(&pk, !pub, ret, reterr);
+        } else if (m == MBEDTLS_ERR_ECP_INVALID_KEY) {
+                /* mbedTLS checks the point while parsing */
+                r = err_set(reterr, HYB_E_PARSE, -1,
+                            "cannot read %s: the public point is not on the curve, or the "
+                            "private scalar is out of range", label);
         } else {
                 mbedtls_strerror(m, why, sizeof(why));
                 r = m == MBEDTLS_ERR_PK_UNKNOWN_PK_ALG || m == MBEDTLS_ERR_PK_UNKNOWN_NAMED_CURVE ||

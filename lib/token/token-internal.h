@@ -27,6 +27,11 @@
 #include "hybrid/furi.h"
 #include "hybrid/token.h"
 
+/* The `typ` header member of each block kind (doc/token.md). */
+#define TOKEN_TYP_AUTHORITY "hyb-auth+jwt"
+#define TOKEN_TYP_ATTENUATION "hyb-att+jwt"
+#define TOKEN_TYP_REVOCATION "hyb-rev+jwt"
+
 /* Hard limits, checked on the text before anything is decoded. */
 enum {
         TOKEN_MAX_SIZE = 4096,          /* the whole token, bytes */

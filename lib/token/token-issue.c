@@ -144,7 +144,7 @@ HYB_EXPORT int hyb_token_issue(const hyb_key *issuer, const hyb_token_issue_opts
                 json_decref(aud);
                 return r;
         }
-        hdr = json_pack("{s:s,s:s,s:s}", "alg", "ES256", "typ", HYB_TOKEN_TYP_AUTHORITY, "kid",
+        hdr = json_pack("{s:s,s:s,s:s}", "alg", "ES256", "typ", TOKEN_TYP_AUTHORITY, "kid",
                         hyb_key_get_kid(issuer));
         claims = json_pack("{s:i,s:s,s:s,s:o,s:I,s:I,s:I,s:s,s:o,s:o,s:i,s:I}", "v", 1, "iss",
                            o.iss, "sub", o.sub, "aud", aud, "iat", (json_int_t)now, "nbf",
@@ -244,7 +244,7 @@ HYB_EXPORT int hyb_token_attenuate(const char *token, const hyb_key *holder_key,
                 goto out;
         token_sig_hash(b[n - 1].sig, prv);
         now = o.now ? o.now : (int64_t)time(NULL);
-        hdr = json_pack("{s:s,s:s}", "alg", "ES256", "typ", HYB_TOKEN_TYP_ATTENUATION);
+        hdr = json_pack("{s:s,s:s}", "alg", "ES256", "typ", TOKEN_TYP_ATTENUATION);
         claims = json_pack("{s:i,s:s,s:o*,s:I}", "v", 1, "prv", prv, "cnf",
                            token_cnf_json(o.holder), "iat", (json_int_t)now);
         if (!hdr || !claims || !json_object_get(claims, "cnf")) {

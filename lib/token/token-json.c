@@ -126,7 +126,7 @@ int token_json_parse(const uint8_t *data, size_t len, json_t **ret, hyb_error *e
 
 int token_header_check(json_t *hdr, size_t index, const char **ret_kid, hyb_error *e)
 {
-        const char *expect_typ = index == 0 ? HYB_TOKEN_TYP_AUTHORITY : HYB_TOKEN_TYP_ATTENUATION;
+        const char *expect_typ = index == 0 ? TOKEN_TYP_AUTHORITY : TOKEN_TYP_ATTENUATION;
         json_t *alg = json_object_get(hdr, "alg"), *typ = json_object_get(hdr, "typ");
         json_t *kid = json_object_get(hdr, "kid");
         size_t want = index == 0 ? 3 : 2;
