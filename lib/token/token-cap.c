@@ -108,6 +108,37 @@ int token_resource_parse(const char *text, size_t len, hyb_furi **ret, hyb_error
         return 0;
 }
 
+void token_cap_set(token_cap *c, hyb_furi *pattern, unsigned actions)
+{
+        const char *text = hyb_furi_get_path_str(pattern), *host = hyb_furi_get_host(pattern);
+        const char *scheme = hyb_furi_get_scheme(pattern);
+        size_t len = strlen(text), start = 0;
+
+        c->pattern = pattern;
+        c->actions = actions;
+        c->prefix = text;
+        c->prefix_len = 0;
+        /* A wildcard scheme or host (with its user and port rules) stands anywhere. */
+        if ((host && strcmp(host, "+") == 0) || (scheme && strcmp(scheme, "+") == 0))
+                return;
+        /* Segment by segment: stop at the first `+` (keeping the `/` before it: the fURI
+         * has a segment there) or `#` (dropping the `/`: `a/#` matches `a`). */
+        for (size_t i = 0; i <= len; i++) {
+                if (i < len && text[i] != '/')
+                        continue;
+                if (i - start == 1 && text[start] == '+') {
+                        c->prefix_len = (uint32_t)start;
+                        return;
+                }
+                if (i - start == 1 && text[start] == '#') {
+                        c->prefix_len = (uint32_t)(start ? start - 1 : 0);
+                        return;
+                }
+                start = i + 1;
+        }
+        c->prefix_len = (uint32_t)len;
+}
+
 void token_caps_free(token_cap *caps, size_t n)
 {
         for (size_t i = 0; caps && i < n; i++)
@@ -126,7 +157,10 @@ static int cap_parse(json_t *o, token_cap *c, hyb_error *e)
             json_array_size(acts) > ELEMENTSOF(action_names))
                 return err_set(e, HYB_E_UNAUTHORIZED, -1,
                                "a capability is not {\"resource\": ..., \"actions\": [...]}");
-        c->actions = 0;
+        unsigned actions = 0;
+        hyb_furi *f = NULL;
+        int r;
+
         json_array_foreach(acts, i, a) {
                 unsigned bit = json_is_string(a) ? token_action_from_name(json_string_value(a),
                                                                           json_string_length(a))
@@ -134,10 +168,13 @@ static int cap_parse(json_t *o, token_cap *c, hyb_error *e)
 
                 if (!bit)
                         return err_set(e, HYB_E_UNAUTHORIZED, -1, "unknown action in a capability");
-                c->actions |= bit;
+                actions |= bit;
         }
-        return token_resource_parse(json_string_value(res), json_string_length(res), &c->pattern,
-                                    e);
+        r = token_resource_parse(json_string_value(res), json_string_length(res), &f, e);
+        if (r < 0)
+                return r;
+        token_cap_set(c, f, actions);
+        return 0;
 }
 
 int token_caps_parse(json_t *cap, token_cap **ret_caps, size_t *ret_n, hyb_error *e)
@@ -198,7 +235,7 @@ int token_caps_intersect(token_cap **caps, size_t *n, const token_cap *child, si
                                 token_caps_free(out, n_out);
                                 return -ENOMEM;
                         }
-                        out[n_out++] = (token_cap){ hyb_furi_ref(keep), acts };
+                        token_cap_set(&out[n_out++], hyb_furi_ref(keep), acts);
                 }
         }
         token_caps_free(*caps, *n);
@@ -230,12 +267,25 @@ json_t *token_caps_to_json(const token_cap *caps, size_t n)
 HYB_EXPORT bool hyb_token_allowed(const hyb_token_result *r, const hyb_furi *resource,
                                   unsigned actions)
 {
+        const char *text;
+        size_t len;
+
         if (!r || !resource || actions == 0 || !segments_sane(resource))
                 return false;
-        for (size_t i = 0; i < r->n_caps; i++)
-                if ((r->caps[i].actions & actions) == actions &&
-                    hyb_furi_match(resource, r->caps[i].pattern))
+        text = hyb_furi_get_path_str(resource);
+        len = strlen(text);
+        for (size_t i = 0; i < r->n_caps; i++) {
+                const token_cap *c = &r->caps[i];
+
+                /* The last byte of the prefix first: capabilities of one token usually share
+                 * their beginning and differ near the end of the literal part. */
+                if ((c->actions & actions) == actions && c->prefix_len <= len &&
+                    (c->prefix_len == 0 ||
+                     text[c->prefix_len - 1] == c->prefix[c->prefix_len - 1]) &&
+                    memcmp(text, c->prefix, c->prefix_len) == 0 &&
+                    hyb_furi_match(resource, c->pattern))
                         return true;
+        }
         return false;
 }
 

@@ -37,7 +37,7 @@ enum {
         TOKEN_MAX_SIZE = 4096,          /* the whole token, bytes */
         TOKEN_MAX_BLOCKS = 4,
         TOKEN_MAX_HEADER_B64 = 256,     /* one block's header part, base64url characters */
-        TOKEN_MAX_PAYLOAD_B64 = 3072,
+        TOKEN_MAX_PAYLOAD_B64 = 3600,
         TOKEN_SIG_B64 = 86,             /* 64 raw bytes, unpadded */
         TOKEN_SIG_LEN = 64,
         TOKEN_MAX_JSON_DEPTH = 4,       /* claims { cap [ { actions [ */
@@ -52,7 +52,14 @@ enum {
 typedef struct token_cap {
         hyb_furi *pattern;
         unsigned actions;       /* HYB_TOKEN_ACT_* */
+        /* Canonical text every fURI within the pattern starts with (up to its first
+         * wildcard): a memcmp rules most capabilities out before the matcher runs. */
+        const char *prefix;     /* borrowed from pattern */
+        uint32_t prefix_len;
 } token_cap;
+
+/* Fills c from a parsed pattern (the reference is taken over) and its actions. */
+void token_cap_set(token_cap *c, hyb_furi *pattern, unsigned actions);
 
 /* The result of a verification (or of decoding for inspect/attenuate). */
 struct hyb_token_result {

@@ -87,6 +87,12 @@ static int finish(json_t *hdr, json_t *claims, const hyb_key *key, const char *p
         if (r < 0)
                 return r;
         bl = strlen(block);
+        /* What a verifier would refuse is not made: the payload part's limit too. */
+        if (strchr(strchr(block, '.') + 1, '.') - strchr(block, '.') - 1 > TOKEN_MAX_PAYLOAD_B64) {
+                free(block);
+                return err_set(e, HYB_E_LIMIT, -1, "the claims would be over %d base64url characters",
+                               TOKEN_MAX_PAYLOAD_B64);
+        }
         if (pl + (pl ? 1 : 0) + bl > TOKEN_MAX_SIZE) {
                 free(block);
                 return err_set(e, HYB_E_LIMIT, -1, "the token would be %zu bytes, over %d",

@@ -957,16 +957,46 @@ START_TEST(test_oversized)
         char pad[4200];
 
         /* a validly signed block 0 under the total size: the payload part is over its limit */
-        memset(pad, 'a', 2400);
-        pad[2400] = 0;
+        char *base = claims0("");
+        size_t n = 2800 - strlen(base); /* claims of ~2800 bytes: ~3735 base64url characters */
+
+        free(base);
+        memset(pad, 'a', n);
+        pad[n] = 0;
         char *x = NULL;
         ck_assert_int_gt(asprintf(&x, "\"x\":\"%s\"", pad), 0);
         char *c = claims0(x);
         t = block0_text(c);
+        ck_assert_uint_le(strlen(t), 4096);
+        ck_assert_uint_gt(strchr(strchr(t, '.') + 1, '.') - strchr(t, '.') - 1, 3600);
         assert_rejected(t);
         free(t);
         free(c);
         free(x);
+        /* issue does not make such a token: 32 long capabilities */
+        {
+                hyb_token_cap caps[32];
+                char names[32][80];
+                hyb_token_issue_opts o;
+                const char *aud[] = { AUD };
+                char *big = NULL;
+
+                for (int i = 0; i < 32; i++) {
+                        snprintf(names[i], sizeof names[i],
+                                 "/site/building-%02d/wing/+/floor/room/sensor/#", i);
+                        caps[i] = (hyb_token_cap){ names[i], HYB_TOKEN_ACT_READ };
+                }
+                hyb_token_issue_opts_init(&o);
+                o.iss = "hub";
+                o.sub = "alice";
+                o.aud = aud;
+                o.n_aud = 1;
+                o.holder = holder;
+                o.caps = caps;
+                o.n_caps = 32;
+                ck_assert_int_eq(hyb_token_issue(issuer, &o, &big, NULL), HYB_E_LIMIT);
+                ck_assert_ptr_null(big);
+        }
         /* the total size */
         memset(pad, 'A', 4100);
         pad[4100] = 0;
@@ -1214,6 +1244,45 @@ START_TEST(test_pattern_edges)
 }
 END_TEST
 
+/* The prefilter of hyb_token_allowed never changes an answer of the store's matcher. */
+START_TEST(test_allowed_is_the_matcher)
+{
+        const char *patterns[] = {
+                "/a/b/#", "/a/b/+", "/a/+/c", "/a/b", "/a/b/", "a/#", "#", "/#", "+/b",
+                "bus://hub/app/r1/#", "bus://+/app/#", "bus://hub/+/+/ping", "//kitchen/temp/#",
+                "/a/%2B/c", "/x%20y/#",
+        };
+        const char *resources[] = {
+                "/a/b", "/a/b/", "/a/b/c", "/a/bc", "/a/b/c/d", "/a/x/c", "/a/+/c", "/a/b/#",
+                "/a/#", "a/b", "a", "x/b", "/", "bus://hub/app/r1/m", "bus://other/app/x",
+                "bus://hub/app2/r1/ping", "bus://hub/#", "//kitchen/temp", "//kitchen/temp/x",
+                "/a/%2B/c", "/x%20y/z", "/x%20y",
+        };
+
+        for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++) {
+                hyb_token_cap cap = { patterns[i], HYB_TOKEN_ACT_READ };
+                char *tok = issue_full(&cap, 1, 0, 3600);
+                hyb_token_result *r = accept(tok);
+
+                for (size_t j = 0; j < sizeof resources / sizeof resources[0]; j++) {
+                        hyb_furi *f = NULL, *p = NULL;
+
+                        ck_assert_int_eq(hyb_furi_parse(resources[j], (size_t)-1, NULL, &f, NULL),
+                                         0);
+                        ck_assert_int_eq(hyb_furi_parse(patterns[i], (size_t)-1, NULL, &p, NULL),
+                                         0);
+                        ck_assert_msg(hyb_token_allowed(r, f, HYB_TOKEN_ACT_READ) ==
+                                              hyb_furi_match(f, p),
+                                      "%s within %s", resources[j], patterns[i]);
+                        hyb_furi_unref(f);
+                        hyb_furi_unref(p);
+                }
+                hyb_token_result_unref(r);
+                hyb_free(tok);
+        }
+}
+END_TEST
+
 START_TEST(test_actions_parse)
 {
         unsigned a = 0;
@@ -1300,6 +1369,7 @@ Suite *token_suite(void)
         tcase_add_test(tc, test_broken_chains);
         tcase_add_test(tc, test_too_many_blocks);
         tcase_add_test(tc, test_pattern_edges);
+        tcase_add_test(tc, test_allowed_is_the_matcher);
         tcase_add_test(tc, test_actions_parse);
         tcase_add_test(tc, test_revocation_hook);
         suite_add_tcase(s, tc);
