@@ -76,6 +76,18 @@ def es256_raw(priv, data):
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
+def low_s(token):
+    """PyJWT signs ES256 as ECDSA gives it: high-S about half the time.  Verifiers here accept
+    only the low-S twin (s <= n/2) of a signature, so an issuer using PyJWT turns s into
+    n - s when it is above n/2 (the same signature mathematically)."""
+    h, p, s = token.split(".")
+    raw = base64.urlsafe_b64decode(s + "==")
+    sv = int.from_bytes(raw[32:], "big")
+    if sv > N // 2:
+        raw = raw[:32] + (N - sv).to_bytes(32, "big")
+    return f"{h}.{p}.{b64u(raw)}"
+
+
 def write_key(path, key, fmt):
     with open(path, "wb") as f:
         f.write(key.private_bytes(serialization.Encoding.PEM, fmt,
@@ -164,8 +176,11 @@ with tempfile.TemporaryDirectory() as d:
               "cap": [{"resource": "/sensors/+/temp", "actions": ["read", "write"]},
                       {"resource": "bus://hub/org.example/dev7/#", "actions": ["reg", "pub"]}],
               "dlg": 1, "epo": 0}
-    ptok = jwt.encode(claims, iss_key, algorithm="ES256",
-                      headers={"typ": "hyb-auth+jwt", "kid": thumbprint(iss_key.public_key())})
+    ptok = low_s(jwt.encode(claims, iss_key, algorithm="ES256",
+                            headers={"typ": "hyb-auth+jwt", "kid": thumbprint(iss_key.public_key())}))
+    check("PyJWT itself verifies the token made here",
+          jwt.decode(ptok, iss_key.public_key(), algorithms=["ES256"], audience="hub-a")["sub"]
+          == "device-7")
     verify = ("token", "verify", "--trust", "py-hub=py-issuer.pem.pub", "--aud", "hub-b")
     rc, out, err = hybrid(*verify, "--check", "/sensors/attic/temp=write",
                           "--check", "bus://hub/org.example/dev7/alarm=pub", ptok)
@@ -189,8 +204,8 @@ with tempfile.TemporaryDirectory() as d:
     check("a later exp without a new signature is refused", rc == 1, err)
     # re-signed by a key that is not trusted for py-hub
     rogue = ec.generate_private_key(ec.SECP256R1())
-    rtok = jwt.encode(claims, rogue, algorithm="ES256",
-                      headers={"typ": "hyb-auth+jwt", "kid": thumbprint(iss_key.public_key())})
+    rtok = low_s(jwt.encode(claims, rogue, algorithm="ES256",
+                            headers={"typ": "hyb-auth+jwt", "kid": thumbprint(iss_key.public_key())}))
     rc, out, err = hybrid(*verify, rtok)
     check("signed by an untrusted key under the trusted kid: refused", rc == 1, err)
     # a high-S twin of the valid signature
@@ -198,6 +213,17 @@ with tempfile.TemporaryDirectory() as d:
     hs = raw[:32] + (N - int.from_bytes(raw[32:], "big")).to_bytes(32, "big")
     rc, out, err = hybrid(*verify, f"{h}.{p}.{b64u(hs)}")
     check("the high-S form of a valid signature is refused", rc == 1, err)
+    # PyJWT's own high-S signatures (about every other one) are refused as they are
+    for _ in range(64):
+        raw_tok = jwt.encode(claims, iss_key, algorithm="ES256",
+                             headers={"typ": "hyb-auth+jwt", "kid": thumbprint(iss_key.public_key())})
+        if raw_tok != low_s(raw_tok):
+            break
+    rc, out, err = hybrid(*verify, raw_tok)
+    check("a high-S signature straight from PyJWT is refused", raw_tok != low_s(raw_tok) and rc == 1,
+          err)
+    rc, out, err = hybrid(*verify, low_s(raw_tok))
+    check("... and accepted once normalised to low-S", rc == 0, err)
     # PyJWT's HS256 with the issuer's public key as the secret (key confusion)
     pem = iss_key.public_key().public_bytes(serialization.Encoding.PEM,
                                             serialization.PublicFormat.SubjectPublicKeyInfo)
