@@ -75,7 +75,6 @@ struct hyb_token_result {
         unsigned n_blocks;
         token_cap *caps;
         size_t n_caps;
-        char *cap_json;         /* the effective capabilities as JSON, built on demand */
 };
 
 /* One block split into its three parts (pointers into the token text). */

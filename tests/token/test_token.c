@@ -1342,6 +1342,50 @@ START_TEST(test_revocation_hook)
 }
 END_TEST
 
+/* A revoked key anywhere in the chain: here the first holder's, after it attenuated. */
+static int revoke_holder(void *ud, const hyb_token_ids *ids)
+{
+        for (size_t i = 0; i < ids->n_blocks; i++)
+                if (strcmp(ids->holder_kids[i], (const char *)ud) == 0)
+                        return 1;
+        return 0;
+}
+
+static int revoke_epoch_below(void *ud, const hyb_token_ids *ids)
+{
+        return ids->epo < *(const uint64_t *)ud;
+}
+
+START_TEST(test_revocation_ids)
+{
+        char *t0 = issue(1), *t1 = attenuate_opts(t0, holder, holder2, NULL, 0, 0);
+        hyb_token_verify_opts o;
+        hyb_token_result *r = NULL;
+        uint64_t min_epoch = 1;
+
+        hyb_token_verify_opts_init(&o);
+        o.audience = AUD;
+        o.now = NOW;
+        o.revoked = revoke_holder;
+        o.userdata = (void *)hyb_key_get_kid(holder3);
+        ck_assert_int_eq(hyb_token_verify(t1, trust, &o, &r, NULL), 0);
+        hyb_token_result_unref(r);
+        r = NULL;
+        o.userdata = (void *)hyb_key_get_kid(holder);
+        ck_assert_int_eq(hyb_token_verify(t1, trust, &o, &r, NULL), HYB_E_UNAUTHORIZED);
+        ck_assert_int_eq(hyb_token_verify(t0, trust, &o, &r, NULL), HYB_E_UNAUTHORIZED);
+        ck_assert_ptr_null(r);
+        o.revoked = revoke_epoch_below;
+        o.userdata = &min_epoch;
+        ck_assert_int_eq(hyb_token_verify(t1, trust, &o, &r, NULL), HYB_E_UNAUTHORIZED);
+        min_epoch = 0;
+        ck_assert_int_eq(hyb_token_verify(t1, trust, &o, &r, NULL), 0);
+        hyb_token_result_unref(r);
+        hyb_free(t0);
+        hyb_free(t1);
+}
+END_TEST
+
 Suite *token_suite(void)
 {
         Suite *s = suite_create("token");
@@ -1372,6 +1416,7 @@ Suite *token_suite(void)
         tcase_add_test(tc, test_allowed_is_the_matcher);
         tcase_add_test(tc, test_actions_parse);
         tcase_add_test(tc, test_revocation_hook);
+        tcase_add_test(tc, test_revocation_ids);
         suite_add_tcase(s, tc);
         return s;
 }
