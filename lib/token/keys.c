@@ -333,8 +333,8 @@ static int write_atomic(const char *path, const char *text, mode_t mode, bool ex
                         hyb_error *reterr)
 {
         struct stat st;
-        char rnd[8], tmp[4096];
         uint8_t b[6];
+        char rnd[8 + 1], tmp[4096]; /* base64url of 6 bytes, NUL */
         int fd = -1, r;
 
         if (stat(path, &st) == 0) {
@@ -348,6 +348,7 @@ static int write_atomic(const char *path, const char *text, mode_t mode, bool ex
         r = crypto_random(b, sizeof(b));
         if (r < 0)
                 return err_set(reterr, r, -1, "random: %s", strerror(-r));
+        _Static_assert(sizeof(rnd) > (sizeof(b) + 2) / 3 * 4, "room for the NUL");
         b64u_encode_to(b, sizeof(b), rnd);
         if (snprintf(tmp, sizeof(tmp), "%s.%s.tmp", path, rnd) >= (int)sizeof(tmp))
                 return err_set(reterr, -ENAMETOOLONG, -1, "%s: name too long", path);
