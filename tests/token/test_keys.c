@@ -498,6 +498,15 @@ START_TEST(test_bad_key_files)
                             dir), 0);
         ck_assert_int_eq(hyb_key_load_file(at("bad.pub"), &k, &e), HYB_E_PARSE);
         ck_assert_msg(strstr(e.message, "curve"), "%s", e.message);
+        /* the same point under id-ecDH (RFC 5480: for key agreement only) */
+        ck_assert_int_eq(sh("cd '%s' && " TEST_PYTHON " -c \"import base64; d=bytes.fromhex("
+                            "'3057301106052b8104010c06082a8648ce3d030107034200')+open('g.der','rb')"
+                            ".read()[-65:]; open('ecdh.pub','w').write('-----BEGIN PUBLIC KEY-----\\n'"
+                            "+base64.encodebytes(d).decode()+'-----END PUBLIC KEY-----\\n')\" && "
+                            "openssl asn1parse -in ecdh.pub | grep -q 1.3.132.1.12",
+                            dir), 0);
+        ck_assert_int_eq(hyb_key_load_file(at("ecdh.pub"), &k, &e), HYB_E_NOT_ACCEPTABLE);
+        ck_assert_msg(strstr(e.message, "P-256"), "%s", e.message);
         /* not a key at all, a NUL inside, a missing file (named), a directory */
         write_text(at("junk"), "hello\n");
         ck_assert_int_eq(hyb_key_load_file(at("junk"), &k, &e), HYB_E_PARSE);
