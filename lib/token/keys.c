@@ -355,8 +355,8 @@ static int write_atomic(const char *path, const char *text, mode_t mode, bool ex
         /* the mode at creation is already the final one (or narrower, by the
          * umask): there is no moment the secret is readable by others */
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-        if (fd < 0)
-                return err_set(reterr, -errno, -1, "%s: %s", tmp, strerror(errno));
+        if (fd < 0) /* named by the file the caller asked for, not our temporary name */
+                return err_set(reterr, -errno, -1, "%s: %s", path, strerror(errno));
         size_t len = strlen(text), off = 0;
         while (off < len) {
                 ssize_t k = write(fd, text + off, len - off);
