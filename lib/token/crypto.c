@@ -463,7 +463,9 @@ static int from_pk(mbedtls_pk_context *pk, bool priv, p256_key **ret, hyb_error 
         size_t olen;
         int r;
 
-        if (type != MBEDTLS_PK_ECKEY && type != MBEDTLS_PK_ECKEY_DH && type != MBEDTLS_PK_ECDSA)
+        /* id-ecPublicKey (what every tool writes) or id-ecdsa; not id-ecDH, a key
+         * its owner restricted to key agreement */
+        if (type != MBEDTLS_PK_ECKEY && type != MBEDTLS_PK_ECDSA)
                 return err_set(reterr, HYB_E_NOT_ACCEPTABLE, -1,
                                "%s key: only EC P-256 (secp256r1, ES256) keys are supported",
                                mbedtls_pk_get_name(pk));

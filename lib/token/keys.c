@@ -333,8 +333,8 @@ static int write_atomic(const char *path, const char *text, mode_t mode, bool ex
                         hyb_error *reterr)
 {
         struct stat st;
-        char rnd[8], tmp[4096];
         uint8_t b[6];
+        char rnd[8 + 1], tmp[4096]; /* base64url of 6 bytes, NUL */
         int fd = -1, r;
 
         if (stat(path, &st) == 0) {
@@ -348,14 +348,15 @@ static int write_atomic(const char *path, const char *text, mode_t mode, bool ex
         r = crypto_random(b, sizeof(b));
         if (r < 0)
                 return err_set(reterr, r, -1, "random: %s", strerror(-r));
+        _Static_assert(sizeof(rnd) > (sizeof(b) + 2) / 3 * 4, "room for the NUL");
         b64u_encode_to(b, sizeof(b), rnd);
         if (snprintf(tmp, sizeof(tmp), "%s.%s.tmp", path, rnd) >= (int)sizeof(tmp))
                 return err_set(reterr, -ENAMETOOLONG, -1, "%s: name too long", path);
         /* the mode at creation is already the final one (or narrower, by the
          * umask): there is no moment the secret is readable by others */
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-        if (fd < 0)
-                return err_set(reterr, -errno, -1, "%s: %s", tmp, strerror(errno));
+        if (fd < 0) /* named by the file the caller asked for, not our temporary name */
+                return err_set(reterr, -errno, -1, "%s: %s", path, strerror(errno));
         size_t len = strlen(text), off = 0;
         while (off < len) {
                 ssize_t k = write(fd, text + off, len - off);

@@ -8,6 +8,7 @@
  */
 #include <check.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,7 @@ START_TEST(test_openssl_keys_load)
                             " && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256"
                             " -out pkcs8.pem && openssl pkey -in pkcs8.pem -pubout -out pub.pem"
                             " && openssl pkey -in sec1.pem -pubout -out sec1.pub"
+                            " && openssl ec -in sec1.pem -no_public -out nopub.pem"
                             " 2>/dev/null", dir), 0);
         ck_assert_int_eq(sh("grep -q 'BEGIN EC PRIVATE KEY' '%s' && grep -q 'BEGIN EC PARAMETERS' '%s'"
                             " && grep -q 'BEGIN PRIVATE KEY' '%s' && grep -q 'BEGIN PUBLIC KEY' '%s'",
@@ -121,6 +123,12 @@ START_TEST(test_openssl_keys_load)
         /* a private key and its public key have one kid; different keys differ */
         ck_assert_str_eq(hyb_key_get_kid(p8), hyb_key_get_kid(pub));
         ck_assert_str_eq(hyb_key_get_kid(sec1), hyb_key_get_kid(sec1pub));
+        /* SEC1 without its optional public key: computed from the private scalar */
+        hyb_key *nopub = load_ok(at("nopub.pem"));
+        ck_assert(hyb_key_has_private(nopub) && hyb_key_equal(nopub, sec1pub));
+        ck_assert_int_eq(sh("grep -q 'BEGIN EC PRIVATE KEY' '%s' && ! openssl asn1parse -in '%s' "
+                            "| grep -q 'cont \\[ 1 \\]'", at("nopub.pem"), at("nopub.pem")), 0);
+        hyb_key_unref(nopub);
         ck_assert(hyb_key_equal(p8, pub));
         ck_assert(!hyb_key_equal(p8, sec1));
         ck_assert_str_ne(hyb_key_get_kid(p8), hyb_key_get_kid(sec1));
@@ -490,6 +498,15 @@ START_TEST(test_bad_key_files)
                             dir), 0);
         ck_assert_int_eq(hyb_key_load_file(at("bad.pub"), &k, &e), HYB_E_PARSE);
         ck_assert_msg(strstr(e.message, "curve"), "%s", e.message);
+        /* the same point under id-ecDH (RFC 5480: for key agreement only) */
+        ck_assert_int_eq(sh("cd '%s' && " TEST_PYTHON " -c \"import base64; d=bytes.fromhex("
+                            "'3057301106052b8104010c06082a8648ce3d030107034200')+open('g.der','rb')"
+                            ".read()[-65:]; open('ecdh.pub','w').write('-----BEGIN PUBLIC KEY-----\\n'"
+                            "+base64.encodebytes(d).decode()+'-----END PUBLIC KEY-----\\n')\" && "
+                            "openssl asn1parse -in ecdh.pub | grep -q 1.3.132.1.12",
+                            dir), 0);
+        ck_assert_int_eq(hyb_key_load_file(at("ecdh.pub"), &k, &e), HYB_E_NOT_ACCEPTABLE);
+        ck_assert_msg(strstr(e.message, "P-256"), "%s", e.message);
         /* not a key at all, a NUL inside, a missing file (named), a directory */
         write_text(at("junk"), "hello\n");
         ck_assert_int_eq(hyb_key_load_file(at("junk"), &k, &e), HYB_E_PARSE);
@@ -552,7 +569,45 @@ START_TEST(test_private_file_mode)
         /* not a regular file, and a directory that does not exist: refused, named */
         ck_assert_int_eq(hyb_key_save_private(k, dir, &e), -EEXIST);
         ck_assert_int_lt(hyb_key_save_private(k, at("no/such/dir.pem"), &e), 0);
-        ck_assert_ptr_nonnull(strstr(e.message, "no/such/dir.pem"));
+        ck_assert_ptr_nonnull(strstr(e.message, "no/such/dir.pem:"));
+        ck_assert_ptr_null(strstr(e.message, ".tmp"));
+        hyb_key_unref(k);
+}
+END_TEST
+
+/* One key signs and verifies from several threads at once (a key is immutable). */
+static void *sign_many(void *ud)
+{
+        const hyb_key *k = ud;
+        uint8_t sig[64];
+        long bad = 0;
+
+        for (int i = 0; i < 25; i++) {
+                if (hyb_key_sign(k, &i, sizeof(i), sig) != 0 ||
+                    hyb_key_verify(k, &i, sizeof(i), sig, 64) != 0)
+                        bad++;
+                i ^= 1 << 20;
+                if (hyb_key_verify(k, &i, sizeof(i), sig, 64) != HYB_E_AUTH)
+                        bad++;
+                i ^= 1 << 20;
+        }
+        return (void *)bad;
+}
+
+START_TEST(test_key_shared_between_threads)
+{
+        pthread_t t[4];
+        hyb_key *k = NULL;
+        void *bad;
+
+        ck_assert_int_eq(hyb_key_generate(&k), 0);
+        for (int i = 0; i < 4; i++)
+                ck_assert_int_eq(pthread_create(&t[i], NULL, sign_many, hyb_key_ref(k)), 0);
+        for (int i = 0; i < 4; i++) {
+                ck_assert_int_eq(pthread_join(t[i], &bad), 0);
+                ck_assert_ptr_null(bad);
+                hyb_key_unref(k);
+        }
         hyb_key_unref(k);
 }
 END_TEST
@@ -575,6 +630,7 @@ Suite *token_keys_suite(void)
         tcase_add_test(tc, test_wrong_kind_of_key);
         tcase_add_test(tc, test_bad_key_files);
         tcase_add_test(tc, test_private_file_mode);
+        tcase_add_test(tc, test_key_shared_between_threads);
         suite_add_tcase(s, tc);
         return s;
 }
