@@ -568,6 +568,35 @@ START_TEST(test_header_templates)
                 assert_rejected(t);
                 free(t);
         }
+        /* attenuation blocks: the authority typ, a kid, the feed's typ, another alg */
+        {
+                char *t0 = issue(1), *ac = att_claims(t0, holder2, ""), *blk, *tt;
+                char att_hdr[200];
+                const char *att_bad[] = {
+                        "{\"alg\":\"ES256\",\"typ\":\"hyb-auth+jwt\"}",
+                        "{\"alg\":\"ES256\",\"typ\":\"hyb-att+jwt\",\"kid\":\"%s\"}",
+                        "{\"alg\":\"ES256\",\"typ\":\"hyb-rev+jwt\"}",
+                        "{\"alg\":\"ES384\",\"typ\":\"hyb-att+jwt\"}",
+                        "{\"alg\":\"ES256\",\"typ\":\"hyb-att+jwt\",\"jwk\":{}}",
+                };
+
+                for (size_t i = 0; i < sizeof att_bad / sizeof att_bad[0]; i++) {
+                        snprintf(att_hdr, sizeof att_hdr, att_bad[i], hyb_key_get_kid(holder));
+                        blk = sign_raw(holder, att_hdr, ac, strlen(ac));
+                        tt = join(t0, blk);
+                        assert_rejected(tt);
+                        free(tt);
+                        free(blk);
+                }
+                /* the control: the template */
+                blk = att_block(holder, ac);
+                tt = join(t0, blk);
+                hyb_token_result_unref(accept(tt));
+                free(tt);
+                free(blk);
+                free(ac);
+                hyb_free(t0);
+        }
         /* the template itself, member order aside, is accepted */
         snprintf(hdr, sizeof hdr, "{\"kid\":\"%s\",\"typ\":\"hyb-auth+jwt\",\"alg\":\"ES256\"}",
                  kid);
