@@ -32,10 +32,10 @@ static void die(const char *what, int r, const hyb_error *e)
 static char *make_token(hyb_key *issuer, hyb_key **holders, int blocks, size_t n_wide,
                         size_t n_narrow, char narrow_names[][64])
 {
-        static const unsigned acts[] = { HYB_TOKEN_ACT_READ, HYB_TOKEN_ACT_SUB,
-                                         HYB_TOKEN_ACT_WRITE, HYB_TOKEN_ACT_CALL };
+        static const unsigned acts[] = {HYB_TOKEN_ACT_READ, HYB_TOKEN_ACT_SUB, HYB_TOKEN_ACT_WRITE,
+                                        HYB_TOKEN_ACT_CALL};
         hyb_token_cap wide[4], narrow[32];
-        const char *aud[] = { "hub-a" };
+        const char *aud[] = {"hub-a"};
         hyb_token_issue_opts o;
         hyb_token_attenuate_opts a;
         hyb_error e;
@@ -43,12 +43,12 @@ static char *make_token(hyb_key *issuer, hyb_key **holders, int blocks, size_t n
         int r;
 
         for (size_t i = 0; i < n_wide; i++)
-                wide[i] = (hyb_token_cap){ "#", acts[i] };
+                wide[i] = (hyb_token_cap){"#", acts[i]};
         for (size_t i = 0; i < n_narrow; i++) {
                 snprintf(narrow_names[i], 64, "/site/b%02zu/+/temp", i);
-                narrow[i] = (hyb_token_cap){ narrow_names[i], HYB_TOKEN_ACT_READ |
-                                             HYB_TOKEN_ACT_SUB | HYB_TOKEN_ACT_WRITE |
-                                             HYB_TOKEN_ACT_CALL };
+                narrow[i] = (hyb_token_cap){narrow_names[i],
+                                            HYB_TOKEN_ACT_READ | HYB_TOKEN_ACT_SUB |
+                                                    HYB_TOKEN_ACT_WRITE | HYB_TOKEN_ACT_CALL};
         }
         hyb_token_issue_opts_init(&o);
         o.iss = "hub";
@@ -98,7 +98,7 @@ static void bench_verify(hyb_key *issuer, hyb_key **holders, hyb_token_trust *tr
         o.audience = "hub-a";
         /* the signatures alone: each block's "header.payload" and its 64 bytes */
         uint8_t sig[4][64];
-        const hyb_key *signer[4] = { issuer, holders[0], holders[1], holders[2] };
+        const hyb_key *signer[4] = {issuer, holders[0], holders[1], holders[2]};
         char *msg[4];
         size_t mlen[4];
         char *p = tok;
@@ -139,8 +139,8 @@ static void bench_verify(hyb_key *issuer, hyb_key **holders, hyb_token_trust *tr
         hyb_free(tok);
 }
 
-static void bench_check(hyb_key *issuer, hyb_key **holders, hyb_token_trust *trust,
-                        size_t n_wide, size_t n_narrow)
+static void bench_check(hyb_key *issuer, hyb_key **holders, hyb_token_trust *trust, size_t n_wide,
+                        size_t n_narrow)
 {
         char names[32][64], label[64];
         char *tok = make_token(issuer, holders, 2, n_wide, n_narrow, names);
@@ -206,7 +206,7 @@ static void bench_check(hyb_key *issuer, hyb_key **holders, hyb_token_trust *tru
 
 int main(int argc, char **argv)
 {
-        hyb_key *issuer = NULL, *holders[4] = { NULL };
+        hyb_key *issuer = NULL, *holders[4] = {NULL};
         hyb_token_trust *trust = NULL;
 
         for (int i = 1; i < argc; i++) {

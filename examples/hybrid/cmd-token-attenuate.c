@@ -20,7 +20,7 @@ int token_attenuate(cli_ctx *ctx)
         int n_caps = 0, status;
         long ttl;
         hyb_token_attenuate_opts o;
-        hyb_error e = { 0 };
+        hyb_error e = {0};
         int r;
 
         if (!cli_opt_long(ctx, "ttl", 0, 1, 10L * 365 * 86400, &ttl))

@@ -11,7 +11,7 @@
 int token_inspect(cli_ctx *ctx)
 {
         char *tok = NULL, *json = NULL;
-        hyb_error e = { 0 };
+        hyb_error e = {0};
         int status, r;
 
         status = token_arg(ctx, "inspect", &tok);

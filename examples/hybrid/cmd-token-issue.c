@@ -19,7 +19,7 @@ int token_issue(cli_ctx *ctx)
         int n_caps = 0, status;
         long ttl, dlg;
         hyb_token_issue_opts o;
-        hyb_error e = { 0 };
+        hyb_error e = {0};
         int r;
 
         if (ctx->nargs != 1)

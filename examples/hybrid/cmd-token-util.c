@@ -40,7 +40,8 @@ int token_arg(cli_ctx *ctx, const char *what, char **ret)
         } else {
                 n = fread(buf, 1, sizeof buf - 1, stdin);
                 if (ferror(stdin))
-                        return cli_fail(EXIT_FAILED, what, "EIO", "cannot read the token from stdin");
+                        return cli_fail(EXIT_FAILED, what, "EIO",
+                                        "cannot read the token from stdin");
                 buf[n] = 0;
                 t = strdup(trim(buf));
         }
@@ -54,7 +55,7 @@ int token_load_key(cli_ctx *ctx, const char *what, const char *opt, bool need_pr
                    hyb_key **ret)
 {
         const char *path = cli_opt(ctx, opt);
-        hyb_error e = { 0 };
+        hyb_error e = {0};
         int r;
 
         if (!path || !*path)
@@ -65,8 +66,10 @@ int token_load_key(cli_ctx *ctx, const char *what, const char *opt, bool need_pr
                                 e.message);
         if (need_private && !hyb_key_has_private(*ret)) {
                 *ret = hyb_key_unref(*ret);
-                return cli_fail(EXIT_FAILED, what, "ENOKEY", "--%s %s is a public key: the private "
-                                "key is needed to sign", opt, path);
+                return cli_fail(EXIT_FAILED, what, "ENOKEY",
+                                "--%s %s is a public key: the private "
+                                "key is needed to sign",
+                                opt, path);
         }
         return EXIT_OK;
 }
@@ -77,8 +80,10 @@ bool token_split_rights(cli_ctx *ctx, const char *opt, const char *value, char *
         const char *eq = strrchr(value, '=');
 
         if (!eq || eq == value || hyb_token_actions_parse(eq + 1, ret_actions) < 0) {
-                cli_usage(ctx, "--%s '%s': expected 'FURI=ACTION[,ACTION...]' with actions from "
-                          "call, reg, sub, pub, read, write, delete, admin", opt, value);
+                cli_usage(ctx,
+                          "--%s '%s': expected 'FURI=ACTION[,ACTION...]' with actions from "
+                          "call, reg, sub, pub, read, write, delete, admin",
+                          opt, value);
                 return false;
         }
         *ret_text = strndup(value, (size_t)(eq - value));

@@ -34,8 +34,7 @@ bool token_split_rights(cli_ctx *ctx, const char *opt, const char *value, char *
                         unsigned *ret_actions);
 
 /* The --cap values as hyb_token_cap (resources owned by *ret_strings, free each and it). */
-int token_caps_from_opts(cli_ctx *ctx, hyb_token_cap *caps, char **strings, int max,
-                         int *ret_n);
+int token_caps_from_opts(cli_ctx *ctx, hyb_token_cap *caps, char **strings, int max, int *ret_n);
 
 /* Splits a comma-separated --aud into up to max pointers into buf (modified in place). */
 int token_split_aud(char *buf, const char **aud, int max);

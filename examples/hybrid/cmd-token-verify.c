@@ -22,7 +22,7 @@ static int load_trust(cli_ctx *ctx, hyb_token_trust *trust)
         for (int i = 0; i < n; i++) {
                 const char *eq = strchr(vals[i], '=');
                 hyb_key *key = NULL;
-                hyb_error e = { 0 };
+                hyb_error e = {0};
                 char *name;
                 int r;
 
@@ -53,7 +53,7 @@ int token_verify(cli_ctx *ctx)
         hyb_token_verify_opts o;
         const char *checks[32];
         char *tok = NULL, *json = NULL;
-        hyb_error e = { 0 };
+        hyb_error e = {0};
         int n_checks, status, r;
         long at;
 

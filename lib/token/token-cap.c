@@ -161,7 +161,8 @@ static int cap_parse(json_t *o, token_cap *c, hyb_error *e)
         hyb_furi *f = NULL;
         int r;
 
-        json_array_foreach(acts, i, a) {
+        json_array_foreach(acts, i, a)
+        {
                 unsigned bit = json_is_string(a) ? token_action_from_name(json_string_value(a),
                                                                           json_string_length(a))
                                                  : 0;
@@ -191,7 +192,8 @@ int token_caps_parse(json_t *cap, token_cap **ret_caps, size_t *ret_n, hyb_error
         caps = calloc(n, sizeof *caps);
         if (!caps)
                 return -ENOMEM;
-        json_array_foreach(cap, i, o) {
+        json_array_foreach(cap, i, o)
+        {
                 r = cap_parse(o, &caps[i], e);
                 if (r < 0) {
                         token_caps_free(caps, n);

@@ -90,7 +90,8 @@ static int finish(json_t *hdr, json_t *claims, const hyb_key *key, const char *p
         /* What a verifier would refuse is not made: the payload part's limit too. */
         if (strchr(strchr(block, '.') + 1, '.') - strchr(block, '.') - 1 > TOKEN_MAX_PAYLOAD_B64) {
                 free(block);
-                return err_set(e, HYB_E_LIMIT, -1, "the claims would be over %d base64url characters",
+                return err_set(e, HYB_E_LIMIT, -1,
+                               "the claims would be over %d base64url characters",
                                TOKEN_MAX_PAYLOAD_B64);
         }
         if (pl + (pl ? 1 : 0) + bl > TOKEN_MAX_SIZE) {
@@ -152,13 +153,11 @@ HYB_EXPORT int hyb_token_issue(const hyb_key *issuer, const hyb_token_issue_opts
         }
         hdr = json_pack("{s:s,s:s,s:s}", "alg", "ES256", "typ", TOKEN_TYP_AUTHORITY, "kid",
                         hyb_key_get_kid(issuer));
-        claims = json_pack("{s:i,s:s,s:s,s:o,s:I,s:I,s:I,s:s,s:o,s:o,s:i,s:I}", "v", 1, "iss",
-                           o.iss, "sub", o.sub, "aud", aud, "iat", (json_int_t)now, "nbf",
-                           (json_int_t)now, "exp",
-                           (json_int_t)(now + (int64_t)(o.ttl_s ? o.ttl_s
-                                                                : HYB_TOKEN_DEFAULT_TTL_S)),
-                           "jti", jti, "cnf", cnf, "cap", cap, "dlg", (int)o.dlg, "epo",
-                           (json_int_t)o.epo);
+        claims = json_pack(
+                "{s:i,s:s,s:s,s:o,s:I,s:I,s:I,s:s,s:o,s:o,s:i,s:I}", "v", 1, "iss", o.iss, "sub",
+                o.sub, "aud", aud, "iat", (json_int_t)now, "nbf", (json_int_t)now, "exp",
+                (json_int_t)(now + (int64_t)(o.ttl_s ? o.ttl_s : HYB_TOKEN_DEFAULT_TTL_S)), "jti",
+                jti, "cnf", cnf, "cap", cap, "dlg", (int)o.dlg, "epo", (json_int_t)o.epo);
         if (!claims)
                 r = err_set(reterr, -EINVAL, -1, "iss or sub is not UTF-8");
         else
@@ -220,7 +219,7 @@ HYB_EXPORT int hyb_token_attenuate(const char *token, const hyb_key *holder_key,
 {
         hyb_token_attenuate_opts o;
         token_part parts[TOKEN_MAX_BLOCKS];
-        token_block b[TOKEN_MAX_BLOCKS] = { 0 };
+        token_block b[TOKEN_MAX_BLOCKS] = {0};
         json_t *hdr = NULL, *claims = NULL, *x = NULL;
         hyb_key *current = NULL;
         char prv[44];
@@ -258,7 +257,8 @@ HYB_EXPORT int hyb_token_attenuate(const char *token, const hyb_key *holder_key,
                 goto out;
         }
         if (o.ttl_s)
-                json_object_set_new(claims, "exp", json_integer((json_int_t)(now + (int64_t)o.ttl_s)));
+                json_object_set_new(claims, "exp",
+                                    json_integer((json_int_t)(now + (int64_t)o.ttl_s)));
         if (o.n_caps) {
                 r = caps_json(o.caps, o.n_caps, &x, reterr);
                 if (r < 0)
@@ -283,7 +283,7 @@ out:
 HYB_EXPORT int hyb_token_inspect(const char *token, char **ret_json, hyb_error *reterr)
 {
         token_part parts[TOKEN_MAX_BLOCKS];
-        token_block b[TOKEN_MAX_BLOCKS] = { 0 };
+        token_block b[TOKEN_MAX_BLOCKS] = {0};
         json_t *blocks, *doc;
         size_t n = 0;
         char *s = NULL;

@@ -53,10 +53,14 @@ int token_split(const char *text, size_t len, token_part parts[TOKEN_MAX_BLOCKS]
                         return err_set(e, HYB_E_UNAUTHORIZED, -1,
                                        "block %zu is not header.payload.signature", n);
                 parts[n] = (token_part){
-                        .hdr = b, .hdr_len = (size_t)(d1 - b),
-                        .payload = d1 + 1, .payload_len = (size_t)(d2 - d1 - 1),
-                        .sig = d2 + 1, .sig_len = bl - (size_t)(d2 + 1 - b),
-                        .signed_text = b, .signed_len = (size_t)(d2 - b),
+                        .hdr = b,
+                        .hdr_len = (size_t)(d1 - b),
+                        .payload = d1 + 1,
+                        .payload_len = (size_t)(d2 - d1 - 1),
+                        .sig = d2 + 1,
+                        .sig_len = bl - (size_t)(d2 + 1 - b),
+                        .signed_text = b,
+                        .signed_len = (size_t)(d2 - b),
                 };
                 if (parts[n].hdr_len == 0 || parts[n].hdr_len > TOKEN_MAX_HEADER_B64 ||
                     parts[n].payload_len == 0 || parts[n].payload_len > TOKEN_MAX_PAYLOAD_B64 ||
@@ -197,7 +201,8 @@ int token_claims_only(json_t *claims, const char *const *allowed, hyb_error *e)
         const char *key;
         json_t *v;
 
-        json_object_foreach(claims, key, v) {
+        json_object_foreach(claims, key, v)
+        {
                 bool ok = false;
 
                 for (const char *const *a = allowed; *a && !ok; a++)

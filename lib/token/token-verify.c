@@ -32,7 +32,7 @@ typedef struct chain {
         const hyb_token_verify_opts *o;
         int64_t now;
         int64_t leeway;
-        hyb_key *holder;        /* the current holder: signs the next block */
+        hyb_key *holder; /* the current holder: signs the next block */
         int64_t exp, nbf;
         int64_t dlg_left;
         token_cap *caps;
@@ -107,8 +107,8 @@ static int common_claims(chain *c, json_t *claims, size_t index, hyb_error *e)
         if (index > 0) {
                 /* A block may only use up delegation, never add to it. */
                 if (c->dlg_left == 0)
-                        return err_set(e, HYB_E_UNAUTHORIZED, -1,
-                                       "block %zu: no delegation left", index);
+                        return err_set(e, HYB_E_UNAUTHORIZED, -1, "block %zu: no delegation left",
+                                       index);
                 c->dlg_left--;
                 if (has && dlg < c->dlg_left)
                         c->dlg_left = dlg;
@@ -208,13 +208,16 @@ static int check_times(chain *c, hyb_error *e)
         return 0;
 }
 
-static int check_revoked(chain *c, hyb_token_result *res, const char *kid, size_t n,
-                         hyb_error *e)
+static int check_revoked(chain *c, hyb_token_result *res, const char *kid, size_t n, hyb_error *e)
 {
         const char *hashes[TOKEN_MAX_BLOCKS], *kids[TOKEN_MAX_BLOCKS];
         hyb_token_ids ids = {
-                .jti = res->jti, .issuer_kid = kid, .epo = res->epo, .n_blocks = n,
-                .sig_hashes = hashes, .holder_kids = (const char *const *)kids,
+                .jti = res->jti,
+                .issuer_kid = kid,
+                .epo = res->epo,
+                .n_blocks = n,
+                .sig_hashes = hashes,
+                .holder_kids = (const char *const *)kids,
         };
         int r;
 
@@ -237,7 +240,7 @@ static int verify(const char *token, const hyb_token_trust *trust, const hyb_tok
                   hyb_token_result *res, hyb_error *e)
 {
         token_part parts[TOKEN_MAX_BLOCKS];
-        token_block b[TOKEN_MAX_BLOCKS] = { 0 };
+        token_block b[TOKEN_MAX_BLOCKS] = {0};
         const char *kid = NULL, *ignored;
         char kid_copy[44];
         size_t n = 0;
@@ -245,7 +248,8 @@ static int verify(const char *token, const hyb_token_trust *trust, const hyb_tok
                 .o = o,
                 .now = o->now ? o->now : (int64_t)time(NULL),
                 .leeway = o->leeway_s && o->leeway_s < HYB_TOKEN_MAX_LEEWAY_S
-                                  ? o->leeway_s : HYB_TOKEN_MAX_LEEWAY_S,
+                                  ? o->leeway_s
+                                  : HYB_TOKEN_MAX_LEEWAY_S,
                 .exp = INT64_MAX,
                 .nbf = 0,
         };
@@ -257,8 +261,8 @@ static int verify(const char *token, const hyb_token_trust *trust, const hyb_tok
         if (r >= 0) {
                 memcpy(kid_copy, kid, 44);
                 for (size_t i = 0; r >= 0 && i < n; i++) {
-                        const hyb_key *signer = i == 0 ? token_trust_find_kid(trust, kid, &ignored)
-                                                       : c.holder;
+                        const hyb_key *signer =
+                                i == 0 ? token_trust_find_kid(trust, kid, &ignored) : c.holder;
 
                         if (!signer) {
                                 r = err_set(e, HYB_E_UNAUTHORIZED, -1, "unknown kid %s", kid);
@@ -266,8 +270,8 @@ static int verify(const char *token, const hyb_token_trust *trust, const hyb_tok
                         }
                         if (hyb_key_verify(signer, parts[i].signed_text, parts[i].signed_len,
                                            b[i].sig, TOKEN_SIG_LEN) < 0) {
-                                r = err_set(e, HYB_E_UNAUTHORIZED, -1,
-                                            "block %zu: bad signature", i);
+                                r = err_set(e, HYB_E_UNAUTHORIZED, -1, "block %zu: bad signature",
+                                            i);
                                 break;
                         }
                         token_sig_hash(b[i].sig, c.sig_hash[i]);

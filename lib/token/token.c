@@ -61,7 +61,7 @@ HYB_EXPORT int hyb_token_trust_add(hyb_token_trust *t, const char *issuer, const
         name = strdup(issuer);
         if (!name)
                 return -ENOMEM;
-        t->e[t->n++] = (trust_entry){ name, hyb_key_ref(key) };
+        t->e[t->n++] = (trust_entry){name, hyb_key_ref(key)};
         return 0;
 }
 
@@ -177,19 +177,19 @@ HYB_EXPORT int hyb_token_result_to_json(const hyb_token_result *r, char **ret_js
 HYB_EXPORT void hyb_token_issue_opts_init(hyb_token_issue_opts *o)
 {
         if (o)
-                *o = (hyb_token_issue_opts){ .size = sizeof *o };
+                *o = (hyb_token_issue_opts){.size = sizeof *o};
 }
 
 HYB_EXPORT void hyb_token_attenuate_opts_init(hyb_token_attenuate_opts *o)
 {
         if (o)
-                *o = (hyb_token_attenuate_opts){ .size = sizeof *o };
+                *o = (hyb_token_attenuate_opts){.size = sizeof *o};
 }
 
 HYB_EXPORT void hyb_token_verify_opts_init(hyb_token_verify_opts *o)
 {
         if (o)
-                *o = (hyb_token_verify_opts){ .size = sizeof *o };
+                *o = (hyb_token_verify_opts){.size = sizeof *o};
 }
 
 /* ---------------------------------------------------------------- blocks */
@@ -198,7 +198,7 @@ void token_block_clear(token_block *b)
 {
         json_decref(b->hdr);
         json_decref(b->claims);
-        *b = (token_block){ 0 };
+        *b = (token_block){0};
 }
 
 static int decode_part(const char *in, size_t len, uint8_t *out, size_t out_size, size_t *ret_len,
@@ -226,8 +226,8 @@ int token_block_decode_head(const token_part *p, size_t index, token_block *b, c
         if (r >= 0)
                 r = decode_part(p->payload, p->payload_len, NULL, 0, NULL, index, "payload", e);
         if (r >= 0)
-                r = decode_part(p->sig, p->sig_len, b->sig, sizeof b->sig, &n, index,
-                                "signature", e);
+                r = decode_part(p->sig, p->sig_len, b->sig, sizeof b->sig, &n, index, "signature",
+                                e);
         if (r >= 0 && n != TOKEN_SIG_LEN)
                 r = err_set(e, HYB_E_UNAUTHORIZED, -1, "block %zu: signature is not 64 bytes",
                             index);
@@ -268,7 +268,7 @@ int token_cnf_key(json_t *claims, size_t index, hyb_key **ret, hyb_error *e)
 {
         json_t *cnf = json_object_get(claims, "cnf");
         json_t *jwk = json_object_get(cnf, "jwk");
-        static const char *const members[] = { "kty", "crv", "x", "y" };
+        static const char *const members[] = {"kty", "crv", "x", "y"};
         char *text;
         int r;
 
@@ -371,7 +371,8 @@ int token_aud_check(json_t *claims, const char *name, size_t index, const char *
                 found = id && strcmp(json_string_value(aud), id) == 0;
         } else if (json_is_array(aud) && json_array_size(aud) > 0 &&
                    json_array_size(aud) <= TOKEN_MAX_AUD) {
-                json_array_foreach(aud, i, a) {
+                json_array_foreach(aud, i, a)
+                {
                         if (!json_is_string(a) || json_string_length(a) == 0 ||
                             json_string_length(a) > TOKEN_MAX_STRING)
                                 return err_set(e, HYB_E_UNAUTHORIZED, -1, "block %zu: bad %s",

@@ -48,10 +48,10 @@ static char *base_token; /* block 0 for `hub`, holder `holder`, dlg 3 */
 static void init(void)
 {
         hyb_token_issue_opts o;
-        const char *aud[] = { "hub-a" };
+        const char *aud[] = {"hub-a"};
         hyb_token_cap caps[] = {
-                { "/home/#", HYB_TOKEN_ACT_READ | HYB_TOKEN_ACT_SUB | HYB_TOKEN_ACT_WRITE },
-                { "bus://hub/+/+/#", HYB_TOKEN_ACT_CALL },
+                {"/home/#", HYB_TOKEN_ACT_READ | HYB_TOKEN_ACT_SUB | HYB_TOKEN_ACT_WRITE},
+                {"bus://hub/+/+/#", HYB_TOKEN_ACT_CALL},
         };
 
         if (hyb_key_load_memory(issuer_pem, strlen(issuer_pem), &issuer, NULL) < 0 ||
