@@ -45,7 +45,6 @@ enum {
         TOKEN_MAX_EFFECTIVE_CAPS = 128, /* after intersecting the blocks */
         TOKEN_MAX_AUD = 16,
         TOKEN_MAX_STRING = 256,         /* iss, sub, aud, jti, a resource pattern */
-        TOKEN_LEEWAY_MAX_S = 60,
 };
 
 /* A capability as the verifier keeps it: a parsed pattern and an action mask. */

@@ -39,6 +39,11 @@ typedef struct chain {
         size_t n_caps;
         char sig_hash[TOKEN_MAX_BLOCKS][44];
         char *holder_kid[TOKEN_MAX_BLOCKS];
+        /* Read with the claims, judged after the chain in the order of the list above. */
+        int64_t iat_max;        /* the latest iat of any block */
+        int64_t lifetime;       /* block 0's exp - iat */
+        bool aud_ok[TOKEN_MAX_BLOCKS];
+        int dlg_over;           /* the first block beyond the delegation allowed, or -1 */
 } chain;
 
 static void chain_done(chain *c)
@@ -83,37 +88,32 @@ static int common_claims(chain *c, json_t *claims, size_t index, hyb_error *e)
         if (r >= 0 && (r = token_claim_time(claims, "nbf", false, &nbf, e)) > 0 && nbf > c->nbf)
                 c->nbf = nbf;
         if (r >= 0 && (r = token_claim_time(claims, "iat", index == 0, &iat, e)) > 0 &&
-            iat > c->now + c->leeway)
-                r = err_set(e, HYB_E_UNAUTHORIZED, -1, "issued in the future");
+            iat > c->iat_max)
+                c->iat_max = iat;
         if (r < 0) {
                 err_prefix(e, "block %zu", index);
                 return r;
         }
-        if (index == 0) {
-                uint64_t max = c->o->max_lifetime_s ? c->o->max_lifetime_s
-                                                    : HYB_TOKEN_DEFAULT_MAX_LIFETIME_S;
-
-                if (exp <= iat || (uint64_t)(exp - iat) > max)
-                        return err_set(e, HYB_E_UNAUTHORIZED, -1,
-                                       "lifetime of %lld s is not within 1..%llu s",
-                                       (long long)(exp - iat), (unsigned long long)max);
-        }
-        r = token_aud_check(claims, "aud", index, c->o->audience, index == 0, e);
+        if (index == 0)
+                c->lifetime = exp - iat;
+        /* the form now, whether it names this verifier later */
+        r = token_aud_check(claims, "aud", index, NULL, index == 0, e);
         if (r < 0)
                 return r;
+        c->aud_ok[index] = token_aud_check(claims, "aud", index, c->o->audience, false, NULL) >= 0;
         has = claim_small_int(claims, "dlg", index, TOKEN_MAX_BLOCKS - 1, &dlg, e);
         if (has < 0)
                 return has;
-        if (index > 0) {
+        if (index == 0) {
+                c->dlg_left = dlg;
+        } else if (c->dlg_left == 0) {
+                if (c->dlg_over < 0)
+                        c->dlg_over = (int)index;
+        } else {
                 /* A block may only use up delegation, never add to it. */
-                if (c->dlg_left == 0)
-                        return err_set(e, HYB_E_UNAUTHORIZED, -1, "block %zu: no delegation left",
-                                       index);
                 c->dlg_left--;
                 if (has && dlg < c->dlg_left)
                         c->dlg_left = dlg;
-        } else {
-                c->dlg_left = dlg;
         }
         if (json_object_get(claims, "cap") || index == 0) {
                 r = token_caps_parse(json_object_get(claims, "cap"), &caps, &n_caps, e);
@@ -197,14 +197,32 @@ static int check_attenuation(chain *c, json_t *claims, size_t index, hyb_error *
         return common_claims(c, claims, index, e);
 }
 
-static int check_times(chain *c, hyb_error *e)
+/* After the chain: times, audience, delegation depth, lifetime cap (then revocation). */
+static int check_policy(chain *c, size_t n, hyb_error *e)
 {
+        uint64_t max = c->o->max_lifetime_s ? c->o->max_lifetime_s
+                                            : HYB_TOKEN_DEFAULT_MAX_LIFETIME_S;
+
+        if (c->iat_max > c->now + c->leeway)
+                return err_set(e, HYB_E_UNAUTHORIZED, -1, "issued in the future (%lld, now %lld)",
+                               (long long)c->iat_max, (long long)c->now);
         if (c->now + c->leeway < c->nbf)
                 return err_set(e, HYB_E_UNAUTHORIZED, -1, "not valid before %lld (now %lld)",
                                (long long)c->nbf, (long long)c->now);
         if (c->now >= c->exp + c->leeway)
                 return err_set(e, HYB_E_UNAUTHORIZED, -1, "expired at %lld (now %lld)",
                                (long long)c->exp, (long long)c->now);
+        for (size_t i = 0; i < n; i++)
+                if (!c->aud_ok[i])
+                        return err_set(e, HYB_E_UNAUTHORIZED, -1, "block %zu: aud does not name %s",
+                                       i, c->o->audience);
+        if (c->dlg_over >= 0)
+                return err_set(e, HYB_E_UNAUTHORIZED, -1, "block %d: no delegation left",
+                               c->dlg_over);
+        if (c->lifetime <= 0 || (uint64_t)c->lifetime > max)
+                return err_set(e, HYB_E_UNAUTHORIZED, -1,
+                               "lifetime of %lld s is not within 1..%llu s", (long long)c->lifetime,
+                               (unsigned long long)max);
         return 0;
 }
 
@@ -252,6 +270,7 @@ static int verify(const char *token, const hyb_token_trust *trust, const hyb_tok
                                   : HYB_TOKEN_MAX_LEEWAY_S,
                 .exp = INT64_MAX,
                 .nbf = 0,
+                .dlg_over = -1,
         };
         int r;
 
@@ -282,7 +301,7 @@ static int verify(const char *token, const hyb_token_trust *trust, const hyb_tok
                 }
         }
         if (r >= 0)
-                r = check_times(&c, e);
+                r = check_policy(&c, n, e);
         if (r >= 0)
                 r = check_revoked(&c, res, kid_copy, n, e);
         if (r >= 0) {
