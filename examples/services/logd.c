@@ -557,18 +557,27 @@ static void on_broker_line(hyb_bus *bus, const hyb_bus_event *ev, void *userdata
         json_t *j;
         record *rec;
         hyb_error e;
+        char *fields = NULL;
         int level;
 
         body = hyb_bus_event_get_body(ev, &len);
         j = json_loadb(body, len, 0, NULL);
         level = level_parse(json_string_value(json_object_get(j, "level")));
+        /* lines the broker could not hand us (we were behind) are counted in the next one */
+        if (json_is_integer(json_object_get(j, "dropped"))) {
+                json_t *f = json_pack("{s:O}", "dropped", json_object_get(j, "dropped"));
+
+                fields = f ? json_dumps(f, JSON_COMPACT) : NULL;
+                json_decref(f);
+        }
         if (j && level >= 0 && json_string_value(json_object_get(j, "message")) &&
             record_new("localhost", "org.hybridos.bus", "builtin", level,
-                       json_string_value(json_object_get(j, "message")), NULL, realtime_us(),
+                       json_string_value(json_object_get(j, "message")), fields, realtime_us(),
                        &rec) >= 0) {
                 hyb_error_clear(&e);
                 add_record(d, rec, &e);
         }
+        free(fields);
         json_decref(j);
 }
 
