@@ -39,13 +39,7 @@ struct event_base; /* libevent */
 typedef struct hyb_broker hyb_broker;
 typedef struct hyb_broker_config hyb_broker_config;
 
-/* Log levels (syslog numbering). */
-typedef enum hyb_log_level {
-        HYB_LOG_ERROR = 3,
-        HYB_LOG_WARNING = 4,
-        HYB_LOG_INFO = 6,
-        HYB_LOG_DEBUG = 7,
-} hyb_log_level;
+/* Log levels: hyb_log_level in common.h (syslog numbering). */
 
 /* ----------------------------------------------------------------- config */
 
