@@ -180,15 +180,29 @@ static bool parse_since(const char *v, int64_t *ret)
 {
         struct tm tm = { 0 };
         char *end;
-        double x;
 
         if (v[0] == '@') {
-                /* @SECONDS since the epoch */
+                /* @SECONDS[.FRACTION] since the epoch, read exactly (no float rounding) */
+                long long sec;
+                long us = 0;
+                int digits = 0;
+
                 errno = 0;
-                x = strtod(v + 1, &end);
-                if (errno || end == v + 1 || *end)
+                sec = strtoll(v + 1, &end, 10);
+                if (errno || end == v + 1 || !isdigit((unsigned char)v[1]))
                         return false;
-                *ret = (int64_t)(x * 1e6);
+                if (*end == '.') {
+                        for (end++; isdigit((unsigned char)*end); end++)
+                                if (digits < 6) {
+                                        us = us * 10 + (*end - '0');
+                                        digits++;
+                                }
+                        while (digits++ < 6)
+                                us *= 10;
+                }
+                if (*end || sec > INT64_MAX / 1000000 - 1)
+                        return false;
+                *ret = (int64_t)sec * 1000000 + us;
                 return true;
         }
         if (v[0] == '-' && isdigit((unsigned char)v[1])) {
