@@ -757,7 +757,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "hybrid-logd: connect: %s %s\n", hyb_err_name(r),
                         e.message[0] ? e.message : hyb_strerror(r));
                 close(sfd);
-                return 3;
+                /* reached, but refused: another logd (409) or policy.apps (403) */
+                return r == HYB_E_CONFLICT || r == HYB_E_FORBIDDEN ? 1 : 3;
         }
         /* The ring comes back from the store before anyone can log. */
         reload(&d);
