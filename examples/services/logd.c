@@ -636,7 +636,13 @@ static void reload(logd *d)
         hyb_error_clear(&e);
         r = hyb_bus_store_read(d->bus, "/log/+/+", &all, &e);
         if (r < 0) {
-                store_complain(d, "read", r, &e);
+                fprintf(stderr, "hybrid-logd: cannot read the log back from the store: %s "
+                                "(starting with an empty ring)\n",
+                        e.message[0] ? e.message : hyb_strerror(r));
+                /* The old records stay where they are: new ones must not take their keys.
+                 * Numbering from the clock (µs) puts them past any seq counted from 1. */
+                if (r != HYB_E_UNAVAILABLE)
+                        d->next_seq = (uint64_t)realtime_us();
                 return;
         }
         n = hyb_obj_get_kind(all) == HYB_OBJ_OBJS ? hyb_obj_get_len(all) : 0;

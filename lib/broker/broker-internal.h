@@ -298,6 +298,8 @@ void events_conn_gone(bconn *c);
 void events_builtin(hyb_broker *b, const char *bubble, const char *json);
 /* Offers one of the broker's log lines as the builtin event Log (see events.c). */
 void events_log_line(hyb_broker *b, int level, const char *msg);
+/* Does anyone subscribe to the builtin event Log? */
+bool events_log_wanted(hyb_broker *b);
 
 /* builtin.c */
 int builtin_init(hyb_broker *b);

@@ -24,7 +24,7 @@ void broker_log(hyb_broker *b, int level, const char *fmt, ...)
         char msg[512];
         va_list ap;
 
-        if (level > b->log_level)
+        if (level > b->log_level || (!b->log && !events_log_wanted(b)))
                 return;
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);

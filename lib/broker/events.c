@@ -390,6 +390,13 @@ void events_builtin(hyb_broker *b, const char *bubble, const char *json)
                 events_fire_raw(b->builtin, bb, json, strlen(json), 0, NULL, NULL);
 }
 
+bool events_log_wanted(hyb_broker *b)
+{
+        bbubble *bb = b->builtin ? events_find_bubble(b->builtin, "Log", 3) : NULL;
+
+        return bb && bb->n_subs;
+}
+
 /*
  * The broker's log lines as the builtin event Log {"level","message"[,"dropped"]}, for
  * hybrid-logd.  The broker must never wait for, nor cut off, its log reader: a line goes
