@@ -199,6 +199,54 @@ START_TEST(log_reaches_logd)
 }
 END_TEST
 
+static hyb_bus_request *held;
+
+/* A logd that never answers (it keeps the request). */
+static int on_log_hold(hyb_bus_request *req, void *ud)
+{
+        got *g = ud;
+
+        held = hyb_bus_request_ref(req);
+        atomic_fetch_add(&g->n, 1);
+        return 0;
+}
+
+START_TEST(log_unanswered_at_unref_goes_to_stderr)
+{
+        static got g;
+        tbroker t;
+        tsvc svc;
+        capture c;
+        hyb_bus *logd, *bus;
+        hyb_error e;
+
+        memset(&g, 0, sizeof g);
+        held = NULL;
+        tb_start(&t, NULL, false);
+        logd = tb_connect(&t, "org.hybridos.logd", "main");
+        hyb_error_clear(&e);
+        ck_assert_int_eq(hyb_bus_register_procedure(logd, "log", NULL, NULL, on_log_hold, &g, NULL, &e),
+                         0);
+        svc_start(&svc, logd);
+        bus = tb_connect(&t, "org.test.logger", "main");
+        capture_start(&c);
+        ck_assert_int_eq(hyb_log(bus, HYB_LOG_INFO, "last words"), 0);
+        ck_assert_int_eq(hyb_bus_flush(bus), 0);
+        pump_until(bus, &g.n, 1, 5000);
+        capture_read(&c, 0);
+        ck_assert_str_eq(c.buf, ""); /* still waiting for logd */
+        /* freed with the record unanswered: logd may not have it, so stderr gets it */
+        hyb_bus_unref(bus);
+        capture_stop(&c);
+        ck_assert_msg(matches(c.buf, TIME_RE "info @localhost/org\\.test\\.logger/main last words\n$"),
+                      "stderr '%s'", c.buf);
+        svc_stop(&svc);
+        hyb_bus_request_unref(held);
+        hyb_bus_unref(logd);
+        tb_stop(&t);
+}
+END_TEST
+
 typedef struct lines {
         atomic_int n;
         char body[512];
@@ -327,6 +375,7 @@ void bus_tcase_log(Suite *s)
         tcase_add_test(tc, log_bad_arguments);
         tcase_add_test(tc, log_no_logd_falls_back);
         tcase_add_test(tc, log_reaches_logd);
+        tcase_add_test(tc, log_unanswered_at_unref_goes_to_stderr);
         tcase_add_test(tc, broker_lines_as_event);
         tcase_add_test(tc, broker_lines_never_wait_for_the_reader);
         suite_add_tcase(s, tc);
