@@ -88,7 +88,10 @@ stop "$LPID"
 stop "$DPID"
 
 # ---------------------------------------------------------------- follow, filters, identity
-start_daemon d3 "" || finish
+# a boot program whose subscription fails on a string: a runtime error hybridd logs later
+start_daemon d3 "boot:
+  programs:
+    - inline: \"/in?sub -> |(plus(1).to(/out))\"" || finish
 start_logd l3 || finish
 bg follow hy log --follow --from 'org.example.*'
 FPID=$BPID
@@ -168,6 +171,10 @@ expect_err "the same name again is refused (409)" 1 "409" hy --app org.example.d
 hasbus() { hy log --from org.hybridos.bus | grep -q 'auth refused .*409'; }
 check "hybridd's own line is a record of @localhost/org.hybridos.bus/builtin" wait_until 10 hasbus
 check "with its level" sh -c "\"$HYBRID\" --bus \"$SOCK\" log --from org.hybridos.bus | grep -q ' info @localhost/org.hybridos.bus/builtin auth refused'"
+expect "a write the boot program fails on" 0 "" hy store put /in "'text'"
+hasboot() { hy log --from org.hybridos.bus --level error | grep -q ' error @localhost/org.hybridos.bus/builtin boot: '; }
+check "the boot program's error, logged by hybridd after its start, is a record at error" \
+        wait_until 10 hasboot
 
 # the daemon goes: --follow exits 3 with the reason
 stop "$DPID"
