@@ -116,6 +116,12 @@ expect_err "a bad --level is a usage error" 2 "^hybrid: log: usage " hy log --le
 expect_err "a bad level for send too" 2 "^hybrid: log: usage " hy log send --level loud x
 expect_err "a bad --since is a usage error" 2 "^hybrid: log: usage " hy log --since yesterday
 
+say org.example.nl "$(printf 'two\nlines\tand a tab')"
+check "a message with a newline stays one line (control characters escaped)" \
+        [ "$(msgs --from org.example.nl)" = 'two\nlines\tand a tab' ]
+check "--json keeps the message as sent" sh -c "\"$HYBRID\" --bus \"$SOCK\" log --json --from org.example.nl | \
+        \"$PYTHON\" -c 'import json,sys; assert json.loads(sys.stdin.read())[\"message\"] == \"two\\nlines\\tand a tab\"'"
+
 # --json: one JSON object per line, the record as logd keeps it
 hy log --json --from org.example.lv --level error >"$T/json.out"
 check "--json gives the record: seq, time, host, app, runner, level, message" "$PYTHON" -c '
