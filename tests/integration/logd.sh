@@ -182,6 +182,13 @@ hasboot() { hy log --from org.hybridos.bus --level error | grep -q ' error @loca
 check "the boot program's error, logged by hybridd after its start, is a record at error" \
         wait_until 10 hasboot
 
+# logd restarts: --follow (a pattern subscription) goes on with the new one
+stop "$LPID"
+start_logd l3b || finish
+say org.example.a five
+five() { grep -q ' @localhost/org.example.a/r1 five$' "$T/follow.out"; }
+check "--follow goes on across a logd restart" wait_until 10 five
+
 # the daemon goes: --follow exits 3 with the reason
 stop "$DPID"
 wait "$FPID"
