@@ -106,7 +106,8 @@ check "--follow saw the records of two apps, in order" [ "$(cut -d' ' -f2- "$T/f
         "info @localhost/org.example.a/r1 one" "info @localhost/org.example.b/r1 two" \
         "info @localhost/org.example.a/r1 three" "info @localhost/org.example.b/r1 four")" ]
 
-for l in error warning notice info debug; do say org.example.lv "m-$l" "$l"; done
+# 10 ms apart, so that the millisecond times printed tell them apart (--since below)
+for l in error warning notice info debug; do say org.example.lv "m-$l" "$l"; sleep 0.01; done
 check "--level notice: notice and more severe" \
         [ "$(lines --from org.example.lv --level notice)" = "$(nl "error @localhost/org.example.lv/r1 m-error" \
         "warning @localhost/org.example.lv/r1 m-warning" "notice @localhost/org.example.lv/r1 m-notice")" ]
