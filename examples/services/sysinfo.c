@@ -246,9 +246,9 @@ int main(int argc, char **argv)
                         interval = strtod(argv[++i], &end);
                         if (!end || *end || !isfinite(interval) || interval < 0.05 ||
                             interval > 86400)
-                                return usage();
+                                goto bad_usage;
                 } else
-                        return usage();
+                        goto bad_usage;
         }
         si.disks.paths = disks;
         period = (uint64_t)(interval * 1e6);
@@ -332,4 +332,7 @@ out:
         close(sfd);
         free(disks);
         return status;
+bad_usage:
+        free(disks);
+        return usage();
 }
