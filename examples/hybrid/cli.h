@@ -92,5 +92,6 @@ extern const cli_command cmd_furi;
 extern const cli_command cmd_store;
 extern const cli_command cmd_repl, cmd_run;
 extern const cli_command cmd_call, cmd_serve, cmd_fire, cmd_listen, cmd_list, cmd_monitor;
+extern const cli_command cmd_log;
 
 #endif

@@ -19,6 +19,8 @@
  *
  * The library logs nothing above debug by itself: it hands log lines to the
  * callback set with hyb_broker_set_log, and the daemon decides where they go.
+ * The same lines are offered to hybrid-logd as the builtin event Log (never
+ * waiting for it; doc/hybrid-logd.md).
  */
 #ifndef HYBRID_BROKER_H
 #define HYBRID_BROKER_H
@@ -39,13 +41,7 @@ struct event_base; /* libevent */
 typedef struct hyb_broker hyb_broker;
 typedef struct hyb_broker_config hyb_broker_config;
 
-/* Log levels (syslog numbering). */
-typedef enum hyb_log_level {
-        HYB_LOG_ERROR = 3,
-        HYB_LOG_WARNING = 4,
-        HYB_LOG_INFO = 6,
-        HYB_LOG_DEBUG = 7,
-} hyb_log_level;
+/* Log levels: hyb_log_level in common.h (syslog numbering). */
 
 /* ----------------------------------------------------------------- config */
 
@@ -138,7 +134,8 @@ HYB_EXPORT int hyb_broker_new(hyb_broker_config *cfg, struct event_base *base, h
  * connection.  Returns NULL; NULL is a no-op.
  */
 HYB_EXPORT hyb_broker *hyb_broker_free(hyb_broker *b);
-/* Sets the log callback (NULL: drop).  Levels above `max_level` are not produced. */
+/* Sets the log callback (NULL: none).  Levels above `max_level` are not produced, neither
+ * for fn nor as the builtin event Log (default max_level: HYB_LOG_INFO). */
 HYB_EXPORT void hyb_broker_set_log(hyb_broker *b, int max_level, hyb_log_fn fn, void *userdata);
 /*
  * Creates the socket and starts accepting.  Of missing directories only the

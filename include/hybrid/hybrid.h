@@ -12,5 +12,6 @@
 #include <hybrid/bus-store.h>
 #include <hybrid/endpoint.h>
 #include <hybrid/broker.h>
+#include <hybrid/log.h>
 
 #endif

@@ -176,6 +176,8 @@ struct hyb_broker {
         hyb_log_fn log;
         void *log_ud;
         int log_level;
+        bool in_log_line;       /* events_log_line is running: its own lines are not offered */
+        uint64_t log_dropped;   /* Log events a subscriber had no room for since the last one */
         bquota *quotas;
         size_t mem;             /* bytes in all buffers and queues (limits.max_memory) */
         size_t mem_hwm;         /* highest mem since the last malloc_trim */
@@ -294,6 +296,10 @@ int events_unsubscribe(bconn *c, const char *ep, const char *bubble);
 void events_conn_gone(bconn *c);
 /* Fires a builtin event (bubble of the builtin endpoint) with a JSON body. */
 void events_builtin(hyb_broker *b, const char *bubble, const char *json);
+/* Offers one of the broker's log lines as the builtin event Log (see events.c). */
+void events_log_line(hyb_broker *b, int level, const char *msg);
+/* Does anyone subscribe to the builtin event Log? */
+bool events_log_wanted(hyb_broker *b);
 
 /* builtin.c */
 int builtin_init(hyb_broker *b);

@@ -24,12 +24,15 @@ void broker_log(hyb_broker *b, int level, const char *fmt, ...)
         char msg[512];
         va_list ap;
 
-        if (!b->log || level > b->log_level)
+        if (level > b->log_level || (!b->log && !events_log_wanted(b)))
                 return;
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        b->log(level, msg, b->log_ud);
+        /* the daemon's log first, then (never blocking) the builtin Log event for logd */
+        if (b->log)
+                b->log(level, msg, b->log_ud);
+        events_log_line(b, level, msg);
 }
 
 /* ---------------------------------------------------------------- config */

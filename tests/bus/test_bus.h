@@ -55,5 +55,6 @@ void bus_tcase_review(Suite *s);
 void bus_tcase_slots(Suite *s);
 void bus_tcase_builtin(Suite *s);
 void bus_tcase_store(Suite *s);
+void bus_tcase_log(Suite *s);
 
 #endif

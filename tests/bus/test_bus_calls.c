@@ -665,5 +665,6 @@ Suite *bus_suite(void)
         bus_tcase_slots(s);
         bus_tcase_builtin(s);
         bus_tcase_store(s);
+        bus_tcase_log(s);
         return s;
 }

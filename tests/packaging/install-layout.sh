@@ -10,7 +10,8 @@ build=$1 src=$2 want_man=$3
 stage=$(mktemp -d "${TMPDIR:-/tmp}/hyb-stage.XXXXXX"); trap 'rm -rf "$stage"' EXIT
 meson install -C "$build" --destdir "$stage" --quiet >/dev/null
 fail=0
-for f in bin/hybrid bin/hybridd bin/hybrid-sysinfo bin/hybrid-sensor-sim include/hybrid/hybrid.h; do
+for f in bin/hybrid bin/hybridd bin/hybrid-logd bin/hybrid-sysinfo bin/hybrid-sensor-sim \
+         include/hybrid/hybrid.h include/hybrid/log.h; do
         find "$stage" -path "*/$f" | grep -q . || { echo "FAIL: $f not installed"; fail=1; }
 done
 for f in hybrid.pc libhybrid.so.0 libhybrid.a; do
@@ -38,7 +39,7 @@ if [ "$want_man" != yes ]; then
         exit $fail
 fi
 command -v man >/dev/null || { echo "SKIP: man not installed"; exit 77; }
-for page in hybrid hybridd hybrid-sysinfo hybrid-sensor-sim; do
+for page in hybrid hybridd hybrid-logd hybrid-sysinfo hybrid-sensor-sim; do
         [ -f "$src/doc/${page}.md" ] || continue
         f=$(find "$stage" -path "*/share/man/man1/$page.1" | head -1)
         if [ -z "$f" ]; then
