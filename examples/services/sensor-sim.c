@@ -13,7 +13,8 @@
  * with the same --seed and --sensors writes the same sequence.  The temperatures stay
  * between 15 and 28; every --excursion ticks (default 10; 0: never) one room, chosen by
  * the generator, reads 1 to 4 degrees above --threshold (default 30) for one tick, so
- * rules watching for heat have something to fire on.  --count T stops after T ticks;
+ * rules watching for heat have something to fire on; it is logged as a warning for
+ * hybrid-logd (hyb_log_send; stderr when none runs).  --count T stops after T ticks;
  * --print writes each reading to stdout as "<fURI> TAB <value>".
  */
 #include <errno.h>
@@ -30,6 +31,7 @@
 
 #include <hybrid/bus-store.h>
 #include <hybrid/bus.h>
+#include <hybrid/log.h>
 
 #define PROG "hybrid-sensor-sim"
 #define MAX_SENSORS 64
@@ -132,6 +134,19 @@ static int write_reading(sim *s, hyb_bus *bus, const char *where, const char *qu
         return 0;
 }
 
+/* An excursion is news: a warning record for hybrid-logd (stderr when none runs). */
+static void log_excursion(sim *s, hyb_bus *bus, const char *where, double celsius)
+{
+        char fields[128], message[96];
+
+        snprintf(fields, sizeof(fields), "{\"room\":\"%s\",\"celsius\":%.1f,\"threshold\":%.1f}",
+                 where, celsius, s->threshold);
+        snprintf(message, sizeof(message), "%s reads %.1f C, above %.1f C", where, celsius,
+                 s->threshold);
+        /* Logging is best effort: the reading is written whatever happens to the record. */
+        (void)hyb_log_send(bus, HYB_LOG_WARNING, fields, message);
+}
+
 /* One tick: every room's readings move a little; on an excursion tick one room reads hot. */
 static int tick(sim *s, hyb_bus *bus)
 {
@@ -153,6 +168,8 @@ static int tick(sim *s, hyb_bus *bus)
                 r = write_reading(s, bus, rm->name, "temp", tenth(t));
                 if (r >= 0)
                         r = write_reading(s, bus, rm->name, "humidity", tenth(rm->humidity));
+                if (r >= 0 && (long)i == hot)
+                        log_excursion(s, bus, rm->name, tenth(t));
         }
         return r;
 }

@@ -5,9 +5,9 @@
 # lib/broker/config-load.c and config-boot.c take) is in it, hybridd loads it as is (only
 # the paths moved into the test's directory), its boot data and program run without an
 # error, and the program raises /alerts/... when a /sensors/.../temp reading crosses the
-# threshold, and only then.
+# threshold, and only then; the simulator's warning about it reaches hybrid-logd.
 . "$(dirname "$0")/lib.sh"
-: "${HYB_SRC:?}" "${HYB_SENSOR_SIM:?}"
+: "${HYB_SRC:?}" "${HYB_SENSOR_SIM:?}" "${HYB_LOGD:?}"
 unset HYBRID_BUS HYBRID_DB
 EX=$HYB_SRC/examples/hybridd.yaml
 check "examples/hybridd.yaml exists" test -f "$EX"
@@ -55,12 +55,17 @@ expect "a reading above it" 0 "" hy store put /sensors/attic/temp 31.5
 wait "$APID" 2>/dev/null
 expect "the alert raised for the hot reading" 0 "/alerts/sensors/attic/temp	31.5" cat "$T/alerts.out"
 expect "no alert for the cool one" 1 "" hy store get /alerts/sensors/cellar/temp
-# the simulator's excursion (every tick here, one room) raises one too
+# the simulator's excursion (every tick here, one room) raises one too, and logs a warning
+bg logd "$HYB_LOGD" --bus "$SOCK"
+wait_until 10 has_line "$T/logd.out" '^@localhost/org.hybridos.logd/main$' ||
+        bad "hybrid-logd starts" "$(cat "$T/logd.err")"
 expect "sensor-sim with an excursion each tick" 0 "*" \
         "$HYB_SENSOR_SIM" --bus "$SOCK" --count 1 --sensors 1 --excursion 1 --print
 hot=$(awk -F'\t' '$1 == "/sensors/kitchen/temp" { print $2 }' "$T/out")
 check "the simulated excursion is above 30 ($hot)" awk -v v="$hot" 'BEGIN { exit !(v + 0 > 30) }'
 expect "its alert" 0 "$hot" hy store get /alerts/sensors/kitchen/temp
+logged() { hy log --from org.hybridos.sensorsim --level warning | grep -q " kitchen reads $hot C, above 30.0 C\$"; }
+check "and its warning is in the log" wait_until 10 logged
 stop "$DPID"
 check "hybridd exits 0 on SIGTERM" [ "$STOP_RC" = 0 ]
 finish

@@ -123,11 +123,16 @@ check "another seed other readings" sh -c "! cmp -s '$T/s7a' '$T/s8'"
 check "5 ticks x 4 rooms x 2 quantities: 40 readings" [ "$(wc -l <"$T/s7a")" = 40 ]
 
 # --- an excursion: every 3rd tick one room reads above the threshold, never otherwise
-sim --seed 3 --excursion 3 --count 6 --threshold 30 >"$T/exc" || bad "sensor-sim excursion runs"
+sim --seed 3 --excursion 3 --count 6 --threshold 30 >"$T/exc" 2>"$T/exc.err" ||
+        bad "sensor-sim excursion runs" "$(cat "$T/exc.err")"
 check "ticks 3 and 6 have one temperature above 30, the others none" awk -F"$TAB" '
         { tick = int((NR - 1) / 8) + 1 }
         $1 ~ /temp$/ && $2 > 30 { hot[tick]++ }
         END { for (t = 1; t <= 6; t++) if ((t % 3 == 0) != (hot[t] == 1)) exit 1 }' "$T/exc"
+# no logd runs here: hyb_log writes each excursion's warning to stderr instead
+check "each excursion logged as a warning (stderr without logd)" [ "$(grep -Ec \
+        ' warning @localhost/org\.hybridos\.sensorsim/p[0-9]+ [a-z]+ reads 3[0-9]\.[0-9] C, above 30\.0 C$' \
+        "$T/exc.err")" = 2 ]
 expect_err "sensor-sim refuses --sensors 0 (usage, 2)" 2 'usage' "$HYB_SENSOR_SIM" --sensors 0
 expect_err "sysinfo refuses --interval 0 (usage, 2)" 2 'usage' "$HYB_SYSINFO" --interval 0
 finish
