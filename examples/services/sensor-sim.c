@@ -36,8 +36,8 @@
 #define PROG "hybrid-sensor-sim"
 #define MAX_SENSORS 64
 
-static const char *const room_names[] = { "kitchen", "hall",   "bedroom", "office",
-                                          "bath",    "attic",  "garage",  "cellar" };
+static const char *const room_names[] = {"kitchen", "hall",  "bedroom", "office",
+                                         "bath",    "attic", "garage",  "cellar"};
 
 typedef struct room {
         char name[16];
@@ -202,7 +202,7 @@ int main(int argc, char **argv)
         const char *path = getenv("HYBRID_BUS");
         unsigned long interval = 1000, sensors = 3, seed = 1, count = 0, excursion = 10;
         double threshold = 30;
-        sim s = { 0 };
+        sim s = {0};
         hyb_bus *bus = NULL;
         hyb_error e;
         char runner[32];

@@ -14,7 +14,7 @@
 
 #include "sysinfo-read.h"
 
-static const char *const prefixes[SI_N_GROUPS] = { "uptime", "load", "mem", "disk", "net" };
+static const char *const prefixes[SI_N_GROUPS] = {"uptime", "load", "mem", "disk", "net"};
 
 const char *si_group_prefix(si_group g)
 {
@@ -148,10 +148,9 @@ static int read_mem(info_list *l)
         static const struct {
                 const char *field, *key;
         } fields[] = {
-                { "MemTotal", "total" },     { "MemFree", "free" },
-                { "MemAvailable", "available" }, { "Buffers", "buffers" },
-                { "Cached", "cached" },      { "SwapTotal", "swap_total" },
-                { "SwapFree", "swap_free" },
+                {"MemTotal", "total"},     {"MemFree", "free"},  {"MemAvailable", "available"},
+                {"Buffers", "buffers"},    {"Cached", "cached"}, {"SwapTotal", "swap_total"},
+                {"SwapFree", "swap_free"},
         };
         FILE *f = fopen("/proc/meminfo", "re");
         char line[256];
@@ -249,10 +248,10 @@ static int read_disk(const si_disks *disks, info_list *l)
 
 static int read_net(info_list *l)
 {
-        static const char *const names[] = { "rx_bytes", "rx_packets", "rx_errors", "rx_dropped",
-                                             "tx_bytes", "tx_packets", "tx_errors", "tx_dropped" };
+        static const char *const names[] = {"rx_bytes", "rx_packets", "rx_errors", "rx_dropped",
+                                            "tx_bytes", "tx_packets", "tx_errors", "tx_dropped"};
         /* the columns of /proc/net/dev for them: receive 0-3, transmit 8-11 */
-        static const int cols[] = { 0, 1, 2, 3, 8, 9, 10, 11 };
+        static const int cols[] = {0, 1, 2, 3, 8, 9, 10, 11};
         FILE *f = fopen("/proc/net/dev", "re");
         char line[512];
         int r = 0, lineno = 0;

@@ -36,7 +36,7 @@
 typedef struct sysinfo {
         hyb_bus *bus;
         si_disks disks;
-        bool store_ok;     /* false once the store refused a write: events and calls go on */
+        bool store_ok; /* false once the store refused a write: events and calls go on */
         unsigned long ticks;
 } sysinfo;
 
@@ -70,7 +70,9 @@ static json_t *to_json(const info_list *l)
                         o = child;
                         seg = next;
                 }
-                if (!seg || json_object_set_new(o, seg, l->v[i].is_real ? json_real(l->v[i].real)
+                if (!seg ||
+                    json_object_set_new(o, seg,
+                                        l->v[i].is_real ? json_real(l->v[i].real)
                                                         : json_integer(l->v[i].integer)) < 0)
                         goto fail;
         }
@@ -96,7 +98,7 @@ static int read_groups(sysinfo *si, si_group from, si_group to, info_list *l)
  * ({"1m":..} for load), `all` the whole tree. */
 static int reply_groups(hyb_bus_request *req, sysinfo *si, si_group from, si_group to)
 {
-        info_list l = { 0 };
+        info_list l = {0};
         json_t *root = NULL, *part;
         char *text = NULL;
         int r;
@@ -188,7 +190,7 @@ static void store_put(sysinfo *si, const info_list *l)
 /* One period: read everything, write it to the store, fire INFO with it. */
 static int tick(sysinfo *si)
 {
-        info_list l = { 0 };
+        info_list l = {0};
         json_t *root;
         char *text;
         int r;
@@ -223,7 +225,7 @@ int main(int argc, char **argv)
 {
         const char *path = getenv("HYBRID_BUS"), *runner = "main";
         const char **disks = calloc((size_t)argc, sizeof(*disks));
-        sysinfo si = { .store_ok = true };
+        sysinfo si = {.store_ok = true};
         hyb_slot *methods = NULL, *bubble = NULL;
         hyb_error e;
         double interval = 5;
