@@ -33,6 +33,22 @@ void info_list_free(info_list *l)
         l->n = l->cap = 0;
 }
 
+int info_list_copy(info_list *dst, const info_list *src)
+{
+        if (dst->cap < src->n) {
+                info_value *nv = realloc(dst->v, src->n * sizeof(*nv));
+
+                if (!nv)
+                        return -ENOMEM;
+                dst->v = nv;
+                dst->cap = src->n;
+        }
+        if (src->n)
+                memcpy(dst->v, src->v, src->n * sizeof(*dst->v));
+        dst->n = src->n;
+        return 0;
+}
+
 static info_value *push(info_list *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static info_value *push(info_list *l, const char *fmt, ...)
 {

@@ -56,6 +56,8 @@ int si_read(si_group g, const si_disks *disks, info_list *l);
 /* Empties l (keeps its memory); info_list_free releases it. */
 void info_list_clear(info_list *l);
 void info_list_free(info_list *l);
+/* Makes dst a copy of src (dst's memory reused or grown): 0 or -ENOMEM (dst unchanged). */
+int info_list_copy(info_list *dst, const info_list *src);
 
 /* A fURI segment made of name: "/" is "root", a leading '/' is dropped, every other byte
  * that is not [A-Za-z0-9_.-] becomes '_'.  Writes at most size bytes with the NUL. */

@@ -36,7 +36,8 @@
 typedef struct sysinfo {
         hyb_bus *bus;
         si_disks disks;
-        bool store_ok; /* false once the store refused a write: events and calls go on */
+        bool store_ok;    /* false once the store refused a write: events and calls go on */
+        info_list stored; /* what the store holds under /sys/info/ (what we wrote last) */
         unsigned long ticks;
 } sysinfo;
 
@@ -166,15 +167,40 @@ static void store_failed(sysinfo *si, const char *what, int r, const hyb_error *
         si->store_ok = false;
 }
 
-/* Writes the readings of l under /sys/info/. */
+/* The reading of l with key, or NULL; hint is where it was last time (lists keep their order). */
+static const info_value *find(const info_list *l, size_t hint, const char *key)
+{
+        if (hint < l->n && strcmp(l->v[hint].key, key) == 0)
+                return &l->v[hint];
+        for (size_t i = 0; i < l->n; i++)
+                if (strcmp(l->v[i].key, key) == 0)
+                        return &l->v[i];
+        return NULL;
+}
+
+static bool same(const info_value *a, const info_value *b)
+{
+        return a->is_real == b->is_real &&
+               (a->is_real ? a->real == b->real : a->integer == b->integer);
+}
+
+/*
+ * Writes the readings of l under /sys/info/: only those that changed since the last write
+ * (totals, idle interfaces: most of them), so a store on flash is not rewritten every
+ * period; a key gone since (an interface removed, a disk unmounted) is deleted.
+ */
 static void store_put(sysinfo *si, const info_list *l)
 {
-        for (size_t i = 0; i < l->n && si->store_ok; i++) {
-                char furi[SI_KEY_MAX + 16];
-                hyb_obj *o = NULL;
-                hyb_error e;
-                int r;
+        char furi[SI_KEY_MAX + 16];
+        hyb_error e;
+        int r;
 
+        for (size_t i = 0; i < l->n && si->store_ok; i++) {
+                const info_value *old = find(&si->stored, i, l->v[i].key);
+                hyb_obj *o = NULL;
+
+                if (old && same(old, &l->v[i]))
+                        continue;
                 hyb_error_clear(&e);
                 snprintf(furi, sizeof(furi), "/sys/info/%s", l->v[i].key);
                 r = l->v[i].is_real ? hyb_obj_new_real(l->v[i].real, &o)
@@ -185,6 +211,17 @@ static void store_put(sysinfo *si, const info_list *l)
                 if (r < 0)
                         store_failed(si, furi, r, &e);
         }
+        for (size_t i = 0; i < si->stored.n && si->store_ok; i++) {
+                if (find(l, i, si->stored.v[i].key))
+                        continue;
+                hyb_error_clear(&e);
+                snprintf(furi, sizeof(furi), "/sys/info/%s", si->stored.v[i].key);
+                r = hyb_bus_store_delete(si->bus, furi, &e);
+                if (r < 0)
+                        store_failed(si, furi, r, &e);
+        }
+        if (si->store_ok && info_list_copy(&si->stored, l) < 0)
+                info_list_clear(&si->stored); /* out of memory: write everything next time */
 }
 
 /* One period: read everything, write it to the store, fire INFO with it. */
@@ -332,6 +369,7 @@ out:
         hyb_slot_unref(methods);
         hyb_bus_unref(si.bus);
         close(sfd);
+        info_list_free(&si.stored);
         free(disks);
         return status;
 bad_usage:

@@ -3,7 +3,8 @@
 # The system services of issue 9 against a real hybridd (doc/hybrid-sysinfo.md,
 # doc/hybrid-sensor-sim.md): sysinfo's readings are sane (uptime grows, memory total >
 # free > 0, load >= 0, counters never go back) and periodic (INFO events, store values
-# that change), its procedures answer, /sys/info/ is writable by sysinfo alone; the
+# that change, and only those rewritten), its procedures answer, /sys/info/ is writable by
+# sysinfo alone; the
 # simulator's retained writes reach a subscriber, a seed gives the same readings, and an
 # excursion goes above the threshold.
 . "$(dirname "$0")/lib.sh"
@@ -92,6 +93,22 @@ expect_err "sysinfo's app cannot write /sys itself: 403" 1 '403' \
 expect "the refused writes left the value" 0 "1" hy store get /sys/info/probe
 stop "$SIPID"
 check "sysinfo exits 0 on SIGTERM" [ "$STOP_RC" = 0 ]
+
+# --- a second run: what the first left is deleted first (/sys/info/probe too), then each
+# period writes only what changed: a total is written once, the uptime every period
+bg watchsi hy store watch '/sys/info/#'
+check "store watch /sys/info/# is subscribed" ready watchsi
+bg si2 "$HYB_SYSINFO" --bus "$SOCK" --interval 0.2
+SIPID=$BPID
+wait_until 10 has_line "$T/si2.out" "^$SI\$" || bad "sysinfo starts again" "$(cat "$T/si2.err")"
+expect "the old keys are gone" 1 "" hy store get /sys/info/probe
+three() { [ "$(grep -c "^/sys/info/uptime$TAB[0-9]" "$T/watchsi.out")" -ge 3 ]; }
+check "three periods: uptime written three times" wait_until 20 three
+check "mem/total written once in those periods" \
+        [ "$(grep -c "^/sys/info/mem/total$TAB[0-9]" "$T/watchsi.out")" = 1 ]
+check "disk/root/total written once" \
+        [ "$(grep -c "^/sys/info/disk/root/total$TAB[0-9]" "$T/watchsi.out")" = 1 ]
+stop "$SIPID"
 
 # --- the simulator: its retained writes seen by a subscriber, in write order
 bg watch hy store watch '/sensors/#' --count 12
