@@ -134,6 +134,25 @@ static bool wanted(const shower *s, json_t *rec)
         return !s->app_glob || fnmatch(s->app_glob, app, FNM_CASEFOLD) == 0;
 }
 
+/* The message on one line: control characters as \n, \r, \t or \xNN. */
+static void put_message(const char *m)
+{
+        for (; *m; m++) {
+                unsigned char c = (unsigned char)*m;
+
+                if (c == '\n')
+                        fputs("\\n", stdout);
+                else if (c == '\r')
+                        fputs("\\r", stdout);
+                else if (c == '\t')
+                        fputs("\\t", stdout);
+                else if (c < 0x20 || c == 0x7f)
+                        printf("\\x%02x", c);
+                else
+                        putchar(c);
+        }
+}
+
 static void print_record(const shower *s, json_t *rec)
 {
         char when[80];
@@ -147,11 +166,13 @@ static void print_record(const shower *s, json_t *rec)
                 return;
         }
         format_time(json_integer_value(json_object_get(rec, "time")), when, sizeof when);
-        cli_println("%s %s @%s/%s/%s %s", when, json_string_value(json_object_get(rec, "level")),
-                    json_string_value(json_object_get(rec, "host")),
-                    json_string_value(json_object_get(rec, "app")),
-                    json_string_value(json_object_get(rec, "runner")),
-                    json_string_value(json_object_get(rec, "message")));
+        printf("%s %s @%s/%s/%s ", when, json_string_value(json_object_get(rec, "level")),
+               json_string_value(json_object_get(rec, "host")),
+               json_string_value(json_object_get(rec, "app")),
+               json_string_value(json_object_get(rec, "runner")));
+        put_message(json_string_value(json_object_get(rec, "message")));
+        putchar('\n');
+        fflush(stdout);
 }
 
 static void on_record(hyb_bus *bus, const hyb_bus_event *ev, void *userdata)

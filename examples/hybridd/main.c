@@ -91,10 +91,13 @@ static void notify_ready(void)
 static struct event *sigterm, *sigint;
 static int log_max = HYB_LOG_INFO;
 static hyb_boot *boot; /* its events keep the loop going: freed at shutdown */
+static hyb_broker *log_broker; /* once serving: boot lines go through it, to hybrid-logd too */
 
 static void log_boot(int level, const char *msg, void *ud)
 {
-        if (level <= log_max)
+        if (log_broker)
+                hyb_broker_log(log_broker, level, msg);
+        else if (level <= log_max)
                 log_line(level, msg, ud);
 }
 
@@ -292,6 +295,7 @@ int main(int argc, char **argv)
         evsignal_add(sigterm, NULL);
         evsignal_add(sigint, NULL);
         notify_ready();
+        log_broker = b;
         r = 0;
 report:
         if (pipefd[1] >= 0) {
@@ -323,6 +327,7 @@ report:
         }
         /* Signals stay registered; dispatch returns once shutdown released every connection. */
         r = event_base_dispatch(base) < 0 ? EXIT_RUNTIME : 0;
+        log_broker = NULL;
         event_free(sigterm);
         event_free(sigint);
         boot = hyb_boot_free(boot);

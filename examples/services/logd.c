@@ -92,7 +92,6 @@ typedef struct logd {
         app_stat *apps;
         store_op *ops, **ops_tail;
         bool store_broken; /* said once that the store refuses us */
-        unsigned long dropped;
 } logd;
 
 static const char *const level_names[8] = {
@@ -315,7 +314,6 @@ static void ring_append(logd *d, record *r, app_stat *a)
 {
         while (d->count && (d->count + 1 > d->max_records || d->bytes + r->size > d->max_bytes)) {
                 ring_remove(d, victim(d, a), true);
-                d->dropped++;
         }
         r->owner = a;
         r->prev = d->tail;

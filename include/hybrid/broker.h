@@ -138,6 +138,12 @@ HYB_EXPORT hyb_broker *hyb_broker_free(hyb_broker *b);
  * for fn nor as the builtin event Log (default max_level: HYB_LOG_INFO). */
 HYB_EXPORT void hyb_broker_set_log(hyb_broker *b, int max_level, hyb_log_fn fn, void *userdata);
 /*
+ * Logs one line of the embedder's as the broker logs its own (hybridd's boot messages):
+ * to the callback of hyb_broker_set_log and as the builtin event Log, when level is
+ * within max_level.  message is copied (cut at 511 bytes).  NULL b or message: no-op.
+ */
+HYB_EXPORT void hyb_broker_log(hyb_broker *b, int level, const char *message);
+/*
  * Creates the socket and starts accepting.  Of missing directories only the
  * runtime directory ($XDG_RUNTIME_DIR/hybrid, else /run/hybrid) is created (0755),
  * when the socket goes straight into it; any other gives -ENOENT.  A stale socket

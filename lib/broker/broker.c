@@ -252,6 +252,12 @@ HYB_EXPORT int hyb_broker_new(hyb_broker_config *cfg, struct event_base *base, h
         return 0;
 }
 
+HYB_EXPORT void hyb_broker_log(hyb_broker *b, int level, const char *message)
+{
+        if (b && message)
+                broker_log(b, level, "%s", message);
+}
+
 HYB_EXPORT void hyb_broker_set_log(hyb_broker *b, int max_level, hyb_log_fn fn, void *userdata)
 {
         if (!b)

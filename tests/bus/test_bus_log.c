@@ -199,6 +199,54 @@ START_TEST(log_reaches_logd)
 }
 END_TEST
 
+static hyb_bus_request *held;
+
+/* A logd that never answers (it keeps the request). */
+static int on_log_hold(hyb_bus_request *req, void *ud)
+{
+        got *g = ud;
+
+        held = hyb_bus_request_ref(req);
+        atomic_fetch_add(&g->n, 1);
+        return 0;
+}
+
+START_TEST(log_unanswered_at_unref_goes_to_stderr)
+{
+        static got g;
+        tbroker t;
+        tsvc svc;
+        capture c;
+        hyb_bus *logd, *bus;
+        hyb_error e;
+
+        memset(&g, 0, sizeof g);
+        held = NULL;
+        tb_start(&t, NULL, false);
+        logd = tb_connect(&t, "org.hybridos.logd", "main");
+        hyb_error_clear(&e);
+        ck_assert_int_eq(hyb_bus_register_procedure(logd, "log", NULL, NULL, on_log_hold, &g, NULL, &e),
+                         0);
+        svc_start(&svc, logd);
+        bus = tb_connect(&t, "org.test.logger", "main");
+        capture_start(&c);
+        ck_assert_int_eq(hyb_log(bus, HYB_LOG_INFO, "last words"), 0);
+        ck_assert_int_eq(hyb_bus_flush(bus), 0);
+        pump_until(bus, &g.n, 1, 5000);
+        capture_read(&c, 0);
+        ck_assert_str_eq(c.buf, ""); /* still waiting for logd */
+        /* freed with the record unanswered: logd may not have it, so stderr gets it */
+        hyb_bus_unref(bus);
+        capture_stop(&c);
+        ck_assert_msg(matches(c.buf, TIME_RE "info @localhost/org\\.test\\.logger/main last words\n$"),
+                      "stderr '%s'", c.buf);
+        svc_stop(&svc);
+        hyb_bus_request_unref(held);
+        hyb_bus_unref(logd);
+        tb_stop(&t);
+}
+END_TEST
+
 typedef struct lines {
         atomic_int n;
         char body[512];
@@ -252,6 +300,72 @@ START_TEST(broker_lines_as_event)
 }
 END_TEST
 
+typedef struct tally {
+        atomic_int n;
+        long long dropped; /* the "dropped" of the last line received */
+} tally;
+
+static void on_tally(hyb_bus *bus, const hyb_bus_event *ev, void *ud)
+{
+        tally *t = ud;
+        size_t len;
+        const char *b = hyb_bus_event_get_body(ev, &len);
+        json_t *j = json_loadb(b, len, 0, NULL);
+
+        t->dropped = json_integer_value(json_object_get(j, "dropped"));
+        json_decref(j);
+        atomic_fetch_add(&t->n, 1);
+}
+
+/*
+ * A log reader that stops reading never slows the broker down nor gets cut off: the
+ * lines it has no room for are skipped, and the next line it gets counts them.  Each
+ * refused connect is one line at info; n of them, then one more once the reader has
+ * caught up: every line is either received or counted as dropped.
+ */
+START_TEST(broker_lines_never_wait_for_the_reader)
+{
+        static tally tl;
+        enum { N = 3000 };
+        tbroker t;
+        hyb_bus *logd, *a, *b = NULL;
+        hyb_slot *sub = NULL;
+        hyb_error e;
+        int before;
+
+        memset(&tl, 0, sizeof tl);
+        tb_start(&t, "max_body=16384,max_frame=32768,send_queue_bytes=65536", false);
+        logd = tb_connect(&t, "org.hybridos.logd", "main");
+        hyb_error_clear(&e);
+        ck_assert_int_eq(hyb_bus_subscribe(logd, HYB_BUS_BUILTIN_ENDPOINT, "Log", on_tally, &tl, &sub, &e),
+                         0);
+        a = tb_connect(&t, "org.test.twice", "main");
+        /* the reader reads nothing meanwhile; every refusal is answered all the same */
+        for (int i = 0; i < N; i++)
+                ck_assert_int_eq(hyb_bus_connect(t.sock, "org.test.twice", "main", &b, &e),
+                                 HYB_E_CONFLICT);
+        /* drain what was queued for the reader: it is still connected */
+        for (int i = 0; i < 50; i++) {
+                hyb_bus_wait(logd, 20000);
+                while (hyb_bus_process(logd) > 0)
+                        ;
+        }
+        ck_assert(hyb_bus_is_open(logd));
+        before = atomic_load(&tl.n);
+        ck_assert_int_gt(before, 0);
+        ck_assert_int_lt(before, N); /* the socket and half the queue cannot hold N lines */
+        /* one more line: it says how many the reader missed */
+        ck_assert_int_eq(hyb_bus_connect(t.sock, "org.test.twice", "main", &b, &e), HYB_E_CONFLICT);
+        pump_until(logd, &tl.n, before + 1, 5000);
+        ck_assert_int_eq(atomic_load(&tl.n), before + 1);
+        ck_assert_int_eq(before + tl.dropped, N);
+        hyb_slot_unref(sub);
+        hyb_bus_unref(a);
+        hyb_bus_unref(logd);
+        tb_stop(&t);
+}
+END_TEST
+
 void bus_tcase_log(Suite *s)
 {
         TCase *tc = tcase_create("log");
@@ -261,6 +375,8 @@ void bus_tcase_log(Suite *s)
         tcase_add_test(tc, log_bad_arguments);
         tcase_add_test(tc, log_no_logd_falls_back);
         tcase_add_test(tc, log_reaches_logd);
+        tcase_add_test(tc, log_unanswered_at_unref_goes_to_stderr);
         tcase_add_test(tc, broker_lines_as_event);
+        tcase_add_test(tc, broker_lines_never_wait_for_the_reader);
         suite_add_tcase(s, tc);
 }

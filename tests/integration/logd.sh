@@ -88,7 +88,10 @@ stop "$LPID"
 stop "$DPID"
 
 # ---------------------------------------------------------------- follow, filters, identity
-start_daemon d3 "" || finish
+# a boot program whose subscription fails on a string: a runtime error hybridd logs later
+start_daemon d3 "boot:
+  programs:
+    - inline: \"/in?sub -> |(plus(1).to(/out))\"" || finish
 start_logd l3 || finish
 bg follow hy log --follow --from 'org.example.*'
 FPID=$BPID
@@ -112,6 +115,12 @@ check "--from with a glob" [ "$(msgs --from 'org.example.?')" = "$(nl one two th
 expect_err "a bad --level is a usage error" 2 "^hybrid: log: usage " hy log --level loud
 expect_err "a bad level for send too" 2 "^hybrid: log: usage " hy log send --level loud x
 expect_err "a bad --since is a usage error" 2 "^hybrid: log: usage " hy log --since yesterday
+
+say org.example.nl "$(printf 'two\nlines\tand a tab')"
+check "a message with a newline stays one line (control characters escaped)" \
+        [ "$(msgs --from org.example.nl)" = 'two\nlines\tand a tab' ]
+check "--json keeps the message as sent" sh -c "\"$HYBRID\" --bus \"$SOCK\" log --json --from org.example.nl | \
+        \"$PYTHON\" -c 'import json,sys; assert json.loads(sys.stdin.read())[\"message\"] == \"two\\nlines\\tand a tab\"'"
 
 # --json: one JSON object per line, the record as logd keeps it
 hy log --json --from org.example.lv --level error >"$T/json.out"
@@ -168,6 +177,10 @@ expect_err "the same name again is refused (409)" 1 "409" hy --app org.example.d
 hasbus() { hy log --from org.hybridos.bus | grep -q 'auth refused .*409'; }
 check "hybridd's own line is a record of @localhost/org.hybridos.bus/builtin" wait_until 10 hasbus
 check "with its level" sh -c "\"$HYBRID\" --bus \"$SOCK\" log --from org.hybridos.bus | grep -q ' info @localhost/org.hybridos.bus/builtin auth refused'"
+expect "a write the boot program fails on" 0 "" hy store put /in "'text'"
+hasboot() { hy log --from org.hybridos.bus --level error | grep -q ' error @localhost/org.hybridos.bus/builtin boot: '; }
+check "the boot program's error, logged by hybridd after its start, is a record at error" \
+        wait_until 10 hasboot
 
 # the daemon goes: --follow exits 3 with the reason
 stop "$DPID"
