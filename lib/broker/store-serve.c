@@ -18,6 +18,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "broker-internal.h"
 #include "bus/acl.h"
@@ -103,6 +104,14 @@ static int sys_delete_reach(hyb_broker *b, const hyb_furi *f, hyb_error *e)
         return r;
 }
 
+/* /sys/info/... is written by the sysinfo service (hybrid-sysinfo): its app connected as the
+ * daemon's own uid or as root.  Every other peer is refused there as anywhere under /sys/. */
+static bool sysinfo_writer(uid_t uid, const char *app, const char *path)
+{
+        return strncmp(path, "/sys/info/", 10) == 0 && app &&
+               strcmp(app, "org.hybridos.sysinfo") == 0 && (uid == 0 || uid == geteuid());
+}
+
 int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, const hyb_furi *f,
                     hyb_error *e)
 {
@@ -110,7 +119,8 @@ int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, c
 
         /* The kernel's own objects are read-only, whatever the policy (doc/config.md). */
         if ((right & (BROKER_STORE_WRITE | BROKER_STORE_DELETE)) && path &&
-            (strcmp(path, "/sys") == 0 || strncmp(path, "/sys/", 5) == 0))
+            (strcmp(path, "/sys") == 0 || strncmp(path, "/sys/", 5) == 0) &&
+            !sysinfo_writer(uid, app, path))
                 return err_set(e, HYB_E_FORBIDDEN, -1, "%s is read-only", path);
         if ((right & BROKER_STORE_DELETE) && sys_delete_reach(b, f, e) < 0)
                 return HYB_E_FORBIDDEN;

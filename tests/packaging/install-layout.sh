@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# What `meson install` puts where: the library, headers and hybrid.pc; the hybrid tool and
-# hybridd in bin/ but not the sample programs (unless -Dinstall_samples=true); and man
+# What `meson install` puts where: the library, headers and hybrid.pc; the hybrid tool,
+# hybridd and the services hybrid-sysinfo and hybrid-sensor-sim in bin/ but not the sample
+# programs (unless -Dinstall_samples=true); and man
 # pages for the tools in share/man/man1 that render without troff errors and carry the
 # sections a man page needs.  Usage: install-layout.sh BUILD SRCROOT MAN(yes|no)
 set -eu
@@ -9,7 +10,8 @@ build=$1 src=$2 want_man=$3
 stage=$(mktemp -d "${TMPDIR:-/tmp}/hyb-stage.XXXXXX"); trap 'rm -rf "$stage"' EXIT
 meson install -C "$build" --destdir "$stage" --quiet >/dev/null
 fail=0
-for f in bin/hybrid bin/hybridd bin/hybrid-logd include/hybrid/hybrid.h include/hybrid/log.h; do
+for f in bin/hybrid bin/hybridd bin/hybrid-logd bin/hybrid-sysinfo bin/hybrid-sensor-sim \
+         include/hybrid/hybrid.h include/hybrid/log.h; do
         find "$stage" -path "*/$f" | grep -q . || { echo "FAIL: $f not installed"; fail=1; }
 done
 for f in hybrid.pc libhybrid.so.0 libhybrid.a; do
@@ -21,6 +23,14 @@ if [ -n "$hyb" ]; then
         out=$(env -u LD_LIBRARY_PATH "$hyb" furi match /a/b '/a/+' 2>&1) || true
         [ "$out" = true ] || { echo "FAIL: installed bin/hybrid does not run by itself: $out"; fail=1; }
 fi
+# The services find it too: a usage error (2) means the program ran (127: the loader failed).
+for svc in hybrid-sysinfo hybrid-sensor-sim; do
+        p=$(find "$stage" -path "*/bin/$svc" | head -1)
+        [ -n "$p" ] || continue
+        st=0
+        env -u LD_LIBRARY_PATH "$p" --no-such-option >/dev/null 2>&1 || st=$?
+        [ "$st" = 2 ] || { echo "FAIL: installed bin/$svc does not run by itself (exit $st)"; fail=1; }
+done
 if find "$stage" -name 'hybrid-sample-*' | grep .; then
         echo "FAIL: sample programs installed without -Dinstall_samples=true"; fail=1
 fi
@@ -29,7 +39,7 @@ if [ "$want_man" != yes ]; then
         exit $fail
 fi
 command -v man >/dev/null || { echo "SKIP: man not installed"; exit 77; }
-for page in hybrid hybridd hybrid-logd; do
+for page in hybrid hybridd hybrid-logd hybrid-sysinfo hybrid-sensor-sim; do
         [ -f "$src/doc/${page}.md" ] || continue
         f=$(find "$stage" -path "*/share/man/man1/$page.1" | head -1)
         if [ -z "$f" ]; then
