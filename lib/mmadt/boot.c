@@ -5,6 +5,7 @@
  * the programs' subscriptions, fibers and threads going afterwards.
  *
  *   hyb_boot_new(scope, base, cfg)
+ *   hyb_boot_reload(boot, cfg)   (SIGHUP) step 1 again with the new boot.data
  *     1. boot.data:     each fURI that holds nothing gets its obj literal
  *     2. boot.programs: each compiled and run in order on one VM ("boot")
  *     3. the VM is driven by base:  store fds (EV_READ) + a timer
@@ -315,6 +316,25 @@ HYB_EXPORT int hyb_boot_new(hyb_scope *scope, struct event_base *base,
         blog(b, HYB_LOG_INFO, "boot: %zu data entries, %zu programs, %u errors", n_data,
              n_programs, b->n_errors);
         *ret = b;
+        return 0;
+}
+
+HYB_EXPORT int hyb_boot_reload(hyb_boot *b, const hyb_broker_config *cfg)
+{
+        size_t n_data;
+        unsigned errors;
+
+        hyb_assert_return(b && cfg, -EINVAL);
+        errors = b->n_errors;
+        n_data = hyb_broker_config_get_n_boot(cfg, HYB_BOOT_DATA);
+        for (size_t i = 0; i < n_data; i++) {
+                hyb_broker_boot_item it = { .size = sizeof(it) };
+
+                if (hyb_broker_config_get_boot(cfg, HYB_BOOT_DATA, i, &it) == 0)
+                        boot_data(b, hyb_mmadt_get_scope(b->vm), &it);
+        }
+        blog(b, HYB_LOG_INFO, "boot: reload: %zu data entries, %u errors", n_data,
+             b->n_errors - errors);
         return 0;
 }
 
