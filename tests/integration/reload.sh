@@ -68,6 +68,8 @@ printf '%s\n' "limits:
   max_body: 2K
   uid_max_connections: 1
 policy:
+  apps:
+    \"$(id -u)\": [org.hybridos.cli, org.example.*]
   store:
     - {furi: \"/#\", allow: [read]}
 boot:
@@ -96,6 +98,9 @@ expect "a boot.data key already set keeps its value" 0 "'first'" hy store get /c
 expect_err "the new policy.store takes effect (read only: a write is 403)" 1 \
         "403 policy.store denies write of /p/x" hy store put /p/x 2
 expect "... and reads are still allowed" 0 "1" hy store get /p/x
+expect_err "the new policy.apps takes effect: an app name outside it is refused" 3 \
+        "403" hy --app org.other.tool store get /p/x
+expect "... and one inside it is accepted" 0 "1" hy --app org.example.tool store get /p/x
 
 # --- bad files: logged with the file and position, the configuration in force stays whole
 bad_reload() { # DESC YAML POSITION-REGEX N
