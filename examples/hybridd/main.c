@@ -172,7 +172,7 @@ static void on_reload(evutil_socket_t sig, short what, void *ud)
         snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
                  (unsigned long long)hyb_now_usec());
         notify(msg);
-        log_line(HYB_LOG_INFO, config_path ? "reloading the configuration" :
+        log_boot(HYB_LOG_INFO, config_path ? "reloading the configuration" :
                                "reloading the configuration (no --config: the defaults)", NULL);
         hyb_error_clear(&err);
         r = hyb_broker_config_new(&n);
