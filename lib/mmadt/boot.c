@@ -5,12 +5,12 @@
  * the programs' subscriptions, fibers and threads going afterwards.
  *
  *   hyb_boot_new(scope, base, cfg)
- *   hyb_boot_reload(boot, cfg)   (SIGHUP) step 1 again with the new boot.data
  *     1. boot.data:     each fURI that holds nothing gets its obj literal
  *     2. boot.programs: each compiled and run in order on one VM ("boot")
  *     3. the VM is driven by base:  store fds (EV_READ) + a timer
  *        (the stores' deadline; every FIBER_TICK_USEC while fibers live)
  *           -> hyb_mmadt_step: deliver messages, step fibers, join ended threads
+ *   hyb_boot_reload(boot, cfg)  (SIGHUP) step 1 again, with the boot.data of cfg
  *
  * An error in an entry (a bad fURI or literal, a program that does not parse
  * or fails when run) is logged with where it is (the program file's line and
