@@ -3,7 +3,7 @@
 # The systemd units of examples/systemd (doc/hybridd.md "Running under systemd"): what the
 # issue asks of them (hybridd Type=notify, reload by SIGHUP, hardening; each service after
 # and requiring hybridd), the installable copies with @bindir@ substituted, and
-# `systemd-analyze verify` on the copies whose ExecStart= names the programs of the build
+# `systemd-analyze verify` (and `security`, which must rate them OK) on the copies whose ExecStart= names the programs of the build
 # tree (so nothing needs installing).  A service whose program is not built here is
 # reported and skipped; without systemd-analyze the verify part is skipped (exit 77 when
 # nothing could be verified).
@@ -54,5 +54,16 @@ for u in "$vdir"/*.service; do
                 verified=$((verified + 1))
         fi
 done
+# The hardening as systemd rates it (OK is its best band, below MEDIUM, EXPOSED, UNSAFE);
+# --offline (systemd 250 and later) reads the file without a running manager.
+if systemd-analyze security --help 2>/dev/null | grep -q -- '--offline'; then
+        for u in "$vdir"/*.service; do
+                out=$(systemd-analyze security --offline=yes "$u" 2>&1 | grep 'Overall exposure level')
+                case $out in
+                *": "[0-9]*" OK"*) echo "ok $(basename "$u"): ${out#→ }" ;;
+                *) bad "systemd-analyze security $(basename "$u"): '$out', wanted an OK level" ;;
+                esac
+        done
+fi
 [ $fail -eq 0 ] && [ $verified -eq 0 ] && { echo "SKIP: nothing verified"; exit 77; }
 exit $fail
