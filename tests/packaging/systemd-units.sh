@@ -3,10 +3,10 @@
 # The systemd units of examples/systemd (doc/hybridd.md "Running under systemd"): what the
 # issue asks of them (hybridd Type=notify, reload by SIGHUP, hardening; each service after
 # and requiring hybridd), the installable copies with @bindir@ substituted, and
-# `systemd-analyze verify` (and `security`, which must rate them OK) on the copies whose ExecStart= names the programs of the build
-# tree (so nothing needs installing).  A service whose program is not built here is
-# reported and skipped; without systemd-analyze the verify part is skipped (exit 77 when
-# nothing could be verified).
+# `systemd-analyze verify` and `security` (which must rate them OK) on the copies whose
+# ExecStart= names the programs of the build tree (so nothing needs installing).  A
+# service whose program is not built here is reported and skipped; without systemd-analyze
+# the verify part is skipped (exit 77 when nothing could be verified).
 # Usage: systemd-units.sh VERIFY-DIR INSTALL-DIR
 set -u
 vdir=$(cd "$1" && pwd) idir=$2
