@@ -33,6 +33,8 @@ static const char usage[] =
         "                      is ready\n"
         "  -h, --help          this text\n"
         "  -V, --version       the version\n"
+        "SIGHUP reads the --config file again and applies it in place (a file that does\n"
+        "not load changes nothing); SIGTERM/SIGINT shut down.\n"
         "exit status: 0 ok (clean shutdown on SIGTERM/SIGINT, or detached and listening),\n"
         "             1 runtime failure, 2 usage or configuration error,\n"
         "             3 cannot listen on the socket\n";
