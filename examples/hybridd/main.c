@@ -303,6 +303,7 @@ int main(int argc, char **argv)
                                 ;
                         if (n != 1)
                                 status = EXIT_RUNTIME; /* the child died before it could say */
+                        hyb_broker_config_unref(cfg);
                         return status;
                 }
                 close(pipefd[0]);
