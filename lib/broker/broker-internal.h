@@ -330,6 +330,13 @@ void store_detach(hyb_broker *b);
 int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, const hyb_furi *f,
                     hyb_error *e);
 
+/* The compiled policy.store rules of c (patterns parsed once; each points into c, which must
+ * outlive them): 0, or -ENOMEM.  store_acl_set frees b's rules and installs acl (hyb_broker_set_store,
+ * hyb_broker_reload). */
+int store_acl_build(const broker_config *c, struct bstore_rule **ret, size_t *ret_n);
+void store_acl_free(struct bstore_rule *acl, size_t n);
+void store_acl_set(hyb_broker *b, struct bstore_rule *acl, size_t n);
+
 /* monitor.c */
 void monitor_copy(hyb_broker *b, unsigned type, const wire_hdr *h, const char *from, size_t from_len,
                   const char *to, size_t to_len, const char *member, size_t member_len,

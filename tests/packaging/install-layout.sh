@@ -14,6 +14,18 @@ for f in bin/hybrid bin/hybridd bin/hybrid-logd bin/hybrid-sysinfo bin/hybrid-se
          include/hybrid/hybrid.h include/hybrid/log.h; do
         find "$stage" -path "*/$f" | grep -q . || { echo "FAIL: $f not installed"; fail=1; }
 done
+# the systemd units, in a systemd unit directory, ExecStart= in the installed bindir
+for f in hybridd hybrid-logd hybrid-sysinfo hybrid-sensor-sim; do
+        u=$(find "$stage" -path "*/lib/systemd/system/$f.service" | head -1)
+        if [ -z "$u" ]; then
+                echo "FAIL: $f.service not installed in a lib/systemd/system"; fail=1
+        elif ! grep -q "^ExecStart=$(meson introspect "$build" --buildoptions |
+                /usr/bin/python3 -c 'import json, os, sys
+o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
+print(os.path.join(o["prefix"], o["bindir"]))')/$f" "$u"; then
+                echo "FAIL: $f.service: ExecStart= not in the installed bindir"; fail=1
+        fi
+done
 for f in hybrid.pc libhybrid.so.0 libhybrid.a; do
         find "$stage" -name "$f" | grep -q . || { echo "FAIL: $f not installed"; fail=1; }
 done
