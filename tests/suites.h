@@ -17,7 +17,9 @@
         X(bus_suite) \
         X(mmadt_suite) \
         X(conformance_suite) \
-        X(boot_suite)
+        X(boot_suite) \
+        X(token_crypto_suite) \
+        X(token_keys_suite)
 
 #define HYB_X_DECL(fn) Suite *fn(void);
 HYB_SUITES(HYB_X_DECL)

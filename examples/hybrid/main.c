@@ -21,6 +21,7 @@ static const cli_command *commands[] = {
         &cmd_repl, &cmd_run,
         &cmd_call, &cmd_serve, &cmd_fire, &cmd_listen, &cmd_list, &cmd_monitor,
         &cmd_log,
+        &cmd_token,
 };
 
 static const cli_option global_options[] = {

@@ -13,5 +13,6 @@
 #include <hybrid/endpoint.h>
 #include <hybrid/broker.h>
 #include <hybrid/log.h>
+#include <hybrid/token.h>
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * A user's program linked against the installed static libhybrid.a.  It
  * defines functions named like the library's internals (db_open, vec_push,
- * route_call, err_set): with those global in the archive the link fails with
+ * route_call, err_set, crypto_random, b64u_encode): with those global in the archive the link fails with
  * "multiple definition"; localised, the program and the library each keep their own.
  */
 #include <errno.h>
@@ -13,6 +13,8 @@ int db_open(void);
 int vec_push(void);
 int route_call(void);
 int err_set(void);
+int crypto_random(void);
+int b64u_encode(void);
 
 int db_open(void)
 {
@@ -32,6 +34,17 @@ int route_call(void)
 int err_set(void)
 {
         return 4;
+}
+
+/* names of lib/token/crypto.c */
+int crypto_random(void)
+{
+        return 5;
+}
+
+int b64u_encode(void)
+{
+        return 6;
 }
 
 int main(void)
@@ -60,6 +73,16 @@ int main(void)
         }
         if (db_open() + vec_push() + route_call() + err_set() != 10)
                 return 1;
+        /* A key reaches the library's crypto_random and b64u_encode (and mbedTLS). */
+        hyb_key *key = NULL;
+        char *jwk = NULL;
+        if (hyb_key_generate(&key) != 0 || hyb_key_to_jwk(key, HYB_KEY_EXPORT_PUBLIC, &jwk) != 0 ||
+            !strstr(jwk, hyb_key_get_kid(key)) || crypto_random() + b64u_encode() != 11) {
+                fprintf(stderr, "static consumer: keys\n");
+                return 1;
+        }
+        hyb_free(jwk);
+        hyb_key_unref(key);
         printf("static consumer ok: %s\n", text);
         hyb_free(text);
         hyb_obj_unref(got);

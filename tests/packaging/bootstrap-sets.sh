@@ -49,9 +49,11 @@ done <"$tmp/deps"
 for t in meson ninja pkg-config go-md2man; do
         p=$(command -v "$t") && pkg=$(owner "$p") && [ -n "$pkg" ] && in_set build "$pkg" "$t"
 done
-for t in sqlite3 clang setpriv man systemd-analyze; do
+for t in sqlite3 clang setpriv man systemd-analyze openssl; do
         p=$(command -v "$t") && pkg=$(owner "$p") && [ -n "$pkg" ] && in_set test "$pkg" "$t"
 done
 in_set test python3 "python3 runs the test scripts"
 in_set test check "the C test runner"
+in_set test python3-cryptography "tests/token: keys and signatures made by Python"
+in_set test python3-jwt "tests/token: PyJWT verifies our ES256 JWS"
 exit $fail

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hybrid token <subcommand>: keys and security tokens (doc/token.md).
+ *
+ * This file is the dispatcher and `keygen`.  Each subcommand is one function
+ * `int token_<name>(cli_ctx *)` (declared in cli.h, defined in
+ * cmd-token-<name>.c or here) and one row of token_subcommands[] naming the
+ * command options it accepts: an option the subcommand does not take is a
+ * usage error (exit 2) before it runs.  ctx->args[0] is the subcommand name,
+ * its own arguments follow.  The options themselves (name, value or flag,
+ * help line) are rows of token_options[], shared by all subcommands.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include <hybrid/hybrid.h>
+
+#include "cli.h"
+
+typedef struct token_subcommand {
+        const char *name;
+        int (*run)(cli_ctx *ctx);
+        const char *const *options; /* command options it takes, NULL-terminated; NULL: none */
+} token_subcommand;
+
+static const token_subcommand token_subcommands[] = {
+        { "keygen", token_keygen, NULL },
+};
+
+#define N_SUBCOMMANDS (sizeof(token_subcommands) / sizeof(token_subcommands[0]))
+
+/* Every option any subcommand takes (the frame parses them; the row says who may). */
+static const cli_option token_options[] = {
+        { NULL, false, NULL, 0 },
+};
+
+int token_keygen(cli_ctx *ctx)
+{
+        hyb_key *key = NULL;
+        hyb_error e = { 0 };
+        char *pub = NULL;
+        int r, status = EXIT_FAILED;
+
+        if (ctx->nargs != 2)
+                return cli_usage(ctx, "'token keygen' takes one FILE (the private key; the public "
+                                      "key goes to FILE.pub)");
+        const char *file = ctx->args[1];
+        if (!*file)
+                return cli_usage(ctx, "'token keygen' needs a non-empty FILE");
+        if (asprintf(&pub, "%s.pub", file) < 0)
+                return cli_fail(EXIT_FAILED, "token keygen", "ENOMEM", "out of memory");
+
+        r = hyb_key_generate(&key);
+        if (r < 0) {
+                cli_fail(EXIT_FAILED, "token keygen", hyb_err_name(r), "%s", hyb_strerror(r));
+                goto out;
+        }
+        /* the public file first: a failure then leaves no private key without its public one */
+        r = hyb_key_save_public(key, pub, &e);
+        if (r >= 0)
+                r = hyb_key_save_private(key, file, &e);
+        if (r < 0) {
+                cli_fail(EXIT_FAILED, "token keygen", hyb_err_name(r), "%s", e.message);
+                goto out;
+        }
+        if (ctx->json) {
+                json_t *j = json_pack("{s:s, s:s, s:s}", "kid", hyb_key_get_kid(key), "key", file,
+                                      "pub", pub);
+                char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+                json_decref(j);
+                if (!s) {
+                        cli_fail(EXIT_FAILED, "token keygen", "ENOMEM", "out of memory");
+                        goto out;
+                }
+                cli_println("%s", s);
+                free(s);
+        } else {
+                cli_println("%s", hyb_key_get_kid(key));
+        }
+        status = EXIT_OK;
+out:
+        hyb_key_unref(key);
+        free(pub);
+        return status;
+}
+
+static bool sub_takes(const token_subcommand *sub, const char *option)
+{
+        for (const char *const *o = sub->options; o && *o; o++)
+                if (strcmp(*o, option) == 0)
+                        return true;
+        return false;
+}
+
+static int run_token(cli_ctx *ctx)
+{
+        const char *names[N_SUBCOMMANDS];
+        const char *name = ctx->nargs > 0 ? ctx->args[0] : NULL, *s;
+
+        if (!name)
+                return cli_usage(ctx, "a subcommand is needed: %s", "keygen");
+        for (size_t i = 0; i < N_SUBCOMMANDS; i++) {
+                const token_subcommand *sub = &token_subcommands[i];
+
+                names[i] = sub->name;
+                if (strcmp(sub->name, name) != 0)
+                        continue;
+                for (int o = 0; o < ctx->nopts; o++)
+                        if (!sub_takes(sub, ctx->opt_names[o]))
+                                return cli_usage(ctx, "option '--%s' is not used by 'token %s'",
+                                                 ctx->opt_names[o], name);
+                return sub->run(ctx);
+        }
+        s = cli_suggest(name, names, N_SUBCOMMANDS);
+        if (s)
+                return cli_usage(ctx, "unknown subcommand '%s'; did you mean '%s'?", name, s);
+        return cli_usage(ctx, "unknown subcommand '%s'", name);
+}
+
+const cli_command cmd_token = {
+        .name = "token",
+        .run = run_token,
+        .options = token_options,
+        .summary = "keys and security tokens: keygen",
+        .usage = "usage: hybrid token keygen FILE\n"
+                 "keygen makes a P-256 key pair: FILE gets the private key (PKCS#8 PEM, mode\n"
+                 "0600; an existing FILE is replaced atomically and its mode never widened),\n"
+                 "FILE.pub the public key (SubjectPublicKeyInfo PEM); prints the key id (kid,\n"
+                 "the RFC 7638 thumbprint, base64url).  --json prints {\"kid\",\"key\",\"pub\"}.\n",
+        .globals = CLI_G_JSON,
+};

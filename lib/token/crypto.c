@@ -1,0 +1,641 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The crypto layer over mbedTLS 2.28 (crypto.h says what each function
+ * promises).  This is the only file that includes mbedTLS headers.
+ *
+ * A p256_key keeps its key as bytes (the private scalar and the uncompressed
+ * point) and every operation loads the group and the numbers into locals: a
+ * key shared between threads is never written to, and mbedTLS's lazily
+ * filled group tables are never shared.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <mbedtls/asn1.h>
+#include <mbedtls/asn1write.h>
+#include <mbedtls/bignum.h>
+#include <mbedtls/constant_time.h>
+#include <mbedtls/ecdsa.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/error.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/pem.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/sha256.h>
+
+#include "common/util.h"
+#include "token/crypto.h"
+
+struct p256_key {
+        bool has_private;
+        uint8_t d[P256_SCALAR_LEN];
+        uint8_t pub[P256_PUB_LEN];
+};
+
+/* ------------------------------------------------------------- basics */
+
+int crypto_random(void *buf, size_t n)
+{
+        uint8_t *p = buf;
+
+        while (n > 0) {
+                ssize_t k = getrandom(p, n, 0);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += k;
+                n -= (size_t)k;
+        }
+        return 0;
+}
+
+/* The f_rng mbedTLS takes (blinding, key generation). */
+static int mbed_rng(void *ctx, unsigned char *out, size_t len)
+{
+        (void)ctx;
+        return crypto_random(out, len) < 0 ? MBEDTLS_ERR_ECP_RANDOM_FAILED : 0;
+}
+
+void crypto_sha256_parts(const void *const *parts, const size_t *lens, size_t n_parts,
+                         uint8_t out[CRYPTO_SHA256_LEN])
+{
+        mbedtls_sha256_context ctx;
+
+        /* The _ret functions of 2.28 fail only on a hardware accelerator error:
+         * there is none in this build, and a failure leaves out unpredictable
+         * rather than wrong in a way an attacker picks. */
+        mbedtls_sha256_init(&ctx);
+        (void)mbedtls_sha256_starts_ret(&ctx, 0);
+        for (size_t i = 0; i < n_parts; i++)
+                (void)mbedtls_sha256_update_ret(&ctx, parts[i], lens[i]);
+        (void)mbedtls_sha256_finish_ret(&ctx, out);
+        mbedtls_sha256_free(&ctx);
+}
+
+void crypto_sha256(const void *data, size_t n, uint8_t out[CRYPTO_SHA256_LEN])
+{
+        crypto_sha256_parts(&data, &n, 1, out);
+}
+
+bool crypto_memeq(const void *a, const void *b, size_t n)
+{
+        return mbedtls_ct_memcmp(a, b, n) == 0;
+}
+
+void crypto_zero(void *p, size_t n)
+{
+        mbedtls_platform_zeroize(p, n);
+}
+
+/* ---------------------------------------------------------- base64url */
+
+static const char b64u_alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+size_t b64u_encoded_len(size_t n)
+{
+        return n / 3 * 4 + (n % 3 == 0 ? 0 : n % 3 + 1);
+}
+
+size_t b64u_encode_to(const void *in, size_t n, char *out)
+{
+        const uint8_t *s = in;
+        size_t o = 0, i = 0;
+
+        for (; i + 3 <= n; i += 3) {
+                uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+                out[o++] = b64u_alphabet[v >> 18 & 63];
+                out[o++] = b64u_alphabet[v >> 12 & 63];
+                out[o++] = b64u_alphabet[v >> 6 & 63];
+                out[o++] = b64u_alphabet[v & 63];
+        }
+        if (n - i == 1) {
+                uint32_t v = (uint32_t)s[i] << 16;
+                out[o++] = b64u_alphabet[v >> 18 & 63];
+                out[o++] = b64u_alphabet[v >> 12 & 63];
+        } else if (n - i == 2) {
+                uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8;
+                out[o++] = b64u_alphabet[v >> 18 & 63];
+                out[o++] = b64u_alphabet[v >> 12 & 63];
+                out[o++] = b64u_alphabet[v >> 6 & 63];
+        }
+        out[o] = '\0';
+        return o;
+}
+
+int b64u_encode(const void *in, size_t n, char **ret)
+{
+        if (n > (SIZE_MAX - 1) / 4 * 3)
+                return -ENOMEM;
+        char *s = malloc(b64u_encoded_len(n) + 1);
+        if (!s)
+                return -ENOMEM;
+        b64u_encode_to(in, n, s);
+        *ret = s;
+        return 0;
+}
+
+/* The 6-bit value of c, or -1 for a character outside the base64url alphabet. */
+static int b64u_value(unsigned char c)
+{
+        if (c >= 'A' && c <= 'Z')
+                return c - 'A';
+        if (c >= 'a' && c <= 'z')
+                return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+                return c - '0' + 52;
+        if (c == '-')
+                return 62;
+        if (c == '_')
+                return 63;
+        return -1;
+}
+
+int b64u_decode_to(const char *in, size_t len, uint8_t *out, size_t out_size, size_t *ret_len)
+{
+        size_t rem = len % 4, n = len / 4 * 3 + (rem ? rem - 1 : 0), o = 0;
+        uint32_t acc = 0;
+        unsigned bits = 0;
+
+        if (rem == 1)
+                return HYB_E_PARSE;
+        if (n > out_size && out)
+                return HYB_E_LIMIT;
+        for (size_t i = 0; i < len; i++) {
+                int v = b64u_value((unsigned char)in[i]);
+                if (v < 0)
+                        return HYB_E_PARSE;
+                acc = (acc << 6 | (uint32_t)v) & 0xffffff;
+                bits += 6;
+                if (bits >= 8) {
+                        bits -= 8;
+                        if (out)
+                                out[o] = (uint8_t)(acc >> bits);
+                        o++;
+                }
+        }
+        /* Canonical: the bits left over from the last character are zero. */
+        if (acc & ((1u << bits) - 1))
+                return HYB_E_PARSE;
+        assert(o == n);
+        *ret_len = n;
+        return 0;
+}
+
+int b64u_decode(const char *in, size_t len, uint8_t **ret, size_t *ret_len)
+{
+        size_t n;
+        int r = b64u_decode_to(in, len, NULL, 0, &n);
+        if (r < 0)
+                return r;
+        _cleanup_free_ uint8_t *buf = malloc(n ? n : 1);
+        if (!buf)
+                return -ENOMEM;
+        r = b64u_decode_to(in, len, buf, n, &n);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(buf);
+        *ret_len = n;
+        return 0;
+}
+
+/* ---------------------------------------------------------------- P-256 */
+
+/* The numbers one operation needs, loaded from a key's bytes. */
+typedef struct ec_ctx {
+        mbedtls_ecp_group grp;
+        mbedtls_mpi d, r, s, half_n;
+        mbedtls_ecp_point q;
+} ec_ctx;
+
+static int ec_ctx_init(ec_ctx *c)
+{
+        mbedtls_ecp_group_init(&c->grp);
+        mbedtls_mpi_init(&c->d);
+        mbedtls_mpi_init(&c->r);
+        mbedtls_mpi_init(&c->s);
+        mbedtls_mpi_init(&c->half_n);
+        mbedtls_ecp_point_init(&c->q);
+        if (mbedtls_ecp_group_load(&c->grp, MBEDTLS_ECP_DP_SECP256R1) != 0 ||
+            mbedtls_mpi_copy(&c->half_n, &c->grp.N) != 0 ||
+            mbedtls_mpi_shift_r(&c->half_n, 1) != 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static void ec_ctx_done(ec_ctx *c)
+{
+        mbedtls_ecp_group_free(&c->grp);
+        mbedtls_mpi_free(&c->d); /* zeroises */
+        mbedtls_mpi_free(&c->r);
+        mbedtls_mpi_free(&c->s);
+        mbedtls_mpi_free(&c->half_n);
+        mbedtls_ecp_point_free(&c->q);
+}
+
+/* Writes c->q uncompressed into out. */
+static int ec_write_q(ec_ctx *c, uint8_t out[P256_PUB_LEN])
+{
+        size_t olen;
+        if (mbedtls_ecp_point_write_binary(&c->grp, &c->q, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, out,
+                                           P256_PUB_LEN) != 0 ||
+            olen != P256_PUB_LEN)
+                return HYB_E_INTERNAL;
+        return 0;
+}
+
+/* Reads pub into c->q and checks it is a point of the curve other than infinity. */
+static int ec_read_q(ec_ctx *c, const uint8_t *pub, size_t len)
+{
+        if (len != P256_PUB_LEN || pub[0] != 0x04)
+                return HYB_E_PARSE;
+        if (mbedtls_ecp_point_read_binary(&c->grp, &c->q, pub, len) != 0)
+                return HYB_E_PARSE;
+        /* read_binary does not check the point: coordinates < p, on the curve, not zero */
+        if (mbedtls_ecp_check_pubkey(&c->grp, &c->q) != 0)
+                return HYB_E_PARSE;
+        return 0;
+}
+
+static p256_key *p256_new(void)
+{
+        return calloc(1, sizeof(p256_key));
+}
+
+void p256_free(p256_key *k)
+{
+        if (!k)
+                return;
+        crypto_zero(k, sizeof(*k));
+        free(k);
+}
+
+static inline void p256_freep(p256_key **k)
+{
+        p256_free(*k);
+}
+#define _cleanup_p256_ _cleanup_(p256_freep)
+
+int p256_generate(p256_key **ret)
+{
+        _cleanup_p256_ p256_key *k = p256_new();
+        ec_ctx c;
+        int r;
+
+        if (!k)
+                return -ENOMEM;
+        r = ec_ctx_init(&c);
+        if (r >= 0 && mbedtls_ecp_gen_keypair(&c.grp, &c.d, &c.q, mbed_rng, NULL) != 0)
+                r = HYB_E_INTERNAL;
+        if (r >= 0 && mbedtls_mpi_write_binary(&c.d, k->d, sizeof(k->d)) != 0)
+                r = HYB_E_INTERNAL;
+        if (r >= 0)
+                r = ec_write_q(&c, k->pub);
+        ec_ctx_done(&c);
+        if (r < 0)
+                return r;
+        k->has_private = true;
+        *ret = TAKE_PTR(k);
+        return 0;
+}
+
+int p256_from_private(const uint8_t d[P256_SCALAR_LEN], const uint8_t *pub, p256_key **ret)
+{
+        _cleanup_p256_ p256_key *k = p256_new();
+        ec_ctx c;
+        int r;
+
+        if (!k)
+                return -ENOMEM;
+        r = ec_ctx_init(&c);
+        if (r >= 0 && mbedtls_mpi_read_binary(&c.d, d, P256_SCALAR_LEN) != 0)
+                r = -ENOMEM;
+        /* check_privkey: 1 <= d < n */
+        if (r >= 0 && mbedtls_ecp_check_privkey(&c.grp, &c.d) != 0)
+                r = HYB_E_PARSE;
+        if (r >= 0 && mbedtls_ecp_mul(&c.grp, &c.q, &c.d, &c.grp.G, mbed_rng, NULL) != 0)
+                r = HYB_E_INTERNAL;
+        if (r >= 0)
+                r = ec_write_q(&c, k->pub);
+        ec_ctx_done(&c);
+        if (r < 0)
+                return r;
+        if (pub && !crypto_memeq(pub, k->pub, P256_PUB_LEN))
+                return HYB_E_PARSE;
+        memcpy(k->d, d, P256_SCALAR_LEN);
+        k->has_private = true;
+        *ret = TAKE_PTR(k);
+        return 0;
+}
+
+int p256_from_public(const uint8_t *pub, size_t len, p256_key **ret)
+{
+        _cleanup_p256_ p256_key *k = p256_new();
+        ec_ctx c;
+        int r;
+
+        if (!k)
+                return -ENOMEM;
+        r = ec_ctx_init(&c);
+        if (r >= 0)
+                r = ec_read_q(&c, pub, len);
+        ec_ctx_done(&c);
+        if (r < 0)
+                return r;
+        memcpy(k->pub, pub, P256_PUB_LEN);
+        *ret = TAKE_PTR(k);
+        return 0;
+}
+
+int p256_dup(const p256_key *k, p256_key **ret)
+{
+        p256_key *n = p256_new();
+        if (!n)
+                return -ENOMEM;
+        memcpy(n, k, sizeof(*n));
+        *ret = n;
+        return 0;
+}
+
+bool p256_has_private(const p256_key *k)
+{
+        return k->has_private;
+}
+
+void p256_get_public(const p256_key *k, uint8_t out[P256_PUB_LEN])
+{
+        memcpy(out, k->pub, P256_PUB_LEN);
+}
+
+int p256_get_private(const p256_key *k, uint8_t out[P256_SCALAR_LEN])
+{
+        if (!k->has_private)
+                return -ENOKEY;
+        memcpy(out, k->d, P256_SCALAR_LEN);
+        return 0;
+}
+
+bool p256_public_equal(const p256_key *a, const p256_key *b)
+{
+        return crypto_memeq(a->pub, b->pub, P256_PUB_LEN);
+}
+
+int p256_sign_hash(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN],
+                   uint8_t sig[P256_SIG_LEN])
+{
+        ec_ctx c;
+        int r;
+
+        if (!k->has_private)
+                return -ENOKEY;
+        r = ec_ctx_init(&c);
+        if (r >= 0 && mbedtls_mpi_read_binary(&c.d, k->d, P256_SCALAR_LEN) != 0)
+                r = -ENOMEM;
+        if (r >= 0 && mbedtls_ecdsa_sign_det_ext(&c.grp, &c.r, &c.s, &c.d, hash, CRYPTO_SHA256_LEN,
+                                                 MBEDTLS_MD_SHA256, mbed_rng, NULL) != 0)
+                r = HYB_E_INTERNAL;
+        /* (r, s) and (r, n - s) both verify: hand out only the low one */
+        if (r >= 0 && mbedtls_mpi_cmp_mpi(&c.s, &c.half_n) > 0 &&
+            mbedtls_mpi_sub_mpi(&c.s, &c.grp.N, &c.s) != 0)
+                r = HYB_E_INTERNAL;
+        if (r >= 0 && (mbedtls_mpi_write_binary(&c.r, sig, 32) != 0 ||
+                       mbedtls_mpi_write_binary(&c.s, sig + 32, 32) != 0))
+                r = HYB_E_INTERNAL;
+        ec_ctx_done(&c);
+        return r;
+}
+
+int p256_verify_hash(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN],
+                     const uint8_t *sig, size_t sig_len)
+{
+        ec_ctx c;
+        int r;
+
+        if (sig_len != P256_SIG_LEN)
+                return HYB_E_AUTH;
+        r = ec_ctx_init(&c);
+        if (r >= 0 && (mbedtls_mpi_read_binary(&c.r, sig, 32) != 0 ||
+                       mbedtls_mpi_read_binary(&c.s, sig + 32, 32) != 0))
+                r = -ENOMEM;
+        if (r >= 0 && ec_read_q(&c, k->pub, P256_PUB_LEN) < 0)
+                r = HYB_E_AUTH;
+        /* 1 <= r < n and 1 <= s <= n/2 (low-S); mbedtls checks the range again */
+        if (r >= 0 && (mbedtls_mpi_cmp_int(&c.r, 1) < 0 || mbedtls_mpi_cmp_mpi(&c.r, &c.grp.N) >= 0 ||
+                       mbedtls_mpi_cmp_int(&c.s, 1) < 0 || mbedtls_mpi_cmp_mpi(&c.s, &c.half_n) > 0))
+                r = HYB_E_AUTH;
+        if (r >= 0 && mbedtls_ecdsa_verify(&c.grp, hash, CRYPTO_SHA256_LEN, &c.q, &c.r, &c.s) != 0)
+                r = HYB_E_AUTH;
+        ec_ctx_done(&c);
+        return r;
+}
+
+/* ------------------------------------------------------------ key files */
+
+/* The first BEGIN line's label ("PRIVATE KEY", ...) in text, for messages; "" if none. */
+static void pem_label(const char *text, char *out, size_t size)
+{
+        const char *b = strstr(text, "-----BEGIN ");
+        out[0] = '\0';
+        if (!b)
+                return;
+        b += strlen("-----BEGIN ");
+        const char *e = strstr(b, "-----");
+        size_t n = e ? (size_t)(e - b) : 0;
+        if (n >= size)
+                n = size - 1;
+        memcpy(out, b, n);
+        out[n] = '\0';
+}
+
+/* Takes a parsed pk: a P-256 key becomes a p256_key, anything else a clear refusal. */
+static int from_pk(mbedtls_pk_context *pk, bool priv, p256_key **ret, hyb_error *reterr)
+{
+        mbedtls_pk_type_t type = mbedtls_pk_get_type(pk);
+        uint8_t d[P256_SCALAR_LEN], pub[P256_PUB_LEN];
+        size_t olen;
+        int r;
+
+        /* id-ecPublicKey (what every tool writes) or id-ecdsa; not id-ecDH, a key
+         * its owner restricted to key agreement */
+        if (type != MBEDTLS_PK_ECKEY && type != MBEDTLS_PK_ECDSA)
+                return err_set(reterr, HYB_E_NOT_ACCEPTABLE, -1,
+                               "%s key: only EC P-256 (secp256r1, ES256) keys are supported",
+                               mbedtls_pk_get_name(pk));
+        mbedtls_ecp_keypair *ec = mbedtls_pk_ec(*pk);
+        if (ec->grp.id != MBEDTLS_ECP_DP_SECP256R1) {
+                const mbedtls_ecp_curve_info *ci = mbedtls_ecp_curve_info_from_grp_id(ec->grp.id);
+                return err_set(reterr, HYB_E_NOT_ACCEPTABLE, -1,
+                               "EC key on curve %s: only P-256 (secp256r1) is supported",
+                               ci ? ci->name : "(unknown)");
+        }
+        if (mbedtls_ecp_point_write_binary(&ec->grp, &ec->Q, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, pub,
+                                           sizeof(pub)) != 0 ||
+            olen != sizeof(pub))
+                return err_set(reterr, HYB_E_PARSE, -1, "invalid EC public point");
+        if (!priv) {
+                r = p256_from_public(pub, sizeof(pub), ret);
+                if (r == HYB_E_PARSE)
+                        return err_set(reterr, r, -1, "public point is not on the P-256 curve");
+                return r;
+        }
+        if (mbedtls_mpi_write_binary(&ec->d, d, sizeof(d)) != 0)
+                return err_set(reterr, HYB_E_PARSE, -1, "invalid EC private scalar");
+        r = p256_from_private(d, pub, ret);
+        crypto_zero(d, sizeof(d));
+        if (r == HYB_E_PARSE)
+                return err_set(reterr, r, -1, "private scalar out of range or not matching "
+                                              "the stored public key");
+        return r;
+}
+
+int p256_parse_pem(const char *data, size_t len, p256_key **ret, hyb_error *reterr)
+{
+        mbedtls_pk_context pk;
+        char label[64], why[128];
+        int r, m;
+
+        /* mbedTLS reads PEM only from a NUL-terminated buffer whose length counts the NUL */
+        _cleanup_free_ char *text = strndup_safe(data, len);
+        if (!text)
+                return -ENOMEM;
+        if (strlen(text) != len)
+                return err_set(reterr, HYB_E_PARSE, -1, "key file holds a NUL byte");
+        pem_label(text, label, sizeof(label));
+        if (!label[0])
+                return err_set(reterr, HYB_E_PARSE, -1, "no PEM key (no -----BEGIN line)");
+        if (strstr(label, "ENCRYPTED"))
+                return err_set(reterr, HYB_E_PARSE, -1,
+                               "encrypted private keys are not supported (%s)", label);
+
+        mbedtls_pk_init(&pk);
+        bool pub = strstr(text, "-----BEGIN PUBLIC KEY-----") &&
+                   !strstr(text, "PRIVATE KEY-----");
+        if (pub)
+                m = mbedtls_pk_parse_public_key(&pk, (const unsigned char *)text, len + 1);
+        else
+                m = mbedtls_pk_parse_key(&pk, (const unsigned char *)text, len + 1, NULL, 0);
+        if (m == 0) {
+                r = from_pk(&pk, !pub, ret, reterr);
+        } else if (m == MBEDTLS_ERR_ECP_INVALID_KEY) {
+                /* mbedTLS checks the point while parsing */
+                r = err_set(reterr, HYB_E_PARSE, -1,
+                            "cannot read %s: the public point is not on the curve, or the "
+                            "private scalar is out of range", label);
+        } else {
+                mbedtls_strerror(m, why, sizeof(why));
+                r = m == MBEDTLS_ERR_PK_UNKNOWN_PK_ALG || m == MBEDTLS_ERR_PK_UNKNOWN_NAMED_CURVE ||
+                                    m == MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE
+                            ? HYB_E_NOT_ACCEPTABLE
+                            : HYB_E_PARSE;
+                r = err_set(reterr, r, -1, "cannot read %s: %s%s", label, why,
+                            r == HYB_E_NOT_ACCEPTABLE
+                                    ? " (only EC P-256 keys are supported)" : "");
+        }
+        mbedtls_pk_free(&pk);
+        return r;
+}
+
+/* The PEM of len DER bytes ending at end, in a new string. */
+static int pem_wrap(const char *label, const unsigned char *der, size_t len, char **ret)
+{
+        char head[64], foot[64];
+        size_t olen = 0;
+
+        snprintf(head, sizeof(head), "-----BEGIN %s-----\n", label);
+        snprintf(foot, sizeof(foot), "-----END %s-----\n", label);
+        (void)mbedtls_pem_write_buffer(head, foot, der, len, NULL, 0, &olen);
+        _cleanup_free_ char *s = malloc(olen);
+        if (!s)
+                return -ENOMEM;
+        if (mbedtls_pem_write_buffer(head, foot, der, len, (unsigned char *)s, olen, &olen) != 0)
+                return HYB_E_INTERNAL;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/* Writes AlgorithmIdentifier { id-ecPublicKey, prime256v1 } before *p. */
+static int write_p256_alg(unsigned char **p, unsigned char *start)
+{
+        int n, len = 0;
+
+        n = mbedtls_asn1_write_oid(p, start, MBEDTLS_OID_EC_GRP_SECP256R1,
+                                   MBEDTLS_OID_SIZE(MBEDTLS_OID_EC_GRP_SECP256R1));
+        if (n < 0)
+                return n;
+        len += n;
+        /* returns the whole SEQUENCE, the parameters written above included */
+        return mbedtls_asn1_write_algorithm_identifier(p, start, MBEDTLS_OID_EC_ALG_UNRESTRICTED,
+                                                       MBEDTLS_OID_SIZE(MBEDTLS_OID_EC_ALG_UNRESTRICTED),
+                                                       (size_t)len);
+}
+
+/* Prepends a tag and length for the len bytes written last; returns the header's size. */
+static int wrap_tag(unsigned char **p, unsigned char *start, size_t len, unsigned char tag)
+{
+        int a = mbedtls_asn1_write_len(p, start, len);
+        if (a < 0)
+                return a;
+        int b = mbedtls_asn1_write_tag(p, start, tag);
+        if (b < 0)
+                return b;
+        return a + b;
+}
+
+#define CHK(expr)                               \
+        do {                                    \
+                int chk_ = (expr);              \
+                if (chk_ < 0)                   \
+                        goto fail;              \
+                len += (size_t)chk_;            \
+        } while (0)
+
+int p256_write_pem_private(const p256_key *k, char **ret)
+{
+        /* PKCS#8 (RFC 5208) PrivateKeyInfo holding an RFC 5915 ECPrivateKey, the
+         * layout OpenSSL writes:
+         *   SEQ { INT 0, SEQ { OID ecPublicKey, OID prime256v1 },
+         *         OCTET STRING { SEQ { INT 1, OCTET STRING d, [1] { BIT STRING Q } } } } */
+        unsigned char buf[256], *p = buf + sizeof(buf);
+        size_t len = 0, inner;
+        int r = HYB_E_INTERNAL;
+
+        if (!k->has_private)
+                return -ENOKEY;
+        CHK(mbedtls_asn1_write_bitstring(&p, buf, k->pub, P256_PUB_LEN * 8));
+        CHK(wrap_tag(&p, buf, len, MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_ASN1_CONSTRUCTED | 1));
+        CHK(mbedtls_asn1_write_octet_string(&p, buf, k->d, P256_SCALAR_LEN));
+        CHK(mbedtls_asn1_write_int(&p, buf, 1));
+        CHK(wrap_tag(&p, buf, len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
+        inner = len;
+        CHK(wrap_tag(&p, buf, inner, MBEDTLS_ASN1_OCTET_STRING));
+        CHK(write_p256_alg(&p, buf));
+        CHK(mbedtls_asn1_write_int(&p, buf, 0));
+        CHK(wrap_tag(&p, buf, len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
+        r = pem_wrap("PRIVATE KEY", p, len, ret);
+fail:
+        crypto_zero(buf, sizeof(buf));
+        return r;
+}
+
+int p256_write_pem_public(const p256_key *k, char **ret)
+{
+        /* SubjectPublicKeyInfo (RFC 5480): SEQ { SEQ { OID ecPublicKey, OID prime256v1 },
+         * BIT STRING Q } */
+        unsigned char buf[160], *p = buf + sizeof(buf);
+        size_t len = 0;
+
+        CHK(mbedtls_asn1_write_bitstring(&p, buf, k->pub, P256_PUB_LEN * 8));
+        CHK(write_p256_alg(&p, buf));
+        CHK(wrap_tag(&p, buf, len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
+        return pem_wrap("PUBLIC KEY", p, len, ret);
+fail:
+        return HYB_E_INTERNAL;
+}

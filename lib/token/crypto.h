@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The one internal crypto layer of libhybrid.  Only crypto.c includes mbedTLS
+ * (2.28) headers; everything else (keys, tokens, the broker's handshake) goes
+ * through these functions, so mbedTLS 3.x or another library can replace it
+ * in one file.
+ *
+ * Everything is P-256 / SHA-256 / ES256 (RFC 7518 section 3.4): signatures are
+ * raw r||s, 64 bytes big-endian, never DER; we only make and only accept
+ * low-S signatures (s <= n/2).  Public points are the uncompressed SEC1 form
+ * (0x04 || X || Y, 65 bytes).
+ *
+ * Return values follow the library: 0 success, < 0 a -errno or HYB_E_*.
+ * A verification failure of any kind is HYB_E_AUTH (one code: callers must
+ * not leak which check failed to a peer).
+ */
+#ifndef HYB_TOKEN_CRYPTO_H
+#define HYB_TOKEN_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hybrid/common.h"
+
+enum {
+        CRYPTO_SHA256_LEN = 32,
+        P256_SCALAR_LEN = 32, /* private scalar d, big-endian */
+        P256_PUB_LEN = 65,    /* 0x04 || X || Y */
+        P256_SIG_LEN = 64,    /* r || s */
+};
+
+/* --- randomness, hashing, comparison ------------------------------------ */
+
+/* Fills buf with n bytes from the kernel CSPRNG (getrandom).  0 or -errno. */
+int crypto_random(void *buf, size_t n);
+
+/* out = SHA-256(data[0..n)). */
+void crypto_sha256(const void *data, size_t n, uint8_t out[CRYPTO_SHA256_LEN]);
+
+/*
+ * out = SHA-256 over the concatenation of n_parts buffers (parts[i], lens[i]):
+ * for hashes over several pieces (the handshake transcript) without copying.
+ */
+void crypto_sha256_parts(const void *const *parts, const size_t *lens, size_t n_parts,
+                         uint8_t out[CRYPTO_SHA256_LEN]);
+
+/* true when a and b hold the same n bytes; the time taken does not depend on the contents. */
+bool crypto_memeq(const void *a, const void *b, size_t n);
+
+/* Clears n bytes at p in a way the compiler cannot drop (secrets before free). */
+void crypto_zero(void *p, size_t n);
+
+/* --- base64url (RFC 4648 section 5), strict ----------------------------- */
+
+/* Characters b64u_encode writes for n bytes (no padding, no NUL). */
+size_t b64u_encoded_len(size_t n);
+
+/*
+ * Encodes n bytes to base64url without padding into out, which must hold
+ * b64u_encoded_len(n) + 1 bytes (a NUL is written).  Returns the length.
+ */
+size_t b64u_encode_to(const void *in, size_t n, char *out);
+
+/* As b64u_encode_to into a new NUL-terminated string (free with free()).  0 or -ENOMEM. */
+int b64u_encode(const void *in, size_t n, char **ret);
+
+/*
+ * Decodes len characters of strict base64url: only A-Z a-z 0-9 - _, no
+ * padding, no whitespace, a length that is not 1 mod 4, and canonical (the
+ * unused low bits of the last character are zero: exactly one text encodes a
+ * byte string).  Writes at most out_size bytes to out; *ret_len gets the
+ * decoded length.  Errors: HYB_E_PARSE (not strict base64url), HYB_E_LIMIT
+ * (the result does not fit out_size).  out may be NULL with out_size 0 to
+ * validate and measure only.
+ */
+int b64u_decode_to(const char *in, size_t len, uint8_t *out, size_t out_size, size_t *ret_len);
+
+/* As b64u_decode_to into a new buffer (free with free()); *ret_len gets its length.
+ * HYB_E_PARSE or -ENOMEM. */
+int b64u_decode(const char *in, size_t len, uint8_t **ret, size_t *ret_len);
+
+/* --- P-256 keys ---------------------------------------------------------- */
+
+/* A P-256 key pair or public key (opaque; the private scalar is zeroised on free). */
+typedef struct p256_key p256_key;
+
+/* Generates a key pair from the CSPRNG.  0, -ENOMEM or HYB_E_INTERNAL. */
+int p256_generate(p256_key **ret);
+
+/*
+ * A key pair from its private scalar d (big-endian, 32 bytes); the public
+ * point is computed.  HYB_E_PARSE when d is 0 or >= n.  When pub is not NULL
+ * (a file stored the public point as well) it must be the point of d, else
+ * HYB_E_PARSE.
+ */
+int p256_from_private(const uint8_t d[P256_SCALAR_LEN], const uint8_t *pub, p256_key **ret);
+
+/*
+ * A public key from an uncompressed point (65 bytes, 0x04 || X || Y).
+ * HYB_E_PARSE for any other length or form (compressed, the point at
+ * infinity), coordinates >= p, or a point that is not on the curve.
+ */
+int p256_from_public(const uint8_t *pub, size_t len, p256_key **ret);
+
+/* Frees (zeroising the private scalar).  NULL is a no-op. */
+void p256_free(p256_key *k);
+
+/* A copy of k, private part included when there is one.  0 or -ENOMEM. */
+int p256_dup(const p256_key *k, p256_key **ret);
+
+bool p256_has_private(const p256_key *k);
+
+/* The uncompressed public point. */
+void p256_get_public(const p256_key *k, uint8_t out[P256_PUB_LEN]);
+
+/* The private scalar (caller zeroises it after use).  0, or -ENOKEY for a public key. */
+int p256_get_private(const p256_key *k, uint8_t out[P256_SCALAR_LEN]);
+
+/* true when both keys have the same public point. */
+bool p256_public_equal(const p256_key *a, const p256_key *b);
+
+/*
+ * ES256 signature of a SHA-256 hash: deterministic (RFC 6979), raw r||s,
+ * normalised to low-S.  0, -ENOKEY (public key only) or HYB_E_INTERNAL.
+ */
+int p256_sign_hash(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN],
+                   uint8_t sig[P256_SIG_LEN]);
+
+/*
+ * Verifies a raw r||s signature over a SHA-256 hash.  0 when valid;
+ * HYB_E_AUTH for everything else: sig_len != 64 (DER and other forms),
+ * r or s zero or >= n, s > n/2 (high-S), or a signature that does not verify.
+ */
+int p256_verify_hash(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN],
+                     const uint8_t *sig, size_t sig_len);
+
+/* --- key files (PEM / DER) ------------------------------------------------ */
+
+/*
+ * Parses a key from PEM text (len bytes; need not be NUL-terminated):
+ * PKCS#8 `BEGIN PRIVATE KEY`, SEC1 `BEGIN EC PRIVATE KEY` (an `EC PARAMETERS`
+ * block before it is skipped) or SubjectPublicKeyInfo `BEGIN PUBLIC KEY`.
+ * Errors (with a message in *reterr): HYB_E_PARSE (not a key we can read,
+ * encrypted keys included), HYB_E_NOT_ACCEPTABLE (a valid key that is not
+ * P-256: RSA, P-384, ...; the message names what it is), -ENOMEM.
+ */
+int p256_parse_pem(const char *data, size_t len, p256_key **ret, hyb_error *reterr);
+
+/* The private key as PKCS#8 PEM (`BEGIN PRIVATE KEY`), a new string (free()).
+ * 0, -ENOKEY (public key only), -ENOMEM or HYB_E_INTERNAL. */
+int p256_write_pem_private(const p256_key *k, char **ret);
+
+/* The public key as SubjectPublicKeyInfo PEM (`BEGIN PUBLIC KEY`), a new string (free()). */
+int p256_write_pem_public(const p256_key *k, char **ret);
+
+#endif

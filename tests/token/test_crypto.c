@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The crypto layer (lib/token/crypto.h): strict base64url, SHA-256, and the
+ * P-256 signature checks of the token spec's attack list (high-S, r or s zero
+ * or >= n, DER instead of raw, off-curve and infinity points).  Expected values
+ * come from the RFCs (4648, 6234, 6979), not from our own output.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "suites.h"
+#include "token/crypto.h"
+#include "token_test.h"
+
+/* ----------------------------------------------------------- base64url */
+
+START_TEST(test_b64u_rfc4648_vectors)
+{
+        /* RFC 4648 section 10, base64 without padding; '-' and '_' for 62 and 63 */
+        static const struct {
+                const char *in, *out;
+        } v[] = {
+                { "", "" },         { "f", "Zg" },         { "fo", "Zm8" },
+                { "foo", "Zm9v" },  { "foob", "Zm9vYg" },  { "fooba", "Zm9vYmE" },
+                { "foobar", "Zm9vYmFy" },
+                { "\xfb\xff", "-_8" }, /* standard base64: "+/8=" */
+                { "\xff\xff\xfe", "___-" },
+        };
+        char buf[64];
+        uint8_t dec[64];
+        size_t n;
+
+        for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+                size_t len = strlen(v[i].in);
+                ck_assert_uint_eq(b64u_encoded_len(len), strlen(v[i].out));
+                ck_assert_uint_eq(b64u_encode_to(v[i].in, len, buf), strlen(v[i].out));
+                ck_assert_str_eq(buf, v[i].out);
+                ck_assert_int_eq(b64u_decode_to(v[i].out, strlen(v[i].out), dec, sizeof(dec), &n), 0);
+                ck_assert_uint_eq(n, len);
+                ck_assert(memcmp(dec, v[i].in, len) == 0);
+        }
+}
+END_TEST
+
+START_TEST(test_b64u_strict)
+{
+        /* each is refused: padding, whitespace, the standard alphabet, a length of
+         * 1 mod 4, non-canonical trailing bits, NUL, non-ASCII */
+        static const char *bad[] = {
+                "Zg==", "Zg=", "Zm9v YmE", "Zm9v\nYmE", "+/8", "ab/c", "Z", "Zm9vY",
+                "Zh",   /* 'h' = 33: low 4 bits not zero (canonical is "Zg") */
+                "Zm9",  /* '9' = 61: low 2 bits not zero (canonical is "Zm8") */
+                "-_9",  /* canonical "-_8" */
+                "Zg.",  "\xc3\xa9", "Zm\x80v",
+        };
+        uint8_t dec[16];
+        uint8_t *p;
+        size_t n;
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                ck_assert_msg(b64u_decode_to(bad[i], strlen(bad[i]), dec, sizeof(dec), &n) ==
+                                      HYB_E_PARSE, "accepted '%s'", bad[i]);
+                ck_assert_int_eq(b64u_decode(bad[i], strlen(bad[i]), &p, &n), HYB_E_PARSE);
+        }
+        ck_assert_int_eq(b64u_decode_to("Zm9v\0YmE", 8, dec, sizeof(dec), &n), HYB_E_PARSE);
+        /* fits exactly, and one byte too small */
+        ck_assert_int_eq(b64u_decode_to("Zm9vYmFy", 8, dec, 6, &n), 0);
+        ck_assert_int_eq(b64u_decode_to("Zm9vYmFy", 8, dec, 5, &n), HYB_E_LIMIT);
+        ck_assert_int_eq(b64u_decode("Zm9vYmE", 7, &p, &n), 0);
+        ck_assert_uint_eq(n, 5);
+        ck_assert(memcmp(p, "fooba", 5) == 0);
+        free(p);
+}
+END_TEST
+
+/* Of all 65536 two-byte inputs, exactly the canonical encodings of one byte
+ * decode (64 first characters x 4 second ones whose low 4 bits are zero), and
+ * each re-encodes to itself. */
+START_TEST(test_b64u_exhaustive_two_chars)
+{
+        char s[3] = { 0 };
+        uint8_t dec[4];
+        char back[8];
+        size_t n;
+        int ok = 0;
+
+        for (int a = 0; a < 256; a++)
+                for (int b = 0; b < 256; b++) {
+                        s[0] = (char)a;
+                        s[1] = (char)b;
+                        if (b64u_decode_to(s, 2, dec, sizeof(dec), &n) < 0)
+                                continue;
+                        ok++;
+                        ck_assert_uint_eq(n, 1);
+                        b64u_encode_to(dec, 1, back);
+                        ck_assert_str_eq(back, s);
+                }
+        /* 64 first characters x 4 canonical second ones */
+        ck_assert_int_eq(ok, 256);
+}
+END_TEST
+
+/* ------------------------------------------------------------ SHA-256 */
+
+START_TEST(test_sha256_vectors)
+{
+        uint8_t h[32], want[32];
+        const void *parts[] = { "a", "", "bc" };
+        size_t lens[] = { 1, 0, 2 };
+
+        /* FIPS 180-2 / RFC 6234 test vectors */
+        crypto_sha256("abc", 3, h);
+        hex_to_bytes("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", want, 32);
+        ck_assert(memcmp(h, want, 32) == 0);
+        crypto_sha256_parts(parts, lens, 3, h);
+        ck_assert(memcmp(h, want, 32) == 0);
+        crypto_sha256("", 0, h);
+        hex_to_bytes("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", want, 32);
+        ck_assert(memcmp(h, want, 32) == 0);
+}
+END_TEST
+
+START_TEST(test_memeq_zero_random)
+{
+        uint8_t a[48], b[48], z[48] = { 0 };
+
+        ck_assert_int_eq(crypto_random(a, sizeof(a)), 0);
+        memcpy(b, a, sizeof(a));
+        ck_assert(crypto_memeq(a, b, sizeof(a)));
+        for (size_t i = 0; i < sizeof(a); i++) {
+                b[i] ^= 0x80;
+                ck_assert(!crypto_memeq(a, b, sizeof(a)));
+                b[i] ^= 0x80;
+        }
+        /* 48 random bytes are not all zero (chance 2^-384) and two draws differ */
+        ck_assert(!crypto_memeq(a, z, sizeof(a)));
+        ck_assert_int_eq(crypto_random(b, sizeof(b)), 0);
+        ck_assert(!crypto_memeq(a, b, sizeof(a)));
+        crypto_zero(a, sizeof(a));
+        ck_assert(crypto_memeq(a, z, sizeof(a)));
+}
+END_TEST
+
+/* ----------------------------------------------------------- P-256 */
+
+/* RFC 6979 A.2.5: the P-256 key and the SHA-256 signature of "sample". */
+static const char rfc_d[] = "C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721";
+static const char rfc_pub[] = "04"
+                              "60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6"
+                              "7903FE1008B8BC99A41AE9E95628BC64F2F1B20C2D7E9F5177A3C294D4462299";
+static const char rfc_r[] = "EFD48B2AACB6A8FD1140DD9CD45E81D69D2C877B56AAF991C34D0EA84EAF3716";
+static const char rfc_s[] = "F7CB1C942D657C41D436C7A1B6E29F65F3E900DBB9AFF4064DC4AB2F843ACDA8";
+
+START_TEST(test_p256_rfc6979_low_s)
+{
+        uint8_t d[32], pub[65], got_pub[65], h[32], sig[64], want[64], n[32], high[64];
+        p256_key *k = NULL;
+
+        hex_to_bytes(rfc_d, d, 32);
+        hex_to_bytes(rfc_pub, pub, 65);
+        ck_assert_int_eq(p256_from_private(d, NULL, &k), 0);
+        p256_get_public(k, got_pub);
+        ck_assert(memcmp(got_pub, pub, 65) == 0);
+        crypto_sha256("sample", 6, h);
+        ck_assert_int_eq(p256_sign_hash(k, h, sig), 0);
+
+        /* The RFC's s is above n/2: we hand out (r, n - s), the same signature low-S. */
+        hex_to_bytes(rfc_r, want, 32);
+        hex_to_bytes(P256_N_HEX, n, 32);
+        hex_to_bytes(rfc_s, high + 32, 32);
+        memcpy(high, want, 32);
+        be_sub(n, high + 32, want + 32);
+        ck_assert(memcmp(sig, want, 64) == 0);
+        ck_assert_int_eq(p256_verify_hash(k, h, sig, 64), 0);
+        /* the RFC's own (high-S) signature is valid ECDSA but refused */
+        ck_assert_int_eq(p256_verify_hash(k, h, high, 64), HYB_E_AUTH);
+        /* the matching public point is accepted alongside d, another refused */
+        p256_free(k);
+        k = NULL;
+        ck_assert_int_eq(p256_from_private(d, pub, &k), 0);
+        p256_free(k);
+        k = NULL;
+        pub[64] ^= 1;
+        ck_assert_int_eq(p256_from_private(d, pub, &k), HYB_E_PARSE);
+        ck_assert_ptr_null(k);
+}
+END_TEST
+
+START_TEST(test_p256_always_low_s)
+{
+        uint8_t h[32], sig[64], half[32];
+        p256_key *k = NULL;
+
+        hex_to_bytes(P256_HALF_N_HEX, half, 32);
+        ck_assert_int_eq(p256_generate(&k), 0);
+        ck_assert(p256_has_private(k));
+        /* about half of raw ECDSA signatures are high-S: 64 messages hit both */
+        for (int i = 0; i < 64; i++) {
+                crypto_sha256(&i, sizeof(i), h);
+                ck_assert_int_eq(p256_sign_hash(k, h, sig), 0);
+                ck_assert_msg(memcmp(sig + 32, half, 32) <= 0, "high-S signature made");
+                ck_assert_int_eq(p256_verify_hash(k, h, sig, 64), 0);
+        }
+        p256_free(k);
+}
+END_TEST
+
+/* Every forgery of the spec's list is refused with the one code HYB_E_AUTH. */
+START_TEST(test_p256_signature_attacks)
+{
+        uint8_t h[32], sig[64], bad[80], n[32], tmp[32];
+        p256_key *k = NULL, *other = NULL;
+
+        hex_to_bytes(P256_N_HEX, n, 32);
+        ck_assert_int_eq(p256_generate(&k), 0);
+        ck_assert_int_eq(p256_generate(&other), 0);
+        crypto_sha256("the message", 11, h);
+        ck_assert_int_eq(p256_sign_hash(k, h, sig), 0);
+        ck_assert_int_eq(p256_verify_hash(k, h, sig, 64), 0);
+
+        /* high-S: (r, n - s) is valid ECDSA, refused */
+        memcpy(bad, sig, 32);
+        be_sub(n, sig + 32, bad + 32);
+        ck_assert_int_eq(p256_verify_hash(k, h, bad, 64), HYB_E_AUTH);
+        /* r = s = 0 */
+        memset(bad, 0, 64);
+        ck_assert_int_eq(p256_verify_hash(k, h, bad, 64), HYB_E_AUTH);
+        /* r = n, s = n, r = 0, s = 0, r = 2^256 - 1 */
+        memcpy(bad, n, 32);
+        memcpy(bad + 32, sig + 32, 32);
+        ck_assert_int_eq(p256_verify_hash(k, h, bad, 64), HYB_E_AUTH);
+        memcpy(bad, sig, 32);
+        memcpy(bad + 32, n, 32);
+        ck_assert_int_eq(p256_verify_hash(k, h, bad, 64), HYB_E_AUTH);
+        memcpy(bad, sig, 64);
+        memset(bad, 0, 32);
+        ck_assert_int_eq(p256_verify_hash(k, h, bad, 64), HYB_E_AUTH);
+        memcpy(bad, sig, 64);
+        memset(bad + 32, 0, 32);
+        ck_assert_int_eq(p256_verify_hash(k, h, bad, 64), HYB_E_AUTH);
+        memcpy(bad, sig, 64);
+        memset(bad, 0xff, 32);
+        ck_assert_int_eq(p256_verify_hash(k, h, bad, 64), HYB_E_AUTH);
+        /* r and s swapped */
+        memcpy(bad, sig + 32, 32);
+        memcpy(bad + 32, sig, 32);
+        ck_assert_int_eq(p256_verify_hash(k, h, bad, 64), HYB_E_AUTH);
+        /* DER instead of raw */
+        size_t dl = der_signature(sig, bad);
+        ck_assert_int_eq(p256_verify_hash(k, h, bad, dl), HYB_E_AUTH);
+        /* a byte short, a byte more */
+        ck_assert_int_eq(p256_verify_hash(k, h, sig, 63), HYB_E_AUTH);
+        memcpy(bad, sig, 64);
+        bad[64] = 0;
+        ck_assert_int_eq(p256_verify_hash(k, h, bad, 65), HYB_E_AUTH);
+        /* every single bit flip of the signature, a flip in the hash, another key */
+        for (int i = 0; i < 64 * 8; i++) {
+                memcpy(bad, sig, 64);
+                bad[i / 8] ^= (uint8_t)(1u << (i % 8));
+                ck_assert_int_eq(p256_verify_hash(k, h, bad, 64), HYB_E_AUTH);
+        }
+        memcpy(tmp, h, 32);
+        tmp[31] ^= 1;
+        ck_assert_int_eq(p256_verify_hash(k, tmp, sig, 64), HYB_E_AUTH);
+        ck_assert_int_eq(p256_verify_hash(other, h, sig, 64), HYB_E_AUTH);
+        p256_free(k);
+        p256_free(other);
+}
+END_TEST
+
+START_TEST(test_p256_bad_points)
+{
+        uint8_t pub[65], bad[65], p[32];
+        p256_key *k = NULL, *x = NULL;
+
+        ck_assert_int_eq(p256_generate(&k), 0);
+        p256_get_public(k, pub);
+        ck_assert_int_eq(p256_from_public(pub, 65, &x), 0);
+        ck_assert(p256_public_equal(k, x));
+        ck_assert(!p256_has_private(x));
+        p256_free(x);
+        x = NULL;
+
+        /* off the curve: y changed by one bit */
+        memcpy(bad, pub, 65);
+        bad[64] ^= 1;
+        ck_assert_int_eq(p256_from_public(bad, 65, &x), HYB_E_PARSE);
+        /* the point at infinity: its one-byte SEC1 form, and (0, 0) */
+        bad[0] = 0x00;
+        ck_assert_int_eq(p256_from_public(bad, 1, &x), HYB_E_PARSE);
+        memset(bad, 0, 65);
+        bad[0] = 0x04;
+        ck_assert_int_eq(p256_from_public(bad, 65, &x), HYB_E_PARSE);
+        /* compressed form, wrong prefix, wrong length */
+        memcpy(bad, pub, 33);
+        bad[0] = 0x02 | (pub[64] & 1);
+        ck_assert_int_eq(p256_from_public(bad, 33, &x), HYB_E_PARSE);
+        memcpy(bad, pub, 65);
+        bad[0] = 0x06; /* hybrid form */
+        ck_assert_int_eq(p256_from_public(bad, 65, &x), HYB_E_PARSE);
+        ck_assert_int_eq(p256_from_public(pub, 64, &x), HYB_E_PARSE);
+        /* x = p (a coordinate outside the field) */
+        hex_to_bytes(P256_P_HEX, p, 32);
+        memcpy(bad, pub, 65);
+        memcpy(bad + 1, p, 32);
+        ck_assert_int_eq(p256_from_public(bad, 65, &x), HYB_E_PARSE);
+        ck_assert_ptr_null(x);
+        p256_free(k);
+}
+END_TEST
+
+START_TEST(test_p256_private_range)
+{
+        uint8_t d[32] = { 0 }, pub[65], g[65];
+        p256_key *k = NULL;
+
+        /* d = 0 and d = n are not keys */
+        ck_assert_int_eq(p256_from_private(d, NULL, &k), HYB_E_PARSE);
+        hex_to_bytes(P256_N_HEX, d, 32);
+        ck_assert_int_eq(p256_from_private(d, NULL, &k), HYB_E_PARSE);
+        /* d = 1: the public point is the generator G (SEC 2, section 2.4.2) */
+        memset(d, 0, 32);
+        d[31] = 1;
+        ck_assert_int_eq(p256_from_private(d, NULL, &k), 0);
+        p256_get_public(k, pub);
+        hex_to_bytes("04"
+                     "6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296"
+                     "4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5",
+                     g, 65);
+        ck_assert(memcmp(pub, g, 65) == 0);
+        p256_free(k);
+}
+END_TEST
+
+Suite *token_crypto_suite(void)
+{
+        Suite *s = suite_create("token_crypto");
+        TCase *tc = tcase_create("crypto");
+
+        tcase_add_test(tc, test_b64u_rfc4648_vectors);
+        tcase_add_test(tc, test_b64u_strict);
+        tcase_add_test(tc, test_b64u_exhaustive_two_chars);
+        tcase_add_test(tc, test_sha256_vectors);
+        tcase_add_test(tc, test_memeq_zero_random);
+        tcase_add_test(tc, test_p256_rfc6979_low_s);
+        tcase_add_test(tc, test_p256_always_low_s);
+        tcase_add_test(tc, test_p256_signature_attacks);
+        tcase_add_test(tc, test_p256_bad_points);
+        tcase_add_test(tc, test_p256_private_range);
+        suite_add_tcase(s, tc);
+        return s;
+}
