@@ -5,7 +5,9 @@
 #
 # usage: scripts/bootstrap.sh [build|demo|test|bench|all]  install the set (default: all)
 #        scripts/bootstrap.sh --list SET               print the set, one package a line
-#   build  compile and install the library, the tools and their man pages
+#   build  compile and install the library, the tools and their man pages (systemd: its
+#          systemd.pc names where the units of examples/systemd go; its systemd-analyze
+#          verifies them in the tests)
 #   demo   what scripts/demo runs (the build set: the demo uses only the built programs)
 #   test   what scripts/test runs: the build set, Check, Python for the test scripts,
 #          man for the man page test, clang for the fuzz and sanitizer runs, sqlite3,
@@ -18,7 +20,7 @@
 set -eu
 
 build="gcc pkgconf ninja-build meson libevent-dev libmbedtls-dev libjansson-dev libyaml-dev
-libsqlite3-dev libedit-dev go-md2man"
+libsqlite3-dev libedit-dev go-md2man systemd"
 demo="$build"
 test="$build check python3 python3-dev python3-venv python3-cffi python3-pytest
 python3-setuptools python3-wheel man-db clang libclang-rt-14-dev sqlite3 util-linux mosquitto

@@ -92,6 +92,7 @@ extern const cli_command cmd_furi;
 extern const cli_command cmd_store;
 extern const cli_command cmd_repl, cmd_run;
 extern const cli_command cmd_call, cmd_serve, cmd_fire, cmd_listen, cmd_list, cmd_monitor;
+extern const cli_command cmd_log;
 extern const cli_command cmd_token;
 
 /* `hybrid token` subcommands (cmd-token*.c), listed in cmd-token.c's table; args[0] is the

@@ -20,6 +20,7 @@ static const cli_command *commands[] = {
         &cmd_store,
         &cmd_repl, &cmd_run,
         &cmd_call, &cmd_serve, &cmd_fire, &cmd_listen, &cmd_list, &cmd_monitor,
+        &cmd_log,
         &cmd_token,
 };
 

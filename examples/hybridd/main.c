@@ -33,6 +33,8 @@ static const char usage[] =
         "                      is ready\n"
         "  -h, --help          this text\n"
         "  -V, --version       the version\n"
+        "SIGHUP reads the --config file again and applies it in place (a file that does\n"
+        "not load changes nothing); SIGTERM/SIGINT shut down.\n"
         "exit status: 0 ok (clean shutdown on SIGTERM/SIGINT, or detached and listening),\n"
         "             1 runtime failure, 2 usage or configuration error,\n"
         "             3 cannot listen on the socket\n";
@@ -59,13 +61,13 @@ static void log_libevent(int severity, const char *msg)
 }
 
 /*
- * sd_notify(3)'s READY=1 to $NOTIFY_SOCKET (a datagram socket; `@name` is in the abstract
- * namespace), when set: the service manager learns the daemon is up once the socket exists,
- * so after the boot.  No libsystemd needed for one datagram.
+ * One sd_notify(3) message (newline-separated VAR=value lines) to $NOTIFY_SOCKET (a datagram
+ * socket; `@name` is in the abstract namespace), when set: READY=1 once the socket exists
+ * (after the boot), RELOADING=1 and READY=1 around a reload, STOPPING=1 at shutdown.  No
+ * libsystemd needed for one datagram.
  */
-static void notify_ready(void)
+static void notify(const char *msg)
 {
-        static const char msg[] = "READY=1";
         const char *path = getenv("NOTIFY_SOCKET");
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         size_t len;
@@ -82,19 +84,24 @@ static void notify_ready(void)
         fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return;
-        if (sendto(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+        if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
                    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
-                log_line(HYB_LOG_WARNING, "cannot notify NOTIFY_SOCKET of readiness", NULL);
+                log_line(HYB_LOG_WARNING, "cannot notify NOTIFY_SOCKET", NULL);
         close(fd);
 }
 
-static struct event *sigterm, *sigint;
+static struct event *sigterm, *sigint, *sighup;
+/* What a reload reads again: the --config file (none: the defaults) and --socket. */
+static const char *config_path, *socket_opt;
 static int log_max = HYB_LOG_INFO;
 static hyb_boot *boot; /* its events keep the loop going: freed at shutdown */
+static hyb_broker *log_broker; /* once serving: boot lines go through it, to hybrid-logd too */
 
 static void log_boot(int level, const char *msg, void *ud)
 {
-        if (level <= log_max)
+        if (log_broker)
+                hyb_broker_log(log_broker, level, msg);
+        else if (level <= log_max)
                 log_line(level, msg, ud);
 }
 
@@ -143,12 +150,57 @@ static void on_signal(evutil_socket_t sig, short what, void *ud)
 {
         hyb_broker *b = ud;
         log_line(HYB_LOG_INFO, "shutting down", NULL);
+        notify("STOPPING=1\nSTATUS=shutting down");
         /* Once no event is left, event_base_dispatch returns. */
         event_del(sigterm);
         event_del(sigint);
+        event_del(sighup);
         hyb_broker_set_kernel(b, NULL, NULL);
         boot = hyb_boot_free(boot);
         hyb_broker_shutdown(b);
+}
+
+/*
+ * SIGHUP: the configuration file is read again into a new configuration, with the loader of
+ * the start; limits, policies and log.level take effect in place (hyb_broker_reload), new
+ * boot.data keys are written where their fURI holds nothing (hyb_boot_reload).  A file that
+ * does not load, or a configuration the broker refuses, is logged and changes nothing.
+ */
+static void on_reload(evutil_socket_t sig, short what, void *ud)
+{
+        hyb_broker *b = ud;
+        hyb_broker_config *n = NULL;
+        hyb_error err;
+        char msg[sizeof(err.message) + 96];
+        int r;
+
+        snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+                 (unsigned long long)hyb_now_usec());
+        notify(msg);
+        log_boot(HYB_LOG_INFO, config_path ? "reloading the configuration" :
+                               "reloading the configuration (no --config: the defaults)", NULL);
+        hyb_error_clear(&err);
+        r = hyb_broker_config_new(&n);
+        if (r >= 0 && config_path)
+                r = hyb_broker_config_load_file(n, config_path, &err);
+        if (r >= 0 && socket_opt)
+                r = hyb_broker_config_set_socket(n, socket_opt);
+        if (r >= 0)
+                r = hyb_broker_reload(b, n, &err);
+        if (r < 0) {
+                snprintf(msg, sizeof(msg), "reload failed, the configuration in force stays: %s",
+                         err.message[0] ? err.message : hyb_strerror(r));
+                log_line(HYB_LOG_ERROR, msg, NULL);
+                hyb_broker_config_unref(n);
+                notify("READY=1\nSTATUS=reload failed: the configuration in force stays");
+                return;
+        }
+        log_max = hyb_broker_config_get_log_level(n);
+        hyb_broker_set_log(b, log_max, log_line, NULL);
+        if (boot)
+                hyb_boot_reload(boot, n);
+        hyb_broker_config_unref(n); /* the broker keeps a copy of its own */
+        notify("READY=1\nSTATUS=configuration reloaded");
 }
 
 int main(int argc, char **argv)
@@ -229,6 +281,10 @@ int main(int argc, char **argv)
         if (use_syslog)
                 openlog("hybridd", LOG_PID, LOG_DAEMON);
         signal(SIGPIPE, SIG_IGN);
+        /* Until the reload handler is in place, a SIGHUP must not end the daemon. */
+        signal(SIGHUP, SIG_IGN);
+        config_path = config;
+        socket_opt = sock;
 
         if (!foreground) {
                 /* The parent exits only once the child listens (or reports why it cannot). */
@@ -250,6 +306,7 @@ int main(int argc, char **argv)
                                 ;
                         if (n != 1)
                                 status = EXIT_RUNTIME; /* the child died before it could say */
+                        hyb_broker_config_unref(cfg);
                         return status;
                 }
                 close(pipefd[0]);
@@ -289,9 +346,12 @@ int main(int argc, char **argv)
         }
         sigterm = evsignal_new(base, SIGTERM, on_signal, b);
         sigint = evsignal_new(base, SIGINT, on_signal, b);
+        sighup = evsignal_new(base, SIGHUP, on_reload, b);
         evsignal_add(sigterm, NULL);
         evsignal_add(sigint, NULL);
-        notify_ready();
+        log_broker = b;
+        evsignal_add(sighup, NULL);
+        notify("READY=1");
         r = 0;
 report:
         if (pipefd[1] >= 0) {
@@ -323,8 +383,10 @@ report:
         }
         /* Signals stay registered; dispatch returns once shutdown released every connection. */
         r = event_base_dispatch(base) < 0 ? EXIT_RUNTIME : 0;
+        log_broker = NULL;
         event_free(sigterm);
         event_free(sigint);
+        event_free(sighup);
         boot = hyb_boot_free(boot);
         hyb_scope_unref(scope);
         hyb_store_unref(store);

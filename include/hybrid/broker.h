@@ -19,6 +19,8 @@
  *
  * The library logs nothing above debug by itself: it hands log lines to the
  * callback set with hyb_broker_set_log, and the daemon decides where they go.
+ * The same lines are offered to hybrid-logd as the builtin event Log (never
+ * waiting for it; doc/hybrid-logd.md).
  */
 #ifndef HYBRID_BROKER_H
 #define HYBRID_BROKER_H
@@ -39,13 +41,7 @@ struct event_base; /* libevent */
 typedef struct hyb_broker hyb_broker;
 typedef struct hyb_broker_config hyb_broker_config;
 
-/* Log levels (syslog numbering). */
-typedef enum hyb_log_level {
-        HYB_LOG_ERROR = 3,
-        HYB_LOG_WARNING = 4,
-        HYB_LOG_INFO = 6,
-        HYB_LOG_DEBUG = 7,
-} hyb_log_level;
+/* Log levels: hyb_log_level in common.h (syslog numbering). */
 
 /* ----------------------------------------------------------------- config */
 
@@ -138,8 +134,15 @@ HYB_EXPORT int hyb_broker_new(hyb_broker_config *cfg, struct event_base *base, h
  * connection.  Returns NULL; NULL is a no-op.
  */
 HYB_EXPORT hyb_broker *hyb_broker_free(hyb_broker *b);
-/* Sets the log callback (NULL: drop).  Levels above `max_level` are not produced. */
+/* Sets the log callback (NULL: none).  Levels above `max_level` are not produced, neither
+ * for fn nor as the builtin event Log (default max_level: HYB_LOG_INFO). */
 HYB_EXPORT void hyb_broker_set_log(hyb_broker *b, int max_level, hyb_log_fn fn, void *userdata);
+/*
+ * Logs one line of the embedder's as the broker logs its own (hybridd's boot messages):
+ * to the callback of hyb_broker_set_log and as the builtin event Log, when level is
+ * within max_level.  message is copied (cut at 511 bytes).  NULL b or message: no-op.
+ */
+HYB_EXPORT void hyb_broker_log(hyb_broker *b, int level, const char *message);
 /*
  * Creates the socket and starts accepting.  Of missing directories only the
  * runtime directory ($XDG_RUNTIME_DIR/hybrid, else /run/hybrid) is created (0755),
@@ -186,6 +189,30 @@ HYB_EXPORT int hyb_broker_set_store(hyb_broker *b, hyb_store *st);
 typedef int (*hyb_broker_kernel_fn)(const hyb_furi *f, hyb_obj **ret, hyb_error *reterr,
                                     void *userdata);
 HYB_EXPORT int hyb_broker_set_kernel(hyb_broker *b, hyb_broker_kernel_fn fn, void *userdata);
+/*
+ * Replaces the running configuration with cfg (SIGHUP in hybridd), without closing any
+ * connection.  cfg is checked as hyb_broker_new checks it (limits, relations); on any error
+ * nothing changes and the old configuration stays in force entirely.  The broker keeps a
+ * private copy of cfg: the caller keeps its reference and may free or change cfg after.
+ *
+ * In force from the return on: every limit, policy.admins and policy.apps (for connections
+ * that authenticate afterwards; a connection keeps the name and admin rights it got), and
+ * policy.store (for every request after it, of old and new connections; a store
+ * subscription already made keeps running).  Nothing is taken away at the reload itself: a
+ * limit lowered below what a peer already holds refuses that peer's next addition (a
+ * connection, subscription, registration, pending call, body), and a byte quota it already
+ * exceeds cuts it off when it next reads or queues bytes, as when it crosses the bound.
+ *
+ * Read only at the start, so a change is logged at HYB_LOG_WARNING ("reload: KEY changed:
+ * ignored until restart") and not used: host, listen.unix, store.path, store.durability,
+ * store.limits, log.syslog and boot.programs.  log.level is the embedder's to apply
+ * (hyb_broker_set_log with hyb_broker_config_get_log_level(cfg)); boot.data is written by
+ * hyb_boot_reload (hybrid/mmadt.h).
+ *
+ * Errors: -EINVAL (NULL), -ESHUTDOWN (after hyb_broker_shutdown), HYB_E_CONFIG (a limit
+ * out of its range or a broken relation, named in *reterr), -ENOMEM.
+ */
+HYB_EXPORT int hyb_broker_reload(hyb_broker *b, const hyb_broker_config *cfg, hyb_error *reterr);
 /* The store set by hyb_broker_set_store (borrowed), or NULL. */
 HYB_EXPORT hyb_store *hyb_broker_get_store(const hyb_broker *b);
 /* The socket path (borrowed), NULL before hyb_broker_start. */

@@ -88,6 +88,18 @@ typedef struct hyb_error {
         char message[256]; /* NUL-terminated, says what is wrong and where */
 } hyb_error;
 
+/*
+ * Log levels, syslog numbering (more severe is smaller): the broker's log callback
+ * (broker.h) and hyb_log (log.h) use them.
+ */
+typedef enum hyb_log_level {
+        HYB_LOG_ERROR = 3,
+        HYB_LOG_WARNING = 4,
+        HYB_LOG_NOTICE = 5,
+        HYB_LOG_INFO = 6,
+        HYB_LOG_DEBUG = 7,
+} hyb_log_level;
+
 /* Human-readable text for any return code (negative errno, HYB_E_*, 0). Never NULL. */
 HYB_EXPORT const char *hyb_strerror(int code);
 

@@ -12,6 +12,7 @@
 #include <hybrid/bus-store.h>
 #include <hybrid/endpoint.h>
 #include <hybrid/broker.h>
+#include <hybrid/log.h>
 #include <hybrid/token.h>
 
 #endif

@@ -159,6 +159,14 @@ HYB_EXPORT int hyb_boot_new(hyb_scope *scope, struct event_base *base,
                             hyb_boot **ret);
 /* Halts the boot VM's threads and fibers, removes its events and frees it.  Returns NULL. */
 HYB_EXPORT hyb_boot *hyb_boot_free(hyb_boot *b);
+/*
+ * Step 1 of hyb_boot_new again, with the `boot.data` of cfg (a configuration read anew, as
+ * on SIGHUP): each fURI that holds nothing now gets its obj literal; a value already there,
+ * from the first boot or written since, is kept.  `boot.programs` are not run again (they
+ * run once, at the start).  An entry that fails is logged and counted as at boot.  Returns
+ * 0 (entry errors included), or -EINVAL.
+ */
+HYB_EXPORT int hyb_boot_reload(hyb_boot *b, const hyb_broker_config *cfg);
 /* The boot VM (borrowed). */
 HYB_EXPORT hyb_mmadt *hyb_boot_get_vm(hyb_boot *b);
 /* Entries (data or programs) that failed at boot, plus failures while serving since. */

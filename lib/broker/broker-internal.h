@@ -176,6 +176,8 @@ struct hyb_broker {
         hyb_log_fn log;
         void *log_ud;
         int log_level;
+        bool in_log_line;       /* events_log_line is running: its own lines are not offered */
+        uint64_t log_dropped;   /* Log events a subscriber had no room for since the last one */
         bquota *quotas;
         size_t mem;             /* bytes in all buffers and queues (limits.max_memory) */
         size_t mem_hwm;         /* highest mem since the last malloc_trim */
@@ -294,6 +296,10 @@ int events_unsubscribe(bconn *c, const char *ep, const char *bubble);
 void events_conn_gone(bconn *c);
 /* Fires a builtin event (bubble of the builtin endpoint) with a JSON body. */
 void events_builtin(hyb_broker *b, const char *bubble, const char *json);
+/* Offers one of the broker's log lines as the builtin event Log (see events.c). */
+void events_log_line(hyb_broker *b, int level, const char *msg);
+/* Does anyone subscribe to the builtin event Log? */
+bool events_log_wanted(hyb_broker *b);
 
 /* builtin.c */
 int builtin_init(hyb_broker *b);
@@ -323,6 +329,13 @@ void store_detach(hyb_broker *b);
  */
 int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, const hyb_furi *f,
                     hyb_error *e);
+
+/* The compiled policy.store rules of c (patterns parsed once; each points into c, which must
+ * outlive them): 0, or -ENOMEM.  store_acl_set frees b's rules and installs acl (hyb_broker_set_store,
+ * hyb_broker_reload). */
+int store_acl_build(const broker_config *c, struct bstore_rule **ret, size_t *ret_n);
+void store_acl_free(struct bstore_rule *acl, size_t n);
+void store_acl_set(hyb_broker *b, struct bstore_rule *acl, size_t n);
 
 /* monitor.c */
 void monitor_copy(hyb_broker *b, unsigned type, const wire_hdr *h, const char *from, size_t from_len,

@@ -24,12 +24,15 @@ void broker_log(hyb_broker *b, int level, const char *fmt, ...)
         char msg[512];
         va_list ap;
 
-        if (!b->log || level > b->log_level)
+        if (level > b->log_level || (!b->log && !events_log_wanted(b)))
                 return;
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        b->log(level, msg, b->log_ud);
+        /* the daemon's log first, then (never blocking) the builtin Log event for logd */
+        if (b->log)
+                b->log(level, msg, b->log_ud);
+        events_log_line(b, level, msg);
 }
 
 /* ---------------------------------------------------------------- config */
@@ -247,6 +250,12 @@ HYB_EXPORT int hyb_broker_new(hyb_broker_config *cfg, struct event_base *base, h
         }
         *ret = b;
         return 0;
+}
+
+HYB_EXPORT void hyb_broker_log(hyb_broker *b, int level, const char *message)
+{
+        if (b && message)
+                broker_log(b, level, "%s", message);
 }
 
 HYB_EXPORT void hyb_broker_set_log(hyb_broker *b, int max_level, hyb_log_fn fn, void *userdata)
@@ -480,4 +489,110 @@ HYB_EXPORT const char *hyb_broker_get_socket(const hyb_broker *b)
 HYB_EXPORT unsigned hyb_broker_get_n_connections(const hyb_broker *b)
 {
         return b ? b->n_conns : 0;
+}
+
+/* ---------------------------------------------------------------- reload */
+
+static bool str_differs(const char *a, const char *b)
+{
+        return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+static bool programs_differ(const broker_config *a, const broker_config *b)
+{
+        if (a->n_boot_programs != b->n_boot_programs)
+                return true;
+        for (size_t i = 0; i < a->n_boot_programs; i++)
+                if (str_differs(a->boot_programs[i].text, b->boot_programs[i].text) ||
+                    str_differs(a->boot_programs[i].file, b->boot_programs[i].file))
+                        return true;
+        return false;
+}
+
+/* The settings read once, at the start: a new value is reported and not used. */
+static const char *const restart_only[] = {
+        "host", "listen.unix", "store.path", "store.durability", "store.limits", "log.syslog",
+        "boot.programs",
+};
+
+/*
+ * Which of restart_only differ between the running configuration and n (bit i: row i), or
+ * -ENOMEM.  host is the only one the broker reads again (each new connection's challenge),
+ * so n gets the running host back; the others are read by nobody after the start.
+ */
+static int keep_restart_only(hyb_broker *b, broker_config *n)
+{
+        const broker_config *o = b->c;
+        bool changed[ELEMENTSOF(restart_only)] = {
+                str_differs(o->host, n->host),
+                str_differs(o->listen_unix, n->listen_unix),
+                str_differs(o->store_path, n->store_path),
+                o->store_durability != n->store_durability,
+                o->store_max_value_bytes != n->store_max_value_bytes ||
+                        o->store_max_depth != n->store_max_depth ||
+                        o->store_max_keys != n->store_max_keys,
+                o->log_syslog != n->log_syslog,
+                programs_differ(o, n),
+        };
+        int mask = 0;
+
+        if (changed[0]) {
+                bool oom = false;
+                char *host = broker_strdup_or_null(o->host, &oom);
+
+                if (oom)
+                        return -ENOMEM;
+                free(n->host);
+                n->host = host;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(changed); i++)
+                if (changed[i])
+                        mask |= 1 << i;
+        return mask;
+}
+
+HYB_EXPORT int hyb_broker_reload(hyb_broker *b, const hyb_broker_config *cfg, hyb_error *reterr)
+{
+        hyb_broker_config *n, *old;
+        struct bstore_rule *acl = NULL;
+        size_t n_acl = 0;
+        int ignored, r;
+
+        hyb_assert_return(b && cfg, -EINVAL);
+        if (b->shutting_down)
+                return err_set(reterr, -ESHUTDOWN, -1, "the broker is shutting down");
+        r = broker_config_validate(&cfg->c, reterr);
+        if (r < 0)
+                return r;
+        /* A private copy: the caller's object stays the caller's, and nothing below fails
+         * once the running configuration has been touched. */
+        n = calloc(1, sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        n->n_ref = 1;
+        r = broker_config_copy(&n->c, &cfg->c);
+        if (r < 0) {
+                free(n);
+                return r;
+        }
+        ignored = keep_restart_only(b, &n->c);
+        r = ignored;
+        if (r >= 0 && b->store)
+                r = store_acl_build(&n->c, &acl, &n_acl);
+        if (r < 0) {
+                hyb_broker_config_unref(n);
+                return r;
+        }
+        if (b->store)
+                store_acl_set(b, acl, n_acl);
+        old = b->cfg;
+        b->cfg = n;
+        b->c = &n->c;
+        hyb_broker_config_unref(old);
+        for (size_t i = 0; i < ELEMENTSOF(restart_only); i++)
+                if (ignored & (1 << i))
+                        broker_log(b, HYB_LOG_WARNING, "reload: %s changed: ignored until restart",
+                                   restart_only[i]);
+        broker_log(b, HYB_LOG_INFO, "configuration reloaded");
+        return 0;
 }

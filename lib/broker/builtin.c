@@ -56,6 +56,9 @@ int builtin_init(hyb_broker *b)
         for (size_t i = 0; i < ELEMENTSOF(builtin_bubbles); i++)
                 if (events_register(bi, builtin_bubbles[i], "*", "*", NULL) < 0)
                         return -ENOMEM;
+        /* The broker's own log lines, for the logging service only (they name peers' uids). */
+        if (events_register(bi, "Log", "*", "org.hybridos.logd", NULL) < 0)
+                return -ENOMEM;
         return 0;
 }
 

@@ -10,6 +10,8 @@
  */
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "broker-internal.h"
 #include "bus/names.h"
 #include "common/util.h"
@@ -386,4 +388,66 @@ void events_builtin(hyb_broker *b, const char *bubble, const char *json)
         bb = events_find_bubble(b->builtin, bubble, strlen(bubble));
         if (bb)
                 events_fire_raw(b->builtin, bb, json, strlen(json), 0, NULL, NULL);
+}
+
+bool events_log_wanted(hyb_broker *b)
+{
+        bbubble *bb = b->builtin ? events_find_bubble(b->builtin, "Log", 3) : NULL;
+
+        return bb && bb->n_subs;
+}
+
+/*
+ * The broker's log lines as the builtin event Log {"level","message"[,"dropped"]}, for
+ * hybrid-logd.  The broker must never wait for, nor cut off, its log reader: a line goes
+ * only to subscribers whose send queue is less than half full, and the others miss it;
+ * the next line they get says how many were dropped before it.  Nothing is built when
+ * nobody subscribes, and lines logged while a line is being sent (a subscriber closing)
+ * are not offered again.
+ */
+void events_log_line(hyb_broker *b, int level, const char *msg)
+{
+        static const char *const names[8] = { "error", "error", "error", "error",
+                                              "warning", "notice", "info", "debug" };
+        wire_hdr h = { .type = WIRE_EVENT };
+        uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        size_t total = 0;
+        bbubble *bb;
+        json_t *j;
+        char *text;
+        int n;
+
+        if (!b->builtin || b->in_log_line || !(bb = events_find_bubble(b->builtin, "Log", 3)) ||
+            !bb->n_subs)
+                return;
+        b->in_log_line = true;
+        j = json_pack("{s:s, s:s}", "level", names[level & 7], "message", msg);
+        if (j && b->log_dropped)
+                json_object_set_new(j, "dropped", json_integer((json_int_t)b->log_dropped));
+        text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (text) {
+                bool sent = false;
+
+                n = wire_build(&h, b->builtin->name, b->builtin->name_len, NULL, 0, bb->name,
+                               bb->name_len, text, strlen(text), buf, iov);
+                for (int i = 0; i < n; i++)
+                        total += iov[i].iov_len;
+                for (size_t i = 0; i < bb->n_subs; i++) {
+                        bconn *c = bb->subs[i].conn;
+
+                        if (c->state == BCONN_DEAD || !c->bev ||
+                            evbuffer_get_length(bufferevent_get_output(c->bev)) + total >
+                                    b->c->send_queue_bytes / 2 ||
+                            quota_bytes_over(c, total) || bconn_send_built(c, iov, n) < 0)
+                                b->log_dropped++;
+                        else
+                                sent = true;
+                }
+                if (sent)
+                        b->log_dropped = 0;
+                free(text);
+        }
+        b->in_log_line = false;
 }

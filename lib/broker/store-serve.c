@@ -18,6 +18,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "broker-internal.h"
 #include "bus/acl.h"
@@ -103,6 +104,14 @@ static int sys_delete_reach(hyb_broker *b, const hyb_furi *f, hyb_error *e)
         return r;
 }
 
+/* /sys/info/... is written by the sysinfo service (hybrid-sysinfo): its app connected as the
+ * daemon's own uid or as root.  Every other peer is refused there as anywhere under /sys/. */
+static bool sysinfo_writer(uid_t uid, const char *app, const char *path)
+{
+        return strncmp(path, "/sys/info/", 10) == 0 && app &&
+               strcmp(app, "org.hybridos.sysinfo") == 0 && (uid == 0 || uid == geteuid());
+}
+
 int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, const hyb_furi *f,
                     hyb_error *e)
 {
@@ -110,7 +119,8 @@ int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, c
 
         /* The kernel's own objects are read-only, whatever the policy (doc/config.md). */
         if ((right & (BROKER_STORE_WRITE | BROKER_STORE_DELETE)) && path &&
-            (strcmp(path, "/sys") == 0 || strncmp(path, "/sys/", 5) == 0))
+            (strcmp(path, "/sys") == 0 || strncmp(path, "/sys/", 5) == 0) &&
+            !sysinfo_writer(uid, app, path))
                 return err_set(e, HYB_E_FORBIDDEN, -1, "%s is read-only", path);
         if ((right & BROKER_STORE_DELETE) && sys_delete_reach(b, f, e) < 0)
                 return HYB_E_FORBIDDEN;
@@ -146,24 +156,43 @@ int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, c
                        hyb_furi_get_str(f), (unsigned)uid, app);
 }
 
-static int acl_build(hyb_broker *b)
+void store_acl_free(struct bstore_rule *acl, size_t n)
 {
-        const broker_config *c = b->c;
+        for (size_t i = 0; i < n; i++)
+                hyb_furi_unref(acl[i].pattern);
+        free(acl);
+}
 
+int store_acl_build(const broker_config *c, struct bstore_rule **ret, size_t *ret_n)
+{
+        struct bstore_rule *acl;
+
+        *ret = NULL;
+        *ret_n = 0;
         if (!c->n_store_rules)
                 return 0;
-        b->acl = calloc(c->n_store_rules, sizeof(*b->acl));
-        if (!b->acl)
+        acl = calloc(c->n_store_rules, sizeof(*acl));
+        if (!acl)
                 return -ENOMEM;
         for (size_t i = 0; i < c->n_store_rules; i++) {
                 int r = hyb_furi_parse(c->store_rules[i].furi, strlen(c->store_rules[i].furi),
-                                       NULL, &b->acl[i].pattern, NULL);
-                if (r < 0)
+                                       NULL, &acl[i].pattern, NULL);
+                if (r < 0) {
+                        store_acl_free(acl, i);
                         return r;
-                b->acl[i].r = &c->store_rules[i];
-                b->n_acl = i + 1;
+                }
+                acl[i].r = &c->store_rules[i];
         }
+        *ret = acl;
+        *ret_n = c->n_store_rules;
         return 0;
+}
+
+void store_acl_set(hyb_broker *b, struct bstore_rule *acl, size_t n)
+{
+        store_acl_free(b->acl, b->n_acl);
+        b->acl = acl;
+        b->n_acl = n;
 }
 
 /* ---------------------------------------------------------------- delivery */
@@ -683,11 +712,7 @@ void store_detach(hyb_broker *b)
                 event_free(b->store_timer);
                 b->store_timer = NULL;
         }
-        for (size_t i = 0; i < b->n_acl; i++)
-                hyb_furi_unref(b->acl[i].pattern);
-        free(b->acl);
-        b->acl = NULL;
-        b->n_acl = 0;
+        store_acl_set(b, NULL, 0);
         format_cache_clear(b);
         b->store_be = hyb_backend_unref(b->store_be);
         b->store = hyb_store_unref(b->store);
@@ -715,7 +740,7 @@ HYB_EXPORT int hyb_broker_set_store(hyb_broker *b, hyb_store *st)
                 store_detach(b);
                 return -ENOMEM;
         }
-        r = acl_build(b);
+        r = store_acl_build(b->c, &b->acl, &b->n_acl);
         if (r < 0) {
                 store_detach(b);
                 return r;

@@ -10,6 +10,7 @@
  *     3. the VM is driven by base:  store fds (EV_READ) + a timer
  *        (the stores' deadline; every FIBER_TICK_USEC while fibers live)
  *           -> hyb_mmadt_step: deliver messages, step fibers, join ended threads
+ *   hyb_boot_reload(boot, cfg)  (SIGHUP) step 1 again, with the boot.data of cfg
  *
  * An error in an entry (a bad fURI or literal, a program that does not parse
  * or fails when run) is logged with where it is (the program file's line and
@@ -315,6 +316,25 @@ HYB_EXPORT int hyb_boot_new(hyb_scope *scope, struct event_base *base,
         blog(b, HYB_LOG_INFO, "boot: %zu data entries, %zu programs, %u errors", n_data,
              n_programs, b->n_errors);
         *ret = b;
+        return 0;
+}
+
+HYB_EXPORT int hyb_boot_reload(hyb_boot *b, const hyb_broker_config *cfg)
+{
+        size_t n_data;
+        unsigned errors;
+
+        hyb_assert_return(b && cfg, -EINVAL);
+        errors = b->n_errors;
+        n_data = hyb_broker_config_get_n_boot(cfg, HYB_BOOT_DATA);
+        for (size_t i = 0; i < n_data; i++) {
+                hyb_broker_boot_item it = { .size = sizeof(it) };
+
+                if (hyb_broker_config_get_boot(cfg, HYB_BOOT_DATA, i, &it) == 0)
+                        boot_data(b, hyb_mmadt_get_scope(b->vm), &it);
+        }
+        blog(b, HYB_LOG_INFO, "boot: reload: %zu data entries, %u errors", n_data,
+             b->n_errors - errors);
         return 0;
 }
 

@@ -27,6 +27,10 @@ void tb_start(tbroker *t, const char *limits, bool admin_self);
 void tb_start_store(tbroker *t, const char *limits, bool admin_self, const char *yaml,
                     hyb_store *st);
 void tb_stop(tbroker *t);
+/* Stops the broker's thread (its loop returns; connections stay open but unserved) so the
+ * test thread may call broker functions; tb_resume runs the loop again on a new thread. */
+void tb_pause(tbroker *t);
+void tb_resume(tbroker *t);
 
 hyb_bus *tb_connect(tbroker *t, const char *app, const char *runner);
 
@@ -55,5 +59,7 @@ void bus_tcase_review(Suite *s);
 void bus_tcase_slots(Suite *s);
 void bus_tcase_builtin(Suite *s);
 void bus_tcase_store(Suite *s);
+void bus_tcase_log(Suite *s);
+void bus_tcase_reload(Suite *s);
 
 #endif

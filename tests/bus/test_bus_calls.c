@@ -76,6 +76,21 @@ void tb_start_store(tbroker *t, const char *limits, bool admin_self, const char 
         ck_assert_int_eq(pthread_create(&t->thread, NULL, broker_main, t), 0);
 }
 
+void tb_pause(tbroker *t)
+{
+        char c;
+
+        ck_assert_int_eq(write(t->stop_pipe[1], "x", 1), 1);
+        pthread_join(t->thread, NULL);
+        ck_assert_int_eq(read(t->stop_pipe[0], &c, 1), 1);
+}
+
+void tb_resume(tbroker *t)
+{
+        event_add(t->stop_ev, NULL);
+        ck_assert_int_eq(pthread_create(&t->thread, NULL, broker_main, t), 0);
+}
+
 void tb_stop(tbroker *t)
 {
         ck_assert_int_eq(write(t->stop_pipe[1], "x", 1), 1);
@@ -665,5 +680,7 @@ Suite *bus_suite(void)
         bus_tcase_slots(s);
         bus_tcase_builtin(s);
         bus_tcase_store(s);
+        bus_tcase_log(s);
+        bus_tcase_reload(s);
         return s;
 }

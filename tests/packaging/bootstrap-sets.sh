@@ -49,7 +49,7 @@ done <"$tmp/deps"
 for t in meson ninja pkg-config go-md2man; do
         p=$(command -v "$t") && pkg=$(owner "$p") && [ -n "$pkg" ] && in_set build "$pkg" "$t"
 done
-for t in sqlite3 clang setpriv man openssl; do
+for t in sqlite3 clang setpriv man systemd-analyze openssl; do
         p=$(command -v "$t") && pkg=$(owner "$p") && [ -n "$pkg" ] && in_set test "$pkg" "$t"
 done
 in_set test python3 "python3 runs the test scripts"

@@ -7,23 +7,32 @@ Runs scripts/demo on the build, then replays its transcript in a fresh shell: ev
 "$ command" line (with the here-documents it shows) runs in order, a command marked
 "# exits N" must exit N and every other one 0, background commands get a second to
 start, as a reader's typing would give them.  The replay's first mm-ADT result must be
-a result, not an [ERROR] line.
+a result, not an [ERROR] line.  The demo itself must be done in under a minute (the build
+is already there).
 """
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import time
 
 root, build = sys.argv[1], os.path.abspath(sys.argv[2])
 with tempfile.TemporaryDirectory(prefix="hyb-demo-test.") as tmp:
         env = dict(os.environ, BUILD=build, TMPDIR=tmp)
+        t0 = time.monotonic()
         r = subprocess.run(["sh", os.path.join(root, "scripts/demo")], env=env, text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
+        took = time.monotonic() - t0
         print(r.stderr, end="")
         if r.returncode:
                 print(r.stdout)
                 sys.exit(f"FAIL: scripts/demo exited {r.returncode}")
+        # The issue's bound: the demo is done in under a minute once the build is there
+        # (meson built everything before this test runs).
+        if took >= 60:
+                sys.exit(f"FAIL: scripts/demo took {took:.1f} s after the build, over a minute")
+        print(f"ok: scripts/demo ran in {took:.1f} s after the build (under a minute)")
         lines = r.stdout.split("\n")
         first_mm = next((ln for ln in lines if ln.startswith("==>") or ln.startswith("[ERROR]")),
                         "")
