@@ -146,11 +146,13 @@ typedef struct broker_store_rule {
 
 /* One entry of `boot.data` (key: the fURI, text: the obj literal) or of `boot.programs`
  * (text: an inline program, or file: a program file), with the 1-based line and column of its
- * value in the config file, for error messages. */
+ * value in the config file (for an inline program: of the text's first character), and the
+ * config file itself (NULL when loaded from a string), for error messages. */
 typedef struct broker_boot_item {
         char *key;
         char *text;
         char *file;
+        char *config_file;
         unsigned line, column;
 } broker_boot_item;
 
