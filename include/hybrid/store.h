@@ -141,6 +141,20 @@ HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **r
 HYB_EXPORT int hyb_store_read_str(hyb_store *st, const char *target, hyb_obj **ret,
                                   hyb_error *reterr);
 
+/*
+ * One page of a read: the matches of target (a pattern, a branch `p/` or a node) after the
+ * key `after` (NULL: from the first) in key order, at most limit (> 0) of them, as one rec
+ * of full fURI => value (what HYB_READ_KEYED gives).  The walk stops at the limit, so a page
+ * costs about limit matches however many there are.  *ret_next gets, when more matches
+ * follow, the page's last key (a new reference: pass it as `after` for the next page), else
+ * NULL.  A key written or deleted between pages is seen or not by where it falls against
+ * the cursor; no match is given twice.  Errors as hyb_store_read; -EINVAL for limit 0 or an
+ * `after` that is a pattern, a branch or has a query.
+ */
+HYB_EXPORT int hyb_store_read_page(const hyb_store *st, const hyb_furi *target,
+                                   const hyb_furi *after, size_t limit, hyb_obj **ret,
+                                   hyb_furi **ret_next, hyb_error *reterr);
+
 /* Calls fn for every match of pattern (or the one node) in key order, with
  * borrowed arguments; fn returns 0 to go on, non-zero to stop (returned). */
 typedef int (*hyb_store_each_fn)(const hyb_furi *furi, const hyb_obj *value, void *userdata);

@@ -8,7 +8,7 @@
  *   listen: {unix: /run/hybrid/bus.sock}
  *   limits: {<one key per row of BROKER_LIMITS>}
  *   store: {path: FILE, durability: memory|normal|full, limits: {max_value_bytes, max_depth,
- *          max_keys}}
+ *          max_keys, max_read_keys}}
  *   policy: {admins: [uid, ...], apps: {"<uid>": [app-glob, ...]},
  *            store: [{uid, app, furi, allow: [read, write, delete, subscribe]}, ...]}
  *   log: {level: error|warning|info|debug, syslog: bool}
@@ -36,6 +36,8 @@
 #define CONFIG_SIZE_CAP(v) ((uint64_t)(v) < (uint64_t)SIZE_MAX ? (uint64_t)(v) : (uint64_t)SIZE_MAX)
 /* store.limits.max_keys when not given: fURIs the host store holds (doc/config.md). */
 #define STORE_MAX_KEYS_DEFAULT ((size_t)1 << 18)
+/* store.limits.max_read_keys when not given: matches one read or page may walk. */
+#define STORE_MAX_READ_KEYS_DEFAULT ((size_t)4096)
 
 /*
  * THE limits table.  One row per key of the `limits:` mapping; the row is all
@@ -167,6 +169,7 @@ typedef struct broker_config {
         size_t store_max_value_bytes; /* store.limits.max_value_bytes; 0: the store's default */
         size_t store_max_depth;   /* store.limits.max_depth; 0: the store's default */
         size_t store_max_keys;    /* store.limits.max_keys; 0: STORE_MAX_KEYS_DEFAULT */
+        size_t store_max_read_keys; /* store.limits.max_read_keys; 0: STORE_MAX_READ_KEYS_DEFAULT */
         bool store_policy;        /* policy.store given: only its rules allow (else all may) */
         broker_store_rule *store_rules;
         size_t n_store_rules;

@@ -17,6 +17,7 @@
  * never through JSON.
  */
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 
 #include "broker-internal.h"
@@ -396,11 +397,62 @@ HYB_EXPORT int hyb_broker_set_kernel(hyb_broker *b, hyb_broker_kernel_fn fn, voi
         return 0;
 }
 
+static size_t read_cap(const hyb_broker *b)
+{
+        return b->c->store_max_read_keys ? b->c->store_max_read_keys : STORE_MAX_READ_KEYS_DEFAULT;
+}
+
+/* The values of a keyed rec as a stream: what a plain pattern read gives. */
+static int values_of(const hyb_obj *rec, hyb_obj **ret)
+{
+        size_t n = hyb_obj_get_len(rec);
+        hyb_obj **v = calloc(n + 1, sizeof(*v));
+        int r;
+
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                v[i] = (hyb_obj *)hyb_obj_get_rec_value(rec, i);
+        r = hyb_obj_new_objs(v, n, ret);
+        free(v);
+        return r;
+}
+
+/*
+ * One page of target's matches after `after` (NULL: the first), at most limit, as a rec of
+ * fURI => value (*ret_next: the cursor when more follow): from the host store, or from the
+ * counters for /sys/bus.  Every pattern or branch read of the daemon comes here, so the work
+ * one request does on the loop is bounded by store.limits.max_read_keys.
+ */
+static int read_page(hyb_broker *b, const hyb_furi *f, const hyb_furi *after, size_t limit,
+                     hyb_obj **ret, hyb_furi **ret_next, hyb_error *e)
+{
+        hyb_store *sys = NULL;
+        int r;
+
+        if (!is_sys_bus(f))
+                return hyb_store_read_page(b->store, f, after, limit, ret, ret_next, e);
+        r = sys_bus_snapshot(b, &sys);
+        if (r >= 0)
+                r = hyb_store_read_page(sys, f, after, limit, ret, ret_next, e);
+        hyb_store_unref(sys);
+        return r;
+}
+
+static int over_cap(hyb_broker *b, const hyb_furi *f, hyb_error *e)
+{
+        return err_set(e, HYB_E_LIMIT, -1,
+                       "the read of %s matches more than store.limits.max_read_keys (%zu) keys: "
+                       "read it in pages (storeReadPage with \"limit\" and \"cursor\"; the "
+                       "client library and 'hybrid store get' page by themselves)",
+                       hyb_furi_get_str(f), read_cap(b));
+}
+
 static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigned flags)
 {
         hyb_broker *b = c->b;
-        hyb_furi *f = NULL;
-        hyb_obj *o = NULL;
+        hyb_furi *f = NULL, *next = NULL;
+        hyb_obj *o = NULL, *items = NULL;
         char *text = NULL;
         const char *out = NULL;
         size_t out_len = 0;
@@ -413,6 +465,16 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
                 r = store_acl_check(b, c->uid, c->app, BROKER_STORE_READ, f, &e);
         if (r < 0 || (r = kernel_read(b, f, &o, &e)) != 0) {
                 /* refused, or a kernel obj of the daemon (/sys/scheduler, /type/...) */
+        } else if (hyb_furi_is_pattern(f) || hyb_furi_is_branch(f)) {
+                /* At most max_read_keys matches, and the walk stops there: a read of more is
+                 * refused after that much work, not after walking all of them. */
+                r = read_page(b, f, NULL, read_cap(b), &items, &next, &e);
+                if (r >= 0 && next)
+                        r = over_cap(b, f, &e);
+                else if (r >= 0 && (hyb_furi_is_branch(f) || (flags & HYB_READ_KEYED)))
+                        o = hyb_obj_ref(items);
+                else if (r >= 0)
+                        r = values_of(items, &o);
         } else if (is_sys_bus(f)) {
                 /* The kernel's own objects: read from the counters, never stored. */
                 hyb_store *sys = NULL;
@@ -436,14 +498,132 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
         if (r >= 0 && out_len > b->c->max_body)
                 r = err_set(&e, HYB_E_LIMIT, -1,
                             "the answer to %s is %zu bytes, over max_body %zu: read a narrower "
-                            "pattern", hyb_furi_get_str(f), out_len, (size_t)b->c->max_body);
+                            "pattern, or in smaller pages", hyb_furi_get_str(f), out_len,
+                            (size_t)b->c->max_body);
         if (r < 0)
                 reply_err(c, id, r, &e);
         else
                 route_reply(c, id, 200, NULL, out, out_len, WIRE_F_BINARY);
         hyb_free(text);
         hyb_obj_unref(o);
+        hyb_obj_unref(items);
+        hyb_furi_unref(next);
         hyb_furi_unref(f);
+}
+
+/* The answer of a page: [items=>[fURI=>value,...], next=>/cursor] (next when more follow). */
+static int page_answer(const hyb_obj *items, const hyb_furi *next, char **ret)
+{
+        hyb_obj *k[2] = { NULL, NULL }, *v[2] = { (hyb_obj *)items, NULL }, *o = NULL;
+        size_t n = next ? 2 : 1;
+        int r;
+
+        r = hyb_obj_new_str("items", 5, &k[0]);
+        if (r >= 0 && next && (r = hyb_obj_new_str("next", 4, &k[1])) >= 0)
+                r = hyb_obj_new_uri(next, &v[1]);
+        if (r >= 0)
+                r = hyb_obj_new_rec(k, v, n, &o);
+        if (r >= 0)
+                r = hyb_obj_format(o, HYB_FORMAT_EXACT, ret);
+        hyb_obj_unref(o);
+        hyb_obj_unref(k[0]);
+        hyb_obj_unref(k[1]);
+        hyb_obj_unref(v[1]);
+        return r;
+}
+
+/*
+ * storeReadPage {"furi": F, "limit": N, "cursor": C}: the matches of F after the key C (the
+ * "next" of the previous page; none: from the first), at most N (1..max_read_keys, default
+ * max_read_keys), as [items=>[fURI=>value,...], next=>C'] in key order.  A page that would
+ * be over max_body is cut to fewer items (at least one).
+ */
+static void do_read_page(bconn *c, uint64_t id, const char *body, size_t len)
+{
+        hyb_broker *b = c->b;
+        hyb_furi *f = NULL, *after = NULL, *next = NULL;
+        hyb_obj *items = NULL;
+        json_t *p = NULL, *jf, *jl, *jc;
+        json_error_t je;
+        char *text = NULL;
+        size_t limit = read_cap(b);
+        hyb_error e;
+        int r = 0;
+
+        hyb_error_clear(&e);
+        p = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+        jf = p ? json_object_get(p, "furi") : NULL;
+        jl = p ? json_object_get(p, "limit") : NULL;
+        jc = p ? json_object_get(p, "cursor") : NULL;
+        if (!json_is_object(p) || !json_is_string(jf) || (jl && !json_is_integer(jl)) ||
+            (jc && !json_is_string(jc))) {
+                r = err_set(&e, HYB_E_BAD_REQUEST, -1,
+                            "storeReadPage wants {\"furi\": STRING, \"limit\": INT, \"cursor\": "
+                            "STRING}");
+                goto out;
+        }
+        if (jl) {
+                json_int_t v = json_integer_value(jl);
+                if (v < 1 || (uint64_t)v > read_cap(b)) {
+                        r = err_set(&e, HYB_E_BAD_REQUEST, -1,
+                                    "limit must be 1..%zu (store.limits.max_read_keys)",
+                                    read_cap(b));
+                        goto out;
+                }
+                limit = (size_t)v;
+        }
+        r = parse_furi(json_string_value(jf), json_string_length(jf), &f, &e);
+        if (r >= 0 && jc &&
+            (hyb_furi_parse(json_string_value(jc), json_string_length(jc), NULL, &after, NULL) < 0 ||
+             hyb_furi_is_pattern(after) || hyb_furi_is_branch(after) ||
+             hyb_furi_get_query(after)))
+                r = err_set(&e, HYB_E_BAD_REQUEST, -1,
+                            "malformed cursor (use the \"next\" of the previous page)");
+        if (r >= 0)
+                r = store_acl_check(b, c->uid, c->app, BROKER_STORE_READ, f, &e);
+        for (; r >= 0; limit = (limit + 1) / 2) {
+                hyb_obj *kobj = NULL;
+
+                hyb_obj_unref(items);
+                hyb_furi_unref(next);
+                items = NULL;
+                next = NULL;
+                hyb_free(text);
+                text = NULL;
+                r = kernel_read(b, f, &kobj, &e);
+                if (r > 0) {
+                        /* a kernel obj of the daemon: one item, unless the cursor is past it */
+                        hyb_obj *key = NULL;
+                        r = hyb_obj_new_uri(f, &key);
+                        if (r >= 0)
+                                r = hyb_obj_new_rec(&key, &kobj, after ? 0 : 1, &items);
+                        hyb_obj_unref(key);
+                } else if (r == 0) {
+                        r = read_page(b, f, after, limit, &items, &next, &e);
+                }
+                hyb_obj_unref(kobj);
+                if (r >= 0)
+                        r = page_answer(items, next, &text);
+                if (r < 0 || strlen(text) <= b->c->max_body)
+                        break;
+                if (limit == 1) {
+                        r = err_set(&e, HYB_E_LIMIT, -1,
+                                    "one match of %s is over max_body %zu: read it alone",
+                                    hyb_furi_get_str(f), (size_t)b->c->max_body);
+                        break;
+                }
+        }
+out:
+        if (r < 0)
+                reply_err(c, id, r, &e);
+        else
+                route_reply(c, id, 200, NULL, text, strlen(text), WIRE_F_BINARY);
+        hyb_free(text);
+        hyb_obj_unref(items);
+        hyb_furi_unref(next);
+        hyb_furi_unref(after);
+        hyb_furi_unref(f);
+        json_decref(p);
 }
 
 static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsigned wflags, bool del)
@@ -647,6 +827,8 @@ void store_call(bconn *c, bframe *f)
                 do_read(c, id, body, len, 0);
         else if (IS("storeReadKeyed"))
                 do_read(c, id, body, len, HYB_READ_KEYED);
+        else if (IS("storeReadPage"))
+                do_read_page(c, id, body, len);
         else if (IS("storeWrite"))
                 do_write(c, id, body, len, 0, false);
         else if (IS("storePublish"))

@@ -289,8 +289,11 @@ typedef struct store_pos {
 } store_pos;
 typedef int (*store_walk_fn)(const char *path, const store_pos *p, void *ud);
 /* Walks pattern (or node) segments; fn gets the canonical path text and the position of each
- * match with a value, in key order.  virt: `+`/literal steps also enter stored lst/rec. */
-int store_walk(hyb_store *st, const hyb_furi *pattern, bool virt, store_walk_fn fn, void *ud);
+ * match with a value, in key order.  virt: `+`/literal steps also enter stored lst/rec.
+ * after (a key, NULL: none): only the matches after it in key order, without walking the
+ * ones before it.  fn returns non-zero to stop the walk (returned). */
+int store_walk(hyb_store *st, const hyb_furi *pattern, bool virt, const hyb_furi *after,
+               store_walk_fn fn, void *ud);
 /* A new poly equal to container with segs[i..n) set to value (noobj = remove). */
 int poly_set(const hyb_obj *container, const hyb_furi *f, size_t i, hyb_obj *value,
              hyb_obj **ret, hyb_error *e);

@@ -557,7 +557,7 @@ HYB_EXPORT int hyb_store_subscribe(hyb_store *st, const hyb_furi *pattern, unsig
         /* Under the same lock as the add: replayed values come before any later write. */
         if (flags & HYB_SUBSCRIBE_REPLAY) {
                 replay_ctx c = { st, s };
-                store_walk(st, s->pattern, true, replay_one, &c);
+                store_walk(st, s->pattern, true, NULL, replay_one, &c);
         }
         s->store = hyb_store_ref(st);
         pthread_mutex_unlock(&st->lock);
