@@ -128,6 +128,11 @@ struct bconn {
         bool ping_sent;
         struct event *rev;    /* readable: conn_readable (the bufferevent only writes) */
         size_t rx_need;       /* bytes still missing of a partly read frame */
+        /* A request that walked the store (store-serve.c) sets yield: the frames read with
+         * it wait for the loop's next turn (resume_ev), so other peers are served between
+         * one peer's pipelined reads. */
+        bool yield;
+        struct event *resume_ev;
         const char *reason;   /* BrokenEndpoint reason */
         uint64_t serial;      /* accept order (the builtin: UINT64_MAX): list paging cursors */
         /* Accounting (quota.c). */

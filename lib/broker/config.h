@@ -37,7 +37,7 @@
 /* store.limits.max_keys when not given: fURIs the host store holds (doc/config.md). */
 #define STORE_MAX_KEYS_DEFAULT ((size_t)1 << 18)
 /* store.limits.max_read_keys when not given: matches one read or page may walk. */
-#define STORE_MAX_READ_KEYS_DEFAULT ((size_t)4096)
+#define STORE_MAX_READ_KEYS_DEFAULT ((size_t)1024)
 
 /*
  * THE limits table.  One row per key of the `limits:` mapping; the row is all

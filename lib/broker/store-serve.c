@@ -469,6 +469,7 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
                 /* At most max_read_keys matches, and the walk stops there: a read of more is
                  * refused after that much work, not after walking all of them. */
                 r = read_page(b, f, NULL, read_cap(b), &items, &next, &e);
+                c->yield = true; /* the loop serves others before this peer's next frame */
                 if (r >= 0 && next)
                         r = over_cap(b, f, &e);
                 else if (r >= 0 && (hyb_furi_is_branch(f) || (flags & HYB_READ_KEYED)))
@@ -581,6 +582,7 @@ static void do_read_page(bconn *c, uint64_t id, const char *body, size_t len)
                             "malformed cursor (use the \"next\" of the previous page)");
         if (r >= 0)
                 r = store_acl_check(b, c->uid, c->app, BROKER_STORE_READ, f, &e);
+        c->yield = true; /* the loop serves others before this peer's next frame */
         for (; r >= 0; limit = (limit + 1) / 2) {
                 hyb_obj *kobj = NULL;
 
