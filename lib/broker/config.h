@@ -8,7 +8,7 @@
  *   listen: {unix: /run/hybrid/bus.sock}
  *   limits: {<one key per row of BROKER_LIMITS>}
  *   store: {path: FILE, durability: memory|normal|full, limits: {max_value_bytes, max_depth,
- *          max_keys, max_read_keys}}
+ *          max_keys, max_read_keys, max_bytes, uid_max_keys, uid_max_bytes}}
  *   policy: {admins: [uid, ...], apps: {"<uid>": [app-glob, ...]},
  *            store: [{uid, app, furi, allow: [read, write, delete, subscribe]}, ...]}
  *   log: {level: error|warning|info|debug, syslog: bool}
@@ -38,6 +38,11 @@
 #define STORE_MAX_KEYS_DEFAULT ((size_t)1 << 18)
 /* store.limits.max_read_keys when not given: matches one read or page may walk. */
 #define STORE_MAX_READ_KEYS_DEFAULT ((size_t)1024)
+/* store.limits.max_bytes, uid_max_keys, uid_max_bytes when not given: what peers may add to
+ * the host store over the bus, all together and per uid (a uid gets half of it). */
+#define STORE_MAX_BYTES_DEFAULT ((size_t)256 << 20)
+#define STORE_UID_MAX_KEYS_DEFAULT (STORE_MAX_KEYS_DEFAULT / 2)
+#define STORE_UID_MAX_BYTES_DEFAULT (STORE_MAX_BYTES_DEFAULT / 2)
 
 /*
  * THE limits table.  One row per key of the `limits:` mapping; the row is all
@@ -170,6 +175,9 @@ typedef struct broker_config {
         size_t store_max_depth;   /* store.limits.max_depth; 0: the store's default */
         size_t store_max_keys;    /* store.limits.max_keys; 0: STORE_MAX_KEYS_DEFAULT */
         size_t store_max_read_keys; /* store.limits.max_read_keys; 0: STORE_MAX_READ_KEYS_DEFAULT */
+        size_t store_max_bytes;   /* store.limits.max_bytes; 0: STORE_MAX_BYTES_DEFAULT */
+        size_t store_uid_max_keys; /* store.limits.uid_max_keys; 0: STORE_UID_MAX_KEYS_DEFAULT */
+        size_t store_uid_max_bytes; /* store.limits.uid_max_bytes; 0: STORE_UID_MAX_BYTES_DEFAULT */
         bool store_policy;        /* policy.store given: only its rules allow (else all may) */
         broker_store_rule *store_rules;
         size_t n_store_rules;

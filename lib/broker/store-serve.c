@@ -628,6 +628,119 @@ out:
         json_decref(p);
 }
 
+/* The text a key is charged under: its path ("/a/b"), without a query. */
+static const char *key_text(const hyb_furi *f, size_t *ret_len)
+{
+        const char *k = hyb_furi_get_path_str(f);
+
+        if (!k)
+                k = hyb_furi_get_str(f);
+        *ret_len = strlen(k);
+        return k;
+}
+
+typedef struct keylist {
+        hyb_furi **v;
+        size_t n, alloc;
+} keylist;
+
+static int keep_key(const hyb_furi *furi, const hyb_obj *value, void *ud)
+{
+        keylist *k = ud;
+
+        (void)value;
+        if (grow_array((void **)&k->v, &k->alloc, k->n + 1, sizeof(*k->v)) < 0)
+                return -ENOMEM;
+        k->v[k->n++] = hyb_furi_ref((hyb_furi *)furi);
+        return 0;
+}
+
+/* The keys f reaches: itself, the matches of a pattern, the children of a branch `p/`. */
+static int keys_of(hyb_broker *b, const hyb_furi *f, keylist *k, hyb_error *e)
+{
+        hyb_furi *pat = NULL;
+        int r;
+
+        if (hyb_furi_is_branch(f)) {
+                const char *t = hyb_furi_get_str(f);
+                char buf[4096];
+                int n = snprintf(buf, sizeof buf, "%.*s/+/#", (int)(strlen(t) - 1), t);
+                if (n < 0 || (size_t)n >= sizeof buf)
+                        return -ENAMETOOLONG;
+                r = hyb_furi_parse(buf, (size_t)n, NULL, &pat, e);
+                if (r < 0)
+                        return r;
+        }
+        r = hyb_store_scan(b->store, pat ? pat : f, keep_key, k, e);
+        hyb_furi_unref(pat);
+        return r;
+}
+
+static void keylist_done(keylist *k)
+{
+        for (size_t i = 0; i < k->n; i++)
+                hyb_furi_unref(k->v[i]);
+        free(k->v);
+}
+
+/*
+ * A retained write or delete of c, within what its uid and everyone may add to the host store
+ * over the bus (store-quota.c): checked before, charged or released after.  value_len is the
+ * value's text as sent (the exact form the store keeps).  A branch write (`p/ -> [a=>1]`) is
+ * checked as one key of the whole value and charged as the children it wrote; a write of a
+ * pattern only changes keys already there and is charged as those.
+ */
+static int quota_write(bconn *c, const hyb_furi *f, hyb_obj *v, size_t value_len,
+                       unsigned wflags, hyb_error *e)
+{
+        hyb_broker *b = c->b;
+        bool many = hyb_furi_is_pattern(f) || hyb_furi_is_branch(f);
+        keylist k = { 0 };
+        size_t kl;
+        const char *key = key_text(f, &kl);
+        int r = 0;
+
+        if (hyb_obj_is_noobj(v)) {
+                if (many && squota_get_n(b))
+                        r = keys_of(b, f, &k, e);
+                if (r >= 0)
+                        r = hyb_store_write(b->store, f, v, wflags, e);
+                if (r >= 0 && !many)
+                        squota_release(b, key, kl);
+                for (size_t i = 0; r >= 0 && i < k.n; i++) {
+                        const char *ki = key_text(k.v[i], &kl);
+                        squota_release(b, ki, kl);
+                }
+                keylist_done(&k);
+                return r;
+        }
+        r = squota_check(b, c->uid, key, kl, value_len, e);
+        if (r >= 0)
+                r = hyb_store_write(b->store, f, v, wflags, e);
+        if (r < 0)
+                return r;
+        if (!many) {
+                /* out of memory here only leaves the write uncharged */
+                (void)squota_charge(b, c->uid, key, kl, value_len);
+                return r;
+        }
+        /* what the write reached, each charged at its stored size */
+        if (keys_of(b, f, &k, NULL) >= 0)
+                for (size_t i = 0; i < k.n; i++) {
+                        hyb_obj *o = NULL;
+                        char *text = NULL;
+                        const char *ki = key_text(k.v[i], &kl);
+
+                        if (hyb_store_read(b->store, k.v[i], &o, NULL) >= 0 &&
+                            hyb_obj_format(o, HYB_FORMAT_EXACT, &text) >= 0)
+                                (void)squota_charge(b, c->uid, ki, kl, strlen(text));
+                        hyb_free(text);
+                        hyb_obj_unref(o);
+                }
+        keylist_done(&k);
+        return r;
+}
+
 static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsigned wflags, bool del)
 {
         hyb_broker *b = c->b;
@@ -665,7 +778,10 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
                 r = err_set(&e, HYB_E_FORBIDDEN, -1, "%s is read-only", hyb_furi_get_str(f));
         if (r < 0)
                 goto out;
-        r = hyb_store_write(b->store, f, v, wflags, &e);
+        if (!(wflags & HYB_WRITE_TRANSIENT))
+                r = quota_write(c, f, v, del ? 0 : len - fl - 1, wflags, &e);
+        else
+                r = hyb_store_write(b->store, f, v, wflags, &e);
 out:
         if (r < 0)
                 reply_err(c, id, r, &e);
@@ -873,6 +989,8 @@ void store_detach(hyb_broker *b)
         b->acl = NULL;
         b->n_acl = 0;
         format_cache_clear(b);
+        squota_free(b->squota);
+        b->squota = NULL;
         b->store_be = hyb_backend_unref(b->store_be);
         b->store = hyb_store_unref(b->store);
 }
@@ -888,7 +1006,9 @@ HYB_EXPORT int hyb_broker_set_store(hyb_broker *b, hyb_store *st)
         if (fd < 0)
                 return fd;
         b->store = hyb_store_ref(st);
-        r = hyb_backend_new_store(st, &b->store_be); /* keyed reads */
+        r = squota_new(&b->squota);
+        if (r >= 0)
+                r = hyb_backend_new_store(st, &b->store_be); /* keyed reads */
         if (r < 0) {
                 store_detach(b);
                 return r;

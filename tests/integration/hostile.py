@@ -322,9 +322,9 @@ def mode_latency(path, stop_file):
                                             lat[-1] * 1000 if lat else float("nan")), flush=True)
 
 
-def mode_storefill(path, prefix, n, room):
+def mode_storefill(path, prefix, n, room, quota="max_keys"):
     """Writes n new keys prefix/0.. to the daemon's store (pipelined); the first `room` must
-    be stored and every later one refused 507 naming store.limits.max_keys."""
+    be stored and every later one refused 507 naming store.limits.<quota>."""
     n, room = int(n), int(room)
     c = auth(path, "org.example.fill", "f%d" % os.getpid())
     sts = []
@@ -339,9 +339,9 @@ def mode_storefill(path, prefix, n, room):
     say([s for _, s, _ in sts[:room]] == [200] * room,
         "the first %d new keys are stored" % room, repr([x for x in sts[:room] if x[1] != 200][:2]))
     late = sts[room:]
-    say(len(late) == n - room and all(s == 507 and "max_keys" in m for _, s, m in late),
-        "every key past the store's room is refused 507 naming max_keys (%d)" % len(late),
-        repr([x for x in late if x[1] != 507 or "max_keys" not in x[2]][:2]))
+    say(len(late) == n - room and all(s == 507 and quota in m for _, s, m in late),
+        "every key past the store's room is refused 507 naming %s (%d)" % (quota, len(late)),
+        repr([x for x in late if x[1] != 507 or quota not in x[2]][:2]))
     c.close()
 
 
