@@ -135,10 +135,13 @@ HYB_EXPORT int hyb_store_flush(hyb_store *st);
  * lst/rec above it, else noobj); a pattern gives a stream (HYB_OBJ_OBJS) of
  * the matches in key order; a branch `p/` gives one rec of full fURI => value.
  * A `?T` query (`a?int`) checks the type (HYB_E_TYPE).  *ret is a new reference.
+ * The read functions take a const store, as the bus's do: what they lock and what they
+ * take in of other processes' writes is the store's own business, not a change a caller
+ * sees; any thread may call them.
  */
-HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **ret,
+HYB_EXPORT int hyb_store_read(const hyb_store *st, const hyb_furi *target, hyb_obj **ret,
                               hyb_error *reterr);
-HYB_EXPORT int hyb_store_read_str(hyb_store *st, const char *target, hyb_obj **ret,
+HYB_EXPORT int hyb_store_read_str(const hyb_store *st, const char *target, hyb_obj **ret,
                                   hyb_error *reterr);
 
 /*
@@ -158,7 +161,7 @@ HYB_EXPORT int hyb_store_read_page(const hyb_store *st, const hyb_furi *target,
 /* Calls fn for every match of pattern (or the one node) in key order, with
  * borrowed arguments; fn returns 0 to go on, non-zero to stop (returned). */
 typedef int (*hyb_store_each_fn)(const hyb_furi *furi, const hyb_obj *value, void *userdata);
-HYB_EXPORT int hyb_store_scan(hyb_store *st, const hyb_furi *pattern, hyb_store_each_fn fn,
+HYB_EXPORT int hyb_store_scan(const hyb_store *st, const hyb_furi *pattern, hyb_store_each_fn fn,
                               void *userdata, hyb_error *reterr);
 
 /* A message delivered to a subscription: payload is noobj for a delete.
@@ -184,13 +187,13 @@ HYB_EXPORT int hyb_store_subscribe(hyb_store *st, const hyb_furi *pattern, unsig
  * Loop integration, as for the bus.  The fd is readable when messages or
  * completions are ready (or another process changed the database).
  */
-HYB_EXPORT int hyb_store_get_fd(hyb_store *st);
+HYB_EXPORT int hyb_store_get_fd(const hyb_store *st);
 /*
  * *ret_usec gets the absolute CLOCK_MONOTONIC time (µs, see hyb_now_usec) by
  * which hyb_store_process must be called again: 0 when something is ready now,
  * UINT64_MAX for none.  Returns 0, or -EINVAL.
  */
-HYB_EXPORT int hyb_store_get_timeout(hyb_store *st, uint64_t *ret_usec);
+HYB_EXPORT int hyb_store_get_timeout(const hyb_store *st, uint64_t *ret_usec);
 /* Delivers what is ready; returns > 0 if it did something, 0 if idle, < 0 on failure. */
 HYB_EXPORT int hyb_store_process(hyb_store *st);
 /* Blocks up to timeout_usec (a relative wait; UINT64_MAX = forever) until something is

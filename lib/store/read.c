@@ -133,9 +133,10 @@ static __attribute__((noinline)) int read_gathered(hyb_store *st, const hyb_furi
         return r;
 }
 
-HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **ret,
+HYB_EXPORT int hyb_store_read(const hyb_store *cst, const hyb_furi *target, hyb_obj **ret,
                               hyb_error *reterr)
 {
+        hyb_store *st = store_mut(cst);
         const hyb_obj *sv;
         hyb_obj *v = NULL;
         int r;
@@ -173,7 +174,7 @@ HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **r
         return 0;
 }
 
-HYB_EXPORT int hyb_store_read_str(hyb_store *st, const char *target, hyb_obj **ret,
+HYB_EXPORT int hyb_store_read_str(const hyb_store *st, const char *target, hyb_obj **ret,
                                   hyb_error *reterr)
 {
         hyb_furi *f = NULL;
@@ -188,9 +189,10 @@ HYB_EXPORT int hyb_store_read_str(hyb_store *st, const char *target, hyb_obj **r
         return r;
 }
 
-HYB_EXPORT int hyb_store_scan(hyb_store *st, const hyb_furi *pattern, hyb_store_each_fn fn,
+HYB_EXPORT int hyb_store_scan(const hyb_store *cst, const hyb_furi *pattern, hyb_store_each_fn fn,
                               void *userdata, hyb_error *reterr)
 {
+        hyb_store *st = store_mut(cst);
         coll c = { 0 };
         int r;
 
@@ -207,9 +209,7 @@ HYB_EXPORT int hyb_store_read_page(const hyb_store *cst, const hyb_furi *target,
                                    const hyb_furi *after, size_t limit, hyb_obj **ret,
                                    hyb_furi **ret_next, hyb_error *reterr)
 {
-        /* A read changes nothing a caller sees: the lock and the catching up with other
-         * processes' writes are the store's own business. */
-        hyb_store *st = (hyb_store *)cst;
+        hyb_store *st = store_mut(cst);
         coll c = { .after = after, .limit = limit };
         hyb_obj **keys = NULL;
         int r;

@@ -255,6 +255,13 @@ struct hyb_store {
         uint64_t generation;
 };
 
+/* The public reads take a const store (a read changes nothing a caller sees); they still
+ * lock it and catch up with other processes' writes: the handle is theirs to change. */
+static inline hyb_store *store_mut(const hyb_store *st)
+{
+        return (hyb_store *)st;
+}
+
 /* store.c helpers shared by the other files */
 void store_kick(hyb_store *st);
 int store_queue_msgs(hyb_store *st, const hyb_furi *target, hyb_obj *payload, bool retain,

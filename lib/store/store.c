@@ -567,14 +567,15 @@ HYB_EXPORT int hyb_store_subscribe(hyb_store *st, const hyb_furi *pattern, unsig
 
 /* ---- the loop ---- */
 
-HYB_EXPORT int hyb_store_get_fd(hyb_store *st)
+HYB_EXPORT int hyb_store_get_fd(const hyb_store *st)
 {
         hyb_assert_return(st, -EINVAL);
         return st->efd;
 }
 
-HYB_EXPORT int hyb_store_get_timeout(hyb_store *st, uint64_t *ret_usec)
+HYB_EXPORT int hyb_store_get_timeout(const hyb_store *cst, uint64_t *ret_usec)
 {
+        hyb_store *st = store_mut(cst);
         uint64_t t = UINT64_MAX;
 
         hyb_assert_return(st && ret_usec, -EINVAL);

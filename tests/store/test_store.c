@@ -1801,6 +1801,69 @@ START_TEST(test_read_page)
 }
 END_TEST
 
+
+static int scan_count(const hyb_furi *f, const hyb_obj *v, void *ud)
+{
+        (*(long *)ud)++;
+        return 0;
+}
+
+/* The public reads take a const store, as the bus's do: this reads through a const handle
+ * from several threads at once while one writes (a non-const parameter is a compile error
+ * here, not a warning). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic error "-Wdiscarded-qualifiers"
+static void *const_reader(void *ud)
+{
+        const hyb_store *st = ud;
+        hyb_furi *f = furi("/c/x"), *p = furi("/c/+");
+        uint64_t at = 0;
+        long bad = 0;
+
+        for (int i = 0; i < 2000; i++) {
+                hyb_obj *o = NULL;
+                hyb_error e = { 0 };
+
+                if (hyb_store_read(st, f, &o, &e) < 0 || hyb_obj_get_kind(o) != HYB_OBJ_INT)
+                        bad++;
+                hyb_obj_unref(o);
+                if (hyb_store_read_str(st, "/c/+", &o, &e) < 0)
+                        bad++;
+                hyb_obj_unref(o);
+                if (hyb_store_scan(st, p, scan_count, &(long){ 0 }, &e) < 0)
+                        bad++;
+        }
+        if (hyb_store_get_fd(st) < 0 || hyb_store_get_timeout(st, &at) < 0)
+                bad++;
+        hyb_furi_unref(f);
+        hyb_furi_unref(p);
+        return (void *)bad;
+}
+#pragma GCC diagnostic pop
+
+START_TEST(test_const_reads)
+{
+        hyb_store *st = open_mem();
+        pthread_t t[3];
+
+        put_ok(st, "/c/x", "0");
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(pthread_create(&t[i], NULL, const_reader, st), 0);
+        for (int i = 1; i <= 500; i++) {
+                char v[16];
+                snprintf(v, sizeof v, "%d", i);
+                put_ok(st, "/c/x", v);
+        }
+        for (int i = 0; i < 3; i++) {
+                void *bad = NULL;
+                ck_assert_int_eq(pthread_join(t[i], &bad), 0);
+                ck_assert_ptr_null(bad);
+        }
+        get_is(st, "/c/x", "500");
+        hyb_store_unref(st);
+}
+END_TEST
+
 Suite *store_suite(void)
 {
         Suite *s = suite_create("store");
@@ -1815,6 +1878,7 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_value_id_kept);
         tcase_add_test(tc, test_persist_reopen);
         tcase_add_test(tc, test_read_page);
+        tcase_add_test(tc, test_const_reads);
         tcase_add_test(tc, test_open_errors);
         tcase_add_test(tc, test_memory_is_memory);
         tcase_add_test(tc, test_bad_args);
