@@ -50,6 +50,11 @@ typedef struct hyb_store_options {
                                         (get_timeout asks for it); default 25 */
         size_t max_keys;             /* fURIs holding a value; a write adding one more fails
                                         with HYB_E_INSUFFICIENT_STORAGE; 0 (default): no bound */
+        bool commit_thread;          /* a file store: hyb_store_write_async's writes are
+                                        committed (and fsync'ed) on a thread of the store, not
+                                        in hyb_store_process, so the caller's loop never waits
+                                        for the disk; their done callbacks still run from
+                                        hyb_store_process.  Default false. */
 } hyb_store_options;
 
 HYB_EXPORT void hyb_store_options_init(hyb_store_options *opts);

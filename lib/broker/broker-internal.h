@@ -120,6 +120,7 @@ struct bconn {
         bsub *subs;
         unsigned n_subs;
         struct bssub *ssubs;  /* store subscriptions (store-serve.c) */
+        struct bswrite *swrites; /* its writes waiting for their commit (store-serve.c) */
         unsigned n_ssubs;
         bpending *out, *in;
         unsigned n_out;

@@ -628,6 +628,62 @@ out:
         json_decref(p);
 }
 
+/*
+ * A write waiting for its commit (durability full): the store commits it on its own thread
+ * (hyb_store_options.commit_thread) while the loop serves everyone else, and write_done
+ * answers the writer once the write is on disk.  A connection that goes away first leaves
+ * its writes behind (conn NULL): they are still committed, nobody is answered.
+ */
+struct bswrite {
+        struct bswrite *next;
+        bconn *conn;
+        uint64_t id;
+};
+
+static void write_done(int r, void *ud)
+{
+        struct bswrite *w = ud;
+        bconn *c = w->conn;
+
+        if (c) {
+                for (struct bswrite **pp = &c->swrites; *pp; pp = &(*pp)->next)
+                        if (*pp == w) {
+                                *pp = w->next;
+                                break;
+                        }
+                if (r < 0)
+                        reply_err(c, w->id, r, NULL);
+                else
+                        route_reply(c, w->id, 200, NULL, NULL, 0, WIRE_F_BINARY);
+        }
+        free(w);
+}
+
+/* Durability full: the write is answered from write_done (1); else at once (0), or < 0. */
+static int store_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, unsigned wflags,
+                       hyb_error *e)
+{
+        hyb_broker *b = c->b;
+        struct bswrite *w;
+        int r;
+
+        if (b->c->store_durability != HYB_DURABILITY_FULL || (wflags & HYB_WRITE_TRANSIENT))
+                return hyb_store_write(b->store, f, v, wflags, e);
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        w->conn = c;
+        w->id = id;
+        r = hyb_store_write_async(b->store, f, v, wflags, write_done, w, e);
+        if (r < 0) {
+                free(w);
+                return r;
+        }
+        w->next = c->swrites;
+        c->swrites = w;
+        return 1;
+}
+
 /* The text a key is charged under: its path ("/a/b"), without a query. */
 static const char *key_text(const hyb_furi *f, size_t *ret_len)
 {
@@ -690,7 +746,7 @@ static void keylist_done(keylist *k)
  * checked as one key of the whole value and charged as the children it wrote; a write of a
  * pattern only changes keys already there and is charged as those.
  */
-static int quota_write(bconn *c, const hyb_furi *f, hyb_obj *v, size_t value_len,
+static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, size_t value_len,
                        unsigned wflags, hyb_error *e)
 {
         hyb_broker *b = c->b;
@@ -704,7 +760,7 @@ static int quota_write(bconn *c, const hyb_furi *f, hyb_obj *v, size_t value_len
                 if (many && squota_get_n(b))
                         r = keys_of(b, f, &k, e);
                 if (r >= 0)
-                        r = hyb_store_write(b->store, f, v, wflags, e);
+                        r = store_write(c, id, f, v, wflags, e);
                 if (r >= 0 && !many)
                         squota_release(b, key, kl);
                 for (size_t i = 0; r >= 0 && i < k.n; i++) {
@@ -716,7 +772,7 @@ static int quota_write(bconn *c, const hyb_furi *f, hyb_obj *v, size_t value_len
         }
         r = squota_check(b, c->uid, key, kl, value_len, e);
         if (r >= 0)
-                r = hyb_store_write(b->store, f, v, wflags, e);
+                r = store_write(c, id, f, v, wflags, e);
         if (r < 0)
                 return r;
         if (!many) {
@@ -779,14 +835,15 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
         if (r < 0)
                 goto out;
         if (!(wflags & HYB_WRITE_TRANSIENT))
-                r = quota_write(c, f, v, del ? 0 : len - fl - 1, wflags, &e);
+                r = quota_write(c, id, f, v, del ? 0 : len - fl - 1, wflags, &e);
         else
                 r = hyb_store_write(b->store, f, v, wflags, &e);
 out:
         if (r < 0)
                 reply_err(c, id, r, &e);
-        else
+        else if (r == 0)
                 route_reply(c, id, 200, NULL, NULL, 0, WIRE_F_BINARY);
+        /* else: answered by write_done once committed */
         hyb_obj_unref(v);
         hyb_furi_unref(f);
         if (r >= 0) {
@@ -964,6 +1021,9 @@ void store_call(bconn *c, bframe *f)
 
 void store_conn_gone(bconn *c)
 {
+        for (struct bswrite *w = c->swrites; w; w = w->next)
+                w->conn = NULL; /* committed all the same, answered to no one */
+        c->swrites = NULL;
         while (c->ssubs) {
                 struct bssub *s = c->ssubs;
                 c->ssubs = s->next;
@@ -1046,6 +1106,9 @@ HYB_EXPORT int hyb_broker_config_open_store(const hyb_broker_config *cfg, hyb_st
                 o.max_value_bytes = cfg->c.store_max_value_bytes;
         if (cfg->c.store_max_depth)
                 o.max_depth = cfg->c.store_max_depth;
+        /* At durability full the daemon's writes are committed and fsync'ed on the store's
+         * thread: the loop goes on serving while the disk works (store-serve.c bswrite). */
+        o.commit_thread = cfg->c.store_durability == HYB_DURABILITY_FULL;
         /* The host store is written by every local peer: its number of keys is bounded by
          * default (with max_value_bytes, its size), so millions of writes cannot grow the
          * daemon without end. */

@@ -253,6 +253,11 @@ struct hyb_store {
          * values.  Taken before st->lock, never while holding it. */
         pthread_mutex_t sync_lock;
         uint64_t generation;
+        /* opts.commit_thread (commit.c): the thread that commits asynchronous writes, woken
+         * on commit_cv when one is queued */
+        pthread_t committer;
+        bool has_committer, stop_committer;
+        pthread_cond_t commit_cv;
 };
 
 /* The public reads take a const store (a read changes nothing a caller sees); they still
@@ -287,6 +292,11 @@ void commit_enqueue(hyb_store *st, db_op *op);
 void commit_writer(hyb_store *st, bool enter);
 /* With st->lock held: commits until w is done (sync) or once (w NULL). */
 int commit_run(hyb_store *st, commit_waiter *w);
+/* opts.commit_thread: starts the committer (0 or -errno); stops and joins it (no lock held). */
+int commit_thread_start(hyb_store *st);
+void commit_thread_stop(hyb_store *st);
+/* With st->lock held: asynchronous writes were queued; the committer (if any) commits them. */
+void commit_wake(hyb_store *st);
 void db_op_free(db_op *op);
 
 /* poly.c: positions (stored node or element of a stored poly) and walks */

@@ -405,7 +405,7 @@ static int do_write(hyb_store *st, const hyb_furi *target, hyb_obj *value, unsig
                 } else if (r == 0 && done)
                         store_queue_done(st, done, ud, 0);
                 if (last)
-                        store_kick(st);
+                        commit_wake(st);
         } else if (last) {
                 int rc;
                 last->waiter = &cw;
