@@ -567,6 +567,7 @@ static void conn_unlink_free(bconn *c)
                 c->next->prev = c->prev;
         b->n_conns--;
         quota_detach(c);
+        store_conn_gone(c); /* done by the reap already; a no-op then */
         if (c->resume_ev)
                 event_free(c->resume_ev);
         if (c->rev)
