@@ -1864,6 +1864,57 @@ START_TEST(test_const_reads)
 }
 END_TEST
 
+
+static void count_done(int r, void *ud)
+{
+        int *n = ud;
+
+        *n = r < 0 ? -1000000 : *n + 1;
+}
+
+/* With commit_thread, asynchronous writes reach the disk while nobody calls process (another
+ * handle on the file sees them), and their completions run from process afterwards. */
+START_TEST(test_commit_thread)
+{
+        char *dir, *path = db_path(&dir);
+        hyb_store_options o;
+        hyb_store *st = NULL, *other = NULL;
+        hyb_furi *f = furi("/async/k");
+        hyb_obj *v = obj("42"), *got = NULL;
+        hyb_error e = { 0 };
+        int done = 0;
+
+        hyb_store_options_init(&o);
+        o.durability = HYB_DURABILITY_FULL;
+        o.commit_thread = true;
+        ck_assert_msg(hyb_store_open(path, &o, &st, &e) == 0, "%s", e.message);
+        other = open_db(path, HYB_DURABILITY_NORMAL);
+        ck_assert_int_eq(hyb_store_write_async(st, f, v, 0, count_done, &done, &e), 0);
+        /* no hyb_store_process on st: only its committer can commit the write */
+        for (int i = 0; i < 1000; i++) {
+                hyb_obj_unref(got);
+                got = NULL;
+                ck_assert_int_eq(hyb_store_read(other, f, &got, &e), 0);
+                if (hyb_obj_equal(got, v))
+                        break;
+                usleep(10000);
+        }
+        ck_assert_msg(hyb_obj_equal(got, v), "the write never reached the file");
+        ck_assert_int_eq(done, 0); /* completions run from process, on the caller's thread */
+        for (int i = 0; i < 1000 && done == 0; i++)
+                hyb_store_wait(st, 10000);
+        ck_assert_int_eq(done, 1);
+        hyb_obj_unref(got);
+        hyb_obj_unref(v);
+        hyb_furi_unref(f);
+        hyb_store_unref(other);
+        hyb_store_unref(st);
+        test_rmrf(dir);
+        free(dir);
+        free(path);
+}
+END_TEST
+
 Suite *store_suite(void)
 {
         Suite *s = suite_create("store");
@@ -1879,6 +1930,7 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_persist_reopen);
         tcase_add_test(tc, test_read_page);
         tcase_add_test(tc, test_const_reads);
+        tcase_add_test(tc, test_commit_thread);
         tcase_add_test(tc, test_open_errors);
         tcase_add_test(tc, test_memory_is_memory);
         tcase_add_test(tc, test_bad_args);
