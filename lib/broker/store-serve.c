@@ -743,8 +743,8 @@ static void keylist_done(keylist *k)
  * A retained write or delete of c, within what its uid and everyone may add to the host store
  * over the bus (store-quota.c): checked before, charged or released after.  value_len is the
  * value's text as sent (the exact form the store keeps).  A branch write (`p/ -> [a=>1]`) is
- * checked as one key of the whole value and charged as the children it wrote; a write of a
- * pattern only changes keys already there and is charged as those.
+ * checked as one key of the whole value and charged as the children it wrote (a pattern
+ * takes no value but noobj).
  */
 static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, size_t value_len,
                        unsigned wflags, hyb_error *e)
@@ -780,20 +780,31 @@ static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, siz
                 (void)squota_charge(b, c->uid, key, kl, value_len);
                 return r;
         }
-        /* what the write reached, each charged at its stored size */
-        if (keys_of(b, f, &k, NULL) >= 0)
-                for (size_t i = 0; i < k.n; i++) {
-                        hyb_obj *o = NULL;
-                        char *text = NULL;
-                        const char *ki = key_text(k.v[i], &kl);
+        /* a branch write stored each element of v as a child: each is charged at its size
+         * (the store takes a lst's indexes, and a rec's str or one-segment keys) */
+        for (size_t i = 0; i < hyb_obj_get_len(v); i++) {
+                bool lst = hyb_obj_get_kind(v) == HYB_OBJ_LST;
+                const hyb_obj *kobj = lst ? NULL : hyb_obj_get_rec_key(v, i);
+                const hyb_obj *val = lst ? hyb_obj_get_at(v, i) : hyb_obj_get_rec_value(v, i);
+                char *child = NULL, *text = NULL;
+                const char *seg = NULL;
+                char num[24];
 
-                        if (hyb_store_read(b->store, k.v[i], &o, NULL) >= 0 &&
-                            hyb_obj_format(o, HYB_FORMAT_EXACT, &text) >= 0)
-                                (void)squota_charge(b, c->uid, ki, kl, strlen(text));
-                        hyb_free(text);
-                        hyb_obj_unref(o);
-                }
-        keylist_done(&k);
+                if (lst) {
+                        snprintf(num, sizeof num, "%zu", i);
+                        seg = num;
+                } else if (kobj && hyb_obj_get_kind(kobj) == HYB_OBJ_STR)
+                        seg = hyb_obj_get_str(kobj, NULL);
+                else if (kobj && hyb_obj_get_kind(kobj) == HYB_OBJ_URI)
+                        seg = hyb_furi_get_str(hyb_obj_get_uri(kobj));
+                if (!seg || !val || hyb_obj_format(val, HYB_FORMAT_EXACT, &text) < 0)
+                        continue;
+                if (asprintf(&child, "%.*s/%s", (int)(kl && key[kl - 1] == '/' ? kl - 1 : kl),
+                             key, seg) >= 0)
+                        (void)squota_charge(b, c->uid, child, strlen(child), strlen(text));
+                free(child);
+                hyb_free(text);
+        }
         return r;
 }
 

@@ -95,17 +95,23 @@ attack "... which the uid may use again" storecall "$SOCK" storeWrite "/junk/new
 attack "... once" storecall "$SOCK" storeWrite "/junk/new2\n1" 507 "uid_max_keys"
 attack "a delete by pattern gives back every key it deleted" storecall "$SOCK" storeDelete "/junk/#" 200
 attack "... so the uid adds keys again" storefill "$SOCK" /again 40 38 uid_max_keys
+attack "the uid frees its keys again" storecall "$SOCK" storeDelete "/again/#" 200
+attack "a branch write stores 3 children" storecall "$SOCK" storeWrite "/bw/\n[a=>1,b=>2,c=>3]" 200
+attack "... charged as 3 keys: 35 more, then 507" storefill "$SOCK" /more 50 35 uid_max_keys
+attack "... and given back by a delete of the branch" storecall "$SOCK" storeDelete "/bw/" 200
+attack "... so 3 more keys fit" storefill "$SOCK" /more3 5 3 uid_max_keys
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
         # the bystander is another uid: its own quota, the same max_bytes (5120) for all.
-        # The attacker holds 107 (/jbig) + 1108 (/jbig2) + 398 (/again/0..37) = 1613 bytes;
-        # with /by/a (6) and /by/big (2009) 3628 are held: /by/big2 (1510) would pass 5120
-        # while the bystander's own 2015 + 1510 stay under uid_max_bytes.
+        # The attacker holds 107 (/jbig) + 1108 (/jbig2) + 330 (/more/0..34: 10 x 8 + 25 x 10)
+        # + 27 (/more3/0..2) = 1572 bytes; with /by/a (6) and /by/big (2009) 3587 are held:
+        # /by/big2 (8 + 1602) would pass 5120 while the bystander's own 2015 + 1610 stay
+        # under uid_max_bytes (4096).
         expect "the bystander (another uid) still adds keys" 0 "" hy store put /by/a 1
         expect "... and values" 0 "" hy store put /by/big "'$(xs 2000)'"
         expect_err "a value past max_bytes is refused 507 naming it" 1 \
-                "507 quota store.limits.max_bytes exceeded" hy store put /by/big2 "'$(xs 1500)'"
+                "507 quota store.limits.max_bytes exceeded" hy store put /by/big2 "'$(xs 1600)'"
         expect "a delete gives the bytes back" 0 "" hy store del /by/big
-        expect "... so the refused value now fits" 0 "" hy store put /by/big2 "'$(xs 1500)'"
+        expect "... so the refused value now fits" 0 "" hy store put /by/big2 "'$(xs 1600)'"
 fi
 stop "$DPID"
 
