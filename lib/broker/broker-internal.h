@@ -338,6 +338,9 @@ int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, siz
 /* After a delete of key: its charge, and those of writes into it, are released. */
 void squota_release(hyb_broker *b, const char *key, size_t key_len);
 size_t squota_get_n(const hyb_broker *b);
+/* What uid holds (keys, bytes) and what all hold (bytes). */
+void squota_get_usage(const hyb_broker *b, uid_t uid, size_t *ret_keys, size_t *ret_bytes,
+                      size_t *ret_total);
 /*
  * THE check of a store request (policy.store, and /sys/ read-only): may the peer (uid, app)
  * exercise `right` (one BROKER_STORE_*) on f (a fURI or a pattern, which must lie within a

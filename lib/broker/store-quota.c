@@ -300,3 +300,16 @@ size_t squota_get_n(const hyb_broker *b)
 {
         return b->squota ? b->squota->n : 0;
 }
+
+void squota_get_usage(const hyb_broker *b, uid_t uid, size_t *ret_keys, size_t *ret_bytes,
+                      size_t *ret_total)
+{
+        const squota *q = b->squota;
+        const sq_uid *u = NULL;
+
+        for (u = q ? q->uids : NULL; u && u->uid != uid; u = u->next)
+                ;
+        *ret_keys = u ? u->keys : 0;
+        *ret_bytes = u ? u->bytes : 0;
+        *ret_total = q ? q->bytes : 0;
+}
