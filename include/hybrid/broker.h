@@ -97,7 +97,11 @@ typedef struct hyb_broker_boot_item {
         const char *key;       /* boot.data: the fURI; boot.programs: NULL */
         const char *text;      /* boot.data: the obj literal; boot.programs: inline text, or NULL */
         const char *file;      /* boot.programs: the program file, or NULL */
-        unsigned line, column; /* where the entry's value stands in the config file (1-based) */
+        unsigned line, column; /* where the entry's value stands in the config file (1-based;
+                                  an inline program: its text's first character, inside the
+                                  quotes, on the line below `inline: |` for a block) */
+        const char *config_file; /* the config file the entry was loaded from, or NULL (a
+                                    string) */
 } hyb_broker_boot_item;
 
 /* Which list hyb_broker_config_get_boot reads. */

@@ -26,8 +26,13 @@ extern "C" {
 /*
  * Reads furi (a node, a pattern or a branch; see hyb_store_read) from the
  * daemon's store.  *ret is a new reference (noobj when nothing is stored).
- * Errors: those of hyb_store_read, HYB_E_FORBIDDEN, HYB_E_UNAVAILABLE (the
- * daemon hosts no store), HYB_E_CLOSED, -EINVAL.
+ * A pattern or branch is read in pages (storeReadPage, doc/protocol.md), one
+ * call per page, and returned whole: the daemon bounds each call's walk
+ * (store.limits.max_read_keys), not the answer.  Pages go by key, so a write
+ * between two pages is seen or not by where it falls, never twice.  Errors:
+ * those of hyb_store_read, HYB_E_FORBIDDEN, HYB_E_UNAVAILABLE (the daemon
+ * hosts no store), HYB_E_CLOSED, HYB_E_PROTOCOL (a page that does not parse),
+ * -EINVAL.
  */
 HYB_EXPORT int hyb_bus_store_read(hyb_bus *bus, const char *furi, hyb_obj **ret, hyb_error *reterr);
 

@@ -50,6 +50,11 @@ typedef struct hyb_store_options {
                                         (get_timeout asks for it); default 25 */
         size_t max_keys;             /* fURIs holding a value; a write adding one more fails
                                         with HYB_E_INSUFFICIENT_STORAGE; 0 (default): no bound */
+        bool commit_thread;          /* a file store: hyb_store_write_async's writes are
+                                        committed (and fsync'ed) on a thread of the store, not
+                                        in hyb_store_process, so the caller's loop never waits
+                                        for the disk; their done callbacks still run from
+                                        hyb_store_process.  Default false. */
 } hyb_store_options;
 
 HYB_EXPORT void hyb_store_options_init(hyb_store_options *opts);
@@ -135,16 +140,33 @@ HYB_EXPORT int hyb_store_flush(hyb_store *st);
  * lst/rec above it, else noobj); a pattern gives a stream (HYB_OBJ_OBJS) of
  * the matches in key order; a branch `p/` gives one rec of full fURI => value.
  * A `?T` query (`a?int`) checks the type (HYB_E_TYPE).  *ret is a new reference.
+ * The read functions take a const store, as the bus's do: what they lock and what they
+ * take in of other processes' writes is the store's own business, not a change a caller
+ * sees; any thread may call them.
  */
-HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **ret,
+HYB_EXPORT int hyb_store_read(const hyb_store *st, const hyb_furi *target, hyb_obj **ret,
                               hyb_error *reterr);
-HYB_EXPORT int hyb_store_read_str(hyb_store *st, const char *target, hyb_obj **ret,
+HYB_EXPORT int hyb_store_read_str(const hyb_store *st, const char *target, hyb_obj **ret,
                                   hyb_error *reterr);
+
+/*
+ * One page of a read: the matches of target (a pattern, a branch `p/` or a node) after the
+ * key `after` (NULL: from the first) in key order, at most limit (> 0) of them, as one rec
+ * of full fURI => value (what HYB_READ_KEYED gives).  The walk stops at the limit, so a page
+ * costs about limit matches however many there are.  *ret_next gets, when more matches
+ * follow, the page's last key (a new reference: pass it as `after` for the next page), else
+ * NULL.  A key written or deleted between pages is seen or not by where it falls against
+ * the cursor; no match is given twice.  Errors as hyb_store_read; -EINVAL for limit 0 or an
+ * `after` that is a pattern, a branch or has a query.
+ */
+HYB_EXPORT int hyb_store_read_page(const hyb_store *st, const hyb_furi *target,
+                                   const hyb_furi *after, size_t limit, hyb_obj **ret,
+                                   hyb_furi **ret_next, hyb_error *reterr);
 
 /* Calls fn for every match of pattern (or the one node) in key order, with
  * borrowed arguments; fn returns 0 to go on, non-zero to stop (returned). */
 typedef int (*hyb_store_each_fn)(const hyb_furi *furi, const hyb_obj *value, void *userdata);
-HYB_EXPORT int hyb_store_scan(hyb_store *st, const hyb_furi *pattern, hyb_store_each_fn fn,
+HYB_EXPORT int hyb_store_scan(const hyb_store *st, const hyb_furi *pattern, hyb_store_each_fn fn,
                               void *userdata, hyb_error *reterr);
 
 /* A message delivered to a subscription: payload is noobj for a delete.
@@ -170,13 +192,13 @@ HYB_EXPORT int hyb_store_subscribe(hyb_store *st, const hyb_furi *pattern, unsig
  * Loop integration, as for the bus.  The fd is readable when messages or
  * completions are ready (or another process changed the database).
  */
-HYB_EXPORT int hyb_store_get_fd(hyb_store *st);
+HYB_EXPORT int hyb_store_get_fd(const hyb_store *st);
 /*
  * *ret_usec gets the absolute CLOCK_MONOTONIC time (µs, see hyb_now_usec) by
  * which hyb_store_process must be called again: 0 when something is ready now,
  * UINT64_MAX for none.  Returns 0, or -EINVAL.
  */
-HYB_EXPORT int hyb_store_get_timeout(hyb_store *st, uint64_t *ret_usec);
+HYB_EXPORT int hyb_store_get_timeout(const hyb_store *st, uint64_t *ret_usec);
 /* Delivers what is ready; returns > 0 if it did something, 0 if idle, < 0 on failure. */
 HYB_EXPORT int hyb_store_process(hyb_store *st);
 /* Blocks up to timeout_usec (a relative wait; UINT64_MAX = forever) until something is

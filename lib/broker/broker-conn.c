@@ -272,6 +272,8 @@ static void dispatch(bconn *c, bframe *f)
         }
 }
 
+static bool resume_later(bconn *c);
+
 static void conn_read(struct bufferevent *bev, void *ud)
 {
         bconn *c = ud;
@@ -337,7 +339,37 @@ static void conn_read(struct bufferevent *bev, void *ud)
                 b->batching = false;
                 if (!f.consumed && c->bev)
                         evbuffer_drain(in, f.len);
+                if (c->yield) {
+                        c->yield = false;
+                        if (c->state != BCONN_DEAD && resume_later(c))
+                                break;
+                }
         }
+}
+
+static void conn_resume(evutil_socket_t fd, short what, void *ud)
+{
+        bconn *c = ud;
+
+        if (c->state != BCONN_DEAD && c->bev)
+                conn_read(c->bev, c);
+}
+
+/*
+ * After a request that walked the store: the frames still buffered are dispatched on the
+ * loop's next turn (a timer due now runs after the loop polled the sockets again), so one
+ * peer's pipelined reads take turns with the others' requests.  False when there is nothing
+ * buffered or no timer (then the loop goes on at once).
+ */
+static bool resume_later(bconn *c)
+{
+        static const struct timeval now = { 0, 0 };
+
+        if (!c->bev || evbuffer_get_length(bufferevent_get_input(c->bev)) < WIRE_HDR_SIZE)
+                return false;
+        if (!c->resume_ev)
+                c->resume_ev = evtimer_new(c->b->base, conn_resume, c);
+        return c->resume_ev && evtimer_add(c->resume_ev, &now) == 0;
 }
 
 static void conn_event(struct bufferevent *bev, short what, void *ud);
@@ -535,6 +567,9 @@ static void conn_unlink_free(bconn *c)
                 c->next->prev = c->prev;
         b->n_conns--;
         quota_detach(c);
+        store_conn_gone(c); /* done by the reap already; a no-op then */
+        if (c->resume_ev)
+                event_free(c->resume_ev);
         if (c->rev)
                 event_free(c->rev); /* before the bufferevent closes the fd */
         if (c->bev)

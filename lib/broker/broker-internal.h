@@ -120,6 +120,7 @@ struct bconn {
         bsub *subs;
         unsigned n_subs;
         struct bssub *ssubs;  /* store subscriptions (store-serve.c) */
+        struct bswrite *swrites; /* its writes waiting for their commit (store-serve.c) */
         unsigned n_ssubs;
         bpending *out, *in;
         unsigned n_out;
@@ -128,6 +129,11 @@ struct bconn {
         bool ping_sent;
         struct event *rev;    /* readable: conn_readable (the bufferevent only writes) */
         size_t rx_need;       /* bytes still missing of a partly read frame */
+        /* A request that walked the store (store-serve.c) sets yield: the frames read with
+         * it wait for the loop's next turn (resume_ev), so other peers are served between
+         * one peer's pipelined reads. */
+        bool yield;
+        struct event *resume_ev;
         const char *reason;   /* BrokenEndpoint reason */
         uint64_t serial;      /* accept order (the builtin: UINT64_MAX): list paging cursors */
         /* Accounting (quota.c). */
@@ -192,6 +198,7 @@ struct hyb_broker {
         struct event *store_ev, *store_timer;
         struct bstore_rule *acl;
         size_t n_acl;
+        struct squota *squota;  /* store-quota.c */
         /* Counters read as /sys/bus/... (like mosquitto's $SYS): frames and bytes read from and
          * queued to peers, peers cut off for a quota, connections accepted since the start. */
         uint64_t msgs_in, msgs_out, bytes_in, bytes_out, drops, accepted;
@@ -322,6 +329,24 @@ static inline void bconn_count_out(bconn *c, size_t n)
 }
 /* Releases the store and what serves it (hyb_broker_free). */
 void store_detach(hyb_broker *b);
+
+/* store-quota.c: what each uid added to the host store over the bus (store.limits.max_bytes,
+ * uid_max_keys, uid_max_bytes) */
+typedef struct squota squota;
+int squota_new(squota **ret);
+void squota_free(squota *q);
+/* May uid write value_len bytes of value text at key (key_len, the fURI's text)?  0, or
+ * HYB_E_INSUFFICIENT_STORAGE naming the quota in *e. */
+int squota_check(hyb_broker *b, uid_t uid, const char *key, size_t key_len, size_t value_len,
+                 hyb_error *e);
+/* After the write: key's charge (key_len + value_len) is uid's. */
+int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, size_t value_len);
+/* After a delete of key: its charge, and those of writes into it, are released. */
+void squota_release(hyb_broker *b, const char *key, size_t key_len);
+size_t squota_get_n(const hyb_broker *b);
+/* What uid holds (keys, bytes) and what all hold (bytes). */
+void squota_get_usage(const hyb_broker *b, uid_t uid, size_t *ret_keys, size_t *ret_bytes,
+                      size_t *ret_total);
 /*
  * THE check of a store request (policy.store, and /sys/ read-only): may the peer (uid, app)
  * exercise `right` (one BROKER_STORE_*) on f (a fURI or a pattern, which must lie within a

@@ -197,7 +197,8 @@ HYB_EXPORT int hyb_broker_config_get_boot(const hyb_broker_config *cfg, hyb_brok
                 return -ERANGE;
         it = list == HYB_BOOT_DATA ? &cfg->c.boot_data[i] : &cfg->c.boot_programs[i];
         out = (hyb_broker_boot_item){ .size = ret->size, .key = it->key, .text = it->text,
-                                      .file = it->file, .line = it->line, .column = it->column };
+                                      .file = it->file, .line = it->line, .column = it->column,
+                                      .config_file = it->config_file };
         memcpy(ret, &out, ret->size < sizeof(out) ? ret->size : sizeof(out));
         return 0;
 }

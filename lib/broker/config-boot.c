@@ -31,6 +31,7 @@ static void items_free(broker_boot_item *v, size_t n)
                 free(v[i].key);
                 free(v[i].text);
                 free(v[i].file);
+                free(v[i].config_file);
         }
         free(v);
 }
@@ -61,6 +62,7 @@ static int items_copy(broker_boot_item **dst, const broker_boot_item *src, size_
                 v[i].key = broker_strdup_or_null(src[i].key, &oom);
                 v[i].text = broker_strdup_or_null(src[i].text, &oom);
                 v[i].file = broker_strdup_or_null(src[i].file, &oom);
+                v[i].config_file = broker_strdup_or_null(src[i].config_file, &oom);
         }
         if (oom) {
                 items_free(v, n);
@@ -245,12 +247,54 @@ static int set_program_text(loader *l, const char *path, bool file)
         else
                 it->text = dup;
         mark_of(l, it);
-        /* A block scalar (`inline: |`) starts on the line after its indicator. */
+        /* A block scalar (`inline: |`) starts on the line after its indicator, at a column
+         * the event does not tell (0 until broker_config_boot_from_file reads it); a quoted
+         * one a character after its quote. */
         if (!file && (loader_event(l)->data.scalar.style == YAML_LITERAL_SCALAR_STYLE ||
                       loader_event(l)->data.scalar.style == YAML_FOLDED_SCALAR_STYLE)) {
                 it->line++;
                 it->column = 0;
+        } else if (!file && (loader_event(l)->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+                             loader_event(l)->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE)) {
+                it->column++;
         }
+        return 0;
+}
+
+/* The column (1-based) of the first non-blank character of line `line` of f, or 0. */
+static unsigned first_column(FILE *f, unsigned line)
+{
+        _cleanup_free_ char *buf = NULL;
+        size_t alloc = 0;
+        unsigned at = 0;
+
+        if (fseek(f, 0, SEEK_SET) < 0)
+                return 0;
+        while (getline(&buf, &alloc, f) >= 0)
+                if (++at == line) {
+                        size_t n = strspn(buf, " \t");
+                        return buf[n] && buf[n] != '\n' ? (unsigned)n + 1 : 0;
+                }
+        return 0;
+}
+
+int broker_config_boot_from_file(broker_config *c, const char *path, FILE *f)
+{
+        broker_boot_item *lists[2] = { c->boot_data, c->boot_programs };
+        size_t ns[2] = { c->n_boot_data, c->n_boot_programs };
+
+        for (size_t k = 0; k < 2; k++)
+                for (size_t i = 0; i < ns[k]; i++) {
+                        broker_boot_item *it = &lists[k][i];
+
+                        if (it->config_file)
+                                continue; /* from an earlier load */
+                        it->config_file = strdup(path);
+                        if (!it->config_file)
+                                return -ENOMEM;
+                        if (k == 1 && it->text && it->column == 0)
+                                it->column = first_column(f, it->line);
+                }
         return 0;
 }
 

@@ -3,6 +3,7 @@
 #ifndef HYB_BROKER_CONFIG_INTERNAL_H
 #define HYB_BROKER_CONFIG_INTERNAL_H
 
+#include <stdio.h>
 #include <yaml.h>
 
 #include "broker/config.h"
@@ -22,6 +23,9 @@ int broker_config_parse(broker_config *c, yaml_parser_t *parser, const bool *too
 /* boot: and store: (config-boot.c) */
 void broker_config_clear_boot(broker_config *c);
 int broker_config_copy_boot(broker_config *dst, const broker_config *src);
+/* After a load of the file path (open as f): names path as the config file of the boot
+ * entries it brought, and finds the column of each inline block program's text in it. */
+int broker_config_boot_from_file(broker_config *c, const char *path, FILE *f);
 
 /* The loader's walk, shared with config-boot.c (config-load.c). */
 typedef struct loader loader;

@@ -725,6 +725,27 @@ static int set_store_max_keys(loader *l, const char *path, const field *f)
         return set_store_size(l, path, &l->c->store_max_keys, CONFIG_SIZE_CAP(CONFIG_GIB));
 }
 
+static int set_store_max_read_keys(loader *l, const char *path, const field *f)
+{
+        return set_store_size(l, path, &l->c->store_max_read_keys, 1u << 20);
+}
+
+static int set_store_max_bytes(loader *l, const char *path, const field *f)
+{
+        return set_store_size(l, path, &l->c->store_max_bytes, CONFIG_SIZE_CAP(1024 * CONFIG_GIB));
+}
+
+static int set_store_uid_max_keys(loader *l, const char *path, const field *f)
+{
+        return set_store_size(l, path, &l->c->store_uid_max_keys, CONFIG_SIZE_CAP(CONFIG_GIB));
+}
+
+static int set_store_uid_max_bytes(loader *l, const char *path, const field *f)
+{
+        return set_store_size(l, path, &l->c->store_uid_max_bytes,
+                              CONFIG_SIZE_CAP(1024 * CONFIG_GIB));
+}
+
 /* store.limits (the store's own limits; config-boot.c reads the rest of store:). */
 int broker_config_set_store_limits(loader *l, const char *path, const field *f)
 {
@@ -732,6 +753,10 @@ int broker_config_set_store_limits(loader *l, const char *path, const field *f)
                 { "max_value_bytes", set_store_max_value },
                 { "max_depth", set_store_max_depth },
                 { "max_keys", set_store_max_keys },
+                { "max_read_keys", set_store_max_read_keys },
+                { "max_bytes", set_store_max_bytes },
+                { "uid_max_keys", set_store_uid_max_keys },
+                { "uid_max_bytes", set_store_uid_max_bytes },
         };
 
         return walk_map(l, path, fields, ELEMENTSOF(fields));

@@ -201,6 +201,8 @@ int broker_config_load_file(broker_config *c, const char *path, hyb_error *reter
         yaml_parser_set_input(&parser, read_bounded, &in);
         r = broker_config_parse(c, &parser, &in.too_big, reterr);
         yaml_parser_delete(&parser);
+        if (r >= 0)
+                r = broker_config_boot_from_file(c, path, in.f);
         fclose(in.f);
         if (r < 0 && r != -ENOMEM)
                 err_prefix(reterr, "%s", path);

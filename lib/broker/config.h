@@ -8,7 +8,7 @@
  *   listen: {unix: /run/hybrid/bus.sock}
  *   limits: {<one key per row of BROKER_LIMITS>}
  *   store: {path: FILE, durability: memory|normal|full, limits: {max_value_bytes, max_depth,
- *          max_keys}}
+ *          max_keys, max_read_keys, max_bytes, uid_max_keys, uid_max_bytes}}
  *   policy: {admins: [uid, ...], apps: {"<uid>": [app-glob, ...]},
  *            store: [{uid, app, furi, allow: [read, write, delete, subscribe]}, ...]}
  *   log: {level: error|warning|info|debug, syslog: bool}
@@ -36,6 +36,13 @@
 #define CONFIG_SIZE_CAP(v) ((uint64_t)(v) < (uint64_t)SIZE_MAX ? (uint64_t)(v) : (uint64_t)SIZE_MAX)
 /* store.limits.max_keys when not given: fURIs the host store holds (doc/config.md). */
 #define STORE_MAX_KEYS_DEFAULT ((size_t)1 << 18)
+/* store.limits.max_read_keys when not given: matches one read or page may walk. */
+#define STORE_MAX_READ_KEYS_DEFAULT ((size_t)1024)
+/* store.limits.max_bytes, uid_max_keys, uid_max_bytes when not given: what peers may add to
+ * the host store over the bus, all together and per uid (a uid gets half of it). */
+#define STORE_MAX_BYTES_DEFAULT ((size_t)256 << 20)
+#define STORE_UID_MAX_KEYS_DEFAULT (STORE_MAX_KEYS_DEFAULT / 2)
+#define STORE_UID_MAX_BYTES_DEFAULT (STORE_MAX_BYTES_DEFAULT / 2)
 
 /*
  * THE limits table.  One row per key of the `limits:` mapping; the row is all
@@ -146,11 +153,13 @@ typedef struct broker_store_rule {
 
 /* One entry of `boot.data` (key: the fURI, text: the obj literal) or of `boot.programs`
  * (text: an inline program, or file: a program file), with the 1-based line and column of its
- * value in the config file, for error messages. */
+ * value in the config file (for an inline program: of the text's first character), and the
+ * config file itself (NULL when loaded from a string), for error messages. */
 typedef struct broker_boot_item {
         char *key;
         char *text;
         char *file;
+        char *config_file;
         unsigned line, column;
 } broker_boot_item;
 
@@ -165,6 +174,10 @@ typedef struct broker_config {
         size_t store_max_value_bytes; /* store.limits.max_value_bytes; 0: the store's default */
         size_t store_max_depth;   /* store.limits.max_depth; 0: the store's default */
         size_t store_max_keys;    /* store.limits.max_keys; 0: STORE_MAX_KEYS_DEFAULT */
+        size_t store_max_read_keys; /* store.limits.max_read_keys; 0: STORE_MAX_READ_KEYS_DEFAULT */
+        size_t store_max_bytes;   /* store.limits.max_bytes; 0: STORE_MAX_BYTES_DEFAULT */
+        size_t store_uid_max_keys; /* store.limits.uid_max_keys; 0: STORE_UID_MAX_KEYS_DEFAULT */
+        size_t store_uid_max_bytes; /* store.limits.uid_max_bytes; 0: STORE_UID_MAX_BYTES_DEFAULT */
         bool store_policy;        /* policy.store given: only its rules allow (else all may) */
         broker_store_rule *store_rules;
         size_t n_store_rules;

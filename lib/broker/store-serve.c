@@ -17,6 +17,7 @@
  * never through JSON.
  */
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -425,11 +426,62 @@ HYB_EXPORT int hyb_broker_set_kernel(hyb_broker *b, hyb_broker_kernel_fn fn, voi
         return 0;
 }
 
+static size_t read_cap(const hyb_broker *b)
+{
+        return b->c->store_max_read_keys ? b->c->store_max_read_keys : STORE_MAX_READ_KEYS_DEFAULT;
+}
+
+/* The values of a keyed rec as a stream: what a plain pattern read gives. */
+static int values_of(const hyb_obj *rec, hyb_obj **ret)
+{
+        size_t n = hyb_obj_get_len(rec);
+        hyb_obj **v = calloc(n + 1, sizeof(*v));
+        int r;
+
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                v[i] = (hyb_obj *)hyb_obj_get_rec_value(rec, i);
+        r = hyb_obj_new_objs(v, n, ret);
+        free(v);
+        return r;
+}
+
+/*
+ * One page of target's matches after `after` (NULL: the first), at most limit, as a rec of
+ * fURI => value (*ret_next: the cursor when more follow): from the host store, or from the
+ * counters for /sys/bus.  Every pattern or branch read of the daemon comes here, so the work
+ * one request does on the loop is bounded by store.limits.max_read_keys.
+ */
+static int read_page(hyb_broker *b, const hyb_furi *f, const hyb_furi *after, size_t limit,
+                     hyb_obj **ret, hyb_furi **ret_next, hyb_error *e)
+{
+        hyb_store *sys = NULL;
+        int r;
+
+        if (!is_sys_bus(f))
+                return hyb_store_read_page(b->store, f, after, limit, ret, ret_next, e);
+        r = sys_bus_snapshot(b, &sys);
+        if (r >= 0)
+                r = hyb_store_read_page(sys, f, after, limit, ret, ret_next, e);
+        hyb_store_unref(sys);
+        return r;
+}
+
+static int over_cap(hyb_broker *b, const hyb_furi *f, hyb_error *e)
+{
+        return err_set(e, HYB_E_LIMIT, -1,
+                       "the read of %s matches more than store.limits.max_read_keys (%zu) keys: "
+                       "read it in pages (storeReadPage with \"limit\" and \"cursor\"; the "
+                       "client library and 'hybrid store get' page by themselves)",
+                       hyb_furi_get_str(f), read_cap(b));
+}
+
 static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigned flags)
 {
         hyb_broker *b = c->b;
-        hyb_furi *f = NULL;
-        hyb_obj *o = NULL;
+        hyb_furi *f = NULL, *next = NULL;
+        hyb_obj *o = NULL, *items = NULL;
         char *text = NULL;
         const char *out = NULL;
         size_t out_len = 0;
@@ -442,6 +494,17 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
                 r = store_acl_check(b, c->uid, c->app, BROKER_STORE_READ, f, &e);
         if (r < 0 || (r = kernel_read(b, f, &o, &e)) != 0) {
                 /* refused, or a kernel obj of the daemon (/sys/scheduler, /type/...) */
+        } else if (hyb_furi_is_pattern(f) || hyb_furi_is_branch(f)) {
+                /* At most max_read_keys matches, and the walk stops there: a read of more is
+                 * refused after that much work, not after walking all of them. */
+                r = read_page(b, f, NULL, read_cap(b), &items, &next, &e);
+                c->yield = true; /* the loop serves others before this peer's next frame */
+                if (r >= 0 && next)
+                        r = over_cap(b, f, &e);
+                else if (r >= 0 && (hyb_furi_is_branch(f) || (flags & HYB_READ_KEYED)))
+                        o = hyb_obj_ref(items);
+                else if (r >= 0)
+                        r = values_of(items, &o);
         } else if (is_sys_bus(f)) {
                 /* The kernel's own objects: read from the counters, never stored. */
                 hyb_store *sys = NULL;
@@ -465,14 +528,313 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
         if (r >= 0 && out_len > b->c->max_body)
                 r = err_set(&e, HYB_E_LIMIT, -1,
                             "the answer to %s is %zu bytes, over max_body %zu: read a narrower "
-                            "pattern", hyb_furi_get_str(f), out_len, (size_t)b->c->max_body);
+                            "pattern, or in smaller pages", hyb_furi_get_str(f), out_len,
+                            (size_t)b->c->max_body);
         if (r < 0)
                 reply_err(c, id, r, &e);
         else
                 route_reply(c, id, 200, NULL, out, out_len, WIRE_F_BINARY);
         hyb_free(text);
         hyb_obj_unref(o);
+        hyb_obj_unref(items);
+        hyb_furi_unref(next);
         hyb_furi_unref(f);
+}
+
+/* The answer of a page: [items=>[fURI=>value,...], next=>/cursor] (next when more follow). */
+static int page_answer(const hyb_obj *items, const hyb_furi *next, char **ret)
+{
+        hyb_obj *k[2] = { NULL, NULL }, *v[2] = { (hyb_obj *)items, NULL }, *o = NULL;
+        size_t n = next ? 2 : 1;
+        int r;
+
+        r = hyb_obj_new_str("items", 5, &k[0]);
+        if (r >= 0 && next && (r = hyb_obj_new_str("next", 4, &k[1])) >= 0)
+                r = hyb_obj_new_uri(next, &v[1]);
+        if (r >= 0)
+                r = hyb_obj_new_rec(k, v, n, &o);
+        if (r >= 0)
+                r = hyb_obj_format(o, HYB_FORMAT_EXACT, ret);
+        hyb_obj_unref(o);
+        hyb_obj_unref(k[0]);
+        hyb_obj_unref(k[1]);
+        hyb_obj_unref(v[1]);
+        return r;
+}
+
+/*
+ * storeReadPage {"furi": F, "limit": N, "cursor": C}: the matches of F after the key C (the
+ * "next" of the previous page; none: from the first), at most N (1..max_read_keys, default
+ * max_read_keys), as [items=>[fURI=>value,...], next=>C'] in key order.  A page that would
+ * be over max_body is cut to fewer items (at least one).
+ */
+static void do_read_page(bconn *c, uint64_t id, const char *body, size_t len)
+{
+        hyb_broker *b = c->b;
+        hyb_furi *f = NULL, *after = NULL, *next = NULL;
+        hyb_obj *items = NULL;
+        json_t *p = NULL, *jf, *jl, *jc;
+        json_error_t je;
+        char *text = NULL;
+        size_t limit = read_cap(b);
+        hyb_error e;
+        int r = 0;
+
+        hyb_error_clear(&e);
+        p = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+        jf = p ? json_object_get(p, "furi") : NULL;
+        jl = p ? json_object_get(p, "limit") : NULL;
+        jc = p ? json_object_get(p, "cursor") : NULL;
+        if (!json_is_object(p) || !json_is_string(jf) || (jl && !json_is_integer(jl)) ||
+            (jc && !json_is_string(jc))) {
+                r = err_set(&e, HYB_E_BAD_REQUEST, -1,
+                            "storeReadPage wants {\"furi\": STRING, \"limit\": INT, \"cursor\": "
+                            "STRING}");
+                goto out;
+        }
+        if (jl) {
+                json_int_t v = json_integer_value(jl);
+                if (v < 1 || (uint64_t)v > read_cap(b)) {
+                        r = err_set(&e, HYB_E_BAD_REQUEST, -1,
+                                    "limit must be 1..%zu (store.limits.max_read_keys)",
+                                    read_cap(b));
+                        goto out;
+                }
+                limit = (size_t)v;
+        }
+        r = parse_furi(json_string_value(jf), json_string_length(jf), &f, &e);
+        if (r >= 0 && jc &&
+            (hyb_furi_parse(json_string_value(jc), json_string_length(jc), NULL, &after, NULL) < 0 ||
+             hyb_furi_is_pattern(after) || hyb_furi_is_branch(after) ||
+             hyb_furi_get_query(after)))
+                r = err_set(&e, HYB_E_BAD_REQUEST, -1,
+                            "malformed cursor (use the \"next\" of the previous page)");
+        if (r >= 0)
+                r = store_acl_check(b, c->uid, c->app, BROKER_STORE_READ, f, &e);
+        c->yield = true; /* the loop serves others before this peer's next frame */
+        for (; r >= 0; limit = (limit + 1) / 2) {
+                hyb_obj *kobj = NULL;
+
+                hyb_obj_unref(items);
+                hyb_furi_unref(next);
+                items = NULL;
+                next = NULL;
+                hyb_free(text);
+                text = NULL;
+                r = kernel_read(b, f, &kobj, &e);
+                if (r > 0) {
+                        /* a kernel obj of the daemon: one item, unless the cursor is past it */
+                        hyb_obj *key = NULL;
+                        r = hyb_obj_new_uri(f, &key);
+                        if (r >= 0)
+                                r = hyb_obj_new_rec(&key, &kobj, after ? 0 : 1, &items);
+                        hyb_obj_unref(key);
+                } else if (r == 0) {
+                        r = read_page(b, f, after, limit, &items, &next, &e);
+                }
+                hyb_obj_unref(kobj);
+                if (r >= 0)
+                        r = page_answer(items, next, &text);
+                if (r < 0 || strlen(text) <= b->c->max_body)
+                        break;
+                if (limit == 1) {
+                        r = err_set(&e, HYB_E_LIMIT, -1,
+                                    "one match of %s is over max_body %zu: read it alone",
+                                    hyb_furi_get_str(f), (size_t)b->c->max_body);
+                        break;
+                }
+        }
+out:
+        if (r < 0)
+                reply_err(c, id, r, &e);
+        else
+                route_reply(c, id, 200, NULL, text, strlen(text), WIRE_F_BINARY);
+        hyb_free(text);
+        hyb_obj_unref(items);
+        hyb_furi_unref(next);
+        hyb_furi_unref(after);
+        hyb_furi_unref(f);
+        json_decref(p);
+}
+
+/*
+ * A write waiting for its commit (durability full): the store commits it on its own thread
+ * (hyb_store_options.commit_thread) while the loop serves everyone else, and write_done
+ * answers the writer once the write is on disk.  A connection that goes away first leaves
+ * its writes behind (conn NULL): they are still committed, nobody is answered.
+ */
+struct bswrite {
+        struct bswrite *next;
+        bconn *conn;
+        uint64_t id;
+};
+
+static void write_done(int r, void *ud)
+{
+        struct bswrite *w = ud;
+        bconn *c = w->conn;
+
+        if (c) {
+                for (struct bswrite **pp = &c->swrites; *pp; pp = &(*pp)->next)
+                        if (*pp == w) {
+                                *pp = w->next;
+                                break;
+                        }
+                if (r < 0)
+                        reply_err(c, w->id, r, NULL);
+                else
+                        route_reply(c, w->id, 200, NULL, NULL, 0, WIRE_F_BINARY);
+        }
+        free(w);
+}
+
+/* Durability full: the write is answered from write_done (1); else at once (0), or < 0. */
+static int store_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, unsigned wflags,
+                       hyb_error *e)
+{
+        hyb_broker *b = c->b;
+        struct bswrite *w;
+        int r;
+
+        if (b->c->store_durability != HYB_DURABILITY_FULL || (wflags & HYB_WRITE_TRANSIENT))
+                return hyb_store_write(b->store, f, v, wflags, e);
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        w->conn = c;
+        w->id = id;
+        r = hyb_store_write_async(b->store, f, v, wflags, write_done, w, e);
+        if (r < 0) {
+                free(w);
+                return r;
+        }
+        w->next = c->swrites;
+        c->swrites = w;
+        return 1;
+}
+
+/* The text a key is charged under: its path ("/a/b"), without a query. */
+static const char *key_text(const hyb_furi *f, size_t *ret_len)
+{
+        const char *k = hyb_furi_get_path_str(f);
+
+        if (!k)
+                k = hyb_furi_get_str(f);
+        *ret_len = strlen(k);
+        return k;
+}
+
+typedef struct keylist {
+        hyb_furi **v;
+        size_t n, alloc;
+} keylist;
+
+static int keep_key(const hyb_furi *furi, const hyb_obj *value, void *ud)
+{
+        keylist *k = ud;
+
+        (void)value;
+        if (grow_array((void **)&k->v, &k->alloc, k->n + 1, sizeof(*k->v)) < 0)
+                return -ENOMEM;
+        k->v[k->n++] = hyb_furi_ref((hyb_furi *)furi);
+        return 0;
+}
+
+/* The keys f reaches: itself, the matches of a pattern, the children of a branch `p/`. */
+static int keys_of(hyb_broker *b, const hyb_furi *f, keylist *k, hyb_error *e)
+{
+        hyb_furi *pat = NULL;
+        int r;
+
+        if (hyb_furi_is_branch(f)) {
+                const char *t = hyb_furi_get_str(f);
+                char buf[4096];
+                int n = snprintf(buf, sizeof buf, "%.*s/+/#", (int)(strlen(t) - 1), t);
+                if (n < 0 || (size_t)n >= sizeof buf)
+                        return -ENAMETOOLONG;
+                r = hyb_furi_parse(buf, (size_t)n, NULL, &pat, e);
+                if (r < 0)
+                        return r;
+        }
+        r = hyb_store_scan(b->store, pat ? pat : f, keep_key, k, e);
+        hyb_furi_unref(pat);
+        return r;
+}
+
+static void keylist_done(keylist *k)
+{
+        for (size_t i = 0; i < k->n; i++)
+                hyb_furi_unref(k->v[i]);
+        free(k->v);
+}
+
+/*
+ * A retained write or delete of c, within what its uid and everyone may add to the host store
+ * over the bus (store-quota.c): checked before, charged or released after.  value_len is the
+ * value's text as sent (the exact form the store keeps).  A branch write (`p/ -> [a=>1]`) is
+ * checked as one key of the whole value and charged as the children it wrote (a pattern
+ * takes no value but noobj).
+ */
+static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, size_t value_len,
+                       unsigned wflags, hyb_error *e)
+{
+        hyb_broker *b = c->b;
+        bool many = hyb_furi_is_pattern(f) || hyb_furi_is_branch(f);
+        keylist k = { 0 };
+        size_t kl;
+        const char *key = key_text(f, &kl);
+        int r = 0;
+
+        if (hyb_obj_is_noobj(v)) {
+                if (many && squota_get_n(b))
+                        r = keys_of(b, f, &k, e);
+                if (r >= 0)
+                        r = store_write(c, id, f, v, wflags, e);
+                if (r >= 0 && !many)
+                        squota_release(b, key, kl);
+                for (size_t i = 0; r >= 0 && i < k.n; i++) {
+                        const char *ki = key_text(k.v[i], &kl);
+                        squota_release(b, ki, kl);
+                }
+                keylist_done(&k);
+                return r;
+        }
+        r = squota_check(b, c->uid, key, kl, value_len, e);
+        if (r >= 0)
+                r = store_write(c, id, f, v, wflags, e);
+        if (r < 0)
+                return r;
+        if (!many) {
+                /* out of memory here only leaves the write uncharged */
+                (void)squota_charge(b, c->uid, key, kl, value_len);
+                return r;
+        }
+        /* a branch write stored each element of v as a child: each is charged at its size
+         * (the store takes a lst's indexes, and a rec's str or one-segment keys) */
+        for (size_t i = 0; i < hyb_obj_get_len(v); i++) {
+                bool lst = hyb_obj_get_kind(v) == HYB_OBJ_LST;
+                const hyb_obj *kobj = lst ? NULL : hyb_obj_get_rec_key(v, i);
+                const hyb_obj *val = lst ? hyb_obj_get_at(v, i) : hyb_obj_get_rec_value(v, i);
+                char *child = NULL, *text = NULL;
+                const char *seg = NULL;
+                char num[24];
+
+                if (lst) {
+                        snprintf(num, sizeof num, "%zu", i);
+                        seg = num;
+                } else if (kobj && hyb_obj_get_kind(kobj) == HYB_OBJ_STR)
+                        seg = hyb_obj_get_str(kobj, NULL);
+                else if (kobj && hyb_obj_get_kind(kobj) == HYB_OBJ_URI)
+                        seg = hyb_furi_get_str(hyb_obj_get_uri(kobj));
+                if (!seg || !val || hyb_obj_format(val, HYB_FORMAT_EXACT, &text) < 0)
+                        continue;
+                if (asprintf(&child, "%.*s/%s", (int)(kl && key[kl - 1] == '/' ? kl - 1 : kl),
+                             key, seg) >= 0)
+                        (void)squota_charge(b, c->uid, child, strlen(child), strlen(text));
+                free(child);
+                hyb_free(text);
+        }
+        return r;
 }
 
 static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsigned wflags, bool del)
@@ -512,12 +874,16 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
                 r = err_set(&e, HYB_E_FORBIDDEN, -1, "%s is read-only", hyb_furi_get_str(f));
         if (r < 0)
                 goto out;
-        r = hyb_store_write(b->store, f, v, wflags, &e);
+        if (!(wflags & HYB_WRITE_TRANSIENT))
+                r = quota_write(c, id, f, v, del ? 0 : len - fl - 1, wflags, &e);
+        else
+                r = hyb_store_write(b->store, f, v, wflags, &e);
 out:
         if (r < 0)
                 reply_err(c, id, r, &e);
-        else
+        else if (r == 0)
                 route_reply(c, id, 200, NULL, NULL, 0, WIRE_F_BINARY);
+        /* else: answered by write_done once committed */
         hyb_obj_unref(v);
         hyb_furi_unref(f);
         if (r >= 0) {
@@ -676,6 +1042,8 @@ void store_call(bconn *c, bframe *f)
                 do_read(c, id, body, len, 0);
         else if (IS("storeReadKeyed"))
                 do_read(c, id, body, len, HYB_READ_KEYED);
+        else if (IS("storeReadPage"))
+                do_read_page(c, id, body, len);
         else if (IS("storeWrite"))
                 do_write(c, id, body, len, 0, false);
         else if (IS("storePublish"))
@@ -693,6 +1061,9 @@ void store_call(bconn *c, bframe *f)
 
 void store_conn_gone(bconn *c)
 {
+        for (struct bswrite *w = c->swrites; w; w = w->next)
+                w->conn = NULL; /* committed all the same, answered to no one */
+        c->swrites = NULL;
         while (c->ssubs) {
                 struct bssub *s = c->ssubs;
                 c->ssubs = s->next;
@@ -714,6 +1085,8 @@ void store_detach(hyb_broker *b)
         }
         store_acl_set(b, NULL, 0);
         format_cache_clear(b);
+        squota_free(b->squota);
+        b->squota = NULL;
         b->store_be = hyb_backend_unref(b->store_be);
         b->store = hyb_store_unref(b->store);
 }
@@ -729,7 +1102,9 @@ HYB_EXPORT int hyb_broker_set_store(hyb_broker *b, hyb_store *st)
         if (fd < 0)
                 return fd;
         b->store = hyb_store_ref(st);
-        r = hyb_backend_new_store(st, &b->store_be); /* keyed reads */
+        r = squota_new(&b->squota);
+        if (r >= 0)
+                r = hyb_backend_new_store(st, &b->store_be); /* keyed reads */
         if (r < 0) {
                 store_detach(b);
                 return r;
@@ -767,6 +1142,9 @@ HYB_EXPORT int hyb_broker_config_open_store(const hyb_broker_config *cfg, hyb_st
                 o.max_value_bytes = cfg->c.store_max_value_bytes;
         if (cfg->c.store_max_depth)
                 o.max_depth = cfg->c.store_max_depth;
+        /* At durability full the daemon's writes are committed and fsync'ed on the store's
+         * thread: the loop goes on serving while the disk works (store-serve.c bswrite). */
+        o.commit_thread = cfg->c.store_durability == HYB_DURABILITY_FULL;
         /* The host store is written by every local peer: its number of keys is bounded by
          * default (with max_value_bytes, its size), so millions of writes cannot grow the
          * daemon without end. */

@@ -9,6 +9,7 @@
  *                                          message's call_id)
  */
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 
 #include "bus-internal.h"
@@ -63,8 +64,8 @@ static int store_call(hyb_bus *bus, const char *method, const void *body, size_t
         return r;
 }
 
-int bus_store_read_flags(hyb_bus *bus, const char *furi, unsigned flags, hyb_obj **ret,
-                         hyb_error *reterr)
+static int read_whole(hyb_bus *bus, const char *furi, unsigned flags, hyb_obj **ret,
+                      hyb_error *reterr)
 {
         hyb_bus_reply *reply = NULL;
         int r;
@@ -76,6 +77,130 @@ int bus_store_read_flags(hyb_bus *bus, const char *furi, unsigned flags, hyb_obj
         r = hyb_obj_parse((const char *)reply->body, reply->body_len, ret, reterr);
         hyb_bus_reply_unref(reply);
         return r < 0 ? HYB_E_PROTOCOL : 0;
+}
+
+typedef struct paged {
+        hyb_obj **keys, **vals;
+        size_t n, alloc_k, alloc_v;
+} paged;
+
+/* Appends the items of one page ([items=>[fURI=>value,...], next=>/cursor]) to pg; *ret_next
+ * gets the cursor's text (malloc'd) when more follow, else NULL. */
+static int page_take(paged *pg, const hyb_obj *page, char **ret_next)
+{
+        const hyb_obj *items = NULL, *next = NULL;
+
+        *ret_next = NULL;
+        if (hyb_obj_get_kind(page) != HYB_OBJ_REC)
+                return HYB_E_PROTOCOL;
+        for (size_t i = 0; i < hyb_obj_get_len(page); i++) {
+                const hyb_obj *k = hyb_obj_get_rec_key(page, i);
+                const char *s = hyb_obj_get_kind(k) == HYB_OBJ_STR ? hyb_obj_get_str(k, NULL) : "";
+
+                if (strcmp(s, "items") == 0)
+                        items = hyb_obj_get_rec_value(page, i);
+                else if (strcmp(s, "next") == 0)
+                        next = hyb_obj_get_rec_value(page, i);
+        }
+        if (!items || hyb_obj_get_kind(items) != HYB_OBJ_REC ||
+            (next && hyb_obj_get_kind(next) != HYB_OBJ_URI))
+                return HYB_E_PROTOCOL;
+        for (size_t i = 0; i < hyb_obj_get_len(items); i++) {
+                if (grow_array((void **)&pg->keys, &pg->alloc_k, pg->n + 1, sizeof(hyb_obj *)) < 0 ||
+                    grow_array((void **)&pg->vals, &pg->alloc_v, pg->n + 1, sizeof(hyb_obj *)) < 0)
+                        return -ENOMEM;
+                pg->keys[pg->n] = hyb_obj_ref((hyb_obj *)hyb_obj_get_rec_key(items, i));
+                pg->vals[pg->n++] = hyb_obj_ref((hyb_obj *)hyb_obj_get_rec_value(items, i));
+        }
+        if (next) {
+                *ret_next = strdup(hyb_furi_get_str(hyb_obj_get_uri(next)));
+                if (!*ret_next)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/*
+ * A pattern or branch read through storeReadPage, page after page (the daemon walks at most
+ * store.limits.max_read_keys matches per call, so other peers are served between pages):
+ * the same answer a storeRead gives, for any number of matches.  A daemon without
+ * storeReadPage (404 on the first page) is read with one storeRead.
+ */
+static int read_paged(hyb_bus *bus, const char *furi, unsigned flags, bool branch, hyb_obj **ret,
+                      hyb_error *reterr)
+{
+        paged pg = { 0 };
+        char *cursor = NULL;
+        int r = 0;
+
+        for (bool first = true; r >= 0; first = false) {
+                hyb_bus_reply *reply = NULL;
+                hyb_obj *page = NULL;
+                json_t *req = json_pack("{s:s}", "furi", furi);
+                char *body, *next = NULL;
+
+                if (req && cursor)
+                        json_object_set_new(req, "cursor", json_string(cursor));
+                body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+                json_decref(req);
+                if (!body) {
+                        r = -ENOMEM;
+                        break;
+                }
+                r = store_call(bus, "storeReadPage", body, strlen(body), &reply, reterr);
+                free(body);
+                if (r < 0) {
+                        if (first && r == hyb_err_from_status(404)) {
+                                hyb_error_clear(reterr);
+                                r = 1; /* an older daemon */
+                        }
+                        break;
+                }
+                if (hyb_obj_parse((const char *)reply->body, reply->body_len, &page, NULL) < 0)
+                        r = err_set(reterr, HYB_E_PROTOCOL, -1, "storeReadPage: not a page");
+                else
+                        r = page_take(&pg, page, &next);
+                hyb_obj_unref(page);
+                hyb_bus_reply_unref(reply);
+                /* a cursor that does not move would page forever */
+                if (r >= 0 && next && cursor && strcmp(next, cursor) == 0)
+                        r = err_set(reterr, HYB_E_PROTOCOL, -1, "storeReadPage: the cursor did not move");
+                free(cursor);
+                cursor = next;
+                if (r < 0 || !cursor)
+                        break;
+        }
+        free(cursor);
+        if (r == 1)
+                r = read_whole(bus, furi, flags, ret, reterr);
+        else if (r >= 0 && (branch || (flags & HYB_READ_KEYED)))
+                r = hyb_obj_new_rec(pg.keys, pg.vals, pg.n, ret);
+        else if (r >= 0)
+                r = hyb_obj_new_objs(pg.vals, pg.n, ret);
+        for (size_t i = 0; i < pg.n; i++) {
+                hyb_obj_unref(pg.keys[i]);
+                hyb_obj_unref(pg.vals[i]);
+        }
+        free(pg.keys);
+        free(pg.vals);
+        return r;
+}
+
+int bus_store_read_flags(hyb_bus *bus, const char *furi, unsigned flags, hyb_obj **ret,
+                         hyb_error *reterr)
+{
+        hyb_furi *f = NULL;
+        bool many, branch;
+
+        /* A node is one value: one call.  Patterns and branches are read in pages. */
+        if (hyb_furi_parse(furi, (size_t)-1, NULL, &f, NULL) < 0)
+                return read_whole(bus, furi, flags, ret, reterr); /* the daemon says why */
+        branch = hyb_furi_is_branch(f);
+        many = branch || hyb_furi_is_pattern(f);
+        hyb_furi_unref(f);
+        if (!many)
+                return read_whole(bus, furi, flags, ret, reterr);
+        return read_paged(bus, furi, flags, branch, ret, reterr);
 }
 
 HYB_EXPORT int hyb_bus_store_read(hyb_bus *bus, const char *furi, hyb_obj **ret, hyb_error *reterr)

@@ -14,8 +14,8 @@
  *
  * An error in an entry (a bad fURI or literal, a program that does not parse
  * or fails when run) is logged with where it is (the program file's line and
- * column; for inline programs `boot.programs[N]`, the config line and the
- * line and column in the program) and the boot goes on with the next entry.
+ * column; for inline programs and data the config file's, then `boot.programs[N]`
+ * and the line and column in the program) and the boot goes on with the next entry.
  */
 #include <event2/event.h>
 #include <limits.h>
@@ -58,10 +58,13 @@ static void blog(hyb_boot *b, int level, const char *fmt, ...)
 }
 
 /* 1. One `boot.data` entry: written only where the fURI holds nothing. */
+static void data_where(const hyb_broker_boot_item *it, char *buf, size_t size);
+
 static void boot_data(hyb_boot *b, hyb_scope *scope, const hyb_broker_boot_item *it)
 {
         hyb_furi *f = NULL;
         hyb_obj *have = NULL, *v = NULL;
+        char at[PATH_MAX + 600];
         hyb_error e;
         int r;
 
@@ -71,8 +74,8 @@ static void boot_data(hyb_boot *b, hyb_scope *scope, const hyb_broker_boot_item 
                 r = err_set(&e, -EINVAL, -1, "expected an absolute fURI without wildcards");
         if (r < 0) {
                 b->n_errors++;
-                blog(b, HYB_LOG_ERROR, "boot: boot.data.%s (config line %u, column %u): %s",
-                     it->key, it->line, it->column, e.message);
+                data_where(it, at, sizeof(at));
+                blog(b, HYB_LOG_ERROR, "boot: %s: %s", at, e.message);
                 goto out;
         }
         r = hyb_scope_read(scope, f, &have, &e);
@@ -87,8 +90,9 @@ static void boot_data(hyb_boot *b, hyb_scope *scope, const hyb_broker_boot_item 
                 r = hyb_scope_write(scope, f, v, 0, &e);
         if (r < 0) {
                 b->n_errors++;
-                blog(b, HYB_LOG_ERROR, "boot: boot.data.%s (config line %u, column %u): %s",
-                     it->key, it->line, it->column, e.message[0] ? e.message : hyb_strerror(r));
+                data_where(it, at, sizeof(at));
+                blog(b, HYB_LOG_ERROR, "boot: %s: %s", at,
+                     e.message[0] ? e.message : hyb_strerror(r));
         }
 out:
         hyb_obj_unref(v);
@@ -136,15 +140,30 @@ static int read_program(const char *path, char **ret, hyb_error *e)
         return 0;
 }
 
-/* Where an error of program i is: "FILE:L:C" or "boot.programs[i] (config line Y), line L,
- * column C". */
+/*
+ * Where an error of program i is: "FILE:L:C" for a program file; for an inline program
+ * "CONFIG:L:C: boot.programs[i], line l, column c" (L:C the error's place in the config file,
+ * l:c in the program), or without a config file (a config loaded from a string)
+ * "boot.programs[i] (config line Y), line l, column c".
+ */
 static void where(const hyb_broker_boot_item *it, size_t i, const hyb_error *e, char *buf,
                   size_t size)
 {
+        unsigned line, col;
+
         if (it->file && e->line > 0)
                 snprintf(buf, size, "%s:%d:%d", it->file, e->line, e->column);
         else if (it->file)
                 snprintf(buf, size, "%s", it->file);
+        else if (it->config_file && e->line > 0) {
+                /* every line of a block scalar is indented alike: its text starts at column */
+                line = it->line + (unsigned)e->line - 1;
+                col = it->column ? it->column + (unsigned)e->column - 1 : (unsigned)e->column;
+                snprintf(buf, size, "%s:%u:%u: boot.programs[%zu], line %d, column %d",
+                         it->config_file, line, col, i, e->line, e->column);
+        } else if (it->config_file)
+                snprintf(buf, size, "%s:%u:%u: boot.programs[%zu]", it->config_file, it->line,
+                         it->column ? it->column : 1, i);
         else if (e->line > 0)
                 snprintf(buf, size, "boot.programs[%zu] (config line %u), line %d, column %d", i,
                          it->line + (unsigned)e->line - 1, e->line, e->column);
@@ -152,12 +171,24 @@ static void where(const hyb_broker_boot_item *it, size_t i, const hyb_error *e, 
                 snprintf(buf, size, "boot.programs[%zu] (config line %u)", i, it->line);
 }
 
+/* Where boot.data entry it is: "CONFIG:L:C: boot.data.KEY", or without a config file
+ * "boot.data.KEY (config line L, column C)". */
+static void data_where(const hyb_broker_boot_item *it, char *buf, size_t size)
+{
+        if (it->config_file)
+                snprintf(buf, size, "%s:%u:%u: boot.data.%s", it->config_file, it->line,
+                         it->column, it->key);
+        else
+                snprintf(buf, size, "boot.data.%s (config line %u, column %u)", it->key,
+                         it->line, it->column);
+}
+
 /* 2. One `boot.programs` entry, compiled and run to its end (or its first error). */
 static void boot_program(hyb_boot *b, const hyb_broker_boot_item *it, size_t i)
 {
         _cleanup_free_ char *text = NULL;
         hyb_mmadt_program *p = NULL;
-        char at[PATH_MAX + 64];
+        char at[2 * PATH_MAX + 128];
         hyb_error e;
         int r = 0;
 

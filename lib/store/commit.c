@@ -21,6 +21,12 @@
  * one back would commit its next write alone; so a leader first waits until
  * every synchronous writer inside the store has queued or left
  * (sync_writers == pending_waiters).  One writer never waits.
+ *
+ * With opts.commit_thread, asynchronous writes (hyb_store_write_async) are led by
+ * the store's own committer thread, which sleeps on commit_cv until some are
+ * queued: a daemon's loop queues a write and goes on serving, the fsync of
+ * durability FULL runs on the committer, and the write's completion reaches the
+ * loop through hyb_store_process once it is on disk.
  */
 #include <stdio.h>
 
@@ -130,4 +136,49 @@ int commit_run(hyb_store *st, commit_waiter *w)
                         pthread_cond_wait(&st->committed, &st->lock);
         }
         return w->r;
+}
+
+static void *committer(void *ud)
+{
+        hyb_store *st = ud;
+
+        pthread_mutex_lock(&st->lock);
+        while (!st->stop_committer) {
+                if (st->pending)
+                        commit_run(st, NULL); /* after a leader at work, if one is */
+                else
+                        pthread_cond_wait(&st->commit_cv, &st->lock);
+        }
+        pthread_mutex_unlock(&st->lock);
+        return NULL;
+}
+
+int commit_thread_start(hyb_store *st)
+{
+        int r = pthread_create(&st->committer, NULL, committer, st);
+
+        if (r)
+                return -r;
+        st->has_committer = true;
+        return 0;
+}
+
+void commit_thread_stop(hyb_store *st)
+{
+        if (!st->has_committer)
+                return;
+        pthread_mutex_lock(&st->lock);
+        st->stop_committer = true;
+        pthread_cond_signal(&st->commit_cv);
+        pthread_mutex_unlock(&st->lock);
+        pthread_join(st->committer, NULL);
+        st->has_committer = false;
+}
+
+void commit_wake(hyb_store *st)
+{
+        if (st->has_committer)
+                pthread_cond_signal(&st->commit_cv);
+        else
+                store_kick(st); /* hyb_store_process commits */
 }

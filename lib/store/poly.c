@@ -277,6 +277,14 @@ int poly_set(const hyb_obj *container, const hyb_furi *f, size_t i, hyb_obj *val
 
 /* ---- the walk ---- */
 
+/*
+ * A walk may resume after a key (a page's cursor): w->on says that the path walked so far is
+ * the cursor's first segments.  While it is, children before the cursor's next segment are
+ * skipped (found by binary search among stored children), the child equal to it stays on the
+ * cursor's path, and nothing on that path is emitted (a prefix of the cursor or the cursor
+ * itself comes before or at it); everything else is after it.  So a page costs its matches
+ * plus one descent, not the matches of the pages before it.
+ */
 typedef struct walk {
         const hyb_furi *pat;
         size_t ns;
@@ -285,6 +293,9 @@ typedef struct walk {
         void *ud;
         char *buf;
         size_t len, alloc;
+        const hyb_furi *after;  /* NULL: from the first match */
+        size_t na;              /* segments of after */
+        bool on;                /* the path so far equals after's first segments */
 } walk;
 
 typedef struct kid {
@@ -307,26 +318,107 @@ static int kid_cmp(const void *a, const void *b)
         return seg_compare(kid_seg(x), x->len, kid_seg(y), y->len);
 }
 
+/* How seg, the segment at index d of the path, compares with the cursor's: < 0 before it, 0
+ * on its path, > 0 after it.  Only asked while w->on. */
+static int after_cmp(const walk *w, size_t d, const char *seg, size_t len)
+{
+        const char *a;
+        size_t alen = 0;
+
+        if (d >= w->na)
+                return 1; /* below the cursor's key: after it */
+        a = hyb_furi_get_segment(w->after, d, &alen);
+        return seg_compare(seg, len, a, alen);
+}
+
+/* The first child of tn not before the cursor's segment d (children are in seg_compare order). */
+static size_t after_lower_bound(const walk *w, const index_node *tn, size_t d)
+{
+        size_t lo = 0, hi = tn->n_children;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                const index_node *c = tn->children[mid];
+
+                if (after_cmp(w, d, c->seg, c->seg_len) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
 static int emit(walk *w, const store_pos *p)
 {
         const char *path = p->tn && p->tn->value ? hyb_furi_get_path_str(p->tn->furi)
                                                   : w->buf + (w->rel ? 1 : 0);
+        if (w->on)
+                return 0; /* the cursor, or a key above it: sent in an earlier page */
         return w->fn(path, p, w->ud);
+}
+
+/* Every stored key below tn (itself excluded), in key order. */
+static int emit_below(walk *w, index_node *tn)
+{
+        int r;
+
+        for (index_node *d = index_next(tn, tn); d; d = index_next(d, tn)) {
+                store_pos q = { d, d->value };
+                if (d->value && (r = w->fn(hyb_furi_get_path_str(d->furi), &q, w->ud)) != 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* `#` below tn, whose path is the cursor's first d segments: the keys after the cursor. */
+static int emit_below_after(walk *w, index_node *tn, size_t d)
+{
+        int r = 0;
+
+        if (d >= w->na)
+                return emit_below(w, tn); /* tn is the cursor: all below it is after */
+        for (size_t k = after_lower_bound(w, tn, d); k < tn->n_children && r == 0; k++) {
+                index_node *c = tn->children[k];
+
+                if (after_cmp(w, d, c->seg, c->seg_len) == 0) {
+                        r = emit_below_after(w, c, d + 1); /* c is at or above the cursor */
+                        continue;
+                }
+                if (c->value) {
+                        store_pos q = { c, c->value };
+                        r = w->fn(hyb_furi_get_path_str(c->furi), &q, w->ud);
+                }
+                if (r == 0)
+                        r = emit_below(w, c);
+        }
+        return r;
 }
 
 static int step(walk *w, index_node *tn, const hyb_obj *val, size_t i);
 
+/* Steps into the child seg of the path (its segment index i - 1; i is the pattern's next). */
 static int enter(walk *w, index_node *c, const hyb_obj *elem, const char *seg, size_t len,
                  size_t i)
 {
         size_t save = w->len;
-        int r = path_append(&w->buf, &w->len, &w->alloc, seg, len);
+        bool on = w->on;
+        int r;
 
-        if (r < 0)
+        if (on) {
+                int cmp = after_cmp(w, i - 1, seg, len);
+                if (cmp < 0)
+                        return 0; /* before the cursor */
+                w->on = cmp == 0;
+        }
+        r = path_append(&w->buf, &w->len, &w->alloc, seg, len);
+        if (r < 0) {
+                w->on = on;
                 return r;
+        }
         r = step(w, c, c && c->value ? c->value : elem, i);
         w->len = save;
         w->buf[save] = '\0';
+        w->on = on;
         return r;
 }
 
@@ -337,7 +429,9 @@ static int step_plus(walk *w, index_node *tn, const hyb_obj *val, size_t i)
         int r = 0;
 
         if (!w->virt || !is_poly(val)) {
-                for (size_t k = 0; k < nt && r == 0; k++)
+                /* resuming: the children before the cursor's are not even looked at */
+                size_t k0 = w->on && tn ? after_lower_bound(w, tn, i - 1) : 0;
+                for (size_t k = k0; k < nt && r == 0; k++)
                         r = enter(w, tn->children[k], NULL, tn->children[k]->seg,
                                   tn->children[k]->seg_len, i);
                 return r;
@@ -403,12 +497,7 @@ static int step(walk *w, index_node *tn, const hyb_obj *val, size_t i)
                         return r;
                 if (!tn)
                         return 0;
-                for (index_node *d = index_next(tn, tn); d; d = index_next(d, tn)) {
-                        store_pos q = { d, d->value };
-                        if (d->value && (r = w->fn(hyb_furi_get_path_str(d->furi), &q, w->ud)) != 0)
-                                return r;
-                }
-                return 0;
+                return w->on ? emit_below_after(w, tn, i) : emit_below(w, tn);
         case HYB_SEG_PLUS:
                 return step_plus(w, tn, val, i + 1);
         default:
@@ -421,27 +510,36 @@ static int step(walk *w, index_node *tn, const hyb_obj *val, size_t i)
         }
 }
 
-int store_walk(hyb_store *st, const hyb_furi *pattern, bool virt, store_walk_fn fn, void *ud)
+int store_walk(hyb_store *st, const hyb_furi *pattern, bool virt, const hyb_furi *after,
+               store_walk_fn fn, void *ud)
 {
         walk w = { .pat = pattern, .ns = hyb_furi_get_n_segments(pattern), .virt = virt, .fn = fn,
-                   .ud = ud };
-        int r;
+                   .ud = ud, .after = after, .na = after ? hyb_furi_get_n_segments(after) : 0 };
+        bool after_abs = after && hyb_furi_is_absolute(after);
+        int r = 0;
 
         r = grow_array((void **)&w.buf, &w.alloc, 64, 1);
         if (r < 0)
                 return r;
         w.buf[0] = '\0';
-        if (hyb_furi_is_absolute(pattern))
-                r = step(&w, &st->index.abs_root, NULL, 0);
-        else if (w.ns == 1 && hyb_furi_get_segment_kind(pattern, 0) == HYB_SEG_HASH) {
+        /* absolute keys come before relative ones */
+        if (hyb_furi_is_absolute(pattern)) {
+                w.on = after_abs;
+                if (!after || after_abs)
+                        r = step(&w, &st->index.abs_root, NULL, 0);
+        } else if (w.ns == 1 && hyb_furi_get_segment_kind(pattern, 0) == HYB_SEG_HASH) {
                 /* `#` alone matches every fURI, absolute or relative */
-                r = step(&w, &st->index.abs_root, NULL, 0);
+                w.on = after_abs;
+                if (!after || after_abs)
+                        r = step(&w, &st->index.abs_root, NULL, 0);
                 if (r == 0) {
                         w.rel = true;
+                        w.on = after && !after_abs;
                         r = step(&w, &st->index.rel_root, NULL, 0);
                 }
         } else {
                 w.rel = true;
+                w.on = after && !after_abs;
                 r = step(&w, &st->index.rel_root, NULL, 0);
         }
         free(w.buf);

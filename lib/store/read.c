@@ -16,6 +16,9 @@ typedef struct coll {
         const hyb_furi *target;
         hyb_error *e;
         int r;
+        const hyb_furi *after;  /* a page: the matches after this key */
+        size_t limit;           /* a page: at most this many (0: all) */
+        bool more;              /* a page: a match past limit was found (the walk stopped) */
 } coll;
 
 /* Reloading after another process's writes found a row that cannot be read. */
@@ -42,6 +45,10 @@ static int collect(const char *path, const store_pos *p, void *ud)
         hyb_furi *f = NULL;
         int r;
 
+        if (c->limit && c->n == c->limit) {
+                c->more = true;
+                return 1; /* stop the walk here: the bound is on the work, not on the answer */
+        }
         if ((r = store_check_type(c->target, c->kind, p->value, c->e)) < 0) {
                 c->r = r;
                 return 1;
@@ -84,7 +91,7 @@ static int gather(hyb_store *st, const hyb_furi *target, bool synced, coll *c, h
         if (!synced && (r = store_sync(st)) == HYB_E_CORRUPT)
                 return corrupt(st, e);
         pthread_mutex_lock(&st->lock);
-        r = store_walk(st, t, true, collect, c);
+        r = store_walk(st, t, true, c->after, collect, c);
         pthread_mutex_unlock(&st->lock);
         hyb_furi_unref(t);
         if (c->r < 0)
@@ -126,9 +133,10 @@ static __attribute__((noinline)) int read_gathered(hyb_store *st, const hyb_furi
         return r;
 }
 
-HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **ret,
+HYB_EXPORT int hyb_store_read(const hyb_store *cst, const hyb_furi *target, hyb_obj **ret,
                               hyb_error *reterr)
 {
+        hyb_store *st = store_mut(cst);
         const hyb_obj *sv;
         hyb_obj *v = NULL;
         int r;
@@ -166,7 +174,7 @@ HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **r
         return 0;
 }
 
-HYB_EXPORT int hyb_store_read_str(hyb_store *st, const char *target, hyb_obj **ret,
+HYB_EXPORT int hyb_store_read_str(const hyb_store *st, const char *target, hyb_obj **ret,
                                   hyb_error *reterr)
 {
         hyb_furi *f = NULL;
@@ -181,9 +189,10 @@ HYB_EXPORT int hyb_store_read_str(hyb_store *st, const char *target, hyb_obj **r
         return r;
 }
 
-HYB_EXPORT int hyb_store_scan(hyb_store *st, const hyb_furi *pattern, hyb_store_each_fn fn,
+HYB_EXPORT int hyb_store_scan(const hyb_store *cst, const hyb_furi *pattern, hyb_store_each_fn fn,
                               void *userdata, hyb_error *reterr)
 {
+        hyb_store *st = store_mut(cst);
         coll c = { 0 };
         int r;
 
@@ -192,6 +201,40 @@ HYB_EXPORT int hyb_store_scan(hyb_store *st, const hyb_furi *pattern, hyb_store_
         /* callbacks run without the lock: they may use the store */
         for (size_t i = 0; r == 0 && i < c.n; i++)
                 r = fn(c.keys[i], c.vals[i], userdata);
+        coll_free(&c);
+        return r;
+}
+
+HYB_EXPORT int hyb_store_read_page(const hyb_store *cst, const hyb_furi *target,
+                                   const hyb_furi *after, size_t limit, hyb_obj **ret,
+                                   hyb_furi **ret_next, hyb_error *reterr)
+{
+        hyb_store *st = store_mut(cst);
+        coll c = { .after = after, .limit = limit };
+        hyb_obj **keys = NULL;
+        int r;
+
+        hyb_assert_return(st && target && limit > 0 && ret && ret_next, -EINVAL);
+        hyb_assert_return(!after || (!hyb_furi_is_pattern(after) && !hyb_furi_is_branch(after) &&
+                                     !hyb_furi_get_query(after)),
+                          -EINVAL);
+        *ret_next = NULL;
+        r = gather(st, target, false, &c, reterr);
+        if (r < 0) {
+                coll_free(&c);
+                return r;
+        }
+        keys = calloc(c.n + 1, sizeof(hyb_obj *));
+        r = keys ? 0 : -ENOMEM;
+        for (size_t i = 0; i < c.n && r == 0; i++)
+                r = hyb_obj_new_uri(c.keys[i], &keys[i]);
+        if (r == 0)
+                r = hyb_obj_new_rec(keys, c.vals, c.n, ret);
+        for (size_t i = 0; keys && i < c.n; i++)
+                hyb_obj_unref(keys[i]);
+        free(keys);
+        if (r == 0 && c.more && c.n)
+                *ret_next = hyb_furi_ref(c.keys[c.n - 1]);
         coll_free(&c);
         return r;
 }

@@ -253,7 +253,19 @@ struct hyb_store {
          * values.  Taken before st->lock, never while holding it. */
         pthread_mutex_t sync_lock;
         uint64_t generation;
+        /* opts.commit_thread (commit.c): the thread that commits asynchronous writes, woken
+         * on commit_cv when one is queued */
+        pthread_t committer;
+        bool has_committer, stop_committer;
+        pthread_cond_t commit_cv;
 };
+
+/* The public reads take a const store (a read changes nothing a caller sees); they still
+ * lock it and catch up with other processes' writes: the handle is theirs to change. */
+static inline hyb_store *store_mut(const hyb_store *st)
+{
+        return (hyb_store *)st;
+}
 
 /* store.c helpers shared by the other files */
 void store_kick(hyb_store *st);
@@ -280,6 +292,11 @@ void commit_enqueue(hyb_store *st, db_op *op);
 void commit_writer(hyb_store *st, bool enter);
 /* With st->lock held: commits until w is done (sync) or once (w NULL). */
 int commit_run(hyb_store *st, commit_waiter *w);
+/* opts.commit_thread: starts the committer (0 or -errno); stops and joins it (no lock held). */
+int commit_thread_start(hyb_store *st);
+void commit_thread_stop(hyb_store *st);
+/* With st->lock held: asynchronous writes were queued; the committer (if any) commits them. */
+void commit_wake(hyb_store *st);
 void db_op_free(db_op *op);
 
 /* poly.c: positions (stored node or element of a stored poly) and walks */
@@ -289,8 +306,11 @@ typedef struct store_pos {
 } store_pos;
 typedef int (*store_walk_fn)(const char *path, const store_pos *p, void *ud);
 /* Walks pattern (or node) segments; fn gets the canonical path text and the position of each
- * match with a value, in key order.  virt: `+`/literal steps also enter stored lst/rec. */
-int store_walk(hyb_store *st, const hyb_furi *pattern, bool virt, store_walk_fn fn, void *ud);
+ * match with a value, in key order.  virt: `+`/literal steps also enter stored lst/rec.
+ * after (a key, NULL: none): only the matches after it in key order, without walking the
+ * ones before it.  fn returns non-zero to stop the walk (returned). */
+int store_walk(hyb_store *st, const hyb_furi *pattern, bool virt, const hyb_furi *after,
+               store_walk_fn fn, void *ud);
 /* A new poly equal to container with segs[i..n) set to value (noobj = remove). */
 int poly_set(const hyb_obj *container, const hyb_furi *f, size_t i, hyb_obj *value,
              hyb_obj **ret, hyb_error *e);

@@ -294,6 +294,13 @@ static int sync_remote(hyb_store *st, bool wait)
         now = hyb_now_usec();
         r = db_poll(&st->db, wait, &c, &n, &gap);
         if (r == -EBUSY) {
+                /* The committer is at the disk: poll again after the interval, not at once
+                 * (a loop calling process would otherwise spin while the fsync runs). */
+                if (st->has_committer) {
+                        pthread_mutex_lock(&st->lock);
+                        st->last_poll_usec = now;
+                        pthread_mutex_unlock(&st->lock);
+                }
                 pthread_mutex_unlock(&st->sync_lock);
                 return 0;
         }
@@ -362,6 +369,7 @@ static void store_free(hyb_store *st)
 
         if (!st)
                 return;
+        commit_thread_stop(st);
         if (st->persistent) {
                 pthread_mutex_lock(&st->lock);
                 commit_run(st, NULL);
@@ -383,6 +391,7 @@ static void store_free(hyb_store *st)
                 close(st->efd);
         pthread_cond_destroy(&st->committed);
         pthread_cond_destroy(&st->queued);
+        pthread_cond_destroy(&st->commit_cv);
         pthread_mutex_destroy(&st->sync_lock);
         pthread_mutex_destroy(&st->lock);
         free(st);
@@ -415,6 +424,7 @@ static int store_new(const char *path, const hyb_store_options *opts, bool relat
         pthread_mutex_init(&st->sync_lock, NULL);
         pthread_cond_init(&st->committed, NULL);
         pthread_cond_init(&st->queued, NULL);
+        pthread_cond_init(&st->commit_cv, NULL);
         hyb_store_options_init(&st->opts);
         if (opts) {
                 size_t sz = opts->size && opts->size < sizeof(*opts) ? opts->size : sizeof(*opts);
@@ -445,6 +455,8 @@ static int store_new(const char *path, const hyb_store_options *opts, bool relat
                 st->persistent = true;
                 if (r == 0)
                         r = db_load(&st->db, load_row, st, e);
+                if (r == 0 && st->opts.commit_thread && !st->db.readonly)
+                        r = commit_thread_start(st);
                 if (r < 0) {
                         store_free(st);
                         return r;
@@ -557,7 +569,7 @@ HYB_EXPORT int hyb_store_subscribe(hyb_store *st, const hyb_furi *pattern, unsig
         /* Under the same lock as the add: replayed values come before any later write. */
         if (flags & HYB_SUBSCRIBE_REPLAY) {
                 replay_ctx c = { st, s };
-                store_walk(st, s->pattern, true, replay_one, &c);
+                store_walk(st, s->pattern, true, NULL, replay_one, &c);
         }
         s->store = hyb_store_ref(st);
         pthread_mutex_unlock(&st->lock);
@@ -567,20 +579,21 @@ HYB_EXPORT int hyb_store_subscribe(hyb_store *st, const hyb_furi *pattern, unsig
 
 /* ---- the loop ---- */
 
-HYB_EXPORT int hyb_store_get_fd(hyb_store *st)
+HYB_EXPORT int hyb_store_get_fd(const hyb_store *st)
 {
         hyb_assert_return(st, -EINVAL);
         return st->efd;
 }
 
-HYB_EXPORT int hyb_store_get_timeout(hyb_store *st, uint64_t *ret_usec)
+HYB_EXPORT int hyb_store_get_timeout(const hyb_store *cst, uint64_t *ret_usec)
 {
+        hyb_store *st = store_mut(cst);
         uint64_t t = UINT64_MAX;
 
         hyb_assert_return(st && ret_usec, -EINVAL);
         pthread_mutex_lock(&st->lock);
-        if (st->q_head || st->pending)
-                t = 0; /* due now: any time in the past */
+        if (st->q_head || (st->pending && !st->has_committer))
+                t = 0; /* due now: any time in the past (the committer needs no call) */
         else if (st->persistent && st->subs.n > 0)
                 t = st->last_poll_usec + st->opts.poll_interval_ms * 1000u;
         pthread_mutex_unlock(&st->lock);
@@ -595,11 +608,13 @@ HYB_EXPORT int hyb_store_process(hyb_store *st)
         int did = 0, r;
 
         hyb_assert_return(st, -EINVAL);
-        r = sync_remote(st, true);
+        /* With a committer, the loop calling process must not wait for the connection while
+         * the committer's fsync holds it: the poll is skipped and comes again later. */
+        r = sync_remote(st, !st->has_committer);
         if (r > 0)
                 did = 1;
         pthread_mutex_lock(&st->lock);
-        if (st->pending && !st->committing) {
+        if (st->pending && !st->committing && !st->has_committer) {
                 commit_run(st, NULL);
                 did = 1;
         }

@@ -226,7 +226,7 @@ static int delete_pattern(wctx *w, const hyb_furi *pattern)
         keyset k = { 0 };
         int r;
 
-        r = store_walk(w->st, pattern, false, collect_key, &k);
+        r = store_walk(w->st, pattern, false, NULL, collect_key, &k);
         for (size_t i = 0; i < k.n; i++) {
                 index_node *tn = index_lookup(&w->st->index, k.v[i]);
                 if (r == 0 && tn && tn->value)
@@ -405,7 +405,7 @@ static int do_write(hyb_store *st, const hyb_furi *target, hyb_obj *value, unsig
                 } else if (r == 0 && done)
                         store_queue_done(st, done, ud, 0);
                 if (last)
-                        store_kick(st);
+                        commit_wake(st);
         } else if (last) {
                 int rc;
                 last->waiter = &cw;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The buspieces suite (names, access lists, broker config) spans three files. */
+/* The buspieces suite (names, access lists, broker config, store quotas) spans four files. */
 #ifndef HYB_TEST_BUSPIECES_H
 #define HYB_TEST_BUSPIECES_H
 
@@ -18,5 +18,6 @@ TCase *bp_acl_data_tcase(void);
 TCase *bp_config_tcase(void);
 TCase *bp_config_limits_tcase(void);
 TCase *bp_config_policy_tcase(void);
+TCase *bp_store_quota_tcase(void);
 
 #endif

@@ -104,6 +104,11 @@ static const bad_case bad_cases[] = {
         { "store:\n  paht: /x\n", "store.paht", 2, 3 },
         { "store:\n  limits:\n    max_value_bytes: 0\n", "store.limits.max_value_bytes", 3, 22 },
         { "store:\n  limits:\n    max_depth: 2000\n", "store.limits.max_depth", 3, 16 },
+        { "store:\n  limits:\n    max_read_keys: 0\n", "store.limits.max_read_keys", 3, 20 },
+        { "store:\n  limits:\n    max_read_keys: 2M\n", "store.limits.max_read_keys", 3, 20 },
+        { "store:\n  limits:\n    max_bytes: 0\n", "store.limits.max_bytes", 3, 16 },
+        { "store:\n  limits:\n    uid_max_keys: -1\n", "store.limits.uid_max_keys", 3, 19 },
+        { "store:\n  limits:\n    uid_max_bytes: lots\n", "store.limits.uid_max_bytes", 3, 20 },
         { "policy:\n  store:\n    - {uid: 1, allow: [read]}\n", "policy.store[0]", 3, 7 },
         { "policy:\n  store:\n    - {furi: /a, allow: [reed]}\n", "policy.store[0].allow[0]", 3, 26 },
         { "policy:\n  store:\n    - {furi: a/b, allow: [read]}\n", "policy.store[0].furi", 3, 14 },
@@ -789,13 +794,18 @@ START_TEST(test_config_store)
         ck_assert_int_eq(c.store_durability, -1);
         ck_assert(!c.store_policy);
         load_ok(&c, "store:\n  path: /tmp/s.db\n  durability: FULL\n"
-                    "  limits: {max_value_bytes: 2M, max_depth: 8}\n"
+                    "  limits: {max_value_bytes: 2M, max_depth: 8, max_read_keys: 500,\n"
+                    "           max_bytes: 1G, uid_max_keys: 1000, uid_max_bytes: 64M}\n"
                     "policy:\n  store:\n    - {uid: 7, app: org.x.*, furi: /a/+/t, allow: [read, subscribe]}\n"
                     "    - {furi: /b/#, allow: [write, delete]}\n");
         ck_assert_str_eq(c.store_path, "/tmp/s.db");
         ck_assert_int_eq(c.store_durability, HYB_DURABILITY_FULL);
         ck_assert_uint_eq(c.store_max_value_bytes, 2 * MIB);
         ck_assert_uint_eq(c.store_max_depth, 8);
+        ck_assert_uint_eq(c.store_max_read_keys, 500);
+        ck_assert_uint_eq(c.store_max_bytes, 1024 * MIB);
+        ck_assert_uint_eq(c.store_uid_max_keys, 1000);
+        ck_assert_uint_eq(c.store_uid_max_bytes, 64 * MIB);
         ck_assert(c.store_policy);
         ck_assert_uint_eq(c.n_store_rules, 2);
         ck_assert(!c.store_rules[0].any_uid);

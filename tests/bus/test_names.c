@@ -286,5 +286,6 @@ Suite *buspieces_suite(void)
         suite_add_tcase(s, bp_config_tcase());
         suite_add_tcase(s, bp_config_limits_tcase());
         suite_add_tcase(s, bp_config_policy_tcase());
+        suite_add_tcase(s, bp_store_quota_tcase());
         return s;
 }

@@ -27,6 +27,7 @@ boot:
     /config/mode: \"'auto'\"
     /config/keep: \"'default'\"
     /config/limits: \"[max=>10]\"
+    /config/bad: \"[1,\"
   programs:
     - inline: \"/in?sub -> |(plus(1).to(/out))\"
     - inline: \"/first -> 1; 2.plus('two')\"
@@ -36,6 +37,9 @@ boot:
     - inline: |
         thread[[loop=>^(*/tick.else(0).plus(1).to(/tick).map(*/stop.else(false)).to(t/halt))]]@t
         scheduler::spawn(@t)
+    - inline: |
+        /blk -> 1
+        nat[-3]
 log:
   level: info" || finish
 
@@ -48,8 +52,18 @@ expect "boot data before programs" 0 "'auto'" db store get /seen_mode
 expect "a file program ran up to its error" 0 "true" db store get /rules/loaded
 
 # errors: reported with their position, the daemon keeps going
-check "inline program error names boot.programs[1], config line and column" \
-        grep -q "boot: boot.programs\[1\] (config line 11), line 1, column [0-9]*: .*" "$T/boot.log"
+# FILE:LINE:COLUMN of the config file, counted from the YAML above: programs[1] is on line
+# 12, its text starts after `    - inline: "` (column 16); the block of programs[6] starts on
+# line 20, indented by 8; /config/bad's value is on line 9, its quote at column 18.
+check "inline program error names the config FILE:LINE:COLUMN" \
+        grep -q "boot: $T/boot.yaml:12:[0-9]*: boot.programs\[1\], line 1, column [0-9]*: " "$T/boot.log"
+c1=$(sed -n "s|.*boot: $T/boot.yaml:12:\([0-9]*\): boot.programs\[1\], line 1, column \([0-9]*\): .*|\1 \2|p" "$T/boot.log")
+check "... the config column is the program's column past column 15" \
+        sh -c "set -- $c1; [ \$# = 2 ] && [ \$1 -eq \$((\$2 + 15)) ]"
+check "a block program's error names the config line and column below inline: |" \
+        grep -q "boot: $T/boot.yaml:21:9: boot.programs\[6\], line 2, column 1: " "$T/boot.log"
+check "a boot.data error names the config FILE:LINE:COLUMN" \
+        grep -q "boot: $T/boot.yaml:9:18: boot.data./config/bad: " "$T/boot.log"
 check "the statement before the error ran" sh -c "[ \"\$(\"$HYBRID\" --db \"$D\" store get /first)\" = 1 ]"
 check "file program error names FILE:LINE:COLUMN" \
         grep -q "boot: $T/rules.mmadt:2:[0-9]*: " "$T/boot.log"

@@ -9,6 +9,7 @@ bystander, a different uid, shows that only the offender is cut off.
 """
 import json
 import os
+import re
 import select
 import socket
 import sys
@@ -295,7 +296,7 @@ def mode_policy(path, n, size):
 
 def mode_latency(path, stop_file):
     """The bench's bystander: echo calls back to back until stop_file appears; prints
-    "latency CALLS P50_MS P99_MS ERRORS" (reconnecting after an error)."""
+    "latency CALLS P50_MS P99_MS ERRORS MAX_MS" (reconnecting after an error)."""
     lat, errors, c, cid = [], 0, None, 0
     while not os.path.exists(stop_file):
         try:
@@ -317,12 +318,13 @@ def mode_latency(path, stop_file):
 
     def pct(q):
         return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else float("nan")
-    print("latency %d %.3f %.3f %d" % (len(lat), pct(0.50), pct(0.99), errors), flush=True)
+    print("latency %d %.3f %.3f %d %.3f" % (len(lat), pct(0.50), pct(0.99), errors,
+                                            lat[-1] * 1000 if lat else float("nan")), flush=True)
 
 
-def mode_storefill(path, prefix, n, room):
+def mode_storefill(path, prefix, n, room, quota="max_keys"):
     """Writes n new keys prefix/0.. to the daemon's store (pipelined); the first `room` must
-    be stored and every later one refused 507 naming store.limits.max_keys."""
+    be stored and every later one refused 507 naming store.limits.<quota>."""
     n, room = int(n), int(room)
     c = auth(path, "org.example.fill", "f%d" % os.getpid())
     sts = []
@@ -337,9 +339,9 @@ def mode_storefill(path, prefix, n, room):
     say([s for _, s, _ in sts[:room]] == [200] * room,
         "the first %d new keys are stored" % room, repr([x for x in sts[:room] if x[1] != 200][:2]))
     late = sts[room:]
-    say(len(late) == n - room and all(s == 507 and "max_keys" in m for _, s, m in late),
-        "every key past the store's room is refused 507 naming max_keys (%d)" % len(late),
-        repr([x for x in late if x[1] != 507 or "max_keys" not in x[2]][:2]))
+    say(len(late) == n - room and all(s == 507 and quota in m for _, s, m in late),
+        "every key past the store's room is refused 507 naming %s (%d)" % (quota, len(late)),
+        repr([x for x in late if x[1] != 507 or quota not in x[2]][:2]))
     c.close()
 
 
@@ -391,6 +393,152 @@ def mode_storecall(path, method, body, status, text=""):
         "status %d member %r" % (r["status"], r["member"][:120]))
     c.close()
 
+
+def fill(c, prefix, n, first=0):
+    """Writes prefix/first.. prefix/first+n-1 (value: the number), pipelined; the statuses."""
+    sts = []
+    for i in range(first, first + n, 500):
+        k = min(500, first + n - i)
+        c.send(b"".join(frame(CALL, ("%s/%d\n%d" % (prefix, i + j, i + j)).encode(), to=BUILTIN,
+                              member="storeWrite", call_id=i + j + 1, flags=1) for j in range(k)))
+        for _ in range(k):
+            sts.append(c.recv_type({RESULT})["status"])
+    return sts
+
+
+def page_call(c, body, cid):
+    r = call(c, BUILTIN, "storeReadPage", json.dumps(body), cid=cid, flags=1)
+    if r["status"] != 200:
+        return r, None, None
+    text = r["body"].decode()
+    m = re.match(r"^\['items'=>\[(.*)\](?:,'next'=>(/[^\]]*))?\]$", text)
+    if not m:
+        return r, None, None
+    keys = re.findall(r"(?:^|,)(/[^=,\[\]]*)=>", m.group(1))
+    return r, keys, m.group(2)
+
+
+def mode_storepages(path, prefix, n, cap):
+    """With store.limits.max_read_keys = cap < n keys under prefix: a whole read of prefix/#
+    is refused 413 naming max_read_keys and how to page; storeReadPage gives every key once,
+    in key order, in pages of at most `limit`, with a cursor that stays put while keys before
+    it are deleted and keys after it come and go."""
+    n, cap = int(n), int(cap)
+    c = auth(path, "org.example.pages", "p%d" % os.getpid())
+    sts = fill(c, prefix, n)
+    say(sts == [200] * n, "%d keys stored" % n, repr(sorted(set(sts))))
+    for m in ("storeRead", "storeReadKeyed"):
+        r = call(c, BUILTIN, m, prefix + "/#", cid=1, flags=1)
+        say(r["status"] == 413 and "max_read_keys (%d)" % cap in r["member"]
+            and "page" in r["member"] and r["body"] == b"-101002",
+            "%s of %d keys is refused 413 naming max_read_keys (%d) and paging" % (m, n, cap),
+            "status %d member %r body %r" % (r["status"], r["member"][:160], r["body"][:20]))
+    r = call(c, BUILTIN, "storeRead", prefix + "/+/x", cid=2, flags=1)
+    say(r["status"] == 200 and r["body"] == b"{}", "a pattern read under the cap is answered",
+        "status %d body %r" % (r["status"], r["body"][:40]))
+    r, _, _ = page_call(c, {"furi": prefix + "/#", "limit": cap + 1}, 3)
+    say(r["status"] == 400 and "max_read_keys" in r["member"],
+        "a page over max_read_keys is refused 400", "status %d %r" % (r["status"], r["member"]))
+    r, _, _ = page_call(c, {"furi": prefix + "/#", "cursor": prefix + "/#"}, 4)
+    say(r["status"] == 400 and "cursor" in r["member"], "a pattern as cursor is refused 400",
+        "status %d %r" % (r["status"], r["member"]))
+    r, keys, nxt = page_call(c, {"furi": prefix + "/#"}, 5)
+    say(r["status"] == 200 and keys == ["%s/%d" % (prefix, i) for i in range(cap)]
+        and nxt == "%s/%d" % (prefix, cap - 1),
+        "a page without limit holds max_read_keys keys and names the last as next",
+        "status %d, %r keys, next %r" % (r["status"], len(keys or []), nxt))
+    # the whole pattern in pages of 7; after the third page, delete a key already read and
+    # one not yet read, and add one after the end
+    got, cursor, pages, bad = [], None, 0, []
+    while True:
+        body = {"furi": prefix + "/#", "limit": 7}
+        if cursor:
+            body["cursor"] = cursor
+        r, keys, cursor = page_call(c, body, 100 + pages)
+        pages += 1
+        if keys is None or len(keys) > 7 or (cursor and len(keys) != 7):
+            bad.append((r["status"], r["member"], r["body"][:80]))
+            break
+        got += keys
+        if pages == 3:
+            for cid, (m, b) in enumerate((("storeDelete", "%s/2" % prefix),
+                                          ("storeDelete", "%s/%d" % (prefix, n - 1)),
+                                          ("storeWrite", "%s/%d\n1" % (prefix, n)))):
+                call(c, BUILTIN, m, b, cid=50 + cid, flags=1)
+        if not cursor or pages > n:
+            break
+    want = ["%s/%d" % (prefix, i) for i in list(range(n - 1)) + [n]]
+    say(not bad and got == want,
+        "pages of 7 give every key once in key order, the cursor stable across writes "
+        "(%d keys in %d pages)" % (len(got), pages),
+        repr(bad) if bad else "got %r... want %r..." % (got[:12], want[:12]))
+    r = call(c, BUILTIN, "echo", '"still"', cid=9)
+    say(r["status"] == 200, "the reader is still served", repr(r)[:200])
+    c.close()
+
+
+def mode_storeload(path, prefix, n):
+    """Bench: fills n keys under prefix and prints "loaded N"."""
+    c = auth(path, "org.example.load", "l%d" % os.getpid(), timeout=60)
+    sts = fill(c, prefix, int(n))
+    print("loaded %d" % sts.count(200), flush=True)
+    c.close()
+
+
+def mode_storereadloop(path, pattern, stop_file, paged="0", depth="8"):
+    """Bench attacker: reads pattern until stop_file appears, then prints "reads CALLS
+    STATUSES".  paged 1: all of it, page after page (storeReadPage); else storeRead with
+    `depth` calls always in flight, answers skipped unparsed (so the daemon, not this
+    script, is what limits the pace)."""
+    c = auth(path, "org.example.reader", "rd%d" % os.getpid(), timeout=60)
+    n, sts, cid = 0, {}, 0
+    print("reading", flush=True)
+    if paged == "1":
+        while not os.path.exists(stop_file):
+            cid += 1
+            n += 1
+            r, keys, cursor = page_call(c, {"furi": pattern}, cid)
+            sts[r["status"]] = sts.get(r["status"], 0) + 1
+            while cursor and not os.path.exists(stop_file):
+                cid += 1
+                n += 1
+                r, keys, cursor = page_call(c, {"furi": pattern, "cursor": cursor}, cid)
+                sts[r["status"]] = sts.get(r["status"], 0) + 1
+        print("reads %d %r" % (n, sts), flush=True)
+        c.close()
+        return
+
+    def req(i):
+        return frame(CALL, pattern, to=BUILTIN, member="storeRead", call_id=i, flags=1,
+                     timeout=60000)
+    depth = int(depth)
+    c.send(b"".join(req(i + 1) for i in range(depth)))
+    cid, buf = depth, bytearray(c.buf)
+    c.s.settimeout(1.0)
+    while not os.path.exists(stop_file):
+        try:
+            d = c.s.recv(1 << 22)
+        except (socket.timeout, TimeoutError):
+            continue
+        if not d:
+            sts["closed"] = 1
+            break
+        buf += d
+        while len(buf) >= rawbus.HDR.size:
+            ln, ty, fl, st, rid, tmo, fl_, tl, ml, rs, aux = rawbus.HDR.unpack_from(buf, 0)
+            total = rawbus.HDR.size + fl_ + tl + ml + ln
+            if len(buf) < total:
+                break
+            del buf[:total]
+            if ty == rawbus.PING:
+                c.send(frame(rawbus.PONG))
+            elif ty in (RESULT, ERROR):
+                n += 1
+                sts[st] = sts.get(st, 0) + 1
+                cid += 1
+                c.send(req(cid))
+    print("reads %d %r" % (n, sts), flush=True)
+    c.close()
 
 if __name__ == "__main__":
     globals()["mode_" + sys.argv[1]](*sys.argv[2:])

@@ -5,7 +5,9 @@
 # host store holds (507 naming it, overwrites and deletes still served), and a pattern read
 # whose answer is over max_body is refused 413 instead of sent as a frame no peer accepts
 # (doc/config.md "store", doc/protocol.md "Store"); a value nested past any bound is 413 as a
-# value past max_depth is; a delete by a wildcard pattern that would reach /sys/ is 403.
+# value past max_depth is; a delete by a wildcard pattern that would reach /sys/ is 403;
+# a read walks at most store.limits.max_read_keys matches (storeReadPage pages the rest);
+# store.limits.max_bytes, uid_max_keys and uid_max_bytes bound what peers add (507).
 . "$(dirname "$0")/lib.sh"
 unset HYBRID_BUS HYBRID_DB
 PY=$(command -v "$PYTHON" || echo /usr/bin/python3)
@@ -51,9 +53,66 @@ store: {}" || finish
 chmod 777 "$SOCK"
 attack "a read of 9 x 16000 bytes over max_body 64K is refused 413" storebigread "$SOCK" /big 9 16000
 attack "values nested 40 and 5000 deep are refused 413 HYB_E_LIMIT" storedeep "$SOCK" 5000
-expect_err "the C client reports the 413 of a read over max_body" 1 "max_body" \
-        hy store get '/big/#'
+# the C client reads in pages, each cut under max_body by the daemon: all 9 values come
+expect "the C client reads a pattern over max_body in pages" 0 "9" \
+        sh -c "'$HYBRID' --bus '$SOCK' store get '/big/#' | grep -c '^/big/[0-9]'"
 expect "the bystander reads a node there" 0 "16000" sh -c "'$HYBRID' --bus '$SOCK' store get /big/2 | tr -d '\n' | wc -c"
+stop "$DPID"
+
+# --- a read may walk at most store.limits.max_read_keys matches: more is 413 (the walk
+# stopped there), and storeReadPage gives them in pages with a stable cursor; the client
+# library and the CLI follow the pages by themselves
+start_daemon pages "store:
+  limits: {max_read_keys: 50}" || finish
+chmod 777 "$SOCK"
+attack "reads over max_read_keys are refused 413, pages give every key once" \
+        storepages "$SOCK" /r 230 50
+# (storepages deleted /r/2 and /r/229 and added /r/230 on its way)
+expect "hybrid store get follows the pages: 229 keys" 0 "229" \
+        sh -c "'$HYBRID' --bus '$SOCK' store get '/r/#' | wc -l"
+expect "... in key order" 0 "/r/0 0|/r/1 1|/r/3 3|/r/228 228|/r/230 1" \
+        sh -c "'$HYBRID' --bus '$SOCK' store get '/r/#' | sed -n '1p;2p;3p;228p;229p' | tr '\\t' ' ' | paste -sd'|'"
+expect "a plain pattern read through the client library is the stream of all values" 0 "==>229" \
+        sh -c "echo '*/r/+.count()' | '$HYBRID' --bus '$SOCK' run - 2>&1 | tail -1"
+stop "$DPID"
+
+# --- what peers add over the bus is bounded per uid (store.limits.uid_max_keys,
+# uid_max_bytes) and for everyone (max_bytes): a key costs its fURI's text plus its value's
+# text, charged to the writer, given back by a delete; 507 names the quota
+xs() { head -c "$1" /dev/zero | tr '\0' x; }
+start_daemon squota "store:
+  limits: {uid_max_keys: 40, uid_max_bytes: 4K, max_bytes: 5K}" || finish
+chmod 777 "$SOCK"
+# /jbig is 5 + 3002 bytes; /jbig2 with 1102 more would make 4115 > 4096
+attack "a uid's value within uid_max_bytes is stored" storecall "$SOCK" storeWrite "/jbig\n'$(xs 3000)'" 200
+attack "one more past uid_max_bytes is refused 507 naming it" \
+        storecall "$SOCK" storeWrite "/jbig2\n'$(xs 1100)'" 507 "quota store.limits.uid_max_bytes exceeded"
+attack "an overwrite with a smaller value gives bytes back" storecall "$SOCK" storeWrite "/jbig\n'$(xs 100)'" 200
+attack "... so the refused value now fits" storecall "$SOCK" storeWrite "/jbig2\n'$(xs 1100)'" 200
+attack "a hostile uid adds keys: 38 more, then 507 uid_max_keys" storefill "$SOCK" /junk 60 38 uid_max_keys
+attack "a delete gives a key back" storecall "$SOCK" storeDelete "/junk/0" 200
+attack "... which the uid may use again" storecall "$SOCK" storeWrite "/junk/new\n1" 200
+attack "... once" storecall "$SOCK" storeWrite "/junk/new2\n1" 507 "uid_max_keys"
+attack "a delete by pattern gives back every key it deleted" storecall "$SOCK" storeDelete "/junk/#" 200
+attack "... so the uid adds keys again" storefill "$SOCK" /again 40 38 uid_max_keys
+attack "the uid frees its keys again" storecall "$SOCK" storeDelete "/again/#" 200
+attack "a branch write stores 3 children" storecall "$SOCK" storeWrite "/bw/\n[a=>1,b=>2,c=>3]" 200
+attack "... charged as 3 keys: 35 more, then 507" storefill "$SOCK" /more 50 35 uid_max_keys
+attack "... and given back by a delete of the branch" storecall "$SOCK" storeDelete "/bw/" 200
+attack "... so 3 more keys fit" storefill "$SOCK" /more3 5 3 uid_max_keys
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+        # the bystander is another uid: its own quota, the same max_bytes (5120) for all.
+        # The attacker holds 107 (/jbig) + 1108 (/jbig2) + 330 (/more/0..34: 10 x 8 + 25 x 10)
+        # + 27 (/more3/0..2) = 1572 bytes; with /by/a (6) and /by/big (2009) 3587 are held:
+        # /by/big2 (8 + 1602) would pass 5120 while the bystander's own 2015 + 1610 stay
+        # under uid_max_bytes (4096).
+        expect "the bystander (another uid) still adds keys" 0 "" hy store put /by/a 1
+        expect "... and values" 0 "" hy store put /by/big "'$(xs 2000)'"
+        expect_err "a value past max_bytes is refused 507 naming it" 1 \
+                "507 quota store.limits.max_bytes exceeded" hy store put /by/big2 "'$(xs 1600)'"
+        expect "a delete gives the bytes back" 0 "" hy store del /by/big
+        expect "... so the refused value now fits" 0 "" hy store put /by/big2 "'$(xs 1600)'"
+fi
 stop "$DPID"
 
 # --- deletes by wildcard patterns do not reach /sys/, which is read-only: a database file

@@ -1670,6 +1670,251 @@ START_TEST(test_scope_subscribe)
 }
 END_TEST
 
+
+/* Reads target in pages of limit through hyb_store_read_page; the keys and values of every
+ * page, formatted "key=>value", appended to out (NULL-terminated, at most max). */
+static size_t read_pages(hyb_store *st, const char *target, size_t limit, char **out, size_t max)
+{
+        hyb_furi *t = furi(target), *after = NULL;
+        size_t n = 0, pages = 0;
+
+        do {
+                hyb_obj *page = NULL;
+                hyb_furi *next = NULL;
+                hyb_error e = { 0 };
+                int r = hyb_store_read_page(st, t, after, limit, &page, &next, &e);
+
+                ck_assert_msg(r == 0, "page of %s after %s: %s", target,
+                              after ? hyb_furi_get_str(after) : "-", e.message);
+                ck_assert_int_eq(hyb_obj_get_kind(page), HYB_OBJ_REC);
+                ck_assert_uint_le(hyb_obj_get_len(page), limit);
+                /* a page that says more follows is full */
+                if (next)
+                        ck_assert_uint_eq(hyb_obj_get_len(page), limit);
+                for (size_t i = 0; i < hyb_obj_get_len(page); i++) {
+                        char *k = NULL, *v = NULL;
+
+                        ck_assert_uint_lt(n, max);
+                        hyb_obj_format(hyb_obj_get_rec_key(page, i), HYB_FORMAT_EXACT, &k);
+                        hyb_obj_format(hyb_obj_get_rec_value(page, i), HYB_FORMAT_EXACT, &v);
+                        ck_assert_int_ge(asprintf(&out[n++], "%s=>%s", k, v), 0);
+                        hyb_free(k);
+                        hyb_free(v);
+                }
+                hyb_obj_unref(page);
+                hyb_furi_unref(after);
+                after = next;
+                ck_assert_uint_lt(++pages, 100);
+        } while (after);
+        out[n] = NULL;
+        hyb_furi_unref(t);
+        return n;
+}
+
+static void free_strs(char **v)
+{
+        for (; *v; v++)
+                free(*v);
+}
+
+/* Paged reads: every match once, in key order, whatever the page size; the walk resumes after
+ * the cursor (even one deleted meanwhile) and stops at the limit. */
+START_TEST(test_read_page)
+{
+        hyb_store *st = open_mem();
+        char *all[32], *paged[32];
+        const char *want[] = { "/p/a=>1", "/p/a/x=>2", "/p/b=>3", "/p/b/y/z=>4", "/p/c=>5",
+                               "/p/d=>[10,20]", "/p/e/9=>6", "/p/e/10=>7" };
+        hyb_furi *t, *after, *next = NULL;
+        hyb_obj *page = NULL;
+        hyb_error e = { 0 };
+        size_t n;
+
+        put_ok(st, "/q", "0");
+        put_ok(st, "/p/b/y/z", "4");
+        put_ok(st, "/p/a/x", "2");
+        put_ok(st, "/p/a", "1");
+        put_ok(st, "/p/e/9", "6");
+        put_ok(st, "/p/e/10", "7");
+        put_ok(st, "/p/c", "5");
+        put_ok(st, "/p/b", "3");
+        put_ok(st, "/p/d", "[10,20]");
+        put_ok(st, "/r/1", "1");
+        put_ok(st, "/r/2", "2");
+        put_ok(st, "/r/3", "'three'");
+
+        /* one page holding everything: the keyed read, in key order */
+        n = read_pages(st, "/p/#", 100, all, 31);
+        ck_assert_uint_eq(n, sizeof(want) / sizeof(want[0]));
+        for (size_t i = 0; i < n; i++)
+                ck_assert_str_eq(all[i], want[i]);
+        /* any page size gives the same matches, once each */
+        for (size_t limit = 1; limit <= n + 1; limit++) {
+                ck_assert_uint_eq(read_pages(st, "/p/#", limit, paged, 31), n);
+                for (size_t i = 0; i < n; i++)
+                        ck_assert_msg(strcmp(paged[i], all[i]) == 0, "limit %zu: %s at %zu, want %s",
+                                      limit, paged[i], i, all[i]);
+                free_strs(paged);
+        }
+        /* `+` enters the elements of a stored lst, and pages resume inside it */
+        ck_assert_uint_eq(read_pages(st, "/p/d/+", 1, paged, 31), 2);
+        ck_assert_str_eq(paged[0], "/p/d/0=>10");
+        ck_assert_str_eq(paged[1], "/p/d/1=>20");
+        free_strs(paged);
+        ck_assert_uint_eq(read_pages(st, "/p/+", 3, paged, 31), 4);
+        ck_assert_str_eq(paged[0], "/p/a=>1");
+        ck_assert_str_eq(paged[3], "/p/d=>[10,20]");
+        free_strs(paged);
+
+        /* the cursor's key deleted between pages: the next page starts after where it was */
+        t = furi("/p/#");
+        after = furi("/p/a/x");
+        put_ok(st, "/p/a/x", "noobj");
+        ck_assert_int_eq(hyb_store_read_page(st, t, after, 2, &page, &next, &e), 0);
+        ck_assert_uint_eq(hyb_obj_get_len(page), 2);
+        ck_assert_str_eq(hyb_furi_get_str(hyb_obj_get_uri(hyb_obj_get_rec_key(page, 0))), "/p/b");
+        ck_assert_ptr_nonnull(next);
+        ck_assert_str_eq(hyb_furi_get_str(next), "/p/b/y/z");
+        hyb_obj_unref(page);
+        hyb_furi_unref(next);
+        hyb_furi_unref(after);
+        hyb_furi_unref(t);
+
+        /* the walk stops at the limit: a type query that fails on the third match fails the
+         * whole read, but not a page of two */
+        t = furi("/r/+?int");
+        ck_assert_int_eq(hyb_store_read(st, t, &page, &e), HYB_E_TYPE);
+        ck_assert_int_eq(hyb_store_read_page(st, t, NULL, 2, &page, &next, &e), 0);
+        ck_assert_uint_eq(hyb_obj_get_len(page), 2);
+        ck_assert_str_eq(hyb_furi_get_str(next), "/r/2");
+        hyb_obj_unref(page);
+        ck_assert_int_eq(hyb_store_read_page(st, t, next, 2, &page, &after, &e), HYB_E_TYPE);
+        /* bad arguments */
+        ck_assert_int_eq(hyb_store_read_page(st, t, NULL, 0, &page, &after, &e), -EINVAL);
+        hyb_furi_unref(next);
+        next = furi("/r/+");
+        ck_assert_int_eq(hyb_store_read_page(st, t, next, 1, &page, &after, &e), -EINVAL);
+        hyb_furi_unref(next);
+        hyb_furi_unref(t);
+        free_strs(all);
+        hyb_store_unref(st);
+}
+END_TEST
+
+
+static int scan_count(const hyb_furi *f, const hyb_obj *v, void *ud)
+{
+        (*(long *)ud)++;
+        return 0;
+}
+
+/* The public reads take a const store, as the bus's do: this reads through a const handle
+ * from several threads at once while one writes (a non-const parameter is a compile error
+ * here, not a warning). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic error "-Wdiscarded-qualifiers"
+static void *const_reader(void *ud)
+{
+        const hyb_store *st = ud;
+        hyb_furi *f = furi("/c/x"), *p = furi("/c/+");
+        uint64_t at = 0;
+        long bad = 0;
+
+        for (int i = 0; i < 2000; i++) {
+                hyb_obj *o = NULL;
+                hyb_error e = { 0 };
+
+                if (hyb_store_read(st, f, &o, &e) < 0 || hyb_obj_get_kind(o) != HYB_OBJ_INT)
+                        bad++;
+                hyb_obj_unref(o);
+                if (hyb_store_read_str(st, "/c/+", &o, &e) < 0)
+                        bad++;
+                hyb_obj_unref(o);
+                if (hyb_store_scan(st, p, scan_count, &(long){ 0 }, &e) < 0)
+                        bad++;
+        }
+        if (hyb_store_get_fd(st) < 0 || hyb_store_get_timeout(st, &at) < 0)
+                bad++;
+        hyb_furi_unref(f);
+        hyb_furi_unref(p);
+        return (void *)bad;
+}
+#pragma GCC diagnostic pop
+
+START_TEST(test_const_reads)
+{
+        hyb_store *st = open_mem();
+        pthread_t t[3];
+
+        put_ok(st, "/c/x", "0");
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(pthread_create(&t[i], NULL, const_reader, st), 0);
+        for (int i = 1; i <= 500; i++) {
+                char v[16];
+                snprintf(v, sizeof v, "%d", i);
+                put_ok(st, "/c/x", v);
+        }
+        for (int i = 0; i < 3; i++) {
+                void *bad = NULL;
+                ck_assert_int_eq(pthread_join(t[i], &bad), 0);
+                ck_assert_ptr_null(bad);
+        }
+        get_is(st, "/c/x", "500");
+        hyb_store_unref(st);
+}
+END_TEST
+
+
+static void count_done(int r, void *ud)
+{
+        int *n = ud;
+
+        *n = r < 0 ? -1000000 : *n + 1;
+}
+
+/* With commit_thread, asynchronous writes reach the disk while nobody calls process (another
+ * handle on the file sees them), and their completions run from process afterwards. */
+START_TEST(test_commit_thread)
+{
+        char *dir, *path = db_path(&dir);
+        hyb_store_options o;
+        hyb_store *st = NULL, *other = NULL;
+        hyb_furi *f = furi("/async/k");
+        hyb_obj *v = obj("42"), *got = NULL;
+        hyb_error e = { 0 };
+        int done = 0;
+
+        hyb_store_options_init(&o);
+        o.durability = HYB_DURABILITY_FULL;
+        o.commit_thread = true;
+        ck_assert_msg(hyb_store_open(path, &o, &st, &e) == 0, "%s", e.message);
+        other = open_db(path, HYB_DURABILITY_NORMAL);
+        ck_assert_int_eq(hyb_store_write_async(st, f, v, 0, count_done, &done, &e), 0);
+        /* no hyb_store_process on st: only its committer can commit the write */
+        for (int i = 0; i < 1000; i++) {
+                hyb_obj_unref(got);
+                got = NULL;
+                ck_assert_int_eq(hyb_store_read(other, f, &got, &e), 0);
+                if (hyb_obj_equal(got, v))
+                        break;
+                usleep(10000);
+        }
+        ck_assert_msg(hyb_obj_equal(got, v), "the write never reached the file");
+        ck_assert_int_eq(done, 0); /* completions run from process, on the caller's thread */
+        for (int i = 0; i < 1000 && done == 0; i++)
+                hyb_store_wait(st, 10000);
+        ck_assert_int_eq(done, 1);
+        hyb_obj_unref(got);
+        hyb_obj_unref(v);
+        hyb_furi_unref(f);
+        hyb_store_unref(other);
+        hyb_store_unref(st);
+        test_rmrf(dir);
+        free(dir);
+        free(path);
+}
+END_TEST
+
 Suite *store_suite(void)
 {
         Suite *s = suite_create("store");
@@ -1683,6 +1928,9 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_ops_routed_sqlite);
         tcase_add_test(tc, test_value_id_kept);
         tcase_add_test(tc, test_persist_reopen);
+        tcase_add_test(tc, test_read_page);
+        tcase_add_test(tc, test_const_reads);
+        tcase_add_test(tc, test_commit_thread);
         tcase_add_test(tc, test_open_errors);
         tcase_add_test(tc, test_memory_is_memory);
         tcase_add_test(tc, test_bad_args);

@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What peers add to the host store through the bus, and its bounds (doc/config.md
+ * "store"): store.limits.max_bytes for everything written over the bus, and
+ * uid_max_keys / uid_max_bytes for what one uid holds there.  A retained write
+ * charges its fURI's text plus its value's text to the writer's uid (an overwrite
+ * moves the charge to the new writer); a delete releases it.
+ *
+ *   squota
+ *    |- slot[]  open hash of charged keys:  "fURI" -> {uid, bytes}   (linear probing,
+ *    |          deletes by backward shift, so no tombstones)
+ *    `- uids    uid -> {keys, bytes}, kept while the uid holds something
+ *
+ * A write into a stored lst/rec (`/cfg/list/0`) is charged as a key of its own until
+ * that fURI or one above it is deleted.  Writes the store gets by other ways (boot
+ * programs, another process on the same file) are not charged to anyone.
+ */
+#include <stdio.h>
+
+#include "broker-internal.h"
+#include "common/util.h"
+
+typedef struct sq_entry {
+        char *key;              /* NULL: an empty slot */
+        size_t key_len;
+        uint64_t hash;
+        uid_t uid;
+        size_t bytes;
+        bool inner;             /* charged while a fURI above it was: maybe inside its lst/rec */
+} sq_entry;
+
+typedef struct sq_uid {
+        struct sq_uid *next;
+        uid_t uid;
+        size_t keys, bytes;
+} sq_uid;
+
+struct squota {
+        sq_entry *slot;
+        size_t n_slots;         /* a power of two, or 0 */
+        size_t n;
+        size_t n_inner;         /* entries with inner set */
+        size_t bytes;           /* sum of every entry's bytes */
+        sq_uid *uids;
+};
+
+static uint64_t key_hash(const char *s, size_t len)
+{
+        uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+
+        for (size_t i = 0; i < len; i++)
+                h = (h ^ (uint8_t)s[i]) * 0x100000001b3ull;
+        return h;
+}
+
+static sq_entry *find(const squota *q, const char *key, size_t len, uint64_t h)
+{
+        if (!q->n_slots)
+                return NULL;
+        for (size_t i = h & (q->n_slots - 1);; i = (i + 1) & (q->n_slots - 1)) {
+                sq_entry *s = &q->slot[i];
+                if (!s->key)
+                        return NULL;
+                if (s->hash == h && s->key_len == len && memcmp(s->key, key, len) == 0)
+                        return s;
+        }
+}
+
+static sq_uid *uid_get(squota *q, uid_t uid, bool create)
+{
+        sq_uid *u;
+
+        for (u = q->uids; u; u = u->next)
+                if (u->uid == uid)
+                        return u;
+        if (!create || !(u = calloc(1, sizeof(*u))))
+                return NULL;
+        u->uid = uid;
+        u->next = q->uids;
+        q->uids = u;
+        return u;
+}
+
+static void uid_drop_empty(squota *q)
+{
+        for (sq_uid **pp = &q->uids; *pp;) {
+                sq_uid *u = *pp;
+                if (u->keys == 0 && u->bytes == 0) {
+                        *pp = u->next;
+                        free(u);
+                } else
+                        pp = &u->next;
+        }
+}
+
+static int grow(squota *q)
+{
+        size_t n = q->n_slots ? q->n_slots * 2 : 64;
+        sq_entry *v = calloc(n, sizeof(*v));
+
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < q->n_slots; i++) {
+                sq_entry *s = &q->slot[i];
+                size_t j;
+
+                if (!s->key)
+                        continue;
+                for (j = s->hash & (n - 1); v[j].key; j = (j + 1) & (n - 1))
+                        ;
+                v[j] = *s;
+        }
+        free(q->slot);
+        q->slot = v;
+        q->n_slots = n;
+        return 0;
+}
+
+/* Empties slot i and shifts the entries after it back, so probing still finds them. */
+static void remove_at(squota *q, size_t i)
+{
+        size_t mask = q->n_slots - 1, j = i;
+
+        free(q->slot[i].key);
+        if (q->slot[i].inner)
+                q->n_inner--;
+        q->slot[i] = (sq_entry){ 0 };
+        q->n--;
+        for (;;) {
+                j = (j + 1) & mask;
+                if (!q->slot[j].key)
+                        return;
+                size_t home = q->slot[j].hash & mask;
+                /* can slot j's entry move to the hole i? (home not in (i, j] cyclically) */
+                if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+                        q->slot[i] = q->slot[j];
+                        q->slot[j] = (sq_entry){ 0 };
+                        i = j;
+                }
+        }
+}
+
+static void release_entry(squota *q, size_t i)
+{
+        sq_entry *s = &q->slot[i];
+        sq_uid *u = uid_get(q, s->uid, false);
+
+        if (u) {
+                u->keys--;
+                u->bytes -= s->bytes;
+        }
+        q->bytes -= s->bytes;
+        remove_at(q, i);
+}
+
+void squota_free(squota *q)
+{
+        if (!q)
+                return;
+        for (size_t i = 0; i < q->n_slots; i++)
+                free(q->slot[i].key);
+        free(q->slot);
+        while (q->uids) {
+                sq_uid *u = q->uids;
+                q->uids = u->next;
+                free(u);
+        }
+        free(q);
+}
+
+int squota_new(squota **ret)
+{
+        *ret = calloc(1, sizeof(**ret));
+        return *ret ? 0 : -ENOMEM;
+}
+
+static size_t cfg_or(size_t v, size_t dflt)
+{
+        return v ? v : dflt;
+}
+
+int squota_check(hyb_broker *b, uid_t uid, const char *key, size_t key_len, size_t value_len,
+                 hyb_error *e)
+{
+        const broker_config *c = b->c;
+        squota *q = b->squota;
+        sq_entry *s = find(q, key, key_len, key_hash(key, key_len));
+        sq_uid *u = uid_get(q, uid, false);
+        size_t size = key_len + value_len, old = s ? s->bytes : 0;
+        size_t u_keys = u ? u->keys : 0, u_bytes = u ? u->bytes : 0;
+        size_t max_bytes = cfg_or(c->store_max_bytes, STORE_MAX_BYTES_DEFAULT);
+        size_t uid_max_keys = cfg_or(c->store_uid_max_keys, STORE_UID_MAX_KEYS_DEFAULT);
+        size_t uid_max_bytes = cfg_or(c->store_uid_max_bytes, STORE_UID_MAX_BYTES_DEFAULT);
+        bool mine = s && s->uid == uid;
+
+        /* Only what grows is refused: a write no larger than what it replaces always passes,
+         * so a store at its bound can still be rewritten and emptied. */
+        if (size > old && q->bytes - old + size > max_bytes)
+                return err_set(e, HYB_E_INSUFFICIENT_STORAGE, -1,
+                               "quota store.limits.max_bytes exceeded: the host store holds %zu "
+                               "bytes written over the bus, %zu more would pass the limit %zu",
+                               q->bytes, size - old, max_bytes);
+        if (!mine && u_keys + 1 > uid_max_keys)
+                return err_set(e, HYB_E_INSUFFICIENT_STORAGE, -1,
+                               "quota store.limits.uid_max_keys exceeded: uid %u holds %zu keys in "
+                               "the host store, the limit is %zu",
+                               (unsigned)uid, u_keys, uid_max_keys);
+        if ((mine ? u_bytes - old : u_bytes) + size > uid_max_bytes && (!mine || size > old))
+                return err_set(e, HYB_E_INSUFFICIENT_STORAGE, -1,
+                               "quota store.limits.uid_max_bytes exceeded: uid %u holds %zu bytes "
+                               "in the host store, %zu more would pass the limit %zu",
+                               (unsigned)uid, u_bytes, size - (mine ? old : 0), uid_max_bytes);
+        return 0;
+}
+
+int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, size_t value_len)
+{
+        squota *q = b->squota;
+        uint64_t h = key_hash(key, key_len);
+        sq_entry *s = find(q, key, key_len, h);
+        sq_uid *u;
+        size_t size = key_len + value_len;
+
+        if (s) {
+                sq_uid *old = uid_get(q, s->uid, false);
+                if (old) {
+                        old->keys--;
+                        old->bytes -= s->bytes;
+                }
+                q->bytes -= s->bytes;
+        } else {
+                size_t i;
+
+                if ((q->n + 1) * 2 > q->n_slots && grow(q) < 0)
+                        return -ENOMEM;
+                for (i = h & (q->n_slots - 1); q->slot[i].key; i = (i + 1) & (q->n_slots - 1))
+                        ;
+                s = &q->slot[i];
+                s->key = strndup_safe(key, key_len);
+                if (!s->key)
+                        return -ENOMEM;
+                s->key_len = key_len;
+                s->hash = h;
+                q->n++;
+                /* A fURI above it charged too: it may be an element of that one's lst/rec,
+                 * which a delete of that one removes with it (squota_release). */
+                for (size_t l = key_len; l > 1 && !s->inner;) {
+                        while (l > 1 && key[l - 1] != '/')
+                                l--;
+                        if (l <= 1)
+                                break;
+                        l--; /* "/a/b" -> "/a" */
+                        s->inner = find(q, key, l, key_hash(key, l)) != NULL;
+                }
+                if (s->inner)
+                        q->n_inner++;
+        }
+        u = uid_get(q, uid, true);
+        s->uid = uid;
+        s->bytes = size;
+        q->bytes += size;
+        if (u) {
+                u->keys++;
+                u->bytes += size;
+        }
+        uid_drop_empty(q);
+        return 0;
+}
+
+/* Is key (len) the fURI base or one below it (base "/a": "/a", "/a/b"; not "/ab")? */
+static bool at_or_below(const char *key, size_t len, const char *base, size_t blen)
+{
+        return len >= blen && memcmp(key, base, blen) == 0 &&
+               (len == blen || key[blen] == '/' || (blen && base[blen - 1] == '/'));
+}
+
+void squota_release(hyb_broker *b, const char *key, size_t key_len)
+{
+        squota *q = b->squota;
+        sq_entry *s;
+
+        if (!q->n)
+                return;
+        s = find(q, key, key_len, key_hash(key, key_len));
+        if (s)
+                release_entry(q, (size_t)(s - q->slot));
+        /* what was written into it when it held a lst/rec (rare: a scan only then) */
+        for (size_t i = 0; q->n_inner && i < q->n_slots;) {
+                s = &q->slot[i];
+                if (s->key && s->inner && at_or_below(s->key, s->key_len, key, key_len)) {
+                        release_entry(q, i); /* slot i now holds a shifted entry: look again */
+                        continue;
+                }
+                i++;
+        }
+        uid_drop_empty(q);
+}
+
+size_t squota_get_n(const hyb_broker *b)
+{
+        return b->squota ? b->squota->n : 0;
+}
+
+void squota_get_usage(const hyb_broker *b, uid_t uid, size_t *ret_keys, size_t *ret_bytes,
+                      size_t *ret_total)
+{
+        const squota *q = b->squota;
+        const sq_uid *u = NULL;
+
+        for (u = q ? q->uids : NULL; u && u->uid != uid; u = u->next)
+                ;
+        *ret_keys = u ? u->keys : 0;
+        *ret_bytes = u ? u->bytes : 0;
+        *ret_total = q ? q->bytes : 0;
+}

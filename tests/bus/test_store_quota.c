@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/* What uids add to the host store over the bus (lib/broker/store-quota.c): the table
+ * against a model through thousands of random charges and releases, and the bounds. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker-internal.h"
+#include "buspieces.h"
+
+#define N_KEYS 64
+#define N_UIDS 3
+
+typedef struct model_key {
+        char key[32];
+        bool held, inner;
+        uid_t uid;
+        size_t bytes;
+} model_key;
+
+static model_key model[2 * N_KEYS];
+
+static bool below(const char *k, const char *base)
+{
+        size_t bl = strlen(base);
+
+        return strncmp(k, base, bl) == 0 && (k[bl] == 0 || k[bl] == '/');
+}
+
+static bool ancestor_held(size_t i)
+{
+        for (size_t j = 0; j < 2 * N_KEYS; j++)
+                if (j != i && model[j].held && below(model[i].key, model[j].key))
+                        return true;
+        return false;
+}
+
+static void model_check(hyb_broker *b, int step)
+{
+        size_t n = 0, total = 0, keys[N_UIDS + 1] = { 0 }, bytes[N_UIDS + 1] = { 0 };
+
+        for (size_t i = 0; i < 2 * N_KEYS; i++)
+                if (model[i].held) {
+                        n++;
+                        total += model[i].bytes;
+                        keys[model[i].uid]++;
+                        bytes[model[i].uid] += model[i].bytes;
+                }
+        ck_assert_msg(squota_get_n(b) == n, "step %d: %zu keys, model %zu", step,
+                      squota_get_n(b), n);
+        for (uid_t u = 1; u <= N_UIDS; u++) {
+                size_t k, by, t;
+
+                squota_get_usage(b, u, &k, &by, &t);
+                ck_assert_msg(k == keys[u] && by == bytes[u] && t == total,
+                              "step %d uid %u: %zu keys %zu bytes of %zu, model %zu %zu of %zu",
+                              step, (unsigned)u, k, by, t, keys[u], bytes[u], total);
+        }
+}
+
+START_TEST(test_store_quota_model)
+{
+        broker_config cfg;
+        hyb_broker b = { 0 };
+        unsigned seed = 12345;
+
+        ck_assert_int_eq(broker_config_init(&cfg), 0);
+        b.c = &cfg;
+        ck_assert_int_eq(squota_new(&b.squota), 0);
+        /* /k/i and /k/i/e: an element written into /k/i while /k/i is charged is inner */
+        for (size_t i = 0; i < N_KEYS; i++) {
+                model[i] = (model_key){ 0 };
+                model[N_KEYS + i] = (model_key){ 0 };
+                snprintf(model[i].key, sizeof model[i].key, "/k/%zu", i);
+                snprintf(model[N_KEYS + i].key, sizeof model[i].key, "/k/%zu/e", i);
+        }
+        for (int step = 0; step < 20000; step++) {
+                size_t i = (size_t)rand_r(&seed) % (2 * N_KEYS);
+                model_key *m = &model[i];
+
+                if (rand_r(&seed) % 3) {
+                        uid_t uid = (uid_t)(1 + rand_r(&seed) % N_UIDS);
+                        size_t vlen = (size_t)rand_r(&seed) % 50;
+
+                        ck_assert_int_eq(squota_charge(&b, uid, m->key, strlen(m->key), vlen), 0);
+                        if (!m->held)
+                                m->inner = ancestor_held(i);
+                        m->held = true;
+                        m->uid = uid;
+                        m->bytes = strlen(m->key) + vlen;
+                } else {
+                        squota_release(&b, m->key, strlen(m->key));
+                        m->held = false;
+                        for (size_t j = 0; j < 2 * N_KEYS; j++)
+                                if (model[j].held && model[j].inner && below(model[j].key, m->key))
+                                        model[j].held = false;
+                }
+                model_check(&b, step);
+        }
+        squota_free(b.squota);
+        broker_config_clear(&cfg);
+}
+END_TEST
+
+/* The three bounds, what each message names, and what always passes. */
+START_TEST(test_store_quota_bounds)
+{
+        broker_config cfg;
+        hyb_broker b = { 0 };
+        hyb_error e;
+
+        ck_assert_int_eq(broker_config_init(&cfg), 0);
+        cfg.store_uid_max_keys = 2;
+        cfg.store_uid_max_bytes = 100;
+        cfg.store_max_bytes = 150;
+        b.c = &cfg;
+        ck_assert_int_eq(squota_new(&b.squota), 0);
+        /* "/a" + 48 = 50 bytes for uid 1 */
+        ck_assert_int_eq(squota_check(&b, 1, "/a", 2, 48, &e), 0);
+        ck_assert_int_eq(squota_charge(&b, 1, "/a", 2, 48), 0);
+        ck_assert_int_eq(squota_charge(&b, 1, "/b", 2, 8), 0);
+        /* a third key for uid 1 */
+        ck_assert_int_eq(squota_check(&b, 1, "/c", 2, 0, &e), HYB_E_INSUFFICIENT_STORAGE);
+        ck_assert_msg(strstr(e.message, "quota store.limits.uid_max_keys exceeded"), "%s", e.message);
+        /* overwriting its own key is no new key; 60 + 10 > 100 bytes for the uid */
+        ck_assert_int_eq(squota_check(&b, 1, "/a", 2, 89, &e), HYB_E_INSUFFICIENT_STORAGE);
+        ck_assert_msg(strstr(e.message, "quota store.limits.uid_max_bytes exceeded"), "%s", e.message);
+        ck_assert_int_eq(squota_check(&b, 1, "/a", 2, 88, &e), 0);
+        /* another uid: its own keys, everyone's bytes (60 held, 150 in all) */
+        ck_assert_int_eq(squota_check(&b, 2, "/x", 2, 88, &e), 0);
+        ck_assert_int_eq(squota_charge(&b, 2, "/x", 2, 88), 0);
+        ck_assert_int_eq(squota_check(&b, 2, "/y", 2, 1, &e), HYB_E_INSUFFICIENT_STORAGE);
+        ck_assert_msg(strstr(e.message, "quota store.limits.max_bytes exceeded"), "%s", e.message);
+        /* no larger than what it replaces: passes, even with everyone at the bound */
+        ck_assert_int_eq(squota_check(&b, 1, "/a", 2, 48, &e), 0);
+        /* uid 2 overwrites uid 1's /b (10 bytes): the whole charge moves to the writer */
+        ck_assert_int_eq(squota_check(&b, 2, "/b", 2, 8, &e), 0);
+        ck_assert_int_eq(squota_charge(&b, 2, "/b", 2, 8), 0);
+        {
+                size_t k, by, t;
+                squota_get_usage(&b, 1, &k, &by, &t);
+                ck_assert_uint_eq(k, 1);
+                ck_assert_uint_eq(by, 50);
+                ck_assert_uint_eq(t, 150);
+                squota_get_usage(&b, 2, &k, &by, &t);
+                ck_assert_uint_eq(k, 2);
+                ck_assert_uint_eq(by, 100);
+        }
+        /* and uid 2 is at both of its bounds now */
+        ck_assert_int_eq(squota_check(&b, 2, "/a", 2, 0, &e), HYB_E_INSUFFICIENT_STORAGE);
+        squota_release(&b, "/x", 2);
+        ck_assert_int_eq(squota_check(&b, 2, "/y", 2, 1, &e), 0);
+        squota_free(b.squota);
+        broker_config_clear(&cfg);
+}
+END_TEST
+
+TCase *bp_store_quota_tcase(void)
+{
+        TCase *tc = tcase_create("store-quota");
+
+        tcase_add_test(tc, test_store_quota_model);
+        tcase_add_test(tc, test_store_quota_bounds);
+        return tc;
+}
