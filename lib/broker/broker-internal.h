@@ -198,6 +198,15 @@ struct hyb_broker {
                 char *text;
                 size_t len;
         } fmt[FMT_SLOTS];
+        /* Values written by peers as they were received, while the store may still deliver
+         * them (store-serve.c fwd_*): subscribers get these bytes, never a new encoding. */
+        struct bfwd {
+                hyb_obj *obj;   /* referenced: its address names no other value meanwhile */
+                const char *text; /* the frame's body, or owned once the frame is gone */
+                size_t len;
+                char *owned;
+        } *fwd;
+        size_t n_fwd, alloc_fwd;
 };
 
 /* broker.c */

@@ -12,9 +12,12 @@
  *   bconn
  *    `- ssubs: bssub -> bssub ...   (client id, store slot; dropped with the conn)
  *
- * Bodies are the exact text form of objs (HYB_FORMAT_EXACT), binary frames: the
- * broker parses a value once when it stores it and formats it once per message,
- * never through JSON.
+ * Bodies are the exact text form of objs (HYB_FORMAT_EXACT), binary frames, never
+ * JSON.  A value a peer writes is parsed once (validated, and kept if retained); the
+ * messages that carry it to subscribers reuse the bytes received (fwd[]: the obj and
+ * its received text, while the store may still deliver it), so a forwarded value is
+ * never formatted again.  Only what the broker makes itself is formatted: reads,
+ * replays, the polys of in-place writes, the children of a branch write.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -168,6 +171,78 @@ static int acl_build(hyb_broker *b)
 
 /* ---------------------------------------------------------------- delivery */
 
+/*
+ * Received texts of written values (the pass-through).  do_write adds the obj it parsed
+ * with the frame's body before it hands the obj to the store; the store queues messages
+ * that name that very obj (referenced), and sub_msg sends the received bytes for it.
+ * The entries go when the store has no message queued any more; if one could still be
+ * queued when the frame is released (another thread dispatching the store), its text is
+ * copied first.
+ */
+static int fwd_add(hyb_broker *b, hyb_obj *o, const char *text, size_t len)
+{
+        int r = grow_array((void **)&b->fwd, &b->alloc_fwd, b->n_fwd + 1, sizeof *b->fwd);
+
+        if (r < 0)
+                return r;
+        b->fwd[b->n_fwd++] = (struct bfwd){ .obj = hyb_obj_ref(o), .text = text, .len = len };
+        return 0;
+}
+
+static const char *fwd_find(hyb_broker *b, const hyb_obj *o, size_t *ret_len)
+{
+        for (size_t i = b->n_fwd; i-- > 0;)
+                if (b->fwd[i].obj == o) {
+                        *ret_len = b->fwd[i].len;
+                        return b->fwd[i].text;
+                }
+        return NULL;
+}
+
+static void fwd_clear(hyb_broker *b)
+{
+        for (size_t i = 0; i < b->n_fwd; i++) {
+                hyb_obj_unref(b->fwd[i].obj);
+                free(b->fwd[i].owned);
+        }
+        b->n_fwd = 0;
+}
+
+/* Nothing the store queued is left to deliver: no message can name a fwd[] obj. */
+static bool store_idle(hyb_broker *b)
+{
+        uint64_t at = 0;
+
+        return hyb_store_get_timeout(b->store, &at) == 0 && at != 0;
+}
+
+/* The frame whose body the last entries point into is about to be released. */
+static void fwd_settle(hyb_broker *b)
+{
+        if (!b->n_fwd)
+                return;
+        if (store_idle(b)) {
+                fwd_clear(b);
+                return;
+        }
+        for (size_t i = 0; i < b->n_fwd; i++) {
+                struct bfwd *w = &b->fwd[i];
+
+                if (w->owned)
+                        continue;
+                w->owned = malloc(w->len ? w->len : 1);
+                if (!w->owned) {
+                        /* out of memory: its messages get the value formatted */
+                        hyb_obj_unref(w->obj);
+                        *w = b->fwd[--b->n_fwd];
+                        i--;
+                        continue;
+                }
+                memcpy(w->owned, w->text, w->len);
+                w->text = w->owned;
+        }
+}
+
 static void store_io(evutil_socket_t fd, short what, void *ud)
 {
         hyb_broker *b = ud;
@@ -176,6 +251,8 @@ static void store_io(evutil_socket_t fd, short what, void *ud)
         /* Bounded: a burst of writes must not starve the sockets. */
         for (int i = 0; i < 64 && hyb_store_process(b->store) > 0; i++)
                 ;
+        if (b->n_fwd && store_idle(b))
+                fwd_clear(b);
         /* Come back when the store asks to (work left over, or its poll for writes made by
          * other processes on the same database file). */
         if (b->shutting_down || !b->store_timer || hyb_store_get_timeout(b->store, &at) < 0 ||
@@ -251,7 +328,9 @@ static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain,
 
         if (c->state == BCONN_DEAD)
                 return;
-        val = format_cached(b, payload, &vl, &val_free);
+        val = fwd_find(b, payload, &vl);
+        if (!val)
+                val = format_cached(b, payload, &vl, &val_free);
         if (!val)
                 return;
         /* Header and names from wire_build, then furi "\n" value without a copy. */
@@ -483,6 +562,9 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
                 r = err_set(&e, HYB_E_FORBIDDEN, -1, "%s is read-only", hyb_furi_get_str(f));
         if (r < 0)
                 goto out;
+        /* Registered before the store has it: whichever thread delivers it finds the text. */
+        if (!del && (r = fwd_add(b, v, nl + 1, len - fl - 1)) < 0)
+                goto out;
         r = hyb_store_write(b->store, f, v, wflags, &e);
 out:
         if (r < 0)
@@ -491,9 +573,9 @@ out:
                 route_reply(c, id, 200, NULL, NULL, 0, WIRE_F_BINARY);
         hyb_obj_unref(v);
         hyb_furi_unref(f);
-        if (r >= 0) {
+        if (r >= 0)
                 store_io(-1, 0, b); /* deliver now, in write order, before reading more */
-        }
+        fwd_settle(b);
 }
 
 static struct bssub *find_sub(bconn *c, uint64_t id, struct bssub ***ret_pp)
@@ -689,6 +771,10 @@ void store_detach(hyb_broker *b)
         b->acl = NULL;
         b->n_acl = 0;
         format_cache_clear(b);
+        fwd_clear(b);
+        free(b->fwd);
+        b->fwd = NULL;
+        b->alloc_fwd = 0;
         b->store_be = hyb_backend_unref(b->store_be);
         b->store = hyb_store_unref(b->store);
 }

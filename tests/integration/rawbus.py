@@ -385,6 +385,44 @@ def mode_storestall(path, pattern, seconds):
     stall_until_cut(c, seconds, "store subscriber")
 
 
+def mode_passthrough(path):
+    """Values written by one peer reach a store subscriber as the exact bytes written, though
+    their spelling is not the one the broker's formatter gives (doc/protocol.md "Store")."""
+    sub = auth(path, "org.example.pt", "sub")
+    r = call(sub, BUILTIN, "storeSubscribe", "7 0 /pt/#", cid=1, flags=1)
+    say(r["status"] == 200, "subscribed to /pt/#", "status %d" % r["status"])
+    pub = auth(path, "org.example.pt", "pub")
+    cases = [("storePublish", "/pt/a", "1.50", 202),
+             ("storeWrite", "/pt/b", "[ 1 ,  2 ]", 200),
+             ("storePublish", "/pt/c", "[a=>1 , b=>'x']", 202),
+             ("storeWrite", "/pt/d", "1e2", 200),
+             ("storeWrite", "/pt/e", "  'two  spaces'  ", 200)]
+    cid = 10
+    for method, furi, text, status in cases:
+        cid += 1
+        body = (furi + "\n" + text).encode()
+        r = call(pub, BUILTIN, method, body, cid=cid, flags=1)
+        say(r["status"] == 200, "%s %s %r answered 200" % (method, furi, text),
+            "status %d %s" % (r["status"], r["member"]))
+        m = sub.recv_type({EVENT})
+        say(m["call_id"] == 7 and m["status"] == status and m["body"] == body,
+            "%s %r reaches the subscriber byte for byte" % (method, text),
+            "got call_id %d status %d body %r" % (m["call_id"], m["status"], m["body"]))
+    # Validated once: what does not parse is refused and never forwarded.
+    r = call(pub, BUILTIN, "storePublish", "/pt/bad\n[1,", cid=30, flags=1)
+    say(r["status"] == 400, "a value that does not parse is refused 400", "status %d" % r["status"])
+    r = call(pub, BUILTIN, "storePublish", "/pt/z\n3", cid=31, flags=1)
+    m = sub.recv_type({EVENT})
+    say(m["body"] == b"/pt/z\n3", "the refused value was not delivered", "got %r" % m["body"])
+    # The store kept the values it parsed: a read answers with the formatter's text.
+    for furi, want in (("/pt/b", b"[1,2]"), ("/pt/d", b"100.0"), ("/pt/e", b"'two  spaces'")):
+        r = call(pub, BUILTIN, "storeRead", furi, cid=40, flags=1)
+        say(r["status"] == 200 and r["body"] == want, "a read of %s gives %r" % (furi, want),
+            "status %d body %r" % (r["status"], r["body"]))
+    sub.close()
+    pub.close()
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     globals()["mode_" + mode](*sys.argv[2:])
