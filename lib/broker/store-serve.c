@@ -573,8 +573,10 @@ out:
                 route_reply(c, id, 200, NULL, NULL, 0, WIRE_F_BINARY);
         hyb_obj_unref(v);
         hyb_furi_unref(f);
-        if (r >= 0)
-                store_io(-1, 0, b); /* deliver now, in write order, before reading more */
+        /* Deliver now, in write order, before reading more; a write nobody subscribes to
+         * left the store nothing to do (no process, no read of its eventfd). */
+        if (r >= 0 && !store_idle(b))
+                store_io(-1, 0, b);
         fwd_settle(b);
 }
 
