@@ -248,8 +248,9 @@ static void store_io(evutil_socket_t fd, short what, void *ud)
         hyb_broker *b = ud;
         uint64_t at = UINT64_MAX, now;
 
-        /* Bounded: a burst of writes must not starve the sockets. */
-        for (int i = 0; i < 64 && hyb_store_process(b->store) > 0; i++)
+        /* Bounded: a burst of writes must not starve the sockets.  Once nothing is queued,
+         * another round would only read the store's eventfd in vain (a syscall a delivery). */
+        for (int i = 0; i < 64 && hyb_store_process(b->store) > 0 && !store_idle(b); i++)
                 ;
         if (b->n_fwd && store_idle(b))
                 fwd_clear(b);
