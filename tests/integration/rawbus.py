@@ -423,6 +423,47 @@ def mode_passthrough(path):
     pub.close()
 
 
+def mode_pipeline(path, rounds):
+    """Calls written together (one sendall), answered in order: the RESULTs, and the store
+    messages of a subscription on the same connection between them, in write order."""
+    rounds = int(rounds)
+    c = auth(path, "org.example.pipe", "pipe")
+    data, want = [], []
+    data.append(frame(CALL, "9 0 /p/#", to=BUILTIN, member="storeSubscribe", call_id=1,
+                      timeout=5000, flags=1))
+    want.append((RESULT, 1, 200, b""))
+    for i in range(rounds):
+        w, rd = 100 + 2 * i, 101 + 2 * i
+        data.append(frame(CALL, "/p/%d\n%d" % (i % 7, i), to=BUILTIN, member="storeWrite",
+                          call_id=w, timeout=5000, flags=1))
+        want.append((RESULT, w, 200, b""))
+        want.append((EVENT, 9, 200, b"/p/%d\n%d" % (i % 7, i)))
+        data.append(frame(CALL, "/p/%d" % (i % 7), to=BUILTIN, member="storeRead", call_id=rd,
+                          timeout=5000, flags=1))
+        want.append((RESULT, rd, 200, b"%d" % i))
+    c.send(b"".join(data))
+    got = []
+    for _ in want:
+        f = c.recv_type({RESULT, EVENT, ERROR})
+        got.append((f["type"], f["call_id"], f["status"], f["body"]))
+    bad = [k for k in range(len(want)) if got[k] != want[k]]
+    say(not bad, "%d frames written at once answered in order" % len(data),
+        "first difference at %d: got %r, wanted %r" % (bad[0], got[bad[0]], want[bad[0]])
+        if bad else "")
+    c.close()
+
+
+def mode_pipestall(path, furi, n, seconds):
+    """Writes n reads of a large value at once and never reads the answers: cut off (507),
+    its answers charged to it, not buffered beyond send_queue_bytes."""
+    c = auth(path, "org.example.pipe", "pipestall")
+    c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    data = b"".join(frame(CALL, furi, to=BUILTIN, member="storeRead", call_id=10 + i,
+                          timeout=5000, flags=1) for i in range(int(n)))
+    c.send(data)
+    stall_until_cut(c, seconds, "pipelining reader")
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     globals()["mode_" + mode](*sys.argv[2:])
