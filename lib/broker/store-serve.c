@@ -563,8 +563,9 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
                 r = err_set(&e, HYB_E_FORBIDDEN, -1, "%s is read-only", hyb_furi_get_str(f));
         if (r < 0)
                 goto out;
-        /* Registered before the store has it: whichever thread delivers it finds the text. */
-        if (!del && (r = fwd_add(b, v, nl + 1, len - fl - 1)) < 0)
+        /* Registered before the store has it: whichever thread delivers it finds the text.
+         * Not noobj (a delete): that obj is shared by every delete, whoever made it. */
+        if (!del && !hyb_obj_is_noobj(v) && (r = fwd_add(b, v, nl + 1, len - fl - 1)) < 0)
                 goto out;
         r = hyb_store_write(b->store, f, v, wflags, &e);
 out:
