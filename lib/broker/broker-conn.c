@@ -2,8 +2,8 @@
 /*
  * Per-peer state: accept (SO_PEERCRED), framing on the input evbuffer (filled by
  * conn_readable, one recvmsg per wake-up), bounded send queues (a frame goes straight to the
- * socket when nothing is queued before it; the bufferevent writes only what is left),
- * close/reap, liveness (ping/drop) and the endpoint table.
+ * socket when nothing is queued before it; the frames of a batch of frames read together
+ * leave in one sendmsg; the bufferevent writes only what is left), close/reap, liveness (ping/drop) and the endpoint table.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -54,6 +54,7 @@ void bconn_say_why(bconn *c, int status, const char *msg)
 
         if (c->state == BCONN_DEAD || !c->bev)
                 return;
+        bconn_spill(c);
         if (n >= sizeof text)
                 n = sizeof text - 1;
         memcpy(text, msg, n);
@@ -69,7 +70,7 @@ bool bconn_room(bconn *c, size_t n)
 
         if (c->state == BCONN_DEAD || !c->bev)
                 return false;
-        queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+        queued = evbuffer_get_length(bufferevent_get_output(c->bev)) + c->batch_len;
         if (queued + n > c->b->c->send_queue_bytes)
                 which = "send_queue_bytes";
         else if (!(which = quota_bytes_over(c, n)))
@@ -109,10 +110,159 @@ static size_t bconn_write_direct(bconn *c, struct evbuffer *out, struct iovec *i
         }
 }
 
+/*
+ * Batches.  While frames read together are dispatched (b->batching), a frame for a peer
+ * whose send queue is empty is copied to the peer's batch instead of being written; the
+ * batch leaves in one sendmsg together with the next frame sent outside the batching
+ * (usually the reply to the last frame read), or when conn_readable is done with what it
+ * read (broker_flush_batches).  Queued in the bufferevent instead, each batch cost arming
+ * the write event, a wake-up for it, the write and disarming: 6 syscalls a pipelined batch
+ * of calls, 3 with the batch.  A batch holds whole frames, at most BCONN_BATCH_MAX bytes,
+ * is charged to its peer like its send queue (bconn_room counts both) and only exists while
+ * the queue is empty, so the order of frames is kept.
+ */
+static void batch_unlist(bconn *c)
+{
+        if (!c->in_batched)
+                return;
+        for (bconn **pp = &c->b->batched; *pp; pp = &(*pp)->batch_next)
+                if (*pp == c) {
+                        *pp = c->batch_next;
+                        break;
+                }
+        c->batch_next = NULL;
+        c->in_batched = false;
+}
+
+/* The batch is sent or queued: release its charge (a queued copy is charged by the queue). */
+static void batch_done(bconn *c)
+{
+        if (c->batch_len)
+                quota_charge(c, 0, c->batch_len);
+        c->batch_len = 0;
+        batch_unlist(c);
+        /* a small buffer is kept for the next batch; a large one goes back */
+        if (c->batch_alloc > 4096) {
+                free(c->batch);
+                c->batch = NULL;
+                c->batch_alloc = 0;
+        }
+}
+
+void bconn_batch_drop(bconn *c)
+{
+        batch_done(c);
+}
+
+static int batch_add(bconn *c, const struct iovec *iov, int n, size_t total)
+{
+        size_t need = c->batch_len + total;
+
+        if (need > c->batch_alloc) {
+                size_t a = c->batch_alloc ? c->batch_alloc : 4096;
+                uint8_t *p;
+
+                while (a < need)
+                        a *= 2;
+                p = realloc(c->batch, a);
+                if (!p)
+                        return -ENOMEM;
+                c->batch = p;
+                c->batch_alloc = a;
+        }
+        for (int i = 0; i < n; i++) {
+                memcpy(c->batch + c->batch_len, iov[i].iov_base, iov[i].iov_len);
+                c->batch_len += iov[i].iov_len;
+        }
+        quota_charge(c, total, 0);
+        if (!c->in_batched) {
+                c->batch_next = c->b->batched;
+                c->b->batched = c;
+                c->in_batched = true;
+        }
+        return 0;
+}
+
+/* Moves the batch to the send queue, without writing: before anything else is queued. */
+void bconn_spill(bconn *c)
+{
+        if (!c->batch_len || !c->bev) {
+                if (!c->bev)
+                        batch_done(c);
+                return;
+        }
+        evbuffer_add(bufferevent_get_output(c->bev), c->batch, c->batch_len);
+        batch_done(c);
+        quota_mark(c);
+}
+
+/*
+ * The batch, then the frame in iov (n may be 0), in one sendmsg when nothing is queued
+ * before them; what the socket does not take is queued in one evbuffer operation.
+ */
+static void bconn_put(bconn *c, const struct iovec *iov, int n, size_t total)
+{
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        struct iovec all[1 + BCONN_SEND_IOV];
+        size_t pend = c->batch_len, done = 0;
+        int k = 0;
+
+        if (pend)
+                all[k++] = (struct iovec){ c->batch, pend };
+        for (int i = 0; i < n; i++)
+                all[k++] = iov[i];
+        if (pend + total == 0) {
+                batch_unlist(c);
+                return;
+        }
+        if (evbuffer_get_length(out) == 0) {
+                struct msghdr mh = { .msg_iov = all, .msg_iovlen = (size_t)k };
+                ssize_t w;
+
+                do
+                        w = sendmsg(bufferevent_getfd(c->bev), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+                while (w < 0 && errno == EINTR);
+                done = w < 0 ? 0 : (size_t)w;
+        }
+        if (done < pend + total) {
+                /* Queue the unwritten rest in one evbuffer operation (it copies). */
+                struct evbuffer_iovec rest[1 + BCONN_SEND_IOV];
+                int r = 0;
+
+                for (int i = 0; i < k; i++) {
+                        if (done >= all[i].iov_len) {
+                                done -= all[i].iov_len;
+                                continue;
+                        }
+                        rest[r].iov_base = (uint8_t *)all[i].iov_base + done;
+                        rest[r++].iov_len = all[i].iov_len - done;
+                        done = 0;
+                }
+                evbuffer_add_iovec(out, rest, r);
+                batch_done(c);
+                quota_mark(c);
+                return;
+        }
+        batch_done(c);
+}
+
+void broker_flush_batches(hyb_broker *b)
+{
+        while (b->batched) {
+                bconn *c = b->batched;
+
+                /* a peer closed meanwhile keeps them queued for its linger, as before */
+                if (c->state == BCONN_DEAD || !c->bev)
+                        bconn_spill(c);
+                else
+                        bconn_put(c, NULL, 0, 0);
+                batch_unlist(c); /* also when its batch was dropped */
+        }
+}
+
 int bconn_send_built(bconn *c, const struct iovec *iov, int n)
 {
-        struct evbuffer *out;
-        size_t total = 0, done;
+        size_t total = 0;
 
         for (int i = 0; i < n; i++)
                 total += iov[i].iov_len;
@@ -121,25 +271,11 @@ int bconn_send_built(bconn *c, const struct iovec *iov, int n)
                 return -ENOTCONN;
         if (!bconn_room(c, total))
                 return -ENOBUFS;
-        out = bufferevent_get_output(c->bev);
         bconn_count_out(c, total);
-        done = bconn_write_direct(c, out, (struct iovec *)iov, (size_t)n); /* sendmsg only reads it */
-        if (done == total)
+        if (c->b->batching && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+            c->batch_len + total <= BCONN_BATCH_MAX && batch_add(c, iov, n, total) == 0)
                 return 0;
-        /* Queue the unwritten rest in one evbuffer operation. */
-        struct evbuffer_iovec rest[BCONN_SEND_IOV];
-        int k = 0;
-        for (int i = 0; i < n; i++) {
-                if (done >= iov[i].iov_len) {
-                        done -= iov[i].iov_len;
-                        continue;
-                }
-                rest[k].iov_base = (uint8_t *)iov[i].iov_base + done;
-                rest[k++].iov_len = iov[i].iov_len - done;
-                done = 0;
-        }
-        evbuffer_add_iovec(out, rest, k);
-        quota_mark(c);
+        bconn_put(c, iov, n, total);
         return 0;
 }
 
@@ -162,6 +298,8 @@ int bconn_send(bconn *c, wire_hdr *h, const char *from, size_t from_len, const c
 void bconn_forward(bconn *c, const uint8_t *hdr, size_t hdr_len, bframe *f)
 {
         struct evbuffer *out = bufferevent_get_output(c->bev);
+
+        bconn_spill(c); /* after what was batched for it */
         size_t skip = WIRE_HDR_SIZE + wire_names_len(&f->h), blen = f->h.body_len, done = 0;
 
         bconn_count_out(c, hdr_len + blen);
@@ -229,6 +367,7 @@ static void send_error_close(bconn *c, int status, const char *msg)
         wire_hdr h = { .type = WIRE_ERROR, .status = (uint16_t)status };
         if (c->bev && c->state != BCONN_DEAD) {
                 uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+                bconn_spill(c);
                 struct iovec iov[2];
                 wire_build(&h, NULL, 0, NULL, 0, msg, strlen(msg), NULL, 0, buf, iov);
                 evbuffer_add(bufferevent_get_output(c->bev), buf, iov[0].iov_len);
@@ -416,6 +555,7 @@ static void conn_readable(evutil_socket_t fd, short what, void *ud)
                 v[1].iov_len = got - v[0].iov_len;
         evbuffer_commit_space(in, v, n);
         conn_read(c->bev, c);
+        broker_flush_batches(c->b);
 }
 
 static void conn_event(struct bufferevent *bev, short what, void *ud)
@@ -566,6 +706,8 @@ static void conn_unlink_free(bconn *c)
         if (c->next)
                 c->next->prev = c->prev;
         b->n_conns--;
+        bconn_batch_drop(c); /* before quota_detach: it is charged to c's uid */
+        free(c->batch);
         quota_detach(c);
         store_conn_gone(c); /* done by the reap already; a no-op then */
         if (c->resume_ev)
@@ -621,6 +763,7 @@ static void conn_reap(bconn *c)
         }
         /* Linger also while shutting down: SystemShuttingDown is in that output
          * (shutdown_done / bconn_free_all free whatever is still lingering). */
+        bconn_spill(c);
         if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
                 /* A peer cut off for a quota gets longer to read why. */
                 struct timeval tv = { .tv_sec = c->cut ? 5 : 1 };

@@ -144,6 +144,12 @@ struct bconn {
         size_t held;          /* bytes charged to q and the broker */
         size_t rx_resv;       /* missing bytes of a partly read frame, charged ahead */
         uint64_t tx_head, tx_tail; /* bytes ever drained from / added to the send queue */
+        /* Frames made for it while frames read together are dispatched (broker-conn.c):
+         * sent with one sendmsg when the batch ends, charged like its send queue. */
+        uint8_t *batch;
+        size_t batch_len, batch_alloc;
+        bconn *batch_next;    /* hyb_broker.batched */
+        bool in_batched;
         uint64_t *marks;      /* ring of send-queue offsets where a frame starts */
         size_t m_first, m_n, m_alloc;
         struct evbuffer_cb_entry *in_cb, *out_cb;
@@ -164,7 +170,8 @@ struct hyb_broker {
         char *socket_path;
         bool shutting_down;
         bool trim_wanted; /* peers were freed since the last tick: malloc_trim */
-        bool batching;  /* dispatching one of several frames read at once: queue, don't write */
+        bool batching;  /* dispatching one of several frames read at once: batch, don't write */
+        bconn *batched; /* conns with a batch to send when the frames read at once are done */
         bconn *conns;
         unsigned n_conns, n_endpoints, n_monitors;
         bconn *ep_hash[EP_BUCKETS];
@@ -207,6 +214,15 @@ struct hyb_broker {
                 char *text;
                 size_t len;
         } fmt[FMT_SLOTS];
+        /* Values written by peers as they were received, while the store may still deliver
+         * them (store-serve.c fwd_*): subscribers get these bytes, never a new encoding. */
+        struct bfwd {
+                hyb_obj *obj;   /* referenced: its address names no other value meanwhile */
+                const char *text; /* the frame's body, or owned once the frame is gone */
+                size_t len;
+                char *owned;
+        } *fwd;
+        size_t n_fwd, alloc_fwd;
 };
 
 /* broker.c */
@@ -222,6 +238,14 @@ int bconn_send(bconn *c, wire_hdr *h, const char *from, size_t from_len, const c
  * and no batch is being dispatched, else queued (same bound as bconn_send). */
 #define BCONN_SEND_IOV 4
 int bconn_send_built(bconn *c, const struct iovec *iov, int n);
+/* Most bytes of frames batched for one peer before they are written out. */
+#define BCONN_BATCH_MAX (64u * 1024)
+/* Sends the batches of every peer that got frames while a batch of frames was dispatched. */
+void broker_flush_batches(hyb_broker *b);
+/* Drops c's batch: frames not written yet (quota_cut, a freed connection). */
+void bconn_batch_drop(bconn *c);
+/* Moves c's batch to its send queue (before a frame is queued there directly). */
+void bconn_spill(bconn *c);
 /* Checks that n more bytes fit c's send queue; closes c as a slow consumer if not. */
 /* Queues an ERROR frame (status, msg) that tells the peer why it is being closed; the peer's
  * client library keeps it (hyb_bus_get_close_reason).  Call before bconn_close. */
@@ -250,6 +274,8 @@ const char *quota_bytes_over(bconn *c, size_t n);
 void quota_rx_reserve(bconn *c, size_t n);
 /* Records that the send queue's tail is a frame boundary (after each queued frame). */
 void quota_mark(bconn *c);
+/* Charges add bytes held for c (its batch, broker-conn.c) and releases sub. */
+void quota_charge(bconn *c, size_t add, size_t sub);
 /*
  * Cuts c off for breaking a quota: drops its unsent queue after the frame being written,
  * queues one ERROR frame (status, "quota <which>: <detail>"), logs the peer's name, uid

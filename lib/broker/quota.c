@@ -53,6 +53,11 @@ static void charge(bconn *c, size_t add, size_t sub)
                 c->q->bytes -= sub;
 }
 
+void quota_charge(bconn *c, size_t add, size_t sub)
+{
+        charge(c, add, sub);
+}
+
 static void in_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *ud)
 {
         charge(ud, info->n_added, info->n_deleted);
@@ -256,6 +261,7 @@ void quota_cut(bconn *c, int status, const char *which, const char *detail)
         broker_log(c->b, HYB_LOG_WARNING, "%s (uid %u pid %d): quota %s exceeded (%s): %d, disconnected",
                    c->name ? c->name : "unauthenticated peer", (unsigned)c->uid, (int)c->pid, which,
                    detail, status);
+        bconn_batch_drop(c); /* whole frames, none of them being written */
         queue_drop_unsent(c);
         snprintf(msg, sizeof msg, "quota %s exceeded: %s", which, detail);
         bconn_say_why(c, status, msg);

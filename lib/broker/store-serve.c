@@ -12,9 +12,12 @@
  *   bconn
  *    `- ssubs: bssub -> bssub ...   (client id, store slot; dropped with the conn)
  *
- * Bodies are the exact text form of objs (HYB_FORMAT_EXACT), binary frames: the
- * broker parses a value once when it stores it and formats it once per message,
- * never through JSON.
+ * Bodies are the exact text form of objs (HYB_FORMAT_EXACT), binary frames, never
+ * JSON.  A value a peer writes is parsed once (validated, and kept if retained); the
+ * messages that carry it to subscribers reuse the bytes received (fwd[]: the obj and
+ * its received text, while the store may still deliver it), so a forwarded value is
+ * never formatted again.  Only what the broker makes itself is formatted: reads,
+ * replays, the polys of in-place writes, the children of a branch write.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -198,14 +201,89 @@ void store_acl_set(hyb_broker *b, struct bstore_rule *acl, size_t n)
 
 /* ---------------------------------------------------------------- delivery */
 
+/*
+ * Received texts of written values (the pass-through).  do_write adds the obj it parsed
+ * with the frame's body before it hands the obj to the store; the store queues messages
+ * that name that very obj (referenced), and sub_msg sends the received bytes for it.
+ * The entries go when the store has no message queued any more; if one could still be
+ * queued when the frame is released (another thread dispatching the store), its text is
+ * copied first.
+ */
+static int fwd_add(hyb_broker *b, hyb_obj *o, const char *text, size_t len)
+{
+        int r = grow_array((void **)&b->fwd, &b->alloc_fwd, b->n_fwd + 1, sizeof *b->fwd);
+
+        if (r < 0)
+                return r;
+        b->fwd[b->n_fwd++] = (struct bfwd){ .obj = hyb_obj_ref(o), .text = text, .len = len };
+        return 0;
+}
+
+static const char *fwd_find(hyb_broker *b, const hyb_obj *o, size_t *ret_len)
+{
+        for (size_t i = b->n_fwd; i-- > 0;)
+                if (b->fwd[i].obj == o) {
+                        *ret_len = b->fwd[i].len;
+                        return b->fwd[i].text;
+                }
+        return NULL;
+}
+
+static void fwd_clear(hyb_broker *b)
+{
+        for (size_t i = 0; i < b->n_fwd; i++) {
+                hyb_obj_unref(b->fwd[i].obj);
+                free(b->fwd[i].owned);
+        }
+        b->n_fwd = 0;
+}
+
+/* Nothing the store queued is left to deliver: no message can name a fwd[] obj. */
+static bool store_idle(hyb_broker *b)
+{
+        uint64_t at = 0;
+
+        return hyb_store_get_timeout(b->store, &at) == 0 && at != 0;
+}
+
+/* The frame whose body the last entries point into is about to be released. */
+static void fwd_settle(hyb_broker *b)
+{
+        if (!b->n_fwd)
+                return;
+        if (store_idle(b)) {
+                fwd_clear(b);
+                return;
+        }
+        for (size_t i = 0; i < b->n_fwd; i++) {
+                struct bfwd *w = &b->fwd[i];
+
+                if (w->owned)
+                        continue;
+                w->owned = malloc(w->len ? w->len : 1);
+                if (!w->owned) {
+                        /* out of memory: its messages get the value formatted */
+                        hyb_obj_unref(w->obj);
+                        *w = b->fwd[--b->n_fwd];
+                        i--;
+                        continue;
+                }
+                memcpy(w->owned, w->text, w->len);
+                w->text = w->owned;
+        }
+}
+
 static void store_io(evutil_socket_t fd, short what, void *ud)
 {
         hyb_broker *b = ud;
         uint64_t at = UINT64_MAX, now;
 
-        /* Bounded: a burst of writes must not starve the sockets. */
-        for (int i = 0; i < 64 && hyb_store_process(b->store) > 0; i++)
+        /* Bounded: a burst of writes must not starve the sockets.  Once nothing is queued,
+         * another round would only read the store's eventfd in vain (a syscall a delivery). */
+        for (int i = 0; i < 64 && hyb_store_process(b->store) > 0 && !store_idle(b); i++)
                 ;
+        if (b->n_fwd && store_idle(b))
+                fwd_clear(b);
         /* Come back when the store asks to (work left over, or its poll for writes made by
          * other processes on the same database file). */
         if (b->shutting_down || !b->store_timer || hyb_store_get_timeout(b->store, &at) < 0 ||
@@ -281,7 +359,9 @@ static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain,
 
         if (c->state == BCONN_DEAD)
                 return;
-        val = format_cached(b, payload, &vl, &val_free);
+        val = fwd_find(b, payload, &vl);
+        if (!val)
+                val = format_cached(b, payload, &vl, &val_free);
         if (!val)
                 return;
         /* Header and names from wire_build, then furi "\n" value without a copy. */
@@ -874,6 +954,10 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
                 r = err_set(&e, HYB_E_FORBIDDEN, -1, "%s is read-only", hyb_furi_get_str(f));
         if (r < 0)
                 goto out;
+        /* Registered before the store has it: whichever thread delivers it finds the text.
+         * Not noobj (a delete): that obj is shared by every delete, whoever made it. */
+        if (!del && !hyb_obj_is_noobj(v) && (r = fwd_add(b, v, nl + 1, len - fl - 1)) < 0)
+                goto out;
         if (!(wflags & HYB_WRITE_TRANSIENT))
                 r = quota_write(c, id, f, v, del ? 0 : len - fl - 1, wflags, &e);
         else
@@ -886,9 +970,11 @@ out:
         /* else: answered by write_done once committed */
         hyb_obj_unref(v);
         hyb_furi_unref(f);
-        if (r >= 0) {
-                store_io(-1, 0, b); /* deliver now, in write order, before reading more */
-        }
+        /* Deliver now, in write order, before reading more; a write nobody subscribes to
+         * left the store nothing to do (no process, no read of its eventfd). */
+        if (r >= 0 && !store_idle(b))
+                store_io(-1, 0, b);
+        fwd_settle(b);
 }
 
 static struct bssub *find_sub(bconn *c, uint64_t id, struct bssub ***ret_pp)
@@ -1087,6 +1173,10 @@ void store_detach(hyb_broker *b)
         format_cache_clear(b);
         squota_free(b->squota);
         b->squota = NULL;
+        fwd_clear(b);
+        free(b->fwd);
+        b->fwd = NULL;
+        b->alloc_fwd = 0;
         b->store_be = hyb_backend_unref(b->store_be);
         b->store = hyb_store_unref(b->store);
 }

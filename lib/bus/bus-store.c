@@ -212,7 +212,7 @@ HYB_EXPORT int hyb_bus_store_read(hyb_bus *bus, const char *furi, hyb_obj **ret,
 HYB_EXPORT int hyb_bus_store_write(hyb_bus *bus, const char *furi, const hyb_obj *value,
                                    unsigned flags, hyb_error *reterr)
 {
-        char *text = NULL, *body;
+        char *text = NULL, *body, stack[512];
         size_t fl, tl;
         int r;
 
@@ -222,7 +222,8 @@ HYB_EXPORT int hyb_bus_store_write(hyb_bus *bus, const char *furi, const hyb_obj
                 return r;
         fl = strlen(furi);
         tl = strlen(text);
-        body = malloc(fl + 1 + tl);
+        /* The usual small write is put together on the stack: one allocation less a put. */
+        body = fl + 1 + tl <= sizeof stack ? stack : malloc(fl + 1 + tl);
         if (!body) {
                 hyb_free(text);
                 return -ENOMEM;
@@ -233,7 +234,8 @@ HYB_EXPORT int hyb_bus_store_write(hyb_bus *bus, const char *furi, const hyb_obj
         hyb_free(text);
         r = store_call(bus, (flags & HYB_WRITE_TRANSIENT) ? "storePublish" : "storeWrite", body,
                        fl + 1 + tl, NULL, reterr);
-        free(body);
+        if (body != stack)
+                free(body);
         return r;
 }
 

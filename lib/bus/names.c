@@ -261,6 +261,10 @@ bool bus_name_equal(const char *a, size_t alen, const char *b, size_t blen)
 {
         if (alen != blen)
                 return false;
+        /* The usual case, the same spelling (every call to the builtin endpoint): one memcmp
+         * instead of folding 35 bytes one by one. */
+        if (memcmp(a, b, alen) == 0)
+                return true;
         for (size_t i = 0; i < alen; i++)
                 if (fold((unsigned char)a[i]) != fold((unsigned char)b[i]))
                         return false;

@@ -385,6 +385,85 @@ def mode_storestall(path, pattern, seconds):
     stall_until_cut(c, seconds, "store subscriber")
 
 
+def mode_passthrough(path):
+    """Values written by one peer reach a store subscriber as the exact bytes written, though
+    their spelling is not the one the broker's formatter gives (doc/protocol.md "Store")."""
+    sub = auth(path, "org.example.pt", "sub")
+    r = call(sub, BUILTIN, "storeSubscribe", "7 0 /pt/#", cid=1, flags=1)
+    say(r["status"] == 200, "subscribed to /pt/#", "status %d" % r["status"])
+    pub = auth(path, "org.example.pt", "pub")
+    cases = [("storePublish", "/pt/a", "1.50", 202),
+             ("storeWrite", "/pt/b", "[ 1 ,  2 ]", 200),
+             ("storePublish", "/pt/c", "[a=>1 , b=>'x']", 202),
+             ("storeWrite", "/pt/d", "1e2", 200),
+             ("storeWrite", "/pt/e", "  'two  spaces'  ", 200)]
+    cid = 10
+    for method, furi, text, status in cases:
+        cid += 1
+        body = (furi + "\n" + text).encode()
+        r = call(pub, BUILTIN, method, body, cid=cid, flags=1)
+        say(r["status"] == 200, "%s %s %r answered 200" % (method, furi, text),
+            "status %d %s" % (r["status"], r["member"]))
+        m = sub.recv_type({EVENT})
+        say(m["call_id"] == 7 and m["status"] == status and m["body"] == body,
+            "%s %r reaches the subscriber byte for byte" % (method, text),
+            "got call_id %d status %d body %r" % (m["call_id"], m["status"], m["body"]))
+    # Validated once: what does not parse is refused and never forwarded.
+    r = call(pub, BUILTIN, "storePublish", "/pt/bad\n[1,", cid=30, flags=1)
+    say(r["status"] == 400, "a value that does not parse is refused 400", "status %d" % r["status"])
+    r = call(pub, BUILTIN, "storePublish", "/pt/z\n3", cid=31, flags=1)
+    m = sub.recv_type({EVENT})
+    say(m["body"] == b"/pt/z\n3", "the refused value was not delivered", "got %r" % m["body"])
+    # The store kept the values it parsed: a read answers with the formatter's text.
+    for furi, want in (("/pt/b", b"[1,2]"), ("/pt/d", b"100.0"), ("/pt/e", b"'two  spaces'")):
+        r = call(pub, BUILTIN, "storeRead", furi, cid=40, flags=1)
+        say(r["status"] == 200 and r["body"] == want, "a read of %s gives %r" % (furi, want),
+            "status %d body %r" % (r["status"], r["body"]))
+    sub.close()
+    pub.close()
+
+
+def mode_pipeline(path, rounds):
+    """Calls written together (one sendall), answered in order: the RESULTs, and the store
+    messages of a subscription on the same connection between them, in write order."""
+    rounds = int(rounds)
+    c = auth(path, "org.example.pipe", "pipe")
+    data, want = [], []
+    data.append(frame(CALL, "9 0 /p/#", to=BUILTIN, member="storeSubscribe", call_id=1,
+                      timeout=5000, flags=1))
+    want.append((RESULT, 1, 200, b""))
+    for i in range(rounds):
+        w, rd = 100 + 2 * i, 101 + 2 * i
+        data.append(frame(CALL, "/p/%d\n%d" % (i % 7, i), to=BUILTIN, member="storeWrite",
+                          call_id=w, timeout=5000, flags=1))
+        want.append((RESULT, w, 200, b""))
+        want.append((EVENT, 9, 200, b"/p/%d\n%d" % (i % 7, i)))
+        data.append(frame(CALL, "/p/%d" % (i % 7), to=BUILTIN, member="storeRead", call_id=rd,
+                          timeout=5000, flags=1))
+        want.append((RESULT, rd, 200, b"%d" % i))
+    c.send(b"".join(data))
+    got = []
+    for _ in want:
+        f = c.recv_type({RESULT, EVENT, ERROR})
+        got.append((f["type"], f["call_id"], f["status"], f["body"]))
+    bad = [k for k in range(len(want)) if got[k] != want[k]]
+    say(not bad, "%d frames written at once answered in order" % len(data),
+        "first difference at %d: got %r, wanted %r" % (bad[0], got[bad[0]], want[bad[0]])
+        if bad else "")
+    c.close()
+
+
+def mode_pipestall(path, furi, n, seconds):
+    """Writes n reads of a large value at once and never reads the answers: cut off (507),
+    its answers charged to it, not buffered beyond send_queue_bytes."""
+    c = auth(path, "org.example.pipe", "pipestall")
+    c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    data = b"".join(frame(CALL, furi, to=BUILTIN, member="storeRead", call_id=10 + i,
+                          timeout=5000, flags=1) for i in range(int(n)))
+    c.send(data)
+    stall_until_cut(c, seconds, "pipelining reader")
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     globals()["mode_" + mode](*sys.argv[2:])
