@@ -178,10 +178,15 @@ static void print_record(const shower *s, json_t *rec)
 static void on_record(hyb_bus *bus, const hyb_bus_event *ev, void *userdata)
 {
         shower *s = userdata;
+        const char *src = hyb_bus_event_get_source(ev);
         const void *body;
         size_t len;
         json_t *rec;
 
+        /* The pattern also matches other runners of logd's app: their "records" would
+         * name any app they like.  Only logd's own endpoint speaks for the log. */
+        if (!src || strcmp(src, LOGD_ENDPOINT) != 0)
+                return;
         body = hyb_bus_event_get_body(ev, &len);
         rec = json_loadb(body, len, 0, NULL);
         if (!json_is_object(rec) || !json_is_integer(json_object_get(rec, "seq"))) {

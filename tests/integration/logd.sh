@@ -96,12 +96,18 @@ start_logd l3 || finish
 bg follow hy log --follow --from 'org.example.*'
 FPID=$BPID
 check "log --follow is subscribed (ready on stderr)" ready follow
+# another runner of logd's app fires a Record naming org.example.a: --follow's pattern
+# matches it, but only logd's own endpoint speaks for the log
+expect "a peer as @localhost/org.hybridos.logd/evil fires a forged Record" 0 "*" \
+        hy --app org.hybridos.logd --runner evil fire Record \
+        '{"seq":1,"time":1,"host":"localhost","app":"org.example.a","runner":"r1","level":"error","message":"forged"}'
 say org.example.a one
 say org.example.b two
 say org.example.a three
 say org.example.b four
 four() { [ "$(wc -l <"$T/follow.out")" -ge 4 ]; }
 wait_until 10 four
+check "--follow did not print the forged Record" sh -c "! grep -q forged '$T/follow.out'"
 check "--follow saw the records of two apps, in order" [ "$(cut -d' ' -f2- "$T/follow.out")" = "$(nl \
         "info @localhost/org.example.a/r1 one" "info @localhost/org.example.b/r1 two" \
         "info @localhost/org.example.a/r1 three" "info @localhost/org.example.b/r1 four")" ]
