@@ -234,8 +234,11 @@ static bool parse_since(const char *v, int64_t *ret)
         if (v[0] == '-' && isdigit((unsigned char)v[1])) {
                 /* -N[s|m|h|d]: that long ago */
                 struct timespec now;
-                long n = strtol(v + 1, &end, 10);
+                long long n;
                 int64_t unit = 1;
+
+                errno = 0;
+                n = strtoll(v + 1, &end, 10); /* ERANGE: LLONG_MAX, far enough back */
 
                 switch (*end) {
                 case 'd':
@@ -257,6 +260,11 @@ static bool parse_since(const char *v, int64_t *ret)
                 }
                 if (*end)
                         return false;
+                if (n > INT64_MAX / 1000000 / unit) {
+                        /* before the earliest time a record can carry: every record */
+                        *ret = INT64_MIN;
+                        return true;
+                }
                 clock_gettime(CLOCK_REALTIME, &now);
                 *ret = ((int64_t)now.tv_sec - n * unit) * 1000000 + now.tv_nsec / 1000;
                 return true;

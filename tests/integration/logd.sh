@@ -151,6 +151,9 @@ print([json.loads(l) for l in sys.stdin][-1]["time"])')
 SECS=$("$PYTHON" -c "print('%d.%06d' % divmod($US, 1000000))")
 check "--since @SECONDS starts at that record" \
         [ "$(msgs --from org.example.lv --since "@$SECS")" = "$(nl m-warning m-notice m-info m-debug)" ]
+# that long ago is before the epoch: every record, not an overflow into the future
+check "--since -9999999999999d shows all" [ "$(msgs --from org.example.lv --since -9999999999999d | wc -l)" -eq 5 ]
+check "--since -99999999999999999999s shows all" [ "$(msgs --from org.example.lv --since -99999999999999999999s | wc -l)" -eq 5 ]
 check "--since -1h shows the last hour" [ "$(msgs --from org.example.lv --since -1h | wc -l)" -eq 5 ]
 check "--since @0 shows all, --since -0s none of the past" \
         [ "$(msgs --from org.example.lv --since @0 | wc -l)" -eq 5 -a -z "$(msgs --from org.example.lv --since -0s)" ]
