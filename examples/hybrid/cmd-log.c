@@ -350,6 +350,13 @@ static int show_history(shower *s, hyb_bus *bus, bool follow)
                         json_decref(page);
                         return 0;
                 }
+                /* each page resumes after the last one: a next that does not move on
+                 * would print the same records forever */
+                if (json_integer_value(next) <= after || json_integer_value(next) < 0) {
+                        json_decref(page);
+                        return cli_fail(EXIT_FAILED, "log", "HYB_E_PROTOCOL",
+                                        "logd's next page does not follow the last one");
+                }
                 after = json_integer_value(next);
                 json_decref(page);
         }

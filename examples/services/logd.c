@@ -52,6 +52,9 @@
 #define QUERY_LIMIT_DEFAULT 100
 #define QUERY_LIMIT_MAX 1000
 #define QUERY_PAGE_BYTES (256 * 1024) /* a page stops growing past this */
+/* The largest seq: every JSON reader holds it exactly (2^53), and numbering from the clock
+ * (µs, see reload) stays far below it.  A stored record claiming more is not ours. */
+#define SEQ_MAX (UINT64_C(1) << 53)
 
 typedef struct app_stat app_stat;
 typedef struct store_op store_op;
@@ -610,6 +613,8 @@ static record *record_from_obj(const hyb_obj *o)
         jf = json_object_get(j, "fields");
         if (host && app && runner && msg && level >= 0 &&
             json_is_integer(json_object_get(j, "seq")) &&
+            json_integer_value(json_object_get(j, "seq")) >= 1 &&
+            (uint64_t)json_integer_value(json_object_get(j, "seq")) <= SEQ_MAX &&
             json_is_integer(json_object_get(j, "time"))) {
                 if (json_is_object(jf))
                         fields = json_dumps(jf, JSON_COMPACT);

@@ -204,4 +204,33 @@ stop "$DPID"
 wait "$FPID"
 check "--follow exits 3 when the daemon closes the session" [ $? -eq 3 ]
 check "and says why" grep -q "^hybrid: log: " "$T/follow.err"
+
+# ---------------------------------------------------------------- what others left under /log/
+# Without policy.store any peer may write /log/.  A stored value claiming a seq outside
+# 1..2^53 is not one of logd's records: taken back at a restart, 2^63-1 would number the
+# next records past what a JSON integer holds (negative seqs, and `hybrid log` paging
+# from the start again and again).
+start_daemon d4 "" || finish
+forged() { echo "[seq=>$1,time=>1,host=>'localhost',app=>'org.victim',runner=>'main',level=>'error',message=>'forged']"; }
+expect "a peer writes a record with seq 2^63-1 under /log/" 0 "" \
+        hy --app org.evil store put /log/org.victim/9223372036854775807 "$(forged 9223372036854775807)"
+expect "and one with seq 0" 0 "" hy --app org.evil store put /log/org.victim/0 "$(forged 0)"
+start_logd l4 || finish
+say org.example.after a1
+check "logd did not take them back" [ "$(lines --from org.victim)" = "" ]
+check "the next record is numbered 1" [ "$(hy log --json --from org.example.after | \
+        "$PYTHON" -c 'import json,sys; print(json.loads(sys.stdin.read())["seq"])')" = 1 ]
+stop "$LPID"
+
+# a query answer whose next does not move on (here a stand-in for logd): `hybrid log`
+# stops with an error instead of printing the same page forever
+bg fake hy --app org.hybridos.logd --runner main serve query \
+        '{"records":[{"seq":7,"time":1,"host":"localhost","app":"org.example.x","runner":"r1","level":"info","message":"again"}],"next":7}'
+wait_until 10 has_line "$T/fake.out" "^$LOGD_EP\$" || bad "the stand-in logd starts" "$(cat "$T/fake.err")"
+timeout 20 "$HYBRID" --bus "$SOCK" log >"$T/loop.out" 2>"$T/loop.err"
+RC=$?
+check "hybrid log exits 1 when a page's next does not follow the last (exit $RC)" [ "$RC" -eq 1 ]
+check "having printed no more than the two pages" [ "$(wc -l <"$T/loop.out")" -le 2 ]
+check "and says why" grep -q "^hybrid: log: .*next page" "$T/loop.err"
+stop "$DPID"
 finish
