@@ -233,4 +233,24 @@ check "hybrid log exits 1 when a page's next does not follow the last (exit $RC)
 check "having printed no more than the two pages" [ "$(wc -l <"$T/loop.out")" -le 2 ]
 check "and says why" grep -q "^hybrid: log: .*next page" "$T/loop.err"
 stop "$DPID"
+
+# ---------------------------------------------------------------- a small max_body
+# A daemon with max_body 256 KiB (doc/config.md allows it): the pages of query and the
+# Record events must fit it, whatever the ring holds.
+start_daemon d5 "limits: {max_body: 256K, max_frame: 320K, send_queue_bytes: 1M}" || finish
+start_logd l5 --max-bytes 100000000 || finish
+K60=$(head -c 60000 /dev/zero | tr '\0' x)
+for i in 1 2 3 4 5 6 7 8; do say org.example.big "$i $K60"; done
+run "$HYBRID" --bus "$SOCK" log
+check "hybrid log shows 8 records of 60 KB under max_body 256K (exit $RC)" \
+        [ "$RC:$(cut -d' ' -f4 "$T/out" | tr '\n' ' ')" = "0:1 2 3 4 5 6 7 8 " ]
+# a message that fits a call (262100 bytes: the body is 262129 of 262144) but whose
+# record (with time, host, app, runner) would not fit a reply or an event
+K87=$(head -c 87366 /dev/zero | tr '\0' y)
+expect_err "a record too large for any reply is refused with 413" 1 "^hybrid: log: 413 record of [0-9]+ bytes as JSON" \
+        hy --app org.example.big log send "$K87" "$K87" "$K87"
+run "$HYBRID" --bus "$SOCK" log
+check "and the log stays readable (exit $RC)" [ "$RC:$(wc -l <"$T/out")" = "0:8" ]
+stop "$LPID"
+stop "$DPID"
 finish
