@@ -251,6 +251,21 @@ expect_err "a record too large for any reply is refused with 413" 1 "^hybrid: lo
         hy --app org.example.big log send "$K87" "$K87" "$K87"
 run "$HYBRID" --bus "$SOCK" log
 check "and the log stays readable (exit $RC)" [ "$RC:$(wc -l <"$T/out")" = "0:8" ]
+
+# a follower that stops reading (SIGSTOP) while 2.4 MB of records go out: the daemon cuts
+# it off at its send queue (1M here), logd and everyone else go on
+bg stalled hy log --follow --from org.example.flood
+SPID=$BPID
+check "a follower is subscribed" ready stalled
+kill -STOP "$SPID"
+for i in $(seq 1 40); do say org.example.flood "$i $K60"; done
+say org.example.quiet "still logging"
+check "logd goes on while a follower has stopped reading" [ "$(msgs --from org.example.quiet)" = "still logging" ]
+kill -CONT "$SPID"
+wait "$SPID"
+RC=$?
+check "the stalled follower was cut off: exit 3 ($RC)" [ "$RC" -eq 3 ]
+check "and told why (its send queue)" grep -q "^hybrid: log: .*send_queue_bytes" "$T/stalled.err"
 stop "$LPID"
 stop "$DPID"
 finish
