@@ -257,8 +257,8 @@ static int usage_to(FILE *f, int status)
         fprintf(f, "usage: " PROG " [--bus PATH] [--interval SECONDS] [--runner NAME] "
                    "[--disk PATH]...\n");
         if (status == 0)
-                fprintf(f, "System information on the bus and under /sys/info/; see " PROG
-                           "(1).\n");
+                fprintf(f,
+                        "System information on the bus and under /sys/info/; see " PROG "(1).\n");
         return status;
 }
 
