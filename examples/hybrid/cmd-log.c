@@ -178,10 +178,15 @@ static void print_record(const shower *s, json_t *rec)
 static void on_record(hyb_bus *bus, const hyb_bus_event *ev, void *userdata)
 {
         shower *s = userdata;
+        const char *src = hyb_bus_event_get_source(ev);
         const void *body;
         size_t len;
         json_t *rec;
 
+        /* The pattern also matches other runners of logd's app: their "records" would
+         * name any app they like.  Only logd's own endpoint speaks for the log. */
+        if (!src || strcmp(src, LOGD_ENDPOINT) != 0)
+                return;
         body = hyb_bus_event_get_body(ev, &len);
         rec = json_loadb(body, len, 0, NULL);
         if (!json_is_object(rec) || !json_is_integer(json_object_get(rec, "seq"))) {
@@ -229,8 +234,11 @@ static bool parse_since(const char *v, int64_t *ret)
         if (v[0] == '-' && isdigit((unsigned char)v[1])) {
                 /* -N[s|m|h|d]: that long ago */
                 struct timespec now;
-                long n = strtol(v + 1, &end, 10);
+                long long n;
                 int64_t unit = 1;
+
+                errno = 0;
+                n = strtoll(v + 1, &end, 10); /* ERANGE: LLONG_MAX, far enough back */
 
                 switch (*end) {
                 case 'd':
@@ -252,6 +260,11 @@ static bool parse_since(const char *v, int64_t *ret)
                 }
                 if (*end)
                         return false;
+                if (n > INT64_MAX / 1000000 / unit) {
+                        /* before the earliest time a record can carry: every record */
+                        *ret = INT64_MIN;
+                        return true;
+                }
                 clock_gettime(CLOCK_REALTIME, &now);
                 *ret = ((int64_t)now.tv_sec - n * unit) * 1000000 + now.tv_nsec / 1000;
                 return true;
@@ -336,6 +349,13 @@ static int show_history(shower *s, hyb_bus *bus, bool follow)
                 if (!json_is_integer(next)) {
                         json_decref(page);
                         return 0;
+                }
+                /* each page resumes after the last one: a next that does not move on
+                 * would print the same records forever */
+                if (json_integer_value(next) <= after || json_integer_value(next) < 0) {
+                        json_decref(page);
+                        return cli_fail(EXIT_FAILED, "log", "HYB_E_PROTOCOL",
+                                        "logd's next page does not follow the last one");
                 }
                 after = json_integer_value(next);
                 json_decref(page);

@@ -52,6 +52,12 @@
 #define QUERY_LIMIT_DEFAULT 100
 #define QUERY_LIMIT_MAX 1000
 #define QUERY_PAGE_BYTES (256 * 1024) /* a page stops growing past this */
+/* What a query reply or a Record event adds around a record's JSON: the page's
+ * {"records":[...],"next":N} and a comma, and room for the seq's digits. */
+#define REPLY_ENVELOPE 96
+/* The largest seq: every JSON reader holds it exactly (2^53), and numbering from the clock
+ * (µs, see reload) stays far below it.  A stored record claiming more is not ours. */
+#define SEQ_MAX (UINT64_C(1) << 53)
 
 typedef struct app_stat app_stat;
 typedef struct store_op store_op;
@@ -357,12 +363,21 @@ static int record_new(const char *host, const char *app, const char *runner, int
         return 0;
 }
 
+/* The largest record JSON a reply (and an event) can carry: the daemon's max_body. */
+static size_t record_json_max(const logd *d)
+{
+        size_t mb = hyb_bus_get_max_body(d->bus);
+
+        return mb > REPLY_ENVELOPE ? mb - REPLY_ENVELOPE : 0;
+}
+
 /* A new record: into the ring, the store queue and to the followers. */
 static int add_record(logd *d, record *r, hyb_error *e)
 {
         app_stat *a;
         json_t *j;
         char *text;
+        size_t len;
 
         if (r->size > d->max_bytes) {
                 e->code = HYB_E_TOO_LARGE;
@@ -372,20 +387,39 @@ static int add_record(logd *d, record *r, hyb_error *e)
                 record_free(r);
                 return HYB_E_TOO_LARGE;
         }
-        a = app_get(d, r->app);
-        if (!a) {
+        r->seq = d->next_seq;
+        j = record_json(r);
+        text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (!text) {
                 record_free(r);
                 return -ENOMEM;
         }
-        r->seq = d->next_seq++;
+        /* The call's body fit the daemon's max_body, but the record adds its time, host,
+         * app and runner: one that no query page and no Record event could carry would
+         * make the log unreadable. */
+        len = strlen(text);
+        if (len > record_json_max(d)) {
+                e->code = HYB_E_TOO_LARGE;
+                snprintf(e->message, sizeof e->message,
+                         "record of %zu bytes as JSON does not fit a reply (the daemon's "
+                         "max_body is %zu)",
+                         len, hyb_bus_get_max_body(d->bus));
+                free(text);
+                record_free(r);
+                return HYB_E_TOO_LARGE;
+        }
+        a = app_get(d, r->app);
+        if (!a) {
+                free(text);
+                record_free(r);
+                return -ENOMEM;
+        }
+        d->next_seq++;
         ring_append(d, r, a);
         queue_write(d, r);
-        j = record_json(r);
-        text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        if (text)
-                hyb_bus_fire(d->bus, "Record", text, strlen(text), HYB_BODY_JSON, NULL, NULL);
+        hyb_bus_fire(d->bus, "Record", text, len, HYB_BODY_JSON, NULL, NULL);
         free(text);
-        json_decref(j);
         return 0;
 }
 
@@ -466,7 +500,7 @@ static int on_query(hyb_bus_request *req, void *userdata)
         const char *body, *glob, *lv;
         json_t *p, *out, *list, *lim;
         json_int_t limit = QUERY_LIMIT_DEFAULT, since = INT64_MIN, after = -1;
-        size_t len, bytes = 0, n = 0;
+        size_t len, bytes = 0, n = 0, sz, hard = record_json_max(d);
         uint64_t last = 0;
         record *r;
         char *text;
@@ -508,14 +542,23 @@ static int on_query(hyb_bus_request *req, void *userdata)
                         continue;
                 if (glob && fnmatch(glob, r->app, FNM_CASEFOLD) != 0)
                         continue;
-                if ((json_int_t)n == limit || (n && bytes > QUERY_PAGE_BYTES)) {
+                j = record_json(r);
+                sz = j ? json_dumpb(j, NULL, 0, JSON_COMPACT) + 1 : 0;
+                if ((json_int_t)n == limit || (n && bytes + sz > QUERY_PAGE_BYTES) ||
+                    (n && bytes + sz > hard)) {
                         /* more after this page: the next one resumes after its last record */
+                        json_decref(j);
                         json_object_set_new(out, "next", json_integer((json_int_t)last));
                         break;
                 }
                 last = r->seq;
-                j = record_json(r);
-                bytes += 96 + r->size + strlen(r->app) + strlen(r->runner);
+                if (!j || sz > hard) {
+                        /* too big for any reply (a max_body lowered since it came): passed
+                         * over, the page goes on after it */
+                        json_decref(j);
+                        continue;
+                }
+                bytes += sz;
                 json_array_append_new(list, j);
                 n++;
         }
@@ -610,6 +653,8 @@ static record *record_from_obj(const hyb_obj *o)
         jf = json_object_get(j, "fields");
         if (host && app && runner && msg && level >= 0 &&
             json_is_integer(json_object_get(j, "seq")) &&
+            json_integer_value(json_object_get(j, "seq")) >= 1 &&
+            (uint64_t)json_integer_value(json_object_get(j, "seq")) <= SEQ_MAX &&
             json_is_integer(json_object_get(j, "time"))) {
                 if (json_is_object(jf))
                         fields = json_dumps(jf, JSON_COMPACT);

@@ -174,11 +174,19 @@ static int tick(sim *s, hyb_bus *bus)
         return r;
 }
 
+/* The usage lines: on stderr for a usage error (2), on stdout for --help (0). */
+static int usage_to(FILE *f, int status)
+{
+        fprintf(f, "usage: " PROG " [--bus PATH] [--interval MS] [--sensors N] [--seed S]\n"
+                   "       [--threshold C] [--excursion K] [--count T] [--print]\n");
+        if (status == 0)
+                fprintf(f, "Simulated room sensors writing /sensors/...; see " PROG "(1).\n");
+        return status;
+}
+
 static int usage(void)
 {
-        fprintf(stderr, "usage: " PROG " [--bus PATH] [--interval MS] [--sensors N] [--seed S]\n"
-                        "       [--threshold C] [--excursion K] [--count T] [--print]\n");
-        return 2;
+        return usage_to(stderr, 2);
 }
 
 /* A decimal number in [lo, hi], whole. */
@@ -214,6 +222,8 @@ int main(int argc, char **argv)
                 const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
                 char *end = NULL;
 
+                if (strcmp(a, "--help") == 0)
+                        return usage_to(stdout, 0);
                 if (strcmp(a, "--print") == 0) {
                         s.print = true;
                         continue;

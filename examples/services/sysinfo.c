@@ -251,11 +251,20 @@ static int tick(sysinfo *si)
         return r;
 }
 
+/* The usage line: on stderr for a usage error (2), on stdout for --help (0). */
+static int usage_to(FILE *f, int status)
+{
+        fprintf(f, "usage: " PROG " [--bus PATH] [--interval SECONDS] [--runner NAME] "
+                   "[--disk PATH]...\n");
+        if (status == 0)
+                fprintf(f,
+                        "System information on the bus and under /sys/info/; see " PROG "(1).\n");
+        return status;
+}
+
 static int usage(void)
 {
-        fprintf(stderr, "usage: " PROG " [--bus PATH] [--interval SECONDS] [--runner NAME] "
-                        "[--disk PATH]...\n");
-        return 2;
+        return usage_to(stderr, 2);
 }
 
 int main(int argc, char **argv)
@@ -275,7 +284,10 @@ int main(int argc, char **argv)
         for (int i = 1; i < argc; i++) {
                 char *end = NULL;
 
-                if (i + 1 < argc && strcmp(argv[i], "--bus") == 0)
+                if (strcmp(argv[i], "--help") == 0) {
+                        free(disks);
+                        return usage_to(stdout, 0);
+                } else if (i + 1 < argc && strcmp(argv[i], "--bus") == 0)
                         path = argv[++i];
                 else if (i + 1 < argc && strcmp(argv[i], "--runner") == 0)
                         runner = argv[++i];

@@ -12,7 +12,8 @@
  *
  *   <time> <level> <@host/app/runner> <message>
  *
- * with <time> in UTC (2026-12-06T14:30:00.123Z).  The answer is read when the app next
+ * with <time> in UTC (2026-12-06T14:30:00.123Z) and the message's control characters
+ * escaped as `hybrid log` prints them (\n, \r, \t, \xNN), one record per line.  The answer is read when the app next
  * processes its bus (hyb_bus_process, hyb_bus_wait, the attached loop, a sync call), so
  * an app that never does still logs, but learns of a missing logd only when it frees
  * the bus (the lines still pending are then written to stderr, as logd may not have

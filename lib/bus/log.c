@@ -40,11 +40,42 @@ static const char *level_name(int level)
         return level >= 3 && level <= 7 ? names[level] : NULL;
 }
 
+/*
+ * The message on one line, as `hybrid log` prints it: control characters as \n, \r, \t
+ * or \xNN (a newline in a message would otherwise start what reads as another record).
+ * Returns a malloc'd string, or NULL.
+ */
+static char *one_line(const char *m)
+{
+        size_t n = 0;
+        char *out, *o;
+
+        for (const char *c = m; *c; c++)
+                n += (unsigned char)*c < 0x20 || *c == 0x7f ? 4 : 1;
+        out = o = malloc(n + 1);
+        if (!out)
+                return NULL;
+        for (; *m; m++) {
+                unsigned char c = (unsigned char)*m;
+
+                if (c == '\n' || c == '\r' || c == '\t') {
+                        *o++ = '\\';
+                        *o++ = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+                } else if (c < 0x20 || c == 0x7f) {
+                        snprintf(o, 5, "\\x%02x", c);
+                        o += 4;
+                } else
+                        *o++ = (char)c;
+        }
+        *o = '\0';
+        return out;
+}
+
 /* The stderr line: "<time> <level> <@host/app/runner> <message>\n". */
 static pending *line_new(const hyb_bus *bus, int level, const char *message)
 {
         extern char *program_invocation_short_name;
-        char when[48], who[160];
+        char when[48], who[160], *msg;
         struct timespec ts;
         struct tm tm;
         pending *p;
@@ -58,12 +89,18 @@ static pending *line_new(const hyb_bus *bus, int level, const char *message)
         else
                 snprintf(who, sizeof who, "@localhost/%s/p%ld", program_invocation_short_name,
                          (long)getpid());
-        n = snprintf(NULL, 0, "%s.%03ldZ %s %s %s\n", when, ts.tv_nsec / 1000000,
-                     level_name(level), who, message);
-        if (n < 0 || !(p = malloc(sizeof *p + (size_t)n + 1)))
+        msg = one_line(message);
+        if (!msg)
                 return NULL;
+        n = snprintf(NULL, 0, "%s.%03ldZ %s %s %s\n", when, ts.tv_nsec / 1000000,
+                     level_name(level), who, msg);
+        if (n < 0 || !(p = malloc(sizeof *p + (size_t)n + 1))) {
+                free(msg);
+                return NULL;
+        }
         snprintf(p->line, (size_t)n + 1, "%s.%03ldZ %s %s %s\n", when, ts.tv_nsec / 1000000,
-                 level_name(level), who, message);
+                 level_name(level), who, msg);
+        free(msg);
         p->len = (size_t)n;
         p->answered = false;
         return p;

@@ -94,6 +94,27 @@ START_TEST(log_without_bus)
 }
 END_TEST
 
+/* The stderr line is one line, whatever the message holds: control characters are
+ * escaped as `hybrid log` prints them (doc/hybrid.md), so a message cannot make what
+ * reads as a second record. */
+START_TEST(log_without_bus_one_line)
+{
+        capture c;
+        char re[256];
+        int r;
+
+        capture_start(&c);
+        r = hyb_log(NULL, HYB_LOG_INFO, "a\nerror @localhost/org.hybridos.bus/builtin b\r\tc%c", 1);
+        capture_stop(&c);
+        ck_assert_int_eq(r, 1);
+        snprintf(re, sizeof re,
+                 TIME_RE "info @localhost/[^/ ]+/p%ld a\\\\nerror @localhost/org\\.hybridos\\.bus/"
+                         "builtin b\\\\r\\\\tc\\\\x01\n$",
+                 (long)getpid());
+        ck_assert_msg(matches(c.buf, re), "stderr '%s' does not match /%s/", c.buf, re);
+}
+END_TEST
+
 START_TEST(log_bad_arguments)
 {
         capture c;
@@ -372,6 +393,7 @@ void bus_tcase_log(Suite *s)
 
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, log_without_bus);
+        tcase_add_test(tc, log_without_bus_one_line);
         tcase_add_test(tc, log_bad_arguments);
         tcase_add_test(tc, log_no_logd_falls_back);
         tcase_add_test(tc, log_reaches_logd);

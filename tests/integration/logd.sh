@@ -96,12 +96,18 @@ start_logd l3 || finish
 bg follow hy log --follow --from 'org.example.*'
 FPID=$BPID
 check "log --follow is subscribed (ready on stderr)" ready follow
+# another runner of logd's app fires a Record naming org.example.a: --follow's pattern
+# matches it, but only logd's own endpoint speaks for the log
+expect "a peer as @localhost/org.hybridos.logd/evil fires a forged Record" 0 "*" \
+        hy --app org.hybridos.logd --runner evil fire Record \
+        '{"seq":1,"time":1,"host":"localhost","app":"org.example.a","runner":"r1","level":"error","message":"forged"}'
 say org.example.a one
 say org.example.b two
 say org.example.a three
 say org.example.b four
 four() { [ "$(wc -l <"$T/follow.out")" -ge 4 ]; }
 wait_until 10 four
+check "--follow did not print the forged Record" sh -c "! grep -q forged '$T/follow.out'"
 check "--follow saw the records of two apps, in order" [ "$(cut -d' ' -f2- "$T/follow.out")" = "$(nl \
         "info @localhost/org.example.a/r1 one" "info @localhost/org.example.b/r1 two" \
         "info @localhost/org.example.a/r1 three" "info @localhost/org.example.b/r1 four")" ]
@@ -145,6 +151,9 @@ print([json.loads(l) for l in sys.stdin][-1]["time"])')
 SECS=$("$PYTHON" -c "print('%d.%06d' % divmod($US, 1000000))")
 check "--since @SECONDS starts at that record" \
         [ "$(msgs --from org.example.lv --since "@$SECS")" = "$(nl m-warning m-notice m-info m-debug)" ]
+# that long ago is before the epoch: every record, not an overflow into the future
+check "--since -9999999999999d shows all" [ "$(msgs --from org.example.lv --since -9999999999999d | wc -l)" -eq 5 ]
+check "--since -99999999999999999999s shows all" [ "$(msgs --from org.example.lv --since -99999999999999999999s | wc -l)" -eq 5 ]
 check "--since -1h shows the last hour" [ "$(msgs --from org.example.lv --since -1h | wc -l)" -eq 5 ]
 check "--since @0 shows all, --since -0s none of the past" \
         [ "$(msgs --from org.example.lv --since @0 | wc -l)" -eq 5 -a -z "$(msgs --from org.example.lv --since -0s)" ]
@@ -195,4 +204,68 @@ stop "$DPID"
 wait "$FPID"
 check "--follow exits 3 when the daemon closes the session" [ $? -eq 3 ]
 check "and says why" grep -q "^hybrid: log: " "$T/follow.err"
+
+# ---------------------------------------------------------------- what others left under /log/
+# Without policy.store any peer may write /log/.  A stored value claiming a seq outside
+# 1..2^53 is not one of logd's records: taken back at a restart, 2^63-1 would number the
+# next records past what a JSON integer holds (negative seqs, and `hybrid log` paging
+# from the start again and again).
+start_daemon d4 "" || finish
+forged() { echo "[seq=>$1,time=>1,host=>'localhost',app=>'org.victim',runner=>'main',level=>'error',message=>'forged']"; }
+expect "a peer writes a record with seq 2^63-1 under /log/" 0 "" \
+        hy --app org.evil store put /log/org.victim/9223372036854775807 "$(forged 9223372036854775807)"
+expect "and one with seq 0" 0 "" hy --app org.evil store put /log/org.victim/0 "$(forged 0)"
+start_logd l4 || finish
+say org.example.after a1
+check "logd did not take them back" [ "$(lines --from org.victim)" = "" ]
+check "the next record is numbered 1" [ "$(hy log --json --from org.example.after | \
+        "$PYTHON" -c 'import json,sys; print(json.loads(sys.stdin.read())["seq"])')" = 1 ]
+stop "$LPID"
+
+# a query answer whose next does not move on (here a stand-in for logd): `hybrid log`
+# stops with an error instead of printing the same page forever
+bg fake hy --app org.hybridos.logd --runner main serve query \
+        '{"records":[{"seq":7,"time":1,"host":"localhost","app":"org.example.x","runner":"r1","level":"info","message":"again"}],"next":7}'
+wait_until 10 has_line "$T/fake.out" "^$LOGD_EP\$" || bad "the stand-in logd starts" "$(cat "$T/fake.err")"
+timeout 20 "$HYBRID" --bus "$SOCK" log >"$T/loop.out" 2>"$T/loop.err"
+RC=$?
+check "hybrid log exits 1 when a page's next does not follow the last (exit $RC)" [ "$RC" -eq 1 ]
+check "having printed no more than the two pages" [ "$(wc -l <"$T/loop.out")" -le 2 ]
+check "and says why" grep -q "^hybrid: log: .*next page" "$T/loop.err"
+stop "$DPID"
+
+# ---------------------------------------------------------------- a small max_body
+# A daemon with max_body 256 KiB (doc/config.md allows it): the pages of query and the
+# Record events must fit it, whatever the ring holds.
+start_daemon d5 "limits: {max_body: 256K, max_frame: 320K, send_queue_bytes: 1M}" || finish
+start_logd l5 --max-bytes 100000000 || finish
+K60=$(head -c 60000 /dev/zero | tr '\0' x)
+for i in 1 2 3 4 5 6 7 8; do say org.example.big "$i $K60"; done
+run "$HYBRID" --bus "$SOCK" log
+check "hybrid log shows 8 records of 60 KB under max_body 256K (exit $RC)" \
+        [ "$RC:$(cut -d' ' -f4 "$T/out" | tr '\n' ' ')" = "0:1 2 3 4 5 6 7 8 " ]
+# a message that fits a call (262100 bytes: the body is 262129 of 262144) but whose
+# record (with time, host, app, runner) would not fit a reply or an event
+K87=$(head -c 87366 /dev/zero | tr '\0' y)
+expect_err "a record too large for any reply is refused with 413" 1 "^hybrid: log: 413 record of [0-9]+ bytes as JSON" \
+        hy --app org.example.big log send "$K87" "$K87" "$K87"
+run "$HYBRID" --bus "$SOCK" log
+check "and the log stays readable (exit $RC)" [ "$RC:$(wc -l <"$T/out")" = "0:8" ]
+
+# a follower that stops reading (SIGSTOP) while 2.4 MB of records go out: the daemon cuts
+# it off at its send queue (1M here), logd and everyone else go on
+bg stalled hy log --follow --from org.example.flood
+SPID=$BPID
+check "a follower is subscribed" ready stalled
+kill -STOP "$SPID"
+for i in $(seq 1 40); do say org.example.flood "$i $K60"; done
+say org.example.quiet "still logging"
+check "logd goes on while a follower has stopped reading" [ "$(msgs --from org.example.quiet)" = "still logging" ]
+kill -CONT "$SPID"
+wait "$SPID"
+RC=$?
+check "the stalled follower was cut off: exit 3 ($RC)" [ "$RC" -eq 3 ]
+check "and told why (its send queue)" grep -q "^hybrid: log: .*send_queue_bytes" "$T/stalled.err"
+stop "$LPID"
+stop "$DPID"
 finish

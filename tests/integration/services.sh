@@ -152,4 +152,9 @@ check "each excursion logged as a warning (stderr without logd)" [ "$(grep -Ec \
         "$T/exc.err")" = 2 ]
 expect_err "sensor-sim refuses --sensors 0 (usage, 2)" 2 'usage' "$HYB_SENSOR_SIM" --sensors 0
 expect_err "sysinfo refuses --interval 0 (usage, 2)" 2 'usage' "$HYB_SYSINFO" --interval 0
+# --help: the usage on stdout, exit 0 (as hybrid-logd and hybridd do), not a usage error
+for p in "$HYB_SYSINFO" "$HYB_SENSOR_SIM"; do
+        expect "$(basename "$p") --help exits 0" 0 "*" "$p" --help
+        check "$(basename "$p") --help prints its usage on stdout" grep -q "^usage: $(basename "$p") " "$T/out"
+done
 finish
