@@ -62,11 +62,12 @@ static int first_key(const hyb_furi *furi, const hyb_obj *value, void *ud)
 
 /*
  * A delete by pattern or branch whose first segment is a wildcard (`/#`, `/+/x`, the branch
- * `/`) would also delete what the store holds under /sys/ (a database file written by an
- * embedded store may hold such keys): refused with 403 when it would reach one, as a delete
- * naming /sys/ is.  Reached through the same pattern with `sys` as its first segment.
+ * `/`) would also delete what the store holds under a reserved first segment `seg` (/sys/,
+ * /log/; a database file written by an embedded store may hold such keys): refused with 403
+ * when it would reach one, as a delete naming /seg/ is.  Reached through the same pattern
+ * with `seg` as its first segment.
  */
-static int sys_delete_reach(hyb_broker *b, const hyb_furi *f, hyb_error *e)
+static int reserved_delete_reach(hyb_broker *b, const char *seg, const hyb_furi *f, hyb_error *e)
 {
         const char *path = hyb_furi_get_path_str(f), *rest;
         hyb_furi *cand = NULL, *hit = NULL;
@@ -87,15 +88,15 @@ static int sys_delete_reach(hyb_broker *b, const hyb_furi *f, hyb_error *e)
                 return 0;
         rest = strchr(buf + 1, '/');
         if (strncmp(buf, "/#", 2) == 0 && (!buf[2] || buf[2] == '/'))
-                n = snprintf(buf, sizeof buf, "/sys/#");
+                n = snprintf(buf, sizeof buf, "/%s/#", seg);
         else if (strncmp(buf, "/+", 2) == 0 && (!buf[2] || buf[2] == '/')) {
                 char tmp[4096];
-                n = snprintf(tmp, sizeof tmp, "/sys%s", rest ? rest : "");
+                n = snprintf(tmp, sizeof tmp, "/%s%s", seg, rest ? rest : "");
                 if (n < 0 || (size_t)n >= sizeof tmp)
                         return 0;
                 memcpy(buf, tmp, (size_t)n + 1);
         } else
-                return 0; /* a literal first segment: /sys/ itself is refused by name */
+                return 0; /* a literal first segment: /seg/ itself is refused by name */
         if (hyb_furi_parse(buf, (size_t)n, NULL, &cand, NULL) < 0)
                 return 0;
         r = hyb_store_scan(b->store, cand, first_key, &hit, NULL);
@@ -108,12 +109,27 @@ static int sys_delete_reach(hyb_broker *b, const hyb_furi *f, hyb_error *e)
         return r;
 }
 
-/* /sys/info/... is written by the sysinfo service (hybrid-sysinfo): its app connected as the
- * daemon's own uid or as root.  Every other peer is refused there as anywhere under /sys/. */
+/* Is path `/seg` or under `/seg/`? */
+static bool under(const char *path, const char *seg)
+{
+        size_t n = strlen(seg);
+
+        return path[0] == '/' && strncmp(path + 1, seg, n) == 0 &&
+               (path[n + 1] == '\0' || path[n + 1] == '/');
+}
+
+/* A system service's own app, connected as the daemon's own uid or as root. */
+static bool service_peer(uid_t uid, const char *app, const char *service)
+{
+        return app && strcmp(app, service) == 0 && (uid == 0 || uid == geteuid());
+}
+
+/* /sys/info/... is written by the sysinfo service (hybrid-sysinfo) alone.  Every other peer
+ * is refused there as anywhere under /sys/. */
 static bool sysinfo_writer(uid_t uid, const char *app, const char *path)
 {
-        return strncmp(path, "/sys/info/", 10) == 0 && app &&
-               strcmp(app, "org.hybridos.sysinfo") == 0 && (uid == 0 || uid == geteuid());
+        return strncmp(path, "/sys/info/", 10) == 0 &&
+               service_peer(uid, app, "org.hybridos.sysinfo");
 }
 
 int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, const hyb_furi *f,
@@ -123,11 +139,21 @@ int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, c
 
         /* The kernel's own objects are read-only, whatever the policy (doc/config.md). */
         if ((right & (BROKER_STORE_WRITE | BROKER_STORE_DELETE)) && path &&
-            (strcmp(path, "/sys") == 0 || strncmp(path, "/sys/", 5) == 0) &&
+            under(path, "sys") &&
             !sysinfo_writer(uid, app, path))
                 return err_set(e, HYB_E_FORBIDDEN, -1, "%s is read-only", path);
-        if ((right & BROKER_STORE_DELETE) && sys_delete_reach(b, f, e) < 0)
+        if ((right & BROKER_STORE_DELETE) && reserved_delete_reach(b, "sys", f, e) < 0)
                 return HYB_E_FORBIDDEN;
+        /* The log service's records (/log/<app>/<seq>) are written and deleted by hybrid-logd
+         * alone, so a record read back at its restart is one it kept (doc/hybrid-logd.md). */
+        if ((right & (BROKER_STORE_WRITE | BROKER_STORE_DELETE)) &&
+            !service_peer(uid, app, "org.hybridos.logd")) {
+                if (path && under(path, "log"))
+                        return err_set(e, HYB_E_FORBIDDEN, -1, "%s is written by hybrid-logd alone",
+                                       path);
+                if ((right & BROKER_STORE_DELETE) && reserved_delete_reach(b, "log", f, e) < 0)
+                        return HYB_E_FORBIDDEN;
+        }
         if (!b->c->store_policy)
                 return 0;
         /* A branch `p/` reads what p matches, and writes or deletes p's children: the rules

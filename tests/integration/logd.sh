@@ -206,15 +206,23 @@ check "--follow exits 3 when the daemon closes the session" [ $? -eq 3 ]
 check "and says why" grep -q "^hybrid: log: " "$T/follow.err"
 
 # ---------------------------------------------------------------- what others left under /log/
-# Without policy.store any peer may write /log/.  A stored value claiming a seq outside
-# 1..2^53 is not one of logd's records: taken back at a restart, 2^63-1 would number the
-# next records past what a JSON integer holds (negative seqs, and `hybrid log` paging
-# from the start again and again).
+# /log/ is written and deleted by logd's app alone (connected as the daemon's uid or root):
+# another app is refused there, by name and through a pattern delete reaching it.
 start_daemon d4 "" || finish
 forged() { echo "[seq=>$1,time=>1,host=>'localhost',app=>'org.victim',runner=>'main',level=>'error',message=>'forged']"; }
-expect "a peer writes a record with seq 2^63-1 under /log/" 0 "" \
-        hy --app org.evil store put /log/org.victim/9223372036854775807 "$(forged 9223372036854775807)"
-expect "and one with seq 0" 0 "" hy --app org.evil store put /log/org.victim/0 "$(forged 0)"
+expect_err "another app may not write under /log/" 1 "403 .*written by hybrid-logd alone" \
+        hy --app org.evil store put /log/org.victim/5 "$(forged 5)"
+expect_err "nor delete there" 1 "403 .*written by hybrid-logd alone" \
+        hy --app org.evil store del /log/org.victim/5
+# A stored value claiming a seq outside 1..2^53 is not one of logd's records (a peer of the
+# logd app, or a database file written by an embedded store, may leave one): taken back at a
+# restart, 2^63-1 would number the next records past what a JSON integer holds (negative
+# seqs, and `hybrid log` paging from the start again and again).
+expect "a peer of the logd app writes a record with seq 2^63-1 under /log/" 0 "" \
+        hy --app org.hybridos.logd --runner other store put /log/org.victim/9223372036854775807 "$(forged 9223372036854775807)"
+expect "and one with seq 0" 0 "" hy --app org.hybridos.logd --runner other store put /log/org.victim/0 "$(forged 0)"
+expect_err "a pattern delete by another app that would reach /log/ is refused" 1 "403 " \
+        hy --app org.evil store del "/+/org.victim/#"
 start_logd l4 || finish
 say org.example.after a1
 check "logd did not take them back" [ "$(lines --from org.victim)" = "" ]
