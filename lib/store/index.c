@@ -210,9 +210,20 @@ index_node *index_get(const store_index *ix, const hyb_furi *key)
 
 const hyb_obj *index_get_value(const store_index *ix, const hyb_furi *key)
 {
-        hslot *sl = slot_find(ix, key, hyb_furi_hash(key));
+        return index_get_value_hashed(ix, key, hyb_furi_hash(key));
+}
+
+const hyb_obj *index_get_value_hashed(const store_index *ix, const hyb_furi *key, uint64_t h)
+{
+        hslot *sl = slot_find(ix, key, h);
 
         return sl ? sl->value : NULL;
+}
+
+void index_prefetch(const store_index *ix, uint64_t h)
+{
+        if (ix->n_slots)
+                __builtin_prefetch(&ix->slots[h & (ix->n_slots - 1)], 0, 3);
 }
 
 /* Binary search; *ret_pos gets the insertion point when not found. */

@@ -126,35 +126,20 @@ static __attribute__((noinline)) int read_gathered(hyb_store *st, const hyb_furi
         return r;
 }
 
-HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **ret,
-                              hyb_error *reterr)
+/* A node read may take the hash-table fast path only when the fURI needs no check (a host
+ * fURI without a scheme, on a host store); the others go through store_check_furi. */
+static inline bool node_fast(const hyb_store *st, const hyb_furi *target)
 {
-        const hyb_obj *sv;
-        hyb_obj *v = NULL;
+        return !st->relative && hyb_furi_get_scope(target) == HYB_SCOPE_HOST &&
+               !hyb_furi_get_scheme(target);
+}
+
+/* A `?T` query (`/x?int`) checks the type of the value read: without one there is nothing
+ * to check.  On a mismatch v is released. */
+static int node_checked(const hyb_furi *target, hyb_obj *v, hyb_obj **ret, hyb_error *reterr)
+{
         int r;
 
-        hyb_assert_return(st && target && ret, -EINVAL);
-        if (hyb_furi_is_pattern(target) || hyb_furi_is_branch(target))
-                return read_gathered(st, target, false, ret, reterr);
-        /* A node read: a stored node is one hash lookup and a new reference.  The host-store
-         * case first, from fields the read needs anyway. */
-        if (st->relative || hyb_furi_get_scope(target) != HYB_SCOPE_HOST ||
-            hyb_furi_get_scheme(target)) {
-                r = store_check_furi(st, target, reterr);
-                if (r < 0)
-                        return r;
-        }
-        /* (a memory store has no other process's writes to take in) */
-        if (st->persistent && store_sync(st) == HYB_E_CORRUPT)
-                return corrupt(st, reterr);
-        pthread_mutex_lock(&st->lock);
-        sv = index_get_value(&st->index, target);
-        if (sv)
-                v = hyb_obj_ref((hyb_obj *)sv);
-        pthread_mutex_unlock(&st->lock);
-        if (!v)
-                return read_gathered(st, target, true, ret, reterr);
-        /* a type word (`/x?int`) is a query: without one there is nothing to check */
         if (hyb_furi_get_query(target)) {
                 r = store_check_type(target, store_type_word(target), v, reterr);
                 if (r < 0) {
@@ -164,6 +149,122 @@ HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **r
         }
         *ret = v;
         return 0;
+}
+
+/* hyb_store_read; synced: the caller has taken in other processes' writes already. */
+static int read_one(hyb_store *st, const hyb_furi *target, bool synced, hyb_obj **ret,
+                    hyb_error *reterr)
+{
+        const hyb_obj *sv;
+        hyb_obj *v = NULL;
+        int r;
+
+        if (hyb_furi_is_pattern(target) || hyb_furi_is_branch(target))
+                return read_gathered(st, target, synced, ret, reterr);
+        /* A node read: a stored node is one hash lookup and a new reference.  The host-store
+         * case first, from fields the read needs anyway. */
+        if (!node_fast(st, target)) {
+                r = store_check_furi(st, target, reterr);
+                if (r < 0)
+                        return r;
+        }
+        /* (a memory store has no other process's writes to take in) */
+        if (!synced && st->persistent && store_sync(st) == HYB_E_CORRUPT)
+                return corrupt(st, reterr);
+        pthread_mutex_lock(&st->lock);
+        sv = index_get_value(&st->index, target);
+        if (sv)
+                v = hyb_obj_ref((hyb_obj *)sv);
+        pthread_mutex_unlock(&st->lock);
+        if (!v)
+                return read_gathered(st, target, true, ret, reterr);
+        return node_checked(target, v, ret, reterr);
+}
+
+HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **ret,
+                              hyb_error *reterr)
+{
+        hyb_assert_return(st && target && ret, -EINVAL);
+        return read_one(st, target, false, ret, reterr);
+}
+
+/* How many targets one lock hold of hyb_store_read_many looks up: enough that the batch's
+ * cache misses overlap, few enough that a writer never waits long. */
+#define READ_BATCH 32
+
+/*
+ * One batch of hyb_store_read_many, in four passes so that the cache misses of different
+ * targets overlap instead of each read waiting on its own chain (the caller's fURI, then
+ * its hash slot, then the value's count):
+ *   1. prefetch every target fURI (outside the lock: the caller owns them);
+ *   2. under the lock, hash each fast-path target and prefetch its slot;
+ *   3. look each up and prefetch the value found;
+ *   4. take a reference to each value found.
+ * Targets the fast path does not answer (patterns, branches, checked fURIs, misses) then
+ * take hyb_store_read's own path, without the lock.
+ */
+static int read_batch(hyb_store *st, const hyb_furi *const *targets, size_t n, hyb_obj **rets,
+                      hyb_error *reterr)
+{
+        const hyb_obj *sv[READ_BATCH];
+        uint64_t h[READ_BATCH];
+        bool fast[READ_BATCH];
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                __builtin_prefetch(targets[i], 0, 3);
+                __builtin_prefetch((const char *)targets[i] + 64, 0, 3);
+        }
+        for (size_t i = 0; i < n; i++) {
+                const hyb_furi *t = targets[i];
+                fast[i] = !hyb_furi_is_pattern(t) && !hyb_furi_is_branch(t) && node_fast(st, t);
+                h[i] = hyb_furi_hash(t);
+        }
+        pthread_mutex_lock(&st->lock);
+        for (size_t i = 0; i < n; i++)
+                if (fast[i])
+                        index_prefetch(&st->index, h[i]);
+        for (size_t i = 0; i < n; i++) {
+                sv[i] = fast[i] ? index_get_value_hashed(&st->index, targets[i], h[i]) : NULL;
+                if (sv[i])
+                        __builtin_prefetch(sv[i], 1, 3);
+        }
+        for (size_t i = 0; i < n; i++)
+                rets[i] = sv[i] ? hyb_obj_ref((hyb_obj *)sv[i]) : NULL;
+        pthread_mutex_unlock(&st->lock);
+        for (size_t i = 0; i < n; i++) {
+                if (rets[i])
+                        r = node_checked(targets[i], rets[i], &rets[i], reterr);
+                else
+                        r = read_one(st, targets[i], true, &rets[i], reterr);
+                if (r < 0) {
+                        rets[i] = NULL;
+                        return r;
+                }
+        }
+        return 0;
+}
+
+HYB_EXPORT int hyb_store_read_many(hyb_store *st, const hyb_furi *const *targets, size_t n,
+                                   hyb_obj **rets, hyb_error *reterr)
+{
+        int r = 0;
+
+        hyb_assert_return(st && ((targets && rets) || n == 0), -EINVAL);
+        for (size_t i = 0; i < n; i++) {
+                hyb_assert_return(targets[i], -EINVAL);
+                rets[i] = NULL;
+        }
+        /* (a memory store has no other process's writes to take in) */
+        if (n && st->persistent && store_sync(st) == HYB_E_CORRUPT)
+                return corrupt(st, reterr);
+        for (size_t i = 0; i < n && r == 0; i += READ_BATCH)
+                r = read_batch(st, targets + i, n - i < READ_BATCH ? n - i : READ_BATCH,
+                               rets + i, reterr);
+        if (r < 0)
+                for (size_t i = 0; i < n; i++)
+                        rets[i] = hyb_obj_unref(rets[i]);
+        return r;
 }
 
 HYB_EXPORT int hyb_store_read_str(hyb_store *st, const char *target, hyb_obj **ret,

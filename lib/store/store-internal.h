@@ -66,6 +66,12 @@ index_node *index_lookup(store_index *ix, const hyb_furi *key);
 index_node *index_get(const store_index *ix, const hyb_furi *key);
 /* The value stored at exactly key (borrowed), or NULL, without touching the trie node. */
 const hyb_obj *index_get_value(const store_index *ix, const hyb_furi *key);
+/* As index_get_value with h = hyb_furi_hash(key) already known. */
+const hyb_obj *index_get_value_hashed(const store_index *ix, const hyb_furi *key, uint64_t h);
+/* Starts loading the slot where a lookup of hash h begins (a hint: no effect on results).
+ * A batched read prefetches every slot of the batch before the first lookup, so the
+ * batch's cache misses overlap instead of following one another. */
+void index_prefetch(const store_index *ix, uint64_t h);
 /* Stores value (a new reference taken) at key; *ret_old (may be NULL) gets the old value. */
 int index_set(store_index *ix, const hyb_furi *key, hyb_obj *value, hyb_obj **ret_old);
 /* Clears n's value (returned in *ret_old, a reference) and prunes empty nodes. */
