@@ -346,7 +346,7 @@ static double ours_get_many(void *ctx)
 {
         ours *o = ctx;
         uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(cfg.secs * 1e9), n = 0, t;
-        const hyb_furi *batch[GET_BATCH];
+        hyb_furi *batch[GET_BATCH];
         hyb_obj *v[GET_BATCH];
         hyb_error e;
 

@@ -148,11 +148,12 @@ HYB_EXPORT int hyb_store_read_str(hyb_store *st, const char *target, hyb_obj **r
  * most of its time waiting on memory), and the store lock is taken once per batch instead
  * of once per key.  It is not a snapshot: a write made by another thread during the call
  * may be seen by some targets and not by others, as with n successive hyb_store_read calls.
- * targets[] and rets[] have n elements (n == 0 does nothing); the targets are borrowed.
+ * targets[] and rets[] have n elements (n == 0 does nothing); the targets are borrowed and
+ * left unchanged (the array type lets an array of owned fURIs pass without a cast).
  * Returns 0, or the error of the first target that fails (what hyb_store_read would have
  * returned for it, with *reterr set); then no reference is left in rets: all are NULL.
  */
-HYB_EXPORT int hyb_store_read_many(hyb_store *st, const hyb_furi *const *targets, size_t n,
+HYB_EXPORT int hyb_store_read_many(hyb_store *st, hyb_furi *const *targets, size_t n,
                                    hyb_obj **rets, hyb_error *reterr);
 
 /* Calls fn for every match of pattern (or the one node) in key order, with

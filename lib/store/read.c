@@ -203,7 +203,7 @@ HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **r
  * Targets the fast path does not answer (patterns, branches, checked fURIs, misses) then
  * take hyb_store_read's own path, without the lock.
  */
-static int read_batch(hyb_store *st, const hyb_furi *const *targets, size_t n, hyb_obj **rets,
+static int read_batch(hyb_store *st, hyb_furi *const *targets, size_t n, hyb_obj **rets,
                       hyb_error *reterr)
 {
         const hyb_obj *sv[READ_BATCH];
@@ -245,7 +245,7 @@ static int read_batch(hyb_store *st, const hyb_furi *const *targets, size_t n, h
         return 0;
 }
 
-HYB_EXPORT int hyb_store_read_many(hyb_store *st, const hyb_furi *const *targets, size_t n,
+HYB_EXPORT int hyb_store_read_many(hyb_store *st, hyb_furi *const *targets, size_t n,
                                    hyb_obj **rets, hyb_error *reterr)
 {
         int r = 0;

@@ -152,7 +152,7 @@ static void ops_daemon_stop(ops_ctx *c)
  * Every result must be the same obj; on an error no reference may be left in rets. */
 static int ops_read_many(ops_ctx *c, const char *f, hyb_obj **ret, hyb_error *e)
 {
-        const hyb_furi *ts[OPS_MANY];
+        hyb_furi *ts[OPS_MANY];
         hyb_furi *own[OPS_MANY] = { 0 };
         hyb_obj *rets[OPS_MANY];
         int r = 0;
@@ -899,7 +899,7 @@ START_TEST(test_read_many_mixed)
                 snprintf(f, sizeof(f), kinds[i % 5], i % 40);
                 ts[i] = furi(f);
         }
-        ck_assert_int_eq(hyb_store_read_many(st, (const hyb_furi *const *)ts, 100, got, &e), 0);
+        ck_assert_int_eq(hyb_store_read_many(st, ts, 100, got, &e), 0);
         for (int i = 0; i < 100; i++) {
                 ck_assert_int_eq(hyb_store_read(st, ts[i], &one, NULL), 0);
                 ck_assert_msg(hyb_obj_equal(got[i], one) &&
@@ -922,7 +922,7 @@ START_TEST(test_read_many_mixed)
         ts[64] = furi(f);
         for (int i = 0; i < 100; i++)
                 got[i] = hyb_obj_noobj();
-        ck_assert_int_eq(hyb_store_read_many(st, (const hyb_furi *const *)ts, 100, got, &e),
+        ck_assert_int_eq(hyb_store_read_many(st, ts, 100, got, &e),
                          HYB_E_TYPE);
         ck_assert(strstr(e.message, "/m/4") != NULL);
         for (int i = 0; i < 100; i++)
@@ -1397,7 +1397,7 @@ static void *nr_reader(void *ud)
                 }
                 /* and all of them at once, the batched read the writers race with too */
                 hyb_obj *many[NR_STABLE];
-                ck_assert_int_eq(hyb_store_read_many(c->st, (const hyb_furi *const *)shared,
+                ck_assert_int_eq(hyb_store_read_many(c->st, shared,
                                                      NR_STABLE, many, NULL),
                                  0);
                 for (int k = 0; k < NR_STABLE; k++) {
