@@ -208,12 +208,7 @@ index_node *index_get(const store_index *ix, const hyb_furi *key)
         return sl ? sl->node : NULL;
 }
 
-const hyb_obj *index_get_value(const store_index *ix, const hyb_furi *key)
-{
-        return index_get_value_hashed(ix, key, hyb_furi_hash(key));
-}
-
-const hyb_obj *index_get_value_hashed(const store_index *ix, const hyb_furi *key, uint64_t h)
+const hyb_obj *index_get_value(const store_index *ix, const hyb_furi *key, uint64_t h)
 {
         hslot *sl = slot_find(ix, key, h);
 

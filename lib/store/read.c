@@ -7,6 +7,7 @@
  * memory under st->lock.
  */
 #include "store-internal.h"
+#include "furi/furi-internal.h" /* the node read's fast path reads fURI fields inline */
 
 typedef struct coll {
         hyb_furi **keys;
@@ -127,11 +128,11 @@ static __attribute__((noinline)) int read_gathered(hyb_store *st, const hyb_furi
 }
 
 /* A node read may take the hash-table fast path only when the fURI needs no check (a host
- * fURI without a scheme, on a host store); the others go through store_check_furi. */
+ * fURI without a scheme, on a host store); the others go through store_check_furi.  (The
+ * fields are read inline: the hyb_furi_get_* calls would each go through the PLT.) */
 static inline bool node_fast(const hyb_store *st, const hyb_furi *target)
 {
-        return !st->relative && hyb_furi_get_scope(target) == HYB_SCOPE_HOST &&
-               !hyb_furi_get_scheme(target);
+        return !st->relative && target->scope == HYB_SCOPE_HOST && !target->scheme;
 }
 
 /* A `?T` query (`/x?int`) checks the type of the value read: without one there is nothing
@@ -140,7 +141,7 @@ static int node_checked(const hyb_furi *target, hyb_obj *v, hyb_obj **ret, hyb_e
 {
         int r;
 
-        if (hyb_furi_get_query(target)) {
+        if (target->query) {
                 r = store_check_type(target, store_type_word(target), v, reterr);
                 if (r < 0) {
                         hyb_obj_unref(v);
@@ -159,7 +160,7 @@ static int read_one(hyb_store *st, const hyb_furi *target, bool synced, hyb_obj 
         hyb_obj *v = NULL;
         int r;
 
-        if (hyb_furi_is_pattern(target) || hyb_furi_is_branch(target))
+        if (target->pattern || target->branch)
                 return read_gathered(st, target, synced, ret, reterr);
         /* A node read: a stored node is one hash lookup and a new reference.  The host-store
          * case first, from fields the read needs anyway. */
@@ -172,7 +173,7 @@ static int read_one(hyb_store *st, const hyb_furi *target, bool synced, hyb_obj 
         if (!synced && st->persistent && store_sync(st) == HYB_E_CORRUPT)
                 return corrupt(st, reterr);
         pthread_mutex_lock(&st->lock);
-        sv = index_get_value(&st->index, target);
+        sv = index_get_value(&st->index, target, target->hash);
         if (sv)
                 v = hyb_obj_ref((hyb_obj *)sv);
         pthread_mutex_unlock(&st->lock);
@@ -192,19 +193,31 @@ HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **r
  * cache misses overlap, few enough that a writer never waits long. */
 #define READ_BATCH 32
 
+/* Starts loading the fields of n target fURIs that a node read looks at (the first 48 bytes,
+ * furi-internal.h: one cache line, or two when they straddle). */
+static void prefetch_furis(hyb_furi *const *targets, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                __builtin_prefetch(targets[i], 0, 3);
+                __builtin_prefetch((const char *)targets[i] + 47, 0, 3);
+        }
+}
+
 /*
- * One batch of hyb_store_read_many, in four passes so that the cache misses of different
- * targets overlap instead of each read waiting on its own chain (the caller's fURI, then
- * its hash slot, then the value's count):
- *   1. prefetch every target fURI (outside the lock: the caller owns them);
- *   2. under the lock, hash each fast-path target and prefetch its slot;
+ * One batch of hyb_store_read_many, in passes so that the cache misses of different targets
+ * overlap instead of each read waiting on its own chain (the caller's fURI, then its hash
+ * slot, then the value's count).  The batch's fURIs were prefetched before (by the previous
+ * batch, or the caller for the first); then:
+ *   1. hash each fast-path target, then prefetch the fURIs of the next batch (they load
+ *      while this batch waits on its slots);
+ *   2. under the lock, prefetch every slot;
  *   3. look each up and prefetch the value found;
  *   4. take a reference to each value found.
  * Targets the fast path does not answer (patterns, branches, checked fURIs, misses) then
  * take hyb_store_read's own path, without the lock.
  */
-static int read_batch(hyb_store *st, hyb_furi *const *targets, size_t n, hyb_obj **rets,
-                      hyb_error *reterr)
+static int read_batch(hyb_store *st, hyb_furi *const *targets, size_t n,
+                      hyb_furi *const *next, size_t n_next, hyb_obj **rets, hyb_error *reterr)
 {
         const hyb_obj *sv[READ_BATCH];
         uint64_t h[READ_BATCH];
@@ -212,20 +225,17 @@ static int read_batch(hyb_store *st, hyb_furi *const *targets, size_t n, hyb_obj
         int r;
 
         for (size_t i = 0; i < n; i++) {
-                __builtin_prefetch(targets[i], 0, 3);
-                __builtin_prefetch((const char *)targets[i] + 64, 0, 3);
-        }
-        for (size_t i = 0; i < n; i++) {
                 const hyb_furi *t = targets[i];
-                fast[i] = !hyb_furi_is_pattern(t) && !hyb_furi_is_branch(t) && node_fast(st, t);
-                h[i] = hyb_furi_hash(t);
+                fast[i] = !t->pattern && !t->branch && node_fast(st, t);
+                h[i] = t->hash;
         }
+        prefetch_furis(next, n_next);
         pthread_mutex_lock(&st->lock);
         for (size_t i = 0; i < n; i++)
                 if (fast[i])
                         index_prefetch(&st->index, h[i]);
         for (size_t i = 0; i < n; i++) {
-                sv[i] = fast[i] ? index_get_value_hashed(&st->index, targets[i], h[i]) : NULL;
+                sv[i] = fast[i] ? index_get_value(&st->index, targets[i], h[i]) : NULL;
                 if (sv[i])
                         __builtin_prefetch(sv[i], 1, 3);
         }
@@ -258,9 +268,13 @@ HYB_EXPORT int hyb_store_read_many(hyb_store *st, hyb_furi *const *targets, size
         /* (a memory store has no other process's writes to take in) */
         if (n && st->persistent && store_sync(st) == HYB_E_CORRUPT)
                 return corrupt(st, reterr);
-        for (size_t i = 0; i < n && r == 0; i += READ_BATCH)
-                r = read_batch(st, targets + i, n - i < READ_BATCH ? n - i : READ_BATCH,
-                               rets + i, reterr);
+        prefetch_furis(targets, n < READ_BATCH ? n : READ_BATCH);
+        for (size_t i = 0; i < n && r == 0; i += READ_BATCH) {
+                size_t m = n - i < READ_BATCH ? n - i : READ_BATCH;
+                size_t after = n - i - m;
+                r = read_batch(st, targets + i, m, targets + i + m,
+                               after < READ_BATCH ? after : READ_BATCH, rets + i, reterr);
+        }
         if (r < 0)
                 for (size_t i = 0; i < n; i++)
                         rets[i] = hyb_obj_unref(rets[i]);

@@ -64,10 +64,9 @@ index_node *index_find_child(index_node *n, const char *seg, size_t len);
 index_node *index_lookup(store_index *ix, const hyb_furi *key);
 /* The node holding a value at exactly key (the query is ignored), or NULL: a hash lookup. */
 index_node *index_get(const store_index *ix, const hyb_furi *key);
-/* The value stored at exactly key (borrowed), or NULL, without touching the trie node. */
-const hyb_obj *index_get_value(const store_index *ix, const hyb_furi *key);
-/* As index_get_value with h = hyb_furi_hash(key) already known. */
-const hyb_obj *index_get_value_hashed(const store_index *ix, const hyb_furi *key, uint64_t h);
+/* The value stored at exactly key (borrowed), or NULL, without touching the trie node;
+ * h is hyb_furi_hash(key) (the batched read has it already). */
+const hyb_obj *index_get_value(const store_index *ix, const hyb_furi *key, uint64_t h);
 /* Starts loading the slot where a lookup of hash h begins (a hint: no effect on results).
  * A batched read prefetches every slot of the batch before the first lookup, so the
  * batch's cache misses overlap instead of following one another. */
