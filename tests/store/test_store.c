@@ -528,6 +528,14 @@ START_TEST(test_bad_args)
         ck_assert_int_eq(hyb_store_write(st, f, hyb_obj_noobj(), 0x80, NULL), -EINVAL);
         ck_assert_int_eq(hyb_store_read(st, f, NULL, NULL), -EINVAL);
         ck_assert_int_eq(hyb_store_read(NULL, f, &o, NULL), -EINVAL);
+        {
+                hyb_furi *fs[2] = { f, NULL };
+                hyb_obj *os[2];
+                ck_assert_int_eq(hyb_store_read_many(NULL, fs, 1, os, NULL), -EINVAL);
+                ck_assert_int_eq(hyb_store_read_many(st, fs, 1, NULL, NULL), -EINVAL);
+                ck_assert_int_eq(hyb_store_read_many(st, NULL, 1, os, NULL), -EINVAL);
+                ck_assert_int_eq(hyb_store_read_many(st, fs, 2, os, NULL), -EINVAL);
+        }
         ck_assert_int_eq(hyb_store_subscribe(st, f, 0, NULL, NULL, &s, NULL), -EINVAL);
         ck_assert_int_eq(hyb_store_write_str(st, "/a b c%", hyb_obj_noobj(), 0, NULL),
                          HYB_E_PARSE);
@@ -1654,6 +1662,47 @@ START_TEST(test_two_processes)
 }
 END_TEST
 
+/* A batched read on a file store takes in other handles' (processes') committed writes
+ * first, as hyb_store_read does: without process() having run on the reading handle. */
+START_TEST(test_read_many_sees_other_handle)
+{
+        char *dir, *path = db_path(&dir);
+        hyb_store *a = open_db(path, HYB_DURABILITY_NORMAL);
+        hyb_store *b = open_db(path, HYB_DURABILITY_NORMAL);
+        hyb_furi *ts[40];
+        hyb_obj *got[40];
+        char f[32], v[32];
+
+        for (int i = 0; i < 40; i++) {
+                snprintf(f, sizeof(f), "/oh/%d", i);
+                ts[i] = furi(f);
+        }
+        ck_assert_int_eq(hyb_store_read_many(b, ts, 40, got, NULL), 0);
+        for (int i = 0; i < 40; i++) {
+                ck_assert(hyb_obj_is_noobj(got[i]));
+                hyb_obj_unref(got[i]);
+        }
+        for (int i = 0; i < 40; i++) {
+                snprintf(f, sizeof(f), "/oh/%d", i);
+                snprintf(v, sizeof(v), "%d", i + 100);
+                put_ok(a, f, v);
+        }
+        ck_assert_int_eq(hyb_store_read_many(b, ts, 40, got, NULL), 0);
+        for (int i = 0; i < 40; i++) {
+                ck_assert_int_eq(hyb_obj_get_kind(got[i]), HYB_OBJ_INT);
+                ck_assert_int_eq(hyb_obj_get_int(got[i]), i + 100);
+                hyb_obj_unref(got[i]);
+        }
+        for (int i = 0; i < 40; i++)
+                hyb_furi_unref(ts[i]);
+        hyb_store_unref(a);
+        hyb_store_unref(b);
+        test_rmrf(dir);
+        free(dir);
+        free(path);
+}
+END_TEST
+
 /* ---- journal trimming ---- */
 
 static int64_t journal_rows(const char *path)
@@ -1833,6 +1882,7 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_bad_args);
         tcase_add_test(tc, test_scan);
         tcase_add_test(tc, test_read_many_mixed);
+        tcase_add_test(tc, test_read_many_sees_other_handle);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("subscriptions");
