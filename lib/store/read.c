@@ -62,13 +62,19 @@ static int collect(const char *path, const store_pos *p, void *ud)
         return 0;
 }
 
+/* What a read has done already (the `done` argument below). */
+enum {
+        DONE_CHECK = 0x1,       /* store_check_furi passed, or the fURI needs none */
+        DONE_SYNC = 0x2,        /* other processes' writes taken in (store_sync) */
+};
+
 /* Collects the matches of target (a branch stands for its base) into c, in key order. */
-static int gather(hyb_store *st, const hyb_furi *target, bool synced, coll *c, hyb_error *e)
+static int gather(hyb_store *st, const hyb_furi *target, unsigned done, coll *c, hyb_error *e)
 {
         hyb_furi *t = NULL;
         int r;
 
-        if (!synced && (r = store_check_furi(st, target, e)) < 0)
+        if (!(done & DONE_CHECK) && (r = store_check_furi(st, target, e)) < 0)
                 return r;
         c->kind = store_type_word(target);
         c->target = target;
@@ -82,7 +88,7 @@ static int gather(hyb_store *st, const hyb_furi *target, bool synced, coll *c, h
                         return r;
         } else if ((r = hyb_furi_strip_query(target, &t)) < 0)
                 return r;
-        if (!synced && (r = store_sync(st)) == HYB_E_CORRUPT)
+        if (!(done & DONE_SYNC) && (r = store_sync(st)) == HYB_E_CORRUPT)
                 return corrupt(st, e);
         pthread_mutex_lock(&st->lock);
         r = store_walk(st, t, true, collect, c);
@@ -97,14 +103,14 @@ static int gather(hyb_store *st, const hyb_furi *target, bool synced, coll *c, h
  * node may be an element of a stored lst/rec above it: gather walks).  Out of line, so the
  * node read's hit path stays short. */
 static __attribute__((noinline)) int read_gathered(hyb_store *st, const hyb_furi *target,
-                                                   bool synced, hyb_obj **ret,
+                                                   unsigned done, hyb_obj **ret,
                                                    hyb_error *reterr)
 {
         coll c = { 0 };
         hyb_obj **keys = NULL;
         int r;
 
-        r = gather(st, target, synced, &c, reterr);
+        r = gather(st, target, done, &c, reterr);
         if (r < 0) {
                 coll_free(&c);
                 return r;
@@ -152,7 +158,8 @@ static int node_checked(const hyb_furi *target, hyb_obj *v, hyb_obj **ret, hyb_e
         return 0;
 }
 
-/* hyb_store_read; synced: the caller has taken in other processes' writes already. */
+/* hyb_store_read; synced: the caller has taken in other processes' writes already (the
+ * fURI is still to be checked). */
 static int read_one(hyb_store *st, const hyb_furi *target, bool synced, hyb_obj **ret,
                     hyb_error *reterr)
 {
@@ -161,7 +168,7 @@ static int read_one(hyb_store *st, const hyb_furi *target, bool synced, hyb_obj 
         int r;
 
         if (target->pattern || target->branch)
-                return read_gathered(st, target, synced, ret, reterr);
+                return read_gathered(st, target, synced ? DONE_SYNC : 0, ret, reterr);
         /* A node read: a stored node is one hash lookup and a new reference.  The host-store
          * case first, from fields the read needs anyway. */
         if (!node_fast(st, target)) {
@@ -178,7 +185,7 @@ static int read_one(hyb_store *st, const hyb_furi *target, bool synced, hyb_obj 
                 v = hyb_obj_ref((hyb_obj *)sv);
         pthread_mutex_unlock(&st->lock);
         if (!v)
-                return read_gathered(st, target, true, ret, reterr);
+                return read_gathered(st, target, DONE_CHECK | DONE_SYNC, ret, reterr);
         return node_checked(target, v, ret, reterr);
 }
 
@@ -303,7 +310,7 @@ HYB_EXPORT int hyb_store_scan(hyb_store *st, const hyb_furi *pattern, hyb_store_
         int r;
 
         hyb_assert_return(st && pattern && fn, -EINVAL);
-        r = gather(st, pattern, false, &c, reterr);
+        r = gather(st, pattern, 0, &c, reterr);
         /* callbacks run without the lock: they may use the store */
         for (size_t i = 0; r == 0 && i < c.n; i++)
                 r = fn(c.keys[i], c.vals[i], userdata);

@@ -935,6 +935,19 @@ START_TEST(test_read_many_mixed)
         ck_assert(strstr(e.message, "/m/4") != NULL);
         for (int i = 0; i < 100; i++)
                 ck_assert(got[i] == NULL);
+        /* patterns and branches the store refuses (relative, another host) fail as
+         * hyb_store_read fails, in a batch too */
+        {
+                static const char *const bad[] = { "a/+", "a/b/", "//host.example/+" };
+                for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+                        hyb_furi *two[2] = { ts[0], furi(bad[b]) };
+                        int want = hyb_store_read(st, two[1], &one, NULL);
+                        ck_assert_int_lt(want, 0);
+                        ck_assert_int_eq(hyb_store_read_many(st, two, 2, got, &e), want);
+                        ck_assert(got[0] == NULL && got[1] == NULL);
+                        hyb_furi_unref(two[1]);
+                }
+        }
         /* n == 0 reads nothing */
         ck_assert_int_eq(hyb_store_read_many(st, NULL, 0, NULL, NULL), 0);
         for (int i = 0; i < 100; i++)
