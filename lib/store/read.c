@@ -165,8 +165,33 @@ static int read_one(hyb_store *st, const hyb_furi *target, bool synced, hyb_obj 
 {
         const hyb_obj *sv;
         hyb_obj *v = NULL;
+        bool looked = false;
         int r;
 
+        /* The very fURI object a value was written with finds it by its address, without
+         * loading the object: one cache miss fewer.  (A memory store has no other process's
+         * writes to take in; a file store takes them in first, after the checks below.) */
+        if (synced || !st->persistent) {
+                __builtin_prefetch(target, 0, 3); /* needed if the address is not a key's */
+                pthread_mutex_lock(&st->lock);
+                sv = index_get_value_ptr(&st->index, target);
+                if (sv) {
+                        *ret = hyb_obj_ref((hyb_obj *)sv);
+                        pthread_mutex_unlock(&st->lock);
+                        return 0;
+                }
+                if (!target->pattern && !target->branch && node_fast(st, target)) {
+                        sv = index_get_value(&st->index, target, target->hash);
+                        if (sv)
+                                v = hyb_obj_ref((hyb_obj *)sv);
+                        looked = true;
+                }
+                pthread_mutex_unlock(&st->lock);
+                if (v)
+                        return node_checked(target, v, ret, reterr);
+                if (looked)
+                        return read_gathered(st, target, DONE_CHECK | DONE_SYNC, ret, reterr);
+        }
         if (target->pattern || target->branch)
                 return read_gathered(st, target, synced ? DONE_SYNC : 0, ret, reterr);
         /* A node read: a stored node is one hash lookup and a new reference.  The host-store
@@ -200,49 +225,47 @@ HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **r
  * cache misses overlap, few enough that a writer never waits long. */
 #define READ_BATCH 32
 
-/* Starts loading the fields of n target fURIs that a node read looks at (the first 48 bytes,
- * furi-internal.h: one cache line, or two when they straddle). */
-static void prefetch_furis(hyb_furi *const *targets, size_t n)
-{
-        for (size_t i = 0; i < n; i++) {
-                __builtin_prefetch(targets[i], 0, 3);
-                __builtin_prefetch((const char *)targets[i] + 47, 0, 3);
-        }
-}
-
 /*
  * One batch of hyb_store_read_many, in passes so that the cache misses of different targets
- * overlap instead of each read waiting on its own chain (the caller's fURI, then its hash
- * slot, then the value's count).  The batch's fURIs were prefetched before (by the previous
- * batch, or the caller for the first); then:
- *   1. hash each fast-path target, then prefetch the fURIs of the next batch (they load
- *      while this batch waits on its slots);
- *   2. under the lock, prefetch every slot;
- *   3. look each up and prefetch the value found;
- *   4. take a reference to each value found.
- * Targets the fast path does not answer (patterns, branches, checked fURIs, misses) then
- * take hyb_store_read's own path, without the lock.
+ * overlap instead of each read waiting on its own chain.  Under the lock:
+ *   1. prefetch each target's slot in the table by key object address (no target is read);
+ *   2. look each up there: a target that is the very fURI object a value was written with
+ *      is answered; for the others, prefetch the fURI object;
+ *   3. hash each of those that a node lookup may answer and prefetch its hash slot, and
+ *      prefetch the next batch's address slots;
+ *   4. look those up and prefetch each value found;
+ *   5. take a reference to each value found.
+ * Targets still unanswered (patterns, branches, checked fURIs, misses) then take
+ * hyb_store_read's own path, without the lock.
  */
 static int read_batch(hyb_store *st, hyb_furi *const *targets, size_t n,
                       hyb_furi *const *next, size_t n_next, hyb_obj **rets, hyb_error *reterr)
 {
+        const store_index *ix = &st->index;
         const hyb_obj *sv[READ_BATCH];
-        uint64_t h[READ_BATCH];
-        bool fast[READ_BATCH];
+        bool by_ptr[READ_BATCH], fast[READ_BATCH];
         int r;
 
-        for (size_t i = 0; i < n; i++) {
-                const hyb_furi *t = targets[i];
-                fast[i] = !t->pattern && !t->branch && node_fast(st, t);
-                h[i] = t->hash;
-        }
-        prefetch_furis(next, n_next);
         pthread_mutex_lock(&st->lock);
         for (size_t i = 0; i < n; i++)
-                if (fast[i])
-                        index_prefetch(&st->index, h[i]);
+                index_prefetch_ptr(ix, targets[i]);
         for (size_t i = 0; i < n; i++) {
-                sv[i] = fast[i] ? index_get_value(&st->index, targets[i], h[i]) : NULL;
+                sv[i] = index_get_value_ptr(ix, targets[i]);
+                by_ptr[i] = sv[i] != NULL;
+                if (!sv[i])
+                        __builtin_prefetch(targets[i], 0, 3);
+        }
+        for (size_t i = 0; i < n; i++) {
+                const hyb_furi *t = targets[i];
+                fast[i] = !by_ptr[i] && !t->pattern && !t->branch && node_fast(st, t);
+                if (fast[i])
+                        index_prefetch(ix, t->hash);
+        }
+        for (size_t i = 0; i < n_next; i++)
+                index_prefetch_ptr(ix, next[i]);
+        for (size_t i = 0; i < n; i++) {
+                if (fast[i])
+                        sv[i] = index_get_value(ix, targets[i], targets[i]->hash);
                 if (sv[i])
                         __builtin_prefetch(sv[i], 1, 3);
         }
@@ -250,8 +273,13 @@ static int read_batch(hyb_store *st, hyb_furi *const *targets, size_t n,
                 rets[i] = sv[i] ? hyb_obj_ref((hyb_obj *)sv[i]) : NULL;
         pthread_mutex_unlock(&st->lock);
         for (size_t i = 0; i < n; i++) {
+                if (by_ptr[i])
+                        continue; /* a stored key: no query to check */
                 if (rets[i])
                         r = node_checked(targets[i], rets[i], &rets[i], reterr);
+                else if (fast[i]) /* checked (none needed) and synced: a node miss */
+                        r = read_gathered(st, targets[i], DONE_CHECK | DONE_SYNC, &rets[i],
+                                          reterr);
                 else
                         r = read_one(st, targets[i], true, &rets[i], reterr);
                 if (r < 0) {
@@ -275,7 +303,6 @@ HYB_EXPORT int hyb_store_read_many(hyb_store *st, hyb_furi *const *targets, size
         /* (a memory store has no other process's writes to take in) */
         if (n && st->persistent && store_sync(st) == HYB_E_CORRUPT)
                 return corrupt(st, reterr);
-        prefetch_furis(targets, n < READ_BATCH ? n : READ_BATCH);
         for (size_t i = 0; i < n && r == 0; i += READ_BATCH) {
                 size_t m = n - i < READ_BATCH ? n - i : READ_BATCH;
                 size_t after = n - i - m;

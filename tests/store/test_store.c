@@ -1433,6 +1433,203 @@ static void *nr_reader(void *ud)
         return NULL;
 }
 
+/* Readers passing the very fURI objects the values were written with (the store finds those
+ * by address), racing a writer that overwrites, deletes and re-adds those keys and grows and
+ * shrinks the table around them. */
+#define KO_N 256
+
+typedef struct ko_ctx {
+        hyb_store *st;
+        hyb_furi **ko;
+        atomic_int *stop;
+        long reads;
+} ko_ctx;
+
+static void *ko_writer(void *ud)
+{
+        ko_ctx *c = ud;
+        char f[48];
+
+        for (int round = 0; round < 40; round++) {
+                for (int k = 0; k < KO_N; k++) {
+                        hyb_obj *v = NULL;
+                        if (k % 8 == 0) /* deleted, then stored again under the same object */
+                                ck_assert_int_eq(hyb_store_write(c->st, c->ko[k], hyb_obj_noobj(),
+                                                                 0, NULL),
+                                                 0);
+                        ck_assert_int_eq(hyb_obj_new_int(k * 1000 + round, &v), 0);
+                        ck_assert_int_eq(hyb_store_write(c->st, c->ko[k], v, 0, NULL), 0);
+                        hyb_obj_unref(v);
+                }
+                for (int i = 0; i < 300; i++) {
+                        hyb_obj *v = NULL;
+                        snprintf(f, sizeof(f), "/ko/t/%d/%d", round, i);
+                        ck_assert_int_eq(hyb_obj_new_int(i, &v), 0);
+                        ck_assert_int_eq(hyb_store_write_str(c->st, f, v, 0, NULL), 0);
+                        hyb_obj_unref(v);
+                }
+                for (int i = 0; i < 300; i += 2) {
+                        snprintf(f, sizeof(f), "/ko/t/%d/%d", round, i);
+                        ck_assert_int_eq(hyb_store_write_str(c->st, f, hyb_obj_noobj(), 0, NULL),
+                                         0);
+                }
+        }
+        return NULL;
+}
+
+static void ko_check(hyb_obj *o, int k)
+{
+        if (k % 8 == 0 && hyb_obj_is_noobj(o))
+                return; /* between its delete and its new write */
+        ck_assert_int_eq(hyb_obj_get_kind(o), HYB_OBJ_INT);
+        ck_assert_int_eq(hyb_obj_get_int(o) / 1000, k);
+}
+
+static void *ko_reader(void *ud)
+{
+        ko_ctx *c = ud;
+        hyb_obj *many[KO_N];
+
+        while (!atomic_load(c->stop)) {
+                for (int k = 0; k < KO_N; k++) {
+                        hyb_obj *o = NULL;
+                        ck_assert_int_eq(hyb_store_read(c->st, c->ko[k], &o, NULL), 0);
+                        ko_check(o, k);
+                        hyb_obj_unref(o);
+                }
+                ck_assert_int_eq(hyb_store_read_many(c->st, c->ko, KO_N, many, NULL), 0);
+                for (int k = 0; k < KO_N; k++) {
+                        ko_check(many[k], k);
+                        hyb_obj_unref(many[k]);
+                }
+                c->reads += 2 * KO_N;
+        }
+        return NULL;
+}
+
+START_TEST(test_key_object_reads_race_writer)
+{
+        hyb_store *st = open_db(NULL, HYB_DURABILITY_MEMORY);
+        hyb_furi *ko[KO_N];
+        atomic_int stop = 0;
+        pthread_t w, r[2];
+        ko_ctx wc, rc[2];
+        char f[32];
+
+        for (int k = 0; k < KO_N; k++) {
+                hyb_obj *v = NULL;
+                snprintf(f, sizeof(f), "/ko/%d", k);
+                ko[k] = furi(f);
+                ck_assert_int_eq(hyb_obj_new_int(k * 1000, &v), 0);
+                ck_assert_int_eq(hyb_store_write(st, ko[k], v, 0, NULL), 0);
+                hyb_obj_unref(v);
+        }
+        wc = (ko_ctx){ .st = st, .ko = ko, .stop = &stop };
+        for (int i = 0; i < 2; i++) {
+                rc[i] = wc;
+                ck_assert_int_eq(pthread_create(&r[i], NULL, ko_reader, &rc[i]), 0);
+        }
+        ck_assert_int_eq(pthread_create(&w, NULL, ko_writer, &wc), 0);
+        pthread_join(w, NULL);
+        atomic_store(&stop, 1);
+        for (int i = 0; i < 2; i++) {
+                pthread_join(r[i], NULL);
+                ck_assert_int_gt(rc[i].reads, 0);
+        }
+        for (int k = 0; k < KO_N; k++) {
+                hyb_obj *o = NULL;
+                ck_assert_int_eq(hyb_store_read(st, ko[k], &o, NULL), 0);
+                ck_assert_int_eq(hyb_obj_get_int(o), k * 1000 + 39);
+                hyb_obj_unref(o);
+                hyb_furi_unref(ko[k]);
+        }
+        hyb_store_unref(st);
+}
+END_TEST
+
+/* Reads k[i] by the object, by an equal fURI, and all at once: want[i] (-1: noobj). */
+static void ko_expect(hyb_store *st, hyb_furi **k, hyb_obj **many, const long *want, int n)
+{
+        char f[32];
+
+        ck_assert_int_eq(hyb_store_read_many(st, k, (size_t)n, many, NULL), 0);
+        for (int i = 0; i < n; i++) {
+                hyb_obj *o = NULL;
+                hyb_furi *eq;
+                snprintf(f, sizeof(f), "/po/%d", i);
+                eq = furi(f);
+                for (int how = 0; how < 3; how++) {
+                        if (how == 0)
+                                ck_assert_int_eq(hyb_store_read(st, k[i], &o, NULL), 0);
+                        else if (how == 1)
+                                ck_assert_int_eq(hyb_store_read(st, eq, &o, NULL), 0);
+                        else
+                                o = hyb_obj_ref(many[i]);
+                        if (want[i] < 0)
+                                ck_assert_msg(hyb_obj_is_noobj(o), "%s (read %d) not deleted", f,
+                                              how);
+                        else
+                                ck_assert_msg(hyb_obj_get_kind(o) == HYB_OBJ_INT &&
+                                                      hyb_obj_get_int(o) == want[i],
+                                              "%s (read %d) gave the wrong value", f, how);
+                        o = hyb_obj_unref(o);
+                }
+                hyb_furi_unref(eq);
+                hyb_obj_unref(many[i]);
+        }
+}
+
+/* Reads by the key objects themselves and by equal fURIs agree through overwrites (by
+ * either), deletes, re-adds under another object, and the table growing past them. */
+START_TEST(test_key_object_reads)
+{
+        enum { N = 3000 };
+        hyb_store *st = open_mem();
+        hyb_furi **k = calloc(N, sizeof(*k));
+        hyb_obj **many = calloc(N, sizeof(*many));
+        long want[N];
+        char f[32], v[32];
+
+        ck_assert(k && many);
+        for (int i = 0; i < N; i++) {
+                hyb_obj *o = NULL;
+                snprintf(f, sizeof(f), "/po/%d", i);
+                k[i] = furi(f);
+                ck_assert_int_eq(hyb_obj_new_int(i, &o), 0);
+                ck_assert_int_eq(hyb_store_write(st, k[i], o, 0, NULL), 0); /* k[i] is the key */
+                hyb_obj_unref(o);
+                want[i] = i;
+        }
+        for (int i = 0; i < N; i++) {
+                snprintf(f, sizeof(f), "/po/%d", i);
+                snprintf(v, sizeof(v), "%d", i + 100000);
+                if (i % 2 == 0) { /* overwritten through an equal fURI: k[i] stays the key */
+                        put_ok(st, f, v);
+                        want[i] = i + 100000;
+                }
+                if (i % 3 == 0) { /* deleted through the key object */
+                        ck_assert_int_eq(hyb_store_write(st, k[i], hyb_obj_noobj(), 0, NULL), 0);
+                        want[i] = -1;
+                }
+                if (i % 9 == 0) { /* stored again under another (equal) object */
+                        put_ok(st, f, v);
+                        want[i] = i + 100000;
+                }
+        }
+        ko_expect(st, k, many, want, N);
+        for (int i = 0; i < 4 * N; i++) { /* the tables grow: every slot moves */
+                snprintf(f, sizeof(f), "/po/x/%d", i);
+                put_ok(st, f, "1");
+        }
+        ko_expect(st, k, many, want, N);
+        for (int i = 0; i < N; i++)
+                hyb_furi_unref(k[i]);
+        free(k);
+        free(many);
+        hyb_store_unref(st);
+}
+END_TEST
+
 START_TEST(test_node_reads_race_writers)
 {
         hyb_store *st = open_db(NULL, HYB_DURABILITY_MEMORY);
@@ -1922,6 +2119,8 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_async_writes);
         tcase_add_test(tc, test_threads);
         tcase_add_test(tc, test_node_reads_race_writers);
+        tcase_add_test(tc, test_key_object_reads_race_writer);
+        tcase_add_test(tc, test_key_object_reads);
         tcase_add_loop_test(tc, test_group_commit_mixed_failures, 0, 2);
         tcase_add_test(tc, test_close_commits_queued);
         tcase_add_test(tc, test_kill9_normal);
