@@ -135,6 +135,8 @@ HYB_EXPORT int hyb_store_flush(hyb_store *st);
  * lst/rec above it, else noobj); a pattern gives a stream (HYB_OBJ_OBJS) of
  * the matches in key order; a branch `p/` gives one rec of full fURI => value.
  * A `?T` query (`a?int`) checks the type (HYB_E_TYPE).  *ret is a new reference.
+ * Fastest with the fURI object the key was first written with (the store keeps it as the
+ * key and finds it by address); an equal fURI gives the same result.
  */
 HYB_EXPORT int hyb_store_read(hyb_store *st, const hyb_furi *target, hyb_obj **ret,
                               hyb_error *reterr);
