@@ -420,11 +420,17 @@ static void prune(index_node *n)
 
 int index_set(store_index *ix, const hyb_furi *key, hyb_obj *value, hyb_obj **ret_old)
 {
-        hslot *sl = slot_find(ix, key, hyb_furi_hash(key));
         size_t ns = hyb_furi_get_n_segments(key);
         index_node *n;
+        hslot *sl;
+        pslot *p;
         hyb_furi *k;
         int r;
+
+        /* An overwrite through the key's own object updates that object's address slot too:
+         * start loading it now, so its wait overlaps the hash slot's. */
+        index_prefetch_ptr(ix, key);
+        sl = slot_find(ix, key, hyb_furi_hash(key));
 
         if (sl) {
                 /* an overwrite: the node and its key stay */
@@ -434,7 +440,7 @@ int index_set(store_index *ix, const hyb_furi *key, hyb_obj *value, hyb_obj **re
                 else
                         hyb_obj_unref(n->value);
                 n->value = sl->value = hyb_obj_ref(value);
-                pslot *p = pslot_find(ix, n->furi);
+                p = pslot_find(ix, n->furi);
                 if (p)
                         p->value = n->value;
                 return 0;
