@@ -6,7 +6,8 @@
  *                    [--verbose] [--no-peer]
  *
  * Rows (bench/README.md explains each):
- *   in-memory get (read_many x64, read)  memory store      vs SQLite ":memory:" table
+ *   in-memory get (read, equal fURIs,    memory store      vs SQLite ":memory:" table
+ *     read_many x64)
  *   in-memory put                        memory store      vs SQLite ":memory:" table
  *   get from a persisted store           NORMAL store      vs SQLite WAL file point read
  *   put latency, normal / full           one writer        vs autocommit upsert, same sync
@@ -251,6 +252,7 @@ static void print_table(row *rows, size_t n_rows)
 /* ------------------------------------------------------------------ shared data */
 
 static hyb_furi **keys;         /* /sensors/room<r>/dev<d>/m<m>, cfg.keys of them */
+static hyb_furi **keys_equal;   /* the same keys parsed again (mem-get-equal), or NULL */
 static char **key_text;
 static hyb_obj *vals[N_VALUES]; /* reals 20.0, 20.125, ... */
 static char *val_text[N_VALUES]; /* their EXACT text: what the store puts in its value column */
@@ -282,6 +284,9 @@ static void free_data(void)
                 hyb_furi_unref(keys[i]);
                 free(key_text[i]);
         }
+        for (size_t i = 0; keys_equal && i < cfg.keys; i++)
+                hyb_furi_unref(keys_equal[i]);
+        free(keys_equal);
         free(keys);
         free(key_text);
         for (int i = 0; i < N_VALUES; i++) {
@@ -318,16 +323,16 @@ static void ours_open(ours *o, const char *file, hyb_durability d)
                 ;
 }
 
-static double ours_get(void *ctx)
+/* Random node reads through hyb_store_read of the given fURIs. */
+static double ours_get_of(ours *o, hyb_furi **ks)
 {
-        ours *o = ctx;
         uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(cfg.secs * 1e9), n = 0, t;
         hyb_error e;
 
         do {
                 for (int i = 0; i < 256; i++) {
                         hyb_obj *v = NULL;
-                        int r = hyb_store_read(o->st, keys[bench_xorshift(&o->rng) % cfg.keys], &v, &e);
+                        int r = hyb_store_read(o->st, ks[bench_xorshift(&o->rng) % cfg.keys], &v, &e);
                         if (r < 0 || hyb_obj_get_kind(v) != HYB_OBJ_REAL)
                                 die("hyb_store_read (or not the stored real)", r, &e);
                         hyb_obj_unref(v);
@@ -367,6 +372,30 @@ static double ours_get_many(void *ctx)
                 n += 256;
         } while ((t = bench_now_ns()) < end);
         return (double)n * 1e9 / (double)(t - t0);
+}
+
+/* With the key objects the preload wrote: what a program keeping its parsed keys reads. */
+static double ours_get(void *ctx)
+{
+        return ours_get_of(ctx, keys);
+}
+
+/* With equal fURIs parsed apart from the written ones (a reader that parsed its own keys):
+ * the store cannot find them by address and takes its hash lookup. */
+static double ours_get_equal(void *ctx)
+{
+        hyb_error e;
+
+        if (!keys_equal) {
+                keys_equal = calloc(cfg.keys, sizeof(*keys_equal));
+                if (!keys_equal)
+                        die("calloc", -ENOMEM, NULL);
+                for (size_t i = 0; i < cfg.keys; i++)
+                        check("parse key", hyb_furi_parse(key_text[i], (size_t)-1, NULL,
+                                                          &keys_equal[i], &e),
+                              &e);
+        }
+        return ours_get_of(ctx, keys_equal);
 }
 
 static double ours_put_rate(void *ctx)
@@ -854,7 +883,7 @@ static double pub_linear(void *ctx)
 /* ------------------------------------------------------------------ main */
 
 enum {
-        R_MEM_GET, R_MEM_GET_MANY, R_MEM_PUT, R_DISK_GET, R_PUT_NORMAL, R_PUT_FULL, R_GC_THREADS, R_GC_ASYNC100,
+        R_MEM_GET, R_MEM_GET_EQUAL, R_MEM_GET_MANY, R_MEM_PUT, R_DISK_GET, R_PUT_NORMAL, R_PUT_FULL, R_GC_THREADS, R_GC_ASYNC100,
         R_GC_ASYNC1000,
         R_PUB_T10, R_PUB_T1K, R_PUB_T100K, R_PUB_R10, R_PUB_R1K, R_PUB_R100K,
         R_COUNT
@@ -863,6 +892,8 @@ enum {
 static row rows[R_COUNT] = {
         [R_MEM_GET] = { "mem-get", "in-memory get, hyb_store_read", "ops/s",
                         "SQLite :memory: SELECT by key", .tk = T_MIN, .target = 6e6 },
+        [R_MEM_GET_EQUAL] = { "mem-get-equal", "in-memory get, equal fURIs", "ops/s",
+                              "SQLite :memory: SELECT by key" },
         [R_MEM_GET_MANY] = { "mem-get-many", "in-memory get, read_many x64", "ops/s",
                              "SQLite :memory: key IN (64 keys)", .tk = T_MIN, .target = 6e6 },
         [R_MEM_PUT] = { "mem-put", "in-memory put", "ops/s", "SQLite :memory: upsert" },
@@ -912,6 +943,10 @@ static void bench_memory(void)
         peer_open(&p, NULL, "OFF");
         if (selected(rows[R_MEM_GET].id))
                 run_pair(&rows[R_MEM_GET], ours_get, &o, peer_get, &p);
+        if (selected(rows[R_MEM_GET_EQUAL].id))
+                run_pair(&rows[R_MEM_GET_EQUAL], ours_get_equal, &o, peer_get, &p);
+        snprintf(rows[R_MEM_GET_EQUAL].note, sizeof rows[R_MEM_GET_EQUAL].note,
+                 "hyb_store_read with fURIs parsed apart from the ones written (no address hit)");
         if (selected(rows[R_MEM_GET_MANY].id))
                 run_pair(&rows[R_MEM_GET_MANY], ours_get_many, &o, peer_get_many, &p);
         snprintf(rows[R_MEM_GET_MANY].note, sizeof rows[R_MEM_GET_MANY].note,
