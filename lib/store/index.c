@@ -433,16 +433,17 @@ int index_set(store_index *ix, const hyb_furi *key, hyb_obj *value, hyb_obj **re
         sl = slot_find(ix, key, hyb_furi_hash(key));
 
         if (sl) {
-                /* an overwrite: the node and its key stay */
+                /* An overwrite: the node and its key stay.  The old value and the key are
+                 * read from the slot (equal to the node's), so only stores wait on the node. */
                 n = sl->node;
                 if (ret_old)
-                        *ret_old = n->value;
+                        *ret_old = sl->value;
                 else
-                        hyb_obj_unref(n->value);
+                        hyb_obj_unref(sl->value);
                 n->value = sl->value = hyb_obj_ref(value);
-                p = pslot_find(ix, n->furi);
+                p = pslot_find(ix, sl->furi);
                 if (p)
-                        p->value = n->value;
+                        p->value = sl->value;
                 return 0;
         }
         n = root_of(ix, key);
