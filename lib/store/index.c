@@ -22,8 +22,8 @@
  *   slots[h & (n-1)]: {hash, furi, value, node} ─► node /a/2 in the trie
  *
  * A second table of the same size finds a host key by the address of its fURI object: a
- * reader holding the very object a value was written with (or had from a scan or a
- * subscription) gets the value without loading the object, one cache miss fewer.
+ * reader holding the very object a value was written with (or had from a scan) gets the
+ * value without loading the object, one cache miss fewer.
  *
  *   pslots[mix(&furi) & (n-1)]: {furi, value}
  */
