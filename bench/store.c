@@ -6,7 +6,9 @@
  *                    [--verbose] [--no-peer]
  *
  * Rows (bench/README.md explains each):
- *   in-memory get / put                  memory store      vs SQLite ":memory:" table
+ *   in-memory get (read, equal fURIs,    memory store      vs SQLite ":memory:" table
+ *     read_many x64)
+ *   in-memory put                        memory store      vs SQLite ":memory:" table
  *   get from a persisted store           NORMAL store      vs SQLite WAL file point read
  *   put latency, normal / full           one writer        vs autocommit upsert, same sync
  *   group commit under full              4 threads / async vs 100-row transactions, FULL
@@ -250,6 +252,7 @@ static void print_table(row *rows, size_t n_rows)
 /* ------------------------------------------------------------------ shared data */
 
 static hyb_furi **keys;         /* /sensors/room<r>/dev<d>/m<m>, cfg.keys of them */
+static hyb_furi **keys_equal;   /* the same keys parsed again (mem-get-equal), or NULL */
 static char **key_text;
 static hyb_obj *vals[N_VALUES]; /* reals 20.0, 20.125, ... */
 static char *val_text[N_VALUES]; /* their EXACT text: what the store puts in its value column */
@@ -281,6 +284,9 @@ static void free_data(void)
                 hyb_furi_unref(keys[i]);
                 free(key_text[i]);
         }
+        for (size_t i = 0; keys_equal && i < cfg.keys; i++)
+                hyb_furi_unref(keys_equal[i]);
+        free(keys_equal);
         free(keys);
         free(key_text);
         for (int i = 0; i < N_VALUES; i++) {
@@ -317,16 +323,16 @@ static void ours_open(ours *o, const char *file, hyb_durability d)
                 ;
 }
 
-static double ours_get(void *ctx)
+/* Random node reads through hyb_store_read of the given fURIs. */
+static double ours_get_of(ours *o, hyb_furi **ks)
 {
-        ours *o = ctx;
         uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(cfg.secs * 1e9), n = 0, t;
         hyb_error e;
 
         do {
                 for (int i = 0; i < 256; i++) {
                         hyb_obj *v = NULL;
-                        int r = hyb_store_read(o->st, keys[bench_xorshift(&o->rng) % cfg.keys], &v, &e);
+                        int r = hyb_store_read(o->st, ks[bench_xorshift(&o->rng) % cfg.keys], &v, &e);
                         if (r < 0 || hyb_obj_get_kind(v) != HYB_OBJ_REAL)
                                 die("hyb_store_read (or not the stored real)", r, &e);
                         hyb_obj_unref(v);
@@ -334,6 +340,62 @@ static double ours_get(void *ctx)
                 n += 256;
         } while ((t = bench_now_ns()) < end);
         return (double)n * 1e9 / (double)(t - t0);
+}
+
+/* How many keys one hyb_store_read_many call of the mem-get-many row reads. */
+#define GET_BATCH 64
+
+/* The same random reads through hyb_store_read_many, GET_BATCH keys a call: what a program
+ * reading many keys at once calls. */
+static double ours_get_many(void *ctx)
+{
+        ours *o = ctx;
+        uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(cfg.secs * 1e9), n = 0, t;
+        hyb_furi *batch[GET_BATCH];
+        hyb_obj *v[GET_BATCH];
+        hyb_error e;
+
+        do {
+                for (int j = 0; j < 256 / GET_BATCH; j++) {
+                        int r;
+                        for (int i = 0; i < GET_BATCH; i++)
+                                batch[i] = keys[bench_xorshift(&o->rng) % cfg.keys];
+                        r = hyb_store_read_many(o->st, batch, GET_BATCH, v, &e);
+                        if (r < 0)
+                                die("hyb_store_read_many", r, &e);
+                        for (int i = 0; i < GET_BATCH; i++) {
+                                if (hyb_obj_get_kind(v[i]) != HYB_OBJ_REAL)
+                                        die("hyb_store_read_many (not the stored real)", 0, NULL);
+                                hyb_obj_unref(v[i]);
+                        }
+                }
+                n += 256;
+        } while ((t = bench_now_ns()) < end);
+        return (double)n * 1e9 / (double)(t - t0);
+}
+
+/* With the key objects the preload wrote: what a program keeping its parsed keys reads. */
+static double ours_get(void *ctx)
+{
+        return ours_get_of(ctx, keys);
+}
+
+/* With equal fURIs parsed apart from the written ones (a reader that parsed its own keys):
+ * the store cannot find them by address and takes its hash lookup. */
+static double ours_get_equal(void *ctx)
+{
+        hyb_error e;
+
+        if (!keys_equal) {
+                keys_equal = calloc(cfg.keys, sizeof(*keys_equal));
+                if (!keys_equal)
+                        die("calloc", -ENOMEM, NULL);
+                for (size_t i = 0; i < cfg.keys; i++)
+                        check("parse key", hyb_furi_parse(key_text[i], (size_t)-1, NULL,
+                                                          &keys_equal[i], &e),
+                              &e);
+        }
+        return ours_get_of(ctx, keys_equal);
 }
 
 static double ours_put_rate(void *ctx)
@@ -491,8 +553,9 @@ static double ours_gc_async(void *ctx)
 
 typedef struct peer {
         sqlite3 *db;
-        sqlite3_stmt *get, *put, *begin, *commit;
+        sqlite3_stmt *get, *get_many, *put, *begin, *commit;
         uint64_t rng;
+        uint8_t *seen;  /* get_many: a bit per key, to count a batch's distinct keys */
 } peer;
 
 static void sql_die(peer *p, const char *what)
@@ -547,6 +610,17 @@ static void peer_open(peer *p, const char *file, const char *sync)
         sql_exec(p, "CREATE TABLE kv(key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)"
                     " WITHOUT ROWID");
         p->get = sql_prep(p, "SELECT value FROM kv WHERE key = ?1");
+        {
+                char sql[64 + GET_BATCH * 6];
+                size_t n = (size_t)snprintf(sql, sizeof sql, "SELECT value FROM kv WHERE key IN (");
+                for (int i = 1; i <= GET_BATCH; i++)
+                        n += (size_t)snprintf(sql + n, sizeof sql - n, "?%d%s", i,
+                                              i < GET_BATCH ? "," : ")");
+                p->get_many = sql_prep(p, sql);
+        }
+        p->seen = calloc((cfg.keys + 7) / 8, 1);
+        if (!p->seen)
+                die("calloc", -ENOMEM, NULL);
         p->put = sql_prep(p, "INSERT INTO kv(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO "
                              "UPDATE SET value = excluded.value");
         p->begin = sql_prep(p, "BEGIN");
@@ -561,6 +635,8 @@ static void peer_open(peer *p, const char *file, const char *sync)
 static void peer_close(peer *p)
 {
         sqlite3_finalize(p->get);
+        sqlite3_finalize(p->get_many);
+        free(p->seen);
         sqlite3_finalize(p->put);
         sqlite3_finalize(p->begin);
         sqlite3_finalize(p->commit);
@@ -579,6 +655,42 @@ static double peer_get(void *ctx)
                         if (sqlite3_step(p->get) != SQLITE_ROW || !sqlite3_column_text(p->get, 0))
                                 sql_die(p, "point read");
                         sqlite3_reset(p->get);
+                }
+                n += 256;
+        } while ((t = bench_now_ns()) < end);
+        return (double)n * 1e9 / (double)(t - t0);
+}
+
+/* The peer of ours_get_many: one SELECT ... WHERE key IN (GET_BATCH keys) a batch, the
+ * batched point read SQL has.  A batch's rows must be its distinct keys, all found. */
+static double peer_get_many(void *ctx)
+{
+        peer *p = ctx;
+        uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(cfg.secs * 1e9), n = 0, t;
+        size_t idx[GET_BATCH];
+
+        do {
+                for (int j = 0; j < 256 / GET_BATCH; j++) {
+                        int distinct = 0, rows = 0, rc;
+                        for (int i = 0; i < GET_BATCH; i++) {
+                                size_t k = idx[i] = bench_xorshift(&p->rng) % cfg.keys;
+                                if (!(p->seen[k / 8] & (1u << (k % 8)))) {
+                                        p->seen[k / 8] |= (uint8_t)(1u << (k % 8));
+                                        distinct++;
+                                }
+                                sqlite3_bind_text(p->get_many, i + 1, key_text[k], -1,
+                                                  SQLITE_STATIC);
+                        }
+                        while ((rc = sqlite3_step(p->get_many)) == SQLITE_ROW) {
+                                if (!sqlite3_column_text(p->get_many, 0))
+                                        sql_die(p, "batched point read (NULL value)");
+                                rows++;
+                        }
+                        if (rc != SQLITE_DONE || rows != distinct)
+                                sql_die(p, "batched point read (not every key found)");
+                        sqlite3_reset(p->get_many);
+                        for (int i = 0; i < GET_BATCH; i++)
+                                p->seen[idx[i] / 8] = 0;
                 }
                 n += 256;
         } while ((t = bench_now_ns()) < end);
@@ -771,15 +883,19 @@ static double pub_linear(void *ctx)
 /* ------------------------------------------------------------------ main */
 
 enum {
-        R_MEM_GET, R_MEM_PUT, R_DISK_GET, R_PUT_NORMAL, R_PUT_FULL, R_GC_THREADS, R_GC_ASYNC100,
+        R_MEM_GET, R_MEM_GET_EQUAL, R_MEM_GET_MANY, R_MEM_PUT, R_DISK_GET, R_PUT_NORMAL, R_PUT_FULL, R_GC_THREADS, R_GC_ASYNC100,
         R_GC_ASYNC1000,
         R_PUB_T10, R_PUB_T1K, R_PUB_T100K, R_PUB_R10, R_PUB_R1K, R_PUB_R100K,
         R_COUNT
 };
 
 static row rows[R_COUNT] = {
-        [R_MEM_GET] = { "mem-get", "in-memory get", "ops/s", "SQLite :memory: SELECT by key",
-                        .tk = T_MIN, .target = 6e6 },
+        [R_MEM_GET] = { "mem-get", "in-memory get, hyb_store_read", "ops/s",
+                        "SQLite :memory: SELECT by key", .tk = T_MIN, .target = 6e6 },
+        [R_MEM_GET_EQUAL] = { "mem-get-equal", "in-memory get, equal fURIs", "ops/s",
+                              "SQLite :memory: SELECT by key" },
+        [R_MEM_GET_MANY] = { "mem-get-many", "in-memory get, read_many x64", "ops/s",
+                             "SQLite :memory: key IN (64 keys)", .tk = T_MIN, .target = 6e6 },
         [R_MEM_PUT] = { "mem-put", "in-memory put", "ops/s", "SQLite :memory: upsert" },
         [R_DISK_GET] = { "disk-get", "get, persisted store (normal)", "ops/s",
                          "SQLite WAL file SELECT by key" },
@@ -827,6 +943,15 @@ static void bench_memory(void)
         peer_open(&p, NULL, "OFF");
         if (selected(rows[R_MEM_GET].id))
                 run_pair(&rows[R_MEM_GET], ours_get, &o, peer_get, &p);
+        if (selected(rows[R_MEM_GET_EQUAL].id))
+                run_pair(&rows[R_MEM_GET_EQUAL], ours_get_equal, &o, peer_get, &p);
+        snprintf(rows[R_MEM_GET_EQUAL].note, sizeof rows[R_MEM_GET_EQUAL].note,
+                 "hyb_store_read with fURIs parsed apart from the ones written (no address hit)");
+        if (selected(rows[R_MEM_GET_MANY].id))
+                run_pair(&rows[R_MEM_GET_MANY], ours_get_many, &o, peer_get_many, &p);
+        snprintf(rows[R_MEM_GET_MANY].note, sizeof rows[R_MEM_GET_MANY].note,
+                 "hyb_store_read_many, %d random keys a call; the peer: one SELECT a batch",
+                 GET_BATCH);
         if (selected(rows[R_MEM_PUT].id))
                 run_pair(&rows[R_MEM_PUT], ours_put_rate, &o, peer_put_rate, &p);
         hyb_store_unref(o.st);

@@ -7,7 +7,7 @@
  *   +-------------------------------+
  *   | n_ref absolute branch pattern |  header
  *   | scope n_segs port hash        |
- *   | str path scheme user host qry |  pointers into data[] below
+ *   | scheme qry str path user host |  pointers into data[] below
  *   +-------------------------------+
  *   | segs[0] {off,len,kind}        |  segment table (off: into data[])
  *   | segs[1] ...                   |
@@ -35,6 +35,9 @@ typedef struct furi_seg {
         uint8_t kind;  /* hyb_furi_seg_kind */
 } furi_seg;
 
+/* What a store node read looks at (the flags, scope, hash, scheme and query) comes first, in
+ * 48 bytes: at 100 000 keys the read waits on the caller's fURI coming from memory, and from a
+ * 16-byte aligned malloc these fields then span one cache line more often than two. */
 struct hyb_furi {
         atomic_uint n_ref;
         bool absolute;
@@ -46,12 +49,12 @@ struct hyb_furi {
         int32_t port;   /* -1 when absent */
         uint32_t path_len;
         uint64_t hash;
+        const char *scheme;
+        const char *query;
         const char *str;
         const char *path;
-        const char *scheme;
         const char *user;
         const char *host;
-        const char *query;
         furi_seg segs[];
         /* followed by the character data */
 };

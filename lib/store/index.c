@@ -20,11 +20,18 @@
  * their node in one lookup instead of a walk.
  *
  *   slots[h & (n-1)]: {hash, furi, value, node} ─► node /a/2 in the trie
+ *
+ * A second table of the same size finds a host key by the address of its fURI object: a
+ * reader holding the very object a value was written with (or had from a scan) gets the
+ * value without loading the object, one cache miss fewer.
+ *
+ *   pslots[mix(&furi) & (n-1)]: {furi, value}
  */
 #include <assert.h>
 #include <sys/mman.h>
 
 #include "store-internal.h"
+#include "furi/furi-internal.h" /* the pointer table's eligibility test reads fields inline */
 
 static bool all_digits(const char *s, size_t len)
 {
@@ -109,6 +116,7 @@ void index_done(store_index *ix)
         node_clear(&ix->abs_root);
         node_clear(&ix->rel_root);
         free(ix->slots);
+        free(ix->pslots);
         memset(ix, 0, sizeof(*ix));
 }
 
@@ -145,13 +153,13 @@ static void slot_put(hslot *slots, size_t n_slots, const hslot *x)
 
 /* A zeroed slot array.  From 2 MiB up it asks for transparent huge pages: a read probes one
  * random slot, and with 4 KiB pages most probes of a big table would also miss the TLB. */
-static hslot *slots_new(size_t n)
+static void *slots_new(size_t n, size_t elem)
 {
-        size_t size = n * sizeof(hslot);
+        size_t size = n * elem;
         void *p;
 
         if (size < HUGE_PAGE)
-                return calloc(n, sizeof(hslot));
+                return calloc(n, elem);
         if (posix_memalign(&p, HUGE_PAGE, size) != 0)
                 return NULL;
         (void)madvise(p, size, MADV_HUGEPAGE); /* advice only: fine if refused */
@@ -159,23 +167,114 @@ static hslot *slots_new(size_t n)
         return p;
 }
 
+/* ---- the table by key object address ---- */
+
+/* The home slot of a fURI object's address (a 64-bit mixer: allocations are 16-byte
+ * aligned and close together, so the address's low bits alone would cluster). */
+static size_t ptr_home(const hyb_furi *f, size_t mask)
+{
+        uint64_t x = (uint64_t)(uintptr_t)f;
+
+        x ^= x >> 33;
+        x *= 0xff51afd7ed558ccdULL;
+        x ^= x >> 33;
+        return (size_t)x & mask;
+}
+
+/* Keys a node read answers without store_check_furi or a type check (read.c node_fast; a
+ * stored key has no query, is no pattern and no branch). */
+static bool ptr_eligible(const hyb_furi *f)
+{
+        return f->scope == HYB_SCOPE_HOST && !f->scheme && !f->query && !f->pattern &&
+               !f->branch;
+}
+
+static void pslot_put(pslot *ps, size_t n, const hyb_furi *f, hyb_obj *value)
+{
+        size_t i = ptr_home(f, n - 1);
+
+        while (ps[i].furi)
+                i = (i + 1) & (n - 1);
+        ps[i] = (pslot){ .furi = f, .value = value };
+}
+
+static pslot *pslot_find(const store_index *ix, const hyb_furi *f)
+{
+        size_t mask = ix->n_slots - 1;
+
+        if (!ix->n_slots)
+                return NULL;
+        for (size_t i = ptr_home(f, mask);; i = (i + 1) & mask) {
+                pslot *p = &ix->pslots[i];
+                if (p->furi == f)
+                        return p;
+                if (!p->furi)
+                        return NULL;
+        }
+}
+
+/* Removes f's slot (if there) and shifts the probe sequence back over it. */
+static void pslot_remove(store_index *ix, const hyb_furi *f)
+{
+        size_t mask = ix->n_slots - 1, i, j;
+        pslot *p = pslot_find(ix, f);
+
+        if (!p)
+                return;
+        i = (size_t)(p - ix->pslots);
+        for (j = (i + 1) & mask; ix->pslots[j].furi; j = (j + 1) & mask) {
+                size_t home = ptr_home(ix->pslots[j].furi, mask);
+                bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+                if (!stays) {
+                        ix->pslots[i] = ix->pslots[j];
+                        i = j;
+                }
+        }
+        ix->pslots[i] = (pslot){ 0 };
+}
+
+void index_prefetch_ptr(const store_index *ix, const hyb_furi *key)
+{
+        if (ix->n_slots)
+                __builtin_prefetch(&ix->pslots[ptr_home(key, ix->n_slots - 1)], 0, 3);
+}
+
+const hyb_obj *index_get_value_ptr(const store_index *ix, const hyb_furi *key)
+{
+        pslot *p = pslot_find(ix, key);
+
+        return p ? p->value : NULL;
+}
+
 static int hash_add(store_index *ix, index_node *n, hyb_obj *value)
 {
         if ((ix->n_values + 1) * 2 > ix->n_slots) {
                 size_t nn = ix->n_slots ? ix->n_slots * 2 : 64;
-                hslot *ns = slots_new(nn);
-                if (!ns)
+                hslot *ns = slots_new(nn, sizeof(hslot));
+                pslot *nps = slots_new(nn, sizeof(pslot));
+                if (!ns || !nps) {
+                        free(ns);
+                        free(nps);
                         return -ENOMEM;
+                }
                 for (size_t i = 0; i < ix->n_slots; i++)
-                        if (ix->slots[i].node)
+                        if (ix->slots[i].node) {
                                 slot_put(ns, nn, &ix->slots[i]);
+                                if (ptr_eligible(ix->slots[i].furi))
+                                        pslot_put(nps, nn, ix->slots[i].furi,
+                                                  ix->slots[i].value);
+                        }
                 free(ix->slots);
+                free(ix->pslots);
                 ix->slots = ns;
+                ix->pslots = nps;
                 ix->n_slots = nn;
         }
         n->hash = hyb_furi_hash(n->furi);
         slot_put(ix->slots, ix->n_slots,
                  &(hslot){ .hash = n->hash, .furi = n->furi, .value = value, .node = n });
+        if (ptr_eligible(n->furi))
+                pslot_put(ix->pslots, ix->n_slots, n->furi, value);
         return 0;
 }
 
@@ -199,6 +298,7 @@ static void hash_remove(store_index *ix, index_node *n)
                 }
         }
         ix->slots[i] = (hslot){ 0 };
+        pslot_remove(ix, n->furi);
 }
 
 index_node *index_get(const store_index *ix, const hyb_furi *key)
@@ -208,11 +308,17 @@ index_node *index_get(const store_index *ix, const hyb_furi *key)
         return sl ? sl->node : NULL;
 }
 
-const hyb_obj *index_get_value(const store_index *ix, const hyb_furi *key)
+const hyb_obj *index_get_value(const store_index *ix, const hyb_furi *key, uint64_t h)
 {
-        hslot *sl = slot_find(ix, key, hyb_furi_hash(key));
+        hslot *sl = slot_find(ix, key, h);
 
         return sl ? sl->value : NULL;
+}
+
+void index_prefetch(const store_index *ix, uint64_t h)
+{
+        if (ix->n_slots)
+                __builtin_prefetch(&ix->slots[h & (ix->n_slots - 1)], 0, 3);
 }
 
 /* Binary search; *ret_pos gets the insertion point when not found. */
@@ -314,20 +420,30 @@ static void prune(index_node *n)
 
 int index_set(store_index *ix, const hyb_furi *key, hyb_obj *value, hyb_obj **ret_old)
 {
-        hslot *sl = slot_find(ix, key, hyb_furi_hash(key));
         size_t ns = hyb_furi_get_n_segments(key);
         index_node *n;
+        hslot *sl;
+        pslot *p;
         hyb_furi *k;
         int r;
 
+        /* An overwrite through the key's own object updates that object's address slot too:
+         * start loading it now, so its wait overlaps the hash slot's. */
+        index_prefetch_ptr(ix, key);
+        sl = slot_find(ix, key, hyb_furi_hash(key));
+
         if (sl) {
-                /* an overwrite: the node and its key stay */
+                /* An overwrite: the node and its key stay.  The old value and the key are
+                 * read from the slot (equal to the node's), so only stores wait on the node. */
                 n = sl->node;
                 if (ret_old)
-                        *ret_old = n->value;
+                        *ret_old = sl->value;
                 else
-                        hyb_obj_unref(n->value);
+                        hyb_obj_unref(sl->value);
                 n->value = sl->value = hyb_obj_ref(value);
+                p = pslot_find(ix, sl->furi);
+                if (p)
+                        p->value = sl->value;
                 return 0;
         }
         n = root_of(ix, key);

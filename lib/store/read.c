@@ -7,6 +7,7 @@
  * memory under st->lock.
  */
 #include "store-internal.h"
+#include "furi/furi-internal.h" /* the node read's fast path reads fURI fields inline */
 
 typedef struct coll {
         hyb_furi **keys;
@@ -68,13 +69,19 @@ static int collect(const char *path, const store_pos *p, void *ud)
         return 0;
 }
 
+/* What a read has done already (the `done` argument below). */
+enum {
+        DONE_CHECK = 0x1,       /* store_check_furi passed, or the fURI needs none */
+        DONE_SYNC = 0x2,        /* other processes' writes taken in (store_sync) */
+};
+
 /* Collects the matches of target (a branch stands for its base) into c, in key order. */
-static int gather(hyb_store *st, const hyb_furi *target, bool synced, coll *c, hyb_error *e)
+static int gather(hyb_store *st, const hyb_furi *target, unsigned done, coll *c, hyb_error *e)
 {
         hyb_furi *t = NULL;
         int r;
 
-        if (!synced && (r = store_check_furi(st, target, e)) < 0)
+        if (!(done & DONE_CHECK) && (r = store_check_furi(st, target, e)) < 0)
                 return r;
         c->kind = store_type_word(target);
         c->target = target;
@@ -88,7 +95,7 @@ static int gather(hyb_store *st, const hyb_furi *target, bool synced, coll *c, h
                         return r;
         } else if ((r = hyb_furi_strip_query(target, &t)) < 0)
                 return r;
-        if (!synced && (r = store_sync(st)) == HYB_E_CORRUPT)
+        if (!(done & DONE_SYNC) && (r = store_sync(st)) == HYB_E_CORRUPT)
                 return corrupt(st, e);
         pthread_mutex_lock(&st->lock);
         r = store_walk(st, t, true, c->after, collect, c);
@@ -103,14 +110,14 @@ static int gather(hyb_store *st, const hyb_furi *target, bool synced, coll *c, h
  * node may be an element of a stored lst/rec above it: gather walks).  Out of line, so the
  * node read's hit path stays short. */
 static __attribute__((noinline)) int read_gathered(hyb_store *st, const hyb_furi *target,
-                                                   bool synced, hyb_obj **ret,
+                                                   unsigned done, hyb_obj **ret,
                                                    hyb_error *reterr)
 {
         coll c = { 0 };
         hyb_obj **keys = NULL;
         int r;
 
-        r = gather(st, target, synced, &c, reterr);
+        r = gather(st, target, done, &c, reterr);
         if (r < 0) {
                 coll_free(&c);
                 return r;
@@ -133,37 +140,21 @@ static __attribute__((noinline)) int read_gathered(hyb_store *st, const hyb_furi
         return r;
 }
 
-HYB_EXPORT int hyb_store_read(const hyb_store *cst, const hyb_furi *target, hyb_obj **ret,
-                              hyb_error *reterr)
+/* A node read may take the hash-table fast path only when the fURI needs no check (a host
+ * fURI without a scheme, on a host store); the others go through store_check_furi.  (The
+ * fields are read inline: the hyb_furi_get_* calls would each go through the PLT.) */
+static inline bool node_fast(const hyb_store *st, const hyb_furi *target)
 {
-        hyb_store *st = store_mut(cst);
-        const hyb_obj *sv;
-        hyb_obj *v = NULL;
+        return !st->relative && target->scope == HYB_SCOPE_HOST && !target->scheme;
+}
+
+/* A `?T` query (`/x?int`) checks the type of the value read: without one there is nothing
+ * to check.  On a mismatch v is released. */
+static int node_checked(const hyb_furi *target, hyb_obj *v, hyb_obj **ret, hyb_error *reterr)
+{
         int r;
 
-        hyb_assert_return(st && target && ret, -EINVAL);
-        if (hyb_furi_is_pattern(target) || hyb_furi_is_branch(target))
-                return read_gathered(st, target, false, ret, reterr);
-        /* A node read: a stored node is one hash lookup and a new reference.  The host-store
-         * case first, from fields the read needs anyway. */
-        if (st->relative || hyb_furi_get_scope(target) != HYB_SCOPE_HOST ||
-            hyb_furi_get_scheme(target)) {
-                r = store_check_furi(st, target, reterr);
-                if (r < 0)
-                        return r;
-        }
-        /* (a memory store has no other process's writes to take in) */
-        if (st->persistent && store_sync(st) == HYB_E_CORRUPT)
-                return corrupt(st, reterr);
-        pthread_mutex_lock(&st->lock);
-        sv = index_get_value(&st->index, target);
-        if (sv)
-                v = hyb_obj_ref((hyb_obj *)sv);
-        pthread_mutex_unlock(&st->lock);
-        if (!v)
-                return read_gathered(st, target, true, ret, reterr);
-        /* a type word (`/x?int`) is a query: without one there is nothing to check */
-        if (hyb_furi_get_query(target)) {
+        if (target->query) {
                 r = store_check_type(target, store_type_word(target), v, reterr);
                 if (r < 0) {
                         hyb_obj_unref(v);
@@ -172,6 +163,166 @@ HYB_EXPORT int hyb_store_read(const hyb_store *cst, const hyb_furi *target, hyb_
         }
         *ret = v;
         return 0;
+}
+
+/* hyb_store_read; synced: the caller has taken in other processes' writes already (the
+ * fURI is still to be checked). */
+static int read_one(hyb_store *st, const hyb_furi *target, bool synced, hyb_obj **ret,
+                    hyb_error *reterr)
+{
+        const hyb_obj *sv;
+        hyb_obj *v = NULL;
+        bool looked = false;
+        int r;
+
+        /* The very fURI object a value was written with finds it by its address, without
+         * loading the object: one cache miss fewer.  (A memory store has no other process's
+         * writes to take in; a file store takes them in first, after the checks below.) */
+        if (synced || !st->persistent) {
+                __builtin_prefetch(target, 0, 3); /* needed if the address is not a key's */
+                pthread_mutex_lock(&st->lock);
+                sv = index_get_value_ptr(&st->index, target);
+                if (sv) {
+                        *ret = hyb_obj_ref((hyb_obj *)sv);
+                        pthread_mutex_unlock(&st->lock);
+                        return 0;
+                }
+                if (!target->pattern && !target->branch && node_fast(st, target)) {
+                        sv = index_get_value(&st->index, target, target->hash);
+                        if (sv)
+                                v = hyb_obj_ref((hyb_obj *)sv);
+                        looked = true;
+                }
+                pthread_mutex_unlock(&st->lock);
+                if (v)
+                        return node_checked(target, v, ret, reterr);
+                if (looked)
+                        return read_gathered(st, target, DONE_CHECK | DONE_SYNC, ret, reterr);
+        }
+        if (target->pattern || target->branch)
+                return read_gathered(st, target, synced ? DONE_SYNC : 0, ret, reterr);
+        /* A node read: a stored node is one hash lookup and a new reference.  The host-store
+         * case first, from fields the read needs anyway. */
+        if (!node_fast(st, target)) {
+                r = store_check_furi(st, target, reterr);
+                if (r < 0)
+                        return r;
+        }
+        /* (a memory store has no other process's writes to take in) */
+        if (!synced && st->persistent && store_sync(st) == HYB_E_CORRUPT)
+                return corrupt(st, reterr);
+        pthread_mutex_lock(&st->lock);
+        sv = index_get_value(&st->index, target, target->hash);
+        if (sv)
+                v = hyb_obj_ref((hyb_obj *)sv);
+        pthread_mutex_unlock(&st->lock);
+        if (!v)
+                return read_gathered(st, target, DONE_CHECK | DONE_SYNC, ret, reterr);
+        return node_checked(target, v, ret, reterr);
+}
+
+HYB_EXPORT int hyb_store_read(const hyb_store *cst, const hyb_furi *target, hyb_obj **ret,
+                              hyb_error *reterr)
+{
+        hyb_store *st = store_mut(cst);
+
+        hyb_assert_return(st && target && ret, -EINVAL);
+        return read_one(st, target, false, ret, reterr);
+}
+
+/* How many targets one lock hold of hyb_store_read_many looks up: enough that the batch's
+ * cache misses overlap, few enough that a writer never waits long. */
+#define READ_BATCH 32
+
+/*
+ * One batch of hyb_store_read_many, in passes so that the cache misses of different targets
+ * overlap instead of each read waiting on its own chain.  Under the lock:
+ *   1. prefetch each target's slot in the table by key object address (no target is read);
+ *   2. look each up there: a target that is the very fURI object a value was written with
+ *      is answered; for the others, prefetch the fURI object;
+ *   3. hash each of those that a node lookup may answer and prefetch its hash slot, and
+ *      prefetch the next batch's address slots;
+ *   4. look those up and prefetch each value found;
+ *   5. take a reference to each value found.
+ * Targets still unanswered (patterns, branches, checked fURIs, misses) then take
+ * hyb_store_read's own path, without the lock.
+ */
+static int read_batch(hyb_store *st, hyb_furi *const *targets, size_t n,
+                      hyb_furi *const *next, size_t n_next, hyb_obj **rets, hyb_error *reterr)
+{
+        const store_index *ix = &st->index;
+        const hyb_obj *sv[READ_BATCH];
+        bool by_ptr[READ_BATCH], fast[READ_BATCH];
+        int r;
+
+        pthread_mutex_lock(&st->lock);
+        for (size_t i = 0; i < n; i++)
+                index_prefetch_ptr(ix, targets[i]);
+        for (size_t i = 0; i < n; i++) {
+                sv[i] = index_get_value_ptr(ix, targets[i]);
+                by_ptr[i] = sv[i] != NULL;
+                if (!sv[i])
+                        __builtin_prefetch(targets[i], 0, 3);
+        }
+        for (size_t i = 0; i < n; i++) {
+                const hyb_furi *t = targets[i];
+                fast[i] = !by_ptr[i] && !t->pattern && !t->branch && node_fast(st, t);
+                if (fast[i])
+                        index_prefetch(ix, t->hash);
+        }
+        for (size_t i = 0; i < n_next; i++)
+                index_prefetch_ptr(ix, next[i]);
+        for (size_t i = 0; i < n; i++) {
+                if (fast[i])
+                        sv[i] = index_get_value(ix, targets[i], targets[i]->hash);
+                if (sv[i])
+                        __builtin_prefetch(sv[i], 1, 3);
+        }
+        for (size_t i = 0; i < n; i++)
+                rets[i] = sv[i] ? hyb_obj_ref((hyb_obj *)sv[i]) : NULL;
+        pthread_mutex_unlock(&st->lock);
+        for (size_t i = 0; i < n; i++) {
+                if (by_ptr[i])
+                        continue; /* a stored key: no query to check */
+                if (rets[i])
+                        r = node_checked(targets[i], rets[i], &rets[i], reterr);
+                else if (fast[i]) /* checked (none needed) and synced: a node miss */
+                        r = read_gathered(st, targets[i], DONE_CHECK | DONE_SYNC, &rets[i],
+                                          reterr);
+                else
+                        r = read_one(st, targets[i], true, &rets[i], reterr);
+                if (r < 0) {
+                        rets[i] = NULL;
+                        return r;
+                }
+        }
+        return 0;
+}
+
+HYB_EXPORT int hyb_store_read_many(const hyb_store *cst, hyb_furi *const *targets, size_t n,
+                                   hyb_obj **rets, hyb_error *reterr)
+{
+        hyb_store *st = store_mut(cst);
+        int r = 0;
+
+        hyb_assert_return(st && ((targets && rets) || n == 0), -EINVAL);
+        for (size_t i = 0; i < n; i++) {
+                hyb_assert_return(targets[i], -EINVAL);
+                rets[i] = NULL;
+        }
+        /* (a memory store has no other process's writes to take in) */
+        if (n && st->persistent && store_sync(st) == HYB_E_CORRUPT)
+                return corrupt(st, reterr);
+        for (size_t i = 0; i < n && r == 0; i += READ_BATCH) {
+                size_t m = n - i < READ_BATCH ? n - i : READ_BATCH;
+                size_t after = n - i - m;
+                r = read_batch(st, targets + i, m, targets + i + m,
+                               after < READ_BATCH ? after : READ_BATCH, rets + i, reterr);
+        }
+        if (r < 0)
+                for (size_t i = 0; i < n; i++)
+                        rets[i] = hyb_obj_unref(rets[i]);
+        return r;
 }
 
 HYB_EXPORT int hyb_store_read_str(const hyb_store *st, const char *target, hyb_obj **ret,
@@ -197,7 +348,7 @@ HYB_EXPORT int hyb_store_scan(const hyb_store *cst, const hyb_furi *pattern, hyb
         int r;
 
         hyb_assert_return(st && pattern && fn, -EINVAL);
-        r = gather(st, pattern, false, &c, reterr);
+        r = gather(st, pattern, 0, &c, reterr);
         /* callbacks run without the lock: they may use the store */
         for (size_t i = 0; r == 0 && i < c.n; i++)
                 r = fn(c.keys[i], c.vals[i], userdata);
@@ -219,7 +370,7 @@ HYB_EXPORT int hyb_store_read_page(const hyb_store *cst, const hyb_furi *target,
                                      !hyb_furi_get_query(after)),
                           -EINVAL);
         *ret_next = NULL;
-        r = gather(st, target, false, &c, reterr);
+        r = gather(st, target, 0, &c, reterr);
         if (r < 0) {
                 coll_free(&c);
                 return r;

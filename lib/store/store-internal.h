@@ -46,6 +46,13 @@ typedef struct hslot {
         index_node *node;       /* NULL = an empty slot */
 } hslot;
 
+/* A slot of the table by key identity: the stored key fURI object itself (its address) and
+ * the value, for readers that pass the very fURI object a value was written with. */
+typedef struct pslot {
+        const hyb_furi *furi;   /* NULL = an empty slot */
+        hyb_obj *value;         /* borrowed: the node holds the reference */
+} pslot;
+
 typedef struct store_index {
         index_node abs_root;    /* `/a/b` */
         index_node rel_root;    /* `a/b` (program stores only) */
@@ -54,6 +61,10 @@ typedef struct store_index {
          * fURI is one lookup instead of a walk of the trie. */
         hslot *slots;
         size_t n_slots;         /* a power of two (0 before the first value) */
+        /* The same nodes (those a host node read may answer without checks: host scope, no
+         * scheme), by the address of their key fURI object, n_slots of them: a read passing
+         * that very object finds its value without loading the object (index_get_value_ptr). */
+        pslot *pslots;
 } store_index;
 
 int seg_compare(const char *a, size_t alen, const char *b, size_t blen);
@@ -64,8 +75,19 @@ index_node *index_find_child(index_node *n, const char *seg, size_t len);
 index_node *index_lookup(store_index *ix, const hyb_furi *key);
 /* The node holding a value at exactly key (the query is ignored), or NULL: a hash lookup. */
 index_node *index_get(const store_index *ix, const hyb_furi *key);
-/* The value stored at exactly key (borrowed), or NULL, without touching the trie node. */
-const hyb_obj *index_get_value(const store_index *ix, const hyb_furi *key);
+/* The value stored at exactly key (borrowed), or NULL, without touching the trie node;
+ * h is hyb_furi_hash(key) (the batched read has it already). */
+const hyb_obj *index_get_value(const store_index *ix, const hyb_furi *key, uint64_t h);
+/* The value stored under the key fURI object key itself (borrowed), or NULL: found by the
+ * object's address, without reading the object.  Only host-scope keys without a scheme are
+ * there (a read of one needs no check); NULL says nothing about keys equal to key. */
+const hyb_obj *index_get_value_ptr(const store_index *ix, const hyb_furi *key);
+/* Starts loading the slot where index_get_value_ptr(ix, key) begins (a hint). */
+void index_prefetch_ptr(const store_index *ix, const hyb_furi *key);
+/* Starts loading the slot where a lookup of hash h begins (a hint: no effect on results).
+ * A batched read prefetches every slot of the batch before the first lookup, so the
+ * batch's cache misses overlap instead of following one another. */
+void index_prefetch(const store_index *ix, uint64_t h);
 /* Stores value (a new reference taken) at key; *ret_old (may be NULL) gets the old value. */
 int index_set(store_index *ix, const hyb_furi *key, hyb_obj *value, hyb_obj **ret_old);
 /* Clears n's value (returned in *ret_old, a reference) and prunes empty nodes. */

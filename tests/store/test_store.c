@@ -123,6 +123,7 @@ typedef struct ops_ctx {
         const char *path;
         int cases;
         bool routed;    /* through a scope router over the store's backend */
+        bool many;      /* reads through hyb_store_read_many, the target among copies */
         hyb_scope *sc;
         /* The third run: the store hosted by a broker, reached through a bus client. */
         bool daemon;
@@ -142,11 +143,58 @@ static void ops_daemon_stop(ops_ctx *c)
         c->started = false;
 }
 
+/* The number of targets in the batched conformance reads: more than one internal batch
+ * (32) of hyb_store_read_many, so both a full batch and a partial one are read. */
+#define OPS_MANY 37
+
+/* Reads f through hyb_store_read_many: OPS_MANY targets, every other one f parsed afresh
+ * (a fURI equal to the stored key but not the same object) and the rest one shared parse.
+ * Every result must be the same obj; on an error no reference may be left in rets. */
+static int ops_read_many(ops_ctx *c, const char *f, hyb_obj **ret, hyb_error *e)
+{
+        hyb_furi *ts[OPS_MANY];
+        hyb_furi *own[OPS_MANY] = { 0 };
+        hyb_obj *rets[OPS_MANY];
+        int r = 0;
+
+        for (size_t i = 0; i < OPS_MANY && r == 0; i++) {
+                if (i < 2 || i % 2)
+                        r = hyb_furi_parse(f, (size_t)-1, NULL, &own[i], e);
+                ts[i] = own[i] ? own[i] : own[0];
+        }
+        if (r < 0) {
+                for (size_t i = 0; i < OPS_MANY; i++)
+                        hyb_furi_unref(own[i]);
+                return r;
+        }
+        for (size_t i = 0; i < OPS_MANY; i++)
+                rets[i] = hyb_obj_noobj(); /* must be overwritten */
+        r = hyb_store_read_many(c->st, ts, OPS_MANY, rets, e);
+        for (size_t i = 0; i < OPS_MANY; i++)
+                hyb_furi_unref(own[i]);
+        if (r < 0) {
+                for (size_t i = 0; i < OPS_MANY; i++)
+                        ck_assert_msg(rets[i] == NULL, "read_many %s failed, left rets[%zu]", f,
+                                      i);
+                return r;
+        }
+        for (size_t i = 1; i < OPS_MANY; i++) {
+                ck_assert_msg(rets[i] && hyb_obj_equal(rets[i], rets[0]) &&
+                                      hyb_obj_get_kind(rets[i]) == hyb_obj_get_kind(rets[0]),
+                              "read_many %s: rets[%zu] differs from rets[0]", f, i);
+                hyb_obj_unref(rets[i]);
+        }
+        *ret = rets[0];
+        return 0;
+}
+
 static int ops_read(ops_ctx *c, const char *f, hyb_obj **ret, hyb_error *e)
 {
         hyb_furi *t = NULL;
         int r;
 
+        if (c->many)
+                return ops_read_many(c, f, ret, e);
         if (c->daemon && !c->routed)
                 return hyb_bus_store_read(c->bus, f, ret, e);
         if (!c->routed)
@@ -306,6 +354,31 @@ START_TEST(test_ops_sqlite)
 }
 END_TEST
 
+/* The same data with every read made through hyb_store_read_many: same results. */
+START_TEST(test_ops_many_memory)
+{
+        ops_ctx c = { .many = true };
+
+        test_each_line(test_data_path("store/ops.txt"), ops_line, &c);
+        ck_assert_int_ge(c.cases, 150);
+        hyb_store_unref(c.st);
+}
+END_TEST
+
+START_TEST(test_ops_many_sqlite)
+{
+        char *dir, *path = db_path(&dir);
+        ops_ctx c = { .path = path, .many = true };
+
+        test_each_line(test_data_path("store/ops.txt"), ops_line, &c);
+        ck_assert_int_ge(c.cases, 150);
+        hyb_store_unref(c.st);
+        test_rmrf(dir);
+        free(dir);
+        free(path);
+}
+END_TEST
+
 /* The same data through the scope router over the embedded store's backend: same results. */
 START_TEST(test_ops_routed_memory)
 {
@@ -455,6 +528,14 @@ START_TEST(test_bad_args)
         ck_assert_int_eq(hyb_store_write(st, f, hyb_obj_noobj(), 0x80, NULL), -EINVAL);
         ck_assert_int_eq(hyb_store_read(st, f, NULL, NULL), -EINVAL);
         ck_assert_int_eq(hyb_store_read(NULL, f, &o, NULL), -EINVAL);
+        {
+                hyb_furi *fs[2] = { f, NULL };
+                hyb_obj *os[2];
+                ck_assert_int_eq(hyb_store_read_many(NULL, fs, 1, os, NULL), -EINVAL);
+                ck_assert_int_eq(hyb_store_read_many(st, fs, 1, NULL, NULL), -EINVAL);
+                ck_assert_int_eq(hyb_store_read_many(st, NULL, 1, os, NULL), -EINVAL);
+                ck_assert_int_eq(hyb_store_read_many(st, fs, 2, os, NULL), -EINVAL);
+        }
         ck_assert_int_eq(hyb_store_subscribe(st, f, 0, NULL, NULL, &s, NULL), -EINVAL);
         ck_assert_int_eq(hyb_store_write_str(st, "/a b c%", hyb_obj_noobj(), 0, NULL),
                          HYB_E_PARSE);
@@ -799,6 +880,78 @@ START_TEST(test_scan)
         ck_assert_int_eq(hyb_store_scan(st, p, count_until, &n, NULL), 42); /* stops at /s/2 */
         ck_assert_int_eq(n, 2);
         hyb_furi_unref(p);
+        hyb_store_unref(st);
+}
+END_TEST
+
+/* hyb_store_read_many over targets of every kind, across more than one internal batch:
+ * each result is what hyb_store_read gives for the same target. */
+START_TEST(test_read_many_mixed)
+{
+        static const char *const kinds[] = { "/m/%d", "/m/%d?int", "/m/+", "/m/%d/x",
+                                             "/m/", "/m/%d?real" };
+        hyb_store *st = open_mem();
+        hyb_furi *ts[100];
+        hyb_obj *got[100], *one = NULL;
+        hyb_error e = { 0 };
+        char f[32], v[32];
+
+        for (int i = 0; i < 40; i += 2) {
+                snprintf(f, sizeof(f), "/m/%d", i);
+                snprintf(v, sizeof(v), "%d", i * 7);
+                put_ok(st, f, v);
+        }
+        put_ok(st, "/m/3", "[x=>'in a rec']"); /* /m/3/x reads into it */
+        /* 100 targets: stored keys, absent keys (odd), patterns, branches, elements */
+        for (int i = 0; i < 100; i++) {
+                snprintf(f, sizeof(f), kinds[i % 5], i % 40);
+                ts[i] = furi(f);
+        }
+        ck_assert_int_eq(hyb_store_read_many(st, ts, 100, got, &e), 0);
+        for (int i = 0; i < 100; i++) {
+                ck_assert_int_eq(hyb_store_read(st, ts[i], &one, NULL), 0);
+                ck_assert_msg(hyb_obj_equal(got[i], one) &&
+                                      hyb_obj_get_kind(got[i]) == hyb_obj_get_kind(one),
+                              "read_many %s differs from hyb_store_read",
+                              hyb_furi_get_str(ts[i]));
+                one = hyb_obj_unref(one);
+        }
+        ck_assert_int_eq(hyb_obj_get_int(got[0]), 0);
+        ck_assert_int_eq(hyb_obj_get_int(got[10]), 70);
+        ck_assert_int_eq(hyb_obj_get_len(got[2]), 21);        /* /m/+: 20 ints and the rec */
+        ck_assert_str_eq(hyb_obj_get_str(got[3], NULL), "in a rec"); /* /m/3/x */
+        ck_assert(hyb_obj_is_noobj(got[25]));                  /* /m/25: never stored */
+        for (int i = 0; i < 100; i++)
+                hyb_obj_unref(got[i]);
+        /* a `?real` check failing at target 64 (a stored int, in the second batch): the
+         * error, and no reference left */
+        hyb_furi_unref(ts[64]);
+        snprintf(f, sizeof(f), kinds[5], 4);
+        ts[64] = furi(f);
+        for (int i = 0; i < 100; i++)
+                got[i] = hyb_obj_noobj();
+        ck_assert_int_eq(hyb_store_read_many(st, ts, 100, got, &e),
+                         HYB_E_TYPE);
+        ck_assert(strstr(e.message, "/m/4") != NULL);
+        for (int i = 0; i < 100; i++)
+                ck_assert(got[i] == NULL);
+        /* patterns and branches the store refuses (relative, another host) fail as
+         * hyb_store_read fails, in a batch too */
+        {
+                static const char *const bad[] = { "a/+", "a/b/", "//host.example/+" };
+                for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+                        hyb_furi *two[2] = { ts[0], furi(bad[b]) };
+                        int want = hyb_store_read(st, two[1], &one, NULL);
+                        ck_assert_int_lt(want, 0);
+                        ck_assert_int_eq(hyb_store_read_many(st, two, 2, got, &e), want);
+                        ck_assert(got[0] == NULL && got[1] == NULL);
+                        hyb_furi_unref(two[1]);
+                }
+        }
+        /* n == 0 reads nothing */
+        ck_assert_int_eq(hyb_store_read_many(st, NULL, 0, NULL, NULL), 0);
+        for (int i = 0; i < 100; i++)
+                hyb_furi_unref(ts[i]);
         hyb_store_unref(st);
 }
 END_TEST
@@ -1263,11 +1416,219 @@ static void *nr_reader(void *ud)
                         hyb_furi_unref(fresh);
                         c->reads += 2;
                 }
+                /* and all of them at once, the batched read the writers race with too */
+                hyb_obj *many[NR_STABLE];
+                ck_assert_int_eq(hyb_store_read_many(c->st, shared,
+                                                     NR_STABLE, many, NULL),
+                                 0);
+                for (int k = 0; k < NR_STABLE; k++) {
+                        ck_assert_int_eq(hyb_obj_get_kind(many[k]), HYB_OBJ_INT);
+                        ck_assert_int_eq(hyb_obj_get_int(many[k]) / 1000, k);
+                        hyb_obj_unref(many[k]);
+                }
+                c->reads += NR_STABLE;
         }
         for (int k = 0; k < NR_STABLE; k++)
                 hyb_furi_unref(shared[k]);
         return NULL;
 }
+
+/* Readers passing the very fURI objects the values were written with (the store finds those
+ * by address), racing a writer that overwrites, deletes and re-adds those keys and grows and
+ * shrinks the table around them. */
+#define KO_N 256
+
+typedef struct ko_ctx {
+        hyb_store *st;
+        hyb_furi **ko;
+        atomic_int *stop;
+        long reads;
+} ko_ctx;
+
+static void *ko_writer(void *ud)
+{
+        ko_ctx *c = ud;
+        char f[48];
+
+        for (int round = 0; round < 40; round++) {
+                for (int k = 0; k < KO_N; k++) {
+                        hyb_obj *v = NULL;
+                        if (k % 8 == 0) /* deleted, then stored again under the same object */
+                                ck_assert_int_eq(hyb_store_write(c->st, c->ko[k], hyb_obj_noobj(),
+                                                                 0, NULL),
+                                                 0);
+                        ck_assert_int_eq(hyb_obj_new_int(k * 1000 + round, &v), 0);
+                        ck_assert_int_eq(hyb_store_write(c->st, c->ko[k], v, 0, NULL), 0);
+                        hyb_obj_unref(v);
+                }
+                for (int i = 0; i < 300; i++) {
+                        hyb_obj *v = NULL;
+                        snprintf(f, sizeof(f), "/ko/t/%d/%d", round, i);
+                        ck_assert_int_eq(hyb_obj_new_int(i, &v), 0);
+                        ck_assert_int_eq(hyb_store_write_str(c->st, f, v, 0, NULL), 0);
+                        hyb_obj_unref(v);
+                }
+                for (int i = 0; i < 300; i += 2) {
+                        snprintf(f, sizeof(f), "/ko/t/%d/%d", round, i);
+                        ck_assert_int_eq(hyb_store_write_str(c->st, f, hyb_obj_noobj(), 0, NULL),
+                                         0);
+                }
+        }
+        return NULL;
+}
+
+static void ko_check(hyb_obj *o, int k)
+{
+        if (k % 8 == 0 && hyb_obj_is_noobj(o))
+                return; /* between its delete and its new write */
+        ck_assert_int_eq(hyb_obj_get_kind(o), HYB_OBJ_INT);
+        ck_assert_int_eq(hyb_obj_get_int(o) / 1000, k);
+}
+
+static void *ko_reader(void *ud)
+{
+        ko_ctx *c = ud;
+        hyb_obj *many[KO_N];
+
+        while (!atomic_load(c->stop)) {
+                for (int k = 0; k < KO_N; k++) {
+                        hyb_obj *o = NULL;
+                        ck_assert_int_eq(hyb_store_read(c->st, c->ko[k], &o, NULL), 0);
+                        ko_check(o, k);
+                        hyb_obj_unref(o);
+                }
+                ck_assert_int_eq(hyb_store_read_many(c->st, c->ko, KO_N, many, NULL), 0);
+                for (int k = 0; k < KO_N; k++) {
+                        ko_check(many[k], k);
+                        hyb_obj_unref(many[k]);
+                }
+                c->reads += 2 * KO_N;
+        }
+        return NULL;
+}
+
+START_TEST(test_key_object_reads_race_writer)
+{
+        hyb_store *st = open_db(NULL, HYB_DURABILITY_MEMORY);
+        hyb_furi *ko[KO_N];
+        atomic_int stop = 0;
+        pthread_t w, r[2];
+        ko_ctx wc, rc[2];
+        char f[32];
+
+        for (int k = 0; k < KO_N; k++) {
+                hyb_obj *v = NULL;
+                snprintf(f, sizeof(f), "/ko/%d", k);
+                ko[k] = furi(f);
+                ck_assert_int_eq(hyb_obj_new_int(k * 1000, &v), 0);
+                ck_assert_int_eq(hyb_store_write(st, ko[k], v, 0, NULL), 0);
+                hyb_obj_unref(v);
+        }
+        wc = (ko_ctx){ .st = st, .ko = ko, .stop = &stop };
+        for (int i = 0; i < 2; i++) {
+                rc[i] = wc;
+                ck_assert_int_eq(pthread_create(&r[i], NULL, ko_reader, &rc[i]), 0);
+        }
+        ck_assert_int_eq(pthread_create(&w, NULL, ko_writer, &wc), 0);
+        pthread_join(w, NULL);
+        atomic_store(&stop, 1);
+        for (int i = 0; i < 2; i++) {
+                pthread_join(r[i], NULL);
+                ck_assert_int_gt(rc[i].reads, 0);
+        }
+        for (int k = 0; k < KO_N; k++) {
+                hyb_obj *o = NULL;
+                ck_assert_int_eq(hyb_store_read(st, ko[k], &o, NULL), 0);
+                ck_assert_int_eq(hyb_obj_get_int(o), k * 1000 + 39);
+                hyb_obj_unref(o);
+                hyb_furi_unref(ko[k]);
+        }
+        hyb_store_unref(st);
+}
+END_TEST
+
+/* Reads k[i] by the object, by an equal fURI, and all at once: want[i] (-1: noobj). */
+static void ko_expect(hyb_store *st, hyb_furi **k, hyb_obj **many, const long *want, int n)
+{
+        char f[32];
+
+        ck_assert_int_eq(hyb_store_read_many(st, k, (size_t)n, many, NULL), 0);
+        for (int i = 0; i < n; i++) {
+                hyb_obj *o = NULL;
+                hyb_furi *eq;
+                snprintf(f, sizeof(f), "/po/%d", i);
+                eq = furi(f);
+                for (int how = 0; how < 3; how++) {
+                        if (how == 0)
+                                ck_assert_int_eq(hyb_store_read(st, k[i], &o, NULL), 0);
+                        else if (how == 1)
+                                ck_assert_int_eq(hyb_store_read(st, eq, &o, NULL), 0);
+                        else
+                                o = hyb_obj_ref(many[i]);
+                        if (want[i] < 0)
+                                ck_assert_msg(hyb_obj_is_noobj(o), "%s (read %d) not deleted", f,
+                                              how);
+                        else
+                                ck_assert_msg(hyb_obj_get_kind(o) == HYB_OBJ_INT &&
+                                                      hyb_obj_get_int(o) == want[i],
+                                              "%s (read %d) gave the wrong value", f, how);
+                        o = hyb_obj_unref(o);
+                }
+                hyb_furi_unref(eq);
+                hyb_obj_unref(many[i]);
+        }
+}
+
+/* Reads by the key objects themselves and by equal fURIs agree through overwrites (by
+ * either), deletes, re-adds under another object, and the table growing past them. */
+START_TEST(test_key_object_reads)
+{
+        enum { N = 3000 };
+        hyb_store *st = open_mem();
+        hyb_furi **k = calloc(N, sizeof(*k));
+        hyb_obj **many = calloc(N, sizeof(*many));
+        long want[N];
+        char f[32], v[32];
+
+        ck_assert(k && many);
+        for (int i = 0; i < N; i++) {
+                hyb_obj *o = NULL;
+                snprintf(f, sizeof(f), "/po/%d", i);
+                k[i] = furi(f);
+                ck_assert_int_eq(hyb_obj_new_int(i, &o), 0);
+                ck_assert_int_eq(hyb_store_write(st, k[i], o, 0, NULL), 0); /* k[i] is the key */
+                hyb_obj_unref(o);
+                want[i] = i;
+        }
+        for (int i = 0; i < N; i++) {
+                snprintf(f, sizeof(f), "/po/%d", i);
+                snprintf(v, sizeof(v), "%d", i + 100000);
+                if (i % 2 == 0) { /* overwritten through an equal fURI: k[i] stays the key */
+                        put_ok(st, f, v);
+                        want[i] = i + 100000;
+                }
+                if (i % 3 == 0) { /* deleted through the key object */
+                        ck_assert_int_eq(hyb_store_write(st, k[i], hyb_obj_noobj(), 0, NULL), 0);
+                        want[i] = -1;
+                }
+                if (i % 9 == 0) { /* stored again under another (equal) object */
+                        put_ok(st, f, v);
+                        want[i] = i + 100000;
+                }
+        }
+        ko_expect(st, k, many, want, N);
+        for (int i = 0; i < 4 * N; i++) { /* the tables grow: every slot moves */
+                snprintf(f, sizeof(f), "/po/x/%d", i);
+                put_ok(st, f, "1");
+        }
+        ko_expect(st, k, many, want, N);
+        for (int i = 0; i < N; i++)
+                hyb_furi_unref(k[i]);
+        free(k);
+        free(many);
+        hyb_store_unref(st);
+}
+END_TEST
 
 START_TEST(test_node_reads_race_writers)
 {
@@ -1505,6 +1866,47 @@ START_TEST(test_two_processes)
         hyb_slot_unref(s);
         hyb_furi_unref(p);
         hyb_store_unref(st);
+        test_rmrf(dir);
+        free(dir);
+        free(path);
+}
+END_TEST
+
+/* A batched read on a file store takes in other handles' (processes') committed writes
+ * first, as hyb_store_read does: without process() having run on the reading handle. */
+START_TEST(test_read_many_sees_other_handle)
+{
+        char *dir, *path = db_path(&dir);
+        hyb_store *a = open_db(path, HYB_DURABILITY_NORMAL);
+        hyb_store *b = open_db(path, HYB_DURABILITY_NORMAL);
+        hyb_furi *ts[40];
+        hyb_obj *got[40];
+        char f[32], v[32];
+
+        for (int i = 0; i < 40; i++) {
+                snprintf(f, sizeof(f), "/oh/%d", i);
+                ts[i] = furi(f);
+        }
+        ck_assert_int_eq(hyb_store_read_many(b, ts, 40, got, NULL), 0);
+        for (int i = 0; i < 40; i++) {
+                ck_assert(hyb_obj_is_noobj(got[i]));
+                hyb_obj_unref(got[i]);
+        }
+        for (int i = 0; i < 40; i++) {
+                snprintf(f, sizeof(f), "/oh/%d", i);
+                snprintf(v, sizeof(v), "%d", i + 100);
+                put_ok(a, f, v);
+        }
+        ck_assert_int_eq(hyb_store_read_many(b, ts, 40, got, NULL), 0);
+        for (int i = 0; i < 40; i++) {
+                ck_assert_int_eq(hyb_obj_get_kind(got[i]), HYB_OBJ_INT);
+                ck_assert_int_eq(hyb_obj_get_int(got[i]), i + 100);
+                hyb_obj_unref(got[i]);
+        }
+        for (int i = 0; i < 40; i++)
+                hyb_furi_unref(ts[i]);
+        hyb_store_unref(a);
+        hyb_store_unref(b);
         test_rmrf(dir);
         free(dir);
         free(path);
@@ -1925,6 +2327,8 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_ops_daemon);
         tcase_add_test(tc, test_ops_daemon_routed);
         tcase_add_test(tc, test_ops_routed_memory);
+        tcase_add_test(tc, test_ops_many_memory);
+        tcase_add_test(tc, test_ops_many_sqlite);
         tcase_add_test(tc, test_ops_routed_sqlite);
         tcase_add_test(tc, test_value_id_kept);
         tcase_add_test(tc, test_persist_reopen);
@@ -1935,6 +2339,8 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_memory_is_memory);
         tcase_add_test(tc, test_bad_args);
         tcase_add_test(tc, test_scan);
+        tcase_add_test(tc, test_read_many_mixed);
+        tcase_add_test(tc, test_read_many_sees_other_handle);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("subscriptions");
@@ -1961,6 +2367,8 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_async_writes);
         tcase_add_test(tc, test_threads);
         tcase_add_test(tc, test_node_reads_race_writers);
+        tcase_add_test(tc, test_key_object_reads_race_writer);
+        tcase_add_test(tc, test_key_object_reads);
         tcase_add_loop_test(tc, test_group_commit_mixed_failures, 0, 2);
         tcase_add_test(tc, test_close_commits_queued);
         tcase_add_test(tc, test_kill9_normal);
