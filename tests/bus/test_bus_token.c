@@ -330,6 +330,52 @@ START_TEST(test_token_operations)
 }
 END_TEST
 
+/* A token session's call is checked (403), and the lists show only what it may call. */
+START_TEST(test_token_call_and_lists)
+{
+        tbroker t;
+        keys k;
+        hyb_bus *srv, *b = NULL;
+        hyb_slot *s1 = NULL, *s2 = NULL;
+        hyb_bus_reply *rep = NULL;
+        hyb_error e;
+        tsvc svc;
+        char *tok;
+
+        keys_make(&k, "accept");
+        start(&t, k.yaml);
+        tok = issue(&k, "hub-test", 3600, "bus://localhost/org.example.srv/main/ping=call");
+        srv = tb_connect(&t, "org.example.srv", "main");
+        ck_assert_int_eq(hyb_bus_register_procedure(srv, "ping", "*", "*", nop_method, NULL, &s1, &e), 0);
+        ck_assert_int_eq(hyb_bus_register_procedure(srv, "secret", "*", "*", nop_method, NULL, &s2, &e), 0);
+        svc_start(&svc, srv);
+        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "caller", tok, k.holder, &b), 0);
+        hyb_error_clear(&e);
+        ck_assert_int_eq(hyb_bus_call(b, "@localhost/org.example.srv/main", "ping", "{}", 2, 0, 5000, &rep, &e), 0);
+        ck_assert_int_eq(hyb_bus_reply_get_status(rep), 200);
+        rep = hyb_bus_reply_unref(rep);
+        int r = hyb_bus_call(b, "@localhost/org.example.srv/main", "secret", "{}", 2, 0, 5000, &rep, &e);
+        ck_assert(r == HYB_E_FORBIDDEN || (r == 0 && hyb_bus_reply_get_status(rep) == 403));
+        rep = hyb_bus_reply_unref(rep);
+        ck_assert_int_eq(hyb_bus_call_builtin(b, "listProcedures", "{}", &rep, &e), 0);
+        size_t len = 0;
+        const char *body = hyb_bus_reply_get_body(rep, &len);
+        char *text = strndup(body, len);
+        ck_assert_ptr_nonnull(strstr(text, "@localhost/org.example.srv/main/ping"));
+        ck_assert_ptr_null(strstr(text, "secret"));
+        free(text);
+        hyb_bus_reply_unref(rep);
+        hyb_bus_unref(b);
+        svc_stop(&svc);
+        hyb_slot_unref(s1);
+        hyb_slot_unref(s2);
+        hyb_bus_unref(srv);
+        free(tok);
+        tb_stop(&t);
+        keys_free(&k);
+}
+END_TEST
+
 static int revoke_jti(void *ud, const hyb_token_ids *ids)
 {
         return ids->jti && strcmp(ids->jti, ud) == 0;
@@ -428,6 +474,7 @@ void bus_tcase_token(Suite *s)
         tcase_add_test(tc, test_token_connect);
         tcase_add_test(tc, test_token_require_and_off);
         tcase_add_test(tc, test_token_operations);
+        tcase_add_test(tc, test_token_call_and_lists);
         tcase_add_test(tc, test_token_revoked_sweep);
         tcase_add_test(tc, test_token_expiry);
         suite_add_tcase(s, tc);
