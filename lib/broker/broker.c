@@ -461,6 +461,7 @@ HYB_EXPORT hyb_broker *hyb_broker_free(hyb_broker *b)
         b->shutting_down = true;
         bconn_free_all(b);
         store_detach(b);
+        auth_broker_free(b);
         while (b->pend_free) {
                 bpending *p = b->pend_free;
                 b->pend_free = p->hnext;
