@@ -376,6 +376,39 @@ START_TEST(test_token_call_and_lists)
 }
 END_TEST
 
+/* A reload that changes the audience holds for the next connect of a token verified before. */
+START_TEST(test_token_reload_audience)
+{
+        tbroker t;
+        keys k;
+        hyb_bus *b = NULL;
+        hyb_broker_config *cfg = NULL;
+        hyb_error e;
+        char *tok, yaml[1200];
+
+        keys_make(&k, "accept");
+        start(&t, k.yaml);
+        tok = issue(&k, "hub-test", 3600, "/sensors/#=read");
+        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "r1", tok, k.holder, &b), 0);
+        hyb_bus_unref(b);
+        snprintf(yaml, sizeof yaml, "%s", k.yaml);
+        char *aud = strstr(yaml, "hub-test");
+        ck_assert_ptr_nonnull(aud);
+        memcpy(aud, "hub-else", 8);
+        ck_assert_int_eq(hyb_broker_config_new(&cfg), 0);
+        ck_assert_int_eq(hyb_broker_config_set_socket(cfg, t.sock), 0);
+        ck_assert_int_eq(hyb_broker_config_load_string(cfg, yaml, strlen(yaml), &e), 0);
+        tb_pause(&t);
+        ck_assert_int_eq(hyb_broker_reload(t.broker, cfg, &e), 0);
+        tb_resume(&t);
+        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "r2", tok, k.holder, &b), HYB_E_UNAUTHORIZED);
+        hyb_broker_config_unref(cfg);
+        free(tok);
+        tb_stop(&t);
+        keys_free(&k);
+}
+END_TEST
+
 static int revoke_jti(void *ud, const hyb_token_ids *ids)
 {
         return ids->jti && strcmp(ids->jti, ud) == 0;
@@ -476,6 +509,7 @@ void bus_tcase_token(Suite *s)
         tcase_add_test(tc, test_token_operations);
         tcase_add_test(tc, test_token_call_and_lists);
         tcase_add_test(tc, test_token_revoked_sweep);
+        tcase_add_test(tc, test_token_reload_audience);
         tcase_add_test(tc, test_token_expiry);
         suite_add_tcase(s, tc);
 }
