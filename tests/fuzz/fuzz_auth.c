@@ -50,8 +50,8 @@ typedef struct client {
         int fd;
         uint8_t rx[RX_MAX];
         size_t rlen;
-        int auth_status;        /* AUTH_RESULT status, 0 before */
-        bool uniform;           /* a 401 said only "unauthorized" */
+        int auth_status; /* AUTH_RESULT status, 0 before */
+        bool uniform;    /* a 401 said only "unauthorized" */
         uint8_t nonce[TOKEN_NONCE_LEN];
         bool have_nonce;
 } client;
@@ -79,10 +79,10 @@ static void setup_once(void)
         hyb_token_issue_opts io;
         hyb_token_attenuate_opts ao;
         hyb_token_cap caps[] = {
-                { "/sensors/#", HYB_TOKEN_ACT_READ },
-                { "bus://localhost/org.example.app/+", HYB_TOKEN_ACT_REG | HYB_TOKEN_ACT_CALL },
+                {"/sensors/#", HYB_TOKEN_ACT_READ},
+                {"bus://localhost/org.example.app/+", HYB_TOKEN_ACT_REG | HYB_TOKEN_ACT_CALL},
         };
-        const char *aud[] = { "fuzz-hub" };
+        const char *aud[] = {"fuzz-hub"};
         char pub[sizeof dir + 16];
         char *t1 = NULL;
 
@@ -117,8 +117,8 @@ static void setup_once(void)
         hyb_free(t1);
         hyb_key_unref(iss);
         hyb_key_unref(guest);
-        snprintf(yaml, sizeof yaml, "auth:\n  tokens: accept\n  audience: fuzz-hub\n  issuers:\n    fuzz: %s\n",
-                 pub);
+        snprintf(yaml, sizeof yaml,
+                 "auth:\n  tokens: accept\n  audience: fuzz-hub\n  issuers:\n    fuzz: %s\n", pub);
 }
 
 static bool client_drain(client *c)
@@ -146,7 +146,8 @@ static bool client_drain(client *c)
                         if (p.h.type == WIRE_CHALLENGE && !c->have_nonce) {
                                 json_t *j = json_loadb((const char *)p.body, p.h.body_len, 0, NULL);
                                 const char *hex = json_string_value(json_object_get(j, "nonce"));
-                                assert(hex && token_nonce_from_hex(hex, strlen(hex), c->nonce) == 0);
+                                assert(hex &&
+                                       token_nonce_from_hex(hex, strlen(hex), c->nonce) == 0);
                                 c->have_nonce = true;
                                 json_decref(j);
                         }
@@ -178,7 +179,7 @@ static void pump(client *cl, int n)
 
 static void client_connect(client *c)
 {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
         memset(c, 0, sizeof *c);
         c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -191,7 +192,7 @@ static void client_send(client *cl, int n, client *c, const void *body, size_t l
 {
         uint8_t hdr[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
         struct iovec iov[2];
-        wire_hdr h = { .type = WIRE_AUTH };
+        wire_hdr h = {.type = WIRE_AUTH};
         int k = wire_build(&h, NULL, 0, NULL, 0, NULL, 0, body, len, hdr, iov);
 
         for (int j = 0; j < k; j++) {
@@ -219,7 +220,8 @@ static void client_send(client *cl, int n, client *c, const void *body, size_t l
 static char *structured(const client *c, const uint8_t *data, size_t size)
 {
         uint8_t flags = size > 0 ? data[0] : 0, nc[TOKEN_NONCE_LEN], t[32];
-        char nc_hex[2 * TOKEN_NONCE_LEN + 1], proof[TOKEN_PROOF_B64_LEN + 1], binding[TOKEN_BINDING_MAX];
+        char nc_hex[2 * TOKEN_NONCE_LEN + 1], proof[TOKEN_PROOF_B64_LEN + 1],
+                binding[TOKEN_BINDING_MAX];
         char *token, *out = NULL;
         size_t tlen;
         json_t *j;
@@ -301,7 +303,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* the broker keeps serving: a bystander logs in by the uid policy */
         client_connect(&cl[1]);
         pump(cl, 2);
-        static const char login[] = "{\"protocol\":\"HYBRID\",\"version\":1,\"app\":\"org.fuzz.x\",\"runner\":\"by\"}";
+        static const char login[] =
+                "{\"protocol\":\"HYBRID\",\"version\":1,\"app\":\"org.fuzz.x\",\"runner\":\"by\"}";
         client_send(cl, 2, &cl[1], login, strlen(login));
         pump(cl, 2);
         assert(cl[1].auth_status == 200);
