@@ -73,7 +73,10 @@ HYB_EXPORT int hyb_bus_get_default_socket(char **ret_path);
  * Connects to the broker at `path` (NULL: the socket named by the environment
  * variable HYBRID_BUS when it is set and not empty (ignored in setuid programs),
  * else hyb_bus_get_default_socket()) and
- * authenticates as @localhost/<app>/<runner> by local uid policy.  Blocks until
+ * authenticates as @localhost/<app>/<runner> by local uid policy, or, when
+ * $HYBRID_TOKEN and $HYBRID_KEY name a token file and its holder's private key
+ * file (ignored in setuid programs), with that token (hyb_bus_connect_with; one
+ * of them alone, or a file that cannot be used: HYB_E_UNAUTHORIZED).  Blocks until
  * the handshake is done (bounded by the broker's auth timeout).
  * On success *ret holds the only reference (release with hyb_bus_unref).
  * Errors: -EINVAL (NULL app/runner/ret), HYB_E_NOT_ACCEPTABLE (bad app or runner
@@ -84,6 +87,36 @@ HYB_EXPORT int hyb_bus_get_default_socket(char **ret_path);
  */
 HYB_EXPORT int hyb_bus_connect(const char *path, const char *app, const char *runner, hyb_bus **ret,
                                hyb_error *reterr);
+
+typedef struct hyb_key hyb_key; /* hybrid/token.h */
+
+/* What hyb_bus_connect_with connects as (a size-stamped struct: set size, or use _init). */
+typedef struct hyb_bus_connect_options {
+        size_t size;            /* sizeof(hyb_bus_connect_options) */
+        const char *path;       /* the broker's socket; NULL: as hyb_bus_connect */
+        const char *app;        /* the app name to claim (required) */
+        const char *runner;     /* the runner name (required) */
+        const char *token;      /* a security token (text, doc/token.md) to present; NULL:
+                                 * the uid policy alone */
+        const hyb_key *key;     /* the token's last holder key, with its private part
+                                 * (required with token): signs the proof of possession */
+} hyb_bus_connect_options;
+
+/* Sets size and zeroes the rest.  NULL is a no-op. */
+HYB_EXPORT void hyb_bus_connect_options_init(hyb_bus_connect_options *opts);
+
+/*
+ * Connects as hyb_bus_connect does, with the options of opts (borrowed for the call
+ * only).  With a token, the handshake proves possession of opts->key (doc/token.md
+ * "Handshake"): the broker's nonce, a fresh client nonce, the broker's audience, the
+ * hash of the token and this process's effective uid are signed.  Besides the errors
+ * of hyb_bus_connect: HYB_E_UNAUTHORIZED (the broker refused the credentials: no
+ * token where one is required, a token it does not accept, a proof that does not
+ * hold; or a token without a private key here), -EINVAL (NULL opts/ret, size 0, a
+ * token without key).  *reterr says which.
+ */
+HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus **ret,
+                                    hyb_error *reterr);
 
 HYB_EXPORT hyb_bus *hyb_bus_ref(const hyb_bus *bus);
 /*
