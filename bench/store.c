@@ -347,7 +347,7 @@ static double ours_get_of(ours *o, hyb_furi **ks)
 
 /* The same random reads through hyb_store_read_many, GET_BATCH keys a call: what a program
  * reading many keys at once calls. */
-static double ours_get_many(void *ctx)
+static double ours_get_many_of(void *ctx, hyb_furi **from)
 {
         ours *o = ctx;
         uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(cfg.secs * 1e9), n = 0, t;
@@ -359,7 +359,7 @@ static double ours_get_many(void *ctx)
                 for (int j = 0; j < 256 / GET_BATCH; j++) {
                         int r;
                         for (int i = 0; i < GET_BATCH; i++)
-                                batch[i] = keys[bench_xorshift(&o->rng) % cfg.keys];
+                                batch[i] = from[bench_xorshift(&o->rng) % cfg.keys];
                         r = hyb_store_read_many(o->st, batch, GET_BATCH, v, &e);
                         if (r < 0)
                                 die("hyb_store_read_many", r, &e);
@@ -380,9 +380,14 @@ static double ours_get(void *ctx)
         return ours_get_of(ctx, keys);
 }
 
-/* With equal fURIs parsed apart from the written ones (a reader that parsed its own keys):
- * the store cannot find them by address and takes its hash lookup. */
-static double ours_get_equal(void *ctx)
+static double ours_get_many(void *ctx)
+{
+        return ours_get_many_of(ctx, keys);
+}
+
+/* Equal fURIs parsed apart from the written ones (a reader that parsed its own keys): the
+ * store cannot find them by address and takes its hash lookup. */
+static hyb_furi **equal_keys(void)
 {
         hyb_error e;
 
@@ -395,7 +400,17 @@ static double ours_get_equal(void *ctx)
                                                           &keys_equal[i], &e),
                               &e);
         }
-        return ours_get_of(ctx, keys_equal);
+        return keys_equal;
+}
+
+static double ours_get_equal(void *ctx)
+{
+        return ours_get_of(ctx, equal_keys());
+}
+
+static double ours_get_many_equal(void *ctx)
+{
+        return ours_get_many_of(ctx, equal_keys());
 }
 
 static double ours_put_rate(void *ctx)
@@ -883,7 +898,7 @@ static double pub_linear(void *ctx)
 /* ------------------------------------------------------------------ main */
 
 enum {
-        R_MEM_GET, R_MEM_GET_EQUAL, R_MEM_GET_MANY, R_MEM_PUT, R_DISK_GET, R_PUT_NORMAL, R_PUT_FULL, R_GC_THREADS, R_GC_ASYNC100,
+        R_MEM_GET, R_MEM_GET_EQUAL, R_MEM_GET_MANY, R_MEM_GET_MANY_EQUAL, R_MEM_PUT, R_DISK_GET, R_PUT_NORMAL, R_PUT_FULL, R_GC_THREADS, R_GC_ASYNC100,
         R_GC_ASYNC1000,
         R_PUB_T10, R_PUB_T1K, R_PUB_T100K, R_PUB_R10, R_PUB_R1K, R_PUB_R100K,
         R_COUNT
@@ -896,6 +911,8 @@ static row rows[R_COUNT] = {
                               "SQLite :memory: SELECT by key" },
         [R_MEM_GET_MANY] = { "mem-get-many", "in-memory get, read_many x64", "ops/s",
                              "SQLite :memory: key IN (64 keys)", .tk = T_MIN, .target = 6e6 },
+        [R_MEM_GET_MANY_EQUAL] = { "mem-get-many-equal", "in-memory get, read_many, equal", "ops/s",
+                                   "SQLite :memory: key IN (64 keys)" },
         [R_MEM_PUT] = { "mem-put", "in-memory put", "ops/s", "SQLite :memory: upsert" },
         [R_DISK_GET] = { "disk-get", "get, persisted store (normal)", "ops/s",
                          "SQLite WAL file SELECT by key" },
@@ -951,6 +968,11 @@ static void bench_memory(void)
                 run_pair(&rows[R_MEM_GET_MANY], ours_get_many, &o, peer_get_many, &p);
         snprintf(rows[R_MEM_GET_MANY].note, sizeof rows[R_MEM_GET_MANY].note,
                  "hyb_store_read_many, %d random keys a call; the peer: one SELECT a batch",
+                 GET_BATCH);
+        if (selected(rows[R_MEM_GET_MANY_EQUAL].id))
+                run_pair(&rows[R_MEM_GET_MANY_EQUAL], ours_get_many_equal, &o, peer_get_many, &p);
+        snprintf(rows[R_MEM_GET_MANY_EQUAL].note, sizeof rows[R_MEM_GET_MANY_EQUAL].note,
+                 "hyb_store_read_many, %d random keys a call, fURIs parsed apart (no address hit)",
                  GET_BATCH);
         if (selected(rows[R_MEM_PUT].id))
                 run_pair(&rows[R_MEM_PUT], ours_put_rate, &o, peer_put_rate, &p);
