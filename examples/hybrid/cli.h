@@ -102,5 +102,6 @@ int token_issue(cli_ctx *ctx);
 int token_attenuate(cli_ctx *ctx);
 int token_inspect(cli_ctx *ctx);
 int token_verify(cli_ctx *ctx);
+int token_log(cli_ctx *ctx);
 
 #endif

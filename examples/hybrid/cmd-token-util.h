@@ -39,4 +39,7 @@ int token_caps_from_opts(cli_ctx *ctx, hyb_token_cap *caps, char **strings, int 
 /* Splits a comma-separated --aud into up to max pointers into buf (modified in place). */
 int token_split_aud(char *buf, const char **aud, int max);
 
+/* Fills trust from the --trust NAME=PUBFILE options (at least one); an exit status. */
+int token_load_trust(cli_ctx *ctx, const char *what, hyb_token_trust *trust);
+
 #endif

@@ -31,6 +31,7 @@ static const char *const issue_opts[] = { "key", "iss", "sub", "aud", "holder", 
                                           NULL };
 static const char *const attenuate_opts[] = { "key", "holder", "cap", "aud", "ttl", NULL };
 static const char *const verify_opts[] = { "trust", "aud", "at", "check", NULL };
+static const char *const log_opts[] = { "key", "kind", "subject", "detail", "verify", "trust", NULL };
 
 static const token_subcommand token_subcommands[] = {
         { "keygen", token_keygen, NULL },
@@ -38,6 +39,7 @@ static const token_subcommand token_subcommands[] = {
         { "attenuate", token_attenuate, attenuate_opts },
         { "inspect", token_inspect, NULL },
         { "verify", token_verify, verify_opts },
+        { "log", token_log, log_opts },
 };
 
 #define N_SUBCOMMANDS (sizeof(token_subcommands) / sizeof(token_subcommands[0]))
@@ -55,6 +57,10 @@ static const cli_option token_options[] = {
         { "trust", true, "--trust NAME=PUBFILE  an issuer and its public key (repeatable)", 0 },
         { "at", true, "--at SECONDS    verify as of this Unix time (default now)", 0 },
         { "check", true, "--check 'FURI=ACTION'  require this right (repeatable)", 0 },
+        { "kind", true, "--kind KIND     log add: enroll, rotate, grant or revoke", 0 },
+        { "subject", true, "--subject NAME  log add: who or what the row is about", 0 },
+        { "detail", true, "--detail TEXT   log add: free text kept in the row", 0 },
+        { "verify", false, "--verify        log: check every row's chain and signature (needs --trust)", 0 },
         { NULL, false, NULL, 0 },
 };
 
@@ -123,7 +129,7 @@ static int run_token(cli_ctx *ctx)
 
         if (!name)
                 return cli_usage(ctx, "a subcommand is needed: %s",
-                                 "keygen, issue, attenuate, inspect, verify");
+                                 "keygen, issue, attenuate, inspect, verify, log");
         for (size_t i = 0; i < N_SUBCOMMANDS; i++) {
                 const token_subcommand *sub = &token_subcommands[i];
 
@@ -146,7 +152,7 @@ const cli_command cmd_token = {
         .name = "token",
         .run = run_token,
         .options = token_options,
-        .summary = "keys and security tokens: keygen, issue, attenuate, inspect, verify",
+        .summary = "keys and security tokens: keygen, issue, attenuate, inspect, verify, log",
         .usage = "usage: hybrid token keygen FILE\n"
                  "       hybrid token issue --key ISSUER_KEY --iss NAME --sub NAME --aud ID[,ID...]\n"
                  "                          --holder HOLDER_PUB --cap 'PATTERN=ACTION[,ACTION...]'...\n"
@@ -156,6 +162,9 @@ const cli_command cmd_token = {
                  "       hybrid token inspect TOKEN|-\n"
                  "       hybrid token verify --trust NAME=PUBFILE... --aud ID [--at UNIX_SECONDS]\n"
                  "                          [--check 'FURI=ACTION']... TOKEN|-\n"
+                 "       hybrid token log add --key ISSUER_KEY --kind enroll|rotate|grant|revoke\n"
+                 "                          --subject NAME [--detail TEXT] FILE\n"
+                 "       hybrid token log [--verify --trust NAME=PUBFILE...] FILE\n"
                  "keygen makes a P-256 key pair: FILE gets the private key (PKCS#8 PEM, mode\n"
                  "0600; an existing FILE is replaced atomically and its mode never widened),\n"
                  "FILE.pub the public key (SubjectPublicKeyInfo PEM); prints the key id (kid,\n"
@@ -166,6 +175,10 @@ const cli_command cmd_token = {
                  "verify exits 0 when the token is valid for --aud at --at (default now) and\n"
                  "every --check is allowed (FURI may be a pattern within a granted one), printing\n"
                  "{\"sub\",\"exp\",\"holder\",\"cap\"}; 1 when not, with the reason on stderr;\n"
-                 "2 for usage errors.  Actions: call reg sub pub read write delete admin.\n",
+                 "2 for usage errors.  Actions: call reg sub pub read write delete admin.\n"
+                 "log add appends a signed, hash-chained row to the identity log FILE (SQLite,\n"
+                 "created when missing) and prints its seq; log lists the rows (--json: one\n"
+                 "object a line); with --verify it first checks every row against the trusted\n"
+                 "issuers and exits 1 at the first rewritten, missing or forged row.\n",
         .globals = CLI_G_JSON,
 };

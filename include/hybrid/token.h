@@ -483,6 +483,55 @@ HYB_EXPORT int hyb_token_feed_revoked(void *feed, const hyb_token_ids *ids);
 HYB_EXPORT int hyb_token_feed_attach_store(hyb_token_feed *feed, hyb_store *st,
                                            hyb_error *reterr);
 
+/* ---------------------------------------------------------- identity log */
+
+/*
+ * The identity log (doc/token.md "Identity log"): an append-only table
+ * `identity_log` in an SQLite file, one row per enroll, rotate, grant or
+ * revoke.  Each row holds the base64url SHA-256 of its canonical text (which
+ * includes the previous row's hash, `prev`) and the issuer's ES256 signature
+ * of that text, so rewriting history needs the issuer's private key and
+ * breaks the chain after the rewritten row.  (Dropping the newest rows leaves
+ * a valid shorter log: keep the last hash elsewhere to detect that.)
+ */
+
+/* One row, as hyb_token_log_read hands it out (strings borrowed for the callback). */
+typedef struct hyb_token_log_row {
+        uint64_t seq;                   /* 1, 2, ... */
+        int64_t at;                     /* Unix seconds */
+        const char *kind;               /* "enroll", "rotate", "grant" or "revoke" */
+        const char *subject;            /* who or what: a user, device, key id, token id */
+        const char *detail;             /* free text, "" when none */
+        const char *issuer_kid;         /* thumbprint of the signing key */
+        const char *prev;               /* hash of the row before, "" for row 1 */
+        const char *hash;               /* hash of this row's canonical text */
+} hyb_token_log_row;
+
+/*
+ * Appends a row signed by issuer (a key pair) to the log at path (created
+ * when missing) in one SQLite transaction.  now 0: the current time.
+ * *ret_seq (may be NULL) gets the row's seq.  -EINVAL (unknown kind, empty
+ * or over-long subject, detail over 1 KiB), -ENOKEY, HYB_E_DATABASE (the
+ * message names the file), HYB_E_CORRUPT (the last row has no hash), -ENOMEM.
+ */
+HYB_EXPORT int hyb_token_log_append(const char *path, const hyb_key *issuer, const char *kind,
+                                    const char *subject, const char *detail, int64_t now,
+                                    uint64_t *ret_seq, hyb_error *reterr);
+
+/* Called per row in seq order; a non-zero return stops the read and is returned. */
+typedef int (*hyb_token_log_each_fn)(const hyb_token_log_row *row, void *userdata);
+
+/*
+ * Reads the log at path (read-only), calling fn (may be NULL) for each row.
+ * With trust (may be NULL: no check) every row is checked before fn sees it:
+ * seq 1, 2, ... without holes, prev equal to the hash of the row before, the
+ * hash recomputed from the columns, the signature by the trusted key named
+ * by issuer_kid.  0, HYB_E_CORRUPT at the first row that fails (the message
+ * says which and why), HYB_E_DATABASE (cannot open, not a log), -EINVAL.
+ */
+HYB_EXPORT int hyb_token_log_read(const char *path, const hyb_token_trust *trust,
+                                  hyb_token_log_each_fn fn, void *userdata, hyb_error *reterr);
+
 #ifdef __cplusplus
 }
 #endif

@@ -39,10 +39,10 @@ static const struct {
         const char *name;
         bool hash;
 } handles[] = {
-        { "jti", false },
-        { "sig_hash", true },
-        { "holder", true },
-        { "issuer", true },
+        {"jti", false},
+        {"sig_hash", true},
+        {"holder", true},
+        {"issuer", true},
 };
 
 struct hyb_token_feed {
@@ -50,11 +50,11 @@ struct hyb_token_feed {
         pthread_mutex_t lock;
         hyb_token_trust *trust;
         hyb_store *store;
-        char **entries;         /* entries[i] is seq i + 1 */
+        char **entries; /* entries[i] is seq i + 1 */
         size_t n, alloc;
         /* Hash sets of the applied handles: member name -> {value: true}. */
         json_t *revoked;
-        json_t *min_epo;        /* issuer kid -> the highest min_epo it signed */
+        json_t *min_epo; /* issuer kid -> the highest min_epo it signed */
 };
 
 static void feed_free(hyb_token_feed *f)
@@ -136,8 +136,8 @@ HYB_EXPORT int hyb_token_feed_entry_make(const hyb_key *issuer, const hyb_token_
                            (json_int_t)(o.now ? o.now : (int64_t)time(NULL)));
         r = hdr && claims ? 0 : -ENOMEM;
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(handles); i++)
-                if (vals[i] && json_object_set_new(claims, handles[i].name,
-                                                   json_string(vals[i])) < 0)
+                if (vals[i] &&
+                    json_object_set_new(claims, handles[i].name, json_string(vals[i])) < 0)
                         r = -ENOMEM;
         if (r >= 0 && o.min_epo &&
             json_object_set_new(claims, "min_epo", json_integer((json_int_t)o.min_epo)) < 0)
@@ -170,8 +170,8 @@ static int header_check(json_t *hdr, const char **ret_kid, hyb_error *e)
         return 0;
 }
 
-static int claim_uint(json_t *claims, const char *name, bool required, uint64_t min,
-                      uint64_t *ret, hyb_error *e)
+static int claim_uint(json_t *claims, const char *name, bool required, uint64_t min, uint64_t *ret,
+                      hyb_error *e)
 {
         json_t *v = json_object_get(claims, name);
 
@@ -209,7 +209,8 @@ static int entry_check(const char *entry, const hyb_token_trust *trust, json_t *
                 r = bad(e, "entry signed by an unknown kid %s", kid);
                 goto out;
         }
-        if (hyb_key_verify(key, parts[0].signed_text, parts[0].signed_len, b.sig, TOKEN_SIG_LEN) < 0) {
+        if (hyb_key_verify(key, parts[0].signed_text, parts[0].signed_len, b.sig, TOKEN_SIG_LEN) <
+            0) {
                 r = bad(e, "%s", "entry: bad signature");
                 goto out;
         }
