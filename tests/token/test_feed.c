@@ -58,8 +58,7 @@ static char *entry_by(const hyb_key *key, uint64_t seq, const char *jti, uint64_
         rev.now = NOW;
         rev.jti = jti;
         rev.min_epo = min_epo;
-        ck_assert_msg(hyb_token_feed_entry_make(key, &rev, &out, &e) == 0, "make: %s",
-                      e.message);
+        ck_assert_msg(hyb_token_feed_entry_make(key, &rev, &out, &e) == 0, "make: %s", e.message);
         return out;
 }
 
@@ -198,8 +197,9 @@ START_TEST(test_forgery)
                  kid);
         /* signed by a key nobody trusts, naming it (or naming the issuer's kid) */
         ck_assert_int_eq(apply(f, entry_by(stranger, 1, "victim", 0)), HYB_E_UNAUTHORIZED);
-        ck_assert_int_eq(apply(f, raw_entry(stranger, hdr, "{\"v\":1,\"seq\":1,\"iat\":1,"
-                                                           "\"jti\":\"victim\"}")),
+        ck_assert_int_eq(apply(f, raw_entry(stranger, hdr,
+                                            "{\"v\":1,\"seq\":1,\"iat\":1,"
+                                            "\"jti\":\"victim\"}")),
                          HYB_E_UNAUTHORIZED);
         /* every character of a good entry flipped */
         for (size_t i = 0; good[i]; i++) {
@@ -212,18 +212,21 @@ START_TEST(test_forgery)
         /* the header template: the token types, another alg, an extra member */
         snprintf(hdr_other, sizeof hdr_other,
                  "{\"alg\":\"ES256\",\"typ\":\"hyb-auth+jwt\",\"kid\":\"%s\"}", kid);
-        ck_assert_int_eq(apply(f, raw_entry(issuer, hdr_other, "{\"v\":1,\"seq\":1,\"iat\":1,"
-                                                               "\"jti\":\"victim\"}")),
+        ck_assert_int_eq(apply(f, raw_entry(issuer, hdr_other,
+                                            "{\"v\":1,\"seq\":1,\"iat\":1,"
+                                            "\"jti\":\"victim\"}")),
                          HYB_E_UNAUTHORIZED);
         snprintf(hdr_other, sizeof hdr_other,
                  "{\"alg\":\"ES384\",\"typ\":\"hyb-rev+jwt\",\"kid\":\"%s\"}", kid);
-        ck_assert_int_eq(apply(f, raw_entry(issuer, hdr_other, "{\"v\":1,\"seq\":1,\"iat\":1,"
-                                                               "\"jti\":\"victim\"}")),
+        ck_assert_int_eq(apply(f, raw_entry(issuer, hdr_other,
+                                            "{\"v\":1,\"seq\":1,\"iat\":1,"
+                                            "\"jti\":\"victim\"}")),
                          HYB_E_UNAUTHORIZED);
         snprintf(hdr_other, sizeof hdr_other,
                  "{\"alg\":\"ES256\",\"typ\":\"hyb-rev+jwt\",\"kid\":\"%s\",\"jku\":\"x\"}", kid);
-        ck_assert_int_eq(apply(f, raw_entry(issuer, hdr_other, "{\"v\":1,\"seq\":1,\"iat\":1,"
-                                                               "\"jti\":\"victim\"}")),
+        ck_assert_int_eq(apply(f, raw_entry(issuer, hdr_other,
+                                            "{\"v\":1,\"seq\":1,\"iat\":1,"
+                                            "\"jti\":\"victim\"}")),
                          HYB_E_UNAUTHORIZED);
         /* claims: extra member, nothing named, seq 0, float or string seq, bad hash, v 2 */
         static const char *const claims[] = {
@@ -330,8 +333,7 @@ START_TEST(test_each_handle)
         {
                 /* the hash of block 0's signature is block 1's prv */
                 const char *prv = json_string_value(json_object_get(
-                        json_object_get(json_array_get(json_object_get(j, "blocks"), 1),
-                                        "claims"),
+                        json_object_get(json_array_get(json_object_get(j, "blocks"), 1), "claims"),
                         "prv"));
 
                 ck_assert_ptr_nonnull(prv);
