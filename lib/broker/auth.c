@@ -1,40 +1,141 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The connect handshake: a challenge with a fresh 32-byte getrandom() nonce,
- * one AUTH answer, checked against the local uid policy.  Token + proof
- * (a later release: doc/protocol.md) have their fields reserved and are refused with 501 for now.
+ * The connect handshake (doc/protocol.md "Handshake"): a challenge with a fresh
+ * 32-byte getrandom() nonce, one AUTH answer, checked against the local uid
+ * policy or, with auth.tokens accept|require, a security token and its proof of
+ * possession (doc/token.md "Handshake"; the exact bytes in lib/token/proof.h).
+ * A token session keeps its verified result: every later operation is a
+ * pattern match against it (auth_bus_check, store_acl_check), never a signature
+ * check.  The session ends at the token's exp (a timer) or when the revocation
+ * hook says so (broker_auth_sweep).
  */
 #include <jansson.h>
 #include <stdio.h>
 #include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "broker-internal.h"
 #include "bus/names.h"
 #include "common/util.h"
+#include "token/proof.h"
+
+#define AUTH_CLI_APP "org.hybridos.cli"
+#define AUTH_MAX_BODY 8192u /* an AUTH packet: the JSON around a token of at most 4 KiB */
+#define AUTH_REFUSED "unauthorized" /* the one text a peer refused for its credentials sees */
+
+/* What a revocation entry may name of a session's token (copied at connect). */
+struct bauth_ids {
+        char *jti, *issuer_kid;
+        uint64_t epo;
+        size_t n;
+        char *sig_hashes[HYB_TOKEN_MAX_BLOCKS];
+        char *holder_kids[HYB_TOKEN_MAX_BLOCKS];
+};
+
+static void ids_free(struct bauth_ids *d)
+{
+        if (!d)
+                return;
+        free(d->jti);
+        free(d->issuer_kid);
+        for (size_t i = 0; i < d->n; i++) {
+                free(d->sig_hashes[i]);
+                free(d->holder_kids[i]);
+        }
+        free(d);
+}
+
+static struct bauth_ids *ids_copy(const hyb_token_ids *ids)
+{
+        struct bauth_ids *d;
+
+        if (ids->n_blocks > HYB_TOKEN_MAX_BLOCKS || !(d = calloc(1, sizeof *d)))
+                return NULL;
+        d->epo = ids->epo;
+        d->jti = ids->jti ? strdup(ids->jti) : NULL;
+        d->issuer_kid = ids->issuer_kid ? strdup(ids->issuer_kid) : NULL;
+        bool oom = (ids->jti && !d->jti) || (ids->issuer_kid && !d->issuer_kid);
+        for (size_t i = 0; i < ids->n_blocks; i++) {
+                d->n = i + 1;
+                d->sig_hashes[i] = ids->sig_hashes[i] ? strdup(ids->sig_hashes[i]) : NULL;
+                d->holder_kids[i] = ids->holder_kids[i] ? strdup(ids->holder_kids[i]) : NULL;
+                if ((ids->sig_hashes[i] && !d->sig_hashes[i]) || (ids->holder_kids[i] && !d->holder_kids[i]))
+                        oom = true;
+        }
+        if (oom) {
+                ids_free(d);
+                return NULL;
+        }
+        return d;
+}
+
+static void ids_view(const struct bauth_ids *d, hyb_token_ids *v)
+{
+        *v = (hyb_token_ids){
+                .jti = d->jti,
+                .issuer_kid = d->issuer_kid,
+                .epo = d->epo,
+                .n_blocks = d->n,
+                .sig_hashes = (const char *const *)d->sig_hashes,
+                .holder_kids = (const char *const *)d->holder_kids,
+        };
+}
 
 int auth_challenge(bconn *c)
 {
-        uint8_t nonce[32];
-        char hex[65], body[256];
+        hyb_broker *b = c->b;
+        char hex[2 * TOKEN_NONCE_LEN + 1], body[768];
         size_t got = 0;
         wire_hdr h = { .type = WIRE_CHALLENGE };
+        int n;
 
-        while (got < sizeof nonce) {
-                ssize_t n = getrandom(nonce + got, sizeof nonce - got, 0);
-                if (n < 0) {
+        while (got < sizeof c->nonce) {
+                ssize_t k = getrandom(c->nonce + got, sizeof c->nonce - got, 0);
+                if (k < 0) {
                         if (errno == EINTR)
                                 continue;
                         return -errno;
                 }
-                got += (size_t)n;
+                got += (size_t)k;
         }
-        for (size_t i = 0; i < sizeof nonce; i++)
-                snprintf(hex + 2 * i, 3, "%02x", nonce[i]);
-        int n = snprintf(body, sizeof body,
-                         "{\"protocol\":\"%s\",\"version\":%d,\"nonce\":\"%s\",\"maxBody\":%zu,\"host\":\"%s\"}",
-                         WIRE_PROTOCOL, WIRE_VERSION, hex, c->b->c->max_body,
-                         c->b->c->host ? c->b->c->host : "localhost");
+        c->nonce_sent = true;
+        token_nonce_to_hex(c->nonce, hex);
+        if (b->c->auth_tokens != BROKER_AUTH_OFF) {
+                /* The verifier id a proof names (doc/token.md "Handshake"), and whether a
+                 * token is required. */
+                json_t *aud = json_string(broker_auth_audience(b));
+                char *a = aud ? json_dumps(aud, JSON_ENCODE_ANY) : NULL;
+
+                json_decref(aud);
+                if (!a)
+                        return -ENOMEM;
+                n = snprintf(body, sizeof body,
+                             "{\"protocol\":\"%s\",\"version\":%d,\"nonce\":\"%s\",\"maxBody\":%zu,"
+                             "\"host\":\"%s\",\"audience\":%s,\"tokens\":\"%s\"}",
+                             WIRE_PROTOCOL, WIRE_VERSION, hex, b->c->max_body,
+                             b->c->host ? b->c->host : "localhost", a,
+                             b->c->auth_tokens == BROKER_AUTH_REQUIRE ? "require" : "accept");
+                free(a);
+        } else {
+                n = snprintf(body, sizeof body,
+                             "{\"protocol\":\"%s\",\"version\":%d,\"nonce\":\"%s\",\"maxBody\":%zu,"
+                             "\"host\":\"%s\"}",
+                             WIRE_PROTOCOL, WIRE_VERSION, hex, b->c->max_body,
+                             b->c->host ? b->c->host : "localhost");
+        }
+        if (n < 0 || (size_t)n >= sizeof body)
+                return -ENAMETOOLONG;
         return bconn_send(c, &h, NULL, 0, NULL, 0, NULL, 0, body, (size_t)n);
+}
+
+const char *broker_auth_audience(hyb_broker *b)
+{
+        if (b->c->auth_audience)
+                return b->c->auth_audience;
+        if (!b->hostname[0] && (gethostname(b->hostname, sizeof b->hostname - 1) < 0 || !b->hostname[0]))
+                snprintf(b->hostname, sizeof b->hostname, "localhost");
+        return b->hostname;
 }
 
 static void auth_fail(bconn *c, int status, const char *msg)
@@ -46,22 +147,302 @@ static void auth_fail(bconn *c, int status, const char *msg)
         bconn_close(c, NULL);
 }
 
+/* A refusal for credentials: the peer sees one uniform 401, the log says why. */
+static void auth_refuse(bconn *c, const char *why)
+{
+        wire_hdr h = { .type = WIRE_AUTH_RESULT, .status = 401 };
+        broker_log(c->b, HYB_LOG_INFO, "auth refused for uid %u pid %d: 401 %s", (unsigned)c->uid,
+                   (int)c->pid, why);
+        bconn_send(c, &h, NULL, 0, NULL, 0, AUTH_REFUSED, strlen(AUTH_REFUSED), NULL, 0);
+        bconn_close(c, NULL);
+}
+
+void broker_auth_set_revoked(hyb_broker *b, hyb_token_revoked_fn fn, void *ud)
+{
+        b->revoked = fn;
+        b->revoked_ud = ud;
+}
+
+typedef struct capture {
+        hyb_broker *b;
+        struct bauth_ids *ids;
+} capture;
+
+/* The verifier's revocation hook at connect: keeps the token's handles for later sweeps. */
+static int capture_revoked(void *ud, const hyb_token_ids *ids)
+{
+        capture *cap = ud;
+
+        ids_free(cap->ids);
+        cap->ids = ids_copy(ids);
+        if (!cap->ids)
+                return -ENOMEM; /* cannot keep watching it: refuse (fail closed) */
+        if (cap->b->revoked)
+                return cap->b->revoked(cap->b->revoked_ud, ids);
+        return 0;
+}
+
+/*
+ * Verifies token, its proof (cnonce_hex, proof) against this connection's nonce and
+ * channel binding.  0 with *ret and *ret_ids, or < 0 with the reason in why.
+ */
+static int auth_token(bconn *c, json_t *token, const char *cnonce_hex, size_t cnonce_len,
+                      const char *proof, size_t proof_len, hyb_token_result **ret,
+                      struct bauth_ids **ret_ids, char *why, size_t why_size)
+{
+        hyb_broker *b = c->b;
+        hyb_token_verify_opts o;
+        hyb_token_result *res = NULL;
+        capture cap = { .b = b };
+        uint8_t nc[TOKEN_NONCE_LEN], t[32];
+        char binding[TOKEN_BINDING_MAX];
+        const char *text;
+        size_t len;
+        hyb_error e;
+        int r;
+
+        if (!json_is_string(token)) {
+                snprintf(why, why_size, "the token is not a string");
+                return HYB_E_UNAUTHORIZED;
+        }
+        text = json_string_value(token);
+        len = json_string_length(token);
+        if (strlen(text) != len) {
+                snprintf(why, why_size, "NUL in the token");
+                return HYB_E_UNAUTHORIZED;
+        }
+        if (!c->nonce_sent) {
+                snprintf(why, why_size, "no challenge was sent");
+                return HYB_E_UNAUTHORIZED;
+        }
+        if (!cnonce_hex || token_nonce_from_hex(cnonce_hex, cnonce_len, nc) < 0) {
+                snprintf(why, why_size, "missing or malformed client nonce");
+                return HYB_E_UNAUTHORIZED;
+        }
+        if (!proof) {
+                snprintf(why, why_size, "no proof of possession");
+                return HYB_E_UNAUTHORIZED;
+        }
+        hyb_token_verify_opts_init(&o);
+        o.audience = broker_auth_audience(b);
+        o.max_lifetime_s = b->c->auth_max_lifetime_s;
+        o.revoked = capture_revoked;
+        o.userdata = &cap;
+        hyb_error_clear(&e);
+        r = hyb_token_verify(text, b->c->auth_trust, &o, &res, &e);
+        if (r < 0) {
+                snprintf(why, why_size, "token: %s", e.message[0] ? e.message : hyb_strerror(r));
+                goto fail;
+        }
+        if (hyb_token_result_get_exp(res) <= (int64_t)time(NULL)) {
+                snprintf(why, why_size, "token: expired");
+                r = HYB_E_UNAUTHORIZED;
+                goto fail;
+        }
+        /* The nonce is single-use: whatever happens now, this connection never gets another. */
+        c->nonce_sent = false;
+        token_binding_unix(c->uid, binding);
+        r = token_proof_transcript(o.audience, c->nonce, nc, text, len, binding, t);
+        if (r >= 0)
+                r = token_proof_verify(hyb_token_result_get_holder(res), t, proof, proof_len);
+        if (r < 0) {
+                snprintf(why, why_size,
+                         "proof of possession: not by holder key %s for this challenge and uid %u",
+                         hyb_token_result_get_holder_kid(res), (unsigned)c->uid);
+                r = HYB_E_UNAUTHORIZED;
+                goto fail;
+        }
+        if (!cap.ids && !(cap.ids = calloc(1, sizeof *cap.ids))) {
+                r = -ENOMEM;
+                snprintf(why, why_size, "out of memory");
+                goto fail;
+        }
+        *ret = res;
+        *ret_ids = cap.ids;
+        return 0;
+fail:
+        c->nonce_sent = false;
+        ids_free(cap.ids);
+        hyb_token_result_unref(res);
+        return r;
+}
+
+static bool token_covers_endpoint(const hyb_token_result *res, const char *app, const char *runner)
+{
+        char name[WIRE_ENDPOINT_MAX + 16];
+
+        snprintf(name, sizeof name, "bus://localhost/%s/%s", app, runner);
+        for (unsigned bit = HYB_TOKEN_ACT_CALL; bit <= HYB_TOKEN_ACT_ADMIN; bit <<= 1)
+                if (hyb_token_allowed_str(res, name, bit) == 1)
+                        return true;
+        return false;
+}
+
+static bool result_admin(const hyb_token_result *res)
+{
+        return hyb_token_allowed_str(res, "bus://localhost/#", HYB_TOKEN_ACT_ADMIN) == 1;
+}
+
+bool auth_token_admin(const bconn *c)
+{
+        return c->tok && result_admin(c->tok);
+}
+
+/* Ends a token session: ERROR 401 with the reason to the peer, then closed. */
+static void session_end(bconn *c, const char *why, const char *reason)
+{
+        char msg[200];
+
+        broker_log(c->b, HYB_LOG_INFO, "%s (uid %u pid %d, token %s of %s): session closed, %s", c->name,
+                   (unsigned)c->uid, (int)c->pid, hyb_token_result_get_jti(c->tok),
+                   hyb_token_result_get_sub(c->tok), why);
+        snprintf(msg, sizeof msg, "session closed: %s", why);
+        bconn_say_why(c, 401, msg);
+        bconn_close(c, reason);
+}
+
+static void session_expire(evutil_socket_t fd, short what, void *ud)
+{
+        bconn *c = ud;
+
+        (void)fd;
+        (void)what;
+        if (c->state != BCONN_READY || !c->tok)
+                return;
+        if (hyb_token_result_get_exp(c->tok) > (int64_t)time(NULL)) {
+                /* The wall clock is behind the monotonic timer: look again in a second. */
+                struct timeval tv = { 1, 0 };
+                evtimer_add(c->exp_ev, &tv);
+                return;
+        }
+        session_end(c, "the token expired", "tokenExpired");
+}
+
+void broker_auth_sweep(hyb_broker *b)
+{
+        int64_t now = (int64_t)time(NULL);
+
+        for (bconn *c = b->conns; c; c = c->next) {
+                hyb_token_ids ids;
+                int r;
+
+                if (c->state != BCONN_READY || !c->tok)
+                        continue;
+                if (hyb_token_result_get_exp(c->tok) <= now) {
+                        session_end(c, "the token expired", "tokenExpired");
+                        continue;
+                }
+                if (!b->revoked || !c->tok_ids)
+                        continue;
+                ids_view(c->tok_ids, &ids);
+                r = b->revoked(b->revoked_ud, &ids);
+                if (r > 0)
+                        session_end(c, "the token was revoked", "tokenRevoked");
+                else if (r < 0)
+                        session_end(c, "the token's revocation state is unknown", "tokenRevoked");
+        }
+}
+
+void auth_conn_free(bconn *c)
+{
+        if (c->exp_ev)
+                event_free(c->exp_ev);
+        c->exp_ev = NULL;
+        c->tok = hyb_token_result_unref(c->tok);
+        ids_free(c->tok_ids);
+        c->tok_ids = NULL;
+}
+
+/* One segment of an endpoint glob or a member name as a fURI segment: a glob is `+`. */
+static int put_segment(char *out, size_t size, size_t *pos, const char *s, size_t n)
+{
+        bool glob = !bus_glob_is_literal(s, n);
+        int k = snprintf(out + *pos, size - *pos, "/%.*s", glob ? 1 : (int)n, glob ? "+" : s);
+
+        if (k < 0 || (size_t)k >= size - *pos)
+                return -ENAMETOOLONG;
+        *pos += (size_t)k;
+        return 0;
+}
+
+/*
+ * The bus resource of endpoint ep ("@host/app/runner", or a glob of it) and member
+ * (NULL: the endpoint) as "bus://host/app/runner[/member]": glob segments become `+`; a
+ * glob that does not spell three segments (`*` may span a `/`) covers everything from
+ * its first glob segment on: `#`.
+ */
+static int bus_resource(const char *ep, const char *member, char *out, size_t size)
+{
+        size_t pos, n_seg = 1, first_glob = SIZE_MAX;
+        const char *p = ep;
+
+        if (*p == '@')
+                p++;
+        for (const char *q = p; *q; q++)
+                n_seg += *q == '/';
+        pos = (size_t)snprintf(out, size, "bus:/");
+        for (size_t i = 0; i < n_seg; i++) {
+                const char *end = strchr(p, '/');
+                size_t n = end ? (size_t)(end - p) : strlen(p);
+
+                if (!bus_glob_is_literal(p, n) && first_glob == SIZE_MAX)
+                        first_glob = i;
+                if (n_seg != 3 && first_glob != SIZE_MAX) {
+                        if (pos + 3 > size)
+                                return -ENAMETOOLONG;
+                        memcpy(out + pos, "/#", 3);
+                        return 0;
+                }
+                if (put_segment(out, size, &pos, p, n) < 0)
+                        return -ENAMETOOLONG;
+                p = end ? end + 1 : p + n;
+        }
+        if (member && put_segment(out, size, &pos, member, strlen(member)) < 0)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+int auth_bus_check(const bconn *c, const char *ep, const char *member, unsigned actions, hyb_error *e)
+{
+        char res[WIRE_ENDPOINT_MAX + WIRE_MEMBER_MAX + 16];
+
+        if (!c->tok)
+                return 0;
+        if (bus_resource(ep, member, res, sizeof res) == 0 && hyb_token_allowed_str(c->tok, res, actions) == 1)
+                return 0;
+        return err_set(e, HYB_E_FORBIDDEN, -1, "the token does not allow %s on %s",
+                       actions == HYB_TOKEN_ACT_CALL  ? "call"
+                       : actions == HYB_TOKEN_ACT_REG ? "reg"
+                       : actions == HYB_TOKEN_ACT_SUB ? "sub"
+                       : actions == HYB_TOKEN_ACT_PUB ? "pub"
+                                                      : "this",
+                       res);
+}
+
 void auth_handle(bconn *c, const wire_hdr *wh, const uint8_t *body)
 {
         hyb_broker *b = c->b;
-        const char *proto = NULL, *app = NULL, *runner = NULL;
+        const char *proto = NULL, *app = NULL, *runner = NULL, *cnonce = NULL, *proof = NULL;
+        size_t cnonce_len = 0, proof_len = 0;
         json_t *j, *token = NULL;
-        int version = 0;
-        char name[WIRE_ENDPOINT_MAX + 1], resp[WIRE_ENDPOINT_MAX + 64];
+        int version = 0, mode = b->c->auth_tokens;
+        char name[WIRE_ENDPOINT_MAX + 1], resp[WIRE_ENDPOINT_MAX + 64], why[400];
+        hyb_token_result *tok = NULL;
+        struct bauth_ids *tok_ids = NULL;
 
+        if (mode != BROKER_AUTH_OFF && wh->body_len > AUTH_MAX_BODY) {
+                auth_refuse(c, "auth packet too large");
+                return;
+        }
         if (!body || (wh->flags & WIRE_F_BINARY)) {
                 auth_fail(c, 400, "auth body must be JSON");
                 return;
         }
         /* JSON_ALLOW_NUL: an app or runner with "\u0000" is a bad name (406), checked below. */
         j = json_loadb((const char *)body, wh->body_len, JSON_ALLOW_NUL, NULL);
-        if (!j || json_unpack(j, "{s:s, s:i, s?s, s?s, s?o}", "protocol", &proto, "version", &version,
-                              "app", &app, "runner", &runner, "token", &token) < 0) {
+        if (!j || json_unpack(j, "{s:s, s:i, s?s, s?s, s?o, s?s%, s?s%}", "protocol", &proto, "version",
+                              &version, "app", &app, "runner", &runner, "token", &token, "nonce",
+                              &cnonce, &cnonce_len, "proof", &proof, &proof_len) < 0) {
                 json_decref(j);
                 auth_fail(c, 400, "malformed auth packet");
                 return;
@@ -71,8 +452,21 @@ void auth_handle(bconn *c, const wire_hdr *wh, const uint8_t *body)
                 auth_fail(c, 426, "unsupported protocol or version");
                 goto out;
         }
-        if (token && !json_is_null(token)) {
-                auth_fail(c, 501, "token authentication is not implemented yet");
+        if (token && json_is_null(token))
+                token = NULL;
+        if (token && mode == BROKER_AUTH_OFF) {
+                /* auth.tokens off: the uid policy alone (doc/config.md); the token is not read. */
+                broker_log(b, HYB_LOG_DEBUG, "uid %u pid %d presented a token: ignored (auth.tokens off)",
+                           (unsigned)c->uid, (int)c->pid);
+                token = NULL;
+        }
+        if (!token && mode == BROKER_AUTH_REQUIRE) {
+                auth_refuse(c, "no token (auth.tokens require)");
+                goto out;
+        }
+        if (token && auth_token(c, token, cnonce, cnonce_len, proof, proof_len, &tok, &tok_ids, why,
+                                sizeof why) < 0) {
+                auth_refuse(c, why);
                 goto out;
         }
         if (!app || !runner || strlen(app) != json_string_length(json_object_get(j, "app")) ||
@@ -87,7 +481,14 @@ void auth_handle(bconn *c, const wire_hdr *wh, const uint8_t *body)
                 auth_fail(c, 406, "reserved app or runner name");
                 goto out;
         }
-        if (!broker_config_may_claim(b->c, c->uid, app, strlen(app))) {
+        if (tok && !bus_name_equal(app, strlen(app), AUTH_CLI_APP, strlen(AUTH_CLI_APP)) &&
+            !token_covers_endpoint(tok, app, runner)) {
+                snprintf(why, sizeof why, "the token (%s) grants nothing on bus://localhost/%s/%s",
+                         hyb_token_result_get_jti(tok), app, runner);
+                auth_refuse(c, why);
+                goto out;
+        }
+        if (!tok && !broker_config_may_claim(b->c, c->uid, app, strlen(app))) {
                 auth_fail(c, 403, "this uid may not claim the app name");
                 goto out;
         }
@@ -107,6 +508,22 @@ void auth_handle(bconn *c, const wire_hdr *wh, const uint8_t *body)
                 goto out;
         }
         c->name_len = strlen(name);
+        if (tok) {
+                int64_t left = hyb_token_result_get_exp(tok) - (int64_t)time(NULL);
+                struct timeval tv = { .tv_sec = left > 0 ? (time_t)left : 0 };
+
+                c->exp_ev = evtimer_new(b->base, session_expire, c);
+                if (!c->exp_ev || evtimer_add(c->exp_ev, &tv) < 0) {
+                        auth_fail(c, 500, "out of memory");
+                        goto out;
+                }
+                /* The token's rights replace the uid's: admin only by the token. */
+                c->admin = result_admin(tok);
+                c->tok = tok;
+                c->tok_ids = tok_ids;
+                tok = NULL;
+                tok_ids = NULL;
+        }
         c->state = BCONN_READY;
         quota_unauth_end(c);
         event_del(c->timer);
@@ -115,9 +532,17 @@ void auth_handle(bconn *c, const wire_hdr *wh, const uint8_t *body)
         wire_hdr h = { .type = WIRE_AUTH_RESULT, .status = 200 };
         int n = snprintf(resp, sizeof resp, "{\"endpoint\":\"%s\",\"maxBody\":%zu}", name, b->c->max_body);
         bconn_send(c, &h, NULL, 0, NULL, 0, NULL, 0, resp, (size_t)n);
-        broker_log(b, HYB_LOG_DEBUG, "%s connected (uid %u pid %d)", name, (unsigned)c->uid, (int)c->pid);
+        if (c->tok)
+                broker_log(b, HYB_LOG_DEBUG, "%s connected (uid %u pid %d) with token %s of %s", name,
+                           (unsigned)c->uid, (int)c->pid, hyb_token_result_get_jti(c->tok),
+                           hyb_token_result_get_sub(c->tok));
+        else
+                broker_log(b, HYB_LOG_DEBUG, "%s connected (uid %u pid %d)", name, (unsigned)c->uid,
+                           (int)c->pid);
         snprintf(resp, sizeof resp, "{\"endpointName\":\"%s\"}", name);
         events_builtin(b, "NewEndpoint", resp);
 out:
+        hyb_token_result_unref(tok);
+        ids_free(tok_ids);
         json_decref(j);
 }

@@ -541,6 +541,7 @@ static void conn_unlink_free(bconn *c)
                 bufferevent_free(c->bev);
         if (c->timer)
                 event_free(c->timer);
+        auth_conn_free(c);
         free(c->name);
         free(c->app);
         free(c);

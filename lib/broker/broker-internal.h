@@ -33,6 +33,7 @@
 #include "bus/wire.h"
 #include "hybrid/broker.h"
 #include "hybrid/store.h"
+#include "hybrid/token.h"
 
 #define EP_BUCKETS 256u
 #define PEND_BUCKETS 4096u
@@ -143,6 +144,12 @@ struct bconn {
         struct evbuffer_cb_entry *in_cb, *out_cb;
         /* Counters read as /sys/bus/endpoint/... (store-serve.c). */
         uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+        /* Security tokens (auth.c). */
+        uint8_t nonce[32];        /* the CHALLENGE's nonce; used by the one AUTH */
+        bool nonce_sent;
+        hyb_token_result *tok;    /* a token session: its verified result (rights), else NULL */
+        struct bauth_ids *tok_ids; /* what a revocation may name of that token */
+        struct event *exp_ev;     /* closes a token session at the token's exp */
 };
 
 struct hyb_broker_config {
@@ -192,6 +199,10 @@ struct hyb_broker {
         struct event *store_ev, *store_timer;
         struct bstore_rule *acl;
         size_t n_acl;
+        /* The revocation check of token sessions (broker_auth_set_revoked). */
+        hyb_token_revoked_fn revoked;
+        void *revoked_ud;
+        char hostname[256];     /* the default audience (gethostname), filled on first use */
         /* Counters read as /sys/bus/... (like mosquitto's $SYS): frames and bytes read from and
          * queued to peers, peers cut off for a quota, connections accepted since the start. */
         uint64_t msgs_in, msgs_out, bytes_in, bytes_out, drops, accepted;
@@ -257,6 +268,34 @@ void quota_trim(hyb_broker *b);
 /* auth.c */
 int auth_challenge(bconn *c);
 void auth_handle(bconn *c, const wire_hdr *h, const uint8_t *body);
+/* Releases what a connection holds of its token (conn_unlink_free). */
+void auth_conn_free(bconn *c);
+/* The verifier id of this broker: auth.audience, else the machine's host name. */
+const char *broker_auth_audience(hyb_broker *b);
+/*
+ * The revocation check of token sessions: fn(ud, ids) answers > 0 when the token
+ * is revoked, 0 when not, < 0 when it cannot tell (the token is refused, the session
+ * closed: fail closed).  Asked at every token connect and by broker_auth_sweep.
+ * fn NULL: no revocation check.
+ */
+void broker_auth_set_revoked(hyb_broker *b, hyb_token_revoked_fn fn, void *ud);
+/*
+ * Closes every token session whose token has expired or that the revocation hook
+ * now says is revoked (the peer first gets ERROR 401 with the reason, the log the
+ * peer's uid/pid and why).  Call after the revocation state changed.
+ */
+void broker_auth_sweep(hyb_broker *b);
+/*
+ * Per-operation authorisation of a token session (doc/token.md "What each operation
+ * needs"): may c exercise actions (HYB_TOKEN_ACT_*) on the bus member `member` of the
+ * endpoint (or endpoint glob) ep "@host/app/runner", member NULL: the endpoint itself?
+ * member may be a glob (subscriptions: it must lie within a granted pattern).  Peers
+ * without a token: always 0 (the uid policy decides).  0, or HYB_E_FORBIDDEN with the
+ * reason in *e.
+ */
+int auth_bus_check(const bconn *c, const char *ep, const char *member, unsigned actions, hyb_error *e);
+/* Is c a token session whose rights cover `admin` on bus://host/# ? */
+bool auth_token_admin(const bconn *c);
 
 /* A frame in a connection's input buffer. */
 typedef struct bframe {
@@ -323,12 +362,12 @@ static inline void bconn_count_out(bconn *c, size_t n)
 /* Releases the store and what serves it (hyb_broker_free). */
 void store_detach(hyb_broker *b);
 /*
- * THE check of a store request (policy.store, and /sys/ read-only): may the peer (uid, app)
+ * THE check of a store request (policy.store, and /sys/ read-only): may the peer c (its uid
+ * and app, or for a token session its token's capabilities instead of policy.store)
  * exercise `right` (one BROKER_STORE_*) on f (a fURI or a pattern, which must lie within a
  * rule's pattern)?  0, or HYB_E_FORBIDDEN with the reason in *e.
  */
-int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, const hyb_furi *f,
-                    hyb_error *e);
+int store_acl_check(hyb_broker *b, const bconn *c, unsigned right, const hyb_furi *f, hyb_error *e);
 
 /* The compiled policy.store rules of c (patterns parsed once; each points into c, which must
  * outlive them): 0, or -ENOMEM.  store_acl_set frees b's rules and installs acl (hyb_broker_set_store,

@@ -338,6 +338,9 @@ static int do_register_procedure(bconn *c, json_t *p, builtin_result *res, hyb_e
         r = bus_name_check_ident(name, strlen(name), e);
         if (r < 0)
                 return r;
+        r = auth_bus_check(c, c->name, name, HYB_TOKEN_ACT_REG, e);
+        if (r < 0)
+                return r;
         for (pr = c->procs; pr; pr = pr->next)
                 if (bus_name_equal(pr->name, pr->name_len, name, strlen(name)))
                         return err_set(e, HYB_E_CONFLICT, -1, "procedure %s already registered", name);
@@ -412,6 +415,9 @@ static int do_register_event(bconn *c, json_t *p, builtin_result *res, hyb_error
         if ((r = str_param(p, "bubbleName", &name, e)) < 0 || (r = str_param(p, "forHost", &hosts, e)) < 0 ||
             (r = str_param(p, "forApp", &apps, e)) < 0)
                 return r;
+        if (bus_name_check_ident(name, strlen(name), NULL) == 0 &&
+            (r = auth_bus_check(c, c->name, name, HYB_TOKEN_ACT_REG, e)) < 0)
+                return r;
         return events_register(c, name, hosts, apps, e);
 }
 
@@ -441,6 +447,10 @@ static int do_subscribe_event(bconn *c, json_t *p, builtin_result *res, hyb_erro
         (void)res;
         if ((r = sub_params(p, &ep, &bubble, e)) < 0)
                 return r;
+        /* A glob must lie within a granted pattern (doc/token.md): checked before anything is
+         * looked up, so a refusal says nothing about what exists. */
+        if ((r = auth_bus_check(c, ep, bubble, HYB_TOKEN_ACT_SUB, e)) < 0)
+                return r;
         return events_subscribe(c, ep, bubble, e);
 }
 
@@ -457,16 +467,31 @@ static int do_unsubscribe_event(bconn *c, json_t *p, builtin_result *res, hyb_er
 
 /* ---------------------------------------------------------------- lists */
 
+/* May c call pr of ep (its forHost/forApp, and a token session's `call`)?  The builtin
+ * procedures need nothing. */
+static bool may_call(bconn *c, bconn *ep, const bproc *pr)
+{
+        return route_acl(ep, pr->hosts, pr->apps, c) &&
+               (ep->builtin || auth_bus_check(c, ep->name, pr->name, HYB_TOKEN_ACT_CALL, NULL) == 0);
+}
+
+/* May c subscribe to bb of ep (forHost/forApp, and a token session's `sub`)? */
+static bool may_sub(bconn *c, bconn *ep, const bbubble *bb)
+{
+        return route_acl(ep, bb->hosts, bb->apps, c) &&
+               auth_bus_check(c, ep->name, bb->name, HYB_TOKEN_ACT_SUB, NULL) == 0;
+}
+
 /* Endpoints the caller may see: admins all; others those offering something they may use. */
 static bool may_see(bconn *c, bconn *ep)
 {
         if (c->admin || ep == c || ep->builtin)
                 return true;
         for (bproc *p = ep->procs; p; p = p->next)
-                if (route_acl(ep, p->hosts, p->apps, c))
+                if (may_call(c, ep, p))
                         return true;
         for (bbubble *bb = ep->bubbles; bb; bb = bb->next)
-                if (route_acl(ep, bb->hosts, bb->apps, c))
+                if (may_sub(c, ep, bb))
                         return true;
         return false;
 }
@@ -494,10 +519,10 @@ static int do_list_endpoints(bconn *c, json_t *p, builtin_result *res, hyb_error
                 json_t *o = json_pack("{s:s}", "endpointName", ep->name);
                 json_t *m = json_array(), *ev = json_array();
                 for (bproc *pr = ep->procs; pr; pr = pr->next)
-                        if (c->admin || route_acl(ep, pr->hosts, pr->apps, c))
+                        if (c->admin || may_call(c, ep, pr))
                                 json_array_append_new(m, json_string(pr->name));
                 for (bbubble *bb = ep->bubbles; bb; bb = bb->next)
-                        if (c->admin || route_acl(ep, bb->hosts, bb->apps, c))
+                        if (c->admin || may_sub(c, ep, bb))
                                 json_array_append_new(ev, json_string(bb->name));
                 json_object_set_new(o, "methods", m);
                 json_object_set_new(o, "bubbles", ev);
@@ -522,7 +547,7 @@ static int list_members_of(bconn *c, bconn *ep, bool events, page *pg, hyb_error
 
         if (!events) {
                 for (bproc *pr = ep->procs; pr && !pg->more; pr = pr->next) {
-                        if (!page_after(pg, ep->serial, pr->serial) || !route_acl(ep, pr->hosts, pr->apps, c))
+                        if (!page_after(pg, ep->serial, pr->serial) || !may_call(c, ep, pr))
                                 continue;
                         if (page_full(pg))
                                 break;
@@ -535,7 +560,7 @@ static int list_members_of(bconn *c, bconn *ep, bool events, page *pg, hyb_error
                 return 0;
         }
         for (bbubble *bb = ep->bubbles; bb && !pg->more; bb = bb->next) {
-                if (!page_after(pg, ep->serial, bb->serial) || !route_acl(ep, bb->hosts, bb->apps, c))
+                if (!page_after(pg, ep->serial, bb->serial) || !may_sub(c, ep, bb))
                         continue;
                 if (page_full(pg))
                         break;

@@ -50,5 +50,7 @@ int loader_walk_list(loader *l, const char *path, const char *what,
 int broker_config_set_store(loader *l, const char *path, const field *f);
 int broker_config_set_store_limits(loader *l, const char *path, const field *f);
 int broker_config_set_boot(loader *l, const char *path, const field *f);
+/* The key `auth` of the top mapping (config-auth.c). */
+int broker_config_set_auth(loader *l, const char *path, const field *f);
 
 #endif

@@ -966,6 +966,7 @@ static int parse_document(loader *l)
                 { "log", set_log },
                 { "store", broker_config_set_store },
                 { "boot", broker_config_set_boot },
+                { "auth", broker_config_set_auth },
         };
         int r;
 

@@ -9,6 +9,7 @@
 
 #include "broker/config-internal.h"
 #include "bus/acl.h"
+#include "hybrid/token.h"
 
 #include "common/util.h"
 
@@ -18,6 +19,7 @@ int broker_config_init(broker_config *c)
         for (size_t i = 0; i < broker_n_limits; i++)
                 broker_limit_put(c, &broker_limits[i], broker_limits[i].dflt);
         c->store_durability = -1;
+        c->auth_max_lifetime_s = BROKER_AUTH_DEFAULT_LIFETIME_S;
         c->host = strdup("localhost");
         c->log_level = strdup("info");
         if (!c->host || !c->log_level) {
@@ -57,6 +59,8 @@ void broker_config_clear(broker_config *c)
         free(c->log_level);
         broker_config_free_store_rules(c->store_rules, c->n_store_rules);
         broker_config_clear_boot(c); /* and store_path */
+        free(c->auth_audience);
+        hyb_token_trust_unref(c->auth_trust);
         memset(c, 0, sizeof(*c));
 }
 
@@ -81,6 +85,8 @@ int broker_config_copy(broker_config *dst, const broker_config *src)
         dst->host = broker_strdup_or_null(src->host, &oom);
         dst->listen_unix = broker_strdup_or_null(src->listen_unix, &oom);
         dst->log_level = broker_strdup_or_null(src->log_level, &oom);
+        dst->auth_audience = broker_strdup_or_null(src->auth_audience, &oom);
+        dst->auth_trust = hyb_token_trust_ref(src->auth_trust);
         dst->store_rules = NULL;
         dst->n_store_rules = 0;
         dst->admins = NULL;

@@ -133,6 +133,15 @@ enum {
         BROKER_STORE_SUBSCRIBE = 1u << 3,
 };
 
+/* auth.tokens (doc/config.md): the uid policy alone, a token optional, a token required. */
+enum {
+        BROKER_AUTH_OFF = 0,
+        BROKER_AUTH_ACCEPT = 1,
+        BROKER_AUTH_REQUIRE = 2,
+};
+#define BROKER_AUTH_DEFAULT_LIFETIME_S (30ull * 86400)
+#define BROKER_AUTH_MAX_LIFETIME_S (3650ull * 86400) /* the largest auth.max_lifetime_s */
+
 /* One rule of policy.store: who (a uid, an app glob, both or neither), which fURIs, which rights. */
 typedef struct broker_store_rule {
         bool any_uid;
@@ -178,6 +187,11 @@ typedef struct broker_config {
         /* store: the daemon's host store (config-boot.c) */
         char *store_path;         /* NULL: memory only */
         int store_durability;     /* hyb_durability; -1: not given (NORMAL with a path) */
+        /* auth: security tokens (config-auth.c) */
+        int auth_tokens;          /* BROKER_AUTH_OFF (default), BROKER_AUTH_ACCEPT, BROKER_AUTH_REQUIRE */
+        char *auth_audience;      /* NULL: the machine's host name */
+        struct hyb_token_trust *auth_trust; /* auth.issuers with their keys; NULL: none */
+        uint64_t auth_max_lifetime_s;       /* default 30 days */
 } broker_config;
 
 /* The rows of BROKER_LIMITS in order, and the relations between them. */

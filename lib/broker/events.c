@@ -372,6 +372,16 @@ void events_fire(bconn *c, bframe *f)
                         route_reply(c, f->h.call_id, 404, "bubble not registered", NULL, 0, 0);
                 return;
         }
+        if (c->tok) {
+                hyb_error e;
+
+                hyb_error_clear(&e);
+                if (auth_bus_check(c, c->name, bb->name, HYB_TOKEN_ACT_PUB, &e) < 0) {
+                        if (counts)
+                                route_reply(c, f->h.call_id, 403, e.message, NULL, 0, 0);
+                        return;
+                }
+        }
         events_fire_raw(c, bb, bframe_body(f), f->h.body_len, f->h.flags, &d, &fl);
         if (counts) {
                 int n = snprintf(json, sizeof json, "{\"delivered\":%u,\"failed\":%u}", d, fl);

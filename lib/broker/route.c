@@ -189,6 +189,15 @@ void route_call(bconn *c, bframe *f)
                 route_reply(c, f->h.call_id, 403, "access list denies the call", NULL, 0, 0);
                 return;
         }
+        if (c->tok) {
+                hyb_error e;
+
+                hyb_error_clear(&e);
+                if (auth_bus_check(c, callee->name, proc->name, HYB_TOKEN_ACT_CALL, &e) < 0) {
+                        route_reply(c, f->h.call_id, 403, e.message, NULL, 0, 0);
+                        return;
+                }
+        }
         if (c->n_out >= b->c->max_pending_calls) {
                 route_reply(c, f->h.call_id, 429, "too many pending calls", NULL, 0, 0);
                 return;

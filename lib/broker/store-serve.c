@@ -112,10 +112,19 @@ static bool sysinfo_writer(uid_t uid, const char *app, const char *path)
                strcmp(app, "org.hybridos.sysinfo") == 0 && (uid == 0 || uid == geteuid());
 }
 
-int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, const hyb_furi *f,
-                    hyb_error *e)
+static unsigned token_action_of(unsigned right)
+{
+        return right == BROKER_STORE_READ     ? HYB_TOKEN_ACT_READ
+               : right == BROKER_STORE_WRITE  ? HYB_TOKEN_ACT_WRITE
+               : right == BROKER_STORE_DELETE ? HYB_TOKEN_ACT_DELETE
+                                              : HYB_TOKEN_ACT_SUB;
+}
+
+int store_acl_check(hyb_broker *b, const bconn *c, unsigned right, const hyb_furi *f, hyb_error *e)
 {
         const char *path = hyb_furi_get_path_str(f);
+        uid_t uid = c->uid;
+        const char *app = c->app;
 
         /* The kernel's own objects are read-only, whatever the policy (doc/config.md). */
         if ((right & (BROKER_STORE_WRITE | BROKER_STORE_DELETE)) && path &&
@@ -124,7 +133,7 @@ int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, c
                 return err_set(e, HYB_E_FORBIDDEN, -1, "%s is read-only", path);
         if ((right & BROKER_STORE_DELETE) && sys_delete_reach(b, f, e) < 0)
                 return HYB_E_FORBIDDEN;
-        if (!b->c->store_policy)
+        if (!c->tok && !b->c->store_policy)
                 return 0;
         /* A branch `p/` reads what p matches, and writes or deletes p's children: the rules
          * are asked about p, or about p/+. */
@@ -139,6 +148,20 @@ int store_acl_check(hyb_broker *b, uid_t uid, const char *app, unsigned right, c
                         (void)hyb_furi_parse(buf, (size_t)n, NULL, &asked, NULL);
         }
         bool allowed = false;
+        if (c->tok) {
+                /* A token session: the token's capabilities instead of policy.store (which
+                 * is the uid policy); a pattern must lie within a granted pattern. */
+                allowed = hyb_token_allowed(c->tok, asked ? asked : f, token_action_of(right));
+                hyb_furi_unref(asked);
+                if (allowed)
+                        return 0;
+                return err_set(e, HYB_E_FORBIDDEN, -1, "the token does not allow %s of %s",
+                               right == BROKER_STORE_READ     ? "read"
+                               : right == BROKER_STORE_WRITE  ? "write"
+                               : right == BROKER_STORE_DELETE ? "delete"
+                                                              : "subscribe",
+                               text);
+        }
         for (size_t i = 0; i < b->n_acl && !allowed; i++) {
                 const struct bstore_rule *a = &b->acl[i];
 
@@ -439,7 +462,7 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
         hyb_error_clear(&e);
         r = parse_furi(body, len, &f, &e);
         if (r >= 0)
-                r = store_acl_check(b, c->uid, c->app, BROKER_STORE_READ, f, &e);
+                r = store_acl_check(b, c, BROKER_STORE_READ, f, &e);
         if (r < 0 || (r = kernel_read(b, f, &o, &e)) != 0) {
                 /* refused, or a kernel obj of the daemon (/sys/scheduler, /type/...) */
         } else if (is_sys_bus(f)) {
@@ -502,7 +525,7 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
                         r = HYB_E_LIMIT;
                 goto out;
         }
-        r = store_acl_check(b, c->uid, c->app,
+        r = store_acl_check(b, c,
                             hyb_obj_is_noobj(v) ? BROKER_STORE_DELETE : BROKER_STORE_WRITE, f, &e);
         if (r < 0)
                 goto out;
@@ -575,7 +598,7 @@ static void do_subscribe(bconn *c, uint64_t id, const char *body, size_t len)
                 r = err_set(&e, HYB_E_CONFLICT, -1, "subscription id %llu in use", sid);
                 goto out;
         }
-        r = store_acl_check(b, c->uid, c->app, BROKER_STORE_SUBSCRIBE, f, &e);
+        r = store_acl_check(b, c, BROKER_STORE_SUBSCRIBE, f, &e);
         if (r < 0)
                 goto out;
         if (c->n_ssubs >= b->c->max_store_subscriptions) {

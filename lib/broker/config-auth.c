@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The `auth:` key of the daemon's configuration (doc/config.md): whether peers
+ * may or must present a security token (doc/token.md), which audience the daemon
+ * answers to, which issuers it trusts and the longest token lifetime it accepts.
+ *
+ *   auth:
+ *     tokens: accept                      off (default) | accept | require
+ *     audience: hub1                      default: the machine's host name
+ *     issuers:                            issuer name: its public key file (PEM or JWK)
+ *       acme: /etc/hybrid/acme.pub
+ *     max_lifetime_s: 86400               default 30 days
+ *
+ * The issuer key files are read while the configuration is loaded, so a missing
+ * or unreadable key is a configuration error with its line, like any other.
+ */
+#include <stdio.h>
+
+#include "broker/config-internal.h"
+#include "bus/names.h"
+#include "hybrid/token.h"
+
+#include "common/util.h"
+
+static const char *const token_modes[] = { "off", "accept", "require" };
+
+static int set_tokens(loader *l, const char *path, const field *f)
+{
+        size_t i = 0;
+        int r;
+
+        r = loader_get_choice(l, path, "a token mode", token_modes, ELEMENTSOF(token_modes), &i);
+        if (r < 0)
+                return r;
+        loader_config(l)->auth_tokens = (int)i;
+        return 0;
+}
+
+static int set_audience(loader *l, const char *path, const field *f)
+{
+        const char *s = NULL;
+        size_t len = 0;
+        char *dup;
+        int r;
+
+        r = loader_get_string(l, path, "an audience id", &s, &len);
+        if (r < 0)
+                return r;
+        if (len == 0 || len > 255)
+                return loader_fail(l, loader_event(l)->start_mark, path,
+                                   "an audience id has 1 to 255 bytes");
+        dup = strndup_safe(s, len);
+        if (!dup)
+                return -ENOMEM;
+        free(loader_config(l)->auth_audience);
+        loader_config(l)->auth_audience = dup;
+        return 0;
+}
+
+static int set_issuers(loader *l, const char *path, const field *f)
+{
+        const yaml_event_t *e = loader_event(l);
+        hyb_token_trust *trust = NULL;
+        int r;
+
+        if (loader_is_null(e)) {
+                broker_config *c = loader_config(l);
+
+                c->auth_trust = hyb_token_trust_unref(c->auth_trust);
+                return 0;
+        }
+        if (e->type != YAML_MAPPING_START_EVENT)
+                return loader_fail(l, e->start_mark, path,
+                                   "expected a mapping of issuer name to public key file, got %s",
+                                   e->type == YAML_SEQUENCE_START_EVENT ? "a list" : "a scalar");
+        r = hyb_token_trust_new(&trust);
+        if (r < 0)
+                return r;
+        for (;;) {
+                _cleanup_free_ char *name = NULL;
+                hyb_key *key = NULL;
+                const char *s = NULL;
+                size_t len = 0;
+                char sub[200], file[4096];
+                hyb_error err;
+
+                r = loader_next(l);
+                if (r < 0)
+                        goto out;
+                e = loader_event(l);
+                if (e->type == YAML_MAPPING_END_EVENT)
+                        break;
+                r = loader_get_string(l, path, "an issuer name", &s, &len);
+                if (r < 0)
+                        goto out;
+                if (len == 0 || len > 255) {
+                        r = loader_fail(l, e->start_mark, path, "an issuer name has 1 to 255 bytes");
+                        goto out;
+                }
+                name = strndup_safe(s, len);
+                if (!name) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                if (hyb_token_trust_get(trust, name)) {
+                        r = loader_fail(l, e->start_mark, path, "repeated issuer '%.64s'", name);
+                        goto out;
+                }
+                snprintf(sub, sizeof(sub), "%.120s.%.64s", path, name);
+                r = loader_next(l);
+                if (r < 0)
+                        goto out;
+                r = loader_get_string(l, sub, "a public key file", &s, &len);
+                if (r < 0)
+                        goto out;
+                if (len == 0 || len >= sizeof(file)) {
+                        r = loader_fail(l, loader_event(l)->start_mark, sub, "bad key file name");
+                        goto out;
+                }
+                memcpy(file, s, len);
+                file[len] = '\0';
+                hyb_error_clear(&err);
+                r = hyb_key_load_file(file, &key, &err);
+                if (r < 0) {
+                        r = loader_fail(l, loader_event(l)->start_mark, sub, "cannot load key %s: %s",
+                                        file, err.message[0] ? err.message : hyb_strerror(r));
+                        goto out;
+                }
+                r = hyb_token_trust_add(trust, name, key);
+                hyb_key_unref(key);
+                if (r < 0) {
+                        r = loader_fail(l, loader_event(l)->start_mark, sub, "cannot trust key %s: %s",
+                                        file, hyb_strerror(r));
+                        goto out;
+                }
+        }
+        hyb_token_trust_unref(loader_config(l)->auth_trust);
+        loader_config(l)->auth_trust = trust;
+        return 0;
+out:
+        hyb_token_trust_unref(trust);
+        return r;
+}
+
+static int set_max_lifetime(loader *l, const char *path, const field *f)
+{
+        const char *s = NULL;
+        size_t len = 0;
+        uint64_t v = 0;
+        int r;
+
+        r = loader_get_string(l, path, "a number of seconds", &s, &len);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] < '0' || s[i] > '9' || v > BROKER_AUTH_MAX_LIFETIME_S) {
+                        v = 0;
+                        break;
+                }
+                v = v * 10 + (uint64_t)(s[i] - '0');
+        }
+        if (v < 1 || v > BROKER_AUTH_MAX_LIFETIME_S)
+                return loader_fail(l, loader_event(l)->start_mark, path,
+                                   "expected seconds 1..%llu, got '%.*s'",
+                                   (unsigned long long)BROKER_AUTH_MAX_LIFETIME_S,
+                                   (int)(len > 40 ? 40 : len), s);
+        loader_config(l)->auth_max_lifetime_s = v;
+        return 0;
+}
+
+int broker_config_set_auth(loader *l, const char *path, const field *f)
+{
+        static const field fields[] = {
+                { "tokens", set_tokens },
+                { "audience", set_audience },
+                { "issuers", set_issuers },
+                { "max_lifetime_s", set_max_lifetime },
+        };
+
+        return loader_walk_map(l, path, fields, ELEMENTSOF(fields));
+}
