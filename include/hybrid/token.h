@@ -455,11 +455,13 @@ HYB_EXPORT int hyb_token_feed_apply(hyb_token_feed *feed, const char *entry, uin
 HYB_EXPORT uint64_t hyb_token_feed_get_seq(const hyb_token_feed *feed);
 
 /*
- * The text of the applied entry seq (1 .. head), a copy in *ret_entry (free
- * with hyb_free()).  0, -ENOENT (no such entry), -EINVAL, -ENOMEM.
+ * The applied entry seq (1 .. head): a copy of its text in *ret_entry and of
+ * its content in *ret_json, as hyb_token_feed_entry_verify gives it (free
+ * each with hyb_free(); either pointer may be NULL, not both).  0, -ENOENT
+ * (no such entry), -EINVAL, -ENOMEM.
  */
 HYB_EXPORT int hyb_token_feed_get_entry(const hyb_token_feed *feed, uint64_t seq,
-                                        char **ret_entry);
+                                        char **ret_entry, char **ret_json);
 
 /*
  * The revocation check, of the type hyb_token_revoked_fn: pass it as

@@ -50,7 +50,10 @@ struct hyb_token_feed {
         pthread_mutex_t lock;
         hyb_token_trust *trust;
         hyb_store *store;
-        char **entries; /* entries[i] is seq i + 1 */
+        struct feed_entry {
+                char *text;
+                char *json; /* content_json */
+        } * entries;        /* entries[i] is seq i + 1 */
         size_t n, alloc;
         /* Hash sets of the applied handles: member name -> {value: true}. */
         json_t *revoked;
@@ -59,8 +62,10 @@ struct hyb_token_feed {
 
 static void feed_free(hyb_token_feed *f)
 {
-        for (size_t i = 0; i < f->n; i++)
-                free(f->entries[i]);
+        for (size_t i = 0; i < f->n; i++) {
+                free(f->entries[i].text);
+                free(f->entries[i].json);
+        }
         free(f->entries);
         json_decref(f->revoked);
         json_decref(f->min_epo);
@@ -251,6 +256,20 @@ out:
         return r;
 }
 
+/* What an entry says, for people: its claims without v, with the signer's name and kid. */
+static char *content_json(json_t *claims, const char *iss, const char *kid)
+{
+        json_t *j = json_deep_copy(claims);
+        char *out = NULL;
+
+        if (j && json_object_del(j, "v") == 0 &&
+            json_object_set_new(j, "iss", json_string(iss)) == 0 &&
+            json_object_set_new(j, "kid", json_string(kid)) == 0)
+                out = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(j);
+        return out;
+}
+
 HYB_EXPORT int hyb_token_feed_entry_verify(const char *entry, const hyb_token_trust *trust,
                                            char **ret_json, hyb_error *reterr)
 {
@@ -264,14 +283,8 @@ HYB_EXPORT int hyb_token_feed_entry_verify(const char *entry, const hyb_token_tr
         r = entry_check(entry, trust, &claims, &seq, &iss, kid, reterr);
         if (r < 0 || !ret_json)
                 goto out;
-        json_object_del(claims, "v");
-        if (json_object_set_new(claims, "iss", json_string(iss)) < 0 ||
-            json_object_set_new(claims, "kid", json_string(kid)) < 0)
-                r = -ENOMEM;
-        if (r >= 0) {
-                *ret_json = json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS);
-                r = *ret_json ? 0 : -ENOMEM;
-        }
+        *ret_json = content_json(claims, iss, kid);
+        r = *ret_json ? 0 : -ENOMEM;
 out:
         json_decref(claims);
         return r;
@@ -340,27 +353,27 @@ static int store_entry(hyb_store *st, uint64_t seq, const char *entry, hyb_error
 }
 
 /* Applies a verified entry of seq head+1 (under the lock). */
-static int feed_append(hyb_token_feed *f, const char *entry, json_t *claims, const char *kid,
-                       uint64_t seq, hyb_error *e)
+static int feed_append(hyb_token_feed *f, const char *entry, json_t *claims, const char *iss,
+                       const char *kid, uint64_t seq, hyb_error *e)
 {
-        char *copy;
+        struct feed_entry fe = {0};
         int r;
 
         if (grow_array((void **)&f->entries, &f->alloc, f->n + 1, sizeof *f->entries) < 0)
                 return -ENOMEM;
-        copy = strdup(entry);
-        if (!copy)
-                return -ENOMEM;
-        if (f->store && (r = store_entry(f->store, seq, entry, e)) < 0) {
-                free(copy);
-                return r;
-        }
-        r = feed_index(f, claims, kid);
+        fe.text = strdup(entry);
+        fe.json = content_json(claims, iss, kid);
+        r = fe.text && fe.json ? 0 : -ENOMEM;
+        if (r >= 0 && f->store)
+                r = store_entry(f->store, seq, entry, e);
+        if (r >= 0)
+                r = feed_index(f, claims, kid);
         if (r < 0) {
-                free(copy);
+                free(fe.text);
+                free(fe.json);
                 return r;
         }
-        f->entries[f->n++] = copy;
+        f->entries[f->n++] = fe;
         return HYB_TOKEN_FEED_APPLIED;
 }
 
@@ -385,7 +398,7 @@ HYB_EXPORT int hyb_token_feed_apply(hyb_token_feed *f, const char *entry, uint64
         else if (seq > f->n + 1)
                 r = HYB_TOKEN_FEED_GAP;
         else
-                r = feed_append(f, entry, claims, kid, seq, reterr);
+                r = feed_append(f, entry, claims, iss, kid, seq, reterr);
         pthread_mutex_unlock(&f->lock);
         json_decref(claims);
         return r;
@@ -403,16 +416,28 @@ HYB_EXPORT uint64_t hyb_token_feed_get_seq(const hyb_token_feed *f)
         return n;
 }
 
-HYB_EXPORT int hyb_token_feed_get_entry(const hyb_token_feed *f, uint64_t seq, char **ret_entry)
+HYB_EXPORT int hyb_token_feed_get_entry(const hyb_token_feed *f, uint64_t seq, char **ret_entry,
+                                        char **ret_json)
 {
+        char *text = NULL, *json = NULL;
         int r = 0;
 
-        hyb_assert_return(f && ret_entry, -EINVAL);
+        hyb_assert_return(f && (ret_entry || ret_json), -EINVAL);
         pthread_mutex_lock((pthread_mutex_t *)&f->lock);
         if (seq == 0 || seq > f->n)
                 r = -ENOENT;
-        else if (!(*ret_entry = strdup(f->entries[seq - 1])))
+        else if ((ret_entry && !(text = strdup(f->entries[seq - 1].text))) ||
+                 (ret_json && !(json = strdup(f->entries[seq - 1].json))))
                 r = -ENOMEM;
+        if (r < 0) {
+                free(text);
+                free(json);
+        } else {
+                if (ret_entry)
+                        *ret_entry = text;
+                if (ret_json)
+                        *ret_json = json;
+        }
         pthread_mutex_unlock((pthread_mutex_t *)&f->lock);
         return r;
 }
@@ -475,7 +500,7 @@ HYB_EXPORT int hyb_token_feed_attach_store(hyb_token_feed *f, hyb_store *st, hyb
                         r = err_set(reterr, HYB_E_UNAUTHORIZED, -1, "%s holds seq %llu", path,
                                     (unsigned long long)got);
                 if (r >= 0)
-                        r = feed_append(f, text, claims, kid, seq, reterr);
+                        r = feed_append(f, text, claims, iss, kid, seq, reterr);
                 if (r < 0 && r != -ENOMEM)
                         err_prefix(reterr, "%s", path);
                 json_decref(claims);

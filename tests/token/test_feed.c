@@ -267,7 +267,7 @@ START_TEST(test_sequence)
         char *text = NULL, *e2 = entry(2, "two");
         uint64_t seq = 0;
 
-        ck_assert_int_eq(hyb_token_feed_get_entry(f, 1, &text), -ENOENT);
+        ck_assert_int_eq(hyb_token_feed_get_entry(f, 1, &text, NULL), -ENOENT);
         /* a gap: seq 2 on an empty feed is reported and not applied */
         ck_assert_int_eq(hyb_token_feed_apply(f, e2, &seq, NULL), HYB_TOKEN_FEED_GAP);
         ck_assert_uint_eq(seq, 2);
@@ -289,10 +289,15 @@ START_TEST(test_sequence)
         ck_assert_uint_eq(hyb_token_feed_get_seq(f), 2);
         /* entries of any trusted issuer share one sequence */
         ck_assert_int_eq(apply(f, entry_by(other, 3, "three", 0)), HYB_TOKEN_FEED_APPLIED);
-        ck_assert_int_eq(hyb_token_feed_get_entry(f, 2, &text), 0);
+        ck_assert_int_eq(hyb_token_feed_get_entry(f, 2, &text, NULL), 0);
         ck_assert_str_eq(text, e2);
         hyb_free(text);
-        ck_assert_int_eq(hyb_token_feed_get_entry(f, 4, &text), -ENOENT);
+        ck_assert_int_eq(hyb_token_feed_get_entry(f, 3, NULL, &text), 0);
+        ck_assert_ptr_nonnull(strstr(text, "\"jti\":\"three\""));
+        ck_assert_ptr_nonnull(strstr(text, "\"iss\":\"other\""));
+        ck_assert_ptr_nonnull(strstr(text, "\"seq\":3"));
+        hyb_free(text);
+        ck_assert_int_eq(hyb_token_feed_get_entry(f, 4, &text, NULL), -ENOENT);
         hyb_free(e2);
         hyb_token_feed_unref(f);
 }
@@ -417,7 +422,7 @@ START_TEST(test_persistence)
         ck_assert_int_eq(apply(f, entry(2, "two")), 0);
         ck_assert_int_eq(apply(f, entry(4, "gap")), HYB_TOKEN_FEED_GAP);
         ck_assert_int_eq(hyb_store_read_str(st, "/sys/token/feed/2", &o, NULL), 0);
-        ck_assert_int_eq(hyb_token_feed_get_entry(f, 2, &text), 0);
+        ck_assert_int_eq(hyb_token_feed_get_entry(f, 2, &text, NULL), 0);
         ck_assert_str_eq(hyb_obj_get_str(o, NULL), text);
         hyb_obj_unref(o);
         hyb_free(text);
