@@ -103,5 +103,7 @@ int token_attenuate(cli_ctx *ctx);
 int token_inspect(cli_ctx *ctx);
 int token_verify(cli_ctx *ctx);
 int token_log(cli_ctx *ctx);
+int token_revoke(cli_ctx *ctx);
+int token_feed(cli_ctx *ctx);
 
 #endif

@@ -31,6 +31,7 @@ static const char *const issue_opts[] = { "key", "iss", "sub", "aud", "holder", 
                                           NULL };
 static const char *const attenuate_opts[] = { "key", "holder", "cap", "aud", "ttl", NULL };
 static const char *const verify_opts[] = { "trust", "aud", "at", "check", NULL };
+static const char *const revoke_opts[] = { "key", "jti", "holder", "min-epoch", NULL };
 static const char *const log_opts[] = { "key", "kind", "subject", "detail", "verify", "trust", NULL };
 
 static const token_subcommand token_subcommands[] = {
@@ -39,6 +40,8 @@ static const token_subcommand token_subcommands[] = {
         { "attenuate", token_attenuate, attenuate_opts },
         { "inspect", token_inspect, NULL },
         { "verify", token_verify, verify_opts },
+        { "revoke", token_revoke, revoke_opts },
+        { "feed", token_feed, NULL },
         { "log", token_log, log_opts },
 };
 
@@ -57,6 +60,8 @@ static const cli_option token_options[] = {
         { "trust", true, "--trust NAME=PUBFILE  an issuer and its public key (repeatable)", 0 },
         { "at", true, "--at SECONDS    verify as of this Unix time (default now)", 0 },
         { "check", true, "--check 'FURI=ACTION'  require this right (repeatable)", 0 },
+        { "jti", true, "--jti ID        revoke: the token id (jti) to revoke", 0 },
+        { "min-epoch", true, "--min-epoch N   revoke: every token of this issuer with an epoch below N", 0 },
         { "kind", true, "--kind KIND     log add: enroll, rotate, grant or revoke", 0 },
         { "subject", true, "--subject NAME  log add: who or what the row is about", 0 },
         { "detail", true, "--detail TEXT   log add: free text kept in the row", 0 },
@@ -129,7 +134,7 @@ static int run_token(cli_ctx *ctx)
 
         if (!name)
                 return cli_usage(ctx, "a subcommand is needed: %s",
-                                 "keygen, issue, attenuate, inspect, verify, log");
+                                 "keygen, issue, attenuate, inspect, verify, revoke, feed, log");
         for (size_t i = 0; i < N_SUBCOMMANDS; i++) {
                 const token_subcommand *sub = &token_subcommands[i];
 
@@ -152,7 +157,7 @@ const cli_command cmd_token = {
         .name = "token",
         .run = run_token,
         .options = token_options,
-        .summary = "keys and security tokens: keygen, issue, attenuate, inspect, verify, log",
+        .summary = "keys and security tokens: keygen, issue, attenuate, inspect, verify, revoke, feed, log",
         .usage = "usage: hybrid token keygen FILE\n"
                  "       hybrid token issue --key ISSUER_KEY --iss NAME --sub NAME --aud ID[,ID...]\n"
                  "                          --holder HOLDER_PUB --cap 'PATTERN=ACTION[,ACTION...]'...\n"
@@ -162,6 +167,8 @@ const cli_command cmd_token = {
                  "       hybrid token inspect TOKEN|-\n"
                  "       hybrid token verify --trust NAME=PUBFILE... --aud ID [--at UNIX_SECONDS]\n"
                  "                          [--check 'FURI=ACTION']... TOKEN|-\n"
+                 "       hybrid token revoke --key ISSUER_KEY (--jti ID | --holder PUBFILE | --min-epoch N)\n"
+                 "       hybrid token feed\n"
                  "       hybrid token log add --key ISSUER_KEY --kind enroll|rotate|grant|revoke\n"
                  "                          --subject NAME [--detail TEXT] FILE\n"
                  "       hybrid token log [--verify --trust NAME=PUBFILE...] FILE\n"
@@ -176,9 +183,16 @@ const cli_command cmd_token = {
                  "every --check is allowed (FURI may be a pattern within a granted one), printing\n"
                  "{\"sub\",\"exp\",\"holder\",\"cap\"}; 1 when not, with the reason on stderr;\n"
                  "2 for usage errors.  Actions: call reg sub pub read write delete admin.\n"
+                 "revoke signs the next entry of the daemon's revocation feed with the issuer\n"
+                 "key and delivers it (prints its seq; --json the daemon's answer); sessions\n"
+                 "it touches end at once.  --holder revokes every token held by that key,\n"
+                 "--min-epoch every token of that issuer with a lower epo.  feed lists the\n"
+                 "daemon's feed, a line per entry: SEQ ISSUER what=value (--json: an array).\n"
+                 "The daemon connection uses --bus and, for credentials, $HYBRID_TOKEN and\n"
+                 "$HYBRID_KEY (--key is the signing key here).\n"
                  "log add appends a signed, hash-chained row to the identity log FILE (SQLite,\n"
                  "created when missing) and prints its seq; log lists the rows (--json: one\n"
                  "object a line); with --verify it first checks every row against the trusted\n"
                  "issuers and exits 1 at the first rewritten, missing or forged row.\n",
-        .globals = CLI_G_JSON,
+        .globals = CLI_G_JSON | CLI_G_BUS,
 };
