@@ -132,30 +132,95 @@ int clibus_check_member(const cli_ctx *ctx, const char *what, const char *name, 
         return 0;
 }
 
-int clibus_connect(const cli_ctx *ctx, hyb_bus **ret)
+int clibus_connect_options(const cli_ctx *ctx, hyb_bus_connect_options *o, char **ret_token,
+                           hyb_key **ret_key)
 {
+        char buf[HYB_TOKEN_MAX_SIZE + 2];
         hyb_error e;
-        int r, st;
+        size_t n;
+        FILE *f;
+        int r;
 
-        hyb_error_clear(&e);
-        r = hyb_bus_connect(ctx->bus, ctx->app, ctx->runner, ret, &e);
-        if (r >= 0)
+        hyb_bus_connect_options_init(o);
+        o->path = ctx->bus;
+        o->app = ctx->app;
+        o->runner = ctx->runner;
+        *ret_token = NULL;
+        *ret_key = NULL;
+        if (!ctx->token_file && !ctx->key_file)
                 return 0;
+        /* A credential refused on this side is 401 too (doc/hybrid.md). */
+        if (!ctx->token_file || !ctx->key_file)
+                return cli_fail(EXIT_FAILED, ctx->command, "401", "%s",
+                                ctx->token_file ? "--token needs --key (the holder's private key)"
+                                                : "--key needs --token");
+        f = fopen(ctx->token_file, "re");
+        if (!f)
+                return cli_fail(EXIT_FAILED, ctx->command, "401", "cannot read the token %s: %s",
+                                ctx->token_file, strerror(errno));
+        n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+                buf[--n] = '\0';
+        if (n == 0 || n > HYB_TOKEN_MAX_SIZE)
+                return cli_fail(EXIT_FAILED, ctx->command, "401", "the token %s is empty or too long",
+                                ctx->token_file);
+        hyb_error_clear(&e);
+        r = hyb_key_load_file(ctx->key_file, ret_key, &e);
+        if (r < 0)
+                return cli_fail(EXIT_FAILED, ctx->command, "401", "cannot load the key %s: %s",
+                                ctx->key_file, e.message[0] ? e.message : hyb_strerror(r));
+        *ret_token = strdup(buf);
+        if (!*ret_token) {
+                *ret_key = hyb_key_unref(*ret_key);
+                return cli_fail(EXIT_FAILED, ctx->command, "ENOMEM", "out of memory");
+        }
+        o->token = *ret_token;
+        o->key = *ret_key;
+        return 0;
+}
+
+void clibus_credentials_free(char *token, hyb_key *key)
+{
+        free(token);
+        hyb_key_unref(key);
+}
+
+/* The exit status of a failed connect. */
+static int connect_status(int r)
+{
         switch (r) {
         case HYB_E_NOT_ACCEPTABLE: /* --app / --runner is not a valid name: a usage error */
         case -EINVAL:
-                st = EXIT_USAGE;
-                break;
+                return EXIT_USAGE;
         case HYB_E_FORBIDDEN: /* reached, but this uid may not claim the app */
+        case HYB_E_UNAUTHORIZED: /* reached, but the credentials were refused */
         case HYB_E_CONFLICT:
         case HYB_E_NOT_IMPLEMENTED:
-                st = EXIT_FAILED;
-                break;
+                return EXIT_FAILED;
         default:
-                st = EXIT_UNREACHABLE;
-                break;
+                return EXIT_UNREACHABLE;
         }
-        return clibus_fail(st, ctx->command, r, &e);
+}
+
+int clibus_connect(const cli_ctx *ctx, hyb_bus **ret)
+{
+        hyb_bus_connect_options o;
+        hyb_key *key = NULL;
+        char *token = NULL;
+        hyb_error e;
+        int r;
+
+        r = clibus_connect_options(ctx, &o, &token, &key);
+        if (r)
+                return r;
+        hyb_error_clear(&e);
+        r = hyb_bus_connect_with(&o, ret, &e);
+        clibus_credentials_free(token, key);
+        if (r >= 0)
+                return 0;
+        return clibus_fail(connect_status(r), ctx->command, r, &e);
 }
 
 static char *read_all(FILE *f, size_t *ret_len)

@@ -23,6 +23,17 @@
 int clibus_connect(const cli_ctx *ctx, hyb_bus **ret);
 
 /*
+ * The connect options of ctx: path, app, runner and, with --token/--key (or
+ * $HYBRID_TOKEN/$HYBRID_KEY), the token text and the holder key, which *o then
+ * borrows from *ret_token and *ret_key (release them with clibus_credentials_free).
+ * 0, or the exit status after printing a `401` error (a file that cannot be read,
+ * a token without a key).
+ */
+int clibus_connect_options(const cli_ctx *ctx, hyb_bus_connect_options *o, char **ret_token,
+                           hyb_key **ret_key);
+void clibus_credentials_free(char *token, hyb_key *key);
+
+/*
  * Checks that name has the form of an endpoint name, @host/app/runner (with glob: '*' and
  * '?' allowed, and a '*' may stand for several parts).  On a malformed name prints
  * "hybrid: <command>: 406 <which part is wrong> (the form is @host/app/runner...)" and

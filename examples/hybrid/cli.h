@@ -31,7 +31,8 @@ enum {
         CLI_G_APP = 1 << 2,
         CLI_G_RUNNER = 1 << 3,
         CLI_G_JSON = 1 << 4,
-        CLI_G_BUSCMD = CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON,
+        CLI_G_CRED = 1 << 5, /* --token, --key: the credentials shown to the daemon */
+        CLI_G_BUSCMD = CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON | CLI_G_CRED,
 };
 
 typedef struct cli_ctx {
@@ -42,6 +43,8 @@ typedef struct cli_ctx {
         const char *app;      /* --app, default org.hybridos.cli */
         const char *runner;   /* --runner, default cli<pid> */
         bool json;            /* --json */
+        const char *token_file; /* --token, else $HYBRID_TOKEN, else NULL: no token */
+        const char *key_file;   /* --key (bus and store commands), else $HYBRID_KEY */
         /* positionals after the command name, in order */
         char **args;
         int nargs;

@@ -33,6 +33,7 @@
 
 #include <jansson.h>
 
+#include "cli-bus.h"
 #include "cli.h"
 
 typedef struct repl {
@@ -427,8 +428,21 @@ static int start(const cli_ctx *ctx, repl *R)
         int source = 0, r;
 
         hyb_error_clear(&e);
-        r = hyb_bus_backend_open_host(ctx->db_default ? NULL : ctx->db, ctx->bus, ctx->app,
-                                      ctx->runner, NULL, &hb, &source, &where, &e);
+        {
+                hyb_bus_connect_options co;
+                hyb_key *key = NULL;
+                char *token = NULL;
+
+                r = clibus_connect_options(ctx, &co, &token, &key);
+                if (r)
+                        return r;
+                r = hyb_bus_backend_open_host_with(ctx->db_default ? NULL : ctx->db, &co, NULL, &hb,
+                                                   &source, &where, &e);
+                clibus_credentials_free(token, key);
+        }
+        if (r == HYB_E_UNAUTHORIZED)
+                return cli_fail(EXIT_FAILED, "store", "401", "%s",
+                                e.message[0] ? e.message : hyb_strerror(r));
         if (r < 0)
                 return cli_fail(EXIT_UNREACHABLE, "store", hyb_err_name(r), "%s",
                                 e.message[0] ? e.message : hyb_strerror(r));
@@ -501,7 +515,7 @@ const cli_command cmd_repl = {
                  "On a terminal: line editing and history, '...>' while a statement is\n"
                  "unfinished (an empty line ends it), Ctrl-C drops the statement, :help, :quit.\n"
                  "With --json each result is one JSON document per line.\n",
-        .globals = CLI_G_DB | CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON,
+        .globals = CLI_G_DB | CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON | CLI_G_CRED,
 };
 
 const cli_command cmd_run = {
@@ -512,5 +526,5 @@ const cli_command cmd_run = {
         .usage = "usage: hybrid run FILE|-\n"
                  "Runs the mm-ADT program in FILE ('-': stdin; the language: doc/mmadt.md),\n"
                  "printing as the REPL does; stops at the first error and exits 1.\n",
-        .globals = CLI_G_DB | CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON,
+        .globals = CLI_G_DB | CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON | CLI_G_CRED,
 };

@@ -242,10 +242,21 @@ static int run_store(cli_ctx *ctx)
 
         /* Which store (doc/hybrid.md): --db/$HYBRID_DB, else --bus/$HYBRID_BUS, else the daemon
          * at the default socket if one answers, else the default database, said once. */
-        r = hyb_bus_backend_open_host(ctx->db_default ? NULL : ctx->db, ctx->bus, ctx->app,
-                                      ctx->runner, &opts, &hb, &source, &where, &e);
+        {
+                hyb_bus_connect_options co;
+                hyb_key *key = NULL;
+                char *token = NULL;
+
+                status = clibus_connect_options(ctx, &co, &token, &key);
+                if (status)
+                        goto out;
+                r = hyb_bus_backend_open_host_with(ctx->db_default ? NULL : ctx->db, &co, &opts, &hb,
+                                                   &source, &where, &e);
+                clibus_credentials_free(token, key);
+        }
         if (r < 0) {
-                status = fail(EXIT_UNREACHABLE, r, &e);
+                /* Refused for its credentials: the daemon was reached (401, exit 1). */
+                status = fail(r == HYB_E_UNAUTHORIZED ? EXIT_FAILED : EXIT_UNREACHABLE, r, &e);
                 goto out;
         }
         if (source == HYB_HOST_DEFAULT_BUS || source == HYB_HOST_DEFAULT_DB) {
@@ -346,5 +357,5 @@ const cli_command cmd_store = {
                  "does not answer), else the daemon at the default socket if one answers, else\n"
                  "the default database (said on stderr).  put --transient notifies subscribers\n"
                  "without storing.\n",
-        .globals = CLI_G_DB | CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON,
+        .globals = CLI_G_DB | CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON | CLI_G_CRED,
 };

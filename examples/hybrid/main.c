@@ -30,12 +30,15 @@ static const cli_option global_options[] = {
         { "app", true, "--app NAME      the app name of this client (default org.hybridos.cli)", 'a' },
         { "runner", true, "--runner NAME   the runner name (default cli<pid>)", 0 },
         { "json", false, "--json          JSON output, one document per line; errors as JSON on stderr", 'j' },
+        { "token", true, "--token FILE    connect with the security token in FILE (default $HYBRID_TOKEN)", 0 },
+        { "key", true, "--key FILE      the token holder's private key (default $HYBRID_KEY)", 0 },
         { "help", false, "--help          this help", 'h' },
         { "version", false, "--version       print the version", 'V' },
         { NULL, false, NULL, 0 },
 };
 /* The CLI_G_* bit of each global option above (help and version: every command). */
-static const unsigned global_bits[] = { CLI_G_BUS, CLI_G_DB, CLI_G_APP, CLI_G_RUNNER, CLI_G_JSON, ~0u, ~0u };
+static const unsigned global_bits[] = { CLI_G_BUS,  CLI_G_DB,   CLI_G_APP, CLI_G_RUNNER, CLI_G_JSON,
+                                        CLI_G_CRED, CLI_G_CRED, ~0u,       ~0u };
 
 static const cli_option *find_option(const cli_option *opts, const char *name)
 {
@@ -114,7 +117,7 @@ static void print_help(FILE *f, const cli_command *cmd)
                 for (size_t i = 0; global_options[i].name; i++)
                         if (global_bits[i] & (cmd->globals | ~(unsigned)(CLI_G_BUS | CLI_G_DB |
                                                                        CLI_G_APP | CLI_G_RUNNER |
-                                                                       CLI_G_JSON)))
+                                                                       CLI_G_JSON | CLI_G_CRED)))
                                 print_option(f, &global_options[i]);
                 fprintf(f, "\nSee doc/hybrid.md for exit statuses and output formats.\n");
         } else {
@@ -186,6 +189,10 @@ static bool apply(cli_ctx *ctx, const cli_command *cmd, const cli_option *o, con
                 *st = cli_usage(ctx, "option '--%s' is not used by '%s'", o->name, cmd->name);
                 return false;
         }
+        bool global = o >= global_options && o < global_options + ELEMS(global_bits);
+
+        if (!global)
+                goto command_option; /* a command's own option, even under a global's name */
         if (strcmp(o->name, "bus") == 0)
                 ctx->bus = val;
         else if (strcmp(o->name, "db") == 0)
@@ -196,11 +203,16 @@ static bool apply(cli_ctx *ctx, const cli_command *cmd, const cli_option *o, con
                 ctx->runner = val;
         else if (strcmp(o->name, "json") == 0)
                 ctx->json = true;
+        else if (strcmp(o->name, "token") == 0)
+                ctx->token_file = val;
+        else if (strcmp(o->name, "key") == 0)
+                ctx->key_file = val;
         else if (strcmp(o->name, "help") == 0)
                 *help = true;
         else if (strcmp(o->name, "version") == 0)
                 *version = true;
         else {
+        command_option:
                 if (ctx->nopts >= (int)ELEMS(ctx->opt_names)) {
                         *st = cli_usage(ctx, "too many options");
                         return false;
@@ -260,9 +272,11 @@ static int parse(cli_ctx *ctx, const cli_command *cmd, int argc, char **argv, bo
                 eq = strchr(a, '=');
                 if (eq)
                         *eq = '\0';
-                o = find_option(global_options, a + 2);
-                if (!o && cmd)
-                        o = find_option(cmd->options, a + 2);
+                /* A command's own option first: under `hybrid token`, --key is the signing
+                 * key, not the global holder key of the bus commands. */
+                o = cmd ? find_option(cmd->options, a + 2) : NULL;
+                if (!o)
+                        o = find_option(global_options, a + 2);
                 if (!o)
                         return unknown_option(ctx, cmd, a);
                 if (o->takes_value) {
@@ -375,6 +389,10 @@ int main(int argc, char **argv)
                 ctx.bus = env;
         if (!ctx.db && (env = getenv("HYBRID_DB")) && *env)
                 ctx.db = env;
+        if (!ctx.token_file && (env = getenv("HYBRID_TOKEN")) && *env)
+                ctx.token_file = env;
+        if (!ctx.key_file && (env = getenv("HYBRID_KEY")) && *env)
+                ctx.key_file = env;
         if (!ctx.db) {
                 ctx.db = default_db();
                 ctx.db_default = true;

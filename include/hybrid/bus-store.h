@@ -110,11 +110,27 @@ HYB_EXPORT int hyb_bus_backend_open_host(const char *db, const char *bus_path, c
                                          hyb_error *reterr);
 
 /*
+ * hyb_bus_backend_open_host with the connection described by conn (borrowed for
+ * the call): conn->path is bus_path, conn->app and conn->runner name the
+ * connection, conn->token and conn->key (may be NULL) are the credentials a
+ * daemon that serves the host store is shown (hyb_bus_connect_with).  Errors:
+ * those of hyb_bus_backend_open_host and of hyb_bus_connect_with
+ * (HYB_E_UNAUTHORIZED: the daemon refused the credentials).
+ */
+HYB_EXPORT int hyb_bus_backend_open_host_with(const char *db, const hyb_bus_connect_options *conn,
+                                              const hyb_store_options *opts, hyb_backend **ret,
+                                              int *ret_source, char **ret_where,
+                                              hyb_error *reterr);
+
+/*
  * The scope router a program wants by default: its host scope opened by the
  * rule above from the environment ($HYBRID_DB, else $HYBRID_BUS, else the
  * daemon at the default socket, else the default database), its program
  * scope in memory, `~/` at /home/<name>/.  app and runner name the bus
- * connection when a daemon serves the host scope (runner NULL: "p<pid>").
+ * connection when a daemon serves the host scope (runner NULL: "p<pid>");
+ * when $HYBRID_TOKEN and $HYBRID_KEY name a token file and its holder's
+ * private key file, the daemon is shown that token (doc/token.md); a file
+ * that cannot be read is HYB_E_UNAUTHORIZED.
  * *ret_where (may be NULL; hyb_free) says which store it is.  Errors: those
  * of hyb_bus_backend_open_host, -ENOMEM, -EINVAL.
  */

@@ -85,6 +85,36 @@ HYB_EXPORT int hyb_bus_get_default_socket(char **ret_path);
 HYB_EXPORT int hyb_bus_connect(const char *path, const char *app, const char *runner, hyb_bus **ret,
                                hyb_error *reterr);
 
+typedef struct hyb_key hyb_key; /* hybrid/token.h */
+
+/* What hyb_bus_connect_with connects as (a size-stamped struct: set size, or use _init). */
+typedef struct hyb_bus_connect_options {
+        size_t size;            /* sizeof(hyb_bus_connect_options) */
+        const char *path;       /* the broker's socket; NULL: as hyb_bus_connect */
+        const char *app;        /* the app name to claim (required) */
+        const char *runner;     /* the runner name (required) */
+        const char *token;      /* a security token (text, doc/token.md) to present; NULL:
+                                 * the uid policy alone */
+        const hyb_key *key;     /* the token's last holder key, with its private part
+                                 * (required with token): signs the proof of possession */
+} hyb_bus_connect_options;
+
+/* Sets size and zeroes the rest.  NULL is a no-op. */
+HYB_EXPORT void hyb_bus_connect_options_init(hyb_bus_connect_options *opts);
+
+/*
+ * Connects as hyb_bus_connect does, with the options of opts (borrowed for the call
+ * only).  With a token, the handshake proves possession of opts->key (doc/token.md
+ * "Handshake"): the broker's nonce, a fresh client nonce, the broker's audience, the
+ * hash of the token and this process's effective uid are signed.  Besides the errors
+ * of hyb_bus_connect: HYB_E_UNAUTHORIZED (the broker refused the credentials: no
+ * token where one is required, a token it does not accept, a proof that does not
+ * hold; or a token without a private key here), -EINVAL (NULL opts/ret, size 0, a
+ * token without key).  *reterr says which.
+ */
+HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus **ret,
+                                    hyb_error *reterr);
+
 HYB_EXPORT hyb_bus *hyb_bus_ref(const hyb_bus *bus);
 /*
  * Drops a reference; the last one closes the connection (pending async calls

@@ -21,6 +21,7 @@
 
 #include "bus-internal.h"
 #include "common/util.h"
+#include "hybrid/token.h"
 #include "hybrid/bus-store.h"
 #include "store/store-internal.h"
 
@@ -364,13 +365,15 @@ static int embedded(const char *db, const hyb_store_options *opts, bool make_dir
         return r;
 }
 
-static int daemon_backend(const char *path, const char *app, const char *runner,
+static int daemon_backend(const hyb_bus_connect_options *conn, const char *path,
                           hyb_backend **ret, hyb_error *reterr)
 {
+        hyb_bus_connect_options o = *conn;
         hyb_bus *bus = NULL;
         int r;
 
-        r = hyb_bus_connect(path, app, runner, &bus, reterr);
+        o.path = path;
+        r = hyb_bus_connect_with(&o, &bus, reterr);
         if (r < 0)
                 return r;
         r = hyb_bus_backend_new(bus, ret);
@@ -383,11 +386,33 @@ HYB_EXPORT int hyb_bus_backend_open_host(const char *db, const char *bus_path, c
                                          hyb_backend **ret, int *ret_source, char **ret_where,
                                          hyb_error *reterr)
 {
+        hyb_bus_connect_options o;
+
+        hyb_bus_connect_options_init(&o);
+        o.path = bus_path;
+        o.app = app;
+        o.runner = runner;
+        return hyb_bus_backend_open_host_with(db, &o, opts, ret, ret_source, ret_where, reterr);
+}
+
+HYB_EXPORT int hyb_bus_backend_open_host_with(const char *db, const hyb_bus_connect_options *conn,
+                                              const hyb_store_options *opts, hyb_backend **ret,
+                                              int *ret_source, char **ret_where,
+                                              hyb_error *reterr)
+{
+        hyb_bus_connect_options c = { 0 };
+        const char *bus_path, *app, *runner;
         const char *env, *xdg, *home;
         char *where = NULL, *dflt = NULL;
         int r, source;
 
-        hyb_assert_return(app && runner && ret, -EINVAL);
+        hyb_assert_return(conn && conn->size && ret, -EINVAL);
+        memcpy(&c, conn, conn->size < sizeof c ? conn->size : sizeof c);
+        c.size = sizeof c;
+        bus_path = c.path;
+        app = c.app;
+        runner = c.runner;
+        hyb_assert_return(app && runner, -EINVAL);
         if (!db && (env = secure_getenv("HYBRID_DB")) && *env)
                 db = env;
         if (!bus_path && (env = secure_getenv("HYBRID_BUS")) && *env)
@@ -401,14 +426,18 @@ HYB_EXPORT int hyb_bus_backend_open_host(const char *db, const char *bus_path, c
         } else if (bus_path) {
                 /* 2. A daemon named: its store, or an error; never another store. */
                 source = HYB_HOST_BUS;
-                r = daemon_backend(bus_path, app, runner, ret, reterr);
+                r = daemon_backend(&c, bus_path, ret, reterr);
                 if (r < 0 && reterr) {
                         /* the connect's own message, copied: err_set writes over it */
                         char why[sizeof reterr->message];
 
                         snprintf(why, sizeof why, "%s",
                                  reterr->message[0] ? reterr->message : hyb_strerror(r));
-                        err_set(reterr, r, -1, "no daemon answers at %s: %s", bus_path, why);
+                        if (r == HYB_E_UNAUTHORIZED || r == HYB_E_FORBIDDEN)
+                                err_set(reterr, r, -1, "the daemon at %s refused the credentials: %s",
+                                        bus_path, why);
+                        else
+                                err_set(reterr, r, -1, "no daemon answers at %s: %s", bus_path, why);
                 } else if (r >= 0 &&
                            asprintf(&where, "the store of the daemon at %s", bus_path) < 0) {
                         where = NULL;
@@ -419,7 +448,7 @@ HYB_EXPORT int hyb_bus_backend_open_host(const char *db, const char *bus_path, c
                 if (r < 0)
                         return r;
                 source = HYB_HOST_DEFAULT_BUS;
-                r = daemon_backend(dflt, app, runner, ret, reterr);
+                r = daemon_backend(&c, dflt, ret, reterr);
                 if (r >= 0) {
                         if (asprintf(&where, "the store of the daemon at %s", dflt) < 0)
                                 where = NULL;
@@ -454,6 +483,52 @@ HYB_EXPORT int hyb_bus_backend_open_host(const char *db, const char *bus_path, c
         return 0;
 }
 
+/*
+ * $HYBRID_TOKEN (a token file) and $HYBRID_KEY (its holder's private key file): both
+ * read, or neither set (*token NULL).  A file that cannot be read, or only one of the
+ * two, is HYB_E_UNAUTHORIZED: the credentials the caller meant cannot be shown.
+ */
+static int env_credentials(char **ret_token, hyb_key **ret_key, hyb_error *reterr)
+{
+        const char *tf = secure_getenv("HYBRID_TOKEN"), *kf = secure_getenv("HYBRID_KEY");
+        char buf[HYB_TOKEN_MAX_SIZE + 2];
+        size_t n;
+        FILE *f;
+        int r;
+
+        *ret_token = NULL;
+        *ret_key = NULL;
+        if ((!tf || !*tf) && (!kf || !*kf))
+                return 0;
+        if (!tf || !*tf || !kf || !*kf)
+                return err_set(reterr, HYB_E_UNAUTHORIZED, -1,
+                               "$HYBRID_TOKEN and $HYBRID_KEY go together");
+        f = fopen(tf, "re");
+        if (!f)
+                return err_set(reterr, HYB_E_UNAUTHORIZED, -1, "cannot read the token %s: %s", tf,
+                               strerror(errno));
+        n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+                buf[--n] = '\0';
+        if (n == 0 || n > HYB_TOKEN_MAX_SIZE)
+                return err_set(reterr, HYB_E_UNAUTHORIZED, -1, "the token %s is empty or too long", tf);
+        hyb_error ke;
+
+        hyb_error_clear(&ke);
+        r = hyb_key_load_file(kf, ret_key, &ke);
+        if (r < 0)
+                return err_set(reterr, HYB_E_UNAUTHORIZED, -1, "cannot load the key %s: %s", kf,
+                               ke.message[0] ? ke.message : hyb_strerror(r));
+        *ret_token = strdup(buf);
+        if (!*ret_token) {
+                *ret_key = hyb_key_unref(*ret_key);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 HYB_EXPORT int hyb_bus_scope_open(const char *app, const char *runner, const char *name,
                                   hyb_scope **ret, char **ret_where, hyb_error *reterr)
 {
@@ -466,8 +541,21 @@ HYB_EXPORT int hyb_bus_scope_open(const char *app, const char *runner, const cha
                 snprintf(dflt, sizeof dflt, "p%ld", (long)getpid());
                 runner = dflt;
         }
-        r = hyb_bus_backend_open_host(NULL, NULL, app, runner, NULL, &host, NULL, ret_where,
-                                      reterr);
+        hyb_bus_connect_options o;
+        hyb_key *key = NULL;
+        char *token = NULL;
+
+        hyb_bus_connect_options_init(&o);
+        o.app = app;
+        o.runner = runner;
+        r = env_credentials(&token, &key, reterr);
+        if (r < 0)
+                return r;
+        o.token = token;
+        o.key = key;
+        r = hyb_bus_backend_open_host_with(NULL, &o, NULL, &host, NULL, ret_where, reterr);
+        free(token);
+        hyb_key_unref(key);
         if (r < 0)
                 return r;
         r = hyb_scope_new(host, NULL, name, ret);

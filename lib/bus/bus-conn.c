@@ -19,6 +19,9 @@
 #include "names.h"
 #include "common/util.h"
 #include "common/ref.h"
+#include "hybrid/token.h"
+#include "token/proof.h"
+#include "token/crypto.h"
 
 #define RBUF_MIN (64u * 1024)
 
@@ -372,8 +375,13 @@ static int bus_read_packet_blocking(hyb_bus *bus, wire_packet *p, uint64_t deadl
         }
 }
 
-static int bus_handshake(hyb_bus *bus, const char *app, const char *runner, hyb_error *reterr)
+static int bus_handshake(hyb_bus *bus, const hyb_bus_connect_options *o, hyb_error *reterr)
 {
+        const char *app = o->app, *runner = o->runner, *audience = NULL;
+        uint8_t nb[TOKEN_NONCE_LEN], nc[TOKEN_NONCE_LEN], t[32];
+        char nc_hex[2 * TOKEN_NONCE_LEN + 1], proof[TOKEN_PROOF_B64_LEN + 1], binding[TOKEN_BINDING_MAX];
+        const char *nonce_hex = NULL;
+        _cleanup_free_ char *aud_copy = NULL;
         uint64_t deadline = hyb_now_usec() + 15u * 1000000u;
         wire_packet p;
         json_t *j;
@@ -393,10 +401,28 @@ static int bus_handshake(hyb_bus *bus, const char *app, const char *runner, hyb_
                 return err_set(reterr, HYB_E_PROTOCOL, -1, "expected a challenge, got %s",
                                wire_type_name(p.h.type));
         j = json_loadb((const char *)p.body, p.h.body_len, 0, NULL);
-        if (!j || json_unpack(j, "{s:s, s:i, s:I}", "protocol", &proto, "version", &version, "maxBody",
-                              &mb) < 0 || strcmp(proto, WIRE_PROTOCOL) != 0) {
+        if (!j || json_unpack(j, "{s:s, s:i, s:I, s?s, s?s}", "protocol", &proto, "version", &version,
+                              "maxBody", &mb, "nonce", &nonce_hex, "audience", &audience) < 0 ||
+            strcmp(proto, WIRE_PROTOCOL) != 0) {
                 json_decref(j);
                 return err_set(reterr, HYB_E_PROTOCOL, -1, "malformed challenge");
+        }
+        if (o->token) {
+                if (!nonce_hex || token_nonce_from_hex(nonce_hex, strlen(nonce_hex), nb) < 0) {
+                        json_decref(j);
+                        return err_set(reterr, HYB_E_PROTOCOL, -1, "malformed nonce in challenge");
+                }
+                if (!audience) {
+                        /* A broker that takes no tokens (auth.tokens off): it would ignore one. */
+                        json_decref(j);
+                        return err_set(reterr, HYB_E_UNAUTHORIZED, -1,
+                                       "the broker does not accept tokens (auth.tokens off)");
+                }
+                aud_copy = strdup(audience);
+                if (!aud_copy) {
+                        json_decref(j);
+                        return -ENOMEM;
+                }
         }
         json_decref(j);
         if (version != WIRE_VERSION)
@@ -405,8 +431,24 @@ static int bus_handshake(hyb_bus *bus, const char *app, const char *runner, hyb_
                 return err_set(reterr, HYB_E_PROTOCOL, -1, "bad maxBody in challenge");
         bus->max_body = (size_t)mb;
 
-        j = json_pack("{s:s, s:i, s:s, s:s}", "protocol", WIRE_PROTOCOL, "version", WIRE_VERSION,
-                      "app", app, "runner", runner);
+        if (o->token) {
+                r = crypto_random(nc, sizeof nc);
+                if (r < 0)
+                        return err_set(reterr, r, -1, "client nonce: %s", hyb_strerror(r));
+                token_nonce_to_hex(nc, nc_hex);
+                token_binding_unix(geteuid(), binding);
+                r = token_proof_transcript(aud_copy, nb, nc, o->token, strlen(o->token), binding, t);
+                if (r >= 0)
+                        r = token_proof_sign(o->key, t, proof);
+                if (r < 0)
+                        return err_set(reterr, r == -ENOKEY ? HYB_E_UNAUTHORIZED : r, -1,
+                                       "cannot sign the proof of possession: %s", hyb_strerror(r));
+                j = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s}", "protocol", WIRE_PROTOCOL, "version",
+                              WIRE_VERSION, "app", app, "runner", runner, "token", o->token, "nonce",
+                              nc_hex, "proof", proof);
+        } else
+                j = json_pack("{s:s, s:i, s:s, s:s}", "protocol", WIRE_PROTOCOL, "version", WIRE_VERSION,
+                              "app", app, "runner", runner);
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         if (!text)
@@ -474,15 +516,46 @@ static void bus_free(hyb_bus *bus)
         free(bus);
 }
 
+HYB_EXPORT void hyb_bus_connect_options_init(hyb_bus_connect_options *opts)
+{
+        if (opts)
+                *opts = (hyb_bus_connect_options){ .size = sizeof(*opts) };
+}
+
 HYB_EXPORT int hyb_bus_connect(const char *path, const char *app, const char *runner, hyb_bus **ret,
                                hyb_error *reterr)
 {
+        hyb_bus_connect_options o;
+
+        hyb_bus_connect_options_init(&o);
+        o.path = path;
+        o.app = app;
+        o.runner = runner;
+        return hyb_bus_connect_with(&o, ret, reterr);
+}
+
+HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus **ret,
+                                    hyb_error *reterr)
+{
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_free_ char *dflt = NULL;
+        hyb_bus_connect_options o = { 0 };
+        const char *path, *app, *runner;
         hyb_bus *bus;
         int r;
 
-        hyb_assert_return(app && runner && ret, -EINVAL);
+        hyb_assert_return(opts && opts->size && ret, -EINVAL);
+        memcpy(&o, opts, opts->size < sizeof o ? opts->size : sizeof o);
+        o.size = sizeof o;
+        path = o.path;
+        app = o.app;
+        runner = o.runner;
+        hyb_assert_return(app && runner, -EINVAL);
+        if (o.token && !o.key)
+                return err_set(reterr, -EINVAL, -1, "a token needs its holder key");
+        if (o.token && !hyb_key_has_private(o.key))
+                return err_set(reterr, HYB_E_UNAUTHORIZED, -1,
+                               "the holder key has no private part: it cannot prove possession");
         r = bus_name_check_app(app, strlen(app), reterr);
         if (r < 0)
                 return r;
@@ -520,7 +593,7 @@ HYB_EXPORT int hyb_bus_connect(const char *path, const char *app, const char *ru
                 return err_set(reterr, HYB_E_UNAVAILABLE, -1, "cannot connect to %s: %s", path,
                                strerror(r));
         }
-        r = bus_handshake(bus, app, runner, reterr);
+        r = bus_handshake(bus, &o, reterr);
         if (r < 0) {
                 bus_free(bus);
                 return r;
