@@ -25,6 +25,7 @@ typedef struct token_subcommand {
         const char *name;
         int (*run)(cli_ctx *ctx);
         const char *const *options; /* command options it takes, NULL-terminated; NULL: none */
+        bool bus;                   /* talks to the daemon: takes --bus */
 } token_subcommand;
 
 static const char *const issue_opts[] = { "key", "iss", "sub", "aud", "holder", "cap", "ttl", "dlg",
@@ -40,8 +41,8 @@ static const token_subcommand token_subcommands[] = {
         { "attenuate", token_attenuate, attenuate_opts },
         { "inspect", token_inspect, NULL },
         { "verify", token_verify, verify_opts },
-        { "revoke", token_revoke, revoke_opts },
-        { "feed", token_feed, NULL },
+        { "revoke", token_revoke, revoke_opts, true },
+        { "feed", token_feed, NULL, true },
         { "log", token_log, log_opts },
 };
 
@@ -141,6 +142,10 @@ static int run_token(cli_ctx *ctx)
                 names[i] = sub->name;
                 if (strcmp(sub->name, name) != 0)
                         continue;
+                /* --bus is resolved before we run: given on the line when it is not the
+                 * very string $HYBRID_BUS points to (getenv gives the same pointer). */
+                if (!sub->bus && ctx->bus && ctx->bus != getenv("HYBRID_BUS"))
+                        return cli_usage(ctx, "option '--bus' is not used by 'token %s'", name);
                 for (int o = 0; o < ctx->nopts; o++)
                         if (!sub_takes(sub, ctx->opt_names[o]))
                                 return cli_usage(ctx, "option '--%s' is not used by 'token %s'",
