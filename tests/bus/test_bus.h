@@ -61,5 +61,6 @@ void bus_tcase_builtin(Suite *s);
 void bus_tcase_store(Suite *s);
 void bus_tcase_log(Suite *s);
 void bus_tcase_reload(Suite *s);
+void bus_tcase_token(Suite *s);
 
 #endif

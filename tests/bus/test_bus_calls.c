@@ -682,5 +682,6 @@ Suite *bus_suite(void)
         bus_tcase_store(s);
         bus_tcase_log(s);
         bus_tcase_reload(s);
+        bus_tcase_token(s);
         return s;
 }
