@@ -18,6 +18,24 @@
 
 #include "cmd-token-util.h"
 
+int token_log_row(cli_ctx *ctx, const char *what, const hyb_key *issuer, const char *kind,
+                  const char *subject, const char *detail)
+{
+        const char *file = cli_opt(ctx, "log");
+        hyb_error e = {0};
+        int r;
+
+        if (!file)
+                return EXIT_OK;
+        if (!*file)
+                return cli_usage(ctx, "--log needs a FILE");
+        r = hyb_token_log_append(file, issuer, kind, subject, detail, 0, NULL, &e);
+        if (r < 0)
+                return cli_fail(EXIT_FAILED, what, hyb_err_name(r), "--log %s: %s", file,
+                                *e.message ? e.message : hyb_strerror(r));
+        return EXIT_OK;
+}
+
 static int log_add(cli_ctx *ctx)
 {
         const char *kind = cli_opt(ctx, "kind"), *subject = cli_opt(ctx, "subject");

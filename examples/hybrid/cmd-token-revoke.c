@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +67,21 @@ static int feed_head(hyb_bus *bus, const char *what, uint64_t *ret)
         }
         json_decref(res);
         return status;
+}
+
+/* --log FILE: a `revoke` row naming what was revoked and the feed entry. */
+static int log_revoke(cli_ctx *ctx, const hyb_key *issuer, const hyb_token_feed_rev *rev)
+{
+        char subject[64], detail[64];
+        const char *what = rev->jti ? rev->jti : rev->holder_kid;
+
+        if (!what) {
+                snprintf(subject, sizeof subject, "min_epo=%" PRIu64, rev->min_epo);
+                what = subject;
+        }
+        snprintf(detail, sizeof detail, "feed seq %" PRIu64 "%s", rev->seq,
+                 rev->holder_kid ? " (holder key)" : "");
+        return token_log_row(ctx, "token revoke", issuer, "revoke", what, detail);
 }
 
 int token_revoke(cli_ctx *ctx)
@@ -128,6 +144,11 @@ int token_revoke(cli_ctx *ctx)
                                          : cli_fail(EXIT_FAILED, "token revoke", "HYB_E_CONFLICT",
                                                     "the feed kept moving: try again");
                         continue;
+                }
+                status = log_revoke(ctx, issuer, &rev);
+                if (status != EXIT_OK) {
+                        json_decref(res);
+                        break;
                 }
                 if (ctx->json) {
                         char *s = json_dumps(res, JSON_COMPACT);

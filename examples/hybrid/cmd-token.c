@@ -29,10 +29,10 @@ typedef struct token_subcommand {
 } token_subcommand;
 
 static const char *const issue_opts[] = { "key", "iss", "sub", "aud", "holder", "cap", "ttl", "dlg",
-                                          NULL };
+                                          "log", NULL };
 static const char *const attenuate_opts[] = { "key", "holder", "cap", "aud", "ttl", NULL };
 static const char *const verify_opts[] = { "trust", "aud", "at", "check", NULL };
-static const char *const revoke_opts[] = { "key", "jti", "holder", "min-epoch", NULL };
+static const char *const revoke_opts[] = { "key", "jti", "holder", "min-epoch", "log", NULL };
 static const char *const log_opts[] = { "key", "kind", "subject", "detail", "verify", "trust", NULL };
 
 static const token_subcommand token_subcommands[] = {
@@ -63,6 +63,7 @@ static const cli_option token_options[] = {
         { "check", true, "--check 'FURI=ACTION'  require this right (repeatable)", 0 },
         { "jti", true, "--jti ID        revoke: the token id (jti) to revoke", 0 },
         { "min-epoch", true, "--min-epoch N   revoke: every token of this issuer with an epoch below N", 0 },
+        { "log", true, "--log FILE      issue, revoke: also record a grant / revoke row in the identity log FILE", 0 },
         { "kind", true, "--kind KIND     log add: enroll, rotate, grant or revoke", 0 },
         { "subject", true, "--subject NAME  log add: who or what the row is about", 0 },
         { "detail", true, "--detail TEXT   log add: free text kept in the row", 0 },
@@ -166,13 +167,14 @@ const cli_command cmd_token = {
         .usage = "usage: hybrid token keygen FILE\n"
                  "       hybrid token issue --key ISSUER_KEY --iss NAME --sub NAME --aud ID[,ID...]\n"
                  "                          --holder HOLDER_PUB --cap 'PATTERN=ACTION[,ACTION...]'...\n"
-                 "                          [--ttl SECONDS] [--dlg N]\n"
+                 "                          [--ttl SECONDS] [--dlg N] [--log FILE]\n"
                  "       hybrid token attenuate --key HOLDER_KEY --holder NEW_HOLDER_PUB [--cap ...]...\n"
                  "                          [--aud ID[,ID...]] [--ttl SECONDS] TOKEN|-\n"
                  "       hybrid token inspect TOKEN|-\n"
                  "       hybrid token verify --trust NAME=PUBFILE... --aud ID [--at UNIX_SECONDS]\n"
                  "                          [--check 'FURI=ACTION']... TOKEN|-\n"
                  "       hybrid token revoke --key ISSUER_KEY (--jti ID | --holder PUBFILE | --min-epoch N)\n"
+                 "                          [--log FILE]\n"
                  "       hybrid token feed\n"
                  "       hybrid token log add --key ISSUER_KEY --kind enroll|rotate|grant|revoke\n"
                  "                          --subject NAME [--detail TEXT] FILE\n"
@@ -195,6 +197,8 @@ const cli_command cmd_token = {
                  "daemon's feed, a line per entry: SEQ ISSUER what=value (--json: an array).\n"
                  "The daemon connection uses --bus and, for credentials, $HYBRID_TOKEN and\n"
                  "$HYBRID_KEY (--key is the signing key here).\n"
+                 "--log FILE on issue and revoke also appends a grant / revoke row to the\n"
+                 "identity log FILE, signed by the same issuer key.\n"
                  "log add appends a signed, hash-chained row to the identity log FILE (SQLite,\n"
                  "created when missing) and prints its seq; log lists the rows (--json: one\n"
                  "object a line); with --verify it first checks every row against the trusted\n"

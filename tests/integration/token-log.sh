@@ -58,6 +58,17 @@ tamper "UPDATE identity_log SET sig = (SELECT sig FROM identity_log WHERE seq = 
 expect_err "a row with another row's signature" 1 'row 2.*signature' V t.db
 expect "the untouched log still verifies" 0 "*" V id.db
 
+# --log on issue: a grant row signed by the same issuer, naming the principal and the jti
+run "$H" token issue --key issuer.key --iss hub --sub alice --aud hub-a --holder device.key.pub \
+        --cap '/sensors/#=read' --log il.db
+check "issue --log prints the token" sh -c '[ "$1" = 0 ] && [ "$(tr -cd . <"$2" | wc -c)" = 2 ]' - "$RC" "$T/out"
+TOK=$(cat "$T/out")
+JTI=$("$H" token inspect "$TOK" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["blocks"][0]["claims"]["jti"])')
+expect "the grant row verifies" 0 "*" "$H" token log --verify --trust hub=issuer.key.pub il.db
+check "... row 1 is a grant of alice naming the jti" grep -q "^1 [0-9]* grant alice .* jti=$JTI holder=device.key.pub exp=" "$T/out"
+expect_err "issue --log into a file that is no log: exit 1" 1 'log' "$H" token issue --key issuer.key --iss hub --sub a --aud x --holder device.key.pub --cap '/a=read' --log issuer.key
+check "... and no token printed" [ ! -s "$T/out" ]
+
 expect_err "no FILE: usage" 2 'FILE' "$H" token log
 expect_err "--verify without --trust: usage" 2 'trust' "$H" token log --verify id.db
 expect_err "--trust without --verify: usage" 2 'trust' "$H" token log --trust hub=issuer.key.pub id.db

@@ -91,10 +91,12 @@ expect_err "guest2 cannot reconnect: 401" 1 '401' as guest2 guest2 store get /se
 
 # --- by minimum epoch: every token of issuer lab below epoch 1 (all of them: epo 0)
 session l labber labber
-expect "revoke --min-epoch, signed by lab" 0 3 A token revoke --key "$T/lab.key" --min-epoch 1
+expect "revoke --min-epoch, signed by lab, recorded in an identity log" 0 3 A token revoke --key "$T/lab.key" --min-epoch 1 --log "$T/id.db"
 ended l "revoke by min epoch"
 still a "hub's tokens are not lab's: alice stays"
 expect_err "labber cannot reconnect: 401" 1 '401' as labber labber store get /sensors/x
+expect "the identity log's revoke row verifies" 0 "*" "$H" token log --verify --trust lab="$T/lab.key.pub" "$T/id.db"
+check "... and names the epoch floor and the feed entry" grep -q '^1 [0-9]* revoke min_epo=1 .* feed seq 3$' "$T/out"
 
 # --- the feed as the CLI lists it
 run A token feed
