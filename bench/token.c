@@ -7,12 +7,26 @@
  *   check, 10 and 100 caps    hyb_token_allowed vs  a plain hyb_furi_match loop over
  *                             the same patterns (the store ACL's shape)
  *
- * The handshake and the round trips through hybridd are not here: they need the
- * daemon side of tokens.  Usage: bench-token [--runs N]
+ * and, with --hybridd PATH (the daemon binary, started here with auth.tokens accept
+ * on a socket in a temp dir), through a real hybridd:
+ *
+ *   connect, 1 and 3 blocks   hyb_bus_connect_with + token  vs  hyb_bus_connect (uid),
+ *                             with a new token and with one the daemon verified before
+ *   call RTT                  a token session's call        vs  a uid session's call
+ *   store get                 a token session's store read  vs  a uid session's read
+ *
+ * (the callee of the calls is a uid session served by a thread of this process).
+ * Usage: bench-token [--runs N] [--hybridd PATH]
  */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <hybrid/hybrid.h>
 
@@ -204,6 +218,236 @@ static void bench_check(hyb_key *issuer, hyb_key **holders, hyb_token_trust *tru
         hyb_free(tok);
 }
 
+/* ------------------------------------------------------------ through hybridd */
+
+static const char *hybridd_bin;
+static char dtmp[] = "/tmp/bench-token.XXXXXX";
+static char dsock[256];
+static pid_t dpid;
+
+static void daemon_stop(void)
+{
+        char p[300];
+
+        if (dpid > 0) {
+                kill(dpid, SIGTERM);
+                waitpid(dpid, NULL, 0);
+                dpid = 0;
+        }
+        snprintf(p, sizeof p, "%s/iss.pub", dtmp);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/d.yaml", dtmp);
+        unlink(p);
+        unlink(dsock);
+        rmdir(dtmp);
+}
+
+static void daemon_start(hyb_key *issuer)
+{
+        char pub[300], cfg[300];
+        struct stat st;
+        FILE *f;
+
+        if (!mkdtemp(dtmp))
+                die("mkdtemp", -1, NULL);
+        snprintf(pub, sizeof pub, "%s/iss.pub", dtmp);
+        snprintf(cfg, sizeof cfg, "%s/d.yaml", dtmp);
+        snprintf(dsock, sizeof dsock, "%s/bus.sock", dtmp);
+        if (hyb_key_save_public(issuer, pub, NULL) < 0 || !(f = fopen(cfg, "w")))
+                die("daemon files", -1, NULL);
+        fprintf(f, "auth:\n  tokens: accept\n  audience: hub-a\n  issuers:\n    hub: %s\n"
+                   "store:\n  durability: memory\nlog:\n  level: warning\n", pub);
+        fclose(f);
+        dpid = fork();
+        if (dpid == 0) {
+                execl(hybridd_bin, hybridd_bin, "--foreground", "--socket", dsock, "--config", cfg,
+                      (char *)NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 500 && stat(dsock, &st) < 0; i++)
+                usleep(10000);
+        if (stat(dsock, &st) < 0)
+                die("hybridd did not start", -1, NULL);
+}
+
+static hyb_bus *dconnect(const char *app, const char *runner, const char *tok, const hyb_key *key)
+{
+        hyb_bus_connect_options o;
+        hyb_bus *b = NULL;
+        hyb_error e;
+        int r;
+
+        hyb_bus_connect_options_init(&o);
+        o.path = dsock;
+        o.app = app;
+        o.runner = runner;
+        o.token = tok;
+        o.key = key;
+        hyb_error_clear(&e);
+        if ((r = hyb_bus_connect_with(&o, &b, &e)) < 0)
+                die("connect", r, &e);
+        return b;
+}
+
+/* A token of `blocks` blocks (the last holder: holders[blocks - 1]) for the bench's rights. */
+static char *daemon_token(hyb_key *issuer, hyb_key **holders, int blocks)
+{
+        hyb_token_cap caps[] = {
+                { "/bench/#", HYB_TOKEN_ACT_READ | HYB_TOKEN_ACT_WRITE },
+                { "bus://localhost/org.bench.srv/main/ping", HYB_TOKEN_ACT_CALL },
+        };
+        const char *aud[] = { "hub-a" };
+        hyb_token_issue_opts o;
+        hyb_token_attenuate_opts a;
+        hyb_error e;
+        char *tok = NULL, *next = NULL;
+        int r;
+
+        hyb_token_issue_opts_init(&o);
+        o.iss = "hub";
+        o.sub = "bench";
+        o.aud = aud;
+        o.n_aud = 1;
+        o.holder = holders[0];
+        o.caps = caps;
+        o.n_caps = 2;
+        o.dlg = 3;
+        if ((r = hyb_token_issue(issuer, &o, &tok, &e)) < 0)
+                die("issue", r, &e);
+        for (int b = 1; b < blocks; b++) {
+                hyb_token_attenuate_opts_init(&a);
+                a.holder = holders[b];
+                if ((r = hyb_token_attenuate(tok, holders[b - 1], &a, &next, &e)) < 0)
+                        die("attenuate", r, &e);
+                hyb_free(tok);
+                tok = next;
+        }
+        return tok;
+}
+
+/* Connects with a token of `blocks` blocks: cold (a token the daemon has not seen: every
+ * block's signature and the proof are checked) or warm (the same token again: the daemon's
+ * cache of verified tokens leaves the proof). */
+static void bench_connect(hyb_key *issuer, hyb_key **holders, int blocks, bool cold)
+{
+        enum { N = 20 };
+        double ours[32], peer[32];
+        char *toks[N], runner[32], label[64];
+
+        for (int r = 0; r < runs; r++) {
+                for (int i = 0; i < N; i++)
+                        toks[i] = cold || i == 0 ? daemon_token(issuer, holders, blocks) : toks[0];
+                if (!cold) /* warm the cache */
+                        hyb_bus_unref(dconnect("org.hybridos.cli", "warm", toks[0], holders[blocks - 1]));
+                uint64_t t0 = bench_now_ns();
+                for (int i = 0; i < N; i++) {
+                        snprintf(runner, sizeof runner, "t%d", i);
+                        hyb_bus_unref(dconnect("org.hybridos.cli", runner, toks[i], holders[blocks - 1]));
+                }
+                uint64_t t1 = bench_now_ns();
+                for (int i = 0; i < N; i++) {
+                        snprintf(runner, sizeof runner, "u%d", i);
+                        hyb_bus_unref(dconnect("org.hybridos.cli", runner, NULL, NULL));
+                }
+                uint64_t t2 = bench_now_ns();
+                ours[r] = (double)(t1 - t0) / N / 1e6;
+                peer[r] = (double)(t2 - t1) / N / 1e6;
+                for (int i = 0; i < N; i++)
+                        if (cold || i == 0)
+                                hyb_free(toks[i]);
+        }
+        snprintf(label, sizeof label, "connect, %d block%s, %s", blocks, blocks > 1 ? "s" : "",
+                 cold ? "new token" : "again");
+        row(label, "ms per connect (peer: uid policy)", median_of(ours), median_of(peer));
+}
+
+static atomic_bool srv_stop;
+
+static int on_ping(hyb_bus_request *req, void *ud)
+{
+        (void)ud;
+        return hyb_bus_request_reply(req, 200, "1", 1, 0);
+}
+
+static void *srv_main(void *ud)
+{
+        hyb_bus *b = ud;
+
+        while (!atomic_load(&srv_stop)) {
+                hyb_bus_wait(b, 20000);
+                while (hyb_bus_process(b) > 0)
+                        ;
+        }
+        return NULL;
+}
+
+static double rtt_us(hyb_bus *b, int n)
+{
+        uint64_t t0 = bench_now_ns();
+
+        for (int i = 0; i < n; i++) {
+                hyb_bus_reply *rep = NULL;
+                int r = hyb_bus_call(b, "@localhost/org.bench.srv/main", "ping", "{}", 2, 0, 5000, &rep, NULL);
+                if (r < 0 || hyb_bus_reply_get_status(rep) != 200)
+                        die("call", r, NULL);
+                hyb_bus_reply_unref(rep);
+        }
+        return (double)(bench_now_ns() - t0) / n / 1e3;
+}
+
+static double get_us(hyb_bus *b, int n)
+{
+        uint64_t t0 = bench_now_ns();
+
+        for (int i = 0; i < n; i++) {
+                hyb_obj *o = NULL;
+                hyb_error e;
+                int r = hyb_bus_store_read(b, "/bench/k", &o, &e);
+                if (r < 0 || !o)
+                        die("store read", r, &e);
+                hyb_obj_unref(o);
+        }
+        return (double)(bench_now_ns() - t0) / n / 1e3;
+}
+
+static void bench_daemon_ops(hyb_key *issuer, hyb_key **holders)
+{
+        enum { N = 2000 };
+        double c_ours[32], c_peer[32], g_ours[32], g_peer[32];
+        char *tok = daemon_token(issuer, holders, 1);
+        hyb_bus *srv = dconnect("org.bench.srv", "main", NULL, NULL);
+        hyb_bus *tb = dconnect("org.hybridos.cli", "tok", tok, holders[0]);
+        hyb_bus *ub = dconnect("org.hybridos.cli", "uid", NULL, NULL);
+        hyb_slot *slot = NULL;
+        hyb_obj *v = NULL;
+        pthread_t th;
+        hyb_error e;
+
+        if (hyb_bus_register_procedure(srv, "ping", "*", "*", on_ping, NULL, &slot, &e) < 0 ||
+            hyb_obj_new_int(7, &v) < 0 || hyb_bus_store_write(ub, "/bench/k", v, 0, &e) < 0)
+                die("daemon setup", -1, &e);
+        hyb_obj_unref(v);
+        pthread_create(&th, NULL, srv_main, srv);
+        rtt_us(tb, 200); /* warm-up */
+        rtt_us(ub, 200);
+        for (int r = 0; r < runs; r++) {
+                /* alternate, so drift on a shared machine hits both columns alike */
+                c_ours[r] = rtt_us(tb, N);
+                c_peer[r] = rtt_us(ub, N);
+                g_ours[r] = get_us(tb, N);
+                g_peer[r] = get_us(ub, N);
+        }
+        row("call RTT, token", "us per call (peer: uid policy)", median_of(c_ours), median_of(c_peer));
+        row("store get, token", "us per get (peer: uid policy)", median_of(g_ours), median_of(g_peer));
+        atomic_store(&srv_stop, true);
+        pthread_join(th, NULL);
+        hyb_slot_unref(slot);
+        hyb_bus_unref(srv);
+        hyb_bus_unref(tb);
+        hyb_bus_unref(ub);
+        hyb_free(tok);
+}
+
 int main(int argc, char **argv)
 {
         hyb_key *issuer = NULL, *holders[4] = {NULL};
@@ -212,8 +456,10 @@ int main(int argc, char **argv)
         for (int i = 1; i < argc; i++) {
                 if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
                         runs = atoi(argv[++i]);
+                } else if (strcmp(argv[i], "--hybridd") == 0 && i + 1 < argc) {
+                        hybridd_bin = argv[++i];
                 } else {
-                        fprintf(stderr, "usage: bench-token [--runs N]\n");
+                        fprintf(stderr, "usage: bench-token [--runs N] [--hybridd PATH]\n");
                         return 2;
                 }
         }
@@ -233,6 +479,17 @@ int main(int argc, char **argv)
         bench_verify(issuer, holders, trust, 3);
         bench_check(issuer, holders, trust, 2, 5);
         bench_check(issuer, holders, trust, 4, 25);
+        if (hybridd_bin) {
+                daemon_start(issuer);
+                bench_connect(issuer, holders, 1, true);
+                bench_connect(issuer, holders, 3, true);
+                bench_connect(issuer, holders, 1, false);
+                bench_connect(issuer, holders, 3, false);
+                bench_daemon_ops(issuer, holders);
+                daemon_stop();
+        } else {
+                printf("(connect, call RTT and store get through hybridd: run with --hybridd PATH)\n");
+        }
         for (int i = 0; i < 4; i++)
                 hyb_key_unref(holders[i]);
         hyb_key_unref(issuer);

@@ -18,6 +18,7 @@
 #include "broker-internal.h"
 #include "bus/names.h"
 #include "common/util.h"
+#include "token/crypto.h"
 #include "token/proof.h"
 
 #define AUTH_CLI_APP "org.hybridos.cli"
@@ -70,6 +71,82 @@ static struct bauth_ids *ids_copy(const hyb_token_ids *ids)
         return d;
 }
 
+/*
+ * Verified tokens by the SHA-256 of their text, so a peer that reconnects with the same
+ * token costs one signature check (its proof), not one per block.  An entry holds the
+ * immutable result and its revocation handles; it is used only under the configuration it
+ * was verified with (a reload changes audience, issuers or lifetime cap: b->c changes),
+ * only before the token's exp, and the revocation hook is asked again at every connect.
+ */
+#define AUTH_CACHE_SLOTS 64u
+struct bauth_cache {
+        struct bauth_slot {
+                uint8_t hash[CRYPTO_SHA256_LEN];
+                const broker_config *cfg;
+                hyb_token_result *res;
+                struct bauth_ids *ids;
+        } slot[AUTH_CACHE_SLOTS];
+        unsigned next; /* the slot the next insertion replaces */
+};
+
+static void ids_free(struct bauth_ids *d);
+
+static void cache_slot_clear(struct bauth_slot *s)
+{
+        s->res = hyb_token_result_unref(s->res);
+        ids_free(s->ids);
+        s->ids = NULL;
+        s->cfg = NULL;
+}
+
+void auth_broker_free(hyb_broker *b)
+{
+        if (!b->tok_cache)
+                return;
+        for (unsigned i = 0; i < AUTH_CACHE_SLOTS; i++)
+                cache_slot_clear(&b->tok_cache->slot[i]);
+        free(b->tok_cache);
+        b->tok_cache = NULL;
+}
+
+static struct bauth_slot *cache_find(hyb_broker *b, const uint8_t hash[CRYPTO_SHA256_LEN], int64_t now)
+{
+        if (!b->tok_cache)
+                return NULL;
+        for (unsigned i = 0; i < AUTH_CACHE_SLOTS; i++) {
+                struct bauth_slot *s = &b->tok_cache->slot[i];
+
+                if (!s->res)
+                        continue;
+                if (s->cfg != b->c || hyb_token_result_get_exp(s->res) <= now) {
+                        cache_slot_clear(s); /* stale: another configuration, or expired */
+                        continue;
+                }
+                if (crypto_memeq(s->hash, hash, CRYPTO_SHA256_LEN))
+                        return s;
+        }
+        return NULL;
+}
+
+static struct bauth_ids *ids_copy_of(const struct bauth_ids *d);
+
+static void cache_put(hyb_broker *b, const uint8_t hash[CRYPTO_SHA256_LEN], hyb_token_result *res,
+                      const struct bauth_ids *ids)
+{
+        struct bauth_slot *s;
+
+        if (!b->tok_cache && !(b->tok_cache = calloc(1, sizeof *b->tok_cache)))
+                return; /* no cache: the next connect verifies again */
+        s = &b->tok_cache->slot[b->tok_cache->next++ % AUTH_CACHE_SLOTS];
+        cache_slot_clear(s);
+        s->ids = ids_copy_of(ids);
+        if (!s->ids)
+                return;
+        memcpy(s->hash, hash, CRYPTO_SHA256_LEN);
+        s->cfg = b->c;
+        s->res = hyb_token_result_ref(res);
+}
+
 static void ids_view(const struct bauth_ids *d, hyb_token_ids *v)
 {
         *v = (hyb_token_ids){
@@ -80,6 +157,14 @@ static void ids_view(const struct bauth_ids *d, hyb_token_ids *v)
                 .sig_hashes = (const char *const *)d->sig_hashes,
                 .holder_kids = (const char *const *)d->holder_kids,
         };
+}
+
+static struct bauth_ids *ids_copy_of(const struct bauth_ids *d)
+{
+        hyb_token_ids v;
+
+        ids_view(d, &v);
+        return ids_copy(&v);
 }
 
 int auth_challenge(bconn *c)
@@ -194,7 +279,8 @@ static int auth_token(bconn *c, json_t *token, const char *cnonce_hex, size_t cn
         hyb_token_verify_opts o;
         hyb_token_result *res = NULL;
         capture cap = { .b = b };
-        uint8_t nc[TOKEN_NONCE_LEN], t[32];
+        uint8_t nc[TOKEN_NONCE_LEN], t[32], th[CRYPTO_SHA256_LEN];
+        struct bauth_slot *slot = NULL;
         char binding[TOKEN_BINDING_MAX];
         const char *text;
         size_t len;
@@ -228,11 +314,27 @@ static int auth_token(bconn *c, json_t *token, const char *cnonce_hex, size_t cn
         o.max_lifetime_s = b->c->auth_max_lifetime_s;
         o.revoked = capture_revoked;
         o.userdata = &cap;
-        hyb_error_clear(&e);
-        r = hyb_token_verify(text, b->c->auth_trust, &o, &res, &e);
-        if (r < 0) {
-                snprintf(why, why_size, "token: %s", e.message[0] ? e.message : hyb_strerror(r));
-                goto fail;
+        crypto_sha256(text, len, th);
+        slot = cache_find(b, th, (int64_t)time(NULL));
+        if (slot) {
+                /* Verified before under this configuration: only revocation may have changed. */
+                hyb_token_ids v;
+
+                res = hyb_token_result_ref(slot->res);
+                ids_view(slot->ids, &v);
+                r = capture_revoked(&cap, &v);
+                if (r != 0) {
+                        snprintf(why, why_size, "token: %s", r > 0 ? "revoked" : "revocation state unknown");
+                        r = HYB_E_UNAUTHORIZED;
+                        goto fail;
+                }
+        } else {
+                hyb_error_clear(&e);
+                r = hyb_token_verify(text, b->c->auth_trust, &o, &res, &e);
+                if (r < 0) {
+                        snprintf(why, why_size, "token: %s", e.message[0] ? e.message : hyb_strerror(r));
+                        goto fail;
+                }
         }
         if (hyb_token_result_get_exp(res) <= (int64_t)time(NULL)) {
                 snprintf(why, why_size, "token: expired");
@@ -257,6 +359,9 @@ static int auth_token(bconn *c, json_t *token, const char *cnonce_hex, size_t cn
                 snprintf(why, why_size, "out of memory");
                 goto fail;
         }
+        /* Only a token whose proof held is kept: the cache never grows from refusals. */
+        if (!slot)
+                cache_put(b, th, res, cap.ids);
         *ret = res;
         *ret_ids = cap.ids;
         return 0;

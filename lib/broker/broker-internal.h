@@ -207,6 +207,7 @@ struct hyb_broker {
         hyb_token_feed *feed;
         bool feed_broken;
         char hostname[256];     /* the default audience (gethostname), filled on first use */
+        struct bauth_cache *tok_cache; /* verified tokens by hash (auth.c), or NULL */
         /* Counters read as /sys/bus/... (like mosquitto's $SYS): frames and bytes read from and
          * queued to peers, peers cut off for a quota, connections accepted since the start. */
         uint64_t msgs_in, msgs_out, bytes_in, bytes_out, drops, accepted;
@@ -274,6 +275,8 @@ int auth_challenge(bconn *c);
 void auth_handle(bconn *c, const wire_hdr *h, const uint8_t *body);
 /* Releases what a connection holds of its token (conn_unlink_free). */
 void auth_conn_free(bconn *c);
+/* Releases the broker's cache of verified tokens (hyb_broker_free). */
+void auth_broker_free(hyb_broker *b);
 /* The verifier id of this broker: auth.audience, else the machine's host name. */
 const char *broker_auth_audience(hyb_broker *b);
 /*

@@ -464,6 +464,7 @@ HYB_EXPORT hyb_broker *hyb_broker_free(hyb_broker *b)
         bconn_free_all(b);
         broker_feed_free(b);
         store_detach(b);
+        auth_broker_free(b);
         while (b->pend_free) {
                 bpending *p = b->pend_free;
                 b->pend_free = p->hnext;
@@ -591,6 +592,7 @@ HYB_EXPORT int hyb_broker_reload(hyb_broker *b, const hyb_broker_config *cfg, hy
         old = b->cfg;
         b->cfg = n;
         b->c = &n->c;
+        auth_broker_free(b); /* tokens verified under the old auth.* are verified again */
         hyb_broker_config_unref(old);
         for (size_t i = 0; i < ELEMENTSOF(restart_only); i++)
                 if (ignored & (1 << i))

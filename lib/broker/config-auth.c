@@ -22,7 +22,7 @@
 
 #include "common/util.h"
 
-static const char *const token_modes[] = { "off", "accept", "require" };
+static const char *const token_modes[] = {"off", "accept", "require"};
 
 static int set_tokens(loader *l, const char *path, const field *f)
 {
@@ -94,7 +94,8 @@ static int set_issuers(loader *l, const char *path, const field *f)
                 if (r < 0)
                         goto out;
                 if (len == 0 || len > 255) {
-                        r = loader_fail(l, e->start_mark, path, "an issuer name has 1 to 255 bytes");
+                        r = loader_fail(l, e->start_mark, path,
+                                        "an issuer name has 1 to 255 bytes");
                         goto out;
                 }
                 name = strndup_safe(s, len);
@@ -122,15 +123,16 @@ static int set_issuers(loader *l, const char *path, const field *f)
                 hyb_error_clear(&err);
                 r = hyb_key_load_file(file, &key, &err);
                 if (r < 0) {
-                        r = loader_fail(l, loader_event(l)->start_mark, sub, "cannot load key %s: %s",
-                                        file, err.message[0] ? err.message : hyb_strerror(r));
+                        r = loader_fail(l, loader_event(l)->start_mark, sub,
+                                        "cannot load key %s: %s", file,
+                                        err.message[0] ? err.message : hyb_strerror(r));
                         goto out;
                 }
                 r = hyb_token_trust_add(trust, name, key);
                 hyb_key_unref(key);
                 if (r < 0) {
-                        r = loader_fail(l, loader_event(l)->start_mark, sub, "cannot trust key %s: %s",
-                                        file, hyb_strerror(r));
+                        r = loader_fail(l, loader_event(l)->start_mark, sub,
+                                        "cannot trust key %s: %s", file, hyb_strerror(r));
                         goto out;
                 }
         }
@@ -171,10 +173,10 @@ static int set_max_lifetime(loader *l, const char *path, const field *f)
 int broker_config_set_auth(loader *l, const char *path, const field *f)
 {
         static const field fields[] = {
-                { "tokens", set_tokens },
-                { "audience", set_audience },
-                { "issuers", set_issuers },
-                { "max_lifetime_s", set_max_lifetime },
+                {"tokens", set_tokens},
+                {"audience", set_audience},
+                {"issuers", set_issuers},
+                {"max_lifetime_s", set_max_lifetime},
         };
 
         return loader_walk_map(l, path, fields, ELEMENTSOF(fields));

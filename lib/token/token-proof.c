@@ -31,8 +31,9 @@ int token_proof_transcript(const char *audience, const uint8_t nb[TOKEN_NONCE_LE
         blen[0] = (uint8_t)(bl >> 8);
         blen[1] = (uint8_t)bl;
         crypto_sha256(token, token_len, th);
-        const void *parts[] = { label, alen, audience, nb, nc, th, blen, binding };
-        const size_t lens[] = { sizeof label, 2, al, TOKEN_NONCE_LEN, TOKEN_NONCE_LEN, sizeof th, 2, bl };
+        const void *parts[] = {label, alen, audience, nb, nc, th, blen, binding};
+        const size_t lens[] = {sizeof label,    2,         al, TOKEN_NONCE_LEN,
+                               TOKEN_NONCE_LEN, sizeof th, 2,  bl};
         crypto_sha256_parts(parts, lens, sizeof lens / sizeof lens[0], out);
         return 0;
 }

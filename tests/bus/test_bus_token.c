@@ -37,7 +37,8 @@ static void keys_make(keys *k, const char *mode)
         snprintf(pub, sizeof pub, "%s/iss.pub", k->dir);
         ck_assert_int_eq(hyb_key_save_public(k->iss, pub, NULL), 0);
         snprintf(k->yaml, sizeof k->yaml,
-                 "auth:\n  tokens: %s\n  audience: hub-test\n  issuers:\n    acme: %s\n", mode, pub);
+                 "auth:\n  tokens: %s\n  audience: hub-test\n  issuers:\n    acme: %s\n", mode,
+                 pub);
 }
 
 static void keys_free(keys *k)
@@ -55,7 +56,7 @@ static char *issue(keys *k, const char *aud, uint64_t ttl, const char *caps)
         hyb_token_issue_opts o;
         hyb_token_cap cap[8];
         char *copy = strdup(caps), *save = NULL, *tok = NULL;
-        const char *auds[] = { aud };
+        const char *auds[] = {aud};
         size_t n = 0;
         hyb_error e;
 
@@ -164,11 +165,13 @@ START_TEST(test_token_config)
         };
 
         ck_assert_int_eq(hyb_broker_config_new(&cfg), 0);
-        static const char good[] = "auth:\n  tokens: REQUIRE\n  audience: hub\n  max_lifetime_s: 60\n";
+        static const char good[] =
+                "auth:\n  tokens: REQUIRE\n  audience: hub\n  max_lifetime_s: 60\n";
         ck_assert_int_eq(hyb_broker_config_load_string(cfg, good, strlen(good), &e), 0);
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 hyb_error_clear(&e);
-                ck_assert_msg(hyb_broker_config_load_string(cfg, bad[i], strlen(bad[i]), &e) == HYB_E_CONFIG,
+                ck_assert_msg(hyb_broker_config_load_string(cfg, bad[i], strlen(bad[i]), &e) ==
+                                      HYB_E_CONFIG,
                               "accepted: %s", bad[i]);
                 ck_assert_int_gt(e.line, 0);
         }
@@ -212,12 +215,14 @@ START_TEST(test_token_connect)
         hyb_free(pem);
         hyb_key_unref(pub_only);
         /* another audience */
-        ck_assert_int_eq(connect_tok(&t, "org.example.app", "main", aud, k.holder, &b), HYB_E_UNAUTHORIZED);
+        ck_assert_int_eq(connect_tok(&t, "org.example.app", "main", aud, k.holder, &b),
+                         HYB_E_UNAUTHORIZED);
         /* a tampered token (a payload character changed) */
         char *bad = strdup(good);
         char *dot = strchr(bad, '.');
         dot[5] = dot[5] == 'A' ? 'B' : 'A';
-        ck_assert_int_eq(connect_tok(&t, "org.example.app", "main", bad, k.holder, &b), HYB_E_UNAUTHORIZED);
+        ck_assert_int_eq(connect_tok(&t, "org.example.app", "main", bad, k.holder, &b),
+                         HYB_E_UNAUTHORIZED);
         free(bad);
         /* expired (exp passed; still within the verifier's clock leeway) */
         sleep(2);
@@ -247,7 +252,8 @@ START_TEST(test_token_require_and_off)
         start(&t, k.yaml);
         good = issue(&k, "hub-test", 3600, "/sensors/#=read");
         hyb_error_clear(&e);
-        ck_assert_int_eq(hyb_bus_connect(t.sock, "org.hybridos.cli", "x", &b, &e), HYB_E_UNAUTHORIZED);
+        ck_assert_int_eq(hyb_bus_connect(t.sock, "org.hybridos.cli", "x", &b, &e),
+                         HYB_E_UNAUTHORIZED);
         ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "y", good, k.holder, &b), 0);
         hyb_bus_unref(b);
         tb_stop(&t);
@@ -256,7 +262,8 @@ START_TEST(test_token_require_and_off)
         /* off: the client does not send a token to a daemon that would not read it */
         keys_make(&k, "off");
         start(&t, k.yaml);
-        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "y", good, k.holder, &b), HYB_E_UNAUTHORIZED);
+        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "y", good, k.holder, &b),
+                         HYB_E_UNAUTHORIZED);
         b = tb_connect(&t, "org.hybridos.cli", "z");
         ck_assert_ptr_nonnull(b);
         hyb_bus_unref(b);
@@ -280,7 +287,8 @@ START_TEST(test_token_operations)
         keys_make(&k, "accept");
         start(&t, k.yaml);
         tok = issue(&k, "hub-test", 3600,
-                    "/sensors/#=read;/home/+/temp=sub;bus://localhost/org.example.app/main=reg;bus://localhost/org.example.app/main/ping=reg;"
+                    "/sensors/#=read;/home/+/temp=sub;bus://localhost/org.example.app/"
+                    "main=reg;bus://localhost/org.example.app/main/ping=reg;"
                     "bus://localhost/org.example.app/main/tick=reg");
         plain = tb_connect(&t, "org.example.plain", "p");
         ck_assert_int_eq(put_int(plain, "/sensors/a", 1), 0);
@@ -296,23 +304,26 @@ START_TEST(test_token_operations)
         ck_assert_int_eq(hyb_bus_store_read(b, "/other", &o, &e), HYB_E_FORBIDDEN);
         ck_assert_int_eq(hyb_bus_store_subscribe(b, "/home/#", 0, nop_msg, NULL, &slot, &e),
                          HYB_E_FORBIDDEN);
-        ck_assert_int_eq(hyb_bus_store_subscribe(b, "/home/+/temp", 0, nop_msg, NULL, &slot, &e), 0);
+        ck_assert_int_eq(hyb_bus_store_subscribe(b, "/home/+/temp", 0, nop_msg, NULL, &slot, &e),
+                         0);
         hyb_slot_unref(slot);
         slot = NULL;
 
         /* bus: reg on ping is granted, on pong not; pub and call not at all */
         hyb_error_clear(&e);
-        ck_assert_int_eq(hyb_bus_register_procedure(b, "ping", "*", "*", nop_method, NULL, &slot, &e), 0);
+        ck_assert_int_eq(
+                hyb_bus_register_procedure(b, "ping", "*", "*", nop_method, NULL, &slot, &e), 0);
         hyb_slot_unref(slot);
         slot = NULL;
-        ck_assert_int_eq(hyb_bus_register_procedure(b, "pong", "*", "*", nop_method, NULL, &slot, &e),
-                         HYB_E_FORBIDDEN);
+        ck_assert_int_eq(
+                hyb_bus_register_procedure(b, "pong", "*", "*", nop_method, NULL, &slot, &e),
+                HYB_E_FORBIDDEN);
         hyb_slot *ev_slot = NULL; /* the bubble lives while its slot does */
         ck_assert_int_eq(hyb_bus_register_event(b, "tick", "*", "*", &ev_slot, &e), 0);
         uint32_t delivered = 0, failed = 0;
         ck_assert_int_eq(hyb_bus_fire(b, "tick", "{}", 2, 0, &delivered, &failed), HYB_E_FORBIDDEN);
-        ck_assert_int_eq(hyb_bus_subscribe(b, "@localhost/org.example.app/main", "tick", nop_event, NULL,
-                                           &slot, &e),
+        ck_assert_int_eq(hyb_bus_subscribe(b, "@localhost/org.example.app/main", "tick", nop_event,
+                                           NULL, &slot, &e),
                          HYB_E_FORBIDDEN);
         ck_assert_int_eq(hyb_bus_subscribe(b, "@localhost/*", "*", nop_event, NULL, &slot, &e),
                          HYB_E_FORBIDDEN);
@@ -330,12 +341,98 @@ START_TEST(test_token_operations)
 }
 END_TEST
 
+/* A token session's call is checked (403), and the lists show only what it may call. */
+START_TEST(test_token_call_and_lists)
+{
+        tbroker t;
+        keys k;
+        hyb_bus *srv, *b = NULL;
+        hyb_slot *s1 = NULL, *s2 = NULL;
+        hyb_bus_reply *rep = NULL;
+        hyb_error e;
+        tsvc svc;
+        char *tok;
+
+        keys_make(&k, "accept");
+        start(&t, k.yaml);
+        tok = issue(&k, "hub-test", 3600, "bus://localhost/org.example.srv/main/ping=call");
+        srv = tb_connect(&t, "org.example.srv", "main");
+        ck_assert_int_eq(
+                hyb_bus_register_procedure(srv, "ping", "*", "*", nop_method, NULL, &s1, &e), 0);
+        ck_assert_int_eq(
+                hyb_bus_register_procedure(srv, "secret", "*", "*", nop_method, NULL, &s2, &e), 0);
+        svc_start(&svc, srv);
+        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "caller", tok, k.holder, &b), 0);
+        hyb_error_clear(&e);
+        ck_assert_int_eq(hyb_bus_call(b, "@localhost/org.example.srv/main", "ping", "{}", 2, 0,
+                                      5000, &rep, &e),
+                         0);
+        ck_assert_int_eq(hyb_bus_reply_get_status(rep), 200);
+        rep = hyb_bus_reply_unref(rep);
+        int r = hyb_bus_call(b, "@localhost/org.example.srv/main", "secret", "{}", 2, 0, 5000, &rep,
+                             &e);
+        ck_assert(r == HYB_E_FORBIDDEN || (r == 0 && hyb_bus_reply_get_status(rep) == 403));
+        rep = hyb_bus_reply_unref(rep);
+        ck_assert_int_eq(hyb_bus_call_builtin(b, "listProcedures", "{}", &rep, &e), 0);
+        size_t len = 0;
+        const char *body = hyb_bus_reply_get_body(rep, &len);
+        char *text = strndup(body, len);
+        ck_assert_ptr_nonnull(strstr(text, "@localhost/org.example.srv/main/ping"));
+        ck_assert_ptr_null(strstr(text, "secret"));
+        free(text);
+        hyb_bus_reply_unref(rep);
+        hyb_bus_unref(b);
+        svc_stop(&svc);
+        hyb_slot_unref(s1);
+        hyb_slot_unref(s2);
+        hyb_bus_unref(srv);
+        free(tok);
+        tb_stop(&t);
+        keys_free(&k);
+}
+END_TEST
+
+/* A reload that changes the audience holds for the next connect of a token verified before. */
+START_TEST(test_token_reload_audience)
+{
+        tbroker t;
+        keys k;
+        hyb_bus *b = NULL;
+        hyb_broker_config *cfg = NULL;
+        hyb_error e;
+        char *tok, yaml[1200];
+
+        keys_make(&k, "accept");
+        start(&t, k.yaml);
+        tok = issue(&k, "hub-test", 3600, "/sensors/#=read");
+        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "r1", tok, k.holder, &b), 0);
+        hyb_bus_unref(b);
+        snprintf(yaml, sizeof yaml, "%s", k.yaml);
+        char *aud = strstr(yaml, "hub-test");
+        ck_assert_ptr_nonnull(aud);
+        memcpy(aud, "hub-else", 8);
+        ck_assert_int_eq(hyb_broker_config_new(&cfg), 0);
+        ck_assert_int_eq(hyb_broker_config_set_socket(cfg, t.sock), 0);
+        ck_assert_int_eq(hyb_broker_config_load_string(cfg, yaml, strlen(yaml), &e), 0);
+        tb_pause(&t);
+        ck_assert_int_eq(hyb_broker_reload(t.broker, cfg, &e), 0);
+        tb_resume(&t);
+        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "r2", tok, k.holder, &b),
+                         HYB_E_UNAUTHORIZED);
+        hyb_broker_config_unref(cfg);
+        free(tok);
+        tb_stop(&t);
+        keys_free(&k);
+}
+END_TEST
+
 static int revoke_jti(void *ud, const hyb_token_ids *ids)
 {
         return ids->jti && strcmp(ids->jti, ud) == 0;
 }
 
-/* The revocation hook closes the sessions of a revoked token (ERROR 401, the reason), not others. */
+/* The revocation hook closes the sessions of a revoked token (ERROR 401, the reason), not others.
+ */
 START_TEST(test_token_revoked_sweep)
 {
         tbroker t;
@@ -381,7 +478,8 @@ START_TEST(test_token_revoked_sweep)
         ck_assert(hyb_bus_is_open(b2));
         /* the revoked token cannot connect again */
         hyb_bus *b3 = NULL;
-        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "three", t1, k.holder, &b3), HYB_E_UNAUTHORIZED);
+        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "three", t1, k.holder, &b3),
+                         HYB_E_UNAUTHORIZED);
         hyb_bus_unref(b1);
         hyb_bus_unref(b2);
         free(t1);
@@ -428,7 +526,9 @@ void bus_tcase_token(Suite *s)
         tcase_add_test(tc, test_token_connect);
         tcase_add_test(tc, test_token_require_and_off);
         tcase_add_test(tc, test_token_operations);
+        tcase_add_test(tc, test_token_call_and_lists);
         tcase_add_test(tc, test_token_revoked_sweep);
+        tcase_add_test(tc, test_token_reload_audience);
         tcase_add_test(tc, test_token_expiry);
         suite_add_tcase(s, tc);
 }
