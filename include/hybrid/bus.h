@@ -73,7 +73,10 @@ HYB_EXPORT int hyb_bus_get_default_socket(char **ret_path);
  * Connects to the broker at `path` (NULL: the socket named by the environment
  * variable HYBRID_BUS when it is set and not empty (ignored in setuid programs),
  * else hyb_bus_get_default_socket()) and
- * authenticates as @localhost/<app>/<runner> by local uid policy.  Blocks until
+ * authenticates as @localhost/<app>/<runner> by local uid policy, or, when
+ * $HYBRID_TOKEN and $HYBRID_KEY name a token file and its holder's private key
+ * file (ignored in setuid programs), with that token (hyb_bus_connect_with; one
+ * of them alone, or a file that cannot be used: HYB_E_UNAUTHORIZED).  Blocks until
  * the handshake is done (bounded by the broker's auth timeout).
  * On success *ret holds the only reference (release with hyb_bus_unref).
  * Errors: -EINVAL (NULL app/runner/ret), HYB_E_NOT_ACCEPTABLE (bad app or runner

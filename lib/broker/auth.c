@@ -548,8 +548,15 @@ void auth_handle(bconn *c, const wire_hdr *wh, const uint8_t *body)
         if (!j || json_unpack(j, "{s:s, s:i, s?s, s?s, s?o, s?s%, s?s%}", "protocol", &proto, "version",
                               &version, "app", &app, "runner", &runner, "token", &token, "nonce",
                               &cnonce, &cnonce_len, "proof", &proof, &proof_len) < 0) {
+                /* With tokens on, a packet that carries a token is refused like any other
+                 * credential: the one 401. */
+                bool cred = mode != BROKER_AUTH_OFF && json_is_object(j) && json_object_get(j, "token");
+
                 json_decref(j);
-                auth_fail(c, 400, "malformed auth packet");
+                if (cred)
+                        auth_refuse(c, "malformed auth packet");
+                else
+                        auth_fail(c, 400, "malformed auth packet");
                 return;
         }
         if (strcmp(proto, WIRE_PROTOCOL) != 0 || version != WIRE_VERSION ||

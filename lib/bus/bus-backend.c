@@ -483,52 +483,6 @@ HYB_EXPORT int hyb_bus_backend_open_host_with(const char *db, const hyb_bus_conn
         return 0;
 }
 
-/*
- * $HYBRID_TOKEN (a token file) and $HYBRID_KEY (its holder's private key file): both
- * read, or neither set (*token NULL).  A file that cannot be read, or only one of the
- * two, is HYB_E_UNAUTHORIZED: the credentials the caller meant cannot be shown.
- */
-static int env_credentials(char **ret_token, hyb_key **ret_key, hyb_error *reterr)
-{
-        const char *tf = secure_getenv("HYBRID_TOKEN"), *kf = secure_getenv("HYBRID_KEY");
-        char buf[HYB_TOKEN_MAX_SIZE + 2];
-        size_t n;
-        FILE *f;
-        int r;
-
-        *ret_token = NULL;
-        *ret_key = NULL;
-        if ((!tf || !*tf) && (!kf || !*kf))
-                return 0;
-        if (!tf || !*tf || !kf || !*kf)
-                return err_set(reterr, HYB_E_UNAUTHORIZED, -1,
-                               "$HYBRID_TOKEN and $HYBRID_KEY go together");
-        f = fopen(tf, "re");
-        if (!f)
-                return err_set(reterr, HYB_E_UNAUTHORIZED, -1, "cannot read the token %s: %s", tf,
-                               strerror(errno));
-        n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-                buf[--n] = '\0';
-        if (n == 0 || n > HYB_TOKEN_MAX_SIZE)
-                return err_set(reterr, HYB_E_UNAUTHORIZED, -1, "the token %s is empty or too long", tf);
-        hyb_error ke;
-
-        hyb_error_clear(&ke);
-        r = hyb_key_load_file(kf, ret_key, &ke);
-        if (r < 0)
-                return err_set(reterr, HYB_E_UNAUTHORIZED, -1, "cannot load the key %s: %s", kf,
-                               ke.message[0] ? ke.message : hyb_strerror(r));
-        *ret_token = strdup(buf);
-        if (!*ret_token) {
-                *ret_key = hyb_key_unref(*ret_key);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
 HYB_EXPORT int hyb_bus_scope_open(const char *app, const char *runner, const char *name,
                                   hyb_scope **ret, char **ret_where, hyb_error *reterr)
 {
@@ -548,7 +502,7 @@ HYB_EXPORT int hyb_bus_scope_open(const char *app, const char *runner, const cha
         hyb_bus_connect_options_init(&o);
         o.app = app;
         o.runner = runner;
-        r = env_credentials(&token, &key, reterr);
+        r = bus_env_credentials(&token, &key, reterr);
         if (r < 0)
                 return r;
         o.token = token;

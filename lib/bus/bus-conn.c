@@ -516,6 +516,52 @@ static void bus_free(hyb_bus *bus)
         free(bus);
 }
 
+/*
+ * $HYBRID_TOKEN (a token file) and $HYBRID_KEY (its holder's private key file): both
+ * read, or neither set (*token NULL).  A file that cannot be read, or only one of the
+ * two, is HYB_E_UNAUTHORIZED: the credentials the caller meant cannot be shown.
+ */
+int bus_env_credentials(char **ret_token, hyb_key **ret_key, hyb_error *reterr)
+{
+        const char *tf = secure_getenv("HYBRID_TOKEN"), *kf = secure_getenv("HYBRID_KEY");
+        char buf[HYB_TOKEN_MAX_SIZE + 2];
+        size_t n;
+        FILE *f;
+        int r;
+
+        *ret_token = NULL;
+        *ret_key = NULL;
+        if ((!tf || !*tf) && (!kf || !*kf))
+                return 0;
+        if (!tf || !*tf || !kf || !*kf)
+                return err_set(reterr, HYB_E_UNAUTHORIZED, -1,
+                               "$HYBRID_TOKEN and $HYBRID_KEY go together");
+        f = fopen(tf, "re");
+        if (!f)
+                return err_set(reterr, HYB_E_UNAUTHORIZED, -1, "cannot read the token %s: %s", tf,
+                               strerror(errno));
+        n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+                buf[--n] = '\0';
+        if (n == 0 || n > HYB_TOKEN_MAX_SIZE)
+                return err_set(reterr, HYB_E_UNAUTHORIZED, -1, "the token %s is empty or too long", tf);
+        hyb_error ke;
+
+        hyb_error_clear(&ke);
+        r = hyb_key_load_file(kf, ret_key, &ke);
+        if (r < 0)
+                return err_set(reterr, HYB_E_UNAUTHORIZED, -1, "cannot load the key %s: %s", kf,
+                               ke.message[0] ? ke.message : hyb_strerror(r));
+        *ret_token = strdup(buf);
+        if (!*ret_token) {
+                *ret_key = hyb_key_unref(*ret_key);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 HYB_EXPORT void hyb_bus_connect_options_init(hyb_bus_connect_options *opts)
 {
         if (opts)
@@ -526,12 +572,25 @@ HYB_EXPORT int hyb_bus_connect(const char *path, const char *app, const char *ru
                                hyb_error *reterr)
 {
         hyb_bus_connect_options o;
+        hyb_key *key = NULL;
+        char *token = NULL;
+        int r;
 
         hyb_bus_connect_options_init(&o);
         o.path = path;
         o.app = app;
         o.runner = runner;
-        return hyb_bus_connect_with(&o, ret, reterr);
+        /* The environment's credentials, as $HYBRID_BUS names the socket: a service started
+         * with $HYBRID_TOKEN and $HYBRID_KEY connects with that token. */
+        r = bus_env_credentials(&token, &key, reterr);
+        if (r < 0)
+                return r;
+        o.token = token;
+        o.key = key;
+        r = hyb_bus_connect_with(&o, ret, reterr);
+        free(token);
+        hyb_key_unref(key);
+        return r;
 }
 
 HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus **ret,

@@ -200,4 +200,12 @@ int bus_policy_check(const hyb_arg_policy *args, size_t n, const void *body, siz
                      hyb_error *reterr);
 struct json_t *bus_policy_json(const hyb_arg_policy *args, size_t n);
 
+/*
+ * The credentials of the environment: $HYBRID_TOKEN (a token file) and $HYBRID_KEY (its
+ * holder's private key file), both read (*ret_token, *ret_key: the caller's), or neither set
+ * (both NULL).  One without the other, or a file that cannot be used: HYB_E_UNAUTHORIZED
+ * (the credentials meant cannot be shown).  Ignored in setuid programs (secure_getenv).
+ */
+int bus_env_credentials(char **ret_token, struct hyb_key **ret_key, hyb_error *reterr);
+
 #endif

@@ -256,6 +256,26 @@ START_TEST(test_token_require_and_off)
                          HYB_E_UNAUTHORIZED);
         ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "y", good, k.holder, &b), 0);
         hyb_bus_unref(b);
+        /* hyb_bus_connect presents the token of $HYBRID_TOKEN / $HYBRID_KEY (file paths) */
+        char tf[600], kf[600];
+        snprintf(tf, sizeof tf, "%s/tok", k.dir);
+        snprintf(kf, sizeof kf, "%s/holder.key", k.dir);
+        FILE *f = fopen(tf, "w");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "%s\n", good);
+        fclose(f);
+        ck_assert_int_eq(hyb_key_save_private(k.holder, kf, NULL), 0);
+        setenv("HYBRID_TOKEN", tf, 1);
+        ck_assert_int_eq(hyb_bus_connect(t.sock, "org.hybridos.cli", "env1", &b, &e), HYB_E_UNAUTHORIZED);
+        setenv("HYBRID_KEY", kf, 1);
+        ck_assert_int_eq(hyb_bus_connect(t.sock, "org.hybridos.cli", "env2", &b, &e), 0);
+        hyb_bus_unref(b);
+        setenv("HYBRID_KEY", tf, 1); /* not a key */
+        ck_assert_int_eq(hyb_bus_connect(t.sock, "org.hybridos.cli", "env3", &b, &e), HYB_E_UNAUTHORIZED);
+        unsetenv("HYBRID_TOKEN");
+        unsetenv("HYBRID_KEY");
+        unlink(tf);
+        unlink(kf);
         tb_stop(&t);
         keys_free(&k);
 

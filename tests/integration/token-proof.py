@@ -152,6 +152,12 @@ def main():
         c.send(frame(AUTH, json.dumps(body)))
         st = result(c)
         say(st == 401, "a 9000-byte AUTH packet is 401", f"got {st}")
+        c = challenge(path)
+        body = json.loads(auth_body(c, token, key))
+        body["nonce"] = 5
+        c.send(frame(AUTH, json.dumps(body)))
+        st = result(c)
+        say(st == 401, "a token with a malformed nonce is 401", f"got {st}")
     else:
         print(f"unknown mode {mode}", file=sys.stderr)
         sys.exit(2)
