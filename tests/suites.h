@@ -20,7 +20,8 @@
         X(boot_suite) \
         X(token_crypto_suite) \
         X(token_keys_suite) \
-        X(token_suite)
+        X(token_suite) \
+        X(token_feed_suite)
 
 #define HYB_X_DECL(fn) Suite *fn(void);
 HYB_SUITES(HYB_X_DECL)

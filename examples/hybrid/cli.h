@@ -105,5 +105,8 @@ int token_issue(cli_ctx *ctx);
 int token_attenuate(cli_ctx *ctx);
 int token_inspect(cli_ctx *ctx);
 int token_verify(cli_ctx *ctx);
+int token_log(cli_ctx *ctx);
+int token_revoke(cli_ctx *ctx);
+int token_feed(cli_ctx *ctx);
 
 #endif

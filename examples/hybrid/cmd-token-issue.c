@@ -6,9 +6,39 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cmd-token-util.h"
+
+/* --log FILE: a `grant` row naming the principal, the token id and the holder. */
+static int log_grant(cli_ctx *ctx, const hyb_key *issuer, const char *tok)
+{
+        char *json = NULL, *detail = NULL;
+        json_t *j, *claims;
+        int status;
+
+        if (!cli_opt(ctx, "log"))
+                return EXIT_OK;
+        if (hyb_token_inspect(tok, &json, NULL) < 0)
+                return cli_fail(EXIT_FAILED, "token issue", "ENOMEM", "out of memory");
+        j = json_loads(json, 0, NULL);
+        hyb_free(json);
+        claims = json_object_get(json_array_get(json_object_get(j, "blocks"), 0), "claims");
+        if (asprintf(&detail, "jti=%s holder=%s exp=%" JSON_INTEGER_FORMAT,
+                     json_string_value(json_object_get(claims, "jti")) ?: "?",
+                     cli_opt(ctx, "holder"),
+                     json_integer_value(json_object_get(claims, "exp"))) < 0)
+                detail = NULL;
+        json_decref(j);
+        if (!detail)
+                return cli_fail(EXIT_FAILED, "token issue", "ENOMEM", "out of memory");
+        status = token_log_row(ctx, "token issue", issuer, "grant", cli_opt(ctx, "sub"), detail);
+        free(detail);
+        return status;
+}
 
 int token_issue(cli_ctx *ctx)
 {
@@ -60,7 +90,7 @@ int token_issue(cli_ctx *ctx)
         else if (r < 0)
                 status = cli_fail(EXIT_FAILED, "token issue", hyb_err_name(r), "%s",
                                   *e.message ? e.message : hyb_strerror(r));
-        else
+        else if ((status = log_grant(ctx, issuer, tok)) == EXIT_OK)
                 cli_println("%s", tok);
 out:
         for (int i = 0; i < n_caps; i++)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,4 +118,41 @@ int token_split_aud(char *buf, const char **aud, int max)
              a = strtok_r(NULL, ",", &save))
                 aud[n++] = a;
         return n;
+}
+
+int token_load_trust(cli_ctx *ctx, const char *what, hyb_token_trust *trust)
+{
+        const char *vals[32];
+        int n = token_opt_all(ctx, "trust", vals, 32);
+        char label[64];
+
+        snprintf(label, sizeof label, "token %s", what);
+
+        if (n == 0)
+                return cli_usage(ctx, "'token %s' needs at least one --trust NAME=PUBFILE", what);
+        for (int i = 0; i < n; i++) {
+                const char *eq = strchr(vals[i], '=');
+                hyb_key *key = NULL;
+                hyb_error e = {0};
+                char *name;
+                int r;
+
+                if (!eq || eq == vals[i] || !eq[1])
+                        return cli_usage(ctx, "--trust '%s': expected NAME=PUBFILE", vals[i]);
+                r = hyb_key_load_file(eq + 1, &key, &e);
+                if (r < 0)
+                        return cli_fail(EXIT_FAILED, label, hyb_err_name(r),
+                                        "--trust %s: %s", vals[i], e.message);
+                name = strndup(vals[i], (size_t)(eq - vals[i]));
+                r = name ? hyb_token_trust_add(trust, name, key) : -ENOMEM;
+                free(name);
+                hyb_key_unref(key);
+                if (r == -EEXIST || r == -EINVAL)
+                        return cli_usage(ctx, "--trust '%s': issuer given twice or invalid",
+                                         vals[i]);
+                if (r < 0)
+                        return cli_fail(EXIT_FAILED, label, hyb_err_name(r), "%s",
+                                        hyb_strerror(r));
+        }
+        return EXIT_OK;
 }

@@ -39,4 +39,14 @@ int token_caps_from_opts(cli_ctx *ctx, hyb_token_cap *caps, char **strings, int 
 /* Splits a comma-separated --aud into up to max pointers into buf (modified in place). */
 int token_split_aud(char *buf, const char **aud, int max);
 
+/* Fills trust from the --trust NAME=PUBFILE options (at least one); an exit status. */
+int token_load_trust(cli_ctx *ctx, const char *what, hyb_token_trust *trust);
+
+/*
+ * With --log FILE, appends a row (kind, subject, detail) signed by issuer to the identity
+ * log FILE; without it does nothing.  An exit status (the error printed under `what`).
+ */
+int token_log_row(cli_ctx *ctx, const char *what, const hyb_key *issuer, const char *kind,
+                  const char *subject, const char *detail);
+
 #endif

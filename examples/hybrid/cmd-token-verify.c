@@ -12,40 +12,6 @@
 
 #include "cmd-token-util.h"
 
-static int load_trust(cli_ctx *ctx, hyb_token_trust *trust)
-{
-        const char *vals[32];
-        int n = token_opt_all(ctx, "trust", vals, 32);
-
-        if (n == 0)
-                return cli_usage(ctx, "'token verify' needs at least one --trust NAME=PUBFILE");
-        for (int i = 0; i < n; i++) {
-                const char *eq = strchr(vals[i], '=');
-                hyb_key *key = NULL;
-                hyb_error e = {0};
-                char *name;
-                int r;
-
-                if (!eq || eq == vals[i] || !eq[1])
-                        return cli_usage(ctx, "--trust '%s': expected NAME=PUBFILE", vals[i]);
-                r = hyb_key_load_file(eq + 1, &key, &e);
-                if (r < 0)
-                        return cli_fail(EXIT_FAILED, "token verify", hyb_err_name(r),
-                                        "--trust %s: %s", vals[i], e.message);
-                name = strndup(vals[i], (size_t)(eq - vals[i]));
-                r = name ? hyb_token_trust_add(trust, name, key) : -ENOMEM;
-                free(name);
-                hyb_key_unref(key);
-                if (r == -EEXIST || r == -EINVAL)
-                        return cli_usage(ctx, "--trust '%s': issuer given twice or invalid",
-                                         vals[i]);
-                if (r < 0)
-                        return cli_fail(EXIT_FAILED, "token verify", hyb_err_name(r), "%s",
-                                        hyb_strerror(r));
-        }
-        return EXIT_OK;
-}
-
 int token_verify(cli_ctx *ctx)
 {
         hyb_token_trust *trust = NULL;
@@ -73,7 +39,7 @@ int token_verify(cli_ctx *ctx)
         }
         if (hyb_token_trust_new(&trust) < 0)
                 return cli_fail(EXIT_FAILED, "token verify", "ENOMEM", "out of memory");
-        status = load_trust(ctx, trust);
+        status = token_load_trust(ctx, "verify", trust);
         if (status == EXIT_OK)
                 status = token_arg(ctx, "verify", &tok);
         if (status != EXIT_OK)

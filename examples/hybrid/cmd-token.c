@@ -25,12 +25,15 @@ typedef struct token_subcommand {
         const char *name;
         int (*run)(cli_ctx *ctx);
         const char *const *options; /* command options it takes, NULL-terminated; NULL: none */
+        bool bus;                   /* talks to the daemon: takes --bus */
 } token_subcommand;
 
 static const char *const issue_opts[] = { "key", "iss", "sub", "aud", "holder", "cap", "ttl", "dlg",
-                                          NULL };
+                                          "log", NULL };
 static const char *const attenuate_opts[] = { "key", "holder", "cap", "aud", "ttl", NULL };
 static const char *const verify_opts[] = { "trust", "aud", "at", "check", NULL };
+static const char *const revoke_opts[] = { "key", "jti", "holder", "min-epoch", "log", NULL };
+static const char *const log_opts[] = { "key", "kind", "subject", "detail", "verify", "trust", NULL };
 
 static const token_subcommand token_subcommands[] = {
         { "keygen", token_keygen, NULL },
@@ -38,6 +41,9 @@ static const token_subcommand token_subcommands[] = {
         { "attenuate", token_attenuate, attenuate_opts },
         { "inspect", token_inspect, NULL },
         { "verify", token_verify, verify_opts },
+        { "revoke", token_revoke, revoke_opts, true },
+        { "feed", token_feed, NULL, true },
+        { "log", token_log, log_opts },
 };
 
 #define N_SUBCOMMANDS (sizeof(token_subcommands) / sizeof(token_subcommands[0]))
@@ -55,6 +61,13 @@ static const cli_option token_options[] = {
         { "trust", true, "--trust NAME=PUBFILE  an issuer and its public key (repeatable)", 0 },
         { "at", true, "--at SECONDS    verify as of this Unix time (default now)", 0 },
         { "check", true, "--check 'FURI=ACTION'  require this right (repeatable)", 0 },
+        { "jti", true, "--jti ID        revoke: the token id (jti) to revoke", 0 },
+        { "min-epoch", true, "--min-epoch N   revoke: every token of this issuer with an epoch below N", 0 },
+        { "log", true, "--log FILE      issue, revoke: also record a grant / revoke row in the identity log FILE", 0 },
+        { "kind", true, "--kind KIND     log add: enroll, rotate, grant or revoke", 0 },
+        { "subject", true, "--subject NAME  log add: who or what the row is about", 0 },
+        { "detail", true, "--detail TEXT   log add: free text kept in the row", 0 },
+        { "verify", false, "--verify        log: check every row's chain and signature (needs --trust)", 0 },
         { NULL, false, NULL, 0 },
 };
 
@@ -123,13 +136,17 @@ static int run_token(cli_ctx *ctx)
 
         if (!name)
                 return cli_usage(ctx, "a subcommand is needed: %s",
-                                 "keygen, issue, attenuate, inspect, verify");
+                                 "keygen, issue, attenuate, inspect, verify, revoke, feed, log");
         for (size_t i = 0; i < N_SUBCOMMANDS; i++) {
                 const token_subcommand *sub = &token_subcommands[i];
 
                 names[i] = sub->name;
                 if (strcmp(sub->name, name) != 0)
                         continue;
+                /* --bus is resolved before we run: given on the line when it is not the
+                 * very string $HYBRID_BUS points to (getenv gives the same pointer). */
+                if (!sub->bus && ctx->bus && ctx->bus != getenv("HYBRID_BUS"))
+                        return cli_usage(ctx, "option '--bus' is not used by 'token %s'", name);
                 for (int o = 0; o < ctx->nopts; o++)
                         if (!sub_takes(sub, ctx->opt_names[o]))
                                 return cli_usage(ctx, "option '--%s' is not used by 'token %s'",
@@ -146,16 +163,22 @@ const cli_command cmd_token = {
         .name = "token",
         .run = run_token,
         .options = token_options,
-        .summary = "keys and security tokens: keygen, issue, attenuate, inspect, verify",
+        .summary = "keys and security tokens: keygen, issue, attenuate, inspect, verify, revoke, feed, log",
         .usage = "usage: hybrid token keygen FILE\n"
                  "       hybrid token issue --key ISSUER_KEY --iss NAME --sub NAME --aud ID[,ID...]\n"
                  "                          --holder HOLDER_PUB --cap 'PATTERN=ACTION[,ACTION...]'...\n"
-                 "                          [--ttl SECONDS] [--dlg N]\n"
+                 "                          [--ttl SECONDS] [--dlg N] [--log FILE]\n"
                  "       hybrid token attenuate --key HOLDER_KEY --holder NEW_HOLDER_PUB [--cap ...]...\n"
                  "                          [--aud ID[,ID...]] [--ttl SECONDS] TOKEN|-\n"
                  "       hybrid token inspect TOKEN|-\n"
                  "       hybrid token verify --trust NAME=PUBFILE... --aud ID [--at UNIX_SECONDS]\n"
                  "                          [--check 'FURI=ACTION']... TOKEN|-\n"
+                 "       hybrid token revoke --key ISSUER_KEY (--jti ID | --holder PUBFILE | --min-epoch N)\n"
+                 "                          [--log FILE]\n"
+                 "       hybrid token feed\n"
+                 "       hybrid token log add --key ISSUER_KEY --kind enroll|rotate|grant|revoke\n"
+                 "                          --subject NAME [--detail TEXT] FILE\n"
+                 "       hybrid token log [--verify --trust NAME=PUBFILE...] FILE\n"
                  "keygen makes a P-256 key pair: FILE gets the private key (PKCS#8 PEM, mode\n"
                  "0600; an existing FILE is replaced atomically and its mode never widened),\n"
                  "FILE.pub the public key (SubjectPublicKeyInfo PEM); prints the key id (kid,\n"
@@ -166,6 +189,19 @@ const cli_command cmd_token = {
                  "verify exits 0 when the token is valid for --aud at --at (default now) and\n"
                  "every --check is allowed (FURI may be a pattern within a granted one), printing\n"
                  "{\"sub\",\"exp\",\"holder\",\"cap\"}; 1 when not, with the reason on stderr;\n"
-                 "2 for usage errors.  Actions: call reg sub pub read write delete admin.\n",
-        .globals = CLI_G_JSON,
+                 "2 for usage errors.  Actions: call reg sub pub read write delete admin.\n"
+                 "revoke signs the next entry of the daemon's revocation feed with the issuer\n"
+                 "key and delivers it (prints its seq; --json the daemon's answer); sessions\n"
+                 "it touches end at once.  --holder revokes every token held by that key,\n"
+                 "--min-epoch every token of that issuer with a lower epo.  feed lists the\n"
+                 "daemon's feed, a line per entry: SEQ ISSUER what=value (--json: an array).\n"
+                 "The daemon connection uses --bus and, for credentials, $HYBRID_TOKEN and\n"
+                 "$HYBRID_KEY (--key is the signing key here).\n"
+                 "--log FILE on issue and revoke also appends a grant / revoke row to the\n"
+                 "identity log FILE, signed by the same issuer key.\n"
+                 "log add appends a signed, hash-chained row to the identity log FILE (SQLite,\n"
+                 "created when missing) and prints its seq; log lists the rows (--json: one\n"
+                 "object a line); with --verify it first checks every row against the trusted\n"
+                 "issuers and exits 1 at the first rewritten, missing or forged row.\n",
+        .globals = CLI_G_JSON | CLI_G_BUS,
 };

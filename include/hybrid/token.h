@@ -19,6 +19,7 @@
 
 #include <hybrid/common.h>
 #include <hybrid/furi.h>
+#include <hybrid/store.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -368,6 +369,170 @@ HYB_EXPORT bool hyb_token_allowed(const hyb_token_result *result, const hyb_furi
  */
 HYB_EXPORT int hyb_token_allowed_str(const hyb_token_result *result, const char *resource,
                                      unsigned actions);
+
+/* ------------------------------------------------------------------ feed */
+
+/*
+ * The revocation feed (doc/token.md "Revocation feed").  An entry is one JWS
+ * compact block, header exactly {"alg":"ES256","typ":"hyb-rev+jwt","kid":K}
+ * with K the thumbprint of a key in the trust store, and claims
+ * {"v":1,"seq":N,"iat":T} plus at least one of "jti" (a token id),
+ * "sig_hash" (base64url SHA-256 of one block's signature), "holder" (a holder
+ * key thumbprint), "issuer" (an issuer key thumbprint), "min_epo" (tokens of
+ * the signing issuer whose `epo` is below it).  Sequence numbers start at 1
+ * and grow by one: a feed applies entry last+1 only.
+ */
+
+typedef struct hyb_token_feed hyb_token_feed;
+
+/* What hyb_token_feed_entry_make writes.  Initialise with hyb_token_feed_rev_init(). */
+typedef struct hyb_token_feed_rev {
+        size_t size;                    /* sizeof(hyb_token_feed_rev) */
+        uint64_t seq;                   /* 1 .. 2^53-1 (required) */
+        int64_t now;                    /* iat, Unix seconds; 0: the current time */
+        const char *jti;                /* each of these may be NULL; at least one */
+        const char *sig_hash;           /* member or min_epo must be given */
+        const char *holder_kid;
+        const char *issuer_kid;
+        uint64_t min_epo;               /* 0: none */
+} hyb_token_feed_rev;
+
+/* Sets size and zeroes the rest.  NULL is a no-op. */
+HYB_EXPORT void hyb_token_feed_rev_init(hyb_token_feed_rev *rev);
+
+/*
+ * Signs a feed entry with issuer (a key pair whose public part verifiers
+ * trust).  *ret_entry gets the entry text, NUL-terminated (free with
+ * hyb_free()).  -EINVAL (seq 0, nothing named, a string that is empty or
+ * over 256 bytes or not base64url where a thumbprint or hash is expected;
+ * the message says which), -ENOKEY, -ENOMEM.
+ */
+HYB_EXPORT int hyb_token_feed_entry_make(const hyb_key *issuer, const hyb_token_feed_rev *rev,
+                                         char **ret_entry, hyb_error *reterr);
+
+/*
+ * Verifies an entry against trust, as strictly as a token (size, charset,
+ * strict base64url, header template, signature by the trusted key its kid
+ * names, then the claims: exactly the members above, typed) and gives its
+ * content as JSON in *ret_json (free with hyb_free(); may be NULL):
+ * {"seq":..,"iat":..,"iss":<issuer name>,"kid":..,<the members named>}.
+ * Every failure is HYB_E_UNAUTHORIZED with the reason in reterr; -EINVAL,
+ * -ENOMEM.
+ */
+HYB_EXPORT int hyb_token_feed_entry_verify(const char *entry, const hyb_token_trust *trust,
+                                           char **ret_json, hyb_error *reterr);
+
+/* What hyb_token_feed_apply did with an entry. */
+typedef enum hyb_token_feed_result {
+        HYB_TOKEN_FEED_APPLIED = 0,     /* seq was last+1: applied, the head moved */
+        HYB_TOKEN_FEED_OLD = 1,         /* seq <= last: a replay or a rollback, ignored */
+        HYB_TOKEN_FEED_GAP = 2,         /* seq > last+1: not applied; fetch last+1.. first */
+} hyb_token_feed_result;
+
+/*
+ * A new empty feed trusting the issuers of trust (a reference is taken).
+ * *ret gets the caller's reference.  0, -EINVAL, -ENOMEM.  A feed may be used
+ * from several threads (an internal lock).
+ */
+HYB_EXPORT int hyb_token_feed_new(const hyb_token_trust *trust, hyb_token_feed **ret);
+HYB_EXPORT hyb_token_feed *hyb_token_feed_ref(const hyb_token_feed *feed);
+/* Drops a reference (the last one frees the feed); returns NULL; NULL is a no-op. */
+HYB_EXPORT hyb_token_feed *hyb_token_feed_unref(hyb_token_feed *feed);
+
+/*
+ * Offers an entry: verified (hyb_token_feed_entry_verify), then judged by its
+ * seq.  Returns HYB_TOKEN_FEED_APPLIED, _OLD or _GAP (>= 0), or
+ * HYB_E_UNAUTHORIZED for an entry that does not verify (nothing changes;
+ * the reason in reterr), -EINVAL, -ENOMEM.  An applied entry is written to
+ * the attached store, if any, before it takes effect: a store error is
+ * returned and the entry is not applied.  *ret_seq (may be NULL) gets the
+ * entry's seq whenever it verified.
+ */
+HYB_EXPORT int hyb_token_feed_apply(hyb_token_feed *feed, const char *entry, uint64_t *ret_seq,
+                                    hyb_error *reterr);
+
+/* The seq of the last applied entry (the head); 0 for an empty feed or NULL. */
+HYB_EXPORT uint64_t hyb_token_feed_get_seq(const hyb_token_feed *feed);
+
+/*
+ * The applied entry seq (1 .. head): a copy of its text in *ret_entry and of
+ * its content in *ret_json, as hyb_token_feed_entry_verify gives it (free
+ * each with hyb_free(); either pointer may be NULL, not both).  0, -ENOENT
+ * (no such entry), -EINVAL, -ENOMEM.
+ */
+HYB_EXPORT int hyb_token_feed_get_entry(const hyb_token_feed *feed, uint64_t seq,
+                                        char **ret_entry, char **ret_json);
+
+/*
+ * The revocation check, of the type hyb_token_revoked_fn: pass it as
+ * hyb_token_verify_opts.revoked with the feed as userdata.  1 when an applied
+ * entry names ids->jti, any of ids->sig_hashes or ids->holder_kids, or
+ * ids->issuer_kid, or when an entry signed by the key ids->issuer_kid has a
+ * min_epo above ids->epo; else 0; -EINVAL for NULLs (fail closed).  Hash
+ * lookups, no signature check.
+ */
+HYB_EXPORT int hyb_token_feed_revoked(void *feed, const hyb_token_ids *ids);
+
+/*
+ * Persists the feed in st under the branch /sys/token/feed/ (entry seq at
+ * /sys/token/feed/<seq>, its text as a str) and loads what is stored there:
+ * entries 1, 2, ... are applied (verified again) until the first one
+ * missing.  Afterwards every applied entry is written there (a reference to
+ * st is kept).  0, HYB_E_UNAUTHORIZED (a stored entry no longer verifies:
+ * the load stops before it, the reason in reterr), store errors, -EBUSY (a
+ * store is attached already), -EINVAL.
+ */
+HYB_EXPORT int hyb_token_feed_attach_store(hyb_token_feed *feed, hyb_store *st,
+                                           hyb_error *reterr);
+
+/* ---------------------------------------------------------- identity log */
+
+/*
+ * The identity log (doc/token.md "Identity log"): an append-only table
+ * `identity_log` in an SQLite file, one row per enroll, rotate, grant or
+ * revoke.  Each row holds the base64url SHA-256 of its canonical text (which
+ * includes the previous row's hash, `prev`) and the issuer's ES256 signature
+ * of that text, so rewriting history needs the issuer's private key and
+ * breaks the chain after the rewritten row.  (Dropping the newest rows leaves
+ * a valid shorter log: keep the last hash elsewhere to detect that.)
+ */
+
+/* One row, as hyb_token_log_read hands it out (strings borrowed for the callback). */
+typedef struct hyb_token_log_row {
+        uint64_t seq;                   /* 1, 2, ... */
+        int64_t at;                     /* Unix seconds */
+        const char *kind;               /* "enroll", "rotate", "grant" or "revoke" */
+        const char *subject;            /* who or what: a user, device, key id, token id */
+        const char *detail;             /* free text, "" when none */
+        const char *issuer_kid;         /* thumbprint of the signing key */
+        const char *prev;               /* hash of the row before, "" for row 1 */
+        const char *hash;               /* hash of this row's canonical text */
+} hyb_token_log_row;
+
+/*
+ * Appends a row signed by issuer (a key pair) to the log at path (created
+ * when missing) in one SQLite transaction.  now 0: the current time.
+ * *ret_seq (may be NULL) gets the row's seq.  -EINVAL (unknown kind, empty
+ * or over-long subject, detail over 1 KiB), -ENOKEY, HYB_E_DATABASE (the
+ * message names the file), HYB_E_CORRUPT (the last row has no hash), -ENOMEM.
+ */
+HYB_EXPORT int hyb_token_log_append(const char *path, const hyb_key *issuer, const char *kind,
+                                    const char *subject, const char *detail, int64_t now,
+                                    uint64_t *ret_seq, hyb_error *reterr);
+
+/* Called per row in seq order; a non-zero return stops the read and is returned. */
+typedef int (*hyb_token_log_each_fn)(const hyb_token_log_row *row, void *userdata);
+
+/*
+ * Reads the log at path (read-only), calling fn (may be NULL) for each row.
+ * With trust (may be NULL: no check) every row is checked before fn sees it:
+ * seq 1, 2, ... without holes, prev equal to the hash of the row before, the
+ * hash recomputed from the columns, the signature by the trusted key named
+ * by issuer_kid.  0, HYB_E_CORRUPT at the first row that fails (the message
+ * says which and why), HYB_E_DATABASE (cannot open, not a log), -EINVAL.
+ */
+HYB_EXPORT int hyb_token_log_read(const char *path, const hyb_token_trust *trust,
+                                  hyb_token_log_each_fn fn, void *userdata, hyb_error *reterr);
 
 #ifdef __cplusplus
 }

@@ -216,6 +216,10 @@ struct hyb_broker {
         /* The revocation check of token sessions (broker_auth_set_revoked). */
         hyb_token_revoked_fn revoked;
         void *revoked_ud;
+        /* The revocation feed (revocation.c): NULL without auth.issuers; broken when a stored
+         * entry no longer verifies (every token is then refused). */
+        hyb_token_feed *feed;
+        bool feed_broken;
         char hostname[256];     /* the default audience (gethostname), filled on first use */
         struct bauth_cache *tok_cache; /* verified tokens by hash (auth.c), or NULL */
         /* Counters read as /sys/bus/... (like mosquitto's $SYS): frames and bytes read from and
@@ -332,6 +336,16 @@ void broker_auth_sweep(hyb_broker *b);
 int auth_bus_check(const bconn *c, const char *ep, const char *member, unsigned actions, hyb_error *e);
 /* Is c a token session whose rights cover `admin` on bus://host/# ? */
 bool auth_token_admin(const bconn *c);
+
+/* revocation.c */
+/* (Re)builds the revocation feed from auth.issuers and the host store, installs it as the
+ * revocation hook and sweeps the sessions (hyb_broker_set_store, _start, _reload). */
+void broker_feed_setup(hyb_broker *b);
+void broker_feed_free(hyb_broker *b);
+/* The builtin methods deliverRevocation {entry} and listRevocations {after?, limit?}. */
+struct json_t;
+int revocation_deliver(bconn *c, struct json_t *p, struct json_t **ret, hyb_error *e);
+int revocation_list(bconn *c, struct json_t *p, struct json_t **ret, hyb_error *e);
 
 /* A frame in a connection's input buffer. */
 typedef struct bframe {

@@ -401,6 +401,8 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
                 return err_set(reterr, r, -1, "cannot create %s: %s", path, strerror(-r));
         }
         b->socket_path = TAKE_PTR(path);
+        if (!b->store)
+                broker_feed_setup(b); /* in memory only: no host store to keep it */
         struct timeval tv = { .tv_sec = 1 };
         event_add(b->tick_ev, &tv);
         broker_log(b, HYB_LOG_INFO, "listening on %s", b->socket_path);
@@ -461,6 +463,7 @@ HYB_EXPORT hyb_broker *hyb_broker_free(hyb_broker *b)
         stop_listening(b);
         b->shutting_down = true;
         bconn_free_all(b);
+        broker_feed_free(b);
         store_detach(b);
         auth_broker_free(b);
         while (b->pend_free) {
@@ -596,6 +599,7 @@ HYB_EXPORT int hyb_broker_reload(hyb_broker *b, const hyb_broker_config *cfg, hy
                 if (ignored & (1 << i))
                         broker_log(b, HYB_LOG_WARNING, "reload: %s changed: ignored until restart",
                                    restart_only[i]);
+        broker_feed_setup(b); /* auth.issuers may have changed: entries are checked again */
         broker_log(b, HYB_LOG_INFO, "configuration reloaded");
         return 0;
 }

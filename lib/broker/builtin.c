@@ -30,6 +30,7 @@
 
 static const char *const builtin_bubbles[] = {
         "NewEndpoint", "BrokenEndpoint", "LostEventGenerator", "LostEventBubble", "SystemShuttingDown",
+        "RevocationApplied",
 };
 
 int builtin_init(hyb_broker *b)
@@ -682,6 +683,17 @@ static int do_monitor(bconn *c, json_t *p, builtin_result *res, hyb_error *e)
         return 0;
 }
 
+/* Revocation feed entries (revocation.c): any peer may deliver one or list the feed. */
+static int do_deliver_revocation(bconn *c, json_t *p, builtin_result *res, hyb_error *e)
+{
+        return revocation_deliver(c, p, &res->json, e);
+}
+
+static int do_list_revocations(bconn *c, json_t *p, builtin_result *res, hyb_error *e)
+{
+        return revocation_list(c, p, &res->json, e);
+}
+
 /* Zero-copy: the body goes back as is, JSON or binary, any size up to the limit. */
 static void do_echo(bconn *c, bframe *f)
 {
@@ -741,6 +753,13 @@ static const hyb_arg_policy list_subscribers_args[] = {
 static const hyb_arg_policy terminate_args[] = {
         { "callId", HYB_JSON_INTEGER, 1 },
 };
+static const hyb_arg_policy deliver_revocation_args[] = {
+        { "entry", HYB_JSON_STRING, 1 },
+};
+static const hyb_arg_policy list_revocations_args[] = {
+        { "after", HYB_JSON_INTEGER, 0 },
+        { "limit", HYB_JSON_INTEGER, 0 },
+};
 static const hyb_arg_policy monitor_args[] = {
         { "enable", HYB_JSON_BOOLEAN, 0 },
 };
@@ -769,6 +788,8 @@ static const builtin_method builtin_methods[] = {
         BUILTIN("listEventSubscribers", do_list_subscribers, list_subscribers_args),
         BUILTIN("terminateCall", do_terminate_call, terminate_args),
         BUILTIN("monitor", do_monitor, monitor_args),
+        BUILTIN("deliverRevocation", do_deliver_revocation, deliver_revocation_args),
+        BUILTIN("listRevocations", do_list_revocations, list_revocations_args),
 };
 
 /* Method names compare as every bus name does: by length, ASCII case folded (hiBus). */

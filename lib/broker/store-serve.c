@@ -1260,6 +1260,7 @@ HYB_EXPORT int hyb_broker_set_store(hyb_broker *b, hyb_store *st)
                 return r;
         }
         store_io(-1, 0, b); /* arms the timer if the store wants one */
+        broker_feed_setup(b); /* the revocation feed lives in this store */
         return 0;
 }
 

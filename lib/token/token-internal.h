@@ -151,6 +151,15 @@ void token_block_clear(token_block *b);
 int token_block_decode_head(const token_part *p, size_t index, token_block *b, const char **ret_kid,
                             hyb_error *e);
 
+/* As token_block_decode_head for a one-block JWS of another kind (the feed): check judges
+ * the decoded header and gives its kid. */
+typedef int (*token_header_fn)(json_t *hdr, const char **ret_kid, hyb_error *e);
+int token_block_decode_head_with(const token_part *p, token_block *b, token_header_fn check,
+                                 const char **ret_kid, hyb_error *e);
+
+/* true for the 64 characters of base64url (RFC 4648 section 5). */
+bool token_is_b64url_char(unsigned char c);
+
 /* Decodes and strictly parses the claims (after the signature was checked). */
 int token_block_decode_claims(const token_part *p, size_t index, token_block *b, hyb_error *e);
 

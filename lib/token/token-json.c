@@ -14,7 +14,7 @@ static int fail(hyb_error *e, const char *fmt, const char *what)
         return err_set(e, HYB_E_UNAUTHORIZED, -1, fmt, what);
 }
 
-static bool is_b64url_char(unsigned char c)
+bool token_is_b64url_char(unsigned char c)
 {
         return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                c == '-' || c == '_';
@@ -34,7 +34,7 @@ int token_split(const char *text, size_t len, token_part parts[TOKEN_MAX_BLOCKS]
         for (size_t k = 0; k < len; k++) {
                 unsigned char c = (unsigned char)text[k];
 
-                if (!is_b64url_char(c) && c != '.' && c != '~')
+                if (!token_is_b64url_char(c) && c != '.' && c != '~')
                         return err_set(e, HYB_E_UNAUTHORIZED, (long)k,
                                        "byte 0x%02x at offset %zu is not in a token", c, k);
         }
@@ -154,7 +154,7 @@ int token_header_check(json_t *hdr, size_t index, const char **ret_kid, hyb_erro
                 if (!k || json_string_length(kid) != 43)
                         return fail(e, "%s", "block 0: kid is not a key thumbprint");
                 for (size_t i = 0; i < 43; i++)
-                        if (!is_b64url_char((unsigned char)k[i]))
+                        if (!token_is_b64url_char((unsigned char)k[i]))
                                 return fail(e, "%s", "block 0: kid is not a key thumbprint");
                 *ret_kid = k;
         }

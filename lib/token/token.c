@@ -212,16 +212,14 @@ static int decode_part(const char *in, size_t len, uint8_t *out, size_t out_size
         return 0;
 }
 
-int token_block_decode_head(const token_part *p, size_t index, token_block *b, const char **ret_kid,
-                            hyb_error *e)
+/* Decodes every part's base64url, the signature and the header JSON (not yet judged). */
+static int decode_head(const token_part *p, size_t index, token_block *b, hyb_error *e)
 {
         uint8_t hdr[TOKEN_MAX_HEADER_B64];
-        size_t n;
+        size_t n, hn;
         int r;
 
         /* Every part's base64url is checked before any JSON is parsed. */
-        size_t hn;
-
         r = decode_part(p->hdr, p->hdr_len, hdr, sizeof hdr, &hn, index, "header", e);
         if (r >= 0)
                 r = decode_part(p->payload, p->payload_len, NULL, 0, NULL, index, "payload", e);
@@ -234,11 +232,25 @@ int token_block_decode_head(const token_part *p, size_t index, token_block *b, c
         if (r < 0)
                 return r;
         r = token_json_parse(hdr, hn, &b->hdr, e);
-        if (r < 0) {
+        if (r < 0)
                 err_prefix(e, "block %zu header", index);
-                return r;
-        }
-        return token_header_check(b->hdr, index, ret_kid, e);
+        return r;
+}
+
+int token_block_decode_head(const token_part *p, size_t index, token_block *b, const char **ret_kid,
+                            hyb_error *e)
+{
+        int r = decode_head(p, index, b, e);
+
+        return r < 0 ? r : token_header_check(b->hdr, index, ret_kid, e);
+}
+
+int token_block_decode_head_with(const token_part *p, token_block *b, token_header_fn check,
+                                 const char **ret_kid, hyb_error *e)
+{
+        int r = decode_head(p, 0, b, e);
+
+        return r < 0 ? r : check(b->hdr, ret_kid, e);
 }
 
 int token_block_decode_claims(const token_part *p, size_t index, token_block *b, hyb_error *e)

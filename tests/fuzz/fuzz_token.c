@@ -10,6 +10,11 @@
  *      fixed holder key and appended to a fixed valid block 0: the chain,
  *      prv, dlg and the capability intersection
  *
+ * Every text is also offered as a revocation feed entry (mode 1 with a header
+ * {"alg":"ES256","typ":"hyb-rev+jwt","kid":...} reaches the entry's claim
+ * checks): it verifies or is refused with the one public error, and a fresh
+ * feed applies it only when its seq is 1 (else reports a gap).
+ *
  * Properties: no crash, no leak; a verified result prints as JSON; every
  * effective capability grants its own pattern and actions; a child block
  * never yields a capability outside block 0's rights.  Seeds: token-seeds.py.
@@ -132,6 +137,30 @@ static void check_result(hyb_token_result *r)
         }
 }
 
+static void feed_entry(const char *text)
+{
+        hyb_token_feed *feed = NULL;
+        char *json = NULL;
+        uint64_t seq = 0;
+        int rc = hyb_token_feed_entry_verify(text, trust, &json, NULL);
+
+        if (rc != 0 && rc != HYB_E_UNAUTHORIZED && rc != -ENOMEM) {
+                fprintf(stderr, "entry refused with %d, not the one public error\n", rc);
+                abort();
+        }
+        hyb_free(json);
+        if (hyb_token_feed_new(trust, &feed) < 0)
+                abort();
+        rc = hyb_token_feed_apply(feed, text, &seq, NULL);
+        if ((rc == HYB_TOKEN_FEED_APPLIED && seq != 1) || (rc == HYB_TOKEN_FEED_GAP && seq <= 1) ||
+            rc == HYB_TOKEN_FEED_OLD || (rc < 0 && rc != HYB_E_UNAUTHORIZED && rc != -ENOMEM) ||
+            hyb_token_feed_get_seq(feed) != (rc == HYB_TOKEN_FEED_APPLIED ? 1u : 0u)) {
+                fprintf(stderr, "feed apply gave %d for seq %llu\n", rc, (unsigned long long)seq);
+                abort();
+        }
+        hyb_token_feed_unref(feed);
+}
+
 static void verify(const char *tok)
 {
         hyb_token_verify_opts o;
@@ -152,6 +181,7 @@ static void verify(const char *tok)
         }
         if (hyb_token_inspect(tok, &json, NULL) == 0)
                 hyb_free(json);
+        feed_entry(tok);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -3,7 +3,7 @@
 # Writes the seed corpus of fuzz_token.c (tests/fuzz/corpus/token/) with Debian's
 # python3-cryptography, from the fixed keys in fuzz_token.c: valid tokens of 1 to 3
 # blocks and near misses (mode 0), block-0 header+claims texts (mode 1), attenuation
-# claims (mode 2).  Run from anywhere; rewrites the directory's seeds.
+# claims (mode 2), revocation feed entries.  Run from anywhere; rewrites the directory's seeds.
 import base64
 import hashlib
 import json
@@ -91,6 +91,13 @@ seeds["2-widen"] = b"\2" + att(s0, holder2, cap=[{"resource": "#", "actions": ["
                                aud=["hub-a", "hub-z"], exp=NOW + 999999, dlg=3).encode()
 seeds["2-bus"] = b"\2" + att(s0, holder2, cap=[{"resource": "bus://hub/app/r1/+",
                                                 "actions": ["call"]}]).encode()
+# Revocation feed entries (every text is also offered to a feed): mode 1 header+claims
+# signed by the issuer, and one whole entry for mode 0.
+HR = js({"alg": "ES256", "typ": "hyb-rev+jwt", "kid": kid(issuer)})
+seeds["1-feed-jti"] = b"\1" + f"{HR}\n{js({'v': 1, 'seq': 1, 'iat': NOW, 'jti': 'abc'})}".encode()
+seeds["1-feed-epoch-gap"] = b"\1" + f"{HR}\n{js({'v': 1, 'seq': 7, 'iat': NOW, 'min_epo': 3})}".encode()
+seeds["0-feed-entry"] = b"\0" + sign(issuer, HR, js({"v": 1, "seq": 1, "iat": NOW,
+                                                      "holder": kid(holder)}))[0].encode()
 
 os.makedirs(OUT, exist_ok=True)
 for f in os.listdir(OUT):
