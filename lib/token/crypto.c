@@ -4,12 +4,14 @@
  * promises).  This is the only file that includes mbedTLS headers.
  *
  * A p256_key keeps its key as bytes (the private scalar and the uncompressed
- * point) and every operation loads the group and the numbers into locals: a
- * key shared between threads is never written to, and mbedTLS's lazily
- * filled group tables are never shared.
+ * point) and every operation loads the numbers into locals: a key shared
+ * between threads is never written to.  The P-256 group, whose table of
+ * multiples of the generator mbedTLS fills lazily, is kept per thread
+ * (ec_group_get), so that table is built once per thread and never shared.
  */
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,35 +211,106 @@ int b64u_decode(const char *in, size_t len, uint8_t **ret, size_t *ret_len)
 
 /* ---------------------------------------------------------------- P-256 */
 
-/* The numbers one operation needs, loaded from a key's bytes. */
-typedef struct ec_ctx {
+/*
+ * The P-256 group of one thread.  mbedTLS keeps in a group the table of multiples of
+ * the generator it builds on the first multiplication by G (MBEDTLS_ECP_FIXED_POINT_OPTIM)
+ * and uses it from then on: a group loaded per operation builds that table again each
+ * time, which cost a verification about half as much again as the multiplications
+ * themselves.  A group is written by every such multiplication, so it is never shared
+ * between threads: each thread keeps its own (freed when the thread exits).
+ */
+typedef struct ec_group {
         mbedtls_ecp_group grp;
-        mbedtls_mpi d, r, s, half_n;
+        mbedtls_mpi half_n; /* n / 2: the largest s of a low-S signature */
+} ec_group;
+
+static pthread_once_t ec_tls_once = PTHREAD_ONCE_INIT;
+static pthread_key_t ec_tls;
+static bool ec_tls_ok;
+
+static void ec_group_free(void *p)
+{
+        ec_group *g = p;
+
+        if (!g)
+                return;
+        mbedtls_ecp_group_free(&g->grp);
+        mbedtls_mpi_free(&g->half_n);
+        free(g);
+}
+
+static void ec_tls_init(void)
+{
+        ec_tls_ok = pthread_key_create(&ec_tls, ec_group_free) == 0;
+}
+
+static ec_group *ec_group_new(void)
+{
+        ec_group *g = malloc(sizeof(*g));
+
+        if (!g)
+                return NULL;
+        mbedtls_ecp_group_init(&g->grp);
+        mbedtls_mpi_init(&g->half_n);
+        if (mbedtls_ecp_group_load(&g->grp, MBEDTLS_ECP_DP_SECP256R1) != 0 ||
+            mbedtls_mpi_copy(&g->half_n, &g->grp.N) != 0 ||
+            mbedtls_mpi_shift_r(&g->half_n, 1) != 0) {
+                ec_group_free(g);
+                return NULL;
+        }
+        return g;
+}
+
+/* This thread's group, loaded on first use; if it cannot be kept, a new one that
+ * *owned says the caller frees.  NULL when out of memory. */
+static ec_group *ec_group_get(bool *owned)
+{
+        ec_group *g;
+
+        *owned = false;
+        (void)pthread_once(&ec_tls_once, ec_tls_init);
+        if (ec_tls_ok && (g = pthread_getspecific(ec_tls)))
+                return g;
+        g = ec_group_new();
+        if (!g)
+                return NULL;
+        if (!ec_tls_ok || pthread_setspecific(ec_tls, g) != 0)
+                *owned = true;
+        return g;
+}
+
+/* The numbers one operation needs, loaded from a key's bytes, and the thread's group. */
+typedef struct ec_ctx {
+        ec_group *g;
+        bool g_owned;
+        mbedtls_ecp_group *grp; /* &g->grp */
+        mbedtls_mpi *half_n;    /* &g->half_n */
+        mbedtls_mpi d, r, s;
         mbedtls_ecp_point q;
 } ec_ctx;
 
 static int ec_ctx_init(ec_ctx *c)
 {
-        mbedtls_ecp_group_init(&c->grp);
         mbedtls_mpi_init(&c->d);
         mbedtls_mpi_init(&c->r);
         mbedtls_mpi_init(&c->s);
-        mbedtls_mpi_init(&c->half_n);
         mbedtls_ecp_point_init(&c->q);
-        if (mbedtls_ecp_group_load(&c->grp, MBEDTLS_ECP_DP_SECP256R1) != 0 ||
-            mbedtls_mpi_copy(&c->half_n, &c->grp.N) != 0 ||
-            mbedtls_mpi_shift_r(&c->half_n, 1) != 0)
+        c->g = ec_group_get(&c->g_owned);
+        if (!c->g)
                 return -ENOMEM;
+        c->grp = &c->g->grp;
+        c->half_n = &c->g->half_n;
         return 0;
 }
 
 static void ec_ctx_done(ec_ctx *c)
 {
-        mbedtls_ecp_group_free(&c->grp);
+        if (c->g_owned)
+                ec_group_free(c->g);
+        c->g = NULL;
         mbedtls_mpi_free(&c->d); /* zeroises */
         mbedtls_mpi_free(&c->r);
         mbedtls_mpi_free(&c->s);
-        mbedtls_mpi_free(&c->half_n);
         mbedtls_ecp_point_free(&c->q);
 }
 
@@ -245,7 +318,7 @@ static void ec_ctx_done(ec_ctx *c)
 static int ec_write_q(ec_ctx *c, uint8_t out[P256_PUB_LEN])
 {
         size_t olen;
-        if (mbedtls_ecp_point_write_binary(&c->grp, &c->q, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, out,
+        if (mbedtls_ecp_point_write_binary(c->grp, &c->q, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, out,
                                            P256_PUB_LEN) != 0 ||
             olen != P256_PUB_LEN)
                 return HYB_E_INTERNAL;
@@ -257,10 +330,10 @@ static int ec_read_q(ec_ctx *c, const uint8_t *pub, size_t len)
 {
         if (len != P256_PUB_LEN || pub[0] != 0x04)
                 return HYB_E_PARSE;
-        if (mbedtls_ecp_point_read_binary(&c->grp, &c->q, pub, len) != 0)
+        if (mbedtls_ecp_point_read_binary(c->grp, &c->q, pub, len) != 0)
                 return HYB_E_PARSE;
         /* read_binary does not check the point: coordinates < p, on the curve, not zero */
-        if (mbedtls_ecp_check_pubkey(&c->grp, &c->q) != 0)
+        if (mbedtls_ecp_check_pubkey(c->grp, &c->q) != 0)
                 return HYB_E_PARSE;
         return 0;
 }
@@ -293,7 +366,7 @@ int p256_generate(p256_key **ret)
         if (!k)
                 return -ENOMEM;
         r = ec_ctx_init(&c);
-        if (r >= 0 && mbedtls_ecp_gen_keypair(&c.grp, &c.d, &c.q, mbed_rng, NULL) != 0)
+        if (r >= 0 && mbedtls_ecp_gen_keypair(c.grp, &c.d, &c.q, mbed_rng, NULL) != 0)
                 r = HYB_E_INTERNAL;
         if (r >= 0 && mbedtls_mpi_write_binary(&c.d, k->d, sizeof(k->d)) != 0)
                 r = HYB_E_INTERNAL;
@@ -319,9 +392,9 @@ int p256_from_private(const uint8_t d[P256_SCALAR_LEN], const uint8_t *pub, p256
         if (r >= 0 && mbedtls_mpi_read_binary(&c.d, d, P256_SCALAR_LEN) != 0)
                 r = -ENOMEM;
         /* check_privkey: 1 <= d < n */
-        if (r >= 0 && mbedtls_ecp_check_privkey(&c.grp, &c.d) != 0)
+        if (r >= 0 && mbedtls_ecp_check_privkey(c.grp, &c.d) != 0)
                 r = HYB_E_PARSE;
-        if (r >= 0 && mbedtls_ecp_mul(&c.grp, &c.q, &c.d, &c.grp.G, mbed_rng, NULL) != 0)
+        if (r >= 0 && mbedtls_ecp_mul(c.grp, &c.q, &c.d, &c.grp->G, mbed_rng, NULL) != 0)
                 r = HYB_E_INTERNAL;
         if (r >= 0)
                 r = ec_write_q(&c, k->pub);
@@ -399,12 +472,12 @@ int p256_sign_hash(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN],
         r = ec_ctx_init(&c);
         if (r >= 0 && mbedtls_mpi_read_binary(&c.d, k->d, P256_SCALAR_LEN) != 0)
                 r = -ENOMEM;
-        if (r >= 0 && mbedtls_ecdsa_sign_det_ext(&c.grp, &c.r, &c.s, &c.d, hash, CRYPTO_SHA256_LEN,
+        if (r >= 0 && mbedtls_ecdsa_sign_det_ext(c.grp, &c.r, &c.s, &c.d, hash, CRYPTO_SHA256_LEN,
                                                  MBEDTLS_MD_SHA256, mbed_rng, NULL) != 0)
                 r = HYB_E_INTERNAL;
         /* (r, s) and (r, n - s) both verify: hand out only the low one */
-        if (r >= 0 && mbedtls_mpi_cmp_mpi(&c.s, &c.half_n) > 0 &&
-            mbedtls_mpi_sub_mpi(&c.s, &c.grp.N, &c.s) != 0)
+        if (r >= 0 && mbedtls_mpi_cmp_mpi(&c.s, c.half_n) > 0 &&
+            mbedtls_mpi_sub_mpi(&c.s, &c.grp->N, &c.s) != 0)
                 r = HYB_E_INTERNAL;
         if (r >= 0 && (mbedtls_mpi_write_binary(&c.r, sig, 32) != 0 ||
                        mbedtls_mpi_write_binary(&c.s, sig + 32, 32) != 0))
@@ -428,10 +501,10 @@ int p256_verify_hash(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN],
         if (r >= 0 && ec_read_q(&c, k->pub, P256_PUB_LEN) < 0)
                 r = HYB_E_AUTH;
         /* 1 <= r < n and 1 <= s <= n/2 (low-S); mbedtls checks the range again */
-        if (r >= 0 && (mbedtls_mpi_cmp_int(&c.r, 1) < 0 || mbedtls_mpi_cmp_mpi(&c.r, &c.grp.N) >= 0 ||
-                       mbedtls_mpi_cmp_int(&c.s, 1) < 0 || mbedtls_mpi_cmp_mpi(&c.s, &c.half_n) > 0))
+        if (r >= 0 && (mbedtls_mpi_cmp_int(&c.r, 1) < 0 || mbedtls_mpi_cmp_mpi(&c.r, &c.grp->N) >= 0 ||
+                       mbedtls_mpi_cmp_int(&c.s, 1) < 0 || mbedtls_mpi_cmp_mpi(&c.s, c.half_n) > 0))
                 r = HYB_E_AUTH;
-        if (r >= 0 && mbedtls_ecdsa_verify(&c.grp, hash, CRYPTO_SHA256_LEN, &c.q, &c.r, &c.s) != 0)
+        if (r >= 0 && mbedtls_ecdsa_verify(c.grp, hash, CRYPTO_SHA256_LEN, &c.q, &c.r, &c.s) != 0)
                 r = HYB_E_AUTH;
         ec_ctx_done(&c);
         return r;
