@@ -3,6 +3,8 @@
  * bench-token: the costs of tokens in the library, beside the bare operations they
  * are built on, measured in the same run:
  *
+ *   ES256 sign, verify        hyb_key_sign/verify vs  bare mbedTLS on a key and group
+ *                             loaded once (what the anchor measures of mbedTLS)
  *   verify, 1 and 3 blocks    hyb_token_verify  vs  the ES256 verifications alone
  *   check, 10 and 100 caps    hyb_token_allowed vs  a plain hyb_furi_match loop over
  *                             the same patterns (the store ACL's shape)
@@ -27,6 +29,11 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecdsa.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/sha256.h>
 
 #include <hybrid/hybrid.h>
 
@@ -98,6 +105,71 @@ static void row(const char *name, const char *unit, double ours, double peer)
 {
         printf("| %-32s | %10.3f | %10.3f | %5.2f | %s\n", name, ours, peer, ours / peer, unit);
         fflush(stdout);
+}
+
+/* hyb_key_sign / hyb_key_verify beside bare mbedTLS: an ecdsa context (key and group)
+ * loaded once and kept, deterministic signing to raw r and s, SHA-256 of the same
+ * message in both columns. */
+static void bench_es256(hyb_key *key)
+{
+        static const char msg[] = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJodWIiLCJzdWIiOiJiZW5jaCJ9";
+        const size_t mlen = sizeof msg - 1;
+        double s_ours[32], s_peer[32], v_ours[32], v_peer[32];
+        mbedtls_entropy_context ent;
+        mbedtls_ctr_drbg_context drbg;
+        mbedtls_ecdsa_context ec;
+        mbedtls_mpi r, s;
+        uint8_t sig[64], hash[32];
+        const int n = 100;
+
+        mbedtls_entropy_init(&ent);
+        mbedtls_ctr_drbg_init(&drbg);
+        mbedtls_ecdsa_init(&ec);
+        mbedtls_mpi_init(&r);
+        mbedtls_mpi_init(&s);
+        if (mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent,
+                                  (const unsigned char *)"bench-token", 11) != 0 ||
+            mbedtls_ecdsa_genkey(&ec, MBEDTLS_ECP_DP_SECP256R1, mbedtls_ctr_drbg_random,
+                                 &drbg) != 0 ||
+            hyb_key_sign(key, msg, mlen, sig) < 0)
+                die("es256 setup", -1, NULL);
+        for (int k = 0; k < runs; k++) {
+                uint64_t t0 = bench_now_ns();
+
+                for (int i = 0; i < n; i++)
+                        if (hyb_key_sign(key, msg, mlen, sig) < 0)
+                                die("sign", -1, NULL);
+                uint64_t t1 = bench_now_ns();
+                for (int i = 0; i < n; i++)
+                        if (hyb_key_verify(key, msg, mlen, sig, sizeof sig) < 0)
+                                die("verify", -1, NULL);
+                uint64_t t2 = bench_now_ns();
+                for (int i = 0; i < n; i++)
+                        if (mbedtls_sha256_ret((const unsigned char *)msg, mlen, hash, 0) != 0 ||
+                            mbedtls_ecdsa_sign_det_ext(&ec.grp, &r, &s, &ec.d, hash, sizeof hash,
+                                                       MBEDTLS_MD_SHA256, mbedtls_ctr_drbg_random,
+                                                       &drbg) != 0)
+                                die("mbedtls sign", -1, NULL);
+                uint64_t t3 = bench_now_ns();
+                for (int i = 0; i < n; i++)
+                        if (mbedtls_sha256_ret((const unsigned char *)msg, mlen, hash, 0) != 0 ||
+                            mbedtls_ecdsa_verify(&ec.grp, hash, sizeof hash, &ec.Q, &r, &s) != 0)
+                                die("mbedtls verify", -1, NULL);
+                uint64_t t4 = bench_now_ns();
+                s_ours[k] = (double)(t1 - t0) / n / 1e3;
+                v_ours[k] = (double)(t2 - t1) / n / 1e3;
+                s_peer[k] = (double)(t3 - t2) / n / 1e3;
+                v_peer[k] = (double)(t4 - t3) / n / 1e3;
+        }
+        row("ES256 sign", "us per signature (peer: bare mbedTLS)", median_of(s_ours),
+            median_of(s_peer));
+        row("ES256 verify", "us per verification (peer: bare mbedTLS)", median_of(v_ours),
+            median_of(v_peer));
+        mbedtls_mpi_free(&r);
+        mbedtls_mpi_free(&s);
+        mbedtls_ecdsa_free(&ec);
+        mbedtls_ctr_drbg_free(&drbg);
+        mbedtls_entropy_free(&ent);
 }
 
 static void bench_verify(hyb_key *issuer, hyb_key **holders, hyb_token_trust *trust, int blocks)
@@ -475,6 +547,7 @@ int main(int argc, char **argv)
                "ratio");
         printf("|----------------------------------|------------|------------|-------|\n");
         fflush(stdout);
+        bench_es256(issuer);
         bench_verify(issuer, holders, trust, 1);
         bench_verify(issuer, holders, trust, 3);
         bench_check(issuer, holders, trust, 2, 5);
