@@ -612,6 +612,67 @@ START_TEST(test_key_shared_between_threads)
 }
 END_TEST
 
+/*
+ * The crypto layer keeps one P-256 group per thread (freed when the thread exits):
+ * waves of short-lived threads each make a key, sign with it and with a shared key,
+ * and verify a signature the main thread made; the main thread then checks what
+ * each of them signed.  A group used by two threads at once, or freed while in use,
+ * shows as a wrong answer here (and under ASan or valgrind as an error or a leak).
+ */
+struct wave_arg {
+        const hyb_key *shared;
+        uint8_t main_sig[64];
+        hyb_key *own;            /* out: the thread's key */
+        uint8_t own_sig[64];     /* out: by own over "wave" */
+        uint8_t shared_sig[64];  /* out: by shared over "wave" */
+        long bad;
+};
+
+static void *wave_thread(void *ud)
+{
+        struct wave_arg *a = ud;
+
+        if (hyb_key_generate(&a->own) != 0 || hyb_key_sign(a->own, "wave", 4, a->own_sig) != 0 ||
+            hyb_key_sign(a->shared, "wave", 4, a->shared_sig) != 0)
+                a->bad++;
+        if (hyb_key_verify(a->shared, "main", 4, a->main_sig, 64) != 0)
+                a->bad++;
+        if (hyb_key_verify(a->shared, "mail", 4, a->main_sig, 64) != HYB_E_AUTH)
+                a->bad++;
+        return NULL;
+}
+
+START_TEST(test_key_groups_per_thread)
+{
+        struct wave_arg a[6];
+        pthread_t t[6];
+        hyb_key *shared = NULL;
+        uint8_t main_sig[64];
+
+        ck_assert_int_eq(hyb_key_generate(&shared), 0);
+        ck_assert_int_eq(hyb_key_sign(shared, "main", 4, main_sig), 0);
+        for (int wave = 0; wave < 4; wave++) {
+                for (int i = 0; i < 6; i++) {
+                        a[i] = (struct wave_arg){.shared = shared};
+                        memcpy(a[i].main_sig, main_sig, 64);
+                        ck_assert_int_eq(pthread_create(&t[i], NULL, wave_thread, &a[i]), 0);
+                }
+                for (int i = 0; i < 6; i++) {
+                        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+                        ck_assert_int_eq(a[i].bad, 0);
+                        ck_assert_ptr_nonnull(a[i].own);
+                        ck_assert_int_eq(hyb_key_verify(a[i].own, "wave", 4, a[i].own_sig, 64), 0);
+                        ck_assert_int_eq(hyb_key_verify(shared, "wave", 4, a[i].shared_sig, 64), 0);
+                        /* each thread's key is its own: its signature is no other key's */
+                        ck_assert_int_eq(hyb_key_verify(shared, "wave", 4, a[i].own_sig, 64),
+                                         HYB_E_AUTH);
+                        hyb_key_unref(a[i].own);
+                }
+        }
+        hyb_key_unref(shared);
+}
+END_TEST
+
 Suite *token_keys_suite(void)
 {
         Suite *s = suite_create("token_keys");
@@ -631,6 +692,7 @@ Suite *token_keys_suite(void)
         tcase_add_test(tc, test_bad_key_files);
         tcase_add_test(tc, test_private_file_mode);
         tcase_add_test(tc, test_key_shared_between_threads);
+        tcase_add_test(tc, test_key_groups_per_thread);
         suite_add_tcase(s, tc);
         return s;
 }
