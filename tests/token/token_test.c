@@ -6,25 +6,15 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "common/util.h"
 #include "testutil.h"
 #include "token_test.h"
-
-static int hexval(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
 
 void hex_to_bytes(const char *hex, uint8_t *out, size_t n)
 {
         ck_assert_uint_ge(strlen(hex), 2 * n);
         for (size_t i = 0; i < n; i++) {
-                int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+                int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
                 ck_assert(hi >= 0 && lo >= 0);
                 out[i] = (uint8_t)(hi << 4 | lo);
         }
