@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What the example services (sample-service, sysinfo, sensor-sim) share: SIGTERM / SIGINT
- * read from a signalfd, the connect with its error line, and the main loop that runs the
- * bus and calls a tick function once a period.  Public API only.
+ * What the example services share: SIGTERM / SIGINT read from a signalfd and the error
+ * lines (sample-service, sysinfo, sensor-sim, logd); the connect and the main loop that
+ * runs the bus and calls a tick function once a period (all but logd, whose loop flushes
+ * its store writes instead of ticking).  Public API only.
  */
 #pragma once
 
