@@ -19,9 +19,10 @@
 #include "suites.h"
 #include "token/crypto.h"
 #include "token/token-internal.h"
+#include "token_test.h"
 
-#define NOW 1800000000LL
-#define AUD "hub-a"
+#define NOW TOKEN_TEST_NOW
+#define AUD TOKEN_TEST_AUD
 
 static hyb_key *issuer, *holder, *holder2, *holder3, *other;
 static hyb_token_trust *trust;
@@ -33,9 +34,7 @@ static void setup(void)
         ck_assert_int_eq(hyb_key_generate(&holder2), 0);
         ck_assert_int_eq(hyb_key_generate(&holder3), 0);
         ck_assert_int_eq(hyb_key_generate(&other), 0);
-        ck_assert_int_eq(hyb_token_trust_new(&trust), 0);
-        ck_assert_int_eq(hyb_token_trust_add(trust, "hub", issuer), 0);
-        ck_assert_int_eq(hyb_token_trust_add(trust, "other", other), 0);
+        trust = token_test_trust(issuer, other);
         ck_assert_int_eq(hyb_token_trust_add(trust, "hub", other), -EEXIST);
 }
 
@@ -59,24 +58,7 @@ static const hyb_token_cap default_caps[] = {
 
 static char *issue_full(const hyb_token_cap *caps, size_t n_caps, unsigned dlg, uint64_t ttl)
 {
-        hyb_token_issue_opts o;
-        const char *aud[] = { AUD };
-        char *tok = NULL;
-        hyb_error e = { 0 };
-
-        hyb_token_issue_opts_init(&o);
-        o.iss = "hub";
-        o.sub = "alice";
-        o.aud = aud;
-        o.n_aud = 1;
-        o.holder = holder;
-        o.caps = caps;
-        o.n_caps = n_caps;
-        o.now = NOW;
-        o.ttl_s = ttl;
-        o.dlg = dlg;
-        ck_assert_msg(hyb_token_issue(issuer, &o, &tok, &e) == 0, "issue: %s", e.message);
-        return tok;
+        return token_test_issue(issuer, holder, caps, n_caps, dlg, ttl, 0);
 }
 
 static char *issue(unsigned dlg)

@@ -61,6 +61,40 @@ size_t der_signature(const uint8_t raw[64], uint8_t *out)
         return n + 2;
 }
 
+hyb_token_trust *token_test_trust(hyb_key *issuer, hyb_key *other)
+{
+        hyb_token_trust *trust = NULL;
+
+        ck_assert_int_eq(hyb_token_trust_new(&trust), 0);
+        ck_assert_int_eq(hyb_token_trust_add(trust, "hub", issuer), 0);
+        ck_assert_int_eq(hyb_token_trust_add(trust, "other", other), 0);
+        return trust;
+}
+
+char *token_test_issue(const hyb_key *issuer, const hyb_key *holder, const hyb_token_cap *caps,
+                       size_t n_caps, unsigned dlg, uint64_t ttl_s, uint64_t epo)
+{
+        const char *aud[] = { TOKEN_TEST_AUD };
+        hyb_token_issue_opts o;
+        hyb_error e = { 0 };
+        char *tok = NULL;
+
+        hyb_token_issue_opts_init(&o);
+        o.iss = "hub";
+        o.sub = "alice";
+        o.aud = aud;
+        o.n_aud = 1;
+        o.holder = holder;
+        o.caps = caps;
+        o.n_caps = n_caps;
+        o.now = TOKEN_TEST_NOW;
+        o.ttl_s = ttl_s;
+        o.dlg = dlg;
+        o.epo = epo;
+        ck_assert_msg(hyb_token_issue(issuer, &o, &tok, &e) == 0, "issue: %s", e.message);
+        return tok;
+}
+
 static int run(char **ret, const char *fmt, va_list ap)
 {
         char *cmd = NULL, *buf = NULL;
