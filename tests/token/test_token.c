@@ -199,6 +199,14 @@ static char *join(const char *a, const char *b)
         return s;
 }
 
+/* The token a~b must be rejected (a macro, so a failure names the case's line). */
+#define assert_rejected_joined(a, b)                     \
+        do {                                             \
+                char *_joined = join((a), (b));          \
+                assert_rejected(_joined);                \
+                free(_joined);                           \
+        } while (0)
+
 static char *attenuate_opts(const char *tok, const hyb_key *by, const hyb_key *to,
                             const hyb_token_cap *caps, size_t n_caps, uint64_t ttl)
 {
@@ -565,9 +573,7 @@ START_TEST(test_header_templates)
                 for (size_t i = 0; i < sizeof att_bad / sizeof att_bad[0]; i++) {
                         snprintf(att_hdr, sizeof att_hdr, att_bad[i], hyb_key_get_kid(holder));
                         blk = sign_raw(holder, att_hdr, ac, strlen(ac));
-                        tt = join(t0, blk);
-                        assert_rejected(tt);
-                        free(tt);
+                        assert_rejected_joined(t0, blk);
                         free(blk);
                 }
                 /* the control: the template */
@@ -852,9 +858,7 @@ START_TEST(test_malformed_base64url)
         const char *shapes[] = { "", ".", "..", "a.b", "a.b.c.d", "~", "~~" };
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
                 assert_rejected(shapes[i]);
-        t = join(tok, "");
-        assert_rejected(t);
-        free(t);
+        assert_rejected_joined(tok, "");
         hyb_free(tok);
 }
 END_TEST
@@ -1011,9 +1015,7 @@ START_TEST(test_oversized)
         /* the total size */
         memset(pad, 'A', 4100);
         pad[4100] = 0;
-        t = join(tok, pad);
-        assert_rejected(t);
-        free(t);
+        assert_rejected_joined(tok, pad);
         hyb_free(tok);
 }
 END_TEST
@@ -1120,23 +1122,17 @@ START_TEST(test_broken_chains)
         /* block 1 signed by someone other than block 0's holder */
         c = att_claims(t0, holder2, "");
         blk = att_block(holder2, c);
-        t = join(t0, blk);
-        assert_rejected(t);
-        free(t);
+        assert_rejected_joined(t0, blk);
         free(blk);
         blk = att_block(issuer, c);
-        t = join(t0, blk);
-        assert_rejected(t);
-        free(t);
+        assert_rejected_joined(t0, blk);
         free(blk);
         free(c);
         /* wrong prv: the hash of another token's signature */
         char *x0 = issue(3);
         c = att_claims(x0, holder2, "");
         blk = att_block(holder, c);
-        t = join(t0, blk);
-        assert_rejected(t);
-        free(t);
+        assert_rejected_joined(t0, blk);
         free(blk);
         free(c);
         hyb_free(x0);
@@ -1144,9 +1140,7 @@ START_TEST(test_broken_chains)
         char *cnf = cnf_text(holder2), *cc = NULL;
         ck_assert_int_gt(asprintf(&cc, "{\"v\":1,\"cnf\":%s}", cnf), 0);
         blk = att_block(holder, cc);
-        t = join(t0, blk);
-        assert_rejected(t);
-        free(t);
+        assert_rejected_joined(t0, blk);
         free(blk);
         free(cc);
         free(cnf);
@@ -1162,9 +1156,7 @@ START_TEST(test_broken_chains)
                 assert_rejected(t);
                 free(t);
                 /* block 0 twice */
-                t = join(t0, t0);
-                assert_rejected(t);
-                free(t);
+                assert_rejected_joined(t0, t0);
         }
         /* truncated text, at every length */
         size_t n = strlen(t2);
