@@ -49,6 +49,42 @@ static void die(const char *what, int r, const hyb_error *e)
         exit(1);
 }
 
+/* A token of `blocks` blocks (the last holder: holders[blocks - 1]) issued with caps; the first
+ * attenuation narrows to narrow when n_narrow > 0, later ones keep what they got. */
+static char *chain_token(hyb_key *issuer, hyb_key **holders, int blocks, const hyb_token_cap *caps,
+                         size_t n_caps, const hyb_token_cap *narrow, size_t n_narrow)
+{
+        const char *aud[] = {"hub-a"};
+        hyb_token_issue_opts o;
+        hyb_token_attenuate_opts a;
+        hyb_error e;
+        char *tok = NULL, *next = NULL;
+        int r;
+
+        hyb_token_issue_opts_init(&o);
+        o.iss = "hub";
+        o.sub = "bench";
+        o.aud = aud;
+        o.n_aud = 1;
+        o.holder = holders[0];
+        o.caps = caps;
+        o.n_caps = n_caps;
+        o.dlg = 3;
+        if ((r = hyb_token_issue(issuer, &o, &tok, &e)) < 0)
+                die("issue", r, &e);
+        for (int b = 1; b < blocks; b++) {
+                hyb_token_attenuate_opts_init(&a);
+                a.holder = holders[b];
+                a.caps = b == 1 ? narrow : NULL;
+                a.n_caps = b == 1 ? n_narrow : 0;
+                if ((r = hyb_token_attenuate(tok, holders[b - 1], &a, &next, &e)) < 0)
+                        die("attenuate", r, &e);
+                hyb_free(tok);
+                tok = next;
+        }
+        return tok;
+}
+
 /* A token whose effective rights are n_wide x n_narrow capabilities, of `blocks` blocks. */
 static char *make_token(hyb_key *issuer, hyb_key **holders, int blocks, size_t n_wide,
                         size_t n_narrow, char narrow_names[][64])
@@ -56,12 +92,6 @@ static char *make_token(hyb_key *issuer, hyb_key **holders, int blocks, size_t n
         static const unsigned acts[] = {HYB_TOKEN_ACT_READ, HYB_TOKEN_ACT_SUB, HYB_TOKEN_ACT_WRITE,
                                         HYB_TOKEN_ACT_CALL};
         hyb_token_cap wide[4], narrow[32];
-        const char *aud[] = {"hub-a"};
-        hyb_token_issue_opts o;
-        hyb_token_attenuate_opts a;
-        hyb_error e;
-        char *tok = NULL, *next = NULL;
-        int r;
 
         for (size_t i = 0; i < n_wide; i++)
                 wide[i] = (hyb_token_cap){"#", acts[i]};
@@ -71,29 +101,7 @@ static char *make_token(hyb_key *issuer, hyb_key **holders, int blocks, size_t n
                                             HYB_TOKEN_ACT_READ | HYB_TOKEN_ACT_SUB |
                                                     HYB_TOKEN_ACT_WRITE | HYB_TOKEN_ACT_CALL};
         }
-        hyb_token_issue_opts_init(&o);
-        o.iss = "hub";
-        o.sub = "bench";
-        o.aud = aud;
-        o.n_aud = 1;
-        o.holder = holders[0];
-        o.caps = wide;
-        o.n_caps = n_wide;
-        o.dlg = 3;
-        if ((r = hyb_token_issue(issuer, &o, &tok, &e)) < 0)
-                die("issue", r, &e);
-        for (int b = 1; b < blocks; b++) {
-                hyb_token_attenuate_opts_init(&a);
-                a.holder = holders[b];
-                /* the first attenuation narrows to the capabilities; later ones keep them */
-                a.caps = b == 1 ? narrow : NULL;
-                a.n_caps = b == 1 ? n_narrow : 0;
-                if ((r = hyb_token_attenuate(tok, holders[b - 1], &a, &next, &e)) < 0)
-                        die("attenuate", r, &e);
-                hyb_free(tok);
-                tok = next;
-        }
-        return tok;
+        return chain_token(issuer, holders, blocks, wide, n_wide, narrow, n_narrow);
 }
 
 static double median_of(double *v)
@@ -364,37 +372,12 @@ static hyb_bus *dconnect(const char *app, const char *runner, const char *tok, c
 /* A token of `blocks` blocks (the last holder: holders[blocks - 1]) for the bench's rights. */
 static char *daemon_token(hyb_key *issuer, hyb_key **holders, int blocks)
 {
-        hyb_token_cap caps[] = {
+        static const hyb_token_cap caps[] = {
                 { "/bench/#", HYB_TOKEN_ACT_READ | HYB_TOKEN_ACT_WRITE },
                 { "bus://localhost/org.bench.srv/main/ping", HYB_TOKEN_ACT_CALL },
         };
-        const char *aud[] = { "hub-a" };
-        hyb_token_issue_opts o;
-        hyb_token_attenuate_opts a;
-        hyb_error e;
-        char *tok = NULL, *next = NULL;
-        int r;
 
-        hyb_token_issue_opts_init(&o);
-        o.iss = "hub";
-        o.sub = "bench";
-        o.aud = aud;
-        o.n_aud = 1;
-        o.holder = holders[0];
-        o.caps = caps;
-        o.n_caps = 2;
-        o.dlg = 3;
-        if ((r = hyb_token_issue(issuer, &o, &tok, &e)) < 0)
-                die("issue", r, &e);
-        for (int b = 1; b < blocks; b++) {
-                hyb_token_attenuate_opts_init(&a);
-                a.holder = holders[b];
-                if ((r = hyb_token_attenuate(tok, holders[b - 1], &a, &next, &e)) < 0)
-                        die("attenuate", r, &e);
-                hyb_free(tok);
-                tok = next;
-        }
-        return tok;
+        return chain_token(issuer, holders, blocks, caps, 2, NULL, 0);
 }
 
 /* Connects with a token of `blocks` blocks: cold (a token the daemon has not seen: every

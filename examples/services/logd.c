@@ -33,12 +33,10 @@
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +45,8 @@
 #include <hybrid/hybrid.h>
 #include <hybrid/bus-store.h>
 #include <hybrid/endpoint.h>
+
+#include "service.h"
 
 #define LOGD_APP "org.hybridos.logd"
 #define QUERY_LIMIT_DEFAULT 100
@@ -769,7 +769,6 @@ int main(int argc, char **argv)
         logd d = { .max_records = 1000, .max_bytes = 1024 * 1024, .next_seq = 1 };
         hyb_slot *methods = NULL, *bubble = NULL, *lines = NULL;
         hyb_error e;
-        sigset_t sigs;
         int sfd, r, status = 0;
 
         d.ops_tail = &d.ops;
@@ -792,19 +791,14 @@ int main(int argc, char **argv)
         if (path && !*path)
                 path = NULL;
 
-        sigemptyset(&sigs);
-        sigaddset(&sigs, SIGTERM);
-        sigaddset(&sigs, SIGINT);
-        sigprocmask(SIG_BLOCK, &sigs, NULL);
-        sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+        sfd = service_signals();
         if (sfd < 0)
                 return 1;
 
         hyb_error_clear(&e);
         r = hyb_bus_connect(path, LOGD_APP, "main", &d.bus, &e);
         if (r < 0) {
-                fprintf(stderr, "hybrid-logd: connect: %s %s\n", hyb_err_name(r),
-                        e.message[0] ? e.message : hyb_strerror(r));
+                service_report("hybrid-logd", "connect", r, &e);
                 close(sfd);
                 /* reached, but refused: another logd (409) or policy.apps (403) */
                 return r == HYB_E_CONFLICT || r == HYB_E_FORBIDDEN ? 1 : 3;
@@ -822,8 +816,7 @@ int main(int argc, char **argv)
                                                 sizeof(logd_methods) / sizeof(logd_methods[0]),
                                                 &d, &methods, &e);
         if (r < 0) {
-                fprintf(stderr, "hybrid-logd: register: %s %s\n", hyb_err_name(r),
-                        e.message[0] ? e.message : hyb_strerror(r));
+                service_report("hybrid-logd", "register", r, &e);
                 status = 1;
                 goto out;
         }

@@ -15,32 +15,22 @@
  * Prints the endpoint name once everything is registered; SIGTERM / SIGINT end it.
  */
 #include <errno.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <hybrid/bus.h>
 #include <hybrid/endpoint.h>
+
+#include "service.h"
 
 typedef struct thermo {
         double celsius;
         double target;
         unsigned long events;
 } thermo;
-
-static uint64_t now_us(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static int reply_json(hyb_bus_request *req, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int reply_json(hyb_bus_request *req, const char *fmt, ...)
@@ -131,9 +121,10 @@ static const hyb_method_def thermo_methods[] = {
         { "reset", on_reset, NULL, 0, "$self", "$owner", 0 },
 };
 
-/* The room drifts towards the target by a tenth of a degree per tick. */
-static void tick(hyb_bus *bus, thermo *t)
+/* The room drifts towards the target by a tenth of a degree per tick; it runs until stopped. */
+static int tick(hyb_bus *bus, void *userdata)
 {
+        thermo *t = userdata;
         char buf[128];
         int n;
 
@@ -146,6 +137,7 @@ static void tick(hyb_bus *bus, thermo *t)
         /* One-way: no round trip; the broker fans out to whoever subscribed. */
         if (hyb_bus_fire(bus, "TEMP", buf, (size_t)n, HYB_BODY_JSON, NULL, NULL) >= 0)
                 t->events++;
+        return SERVICE_CONTINUE;
 }
 
 static int usage(void)
@@ -162,8 +154,7 @@ int main(int argc, char **argv)
         hyb_slot *methods = NULL, *bubble = NULL;
         hyb_error e;
         long interval = 1000;
-        uint64_t next;
-        sigset_t sigs;
+        uint64_t period;
         int sfd, r, status = 0;
 
         for (int i = 1; i < argc; i++) {
@@ -182,65 +173,28 @@ int main(int argc, char **argv)
                 path = NULL;
 
         /* SIGTERM / SIGINT are read from a signalfd next to the bus socket. */
-        sigemptyset(&sigs);
-        sigaddset(&sigs, SIGTERM);
-        sigaddset(&sigs, SIGINT);
-        sigprocmask(SIG_BLOCK, &sigs, NULL);
-        sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+        sfd = service_signals();
         if (sfd < 0)
                 return 1;
-
-        hyb_error_clear(&e);
-        r = hyb_bus_connect(path, "org.example.thermo", runner, &bus, &e);
-        if (r < 0) {
-                fprintf(stderr, "hybrid-sample-service: connect: %s %s\n", hyb_err_name(r),
-                        e.message[0] ? e.message : hyb_strerror(r));
+        if (service_connect("hybrid-sample-service", path, "org.example.thermo", runner, &bus) < 0)
                 return 3;
-        }
+        hyb_error_clear(&e);
         r = hyb_endpoint_register_table(bus, thermo_methods, sizeof(thermo_methods[0]),
                                    sizeof(thermo_methods) / sizeof(thermo_methods[0]), &t,
                                    &methods, &e);
         if (r >= 0)
                 r = hyb_bus_register_event(bus, "TEMP", NULL, NULL, &bubble, &e);
         if (r < 0) {
-                fprintf(stderr, "hybrid-sample-service: register: %s %s\n", hyb_err_name(r),
-                        e.message[0] ? e.message : hyb_strerror(r));
+                service_report("hybrid-sample-service", "register", r, &e);
                 status = 1;
                 goto out;
         }
         printf("%s\n", hyb_bus_get_endpoint_name(bus));
         fflush(stdout);
 
-        next = now_us() + (uint64_t)interval * 1000u;
-        for (;;) {
-                struct pollfd p[2];
-                uint64_t due = next, bus_due = UINT64_MAX, now;
-
-                while ((r = hyb_bus_process(bus)) > 0)
-                        ;
-                if (r < 0) {
-                        fprintf(stderr, "hybrid-sample-service: %s\n", hyb_strerror(r));
-                        status = 3;
-                        break;
-                }
-                now = now_us();
-                if (now >= next) {
-                        tick(bus, &t);
-                        next = now + (uint64_t)interval * 1000u;
-                        continue;
-                }
-                if (hyb_bus_get_timeout(bus, &bus_due) == 0 && bus_due < due)
-                        due = bus_due;
-                p[0].fd = hyb_bus_get_fd(bus);
-                p[0].events = (short)hyb_bus_get_events(bus);
-                p[1].fd = sfd;
-                p[1].events = POLLIN;
-                if (poll(p, 2, due > now ? (int)((due - now + 999) / 1000) : 0) < 0 &&
-                    errno != EINTR)
-                        break;
-                if (p[1].revents & POLLIN)
-                        break;
-        }
+        period = (uint64_t)interval * 1000u;
+        status = service_run("hybrid-sample-service", bus, sfd, hyb_now_usec() + period, period,
+                             tick, &t);
 out:
         hyb_slot_unref(bubble);
         hyb_slot_unref(methods);

@@ -20,18 +20,16 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <hybrid/bus-store.h>
 #include <hybrid/bus.h>
 #include <hybrid/log.h>
+
+#include "service.h"
 
 #define PROG "hybrid-sensor-sim"
 #define MAX_SENSORS 64
@@ -50,6 +48,7 @@ typedef struct sim {
         unsigned n;
         double threshold;
         unsigned long excursion, ticks;
+        unsigned long count; /* stop after this many ticks; 0: never */
         bool print;
 } sim;
 
@@ -77,14 +76,6 @@ static double clamp(double v, double lo, double hi)
 static double tenth(double v)
 {
         return round(v * 10) / 10;
-}
-
-static uint64_t now_us(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static void sim_init(sim *s, uint64_t seed, unsigned n)
@@ -205,6 +196,18 @@ static bool parse_ulong(const char *text, unsigned long lo, unsigned long hi, un
         return true;
 }
 
+/* service_run's tick: a failed tick ends the run (1, or 3 when the bus is gone), so does --count. */
+static int run_tick(hyb_bus *bus, void *userdata)
+{
+        sim *s = userdata;
+
+        if (tick(s, bus) < 0)
+                return hyb_bus_is_open(bus) ? 1 : 3;
+        if (s->count && s->ticks >= s->count)
+                return 0;
+        return SERVICE_CONTINUE;
+}
+
 int main(int argc, char **argv)
 {
         const char *path = getenv("HYBRID_BUS");
@@ -212,11 +215,8 @@ int main(int argc, char **argv)
         double threshold = 30;
         sim s = {0};
         hyb_bus *bus = NULL;
-        hyb_error e;
         char runner[32];
-        uint64_t next;
-        sigset_t sigs;
-        int sfd, r, status = 0;
+        int sfd, status;
 
         for (int i = 1; i < argc; i++) {
                 const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -262,59 +262,19 @@ int main(int argc, char **argv)
         s.threshold = threshold;
         s.excursion = excursion;
 
-        sigemptyset(&sigs);
-        sigaddset(&sigs, SIGTERM);
-        sigaddset(&sigs, SIGINT);
-        sigprocmask(SIG_BLOCK, &sigs, NULL);
-        sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+        s.count = count;
+
+        sfd = service_signals();
         if (sfd < 0)
                 return 1;
-
-        hyb_error_clear(&e);
         /* Several simulators may run at once: the runner is the pid. */
         snprintf(runner, sizeof(runner), "p%ld", (long)getpid());
-        r = hyb_bus_connect(path, "org.hybridos.sensorsim", runner, &bus, &e);
-        if (r < 0) {
-                fprintf(stderr, PROG ": connect: %s %s\n", hyb_err_name(r),
-                        e.message[0] ? e.message : hyb_strerror(r));
+        if (service_connect(PROG, path, "org.hybridos.sensorsim", runner, &bus) < 0) {
                 close(sfd);
                 return 3;
         }
-        next = now_us();
-        for (;;) {
-                struct pollfd p[2];
-                uint64_t due = next, bus_due = UINT64_MAX, now;
-
-                while ((r = hyb_bus_process(bus)) > 0)
-                        ;
-                if (r < 0) {
-                        fprintf(stderr, PROG ": %s\n", hyb_strerror(r));
-                        status = 3;
-                        break;
-                }
-                now = now_us();
-                if (now >= next) {
-                        if (tick(&s, bus) < 0) {
-                                status = hyb_bus_is_open(bus) ? 1 : 3;
-                                break;
-                        }
-                        if (count && s.ticks >= count)
-                                break;
-                        next = now + (uint64_t)interval * 1000u;
-                        continue;
-                }
-                if (hyb_bus_get_timeout(bus, &bus_due) == 0 && bus_due < due)
-                        due = bus_due;
-                p[0].fd = hyb_bus_get_fd(bus);
-                p[0].events = (short)hyb_bus_get_events(bus);
-                p[1].fd = sfd;
-                p[1].events = POLLIN;
-                if (poll(p, 2, due > now ? (int)((due - now + 999) / 1000) : 0) < 0 &&
-                    errno != EINTR)
-                        break;
-                if (p[1].revents & POLLIN)
-                        break;
-        }
+        status = service_run(PROG, bus, sfd, hyb_now_usec(), (uint64_t)interval * 1000u, run_tick,
+                             &s);
         hyb_bus_unref(bus);
         close(sfd);
         return status;

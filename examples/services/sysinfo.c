@@ -14,13 +14,9 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -29,6 +25,7 @@
 #include <hybrid/bus.h>
 #include <hybrid/endpoint.h>
 
+#include "service.h"
 #include "sysinfo-read.h"
 
 #define PROG "hybrid-sysinfo"
@@ -40,14 +37,6 @@ typedef struct sysinfo {
         info_list stored; /* what the store holds under /sys/info/ (what we wrote last) */
         unsigned long ticks;
 } sysinfo;
-
-static uint64_t now_us(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* The readings of l as nested JSON objects: "net/lo/rx_bytes" is {"net":{"lo":{"rx_bytes":..}}}. */
 static json_t *to_json(const info_list *l)
@@ -251,6 +240,14 @@ static int tick(sysinfo *si)
         return r;
 }
 
+/* service_run's tick: a failed tick is tried again next period, unless the bus is gone. */
+static int run_tick(hyb_bus *bus, void *userdata)
+{
+        if (tick(userdata) < 0 && !hyb_bus_is_open(bus))
+                return 3;
+        return SERVICE_CONTINUE;
+}
+
 /* The usage line: on stderr for a usage error (2), on stdout for --help (0). */
 static int usage_to(FILE *f, int status)
 {
@@ -275,8 +272,7 @@ int main(int argc, char **argv)
         hyb_slot *methods = NULL, *bubble = NULL;
         hyb_error e;
         double interval = 5;
-        uint64_t period, next;
-        sigset_t sigs;
+        uint64_t period;
         int sfd, r, status = 0;
 
         if (!disks)
@@ -306,29 +302,19 @@ int main(int argc, char **argv)
         if (path && !*path)
                 path = NULL;
 
-        sigemptyset(&sigs);
-        sigaddset(&sigs, SIGTERM);
-        sigaddset(&sigs, SIGINT);
-        sigprocmask(SIG_BLOCK, &sigs, NULL);
-        sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+        sfd = service_signals();
         if (sfd < 0)
                 return 1;
-
-        hyb_error_clear(&e);
-        r = hyb_bus_connect(path, "org.hybridos.sysinfo", runner, &si.bus, &e);
-        if (r < 0) {
-                fprintf(stderr, PROG ": connect: %s %s\n", hyb_err_name(r),
-                        e.message[0] ? e.message : hyb_strerror(r));
+        if (service_connect(PROG, path, "org.hybridos.sysinfo", runner, &si.bus) < 0)
                 return 3;
-        }
+        hyb_error_clear(&e);
         r = hyb_endpoint_register_table(si.bus, sysinfo_methods, sizeof(sysinfo_methods[0]),
                                         sizeof(sysinfo_methods) / sizeof(sysinfo_methods[0]), &si,
                                         &methods, &e);
         if (r >= 0)
                 r = hyb_bus_register_event(si.bus, "INFO", NULL, NULL, &bubble, &e);
         if (r < 0) {
-                fprintf(stderr, PROG ": register: %s %s\n", hyb_err_name(r),
-                        e.message[0] ? e.message : hyb_strerror(r));
+                service_report(PROG, "register", r, &e);
                 status = 1;
                 goto out;
         }
@@ -343,39 +329,7 @@ int main(int argc, char **argv)
         printf("%s\n", hyb_bus_get_endpoint_name(si.bus));
         fflush(stdout);
 
-        next = now_us() + period;
-        for (;;) {
-                struct pollfd p[2];
-                uint64_t due = next, bus_due = UINT64_MAX, now;
-
-                while ((r = hyb_bus_process(si.bus)) > 0)
-                        ;
-                if (r < 0) {
-                        fprintf(stderr, PROG ": %s\n", hyb_strerror(r));
-                        status = 3;
-                        break;
-                }
-                now = now_us();
-                if (now >= next) {
-                        if (tick(&si) < 0 && !hyb_bus_is_open(si.bus)) {
-                                status = 3;
-                                break;
-                        }
-                        next = now + period;
-                        continue;
-                }
-                if (hyb_bus_get_timeout(si.bus, &bus_due) == 0 && bus_due < due)
-                        due = bus_due;
-                p[0].fd = hyb_bus_get_fd(si.bus);
-                p[0].events = (short)hyb_bus_get_events(si.bus);
-                p[1].fd = sfd;
-                p[1].events = POLLIN;
-                if (poll(p, 2, due > now ? (int)((due - now + 999) / 1000) : 0) < 0 &&
-                    errno != EINTR)
-                        break;
-                if (p[1].revents & POLLIN)
-                        break;
-        }
+        status = service_run(PROG, si.bus, sfd, hyb_now_usec() + period, period, run_tick, &si);
 out:
         hyb_slot_unref(bubble);
         hyb_slot_unref(methods);

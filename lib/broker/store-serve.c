@@ -132,6 +132,15 @@ static bool sysinfo_writer(uid_t uid, const char *app, const char *path)
                service_peer(uid, app, "org.hybridos.sysinfo");
 }
 
+/* What a refusal calls the right: read, write, delete or subscribe. */
+static const char *right_name(unsigned right)
+{
+        return right == BROKER_STORE_READ     ? "read"
+               : right == BROKER_STORE_WRITE  ? "write"
+               : right == BROKER_STORE_DELETE ? "delete"
+                                              : "subscribe";
+}
+
 static unsigned token_action_of(unsigned right)
 {
         return right == BROKER_STORE_READ     ? HYB_TOKEN_ACT_READ
@@ -186,11 +195,7 @@ int store_acl_check(hyb_broker *b, const bconn *c, unsigned right, const hyb_fur
                 if (allowed)
                         return 0;
                 return err_set(e, HYB_E_FORBIDDEN, -1, "the token does not allow %s of %s",
-                               right == BROKER_STORE_READ     ? "read"
-                               : right == BROKER_STORE_WRITE  ? "write"
-                               : right == BROKER_STORE_DELETE ? "delete"
-                                                              : "subscribe",
-                               text);
+                               right_name(right), text);
         }
         for (size_t i = 0; i < b->n_acl && !allowed; i++) {
                 const struct bstore_rule *a = &b->acl[i];
@@ -202,11 +207,7 @@ int store_acl_check(hyb_broker *b, const bconn *c, unsigned right, const hyb_fur
         if (allowed)
                 return 0;
         return err_set(e, HYB_E_FORBIDDEN, -1, "policy.store denies %s of %s to uid %u app %s",
-                       right == BROKER_STORE_READ     ? "read"
-                       : right == BROKER_STORE_WRITE  ? "write"
-                       : right == BROKER_STORE_DELETE ? "delete"
-                                                      : "subscribe",
-                       hyb_furi_get_str(f), (unsigned)uid, app);
+                       right_name(right), hyb_furi_get_str(f), (unsigned)uid, app);
 }
 
 void store_acl_free(struct bstore_rule *acl, size_t n)

@@ -401,18 +401,16 @@ HYB_EXPORT int hyb_bus_backend_open_host_with(const char *db, const hyb_bus_conn
                                               hyb_error *reterr)
 {
         hyb_bus_connect_options c = { 0 };
-        const char *bus_path, *app, *runner;
+        const char *bus_path;
         const char *env, *xdg, *home;
         char *where = NULL, *dflt = NULL;
         int r, source;
 
-        hyb_assert_return(conn && conn->size && ret, -EINVAL);
-        memcpy(&c, conn, conn->size < sizeof c ? conn->size : sizeof c);
-        c.size = sizeof c;
+        hyb_assert_return(ret, -EINVAL);
+        r = bus_connect_options_copy(&c, conn);
+        if (r < 0)
+                return r;
         bus_path = c.path;
-        app = c.app;
-        runner = c.runner;
-        hyb_assert_return(app && runner, -EINVAL);
         if (!db && (env = secure_getenv("HYBRID_DB")) && *env)
                 db = env;
         if (!bus_path && (env = secure_getenv("HYBRID_BUS")) && *env)

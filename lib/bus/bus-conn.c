@@ -593,6 +593,16 @@ HYB_EXPORT int hyb_bus_connect(const char *path, const char *app, const char *ru
         return r;
 }
 
+int bus_connect_options_copy(hyb_bus_connect_options *o, const hyb_bus_connect_options *opts)
+{
+        if (!opts || !opts->size)
+                return -EINVAL;
+        memset(o, 0, sizeof(*o));
+        memcpy(o, opts, opts->size < sizeof(*o) ? opts->size : sizeof(*o));
+        o->size = sizeof(*o);
+        return o->app && o->runner ? 0 : -EINVAL;
+}
+
 HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus **ret,
                                     hyb_error *reterr)
 {
@@ -603,13 +613,13 @@ HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus
         hyb_bus *bus;
         int r;
 
-        hyb_assert_return(opts && opts->size && ret, -EINVAL);
-        memcpy(&o, opts, opts->size < sizeof o ? opts->size : sizeof o);
-        o.size = sizeof o;
+        hyb_assert_return(ret, -EINVAL);
+        r = bus_connect_options_copy(&o, opts);
+        if (r < 0)
+                return r;
         path = o.path;
         app = o.app;
         runner = o.runner;
-        hyb_assert_return(app && runner, -EINVAL);
         if (o.token && !o.key)
                 return err_set(reterr, -EINVAL, -1, "a token needs its holder key");
         if (o.token && !hyb_key_has_private(o.key))

@@ -207,5 +207,11 @@ struct json_t *bus_policy_json(const hyb_arg_policy *args, size_t n);
  * (the credentials meant cannot be shown).  Ignored in setuid programs (secure_getenv).
  */
 int bus_env_credentials(char **ret_token, struct hyb_key **ret_key, hyb_error *reterr);
+/*
+ * Copies the caller's size-stamped connect options into *o (the fields an older caller does
+ * not know stay zero) and stamps it with our size.  -EINVAL without opts, without its size,
+ * or without app or runner.
+ */
+int bus_connect_options_copy(hyb_bus_connect_options *o, const hyb_bus_connect_options *opts);
 
 #endif

@@ -29,6 +29,18 @@
                         return (r);                  \
         } while (0)
 
+/* The value of the hex digit c (either case), or -1 when c is none (EOF included). */
+static inline int hex_digit(int c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
 static inline void freep(void *p)
 {
         free(*(void **)p);

@@ -60,17 +60,6 @@ static int perr(pstate *ps, int code, size_t off, const char *fmt, ...)
                           off);
 }
 
-static inline int hexval(unsigned char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 static inline bool is_alpha(unsigned char c)
 {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -118,8 +107,8 @@ static int pct(const char *text, size_t i, size_t end)
 
         if (i + 2 >= end)
                 return -1;
-        hi = hexval((unsigned char)text[i + 1]);
-        lo = hexval((unsigned char)text[i + 2]);
+        hi = hex_digit((unsigned char)text[i + 1]);
+        lo = hex_digit((unsigned char)text[i + 2]);
         if (hi < 0 || lo < 0)
                 return -1;
         return hi << 4 | lo;
@@ -176,7 +165,7 @@ static int parse_authority(pstate *ps, size_t a, size_t aend)
         if (t[h] == '[') {
                 for (hend = h + 1; hend < aend && t[hend] != ']'; hend++) {
                         unsigned char c = (unsigned char)t[hend];
-                        if (hexval(c) < 0 && c != ':' && c != '.')
+                        if (hex_digit(c) < 0 && c != ':' && c != '.')
                                 return perr(ps, HYB_E_PARSE, hend,
                                             "invalid character %s in IP literal", show(c, cb));
                 }

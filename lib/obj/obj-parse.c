@@ -230,14 +230,6 @@ static int lex_number(obj_lexer *lx, obj_token *tok)
         return 0;
 }
 
-static int hexval(int c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        c = tolower(c);
-        return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 static int lex_str(obj_lexer *lx, obj_token *tok)
 {
         size_t open = lx->pos, alloc = 0;
@@ -263,8 +255,8 @@ static int lex_str(obj_lexer *lx, obj_token *tok)
                         case '\'': c = '\''; break;
                         case '\\': c = '\\'; break;
                         case 'x':
-                                h1 = hexval(peek(lx, 2));
-                                h2 = hexval(peek(lx, 3));
+                                h1 = hex_digit(peek(lx, 2));
+                                h2 = hex_digit(peek(lx, 3));
                                 if (h1 >= 0 && h2 >= 0) {
                                         c = h1 * 16 + h2;
                                         lx->pos += 2;

@@ -106,6 +106,22 @@ static int gather(hyb_store *st, const hyb_furi *target, unsigned done, coll *c,
         return r < 0 ? r : 0;
 }
 
+/* The rec {key fURI: value} of what c collected, in its order. */
+static int coll_to_rec(const coll *c, hyb_obj **ret)
+{
+        hyb_obj **keys = calloc(c->n + 1, sizeof(hyb_obj *));
+        int r = keys ? 0 : -ENOMEM;
+
+        for (size_t i = 0; i < c->n && r == 0; i++)
+                r = hyb_obj_new_uri(c->keys[i], &keys[i]);
+        if (r == 0)
+                r = hyb_obj_new_rec(keys, c->vals, c->n, ret);
+        for (size_t i = 0; keys && i < c->n; i++)
+                hyb_obj_unref(keys[i]);
+        free(keys);
+        return r;
+}
+
 /* Every read but a node read that found its node: patterns, branches, and node misses (the
  * node may be an element of a stored lst/rec above it: gather walks).  Out of line, so the
  * node read's hit path stays short. */
@@ -114,7 +130,6 @@ static __attribute__((noinline)) int read_gathered(hyb_store *st, const hyb_furi
                                                    hyb_error *reterr)
 {
         coll c = { 0 };
-        hyb_obj **keys = NULL;
         int r;
 
         r = gather(st, target, done, &c, reterr);
@@ -122,17 +137,9 @@ static __attribute__((noinline)) int read_gathered(hyb_store *st, const hyb_furi
                 coll_free(&c);
                 return r;
         }
-        if (hyb_furi_is_branch(target)) {
-                keys = calloc(c.n + 1, sizeof(hyb_obj *));
-                r = keys ? 0 : -ENOMEM;
-                for (size_t i = 0; i < c.n && r == 0; i++)
-                        r = hyb_obj_new_uri(c.keys[i], &keys[i]);
-                if (r == 0)
-                        r = hyb_obj_new_rec(keys, c.vals, c.n, ret);
-                for (size_t i = 0; keys && i < c.n; i++)
-                        hyb_obj_unref(keys[i]);
-                free(keys);
-        } else if (hyb_furi_is_pattern(target))
+        if (hyb_furi_is_branch(target))
+                r = coll_to_rec(&c, ret);
+        else if (hyb_furi_is_pattern(target))
                 r = hyb_obj_new_objs(c.vals, c.n, ret);
         else
                 *ret = c.n ? hyb_obj_ref(c.vals[0]) : hyb_obj_noobj();
@@ -362,7 +369,6 @@ HYB_EXPORT int hyb_store_read_page(const hyb_store *cst, const hyb_furi *target,
 {
         hyb_store *st = store_mut(cst);
         coll c = { .after = after, .limit = limit };
-        hyb_obj **keys = NULL;
         int r;
 
         hyb_assert_return(st && target && limit > 0 && ret && ret_next, -EINVAL);
@@ -375,15 +381,7 @@ HYB_EXPORT int hyb_store_read_page(const hyb_store *cst, const hyb_furi *target,
                 coll_free(&c);
                 return r;
         }
-        keys = calloc(c.n + 1, sizeof(hyb_obj *));
-        r = keys ? 0 : -ENOMEM;
-        for (size_t i = 0; i < c.n && r == 0; i++)
-                r = hyb_obj_new_uri(c.keys[i], &keys[i]);
-        if (r == 0)
-                r = hyb_obj_new_rec(keys, c.vals, c.n, ret);
-        for (size_t i = 0; keys && i < c.n; i++)
-                hyb_obj_unref(keys[i]);
-        free(keys);
+        r = coll_to_rec(&c, ret);
         if (r == 0 && c.more && c.n)
                 *ret_next = hyb_furi_ref(c.keys[c.n - 1]);
         coll_free(&c);

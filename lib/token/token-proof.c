@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "crypto.h"
 #include "proof.h"
 
@@ -65,23 +66,12 @@ int token_proof_verify(const hyb_key *holder, const uint8_t transcript[32], cons
         return 0;
 }
 
-static int hexval(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 int token_nonce_from_hex(const char *hex, size_t len, uint8_t out[TOKEN_NONCE_LEN])
 {
         if (!hex || len != 2 * TOKEN_NONCE_LEN)
                 return -EINVAL;
         for (size_t i = 0; i < TOKEN_NONCE_LEN; i++) {
-                int h = hexval(hex[2 * i]), l = hexval(hex[2 * i + 1]);
+                int h = hex_digit(hex[2 * i]), l = hex_digit(hex[2 * i + 1]);
 
                 if (h < 0 || l < 0)
                         return -EINVAL;

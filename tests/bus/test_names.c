@@ -9,20 +9,10 @@
 #include <string.h>
 
 #include "bus/names.h"
+#include "common/util.h"
 #include "buspieces.h"
 #include "suites.h"
 #include "testutil.h"
-
-static int hexval(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
 
 char *bp_decode(const char *in, size_t *ret_len)
 {
@@ -44,8 +34,8 @@ char *bp_decode(const char *in, size_t *ret_len)
                         memset(out + n, c, (size_t)count);
                         n += (size_t)count;
                         p = end + 1;
-                } else if (p[0] == '\\' && p[1] == 'x' && hexval(p[2]) >= 0 && hexval(p[3]) >= 0) {
-                        out[n++] = (char)(hexval(p[2]) * 16 + hexval(p[3]));
+                } else if (p[0] == '\\' && p[1] == 'x' && hex_digit(p[2]) >= 0 && hex_digit(p[3]) >= 0) {
+                        out[n++] = (char)(hex_digit(p[2]) * 16 + hex_digit(p[3]));
                         p += 4;
                 } else {
                         out[n++] = *p++;

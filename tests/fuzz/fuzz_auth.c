@@ -22,23 +22,19 @@
  * AUTH_RESULT 401 with the one text "unauthorized"; whatever happened, a bystander
  * then logs in (no token: accept keeps the uid policy) and the broker frees
  * everything (LeakSanitizer).  Seeds: tests/fuzz/corpus/auth/ (see the header of
- * each mode above; made by tests/fuzz/auth-seeds.py).
+ * each mode above; made by tests/fuzz/auth-seeds.py).  The broker, sockets and pump:
+ * broker-harness.c.
  */
 #include <assert.h>
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <event2/event.h>
 #include <jansson.h>
 
-#include "bus/wire.h"
-#include "hybrid/broker.h"
+#include "broker-harness.h"
 #include "hybrid/token.h"
 #include "token/proof.h"
 
@@ -47,31 +43,16 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 typedef struct client {
-        int fd;
-        uint8_t rx[RX_MAX];
-        size_t rlen;
+        fz_client fz;
         int auth_status; /* AUTH_RESULT status, 0 before */
         bool uniform;    /* a 401 said only "unauthorized" */
         uint8_t nonce[TOKEN_NONCE_LEN];
         bool have_nonce;
 } client;
 
-static struct event_base *base;
-static char dir[] = "/tmp/hyb-fuzz-auth.XXXXXX";
-static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static char yaml[512];
 static hyb_key *holder, *other;
 static char *good_token;
-
-static void remove_dir(void)
-{
-        char p[sizeof dir + 16];
-
-        unlink(sock_path);
-        snprintf(p, sizeof p, "%s/iss.pub", dir);
-        unlink(p);
-        rmdir(dir);
-}
 
 static void setup_once(void)
 {
@@ -83,17 +64,12 @@ static void setup_once(void)
                 {"bus://localhost/org.example.app/+", HYB_TOKEN_ACT_REG | HYB_TOKEN_ACT_CALL},
         };
         const char *aud[] = {"fuzz-hub"};
-        char pub[sizeof dir + 16];
+        char pub[sizeof fz_dir + 16];
         char *t1 = NULL;
 
-        if (base)
+        if (!fz_setup_once("auth"))
                 return;
-        base = event_base_new();
-        if (!base || !mkdtemp(dir))
-                abort();
-        snprintf(sock_path, sizeof sock_path, "%s/bus.sock", dir);
-        snprintf(pub, sizeof pub, "%s/iss.pub", dir);
-        atexit(remove_dir);
+        snprintf(pub, sizeof pub, "%s/iss.pub", fz_dir);
         if (hyb_key_generate(&iss) < 0 || hyb_key_generate(&holder) < 0 ||
             hyb_key_generate(&other) < 0 || hyb_key_generate(&guest) < 0 ||
             hyb_key_save_public(iss, pub, NULL) < 0)
@@ -121,99 +97,35 @@ static void setup_once(void)
                  "auth:\n  tokens: accept\n  audience: fuzz-hub\n  issuers:\n    fuzz: %s\n", pub);
 }
 
-static bool client_drain(client *c)
+static void on_frame(fz_client *fc, const wire_packet *p)
 {
-        bool got = false;
+        client *c = (client *)fc;
 
-        if (c->fd < 0)
-                return false;
-        for (;;) {
-                if (c->rlen == RX_MAX)
-                        c->rlen = 0;
-                ssize_t n = recv(c->fd, c->rx + c->rlen, RX_MAX - c->rlen, MSG_DONTWAIT);
-                if (n <= 0)
-                        break;
-                got = true;
-                c->rlen += (size_t)n;
-                size_t off = 0;
-                for (;;) {
-                        wire_packet p;
-                        size_t used;
-                        int r = wire_parse(c->rx + off, c->rlen - off, UINT32_MAX, &p, &used);
-                        assert(r >= 0);
-                        if (r == 0)
-                                break;
-                        if (p.h.type == WIRE_CHALLENGE && !c->have_nonce) {
-                                json_t *j = json_loadb((const char *)p.body, p.h.body_len, 0, NULL);
-                                const char *hex = json_string_value(json_object_get(j, "nonce"));
-                                assert(hex &&
-                                       token_nonce_from_hex(hex, strlen(hex), c->nonce) == 0);
-                                c->have_nonce = true;
-                                json_decref(j);
-                        }
-                        if (p.h.type == WIRE_AUTH_RESULT) {
-                                c->auth_status = p.h.status;
-                                c->uniform = p.h.member_len == strlen("unauthorized") &&
-                                             memcmp(p.member, "unauthorized", p.h.member_len) == 0;
-                        }
-                        off += used;
-                }
-                memmove(c->rx, c->rx + off, c->rlen - off);
-                c->rlen -= off;
+        if (p->h.type == WIRE_CHALLENGE && !c->have_nonce) {
+                json_t *j = json_loadb((const char *)p->body, p->h.body_len, 0, NULL);
+                const char *hex = json_string_value(json_object_get(j, "nonce"));
+                assert(hex && token_nonce_from_hex(hex, strlen(hex), c->nonce) == 0);
+                c->have_nonce = true;
+                json_decref(j);
         }
-        return got;
-}
-
-static void pump(client *cl, int n)
-{
-        int quiet = 0;
-
-        for (int round = 0; round < 256 && quiet < 3; round++) {
-                bool got = false;
-                event_base_loop(base, EVLOOP_NONBLOCK);
-                for (int i = 0; i < n; i++)
-                        got |= client_drain(&cl[i]);
-                quiet = got ? 0 : quiet + 1;
+        if (p->h.type == WIRE_AUTH_RESULT) {
+                c->auth_status = p->h.status;
+                c->uniform = p->h.member_len == strlen("unauthorized") &&
+                             memcmp(p->member, "unauthorized", p->h.member_len) == 0;
         }
 }
 
 static void client_connect(client *c)
 {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-
         memset(c, 0, sizeof *c);
-        c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
-        if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-                abort();
+        fz_client_connect(&c->fz, RX_MAX, on_frame);
 }
 
-static void client_send(client *cl, int n, client *c, const void *body, size_t len)
+static void client_send(client *c, const void *body, size_t len)
 {
-        uint8_t hdr[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
-        struct iovec iov[2];
         wire_hdr h = {.type = WIRE_AUTH};
-        int k = wire_build(&h, NULL, 0, NULL, 0, NULL, 0, body, len, hdr, iov);
 
-        for (int j = 0; j < k; j++) {
-                const uint8_t *p = iov[j].iov_base;
-                size_t left = iov[j].iov_len;
-                int stuck = 0;
-
-                while (left > 0 && stuck < 64) {
-                        ssize_t w = send(c->fd, p, left, MSG_DONTWAIT | MSG_NOSIGNAL);
-                        if (w > 0) {
-                                p += w;
-                                left -= (size_t)w;
-                                stuck = 0;
-                        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-                                return;
-                        } else {
-                                stuck++;
-                        }
-                        pump(cl, n);
-                }
-        }
+        fz_client_send(&c->fz, &h, NULL, 0, NULL, 0, body, len);
 }
 
 /* The structured AUTH body of the input (see the top); NULL when it cannot be built. */
@@ -271,52 +183,40 @@ static char *structured(const client *c, const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         hyb_broker_config *cfg = NULL;
-        hyb_broker *b = NULL;
+        hyb_broker *b;
         static client cl[2];
         char *body = NULL;
 
         setup_once();
         if (size < 1 || size > 16384)
                 return 0;
-        if (hyb_broker_config_new(&cfg) < 0 || hyb_broker_config_set_socket(cfg, sock_path) < 0 ||
-            hyb_broker_config_load_string(cfg, yaml, strlen(yaml), NULL) < 0 ||
-            hyb_broker_new(cfg, base, &b, NULL) < 0)
+        if (hyb_broker_config_new(&cfg) < 0 ||
+            hyb_broker_config_load_string(cfg, yaml, strlen(yaml), NULL) < 0)
                 abort();
-        hyb_broker_set_log(b, 0, NULL, NULL);
-        if (hyb_broker_start(b, NULL) < 0)
-                abort();
+        b = fz_broker_start(cfg);
         client_connect(&cl[0]);
-        cl[1].fd = -1;
-        pump(cl, 1);
+        fz_pump();
         assert(cl[0].have_nonce);
         if (data[0] & 1) {
-                client_send(cl, 1, &cl[0], data + 1, size - 1);
+                client_send(&cl[0], data + 1, size - 1);
         } else {
                 body = structured(&cl[0], data + 1, size - 1);
                 if (body)
-                        client_send(cl, 1, &cl[0], body, strlen(body));
+                        client_send(&cl[0], body, strlen(body));
         }
-        pump(cl, 1);
+        fz_pump();
         /* a refusal for credentials is the one uniform 401 */
         if (cl[0].auth_status == 401)
                 assert(cl[0].uniform);
         /* the broker keeps serving: a bystander logs in by the uid policy */
         client_connect(&cl[1]);
-        pump(cl, 2);
+        fz_pump();
         static const char login[] =
                 "{\"protocol\":\"HYBRID\",\"version\":1,\"app\":\"org.fuzz.x\",\"runner\":\"by\"}";
-        client_send(cl, 2, &cl[1], login, strlen(login));
-        pump(cl, 2);
+        client_send(&cl[1], login, strlen(login));
+        fz_pump();
         assert(cl[1].auth_status == 200);
         free(body);
-        for (int i = 0; i < 2; i++)
-                if (cl[i].fd >= 0)
-                        close(cl[i].fd);
-        /* Every client is gone: the broker must notice each of them. */
-        for (int round = 0; round < 1000 && hyb_broker_get_n_connections(b) > 0; round++)
-                event_base_loop(base, EVLOOP_NONBLOCK);
-        assert(hyb_broker_get_n_connections(b) == 0);
-        hyb_broker_free(b);
-        hyb_broker_config_unref(cfg);
+        fz_finish(b, cfg);
         return 0;
 }

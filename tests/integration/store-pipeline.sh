@@ -8,31 +8,18 @@
 unset HYBRID_BUS HYBRID_DB
 PY=$(command -v "$PYTHON" || echo /usr/bin/python3)
 
-# raw NAME MODE ARGS...: rawbus.py in the foreground; passes when no case failed
-raw() {
-        d=$1; shift
-        "$PY" "$HYB_IT_DIR/rawbus.py" "$@" >"$T/raw.out" 2>&1
-        rc=$?
-        sed 's/^/    /' "$T/raw.out"
-        if [ $rc -eq 0 ] && ! grep -q '^FAIL' "$T/raw.out" && grep -q '^ok ' "$T/raw.out"; then
-                ok "$d"
-        else
-                bad "$d" "$(tail -n 5 "$T/raw.out")"
-        fi
-}
-
 start_daemon pipe "store: {durability: memory}
 limits: {max_body: 60K, max_frame: 128K, send_queue_bytes: 256K}" || finish
-raw "500 writes and reads written at once: answers and messages in write order" \
+rawbus "500 writes and reads written at once: answers and messages in write order" \
         pipeline "$SOCK" 500
 BIG=$("$PY" -c "print(\"'\" + 'a' * 30000 + \"'\")")
 hy store put /big/v "$BIG" || bad "put /big/v"
-raw "a peer writing 200 reads of 30 KB at once and reading nothing is cut off" \
+rawbus "a peer writing 200 reads of 30 KB at once and reading nothing is cut off" \
         pipestall "$SOCK" /big/v 200 3
 check "the daemon logged the cut-off with the quota" \
         grep -q "quota send_queue_bytes exceeded" "$T/pipe.log"
 expect "the daemon still serves" 0 "$BIG" hy store get /big/v
-raw "and answers a pipeline after it" pipeline "$SOCK" 20
+rawbus "and answers a pipeline after it" pipeline "$SOCK" 20
 stop "$DPID"
 
 finish

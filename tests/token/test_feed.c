@@ -18,9 +18,10 @@
 #include "suites.h"
 #include "testutil.h"
 #include "token/token-internal.h"
+#include "token_test.h"
 
-#define NOW 1800000000LL
-#define AUD "hub-a"
+#define NOW TOKEN_TEST_NOW
+#define AUD TOKEN_TEST_AUD
 
 static hyb_key *issuer, *other, *stranger, *holder, *holder2;
 static hyb_token_trust *trust;
@@ -32,9 +33,7 @@ static void setup(void)
         ck_assert_int_eq(hyb_key_generate(&stranger), 0);
         ck_assert_int_eq(hyb_key_generate(&holder), 0);
         ck_assert_int_eq(hyb_key_generate(&holder2), 0);
-        ck_assert_int_eq(hyb_token_trust_new(&trust), 0);
-        ck_assert_int_eq(hyb_token_trust_add(trust, "hub", issuer), 0);
-        ck_assert_int_eq(hyb_token_trust_add(trust, "other", other), 0);
+        trust = token_test_trust(issuer, other);
 }
 
 static void teardown(void)
@@ -84,23 +83,8 @@ static char *raw_entry(const hyb_key *key, const char *hdr_json, const char *cla
 static char *issue_token(uint64_t epo, unsigned dlg)
 {
         static const hyb_token_cap caps[] = {{"/home/#", HYB_TOKEN_ACT_READ}};
-        const char *aud[] = {AUD};
-        hyb_token_issue_opts o;
-        char *tok = NULL;
 
-        hyb_token_issue_opts_init(&o);
-        o.iss = "hub";
-        o.sub = "alice";
-        o.aud = aud;
-        o.n_aud = 1;
-        o.holder = holder;
-        o.caps = caps;
-        o.n_caps = 1;
-        o.now = NOW;
-        o.dlg = dlg;
-        o.epo = epo;
-        ck_assert_int_eq(hyb_token_issue(issuer, &o, &tok, NULL), 0);
-        return tok;
+        return token_test_issue(issuer, holder, caps, 1, dlg, 0, epo);
 }
 
 /* hyb_token_verify with the feed as the revocation hook: 0 or HYB_E_UNAUTHORIZED. */

@@ -19,9 +19,10 @@
 #include "suites.h"
 #include "token/crypto.h"
 #include "token/token-internal.h"
+#include "token_test.h"
 
-#define NOW 1800000000LL
-#define AUD "hub-a"
+#define NOW TOKEN_TEST_NOW
+#define AUD TOKEN_TEST_AUD
 
 static hyb_key *issuer, *holder, *holder2, *holder3, *other;
 static hyb_token_trust *trust;
@@ -33,9 +34,7 @@ static void setup(void)
         ck_assert_int_eq(hyb_key_generate(&holder2), 0);
         ck_assert_int_eq(hyb_key_generate(&holder3), 0);
         ck_assert_int_eq(hyb_key_generate(&other), 0);
-        ck_assert_int_eq(hyb_token_trust_new(&trust), 0);
-        ck_assert_int_eq(hyb_token_trust_add(trust, "hub", issuer), 0);
-        ck_assert_int_eq(hyb_token_trust_add(trust, "other", other), 0);
+        trust = token_test_trust(issuer, other);
         ck_assert_int_eq(hyb_token_trust_add(trust, "hub", other), -EEXIST);
 }
 
@@ -59,24 +58,7 @@ static const hyb_token_cap default_caps[] = {
 
 static char *issue_full(const hyb_token_cap *caps, size_t n_caps, unsigned dlg, uint64_t ttl)
 {
-        hyb_token_issue_opts o;
-        const char *aud[] = { AUD };
-        char *tok = NULL;
-        hyb_error e = { 0 };
-
-        hyb_token_issue_opts_init(&o);
-        o.iss = "hub";
-        o.sub = "alice";
-        o.aud = aud;
-        o.n_aud = 1;
-        o.holder = holder;
-        o.caps = caps;
-        o.n_caps = n_caps;
-        o.now = NOW;
-        o.ttl_s = ttl;
-        o.dlg = dlg;
-        ck_assert_msg(hyb_token_issue(issuer, &o, &tok, &e) == 0, "issue: %s", e.message);
-        return tok;
+        return token_test_issue(issuer, holder, caps, n_caps, dlg, ttl, 0);
 }
 
 static char *issue(unsigned dlg)
@@ -216,6 +198,14 @@ static char *join(const char *a, const char *b)
         ck_assert_int_gt(asprintf(&s, "%s~%s", a, b), 0);
         return s;
 }
+
+/* The token a~b must be rejected (a macro, so a failure names the case's line). */
+#define assert_rejected_joined(a, b)                     \
+        do {                                             \
+                char *_joined = join((a), (b));          \
+                assert_rejected(_joined);                \
+                free(_joined);                           \
+        } while (0)
 
 static char *attenuate_opts(const char *tok, const hyb_key *by, const hyb_key *to,
                             const hyb_token_cap *caps, size_t n_caps, uint64_t ttl)
@@ -583,9 +573,7 @@ START_TEST(test_header_templates)
                 for (size_t i = 0; i < sizeof att_bad / sizeof att_bad[0]; i++) {
                         snprintf(att_hdr, sizeof att_hdr, att_bad[i], hyb_key_get_kid(holder));
                         blk = sign_raw(holder, att_hdr, ac, strlen(ac));
-                        tt = join(t0, blk);
-                        assert_rejected(tt);
-                        free(tt);
+                        assert_rejected_joined(t0, blk);
                         free(blk);
                 }
                 /* the control: the template */
@@ -870,9 +858,7 @@ START_TEST(test_malformed_base64url)
         const char *shapes[] = { "", ".", "..", "a.b", "a.b.c.d", "~", "~~" };
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
                 assert_rejected(shapes[i]);
-        t = join(tok, "");
-        assert_rejected(t);
-        free(t);
+        assert_rejected_joined(tok, "");
         hyb_free(tok);
 }
 END_TEST
@@ -1029,9 +1015,7 @@ START_TEST(test_oversized)
         /* the total size */
         memset(pad, 'A', 4100);
         pad[4100] = 0;
-        t = join(tok, pad);
-        assert_rejected(t);
-        free(t);
+        assert_rejected_joined(tok, pad);
         hyb_free(tok);
 }
 END_TEST
@@ -1138,23 +1122,17 @@ START_TEST(test_broken_chains)
         /* block 1 signed by someone other than block 0's holder */
         c = att_claims(t0, holder2, "");
         blk = att_block(holder2, c);
-        t = join(t0, blk);
-        assert_rejected(t);
-        free(t);
+        assert_rejected_joined(t0, blk);
         free(blk);
         blk = att_block(issuer, c);
-        t = join(t0, blk);
-        assert_rejected(t);
-        free(t);
+        assert_rejected_joined(t0, blk);
         free(blk);
         free(c);
         /* wrong prv: the hash of another token's signature */
         char *x0 = issue(3);
         c = att_claims(x0, holder2, "");
         blk = att_block(holder, c);
-        t = join(t0, blk);
-        assert_rejected(t);
-        free(t);
+        assert_rejected_joined(t0, blk);
         free(blk);
         free(c);
         hyb_free(x0);
@@ -1162,9 +1140,7 @@ START_TEST(test_broken_chains)
         char *cnf = cnf_text(holder2), *cc = NULL;
         ck_assert_int_gt(asprintf(&cc, "{\"v\":1,\"cnf\":%s}", cnf), 0);
         blk = att_block(holder, cc);
-        t = join(t0, blk);
-        assert_rejected(t);
-        free(t);
+        assert_rejected_joined(t0, blk);
         free(blk);
         free(cc);
         free(cnf);
@@ -1180,9 +1156,7 @@ START_TEST(test_broken_chains)
                 assert_rejected(t);
                 free(t);
                 /* block 0 twice */
-                t = join(t0, t0);
-                assert_rejected(t);
-                free(t);
+                assert_rejected_joined(t0, t0);
         }
         /* truncated text, at every length */
         size_t n = strlen(t2);

@@ -6,25 +6,15 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "common/util.h"
 #include "testutil.h"
 #include "token_test.h"
-
-static int hexval(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
 
 void hex_to_bytes(const char *hex, uint8_t *out, size_t n)
 {
         ck_assert_uint_ge(strlen(hex), 2 * n);
         for (size_t i = 0; i < n; i++) {
-                int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+                int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
                 ck_assert(hi >= 0 && lo >= 0);
                 out[i] = (uint8_t)(hi << 4 | lo);
         }
@@ -69,6 +59,40 @@ size_t der_signature(const uint8_t raw[64], uint8_t *out)
         out[0] = 0x30;
         out[1] = (uint8_t)n;
         return n + 2;
+}
+
+hyb_token_trust *token_test_trust(hyb_key *issuer, hyb_key *other)
+{
+        hyb_token_trust *trust = NULL;
+
+        ck_assert_int_eq(hyb_token_trust_new(&trust), 0);
+        ck_assert_int_eq(hyb_token_trust_add(trust, "hub", issuer), 0);
+        ck_assert_int_eq(hyb_token_trust_add(trust, "other", other), 0);
+        return trust;
+}
+
+char *token_test_issue(const hyb_key *issuer, const hyb_key *holder, const hyb_token_cap *caps,
+                       size_t n_caps, unsigned dlg, uint64_t ttl_s, uint64_t epo)
+{
+        const char *aud[] = { TOKEN_TEST_AUD };
+        hyb_token_issue_opts o;
+        hyb_error e = { 0 };
+        char *tok = NULL;
+
+        hyb_token_issue_opts_init(&o);
+        o.iss = "hub";
+        o.sub = "alice";
+        o.aud = aud;
+        o.n_aud = 1;
+        o.holder = holder;
+        o.caps = caps;
+        o.n_caps = n_caps;
+        o.now = TOKEN_TEST_NOW;
+        o.ttl_s = ttl_s;
+        o.dlg = dlg;
+        o.epo = epo;
+        ck_assert_msg(hyb_token_issue(issuer, &o, &tok, &e) == 0, "issue: %s", e.message);
+        return tok;
 }
 
 static int run(char **ret, const char *fmt, va_list ap)

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hybrid/token.h"
+
 /* P-256 (SEC 2, section 2.4.2): the group order n, n >> 1, the field prime p. */
 #define P256_N_HEX "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551"
 #define P256_HALF_N_HEX "7FFFFFFF800000007FFFFFFFFFFFFFFFDE737D56D38BCF4279DCE5617E3192A8"
@@ -22,6 +24,20 @@ size_t der_signature(const uint8_t raw[64], uint8_t *out);
 int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* As sh, returning its stdout with trailing newlines cut (caller frees); NULL unless it exits 0. */
 char *sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The time and audience the token suites issue and verify at. */
+#define TOKEN_TEST_NOW 1800000000LL
+#define TOKEN_TEST_AUD "hub-a"
+
+/* A trust store with issuer as "hub" and other as "other"; the caller unrefs it. */
+hyb_token_trust *token_test_trust(hyb_key *issuer, hyb_key *other);
+/*
+ * The token issuer grants, as "hub", to holder for subject "alice", audience TOKEN_TEST_AUD,
+ * at TOKEN_TEST_NOW, with caps, dlg, ttl_s (0: the default) and epo; fails the test when it
+ * is refused.  The caller hyb_free()s it.
+ */
+char *token_test_issue(const hyb_key *issuer, const hyb_key *holder, const hyb_token_cap *caps,
+                       size_t n_caps, unsigned dlg, uint64_t ttl_s, uint64_t epo);
 
 /* Debian's interpreter (python3-cryptography, python3-jwt) and our helper script. */
 #define TEST_PYTHON "/usr/bin/python3"
