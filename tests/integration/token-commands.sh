@@ -42,6 +42,13 @@ expect "run" 0 "==>5
 expect "repl" 0 "==>22" sh -c 'printf "*/sensors/t\n" | "$0" repl' "$H"
 serve_bg srv --app org.example.app --runner main ping '"pong"'
 expect "call a served procedure" 0 '"pong"' "$H" call @localhost/org.example.app/main ping
+LS='{"endpointName":"'$BI'","bubbleName":"RevocationApplied"}'
+expect "listing another endpoint's subscribers with admin on bus://localhost/#" 0 '*' \
+        "$H" call "$BI" listEventSubscribers "$LS"
+expect_err "... without admin: 403" 1 '^hybrid: call: 403 ' \
+        "$H" --token "$T/adm.tok" --key "$T/adm.key" call "$BI" listEventSubscribers "$LS"
+expect_err "monitor without admin: 403" 1 '^hybrid: monitor: 403 ' \
+        "$H" --token "$T/adm.tok" --key "$T/adm.key" monitor --count 1
 
 # each command with a key that is not the token's holder: 401, exit 1
 set -f # the globs below are arguments, not file names
