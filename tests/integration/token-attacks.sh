@@ -37,7 +37,7 @@ if [ "$RC" = 77 ]; then
         exit 77
 fi
 NPASS=$((NPASS + $(grep -c '^ok ' "$T/py.out")))
-grep '^FAIL ' "$T/py.out" | while IFS= read -r l; do printf 'FAIL - %s\n' "${l#FAIL }"; done
+sed -n 's/^ok /ok - /p; s/^FAIL /FAIL - /p' "$T/py.out"
 NFAIL=$((NFAIL + $(grep -c '^FAIL ' "$T/py.out")))
 check "token-attacks.py ran to the end" [ "$RC" = 0 -o "$(grep -c '^FAIL ' "$T/py.out")" != 0 ]
 [ "$RC" = 0 ] || [ "$(grep -c '^FAIL ' "$T/py.out")" != 0 ] || bad "python" "$(tail -20 "$T/py.err")"
