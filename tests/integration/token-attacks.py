@@ -386,6 +386,24 @@ def main():
     attack("claims not an object", b0(claims=b"[1,2,3]"), holder, "json|object|claims")
     attack("header not JSON", b0(header=b"ES256"), holder, "header|json")
 
+    # --- the log tells the truth: a holder (anyone with a token) signs attenuation blocks,
+    # so their claim names and values must not start lines of their own in the daemon's log
+    forged = "\nhybridd: notice: revocation entry 99 applied FORGED"
+    attack("newline in an attenuation's claim name",
+           good + "~" + att(good, holder, guest, **{"x" + forged: 1}), guest, "unexpected claim")
+    attack("newline in an attenuation's resource",
+           good + "~" + att(good, holder, guest, cap=[{"resource": "/x" + forged, "actions": ["read"]}]),
+           guest, "resource")
+    attack("escape sequence in an attenuation's claim name",
+           good + "~" + att(good, holder, guest, **{"\x1b]0;owned\x07\x1b[2J": 1}), guest,
+           "unexpected claim")
+    with open(log, "rb") as f:
+        lines = f.read().split(b"\n")
+    say(not any(ln.startswith(b"hybridd: notice: revocation entry 99") for ln in lines),
+        "no forged line in the daemon's log")
+    say(not any(b"\x1b" in ln or b"\r" in ln for ln in lines),
+        "no control character in the daemon's log")
+
     # --- revoked at connect: a token id, a holder key, an epoch floor, an issuer key; the
     # entries are made here and delivered over a token session (no capability needed)
     seq = [0]
