@@ -447,6 +447,8 @@ def main():
             f.write(guest.private_bytes(serialization.Encoding.PEM,
                                         serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption()))
+        with open(os.path.join(outdir, "inject.tok"), "w") as f:
+            f.write(good + "~" + att(good, holder, guest, **{"x" + forged + "\x1b[2J": 1}) + "\n")
         for name, c in (("extra-action", [{"resource": "/sensors/#", "actions": ["read", "write"]}]),
                         ("broader-cap", [{"resource": "/#", "actions": ["read"]}])):
             with open(os.path.join(outdir, f"esc-{name}.tok"), "w") as f:

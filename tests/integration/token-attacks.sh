@@ -52,6 +52,12 @@ expect_err "an extra action in the child (write): 403" 1 '^hybrid: store: 403 ' 
 expect_err "a broader resource in the child (/#): 403 outside the parent's" 1 '^hybrid: store: 403 ' \
         tok esc-broader-cap.tok store get /other/x
 expect "nothing was written" 0 "21" tok esc-broader-cap.tok store get /sensors/t
+# the CLI's reason for a token that quotes control characters stays one plain line
+run "$HYBRID" token verify --trust acme="$T/acme.pub" --aud hub1 "$(cat "$T/esc/inject.tok")"
+check "token verify of a token with a newline in a claim name: exit 1" [ "$RC" = 1 ]
+check "... its reason is one line on stderr" [ "$(wc -l <"$T/err")" = 1 ]
+check "... naming the claim" grep -q '^hybrid: token verify: .*unexpected claim x\\x0ahybridd' "$T/err"
+check "... without control characters" sh -c '! LC_ALL=C grep -q "$(printf "\033")" "$1"' - "$T/err"
 check "the daemon still runs" kill -0 "$DPID"
 stop "$DPID"
 finish
