@@ -21,7 +21,8 @@
         X(token_crypto_suite) \
         X(token_keys_suite) \
         X(token_suite) \
-        X(token_feed_suite)
+        X(token_feed_suite) \
+        X(token_proof_suite)
 
 #define HYB_X_DECL(fn) Suite *fn(void);
 HYB_SUITES(HYB_X_DECL)

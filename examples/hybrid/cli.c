@@ -43,14 +43,32 @@ static void json_error(int status, const char *what, const char *code, const cha
 static void report(int status, const char *what, const char *code,
                    const char *suffix, const char *fmt, va_list ap)
 {
-        char msg[4096];
+        static const char hex[] = "0123456789abcdef";
+        char raw[4096], msg[4 * sizeof raw];
+        size_t n = 0;
 
         fflush(stdout);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        if (json_errors) {
-                char full[4352];
+        vsnprintf(raw, sizeof(raw), fmt, ap);
+        /* one line, whatever the message quotes (a token's claim names...): control
+         * characters as \xNN, so no terminal escape sequence or forged line gets out */
+        for (const char *p = raw; *p && n + 5 < sizeof msg; p++) {
+                unsigned char ch = (unsigned char)*p;
 
-                snprintf(full, sizeof(full), "%s%s", msg, suffix);
+                if (ch < 0x20 || ch == 0x7f) {
+                        msg[n++] = '\\';
+                        msg[n++] = 'x';
+                        msg[n++] = hex[ch >> 4];
+                        msg[n++] = hex[ch & 15];
+                } else {
+                        msg[n++] = (char)ch;
+                }
+        }
+        msg[n] = '\0';
+        if (json_errors) {
+                char full[sizeof raw + 256];
+
+                /* JSON escapes control characters itself */
+                snprintf(full, sizeof(full), "%s%s", raw, suffix);
                 json_error(status, what, *code ? code : "usage", full);
                 return;
         }

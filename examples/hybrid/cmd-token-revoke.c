@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hybrid token revoke --key ISSUER_KEY (--jti ID | --holder PUBFILE | --min-epoch N)
- * hybrid token feed
+ * hybrid token feed [--push FILE]
  *
  * The daemon's revocation feed (doc/token.md "Revocation feed").  revoke asks
  * the daemon for the feed's head (builtin listRevocations), signs entry
  * head+1 with the issuer key and delivers it (builtin deliverRevocation); if
  * another entry took that seq in between, it signs the next one (a few
- * times).  feed lists the daemon's entries, oldest first.
+ * times).  feed lists the daemon's entries, oldest first; feed --push resyncs a
+ * daemon whose feed has a gap: it delivers, in order, the entries of FILE (what
+ * `token feed --json` printed for another daemon) that lie after the daemon's head.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -192,15 +194,94 @@ static void print_entry(json_t *item)
         cli_println("%s", line);
 }
 
+/*
+ * --push FILE: the entries of FILE (a JSON array as `token feed --json` prints it: objects
+ * with "seq" and "entry", or entry texts) that lie after the daemon's head, delivered in
+ * the order of their seq.  Prints "SEQ applied|ignored" per entry delivered.
+ */
+static int feed_push(cli_ctx *ctx, const char *path)
+{
+        const char *what = "token feed";
+        json_t *all, *item, *res = NULL;
+        json_error_t je;
+        hyb_bus *bus = NULL;
+        uint64_t head = 0;
+        size_t i;
+        int status;
+
+        all = strcmp(path, "-") == 0 ? json_loadf(stdin, JSON_REJECT_DUPLICATES, &je)
+                                     : json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+        if (!all)
+                return cli_fail(EXIT_FAILED, what, "HYB_E_BAD_REQUEST", "--push %s: %s", path,
+                                je.text);
+        if (!json_is_array(all)) {
+                json_decref(all);
+                return cli_fail(EXIT_FAILED, what, "HYB_E_BAD_REQUEST",
+                                "--push %s: not a JSON array of feed entries", path);
+        }
+        json_array_foreach(all, i, item)
+        {
+                json_t *e = json_is_object(item) ? json_object_get(item, "entry") : item;
+                json_t *q = json_is_object(item) ? json_object_get(item, "seq") : NULL;
+
+                if (!json_is_string(e) || (q && json_integer_value(q) < 1)) {
+                        json_decref(all);
+                        return cli_fail(EXIT_FAILED, what, "HYB_E_BAD_REQUEST",
+                                        "--push %s: item %zu is not a feed entry", path, i);
+                }
+        }
+        status = clibus_connect(ctx, &bus);
+        if (status == EXIT_OK)
+                status = feed_head(bus, what, &head);
+        /* in seq order (an entry without a seq is tried where it stands); the daemon checks
+         * each entry's signature and its real seq, so this order is only the efficient one */
+        for (uint64_t want = head + 1; status == EXIT_OK; want++) {
+                json_t *pick = NULL, *params;
+                const char *result;
+
+                json_array_foreach(all, i, item)
+                {
+                        json_t *q = json_is_object(item) ? json_object_get(item, "seq") : NULL;
+
+                        if (!q || (uint64_t)json_integer_value(q) == want) {
+                                pick = item;
+                                break;
+                        }
+                }
+                if (!pick)
+                        break;
+                params = json_pack("{s:O}", "entry",
+                                   json_is_object(pick) ? json_object_get(pick, "entry") : pick);
+                json_array_remove(all, i);
+                status = call_builtin(bus, what, "deliverRevocation", params, &res);
+                json_decref(params);
+                if (status != EXIT_OK)
+                        break;
+                result = json_string_value(json_object_get(res, "result")) ?: "?";
+                cli_println("%" JSON_INTEGER_FORMAT " %s",
+                            json_integer_value(json_object_get(res, "seq")), result);
+                if (strcmp(result, "applied") != 0)
+                        want--; /* an old entry (or one without a seq): the head did not move */
+                json_decref(res);
+                res = NULL;
+        }
+        json_decref(all);
+        hyb_bus_unref(bus);
+        return status;
+}
+
 int token_feed(cli_ctx *ctx)
 {
-        json_t *all = json_array();
+        json_t *all;
         hyb_bus *bus = NULL;
         uint64_t after = 0;
         int status;
 
         if (ctx->nargs != 1)
                 return cli_usage(ctx, "'token feed' takes no arguments");
+        if (cli_opt(ctx, "push"))
+                return feed_push(ctx, cli_opt(ctx, "push"));
+        all = json_array();
         if (!all)
                 return cli_fail(EXIT_FAILED, "token feed", "ENOMEM", "out of memory");
         status = clibus_connect(ctx, &bus);

@@ -33,6 +33,7 @@ static const char *const issue_opts[] = { "key", "iss", "sub", "aud", "holder", 
 static const char *const attenuate_opts[] = { "key", "holder", "cap", "aud", "ttl", NULL };
 static const char *const verify_opts[] = { "trust", "aud", "at", "check", NULL };
 static const char *const revoke_opts[] = { "key", "jti", "holder", "min-epoch", "log", NULL };
+static const char *const feed_opts[] = { "push", NULL };
 static const char *const log_opts[] = { "key", "kind", "subject", "detail", "verify", "trust", NULL };
 
 static const token_subcommand token_subcommands[] = {
@@ -42,7 +43,7 @@ static const token_subcommand token_subcommands[] = {
         { "inspect", token_inspect, NULL },
         { "verify", token_verify, verify_opts },
         { "revoke", token_revoke, revoke_opts, true },
-        { "feed", token_feed, NULL, true },
+        { "feed", token_feed, feed_opts, true },
         { "log", token_log, log_opts },
 };
 
@@ -64,6 +65,7 @@ static const cli_option token_options[] = {
         { "jti", true, "--jti ID        revoke: the token id (jti) to revoke", 0 },
         { "min-epoch", true, "--min-epoch N   revoke: every token of this issuer with an epoch below N", 0 },
         { "log", true, "--log FILE      issue, revoke: also record a grant / revoke row in the identity log FILE", 0 },
+        { "push", true, "--push FILE     feed: deliver the entries of FILE (another daemon's 'token feed --json', - for stdin) after the daemon's head, in order", 0 },
         { "kind", true, "--kind KIND     log add: enroll, rotate, grant or revoke", 0 },
         { "subject", true, "--subject NAME  log add: who or what the row is about", 0 },
         { "detail", true, "--detail TEXT   log add: free text kept in the row", 0 },
@@ -175,7 +177,7 @@ const cli_command cmd_token = {
                  "                          [--check 'FURI=ACTION']... TOKEN|-\n"
                  "       hybrid token revoke --key ISSUER_KEY (--jti ID | --holder PUBFILE | --min-epoch N)\n"
                  "                          [--log FILE]\n"
-                 "       hybrid token feed\n"
+                 "       hybrid token feed [--push FILE|-]\n"
                  "       hybrid token log add --key ISSUER_KEY --kind enroll|rotate|grant|revoke\n"
                  "                          --subject NAME [--detail TEXT] FILE\n"
                  "       hybrid token log [--verify --trust NAME=PUBFILE...] FILE\n"
@@ -195,6 +197,9 @@ const cli_command cmd_token = {
                  "it touches end at once.  --holder revokes every token held by that key,\n"
                  "--min-epoch every token of that issuer with a lower epo.  feed lists the\n"
                  "daemon's feed, a line per entry: SEQ ISSUER what=value (--json: an array).\n"
+                 "A daemon refuses an entry after a gap (409); feed --push FILE resyncs it: the\n"
+                 "entries of FILE (another daemon's 'token feed --json') after its head are\n"
+                 "delivered in order, a line per entry: SEQ applied|ignored.\n"
                  "The daemon connection uses --bus and, for credentials, $HYBRID_TOKEN and\n"
                  "$HYBRID_KEY (--key is the signing key here).\n"
                  "--log FILE on issue and revoke also appends a grant / revoke row to the\n"

@@ -19,16 +19,43 @@
 #include "common/util.h"
 #include "common/ref.h"
 
+/*
+ * Messages often quote what a peer sent (a token's claim names and resources, names, paths):
+ * control characters are written as \xNN so that no peer can start a line of its own in the
+ * daemon's log (a forged "revocation entry applied", say) or send escape sequences to a
+ * terminal that shows it.
+ */
+static void log_escape(const char *in, char *out, size_t size)
+{
+        static const char hex[] = "0123456789abcdef";
+        size_t n = 0;
+
+        for (; *in && n + 5 < size; in++) {
+                unsigned char ch = (unsigned char)*in;
+
+                if (ch < 0x20 || ch == 0x7f) {
+                        out[n++] = '\\';
+                        out[n++] = 'x';
+                        out[n++] = hex[ch >> 4];
+                        out[n++] = hex[ch & 15];
+                } else {
+                        out[n++] = (char)ch;
+                }
+        }
+        out[n] = '\0';
+}
+
 void broker_log(hyb_broker *b, int level, const char *fmt, ...)
 {
-        char msg[512];
+        char raw[512], msg[4 * sizeof raw];
         va_list ap;
 
         if (level > b->log_level || (!b->log && !events_log_wanted(b)))
                 return;
         va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
+        vsnprintf(raw, sizeof raw, fmt, ap);
         va_end(ap);
+        log_escape(raw, msg, sizeof msg);
         /* the daemon's log first, then (never blocking) the builtin Log event for logd */
         if (b->log)
                 b->log(level, msg, b->log_ud);
