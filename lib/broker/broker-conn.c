@@ -428,7 +428,8 @@ static void conn_read(struct bufferevent *bev, void *ud)
                 if (have < WIRE_HDR_SIZE)
                         break;
                 evbuffer_copyout(in, hb, WIRE_HDR_SIZE);
-                if (wire_hdr_decode(hb, &f.h) < 0) {
+                /* aux on a CALL is the broker's to set (the caller's uid): a client's is malformed */
+                if (wire_hdr_decode(hb, &f.h) < 0 || (f.h.type == WIRE_CALL && f.h.aux != 0)) {
                         send_error_close(c, 422, "malformed frame header");
                         return;
                 }
