@@ -5,7 +5,8 @@
 # to push a quiet one out (the half-ring share), records surviving a logd restart as far
 # as the new ring holds them, the store under /log/<app>/<seq>, the app taken from the
 # caller's verified name, --level / --from / --since / --json, query pages, `--follow`
-# seeing two apps in order and exiting 3 when the daemon goes, and hybridd's own lines.
+# seeing two apps in order and exiting 3 when the daemon goes, hybridd's own lines, and
+# the share per caller uid (one uid under 50 app names) with counters bounded by the ring.
 # Expected records follow from the options and the eviction rule of doc/hybrid-logd.md.
 . "$(dirname "$0")/lib.sh"
 : "${HYB_LOGD:?}"
