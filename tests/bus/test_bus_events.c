@@ -279,6 +279,21 @@ START_TEST(test_malformed_frames)
         free(body);
         assert_serving(&t);
 
+        /* aux on a CALL is the caller's uid, stated by the broker only: the call answered
+         * without it is a malformed header with it (422, then close). */
+        fd = raw_connect(&t, "org.test.raw", "four", true);
+        h = (wire_hdr){ .type = WIRE_CALL, .call_id = 9, .timeout_ms = 1000 };
+        raw_send(fd, &h, HYB_BUS_BUILTIN_ENDPOINT, "echo", "{}", 2);
+        ck_assert_int_eq(raw_read_frame(fd, &st, 2000), WIRE_RESULT);
+        ck_assert_int_eq(st, 200);
+        h = (wire_hdr){ .type = WIRE_CALL, .call_id = 10, .timeout_ms = 1000, .aux = 4242 };
+        raw_send(fd, &h, HYB_BUS_BUILTIN_ENDPOINT, "echo", "{}", 2);
+        ck_assert_int_eq(raw_read_frame(fd, &st, 2000), WIRE_ERROR);
+        ck_assert_int_eq(st, 422);
+        ck_assert_int_eq(raw_read_frame(fd, &st, 2000), -1);
+        close(fd);
+        assert_serving(&t);
+
         /* Anything but AUTH before authentication closes; so does silence past auth_timeout_ms. */
         fd = raw_connect(&t, NULL, NULL, false);
         h = (wire_hdr){ .type = WIRE_CALL, .call_id = 1 };

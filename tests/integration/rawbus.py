@@ -154,10 +154,6 @@ def mode_malformed(path, max_body, max_frame):
     expect_closed(path, "from name over 384 bytes",
                   frame(CALL, "{}", frm="@" + "a" * 400, to=BUILTIN, member="echo", call_id=1),
                   before_auth=False)
-    # aux on a CALL is the caller's uid, stated by the broker only (doc/protocol.md)
-    expect_closed(path, "CALL with aux (a uid) set by the client",
-                  frame(CALL, "{}", to=BUILTIN, member="echo", call_id=1, aux=4242),
-                  before_auth=False)
     expect_closed(path, "member over 4096 bytes",
                   frame(CALL, "{}", to=BUILTIN, member="m" * 5000, call_id=1),
                   before_auth=False)
