@@ -19,15 +19,16 @@
  *    [seq 4 app A] <-> [seq 5 app B] <-> [seq 6 app A] <-> [seq 7 app A]
  *         \______________________________/______________/   per-app chain (A)
  *
- * is bounded by --max-records and by --max-bytes (a record's size is its message plus
- * its fields' JSON text).  Records are counted per caller uid (the broker tells the
- * callee, hyb_bus_request_get_caller_uid) and per app within that uid.  To make room
- * the oldest record goes, except that a uid which already holds half of the ring
- * (records or bytes) loses one of its own: the oldest of its app that holds half of
- * the uid's share if there is one, else the uid's oldest.  One local user cannot push
- * the others out, under however many app names it logs.  The counters of a uid or an
- * app go with its last record, so the bookkeeping is bounded by the ring.  Each record is also kept, retained, in
- * the daemon's store at /log/<app>/<seq> and deleted there when it leaves the ring; at
+ * (each record is on a per-uid chain the same way) is bounded by --max-records and by
+ * --max-bytes (a record's size is its message plus its fields' JSON text).  Records are
+ * counted per caller uid (the broker tells the callee: hyb_bus_request_get_caller_uid)
+ * and per app within that uid.  To make room the oldest record goes, except that a uid
+ * which already holds half of the ring (records or bytes) loses one of its own: the
+ * sending app's oldest if that app holds half of the uid's share, else the uid's
+ * oldest.  One local user cannot push the others out, under however many app names it
+ * logs.  The counters of an app or a uid go with its last record, so the bookkeeping
+ * is bounded by the ring.  Each record is also kept, retained, in the daemon's store at
+ * /log/<app>/<seq> and deleted there when it leaves the ring; at
  * start logd reads /log/+/+ back.  Store writes are queued by the handlers and done by
  * the main loop, so a handler never waits for the store.
  *
