@@ -8,6 +8,7 @@
  *   log   {"level"?: string, "message": string, "fields"?: object}  -> {"seq": N}
  *   query {"app"?: glob, "level"?: string, "since"?: µs, "after"?: seq, "limit"?: n}
  *         -> {"records": [...], "next": seq | null}
+ *   stats {} -> {"records","bytes","apps","uids"}
  * and fires the bubble Record (one record per event) for followers.  A record is
  *   {"seq","time" (µs since the epoch),"host","app","runner","level","message","fields"?}
  * whose host, app and runner are the caller's endpoint as the broker verified it.
@@ -18,11 +19,16 @@
  *    [seq 4 app A] <-> [seq 5 app B] <-> [seq 6 app A] <-> [seq 7 app A]
  *         \______________________________/______________/   per-app chain (A)
  *
- * is bounded by --max-records and by --max-bytes (a record's size is its message plus
- * its fields' JSON text).  To make room the oldest record goes, except that an app
- * which already holds half of the ring (records or bytes) loses its own oldest record:
- * a flooding peer cannot push the others out.  Each record is also kept, retained, in
- * the daemon's store at /log/<app>/<seq> and deleted there when it leaves the ring; at
+ * (each record is on a per-uid chain the same way) is bounded by --max-records and by
+ * --max-bytes (a record's size is its message plus its fields' JSON text).  Records are
+ * counted per caller uid (the broker tells the callee: hyb_bus_request_get_caller_uid)
+ * and per app within that uid.  To make room the oldest record goes, except that a uid
+ * which already holds half of the ring (records or bytes) loses one of its own: the
+ * sending app's oldest if that app holds half of the uid's share, else the uid's
+ * oldest.  One local user cannot push the others out, under however many app names it
+ * logs.  The counters of an app or a uid go with its last record, so the bookkeeping
+ * is bounded by the ring.  Each record is also kept, retained, in the daemon's store at
+ * /log/<app>/<seq> and deleted there when it leaves the ring; at
  * start logd reads /log/+/+ back.  Store writes are queued by the handlers and done by
  * the main loop, so a handler never waits for the store.
  *
@@ -60,6 +66,7 @@
 #define SEQ_MAX (UINT64_C(1) << 53)
 
 typedef struct app_stat app_stat;
+typedef struct uid_stat uid_stat;
 typedef struct store_op store_op;
 
 typedef struct record {
@@ -72,15 +79,29 @@ typedef struct record {
         app_stat *owner;
         struct record *prev, *next;         /* the ring, by seq */
         struct record *app_prev, *app_next; /* the owner's records, by seq */
+        struct record *uid_prev, *uid_next; /* the owner's uid's records, by seq */
         store_op *pending;                  /* its store write, while queued */
 } record;
 
+/* The records of one app name of one uid; freed with its last record. */
 struct app_stat {
         char *name;
+        uid_stat *uid;
         size_t count, bytes;
         record *first, *last;
-        app_stat *next;
+        app_stat *prev, *next;
 };
+
+/* The records of one caller uid (UID_NONE: the broker's lines and records read back from
+ * the store, whose uid is not kept); freed with its last record. */
+struct uid_stat {
+        uid_t uid;
+        size_t count, bytes;
+        record *first, *last;
+        uid_stat *prev, *next;
+};
+
+#define UID_NONE ((uid_t)-1)
 
 struct store_op {
         bool del, cancelled;
@@ -96,6 +117,9 @@ typedef struct logd {
         uint64_t next_seq;
         record *head, *tail;
         app_stat *apps;
+        uid_stat *uids;
+        size_t n_apps, n_uids;
+        app_stat *filling; /* the app ring_append makes room for */
         store_op *ops, **ops_tail;
         bool store_broken; /* said once that the store refuses us */
 } logd;
@@ -248,20 +272,71 @@ static record *find_seq(logd *d, uint64_t seq)
         return NULL;
 }
 
-static app_stat *app_get(logd *d, const char *name)
+static void uid_drop(logd *d, uid_stat *u)
 {
+        if (u->prev)
+                u->prev->next = u->next;
+        else
+                d->uids = u->next;
+        if (u->next)
+                u->next->prev = u->prev;
+        d->n_uids--;
+        free(u);
+}
+
+static void app_drop(logd *d, app_stat *a)
+{
+        uid_stat *u = a->uid;
+
+        if (a->prev)
+                a->prev->next = a->next;
+        else
+                d->apps = a->next;
+        if (a->next)
+                a->next->prev = a->prev;
+        d->n_apps--;
+        free(a->name);
+        free(a);
+        if (u->count == 0 && !(d->filling && d->filling->uid == u))
+                uid_drop(d, u);
+}
+
+/* The counters of app name under uid, made if new (they hold no record yet). */
+static app_stat *app_get(logd *d, uid_t uid, const char *name)
+{
+        uid_stat *u;
         app_stat *a;
 
         for (a = d->apps; a; a = a->next)
-                if (strcasecmp(a->name, name) == 0)
+                if (a->uid->uid == uid && strcasecmp(a->name, name) == 0)
                         return a;
+        for (u = d->uids; u; u = u->next)
+                if (u->uid == uid)
+                        break;
+        if (!u) {
+                u = calloc(1, sizeof *u);
+                if (!u)
+                        return NULL;
+                u->uid = uid;
+                u->next = d->uids;
+                if (d->uids)
+                        d->uids->prev = u;
+                d->uids = u;
+                d->n_uids++;
+        }
         a = calloc(1, sizeof *a);
         if (!a || !(a->name = strdup(name))) {
                 free(a);
+                if (u->count == 0)
+                        uid_drop(d, u);
                 return NULL;
         }
+        a->uid = u;
         a->next = d->apps;
+        if (d->apps)
+                d->apps->prev = a;
         d->apps = a;
+        d->n_apps++;
         return a;
 }
 
@@ -281,6 +356,7 @@ static void record_free(record *r)
 static void ring_remove(logd *d, record *r, bool in_store)
 {
         app_stat *a = r->owner;
+        uid_stat *u = a->uid;
 
         if (r->prev)
                 r->prev->next = r->next;
@@ -298,29 +374,52 @@ static void ring_remove(logd *d, record *r, bool in_store)
                 r->app_next->app_prev = r->app_prev;
         else
                 a->last = r->app_prev;
+        if (r->uid_prev)
+                r->uid_prev->uid_next = r->uid_next;
+        else
+                u->first = r->uid_next;
+        if (r->uid_next)
+                r->uid_next->uid_prev = r->uid_prev;
+        else
+                u->last = r->uid_prev;
         a->count--;
         a->bytes -= r->size;
+        u->count--;
+        u->bytes -= r->size;
         d->count--;
         d->bytes -= r->size;
         if (in_store)
                 queue_delete(d, r);
         record_free(r);
+        if (a->count == 0 && a != d->filling)
+                app_drop(d, a);
 }
 
-/* The record to drop to make room for one more record of app a. */
+/* The record to drop to make room for one more record of app a (see the top). */
 static record *victim(logd *d, app_stat *a)
 {
-        if (a->first && (a->count * 2 >= d->max_records || a->bytes * 2 >= d->max_bytes))
-                return a->first;
+        uid_stat *u = a->uid;
+
+        if (u->first && (u->count * 2 >= d->max_records || u->bytes * 2 >= d->max_bytes)) {
+                if (a->first && (a->count * 2 >= u->count || a->bytes * 2 >= u->bytes))
+                        return a->first;
+                return u->first;
+        }
         return d->head;
 }
 
-/* Appends r (seq set) to the ring, dropping what must go; r->owner is set here. */
+/*
+ * Appends r (seq set) to the ring, dropping what must go; r->owner is set here.  a stays
+ * (it is in use) even when making room takes its last record: it gets r.
+ */
 static void ring_append(logd *d, record *r, app_stat *a)
 {
-        while (d->count && (d->count + 1 > d->max_records || d->bytes + r->size > d->max_bytes)) {
+        uid_stat *u = a->uid;
+
+        d->filling = a; /* ring_remove must not free a (or its uid) meanwhile */
+        while (d->count && (d->count + 1 > d->max_records || d->bytes + r->size > d->max_bytes))
                 ring_remove(d, victim(d, a), true);
-        }
+        d->filling = NULL;
         r->owner = a;
         r->prev = d->tail;
         if (d->tail)
@@ -334,8 +433,16 @@ static void ring_append(logd *d, record *r, app_stat *a)
         else
                 a->first = r;
         a->last = r;
+        r->uid_prev = u->last;
+        if (u->last)
+                u->last->uid_next = r;
+        else
+                u->first = r;
+        u->last = r;
         a->count++;
         a->bytes += r->size;
+        u->count++;
+        u->bytes += r->size;
         d->count++;
         d->bytes += r->size;
 }
@@ -371,8 +478,8 @@ static size_t record_json_max(const logd *d)
         return mb > REPLY_ENVELOPE ? mb - REPLY_ENVELOPE : 0;
 }
 
-/* A new record: into the ring, the store queue and to the followers. */
-static int add_record(logd *d, record *r, hyb_error *e)
+/* A new record of uid: into the ring, the store queue and to the followers. */
+static int add_record(logd *d, record *r, uid_t uid, hyb_error *e)
 {
         app_stat *a;
         json_t *j;
@@ -409,7 +516,7 @@ static int add_record(logd *d, record *r, hyb_error *e)
                 record_free(r);
                 return HYB_E_TOO_LARGE;
         }
-        a = app_get(d, r->app);
+        a = app_get(d, uid, r->app);
         if (!a) {
                 free(text);
                 record_free(r);
@@ -462,9 +569,12 @@ static int on_log(hyb_bus_request *req, void *userdata)
         record *rec = NULL;
         hyb_error e;
         size_t len;
+        uid_t uid;
         int level, r, n;
 
         body = hyb_bus_request_get_body(req, &len);
+        if (hyb_bus_request_get_caller_uid(req, &uid) < 0)
+                return hyb_bus_request_reply_error(req, 500, "the caller's uid is unknown");
         if (!split_endpoint(hyb_bus_request_get_caller(req), buf, sizeof buf, &host, &app, &runner))
                 return hyb_bus_request_reply_error(req, 400, "caller without an endpoint name");
         p = json_loadb(body, len, 0, NULL);
@@ -487,7 +597,7 @@ static int on_log(hyb_bus_request *req, void *userdata)
         free(fields);
         json_decref(p);
         if (r >= 0)
-                r = add_record(d, rec, &e);
+                r = add_record(d, rec, uid, &e);
         if (r < 0)
                 return reply_error(req, r, &e);
         n = snprintf(out, sizeof out, "{\"seq\":%" PRIu64 "}", d->next_seq - 1);
@@ -572,6 +682,18 @@ static int on_query(hyb_bus_request *req, void *userdata)
         return st;
 }
 
+/* stats {} -> {"records","bytes","apps","uids"}: what the ring holds and how many app and
+ * uid counters it keeps (both go with their last record). */
+static int on_stats(hyb_bus_request *req, void *userdata)
+{
+        logd *d = userdata;
+        char out[160];
+        int n = snprintf(out, sizeof out, "{\"records\":%zu,\"bytes\":%zu,\"apps\":%zu,\"uids\":%zu}",
+                         d->count, d->bytes, d->n_apps, d->n_uids);
+
+        return hyb_bus_request_reply(req, 200, out, (size_t)n, HYB_BODY_JSON);
+}
+
 static const hyb_arg_policy log_args[] = {
         { "message", HYB_JSON_STRING, 1 },
         { "level", HYB_JSON_STRING, 0 },
@@ -587,6 +709,7 @@ static const hyb_arg_policy query_args[] = {
 static const hyb_method_def logd_methods[] = {
         HYB_METHOD("log", on_log, log_args),
         HYB_METHOD("query", on_query, query_args),
+        HYB_METHOD_NOARGS("stats", on_stats),
 };
 
 /* The broker's own lines (builtin bubble Log: {"level","message"}). */
@@ -616,7 +739,7 @@ static void on_broker_line(hyb_bus *bus, const hyb_bus_event *ev, void *userdata
                        json_string_value(json_object_get(j, "message")), fields, realtime_us(),
                        &rec) >= 0) {
                 hyb_error_clear(&e);
-                add_record(d, rec, &e);
+                add_record(d, rec, UID_NONE, &e);
         }
         free(fields);
         json_decref(j);
@@ -701,9 +824,9 @@ static void reload(logd *d)
                 return;
         qsort(v, k, sizeof *v, seq_cmp);
         for (size_t i = 0; i < k; i++) {
-                app_stat *a = app_get(d, v[i]->app);
+                app_stat *a = v[i]->size <= d->max_bytes ? app_get(d, UID_NONE, v[i]->app) : NULL;
 
-                if (v[i]->size > d->max_bytes || !a) {
+                if (!a) {
                         /* too big for today's ring: it goes from the store too */
                         store_op *op = calloc(1, sizeof *op);
 
@@ -728,13 +851,8 @@ static void logd_free(logd *d)
 {
         while (d->head)
                 ring_remove(d, d->head, false);
-        while (d->apps) {
-                app_stat *a = d->apps;
-
-                d->apps = a->next;
-                free(a->name);
-                free(a);
-        }
+        while (d->apps) /* none left: each went with its last record */
+                app_drop(d, d->apps);
         while (d->ops) {
                 store_op *op = d->ops;
 

@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include <hybrid/common.h>
 
@@ -257,6 +258,13 @@ HYB_EXPORT hyb_bus_request *hyb_bus_request_unref(hyb_bus_request *req);
 HYB_EXPORT hyb_bus *hyb_bus_request_get_bus(const hyb_bus_request *req);
 /* The calling endpoint, borrowed. */
 HYB_EXPORT const char *hyb_bus_request_get_caller(const hyb_bus_request *req);
+/*
+ * The calling endpoint's uid into *ret_uid, as the broker read it from the caller's
+ * socket (SO_PEERCRED) when it connected; a client cannot choose it.  Lets a service
+ * bound what it keeps per uid, since one uid may connect under many app names.
+ * Returns 0, or -EINVAL when req or ret_uid is NULL.
+ */
+HYB_EXPORT int hyb_bus_request_get_caller_uid(const hyb_bus_request *req, uid_t *ret_uid);
 HYB_EXPORT const char *hyb_bus_request_get_method(const hyb_bus_request *req);
 /* The params body (JSON bodies are NUL-terminated beyond *ret_len), borrowed. */
 HYB_EXPORT const void *hyb_bus_request_get_body(const hyb_bus_request *req, size_t *ret_len);

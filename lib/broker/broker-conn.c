@@ -428,7 +428,8 @@ static void conn_read(struct bufferevent *bev, void *ud)
                 if (have < WIRE_HDR_SIZE)
                         break;
                 evbuffer_copyout(in, hb, WIRE_HDR_SIZE);
-                if (wire_hdr_decode(hb, &f.h) < 0) {
+                /* aux on a CALL is the broker's to set (the caller's uid): a client's is malformed */
+                if (wire_hdr_decode(hb, &f.h) < 0 || (f.h.type == WIRE_CALL && f.h.aux != 0)) {
                         send_error_close(c, 422, "malformed frame header");
                         return;
                 }
@@ -809,6 +810,16 @@ void bconn_free_all(hyb_broker *b)
         }
 }
 
+int broker_liveness(uint64_t now_us, uint64_t last_rx_us, bool ping_sent, uint64_t ping_us,
+                    unsigned ping_after_s, unsigned drop_after_s)
+{
+        uint64_t grace = drop_after_s > ping_after_s ? (uint64_t)(drop_after_s - ping_after_s) * 1000000u : 0;
+
+        if (ping_sent)
+                return now_us - ping_us >= grace ? LIVENESS_DROP : LIVENESS_OK;
+        return now_us - last_rx_us >= (uint64_t)ping_after_s * 1000000u ? LIVENESS_PING : LIVENESS_OK;
+}
+
 /* Liveness: ping the silent, drop the dead (BrokenEndpoint notResponding). */
 void broker_tick(evutil_socket_t fd, short what, void *ud)
 {
@@ -826,14 +837,21 @@ void broker_tick(evutil_socket_t fd, short what, void *ud)
         for (bconn *c = b->conns; c; c = c->next) {
                 if (c->state != BCONN_READY)
                         continue;
-                uint64_t idle = now - c->last_rx_us;
-                if (idle >= (uint64_t)b->c->drop_after_s * 1000000u) {
+                switch (broker_liveness(now, c->last_rx_us, c->ping_sent, c->ping_us, b->c->ping_after_s,
+                                        b->c->drop_after_s)) {
+                case LIVENESS_DROP:
                         broker_log(b, HYB_LOG_INFO, "%s not responding, dropped", c->name);
                         bconn_close(c, "notResponding");
-                } else if (idle >= (uint64_t)b->c->ping_after_s * 1000000u && !c->ping_sent) {
+                        break;
+                case LIVENESS_PING: {
                         wire_hdr h = { .type = WIRE_PING };
                         c->ping_sent = true;
+                        c->ping_us = now;
                         bconn_send(c, &h, NULL, 0, NULL, 0, NULL, 0, NULL, 0);
+                        break;
+                }
+                default:
+                        break;
                 }
         }
 }

@@ -127,6 +127,7 @@ struct bconn {
         unsigned n_out;
         struct event *timer;  /* auth timeout, then linger on close */
         uint64_t last_rx_us;
+        uint64_t ping_us;     /* when the broker pinged it (valid while ping_sent) */
         bool ping_sent;
         struct event *rev;    /* readable: conn_readable (the bufferevent only writes) */
         size_t rx_need;       /* bytes still missing of a partly read frame */
@@ -272,6 +273,18 @@ void bconn_free_all(hyb_broker *b);
 bconn *broker_lookup(hyb_broker *b, const char *name, size_t len);
 void broker_ep_insert(hyb_broker *b, bconn *c);
 void broker_tick(evutil_socket_t fd, short what, void *ud);
+
+enum { LIVENESS_OK, LIVENESS_PING, LIVENESS_DROP };
+/*
+ * What the once-a-second tick does with a peer silent since last_rx_us (pinged at
+ * ping_us if ping_sent): ping it once silent ping_after_s, and drop it only once it was
+ * pinged and left unanswered for drop_after_s - ping_after_s, so it is silent for at
+ * least drop_after_s and always had the whole answer time the configuration gives,
+ * whatever the tick's phase (a tick seeing 0.99 s of silence and the next 2.01 s must
+ * not drop a peer that was never pinged).
+ */
+int broker_liveness(uint64_t now_us, uint64_t last_rx_us, bool ping_sent, uint64_t ping_us,
+                    unsigned ping_after_s, unsigned drop_after_s);
 void broker_reap(evutil_socket_t fd, short what, void *ud);
 
 /* quota.c */

@@ -237,8 +237,9 @@ void route_call(bconn *c, bframe *f)
         evtimer_add(p->timer, t == ROUTE_DEFAULT_TIMEOUT_MS && b->default_deadline ? b->default_deadline
                                                                                    : &tv);
 
+        /* aux: the caller's uid (SO_PEERCRED), so that a callee can bound what it keeps per uid */
         wire_hdr h = { .type = WIRE_CALL, .flags = f->h.flags & WIRE_F_BINARY, .call_id = p->id,
-                       .timeout_ms = t };
+                       .timeout_ms = t, .aux = (uint32_t)c->uid };
         wire_build(&h, c->name, c->name_len, callee->name, callee->name_len, proc->name, proc->name_len,
                    NULL, f->h.body_len, buf, iov);
         if (b->n_monitors) {

@@ -100,6 +100,7 @@ struct hyb_bus_request {
         hyb_bus_cancel_fn cancel_cb;
         void *cancel_ud;
         const char *caller;
+        uint32_t caller_uid; /* from the broker's CALL (aux) */
         const char *method;
         const uint8_t *body;
         size_t body_len;

@@ -404,6 +404,13 @@ HYB_EXPORT const char *hyb_bus_request_get_caller(const hyb_bus_request *req)
         return req ? req->caller : NULL;
 }
 
+HYB_EXPORT int hyb_bus_request_get_caller_uid(const hyb_bus_request *req, uid_t *ret_uid)
+{
+        hyb_assert_return(req && ret_uid, -EINVAL);
+        *ret_uid = (uid_t)req->caller_uid;
+        return 0;
+}
+
 HYB_EXPORT const char *hyb_bus_request_get_method(const hyb_bus_request *req)
 {
         return req ? req->method : NULL;
@@ -463,6 +470,7 @@ static hyb_bus_request *req_new(hyb_bus *bus, const wire_packet *p)
         memcpy(s, p->from, fl);
         s[fl] = 0;
         req->caller = s;
+        req->caller_uid = p->h.aux;
         s += fl + 1;
         memcpy(s, p->member, ml);
         s[ml] = 0;

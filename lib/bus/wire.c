@@ -72,7 +72,8 @@ int wire_hdr_decode(const uint8_t in[WIRE_HDR_SIZE], wire_hdr *h)
                 return HYB_E_PROTOCOL;
         if (get16(in + 26) != 0)
                 return HYB_E_PROTOCOL;
-        if (h->type != WIRE_MONITOR && h->aux != 0)
+        /* aux: the monitored type on MONITOR, the caller's uid on CALL (set by the broker) */
+        if (h->type != WIRE_MONITOR && h->type != WIRE_CALL && h->aux != 0)
                 return HYB_E_PROTOCOL;
         if (h->type == WIRE_MONITOR && (h->aux < WIRE_CALL || h->aux > WIRE_EVENT))
                 return HYB_E_PROTOCOL;

@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "broker/broker-internal.h"
 #include "bus/wire.h"
 #include "test_bus.h"
 
@@ -278,6 +279,21 @@ START_TEST(test_malformed_frames)
         free(body);
         assert_serving(&t);
 
+        /* aux on a CALL is the caller's uid, stated by the broker only: the call answered
+         * without it is a malformed header with it (422, then close). */
+        fd = raw_connect(&t, "org.test.raw", "four", true);
+        h = (wire_hdr){ .type = WIRE_CALL, .call_id = 9, .timeout_ms = 1000 };
+        raw_send(fd, &h, HYB_BUS_BUILTIN_ENDPOINT, "echo", "{}", 2);
+        ck_assert_int_eq(raw_read_frame(fd, &st, 2000), WIRE_RESULT);
+        ck_assert_int_eq(st, 200);
+        h = (wire_hdr){ .type = WIRE_CALL, .call_id = 10, .timeout_ms = 1000, .aux = 4242 };
+        raw_send(fd, &h, HYB_BUS_BUILTIN_ENDPOINT, "echo", "{}", 2);
+        ck_assert_int_eq(raw_read_frame(fd, &st, 2000), WIRE_ERROR);
+        ck_assert_int_eq(st, 422);
+        ck_assert_int_eq(raw_read_frame(fd, &st, 2000), -1);
+        close(fd);
+        assert_serving(&t);
+
         /* Anything but AUTH before authentication closes; so does silence past auth_timeout_ms. */
         fd = raw_connect(&t, NULL, NULL, false);
         h = (wire_hdr){ .type = WIRE_CALL, .call_id = 1 };
@@ -481,6 +497,9 @@ START_TEST(test_stale_socket_and_liveness)
         ck_assert_int_eq(hyb_bus_subscribe(w, HYB_BUS_BUILTIN_ENDPOINT, "BrokenEndpoint", on_event, &be, NULL, &err), 0);
         int fd = raw_connect(&t, "org.test.mute", "main", true);
         pump_until(w, &be.n, 1, 30000); /* generous: valgrind runs it 20-50x slower */
+        /* The watcher answered its pings: it is never the one dropped (it was, under load,
+         * when a tick saw 0.99 s of silence and the next 2.01 s: dropped, never pinged). */
+        ck_assert_msg(hyb_bus_is_open(w), "the watching client was dropped");
         ck_assert_int_eq(atomic_load(&be.n), 1);
         ck_assert_ptr_nonnull(strstr(be.body, "notResponding"));
         ck_assert_ptr_nonnull(strstr(be.body, "org.test.mute"));
@@ -490,6 +509,27 @@ START_TEST(test_stale_socket_and_liveness)
         close(fd);
         hyb_bus_unref(w);
         tb_stop(&t);
+}
+END_TEST
+
+/* The tick's decision, at the phases that dropped a peer never pinged (ping 1 s, drop 2 s). */
+START_TEST(test_liveness_pings_before_it_drops)
+{
+        const uint64_t s = 1000000, t0 = 100 * s;
+
+        ck_assert_int_eq(broker_liveness(t0 + 987000, t0, false, 0, 1, 2), LIVENESS_OK);
+        /* next tick late: 2.012 s of silence, never pinged: pinged now, not dropped */
+        ck_assert_int_eq(broker_liveness(t0 + 2012000, t0, false, 0, 1, 2), LIVENESS_PING);
+        /* pinged at 2.012 s: it has a whole drop-ping (1 s) to answer */
+        ck_assert_int_eq(broker_liveness(t0 + 2999000, t0, true, t0 + 2012000, 1, 2), LIVENESS_OK);
+        ck_assert_int_eq(broker_liveness(t0 + 3012000, t0, true, t0 + 2012000, 1, 2), LIVENESS_DROP);
+        /* on time: pinged at 1 s of silence, dropped at 2 s */
+        ck_assert_int_eq(broker_liveness(t0 + s, t0, false, 0, 1, 2), LIVENESS_PING);
+        ck_assert_int_eq(broker_liveness(t0 + 2 * s, t0, true, t0 + s, 1, 2), LIVENESS_DROP);
+        /* defaults: 60 s then 30 s more */
+        ck_assert_int_eq(broker_liveness(t0 + 59 * s, t0, false, 0, 60, 90), LIVENESS_OK);
+        ck_assert_int_eq(broker_liveness(t0 + 61 * s, t0, true, t0 + 60 * s, 60, 90), LIVENESS_OK);
+        ck_assert_int_eq(broker_liveness(t0 + 90 * s, t0, true, t0 + 60 * s, 60, 90), LIVENESS_DROP);
 }
 END_TEST
 
@@ -504,5 +544,6 @@ void bus_tcase_limits(Suite *s)
         tcase_add_test(tc, test_quota_reason_reaches_client);
         tcase_add_test(tc, test_subscription_limit);
         tcase_add_test(tc, test_stale_socket_and_liveness);
+        tcase_add_test(tc, test_liveness_pings_before_it_drops);
         suite_add_tcase(s, tc);
 }

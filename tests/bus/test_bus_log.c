@@ -162,6 +162,8 @@ typedef struct got {
         atomic_int n;
         char body[512];
         char caller[128];
+        uid_t uid;
+        int uid_r, uid_null_r;
 } got;
 
 static int on_log(hyb_bus_request *req, void *ud)
@@ -172,6 +174,9 @@ static int on_log(hyb_bus_request *req, void *ud)
 
         snprintf(g->body, sizeof g->body, "%.*s", (int)len, b);
         snprintf(g->caller, sizeof g->caller, "%s", hyb_bus_request_get_caller(req));
+        g->uid = (uid_t)-1;
+        g->uid_r = hyb_bus_request_get_caller_uid(req, &g->uid);
+        g->uid_null_r = hyb_bus_request_get_caller_uid(req, NULL);
         atomic_fetch_add(&g->n, 1);
         return hyb_bus_request_reply(req, 200, "{\"seq\":1}", 9, HYB_BODY_JSON);
 }
@@ -207,6 +212,9 @@ START_TEST(log_reaches_logd)
         ck_assert_int_eq(atomic_load(&g.n), 2);
         ck_assert_str_eq(c.buf, "");
         ck_assert_str_eq(g.caller, "@localhost/org.test.logger/main");
+        ck_assert_int_eq(g.uid_r, 0);
+        ck_assert_int_eq(g.uid_null_r, -EINVAL);
+        ck_assert_int_eq(g.uid, getuid()); /* the broker's SO_PEERCRED, same process here */
         j = json_loads(g.body, 0, NULL);
         ck_assert_ptr_nonnull(j);
         ck_assert_str_eq(json_string_value(json_object_get(j, "level")), "debug");

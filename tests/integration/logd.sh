@@ -5,7 +5,8 @@
 # to push a quiet one out (the half-ring share), records surviving a logd restart as far
 # as the new ring holds them, the store under /log/<app>/<seq>, the app taken from the
 # caller's verified name, --level / --from / --since / --json, query pages, `--follow`
-# seeing two apps in order and exiting 3 when the daemon goes, and hybridd's own lines.
+# seeing two apps in order and exiting 3 when the daemon goes, hybridd's own lines, and
+# the share per caller uid (one uid under 50 app names) with counters bounded by the ring.
 # Expected records follow from the options and the eviction rule of doc/hybrid-logd.md.
 . "$(dirname "$0")/lib.sh"
 : "${HYB_LOGD:?}"
@@ -274,6 +275,34 @@ wait "$SPID"
 RC=$?
 check "the stalled follower was cut off: exit 3 ($RC)" [ "$RC" -eq 3 ]
 check "and told why (its send queue)" grep -q "^hybrid: log: .*send_queue_bytes" "$T/stalled.err"
+stop "$LPID"
+stop "$DPID"
+
+# ---------------------------------------------------------------- the share per uid
+# One uid (65534) logs 2 records under each of 50 app names into a ring of 20 where
+# another uid (ours) holds 4.  The flooding uid reaches half the ring (10) before the
+# ring is full, so from then on it replaces only its own records: the quiet uid keeps
+# its 4, the flooder its newest 16 (apps a43..a50, 2 each).  logd's counters follow the
+# ring: 1 + 8 apps and 2 uids, not the 51 app names that came and went.
+export XDG_DATA_HOME="$T/data6"
+start_daemon d6 "" || finish
+start_logd l6 --max-records 20 --max-bytes 100000 || finish
+for i in 1 2 3 4; do say org.example.calm "q$i"; done
+i=1
+while [ $i -le 50 ]; do
+        for k in a b; do
+                as_nobody "$HYBRID" --bus "$SOCK" --app "org.flood.a$i" --runner r1 log send "f$i$k" ||
+                        bad "log send as uid 65534, app org.flood.a$i"
+        done
+        i=$((i + 1))
+done
+check "a uid flooding under 50 app names did not push another uid's records out" \
+        [ "$(msgs --from org.example.calm)" = "$(nl q1 q2 q3 q4)" ]
+check "the flooding uid keeps the rest of the ring, its newest 16" \
+        [ "$(msgs --from 'org.flood.*')" = "$(i=43; while [ $i -le 50 ]; do nl "f${i}a" "f${i}b"; i=$((i + 1)); done)" ]
+# bytes: q1..q4 (2 each) and 16 messages of 4 bytes
+expect "logd keeps counters only for the apps and uids holding records" 0 \
+        '{"records":20,"bytes":72,"apps":9,"uids":2}' hy call "$LOGD_EP" stats '{}'
 stop "$LPID"
 stop "$DPID"
 finish

@@ -78,11 +78,19 @@ class Conn:
                 return f
 
     def closed(self, wait=3.0):
-        """True when the broker closes the connection within `wait` seconds."""
-        self.s.settimeout(wait)
+        """True when the broker closes the connection within `wait` seconds.  PINGs are
+        answered meanwhile: a broker dropping a silent peer (ping_after_s 1, drop_after_s
+        2 in limits.sh) must not pass for one that refused the frame."""
+        end = time.monotonic() + wait
         try:
             while True:
-                self.recv()
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self.s.settimeout(left)
+                f = self.recv()
+                if f["type"] == PING:
+                    self.send(frame(PONG))
         except EOFError:
             return True
         except (socket.timeout, TimeoutError):
@@ -132,7 +140,13 @@ def expect_closed(path, case, data, before_auth=True):
             c = Conn(path)
             c.recv()  # challenge
         else:
-            c = auth(path)
+            # A name of its own: the previous case's connection may still hold the default
+            # one, and a refused AUTH (409) would close the connection whatever `data` is.
+            c = auth(path, runner="x%d" % time.monotonic_ns())
+            if c.auth_status != 200:
+                say(False, case + ": connection closed", "AUTH refused with %d" % c.auth_status)
+                c.close()
+                return
         c.send(data)
         say(c.closed(), case + ": connection closed", "still open")
         c.close()
@@ -153,6 +167,10 @@ def mode_malformed(path, max_body, max_frame):
                                                   call_id=1))
     expect_closed(path, "from name over 384 bytes",
                   frame(CALL, "{}", frm="@" + "a" * 400, to=BUILTIN, member="echo", call_id=1),
+                  before_auth=False)
+    # aux on a CALL is the caller's uid, stated by the broker only (doc/protocol.md)
+    expect_closed(path, "CALL with aux (a uid) set by the client",
+                  frame(CALL, "{}", to=BUILTIN, member="echo", call_id=1, aux=4242),
                   before_auth=False)
     expect_closed(path, "member over 4096 bytes",
                   frame(CALL, "{}", to=BUILTIN, member="m" * 5000, call_id=1),
