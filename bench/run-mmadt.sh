@@ -14,12 +14,8 @@ if ! command -v "${LUA:-lua5.4}" >/dev/null; then
     echo "run-mmadt.sh: ${LUA:-lua5.4} not found (Debian: apt install lua5.4)" >&2
     exit 1
 fi
-if [ ! -f "$BUILD/build.ninja" ]; then
-    meson setup "$BUILD" "$ROOT" -Dbuildtype=release >/dev/null
-elif [ "$(meson introspect --buildoptions "$BUILD" 2>/dev/null |
-          python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="buildtype"][0])')" != release ]; then
-    meson configure "$BUILD" -Dbuildtype=release >/dev/null
-fi
+. "$ROOT/bench/bench-build.sh"
+bench_build_dir "$ROOT" "$BUILD"
 # a meson.build edited since the last build: the target is unknown until meson reconfigures
 if ! log=$(meson compile -C "$BUILD" bench/bench-mmadt 2>&1) &&
    ! log=$(meson setup --reconfigure "$BUILD" "$ROOT" >/dev/null 2>&1 &&

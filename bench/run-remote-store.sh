@@ -18,12 +18,8 @@ BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-remote-store.XXXXXX")
 log() { printf '== %s\n' "$*" >&2; }
 
-if [ ! -f "$BUILD/build.ninja" ]; then
-    meson setup "$BUILD" "$ROOT" -Dbuildtype=release >/dev/null
-elif [ "$(meson introspect --buildoptions "$BUILD" 2>/dev/null |
-          python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="buildtype"][0])')" != release ]; then
-    meson configure "$BUILD" -Dbuildtype=release >/dev/null
-fi
+. "$ROOT/bench/bench-build.sh"
+bench_build_dir "$ROOT" "$BUILD"
 ninja -C "$BUILD" build.ninja >/dev/null 2>&1 || true     # pick up a changed bench/meson.build
 if ! out=$(meson compile -C "$BUILD" bench/bench-remote-store bench/bench-store \
               examples/hybridd/hybridd 2>&1); then

@@ -11,12 +11,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
 
-if [ ! -f "$BUILD/build.ninja" ]; then
-    meson setup "$BUILD" "$ROOT" -Dbuildtype=release >/dev/null
-elif [ "$(meson introspect --buildoptions "$BUILD" 2>/dev/null |
-          python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="buildtype"][0])')" != release ]; then
-    meson configure "$BUILD" -Dbuildtype=release >/dev/null
-fi
+. "$ROOT/bench/bench-build.sh"
+bench_build_dir "$ROOT" "$BUILD"
 if ! log=$(meson compile -C "$BUILD" bench/bench-store 2>&1); then
     printf '%s\n' "$log" >&2
     exit 1
