@@ -53,6 +53,10 @@ int service_run(const char *prog, hyb_bus *bus, int sfd, uint64_t first, uint64_
                 while ((r = hyb_bus_process(bus)) > 0)
                         ;
                 if (r < 0) {
+                        /* asked to stop as the daemon went (both stopped together): a stop */
+                        struct pollfd s = { .fd = sfd, .events = POLLIN };
+                        if (poll(&s, 1, 0) > 0 && (s.revents & POLLIN))
+                                return 0;
                         fprintf(stderr, "%s: %s\n", prog, hyb_strerror(r));
                         return 3;
                 }
