@@ -65,7 +65,7 @@ START_TEST(test_thread_writes_while_main_reads)
         ck_assert_int_eq(hyb_mmadt_new(NULL, "t", NULL, &vm), 0);
         sc = hyb_mmadt_get_scope(vm);
         eval_ok(vm, "/n -> 0; thread[[loop=>^(*/n.plus(1).to(/n))]]@t; scheduler::spawn(@t)");
-        until = now_ms() + 10000;
+        until = now_ms() + 60000; /* a bound for a failure, valgrind included */
         /* Read on after /n reached 2000 too: on a loaded machine this thread may first run
          * when the other is already past it, and a single read would show nothing about order. */
         while ((v < 2000 || reads < 100) && now_ms() < until) {
@@ -102,7 +102,7 @@ START_TEST(test_thread_halt_state)
         ck_assert_int_eq(hyb_mmadt_new(NULL, "t", NULL, &vm), 0);
         eval_ok(vm, "thread[[loop=>^(*c.else(0).plus(1).to(c))]]@t; scheduler::spawn(@t)");
         eval_ok(vm, "t/halt -> true");
-        until = now_ms() + 10000;
+        until = now_ms() + 60000; /* a bound for a failure, valgrind included */
         while (!halted && now_ms() < until) {
                 ck_assert_int_ge(hyb_mmadt_eval(vm, "*/sys/scheduler/threads/0/state", (size_t)-1,
                                                 NULL, &res, &e), 0);
@@ -128,7 +128,7 @@ START_TEST(test_thread_error_state)
 
         ck_assert_int_eq(hyb_mmadt_new(NULL, "t", NULL, &vm), 0);
         eval_ok(vm, "thread[[loop=>^(1.plus('a'))]]@t; scheduler::spawn(@t)");
-        until = now_ms() + 10000;
+        until = now_ms() + 60000; /* a bound for a failure, valgrind included */
         while (!failed && now_ms() < until) {
                 ck_assert_int_ge(hyb_mmadt_eval(vm, "*/sys/scheduler/threads/0", (size_t)-1, NULL,
                                                 &res, NULL), 0);
@@ -158,7 +158,7 @@ START_TEST(test_thread_write_reaches_owner_subscription)
         sc = hyb_mmadt_get_scope(vm);
         eval_ok(vm, "/tick?sub -> |(plus(100).to(/seen))");
         eval_ok(vm, "thread[[loop=>^(5.to(/tick).map(true).to(t/halt))]]@t; scheduler::spawn(@t)");
-        until = now_ms() + 10000;
+        until = now_ms() + 60000; /* a bound for a failure, valgrind included */
         while (read_int(sc, "/seen") != 105 && now_ms() < until)
                 ck_assert_int_ge(hyb_mmadt_step(vm, NULL), 0);
         ck_assert_int_eq(read_int(sc, "/seen"), 105);
@@ -255,7 +255,7 @@ START_TEST(test_boot_data_and_programs)
         ck_assert_int_eq(hyb_obj_parse("41", (size_t)-1, &o, NULL), 0);
         ck_assert_int_eq(hyb_store_write_str(st, "/in", o, 0, NULL), 0);
         hyb_obj_unref(o);
-        until = now_ms() + 5000;
+        until = now_ms() + 60000; /* a bound for a failure, valgrind included */
         while (read_int(sc, "/out") != 42 && now_ms() < until)
                 event_base_loop(base, EVLOOP_ONCE);
         ck_assert_int_eq(read_int(sc, "/out"), 42);
@@ -357,7 +357,7 @@ START_TEST(test_boot_fiber_on_loop)
         ck_assert_int_eq(hyb_scope_new(NULL, NULL, "test", &sc), 0);
         ck_assert_int_eq(hyb_boot_new(sc, base, cfg, NULL, NULL, &b), 0);
         ck_assert_uint_eq(hyb_boot_get_n_errors(b), 0);
-        until = now_ms() + 5000;
+        until = now_ms() + 60000; /* a bound for a failure, valgrind included */
         while (read_int(sc, "/f/n") < 5 && now_ms() < until)
                 event_base_loop(base, EVLOOP_ONCE);
         ck_assert_int_ge(read_int(sc, "/f/n"), 5);
@@ -449,7 +449,7 @@ Suite *boot_suite(void)
         tcase_add_test(tc, test_boot_fiber_on_loop);
         tcase_add_test(tc, test_boot_reload_data);
         tcase_add_test(tc, test_config_keys);
-        tcase_set_timeout(tc, 60);
+        tcase_set_timeout(tc, 300);
         suite_add_tcase(s, tc);
         return s;
 }
