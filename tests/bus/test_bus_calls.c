@@ -460,6 +460,48 @@ static void on_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *ud)
         atomic_fetch_add(&g->n, 1);
 }
 
+/* A reply callback that drops the caller's last reference to its own call slot (what a
+ * binding's garbage collector may do): the library must not touch the slot after that. */
+typedef struct self_unref {
+        hyb_slot *slot;
+        atomic_int n;
+        int status;
+} self_unref;
+
+static void on_reply_unref_self(hyb_bus *bus, const hyb_bus_reply *rep, void *ud)
+{
+        self_unref *u = ud;
+
+        u->status = hyb_bus_reply_get_status(rep);
+        u->slot = hyb_slot_unref(u->slot);
+        atomic_fetch_add(&u->n, 1);
+}
+
+START_TEST(test_reply_callback_unrefs_its_slot)
+{
+        tbroker t;
+        self_unref u = { 0 };
+
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        /* answered, then timed out locally: both paths complete the call */
+        ck_assert_int_eq(hyb_bus_call_async(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", "1", 1, 0, 2000,
+                                            on_reply_unref_self, &u, &u.slot), 0);
+        pump_until(a, &u.n, 1, 5000);
+        ck_assert_int_eq(atomic_load(&u.n), 1);
+        ck_assert_int_eq(u.status, 200);
+        ck_assert_ptr_null(u.slot);
+        ck_assert_int_eq(hyb_bus_call_async(a, "@localhost/org.test.nobody/main", "m", "{}", 2, 0, 2000,
+                                            on_reply_unref_self, &u, &u.slot), 0);
+        pump_until(a, &u.n, 2, 5000);
+        ck_assert_int_eq(atomic_load(&u.n), 2);
+        ck_assert_int_eq(u.status, 404);
+        ck_assert_ptr_null(u.slot);
+        hyb_bus_unref(a);
+        tb_stop(&t);
+}
+END_TEST
+
 START_TEST(test_deadline_cancel_deferred)
 {
         tbroker t;
@@ -670,6 +712,7 @@ Suite *bus_suite(void)
         tcase_add_test(tc, test_calls_policy_acl);
         tcase_add_test(tc, test_connect_refusals);
         tcase_add_test(tc, test_deadline_cancel_deferred);
+        tcase_add_test(tc, test_reply_callback_unrefs_its_slot);
         tcase_add_test(tc, test_nested_sync);
         tcase_add_test(tc, test_builtin_lists);
         tcase_add_test(tc, test_event_loop_adapter);
