@@ -242,10 +242,12 @@ void bus_fail_all(hyb_bus *bus)
                         const char *m = bus->close_status ? bus->close_msg : "connection closed";
                         hyb_bus_reply *rep = bus_reply_new(bus->close_status ? bus->close_status : 502,
                                                            0, "", 0, m, strlen(m), NULL, 0);
+                        hyb_slot_ref(&c->slot); /* the callback may drop the caller's last one */
                         if (rep)
                                 c->cb(bus, rep, c->slot.userdata);
                         hyb_bus_reply_unref(rep);
                         slot_drop_floating(&c->slot);
+                        hyb_slot_unref(&c->slot);
                 }
         }
 }

@@ -477,6 +477,11 @@ static void on_reply_unref_self(hyb_bus *bus, const hyb_bus_reply *rep, void *ud
         atomic_fetch_add(&u->n, 1);
 }
 
+static int never_answers(hyb_bus_request *req, void *ud)
+{
+        return 0; /* nobody processes this bus: the call stays pending */
+}
+
 START_TEST(test_reply_callback_unrefs_its_slot)
 {
         tbroker t;
@@ -497,8 +502,20 @@ START_TEST(test_reply_callback_unrefs_its_slot)
         ck_assert_int_eq(atomic_load(&u.n), 2);
         ck_assert_int_eq(u.status, 404);
         ck_assert_ptr_null(u.slot);
-        hyb_bus_unref(a);
+        /* failed by the connection's end: the broker goes with the call pending */
+        hyb_bus *hold = tb_connect(&t, "org.test.hold", "main");
+        ck_assert_int_eq(hyb_bus_register_procedure(hold, "m", NULL, NULL, never_answers, NULL, NULL,
+                                                    NULL), 0);
+        ck_assert_int_eq(hyb_bus_call_async(a, "@localhost/org.test.hold/main", "m", "{}", 2, 0, 60000,
+                                            on_reply_unref_self, &u, &u.slot), 0);
+        ck_assert_int_eq(hyb_bus_flush(a), 0);
         tb_stop(&t);
+        pump_until(a, &u.n, 3, 10000);
+        ck_assert_int_eq(atomic_load(&u.n), 3);
+        ck_assert_int_ne(u.status, 200);
+        ck_assert_ptr_null(u.slot);
+        hyb_bus_unref(hold);
+        hyb_bus_unref(a);
 }
 END_TEST
 
