@@ -120,10 +120,21 @@ end
 
 -- ---------------------------------------------------------------- assertions
 
-local function show(v)
+local function show(v, depth)
+        depth = depth or 0
         if math.type(v) == "float" then return string.format("%.17g", v) end
         if type(v) == "string" then return string.format("%q", v) end
-        return tostring(v)
+        if type(v) ~= "table" or depth > 8 then return tostring(v) end
+        local mt = getmetatable(v)
+        if mt and mt.__tostring then return tostring(v) end
+        local keys = {}
+        for k in pairs(v) do keys[#keys + 1] = k end
+        table.sort(keys, function(a, b) return show(a) < show(b) end)
+        local parts = {}
+        for _, k in ipairs(keys) do
+                parts[#parts + 1] = "[" .. show(k, depth + 1) .. "]=" .. show(v[k], depth + 1)
+        end
+        return "{" .. table.concat(parts, ", ") .. "}"
 end
 T.show = show
 
@@ -137,7 +148,7 @@ local function deq(a, b)
                 end
                 return a == b
         end
-        if type(a) ~= "table" then return a == b end
+        if type(a) ~= "table" or rawequal(a, b) then return a == b end
         for k, v in pairs(a) do
                 if not deq(v, b[k]) then return false end
         end
