@@ -1626,6 +1626,10 @@ static int l_metatables(lua_State *L)
  * hyb_err_from_status, hyb_now_usec and the constants (HYB_E_FORBIDDEN, ...).  The error
  * struct, hyb_free and the slot functions are the glue's business, not Lua's. */
 %include <stdint.i>
+/* SWIG 4.1's Lua typemaps return every number as a float; Lua 5.4 has integers, and a
+ * status or error code must come back as one (404, not 404.0). */
+%typemap(out) int "lua_pushinteger(L, (lua_Integer)$1); SWIG_arg++;"
+%typemap(out) uint64_t "lua_pushinteger(L, (lua_Integer)$1); SWIG_arg++;"
 #define HYB_EXPORT
 %ignore hyb_error;
 %ignore hyb_error_clear;
