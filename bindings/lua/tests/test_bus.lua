@@ -125,6 +125,24 @@ return {
                 srv:close()
         end},
 
+        {"bus:run() serves until a callback calls bus:stop()", function()
+                local srv = connect("org.example.lua.run")
+                local calls = 0
+                srv:procedure("quit", nil, function()
+                        calls = calls + 1
+                        srv:stop()
+                        return {bye = true}
+                end)
+                local job = T.bg(T.q(T.HYBRID_CLI) .. " --bus " .. T.q(d.sock) .. " call " ..
+                                 T.q(srv.name) .. " quit")
+                srv:run()
+                T.eq(calls, 1, "run returned after the call that stopped it")
+                T.ok(T.wait_until(20, job.done), "the CLI ends")
+                T.eq(job.rc(), 0, "the CLI got its answer")
+                T.ok(T.read(job.out):match('"bye"%s*:%s*true'), T.read(job.out))
+                srv:close()
+        end},
+
         {"access lists: 403 for an app not allowed", function()
                 local srv = connect("org.example.lua.acl")
                 srv:procedure("secret", nil, function() return {ok = true} end,
