@@ -43,6 +43,8 @@ return {
                 T.ok(T.read(ISS .. ".pub"):match("BEGIN PUBLIC KEY"), "the public key file")
                 local ok, mode = T.sh("stat -c %a " .. T.q(ISS))
                 T.ok(ok and mode:match("^600"), "private key mode 0600: " .. mode)
+                -- an errno code keeps its name
+                T.raises(404, "ENOENT", hybrid.token.keygen, dir .. "/no/such/dir/k")
                 hybrid.token.keygen(HOLDER)
                 hybrid.token.keygen(OTHER)
                 local tok = issue({["/sensors/#"] = "read,sub"})
