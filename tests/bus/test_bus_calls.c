@@ -519,6 +519,28 @@ START_TEST(test_reply_callback_unrefs_its_slot)
 }
 END_TEST
 
+/* The daemon gone before we read its EOF: a call's write fails, and says the connection is
+ * closed (not EPIPE); the next process reads the end and the bus reports closed. */
+START_TEST(test_send_after_daemon_gone)
+{
+        tbroker t;
+        hyb_error err;
+
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        tb_stop(&t);
+        ck_assert(hyb_bus_is_open(a));
+        ck_assert_int_eq(hyb_bus_call(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", "1", 1, 0, 1000, NULL, &err),
+                         HYB_E_CLOSED);
+        int r = 0;
+        for (int i = 0; i < 5 && r >= 0; i++) /* a level-triggered loop's turns */
+                r = hyb_bus_process(a);
+        ck_assert_int_eq(r, HYB_E_CLOSED);
+        ck_assert(!hyb_bus_is_open(a));
+        hyb_bus_unref(a);
+}
+END_TEST
+
 START_TEST(test_deadline_cancel_deferred)
 {
         tbroker t;
@@ -730,6 +752,7 @@ Suite *bus_suite(void)
         tcase_add_test(tc, test_connect_refusals);
         tcase_add_test(tc, test_deadline_cancel_deferred);
         tcase_add_test(tc, test_reply_callback_unrefs_its_slot);
+        tcase_add_test(tc, test_send_after_daemon_gone);
         tcase_add_test(tc, test_nested_sync);
         tcase_add_test(tc, test_builtin_lists);
         tcase_add_test(tc, test_event_loop_adapter);
