@@ -548,6 +548,8 @@ class Bus:
             if self._depth == 0 and self._free_later:
                 self._free()
         self._raise_kept()
+        if self._loop is not None:
+            self._update()  # the wait may have read packets no fd will signal again
         if r < 0:
             if r == lib.hyb_err_from_status(502) and not self.is_open:
                 raise self._closed_error()

@@ -123,7 +123,7 @@ class Store:
         self._watches: Set[Watch] = set()
         self._exc: Optional[BaseException] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer: Optional[asyncio.Handle] = None
         self._writer = False
         self._u64 = ffi.new("uint64_t *")
         self._err = ffi.new("hyb_error *")
@@ -180,6 +180,10 @@ class Store:
     def _sc(self):
         if self._scope == ffi.NULL:
             raise ClosedError(message="the store is closed")
+        if self._loop is not None and self._timer is None:
+            # an operation may take in messages that no fd will signal again: let the loop
+            # deliver them once the caller yields
+            self._timer = self._loop.call_soon(self._on_io)
         return self._scope
 
     def _furi(self, text: str):
