@@ -34,6 +34,13 @@ _NOARG: Any = object()
 _JSON_TYPES = {str: 1, int: 2, float: 3, bool: 4, dict: 5, list: 6, type(None): 7,
                None: 7, object: 0, Any: 0}
 
+# The functions of the call path, looked up once.
+_call = lib.hyb_bus_call
+_reply_get_body = lib.hyb_bus_reply_get_body
+_reply_is_binary = lib.hyb_bus_reply_is_binary
+_reply_unref = lib.hyb_bus_reply_unref
+_unpack = ffi.unpack
+
 # Objects whose handle C holds (userdata of a slot or of a pending call): kept alive here
 # until the slot's destroy callback (or the reply) says C dropped it.
 _live: Set[Any] = set()
@@ -46,8 +53,8 @@ def _on_destroy(ud):
 
 def _body(ptr, n: int, binary: bool) -> Any:
     if binary:
-        return ffi.unpack(ffi.cast("char *", ptr), n)
-    return from_json(ffi.unpack(ffi.cast("char *", ptr), n)) if n else None
+        return ffi.unpack(ptr, n)
+    return from_json(ffi.unpack(ptr, n)) if n else None
 
 
 class Event:
@@ -537,17 +544,29 @@ class Bus:
         ``BadRequest``, ``Timeout`` (504), ``BadCallee``, ... or ``ClosedError``.
         While it waits, the calls and events that arrive are dispatched.
         """
-        bus = self._ptr()
-        body, flags = self._encode(params)
+        bus = self._bus
+        if bus == ffi.NULL:
+            raise ClosedError(message="the bus is closed")
+        if params is _NOARG:
+            body, flags = b"{}", 0
+        elif type(params) is dict or type(params) is list:
+            body, flags = to_json(params), 0
+        else:
+            body, flags = self._encode(params)
+        cs = self._cstrs
+        ep = cs.get(endpoint) or self._c(endpoint)
+        me = cs.get(method) or self._c(method)
         self._depth += 1
-        try:
-            r = lib.hyb_bus_call(bus, self._c(endpoint), self._c(method), body, len(body),
-                                 flags, self._ms(timeout), self._replyp, self._err)
-        finally:
-            self._depth -= 1
-            if self._depth == 0 and self._free_later:
-                self._free()
-        self._raise_kept()
+        r = _call(bus, ep, me, body, len(body), flags,
+                             self._ms(timeout) if timeout is not None else 0, self._replyp,
+                             self._err)
+        self._depth -= 1
+        if self._free_later and self._depth == 0:
+            self._free()
+        if self._exc is not None:
+            if r >= 0:
+                lib.hyb_bus_reply_unref(self._replyp[0])
+            self._raise_kept()
         if self._loop is not None:
             self._update()  # the wait may have read packets no fd will signal again
         if r < 0:
@@ -555,10 +574,14 @@ class Bus:
                 raise self._closed_error()
             check(r, self._err)
         reply = self._replyp[0]
+        n = self._lenp
         try:
-            return self._reply_value(reply)
+            ptr = _reply_get_body(reply, n)
+            if _reply_is_binary(reply):
+                return _unpack(ptr, n[0])
+            return from_json(_unpack(ptr, n[0])) if n[0] else None
         finally:
-            lib.hyb_bus_reply_unref(reply)
+            _reply_unref(reply)
 
     async def acall(self, endpoint: str, method: str, params: Any = _NOARG,
                     timeout: Optional[float] = None) -> Any:
