@@ -10,11 +10,12 @@ attached to; no lock of the binding is held while they run, so they may use the 
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import math
 import os
 import select
-import sys
+import weakref
 from typing import Any, Awaitable, Callable, Dict, Optional, Set, Tuple
 
 from ._conn import ConnOptions
@@ -73,12 +74,20 @@ class Event:
 
 
 class _Slot:
-    """A registration holding a hyb_slot; unregistering unrefs it."""
+    """A registration holding a hyb_slot; unregistering unrefs it.  It refers to its bus
+    weakly: a Bus dropped without close() is still freed (and closed) by the collector."""
 
     def __init__(self, bus: "Bus") -> None:
-        self.bus = bus
+        self._bus = weakref.ref(bus)
         self._slot = ffi.NULL
         self.handle = ffi.new_handle(self)
+
+    @property
+    def bus(self) -> "Bus":
+        b = self._bus()
+        if b is None:
+            raise ClosedError(message="the bus is gone")
+        return b
 
     def _own(self, slot, with_handle: bool = True) -> None:
         self._slot = slot
@@ -91,7 +100,9 @@ class _Slot:
         """Unregisters (idempotent)."""
         slot, self._slot = self._slot, ffi.NULL
         if slot != ffi.NULL:
-            self.bus._slots.discard(self)
+            b = self._bus()
+            if b is not None:
+                b._slots.discard(self)
             lib.hyb_slot_unref(slot)
 
     def __enter__(self):
@@ -125,7 +136,8 @@ class Procedure(_Slot):
         self.fn = fn
 
     def __repr__(self) -> str:
-        return f"<Procedure {self.name!r} of {self.bus.name!r}>"
+        b = self._bus()
+        return f"<Procedure {self.name!r} of {b.name if b is not None else None!r}>"
 
 
 class _EventBubble(_Slot):
@@ -267,6 +279,8 @@ class Bus:
     def _ptr(self):
         if self._bus == ffi.NULL:
             raise ClosedError(message="the bus is closed")
+        if not lib.hyb_bus_is_open(self._bus):
+            raise self._closed_error()
         return self._bus
 
     def fileno(self) -> int:
@@ -383,8 +397,9 @@ class Bus:
 
     def run(self) -> None:
         """Serves the bus (calls, events, replies) until :meth:`stop` or :meth:`close` is
-        called or the daemon closes the connection."""
-        self._ptr()
+        called or the daemon closes the connection (at once when it is closed already)."""
+        if not self.is_open:
+            return
         self._stop = False
         fd = self.fileno()
         poller = select.poll()
@@ -522,6 +537,22 @@ class Bus:
             raise ValueError("timeout must be > 0 seconds")
         return min(max(1, math.ceil(timeout * 1000)), 0xFFFFFFFF)
 
+    def _check_call(self, r: int, err: Any = None) -> None:
+        """Raises for a failed call: ClosedError when the connection is gone (however the
+        library noticed: a 502 for the lost callee, EPIPE, HYB_E_CLOSED), else by r."""
+        if r in (-errno.EPIPE, -errno.ECONNRESET) and self.is_open and self._depth == 0:
+            # the write saw the hang-up first: let the library read the rest (the daemon's
+            # reason, then the end of the stream) so the error says why
+            for _ in range(4):
+                if self._dispatch(1) == 0 and not self.is_open:
+                    break
+        if not self.is_open and r != lib.hyb_err_from_status(504):
+            e = self._closed_error()
+            if err is not None and err.code != 0:
+                e.message += ": " + ffi.string(err.message).decode("utf-8", "replace")
+            raise e
+        check(r, err)
+
     def _reply_value(self, reply) -> Any:
         st = lib.hyb_bus_reply_get_status(reply)
         if st < 200 or st > 299:
@@ -570,9 +601,7 @@ class Bus:
         if self._loop is not None:
             self._update()  # the wait may have read packets no fd will signal again
         if r < 0:
-            if r == lib.hyb_err_from_status(502) and not self.is_open:
-                raise self._closed_error()
-            check(r, self._err)
+            self._check_call(r, self._err)
         reply = self._replyp[0]
         n = self._lenp
         try:
@@ -597,7 +626,7 @@ class Bus:
                                    flags, self._ms(timeout), _on_reply, pc.handle, ffi.NULL)
         if r < 0:
             self._pending.discard(pc)
-            check(r)
+            self._check_call(r)
         self._update()
         return await fut
 

@@ -17,7 +17,8 @@ import asyncio
 import math
 import os
 import select
-from typing import Any, AsyncIterator, Callable, Dict, Optional, Set
+import weakref
+from typing import Any, AsyncIterator, Callable, Optional, Set
 
 from ._conn import ConnOptions
 from ._ffi import ffi, lib
@@ -75,15 +76,16 @@ def _on_msg(target, payload, retain, ud):
     except Exception as e:
         report(e, f"store watch callback of {w!r}")
     except BaseException as e:
-        if w.store._exc is None:
-            w.store._exc = e
+        st = w._store()
+        if st is not None and st._exc is None:
+            st._exc = e
 
 
 class Watch:
     """A store subscription (:meth:`Store.watch`); :meth:`cancel` ends it."""
 
     def __init__(self, store: "Store", pattern: str, callback: Callable[[Message], Any]) -> None:
-        self.store = store
+        self._store = weakref.ref(store)  # weakly: a Store dropped without close() is freed
         self.pattern = pattern
         self.callback = callback
         self.handle = ffi.new_handle(self)
@@ -93,7 +95,9 @@ class Watch:
         """Unsubscribes (idempotent)."""
         slot, self._slot = self._slot, ffi.NULL
         if slot != ffi.NULL:
-            self.store._watches.discard(self)
+            st = self._store()
+            if st is not None:
+                st._watches.discard(self)
             lib.hyb_slot_unref(slot)
 
     def __enter__(self) -> "Watch":
