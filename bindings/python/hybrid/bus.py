@@ -223,6 +223,7 @@ class Bus:
         self._stop = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._writer = False
+        self._fd = -1
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timer_at = -1
         self._run_fut: Optional["asyncio.Future[None]"] = None
@@ -314,8 +315,8 @@ class Bus:
             return
         err = self._closed_error() if not self.is_open else ClosedError(
             message="the bus was closed")
+        self._detach()  # while the fd is still ours
         lib.hyb_bus_close(self._bus)
-        self._detach()
         self._fail_pending(err)
         if self._run_fut is not None and not self._run_fut.done():
             self._run_fut.set_result(None)
@@ -453,8 +454,10 @@ class Bus:
             return
         if self._loop is not None:
             self._detach()
+        fd = self.fileno()
         self._loop = loop
-        loop.add_reader(self.fileno(), self._on_io)
+        self._fd = fd  # remembered: once the library closes the socket it cannot say
+        loop.add_reader(fd, self._on_io)
         self._update()
 
     def _detach(self) -> None:
@@ -465,12 +468,11 @@ class Bus:
             self._timer.cancel()
             self._timer = None
         self._timer_at = -1
-        if self._bus != ffi.NULL:
-            fd = lib.hyb_bus_get_fd(self._bus)
-            if fd >= 0 and not loop.is_closed():
-                loop.remove_reader(fd)
-                if self._writer:
-                    loop.remove_writer(fd)
+        fd, self._fd = self._fd, -1
+        if fd >= 0 and not loop.is_closed():
+            loop.remove_reader(fd)
+            if self._writer:
+                loop.remove_writer(fd)
         self._writer = False
 
     def _on_io(self) -> None:
@@ -487,7 +489,7 @@ class Bus:
         loop = self._loop
         if loop is None or self._bus == ffi.NULL or not self.is_open:
             return
-        fd = lib.hyb_bus_get_fd(self._bus)
+        fd = self._fd
         want_out = bool(lib.hyb_bus_get_events(self._bus) & _EVENT_OUT)
         if want_out and not self._writer:
             loop.add_writer(fd, self._on_io)

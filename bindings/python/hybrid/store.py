@@ -129,6 +129,7 @@ class Store:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._timer: Optional[asyncio.Handle] = None
         self._writer = False
+        self._fd = -1
         self._u64 = ffi.new("uint64_t *")
         self._err = ffi.new("hyb_error *")
         conn = ConnOptions(socket, app, runner, token, key)
@@ -308,8 +309,10 @@ class Store:
         if self._loop is loop:
             return
         self.detach()
+        fd = self.fileno()
         self._loop = loop
-        loop.add_reader(self.fileno(), self._on_io)
+        self._fd = fd
+        loop.add_reader(fd, self._on_io)
         self._update()
 
     def detach(self) -> None:
@@ -320,8 +323,8 @@ class Store:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._backend != ffi.NULL and not loop.is_closed():
-            fd = lib.hyb_backend_get_fd(self._backend)
+        fd, self._fd = self._fd, -1
+        if fd >= 0 and not loop.is_closed():
             loop.remove_reader(fd)
             if self._writer:
                 loop.remove_writer(fd)
@@ -340,7 +343,7 @@ class Store:
         loop = self._loop
         if loop is None or self._backend == ffi.NULL:
             return
-        fd = lib.hyb_backend_get_fd(self._backend)
+        fd = self._fd
         out = bool(lib.hyb_backend_get_events(self._backend) & _EVENT_OUT)
         if out and not self._writer:
             loop.add_writer(fd, self._on_io)
