@@ -23,7 +23,7 @@ from typing import Any, AsyncIterator, Callable, Optional, Set
 from ._conn import ConnOptions
 from ._ffi import ffi, lib
 from ._util import report
-from .errors import ClosedError, check
+from .errors import ClosedError, Error, check
 from .values import from_obj, to_obj
 
 __all__ = ["Store", "Message", "Watch"]
@@ -125,6 +125,7 @@ class Store:
         self._backend = ffi.NULL
         self._scope = ffi.NULL
         self._watches: Set[Watch] = set()
+        self._aqueues: Set[Any] = set()
         self._exc: Optional[BaseException] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._timer: Optional[asyncio.Handle] = None
@@ -336,8 +337,14 @@ class Store:
             return
         try:
             self.process()
-        finally:
-            self._update()
+        except Error as e:
+            # the store failed (a daemon that went away: HYB_E_CLOSED): stop watching its
+            # fd and end the awatch iterators with the error
+            self.detach()
+            for q in list(self._aqueues):
+                q.put_nowait(e)
+            return
+        self._update()
 
     def _update(self) -> None:
         loop = self._loop
@@ -360,14 +367,21 @@ class Store:
 
     async def awatch(self, pattern: str, replay: bool = False) -> AsyncIterator[Message]:
         """``async for msg in store.awatch("/a/#", replay=True)``: the messages of a watch
-        as an async iterator (the store is attached to the running loop)."""
-        q: "asyncio.Queue[Message]" = asyncio.Queue()
+        as an async iterator (the store is attached to the running loop).  When the store
+        fails (its daemon went away) the iteration raises the error
+        (:class:`hybrid.ClosedError`)."""
+        q: "asyncio.Queue[Any]" = asyncio.Queue()
         self.attach()
         w = self.watch(pattern, q.put_nowait, replay)
+        self._aqueues.add(q)
         try:
             loop = asyncio.get_running_loop()
             loop.call_soon(self._on_io)  # replayed values may be ready already
             while True:
-                yield await q.get()
+                m = await q.get()
+                if isinstance(m, BaseException):
+                    raise m
+                yield m
         finally:
+            self._aqueues.discard(q)
             w.cancel()

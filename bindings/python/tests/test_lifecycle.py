@@ -108,3 +108,17 @@ def test_dropped_bus_is_freed(daemon):
     # the endpoint name is free again: the connection was closed
     with hybrid.Bus(socket=daemon.sock, app="org.example.py.drop", runner="drop") as b2:
         assert b2.call(BUILTIN, "echo", {"again": True}) == {"again": True}
+
+
+def test_awatch_ends_when_the_daemon_goes(fresh_daemon):
+    async def main():
+        st = hybrid.Store(socket=fresh_daemon.sock, app="org.example.py.aw")
+        st.put("/pyaw/x", 1)
+        seen = []
+        with pytest.raises(hybrid.ClosedError):
+            async for m in st.awatch("/pyaw/#", replay=True):
+                seen.append(m.value)
+                fresh_daemon.stop()
+        st.close()
+        return seen
+    assert asyncio.run(main()) == [1]
