@@ -259,3 +259,28 @@ def test_error_classes():
     import errno
     e = error_for(-errno.ENOENT, "x")
     assert e.code == "ENOENT" and e.status == lib.hyb_err_to_status(-errno.ENOENT)
+
+
+def test_system_exit_in_a_procedure_reaches_the_caller_thread(daemon):
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py.exit") as bus:
+        @bus.procedure("quit")
+        def quit_():
+            raise SystemExit(3)
+
+        with pytest.raises(SystemExit):
+            bus.call(bus.name, "quit")  # served inside this call's wait, raised after it
+        # the caller side got its answer (500) and the connection still works
+        assert bus.call(BUILTIN, "echo", {"still": "here"}) == {"still": "here"}
+
+
+def test_socket_from_the_environment(daemon, monkeypatch):
+    monkeypatch.setenv("HYBRID_BUS", daemon.sock)
+    with hybrid.Bus(app="org.example.py.env") as bus:
+        assert bus.call(BUILTIN, "echo", ["env"]) == ["env"]
+
+
+def test_typed_and_uri_through_a_call(daemon):
+    v = {"t": hybrid.Typed("/type/nat", 5), "u": hybrid.Uri("a/b"), "r": {1: "x"}}
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py.typed") as bus:
+        got = bus.call(BUILTIN, "echo", v)
+    assert got == v and isinstance(got["u"], hybrid.Uri)
