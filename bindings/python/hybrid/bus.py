@@ -475,8 +475,12 @@ class Bus:
                 loop.remove_writer(fd)
         self._writer = False
 
-    def _on_io(self) -> None:
+    def _on_timer(self) -> None:
+        self._timer = None
         self._timer_at = -1
+        self._on_io()
+
+    def _on_io(self) -> None:
         if self._bus == ffi.NULL:
             return
         n = self._dispatch(256)
@@ -499,16 +503,14 @@ class Bus:
             self._writer = False
         lib.hyb_bus_get_timeout(self._bus, self._u64)
         t = self._u64[0]
-        if t == _UINT64_MAX:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._timer_at = -1
-        elif t != self._timer_at:
+        # A timer that fires earlier than needed is harmless (it looks again), so it is only
+        # moved forward and left to run out when no deadline is left: a stream of acalls
+        # does not arm and cancel one each.
+        if t != _UINT64_MAX and (self._timer is None or t < self._timer_at):
             if self._timer is not None:
                 self._timer.cancel()
             delay = max(0.0, (t - lib.hyb_now_usec()) / 1e6)
-            self._timer = loop.call_at(loop.time() + delay, self._on_io)
+            self._timer = loop.call_at(loop.time() + delay, self._on_timer)
             self._timer_at = t
 
     async def arun(self) -> None:
