@@ -122,3 +122,23 @@ def test_awatch_ends_when_the_daemon_goes(fresh_daemon):
         st.close()
         return seen
     assert asyncio.run(main()) == [1]
+
+
+def test_handles_dropped_by_the_slot_destroy_callback(daemon):
+    from hybrid import bus as busmod, store as storemod
+    n0, s0 = len(busmod._live), len(storemod._live)
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py.slots") as bus:
+        p = bus.register_procedure("p", lambda: 1)
+        subs = [bus.subscribe("@localhost/*/*", f"E{i}*", lambda ev: None) for i in range(5)]
+        assert len(busmod._live) == n0 + 6
+        p.cancel()
+        subs[0].cancel()
+        assert len(busmod._live) == n0 + 4  # the destroy callbacks ran
+    assert len(busmod._live) == n0  # closing dropped the rest
+    with hybrid.Store(socket=daemon.sock, app="org.example.py.slots") as st:
+        w = st.watch("/pyslots/#", lambda m: None)
+        st.watch("/pyslots2/#", lambda m: None)
+        assert len(storemod._live) == s0 + 2
+        w.cancel()
+        assert len(storemod._live) == s0 + 1
+    assert len(storemod._live) == s0
