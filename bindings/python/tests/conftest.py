@@ -79,3 +79,23 @@ def fresh_daemon(tmp_path):
     d = Daemon("f", "log: {level: warning}\n", str(tmp_path))
     yield d
     d.stop()
+
+
+def until(cond, step, what, limit=60.0):
+    """Runs step() until cond() holds; fails after `limit` seconds (a generous bound for a
+    loaded machine, never a timing assertion)."""
+    deadline = time.monotonic() + limit
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what} after {limit} s")
+        step()
+
+
+async def auntil(cond, what, limit=60.0):
+    """The asyncio form of until: yields to the loop until cond() holds."""
+    import asyncio
+    deadline = time.monotonic() + limit
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what} after {limit} s")
+        await asyncio.sleep(0.01)

@@ -7,12 +7,13 @@ import asyncio
 import json
 import logging
 import os
+import select
 import threading
 
 import pytest
 
 import hybrid
-from conftest import BUILTIN
+from conftest import BUILTIN, auntil, until
 
 
 def test_sync_call_and_name(daemon):
@@ -194,8 +195,8 @@ def test_events_with_patterns(daemon, caplog):
             gen.fire("HUMID", {"h": 40})
             gen.fire("TEMP2", {"c": 22})
             assert gen.fire("TEMP3", b"\x00raw", confirm=True) == (1, 0)
-            while len(got) < 3:
-                sub.process() or __import__("select").select([sub], [], [], 10)
+            until(lambda: len(got) >= 3,
+                  lambda: sub.process() or select.select([sub], [], [], 5), "3 events")
         assert [(e.bubble, e.data) for e in got] == [("TEMP1", {"c": 21.5}),
                                                      ("TEMP2", {"c": 22}),
                                                      ("TEMP3", b"\x00raw")]
@@ -223,8 +224,7 @@ def test_close_with_calls_pending(daemon):
         tasks = [asyncio.ensure_future(cl.acall(srv.name, "hold", {})) for _ in range(3)]
         await asyncio.sleep(0)
         # wait until the calls reached the server (its loop has them pending)
-        while len(srv._tasks) < 3:
-            await asyncio.sleep(0.01)
+        await auntil(lambda: len(srv._tasks) >= 3, "the 3 calls to reach the server")
         cl.close()
         for t in tasks:
             with pytest.raises(hybrid.ClosedError):

@@ -3,13 +3,12 @@
 calls pending (they fail with ClosedError), a Bus dropped without close()."""
 import asyncio
 import gc
-import select
 import weakref
 
 import pytest
 
 import hybrid
-from conftest import BUILTIN
+from conftest import BUILTIN, auntil
 
 
 def test_close_from_a_callback_during_run(daemon):
@@ -49,7 +48,15 @@ def test_procedure_stops_run(daemon):
 
         out = {}
         import threading
-        t = threading.Thread(target=lambda: out.setdefault("r", asyncio.run(client())))
+
+        def thread():
+            try:
+                out["r"] = asyncio.run(client())
+            finally:
+                if "r" not in out:
+                    bus.stop()  # the client failed: do not leave run() waiting
+
+        t = threading.Thread(target=thread)
         t.start()
         bus.run()
         t.join()
@@ -68,8 +75,7 @@ def test_daemon_gone_with_calls_pending(fresh_daemon):
         srv.attach()
         cl = hybrid.Bus(socket=fresh_daemon.sock, app="org.example.py.gcl")
         tasks = [asyncio.ensure_future(cl.acall(srv.name, "hang")) for _ in range(2)]
-        while len(srv._tasks) < 2:
-            await asyncio.sleep(0.01)
+        await auntil(lambda: len(srv._tasks) >= 2, "the 2 calls to reach the server")
         fresh_daemon.stop()
         # a daemon that shuts down answers what is pending with 503 and its reason before
         # it closes; calls whose connection goes first fail with ClosedError

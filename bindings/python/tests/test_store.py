@@ -7,11 +7,11 @@ import os
 import pytest
 
 import hybrid
+from conftest import until
 
 
 def collect_until(st, got, n):
-    while len(got) < n:
-        st.wait(30)
+    until(lambda: len(got) >= n, lambda: st.wait(5), f"{n} store messages")
 
 
 @pytest.fixture(params=["daemon", "db"])
