@@ -134,6 +134,16 @@ class Procedure(_Slot):
         super().__init__(bus)
         self.name = name
         self.fn = fn
+        # The keyword arguments fn takes (None: any, it has **kwargs): members of the params
+        # object it does not name are left out, as the policy allows keys it does not list.
+        self.accepts: Optional[Set[str]] = None
+        try:
+            ps = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):
+            return
+        if not any(p.kind is p.VAR_KEYWORD for p in ps):
+            self.accepts = {p.name for p in ps
+                            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
     def __repr__(self) -> str:
         b = self._bus()
@@ -652,8 +662,9 @@ class Bus:
         ``object`` any value); ``(type, False)`` makes a key optional.  for_host / for_app
         are access lists (callers not matching get 403).
 
-        The function gets the params object's members as keyword arguments (a params
-        body that is not an object is passed as one positional argument).  It may return a
+        The function gets the params object's members as keyword arguments (members it
+        does not name are left out unless it takes ``**kwargs``; a params body that is not
+        an object is passed as one positional argument).  It may return a
         value (the reply body), raise :class:`hybrid.Error` (its status and message go
         back), raise anything else (500 with the message; the error is logged and the bus
         keeps serving) or be ``async def`` (the reply is sent when it completes; the bus
@@ -701,6 +712,9 @@ class Bus:
         try:
             params = _body(body, self._lenp[0], lib.hyb_bus_request_is_binary(req))
             if isinstance(params, dict):
+                acc = proc.accepts
+                if acc is not None and not acc.issuperset(params):
+                    params = {k: v for k, v in params.items() if k in acc}
                 result = proc.fn(**params)
             elif params is None:
                 result = proc.fn()

@@ -76,6 +76,8 @@ def test_policy_from_python(daemon):
             return [s, n]
 
         assert bus.call(bus.name, "f", {"s": "x", "n": 2}) == ["x", 2]
+        # a key the policy does not list is allowed; the function does not name it
+        assert bus.call(bus.name, "f", {"s": "x", "extra": True}) == ["x", 0]
         assert bus.call(bus.name, "f", {"s": "x", "n": 2.5}) == ["x", 2.5]
         with pytest.raises(hybrid.BadRequest) as ei:
             bus.call(bus.name, "f", {"s": 1})
