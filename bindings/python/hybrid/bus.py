@@ -590,7 +590,7 @@ class Bus:
         While it waits, the calls and events that arrive are dispatched.
         """
         bus = self._bus
-        if bus == ffi.NULL:
+        if not bus:  # a NULL cdata pointer is false
             raise ClosedError(message="the bus is closed")
         if params is _NOARG:
             body, flags = b"{}", 0
@@ -617,12 +617,13 @@ class Bus:
         if r < 0:
             self._check_call(r, self._err)
         reply = self._replyp[0]
-        n = self._lenp
+        lenp = self._lenp
         try:
-            ptr = _reply_get_body(reply, n)
+            ptr = _reply_get_body(reply, lenp)
+            n = lenp[0]
             if _reply_is_binary(reply):
-                return _unpack(ptr, n[0])
-            return from_json(_unpack(ptr, n[0])) if n[0] else None
+                return _unpack(ptr, n)
+            return from_json(_unpack(ptr, n)) if n else None
         finally:
             _reply_unref(reply)
 
