@@ -32,9 +32,10 @@ class Daemon:
         cfg = os.path.join(tmpdir, name + ".yaml")
         with open(cfg, "w") as f:
             f.write(config)
+        self._logf = open(self.log, "w")
         self.proc = subprocess.Popen(
             [_need("HYBRIDD"), "--foreground", "--socket", self.sock, "--config", cfg],
-            stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+            stdout=self._logf, stderr=subprocess.STDOUT)
         # wait for readiness: the socket appears once the daemon serves (or it died)
         deadline = time.monotonic() + 30
         while not os.path.exists(self.sock):
@@ -58,6 +59,7 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._logf.close()
 
 
 @pytest.fixture(scope="session")

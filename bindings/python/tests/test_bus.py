@@ -174,6 +174,7 @@ def test_sync_deadline_against_c_server(daemon):
     finally:
         p.terminate()
         p.wait(30)
+        p.stdout.close()
 
 
 def test_events_with_patterns(daemon, caplog):
