@@ -165,6 +165,18 @@ class _PendingCall:
         self.handle = ffi.new_handle(self)
 
 
+def _reply_error(req, status: int, message: str) -> None:
+    """Answers with an error status; a status that is not 4xx/5xx, or one the library
+    refuses, becomes 500 with the same message: a raised error never answers a success."""
+    msg = message.encode("utf-8", "replace")
+    if not 400 <= status <= 599:
+        status = 500
+    r = lib.hyb_bus_request_reply_error(req, status, msg)
+    if r == -errno.EINVAL or (r < 0 and status != 500 and
+                              r not in (-errno.EALREADY, lib.hyb_err_from_status(410))):
+        lib.hyb_bus_request_reply_error(req, 500, msg)
+
+
 @ffi.callback("int(hyb_bus_request *, void *)")
 def _on_method(req, ud):
     proc = ffi.from_handle(ud)
@@ -725,14 +737,14 @@ class Bus:
                 self._defer(proc, req, result)
                 return
         except Error as e:
-            lib.hyb_bus_request_reply_error(req, e.status, e.message.encode())
+            _reply_error(req, e.status, e.message)
             return
         except Exception as e:
             report(e, f"procedure {proc.name}")
-            lib.hyb_bus_request_reply_error(req, 500, f"{type(e).__name__}: {e}".encode())
+            _reply_error(req, 500, f"{type(e).__name__}: {e}")
             return
         except BaseException as e:
-            lib.hyb_bus_request_reply_error(req, 500, type(e).__name__.encode())
+            _reply_error(req, 500, type(e).__name__)
             raise
         self._answer(proc, req, result)
 
@@ -741,7 +753,7 @@ class Bus:
             body, flags = self._encode(result) if result is not None else (b"null", 0)
         except (TypeError, ValueError, OverflowError) as e:
             report(e, f"procedure {proc.name} (its result)")
-            lib.hyb_bus_request_reply_error(req, 500, f"cannot encode the result: {e}".encode())
+            _reply_error(req, 500, f"cannot encode the result: {e}")
             return
         lib.hyb_bus_request_reply(req, 200, body, len(body), flags)
 
@@ -760,11 +772,10 @@ class Bus:
                 try:
                     result = await aw
                 except Error as e:
-                    lib.hyb_bus_request_reply_error(req, e.status, e.message.encode())
+                    _reply_error(req, e.status, e.message)
                 except Exception as e:
                     report(e, f"procedure {proc.name}")
-                    lib.hyb_bus_request_reply_error(req, 500,
-                                                    f"{type(e).__name__}: {e}".encode())
+                    _reply_error(req, 500, f"{type(e).__name__}: {e}")
                 else:
                     self._answer(proc, req, result)
             finally:

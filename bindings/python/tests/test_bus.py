@@ -114,6 +114,10 @@ def test_errors_raised_by_procedures(daemon, caplog):
         def teapot():
             raise hybrid.Error(429, None, "slow down")
 
+        @bus.procedure("ok")
+        def not_an_error():
+            raise hybrid.Error(200, None, "not an error status")
+
         @bus.procedure("boom")
         def boom():
             raise ValueError("kaboom")
@@ -124,6 +128,9 @@ def test_errors_raised_by_procedures(daemon, caplog):
         with pytest.raises(hybrid.TooManyRequests) as ei:
             bus.call(bus.name, "teapot")
         assert ei.value.status == 429 and ei.value.code == "HYB_E_TOO_MANY"
+        with pytest.raises(hybrid.InternalError) as ei:  # a raised error never answers 2xx
+            bus.call(bus.name, "ok")
+        assert ei.value.message == "not an error status"
         with caplog.at_level(logging.ERROR, logger="hybrid"):
             with pytest.raises(hybrid.InternalError) as ei:
                 bus.call(bus.name, "boom")
