@@ -91,6 +91,10 @@ const char *hyb_bus_request_get_method(const hyb_bus_request *req);
 const char *hyb_bus_request_get_body(const hyb_bus_request *req, size_t *ret_len);
 bool hyb_bus_request_is_binary(const hyb_bus_request *req);
 uint32_t hyb_bus_request_get_time_left_ms(const hyb_bus_request *req);
+typedef void (*hyb_bus_cancel_fn)(hyb_bus_request *req, void *userdata);
+void hyb_bus_request_set_cancel_handler(hyb_bus_request *req, hyb_bus_cancel_fn cb,
+                                        void *userdata);
+bool hyb_bus_request_is_cancelled(const hyb_bus_request *req);
 int hyb_bus_request_reply(hyb_bus_request *req, int status, const void *body, size_t len,
                           unsigned flags);
 int hyb_bus_request_reply_error(hyb_bus_request *req, int status, const char *message);

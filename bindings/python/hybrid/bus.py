@@ -157,12 +157,47 @@ class _EventBubble(_Slot):
 
 
 class _PendingCall:
-    __slots__ = ("bus", "future", "handle", "__weakref__")
+    """An acall in flight: its future, the handle C holds as userdata, and the call's slot
+    (unref'd once the future is done: before the reply, that cancels the call)."""
+
+    __slots__ = ("bus", "future", "handle", "slot", "__weakref__")
 
     def __init__(self, bus: "Bus", future: "asyncio.Future[Any]") -> None:
         self.bus = bus
         self.future = future
         self.handle = ffi.new_handle(self)
+        self.slot = ffi.NULL
+
+    def release(self, _fut: Any = None) -> None:
+        """The future is done (a reply, an error, or the awaiting task was cancelled): drop
+        the slot; if the reply has not come, that cancels the call (the daemon tells the
+        callee) and the reply callback never runs.  Runs from the loop, never from inside
+        the library's callback."""
+        slot, self.slot = self.slot, ffi.NULL
+        if slot != ffi.NULL:
+            lib.hyb_slot_unref(slot)
+        b = self.bus
+        b._pending.discard(self)
+        if b._loop is not None and b._bus != ffi.NULL:
+            b._update()
+
+
+class _Deferred:
+    """An async procedure's request while its coroutine runs (the cancel handler's
+    userdata): a cancelled call (deadline, caller gone) cancels the task."""
+
+    __slots__ = ("task", "handle")
+
+    def __init__(self) -> None:
+        self.task: Optional["asyncio.Task[Any]"] = None
+        self.handle = ffi.new_handle(self)
+
+
+@ffi.callback("void(hyb_bus_request *, void *)")
+def _on_cancel(_req, ud):
+    d = ffi.from_handle(ud)
+    if d.task is not None and not d.task.done():
+        d.task.cancel()
 
 
 def _reply_error(req, status: int, message: str) -> None:
@@ -205,7 +240,6 @@ def _on_event(_bus, ev, ud):
 def _on_reply(_bus, reply, ud):
     pc = ffi.from_handle(ud)
     bus = pc.bus
-    bus._pending.discard(pc)
     fut = pc.future
     if fut.done():
         return
@@ -233,6 +267,7 @@ class Bus:
         self._err = ffi.new("hyb_error *")
         self._lenp = ffi.new("size_t *")
         self._replyp = ffi.new("hyb_bus_reply **")
+        self._slotp = ffi.new("hyb_slot **")
         self._u64 = ffi.new("uint64_t *")
         self._cstrs: Dict[str, bytes] = {}
         self._slots: Set[_Slot] = set()
@@ -648,12 +683,15 @@ class Bus:
         body, flags = self._encode(params)
         fut = self._loop.create_future()
         pc = _PendingCall(self, fut)
-        self._pending.add(pc)
+        slot = self._slotp
         r = lib.hyb_bus_call_async(bus, self._c(endpoint), self._c(method), body, len(body),
-                                   flags, self._ms(timeout), _on_reply, pc.handle, ffi.NULL)
+                                   flags, self._ms(timeout) if timeout is not None else 0,
+                                   _on_reply, pc.handle, slot)
         if r < 0:
-            self._pending.discard(pc)
             self._check_call(r)
+        pc.slot = slot[0]
+        self._pending.add(pc)
+        fut.add_done_callback(pc.release)
         self._update()
         return await fut
 
@@ -766,6 +804,8 @@ class Bus:
                 req, 500, b"async procedure: the bus is not driven by asyncio (use arun)")
             return
         lib.hyb_bus_request_ref(req)
+        d = _Deferred()
+        lib.hyb_bus_request_set_cancel_handler(req, _on_cancel, d.handle)
 
         async def finish() -> None:
             try:
@@ -779,10 +819,14 @@ class Bus:
                 else:
                     self._answer(proc, req, result)
             finally:
+                lib.hyb_bus_request_set_cancel_handler(req, ffi.NULL, ffi.NULL)
                 lib.hyb_bus_request_unref(req)
-                self._update()
+                d.task = None
+                if self._bus != ffi.NULL:
+                    self._update()
 
         task = loop.create_task(finish())
+        d.task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
