@@ -35,6 +35,10 @@ _NOARG: Any = object()
 _JSON_TYPES = {str: 1, int: 2, float: 3, bool: 4, dict: 5, list: 6, type(None): 7,
                None: 7, object: 0, Any: 0}
 
+_DEFAULT_MS = 30000  # HYB_BUS_DEFAULT_TIMEOUT_MS
+_LOCAL_GRACE_US = 2000000  # what the library adds to a call's timeout for its local deadline
+_now = lib.hyb_now_usec
+
 # The functions of the call path, looked up once.
 _call = lib.hyb_bus_call
 _reply_get_body = lib.hyb_bus_reply_get_body
@@ -178,8 +182,8 @@ class _PendingCall:
             lib.hyb_slot_unref(slot)
         b = self.bus
         b._pending.discard(self)
-        if b._loop is not None and b._bus != ffi.NULL:
-            b._update()
+        if self.future.cancelled() and b._loop is not None and b._bus != ffi.NULL:
+            b._update()  # the cancel is queued output
 
 
 class _Deferred:
@@ -546,18 +550,21 @@ class Bus:
         self._update()
         self._raise_kept()
 
+    def _update_out(self) -> None:
+        """Watches the fd for output while the library has output queued."""
+        want_out = bool(lib.hyb_bus_get_events(self._bus) & _EVENT_OUT)
+        if want_out and not self._writer:
+            self._loop.add_writer(self._fd, self._on_io)
+            self._writer = True
+        elif not want_out and self._writer:
+            self._loop.remove_writer(self._fd)
+            self._writer = False
+
     def _update(self) -> None:
         loop = self._loop
         if loop is None or self._bus == ffi.NULL or not self.is_open:
             return
-        fd = self._fd
-        want_out = bool(lib.hyb_bus_get_events(self._bus) & _EVENT_OUT)
-        if want_out and not self._writer:
-            loop.add_writer(fd, self._on_io)
-            self._writer = True
-        elif not want_out and self._writer:
-            loop.remove_writer(fd)
-            self._writer = False
+        self._update_out()
         lib.hyb_bus_get_timeout(self._bus, self._u64)
         t = self._u64[0]
         # A timer that fires earlier than needed is harmless (it looks again), so it is only
@@ -692,7 +699,16 @@ class Bus:
         pc.slot = slot[0]
         self._pending.add(pc)
         fut.add_done_callback(pc.release)
-        self._update()
+        # hyb_bus_get_timeout looks at every pending call: ask it only when this call's local
+        # deadline (its timeout plus the library's 2 s of grace for a broker that stopped
+        # answering; the broker itself answers 504 at the timeout) may come before the timer
+        # already set
+        deadline = _now() + (self._ms(timeout) if timeout is not None else _DEFAULT_MS) * 1000 \
+            + _LOCAL_GRACE_US
+        if self._timer is None or deadline < self._timer_at:
+            self._update()
+        else:
+            self._update_out()
         return await fut
 
     def call_builtin(self, method: str, params: Any = _NOARG,
