@@ -46,6 +46,8 @@ int hyb_obj_get_kind(const hyb_obj *o);
 int hyb_obj_to_json(const hyb_obj *o, char **ret, hyb_error *reterr);
 int hyb_obj_from_json(const char *text, size_t len, hyb_obj **ret, hyb_error *reterr);
 int hyb_obj_format(const hyb_obj *o, unsigned flags, char **ret);
+size_t hyb_obj_get_len(const hyb_obj *o);
+const hyb_obj *hyb_obj_get_at(const hyb_obj *o, size_t i);
 
 typedef struct hyb_key hyb_key;
 typedef struct hyb_bus hyb_bus;
