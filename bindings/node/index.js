@@ -163,7 +163,11 @@ class Bus extends EventEmitter {
   /** Calls method of endpoint with params; resolves with the result, rejects with HybridError. */
   call(endpoint, method, params, options) {
     const t = options && options.timeout !== undefined ? options.timeout : 0;
-    return native.busCall(this, endpoint, method, params, t > 0 ? Math.ceil(t) : 0);
+    try {
+      return native.busCall(this, endpoint, method, params, t > 0 ? Math.ceil(t) : 0);
+    } catch (e) {
+      return Promise.reject(e); // a closed bus, a value without an obj form: a rejection too
+    }
   }
 
   /**
@@ -299,12 +303,19 @@ class Store extends EventEmitter {
   }
   /** Writes value at furi ({transient: true} notifies watchers without storing). */
   put(furi, value, options = {}) {
-    return native.storeOp(this, 1, furi, value === undefined ? null : value, !!options.transient);
+    return this._op(1, furi, value === undefined ? null : value, !!options.transient);
   }
   /** Reads a node (its value, null when empty), a pattern or a branch ({furi: value}). */
-  get(furi) { return native.storeOp(this, 0, furi, null, false); }
+  get(furi) { return this._op(0, furi, null, false); }
   /** Deletes a node, every match of a pattern, or a branch's children. */
-  delete(furi) { return native.storeOp(this, 2, furi, null, false); }
+  delete(furi) { return this._op(2, furi, null, false); }
+  _op(op, furi, value, transient) {
+    try {
+      return native.storeOp(this, op, furi, value, transient);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
   /**
    * Watches writes and deletes matching pattern ({replay: true} first gives the stored
    * values).  An EventEmitter ('message' with {furi, value, retain}) and an async iterator.
