@@ -81,9 +81,13 @@ export type ArgPolicy = {
 export type ProcedureSpec = ArgPolicy | { args?: ArgPolicy; forHost?: string; forApp?: string };
 
 export interface RequestInfo {
+  /** The calling endpoint. */
   caller: string;
   method: string;
   bus: Bus;
+  /** Aborted (reason: a HybridError 504) when the broker cancels the call: its deadline
+   *  passed or its caller ended it. */
+  readonly signal: AbortSignal;
 }
 
 export interface BusEvent {

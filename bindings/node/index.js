@@ -149,6 +149,28 @@ class Subscription extends EventEmitter {
   }
 }
 
+const cancelled = () => new HybridError('the call was cancelled (its deadline passed or its caller ended it)', 504);
+
+/** What a procedure's fn gets besides its params. */
+class RequestInfo {
+  constructor(bus, caller, method, id) {
+    this.caller = caller;
+    this.method = method;
+    this.bus = bus;
+    this._id = id;
+  }
+  /** An AbortSignal aborted when the broker cancels the call (deadline, terminateCall). */
+  get signal() {
+    if (!this._ac) {
+      const bus = this.bus;
+      this._ac = new AbortController();
+      if (bus._cancelled.delete(this._id)) this._ac.abort(cancelled());
+      else bus._aborts.set(this._id, this._ac);
+    }
+    return this._ac.signal;
+  }
+}
+
 class Bus extends EventEmitter {
   constructor() {
     super();
@@ -158,6 +180,8 @@ class Bus extends EventEmitter {
     this._events = new Map();     // bubble -> slot
     this._nextId = 1;
     this._closed = false;
+    this._aborts = new Map();     // request id -> AbortController (made when info.signal is read)
+    this._cancelled = new Set();  // request ids cancelled before their signal was read
   }
 
   _keep() { native.busSetKeep(this, this._procs.size + this._subs.size); }
@@ -198,31 +222,44 @@ class Bus extends EventEmitter {
     return true;
   }
 
-  _request(method, params, req, caller) {
+  _request(method, params, req, caller, id) {
     const p = this._procs.get(method);
     if (!p) { native.busReplyError(this, req, 404, `no procedure ${method}`); return; }
     let result;
     try {
-      result = p.fn(params, { caller, method, bus: this });
+      result = p.fn(params, new RequestInfo(this, caller, method, id));
     } catch (e) {
-      this._fail(req, e);
+      this._fail(req, e, id);
       return;
     }
     if (result && typeof result.then === 'function') {
-      result.then((v) => this._answer(req, v), (e) => this._fail(req, e));
+      result.then((v) => this._answer(req, v, id), (e) => this._fail(req, e, id));
     } else {
-      this._answer(req, result);
+      this._answer(req, result, id);
     }
   }
-  _answer(req, value) {
+  _cancel(id) {
+    const ac = this._aborts.get(id);
+    if (ac) {
+      this._aborts.delete(id);
+      ac.abort(cancelled());
+    } else {
+      this._cancelled.add(id); // a signal asked for later starts aborted
+    }
+  }
+  _answer(req, value, id) {
+    this._aborts.delete(id);
+    this._cancelled.delete(id);
     if (this._closed) return;
     try {
       native.busReply(this, req, value === undefined ? null : value);
     } catch (e) {
-      this._fail(req, e);
+      this._fail(req, e, id);
     }
   }
-  _fail(req, e) {
+  _fail(req, e, id) {
+    this._aborts.delete(id);
+    this._cancelled.delete(id);
     if (this._closed) return;
     if (e instanceof HybridError) {
       native.busReplyError(this, req, e.status, e.message);
@@ -364,7 +401,8 @@ native.setup({
   Uri,
   Typed,
   Real: RealValue,
-  onRequest(bus, method, params, req, caller) { bus._request(method, params, req, caller); },
+  onRequest(bus, method, params, req, caller, id) { bus._request(method, params, req, caller, id); },
+  onCancel(bus, id) { bus._cancel(id); },
   onEvent(bus, id, source, bubble, data) {
     const sub = bus._subs.get(id);
     if (!sub) return;

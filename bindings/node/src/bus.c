@@ -22,7 +22,9 @@ typedef struct hn_bus {
 } hn_bus;
 
 typedef struct hn_req {
-        hyb_bus_request *req;
+        hyb_bus_request *req; /* NULL once answered */
+        hn_bus *b;
+        uint32_t id;
 } hn_req;
 
 typedef struct hn_ud {
@@ -321,8 +323,27 @@ fail:
 static void req_finalize(napi_env env, void *data, void *hint)
 {
         hn_req *q = data;
-        hyb_bus_request_unref(q->req); /* unanswered: the library answers 500 */
+        if (q->req) {
+                hyb_bus_request_set_cancel_handler(q->req, NULL, NULL); /* q goes now */
+                hyb_bus_request_unref(q->req); /* unanswered: the library answers 500 */
+        }
         free(q);
+}
+
+/* The broker cancelled a call we have not answered (its deadline, the caller's terminateCall). */
+static void on_cancel(hyb_bus_request *req, void *userdata)
+{
+        hn_req *q = userdata;
+        napi_env env = q->b->io.env;
+        napi_handle_scope hs;
+        napi_value argv[2];
+
+        napi_open_handle_scope(env, &hs);
+        argv[0] = hn_io_self(&q->b->io);
+        napi_create_uint32(env, q->id, &argv[1]);
+        if (argv[0])
+                hn_dispatch(env, hn_get_env(env)->on_cancel, 2, argv);
+        napi_close_handle_scope(env, hs);
 }
 
 static int on_method(hyb_bus_request *req, void *userdata)
@@ -331,7 +352,7 @@ static int on_method(hyb_bus_request *req, void *userdata)
         hn_bus *b = p->b;
         napi_env env = b->io.env;
         napi_handle_scope hs;
-        napi_value argv[5];
+        napi_value argv[6];
         hn_req *q;
         size_t len = 0;
         const void *body;
@@ -354,6 +375,8 @@ static int on_method(hyb_bus_request *req, void *userdata)
                 return HYB_E_BAD_REQUEST;
         }
         q->req = hyb_bus_request_ref(req);
+        q->b = b;
+        q->id = ++hn_get_env(env)->next_request;
         if (napi_create_external(env, q, req_finalize, NULL, &argv[3]) != napi_ok) {
                 hyb_bus_request_unref(q->req);
                 free(q);
@@ -361,7 +384,10 @@ static int on_method(hyb_bus_request *req, void *userdata)
                 return -ENOMEM;
         }
         napi_create_string_utf8(env, hyb_bus_request_get_caller(req), NAPI_AUTO_LENGTH, &argv[4]);
-        hn_dispatch(env, hn_get_env(env)->on_request, 5, argv);
+        napi_create_uint32(env, q->id, &argv[5]);
+        /* runs while q holds the unanswered request, so q is alive then */
+        hyb_bus_request_set_cancel_handler(req, on_cancel, q);
+        hn_dispatch(env, hn_get_env(env)->on_request, 6, argv);
         napi_close_handle_scope(env, hs);
         return 0;
 }
@@ -393,6 +419,7 @@ static napi_value js_reply(napi_env env, napi_callback_info info)
                 return NULL; /* the request is still unanswered: the caller answers an error */
         if (q->req) {
                 r = hyb_bus_request_reply(q->req, 200, body, len, HYB_BODY_JSON);
+                hyb_bus_request_set_cancel_handler(q->req, NULL, NULL);
                 q->req = hyb_bus_request_unref(q->req);
                 hn_io_rearm(&b->io);
         }
@@ -426,6 +453,7 @@ static napi_value js_reply_error(napi_env env, napi_callback_info info)
                 return NULL;
         if (q->req) {
                 r = hyb_bus_request_reply_error(q->req, status, msg);
+                hyb_bus_request_set_cancel_handler(q->req, NULL, NULL);
                 q->req = hyb_bus_request_unref(q->req);
                 hn_io_rearm(&b->io);
         }

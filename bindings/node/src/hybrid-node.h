@@ -31,12 +31,14 @@ typedef struct hn_env {
         napi_ref uri;           /* class Uri(text) */
         napi_ref typed;         /* class Typed(type, value) */
         napi_ref real;          /* class Real(number) */
-        napi_ref on_request;    /* (bus, method, params, request, caller) */
+        napi_ref on_request;    /* (bus, method, params, request, caller, id) */
+        napi_ref on_cancel;     /* (bus, id): the broker cancelled request id */
         napi_ref on_event;      /* (bus, id, source, bubble, data) */
         napi_ref on_store_msg;  /* (store, id, furi, value, retain) */
         napi_ref on_close;      /* (bus or store, status, message) */
         napi_ref object_proto;  /* Object.prototype: plain objects take the fast path */
         napi_ref map_cls;       /* Map */
+        uint32_t next_request;  /* ids of incoming requests, for on_cancel */
 } hn_env;
 
 hn_env *hn_get_env(napi_env env);

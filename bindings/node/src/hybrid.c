@@ -24,7 +24,7 @@ static void env_free(napi_env env, void *data, void *hint)
         hn_env *e = data;
         napi_ref *refs[] = { &e->hybrid_error, &e->uri, &e->typed, &e->real, &e->on_request,
                              &e->on_event, &e->on_store_msg, &e->on_close, &e->object_proto,
-                             &e->map_cls };
+                             &e->map_cls, &e->on_cancel };
         for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
                 if (*refs[i])
                         napi_delete_reference(env, *refs[i]);
@@ -741,16 +741,16 @@ static napi_value js_mmadt_run(napi_env env, napi_callback_info info)
 
 /* ------------------------------------------------------------------ setup */
 
-/* setup({HybridError, Uri, Typed, Real, onRequest, onEvent, onStoreMessage, onClose}) */
+/* setup({HybridError, Uri, Typed, Real, onRequest, onEvent, onStoreMessage, onClose, onCancel}) */
 static napi_value js_setup(napi_env env, napi_callback_info info)
 {
         size_t argc = 1;
         napi_value argv[1], f;
         hn_env *e = hn_get_env(env);
         static const char *const names[] = { "HybridError", "Uri", "Typed", "Real", "onRequest",
-                                             "onEvent", "onStoreMessage", "onClose" };
+                                             "onEvent", "onStoreMessage", "onClose", "onCancel" };
         napi_ref *refs[] = { &e->hybrid_error, &e->uri, &e->typed, &e->real, &e->on_request,
-                             &e->on_event, &e->on_store_msg, &e->on_close };
+                             &e->on_event, &e->on_store_msg, &e->on_close, &e->on_cancel };
 
         HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
