@@ -62,7 +62,8 @@ static void bus_on_broken(hn_io *io, int r)
         if (!argv[0])
                 return;
         napi_create_int32(env, status ? status : 502, &argv[1]);
-        napi_create_string_utf8(env, msg && *msg ? msg : hyb_strerror(r), NAPI_AUTO_LENGTH, &argv[2]);
+        napi_create_string_utf8(env, msg && *msg ? msg : hyb_strerror(r), NAPI_AUTO_LENGTH,
+                                &argv[2]);
         hn_dispatch(env, hn_get_env(env)->on_close, 3, argv);
 }
 
@@ -151,7 +152,8 @@ static void connect_complete(napi_env env, napi_status status, void *data)
         b->io.pending--;
         if (b->conn_r >= 0 && hn_io_start(&b->io, hyb_bus_get_fd(b->bus)) < 0) {
                 b->conn_r = -EIO;
-                snprintf(b->conn_err.message, sizeof b->conn_err.message, "cannot watch the bus fd");
+                snprintf(b->conn_err.message, sizeof b->conn_err.message,
+                         "cannot watch the bus fd");
         }
         if (b->conn_r < 0) {
                 hyb_bus_close(b->bus);
@@ -159,7 +161,8 @@ static void connect_complete(napi_env env, napi_status status, void *data)
                 napi_reject_deferred(env, b->conn_def,
                                      hn_error_new(env, b->conn_r, 0, b->conn_err.message));
         } else {
-                napi_create_string_utf8(env, hyb_bus_get_endpoint_name(b->bus), NAPI_AUTO_LENGTH, &v);
+                napi_create_string_utf8(env, hyb_bus_get_endpoint_name(b->bus), NAPI_AUTO_LENGTH,
+                                        &v);
                 napi_resolve_deferred(env, b->conn_def, v);
         }
         b->conn_def = NULL;
@@ -203,11 +206,12 @@ static napi_value js_connect(napi_env env, napi_callback_info info)
                 return NULL;
         }
         /* from here on the finalizer owns b */
-        HN_CALL(env, hn_io_init(&b->io, env, argv[0], "hybrid.Bus") < 0 ? napi_generic_failure : napi_ok);
+        HN_CALL(env, hn_io_init(&b->io, env, argv[0], "hybrid.Bus") < 0 ? napi_generic_failure
+                                                                        : napi_ok);
         HN_CALL(env, napi_create_promise(env, &b->conn_def, &promise));
         napi_create_string_utf8(env, "hybrid.connect", NAPI_AUTO_LENGTH, &name);
-        HN_CALL(env, napi_create_async_work(env, argv[0], name, connect_execute, connect_complete, b,
-                                            &b->conn_work));
+        HN_CALL(env, napi_create_async_work(env, argv[0], name, connect_execute, connect_complete,
+                                            b, &b->conn_work));
         b->io.pending++;
         hn_io_update_ref(&b->io);
         HN_CALL(env, napi_queue_async_work(env, b->conn_work));
@@ -289,8 +293,8 @@ static napi_value js_call(napi_env env, napi_callback_info info)
         c->b = b;
         if (napi_create_promise(env, &c->d, &promise) != napi_ok)
                 goto fail;
-        r = hyb_bus_call_async(b->bus, endpoint, method, body, len, HYB_BODY_JSON, timeout, on_reply,
-                               c, NULL);
+        r = hyb_bus_call_async(b->bus, endpoint, method, body, len, HYB_BODY_JSON, timeout,
+                               on_reply, c, NULL);
         if (r < 0) {
                 napi_reject_deferred(env, c->d, hn_error_new(env, r, 0, NULL));
                 free(c);
@@ -414,7 +418,8 @@ static napi_value js_reply(napi_env env, napi_callback_info info)
 
         HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
         if (argc < 3 || !(b = get_bus(env, argv[0], false)) || !(q = get_req(env, argv[1])))
-                return argc < 3 ? (napi_throw_type_error(env, NULL, "busReply: 3 arguments"), NULL) : NULL;
+                return argc < 3 ? (napi_throw_type_error(env, NULL, "busReply: 3 arguments"), NULL)
+                                : NULL;
         if (!(body = hn_to_json(env, argv[2], &len)))
                 return NULL; /* the request is still unanswered: the caller answers an error */
         if (q->req) {
@@ -591,7 +596,8 @@ static napi_value js_subscribe(napi_env env, napi_callback_info info)
         }
         if (!(b = get_bus(env, argv[0], true)))
                 return NULL;
-        if (!(ep = hn_get_string(env, argv[1], false)) || !(bubble = hn_get_string(env, argv[2], false)))
+        if (!(ep = hn_get_string(env, argv[1], false)) ||
+            !(bubble = hn_get_string(env, argv[2], false)))
                 goto out;
         napi_get_value_uint32(env, argv[3], &id);
         if (!(u = ud_new(b, NULL, id)))
