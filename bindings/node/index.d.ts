@@ -64,6 +64,8 @@ export interface ConnectOptions {
 export interface CallOptions {
   /** Milliseconds the broker waits for the answer (default 30000); then 504. */
   timeout?: number;
+  /** Aborting it ends the call (the callee is told) and rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** The JSON type of an argument, for argument policies. */

@@ -190,11 +190,25 @@ class Bus extends EventEmitter {
   /** Calls method of endpoint with params; resolves with the result, rejects with HybridError. */
   call(endpoint, method, params, options) {
     const t = options && options.timeout !== undefined ? options.timeout : 0;
+    const ms = t > 0 ? Math.ceil(t) : 0;
     try {
-      return native.busCall(this, endpoint, method, params, t > 0 ? Math.ceil(t) : 0);
+      if (options && options.signal) return this._callAbortable(endpoint, method, params, ms, options.signal);
+      return native.busCall(this, endpoint, method, params, ms);
     } catch (e) {
       return Promise.reject(e); // a closed bus, a value without an obj form: a rejection too
     }
+  }
+  // {signal}: aborting ends the call (the callee's info.signal aborts too) and rejects with
+  // the signal's reason, as fetch() does.
+  _callAbortable(endpoint, method, params, ms, signal) {
+    if (signal.aborted) return Promise.reject(signal.reason);
+    const holder = {};
+    const p = native.busCall(this, endpoint, method, params, ms, holder);
+    const onAbort = () => native.busCancel(this, holder.handle, signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const done = () => signal.removeEventListener('abort', onAbort);
+    p.then(done, done);
+    return p;
   }
 
   /**

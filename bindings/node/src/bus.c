@@ -220,10 +220,41 @@ static napi_value js_connect(napi_env env, napi_callback_info info)
 
 /* ------------------------------------------------------------ calls */
 
+/*
+ * One call in flight.  A call made with a handle (busCall's holder: a call the caller may
+ * cancel) keeps its slot and is owned by the handle's external: on_reply leaves it to the
+ * finalizer; a handle collected while the call is pending hands the slot to the bus
+ * (floating) and on_reply frees the call.
+ */
 typedef struct hn_call {
         hn_bus *b;
         napi_deferred d;
+        hyb_slot *slot; /* calls with a handle */
+        bool done;      /* settled: answered, failed or cancelled */
+        bool detached;  /* the handle went while pending: on_reply frees */
 } hn_call;
+
+static void call_settled(hn_bus *b)
+{
+        b->io.pending--;
+        if (b->io.pending == 0)
+                hn_io_update_ref(&b->io);
+}
+
+static void call_handle_finalize(napi_env env, void *data, void *hint)
+{
+        hn_call *c = data;
+
+        if (!c->done) {
+                hyb_slot_set_floating(c->slot, true); /* the call goes on without its handle */
+                hyb_slot_unref(c->slot);
+                c->slot = NULL;
+                c->detached = true;
+                return;
+        }
+        hyb_slot_unref(c->slot);
+        free(c);
+}
 
 static void on_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
 {
@@ -251,17 +282,20 @@ static void on_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
                                                   hyb_bus_reply_get_message(rep)));
         }
         napi_close_handle_scope(env, hs);
-        b->io.pending--;
-        if (b->io.pending == 0)
-                hn_io_update_ref(&b->io);
-        free(c);
+        c->done = true;
+        call_settled(b);
+        if (!c->slot || c->detached)
+                free(c);
 }
 
-/* busCall(bus, endpoint, method, params, timeoutMs) -> Promise<value> */
+/*
+ * busCall(bus, endpoint, method, params, timeoutMs[, holder]) -> Promise<value>; with a
+ * holder object, holder.handle is set to a handle busCancel takes.
+ */
 static napi_value js_call(napi_env env, napi_callback_info info)
 {
-        size_t argc = 5, len = 0;
-        napi_value argv[5], promise;
+        size_t argc = 6, len = 0;
+        napi_value argv[6], promise, handle = NULL;
         hn_bus *b;
         char *endpoint = NULL, *method = NULL, *body = NULL;
         uint32_t timeout = 0;
@@ -288,13 +322,23 @@ static napi_value js_call(napi_env env, napi_callback_info info)
                 goto fail;
         }
         napi_get_value_uint32(env, argv[4], &timeout);
-        if (!(c = malloc(sizeof *c)))
+        if (!(c = calloc(1, sizeof *c)))
                 goto fail;
         c->b = b;
         if (napi_create_promise(env, &c->d, &promise) != napi_ok)
                 goto fail;
         r = hyb_bus_call_async(b->bus, endpoint, method, body, len, HYB_BODY_JSON, timeout,
-                               on_reply, c, NULL);
+                               on_reply, c, argc >= 6 ? &c->slot : NULL);
+        if (r >= 0 && argc >= 6) {
+                if (napi_create_external(env, c, call_handle_finalize, NULL, &handle) == napi_ok) {
+                        /* from here the handle owns c (call_handle_finalize) */
+                        napi_set_named_property(env, argv[5], "handle", handle);
+                } else {
+                        /* no handle to cancel with: the call goes on, on_reply frees it */
+                        hyb_slot_set_floating(c->slot, true);
+                        c->slot = hyb_slot_unref(c->slot);
+                }
+        }
         if (r < 0) {
                 napi_reject_deferred(env, c->d, hn_error_new(env, r, 0, NULL));
                 free(c);
@@ -320,6 +364,32 @@ fail:
         free(c);
         hn_throw_last(env);
         return NULL;
+}
+
+/* busCancel(bus, handle, reason): ends a pending call (the broker tells the callee, as
+ * builtin terminateCall); its promise rejects with reason.  A settled call: nothing. */
+static napi_value js_cancel(napi_env env, napi_callback_info info)
+{
+        size_t argc = 3;
+        napi_value argv[3];
+        hn_call *c = NULL;
+        hn_bus *b;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc < 3 || !(b = get_bus(env, argv[0], false)) ||
+            napi_get_value_external(env, argv[1], (void **)&c) != napi_ok || !c) {
+                if (argc < 3 || b)
+                        napi_throw_type_error(env, NULL, "busCancel: bus, handle, reason");
+                return NULL;
+        }
+        if (c->done || c->detached)
+                return hn_undefined(env);
+        c->done = true;
+        c->slot = hyb_slot_unref(c->slot); /* cancels: on_reply will not run */
+        napi_reject_deferred(env, c->d, argv[2]);
+        call_settled(b);
+        hn_io_rearm(&b->io);
+        return hn_undefined(env);
 }
 
 /* ------------------------------------------------------------ procedures */
@@ -724,6 +794,7 @@ void hn_bus_init(napi_env env, napi_value exports)
 {
         HN_EXPORT_FN(env, exports, "busConnect", js_connect);
         HN_EXPORT_FN(env, exports, "busCall", js_call);
+        HN_EXPORT_FN(env, exports, "busCancel", js_cancel);
         HN_EXPORT_FN(env, exports, "busReply", js_reply);
         HN_EXPORT_FN(env, exports, "busReplyError", js_reply_error);
         HN_EXPORT_FN(env, exports, "busProcedure", js_procedure);

@@ -114,6 +114,30 @@ test('deadlines: a procedure that does not answer in time gives 504, and its sig
   assert.equal(await looked, true);
 });
 
+test('a call aborted with an AbortSignal rejects with its reason; the callee\'s signal aborts', async () => {
+  let calleeAborted;
+  const calleeSaw = new Promise((r) => { calleeAborted = r; });
+  let started;
+  const running = new Promise((r) => { started = r; });
+  server.procedure('forever', {}, (params, info) => {
+    info.signal.addEventListener('abort', () => calleeAborted(true));
+    started();
+    return new Promise(() => {});
+  });
+  const ac = new AbortController();
+  const p = client.call(server.name, 'forever', {}, { signal: ac.signal, timeout: 60000 });
+  await running;
+  ac.abort(new Error('user gave up'));
+  await assert.rejects(p, { message: 'user gave up' });
+  assert.equal(await calleeSaw, true); // the broker's cancel (terminateCall) reached the callee
+  // an already aborted signal: no call at all
+  await assert.rejects(client.call(server.name, 'add', { a: 1, b: 1 }, { signal: AbortSignal.abort() }),
+                       { name: 'AbortError' });
+  // a signal that is never used does not disturb a call
+  assert.deepEqual(await client.call(server.name, 'add', { a: 1, b: 1 }, { signal: new AbortController().signal }),
+                   { sum: 2 });
+});
+
 test('a handler that throws: HybridError keeps its status, anything else is a 500', async () => {
   server.procedure('missing', {}, () => { throw new hybrid.HybridError('no such lamp', 404); });
   server.procedure('broken', {}, () => { throw new TypeError('lamp.off is not a function'); });
