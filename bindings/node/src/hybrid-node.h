@@ -3,7 +3,7 @@
  * hybrid-node.h - internals shared by the files of the Node-API addon.
  *
  * The addon is built for Node-API level 8 (NAPI_VERSION below): one binary serves
- * every Node release that offers that level (Node 12.22 and later).  index.js is the
+ * every Node release that offers that level (12.22, 14.17, 16 and later).  index.js is the
  * public layer; the functions here are its private `native` object.
  */
 #ifndef HYBRID_NODE_H
