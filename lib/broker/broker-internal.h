@@ -335,6 +335,8 @@ struct bpool_job {
 /* Queues j (starting the threads on first use): 0, -EBUSY (auth.max_verifying jobs in
  * flight), -EAGAIN (auth.uid_max_verifying of j->uid), -ENOMEM or another -errno. */
 int auth_pool_submit(hyb_broker *b, bpool_job *j);
+/* Jobs submitted and not yet collected (the fuzz harness waits for them). */
+unsigned auth_pool_in_flight(const hyb_broker *b);
 /* The broker shuts down: the pool no longer keeps the loop running (what is in flight is
  * cancelled by auth_pool_free). */
 void auth_pool_shutdown(hyb_broker *b);
