@@ -65,8 +65,8 @@ check "... logged with its reason" grep -q 'auth refused for uid [0-9]* pid [0-9
 check "the two held connects are not served yet" sh -c "[ ! -s '$T/r1.out' ] && [ ! -s '$T/r2.out' ] && ! grep -q 'connected (uid [0-9]* pid [0-9]*) with token' '$T/d.log'"
 N=2
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
-        cp "$T/good" "$T/holder.key" "$NOBODY_DIR/" 2>/dev/null || mkdir -p "$NOBODY_DIR" && cp "$T/good" "$T/holder.key" "$NOBODY_DIR/"
-        chown -R 65534 "$NOBODY_DIR/good" "$NOBODY_DIR/holder.key"
+        mkdir -p "$NOBODY_DIR" && cp "$T/good" "$T/holder.key" "$NOBODY_DIR/" &&
+                chown 65534 "$NOBODY_DIR/good" "$NOBODY_DIR/holder.key" || bad "stage the token for uid 65534"
         bg n1 as_nobody "$HYBRID" --bus "$SOCK" --token "$NOBODY_DIR/good" --key "$NOBODY_DIR/holder.key" store get /sensors/t
         N=3
         in_flight 3 || bad "another uid's connect is taken while this uid is at its bound"
