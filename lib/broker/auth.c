@@ -3,7 +3,9 @@
  * The connect handshake (doc/protocol.md "Handshake"): a challenge with a fresh
  * 32-byte getrandom() nonce, one AUTH answer, checked against the local uid
  * policy or, with auth.tokens accept|require, a security token and its proof of
- * possession (doc/token.md "Handshake"; the exact bytes in lib/token/proof.h).
+ * possession (doc/token.md "Handshake"; the exact bytes in lib/token/proof.h), whose
+ * signatures are checked on the threads of auth-pool.c, all at the same time, while the
+ * loop serves the other peers (the connection is not read meanwhile).
  * A token session keeps its verified result: every later operation is a
  * pattern match against it (auth_bus_check, store_acl_check), never a signature
  * check.  The session ends at the token's exp (a timer) or when the revocation
