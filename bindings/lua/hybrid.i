@@ -1040,21 +1040,24 @@ static int l_bus_process(lua_State *L)
 {
         lbus *b = check_lbus(L, 1);
         uint64_t usec = check_wait_usec(L, 2);
+        /* A callback may close the bus (bus:close() frees b->bus): hold a reference of our
+         * own and stop as soon as b->bus is gone; that is no error. */
+        hyb_bus *bus = hyb_bus_ref(b->bus);
         lua_State *saved = cur_L;
         cur_L = L;
         int r = 0, done = 0;
         for (;;) {
-                while ((r = hyb_bus_process(b->bus)) > 0)
+                while (b->bus && (r = hyb_bus_process(bus)) > 0)
                         done++;
-                if (r < 0 || done > 0 || usec == 0)
+                if (!b->bus || r < 0 || done > 0 || usec == 0)
                         break;
                 uint64_t deadline = UINT64_MAX;
-                hyb_bus_get_timeout(b->bus, &deadline);
+                hyb_bus_get_timeout(bus, &deadline);
                 uint64_t now = hyb_now_usec(), w = usec;
                 if (deadline != UINT64_MAX)
                         w = deadline > now ? (deadline - now < w ? deadline - now : w) : 0;
                 uint64_t start = now;
-                r = hyb_bus_wait(b->bus, w);
+                r = hyb_bus_wait(bus, w);
                 if (r < 0 && r != -EINTR)
                         break;
                 if (usec != UINT64_MAX) {
@@ -1062,12 +1065,15 @@ static int l_bus_process(lua_State *L)
                         usec = spent >= usec ? 0 : usec - spent;
                 }
                 r = 0;
-                while ((r = hyb_bus_process(b->bus)) > 0)
+                while (b->bus && (r = hyb_bus_process(bus)) > 0)
                         done++;
-                if (r < 0 || done > 0 || usec == 0)
+                if (!b->bus || r < 0 || done > 0 || usec == 0)
                         break;
         }
         cur_L = saved;
+        if (!b->bus)
+                r = 0; /* closed by a callback */
+        hyb_bus_unref(bus);
         raise_pending(L);
         if (r < 0)
                 return raise_code(L, r, NULL);

@@ -229,4 +229,34 @@ return {
                 bus:close()
                 T.raises(500, "HYB_E_CLOSED", bus.call, bus, BUILTIN, "echo", {})
         end},
+
+        {"bus:close() from a callback ends process() and run(), and fails the own call", function()
+                -- doc/lua.md: run() processes until bus:stop() or bus:close() from a callback
+                local bus = connect()
+                bus:register_event("Bye")
+                local n = 0
+                bus:subscribe(bus.name, "Bye", function() n = n + 1; bus:close() end)
+                bus:fire("Bye", 1)
+                bus:fire("Bye", 2)
+                bus:run()
+                T.eq(n, 1, "one event before the close")
+                T.ok(not bus:is_open(), "closed")
+
+                bus = connect()
+                bus:register_event("Bye")
+                n = 0
+                bus:subscribe(bus.name, "Bye", function() n = n + 1; bus:close() end)
+                bus:fire("Bye", 1)
+                T.ok(T.wait_until(20, function()
+                        if bus:is_open() then bus:process(0.05) end
+                        return n > 0
+                end), "the event came")
+                T.ok(not bus:is_open(), "closed by the callback")
+                T.raises(500, "HYB_E_CLOSED", bus.process, bus, 0)
+
+                bus = connect()
+                bus:procedure("bye", nil, function() bus:close(); return 1 end)
+                local e = T.raises(500, "HYB_E_CLOSED", bus.call, bus, bus.name, "bye")
+                T.ok(e.message:match("^connection closed"), "the message: " .. e.message)
+        end},
 }
