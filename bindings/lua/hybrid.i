@@ -278,6 +278,10 @@ static int to_obj(lua_State *L, int idx, int depth, hyb_obj **ret, hyb_error *e)
                 return hyb_obj_new_str(s, len, ret);
         }
         case LUA_TTABLE:
+                if (is_null(L, idx)) { /* hybrid.null is a table */
+                        *ret = hyb_obj_noobj();
+                        return 0;
+                }
                 return table_obj(L, idx, depth, ret, e);
         case LUA_TLIGHTUSERDATA:
         case LUA_TUSERDATA:
