@@ -1288,19 +1288,25 @@ static int l_store_process(lua_State *L)
 {
         lstore *s = check_lstore(L, 1);
         uint64_t usec = check_wait_usec(L, 2);
+        /* a watch callback may close the store (s->be freed): hold our own reference and
+         * stop once s->be is gone, without an error */
+        hyb_backend *be = hyb_backend_ref(s->be);
         lua_State *saved = cur_L;
         cur_L = L;
-        int r, done = 0;
-        while ((r = hyb_backend_process(s->be)) > 0)
+        int r = 0, done = 0;
+        while (s->be && (r = hyb_backend_process(be)) > 0)
                 done++;
-        if (r >= 0 && done == 0 && usec > 0) {
-                r = hyb_backend_wait(s->be, usec);
+        if (s->be && r >= 0 && done == 0 && usec > 0) {
+                r = hyb_backend_wait(be, usec);
                 if (r > 0)
                         done++;
-                while (r >= 0 && (r = hyb_backend_process(s->be)) > 0)
+                while (s->be && r >= 0 && (r = hyb_backend_process(be)) > 0)
                         done++;
         }
         cur_L = saved;
+        if (!s->be)
+                r = 0;
+        hyb_backend_unref(be);
         raise_pending(L);
         if (r < 0 && r != -EINTR)
                 return raise_code(L, r, NULL);
