@@ -794,6 +794,81 @@ static int l_bus_call_async(lua_State *L)
         return 1;
 }
 
+/* What a procedure call produced, filled by call_protected. */
+typedef struct call_out {
+        hyb_bus_request *req;
+        const hyb_obj *in;
+        int ref;
+        int status;       /* 200, or the error status to answer */
+        char *text;       /* 200: the JSON body (hyb_free) */
+        char message[256];
+} call_out;
+
+/* Reads the error value at the top into out (status from a {status=4xx/5xx} table, the
+ * message from its message field or the value's text).  May raise (metamethods). */
+static int error_protected(lua_State *L)
+{
+        call_out *out = lua_touserdata(L, 1);
+        const char *msg = NULL;
+        out->status = 500;
+        if (lua_istable(L, 2)) {
+                lua_getfield(L, 2, "status");
+                if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 400 && lua_tointeger(L, -1) < 600)
+                        out->status = (int)lua_tointeger(L, -1);
+                lua_getfield(L, 2, "message");
+                msg = lua_tostring(L, -1);
+        } else {
+                msg = luaL_tolstring(L, 2, NULL);
+        }
+        snprintf(out->message, sizeof out->message, "%s", msg ? msg : "error in a Lua procedure");
+        return 0;
+}
+
+/* Runs the procedure and converts its result, all in protected mode (called through
+ * lua_pcall): a Lua error, also one raised by a metamethod of the result, never unwinds
+ * the library's frames. */
+static int call_protected(lua_State *L)
+{
+        call_out *out = lua_touserdata(L, 1);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, out->ref);
+        if (out->in)
+                push_obj(L, out->in, true);
+        else
+                lua_pushnil(L);
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, hyb_bus_request_get_caller(out->req));
+        lua_setfield(L, -2, "caller");
+        lua_pushstring(L, hyb_bus_request_get_method(out->req));
+        lua_setfield(L, -2, "method");
+        lua_pushinteger(L, hyb_bus_request_get_time_left_ms(out->req));
+        lua_setfield(L, -2, "time_left_ms");
+        if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+                lua_pushcfunction(L, error_protected);
+                lua_pushlightuserdata(L, out);
+                lua_pushvalue(L, -3);
+                if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+                        out->status = 500;
+                        snprintf(out->message, sizeof out->message, "error in a Lua procedure");
+                }
+                return 0;
+        }
+        hyb_obj *o = NULL;
+        hyb_error e;
+        hyb_error_clear(&e);
+        int r = to_obj(L, -1, 0, &o, &e);
+        if (r == 0 && !hyb_obj_is_noobj(o))
+                r = hyb_obj_to_json(o, &out->text, &e);
+        hyb_obj_unref(o);
+        if (r < 0) {
+                out->status = 500;
+                snprintf(out->message, sizeof out->message, "%s",
+                         e.message[0] ? e.message : hyb_strerror(r));
+                return 0;
+        }
+        out->status = 200;
+        return 0;
+}
+
 /* A procedure: fn(params, info) returns the result; a hybrid.Error answers its status. */
 static int on_call(hyb_bus_request *req, void *userdata)
 {
@@ -808,52 +883,25 @@ static int on_call(hyb_bus_request *req, void *userdata)
         int r = (body && blen) ? hyb_obj_from_json(body, blen, &in, &e) : 0;
         if (r < 0)
                 return hyb_bus_request_reply_error(req, 400, e.message), 0;
-        lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
-        if (in)
-                push_obj(L, in, true);
-        else
-                lua_pushnil(L);
+        call_out out = { .req = req, .in = in, .ref = c->ref, .status = 500 };
+        lua_pushcfunction(L, call_protected);
+        lua_pushlightuserdata(L, &out);
+        if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+                /* a conversion's own error (memory, a value too deep): its text if any */
+                const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+                out.status = 500;
+                snprintf(out.message, sizeof out.message, "%s", m ? m : "error in a Lua procedure");
+                hyb_free(out.text);
+                out.text = NULL;
+        }
         hyb_obj_unref(in);
-        lua_createtable(L, 0, 3);
-        lua_pushstring(L, hyb_bus_request_get_caller(req));
-        lua_setfield(L, -2, "caller");
-        lua_pushstring(L, hyb_bus_request_get_method(req));
-        lua_setfield(L, -2, "method");
-        lua_pushinteger(L, hyb_bus_request_get_time_left_ms(req));
-        lua_setfield(L, -2, "time_left_ms");
-        if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
-                int status = 500;
-                const char *msg = NULL;
-                if (lua_istable(L, -1)) {
-                        lua_getfield(L, -1, "status");
-                        if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 400 &&
-                            lua_tointeger(L, -1) < 600)
-                                status = (int)lua_tointeger(L, -1);
-                        lua_pop(L, 1);
-                        lua_getfield(L, -1, "message");
-                        msg = lua_tostring(L, -1);
-                        lua_pop(L, 1); /* the string stays anchored by the error table */
-                } else {
-                        msg = luaL_tolstring(L, -1, NULL);
-                }
-                hyb_bus_request_reply_error(req, status, msg ? msg : "error in a Lua procedure");
-                lua_settop(L, top);
-                return 0;
-        }
-        char *text = NULL;
-        hyb_obj *out = NULL;
-        hyb_error_clear(&e);
-        r = to_obj(L, -1, 0, &out, &e);
-        if (r == 0 && !hyb_obj_is_noobj(out))
-                r = hyb_obj_to_json(out, &text, &e);
-        hyb_obj_unref(out);
         lua_settop(L, top);
-        if (r < 0) {
-                hyb_bus_request_reply_error(req, 500, e.message[0] ? e.message : hyb_strerror(r));
+        if (out.status != 200) {
+                hyb_bus_request_reply_error(req, out.status, out.message);
                 return 0;
         }
-        hyb_bus_request_reply(req, 200, text, text ? strlen(text) : 0, HYB_BODY_JSON);
-        hyb_free(text);
+        hyb_bus_request_reply(req, 200, out.text, out.text ? strlen(out.text) : 0, HYB_BODY_JSON);
+        hyb_free(out.text);
         return 0;
 }
 

@@ -259,4 +259,27 @@ return {
                 local e = T.raises(500, "HYB_E_CLOSED", bus.call, bus, bus.name, "bye")
                 T.ok(e.message:match("^connection closed"), "the message: " .. e.message)
         end},
+
+        {"a procedure whose result or error raises when read answers 500; the bus goes on", function()
+                -- a "strict" table (its __index raises for a missing field) returned by a
+                -- procedure, and an error table whose fields raise when read: the Lua error must
+                -- not leave through the library's frames (the caller got a plain Lua error
+                -- and the bus kept a call record of a stack frame that was gone)
+                local bus = connect()
+                local strict = {__index = function(_, k) error("strict: no field " .. tostring(k)) end}
+                bus:procedure("strict", nil, function() return setmetatable({a = 1}, strict) end)
+                bus:procedure("badtext", nil, function() error(setmetatable({}, strict)) end)
+                for _ = 1, 3 do
+                        local e = T.raises(500, "HYB_E_INTERNAL", bus.call, bus, bus.name, "strict",
+                                           nil, {timeout = 10})
+                        T.ok(e.message:find("strict: no field", 1, true), "message " .. e.message)
+                        T.raises(500, "HYB_E_INTERNAL", bus.call, bus, bus.name, "badtext", nil,
+                                 {timeout = 10})
+                        T.eq(bus:call(BUILTIN, "echo", {n = 1}, {timeout = 10}), {n = 1}, "the bus goes on")
+                end
+                -- called from C while bus:process() serves
+                local out = cli_while_serving(bus, "call", bus.name, "strict", "{}")
+                T.ok(out:find("500", 1, true) or out:find("strict", 1, true), "the CLI got 500: " .. out)
+                bus:close()
+        end},
 }
