@@ -1083,6 +1083,8 @@ static uint64_t check_wait_usec(lua_State *L, int idx)
                 return UINT64_MAX;
         lua_Number s = luaL_checknumber(L, idx);
         luaL_argcheck(L, s >= 0, idx, "timeout: seconds >= 0");
+        if (!(s * 1e6 < 18446744073709549568.0)) /* math.huge, or beyond uint64_t */
+                return UINT64_MAX;
         return (uint64_t)(s * 1e6);
 }
 

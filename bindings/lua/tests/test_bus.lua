@@ -282,4 +282,29 @@ return {
                 T.ok(out:find("500", 1, true) or out:find("strict", 1, true), "the CLI got 500: " .. out)
                 bus:close()
         end},
+
+        {"process(math.huge) waits like process(nil) (it returned 0 at once)", function()
+                local bus = connect()
+                local got = false
+                bus:call_async(BUILTIN, "echo", {n = 1}, function() got = true end, {timeout = 10})
+                local rounds = 0
+                repeat
+                        local n = bus:process(math.huge)
+                        T.ok(n > 0, "process(math.huge) returned " .. n .. " with nothing done")
+                        rounds = rounds + 1
+                until got or rounds > 100
+                T.ok(got, "the reply came")
+                local s1, s2 = hybrid.store{socket = d.sock}, hybrid.store{socket = d.sock}
+                local msgs = 0
+                s1:watch("/lua/huge/#", function() msgs = msgs + 1 end)
+                s2:put("/lua/huge/x", 1)
+                rounds = 0
+                repeat
+                        local n = s1:process(1e300)
+                        T.ok(n > 0, "store:process(1e300) returned " .. n .. " with nothing done")
+                        rounds = rounds + 1
+                until msgs > 0 or rounds > 100
+                T.eq(msgs, 1, "the watch message came")
+                s1:close(); s2:close(); bus:close()
+        end},
 }
