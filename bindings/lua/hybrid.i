@@ -708,7 +708,13 @@ static int l_bus_call(lua_State *L)
         hyb_bus_reply_unref(reply);
         if (r < 0)
                 return raise_code(L, r, &e);
-        raise_pending(L);
+        lua_getfield(L, LUA_REGISTRYINDEX, KEY_PENDING);
+        bool pending = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (pending) { /* a callback's error wins over the result: free it first */
+                hyb_obj_unref(o);
+                raise_pending(L);
+        }
         if (o) {
                 push_obj(L, o, true);
                 hyb_obj_unref(o);
