@@ -278,6 +278,10 @@ static int to_obj(lua_State *L, int idx, int depth, hyb_obj **ret, hyb_error *e)
                 return hyb_obj_new_str(s, len, ret);
         }
         case LUA_TTABLE:
+                if (is_null(L, idx)) { /* hybrid.null is a table */
+                        *ret = hyb_obj_noobj();
+                        return 0;
+                }
                 return table_obj(L, idx, depth, ret, e);
         case LUA_TLIGHTUSERDATA:
         case LUA_TUSERDATA:
@@ -704,7 +708,13 @@ static int l_bus_call(lua_State *L)
         hyb_bus_reply_unref(reply);
         if (r < 0)
                 return raise_code(L, r, &e);
-        raise_pending(L);
+        lua_getfield(L, LUA_REGISTRYINDEX, KEY_PENDING);
+        bool pending = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (pending) { /* a callback's error wins over the result: free it first */
+                hyb_obj_unref(o);
+                raise_pending(L);
+        }
         if (o) {
                 push_obj(L, o, true);
                 hyb_obj_unref(o);
@@ -790,6 +800,81 @@ static int l_bus_call_async(lua_State *L)
         return 1;
 }
 
+/* What a procedure call produced, filled by call_protected. */
+typedef struct call_out {
+        hyb_bus_request *req;
+        const hyb_obj *in;
+        int ref;
+        int status;       /* 200, or the error status to answer */
+        char *text;       /* 200: the JSON body (hyb_free) */
+        char message[256];
+} call_out;
+
+/* Reads the error value at the top into out (status from a {status=4xx/5xx} table, the
+ * message from its message field or the value's text).  May raise (metamethods). */
+static int error_protected(lua_State *L)
+{
+        call_out *out = lua_touserdata(L, 1);
+        const char *msg = NULL;
+        out->status = 500;
+        if (lua_istable(L, 2)) {
+                lua_getfield(L, 2, "status");
+                if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 400 && lua_tointeger(L, -1) < 600)
+                        out->status = (int)lua_tointeger(L, -1);
+                lua_getfield(L, 2, "message");
+                msg = lua_tostring(L, -1);
+        } else {
+                msg = luaL_tolstring(L, 2, NULL);
+        }
+        snprintf(out->message, sizeof out->message, "%s", msg ? msg : "error in a Lua procedure");
+        return 0;
+}
+
+/* Runs the procedure and converts its result, all in protected mode (called through
+ * lua_pcall): a Lua error, also one raised by a metamethod of the result, never unwinds
+ * the library's frames. */
+static int call_protected(lua_State *L)
+{
+        call_out *out = lua_touserdata(L, 1);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, out->ref);
+        if (out->in)
+                push_obj(L, out->in, true);
+        else
+                lua_pushnil(L);
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, hyb_bus_request_get_caller(out->req));
+        lua_setfield(L, -2, "caller");
+        lua_pushstring(L, hyb_bus_request_get_method(out->req));
+        lua_setfield(L, -2, "method");
+        lua_pushinteger(L, hyb_bus_request_get_time_left_ms(out->req));
+        lua_setfield(L, -2, "time_left_ms");
+        if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+                lua_pushcfunction(L, error_protected);
+                lua_pushlightuserdata(L, out);
+                lua_pushvalue(L, -3);
+                if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+                        out->status = 500;
+                        snprintf(out->message, sizeof out->message, "error in a Lua procedure");
+                }
+                return 0;
+        }
+        hyb_obj *o = NULL;
+        hyb_error e;
+        hyb_error_clear(&e);
+        int r = to_obj(L, -1, 0, &o, &e);
+        if (r == 0 && !hyb_obj_is_noobj(o))
+                r = hyb_obj_to_json(o, &out->text, &e);
+        hyb_obj_unref(o);
+        if (r < 0) {
+                out->status = 500;
+                snprintf(out->message, sizeof out->message, "%s",
+                         e.message[0] ? e.message : hyb_strerror(r));
+                return 0;
+        }
+        out->status = 200;
+        return 0;
+}
+
 /* A procedure: fn(params, info) returns the result; a hybrid.Error answers its status. */
 static int on_call(hyb_bus_request *req, void *userdata)
 {
@@ -804,52 +889,25 @@ static int on_call(hyb_bus_request *req, void *userdata)
         int r = (body && blen) ? hyb_obj_from_json(body, blen, &in, &e) : 0;
         if (r < 0)
                 return hyb_bus_request_reply_error(req, 400, e.message), 0;
-        lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
-        if (in)
-                push_obj(L, in, true);
-        else
-                lua_pushnil(L);
+        call_out out = { .req = req, .in = in, .ref = c->ref, .status = 500 };
+        lua_pushcfunction(L, call_protected);
+        lua_pushlightuserdata(L, &out);
+        if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+                /* a conversion's own error (memory, a value too deep): its text if any */
+                const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+                out.status = 500;
+                snprintf(out.message, sizeof out.message, "%s", m ? m : "error in a Lua procedure");
+                hyb_free(out.text);
+                out.text = NULL;
+        }
         hyb_obj_unref(in);
-        lua_createtable(L, 0, 3);
-        lua_pushstring(L, hyb_bus_request_get_caller(req));
-        lua_setfield(L, -2, "caller");
-        lua_pushstring(L, hyb_bus_request_get_method(req));
-        lua_setfield(L, -2, "method");
-        lua_pushinteger(L, hyb_bus_request_get_time_left_ms(req));
-        lua_setfield(L, -2, "time_left_ms");
-        if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
-                int status = 500;
-                const char *msg = NULL;
-                if (lua_istable(L, -1)) {
-                        lua_getfield(L, -1, "status");
-                        if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 400 &&
-                            lua_tointeger(L, -1) < 600)
-                                status = (int)lua_tointeger(L, -1);
-                        lua_pop(L, 1);
-                        lua_getfield(L, -1, "message");
-                        msg = lua_tostring(L, -1);
-                        lua_pop(L, 1); /* the string stays anchored by the error table */
-                } else {
-                        msg = luaL_tolstring(L, -1, NULL);
-                }
-                hyb_bus_request_reply_error(req, status, msg ? msg : "error in a Lua procedure");
-                lua_settop(L, top);
-                return 0;
-        }
-        char *text = NULL;
-        hyb_obj *out = NULL;
-        hyb_error_clear(&e);
-        r = to_obj(L, -1, 0, &out, &e);
-        if (r == 0 && !hyb_obj_is_noobj(out))
-                r = hyb_obj_to_json(out, &text, &e);
-        hyb_obj_unref(out);
         lua_settop(L, top);
-        if (r < 0) {
-                hyb_bus_request_reply_error(req, 500, e.message[0] ? e.message : hyb_strerror(r));
+        if (out.status != 200) {
+                hyb_bus_request_reply_error(req, out.status, out.message);
                 return 0;
         }
-        hyb_bus_request_reply(req, 200, text, text ? strlen(text) : 0, HYB_BODY_JSON);
-        hyb_free(text);
+        hyb_bus_request_reply(req, 200, out.text, out.text ? strlen(out.text) : 0, HYB_BODY_JSON);
+        hyb_free(out.text);
         return 0;
 }
 
@@ -1031,6 +1089,8 @@ static uint64_t check_wait_usec(lua_State *L, int idx)
                 return UINT64_MAX;
         lua_Number s = luaL_checknumber(L, idx);
         luaL_argcheck(L, s >= 0, idx, "timeout: seconds >= 0");
+        if (!(s * 1e6 < 18446744073709549568.0)) /* math.huge, or beyond uint64_t */
+                return UINT64_MAX;
         return (uint64_t)(s * 1e6);
 }
 
@@ -1040,21 +1100,24 @@ static int l_bus_process(lua_State *L)
 {
         lbus *b = check_lbus(L, 1);
         uint64_t usec = check_wait_usec(L, 2);
+        /* A callback may close the bus (bus:close() frees b->bus): hold a reference of our
+         * own and stop as soon as b->bus is gone; that is no error. */
+        hyb_bus *bus = hyb_bus_ref(b->bus);
         lua_State *saved = cur_L;
         cur_L = L;
         int r = 0, done = 0;
         for (;;) {
-                while ((r = hyb_bus_process(b->bus)) > 0)
+                while (b->bus && (r = hyb_bus_process(bus)) > 0)
                         done++;
-                if (r < 0 || done > 0 || usec == 0)
+                if (!b->bus || r < 0 || done > 0 || usec == 0)
                         break;
                 uint64_t deadline = UINT64_MAX;
-                hyb_bus_get_timeout(b->bus, &deadline);
+                hyb_bus_get_timeout(bus, &deadline);
                 uint64_t now = hyb_now_usec(), w = usec;
                 if (deadline != UINT64_MAX)
                         w = deadline > now ? (deadline - now < w ? deadline - now : w) : 0;
                 uint64_t start = now;
-                r = hyb_bus_wait(b->bus, w);
+                r = hyb_bus_wait(bus, w);
                 if (r < 0 && r != -EINTR)
                         break;
                 if (usec != UINT64_MAX) {
@@ -1062,12 +1125,15 @@ static int l_bus_process(lua_State *L)
                         usec = spent >= usec ? 0 : usec - spent;
                 }
                 r = 0;
-                while ((r = hyb_bus_process(b->bus)) > 0)
+                while (b->bus && (r = hyb_bus_process(bus)) > 0)
                         done++;
-                if (r < 0 || done > 0 || usec == 0)
+                if (!b->bus || r < 0 || done > 0 || usec == 0)
                         break;
         }
         cur_L = saved;
+        if (!b->bus)
+                r = 0; /* closed by a callback */
+        hyb_bus_unref(bus);
         raise_pending(L);
         if (r < 0)
                 return raise_code(L, r, NULL);
@@ -1278,19 +1344,25 @@ static int l_store_process(lua_State *L)
 {
         lstore *s = check_lstore(L, 1);
         uint64_t usec = check_wait_usec(L, 2);
+        /* a watch callback may close the store (s->be freed): hold our own reference and
+         * stop once s->be is gone, without an error */
+        hyb_backend *be = hyb_backend_ref(s->be);
         lua_State *saved = cur_L;
         cur_L = L;
-        int r, done = 0;
-        while ((r = hyb_backend_process(s->be)) > 0)
+        int r = 0, done = 0;
+        while (s->be && (r = hyb_backend_process(be)) > 0)
                 done++;
-        if (r >= 0 && done == 0 && usec > 0) {
-                r = hyb_backend_wait(s->be, usec);
+        if (s->be && r >= 0 && done == 0 && usec > 0) {
+                r = hyb_backend_wait(be, usec);
                 if (r > 0)
                         done++;
-                while (r >= 0 && (r = hyb_backend_process(s->be)) > 0)
+                while (s->be && r >= 0 && (r = hyb_backend_process(be)) > 0)
                         done++;
         }
         cur_L = saved;
+        if (!s->be)
+                r = 0;
+        hyb_backend_unref(be);
         raise_pending(L);
         if (r < 0 && r != -EINTR)
                 return raise_code(L, r, NULL);

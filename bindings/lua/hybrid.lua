@@ -77,7 +77,18 @@ end
 
 -- ---------------------------------------------------------------- slots
 
-SlotMT.__index = {cancel = core.slot_cancel}
+-- slot -> the bus or store keeping it (weak keys): a cancelled slot leaves its owner's
+-- table, so registering and cancelling again and again does not grow it
+local slot_owner = setmetatable({}, {__mode = "k"})
+
+SlotMT.__index = {cancel = function(slot)
+        local owner = slot_owner[slot]
+        if owner then
+                owner._slots[slot] = nil
+                slot_owner[slot] = nil
+        end
+        return core.slot_cancel(slot)
+end}
 SlotMT.__name = "hybrid.Slot"
 
 -- ---------------------------------------------------------------- bus
@@ -114,6 +125,7 @@ end
 -- Keeps a slot alive with the bus (until slot:cancel() or bus:close()).
 function Bus:_keep(slot)
         self._slots[slot] = true
+        slot_owner[slot] = self
         return slot
 end
 
@@ -129,6 +141,7 @@ function Bus:call_async(endpoint, method, params, fn, opts)
         slot = core.bus_call_async(self._h, endpoint, method, params, opts and opts.timeout,
                 function(result, err)
                         self._slots[slot] = nil
+                        slot_owner[slot] = nil
                         return fn(result, err)
                 end)
         return self:_keep(slot)
@@ -242,6 +255,7 @@ end
 function Store:watch(pattern, fn, opts)
         local slot = core.store_watch(self._h, pattern, fn, opts and opts.replay)
         self._slots[slot] = true
+        slot_owner[slot] = self
         return slot
 end
 

@@ -648,6 +648,51 @@ START_TEST(test_nested_sync)
 }
 END_TEST
 
+/* A callback that closes its own bus and drops the last reference to it while a synchronous call (or a
+ * counted fire) of that bus waits (what a binding's close() from a callback does): the
+ * waiting function must not read the freed connection; it fails with HYB_E_CLOSED. */
+static int on_drop_bus(hyb_bus_request *req, void *ud)
+{
+        hyb_bus **pb = ud;
+        hyb_bus_close(*pb);
+        *pb = hyb_bus_unref(*pb);
+        return 0;
+}
+
+static void on_event_drop_bus(hyb_bus *bus, const hyb_bus_event *ev, void *ud)
+{
+        hyb_bus **pb = ud;
+        hyb_bus_close(*pb);
+        *pb = hyb_bus_unref(*pb);
+}
+
+START_TEST(test_unref_bus_while_sync_call_waits)
+{
+        tbroker t;
+        hyb_bus_reply *rep = NULL;
+        hyb_error err;
+        uint32_t d = 0, f = 0;
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        ck_assert_int_eq(hyb_bus_register_procedure(a, "drop", NULL, NULL, on_drop_bus, &a, NULL, &err), 0);
+        hyb_error_clear(&err);
+        ck_assert_int_eq(hyb_bus_call(a, "@localhost/org.test.a/main", "drop", "{}", 2, 0, 10000, &rep, &err),
+                         HYB_E_CLOSED);
+        ck_assert_ptr_null(a);
+        ck_assert_ptr_null(rep);
+        ck_assert_int_eq(err.code, HYB_E_CLOSED);
+
+        /* the same from an event callback while a counted fire waits for its counts */
+        hyb_bus *g = tb_connect(&t, "org.test.gen", "main");
+        ck_assert_int_eq(hyb_bus_register_event(g, "TEMP", NULL, NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_bus_subscribe(g, "@localhost/org.test.gen/main", "TEMP", on_event_drop_bus, &g,
+                                           NULL, &err), 0);
+        ck_assert_int_eq(hyb_bus_fire(g, "TEMP", "1", 1, 0, &d, &f), HYB_E_CLOSED);
+        ck_assert_ptr_null(g);
+        tb_stop(&t);
+}
+END_TEST
+
 START_TEST(test_builtin_lists)
 {
         tbroker t;
@@ -823,6 +868,7 @@ Suite *bus_suite(void)
         tcase_add_test(tc, test_reply_callback_unrefs_its_slot);
         tcase_add_test(tc, test_send_after_daemon_gone);
         tcase_add_test(tc, test_nested_sync);
+        tcase_add_test(tc, test_unref_bus_while_sync_call_waits);
         tcase_add_test(tc, test_builtin_lists);
         tcase_add_test(tc, test_event_loop_adapter);
         tcase_add_test(tc, test_sync_call_signal);

@@ -229,4 +229,82 @@ return {
                 bus:close()
                 T.raises(500, "HYB_E_CLOSED", bus.call, bus, BUILTIN, "echo", {})
         end},
+
+        {"bus:close() from a callback ends process() and run(), and fails the own call", function()
+                -- doc/lua.md: run() processes until bus:stop() or bus:close() from a callback
+                local bus = connect()
+                bus:register_event("Bye")
+                local n = 0
+                bus:subscribe(bus.name, "Bye", function() n = n + 1; bus:close() end)
+                bus:fire("Bye", 1)
+                bus:fire("Bye", 2)
+                bus:run()
+                T.eq(n, 1, "one event before the close")
+                T.ok(not bus:is_open(), "closed")
+
+                bus = connect()
+                bus:register_event("Bye")
+                n = 0
+                bus:subscribe(bus.name, "Bye", function() n = n + 1; bus:close() end)
+                bus:fire("Bye", 1)
+                T.ok(T.wait_until(20, function()
+                        if bus:is_open() then bus:process(0.05) end
+                        return n > 0
+                end), "the event came")
+                T.ok(not bus:is_open(), "closed by the callback")
+                T.raises(500, "HYB_E_CLOSED", bus.process, bus, 0)
+
+                bus = connect()
+                bus:procedure("bye", nil, function() bus:close(); return 1 end)
+                local e = T.raises(500, "HYB_E_CLOSED", bus.call, bus, bus.name, "bye")
+                T.ok(e.message:match("^connection closed"), "the message: " .. e.message)
+        end},
+
+        {"a procedure whose result or error raises when read answers 500; the bus goes on", function()
+                -- a "strict" table (its __index raises for a missing field) returned by a
+                -- procedure, and an error table whose fields raise when read: the Lua error must
+                -- not leave through the library's frames (the caller got a plain Lua error
+                -- and the bus kept a call record of a stack frame that was gone)
+                local bus = connect()
+                local strict = {__index = function(_, k) error("strict: no field " .. tostring(k)) end}
+                bus:procedure("strict", nil, function() return setmetatable({a = 1}, strict) end)
+                bus:procedure("badtext", nil, function() error(setmetatable({}, strict)) end)
+                for _ = 1, 3 do
+                        local e = T.raises(500, "HYB_E_INTERNAL", bus.call, bus, bus.name, "strict",
+                                           nil, {timeout = 10})
+                        T.ok(e.message:find("strict: no field", 1, true), "message " .. e.message)
+                        T.raises(500, "HYB_E_INTERNAL", bus.call, bus, bus.name, "badtext", nil,
+                                 {timeout = 10})
+                        T.eq(bus:call(BUILTIN, "echo", {n = 1}, {timeout = 10}), {n = 1}, "the bus goes on")
+                end
+                -- called from C while bus:process() serves
+                local out = cli_while_serving(bus, "call", bus.name, "strict", "{}")
+                T.ok(out:find("500", 1, true) or out:find("strict", 1, true), "the CLI got 500: " .. out)
+                bus:close()
+        end},
+
+        {"process(math.huge) waits like process(nil) (it returned 0 at once)", function()
+                local bus = connect()
+                local got = false
+                bus:call_async(BUILTIN, "echo", {n = 1}, function() got = true end, {timeout = 10})
+                local rounds = 0
+                repeat
+                        local n = bus:process(math.huge)
+                        T.ok(n > 0, "process(math.huge) returned " .. n .. " with nothing done")
+                        rounds = rounds + 1
+                until got or rounds > 100
+                T.ok(got, "the reply came")
+                local s1, s2 = hybrid.store{socket = d.sock}, hybrid.store{socket = d.sock}
+                local msgs = 0
+                s1:watch("/lua/huge/#", function() msgs = msgs + 1 end)
+                s2:put("/lua/huge/x", 1)
+                rounds = 0
+                repeat
+                        local n = s1:process(1e300)
+                        T.ok(n > 0, "store:process(1e300) returned " .. n .. " with nothing done")
+                        rounds = rounds + 1
+                until msgs > 0 or rounds > 100
+                T.eq(msgs, 1, "the watch message came")
+                s1:close(); s2:close(); bus:close()
+        end},
 }

@@ -60,4 +60,58 @@ return {
                 bus:close()
                 T.stop(d)
         end},
+
+        {"a call that raises a callback's error frees its reply (RSS grows < 8 MiB)", function()
+                -- An event callback that errors while a bus:call waits: the call raises that
+                -- error (doc/lua.md) and must free the reply it got.  Bound: each of the 300
+                -- replies holds a 64 KiB string, so keeping them costs >= 19 MiB; freeing them
+                -- leaves RSS where it was (the same buffers are reused).
+                local d = T.daemon("log: {level: warning}\n")
+                local bus = hybrid.connect{socket = d.sock, app = "org.example.lua.leak2"}
+                bus:register_event("Err")
+                bus:subscribe(bus.name, "Err", function() error("callback failed") end)
+                local blob = string.rep("y", 65536)
+                local function round()
+                        bus:fire("Err", 1)
+                        local ok, e = pcall(bus.call, bus, BUILTIN, "echo", {s = blob}, {timeout = 10})
+                        if ok then
+                                -- the event came after the reply: the next process raises it
+                                T.eq(#e.s, 65536, "echo")
+                                ok, e = pcall(bus.process, bus, 10)
+                        end
+                        T.ok(not ok and tostring(e):find("callback failed", 1, true), tostring(e))
+                end
+                for _ = 1, 30 do round() end
+                local rss0 = measure()
+                for _ = 1, 300 do round() end
+                local rss1 = measure()
+                T.ok(rss1 - rss0 < 8 * 1024 * 1024, "RSS grew by " .. (rss1 - rss0) .. " bytes")
+                bus:close()
+                T.stop(d)
+        end},
+
+        {"5000 registrations cancelled one by one: the Lua heap grows < 100 KiB", function()
+                -- slot:cancel() releases what the bus or store kept for the slot: a script that
+                -- subscribes, serves or calls and cancels again and again does not grow.  A
+                -- slot kept after its cancel costs its userdata and a table entry (> 40 bytes),
+                -- >= 200 KiB over 5000.
+                local d = T.daemon("log: {level: warning}\n")
+                local bus = hybrid.connect{socket = d.sock, app = "org.example.lua.leak3"}
+                local store = hybrid.store{db = T.tmpdir() .. "/l.db"}
+                local function round(i)
+                        bus:subscribe(bus.name, "E*", function() end):cancel()
+                        bus:procedure("p", nil, function() end):cancel()
+                        bus:call_async(BUILTIN, "echo", {i}, function() end):cancel()
+                        store:watch("/leak/#", function() end):cancel()
+                end
+                for i = 1, 200 do round(i) end
+                local _, heap0 = measure()
+                for i = 1, 5000 do round(i) end
+                local _, heap1 = measure()
+                T.ok(heap1 - heap0 < 100 * 1024, "the Lua heap grew by " .. (heap1 - heap0) .. " bytes")
+                bus:call(BUILTIN, "echo", {1}, {timeout = 10}) -- the bus still works
+                store:close()
+                bus:close()
+                T.stop(d)
+        end},
 }

@@ -119,4 +119,21 @@ return {
                 T.ok(not ok and hybrid.Error.is(e), "a named daemon that is absent is an error, " ..
                      "never another store: " .. tostring(e))
         end},
+
+        {"store:close() from a watch callback ends store:process()", function()
+                for _, where in ipairs({{socket = d.sock}, {db = T.tmpdir() .. "/c.db"}}) do
+                        local store = hybrid.store(where)
+                        store:put("/lua/close/a", 1)
+                        store:put("/lua/close/b", 2)
+                        local n = 0
+                        store:watch("/lua/close/#", function() n = n + 1; store:close() end,
+                                    {replay = true})
+                        T.ok(T.wait_until(20, function()
+                                if n == 0 then store:process(0.05) end
+                                return n > 0
+                        end), "a replayed value came")
+                        T.eq(n, 1, "no message after the close")
+                        T.raises(500, "HYB_E_CLOSED", store.get, store, "/lua/close/a")
+                end
+        end},
 }

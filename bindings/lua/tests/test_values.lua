@@ -95,6 +95,23 @@ return {
                 T.eq(echo({a = hybrid.null}).a, hybrid.null, "JSON null in a record")
         end},
 
+        {"hybrid.null is sent as a JSON null and read back as hybrid.null itself", function()
+                -- T.eq compares tables deeply, and hybrid.null is an empty table: compare
+                -- the sentinel by identity, and what C gets as JSON text
+                for _, back in ipairs({echo({hybrid.null, 1}), via_store({hybrid.null, 1})}) do
+                        T.ok(rawequal(back[1], hybrid.null), "null in a list: " .. tostring(back[1]))
+                end
+                T.ok(rawequal(echo({a = hybrid.null}).a, hybrid.null), "null in a record")
+                local ds = hybrid.store{socket = d.sock}
+                ds:put("/lua/values/null", {a = hybrid.null, l = {hybrid.null}})
+                ds:close()
+                local ok, out = T.sh(T.q(T.HYBRID_CLI) .. " --bus " .. T.q(d.sock) ..
+                                     " --json store get /lua/values/null")
+                T.ok(ok, out)
+                T.ok(out:find('"a": *null') and out:find('"l": *%[ *null *%]'),
+                     "the C CLI reads JSON nulls: " .. out)
+        end},
+
         {"empty tables: {} is a record, hybrid.list{} a list", function()
                 local back = echo({r = {}, l = hybrid.list{}})
                 T.eq(next(back.r), nil, "empty record")

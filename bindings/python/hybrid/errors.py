@@ -46,8 +46,9 @@ class Error(Exception):
             f"message={self.message!r})"
 
 
-def _cls(name: str, status: int, code: str, doc: str) -> Type[Error]:
-    return type(name, (Error,), {"status": status, "code": code, "__doc__": doc})
+def _cls(name: str, status: int, code: str, doc: str,
+         base: Type[Error] = Error) -> Type[Error]:
+    return type(name, (base,), {"status": status, "code": code, "__doc__": doc})
 
 
 BadRequest = _cls("BadRequest", 400, "HYB_E_BAD_REQUEST", "400: bad arguments (e.g. a policy).")
@@ -67,9 +68,12 @@ Timeout = _cls("Timeout", 504, "HYB_E_CALLEE_TIMEOUT", "504: the deadline passed
 InsufficientStorage = _cls("InsufficientStorage", 507, "HYB_E_INSUFFICIENT_STORAGE",
                            "507: a memory or storage quota of the daemon.")
 ClosedError = _cls("ClosedError", 500, "HYB_E_CLOSED", "The connection is closed.")
-ParseError = _cls("ParseError", 500, "HYB_E_PARSE", "Syntax error (a fURI, an obj, mm-ADT).")
-LimitError = _cls("LimitError", 500, "HYB_E_LIMIT", "A limit is exceeded.")
-TypeMismatch = _cls("TypeMismatch", 500, "HYB_E_TYPE", "A type mismatch.")
+# The library's codes with a 4xx status (hyb_err_to_status) are kinds of that status's class:
+# `except hybrid.BadRequest` also catches a fURI that does not parse.
+ParseError = _cls("ParseError", 400, "HYB_E_PARSE", "400: syntax error (a fURI, an obj, mm-ADT).",
+                  BadRequest)
+LimitError = _cls("LimitError", 413, "HYB_E_LIMIT", "413: a limit is exceeded.", TooLarge)
+TypeMismatch = _cls("TypeMismatch", 400, "HYB_E_TYPE", "400: a type mismatch.", BadRequest)
 ScopeError = _cls("ScopeError", 500, "HYB_E_SCOPE", "No store serves that scope.")
 IntOverflow = _cls("IntOverflow", 500, "HYB_E_OVERFLOW", "Integer overflow.")
 DatabaseError = _cls("DatabaseError", 500, "HYB_E_DATABASE", "A store database error.")

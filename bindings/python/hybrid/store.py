@@ -133,6 +133,8 @@ class Store:
         self._fd = -1
         self._u64 = ffi.new("uint64_t *")
         self._err = ffi.new("hyb_error *")
+        self._depth = 0  # > 0 while a library call may run watch callbacks
+        self._free_later: Any = None
         conn = ConnOptions(socket, app, runner, token, key)
         b = ffi.new("hyb_backend **")
         src = ffi.new("int *")
@@ -174,8 +176,20 @@ class Store:
             w.cancel()
         sc, self._scope = self._scope, ffi.NULL
         b, self._backend = self._backend, ffi.NULL
+        if self._depth > 0:
+            # closed by a watch callback: the library is still using them, free on return
+            self._free_later = (sc, b)
+            return
         lib.hyb_scope_unref(sc)
         lib.hyb_backend_unref(b)
+
+    def _leave(self) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._free_later is not None:
+            sc, b = self._free_later
+            self._free_later = None
+            lib.hyb_scope_unref(sc)
+            lib.hyb_backend_unref(b)
 
     def __del__(self) -> None:
         try:
@@ -205,11 +219,13 @@ class Store:
         sc = self._sc()
         f = self._furi(furi)
         o = to_obj(value)
+        self._depth += 1
         try:
             check(lib.hyb_scope_write(sc, f, o, _WRITE_TRANSIENT if transient else 0,
                                       self._err), self._err)
         finally:
             lib.hyb_obj_unref(o)
+            self._leave()
 
     def get(self, furi: str) -> Any:
         """Reads furi: a node gives its value or None; a pattern (``+``, ``#``) or a branch
@@ -235,7 +251,13 @@ class Store:
 
     def delete(self, furi: str) -> None:
         """Deletes a node, every match of a pattern, or the children of a branch."""
-        check(lib.hyb_scope_delete(self._sc(), self._furi(furi), 0, self._err), self._err)
+        sc = self._sc()
+        f = self._furi(furi)
+        self._depth += 1
+        try:
+            check(lib.hyb_scope_delete(sc, f, 0, self._err), self._err)
+        finally:
+            self._leave()
 
     def watch(self, pattern: str, callback: Callable[[Message], Any],
               replay: bool = False) -> Watch:
@@ -266,14 +288,18 @@ class Store:
         """Delivers what is ready without blocking; returns the rounds that did work."""
         sc = self._sc()
         n = 0
-        while True:
-            r = lib.hyb_scope_process(sc)
-            if r < 0:
-                self._raise_kept()
-                check(r)
-            if r == 0:
-                break
-            n += 1
+        self._depth += 1
+        try:
+            while self._scope != ffi.NULL:  # a callback may close the store
+                r = lib.hyb_scope_process(sc)
+                if r < 0:
+                    self._raise_kept()
+                    check(r)
+                if r == 0:
+                    break
+                n += 1
+        finally:
+            self._leave()
         self._raise_kept()
         return n
 

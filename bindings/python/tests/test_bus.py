@@ -328,3 +328,30 @@ def test_cancellation_both_ways(daemon):
             assert not cl._pending
             assert await cl.acall(BUILTIN, "echo", {"ok": 1}) == {"ok": 1}
     asyncio.run(main())
+
+
+def test_library_code_classes_are_their_status_classes(daemon, tmp_path):
+    """The library's own codes that have a 4xx status are instances of that status's class
+    (a fURI that does not parse is a BadRequest, a value over a store limit a TooLarge), and
+    raising one from a procedure answers that status, not 500."""
+    for cls, parent in ((hybrid.ParseError, hybrid.BadRequest),
+                        (hybrid.TypeMismatch, hybrid.BadRequest),
+                        (hybrid.LimitError, hybrid.TooLarge)):
+        assert issubclass(cls, parent)
+        assert cls.status == parent.status
+    st = hybrid.Store(db=str(tmp_path / "e.db"))
+    with pytest.raises(hybrid.BadRequest) as ei:
+        st.get("/a b/\x01")
+    assert type(ei.value) is hybrid.ParseError and ei.value.status == 400
+    with pytest.raises(hybrid.TooLarge) as ei:
+        st.put("/big", "y" * (1 << 20))
+    assert ei.value.code == "HYB_E_LIMIT" and ei.value.status == 413
+    st.close()
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py.codes") as bus:
+        @bus.procedure("parse")
+        def parse():
+            raise hybrid.ParseError("cannot read that")
+
+        with pytest.raises(hybrid.BadRequest) as ei:
+            bus.call(bus.name, "parse", timeout=30)
+        assert ei.value.status == 400 and ei.value.message == "cannot read that"

@@ -117,3 +117,23 @@ def test_store_rule_env(daemon, tmp_path, monkeypatch):
         hybrid.Store(socket=str(tmp_path / "absent.sock"), db=None,
                      app="org.example.py") if not os.environ.pop("HYBRID_DB", None) else \
             hybrid.Store(socket=str(tmp_path / "absent.sock"))
+
+
+def test_close_from_watch_callback(store):
+    """A watcher that closes its store: the delivery in progress stops (it crashed in
+    hyb_scope_process on the freed scope), later calls raise ClosedError."""
+    store.put("/pyst/c/a", 1)
+    store.put("/pyst/c/b", 2)
+    got = []
+
+    def cb(msg):
+        got.append(msg.furi)
+        store.close()
+
+    store.watch("/pyst/c/#", cb, replay=True)
+    until(lambda: got, lambda: store.process() if not got else None, "a replayed value")
+    assert len(got) == 1
+    with pytest.raises(hybrid.ClosedError):
+        store.get("/pyst/c/a")
+    with pytest.raises(hybrid.ClosedError):
+        store.process()
