@@ -24,9 +24,6 @@
 #include "token/crypto.h"
 
 #define RBUF_MIN (64u * 1024)
-/* SO_RCVTIMEO of a connection: bus_wait_input's blocking receive sleeps at most this long,
- * then the wait goes on in poll(), which keeps any deadline exactly. */
-#define RECV_WAIT_USEC 250000
 
 HYB_EXPORT int hyb_bus_get_default_socket(char **ret_path)
 {
@@ -141,12 +138,8 @@ static size_t bus_parse_limit(const hyb_bus *bus)
         return bus->max_body > WIRE_DEFAULT_MAX_BODY ? bus->max_body : WIRE_DEFAULT_MAX_BODY;
 }
 
-/*
- * One read: non-blocking with MSG_DONTWAIT, else blocking (the socket is blocking, see
- * bus_wait_input).  1 got bytes, 0 nothing now (or the receive timeout passed),
- * HYB_E_CLOSED at EOF, -errno; a blocking read interrupted by a signal gives -EINTR.
- */
-static int bus_read_flags(hyb_bus *bus, int flags)
+/* One non-blocking read. 1 got bytes, 0 nothing now, HYB_E_CLOSED at EOF, -errno. */
+static int bus_read(hyb_bus *bus)
 {
         size_t need = RBUF_MIN;
         wire_hdr h;
@@ -175,9 +168,9 @@ static int bus_read_flags(hyb_bus *bus, int flags)
                         return -ENOMEM;
         }
         for (;;) {
-                ssize_t n = recv(bus->fd, bus->rbuf + bus->rlen, bus->ralloc - bus->rlen, flags);
+                ssize_t n = recv(bus->fd, bus->rbuf + bus->rlen, bus->ralloc - bus->rlen, MSG_DONTWAIT);
                 if (n < 0) {
-                        if (errno == EINTR && (flags & MSG_DONTWAIT))
+                        if (errno == EINTR)
                                 continue;
                         if (errno == EAGAIN)
                                 return 0;
@@ -191,12 +184,6 @@ static int bus_read_flags(hyb_bus *bus, int flags)
                 bus->rlen += (size_t)n;
                 return 1;
         }
-}
-
-/* One non-blocking read. 1 got bytes, 0 nothing now, HYB_E_CLOSED at EOF, -errno. */
-static int bus_read(hyb_bus *bus)
-{
-        return bus_read_flags(bus, MSG_DONTWAIT);
 }
 
 /* Takes the next complete packet out of rbuf. 1, 0 (incomplete) or < 0. */
@@ -232,55 +219,6 @@ int bus_poll(hyb_bus *bus, uint64_t deadline_us)
         if (r > 0 && (pfd.revents & POLLOUT))
                 bus_flush_some(bus);
         return r;
-}
-
-static void bus_close_fd(hyb_bus *bus);
-
-/*
- * Waits for input and reads it in the call that sleeps: a blocking recv() on the socket
- * (made blocking after the handshake, every other I/O on it passes MSG_DONTWAIT), so an
- * answer that wakes us costs one system call, not a poll() and then a recv().  bus_poll
- * does the wait instead while output is queued (it needs POLLOUT), when the deadline is
- * nearer than RECV_WAIT_USEC (poll keeps it to the millisecond), and once the socket was
- * made non-blocking by someone else (a loop that sets O_NONBLOCK on the fd it watches).
- * Returns 2 when bytes were read into rbuf, else what bus_poll returns (> 0 ready, 0
- * timeout, < 0 error, -EINTR as is).  A read that finds the connection closed or broken
- * closes it and returns 1: the caller's next step reports it, as after a poll().
- */
-static int bus_wait_input(hyb_bus *bus, uint64_t deadline_us)
-{
-        int r, fl;
-
-        if (bus->closed)
-                return HYB_E_CLOSED;
-        if (!bus->recv_blocks || bus->wlen > bus->wpos ||
-            (deadline_us != UINT64_MAX && deadline_us < hyb_now_usec() + RECV_WAIT_USEC))
-                return bus_poll(bus, deadline_us);
-        r = bus_read_flags(bus, 0);
-        if (r > 0)
-                return 2;
-        if (r == -EINTR)
-                return r;
-        if (r < 0) {
-                bus_close_fd(bus);
-                return 1;
-        }
-        /* Nothing within RECV_WAIT_USEC, or the socket does not block any more. */
-        fl = fcntl(bus->fd, F_GETFL);
-        if (fl < 0 || (fl & O_NONBLOCK))
-                bus->recv_blocks = false;
-        return bus_poll(bus, deadline_us);
-}
-
-/* After the handshake: the socket blocks, so bus_wait_input can sleep in recv(). */
-static void bus_set_recv_blocking(hyb_bus *bus)
-{
-        struct timeval tv = { RECV_WAIT_USEC / 1000000, RECV_WAIT_USEC % 1000000 };
-        int fl = fcntl(bus->fd, F_GETFL);
-
-        bus->recv_blocks = fl >= 0 &&
-                           setsockopt(bus->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 &&
-                           fcntl(bus->fd, F_SETFL, fl & ~O_NONBLOCK) == 0;
 }
 
 void bus_fail_all(hyb_bus *bus)
@@ -729,7 +667,6 @@ HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus
                 bus_free(bus);
                 return r;
         }
-        bus_set_recv_blocking(bus);
         *ret = bus;
         return 0;
 }
@@ -809,7 +746,6 @@ HYB_EXPORT int hyb_bus_process(hyb_bus *bus)
 HYB_EXPORT int hyb_bus_wait(hyb_bus *bus, uint64_t timeout_usec)
 {
         uint64_t deadline, next;
-        int r;
 
         hyb_assert_return(bus, -EINVAL);
         if (bus->closed)
@@ -819,8 +755,7 @@ HYB_EXPORT int hyb_bus_wait(hyb_bus *bus, uint64_t timeout_usec)
         deadline = timeout_usec == UINT64_MAX ? UINT64_MAX : hyb_now_usec() + timeout_usec;
         if (next < deadline)
                 deadline = next;
-        r = bus_wait_input(bus, deadline);
-        return r == 2 ? 1 : r;
+        return bus_poll(bus, deadline);
 }
 
 HYB_EXPORT int hyb_bus_set_cork(hyb_bus *bus, bool cork)
@@ -935,17 +870,13 @@ int bus_wait_for(hyb_bus *bus, const bool *done, uint64_t deadline_us)
                         break;
                 if (r > 0)
                         continue;
-                r = bus_wait_input(bus, deadline_us);
+                r = bus_poll(bus, deadline_us);
                 if (r < 0)
                         break;
                 if (r == 0) {
                         bus_expire_calls(bus);
                         continue;
                 }
-                if (r == 2)
-                        continue; /* read in the wait */
-                if (bus->closed)
-                        break;
                 r = bus_read(bus);
                 if (r < 0) {
                         bus_close_fd(bus);

@@ -145,7 +145,6 @@ struct hyb_bus {
         struct event *ev_timer;
         unsigned depth; /* nesting of sync waits, for the libevent adapter */
         bool drained;   /* the last read came back short: skip one read before polling */
-        bool recv_blocks; /* the socket blocks (SO_RCVTIMEO set): waits sleep in recv() */
         bool corked;    /* hyb_bus_set_cork: packets wait in wbuf for the next flush */
 };
 

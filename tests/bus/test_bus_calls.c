@@ -683,6 +683,5 @@ Suite *bus_suite(void)
         bus_tcase_log(s);
         bus_tcase_reload(s);
         bus_tcase_token(s);
-        bus_tcase_wait(s);
         return s;
 }
