@@ -133,15 +133,16 @@ fi
 
 # Pins every thread of the daemons (taskset -a) and returns the benchmark's CPU list.
 place() {
-    local daemons bench
+    local daemons bench pid
     case $1 in
     free) # every CPU this script may use
           daemons=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status); bench=$daemons ;;
     same) daemons=${CPUS[0]}; bench=${CPUS[0]} ;;
     apart) daemons=${CPUS[1]}; bench=${CPUS[0]} ;;
     esac
-    for p in "${PIDS[@]}"; do
-        taskset -a -p -c "$daemons" "$p" >/dev/null
+    for pid in "${PIDS[@]}"; do
+        taskset -a -p -c "$daemons" "$pid" >/dev/null ||
+            log "taskset: could not place PID $pid on CPU $daemons"
     done
     PLACE_BENCH=$bench
     PLACE_TEXT="$1: benchmark on CPU $bench, daemons on CPU $daemons"
