@@ -516,9 +516,6 @@ static void conn_event(struct bufferevent *bev, short what, void *ud);
 
 #define READ_CHUNK (16u * 1024)
 #define READ_CHUNK_MAX (1024u * 1024)
-/* What a read into an empty input buffer reserves there: libevent rounds a chain up to a power
- * of two, and 1 KiB with its header stays small enough for malloc's per-thread cache. */
-#define READ_SMALL 896u
 
 /*
  * The read side is ours, not the bufferevent's: one recvmsg straight into the input
@@ -528,37 +525,17 @@ static void conn_event(struct bufferevent *bev, short what, void *ud);
 static void conn_readable(evutil_socket_t fd, short what, void *ud)
 {
         bconn *c = ud;
-        hyb_broker *b = c->b;
         struct evbuffer *in = bufferevent_get_input(c->bev);
         struct evbuffer_iovec v[2];
-        size_t want = c->rx_need > READ_CHUNK ? c->rx_need : READ_CHUNK, spilled = 0;
-        bool small;
+        size_t want = c->rx_need > READ_CHUNK ? c->rx_need : READ_CHUNK;
         ssize_t r;
-        int n;
 
         if (want > READ_CHUNK_MAX)
                 want = READ_CHUNK_MAX;
-        /*
-         * Most reads are one small request into an empty buffer, drained before the next
-         * read: reserving READ_CHUNK there would allocate and free a 32 KiB chain each time
-         * (and make malloc consolidate its small free chunks).  Such a read gets a small
-         * chain, with the broker's spill buffer behind it for whatever more arrives; the
-         * spilled bytes are copied into the input buffer, so conn_read sees the same bytes.
-         * A peer whose last read passed READ_SMALL (pipelined calls, big frames) reads as
-         * before, straight into a READ_CHUNK reservation.
-         */
-        small = !c->rx_big && c->rx_need == 0 && evbuffer_get_length(in) == 0 &&
-                (b->rx_spill || (b->rx_spill = malloc(READ_CHUNK)));
-        n = evbuffer_reserve_space(in, small ? (ev_ssize_t)READ_SMALL : (ev_ssize_t)want, v,
-                                   small ? 1 : 2);
+        int n = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
         if (n <= 0) {
                 bconn_close(c, NULL);
                 return;
-        }
-        if (small) {
-                v[1].iov_base = b->rx_spill;
-                v[1].iov_len = READ_CHUNK;
-                n = 2;
         }
         struct msghdr mh = { .msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)n };
         do
@@ -572,22 +549,14 @@ static void conn_readable(evutil_socket_t fd, short what, void *ud)
                 return;
         }
         size_t got = (size_t)r;
-        c->rx_big = got > READ_SMALL;
         if (v[0].iov_len >= got) {
                 v[0].iov_len = got;
-                n = 1;
-        } else if (small) {
-                spilled = got - v[0].iov_len;
                 n = 1;
         } else
                 v[1].iov_len = got - v[0].iov_len;
         evbuffer_commit_space(in, v, n);
-        if (spilled && evbuffer_add(in, b->rx_spill, spilled) < 0) {
-                bconn_close(c, NULL);
-                return;
-        }
         conn_read(c->bev, c);
-        broker_flush_batches(b);
+        broker_flush_batches(c->b);
 }
 
 static void conn_event(struct bufferevent *bev, short what, void *ud)

@@ -131,7 +131,6 @@ struct bconn {
         bool ping_sent;
         struct event *rev;    /* readable: conn_readable (the bufferevent only writes) */
         size_t rx_need;       /* bytes still missing of a partly read frame */
-        bool rx_big;          /* the last read passed READ_SMALL: the next reserves READ_CHUNK */
         /* A request that walked the store (store-serve.c) sets yield: the frames read with
          * it wait for the loop's next turn (resume_ev), so other peers are served between
          * one peer's pipelined reads. */
@@ -180,7 +179,6 @@ struct hyb_broker {
         bool shutting_down;
         bool trim_wanted; /* peers were freed since the last tick: malloc_trim */
         bool batching;  /* dispatching one of several frames read at once: batch, don't write */
-        uint8_t *rx_spill; /* READ_CHUNK bytes behind a small read's evbuffer space (conn_readable) */
         bconn *batched; /* conns with a batch to send when the frames read at once are done */
         bconn *conns;
         unsigned n_conns, n_endpoints, n_monitors;

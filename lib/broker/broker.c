@@ -508,7 +508,6 @@ HYB_EXPORT hyb_broker *hyb_broker_free(hyb_broker *b)
         if (b->shutdown_ev)
                 event_free(b->shutdown_ev);
         free(b->socket_path);
-        free(b->rx_spill);
         hyb_broker_config_unref(b->cfg);
         free(b);
         return NULL;
