@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -665,6 +666,96 @@ START_TEST(test_server_files)
 }
 END_TEST
 
+/* ---- the exporter against another TLS implementation */
+
+static pid_t child;
+static int child_status = -1;
+
+static void on_child_poll(evutil_socket_t fd, short what, void *arg)
+{
+        if (child > 0 && waitpid(child, &child_status, WNOHANG) == child)
+                child = 0;
+        maybe_stop();
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+        if (fd >= 0 && !W.s.bev)
+                attach(&W.s, edge_tls_bufferevent_new(arg, W.base, fd, NULL));
+        else if (fd >= 0)
+                close(fd);
+}
+
+static bool child_done(world *w)
+{
+        return child == 0 && (w->s.eof || w->s.error);
+}
+
+START_TEST(test_exporter_matches_openssl)
+{
+        edge_tls *st = server_tls("server.pem", "server.key");
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(sa);
+        struct event *acc, *poll_ev;
+        struct timeval tick = { 0, 50000 };
+        char *dir = test_tmpdir(), out[512], port[16], want[2 * EDGE_TLS_BINDING_SIZE + 1];
+        char *text, *km;
+        int lfd;
+
+        world_init();
+        W.s.free_on_end = true;
+        lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        ck_assert_int_ge(lfd, 0);
+        ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        ck_assert_int_eq(listen(lfd, 4), 0);
+        ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+        snprintf(port, sizeof(port), "127.0.0.1:%u", ntohs(sa.sin_port));
+        snprintf(out, sizeof(out), "%s/s_client.out", dir);
+        acc = event_new(W.base, lfd, EV_READ | EV_PERSIST, on_accept, st);
+        poll_ev = event_new(W.base, -1, EV_PERSIST, on_child_poll, NULL);
+        event_add(acc, NULL);
+        event_add(poll_ev, &tick);
+        child = fork();
+        ck_assert_int_ge(child, 0);
+        if (child == 0) {
+                int o = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+                dup2(in, 0);
+                dup2(o, 1);
+                dup2(o, 2);
+                execlp("openssl", "openssl", "s_client", "-connect", port, "-servername",
+                       "localhost", "-CAfile", cert("ca.pem"), "-keymatexport",
+                       EDGE_TLS_BINDING_LABEL, "-keymatexportlen", "32", (char *)NULL);
+                _exit(127);
+        }
+        run_until(child_done);
+        ck_assert_msg(WIFEXITED(child_status) && WEXITSTATUS(child_status) == 0,
+                      "openssl s_client status %d", child_status);
+        ck_assert_msg(W.s.connected && W.s.have_binding, "server: '%s'", W.s.err);
+        /* s_client reads EOF on its input and closes with close_notify */
+        ck_assert_msg(W.s.eof && !W.s.error, "server: '%s'", W.s.err);
+        for (size_t i = 0; i < EDGE_TLS_BINDING_SIZE; i++)
+                snprintf(want + 2 * i, 3, "%02X", W.s.binding[i]);
+        text = test_read_file(out, NULL);
+        ck_assert_ptr_nonnull(text);
+        km = strstr(text, "Keying material: ");
+        ck_assert_msg(km, "no keying material in: %.400s", text);
+        km += strlen("Keying material: ");
+        ck_assert_msg(strncmp(km, want, strlen(want)) == 0, "openssl %.64s, ours %s", km, want);
+        free(text);
+        event_free(acc);
+        event_free(poll_ev);
+        close(lfd);
+        world_free();
+        test_rmrf(dir);
+        free(dir);
+        edge_tls_unref(st);
+}
+END_TEST
+
 Suite *edge_tls_suite(void)
 {
         Suite *s = suite_create("edge_tls");
@@ -679,6 +770,7 @@ Suite *edge_tls_suite(void)
         tcase_add_test(tc, test_close_notify);
         tcase_add_test(tc, test_evhttp);
         tcase_add_test(tc, test_server_files);
+        tcase_add_test(tc, test_exporter_matches_openssl);
         suite_add_tcase(s, tc);
         return s;
 }
