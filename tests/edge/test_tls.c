@@ -666,6 +666,36 @@ START_TEST(test_server_files)
 }
 END_TEST
 
+START_TEST(test_connect_refused)
+{
+        edge_tls *ct = client_tls("ca.pem", NULL);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(sa);
+        struct bufferevent *plain;
+        int fd;
+
+        /* a port nobody listens on: bound, never listened, closed */
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+        close(fd);
+        world_init();
+        attach(&W.c, edge_tls_bufferevent_new(ct, W.base, -1, "localhost"));
+        ck_assert_int_eq(edge_tls_connect(W.c.bev, (struct sockaddr *)&sa, (int)len), 0);
+        run_until(client_done);
+        ck_assert(W.c.error && !W.c.connected);
+        ck_assert_msg(strstr(W.c.err, "connect: ") && strstr(W.c.err, "refused"), "error '%s'",
+                      W.c.err);
+        /* not a TLS bufferevent: no connection, no shutdown */
+        plain = bufferevent_socket_new(W.base, -1, 0);
+        ck_assert_ptr_null(edge_tls_conn_get(plain));
+        ck_assert_int_eq(edge_tls_shutdown(plain), -EINVAL);
+        bufferevent_free(plain);
+        world_free();
+        edge_tls_unref(ct);
+}
+END_TEST
+
 /* ---- the exporter against another TLS implementation */
 
 static pid_t child;
@@ -771,6 +801,7 @@ Suite *edge_tls_suite(void)
         tcase_add_test(tc, test_evhttp);
         tcase_add_test(tc, test_server_files);
         tcase_add_test(tc, test_exporter_matches_openssl);
+        tcase_add_test(tc, test_connect_refused);
         suite_add_tcase(s, tc);
         return s;
 }
