@@ -53,6 +53,16 @@ printf 'listen:\n  https: 127.0.0.1:%s\ntls: {cert: %s, key: %s}\n' "$PORT" "$T/
 expect_err "a taken https port: exit 3" 3 'cannot listen on https 127\.0\.0\.1:[0-9]+' \
         "$HYBRIDD" --foreground --socket "$T/dup.sock" --config "$T/dup.yaml"
 check "and its Unix socket did not appear" [ ! -e "$T/dup.sock" ]
+# a reload with another address and certificate file: logged, ignored until restart
+cp "$T/server.pem" "$T/server2.pem"
+printf 'listen:\n  https: 127.0.0.1:1\ntls: {cert: %s, key: %s}\n' "$T/server2.pem" "$T/server.key" >"$T/tls.yaml"
+kill -HUP "$DPID"
+check "reload: listen.https change ignored until restart" \
+        wait_until 30 has_line "$T/tls.log" 'reload: listen.https changed: ignored until restart'
+check "reload: tls change ignored until restart" \
+        wait_until 30 has_line "$T/tls.log" 'reload: tls changed: ignored until restart'
+expect "the listener of the start serves on" 0 404 \
+        curl -sS --max-time 60 --cacert "$T/ca.pem" -o /dev/null -w '%{http_code}' "$URL/after-reload"
 stop "$DPID"
 check "SIGTERM: clean exit" [ "$STOP_RC" = 0 ]
 
