@@ -25,6 +25,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "edge/https.h"
 #include "edge/tls.h"
 #include "hybrid/hybrid.h"
 #include "suites.h"
@@ -604,6 +605,7 @@ START_TEST(test_evhttp)
         char head[64];
         const char *text, *body;
         size_t n;
+        int fd, small = 4096;
 
         world_init();
         http = evhttp_new(W.base);
@@ -617,8 +619,14 @@ START_TEST(test_evhttp)
          * write callback, which must mean "sent" */
         body_size = 3u << 20;
         W.c.text = evbuffer_new();
-        attach(&W.c, edge_tls_bufferevent_new(ct, W.base, -1, "localhost"));
-        ck_assert_int_eq(edge_tls_connect(W.c.bev, (struct sockaddr *)&sa, (int)len), 0);
+        /* a small receive window: the server's kernel takes a part of the answer only, the
+         * rest waits in the server's buffers when evhttp is done with the connection */
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+        ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, len), 0);
+        evutil_make_socket_nonblocking(fd);
+        attach(&W.c, edge_tls_bufferevent_new(ct, W.base, fd, "localhost"));
         bufferevent_write(W.c.bev, req, sizeof(req) - 1);
         run_until(client_done);
         ck_assert_msg(W.c.connected, "client: '%s'", W.c.err);
@@ -693,6 +701,40 @@ START_TEST(test_connect_refused)
         bufferevent_free(plain);
         world_free();
         edge_tls_unref(ct);
+}
+END_TEST
+
+START_TEST(test_hostport)
+{
+        static const struct {
+                const char *in, *host;
+                int port;
+        } good[] = {
+                { "127.0.0.1:8443", "127.0.0.1", 8443 },
+                { "0.0.0.0:0", "0.0.0.0", 0 },
+                { "[::1]:443", "::1", 443 },
+                { "[fe80::1:2]:65535", "fe80::1:2", 65535 },
+                { "hub-1.example:80", "hub-1.example", 80 },
+        };
+        static const char *const bad[] = {
+                "", "127.0.0.1", "127.0.0.1:", ":80", "::1:80", "[::1]", "[::1]80", "[zz::1]:80",
+                "host:65536", "host:-1", "host:80a", "host:123456", "ho st:80", "host/x:80",
+                "[]:80",
+        };
+        char host[256], tiny[4];
+        uint16_t port;
+
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                ck_assert_msg(edge_parse_hostport(good[i].in, host, sizeof(host), &port) == 0,
+                              "'%s' refused", good[i].in);
+                ck_assert_str_eq(host, good[i].host);
+                ck_assert_int_eq(port, good[i].port);
+        }
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                ck_assert_msg(edge_parse_hostport(bad[i], host, sizeof(host), &port) == -EINVAL,
+                              "'%s' accepted", bad[i]);
+        ck_assert_int_eq(edge_parse_hostport("localhost:1", tiny, sizeof(tiny), &port),
+                         -ENAMETOOLONG);
 }
 END_TEST
 
@@ -802,6 +844,7 @@ Suite *edge_tls_suite(void)
         tcase_add_test(tc, test_server_files);
         tcase_add_test(tc, test_exporter_matches_openssl);
         tcase_add_test(tc, test_connect_refused);
+        tcase_add_test(tc, test_hostport);
         suite_add_tcase(s, tc);
         return s;
 }
