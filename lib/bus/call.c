@@ -135,10 +135,14 @@ static void call_complete(bus_call *c, hyb_bus_reply *rep)
                 c->reply = rep; /* sync: the waiting caller takes it */
                 return;
         }
+        /* The callback may drop the caller's last reference to this call's slot (a
+         * binding's collector does): hold one of our own until we are done with it. */
+        hyb_slot_ref(&c->slot);
         if (rep)
                 c->cb(bus, rep, c->slot.userdata);
         hyb_bus_reply_unref(rep);
         slot_drop_floating(&c->slot);
+        hyb_slot_unref(&c->slot);
 }
 
 void bus_dispatch_result(hyb_bus *bus, const wire_packet *p)
