@@ -375,6 +375,12 @@ static int socket_dir_ready(const char *path, hyb_error *reterr)
         return 0;
 }
 
+/* A refused TLS connection of listen.https: debug, as every peer's mistakes are. */
+static void log_https(const char *message, void *ud)
+{
+        broker_log(ud, HYB_LOG_DEBUG, "https: %s", message);
+}
+
 HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX }, tmp = { .sun_family = AF_UNIX };
@@ -400,6 +406,7 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
                                      &b->https, reterr);
                 if (r < 0)
                         return r;
+                edge_https_set_log(b->https, log_https, b);
         }
         if (access(path, F_OK) == 0) {
                 if (socket_alive(&sa))

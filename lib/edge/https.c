@@ -171,6 +171,12 @@ fail:
         return r;
 }
 
+void edge_https_set_log(edge_https *h, void (*fn)(const char *message, void *userdata),
+                        void *userdata)
+{
+        edge_tls_set_log(h->tls, fn, userdata);
+}
+
 const char *edge_https_get_address(const edge_https *h)
 {
         return h->address;

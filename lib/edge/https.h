@@ -30,6 +30,9 @@ int edge_parse_hostport(const char *s, char *host, size_t host_size, uint16_t *p
  */
 int edge_https_start(struct event_base *base, const char *hostport, const char *cert_file,
                      const char *key_file, edge_https **ret, hyb_error *reterr);
+/* Failed TLS connections are told to fn ("ADDRESS: why"; see edge_tls_set_log). */
+void edge_https_set_log(edge_https *h, void (*fn)(const char *message, void *userdata),
+                        void *userdata);
 /* "HOST:PORT" as bound (the port chosen by the kernel for port 0); borrowed. */
 const char *edge_https_get_address(const edge_https *h);
 /* The evhttp, for routes (borrowed). */

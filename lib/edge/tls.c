@@ -19,6 +19,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -58,6 +60,8 @@ struct edge_tls {
         mbedtls_entropy_context entropy;
         mbedtls_ctr_drbg_context drbg;
         edge_tls_conn *stepping; /* the connection in mbedtls_ssl_handshake (export keys) */
+        edge_tls_log_fn log;
+        void *log_ud;
 };
 
 struct edge_tls_conn {
@@ -73,6 +77,7 @@ struct edge_tls_conn {
         bool established, failed, peer_closed, tcp_eof, in_blocked, have_keys;
         bool close_wanted, sent_close; /* edge_tls_shutdown asked; close_notify queued */
         uint8_t master[48], randoms[64];
+        char peer[INET6_ADDRSTRLEN + 10]; /* "ADDRESS:PORT", for the log */
         mbedtls_tls_prf_types prf;
         char error[200];
 };
@@ -276,6 +281,12 @@ int edge_tls_parse_pin(const char *text, uint8_t pin[EDGE_TLS_PIN_SIZE])
         return 0;
 }
 
+void edge_tls_set_log(edge_tls *t, edge_tls_log_fn fn, void *userdata)
+{
+        t->log = fn;
+        t->log_ud = userdata;
+}
+
 void edge_tls_set_limits(edge_tls *t, unsigned handshake_timeout_ms, size_t max_buffer)
 {
         t->handshake_timeout_ms = handshake_timeout_ms ? handshake_timeout_ms : 1;
@@ -351,6 +362,41 @@ static void report(edge_tls_conn *c, short what)
         bufferevent_trigger_event(c->top, what, BEV_TRIG_DEFER_CALLBACKS);
 }
 
+/* The peer's address, once, while the socket is surely connected (for log_failure). */
+static void note_peer(edge_tls_conn *c)
+{
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        evutil_socket_t fd = bufferevent_getfd(c->u);
+        char addr[INET6_ADDRSTRLEN];
+
+        if (c->peer[0] || fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+                return;
+        if (ss.ss_family == AF_INET) {
+                struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+                inet_ntop(AF_INET, &a->sin_addr, addr, sizeof(addr));
+                snprintf(c->peer, sizeof(c->peer), "%s:%u", addr, ntohs(a->sin_port));
+        } else if (ss.ss_family == AF_INET6) {
+                struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+                inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof(addr));
+                snprintf(c->peer, sizeof(c->peer), "[%s]:%u", addr, ntohs(a->sin6_port));
+        } else {
+                snprintf(c->peer, sizeof(c->peer), "local");
+        }
+}
+
+/* "ADDRESS: message" to the configuration's log callback. */
+static void log_failure(edge_tls_conn *c)
+{
+        char line[sizeof(c->error) + sizeof(c->peer) + 4];
+
+        note_peer(c);
+        snprintf(line, sizeof(line), "%s: %s", c->peer[0] ? c->peer : "?", c->error);
+        c->tls->log(line, c->tls->log_ud);
+}
+
 static void conn_fail(edge_tls_conn *c, short what, const char *fmt, ...) _printf_(3, 4);
 
 static void conn_fail(edge_tls_conn *c, short what, const char *fmt, ...)
@@ -363,6 +409,8 @@ static void conn_fail(edge_tls_conn *c, short what, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(c->error, sizeof(c->error), fmt, ap);
         va_end(ap);
+        if (c->tls->log)
+                log_failure(c);
         event_del(c->timer);
         flush_direct(c); /* an alert mbedTLS queued */
         bufferevent_disable(c->u, EV_READ);
@@ -404,6 +452,7 @@ static void handshake_step(edge_tls_conn *c)
 
         if (c->established || c->failed)
                 return;
+        note_peer(c);
         c->tls->stepping = c;
         r = mbedtls_ssl_handshake(&c->ssl);
         c->tls->stepping = NULL;

@@ -78,6 +78,13 @@ int edge_tls_client_new(const char *ca_file, const uint8_t *pin, edge_tls **ret,
  * the 32-byte hash, surrounding white space ignored.  0 or -EINVAL.
  */
 int edge_tls_parse_pin(const char *text, uint8_t pin[EDGE_TLS_PIN_SIZE]);
+/*
+ * A callback told of every failed connection of t, with the peer's address and the
+ * message of edge_tls_conn_error ("127.0.0.1:40522: TLS handshake: ..."); NULL: none.
+ * For a daemon's log: a server has no other way to hear of refused handshakes.
+ */
+typedef void (*edge_tls_log_fn)(const char *message, void *userdata);
+void edge_tls_set_log(edge_tls *t, edge_tls_log_fn fn, void *userdata);
 /* Handshake timeout (ms, >= 1) and buffer bound (bytes, >= 16 KiB) of new connections. */
 void edge_tls_set_limits(edge_tls *t, unsigned handshake_timeout_ms, size_t max_buffer);
 edge_tls *edge_tls_ref(edge_tls *t);

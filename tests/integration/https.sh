@@ -12,7 +12,8 @@ command -v curl >/dev/null && command -v openssl >/dev/null || { echo "1..0 # SK
 
 start_daemon tls "listen:
   https: 127.0.0.1:0
-tls: {cert: $T/server.pem, key: $T/server.key}" || finish
+tls: {cert: $T/server.pem, key: $T/server.key}
+log: {level: debug}" || finish
 port_known() { grep -q 'listening on https://127.0.0.1:[0-9]' "$T/tls.log"; }
 check "the log names the https address" wait_until 30 port_known
 PORT=$(grep -o 'listening on https://127.0.0.1:[0-9]*' "$T/tls.log" | sed 's/.*://')
@@ -45,6 +46,10 @@ check "TLS 1.1 is refused" [ "$RC" != 0 ] && ! grep -Eq '^ *Protocol *: TLSv1\.1
 # plain HTTP on the TLS port: a handshake failure for that connection, nothing more
 run curl -sS --max-time 60 -o /dev/null "http://127.0.0.1:$PORT/"
 check "plain HTTP on the https port gets no answer" [ "$RC" != 0 ]
+check "... and the daemon logs why (debug)" \
+        wait_until 30 has_line "$T/tls.log" 'debug: https: 127\.0\.0\.1:[0-9]*: TLS handshake: '
+check "the refused certificate (another CA) was logged with the client's alert" \
+        has_line "$T/tls.log" 'debug: https: 127\.0\.0\.1:[0-9]*: TLS handshake: .*alert' 
 expect "the daemon serves on" 0 404 \
         curl -sS --max-time 60 --cacert "$T/ca.pem" -o /dev/null -w '%{http_code}' "$URL/again"
 check "hybridd is alive" kill -0 "$DPID"
@@ -55,7 +60,7 @@ expect_err "a taken https port: exit 3" 3 'cannot listen on https 127\.0\.0\.1:[
 check "and its Unix socket did not appear" [ ! -e "$T/dup.sock" ]
 # a reload with another address and certificate file: logged, ignored until restart
 cp "$T/server.pem" "$T/server2.pem"
-printf 'listen:\n  https: 127.0.0.1:1\ntls: {cert: %s, key: %s}\n' "$T/server2.pem" "$T/server.key" >"$T/tls.yaml"
+printf 'listen:\n  https: 127.0.0.1:1\ntls: {cert: %s, key: %s}\nlog: {level: debug}\n' "$T/server2.pem" "$T/server.key" >"$T/tls.yaml"
 kill -HUP "$DPID"
 check "reload: listen.https change ignored until restart" \
         wait_until 30 has_line "$T/tls.log" 'reload: listen.https changed: ignored until restart'
