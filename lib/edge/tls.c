@@ -16,6 +16,7 @@
  * of the user's buffer only once its ciphertext reached the kernel: it encrypts from an
  * offset (plain_pending bytes already encrypted) and drains them after a direct send.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,6 +63,13 @@ struct edge_tls {
         edge_tls_conn *stepping; /* the connection in mbedtls_ssl_handshake (export keys) */
         edge_tls_log_fn log;
         void *log_ud;
+        /* Server handshakes in progress, by source address (a short list: at most hs_max). */
+        unsigned hs_per_source, hs_max, hs_total;
+        struct hs_source {
+                char addr[INET6_ADDRSTRLEN];
+                unsigned n;
+        } *sources;
+        size_t n_sources;
 };
 
 struct edge_tls_conn {
@@ -78,6 +86,8 @@ struct edge_tls_conn {
         bool close_wanted, sent_close; /* edge_tls_shutdown asked; close_notify queued */
         uint8_t master[48], randoms[64];
         char peer[INET6_ADDRSTRLEN + 10]; /* "ADDRESS:PORT", for the log */
+        char src[INET6_ADDRSTRLEN];       /* the address alone: the handshake cap's key */
+        bool admitted, released;          /* counted in tls->sources; no longer */
         mbedtls_tls_prf_types prf;
         char error[200];
 };
@@ -139,6 +149,7 @@ static void tls_free(edge_tls *t)
         mbedtls_pk_free(&t->own_key);
         mbedtls_ctr_drbg_free(&t->drbg);
         mbedtls_entropy_free(&t->entropy);
+        free(t->sources);
         free(t);
 }
 
@@ -154,6 +165,8 @@ static int tls_alloc(bool server, edge_tls **ret)
         t->server = server;
         t->handshake_timeout_ms = EDGE_TLS_HANDSHAKE_TIMEOUT_MS;
         t->max_buffer = EDGE_TLS_MAX_BUFFER;
+        t->hs_per_source = EDGE_TLS_HANDSHAKES_PER_SOURCE;
+        t->hs_max = EDGE_TLS_HANDSHAKES_MAX;
         mbedtls_ssl_config_init(&t->conf);
         mbedtls_x509_crt_init(&t->own_cert);
         mbedtls_x509_crt_init(&t->ca);
@@ -281,6 +294,12 @@ int edge_tls_parse_pin(const char *text, uint8_t pin[EDGE_TLS_PIN_SIZE])
         return 0;
 }
 
+void edge_tls_set_handshake_caps(edge_tls *t, unsigned per_source, unsigned total)
+{
+        t->hs_per_source = per_source ? per_source : 1;
+        t->hs_max = total ? total : 1;
+}
+
 void edge_tls_set_log(edge_tls *t, edge_tls_log_fn fn, void *userdata)
 {
         t->log = fn;
@@ -377,13 +396,16 @@ static void note_peer(edge_tls_conn *c)
 
                 inet_ntop(AF_INET, &a->sin_addr, addr, sizeof(addr));
                 snprintf(c->peer, sizeof(c->peer), "%s:%u", addr, ntohs(a->sin_port));
+                memcpy(c->src, addr, sizeof(c->src));
         } else if (ss.ss_family == AF_INET6) {
                 struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
 
                 inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof(addr));
                 snprintf(c->peer, sizeof(c->peer), "[%s]:%u", addr, ntohs(a->sin6_port));
+                memcpy(c->src, addr, sizeof(c->src));
         } else {
                 snprintf(c->peer, sizeof(c->peer), "local");
+                snprintf(c->src, sizeof(c->src), "local");
         }
 }
 
@@ -395,6 +417,70 @@ static void log_failure(edge_tls_conn *c)
         note_peer(c);
         snprintf(line, sizeof(line), "%s: %s", c->peer[0] ? c->peer : "?", c->error);
         c->tls->log(line, c->tls->log_ud);
+}
+
+static struct hs_source *source_find(edge_tls *t, const char *addr)
+{
+        for (size_t i = 0; i < t->n_sources; i++)
+                if (strcmp(t->sources[i].addr, addr) == 0)
+                        return &t->sources[i];
+        return NULL;
+}
+
+/*
+ * Counts a server connection's handshake under its source address: refused (-EUSERS, with
+ * the message in c->error) past hs_per_source from one address or hs_max in all, so one
+ * host cannot hold every handshake slot of the listener.
+ */
+static int admit(edge_tls_conn *c)
+{
+        edge_tls *t = c->tls;
+        struct hs_source *e;
+
+        if (!t->server || c->admitted || c->released)
+                return 0;
+        note_peer(c);
+        if (!c->src[0])
+                return 0; /* no socket yet */
+        e = source_find(t, c->src);
+        if (t->hs_total >= t->hs_max) {
+                snprintf(c->error, sizeof(c->error), "%u TLS handshakes in progress already",
+                         t->hs_total);
+                return -EUSERS;
+        }
+        if (e && e->n >= t->hs_per_source) {
+                snprintf(c->error, sizeof(c->error),
+                         "%u TLS handshakes from %s in progress already", e->n, c->src);
+                return -EUSERS;
+        }
+        if (!e) {
+                e = reallocarray_safe(t->sources, t->n_sources + 1, sizeof(*e));
+                if (!e)
+                        return -ENOMEM;
+                t->sources = e;
+                e = &t->sources[t->n_sources++];
+                memcpy(e->addr, c->src, sizeof(e->addr));
+                e->n = 0;
+        }
+        e->n++;
+        t->hs_total++;
+        c->admitted = true;
+        return 0;
+}
+
+static void release(edge_tls_conn *c)
+{
+        edge_tls *t = c->tls;
+        struct hs_source *e;
+
+        if (!c->admitted || c->released)
+                return;
+        c->released = true;
+        t->hs_total--;
+        e = source_find(t, c->src);
+        assert(e && e->n > 0);
+        if (--e->n == 0)
+                *e = t->sources[--t->n_sources];
 }
 
 static void conn_fail(edge_tls_conn *c, short what, const char *fmt, ...) _printf_(3, 4);
@@ -411,6 +497,7 @@ static void conn_fail(edge_tls_conn *c, short what, const char *fmt, ...)
         va_end(ap);
         if (c->tls->log)
                 log_failure(c);
+        release(c);
         event_del(c->timer);
         flush_direct(c); /* an alert mbedTLS queued */
         bufferevent_disable(c->u, EV_READ);
@@ -452,7 +539,13 @@ static void handshake_step(edge_tls_conn *c)
 
         if (c->established || c->failed)
                 return;
-        note_peer(c);
+        if (admit(c) < 0) {
+                char why[sizeof(c->error)];
+
+                memcpy(why, c->error, sizeof(why));
+                conn_fail(c, BEV_EVENT_READING, "TLS handshake refused: %s", why);
+                return;
+        }
         c->tls->stepping = c;
         r = mbedtls_ssl_handshake(&c->ssl);
         c->tls->stepping = NULL;
@@ -465,6 +558,7 @@ static void handshake_step(edge_tls_conn *c)
                 return;
         }
         c->established = true;
+        release(c);
         event_del(c->timer);
         flush_direct(c);
         report(c, BEV_EVENT_CONNECTED);
@@ -576,8 +670,14 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
         if (c->failed || !conn_alive(c))
                 return;
         if (!c->established) {
-                if (!c->tls->server && c->connected)
+                if (c->tls->server && admit(c) < 0) {
+                        char why[sizeof(c->error)];
+
+                        memcpy(why, c->error, sizeof(why));
+                        conn_fail(c, BEV_EVENT_READING, "TLS handshake refused: %s", why);
+                } else if (!c->tls->server && c->connected) {
                         handshake_step(c);
+                }
                 return;
         }
         bufferevent_flush(c->top, EV_WRITE, BEV_NORMAL);
@@ -726,6 +826,7 @@ static void conn_free(void *arg)
 
         /* A last close_notify when the socket still takes it (nobody shut it down). */
         send_close_notify(c);
+        release(c);
         if (c->timer)
                 event_free(c->timer);
         if (c->kick)
@@ -826,7 +927,8 @@ struct bufferevent *edge_tls_bufferevent_new(edge_tls *t, struct event_base *bas
         evbuffer_add_cb(bufferevent_get_output(c->top), top_output_added, c);
         bufferevent_enable(c->top, EV_READ | EV_WRITE);
         evtimer_add(c->timer, &tv);
-        if (!t->server && c->connected)
+        /* a client starts its handshake, a server counts it (evhttp sets the fd after this) */
+        if (t->server || c->connected)
                 event_active(c->kick, EV_WRITE, 0);
         return c->top;
 fail:

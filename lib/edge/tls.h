@@ -45,6 +45,9 @@ struct mbedtls_x509_crt;
 #define EDGE_TLS_BINDING_LABEL "EXPORTER-Channel-Binding"
 #define EDGE_TLS_BINDING_SIZE 32
 #define EDGE_TLS_PIN_SIZE 32
+/* Server handshakes in progress from one source address, and in all: one more is refused. */
+#define EDGE_TLS_HANDSHAKES_PER_SOURCE 16
+#define EDGE_TLS_HANDSHAKES_MAX 256
 
 /* A TLS configuration, server or client, shared by its connections (refcounted). */
 typedef struct edge_tls edge_tls;
@@ -85,6 +88,13 @@ int edge_tls_parse_pin(const char *text, uint8_t pin[EDGE_TLS_PIN_SIZE]);
  */
 typedef void (*edge_tls_log_fn)(const char *message, void *userdata);
 void edge_tls_set_log(edge_tls *t, edge_tls_log_fn fn, void *userdata);
+/*
+ * The caps on server handshakes in progress (>= 1 each): a connection past them is refused
+ * at once (BEV_EVENT_ERROR, "TLS handshake refused: ..."), so a host that opens connections
+ * and stalls them holds at most per_source of the total.  Unix-socket peers count as one
+ * source.
+ */
+void edge_tls_set_handshake_caps(edge_tls *t, unsigned per_source, unsigned total);
 /* Handshake timeout (ms, >= 1) and buffer bound (bytes, >= 16 KiB) of new connections. */
 void edge_tls_set_limits(edge_tls *t, unsigned handshake_timeout_ms, size_t max_buffer);
 edge_tls *edge_tls_ref(edge_tls *t);

@@ -705,6 +705,60 @@ START_TEST(test_connect_refused)
 }
 END_TEST
 
+static side stalled[3];
+
+static bool third_refused(world *w)
+{
+        return stalled[2].error || stalled[0].error || stalled[1].error;
+}
+
+static bool first_gone(world *w)
+{
+        return stalled[0].error || stalled[0].eof;
+}
+
+START_TEST(test_handshake_caps)
+{
+        edge_tls *st = server_tls("server.pem", "server.key");
+        edge_tls *ct = client_tls("ca.pem", NULL);
+        int raw[3][2];
+
+        /* two handshakes in progress per source: a third from the same source is refused
+         * at once, not when the (far) timer would end it */
+        edge_tls_set_limits(st, 600000, EDGE_TLS_MAX_BUFFER);
+        edge_tls_set_handshake_caps(st, 2, 256);
+        world_init();
+        memset(stalled, 0, sizeof(stalled));
+        for (int i = 0; i < 3; i++) {
+                ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
+                                            raw[i]), 0);
+                stalled[i].free_on_end = true;
+                attach(&stalled[i], edge_tls_bufferevent_new(st, W.base, raw[i][0], NULL));
+        }
+        run_until(third_refused);
+        ck_assert(!stalled[0].error && !stalled[1].error);
+        ck_assert(stalled[2].error && !stalled[2].timeout);
+        ck_assert_msg(strstr(stalled[2].err, "TLS handshake refused: 2 TLS handshakes from local"),
+                      "error '%s'", stalled[2].err);
+        ck_assert(raw_sees_close(raw[2][1]));
+        /* one stalled peer leaves: its slot is free again for a real client */
+        close(raw[0][1]);
+        run_until(first_gone);
+        pair(st, ct, "localhost");
+        run_until(both_connected);
+        assert_connected();
+        for (int i = 0; i < 3; i++) {
+                if (stalled[i].bev)
+                        bufferevent_free(stalled[i].bev);
+                if (i > 0)
+                        close(raw[i][1]);
+        }
+        world_free();
+        edge_tls_unref(st);
+        edge_tls_unref(ct);
+}
+END_TEST
+
 START_TEST(test_hostport)
 {
         static const struct {
@@ -846,6 +900,7 @@ Suite *edge_tls_suite(void)
         tcase_add_test(tc, test_exporter_matches_openssl);
         tcase_add_test(tc, test_connect_refused);
         tcase_add_test(tc, test_hostport);
+        tcase_add_test(tc, test_handshake_caps);
         suite_add_tcase(s, tc);
         return s;
 }
