@@ -432,6 +432,7 @@ static int set_listen(loader *l, const char *path, const field *f)
 {
         static const field fields[] = {
                 { "unix", set_unix },
+                { "https", broker_config_set_listen_https },
         };
 
         return walk_map(l, path, fields, ELEMENTSOF(fields));
@@ -992,6 +993,7 @@ static int parse_document(loader *l)
                 { "store", broker_config_set_store },
                 { "boot", broker_config_set_boot },
                 { "auth", broker_config_set_auth },
+                { "tls", broker_config_set_tls },
         };
         int r;
 
@@ -1007,6 +1009,9 @@ static int parse_document(loader *l)
         if (r < 0)
                 return r;
         r = walk_map(l, "", top, ELEMENTSOF(top));
+        if (r < 0)
+                return r;
+        r = broker_config_check_https(l);
         if (r < 0)
                 return r;
         r = check_relations(l);
