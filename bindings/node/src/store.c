@@ -46,7 +46,13 @@ typedef struct hn_watch {
 
 static int store_process(hn_io *io)
 {
-        return hyb_backend_process(((hn_store *)io)->be);
+        /* A listener may close the store (store_drop_backend): the backend stays until
+         * its process call, which is delivering to that listener, has returned. */
+        hyb_backend *be = hyb_backend_ref(((hn_store *)io)->be);
+        int r = hyb_backend_process(be);
+
+        hyb_backend_unref(be);
+        return r;
 }
 
 static int store_get_events(hn_io *io)

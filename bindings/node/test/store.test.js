@@ -117,3 +117,44 @@ test('policy.store: what a rule does not allow is a 403', async () => {
     await d.stop();
   }
 });
+
+// store.close() from inside a watch's listener: the backend must outlive the delivery loop
+// that called the listener (it was freed under it: a use after free).  The child runs with
+// glibc's MALLOC_PERTURB_ so that freed memory is overwritten and such a use crashes it,
+// as it would under ASan; with the fix it prints 'ok' and exits 0.
+test('store.close() inside a watch listener, daemon and embedded', async () => {
+  const d = await startDaemon();
+  const dir = tempDir();
+  const child = `
+    const hybrid = require(${JSON.stringify(path.join(__dirname, '..'))});
+    (async () => {
+      for (const opts of [{ socket: process.argv[1] }, { db: process.argv[2] }]) {
+        const st0 = await hybrid.store(opts);
+        for (let i = 0; i < 5; i++) await st0.put('/ciw/' + i, i);
+        st0.close();
+        for (let k = 0; k < 10; k++) {
+          const st = await hybrid.store(opts);
+          const w = st.watch('/ciw/#', { replay: true });
+          await new Promise((res) => w.on('message', () => { st.close(); res(); }));
+          if (!st._closed) throw new Error('not closed');
+        }
+      }
+      console.log('ok');
+    })().catch((e) => { console.error(e); process.exit(2); });`;
+  try {
+    const r = await new Promise((resolve, reject) => {
+      const p = require('node:child_process').spawn(
+        process.execPath, ['-e', child, d.sock, path.join(dir, 'ciw.db')],
+        { env: { ...process.env, MALLOC_PERTURB_: '165' } });
+      let out = '';
+      p.stdout.on('data', (b) => { out += b; });
+      p.stderr.on('data', (b) => { out += b; });
+      p.on('error', reject);
+      p.on('close', (code, signal) => resolve({ code, signal, out }));
+    });
+    assert.deepEqual([r.code, r.signal, r.out.trim()], [0, null, 'ok']);
+  } finally {
+    await d.stop();
+    require('node:fs').rmSync(dir, { recursive: true, force: true });
+  }
+});
