@@ -103,10 +103,14 @@ function splitSpec(spec) {
   return { args: spec || {}, forHost: null, forApp: null };
 }
 
+// p<pid>, then p<pid>_<n>; a worker thread (which loads its own copy of this module)
+// adds its thread id, p<pid>w<tid>, so threads of one process do not take the same name.
 let runnerCount = 0;
+const threadId = require('node:worker_threads').threadId;
 function defaultRunner() {
   runnerCount += 1;
-  return runnerCount === 1 ? `p${process.pid}` : `p${process.pid}_${runnerCount}`;
+  const base = threadId ? `p${process.pid}w${threadId}` : `p${process.pid}`;
+  return runnerCount === 1 ? base : `${base}_${runnerCount}`;
 }
 
 // --- bus

@@ -242,3 +242,49 @@ test('a bus with a procedure keeps the process alive until close()', async () =>
   const c = await child;
   assert.equal(c.status, 0, c.err);
 });
+
+// doc/node.md: worker threads open their own connections.  Each worker has its own copy of
+// the module, so the default runner must tell the threads apart: two workers (and the
+// main thread) connecting as the same app without a runner were refused 409 before.
+test('worker threads connect with the same app and the default runner', async () => {
+  const { Worker } = require('node:worker_threads');
+  const app = 'org.example.node.workers';
+  const main = await hybrid.connect({ socket: d.sock, app });
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const hybrid = require(workerData.pkg);
+    (async () => {
+      const bus = await hybrid.connect({ socket: workerData.sock, app: workerData.app });
+      const st = await hybrid.store({ socket: workerData.sock });
+      const r = await bus.call(workerData.main, 'who', {});
+      parentPort.postMessage({ name: bus.name, r });
+      parentPort.once('message', () => { st.close(); bus.close(); parentPort.close(); });
+    })().catch((e) => { parentPort.postMessage({ error: String(e) }); parentPort.close(); });`;
+  try {
+    main.procedure('who', {}, (p, info) => info.caller);
+    const mainStore = await hybrid.store({ socket: d.sock });
+    const workers = [];
+    // both workers stay connected until both have answered: their names are in use at once
+    const runs = [1, 2].map(() => new Promise((resolve, reject) => {
+      const w = new Worker(code, { eval: true,
+                                   workerData: { pkg: path.join(__dirname, '..'), sock: d.sock,
+                                                 app, main: main.name } });
+      workers.push(w);
+      w.once('message', resolve);
+      w.on('error', reject);
+    }));
+    const got = await Promise.all(runs);
+    const exits = workers.map((w) => new Promise((resolve) => w.once('exit', resolve)));
+    for (const w of workers) w.postMessage('close');
+    await Promise.all(exits);
+    mainStore.close();
+    for (const m of got) {
+      assert.equal(m.error, undefined);
+      assert.match(m.name, new RegExp(`^@localhost/${app.replace(/\./g, '\\.')}/p\\d+`));
+      assert.equal(m.r, m.name); // the caller main saw is the worker's endpoint
+    }
+    assert.equal(new Set([main.name, got[0].name, got[1].name]).size, 3);
+  } finally {
+    main.close();
+  }
+});
