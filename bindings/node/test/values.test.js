@@ -65,6 +65,25 @@ test('refusals: beyond int64, no JSON form, not a value', () => {
   assert.throws(() => hybrid.toJSON(Symbol('s')), TypeError);
 });
 
+// Objects other than plain ones, Uri, Typed, Real and Map follow JSON.stringify: a toJSON
+// method gives the value, else the own enumerable string keys (a Date was an empty rec,
+// inherited enumerable properties were taken, a Buffer threw 'a function or symbol').
+test('toJSON methods and own keys, as JSON.stringify', () => {
+  assert.equal(hybrid.toJSON(new Date(0)), '"1970-01-01T00:00:00.000Z"');
+  assert.equal(hybrid.toJSON({ when: new Date(0) }), '{"when":"1970-01-01T00:00:00.000Z"}');
+  assert.equal(hybrid.toJSON({ toJSON() { return { x: 2n ** 62n }; } }), '{"x":4611686018427387904}');
+  assert.equal(hybrid.toJSON({ a: { toJSON: (key) => `key=${key}` } }), '{"a":"key=a"}');
+  assert.equal(hybrid.toJSON(Buffer.from('hi')), JSON.stringify(Buffer.from('hi')));
+  assert.equal(hybrid.toJSON(Object.create({ inherited: 1 }, { own: { value: 2, enumerable: true } })),
+               '{"own":2}');
+  class Point { constructor() { this.x = 1; } }
+  Point.prototype.label = 'p'; // enumerable, inherited: not the value's
+  assert.equal(hybrid.toJSON(new Point()), '{"x":1}');
+  assert.throws(() => hybrid.toJSON({ toJSON() { throw new Error('no'); } }), /no/);
+  const loop = { toJSON() { return loop; } };
+  assert.throws(() => hybrid.toJSON(loop), RangeError);
+});
+
 const EDGE = {
   max: I64_MAX, min: I64_MIN, p53: P53, safe: 9007199254740991, negzero: -0, sub: 5e-324,
   tiny: 2.2250738585072014e-308, big: 1e300, frac: 0.1, neg: -1.5, two53: 2 ** 53,
