@@ -71,7 +71,10 @@ static void io_run(hn_io *io)
 
 static void poll_cb(uv_poll_t *h, int status, int events)
 {
-        io_run(h->data);
+        hn_io *io = h->data;
+        io->woke_readable = status < 0 || (events & UV_READABLE);
+        io_run(io);
+        io->woke_readable = false;
 }
 
 static void timer_cb(uv_timer_t *h)
@@ -143,6 +146,15 @@ void hn_io_rearm(hn_io *io)
                                        dl <= now ? 0 : (dl - now + 999) / 1000, 0);
                 }
         }
+}
+
+void hn_io_run_now(hn_io *io)
+{
+        if (io->closed || !io->started)
+                return;
+        io->woke_readable = true;
+        io_run(io);
+        io->woke_readable = false;
 }
 
 void hn_io_kick(hn_io *io)
