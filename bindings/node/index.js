@@ -244,14 +244,17 @@ class Bus extends EventEmitter {
     const p = this._procs.get(method);
     if (!p) { native.busReplyError(this, req, 404, `no procedure ${method}`); return; }
     let result;
+    let then;
     try {
       result = p.fn(params, new RequestInfo(this, caller, method, id));
+      if (result !== null && (typeof result === 'object' || typeof result === 'function')) then = result.then;
     } catch (e) {
       this._fail(req, e, id);
       return;
     }
-    if (result && typeof result.then === 'function') {
-      result.then((v) => this._answer(req, v, id), (e) => this._fail(req, e, id));
+    if (typeof then === 'function') {
+      // adopted as await does: a then() that throws is a rejection, not an exception here
+      Promise.resolve(result).then((v) => this._answer(req, v, id), (e) => this._fail(req, e, id));
     } else {
       this._answer(req, result, id);
     }

@@ -153,6 +153,18 @@ test('a handler that throws: HybridError keeps its status, anything else is a 50
   assert.deepEqual(await client.call(server.name, 'add', { a: 2, b: 2 }), { sum: 4 });
 });
 
+// A result that is a thenable is adopted as a promise is: a then() that throws, or a then
+// getter that throws, is the caller's 500 (it was thrown out of the dispatcher: the process died).
+test('a handler whose result is a broken thenable: a 500, the process goes on', async () => {
+  server.procedure('badthen', {}, () => ({ then() { throw new Error('then threw'); } }));
+  server.procedure('badgetter', {}, () => ({ get then() { throw new Error('getter threw'); } }));
+  server.procedure('thenable', {}, () => ({ then(resolve) { resolve({ via: 'thenable' }); } }));
+  await assert.rejects(client.call(server.name, 'badthen', {}), { status: 500, message: 'then threw' });
+  await assert.rejects(client.call(server.name, 'badgetter', {}), { status: 500, message: 'getter threw' });
+  assert.deepEqual(await client.call(server.name, 'thenable', {}), { via: 'thenable' });
+  assert.deepEqual(await client.call(server.name, 'add', { a: 1, b: 2 }), { sum: 3 });
+});
+
 test('errors: unknown endpoint or method, HybridError fields, a closed bus', async () => {
   await assert.rejects(client.call('@localhost/org.example.node.nobody/x', 'm', {}), { status: 404, code: 'HYB_E_NOT_FOUND' });
   await assert.rejects(client.call(server.name, 'nosuchmethod', {}), { status: 404 });
