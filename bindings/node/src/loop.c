@@ -72,6 +72,11 @@ static void io_run(hn_io *io)
 static void poll_cb(uv_poll_t *h, int status, int events)
 {
         hn_io *io = h->data;
+        /* On an error (a reset connection is POLLERR) libuv has stopped the handle: rearm
+         * must start it again, or the library, which reads on its next call only, would
+         * not learn of the reset before a deadline (or ever, with none). */
+        if (status < 0)
+                io->uv_events = 0;
         io->woke_readable = status < 0 || (events & UV_READABLE);
         io_run(io);
         io->woke_readable = false;

@@ -300,3 +300,26 @@ test('worker threads connect with the same app and the default runner', async ()
     main.close();
   }
 });
+
+// A daemon killed while a request of ours sat unread in its socket resets the connection:
+// libuv reports that as an error and stops the poll handle.  The bus must still notice at
+// once (pending calls reject 502, 'close' is emitted); it used to wait for the next call
+// deadline, or forever when nothing had one (a bus serving procedures).
+test('a daemon killed with our request unread: the bus notices the reset at once', async () => {
+  const dd = await startDaemon();
+  let bus;
+  try {
+    bus = await hybrid.connect({ socket: dd.sock, app: 'org.example.node.reset' });
+    bus.procedure('p', {}, () => 1); // keeps the loop alive, as a server's bus does
+    const closed = next(bus, 'close'); // rejects after 20 s, far below the call's deadline
+    dd.proc.kill('SIGSTOP');
+    const call = bus.call(BUILTIN, 'echo', { x: 1 }, { timeout: 600000 });
+    await new Promise((r) => setTimeout(r, 100)); // the request is written, unread
+    dd.proc.kill('SIGKILL');
+    await closed;
+    await assert.rejects(call, { status: 502 });
+  } finally {
+    if (bus) bus.close();
+    await dd.stop();
+  }
+});
