@@ -29,6 +29,7 @@ test('JS -> JSON text (the mapping of doc/obj.md)', () => {
     [new Uri('a/b'), '{"@uri":"a/b"}'],
     [new Typed('/type/nat', 5), '{"@type":"/type/nat","@value":5}'],
     [new Map([[1, 'x']]), '{"@rec":[[1,"x"]]}'],
+    ['a\ud800b', '"a\ufffdb"'], // a lone surrogate has no UTF-8 form: U+FFFD (doc/node.md)
   ];
   for (const [v, text] of cases) assert.equal(hybrid.toJSON(v), text, `toJSON(${String(v)})`);
 });
