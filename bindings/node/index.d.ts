@@ -54,7 +54,7 @@ export interface ConnectOptions {
   socket?: string | null;
   /** The app name to claim (org.example.app). */
   app: string;
-  /** The runner name; default p<pid> (p<pid>_<n> for later connections). */
+  /** The runner name; default p<pid> (p<pid>_<n> for later connections; p<pid>w<threadId> in a worker thread). */
   runner?: string;
   /** A security token (text) and its holder's private key (PEM or JWK text). */
   token?: string;

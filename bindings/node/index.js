@@ -103,10 +103,14 @@ function splitSpec(spec) {
   return { args: spec || {}, forHost: null, forApp: null };
 }
 
+// p<pid>, then p<pid>_<n>; a worker thread (which loads its own copy of this module)
+// adds its thread id, p<pid>w<tid>, so threads of one process do not take the same name.
 let runnerCount = 0;
+const threadId = require('node:worker_threads').threadId;
 function defaultRunner() {
   runnerCount += 1;
-  return runnerCount === 1 ? `p${process.pid}` : `p${process.pid}_${runnerCount}`;
+  const base = threadId ? `p${process.pid}w${threadId}` : `p${process.pid}`;
+  return runnerCount === 1 ? base : `${base}_${runnerCount}`;
 }
 
 // --- bus
@@ -240,14 +244,17 @@ class Bus extends EventEmitter {
     const p = this._procs.get(method);
     if (!p) { native.busReplyError(this, req, 404, `no procedure ${method}`); return; }
     let result;
+    let then;
     try {
       result = p.fn(params, new RequestInfo(this, caller, method, id));
+      if (result !== null && (typeof result === 'object' || typeof result === 'function')) then = result.then;
     } catch (e) {
       this._fail(req, e, id);
       return;
     }
-    if (result && typeof result.then === 'function') {
-      result.then((v) => this._answer(req, v, id), (e) => this._fail(req, e, id));
+    if (typeof then === 'function') {
+      // adopted as await does: a then() that throws is a rejection, not an exception here
+      Promise.resolve(result).then((v) => this._answer(req, v, id), (e) => this._fail(req, e, id));
     } else {
       this._answer(req, result, id);
     }

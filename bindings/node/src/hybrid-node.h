@@ -97,6 +97,7 @@ struct hn_io {
         uint64_t deadline; /* what the timer is set for; UINT64_MAX none */
         int open_handles;
         bool started, closed, finalized, strong;
+        bool woke_readable; /* this run was started by the fd being readable (or run_now) */
         unsigned keep, pending;
         int (*process)(hn_io *io); /* one step: > 0 more, 0 idle, < 0 broken */
         int (*get_events)(hn_io *io);
@@ -110,6 +111,9 @@ int hn_io_init(hn_io *io, napi_env env, napi_value self, const char *resource_na
 int hn_io_start(hn_io *io, int fd);
 /* Re-reads events and deadline from the library and updates poll and timer. */
 void hn_io_rearm(hn_io *io);
+/* Runs process now, from the loop thread but outside process (an async work's completion);
+ * woke_readable is set meanwhile, as when the fd woke it. */
+void hn_io_run_now(hn_io *io);
 /* Runs process soon from the loop (a zero timer): after work done elsewhere. */
 void hn_io_kick(hn_io *io);
 void hn_io_update_ref(hn_io *io);

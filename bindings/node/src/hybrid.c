@@ -189,7 +189,34 @@ static int throw_code(napi_env env, int code, const hyb_error *err)
         return code;
 }
 
-static int to_obj_depth(napi_env env, napi_value v, hyb_obj **ret, unsigned depth);
+static int to_obj_depth(napi_env env, napi_value v, hyb_obj **ret, unsigned depth,
+                        napi_value key);
+
+/*
+ * JSON.stringify's toJSON rule: when object v has a toJSON method, *ret_v is what
+ * v.toJSON(key) returns (key: the property name, '' at the top) and 1 is returned; 0
+ * without one; < 0 when it threw (the exception stays pending).
+ */
+static int call_to_json(napi_env env, napi_value v, napi_value key, napi_value *ret_v)
+{
+        napi_value fn, arg = key;
+        napi_valuetype t;
+
+        if (napi_get_named_property(env, v, "toJSON", &fn) != napi_ok) {
+                hn_throw_last(env);
+                return -EINVAL;
+        }
+        napi_typeof(env, fn, &t);
+        if (t != napi_function)
+                return 0;
+        if (!arg)
+                napi_create_string_utf8(env, "", 0, &arg);
+        if (napi_call_function(env, v, fn, 1, &arg, ret_v) != napi_ok) {
+                hn_throw_last(env);
+                return -EINVAL;
+        }
+        return 1;
+}
 
 static int key_to_obj(napi_env env, napi_value key, hyb_obj **ret)
 {
@@ -233,9 +260,9 @@ static int pairs_to_rec(napi_env env, napi_value keys_arr, napi_value vals_arr, 
                         break;
                 }
                 r = keys_are_names ? key_to_obj(env, k, &ks[i])
-                                   : to_obj_depth(env, k, &ks[i], depth + 1);
+                                   : to_obj_depth(env, k, &ks[i], depth + 1, NULL);
                 if (r >= 0)
-                        r = to_obj_depth(env, val, &vs[i], depth + 1);
+                        r = to_obj_depth(env, val, &vs[i], depth + 1, keys_are_names ? k : NULL);
         }
         if (r >= 0) {
                 r = hyb_obj_new_rec(ks, vs, n, ret);
@@ -265,7 +292,8 @@ static int number_to_obj(napi_env env, double d, bool force_real, hyb_obj **ret)
         return r;
 }
 
-static int to_obj_depth(napi_env env, napi_value v, hyb_obj **ret, unsigned depth)
+static int to_obj_depth(napi_env env, napi_value v, hyb_obj **ret, unsigned depth,
+                        napi_value key)
 {
         hn_env *e = hn_get_env(env);
         napi_valuetype t;
@@ -337,9 +365,18 @@ static int to_obj_depth(napi_env env, napi_value v, hyb_obj **ret, unsigned dept
                         }
                         r = 0;
                         for (i = 0; i < n && r >= 0; i++) {
-                                napi_value item;
+                                napi_value item, index;
                                 napi_get_element(env, v, i, &item);
-                                r = to_obj_depth(env, item, &items[i], depth + 1);
+                                napi_typeof(env, item, &t);
+                                if (t == napi_object) { /* its toJSON gets the index */
+                                        char num[16];
+                                        snprintf(num, sizeof num, "%u", i);
+                                        napi_create_string_utf8(env, num, NAPI_AUTO_LENGTH,
+                                                                &index);
+                                } else {
+                                        index = NULL;
+                                }
+                                r = to_obj_depth(env, item, &items[i], depth + 1, index);
                         }
                         if (r >= 0) {
                                 r = hyb_obj_new_lst(items, n, ret);
@@ -360,7 +397,7 @@ static int to_obj_depth(napi_env env, napi_value v, hyb_obj **ret, unsigned dept
                                     napi_ok)
                                 napi_strict_equals(env, proto, object_proto, &plain);
                         if (plain)
-                                goto plain_object;
+                                goto with_to_json;
                 }
                 if (instance_of(env, v, e->real)) {
                         double d;
@@ -396,7 +433,7 @@ static int to_obj_depth(napi_env env, napi_value v, hyb_obj **ret, unsigned dept
                         if (r < 0)
                                 return throw_code(env, r, &err);
                         napi_get_named_property(env, v, "value", &field);
-                        r = to_obj_depth(env, field, &inner, depth + 1);
+                        r = to_obj_depth(env, field, &inner, depth + 1, NULL);
                         if (r >= 0) {
                                 r = hyb_obj_with_type(inner, type, ret);
                                 if (r < 0)
@@ -429,10 +466,22 @@ static int to_obj_depth(napi_env env, napi_value v, hyb_obj **ret, unsigned dept
                                                     depth);
                         }
                 }
-        plain_object : {
+        with_to_json : {
+                /* as JSON.stringify: a toJSON method gives the value (a Date its text) */
+                napi_value json;
+                r = call_to_json(env, v, key, &json);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        return to_obj_depth(env, json, ret, depth + 1, key);
+        }
+        {
+                /* the own enumerable string keys, as JSON.stringify takes them */
                 napi_value keys, vals;
                 uint32_t n, i;
-                if (napi_get_property_names(env, v, &keys) != napi_ok) {
+                if (napi_get_all_property_names(env, v, napi_key_own_only,
+                                                napi_key_enumerable | napi_key_skip_symbols,
+                                                napi_key_numbers_to_strings, &keys) != napi_ok) {
                         hn_throw_last(env);
                         return -EINVAL;
                 }
@@ -456,7 +505,7 @@ static int to_obj_depth(napi_env env, napi_value v, hyb_obj **ret, unsigned dept
 
 int hn_to_obj(napi_env env, napi_value v, hyb_obj **ret)
 {
-        return to_obj_depth(env, v, ret, 0);
+        return to_obj_depth(env, v, ret, 0, NULL);
 }
 
 static napi_value new_instance(napi_env env, napi_ref cls_ref, size_t argc, napi_value *argv)

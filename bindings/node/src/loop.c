@@ -71,7 +71,15 @@ static void io_run(hn_io *io)
 
 static void poll_cb(uv_poll_t *h, int status, int events)
 {
-        io_run(h->data);
+        hn_io *io = h->data;
+        /* On an error (a reset connection is POLLERR) libuv has stopped the handle: rearm
+         * must start it again, or the library, which reads on its next call only, would
+         * not learn of the reset before a deadline (or ever, with none). */
+        if (status < 0)
+                io->uv_events = 0;
+        io->woke_readable = status < 0 || (events & UV_READABLE);
+        io_run(io);
+        io->woke_readable = false;
 }
 
 static void timer_cb(uv_timer_t *h)
@@ -143,6 +151,15 @@ void hn_io_rearm(hn_io *io)
                                        dl <= now ? 0 : (dl - now + 999) / 1000, 0);
                 }
         }
+}
+
+void hn_io_run_now(hn_io *io)
+{
+        if (io->closed || !io->started)
+                return;
+        io->woke_readable = true;
+        io_run(io);
+        io->woke_readable = false;
 }
 
 void hn_io_kick(hn_io *io)

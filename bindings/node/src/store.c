@@ -18,6 +18,8 @@ typedef struct hn_store {
         hyb_backend *be;
         char *db, *path, *app, *runner, *token, *key;
         int r, source;
+        unsigned ops;           /* operations running on worker threads */
+        uint64_t last_process;  /* when process last ran (hyb_now_usec) */
         char *where;
         hyb_error err;
         napi_deferred def;
@@ -44,19 +46,53 @@ typedef struct hn_watch {
         uint32_t id;
 } hn_watch;
 
+/*
+ * While operations run on worker threads, a daemon backend's lock may be held by one of
+ * them across its whole round trip to the daemon, and every call of the backend waits for
+ * it: from the loop thread that would freeze Node for as long as the daemon takes to
+ * answer (up to the call deadline when it does not).  So then the loop thread leaves the
+ * backend alone unless the daemon has shown it is answering: the fd became readable, or
+ * an operation just completed.  op_complete runs process at once when it ended the last
+ * operation, and also when process has not run for STALE_USEC, so that operations which
+ * always overlap do not starve the watches.
+ */
+#define STALE_USEC 20000
+
 static int store_process(hn_io *io)
 {
-        return hyb_backend_process(((hn_store *)io)->be);
+        hn_store *s = (hn_store *)io;
+        hyb_backend *be;
+        int r;
+
+        if (s->ops > 0 && !io->woke_readable)
+                return 0;
+        /* A listener may close the store (store_drop_backend): the backend stays until
+         * its process call, which is delivering to that listener, has returned. */
+        be = hyb_backend_ref(s->be);
+        s->last_process = hyb_now_usec();
+        r = hyb_backend_process(be);
+        hyb_backend_unref(be);
+        return r;
 }
 
 static int store_get_events(hn_io *io)
 {
-        return hyb_backend_get_events(((hn_store *)io)->be);
+        hn_store *s = (hn_store *)io;
+
+        if (s->ops > 0)
+                return 0; /* readable only: the daemon's messages still wake process */
+        return hyb_backend_get_events(s->be);
 }
 
 static int store_get_timeout(hn_io *io, uint64_t *ret)
 {
-        return hyb_backend_get_timeout(((hn_store *)io)->be, ret);
+        hn_store *s = (hn_store *)io;
+
+        if (s->ops > 0) {
+                *ret = UINT64_MAX; /* op_complete kicks process */
+                return 0;
+        }
+        return hyb_backend_get_timeout(s->be, ret);
 }
 
 /* Drops the backend once closed and no operation uses it on a worker thread. */
@@ -282,11 +318,14 @@ static void op_complete(napi_env env, napi_status status, void *data)
         hyb_obj_unref(o->value);
         hyb_furi_unref(o->furi);
         free(o);
+        s->ops--;
         s->io.pending--;
         hn_io_update_ref(&s->io);
         store_drop_backend(s);
-        /* messages the operation read off the connection wait for process */
-        hn_io_kick(&s->io);
+        /* messages the operation read off the connection wait for process: the daemon has
+         * just answered, so process may wait for the lock of the others still running */
+        if (s->ops == 0 || hyb_now_usec() - s->last_process >= STALE_USEC)
+                hn_io_run_now(&s->io);
 }
 
 /* storeOp(store, op, furi, value, transient) -> Promise */
@@ -335,6 +374,7 @@ static napi_value js_op(napi_env env, napi_callback_info info)
                 hn_throw_last(env);
                 goto fail; /* the deferred is dropped with the promise */
         }
+        s->ops++;
         s->io.pending++;
         hn_io_update_ref(&s->io);
         return promise;

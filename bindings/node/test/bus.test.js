@@ -153,6 +153,18 @@ test('a handler that throws: HybridError keeps its status, anything else is a 50
   assert.deepEqual(await client.call(server.name, 'add', { a: 2, b: 2 }), { sum: 4 });
 });
 
+// A result that is a thenable is adopted as a promise is: a then() that throws, or a then
+// getter that throws, is the caller's 500 (it was thrown out of the dispatcher: the process died).
+test('a handler whose result is a broken thenable: a 500, the process goes on', async () => {
+  server.procedure('badthen', {}, () => ({ then() { throw new Error('then threw'); } }));
+  server.procedure('badgetter', {}, () => ({ get then() { throw new Error('getter threw'); } }));
+  server.procedure('thenable', {}, () => ({ then(resolve) { resolve({ via: 'thenable' }); } }));
+  await assert.rejects(client.call(server.name, 'badthen', {}), { status: 500, message: 'then threw' });
+  await assert.rejects(client.call(server.name, 'badgetter', {}), { status: 500, message: 'getter threw' });
+  assert.deepEqual(await client.call(server.name, 'thenable', {}), { via: 'thenable' });
+  assert.deepEqual(await client.call(server.name, 'add', { a: 1, b: 2 }), { sum: 3 });
+});
+
 test('errors: unknown endpoint or method, HybridError fields, a closed bus', async () => {
   await assert.rejects(client.call('@localhost/org.example.node.nobody/x', 'm', {}), { status: 404, code: 'HYB_E_NOT_FOUND' });
   await assert.rejects(client.call(server.name, 'nosuchmethod', {}), { status: 404 });
@@ -241,4 +253,73 @@ test('a bus with a procedure keeps the process alive until close()', async () =>
   assert.deepEqual(hybrid.fromJSON(r.stdout.trim()), { bye: true });
   const c = await child;
   assert.equal(c.status, 0, c.err);
+});
+
+// doc/node.md: worker threads open their own connections.  Each worker has its own copy of
+// the module, so the default runner must tell the threads apart: two workers (and the
+// main thread) connecting as the same app without a runner were refused 409 before.
+test('worker threads connect with the same app and the default runner', async () => {
+  const { Worker } = require('node:worker_threads');
+  const app = 'org.example.node.workers';
+  const main = await hybrid.connect({ socket: d.sock, app });
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const hybrid = require(workerData.pkg);
+    (async () => {
+      const bus = await hybrid.connect({ socket: workerData.sock, app: workerData.app });
+      const st = await hybrid.store({ socket: workerData.sock });
+      const r = await bus.call(workerData.main, 'who', {});
+      parentPort.postMessage({ name: bus.name, r });
+      parentPort.once('message', () => { st.close(); bus.close(); parentPort.close(); });
+    })().catch((e) => { parentPort.postMessage({ error: String(e) }); parentPort.close(); });`;
+  try {
+    main.procedure('who', {}, (p, info) => info.caller);
+    const mainStore = await hybrid.store({ socket: d.sock });
+    const workers = [];
+    // both workers stay connected until both have answered: their names are in use at once
+    const runs = [1, 2].map(() => new Promise((resolve, reject) => {
+      const w = new Worker(code, { eval: true,
+                                   workerData: { pkg: path.join(__dirname, '..'), sock: d.sock,
+                                                 app, main: main.name } });
+      workers.push(w);
+      w.once('message', resolve);
+      w.on('error', reject);
+    }));
+    const got = await Promise.all(runs);
+    const exits = workers.map((w) => new Promise((resolve) => w.once('exit', resolve)));
+    for (const w of workers) w.postMessage('close');
+    await Promise.all(exits);
+    mainStore.close();
+    for (const m of got) {
+      assert.equal(m.error, undefined);
+      assert.match(m.name, new RegExp(`^@localhost/${app.replace(/\./g, '\\.')}/p\\d+`));
+      assert.equal(m.r, m.name); // the caller main saw is the worker's endpoint
+    }
+    assert.equal(new Set([main.name, got[0].name, got[1].name]).size, 3);
+  } finally {
+    main.close();
+  }
+});
+
+// A daemon killed while a request of ours sat unread in its socket resets the connection:
+// libuv reports that as an error and stops the poll handle.  The bus must still notice at
+// once (pending calls reject 502, 'close' is emitted); it used to wait for the next call
+// deadline, or forever when nothing had one (a bus serving procedures).
+test('a daemon killed with our request unread: the bus notices the reset at once', async () => {
+  const dd = await startDaemon();
+  let bus;
+  try {
+    bus = await hybrid.connect({ socket: dd.sock, app: 'org.example.node.reset' });
+    bus.procedure('p', {}, () => 1); // keeps the loop alive, as a server's bus does
+    const closed = next(bus, 'close'); // rejects after 20 s, far below the call's deadline
+    dd.proc.kill('SIGSTOP');
+    const call = bus.call(BUILTIN, 'echo', { x: 1 }, { timeout: 600000 });
+    await new Promise((r) => setTimeout(r, 100)); // the request is written, unread
+    dd.proc.kill('SIGKILL');
+    await closed;
+    await assert.rejects(call, { status: 502 });
+  } finally {
+    if (bus) bus.close();
+    await dd.stop();
+  }
 });

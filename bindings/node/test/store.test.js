@@ -117,3 +117,82 @@ test('policy.store: what a rule does not allow is a 403', async () => {
     await d.stop();
   }
 });
+
+// store.close() from inside a watch's listener: the backend must outlive the delivery loop
+// that called the listener (it was freed under it: a use after free).  The child runs with
+// glibc's MALLOC_PERTURB_ so that freed memory is overwritten and such a use crashes it,
+// as it would under ASan; with the fix it prints 'ok' and exits 0.
+test('store.close() inside a watch listener, daemon and embedded', async () => {
+  const d = await startDaemon();
+  const dir = tempDir();
+  const child = `
+    const hybrid = require(${JSON.stringify(path.join(__dirname, '..'))});
+    (async () => {
+      for (const opts of [{ socket: process.argv[1] }, { db: process.argv[2] }]) {
+        const st0 = await hybrid.store(opts);
+        for (let i = 0; i < 5; i++) await st0.put('/ciw/' + i, i);
+        st0.close();
+        for (let k = 0; k < 10; k++) {
+          const st = await hybrid.store(opts);
+          const w = st.watch('/ciw/#', { replay: true });
+          await new Promise((res) => w.on('message', () => { st.close(); res(); }));
+          if (!st._closed) throw new Error('not closed');
+        }
+      }
+      console.log('ok');
+    })().catch((e) => { console.error(e); process.exit(2); });`;
+  try {
+    const r = await new Promise((resolve, reject) => {
+      const p = require('node:child_process').spawn(
+        process.execPath, ['-e', child, d.sock, path.join(dir, 'ciw.db')],
+        { env: { ...process.env, MALLOC_PERTURB_: '165' } });
+      let out = '';
+      p.stdout.on('data', (b) => { out += b; });
+      p.stderr.on('data', (b) => { out += b; });
+      p.on('error', reject);
+      p.on('close', (code, signal) => resolve({ code, signal, out }));
+    });
+    assert.deepEqual([r.code, r.signal, r.out.trim()], [0, null, 'ok']);
+  } finally {
+    await d.stop();
+    require('node:fs').rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// A daemon that does not answer (stopped here) must not freeze Node's loop: a read runs on a
+// worker thread holding the backend's lock across its round trip, and the loop thread used
+// to wait for that lock in process (woken by the timer the previous write started), so not
+// even a timer ran until the library's 30 s deadline.  The child shows its loop still runs.
+test('a store op waiting on an unresponsive daemon does not block the loop', async () => {
+  const d = await startDaemon();
+  const child = `
+    const hybrid = require(${JSON.stringify(path.join(__dirname, '..'))});
+    (async () => {
+      const st = await hybrid.store({ socket: process.argv[1] });
+      await st.put('/frz/a', 1); // its completion starts the timer that runs process next
+      process.kill(Number(process.argv[2]), 'SIGSTOP');
+      st.get('/frz/a').catch(() => {});
+      // give the worker thread the time to take the backend's lock and send the request
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+      setTimeout(() => console.log('loop alive'), 50); // the parent ends the child then
+    })().catch((e) => { console.error(e); process.exit(2); });`;
+  let p;
+  try {
+    const out = await new Promise((resolve, reject) => {
+      p = require('node:child_process').spawn(process.execPath, ['-e', child, d.sock, String(d.proc.pid)]);
+      let text = '';
+      // 20 s: far more than a live loop needs, less than the 30 s the frozen one took
+      const t = setTimeout(() => resolve(text + '(no answer within 20 s)'), 20000);
+      const done = () => { clearTimeout(t); resolve(text); };
+      p.stdout.on('data', (b) => { text += b; if (text.includes('\n')) done(); });
+      p.stderr.on('data', (b) => { text += b; });
+      p.on('error', reject);
+      p.on('close', done);
+    });
+    assert.equal(out.trim(), 'loop alive');
+  } finally {
+    if (p && p.exitCode === null) p.kill('SIGKILL');
+    d.proc.kill('SIGCONT');
+    await d.stop();
+  }
+});

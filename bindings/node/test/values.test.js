@@ -29,6 +29,7 @@ test('JS -> JSON text (the mapping of doc/obj.md)', () => {
     [new Uri('a/b'), '{"@uri":"a/b"}'],
     [new Typed('/type/nat', 5), '{"@type":"/type/nat","@value":5}'],
     [new Map([[1, 'x']]), '{"@rec":[[1,"x"]]}'],
+    ['a\ud800b', '"a\ufffdb"'], // a lone surrogate has no UTF-8 form: U+FFFD (doc/node.md)
   ];
   for (const [v, text] of cases) assert.equal(hybrid.toJSON(v), text, `toJSON(${String(v)})`);
 });
@@ -63,6 +64,25 @@ test('refusals: beyond int64, no JSON form, not a value', () => {
   assert.throws(() => hybrid.toJSON(Infinity), { code: 'HYB_E_TYPE' });
   assert.throws(() => hybrid.toJSON({ f() {} }), TypeError);
   assert.throws(() => hybrid.toJSON(Symbol('s')), TypeError);
+});
+
+// Objects other than plain ones, Uri, Typed, Real and Map follow JSON.stringify: a toJSON
+// method gives the value, else the own enumerable string keys (a Date was an empty rec,
+// inherited enumerable properties were taken, a Buffer threw 'a function or symbol').
+test('toJSON methods and own keys, as JSON.stringify', () => {
+  assert.equal(hybrid.toJSON(new Date(0)), '"1970-01-01T00:00:00.000Z"');
+  assert.equal(hybrid.toJSON({ when: new Date(0) }), '{"when":"1970-01-01T00:00:00.000Z"}');
+  assert.equal(hybrid.toJSON({ toJSON() { return { x: 2n ** 62n }; } }), '{"x":4611686018427387904}');
+  assert.equal(hybrid.toJSON({ a: { toJSON: (key) => `key=${key}` } }), '{"a":"key=a"}');
+  assert.equal(hybrid.toJSON(Buffer.from('hi')), JSON.stringify(Buffer.from('hi')));
+  assert.equal(hybrid.toJSON(Object.create({ inherited: 1 }, { own: { value: 2, enumerable: true } })),
+               '{"own":2}');
+  class Point { constructor() { this.x = 1; } }
+  Point.prototype.label = 'p'; // enumerable, inherited: not the value's
+  assert.equal(hybrid.toJSON(new Point()), '{"x":1}');
+  assert.throws(() => hybrid.toJSON({ toJSON() { throw new Error('no'); } }), /no/);
+  const loop = { toJSON() { return loop; } };
+  assert.throws(() => hybrid.toJSON(loop), RangeError);
 });
 
 const EDGE = {
