@@ -374,6 +374,8 @@ static int socket_dir_ready(const char *path, hyb_error *reterr)
         return 0;
 }
 
+static void stop_listening(hyb_broker *b);
+
 HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX }, tmp = { .sun_family = AF_UNIX };
@@ -428,6 +430,13 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
                 return err_set(reterr, r, -1, "cannot create %s: %s", path, strerror(-r));
         }
         b->socket_path = TAKE_PTR(path);
+        r = broker_edge_start(b, reterr);
+        if (r < 0) {
+                stop_listening(b);
+                free(b->socket_path);
+                b->socket_path = NULL;
+                return r;
+        }
         if (!b->store)
                 broker_feed_setup(b); /* in memory only: no host store to keep it */
         struct timeval tv = { .tv_sec = 1 };
@@ -438,6 +447,7 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
 
 static void stop_listening(hyb_broker *b)
 {
+        broker_edge_stop(b);
         if (b->listener) {
                 evconnlistener_free(b->listener);
                 b->listener = NULL;
@@ -544,7 +554,7 @@ static bool programs_differ(const broker_config *a, const broker_config *b)
 /* The settings read once, at the start: a new value is reported and not used. */
 static const char *const restart_only[] = {
         "host", "listen.unix", "store.path", "store.durability", "store.limits", "log.syslog",
-        "boot.programs",
+        "boot.programs", "listen.http",
 };
 
 /*
@@ -565,6 +575,7 @@ static int keep_restart_only(hyb_broker *b, broker_config *n)
                         o->store_max_keys != n->store_max_keys,
                 o->log_syslog != n->log_syslog,
                 programs_differ(o, n),
+                str_differs(o->listen_http, n->listen_http),
         };
         int mask = 0;
 
