@@ -430,6 +430,27 @@ static int set_unix(loader *l, const char *path, const field *f)
         return 0;
 }
 
+int broker_parse_hostport(const char *spec, struct sockaddr_storage *ss, int *len)
+{
+        const char *colon = strrchr(spec, ':');
+        char tmp[128];
+        bool zero = colon && strcmp(colon, ":0") == 0;
+        int r;
+
+        if (!colon || strlen(spec) >= sizeof tmp)
+                return -EINVAL;
+        /* libevent refuses port 0, which asks the kernel for a free port: parse it as 1 */
+        snprintf(tmp, sizeof tmp, "%.*s%s", (int)(colon - spec), spec, zero ? ":1" : colon);
+        r = evutil_parse_sockaddr_port(tmp, (struct sockaddr *)ss, len);
+        if (r < 0)
+                return -EINVAL;
+        if (zero && ss->ss_family == AF_INET)
+                ((struct sockaddr_in *)ss)->sin_port = 0;
+        else if (zero)
+                ((struct sockaddr_in6 *)ss)->sin6_port = 0;
+        return 0;
+}
+
 /* listen.http: HOST:PORT (an IPv4 address, or an IPv6 one in brackets) for the edge. */
 static int set_http(loader *l, const char *path, const field *f)
 {
@@ -447,8 +468,7 @@ static int set_http(loader *l, const char *path, const field *f)
                 dup = strndup_safe(s, len);
                 if (!dup)
                         return -ENOMEM;
-                if (strlen(dup) != len || !strrchr(dup, ':') ||
-                    evutil_parse_sockaddr_port(dup, (struct sockaddr *)&ss, &ss_len) < 0) {
+                if (strlen(dup) != len || broker_parse_hostport(dup, &ss, &ss_len) < 0) {
                         free(dup);
                         return fail(l, l->ev.start_mark, path,
                                     "expected HOST:PORT with a numeric address ('127.0.0.1:8080', '[::1]:8080')");

@@ -258,6 +258,10 @@ int broker_config_load_string(broker_config *c, const char *yaml, size_t len, hy
 /* May uid claim app name?  (no policy.apps: yes; else a glob of its entry must match) */
 bool broker_config_may_claim(const broker_config *c, uid_t uid, const char *app, size_t len);
 bool broker_config_is_admin(const broker_config *c, uid_t uid);
+/* listen.http's HOST:PORT (a numeric address; port 0: any free port) into *ss (*len: its
+ * size in, the address's out).  0 or -EINVAL. */
+struct sockaddr_storage;
+int broker_parse_hostport(const char *spec, struct sockaddr_storage *ss, int *len);
 /* Frees n strings of v and v. */
 void broker_config_free_strv(char **v, size_t n);
 

@@ -76,19 +76,22 @@ struct edge_http {
         struct evhttp *http;
         struct evhttp_bound_socket *bound;
         unsigned n_conns;
+        struct edge_conn *conns;  /* counted connections (http.c) */
         struct edge_addr *addrs;  /* open connections per source address */
         struct edge_dpop_cache *jti; /* http-auth.c */
 };
 
 /*
- * The evhttp_send_reply* calls through one place: req's connection goes through our
- * filter bufferevent (http.c), whose output libevent moves down only while writing is
- * enabled, and evhttp enables writing after it queued the bytes: each send is followed by
- * a flush of the filter.  kind: 0 reply (status, reason, body), 1 start, 2 chunk (body,
- * cb, ud), 3 end.
+ * The evhttp_send_reply* calls, in one place (a TLS layer may need to act after each).
+ * kind: 0 reply (status, reason, body), 1 start, 2 chunk (body, cb, ud), 3 end.
  */
 void edge_send(struct evhttp_request *req, int kind, int status, const char *reason, struct evbuffer *body,
                void (*cb)(struct evhttp_connection *, void *), void *ud);
+/* gone(evcon, ud) runs if evcon closes while the request or stream of ud is in flight;
+ * gone NULL: none (the request ended).  Replaces evhttp_connection_set_closecb, which the
+ * connection caps hold. */
+void edge_conn_watch(edge_http *eh, struct evhttp_connection *evcon,
+                     void (*gone)(struct evhttp_connection *evcon, void *ud), void *ud);
 /* Answers req with status and the JSON error body {"status","code","message"}. */
 void edge_send_error(struct evhttp_request *req, int status, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));

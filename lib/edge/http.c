@@ -3,10 +3,9 @@
  * The HTTP listener of the edge (listen.http, doc/edge.md): libevent's evhttp parses
  * HTTP/1.1 and enforces the size limits (request line and headers: EDGE_MAX_HEADERS_BYTES,
  * 431/400; the body: limits.max_body, 413) and the slow-client timeout (EDGE_TIMEOUT_S to
- * send the headers or the body).  Every connection's bufferevent is made here
- * (evhttp_set_bevcb): a filter over the socket's, whose first read counts the connection
- * against the caps per source address and in total, and refuses it past them.  A TLS
- * layer plugs in at the same place (a TLS bufferevent under the filter).
+ * send the headers or the body).  A connection is counted at its first request against the
+ * caps per source address and in total (503 and a close past them).  Every connection's
+ * bufferevent is made in one place (evhttp_set_bevcb), where a TLS layer plugs in.
  */
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -53,8 +52,7 @@ void edge_send(struct evhttp_request *req, int kind, int status, const char *rea
         struct evhttp_connection *evcon = evhttp_request_get_connection(req);
         struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
 
-        if (bev)
-                bufferevent_incref(bev);
+        (void)bev;
         switch (kind) {
         case 0:
                 evhttp_send_reply(req, status, reason, body);
@@ -68,10 +66,6 @@ void edge_send(struct evhttp_request *req, int kind, int status, const char *rea
         default:
                 evhttp_send_reply_end(req);
                 break;
-        }
-        if (bev) {
-                bufferevent_flush(bev, EV_WRITE, BEV_NORMAL);
-                bufferevent_decref(bev);
         }
 }
 
@@ -150,12 +144,13 @@ typedef struct edge_addr {
         unsigned n;
 } edge_addr;
 
-/* One HTTP connection, from the evhttp bevcb to the free of its bufferevent. */
+/* One HTTP connection, from its first request to its close. */
 typedef struct edge_conn {
-        edge_http *eh;
-        struct bufferevent *sock; /* the socket's bufferevent under the filter */
-        edge_addr *addr; /* counted against it once the first bytes came */
-        bool counted, refused;
+        struct edge_conn *next;
+        struct evhttp_connection *evcon;
+        edge_addr *addr;
+        void (*gone)(struct evhttp_connection *evcon, void *ud); /* the request in flight */
+        void *gone_ud;
 } edge_conn;
 
 static bool addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
@@ -171,16 +166,57 @@ static bool addr_same(const struct sockaddr_storage *a, const struct sockaddr_st
         return false;
 }
 
-/* Counts the connection of fd: false when a cap refuses it. */
-static bool conn_count(edge_conn *ec, int fd)
+static edge_conn *conn_find(edge_http *eh, struct evhttp_connection *evcon)
 {
-        edge_http *eh = ec->eh;
+        for (edge_conn *c = eh->conns; c; c = c->next)
+                if (c->evcon == evcon)
+                        return c;
+        return NULL;
+}
+
+static void conn_closed(struct evhttp_connection *evcon, void *ud)
+{
+        edge_http *eh = ud;
+        edge_conn *c = NULL;
+
+        for (edge_conn **pp = &eh->conns; *pp; pp = &(*pp)->next)
+                if ((*pp)->evcon == evcon) {
+                        c = *pp;
+                        *pp = c->next;
+                        break;
+                }
+        if (!c)
+                return;
+        if (c->gone)
+                c->gone(evcon, c->gone_ud);
+        eh->n_conns--;
+        if (--c->addr->n == 0) {
+                for (edge_addr **pp = &eh->addrs; *pp; pp = &(*pp)->next)
+                        if (*pp == c->addr) {
+                                *pp = c->addr->next;
+                                free(c->addr);
+                                break;
+                        }
+        }
+        free(c);
+}
+
+/*
+ * Counts evcon at its first request against the caps: false when one refuses it.  A
+ * connection that has not sent a whole request is bounded by the timeout instead.
+ */
+static bool conn_count(edge_http *eh, struct evhttp_connection *evcon)
+{
+        struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         edge_addr *a;
+        edge_conn *c;
 
+        if (conn_find(eh, evcon))
+                return true;
         memset(&ss, 0, sizeof ss);
-        if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+        if (!bev || getpeername(bufferevent_getfd(bev), (struct sockaddr *)&ss, &sl) < 0)
                 return false;
         for (a = eh->addrs; a; a = a->next)
                 if (addr_same(&a->ss, &ss))
@@ -193,86 +229,45 @@ static bool conn_count(edge_conn *ec, int fd)
                 broker_log(eh->b, HYB_LOG_WARNING, "edge: connection refused: %u open from one address", a->n);
                 return false;
         }
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return false;
         if (!a) {
                 a = calloc(1, sizeof *a);
-                if (!a)
+                if (!a) {
+                        free(c);
                         return false;
+                }
                 a->ss = ss;
                 a->next = eh->addrs;
                 eh->addrs = a;
         }
         a->n++;
         eh->n_conns++;
-        ec->addr = a;
-        ec->counted = true;
+        c->evcon = evcon;
+        c->addr = a;
+        c->next = eh->conns;
+        eh->conns = c;
+        evhttp_connection_set_closecb(evcon, conn_closed, eh);
         return true;
 }
 
-static void conn_free(void *ud)
+void edge_conn_watch(edge_http *eh, struct evhttp_connection *evcon,
+                     void (*gone)(struct evhttp_connection *evcon, void *ud), void *ud)
 {
-        edge_conn *ec = ud;
-        edge_http *eh = ec->eh;
+        edge_conn *c = evcon ? conn_find(eh, evcon) : NULL;
 
-        if (ec->counted) {
-                eh->n_conns--;
-                if (--ec->addr->n == 0) {
-                        for (edge_addr **pp = &eh->addrs; *pp; pp = &(*pp)->next)
-                                if (*pp == ec->addr) {
-                                        *pp = ec->addr->next;
-                                        free(ec->addr);
-                                        break;
-                                }
-                }
+        if (c) {
+                c->gone = gone;
+                c->gone_ud = ud;
         }
-        free(ec);
 }
 
-static enum bufferevent_filter_result conn_in(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
-                                              enum bufferevent_flush_mode mode, void *ud)
-{
-        edge_conn *ec = ud;
-
-        (void)mode;
-        if (!ec->counted && !ec->refused) {
-                /* The first bytes: the fd is set by now (evhttp gives it to the socket's
-                 * bufferevent).  Refused: shut down, so evhttp sees the end and frees it. */
-                int fd = bufferevent_getfd(ec->sock);
-
-                if (!conn_count(ec, fd)) {
-                        ec->refused = true;
-                        shutdown(fd, SHUT_RDWR);
-                }
-        }
-        if (ec->refused) {
-                evbuffer_drain(src, evbuffer_get_length(src));
-                return BEV_OK;
-        }
-        evbuffer_remove_buffer(src, dst, limit > 0 ? (size_t)limit : evbuffer_get_length(src));
-        return BEV_OK;
-}
-
+/* Every connection's bufferevent is made here: the place a TLS layer plugs in. */
 static struct bufferevent *conn_new(struct event_base *base, void *ud)
 {
-        edge_http *eh = ud;
-        struct bufferevent *sock, *f;
-        edge_conn *ec = calloc(1, sizeof *ec);
-
-        if (!ec)
-                return NULL;
-        ec->eh = eh;
-        sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-        if (!sock) {
-                free(ec);
-                return NULL;
-        }
-        ec->sock = sock;
-        f = bufferevent_filter_new(sock, conn_in, NULL, BEV_OPT_CLOSE_ON_FREE, conn_free, ec);
-        if (!f) {
-                bufferevent_free(sock);
-                free(ec);
-                return NULL;
-        }
-        return f;
+        (void)ud;
+        return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 }
 
 /* ----------------------------------------------------------------- requests */
@@ -287,7 +282,11 @@ static void on_request(struct evhttp_request *req, void *ud)
         hyb_error e;
         int st;
 
-        (void)evcon;
+        if (evcon && !conn_count(eh, evcon)) {
+                evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+                edge_send_error(req, 503, "HYB_E_UNAVAILABLE", "too many connections");
+                return;
+        }
         hyb_error_clear(&e);
         st = edge_route_parse(u ? evhttp_uri_get_path(u) : NULL, &r, &e);
         if (st) {
@@ -318,7 +317,7 @@ int broker_edge_start(hyb_broker *b, hyb_error *e)
 
         if (!spec)
                 return 0;
-        if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sl) < 0)
+        if (broker_parse_hostport(spec, &ss, &sl) < 0)
                 return err_set(e, HYB_E_CONFIG, -1, "listen.http: not HOST:PORT: %s", spec);
         if (ss.ss_family == AF_INET6) {
                 port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
@@ -352,7 +351,13 @@ int broker_edge_start(hyb_broker *b, hyb_error *e)
                                strerror(r < 0 ? -r : EADDRINUSE));
         }
         b->edge = eh;
-        broker_log(b, HYB_LOG_INFO, "edge: HTTP on %s", spec);
+        /* The port bound (port 0 in the configuration: the one the kernel chose) */
+        sl = (int)sizeof ss;
+        if (getsockname(evhttp_bound_socket_get_fd(eh->bound), (struct sockaddr *)&ss, (socklen_t *)&sl) == 0)
+                port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                      : ((struct sockaddr_in *)&ss)->sin_port);
+        broker_log(b, HYB_LOG_INFO, "edge: HTTP on %s%s%s:%u", ss.ss_family == AF_INET6 ? "[" : "", host,
+                   ss.ss_family == AF_INET6 ? "]" : "", (unsigned)port);
         return 0;
 }
 
@@ -370,6 +375,11 @@ void broker_edge_stop(hyb_broker *b)
                 t->kill(t);
         }
         evhttp_free(eh->http); /* closes every connection: their counts go with them */
+        while (eh->conns) {
+                edge_conn *c = eh->conns;
+                eh->conns = c->next;
+                free(c);
+        }
         while (eh->addrs) {
                 edge_addr *a = eh->addrs;
                 eh->addrs = a->next;

@@ -188,7 +188,7 @@ typedef struct edge_req {
 static void req_done(edge_req *q)
 {
         if (q->evcon)
-                evhttp_connection_set_closecb(q->evcon, NULL, NULL);
+                edge_conn_watch(q->eh, q->evcon, NULL, NULL);
         edge_task_del(q->eh, &q->task);
         edge_peer_free(q->peer);
         edge_route_clear(&q->r);
@@ -496,7 +496,7 @@ void edge_serve(edge_http *eh, struct evhttp_request *req, edge_route *r, hyb_to
         edge_task_add(eh, &q->task, req_kill);
         q->evcon = evhttp_request_get_connection(req);
         if (q->evcon)
-                evhttp_connection_set_closecb(q->evcon, req_gone, q);
+                edge_conn_watch(eh, q->evcon, req_gone, q);
         if (q->r.kind == EDGE_ROUTE_BUS)
                 serve_bus(q);
         else

@@ -37,7 +37,7 @@ typedef struct sse {
 static void sse_free(sse *s, bool end)
 {
         if (s->evcon)
-                evhttp_connection_set_closecb(s->evcon, NULL, NULL);
+                edge_conn_watch(s->eh, s->evcon, NULL, NULL);
         edge_task_del(s->eh, &s->task);
         if (s->keepalive)
                 event_free(s->keepalive);
@@ -208,6 +208,12 @@ static void on_subscribed(edge_peer *peer, const wire_packet *p, void *ud)
         evhttp_add_header(evhttp_request_get_output_headers(s->req), "Cache-Control", "no-store");
         edge_send(s->req, 1, 200, "OK", NULL, NULL, NULL);
         s->started = true;
+        if (s->evcon) {
+                /* A stream reads nothing more from its client: no read timeout.  A client
+                 * that takes nothing for EDGE_TIMEOUT_S is cut off by the write timeout. */
+                struct timeval wt = { EDGE_TIMEOUT_S, 0 };
+                bufferevent_set_timeouts(evhttp_connection_get_bufferevent(s->evcon), NULL, &wt);
+        }
         /* the client sees the stream open before the first event */
         sse_send(s, "open", "{}", 2);
         s->keepalive = event_new(evhttp_connection_get_base(s->evcon), -1, EV_PERSIST, keepalive, s);
@@ -235,7 +241,7 @@ void edge_sse_start(edge_http *eh, struct evhttp_request *req, edge_route *r, ed
         s->evcon = evhttp_request_get_connection(req);
         edge_task_add(eh, &s->task, sse_kill);
         if (s->evcon)
-                evhttp_connection_set_closecb(s->evcon, sse_gone, s);
+                edge_conn_watch(eh, s->evcon, sse_gone, s);
         edge_peer_set_event_cb(peer, on_event, s);
         if (s->r.kind == EDGE_ROUTE_EVENTS) {
                 json_t *j = json_pack("{s:s, s:s}", "endpointName", s->r.endpoint, "bubbleName", s->r.member);
