@@ -132,6 +132,19 @@ is 405 "$(err 405)" "DELETE on /bus/: 405"
 http GET /nowhere
 is 404 "$(err 404)" "an unknown route: 404"
 
+# --- the caller info of peers of the Unix socket
+expect "unix, uid policy: transport unix, no principal" 0 '{"transport":"unix","principal":null,"params":{}}' \
+        hy call @localhost/org.example.edge/e1 whoami
+expect "unix, a token session: the token's sub" 0 '{"transport":"unix","principal":"alice","params":{}}' \
+        "$HYBRID" --bus "$SOCK" --token "$T/good" --key "$T/holder.key" call @localhost/org.example.edge/e1 whoami
+
+# --- listen.http in use: the daemon does not start, and leaves no socket behind
+printf 'listen:\n  http: 127.0.0.1:%s\n' "$PORT" >"$T/d2.yaml"
+run "$HYBRIDD" --foreground --socket "$T/d2.sock" --config "$T/d2.yaml"
+check "listen.http in use: hybridd exits non-zero ($RC)" [ "$RC" != 0 ]
+check "listen.http in use: it says so" grep -q 'listen.http: cannot listen on 127.0.0.1:.*in use' "$T/err"
+check "listen.http in use: no Unix socket left" [ ! -e "$T/d2.sock" ]
+
 # --- the store
 http PUT /store/public/a -d '{"v":[1,2]}'
 is 200 '^null$' "anonymous PUT under /store/public/"
