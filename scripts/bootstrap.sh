@@ -12,6 +12,7 @@
 #   test   what scripts/test runs: the build set, Check, Python for the test scripts,
 #          man for the man page test, clang for the fuzz and sanitizer runs, sqlite3,
 #          openssl + Python cryptography + PyJWT (keys and tokens made by other tools),
+#          curl (the HTTP edge's tests),
 #          and the peers of the optional tests and benchmarks (the bench set)
 #   bench  the build set and the peers bench/ measures against: SQLite is linked already;
 #          redis-server + libhiredis-dev, mosquitto + libmosquitto-dev, Lua 5.4, sd-bus and
@@ -25,7 +26,7 @@ demo="$build"
 test="$build check python3 python3-dev python3-venv python3-cffi python3-pytest
 python3-setuptools python3-wheel man-db clang libclang-rt-14-dev sqlite3 util-linux mosquitto
 libmosquitto-dev dbus-daemon dbus-broker libsystemd-dev lua5.4 valgrind redis-server
-libhiredis-dev openssl python3-cryptography python3-jwt"
+libhiredis-dev openssl python3-cryptography python3-jwt curl"
 bench="$build redis-server libhiredis-dev mosquitto libmosquitto-dev lua5.4 dbus-daemon
 dbus-broker libsystemd-dev util-linux"
 all="$test"
