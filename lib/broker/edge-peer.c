@@ -29,7 +29,8 @@ int broker_edge_verify(hyb_broker *b, const char *token, size_t len, hyb_token_r
         int r;
 
         if (b->c->auth_tokens == BROKER_AUTH_OFF || !b->c->auth_trust)
-                return err_set(e, HYB_E_UNAUTHORIZED, -1, "tokens are not accepted (auth.tokens off)");
+                return err_set(e, HYB_E_UNAUTHORIZED, -1,
+                               "tokens are not accepted (auth.tokens off)");
         if (len == 0 || len > HYB_TOKEN_MAX_SIZE || memchr(token, 0, len))
                 return err_set(e, HYB_E_UNAUTHORIZED, -1, "malformed token");
         text = strndup(token, len);
@@ -63,12 +64,12 @@ static void session_expire(evutil_socket_t fd, short what, void *ud)
         if (c->state != BCONN_READY || !c->tok)
                 return;
         if (hyb_token_result_get_exp(c->tok) > (int64_t)time(NULL)) {
-                struct timeval tv = { 1, 0 };
+                struct timeval tv = {1, 0};
                 evtimer_add(c->exp_ev, &tv);
                 return;
         }
-        broker_log(c->b, HYB_LOG_INFO, "%s (token %s of %s): session closed, the token expired", c->name,
-                   hyb_token_result_get_jti(c->tok), hyb_token_result_get_sub(c->tok));
+        broker_log(c->b, HYB_LOG_INFO, "%s (token %s of %s): session closed, the token expired",
+                   c->name, hyb_token_result_get_jti(c->tok), hyb_token_result_get_sub(c->tok));
         bconn_say_why(c, 401, "session closed: the token expired");
         bconn_close(c, "tokenExpired");
 }
@@ -102,13 +103,14 @@ int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transp
         c->name_len = (size_t)n;
         if (tok) {
                 int64_t left = hyb_token_result_get_exp(tok) - (int64_t)time(NULL);
-                struct timeval tv = { .tv_sec = left > 0 ? (time_t)left : 0 };
+                struct timeval tv = {.tv_sec = left > 0 ? (time_t)left : 0};
 
                 c->exp_ev = evtimer_new(b->base, session_expire, c);
                 if (!c->exp_ev || evtimer_add(c->exp_ev, &tv) < 0)
                         goto oom;
                 c->tok = hyb_token_result_ref(tok);
-                c->admin = hyb_token_allowed_str(tok, "bus://localhost/#", HYB_TOKEN_ACT_ADMIN) == 1;
+                c->admin =
+                        hyb_token_allowed_str(tok, "bus://localhost/#", HYB_TOKEN_ACT_ADMIN) == 1;
         }
         c->state = BCONN_READY;
         quota_unauth_end(c);

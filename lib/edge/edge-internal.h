@@ -29,12 +29,13 @@
 #define EDGE_TIMEOUT_S 10                   /* to send the headers, the body, or read a reply */
 #define EDGE_MAX_CONNECTIONS 256u           /* open HTTP connections in all */
 #define EDGE_MAX_PER_ADDRESS 32u            /* open HTTP connections of one source address */
-#define EDGE_SSE_MAX_QUEUED (256u * 1024)   /* SSE bytes waiting for a client before the
-                                             * stream stops reading its session */
-#define EDGE_SSE_KEEPALIVE_S 15             /* a comment line on an idle stream */
-#define EDGE_DPOP_WINDOW_S 60               /* |now - iat| of a proof */
-#define EDGE_DPOP_JTI_SLOTS 4096u           /* proofs remembered (jti replay cache) */
-#define EDGE_DEFAULT_TIMEOUT_MS 30000u      /* a call without X-Timeout-Ms */
+#define EDGE_SSE_MAX_QUEUED                                                                        \
+        (256u * 1024)                  /* SSE bytes waiting for a client before the                \
+                                        * stream stops reading its session */
+#define EDGE_SSE_KEEPALIVE_S 15        /* a comment line on an idle stream */
+#define EDGE_DPOP_WINDOW_S 60          /* |now - iat| of a proof */
+#define EDGE_DPOP_JTI_SLOTS 4096u      /* proofs remembered (jti replay cache) */
+#define EDGE_DEFAULT_TIMEOUT_MS 30000u /* a call without X-Timeout-Ms */
 
 typedef struct edge_http edge_http;
 typedef struct edge_peer edge_peer;
@@ -76,8 +77,8 @@ struct edge_http {
         struct evhttp *http;
         struct evhttp_bound_socket *bound;
         unsigned n_conns;
-        struct edge_conn *conns;  /* counted connections (http.c) */
-        struct edge_addr *addrs;  /* open connections per source address */
+        struct edge_conn *conns;     /* counted connections (http.c) */
+        struct edge_addr *addrs;     /* open connections per source address */
         struct edge_dpop_cache *jti; /* http-auth.c */
 };
 
@@ -85,8 +86,8 @@ struct edge_http {
  * The evhttp_send_reply* calls, in one place (a TLS layer may need to act after each).
  * kind: 0 reply (status, reason, body), 1 start, 2 chunk (body, cb, ud), 3 end.
  */
-void edge_send(struct evhttp_request *req, int kind, int status, const char *reason, struct evbuffer *body,
-               void (*cb)(struct evhttp_connection *, void *), void *ud);
+void edge_send(struct evhttp_request *req, int kind, int status, const char *reason,
+               struct evbuffer *body, void (*cb)(struct evhttp_connection *, void *), void *ud);
 /* gone(evcon, ud) runs if evcon closes while the request or stream of ud is in flight;
  * gone NULL: none (the request ended).  Replaces evhttp_connection_set_closecb, which the
  * connection caps hold. */
@@ -107,8 +108,8 @@ void edge_send_result(struct evhttp_request *req, const wire_packet *p);
  * whose DPoP proof holds; NULL: anonymous, allowed by edge.anonymous), or the HTTP status
  * to answer (401) with the message in *e.
  */
-int edge_auth(edge_http *eh, struct evhttp_request *req, const char *route, hyb_token_result **ret_tok,
-              hyb_error *e);
+int edge_auth(edge_http *eh, struct evhttp_request *req, const char *route,
+              hyb_token_result **ret_tok, hyb_error *e);
 /* Is route (a decoded path) matched by a pattern of edge.anonymous? */
 bool edge_anonymous(const broker_config *c, const char *route);
 /*
@@ -124,18 +125,18 @@ void edge_dpop_cache_free(struct edge_dpop_cache *c);
 /* ---------------------------------------------------------------- routes.c */
 
 enum edge_route_kind {
-        EDGE_ROUTE_BUS = 1,    /* /bus/<app>/<runner>/<method> */
-        EDGE_ROUTE_STORE,      /* /store/<path> */
-        EDGE_ROUTE_EVENTS,     /* /events/<app>/<runner>/<bubble> */
-        EDGE_ROUTE_WATCH,      /* /watch/<pattern> */
+        EDGE_ROUTE_BUS = 1, /* /bus/<app>/<runner>/<method> */
+        EDGE_ROUTE_STORE,   /* /store/<path> */
+        EDGE_ROUTE_EVENTS,  /* /events/<app>/<runner>/<bubble> */
+        EDGE_ROUTE_WATCH,   /* /watch/<pattern> */
 };
 
 typedef struct edge_route {
         int kind;
-        char *path;            /* the whole path, percent-decoded once */
+        char *path;                       /* the whole path, percent-decoded once */
         char endpoint[WIRE_ENDPOINT_MAX]; /* BUS, EVENTS: "@localhost/<app>/<runner>" */
         char member[WIRE_MEMBER_MAX];     /* BUS: the method; EVENTS: the bubble */
-        char *furi;            /* STORE, WATCH: "/<path>" as decoded */
+        char *furi;                       /* STORE, WATCH: "/<path>" as decoded */
 } edge_route;
 
 /*

@@ -76,12 +76,14 @@ static json_t *part_json(const char *s, size_t n)
  */
 static void low_s(uint8_t sig[64])
 {
-        static const uint8_t n[32] = { 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff,
-                                       0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17,
-                                       0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51 };
-        static const uint8_t half[32] = { 0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff,
-                                          0xff, 0xff, 0xff, 0xff, 0xff, 0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b,
-                                          0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8 };
+        static const uint8_t n[32] = {0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
+                                      0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                      0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84,
+                                      0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51};
+        static const uint8_t half[32] = {0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00,
+                                         0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                         0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42,
+                                         0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8};
         uint8_t *s = sig + 32;
         int borrow = 0;
 
@@ -156,8 +158,10 @@ int edge_dpop_check(struct edge_dpop_cache **cache, const char *proof, size_t pr
                 err_set(e, r, -1, "DPoP: the jwk is not the token's holder key");
                 goto out;
         }
-        if (b64u_decode_to(d2 + 1, proof_len - (size_t)(d2 + 1 - proof), sig, sizeof sig, &sig_len) < 0 ||
-            sig_len != sizeof sig || (low_s(sig), hyb_key_verify(holder, proof, (size_t)(d2 - proof), sig, sig_len)) < 0) {
+        if (b64u_decode_to(d2 + 1, proof_len - (size_t)(d2 + 1 - proof), sig, sizeof sig,
+                           &sig_len) < 0 ||
+            sig_len != sizeof sig ||
+            (low_s(sig), hyb_key_verify(holder, proof, (size_t)(d2 - proof), sig, sig_len)) < 0) {
                 err_set(e, r, -1, "DPoP: the signature is not the holder's");
                 goto out;
         }
@@ -175,7 +179,8 @@ int edge_dpop_check(struct edge_dpop_cache **cache, const char *proof, size_t pr
                 goto out;
         }
         if (iat < now - EDGE_DPOP_WINDOW_S || iat > now + EDGE_DPOP_WINDOW_S) {
-                err_set(e, r, -1, "DPoP: iat outside the accepted window (%d s)", EDGE_DPOP_WINDOW_S);
+                err_set(e, r, -1, "DPoP: iat outside the accepted window (%d s)",
+                        EDGE_DPOP_WINDOW_S);
                 goto out;
         }
         crypto_sha256(token, token_len, th);
@@ -244,18 +249,25 @@ static int request_htu(struct evhttp_request *req, char *out, size_t size)
 static const char *method_name(enum evhttp_cmd_type cmd)
 {
         switch (cmd) {
-        case EVHTTP_REQ_GET: return "GET";
-        case EVHTTP_REQ_POST: return "POST";
-        case EVHTTP_REQ_PUT: return "PUT";
-        case EVHTTP_REQ_DELETE: return "DELETE";
-        case EVHTTP_REQ_HEAD: return "HEAD";
-        case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-        default: return "?";
+        case EVHTTP_REQ_GET:
+                return "GET";
+        case EVHTTP_REQ_POST:
+                return "POST";
+        case EVHTTP_REQ_PUT:
+                return "PUT";
+        case EVHTTP_REQ_DELETE:
+                return "DELETE";
+        case EVHTTP_REQ_HEAD:
+                return "HEAD";
+        case EVHTTP_REQ_OPTIONS:
+                return "OPTIONS";
+        default:
+                return "?";
         }
 }
 
-int edge_auth(edge_http *eh, struct evhttp_request *req, const char *route, hyb_token_result **ret_tok,
-              hyb_error *e)
+int edge_auth(edge_http *eh, struct evhttp_request *req, const char *route,
+              hyb_token_result **ret_tok, hyb_error *e)
 {
         struct evkeyvalq *h = evhttp_request_get_input_headers(req);
         const char *authz = evhttp_find_header(h, "Authorization");
@@ -290,11 +302,13 @@ int edge_auth(edge_http *eh, struct evhttp_request *req, const char *route, hyb_
                 return 401;
         }
         if (request_htu(req, htu, sizeof htu) < 0 ||
-            edge_dpop_check(&eh->jti, proof, proof ? strlen(proof) : 0, hyb_token_result_get_holder(tok),
-                            method_name(evhttp_request_get_command(req)), htu, t, tl, (int64_t)time(NULL),
-                            e) < 0) {
-                broker_log(eh->b, HYB_LOG_INFO, "edge: 401 token %s of %s: %s", hyb_token_result_get_jti(tok),
-                           hyb_token_result_get_sub(tok), e->message);
+            edge_dpop_check(&eh->jti, proof, proof ? strlen(proof) : 0,
+                            hyb_token_result_get_holder(tok),
+                            method_name(evhttp_request_get_command(req)), htu, t, tl,
+                            (int64_t)time(NULL), e) < 0) {
+                broker_log(eh->b, HYB_LOG_INFO, "edge: 401 token %s of %s: %s",
+                           hyb_token_result_get_jti(tok), hyb_token_result_get_sub(tok),
+                           e->message);
                 hyb_token_result_unref(tok);
                 err_set(e, 401, -1, "unauthorized");
                 return 401;

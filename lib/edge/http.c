@@ -46,8 +46,8 @@ void edge_task_del(edge_http *eh, edge_task *t)
 
 /* ----------------------------------------------------------------- replies */
 
-void edge_send(struct evhttp_request *req, int kind, int status, const char *reason, struct evbuffer *body,
-               void (*cb)(struct evhttp_connection *, void *), void *ud)
+void edge_send(struct evhttp_request *req, int kind, int status, const char *reason,
+               struct evbuffer *body, void (*cb)(struct evhttp_connection *, void *), void *ud)
 {
         struct evhttp_connection *evcon = evhttp_request_get_connection(req);
         struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
@@ -72,11 +72,23 @@ void edge_send(struct evhttp_request *req, int kind, int status, const char *rea
 int edge_http_status(int s)
 {
         switch (s) {
-        case 200: case 201: case 202: case 204:
+        case 200:
+        case 201:
+        case 202:
+        case 204:
                 return 200;
-        case 400: case 406: case 422:
+        case 400:
+        case 406:
+        case 422:
                 return 400;
-        case 401: case 403: case 404: case 413: case 429: case 502: case 503: case 504:
+        case 401:
+        case 403:
+        case 404:
+        case 413:
+        case 429:
+        case 502:
+        case 503:
+        case 504:
                 return s;
         case 507:
                 return 429; /* a quota of the principal's session */
@@ -98,11 +110,13 @@ void edge_send_error(struct evhttp_request *req, int status, const char *code, c
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        j = json_pack("{s:i, s:s, s:s}", "status", status, "code", code ? code : "", "message", msg);
+        j = json_pack("{s:i, s:s, s:s}", "status", status, "code", code ? code : "", "message",
+                      msg);
         text = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         out = evbuffer_new();
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/json");
         if (out && text)
                 evbuffer_add(out, text, strlen(text));
         edge_send(req, 0, status, status == 401 ? "Unauthorized" : "Error", out, NULL, NULL);
@@ -162,7 +176,8 @@ static bool addr_same(const struct sockaddr_storage *a, const struct sockaddr_st
                        ((const struct sockaddr_in *)b)->sin_addr.s_addr;
         if (a->ss_family == AF_INET6)
                 return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                              &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+                              &((const struct sockaddr_in6 *)b)->sin6_addr,
+                              sizeof(struct in6_addr)) == 0;
         return false;
 }
 
@@ -222,11 +237,13 @@ static bool conn_count(edge_http *eh, struct evhttp_connection *evcon)
                 if (addr_same(&a->ss, &ss))
                         break;
         if (eh->n_conns >= EDGE_MAX_CONNECTIONS) {
-                broker_log(eh->b, HYB_LOG_WARNING, "edge: connection refused: %u open in all", eh->n_conns);
+                broker_log(eh->b, HYB_LOG_WARNING, "edge: connection refused: %u open in all",
+                           eh->n_conns);
                 return false;
         }
         if (a && a->n >= EDGE_MAX_PER_ADDRESS) {
-                broker_log(eh->b, HYB_LOG_WARNING, "edge: connection refused: %u open from one address", a->n);
+                broker_log(eh->b, HYB_LOG_WARNING,
+                           "edge: connection refused: %u open from one address", a->n);
                 return false;
         }
         c = calloc(1, sizeof *c);
@@ -290,7 +307,8 @@ static void on_request(struct evhttp_request *req, void *ud)
         hyb_error_clear(&e);
         st = edge_route_parse(u ? evhttp_uri_get_path(u) : NULL, &r, &e);
         if (st) {
-                edge_send_error(req, st, st == 404 ? "HYB_E_NOT_FOUND" : "HYB_E_BAD_REQUEST", "%s", e.message);
+                edge_send_error(req, st, st == 404 ? "HYB_E_NOT_FOUND" : "HYB_E_BAD_REQUEST", "%s",
+                                e.message);
                 return;
         }
         hyb_error_clear(&e);
@@ -339,7 +357,8 @@ int broker_edge_start(hyb_broker *b, hyb_error *e)
         evhttp_set_max_body_size(eh->http, (ev_ssize_t)b->c->max_body);
         evhttp_set_timeout(eh->http, EDGE_TIMEOUT_S);
         evhttp_set_allowed_methods(eh->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-                                                     EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+                                                     EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
+                                                     EVHTTP_REQ_OPTIONS);
         evhttp_set_bevcb(eh->http, conn_new, eh);
         evhttp_set_gencb(eh->http, on_request, eh);
         eh->bound = evhttp_bind_socket_with_handle(eh->http, host, port);
@@ -347,17 +366,19 @@ int broker_edge_start(hyb_broker *b, hyb_error *e)
                 int r = -errno;
                 evhttp_free(eh->http);
                 free(eh);
-                return err_set(e, r < 0 ? r : -EADDRINUSE, -1, "listen.http: cannot listen on %s: %s", spec,
+                return err_set(e, r < 0 ? r : -EADDRINUSE, -1,
+                               "listen.http: cannot listen on %s: %s", spec,
                                strerror(r < 0 ? -r : EADDRINUSE));
         }
         b->edge = eh;
         /* The port bound (port 0 in the configuration: the one the kernel chose) */
         sl = (int)sizeof ss;
-        if (getsockname(evhttp_bound_socket_get_fd(eh->bound), (struct sockaddr *)&ss, (socklen_t *)&sl) == 0)
+        if (getsockname(evhttp_bound_socket_get_fd(eh->bound), (struct sockaddr *)&ss,
+                        (socklen_t *)&sl) == 0)
                 port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                       : ((struct sockaddr_in *)&ss)->sin_port);
-        broker_log(b, HYB_LOG_INFO, "edge: HTTP on %s%s%s:%u", ss.ss_family == AF_INET6 ? "[" : "", host,
-                   ss.ss_family == AF_INET6 ? "]" : "", (unsigned)port);
+        broker_log(b, HYB_LOG_INFO, "edge: HTTP on %s%s%s:%u", ss.ss_family == AF_INET6 ? "[" : "",
+                   host, ss.ss_family == AF_INET6 ? "]" : "", (unsigned)port);
         return 0;
 }
 

@@ -32,7 +32,7 @@ struct edge_peer {
         edge_event_fn on_event;
         void *event_ud;
         bool closed;
-        bool *freed;  /* set while dispatching: the callback may free the peer */
+        bool *freed; /* set while dispatching: the callback may free the peer */
 };
 
 /* Fails the calls and ends the events; returns true when a callback freed p. */
@@ -91,7 +91,7 @@ static bool peer_dispatch(edge_peer *p, const wire_packet *w)
                 }
                 return true;
         case WIRE_PING: {
-                wire_hdr h = { .type = WIRE_PONG };
+                wire_hdr h = {.type = WIRE_PONG};
                 uint8_t hb[WIRE_HDR_SIZE];
 
                 wire_hdr_encode(&h, hb);
@@ -216,8 +216,10 @@ int edge_peer_call(edge_peer *p, const char *endpoint, const char *method, const
         c->id = p->next_id++;
         c->cb = cb;
         c->ud = ud;
-        wire_hdr h = { .type = WIRE_CALL, .flags = (uint8_t)(flags & WIRE_F_BINARY), .call_id = c->id,
-                       .timeout_ms = timeout_ms };
+        wire_hdr h = {.type = WIRE_CALL,
+                      .flags = (uint8_t)(flags & WIRE_F_BINARY),
+                      .call_id = c->id,
+                      .timeout_ms = timeout_ms};
         wire_build(&h, NULL, 0, endpoint, el, method, ml, body, len, hb, iov);
         if (bufferevent_write(p->bev, hb, iov[0].iov_len) < 0 ||
             (len && bufferevent_write(p->bev, body, len) < 0)) {

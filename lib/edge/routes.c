@@ -58,10 +58,12 @@ static int parse_triple(const char *s, edge_route *r, hyb_error *e)
 {
         char app[WIRE_ENDPOINT_MAX], runner[WIRE_ENDPOINT_MAX];
 
-        if (take_segment(&s, app, sizeof app, false) < 0 || take_segment(&s, runner, sizeof runner, false) < 0 ||
+        if (take_segment(&s, app, sizeof app, false) < 0 ||
+            take_segment(&s, runner, sizeof runner, false) < 0 ||
             take_segment(&s, r->member, sizeof r->member, true) < 0 || strchr(r->member, '/'))
                 return err_set(e, 404, -1, "expected /<app>/<runner>/<name>"), 404;
-        if (bus_name_check_app(app, strlen(app), NULL) < 0 || bus_name_check_ident(runner, strlen(runner), NULL) < 0 ||
+        if (bus_name_check_app(app, strlen(app), NULL) < 0 ||
+            bus_name_check_ident(runner, strlen(runner), NULL) < 0 ||
             bus_name_check_ident(r->member, strlen(r->member), NULL) < 0)
                 return err_set(e, 400, -1, "malformed app, runner or member name"), 400;
         snprintf(r->endpoint, sizeof r->endpoint, "@localhost/%s/%s", app, runner);
@@ -74,10 +76,10 @@ int edge_route_parse(const char *raw_path, edge_route *r, hyb_error *e)
                 const char *prefix;
                 int kind;
         } roots[] = {
-                { "/bus/", EDGE_ROUTE_BUS },
-                { "/store/", EDGE_ROUTE_STORE },
-                { "/events/", EDGE_ROUTE_EVENTS },
-                { "/watch/", EDGE_ROUTE_WATCH },
+                {"/bus/", EDGE_ROUTE_BUS},
+                {"/store/", EDGE_ROUTE_STORE},
+                {"/events/", EDGE_ROUTE_EVENTS},
+                {"/watch/", EDGE_ROUTE_WATCH},
         };
         size_t len = 0;
         char *path;
@@ -119,8 +121,8 @@ int edge_route_parse(const char *raw_path, edge_route *r, hyb_error *e)
                                 return err_set(e, 500, -1, "out of memory"), 500;
                         }
                         if (!*rest || hyb_furi_parse(r->furi, strlen(r->furi), NULL, &f, e) < 0 ||
-                            !hyb_furi_is_absolute(f) || hyb_furi_get_host(f) || hyb_furi_get_scheme(f) ||
-                            hyb_furi_get_query(f)) {
+                            !hyb_furi_is_absolute(f) || hyb_furi_get_host(f) ||
+                            hyb_furi_get_scheme(f) || hyb_furi_get_query(f)) {
                                 if (!*rest)
                                         err_set(e, 400, -1, "no fURI after %s", roots[i].prefix);
                                 else if (f)
@@ -182,7 +184,7 @@ typedef struct edge_req {
         struct evhttp_connection *evcon; /* NULL once the client is gone */
         edge_peer *peer;
         edge_route r;
-        bool keyed;      /* a store read of a pattern or branch */
+        bool keyed; /* a store read of a pattern or branch */
 } edge_req;
 
 static void req_done(edge_req *q)
@@ -218,7 +220,8 @@ static void send_json(struct evhttp_request *req, int status, const char *text, 
 {
         struct evbuffer *out = evbuffer_new();
 
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/json");
         if (out)
                 evbuffer_add(out, text, len);
         edge_send(req, 0, status, status == 200 ? "OK" : "Error", out, NULL, NULL);
@@ -232,7 +235,8 @@ static void on_call_reply(edge_peer *peer, const wire_packet *p, void *ud)
 
         (void)peer;
         if (!p)
-                edge_send_error(q->req, 502, "HYB_E_BAD_CALLEE", "the session with the broker was lost");
+                edge_send_error(q->req, 502, "HYB_E_BAD_CALLEE",
+                                "the session with the broker was lost");
         else
                 edge_send_result(q->req, p);
         q->peer = NULL; /* freed below by req_done, after this callback */
@@ -248,7 +252,8 @@ static hyb_obj *store_obj(edge_req *q, const wire_packet *p)
 
         hyb_error_clear(&e);
         if (hyb_obj_parse((const char *)p->body, p->h.body_len, &o, &e) < 0) {
-                edge_send_error(q->req, 502, "HYB_E_PROTOCOL", "unreadable store answer: %s", e.message);
+                edge_send_error(q->req, 502, "HYB_E_PROTOCOL", "unreadable store answer: %s",
+                                e.message);
                 return NULL;
         }
         return o;
@@ -264,7 +269,8 @@ static void on_store_reply(edge_peer *peer, const wire_packet *p, void *ud)
 
         hyb_error_clear(&e);
         if (!p) {
-                edge_send_error(q->req, 502, "HYB_E_BAD_CALLEE", "the session with the broker was lost");
+                edge_send_error(q->req, 502, "HYB_E_BAD_CALLEE",
+                                "the session with the broker was lost");
                 goto out;
         }
         if (p->h.status < 200 || p->h.status > 299) {
@@ -303,13 +309,15 @@ static void on_store_reply(edge_peer *peer, const wire_packet *p, void *ud)
                         char *vt = NULL;
                         json_t *v;
 
-                        if (hyb_obj_get_kind(k) != HYB_OBJ_URI || hyb_obj_to_json(hyb_obj_get_rec_value(o, i), &vt, &e) < 0) {
+                        if (hyb_obj_get_kind(k) != HYB_OBJ_URI ||
+                            hyb_obj_to_json(hyb_obj_get_rec_value(o, i), &vt, &e) < 0) {
                                 bad = true;
                                 break;
                         }
                         v = json_loads(vt, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
                         free(vt);
-                        if (!v || json_object_set_new(all, hyb_furi_get_str(hyb_obj_get_uri(k)), v) < 0)
+                        if (!v ||
+                            json_object_set_new(all, hyb_furi_get_str(hyb_obj_get_uri(k)), v) < 0)
                                 bad = true;
                 }
                 text = bad ? NULL : json_dumps(all, JSON_COMPACT);
@@ -356,7 +364,8 @@ static void serve_bus(edge_req *q)
         int r;
 
         if (call_timeout(q->req, &timeout) < 0) {
-                edge_send_error(q->req, 400, "HYB_E_BAD_REQUEST", "X-Timeout-Ms: expected 1..%u", WIRE_TIMEOUT_MAX);
+                edge_send_error(q->req, 400, "HYB_E_BAD_REQUEST", "X-Timeout-Ms: expected 1..%u",
+                                WIRE_TIMEOUT_MAX);
                 req_done(q);
                 return;
         }
@@ -380,15 +389,18 @@ static void serve_bus(edge_req *q)
                 /* The body must be JSON: the callee gets it as sent */
                 j = len ? json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je) : NULL;
                 if (len && !j) {
-                        edge_send_error(q->req, 400, "HYB_E_BAD_REQUEST", "the body is not JSON: %s", je.text);
+                        edge_send_error(q->req, 400, "HYB_E_BAD_REQUEST",
+                                        "the body is not JSON: %s", je.text);
                         req_done(q);
                         return;
                 }
                 json_decref(j);
         }
-        r = edge_peer_call(q->peer, q->r.endpoint, q->r.member, body, len, 0, timeout, on_call_reply, q);
+        r = edge_peer_call(q->peer, q->r.endpoint, q->r.member, body, len, 0, timeout,
+                           on_call_reply, q);
         if (r < 0) {
-                edge_send_error(q->req, 502, "HYB_E_BAD_CALLEE", "cannot reach the broker: %s", hyb_strerror(r));
+                edge_send_error(q->req, 502, "HYB_E_BAD_CALLEE", "cannot reach the broker: %s",
+                                hyb_strerror(r));
                 req_done(q);
         }
 }
@@ -421,12 +433,14 @@ static void serve_store(edge_req *q)
                 body = strdup(q->r.furi);
         } else {
                 len = evbuffer_get_length(in);
-                r = hyb_obj_from_json(len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)len) : "", len, &o, &e);
+                r = hyb_obj_from_json(len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)len) : "",
+                                      len, &o, &e);
                 if (r >= 0)
                         r = hyb_obj_format(o, HYB_FORMAT_EXACT, &exact);
                 hyb_obj_unref(o);
                 if (r < 0) {
-                        edge_send_error(q->req, 400, "HYB_E_BAD_REQUEST", "the body is not a JSON value: %s",
+                        edge_send_error(q->req, 400, "HYB_E_BAD_REQUEST",
+                                        "the body is not a JSON value: %s",
                                         e.message[0] ? e.message : hyb_strerror(r));
                         req_done(q);
                         return;
@@ -440,10 +454,11 @@ static void serve_store(edge_req *q)
                 req_done(q);
                 return;
         }
-        r = edge_peer_call(q->peer, HYB_BUS_BUILTIN_ENDPOINT, method, body, strlen(body), WIRE_F_BINARY, 0,
-                           on_store_reply, q);
+        r = edge_peer_call(q->peer, HYB_BUS_BUILTIN_ENDPOINT, method, body, strlen(body),
+                           WIRE_F_BINARY, 0, on_store_reply, q);
         if (r < 0) {
-                edge_send_error(q->req, 502, "HYB_E_BAD_CALLEE", "cannot reach the broker: %s", hyb_strerror(r));
+                edge_send_error(q->req, 502, "HYB_E_BAD_CALLEE", "cannot reach the broker: %s",
+                                hyb_strerror(r));
                 req_done(q);
         }
 }
@@ -456,10 +471,12 @@ void edge_serve(edge_http *eh, struct evhttp_request *req, edge_route *r, hyb_to
         hyb_error e;
         int st;
 
-        bool ok = (r->kind == EDGE_ROUTE_BUS && (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_POST)) ||
-                  (r->kind == EDGE_ROUTE_STORE &&
-                   (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_PUT || cmd == EVHTTP_REQ_DELETE)) ||
-                  ((r->kind == EDGE_ROUTE_EVENTS || r->kind == EDGE_ROUTE_WATCH) && cmd == EVHTTP_REQ_GET);
+        bool ok =
+                (r->kind == EDGE_ROUTE_BUS && (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_POST)) ||
+                (r->kind == EDGE_ROUTE_STORE &&
+                 (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_PUT || cmd == EVHTTP_REQ_DELETE)) ||
+                ((r->kind == EDGE_ROUTE_EVENTS || r->kind == EDGE_ROUTE_WATCH) &&
+                 cmd == EVHTTP_REQ_GET);
         if (!ok) {
                 evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
                                   r->kind == EDGE_ROUTE_BUS     ? "GET, POST"

@@ -43,7 +43,8 @@ static void sse_free(sse *s, bool end)
                 event_free(s->keepalive);
         edge_peer_free(s->peer);
         if (end && s->req)
-                edge_send(s->req, 3, 0, NULL, NULL, NULL, NULL); /* frees req (at once when the client is gone) */
+                edge_send(s->req, 3, 0, NULL, NULL, NULL,
+                          NULL); /* frees req (at once when the client is gone) */
         edge_route_clear(&s->r);
         free(s);
 }
@@ -159,14 +160,16 @@ static void on_event(edge_peer *peer, const wire_packet *p, int status, void *ud
 
         (void)peer;
         if (!p && !s->started) {
-                edge_send_error(s->req, 502, "HYB_E_BAD_CALLEE", "the session with the broker was lost");
+                edge_send_error(s->req, 502, "HYB_E_BAD_CALLEE",
+                                "the session with the broker was lost");
                 s->req = NULL;
                 sse_free(s, false);
                 return;
         }
         if (!p) {
                 char msg[96];
-                int n = snprintf(msg, sizeof msg, "{\"status\":%d,\"message\":\"the stream's session ended\"}",
+                int n = snprintf(msg, sizeof msg,
+                                 "{\"status\":%d,\"message\":\"the stream's session ended\"}",
                                  edge_http_status(status));
                 sse_send(s, "error", msg, (size_t)n);
                 sse_free(s, true);
@@ -192,31 +195,34 @@ static void on_event(edge_peer *peer, const wire_packet *p, int status, void *ud
 static void on_subscribed(edge_peer *peer, const wire_packet *p, void *ud)
 {
         sse *s = ud;
-        struct timeval tv = { EDGE_SSE_KEEPALIVE_S, 0 };
+        struct timeval tv = {EDGE_SSE_KEEPALIVE_S, 0};
 
         (void)peer;
         if (!p || p->h.status != 200) {
                 if (p)
                         edge_send_result(s->req, p);
                 else
-                        edge_send_error(s->req, 502, "HYB_E_BAD_CALLEE", "the session with the broker was lost");
+                        edge_send_error(s->req, 502, "HYB_E_BAD_CALLEE",
+                                        "the session with the broker was lost");
                 s->req = NULL; /* answered: evhttp frees it */
                 sse_free(s, false);
                 return;
         }
-        evhttp_add_header(evhttp_request_get_output_headers(s->req), "Content-Type", "text/event-stream");
+        evhttp_add_header(evhttp_request_get_output_headers(s->req), "Content-Type",
+                          "text/event-stream");
         evhttp_add_header(evhttp_request_get_output_headers(s->req), "Cache-Control", "no-store");
         edge_send(s->req, 1, 200, "OK", NULL, NULL, NULL);
         s->started = true;
         if (s->evcon) {
                 /* A stream reads nothing more from its client: no read timeout.  A client
                  * that takes nothing for EDGE_TIMEOUT_S is cut off by the write timeout. */
-                struct timeval wt = { EDGE_TIMEOUT_S, 0 };
+                struct timeval wt = {EDGE_TIMEOUT_S, 0};
                 bufferevent_set_timeouts(evhttp_connection_get_bufferevent(s->evcon), NULL, &wt);
         }
         /* the client sees the stream open before the first event */
         sse_send(s, "open", "{}", 2);
-        s->keepalive = event_new(evhttp_connection_get_base(s->evcon), -1, EV_PERSIST, keepalive, s);
+        s->keepalive =
+                event_new(evhttp_connection_get_base(s->evcon), -1, EV_PERSIST, keepalive, s);
         if (s->keepalive)
                 event_add(s->keepalive, &tv);
 }
@@ -244,19 +250,21 @@ void edge_sse_start(edge_http *eh, struct evhttp_request *req, edge_route *r, ed
                 edge_conn_watch(eh, s->evcon, sse_gone, s);
         edge_peer_set_event_cb(peer, on_event, s);
         if (s->r.kind == EDGE_ROUTE_EVENTS) {
-                json_t *j = json_pack("{s:s, s:s}", "endpointName", s->r.endpoint, "bubbleName", s->r.member);
+                json_t *j = json_pack("{s:s, s:s}", "endpointName", s->r.endpoint, "bubbleName",
+                                      s->r.member);
 
                 body = j ? json_dumps(j, JSON_COMPACT) : NULL;
                 json_decref(j);
                 if (body)
-                        rr = edge_peer_call(peer, HYB_BUS_BUILTIN_ENDPOINT, "subscribeEvent", body, strlen(body), 0, 0,
-                                            on_subscribed, s);
+                        rr = edge_peer_call(peer, HYB_BUS_BUILTIN_ENDPOINT, "subscribeEvent", body,
+                                            strlen(body), 0, 0, on_subscribed, s);
         } else if (asprintf(&body, "1 0 %s", s->r.furi) >= 0)
-                rr = edge_peer_call(peer, HYB_BUS_BUILTIN_ENDPOINT, "storeSubscribe", body, strlen(body),
-                                    WIRE_F_BINARY, 0, on_subscribed, s);
+                rr = edge_peer_call(peer, HYB_BUS_BUILTIN_ENDPOINT, "storeSubscribe", body,
+                                    strlen(body), WIRE_F_BINARY, 0, on_subscribed, s);
         free(body);
         if (rr < 0) {
-                edge_send_error(req, 502, "HYB_E_BAD_CALLEE", "cannot reach the broker: %s", hyb_strerror(rr));
+                edge_send_error(req, 502, "HYB_E_BAD_CALLEE", "cannot reach the broker: %s",
+                                hyb_strerror(rr));
                 s->req = NULL;
                 sse_free(s, false);
         }

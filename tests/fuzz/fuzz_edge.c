@@ -50,14 +50,16 @@ static void route(const char *text)
         switch (r.kind) {
         case EDGE_ROUTE_BUS:
         case EDGE_ROUTE_EVENTS:
-                if (strncmp(r.endpoint, "@localhost/", 11) != 0 || !r.member[0] || strchr(r.member, '/'))
+                if (strncmp(r.endpoint, "@localhost/", 11) != 0 || !r.member[0] ||
+                    strchr(r.member, '/'))
                         fail("a bad endpoint or member", text);
                 break;
         case EDGE_ROUTE_STORE:
         case EDGE_ROUTE_WATCH: {
                 hyb_furi *f = NULL;
 
-                if (!r.furi || r.furi[0] != '/' || hyb_furi_parse(r.furi, strlen(r.furi), NULL, &f, NULL) < 0)
+                if (!r.furi || r.furi[0] != '/' ||
+                    hyb_furi_parse(r.furi, strlen(r.furi), NULL, &f, NULL) < 0)
                         fail("a fURI that does not parse", text);
                 hyb_furi_unref(f);
                 break;
