@@ -29,9 +29,8 @@
 #define EDGE_TIMEOUT_S 10                   /* to send the headers, the body, or read a reply */
 #define EDGE_MAX_CONNECTIONS 256u           /* open HTTP connections in all */
 #define EDGE_MAX_PER_ADDRESS 32u            /* open HTTP connections of one source address */
-#define EDGE_SSE_MAX_QUEUED                                                                        \
-        (256u * 1024)                  /* SSE bytes waiting for a client before the                \
-                                        * stream stops reading its session */
+/* SSE bytes waiting for a client before the stream stops reading its session */
+#define EDGE_SSE_MAX_QUEUED (256u * 1024)
 #define EDGE_SSE_KEEPALIVE_S 15        /* a comment line on an idle stream */
 #define EDGE_DPOP_WINDOW_S 60          /* |now - iat| of a proof */
 #define EDGE_DPOP_JTI_SLOTS 4096u      /* proofs remembered (jti replay cache) */
