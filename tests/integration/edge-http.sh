@@ -221,11 +221,15 @@ check "the daemon survived all of it" kill -0 "$DPID"
 http GET /bus/org.example.edge/e1/whoami
 is 200 '"transport":"http"' "and still serves"
 
-# --- SIGHUP reloads edge.anonymous
-sed -i 's|"/store/locked/#", ||' "$T/d.yaml"
+# --- SIGHUP reloads edge.anonymous; listen.http waits for a restart
+sed -i 's|"/store/locked/#", ||; s|http: 127.0.0.1:0|http: 127.0.0.1:1|' "$T/d.yaml"
 kill -HUP "$DPID"
 reloaded() { grep -q 'configuration reloaded' "$T/d.log"; }
 wait_until 10 reloaded || bad "reload"
 http GET /store/locked/x
 is 401 "$(err 401)" "a route dropped from edge.anonymous by a reload: 401"
+check "listen.http changed: logged as ignored until restart" \
+        grep -q 'reload: listen.http changed: ignored until restart' "$T/d.log"
+http GET /store/public/c
+is 200 '^3$' "and the edge keeps serving on its address"
 finish
