@@ -22,7 +22,8 @@
         X(token_keys_suite) \
         X(token_suite) \
         X(token_feed_suite) \
-        X(token_proof_suite)
+        X(token_proof_suite) \
+        X(edge_suite)
 
 #define HYB_X_DECL(fn) Suite *fn(void);
 HYB_SUITES(HYB_X_DECL)
