@@ -207,6 +207,14 @@ check "events: the bubble's events stream as SSE" grep -q '^event: tick$' "$T/ev
 check "events: their JSON as data" grep -Eq '^data: \{"n":[0-9]+\}$' "$T/events.out"
 http GET /events/org.example.edge/e1/tick
 is 401 "$(err 401)" "events without credentials (not anonymous): 401"
+# a stream ends when its token expires: the last message says so
+"$HYBRID" token issue --key "$T/iss.key" --iss acme --sub bob --aud hub1 --holder "$T/holder.key.pub" \
+        --ttl 2 --cap 'bus://localhost/org.example.edge/+/tick=sub' >"$T/short" || bad "issue short"
+proof=$("$PYTHON" "$DPOP" GET "http://127.0.0.1:$PORT$U" "$T/short" "$T/holder.key")
+curl -s -N --max-time 30 -H "Authorization: Bearer $(cat "$T/short")" -H "DPoP: $proof" "$B$U" >"$T/short.out"
+check "a stream whose token expires ends (event: error, 401)" \
+        sh -c "grep -A1 '^event: error' '$T/short.out' | grep -q '\"status\":401'"
+check "... after its events" grep -q '^event: tick$' "$T/short.out"
 
 # --- bounds and hardening
 for m in headers malformed per-address total slow; do
