@@ -389,6 +389,10 @@ void broker_edge_stop(hyb_broker *b)
         if (!eh)
                 return;
         b->edge = NULL;
+        /* The requests and streams end here: evhttp_free below must not tell them of their
+         * connections' close. */
+        for (edge_conn *c = eh->conns; c; c = c->next)
+                c->gone = NULL;
         while (eh->tasks) {
                 edge_task *t = eh->tasks;
 

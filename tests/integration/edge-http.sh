@@ -240,4 +240,21 @@ check "listen.http changed: logged as ignored until restart" \
         grep -q 'reload: listen.http changed: ignored until restart' "$T/d.log"
 http GET /store/public/c
 is 200 '^3$' "and the edge keeps serving on its address"
+# --- the daemon stops with a call and a stream in flight: both end, the daemon exits 0
+H=/bus/org.example.edge/e1/hold
+N0=$(grep -c 'edge session of alice' "$T/d.log")
+proof=$("$PYTHON" "$DPOP" POST "http://127.0.0.1:$PORT$H" "$T/good" "$T/holder.key")
+bg held curl -s --max-time 30 -X POST -H 'X-Timeout-Ms: 20000' -H "Authorization: Bearer $(cat "$T/good")" \
+        -H "DPoP: $proof" -d '{}' "$B$H"
+HPID=$BPID
+bg stream curl -s -N --max-time 30 "$B/watch/public/%23"
+SPID=$BPID
+stream_open() { grep -q '^event: open' "$T/stream.out"; }
+wait_until 10 stream_open || bad "a stream is open before the stop"
+# the held call's session exists (its CALL is queued with it): it is in flight
+call_held() { [ "$(grep -c 'edge session of alice' "$T/d.log")" -gt "$N0" ]; }
+wait_until 10 call_held || bad "the held call is in flight before the stop"
+stop "$DPID"
+check "SIGTERM with a call and a stream in flight: hybridd exits 0 ($STOP_RC)" [ "$STOP_RC" = 0 ]
+wait "$SPID" "$HPID" 2>/dev/null
 finish
