@@ -116,6 +116,14 @@ http GET /bus/org.example.edge/e1/whoami
 is 200 '^\{"transport":"http","principal":null,"params":\{\}\}$' "an anonymous route: served, no principal"
 auth POST /bus/org.example.edge/e1/hold good holder.key -- -d '{}' -H 'X-Timeout-Ms: 300'
 is 504 "$(err 504)" "a callee that does not answer by the deadline: 504"
+# a client that leaves before its answer: the answer, when it comes, goes nowhere
+N0=$(grep -c 'http[0-9]* gone' "$T/d.log")
+auth POST /bus/org.example.edge/e1/hold good holder.key -- -d '{}' -H 'X-Timeout-Ms: 2000' --max-time 1
+check "a client gone before the deadline gets nothing ($ST)" [ "$ST" = 000 ]
+answered() { [ "$(grep -c 'http[0-9]* gone' "$T/d.log")" -gt "$N0" ]; }
+wait_until 20 answered || bad "the left call's session ends at its deadline"
+http GET /bus/org.example.edge/e1/whoami
+is 200 '"transport":"http"' "served after a client left mid-call"
 auth POST /bus/org.example.edge/e2/whoami good holder.key -- -d '{}'
 is 404 "$(err 404)" "no such endpoint: 404"
 auth POST /bus/org.example.edge/e1/whoami narrow holder.key -- -d '{}'
