@@ -769,7 +769,9 @@ static void conn_reap(bconn *c)
         if (c->name) {
                 ep_remove(b, c);
                 b->n_endpoints--;
-                if (c->reason) {
+                /* The edge's sessions come and go with each HTTP request: no NewEndpoint, no
+                 * BrokenEndpoint for them. */
+                if (c->reason && !c->transport) {
                         snprintf(json, sizeof json, "{\"endpointName\":\"%s\",\"reason\":\"%s\"}", c->name,
                                  c->reason);
                         events_builtin(b, "BrokenEndpoint", json);

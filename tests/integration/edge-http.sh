@@ -140,6 +140,18 @@ is 405 "$(err 405)" "DELETE on /bus/: 405"
 http GET /nowhere
 is 404 "$(err 404)" "an unknown route: 404"
 
+# --- the edge's sessions are not announced as endpoints coming and going (NewEndpoint,
+# BrokenEndpoint): a listener sees the CLI's BrokenEndpoint and none of the requests'
+bg broken "$HYBRID" --bus "$SOCK" listen @localhost/org.hybridos.bus/builtin BrokenEndpoint
+ready broken || bad "listen BrokenEndpoint starts"
+http GET /bus/org.example.edge/e1/whoami
+http GET /store/public/none
+hy --runner sentinel call @localhost/org.example.edge/e1 whoami >/dev/null
+sentinel_gone() { grep -q 'cli/sentinel\|org.hybridos.cli/sentinel' "$T/broken.out"; }
+wait_until 10 sentinel_gone || bad "the CLI's BrokenEndpoint arrives" "$(cat "$T/broken.out" "$T/broken.err")"
+check "no BrokenEndpoint for the edge's sessions" sh -c "! grep -q org.hybridos.edge '$T/broken.out'"
+kill "$BPID" 2>/dev/null
+
 # --- the caller info of peers of the Unix socket
 expect "unix, uid policy: transport unix, no principal" 0 '{"transport":"unix","principal":null,"params":{}}' \
         hy call @localhost/org.example.edge/e1 whoami
