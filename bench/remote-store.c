@@ -3,7 +3,8 @@
  * bench/remote-store.c - the store served by a daemon beside redis-server and mosquitto in
  * the same run.
  *
- * usage: bench-remote-store [--quick] [--rounds N] [--keys K] [--hybridd SOCKET]
+ * usage: bench-remote-store [--quick] [--rounds N] [--keys K] [--ops N]
+ *                           [--rows get,put,pipe,delivery] [--hybridd SOCKET]
  *                           [--redis SOCKET] [--mosquitto SOCKET] [--verbose]
  *
  * bench/run-remote-store.sh starts redis-server (Unix socket only, no persistence) and
@@ -66,9 +67,13 @@ static struct {
         bool quick, verbose;
         size_t keys;
         long n_lat, n_pipe;
+        unsigned rows;            /* G_* bits: the groups of rows measured */
         const char *hybridd;      /* socket of a hybridd serving its store; NULL: not measured */
         const char *redis, *mosq; /* socket paths; NULL: that peer is not measured */
 } opt = { .rounds = 5, .keys = 100000 };
+
+/* Groups of rows --rows selects (all by default). */
+enum { G_GET = 1, G_PUT = 2, G_PIPE = 4, G_DEL = 8, G_ALL = 15 };
 
 static void die(const char *what, const char *detail)
 {
@@ -116,6 +121,22 @@ static const struct {
 
 static double val[N_ROW][N_SRC][MAX_ROUNDS];
 
+static unsigned row_group(int r)
+{
+        switch (r) {
+        case R_GET50:
+        case R_GET99:
+                return G_GET;
+        case R_PUT50:
+        case R_PUT99:
+                return G_PUT;
+        case R_PIPE:
+                return G_PIPE;
+        default:
+                return G_DEL;
+        }
+}
+
 static void print_table(void)
 {
         char cell[32];
@@ -129,6 +150,8 @@ static void print_table(void)
         for (int r = 0; r < N_ROW; r++) {
                 bool first = true;
 
+                if (!(opt.rows & row_group(r)))
+                        continue;
                 printf("%-29s %-4s", rowdef[r].name, rowdef[r].unit);
                 for (int s = 0; s < N_SRC; s++) {
                         double m = bench_median(val[r][s], opt.rounds);
@@ -398,16 +421,23 @@ static void hyb_round(int round, double *lat)
                           hyb_bus_store_subscribe(sub, TOPIC_FURI, 0, hyb_on_msg, NULL, NULL, &e),
                           &e);
         }
-        hyb_latency(c, false, lat, opt.n_lat, &rng);
-        val[R_GET50][S_HYB][round] = bench_percentile(lat, opt.n_lat, 50);
-        val[R_GET99][S_HYB][round] = bench_percentile(lat, opt.n_lat, 99);
-        hyb_latency(c, true, lat, opt.n_lat, &rng);
-        val[R_PUT50][S_HYB][round] = bench_percentile(lat, opt.n_lat, 50);
-        val[R_PUT99][S_HYB][round] = bench_percentile(lat, opt.n_lat, 99);
-        val[R_PIPE][S_HYB][round] = hyb_pipelined(c, &rng);
-        hyb_delivery(pub, sub, lat, opt.n_lat);
-        val[R_DEL50][S_HYB][round] = bench_percentile(lat, opt.n_lat, 50);
-        val[R_DEL99][S_HYB][round] = bench_percentile(lat, opt.n_lat, 99);
+        if (opt.rows & G_GET) {
+                hyb_latency(c, false, lat, opt.n_lat, &rng);
+                val[R_GET50][S_HYB][round] = bench_percentile(lat, opt.n_lat, 50);
+                val[R_GET99][S_HYB][round] = bench_percentile(lat, opt.n_lat, 99);
+        }
+        if (opt.rows & G_PUT) {
+                hyb_latency(c, true, lat, opt.n_lat, &rng);
+                val[R_PUT50][S_HYB][round] = bench_percentile(lat, opt.n_lat, 50);
+                val[R_PUT99][S_HYB][round] = bench_percentile(lat, opt.n_lat, 99);
+        }
+        if (opt.rows & G_PIPE)
+                val[R_PIPE][S_HYB][round] = hyb_pipelined(c, &rng);
+        if (opt.rows & G_DEL) {
+                hyb_delivery(pub, sub, lat, opt.n_lat);
+                val[R_DEL50][S_HYB][round] = bench_percentile(lat, opt.n_lat, 50);
+                val[R_DEL99][S_HYB][round] = bench_percentile(lat, opt.n_lat, 99);
+        }
 }
 
 /* ------------------------------------------------------------------ redis (hiredis) */
@@ -569,16 +599,23 @@ static void redis_round(int round, double *lat)
                         die("redis: SUBSCRIBE", NULL);
                 freeReplyObject(rp);
         }
-        redis_latency(c, false, lat, opt.n_lat, &rng);
-        val[R_GET50][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 50);
-        val[R_GET99][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 99);
-        redis_latency(c, true, lat, opt.n_lat, &rng);
-        val[R_PUT50][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 50);
-        val[R_PUT99][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 99);
-        val[R_PIPE][S_REDIS][round] = redis_pipelined(c, &rng);
-        redis_delivery(pub, sub, lat, opt.n_lat);
-        val[R_DEL50][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 50);
-        val[R_DEL99][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 99);
+        if (opt.rows & G_GET) {
+                redis_latency(c, false, lat, opt.n_lat, &rng);
+                val[R_GET50][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 50);
+                val[R_GET99][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 99);
+        }
+        if (opt.rows & G_PUT) {
+                redis_latency(c, true, lat, opt.n_lat, &rng);
+                val[R_PUT50][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 50);
+                val[R_PUT99][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 99);
+        }
+        if (opt.rows & G_PIPE)
+                val[R_PIPE][S_REDIS][round] = redis_pipelined(c, &rng);
+        if (opt.rows & G_DEL) {
+                redis_delivery(pub, sub, lat, opt.n_lat);
+                val[R_DEL50][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 50);
+                val[R_DEL99][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 99);
+        }
 }
 #endif
 
@@ -684,14 +721,45 @@ static void mosq_round(int round, double *lat)
 
 /* ------------------------------------------------------------------ main */
 
+/* "get,put,pipe,delivery" (any of them, in any order) as G_* bits. */
+static unsigned parse_rows(const char *list)
+{
+        static const struct {
+                const char *name;
+                unsigned bit;
+        } names[] = { { "get", G_GET }, { "put", G_PUT }, { "pipe", G_PIPE }, { "delivery", G_DEL } };
+        unsigned rows = 0;
+
+        while (*list) {
+                size_t n = strcspn(list, ",");
+                size_t k;
+
+                for (k = 0; k < sizeof names / sizeof names[0]; k++)
+                        if (strlen(names[k].name) == n && strncmp(names[k].name, list, n) == 0)
+                                break;
+                if (k == sizeof names / sizeof names[0])
+                        die("--rows wants a list of get,put,pipe,delivery", list);
+                rows |= names[k].bit;
+                list += n;
+                if (*list == ',')
+                        list++;
+        }
+        if (!rows)
+                die("--rows wants a list of get,put,pipe,delivery", NULL);
+        return rows;
+}
+
 static void usage(FILE *f)
 {
-        fprintf(f, "usage: bench-remote-store [--quick] [--rounds N] [--keys K]\n"
+        fprintf(f, "usage: bench-remote-store [--quick] [--rounds N] [--keys K] [--ops N]\n"
+                   "                          [--rows get,put,pipe,delivery]\n"
                    "                          [--hybridd SOCKET] [--redis SOCKET]\n"
                    "                          [--mosquitto SOCKET] [--verbose]\n"
                    "  --quick      smoke run: 3 rounds, 2 000 operations a figure, 10 000 keys\n"
                    "  --rounds N   rounds, the median of them is printed (default 5)\n"
                    "  --keys K     stored keys (default 100000)\n"
+                   "  --ops N      operations a latency figure (default 20000; --quick 2000)\n"
+                   "  --rows LIST  the rows measured, of get,put,pipe,delivery (default all)\n"
                    "  --hybridd S  the socket of a hybridd that serves its store\n"
                    "  --redis S    redis-server's Unix socket (run-remote-store.sh starts one)\n"
                    "  --mosquitto S  mosquitto's Unix listener\n"
@@ -706,9 +774,11 @@ int main(int argc, char **argv)
                 { "hybridd", required_argument, NULL, 'H' },
                 { "mosquitto", required_argument, NULL, 'M' },
                 { "verbose", no_argument, NULL, 'v' },   { "help", no_argument, NULL, 'h' },
+                { "ops", required_argument, NULL, 'o' }, { "rows", required_argument, NULL, 'w' },
                 { 0 }
         };
         double *lat;
+        long ops = 0;
         int c;
 
         while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -741,6 +811,14 @@ int main(int argc, char **argv)
                 case 'v':
                         opt.verbose = true;
                         break;
+                case 'o':
+                        ops = atol(optarg);
+                        if (ops < 10)
+                                die("--ops wants at least 10", NULL);
+                        break;
+                case 'w':
+                        opt.rows = parse_rows(optarg);
+                        break;
                 case 'h':
                         usage(stdout);
                         return 0;
@@ -749,7 +827,9 @@ int main(int argc, char **argv)
                         return 2;
                 }
         }
-        opt.n_lat = opt.quick ? 2000 : 20000;
+        opt.n_lat = ops ? ops : opt.quick ? 2000 : 20000;
+        if (!opt.rows)
+                opt.rows = G_ALL;
         opt.n_pipe = opt.quick ? 20000 : 200000;
         for (int r = 0; r < N_ROW; r++)
                 for (int s = 0; s < N_SRC; s++)
@@ -780,7 +860,7 @@ int main(int argc, char **argv)
                                 redis_round(round, lat);
 #endif
 #ifdef HAVE_MOSQUITTO
-                        if (who == 1 && opt.mosq)
+                        if (who == 1 && opt.mosq && (opt.rows & G_DEL))
                                 mosq_round(round, lat);
 #endif
                         (void)who;

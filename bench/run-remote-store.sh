@@ -3,9 +3,21 @@
 # hybridd (its store in memory), redis-server and mosquitto privately and run
 # bench-remote-store against them; then bench-store's in-memory get row (the embedded store).
 #
-# usage: bench/run-remote-store.sh [--quick] [any other bench-remote-store option]
+# usage: bench/run-remote-store.sh [--quick] [--placement LIST] [any other bench-remote-store
+#                                   option, e.g. --rows delivery,put --verbose]
 #   (no option)  the full run: 5 rounds, ~1 minute
 #   --quick      smoke run, ~10 s
+#   --placement  where the daemons and the benchmark run, one table per item of LIST
+#                (comma-separated; default free):
+#                  free   wherever the kernel puts them (as before)
+#                  same   all on one CPU (taskset): each request and answer hands over
+#                         between processes on that CPU
+#                  apart  the benchmark on one CPU, the three daemons on another: each request
+#                         and answer wakes the other CPU
+#                On a VM whose idle vCPUs halt, free placement lands a client/daemon pair in
+#                one of these two states more or less at random and keeps it for the round,
+#                for every peer alike: `same` and `apart` compare like with like
+#                (bench/README.md "Placement").
 # redis-server listens on a Unix socket only (--port 0), without persistence; mosquitto on a
 # Unix listener, configured as bench/run-bus.sh configures it.  Both get a fresh directory
 # under $TMPDIR (default /tmp), removed at the end, and are stopped by PID.  A peer that is not
@@ -26,6 +38,27 @@ if ! out=$(meson compile -C "$BUILD" bench/bench-remote-store bench/bench-store 
     printf '%s\n' "$out" >&2
     exit 1
 fi
+
+PLACEMENTS=free
+BENCH_ARGS=()
+while [ $# -gt 0 ]; do
+    case $1 in
+    --placement) PLACEMENTS=${2:?--placement wants free, same, apart or a list of them}; shift 2 ;;
+    --placement=*) PLACEMENTS=${1#--placement=}; shift ;;
+    *) BENCH_ARGS+=("$1"); shift ;;
+    esac
+done
+IFS=, read -r -a PLACE <<<"$PLACEMENTS"
+for p in "${PLACE[@]}"; do
+    case $p in free | same | apart) ;; *) log "--placement: '$p' is not free, same or apart"; exit 2 ;; esac
+done
+
+# The first two CPUs this script may run on (Cpus_allowed_list: "0-3,6" style ranges).
+CPUS=()
+for range in $(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status | tr ',' ' '); do
+    lo=${range%-*}; hi=${range#*-}
+    for ((c = lo; c <= hi && ${#CPUS[@]} < 2; c++)); do CPUS+=("$c"); done
+done
 
 PIDS=()
 cleanup() {
@@ -98,11 +131,39 @@ else
     log "no mosquitto (scripts/bootstrap.sh bench): its column stays empty"
 fi
 
+# Pins every thread of the daemons (taskset -a) and returns the benchmark's CPU list.
+place() {
+    local daemons bench pid
+    case $1 in
+    free) # every CPU this script may use
+          daemons=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status); bench=$daemons ;;
+    same) daemons=${CPUS[0]}; bench=${CPUS[0]} ;;
+    apart) daemons=${CPUS[1]}; bench=${CPUS[0]} ;;
+    esac
+    for pid in "${PIDS[@]}"; do
+        taskset -a -p -c "$daemons" "$pid" >/dev/null ||
+            log "taskset: could not place PID $pid on CPU $daemons"
+    done
+    PLACE_BENCH=$bench
+    PLACE_TEXT="$1: benchmark on CPU $bench, daemons on CPU $daemons"
+}
+
 # not exec: the trap must stop the daemons afterwards
-"$BUILD/bench/bench-remote-store" "${ARGS[@]}" "$@"
+for p in "${PLACE[@]}"; do
+    if [ "$p" = apart ] && [ ${#CPUS[@]} -lt 2 ]; then
+        log "placement apart needs two CPUs: skipped"
+        continue
+    fi
+    place "$p"
+    if [ "${#PLACE[@]}" -gt 1 ] || [ "$p" != free ]; then
+        printf '\nplacement %s\n' "$PLACE_TEXT"
+    fi
+    taskset -c "$PLACE_BENCH" "$BUILD/bench/bench-remote-store" "${ARGS[@]}" "${BENCH_ARGS[@]}"
+done
+place free
 
 # The embedded store's row of issue 8, in the same run (bench/run-store.sh has every row).
 quick=()
-for a in "$@"; do [ "$a" = --quick ] && quick=(--quick); done
+for a in "${BENCH_ARGS[@]}"; do [ "$a" = --quick ] && quick=(--quick); done
 echo
 "$BUILD/bench/bench-store" "${quick[@]}" --rows mem-get --keys 100000

@@ -16,6 +16,10 @@
  *                             with a new token and with one the daemon verified before
  *   call RTT                  a token session's call        vs  a uid session's call
  *   store get                 a token session's store read  vs  a uid session's read
+ *   store get p99 while new   a uid session's store reads (99th percentile of one) while
+ *   tokens connect            a thread connects with new 3-block tokens  vs  with nobody
+ *                             connecting: whether the daemon's signature checks hold up
+ *                             the other peers
  *
  * (the callee of the calls is a uid session served by a thread of this process).
  * Usage: bench-token [--runs N] [--hybridd PATH]
@@ -503,6 +507,77 @@ static void bench_daemon_ops(hyb_key *issuer, hyb_key **holders)
         hyb_free(tok);
 }
 
+/* Other peers while new tokens connect: store gets of a uid session, each timed, while a
+ * thread connects with new 3-block tokens (four signatures and a proof each, checked by the
+ * daemon); peer: the same gets with no one connecting.  The 99th percentile of one get. */
+typedef struct burst {
+        hyb_key *issuer, **holders;
+        char *toks[20];
+        atomic_bool done;
+} burst;
+
+static void *burst_main(void *ud)
+{
+        burst *bu = ud;
+        char runner[32];
+
+        for (int i = 0; i < 20; i++) {
+                snprintf(runner, sizeof runner, "s%d", i);
+                hyb_bus_unref(dconnect("org.hybridos.cli", runner, bu->toks[i], bu->holders[2]));
+        }
+        atomic_store(&bu->done, true);
+        return NULL;
+}
+
+/* Timed gets on b until *stop (or n of them when stop is NULL); the 99th percentile in us. */
+static double get_p99_us(hyb_bus *b, atomic_bool *stop, size_t n, size_t *ret_n)
+{
+        static double lat[200000];
+        size_t k = 0;
+
+        while (k < sizeof lat / sizeof lat[0] && (stop ? !atomic_load(stop) : k < n)) {
+                uint64_t t0 = bench_now_ns();
+                get_us(b, 1);
+                lat[k++] = (double)(bench_now_ns() - t0) / 1e3;
+        }
+        if (ret_n)
+                *ret_n = k;
+        if (k == 0)
+                return 0;
+        qsort(lat, k, sizeof lat[0], bench_cmp_double);
+        return lat[(k * 99) / 100];
+}
+
+static void bench_stall(hyb_key *issuer, hyb_key **holders)
+{
+        double ours[32], peer[32];
+        hyb_bus *ub = dconnect("org.hybridos.cli", "stall", NULL, NULL);
+        hyb_obj *v = NULL;
+        hyb_error e;
+
+        if (hyb_obj_new_int(7, &v) < 0 || hyb_bus_store_write(ub, "/bench/k", v, 0, &e) < 0)
+                die("stall setup", -1, &e);
+        hyb_obj_unref(v);
+        for (int r = 0; r < runs; r++) {
+                burst bu = { .issuer = issuer, .holders = holders };
+                pthread_t th;
+                size_t n = 0;
+
+                for (int i = 0; i < 20; i++)
+                        bu.toks[i] = daemon_token(issuer, holders, 3);
+                atomic_init(&bu.done, false);
+                pthread_create(&th, NULL, burst_main, &bu);
+                ours[r] = get_p99_us(ub, &bu.done, 0, &n);
+                pthread_join(th, NULL);
+                peer[r] = get_p99_us(ub, NULL, n, NULL);
+                for (int i = 0; i < 20; i++)
+                        hyb_free(bu.toks[i]);
+        }
+        row("store get p99, new tokens conn.", "us per get, 99th pct (peer: nobody connecting)",
+            median_of(ours), median_of(peer));
+        hyb_bus_unref(ub);
+}
+
 int main(int argc, char **argv)
 {
         hyb_key *issuer = NULL, *holders[4] = {NULL};
@@ -542,6 +617,7 @@ int main(int argc, char **argv)
                 bench_connect(issuer, holders, 1, false);
                 bench_connect(issuer, holders, 3, false);
                 bench_daemon_ops(issuer, holders);
+                bench_stall(issuer, holders);
                 daemon_stop();
         } else {
                 printf("(connect, call RTT and store get through hybridd: run with --hybridd PATH)\n");

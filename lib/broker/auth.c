@@ -3,7 +3,9 @@
  * The connect handshake (doc/protocol.md "Handshake"): a challenge with a fresh
  * 32-byte getrandom() nonce, one AUTH answer, checked against the local uid
  * policy or, with auth.tokens accept|require, a security token and its proof of
- * possession (doc/token.md "Handshake"; the exact bytes in lib/token/proof.h).
+ * possession (doc/token.md "Handshake"; the exact bytes in lib/token/proof.h), whose
+ * signatures are checked on the threads of auth-pool.c, all at the same time, while the
+ * loop serves the other peers (the connection is not read meanwhile).
  * A token session keeps its verified result: every later operation is a
  * pattern match against it (auth_bus_check, store_acl_check), never a signature
  * check.  The session ends at the token's exp (a timer) or when the revocation
@@ -20,6 +22,7 @@
 #include "common/util.h"
 #include "token/crypto.h"
 #include "token/proof.h"
+#include "token/staged.h"
 
 #define AUTH_CLI_APP "org.hybridos.cli"
 #define AUTH_MAX_BODY 8192u /* an AUTH packet: the JSON around a token of at most 4 KiB */
@@ -268,22 +271,189 @@ static int capture_revoked(void *ud, const hyb_token_ids *ids)
 }
 
 /*
- * Verifies token, its proof (cnonce_hex, proof) against this connection's nonce and
- * channel binding.  0 with *ret and *ret_ids, or < 0 with the reason in why.
+ * One connection's token verification (auth-pool.c): the signatures of its blocks (or
+ * none, for a token verified before: the cache) and its proof of possession, checked at
+ * the same time on the pool's threads; then, on the loop, the verification in the order
+ * of doc/token.md "Verification" (token_staged_finish), the revocation hook, the proof's
+ * result, and the rest of auth_run's checks.  The job holds what it needs (the AUTH
+ * packet, the configuration it was started under); a connection that closes meanwhile
+ * only sets c to NULL (auth_conn_free).
  */
-static int auth_token(bconn *c, json_t *token, const char *cnonce_hex, size_t cnonce_len,
-                      const char *proof, size_t proof_len, hyb_token_result **ret,
-                      struct bauth_ids **ret_ids, char *why, size_t why_size)
+typedef struct bauth_job {
+        bpool_job pj;
+        hyb_broker *b;
+        bconn *c;                       /* NULL once the connection went */
+        hyb_broker_config *cfg;         /* the configuration it started under (a reference) */
+        json_t *packet;                 /* the AUTH packet */
+        uint8_t th[CRYPTO_SHA256_LEN];  /* SHA-256 of the token: the cache's key */
+        token_staged *st;               /* a token not seen before, else NULL */
+        hyb_token_result *seen;         /* a token seen before: its result */
+        struct bauth_ids *seen_ids;     /* and its revocation handles */
+        hyb_key *holder;                /* who must have signed the proof, or NULL */
+        uint8_t transcript[32];
+        uint8_t proof[64];
+        bool proof_form;                /* the proof is 64 bytes of base64url */
+        bool proof_ok;                  /* written by the proof's task */
+} bauth_job;
+
+static void job_free(bauth_job *v)
 {
+        if (v->c)
+                v->c->auth_job = NULL;
+        token_staged_free(v->st);
+        hyb_token_result_unref(v->seen);
+        ids_free(v->seen_ids);
+        hyb_key_unref(v->holder);
+        json_decref(v->packet);
+        hyb_broker_config_unref(v->cfg);
+        free(v);
+}
+
+/* On a worker: signature i of the token's blocks, the last task the proof. */
+static void job_run(bpool_job *pj, unsigned i)
+{
+        bauth_job *v = (bauth_job *)pj;
+        size_t n_sigs = v->st ? token_staged_n_sigs(v->st) : 0;
+
+        if (i < n_sigs)
+                token_staged_check(v->st, i);
+        else
+                v->proof_ok = hyb_key_verify(v->holder, v->transcript, sizeof v->transcript, v->proof,
+                                             sizeof v->proof) == 0;
+}
+
+static void auth_run(bconn *c, json_t *j);
+static void auth_accept(bconn *c, json_t *j, hyb_token_result *tok, struct bauth_ids *tok_ids);
+
+/*
+ * On the loop, the tasks done: the verification's verdict, in the order of the checks
+ * done one after the other before: the token (with its revocation), its exp, the proof.
+ * 0 with *ret and *ret_ids, or < 0 with the reason in why.
+ */
+static int job_verdict(bauth_job *v, hyb_token_result **ret, struct bauth_ids **ret_ids, char *why,
+                       size_t why_size)
+{
+        bconn *c = v->c;
         hyb_broker *b = c->b;
-        hyb_token_verify_opts o;
         hyb_token_result *res = NULL;
         capture cap = { .b = b };
-        uint8_t nc[TOKEN_NONCE_LEN], t[32], th[CRYPTO_SHA256_LEN];
-        struct bauth_slot *slot = NULL;
+        hyb_error e;
+        int r;
+
+        if (v->seen) {
+                /* Verified before under this configuration: only revocation may have changed. */
+                hyb_token_ids ids;
+
+                res = hyb_token_result_ref(v->seen);
+                ids_view(v->seen_ids, &ids);
+                r = capture_revoked(&cap, &ids);
+                if (r != 0) {
+                        snprintf(why, why_size, "token: %s", r > 0 ? "revoked" : "revocation state unknown");
+                        r = HYB_E_UNAUTHORIZED;
+                        goto fail;
+                }
+        } else {
+                hyb_token_verify_opts o;
+
+                hyb_token_verify_opts_init(&o);
+                o.audience = broker_auth_audience(b);
+                o.max_lifetime_s = b->c->auth_max_lifetime_s;
+                o.revoked = capture_revoked;
+                o.userdata = &cap;
+                hyb_error_clear(&e);
+                r = token_staged_finish(v->st, b->c->auth_trust, &o, &res, &e);
+                if (r < 0) {
+                        snprintf(why, why_size, "token: %s", e.message[0] ? e.message : hyb_strerror(r));
+                        goto fail;
+                }
+        }
+        if (hyb_token_result_get_exp(res) <= (int64_t)time(NULL)) {
+                snprintf(why, why_size, "token: expired");
+                r = HYB_E_UNAUTHORIZED;
+                goto fail;
+        }
+        /* The proof was checked against the holder key read in advance: the verified
+         * token's holder must be that very key. */
+        if (!v->proof_form || !v->proof_ok || !v->holder ||
+            strcmp(hyb_key_get_kid(v->holder), hyb_token_result_get_holder_kid(res)) != 0) {
+                snprintf(why, why_size,
+                         "proof of possession: not by holder key %s for this challenge and uid %u",
+                         hyb_token_result_get_holder_kid(res), (unsigned)c->uid);
+                r = HYB_E_UNAUTHORIZED;
+                goto fail;
+        }
+        if (!cap.ids && !(cap.ids = calloc(1, sizeof *cap.ids))) {
+                r = -ENOMEM;
+                snprintf(why, why_size, "out of memory");
+                goto fail;
+        }
+        /* Only a token whose proof held is kept: the cache never grows from refusals. */
+        if (!v->seen)
+                cache_put(b, v->th, res, cap.ids);
+        *ret = res;
+        *ret_ids = cap.ids;
+        return 0;
+fail:
+        ids_free(cap.ids);
+        hyb_token_result_unref(res);
+        return r;
+}
+
+static void job_done(bpool_job *pj, bool cancelled)
+{
+        bauth_job *v = (bauth_job *)pj;
+        bconn *c = v->c;
+        hyb_token_result *tok = NULL;
+        struct bauth_ids *tok_ids = NULL;
+        char why[400];
+        json_t *packet;
+
+        if (c)
+                c->auth_job = NULL;
+        v->c = NULL;
+        if (cancelled || !c || c->state != BCONN_AUTH) {
+                job_free(v);
+                return;
+        }
+        packet = json_incref(v->packet);
+        if (c->b->cfg != v->cfg) {
+                /* Reloaded meanwhile: verified again under the configuration now in force
+                 * (its nonce was never judged: the same challenge still stands). */
+                job_free(v);
+                c->nonce_sent = true;
+                auth_run(c, packet);
+        } else {
+                v->c = c; /* job_verdict reads it (and leaves auth_job NULL) */
+                int r = job_verdict(v, &tok, &tok_ids, why, sizeof why);
+
+                v->c = NULL;
+                job_free(v);
+                if (r < 0)
+                        auth_refuse(c, why);
+                else
+                        auth_accept(c, packet, tok, tok_ids);
+        }
+        json_decref(packet);
+        bconn_resume_reading(c);
+}
+
+/*
+ * Starts verifying token and its proof (cnonce_hex, proof) against this connection's
+ * nonce and channel binding.  0: the connection waits for the job (c->auth_job);
+ * HYB_E_UNAUTHORIZED with the reason in why for what needs no signature to refuse;
+ * -EBUSY / -EAGAIN over auth.max_verifying / auth.uid_max_verifying; another < 0.
+ */
+static int auth_token_start(bconn *c, json_t *packet, json_t *token, const char *cnonce_hex,
+                            size_t cnonce_len, const char *proof, size_t proof_len, char *why,
+                            size_t why_size)
+{
+        hyb_broker *b = c->b;
+        uint8_t nc[TOKEN_NONCE_LEN];
+        struct bauth_slot *slot;
         char binding[TOKEN_BINDING_MAX];
+        bauth_job *v;
         const char *text;
-        size_t len;
+        size_t len, n = 0;
         hyb_error e;
         int r;
 
@@ -309,66 +479,66 @@ static int auth_token(bconn *c, json_t *token, const char *cnonce_hex, size_t cn
                 snprintf(why, why_size, "no proof of possession");
                 return HYB_E_UNAUTHORIZED;
         }
-        hyb_token_verify_opts_init(&o);
-        o.audience = broker_auth_audience(b);
-        o.max_lifetime_s = b->c->auth_max_lifetime_s;
-        o.revoked = capture_revoked;
-        o.userdata = &cap;
-        crypto_sha256(text, len, th);
-        slot = cache_find(b, th, (int64_t)time(NULL));
+        v = calloc(1, sizeof *v);
+        if (!v) {
+                snprintf(why, why_size, "out of memory");
+                return -ENOMEM;
+        }
+        v->b = b;
+        v->cfg = hyb_broker_config_ref(b->cfg);
+        v->packet = json_incref(packet);
+        crypto_sha256(text, len, v->th);
+        slot = cache_find(b, v->th, (int64_t)time(NULL));
         if (slot) {
-                /* Verified before under this configuration: only revocation may have changed. */
-                hyb_token_ids v;
-
-                res = hyb_token_result_ref(slot->res);
-                ids_view(slot->ids, &v);
-                r = capture_revoked(&cap, &v);
-                if (r != 0) {
-                        snprintf(why, why_size, "token: %s", r > 0 ? "revoked" : "revocation state unknown");
-                        r = HYB_E_UNAUTHORIZED;
+                v->seen = hyb_token_result_ref(slot->res);
+                v->seen_ids = ids_copy_of(slot->ids);
+                v->holder = hyb_key_ref(hyb_token_result_get_holder(slot->res));
+                if (!v->seen_ids) {
+                        r = -ENOMEM;
+                        snprintf(why, why_size, "out of memory");
                         goto fail;
                 }
         } else {
+                /* What needs no signature is judged now (the same reasons as ever). */
                 hyb_error_clear(&e);
-                r = hyb_token_verify(text, b->c->auth_trust, &o, &res, &e);
+                r = b->c->auth_trust ? token_staged_new(text, len, b->c->auth_trust, &v->st, &e)
+                                     : err_set(&e, HYB_E_UNAUTHORIZED, -1, "no issuer is trusted");
                 if (r < 0) {
                         snprintf(why, why_size, "token: %s", e.message[0] ? e.message : hyb_strerror(r));
                         goto fail;
                 }
+                if (token_staged_holder(v->st))
+                        v->holder = hyb_key_ref(token_staged_holder(v->st));
         }
-        if (hyb_token_result_get_exp(res) <= (int64_t)time(NULL)) {
-                snprintf(why, why_size, "token: expired");
-                r = HYB_E_UNAUTHORIZED;
-                goto fail;
-        }
-        /* The nonce is single-use: whatever happens now, this connection never gets another. */
-        c->nonce_sent = false;
         token_binding_unix(c->uid, binding);
-        r = token_proof_transcript(o.audience, c->nonce, nc, text, len, binding, t);
-        if (r >= 0)
-                r = token_proof_verify(hyb_token_result_get_holder(res), t, proof, proof_len);
+        r = token_proof_transcript(broker_auth_audience(b), c->nonce, nc, text, len, binding,
+                                   v->transcript);
+        v->proof_form = r >= 0 && v->holder && proof_len == TOKEN_PROOF_B64_LEN &&
+                        b64u_decode_to(proof, proof_len, v->proof, sizeof v->proof, &n) >= 0 &&
+                        n == sizeof v->proof;
+        v->pj.run = job_run;
+        v->pj.done = job_done;
+        v->pj.uid = c->uid;
+        v->pj.n_tasks = (unsigned)(v->st ? token_staged_n_sigs(v->st) : 0) + (v->proof_form ? 1 : 0);
+        r = auth_pool_submit(b, &v->pj);
         if (r < 0) {
-                snprintf(why, why_size,
-                         "proof of possession: not by holder key %s for this challenge and uid %u",
-                         hyb_token_result_get_holder_kid(res), (unsigned)c->uid);
-                r = HYB_E_UNAUTHORIZED;
+                snprintf(why, why_size, "%s",
+                         r == -EBUSY    ? "too many token verifications at once"
+                         : r == -EAGAIN ? "too many token verifications of this uid at once"
+                                        : hyb_strerror(r));
                 goto fail;
         }
-        if (!cap.ids && !(cap.ids = calloc(1, sizeof *cap.ids))) {
-                r = -ENOMEM;
-                snprintf(why, why_size, "out of memory");
-                goto fail;
-        }
-        /* Only a token whose proof held is kept: the cache never grows from refusals. */
-        if (!slot)
-                cache_put(b, th, res, cap.ids);
-        *ret = res;
-        *ret_ids = cap.ids;
+        /* The nonce is single-use; the connection is not read until the job is done. */
+        c->nonce_sent = false;
+        v->c = c;
+        c->auth_job = v;
+        event_del(c->rev);
+        broker_log(b, HYB_LOG_DEBUG, "uid %u pid %d: token being verified (%u signatures)",
+                   (unsigned)c->uid, (int)c->pid, v->pj.n_tasks);
         return 0;
 fail:
         c->nonce_sent = false;
-        ids_free(cap.ids);
-        hyb_token_result_unref(res);
+        job_free(v);
         return r;
 }
 
@@ -450,6 +620,11 @@ void broker_auth_sweep(hyb_broker *b)
 
 void auth_conn_free(bconn *c)
 {
+        if (c->auth_job) {
+                /* Its verification goes on to the end (the pool frees it): without c. */
+                c->auth_job->c = NULL;
+                c->auth_job = NULL;
+        }
         if (c->exp_ev)
                 event_free(c->exp_ev);
         c->exp_ev = NULL;
@@ -524,63 +699,17 @@ int auth_bus_check(const bconn *c, const char *ep, const char *member, unsigned 
                        res);
 }
 
-void auth_handle(bconn *c, const wire_hdr *wh, const uint8_t *body)
+/*
+ * The rest of the handshake once the credentials held (tok and tok_ids, taken over; NULL
+ * without a token): the names, the endpoint, AUTH_RESULT 200.
+ */
+static void auth_accept(bconn *c, json_t *j, hyb_token_result *tok, struct bauth_ids *tok_ids)
 {
         hyb_broker *b = c->b;
-        const char *proto = NULL, *app = NULL, *runner = NULL, *cnonce = NULL, *proof = NULL;
-        size_t cnonce_len = 0, proof_len = 0;
-        json_t *j, *token = NULL;
-        int version = 0, mode = b->c->auth_tokens;
+        const char *app = json_string_value(json_object_get(j, "app"));
+        const char *runner = json_string_value(json_object_get(j, "runner"));
         char name[WIRE_ENDPOINT_MAX + 1], resp[WIRE_ENDPOINT_MAX + 64], why[400];
-        hyb_token_result *tok = NULL;
-        struct bauth_ids *tok_ids = NULL;
 
-        if (mode != BROKER_AUTH_OFF && wh->body_len > AUTH_MAX_BODY) {
-                auth_refuse(c, "auth packet too large");
-                return;
-        }
-        if (!body || (wh->flags & WIRE_F_BINARY)) {
-                auth_fail(c, 400, "auth body must be JSON");
-                return;
-        }
-        /* JSON_ALLOW_NUL: an app or runner with "\u0000" is a bad name (406), checked below. */
-        j = json_loadb((const char *)body, wh->body_len, JSON_ALLOW_NUL, NULL);
-        if (!j || json_unpack(j, "{s:s, s:i, s?s, s?s, s?o, s?s%, s?s%}", "protocol", &proto, "version",
-                              &version, "app", &app, "runner", &runner, "token", &token, "nonce",
-                              &cnonce, &cnonce_len, "proof", &proof, &proof_len) < 0) {
-                /* With tokens on, a packet that carries a token is refused like any other
-                 * credential: the one 401. */
-                bool cred = mode != BROKER_AUTH_OFF && json_is_object(j) && json_object_get(j, "token");
-
-                json_decref(j);
-                if (cred)
-                        auth_refuse(c, "malformed auth packet");
-                else
-                        auth_fail(c, 400, "malformed auth packet");
-                return;
-        }
-        if (strcmp(proto, WIRE_PROTOCOL) != 0 || version != WIRE_VERSION ||
-            json_string_length(json_object_get(j, "protocol")) != strlen(WIRE_PROTOCOL)) {
-                auth_fail(c, 426, "unsupported protocol or version");
-                goto out;
-        }
-        if (token && json_is_null(token))
-                token = NULL;
-        if (token && mode == BROKER_AUTH_OFF) {
-                /* auth.tokens off: the uid policy alone (doc/config.md); the token is not read. */
-                broker_log(b, HYB_LOG_DEBUG, "uid %u pid %d presented a token: ignored (auth.tokens off)",
-                           (unsigned)c->uid, (int)c->pid);
-                token = NULL;
-        }
-        if (!token && mode == BROKER_AUTH_REQUIRE) {
-                auth_refuse(c, "no token (auth.tokens require)");
-                goto out;
-        }
-        if (token && auth_token(c, token, cnonce, cnonce_len, proof, proof_len, &tok, &tok_ids, why,
-                                sizeof why) < 0) {
-                auth_refuse(c, why);
-                goto out;
-        }
         if (!app || !runner || strlen(app) != json_string_length(json_object_get(j, "app")) ||
             strlen(runner) != json_string_length(json_object_get(j, "runner")) ||
             bus_name_check_app(app, strlen(app), NULL) < 0 ||
@@ -656,5 +785,88 @@ void auth_handle(bconn *c, const wire_hdr *wh, const uint8_t *body)
 out:
         hyb_token_result_unref(tok);
         ids_free(tok_ids);
+}
+
+/* The AUTH packet j, parsed: the uid policy at once, a token through the pool (job_done). */
+static void auth_run(bconn *c, json_t *j)
+{
+        hyb_broker *b = c->b;
+        const char *cnonce = NULL, *proof = NULL;
+        size_t cnonce_len = 0, proof_len = 0;
+        json_t *token = json_object_get(j, "token");
+        json_t *jn = json_object_get(j, "nonce"), *jp = json_object_get(j, "proof");
+        int mode = b->c->auth_tokens, r;
+        char why[400];
+
+        if (json_is_string(jn)) {
+                cnonce = json_string_value(jn);
+                cnonce_len = json_string_length(jn);
+        }
+        if (json_is_string(jp)) {
+                proof = json_string_value(jp);
+                proof_len = json_string_length(jp);
+        }
+        if (token && json_is_null(token))
+                token = NULL;
+        if (token && mode == BROKER_AUTH_OFF) {
+                /* auth.tokens off: the uid policy alone (doc/config.md); the token is not read. */
+                broker_log(b, HYB_LOG_DEBUG, "uid %u pid %d presented a token: ignored (auth.tokens off)",
+                           (unsigned)c->uid, (int)c->pid);
+                token = NULL;
+        }
+        if (!token && mode == BROKER_AUTH_REQUIRE) {
+                auth_refuse(c, "no token (auth.tokens require)");
+                return;
+        }
+        if (!token) {
+                auth_accept(c, j, NULL, NULL);
+                return;
+        }
+        r = auth_token_start(c, j, token, cnonce, cnonce_len, proof, proof_len, why, sizeof why);
+        if (r == -EAGAIN)
+                auth_fail(c, 429, why);
+        else if (r == -EBUSY)
+                auth_fail(c, 503, why);
+        else if (r < 0)
+                auth_refuse(c, why);
+}
+
+void auth_handle(bconn *c, const wire_hdr *wh, const uint8_t *body)
+{
+        hyb_broker *b = c->b;
+        const char *proto = NULL, *app = NULL, *runner = NULL, *cnonce = NULL, *proof = NULL;
+        size_t cnonce_len = 0, proof_len = 0;
+        json_t *j, *token = NULL;
+        int version = 0, mode = b->c->auth_tokens;
+
+        if (mode != BROKER_AUTH_OFF && wh->body_len > AUTH_MAX_BODY) {
+                auth_refuse(c, "auth packet too large");
+                return;
+        }
+        if (!body || (wh->flags & WIRE_F_BINARY)) {
+                auth_fail(c, 400, "auth body must be JSON");
+                return;
+        }
+        /* JSON_ALLOW_NUL: an app or runner with "\u0000" is a bad name (406), checked below. */
+        j = json_loadb((const char *)body, wh->body_len, JSON_ALLOW_NUL, NULL);
+        if (!j || json_unpack(j, "{s:s, s:i, s?s, s?s, s?o, s?s%, s?s%}", "protocol", &proto, "version",
+                              &version, "app", &app, "runner", &runner, "token", &token, "nonce",
+                              &cnonce, &cnonce_len, "proof", &proof, &proof_len) < 0) {
+                /* With tokens on, a packet that carries a token is refused like any other
+                 * credential: the one 401. */
+                bool cred = mode != BROKER_AUTH_OFF && json_is_object(j) && json_object_get(j, "token");
+
+                json_decref(j);
+                if (cred)
+                        auth_refuse(c, "malformed auth packet");
+                else
+                        auth_fail(c, 400, "malformed auth packet");
+                return;
+        }
+        if (strcmp(proto, WIRE_PROTOCOL) != 0 || version != WIRE_VERSION ||
+            json_string_length(json_object_get(j, "protocol")) != strlen(WIRE_PROTOCOL))
+                auth_fail(c, 426, "unsupported protocol or version");
+        else
+                auth_run(c, j);
         json_decref(j);
 }

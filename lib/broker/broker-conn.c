@@ -423,7 +423,9 @@ static void conn_read(struct bufferevent *bev, void *ud)
 
         c->last_rx_us = hyb_now_usec();
         c->ping_sent = false;
-        while (c->state != BCONN_DEAD) {
+        /* While its token is verified (auth.c) a connection is not served: what it sent
+         * after AUTH waits until then (bconn_resume_reading). */
+        while (c->state != BCONN_DEAD && !c->auth_job) {
                 size_t have = evbuffer_get_length(in);
                 if (have < WIRE_HDR_SIZE)
                         break;
@@ -512,6 +514,14 @@ static bool resume_later(bconn *c)
         if (!c->resume_ev)
                 c->resume_ev = evtimer_new(c->b->base, conn_resume, c);
         return c->resume_ev && evtimer_add(c->resume_ev, &now) == 0;
+}
+
+void bconn_resume_reading(bconn *c)
+{
+        if (c->state == BCONN_DEAD || !c->bev || c->auth_job)
+                return;
+        event_add(c->rev, NULL);
+        resume_later(c);
 }
 
 static void conn_event(struct bufferevent *bev, short what, void *ud);

@@ -163,6 +163,7 @@ struct bconn {
         hyb_token_result *tok;    /* a token session: its verified result (rights), else NULL */
         struct bauth_ids *tok_ids; /* what a revocation may name of that token */
         struct event *exp_ev;     /* closes a token session at the token's exp */
+        struct bauth_job *auth_job; /* its token being verified (auth.c): nothing is read meanwhile */
         /* A session of the network edge (lib/edge, edge-peer.c): the transport its calls
          * came by ("http"), else NULL (a peer of the Unix socket). */
         const char *transport;
@@ -226,6 +227,7 @@ struct hyb_broker {
         bool feed_broken;
         char hostname[256];     /* the default audience (gethostname), filled on first use */
         struct bauth_cache *tok_cache; /* verified tokens by hash (auth.c), or NULL */
+        struct bauth_pool *tok_pool;   /* the threads checking signatures (auth-pool.c), or NULL */
         /* Counters read as /sys/bus/... (like mosquitto's $SYS): frames and bytes read from and
          * queued to peers, peers cut off for a quota, connections accepted since the start. */
         uint64_t msgs_in, msgs_out, bytes_in, bytes_out, drops, accepted;
@@ -324,6 +326,33 @@ void quota_cut(bconn *c, int status, const char *which, const char *detail);
 void quota_uid_objects(bconn *c, unsigned *subs, unsigned *regs, size_t *policy);
 /* Gives memory back to the system after a large release. */
 void quota_trim(hyb_broker *b);
+
+/* auth-pool.c: signature checks on worker threads.  A job's run(j, i) runs task i
+ * (0 <= i < n_tasks) on a worker, tasks of one job at the same time; done(j, cancelled)
+ * runs on the loop once all returned (cancelled: the broker stops, the tasks may not have
+ * run) and owns j from then on. */
+typedef struct bpool_job bpool_job;
+struct bpool_job {
+        void (*run)(bpool_job *j, unsigned i);
+        void (*done)(bpool_job *j, bool cancelled);
+        unsigned n_tasks;
+        uid_t uid;              /* for auth.uid_max_verifying */
+        /* the pool's */
+        unsigned next_task, left;
+        bpool_job *qnext, *dnext, *inext, **iprev;
+};
+/* Queues j (starting the threads on first use): 0, -EBUSY (auth.max_verifying jobs in
+ * flight), -EAGAIN (auth.uid_max_verifying of j->uid), -ENOMEM or another -errno. */
+int auth_pool_submit(hyb_broker *b, bpool_job *j);
+/* Jobs submitted and not yet collected (the fuzz harness waits for them). */
+unsigned auth_pool_in_flight(const hyb_broker *b);
+/* The broker shuts down: the pool no longer keeps the loop running (what is in flight is
+ * cancelled by auth_pool_free). */
+void auth_pool_shutdown(hyb_broker *b);
+/* Stops and joins the threads; the jobs in flight get done(j, true) (hyb_broker_free). */
+void auth_pool_free(hyb_broker *b);
+/* Reading and dispatching c again after its verification (broker-conn.c). */
+void bconn_resume_reading(bconn *c);
 
 /* auth.c */
 int auth_challenge(bconn *c);

@@ -486,6 +486,7 @@ HYB_EXPORT int hyb_broker_shutdown(hyb_broker *b)
         if (b->shutdown_ev)
                 evtimer_add(b->shutdown_ev, &tv);
         event_del(b->tick_ev);
+        auth_pool_shutdown(b); /* token checks under way do not hold the loop */
         if (b->store_ev)
                 event_del(b->store_ev);
         if (b->store_timer)
@@ -500,6 +501,7 @@ HYB_EXPORT hyb_broker *hyb_broker_free(hyb_broker *b)
         stop_listening(b);
         b->shutting_down = true;
         bconn_free_all(b);
+        auth_pool_free(b); /* joins the verifying threads: nothing refers to b after */
         broker_feed_free(b);
         store_detach(b);
         auth_broker_free(b);
@@ -554,7 +556,7 @@ static bool programs_differ(const broker_config *a, const broker_config *b)
 /* The settings read once, at the start: a new value is reported and not used. */
 static const char *const restart_only[] = {
         "host", "listen.unix", "store.path", "store.durability", "store.limits", "log.syslog",
-        "boot.programs", "listen.http",
+        "boot.programs", "auth.verify_threads", "listen.http",
 };
 
 /*
@@ -575,6 +577,7 @@ static int keep_restart_only(hyb_broker *b, broker_config *n)
                         o->store_max_keys != n->store_max_keys,
                 o->log_syslog != n->log_syslog,
                 programs_differ(o, n),
+                o->auth_verify_threads != n->auth_verify_threads,
                 str_differs(o->listen_http, n->listen_http),
         };
         int mask = 0;
@@ -588,6 +591,7 @@ static int keep_restart_only(hyb_broker *b, broker_config *n)
                 free(n->host);
                 n->host = host;
         }
+        n->auth_verify_threads = o->auth_verify_threads; /* the pool keeps its threads */
         for (size_t i = 0; i < ELEMENTSOF(changed); i++)
                 if (changed[i])
                         mask |= 1 << i;

@@ -10,6 +10,9 @@
  *     issuers:                            issuer name: its public key file (PEM or JWK)
  *       acme: /etc/hybrid/acme.pub
  *     max_lifetime_s: 86400               default 30 days
+ *     verify_threads: 2                   threads checking signatures (at start only)
+ *     max_verifying: 32                   connects being verified, in all (then 503)
+ *     uid_max_verifying: 8                of one uid (then 429)
  *
  * The issuer key files are read while the configuration is loaded, so a missing
  * or unreadable key is a configuration error with its line, like any other.
@@ -170,13 +173,57 @@ static int set_max_lifetime(loader *l, const char *path, const field *f)
         return 0;
 }
 
+/* A count lo..hi written in decimal digits. */
+static int get_count(loader *l, const char *path, uint32_t lo, uint32_t hi, uint32_t *ret)
+{
+        const char *s = NULL;
+        size_t len = 0;
+        uint64_t v = 0;
+        int r;
+
+        r = loader_get_string(l, path, "a count", &s, &len);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] < '0' || s[i] > '9' || v > hi) {
+                        v = 0;
+                        break;
+                }
+                v = v * 10 + (uint64_t)(s[i] - '0');
+        }
+        if (len == 0 || v < lo || v > hi)
+                return loader_fail(l, loader_event(l)->start_mark, path, "expected a count %u..%u, got '%.*s'",
+                                   lo, hi, (int)(len > 40 ? 40 : len), s);
+        *ret = (uint32_t)v;
+        return 0;
+}
+
+static int set_verify_threads(loader *l, const char *path, const field *f)
+{
+        return get_count(l, path, 1, BROKER_AUTH_VERIFY_THREADS_MAX, &loader_config(l)->auth_verify_threads);
+}
+
+static int set_max_verifying(loader *l, const char *path, const field *f)
+{
+        return get_count(l, path, 1, BROKER_AUTH_VERIFYING_MAX, &loader_config(l)->auth_max_verifying);
+}
+
+static int set_uid_max_verifying(loader *l, const char *path, const field *f)
+{
+        return get_count(l, path, 1, BROKER_AUTH_VERIFYING_MAX, &loader_config(l)->auth_uid_max_verifying);
+}
+
 int broker_config_set_auth(loader *l, const char *path, const field *f)
 {
+        /* Spaced inside the braces: tests/integration/example-config.sh finds the keys so. */
         static const field fields[] = {
-                {"tokens", set_tokens},
-                {"audience", set_audience},
-                {"issuers", set_issuers},
-                {"max_lifetime_s", set_max_lifetime},
+                { "tokens", set_tokens },
+                { "audience", set_audience },
+                { "issuers", set_issuers },
+                { "max_lifetime_s", set_max_lifetime },
+                { "verify_threads", set_verify_threads },
+                { "max_verifying", set_max_verifying },
+                { "uid_max_verifying", set_uid_max_verifying },
         };
 
         return loader_walk_map(l, path, fields, ELEMENTSOF(fields));

@@ -20,6 +20,9 @@ int broker_config_init(broker_config *c)
                 broker_limit_put(c, &broker_limits[i], broker_limits[i].dflt);
         c->store_durability = -1;
         c->auth_max_lifetime_s = BROKER_AUTH_DEFAULT_LIFETIME_S;
+        c->auth_verify_threads = BROKER_AUTH_VERIFY_THREADS;
+        c->auth_max_verifying = BROKER_AUTH_MAX_VERIFYING;
+        c->auth_uid_max_verifying = BROKER_AUTH_UID_MAX_VERIFYING;
         c->host = strdup("localhost");
         c->log_level = strdup("info");
         if (!c->host || !c->log_level) {

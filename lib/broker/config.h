@@ -148,6 +148,12 @@ enum {
         BROKER_AUTH_REQUIRE = 2,
 };
 #define BROKER_AUTH_DEFAULT_LIFETIME_S (30ull * 86400)
+/* auth.verify_threads, auth.max_verifying, auth.uid_max_verifying: defaults and largest values */
+#define BROKER_AUTH_VERIFY_THREADS 2u
+#define BROKER_AUTH_VERIFY_THREADS_MAX 64u
+#define BROKER_AUTH_MAX_VERIFYING 32u
+#define BROKER_AUTH_UID_MAX_VERIFYING 8u
+#define BROKER_AUTH_VERIFYING_MAX 65536u
 #define BROKER_AUTH_MAX_LIFETIME_S (3650ull * 86400) /* the largest auth.max_lifetime_s */
 
 /* One rule of policy.store: who (a uid, an app glob, both or neither), which fURIs, which rights. */
@@ -209,6 +215,9 @@ typedef struct broker_config {
         char *auth_audience;      /* NULL: the machine's host name */
         struct hyb_token_trust *auth_trust; /* auth.issuers with their keys; NULL: none */
         uint64_t auth_max_lifetime_s;       /* default 30 days */
+        uint32_t auth_verify_threads;       /* threads checking token signatures (auth-pool.c) */
+        uint32_t auth_max_verifying;        /* connections whose token is being verified, in all */
+        uint32_t auth_uid_max_verifying;    /* of them, of one uid */
 } broker_config;
 
 /* The rows of BROKER_LIMITS in order, and the relations between them. */

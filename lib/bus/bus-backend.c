@@ -434,6 +434,8 @@ HYB_EXPORT int hyb_bus_backend_open_host_with(const char *db, const hyb_bus_conn
                         if (r == HYB_E_UNAUTHORIZED || r == HYB_E_FORBIDDEN)
                                 err_set(reterr, r, -1, "the daemon at %s refused the credentials: %s",
                                         bus_path, why);
+                        else if (r == HYB_E_TOO_MANY)
+                                err_set(reterr, r, -1, "the daemon at %s is busy: %s", bus_path, why);
                         else
                                 err_set(reterr, r, -1, "no daemon answers at %s: %s", bus_path, why);
                 } else if (r >= 0 &&

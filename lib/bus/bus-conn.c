@@ -42,6 +42,17 @@ HYB_EXPORT int hyb_bus_get_default_socket(char **ret_path)
 
 /* ---------------------------------------------------------------- raw I/O */
 
+/*
+ * A write the daemon's end refused: the peer is gone.  The caller gets HYB_E_CLOSED (as
+ * for a bus closed already); the socket stays readable at EOF, so the next
+ * hyb_bus_process reads what the daemon sent last (an ERROR with its reason), closes
+ * the bus and fails the pending calls.
+ */
+static int send_error(int err)
+{
+        return err == EPIPE || err == ECONNRESET ? HYB_E_CLOSED : -err;
+}
+
 static int bus_flush_some(hyb_bus *bus)
 {
         while (bus->wpos < bus->wlen) {
@@ -52,7 +63,7 @@ static int bus_flush_some(hyb_bus *bus)
                                 continue;
                         if (errno == EAGAIN)
                                 return 0;
-                        return -errno;
+                        return send_error(errno);
                 }
                 bus->wpos += (size_t)n;
         }
@@ -108,7 +119,7 @@ int bus_send(hyb_bus *bus, wire_hdr *h, const char *to, size_t to_len, const cha
                         if (n < 0 && errno == EINTR)
                                 continue;
                         if (n < 0 && errno != EAGAIN)
-                                return -errno;
+                                return send_error(errno);
                         done = n < 0 ? 0 : (size_t)n;
                         break;
                 }
@@ -242,10 +253,12 @@ void bus_fail_all(hyb_bus *bus)
                         const char *m = bus->close_status ? bus->close_msg : "connection closed";
                         hyb_bus_reply *rep = bus_reply_new(bus->close_status ? bus->close_status : 502,
                                                            0, "", 0, m, strlen(m), NULL, 0);
+                        hyb_slot_ref(&c->slot); /* the callback may drop the caller's last one */
                         if (rep)
                                 c->cb(bus, rep, c->slot.userdata);
                         hyb_bus_reply_unref(rep);
                         slot_drop_floating(&c->slot);
+                        hyb_slot_unref(&c->slot);
                 }
         }
 }
@@ -871,6 +884,8 @@ int bus_wait_for(hyb_bus *bus, const bool *done, uint64_t deadline_us)
                 if (r > 0)
                         continue;
                 r = bus_poll(bus, deadline_us);
+                if (r == -EINTR)
+                        continue; /* a signal (a runtime's SIGCHLD...) is no reason to give up */
                 if (r < 0)
                         break;
                 if (r == 0) {

@@ -135,10 +135,14 @@ static void call_complete(bus_call *c, hyb_bus_reply *rep)
                 c->reply = rep; /* sync: the waiting caller takes it */
                 return;
         }
+        /* The callback may drop the caller's last reference to this call's slot (a
+         * binding's collector does): hold one of our own until we are done with it. */
+        hyb_slot_ref(&c->slot);
         if (rep)
                 c->cb(bus, rep, c->slot.userdata);
         hyb_bus_reply_unref(rep);
         slot_drop_floating(&c->slot);
+        hyb_slot_unref(&c->slot);
 }
 
 void bus_dispatch_result(hyb_bus *bus, const wire_packet *p)
@@ -228,13 +232,19 @@ int bus_call_sync(hyb_bus *bus, const char *endpoint, const char *method, const 
                 bus_call_unlink(&c);
                 return err_set(reterr, r, -1, "sending call: %s", hyb_strerror(r));
         }
+        /* A callback run by the wait may close the bus and drop the caller's last
+         * reference (a binding's close() from a procedure): hold one until done here. */
+        hyb_bus_ref(bus);
         r = bus_wait_for(bus, &c.done, c.deadline_us);
         bus_call_unlink(&c);
         if (!c.reply && bus->close_status)
-                return err_set(reterr, hyb_err_from_status(bus->close_status), -1,
-                               "connection closed by the broker: %d %s", bus->close_status, bus->close_msg);
+                r = err_set(reterr, hyb_err_from_status(bus->close_status), -1,
+                            "connection closed by the broker: %d %s", bus->close_status, bus->close_msg);
+        else if (!c.reply)
+                r = err_set(reterr, r < 0 ? r : HYB_E_CLOSED, -1, "connection closed during call");
+        hyb_bus_unref(bus);
         if (!c.reply)
-                return err_set(reterr, r < 0 ? r : HYB_E_CLOSED, -1, "connection closed during call");
+                return r;
         *ret = c.reply;
         return 0;
 }

@@ -165,10 +165,12 @@ HYB_EXPORT int hyb_bus_fire(hyb_bus *bus, const char *bubble, const void *body, 
         bus->calls_tail = &c;
         bus->n_calls++;
         c.linked = true;
+        hyb_bus_ref(bus); /* a callback run by the wait may drop the caller's last one */
         r = bus_send(bus, &h, NULL, 0, bubble, strlen(bubble), body, len);
         if (r >= 0)
                 r = bus_wait_for(bus, &c.done, c.deadline_us);
         bus_call_unlink(&c);
+        hyb_bus_unref(bus);
         if (!c.reply)
                 return r < 0 ? r : HYB_E_CLOSED;
         r = hyb_err_from_status(c.reply->status);

@@ -18,6 +18,7 @@
 
 #include "common/util.h"
 #include "crypto.h"
+#include "staged.h"
 #include "token-internal.h"
 
 static const char *const block0_claims[] = {
@@ -254,14 +255,122 @@ static int check_revoked(chain *c, hyb_token_result *res, const char *kid, size_
         return 0;
 }
 
-static int verify(const char *token, const hyb_token_trust *trust, const hyb_token_verify_opts *o,
+struct token_staged {
+        char *text;
+        size_t n;
+        token_part parts[TOKEN_MAX_BLOCKS];
+        token_block b[TOKEN_MAX_BLOCKS];
+        char kid[44];
+        /* The key that signs block i: block 0's trusted key, then block i-1's cnf key as
+         * read in advance (NULL: it could not be read; the replay refuses the chain at
+         * block i-1's claims before it gets to block i). */
+        hyb_key *signer[TOKEN_MAX_BLOCKS];
+        hyb_key *holder;        /* the last block's cnf key as read in advance, or NULL */
+        bool sig_ok[TOKEN_MAX_BLOCKS]; /* slot i written by token_staged_check(i) only */
+};
+
+token_staged *token_staged_free(token_staged *s)
+{
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < s->n; i++) {
+                token_block_clear(&s->b[i]);
+                hyb_key_unref(s->signer[i]);
+        }
+        hyb_key_unref(s->holder);
+        free(s->text);
+        free(s);
+        return NULL;
+}
+
+/* Block index's cnf key, read before its signature is checked: only to know which key
+ * checks the next signature (or the proof); the claims are judged in the replay. */
+static hyb_key *cnf_in_advance(const token_part *p, size_t index)
+{
+        token_block tmp = {0};
+        hyb_key *k = NULL;
+        hyb_error ignored;
+
+        hyb_error_clear(&ignored);
+        if (token_block_decode_claims(p, index, &tmp, &ignored) >= 0 &&
+            token_cnf_key(tmp.claims, index, &k, &ignored) < 0)
+                k = NULL;
+        token_block_clear(&tmp);
+        return k;
+}
+
+int token_staged_new(const char *text, size_t len, const hyb_token_trust *trust,
+                     token_staged **ret, hyb_error *e)
+{
+        token_staged *s;
+        const char *kid = NULL, *ignored;
+        const hyb_key *trusted;
+        int r;
+
+        hyb_assert_return(text && trust && ret, -EINVAL);
+        s = calloc(1, sizeof *s);
+        if (!s || !(s->text = strndup(text, len))) {
+                free(s);
+                return -ENOMEM;
+        }
+        /* 1, 2: the text, base64url and headers of every block, before any signature. */
+        r = token_split(s->text, strlen(s->text), s->parts, &s->n, e);
+        for (size_t i = 0; r >= 0 && i < s->n; i++)
+                r = token_block_decode_head(&s->parts[i], i, &s->b[i], i == 0 ? &kid : NULL, e);
+        if (r < 0) {
+                token_staged_free(s);
+                return r == -ENOMEM ? r : HYB_E_UNAUTHORIZED;
+        }
+        memcpy(s->kid, kid, 44);
+        trusted = token_trust_find_kid(trust, s->kid, &ignored);
+        if (!trusted) {
+                r = err_set(e, HYB_E_UNAUTHORIZED, -1, "unknown kid %s", s->kid);
+                token_staged_free(s);
+                return r;
+        }
+        s->signer[0] = hyb_key_ref(trusted);
+        for (size_t i = 0; i < s->n; i++) {
+                hyb_key *k = cnf_in_advance(&s->parts[i], i);
+
+                if (i + 1 < s->n)
+                        s->signer[i + 1] = k;
+                else
+                        s->holder = k;
+        }
+        *ret = s;
+        return 0;
+}
+
+size_t token_staged_n_sigs(const token_staged *s)
+{
+        return s->n;
+}
+
+void token_staged_check(token_staged *s, size_t i)
+{
+        if (i >= s->n)
+                return;
+        s->sig_ok[i] = s->signer[i] &&
+                       hyb_key_verify(s->signer[i], s->parts[i].signed_text, s->parts[i].signed_len,
+                                      s->b[i].sig, TOKEN_SIG_LEN) == 0;
+}
+
+const hyb_key *token_staged_holder(const token_staged *s)
+{
+        return s->holder;
+}
+
+static bool same_key(const hyb_key *a, const hyb_key *b)
+{
+        return a && b && strcmp(hyb_key_get_kid(a), hyb_key_get_kid(b)) == 0;
+}
+
+/* 3 to 6 with the signature results of the stage, in the order of the list above. */
+static int verify(token_staged *s, const hyb_token_trust *trust, const hyb_token_verify_opts *o,
                   hyb_token_result *res, hyb_error *e)
 {
-        token_part parts[TOKEN_MAX_BLOCKS];
-        token_block b[TOKEN_MAX_BLOCKS] = {0};
-        const char *kid = NULL, *ignored;
-        char kid_copy[44];
-        size_t n = 0;
+        const char *ignored;
+        size_t n = s->n;
         chain c = {
                 .o = o,
                 .now = o->now ? o->now : (int64_t)time(NULL),
@@ -272,38 +381,35 @@ static int verify(const char *token, const hyb_token_trust *trust, const hyb_tok
                 .nbf = 0,
                 .dlg_over = -1,
         };
-        int r;
+        int r = 0;
 
-        r = token_split(token, strlen(token), parts, &n, e);
-        for (size_t i = 0; r >= 0 && i < n; i++)
-                r = token_block_decode_head(&parts[i], i, &b[i], i == 0 ? &kid : NULL, e);
-        if (r >= 0) {
-                memcpy(kid_copy, kid, 44);
-                for (size_t i = 0; r >= 0 && i < n; i++) {
-                        const hyb_key *signer =
-                                i == 0 ? token_trust_find_kid(trust, kid, &ignored) : c.holder;
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                const hyb_key *signer =
+                        i == 0 ? token_trust_find_kid(trust, s->kid, &ignored) : c.holder;
 
-                        if (!signer) {
-                                r = err_set(e, HYB_E_UNAUTHORIZED, -1, "unknown kid %s", kid);
-                                break;
-                        }
-                        if (hyb_key_verify(signer, parts[i].signed_text, parts[i].signed_len,
-                                           b[i].sig, TOKEN_SIG_LEN) < 0) {
-                                r = err_set(e, HYB_E_UNAUTHORIZED, -1, "block %zu: bad signature",
-                                            i);
-                                break;
-                        }
-                        token_sig_hash(b[i].sig, c.sig_hash[i]);
-                        r = token_block_decode_claims(&parts[i], i, &b[i], e);
-                        if (r >= 0)
-                                r = i == 0 ? check_block0(&c, trust, b[i].claims, kid, res, e)
-                                           : check_attenuation(&c, b[i].claims, i, e);
+                if (!signer) {
+                        r = err_set(e, HYB_E_UNAUTHORIZED, -1, "unknown kid %s", s->kid);
+                        break;
                 }
+                /* Checked, good, and by this very key (the one the chain names now). */
+                if (!s->sig_ok[i] || !same_key(signer, s->signer[i])) {
+                        r = err_set(e, HYB_E_UNAUTHORIZED, -1, "block %zu: bad signature", i);
+                        break;
+                }
+                token_sig_hash(s->b[i].sig, c.sig_hash[i]);
+                json_decref(s->b[i].claims); /* a stage is finished once; never mind */
+                s->b[i].claims = NULL;
+                r = token_block_decode_claims(&s->parts[i], i, &s->b[i], e);
+                if (r >= 0)
+                        r = i == 0 ? check_block0(&c, trust, s->b[i].claims, s->kid, res, e)
+                                   : check_attenuation(&c, s->b[i].claims, i, e);
         }
         if (r >= 0)
                 r = check_policy(&c, n, e);
         if (r >= 0)
-                r = check_revoked(&c, res, kid_copy, n, e);
+                r = check_revoked(&c, res, s->kid, n, e);
+        if (r >= 0 && !same_key(c.holder, s->holder))
+                r = err_set(e, HYB_E_UNAUTHORIZED, -1, "the holder key changed"); /* cannot be */
         if (r >= 0) {
                 res->holder = TAKE_PTR(c.holder);
                 res->holder_kid = strdup(c.holder_kid[n - 1]);
@@ -315,8 +421,6 @@ static int verify(const char *token, const hyb_token_trust *trust, const hyb_tok
                 if (!res->holder_kid)
                         r = -ENOMEM;
         }
-        for (size_t i = 0; i < n; i++)
-                token_block_clear(&b[i]);
         chain_done(&c);
         /* One code whatever failed (ENOMEM aside): the detail is in e for the log. */
         if (r < 0 && r != -ENOMEM)
@@ -324,15 +428,14 @@ static int verify(const char *token, const hyb_token_trust *trust, const hyb_tok
         return r;
 }
 
-HYB_EXPORT int hyb_token_verify(const char *token, const hyb_token_trust *trust,
-                                const hyb_token_verify_opts *opts, hyb_token_result **ret,
-                                hyb_error *reterr)
+int token_staged_finish(token_staged *s, const hyb_token_trust *trust,
+                        const hyb_token_verify_opts *opts, hyb_token_result **ret, hyb_error *e)
 {
         hyb_token_verify_opts o;
         hyb_token_result *res;
         int r;
 
-        hyb_assert_return(token && trust && opts && ret, -EINVAL);
+        hyb_assert_return(s && trust && opts && ret, -EINVAL);
         /* Members beyond the caller's size read as 0 (the struct can grow). */
         hyb_token_verify_opts_init(&o);
         memcpy(&o, opts, opts->size && opts->size < sizeof o ? opts->size : sizeof o);
@@ -342,11 +445,34 @@ HYB_EXPORT int hyb_token_verify(const char *token, const hyb_token_trust *trust,
         if (!res)
                 return -ENOMEM;
         atomic_init(&res->n_ref, 1);
-        r = verify(token, trust, &o, res, reterr);
+        r = verify(s, trust, &o, res, e);
         if (r < 0) {
                 hyb_token_result_unref(res);
                 return r;
         }
         *ret = res;
         return 0;
+}
+
+HYB_EXPORT int hyb_token_verify(const char *token, const hyb_token_trust *trust,
+                                const hyb_token_verify_opts *opts, hyb_token_result **ret,
+                                hyb_error *reterr)
+{
+        hyb_token_verify_opts o;
+        token_staged *s = NULL;
+        int r;
+
+        hyb_assert_return(token && trust && opts && ret, -EINVAL);
+        hyb_token_verify_opts_init(&o);
+        memcpy(&o, opts, opts->size && opts->size < sizeof o ? opts->size : sizeof o);
+        o.size = sizeof o;
+        hyb_assert_return(o.audience && *o.audience, -EINVAL);
+        r = token_staged_new(token, strlen(token), trust, &s, reterr);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < token_staged_n_sigs(s); i++)
+                token_staged_check(s, i);
+        r = token_staged_finish(s, trust, &o, ret, reterr);
+        token_staged_free(s);
+        return r;
 }

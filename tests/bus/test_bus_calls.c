@@ -6,6 +6,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -460,6 +461,87 @@ static void on_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *ud)
         atomic_fetch_add(&g->n, 1);
 }
 
+/* A reply callback that drops the caller's last reference to its own call slot (what a
+ * binding's garbage collector may do): the library must not touch the slot after that. */
+typedef struct self_unref {
+        hyb_slot *slot;
+        atomic_int n;
+        int status;
+} self_unref;
+
+static void on_reply_unref_self(hyb_bus *bus, const hyb_bus_reply *rep, void *ud)
+{
+        self_unref *u = ud;
+
+        u->status = hyb_bus_reply_get_status(rep);
+        u->slot = hyb_slot_unref(u->slot);
+        atomic_fetch_add(&u->n, 1);
+}
+
+static int never_answers(hyb_bus_request *req, void *ud)
+{
+        return 0; /* nobody processes this bus: the call stays pending */
+}
+
+START_TEST(test_reply_callback_unrefs_its_slot)
+{
+        tbroker t;
+        self_unref u = { 0 };
+
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        /* answered, then timed out locally: both paths complete the call */
+        ck_assert_int_eq(hyb_bus_call_async(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", "1", 1, 0, 2000,
+                                            on_reply_unref_self, &u, &u.slot), 0);
+        pump_until(a, &u.n, 1, 5000);
+        ck_assert_int_eq(atomic_load(&u.n), 1);
+        ck_assert_int_eq(u.status, 200);
+        ck_assert_ptr_null(u.slot);
+        ck_assert_int_eq(hyb_bus_call_async(a, "@localhost/org.test.nobody/main", "m", "{}", 2, 0, 2000,
+                                            on_reply_unref_self, &u, &u.slot), 0);
+        pump_until(a, &u.n, 2, 5000);
+        ck_assert_int_eq(atomic_load(&u.n), 2);
+        ck_assert_int_eq(u.status, 404);
+        ck_assert_ptr_null(u.slot);
+        /* failed by the connection's end: the broker goes with the call pending */
+        hyb_bus *hold = tb_connect(&t, "org.test.hold", "main");
+        ck_assert_int_eq(hyb_bus_register_procedure(hold, "m", NULL, NULL, never_answers, NULL, NULL,
+                                                    NULL), 0);
+        ck_assert_int_eq(hyb_bus_call_async(a, "@localhost/org.test.hold/main", "m", "{}", 2, 0, 60000,
+                                            on_reply_unref_self, &u, &u.slot), 0);
+        ck_assert_int_eq(hyb_bus_flush(a), 0);
+        tb_stop(&t);
+        pump_until(a, &u.n, 3, 10000);
+        ck_assert_int_eq(atomic_load(&u.n), 3);
+        ck_assert_int_ne(u.status, 200);
+        ck_assert_ptr_null(u.slot);
+        hyb_bus_unref(hold);
+        hyb_bus_unref(a);
+}
+END_TEST
+
+/* The daemon gone before we read its EOF: a call's write fails, and says the connection is
+ * closed (not EPIPE); the next process reads the end and the bus reports closed. */
+START_TEST(test_send_after_daemon_gone)
+{
+        tbroker t;
+        hyb_error err;
+
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        tb_stop(&t);
+        ck_assert(hyb_bus_is_open(a));
+        ck_assert_int_eq(hyb_bus_call(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", "1", 1, 0, 1000, NULL, &err),
+                         HYB_E_CLOSED);
+        int r = 0;
+        for (int i = 0; i < 5 && r >= 0; i++) /* a level-triggered loop's turns */
+                r = hyb_bus_process(a);
+        ck_assert_int_eq(r, HYB_E_CLOSED);
+        ck_assert(!hyb_bus_is_open(a));
+        hyb_bus_unref(a);
+}
+END_TEST
+
 START_TEST(test_deadline_cancel_deferred)
 {
         tbroker t;
@@ -566,6 +648,51 @@ START_TEST(test_nested_sync)
 }
 END_TEST
 
+/* A callback that closes its own bus and drops the last reference to it while a synchronous call (or a
+ * counted fire) of that bus waits (what a binding's close() from a callback does): the
+ * waiting function must not read the freed connection; it fails with HYB_E_CLOSED. */
+static int on_drop_bus(hyb_bus_request *req, void *ud)
+{
+        hyb_bus **pb = ud;
+        hyb_bus_close(*pb);
+        *pb = hyb_bus_unref(*pb);
+        return 0;
+}
+
+static void on_event_drop_bus(hyb_bus *bus, const hyb_bus_event *ev, void *ud)
+{
+        hyb_bus **pb = ud;
+        hyb_bus_close(*pb);
+        *pb = hyb_bus_unref(*pb);
+}
+
+START_TEST(test_unref_bus_while_sync_call_waits)
+{
+        tbroker t;
+        hyb_bus_reply *rep = NULL;
+        hyb_error err;
+        uint32_t d = 0, f = 0;
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        ck_assert_int_eq(hyb_bus_register_procedure(a, "drop", NULL, NULL, on_drop_bus, &a, NULL, &err), 0);
+        hyb_error_clear(&err);
+        ck_assert_int_eq(hyb_bus_call(a, "@localhost/org.test.a/main", "drop", "{}", 2, 0, 10000, &rep, &err),
+                         HYB_E_CLOSED);
+        ck_assert_ptr_null(a);
+        ck_assert_ptr_null(rep);
+        ck_assert_int_eq(err.code, HYB_E_CLOSED);
+
+        /* the same from an event callback while a counted fire waits for its counts */
+        hyb_bus *g = tb_connect(&t, "org.test.gen", "main");
+        ck_assert_int_eq(hyb_bus_register_event(g, "TEMP", NULL, NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_bus_subscribe(g, "@localhost/org.test.gen/main", "TEMP", on_event_drop_bus, &g,
+                                           NULL, &err), 0);
+        ck_assert_int_eq(hyb_bus_fire(g, "TEMP", "1", 1, 0, &d, &f), HYB_E_CLOSED);
+        ck_assert_ptr_null(g);
+        tb_stop(&t);
+}
+END_TEST
+
 START_TEST(test_builtin_lists)
 {
         tbroker t;
@@ -660,6 +787,74 @@ START_TEST(test_event_loop_adapter)
 }
 END_TEST
 
+/* A signal during a sync call (a runtime's SIGCHLD, a timer) does not end the wait: the
+ * call still gets its answer (it used to return -EINTR and leave the call dangling). */
+static int on_sleepy(hyb_bus_request *req, void *ud)
+{
+        usleep(300000);
+        return hyb_bus_request_reply(req, 200, "\"awake\"", 7, 0);
+}
+
+static void on_sigusr1(int sig)
+{
+}
+
+typedef struct pester {
+        pthread_t target;
+        atomic_bool stop;
+        atomic_int sent;
+} pester;
+
+static void *pester_main(void *arg)
+{
+        pester *p = arg;
+        while (!atomic_load(&p->stop)) {
+                pthread_kill(p->target, SIGUSR1);
+                atomic_fetch_add(&p->sent, 1);
+                usleep(1000);
+        }
+        return NULL;
+}
+
+START_TEST(test_sync_call_signal)
+{
+        tbroker t;
+        tsvc s;
+        hyb_slot *slot = NULL;
+        hyb_bus_reply *rep = NULL;
+        hyb_error err;
+        struct sigaction sa = { .sa_handler = on_sigusr1 }, old;
+        pester p = { .target = pthread_self() };
+        pthread_t th;
+        size_t len;
+        int r;
+
+        tb_start(&t, NULL, false);
+        hyb_bus *b = tb_connect(&t, "org.test.sleepy", "main");
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        ck_assert_int_eq(hyb_bus_register_procedure(b, "sleepy", NULL, NULL, on_sleepy, NULL, &slot, &err), 0);
+        svc_start(&s, b);
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0; /* no SA_RESTART: poll(2) fails with EINTR */
+        ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old), 0);
+        ck_assert_int_eq(pthread_create(&th, NULL, pester_main, &p), 0);
+        r = hyb_bus_call(a, "@localhost/org.test.sleepy/main", "sleepy", "{}", 2, 0, 10000, &rep, &err);
+        atomic_store(&p.stop, true);
+        pthread_join(th, NULL);
+        sigaction(SIGUSR1, &old, NULL);
+        ck_assert_msg(r == 0, "call: %d %s", r, err.message);
+        /* the call lasted long enough for the signals to reach the wait */
+        ck_assert_int_gt(atomic_load(&p.sent), 2);
+        ck_assert_str_eq(hyb_bus_reply_get_body(rep, &len), "\"awake\"");
+        hyb_bus_reply_unref(rep);
+        svc_stop(&s);
+        hyb_slot_unref(slot);
+        hyb_bus_unref(b);
+        hyb_bus_unref(a);
+        tb_stop(&t);
+}
+END_TEST
+
 Suite *bus_suite(void)
 {
         Suite *s = suite_create("bus");
@@ -670,9 +865,13 @@ Suite *bus_suite(void)
         tcase_add_test(tc, test_calls_policy_acl);
         tcase_add_test(tc, test_connect_refusals);
         tcase_add_test(tc, test_deadline_cancel_deferred);
+        tcase_add_test(tc, test_reply_callback_unrefs_its_slot);
+        tcase_add_test(tc, test_send_after_daemon_gone);
         tcase_add_test(tc, test_nested_sync);
+        tcase_add_test(tc, test_unref_bus_while_sync_call_waits);
         tcase_add_test(tc, test_builtin_lists);
         tcase_add_test(tc, test_event_loop_adapter);
+        tcase_add_test(tc, test_sync_call_signal);
         suite_add_tcase(s, tc);
         bus_tcase_events(s);
         bus_tcase_limits(s);

@@ -162,12 +162,25 @@ START_TEST(test_token_config)
                 "auth:\n  max_lifetime_s: 12x\n",
                 "auth:\n  audience: [a, b]\n",
                 "auth:\n  token: accept\n",
+                "auth:\n  verify_threads: 0\n",
+                "auth:\n  verify_threads: 65\n",
+                "auth:\n  max_verifying: 0\n",
+                "auth:\n  max_verifying: 65537\n",
+                "auth:\n  uid_max_verifying: eight\n",
+                "auth:\n  uid_max_verifying: -1\n",
         };
 
         ck_assert_int_eq(hyb_broker_config_new(&cfg), 0);
+        ck_assert_uint_eq(cfg->c.auth_verify_threads, 2);
+        ck_assert_uint_eq(cfg->c.auth_max_verifying, 32);
+        ck_assert_uint_eq(cfg->c.auth_uid_max_verifying, 8);
         static const char good[] =
-                "auth:\n  tokens: REQUIRE\n  audience: hub\n  max_lifetime_s: 60\n";
+                "auth:\n  tokens: REQUIRE\n  audience: hub\n  max_lifetime_s: 60\n"
+                "  verify_threads: 64\n  max_verifying: 65536\n  uid_max_verifying: 1\n";
         ck_assert_int_eq(hyb_broker_config_load_string(cfg, good, strlen(good), &e), 0);
+        ck_assert_uint_eq(cfg->c.auth_verify_threads, 64);
+        ck_assert_uint_eq(cfg->c.auth_max_verifying, 65536);
+        ck_assert_uint_eq(cfg->c.auth_uid_max_verifying, 1);
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 hyb_error_clear(&e);
                 ck_assert_msg(hyb_broker_config_load_string(cfg, bad[i], strlen(bad[i]), &e) ==

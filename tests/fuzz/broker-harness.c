@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "broker-harness.h"
+#include "broker/broker-internal.h"
 
 #define FZ_MAX_CLIENTS 8
 
@@ -21,6 +22,7 @@ char fz_sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
 static fz_client *clients[FZ_MAX_CLIENTS];
 static int n_clients;
+static hyb_broker *fz_b; /* the broker of this input, for its token checks in flight */
 
 static void remove_dir(void)
 {
@@ -58,6 +60,7 @@ hyb_broker *fz_broker_start(hyb_broker_config *cfg)
         hyb_broker_set_log(b, 0, NULL, NULL);
         if (hyb_broker_start(b, NULL) < 0)
                 abort();
+        fz_b = b;
         return b;
 }
 
@@ -95,13 +98,29 @@ static bool client_drain(fz_client *c)
         return got;
 }
 
+/* One turn of the loop; while token signatures are checked on the broker's threads, one
+ * that waits for them (up to 100 ms) so their verdict is part of this input's run. */
+static bool fz_turn(void)
+{
+        bool busy = fz_b && auth_pool_in_flight(fz_b) > 0;
+
+        if (busy) {
+                struct timeval tv = { 0, 100000 };
+
+                event_base_loopexit(fz_base, &tv);
+                event_base_loop(fz_base, EVLOOP_ONCE);
+        } else {
+                event_base_loop(fz_base, EVLOOP_NONBLOCK);
+        }
+        return busy;
+}
+
 void fz_pump(void)
 {
         int quiet = 0;
 
         for (int round = 0; round < 256 && quiet < 3; round++) {
-                bool got = false;
-                event_base_loop(fz_base, EVLOOP_NONBLOCK);
+                bool got = fz_turn();
                 for (int i = 0; i < n_clients; i++)
                         got |= client_drain(clients[i]);
                 quiet = got ? 0 : quiet + 1;
@@ -172,8 +191,9 @@ void fz_finish(hyb_broker *b, hyb_broker_config *cfg)
         n_clients = 0;
         /* Every client is gone: the broker must notice each of them. */
         for (int round = 0; round < 1000 && hyb_broker_get_n_connections(b) > 0; round++)
-                event_base_loop(fz_base, EVLOOP_NONBLOCK);
+                fz_turn();
         assert(hyb_broker_get_n_connections(b) == 0);
         hyb_broker_free(b);
+        fz_b = NULL;
         hyb_broker_config_unref(cfg);
 }

@@ -7,6 +7,7 @@
  * would hold, so each case reaches the check it is about.
  */
 #include <check.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "hybrid/token.h"
 #include "suites.h"
 #include "token/crypto.h"
+#include "token/staged.h"
 #include "token/token-internal.h"
 #include "token_test.h"
 
@@ -306,6 +308,68 @@ START_TEST(test_good_token)
         hyb_free(json);
         hyb_token_result_unref(r);
         hyb_free(tok);
+}
+END_TEST
+
+/* The stages the daemon runs on its threads (lib/token/staged.h): a signature left
+ * unchecked is a bad signature at its block (fail closed), checks run on other threads in
+ * any order give hyb_token_verify's verdict, and the holder read in advance is the one
+ * the verified token names. */
+static void *check_sig(void *ud)
+{
+        void **a = ud;
+
+        token_staged_check(a[0], (size_t)(uintptr_t)a[1]);
+        return NULL;
+}
+
+START_TEST(test_staged)
+{
+        char *t1 = issue(1), *t2 = attenuate_opts(t1, holder, holder2, NULL, 0, 600);
+        hyb_token_verify_opts o;
+        hyb_token_result *r = NULL;
+        token_staged *st = NULL;
+        hyb_error e;
+        char want[64];
+
+        hyb_token_verify_opts_init(&o);
+        o.audience = AUD;
+        o.now = NOW;
+        for (size_t skip = 0; skip < 2; skip++) {
+                hyb_error_clear(&e);
+                ck_assert_int_eq(token_staged_new(t2, strlen(t2), trust, &st, &e), 0);
+                ck_assert_uint_eq(token_staged_n_sigs(st), 2);
+                for (size_t i = 0; i < 2; i++)
+                        if (i != skip)
+                                token_staged_check(st, i);
+                ck_assert_int_eq(token_staged_finish(st, trust, &o, &r, &e), HYB_E_UNAUTHORIZED);
+                snprintf(want, sizeof want, "block %zu: bad signature", skip);
+                ck_assert_str_eq(e.message, want);
+                st = token_staged_free(st);
+        }
+        /* both on two threads, the last block first */
+        ck_assert_int_eq(token_staged_new(t2, strlen(t2), trust, &st, NULL), 0);
+        ck_assert(hyb_key_equal(token_staged_holder(st), holder2));
+        pthread_t th[2];
+        void *args[2][2] = { { st, (void *)(uintptr_t)1 }, { st, (void *)(uintptr_t)0 } };
+        for (int i = 0; i < 2; i++)
+                ck_assert_int_eq(pthread_create(&th[i], NULL, check_sig, args[i]), 0);
+        for (int i = 0; i < 2; i++)
+                pthread_join(th[i], NULL);
+        hyb_error_clear(&e);
+        ck_assert_msg(token_staged_finish(st, trust, &o, &r, &e) == 0, "%s", e.message);
+        ck_assert_uint_eq(hyb_token_result_get_n_blocks(r), 2);
+        ck_assert_str_eq(hyb_token_result_get_holder_kid(r), hyb_key_get_kid(holder2));
+        hyb_token_result_unref(r);
+        token_staged_free(st);
+        /* refused before any signature: an unknown kid, as hyb_token_verify says it */
+        hyb_token_trust *none = token_test_trust(other, holder3);
+        hyb_error_clear(&e);
+        ck_assert_int_eq(token_staged_new(t2, strlen(t2), none, &st, &e), HYB_E_UNAUTHORIZED);
+        ck_assert_ptr_nonnull(strstr(e.message, "unknown kid"));
+        hyb_token_trust_unref(none);
+        hyb_free(t1);
+        hyb_free(t2);
 }
 END_TEST
 
@@ -1420,6 +1484,7 @@ Suite *token_suite(void)
         tcase_add_test(tc, test_actions_parse);
         tcase_add_test(tc, test_revocation_hook);
         tcase_add_test(tc, test_revocation_ids);
+        tcase_add_test(tc, test_staged);
         suite_add_tcase(s, tc);
         return s;
 }
