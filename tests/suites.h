@@ -23,7 +23,8 @@
         X(token_suite) \
         X(token_feed_suite) \
         X(token_proof_suite) \
-        X(edge_suite)
+        X(edge_suite) \
+        X(edge_tls_suite)
 
 #define HYB_X_DECL(fn) Suite *fn(void);
 HYB_SUITES(HYB_X_DECL)

@@ -180,6 +180,7 @@ struct hyb_broker {
         const broker_config *c;
         struct evconnlistener *listener;
         char *socket_path;
+        struct edge_https *https; /* listen.https (lib/edge/https.h), or NULL */
         bool shutting_down;
         bool trim_wanted; /* peers were freed since the last tick: malloc_trim */
         bool batching;  /* dispatching one of several frames read at once: batch, don't write */

@@ -16,6 +16,7 @@
 #include "broker-internal.h"
 #include "hybrid/bus.h"
 #include "broker/config-internal.h"
+#include "edge/https.h"
 #include "common/util.h"
 #include "common/ref.h"
 
@@ -374,6 +375,12 @@ static int socket_dir_ready(const char *path, hyb_error *reterr)
         return 0;
 }
 
+/* A refused TLS connection of listen.https: debug, as every peer's mistakes are. */
+static void log_https(const char *message, void *ud)
+{
+        broker_log(ud, HYB_LOG_DEBUG, "https: %s", message);
+}
+
 static void stop_listening(hyb_broker *b);
 
 HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
@@ -395,6 +402,14 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
         r = socket_dir_ready(path, reterr);
         if (r < 0)
                 return r;
+        /* The https listener first: when it cannot start, no socket has appeared. */
+        if (b->c->listen_https && !b->https) {
+                r = edge_https_start(b->base, b->c->listen_https, b->c->tls_cert, b->c->tls_key,
+                                     &b->https, reterr);
+                if (r < 0)
+                        return r;
+                edge_https_set_log(b->https, log_https, b);
+        }
         if (access(path, F_OK) == 0) {
                 if (socket_alive(&sa))
                         return err_set(reterr, -EADDRINUSE, -1, "a broker is already listening on %s", path);
@@ -442,12 +457,16 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
         struct timeval tv = { .tv_sec = 1 };
         event_add(b->tick_ev, &tv);
         broker_log(b, HYB_LOG_INFO, "listening on %s", b->socket_path);
+        if (b->https)
+                broker_log(b, HYB_LOG_INFO, "listening on https://%s",
+                           edge_https_get_address(b->https));
         return 0;
 }
 
 static void stop_listening(hyb_broker *b)
 {
-        broker_edge_stop(b);
+        broker_edge_stop(b); /* the routes' work first: it frees listen.https's evhttp too */
+        b->https = edge_https_free(b->https);
         if (b->listener) {
                 evconnlistener_free(b->listener);
                 b->listener = NULL;
@@ -556,7 +575,7 @@ static bool programs_differ(const broker_config *a, const broker_config *b)
 /* The settings read once, at the start: a new value is reported and not used. */
 static const char *const restart_only[] = {
         "host", "listen.unix", "store.path", "store.durability", "store.limits", "log.syslog",
-        "boot.programs", "auth.verify_threads", "listen.http",
+        "boot.programs", "auth.verify_threads", "listen.https", "tls", "listen.http",
 };
 
 /*
@@ -578,6 +597,8 @@ static int keep_restart_only(hyb_broker *b, broker_config *n)
                 o->log_syslog != n->log_syslog,
                 programs_differ(o, n),
                 o->auth_verify_threads != n->auth_verify_threads,
+                str_differs(o->listen_https, n->listen_https),
+                str_differs(o->tls_cert, n->tls_cert) || str_differs(o->tls_key, n->tls_key),
                 str_differs(o->listen_http, n->listen_http),
         };
         int mask = 0;

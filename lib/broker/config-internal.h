@@ -56,5 +56,10 @@ int broker_config_set_store_limits(loader *l, const char *path, const field *f);
 int broker_config_set_boot(loader *l, const char *path, const field *f);
 /* The key `auth` of the top mapping (config-auth.c). */
 int broker_config_set_auth(loader *l, const char *path, const field *f);
+/* listen.https, the key `tls` of the top mapping, and "https needs tls" once the whole
+ * file is in (config-tls.c). */
+int broker_config_set_listen_https(loader *l, const char *path, const field *f);
+int broker_config_set_tls(loader *l, const char *path, const field *f);
+int broker_config_check_https(loader *l);
 
 #endif

@@ -485,6 +485,7 @@ static int set_listen(loader *l, const char *path, const field *f)
         static const field fields[] = {
                 { "unix", set_unix },
                 { "http", set_http },
+                { "https", broker_config_set_listen_https },
         };
 
         return walk_map(l, path, fields, ELEMENTSOF(fields));
@@ -1125,6 +1126,7 @@ static int parse_document(loader *l)
                 { "boot", broker_config_set_boot },
                 { "auth", broker_config_set_auth },
                 { "edge", set_edge },
+                { "tls", broker_config_set_tls },
         };
         int r;
 
@@ -1140,6 +1142,9 @@ static int parse_document(loader *l)
         if (r < 0)
                 return r;
         r = walk_map(l, "", top, ELEMENTSOF(top));
+        if (r < 0)
+                return r;
+        r = broker_config_check_https(l);
         if (r < 0)
                 return r;
         r = check_relations(l);

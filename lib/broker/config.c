@@ -73,6 +73,9 @@ void broker_config_clear(broker_config *c)
         broker_config_clear_boot(c); /* and store_path */
         free(c->auth_audience);
         hyb_token_trust_unref(c->auth_trust);
+        free(c->listen_https);
+        free(c->tls_cert);
+        free(c->tls_key);
         memset(c, 0, sizeof(*c));
 }
 
@@ -111,6 +114,9 @@ int broker_config_copy(broker_config *dst, const broker_config *src)
         dst->log_level = broker_strdup_or_null(src->log_level, &oom);
         dst->auth_audience = broker_strdup_or_null(src->auth_audience, &oom);
         dst->auth_trust = hyb_token_trust_ref(src->auth_trust);
+        dst->listen_https = broker_strdup_or_null(src->listen_https, &oom);
+        dst->tls_cert = broker_strdup_or_null(src->tls_cert, &oom);
+        dst->tls_key = broker_strdup_or_null(src->tls_key, &oom);
         dst->store_rules = NULL;
         dst->n_store_rules = 0;
         dst->admins = NULL;

@@ -14,6 +14,7 @@
  *            store: [{uid, app, furi, allow: [read, write, delete, subscribe]}, ...]}
  *   log: {level: error|warning|info|debug, syslog: bool}
  *   boot: {data: {<fURI>: <obj literal>, ...}, programs: [{inline: TEXT} | {file: PATH}, ...]}
+ *   listen: {https: HOST:PORT}   tls: {cert: FILE, key: FILE}     (config-tls.c)
  */
 #ifndef HYB_BROKER_CONFIG_H
 #define HYB_BROKER_CONFIG_H
@@ -218,6 +219,10 @@ typedef struct broker_config {
         uint32_t auth_verify_threads;       /* threads checking token signatures (auth-pool.c) */
         uint32_t auth_max_verifying;        /* connections whose token is being verified, in all */
         uint32_t auth_uid_max_verifying;    /* of them, of one uid */
+        /* listen.https and tls: (config-tls.c) */
+        char *listen_https;       /* HOST:PORT of the https listener; NULL: none */
+        unsigned https_line, https_column; /* of listen.https in the file, for errors */
+        char *tls_cert, *tls_key; /* PEM files, loaded and matched when the config loads */
 } broker_config;
 
 /* The rows of BROKER_LIMITS in order, and the relations between them. */

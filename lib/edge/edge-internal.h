@@ -48,7 +48,9 @@ typedef void (*edge_reply_fn)(edge_peer *peer, const wire_packet *p, void *ud);
 typedef void (*edge_event_fn)(edge_peer *peer, const wire_packet *p, int status, void *ud);
 
 /* A session of tok's principal (NULL: anonymous).  Errors of broker_edge_session. */
-int edge_peer_new(hyb_broker *b, hyb_token_result *tok, edge_peer **ret, hyb_error *e);
+/* transport: "http" or "https", what the callee is told (the caller info). */
+int edge_peer_new(hyb_broker *b, hyb_token_result *tok, const char *transport, edge_peer **ret,
+                  hyb_error *e);
 /* Closes the session; no callback runs after it. NULL is a no-op. */
 void edge_peer_free(edge_peer *p);
 /* Sends a CALL of method to endpoint (full name) with body (flags WIRE_F_*); cb gets the
@@ -70,8 +72,15 @@ typedef struct edge_task {
 void edge_task_add(edge_http *eh, edge_task *t, void (*kill)(edge_task *t));
 void edge_task_del(edge_http *eh, edge_task *t);
 
+/* One evhttp serving the routes: listen.http's own, or listen.https's (lib/edge/https.h). */
+typedef struct edge_front {
+        edge_http *eh;
+        const char *scheme; /* "http" or "https": the URL a proof names, the caller's transport */
+} edge_front;
+
 struct edge_http {
         edge_task *tasks;
+        edge_front fronts[2];
         hyb_broker *b;
         struct evhttp *http;
         struct evhttp_bound_socket *bound;
@@ -103,11 +112,12 @@ void edge_send_result(struct evhttp_request *req, const wire_packet *p);
 /* ---------------------------------------------------------------- http-auth.c */
 
 /*
- * The principal of req for route (its decoded path): 0 with *ret_tok (a verified token
+ * The principal of req (on a server of scheme "http" or "https") for route (its decoded
+ * path): 0 with *ret_tok (a verified token
  * whose DPoP proof holds; NULL: anonymous, allowed by edge.anonymous), or the HTTP status
  * to answer (401) with the message in *e.
  */
-int edge_auth(edge_http *eh, struct evhttp_request *req, const char *route,
+int edge_auth(edge_http *eh, struct evhttp_request *req, const char *scheme, const char *route,
               hyb_token_result **ret_tok, hyb_error *e);
 /* Is route (a decoded path) matched by a pattern of edge.anonymous? */
 bool edge_anonymous(const broker_config *c, const char *route);
@@ -152,7 +162,8 @@ void edge_route_clear(edge_route *r);
 int edge_query_params(const char *query, char **ret);
 
 /* Serves a parsed route for the principal tok (NULL: anonymous). Takes r's contents. */
-void edge_serve(edge_http *eh, struct evhttp_request *req, edge_route *r, hyb_token_result *tok);
+void edge_serve(edge_http *eh, struct evhttp_request *req, edge_route *r, hyb_token_result *tok,
+                const char *transport);
 
 /* ---------------------------------------------------------------- sse.c */
 

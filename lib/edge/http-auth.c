@@ -232,8 +232,8 @@ out:
         return r;
 }
 
-/* The URL a proof names: http://<Host><path>, without the query (RFC 9449 htu). */
-static int request_htu(struct evhttp_request *req, char *out, size_t size)
+/* The URL a proof names: <scheme>://<Host><path>, without the query (RFC 9449 htu). */
+static int request_htu(struct evhttp_request *req, const char *scheme, char *out, size_t size)
 {
         const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
         const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
@@ -242,7 +242,7 @@ static int request_htu(struct evhttp_request *req, char *out, size_t size)
 
         if (!host || !path)
                 return -EINVAL;
-        n = snprintf(out, size, "http://%s%s", host, path);
+        n = snprintf(out, size, "%s://%s%s", scheme, host, path);
         return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
@@ -266,7 +266,7 @@ static const char *method_name(enum evhttp_cmd_type cmd)
         }
 }
 
-int edge_auth(edge_http *eh, struct evhttp_request *req, const char *route,
+int edge_auth(edge_http *eh, struct evhttp_request *req, const char *scheme, const char *route,
               hyb_token_result **ret_tok, hyb_error *e)
 {
         struct evkeyvalq *h = evhttp_request_get_input_headers(req);
@@ -301,7 +301,7 @@ int edge_auth(edge_http *eh, struct evhttp_request *req, const char *route,
                 err_set(e, 401, -1, "unauthorized");
                 return 401;
         }
-        if (request_htu(req, htu, sizeof htu) < 0 ||
+        if (request_htu(req, scheme, htu, sizeof htu) < 0 ||
             edge_dpop_check(&eh->jti, proof, proof ? strlen(proof) : 0,
                             hyb_token_result_get_holder(tok),
                             method_name(evhttp_request_get_command(req)), htu, t, tl,

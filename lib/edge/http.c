@@ -20,6 +20,7 @@
 
 #include "common/util.h"
 #include "edge-internal.h"
+#include "https.h"
 
 /* ----------------------------------------------------------------- tasks */
 
@@ -222,17 +223,18 @@ static void conn_closed(struct evhttp_connection *evcon, void *ud)
  */
 static bool conn_count(edge_http *eh, struct evhttp_connection *evcon)
 {
-        struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+        /* The peer's address as evhttp accepted it (any bufferevent: TCP or TLS) */
+        const struct sockaddr *sa = evhttp_connection_get_addr(evcon);
         struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
         edge_addr *a;
         edge_conn *c;
 
         if (conn_find(eh, evcon))
                 return true;
         memset(&ss, 0, sizeof ss);
-        if (!bev || getpeername(bufferevent_getfd(bev), (struct sockaddr *)&ss, &sl) < 0)
+        if (!sa || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
                 return false;
+        memcpy(&ss, sa, sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
         for (a = eh->addrs; a; a = a->next)
                 if (addr_same(&a->ss, &ss))
                         break;
@@ -291,7 +293,8 @@ static struct bufferevent *conn_new(struct event_base *base, void *ud)
 
 static void on_request(struct evhttp_request *req, void *ud)
 {
-        edge_http *eh = ud;
+        edge_front *front = ud;
+        edge_http *eh = front->eh;
         struct evhttp_connection *evcon = evhttp_request_get_connection(req);
         const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
         hyb_token_result *tok = NULL;
@@ -312,7 +315,7 @@ static void on_request(struct evhttp_request *req, void *ud)
                 return;
         }
         hyb_error_clear(&e);
-        st = edge_auth(eh, req, r.path, &tok, &e);
+        st = edge_auth(eh, req, front->scheme, r.path, &tok, &e);
         if (st) {
                 evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                                   "DPoP algs=\"ES256\"");
@@ -320,8 +323,19 @@ static void on_request(struct evhttp_request *req, void *ud)
                 edge_route_clear(&r);
                 return;
         }
-        edge_serve(eh, req, &r, tok);
+        edge_serve(eh, req, &r, tok, front->scheme);
         hyb_token_result_unref(tok);
+}
+
+/* Serves the routes on http, with the edge's limits (the bufferevents are http's own). */
+static void serve_on(struct evhttp *http, edge_front *front, const hyb_broker *b)
+{
+        evhttp_set_max_headers_size(http, EDGE_MAX_HEADERS_BYTES);
+        evhttp_set_max_body_size(http, (ev_ssize_t)b->c->max_body);
+        evhttp_set_timeout(http, EDGE_TIMEOUT_S);
+        evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                                 EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+        evhttp_set_gencb(http, on_request, front);
 }
 
 int broker_edge_start(hyb_broker *b, hyb_error *e)
@@ -333,6 +347,18 @@ int broker_edge_start(hyb_broker *b, hyb_error *e)
         uint16_t port;
         edge_http *eh;
 
+        if (!spec && !b->https)
+                return 0;
+        eh = calloc(1, sizeof *eh);
+        if (!eh)
+                return -ENOMEM;
+        eh->b = b;
+        eh->fronts[0] = (edge_front){ eh, "http" };
+        eh->fronts[1] = (edge_front){ eh, "https" };
+        b->edge = eh;
+        /* listen.https (lib/edge/https.c, already listening): the same routes over TLS */
+        if (b->https)
+                serve_on(edge_https_get_evhttp(b->https), &eh->fronts[1], b);
         if (!spec)
                 return 0;
         if (broker_parse_hostport(spec, &ss, &sl) < 0)
@@ -344,41 +370,24 @@ int broker_edge_start(hyb_broker *b, hyb_error *e)
                 port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
                 inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
         }
-        eh = calloc(1, sizeof *eh);
-        if (!eh)
-                return -ENOMEM;
-        eh->b = b;
         eh->http = evhttp_new(b->base);
-        if (!eh->http) {
-                free(eh);
+        if (!eh->http)
                 return -ENOMEM;
-        }
-        evhttp_set_max_headers_size(eh->http, EDGE_MAX_HEADERS_BYTES);
-        evhttp_set_max_body_size(eh->http, (ev_ssize_t)b->c->max_body);
-        evhttp_set_timeout(eh->http, EDGE_TIMEOUT_S);
-        evhttp_set_allowed_methods(eh->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-                                                     EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
-                                                     EVHTTP_REQ_OPTIONS);
+        serve_on(eh->http, &eh->fronts[0], b);
         evhttp_set_bevcb(eh->http, conn_new, eh);
-        evhttp_set_gencb(eh->http, on_request, eh);
         eh->bound = evhttp_bind_socket_with_handle(eh->http, host, port);
         if (!eh->bound) {
-                int r = -errno;
-                evhttp_free(eh->http);
-                free(eh);
-                return err_set(e, r < 0 ? r : -EADDRINUSE, -1,
-                               "listen.http: cannot listen on %s: %s", spec,
-                               strerror(r < 0 ? -r : EADDRINUSE));
+                int r = errno ? -errno : -EADDRINUSE;
+
+                return err_set(e, r, -1, "listen.http: cannot listen on %s: %s", spec, strerror(-r));
         }
-        b->edge = eh;
         /* The port bound (port 0 in the configuration: the one the kernel chose) */
         sl = (int)sizeof ss;
-        if (getsockname(evhttp_bound_socket_get_fd(eh->bound), (struct sockaddr *)&ss,
-                        (socklen_t *)&sl) == 0)
+        if (getsockname(evhttp_bound_socket_get_fd(eh->bound), (struct sockaddr *)&ss, (socklen_t *)&sl) == 0)
                 port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                       : ((struct sockaddr_in *)&ss)->sin_port);
-        broker_log(b, HYB_LOG_INFO, "edge: HTTP on %s%s%s:%u", ss.ss_family == AF_INET6 ? "[" : "",
-                   host, ss.ss_family == AF_INET6 ? "]" : "", (unsigned)port);
+        broker_log(b, HYB_LOG_INFO, "edge: HTTP on %s%s%s:%u", ss.ss_family == AF_INET6 ? "[" : "", host,
+                   ss.ss_family == AF_INET6 ? "]" : "", (unsigned)port);
         return 0;
 }
 
@@ -399,7 +408,10 @@ void broker_edge_stop(hyb_broker *b)
                 edge_task_del(eh, t);
                 t->kill(t);
         }
-        evhttp_free(eh->http); /* closes every connection: their counts go with them */
+        if (eh->http)
+                evhttp_free(eh->http); /* closes every connection: their counts go with them */
+        /* listen.https's connections close now too, while their counts can be told */
+        b->https = edge_https_free(b->https);
         while (eh->conns) {
                 edge_conn *c = eh->conns;
                 eh->conns = c->next;

@@ -145,12 +145,13 @@ static void peer_event(struct bufferevent *bev, short what, void *ud)
                 peer_lost(ud, 502);
 }
 
-int edge_peer_new(hyb_broker *b, hyb_token_result *tok, edge_peer **ret, hyb_error *e)
+int edge_peer_new(hyb_broker *b, hyb_token_result *tok, const char *transport, edge_peer **ret,
+                  hyb_error *e)
 {
         edge_peer *p;
         int fd, r;
 
-        r = broker_edge_session(b, tok, "http", &fd, e);
+        r = broker_edge_session(b, tok, transport, &fd, e);
         if (r < 0)
                 return r;
         p = calloc(1, sizeof *p);

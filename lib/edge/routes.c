@@ -135,8 +135,9 @@ int edge_route_parse(const char *raw_path, edge_route *r, hyb_error *e)
                         return 0;
                 }
         }
+        err_set(e, 404, -1, "no route for %.200s", path);
         edge_route_clear(r);
-        return err_set(e, 404, -1, "no such route"), 404;
+        return 404;
 }
 
 int edge_query_params(const char *query, char **ret)
@@ -463,7 +464,8 @@ static void serve_store(edge_req *q)
         }
 }
 
-void edge_serve(edge_http *eh, struct evhttp_request *req, edge_route *r, hyb_token_result *tok)
+void edge_serve(edge_http *eh, struct evhttp_request *req, edge_route *r, hyb_token_result *tok,
+                const char *transport)
 {
         enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
         edge_peer *peer = NULL;
@@ -487,7 +489,7 @@ void edge_serve(edge_http *eh, struct evhttp_request *req, edge_route *r, hyb_to
                 return;
         }
         hyb_error_clear(&e);
-        st = edge_peer_new(eh->b, tok, &peer, &e);
+        st = edge_peer_new(eh->b, tok, transport, &peer, &e);
         if (st < 0) {
                 int s = hyb_err_to_status(st);
                 edge_send_error(req, edge_http_status(s), hyb_err_name(st), "%s", e.message);

@@ -601,8 +601,10 @@ class Bus:
     def _ms(timeout: Optional[float]) -> int:
         if timeout is None:
             return 0
-        if timeout <= 0:
+        if not timeout > 0:  # also NaN
             raise ValueError("timeout must be > 0 seconds")
+        if math.isinf(timeout):
+            return 0xFFFFFFFF  # the longest deadline the protocol carries (about 49 days)
         return min(max(1, math.ceil(timeout * 1000)), 0xFFFFFFFF)
 
     def _check_call(self, r: int, err: Any = None) -> None:

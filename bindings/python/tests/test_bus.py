@@ -26,6 +26,14 @@ def test_sync_call_and_name(daemon):
         bus.call(BUILTIN, "echo", {})
 
 
+def test_call_timeouts(daemon):
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py", runner="tmo") as bus:
+        assert bus.call(BUILTIN, "echo", [1], timeout=float("inf")) == [1]  # no deadline to speak of
+        for bad in (0, -1.0, float("nan")):
+            with pytest.raises(ValueError):
+                bus.call(BUILTIN, "echo", [3], timeout=bad)
+
+
 def test_async_calls(daemon):
     async def main():
         async with hybrid.Bus(socket=daemon.sock, app="org.example.py.async") as bus:
