@@ -260,6 +260,37 @@ check "listen.http changed: logged as ignored until restart" \
         grep -q 'reload: listen.http changed: ignored until restart' "$T/d.log"
 http GET /store/public/c
 is 200 '^3$' "and the edge keeps serving on its address"
+# --- the same routes over listen.https (doc/edge-tls.md): the proof names https://, the
+# callee is told transport https; plain HTTP keeps its own listener
+CERTS=$HYB_IT_DIR/../edge/certs
+for f in ca.pem server.pem server.key; do cp "$CERTS/$f" "$T/$f"; done
+printf 'listen:\n  https: 127.0.0.1:0\ntls: {cert: %s, key: %s}\nedge:\n  anonymous: ["/bus/org.example.edge/+/whoami"]\nauth:\n  tokens: accept\n  audience: hub1\n  issuers:\n    acme: %s\n' \
+        "$T/server.pem" "$T/server.key" "$T/iss.key.pub" >"$T/tls.yaml"
+"$HYBRIDD" --foreground --socket "$T/tls.sock" --config "$T/tls.yaml" >"$T/tls.log" 2>&1 &
+TPID=$!
+PIDS="$PIDS $TPID"
+tls_port() { grep -q 'listening on https://127.0.0.1:[0-9]' "$T/tls.log"; }
+if wait_until 30 tls_port; then
+        TPORT=$(grep -o 'listening on https://127.0.0.1:[0-9]*' "$T/tls.log" | sed 's/.*://')
+        "$HYB_PROBE" edge-server "$T/tls.sock" e1 >"$T/tprobe.out" 2>"$T/tprobe.err" &
+        PIDS="$PIDS $!"
+        wait_until 10 has_line "$T/tprobe.out" '^ready$' || bad "bus-probe on the https daemon"
+        TU=https://localhost:$TPORT
+        ST=$(curl -s --cacert "$T/ca.pem" -o "$T/body" -w '%{http_code}' --max-time 30 "$TU/bus/org.example.edge/e1/whoami")
+        is 200 '^\{"transport":"https","principal":null,"params":\{\}\}$' "https: an anonymous call, transport https"
+        W=/bus/org.example.edge/e1/whoami
+        proof=$("$PYTHON" "$DPOP" POST "$TU$W" "$T/good" "$T/holder.key")
+        ST=$(curl -s --cacert "$T/ca.pem" -o "$T/body" -w '%{http_code}' --max-time 30 -X POST -d '{"a":1}' \
+                -H "Authorization: Bearer $(cat "$T/good")" -H "DPoP: $proof" "$TU$W")
+        is 200 '^\{"transport":"https","principal":"alice","params":\{"a":1\}\}$' "https: token and proof (htu https://...)"
+        proof=$("$PYTHON" "$DPOP" POST "http://localhost:$TPORT$W" "$T/good" "$T/holder.key")
+        ST=$(curl -s --cacert "$T/ca.pem" -o "$T/body" -w '%{http_code}' --max-time 30 -X POST -d '{}' \
+                -H "Authorization: Bearer $(cat "$T/good")" -H "DPoP: $proof" "$TU$W")
+        is 401 "$(err 401)" "https: a proof naming http:// is not good for https://"
+else
+        bad "the https daemon starts" "$(cat "$T/tls.log")"
+fi
+
 # --- the daemon stops with a call and a stream in flight: both end, the daemon exits 0
 H=/bus/org.example.edge/e1/hold
 N0=$(grep -c 'edge session of alice' "$T/d.log")
