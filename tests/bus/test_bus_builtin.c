@@ -675,12 +675,13 @@ static void *info_main(void *ud)
         ck_assert_int_eq(h.type, WIRE_CALL);
         fake_send(fd, (wire_hdr){ .type = WIRE_RESULT, .status = 200, .call_id = h.call_id },
                   HYB_BUS_BUILTIN_ENDPOINT, strlen(HYB_BUS_BUILTIN_ENDPOINT), NULL, 0, "{}");
-        fake_send(fd, (wire_hdr){ .type = WIRE_CALL, .call_id = 101, .timeout_ms = 2000, .info_len = 10 },
-                  good, sizeof good - 1, "m", 1, "{}");
-        fake_send(fd, (wire_hdr){ .type = WIRE_CALL, .call_id = 102, .timeout_ms = 2000, .info_len = 9 },
+        /* the malformed ones first: the client has answered them when the good one ran */
+        fake_send(fd, (wire_hdr){ .type = WIRE_CALL, .call_id = 101, .timeout_ms = 2000, .info_len = 9 },
                   nonul, sizeof nonul - 1, "m", 1, "{}");
-        fake_send(fd, (wire_hdr){ .type = WIRE_CALL, .call_id = 103, .timeout_ms = 2000, .info_len = 12 },
+        fake_send(fd, (wire_hdr){ .type = WIRE_CALL, .call_id = 102, .timeout_ms = 2000, .info_len = 12 },
                   twonul, sizeof twonul - 1, "m", 1, "{}");
+        fake_send(fd, (wire_hdr){ .type = WIRE_CALL, .call_id = 103, .timeout_ms = 2000, .info_len = 10 },
+                  good, sizeof good - 1, "m", 1, "{}");
         for (int i = 0; i < 3; i++) {
                 h = fake_read(fd);
                 ck_assert_int_eq(h.type, WIRE_RESULT);
@@ -750,10 +751,10 @@ START_TEST(test_caller_info)
         ck_assert_str_eq(w.caller, "@localhost/org.test.x/main");
         ck_assert_str_eq(w.transport, "http");
         ck_assert_str_eq(w.principal, "alice");
-        ck_assert_int_eq(f.status[0], 200);
+        ck_assert_int_eq(f.status[2], 200);
         /* an info without its separator, or with a NUL in the principal: 406 */
+        ck_assert_int_eq(f.status[0], 406);
         ck_assert_int_eq(f.status[1], 406);
-        ck_assert_int_eq(f.status[2], 406);
         hyb_bus_unref(bus);
         close(f.lfd);
         unlink(f.path);
