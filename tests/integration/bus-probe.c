@@ -147,26 +147,29 @@ static int edge_server(char **a)
         sigaction(SIGINT, &sa, NULL);
         printf("ready\n");
         fflush(stdout);
-        for (unsigned i = 0; !stop; i++) {
+        int rc = 0;
+        for (unsigned i = 0; !stop && !rc; i++) {
                 uint64_t until = hyb_now_usec() + 100000;
                 char body[32];
                 int n = snprintf(body, sizeof body, "{\"n\":%u}", i);
 
                 hyb_bus_fire(bus, "tick", body, (size_t)n, 0, NULL, NULL);
-                while (!stop && hyb_now_usec() < until) {
+                while (!stop && !rc && hyb_now_usec() < until) {
                         while ((r = hyb_bus_process(bus)) > 0)
                                 ;
-                        if (r < 0)
-                                return 3;
+                        if (r < 0) {
+                                rc = 3; /* the daemon went away */
+                                break;
+                        }
                         r = hyb_bus_wait(bus, until - hyb_now_usec() < until ? until - hyb_now_usec() : 0);
                         if (r < 0 && r != -EINTR)
-                                return 3;
+                                rc = 3;
                 }
         }
         for (unsigned i = 0; i < n_held; i++)
                 hyb_bus_request_unref(held[i]);
         hyb_bus_unref(bus);
-        return 0;
+        return rc;
 }
 
 typedef struct load_job {
