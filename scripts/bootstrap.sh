@@ -12,6 +12,7 @@
 #   test   what scripts/test runs: the build set, Check, Python for the test scripts,
 #          man for the man page test, clang for the fuzz and sanitizer runs, sqlite3,
 #          openssl + Python cryptography + PyJWT (keys and tokens made by other tools),
+#          curl (the HTTP edge's tests),
 #          and the peers of the optional tests and benchmarks (the bench set)
 #   bench  the build set and the peers bench/ measures against: SQLite is linked already;
 #          redis-server + libhiredis-dev, mosquitto + libmosquitto-dev, Lua 5.4, sd-bus and

@@ -23,6 +23,7 @@
         X(token_suite) \
         X(token_feed_suite) \
         X(token_proof_suite) \
+        X(edge_suite) \
         X(edge_tls_suite)
 
 #define HYB_X_DECL(fn) Suite *fn(void);

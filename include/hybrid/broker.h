@@ -50,7 +50,7 @@ HYB_EXPORT int hyb_broker_config_new(hyb_broker_config **ret);
 HYB_EXPORT hyb_broker_config *hyb_broker_config_ref(const hyb_broker_config *cfg);
 HYB_EXPORT hyb_broker_config *hyb_broker_config_unref(hyb_broker_config *cfg);
 /*
- * Loads YAML (keys host, listen, limits, policy, log, store, boot) over the current values.
+ * Loads YAML (keys host, listen, limits, policy, log, store, boot, auth, edge) over the current values.
  * Errors: HYB_E_CONFIG with line:column in *reterr, -errno when unreadable.
  */
 HYB_EXPORT int hyb_broker_config_load_file(hyb_broker_config *cfg, const char *path,
@@ -148,7 +148,9 @@ HYB_EXPORT void hyb_broker_set_log(hyb_broker *b, int max_level, hyb_log_fn fn, 
  */
 HYB_EXPORT void hyb_broker_log(hyb_broker *b, int level, const char *message);
 /*
- * Creates the socket and starts accepting.  Of missing directories only the
+ * Creates the socket and starts accepting, and with listen.http the HTTP edge (doc/edge.md)
+ * on that address (-EADDRINUSE and the other errors of bind(2) for it: nothing is left
+ * listening then).  Of missing directories only the
  * runtime directory ($XDG_RUNTIME_DIR/hybrid, else /run/hybrid) is created (0755),
  * when the socket goes straight into it; any other gives -ENOENT.  A stale socket
  * (nobody accepting) is removed; a live one gives -EADDRINUSE.  The socket is bound under a temporary name, set to mode 0666
@@ -202,13 +204,13 @@ HYB_EXPORT int hyb_broker_set_kernel(hyb_broker *b, hyb_broker_kernel_fn fn, voi
  * In force from the return on: every limit, policy.admins and policy.apps (for connections
  * that authenticate afterwards; a connection keeps the name and admin rights it got), and
  * policy.store (for every request after it, of old and new connections; a store
- * subscription already made keeps running).  Nothing is taken away at the reload itself: a
+ * subscription already made keeps running), edge.anonymous (for every HTTP request after it).  Nothing is taken away at the reload itself: a
  * limit lowered below what a peer already holds refuses that peer's next addition (a
  * connection, subscription, registration, pending call, body), and a byte quota it already
  * exceeds cuts it off when it next reads or queues bytes, as when it crosses the bound.
  *
  * Read only at the start, so a change is logged at HYB_LOG_WARNING ("reload: KEY changed:
- * ignored until restart") and not used: host, listen.unix, store.path, store.durability,
+ * ignored until restart") and not used: host, listen.unix, listen.http, store.path, store.durability,
  * store.limits, log.syslog and boot.programs.  log.level is the embedder's to apply
  * (hyb_broker_set_log with hyb_broker_config_get_log_level(cfg)); boot.data is written by
  * hyb_boot_reload (hybrid/mmadt.h).

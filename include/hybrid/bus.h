@@ -265,6 +265,18 @@ HYB_EXPORT const char *hyb_bus_request_get_caller(const hyb_bus_request *req);
  * Returns 0, or -EINVAL when req or ret_uid is NULL.
  */
 HYB_EXPORT int hyb_bus_request_get_caller_uid(const hyb_bus_request *req, uid_t *ret_uid);
+/*
+ * How the caller reached the bus and as whom, as the broker states it (doc/protocol.md
+ * "Frame", the caller info; doc/edge.md): *ret_transport gets "unix" (a peer of the Unix
+ * socket), "http" or "https" (a request to the daemon's edge on listen.http or listen.https);
+ * *ret_principal gets the `sub` of
+ * the security token the caller authenticated with, or NULL when it used none (a uid-policy
+ * peer: see hyb_bus_request_get_caller_uid; an anonymous HTTP request).  Both borrowed from
+ * req; either pointer may be NULL.  Returns 0, or -EINVAL when req is NULL.
+ */
+HYB_EXPORT int hyb_bus_request_get_caller_principal(const hyb_bus_request *req,
+                                                   const char **ret_transport,
+                                                   const char **ret_principal);
 HYB_EXPORT const char *hyb_bus_request_get_method(const hyb_bus_request *req);
 /* The params body (JSON bodies are NUL-terminated beyond *ret_len), borrowed. */
 HYB_EXPORT const void *hyb_bus_request_get_body(const hyb_bus_request *req, size_t *ret_len);

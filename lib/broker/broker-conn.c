@@ -430,8 +430,10 @@ static void conn_read(struct bufferevent *bev, void *ud)
                 if (have < WIRE_HDR_SIZE)
                         break;
                 evbuffer_copyout(in, hb, WIRE_HDR_SIZE);
-                /* aux on a CALL is the broker's to set (the caller's uid): a client's is malformed */
-                if (wire_hdr_decode(hb, &f.h) < 0 || (f.h.type == WIRE_CALL && f.h.aux != 0)) {
+                /* aux and the caller info on a CALL are the broker's to set (the caller's uid,
+                 * transport and principal): a client's are malformed */
+                if (wire_hdr_decode(hb, &f.h) < 0 ||
+                    (f.h.type == WIRE_CALL && (f.h.aux != 0 || f.h.info_len != 0))) {
                         send_error_close(c, 422, "malformed frame header");
                         return;
                 }
@@ -595,7 +597,6 @@ void bconn_accept(hyb_broker *b, int fd)
 {
         struct ucred cred;
         socklen_t sl = sizeof cred;
-        const char *which = NULL;
         bconn *c;
 
         if (b->shutting_down || b->n_conns >= b->c->max_connections) {
@@ -615,10 +616,26 @@ void bconn_accept(hyb_broker *b, int fd)
                 close(fd);
                 return;
         }
+        c = bconn_adopt(b, fd, cred.uid, cred.gid, cred.pid);
+        if (!c)
+                return;
+        struct timeval tv = { .tv_sec = b->c->auth_timeout_ms / 1000,
+                              .tv_usec = (b->c->auth_timeout_ms % 1000) * 1000 };
+        evtimer_add(c->timer, &tv);
+        if (auth_challenge(c) < 0)
+                bconn_close(c, NULL);
+}
+
+bconn *bconn_adopt(hyb_broker *b, int fd, uid_t uid, gid_t gid, pid_t pid)
+{
+        struct ucred cred = { .uid = uid, .gid = gid, .pid = pid };
+        const char *which = NULL;
+        bconn *c;
+
         c = calloc(1, sizeof *c);
         if (!c) {
                 close(fd);
-                return;
+                return NULL;
         }
         c->b = b;
         c->uid = cred.uid;
@@ -647,7 +664,7 @@ void bconn_accept(hyb_broker *b, int fd)
                         b->refused_quiet = 0;
                 } else
                         b->refused_quiet++;
-                return;
+                return NULL;
         }
         c->admin = broker_config_is_admin(b->c, cred.uid);
         c->state = BCONN_AUTH;
@@ -666,7 +683,7 @@ void bconn_accept(hyb_broker *b, int fd)
                 if (c->timer)
                         event_free(c->timer);
                 free(c);
-                return;
+                return NULL;
         }
         c->serial = ++b->next_serial;
         c->next = b->conns;
@@ -680,11 +697,7 @@ void bconn_accept(hyb_broker *b, int fd)
         bufferevent_setcb(c->bev, NULL, NULL, conn_event, c);
         bufferevent_enable(c->bev, EV_WRITE);
         event_add(c->rev, NULL);
-        struct timeval tv = { .tv_sec = b->c->auth_timeout_ms / 1000,
-                              .tv_usec = (b->c->auth_timeout_ms % 1000) * 1000 };
-        evtimer_add(c->timer, &tv);
-        if (auth_challenge(c) < 0)
-                bconn_close(c, NULL);
+        return c;
 }
 
 void bconn_close(bconn *c, const char *reason)
@@ -766,7 +779,9 @@ static void conn_reap(bconn *c)
         if (c->name) {
                 ep_remove(b, c);
                 b->n_endpoints--;
-                if (c->reason) {
+                /* The edge's sessions come and go with each HTTP request: no NewEndpoint, no
+                 * BrokenEndpoint for them. */
+                if (c->reason && !c->transport) {
                         snprintf(json, sizeof json, "{\"endpointName\":\"%s\",\"reason\":\"%s\"}", c->name,
                                  c->reason);
                         events_builtin(b, "BrokenEndpoint", json);

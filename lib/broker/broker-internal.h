@@ -164,6 +164,9 @@ struct bconn {
         struct bauth_ids *tok_ids; /* what a revocation may name of that token */
         struct event *exp_ev;     /* closes a token session at the token's exp */
         struct bauth_job *auth_job; /* its token being verified (auth.c): nothing is read meanwhile */
+        /* A session of the network edge (lib/edge, edge-peer.c): the transport its calls
+         * came by ("http"), else NULL (a peer of the Unix socket). */
+        const char *transport;
 };
 
 struct hyb_broker_config {
@@ -243,6 +246,8 @@ struct hyb_broker {
                 char *owned;
         } *fwd;
         size_t n_fwd, alloc_fwd;
+        struct edge_http *edge;  /* the HTTP edge (lib/edge), NULL without listen.http */
+        uint64_t edge_serial;    /* edge session names */
 };
 
 /* broker.c */
@@ -250,6 +255,10 @@ void broker_log(hyb_broker *b, int level, const char *fmt, ...) __attribute__((f
 
 /* broker-conn.c */
 void bconn_accept(hyb_broker *b, int fd);
+/* Makes a connection of the connected socket fd (owned from here on) for a peer with these
+ * credentials: accounted, reading, not yet authenticated, no challenge sent, no auth timer
+ * armed.  NULL (fd closed) on failure or a quota refusal. */
+bconn *bconn_adopt(hyb_broker *b, int fd, uid_t uid, gid_t gid, pid_t pid);
 /* Queues a frame; on a full send queue the peer is closed (507) and -ENOBUFS returned. */
 int bconn_send(bconn *c, wire_hdr *h, const char *from, size_t from_len, const char *to,
                size_t to_len, const char *member, size_t member_len, const void *body, size_t len);
@@ -486,6 +495,32 @@ int store_acl_check(hyb_broker *b, const bconn *c, unsigned right, const hyb_fur
 int store_acl_build(const broker_config *c, struct bstore_rule **ret, size_t *ret_n);
 void store_acl_free(struct bstore_rule *acl, size_t n);
 void store_acl_set(hyb_broker *b, struct bstore_rule *acl, size_t n);
+
+/* edge-peer.c: the network edge's principals as peers of this broker (lib/edge) */
+/*
+ * Verifies a token presented to the edge (auth.issuers, auth.audience, auth.max_lifetime_s,
+ * revocation) as a bus connect does, without the bus proof (the edge checks its own proof
+ * against the result's holder key).  0 with *ret, or HYB_E_UNAUTHORIZED with the reason in
+ * *e (auth.tokens off: no token is accepted).
+ */
+int broker_edge_verify(hyb_broker *b, const char *token, size_t len, hyb_token_result **ret,
+                       hyb_error *e);
+/*
+ * A new session for one principal of the edge: a socketpair whose broker end is an
+ * authenticated peer @localhost/org.hybridos.edge/<transport><serial> with the rights of tok
+ * (its token's capabilities, as a token session of the bus) or, tok NULL, of the anonymous
+ * principal (uid BROKER_EDGE_ANON_UID under policy.store and the access lists).  *ret_fd is
+ * the edge's end (the caller's to close), speaking the bus protocol (doc/protocol.md) from
+ * "Calls" on: no handshake.  0, or -errno / HYB_E_UNAVAILABLE (shutting down, quotas).
+ */
+#define BROKER_EDGE_APP "org.hybridos.edge"
+#define BROKER_EDGE_ANON_UID ((uid_t)65534)
+int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transport, int *ret_fd,
+                        hyb_error *e);
+/* The listen.http edge of the broker (lib/edge), started by hyb_broker_start. */
+struct edge_http;
+int broker_edge_start(hyb_broker *b, hyb_error *e);
+void broker_edge_stop(hyb_broker *b);
 
 /* monitor.c */
 void monitor_copy(hyb_broker *b, unsigned type, const wire_hdr *h, const char *from, size_t from_len,

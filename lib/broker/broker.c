@@ -381,6 +381,8 @@ static void log_https(const char *message, void *ud)
         broker_log(ud, HYB_LOG_DEBUG, "https: %s", message);
 }
 
+static void stop_listening(hyb_broker *b);
+
 HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX }, tmp = { .sun_family = AF_UNIX };
@@ -443,6 +445,13 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
                 return err_set(reterr, r, -1, "cannot create %s: %s", path, strerror(-r));
         }
         b->socket_path = TAKE_PTR(path);
+        r = broker_edge_start(b, reterr);
+        if (r < 0) {
+                stop_listening(b);
+                free(b->socket_path);
+                b->socket_path = NULL;
+                return r;
+        }
         if (!b->store)
                 broker_feed_setup(b); /* in memory only: no host store to keep it */
         struct timeval tv = { .tv_sec = 1 };
@@ -456,6 +465,7 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
 
 static void stop_listening(hyb_broker *b)
 {
+        broker_edge_stop(b); /* the routes' work first: it frees listen.https's evhttp too */
         b->https = edge_https_free(b->https);
         if (b->listener) {
                 evconnlistener_free(b->listener);
@@ -565,7 +575,7 @@ static bool programs_differ(const broker_config *a, const broker_config *b)
 /* The settings read once, at the start: a new value is reported and not used. */
 static const char *const restart_only[] = {
         "host", "listen.unix", "store.path", "store.durability", "store.limits", "log.syslog",
-        "boot.programs", "auth.verify_threads", "listen.https", "tls",
+        "boot.programs", "auth.verify_threads", "listen.https", "tls", "listen.http",
 };
 
 /*
@@ -589,6 +599,7 @@ static int keep_restart_only(hyb_broker *b, broker_config *n)
                 o->auth_verify_threads != n->auth_verify_threads,
                 str_differs(o->listen_https, n->listen_https),
                 str_differs(o->tls_cert, n->tls_cert) || str_differs(o->tls_key, n->tls_key),
+                str_differs(o->listen_http, n->listen_http),
         };
         int mask = 0;
 

@@ -20,6 +20,8 @@
 #include <strings.h>
 #include <sys/un.h>
 
+#include <event2/util.h>
+
 #include "broker/config-internal.h"
 #include "bus/names.h"
 #include "hybrid/furi.h"
@@ -428,10 +430,61 @@ static int set_unix(loader *l, const char *path, const field *f)
         return 0;
 }
 
+int broker_parse_hostport(const char *spec, struct sockaddr_storage *ss, int *len)
+{
+        const char *colon = strrchr(spec, ':');
+        char tmp[128];
+        bool zero = colon && strcmp(colon, ":0") == 0;
+        int r;
+
+        if (!colon || strlen(spec) >= sizeof tmp)
+                return -EINVAL;
+        /* libevent refuses port 0, which asks the kernel for a free port: parse it as 1 */
+        snprintf(tmp, sizeof tmp, "%.*s%s", (int)(colon - spec), spec, zero ? ":1" : colon);
+        r = evutil_parse_sockaddr_port(tmp, (struct sockaddr *)ss, len);
+        if (r < 0)
+                return -EINVAL;
+        if (zero && ss->ss_family == AF_INET)
+                ((struct sockaddr_in *)ss)->sin_port = 0;
+        else if (zero)
+                ((struct sockaddr_in6 *)ss)->sin6_port = 0;
+        return 0;
+}
+
+/* listen.http: HOST:PORT (an IPv4 address, or an IPv6 one in brackets) for the edge. */
+static int set_http(loader *l, const char *path, const field *f)
+{
+        struct sockaddr_storage ss;
+        int ss_len = (int)sizeof ss;
+        const char *s = NULL;
+        size_t len = 0;
+        char *dup = NULL;
+        int r;
+
+        if (!is_null(&l->ev)) {
+                r = get_string(l, path, "HOST:PORT", &s, &len);
+                if (r < 0)
+                        return r;
+                dup = strndup_safe(s, len);
+                if (!dup)
+                        return -ENOMEM;
+                if (strlen(dup) != len || broker_parse_hostport(dup, &ss, &ss_len) < 0) {
+                        free(dup);
+                        return fail(l, l->ev.start_mark, path,
+                                    "expected HOST:PORT with a numeric address ('127.0.0.1:8080', '[::1]:8080')");
+                }
+        }
+        /* null: no HTTP listener. */
+        free(l->c->listen_http);
+        l->c->listen_http = dup;
+        return 0;
+}
+
 static int set_listen(loader *l, const char *path, const field *f)
 {
         static const field fields[] = {
                 { "unix", set_unix },
+                { "http", set_http },
                 { "https", broker_config_set_listen_https },
         };
 
@@ -515,6 +568,85 @@ static int set_admins(loader *l, const char *path, const field *f)
         if (!u.n)
                 free(u.v);
         return 0;
+}
+
+typedef struct str_list {
+        char **v;
+        size_t n, cap;
+} str_list;
+
+static void str_list_free(str_list *sl)
+{
+        for (size_t i = 0; i < sl->n; i++)
+                free(sl->v[i]);
+        free(sl->v);
+}
+
+/* One edge.anonymous route pattern: a fURI (pattern) under /bus/, /store/, /events/ or /watch/. */
+static int route_item(loader *l, const char *path, size_t i, void *ud)
+{
+        static const char *const roots[] = { "/bus/", "/store/", "/events/", "/watch/" };
+        str_list *sl = ud;
+        const char *s;
+        size_t len;
+        hyb_furi *fu = NULL;
+        bool root = false;
+        char *dup;
+        int r;
+
+        r = get_string(l, path, "a route pattern", &s, &len);
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < ELEMENTSOF(roots); k++)
+                if (len > strlen(roots[k]) && strncmp(s, roots[k], strlen(roots[k])) == 0)
+                        root = true;
+        if (!root || memchr(s, 0, len) || hyb_furi_parse(s, len, NULL, &fu, NULL) < 0)
+                return fail(l, l->ev.start_mark, path,
+                            "expected a route pattern under /bus/, /store/, /events/ or /watch/ "
+                            "(a fURI pattern such as \"/store/public/#\")");
+        hyb_furi_unref(fu);
+        if (sl->n == sl->cap) {
+                size_t cap = sl->cap ? 2 * sl->cap : 8;
+                char **v = reallocarray_safe(sl->v, cap, sizeof(char *));
+
+                if (!v)
+                        return -ENOMEM;
+                sl->v = v;
+                sl->cap = cap;
+        }
+        dup = strndup_safe(s, len);
+        if (!dup)
+                return -ENOMEM;
+        sl->v[sl->n++] = dup;
+        return 0;
+}
+
+static int set_anonymous(loader *l, const char *path, const field *f)
+{
+        str_list sl = { 0 };
+
+        if (!is_null(&l->ev)) {
+                int r = walk_list(l, path, "a list of route patterns", route_item, &sl);
+
+                if (r < 0) {
+                        str_list_free(&sl);
+                        return r;
+                }
+        }
+        /* A list in the file replaces the previous one. */
+        broker_config_free_strv(l->c->edge_anonymous, l->c->n_edge_anonymous);
+        l->c->edge_anonymous = sl.v;
+        l->c->n_edge_anonymous = sl.n;
+        return 0;
+}
+
+static int set_edge(loader *l, const char *path, const field *f)
+{
+        static const field fields[] = {
+                { "anonymous", set_anonymous },
+        };
+
+        return walk_map(l, path, fields, ELEMENTSOF(fields));
 }
 
 /* An app-name glob: what app names are made of, plus '*' and '?'; not empty. */
@@ -993,6 +1125,7 @@ static int parse_document(loader *l)
                 { "store", broker_config_set_store },
                 { "boot", broker_config_set_boot },
                 { "auth", broker_config_set_auth },
+                { "edge", set_edge },
                 { "tls", broker_config_set_tls },
         };
         int r;

@@ -51,12 +51,21 @@ void broker_config_free_store_rules(broker_store_rule *rules, size_t n)
         free(rules);
 }
 
+void broker_config_free_strv(char **v, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
 void broker_config_clear(broker_config *c)
 {
         if (!c)
                 return;
         free(c->host);
         free(c->listen_unix);
+        free(c->listen_http);
+        broker_config_free_strv(c->edge_anonymous, c->n_edge_anonymous);
         free(c->admins);
         broker_config_free_apps(c->apps, c->n_apps);
         free(c->log_level);
@@ -90,6 +99,18 @@ int broker_config_copy(broker_config *dst, const broker_config *src)
         *dst = *src;
         dst->host = broker_strdup_or_null(src->host, &oom);
         dst->listen_unix = broker_strdup_or_null(src->listen_unix, &oom);
+        dst->listen_http = broker_strdup_or_null(src->listen_http, &oom);
+        dst->edge_anonymous = NULL;
+        dst->n_edge_anonymous = 0;
+        if (src->n_edge_anonymous) {
+                dst->edge_anonymous = calloc(src->n_edge_anonymous, sizeof(char *));
+                if (!dst->edge_anonymous)
+                        oom = true;
+                else
+                        dst->n_edge_anonymous = src->n_edge_anonymous;
+                for (size_t i = 0; dst->edge_anonymous && i < src->n_edge_anonymous; i++)
+                        dst->edge_anonymous[i] = broker_strdup_or_null(src->edge_anonymous[i], &oom);
+        }
         dst->log_level = broker_strdup_or_null(src->log_level, &oom);
         dst->auth_audience = broker_strdup_or_null(src->auth_audience, &oom);
         dst->auth_trust = hyb_token_trust_ref(src->auth_trust);

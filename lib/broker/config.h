@@ -5,7 +5,8 @@
  * with the key path and line:column in *reterr (HYB_E_CONFIG).
  *
  *   host: localhost
- *   listen: {unix: /run/hybrid/bus.sock}
+ *   listen: {unix: /run/hybrid/bus.sock, http: 127.0.0.1:8080}
+ *   edge: {anonymous: [route pattern, ...]}
  *   limits: {<one key per row of BROKER_LIMITS>}
  *   store: {path: FILE, durability: memory|normal|full, limits: {max_value_bytes, max_depth,
  *          max_keys, max_read_keys, max_bytes, uid_max_keys, uid_max_bytes}}
@@ -182,6 +183,9 @@ typedef struct broker_boot_item {
 typedef struct broker_config {
         char *host;               /* default "localhost" */
         char *listen_unix;        /* NULL: $HYBRID_BUS, else the default (hyb_bus_get_default_socket) */
+        char *listen_http;        /* listen.http "HOST:PORT" of the edge (lib/edge); NULL: none */
+        char **edge_anonymous;    /* edge.anonymous: route patterns served without credentials */
+        size_t n_edge_anonymous;
         BROKER_LIMITS(BROKER_LIMIT_FIELD)
         uid_t *admins;            /* uids allowed to monitor / list all; root always */
         size_t n_admins;
@@ -268,6 +272,12 @@ int broker_config_load_string(broker_config *c, const char *yaml, size_t len, hy
 /* May uid claim app name?  (no policy.apps: yes; else a glob of its entry must match) */
 bool broker_config_may_claim(const broker_config *c, uid_t uid, const char *app, size_t len);
 bool broker_config_is_admin(const broker_config *c, uid_t uid);
+/* listen.http's HOST:PORT (a numeric address; port 0: any free port) into *ss (*len: its
+ * size in, the address's out).  0 or -EINVAL. */
+struct sockaddr_storage;
+int broker_parse_hostport(const char *spec, struct sockaddr_storage *ss, int *len);
+/* Frees n strings of v and v. */
+void broker_config_free_strv(char **v, size_t n);
 
 /* Input bounds of the loader. */
 #define CONFIG_MAX_BYTES (8 * 1024 * 1024)

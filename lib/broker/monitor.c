@@ -14,6 +14,7 @@ void monitor_copy(hyb_broker *b, unsigned type, const wire_hdr *h, const char *f
 
         m.type = WIRE_MONITOR;
         m.aux = type;
+        m.info_len = 0;
         m.timeout_ms = 0;
         m.flags &= WIRE_F_BINARY;
         for (bconn *c = b->conns; c; c = c->next) {

@@ -131,6 +131,34 @@ static bproc *find_proc(bconn *callee, const char *name, size_t len)
         return NULL;
 }
 
+/*
+ * `from` of a CALL made by c, with the caller info (doc/protocol.md "Frame") when c is a
+ * session of the edge or of a token: the name, then "<transport>" NUL "<principal>" (the
+ * token's sub; empty for the anonymous principal).  A principal that does not fit the
+ * 384 bytes of `from` is left out (empty).  Returns from's length; *info_len the info's.
+ */
+static size_t caller_info(const bconn *c, char from[WIRE_ENDPOINT_MAX], uint16_t *info_len)
+{
+        const char *tr = c->transport ? c->transport : "unix";
+        const char *sub = c->tok ? hyb_token_result_get_sub(c->tok) : "";
+        size_t tl = strlen(tr), sl = sub ? strlen(sub) : 0;
+
+        memcpy(from, c->name, c->name_len);
+        *info_len = 0;
+        if (!c->transport && !c->tok)
+                return c->name_len;
+        if (c->name_len + tl + 1 + sl > WIRE_ENDPOINT_MAX)
+                sl = 0;
+        if (c->name_len + tl + 1 > WIRE_ENDPOINT_MAX)
+                return c->name_len;
+        memcpy(from + c->name_len, tr, tl);
+        from[c->name_len + tl] = 0;
+        if (sl)
+                memcpy(from + c->name_len + tl + 1, sub, sl);
+        *info_len = (uint16_t)(tl + 1 + sl);
+        return c->name_len + *info_len;
+}
+
 void route_call(bconn *c, bframe *f)
 {
         hyb_broker *b = c->b;
@@ -237,10 +265,13 @@ void route_call(bconn *c, bframe *f)
         evtimer_add(p->timer, t == ROUTE_DEFAULT_TIMEOUT_MS && b->default_deadline ? b->default_deadline
                                                                                    : &tv);
 
-        /* aux: the caller's uid (SO_PEERCRED), so that a callee can bound what it keeps per uid */
+        /* aux: the caller's uid (SO_PEERCRED), so that a callee can bound what it keeps per uid;
+         * the caller info (transport, principal) ends `from` for edge and token sessions */
         wire_hdr h = { .type = WIRE_CALL, .flags = f->h.flags & WIRE_F_BINARY, .call_id = p->id,
                        .timeout_ms = t, .aux = (uint32_t)c->uid };
-        wire_build(&h, c->name, c->name_len, callee->name, callee->name_len, proc->name, proc->name_len,
+        char from[WIRE_ENDPOINT_MAX];
+        size_t from_len = caller_info(c, from, &h.info_len);
+        wire_build(&h, from, from_len, callee->name, callee->name_len, proc->name, proc->name_len,
                    NULL, f->h.body_len, buf, iov);
         if (b->n_monitors) {
                 const uint8_t *body = bframe_body(f);

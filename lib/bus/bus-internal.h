@@ -101,6 +101,8 @@ struct hyb_bus_request {
         void *cancel_ud;
         const char *caller;
         uint32_t caller_uid; /* from the broker's CALL (aux) */
+        const char *transport; /* the caller info at the end of `from`, or NULL (none) */
+        const char *principal;
         const char *method;
         const uint8_t *body;
         size_t body_len;

@@ -421,6 +421,18 @@ HYB_EXPORT int hyb_bus_request_get_caller_uid(const hyb_bus_request *req, uid_t 
         return 0;
 }
 
+HYB_EXPORT int hyb_bus_request_get_caller_principal(const hyb_bus_request *req,
+                                                   const char **ret_transport,
+                                                   const char **ret_principal)
+{
+        hyb_assert_return(req, -EINVAL);
+        if (ret_transport)
+                *ret_transport = req->transport ? req->transport : "unix";
+        if (ret_principal)
+                *ret_principal = req->principal && req->principal[0] ? req->principal : NULL;
+        return 0;
+}
+
 HYB_EXPORT const char *hyb_bus_request_get_method(const hyb_bus_request *req)
 {
         return req ? req->method : NULL;
@@ -465,7 +477,8 @@ HYB_EXPORT void hyb_bus_request_set_cancel_handler(hyb_bus_request *req, hyb_bus
 static hyb_bus_request *req_new(hyb_bus *bus, const wire_packet *p)
 {
         size_t fl = p->h.from_len, ml = p->h.member_len, bl = p->h.body_len;
-        hyb_bus_request *req = malloc(sizeof *req + fl + ml + bl + 3);
+        size_t il = p->h.info_len;
+        hyb_bus_request *req = malloc(sizeof *req + fl + ml + bl + 4);
         char *s;
 
         if (!req)
@@ -477,11 +490,22 @@ static hyb_bus_request *req_new(hyb_bus *bus, const wire_packet *p)
         req->flags = p->h.flags & WIRE_F_BINARY;
         req->deadline_us = hyb_now_usec() + (uint64_t)p->h.timeout_ms * 1000u;
         s = (char *)(req + 1);
-        memcpy(s, p->from, fl);
-        s[fl] = 0;
+        /* from: the name, then the caller info "<transport>\0<principal>" (info_len bytes) */
+        memcpy(s, p->from, fl - il);
+        s[fl - il] = 0;
         req->caller = s;
         req->caller_uid = p->h.aux;
-        s += fl + 1;
+        s += fl - il + 1;
+        if (il) {
+                const char *nul = memchr(p->from + fl - il, 0, il);
+                size_t tl = nul ? (size_t)(nul - (p->from + fl - il)) : il;
+
+                memcpy(s, p->from + fl - il, il);
+                s[il] = 0;
+                req->transport = s;
+                req->principal = nul ? s + tl + 1 : NULL;
+                s += il + 1;
+        }
         memcpy(s, p->member, ml);
         s[ml] = 0;
         req->method = s;
@@ -511,7 +535,9 @@ void bus_dispatch_call(hyb_bus *bus, const wire_packet *p)
         if (!req)
                 return; /* the broker's deadline answers the caller */
         /* Names arrive with a length: one hiding a NUL byte would reach the handler cut short. */
-        if (memchr(p->from, 0, p->h.from_len)) {
+        if (memchr(p->from, 0, p->h.from_len - p->h.info_len) ||
+            (p->h.info_len && (!req->principal || req->transport[0] == 0 ||
+                               strlen(req->principal) != (size_t)(p->h.info_len - strlen(req->transport) - 1)))) {
                 req_send(req, 406, "malformed caller name", NULL, 0, 0);
                 goto out;
         }

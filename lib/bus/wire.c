@@ -49,7 +49,7 @@ void wire_hdr_encode(const wire_hdr *h, uint8_t out[WIRE_HDR_SIZE])
         put16(out + 20, h->from_len);
         put16(out + 22, h->to_len);
         put16(out + 24, h->member_len);
-        put16(out + 26, 0);
+        put16(out + 26, h->info_len);
         put32(out + 28, h->aux);
 }
 
@@ -70,7 +70,9 @@ int wire_hdr_decode(const uint8_t in[WIRE_HDR_SIZE], wire_hdr *h)
                 return HYB_E_PROTOCOL;
         if (h->flags & ~WIRE_F_MASK)
                 return HYB_E_PROTOCOL;
-        if (get16(in + 26) != 0)
+        h->info_len = get16(in + 26);
+        /* The caller info: only on a CALL, and within `from` */
+        if (h->info_len != 0 && (h->type != WIRE_CALL || h->info_len > h->from_len))
                 return HYB_E_PROTOCOL;
         /* aux: the monitored type on MONITOR, the caller's uid on CALL (set by the broker) */
         if (h->type != WIRE_MONITOR && h->type != WIRE_CALL && h->aux != 0)

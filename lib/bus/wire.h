@@ -56,6 +56,8 @@ typedef struct wire_hdr {
         uint16_t from_len;
         uint16_t to_len;
         uint16_t member_len;
+        uint16_t info_len; /* bytes 26-27: on a CALL the broker delivers, the caller info at the
+                            * end of `from` (doc/protocol.md "Frame"); else 0 */
         uint32_t aux;
 } wire_hdr;
 

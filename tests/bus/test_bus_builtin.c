@@ -2,8 +2,9 @@
 /*
  * bus_suite, tcase "builtin": the builtin endpoint's methods as one declarative
  * table with argument policies, names hiding a NUL byte (406, never acted on
- * as the name before the NUL), limits.max_policy_bytes, and list replies in
- * bounded pages (doc/protocol.md "List pages").
+ * as the name before the NUL), limits.max_policy_bytes, list replies in
+ * bounded pages (doc/protocol.md "List pages"), and the caller info of a CALL
+ * (doc/protocol.md "Frame": transport and principal at the end of `from`).
  */
 #include <jansson.h>
 #include <poll.h>
@@ -653,6 +654,114 @@ START_TEST(test_client_nul_names)
 }
 END_TEST
 
+/* A fake broker delivering CALLs with caller info: well formed, then malformed. */
+static void *info_main(void *ud)
+{
+        fake *f = ud;
+        int fd = accept(f->lfd, NULL, NULL);
+        static const char good[] = "@localhost/org.test.x/main" "http\0alice";
+        static const char nonul[] = "@localhost/org.test.x/main" "httpalice";
+        static const char twonul[] = "@localhost/org.test.x/main" "http\0al\0ice";
+        wire_hdr h;
+
+        ck_assert_int_ge(fd, 0);
+        fake_send(fd, (wire_hdr){ .type = WIRE_CHALLENGE }, NULL, 0, NULL, 0,
+                  "{\"protocol\":\"HYBRID\",\"version\":1,\"nonce\":\"00\",\"maxBody\":65536,"
+                  "\"host\":\"localhost\"}");
+        ck_assert_int_eq(fake_read(fd).type, WIRE_AUTH);
+        fake_send(fd, (wire_hdr){ .type = WIRE_AUTH_RESULT, .status = 200 }, NULL, 0, NULL, 0,
+                  "{\"endpoint\":\"@localhost/org.test.c/main\",\"maxBody\":65536}");
+        h = fake_read(fd); /* registerProcedure */
+        ck_assert_int_eq(h.type, WIRE_CALL);
+        fake_send(fd, (wire_hdr){ .type = WIRE_RESULT, .status = 200, .call_id = h.call_id },
+                  HYB_BUS_BUILTIN_ENDPOINT, strlen(HYB_BUS_BUILTIN_ENDPOINT), NULL, 0, "{}");
+        /* the malformed ones first: the client has answered them when the good one ran */
+        fake_send(fd, (wire_hdr){ .type = WIRE_CALL, .call_id = 101, .timeout_ms = 2000, .info_len = 9 },
+                  nonul, sizeof nonul - 1, "m", 1, "{}");
+        fake_send(fd, (wire_hdr){ .type = WIRE_CALL, .call_id = 102, .timeout_ms = 2000, .info_len = 12 },
+                  twonul, sizeof twonul - 1, "m", 1, "{}");
+        fake_send(fd, (wire_hdr){ .type = WIRE_CALL, .call_id = 103, .timeout_ms = 2000, .info_len = 10 },
+                  good, sizeof good - 1, "m", 1, "{}");
+        for (int i = 0; i < 3; i++) {
+                h = fake_read(fd);
+                ck_assert_int_eq(h.type, WIRE_RESULT);
+                ck_assert(h.call_id >= 101 && h.call_id <= 103);
+                f->status[h.call_id - 101] = h.status;
+        }
+        close(fd);
+        return NULL;
+}
+
+typedef struct who {
+        atomic_int calls;
+        char caller[64], transport[16], principal[16];
+} who;
+
+static int on_who(hyb_bus_request *req, void *ud)
+{
+        who *w = ud;
+        const char *t = NULL, *p = NULL;
+
+        ck_assert_int_eq(hyb_bus_request_get_caller_principal(req, &t, &p), 0);
+        snprintf(w->caller, sizeof w->caller, "%s", hyb_bus_request_get_caller(req));
+        snprintf(w->transport, sizeof w->transport, "%s", t);
+        snprintf(w->principal, sizeof w->principal, "%s", p ? p : "(null)");
+        atomic_fetch_add(&w->calls, 1);
+        return hyb_bus_request_reply(req, 200, "{}", 2, HYB_BODY_JSON);
+}
+
+START_TEST(test_caller_info)
+{
+        fake f = { 0 };
+        who w = { 0 };
+        hyb_error err;
+        hyb_bus *bus = NULL;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        uint8_t hb[WIRE_HDR_SIZE];
+        wire_hdr h = { .type = WIRE_RESULT, .from_len = 4, .info_len = 2 };
+
+        /* the decoder: caller info only on a CALL, and within `from` */
+        wire_hdr_encode(&h, hb);
+        ck_assert_int_eq(wire_hdr_decode(hb, &h), HYB_E_PROTOCOL);
+        h = (wire_hdr){ .type = WIRE_CALL, .from_len = 4, .info_len = 5 };
+        wire_hdr_encode(&h, hb);
+        ck_assert_int_eq(wire_hdr_decode(hb, &h), HYB_E_PROTOCOL);
+        h = (wire_hdr){ .type = WIRE_CALL, .from_len = 5, .info_len = 5 };
+        wire_hdr_encode(&h, hb);
+        ck_assert_int_eq(wire_hdr_decode(hb, &h), 0);
+        ck_assert_int_eq(h.info_len, 5);
+
+        snprintf(f.dir, sizeof f.dir, "/tmp/hyb-fake.XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(f.dir));
+        snprintf(f.path, sizeof f.path, "%s/bus.sock", f.dir);
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", f.path);
+        f.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_eq(bind(f.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+        ck_assert_int_eq(listen(f.lfd, 1), 0);
+        ck_assert_int_eq(pthread_create(&f.thread, NULL, info_main, &f), 0);
+
+        ck_assert_int_eq(hyb_bus_connect(f.path, "org.test.c", "main", &bus, &err), 0);
+        ck_assert_int_eq(hyb_bus_register_procedure(bus, "m", NULL, NULL, on_who, &w, NULL, &err), 0);
+        pump_until(bus, &w.calls, 1, 3000);
+        pthread_join(f.thread, NULL);
+        while (hyb_bus_process(bus) > 0)
+                ;
+        /* the well-formed info reached the handler, apart from the caller's name */
+        ck_assert_int_eq(atomic_load(&w.calls), 1);
+        ck_assert_str_eq(w.caller, "@localhost/org.test.x/main");
+        ck_assert_str_eq(w.transport, "http");
+        ck_assert_str_eq(w.principal, "alice");
+        ck_assert_int_eq(f.status[2], 200);
+        /* an info without its separator, or with a NUL in the principal: 406 */
+        ck_assert_int_eq(f.status[0], 406);
+        ck_assert_int_eq(f.status[1], 406);
+        hyb_bus_unref(bus);
+        close(f.lfd);
+        unlink(f.path);
+        rmdir(f.dir);
+}
+END_TEST
+
 void bus_tcase_builtin(Suite *s)
 {
         TCase *tc = tcase_create("builtin");
@@ -663,5 +772,6 @@ void bus_tcase_builtin(Suite *s)
         tcase_add_test(tc, test_list_pages);
         tcase_add_test(tc, test_list_pages_bytes);
         tcase_add_test(tc, test_client_nul_names);
+        tcase_add_test(tc, test_caller_info);
         suite_add_tcase(s, tc);
 }

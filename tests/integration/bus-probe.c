@@ -9,6 +9,10 @@
  *   bus-probe timeouts SOCK ENDPOINT METHOD N MS   N calls on ONE connection, each must be 504
  *   bus-probe flood SOCK BUBBLE N SIZE         fires N events of SIZE bytes with counts, paced
  *   bus-probe count SOCK ENDPOINT BUBBLE N     waits for N events, checks their sequence
+ *   bus-probe edge-server SOCK RUNNER          @localhost/org.example.edge/RUNNER: whoami answers
+ *                                              {"transport","principal","params"} of the caller
+ *                                              (hyb_bus_request_get_caller_principal), hold never
+ *                                              answers, bubble tick fires {"n":i} every 100 ms
  * SOCK "-" connects to the library's default ($HYBRID_BUS, then the default socket).
  * Long-running modes print "ready" on stdout once registered; SIGTERM ends them.
  * Exit 0 when everything matched, 1 on a mismatch, 3 when the bus cannot be reached.
@@ -92,6 +96,80 @@ static int echo_server(char **a)
         r = serve_forever(bus);
         hyb_bus_unref(bus);
         return r;
+}
+
+static int on_whoami(hyb_bus_request *req, void *userdata)
+{
+        const char *transport = NULL, *principal = NULL;
+        size_t len;
+        const char *body = hyb_bus_request_get_body(req, &len);
+        char out[1024];
+        int n;
+
+        if (hyb_bus_request_get_caller_principal(req, &transport, &principal) < 0)
+                return -EINVAL;
+        /* principal: a token's sub (no quotes or backslashes in the tests' subs) or null */
+        n = snprintf(out, sizeof out, "{\"transport\":\"%s\",\"principal\":%s%s%s,\"params\":%.*s}", transport,
+                     principal ? "\"" : "", principal ? principal : "null", principal ? "\"" : "",
+                     len ? (int)len : 4, len ? body : "null");
+        if (n < 0 || (size_t)n >= sizeof out)
+                return -E2BIG;
+        return hyb_bus_request_reply(req, 200, out, (size_t)n, 0);
+}
+
+static hyb_bus_request *held[64];
+static unsigned n_held;
+
+static int on_hold(hyb_bus_request *req, void *userdata)
+{
+        /* keep it unanswered: the broker's deadline answers the caller (504) */
+        if (n_held < sizeof held / sizeof held[0])
+                held[n_held++] = hyb_bus_request_ref(req);
+        return 0;
+}
+
+static int edge_server(char **a)
+{
+        hyb_bus *bus = connect_or_die(a[0], "org.example.edge", a[1]);
+        struct sigaction sa = { .sa_handler = on_term };
+        hyb_error e;
+        int r = hyb_bus_register_procedure(bus, "whoami", NULL, NULL, on_whoami, NULL, NULL, &e);
+
+        if (r >= 0)
+                r = hyb_bus_register_procedure(bus, "hold", NULL, NULL, on_hold, NULL, NULL, &e);
+        if (r >= 0)
+                r = hyb_bus_register_event(bus, "tick", NULL, NULL, NULL, &e);
+        if (r < 0) {
+                fprintf(stderr, "bus-probe: register: %s\n", e.message);
+                return 1;
+        }
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        printf("ready\n");
+        fflush(stdout);
+        int rc = 0;
+        for (unsigned i = 0; !stop && !rc; i++) {
+                uint64_t until = hyb_now_usec() + 100000;
+                char body[32];
+                int n = snprintf(body, sizeof body, "{\"n\":%u}", i);
+
+                hyb_bus_fire(bus, "tick", body, (size_t)n, 0, NULL, NULL);
+                while (!stop && !rc && hyb_now_usec() < until) {
+                        while ((r = hyb_bus_process(bus)) > 0)
+                                ;
+                        if (r < 0) {
+                                rc = 3; /* the daemon went away */
+                                break;
+                        }
+                        r = hyb_bus_wait(bus, until - hyb_now_usec() < until ? until - hyb_now_usec() : 0);
+                        if (r < 0 && r != -EINTR)
+                                rc = 3;
+                }
+        }
+        for (unsigned i = 0; i < n_held; i++)
+                hyb_bus_request_unref(held[i]);
+        hyb_bus_unref(bus);
+        return rc;
 }
 
 typedef struct load_job {
@@ -348,7 +426,7 @@ static const struct {
         { "echo-server", 2, echo_server }, { "load", 5, load },
         { "nested-a", 1, nested_a },       { "nested-b", 1, nested_b },
         { "timeouts", 5, timeouts },       { "flood", 4, flood },
-        { "count", 4, count },
+        { "count", 4, count },             { "edge-server", 2, edge_server },
 };
 
 int main(int argc, char **argv)

@@ -172,6 +172,14 @@ def mode_malformed(path, max_body, max_frame):
     expect_closed(path, "CALL with aux (a uid) set by the client",
                   frame(CALL, "{}", to=BUILTIN, member="echo", call_id=1, aux=4242),
                   before_auth=False)
+    # the caller info on a CALL (transport, principal) is the broker's to state: a client's
+    # is malformed, so no peer can pass for another transport or a token's principal
+    expect_closed(path, "CALL with caller info set by the client",
+                  frame(CALL, "{}", frm="@localhost/x/yhttp\0alice", to=BUILTIN, member="echo",
+                        call_id=1, rsvd=10),
+                  before_auth=False)
+    expect_closed(path, "an EVENT with caller info",
+                  frame(EVENT, "{}", frm="xx", member="tick", rsvd=1), before_auth=False)
     expect_closed(path, "member over 4096 bytes",
                   frame(CALL, "{}", to=BUILTIN, member="m" * 5000, call_id=1),
                   before_auth=False)

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The network edge's principals as peers of the broker (lib/edge, doc/edge.md).
+ *
+ * The edge is a client of this broker inside the daemon, not a second implementation of
+ * its rules: each principal it serves (a verified token, or the anonymous principal of
+ * edge.anonymous routes) gets a session, one end of a socketpair that the broker adopts
+ * as an authenticated peer.  The edge then speaks the bus protocol on the other end
+ * (CALL, store methods, subscriptions), and every request is checked and limited as any
+ * peer's is: access lists, the token's capabilities or policy.store, deadlines, quotas,
+ * slow-subscriber bounds.  Only the handshake is skipped: the edge has verified the
+ * credentials itself (the token here, its proof in lib/edge/auth.c).
+ */
+#include <stdio.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker-internal.h"
+#include "common/util.h"
+
+int broker_edge_verify(hyb_broker *b, const char *token, size_t len, hyb_token_result **ret,
+                       hyb_error *e)
+{
+        hyb_token_verify_opts o;
+        hyb_token_result *res = NULL;
+        hyb_error ve;
+        char *text;
+        int r;
+
+        if (b->c->auth_tokens == BROKER_AUTH_OFF || !b->c->auth_trust)
+                return err_set(e, HYB_E_UNAUTHORIZED, -1,
+                               "tokens are not accepted (auth.tokens off)");
+        if (len == 0 || len > HYB_TOKEN_MAX_SIZE || memchr(token, 0, len))
+                return err_set(e, HYB_E_UNAUTHORIZED, -1, "malformed token");
+        text = strndup(token, len);
+        if (!text)
+                return -ENOMEM;
+        hyb_token_verify_opts_init(&o);
+        o.audience = broker_auth_audience(b);
+        o.max_lifetime_s = b->c->auth_max_lifetime_s;
+        o.revoked = b->revoked;
+        o.userdata = b->revoked_ud;
+        hyb_error_clear(&ve);
+        r = hyb_token_verify(text, b->c->auth_trust, &o, &res, &ve);
+        free(text);
+        if (r < 0)
+                return err_set(e, r == -ENOMEM ? r : HYB_E_UNAUTHORIZED, -1, "token: %s",
+                               ve.message[0] ? ve.message : hyb_strerror(r));
+        if (hyb_token_result_get_exp(res) <= (int64_t)time(NULL)) {
+                hyb_token_result_unref(res);
+                return err_set(e, HYB_E_UNAUTHORIZED, -1, "token: expired");
+        }
+        *ret = res;
+        return 0;
+}
+
+static void session_expire(evutil_socket_t fd, short what, void *ud)
+{
+        bconn *c = ud;
+
+        (void)fd;
+        (void)what;
+        if (c->state != BCONN_READY || !c->tok)
+                return;
+        if (hyb_token_result_get_exp(c->tok) > (int64_t)time(NULL)) {
+                struct timeval tv = {1, 0};
+                evtimer_add(c->exp_ev, &tv);
+                return;
+        }
+        broker_log(c->b, HYB_LOG_INFO, "%s (token %s of %s): session closed, the token expired",
+                   c->name, hyb_token_result_get_jti(c->tok), hyb_token_result_get_sub(c->tok));
+        bconn_say_why(c, 401, "session closed: the token expired");
+        bconn_close(c, "tokenExpired");
+}
+
+int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transport, int *ret_fd,
+                        hyb_error *e)
+{
+        char name[WIRE_ENDPOINT_MAX];
+        int sv[2], n;
+        bconn *c;
+
+        if (b->shutting_down)
+                return err_set(e, HYB_E_UNAVAILABLE, -1, "the daemon is shutting down");
+        if (b->n_conns >= b->c->max_connections || b->n_endpoints >= b->c->max_endpoints)
+                return err_set(e, HYB_E_UNAVAILABLE, -1, "too many connections");
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
+                return err_set(e, -errno, -1, "socketpair: %s", strerror(errno));
+        c = bconn_adopt(b, sv[0], BROKER_EDGE_ANON_UID, BROKER_EDGE_ANON_UID, getpid());
+        if (!c) {
+                close(sv[1]);
+                return err_set(e, HYB_E_TOO_MANY, -1, "quota of the edge's sessions exceeded");
+        }
+        n = snprintf(name, sizeof name, "@localhost/%s/%s%llu", BROKER_EDGE_APP, transport,
+                     (unsigned long long)++b->edge_serial);
+        c->name = strdup(name);
+        c->app = strdup(BROKER_EDGE_APP);
+        c->transport = transport;
+        c->admin = false;
+        if (!c->name || !c->app)
+                goto oom;
+        c->name_len = (size_t)n;
+        if (tok) {
+                int64_t left = hyb_token_result_get_exp(tok) - (int64_t)time(NULL);
+                struct timeval tv = {.tv_sec = left > 0 ? (time_t)left : 0};
+
+                c->exp_ev = evtimer_new(b->base, session_expire, c);
+                if (!c->exp_ev || evtimer_add(c->exp_ev, &tv) < 0)
+                        goto oom;
+                c->tok = hyb_token_result_ref(tok);
+                c->admin =
+                        hyb_token_allowed_str(tok, "bus://localhost/#", HYB_TOKEN_ACT_ADMIN) == 1;
+        }
+        c->state = BCONN_READY;
+        quota_unauth_end(c);
+        broker_ep_insert(b, c);
+        b->n_endpoints++;
+        broker_log(b, HYB_LOG_DEBUG, "%s: edge session of %s", c->name,
+                   tok ? hyb_token_result_get_sub(tok) : "the anonymous principal");
+        *ret_fd = sv[1];
+        return 0;
+oom:
+        close(sv[1]);
+        bconn_close(c, NULL);
+        return -ENOMEM;
+}

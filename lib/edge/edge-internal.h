@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The network edge (doc/edge.md): the daemon's request responder for HTTP, on libevent's
+ * evhttp, as a principal-aware client of the broker in the same process.
+ *
+ *   http.c      the listen.http listener: evhttp, size limits, slow-client timeouts,
+ *               connection caps per source address and in total, the route table
+ *   http-auth.c credentials: Authorization: Bearer <token> + DPoP proof, edge.anonymous
+ *   routes.c    path and query parsing; /bus/ calls and /store/ reads, writes, deletes
+ *   sse.c       /events/ and /watch/ as Server-Sent Events
+ *   peer.c      a session of one principal: the bus protocol over the socketpair the
+ *               broker adopted as an authenticated peer (lib/broker/edge-peer.c)
+ */
+#ifndef HYB_EDGE_INTERNAL_H
+#define HYB_EDGE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/http.h>
+
+#include "broker/broker-internal.h"
+#include "bus/wire.h"
+#include "hybrid/token.h"
+
+/* Bounds of the HTTP edge (doc/edge.md "Limits"). */
+#define EDGE_MAX_HEADERS_BYTES (16u * 1024) /* request line and headers */
+#define EDGE_TIMEOUT_S 10                   /* to send the headers, the body, or read a reply */
+#define EDGE_MAX_CONNECTIONS 256u           /* open HTTP connections in all */
+#define EDGE_MAX_PER_ADDRESS 32u            /* open HTTP connections of one source address */
+/* SSE bytes waiting for a client before the stream stops reading its session */
+#define EDGE_SSE_MAX_QUEUED (256u * 1024)
+#define EDGE_SSE_KEEPALIVE_S 15        /* a comment line on an idle stream */
+#define EDGE_DPOP_WINDOW_S 60          /* |now - iat| of a proof */
+#define EDGE_DPOP_JTI_SLOTS 4096u      /* proofs remembered (jti replay cache) */
+#define EDGE_DEFAULT_TIMEOUT_MS 30000u /* a call without X-Timeout-Ms */
+
+typedef struct edge_http edge_http;
+typedef struct edge_peer edge_peer;
+
+/* ---------------------------------------------------------------- peer.c */
+
+/* A RESULT for a call (p), or p NULL when the session was lost (answer 502). */
+typedef void (*edge_reply_fn)(edge_peer *peer, const wire_packet *p, void *ud);
+/* An EVENT (events and store messages); p NULL when the session ended (ERROR or EOF):
+ * status is the ERROR's status (507 for a slow reader, 401 for an expired token), or 502. */
+typedef void (*edge_event_fn)(edge_peer *peer, const wire_packet *p, int status, void *ud);
+
+/* A session of tok's principal (NULL: anonymous).  Errors of broker_edge_session. */
+/* transport: "http" or "https", what the callee is told (the caller info). */
+int edge_peer_new(hyb_broker *b, hyb_token_result *tok, const char *transport, edge_peer **ret,
+                  hyb_error *e);
+/* Closes the session; no callback runs after it. NULL is a no-op. */
+void edge_peer_free(edge_peer *p);
+/* Sends a CALL of method to endpoint (full name) with body (flags WIRE_F_*); cb gets the
+ * RESULT once.  0 or -ENOMEM / -EPIPE (closed). */
+int edge_peer_call(edge_peer *p, const char *endpoint, const char *method, const void *body,
+                   size_t len, unsigned flags, uint32_t timeout_ms, edge_reply_fn cb, void *ud);
+void edge_peer_set_event_cb(edge_peer *p, edge_event_fn cb, void *ud);
+/* Stops or resumes reading the session (a slow SSE client). */
+void edge_peer_pause(edge_peer *p, bool pause);
+
+/* ---------------------------------------------------------------- http.c */
+
+/* Work in flight (a request waiting for the broker, an SSE stream): the edge ends them
+ * without answering when it stops (their HTTP requests are freed with evhttp). */
+typedef struct edge_task {
+        struct edge_task *prev, *next;
+        void (*kill)(struct edge_task *t);
+} edge_task;
+void edge_task_add(edge_http *eh, edge_task *t, void (*kill)(edge_task *t));
+void edge_task_del(edge_http *eh, edge_task *t);
+
+/* One evhttp serving the routes: listen.http's own, or listen.https's (lib/edge/https.h). */
+typedef struct edge_front {
+        edge_http *eh;
+        const char *scheme; /* "http" or "https": the URL a proof names, the caller's transport */
+} edge_front;
+
+struct edge_http {
+        edge_task *tasks;
+        edge_front fronts[2];
+        hyb_broker *b;
+        struct evhttp *http;
+        struct evhttp_bound_socket *bound;
+        unsigned n_conns;
+        struct edge_conn *conns;     /* counted connections (http.c) */
+        struct edge_addr *addrs;     /* open connections per source address */
+        struct edge_dpop_cache *jti; /* http-auth.c */
+};
+
+/*
+ * The evhttp_send_reply* calls, in one place (a TLS layer may need to act after each).
+ * kind: 0 reply (status, reason, body), 1 start, 2 chunk (body, cb, ud), 3 end.
+ */
+void edge_send(struct evhttp_request *req, int kind, int status, const char *reason,
+               struct evbuffer *body, void (*cb)(struct evhttp_connection *, void *), void *ud);
+/* gone(evcon, ud) runs if evcon closes while the request or stream of ud is in flight;
+ * gone NULL: none (the request ended).  Replaces evhttp_connection_set_closecb, which the
+ * connection caps hold. */
+void edge_conn_watch(edge_http *eh, struct evhttp_connection *evcon,
+                     void (*gone)(struct evhttp_connection *evcon, void *ud), void *ud);
+/* Answers req with status and the JSON error body {"status","code","message"}. */
+void edge_send_error(struct evhttp_request *req, int status, const char *code, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+/* The HTTP status for a bus status (doc/edge.md "Statuses"). */
+int edge_http_status(int bus_status);
+/* Answers with a bus RESULT: 2xx its body as is (JSON or octet-stream), else an error body. */
+void edge_send_result(struct evhttp_request *req, const wire_packet *p);
+
+/* ---------------------------------------------------------------- http-auth.c */
+
+/*
+ * The principal of req (on a server of scheme "http" or "https") for route (its decoded
+ * path): 0 with *ret_tok (a verified token
+ * whose DPoP proof holds; NULL: anonymous, allowed by edge.anonymous), or the HTTP status
+ * to answer (401) with the message in *e.
+ */
+int edge_auth(edge_http *eh, struct evhttp_request *req, const char *scheme, const char *route,
+              hyb_token_result **ret_tok, hyb_error *e);
+/* Is route (a decoded path) matched by a pattern of edge.anonymous? */
+bool edge_anonymous(const broker_config *c, const char *route);
+/*
+ * Checks a DPoP proof (RFC 9449) by holder for method htm on URL htu and access token
+ * token (its ath), at time now, against the replay cache (may be NULL: no replay check).
+ * 0, or HYB_E_UNAUTHORIZED with the reason in *e.  Exposed for the fuzz target.
+ */
+int edge_dpop_check(struct edge_dpop_cache **cache, const char *proof, size_t proof_len,
+                    const hyb_key *holder, const char *htm, const char *htu, const char *token,
+                    size_t token_len, int64_t now, hyb_error *e);
+void edge_dpop_cache_free(struct edge_dpop_cache *c);
+
+/* ---------------------------------------------------------------- routes.c */
+
+enum edge_route_kind {
+        EDGE_ROUTE_BUS = 1, /* /bus/<app>/<runner>/<method> */
+        EDGE_ROUTE_STORE,   /* /store/<path> */
+        EDGE_ROUTE_EVENTS,  /* /events/<app>/<runner>/<bubble> */
+        EDGE_ROUTE_WATCH,   /* /watch/<pattern> */
+};
+
+typedef struct edge_route {
+        int kind;
+        char *path;                       /* the whole path, percent-decoded once */
+        char endpoint[WIRE_ENDPOINT_MAX]; /* BUS, EVENTS: "@localhost/<app>/<runner>" */
+        char member[WIRE_MEMBER_MAX];     /* BUS: the method; EVENTS: the bubble */
+        char *furi;                       /* STORE, WATCH: "/<path>" as decoded */
+} edge_route;
+
+/*
+ * Parses the path of a request URI (raw, percent-encoded, without the query): 0 with *r
+ * filled (edge_route_clear it), or the HTTP status (400, 404) with the message in *e.
+ */
+int edge_route_parse(const char *raw_path, edge_route *r, hyb_error *e);
+void edge_route_clear(edge_route *r);
+/*
+ * The params object of a GET call from a query string (raw): each value as JSON when it
+ * parses as JSON, else as a string.  *ret (malloc'd JSON text), or -EINVAL (a malformed
+ * query, a repeated key) / -ENOMEM.
+ */
+int edge_query_params(const char *query, char **ret);
+
+/* Serves a parsed route for the principal tok (NULL: anonymous). Takes r's contents. */
+void edge_serve(edge_http *eh, struct evhttp_request *req, edge_route *r, hyb_token_result *tok,
+                const char *transport);
+
+/* ---------------------------------------------------------------- sse.c */
+
+void edge_sse_start(edge_http *eh, struct evhttp_request *req, edge_route *r, edge_peer *peer);
+
+#endif

@@ -1,0 +1,427 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The HTTP listener of the edge (listen.http, doc/edge.md): libevent's evhttp parses
+ * HTTP/1.1 and enforces the size limits (request line and headers: EDGE_MAX_HEADERS_BYTES,
+ * 431/400; the body: limits.max_body, 413) and the slow-client timeout (EDGE_TIMEOUT_S to
+ * send the headers or the body).  A connection is counted at its first request against the
+ * caps per source address and in total (503 and a close past them).  Every connection's
+ * bufferevent is made in one place (evhttp_set_bevcb), where a TLS layer plugs in.
+ */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <jansson.h>
+
+#include "common/util.h"
+#include "edge-internal.h"
+#include "https.h"
+
+/* ----------------------------------------------------------------- tasks */
+
+void edge_task_add(edge_http *eh, edge_task *t, void (*kill)(edge_task *t))
+{
+        t->kill = kill;
+        t->prev = NULL;
+        t->next = eh->tasks;
+        if (eh->tasks)
+                eh->tasks->prev = t;
+        eh->tasks = t;
+}
+
+void edge_task_del(edge_http *eh, edge_task *t)
+{
+        if (t->prev)
+                t->prev->next = t->next;
+        else if (eh->tasks == t)
+                eh->tasks = t->next;
+        if (t->next)
+                t->next->prev = t->prev;
+        t->prev = t->next = NULL;
+}
+
+/* ----------------------------------------------------------------- replies */
+
+void edge_send(struct evhttp_request *req, int kind, int status, const char *reason,
+               struct evbuffer *body, void (*cb)(struct evhttp_connection *, void *), void *ud)
+{
+        struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+        struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
+        (void)bev;
+        switch (kind) {
+        case 0:
+                evhttp_send_reply(req, status, reason, body);
+                break;
+        case 1:
+                evhttp_send_reply_start(req, status, reason);
+                break;
+        case 2:
+                evhttp_send_reply_chunk_with_cb(req, body, cb, ud);
+                break;
+        default:
+                evhttp_send_reply_end(req);
+                break;
+        }
+}
+
+int edge_http_status(int s)
+{
+        switch (s) {
+        case 200:
+        case 201:
+        case 202:
+        case 204:
+                return 200;
+        case 400:
+        case 406:
+        case 422:
+                return 400;
+        case 401:
+        case 403:
+        case 404:
+        case 413:
+        case 429:
+        case 502:
+        case 503:
+        case 504:
+                return s;
+        case 507:
+                return 429; /* a quota of the principal's session */
+        case 409:
+                return 409;
+        default:
+                return 502; /* the callee failed (500), went away (410), ... */
+        }
+}
+
+void edge_send_error(struct evhttp_request *req, int status, const char *code, const char *fmt, ...)
+{
+        char msg[512];
+        struct evbuffer *out;
+        json_t *j;
+        char *text;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        j = json_pack("{s:i, s:s, s:s}", "status", status, "code", code ? code : "", "message",
+                      msg);
+        text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        out = evbuffer_new();
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/json");
+        if (out && text)
+                evbuffer_add(out, text, strlen(text));
+        edge_send(req, 0, status, status == 401 ? "Unauthorized" : "Error", out, NULL, NULL);
+        if (out)
+                evbuffer_free(out);
+        free(text);
+}
+
+void edge_send_result(struct evhttp_request *req, const wire_packet *p)
+{
+        int s = edge_http_status(p->h.status);
+
+        if (s == 200) {
+                struct evbuffer *out = evbuffer_new();
+                bool bin = p->h.flags & WIRE_F_BINARY;
+
+                evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                                  bin ? "application/octet-stream" : "application/json");
+                if (out) {
+                        if (p->h.body_len)
+                                evbuffer_add(out, p->body, p->h.body_len);
+                        else if (!bin)
+                                evbuffer_add(out, "null", 4);
+                }
+                edge_send(req, 0, 200, "OK", out, NULL, NULL);
+                if (out)
+                        evbuffer_free(out);
+                return;
+        }
+        edge_send_error(req, s, hyb_err_name(hyb_err_from_status(p->h.status)), "%.*s",
+                        (int)p->h.member_len, p->member ? p->member : "");
+}
+
+/* ----------------------------------------------------------------- connection caps */
+
+typedef struct edge_addr {
+        struct edge_addr *next;
+        struct sockaddr_storage ss; /* the address, port 0 */
+        unsigned n;
+} edge_addr;
+
+/* One HTTP connection, from its first request to its close. */
+typedef struct edge_conn {
+        struct edge_conn *next;
+        struct evhttp_connection *evcon;
+        edge_addr *addr;
+        void (*gone)(struct evhttp_connection *evcon, void *ud); /* the request in flight */
+        void *gone_ud;
+} edge_conn;
+
+static bool addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+        if (a->ss_family != b->ss_family)
+                return false;
+        if (a->ss_family == AF_INET)
+                return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+                       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+        if (a->ss_family == AF_INET6)
+                return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                              &((const struct sockaddr_in6 *)b)->sin6_addr,
+                              sizeof(struct in6_addr)) == 0;
+        return false;
+}
+
+static edge_conn *conn_find(edge_http *eh, struct evhttp_connection *evcon)
+{
+        for (edge_conn *c = eh->conns; c; c = c->next)
+                if (c->evcon == evcon)
+                        return c;
+        return NULL;
+}
+
+static void conn_closed(struct evhttp_connection *evcon, void *ud)
+{
+        edge_http *eh = ud;
+        edge_conn *c = NULL;
+
+        for (edge_conn **pp = &eh->conns; *pp; pp = &(*pp)->next)
+                if ((*pp)->evcon == evcon) {
+                        c = *pp;
+                        *pp = c->next;
+                        break;
+                }
+        if (!c)
+                return;
+        if (c->gone)
+                c->gone(evcon, c->gone_ud);
+        eh->n_conns--;
+        if (--c->addr->n == 0) {
+                for (edge_addr **pp = &eh->addrs; *pp; pp = &(*pp)->next)
+                        if (*pp == c->addr) {
+                                *pp = c->addr->next;
+                                free(c->addr);
+                                break;
+                        }
+        }
+        free(c);
+}
+
+/*
+ * Counts evcon at its first request against the caps: false when one refuses it.  A
+ * connection that has not sent a whole request is bounded by the timeout instead.
+ */
+static bool conn_count(edge_http *eh, struct evhttp_connection *evcon)
+{
+        /* The peer's address as evhttp accepted it (any bufferevent: TCP or TLS) */
+        const struct sockaddr *sa = evhttp_connection_get_addr(evcon);
+        struct sockaddr_storage ss;
+        edge_addr *a;
+        edge_conn *c;
+
+        if (conn_find(eh, evcon))
+                return true;
+        memset(&ss, 0, sizeof ss);
+        if (!sa || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+                return false;
+        memcpy(&ss, sa, sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+        for (a = eh->addrs; a; a = a->next)
+                if (addr_same(&a->ss, &ss))
+                        break;
+        if (eh->n_conns >= EDGE_MAX_CONNECTIONS) {
+                broker_log(eh->b, HYB_LOG_WARNING, "edge: connection refused: %u open in all",
+                           eh->n_conns);
+                return false;
+        }
+        if (a && a->n >= EDGE_MAX_PER_ADDRESS) {
+                broker_log(eh->b, HYB_LOG_WARNING,
+                           "edge: connection refused: %u open from one address", a->n);
+                return false;
+        }
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return false;
+        if (!a) {
+                a = calloc(1, sizeof *a);
+                if (!a) {
+                        free(c);
+                        return false;
+                }
+                a->ss = ss;
+                a->next = eh->addrs;
+                eh->addrs = a;
+        }
+        a->n++;
+        eh->n_conns++;
+        c->evcon = evcon;
+        c->addr = a;
+        c->next = eh->conns;
+        eh->conns = c;
+        evhttp_connection_set_closecb(evcon, conn_closed, eh);
+        return true;
+}
+
+void edge_conn_watch(edge_http *eh, struct evhttp_connection *evcon,
+                     void (*gone)(struct evhttp_connection *evcon, void *ud), void *ud)
+{
+        edge_conn *c = evcon ? conn_find(eh, evcon) : NULL;
+
+        if (c) {
+                c->gone = gone;
+                c->gone_ud = ud;
+        }
+}
+
+/* Every connection's bufferevent is made here: the place a TLS layer plugs in. */
+static struct bufferevent *conn_new(struct event_base *base, void *ud)
+{
+        (void)ud;
+        return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+}
+
+/* ----------------------------------------------------------------- requests */
+
+static void on_request(struct evhttp_request *req, void *ud)
+{
+        edge_front *front = ud;
+        edge_http *eh = front->eh;
+        struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+        const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+        hyb_token_result *tok = NULL;
+        edge_route r;
+        hyb_error e;
+        int st;
+
+        if (evcon && !conn_count(eh, evcon)) {
+                evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+                edge_send_error(req, 503, "HYB_E_UNAVAILABLE", "too many connections");
+                return;
+        }
+        hyb_error_clear(&e);
+        st = edge_route_parse(u ? evhttp_uri_get_path(u) : NULL, &r, &e);
+        if (st) {
+                edge_send_error(req, st, st == 404 ? "HYB_E_NOT_FOUND" : "HYB_E_BAD_REQUEST", "%s",
+                                e.message);
+                return;
+        }
+        hyb_error_clear(&e);
+        st = edge_auth(eh, req, front->scheme, r.path, &tok, &e);
+        if (st) {
+                evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                                  "DPoP algs=\"ES256\"");
+                edge_send_error(req, st, "HYB_E_UNAUTHORIZED", "%s", e.message);
+                edge_route_clear(&r);
+                return;
+        }
+        edge_serve(eh, req, &r, tok, front->scheme);
+        hyb_token_result_unref(tok);
+}
+
+/* Serves the routes on http, with the edge's limits (the bufferevents are http's own). */
+static void serve_on(struct evhttp *http, edge_front *front, const hyb_broker *b)
+{
+        evhttp_set_max_headers_size(http, EDGE_MAX_HEADERS_BYTES);
+        evhttp_set_max_body_size(http, (ev_ssize_t)b->c->max_body);
+        evhttp_set_timeout(http, EDGE_TIMEOUT_S);
+        evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                                 EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+        evhttp_set_gencb(http, on_request, front);
+}
+
+int broker_edge_start(hyb_broker *b, hyb_error *e)
+{
+        const char *spec = b->c->listen_http;
+        struct sockaddr_storage ss;
+        int sl = (int)sizeof ss;
+        char host[INET6_ADDRSTRLEN + 2];
+        uint16_t port;
+        edge_http *eh;
+
+        if (!spec && !b->https)
+                return 0;
+        eh = calloc(1, sizeof *eh);
+        if (!eh)
+                return -ENOMEM;
+        eh->b = b;
+        eh->fronts[0] = (edge_front){ eh, "http" };
+        eh->fronts[1] = (edge_front){ eh, "https" };
+        b->edge = eh;
+        /* listen.https (lib/edge/https.c, already listening): the same routes over TLS */
+        if (b->https)
+                serve_on(edge_https_get_evhttp(b->https), &eh->fronts[1], b);
+        if (!spec)
+                return 0;
+        if (broker_parse_hostport(spec, &ss, &sl) < 0)
+                return err_set(e, HYB_E_CONFIG, -1, "listen.http: not HOST:PORT: %s", spec);
+        if (ss.ss_family == AF_INET6) {
+                port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+                inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
+        } else {
+                port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+                inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
+        }
+        eh->http = evhttp_new(b->base);
+        if (!eh->http)
+                return -ENOMEM;
+        serve_on(eh->http, &eh->fronts[0], b);
+        evhttp_set_bevcb(eh->http, conn_new, eh);
+        eh->bound = evhttp_bind_socket_with_handle(eh->http, host, port);
+        if (!eh->bound) {
+                int r = errno ? -errno : -EADDRINUSE;
+
+                return err_set(e, r, -1, "listen.http: cannot listen on %s: %s", spec, strerror(-r));
+        }
+        /* The port bound (port 0 in the configuration: the one the kernel chose) */
+        sl = (int)sizeof ss;
+        if (getsockname(evhttp_bound_socket_get_fd(eh->bound), (struct sockaddr *)&ss, (socklen_t *)&sl) == 0)
+                port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                      : ((struct sockaddr_in *)&ss)->sin_port);
+        broker_log(b, HYB_LOG_INFO, "edge: HTTP on %s%s%s:%u", ss.ss_family == AF_INET6 ? "[" : "", host,
+                   ss.ss_family == AF_INET6 ? "]" : "", (unsigned)port);
+        return 0;
+}
+
+void broker_edge_stop(hyb_broker *b)
+{
+        edge_http *eh = b->edge;
+
+        if (!eh)
+                return;
+        b->edge = NULL;
+        /* The requests and streams end here: evhttp_free below must not tell them of their
+         * connections' close. */
+        for (edge_conn *c = eh->conns; c; c = c->next)
+                c->gone = NULL;
+        while (eh->tasks) {
+                edge_task *t = eh->tasks;
+
+                edge_task_del(eh, t);
+                t->kill(t);
+        }
+        if (eh->http)
+                evhttp_free(eh->http); /* closes every connection: their counts go with them */
+        /* listen.https's connections close now too, while their counts can be told */
+        b->https = edge_https_free(b->https);
+        while (eh->conns) {
+                edge_conn *c = eh->conns;
+                eh->conns = c->next;
+                free(c);
+        }
+        while (eh->addrs) {
+                edge_addr *a = eh->addrs;
+                eh->addrs = a->next;
+                free(a);
+        }
+        edge_dpop_cache_free(eh->jti);
+        free(eh);
+}

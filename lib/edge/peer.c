@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One principal's session with the broker, seen from the edge: the bus protocol
+ * (doc/protocol.md, from "Calls" on) over the edge's end of the socketpair that
+ * broker_edge_session made.  It sends CALLs (procedures and the builtin's store and
+ * subscription methods), matches RESULTs to them by call id, passes EVENTs on and
+ * answers PINGs.  It reads frames with the wire codec the client library and the
+ * broker use (bus/wire.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "common/util.h"
+#include "edge-internal.h"
+
+typedef struct pcall {
+        struct pcall *next;
+        uint64_t id;
+        edge_reply_fn cb;
+        void *ud;
+} pcall;
+
+struct edge_peer {
+        struct bufferevent *bev;
+        size_t max_frame;
+        uint64_t next_id;
+        pcall *calls;
+        edge_event_fn on_event;
+        void *event_ud;
+        bool closed;
+        bool *freed; /* set while dispatching: the callback may free the peer */
+};
+
+/* Fails the calls and ends the events; returns true when a callback freed p. */
+static bool peer_lost(edge_peer *p, int status)
+{
+        bool freed = false;
+
+        if (p->closed)
+                return false;
+        p->closed = true;
+        bufferevent_disable(p->bev, EV_READ);
+        p->freed = &freed;
+        while (p->calls && !freed) {
+                pcall *c = p->calls;
+
+                p->calls = c->next;
+                c->cb(p, NULL, c->ud);
+                free(c);
+        }
+        if (!freed && p->on_event)
+                p->on_event(p, NULL, status, p->event_ud);
+        if (!freed)
+                p->freed = NULL;
+        return freed;
+}
+
+/* Handles one frame; returns false when the peer was freed by a callback. */
+static bool peer_dispatch(edge_peer *p, const wire_packet *w)
+{
+        bool freed = false;
+
+        switch (w->h.type) {
+        case WIRE_RESULT:
+                for (pcall **pp = &p->calls; *pp; pp = &(*pp)->next) {
+                        pcall *c = *pp;
+
+                        if (c->id != w->h.call_id)
+                                continue;
+                        *pp = c->next;
+                        p->freed = &freed;
+                        c->cb(p, w, c->ud);
+                        free(c);
+                        if (freed)
+                                return false;
+                        p->freed = NULL;
+                        break;
+                }
+                return true;
+        case WIRE_EVENT:
+                if (p->on_event) {
+                        p->freed = &freed;
+                        p->on_event(p, w, 200, p->event_ud);
+                        if (freed)
+                                return false;
+                        p->freed = NULL;
+                }
+                return true;
+        case WIRE_PING: {
+                wire_hdr h = {.type = WIRE_PONG};
+                uint8_t hb[WIRE_HDR_SIZE];
+
+                wire_hdr_encode(&h, hb);
+                bufferevent_write(p->bev, hb, sizeof hb);
+                return true;
+        }
+        case WIRE_ERROR:
+                (void)freed;
+                return !peer_lost(p, w->h.status ? w->h.status : 502);
+        default:
+                return true;
+        }
+}
+
+static void peer_read(struct bufferevent *bev, void *ud)
+{
+        edge_peer *p = ud;
+        struct evbuffer *in = bufferevent_get_input(bev);
+
+        while (!p->closed) {
+                size_t len = evbuffer_get_length(in), need, used = 0;
+                uint8_t *buf;
+                wire_packet w;
+                wire_hdr h;
+
+                if (len < WIRE_HDR_SIZE)
+                        return;
+                if (wire_hdr_decode(evbuffer_pullup(in, WIRE_HDR_SIZE), &h) < 0 ||
+                    wire_frame_len(&h) > p->max_frame) {
+                        peer_lost(p, 502);
+                        return;
+                }
+                need = wire_frame_len(&h);
+                if (len < need)
+                        return;
+                buf = evbuffer_pullup(in, (ev_ssize_t)need);
+                if (!buf || wire_parse(buf, need, p->max_frame, &w, &used) != 1) {
+                        peer_lost(p, 502);
+                        return;
+                }
+                if (!peer_dispatch(p, &w))
+                        return; /* freed, with its buffers */
+                evbuffer_drain(in, used);
+        }
+}
+
+static void peer_event(struct bufferevent *bev, short what, void *ud)
+{
+        (void)bev;
+        if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+                peer_lost(ud, 502);
+}
+
+int edge_peer_new(hyb_broker *b, hyb_token_result *tok, const char *transport, edge_peer **ret,
+                  hyb_error *e)
+{
+        edge_peer *p;
+        int fd, r;
+
+        r = broker_edge_session(b, tok, transport, &fd, e);
+        if (r < 0)
+                return r;
+        p = calloc(1, sizeof *p);
+        if (!p || !(p->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE))) {
+                free(p);
+                close(fd);
+                return err_set(e, -ENOMEM, -1, "out of memory");
+        }
+        p->max_frame = b->c->max_frame;
+        p->next_id = 1;
+        bufferevent_setcb(p->bev, peer_read, NULL, peer_event, p);
+        bufferevent_enable(p->bev, EV_READ | EV_WRITE);
+        *ret = p;
+        return 0;
+}
+
+void edge_peer_free(edge_peer *p)
+{
+        if (!p)
+                return;
+        if (p->freed)
+                *p->freed = true;
+        while (p->calls) {
+                pcall *c = p->calls;
+                p->calls = c->next;
+                free(c);
+        }
+        bufferevent_free(p->bev); /* closes our end: the broker sees the session go */
+        free(p);
+}
+
+void edge_peer_set_event_cb(edge_peer *p, edge_event_fn cb, void *ud)
+{
+        p->on_event = cb;
+        p->event_ud = ud;
+}
+
+void edge_peer_pause(edge_peer *p, bool pause)
+{
+        if (p->closed)
+                return;
+        if (pause)
+                bufferevent_disable(p->bev, EV_READ);
+        else
+                bufferevent_enable(p->bev, EV_READ);
+}
+
+int edge_peer_call(edge_peer *p, const char *endpoint, const char *method, const void *body,
+                   size_t len, unsigned flags, uint32_t timeout_ms, edge_reply_fn cb, void *ud)
+{
+        uint8_t hb[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        size_t el = strlen(endpoint), ml = strlen(method);
+        pcall *c;
+
+        if (p->closed)
+                return -EPIPE;
+        if (el > WIRE_ENDPOINT_MAX || ml > WIRE_MEMBER_MAX || len > UINT32_MAX)
+                return -EINVAL;
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->id = p->next_id++;
+        c->cb = cb;
+        c->ud = ud;
+        wire_hdr h = {.type = WIRE_CALL,
+                      .flags = (uint8_t)(flags & WIRE_F_BINARY),
+                      .call_id = c->id,
+                      .timeout_ms = timeout_ms};
+        wire_build(&h, NULL, 0, endpoint, el, method, ml, body, len, hb, iov);
+        if (bufferevent_write(p->bev, hb, iov[0].iov_len) < 0 ||
+            (len && bufferevent_write(p->bev, body, len) < 0)) {
+                free(c);
+                return -ENOMEM;
+        }
+        c->next = p->calls;
+        p->calls = c;
+        return 0;
+}

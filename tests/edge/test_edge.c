@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * edge_suite: what the HTTP edge parses itself (doc/edge.md): DPoP proofs (RFC 9449 as
+ * doc/edge.md "Authentication" describes them: accepted once, replay, another key, method,
+ * URL, token, time, typ; a signature in its high-S form accepted as WebCrypto makes it),
+ * route paths (decoded once, names, fURIs) and query strings (values as JSON, else text).
+ */
+#include <check.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edge/edge-internal.h"
+#include "suites.h"
+#include "token/crypto.h"
+
+#define NOW 1700000000
+#define HTU "http://127.0.0.1:8080/store/x"
+static const char TOKEN[] = "a.token.text";
+
+/* A proof by key with these claims; high_s: the signature's other form (n - s). */
+static char *proof(const hyb_key *key, const char *typ, const char *htm, const char *htu,
+                   long long iat, const char *jti, const char *token, bool high_s)
+{
+        static const uint8_t n[32] = {0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
+                                      0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                      0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84,
+                                      0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51};
+        uint8_t th[CRYPTO_SHA256_LEN], sig[64];
+        char *jwk = NULL, *h64 = NULL, *c64 = NULL, *s64 = NULL, *ath = NULL, *out = NULL, *hdr,
+             *cl;
+        json_t *j;
+
+        ck_assert_int_eq(hyb_key_to_jwk(key, 0, &jwk), 0);
+        j = json_pack("{s:s, s:s, s:o}", "typ", typ, "alg", "ES256", "jwk",
+                      json_loads(jwk, 0, NULL));
+        hdr = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        crypto_sha256(token, strlen(token), th);
+        ck_assert_int_eq(b64u_encode(th, sizeof th, &ath), 0);
+        j = json_pack("{s:s, s:s, s:I, s:s, s:s}", "htm", htm, "htu", htu, "iat", (json_int_t)iat,
+                      "jti", jti, "ath", ath);
+        cl = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        ck_assert_int_eq(b64u_encode(hdr, strlen(hdr), &h64), 0);
+        ck_assert_int_eq(b64u_encode(cl, strlen(cl), &c64), 0);
+        ck_assert_int_ge(asprintf(&out, "%s.%s", h64, c64), 0);
+        ck_assert_int_eq(hyb_key_sign(key, out, strlen(out), sig), 0);
+        if (high_s) {
+                int borrow = 0;
+
+                for (int i = 31; i >= 0; i--) {
+                        int d = (int)n[i] - (int)sig[32 + i] - borrow;
+
+                        borrow = d < 0;
+                        sig[32 + i] = (uint8_t)(d + (borrow ? 256 : 0));
+                }
+        }
+        ck_assert_int_eq(b64u_encode(sig, sizeof sig, &s64), 0);
+        char *full = NULL;
+        ck_assert_int_ge(asprintf(&full, "%s.%s", out, s64), 0);
+        free(jwk);
+        free(hdr);
+        free(cl);
+        free(h64);
+        free(c64);
+        free(s64);
+        free(ath);
+        free(out);
+        return full;
+}
+
+static int check(struct edge_dpop_cache **cache, const char *p, const hyb_key *holder,
+                 const char *htm, hyb_error *e)
+{
+        return edge_dpop_check(cache, p, strlen(p), holder, htm, HTU, TOKEN, strlen(TOKEN), NOW, e);
+}
+
+START_TEST(test_dpop)
+{
+        struct edge_dpop_cache *cache = NULL;
+        hyb_key *holder = NULL, *other = NULL;
+        hyb_error e;
+        char *p;
+
+        ck_assert_int_eq(hyb_key_generate(&holder), 0);
+        ck_assert_int_eq(hyb_key_generate(&other), 0);
+
+        p = proof(holder, "dpop+jwt", "GET", HTU, NOW, "jti-000000000001", TOKEN, false);
+        ck_assert_int_eq(check(&cache, p, holder, "GET", &e), 0);
+        /* the same proof again: refused (jti) */
+        ck_assert_int_eq(check(&cache, p, holder, "GET", &e), HYB_E_UNAUTHORIZED);
+        ck_assert_ptr_nonnull(strstr(e.message, "used before"));
+        free(p);
+
+        /* the high-S form of a valid signature is the same signature: accepted */
+        p = proof(holder, "dpop+jwt", "GET", HTU, NOW, "jti-000000000002", TOKEN, true);
+        ck_assert_int_eq(check(&cache, p, holder, "GET", &e), 0);
+        free(p);
+
+        /* refusals, each for its reason */
+        p = proof(other, "dpop+jwt", "GET", HTU, NOW, "jti-000000000003", TOKEN, false);
+        ck_assert_int_eq(check(&cache, p, holder, "GET", &e), HYB_E_UNAUTHORIZED);
+        ck_assert_ptr_nonnull(strstr(e.message, "holder"));
+        free(p);
+        p = proof(holder, "dpop+jwt", "GET", HTU, NOW, "jti-000000000004", TOKEN, false);
+        ck_assert_int_eq(check(&cache, p, holder, "POST", &e), HYB_E_UNAUTHORIZED);
+        free(p);
+        p = proof(holder, "dpop+jwt", "GET", "http://127.0.0.1:8080/store/y", NOW,
+                  "jti-000000000005", TOKEN, false);
+        ck_assert_int_eq(check(&cache, p, holder, "GET", &e), HYB_E_UNAUTHORIZED);
+        free(p);
+        p = proof(holder, "dpop+jwt", "GET", HTU, NOW - 61, "jti-000000000006", TOKEN, false);
+        ck_assert_int_eq(check(&cache, p, holder, "GET", &e), HYB_E_UNAUTHORIZED);
+        ck_assert_ptr_nonnull(strstr(e.message, "iat"));
+        free(p);
+        p = proof(holder, "dpop+jwt", "GET", HTU, NOW + 61, "jti-000000000007", TOKEN, false);
+        ck_assert_int_eq(check(&cache, p, holder, "GET", &e), HYB_E_UNAUTHORIZED);
+        free(p);
+        p = proof(holder, "dpop+jwt", "GET", HTU, NOW, "jti-000000000008", "another.token", false);
+        ck_assert_int_eq(check(&cache, p, holder, "GET", &e), HYB_E_UNAUTHORIZED);
+        ck_assert_ptr_nonnull(strstr(e.message, "ath"));
+        free(p);
+        p = proof(holder, "JWT", "GET", HTU, NOW, "jti-000000000009", TOKEN, false);
+        ck_assert_int_eq(check(&cache, p, holder, "GET", &e), HYB_E_UNAUTHORIZED);
+        free(p);
+        p = proof(holder, "dpop+jwt", "GET", HTU, NOW, "short", TOKEN, false);
+        ck_assert_int_eq(check(&cache, p, holder, "GET", &e), HYB_E_UNAUTHORIZED);
+        free(p);
+        /* a changed claim after signing */
+        p = proof(holder, "dpop+jwt", "GET", HTU, NOW, "jti-000000000010", TOKEN, false);
+        char *dot = strchr(p, '.');
+        dot[1] = dot[1] == 'e' ? 'f' : 'e';
+        ck_assert_int_eq(check(&cache, p, holder, "GET", &e), HYB_E_UNAUTHORIZED);
+        free(p);
+        ck_assert_int_eq(check(&cache, "", holder, "GET", &e), HYB_E_UNAUTHORIZED);
+        ck_assert_int_eq(check(&cache, "a.b", holder, "GET", &e), HYB_E_UNAUTHORIZED);
+        ck_assert_int_eq(check(&cache, "a.b.c.d", holder, "GET", &e), HYB_E_UNAUTHORIZED);
+
+        edge_dpop_cache_free(cache);
+        hyb_key_unref(holder);
+        hyb_key_unref(other);
+}
+END_TEST
+
+START_TEST(test_routes)
+{
+        edge_route r;
+        hyb_error e;
+
+        ck_assert_int_eq(edge_route_parse("/bus/org.example.calc/main/add", &r, &e), 0);
+        ck_assert_int_eq(r.kind, EDGE_ROUTE_BUS);
+        ck_assert_str_eq(r.endpoint, "@localhost/org.example.calc/main");
+        ck_assert_str_eq(r.member, "add");
+        edge_route_clear(&r);
+        ck_assert_int_eq(edge_route_parse("/events/org.example.calc/main/tick", &r, &e), 0);
+        ck_assert_int_eq(r.kind, EDGE_ROUTE_EVENTS);
+        edge_route_clear(&r);
+        ck_assert_int_eq(edge_route_parse("/store/public%2Fa/b", &r, &e), 0);
+        ck_assert_int_eq(r.kind, EDGE_ROUTE_STORE);
+        ck_assert_str_eq(r.furi, "/public/a/b"); /* decoded once */
+        ck_assert_str_eq(r.path, "/store/public/a/b");
+        edge_route_clear(&r);
+        ck_assert_int_eq(edge_route_parse("/store/a%252Fb", &r, &e), 0);
+        ck_assert_str_eq(r.path, "/store/a%2Fb"); /* once only */
+        edge_route_clear(&r);
+        ck_assert_int_eq(edge_route_parse("/watch/sensors/+/temp", &r, &e), 0);
+        ck_assert_int_eq(r.kind, EDGE_ROUTE_WATCH);
+        edge_route_clear(&r);
+
+        ck_assert_int_eq(edge_route_parse("/bus/org.example.calc/main", &r, &e), 404);
+        ck_assert_int_eq(edge_route_parse("/bus/org.example.calc/main/add/more", &r, &e), 404);
+        ck_assert_int_eq(edge_route_parse("/bus/../main/add", &r, &e), 400);
+        ck_assert_int_eq(edge_route_parse("/bus/org.example.calc/ma%2Fin/add", &r, &e), 404);
+        ck_assert_int_eq(edge_route_parse("/store/a%00b", &r, &e), 400);
+        ck_assert_int_eq(edge_route_parse("/store/", &r, &e), 400);
+        ck_assert_int_eq(edge_route_parse("/store/a//b", &r, &e), 400);
+        ck_assert_int_eq(edge_route_parse("/other/x", &r, &e), 404);
+        ck_assert_int_eq(edge_route_parse("bus/a/b/c", &r, &e), 400);
+}
+END_TEST
+
+START_TEST(test_query)
+{
+        char *out = NULL;
+
+        ck_assert_int_eq(
+                edge_query_params("n=5&s=abc&j=%7B%22k%22%3Atrue%7D&q=%22x%22&f=1.5&b=false", &out),
+                0);
+        ck_assert_str_eq(
+                out,
+                "{\"n\":5,\"s\":\"abc\",\"j\":{\"k\":true},\"q\":\"x\",\"f\":1.5,\"b\":false}");
+        free(out);
+        ck_assert_int_eq(edge_query_params("", &out), 0);
+        ck_assert_str_eq(out, "{}");
+        free(out);
+        ck_assert_int_eq(edge_query_params(NULL, &out), 0);
+        ck_assert_str_eq(out, "{}");
+        free(out);
+        ck_assert_int_eq(edge_query_params("a=1&a=2", &out), -EINVAL); /* a repeated key */
+        ck_assert_int_eq(edge_query_params("=1", &out), -EINVAL);      /* an empty key */
+}
+END_TEST
+
+Suite *edge_suite(void)
+{
+        Suite *s = suite_create("edge");
+        TCase *tc = tcase_create("parse");
+
+        tcase_add_test(tc, test_dpop);
+        tcase_add_test(tc, test_routes);
+        tcase_add_test(tc, test_query);
+        suite_add_tcase(s, tc);
+        return s;
+}
