@@ -85,4 +85,17 @@ int furi_text_parse(furi_text *t, hyb_furi **ret, hyb_error *reterr);
 
 uint64_t furi_hash_bytes(const char *s, size_t n);
 
+/* hyb_furi_parse()'s fast path, for the common case only: an absolute or relative fURI of
+ * plain segments (printable ASCII but % + # ? and space; no `.` or `..` segment, no empty
+ * one, so no scheme or authority; no query), optionally a branch, within lim (resolved:
+ * no member 0).  1 and *ret when it parsed the text, giving exactly the hyb_furi the full
+ * grammar gives; 0 when the text is not of that kind (the caller then runs the full
+ * grammar); -ENOMEM. */
+int furi_parse_fast(const char *text, size_t len, const hyb_furi_limits *lim, hyb_furi **ret);
+
+/* hyb_furi_parse() without its fast path: the full grammar for every input, so a test can
+ * compare the two. */
+int furi_parse_full(const char *text, size_t len, const hyb_furi_limits *limits, hyb_furi **ret,
+                    hyb_error *reterr);
+
 #endif

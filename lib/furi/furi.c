@@ -550,43 +550,133 @@ HYB_EXPORT void hyb_furi_limits_init(hyb_furi_limits *limits)
                                      .max_segment = HYB_FURI_MAX_SEGMENT };
 }
 
-HYB_EXPORT int hyb_furi_parse(const char *text, size_t len, const hyb_furi_limits *limits,
-                              hyb_furi **ret, hyb_error *reterr)
+/* The caller's limits over the defaults: a member left 0 (or beyond an older caller's size)
+ * keeps its default. */
+static void resolve_limits(const hyb_furi_limits *limits, hyb_furi_limits *lim)
 {
-        char work_stack[STACK_TEXT];
-        pseg segs_stack[STACK_SEGS];
-        _cleanup_free_ char *work_heap = NULL;
-        _cleanup_free_ pseg *segs_heap = NULL;
-        hyb_furi_limits lim;
-        pstate ps = { .text = text, .reterr = reterr, .port = -1 };
-        size_t qpos, pos = 0, k;
-        int r;
-
-        hyb_assert_return(ret, -EINVAL);
-        hyb_assert_return(text || len == 0 || len == (size_t)-1, -EINVAL);
-        if (!text)
-                text = ps.text = "";
-        if (len == (size_t)-1)
-                len = strlen(text);
-        hyb_furi_limits_init(&lim);
+        hyb_furi_limits_init(lim);
         if (limits) {
                 hyb_furi_limits given = { 0 };
                 size_t sz = limits->size && limits->size < sizeof(given) ? limits->size : sizeof(given);
 
                 memcpy(&given, limits, sz); /* members beyond an older caller's size stay 0 */
                 if (given.max_length)
-                        lim.max_length = given.max_length;
+                        lim->max_length = given.max_length;
                 if (given.max_segments)
-                        lim.max_segments = given.max_segments;
+                        lim->max_segments = given.max_segments;
                 if (given.max_segment)
-                        lim.max_segment = given.max_segment;
+                        lim->max_segment = given.max_segment;
         }
-        if (len > lim.max_length)
-                return perr(&ps, HYB_E_LIMIT, lim.max_length,
-                            "fURI of %zu bytes is longer than the limit of %zu bytes", len,
-                            lim.max_length);
-        if (len > UINT32_MAX / 2)
-                return perr(&ps, HYB_E_LIMIT, 0, "fURI of %zu bytes is too long", len);
+}
+
+/* A byte that stands for itself in a segment and in the canonical text: printable ASCII but
+ * the ones a segment must escape or the parser reads as syntax (% + # ? and the `/` the
+ * caller splits at; space is escaped in the canonical form). */
+static inline bool plain_byte(unsigned char c)
+{
+        return c > 0x20 && c < 0x7f && c != '%' && c != '+' && c != '#' && c != '?';
+}
+
+/* The common case (doc/furi.md "Syntax" with none of its options): an absolute or relative
+ * fURI of plain segments, optionally a branch.  Then the canonical text is the input itself
+ * and the decoded segments are its pieces between the slashes, so the one allocation is
+ * filled by two copies.  An empty segment also rules out a scheme and an authority (both
+ * need `//`).  The layout, fields and hash are exactly those build() gives. */
+int furi_parse_fast(const char *text, size_t len, const hyb_furi_limits *lim, hyb_furi **ret)
+{
+        size_t start, end, n = 0, s, size;
+        bool absolute, branch = false;
+        hyb_furi *f;
+        char *data, *o;
+
+        if (len > lim->max_length)
+                return 0;
+        absolute = len > 0 && text[0] == '/';
+        start = absolute;
+        end = len;
+        if (end > start && text[end - 1] == '/') {
+                end--;
+                branch = true;
+                if (end == start)       /* `//` or a relative `/`-only text */
+                        return 0;
+        }
+        for (size_t i = s = start; end > start; i++) {
+                size_t sl;
+
+                if (i < end && text[i] != '/') {
+                        if (!plain_byte((unsigned char)text[i]))
+                                return 0;
+                        continue;
+                }
+                sl = i - s;
+                if (sl == 0 || sl > lim->max_segment ||
+                    (text[s] == '.' && (sl == 1 || (sl == 2 && text[s + 1] == '.'))))
+                        return 0;
+                n++;
+                if (i == end)
+                        break;
+                s = i + 1;
+        }
+        if (n > lim->max_segments)
+                return 0;
+
+        size = sizeof(hyb_furi) + n * sizeof(furi_seg) + len + 1 + (n ? end - start + 1 : 0);
+        f = malloc(size);
+        if (!f)
+                return -ENOMEM;
+        atomic_init(&f->n_ref, 1);
+        f->absolute = absolute;
+        f->branch = branch;
+        f->pattern = false;
+        f->has_hash = false;
+        f->n_segs = (uint32_t)n;
+        f->port = -1;
+        f->path_len = (uint32_t)len;
+        f->scheme = f->user = f->host = f->query = NULL;
+        data = (char *)&f->segs[n];
+        memcpy(data, text, len);
+        data[len] = '\0';
+        f->str = f->path = data;
+        if (n > 0) {
+                size_t k = 0;
+
+                o = data + len + 1;
+                memcpy(o, text + start, end - start);
+                o[end - start] = '\0';
+                f->segs[0].off = (uint32_t)(o - data);
+                for (size_t i = 0; i < end - start; i++) {
+                        if (o[i] != '/')
+                                continue;
+                        o[i] = '\0';
+                        f->segs[k].len = (uint32_t)(o + i - data - f->segs[k].off);
+                        f->segs[k].kind = HYB_SEG_LITERAL;
+                        f->segs[++k].off = (uint32_t)(o + i + 1 - data);
+                }
+                f->segs[k].len = (uint32_t)(o + (end - start) - data - f->segs[k].off);
+                f->segs[k].kind = HYB_SEG_LITERAL;
+        }
+        if (absolute)
+                f->scope = HYB_SCOPE_HOST;
+        else if (n > 0 && f->segs[0].len == 1 && furi_seg_data(f, 0)[0] == '~')
+                f->scope = HYB_SCOPE_HOME;
+        else
+                f->scope = HYB_SCOPE_PROGRAM;
+        f->hash = furi_hash_bytes(data, len);
+        *ret = f;
+        return 1;
+}
+
+/* The whole grammar, once the length is known to be within the limits. */
+static int parse_grammar(const char *text, size_t len, const hyb_furi_limits *lim,
+                         hyb_furi **ret, hyb_error *reterr)
+{
+        char work_stack[STACK_TEXT];
+        pseg segs_stack[STACK_SEGS];
+        _cleanup_free_ char *work_heap = NULL;
+        _cleanup_free_ pseg *segs_heap = NULL;
+        pstate ps = { .text = text, .reterr = reterr, .port = -1 };
+        size_t qpos, pos = 0, k;
+        int r;
 
         qpos = len;
         for (size_t i = 0; i < len; i++) {
@@ -608,7 +698,7 @@ HYB_EXPORT int hyb_furi_parse(const char *text, size_t len, const hyb_furi_limit
                 if (!ps.work)
                         return -ENOMEM;
         }
-        ps.cap_segs = lim.max_segments < len / 2 + 1 ? lim.max_segments + 1 : len / 2 + 1;
+        ps.cap_segs = lim->max_segments < len / 2 + 1 ? lim->max_segments + 1 : len / 2 + 1;
         ps.segs = segs_stack;
         if (ps.cap_segs > STACK_SEGS) {
                 ps.segs = segs_heap = mallocarray(ps.cap_segs, sizeof(pseg));
@@ -631,8 +721,51 @@ HYB_EXPORT int hyb_furi_parse(const char *text, size_t len, const hyb_furi_limit
                         return r;
                 pos = aend;
         }
-        r = parse_path(&ps, &lim, pos, qpos);
+        r = parse_path(&ps, lim, pos, qpos);
         if (r < 0)
                 return r;
-        return build(&ps, &lim, ret);
+        return build(&ps, lim, ret);
+}
+
+/* fast: try furi_parse_fast() before the whole grammar. */
+static int parse(const char *text, size_t len, const hyb_furi_limits *limits, hyb_furi **ret,
+                 hyb_error *reterr, bool fast)
+{
+        hyb_furi_limits lim;
+        int r;
+
+        hyb_assert_return(ret, -EINVAL);
+        hyb_assert_return(text || len == 0 || len == (size_t)-1, -EINVAL);
+        if (!text)
+                text = "";
+        if (len == (size_t)-1)
+                len = strlen(text);
+        resolve_limits(limits, &lim);
+        if (len > lim.max_length || len > UINT32_MAX / 2) {
+                pstate ps = { .text = text, .reterr = reterr };
+
+                if (len > lim.max_length)
+                        return perr(&ps, HYB_E_LIMIT, lim.max_length,
+                                    "fURI of %zu bytes is longer than the limit of %zu bytes", len,
+                                    lim.max_length);
+                return perr(&ps, HYB_E_LIMIT, 0, "fURI of %zu bytes is too long", len);
+        }
+        if (fast) {
+                r = furi_parse_fast(text, len, &lim, ret);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
+        return parse_grammar(text, len, &lim, ret, reterr);
+}
+
+int furi_parse_full(const char *text, size_t len, const hyb_furi_limits *limits, hyb_furi **ret,
+                    hyb_error *reterr)
+{
+        return parse(text, len, limits, ret, reterr, false);
+}
+
+HYB_EXPORT int hyb_furi_parse(const char *text, size_t len, const hyb_furi_limits *limits,
+                              hyb_furi **ret, hyb_error *reterr)
+{
+        return parse(text, len, limits, ret, reterr, true);
 }
