@@ -83,6 +83,20 @@ void furi_text_put_authority(furi_text *t, const hyb_furi *f);
 /* Parses the text with the default limits and frees it; -ENOMEM if a put failed. */
 int furi_text_parse(furi_text *t, hyb_furi **ret, hyb_error *reterr);
 
+/* The hash of a fURI: FNV-1a over its canonical path text, then folded.  The steps are here
+ * so the parser's fast path can hash while it scans; furi_hash_bytes() is all of them. */
+#define FURI_HASH_INIT 0xcbf29ce484222325ULL
+
+static inline uint64_t furi_hash_step(uint64_t h, unsigned char c)
+{
+        return (h ^ c) * 0x100000001b3ULL;
+}
+
+static inline uint64_t furi_hash_final(uint64_t h)
+{
+        return h ^ (h >> 29);
+}
+
 uint64_t furi_hash_bytes(const char *s, size_t n);
 
 /* hyb_furi_parse()'s fast path, for the common case only: an absolute or relative fURI of

@@ -569,22 +569,42 @@ static void resolve_limits(const hyb_furi_limits *limits, hyb_furi_limits *lim)
         }
 }
 
-/* A byte that stands for itself in a segment and in the canonical text: printable ASCII but
- * the ones a segment must escape or the parser reads as syntax (% + # ? and the `/` the
- * caller splits at; space is escaped in the canonical form). */
-static inline bool plain_byte(unsigned char c)
-{
-        return c > 0x20 && c < 0x7f && c != '%' && c != '+' && c != '#' && c != '?';
-}
+/* What a byte is to the fast path: 0 stands for itself in a segment and in the canonical
+ * text (printable ASCII but the bytes a segment escapes or the parser reads as syntax:
+ * % + # ? and space), 1 the `/` between segments, 2 anything else (the full grammar's). */
+static const uint8_t fast_class[256] = {
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 0, 0, 2, 0, 2, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
+/* The most segments the fast path takes (more: the full grammar, with a custom limit). */
+#define FAST_SEGS 64
 
 /* The common case (doc/furi.md "Syntax" with none of its options): an absolute or relative
  * fURI of plain segments, optionally a branch.  Then the canonical text is the input itself
- * and the decoded segments are its pieces between the slashes, so the one allocation is
- * filled by two copies.  An empty segment also rules out a scheme and an authority (both
- * need `//`).  The layout, fields and hash are exactly those build() gives. */
+ * and the decoded segments are its pieces between the slashes, so one pass over the text
+ * checks it, finds the slashes and hashes it, and two copies fill the one allocation.  An
+ * empty segment also rules out a scheme and an authority (both need `//`).  The layout,
+ * fields and hash are exactly those build() gives. */
 int furi_parse_fast(const char *text, size_t len, const hyb_furi_limits *lim, hyb_furi **ret)
 {
-        size_t start, end, n = 0, s, size;
+        uint32_t cut[FAST_SEGS]; /* offsets of the `/` after each segment but the last */
+        size_t start, end, n = 0, s, size, k;
+        uint64_t h = FURI_HASH_INIT;
         bool absolute, branch = false;
         hyb_furi *f;
         char *data, *o;
@@ -593,29 +613,35 @@ int furi_parse_fast(const char *text, size_t len, const hyb_furi_limits *lim, hy
                 return 0;
         absolute = len > 0 && text[0] == '/';
         start = absolute;
-        end = len;
-        if (end > start && text[end - 1] == '/') {
-                end--;
-                branch = true;
-                if (end == start)       /* `//` or a relative `/`-only text */
-                        return 0;
-        }
-        for (size_t i = s = start; end > start; i++) {
+        if (absolute)
+                h = furi_hash_step(h, '/');
+        for (size_t i = s = start; i < len; i++) {
+                unsigned char c = (unsigned char)text[i];
                 size_t sl;
 
-                if (i < end && text[i] != '/') {
-                        if (!plain_byte((unsigned char)text[i]))
-                                return 0;
+                h = furi_hash_step(h, c);
+                if (_likely_(fast_class[c] == 0))
                         continue;
-                }
+                if (fast_class[c] != 1 || n == FAST_SEGS)
+                        return 0;
                 sl = i - s;
                 if (sl == 0 || sl > lim->max_segment ||
                     (text[s] == '.' && (sl == 1 || (sl == 2 && text[s + 1] == '.'))))
                         return 0;
-                n++;
-                if (i == end)
-                        break;
+                cut[n++] = (uint32_t)i;
                 s = i + 1;
+        }
+        end = len;
+        if (s < len) {
+                size_t sl = len - s;
+
+                if (sl > lim->max_segment ||
+                    (text[s] == '.' && (sl == 1 || (sl == 2 && text[s + 1] == '.'))))
+                        return 0;
+                n++;
+        } else if (n > 0) {
+                branch = true;  /* the last `/` ends the text: not a segment's end */
+                end = len - 1;
         }
         if (n > lim->max_segments)
                 return 0;
@@ -638,22 +664,21 @@ int furi_parse_fast(const char *text, size_t len, const hyb_furi_limits *lim, hy
         data[len] = '\0';
         f->str = f->path = data;
         if (n > 0) {
-                size_t k = 0;
+                uint32_t base = (uint32_t)(len + 1 - start); /* data offset of text[i]'s copy: base + i */
 
                 o = data + len + 1;
                 memcpy(o, text + start, end - start);
                 o[end - start] = '\0';
-                f->segs[0].off = (uint32_t)(o - data);
-                for (size_t i = 0; i < end - start; i++) {
-                        if (o[i] != '/')
-                                continue;
-                        o[i] = '\0';
-                        f->segs[k].len = (uint32_t)(o + i - data - f->segs[k].off);
-                        f->segs[k].kind = HYB_SEG_LITERAL;
-                        f->segs[++k].off = (uint32_t)(o + i + 1 - data);
+                s = start;
+                for (k = 0; k + 1 < n; k++) {
+                        o[cut[k] - start] = '\0';
+                        f->segs[k] = (furi_seg){ .off = base + (uint32_t)s,
+                                                 .len = cut[k] - (uint32_t)s,
+                                                 .kind = HYB_SEG_LITERAL };
+                        s = cut[k] + 1;
                 }
-                f->segs[k].len = (uint32_t)(o + (end - start) - data - f->segs[k].off);
-                f->segs[k].kind = HYB_SEG_LITERAL;
+                f->segs[k] = (furi_seg){ .off = base + (uint32_t)s, .len = (uint32_t)(end - s),
+                                         .kind = HYB_SEG_LITERAL };
         }
         if (absolute)
                 f->scope = HYB_SCOPE_HOST;
@@ -661,7 +686,7 @@ int furi_parse_fast(const char *text, size_t len, const hyb_furi_limits *lim, hy
                 f->scope = HYB_SCOPE_HOME;
         else
                 f->scope = HYB_SCOPE_PROGRAM;
-        f->hash = furi_hash_bytes(data, len);
+        f->hash = furi_hash_final(h);
         *ret = f;
         return 1;
 }
