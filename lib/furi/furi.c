@@ -664,7 +664,8 @@ int furi_parse_fast(const char *text, size_t len, const hyb_furi_limits *lim, hy
         data[len] = '\0';
         f->str = f->path = data;
         if (n > 0) {
-                uint32_t base = (uint32_t)(len + 1 - start); /* data offset of text[i]'s copy: base + i */
+                /* text[i]'s copy in the segment area is at data offset base + i */
+                uint32_t base = (uint32_t)(len + 1 - start);
 
                 o = data + len + 1;
                 memcpy(o, text + start, end - start);
