@@ -296,12 +296,14 @@ static bool store_idle(hyb_broker *b)
         return hyb_store_get_timeout(b->store, &at) == 0 && at != 0;
 }
 
-/* The frame whose body the last entries point into is about to be released. */
-static void fwd_settle(hyb_broker *b)
+/* The frame whose body the last entries point into is about to be released; idle: the
+ * caller just found store_idle(b) (a message another thread queues after that check could
+ * as well come after this one's). */
+static void fwd_settle(hyb_broker *b, bool idle)
 {
         if (!b->n_fwd)
                 return;
-        if (store_idle(b)) {
+        if (idle || store_idle(b)) {
                 fwd_clear(b);
                 return;
         }
@@ -975,6 +977,7 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
         hyb_furi *f = NULL;
         hyb_obj *v = NULL, *kobj = NULL;
         hyb_error e;
+        bool idle;
         int r;
 
         hyb_error_clear(&e);
@@ -1022,9 +1025,10 @@ out:
         hyb_furi_unref(f);
         /* Deliver now, in write order, before reading more; a write nobody subscribes to
          * left the store nothing to do (no process, no read of its eventfd). */
-        if (r >= 0 && !store_idle(b))
+        idle = r >= 0 && store_idle(b);
+        if (r >= 0 && !idle)
                 store_io(-1, 0, b);
-        fwd_settle(b);
+        fwd_settle(b, idle);
 }
 
 static struct bssub *find_sub(bconn *c, uint64_t id, struct bssub ***ret_pp)

@@ -83,6 +83,33 @@ void furi_text_put_authority(furi_text *t, const hyb_furi *f);
 /* Parses the text with the default limits and frees it; -ENOMEM if a put failed. */
 int furi_text_parse(furi_text *t, hyb_furi **ret, hyb_error *reterr);
 
+/* The hash of a fURI: FNV-1a over its canonical path text, then folded.  The steps are here
+ * so the parser's fast path can hash while it scans; furi_hash_bytes() is all of them. */
+#define FURI_HASH_INIT 0xcbf29ce484222325ULL
+
+static inline uint64_t furi_hash_step(uint64_t h, unsigned char c)
+{
+        return (h ^ c) * 0x100000001b3ULL;
+}
+
+static inline uint64_t furi_hash_final(uint64_t h)
+{
+        return h ^ (h >> 29);
+}
+
 uint64_t furi_hash_bytes(const char *s, size_t n);
+
+/* hyb_furi_parse()'s fast path, for the common case only: an absolute or relative fURI of
+ * plain segments (printable ASCII but % + # ? and space; no `.` or `..` segment, no empty
+ * one, so no scheme or authority; no query), optionally a branch, within lim (resolved:
+ * no member 0).  1 and *ret when it parsed the text, giving exactly the hyb_furi the full
+ * grammar gives; 0 when the text is not of that kind (the caller then runs the full
+ * grammar); -ENOMEM. */
+int furi_parse_fast(const char *text, size_t len, const hyb_furi_limits *lim, hyb_furi **ret);
+
+/* hyb_furi_parse() without its fast path: the full grammar for every input, so a test can
+ * compare the two. */
+int furi_parse_full(const char *text, size_t len, const hyb_furi_limits *limits, hyb_furi **ret,
+                    hyb_error *reterr);
 
 #endif

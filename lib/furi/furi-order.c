@@ -23,13 +23,11 @@
 
 uint64_t furi_hash_bytes(const char *s, size_t n)
 {
-        uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+        uint64_t h = FURI_HASH_INIT; /* FNV-1a */
 
-        for (size_t i = 0; i < n; i++) {
-                h ^= (unsigned char)s[i];
-                h *= 0x100000001b3ULL;
-        }
-        return h ^ (h >> 29);
+        for (size_t i = 0; i < n; i++)
+                h = furi_hash_step(h, (unsigned char)s[i]);
+        return furi_hash_final(h);
 }
 
 HYB_EXPORT bool hyb_furi_equal(const hyb_furi *a, const hyb_furi *b)

@@ -550,43 +550,159 @@ HYB_EXPORT void hyb_furi_limits_init(hyb_furi_limits *limits)
                                      .max_segment = HYB_FURI_MAX_SEGMENT };
 }
 
-HYB_EXPORT int hyb_furi_parse(const char *text, size_t len, const hyb_furi_limits *limits,
-                              hyb_furi **ret, hyb_error *reterr)
+/* The caller's limits over the defaults: a member left 0 (or beyond an older caller's size)
+ * keeps its default. */
+static void resolve_limits(const hyb_furi_limits *limits, hyb_furi_limits *lim)
 {
-        char work_stack[STACK_TEXT];
-        pseg segs_stack[STACK_SEGS];
-        _cleanup_free_ char *work_heap = NULL;
-        _cleanup_free_ pseg *segs_heap = NULL;
-        hyb_furi_limits lim;
-        pstate ps = { .text = text, .reterr = reterr, .port = -1 };
-        size_t qpos, pos = 0, k;
-        int r;
-
-        hyb_assert_return(ret, -EINVAL);
-        hyb_assert_return(text || len == 0 || len == (size_t)-1, -EINVAL);
-        if (!text)
-                text = ps.text = "";
-        if (len == (size_t)-1)
-                len = strlen(text);
-        hyb_furi_limits_init(&lim);
+        hyb_furi_limits_init(lim);
         if (limits) {
                 hyb_furi_limits given = { 0 };
                 size_t sz = limits->size && limits->size < sizeof(given) ? limits->size : sizeof(given);
 
                 memcpy(&given, limits, sz); /* members beyond an older caller's size stay 0 */
                 if (given.max_length)
-                        lim.max_length = given.max_length;
+                        lim->max_length = given.max_length;
                 if (given.max_segments)
-                        lim.max_segments = given.max_segments;
+                        lim->max_segments = given.max_segments;
                 if (given.max_segment)
-                        lim.max_segment = given.max_segment;
+                        lim->max_segment = given.max_segment;
         }
-        if (len > lim.max_length)
-                return perr(&ps, HYB_E_LIMIT, lim.max_length,
-                            "fURI of %zu bytes is longer than the limit of %zu bytes", len,
-                            lim.max_length);
-        if (len > UINT32_MAX / 2)
-                return perr(&ps, HYB_E_LIMIT, 0, "fURI of %zu bytes is too long", len);
+}
+
+/* What a byte is to the fast path: 0 stands for itself in a segment and in the canonical
+ * text (printable ASCII but the bytes a segment escapes or the parser reads as syntax:
+ * % + # ? and space), 1 the `/` between segments, 2 anything else (the full grammar's). */
+static const uint8_t fast_class[256] = {
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 0, 0, 2, 0, 2, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
+/* The most segments the fast path takes (more: the full grammar, with a custom limit). */
+#define FAST_SEGS 64
+
+/* The common case (doc/furi.md "Syntax" with none of its options): an absolute or relative
+ * fURI of plain segments, optionally a branch.  Then the canonical text is the input itself
+ * and the decoded segments are its pieces between the slashes, so one pass over the text
+ * checks it, finds the slashes and hashes it, and two copies fill the one allocation.  An
+ * empty segment also rules out a scheme and an authority (both need `//`).  The layout,
+ * fields and hash are exactly those build() gives. */
+int furi_parse_fast(const char *text, size_t len, const hyb_furi_limits *lim, hyb_furi **ret)
+{
+        uint32_t cut[FAST_SEGS]; /* offsets of the `/` after each segment but the last */
+        size_t start, end, n = 0, s, size, k;
+        uint64_t h = FURI_HASH_INIT;
+        bool absolute, branch = false;
+        hyb_furi *f;
+        char *data, *o;
+
+        if (len > lim->max_length)
+                return 0;
+        absolute = len > 0 && text[0] == '/';
+        start = absolute;
+        if (absolute)
+                h = furi_hash_step(h, '/');
+        for (size_t i = s = start; i < len; i++) {
+                unsigned char c = (unsigned char)text[i];
+                size_t sl;
+
+                h = furi_hash_step(h, c);
+                if (_likely_(fast_class[c] == 0))
+                        continue;
+                if (fast_class[c] != 1 || n == FAST_SEGS)
+                        return 0;
+                sl = i - s;
+                if (sl == 0 || sl > lim->max_segment ||
+                    (text[s] == '.' && (sl == 1 || (sl == 2 && text[s + 1] == '.'))))
+                        return 0;
+                cut[n++] = (uint32_t)i;
+                s = i + 1;
+        }
+        end = len;
+        if (s < len) {
+                size_t sl = len - s;
+
+                if (sl > lim->max_segment ||
+                    (text[s] == '.' && (sl == 1 || (sl == 2 && text[s + 1] == '.'))))
+                        return 0;
+                n++;
+        } else if (n > 0) {
+                branch = true;  /* the last `/` ends the text: not a segment's end */
+                end = len - 1;
+        }
+        if (n > lim->max_segments)
+                return 0;
+
+        size = sizeof(hyb_furi) + n * sizeof(furi_seg) + len + 1 + (n ? end - start + 1 : 0);
+        f = malloc(size);
+        if (!f)
+                return -ENOMEM;
+        atomic_init(&f->n_ref, 1);
+        f->absolute = absolute;
+        f->branch = branch;
+        f->pattern = false;
+        f->has_hash = false;
+        f->n_segs = (uint32_t)n;
+        f->port = -1;
+        f->path_len = (uint32_t)len;
+        f->scheme = f->user = f->host = f->query = NULL;
+        data = (char *)&f->segs[n];
+        memcpy(data, text, len);
+        data[len] = '\0';
+        f->str = f->path = data;
+        if (n > 0) {
+                /* text[i]'s copy in the segment area is at data offset base + i */
+                uint32_t base = (uint32_t)(len + 1 - start);
+
+                o = data + len + 1;
+                memcpy(o, text + start, end - start);
+                o[end - start] = '\0';
+                s = start;
+                for (k = 0; k + 1 < n; k++) {
+                        o[cut[k] - start] = '\0';
+                        f->segs[k] = (furi_seg){ .off = base + (uint32_t)s,
+                                                 .len = cut[k] - (uint32_t)s,
+                                                 .kind = HYB_SEG_LITERAL };
+                        s = cut[k] + 1;
+                }
+                f->segs[k] = (furi_seg){ .off = base + (uint32_t)s, .len = (uint32_t)(end - s),
+                                         .kind = HYB_SEG_LITERAL };
+        }
+        if (absolute)
+                f->scope = HYB_SCOPE_HOST;
+        else if (n > 0 && f->segs[0].len == 1 && furi_seg_data(f, 0)[0] == '~')
+                f->scope = HYB_SCOPE_HOME;
+        else
+                f->scope = HYB_SCOPE_PROGRAM;
+        f->hash = furi_hash_final(h);
+        *ret = f;
+        return 1;
+}
+
+/* The whole grammar, once the length is known to be within the limits. */
+static int parse_grammar(const char *text, size_t len, const hyb_furi_limits *lim,
+                         hyb_furi **ret, hyb_error *reterr)
+{
+        char work_stack[STACK_TEXT];
+        pseg segs_stack[STACK_SEGS];
+        _cleanup_free_ char *work_heap = NULL;
+        _cleanup_free_ pseg *segs_heap = NULL;
+        pstate ps = { .text = text, .reterr = reterr, .port = -1 };
+        size_t qpos, pos = 0, k;
+        int r;
 
         qpos = len;
         for (size_t i = 0; i < len; i++) {
@@ -608,7 +724,7 @@ HYB_EXPORT int hyb_furi_parse(const char *text, size_t len, const hyb_furi_limit
                 if (!ps.work)
                         return -ENOMEM;
         }
-        ps.cap_segs = lim.max_segments < len / 2 + 1 ? lim.max_segments + 1 : len / 2 + 1;
+        ps.cap_segs = lim->max_segments < len / 2 + 1 ? lim->max_segments + 1 : len / 2 + 1;
         ps.segs = segs_stack;
         if (ps.cap_segs > STACK_SEGS) {
                 ps.segs = segs_heap = mallocarray(ps.cap_segs, sizeof(pseg));
@@ -631,8 +747,51 @@ HYB_EXPORT int hyb_furi_parse(const char *text, size_t len, const hyb_furi_limit
                         return r;
                 pos = aend;
         }
-        r = parse_path(&ps, &lim, pos, qpos);
+        r = parse_path(&ps, lim, pos, qpos);
         if (r < 0)
                 return r;
-        return build(&ps, &lim, ret);
+        return build(&ps, lim, ret);
+}
+
+/* fast: try furi_parse_fast() before the whole grammar. */
+static int parse(const char *text, size_t len, const hyb_furi_limits *limits, hyb_furi **ret,
+                 hyb_error *reterr, bool fast)
+{
+        hyb_furi_limits lim;
+        int r;
+
+        hyb_assert_return(ret, -EINVAL);
+        hyb_assert_return(text || len == 0 || len == (size_t)-1, -EINVAL);
+        if (!text)
+                text = "";
+        if (len == (size_t)-1)
+                len = strlen(text);
+        resolve_limits(limits, &lim);
+        if (len > lim.max_length || len > UINT32_MAX / 2) {
+                pstate ps = { .text = text, .reterr = reterr };
+
+                if (len > lim.max_length)
+                        return perr(&ps, HYB_E_LIMIT, lim.max_length,
+                                    "fURI of %zu bytes is longer than the limit of %zu bytes", len,
+                                    lim.max_length);
+                return perr(&ps, HYB_E_LIMIT, 0, "fURI of %zu bytes is too long", len);
+        }
+        if (fast) {
+                r = furi_parse_fast(text, len, &lim, ret);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
+        return parse_grammar(text, len, &lim, ret, reterr);
+}
+
+int furi_parse_full(const char *text, size_t len, const hyb_furi_limits *limits, hyb_furi **ret,
+                    hyb_error *reterr)
+{
+        return parse(text, len, limits, ret, reterr, false);
+}
+
+HYB_EXPORT int hyb_furi_parse(const char *text, size_t len, const hyb_furi_limits *limits,
+                              hyb_furi **ret, hyb_error *reterr)
+{
+        return parse(text, len, limits, ret, reterr, true);
 }

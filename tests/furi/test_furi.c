@@ -2,7 +2,8 @@
 /*
  * hybrid/furi.h: parse, format, scopes, matching, within, key order and the
  * builders.  Most cases live in the tests/furi text files, written from
- * doc/store.md; the few here need code (parts, limits, threads).
+ * doc/store.md; the few here need code (parts, limits, threads), and the
+ * differential test of the parser's fast path (furi-diff.h) runs over all of them.
  */
 #include <check.h>
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "furi-diff.h"
 #include "hybrid/furi.h"
 #include "suites.h"
 #include "testutil.h"
@@ -530,6 +532,174 @@ START_TEST(test_refcount_threads)
 }
 END_TEST
 
+/* ---- the fast path against the full grammar (furi-diff.h) ---- */
+
+typedef struct diff_run {
+        size_t n;       /* texts parsed (each with every limit set) */
+        size_t fast;    /* ... of which the fast path took */
+} diff_run;
+
+/* Limits the texts are parsed with: the defaults, small ones, and ones just around the
+ * lengths of the corpus's plain fURIs. */
+static const hyb_furi_limits diff_limits[] = {
+        { .size = sizeof(hyb_furi_limits), .max_length = 10, .max_segments = 2, .max_segment = 3 },
+        { .size = sizeof(hyb_furi_limits), .max_length = 16, .max_segments = 3, .max_segment = 5 },
+        { .size = sizeof(hyb_furi_limits), .max_length = 4096, .max_segments = 600, .max_segment = 1000 },
+        { .size = sizeof(hyb_furi_limits), .max_segments = 1 },
+};
+
+static void diff_one(const char *s, size_t len, diff_run *run)
+{
+        char why[400];
+        const char *d;
+        bool fast;
+
+        d = furi_diff_parse(s, len, NULL, &fast, why, sizeof(why));
+        ck_assert_msg(!d, "'%.*s' (%zu bytes): %s", (int)len, s, len, d);
+        run->n++;
+        run->fast += fast;
+        for (size_t i = 0; i < sizeof(diff_limits) / sizeof(diff_limits[0]); i++) {
+                d = furi_diff_parse(s, len, &diff_limits[i], &fast, why, sizeof(why));
+                ck_assert_msg(!d, "'%.*s' (%zu bytes), limits %zu: %s", (int)len, s, len, i, d);
+        }
+}
+
+/* The text, and (when short) each of its prefixes and suffixes: cut through a `/`, a `.`
+ * segment, a `%XX` or an authority, they are the tricky neighbours of the corpus. */
+static void diff_text(const char *s, size_t len, diff_run *run)
+{
+        diff_one(s, len, run);
+        if (len > 300)
+                return;
+        for (size_t i = 0; i < len; i++) {
+                diff_one(s, i, run);
+                diff_one(s + i + 1, len - i - 1, run);
+        }
+}
+
+/* Every TAB-separated field of a data file line (inputs, canonical forms, patterns). */
+static void diff_line(int no, char *line, void *ud)
+{
+        char *f[4];
+        int n = split_tabs(line, f, 4);
+
+        (void)no;
+        for (int i = 0; i < n; i++) {
+                text t = expand(f[i]);
+                diff_text(t.s, t.len, ud);
+                free(t.s);
+        }
+}
+
+START_TEST(test_fast_path_differential)
+{
+        static const char *files[] = { "furi/parse.txt", "furi/match.txt", "furi/within.txt",
+                                       "furi/order.txt", "furi/scope.txt", "furi/build.txt" };
+        /* Around each condition of the fast path: the first byte, the trailing `/`, dots,
+         * bytes that need an escape, a scheme or authority, the limits. */
+        static const char *edges[] = {
+                "", "/", "//", "///", "a/", "/a/", "a//", "/a//", "~", "~/", "~/a", "/~", "~a",
+                "a/~", ".", "..", "...", "/.", "/..", "./", "../", "/./", "/../", "a/.", "a/..",
+                "a/./b", "a/../b", "../a", "../../a", "/a/.b", "/a/..b", "/a/b.", "/a/b..",
+                "/.a/", "/..a/", "/a b", "a b", " ", "/\x7f", "/\x1f", "/\xc3\xa9", "/a%", "/a%2",
+                "/a%2F", "/%2E", "/%2e%2e", "+", "#", "/+", "/#", "/a/+/b", "/a/#", "a+b",
+                "a#b", "/a?", "/a?b", "?", "/?/", "a:b", "a:/b", "a://", "a://b", "a://b/c",
+                "+://b/c", "//h", "//h/a", "/sys/scheduler::spawn", "/a/b/c/", "a/b/c",
+                "/bench/key/12345", "A/B", "/~/a", "\\", "/a\\b", "/a=b&c", "/[::1]", "/a]",
+                "/@", "//@/", "/a:80", "/!$&'()*,;=", "/`{|}~^\"<>", "x/y/z/",
+        };
+        diff_run run = { 0 };
+        char buf[1100];
+
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+                test_each_line(test_data_path(files[i]), diff_line, &run);
+        for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++)
+                diff_text(edges[i], strlen(edges[i]), &run);
+        /* The fuzz target's seeds: whole, and split at the first newline as it splits them. */
+        for (int i = 1;; i++) {
+                char rel[64];
+                size_t len;
+                char *data, *nl;
+
+                snprintf(rel, sizeof(rel), "fuzz/corpus/furi/seed%02d", i);
+                data = test_read_file(test_data_path(rel), &len);
+                if (!data) {
+                        ck_assert_int_ge(i, 30);
+                        break;
+                }
+                diff_text(data, len, &run);
+                nl = memchr(data, '\n', len);
+                if (nl) {
+                        diff_text(data, (size_t)(nl - data), &run);
+                        diff_text(nl + 1, len - (size_t)(nl - data) - 1, &run);
+                }
+                free(data);
+        }
+        /* The default limits exactly and one past them: length, segments, segment length. */
+        for (size_t len = 1020; len <= 1026; len++) {
+                memset(buf, 'a', len);
+                for (size_t i = 0; i < len; i += 8)
+                        buf[i] = '/';
+                diff_text(buf, len, &run);
+        }
+        for (size_t segs = 30; segs <= 34; segs++) {
+                for (size_t i = 0; i < segs; i++)
+                        memcpy(buf + 2 * i, "/s", 2);
+                diff_text(buf, 2 * segs, &run);
+                diff_text(buf, 2 * segs - 1, &run);
+                buf[2 * segs] = '/';
+                diff_text(buf, 2 * segs + 1, &run);
+        }
+        for (size_t seg = 253; seg <= 257; seg++) {
+                buf[0] = '/';
+                memset(buf + 1, 'k', seg);
+                diff_text(buf, seg + 1, &run);
+                buf[seg + 1] = '/';
+                diff_text(buf, seg + 2, &run);
+                memcpy(buf + seg + 2, "x", 1);
+                diff_text(buf, seg + 3, &run);
+        }
+        /* Both paths are exercised, not one of them only. */
+        ck_assert_uint_ge(run.fast, 2000);
+        ck_assert_uint_ge(run.n - run.fast, 2000);
+}
+END_TEST
+
+START_TEST(test_fast_path_takes)
+{
+        static const char *takes[] = { "", "/", "a", "/bench/key/12345", "a/b/", "/a/b/", "~/x",
+                                       "/sys/scheduler::spawn", "/a.b/c..d/...", "/A/!$&'()*,;=~" };
+        static const char *leaves[] = { "/a/./b", "/a/../b", "a/.", "/a b", "a?x", "//h/a",
+                                        "x://h/a", "/a/%41", "/a/+", "/a/#", "/a//b", "//",
+                                        "/\xc3\xa9", "/a\x7f" };
+        hyb_furi_limits lim;
+        hyb_furi *f = NULL;
+
+        hyb_furi_limits_init(&lim);
+        for (size_t i = 0; i < sizeof(takes) / sizeof(takes[0]); i++) {
+                ck_assert_msg(furi_parse_fast(takes[i], strlen(takes[i]), &lim, &f) == 1,
+                              "the fast path should take '%s'", takes[i]);
+                f = hyb_furi_unref(f);
+        }
+        for (size_t i = 0; i < sizeof(leaves) / sizeof(leaves[0]); i++) {
+                ck_assert_msg(furi_parse_fast(leaves[i], strlen(leaves[i]), &lim, &f) == 0,
+                              "the fast path should leave '%s' to the full grammar", leaves[i]);
+                ck_assert_ptr_null(f);
+        }
+        /* A limit reached: left to the full grammar, which reports it. */
+        lim.max_segment = 3;
+        ck_assert_int_eq(furi_parse_fast("/abcd", 5, &lim, &f), 0);
+        lim.max_segment = 255;
+        lim.max_segments = 2;
+        ck_assert_int_eq(furi_parse_fast("/a/b/c", 6, &lim, &f), 0);
+        ck_assert_int_eq(furi_parse_fast("/a/b/", 5, &lim, &f), 1);
+        ck_assert_uint_eq(hyb_furi_get_n_segments(f), 2);
+        ck_assert(hyb_furi_is_branch(f));
+        ck_assert_str_eq(hyb_furi_get_segment(f, 1, NULL), "b");
+        hyb_furi_unref(f);
+}
+END_TEST
+
 Suite *furi_suite(void)
 {
         Suite *s = suite_create("furi");
@@ -546,6 +716,8 @@ Suite *furi_suite(void)
         tcase_add_test(tc, test_custom_limits);
         tcase_add_test(tc, test_match_str);
         tcase_add_test(tc, test_refcount_threads);
+        tcase_add_test(tc, test_fast_path_differential);
+        tcase_add_test(tc, test_fast_path_takes);
         suite_add_tcase(s, tc);
         return s;
 }
