@@ -176,11 +176,8 @@ static napi_value js_connect(napi_env env, napi_callback_info info)
         napi_value argv[6], promise, name;
         hn_bus *b;
 
-        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 6) {
-                napi_throw_type_error(env, NULL, "busConnect: 6 arguments");
+        if (!hn_get_args(env, info, &argc, argv, 6, "busConnect: 6 arguments"))
                 return NULL;
-        }
         if (!(b = calloc(1, sizeof *b))) {
                 napi_throw_error(env, "ENOMEM", "out of memory");
                 return NULL;
@@ -303,11 +300,8 @@ static napi_value js_call(napi_env env, napi_callback_info info)
         napi_valuetype t;
         int r;
 
-        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 5) {
-                napi_throw_type_error(env, NULL, "busCall: 5 arguments");
+        if (!hn_get_args(env, info, &argc, argv, 5, "busCall: 5 arguments"))
                 return NULL;
-        }
         if (!(b = get_bus(env, argv[0], true)))
                 return NULL;
         if (!(endpoint = hn_get_string(env, argv[1], false)) ||
@@ -486,10 +480,9 @@ static napi_value js_reply(napi_env env, napi_callback_info info)
         char *body;
         int r = HYB_E_GONE;
 
-        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 3 || !(b = get_bus(env, argv[0], false)) || !(q = get_req(env, argv[1])))
-                return argc < 3 ? (napi_throw_type_error(env, NULL, "busReply: 3 arguments"), NULL)
-                                : NULL;
+        if (!hn_get_args(env, info, &argc, argv, 3, "busReply: 3 arguments") ||
+            !(b = get_bus(env, argv[0], false)) || !(q = get_req(env, argv[1])))
+                return NULL;
         if (!(body = hn_to_json(env, argv[2], &len)))
                 return NULL; /* the request is still unanswered: the caller answers an error */
         if (q->req) {
@@ -514,11 +507,8 @@ static napi_value js_reply_error(napi_env env, napi_callback_info info)
         char *msg;
         int r = HYB_E_GONE;
 
-        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 4) {
-                napi_throw_type_error(env, NULL, "busReplyError: 4 arguments");
+        if (!hn_get_args(env, info, &argc, argv, 4, "busReplyError: 4 arguments"))
                 return NULL;
-        }
         if (!(b = get_bus(env, argv[0], false)) || !(q = get_req(env, argv[1])))
                 return NULL;
         napi_get_value_int32(env, argv[2], &status);
@@ -564,11 +554,8 @@ static napi_value js_procedure(napi_env env, napi_callback_info info)
         hn_ud *u = NULL;
         int r;
 
-        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 5) {
-                napi_throw_type_error(env, NULL, "busProcedure: 5 arguments");
+        if (!hn_get_args(env, info, &argc, argv, 5, "busProcedure: 5 arguments"))
                 return NULL;
-        }
         if (!(b = get_bus(env, argv[0], true)) || !(name = hn_get_string(env, argv[1], false)))
                 return NULL;
         napi_get_array_length(env, argv[2], &n);
@@ -659,11 +646,8 @@ static napi_value js_subscribe(napi_env env, napi_callback_info info)
         hn_ud *u = NULL;
         int r;
 
-        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 4) {
-                napi_throw_type_error(env, NULL, "busSubscribe: 4 arguments");
+        if (!hn_get_args(env, info, &argc, argv, 4, "busSubscribe: 4 arguments"))
                 return NULL;
-        }
         if (!(b = get_bus(env, argv[0], true)))
                 return NULL;
         if (!(ep = hn_get_string(env, argv[1], false)) ||
@@ -701,11 +685,8 @@ static napi_value js_register_event(napi_env env, napi_callback_info info)
         hyb_error err;
         int r;
 
-        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 4) {
-                napi_throw_type_error(env, NULL, "busRegisterEvent: 4 arguments");
+        if (!hn_get_args(env, info, &argc, argv, 4, "busRegisterEvent: 4 arguments"))
                 return NULL;
-        }
         if (!(b = get_bus(env, argv[0], true)) || !(bubble = hn_get_string(env, argv[1], false)))
                 return NULL;
         for_host = hn_get_string(env, argv[2], true);
@@ -732,11 +713,8 @@ static napi_value js_fire(napi_env env, napi_callback_info info)
         char *bubble, *body;
         int r;
 
-        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 3) {
-                napi_throw_type_error(env, NULL, "busFire: 3 arguments");
+        if (!hn_get_args(env, info, &argc, argv, 3, "busFire: 3 arguments"))
                 return NULL;
-        }
         if (!(b = get_bus(env, argv[0], true)) || !(bubble = hn_get_string(env, argv[1], false)))
                 return NULL;
         if (!(body = hn_to_json(env, argv[2], &len))) {

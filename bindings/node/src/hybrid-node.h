@@ -66,6 +66,13 @@ napi_value hn_from_body(napi_env env, const void *body, size_t len, bool binary)
 /* A JS value as JSON text (hyb_free it); throws and returns NULL on failure. */
 char *hn_to_json(napi_env env, napi_value v, size_t *ret_len);
 
+/*
+ * Reads a call's arguments: at most *argc into argv (*argc becomes how many were passed;
+ * napi fills the rest of argv with undefined).  With fewer than min, throws a TypeError
+ * with usage as its message.  Returns false when an exception is pending.
+ */
+bool hn_get_args(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv,
+                 size_t min, const char *usage);
 /* Argument helpers: a string argument (malloc'd; NULL for null/undefined when optional). */
 char *hn_get_string(napi_env env, napi_value v, bool optional);
 /* Calls a dispatcher with a fresh handle scope; an exception becomes uncaughtException. */

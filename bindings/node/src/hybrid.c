@@ -45,6 +45,20 @@ napi_value hn_undefined(napi_env env)
         return u;
 }
 
+bool hn_get_args(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv,
+                 size_t min, const char *usage)
+{
+        if (napi_get_cb_info(env, info, argc, argv, NULL, NULL) != napi_ok) {
+                hn_throw_last(env);
+                return false;
+        }
+        if (*argc < min) {
+                napi_throw_type_error(env, NULL, usage);
+                return false;
+        }
+        return true;
+}
+
 void hn_throw_last(napi_env env)
 {
         bool pending = false;
@@ -732,10 +746,9 @@ static napi_value js_from_json(napi_env env, napi_callback_info info)
         napi_value argv[1], v;
         char *text;
 
-        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 1 || !(text = hn_get_string(env, argv[0], false)))
-                return argc < 1 ? (napi_throw_type_error(env, NULL, "expected a string"), NULL)
-                                : NULL;
+        if (!hn_get_args(env, info, &argc, argv, 1, "expected a string") ||
+            !(text = hn_get_string(env, argv[0], false)))
+                return NULL;
         v = hn_from_body(env, text, strlen(text), false);
         free(text);
         return v;
@@ -769,11 +782,8 @@ static napi_value js_mmadt_run(napi_env env, napi_callback_info info)
         char *src;
         int r;
 
-        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 1) {
-                napi_throw_type_error(env, NULL, "expected mm-ADT source text");
+        if (!hn_get_args(env, info, &argc, argv, 1, "expected mm-ADT source text"))
                 return NULL;
-        }
         if (!(src = hn_get_string(env, argv[0], false)))
                 return NULL;
         hyb_error_clear(&err);

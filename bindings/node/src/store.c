@@ -233,11 +233,8 @@ static napi_value js_open(napi_env env, napi_callback_info info)
         napi_value argv[7], promise, name;
         hn_store *s;
 
-        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 7) {
-                napi_throw_type_error(env, NULL, "storeOpen: 7 arguments");
+        if (!hn_get_args(env, info, &argc, argv, 7, "storeOpen: 7 arguments"))
                 return NULL;
-        }
         if (!(s = calloc(1, sizeof *s))) {
                 napi_throw_error(env, "ENOMEM", "out of memory");
                 return NULL;
@@ -340,11 +337,8 @@ static napi_value js_op(napi_env env, napi_callback_info info)
         char *furi;
         int r;
 
-        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 5) {
-                napi_throw_type_error(env, NULL, "storeOp: 5 arguments");
+        if (!hn_get_args(env, info, &argc, argv, 5, "storeOp: 5 arguments"))
                 return NULL;
-        }
         if (!(s = get_store(env, argv[0], true)))
                 return NULL;
         napi_get_value_int32(env, argv[1], &op);
@@ -425,11 +419,8 @@ static napi_value js_watch(napi_env env, napi_callback_info info)
         char *text;
         int r;
 
-        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 4) {
-                napi_throw_type_error(env, NULL, "storeWatch: 4 arguments");
+        if (!hn_get_args(env, info, &argc, argv, 4, "storeWatch: 4 arguments"))
                 return NULL;
-        }
         if (!(s = get_store(env, argv[0], true)) || !(text = hn_get_string(env, argv[1], false)))
                 return NULL;
         hyb_error_clear(&err);

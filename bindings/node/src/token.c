@@ -166,11 +166,8 @@ static napi_value js_issue(napi_env env, napi_callback_info info)
         hyb_error err;
         int r;
 
-        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 10) {
-                napi_throw_type_error(env, NULL, "tokenIssue: 10 arguments");
+        if (!hn_get_args(env, info, &argc, argv, 10, "tokenIssue: 10 arguments"))
                 return NULL;
-        }
         if (!(issuer = load_key(env, argv[0])) || !(iss = hn_get_string(env, argv[1], false)) ||
             !(sub = hn_get_string(env, argv[2], false)) ||
             !(aud = get_strings(env, argv[3], &n_aud)) || !(holder = load_key(env, argv[4])) ||
@@ -219,11 +216,8 @@ static napi_value js_attenuate(napi_env env, napi_callback_info info)
         hyb_error err;
         int r;
 
-        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 7) {
-                napi_throw_type_error(env, NULL, "tokenAttenuate: 7 arguments");
+        if (!hn_get_args(env, info, &argc, argv, 7, "tokenAttenuate: 7 arguments"))
                 return NULL;
-        }
         if (!(tok = hn_get_string(env, argv[0], false)) || !(key = load_key(env, argv[1])) ||
             !(holder = load_key(env, argv[2])) || !(caps = get_caps(env, argv[3], &res, &n_caps)) ||
             !(aud = get_strings(env, argv[4], &n_aud)))
@@ -266,11 +260,8 @@ static napi_value js_verify(napi_env env, napi_callback_info info)
         hyb_error err;
         int r;
 
-        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 5) {
-                napi_throw_type_error(env, NULL, "tokenVerify: 5 arguments");
+        if (!hn_get_args(env, info, &argc, argv, 5, "tokenVerify: 5 arguments"))
                 return NULL;
-        }
         if (!(tok = hn_get_string(env, argv[0], false)) ||
             !(aud = hn_get_string(env, argv[2], false)))
                 goto out;
@@ -341,10 +332,9 @@ static napi_value js_inspect(napi_env env, napi_callback_info info)
         hyb_error err;
         int r;
 
-        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 1 || !(tok = hn_get_string(env, argv[0], false)))
-                return argc < 1 ? (napi_throw_type_error(env, NULL, "expected a token"), NULL)
-                                : NULL;
+        if (!hn_get_args(env, info, &argc, argv, 1, "expected a token") ||
+            !(tok = hn_get_string(env, argv[0], false)))
+                return NULL;
         hyb_error_clear(&err);
         r = hyb_token_inspect(tok, &json, &err);
         if (r < 0)
