@@ -173,7 +173,7 @@ static void connect_complete(napi_env env, napi_status status, void *data)
 static napi_value js_connect(napi_env env, napi_callback_info info)
 {
         size_t argc = 6;
-        napi_value argv[6], promise, name;
+        napi_value argv[6];
         hn_bus *b;
 
         if (!hn_get_args(env, info, &argc, argv, 6, "busConnect: 6 arguments"))
@@ -203,16 +203,9 @@ static napi_value js_connect(napi_env env, napi_callback_info info)
                 return NULL;
         }
         /* from here on the finalizer owns b */
-        HN_CALL(env, hn_io_init(&b->io, env, argv[0], "hybrid.Bus") < 0 ? napi_generic_failure
-                                                                        : napi_ok);
-        HN_CALL(env, napi_create_promise(env, &b->conn_def, &promise));
-        napi_create_string_utf8(env, "hybrid.connect", NAPI_AUTO_LENGTH, &name);
-        HN_CALL(env, napi_create_async_work(env, argv[0], name, connect_execute, connect_complete,
-                                            b, &b->conn_work));
-        b->io.pending++;
-        hn_io_update_ref(&b->io);
-        HN_CALL(env, napi_queue_async_work(env, b->conn_work));
-        return promise;
+        return hn_io_open_async(&b->io, env, argv[0], "hybrid.Bus", "hybrid.connect",
+                                connect_execute, connect_complete, b, &b->conn_work,
+                                &b->conn_def);
 }
 
 /* ------------------------------------------------------------ calls */

@@ -114,6 +114,16 @@ struct hn_io {
 };
 
 int hn_io_init(hn_io *io, napi_env env, napi_value self, const char *resource_name);
+/*
+ * Starts the async work that connects or opens the handle of io (self its JS object):
+ * hn_io_init with resource_name, a promise (its deferred in *def, for complete to settle),
+ * the work (named work_name, in *work, queued) holding io pending until complete undoes
+ * that.  Returns the promise; throws and returns NULL on failure.
+ */
+napi_value hn_io_open_async(hn_io *io, napi_env env, napi_value self, const char *resource_name,
+                            const char *work_name, napi_async_execute_callback execute,
+                            napi_async_complete_callback complete, void *data,
+                            napi_async_work *work, napi_deferred *def);
 /* Starts watching fd (after a successful connect/open). */
 int hn_io_start(hn_io *io, int fd);
 /* Re-reads events and deadline from the library and updates poll and timer. */

@@ -238,3 +238,21 @@ void hn_io_finalize(hn_io *io)
         }
         maybe_release(io);
 }
+
+napi_value hn_io_open_async(hn_io *io, napi_env env, napi_value self, const char *resource_name,
+                            const char *work_name, napi_async_execute_callback execute,
+                            napi_async_complete_callback complete, void *data,
+                            napi_async_work *work, napi_deferred *def)
+{
+        napi_value promise, name;
+
+        HN_CALL(env, hn_io_init(io, env, self, resource_name) < 0 ? napi_generic_failure
+                                                                  : napi_ok);
+        HN_CALL(env, napi_create_promise(env, def, &promise));
+        napi_create_string_utf8(env, work_name, NAPI_AUTO_LENGTH, &name);
+        HN_CALL(env, napi_create_async_work(env, self, name, execute, complete, data, work));
+        io->pending++;
+        hn_io_update_ref(io);
+        HN_CALL(env, napi_queue_async_work(env, *work));
+        return promise;
+}

@@ -230,7 +230,7 @@ static void open_complete(napi_env env, napi_status status, void *data)
 static napi_value js_open(napi_env env, napi_callback_info info)
 {
         size_t argc = 7;
-        napi_value argv[7], promise, name;
+        napi_value argv[7];
         hn_store *s;
 
         if (!hn_get_args(env, info, &argc, argv, 7, "storeOpen: 7 arguments"))
@@ -260,16 +260,8 @@ static napi_value js_open(napi_env env, napi_callback_info info)
                 hn_throw_last(env);
                 return NULL;
         }
-        HN_CALL(env, hn_io_init(&s->io, env, argv[0], "hybrid.Store") < 0 ? napi_generic_failure
-                                                                          : napi_ok);
-        HN_CALL(env, napi_create_promise(env, &s->def, &promise));
-        napi_create_string_utf8(env, "hybrid.store", NAPI_AUTO_LENGTH, &name);
-        HN_CALL(env, napi_create_async_work(env, argv[0], name, open_execute, open_complete, s,
-                                            &s->work));
-        s->io.pending++;
-        hn_io_update_ref(&s->io);
-        HN_CALL(env, napi_queue_async_work(env, s->work));
-        return promise;
+        return hn_io_open_async(&s->io, env, argv[0], "hybrid.Store", "hybrid.store",
+                                open_execute, open_complete, s, &s->work, &s->def);
 }
 
 /* ------------------------------------------------------------ operations */
