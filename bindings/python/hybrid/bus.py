@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable, Dict, Optional, Set, Tuple
 
 from ._conn import ConnOptions
 from ._ffi import ffi, lib
-from ._util import report
+from ._util import FdWatch, report
 from .errors import ClosedError, Error, check, error_for
 from .values import from_json, to_json
 
@@ -253,7 +253,7 @@ def _on_reply(_bus, reply, ud):
         fut.set_exception(e)
 
 
-class Bus:
+class Bus(FdWatch):
     """A connection to hybridd (``hyb_bus_connect_with``).
 
     ``Bus(socket=None, app="org.example.py", runner=None, token=None, key=None)``:
@@ -515,26 +515,11 @@ class Bus:
             return
         if self._loop is not None:
             self._detach()
-        fd = self.fileno()
-        self._loop = loop
-        self._fd = fd  # remembered: once the library closes the socket it cannot say
-        loop.add_reader(fd, self._on_io)
-        self._update()
+        self._watch(loop)
 
     def _detach(self) -> None:
-        loop, self._loop = self._loop, None
-        if loop is None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._unwatch()
         self._timer_at = -1
-        fd, self._fd = self._fd, -1
-        if fd >= 0 and not loop.is_closed():
-            loop.remove_reader(fd)
-            if self._writer:
-                loop.remove_writer(fd)
-        self._writer = False
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -552,13 +537,7 @@ class Bus:
 
     def _update_out(self) -> None:
         """Watches the fd for output while the library has output queued."""
-        want_out = bool(lib.hyb_bus_get_events(self._bus) & _EVENT_OUT)
-        if want_out and not self._writer:
-            self._loop.add_writer(self._fd, self._on_io)
-            self._writer = True
-        elif not want_out and self._writer:
-            self._loop.remove_writer(self._fd)
-            self._writer = False
+        self._want_writer(bool(lib.hyb_bus_get_events(self._bus) & _EVENT_OUT))
 
     def _update(self) -> None:
         loop = self._loop

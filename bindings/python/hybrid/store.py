@@ -22,7 +22,7 @@ from typing import Any, AsyncIterator, Callable, Optional, Set
 
 from ._conn import ConnOptions
 from ._ffi import ffi, lib
-from ._util import report
+from ._util import FdWatch, report
 from .errors import ClosedError, Error, check
 from .values import from_obj, to_obj
 
@@ -115,7 +115,7 @@ def _is_pattern(furi: str) -> bool:
     return path.endswith("/") or any(s in ("+", "#") for s in path.split("/"))
 
 
-class Store:
+class Store(FdWatch):
     """``Store(db=None, socket=None, app="org.example.python", runner=None, token=None,
     key=None)``: the host store by the store rule (see the module doc).  A context
     manager; :meth:`close` releases it."""
@@ -336,26 +336,11 @@ class Store:
         if self._loop is loop:
             return
         self.detach()
-        fd = self.fileno()
-        self._loop = loop
-        self._fd = fd
-        loop.add_reader(fd, self._on_io)
-        self._update()
+        self._watch(loop)
 
     def detach(self) -> None:
         """Undoes :meth:`attach`."""
-        loop, self._loop = self._loop, None
-        if loop is None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        fd, self._fd = self._fd, -1
-        if fd >= 0 and not loop.is_closed():
-            loop.remove_reader(fd)
-            if self._writer:
-                loop.remove_writer(fd)
-        self._writer = False
+        self._unwatch()
 
     def _on_io(self) -> None:
         self._timer = None
@@ -376,14 +361,7 @@ class Store:
         loop = self._loop
         if loop is None or self._backend == ffi.NULL:
             return
-        fd = self._fd
-        out = bool(lib.hyb_backend_get_events(self._backend) & _EVENT_OUT)
-        if out and not self._writer:
-            loop.add_writer(fd, self._on_io)
-            self._writer = True
-        elif not out and self._writer:
-            loop.remove_writer(fd)
-            self._writer = False
+        self._want_writer(bool(lib.hyb_backend_get_events(self._backend) & _EVENT_OUT))
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
