@@ -563,20 +563,29 @@ bool auth_token_admin(const bconn *c)
         return c->tok && result_admin(c->tok);
 }
 
-/* Ends a token session: ERROR 401 with the reason to the peer, then closed. */
-static void session_end(bconn *c, const char *why, const char *reason)
+/*
+ * Ends a token session: ERROR 401 with the reason to the peer, then closed.  The log
+ * names the peer's uid and pid unless !with_peer (edge sessions: both are the daemon's).
+ */
+static void session_end(bconn *c, bool with_peer, const char *why, const char *reason)
 {
         char msg[200];
 
-        broker_log(c->b, HYB_LOG_INFO, "%s (uid %u pid %d, token %s of %s): session closed, %s", c->name,
-                   (unsigned)c->uid, (int)c->pid, hyb_token_result_get_jti(c->tok),
-                   hyb_token_result_get_sub(c->tok), why);
+        if (with_peer)
+                broker_log(c->b, HYB_LOG_INFO,
+                           "%s (uid %u pid %d, token %s of %s): session closed, %s", c->name,
+                           (unsigned)c->uid, (int)c->pid, hyb_token_result_get_jti(c->tok),
+                           hyb_token_result_get_sub(c->tok), why);
+        else
+                broker_log(c->b, HYB_LOG_INFO, "%s (token %s of %s): session closed, %s",
+                           c->name, hyb_token_result_get_jti(c->tok),
+                           hyb_token_result_get_sub(c->tok), why);
         snprintf(msg, sizeof msg, "session closed: %s", why);
         bconn_say_why(c, 401, msg);
         bconn_close(c, reason);
 }
 
-static void session_expire(evutil_socket_t fd, short what, void *ud)
+void auth_session_expire(evutil_socket_t fd, short what, void *ud)
 {
         bconn *c = ud;
 
@@ -590,7 +599,7 @@ static void session_expire(evutil_socket_t fd, short what, void *ud)
                 evtimer_add(c->exp_ev, &tv);
                 return;
         }
-        session_end(c, "the token expired", "tokenExpired");
+        session_end(c, !c->transport, "the token expired", "tokenExpired");
 }
 
 void broker_auth_sweep(hyb_broker *b)
@@ -604,7 +613,7 @@ void broker_auth_sweep(hyb_broker *b)
                 if (c->state != BCONN_READY || !c->tok)
                         continue;
                 if (hyb_token_result_get_exp(c->tok) <= now) {
-                        session_end(c, "the token expired", "tokenExpired");
+                        session_end(c, true, "the token expired", "tokenExpired");
                         continue;
                 }
                 if (!b->revoked || !c->tok_ids)
@@ -612,9 +621,10 @@ void broker_auth_sweep(hyb_broker *b)
                 ids_view(c->tok_ids, &ids);
                 r = b->revoked(b->revoked_ud, &ids);
                 if (r > 0)
-                        session_end(c, "the token was revoked", "tokenRevoked");
+                        session_end(c, true, "the token was revoked", "tokenRevoked");
                 else if (r < 0)
-                        session_end(c, "the token's revocation state is unknown", "tokenRevoked");
+                        session_end(c, true, "the token's revocation state is unknown",
+                                    "tokenRevoked");
         }
 }
 
@@ -753,7 +763,7 @@ static void auth_accept(bconn *c, json_t *j, hyb_token_result *tok, struct bauth
                 int64_t left = hyb_token_result_get_exp(tok) - (int64_t)time(NULL);
                 struct timeval tv = { .tv_sec = left > 0 ? (time_t)left : 0 };
 
-                c->exp_ev = evtimer_new(b->base, session_expire, c);
+                c->exp_ev = evtimer_new(b->base, auth_session_expire, c);
                 if (!c->exp_ev || evtimer_add(c->exp_ev, &tv) < 0) {
                         auth_fail(c, 500, "out of memory");
                         goto out;

@@ -378,6 +378,12 @@ void broker_auth_set_revoked(hyb_broker *b, hyb_token_revoked_fn fn, void *ud);
  */
 void broker_auth_sweep(hyb_broker *b);
 /*
+ * The timer callback (an evtimer with ud = the bconn) that closes a token session, bus
+ * or edge, at its token's exp: ERROR 401 "session closed: the token expired", then
+ * closed with reason tokenExpired.  Re-armed for a second when the wall clock is behind.
+ */
+void auth_session_expire(evutil_socket_t fd, short what, void *ud);
+/*
  * Per-operation authorisation of a token session (doc/token.md "What each operation
  * needs"): may c exercise actions (HYB_TOKEN_ACT_*) on the bus member `member` of the
  * endpoint (or endpoint glob) ep "@host/app/runner", member NULL: the endpoint itself?

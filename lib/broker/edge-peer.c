@@ -55,25 +55,6 @@ int broker_edge_verify(hyb_broker *b, const char *token, size_t len, hyb_token_r
         return 0;
 }
 
-static void session_expire(evutil_socket_t fd, short what, void *ud)
-{
-        bconn *c = ud;
-
-        (void)fd;
-        (void)what;
-        if (c->state != BCONN_READY || !c->tok)
-                return;
-        if (hyb_token_result_get_exp(c->tok) > (int64_t)time(NULL)) {
-                struct timeval tv = {1, 0};
-                evtimer_add(c->exp_ev, &tv);
-                return;
-        }
-        broker_log(c->b, HYB_LOG_INFO, "%s (token %s of %s): session closed, the token expired",
-                   c->name, hyb_token_result_get_jti(c->tok), hyb_token_result_get_sub(c->tok));
-        bconn_say_why(c, 401, "session closed: the token expired");
-        bconn_close(c, "tokenExpired");
-}
-
 int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transport, int *ret_fd,
                         hyb_error *e)
 {
@@ -105,7 +86,7 @@ int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transp
                 int64_t left = hyb_token_result_get_exp(tok) - (int64_t)time(NULL);
                 struct timeval tv = {.tv_sec = left > 0 ? (time_t)left : 0};
 
-                c->exp_ev = evtimer_new(b->base, session_expire, c);
+                c->exp_ev = evtimer_new(b->base, auth_session_expire, c);
                 if (!c->exp_ev || evtimer_add(c->exp_ev, &tv) < 0)
                         goto oom;
                 c->tok = hyb_token_result_ref(tok);
