@@ -284,10 +284,11 @@ static void on_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
  */
 static napi_value js_call(napi_env env, napi_callback_info info)
 {
-        size_t argc = 6, len = 0;
-        napi_value argv[6], promise, handle = NULL;
+        size_t argc = 6, len = 2;
+        napi_value argv[6], promise = NULL, handle = NULL;
         hn_bus *b;
-        char *endpoint = NULL, *method = NULL, *body = NULL;
+        char *endpoint = NULL, *method = NULL, *json = NULL;
+        const char *body = "{}"; /* params undefined: no parameters */
         uint32_t timeout = 0;
         hn_call *c = NULL;
         napi_valuetype t;
@@ -299,21 +300,21 @@ static napi_value js_call(napi_env env, napi_callback_info info)
                 return NULL;
         if (!(endpoint = hn_get_string(env, argv[1], false)) ||
             !(method = hn_get_string(env, argv[2], false)))
-                goto fail;
+                goto out;
         napi_typeof(env, argv[3], &t);
-        if (t == napi_undefined) {
-                if (!(body = strdup("{}")))
-                        goto fail;
-                len = 2;
-        } else if (!(body = hn_to_json(env, argv[3], &len))) {
-                goto fail;
+        if (t != napi_undefined) {
+                if (!(json = hn_to_json(env, argv[3], &len)))
+                        goto out;
+                body = json;
         }
         napi_get_value_uint32(env, argv[4], &timeout);
         if (!(c = calloc(1, sizeof *c)))
-                goto fail;
+                goto out;
         c->b = b;
-        if (napi_create_promise(env, &c->d, &promise) != napi_ok)
-                goto fail;
+        if (napi_create_promise(env, &c->d, &promise) != napi_ok) {
+                promise = NULL;
+                goto out;
+        }
         r = hyb_bus_call_async(b->bus, endpoint, method, body, len, HYB_BODY_JSON, timeout,
                                on_reply, c, argc >= 6 ? &c->slot : NULL);
         if (r >= 0 && argc >= 6) {
@@ -334,23 +335,16 @@ static napi_value js_call(napi_env env, napi_callback_info info)
                         hn_io_update_ref(&b->io);
                 hn_io_rearm(&b->io);
         }
+out:
         free(endpoint);
         free(method);
-        if (t == napi_undefined)
-                free(body);
-        else
-                hyb_free(body);
+        hyb_free(json);
+        if (!promise) {
+                /* failed before the call was made */
+                free(c);
+                hn_throw_last(env);
+        }
         return promise;
-fail:
-        free(endpoint);
-        free(method);
-        if (t == napi_undefined)
-                free(body);
-        else
-                hyb_free(body);
-        free(c);
-        hn_throw_last(env);
-        return NULL;
 }
 
 /* busCancel(bus, handle, reason): ends a pending call (the broker tells the callee, as
