@@ -1,0 +1,125 @@
+-- SPDX-License-Identifier: MIT
+-- The Lua peer of the cross-language tests (bindings/cross/README.md); the commands and their
+-- output are those of peer.py:
+--   lua5.4 peer.lua echo SOCKET APP | copy SOCKET FROM TO ECHO | serve SOCKET APP |
+--                   call SOCKET ENDPOINT METHOD JSON | listen SOCKET APP EPGLOB BUBGLOB |
+--                   fire SOCKET APP BUBBLE KEY INT
+-- `hybrid` comes from LUA_PATH / LUA_CPATH.  Values are never converted by hand: the binding's
+-- store and bus do it, which is what is tested.
+local hybrid = require("hybrid")
+
+local function ready(bus)
+        io.stdout:write(bus.name, "\n")
+        io.stdout:flush()
+        io.stderr:write("ready\n")
+        io.stderr:flush()
+end
+
+local function flat(t)
+        local keys = {}
+        for k in pairs(t) do keys[#keys + 1] = k end
+        table.sort(keys)
+        local out = {}
+        for _, k in ipairs(keys) do out[#out + 1] = k .. "=" .. tostring(t[k]) end
+        return table.concat(out, " ")
+end
+
+local function check_numbers(where, values)
+        for i, v in ipairs(values) do
+                if math.type(v) == nil then
+                        error(string.format("peer.lua: %s[%d] is a %s, not a number", where, i,
+                                            type(v)))
+                end
+        end
+end
+
+-- Reads a JSON object of string keys and integer values ('{"a":2,"b":3}'): the only params
+-- the cross test passes on a command line (Lua has no JSON module of its own).
+local function params_of(text)
+        local t = {}
+        for k, v in text:gmatch('"([%w_]+)"%s*:%s*(-?%d+)') do t[k] = math.tointeger(v) end
+        for k, v in text:gmatch('"([%w_]+)"%s*:%s*"([^"]*)"') do t[k] = v end
+        return t
+end
+
+local commands = {}
+
+function commands.echo(sock, app)
+        local bus = hybrid.connect{socket = sock, app = app}
+        bus:procedure("echo", {values = "list"}, function(args) return {values = args.values} end)
+        ready(bus)
+        bus:run()
+end
+
+function commands.copy(sock, src, dst, echo_ep)
+        local store = hybrid.store{socket = sock, app = "org.example.lua.rtcopy"}
+        local bus = hybrid.connect{socket = sock, app = "org.example.lua.rtcall"}
+        local got = store:get(src .. "/#") or {}
+        local keys = {}
+        for k in pairs(got) do keys[#keys + 1] = tostring(k) end
+        table.sort(keys)
+        if #keys == 0 then error("peer.lua: nothing under " .. src) end
+        for _, key in ipairs(keys) do
+                local values = got[key]
+                check_numbers(key, values)
+                local back = bus:call(echo_ep, "echo", {values = values}, {timeout = 30}).values
+                check_numbers(key .. " (echoed)", back)
+                store:put(dst .. key:sub(#src + 1), back)
+        end
+        bus:close()
+        store:close()
+        print(string.format("lua: %d keys copied %s -> %s through %s", #keys, src, dst, echo_ep))
+end
+
+function commands.serve(sock, app)
+        local bus = hybrid.connect{socket = sock, app = app}
+        bus:procedure("add", {a = "int", b = "int"}, function(args)
+                return {sum = args.a + args.b, lang = "lua"}
+        end)
+        bus:procedure("deny", {}, function() hybrid.raise(403, "denied by lua") end)
+        ready(bus)
+        bus:run()
+end
+
+function commands.call(sock, endpoint, method, params)
+        local bus = hybrid.connect{socket = sock, app = "org.example.lua.caller"}
+        local ok, r = pcall(bus.call, bus, endpoint, method, params_of(params), {timeout = 30})
+        bus:close()
+        if ok then
+                print("ok " .. flat(r))
+        elseif hybrid.Error.is(r) then
+                print(string.format("error %d %s", r.status, r.code))
+                os.exit(1)
+        else
+                error(r, 0)
+        end
+end
+
+function commands.listen(sock, app, ep_glob, bubble_glob)
+        local bus = hybrid.connect{socket = sock, app = app}
+        bus:subscribe(ep_glob, bubble_glob, function(value, ev)
+                print(string.format("event %s %s %s", ev.source, ev.bubble, flat(value)))
+                io.stdout:flush()
+                bus:stop()
+        end)
+        io.stderr:write("ready\n")
+        io.stderr:flush()
+        bus:run()
+        bus:close()
+end
+
+function commands.fire(sock, app, bubble, key, value)
+        local bus = hybrid.connect{socket = sock, app = app}
+        bus:register_event(bubble)
+        local delivered = bus:fire(bubble, {[key] = math.tointeger(value)}, {counted = true})
+        print(string.format("fired %s to %d", bubble, delivered))
+        bus:close()
+end
+
+local nargs = {echo = 2, copy = 4, serve = 2, call = 4, listen = 4, fire = 5}
+local cmd = arg[1]
+if not nargs[cmd] or #arg - 1 ~= nargs[cmd] then
+        io.stderr:write("usage: lua5.4 peer.lua echo|copy|serve|call|listen|fire ARGS (see peer.py)\n")
+        os.exit(2)
+end
+commands[cmd](table.unpack(arg, 2))
