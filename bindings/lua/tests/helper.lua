@@ -1,0 +1,175 @@
+-- SPDX-License-Identifier: MIT
+-- helper.lua - the small test framework of the Lua binding's suite and its daemons.
+--
+-- Test files return a list of {name, fn}; run.lua runs them.  Daemons are real hybridd
+-- processes ($HYBRIDD) on a socket in a fresh temp dir, started with a config text and
+-- waited for (their socket appears), stopped with SIGTERM.
+local T = {}
+
+local function sh_quote(s)
+        return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+T.q = sh_quote
+
+--- T.sh(cmd) -> ok, output (stdout and stderr), exit code
+function T.sh(cmd)
+        local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\"", "r"))
+        local out = p:read("a")
+        p:close()
+        local rc = tonumber(out:match("rc=(%d+)\n?$"))
+        out = out:gsub("rc=%d+\n?$", "")
+        return rc == 0, out, rc
+end
+
+local function env(name)
+        local v = os.getenv(name)
+        assert(v and v ~= "", name .. " is not set (run the suite through meson test)")
+        return v
+end
+T.HYBRIDD = env("HYBRIDD")
+T.HYBRID_CLI = env("HYBRID_CLI")
+
+local dirs = {}
+--- T.tmpdir() -> a fresh directory (mode 0700), removed when the suite ends
+function T.tmpdir()
+        local ok, out = T.sh("mktemp -d")
+        assert(ok, out)
+        local d = out:gsub("%s+$", "")
+        dirs[#dirs + 1] = d
+        return d
+end
+
+function T.write(path, text)
+        local f = assert(io.open(path, "w"))
+        f:write(text)
+        f:close()
+end
+
+function T.read(path)
+        local f = io.open(path, "r")
+        if not f then return nil end
+        local s = f:read("a")
+        f:close()
+        return s
+end
+
+local function exists_socket(path)
+        local ok = T.sh("test -S " .. sh_quote(path))
+        return ok
+end
+
+local function alive(pid)
+        return (T.sh("kill -0 " .. pid))
+end
+
+--- T.wait_until(seconds, fn): polls fn every 20 ms until it returns true; false at the
+--- end of the (generous) bound.
+function T.wait_until(seconds, fn)
+        local hybrid = require("hybrid")
+        local deadline = hybrid.core.hyb_now_usec() + math.floor(seconds * 1e6)
+        while hybrid.core.hyb_now_usec() < deadline do
+                if fn() then return true end
+                T.sh("sleep 0.02")
+        end
+        return fn()
+end
+
+local daemons = {}
+--- T.daemon(config_yaml) -> {sock=, dir=, pid=, log=}: a hybridd in a fresh temp dir.
+function T.daemon(config)
+        local dir = T.tmpdir()
+        local d = {dir = dir, sock = dir .. "/bus.sock", log = dir .. "/d.log"}
+        T.write(dir .. "/d.yaml", config or "log: {level: warning}\n")
+        local cmd = string.format("%s --foreground --socket %s --config %s >%s 2>&1 & echo $!",
+                                  sh_quote(T.HYBRIDD), sh_quote(d.sock),
+                                  sh_quote(dir .. "/d.yaml"), sh_quote(d.log))
+        local p = assert(io.popen(cmd, "r"))
+        d.pid = assert(tonumber(p:read("l")))
+        p:close()
+        daemons[#daemons + 1] = d
+        local up = T.wait_until(20, function()
+                return exists_socket(d.sock) or not alive(d.pid)
+        end)
+        assert(up and exists_socket(d.sock), "hybridd did not start: " .. (T.read(d.log) or ""))
+        return d
+end
+
+function T.stop(d)
+        if d.stopped then return end
+        d.stopped = true
+        T.sh("kill -TERM " .. d.pid)
+        T.wait_until(20, function() return not alive(d.pid) end)
+end
+
+--- T.bg(cmd) -> {out=, pid=}: a background shell command, its output in a file.
+function T.bg(cmd)
+        local dir = T.tmpdir()
+        local job = {out = dir .. "/out"}
+        local p = assert(io.popen(string.format("(%s) >%s 2>&1 & echo $!", cmd,
+                                                sh_quote(job.out)), "r"))
+        job.pid = assert(tonumber(p:read("l")))
+        p:close()
+        job.done = function() return not alive(job.pid) end
+        return job
+end
+
+function T.cleanup()
+        for _, d in ipairs(daemons) do T.stop(d) end
+        for _, d in ipairs(dirs) do T.sh("rm -rf " .. sh_quote(d)) end
+end
+
+-- ---------------------------------------------------------------- assertions
+
+local function show(v)
+        if math.type(v) == "float" then return string.format("%.17g", v) end
+        if type(v) == "string" then return string.format("%q", v) end
+        return tostring(v)
+end
+T.show = show
+
+--- T.eq(a, b, what): deep equality; numbers also by math.type; floats by their bits.
+local function deq(a, b)
+        if type(a) ~= type(b) then return false end
+        if type(a) == "number" then
+                if math.type(a) ~= math.type(b) then return false end
+                if math.type(a) == "float" then
+                        return string.pack("<d", a) == string.pack("<d", b)
+                end
+                return a == b
+        end
+        if type(a) ~= "table" then return a == b end
+        for k, v in pairs(a) do
+                if not deq(v, b[k]) then return false end
+        end
+        for k in pairs(b) do
+                if a[k] == nil then return false end
+        end
+        return true
+end
+T.deq = deq
+
+function T.eq(got, want, what)
+        if not deq(got, want) then
+                error(string.format("%s: got %s, want %s", what or "value", show(got),
+                                    show(want)), 2)
+        end
+end
+
+function T.ok(v, what)
+        if not v then error((what or "assertion") .. " failed", 2) end
+        return v
+end
+
+--- T.raises(status, code, fn, ...) -> the hybrid.Error fn raised
+function T.raises(status, code, fn, ...)
+        local hybrid = require("hybrid")
+        local ok, e = pcall(fn, ...)
+        if ok then error("no error raised (want " .. status .. ")", 2) end
+        if not hybrid.Error.is(e) then error("not a hybrid.Error: " .. tostring(e), 2) end
+        if e.status ~= status or (code and e.code ~= code) then
+                error(string.format("got %s, want %d %s", tostring(e), status, code or ""), 2)
+        end
+        return e
+end
+
+return T

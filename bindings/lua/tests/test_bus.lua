@@ -1,0 +1,214 @@
+-- SPDX-License-Identifier: MIT
+-- The bus from Lua against a real hybridd: calls (sync, async), procedures served from
+-- Lua and called from Lua and from C (the hybrid CLI), argument policies (400), access
+-- lists (403), deadlines (504), events with patterns, errors.
+local T = require("helper")
+local hybrid = require("hybrid")
+
+local BUILTIN = "@localhost/org.hybridos.bus/builtin"
+local d = T.daemon("log: {level: warning}\n")
+
+local function connect(app)
+        return hybrid.connect{socket = d.sock, app = app or "org.example.lua"}
+end
+
+-- processes bus (and others) until cond() holds; fails after a generous bound
+local function until_(cond, what, ...)
+        local buses = {...}
+        local ok = T.wait_until(20, function()
+                for _, b in ipairs(buses) do b:process(0) end
+                return cond()
+        end)
+        T.ok(ok, what)
+end
+
+local function cli(...)
+        local args = {}
+        for i, a in ipairs({...}) do args[i] = T.q(a) end
+        return T.sh(T.q(T.HYBRID_CLI) .. " --bus " .. T.q(d.sock) .. " " .. table.concat(args, " "))
+end
+
+-- runs the CLI in the background while bus serves, returns its output and whether it
+-- exited 0
+local function cli_while_serving(bus, ...)
+        local args = {}
+        for i, a in ipairs({...}) do args[i] = T.q(a) end
+        local job = T.bg(T.q(T.HYBRID_CLI) .. " --bus " .. T.q(d.sock) .. " " ..
+                         table.concat(args, " ") .. "; echo \"exit=$?\"")
+        until_(job.done, "the CLI finishes", bus)
+        local out = T.read(job.out) or ""
+        return out, out:match("exit=0") ~= nil
+end
+
+return {
+        {"connect: name and echo", function()
+                local bus = connect()
+                T.ok(bus.name:match("^@localhost/org%.example%.lua/[%w_]+$"), "bus.name " .. bus.name)
+                local r = bus:call(BUILTIN, "echo", {words = "hi"}, {timeout = 5})
+                T.eq(r, {words = "hi"}, "echo")
+                bus:close()
+                T.ok(not bus:is_open(), "closed")
+        end},
+
+        {"async call: the callback gets the result from process()", function()
+                local bus = connect()
+                local got, err, calls = nil, nil, 0
+                bus:call_async(BUILTIN, "echo", {n = 7}, function(r, e)
+                        got, err, calls = r, e, calls + 1
+                end, {timeout = 5})
+                T.eq(calls, 0, "not called before process")
+                until_(function() return calls > 0 end, "async reply", bus)
+                T.eq(err, nil, "no error")
+                T.eq(got, {n = 7}, "async result")
+                -- an async error is the callback's second argument
+                local e2
+                bus:call_async("@localhost/org.example.absent/x", "m", {}, function(_, e)
+                        e2 = e
+                end, {timeout = 5})
+                until_(function() return e2 ~= nil end, "async error", bus)
+                T.ok(hybrid.Error.is(e2), "a hybrid.Error")
+                T.eq(e2.status, 404, "async 404")
+                bus:close()
+        end},
+
+        {"a Lua procedure: called from Lua, policy 400, handler errors", function()
+                local srv, cl = connect("org.example.lua.srv"), connect("org.example.lua.cl")
+                srv:procedure("add", {a = "int", b = "int", note = "string?"}, function(args, info)
+                        T.eq(info.method, "add")
+                        if args.a < 0 then hybrid.raise(404, "no negative numbers here") end
+                        if args.a == 99 then error("boom") end
+                        return {sum = args.a + args.b, caller = info.caller}
+                end)
+                -- served from the same process: the caller calls asynchronously while both
+                -- connections are processed
+                local res, err
+                local function call(params)
+                        res, err = nil, nil
+                        local done = false
+                        cl:call_async(srv.name, "add", params, function(r, e)
+                                res, err, done = r, e, true
+                        end, {timeout = 10})
+                        until_(function() return done end, "reply", cl, srv)
+                end
+                call({a = 2, b = 3})
+                T.eq(err, nil, "no error")
+                T.eq(res, {sum = 5, caller = cl.name}, "add")
+                call({a = 2, b = "3"})
+                T.eq(err and err.status, 400, "wrong type: 400")
+                T.eq(err.code, "HYB_E_BAD_REQUEST")
+                T.ok(err.message:find("b", 1, true), "the message names the key: " .. err.message)
+                call({a = 2})
+                T.eq(err and err.status, 400, "missing key: 400")
+                call({a = 1, b = 2, note = 5})
+                T.eq(err and err.status, 400, "optional key of the wrong type: 400")
+                call({a = -1, b = 1})
+                T.eq(err and err.status, 404, "hybrid.raise(404)")
+                T.eq(err.message, "no negative numbers here")
+                call({a = 99, b = 1})
+                T.eq(err and err.status, 500, "a Lua error: 500")
+                T.ok(err.message:find("boom", 1, true), "message " .. err.message)
+                -- the same bus calling its own procedure synchronously (dispatched while waiting)
+                T.eq(srv:call(srv.name, "add", {a = 20, b = 22}, {timeout = 10}).sum, 42, "self call")
+                srv:close()
+                cl:close()
+        end},
+
+        {"a Lua procedure called from C (hybrid call)", function()
+                local srv = connect("org.example.lua.fromc")
+                srv:procedure("add", {a = "int", b = "int"}, function(args)
+                        return {sum = args.a + args.b}
+                end)
+                local out, ok = cli_while_serving(srv, "call", srv.name, "add", '{"a":40,"b":2}')
+                T.ok(ok, "hybrid call exits 0: " .. out)
+                T.ok(out:match('^{%s*"sum"%s*:%s*42%s*}\n'), "the CLI prints the result: " .. out)
+                out, ok = cli_while_serving(srv, "call", srv.name, "add", '{"a":"x","b":2}')
+                T.ok(not ok and out:match("400"), "wrong type from C: 400: " .. out)
+                srv:close()
+        end},
+
+        {"access lists: 403 for an app not allowed", function()
+                local srv = connect("org.example.lua.acl")
+                srv:procedure("secret", nil, function() return {ok = true} end,
+                              {for_app = "org.example.trusted"})
+                T.raises(403, "HYB_E_FORBIDDEN", srv.call, srv, srv.name, "secret", {}, {timeout = 5})
+                local trusted = connect("org.example.trusted")
+                local r, done
+                trusted:call_async(srv.name, "secret", {}, function(x, e) r, done = x or e, true end,
+                                   {timeout = 10})
+                until_(function() return done end, "trusted call", trusted, srv)
+                T.eq(r, {ok = true}, "the allowed app gets the answer")
+                -- an event bubble with an access list: a subscriber not listed gets 403
+                srv:register_event("PRIVATE", {for_app = "org.example.trusted"})
+                T.raises(403, "HYB_E_FORBIDDEN", srv.subscribe, connect("org.example.lua.nosy"),
+                         srv.name, "PRIVATE", function() end)
+                trusted:close()
+                srv:close()
+        end},
+
+        {"deadlines: 504 when the callee does not answer in time", function()
+                local job = T.bg(T.q(T.HYBRID_CLI) .. " --bus " .. T.q(d.sock) ..
+                                 " serve slow '{}' --delay 60000 --runner luaslow")
+                T.ok(T.wait_until(20, function()
+                        return (T.read(job.out) or ""):match("^@") ~= nil
+                end), "hybrid serve is ready")
+                local ep = (T.read(job.out)):match("^(%S+)")
+                local bus = connect()
+                local e = T.raises(504, "HYB_E_CALLEE_TIMEOUT", bus.call, bus, ep, "slow", {},
+                                   {timeout = 0.3})
+                T.ok(tostring(e):find("504", 1, true), "tostring: " .. tostring(e))
+                T.sh("kill -TERM " .. job.pid)
+                bus:close()
+        end},
+
+        {"events: register, fire, subscribe with patterns", function()
+                local gen = connect("org.example.lua.gen")
+                local sub = connect("org.example.lua.sub")
+                gen:register_event("TEMP")
+                gen:register_event("OTHER")
+                local got = {}
+                sub:subscribe("@localhost/org.example.*/*", "TEMP*", function(v, ev)
+                        got[#got + 1] = {v = v, source = ev.source, bubble = ev.bubble}
+                end)
+                -- a bubble registered after the pattern subscription is covered too
+                gen:register_event("TEMPERATURE")
+                gen:fire("OTHER", {c = 0})
+                gen:fire("TEMP", {c = 21.5})
+                local delivered, failed = gen:fire("TEMPERATURE", {c = 22}, {counted = true})
+                T.eq(delivered, 1, "delivered to one subscriber")
+                T.eq(failed, 0, "none failed")
+                until_(function() return #got >= 2 end, "two events", sub)
+                T.eq(#got, 2, "OTHER does not match TEMP*")
+                T.eq(got[1], {v = {c = 21.5}, source = gen.name, bubble = "TEMP"}, "first event")
+                T.eq(got[2].bubble, "TEMPERATURE", "second event")
+                T.eq(math.type(got[2].v.c), "integer", "22 stays an integer")
+                -- an error in a callback is raised by process()
+                local s2 = sub:subscribe(gen.name, "TEMP", function() error("callback failed") end)
+                gen:fire("TEMP", 1)
+                local ok, e = pcall(function()
+                        until_(function() return false end, "never", sub)
+                end)
+                T.ok(not ok and tostring(e):find("callback failed", 1, true), tostring(e))
+                s2:cancel()
+                gen:close()
+                sub:close()
+        end},
+
+        {"errors: status, code, message, tostring, hybrid.Error.is", function()
+                local bus = connect()
+                local e = T.raises(404, "HYB_E_NOT_FOUND", bus.call, bus,
+                                   "@localhost/org.example.absent/main", "getX", {})
+                T.ok(type(e.message) == "string" and #e.message > 0, "a message")
+                T.ok(tostring(e):match("^hybrid: 404 HYB_E_NOT_FOUND: "), tostring(e))
+                T.ok(not hybrid.Error.is("text"), "a string is not a hybrid.Error")
+                T.raises(409, "HYB_E_CONFLICT", hybrid.connect,
+                         {socket = d.sock, app = "org.example.lua", runner = bus.name:match("[^/]+$")})
+                local dir = T.tmpdir()
+                local ok, e2 = pcall(hybrid.connect, {socket = dir .. "/none.sock", app = "org.example.lua"})
+                T.ok(not ok and hybrid.Error.is(e2), "no daemon: a hybrid.Error: " .. tostring(e2))
+                T.ok(e2.code ~= "OK" and e2.status >= 400, "an error status: " .. tostring(e2))
+                -- a value with no JSON form is refused before anything is sent
+                T.raises(400, "HYB_E_TYPE", bus.call, bus, BUILTIN, "echo", {f = print})
+                bus:close()
+                T.raises(500, "HYB_E_CLOSED", bus.call, bus, BUILTIN, "echo", {})
+        end},
+}

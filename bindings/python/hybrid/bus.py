@@ -1,0 +1,752 @@
+# SPDX-License-Identifier: MIT
+"""The data bus client: :class:`Bus`.
+
+A Bus is one connection to hybridd, authenticated as ``@localhost/<app>/<runner>``.  Use it
+from one thread at a time (as the C connection); :meth:`Bus.stop` alone may be called from
+another thread.  Callbacks (procedures, event subscribers) run from :meth:`Bus.run`,
+:meth:`Bus.process`, a synchronous :meth:`Bus.call`'s wait, or the asyncio loop the bus is
+attached to; no lock of the binding is held while they run, so they may use the bus.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import os
+import select
+import sys
+from typing import Any, Awaitable, Callable, Dict, Optional, Set, Tuple
+
+from ._conn import ConnOptions
+from ._ffi import ffi, lib
+from ._util import report
+from .errors import ClosedError, Error, check, error_for
+from .values import from_json, to_json
+
+__all__ = ["Bus", "Event", "Subscription", "Procedure"]
+
+_BODY_BINARY = 1
+_EVENT_OUT = 0x004
+_UINT64_MAX = (1 << 64) - 1
+_NOARG: Any = object()
+
+# Python type -> hyb_json_type of an argument policy (include/hybrid/endpoint.h)
+_JSON_TYPES = {str: 1, int: 2, float: 3, bool: 4, dict: 5, list: 6, type(None): 7,
+               None: 7, object: 0, Any: 0}
+
+# Objects whose handle C holds (userdata of a slot or of a pending call): kept alive here
+# until the slot's destroy callback (or the reply) says C dropped it.
+_live: Set[Any] = set()
+
+
+@ffi.callback("void(void *)")
+def _on_destroy(ud):
+    _live.discard(ffi.from_handle(ud))
+
+
+def _body(ptr, n: int, binary: bool) -> Any:
+    if binary:
+        return ffi.unpack(ffi.cast("char *", ptr), n)
+    return from_json(ffi.unpack(ffi.cast("char *", ptr), n)) if n else None
+
+
+class Event:
+    """An event as a subscriber gets it: ``source`` (the generator endpoint), ``bubble`` and
+    ``data`` (the body decoded by the JSON mapping; ``bytes`` for a binary body)."""
+
+    __slots__ = ("source", "bubble", "data")
+
+    def __init__(self, source: str, bubble: str, data: Any) -> None:
+        self.source = source
+        self.bubble = bubble
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Event(source={self.source!r}, bubble={self.bubble!r}, data={self.data!r})"
+
+
+class _Slot:
+    """A registration holding a hyb_slot; unregistering unrefs it."""
+
+    def __init__(self, bus: "Bus") -> None:
+        self.bus = bus
+        self._slot = ffi.NULL
+        self.handle = ffi.new_handle(self)
+
+    def _own(self, slot, with_handle: bool = True) -> None:
+        self._slot = slot
+        if with_handle:  # C holds our handle as the slot's userdata until it is destroyed
+            _live.add(self)
+            lib.hyb_slot_set_destroy_callback(slot, _on_destroy)
+        self.bus._slots.add(self)
+
+    def cancel(self) -> None:
+        """Unregisters (idempotent)."""
+        slot, self._slot = self._slot, ffi.NULL
+        if slot != ffi.NULL:
+            self.bus._slots.discard(self)
+            lib.hyb_slot_unref(slot)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cancel()
+
+
+class Subscription(_Slot):
+    """An event subscription (:meth:`Bus.subscribe`); :meth:`cancel` unsubscribes."""
+
+    def __init__(self, bus: "Bus", endpoint_glob: str, bubble_glob: str,
+                 callback: Callable[[Event], Any]) -> None:
+        super().__init__(bus)
+        self.endpoint_glob = endpoint_glob
+        self.bubble_glob = bubble_glob
+        self.callback = callback
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self.endpoint_glob!r} {self.bubble_glob!r}" \
+            f"{'' if self._slot != ffi.NULL else ' cancelled'}>"
+
+
+class Procedure(_Slot):
+    """A procedure served by this bus (:meth:`Bus.procedure`); :meth:`cancel` revokes it."""
+
+    def __init__(self, bus: "Bus", name: str, fn: Callable[..., Any]) -> None:
+        super().__init__(bus)
+        self.name = name
+        self.fn = fn
+
+    def __repr__(self) -> str:
+        return f"<Procedure {self.name!r} of {self.bus.name!r}>"
+
+
+class _EventBubble(_Slot):
+    def __init__(self, bus: "Bus", bubble: str) -> None:
+        super().__init__(bus)
+        self.bubble = bubble
+
+
+class _PendingCall:
+    __slots__ = ("bus", "future", "handle", "__weakref__")
+
+    def __init__(self, bus: "Bus", future: "asyncio.Future[Any]") -> None:
+        self.bus = bus
+        self.future = future
+        self.handle = ffi.new_handle(self)
+
+
+@ffi.callback("int(hyb_bus_request *, void *)")
+def _on_method(req, ud):
+    proc = ffi.from_handle(ud)
+    try:
+        proc.bus._serve(proc, req)
+    except BaseException as e:  # never let an exception cross the C frame
+        proc.bus._keep_exc(e, f"procedure {proc.name}")
+    return 0
+
+
+@ffi.callback("void(hyb_bus *, const hyb_bus_event *, void *)")
+def _on_event(_bus, ev, ud):
+    sub = ffi.from_handle(ud)
+    try:
+        n = sub.bus._lenp
+        body = lib.hyb_bus_event_get_body(ev, n)
+        event = Event(ffi.string(lib.hyb_bus_event_get_source(ev)).decode(),
+                      ffi.string(lib.hyb_bus_event_get_bubble(ev)).decode(),
+                      _body(body, n[0], lib.hyb_bus_event_is_binary(ev)))
+        sub.callback(event)
+    except BaseException as e:
+        sub.bus._keep_exc(e, f"event callback of {sub!r}")
+
+
+@ffi.callback("void(hyb_bus *, const hyb_bus_reply *, void *)")
+def _on_reply(_bus, reply, ud):
+    pc = ffi.from_handle(ud)
+    bus = pc.bus
+    bus._pending.discard(pc)
+    fut = pc.future
+    if fut.done():
+        return
+    try:
+        fut.set_result(bus._reply_value(reply))
+    except BaseException as e:
+        fut.set_exception(e)
+
+
+class Bus:
+    """A connection to hybridd (``hyb_bus_connect_with``).
+
+    ``Bus(socket=None, app="org.example.py", runner=None, token=None, key=None)``:
+    socket None uses ``$HYBRID_BUS``, else the default socket; runner None is ``p<pid>``;
+    token (the token text or a file holding it) and key (a :class:`hybrid.token.Key` or the
+    path of the holder's private key file) connect with a security token.  Raises
+    :class:`hybrid.Error` subclasses: ``Unavailable`` (no daemon), ``Unauthorized``
+    (credentials refused), ``Forbidden`` (this uid may not claim the app), ``Conflict``.
+    A context manager; :meth:`close` ends the connection.
+    """
+
+    def __init__(self, socket: Any = None, app: str = "", runner: Optional[str] = None,
+                 token: Any = None, key: Any = None) -> None:
+        self._bus = ffi.NULL
+        self._err = ffi.new("hyb_error *")
+        self._lenp = ffi.new("size_t *")
+        self._replyp = ffi.new("hyb_bus_reply **")
+        self._u64 = ffi.new("uint64_t *")
+        self._cstrs: Dict[str, bytes] = {}
+        self._slots: Set[_Slot] = set()
+        self._events: Dict[str, _EventBubble] = {}
+        self._pending: Set[_PendingCall] = set()
+        self._tasks: Set["asyncio.Task[Any]"] = set()
+        self._exc: Optional[BaseException] = None
+        self._depth = 0
+        self._free_later = False
+        self._stop = False
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._writer = False
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer_at = -1
+        self._run_fut: Optional["asyncio.Future[None]"] = None
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        opts = ConnOptions(socket, app, runner, token, key)
+        ret = ffi.new("hyb_bus **")
+        r = lib.hyb_bus_connect_with(opts.ptr, ret, self._err)
+        if r < 0:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            check(r, self._err)
+        self._bus = ret[0]
+        self.name: str = ffi.string(lib.hyb_bus_get_endpoint_name(self._bus)).decode()
+        """This connection's endpoint name, ``@localhost/<app>/<runner>``."""
+        self.app = app
+        self.runner = opts.runner
+
+    # ------------------------------------------------------------------ basics
+    def __repr__(self) -> str:
+        state = "open" if self.is_open else "closed"
+        return f"<hybrid.Bus {self.name!r} {state}>"
+
+    def __enter__(self) -> "Bus":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "Bus":
+        self.attach()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def is_open(self) -> bool:
+        """True while the connection is open."""
+        return self._bus != ffi.NULL and bool(lib.hyb_bus_is_open(self._bus))
+
+    def close_reason(self) -> Tuple[int, str]:
+        """(status, message) the daemon gave when it closed us, or (0, "")."""
+        if self._bus == ffi.NULL:
+            return (0, "")
+        m = ffi.new("const char **")
+        st = lib.hyb_bus_get_close_reason(self._bus, m)
+        return (st, ffi.string(m[0]).decode() if st and m[0] != ffi.NULL else "")
+
+    def _closed_error(self) -> Error:
+        st, msg = self.close_reason()
+        return ClosedError(message=f"connection closed ({st} {msg})" if st else
+                           "connection closed")
+
+    def _ptr(self):
+        if self._bus == ffi.NULL:
+            raise ClosedError(message="the bus is closed")
+        return self._bus
+
+    def fileno(self) -> int:
+        """The connection's socket, to watch for input (``select``, selectors...)."""
+        return check(lib.hyb_bus_get_fd(self._ptr()))
+
+    def _c(self, s: str) -> bytes:
+        b = self._cstrs.get(s)
+        if b is None:
+            if len(self._cstrs) > 256:
+                self._cstrs.clear()
+            b = self._cstrs[s] = s.encode()
+        return b
+
+    def _keep_exc(self, e: BaseException, what: str) -> None:
+        if isinstance(e, Exception):
+            report(e, what)
+        elif self._exc is None:
+            self._exc = e  # KeyboardInterrupt, SystemExit: raised once back in Python
+
+    def _raise_kept(self) -> None:
+        e, self._exc = self._exc, None
+        if e is not None:
+            raise e
+
+    # ------------------------------------------------------------------ close
+    def close(self) -> None:
+        """Closes the connection (idempotent).  Pending asynchronous calls fail with
+        :class:`hybrid.ClosedError`; registrations are dropped."""
+        if self._bus == ffi.NULL:
+            return
+        err = self._closed_error() if not self.is_open else ClosedError(
+            message="the bus was closed")
+        lib.hyb_bus_close(self._bus)
+        self._detach()
+        self._fail_pending(err)
+        if self._run_fut is not None and not self._run_fut.done():
+            self._run_fut.set_result(None)
+        self._stop = True
+        self._wake()
+        if self._depth > 0:
+            self._free_later = True  # inside a dispatch: free when it returns
+            return
+        self._free()
+
+    def _free(self) -> None:
+        self._free_later = False
+        for s in list(self._slots):
+            s.cancel()
+        self._events.clear()
+        b, self._bus = self._bus, ffi.NULL
+        lib.hyb_bus_unref(b)
+        self._pending.clear()  # C holds none of their handles any more
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._wake_r = self._wake_w = -1
+
+    def __del__(self) -> None:
+        try:
+            if getattr(self, "_bus", ffi.NULL) != ffi.NULL and self._depth == 0:
+                self.close()
+        except Exception:
+            pass
+
+    def _fail_pending(self, err: Error) -> None:
+        for pc in list(self._pending):
+            if not pc.future.done():
+                pc.future.set_exception(err)
+
+    # ------------------------------------------------------------------ dispatch
+    def _dispatch(self, limit: int = 1 << 30) -> int:
+        """Runs hyb_bus_process until idle (or limit rounds); returns the rounds done."""
+        n = 0
+        self._depth += 1
+        try:
+            while n < limit and self._bus != ffi.NULL:
+                r = lib.hyb_bus_process(self._bus)
+                if r < 0:
+                    self._on_lost()
+                    break
+                if r == 0:
+                    break
+                n += 1
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self._free_later:
+                self._free()
+        return n
+
+    def _on_lost(self) -> None:
+        self._fail_pending(self._closed_error())
+        self._detach()
+        if self._run_fut is not None and not self._run_fut.done():
+            self._run_fut.set_result(None)
+
+    def process(self) -> int:
+        """Does the pending work without blocking: sends queued output, reads and
+        dispatches what arrived (replies, calls, events), expires deadlines.  Returns the
+        number of packets handled (0: idle)."""
+        self._ptr()
+        n = self._dispatch()
+        self._raise_kept()
+        return n
+
+    def _timeout_ms(self) -> Optional[int]:
+        lib.hyb_bus_get_timeout(self._bus, self._u64)
+        t = self._u64[0]
+        if t == _UINT64_MAX:
+            return None
+        return max(0, math.ceil((t - lib.hyb_now_usec()) / 1000))
+
+    def run(self) -> None:
+        """Serves the bus (calls, events, replies) until :meth:`stop` or :meth:`close` is
+        called or the daemon closes the connection."""
+        self._ptr()
+        self._stop = False
+        fd = self.fileno()
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        while not self._stop and self.is_open:
+            self._dispatch()
+            self._raise_kept()
+            if self._stop or not self.is_open:
+                break
+            mask = select.POLLIN
+            if lib.hyb_bus_get_events(self._bus) & _EVENT_OUT:
+                mask |= select.POLLOUT
+            poller.register(fd, mask)
+            poller.poll(self._timeout_ms())
+            try:
+                while os.read(self._wake_r, 64):
+                    pass
+            except (BlockingIOError, OSError):
+                pass
+        self._stop = False
+
+    def _wake(self) -> None:
+        if self._wake_w >= 0:
+            try:
+                os.write(self._wake_w, b"x")
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        """Makes :meth:`run` (or :meth:`arun`) return; may be called from any thread and
+        from callbacks."""
+        self._stop = True
+        self._wake()
+        loop, fut = self._loop, self._run_fut
+        if loop is not None and fut is not None:
+            def done() -> None:
+                if not fut.done():
+                    fut.set_result(None)
+            try:
+                loop.call_soon_threadsafe(done)
+            except RuntimeError:
+                pass
+
+    # ------------------------------------------------------------------ asyncio
+    def attach(self, loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
+        """Lets an asyncio loop (default: the running one) drive the connection: its fd is
+        watched with ``loop.add_reader`` and the library's deadline with ``loop.call_at``.
+        Done by :meth:`acall` and :meth:`arun` on their own."""
+        loop = loop or asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._loop is not None:
+            self._detach()
+        self._loop = loop
+        loop.add_reader(self.fileno(), self._on_io)
+        self._update()
+
+    def _detach(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = -1
+        if self._bus != ffi.NULL:
+            fd = lib.hyb_bus_get_fd(self._bus)
+            if fd >= 0 and not loop.is_closed():
+                loop.remove_reader(fd)
+                if self._writer:
+                    loop.remove_writer(fd)
+        self._writer = False
+
+    def _on_io(self) -> None:
+        self._timer_at = -1
+        if self._bus == ffi.NULL:
+            return
+        n = self._dispatch(256)
+        if n == 256 and self._loop is not None:
+            self._loop.call_soon(self._on_io)  # let other tasks run, then go on
+        self._update()
+        self._raise_kept()
+
+    def _update(self) -> None:
+        loop = self._loop
+        if loop is None or self._bus == ffi.NULL or not self.is_open:
+            return
+        fd = lib.hyb_bus_get_fd(self._bus)
+        want_out = bool(lib.hyb_bus_get_events(self._bus) & _EVENT_OUT)
+        if want_out and not self._writer:
+            loop.add_writer(fd, self._on_io)
+            self._writer = True
+        elif not want_out and self._writer:
+            loop.remove_writer(fd)
+            self._writer = False
+        lib.hyb_bus_get_timeout(self._bus, self._u64)
+        t = self._u64[0]
+        if t == _UINT64_MAX:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._timer_at = -1
+        elif t != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            delay = max(0.0, (t - lib.hyb_now_usec()) / 1e6)
+            self._timer = loop.call_at(loop.time() + delay, self._on_io)
+            self._timer_at = t
+
+    async def arun(self) -> None:
+        """Serves the bus from the running asyncio loop until :meth:`stop` or
+        :meth:`close` (or the daemon closes the connection)."""
+        self.attach()
+        if not self.is_open:
+            return
+        self._run_fut = asyncio.get_running_loop().create_future()
+        try:
+            await self._run_fut
+        finally:
+            self._run_fut = None
+
+    # ------------------------------------------------------------------ calls
+    def _encode(self, params: Any) -> Tuple[bytes, int]:
+        if params is _NOARG:
+            return b"{}", 0
+        if isinstance(params, (bytes, bytearray, memoryview)):
+            return bytes(params), _BODY_BINARY
+        return to_json(params), 0
+
+    @staticmethod
+    def _ms(timeout: Optional[float]) -> int:
+        if timeout is None:
+            return 0
+        if timeout <= 0:
+            raise ValueError("timeout must be > 0 seconds")
+        return min(max(1, math.ceil(timeout * 1000)), 0xFFFFFFFF)
+
+    def _reply_value(self, reply) -> Any:
+        st = lib.hyb_bus_reply_get_status(reply)
+        if st < 200 or st > 299:
+            code = lib.hyb_bus_reply_get_error(reply)
+            msg = ffi.string(lib.hyb_bus_reply_get_message(reply)).decode("utf-8", "replace")
+            if st == 502 and not self.is_open:
+                raise self._closed_error()
+            raise error_for(code, msg, st)
+        body = lib.hyb_bus_reply_get_body(reply, self._lenp)
+        return _body(body, self._lenp[0], lib.hyb_bus_reply_is_binary(reply))
+
+    def call(self, endpoint: str, method: str, params: Any = _NOARG,
+             timeout: Optional[float] = None) -> Any:
+        """Calls ``method`` of ``endpoint`` and waits for the answer.
+
+        params (default ``{}``) is sent as JSON by the value mapping (``bytes``: a binary
+        body); timeout is the deadline in seconds the daemon enforces (None: 30 s).
+        Returns the reply body decoded (``bytes`` for a binary body).  Raises
+        :class:`hybrid.Error` subclasses by status: ``NotFound``, ``Forbidden``,
+        ``BadRequest``, ``Timeout`` (504), ``BadCallee``, ... or ``ClosedError``.
+        While it waits, the calls and events that arrive are dispatched.
+        """
+        bus = self._ptr()
+        body, flags = self._encode(params)
+        self._depth += 1
+        try:
+            r = lib.hyb_bus_call(bus, self._c(endpoint), self._c(method), body, len(body),
+                                 flags, self._ms(timeout), self._replyp, self._err)
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self._free_later:
+                self._free()
+        self._raise_kept()
+        if r < 0:
+            if r == lib.hyb_err_from_status(502) and not self.is_open:
+                raise self._closed_error()
+            check(r, self._err)
+        reply = self._replyp[0]
+        try:
+            return self._reply_value(reply)
+        finally:
+            lib.hyb_bus_reply_unref(reply)
+
+    async def acall(self, endpoint: str, method: str, params: Any = _NOARG,
+                    timeout: Optional[float] = None) -> Any:
+        """As :meth:`call`, without blocking the asyncio loop (``hyb_bus_call_async``);
+        attaches the bus to the running loop."""
+        bus = self._ptr()
+        self.attach()
+        body, flags = self._encode(params)
+        fut = self._loop.create_future()
+        pc = _PendingCall(self, fut)
+        self._pending.add(pc)
+        r = lib.hyb_bus_call_async(bus, self._c(endpoint), self._c(method), body, len(body),
+                                   flags, self._ms(timeout), _on_reply, pc.handle, ffi.NULL)
+        if r < 0:
+            self._pending.discard(pc)
+            check(r)
+        self._update()
+        return await fut
+
+    def call_builtin(self, method: str, params: Any = _NOARG,
+                     timeout: Optional[float] = None) -> Any:
+        """Calls a builtin method of the daemon (``@localhost/org.hybridos.bus/builtin``)."""
+        return self.call("@localhost/org.hybridos.bus/builtin", method, params, timeout)
+
+    # ------------------------------------------------------------------ procedures
+    def procedure(self, name: str, args: Optional[Dict[str, Any]] = None,
+                  for_host: Optional[str] = None, for_app: Optional[str] = None
+                  ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator: serves the function as procedure ``name`` of this endpoint
+        (``hyb_endpoint_register_method``).
+
+        args is the argument policy the library checks before the function runs (a wrong
+        or missing argument is answered 400): ``{"a": int, "b": int}`` with types among
+        ``str int float bool dict list None object`` (``float`` accepts any number,
+        ``object`` any value); ``(type, False)`` makes a key optional.  for_host / for_app
+        are access lists (callers not matching get 403).
+
+        The function gets the params object's members as keyword arguments (a params
+        body that is not an object is passed as one positional argument).  It may return a
+        value (the reply body), raise :class:`hybrid.Error` (its status and message go
+        back), raise anything else (500 with the message; the error is logged and the bus
+        keeps serving) or be ``async def`` (the reply is sent when it completes; the bus
+        must then be driven by asyncio: :meth:`arun` or :meth:`attach`).
+        """
+        def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.register_procedure(name, fn, args, for_host, for_app)
+            return fn
+        return deco
+
+    def register_procedure(self, name: str, fn: Callable[..., Any],
+                           args: Optional[Dict[str, Any]] = None,
+                           for_host: Optional[str] = None,
+                           for_app: Optional[str] = None) -> Procedure:
+        """The function form of :meth:`procedure`; returns the :class:`Procedure`
+        (``cancel()`` revokes it)."""
+        bus = self._ptr()
+        args = args or {}
+        pol = ffi.new("hyb_arg_policy[]", max(1, len(args)))
+        keep = []
+        for i, (k, spec) in enumerate(args.items()):
+            required = True
+            if isinstance(spec, tuple):
+                spec, required = spec
+            if spec not in _JSON_TYPES:
+                raise TypeError(f"argument {k!r}: unsupported policy type {spec!r}")
+            kc = ffi.new("char[]", k.encode())
+            keep.append(kc)
+            pol[i].key = kc
+            pol[i].type = _JSON_TYPES[spec]
+            pol[i].required = 1 if required else 0
+        proc = Procedure(self, name, fn)
+        slot = ffi.new("hyb_slot **")
+        r = lib.hyb_endpoint_register_method(
+            bus, name.encode(), pol, len(args),
+            for_host.encode() if for_host else ffi.NULL,
+            for_app.encode() if for_app else ffi.NULL, 0, _on_method, proc.handle, slot,
+            self._err)
+        check(r, self._err)
+        proc._own(slot[0])
+        return proc
+
+    def _serve(self, proc: Procedure, req) -> None:
+        body = lib.hyb_bus_request_get_body(req, self._lenp)
+        try:
+            params = _body(body, self._lenp[0], lib.hyb_bus_request_is_binary(req))
+            if isinstance(params, dict):
+                result = proc.fn(**params)
+            elif params is None:
+                result = proc.fn()
+            else:
+                result = proc.fn(params)
+            if inspect.isawaitable(result):
+                self._defer(proc, req, result)
+                return
+        except Error as e:
+            lib.hyb_bus_request_reply_error(req, e.status, e.message.encode())
+            return
+        except Exception as e:
+            report(e, f"procedure {proc.name}")
+            lib.hyb_bus_request_reply_error(req, 500, f"{type(e).__name__}: {e}".encode())
+            return
+        except BaseException as e:
+            lib.hyb_bus_request_reply_error(req, 500, type(e).__name__.encode())
+            raise
+        self._answer(proc, req, result)
+
+    def _answer(self, proc: Procedure, req, result: Any) -> None:
+        try:
+            body, flags = self._encode(result) if result is not None else (b"null", 0)
+        except (TypeError, ValueError, OverflowError) as e:
+            report(e, f"procedure {proc.name} (its result)")
+            lib.hyb_bus_request_reply_error(req, 500, f"cannot encode the result: {e}".encode())
+            return
+        lib.hyb_bus_request_reply(req, 200, body, len(body), flags)
+
+    def _defer(self, proc: Procedure, req, aw: Awaitable[Any]) -> None:
+        loop = self._loop
+        if loop is None:
+            if inspect.iscoroutine(aw):
+                aw.close()
+            lib.hyb_bus_request_reply_error(
+                req, 500, b"async procedure: the bus is not driven by asyncio (use arun)")
+            return
+        lib.hyb_bus_request_ref(req)
+
+        async def finish() -> None:
+            try:
+                try:
+                    result = await aw
+                except Error as e:
+                    lib.hyb_bus_request_reply_error(req, e.status, e.message.encode())
+                except Exception as e:
+                    report(e, f"procedure {proc.name}")
+                    lib.hyb_bus_request_reply_error(req, 500,
+                                                    f"{type(e).__name__}: {e}".encode())
+                else:
+                    self._answer(proc, req, result)
+            finally:
+                lib.hyb_bus_request_unref(req)
+                self._update()
+
+        task = loop.create_task(finish())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ events
+    def register_event(self, bubble: str, for_host: Optional[str] = None,
+                       for_app: Optional[str] = None) -> None:
+        """Registers event bubble ``bubble`` of this endpoint; for_host / for_app are the
+        access lists of its subscribers.  :meth:`revoke_event` undoes it."""
+        ev = _EventBubble(self, bubble)
+        slot = ffi.new("hyb_slot **")
+        check(lib.hyb_bus_register_event(self._ptr(), bubble.encode(),
+                                         for_host.encode() if for_host else ffi.NULL,
+                                         for_app.encode() if for_app else ffi.NULL,
+                                         slot, self._err), self._err)
+        ev._own(slot[0], with_handle=False)
+        self._events[bubble] = ev
+
+    def revoke_event(self, bubble: str) -> None:
+        """Revokes a bubble (subscribers get LostEventBubble)."""
+        ev = self._events.pop(bubble, None)
+        if ev is not None:
+            ev.cancel()
+
+    def fire(self, bubble: str, data: Any = None, confirm: bool = False
+             ) -> Optional[Tuple[int, int]]:
+        """Fires a registered bubble with data (JSON by the mapping; ``bytes``: binary).
+        One-way by default; with confirm=True waits for the daemon's counts and returns
+        (delivered, failed) (``NotFound`` when the bubble is not registered)."""
+        body, flags = self._encode(data)
+        if not confirm:
+            check(lib.hyb_bus_fire(self._ptr(), self._c(bubble), body, len(body), flags,
+                                   ffi.NULL, ffi.NULL))
+            self._update()
+            return None
+        d = ffi.new("uint32_t[2]")
+        check(lib.hyb_bus_fire(self._ptr(), self._c(bubble), body, len(body), flags, d,
+                               d + 1))
+        return (d[0], d[1])
+
+    def subscribe(self, endpoint_glob: str, bubble_glob: str,
+                  callback: Callable[[Event], Any]) -> Subscription:
+        """Calls callback(:class:`Event`) for each event of the bubbles matching the globs
+        (``*`` and ``?``, also bubbles that appear later).  Returns a
+        :class:`Subscription` (``cancel()`` unsubscribes).  A callback that raises is
+        logged (logger ``hybrid``) and the bus goes on."""
+        sub = Subscription(self, endpoint_glob, bubble_glob, callback)
+        slot = ffi.new("hyb_slot **")
+        check(lib.hyb_bus_subscribe(self._ptr(), endpoint_glob.encode(), bubble_glob.encode(),
+                                    _on_event, sub.handle, slot, self._err), self._err)
+        sub._own(slot[0])
+        return sub

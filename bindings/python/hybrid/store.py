@@ -1,0 +1,362 @@
+# SPDX-License-Identifier: MIT
+"""The fURI store: :class:`Store`.
+
+Which store is used follows the one rule of every hybrid program
+(``hyb_bus_backend_open_host_with``): db given (or ``$HYBRID_DB``) -> that database,
+embedded; else socket (or ``$HYBRID_BUS``) -> that daemon's store; else the daemon at the
+default socket if one answers, else the default database.  ``store.source`` and
+``store.where`` say which.  Absolute fURIs (``/a/b``) go to that store, ``~/x`` to
+``/home/<app>/x`` there, relative fURIs to a memory store private to this object.
+
+A Store is used from one thread at a time.  Watch callbacks run from :meth:`Store.process`,
+:meth:`Store.wait`, or the asyncio loop (:meth:`Store.awatch`, :meth:`Store.attach`).
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import select
+from typing import Any, AsyncIterator, Callable, Dict, Optional, Set
+
+from ._conn import ConnOptions
+from ._ffi import ffi, lib
+from ._util import report
+from .errors import ClosedError, check
+from .values import from_obj, to_obj
+
+__all__ = ["Store", "Message", "Watch"]
+
+_WRITE_TRANSIENT = 1
+_SUBSCRIBE_REPLAY = 1
+_READ_KEYED = 1
+_UINT64_MAX = (1 << 64) - 1
+_EVENT_OUT = 0x004
+_SOURCES = {1: "db", 2: "bus", 3: "default-bus", 4: "default-db"}
+
+_live: Set[Any] = set()
+
+
+@ffi.callback("void(void *)")
+def _on_destroy(ud):
+    _live.discard(ffi.from_handle(ud))
+
+
+class Message:
+    """A store change as a watcher gets it: ``furi`` (str), ``value`` (None for a
+    delete), ``retain`` (False for a transient write)."""
+
+    __slots__ = ("furi", "value", "retain")
+
+    def __init__(self, furi: str, value: Any, retain: bool) -> None:
+        self.furi = furi
+        self.value = value
+        self.retain = retain
+
+    @property
+    def deleted(self) -> bool:
+        """True for a delete."""
+        return self.value is None
+
+    def __iter__(self):
+        return iter((self.furi, self.value))
+
+    def __repr__(self) -> str:
+        return f"Message(furi={self.furi!r}, value={self.value!r}, retain={self.retain!r})"
+
+
+@ffi.callback("void(const hyb_furi *, const hyb_obj *, bool, void *)")
+def _on_msg(target, payload, retain, ud):
+    w = ffi.from_handle(ud)
+    try:
+        msg = Message(ffi.string(lib.hyb_furi_get_str(target)).decode(), from_obj(payload),
+                      bool(retain))
+        w.callback(msg)
+    except Exception as e:
+        report(e, f"store watch callback of {w!r}")
+    except BaseException as e:
+        if w.store._exc is None:
+            w.store._exc = e
+
+
+class Watch:
+    """A store subscription (:meth:`Store.watch`); :meth:`cancel` ends it."""
+
+    def __init__(self, store: "Store", pattern: str, callback: Callable[[Message], Any]) -> None:
+        self.store = store
+        self.pattern = pattern
+        self.callback = callback
+        self.handle = ffi.new_handle(self)
+        self._slot = ffi.NULL
+
+    def cancel(self) -> None:
+        """Unsubscribes (idempotent)."""
+        slot, self._slot = self._slot, ffi.NULL
+        if slot != ffi.NULL:
+            self.store._watches.discard(self)
+            lib.hyb_slot_unref(slot)
+
+    def __enter__(self) -> "Watch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cancel()
+
+    def __repr__(self) -> str:
+        return f"<Watch {self.pattern!r}{'' if self._slot != ffi.NULL else ' cancelled'}>"
+
+
+def _is_pattern(furi: str) -> bool:
+    path = furi.split("?", 1)[0]
+    return path.endswith("/") or any(s in ("+", "#") for s in path.split("/"))
+
+
+class Store:
+    """``Store(db=None, socket=None, app="org.example.python", runner=None, token=None,
+    key=None)``: the host store by the store rule (see the module doc).  A context
+    manager; :meth:`close` releases it."""
+
+    def __init__(self, db: Any = None, socket: Any = None, app: str = "org.example.python",
+                 runner: Optional[str] = None, token: Any = None, key: Any = None) -> None:
+        self._backend = ffi.NULL
+        self._scope = ffi.NULL
+        self._watches: Set[Watch] = set()
+        self._exc: Optional[BaseException] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._writer = False
+        self._u64 = ffi.new("uint64_t *")
+        self._err = ffi.new("hyb_error *")
+        conn = ConnOptions(socket, app, runner, token, key)
+        b = ffi.new("hyb_backend **")
+        src = ffi.new("int *")
+        where = ffi.new("char **")
+        check(lib.hyb_bus_backend_open_host_with(
+            os.fsencode(db) if db is not None else ffi.NULL, conn.ptr, ffi.NULL, b, src, where,
+            self._err), self._err)
+        self._backend = b[0]
+        self.source: str = _SOURCES.get(src[0], str(src[0]))
+        """Which rule chose the store: 'db', 'bus', 'default-bus' or 'default-db'."""
+        self.where: str = ""
+        """Which store it is, for a message ("the store of the daemon at PATH", ...)."""
+        if where[0] != ffi.NULL:
+            self.where = ffi.string(where[0]).decode()
+            lib.hyb_free(where[0])
+        sc = ffi.new("hyb_scope **")
+        r = lib.hyb_scope_new(self._backend, ffi.NULL, app.encode(), sc)
+        if r < 0:
+            lib.hyb_backend_unref(self._backend)
+            self._backend = ffi.NULL
+            check(r)
+        self._scope = sc[0]
+
+    def __repr__(self) -> str:
+        return f"<hybrid.Store {self.source}: {self.where}>"
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Cancels the watches and releases the store (idempotent)."""
+        if self._scope == ffi.NULL:
+            return
+        self.detach()
+        for w in list(self._watches):
+            w.cancel()
+        sc, self._scope = self._scope, ffi.NULL
+        b, self._backend = self._backend, ffi.NULL
+        lib.hyb_scope_unref(sc)
+        lib.hyb_backend_unref(b)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _sc(self):
+        if self._scope == ffi.NULL:
+            raise ClosedError(message="the store is closed")
+        return self._scope
+
+    def _furi(self, text: str):
+        ret = ffi.new("hyb_furi **")
+        check(lib.hyb_furi_parse(text.encode(), len(text.encode()), ffi.NULL, ret, self._err),
+              self._err)
+        return ffi.gc(ret[0], lib.hyb_furi_unref)
+
+    # ------------------------------------------------------------------ operations
+    def put(self, furi: str, value: Any, transient: bool = False) -> None:
+        """Writes value (by the value mapping) at furi; returns once the store acknowledged
+        it.  transient=True notifies the watchers without storing.  None deletes."""
+        sc = self._sc()
+        f = self._furi(furi)
+        o = to_obj(value)
+        try:
+            check(lib.hyb_scope_write(sc, f, o, _WRITE_TRANSIENT if transient else 0,
+                                      self._err), self._err)
+        finally:
+            lib.hyb_obj_unref(o)
+
+    def get(self, furi: str) -> Any:
+        """Reads furi: a node gives its value or None; a pattern (``+``, ``#``) or a branch
+        (``p/``) gives a dict fURI -> value of the matches ({} when none)."""
+        sc = self._sc()
+        f = self._furi(furi)
+        b = ffi.new("hyb_backend **")
+        t = ffi.new("hyb_furi **")
+        check(lib.hyb_scope_route(sc, f, b, t, self._err), self._err)
+        ret = ffi.new("hyb_obj **")
+        try:
+            check(lib.hyb_backend_read(b[0], t[0], _READ_KEYED, ret, self._err), self._err)
+        finally:
+            lib.hyb_backend_unref(b[0])
+            lib.hyb_furi_unref(t[0])
+        try:
+            v = from_obj(ret[0])
+        finally:
+            lib.hyb_obj_unref(ret[0])
+        if v is None and _is_pattern(furi):
+            return {}
+        return v
+
+    def delete(self, furi: str) -> None:
+        """Deletes a node, every match of a pattern, or the children of a branch."""
+        check(lib.hyb_scope_delete(self._sc(), self._furi(furi), 0, self._err), self._err)
+
+    def watch(self, pattern: str, callback: Callable[[Message], Any],
+              replay: bool = False) -> Watch:
+        """Calls callback(:class:`Message`) for every write, transient write and delete
+        matching pattern, in write order; replay=True first delivers the retained values.
+        Messages are delivered by :meth:`process` / :meth:`wait` or the attached asyncio
+        loop.  Returns a :class:`Watch` (``cancel()``).  A callback that raises is logged
+        (logger ``hybrid``) and delivery goes on."""
+        w = Watch(self, pattern, callback)
+        slot = ffi.new("hyb_slot **")
+        check(lib.hyb_scope_subscribe(self._sc(), self._furi(pattern),
+                                      _SUBSCRIBE_REPLAY if replay else 0, _on_msg, w.handle,
+                                      slot, self._err), self._err)
+        w._slot = slot[0]
+        _live.add(w)
+        lib.hyb_slot_set_destroy_callback(slot[0], _on_destroy)
+        self._watches.add(w)
+        self._update()
+        return w
+
+    # ------------------------------------------------------------------ delivery
+    def fileno(self) -> int:
+        """The fd that is readable when :meth:`process` has work (the host store's)."""
+        self._sc()
+        return check(lib.hyb_backend_get_fd(self._backend))
+
+    def process(self) -> int:
+        """Delivers what is ready without blocking; returns the rounds that did work."""
+        sc = self._sc()
+        n = 0
+        while True:
+            r = lib.hyb_scope_process(sc)
+            if r < 0:
+                self._raise_kept()
+                check(r)
+            if r == 0:
+                break
+            n += 1
+        self._raise_kept()
+        return n
+
+    def _raise_kept(self) -> None:
+        e, self._exc = self._exc, None
+        if e is not None:
+            raise e
+
+    def _timeout_ms(self) -> Optional[int]:
+        lib.hyb_backend_get_timeout(self._backend, self._u64)
+        t = self._u64[0]
+        if t == _UINT64_MAX:
+            return None
+        return max(0, math.ceil((t - lib.hyb_now_usec()) / 1000))
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        """Waits until the store has something to deliver (at most timeout seconds; None:
+        no limit), then delivers it as :meth:`process` does."""
+        n = self.process()
+        if n:
+            return n
+        p = select.poll()
+        p.register(self.fileno(), select.POLLIN)
+        t = self._timeout_ms()
+        if timeout is not None:
+            lim = math.ceil(timeout * 1000)
+            t = lim if t is None else min(t, lim)
+        p.poll(t)
+        return self.process()
+
+    def attach(self, loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
+        """Lets an asyncio loop (default: the running one) deliver the watch messages."""
+        loop = loop or asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        self.detach()
+        self._loop = loop
+        loop.add_reader(self.fileno(), self._on_io)
+        self._update()
+
+    def detach(self) -> None:
+        """Undoes :meth:`attach`."""
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._backend != ffi.NULL and not loop.is_closed():
+            fd = lib.hyb_backend_get_fd(self._backend)
+            loop.remove_reader(fd)
+            if self._writer:
+                loop.remove_writer(fd)
+        self._writer = False
+
+    def _on_io(self) -> None:
+        self._timer = None
+        if self._scope == ffi.NULL:
+            return
+        try:
+            self.process()
+        finally:
+            self._update()
+
+    def _update(self) -> None:
+        loop = self._loop
+        if loop is None or self._backend == ffi.NULL:
+            return
+        fd = lib.hyb_backend_get_fd(self._backend)
+        out = bool(lib.hyb_backend_get_events(self._backend) & _EVENT_OUT)
+        if out and not self._writer:
+            loop.add_writer(fd, self._on_io)
+            self._writer = True
+        elif not out and self._writer:
+            loop.remove_writer(fd)
+            self._writer = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        t = self._timeout_ms()
+        if t is not None:
+            self._timer = loop.call_later(t / 1000, self._on_io)
+
+    async def awatch(self, pattern: str, replay: bool = False) -> AsyncIterator[Message]:
+        """``async for msg in store.awatch("/a/#", replay=True)``: the messages of a watch
+        as an async iterator (the store is attached to the running loop)."""
+        q: "asyncio.Queue[Message]" = asyncio.Queue()
+        self.attach()
+        w = self.watch(pattern, q.put_nowait, replay)
+        try:
+            loop = asyncio.get_running_loop()
+            loop.call_soon(self._on_io)  # replayed values may be ready already
+            while True:
+                yield await q.get()
+        finally:
+            w.cancel()

@@ -1,0 +1,197 @@
+# SPDX-License-Identifier: MIT
+"""Python values <-> libhybrid objs, by the JSON mapping of the library (doc/obj.md).
+
+============================  =====================================================
+Python                        obj / JSON
+============================  =====================================================
+``None``                      noobj / ``null``
+``bool``                      bool
+``int`` (int64 range only)    int (beyond int64: :class:`OverflowError`, never wraps)
+``float``                     real, exact (``-0.0`` and subnormals kept; NaN and
+                              infinities are refused: JSON cannot hold them)
+``str``                       str
+``list`` / ``tuple``          lst (read back as ``list``)
+``dict`` with ``str`` keys    rec whose keys are uris (``{"a": 1}``)
+``dict`` with other keys      rec (``{"@rec": [[k, v], ...]}``); read back with list keys
+                              as tuples
+:class:`Uri`                  uri (``{"@uri": "a/b"}``)
+:class:`Typed`                a typed value ``T[v]`` (``{"@type": T, "@value": v}``)
+a stream                      read back as a ``list``
+============================  =====================================================
+
+Bus bodies are JSON text: the binding writes them with Python's :mod:`json` module after the
+checks above and reads them with it (Python's ints are unbounded and its float parsing and
+printing are exact, so nothing is lost); store values and mm-ADT results go through the
+library's own ``hyb_obj_to_json`` / ``hyb_obj_from_json``.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from ._ffi import ffi, lib
+from .errors import check
+
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+
+
+class Uri:
+    """A uri value (an obj of kind uri), distinct from a ``str``: ``Uri("/a/b")``."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise TypeError("Uri() takes a str")
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Uri({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Uri) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(("hybrid.Uri", self.text))
+
+
+class Typed:
+    """A typed value ``type[value]`` such as ``nat[5]``: ``Typed("/type/nat", 5)``.
+
+    ``id`` is the value id (``@id``) when the obj had one.
+    """
+
+    __slots__ = ("type", "value", "id")
+
+    def __init__(self, type: str, value: Any, id: Optional[str] = None) -> None:
+        self.type = type
+        self.value = value
+        self.id = id
+
+    def __repr__(self) -> str:
+        extra = f", id={self.id!r}" if self.id is not None else ""
+        return f"Typed({self.type!r}, {self.value!r}{extra})"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Typed) and other.type == self.type
+                and _same(other.value, self.value))
+
+    def __hash__(self) -> int:
+        return hash(("hybrid.Typed", self.type, _hashable(self.value)))
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _hashable(v: Any) -> Any:
+    if isinstance(v, list):
+        return tuple(_hashable(x) for x in v)
+    if isinstance(v, dict):
+        return tuple((_hashable(k), _hashable(x)) for k, x in v.items())
+    return v
+
+
+def _prep(v: Any) -> Any:
+    """v as plain JSON-able data (the @-forms for uris, typed values and odd keys);
+    raises OverflowError for an int beyond int64 and TypeError for other types."""
+    t = type(v)
+    if t is str or t is float or t is bool or v is None:
+        return v
+    if t is int:
+        if INT64_MIN <= v <= INT64_MAX:
+            return v
+        raise OverflowError(f"{v} is beyond the int64 range of hybrid ints")
+    if t is dict:
+        for k in v:
+            if type(k) is not str and type(k) is not Uri:
+                return {"@rec": [[_prep(k), _prep(x)] for k, x in v.items()]}
+        return {str(k): _prep(x) for k, x in v.items()}
+    if t is list or t is tuple:
+        return [_prep(x) for x in v]
+    if t is Uri:
+        return {"@uri": v.text}
+    if t is Typed:
+        d = {"@type": v.type, "@value": _prep(v.value)}
+        if v.id is not None:
+            d["@id"] = v.id
+        return d
+    if isinstance(v, bool):
+        return bool(v)
+    if isinstance(v, int):
+        return _prep(int(v))
+    if isinstance(v, float):
+        return float(v)
+    if isinstance(v, str):
+        return str(v)
+    if isinstance(v, dict):
+        return _prep(dict(v))
+    if isinstance(v, (list, tuple)):
+        return [_prep(x) for x in v]
+    raise TypeError(f"cannot map a {t.__name__} to a hybrid value")
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+def to_json(v: Any) -> bytes:
+    """The JSON text (UTF-8 bytes) of a Python value by the mapping."""
+    try:
+        return _dumps(_prep(v)).encode()
+    except ValueError as e:  # NaN / infinity
+        raise ValueError(f"cannot map to a hybrid value: {e}") from None
+
+
+def _hook(d: dict) -> Any:
+    if d:
+        k0 = next(iter(d))
+        if k0[:1] == "@":
+            if "@uri" in d:
+                return Uri(d["@uri"])
+            if "@rec" in d:
+                return {_hashable(k): x for k, x in d["@rec"]}
+            if "@objs" in d:
+                return list(d["@objs"])
+            if "@type" in d:
+                return Typed(d["@type"], d.get("@value"), d.get("@id"))
+            if "@value" in d:
+                return d["@value"]
+    return d
+
+
+_loads = json.JSONDecoder(object_hook=_hook).decode
+
+
+def from_json(text: Any) -> Any:
+    """The Python value of JSON text (str or bytes) by the mapping; empty text is None."""
+    if not text:
+        return None
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        text = bytes(text).decode("utf-8")
+    return _loads(text)
+
+
+def to_obj(v: Any):
+    """A new hyb_obj* (caller unrefs with lib.hyb_obj_unref) for a Python value."""
+    data = to_json(v)
+    ret = ffi.new("hyb_obj **")
+    err = ffi.new("hyb_error *")
+    check(lib.hyb_obj_from_json(data, len(data), ret, err), err)
+    return ret[0]
+
+
+def from_obj(o) -> Any:
+    """The Python value of a hyb_obj* (borrowed)."""
+    if o == ffi.NULL:
+        return None
+    ret = ffi.new("char **")
+    err = ffi.new("hyb_error *")
+    check(lib.hyb_obj_to_json(o, ret, err), err)
+    try:
+        return from_json(ffi.string(ret[0]))
+    finally:
+        lib.hyb_free(ret[0])
