@@ -11,8 +11,8 @@
 : "${NODE:?}" "${LUA:?}"
 . "$HYB_IT_DIR/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
-for b in "$LUA_BINDING_DIR" "$NODE_BINDING_DIR" "$PY_BINDING_DIR"; do
-        [ -n "$b" ] && [ -e "$b" ] || { echo "# skipped: a binding is not built ($b)"; exit 77; }
+for b in "${LUA_BINDING_DIR:-}" "${NODE_BINDING_DIR:-}" "${PY_BINDING_DIR:-}"; do
+        [ -n "$b" ] && [ -e "$b" ] || { echo "# skipped: a binding is not built"; exit 77; }
 done
 
 start_daemon cross "store:
@@ -37,7 +37,7 @@ peer_cmd() {
         lua) echo "$LUA $HERE/peer.lua" ;;
         esac
 }
-langs="py node lua"
+langs=${CROSS_LANGS:-py node lua} # CROSS_LANGS: a subset, to debug one binding
 for l in $langs; do
         # shellcheck disable=SC2046 # the command is words without spaces (paths of the build)
         bg "srv$l" $(peer_cmd $l) serve "$SOCK" "org.example.$l.cross"
@@ -78,9 +78,12 @@ for callee in $langs; do
                 "$HYBRID" --bus "$SOCK" call "$e" add '{"a":1.5,"b":2}'
 done
 
-# --- events: Python -> Node -> Lua -> Python, each listener subscribed by glob before the
+# --- events in a ring, Python -> Node -> Lua -> Python, each listener subscribed by glob before the
 # generator exists (a standing pattern), each firer counting one delivery
-set -- py node node lua lua py
+set -- $langs
+first=$1 ring=""
+while [ $# -gt 1 ]; do ring="$ring $1 $2"; shift; done
+set -- $ring $1 $first
 while [ $# -gt 0 ]; do
         from=$1 to=$2; shift 2
         bubble=TEMP_$(echo "$from" | tr a-z A-Z)

@@ -93,7 +93,8 @@ def listen(sock, app, ep_glob, bubble_glob):
             bus.stop()
 
         bus.subscribe(ep_glob, bubble_glob, on_event)
-        ready(bus)
+        signal.signal(signal.SIGTERM, lambda *_: bus.stop())
+        print("ready", file=sys.stderr, flush=True)
         bus.run()
 
 

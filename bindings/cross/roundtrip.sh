@@ -25,8 +25,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 N=${RT_N:-10000}
 SEED=${RT_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 echo "# $N values, seed $SEED (repeat with RT_SEED=$SEED RT_N=$N)"
-for b in "$LUA_BINDING_DIR" "$NODE_BINDING_DIR" "$PY_BINDING_DIR"; do
-        [ -n "$b" ] && [ -e "$b" ] || { echo "# skipped: a binding is not built ($b)"; exit 77; }
+for b in "${LUA_BINDING_DIR:-}" "${NODE_BINDING_DIR:-}" "${PY_BINDING_DIR:-}"; do
+        [ -n "$b" ] && [ -e "$b" ] || { echo "# skipped: a binding is not built"; exit 77; }
 done
 
 start_daemon rt "store:
