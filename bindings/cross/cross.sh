@@ -8,10 +8,9 @@
 # table (400 HYB_E_BAD_REQUEST, 403 HYB_E_FORBIDDEN).
 #
 # Environment: as roundtrip.sh.  Exit 77 (skipped) when a binding was not built.
-: "${NODE:?}" "${LUA:?}"
 . "$HYB_IT_DIR/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
-for b in "${LUA_BINDING_DIR:-}" "${NODE_BINDING_DIR:-}" "${PY_BINDING_DIR:-}"; do
+for b in "${LUA_BINDING_DIR:-}" "${NODE_BINDING_DIR:-}" "${PY_BINDING_DIR:-}" "${NODE:-}" "${LUA:-}"; do
         [ -n "$b" ] && [ -e "$b" ] || { echo "# skipped: a binding is not built"; exit 77; }
 done
 

@@ -73,10 +73,7 @@ const commands = {
     const bus = await hybrid.connect({ socket: sock, app });
     bus.procedure('add', { a: 'int', b: 'int' }, async ({ a, b }) => ({ sum: a + b, lang: 'node' }));
     bus.procedure('deny', {}, async () => {
-      const e = new hybrid.HybridError('denied by node');
-      e.status = 403;
-      e.code = 'HYB_E_FORBIDDEN';
-      throw e;
+      throw new hybrid.HybridError('denied by node', 403);
     });
     ready(bus);
   },

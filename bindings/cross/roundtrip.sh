@@ -18,14 +18,13 @@
 # Environment (bindings/cross/meson.build): HYBRIDD HYBRID HYB_IT_DIR RT PYTHON NODE LUA,
 # PYTHONPATH, HYBRID_NODE_PACKAGE, LUA_PATH, LUA_CPATH, HYBRID_LIBRARY.  Exit 77 (skipped)
 # when a binding was not built.
-: "${RT:?}" "${NODE:?}" "${LUA:?}"
 . "$HYB_IT_DIR/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 N=${RT_N:-10000}
 SEED=${RT_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 echo "# $N values, seed $SEED (repeat with RT_SEED=$SEED RT_N=$N)"
-for b in "${LUA_BINDING_DIR:-}" "${NODE_BINDING_DIR:-}" "${PY_BINDING_DIR:-}"; do
+for b in "${LUA_BINDING_DIR:-}" "${NODE_BINDING_DIR:-}" "${PY_BINDING_DIR:-}" "${NODE:-}" "${LUA:-}"; do
         [ -n "$b" ] && [ -e "$b" ] || { echo "# skipped: a binding is not built"; exit 77; }
 done
 

@@ -871,6 +871,8 @@ int bus_wait_for(hyb_bus *bus, const bool *done, uint64_t deadline_us)
                 if (r > 0)
                         continue;
                 r = bus_poll(bus, deadline_us);
+                if (r == -EINTR)
+                        continue; /* a signal (a runtime's SIGCHLD...) is no reason to give up */
                 if (r < 0)
                         break;
                 if (r == 0) {

@@ -6,6 +6,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -660,6 +661,74 @@ START_TEST(test_event_loop_adapter)
 }
 END_TEST
 
+/* A signal during a sync call (a runtime's SIGCHLD, a timer) does not end the wait: the
+ * call still gets its answer (it used to return -EINTR and leave the call dangling). */
+static int on_sleepy(hyb_bus_request *req, void *ud)
+{
+        usleep(300000);
+        return hyb_bus_request_reply(req, 200, "\"awake\"", 7, 0);
+}
+
+static void on_sigusr1(int sig)
+{
+}
+
+typedef struct pester {
+        pthread_t target;
+        atomic_bool stop;
+        atomic_int sent;
+} pester;
+
+static void *pester_main(void *arg)
+{
+        pester *p = arg;
+        while (!atomic_load(&p->stop)) {
+                pthread_kill(p->target, SIGUSR1);
+                atomic_fetch_add(&p->sent, 1);
+                usleep(1000);
+        }
+        return NULL;
+}
+
+START_TEST(test_sync_call_signal)
+{
+        tbroker t;
+        tsvc s;
+        hyb_slot *slot = NULL;
+        hyb_bus_reply *rep = NULL;
+        hyb_error err;
+        struct sigaction sa = { .sa_handler = on_sigusr1 }, old;
+        pester p = { .target = pthread_self() };
+        pthread_t th;
+        size_t len;
+        int r;
+
+        tb_start(&t, NULL, false);
+        hyb_bus *b = tb_connect(&t, "org.test.sleepy", "main");
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        ck_assert_int_eq(hyb_bus_register_procedure(b, "sleepy", NULL, NULL, on_sleepy, NULL, &slot, &err), 0);
+        svc_start(&s, b);
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0; /* no SA_RESTART: poll(2) fails with EINTR */
+        ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old), 0);
+        ck_assert_int_eq(pthread_create(&th, NULL, pester_main, &p), 0);
+        r = hyb_bus_call(a, "@localhost/org.test.sleepy/main", "sleepy", "{}", 2, 0, 10000, &rep, &err);
+        atomic_store(&p.stop, true);
+        pthread_join(th, NULL);
+        sigaction(SIGUSR1, &old, NULL);
+        ck_assert_msg(r == 0, "call: %d %s", r, err.message);
+        /* the call lasted long enough for the signals to reach the wait */
+        ck_assert_int_gt(atomic_load(&p.sent), 2);
+        ck_assert_str_eq(hyb_bus_reply_get_body(rep, &len), "\"awake\"");
+        hyb_bus_reply_unref(rep);
+        svc_stop(&s);
+        hyb_slot_unref(slot);
+        hyb_bus_unref(b);
+        hyb_bus_unref(a);
+        tb_stop(&t);
+}
+END_TEST
+
 Suite *bus_suite(void)
 {
         Suite *s = suite_create("bus");
@@ -673,6 +742,7 @@ Suite *bus_suite(void)
         tcase_add_test(tc, test_nested_sync);
         tcase_add_test(tc, test_builtin_lists);
         tcase_add_test(tc, test_event_loop_adapter);
+        tcase_add_test(tc, test_sync_call_signal);
         suite_add_tcase(s, tc);
         bus_tcase_events(s);
         bus_tcase_limits(s);

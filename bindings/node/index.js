@@ -1,0 +1,449 @@
+// SPDX-License-Identifier: MIT
+// hybrid: the Node binding of libhybrid (doc/node.md).  The C addon (hybrid.node,
+// Node-API level 8) does the work; this file gives it Node's shapes: promises,
+// EventEmitters, async iterators and HybridError.
+'use strict';
+
+const { EventEmitter } = require('node:events');
+const fs = require('node:fs');
+const path = require('node:path');
+
+function loadAddon() {
+  const tried = [];
+  const candidates = [];
+  if (process.env.HYBRID_NODE_ADDON) candidates.push(process.env.HYBRID_NODE_ADDON);
+  candidates.push(path.join(__dirname, 'build', 'hybrid.node'));
+  for (const file of candidates) {
+    tried.push(file);
+    if (fs.existsSync(file)) return require(file);
+  }
+  throw new Error('hybrid: the addon hybrid.node was not found (tried ' + tried.join(', ') +
+                  '); run `npm install` in the package or set HYBRID_NODE_ADDON');
+}
+
+const native = loadAddon();
+
+/** An error of libhybrid or of the bus: status is the bus status, code its symbolic name. */
+class HybridError extends Error {
+  constructor(message, status = 500, code) {
+    super(message);
+    this.name = 'HybridError';
+    this.status = status;
+    this.code = code === undefined ? native.statusCode(status) : code;
+  }
+}
+
+/** A uri value (an obj of kind uri), as opposed to a str. */
+class Uri {
+  constructor(value) { this.value = String(value); }
+  toString() { return this.value; }
+  toJSON() { return { '@uri': this.value }; }
+  [Symbol.for('nodejs.util.inspect.custom')]() { return `Uri(${this.value})`; }
+}
+
+/** A typed value `type[value]`: type is a uri text such as '/type/nat'. */
+class Typed {
+  constructor(type, value) { this.type = String(type); this.value = value; }
+  [Symbol.for('nodejs.util.inspect.custom')]() { return `Typed(${this.type}, ${String(this.value)})`; }
+}
+
+/** Forces a real: Real(2) is the real 2.0, where a plain 2 is the int 2. */
+class RealValue {
+  constructor(value) {
+    if (typeof value !== 'number') throw new TypeError('Real() takes a number');
+    this.value = value;
+  }
+  valueOf() { return this.value; }
+}
+function Real(value) { return new RealValue(value); }
+Real.prototype = RealValue.prototype;
+
+// --- policies: {a: 'int', b: 'int?'} -> [[key, type, required]] (hyb_json_type numbers)
+const JSON_TYPES = {
+  any: 0, str: 1, string: 1, int: 2, integer: 2, number: 3, real: 3, float: 3,
+  bool: 4, boolean: 4, object: 5, dict: 5, rec: 5, array: 6, list: 6, lst: 6, null: 7,
+};
+function typeNumber(t) {
+  if (t === String) return 1;
+  if (t === Number) return 3;
+  if (t === BigInt) return 2;
+  if (t === Boolean) return 4;
+  if (t === Object) return 5;
+  if (t === Array) return 6;
+  if (t === null) return 7;
+  if (typeof t === 'string' && Object.prototype.hasOwnProperty.call(JSON_TYPES, t)) return JSON_TYPES[t];
+  throw new TypeError(`unknown argument type ${String(t)} (use one of ${Object.keys(JSON_TYPES).join(', ')})`);
+}
+function policyOf(args) {
+  const out = [];
+  for (const [key, spec] of Object.entries(args || {})) {
+    let type = spec;
+    let required = true;
+    if (spec && typeof spec === 'object' && !Array.isArray(spec)) {
+      type = spec.type === undefined ? 'any' : spec.type;
+      required = spec.required !== false;
+    } else if (typeof spec === 'string' && spec.endsWith('?')) {
+      type = spec.slice(0, -1);
+      required = false;
+    }
+    out.push([key, typeNumber(type), required]);
+  }
+  return out;
+}
+// A procedure spec is either the argument policy itself ({a: 'int'}) or the richer
+// {args: {...}, forHost: '...', forApp: '...'} (args given as an object).
+function splitSpec(spec) {
+  if (spec && typeof spec === 'object' &&
+      ((spec.args && typeof spec.args === 'object') || 'forApp' in spec || 'forHost' in spec)) {
+    return { args: spec.args || {}, forHost: spec.forHost ?? null, forApp: spec.forApp ?? null };
+  }
+  return { args: spec || {}, forHost: null, forApp: null };
+}
+
+let runnerCount = 0;
+function defaultRunner() {
+  runnerCount += 1;
+  return runnerCount === 1 ? `p${process.pid}` : `p${process.pid}_${runnerCount}`;
+}
+
+// --- bus
+
+class Subscription extends EventEmitter {
+  constructor(owner, id) {
+    super();
+    this._owner = owner;
+    this._id = id;
+    this._slot = null;
+    this._queue = [];
+    this._waiters = [];
+    this._closed = false;
+  }
+  _push(item) {
+    if (this._waiters.length) this._waiters.shift()({ value: item, done: false });
+    else if (this._iterating) this._queue.push(item);
+  }
+  /** Stops the subscription (idempotent); a pending iterator ends. */
+  close() {
+    if (this._closed) return;
+    this._closed = true;
+    if (this._slot) native.slotUnref(this._slot);
+    this._slot = null;
+    this._owner._forget(this._id);
+    for (const w of this._waiters.splice(0)) w({ value: undefined, done: true });
+    this.emit('close');
+  }
+  [Symbol.asyncIterator]() {
+    this._iterating = true;
+    return {
+      next: () => {
+        if (this._queue.length) return Promise.resolve({ value: this._queue.shift(), done: false });
+        if (this._closed) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => this._waiters.push(resolve));
+      },
+      return: () => { this.close(); return Promise.resolve({ value: undefined, done: true }); },
+      [Symbol.asyncIterator]() { return this; },
+    };
+  }
+}
+
+class Bus extends EventEmitter {
+  constructor() {
+    super();
+    this.name = null;
+    this._procs = new Map();      // name -> {fn, slot}
+    this._subs = new Map();       // id -> Subscription
+    this._events = new Map();     // bubble -> slot
+    this._nextId = 1;
+    this._closed = false;
+  }
+
+  _keep() { native.busSetKeep(this, this._procs.size + this._subs.size); }
+  _forget(id) { if (this._subs.delete(id) && !this._closed) this._keep(); }
+
+  /** Calls method of endpoint with params; resolves with the result, rejects with HybridError. */
+  call(endpoint, method, params, options) {
+    const t = options && options.timeout !== undefined ? options.timeout : 0;
+    try {
+      return native.busCall(this, endpoint, method, params, t > 0 ? Math.ceil(t) : 0);
+    } catch (e) {
+      return Promise.reject(e); // a closed bus, a value without an obj form: a rejection too
+    }
+  }
+
+  /**
+   * Offers procedure name.  spec is its argument policy ({a: 'int', b: 'str?'}) or
+   * {args, forHost, forApp}; fn(params, info) returns (or resolves to) the result.
+   * Returns a function that withdraws the procedure.
+   */
+  procedure(name, spec, fn) {
+    if (typeof spec === 'function') { fn = spec; spec = {}; }
+    if (typeof fn !== 'function') throw new TypeError('procedure: fn must be a function');
+    const s = splitSpec(spec);
+    const slot = native.busProcedure(this, name, policyOf(s.args), s.forHost, s.forApp);
+    this._procs.set(name, { fn, slot });
+    this._keep();
+    return () => this.unregister(name);
+  }
+
+  /** Withdraws a procedure offered with procedure(). */
+  unregister(name) {
+    const p = this._procs.get(name);
+    if (!p) return false;
+    this._procs.delete(name);
+    native.slotUnref(p.slot);
+    if (!this._closed) this._keep();
+    return true;
+  }
+
+  _request(method, params, req, caller) {
+    const p = this._procs.get(method);
+    if (!p) { native.busReplyError(this, req, 404, `no procedure ${method}`); return; }
+    let result;
+    try {
+      result = p.fn(params, { caller, method, bus: this });
+    } catch (e) {
+      this._fail(req, e);
+      return;
+    }
+    if (result && typeof result.then === 'function') {
+      result.then((v) => this._answer(req, v), (e) => this._fail(req, e));
+    } else {
+      this._answer(req, result);
+    }
+  }
+  _answer(req, value) {
+    if (this._closed) return;
+    try {
+      native.busReply(this, req, value === undefined ? null : value);
+    } catch (e) {
+      this._fail(req, e);
+    }
+  }
+  _fail(req, e) {
+    if (this._closed) return;
+    if (e instanceof HybridError) {
+      native.busReplyError(this, req, e.status, e.message);
+    } else {
+      native.busReplyError(this, req, 500, e && e.message !== undefined ? String(e.message) : String(e));
+    }
+  }
+
+  /** Registers event bubble (options: {forHost, forApp}); fire() sends it. */
+  registerEvent(bubble, options = {}) {
+    const slot = native.busRegisterEvent(this, bubble, options.forHost ?? null, options.forApp ?? null);
+    this._events.set(bubble, slot);
+  }
+  /** Withdraws a bubble (subscribers see it go). */
+  unregisterEvent(bubble) {
+    const slot = this._events.get(bubble);
+    if (!slot) return false;
+    this._events.delete(bubble);
+    native.slotUnref(slot);
+    return true;
+  }
+  /** Fires a registered bubble with data (one-way). */
+  fire(bubble, data) { native.busFire(this, bubble, data === undefined ? null : data); }
+
+  /**
+   * Subscribes to the events of bubbles matching bubbleGlob of endpoints matching
+   * endpointGlob (`*`, `?`).  Returns an EventEmitter ('event' with {source, bubble,
+   * data}) that is also an async iterator; close() it to unsubscribe.
+   */
+  subscribe(endpointGlob, bubbleGlob) {
+    const id = this._nextId++;
+    const sub = new Subscription(this, id);
+    sub._slot = native.busSubscribe(this, endpointGlob, bubbleGlob, id);
+    this._subs.set(id, sub);
+    this._keep();
+    return sub;
+  }
+
+  /** Closes the connection: pending calls fail (502), registrations go. */
+  close() {
+    if (this._closed) return;
+    this._closed = true;
+    native.busClose(this);
+    for (const p of this._procs.values()) native.slotUnref(p.slot);
+    for (const slot of this._events.values()) native.slotUnref(slot);
+    const subs = [...this._subs.values()];
+    this._procs.clear();
+    this._events.clear();
+    for (const s of subs) s.close();
+    this.emit('close');
+  }
+}
+
+/**
+ * Connects to hybridd.  options: {socket (null: $HYBRID_BUS, else the default
+ * socket), app (required), runner (default p<pid>), token, key (PEM or JWK text of
+ * the token holder's private key)}.
+ */
+async function connect(options = {}) {
+  if (!options.app) throw new TypeError('connect: app is required');
+  const bus = new Bus();
+  bus.name = await native.busConnect(bus, options.socket ?? null, options.app,
+                                     options.runner ?? defaultRunner(), options.token ?? null,
+                                     options.key ?? null);
+  return bus;
+}
+
+// --- store
+
+class Store extends EventEmitter {
+  constructor() {
+    super();
+    this.source = 0;
+    this.where = '';
+    this._watches = new Map();
+    this._nextId = 1;
+    this._closed = false;
+  }
+  _forget(id) {
+    if (this._watches.delete(id) && !this._closed) native.storeSetKeep(this, this._watches.size);
+  }
+  /** Writes value at furi ({transient: true} notifies watchers without storing). */
+  put(furi, value, options = {}) {
+    return this._op(1, furi, value === undefined ? null : value, !!options.transient);
+  }
+  /** Reads a node (its value, null when empty), a pattern or a branch ({furi: value}). */
+  get(furi) { return this._op(0, furi, null, false); }
+  /** Deletes a node, every match of a pattern, or a branch's children. */
+  delete(furi) { return this._op(2, furi, null, false); }
+  _op(op, furi, value, transient) {
+    try {
+      return native.storeOp(this, op, furi, value, transient);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  /**
+   * Watches writes and deletes matching pattern ({replay: true} first gives the stored
+   * values).  An EventEmitter ('message' with {furi, value, retain}) and an async iterator.
+   */
+  watch(pattern, options = {}) {
+    const id = this._nextId++;
+    const w = new Subscription(this, id);
+    w._slot = native.storeWatch(this, pattern, !!options.replay, id);
+    this._watches.set(id, w);
+    native.storeSetKeep(this, this._watches.size);
+    return w;
+  }
+  close() {
+    if (this._closed) return;
+    this._closed = true;
+    const ws = [...this._watches.values()];
+    for (const w of ws) w.close();
+    native.storeClose(this);
+    this.emit('close');
+  }
+}
+
+/**
+ * Opens the host store: {db} embedded; else {socket} (or $HYBRID_BUS) that daemon's
+ * store; else the default socket's daemon if one answers; else the default database.
+ * Also {app, runner, token, key} for the connection.
+ */
+async function store(options = {}) {
+  const st = new Store();
+  const info = await native.storeOpen(st, options.db ?? null, options.socket ?? null,
+                                      options.app ?? 'org.example.node',
+                                      options.runner ?? defaultRunner(), options.token ?? null,
+                                      options.key ?? null);
+  st.source = info.source;
+  st.where = info.where;
+  return st;
+}
+
+// --- dispatchers the addon calls from the loop
+
+native.setup({
+  HybridError,
+  Uri,
+  Typed,
+  Real: RealValue,
+  onRequest(bus, method, params, req, caller) { bus._request(method, params, req, caller); },
+  onEvent(bus, id, source, bubble, data) {
+    const sub = bus._subs.get(id);
+    if (!sub) return;
+    const ev = { source, bubble, data };
+    sub._push(ev);
+    sub.emit('event', ev);
+  },
+  onStoreMessage(st, id, furi, value, retain) {
+    const w = st._watches.get(id);
+    if (!w) return;
+    const msg = { furi, value, retain };
+    w._push(msg);
+    w.emit('message', msg);
+  },
+  onClose(owner, status, message) {
+    if (owner._closed) return;
+    const err = new HybridError(message, status);
+    owner.close();
+    if (owner.listenerCount('error') > 0) owner.emit('error', err);
+  },
+});
+
+// --- mm-ADT and tokens
+
+const mmadt = {
+  /** Compiles and runs mm-ADT source; the results of every statement, in order. */
+  run(source) { return native.mmadtRun(source); },
+};
+
+function capsOf(caps) {
+  if (!caps) return [];
+  if (!Array.isArray(caps)) caps = Object.entries(caps).map(([resource, actions]) => ({ resource, actions }));
+  return caps.map((c) => {
+    if (typeof c === 'string') {
+      const i = c.lastIndexOf('=');
+      if (i < 0) throw new TypeError(`capability ${c}: expected RESOURCE=ACTIONS`);
+      return [c.slice(0, i), c.slice(i + 1)];
+    }
+    const acts = Array.isArray(c.actions) ? c.actions.join(',') : String(c.actions);
+    return [String(c.resource), acts];
+  });
+}
+const list = (v) => (v === undefined || v === null ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
+
+const token = {
+  /** A new P-256 key pair: {privateKey, publicKey} as PEM, and its kid. */
+  keygen() { return native.tokenKeygen(); },
+  /** Issues a token signed by issuerKey (PEM/JWK private key). */
+  issue(issuerKey, o) {
+    return native.tokenIssue(issuerKey, o.iss, o.sub, list(o.aud), o.holder, capsOf(o.caps),
+                             o.ttl ?? 0, o.dlg ?? 0, o.epo ?? 0, o.now ?? 0);
+  },
+  /** Appends a narrower block signed by holderKey (the current holder's private key). */
+  attenuate(tok, holderKey, o) {
+    return native.tokenAttenuate(tok, holderKey, o.holder, capsOf(o.caps), list(o.aud),
+                                 o.ttl ?? 0, o.now ?? 0);
+  },
+  /**
+   * Verifies a token against {issuers: {name: publicKeyPem}, audience}; returns
+   * {sub, exp, holder, cap, iss, jti, blocks}; throws HybridError 401 when it does not hold.
+   */
+  verify(tok, o) {
+    const trust = Object.entries(o.issuers || {});
+    return native.tokenVerify(tok, trust, String(o.audience), o.now ?? 0, o.maxLifetime ?? 0);
+  },
+  /** Every block's header and claims, NOT verified. */
+  inspect(tok) { return native.tokenInspect(tok); },
+};
+
+module.exports = {
+  connect,
+  store,
+  HybridError,
+  Uri,
+  Typed,
+  Real,
+  Bus,
+  Store,
+  mmadt,
+  token,
+  toJSON: native.toJSON,
+  fromJSON: native.fromJSON,
+  version: native.version(),
+  napiVersion: native.napiVersion,
+};

@@ -1,0 +1,701 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bus.c - hyb_bus for Node: connect (on a worker thread: the handshake blocks),
+ * asynchronous calls resolved from the loop, procedures with argument policies
+ * (hyb_endpoint_register_method), events and subscriptions.
+ */
+#include "hybrid-node.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct hn_bus {
+        hn_io io; /* first: a hn_io * is a hn_bus * */
+        hyb_bus *bus;
+        /* connect, on the worker thread */
+        char *path, *app, *runner, *token, *key;
+        int conn_r;
+        hyb_error conn_err;
+        napi_deferred conn_def;
+        napi_async_work conn_work;
+} hn_bus;
+
+typedef struct hn_req {
+        hyb_bus_request *req;
+} hn_req;
+
+typedef struct hn_ud {
+        hn_bus *b;
+        uint32_t id; /* subscriptions */
+        char name[]; /* procedures */
+} hn_ud;
+
+static int bus_process(hn_io *io)
+{
+        return hyb_bus_process(((hn_bus *)io)->bus);
+}
+
+static int bus_get_events(hn_io *io)
+{
+        return hyb_bus_get_events(((hn_bus *)io)->bus);
+}
+
+static int bus_get_timeout(hn_io *io, uint64_t *ret)
+{
+        return hyb_bus_get_timeout(((hn_bus *)io)->bus, ret);
+}
+
+static void bus_on_broken(hn_io *io, int r)
+{
+        hn_bus *b = (hn_bus *)io;
+        napi_env env = io->env;
+        const char *msg = NULL;
+        int status = hyb_bus_get_close_reason(b->bus, &msg);
+        napi_value argv[3];
+
+        hyb_bus_close(b->bus); /* fails what is pending with 502 */
+        hn_io_close(io);
+        argv[0] = hn_io_self(io);
+        if (!argv[0])
+                return;
+        napi_create_int32(env, status ? status : 502, &argv[1]);
+        napi_create_string_utf8(env, msg && *msg ? msg : hyb_strerror(r), NAPI_AUTO_LENGTH, &argv[2]);
+        hn_dispatch(env, hn_get_env(env)->on_close, 3, argv);
+}
+
+static void free_conn_args(hn_bus *b)
+{
+        free(b->path);
+        free(b->app);
+        free(b->runner);
+        free(b->token);
+        if (b->key) {
+                memset(b->key, 0, strlen(b->key));
+                free(b->key);
+        }
+        b->path = b->app = b->runner = b->token = b->key = NULL;
+}
+
+static void bus_release(hn_io *io)
+{
+        hn_bus *b = (hn_bus *)io;
+        free_conn_args(b);
+        hyb_bus_unref(b->bus);
+        free(b);
+}
+
+static void bus_finalize(napi_env env, void *data, void *hint)
+{
+        hn_bus *b = data;
+        if (b->bus)
+                hyb_bus_close(b->bus);
+        hn_io_finalize(&b->io);
+}
+
+static hn_bus *get_bus(napi_env env, napi_value obj, bool open)
+{
+        hn_bus *b = NULL;
+
+        if (napi_unwrap(env, obj, (void **)&b) != napi_ok || !b) {
+                napi_throw_type_error(env, NULL, "not a hybrid Bus");
+                return NULL;
+        }
+        if (open && (!b->bus || b->io.closed)) {
+                napi_throw(env, hn_error_new(env, HYB_E_CLOSED, 0, "the bus is closed"));
+                return NULL;
+        }
+        return b;
+}
+
+/* ------------------------------------------------------------ connect */
+
+static void connect_execute(napi_env env, void *data)
+{
+        hn_bus *b = data;
+        hyb_bus_connect_options o;
+        hyb_key *key = NULL;
+
+        hyb_error_clear(&b->conn_err);
+        hyb_bus_connect_options_init(&o);
+        o.path = b->path;
+        o.app = b->app;
+        o.runner = b->runner;
+        if (b->token) {
+                if (!b->key) {
+                        b->conn_r = -EINVAL;
+                        snprintf(b->conn_err.message, sizeof b->conn_err.message,
+                                 "a token needs its holder's private key (key)");
+                        return;
+                }
+                b->conn_r = hyb_key_load_memory(b->key, strlen(b->key), &key, &b->conn_err);
+                if (b->conn_r < 0)
+                        return;
+                o.token = b->token;
+                o.key = key;
+        }
+        b->conn_r = hyb_bus_connect_with(&o, &b->bus, &b->conn_err);
+        hyb_key_unref(key);
+}
+
+static void connect_complete(napi_env env, napi_status status, void *data)
+{
+        hn_bus *b = data;
+        napi_value v;
+
+        napi_delete_async_work(env, b->conn_work);
+        b->conn_work = NULL;
+        free_conn_args(b);
+        b->io.pending--;
+        if (b->conn_r >= 0 && hn_io_start(&b->io, hyb_bus_get_fd(b->bus)) < 0) {
+                b->conn_r = -EIO;
+                snprintf(b->conn_err.message, sizeof b->conn_err.message, "cannot watch the bus fd");
+        }
+        if (b->conn_r < 0) {
+                hyb_bus_close(b->bus);
+                hn_io_close(&b->io);
+                napi_reject_deferred(env, b->conn_def,
+                                     hn_error_new(env, b->conn_r, 0, b->conn_err.message));
+        } else {
+                napi_create_string_utf8(env, hyb_bus_get_endpoint_name(b->bus), NAPI_AUTO_LENGTH, &v);
+                napi_resolve_deferred(env, b->conn_def, v);
+        }
+        b->conn_def = NULL;
+        hn_io_update_ref(&b->io);
+}
+
+/* busConnect(busObject, path, app, runner, token, key) -> Promise<endpoint name> */
+static napi_value js_connect(napi_env env, napi_callback_info info)
+{
+        size_t argc = 6;
+        napi_value argv[6], promise, name;
+        hn_bus *b;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc < 6) {
+                napi_throw_type_error(env, NULL, "busConnect: 6 arguments");
+                return NULL;
+        }
+        if (!(b = calloc(1, sizeof *b))) {
+                napi_throw_error(env, "ENOMEM", "out of memory");
+                return NULL;
+        }
+        b->io.process = bus_process;
+        b->io.get_events = bus_get_events;
+        b->io.get_timeout = bus_get_timeout;
+        b->io.on_broken = bus_on_broken;
+        b->io.release = bus_release;
+        b->path = hn_get_string(env, argv[1], true);
+        if (!(b->app = hn_get_string(env, argv[2], false)) ||
+            !(b->runner = hn_get_string(env, argv[3], false))) {
+                free_conn_args(b);
+                free(b);
+                return NULL;
+        }
+        b->token = hn_get_string(env, argv[4], true);
+        b->key = hn_get_string(env, argv[5], true);
+        if (napi_wrap(env, argv[0], b, bus_finalize, NULL, NULL) != napi_ok) {
+                free_conn_args(b);
+                free(b);
+                hn_throw_last(env);
+                return NULL;
+        }
+        /* from here on the finalizer owns b */
+        HN_CALL(env, hn_io_init(&b->io, env, argv[0], "hybrid.Bus") < 0 ? napi_generic_failure : napi_ok);
+        HN_CALL(env, napi_create_promise(env, &b->conn_def, &promise));
+        napi_create_string_utf8(env, "hybrid.connect", NAPI_AUTO_LENGTH, &name);
+        HN_CALL(env, napi_create_async_work(env, argv[0], name, connect_execute, connect_complete, b,
+                                            &b->conn_work));
+        b->io.pending++;
+        hn_io_update_ref(&b->io);
+        HN_CALL(env, napi_queue_async_work(env, b->conn_work));
+        return promise;
+}
+
+/* ------------------------------------------------------------ calls */
+
+typedef struct hn_call {
+        hn_bus *b;
+        napi_deferred d;
+} hn_call;
+
+static void on_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
+{
+        hn_call *c = userdata;
+        hn_bus *b = c->b;
+        napi_env env = b->io.env;
+        napi_handle_scope hs;
+        int status = hyb_bus_reply_get_status(rep);
+
+        napi_open_handle_scope(env, &hs);
+        if (status >= 200 && status < 300) {
+                size_t len = 0;
+                const void *body = hyb_bus_reply_get_body(rep, &len);
+                napi_value v = hn_from_body(env, body, len, hyb_bus_reply_is_binary(rep));
+                if (v) {
+                        napi_resolve_deferred(env, c->d, v);
+                } else {
+                        napi_value ex;
+                        napi_get_and_clear_last_exception(env, &ex);
+                        napi_reject_deferred(env, c->d, ex);
+                }
+        } else {
+                napi_reject_deferred(env, c->d,
+                                     hn_error_new(env, hyb_err_from_status(status), status,
+                                                  hyb_bus_reply_get_message(rep)));
+        }
+        napi_close_handle_scope(env, hs);
+        b->io.pending--;
+        if (b->io.pending == 0)
+                hn_io_update_ref(&b->io);
+        free(c);
+}
+
+/* busCall(bus, endpoint, method, params, timeoutMs) -> Promise<value> */
+static napi_value js_call(napi_env env, napi_callback_info info)
+{
+        size_t argc = 5, len = 0;
+        napi_value argv[5], promise;
+        hn_bus *b;
+        char *endpoint = NULL, *method = NULL, *body = NULL;
+        uint32_t timeout = 0;
+        hn_call *c = NULL;
+        napi_valuetype t;
+        int r;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc < 5) {
+                napi_throw_type_error(env, NULL, "busCall: 5 arguments");
+                return NULL;
+        }
+        if (!(b = get_bus(env, argv[0], true)))
+                return NULL;
+        if (!(endpoint = hn_get_string(env, argv[1], false)) ||
+            !(method = hn_get_string(env, argv[2], false)))
+                goto fail;
+        napi_typeof(env, argv[3], &t);
+        if (t == napi_undefined) {
+                if (!(body = strdup("{}")))
+                        goto fail;
+                len = 2;
+        } else if (!(body = hn_to_json(env, argv[3], &len))) {
+                goto fail;
+        }
+        napi_get_value_uint32(env, argv[4], &timeout);
+        if (!(c = malloc(sizeof *c)))
+                goto fail;
+        c->b = b;
+        if (napi_create_promise(env, &c->d, &promise) != napi_ok)
+                goto fail;
+        r = hyb_bus_call_async(b->bus, endpoint, method, body, len, HYB_BODY_JSON, timeout, on_reply,
+                               c, NULL);
+        if (r < 0) {
+                napi_reject_deferred(env, c->d, hn_error_new(env, r, 0, NULL));
+                free(c);
+        } else {
+                if (b->io.pending++ == 0)
+                        hn_io_update_ref(&b->io);
+                hn_io_rearm(&b->io);
+        }
+        free(endpoint);
+        free(method);
+        if (t == napi_undefined)
+                free(body);
+        else
+                hyb_free(body);
+        return promise;
+fail:
+        free(endpoint);
+        free(method);
+        if (t == napi_undefined)
+                free(body);
+        else
+                hyb_free(body);
+        free(c);
+        hn_throw_last(env);
+        return NULL;
+}
+
+/* ------------------------------------------------------------ procedures */
+
+static void req_finalize(napi_env env, void *data, void *hint)
+{
+        hn_req *q = data;
+        hyb_bus_request_unref(q->req); /* unanswered: the library answers 500 */
+        free(q);
+}
+
+static int on_method(hyb_bus_request *req, void *userdata)
+{
+        hn_ud *p = userdata;
+        hn_bus *b = p->b;
+        napi_env env = b->io.env;
+        napi_handle_scope hs;
+        napi_value argv[5];
+        hn_req *q;
+        size_t len = 0;
+        const void *body;
+
+        if (!(q = malloc(sizeof *q)))
+                return -ENOMEM;
+        napi_open_handle_scope(env, &hs);
+        argv[0] = hn_io_self(&b->io);
+        napi_create_string_utf8(env, p->name, NAPI_AUTO_LENGTH, &argv[1]);
+        body = hyb_bus_request_get_body(req, &len);
+        argv[2] = hn_from_body(env, body, len, hyb_bus_request_is_binary(req));
+        if (!argv[0] || !argv[2]) {
+                napi_value ex;
+                bool pending = false;
+                napi_is_exception_pending(env, &pending);
+                if (pending)
+                        napi_get_and_clear_last_exception(env, &ex);
+                napi_close_handle_scope(env, hs);
+                free(q);
+                return HYB_E_BAD_REQUEST;
+        }
+        q->req = hyb_bus_request_ref(req);
+        if (napi_create_external(env, q, req_finalize, NULL, &argv[3]) != napi_ok) {
+                hyb_bus_request_unref(q->req);
+                free(q);
+                napi_close_handle_scope(env, hs);
+                return -ENOMEM;
+        }
+        napi_create_string_utf8(env, hyb_bus_request_get_caller(req), NAPI_AUTO_LENGTH, &argv[4]);
+        hn_dispatch(env, hn_get_env(env)->on_request, 5, argv);
+        napi_close_handle_scope(env, hs);
+        return 0;
+}
+
+static hn_req *get_req(napi_env env, napi_value v)
+{
+        hn_req *q = NULL;
+        if (napi_get_value_external(env, v, (void **)&q) != napi_ok || !q) {
+                napi_throw_type_error(env, NULL, "not a request");
+                return NULL;
+        }
+        return q;
+}
+
+/* busReply(bus, request, value) -> result code (0, or < 0 when the call is gone/closed) */
+static napi_value js_reply(napi_env env, napi_callback_info info)
+{
+        size_t argc = 3, len = 0;
+        napi_value argv[3], ret;
+        hn_bus *b;
+        hn_req *q;
+        char *body;
+        int r = HYB_E_GONE;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc < 3 || !(b = get_bus(env, argv[0], false)) || !(q = get_req(env, argv[1])))
+                return argc < 3 ? (napi_throw_type_error(env, NULL, "busReply: 3 arguments"), NULL) : NULL;
+        if (!(body = hn_to_json(env, argv[2], &len)))
+                return NULL; /* the request is still unanswered: the caller answers an error */
+        if (q->req) {
+                r = hyb_bus_request_reply(q->req, 200, body, len, HYB_BODY_JSON);
+                q->req = hyb_bus_request_unref(q->req);
+                hn_io_rearm(&b->io);
+        }
+        hyb_free(body);
+        napi_create_int32(env, r, &ret);
+        return ret;
+}
+
+/* busReplyError(bus, request, status, message) -> result code */
+static napi_value js_reply_error(napi_env env, napi_callback_info info)
+{
+        size_t argc = 4;
+        napi_value argv[4], ret;
+        hn_bus *b;
+        hn_req *q;
+        int32_t status = 500;
+        char *msg;
+        int r = HYB_E_GONE;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc < 4) {
+                napi_throw_type_error(env, NULL, "busReplyError: 4 arguments");
+                return NULL;
+        }
+        if (!(b = get_bus(env, argv[0], false)) || !(q = get_req(env, argv[1])))
+                return NULL;
+        napi_get_value_int32(env, argv[2], &status);
+        if (status < 300 || status > 599)
+                status = 500;
+        if (!(msg = hn_get_string(env, argv[3], false)))
+                return NULL;
+        if (q->req) {
+                r = hyb_bus_request_reply_error(q->req, status, msg);
+                q->req = hyb_bus_request_unref(q->req);
+                hn_io_rearm(&b->io);
+        }
+        free(msg);
+        napi_create_int32(env, r, &ret);
+        return ret;
+}
+
+static hn_ud *ud_new(hn_bus *b, const char *name, uint32_t id)
+{
+        size_t n = name ? strlen(name) + 1 : 1;
+        hn_ud *u = calloc(1, sizeof *u + n);
+        if (!u)
+                return NULL;
+        u->b = b;
+        u->id = id;
+        if (name)
+                memcpy(u->name, name, n);
+        return u;
+}
+
+/* busProcedure(bus, name, [[key, type, required]...], forHost, forApp) -> slot */
+static napi_value js_procedure(napi_env env, napi_callback_info info)
+{
+        size_t argc = 5;
+        napi_value argv[5], result = NULL;
+        hn_bus *b;
+        char *name = NULL, *for_host = NULL, *for_app = NULL;
+        hyb_arg_policy *pol = NULL;
+        uint32_t n = 0, i;
+        hyb_slot *slot = NULL;
+        hyb_error err;
+        hn_ud *u = NULL;
+        int r;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc < 5) {
+                napi_throw_type_error(env, NULL, "busProcedure: 5 arguments");
+                return NULL;
+        }
+        if (!(b = get_bus(env, argv[0], true)) || !(name = hn_get_string(env, argv[1], false)))
+                return NULL;
+        napi_get_array_length(env, argv[2], &n);
+        pol = calloc(n ? n : 1, sizeof *pol);
+        if (!pol)
+                goto out;
+        for (i = 0; i < n; i++) {
+                napi_value e, k, t, req;
+                int32_t type = 0;
+                bool required = false;
+                napi_get_element(env, argv[2], i, &e);
+                napi_get_element(env, e, 0, &k);
+                napi_get_element(env, e, 1, &t);
+                napi_get_element(env, e, 2, &req);
+                if (!(pol[i].key = hn_get_string(env, k, false)))
+                        goto out;
+                napi_get_value_int32(env, t, &type);
+                napi_get_value_bool(env, req, &required);
+                pol[i].type = (hyb_json_type)type;
+                pol[i].required = required;
+        }
+        for_host = hn_get_string(env, argv[3], true);
+        for_app = hn_get_string(env, argv[4], true);
+        if (!(u = ud_new(b, name, 0)))
+                goto out;
+        hyb_error_clear(&err);
+        r = hyb_endpoint_register_method(b->bus, name, pol, n, for_host, for_app, 0, on_method, u,
+                                         &slot, &err);
+        if (r < 0) {
+                hn_throw_code(env, r, &err);
+                free(u);
+        } else {
+                hyb_slot_set_destroy_callback(slot, free);
+                result = hn_slot_wrap(env, slot);
+        }
+        hn_io_rearm(&b->io);
+out:
+        if (pol)
+                for (i = 0; i < n; i++)
+                        free((char *)pol[i].key);
+        free(pol);
+        free(name);
+        free(for_host);
+        free(for_app);
+        if (!result)
+                hn_throw_last(env);
+        return result;
+}
+
+/* ------------------------------------------------------------ events */
+
+static void on_event(hyb_bus *bus, const hyb_bus_event *ev, void *userdata)
+{
+        hn_ud *u = userdata;
+        napi_env env = u->b->io.env;
+        napi_handle_scope hs;
+        napi_value argv[5];
+        size_t len = 0;
+        const void *body;
+
+        napi_open_handle_scope(env, &hs);
+        argv[0] = hn_io_self(&u->b->io);
+        napi_create_uint32(env, u->id, &argv[1]);
+        napi_create_string_utf8(env, hyb_bus_event_get_source(ev), NAPI_AUTO_LENGTH, &argv[2]);
+        napi_create_string_utf8(env, hyb_bus_event_get_bubble(ev), NAPI_AUTO_LENGTH, &argv[3]);
+        body = hyb_bus_event_get_body(ev, &len);
+        argv[4] = hn_from_body(env, body, len, hyb_bus_event_is_binary(ev));
+        if (!argv[4]) {
+                napi_value ex;
+                napi_get_and_clear_last_exception(env, &ex);
+                argv[4] = ex; /* the subscriber sees what could not be read */
+        }
+        if (argv[0])
+                hn_dispatch(env, hn_get_env(env)->on_event, 5, argv);
+        napi_close_handle_scope(env, hs);
+}
+
+/* busSubscribe(bus, endpointGlob, bubbleGlob, id) -> slot */
+static napi_value js_subscribe(napi_env env, napi_callback_info info)
+{
+        size_t argc = 4;
+        napi_value argv[4], result = NULL;
+        hn_bus *b;
+        char *ep = NULL, *bubble = NULL;
+        uint32_t id = 0;
+        hyb_slot *slot = NULL;
+        hyb_error err;
+        hn_ud *u = NULL;
+        int r;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc < 4) {
+                napi_throw_type_error(env, NULL, "busSubscribe: 4 arguments");
+                return NULL;
+        }
+        if (!(b = get_bus(env, argv[0], true)))
+                return NULL;
+        if (!(ep = hn_get_string(env, argv[1], false)) || !(bubble = hn_get_string(env, argv[2], false)))
+                goto out;
+        napi_get_value_uint32(env, argv[3], &id);
+        if (!(u = ud_new(b, NULL, id)))
+                goto out;
+        hyb_error_clear(&err);
+        r = hyb_bus_subscribe(b->bus, ep, bubble, on_event, u, &slot, &err);
+        if (r < 0) {
+                hn_throw_code(env, r, &err);
+                free(u);
+        } else {
+                hyb_slot_set_destroy_callback(slot, free);
+                result = hn_slot_wrap(env, slot);
+        }
+        hn_io_rearm(&b->io);
+out:
+        free(ep);
+        free(bubble);
+        if (!result)
+                hn_throw_last(env);
+        return result;
+}
+
+/* busRegisterEvent(bus, bubble, forHost, forApp) -> slot */
+static napi_value js_register_event(napi_env env, napi_callback_info info)
+{
+        size_t argc = 4;
+        napi_value argv[4], result = NULL;
+        hn_bus *b;
+        char *bubble = NULL, *for_host = NULL, *for_app = NULL;
+        hyb_slot *slot = NULL;
+        hyb_error err;
+        int r;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc < 4) {
+                napi_throw_type_error(env, NULL, "busRegisterEvent: 4 arguments");
+                return NULL;
+        }
+        if (!(b = get_bus(env, argv[0], true)) || !(bubble = hn_get_string(env, argv[1], false)))
+                return NULL;
+        for_host = hn_get_string(env, argv[2], true);
+        for_app = hn_get_string(env, argv[3], true);
+        hyb_error_clear(&err);
+        r = hyb_bus_register_event(b->bus, bubble, for_host, for_app, &slot, &err);
+        if (r < 0)
+                hn_throw_code(env, r, &err);
+        else
+                result = hn_slot_wrap(env, slot);
+        hn_io_rearm(&b->io);
+        free(bubble);
+        free(for_host);
+        free(for_app);
+        return result;
+}
+
+/* busFire(bus, bubble, value): one-way */
+static napi_value js_fire(napi_env env, napi_callback_info info)
+{
+        size_t argc = 3, len = 0;
+        napi_value argv[3];
+        hn_bus *b;
+        char *bubble, *body;
+        int r;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc < 3) {
+                napi_throw_type_error(env, NULL, "busFire: 3 arguments");
+                return NULL;
+        }
+        if (!(b = get_bus(env, argv[0], true)) || !(bubble = hn_get_string(env, argv[1], false)))
+                return NULL;
+        if (!(body = hn_to_json(env, argv[2], &len))) {
+                free(bubble);
+                return NULL;
+        }
+        r = hyb_bus_fire(b->bus, bubble, body, len, HYB_BODY_JSON, NULL, NULL);
+        hyb_free(body);
+        free(bubble);
+        hn_io_rearm(&b->io);
+        if (r < 0) {
+                hn_throw_code(env, r, NULL);
+                return NULL;
+        }
+        return hn_undefined(env);
+}
+
+/* busSetKeep(bus, n): registrations that keep the process alive */
+static napi_value js_set_keep(napi_env env, napi_callback_info info)
+{
+        size_t argc = 2;
+        napi_value argv[2];
+        hn_bus *b;
+        uint32_t n = 0;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (!(b = get_bus(env, argv[0], false)))
+                return NULL;
+        napi_get_value_uint32(env, argv[1], &n);
+        if (!b->io.closed) {
+                b->io.keep = n;
+                hn_io_update_ref(&b->io);
+        }
+        return hn_undefined(env);
+}
+
+/* busClose(bus): pending calls fail with 502, handles are closed */
+static napi_value js_close(napi_env env, napi_callback_info info)
+{
+        size_t argc = 1;
+        napi_value argv[1];
+        hn_bus *b;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (!(b = get_bus(env, argv[0], false)))
+                return NULL;
+        if (b->bus && !b->io.closed) {
+                hn_io_close(&b->io);
+                hyb_bus_close(b->bus);
+        }
+        return hn_undefined(env);
+}
+
+void hn_bus_init(napi_env env, napi_value exports)
+{
+        HN_EXPORT_FN(env, exports, "busConnect", js_connect);
+        HN_EXPORT_FN(env, exports, "busCall", js_call);
+        HN_EXPORT_FN(env, exports, "busReply", js_reply);
+        HN_EXPORT_FN(env, exports, "busReplyError", js_reply_error);
+        HN_EXPORT_FN(env, exports, "busProcedure", js_procedure);
+        HN_EXPORT_FN(env, exports, "busSubscribe", js_subscribe);
+        HN_EXPORT_FN(env, exports, "busRegisterEvent", js_register_event);
+        HN_EXPORT_FN(env, exports, "busFire", js_fire);
+        HN_EXPORT_FN(env, exports, "busSetKeep", js_set_keep);
+        HN_EXPORT_FN(env, exports, "busClose", js_close);
+}

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hybrid-node.h - internals shared by the files of the Node-API addon.
+ *
+ * The addon is built for Node-API level 8 (NAPI_VERSION below): one binary serves
+ * every Node release that offers that level (Node 12.22 and later).  index.js is the
+ * public layer; the functions here are its private `native` object.
+ */
+#ifndef HYBRID_NODE_H
+#define HYBRID_NODE_H
+
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <uv.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <hybrid/bus.h>
+#include <hybrid/bus-store.h>
+#include <hybrid/common.h>
+#include <hybrid/endpoint.h>
+#include <hybrid/mmadt.h>
+#include <hybrid/obj.h>
+#include <hybrid/store.h>
+#include <hybrid/token.h>
+
+/* Per-environment data: the JS classes and dispatchers index.js hands over in setup(). */
+typedef struct hn_env {
+        napi_ref hybrid_error;  /* class HybridError(message, status, code) */
+        napi_ref uri;           /* class Uri(text) */
+        napi_ref typed;         /* class Typed(type, value) */
+        napi_ref real;          /* class Real(number) */
+        napi_ref on_request;    /* (bus, method, params, request, caller) */
+        napi_ref on_event;      /* (bus, id, source, bubble, data) */
+        napi_ref on_store_msg;  /* (store, id, furi, value, retain) */
+        napi_ref on_close;      /* (bus or store, status, message) */
+} hn_env;
+
+hn_env *hn_get_env(napi_env env);
+
+/* Checks a napi_status; on failure throws (unless an exception is pending) and returns NULL. */
+#define HN_CALL(env, call)                                                                 \
+        do {                                                                               \
+                if ((call) != napi_ok) {                                                   \
+                        hn_throw_last(env);                                                \
+                        return NULL;                                                       \
+                }                                                                          \
+        } while (0)
+
+void hn_throw_last(napi_env env);
+/* A HybridError for a library code (status from the code unless status > 0). */
+napi_value hn_error_new(napi_env env, int code, int status, const char *message);
+void hn_throw_code(napi_env env, int code, const hyb_error *err);
+napi_value hn_undefined(napi_env env);
+
+/* Values <-> objs (doc/obj.md's mapping).  to_obj throws and returns < 0 on failure. */
+int hn_to_obj(napi_env env, napi_value v, hyb_obj **ret);
+napi_value hn_from_obj(napi_env env, const hyb_obj *o);
+/* A JSON body (or binary) to a JS value; on a parse error a HybridError is thrown. */
+napi_value hn_from_body(napi_env env, const void *body, size_t len, bool binary);
+/* A JS value as JSON text (hyb_free it); throws and returns NULL on failure. */
+char *hn_to_json(napi_env env, napi_value v, size_t *ret_len);
+
+/* Argument helpers: a string argument (malloc'd; NULL for null/undefined when optional). */
+char *hn_get_string(napi_env env, napi_value v, bool optional);
+/* Calls a dispatcher with a fresh handle scope; an exception becomes uncaughtException. */
+void hn_dispatch(napi_env env, napi_ref fn, size_t argc, napi_value *argv);
+
+/* Slots handed to JS: an external whose finalizer drops the slot. */
+napi_value hn_slot_wrap(napi_env env, hyb_slot *slot);
+
+void hn_bus_init(napi_env env, napi_value exports);
+void hn_store_init(napi_env env, napi_value exports);
+void hn_token_init(napi_env env, napi_value exports);
+
+/*
+ * The libuv part shared by buses and stores: the fd watched with a uv_poll_t, the
+ * library's deadline with a uv_timer_t.  The handles are unref'd (like
+ * net.Socket.unref) while nothing is pending and nothing is registered, so a script
+ * ends by itself; while `pending` (calls, operations) or `keep` (procedures,
+ * subscriptions, watches) is non-zero they keep the loop alive and the JS object is
+ * held strongly.
+ */
+typedef struct hn_io hn_io;
+struct hn_io {
+        uv_poll_t poll;
+        uv_timer_t timer;
+        napi_env env;
+        napi_ref self;               /* the JS object (weak while idle) */
+        napi_async_context actx;
+        int uv_events;               /* what is polled now; 0 none */
+        uint64_t deadline;           /* what the timer is set for; UINT64_MAX none */
+        int open_handles;
+        bool started, closed, finalized, strong;
+        unsigned keep, pending;
+        int (*process)(hn_io *io);   /* one step: > 0 more, 0 idle, < 0 broken */
+        int (*get_events)(hn_io *io);
+        int (*get_timeout)(hn_io *io, uint64_t *ret_usec);
+        void (*on_broken)(hn_io *io, int r); /* in a callback scope */
+        void (*release)(hn_io *io);  /* frees the containing struct */
+};
+
+int hn_io_init(hn_io *io, napi_env env, napi_value self, const char *resource_name);
+/* Starts watching fd (after a successful connect/open). */
+int hn_io_start(hn_io *io, int fd);
+/* Re-reads events and deadline from the library and updates poll and timer. */
+void hn_io_rearm(hn_io *io);
+/* Runs process soon from the loop (a zero timer): after work done elsewhere. */
+void hn_io_kick(hn_io *io);
+void hn_io_update_ref(hn_io *io);
+/* Stops watching and closes the handles (idempotent). */
+void hn_io_close(hn_io *io);
+/* The JS object went away: after the handles are closed, release runs. */
+void hn_io_finalize(hn_io *io);
+/* The JS object of io (NULL when collected) */
+napi_value hn_io_self(hn_io *io);
+
+#define HN_EXPORT_FN(env, exports, name, fn)                                               \
+        do {                                                                               \
+                napi_value f_;                                                             \
+                napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &f_);          \
+                napi_set_named_property(env, exports, name, f_);                           \
+        } while (0)
+
+#endif

@@ -1,0 +1,769 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hybrid.c - the addon's entry point (Node-API level 8), errors, the value mapping
+ * and mm-ADT.
+ *
+ * Values follow doc/obj.md's JSON mapping, walked in C on both sides so that no
+ * body is ever parsed by JSON.parse (which loses int64): an int is a Number when
+ * |v| <= 2^53-1, else a BigInt; a Number is an int when it is a safe integer and
+ * not -0, else a real; Real(x) forces a real; a uri is a Uri; a typed value is a
+ * Typed.
+ */
+#include "hybrid-node.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SAFE_INT 9007199254740991.0 /* 2^53 - 1 */
+
+static void env_free(napi_env env, void *data, void *hint)
+{
+        hn_env *e = data;
+        napi_ref *refs[] = { &e->hybrid_error, &e->uri, &e->typed, &e->real, &e->on_request,
+                             &e->on_event, &e->on_store_msg, &e->on_close };
+        for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
+                if (*refs[i])
+                        napi_delete_reference(env, *refs[i]);
+        free(e);
+}
+
+hn_env *hn_get_env(napi_env env)
+{
+        void *data = NULL;
+        napi_get_instance_data(env, &data);
+        return data;
+}
+
+napi_value hn_undefined(napi_env env)
+{
+        napi_value u;
+        napi_get_undefined(env, &u);
+        return u;
+}
+
+void hn_throw_last(napi_env env)
+{
+        bool pending = false;
+        const napi_extended_error_info *info = NULL;
+
+        napi_is_exception_pending(env, &pending);
+        if (pending)
+                return;
+        napi_get_last_error_info(env, &info);
+        napi_throw_error(env, NULL, info && info->error_message ? info->error_message
+                                                               : "Node-API call failed");
+}
+
+napi_value hn_error_new(napi_env env, int code, int status, const char *message)
+{
+        hn_env *e = hn_get_env(env);
+        napi_value cls, argv[3], err;
+
+        if (status <= 0)
+                status = hyb_err_to_status(code);
+        if (!message || !*message)
+                message = hyb_strerror(code);
+        napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &argv[0]);
+        napi_create_int32(env, status, &argv[1]);
+        napi_create_string_utf8(env, hyb_err_name(code), NAPI_AUTO_LENGTH, &argv[2]);
+        if (!e || !e->hybrid_error || napi_get_reference_value(env, e->hybrid_error, &cls) != napi_ok ||
+            napi_new_instance(env, cls, 3, argv, &err) != napi_ok) {
+                napi_create_error(env, argv[2], argv[0], &err);
+        }
+        return err;
+}
+
+void hn_throw_code(napi_env env, int code, const hyb_error *err)
+{
+        napi_throw(env, hn_error_new(env, code, 0, err && err->message[0] ? err->message : NULL));
+}
+
+char *hn_get_string(napi_env env, napi_value v, bool optional)
+{
+        napi_valuetype t;
+        size_t len = 0;
+        char *s;
+
+        napi_typeof(env, v, &t);
+        if (optional && (t == napi_undefined || t == napi_null))
+                return NULL;
+        if (t != napi_string) {
+                napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a string");
+                return NULL;
+        }
+        napi_get_value_string_utf8(env, v, NULL, 0, &len);
+        s = malloc(len + 1);
+        if (!s) {
+                napi_throw_error(env, "ENOMEM", "out of memory");
+                return NULL;
+        }
+        napi_get_value_string_utf8(env, v, s, len + 1, &len);
+        return s;
+}
+
+void hn_dispatch(napi_env env, napi_ref fn, size_t argc, napi_value *argv)
+{
+        napi_value f, recv, result;
+        bool pending = false;
+
+        if (!fn || napi_get_reference_value(env, fn, &f) != napi_ok || !f)
+                return;
+        napi_get_undefined(env, &recv);
+        if (napi_call_function(env, recv, f, argc, argv, &result) != napi_ok) {
+                napi_is_exception_pending(env, &pending);
+                if (pending) {
+                        napi_value ex;
+                        napi_get_and_clear_last_exception(env, &ex);
+                        napi_fatal_exception(env, ex);
+                }
+        }
+}
+
+/* ------------------------------------------------------------------ slots */
+
+static void slot_finalize(napi_env env, void *data, void *hint)
+{
+        hyb_slot **box = data;
+        hyb_slot_unref(*box);
+        free(box);
+}
+
+napi_value hn_slot_wrap(napi_env env, hyb_slot *slot)
+{
+        hyb_slot **box = malloc(sizeof *box);
+        napi_value ext;
+
+        if (!box) {
+                hyb_slot_unref(slot);
+                napi_throw_error(env, "ENOMEM", "out of memory");
+                return NULL;
+        }
+        *box = slot;
+        if (napi_create_external(env, box, slot_finalize, NULL, &ext) != napi_ok) {
+                hyb_slot_unref(slot);
+                free(box);
+                hn_throw_last(env);
+                return NULL;
+        }
+        return ext;
+}
+
+/* slotUnref(slot): unregisters now (idempotent). */
+static napi_value js_slot_unref(napi_env env, napi_callback_info info)
+{
+        size_t argc = 1;
+        napi_value argv[1];
+        hyb_slot **box = NULL;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&box) != napi_ok || !box) {
+                napi_throw_type_error(env, NULL, "expected a slot");
+                return NULL;
+        }
+        *box = hyb_slot_unref(*box);
+        return hn_undefined(env);
+}
+
+/* ------------------------------------------------------------------ values */
+
+static bool instance_of(napi_env env, napi_value v, napi_ref cls_ref)
+{
+        napi_value cls;
+        bool r = false;
+
+        if (!cls_ref || napi_get_reference_value(env, cls_ref, &cls) != napi_ok)
+                return false;
+        napi_instanceof(env, v, cls, &r);
+        return r;
+}
+
+static int throw_code(napi_env env, int code, const hyb_error *err)
+{
+        hn_throw_code(env, code, err);
+        return code;
+}
+
+static int to_obj_depth(napi_env env, napi_value v, hyb_obj **ret, unsigned depth);
+
+static int key_to_obj(napi_env env, napi_value key, hyb_obj **ret)
+{
+        /* Plain object keys are uris, as JSON object keys are (doc/obj.md). */
+        char *s = hn_get_string(env, key, false);
+        hyb_error err;
+        int r;
+
+        if (!s)
+                return -EINVAL;
+        hyb_error_clear(&err);
+        r = hyb_obj_new_uri_str(s, ret, &err);
+        if (r < 0) {
+                char msg[512];
+                snprintf(msg, sizeof msg, "object key '%.200s' is not a uri: %s", s, err.message);
+                napi_throw(env, hn_error_new(env, r, 0, msg));
+        }
+        free(s);
+        return r;
+}
+
+static int pairs_to_rec(napi_env env, napi_value keys_arr, napi_value vals_arr, uint32_t n,
+                        bool keys_are_names, hyb_obj **ret, unsigned depth)
+{
+        hyb_obj **ks = calloc(n ? n : 1, sizeof *ks), **vs = calloc(n ? n : 1, sizeof *vs);
+        int r = 0;
+        uint32_t i;
+
+        if (!ks || !vs) {
+                free(ks);
+                free(vs);
+                napi_throw_error(env, "ENOMEM", "out of memory");
+                return -ENOMEM;
+        }
+        for (i = 0; i < n && r >= 0; i++) {
+                napi_value k, val;
+                if (napi_get_element(env, keys_arr, i, &k) != napi_ok ||
+                    napi_get_element(env, vals_arr, i, &val) != napi_ok) {
+                        hn_throw_last(env);
+                        r = -EINVAL;
+                        break;
+                }
+                r = keys_are_names ? key_to_obj(env, k, &ks[i]) : to_obj_depth(env, k, &ks[i], depth + 1);
+                if (r >= 0)
+                        r = to_obj_depth(env, val, &vs[i], depth + 1);
+        }
+        if (r >= 0) {
+                r = hyb_obj_new_rec(ks, vs, n, ret);
+                if (r < 0)
+                        throw_code(env, r, NULL);
+        }
+        for (i = 0; i < n; i++) {
+                hyb_obj_unref(ks[i]);
+                hyb_obj_unref(vs[i]);
+        }
+        free(ks);
+        free(vs);
+        return r;
+}
+
+static int number_to_obj(napi_env env, double d, bool force_real, hyb_obj **ret)
+{
+        int r;
+
+        if (!force_real && isfinite(d) && d == trunc(d) && fabs(d) <= SAFE_INT &&
+            !(d == 0 && signbit(d)))
+                r = hyb_obj_new_int((int64_t)d, ret);
+        else
+                r = hyb_obj_new_real(d, ret);
+        if (r < 0)
+                throw_code(env, r, NULL);
+        return r;
+}
+
+static int to_obj_depth(napi_env env, napi_value v, hyb_obj **ret, unsigned depth)
+{
+        hn_env *e = hn_get_env(env);
+        napi_valuetype t;
+        int r;
+
+        *ret = NULL;
+        if (depth > HYB_OBJ_MAX_DEPTH) {
+                napi_throw_range_error(env, NULL, "value nested too deeply");
+                return HYB_E_DEPTH;
+        }
+        if (napi_typeof(env, v, &t) != napi_ok) {
+                hn_throw_last(env);
+                return -EINVAL;
+        }
+        switch (t) {
+        case napi_undefined:
+        case napi_null:
+                *ret = hyb_obj_noobj();
+                return 0;
+        case napi_boolean: {
+                bool b;
+                napi_get_value_bool(env, v, &b);
+                *ret = hyb_obj_bool(b);
+                return 0;
+        }
+        case napi_number: {
+                double d;
+                napi_get_value_double(env, v, &d);
+                return number_to_obj(env, d, false, ret);
+        }
+        case napi_bigint: {
+                int64_t i;
+                bool lossless;
+                napi_get_value_bigint_int64(env, v, &i, &lossless);
+                if (!lossless) {
+                        napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
+                                               "BigInt beyond the int64 range");
+                        return HYB_E_OVERFLOW;
+                }
+                r = hyb_obj_new_int(i, ret);
+                return r < 0 ? throw_code(env, r, NULL) : r;
+        }
+        case napi_string: {
+                size_t len = 0;
+                char *s;
+                napi_get_value_string_utf8(env, v, NULL, 0, &len);
+                s = malloc(len + 1);
+                if (!s) {
+                        napi_throw_error(env, "ENOMEM", "out of memory");
+                        return -ENOMEM;
+                }
+                napi_get_value_string_utf8(env, v, s, len + 1, &len);
+                r = hyb_obj_new_str(s, len, ret);
+                free(s);
+                return r < 0 ? throw_code(env, r, NULL) : r;
+        }
+        case napi_object: {
+                bool is_array = false;
+                napi_value field;
+                napi_is_array(env, v, &is_array);
+                if (is_array) {
+                        uint32_t n, i;
+                        hyb_obj **items;
+                        napi_get_array_length(env, v, &n);
+                        items = calloc(n ? n : 1, sizeof *items);
+                        if (!items) {
+                                napi_throw_error(env, "ENOMEM", "out of memory");
+                                return -ENOMEM;
+                        }
+                        r = 0;
+                        for (i = 0; i < n && r >= 0; i++) {
+                                napi_value item;
+                                napi_get_element(env, v, i, &item);
+                                r = to_obj_depth(env, item, &items[i], depth + 1);
+                        }
+                        if (r >= 0) {
+                                r = hyb_obj_new_lst(items, n, ret);
+                                if (r < 0)
+                                        throw_code(env, r, NULL);
+                        }
+                        for (i = 0; i < n; i++)
+                                hyb_obj_unref(items[i]);
+                        free(items);
+                        return r;
+                }
+                if (instance_of(env, v, e->real)) {
+                        double d;
+                        napi_get_named_property(env, v, "value", &field);
+                        if (napi_get_value_double(env, field, &d) != napi_ok) {
+                                napi_throw_type_error(env, NULL, "Real holds no number");
+                                return -EINVAL;
+                        }
+                        return number_to_obj(env, d, true, ret);
+                }
+                if (instance_of(env, v, e->uri)) {
+                        hyb_error err;
+                        char *s;
+                        napi_get_named_property(env, v, "value", &field);
+                        if (!(s = hn_get_string(env, field, false)))
+                                return -EINVAL;
+                        hyb_error_clear(&err);
+                        r = hyb_obj_new_uri_str(s, ret, &err);
+                        free(s);
+                        return r < 0 ? throw_code(env, r, &err) : r;
+                }
+                if (instance_of(env, v, e->typed)) {
+                        hyb_furi *type = NULL;
+                        hyb_obj *inner = NULL;
+                        hyb_error err;
+                        char *s;
+                        napi_get_named_property(env, v, "type", &field);
+                        if (!(s = hn_get_string(env, field, false)))
+                                return -EINVAL;
+                        hyb_error_clear(&err);
+                        r = hyb_furi_parse(s, (size_t)-1, NULL, &type, &err);
+                        free(s);
+                        if (r < 0)
+                                return throw_code(env, r, &err);
+                        napi_get_named_property(env, v, "value", &field);
+                        r = to_obj_depth(env, field, &inner, depth + 1);
+                        if (r >= 0) {
+                                r = hyb_obj_with_type(inner, type, ret);
+                                if (r < 0)
+                                        throw_code(env, r, NULL);
+                        }
+                        hyb_obj_unref(inner);
+                        hyb_furi_unref(type);
+                        return r;
+                }
+                {
+                        /* A Map: keys are values of any kind; else an object: keys are uris. */
+                        napi_value global, map_cls;
+                        bool is_map = false;
+                        napi_get_global(env, &global);
+                        napi_get_named_property(env, global, "Map", &map_cls);
+                        napi_instanceof(env, v, map_cls, &is_map);
+                        if (is_map) {
+                                napi_value arr_cls, from, entries_keys, entries_vals, fn, size_v;
+                                uint32_t n;
+                                napi_get_named_property(env, global, "Array", &arr_cls);
+                                napi_get_named_property(env, arr_cls, "from", &from);
+                                napi_get_named_property(env, v, "keys", &fn);
+                                napi_call_function(env, v, fn, 0, NULL, &entries_keys);
+                                napi_call_function(env, arr_cls, from, 1, &entries_keys, &entries_keys);
+                                napi_get_named_property(env, v, "values", &fn);
+                                napi_call_function(env, v, fn, 0, NULL, &entries_vals);
+                                napi_call_function(env, arr_cls, from, 1, &entries_vals, &entries_vals);
+                                napi_get_named_property(env, v, "size", &size_v);
+                                napi_get_value_uint32(env, size_v, &n);
+                                return pairs_to_rec(env, entries_keys, entries_vals, n, false, ret,
+                                                    depth);
+                        }
+                }
+                {
+                        napi_value keys, vals;
+                        uint32_t n, i;
+                        if (napi_get_property_names(env, v, &keys) != napi_ok) {
+                                hn_throw_last(env);
+                                return -EINVAL;
+                        }
+                        napi_get_array_length(env, keys, &n);
+                        napi_create_array_with_length(env, n, &vals);
+                        for (i = 0; i < n; i++) {
+                                napi_value k, val;
+                                napi_get_element(env, keys, i, &k);
+                                napi_get_property(env, v, k, &val);
+                                napi_set_element(env, vals, i, val);
+                        }
+                        return pairs_to_rec(env, keys, vals, n, true, ret, depth);
+                }
+        }
+        default:
+                napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
+                                      "a function or symbol has no obj form");
+                return -EINVAL;
+        }
+}
+
+int hn_to_obj(napi_env env, napi_value v, hyb_obj **ret)
+{
+        return to_obj_depth(env, v, ret, 0);
+}
+
+static napi_value new_instance(napi_env env, napi_ref cls_ref, size_t argc, napi_value *argv)
+{
+        napi_value cls, r;
+        HN_CALL(env, napi_get_reference_value(env, cls_ref, &cls));
+        HN_CALL(env, napi_new_instance(env, cls, argc, argv, &r));
+        return r;
+}
+
+static napi_value from_obj_untyped(napi_env env, const hyb_obj *o);
+
+napi_value hn_from_obj(napi_env env, const hyb_obj *o)
+{
+        const hyb_furi *type = hyb_obj_get_type_id(o);
+        napi_value argv[2];
+        hyb_obj *plain = NULL;
+        int r;
+
+        if (!type || hyb_obj_get_kind(o) == HYB_OBJ_CODE)
+                return from_obj_untyped(env, o);
+        r = hyb_obj_with_type(o, NULL, &plain);
+        if (r < 0) {
+                hn_throw_code(env, r, NULL);
+                return NULL;
+        }
+        napi_create_string_utf8(env, hyb_furi_get_str(type), NAPI_AUTO_LENGTH, &argv[0]);
+        argv[1] = from_obj_untyped(env, plain);
+        hyb_obj_unref(plain);
+        if (!argv[1])
+                return NULL;
+        return new_instance(env, hn_get_env(env)->typed, 2, argv);
+}
+
+static napi_value from_obj_untyped(napi_env env, const hyb_obj *o)
+{
+        napi_value v;
+
+        switch (hyb_obj_get_kind(o)) {
+        case HYB_OBJ_NOOBJ:
+                napi_get_null(env, &v);
+                return v;
+        case HYB_OBJ_BOOL:
+                napi_get_boolean(env, hyb_obj_get_bool(o), &v);
+                return v;
+        case HYB_OBJ_INT: {
+                int64_t i = hyb_obj_get_int(o);
+                if (i >= -(int64_t)SAFE_INT && i <= (int64_t)SAFE_INT)
+                        napi_create_int64(env, i, &v);
+                else
+                        napi_create_bigint_int64(env, i, &v);
+                return v;
+        }
+        case HYB_OBJ_REAL:
+                napi_create_double(env, hyb_obj_get_real(o), &v);
+                return v;
+        case HYB_OBJ_STR: {
+                size_t len;
+                const char *s = hyb_obj_get_str(o, &len);
+                HN_CALL(env, napi_create_string_utf8(env, s, len, &v));
+                return v;
+        }
+        case HYB_OBJ_URI: {
+                napi_value arg;
+                napi_create_string_utf8(env, hyb_furi_get_str(hyb_obj_get_uri(o)), NAPI_AUTO_LENGTH,
+                                        &arg);
+                return new_instance(env, hn_get_env(env)->uri, 1, &arg);
+        }
+        case HYB_OBJ_LST:
+        case HYB_OBJ_OBJS: {
+                size_t n = hyb_obj_get_len(o);
+                HN_CALL(env, napi_create_array_with_length(env, n, &v));
+                for (size_t i = 0; i < n; i++) {
+                        napi_value item = hn_from_obj(env, hyb_obj_get_at(o, i));
+                        if (!item)
+                                return NULL;
+                        napi_set_element(env, v, (uint32_t)i, item);
+                }
+                return v;
+        }
+        case HYB_OBJ_REC: {
+                size_t n = hyb_obj_get_len(o);
+                bool plain = true;
+                for (size_t i = 0; i < n && plain; i++) {
+                        const hyb_obj *k = hyb_obj_get_rec_key(o, i);
+                        hyb_obj_kind kk = hyb_obj_get_kind(k);
+                        plain = (kk == HYB_OBJ_URI || kk == HYB_OBJ_STR) && !hyb_obj_get_type_id(k);
+                }
+                if (plain) {
+                        HN_CALL(env, napi_create_object(env, &v));
+                        for (size_t i = 0; i < n; i++) {
+                                const hyb_obj *k = hyb_obj_get_rec_key(o, i);
+                                napi_value key, val;
+                                if (hyb_obj_get_kind(k) == HYB_OBJ_URI) {
+                                        napi_create_string_utf8(env, hyb_furi_get_str(hyb_obj_get_uri(k)),
+                                                                NAPI_AUTO_LENGTH, &key);
+                                } else {
+                                        size_t len;
+                                        const char *s = hyb_obj_get_str(k, &len);
+                                        napi_create_string_utf8(env, s, len, &key);
+                                }
+                                if (!(val = hn_from_obj(env, hyb_obj_get_rec_value(o, i))))
+                                        return NULL;
+                                HN_CALL(env, napi_set_property(env, v, key, val));
+                        }
+                        return v;
+                }
+                /* Keys that are not names: a Map of converted keys. */
+                napi_value global, map_cls, set;
+                napi_get_global(env, &global);
+                napi_get_named_property(env, global, "Map", &map_cls);
+                HN_CALL(env, napi_new_instance(env, map_cls, 0, NULL, &v));
+                napi_get_named_property(env, v, "set", &set);
+                for (size_t i = 0; i < n; i++) {
+                        napi_value kv[2], ignored;
+                        if (!(kv[0] = hn_from_obj(env, hyb_obj_get_rec_key(o, i))) ||
+                            !(kv[1] = hn_from_obj(env, hyb_obj_get_rec_value(o, i))))
+                                return NULL;
+                        HN_CALL(env, napi_call_function(env, v, set, 2, kv, &ignored));
+                }
+                return v;
+        }
+        case HYB_OBJ_CODE:
+        default: {
+                char *text = NULL;
+                int r = hyb_obj_format(o, HYB_FORMAT_EXACT, &text);
+                if (r < 0) {
+                        hn_throw_code(env, r, NULL);
+                        return NULL;
+                }
+                napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &v);
+                hyb_free(text);
+                return v;
+        }
+        }
+}
+
+napi_value hn_from_body(napi_env env, const void *body, size_t len, bool binary)
+{
+        napi_value v;
+        hyb_obj *o = NULL;
+        hyb_error err;
+        int r;
+
+        if (binary) {
+                void *data;
+                HN_CALL(env, napi_create_buffer_copy(env, len, body, &data, &v));
+                return v;
+        }
+        if (len == 0) {
+                napi_get_null(env, &v);
+                return v;
+        }
+        hyb_error_clear(&err);
+        r = hyb_obj_from_json(body, len, &o, &err);
+        if (r < 0) {
+                hn_throw_code(env, r, &err);
+                return NULL;
+        }
+        v = hn_from_obj(env, o);
+        hyb_obj_unref(o);
+        return v;
+}
+
+char *hn_to_json(napi_env env, napi_value v, size_t *ret_len)
+{
+        hyb_obj *o = NULL;
+        char *text = NULL;
+        hyb_error err;
+        int r;
+
+        if (hn_to_obj(env, v, &o) < 0)
+                return NULL;
+        hyb_error_clear(&err);
+        r = hyb_obj_to_json(o, &text, &err);
+        hyb_obj_unref(o);
+        if (r < 0) {
+                hn_throw_code(env, r, &err);
+                return NULL;
+        }
+        *ret_len = strlen(text);
+        return text;
+}
+
+/* toJSON(value) -> text; fromJSON(text) -> value: the mapping itself, for users and tests. */
+static napi_value js_to_json(napi_env env, napi_callback_info info)
+{
+        size_t argc = 1, len;
+        napi_value argv[1], s;
+        char *text;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc < 1)
+                argv[0] = hn_undefined(env);
+        if (!(text = hn_to_json(env, argv[0], &len)))
+                return NULL;
+        napi_create_string_utf8(env, text, len, &s);
+        hyb_free(text);
+        return s;
+}
+
+static napi_value js_from_json(napi_env env, napi_callback_info info)
+{
+        size_t argc = 1;
+        napi_value argv[1], v;
+        char *text;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc < 1 || !(text = hn_get_string(env, argv[0], false)))
+                return argc < 1 ? (napi_throw_type_error(env, NULL, "expected a string"), NULL) : NULL;
+        v = hn_from_body(env, text, strlen(text), false);
+        free(text);
+        return v;
+}
+
+/* errorName(code or status) -> 'HYB_E_...' for a bus status (>= 100) or a library code. */
+static napi_value js_status_code(napi_env env, napi_callback_info info)
+{
+        size_t argc = 1;
+        napi_value argv[1], s;
+        int32_t status = 500;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc >= 1)
+                napi_get_value_int32(env, argv[0], &status);
+        napi_create_string_utf8(env, hyb_err_name(hyb_err_from_status(status)), NAPI_AUTO_LENGTH, &s);
+        return s;
+}
+
+/* ------------------------------------------------------------------ mm-ADT */
+
+/* mmadtRun(source) -> array of the results of every statement. */
+static napi_value js_mmadt_run(napi_env env, napi_callback_info info)
+{
+        size_t argc = 1;
+        napi_value argv[1], v = NULL;
+        hyb_mmadt *vm = NULL;
+        hyb_obj *out = NULL;
+        hyb_error err;
+        char *src;
+        int r;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc < 1) {
+                napi_throw_type_error(env, NULL, "expected mm-ADT source text");
+                return NULL;
+        }
+        if (!(src = hn_get_string(env, argv[0], false)))
+                return NULL;
+        hyb_error_clear(&err);
+        r = hyb_mmadt_new(NULL, "node", NULL, &vm);
+        if (r >= 0)
+                r = hyb_mmadt_eval(vm, src, strlen(src), NULL, &out, &err);
+        free(src);
+        if (r < 0) {
+                hn_throw_code(env, r, &err);
+        } else if (hyb_obj_get_kind(out) == HYB_OBJ_OBJS || hyb_obj_get_kind(out) == HYB_OBJ_LST) {
+                v = hn_from_obj(env, out);
+        } else {
+                napi_value one = hn_from_obj(env, out);
+                if (one) {
+                        napi_create_array_with_length(env, 1, &v);
+                        napi_set_element(env, v, 0, one);
+                }
+        }
+        hyb_obj_unref(out);
+        hyb_mmadt_unref(vm);
+        return v;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+/* setup({HybridError, Uri, Typed, Real, onRequest, onEvent, onStoreMessage, onClose}) */
+static napi_value js_setup(napi_env env, napi_callback_info info)
+{
+        size_t argc = 1;
+        napi_value argv[1], f;
+        hn_env *e = hn_get_env(env);
+        static const char *const names[] = { "HybridError", "Uri", "Typed", "Real", "onRequest",
+                                             "onEvent", "onStoreMessage", "onClose" };
+        napi_ref *refs[] = { &e->hybrid_error, &e->uri, &e->typed, &e->real, &e->on_request,
+                             &e->on_event, &e->on_store_msg, &e->on_close };
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+                HN_CALL(env, napi_get_named_property(env, argv[0], names[i], &f));
+                if (*refs[i])
+                        napi_delete_reference(env, *refs[i]);
+                HN_CALL(env, napi_create_reference(env, f, 1, refs[i]));
+        }
+        return hn_undefined(env);
+}
+
+static napi_value js_version(napi_env env, napi_callback_info info)
+{
+        napi_value s;
+        napi_create_string_utf8(env, hyb_version(), NAPI_AUTO_LENGTH, &s);
+        return s;
+}
+
+NAPI_MODULE_INIT()
+{
+        hn_env *e = calloc(1, sizeof *e);
+        napi_value level;
+
+        if (!e || napi_set_instance_data(env, e, env_free, NULL) != napi_ok) {
+                free(e);
+                napi_throw_error(env, NULL, "hybrid: cannot set up the addon");
+                return NULL;
+        }
+        HN_EXPORT_FN(env, exports, "setup", js_setup);
+        HN_EXPORT_FN(env, exports, "version", js_version);
+        HN_EXPORT_FN(env, exports, "toJSON", js_to_json);
+        HN_EXPORT_FN(env, exports, "fromJSON", js_from_json);
+        HN_EXPORT_FN(env, exports, "statusCode", js_status_code);
+        HN_EXPORT_FN(env, exports, "slotUnref", js_slot_unref);
+        HN_EXPORT_FN(env, exports, "mmadtRun", js_mmadt_run);
+        napi_create_int32(env, NAPI_VERSION, &level);
+        napi_set_named_property(env, exports, "napiVersion", level);
+        hn_bus_init(env, exports);
+        hn_store_init(env, exports);
+        hn_token_init(env, exports);
+        return exports;
+}

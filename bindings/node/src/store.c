@@ -1,0 +1,461 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.c - the host store for Node: the backend chosen by the one rule of
+ * hyb_bus_backend_open_host_with (db, else socket / $HYBRID_BUS, else the default
+ * daemon, else the default database).  Reads, writes and deletes run on Node's
+ * worker threads (the backend contract allows its ops from several threads);
+ * messages of watches are delivered by hyb_backend_process on the loop thread.
+ */
+#include "hybrid-node.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct hn_store {
+        hn_io io; /* first */
+        hyb_backend *be;
+        char *db, *path, *app, *runner, *token, *key;
+        int r, source;
+        char *where;
+        hyb_error err;
+        napi_deferred def;
+        napi_async_work work;
+} hn_store;
+
+enum { OP_READ, OP_WRITE, OP_DELETE };
+
+typedef struct hn_op {
+        hn_store *s;
+        int op;
+        hyb_furi *furi;
+        hyb_obj *value;
+        unsigned flags;
+        hyb_obj *result;
+        int r;
+        hyb_error err;
+        napi_deferred d;
+        napi_async_work w;
+} hn_op;
+
+typedef struct hn_watch {
+        hn_store *s;
+        uint32_t id;
+} hn_watch;
+
+static int store_process(hn_io *io)
+{
+        return hyb_backend_process(((hn_store *)io)->be);
+}
+
+static int store_get_events(hn_io *io)
+{
+        return hyb_backend_get_events(((hn_store *)io)->be);
+}
+
+static int store_get_timeout(hn_io *io, uint64_t *ret)
+{
+        return hyb_backend_get_timeout(((hn_store *)io)->be, ret);
+}
+
+/* Drops the backend once closed and no operation uses it on a worker thread. */
+static void store_drop_backend(hn_store *s)
+{
+        if (s->io.closed && s->io.pending == 0 && s->be)
+                s->be = hyb_backend_unref(s->be);
+}
+
+static void store_on_broken(hn_io *io, int r)
+{
+        hn_store *s = (hn_store *)io;
+        napi_env env = io->env;
+        napi_value argv[3];
+
+        hn_io_close(io);
+        store_drop_backend(s);
+        argv[0] = hn_io_self(io);
+        if (!argv[0])
+                return;
+        napi_create_int32(env, hyb_err_to_status(r), &argv[1]);
+        napi_create_string_utf8(env, hyb_strerror(r), NAPI_AUTO_LENGTH, &argv[2]);
+        hn_dispatch(env, hn_get_env(env)->on_close, 3, argv);
+}
+
+static void free_open_args(hn_store *s)
+{
+        free(s->db);
+        free(s->path);
+        free(s->app);
+        free(s->runner);
+        free(s->token);
+        if (s->key) {
+                memset(s->key, 0, strlen(s->key));
+                free(s->key);
+        }
+        s->db = s->path = s->app = s->runner = s->token = s->key = NULL;
+}
+
+static void store_release(hn_io *io)
+{
+        hn_store *s = (hn_store *)io;
+        free_open_args(s);
+        hyb_free(s->where);
+        hyb_backend_unref(s->be);
+        free(s);
+}
+
+static void store_finalize(napi_env env, void *data, void *hint)
+{
+        hn_io_finalize(&((hn_store *)data)->io);
+}
+
+static hn_store *get_store(napi_env env, napi_value obj, bool open)
+{
+        hn_store *s = NULL;
+
+        if (napi_unwrap(env, obj, (void **)&s) != napi_ok || !s) {
+                napi_throw_type_error(env, NULL, "not a hybrid Store");
+                return NULL;
+        }
+        if (open && (!s->be || s->io.closed)) {
+                napi_throw(env, hn_error_new(env, HYB_E_CLOSED, 0, "the store is closed"));
+                return NULL;
+        }
+        return s;
+}
+
+/* ------------------------------------------------------------ open */
+
+static void open_execute(napi_env env, void *data)
+{
+        hn_store *s = data;
+        hyb_bus_connect_options o;
+        hyb_key *key = NULL;
+
+        hyb_error_clear(&s->err);
+        hyb_bus_connect_options_init(&o);
+        o.path = s->path;
+        o.app = s->app;
+        o.runner = s->runner;
+        if (s->token) {
+                if (!s->key) {
+                        s->r = -EINVAL;
+                        snprintf(s->err.message, sizeof s->err.message,
+                                 "a token needs its holder's private key (key)");
+                        return;
+                }
+                s->r = hyb_key_load_memory(s->key, strlen(s->key), &key, &s->err);
+                if (s->r < 0)
+                        return;
+                o.token = s->token;
+                o.key = key;
+        }
+        s->r = hyb_bus_backend_open_host_with(s->db, &o, NULL, &s->be, &s->source, &s->where, &s->err);
+        hyb_key_unref(key);
+}
+
+static void open_complete(napi_env env, napi_status status, void *data)
+{
+        hn_store *s = data;
+        napi_value info, v;
+        int fd;
+
+        napi_delete_async_work(env, s->work);
+        s->work = NULL;
+        free_open_args(s);
+        s->io.pending--;
+        if (s->r >= 0) {
+                fd = hyb_backend_get_fd(s->be);
+                if (fd < 0 || hn_io_start(&s->io, fd) < 0) {
+                        s->r = fd < 0 ? fd : -EIO;
+                        snprintf(s->err.message, sizeof s->err.message, "cannot watch the store's fd");
+                }
+        }
+        if (s->r < 0) {
+                hn_io_close(&s->io);
+                store_drop_backend(s);
+                napi_reject_deferred(env, s->def, hn_error_new(env, s->r, 0, s->err.message));
+        } else {
+                napi_create_object(env, &info);
+                napi_create_int32(env, s->source, &v);
+                napi_set_named_property(env, info, "source", v);
+                napi_create_string_utf8(env, s->where ? s->where : "", NAPI_AUTO_LENGTH, &v);
+                napi_set_named_property(env, info, "where", v);
+                napi_resolve_deferred(env, s->def, info);
+        }
+        s->def = NULL;
+        hn_io_update_ref(&s->io);
+}
+
+/* storeOpen(storeObject, db, socket, app, runner, token, key) -> Promise<{source, where}> */
+static napi_value js_open(napi_env env, napi_callback_info info)
+{
+        size_t argc = 7;
+        napi_value argv[7], promise, name;
+        hn_store *s;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc < 7) {
+                napi_throw_type_error(env, NULL, "storeOpen: 7 arguments");
+                return NULL;
+        }
+        if (!(s = calloc(1, sizeof *s))) {
+                napi_throw_error(env, "ENOMEM", "out of memory");
+                return NULL;
+        }
+        s->io.process = store_process;
+        s->io.get_events = store_get_events;
+        s->io.get_timeout = store_get_timeout;
+        s->io.on_broken = store_on_broken;
+        s->io.release = store_release;
+        s->db = hn_get_string(env, argv[1], true);
+        s->path = hn_get_string(env, argv[2], true);
+        if (!(s->app = hn_get_string(env, argv[3], false)) ||
+            !(s->runner = hn_get_string(env, argv[4], false))) {
+                free_open_args(s);
+                free(s);
+                return NULL;
+        }
+        s->token = hn_get_string(env, argv[5], true);
+        s->key = hn_get_string(env, argv[6], true);
+        if (napi_wrap(env, argv[0], s, store_finalize, NULL, NULL) != napi_ok) {
+                free_open_args(s);
+                free(s);
+                hn_throw_last(env);
+                return NULL;
+        }
+        HN_CALL(env, hn_io_init(&s->io, env, argv[0], "hybrid.Store") < 0 ? napi_generic_failure : napi_ok);
+        HN_CALL(env, napi_create_promise(env, &s->def, &promise));
+        napi_create_string_utf8(env, "hybrid.store", NAPI_AUTO_LENGTH, &name);
+        HN_CALL(env, napi_create_async_work(env, argv[0], name, open_execute, open_complete, s,
+                                            &s->work));
+        s->io.pending++;
+        hn_io_update_ref(&s->io);
+        HN_CALL(env, napi_queue_async_work(env, s->work));
+        return promise;
+}
+
+/* ------------------------------------------------------------ operations */
+
+static void op_execute(napi_env env, void *data)
+{
+        hn_op *o = data;
+
+        hyb_error_clear(&o->err);
+        switch (o->op) {
+        case OP_READ:
+                o->r = hyb_backend_read(o->s->be, o->furi, HYB_READ_KEYED, &o->result, &o->err);
+                break;
+        case OP_WRITE:
+                o->r = hyb_backend_write(o->s->be, o->furi, o->value, o->flags, &o->err);
+                break;
+        default:
+                o->r = hyb_backend_delete(o->s->be, o->furi, o->flags, &o->err);
+                break;
+        }
+}
+
+static void op_complete(napi_env env, napi_status status, void *data)
+{
+        hn_op *o = data;
+        hn_store *s = o->s;
+        napi_value v;
+
+        napi_delete_async_work(env, o->w);
+        if (o->r < 0) {
+                napi_reject_deferred(env, o->d, hn_error_new(env, o->r, 0, o->err.message));
+        } else if (o->op == OP_READ) {
+                v = hn_from_obj(env, o->result);
+                if (!v)
+                        napi_get_and_clear_last_exception(env, &v), napi_reject_deferred(env, o->d, v);
+                else
+                        napi_resolve_deferred(env, o->d, v);
+        } else {
+                napi_resolve_deferred(env, o->d, hn_undefined(env));
+        }
+        hyb_obj_unref(o->result);
+        hyb_obj_unref(o->value);
+        hyb_furi_unref(o->furi);
+        free(o);
+        s->io.pending--;
+        hn_io_update_ref(&s->io);
+        store_drop_backend(s);
+        /* messages the operation read off the connection wait for process */
+        hn_io_kick(&s->io);
+}
+
+/* storeOp(store, op, furi, value, transient) -> Promise */
+static napi_value js_op(napi_env env, napi_callback_info info)
+{
+        size_t argc = 5;
+        napi_value argv[5], promise, name;
+        hn_store *s;
+        hn_op *o;
+        int32_t op = 0;
+        bool transient = false;
+        char *furi;
+        int r;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc < 5) {
+                napi_throw_type_error(env, NULL, "storeOp: 5 arguments");
+                return NULL;
+        }
+        if (!(s = get_store(env, argv[0], true)))
+                return NULL;
+        napi_get_value_int32(env, argv[1], &op);
+        if (!(o = calloc(1, sizeof *o))) {
+                napi_throw_error(env, "ENOMEM", "out of memory");
+                return NULL;
+        }
+        o->s = s;
+        o->op = op;
+        napi_get_value_bool(env, argv[4], &transient);
+        o->flags = transient ? HYB_WRITE_TRANSIENT : 0;
+        if (!(furi = hn_get_string(env, argv[2], false)))
+                goto fail;
+        r = hyb_furi_parse(furi, (size_t)-1, NULL, &o->furi, &o->err);
+        free(furi);
+        if (r < 0) {
+                hn_throw_code(env, r, &o->err);
+                goto fail;
+        }
+        if (op == OP_WRITE && hn_to_obj(env, argv[3], &o->value) < 0)
+                goto fail;
+        if (napi_create_promise(env, &o->d, &promise) != napi_ok)
+                goto fail;
+        napi_create_string_utf8(env, "hybrid.store.op", NAPI_AUTO_LENGTH, &name);
+        if (napi_create_async_work(env, NULL, name, op_execute, op_complete, o, &o->w) != napi_ok ||
+            napi_queue_async_work(env, o->w) != napi_ok) {
+                hn_throw_last(env);
+                goto fail; /* the deferred is dropped with the promise */
+        }
+        s->io.pending++;
+        hn_io_update_ref(&s->io);
+        return promise;
+fail:
+        hyb_obj_unref(o->value);
+        hyb_furi_unref(o->furi);
+        free(o);
+        hn_throw_last(env);
+        return NULL;
+}
+
+/* ------------------------------------------------------------ watches */
+
+static void on_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, void *userdata)
+{
+        hn_watch *w = userdata;
+        napi_env env = w->s->io.env;
+        napi_handle_scope hs;
+        napi_value argv[5];
+
+        napi_open_handle_scope(env, &hs);
+        argv[0] = hn_io_self(&w->s->io);
+        napi_create_uint32(env, w->id, &argv[1]);
+        napi_create_string_utf8(env, hyb_furi_get_str(target), NAPI_AUTO_LENGTH, &argv[2]);
+        argv[3] = hn_from_obj(env, payload);
+        if (!argv[3]) {
+                napi_value ex;
+                napi_get_and_clear_last_exception(env, &ex);
+                argv[3] = ex;
+        }
+        napi_get_boolean(env, retain, &argv[4]);
+        if (argv[0])
+                hn_dispatch(env, hn_get_env(env)->on_store_msg, 5, argv);
+        napi_close_handle_scope(env, hs);
+}
+
+/* storeWatch(store, pattern, replay, id) -> slot */
+static napi_value js_watch(napi_env env, napi_callback_info info)
+{
+        size_t argc = 4;
+        napi_value argv[4], result = NULL;
+        hn_store *s;
+        hn_watch *w;
+        hyb_furi *pattern = NULL;
+        hyb_slot *slot = NULL;
+        hyb_error err;
+        bool replay = false;
+        char *text;
+        int r;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc < 4) {
+                napi_throw_type_error(env, NULL, "storeWatch: 4 arguments");
+                return NULL;
+        }
+        if (!(s = get_store(env, argv[0], true)) || !(text = hn_get_string(env, argv[1], false)))
+                return NULL;
+        hyb_error_clear(&err);
+        r = hyb_furi_parse(text, (size_t)-1, NULL, &pattern, &err);
+        free(text);
+        if (r < 0) {
+                hn_throw_code(env, r, &err);
+                return NULL;
+        }
+        napi_get_value_bool(env, argv[2], &replay);
+        if (!(w = calloc(1, sizeof *w))) {
+                hyb_furi_unref(pattern);
+                napi_throw_error(env, "ENOMEM", "out of memory");
+                return NULL;
+        }
+        w->s = s;
+        napi_get_value_uint32(env, argv[3], &w->id);
+        r = hyb_backend_subscribe(s->be, pattern, replay ? HYB_SUBSCRIBE_REPLAY : 0, on_msg, w, &slot,
+                                  &err);
+        hyb_furi_unref(pattern);
+        if (r < 0) {
+                free(w);
+                hn_throw_code(env, r, &err);
+                return NULL;
+        }
+        hyb_slot_set_destroy_callback(slot, free);
+        result = hn_slot_wrap(env, slot);
+        hn_io_kick(&s->io); /* the replay waits for process */
+        return result;
+}
+
+static napi_value js_set_keep(napi_env env, napi_callback_info info)
+{
+        size_t argc = 2;
+        napi_value argv[2];
+        hn_store *s;
+        uint32_t n = 0;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (!(s = get_store(env, argv[0], false)))
+                return NULL;
+        napi_get_value_uint32(env, argv[1], &n);
+        if (!s->io.closed) {
+                s->io.keep = n;
+                hn_io_update_ref(&s->io);
+        }
+        return hn_undefined(env);
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info)
+{
+        size_t argc = 1;
+        napi_value argv[1];
+        hn_store *s;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (!(s = get_store(env, argv[0], false)))
+                return NULL;
+        if (s->be && !s->io.closed) {
+                hn_io_close(&s->io);
+                store_drop_backend(s);
+        }
+        return hn_undefined(env);
+}
+
+void hn_store_init(napi_env env, napi_value exports)
+{
+        HN_EXPORT_FN(env, exports, "storeOpen", js_open);
+        HN_EXPORT_FN(env, exports, "storeOp", js_op);
+        HN_EXPORT_FN(env, exports, "storeWatch", js_watch);
+        HN_EXPORT_FN(env, exports, "storeSetKeep", js_set_keep);
+        HN_EXPORT_FN(env, exports, "storeClose", js_close);
+}

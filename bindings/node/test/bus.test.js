@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: MIT
+// The bus from Node against a real hybridd: calls, procedures served from Node and called
+// from C (the hybrid CLI), argument policies (400), access lists (403), deadlines (504),
+// handlers that throw, events with patterns, closing, and the process lifetime rules.
+'use strict';
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const path = require('node:path');
+const { hybrid, startDaemon, cli, next } = require('./helpers.js');
+
+const BUILTIN = '@localhost/org.hybridos.bus/builtin';
+let d;
+let server;
+let client;
+
+test.before(async () => {
+  d = await startDaemon();
+  server = await hybrid.connect({ socket: d.sock, app: 'org.example.node.server' });
+  client = await hybrid.connect({ socket: d.sock, app: 'org.example.node.client' });
+});
+test.after(async () => {
+  server.close();
+  client.close();
+  await d.stop();
+});
+
+test('connect names the endpoint @localhost/<app>/<runner>', () => {
+  assert.match(server.name, /^@localhost\/org\.example\.node\.server\/p\d+(_\d+)?$/);
+  assert.notEqual(server.name, client.name);
+});
+
+test('a call to the builtin echo', async () => {
+  assert.deepEqual(await client.call(BUILTIN, 'echo', { words: 'hi' }, { timeout: 5000 }),
+                   { words: 'hi' });
+});
+
+test('a procedure served from Node, called from Node and from C (the CLI)', async () => {
+  server.procedure('add', { a: 'int', b: 'int' }, async ({ a, b }) => ({ sum: a + b }));
+  assert.deepEqual(await client.call(server.name, 'add', { a: 2, b: 40 }), { sum: 42 });
+  const r = await cli(d.sock, ['call', server.name, 'add', '{"a":1,"b":2}']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(hybrid.fromJSON(r.stdout.trim()), { sum: 3 });
+  // many calls at once, all answered
+  const sums = await Promise.all(Array.from({ length: 50 }, (_, i) => client.call(server.name, 'add', { a: i, b: 1 })));
+  assert.deepEqual(sums.map((s) => s.sum), Array.from({ length: 50 }, (_, i) => i + 1));
+});
+
+test('argument policies: a wrong or missing argument is a 400 from the library', async () => {
+  let ran = false;
+  server.procedure('typed', { name: 'str', level: 'int?' }, (p) => { ran = true; return p; });
+  await assert.rejects(client.call(server.name, 'typed', { name: 5 }), (e) => {
+    assert.ok(e instanceof hybrid.HybridError);
+    assert.equal(e.status, 400);
+    assert.equal(e.code, 'HYB_E_BAD_REQUEST');
+    assert.match(e.message, /name/);
+    return true;
+  });
+  await assert.rejects(client.call(server.name, 'typed', { level: 1 }), { status: 400, code: 'HYB_E_BAD_REQUEST' });
+  await assert.rejects(client.call(server.name, 'typed', { name: 'x', level: 1.5 }), { status: 400 });
+  assert.equal(ran, false, 'the handler never saw a bad call');
+  assert.deepEqual(await client.call(server.name, 'typed', { name: 'x' }), { name: 'x' });
+  const r = await cli(d.sock, ['call', server.name, 'add', '{"a":"one","b":2}']);
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /400/);
+});
+
+test('access lists: a caller outside for_app gets 403', async () => {
+  server.procedure('secret', { args: {}, forApp: 'org.example.node.friend' }, () => ({ ok: true }));
+  await assert.rejects(client.call(server.name, 'secret', {}), (e) => {
+    assert.equal(e.status, 403);
+    assert.equal(e.code, 'HYB_E_FORBIDDEN');
+    return true;
+  });
+  const friend = await hybrid.connect({ socket: d.sock, app: 'org.example.node.friend' });
+  try {
+    assert.deepEqual(await friend.call(server.name, 'secret', {}), { ok: true });
+  } finally {
+    friend.close();
+  }
+});
+
+test('deadlines: a procedure that does not answer in time gives 504', async () => {
+  let release;
+  const held = new Promise((r) => { release = r; });
+  server.procedure('slow', {}, () => held);
+  await assert.rejects(client.call(server.name, 'slow', {}, { timeout: 200 }), (e) => {
+    assert.equal(e.status, 504);
+    assert.equal(e.code, 'HYB_E_CALLEE_TIMEOUT');
+    return true;
+  });
+  release({ late: true }); // answering a call the broker gave up on is harmless
+  assert.deepEqual(await client.call(server.name, 'add', { a: 1, b: 1 }), { sum: 2 });
+});
+
+test('a handler that throws: HybridError keeps its status, anything else is a 500', async () => {
+  server.procedure('missing', {}, () => { throw new hybrid.HybridError('no such lamp', 404); });
+  server.procedure('broken', {}, () => { throw new TypeError('lamp.off is not a function'); });
+  server.procedure('rejects', {}, async () => { throw new Error('async failure'); });
+  await assert.rejects(client.call(server.name, 'missing', {}),
+                       { status: 404, code: 'HYB_E_NOT_FOUND', message: 'no such lamp' });
+  await assert.rejects(client.call(server.name, 'broken', {}),
+                       { status: 500, code: 'HYB_E_INTERNAL', message: 'lamp.off is not a function' });
+  await assert.rejects(client.call(server.name, 'rejects', {}), { status: 500, message: 'async failure' });
+  // a result that has no obj form is a 500 too, and the server goes on
+  server.procedure('badresult', {}, () => ({ f: () => 1 }));
+  await assert.rejects(client.call(server.name, 'badresult', {}), { status: 500 });
+  assert.deepEqual(await client.call(server.name, 'add', { a: 2, b: 2 }), { sum: 4 });
+});
+
+test('errors: unknown endpoint or method, HybridError fields, a closed bus', async () => {
+  await assert.rejects(client.call('@localhost/org.example.node.nobody/x', 'm', {}), { status: 404, code: 'HYB_E_NOT_FOUND' });
+  await assert.rejects(client.call(server.name, 'nosuchmethod', {}), { status: 404 });
+  await assert.rejects(hybrid.connect({ socket: path.join(d.dir, 'none.sock'), app: 'org.example.node.x' }),
+                       (e) => e instanceof hybrid.HybridError && typeof e.status === 'number' && typeof e.code === 'string');
+  await assert.rejects(hybrid.connect({ socket: d.sock, app: 'not an app' }), { status: 406, code: 'HYB_E_NOT_ACCEPTABLE' });
+  const b = await hybrid.connect({ socket: d.sock, app: 'org.example.node.closing' });
+  let release;
+  server.procedure('hold', {}, () => new Promise((r) => { release = r; }));
+  const pending = b.call(server.name, 'hold', {});
+  // wait until the server holds the call, then close the caller: the call fails 502
+  while (!release) await new Promise((r) => setImmediate(r));
+  b.close();
+  await assert.rejects(pending, { status: 502, code: 'HYB_E_BAD_CALLEE' });
+  await assert.rejects(b.call(BUILTIN, 'echo', {}), { code: 'HYB_E_CLOSED' });
+  release(null);
+});
+
+test('events: a standing pattern subscription sees matching bubbles only', async () => {
+  server.registerEvent('TEMP');
+  server.registerEvent('TEMP_OUT');
+  server.registerEvent('HUMIDITY');
+  const sub = client.subscribe('@localhost/org.example.node.*/*', 'TEMP*');
+  const got = [];
+  sub.on('event', (ev) => got.push(ev));
+  const third = new Promise((resolve) => sub.on('event', () => { if (got.length === 2) resolve(); }));
+  server.fire('HUMIDITY', { rh: 40 });        // does not match: never delivered
+  server.fire('TEMP', { c: 21.5 });
+  server.fire('TEMP_OUT', { c: -3, big: 2n ** 60n });
+  await third;
+  assert.deepEqual(got, [
+    { source: server.name, bubble: 'TEMP', data: { c: 21.5 } },
+    { source: server.name, bubble: 'TEMP_OUT', data: { c: -3, big: 2n ** 60n } },
+  ]);
+  // the same subscription as an async iterator
+  const it = sub[Symbol.asyncIterator]();
+  server.fire('TEMP', { c: 22 });
+  assert.deepEqual((await it.next()).value, { source: server.name, bubble: 'TEMP', data: { c: 22 } });
+  await it.return();
+  // exact subscriptions need an existing bubble
+  assert.throws(() => client.subscribe(server.name, 'NOSUCH'), { status: 404 });
+});
+
+function runChild(source, sock, onLine) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['-e', source], {
+      env: { ...process.env, SOCK: sock, HYBRID_INDEX: path.resolve(__dirname, '..') },
+    });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (b) => {
+      out += b;
+      for (const line of String(b).split('\n').filter(Boolean)) onLine && onLine(line);
+    });
+    p.stderr.on('data', (b) => { err += b; });
+    p.on('error', reject);
+    p.on('close', (status) => resolve({ status, out, err }));
+  });
+}
+
+test('the process ends by itself when nothing is pending (the handles are unref\'d)', async () => {
+  const r = await runChild(`
+    const hybrid = require(process.env.HYBRID_INDEX);
+    hybrid.connect({ socket: process.env.SOCK, app: 'org.example.node.script' }).then(async (bus) => {
+      const v = await bus.call('${BUILTIN}', 'echo', { n: 1 });
+      console.log('got', v.n);   // no close(): the script must still end
+    });`, d.sock);
+  assert.equal(r.status, 0, r.err);
+  assert.equal(r.out.trim(), 'got 1');
+});
+
+test('a bus with a procedure keeps the process alive until close()', async () => {
+  let name = null;
+  let resolveName;
+  const named = new Promise((r) => { resolveName = r; });
+  const child = runChild(`
+    const hybrid = require(process.env.HYBRID_INDEX);
+    hybrid.connect({ socket: process.env.SOCK, app: 'org.example.node.daemonish' }).then((bus) => {
+      bus.procedure('stop', {}, () => { setImmediate(() => bus.close()); return { bye: true }; });
+      console.log(bus.name);
+    });`, d.sock, (line) => { if (!name) { name = line; resolveName(line); } });
+  await named;
+  // the child is still serving: the CLI's call reaches it, and its close() ends it
+  const r = await cli(d.sock, ['call', name, 'stop', '{}']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(hybrid.fromJSON(r.stdout.trim()), { bye: true });
+  const c = await child;
+  assert.equal(c.status, 0, c.err);
+});

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: MIT
+// Values <-> objs by doc/obj.md's JSON mapping, exact both ways: int64 edges as BigInt,
+// -0 and subnormals as reals, uris, typed values, recs with non-name keys; across
+// Node <-> Node over the bus and C (the hybrid CLI) <-> Node.
+'use strict';
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const { hybrid, startDaemon, cli, HYBRID_CLI } = require('./helpers.js');
+
+const { Uri, Typed, Real } = hybrid;
+const I64_MAX = 2n ** 63n - 1n;
+const I64_MIN = -(2n ** 63n);
+const P53 = 2n ** 53n + 1n;
+
+// Object.is-exact deep equality (assert.deepStrictEqual already tells -0 from 0)
+const same = (a, b) => assert.deepStrictEqual(a, b);
+
+test('JS -> JSON text (the mapping of doc/obj.md)', () => {
+  const cases = [
+    [5, '5'], [-7, '-7'], [Number.MAX_SAFE_INTEGER, '9007199254740991'],
+    [Real(5), '5.0'], [-0, '-0.0'], [0.5, '0.5'], [1e300, '1e300'], [5e-324, '5e-324'],
+    [2 ** 53, '9007199254740992.0'],           // not a safe integer: a real
+    [I64_MAX, '9223372036854775807'], [I64_MIN, '-9223372036854775808'], [P53, '9007199254740993'],
+    [5n, '5'], ['x\u0000y', '"x\\u0000y"'], [null, 'null'], [undefined, 'null'], [true, 'true'],
+    [[], '[]'], [{}, '{}'], [[1, [2, null]], '[1,[2,null]]'],
+    [{ a: 1, 'b/c': 2 }, '{"a":1,"b/c":2}'],
+    [new Uri('a/b'), '{"@uri":"a/b"}'],
+    [new Typed('/type/nat', 5), '{"@type":"/type/nat","@value":5}'],
+    [new Map([[1, 'x']]), '{"@rec":[[1,"x"]]}'],
+  ];
+  for (const [v, text] of cases) assert.equal(hybrid.toJSON(v), text, `toJSON(${String(v)})`);
+});
+
+test('JSON text -> JS: int beyond 2^53-1 is a BigInt, reals stay exact', () => {
+  same(hybrid.fromJSON('9223372036854775807'), I64_MAX);
+  same(hybrid.fromJSON('-9223372036854775808'), I64_MIN);
+  same(hybrid.fromJSON('9007199254740993'), P53);
+  same(hybrid.fromJSON('9007199254740991'), 9007199254740991);
+  same(hybrid.fromJSON('-9007199254740991'), -9007199254740991);
+  assert.ok(Object.is(hybrid.fromJSON('-0.0'), -0));
+  assert.ok(Object.is(hybrid.fromJSON('5e-324'), 5e-324));
+  assert.ok(Object.is(hybrid.fromJSON('2.2250738585072009e-308'), 2.2250738585072009e-308));
+  same(hybrid.fromJSON('{"@uri":"a/b"}'), new Uri('a/b'));
+  same(hybrid.fromJSON('{"@type":"/type/nat","@value":5}'), new Typed('/type/nat', 5));
+  same(hybrid.fromJSON('{"@rec":[[1,"x"],[[2],3]]}'), new Map([[1, 'x'], [[2], 3]]));
+  same(hybrid.fromJSON('{"@objs":[1,2]}'), [1, 2]);
+  same(hybrid.fromJSON('{"a":{"b":[true,null,"s"]}}'), { a: { b: [true, null, 's'] } });
+  assert.throws(() => hybrid.fromJSON('9223372036854775808'), { code: 'HYB_E_OVERFLOW' });
+});
+
+test('refusals: beyond int64, no JSON form, not a value', () => {
+  assert.throws(() => hybrid.toJSON(2n ** 63n), RangeError);
+  assert.throws(() => hybrid.toJSON(I64_MIN - 1n), RangeError);
+  assert.throws(() => hybrid.toJSON(NaN), { code: 'HYB_E_TYPE' });
+  assert.throws(() => hybrid.toJSON(Infinity), { code: 'HYB_E_TYPE' });
+  assert.throws(() => hybrid.toJSON({ f() {} }), TypeError);
+  assert.throws(() => hybrid.toJSON(Symbol('s')), TypeError);
+});
+
+const EDGE = {
+  max: I64_MAX, min: I64_MIN, p53: P53, safe: 9007199254740991, negzero: -0, sub: 5e-324,
+  tiny: 2.2250738585072014e-308, big: 1e300, frac: 0.1, neg: -1.5, two53: 2 ** 53,
+  uri: new Uri('/a/b'), typed: new Typed('/type/nat', 5), rec: new Map([[1, 'one'], [true, 'yes']]),
+  str: 'h\u00e9llo \u{1F600} \u0000 end', empty: '', list: [[], {}, null, false],
+};
+
+let d;
+let bus;
+test.before(async () => {
+  d = await startDaemon();
+  bus = await hybrid.connect({ socket: d.sock, app: 'org.example.node.values' });
+  bus.procedure('echo', {}, (p) => p);
+});
+test.after(async () => { bus.close(); await d.stop(); });
+
+test('Node -> bus -> Node: every edge value comes back exact', async () => {
+  const back = await bus.call(bus.name, 'echo', EDGE);
+  same(back, EDGE);
+  assert.ok(Object.is(back.negzero, -0));
+  // Real(2) is sent as the real 2.0 and, JavaScript having one number type, reads back as 2
+  const r = await bus.call(bus.name, 'echo', { r: Real(2), i: 2 });
+  assert.equal(r.r, 2);
+  assert.equal(typeof r.r, 'number');
+});
+
+test('C -> Node: int64 and reals from a C-served body and a C-fired event', async () => {
+  const body = '{"max":9223372036854775807,"min":-9223372036854775808,"p53":9007199254740993,' +
+               '"negzero":-0.0,"sub":5e-324}';
+  const want = { max: I64_MAX, min: I64_MIN, p53: P53, negzero: -0, sub: 5e-324 };
+  const srv = spawn(HYBRID_CLI, ['--bus', d.sock, 'serve', 'edges', body, '--runner', 'srv']);
+  try {
+    const name = await new Promise((resolve, reject) => {
+      let out = '';
+      srv.stdout.on('data', (b) => { out += b; if (out.includes('\n')) resolve(out.split('\n')[0]); });
+      srv.on('error', reject);
+      srv.on('close', (c) => reject(new Error(`hybrid serve exited ${c}`)));
+    });
+    same(await bus.call(name, 'edges', {}), want);
+  } finally {
+    srv.kill('SIGTERM');
+  }
+  const sub = bus.subscribe('@localhost/org.example.node.cfire/*', 'EDGES');
+  const got = new Promise((resolve) => sub.once('event', resolve));
+  const r = await cli(d.sock, ['--app', 'org.example.node.cfire', 'fire', 'EDGES', body]);
+  assert.equal(r.status, 0, r.stderr);
+  same((await got).data, want);
+  sub.close();
+});
+
+test('Node -> C: the body a Node procedure answers, as the CLI prints it', async () => {
+  bus.procedure('edges', {}, () => ({ max: I64_MAX, min: I64_MIN, p53: P53, negzero: -0, sub: 5e-324 }));
+  const r = await cli(d.sock, ['call', bus.name, 'edges']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(),
+               '{"max":9223372036854775807,"min":-9223372036854775808,"p53":9007199254740993,' +
+               '"negzero":-0.0,"sub":5e-324}');
+  // and what C sends to a Node procedure arrives exact
+  const e = await cli(d.sock, ['call', bus.name, 'echo', '{"v":[9223372036854775807,-0.0,5e-324]}']);
+  assert.equal(e.status, 0, e.stderr);
+  assert.equal(e.stdout.trim(), '{"v":[9223372036854775807,-0.0,5e-324]}');
+});
