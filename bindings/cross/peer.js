@@ -3,7 +3,8 @@
 // output are those of peer.py:
 //   node peer.js echo SOCKET APP | copy SOCKET FROM TO ECHO | serve SOCKET APP |
 //                call SOCKET ENDPOINT METHOD JSON | listen SOCKET APP EPGLOB BUBGLOB |
-//                fire SOCKET APP BUBBLE KEY INT
+//                fire SOCKET APP BUBBLE KEY INT | leak SOCKET ECHO N
+// (leak: run with --expose-gc so the heap is collected before each RSS reading)
 // `hybrid` is found by require() (NODE_PATH, or HYBRID_NODE_PACKAGE naming the package dir).
 // Values are never converted by hand: the binding's store and bus do it, which is what is tested.
 const hybrid = require(process.env.HYBRID_NODE_PACKAGE || 'hybrid');
@@ -43,6 +44,11 @@ function checkEdgeRule(values) {
 function entries(got) {
   if (got instanceof Map) return [...got.entries()].map(([k, v]) => [String(k), v]);
   return Object.entries(got);
+}
+
+function rssKb() {
+  if (global.gc) global.gc();
+  return Math.round(process.memoryUsage.rss() / 1024);
 }
 
 const commands = {
@@ -98,6 +104,29 @@ const commands = {
       bus.close();
     });
     process.stderr.write('ready\n');
+  },
+
+  async leak(sock, echoEp, n) {
+    n = Number(n);
+    const values = [9223372036854775807n, -0, 5e-324, 'text', true, null, { k: [1, 2.5] }];
+    const store = await hybrid.store({ socket: sock, app: 'org.example.node.leakstore' });
+    const bus = await hybrid.connect({ socket: sock, app: 'org.example.node.leak' });
+    const rounds = async (count) => {
+      for (let i = 0; i < count; i++) {
+        const back = (await bus.call(echoEp, 'echo', { values })).values;
+        if (back[0] !== values[0]) throw new Error('peer.js: leak: wrong echo');
+        if (i % 10 === 0) {
+          await store.put('/leak/node', i);
+          if ((await store.get('/leak/node')) !== i) throw new Error('peer.js: leak: wrong store read');
+        }
+      }
+    };
+    await rounds(Math.max(Math.floor(n / 10), 2000));
+    const before = rssKb();
+    await rounds(n);
+    console.log(`rss_kb ${before} ${rssKb()}`);
+    bus.close();
+    if (store.close) store.close();
   },
 
   async fire(sock, app, bubble, key, value) {

@@ -3,7 +3,7 @@
 -- output are those of peer.py:
 --   lua5.4 peer.lua echo SOCKET APP | copy SOCKET FROM TO ECHO | serve SOCKET APP |
 --                   call SOCKET ENDPOINT METHOD JSON | listen SOCKET APP EPGLOB BUBGLOB |
---                   fire SOCKET APP BUBBLE KEY INT
+--                   fire SOCKET APP BUBBLE KEY INT | leak SOCKET ECHO N
 -- `hybrid` comes from LUA_PATH / LUA_CPATH.  Values are never converted by hand: the binding's
 -- store and bus do it, which is what is tested.
 local hybrid = require("hybrid")
@@ -116,7 +116,41 @@ function commands.fire(sock, app, bubble, key, value)
         bus:close()
 end
 
-local nargs = {echo = 2, copy = 4, serve = 2, call = 4, listen = 4, fire = 5}
+local function rss_kb()
+        collectgarbage("collect")
+        for line in io.lines("/proc/self/status") do
+                local kb = line:match("^VmRSS:%s*(%d+)")
+                if kb then return math.tointeger(kb) end
+        end
+        return 0
+end
+
+function commands.leak(sock, echo_ep, n)
+        n = math.tointeger(n)
+        local values = {math.maxinteger, -0.0, 5e-324, "text", true, hybrid.null, {k = {1, 2.5}}}
+        local store = hybrid.store{socket = sock, app = "org.example.lua.leakstore"}
+        local bus = hybrid.connect{socket = sock, app = "org.example.lua.leak"}
+        local function rounds(count)
+                for i = 0, count - 1 do
+                        local back = bus:call(echo_ep, "echo", {values = values}, {timeout = 30}).values
+                        if back[1] ~= values[1] then error("peer.lua: leak: wrong echo") end
+                        if i % 10 == 0 then
+                                store:put("/leak/lua", i)
+                                if store:get("/leak/lua") ~= i then
+                                        error("peer.lua: leak: wrong store read")
+                                end
+                        end
+                end
+        end
+        rounds(math.max(n // 10, 2000))
+        local before = rss_kb()
+        rounds(n)
+        print(string.format("rss_kb %d %d", before, rss_kb()))
+        bus:close()
+        store:close()
+end
+
+local nargs = {echo = 2, copy = 4, serve = 2, call = 4, listen = 4, fire = 5, leak = 3}
 local cmd = arg[1]
 if not nargs[cmd] or #arg - 1 ~= nargs[cmd] then
         io.stderr:write("usage: lua5.4 peer.lua echo|copy|serve|call|listen|fire ARGS (see peer.py)\n")

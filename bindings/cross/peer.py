@@ -10,6 +10,10 @@
   peer.py listen SOCKET APP EPGLOB BUBGLOB prints "event SOURCE BUBBLE k=v ..." for the first
                                            event, then exits
   peer.py fire SOCKET APP BUBBLE KEY INT   fires BUBBLE with {KEY: INT}
+  peer.py leak SOCKET ECHO N               N calls of ECHO's echo (and a store put and get
+                                           every 10th), after max(N/10, 2000) to warm up
+                                           (V8 settles its code in the first thousands); prints
+                                           "rss_kb BEFORE AFTER" (VmRSS around the N)
 
 Servers print their endpoint name on stdout and "ready" on stderr once serving.  Values are
 never converted by hand: the binding's store and bus do it, which is what is tested.  Run with
@@ -105,9 +109,37 @@ def fire(sock, app, bubble, key, value):
         print(f"fired {bubble} to {delivered}")
 
 
+def rss_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def leak(sock, echo_ep, n):
+    n = int(n)
+    values = [2**63 - 1, -0.0, 5e-324, "text", True, None, {"k": [1, 2.5]}]
+    store = hybrid.Store(socket=sock, app="org.example.py.leakstore")
+    with hybrid.Bus(socket=sock, app="org.example.py.leak") as bus:
+        def rounds(count):
+            for i in range(count):
+                back = bus.call(echo_ep, "echo", {"values": values}, timeout=30.0)["values"]
+                if back[0] != values[0]:
+                    sys.exit("peer.py: leak: wrong echo")
+                if i % 10 == 0:
+                    store.put("/leak/py", i)
+                    if store.get("/leak/py") != i:
+                        sys.exit("peer.py: leak: wrong store read")
+        rounds(max(n // 10, 2000))
+        before = rss_kb()
+        rounds(n)
+        print(f"rss_kb {before} {rss_kb()}")
+
+
 def main(argv):
     cmds = {"echo": (echo, 2), "copy": (copy, 4), "serve": (serve, 2), "call": (call, 4),
-            "listen": (listen, 4), "fire": (fire, 5)}
+            "listen": (listen, 4), "fire": (fire, 5), "leak": (leak, 3)}
     if len(argv) < 2 or argv[1] not in cmds or len(argv) - 2 != cmds[argv[1]][1]:
         sys.exit(__doc__)
     cmds[argv[1]][0](*argv[2:])
