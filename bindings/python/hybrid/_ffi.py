@@ -14,6 +14,8 @@ import subprocess
 from cffi import FFI
 
 ffi = FFI()
+# The body getters return `const void *` in C; declared `const char *` here (the same ABI) so
+# ffi.unpack reads them without a cast.
 ffi.cdef(
     r"""
 typedef struct hyb_error {
@@ -70,7 +72,7 @@ int hyb_bus_flush(hyb_bus *bus);
 int hyb_bus_reply_get_status(const hyb_bus_reply *reply);
 int hyb_bus_reply_get_error(const hyb_bus_reply *reply);
 const char *hyb_bus_reply_get_message(const hyb_bus_reply *reply);
-const void *hyb_bus_reply_get_body(const hyb_bus_reply *reply, size_t *ret_len);
+const char *hyb_bus_reply_get_body(const hyb_bus_reply *reply, size_t *ret_len);
 bool hyb_bus_reply_is_binary(const hyb_bus_reply *reply);
 hyb_bus_reply *hyb_bus_reply_unref(hyb_bus_reply *reply);
 int hyb_bus_call(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
@@ -86,7 +88,7 @@ hyb_bus_request *hyb_bus_request_ref(const hyb_bus_request *req);
 hyb_bus_request *hyb_bus_request_unref(hyb_bus_request *req);
 const char *hyb_bus_request_get_caller(const hyb_bus_request *req);
 const char *hyb_bus_request_get_method(const hyb_bus_request *req);
-const void *hyb_bus_request_get_body(const hyb_bus_request *req, size_t *ret_len);
+const char *hyb_bus_request_get_body(const hyb_bus_request *req, size_t *ret_len);
 bool hyb_bus_request_is_binary(const hyb_bus_request *req);
 uint32_t hyb_bus_request_get_time_left_ms(const hyb_bus_request *req);
 int hyb_bus_request_reply(hyb_bus_request *req, int status, const void *body, size_t len,
@@ -95,7 +97,7 @@ int hyb_bus_request_reply_error(hyb_bus_request *req, int status, const char *me
 
 const char *hyb_bus_event_get_source(const hyb_bus_event *ev);
 const char *hyb_bus_event_get_bubble(const hyb_bus_event *ev);
-const void *hyb_bus_event_get_body(const hyb_bus_event *ev, size_t *ret_len);
+const char *hyb_bus_event_get_body(const hyb_bus_event *ev, size_t *ret_len);
 bool hyb_bus_event_is_binary(const hyb_bus_event *ev);
 typedef void (*hyb_bus_event_fn)(hyb_bus *bus, const hyb_bus_event *ev, void *userdata);
 int hyb_bus_register_event(hyb_bus *bus, const char *bubble, const char *for_host,

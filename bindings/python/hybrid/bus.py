@@ -10,11 +10,12 @@ attached to; no lock of the binding is held while they run, so they may use the 
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import math
 import os
 import select
-import sys
+import weakref
 from typing import Any, Awaitable, Callable, Dict, Optional, Set, Tuple
 
 from ._conn import ConnOptions
@@ -34,6 +35,13 @@ _NOARG: Any = object()
 _JSON_TYPES = {str: 1, int: 2, float: 3, bool: 4, dict: 5, list: 6, type(None): 7,
                None: 7, object: 0, Any: 0}
 
+# The functions of the call path, looked up once.
+_call = lib.hyb_bus_call
+_reply_get_body = lib.hyb_bus_reply_get_body
+_reply_is_binary = lib.hyb_bus_reply_is_binary
+_reply_unref = lib.hyb_bus_reply_unref
+_unpack = ffi.unpack
+
 # Objects whose handle C holds (userdata of a slot or of a pending call): kept alive here
 # until the slot's destroy callback (or the reply) says C dropped it.
 _live: Set[Any] = set()
@@ -46,8 +54,8 @@ def _on_destroy(ud):
 
 def _body(ptr, n: int, binary: bool) -> Any:
     if binary:
-        return ffi.unpack(ffi.cast("char *", ptr), n)
-    return from_json(ffi.unpack(ffi.cast("char *", ptr), n)) if n else None
+        return ffi.unpack(ptr, n)
+    return from_json(ffi.unpack(ptr, n)) if n else None
 
 
 class Event:
@@ -66,12 +74,20 @@ class Event:
 
 
 class _Slot:
-    """A registration holding a hyb_slot; unregistering unrefs it."""
+    """A registration holding a hyb_slot; unregistering unrefs it.  It refers to its bus
+    weakly: a Bus dropped without close() is still freed (and closed) by the collector."""
 
     def __init__(self, bus: "Bus") -> None:
-        self.bus = bus
+        self._bus = weakref.ref(bus)
         self._slot = ffi.NULL
         self.handle = ffi.new_handle(self)
+
+    @property
+    def bus(self) -> "Bus":
+        b = self._bus()
+        if b is None:
+            raise ClosedError(message="the bus is gone")
+        return b
 
     def _own(self, slot, with_handle: bool = True) -> None:
         self._slot = slot
@@ -84,7 +100,9 @@ class _Slot:
         """Unregisters (idempotent)."""
         slot, self._slot = self._slot, ffi.NULL
         if slot != ffi.NULL:
-            self.bus._slots.discard(self)
+            b = self._bus()
+            if b is not None:
+                b._slots.discard(self)
             lib.hyb_slot_unref(slot)
 
     def __enter__(self):
@@ -118,7 +136,8 @@ class Procedure(_Slot):
         self.fn = fn
 
     def __repr__(self) -> str:
-        return f"<Procedure {self.name!r} of {self.bus.name!r}>"
+        b = self._bus()
+        return f"<Procedure {self.name!r} of {b.name if b is not None else None!r}>"
 
 
 class _EventBubble(_Slot):
@@ -260,6 +279,8 @@ class Bus:
     def _ptr(self):
         if self._bus == ffi.NULL:
             raise ClosedError(message="the bus is closed")
+        if not lib.hyb_bus_is_open(self._bus):
+            raise self._closed_error()
         return self._bus
 
     def fileno(self) -> int:
@@ -376,8 +397,9 @@ class Bus:
 
     def run(self) -> None:
         """Serves the bus (calls, events, replies) until :meth:`stop` or :meth:`close` is
-        called or the daemon closes the connection."""
-        self._ptr()
+        called or the daemon closes the connection (at once when it is closed already)."""
+        if not self.is_open:
+            return
         self._stop = False
         fd = self.fileno()
         poller = select.poll()
@@ -515,6 +537,22 @@ class Bus:
             raise ValueError("timeout must be > 0 seconds")
         return min(max(1, math.ceil(timeout * 1000)), 0xFFFFFFFF)
 
+    def _check_call(self, r: int, err: Any = None) -> None:
+        """Raises for a failed call: ClosedError when the connection is gone (however the
+        library noticed: a 502 for the lost callee, EPIPE, HYB_E_CLOSED), else by r."""
+        if r in (-errno.EPIPE, -errno.ECONNRESET) and self.is_open and self._depth == 0:
+            # the write saw the hang-up first: let the library read the rest (the daemon's
+            # reason, then the end of the stream) so the error says why
+            for _ in range(4):
+                if self._dispatch(1) == 0 and not self.is_open:
+                    break
+        if not self.is_open and r != lib.hyb_err_from_status(504):
+            e = self._closed_error()
+            if err is not None and err.code != 0:
+                e.message += ": " + ffi.string(err.message).decode("utf-8", "replace")
+            raise e
+        check(r, err)
+
     def _reply_value(self, reply) -> Any:
         st = lib.hyb_bus_reply_get_status(reply)
         if st < 200 or st > 299:
@@ -537,26 +575,42 @@ class Bus:
         ``BadRequest``, ``Timeout`` (504), ``BadCallee``, ... or ``ClosedError``.
         While it waits, the calls and events that arrive are dispatched.
         """
-        bus = self._ptr()
-        body, flags = self._encode(params)
+        bus = self._bus
+        if bus == ffi.NULL:
+            raise ClosedError(message="the bus is closed")
+        if params is _NOARG:
+            body, flags = b"{}", 0
+        elif type(params) is dict or type(params) is list:
+            body, flags = to_json(params), 0
+        else:
+            body, flags = self._encode(params)
+        cs = self._cstrs
+        ep = cs.get(endpoint) or self._c(endpoint)
+        me = cs.get(method) or self._c(method)
         self._depth += 1
-        try:
-            r = lib.hyb_bus_call(bus, self._c(endpoint), self._c(method), body, len(body),
-                                 flags, self._ms(timeout), self._replyp, self._err)
-        finally:
-            self._depth -= 1
-            if self._depth == 0 and self._free_later:
-                self._free()
-        self._raise_kept()
+        r = _call(bus, ep, me, body, len(body), flags,
+                             self._ms(timeout) if timeout is not None else 0, self._replyp,
+                             self._err)
+        self._depth -= 1
+        if self._free_later and self._depth == 0:
+            self._free()
+        if self._exc is not None:
+            if r >= 0:
+                lib.hyb_bus_reply_unref(self._replyp[0])
+            self._raise_kept()
+        if self._loop is not None:
+            self._update()  # the wait may have read packets no fd will signal again
         if r < 0:
-            if r == lib.hyb_err_from_status(502) and not self.is_open:
-                raise self._closed_error()
-            check(r, self._err)
+            self._check_call(r, self._err)
         reply = self._replyp[0]
+        n = self._lenp
         try:
-            return self._reply_value(reply)
+            ptr = _reply_get_body(reply, n)
+            if _reply_is_binary(reply):
+                return _unpack(ptr, n[0])
+            return from_json(_unpack(ptr, n[0])) if n[0] else None
         finally:
-            lib.hyb_bus_reply_unref(reply)
+            _reply_unref(reply)
 
     async def acall(self, endpoint: str, method: str, params: Any = _NOARG,
                     timeout: Optional[float] = None) -> Any:
@@ -572,7 +626,7 @@ class Bus:
                                    flags, self._ms(timeout), _on_reply, pc.handle, ffi.NULL)
         if r < 0:
             self._pending.discard(pc)
-            check(r)
+            self._check_call(r)
         self._update()
         return await fut
 

@@ -17,7 +17,8 @@ import asyncio
 import math
 import os
 import select
-from typing import Any, AsyncIterator, Callable, Dict, Optional, Set
+import weakref
+from typing import Any, AsyncIterator, Callable, Optional, Set
 
 from ._conn import ConnOptions
 from ._ffi import ffi, lib
@@ -75,15 +76,16 @@ def _on_msg(target, payload, retain, ud):
     except Exception as e:
         report(e, f"store watch callback of {w!r}")
     except BaseException as e:
-        if w.store._exc is None:
-            w.store._exc = e
+        st = w._store()
+        if st is not None and st._exc is None:
+            st._exc = e
 
 
 class Watch:
     """A store subscription (:meth:`Store.watch`); :meth:`cancel` ends it."""
 
     def __init__(self, store: "Store", pattern: str, callback: Callable[[Message], Any]) -> None:
-        self.store = store
+        self._store = weakref.ref(store)  # weakly: a Store dropped without close() is freed
         self.pattern = pattern
         self.callback = callback
         self.handle = ffi.new_handle(self)
@@ -93,7 +95,9 @@ class Watch:
         """Unsubscribes (idempotent)."""
         slot, self._slot = self._slot, ffi.NULL
         if slot != ffi.NULL:
-            self.store._watches.discard(self)
+            st = self._store()
+            if st is not None:
+                st._watches.discard(self)
             lib.hyb_slot_unref(slot)
 
     def __enter__(self) -> "Watch":
@@ -123,7 +127,7 @@ class Store:
         self._watches: Set[Watch] = set()
         self._exc: Optional[BaseException] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer: Optional[asyncio.Handle] = None
         self._writer = False
         self._u64 = ffi.new("uint64_t *")
         self._err = ffi.new("hyb_error *")
@@ -180,6 +184,10 @@ class Store:
     def _sc(self):
         if self._scope == ffi.NULL:
             raise ClosedError(message="the store is closed")
+        if self._loop is not None and self._timer is None:
+            # an operation may take in messages that no fd will signal again: let the loop
+            # deliver them once the caller yields
+            self._timer = self._loop.call_soon(self._on_io)
         return self._scope
 
     def _furi(self, text: str):

@@ -27,6 +27,7 @@ library's own ``hyb_obj_to_json`` / ``hyb_obj_from_json``.
 from __future__ import annotations
 
 import json
+import json.scanner
 from typing import Any, Optional
 
 from ._ffi import ffi, lib
@@ -135,11 +136,43 @@ def _prep(v: Any) -> Any:
     raise TypeError(f"cannot map a {t.__name__} to a hybrid value")
 
 
-_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+def _no_default(o: Any) -> Any:
+    raise TypeError(f"cannot map a {type(o).__name__} to a hybrid value")
+
+
+# The json module's C encoder, made once (JSONEncoder.encode makes one per call): compact,
+# UTF-8 kept, NaN and infinities refused.  _prep has already checked the int64 range and
+# replaced uris, typed values and non-str keys by their @-forms.
+try:
+    from json.encoder import c_make_encoder as _c_make_encoder  # type: ignore
+except ImportError:  # pragma: no cover - CPython always has it
+    _c_make_encoder = None
+_cenc = None
+if _c_make_encoder is not None:
+    _cenc = _c_make_encoder(None, _no_default, json.encoder.encode_basestring, None, ":", ",",
+                            False, False, False)
+
+    def _dumps(v: Any) -> str:
+        return "".join(_cenc(v, 0))
+else:  # pragma: no cover
+    _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False,
+                              separators=(",", ":")).encode
 
 
 def to_json(v: Any) -> bytes:
     """The JSON text (UTF-8 bytes) of a Python value by the mapping."""
+    if type(v) is dict and _cenc is not None:
+        # the common body: a flat dict of str keys and plain scalars needs no _prep copy
+        for k, x in v.items():
+            t = type(x)
+            if type(k) is not str or not (t is str or t is float or t is bool or x is None or (
+                    t is int and INT64_MIN <= x <= INT64_MAX)):
+                break
+        else:
+            try:
+                return "".join(_cenc(v, 0)).encode()
+            except ValueError as e:  # NaN / infinity
+                raise ValueError(f"cannot map to a hybrid value: {e}") from None
     try:
         return _dumps(_prep(v)).encode()
     except ValueError as e:  # NaN / infinity
@@ -163,16 +196,27 @@ def _hook(d: dict) -> Any:
     return d
 
 
-_loads = json.JSONDecoder(object_hook=_hook).decode
+_decoder = json.JSONDecoder(object_hook=_hook)
+_loads = _decoder.decode
+# The scanners, called directly (decode() adds two regex matches a call); text without
+# '"@' holds no @-member, so it needs no object hook.
+_scan = json.scanner.make_scanner(_decoder)
+_scan_plain = json.scanner.make_scanner(json.JSONDecoder())
 
 
 def from_json(text: Any) -> Any:
     """The Python value of JSON text (str or bytes) by the mapping; empty text is None."""
     if not text:
         return None
-    if isinstance(text, (bytes, bytearray, memoryview)):
+    if not isinstance(text, str):
         text = bytes(text).decode("utf-8")
-    return _loads(text)
+    try:
+        v, end = (_scan if '"@' in text else _scan_plain)(text, 0)
+    except StopIteration:
+        return _loads(text)  # raises the decoder's error
+    if end != len(text):
+        return _loads(text)  # white space around, or trailing garbage: the full decoder
+    return v
 
 
 def to_obj(v: Any):
