@@ -13,6 +13,9 @@ function loadAddon() {
   const candidates = [];
   if (process.env.HYBRID_NODE_ADDON) candidates.push(process.env.HYBRID_NODE_ADDON);
   candidates.push(path.join(__dirname, 'build', 'hybrid.node'));
+  try { // npm install found the addon of a meson build (scripts/install.js)
+    candidates.push(JSON.parse(fs.readFileSync(path.join(__dirname, 'build', 'hybrid-addon.json'), 'utf8')).path);
+  } catch (e) { /* none */ }
   for (const file of candidates) {
     tried.push(file);
     if (fs.existsSync(file)) return require(file);

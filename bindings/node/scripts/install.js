@@ -2,7 +2,8 @@
 // npm's install script: puts the addon at build/hybrid.node.  Nothing is downloaded.
 //  1. an addon the project's meson build already made: $HYBRID_NODE_ADDON, else
 //     <checkout>/build/bindings/node/hybrid.node when this package is the checkout's
-//     bindings/node (npm links a local folder), is copied;
+//     bindings/node (npm links a local folder): its path is written to
+//     build/hybrid-addon.json (not copied: meson's build rpath is relative to it);
 //  2. else src/*.c is compiled with `cc` (or $CC) against the Node headers
 //     (/usr/include/node, or $HYBRID_NODE_INCLUDE) and `pkg-config --cflags --libs hybrid`
 //     ($PKG_CONFIG_PATH is honoured: a build's meson-uninstalled directory works too).
@@ -15,6 +16,7 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 const outDir = path.join(root, 'build');
 const out = path.join(outDir, 'hybrid.node');
+const pointer = path.join(outDir, 'hybrid-addon.json');
 
 function log(msg) { process.stderr.write(`hybrid: ${msg}\n`); }
 
@@ -63,11 +65,14 @@ function main() {
   const pre = prebuilt();
   if (pre) {
     log(`using the addon built by meson: ${pre}`);
-    fs.copyFileSync(pre, out);
+    fs.rmSync(out, { force: true });
+    fs.writeFileSync(pointer, JSON.stringify({ path: path.resolve(pre) }) + '\n');
+    require(path.resolve(pre)); // fail the install now if it does not load
   } else {
+    fs.rmSync(pointer, { force: true });
     compile();
+    require(out);
   }
-  require(out); // fail the install now if it does not load
 }
 
 try {

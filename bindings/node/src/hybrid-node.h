@@ -35,6 +35,8 @@ typedef struct hn_env {
         napi_ref on_event;      /* (bus, id, source, bubble, data) */
         napi_ref on_store_msg;  /* (store, id, furi, value, retain) */
         napi_ref on_close;      /* (bus or store, status, message) */
+        napi_ref object_proto;  /* Object.prototype: plain objects take the fast path */
+        napi_ref map_cls;       /* Map */
 } hn_env;
 
 hn_env *hn_get_env(napi_env env);

@@ -23,7 +23,8 @@ static void env_free(napi_env env, void *data, void *hint)
 {
         hn_env *e = data;
         napi_ref *refs[] = { &e->hybrid_error, &e->uri, &e->typed, &e->real, &e->on_request,
-                             &e->on_event, &e->on_store_msg, &e->on_close };
+                             &e->on_event, &e->on_store_msg, &e->on_close, &e->object_proto,
+                             &e->map_cls };
         for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
                 if (*refs[i])
                         napi_delete_reference(env, *refs[i]);
@@ -347,6 +348,16 @@ static int to_obj_depth(napi_env env, napi_value v, hyb_obj **ret, unsigned dept
                         free(items);
                         return r;
                 }
+                {
+                        /* plain objects (the common case) skip the class checks */
+                        napi_value proto, object_proto;
+                        bool plain = false;
+                        if (napi_get_prototype(env, v, &proto) == napi_ok &&
+                            napi_get_reference_value(env, e->object_proto, &object_proto) == napi_ok)
+                                napi_strict_equals(env, proto, object_proto, &plain);
+                        if (plain)
+                                goto plain_object;
+                }
                 if (instance_of(env, v, e->real)) {
                         double d;
                         napi_get_named_property(env, v, "value", &field);
@@ -391,14 +402,11 @@ static int to_obj_depth(napi_env env, napi_value v, hyb_obj **ret, unsigned dept
                         hyb_furi_unref(type);
                         return r;
                 }
-                {
+                if (instance_of(env, v, e->map_cls)) {
                         /* A Map: keys are values of any kind; else an object: keys are uris. */
-                        napi_value global, map_cls;
-                        bool is_map = false;
+                        napi_value global;
                         napi_get_global(env, &global);
-                        napi_get_named_property(env, global, "Map", &map_cls);
-                        napi_instanceof(env, v, map_cls, &is_map);
-                        if (is_map) {
+                        {
                                 napi_value arr_cls, from, entries_keys, entries_vals, fn, size_v;
                                 uint32_t n;
                                 napi_get_named_property(env, global, "Array", &arr_cls);
@@ -415,6 +423,7 @@ static int to_obj_depth(napi_env env, napi_value v, hyb_obj **ret, unsigned dept
                                                     depth);
                         }
                 }
+        plain_object:
                 {
                         napi_value keys, vals;
                         uint32_t n, i;
@@ -454,6 +463,13 @@ static napi_value new_instance(napi_env env, napi_ref cls_ref, size_t argc, napi
 }
 
 static napi_value from_obj_untyped(napi_env env, const hyb_obj *o);
+
+static bool is_proto_key(const hyb_obj *k)
+{
+        const char *s = hyb_obj_get_kind(k) == HYB_OBJ_URI ? hyb_furi_get_str(hyb_obj_get_uri(k))
+                                                           : hyb_obj_get_str(k, NULL);
+        return s && strcmp(s, "__proto__") == 0;
+}
 
 napi_value hn_from_obj(napi_env env, const hyb_obj *o)
 {
@@ -546,7 +562,17 @@ static napi_value from_obj_untyped(napi_env env, const hyb_obj *o)
                                 }
                                 if (!(val = hn_from_obj(env, hyb_obj_get_rec_value(o, i))))
                                         return NULL;
-                                HN_CALL(env, napi_set_property(env, v, key, val));
+                                if (is_proto_key(k)) {
+                                        /* an own property, as JSON.parse makes it: assigning
+                                         * would set the object's prototype instead */
+                                        napi_property_descriptor pd = {
+                                                .name = key, .value = val,
+                                                .attributes = napi_writable | napi_enumerable |
+                                                              napi_configurable };
+                                        HN_CALL(env, napi_define_properties(env, v, 1, &pd));
+                                } else {
+                                        HN_CALL(env, napi_set_property(env, v, key, val));
+                                }
                         }
                         return v;
                 }
@@ -732,6 +758,19 @@ static napi_value js_setup(napi_env env, napi_callback_info info)
                 if (*refs[i])
                         napi_delete_reference(env, *refs[i]);
                 HN_CALL(env, napi_create_reference(env, f, 1, refs[i]));
+        }
+        {
+                napi_value global, cls, proto;
+                napi_get_global(env, &global);
+                HN_CALL(env, napi_get_named_property(env, global, "Object", &cls));
+                HN_CALL(env, napi_get_named_property(env, cls, "prototype", &proto));
+                if (e->object_proto)
+                        napi_delete_reference(env, e->object_proto);
+                HN_CALL(env, napi_create_reference(env, proto, 1, &e->object_proto));
+                HN_CALL(env, napi_get_named_property(env, global, "Map", &cls));
+                if (e->map_cls)
+                        napi_delete_reference(env, e->map_cls);
+                HN_CALL(env, napi_create_reference(env, cls, 1, &e->map_cls));
         }
         return hn_undefined(env);
 }

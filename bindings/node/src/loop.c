@@ -10,6 +10,8 @@
 
 #define MAX_STEPS 256 /* process steps per wake-up before yielding to the loop */
 
+static void close_cb(uv_handle_t *h);
+
 static uv_loop_t *loop_of(napi_env env)
 {
         uv_loop_t *l = NULL;
@@ -91,7 +93,8 @@ int hn_io_start(hn_io *io, int fd)
         io->timer.data = io;
         io->open_handles++;
         if ((r = uv_poll_init(l, &io->poll, fd)) < 0) {
-                uv_unref((uv_handle_t *)&io->timer);
+                io->closed = true; /* hn_io_close will not run: close the timer here */
+                uv_close((uv_handle_t *)&io->timer, close_cb);
                 return r;
         }
         io->poll.data = io;
@@ -127,7 +130,10 @@ void hn_io_rearm(hn_io *io)
         }
         if (io->get_timeout(io, &dl) < 0)
                 dl = UINT64_MAX;
-        if (dl != io->deadline) {
+        /* A later deadline than the one the timer waits for needs no new timer: when it
+         * fires early, process expires nothing and this sets the timer again.  (Each call
+         * pushes the deadline out; restarting the timer for each would cost every call.) */
+        if (dl != io->deadline && !(dl > io->deadline && uv_is_active((uv_handle_t *)&io->timer))) {
                 io->deadline = dl;
                 if (dl == UINT64_MAX) {
                         uv_timer_stop(&io->timer);

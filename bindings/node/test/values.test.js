@@ -48,6 +48,12 @@ test('JSON text -> JS: int beyond 2^53-1 is a BigInt, reals stay exact', () => {
   same(hybrid.fromJSON('{"@objs":[1,2]}'), [1, 2]);
   same(hybrid.fromJSON('{"a":{"b":[true,null,"s"]}}'), { a: { b: [true, null, 's'] } });
   assert.throws(() => hybrid.fromJSON('9223372036854775808'), { code: 'HYB_E_OVERFLOW' });
+  // a "__proto__" key is an own property (as JSON.parse makes it), never the prototype
+  const p = hybrid.fromJSON('{"__proto__":{"polluted":1}}');
+  assert.equal(Object.getPrototypeOf(p), Object.prototype);
+  assert.equal(p.polluted, undefined);
+  assert.deepEqual(Object.keys(p), ['__proto__']);
+  assert.equal(hybrid.toJSON(p), '{"__proto__":{"polluted":1}}');
 });
 
 test('refusals: beyond int64, no JSON form, not a value', () => {
