@@ -477,8 +477,23 @@ static void push_slot(lua_State *L, hyb_slot *s)
         luaL_setmetatable(L, MT_SLOT);
 }
 
-/* slot:cancel(): unregisters now (the last reference goes).  Idempotent. */
+/* slot:cancel(): unregisters now (a pending async call is cancelled: its floating
+ * reference, held by the bus, goes too).  Idempotent. */
 static int l_slot_cancel(lua_State *L)
+{
+        lslot *ls = luaL_checkudata(L, 1, MT_SLOT);
+        lua_State *saved = cur_L;
+        cur_L = L;
+        if (ls->slot && hyb_slot_get_floating(ls->slot) == 1)
+                hyb_slot_set_floating(ls->slot, false);
+        ls->slot = hyb_slot_unref(ls->slot);
+        cur_L = saved;
+        return 0;
+}
+
+/* __gc: drops Lua's reference only.  Registrations are kept by the Lua objects that own
+ * them (bus._slots, store._slots); an async call floats on its bus until its reply. */
+static int l_slot_gc(lua_State *L)
 {
         lslot *ls = luaL_checkudata(L, 1, MT_SLOT);
         lua_State *saved = cur_L;
@@ -719,6 +734,11 @@ static void on_reply(hyb_bus *bus, const hyb_bus_reply *reply, void *userdata)
                 lua_setfield(L, -2, "message");
                 luaL_setmetatable(L, MT_ERROR);
         }
+        /* The reply comes once: the function is released now, not when the slot goes, so
+         * a function that holds its own slot (a cycle through C the collector cannot see)
+         * is freed as well. */
+        luaL_unref(L, LUA_REGISTRYINDEX, c->ref);
+        c->ref = LUA_NOREF;
         if (lua_pcall(L, 2, 0, 0) != LUA_OK)
                 keep_pending(L);
         lua_settop(L, top);
@@ -743,6 +763,9 @@ static int l_bus_call_async(lua_State *L)
                 return raise_code(L, r, NULL);
         }
         hyb_slot_set_destroy_callback(s, lcb_destroy);
+        /* The bus holds the call until its reply has been handled: Lua's reference may go
+         * (collected, even from inside the callback) without freeing it under the library. */
+        hyb_slot_set_floating(s, true);
         push_slot(L, s);
         return 1;
 }
@@ -1535,7 +1558,7 @@ static void hybrid_core_init(lua_State *L)
 {
         static const luaL_Reg bus_mt[] = { { "__gc", l_bus_gc }, { "__close", l_bus_gc }, { NULL, NULL } };
         static const luaL_Reg store_mt[] = { { "__gc", l_store_gc }, { NULL, NULL } };
-        static const luaL_Reg slot_mt[] = { { "__gc", l_slot_cancel }, { NULL, NULL } };
+        static const luaL_Reg slot_mt[] = { { "__gc", l_slot_gc }, { NULL, NULL } };
         static const luaL_Reg err_mt[] = { { "__tostring", l_error_tostring }, { NULL, NULL } };
         setfuncs_mt(L, MT_BUS, bus_mt);
         setfuncs_mt(L, MT_STORE, store_mt);

@@ -58,8 +58,13 @@ local function exists_socket(path)
         return ok
 end
 
+-- alive(pid): the process exists and has not exited (an exited process may stay a zombie
+-- until something reaps it: not alive)
 local function alive(pid)
-        return (T.sh("kill -0 " .. pid))
+        local stat = T.read("/proc/" .. pid .. "/stat")
+        if not stat then return false end
+        local state = stat:match("^%d+ %b() (%a)")
+        return state ~= nil and state ~= "Z" and state ~= "X"
 end
 
 --- T.wait_until(seconds, fn): polls fn every 20 ms until it returns true; false at the
@@ -101,15 +106,22 @@ function T.stop(d)
         T.wait_until(20, function() return not alive(d.pid) end)
 end
 
---- T.bg(cmd) -> {out=, pid=}: a background shell command, its output in a file.
+--- T.bg(cmd) -> {out=, pid=, done=, rc=}: a background shell command, its output in a
+--- file; done() is true once it has exited (its status written by the shell that ran it:
+--- an exited child may stay visible to kill -0 until something reaps it), rc() its status.
 function T.bg(cmd)
         local dir = T.tmpdir()
-        local job = {out = dir .. "/out"}
-        local p = assert(io.popen(string.format("(%s) >%s 2>&1 & echo $!", cmd,
-                                                sh_quote(job.out)), "r"))
+        local job = {out = dir .. "/out", rcfile = dir .. "/rc"}
+        local p = assert(io.popen(string.format("(%s; echo $? >%s.tmp; mv %s.tmp %s) >%s 2>&1 & echo $!",
+                                                cmd, sh_quote(job.rcfile), sh_quote(job.rcfile),
+                                                sh_quote(job.rcfile), sh_quote(job.out)), "r"))
         job.pid = assert(tonumber(p:read("l")))
         p:close()
-        job.done = function() return not alive(job.pid) end
+        job.rc = function()
+                local s = T.read(job.rcfile)
+                return s and tonumber(s:match("%d+"))
+        end
+        job.done = function() return job.rc() ~= nil end
         return job
 end
 
@@ -120,10 +132,21 @@ end
 
 -- ---------------------------------------------------------------- assertions
 
-local function show(v)
+local function show(v, depth)
+        depth = depth or 0
         if math.type(v) == "float" then return string.format("%.17g", v) end
         if type(v) == "string" then return string.format("%q", v) end
-        return tostring(v)
+        if type(v) ~= "table" or depth > 8 then return tostring(v) end
+        local mt = getmetatable(v)
+        if mt and mt.__tostring then return tostring(v) end
+        local keys = {}
+        for k in pairs(v) do keys[#keys + 1] = k end
+        table.sort(keys, function(a, b) return show(a) < show(b) end)
+        local parts = {}
+        for _, k in ipairs(keys) do
+                parts[#parts + 1] = "[" .. show(k, depth + 1) .. "]=" .. show(v[k], depth + 1)
+        end
+        return "{" .. table.concat(parts, ", ") .. "}"
 end
 T.show = show
 
@@ -137,7 +160,7 @@ local function deq(a, b)
                 end
                 return a == b
         end
-        if type(a) ~= "table" then return a == b end
+        if type(a) ~= "table" or rawequal(a, b) then return a == b end
         for k, v in pairs(a) do
                 if not deq(v, b[k]) then return false end
         end

@@ -3,6 +3,7 @@
 -- named as arguments).  Each returns a list of {name, fn}; a case fails when fn raises.
 -- Ends with the line "N passed, N failed" and exits 1 when one failed.
 local T = require("helper")
+local hybrid = require("hybrid")
 
 local files = {...}
 if #files == 0 then
@@ -21,12 +22,14 @@ for _, file in ipairs(files) do
         else
                 for _, c in ipairs(cases) do
                         local name, fn = c[1], c[2]
+                        local t0 = hybrid.core.hyb_now_usec()
                         local ok2, err = xpcall(fn, function(e)
                                 return debug.traceback(tostring(e), 2)
                         end)
                         if ok2 then
                                 passed = passed + 1
-                                print(string.format("ok   %s: %s", file, name))
+                                print(string.format("ok   %s: %s (%.2f s)", file, name,
+                                                    (hybrid.core.hyb_now_usec() - t0) / 1e6))
                         else
                                 failed = failed + 1
                                 print(string.format("FAIL %s: %s: %s", file, name, err))
@@ -37,4 +40,4 @@ for _, file in ipairs(files) do
 end
 T.cleanup()
 print(string.format("%d passed, %d failed", passed, failed))
-os.exit(failed == 0 and 0 or 1)
+os.exit(failed == 0 and 0 or 1, true) -- closes the state: every __gc runs
