@@ -5,7 +5,7 @@
 # through dbus-broker (dbus-daemon when dbus-broker cannot be started) and from paho-mqtt
 # through mosquitto.  Every echo is served in C (bench-bindings).
 #
-# usage: bench/run-bindings.sh [--quick] [--rounds N] [--calls N] [--events N]
+# usage: bench/run-bindings.sh [--quick] [--rounds N] [--calls N] [--events N] [--verbose]
 #   (no option)  5 rounds of 5 000 calls and a 20 000-event burst per client, ~1-2 minutes
 #   --quick      3 rounds of 1 000 calls and 5 000 events, ~20 s
 # Builds build-bench (release) with its bindings, starts every daemon privately in a fresh
@@ -18,14 +18,15 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
 PY=/usr/bin/python3
 MQTT_PORT=${BENCH_MQTT_PORT:-18841}   # loopback only
-ROUNDS=5 CALLS=5000 EVENTS=20000
+ROUNDS=5 CALLS=5000 EVENTS=20000 VERBOSE=
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) ROUNDS=3 CALLS=1000 EVENTS=5000 ;;
     --rounds) ROUNDS=$2; shift ;;
     --calls) CALLS=$2; shift ;;
     --events) EVENTS=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--rounds N] [--calls N] [--events N]" >&2; exit 2 ;;
+    --verbose) VERBOSE=--verbose ;;  # every round's figure, one RESULT line per client
+    *) echo "usage: $0 [--quick] [--rounds N] [--calls N] [--events N] [--verbose]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -188,4 +189,4 @@ for r in $(seq "$ROUNDS"); do
     done
     log "round $r of $ROUNDS done"
 done
-"$PY" "$ROOT/bench/bindings/table.py" "$WORK/results" "$ROUNDS" "$DBUS_KIND"
+"$PY" "$ROOT/bench/bindings/table.py" "$WORK/results" "$ROUNDS" "$DBUS_KIND" $VERBOSE

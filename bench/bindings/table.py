@@ -1,6 +1,6 @@
 """Prints the table of bench/run-bindings.sh from its results file (bench/README.md).
 
-  table.py RESULTS ROUNDS DBUS_KIND
+  table.py RESULTS ROUNDS DBUS_KIND [--verbose]
 
 RESULTS has one line per figure: `ROUND CLIENT KEY VALUE` (KEY call_p50_us or events_per_s).
 A cell is the median over the rounds; a ratio is the median of the per-round ratios (the
@@ -23,7 +23,7 @@ NAMES = {
 ORDER = ["c", "python", "node", "lua", "dbus", "mqtt"]
 
 
-def main(path, rounds, dbus_kind):
+def main(path, rounds, dbus_kind, verbose=False):
     fig = defaultdict(dict)  # (client, key) -> {round: value}
     with open(path) as f:
         for line in f:
@@ -73,11 +73,15 @@ def main(path, rounds, dbus_kind):
             else:
                 print(f"  {NAMES[c]} >= 2x faster than {name}: {s:.2f}x  "
                       f"{'PASS' if s >= 2 else 'MISS'}")
+    if verbose:
+        print()
+        for (c, key), per in sorted(fig.items()):
+            print(f"RESULT client={c} {key}=" + ",".join(f"{per[r]:g}" for r in sorted(per)))
     if load > (os.cpu_count() or 1):
         print(f"\nThe load average ({load:.2f}) exceeds the cpus: the figures are noisy, run again.")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5) or (len(sys.argv) == 5 and sys.argv[4] != "--verbose"):
         sys.exit(__doc__)
-    main(sys.argv[1], int(sys.argv[2]), sys.argv[3])
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3], len(sys.argv) == 5)
