@@ -7,7 +7,7 @@
 #        scripts/bootstrap.sh --list SET               print the set, one package a line
 #   build  compile and install the library, the tools and their man pages (systemd: its
 #          systemd.pc names where the units of examples/systemd go; its systemd-analyze
-#          verifies them in the tests)
+#          verifies them in the tests) and the Lua binding (SWIG, the Lua 5.4 headers)
 #   demo   what scripts/demo runs: the build set (the demo uses the built programs), and
 #          cffi and Node for its Python and Node clients
 #   test   what scripts/test runs: the build set, Check, Python for the test scripts,
@@ -23,7 +23,7 @@
 set -eu
 
 build="gcc pkgconf ninja-build meson libevent-dev libmbedtls-dev libjansson-dev libyaml-dev
-libsqlite3-dev libedit-dev go-md2man systemd"
+libsqlite3-dev libedit-dev go-md2man systemd liblua5.4-dev swig"
 demo="$build python3-cffi nodejs"
 test="$build check python3 python3-dev python3-venv python3-cffi python3-pytest
 python3-setuptools python3-wheel man-db clang libclang-rt-14-dev sqlite3 util-linux mosquitto
