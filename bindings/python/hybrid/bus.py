@@ -134,6 +134,16 @@ class Procedure(_Slot):
         super().__init__(bus)
         self.name = name
         self.fn = fn
+        # The keyword arguments fn takes (None: any, it has **kwargs): members of the params
+        # object it does not name are left out, as the policy allows keys it does not list.
+        self.accepts: Optional[Set[str]] = None
+        try:
+            ps = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):
+            return
+        if not any(p.kind is p.VAR_KEYWORD for p in ps):
+            self.accepts = {p.name for p in ps
+                            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
     def __repr__(self) -> str:
         b = self._bus()
@@ -223,6 +233,7 @@ class Bus:
         self._stop = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._writer = False
+        self._fd = -1
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timer_at = -1
         self._run_fut: Optional["asyncio.Future[None]"] = None
@@ -314,8 +325,8 @@ class Bus:
             return
         err = self._closed_error() if not self.is_open else ClosedError(
             message="the bus was closed")
+        self._detach()  # while the fd is still ours
         lib.hyb_bus_close(self._bus)
-        self._detach()
         self._fail_pending(err)
         if self._run_fut is not None and not self._run_fut.done():
             self._run_fut.set_result(None)
@@ -453,8 +464,10 @@ class Bus:
             return
         if self._loop is not None:
             self._detach()
+        fd = self.fileno()
         self._loop = loop
-        loop.add_reader(self.fileno(), self._on_io)
+        self._fd = fd  # remembered: once the library closes the socket it cannot say
+        loop.add_reader(fd, self._on_io)
         self._update()
 
     def _detach(self) -> None:
@@ -465,16 +478,19 @@ class Bus:
             self._timer.cancel()
             self._timer = None
         self._timer_at = -1
-        if self._bus != ffi.NULL:
-            fd = lib.hyb_bus_get_fd(self._bus)
-            if fd >= 0 and not loop.is_closed():
-                loop.remove_reader(fd)
-                if self._writer:
-                    loop.remove_writer(fd)
+        fd, self._fd = self._fd, -1
+        if fd >= 0 and not loop.is_closed():
+            loop.remove_reader(fd)
+            if self._writer:
+                loop.remove_writer(fd)
         self._writer = False
 
-    def _on_io(self) -> None:
+    def _on_timer(self) -> None:
+        self._timer = None
         self._timer_at = -1
+        self._on_io()
+
+    def _on_io(self) -> None:
         if self._bus == ffi.NULL:
             return
         n = self._dispatch(256)
@@ -487,7 +503,7 @@ class Bus:
         loop = self._loop
         if loop is None or self._bus == ffi.NULL or not self.is_open:
             return
-        fd = lib.hyb_bus_get_fd(self._bus)
+        fd = self._fd
         want_out = bool(lib.hyb_bus_get_events(self._bus) & _EVENT_OUT)
         if want_out and not self._writer:
             loop.add_writer(fd, self._on_io)
@@ -497,16 +513,14 @@ class Bus:
             self._writer = False
         lib.hyb_bus_get_timeout(self._bus, self._u64)
         t = self._u64[0]
-        if t == _UINT64_MAX:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._timer_at = -1
-        elif t != self._timer_at:
+        # A timer that fires earlier than needed is harmless (it looks again), so it is only
+        # moved forward and left to run out when no deadline is left: a stream of acalls
+        # does not arm and cancel one each.
+        if t != _UINT64_MAX and (self._timer is None or t < self._timer_at):
             if self._timer is not None:
                 self._timer.cancel()
             delay = max(0.0, (t - lib.hyb_now_usec()) / 1e6)
-            self._timer = loop.call_at(loop.time() + delay, self._on_io)
+            self._timer = loop.call_at(loop.time() + delay, self._on_timer)
             self._timer_at = t
 
     async def arun(self) -> None:
@@ -576,7 +590,7 @@ class Bus:
         While it waits, the calls and events that arrive are dispatched.
         """
         bus = self._bus
-        if bus == ffi.NULL:
+        if not bus:  # a NULL cdata pointer is false
             raise ClosedError(message="the bus is closed")
         if params is _NOARG:
             body, flags = b"{}", 0
@@ -603,12 +617,13 @@ class Bus:
         if r < 0:
             self._check_call(r, self._err)
         reply = self._replyp[0]
-        n = self._lenp
+        lenp = self._lenp
         try:
-            ptr = _reply_get_body(reply, n)
+            ptr = _reply_get_body(reply, lenp)
+            n = lenp[0]
             if _reply_is_binary(reply):
-                return _unpack(ptr, n[0])
-            return from_json(_unpack(ptr, n[0])) if n[0] else None
+                return _unpack(ptr, n)
+            return from_json(_unpack(ptr, n)) if n else None
         finally:
             _reply_unref(reply)
 
@@ -648,8 +663,9 @@ class Bus:
         ``object`` any value); ``(type, False)`` makes a key optional.  for_host / for_app
         are access lists (callers not matching get 403).
 
-        The function gets the params object's members as keyword arguments (a params
-        body that is not an object is passed as one positional argument).  It may return a
+        The function gets the params object's members as keyword arguments (members it
+        does not name are left out unless it takes ``**kwargs``; a params body that is not
+        an object is passed as one positional argument).  It may return a
         value (the reply body), raise :class:`hybrid.Error` (its status and message go
         back), raise anything else (500 with the message; the error is logged and the bus
         keeps serving) or be ``async def`` (the reply is sent when it completes; the bus
@@ -697,6 +713,9 @@ class Bus:
         try:
             params = _body(body, self._lenp[0], lib.hyb_bus_request_is_binary(req))
             if isinstance(params, dict):
+                acc = proc.accepts
+                if acc is not None and not acc.issuperset(params):
+                    params = {k: v for k, v in params.items() if k in acc}
                 result = proc.fn(**params)
             elif params is None:
                 result = proc.fn()

@@ -23,7 +23,7 @@ from typing import Any, AsyncIterator, Callable, Optional, Set
 from ._conn import ConnOptions
 from ._ffi import ffi, lib
 from ._util import report
-from .errors import ClosedError, check
+from .errors import ClosedError, Error, check
 from .values import from_obj, to_obj
 
 __all__ = ["Store", "Message", "Watch"]
@@ -125,10 +125,12 @@ class Store:
         self._backend = ffi.NULL
         self._scope = ffi.NULL
         self._watches: Set[Watch] = set()
+        self._aqueues: Set[Any] = set()
         self._exc: Optional[BaseException] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._timer: Optional[asyncio.Handle] = None
         self._writer = False
+        self._fd = -1
         self._u64 = ffi.new("uint64_t *")
         self._err = ffi.new("hyb_error *")
         conn = ConnOptions(socket, app, runner, token, key)
@@ -308,8 +310,10 @@ class Store:
         if self._loop is loop:
             return
         self.detach()
+        fd = self.fileno()
         self._loop = loop
-        loop.add_reader(self.fileno(), self._on_io)
+        self._fd = fd
+        loop.add_reader(fd, self._on_io)
         self._update()
 
     def detach(self) -> None:
@@ -320,8 +324,8 @@ class Store:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._backend != ffi.NULL and not loop.is_closed():
-            fd = lib.hyb_backend_get_fd(self._backend)
+        fd, self._fd = self._fd, -1
+        if fd >= 0 and not loop.is_closed():
             loop.remove_reader(fd)
             if self._writer:
                 loop.remove_writer(fd)
@@ -333,14 +337,20 @@ class Store:
             return
         try:
             self.process()
-        finally:
-            self._update()
+        except Error as e:
+            # the store failed (a daemon that went away: HYB_E_CLOSED): stop watching its
+            # fd and end the awatch iterators with the error
+            self.detach()
+            for q in list(self._aqueues):
+                q.put_nowait(e)
+            return
+        self._update()
 
     def _update(self) -> None:
         loop = self._loop
         if loop is None or self._backend == ffi.NULL:
             return
-        fd = lib.hyb_backend_get_fd(self._backend)
+        fd = self._fd
         out = bool(lib.hyb_backend_get_events(self._backend) & _EVENT_OUT)
         if out and not self._writer:
             loop.add_writer(fd, self._on_io)
@@ -357,14 +367,21 @@ class Store:
 
     async def awatch(self, pattern: str, replay: bool = False) -> AsyncIterator[Message]:
         """``async for msg in store.awatch("/a/#", replay=True)``: the messages of a watch
-        as an async iterator (the store is attached to the running loop)."""
-        q: "asyncio.Queue[Message]" = asyncio.Queue()
+        as an async iterator (the store is attached to the running loop).  When the store
+        fails (its daemon went away) the iteration raises the error
+        (:class:`hybrid.ClosedError`)."""
+        q: "asyncio.Queue[Any]" = asyncio.Queue()
         self.attach()
         w = self.watch(pattern, q.put_nowait, replay)
+        self._aqueues.add(q)
         try:
             loop = asyncio.get_running_loop()
             loop.call_soon(self._on_io)  # replayed values may be ready already
             while True:
-                yield await q.get()
+                m = await q.get()
+                if isinstance(m, BaseException):
+                    raise m
+                yield m
         finally:
+            self._aqueues.discard(q)
             w.cancel()

@@ -32,9 +32,10 @@ class Daemon:
         cfg = os.path.join(tmpdir, name + ".yaml")
         with open(cfg, "w") as f:
             f.write(config)
+        self._logf = open(self.log, "w")
         self.proc = subprocess.Popen(
             [_need("HYBRIDD"), "--foreground", "--socket", self.sock, "--config", cfg],
-            stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+            stdout=self._logf, stderr=subprocess.STDOUT)
         # wait for readiness: the socket appears once the daemon serves (or it died)
         deadline = time.monotonic() + 30
         while not os.path.exists(self.sock):
@@ -58,6 +59,7 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._logf.close()
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +81,23 @@ def fresh_daemon(tmp_path):
     d = Daemon("f", "log: {level: warning}\n", str(tmp_path))
     yield d
     d.stop()
+
+
+def until(cond, step, what, limit=60.0):
+    """Runs step() until cond() holds; fails after `limit` seconds (a generous bound for a
+    loaded machine, never a timing assertion)."""
+    deadline = time.monotonic() + limit
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what} after {limit} s")
+        step()
+
+
+async def auntil(cond, what, limit=60.0):
+    """The asyncio form of until: yields to the loop until cond() holds."""
+    import asyncio
+    deadline = time.monotonic() + limit
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what} after {limit} s")
+        await asyncio.sleep(0.01)

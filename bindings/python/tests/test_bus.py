@@ -7,12 +7,13 @@ import asyncio
 import json
 import logging
 import os
+import select
 import threading
 
 import pytest
 
 import hybrid
-from conftest import BUILTIN
+from conftest import BUILTIN, auntil, until
 
 
 def test_sync_call_and_name(daemon):
@@ -75,6 +76,8 @@ def test_policy_from_python(daemon):
             return [s, n]
 
         assert bus.call(bus.name, "f", {"s": "x", "n": 2}) == ["x", 2]
+        # a key the policy does not list is allowed; the function does not name it
+        assert bus.call(bus.name, "f", {"s": "x", "extra": True}) == ["x", 0]
         assert bus.call(bus.name, "f", {"s": "x", "n": 2.5}) == ["x", 2.5]
         with pytest.raises(hybrid.BadRequest) as ei:
             bus.call(bus.name, "f", {"s": 1})
@@ -171,6 +174,7 @@ def test_sync_deadline_against_c_server(daemon):
     finally:
         p.terminate()
         p.wait(30)
+        p.stdout.close()
 
 
 def test_events_with_patterns(daemon, caplog):
@@ -194,8 +198,8 @@ def test_events_with_patterns(daemon, caplog):
             gen.fire("HUMID", {"h": 40})
             gen.fire("TEMP2", {"c": 22})
             assert gen.fire("TEMP3", b"\x00raw", confirm=True) == (1, 0)
-            while len(got) < 3:
-                sub.process() or __import__("select").select([sub], [], [], 10)
+            until(lambda: len(got) >= 3,
+                  lambda: sub.process() or select.select([sub], [], [], 5), "3 events")
         assert [(e.bubble, e.data) for e in got] == [("TEMP1", {"c": 21.5}),
                                                      ("TEMP2", {"c": 22}),
                                                      ("TEMP3", b"\x00raw")]
@@ -223,8 +227,7 @@ def test_close_with_calls_pending(daemon):
         tasks = [asyncio.ensure_future(cl.acall(srv.name, "hold", {})) for _ in range(3)]
         await asyncio.sleep(0)
         # wait until the calls reached the server (its loop has them pending)
-        while len(srv._tasks) < 3:
-            await asyncio.sleep(0.01)
+        await auntil(lambda: len(srv._tasks) >= 3, "the 3 calls to reach the server")
         cl.close()
         for t in tasks:
             with pytest.raises(hybrid.ClosedError):
@@ -259,3 +262,28 @@ def test_error_classes():
     import errno
     e = error_for(-errno.ENOENT, "x")
     assert e.code == "ENOENT" and e.status == lib.hyb_err_to_status(-errno.ENOENT)
+
+
+def test_system_exit_in_a_procedure_reaches_the_caller_thread(daemon):
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py.exit") as bus:
+        @bus.procedure("quit")
+        def quit_():
+            raise SystemExit(3)
+
+        with pytest.raises(SystemExit):
+            bus.call(bus.name, "quit")  # served inside this call's wait, raised after it
+        # the caller side got its answer (500) and the connection still works
+        assert bus.call(BUILTIN, "echo", {"still": "here"}) == {"still": "here"}
+
+
+def test_socket_from_the_environment(daemon, monkeypatch):
+    monkeypatch.setenv("HYBRID_BUS", daemon.sock)
+    with hybrid.Bus(app="org.example.py.env") as bus:
+        assert bus.call(BUILTIN, "echo", ["env"]) == ["env"]
+
+
+def test_typed_and_uri_through_a_call(daemon):
+    v = {"t": hybrid.Typed("/type/nat", 5), "u": hybrid.Uri("a/b"), "r": {1: "x"}}
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py.typed") as bus:
+        got = bus.call(BUILTIN, "echo", v)
+    assert got == v and isinstance(got["u"], hybrid.Uri)

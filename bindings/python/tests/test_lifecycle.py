@@ -3,13 +3,12 @@
 calls pending (they fail with ClosedError), a Bus dropped without close()."""
 import asyncio
 import gc
-import select
 import weakref
 
 import pytest
 
 import hybrid
-from conftest import BUILTIN
+from conftest import BUILTIN, auntil
 
 
 def test_close_from_a_callback_during_run(daemon):
@@ -49,7 +48,15 @@ def test_procedure_stops_run(daemon):
 
         out = {}
         import threading
-        t = threading.Thread(target=lambda: out.setdefault("r", asyncio.run(client())))
+
+        def thread():
+            try:
+                out["r"] = asyncio.run(client())
+            finally:
+                if "r" not in out:
+                    bus.stop()  # the client failed: do not leave run() waiting
+
+        t = threading.Thread(target=thread)
         t.start()
         bus.run()
         t.join()
@@ -68,8 +75,7 @@ def test_daemon_gone_with_calls_pending(fresh_daemon):
         srv.attach()
         cl = hybrid.Bus(socket=fresh_daemon.sock, app="org.example.py.gcl")
         tasks = [asyncio.ensure_future(cl.acall(srv.name, "hang")) for _ in range(2)]
-        while len(srv._tasks) < 2:
-            await asyncio.sleep(0.01)
+        await auntil(lambda: len(srv._tasks) >= 2, "the 2 calls to reach the server")
         fresh_daemon.stop()
         # a daemon that shuts down answers what is pending with 503 and its reason before
         # it closes; calls whose connection goes first fail with ClosedError
@@ -108,3 +114,37 @@ def test_dropped_bus_is_freed(daemon):
     # the endpoint name is free again: the connection was closed
     with hybrid.Bus(socket=daemon.sock, app="org.example.py.drop", runner="drop") as b2:
         assert b2.call(BUILTIN, "echo", {"again": True}) == {"again": True}
+
+
+def test_awatch_ends_when_the_daemon_goes(fresh_daemon):
+    async def main():
+        st = hybrid.Store(socket=fresh_daemon.sock, app="org.example.py.aw")
+        st.put("/pyaw/x", 1)
+        seen = []
+        with pytest.raises(hybrid.ClosedError):
+            async for m in st.awatch("/pyaw/#", replay=True):
+                seen.append(m.value)
+                fresh_daemon.stop()
+        st.close()
+        return seen
+    assert asyncio.run(main()) == [1]
+
+
+def test_handles_dropped_by_the_slot_destroy_callback(daemon):
+    from hybrid import bus as busmod, store as storemod
+    n0, s0 = len(busmod._live), len(storemod._live)
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py.slots") as bus:
+        p = bus.register_procedure("p", lambda: 1)
+        subs = [bus.subscribe("@localhost/*/*", f"E{i}*", lambda ev: None) for i in range(5)]
+        assert len(busmod._live) == n0 + 6
+        p.cancel()
+        subs[0].cancel()
+        assert len(busmod._live) == n0 + 4  # the destroy callbacks ran
+    assert len(busmod._live) == n0  # closing dropped the rest
+    with hybrid.Store(socket=daemon.sock, app="org.example.py.slots") as st:
+        w = st.watch("/pyslots/#", lambda m: None)
+        st.watch("/pyslots2/#", lambda m: None)
+        assert len(storemod._live) == s0 + 2
+        w.cancel()
+        assert len(storemod._live) == s0 + 1
+    assert len(storemod._live) == s0
