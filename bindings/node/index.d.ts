@@ -133,6 +133,7 @@ export interface StoreOptions {
   db?: string | null;
   /** Else this daemon's store ($HYBRID_BUS, else the default daemon, else the default db). */
   socket?: string | null;
+  /** The app name a daemon is connected to as (default 'org.hybridos.node'). */
   app?: string;
   runner?: string;
   token?: string;

@@ -349,7 +349,7 @@ class Store extends EventEmitter {
 async function store(options = {}) {
   const st = new Store();
   const info = await native.storeOpen(st, options.db ?? null, options.socket ?? null,
-                                      options.app ?? 'org.example.node',
+                                      options.app ?? 'org.hybridos.node',
                                       options.runner ?? defaultRunner(), options.token ?? null,
                                       options.key ?? null);
   st.source = info.source;
