@@ -38,7 +38,7 @@
 
 /* The Lua thread that entered the library last: callbacks run on it (a coroutine that
  * calls bus:process() gets its callbacks on its own stack). */
-static lua_State *cur_L;
+static _Thread_local lua_State *cur_L;
 
 /* ------------------------------------------------------------------ errors */
 
@@ -423,6 +423,26 @@ static int push_obj(lua_State *L, const hyb_obj *o, bool top)
         luaL_setmetatable(L, MT_TYPED);
         hyb_obj_unref(bare);
         return 0;
+}
+
+/* push_obj in protected mode, for callbacks (a Lua error must not unwind the library's
+ * frames) and for results whose reference is still to be dropped: 0 with the value
+ * pushed, else non-zero with the error value pushed. */
+static int conv_protected(lua_State *L)
+{
+        const hyb_obj *o = lua_touserdata(L, 1);
+        bool top = lua_toboolean(L, 2);
+        lua_settop(L, 0);
+        push_obj(L, o, top);
+        return 1;
+}
+
+static int push_obj_safe(lua_State *L, const hyb_obj *o, bool top)
+{
+        lua_pushcfunction(L, conv_protected);
+        lua_pushlightuserdata(L, (void *)o);
+        lua_pushboolean(L, top);
+        return lua_pcall(L, 2, 1, 0);
 }
 
 /* ---------------------------------------------------------------- callbacks */
@@ -1163,9 +1183,9 @@ static int l_store_get(lua_State *L)
         hyb_furi_unref(f);
         if (r < 0)
                 return raise_code(L, r, &e);
-        push_obj(L, o, true);
+        int st = push_obj_safe(L, o, true);
         hyb_obj_unref(o);
-        return 1;
+        return st == LUA_OK ? 1 : lua_error(L);
 }
 
 /* store_put(store, furi, value, transient): nil deletes. */
@@ -1216,7 +1236,12 @@ static void on_store_msg(const hyb_furi *target, const hyb_obj *payload, bool re
         int top = lua_gettop(L);
         lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
         push_furi_text(L, target);
-        push_obj(L, payload, true);
+        if (push_obj_safe(L, payload, true) != LUA_OK) {
+                /* a value with no Lua form (code): raised by process() */
+                keep_pending(L);
+                lua_settop(L, top);
+                return;
+        }
         lua_pushboolean(L, retain);
         if (lua_pcall(L, 3, 0, 0) != LUA_OK)
                 keep_pending(L);
@@ -1295,9 +1320,9 @@ static int l_mmadt_run(lua_State *L)
         hyb_mmadt_unref(vm);
         if (r < 0)
                 return raise_code(L, r, &e);
-        push_obj(L, out, true);
+        int st = push_obj_safe(L, out, true);
         hyb_obj_unref(out);
-        return 1;
+        return st == LUA_OK ? 1 : lua_error(L);
 }
 
 /* ---------------------------------------------------------------- tokens */
@@ -1601,6 +1626,10 @@ static int l_metatables(lua_State *L)
  * hyb_err_from_status, hyb_now_usec and the constants (HYB_E_FORBIDDEN, ...).  The error
  * struct, hyb_free and the slot functions are the glue's business, not Lua's. */
 %include <stdint.i>
+/* SWIG 4.1's Lua typemaps return every number as a float; Lua 5.4 has integers, and a
+ * status or error code must come back as one (404, not 404.0). */
+%typemap(out) int "lua_pushinteger(L, (lua_Integer)$1); SWIG_arg++;"
+%typemap(out) uint64_t "lua_pushinteger(L, (lua_Integer)$1); SWIG_arg++;"
 #define HYB_EXPORT
 %ignore hyb_error;
 %ignore hyb_error_clear;

@@ -216,7 +216,7 @@ Store.__name = "hybrid.Store"
 --- else the daemon at the default socket if one answers, else the default database.
 function hybrid.store(opts)
         opts = opts or {}
-        local h, where = core.store_open(opts.db, opts.socket, opts.app or "org.hybridos.lua",
+        local h, where = core.store_open(opts.db, opts.socket, opts.app or "org.hybridos.cli",
                                          opts.runner or default_runner(), opts.token, opts.key)
         return setmetatable({_h = h, _slots = {}, where = where,
                              source = core.store_source(h)}, Store)

@@ -18,7 +18,7 @@ return {
                 local d = T.daemon("log: {level: warning}\n")
                 local dir = T.tmpdir()
                 T.write(dir .. "/example.lua", code)
-                local job = T.bg("HYBRID_BUS=" .. T.q(d.sock) .. " exec lua5.4 " ..
+                local job = T.bg("unset HYBRID_DB; HYBRID_BUS=" .. T.q(d.sock) .. " exec lua5.4 " ..
                                  T.q(dir .. "/example.lua"))
                 T.ok(T.wait_until(20, function()
                         return (T.read(job.out) or ""):match("\n2,3,4\n") ~= nil or job.done()

@@ -25,12 +25,26 @@ return {
                 T.raises(500, "HYB_E_DIV_ZERO", hybrid.mmadt.run, "1.div(0)")
         end},
 
+        {"the SWIG-wrapped functions and constants of the headers", function()
+                local core = hybrid.core
+                T.eq(core.hyb_version(), "0.1.0", "hyb_version")
+                T.eq(core.HYB_E_FORBIDDEN, -(core.HYB_E_BASE + 403), "HYB_E_FORBIDDEN")
+                T.eq(core.hyb_err_name(core.HYB_E_CALLEE_TIMEOUT), "HYB_E_CALLEE_TIMEOUT", "name")
+                T.eq(core.hyb_err_to_status(core.HYB_E_BAD_REQUEST), 400, "to status")
+                T.eq(core.hyb_err_from_status(404), core.HYB_E_NOT_FOUND, "from status")
+                T.eq(hybrid.furi_match("/sensors/kitchen/temp", "/sensors/+/temp"), true, "match")
+                T.eq(hybrid.furi_match("/sensors/kitchen/hum", "/sensors/+/temp"), false, "no match")
+                T.raises(400, "HYB_E_PARSE", hybrid.furi_match, "/a//b", "/a/#")
+        end},
+
         {"tokens: keygen, issue, verify", function()
                 local kid = hybrid.token.keygen(ISS)
                 T.ok(type(kid) == "string" and #kid > 20, "a kid")
                 T.ok(T.read(ISS .. ".pub"):match("BEGIN PUBLIC KEY"), "the public key file")
                 local ok, mode = T.sh("stat -c %a " .. T.q(ISS))
                 T.ok(ok and mode:match("^600"), "private key mode 0600: " .. mode)
+                -- an errno code keeps its name
+                T.raises(404, "ENOENT", hybrid.token.keygen, dir .. "/no/such/dir/k")
                 hybrid.token.keygen(HOLDER)
                 hybrid.token.keygen(OTHER)
                 local tok = issue({["/sensors/#"] = "read,sub"})

@@ -83,6 +83,31 @@ return {
                 again:close()
         end},
 
+        {"a stored value with no Lua form (code): HYB_E_TYPE, from get and from a watch", function()
+                local db = T.tmpdir() .. "/code.db"
+                local ok, out = T.sh(T.q(T.HYBRID_CLI) .. " store --db " .. T.q(db) ..
+                                     " put /lua/code '|(plus(1))'")
+                T.ok(ok, "the CLI stores code: " .. out)
+                local store = hybrid.store{db = db}
+                T.raises(400, "HYB_E_TYPE", store.get, store, "/lua/code")
+                local got = {}
+                store:watch("/lua/#", function(furi, v) got[#got + 1] = furi end, {replay = true})
+                local e
+                T.ok(T.wait_until(20, function()
+                        local ok2, err = pcall(store.process, store, 0.05)
+                        if not ok2 then e = err end
+                        return e ~= nil
+                end), "process raises the conversion error")
+                T.ok(hybrid.Error.is(e) and e.code == "HYB_E_TYPE", tostring(e))
+                -- the watch goes on
+                store:put("/lua/n", 1)
+                T.ok(T.wait_until(20, function()
+                        store:process(0.05)
+                        return got[#got] == "/lua/n"
+                end), "later messages arrive")
+                store:close()
+        end},
+
         {"the store rule: db beats socket", function()
                 local db = T.tmpdir() .. "/rule.db"
                 local store = hybrid.store{db = db, socket = d.sock}
