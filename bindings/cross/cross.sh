@@ -5,7 +5,9 @@
 # status and code, and events fired in one language received in another
 # (bindings/cross/README.md).  Expected answers follow from what the peers serve (peer.py's
 # header): add {a, b} -> {sum: a+b, lang}, deny -> 403; statuses and codes from doc/common.md's
-# table (400 HYB_E_BAD_REQUEST, 403 HYB_E_FORBIDDEN).
+# table (400 HYB_E_BAD_REQUEST, 403 HYB_E_FORBIDDEN); tokens issued in one language, verified
+# in another and presented by a third (401 without one or with the wrong key, 403 outside its
+# capabilities: doc/token.md, "What each operation needs").
 #
 # Environment: as roundtrip.sh.  Exit 77 (skipped) when a binding was not built.
 . "$HYB_IT_DIR/lib.sh"
@@ -95,5 +97,47 @@ while [ $# -gt 0 ]; do
         expect "$(name $to) receives the event $(name $from) fired" 0 \
                 "event @localhost/org.example.$from.sensor/ $bubble c=21" \
                 sed -E 's|^(event @localhost/[^/]*/)[^ ]*|\1|' "$T/lst$to.out"
+done
+
+# --- tokens across the languages: issued in X for Y's key, verified in Z, presented by Y to a
+# hybridd that requires tokens (doc/token.md), read back by C (the hybrid tool) with it
+"$HYBRID" token keygen "$T/iss.key" >/dev/null || { bad "hybrid token keygen"; finish; }
+for l in $langs; do
+        run $(peer_cmd $l) keygen "$T/$l.key"
+        if [ "$RC" = 0 ] && [ -s "$T/$l.key" ] && [ -s "$T/$l.key.pub" ]; then
+                ok "$(name $l) writes a key pair (PATH, PATH.pub)"
+        else
+                bad "$(name $l) writes a key pair" "$(cat "$T/out" "$T/err")"
+        fi
+done
+start_daemon tok "auth:
+  tokens: require
+  audience: hub1
+  issuers:
+    acme: $T/iss.key.pub
+store:
+  durability: memory" || finish
+set -- $langs
+ring="$* $*"
+for x in $langs; do
+        set -- $ring
+        while [ "$1" != "$x" ]; do shift; done
+        y=$2 z=$3
+        tf=$T/token-$x-$y
+        run $(peer_cmd $x) tokissue "$T/iss.key" "$T/$y.key.pub" "issued-by-$(name $x)" "$tf"
+        if [ "$RC" = 0 ]; then ok "$(name $x) issues a token for $(name $y)'s key"
+        else bad "$(name $x) issues a token for $(name $y)'s key" "$(cat "$T/out" "$T/err")"; fi
+        expect "$(name $z) verifies the token $(name $x) issued" 0 \
+                "ok sub=issued-by-$(name $x) iss=acme" peer "$z" tokverify "$tf" "$T/iss.key.pub"
+        expect "$(name $y) writes and reads the store with it" 0 "ok by-$(name $y)" \
+                peer "$y" tokstore "$SOCK" "$tf" "$T/$y.key" "/x/$y" "by-$(name $y)"
+        expect "$(name $y) gets 403 HYB_E_FORBIDDEN outside its caps" 1 "error 403 HYB_E_FORBIDDEN" \
+                peer "$y" tokstore "$SOCK" "$tf" "$T/$y.key" "/y/$y" "no"
+        expect "$(name $y) gets 401 HYB_E_UNAUTHORIZED without a token" 1 \
+                "error 401 HYB_E_UNAUTHORIZED" peer "$y" tokstore "$SOCK" - - "/x/$y" "no"
+        expect "$(name $z) gets 401 HYB_E_UNAUTHORIZED with its own key and that token" 1 \
+                "error 401 HYB_E_UNAUTHORIZED" peer "$z" tokstore "$SOCK" "$tf" "$T/$z.key" "/x/$z" "no"
+        expect "hybrid store get (C) with that token reads what $(name $y) wrote" 0 "'by-$(name $y)'" \
+                "$HYBRID" --bus "$SOCK" --token "$tf" --key "$T/$y.key" store get "/x/$y"
 done
 finish

@@ -3,11 +3,17 @@
 // output are those of peer.py:
 //   node peer.js echo SOCKET APP | copy SOCKET FROM TO ECHO | serve SOCKET APP |
 //                call SOCKET ENDPOINT METHOD JSON | listen SOCKET APP EPGLOB BUBGLOB |
-//                fire SOCKET APP BUBBLE KEY INT | leak SOCKET ECHO N
+//                fire SOCKET APP BUBBLE KEY INT | leak SOCKET ECHO N | keygen PATH |
+//                tokissue ISSKEY HOLDERPUB SUB OUT | tokverify TOKENFILE ISSPUB |
+//                tokstore SOCKET TOKENFILE KEY FURI TEXT
 // (leak: run with --expose-gc so the heap is collected before each RSS reading)
 // `hybrid` is found by require() (NODE_PATH, or HYBRID_NODE_PACKAGE naming the package dir).
 // Values are never converted by hand: the binding's store and bus do it, which is what is tested.
+const fs = require('node:fs');
 const hybrid = require(process.env.HYBRID_NODE_PACKAGE || 'hybrid');
+
+const TOKEN_CAPS = { '/x/#': 'read,write', 'bus://localhost/#': 'call' };
+const readText = (file) => fs.readFileSync(file, 'utf8');
 
 function ready(bus) {
   process.on('SIGTERM', () => { bus.close(); });
@@ -127,6 +133,46 @@ const commands = {
     console.log(`rss_kb ${before} ${rssKb()}`);
     bus.close();
     if (store.close) store.close();
+  },
+
+  // key files as the other peers and the hybrid tool write them: PATH private, PATH.pub public
+  async keygen(file) {
+    const k = hybrid.token.keygen();
+    fs.writeFileSync(file, k.privateKey, { mode: 0o600 });
+    fs.writeFileSync(file + '.pub', k.publicKey);
+  },
+
+  async tokissue(issKey, holderPub, sub, out) {
+    const tok = hybrid.token.issue(readText(issKey), {
+      iss: 'acme', sub, aud: 'hub1', holder: readText(holderPub), caps: TOKEN_CAPS, ttl: 3600,
+    });
+    fs.writeFileSync(out, tok + '\n');
+  },
+
+  async tokverify(tokFile, issPub) {
+    try {
+      const v = hybrid.token.verify(readText(tokFile).trim(),
+                                    { issuers: { acme: readText(issPub) }, audience: 'hub1' });
+      console.log(`ok sub=${v.sub} iss=${v.iss}`);
+    } catch (e) {
+      if (!(e instanceof hybrid.HybridError)) throw e;
+      console.log(`error ${e.status} ${e.code}`);
+      process.exitCode = 1;
+    }
+  },
+
+  async tokstore(sock, tokFile, key, furi, text) {
+    const creds = tokFile === '-' ? {} : { token: readText(tokFile).trim(), key: readText(key) };
+    try {
+      const store = await hybrid.store({ socket: sock, app: 'org.example.node.tok', ...creds });
+      await store.put(furi, text);
+      console.log(`ok ${await store.get(furi)}`);
+      store.close();
+    } catch (e) {
+      if (!(e instanceof hybrid.HybridError)) throw e;
+      console.log(`error ${e.status} ${e.code}`);
+      process.exitCode = 1;
+    }
   },
 
   async fire(sock, app, bubble, key, value) {

@@ -3,7 +3,9 @@
 -- output are those of peer.py:
 --   lua5.4 peer.lua echo SOCKET APP | copy SOCKET FROM TO ECHO | serve SOCKET APP |
 --                   call SOCKET ENDPOINT METHOD JSON | listen SOCKET APP EPGLOB BUBGLOB |
---                   fire SOCKET APP BUBBLE KEY INT | leak SOCKET ECHO N
+--                   fire SOCKET APP BUBBLE KEY INT | leak SOCKET ECHO N | keygen PATH |
+--                   tokissue ISSKEY HOLDERPUB SUB OUT | tokverify TOKENFILE ISSPUB |
+--                   tokstore SOCKET TOKENFILE KEY FURI TEXT
 -- `hybrid` comes from LUA_PATH / LUA_CPATH.  Values are never converted by hand: the binding's
 -- store and bus do it, which is what is tested.
 local hybrid = require("hybrid")
@@ -150,7 +152,57 @@ function commands.leak(sock, echo_ep, n)
         store:close()
 end
 
-local nargs = {echo = 2, copy = 4, serve = 2, call = 4, listen = 4, fire = 5, leak = 3}
+local TOKEN_CAPS = {["/x/#"] = "read,write", ["bus://localhost/#"] = "call"}
+
+local function read_file(path)
+        local f = assert(io.open(path, "r"))
+        local text = f:read("a")
+        f:close()
+        return text
+end
+
+-- prints "error STATUS CODE" and exits 1 for a hybrid.Error, raises anything else
+local function report(e)
+        if not hybrid.Error.is(e) then error(e, 0) end
+        print(string.format("error %d %s", e.status, e.code))
+        os.exit(1)
+end
+
+function commands.keygen(path)
+        hybrid.token.keygen(path)
+end
+
+function commands.tokissue(isskey, holderpub, sub, out)
+        local tok = hybrid.token.issue{key = isskey, iss = "acme", sub = sub, aud = "hub1",
+                                       holder = holderpub, caps = TOKEN_CAPS, ttl = 3600}
+        local f = assert(io.open(out, "w"))
+        f:write(tok, "\n")
+        f:close()
+end
+
+function commands.tokverify(tokfile, isspub)
+        local ok, v = pcall(hybrid.token.verify, (read_file(tokfile):gsub("%s+$", "")),
+                            {audience = "hub1", trust = {acme = isspub}})
+        if not ok then report(v) end
+        print(string.format("ok sub=%s iss=%s", v.sub, v.iss))
+end
+
+function commands.tokstore(sock, tokfile, key, furi, text)
+        local opts = {socket = sock, app = "org.example.lua.tok"}
+        if tokfile ~= "-" then opts.token, opts.key = tokfile, key end
+        local ok, r = pcall(function()
+                local store = hybrid.store(opts)
+                store:put(furi, text)
+                local got = store:get(furi)
+                store:close()
+                return got
+        end)
+        if not ok then report(r) end
+        print("ok " .. tostring(r))
+end
+
+local nargs = {echo = 2, copy = 4, serve = 2, call = 4, listen = 4, fire = 5, leak = 3,
+               keygen = 1, tokissue = 4, tokverify = 2, tokstore = 5}
 local cmd = arg[1]
 if not nargs[cmd] or #arg - 1 ~= nargs[cmd] then
         io.stderr:write("usage: lua5.4 peer.lua echo|copy|serve|call|listen|fire ARGS (see peer.py)\n")

@@ -10,6 +10,17 @@
   peer.py listen SOCKET APP EPGLOB BUBGLOB prints "event SOURCE BUBBLE k=v ..." for the first
                                            event, then exits
   peer.py fire SOCKET APP BUBBLE KEY INT   fires BUBBLE with {KEY: INT}
+  peer.py keygen PATH                      a key pair: PATH (private) and PATH.pub
+  peer.py tokissue ISSKEY HOLDERPUB SUB OUT
+                                           a token of issuer acme for the holder, audience
+                                           hub1, caps /x/# read,write and bus://localhost/#
+                                           call, written to OUT
+  peer.py tokverify TOKENFILE ISSPUB       prints "ok sub=SUB iss=ISS" (trusting acme = ISSPUB)
+                                           or "error STATUS CODE"
+  peer.py tokstore SOCKET TOKENFILE KEY FURI TEXT
+                                           with that token (TOKENFILE "-": none), writes TEXT
+                                           at FURI and reads it back: "ok TEXT" or
+                                           "error STATUS CODE" (exit 1)
   peer.py leak SOCKET ECHO N               N calls of ECHO's echo (and a store put and get
                                            every 10th), after max(N/10, 2000) to warm up
                                            (V8 settles its code in the first thousands); prints
@@ -109,6 +120,42 @@ def fire(sock, app, bubble, key, value):
         print(f"fired {bubble} to {delivered}")
 
 
+TOKEN_CAPS = {"/x/#": "read,write", "bus://localhost/#": "call"}
+
+
+def keygen(path):
+    hybrid.token.keygen(path)
+
+
+def tokissue(isskey, holderpub, sub, out):
+    tok = hybrid.token.issue(isskey, iss="acme", sub=sub, aud="hub1", holder=holderpub,
+                             caps=TOKEN_CAPS, ttl=3600)
+    with open(out, "w") as f:
+        f.write(tok + "\n")
+
+
+def tokverify(tokfile, isspub):
+    with open(tokfile) as f:
+        tok = f.read()
+    try:
+        v = hybrid.token.verify(tok, {"acme": isspub}, "hub1")
+        print(f"ok sub={v.sub} iss={v.iss}")
+    except hybrid.Error as e:
+        print(f"error {e.status} {e.code}")
+        sys.exit(1)
+
+
+def tokstore(sock, tokfile, key, furi, text):
+    creds = {} if tokfile == "-" else {"token": tokfile, "key": key}
+    try:
+        store = hybrid.Store(socket=sock, app="org.example.py.tok", **creds)
+        store.put(furi, text)
+        print(f"ok {store.get(furi)}")
+    except hybrid.Error as e:
+        print(f"error {e.status} {e.code}")
+        sys.exit(1)
+
+
 def rss_kb():
     with open("/proc/self/status") as f:
         for line in f:
@@ -139,7 +186,9 @@ def leak(sock, echo_ep, n):
 
 def main(argv):
     cmds = {"echo": (echo, 2), "copy": (copy, 4), "serve": (serve, 2), "call": (call, 4),
-            "listen": (listen, 4), "fire": (fire, 5), "leak": (leak, 3)}
+            "listen": (listen, 4), "fire": (fire, 5), "leak": (leak, 3),
+            "keygen": (keygen, 1), "tokissue": (tokissue, 4), "tokverify": (tokverify, 2),
+            "tokstore": (tokstore, 5)}
     if len(argv) < 2 or argv[1] not in cmds or len(argv) - 2 != cmds[argv[1]][1]:
         sys.exit(__doc__)
     cmds[argv[1]][0](*argv[2:])
