@@ -17,7 +17,7 @@ from .errors import (BadCallee, BadRequest, BudgetError, ClosedError, Conflict,
                      ParseError, ProtocolError, ScopeError, Timeout, TooLarge, TooManyRequests,
                      TypeMismatch, Unauthorized, Unavailable)
 from .store import Message, Store, Watch
-from .values import Typed, Uri
+from .values import Code, Typed, Uri
 
 __version__ = "0.1.0"
 library_version: str = _ffi.string(_lib.hyb_version()).decode()
@@ -25,6 +25,7 @@ library_version: str = _ffi.string(_lib.hyb_version()).decode()
 
 __all__ = [
     "Bus", "Event", "Procedure", "Subscription", "Store", "Message", "Watch", "Uri", "Typed",
+    "Code",
     "mmadt", "token", "Error", "BadRequest", "Unauthorized", "Forbidden", "NotFound",
     "NotAcceptable", "Conflict", "Gone", "TooLarge", "TooManyRequests", "InternalError",
     "NotImplementedOnBus", "BadCallee", "Unavailable", "Timeout", "InsufficientStorage",

@@ -46,6 +46,8 @@ int hyb_obj_get_kind(const hyb_obj *o);
 int hyb_obj_to_json(const hyb_obj *o, char **ret, hyb_error *reterr);
 int hyb_obj_from_json(const char *text, size_t len, hyb_obj **ret, hyb_error *reterr);
 int hyb_obj_format(const hyb_obj *o, unsigned flags, char **ret);
+size_t hyb_obj_get_len(const hyb_obj *o);
+const hyb_obj *hyb_obj_get_at(const hyb_obj *o, size_t i);
 
 typedef struct hyb_key hyb_key;
 typedef struct hyb_bus hyb_bus;
@@ -91,6 +93,10 @@ const char *hyb_bus_request_get_method(const hyb_bus_request *req);
 const char *hyb_bus_request_get_body(const hyb_bus_request *req, size_t *ret_len);
 bool hyb_bus_request_is_binary(const hyb_bus_request *req);
 uint32_t hyb_bus_request_get_time_left_ms(const hyb_bus_request *req);
+typedef void (*hyb_bus_cancel_fn)(hyb_bus_request *req, void *userdata);
+void hyb_bus_request_set_cancel_handler(hyb_bus_request *req, hyb_bus_cancel_fn cb,
+                                        void *userdata);
+bool hyb_bus_request_is_cancelled(const hyb_bus_request *req);
 int hyb_bus_request_reply(hyb_bus_request *req, int status, const void *body, size_t len,
                           unsigned flags);
 int hyb_bus_request_reply_error(hyb_bus_request *req, int status, const char *message);

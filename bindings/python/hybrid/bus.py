@@ -35,6 +35,10 @@ _NOARG: Any = object()
 _JSON_TYPES = {str: 1, int: 2, float: 3, bool: 4, dict: 5, list: 6, type(None): 7,
                None: 7, object: 0, Any: 0}
 
+_DEFAULT_MS = 30000  # HYB_BUS_DEFAULT_TIMEOUT_MS
+_LOCAL_GRACE_US = 2000000  # what the library adds to a call's timeout for its local deadline
+_now = lib.hyb_now_usec
+
 # The functions of the call path, looked up once.
 _call = lib.hyb_bus_call
 _reply_get_body = lib.hyb_bus_reply_get_body
@@ -157,12 +161,59 @@ class _EventBubble(_Slot):
 
 
 class _PendingCall:
-    __slots__ = ("bus", "future", "handle", "__weakref__")
+    """An acall in flight: its future, the handle C holds as userdata, and the call's slot
+    (unref'd once the future is done: before the reply, that cancels the call)."""
+
+    __slots__ = ("bus", "future", "handle", "slot", "__weakref__")
 
     def __init__(self, bus: "Bus", future: "asyncio.Future[Any]") -> None:
         self.bus = bus
         self.future = future
         self.handle = ffi.new_handle(self)
+        self.slot = ffi.NULL
+
+    def release(self, _fut: Any = None) -> None:
+        """The future is done (a reply, an error, or the awaiting task was cancelled): drop
+        the slot; if the reply has not come, that cancels the call (the daemon tells the
+        callee) and the reply callback never runs.  Runs from the loop, never from inside
+        the library's callback."""
+        slot, self.slot = self.slot, ffi.NULL
+        if slot != ffi.NULL:
+            lib.hyb_slot_unref(slot)
+        b = self.bus
+        b._pending.discard(self)
+        if self.future.cancelled() and b._loop is not None and b._bus != ffi.NULL:
+            b._update()  # the cancel is queued output
+
+
+class _Deferred:
+    """An async procedure's request while its coroutine runs (the cancel handler's
+    userdata): a cancelled call (deadline, caller gone) cancels the task."""
+
+    __slots__ = ("task", "handle")
+
+    def __init__(self) -> None:
+        self.task: Optional["asyncio.Task[Any]"] = None
+        self.handle = ffi.new_handle(self)
+
+
+@ffi.callback("void(hyb_bus_request *, void *)")
+def _on_cancel(_req, ud):
+    d = ffi.from_handle(ud)
+    if d.task is not None and not d.task.done():
+        d.task.cancel()
+
+
+def _reply_error(req, status: int, message: str) -> None:
+    """Answers with an error status; a status that is not 4xx/5xx, or one the library
+    refuses, becomes 500 with the same message: a raised error never answers a success."""
+    msg = message.encode("utf-8", "replace")
+    if not 400 <= status <= 599:
+        status = 500
+    r = lib.hyb_bus_request_reply_error(req, status, msg)
+    if r == -errno.EINVAL or (r < 0 and status != 500 and
+                              r not in (-errno.EALREADY, lib.hyb_err_from_status(410))):
+        lib.hyb_bus_request_reply_error(req, 500, msg)
 
 
 @ffi.callback("int(hyb_bus_request *, void *)")
@@ -193,7 +244,6 @@ def _on_event(_bus, ev, ud):
 def _on_reply(_bus, reply, ud):
     pc = ffi.from_handle(ud)
     bus = pc.bus
-    bus._pending.discard(pc)
     fut = pc.future
     if fut.done():
         return
@@ -221,6 +271,7 @@ class Bus:
         self._err = ffi.new("hyb_error *")
         self._lenp = ffi.new("size_t *")
         self._replyp = ffi.new("hyb_bus_reply **")
+        self._slotp = ffi.new("hyb_slot **")
         self._u64 = ffi.new("uint64_t *")
         self._cstrs: Dict[str, bytes] = {}
         self._slots: Set[_Slot] = set()
@@ -499,18 +550,21 @@ class Bus:
         self._update()
         self._raise_kept()
 
+    def _update_out(self) -> None:
+        """Watches the fd for output while the library has output queued."""
+        want_out = bool(lib.hyb_bus_get_events(self._bus) & _EVENT_OUT)
+        if want_out and not self._writer:
+            self._loop.add_writer(self._fd, self._on_io)
+            self._writer = True
+        elif not want_out and self._writer:
+            self._loop.remove_writer(self._fd)
+            self._writer = False
+
     def _update(self) -> None:
         loop = self._loop
         if loop is None or self._bus == ffi.NULL or not self.is_open:
             return
-        fd = self._fd
-        want_out = bool(lib.hyb_bus_get_events(self._bus) & _EVENT_OUT)
-        if want_out and not self._writer:
-            loop.add_writer(fd, self._on_io)
-            self._writer = True
-        elif not want_out and self._writer:
-            loop.remove_writer(fd)
-            self._writer = False
+        self._update_out()
         lib.hyb_bus_get_timeout(self._bus, self._u64)
         t = self._u64[0]
         # A timer that fires earlier than needed is harmless (it looks again), so it is only
@@ -636,13 +690,25 @@ class Bus:
         body, flags = self._encode(params)
         fut = self._loop.create_future()
         pc = _PendingCall(self, fut)
-        self._pending.add(pc)
+        slot = self._slotp
         r = lib.hyb_bus_call_async(bus, self._c(endpoint), self._c(method), body, len(body),
-                                   flags, self._ms(timeout), _on_reply, pc.handle, ffi.NULL)
+                                   flags, self._ms(timeout) if timeout is not None else 0,
+                                   _on_reply, pc.handle, slot)
         if r < 0:
-            self._pending.discard(pc)
             self._check_call(r)
-        self._update()
+        pc.slot = slot[0]
+        self._pending.add(pc)
+        fut.add_done_callback(pc.release)
+        # hyb_bus_get_timeout looks at every pending call: ask it only when this call's local
+        # deadline (its timeout plus the library's 2 s of grace for a broker that stopped
+        # answering; the broker itself answers 504 at the timeout) may come before the timer
+        # already set
+        deadline = _now() + (self._ms(timeout) if timeout is not None else _DEFAULT_MS) * 1000 \
+            + _LOCAL_GRACE_US
+        if self._timer is None or deadline < self._timer_at:
+            self._update()
+        else:
+            self._update_out()
         return await fut
 
     def call_builtin(self, method: str, params: Any = _NOARG,
@@ -725,14 +791,14 @@ class Bus:
                 self._defer(proc, req, result)
                 return
         except Error as e:
-            lib.hyb_bus_request_reply_error(req, e.status, e.message.encode())
+            _reply_error(req, e.status, e.message)
             return
         except Exception as e:
             report(e, f"procedure {proc.name}")
-            lib.hyb_bus_request_reply_error(req, 500, f"{type(e).__name__}: {e}".encode())
+            _reply_error(req, 500, f"{type(e).__name__}: {e}")
             return
         except BaseException as e:
-            lib.hyb_bus_request_reply_error(req, 500, type(e).__name__.encode())
+            _reply_error(req, 500, type(e).__name__)
             raise
         self._answer(proc, req, result)
 
@@ -741,7 +807,7 @@ class Bus:
             body, flags = self._encode(result) if result is not None else (b"null", 0)
         except (TypeError, ValueError, OverflowError) as e:
             report(e, f"procedure {proc.name} (its result)")
-            lib.hyb_bus_request_reply_error(req, 500, f"cannot encode the result: {e}".encode())
+            _reply_error(req, 500, f"cannot encode the result: {e}")
             return
         lib.hyb_bus_request_reply(req, 200, body, len(body), flags)
 
@@ -754,24 +820,29 @@ class Bus:
                 req, 500, b"async procedure: the bus is not driven by asyncio (use arun)")
             return
         lib.hyb_bus_request_ref(req)
+        d = _Deferred()
+        lib.hyb_bus_request_set_cancel_handler(req, _on_cancel, d.handle)
 
         async def finish() -> None:
             try:
                 try:
                     result = await aw
                 except Error as e:
-                    lib.hyb_bus_request_reply_error(req, e.status, e.message.encode())
+                    _reply_error(req, e.status, e.message)
                 except Exception as e:
                     report(e, f"procedure {proc.name}")
-                    lib.hyb_bus_request_reply_error(req, 500,
-                                                    f"{type(e).__name__}: {e}".encode())
+                    _reply_error(req, 500, f"{type(e).__name__}: {e}")
                 else:
                     self._answer(proc, req, result)
             finally:
+                lib.hyb_bus_request_set_cancel_handler(req, ffi.NULL, ffi.NULL)
                 lib.hyb_bus_request_unref(req)
-                self._update()
+                d.task = None
+                if self._bus != ffi.NULL:
+                    self._update()
 
         task = loop.create_task(finish())
+        d.task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -85,6 +85,26 @@ class Typed:
         return hash(("hybrid.Typed", self.type, _hashable(self.value)))
 
 
+class Code:
+    """An mm-ADT code value (``|plus(1)``), which the JSON mapping cannot hold: read from
+    mm-ADT results and kept as its exact text form (``text``).  It cannot be written back
+    through the binding."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"Code({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Code) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(("hybrid.Code", self.text))
+
+
 def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
@@ -228,13 +248,30 @@ def to_obj(v: Any):
     return ret[0]
 
 
+_KIND_LST, _KIND_OBJS, _KIND_CODE = 6, 8, 9
+_HYB_E_TYPE = -(100000 + 1003)
+_FORMAT_EXACT = 1
+
+
 def from_obj(o) -> Any:
-    """The Python value of a hyb_obj* (borrowed)."""
+    """The Python value of a hyb_obj* (borrowed).  Code, which JSON cannot hold, becomes
+    :class:`Code`; a lst or stream holding code is read element by element."""
     if o == ffi.NULL:
         return None
     ret = ffi.new("char **")
     err = ffi.new("hyb_error *")
-    check(lib.hyb_obj_to_json(o, ret, err), err)
+    r = lib.hyb_obj_to_json(o, ret, err)
+    if r == _HYB_E_TYPE:
+        kind = lib.hyb_obj_get_kind(o)
+        if kind == _KIND_CODE:
+            check(lib.hyb_obj_format(o, _FORMAT_EXACT, ret))
+            try:
+                return Code(ffi.string(ret[0]).decode())
+            finally:
+                lib.hyb_free(ret[0])
+        if kind in (_KIND_LST, _KIND_OBJS):
+            return [from_obj(lib.hyb_obj_get_at(o, i)) for i in range(lib.hyb_obj_get_len(o))]
+    check(r, err)
     try:
         return from_json(ffi.string(ret[0]))
     finally:

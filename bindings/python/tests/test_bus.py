@@ -114,6 +114,10 @@ def test_errors_raised_by_procedures(daemon, caplog):
         def teapot():
             raise hybrid.Error(429, None, "slow down")
 
+        @bus.procedure("ok")
+        def not_an_error():
+            raise hybrid.Error(200, None, "not an error status")
+
         @bus.procedure("boom")
         def boom():
             raise ValueError("kaboom")
@@ -124,6 +128,9 @@ def test_errors_raised_by_procedures(daemon, caplog):
         with pytest.raises(hybrid.TooManyRequests) as ei:
             bus.call(bus.name, "teapot")
         assert ei.value.status == 429 and ei.value.code == "HYB_E_TOO_MANY"
+        with pytest.raises(hybrid.InternalError) as ei:  # a raised error never answers 2xx
+            bus.call(bus.name, "ok")
+        assert ei.value.message == "not an error status"
         with caplog.at_level(logging.ERROR, logger="hybrid"):
             with pytest.raises(hybrid.InternalError) as ei:
                 bus.call(bus.name, "boom")
@@ -287,3 +294,37 @@ def test_typed_and_uri_through_a_call(daemon):
     with hybrid.Bus(socket=daemon.sock, app="org.example.py.typed") as bus:
         got = bus.call(BUILTIN, "echo", v)
     assert got == v and isinstance(got["u"], hybrid.Uri)
+
+
+def test_cancellation_both_ways(daemon):
+    """A cancelled acall cancels the call (the callee's coroutine is cancelled), and so does
+    the deadline; the caller's connection keeps working."""
+    async def main():
+        async with hybrid.Bus(socket=daemon.sock, app="org.example.py.csrv") as srv, \
+                hybrid.Bus(socket=daemon.sock, app="org.example.py.ccl") as cl:
+            cancelled = []
+            started = asyncio.Event()
+
+            @srv.procedure("wait")
+            async def wait(tag):
+                started.set()
+                try:
+                    await asyncio.Event().wait()
+                except asyncio.CancelledError:
+                    cancelled.append(tag)
+                    raise
+
+            # 1. the caller gives up: its task is cancelled
+            t = asyncio.ensure_future(cl.acall(srv.name, "wait", {"tag": "caller"}))
+            await asyncio.wait_for(started.wait(), 60)
+            t.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await t
+            await auntil(lambda: "caller" in cancelled, "the callee to see the cancel")
+            # 2. the deadline passes: the caller gets 504, the callee is cancelled
+            with pytest.raises(hybrid.Timeout):
+                await cl.acall(srv.name, "wait", {"tag": "deadline"}, timeout=0.2)
+            await auntil(lambda: "deadline" in cancelled, "the callee to see the deadline")
+            assert not cl._pending
+            assert await cl.acall(BUILTIN, "echo", {"ok": 1}) == {"ok": 1}
+    asyncio.run(main())

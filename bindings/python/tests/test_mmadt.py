@@ -33,3 +33,12 @@ def test_vm_over_a_store(daemon):
         with hybrid.mmadt.VM(st) as vm:
             vm.run("/pymm/y -> 'from mm-ADT'")
         assert st.get("/pymm/y") == "from mm-ADT"
+
+
+def test_code_results():
+    # code has no JSON form: it comes back as its exact text
+    out = hybrid.mmadt.run("|plus(1)")
+    assert len(out) == 1 and isinstance(out[0], hybrid.Code) and "plus(1)" in out[0].text
+    assert hybrid.mmadt.run("[1, |plus(1)]")[0][0] == 1
+    with pytest.raises(TypeError):
+        hybrid.values.to_json(out[0])

@@ -95,3 +95,34 @@ def test_json_forms():
     assert to_json({hybrid.Uri("a"): 1}) == b'{"a":1}'
     assert from_json(b"") is None
     assert repr(hybrid.Uri("x")) == "Uri('x')"
+
+
+def test_edges_from_c_through_a_python_procedure(daemon):
+    """C (the CLI) -> JSON -> Python -> JSON -> C: the values a Python procedure gets and
+    sends back are the ones C sent."""
+    import threading
+    sent = '{"v":[9223372036854775807,-9223372036854775808,9007199254740993,-0.0,5e-324]}'
+    got = {}
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py.edges") as bus:
+        @bus.procedure("back", args={"v": list})
+        def back(v):
+            got["v"] = v
+            return {"v": v}
+
+        out = {}
+
+        def client():
+            try:
+                out["r"] = daemon.cli("call", bus.name, "back", sent)
+            finally:
+                bus.stop()
+
+        t = threading.Thread(target=client)
+        t.start()
+        bus.run()
+        t.join()
+    assert out["r"].returncode == 0, out["r"].stderr
+    want = [2**63 - 1, -2**63, 2**53 + 1, -0.0, 5e-324]
+    assert same(got["v"], want)
+    assert same(from_json(out["r"].stdout.strip()), {"v": want})
+    assert out["r"].stdout.strip() == sent  # the same text: shortest exact forms
