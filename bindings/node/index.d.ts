@@ -64,6 +64,8 @@ export interface ConnectOptions {
 export interface CallOptions {
   /** Milliseconds the broker waits for the answer (default 30000); then 504. */
   timeout?: number;
+  /** Aborting it ends the call (the callee is told) and rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** The JSON type of an argument, for argument policies. */
@@ -81,9 +83,13 @@ export type ArgPolicy = {
 export type ProcedureSpec = ArgPolicy | { args?: ArgPolicy; forHost?: string; forApp?: string };
 
 export interface RequestInfo {
+  /** The calling endpoint. */
   caller: string;
   method: string;
   bus: Bus;
+  /** Aborted (reason: a HybridError 504) when the broker cancels the call: its deadline
+   *  passed or its caller ended it. */
+  readonly signal: AbortSignal;
 }
 
 export interface BusEvent {

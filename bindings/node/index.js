@@ -149,6 +149,28 @@ class Subscription extends EventEmitter {
   }
 }
 
+const cancelled = () => new HybridError('the call was cancelled (its deadline passed or its caller ended it)', 504);
+
+/** What a procedure's fn gets besides its params. */
+class RequestInfo {
+  constructor(bus, caller, method, id) {
+    this.caller = caller;
+    this.method = method;
+    this.bus = bus;
+    this._id = id;
+  }
+  /** An AbortSignal aborted when the broker cancels the call (deadline, terminateCall). */
+  get signal() {
+    if (!this._ac) {
+      const bus = this.bus;
+      this._ac = new AbortController();
+      if (bus._cancelled.delete(this._id)) this._ac.abort(cancelled());
+      else bus._aborts.set(this._id, this._ac);
+    }
+    return this._ac.signal;
+  }
+}
+
 class Bus extends EventEmitter {
   constructor() {
     super();
@@ -158,6 +180,8 @@ class Bus extends EventEmitter {
     this._events = new Map();     // bubble -> slot
     this._nextId = 1;
     this._closed = false;
+    this._aborts = new Map();     // request id -> AbortController (made when info.signal is read)
+    this._cancelled = new Set();  // request ids cancelled before their signal was read
   }
 
   _keep() { native.busSetKeep(this, this._procs.size + this._subs.size); }
@@ -166,11 +190,25 @@ class Bus extends EventEmitter {
   /** Calls method of endpoint with params; resolves with the result, rejects with HybridError. */
   call(endpoint, method, params, options) {
     const t = options && options.timeout !== undefined ? options.timeout : 0;
+    const ms = t > 0 ? Math.ceil(t) : 0;
     try {
-      return native.busCall(this, endpoint, method, params, t > 0 ? Math.ceil(t) : 0);
+      if (options && options.signal) return this._callAbortable(endpoint, method, params, ms, options.signal);
+      return native.busCall(this, endpoint, method, params, ms);
     } catch (e) {
       return Promise.reject(e); // a closed bus, a value without an obj form: a rejection too
     }
+  }
+  // {signal}: aborting ends the call (the callee's info.signal aborts too) and rejects with
+  // the signal's reason, as fetch() does.
+  _callAbortable(endpoint, method, params, ms, signal) {
+    if (signal.aborted) return Promise.reject(signal.reason);
+    const holder = {};
+    const p = native.busCall(this, endpoint, method, params, ms, holder);
+    const onAbort = () => native.busCancel(this, holder.handle, signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const done = () => signal.removeEventListener('abort', onAbort);
+    p.then(done, done);
+    return p;
   }
 
   /**
@@ -198,31 +236,44 @@ class Bus extends EventEmitter {
     return true;
   }
 
-  _request(method, params, req, caller) {
+  _request(method, params, req, caller, id) {
     const p = this._procs.get(method);
     if (!p) { native.busReplyError(this, req, 404, `no procedure ${method}`); return; }
     let result;
     try {
-      result = p.fn(params, { caller, method, bus: this });
+      result = p.fn(params, new RequestInfo(this, caller, method, id));
     } catch (e) {
-      this._fail(req, e);
+      this._fail(req, e, id);
       return;
     }
     if (result && typeof result.then === 'function') {
-      result.then((v) => this._answer(req, v), (e) => this._fail(req, e));
+      result.then((v) => this._answer(req, v, id), (e) => this._fail(req, e, id));
     } else {
-      this._answer(req, result);
+      this._answer(req, result, id);
     }
   }
-  _answer(req, value) {
+  _cancel(id) {
+    const ac = this._aborts.get(id);
+    if (ac) {
+      this._aborts.delete(id);
+      ac.abort(cancelled());
+    } else {
+      this._cancelled.add(id); // a signal asked for later starts aborted
+    }
+  }
+  _answer(req, value, id) {
+    this._aborts.delete(id);
+    this._cancelled.delete(id);
     if (this._closed) return;
     try {
       native.busReply(this, req, value === undefined ? null : value);
     } catch (e) {
-      this._fail(req, e);
+      this._fail(req, e, id);
     }
   }
-  _fail(req, e) {
+  _fail(req, e, id) {
+    this._aborts.delete(id);
+    this._cancelled.delete(id);
     if (this._closed) return;
     if (e instanceof HybridError) {
       native.busReplyError(this, req, e.status, e.message);
@@ -364,7 +415,8 @@ native.setup({
   Uri,
   Typed,
   Real: RealValue,
-  onRequest(bus, method, params, req, caller) { bus._request(method, params, req, caller); },
+  onRequest(bus, method, params, req, caller, id) { bus._request(method, params, req, caller, id); },
+  onCancel(bus, id) { bus._cancel(id); },
   onEvent(bus, id, source, bubble, data) {
     const sub = bus._subs.get(id);
     if (!sub) return;

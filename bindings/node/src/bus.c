@@ -22,7 +22,9 @@ typedef struct hn_bus {
 } hn_bus;
 
 typedef struct hn_req {
-        hyb_bus_request *req;
+        hyb_bus_request *req; /* NULL once answered */
+        hn_bus *b;
+        uint32_t id;
 } hn_req;
 
 typedef struct hn_ud {
@@ -60,7 +62,8 @@ static void bus_on_broken(hn_io *io, int r)
         if (!argv[0])
                 return;
         napi_create_int32(env, status ? status : 502, &argv[1]);
-        napi_create_string_utf8(env, msg && *msg ? msg : hyb_strerror(r), NAPI_AUTO_LENGTH, &argv[2]);
+        napi_create_string_utf8(env, msg && *msg ? msg : hyb_strerror(r), NAPI_AUTO_LENGTH,
+                                &argv[2]);
         hn_dispatch(env, hn_get_env(env)->on_close, 3, argv);
 }
 
@@ -149,7 +152,8 @@ static void connect_complete(napi_env env, napi_status status, void *data)
         b->io.pending--;
         if (b->conn_r >= 0 && hn_io_start(&b->io, hyb_bus_get_fd(b->bus)) < 0) {
                 b->conn_r = -EIO;
-                snprintf(b->conn_err.message, sizeof b->conn_err.message, "cannot watch the bus fd");
+                snprintf(b->conn_err.message, sizeof b->conn_err.message,
+                         "cannot watch the bus fd");
         }
         if (b->conn_r < 0) {
                 hyb_bus_close(b->bus);
@@ -157,7 +161,8 @@ static void connect_complete(napi_env env, napi_status status, void *data)
                 napi_reject_deferred(env, b->conn_def,
                                      hn_error_new(env, b->conn_r, 0, b->conn_err.message));
         } else {
-                napi_create_string_utf8(env, hyb_bus_get_endpoint_name(b->bus), NAPI_AUTO_LENGTH, &v);
+                napi_create_string_utf8(env, hyb_bus_get_endpoint_name(b->bus), NAPI_AUTO_LENGTH,
+                                        &v);
                 napi_resolve_deferred(env, b->conn_def, v);
         }
         b->conn_def = NULL;
@@ -201,11 +206,12 @@ static napi_value js_connect(napi_env env, napi_callback_info info)
                 return NULL;
         }
         /* from here on the finalizer owns b */
-        HN_CALL(env, hn_io_init(&b->io, env, argv[0], "hybrid.Bus") < 0 ? napi_generic_failure : napi_ok);
+        HN_CALL(env, hn_io_init(&b->io, env, argv[0], "hybrid.Bus") < 0 ? napi_generic_failure
+                                                                        : napi_ok);
         HN_CALL(env, napi_create_promise(env, &b->conn_def, &promise));
         napi_create_string_utf8(env, "hybrid.connect", NAPI_AUTO_LENGTH, &name);
-        HN_CALL(env, napi_create_async_work(env, argv[0], name, connect_execute, connect_complete, b,
-                                            &b->conn_work));
+        HN_CALL(env, napi_create_async_work(env, argv[0], name, connect_execute, connect_complete,
+                                            b, &b->conn_work));
         b->io.pending++;
         hn_io_update_ref(&b->io);
         HN_CALL(env, napi_queue_async_work(env, b->conn_work));
@@ -214,10 +220,41 @@ static napi_value js_connect(napi_env env, napi_callback_info info)
 
 /* ------------------------------------------------------------ calls */
 
+/*
+ * One call in flight.  A call made with a handle (busCall's holder: a call the caller may
+ * cancel) keeps its slot and is owned by the handle's external: on_reply leaves it to the
+ * finalizer; a handle collected while the call is pending hands the slot to the bus
+ * (floating) and on_reply frees the call.
+ */
 typedef struct hn_call {
         hn_bus *b;
         napi_deferred d;
+        hyb_slot *slot; /* calls with a handle */
+        bool done;      /* settled: answered, failed or cancelled */
+        bool detached;  /* the handle went while pending: on_reply frees */
 } hn_call;
+
+static void call_settled(hn_bus *b)
+{
+        b->io.pending--;
+        if (b->io.pending == 0)
+                hn_io_update_ref(&b->io);
+}
+
+static void call_handle_finalize(napi_env env, void *data, void *hint)
+{
+        hn_call *c = data;
+
+        if (!c->done) {
+                hyb_slot_set_floating(c->slot, true); /* the call goes on without its handle */
+                hyb_slot_unref(c->slot);
+                c->slot = NULL;
+                c->detached = true;
+                return;
+        }
+        hyb_slot_unref(c->slot);
+        free(c);
+}
 
 static void on_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
 {
@@ -245,17 +282,20 @@ static void on_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
                                                   hyb_bus_reply_get_message(rep)));
         }
         napi_close_handle_scope(env, hs);
-        b->io.pending--;
-        if (b->io.pending == 0)
-                hn_io_update_ref(&b->io);
-        free(c);
+        c->done = true;
+        call_settled(b);
+        if (!c->slot || c->detached)
+                free(c);
 }
 
-/* busCall(bus, endpoint, method, params, timeoutMs) -> Promise<value> */
+/*
+ * busCall(bus, endpoint, method, params, timeoutMs[, holder]) -> Promise<value>; with a
+ * holder object, holder.handle is set to a handle busCancel takes.
+ */
 static napi_value js_call(napi_env env, napi_callback_info info)
 {
-        size_t argc = 5, len = 0;
-        napi_value argv[5], promise;
+        size_t argc = 6, len = 0;
+        napi_value argv[6], promise, handle = NULL;
         hn_bus *b;
         char *endpoint = NULL, *method = NULL, *body = NULL;
         uint32_t timeout = 0;
@@ -282,13 +322,23 @@ static napi_value js_call(napi_env env, napi_callback_info info)
                 goto fail;
         }
         napi_get_value_uint32(env, argv[4], &timeout);
-        if (!(c = malloc(sizeof *c)))
+        if (!(c = calloc(1, sizeof *c)))
                 goto fail;
         c->b = b;
         if (napi_create_promise(env, &c->d, &promise) != napi_ok)
                 goto fail;
-        r = hyb_bus_call_async(b->bus, endpoint, method, body, len, HYB_BODY_JSON, timeout, on_reply,
-                               c, NULL);
+        r = hyb_bus_call_async(b->bus, endpoint, method, body, len, HYB_BODY_JSON, timeout,
+                               on_reply, c, argc >= 6 ? &c->slot : NULL);
+        if (r >= 0 && argc >= 6) {
+                if (napi_create_external(env, c, call_handle_finalize, NULL, &handle) == napi_ok) {
+                        /* from here the handle owns c (call_handle_finalize) */
+                        napi_set_named_property(env, argv[5], "handle", handle);
+                } else {
+                        /* no handle to cancel with: the call goes on, on_reply frees it */
+                        hyb_slot_set_floating(c->slot, true);
+                        c->slot = hyb_slot_unref(c->slot);
+                }
+        }
         if (r < 0) {
                 napi_reject_deferred(env, c->d, hn_error_new(env, r, 0, NULL));
                 free(c);
@@ -316,13 +366,58 @@ fail:
         return NULL;
 }
 
+/* busCancel(bus, handle, reason): ends a pending call (the broker tells the callee, as
+ * builtin terminateCall); its promise rejects with reason.  A settled call: nothing. */
+static napi_value js_cancel(napi_env env, napi_callback_info info)
+{
+        size_t argc = 3;
+        napi_value argv[3];
+        hn_call *c = NULL;
+        hn_bus *b;
+
+        HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        if (argc < 3 || !(b = get_bus(env, argv[0], false)) ||
+            napi_get_value_external(env, argv[1], (void **)&c) != napi_ok || !c) {
+                if (argc < 3 || b)
+                        napi_throw_type_error(env, NULL, "busCancel: bus, handle, reason");
+                return NULL;
+        }
+        if (c->done || c->detached)
+                return hn_undefined(env);
+        c->done = true;
+        c->slot = hyb_slot_unref(c->slot); /* cancels: on_reply will not run */
+        napi_reject_deferred(env, c->d, argv[2]);
+        call_settled(b);
+        hn_io_rearm(&b->io);
+        return hn_undefined(env);
+}
+
 /* ------------------------------------------------------------ procedures */
 
 static void req_finalize(napi_env env, void *data, void *hint)
 {
         hn_req *q = data;
-        hyb_bus_request_unref(q->req); /* unanswered: the library answers 500 */
+        if (q->req) {
+                hyb_bus_request_set_cancel_handler(q->req, NULL, NULL); /* q goes now */
+                hyb_bus_request_unref(q->req); /* unanswered: the library answers 500 */
+        }
         free(q);
+}
+
+/* The broker cancelled a call we have not answered (its deadline, the caller's terminateCall). */
+static void on_cancel(hyb_bus_request *req, void *userdata)
+{
+        hn_req *q = userdata;
+        napi_env env = q->b->io.env;
+        napi_handle_scope hs;
+        napi_value argv[2];
+
+        napi_open_handle_scope(env, &hs);
+        argv[0] = hn_io_self(&q->b->io);
+        napi_create_uint32(env, q->id, &argv[1]);
+        if (argv[0])
+                hn_dispatch(env, hn_get_env(env)->on_cancel, 2, argv);
+        napi_close_handle_scope(env, hs);
 }
 
 static int on_method(hyb_bus_request *req, void *userdata)
@@ -331,7 +426,7 @@ static int on_method(hyb_bus_request *req, void *userdata)
         hn_bus *b = p->b;
         napi_env env = b->io.env;
         napi_handle_scope hs;
-        napi_value argv[5];
+        napi_value argv[6];
         hn_req *q;
         size_t len = 0;
         const void *body;
@@ -354,6 +449,8 @@ static int on_method(hyb_bus_request *req, void *userdata)
                 return HYB_E_BAD_REQUEST;
         }
         q->req = hyb_bus_request_ref(req);
+        q->b = b;
+        q->id = ++hn_get_env(env)->next_request;
         if (napi_create_external(env, q, req_finalize, NULL, &argv[3]) != napi_ok) {
                 hyb_bus_request_unref(q->req);
                 free(q);
@@ -361,7 +458,10 @@ static int on_method(hyb_bus_request *req, void *userdata)
                 return -ENOMEM;
         }
         napi_create_string_utf8(env, hyb_bus_request_get_caller(req), NAPI_AUTO_LENGTH, &argv[4]);
-        hn_dispatch(env, hn_get_env(env)->on_request, 5, argv);
+        napi_create_uint32(env, q->id, &argv[5]);
+        /* runs while q holds the unanswered request, so q is alive then */
+        hyb_bus_request_set_cancel_handler(req, on_cancel, q);
+        hn_dispatch(env, hn_get_env(env)->on_request, 6, argv);
         napi_close_handle_scope(env, hs);
         return 0;
 }
@@ -388,11 +488,13 @@ static napi_value js_reply(napi_env env, napi_callback_info info)
 
         HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
         if (argc < 3 || !(b = get_bus(env, argv[0], false)) || !(q = get_req(env, argv[1])))
-                return argc < 3 ? (napi_throw_type_error(env, NULL, "busReply: 3 arguments"), NULL) : NULL;
+                return argc < 3 ? (napi_throw_type_error(env, NULL, "busReply: 3 arguments"), NULL)
+                                : NULL;
         if (!(body = hn_to_json(env, argv[2], &len)))
                 return NULL; /* the request is still unanswered: the caller answers an error */
         if (q->req) {
                 r = hyb_bus_request_reply(q->req, 200, body, len, HYB_BODY_JSON);
+                hyb_bus_request_set_cancel_handler(q->req, NULL, NULL);
                 q->req = hyb_bus_request_unref(q->req);
                 hn_io_rearm(&b->io);
         }
@@ -426,6 +528,7 @@ static napi_value js_reply_error(napi_env env, napi_callback_info info)
                 return NULL;
         if (q->req) {
                 r = hyb_bus_request_reply_error(q->req, status, msg);
+                hyb_bus_request_set_cancel_handler(q->req, NULL, NULL);
                 q->req = hyb_bus_request_unref(q->req);
                 hn_io_rearm(&b->io);
         }
@@ -563,7 +666,8 @@ static napi_value js_subscribe(napi_env env, napi_callback_info info)
         }
         if (!(b = get_bus(env, argv[0], true)))
                 return NULL;
-        if (!(ep = hn_get_string(env, argv[1], false)) || !(bubble = hn_get_string(env, argv[2], false)))
+        if (!(ep = hn_get_string(env, argv[1], false)) ||
+            !(bubble = hn_get_string(env, argv[2], false)))
                 goto out;
         napi_get_value_uint32(env, argv[3], &id);
         if (!(u = ud_new(b, NULL, id)))
@@ -690,6 +794,7 @@ void hn_bus_init(napi_env env, napi_value exports)
 {
         HN_EXPORT_FN(env, exports, "busConnect", js_connect);
         HN_EXPORT_FN(env, exports, "busCall", js_call);
+        HN_EXPORT_FN(env, exports, "busCancel", js_cancel);
         HN_EXPORT_FN(env, exports, "busReply", js_reply);
         HN_EXPORT_FN(env, exports, "busReplyError", js_reply_error);
         HN_EXPORT_FN(env, exports, "busProcedure", js_procedure);

@@ -3,7 +3,7 @@
  * hybrid-node.h - internals shared by the files of the Node-API addon.
  *
  * The addon is built for Node-API level 8 (NAPI_VERSION below): one binary serves
- * every Node release that offers that level (Node 12.22 and later).  index.js is the
+ * every Node release that offers that level (12.22, 14.17, 16 and later).  index.js is the
  * public layer; the functions here are its private `native` object.
  */
 #ifndef HYBRID_NODE_H
@@ -27,27 +27,29 @@
 
 /* Per-environment data: the JS classes and dispatchers index.js hands over in setup(). */
 typedef struct hn_env {
-        napi_ref hybrid_error;  /* class HybridError(message, status, code) */
-        napi_ref uri;           /* class Uri(text) */
-        napi_ref typed;         /* class Typed(type, value) */
-        napi_ref real;          /* class Real(number) */
-        napi_ref on_request;    /* (bus, method, params, request, caller) */
-        napi_ref on_event;      /* (bus, id, source, bubble, data) */
-        napi_ref on_store_msg;  /* (store, id, furi, value, retain) */
-        napi_ref on_close;      /* (bus or store, status, message) */
-        napi_ref object_proto;  /* Object.prototype: plain objects take the fast path */
-        napi_ref map_cls;       /* Map */
+        napi_ref hybrid_error; /* class HybridError(message, status, code) */
+        napi_ref uri;          /* class Uri(text) */
+        napi_ref typed;        /* class Typed(type, value) */
+        napi_ref real;         /* class Real(number) */
+        napi_ref on_request;   /* (bus, method, params, request, caller, id) */
+        napi_ref on_cancel;    /* (bus, id): the broker cancelled request id */
+        napi_ref on_event;     /* (bus, id, source, bubble, data) */
+        napi_ref on_store_msg; /* (store, id, furi, value, retain) */
+        napi_ref on_close;     /* (bus or store, status, message) */
+        napi_ref object_proto; /* Object.prototype: plain objects take the fast path */
+        napi_ref map_cls;      /* Map */
+        uint32_t next_request; /* ids of incoming requests, for on_cancel */
 } hn_env;
 
 hn_env *hn_get_env(napi_env env);
 
 /* Checks a napi_status; on failure throws (unless an exception is pending) and returns NULL. */
-#define HN_CALL(env, call)                                                                 \
-        do {                                                                               \
-                if ((call) != napi_ok) {                                                   \
-                        hn_throw_last(env);                                                \
-                        return NULL;                                                       \
-                }                                                                          \
+#define HN_CALL(env, call)                                                                         \
+        do {                                                                                       \
+                if ((call) != napi_ok) {                                                           \
+                        hn_throw_last(env);                                                        \
+                        return NULL;                                                               \
+                }                                                                                  \
         } while (0)
 
 void hn_throw_last(napi_env env);
@@ -89,18 +91,18 @@ struct hn_io {
         uv_poll_t poll;
         uv_timer_t timer;
         napi_env env;
-        napi_ref self;               /* the JS object (weak while idle) */
+        napi_ref self; /* the JS object (weak while idle) */
         napi_async_context actx;
-        int uv_events;               /* what is polled now; 0 none */
-        uint64_t deadline;           /* what the timer is set for; UINT64_MAX none */
+        int uv_events;     /* what is polled now; 0 none */
+        uint64_t deadline; /* what the timer is set for; UINT64_MAX none */
         int open_handles;
         bool started, closed, finalized, strong;
         unsigned keep, pending;
-        int (*process)(hn_io *io);   /* one step: > 0 more, 0 idle, < 0 broken */
+        int (*process)(hn_io *io); /* one step: > 0 more, 0 idle, < 0 broken */
         int (*get_events)(hn_io *io);
         int (*get_timeout)(hn_io *io, uint64_t *ret_usec);
         void (*on_broken)(hn_io *io, int r); /* in a callback scope */
-        void (*release)(hn_io *io);  /* frees the containing struct */
+        void (*release)(hn_io *io);          /* frees the containing struct */
 };
 
 int hn_io_init(hn_io *io, napi_env env, napi_value self, const char *resource_name);
@@ -118,11 +120,11 @@ void hn_io_finalize(hn_io *io);
 /* The JS object of io (NULL when collected) */
 napi_value hn_io_self(hn_io *io);
 
-#define HN_EXPORT_FN(env, exports, name, fn)                                               \
-        do {                                                                               \
-                napi_value f_;                                                             \
-                napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &f_);          \
-                napi_set_named_property(env, exports, name, f_);                           \
+#define HN_EXPORT_FN(env, exports, name, fn)                                                       \
+        do {                                                                                       \
+                napi_value f_;                                                                     \
+                napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &f_);                  \
+                napi_set_named_property(env, exports, name, f_);                                   \
         } while (0)
 
 #endif

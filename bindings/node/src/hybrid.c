@@ -22,9 +22,9 @@
 static void env_free(napi_env env, void *data, void *hint)
 {
         hn_env *e = data;
-        napi_ref *refs[] = { &e->hybrid_error, &e->uri, &e->typed, &e->real, &e->on_request,
-                             &e->on_event, &e->on_store_msg, &e->on_close, &e->object_proto,
-                             &e->map_cls };
+        napi_ref *refs[] = {&e->hybrid_error, &e->uri,      &e->typed,        &e->real,
+                            &e->on_request,   &e->on_event, &e->on_store_msg, &e->on_close,
+                            &e->object_proto, &e->map_cls,  &e->on_cancel};
         for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
                 if (*refs[i])
                         napi_delete_reference(env, *refs[i]);
@@ -54,8 +54,9 @@ void hn_throw_last(napi_env env)
         if (pending)
                 return;
         napi_get_last_error_info(env, &info);
-        napi_throw_error(env, NULL, info && info->error_message ? info->error_message
-                                                               : "Node-API call failed");
+        napi_throw_error(env, NULL,
+                         info && info->error_message ? info->error_message
+                                                     : "Node-API call failed");
 }
 
 napi_value hn_error_new(napi_env env, int code, int status, const char *message)
@@ -70,7 +71,8 @@ napi_value hn_error_new(napi_env env, int code, int status, const char *message)
         napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &argv[0]);
         napi_create_int32(env, status, &argv[1]);
         napi_create_string_utf8(env, hyb_err_name(code), NAPI_AUTO_LENGTH, &argv[2]);
-        if (!e || !e->hybrid_error || napi_get_reference_value(env, e->hybrid_error, &cls) != napi_ok ||
+        if (!e || !e->hybrid_error ||
+            napi_get_reference_value(env, e->hybrid_error, &cls) != napi_ok ||
             napi_new_instance(env, cls, 3, argv, &err) != napi_ok) {
                 napi_create_error(env, argv[2], argv[0], &err);
         }
@@ -230,7 +232,8 @@ static int pairs_to_rec(napi_env env, napi_value keys_arr, napi_value vals_arr, 
                         r = -EINVAL;
                         break;
                 }
-                r = keys_are_names ? key_to_obj(env, k, &ks[i]) : to_obj_depth(env, k, &ks[i], depth + 1);
+                r = keys_are_names ? key_to_obj(env, k, &ks[i])
+                                   : to_obj_depth(env, k, &ks[i], depth + 1);
                 if (r >= 0)
                         r = to_obj_depth(env, val, &vs[i], depth + 1);
         }
@@ -353,7 +356,8 @@ static int to_obj_depth(napi_env env, napi_value v, hyb_obj **ret, unsigned dept
                         napi_value proto, object_proto;
                         bool plain = false;
                         if (napi_get_prototype(env, v, &proto) == napi_ok &&
-                            napi_get_reference_value(env, e->object_proto, &object_proto) == napi_ok)
+                            napi_get_reference_value(env, e->object_proto, &object_proto) ==
+                                    napi_ok)
                                 napi_strict_equals(env, proto, object_proto, &plain);
                         if (plain)
                                 goto plain_object;
@@ -413,34 +417,35 @@ static int to_obj_depth(napi_env env, napi_value v, hyb_obj **ret, unsigned dept
                                 napi_get_named_property(env, arr_cls, "from", &from);
                                 napi_get_named_property(env, v, "keys", &fn);
                                 napi_call_function(env, v, fn, 0, NULL, &entries_keys);
-                                napi_call_function(env, arr_cls, from, 1, &entries_keys, &entries_keys);
+                                napi_call_function(env, arr_cls, from, 1, &entries_keys,
+                                                   &entries_keys);
                                 napi_get_named_property(env, v, "values", &fn);
                                 napi_call_function(env, v, fn, 0, NULL, &entries_vals);
-                                napi_call_function(env, arr_cls, from, 1, &entries_vals, &entries_vals);
+                                napi_call_function(env, arr_cls, from, 1, &entries_vals,
+                                                   &entries_vals);
                                 napi_get_named_property(env, v, "size", &size_v);
                                 napi_get_value_uint32(env, size_v, &n);
                                 return pairs_to_rec(env, entries_keys, entries_vals, n, false, ret,
                                                     depth);
                         }
                 }
-        plain_object:
-                {
-                        napi_value keys, vals;
-                        uint32_t n, i;
-                        if (napi_get_property_names(env, v, &keys) != napi_ok) {
-                                hn_throw_last(env);
-                                return -EINVAL;
-                        }
-                        napi_get_array_length(env, keys, &n);
-                        napi_create_array_with_length(env, n, &vals);
-                        for (i = 0; i < n; i++) {
-                                napi_value k, val;
-                                napi_get_element(env, keys, i, &k);
-                                napi_get_property(env, v, k, &val);
-                                napi_set_element(env, vals, i, val);
-                        }
-                        return pairs_to_rec(env, keys, vals, n, true, ret, depth);
+        plain_object : {
+                napi_value keys, vals;
+                uint32_t n, i;
+                if (napi_get_property_names(env, v, &keys) != napi_ok) {
+                        hn_throw_last(env);
+                        return -EINVAL;
                 }
+                napi_get_array_length(env, keys, &n);
+                napi_create_array_with_length(env, n, &vals);
+                for (i = 0; i < n; i++) {
+                        napi_value k, val;
+                        napi_get_element(env, keys, i, &k);
+                        napi_get_property(env, v, k, &val);
+                        napi_set_element(env, vals, i, val);
+                }
+                return pairs_to_rec(env, keys, vals, n, true, ret, depth);
+        }
         }
         default:
                 napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
@@ -553,8 +558,9 @@ static napi_value from_obj_untyped(napi_env env, const hyb_obj *o)
                                 const hyb_obj *k = hyb_obj_get_rec_key(o, i);
                                 napi_value key, val;
                                 if (hyb_obj_get_kind(k) == HYB_OBJ_URI) {
-                                        napi_create_string_utf8(env, hyb_furi_get_str(hyb_obj_get_uri(k)),
-                                                                NAPI_AUTO_LENGTH, &key);
+                                        napi_create_string_utf8(
+                                                env, hyb_furi_get_str(hyb_obj_get_uri(k)),
+                                                NAPI_AUTO_LENGTH, &key);
                                 } else {
                                         size_t len;
                                         const char *s = hyb_obj_get_str(k, &len);
@@ -566,9 +572,10 @@ static napi_value from_obj_untyped(napi_env env, const hyb_obj *o)
                                         /* an own property, as JSON.parse makes it: assigning
                                          * would set the object's prototype instead */
                                         napi_property_descriptor pd = {
-                                                .name = key, .value = val,
+                                                .name = key,
+                                                .value = val,
                                                 .attributes = napi_writable | napi_enumerable |
-                                                              napi_configurable };
+                                                              napi_configurable};
                                         HN_CALL(env, napi_define_properties(env, v, 1, &pd));
                                 } else {
                                         HN_CALL(env, napi_set_property(env, v, key, val));
@@ -678,7 +685,8 @@ static napi_value js_from_json(napi_env env, napi_callback_info info)
 
         HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
         if (argc < 1 || !(text = hn_get_string(env, argv[0], false)))
-                return argc < 1 ? (napi_throw_type_error(env, NULL, "expected a string"), NULL) : NULL;
+                return argc < 1 ? (napi_throw_type_error(env, NULL, "expected a string"), NULL)
+                                : NULL;
         v = hn_from_body(env, text, strlen(text), false);
         free(text);
         return v;
@@ -694,7 +702,8 @@ static napi_value js_status_code(napi_env env, napi_callback_info info)
         HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
         if (argc >= 1)
                 napi_get_value_int32(env, argv[0], &status);
-        napi_create_string_utf8(env, hyb_err_name(hyb_err_from_status(status)), NAPI_AUTO_LENGTH, &s);
+        napi_create_string_utf8(env, hyb_err_name(hyb_err_from_status(status)), NAPI_AUTO_LENGTH,
+                                &s);
         return s;
 }
 
@@ -741,16 +750,18 @@ static napi_value js_mmadt_run(napi_env env, napi_callback_info info)
 
 /* ------------------------------------------------------------------ setup */
 
-/* setup({HybridError, Uri, Typed, Real, onRequest, onEvent, onStoreMessage, onClose}) */
+/* setup({HybridError, Uri, Typed, Real, onRequest, onEvent, onStoreMessage, onClose, onCancel}) */
 static napi_value js_setup(napi_env env, napi_callback_info info)
 {
         size_t argc = 1;
         napi_value argv[1], f;
         hn_env *e = hn_get_env(env);
-        static const char *const names[] = { "HybridError", "Uri", "Typed", "Real", "onRequest",
-                                             "onEvent", "onStoreMessage", "onClose" };
-        napi_ref *refs[] = { &e->hybrid_error, &e->uri, &e->typed, &e->real, &e->on_request,
-                             &e->on_event, &e->on_store_msg, &e->on_close };
+        static const char *const names[] = {"HybridError",    "Uri",       "Typed",
+                                            "Real",           "onRequest", "onEvent",
+                                            "onStoreMessage", "onClose",   "onCancel"};
+        napi_ref *refs[] = {&e->hybrid_error, &e->uri,        &e->typed,
+                            &e->real,         &e->on_request, &e->on_event,
+                            &e->on_store_msg, &e->on_close,   &e->on_cancel};
 
         HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {

@@ -139,7 +139,8 @@ void hn_io_rearm(hn_io *io)
                         uv_timer_stop(&io->timer);
                 } else {
                         uint64_t now = hyb_now_usec();
-                        uv_timer_start(&io->timer, timer_cb, dl <= now ? 0 : (dl - now + 999) / 1000, 0);
+                        uv_timer_start(&io->timer, timer_cb,
+                                       dl <= now ? 0 : (dl - now + 999) / 1000, 0);
                 }
         }
 }

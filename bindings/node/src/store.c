@@ -151,7 +151,8 @@ static void open_execute(napi_env env, void *data)
                 o.token = s->token;
                 o.key = key;
         }
-        s->r = hyb_bus_backend_open_host_with(s->db, &o, NULL, &s->be, &s->source, &s->where, &s->err);
+        s->r = hyb_bus_backend_open_host_with(s->db, &o, NULL, &s->be, &s->source, &s->where,
+                                              &s->err);
         hyb_key_unref(key);
 }
 
@@ -169,7 +170,8 @@ static void open_complete(napi_env env, napi_status status, void *data)
                 fd = hyb_backend_get_fd(s->be);
                 if (fd < 0 || hn_io_start(&s->io, fd) < 0) {
                         s->r = fd < 0 ? fd : -EIO;
-                        snprintf(s->err.message, sizeof s->err.message, "cannot watch the store's fd");
+                        snprintf(s->err.message, sizeof s->err.message,
+                                 "cannot watch the store's fd");
                 }
         }
         if (s->r < 0) {
@@ -225,7 +227,8 @@ static napi_value js_open(napi_env env, napi_callback_info info)
                 hn_throw_last(env);
                 return NULL;
         }
-        HN_CALL(env, hn_io_init(&s->io, env, argv[0], "hybrid.Store") < 0 ? napi_generic_failure : napi_ok);
+        HN_CALL(env, hn_io_init(&s->io, env, argv[0], "hybrid.Store") < 0 ? napi_generic_failure
+                                                                          : napi_ok);
         HN_CALL(env, napi_create_promise(env, &s->def, &promise));
         napi_create_string_utf8(env, "hybrid.store", NAPI_AUTO_LENGTH, &name);
         HN_CALL(env, napi_create_async_work(env, argv[0], name, open_execute, open_complete, s,
@@ -268,7 +271,8 @@ static void op_complete(napi_env env, napi_status status, void *data)
         } else if (o->op == OP_READ) {
                 v = hn_from_obj(env, o->result);
                 if (!v)
-                        napi_get_and_clear_last_exception(env, &v), napi_reject_deferred(env, o->d, v);
+                        napi_get_and_clear_last_exception(env, &v),
+                                napi_reject_deferred(env, o->d, v);
                 else
                         napi_resolve_deferred(env, o->d, v);
         } else {
@@ -403,8 +407,8 @@ static napi_value js_watch(napi_env env, napi_callback_info info)
         }
         w->s = s;
         napi_get_value_uint32(env, argv[3], &w->id);
-        r = hyb_backend_subscribe(s->be, pattern, replay ? HYB_SUBSCRIBE_REPLAY : 0, on_msg, w, &slot,
-                                  &err);
+        r = hyb_backend_subscribe(s->be, pattern, replay ? HYB_SUBSCRIBE_REPLAY : 0, on_msg, w,
+                                  &slot, &err);
         hyb_furi_unref(pattern);
         if (r < 0) {
                 free(w);

@@ -122,7 +122,8 @@ static hyb_token_cap *get_caps(napi_env env, napi_value arr, char ***ret_res, ui
                 napi_get_element(env, arr, i, &e);
                 napi_get_element(env, e, 0, &rv);
                 napi_get_element(env, e, 1, &av);
-                if (!(res[i] = hn_get_string(env, rv, false)) || !(acts = hn_get_string(env, av, false))) {
+                if (!(res[i] = hn_get_string(env, rv, false)) ||
+                    !(acts = hn_get_string(env, av, false))) {
                         free_strings(res, i + 1);
                         free(caps);
                         return NULL;
@@ -171,8 +172,9 @@ static napi_value js_issue(napi_env env, napi_callback_info info)
                 return NULL;
         }
         if (!(issuer = load_key(env, argv[0])) || !(iss = hn_get_string(env, argv[1], false)) ||
-            !(sub = hn_get_string(env, argv[2], false)) || !(aud = get_strings(env, argv[3], &n_aud)) ||
-            !(holder = load_key(env, argv[4])) || !(caps = get_caps(env, argv[5], &res, &n_caps)))
+            !(sub = hn_get_string(env, argv[2], false)) ||
+            !(aud = get_strings(env, argv[3], &n_aud)) || !(holder = load_key(env, argv[4])) ||
+            !(caps = get_caps(env, argv[5], &res, &n_caps)))
                 goto out;
         hyb_token_issue_opts_init(&o);
         o.iss = iss;
@@ -269,7 +271,8 @@ static napi_value js_verify(napi_env env, napi_callback_info info)
                 napi_throw_type_error(env, NULL, "tokenVerify: 5 arguments");
                 return NULL;
         }
-        if (!(tok = hn_get_string(env, argv[0], false)) || !(aud = hn_get_string(env, argv[2], false)))
+        if (!(tok = hn_get_string(env, argv[0], false)) ||
+            !(aud = hn_get_string(env, argv[2], false)))
                 goto out;
         if ((r = hyb_token_trust_new(&trust)) < 0) {
                 hn_throw_code(env, r, NULL);
@@ -340,7 +343,8 @@ static napi_value js_inspect(napi_env env, napi_callback_info info)
 
         HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
         if (argc < 1 || !(tok = hn_get_string(env, argv[0], false)))
-                return argc < 1 ? (napi_throw_type_error(env, NULL, "expected a token"), NULL) : NULL;
+                return argc < 1 ? (napi_throw_type_error(env, NULL, "expected a token"), NULL)
+                                : NULL;
         hyb_error_clear(&err);
         r = hyb_token_inspect(tok, &json, &err);
         if (r < 0)

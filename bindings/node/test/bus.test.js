@@ -81,17 +81,61 @@ test('access lists: a caller outside for_app gets 403', async () => {
   }
 });
 
-test('deadlines: a procedure that does not answer in time gives 504', async () => {
+test('deadlines: a procedure that does not answer in time gives 504, and its signal aborts', async () => {
   let release;
   const held = new Promise((r) => { release = r; });
-  server.procedure('slow', {}, () => held);
+  let aborted;
+  const abortSeen = new Promise((r) => { aborted = r; });
+  server.procedure('slow', {}, (params, info) => {
+    info.signal.addEventListener('abort', () => aborted(info.signal.reason));
+    return held;
+  });
   await assert.rejects(client.call(server.name, 'slow', {}, { timeout: 200 }), (e) => {
     assert.equal(e.status, 504);
     assert.equal(e.code, 'HYB_E_CALLEE_TIMEOUT');
     return true;
   });
+  // the broker's cancel reaches the handler as an aborted AbortSignal
+  const reason = await abortSeen;
+  assert.ok(reason instanceof hybrid.HybridError);
   release({ late: true }); // answering a call the broker gave up on is harmless
   assert.deepEqual(await client.call(server.name, 'add', { a: 1, b: 1 }), { sum: 2 });
+  // a handler that looks at its signal only after the cancel finds it aborted
+  let go;
+  const gate = new Promise((r) => { go = r; });
+  let sawAborted;
+  const looked = new Promise((r) => { sawAborted = r; });
+  server.procedure('late', {}, async (params, info) => { await gate; sawAborted(info.signal.aborted); });
+  await assert.rejects(client.call(server.name, 'late', {}, { timeout: 200 }), { status: 504 });
+  // the 504 reached the caller; let the broker's cancel reach the server too
+  await client.call(server.name, 'add', { a: 0, b: 0 });
+  await server.call(client.name, 'nothing', {}).catch(() => null);
+  go();
+  assert.equal(await looked, true);
+});
+
+test('a call aborted with an AbortSignal rejects with its reason; the callee\'s signal aborts', async () => {
+  let calleeAborted;
+  const calleeSaw = new Promise((r) => { calleeAborted = r; });
+  let started;
+  const running = new Promise((r) => { started = r; });
+  server.procedure('forever', {}, (params, info) => {
+    info.signal.addEventListener('abort', () => calleeAborted(true));
+    started();
+    return new Promise(() => {});
+  });
+  const ac = new AbortController();
+  const p = client.call(server.name, 'forever', {}, { signal: ac.signal, timeout: 60000 });
+  await running;
+  ac.abort(new Error('user gave up'));
+  await assert.rejects(p, { message: 'user gave up' });
+  assert.equal(await calleeSaw, true); // the broker's cancel (terminateCall) reached the callee
+  // an already aborted signal: no call at all
+  await assert.rejects(client.call(server.name, 'add', { a: 1, b: 1 }, { signal: AbortSignal.abort() }),
+                       { name: 'AbortError' });
+  // a signal that is never used does not disturb a call
+  assert.deepEqual(await client.call(server.name, 'add', { a: 1, b: 1 }, { signal: new AbortController().signal }),
+                   { sum: 2 });
 });
 
 test('a handler that throws: HybridError keeps its status, anything else is a 500', async () => {
