@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "common/util.h"
+#include "console.h"
 #include "edge-internal.h"
 #include "https.h"
 
@@ -307,6 +308,9 @@ static void on_request(struct evhttp_request *req, void *ud)
                 edge_send_error(req, 503, "HYB_E_UNAVAILABLE", "too many connections");
                 return;
         }
+        /* The browser console's static files: anonymous, never a bus route */
+        if (edge_console_serve(req, u ? evhttp_uri_get_path(u) : NULL))
+                return;
         hyb_error_clear(&e);
         st = edge_route_parse(u ? evhttp_uri_get_path(u) : NULL, &r, &e);
         if (st) {
