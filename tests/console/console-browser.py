@@ -101,7 +101,9 @@ class WebDriver:
         caps = {"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
-            "goog:loggingPrefs": {"browser": "ALL"}}}}
+            "goog:loggingPrefs": {"browser": "ALL"},
+            # the https listener's test certificate (tests/edge/certs) is not in the profile
+            "acceptInsecureCerts": True}}}
         v = self.req("POST", "/session", caps)
         self.sid = v["sessionId"]
 
@@ -222,15 +224,31 @@ def run(tmp, shots):
         pem = f.read()
 
     sock = os.path.join(tmp, "d.sock")
+    certs = os.path.join(os.environ["HYB_SRC"], "tests", "edge", "certs")
+    for f in ("server.pem", "server.key"):
+        shutil.copy(os.path.join(certs, f), os.path.join(tmp, f))
+    os.chmod(os.path.join(tmp, "server.key"), 0o600)
     with open(os.path.join(tmp, "d.yaml"), "w") as f:
-        f.write("listen:\n  http: 127.0.0.1:0\nauth:\n  tokens: accept\n  audience: hub1\n"
-                "  issuers:\n    acme: %s\n" % os.path.join(tmp, "iss.key.pub"))
+        f.write("listen:\n  http: 127.0.0.1:0\n  https: 127.0.0.1:0\n"
+                "tls: {cert: %s, key: %s}\n"
+                "auth:\n  tokens: accept\n  audience: hub1\n"
+                "  issuers:\n    acme: %s\n" % (os.path.join(tmp, "server.pem"),
+                                                 os.path.join(tmp, "server.key"),
+                                                 os.path.join(tmp, "iss.key.pub")))
     d = start("d", [HYBRIDD, "--foreground", "--socket", sock, "--config",
                     os.path.join(tmp, "d.yaml")], tmp)
 
     def port():
         for line in log_of(tmp, "d").splitlines():
             if "edge: HTTP on 127.0.0.1:" in line:
+                p = line.rsplit(":", 1)[1].strip()
+                if p.isdigit() and p != "0":
+                    return int(p)
+        return None
+
+    def https_port():
+        for line in log_of(tmp, "d").splitlines():
+            if "listening on https://127.0.0.1:" in line:
                 p = line.rsplit(":", 1)[1].strip()
                 if p.isdigit() and p != "0":
                     return int(p)
@@ -384,6 +402,17 @@ def run(tmp, shots):
         say(wd.find('[data-procedure="%s/setTarget"]' % THERMO) is None,
             "the second token's list does not offer setTarget")
     shot("4-denied")
+
+    # --- loaded over https: the page says sign-in needs the http listener
+    hp = https_port()
+    say(bool(hp), "hybridd listens on listen.https", log_of(tmp, "d"))
+    if hp:
+        wd.get("https://localhost:%d/" % hp)
+        m = wait_for(lambda: "plain http listener" in (wd.text("#signin-msg") or ""), "https msg", 30)
+        say(bool(m), "over https the page says sign-in needs the http listener", wd.text("#signin-msg"))
+        say(wd.js("return document.getElementById('signin-button').disabled") is True,
+            "over https the Sign-in button is off")
+        shot("5-https")
 
     # The page ran under its CSP without a violation
     logs = wd.browser_log()

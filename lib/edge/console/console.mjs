@@ -51,26 +51,31 @@ function open() {
 // -------------------------------------------------------------- first contact
 
 function start() {
+        if (secure) {
+                $("signin-button").disabled = true;
+                msg("signin-msg", "Sign-in needs the daemon's plain http listener (listen.http, on " +
+                    "a loopback address): a wss:// session is bound to its TLS connection, whose " +
+                    "exporter a browser cannot read. Open the console at http://127.0.0.1:<port>/ " +
+                    "(for a remote device, through an SSH tunnel).");
+        } else if (!globalThis.crypto || !crypto.subtle) {
+                $("signin-button").disabled = true;
+                msg("signin-msg", "WebCrypto is not available on this page: open the console from " +
+                    "a loopback address (http://127.0.0.1:<port>/ or http://localhost:<port>/).");
+        }
         probe = open();
+        probe.onClose = () => {
+                // the daemon ends an idle handshake after its auth timeout: sign-in opens a new one
+                if (document.body.dataset.console === "ready" && !session)
+                        status("ready", "the daemon answered; sign in to open a session");
+        };
         probe.challenge.then((c) => {
                 // the daemon's first answer: the console is ready (the fixed marker)
                 document.body.dataset.console = "ready";
                 status("ready", "connected to " + (c.host || "hybridd") +
                        (c.audience ? " (tokens: " + c.tokens + ")" : " (no tokens)"));
-                if (secure) {
-                        $("signin-button").disabled = true;
-                        msg("signin-msg", "Sign-in needs the daemon's plain http listener (listen.http, on " +
-                            "a loopback address): a wss:// session is bound to its TLS connection, whose " +
-                            "exporter a browser cannot read. Open the console at http://127.0.0.1:<port>/ " +
-                            "(for a remote device, through an SSH tunnel).");
-                } else if (!globalThis.crypto || !crypto.subtle) {
-                        $("signin-button").disabled = true;
-                        msg("signin-msg", "WebCrypto is not available on this page: open the console from " +
-                            "a loopback address (http://127.0.0.1:<port>/ or http://localhost:<port>/).");
-                } else if (!c.audience) {
+                if (!c.audience && !secure)
                         msg("signin-msg", "This daemon takes no tokens (auth.tokens is off): the console " +
                             "cannot sign in.");
-                }
         }).catch((e) => {
                 status("error", "cannot reach " + url + ": " + e.message);
         });
