@@ -387,6 +387,9 @@ def run(tmp, shots):
     # --- sign out, sign in with the second token (a JWK key): the call is denied (403)
     wd.click(wd.find("#signout"))
     wait_for(lambda: not signed_in(), "signed out", 10)
+    say(not (wd.text("#events") or wd.text("#log") or wd.text("#store-rows") or wd.text("#endpoints")),
+        "sign-out clears what the session showed",
+        "%r %r %r" % (wd.text("#events"), wd.text("#log"), wd.text("#store-rows")))
     sign_in(denied, jwk)
     ok = wait_for(signed_in, "signed in 2", 30)
     say(bool(ok), "sign-in with the second token and a JWK key", wd.text("#signin-msg"))
@@ -412,6 +415,8 @@ def run(tmp, shots):
         say(bool(m), "over https the page says sign-in needs the http listener", wd.text("#signin-msg"))
         say(wd.js("return document.getElementById('signin-button').disabled") is True,
             "over https the Sign-in button is off")
+        r = wait_for(lambda: wd.js("return document.body.dataset.console") == "ready", "wss ready", 30)
+        say(bool(r), 'over https (wss://) the page still gets data-console="ready"', wd.text("#status"))
         shot("5-https")
 
     # The page ran under its CSP without a violation

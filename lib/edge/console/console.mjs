@@ -110,6 +110,7 @@ async function signIn(ev) {
         };
         try {
                 const r = await s.signIn({ app: APP, runner, token, key, binding: "ws-none" });
+                resetPanels();
                 session = s;
                 $("key").value = "";
                 $("token").value = "";
@@ -126,6 +127,19 @@ async function signIn(ev) {
         }
 }
 
+// Forgets everything the previous session showed and the subscriptions it held.
+function resetPanels() {
+        storeSub = logSub = 0;
+        eventsSub = null;
+        nextSub = 1;
+        for (const id of ["endpoints", "store-rows", "events", "log"]) $(id).replaceChildren();
+        for (const id of ["endpoints-msg", "store-msg", "events-msg", "log-msg"]) msg(id, "");
+        const pre = $("call-result");
+        pre.textContent = "";
+        delete pre.dataset.status;
+        delete pre.dataset.ok;
+}
+
 function showSignIn(on) {
         $("signin-panel").hidden = !on;
         $("main").hidden = on;
@@ -137,6 +151,7 @@ function signOut() {
         const s = session;
         session = null;
         if (s) s.close();
+        resetPanels();
         status("ready", "signed out");
         showSignIn(true);
 }
