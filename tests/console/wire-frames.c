@@ -63,7 +63,7 @@ int main(int argc, char **argv)
                 return 2;
         }
         static const char challenge[] = "{\"protocol\":\"HYBRID\",\"version\":1}";
-        static const uint8_t bin[] = { 0, 1, 2, 0xff };
+        static const uint8_t bin[] = {0, 1, 2, 0xff};
         wire_hdr h;
 
         memset(&h, 0, sizeof h);
@@ -74,7 +74,8 @@ int main(int argc, char **argv)
         h.type = WIRE_CALL;
         h.call_id = 0x1122334455667788ull;
         h.timeout_ms = 5000;
-        emit("call", &h, "", "@localhost/org.example.thermo/main", "setTarget", "{\"celsius\":22}", 14);
+        emit("call", &h, "", "@localhost/org.example.thermo/main", "setTarget", "{\"celsius\":22}",
+             14);
 
         memset(&h, 0, sizeof h);
         h.type = WIRE_RESULT;
