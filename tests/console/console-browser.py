@@ -405,6 +405,16 @@ def run(tmp, shots):
         say(wd.find('[data-procedure="%s/setTarget"]' % THERMO) is None,
             "the second token's list does not offer setTarget")
     shot("4-denied")
+    if ok:
+        # the daemon ends the session when the token is revoked: the page says why
+        hy("--bus", sock, "token", "revoke", "--key", os.path.join(tmp, "iss.key"),
+           "--holder", os.path.join(tmp, "jwk.key.pub"))
+        m = wait_for(lambda: not signed_in() and
+                     "401 session closed: the token was revoked" in (wd.text("#signin-msg") or ""),
+                     "revoked", 30)
+        say(bool(m), "a revoked token's session ends with the daemon's reason on the page",
+            "%r %r" % (wd.text("#status"), wd.text("#signin-msg")))
+        shot("5-revoked")
 
     # --- loaded over https: the page says sign-in needs the http listener
     hp = https_port()
@@ -417,7 +427,7 @@ def run(tmp, shots):
             "over https the Sign-in button is off")
         r = wait_for(lambda: wd.js("return document.body.dataset.console") == "ready", "wss ready", 30)
         say(bool(r), 'over https (wss://) the page still gets data-console="ready"', wd.text("#status"))
-        shot("5-https")
+        shot("6-https")
 
     # The page ran under its CSP without a violation
     logs = wd.browser_log()
