@@ -464,7 +464,9 @@ static void cli_read(struct bufferevent *bev, void *ud)
 
 static void cli_write(struct bufferevent *bev, void *ud)
 {
-        (void)bev;
+        /* evhttp arms its timeouts again once the upgrade's callback returned: the
+         * connection is the WebSocket's, idle as long as its client likes. */
+        bufferevent_set_timeouts(bev, NULL, NULL);
         ws_pump(ud);
 }
 
