@@ -132,7 +132,8 @@ function resetPanels() {
         storeSub = logSub = 0;
         eventsSub = null;
         nextSub = 1;
-        for (const id of ["endpoints", "store-rows", "events", "log"]) $(id).replaceChildren();
+        clearRows();
+        for (const id of ["endpoints", "events", "log"]) $(id).replaceChildren();
         for (const id of ["endpoints-msg", "store-msg", "events-msg", "log-msg"]) msg(id, "");
         const pre = $("call-result");
         pre.textContent = "";
@@ -364,7 +365,7 @@ async function watchStore(pattern) {
                 storeCall("storeUnsubscribe", String(storeSub)).catch(() => {});
                 storeSub = 0;
         }
-        $("store-rows").replaceChildren();
+        clearRows();
         const id = nextSub++;
         storeSub = id;
         // flags 1: the retained matches first, then every write as it happens
@@ -377,6 +378,14 @@ async function watchStore(pattern) {
         msg("store-msg", "watching " + pattern, true);
 }
 
+// The store rows by fURI, kept in key order in the table.
+const rowsByFuri = new Map();
+
+function clearRows() {
+        rowsByFuri.clear();
+        $("store-rows").replaceChildren();
+}
+
 function storeMessage(p) {
         const text = wire.bodyText(p);
         const nl = text.indexOf("\n");
@@ -384,25 +393,36 @@ function storeMessage(p) {
         const value = nl < 0 ? "" : text.slice(nl + 1);
         const rows = $("store-rows");
         if (value === "noobj") {
-                for (const tr of Array.from(rows.children))
-                        if (tr.dataset.furi === furi || furiMatch(furi, tr.dataset.furi)) tr.remove();
+                const hit = /[+#]/.test(furi) || furi.endsWith("/")
+                        ? Array.from(rowsByFuri.keys()).filter((f) => furiMatch(furi.endsWith("/") ? furi + "#" : furi, f))
+                        : [furi];
+                for (const f of hit) {
+                        const tr = rowsByFuri.get(f);
+                        if (tr) tr.remove();
+                        rowsByFuri.delete(f);
+                }
                 return;
         }
-        let tr = Array.from(rows.children).find((r) => r.dataset.furi === furi);
+        let tr = rowsByFuri.get(furi);
         if (!tr) {
-                if (rows.children.length >= MAX_ROWS) {
+                if (rowsByFuri.size >= MAX_ROWS) {
                         msg("store-msg", "showing the first " + MAX_ROWS + " fURIs: watch a narrower pattern");
                         return;
                 }
                 tr = el("tr", { dataset: { furi } }, el("td", { text: furi }), el("td", { class: "value" }));
-                const after = Array.from(rows.children).find((r) => r.dataset.furi > furi);
-                rows.insertBefore(tr, after || null);
+                // binary search for the first row whose fURI sorts after this one
+                const kids = rows.children;
+                let lo = 0, hi = kids.length;
+                while (lo < hi) {
+                        const mid = (lo + hi) >> 1;
+                        if (kids[mid].dataset.furi > furi) hi = mid;
+                        else lo = mid + 1;
+                }
+                rows.insertBefore(tr, kids[lo] || null);
+                rowsByFuri.set(furi, tr);
         }
         tr.lastChild.textContent = value + (p.status === 202 ? "  (published)" : "");
         tr.dataset.value = value;
-        tr.classList.remove("changed");
-        void tr.offsetWidth;
-        tr.classList.add("changed");
 }
 
 function addLine(list, text) {

@@ -316,7 +316,8 @@ export class Session {
                         this._challenge = { resolve, reject };
                 });
                 ws.onmessage = (ev) => this._receive(ev.data);
-                ws.onclose = (ev) => this._closed(ev.code, ev.reason || "connection closed");
+                ws.onclose = (ev) => this._closed(ev.code, (ev.reason || "connection closed") +
+                                                  " (WebSocket close code " + ev.code + ")");
                 ws.onerror = () => {};
         }
 
