@@ -239,6 +239,8 @@ async function refreshEndpoints() {
                         div.append(el("div", { class: "event", text: "event " + v.bubble + "  forHost=" +
                                                v.forHost + " forApp=" + v.forApp + " " }, b));
                 }
+                if (!e.procs.length && !e.events.length)
+                        div.append(el("div", { class: "event", text: "nothing this token may call or watch here" }));
                 root.append(div);
         }
         if (!by.size) msg("endpoints-msg", "nothing this token may call or watch", true);
