@@ -424,6 +424,89 @@ async def m_slow(url, td, args):
         f"{got} bytes read back)")
 
 
+async def m_wss(url, td, args):
+    """wss:// through pyOpenSSL (Python's ssl has no exporter API): the proof bound to the
+    RFC 9266 tls-exporter of this TLS session; a proof bound to ws-none is refused there."""
+    try:
+        from OpenSSL import SSL
+    except ImportError as e:  # scripts/bootstrap.sh: python3-openssl
+        say(False, "pyOpenSSL for wss", str(e))
+        return
+    ca, port = args[0], int(url.split(":")[2].split("/")[0])
+    import signal
+    signal.alarm(int(3 * WAIT))  # a server that stops answering fails the test, not hangs it
+
+    def tls_session():
+        ctx = SSL.Context(SSL.TLSv1_2_METHOD)
+        ctx.load_verify_locations(ca)
+        ctx.set_verify(SSL.VERIFY_PEER, lambda *a: a[-1])
+        s = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        s.setblocking(True)  # pyOpenSSL wants a blocking socket (SIGALRM bounds the wait)
+        c = SSL.Connection(ctx, s)
+        c.set_tlsext_host_name(b"localhost")
+        c.set_connect_state()
+        c.do_handshake()
+        c.sendall(UPGRADE)
+        return c
+
+    for binding_kind in ("tls-exporter", "ws-none", "other-session"):
+        c = tls_session()
+        rd = Reader(c)
+        head = rd.head()
+        say(b" 101 " in head and b"hybrid.bus.v1" in head, f"wss upgrade ({binding_kind})",
+            repr(head[:60]))
+        ekm = c.export_keying_material(b"EXPORTER-Channel-Binding", 32)
+        if binding_kind == "tls-exporter":
+            binding = b"tls-exporter:" + b64u(ekm).encode()
+        elif binding_kind == "ws-none":
+            binding = b"ws-none"
+        else:  # the exporter of another TLS session
+            other = tls_session()
+            binding = b"tls-exporter:" + b64u(
+                other.export_keying_material(b"EXPORTER-Channel-Binding", 32)).encode()
+            other.close()
+        ch = parse(rd.message())
+        cj = json.loads(ch["body"])
+        nc = os.urandom(32)
+        tok = td.token["good"]
+        c.sendall(masked(0x82, frame(AUTH, json.dumps({
+            "protocol": "HYBRID", "version": 1, "app": "org.example.ws",
+            "runner": "wss" + os.urandom(4).hex(), "token": tok, "nonce": nc.hex(),
+            "proof": proof(td.key, cj["audience"], bytes.fromhex(cj["nonce"]), nc, tok,
+                           binding)}))))
+        r = parse(rd.message())
+        if binding_kind != "tls-exporter":
+            say(r["status"] == 401, f"wss: a proof bound to {binding_kind}: 401",
+                f"{r['status']}")
+            c.close()
+            continue
+        say(r["status"] == 200, "wss: a proof bound to the TLS exporter: 200", f"{r['status']}")
+        c.sendall(masked(0x82, frame(CALL, '{"s":1}', to=EDGE, member="whoami", call_id=5,
+                                     timeout=5000)))
+        while True:
+            p = parse(rd.message())
+            if p["type"] == RESULT:
+                break
+        j = json.loads(p["body"]) if p["status"] == 200 else {}
+        say(j.get("transport") == "wss" and j.get("principal") == "alice",
+            "wss: the callee sees transport wss", repr(p["body"]))
+        c.sendall(masked(0x88, struct.pack(">H", 1000)))
+        say(read_close_tls(rd) == 1000, "wss: the close handshake")
+        c.close()
+
+
+def read_close_tls(rd):
+    try:
+        while True:
+            rd.fill(2)
+            if rd.buf[0] & 0x0F == 0x8:
+                m = rd.message()
+                return struct.unpack(">H", m[:2])[0] if len(m) >= 2 else 1005
+            rd.message()
+    except Exception:
+        return None
+
+
 class Reader:
     def __init__(self, s):
         self.s = s
@@ -431,7 +514,12 @@ class Reader:
 
     def fill(self, n):
         while len(self.buf) < n:
-            d = self.s.recv(65536)
+            try:
+                d = self.s.recv(65536)
+            except Exception as e:  # pyOpenSSL: ZeroReturnError, SysCallError
+                if type(e).__name__ in ("ZeroReturnError", "SysCallError"):
+                    raise EOFError
+                raise
             if not d:
                 raise EOFError
             self.buf += d
@@ -551,7 +639,7 @@ def read_close(s):
 
 MODES = {"basic": m_basic, "basic-auth": m_basic_auth, "hostile": m_hostile, "preauth": m_preauth, "total": m_total,
          "idle": m_idle,
-         "slow": m_slow, "slowloris": m_slowloris}
+         "slow": m_slow, "wss": m_wss, "slowloris": m_slowloris}
 
 
 def main():

@@ -83,13 +83,27 @@ sed 's/^/# /' "$T/loris.out"
 check "ws: a half-sent upgrade request is ended while others are served" [ "$LRC" = 0 ]
 stop "$D1"
 
-# the cap on WebSocket connections in all
+# wss:// (listen.https with the test CA): the proof bound to the TLS exporter; and the cap
+# on WebSocket connections in all
+CERTS=$HYB_IT_DIR/../edge/certs
+for f in ca.pem server.pem server.key; do cp "$CERTS/$f" "$T/$f"; done
 start_daemon d2 "listen:
   http: 127.0.0.1:0
+  https: 127.0.0.1:0
+tls: {cert: $T/server.pem, key: $T/server.key}
 $AUTHCFG
 limits:
   ws_max_connections: 3" || finish
 PORT=$(http_port d2)
+wait_until 10 has_line "$T/d2.log" 'listening on https://127.0.0.1:[0-9]' || bad "https port" "$(cat "$T/d2.log")"
+SPORT=$(grep -o 'listening on https://127.0.0.1:[0-9]*' "$T/d2.log" | sed 's/.*://' | head -n 1)
+bg probe3 "$HYB_PROBE" edge-server "$SOCK" e1
+wait_until 10 has_line "$T/probe3.out" '^ready$' || bad "bus-probe on d2" "$(cat "$T/probe3.err")"
+if "$PYTHON" -c 'import OpenSSL' 2>/dev/null; then
+        ws "wss: tls-exporter channel binding (pyOpenSSL)" wss "wss://localhost:$SPORT/bus/ws" "$T" "$T/ca.pem"
+else
+        bad "wss test needs python3-openssl (scripts/bootstrap.sh)"
+fi
 ws "ws: limits.ws_max_connections" total "ws://127.0.0.1:$PORT/bus/ws" "$T" 3
 stop "$DPID"
 
