@@ -72,8 +72,9 @@ typedef struct edge_ws {
 
 /* ----------------------------------------------------------------- the upgrade request */
 
-/* Does the comma-separated header value hold token (ASCII case ignored)? */
-static bool has_token(const char *value, const char *token)
+/* Does the comma-separated header value hold token (ASCII case ignored unless exact:
+ * subprotocol names are compared as they are, RFC 6455 section 11.5)? */
+static bool has_token(const char *value, const char *token, bool exact)
 {
         size_t tl = strlen(token);
 
@@ -89,7 +90,7 @@ static bool has_token(const char *value, const char *token)
                 n = (size_t)(end - value);
                 while (n && (value[n - 1] == ' ' || value[n - 1] == '\t'))
                         n--;
-                if (n == tl && strncasecmp(value, token, tl) == 0)
+                if (n == tl && (exact ? strncmp(value, token, tl) : strncasecmp(value, token, tl)) == 0)
                         return true;
                 value = end;
         }
@@ -105,8 +106,8 @@ int edge_ws_check_upgrade(bool is_get, const char *upgrade, const char *connecti
                 err_set(e, HYB_E_BAD_REQUEST, -1, "a WebSocket upgrade is a GET");
                 return 400;
         }
-        if (!upgrade || !has_token(upgrade, "websocket") || !connection ||
-            !has_token(connection, "upgrade")) {
+        if (!upgrade || !has_token(upgrade, "websocket", false) || !connection ||
+            !has_token(connection, "upgrade", false)) {
                 *header = "Upgrade: websocket";
                 err_set(e, HYB_E_BAD_REQUEST, -1,
                         "/bus/ws is a WebSocket endpoint: Upgrade: websocket and Connection: "
@@ -123,7 +124,7 @@ int edge_ws_check_upgrade(bool is_get, const char *upgrade, const char *connecti
                         "Sec-WebSocket-Key must be the base64 of 16 bytes");
                 return 400;
         }
-        if (!protocol || !has_token(protocol, EDGE_WS_SUBPROTOCOL)) {
+        if (!protocol || !has_token(protocol, EDGE_WS_SUBPROTOCOL, true)) {
                 err_set(e, HYB_E_BAD_REQUEST, -1,
                         "Sec-WebSocket-Protocol must offer " EDGE_WS_SUBPROTOCOL);
                 return 400;

@@ -220,6 +220,12 @@ async def m_hostile(url, td, args):
     except websockets.InvalidStatusCode as e:
         say(e.status_code == 400, "an upgrade without the subprotocol is refused 400",
             f"{e.status_code}")
+    # subprotocol names are compared case-sensitively (RFC 6455 11.5)
+    st = http_status(port, b"GET /bus/ws HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\n"
+                     b"Connection: upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Protocol: hybrid.Bus.v1\r\n\r\n")
+    say(st == 400, "the subprotocol offered as hybrid.Bus.v1: 400", f"{st}")
     # a plain GET on /bus/ws: 426
     st = http_status(port, b"GET /bus/ws HTTP/1.1\r\nHost: x\r\n\r\n")
     say(st == 426, "a plain GET of /bus/ws: 426 Upgrade Required", f"{st}")
