@@ -18,9 +18,10 @@
  * accepted within limits.auth_timeout_ms of the upgrade; limits.ws_preauth_per_address
  * connections of one source address not yet authenticated and limits.ws_max_connections
  * in all (one more: 503); a message over limits.max_frame is refused 1009 before it is
- * buffered; packets waiting for a client that does not read: limits.send_queue_bytes, then
- * the connection is dropped (the broker's slow-reader bound); packets of the client waiting
- * for the broker: WS_IN_HIGH, then the client is not read.
+ * buffered; packets waiting for a client that does not read: WS_OUT_HIGH, then the session
+ * is not read and the broker's send queue towards it grows, bounded and cut off as a slow
+ * reader by limits.send_queue_bytes and the quotas as a Unix peer is; packets of the client
+ * waiting for the broker: WS_IN_HIGH, then the client is not read.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -46,6 +47,11 @@
 #define WS_OUT_CHUNK (64u * 1024)
 /* Packets of the client waiting for the broker's end: past this the client is not read. */
 #define WS_IN_HIGH (256u * 1024)
+/* Packets waiting for the client (wslay's queue and the bufferevent's) past which the
+ * session is not read: the backlog then stays in the broker's send queue towards the
+ * session, where limits.send_queue_bytes and the quotas bound it and cut a slow reader off
+ * as they cut a peer of the Unix socket. */
+#define WS_OUT_HIGH (64u * 1024)
 /* A close handshake the client does not finish within this is cut short. */
 #define WS_LINGER_S 5
 
@@ -68,6 +74,9 @@ typedef struct edge_ws {
         uint64_t announced; /* payload lengths of the message's frames so far */
         bool authed, closing, failing, dead, in_pump;
         bool rd_paused; /* the client is not read: the broker's end is full */
+        bool sess_paused; /* the session is not read: the client does not take its packets */
+        bool sess_ended;  /* the broker closed the session (seen while it was not read) */
+        struct event *sess_closed; /* the session's fd closed by the broker (EV_CLOSED) */
 } edge_ws;
 
 /* ----------------------------------------------------------------- the upgrade request */
@@ -209,6 +218,8 @@ static void ws_free(edge_ws *ws)
         eh->n_ws--;
         if (ws->timer)
                 event_free(ws->timer);
+        if (ws->sess_closed)
+                event_free(ws->sess_closed);
         if (ws->sess)
                 bufferevent_free(ws->sess); /* the broker sees the session end */
         if (ws->ctx)
@@ -224,6 +235,8 @@ static void ws_kill(edge_task *t)
 }
 
 static void ws_pump(edge_ws *ws);
+static void sess_resume(edge_ws *ws);
+static void sess_closed(evutil_socket_t fd, short what, void *ud);
 
 static void linger_done(evutil_socket_t fd, short what, void *ud)
 {
@@ -287,6 +300,12 @@ static void ws_pump(edge_ws *ws)
                 broker_log(ws->eh->b, HYB_LOG_DEBUG, "edge: WebSocket peer %s: wslay send %d",
                            ws->peer, r);
                 ws->dead = true;
+        }
+        if (!ws->dead && ws->sess_paused) {
+                sess_resume(ws); /* its ws_pump returns at once: we are in it */
+                if (!ws->dead && wslay_event_want_write(ws->ctx) &&
+                    wslay_event_send(ws->ctx) != 0)
+                        ws->dead = true;
         }
         ws->in_pump = false;
         if (!ws->dead && !ws->closing && wslay_event_get_close_sent(ws->ctx)) {
@@ -408,6 +427,41 @@ static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_m
 
 /* ----------------------------------------------------------------- the broker's end */
 
+static void sess_read(struct bufferevent *bev, void *ud);
+
+/* The client took packets: read the session again. */
+static void sess_resume(edge_ws *ws)
+{
+        size_t queued;
+
+        if (!ws->sess_paused || !ws->sess || ws->closing)
+                return;
+        queued = wslay_event_get_queued_msg_length(ws->ctx) +
+                 evbuffer_get_length(bufferevent_get_output(ws->bev));
+        if (queued >= WS_OUT_HIGH / 2)
+                return;
+        ws->sess_paused = false;
+        event_del(ws->sess_closed);
+        bufferevent_enable(ws->sess, EV_READ);
+        sess_read(ws->sess, ws); /* the frames already read */
+}
+
+/* The broker closed the session while it was not read (a slow reader cut off): its last
+ * packets (the ERROR saying why) are read regardless of the client, then the end. */
+static void sess_closed(evutil_socket_t fd, short what, void *ud)
+{
+        edge_ws *ws = ud;
+
+        (void)fd;
+        (void)what;
+        ws->sess_ended = true;
+        ws->sess_paused = false;
+        if (!ws->sess)
+                return;
+        bufferevent_enable(ws->sess, EV_READ);
+        sess_read(ws->sess, ws);
+}
+
 static void sess_read(struct bufferevent *bev, void *ud)
 {
         edge_ws *ws = ud;
@@ -434,10 +488,17 @@ static void sess_read(struct bufferevent *bev, void *ud)
                         ws_close(ws, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
                         break;
                 }
-                /* A client that does not read: the bound of a Unix peer's send queue. */
+                /* A client that does not take its packets: leave the rest to the broker's
+                 * send queue (and its bounds) until it does. */
                 queued = wslay_event_get_queued_msg_length(ws->ctx) +
                          evbuffer_get_length(bufferevent_get_output(ws->bev));
-                if (queued + need > c->send_queue_bytes) {
+                if (queued >= WS_OUT_HIGH && !ws->sess_ended && ws->sess_closed) {
+                        ws->sess_paused = true;
+                        bufferevent_disable(bev, EV_READ);
+                        event_add(ws->sess_closed, NULL);
+                        break;
+                }
+                if (queued + need > c->send_queue_bytes && !ws->sess_ended) {
                         broker_log(ws->eh->b, HYB_LOG_WARNING,
                                    "edge: WebSocket peer %s dropped: a slow reader (%zu bytes "
                                    "queued, limits.send_queue_bytes %zu)",
@@ -501,8 +562,10 @@ static void cli_read(struct bufferevent *bev, void *ud)
 
 static void cli_write(struct bufferevent *bev, void *ud)
 {
+        edge_ws *ws = ud;
+
         (void)bev;
-        ws_pump(ud);
+        ws_pump(ws); /* may free ws: a pending close went out */
 }
 
 static void cli_event(struct bufferevent *bev, short what, void *ud)
@@ -724,6 +787,10 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
                 return;
         }
         wslay_event_config_set_max_recv_msg_length(ws->ctx, b->c->max_frame);
+        /* Without EV_CLOSED (a backend that cannot tell) the session is read whatever the
+         * client takes, and wslay's queue grows up to limits.send_queue_bytes instead. */
+        if (event_base_get_features(b->base) & EV_FEATURE_EARLY_CLOSE)
+                ws->sess_closed = event_new(b->base, fd, EV_CLOSED, sess_closed, ws);
         /* From here on the connection is ours: evhttp neither reads nor times it out. */
         edge_conn_forget(eh, evcon);
         bufferevent_set_timeouts(bev, NULL, NULL);

@@ -416,18 +416,30 @@ async def m_slow(url, td, args):
             sent += 1
     except (BrokenPipeError, ConnectionResetError, socket.timeout):
         pass
-    # now read: the connection must end (it was dropped), not stream 24 MB
-    got = 0
+    # now read: the session was cut off as a slow reader; its last packet says why
+    results, last, code = 0, None, None
+    s.settimeout(WAIT)
     try:
         while True:
-            d = s.recv(1 << 20)
-            if not d:
+            rd.fill(2)
+            op = rd.buf[0] & 0x0F
+            m = rd.message()
+            if op == 0x8:
+                code = struct.unpack(">H", m[:2])[0] if len(m) >= 2 else 1005
                 break
-            got += len(d)
-    except (ConnectionResetError, socket.timeout):
+            p = parse(m)
+            if p["type"] == RESULT:
+                results += 1
+            last = p
+    except (EOFError, ConnectionResetError, socket.timeout):
         pass
-    say(got < 20 * 1024 * 1024, f"a client that does not read is dropped ({sent} calls sent, "
-        f"{got} bytes read back)")
+    say(results < sent, f"a client that does not read is cut off ({sent} calls sent, "
+        f"{results} answers read back)")
+    say(last is not None and last["type"] == ERROR and last["status"] == 507 and
+        "send_queue_bytes" in last["member"],
+        "its last packet is ERROR 507 naming limits.send_queue_bytes, as for a Unix peer",
+        repr(last and (last["type"], last["status"], last["member"])))
+    say(code == 1000, "then the close", f"{code}")
 
 
 async def m_wss(url, td, args):
