@@ -73,7 +73,8 @@ typedef struct edge_ws {
         char peer[INET6_ADDRSTRLEN + 8];
         uint64_t announced; /* payload lengths of the message's frames so far */
         bool authed, closing, failing, dead, in_pump;
-        bool rd_paused; /* the client is not read: the broker's end is full */
+        bool rd_paused; /* the client is not read: the broker's end is full, or the client
+                         * does not take what is sent to it (pongs, close frames) */
         bool sess_paused; /* the session is not read: the client does not take its packets */
         bool sess_ended;  /* the broker closed the session (seen while it was not read) */
         struct event *sess_closed; /* the session's fd closed by the broker (EV_CLOSED) */
@@ -236,6 +237,8 @@ static void ws_kill(edge_task *t)
 
 static void ws_pump(edge_ws *ws);
 static void sess_resume(edge_ws *ws);
+static size_t out_backlog(const edge_ws *ws);
+static bool read_blocked(const edge_ws *ws);
 static void sess_closed(evutil_socket_t fd, short what, void *ud);
 
 static void linger_done(evutil_socket_t fd, short what, void *ud)
@@ -288,7 +291,11 @@ static void ws_pump(edge_ws *ws)
         if (ws->in_pump)
                 return;
         ws->in_pump = true;
-        if (!ws->dead && wslay_event_want_read(ws->ctx) &&
+        if (ws->rd_paused && !read_blocked(ws) && out_backlog(ws) <= WS_OUT_HIGH) {
+                ws->rd_paused = false;
+                bufferevent_enable(ws->bev, EV_READ);
+        }
+        if (!ws->dead && !ws->rd_paused && wslay_event_want_read(ws->ctx) &&
             evbuffer_get_length(bufferevent_get_input(ws->bev)) &&
             (r = wslay_event_recv(ws->ctx)) != 0) {
                 /* a failed callback or no memory: no close frame to wait for */
@@ -325,6 +332,22 @@ static void ws_pump(edge_ws *ws)
 
 /* ----------------------------------------------------------------- wslay callbacks */
 
+/* Bytes waiting for the client: wslay's queue and the bufferevent's output. */
+static size_t out_backlog(const edge_ws *ws)
+{
+        return wslay_event_get_queued_msg_length(ws->ctx) +
+               evbuffer_get_length(bufferevent_get_output(ws->bev));
+}
+
+/* Is the client not to be read now?  When the broker's end holds WS_IN_HIGH of its packets,
+ * or when what the client's frames make us send (pongs to its pings) is not taken: a client
+ * that pings and never reads must not grow wslay's queue. */
+static bool read_blocked(const edge_ws *ws)
+{
+        return (ws->sess && evbuffer_get_length(bufferevent_get_output(ws->sess)) > WS_IN_HIGH) ||
+               out_backlog(ws) > 2 * WS_OUT_HIGH;
+}
+
 static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
                           void *ud)
 {
@@ -333,8 +356,8 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
         int n;
 
         (void)flags;
-        /* The broker's end is full: leave the rest in the kernel until it drains. */
-        if (ws->sess && evbuffer_get_length(bufferevent_get_output(ws->sess)) > WS_IN_HIGH) {
+        /* Leave the rest in the kernel until the broker or the client drains. */
+        if (read_blocked(ws)) {
                 ws->rd_paused = true;
                 bufferevent_disable(ws->bev, EV_READ);
                 wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
@@ -436,8 +459,7 @@ static void sess_resume(edge_ws *ws)
 
         if (!ws->sess_paused || !ws->sess || ws->closing)
                 return;
-        queued = wslay_event_get_queued_msg_length(ws->ctx) +
-                 evbuffer_get_length(bufferevent_get_output(ws->bev));
+        queued = out_backlog(ws);
         if (queued >= WS_OUT_HIGH / 2)
                 return;
         ws->sess_paused = false;
@@ -490,8 +512,7 @@ static void sess_read(struct bufferevent *bev, void *ud)
                 }
                 /* A client that does not take its packets: leave the rest to the broker's
                  * send queue (and its bounds) until it does. */
-                queued = wslay_event_get_queued_msg_length(ws->ctx) +
-                         evbuffer_get_length(bufferevent_get_output(ws->bev));
+                queued = out_backlog(ws);
                 if (queued >= WS_OUT_HIGH && !ws->sess_ended && ws->sess_closed) {
                         ws->sess_paused = true;
                         bufferevent_disable(bev, EV_READ);
@@ -528,11 +549,7 @@ static void sess_write(struct bufferevent *bev, void *ud)
         edge_ws *ws = ud;
 
         (void)bev;
-        /* The broker took the client's packets: read the client again. */
-        if (ws->rd_paused) {
-                ws->rd_paused = false;
-                bufferevent_enable(ws->bev, EV_READ);
-        }
+        /* The broker took the client's packets: the client may be read again (ws_pump). */
         ws_pump(ws);
 }
 

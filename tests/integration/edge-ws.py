@@ -442,6 +442,38 @@ async def m_slow(url, td, args):
     say(code == 1000, "then the close", f"{code}")
 
 
+async def m_pingflood(url, td, args):
+    """A client that sends pings and never reads their pongs: the server stops reading it
+    (bounded pongs waiting) instead of queueing a pong for each of 40 MB of pings."""
+    port, pid = int(url.split(":")[2].split("/")[0]), int(args[0])
+    raw = raw_upgrade(port)
+    if not raw:
+        say(False, "raw upgrade for the ping flood")
+        return
+    s = raw[1]
+    ping = masked(0x89, b"p" * 125)
+    chunk = ping * 512  # 67 KB
+    total = 40 * 1024 * 1024
+    before = rss(pid)
+    s.settimeout(4.0)  # a server that stopped reading us: the send blocks
+    sent = 0
+    try:
+        while sent < total:
+            s.sendall(chunk)
+            sent += len(chunk)
+    except (socket.timeout, BrokenPipeError, ConnectionResetError):
+        pass
+    grown = rss(pid) - before
+    print(f"# ping flood: {sent} bytes of pings sent, daemon RSS +{grown} KiB")
+    say(sent < total, f"the server stops reading a client that does not take its pongs "
+        f"({sent} of {total} bytes of pings sent)")
+    say(grown < 16 * 1024, f"the pongs waiting stay bounded (daemon RSS +{grown} KiB)")
+    s.close()
+    ws, b, st = await session(url, td)
+    say(st == 200, "the daemon serves others after the ping flood", f"{st}")
+    await ws.close()
+
+
 async def m_wss(url, td, args):
     """wss:// through pyOpenSSL (Python's ssl has no exporter API): the proof bound to the
     RFC 9266 tls-exporter of this TLS session; a proof bound to ws-none is refused there."""
@@ -657,7 +689,7 @@ def read_close(s):
 
 MODES = {"basic": m_basic, "basic-auth": m_basic_auth, "hostile": m_hostile, "preauth": m_preauth, "total": m_total,
          "idle": m_idle,
-         "slow": m_slow, "wss": m_wss, "slowloris": m_slowloris}
+         "slow": m_slow, "pingflood": m_pingflood, "wss": m_wss, "slowloris": m_slowloris}
 
 
 def main():

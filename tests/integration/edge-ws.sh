@@ -75,6 +75,7 @@ if [ "${HYB_IT_SANITIZED:-0}" = 1 ]; then
 else
         ws "ws: memory per idle session" idle "$URL" "$T" 150 "$D1"
 fi
+ws "ws: a client that pings and never reads is not read" pingflood "$URL" "$T" "$D1"
 # a client that sends calls and never reads: the slow-reader bound of a Unix peer
 "$HYBRID" --bus "$SOCK" store put /ws/big "'$(head -c 60000 /dev/zero | tr '\0' x)'" >/dev/null || bad "store put /ws/big"
 ws "ws: a client that does not read is dropped" slow "$URL" "$T"
