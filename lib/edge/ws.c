@@ -298,10 +298,15 @@ static void ws_pump(edge_ws *ws)
         if (!ws->dead && !ws->rd_paused && wslay_event_want_read(ws->ctx) &&
             evbuffer_get_length(bufferevent_get_input(ws->bev)) &&
             (r = wslay_event_recv(ws->ctx)) != 0) {
-                /* a failed callback or no memory: no close frame to wait for */
+                /* a malformed frame (wslay queued a close frame without a code) or no
+                 * memory: the connection is failed once that close frame is out */
                 broker_log(ws->eh->b, HYB_LOG_DEBUG, "edge: WebSocket peer %s: wslay recv %d",
                            ws->peer, r);
-                ws->dead = true;
+                if (!ws->closing)
+                        closing_begins(ws);
+                ws->failing = true;
+                if (!wslay_event_want_write(ws->ctx))
+                        ws->dead = true;
         }
         if (!ws->dead && wslay_event_want_write(ws->ctx) && (r = wslay_event_send(ws->ctx)) != 0) {
                 broker_log(ws->eh->b, HYB_LOG_DEBUG, "edge: WebSocket peer %s: wslay send %d",

@@ -250,6 +250,16 @@ async def m_hostile(url, td, args):
         code = read_close(s)
         say(code == 1002, "an unmasked client frame: close 1002", f"{code}")
         s.close()
+    # a control frame without FIN (control frames are never fragmented): failed, the
+    # connection closed after a close frame
+    raw = raw_upgrade(port)
+    if raw:
+        s = raw[1]
+        s.sendall(masked(0x09, b"p"))
+        code = read_close(s)
+        say(code in (1002, 1005), "a fragmented control frame: a close frame, then the end",
+            f"{code}")
+        s.close()
     # a text message: 1003
     ws = await connect(url)
     await ws.send("hello")
