@@ -419,6 +419,18 @@ def run(tmp, shots):
     hy("--bus", sock, "store", "del", "/public/kitchen")
     gone = wait_for(lambda: wd.find(row) is None, "deleted", 30)
     say(bool(gone), "a delete removes the row live")
+    # the tree: a click on a fURI browses its branch, Up the one above
+    hy("--bus", sock, "store", "put", "/public/room/a", "1")
+    wait_for(lambda: wd.find('#store-rows tr[data-furi="/public/room/a"]'), "room", 30)
+    wd.click(wd.find('#store-rows tr[data-furi="/public/room/a"] td'))
+    narrowed = wait_for(lambda: "watching /public/room/#" in (wd.text("#store-msg") or "") and
+                        wd.find('#store-rows tr[data-furi="/public/room/a"]') and
+                        wd.find('#store-rows tr[data-furi="/public/hall"]') is None, "room", 30)
+    say(bool(narrowed), "a click on /public/room/a browses /public/room/#", wd.text("#store-msg"))
+    wd.click(wd.find("#store-up"))
+    up = wait_for(lambda: "watching /public/#" in (wd.text("#store-msg") or "") and
+                  wd.find('#store-rows tr[data-furi="/public/hall"]'), "up", 30)
+    say(bool(up), "Up browses /public/# again, its fURIs replayed", wd.text("#store-msg"))
     # at most 2000 rows (doc/console.md): a branch write of 2100 children
     hy("--bus", sock, "store", "put", "/public/many/", "[" + ",".join(str(i) for i in range(2100)) + "]")
     capped = wait_for(lambda: "first 2000" in (wd.text("#store-msg") or ""), "cap", 30)

@@ -487,9 +487,26 @@ $("signin").addEventListener("submit", signIn);
 $("signout").addEventListener("click", signOut);
 $("refresh").addEventListener("click", refreshEndpoints);
 $("call-form").addEventListener("submit", freeCall);
+function browse(pattern) {
+        $("store-pattern").value = pattern;
+        watchStore(pattern);
+}
 $("store-form").addEventListener("submit", (ev) => {
         ev.preventDefault();
         watchStore($("store-pattern").value.trim());
 });
 $("events-form").addEventListener("submit", watchEvents);
+// The tree: a click on a fURI browses its branch, Up the branch above the pattern's.
+$("store-rows").addEventListener("click", (ev) => {
+        const td = ev.target.closest("td");
+        if (!td || td !== td.parentElement.firstElementChild) return;
+        const f = td.parentElement.dataset.furi;
+        browse(f.slice(0, f.lastIndexOf("/") + 1) + "#");
+});
+$("store-up").addEventListener("click", () => {
+        const segs = $("store-pattern").value.trim().split("/").filter((x) => x !== "");
+        while (segs.length && (segs[segs.length - 1] === "#" || segs[segs.length - 1] === "+")) segs.pop();
+        segs.pop();
+        browse("/" + segs.concat("#").join("/"));
+});
 start();
