@@ -516,6 +516,9 @@ def run(tmp, shots):
     csp = [e for e in logs if "Content Security Policy" in e.get("message", "")]
     say(not csp, "no Content-Security-Policy violation in the browser's log",
         "\n".join(e.get("message", "") for e in csp))
+    errs = [e for e in logs if e.get("level") == "SEVERE"]
+    say(not errs, "no error in the browser's log (every file the page loads is served)",
+        "\n".join(e.get("message", "") for e in errs))
     say(d.poll() is None, "the daemon is still serving")
     return wd
 

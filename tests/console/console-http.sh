@@ -52,12 +52,13 @@ if grep -Eq '<script>|<script [^>]*>[^<]' "$T/body" || grep -Eqi ' on[a-z]+=' "$
         bad "no inline script or handler in the page"
 else ok "no inline script or handler in the page"; fi
 
-for f in console.mjs wire.mjs console.css; do
+for f in console.mjs wire.mjs console.css favicon.svg; do
         get GET "/console/$f"
         if [ "$ST" = 200 ] && cmp -s "$T/body" "$SRC/$f"; then ok "/console/$f served as committed"
         else bad "/console/$f served as committed" "status $ST"; fi
         case $f in
         *.css) want="text/css; charset=utf-8" ;;
+        *.svg) want="image/svg+xml" ;;
         *) want="text/javascript; charset=utf-8" ;;
         esac
         [ "$(hdr Content-Type)" = "$want" ] && ok "/console/$f is $want" || bad "/console/$f type" "$(hdr Content-Type)"
