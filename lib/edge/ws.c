@@ -567,6 +567,8 @@ static void sess_event(struct bufferevent *bev, short what, void *ud)
                 return;
         /* The broker closed the session (a refused AUTH, a timeout, a quota, shutdown):
          * what it sent last is already queued. */
+        if (ws->sess_closed)
+                event_del(ws->sess_closed); /* its fd closes with the bufferevent */
         bufferevent_free(ws->sess);
         ws->sess = NULL;
         ws_close(ws, ws->authed ? WSLAY_CODE_NORMAL_CLOSURE : WSLAY_CODE_POLICY_VIOLATION,
