@@ -168,6 +168,11 @@ async def m_basic(url, td, args):
     say(r["status"] == 504, "a call past its deadline: 504", f"got {r['status']}")
     r = await b.call("@localhost/org.example.edge/e2", "whoami", "{}")
     say(r["status"] == 403, "a call the token does not grant: 403", f"got {r['status']}")
+    # the store: a read the token grants, a write it does not
+    r = await b.call(BUILTIN, "storeRead", "/ws/hello", flags=1)
+    say(r["status"] == 200 and r["body"] == b"5", "storeRead over ws", f"{r['status']} {r['body']!r}")
+    r = await b.call(BUILTIN, "storeWrite", "/ws/hello\n6", flags=1)
+    say(r["status"] == 403, "storeWrite the token does not grant: 403", f"{r['status']}")
     # a procedure served over ws, called from the Unix side by the CLI
     r = await b.call(BUILTIN, "registerProcedure", json.dumps({"methodName": "add"}))
     say(r["status"] == 200, "registerProcedure over ws", f"{r['status']} {r['member']}")

@@ -61,6 +61,7 @@ wait_until 10 has_line "$T/probe.out" '^ready$' || { bad "bus-probe edge-server 
 bg probe2 "$HYB_PROBE" edge-server "$SOCK" e2
 wait_until 10 has_line "$T/probe2.out" '^ready$' || { bad "bus-probe edge-server e2 starts" "$(cat "$T/probe2.err")"; finish; }
 
+"$HYBRID" --bus "$SOCK" store put /ws/hello 5 >/dev/null || bad "store put /ws/hello"
 # a request to /bus/ws held half-sent for the whole run: the HTTP slow-client bound ends it
 "$PYTHON" "$WS" slowloris "$URL" "$T" >"$T/loris.out" 2>&1 &
 LORIS=$!
