@@ -51,6 +51,7 @@ limits:
   send_queue_bytes: 256K
   auth_timeout_ms: 2000
   ws_preauth_per_address: 4
+  ws_max_per_address: 200
 log:
   level: debug" || finish
 D1=$DPID
@@ -99,7 +100,8 @@ start_daemon d2 "listen:
 tls: {cert: $T/server.pem, key: $T/server.key}
 $AUTHCFG
 limits:
-  ws_max_connections: 3" || finish
+  ws_max_connections: 4
+  ws_max_per_address: 2" || finish
 PORT=$(http_port d2)
 wait_until 10 has_line "$T/d2.log" 'listening on https://127.0.0.1:[0-9]' || bad "https port" "$(cat "$T/d2.log")"
 SPORT=$(grep -o 'listening on https://127.0.0.1:[0-9]*' "$T/d2.log" | sed 's/.*://' | head -n 1)
@@ -110,7 +112,7 @@ if "$PYTHON" -c 'import OpenSSL' 2>/dev/null; then
 else
         bad "wss test needs python3-openssl (scripts/bootstrap.sh)"
 fi
-ws "ws: limits.ws_max_connections" total "ws://127.0.0.1:$PORT/bus/ws" "$T" 3
+ws "ws: limits.ws_max_per_address and ws_max_connections" total "ws://127.0.0.1:$PORT/bus/ws" "$T" 2 4
 stop "$DPID"
 
 # plain ws:// on a non-loopback listen.http: 403 naming the key, unless edge.ws_plain_remote
