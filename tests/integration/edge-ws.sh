@@ -125,14 +125,11 @@ st=$(curl -s -o "$T/body" -w '%{http_code}' --max-time 30 -H 'Upgrade: websocket
         -H 'Sec-WebSocket-Protocol: hybrid.bus.v1' "http://127.0.0.1:$PORT/bus/ws")
 check "ws:// on 0.0.0.0 without edge.ws_plain_remote: 403" [ "$st" = 403 ]
 check "the 403 names edge.ws_plain_remote" grep -q "edge.ws_plain_remote" "$T/body"
-stop "$DPID"
-start_daemon d4 "listen:
-  http: 0.0.0.0:0
-edge:
-  ws_plain_remote: true
-$AUTHCFG" || finish
-PORT=$(http_port d4)
-ws "ws:// on 0.0.0.0 with edge.ws_plain_remote: true is served" basic-auth "ws://127.0.0.1:$PORT/bus/ws" "$T"
+# edge.ws_plain_remote: true, by a reload (SIGHUP) of the same daemon
+printf 'edge:\n  ws_plain_remote: true\n' >>"$T/d3.yaml"
+kill -HUP "$DPID"
+wait_until 10 has_line "$T/d3.log" 'configuration reloaded' || bad "d3 reloads" "$(tail -n 5 "$T/d3.log")"
+ws "ws:// on 0.0.0.0 with edge.ws_plain_remote: true (reloaded) is served" basic-auth "ws://127.0.0.1:$PORT/bus/ws" "$T"
 stop "$DPID"
 
 # auth.tokens off: every WebSocket session is refused 401
