@@ -85,6 +85,17 @@ function start() {
 
 async function signIn(ev) {
         ev.preventDefault();
+        const button = $("signin-button");
+        if (button.disabled) return;
+        button.disabled = true; // one sign-in at a time
+        try {
+                await signInOnce();
+        } finally {
+                button.disabled = secure;
+        }
+}
+
+async function signInOnce() {
         msg("signin-msg", "");
         const token = $("token").value.trim();
         let key;
