@@ -9,7 +9,6 @@
  * Content-Security-Policy (scripts, styles and connections of this origin only, no
  * inline script, no framing), nosniff, no referrer.
  */
-#include <stdio.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -65,21 +64,13 @@ bool edge_console_serve(struct evhttp_request *req, const char *raw_path)
                 return true;
         }
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", a->type);
-        if (m == EVHTTP_REQ_HEAD) {
-                /* evhttp would send the body of a HEAD answer: the length alone */
-                char len[24];
-
-                snprintf(len, sizeof len, "%zu", a->len);
-                evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", len);
-                edge_send(req, 0, 200, "OK", NULL, NULL, NULL);
-                return true;
-        }
         out = evbuffer_new();
         if (!out) {
                 edge_send_error(req, 503, "HYB_E_UNAVAILABLE", "out of memory");
                 return true;
         }
-        /* The table is static: the buffer refers to it, no copy. */
+        /* The table is static: the buffer refers to it, no copy (edge_send answers a HEAD
+         * with its length alone). */
         evbuffer_add_reference(out, a->data, a->len, NULL, NULL);
         edge_send(req, 0, 200, "OK", out, NULL, NULL);
         evbuffer_free(out);

@@ -57,6 +57,18 @@ void edge_send(struct evhttp_request *req, int kind, int status, const char *rea
         (void)bev;
         switch (kind) {
         case 0:
+                /* evhttp writes a body after the headers of a HEAD answer too, which a
+                 * keep-alive client would take for the next answer: the length alone. */
+                if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD && body) {
+                        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+                        char len[24];
+
+                        if (!evhttp_find_header(h, "Content-Length")) {
+                                snprintf(len, sizeof len, "%zu", evbuffer_get_length(body));
+                                evhttp_add_header(h, "Content-Length", len);
+                        }
+                        body = NULL;
+                }
                 evhttp_send_reply(req, status, reason, body);
                 break;
         case 1:

@@ -65,12 +65,13 @@ for f in console.mjs wire.mjs console.css favicon.svg; do
 done
 security_headers "/console/wire.mjs"
 
-# HEAD: the headers with the asset's length, and no body (raw socket: curl would wait for one)
-head_raw() {
-        "$PYTHON" - "$PORT" <<'PY'
+# HEAD: the headers with the body's length, and no body (raw socket: curl would wait for
+# one), for an asset and for the errors of the console and of the other routes alike
+head_raw() { # PATH: "STATUS-LINE CONTENT-LENGTH BYTES-AFTER-THE-HEADERS"
+        "$PYTHON" - "$PORT" "$1" <<'PY'
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
-s.sendall(b"HEAD /console/wire.mjs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+s.sendall(b"HEAD %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % sys.argv[2].encode())
 d = b""
 while True:
     x = s.recv(65536)
@@ -84,9 +85,16 @@ print(lines[0], cl[0] if cl else "-", len(rest))
 PY
 }
 want_len=$(wc -c <"$SRC/wire.mjs" | tr -d ' ')
-got=$(head_raw)
+got=$(head_raw /console/wire.mjs)
 [ "$got" = "HTTP/1.1 200 OK $want_len 0" ] && ok "HEAD: 200, the length, no body" ||
         bad "HEAD: 200, the length, no body" "got '$got', wanted 'HTTP/1.1 200 OK $want_len 0'"
+for p in /console/nope.js /no/such/route; do
+        got=$(head_raw "$p")
+        case $got in
+        "HTTP/1.1 404 "*" 0") ok "HEAD $p: 404 without a body" ;;
+        *) bad "HEAD $p: 404 without a body" "got '$got'" ;;
+        esac
+done
 get GET "/?token=x"
 [ "$ST" = 200 ] && ok "a query on / is ignored" || bad "a query on / is ignored" "status $ST"
 
