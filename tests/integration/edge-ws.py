@@ -486,7 +486,7 @@ async def m_pingflood(url, td, args):
     chunk = ping * 512  # 67 KB
     total = 40 * 1024 * 1024
     before = rss(pid)
-    s.settimeout(4.0)  # a server that stopped reading us: the send blocks
+    s.settimeout(2.0)  # a server that stopped reading us: the send blocks
     sent = 0
     try:
         while sent < total:
