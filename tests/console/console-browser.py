@@ -389,6 +389,7 @@ def run(tmp, shots):
                                      proc + " pre.result"), "result", 30)
         say(bool(res) and res[0] == "200" and '{"target":22.0}' in res[1],
             'setTarget {"celsius":22} through the form: 200 {"target":22.0}', res)
+        shot("2-called-200")
         # the policy is the daemon's: an empty required field is its 400, with the key named
         wd.js("document.querySelector(arguments[0]).value = ''", proc + ' input[data-key="celsius"]')
         wd.js("document.querySelector(arguments[0]).dataset.status = ''", proc + " pre.result")
@@ -398,7 +399,7 @@ def run(tmp, shots):
                                      proc + " pre.result"), "result", 30)
         say(bool(res) and res[0] == "400" and "celsius" in res[1],
             "without the required key: 400 naming it", res)
-    shot("2-called")
+    shot("2-called-400")
 
     # --- the store, live: a write by another process appears
     wd.js("document.getElementById('store-pattern').value = '/public/#'")
