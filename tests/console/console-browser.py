@@ -521,6 +521,32 @@ def run(tmp, shots):
     say(not errs, "no error in the browser's log (every file the page loads is served)",
         "\n".join(e.get("message", "") for e in errs))
     say(d.poll() is None, "the daemon is still serving")
+
+    # --- a daemon that takes no tokens refuses the WebSocket: no marker, and the page says so
+    sock2 = os.path.join(tmp, "off.sock")
+    with open(os.path.join(tmp, "off.yaml"), "w") as f:
+        f.write("listen:\n  http: 127.0.0.1:0\n")
+    start("off", [HYBRIDD, "--foreground", "--socket", sock2, "--config",
+                  os.path.join(tmp, "off.yaml")], tmp)
+
+    def off_port():
+        for line in log_of(tmp, "off").splitlines():
+            if "edge: HTTP on 127.0.0.1:" in line:
+                p = line.rsplit(":", 1)[1].strip()
+                if p.isdigit() and p != "0":
+                    return int(p)
+        return None
+
+    op = wait_for(lambda: os.path.exists(sock2) and off_port(), "off", 20)
+    if op:
+        wd.get("http://127.0.0.1:%d/" % op)
+        m = wait_for(lambda: "did not open a bus session" in (wd.text("#signin-msg") or ""), "off", 30)
+        say(bool(m) and wd.js("return document.body.dataset.console") is None,
+            "auth.tokens off: no ready marker, the page says it could not open a session",
+            "%r %r" % (wd.text("#status"), wd.text("#signin-msg")))
+        shot("7-tokens-off")
+    else:
+        say(False, "a second hybridd (auth.tokens off) starts", log_of(tmp, "off"))
     return wd
 
 

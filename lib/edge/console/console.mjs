@@ -77,7 +77,11 @@ function start() {
                         msg("signin-msg", "This daemon takes no tokens (auth.tokens is off): the console " +
                             "cannot sign in.");
         }).catch((e) => {
+                // A browser does not show why an upgrade was refused: name the usual causes.
                 status("error", "cannot reach " + url + ": " + e.message);
+                msg("signin-msg", "The daemon did not open a bus session at " + url + ". It refuses " +
+                    "the WebSocket when it takes no tokens (auth.tokens off), on a non-loopback " +
+                    "listen.http (edge.ws_plain_remote), or at its connection limits; its log says which.");
         });
 }
 
