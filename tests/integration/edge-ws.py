@@ -498,7 +498,8 @@ async def m_pingflood(url, td, args):
     print(f"# ping flood: {sent} bytes of pings sent, daemon RSS +{grown} KiB")
     say(sent < total, f"the server stops reading a client that does not take its pongs "
         f"({sent} of {total} bytes of pings sent)")
-    say(grown < 16 * 1024, f"the pongs waiting stay bounded (daemon RSS +{grown} KiB)")
+    if os.environ.get("HYB_IT_SANITIZED") != "1":  # ASan's quarantine and shadow inflate RSS
+        say(grown < 16 * 1024, f"the pongs waiting stay bounded (daemon RSS +{grown} KiB)")
     s.close()
     ws, b, st = await session(url, td)
     say(st == 200, "the daemon serves others after the ping flood", f"{st}")
