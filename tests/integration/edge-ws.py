@@ -295,6 +295,12 @@ async def m_hostile(url, td, args):
         s.close()
     # fragmentation is reassembled: a packet in three fragments
     ws, b, st = await session(url, td)
+    pong = await ws.ping(b"are you there")
+    try:
+        await asyncio.wait_for(pong, WAIT)
+        say(True, "a WebSocket ping is answered with its pong")
+    except asyncio.TimeoutError:
+        say(False, "a WebSocket ping is answered with its pong", "no pong")
     pkt = frame(CALL, '{"f":1}', to=EDGE, member="whoami", call_id=9, timeout=5000)
     await ws.send([pkt[:10], pkt[10:40], pkt[40:]])
     r = await b.recv({RESULT})
