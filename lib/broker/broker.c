@@ -490,14 +490,17 @@ HYB_EXPORT int hyb_broker_shutdown(hyb_broker *b)
         b->shutting_down = true;
         events_builtin(b, "SystemShuttingDown", "{}");
         stop_listening(b);
-        bool queued = false;
+        unsigned queued = 0;
         for (bconn *c = b->conns; c; c = c->next) {
                 if (c->state == BCONN_READY)
                         bconn_say_why(c, 503, "hybridd is shutting down");
                 if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
-                        queued = true;
+                        queued++;
                 bconn_close(c, "lostConnection");
         }
+        if (queued)
+                broker_log(b, HYB_LOG_INFO, "shutting down: output queued to %u peer(s), up to 1 s to write it",
+                           queued);
         /* Give queued output (the event above) up to a second, then drop what is left;
          * with nothing queued there is nothing to wait for. */
         b->shutdown_ev = evtimer_new(b->base, shutdown_done, b);
