@@ -88,6 +88,8 @@ struct edge_http {
         struct edge_conn *conns;     /* counted connections (http.c) */
         struct edge_addr *addrs;     /* open connections per source address */
         struct edge_dpop_cache *jti; /* http-auth.c */
+        struct edge_verify *waiting; /* requests waiting for the pool (http-auth.c) */
+        unsigned n_verifying;        /* the edge's jobs in the pool */
 };
 
 /*
@@ -112,13 +114,17 @@ void edge_send_result(struct evhttp_request *req, const wire_packet *p);
 /* ---------------------------------------------------------------- http-auth.c */
 
 /*
- * The principal of req (on a server of scheme "http" or "https") for route (its decoded
- * path): 0 with *ret_tok (a verified token
- * whose DPoP proof holds; NULL: anonymous, allowed by edge.anonymous), or the HTTP status
- * to answer (401) with the message in *e.
+ * Serves req (on a server of scheme "http" or "https") for route r (its contents taken)
+ * as its principal: anonymous when edge.anonymous allows it, else the token of its
+ * Authorization header with its DPoP proof, verified on the broker's pool of verifying
+ * threads (the request is served from the pool's completion, on the loop).  A refusal is
+ * answered here: 401 (credentials), 503 (no verification possible now).
  */
-int edge_auth(edge_http *eh, struct evhttp_request *req, const char *scheme, const char *route,
-              hyb_token_result **ret_tok, hyb_error *e);
+struct edge_route;
+void edge_auth(edge_http *eh, struct evhttp_request *req, const char *scheme,
+               struct edge_route *r);
+/* The pool's per-uid bound applies to the edge's verifications as to one uid's. */
+#define EDGE_VERIFY_UID ((uid_t)-2)
 /* Is route (a decoded path) matched by a pattern of edge.anonymous? */
 bool edge_anonymous(const broker_config *c, const char *route);
 /*

@@ -297,7 +297,6 @@ static void on_request(struct evhttp_request *req, void *ud)
         edge_http *eh = front->eh;
         struct evhttp_connection *evcon = evhttp_request_get_connection(req);
         const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
-        hyb_token_result *tok = NULL;
         edge_route r;
         hyb_error e;
         int st;
@@ -314,17 +313,7 @@ static void on_request(struct evhttp_request *req, void *ud)
                                 e.message);
                 return;
         }
-        hyb_error_clear(&e);
-        st = edge_auth(eh, req, front->scheme, r.path, &tok, &e);
-        if (st) {
-                evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-                                  "DPoP algs=\"ES256\"");
-                edge_send_error(req, st, "HYB_E_UNAUTHORIZED", "%s", e.message);
-                edge_route_clear(&r);
-                return;
-        }
-        edge_serve(eh, req, &r, tok, front->scheme);
-        hyb_token_result_unref(tok);
+        edge_auth(eh, req, front->scheme, &r);
 }
 
 /* Serves the routes on http, with the edge's limits (the bufferevents are http's own). */
