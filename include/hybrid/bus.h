@@ -101,6 +101,16 @@ typedef struct hyb_bus_connect_options {
                                  * the uid policy alone */
         const hyb_key *key;     /* the token's last holder key, with its private part
                                  * (required with token): signs the proof of possession */
+        /* For a wss:// path (ignored otherwise): how the server's certificate is verified.
+         * At least one of the two, else both from $HYBRID_CA and $HYBRID_PIN; with
+         * neither the connect fails (-EINVAL): verification cannot be turned off. */
+        const char *ca_file;    /* PEM file of the CA certificates to trust; the host name
+                                 * of the URL must be one of the certificate's DNS names */
+        const char *pin;        /* SHA-256 of the server's DER SubjectPublicKeyInfo: base64
+                                 * ("sha256//" prefix allowed, as curl's --pinnedpubkey) or
+                                 * 64 hex digits.  Alone it is the whole trust (a self-signed
+                                 * certificate passes, validity dates are still checked);
+                                 * with ca_file both must hold */
 } hyb_bus_connect_options;
 
 /* Sets size and zeroes the rest.  NULL is a no-op. */
