@@ -559,9 +559,15 @@ static int upgrade(bus_ws *ws, const ws_url *u, uint64_t deadline, hyb_error *re
                 ssize_t n;
 
                 head[got] = '\0';
-                end = strstr(head, "\r\n\r\n");
-                if (end)
+                end = memmem(head, got, "\r\n\r\n", 4);
+                if (end) {
+                        /* frames (binary) may follow; the head itself is text */
+                        if (memchr(head, '\0', (size_t)(end - head)))
+                                return err_set(reterr, HYB_E_PROTOCOL, -1,
+                                               "WebSocket upgrade to %s: NUL byte in the "
+                                               "response", u->hostport);
                         break;
+                }
                 if (got == BUS_WS_RESPONSE_MAX)
                         return err_set(reterr, HYB_E_PROTOCOL, -1,
                                        "WebSocket upgrade to %s: response head over %d bytes",
@@ -580,10 +586,6 @@ static int upgrade(bus_ws *ws, const ws_url *u, uint64_t deadline, hyb_error *re
                                        "WebSocket upgrade to %s: the server closed the "
                                        "connection%s%s", u->hostport, n < 0 ? ": " : "",
                                        n < 0 ? strerror((int)-n) : "");
-                if (memchr(head + got, '\0', (size_t)n))
-                        return err_set(reterr, HYB_E_PROTOCOL, -1,
-                                       "WebSocket upgrade to %s: NUL byte in the response",
-                                       u->hostport);
                 got += (size_t)n;
         }
         end += 4;
