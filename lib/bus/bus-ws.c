@@ -518,15 +518,15 @@ static bool has_token(const char *value, const char *token)
 
 static int upgrade(bus_ws *ws, const ws_url *u, uint64_t deadline, hyb_error *reterr)
 {
-        char key[CRYPTO_WS_KEY_LEN + 1], accept[CRYPTO_WS_ACCEPT_LEN + 1], req[1536], v[256];
+        char key[EDGE_WS_KEY_SIZE], accept[EDGE_WS_ACCEPT_SIZE], req[1536], v[256];
         char head[BUS_WS_RESPONSE_MAX + 1], *end;
         size_t len, off = 0, got = 0;
         int r, status;
 
-        r = crypto_ws_key(key);
+        r = edge_tls_ws_key(key);
         if (r < 0)
                 return err_set(reterr, r, -1, "WebSocket key: %s", hyb_strerror(r));
-        r = crypto_ws_accept(key, strlen(key), accept);
+        r = edge_tls_ws_accept(key, strlen(key), accept);
         if (r < 0)
                 return err_set(reterr, r, -1, "WebSocket key: %s", hyb_strerror(r));
         len = (size_t)snprintf(req, sizeof(req),

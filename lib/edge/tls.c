@@ -38,6 +38,7 @@
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
+#include <mbedtls/sha1.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
@@ -1226,5 +1227,50 @@ int edge_tls_conn_binding_text(const edge_tls_conn *c, char out[EDGE_TLS_BINDING
         _Static_assert(sizeof(prefix) - 1 + 43 + 1 <= EDGE_TLS_BINDING_TEXT_MAX, "binding size");
         memcpy(out, prefix, sizeof(prefix) - 1);
         b64u_encode_to(cb, sizeof(cb), out + sizeof(prefix) - 1);
+        return 0;
+}
+
+/* ----------------------------------------------------------------- WebSocket (ws.c) */
+
+int edge_tls_ws_accept(const char *key, size_t key_len, char out[EDGE_WS_ACCEPT_SIZE])
+{
+        static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+        uint8_t raw[18], digest[20];
+        unsigned char buf[24 + sizeof guid];
+        mbedtls_sha1_context sha;
+        size_t n = 0;
+
+        /* A base64 (standard alphabet, padded) nonce of 16 bytes: 24 characters. */
+        if (key_len != 24 ||
+            mbedtls_base64_decode(raw, sizeof raw, &n, (const unsigned char *)key, key_len) != 0 ||
+            n != 16)
+                return -EINVAL;
+        memcpy(buf, key, 24);
+        memcpy(buf + 24, guid, sizeof guid - 1);
+        mbedtls_sha1_init(&sha);
+        if (mbedtls_sha1_starts_ret(&sha) != 0 ||
+            mbedtls_sha1_update_ret(&sha, buf, 24 + sizeof guid - 1) != 0 ||
+            mbedtls_sha1_finish_ret(&sha, digest) != 0) {
+                mbedtls_sha1_free(&sha);
+                return -EINVAL;
+        }
+        mbedtls_sha1_free(&sha);
+        if (mbedtls_base64_encode((unsigned char *)out, EDGE_WS_ACCEPT_SIZE, &n, digest,
+                                  sizeof digest) != 0)
+                return -EINVAL;
+        return 0;
+}
+
+int edge_tls_ws_key(char out[EDGE_WS_KEY_SIZE])
+{
+        uint8_t raw[16];
+        size_t n = 0;
+        int r = crypto_random(raw, sizeof raw);
+
+        if (r < 0)
+                return r;
+        if (mbedtls_base64_encode((unsigned char *)out, EDGE_WS_KEY_SIZE, &n, raw, sizeof raw) != 0 ||
+            n != EDGE_WS_KEY_SIZE - 1)
+                return -EIO;
         return 0;
 }

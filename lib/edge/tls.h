@@ -180,4 +180,19 @@ int edge_tls_conn_channel_binding(const edge_tls_conn *c, uint8_t out[EDGE_TLS_B
 #define EDGE_TLS_BINDING_TEXT_MAX 64
 int edge_tls_conn_binding_text(const edge_tls_conn *c, char out[EDGE_TLS_BINDING_TEXT_MAX]);
 
+/*
+ * RFC 6455 section 4.2.2: the Sec-WebSocket-Accept of a Sec-WebSocket-Key (key_len bytes,
+ * not NUL-terminated): base64(SHA-1(key + the protocol's GUID)), NUL-terminated in out.
+ * The key must be the base64 of 16 bytes (24 characters).  0 or -EINVAL.  Here because
+ * mbedTLS calls stay in this file (lib/edge/ws.c uses it).
+ */
+#ifndef EDGE_WS_ACCEPT_SIZE
+#define EDGE_WS_ACCEPT_SIZE 29
+#endif
+int edge_tls_ws_accept(const char *key, size_t key_len, char out[EDGE_WS_ACCEPT_SIZE]);
+/* A fresh Sec-WebSocket-Key for a client's upgrade: base64 of 16 CSPRNG bytes, 24
+ * characters, NUL-terminated.  0 or -errno. */
+#define EDGE_WS_KEY_SIZE 25
+int edge_tls_ws_key(char out[EDGE_WS_KEY_SIZE]);
+
 #endif

@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include <mbedtls/asn1.h>
-#include <mbedtls/base64.h>
 #include <mbedtls/asn1write.h>
 #include <mbedtls/bignum.h>
 #include <mbedtls/constant_time.h>
@@ -30,7 +29,6 @@
 #include <mbedtls/pem.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
-#include <mbedtls/sha1.h>
 #include <mbedtls/sha256.h>
 
 #include "common/util.h"
@@ -713,37 +711,4 @@ int p256_write_pem_public(const p256_key *k, char **ret)
         return pem_wrap("PUBLIC KEY", p, len, ret);
 fail:
         return HYB_E_INTERNAL;
-}
-
-/* --- WebSocket opening handshake ------------------------------------------------------- */
-
-int crypto_ws_key(char out[CRYPTO_WS_KEY_LEN + 1])
-{
-        uint8_t raw[16];
-        size_t n = 0;
-        int r = crypto_random(raw, sizeof(raw));
-
-        if (r < 0)
-                return r;
-        if (mbedtls_base64_encode((unsigned char *)out, CRYPTO_WS_KEY_LEN + 1, &n, raw,
-                                  sizeof(raw)) != 0 || n != CRYPTO_WS_KEY_LEN)
-                return -EIO;
-        return 0;
-}
-
-int crypto_ws_accept(const char *key, size_t len, char out[CRYPTO_WS_ACCEPT_LEN + 1])
-{
-        static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-        unsigned char buf[128 + sizeof(guid)], sha[20];
-        size_t n = 0;
-
-        if (len > 128)
-                return -EINVAL;
-        memcpy(buf, key, len);
-        memcpy(buf + len, guid, sizeof(guid) - 1);
-        if (mbedtls_sha1_ret(buf, len + sizeof(guid) - 1, sha) != 0 ||
-            mbedtls_base64_encode((unsigned char *)out, CRYPTO_WS_ACCEPT_LEN + 1, &n, sha,
-                                  sizeof(sha)) != 0 || n != CRYPTO_WS_ACCEPT_LEN)
-                return -EIO;
-        return 0;
 }

@@ -51,16 +51,6 @@ bool crypto_memeq(const void *a, const void *b, size_t n);
 /* Clears n bytes at p in a way the compiler cannot drop (secrets before free). */
 void crypto_zero(void *p, size_t n);
 
-/* --- WebSocket opening handshake (RFC 6455 section 4) -------------------- */
-
-#define CRYPTO_WS_KEY_LEN 24    /* base64 of 16 bytes */
-#define CRYPTO_WS_ACCEPT_LEN 28 /* base64 of a SHA-1 */
-/* A fresh Sec-WebSocket-Key: base64 of 16 CSPRNG bytes, NUL-terminated.  0 or -errno. */
-int crypto_ws_key(char out[CRYPTO_WS_KEY_LEN + 1]);
-/* The Sec-WebSocket-Accept answering key[0..len): base64(SHA-1(key + the RFC's GUID)),
- * NUL-terminated.  0, or -EINVAL for a key over 128 bytes. */
-int crypto_ws_accept(const char *key, size_t len, char out[CRYPTO_WS_ACCEPT_LEN + 1]);
-
 /* --- base64url (RFC 4648 section 5), strict ----------------------------- */
 
 /* Characters b64u_encode writes for n bytes (no padding, no NUL). */
