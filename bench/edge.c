@@ -15,7 +15,7 @@
  * daemon's issuer for the token rows, with its holder key), --ws URL (ws://.../bus/ws), --coap
  * HOST:PORT, --hybridd-pid PID (for the RSS row), --clients N (idle WebSocket clients, default
  * 1000), --mosquitto-ws TEXT (what run-edge.sh found of mosquitto's WebSocket listener),
- * --rounds R (default 3), --calls N (sequential calls per RTT figure, default 5000),
+ * --rows LIST (only these of unix,tcp,http,token,nginx,ws,rss), --rounds R (default 3), --calls N (sequential calls per RTT figure, default 5000),
  * --secs S (seconds per rate figure, default 2), --conns C (connections of a rate figure,
  * default 16), --verbose (a RESULT line per round).
  *
@@ -667,15 +667,30 @@ static const char *row_name[N_ROWS] = {
         [R_NGINX] = "nginx -> Unix-socket echo upstream (keep-alive)",
         [R_WS] = "WebSocket ws:// /bus/ws, hyb_bus_call (token)",
 };
+static const char *row_id[N_ROWS] = {
+        [R_UNIX] = "unix", [R_TCP] = "tcp", [R_HTTP] = "http",
+        [R_HTTP_TOK] = "token", [R_NGINX] = "nginx", [R_WS] = "ws",
+};
 
 typedef struct opts {
-        const char *sock, *http, *nginx, *token_file, *key_file, *ws, *mosq_ws;
+        const char *sock, *http, *nginx, *token_file, *key_file, *ws, *mosq_ws, *rows;
         long hybridd_pid;
         unsigned rounds, conns, clients;
         size_t calls;
         double secs;
         bool verbose;
 } opts;
+
+/* Is id one of the comma-separated ids of list? */
+static bool row_wanted(const char *list, const char *id)
+{
+        size_t n = strlen(id);
+
+        for (const char *p = list; p && *p; p = strchr(p, ','), p = p ? p + 1 : NULL)
+                if (strncmp(p, id, n) == 0 && (p[n] == ',' || p[n] == 0))
+                        return true;
+        return false;
+}
 
 static double loadavg(void)
 {
@@ -728,6 +743,8 @@ int main(int argc, char **argv)
                         o.key_file = v;
                 else if (OPT("--ws"))
                         o.ws = v;
+                else if (OPT("--rows"))
+                        o.rows = v;
                 else if (OPT("--mosquitto-ws"))
                         o.mosq_ws = v;
                 else if (OPT("--hybridd-pid"))
@@ -768,7 +785,7 @@ int main(int argc, char **argv)
 
         /* 1 000 idle WebSocket clients, first, on the fresh daemon (a daemon that routed
          * traffic keeps its freed heap and new connections reuse it). */
-        if (o.ws && token && o.hybridd_pid > 0 && o.clients > 0) {
+        if (o.ws && token && o.hybridd_pid > 0 && o.clients > 0 && (!o.rows || row_wanted(o.rows, "rss"))) {
                 hyb_bus **cl = calloc(o.clients, sizeof *cl);
                 unsigned got = 0;
 
@@ -806,6 +823,8 @@ int main(int argc, char **argv)
                         char *one;
 
                         p50[row][r] = p99[row][r] = rate[row][r] = NAN;
+                        if (o.rows && !row_wanted(o.rows, row_id[row]))
+                                continue;
                         switch (row) {
                         case R_UNIX:
                                 unix_rtt(ubus, o.calls, &p50[row][r], &p99[row][r]);

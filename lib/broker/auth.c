@@ -587,7 +587,10 @@ static int auth_token_start(bconn *c, json_t *packet, json_t *token, const char 
                 if (token_staged_holder(v->st))
                         v->holder = hyb_key_ref(token_staged_holder(v->st));
         }
-        token_binding_unix(c->uid, binding);
+        if (c->binding)
+                snprintf(binding, sizeof binding, "%s", c->binding);
+        else
+                token_binding_unix(c->uid, binding);
         r = token_proof_transcript(broker_auth_audience(b), c->nonce, nc, text, len, binding,
                                    v->transcript);
         v->proof_form = r >= 0 && v->holder && proof_len == TOKEN_PROOF_B64_LEN &&
@@ -895,6 +898,13 @@ static void auth_run(bconn *c, json_t *j)
         }
         if (token && json_is_null(token))
                 token = NULL;
+        if (c->remote && (!token || mode == BROKER_AUTH_OFF)) {
+                /* A remote peer (WebSocket) authenticates with a token or not at all: there
+                 * is no uid to apply a policy to. */
+                auth_refuse(c, mode == BROKER_AUTH_OFF ? "a remote peer needs a token (auth.tokens off)"
+                                                       : "a remote peer needs a token");
+                return;
+        }
         if (token && mode == BROKER_AUTH_OFF) {
                 /* auth.tokens off: the uid policy alone (doc/config.md); the token is not read. */
                 broker_log(b, HYB_LOG_DEBUG, "uid %u pid %d presented a token: ignored (auth.tokens off)",

@@ -743,6 +743,7 @@ static void conn_unlink_free(bconn *c)
         if (c->timer)
                 event_free(c->timer);
         auth_conn_free(c);
+        free(c->binding);
         free(c->name);
         free(c->app);
         free(c);

@@ -167,6 +167,11 @@ struct bconn {
         /* A session of the network edge (lib/edge, edge-peer.c): the transport its calls
          * came by ("http"), else NULL (a peer of the Unix socket). */
         const char *transport;
+        /* A remote bus peer of the edge's WebSocket listener (broker_ws_session): it must
+         * authenticate with a token (the uid policy never applies to it), and its proof
+         * binds to `binding` (doc/token.md "Handshake") instead of "unix-uid:<uid>". */
+        bool remote;
+        char *binding;
 };
 
 struct hyb_broker_config {
@@ -546,6 +551,18 @@ int broker_edge_verify(hyb_broker *b, const char *token, size_t len, hyb_token_r
 #define BROKER_EDGE_ANON_UID ((uid_t)65534)
 int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transport, int *ret_fd,
                         hyb_error *e);
+/*
+ * A new session for a remote bus peer (the WebSocket listener, lib/edge/ws.c): a socketpair
+ * whose broker end is a new, unauthenticated peer (uid BROKER_EDGE_ANON_UID, caller
+ * transport `transport`, "ws" or "wss": a static string) that is sent the CHALLENGE at once
+ * and must answer with an AUTH carrying a token whose proof binds to `binding` ("ws-none",
+ * or "tls-exporter:..."); without a token, or with auth.tokens off, its AUTH is refused 401.
+ * limits.auth_timeout_ms runs from now.  *ret_fd is the edge's end, speaking the whole bus
+ * protocol (the handshake included).  0, or -errno / HYB_E_UNAVAILABLE (shutting down,
+ * quotas: the reason in *e).
+ */
+int broker_ws_session(hyb_broker *b, const char *transport, const char *binding, int *ret_fd,
+                      hyb_error *e);
 /* The listen.http edge of the broker (lib/edge), started by hyb_broker_start. */
 struct edge_http;
 int broker_edge_start(hyb_broker *b, hyb_error *e);

@@ -640,10 +640,29 @@ static int set_anonymous(loader *l, const char *path, const field *f)
         return 0;
 }
 
+/* YAML 1.1 booleans, as libyaml users write them: true, yes, on / false, no, off. */
+static int get_bool(loader *l, const char *path, bool *ret)
+{
+        static const char *const names[] = { "false", "no", "off", "true", "yes", "on" };
+        size_t i = 0;
+        int r = get_choice(l, path, "true or false", names, ELEMENTSOF(names), &i);
+
+        if (r < 0)
+                return r;
+        *ret = i >= 3;
+        return 0;
+}
+
+static int set_ws_plain_remote(loader *l, const char *path, const field *f)
+{
+        return get_bool(l, path, &l->c->edge_ws_plain_remote);
+}
+
 static int set_edge(loader *l, const char *path, const field *f)
 {
         static const field fields[] = {
                 { "anonymous", set_anonymous },
+                { "ws_plain_remote", set_ws_plain_remote },
         };
 
         return walk_map(l, path, fields, ELEMENTSOF(fields));

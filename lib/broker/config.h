@@ -97,7 +97,11 @@
         X(max_store_subscriptions, COUNT, 1, 1048576, 1024,                                        \
           "Store subscriptions per connection; one more is answered 429.")                        \
         X(uid_max_store_subscriptions, COUNT, 1, 1048576, 8192,                                    \
-          "Store subscriptions of one uid's connections; one more is 429.")
+          "Store subscriptions of one uid's connections; one more is 429.")   \
+        X(ws_max_connections, COUNT, 1, 1048576, 1024,                                             \
+          "WebSocket connections of the edge (/bus/ws) open in all; one more is refused 503.")   \
+        X(ws_preauth_per_address, COUNT, 1, 1048576, 8,                                            \
+          "WebSocket connections of one source address not yet authenticated; one more is 503.")
 
 #define BROKER_LIMIT_TYPE_SIZE size_t
 #define BROKER_LIMIT_TYPE_COUNT uint32_t
@@ -186,6 +190,7 @@ typedef struct broker_config {
         char *listen_http;        /* listen.http "HOST:PORT" of the edge (lib/edge); NULL: none */
         char **edge_anonymous;    /* edge.anonymous: route patterns served without credentials */
         size_t n_edge_anonymous;
+        bool edge_ws_plain_remote; /* edge.ws_plain_remote: ws:// on a non-loopback listen.http */
         BROKER_LIMITS(BROKER_LIMIT_FIELD)
         uid_t *admins;            /* uids allowed to monitor / list all; root always */
         size_t n_admins;

@@ -8,6 +8,8 @@
  *   http-auth.c credentials: Authorization: Bearer <token> + DPoP proof, edge.anonymous
  *   routes.c    path and query parsing; /bus/ calls and /store/ reads, writes, deletes
  *   sse.c       /events/ and /watch/ as Server-Sent Events
+ *   ws.c        the WebSocket listener /bus/ws: remote bus peers (wslay), each a
+ *               session of the broker that does the token handshake itself
  *   peer.c      a session of one principal: the bus protocol over the socketpair the
  *               broker adopted as an authenticated peer (lib/broker/edge-peer.c)
  */
@@ -90,7 +92,13 @@ struct edge_http {
         struct edge_dpop_cache *jti; /* http-auth.c */
         struct edge_verify *waiting; /* requests waiting for the pool (http-auth.c) */
         unsigned n_verifying;        /* the edge's jobs in the pool */
+        unsigned n_ws;               /* WebSocket connections (ws.c) */
+        struct ws_addr *ws_addrs;    /* ws.c: those not yet authenticated, per source address */
 };
+
+/* Stops counting evcon against the HTTP connection caps (its closecb is cleared): the
+ * WebSocket listener took it over and bounds it by its own caps. */
+void edge_conn_forget(edge_http *eh, struct evhttp_connection *evcon);
 
 /*
  * The evhttp_send_reply* calls, in one place (a TLS layer may need to act after each).
@@ -170,6 +178,29 @@ int edge_query_params(const char *query, char **ret);
 /* Serves a parsed route for the principal tok (NULL: anonymous). Takes r's contents. */
 void edge_serve(edge_http *eh, struct evhttp_request *req, edge_route *r, hyb_token_result *tok,
                 const char *transport);
+
+/* ---------------------------------------------------------------- ws.c */
+
+#define EDGE_WS_PATH "/bus/ws"
+#define EDGE_WS_SUBPROTOCOL "hybrid.bus.v1"
+/* The channel binding of the token proof over plain ws:// (doc/token.md "Handshake"). */
+#define EDGE_WS_BINDING_PLAIN "ws-none"
+#define EDGE_WS_ACCEPT_SIZE 29
+
+/*
+ * Validates an upgrade request to /bus/ws from its method and headers (NULL: absent):
+ * 0 with the Sec-WebSocket-Accept value in accept, or the HTTP status to refuse it with
+ * (400, 426) with the message in *e and, for 426, *header the header to add ("Name: value").
+ */
+int edge_ws_check_upgrade(bool is_get, const char *upgrade, const char *connection,
+                          const char *version, const char *key, const char *protocol,
+                          char accept[EDGE_WS_ACCEPT_SIZE], const char **header, hyb_error *e);
+/* Is msg (one WebSocket message) exactly one valid bus packet?  0 or HYB_E_PROTOCOL. */
+int edge_ws_check_packet(const uint8_t *msg, size_t len, size_t max_body);
+/* Serves GET /bus/ws on a server of scheme "http" or "https": the upgrade or its refusal. */
+void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *scheme);
+/* Frees what the listener keeps (after the connections ended with the tasks). */
+void edge_ws_stop(edge_http *eh);
 
 /* ---------------------------------------------------------------- sse.c */
 

@@ -271,6 +271,17 @@ static bool conn_count(edge_http *eh, struct evhttp_connection *evcon)
         return true;
 }
 
+void edge_conn_forget(edge_http *eh, struct evhttp_connection *evcon)
+{
+        edge_conn *c = conn_find(eh, evcon);
+
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+        if (!c)
+                return;
+        c->gone = NULL;
+        conn_closed(evcon, eh); /* uncounts and frees c */
+}
+
 void edge_conn_watch(edge_http *eh, struct evhttp_connection *evcon,
                      void (*gone)(struct evhttp_connection *evcon, void *ud), void *ud)
 {
@@ -304,6 +315,10 @@ static void on_request(struct evhttp_request *req, void *ud)
         if (evcon && !conn_count(eh, evcon)) {
                 evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
                 edge_send_error(req, 503, "HYB_E_UNAVAILABLE", "too many connections");
+                return;
+        }
+        if (u && evhttp_uri_get_path(u) && strcmp(evhttp_uri_get_path(u), EDGE_WS_PATH) == 0) {
+                edge_ws_upgrade(eh, req, front->scheme);
                 return;
         }
         hyb_error_clear(&e);
@@ -412,5 +427,6 @@ void broker_edge_stop(hyb_broker *b)
                 free(a);
         }
         edge_dpop_cache_free(eh->jti);
+        edge_ws_stop(eh);
         free(eh);
 }

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -34,8 +35,10 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
+#include <mbedtls/sha1.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
@@ -90,6 +93,7 @@ struct edge_tls_conn {
         bool admitted, released;          /* counted in tls->sources; no longer */
         mbedtls_tls_prf_types prf;
         char error[200];
+        int fd; /* fd-based client connections (edge_tls_fd_open): the socket, else -1 */
 };
 
 static const int suites[] = {
@@ -960,6 +964,175 @@ int edge_tls_connect(struct bufferevent *bev, const struct sockaddr *sa, int sal
         return 0;
 }
 
+/* ---------------------------------------------------------------- fd-based clients */
+
+static int fd_bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+        edge_tls_conn *c = ctx;
+        ssize_t n;
+
+        do
+                n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n >= 0)
+                return (int)n;
+        if (errno == EAGAIN)
+                return MBEDTLS_ERR_SSL_WANT_WRITE;
+        snprintf(c->error, sizeof(c->error), "send: %s", strerror(errno));
+        return errno == EPIPE || errno == ECONNRESET ? MBEDTLS_ERR_NET_CONN_RESET
+                                                     : MBEDTLS_ERR_NET_SEND_FAILED;
+}
+
+static int fd_bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+        edge_tls_conn *c = ctx;
+        ssize_t n;
+
+        do
+                n = recv(c->fd, buf, len, MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n >= 0)
+                return (int)n; /* 0: EOF, which mbedTLS reports as MBEDTLS_ERR_SSL_CONN_EOF */
+        if (errno == EAGAIN)
+                return MBEDTLS_ERR_SSL_WANT_READ;
+        snprintf(c->error, sizeof(c->error), "recv: %s", strerror(errno));
+        return errno == ECONNRESET ? MBEDTLS_ERR_NET_CONN_RESET : MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+/* The text of a failed handshake or record: certificate checks spelt out. */
+static void fd_error(edge_tls_conn *c, const char *what, int r)
+{
+        char buf[120];
+
+        if (r == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && !c->error[0]) {
+                char info[160];
+                uint32_t flags = mbedtls_ssl_get_verify_result(&c->ssl);
+
+                if (mbedtls_x509_crt_verify_info(info, sizeof(info), "", flags) < 0)
+                        snprintf(info, sizeof(info), "flags 0x%x", (unsigned)flags);
+                info[strcspn(info, "\n")] = '\0';
+                snprintf(c->error, sizeof(c->error), "%s: certificate verification failed: %s",
+                         what, info);
+                return;
+        }
+        if (c->error[0]) {
+                char why[sizeof(c->error)];
+
+                memcpy(why, c->error, sizeof(why));
+                snprintf(c->error, sizeof(c->error), "%s: %.150s", what, why);
+                return;
+        }
+        mbedtls_strerror(r, buf, sizeof(buf));
+        snprintf(c->error, sizeof(c->error), "%s: %s", what, buf);
+}
+
+int edge_tls_fd_open(edge_tls *t, int fd, const char *server_name, uint64_t deadline_us,
+                     edge_tls_conn **ret, hyb_error *reterr)
+{
+        edge_tls_conn *c;
+        int r;
+
+        if (!t || t->server || fd < 0 || !ret)
+                return -EINVAL;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->tls = edge_tls_ref(t);
+        c->fd = fd;
+        c->connected = true;
+        mbedtls_ssl_init(&c->ssl);
+        if (mbedtls_ssl_setup(&c->ssl, &t->conf) != 0 ||
+            (server_name && mbedtls_ssl_set_hostname(&c->ssl, server_name) != 0)) {
+                edge_tls_fd_close(c);
+                return -ENOMEM;
+        }
+        mbedtls_ssl_set_verify(&c->ssl, verify_peer, c);
+        mbedtls_ssl_set_bio(&c->ssl, c, fd_bio_send, fd_bio_recv, NULL);
+        for (;;) {
+                struct pollfd pfd = { .fd = fd };
+
+                t->stepping = c;
+                r = mbedtls_ssl_handshake(&c->ssl);
+                t->stepping = NULL;
+                if (r == 0)
+                        break;
+                if (r != MBEDTLS_ERR_SSL_WANT_READ && r != MBEDTLS_ERR_SSL_WANT_WRITE) {
+                        fd_error(c, "TLS handshake", r);
+                        r = err_set(reterr, HYB_E_AUTH, -1, "%s", c->error);
+                        edge_tls_fd_close(c);
+                        return r;
+                }
+                pfd.events = r == MBEDTLS_ERR_SSL_WANT_READ ? POLLIN : POLLOUT;
+                r = poll(&pfd, 1, deadline_poll_ms(deadline_us, UINT64_MAX));
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0) {
+                        r = r < 0 ? -errno : -ETIMEDOUT;
+                        edge_tls_fd_close(c);
+                        return err_set(reterr, HYB_E_UNAVAILABLE, -1, "TLS handshake: %s",
+                                       r == -ETIMEDOUT ? "timed out" : strerror(-r));
+                }
+        }
+        c->established = true;
+        *ret = c;
+        return 0;
+}
+
+ssize_t edge_tls_fd_read(edge_tls_conn *c, void *buf, size_t len)
+{
+        int r;
+
+        if (c->failed)
+                return -EPROTO;
+        if (c->peer_closed)
+                return 0;
+        r = mbedtls_ssl_read(&c->ssl, buf, len);
+        if (r > 0)
+                return r;
+        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
+                return -EAGAIN;
+        if (r == 0 || r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || r == MBEDTLS_ERR_SSL_CONN_EOF) {
+                c->peer_closed = true;
+                return 0;
+        }
+        c->failed = true;
+        fd_error(c, "TLS", r);
+        return r == MBEDTLS_ERR_NET_CONN_RESET ? -ECONNRESET : -EPROTO;
+}
+
+ssize_t edge_tls_fd_write(edge_tls_conn *c, const void *buf, size_t len)
+{
+        int r;
+
+        if (c->failed)
+                return -EPROTO;
+        r = mbedtls_ssl_write(&c->ssl, buf, len);
+        if (r >= 0)
+                return r;
+        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
+                return -EAGAIN;
+        c->failed = true;
+        fd_error(c, "TLS", r);
+        return r == MBEDTLS_ERR_NET_CONN_RESET ? -EPIPE : -EPROTO;
+}
+
+size_t edge_tls_fd_pending(const edge_tls_conn *c)
+{
+        return c ? mbedtls_ssl_get_bytes_avail(&c->ssl) : 0;
+}
+
+void edge_tls_fd_close(edge_tls_conn *c)
+{
+        if (!c)
+                return;
+        if (c->established && !c->failed)
+                (void)mbedtls_ssl_close_notify(&c->ssl); /* best effort: the socket may be full */
+        mbedtls_platform_zeroize(c->master, sizeof(c->master));
+        mbedtls_ssl_free(&c->ssl);
+        edge_tls_unref(c->tls);
+        free(c);
+}
+
 int edge_tls_shutdown(struct bufferevent *bev)
 {
         edge_tls_conn *c = edge_tls_conn_get(bev);
@@ -1054,5 +1227,50 @@ int edge_tls_conn_binding_text(const edge_tls_conn *c, char out[EDGE_TLS_BINDING
         _Static_assert(sizeof(prefix) - 1 + 43 + 1 <= EDGE_TLS_BINDING_TEXT_MAX, "binding size");
         memcpy(out, prefix, sizeof(prefix) - 1);
         b64u_encode_to(cb, sizeof(cb), out + sizeof(prefix) - 1);
+        return 0;
+}
+
+/* ----------------------------------------------------------------- WebSocket (ws.c) */
+
+int edge_tls_ws_accept(const char *key, size_t key_len, char out[EDGE_WS_ACCEPT_SIZE])
+{
+        static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+        uint8_t raw[18], digest[20];
+        unsigned char buf[24 + sizeof guid];
+        mbedtls_sha1_context sha;
+        size_t n = 0;
+
+        /* A base64 (standard alphabet, padded) nonce of 16 bytes: 24 characters. */
+        if (key_len != 24 ||
+            mbedtls_base64_decode(raw, sizeof raw, &n, (const unsigned char *)key, key_len) != 0 ||
+            n != 16)
+                return -EINVAL;
+        memcpy(buf, key, 24);
+        memcpy(buf + 24, guid, sizeof guid - 1);
+        mbedtls_sha1_init(&sha);
+        if (mbedtls_sha1_starts_ret(&sha) != 0 ||
+            mbedtls_sha1_update_ret(&sha, buf, 24 + sizeof guid - 1) != 0 ||
+            mbedtls_sha1_finish_ret(&sha, digest) != 0) {
+                mbedtls_sha1_free(&sha);
+                return -EINVAL;
+        }
+        mbedtls_sha1_free(&sha);
+        if (mbedtls_base64_encode((unsigned char *)out, EDGE_WS_ACCEPT_SIZE, &n, digest,
+                                  sizeof digest) != 0)
+                return -EINVAL;
+        return 0;
+}
+
+int edge_tls_ws_key(char out[EDGE_WS_KEY_SIZE])
+{
+        uint8_t raw[16];
+        size_t n = 0;
+        int r = crypto_random(raw, sizeof raw);
+
+        if (r < 0)
+                return r;
+        if (mbedtls_base64_encode((unsigned char *)out, EDGE_WS_KEY_SIZE, &n, raw, sizeof raw) != 0 ||
+            n != EDGE_WS_KEY_SIZE - 1)
+                return -EIO;
         return 0;
 }

@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <event2/bufferevent.h>
 #include <event2/util.h>
@@ -114,6 +115,30 @@ struct bufferevent *edge_tls_bufferevent_new(edge_tls *t, struct event_base *bas
  * handshake follows.  0 or -errno. */
 int edge_tls_connect(struct bufferevent *bev, const struct sockaddr *sa, int salen);
 /*
+ * Client connections over a plain fd, for a program without libevent (the bus client of
+ * lib/bus): the caller owns fd (a connected, non-blocking socket) and polls it itself.
+ * edge_tls_fd_open runs the handshake on fd, polling until deadline_us (hyb_now_usec's
+ * clock); server_name as for edge_tls_bufferevent_new (SNI, and the name checked against
+ * the certificate when a CA file verifies it).  The edge_tls_conn_* getters above work on
+ * the result (edge_tls_conn_binding_text: the client's side of the same binding).
+ * Errors (message in *reterr): HYB_E_AUTH the handshake failed (a certificate that does
+ * not verify, a wrong pin or name, an alert), HYB_E_UNAVAILABLE timed out or the socket
+ * failed, -EINVAL, -ENOMEM.
+ */
+int edge_tls_fd_open(edge_tls *t, int fd, const char *server_name, uint64_t deadline_us,
+                     edge_tls_conn **ret, hyb_error *reterr);
+/* Plaintext bytes read (> 0), 0 at the peer's end (close_notify or a TCP EOF), -EAGAIN
+ * (poll fd for input), -ECONNRESET or -EPROTO (edge_tls_conn_error says what). */
+ssize_t edge_tls_fd_read(edge_tls_conn *c, void *buf, size_t len);
+/* Plaintext bytes taken (> 0; at most one record), -EAGAIN (poll fd for output and call
+ * again with the same bytes), -EPIPE or -EPROTO. */
+ssize_t edge_tls_fd_write(edge_tls_conn *c, const void *buf, size_t len);
+/* Plaintext already decrypted and not read yet: a poll of fd would not announce it. */
+size_t edge_tls_fd_pending(const edge_tls_conn *c);
+/* Sends close_notify if the socket takes it now, frees c; fd stays open.  NULL: no-op. */
+void edge_tls_fd_close(edge_tls_conn *c);
+
+/*
  * A clean close: sends close_notify after what is already written; nothing written later
  * is sent.  Reading goes on: free the bufferevent once the peer's close_notify
  * (BEV_EVENT_EOF) or an error arrived.
@@ -154,5 +179,20 @@ int edge_tls_conn_channel_binding(const edge_tls_conn *c, uint8_t out[EDGE_TLS_B
  * TOKEN_BINDING_MAX).  0 or -ENOTCONN. */
 #define EDGE_TLS_BINDING_TEXT_MAX 64
 int edge_tls_conn_binding_text(const edge_tls_conn *c, char out[EDGE_TLS_BINDING_TEXT_MAX]);
+
+/*
+ * RFC 6455 section 4.2.2: the Sec-WebSocket-Accept of a Sec-WebSocket-Key (key_len bytes,
+ * not NUL-terminated): base64(SHA-1(key + the protocol's GUID)), NUL-terminated in out.
+ * The key must be the base64 of 16 bytes (24 characters).  0 or -EINVAL.  Here because
+ * mbedTLS calls stay in this file (lib/edge/ws.c uses it).
+ */
+#ifndef EDGE_WS_ACCEPT_SIZE
+#define EDGE_WS_ACCEPT_SIZE 29
+#endif
+int edge_tls_ws_accept(const char *key, size_t key_len, char out[EDGE_WS_ACCEPT_SIZE]);
+/* A fresh Sec-WebSocket-Key for a client's upgrade: base64 of 16 CSPRNG bytes, 24
+ * characters, NUL-terminated.  0 or -errno. */
+#define EDGE_WS_KEY_SIZE 25
+int edge_tls_ws_key(char out[EDGE_WS_KEY_SIZE]);
 
 #endif

@@ -1,0 +1,112 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# The WebSocket listener /bus/ws (doc/edge.md "WebSocket") against a real hybridd, driven by
+# Debian's Python `websockets` speaking our packets (edge-ws.py), the token proof built from
+# the documented bytes with the binding "ws-none": calls both ways with a Unix peer
+# (bus-probe edge-server, the CLI), events, 401 / 403 / 504, the hostile cases (refused
+# upgrades, text, unmasked and oversized frames, packets that are not one packet), the
+# bounds (pre-auth connections per address, the handshake timeout, connections in all,
+# memory per idle session), plain ws:// refused on a non-loopback listen.http, and
+# auth.tokens off refusing every session.  The daemon keeps serving others throughout.
+. "$HYB_IT_DIR/lib.sh"
+WS="$HYB_IT_DIR/edge-ws.py"
+"$PYTHON" -c 'import websockets, cryptography' 2>/dev/null || { echo "# skipped: python3-websockets"; exit 77; }
+
+cd "$T" || exit 1
+for k in iss rogue holder; do
+        "$HYBRID" token keygen "$T/$k.key" >/dev/null || { bad "keygen $k"; finish; }
+done
+CAPS="--cap bus://localhost/org.example.edge/e1/whoami=call --cap bus://localhost/org.example.edge/e1/hold=call \
+--cap bus://localhost/org.example.edge/e1/tick=sub --cap bus://localhost/org.example.ws/#=reg,pub"
+"$HYBRID" token issue --key "$T/iss.key" --iss acme --sub alice --aud hub1 \
+        --holder "$T/holder.key.pub" --ttl 3600 $CAPS >"$T/good" || bad "issue good"
+"$HYBRID" token issue --key "$T/rogue.key" --iss acme --sub alice --aud hub1 \
+        --holder "$T/holder.key.pub" --ttl 3600 $CAPS >"$T/rogue" || bad "issue rogue"
+
+# http_port NAME: the port daemon NAME logged for listen.http
+http_port() {
+        wait_until 10 has_line "$T/$1.log" 'edge: HTTP on [0-9.]*:[1-9]' ||
+                { bad "daemon $1 logs its HTTP port" "$(cat "$T/$1.log")"; finish; }
+        sed -n 's/.*edge: HTTP on [0-9.]*:\([0-9]*\).*/\1/p' "$T/$1.log" | head -n 1
+}
+# ws NAME MODE ARGS...: edge-ws.py against $URL; its lines are this test's
+ws() {
+        d=$1; shift
+        run "$PYTHON" "$WS" "$@"
+        sed 's/^/# /' "$T/out"
+        [ "$RC" = 0 ] && ok "$d" || bad "$d" "$(grep -v '^ok' "$T/out" | head -n 20; tail -n 5 "$T/err")"
+}
+serving() { "$HYBRID" --bus "$SOCK" call "@localhost/org.example.edge/e1" whoami '{}' >/dev/null 2>&1; }
+
+AUTHCFG="auth:
+  tokens: accept
+  audience: hub1
+  issuers:
+    acme: $T/iss.key.pub"
+start_daemon d "listen:
+  http: 127.0.0.1:0
+$AUTHCFG
+limits:
+  max_body: 64K
+  send_queue_bytes: 256K
+  auth_timeout_ms: 2000
+  ws_preauth_per_address: 4
+log:
+  level: debug" || finish
+D1=$DPID
+PORT=$(http_port d)
+URL=ws://127.0.0.1:$PORT/bus/ws
+bg probe "$HYB_PROBE" edge-server "$SOCK" e1
+wait_until 10 has_line "$T/probe.out" '^ready$' || { bad "bus-probe edge-server starts" "$(cat "$T/probe.err")"; finish; }
+bg probe2 "$HYB_PROBE" edge-server "$SOCK" e2
+wait_until 10 has_line "$T/probe2.out" '^ready$' || { bad "bus-probe edge-server e2 starts" "$(cat "$T/probe2.err")"; finish; }
+
+ws "ws: handshake, calls both ways, events, 401/403/504" basic "$URL" "$T" "$HYBRID" "$SOCK"
+check "a ws session's refused token: reason in the log" grep -q "auth refused for uid [0-9]* pid [0-9]*: 401" "$T/d.log"
+ws "ws: hostile upgrades and frames" hostile "$URL" "$T"
+check "the daemon keeps serving after the hostile cases" serving
+ws "ws: pre-auth connections per address, handshake timeout" preauth "$URL" "$T" 4
+check "the daemon keeps serving after the pre-auth flood" serving
+ws "ws: memory per idle session" idle "$URL" "$T" 150 "$D1"
+stop "$D1"
+
+# the cap on WebSocket connections in all
+start_daemon d2 "listen:
+  http: 127.0.0.1:0
+$AUTHCFG
+limits:
+  ws_max_connections: 3" || finish
+PORT=$(http_port d2)
+ws "ws: limits.ws_max_connections" total "ws://127.0.0.1:$PORT/bus/ws" "$T" 3
+stop "$DPID"
+
+# plain ws:// on a non-loopback listen.http: 403 naming the key, unless edge.ws_plain_remote
+start_daemon d3 "listen:
+  http: 0.0.0.0:0
+$AUTHCFG" || finish
+PORT=$(http_port d3)
+st=$(curl -s -o "$T/body" -w '%{http_code}' --max-time 30 -H 'Upgrade: websocket' -H 'Connection: Upgrade' \
+        -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' \
+        -H 'Sec-WebSocket-Protocol: hybrid.bus.v1' "http://127.0.0.1:$PORT/bus/ws")
+check "ws:// on 0.0.0.0 without edge.ws_plain_remote: 403" [ "$st" = 403 ]
+check "the 403 names edge.ws_plain_remote" grep -q "edge.ws_plain_remote" "$T/body"
+stop "$DPID"
+start_daemon d4 "listen:
+  http: 0.0.0.0:0
+edge:
+  ws_plain_remote: true
+$AUTHCFG" || finish
+PORT=$(http_port d4)
+ws "ws:// on 0.0.0.0 with edge.ws_plain_remote: true is served" basic-auth "ws://127.0.0.1:$PORT/bus/ws" "$T"
+stop "$DPID"
+
+# auth.tokens off: every WebSocket session is refused 401
+start_daemon d5 "listen:
+  http: 127.0.0.1:0" || finish
+PORT=$(http_port d5)
+st=$(curl -s -o "$T/body" -w '%{http_code}' --max-time 30 -H 'Upgrade: websocket' -H 'Connection: Upgrade' \
+        -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' \
+        -H 'Sec-WebSocket-Protocol: hybrid.bus.v1' "http://127.0.0.1:$PORT/bus/ws")
+check "auth.tokens off: the upgrade is refused 401" [ "$st" = 401 ]
+stop "$DPID"
+finish
