@@ -37,6 +37,7 @@
 #define EDGE_DPOP_WINDOW_S 60          /* |now - iat| of a proof */
 #define EDGE_DPOP_JTI_SLOTS 4096u      /* proofs remembered (jti replay cache) */
 #define EDGE_DEFAULT_TIMEOUT_MS 30000u /* a call without X-Timeout-Ms */
+#define EDGE_IDLE_SESSIONS 32u         /* sessions kept for the next request (peer.c) */
 
 typedef struct edge_http edge_http;
 typedef struct edge_peer edge_peer;
@@ -53,8 +54,12 @@ typedef void (*edge_event_fn)(edge_peer *peer, const wire_packet *p, int status,
 /* transport: "http" or "https", what the callee is told (the caller info). */
 int edge_peer_new(hyb_broker *b, hyb_token_result *tok, const char *transport, edge_peer **ret,
                   hyb_error *e);
-/* Closes the session; no callback runs after it. NULL is a no-op. */
+/* Ends the request's use of the session; no callback runs after it.  A session with
+ * nothing in flight and no subscription is kept for the principal's next request (up to
+ * EDGE_IDLE_SESSIONS), else closed.  NULL is a no-op. */
 void edge_peer_free(edge_peer *p);
+/* Closes the kept sessions (the edge stops). */
+void edge_peer_idle_free(edge_http *eh);
 /* Sends a CALL of method to endpoint (full name) with body (flags WIRE_F_*); cb gets the
  * RESULT once.  0 or -ENOMEM / -EPIPE (closed). */
 int edge_peer_call(edge_peer *p, const char *endpoint, const char *method, const void *body,
@@ -92,6 +97,8 @@ struct edge_http {
         struct edge_dpop_cache *jti; /* http-auth.c */
         struct edge_verify *waiting; /* requests waiting for the pool (http-auth.c) */
         unsigned n_verifying;        /* the edge's jobs in the pool */
+        edge_peer *idle;             /* sessions kept for the next request (peer.c) */
+        unsigned n_idle;
         unsigned n_ws;               /* WebSocket connections (ws.c) */
         struct ws_addr *ws_addrs;    /* ws.c: those not yet authenticated, per source address */
 };

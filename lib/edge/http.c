@@ -426,6 +426,7 @@ void broker_edge_stop(hyb_broker *b)
                 eh->addrs = a->next;
                 free(a);
         }
+        edge_peer_idle_free(eh);
         edge_dpop_cache_free(eh->jti);
         edge_ws_stop(eh);
         free(eh);
