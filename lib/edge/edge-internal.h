@@ -208,5 +208,17 @@ void edge_serve(edge_http *eh, struct evhttp_request *req, edge_route *r, hyb_to
 /* ---------------------------------------------------------------- sse.c */
 
 void edge_sse_start(edge_http *eh, struct evhttp_request *req, edge_route *r, edge_peer *peer);
+/* Subscribes peer to the stream of r (EVENTS: subscribeEvent, WATCH: storeSubscribe); cb gets
+ * the broker's answer.  0 or -ENOMEM / -EPIPE. */
+int edge_stream_subscribe(edge_peer *peer, const edge_route *r, edge_reply_fn cb, void *ud);
+/* A store message "<furi>\n<obj>" as JSON {"furi":..,"value":..} (value null for a delete),
+ * malloc'd, with *kind "write", "publish" or "delete"; NULL when unreadable. */
+char *edge_store_message(const wire_packet *p, const char **kind);
+
+/* ---------------------------------------------------------------- coap.c */
+
+/* listen.coap (doc/edge.md "CoAP"): started and stopped with the HTTP edge. */
+int edge_coap_start(hyb_broker *b, hyb_error *e);
+void edge_coap_stop(hyb_broker *b);
 
 #endif

@@ -343,6 +343,10 @@ int broker_edge_start(hyb_broker *b, hyb_error *e)
         uint16_t port;
         edge_http *eh;
 
+        int rc = edge_coap_start(b, e); /* listen.coap (coap.c) */
+
+        if (rc < 0)
+                return rc;
         if (!spec && !b->https)
                 return 0;
         eh = calloc(1, sizeof *eh);
@@ -391,6 +395,7 @@ void broker_edge_stop(hyb_broker *b)
 {
         edge_http *eh = b->edge;
 
+        edge_coap_stop(b);
         if (!eh)
                 return;
         b->edge = NULL;
