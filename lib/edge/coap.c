@@ -1205,7 +1205,7 @@ int edge_coap_start(hyb_broker *b, hyb_error *e)
         if (broker_parse_hostport(spec, &ss, &sl) < 0)
                 return err_set(e, HYB_E_CONFIG, -1, "listen.coap: not HOST:PORT: %s", spec);
         coap_startup();
-        coap_set_log_level(LOG_EMERG); /* libcoap's own messages: none on the daemon's stderr */
+        coap_set_log_level(getenv("HYB_COAP_DEBUG") ? LOG_DEBUG : LOG_EMERG); /* libcoap: quiet */
         ec = calloc(1, sizeof *ec);
         if (!ec)
                 return -ENOMEM;
