@@ -54,7 +54,7 @@
 #define EDGE_COAP_UPLOAD_IDLE_S 30         /* a Block1 upload with no block for that long ends */
 #define EDGE_COAP_PATH_MAX 1024u
 #define EDGE_COAP_OPT_TIMEOUT 65001        /* Hybrid-Timeout-Ms: a call's deadline, digits */
-#define EDGE_COAP_QUERY_PREFIX "hyb-obs="
+#define EDGE_COAP_OBS_PATH "hyb-obs"        /* observers' private resources: hyb-obs/<id> */
 
 enum { TAG_REQ = 1, TAG_OBS };
 
@@ -87,9 +87,8 @@ typedef struct cobs {
         struct cobs *next;
         struct edge_coap *ec;
         uint64_t id;
-        char qbuf[40];
-        coap_string_t query; /* "hyb-obs=<id>" */
-        coap_resource_t *res;
+        char idbuf[24];
+        coap_resource_t *res; /* its own: hyb-obs/<id> */
         coap_session_t *session;
         struct sockaddr_storage addr;
         uint8_t token[8];
@@ -124,6 +123,8 @@ typedef struct edge_coap {
         creq *reqs;
         cobs *obs;
         cupload *uploads;
+        coap_resource_t **dead; /* observers' resources to delete outside libcoap's calls */
+        size_t n_dead, alloc_dead;
         unsigned n_reqs, n_obs;
         uint64_t next_obs;
 } edge_coap;
@@ -391,37 +392,43 @@ static bool has_option(const coap_pdu_t *pdu, uint16_t num, uint32_t *value)
 }
 
 /*
- * The copy of req an async hands back: its type, code, id, token and options without its
- * Uri-Query and Block1/Size1 (nor its payload: the request was read already); with query,
- * the one Uri-Query (an observer's id).
+ * The copy of req an async hands back: its type, code, token and options without Block1
+ * and Size1 (nor its payload: the request was read already).  With obs (an observer's
+ * id), its Uri-Path and Uri-Query are hyb-obs/<obs>: the registration lands on the
+ * observer's own resource.
  */
-static coap_pdu_t *request_copy(coap_session_t *s, const coap_pdu_t *req, const char *query)
+static coap_pdu_t *request_copy(coap_session_t *s, const coap_pdu_t *req, const char *obs)
 {
         coap_bin_const_t tok = coap_pdu_get_token(req);
         coap_pdu_t *c = coap_pdu_init(coap_pdu_get_type(req), coap_pdu_get_code(req),
                                       coap_pdu_get_mid(req), coap_session_max_pdu_size(s));
         coap_opt_iterator_t it;
         coap_opt_t *o;
-        bool added = !query;
+        bool added = !obs;
 
         if (!c || !coap_add_token(c, tok.length, tok.s))
                 goto fail;
         coap_option_iterator_init(req, &it, COAP_OPT_ALL);
         while ((o = coap_option_next(&it))) {
-                if (!added && it.number > COAP_OPTION_URI_QUERY) {
-                        if (!coap_add_option(c, COAP_OPTION_URI_QUERY, strlen(query),
-                                             (const uint8_t *)query))
+                if (!added && it.number > COAP_OPTION_URI_PATH) {
+                        if (!coap_add_option(c, COAP_OPTION_URI_PATH, strlen(EDGE_COAP_OBS_PATH),
+                                             (const uint8_t *)EDGE_COAP_OBS_PATH) ||
+                            !coap_add_option(c, COAP_OPTION_URI_PATH, strlen(obs),
+                                             (const uint8_t *)obs))
                                 goto fail;
                         added = true;
                 }
-                if (it.number == COAP_OPTION_URI_QUERY || it.number == COAP_OPTION_BLOCK1 ||
-                    it.number == COAP_OPTION_SIZE1)
+                if (it.number == COAP_OPTION_BLOCK1 || it.number == COAP_OPTION_SIZE1 ||
+                    (obs && (it.number == COAP_OPTION_URI_PATH ||
+                             it.number == COAP_OPTION_URI_QUERY)))
                         continue;
                 if (!coap_add_option(c, it.number, coap_opt_length(o), coap_opt_value(o)))
                         goto fail;
         }
-        if (!added &&
-            !coap_add_option(c, COAP_OPTION_URI_QUERY, strlen(query), (const uint8_t *)query))
+        if (!added && (!coap_add_option(c, COAP_OPTION_URI_PATH, strlen(EDGE_COAP_OBS_PATH),
+                                        (const uint8_t *)EDGE_COAP_OBS_PATH) ||
+                       !coap_add_option(c, COAP_OPTION_URI_PATH, strlen(obs),
+                                        (const uint8_t *)obs)))
                 goto fail;
         return c;
 fail:
@@ -495,6 +502,22 @@ static void obs_free(cobs *o)
                 }
         if (o->async)
                 coap_free_async(o->session, o->async);
+        if (o->res) {
+                /* deleted by coap_run, outside the handler or notification loop that may be
+                 * running it now */
+                coap_resource_set_userdata(o->res, NULL);
+                if (ec->n_dead == ec->alloc_dead) {
+                        size_t na = ec->alloc_dead ? 2 * ec->alloc_dead : 16;
+                        coap_resource_t **nd = realloc(ec->dead, na * sizeof *nd);
+
+                        if (nd) {
+                                ec->dead = nd;
+                                ec->alloc_dead = na;
+                        }
+                }
+                if (ec->n_dead < ec->alloc_dead)
+                        ec->dead[ec->n_dead++] = o->res; /* else it stays, inert, till the stop */
+        }
         edge_peer_free(o->peer);
         edge_route_clear(&o->r);
         obs_drop_queue(o);
@@ -590,25 +613,6 @@ static void on_obs_subscribed(edge_peer *peer, const wire_packet *p, void *ud)
         }
 }
 
-static cobs *obs_by_query(edge_coap *ec, const coap_string_t *query)
-{
-        uint64_t id = 0;
-        size_t pl = strlen(EDGE_COAP_QUERY_PREFIX);
-
-        if (!query || query->length <= pl || query->length > pl + 20 ||
-            memcmp(query->s, EDGE_COAP_QUERY_PREFIX, pl) != 0)
-                return NULL;
-        for (size_t i = pl; i < query->length; i++) {
-                if (query->s[i] < '0' || query->s[i] > '9')
-                        return NULL;
-                id = id * 10 + (uint64_t)(query->s[i] - '0');
-        }
-        for (cobs *o = ec->obs; o; o = o->next)
-                if (o->id == id)
-                        return o;
-        return NULL;
-}
-
 static cobs *obs_by_token(edge_coap *ec, coap_session_t *s, coap_bin_const_t tok)
 {
         for (cobs *o = ec->obs; o; o = o->next)
@@ -618,7 +622,36 @@ static cobs *obs_by_token(edge_coap *ec, coap_session_t *s, coap_bin_const_t tok
         return NULL;
 }
 
-/* Observers whose next notification is due: notified; those libcoap dropped: freed. */
+/*
+ * The end of o's observation: its status (5.03 for a slow observer) in a message of its
+ * own, a NON with the token and no Observe option (RFC 7641 3.2: a final response).  Not
+ * as a notification: libcoap 4.3.1 writes to an observer it has just dropped when a
+ * notification handler answers an error.  Its resource goes after (coap_run), silently
+ * when no notification is due.
+ */
+static void obs_send_end(cobs *o)
+{
+        const char *b = o->end_body ? o->end_body : "";
+        coap_pdu_t *pdu = coap_pdu_init(COAP_MESSAGE_NON, coap_code(o->end_status, EDGE_M_GET),
+                                        coap_new_message_id(o->session),
+                                        coap_session_max_pdu_size(o->session));
+        uint8_t buf[4];
+
+        if (!pdu)
+                return;
+        if (!coap_add_token(pdu, o->token_len, o->token) ||
+            !coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
+                             coap_encode_var_safe(buf, sizeof buf, COAP_MEDIATYPE_APPLICATION_JSON),
+                             buf) ||
+            !coap_add_data(pdu, strlen(b), (const uint8_t *)b)) {
+                coap_delete_pdu(pdu);
+                return;
+        }
+        coap_send(o->session, pdu); /* takes pdu */
+}
+
+/* Observers whose next notification is due: notified; ended: told; those libcoap dropped
+ * (deregistration, RST, failed notifications): freed. */
 static void obs_flush(edge_coap *ec)
 {
         cobs *o = ec->obs, *next;
@@ -627,8 +660,12 @@ static void obs_flush(edge_coap *ec)
                 next = o->next;
                 if (o->state != OBS_LIVE || (!o->head && !o->ended))
                         continue;
-                if (!coap_resource_notify_observers(o->res, &o->query))
-                        obs_free(o); /* deregistered, reset, or failed: gone from libcoap */
+                if (o->ended) {
+                        obs_send_end(o);
+                        obs_free(o);
+                } else if (!coap_resource_notify_observers(o->res, NULL)) {
+                        obs_free(o);
+                }
         }
 }
 
@@ -649,13 +686,7 @@ static void obs_notify(edge_coap *ec, cobs *o, coap_resource_t *res, coap_sessio
                         kick(ec);
                 return;
         }
-        if (o->ended) {
-                const char *b = o->end_body ? o->end_body : "";
-                respond(ec, res, s, req, query, resp, EDGE_M_GET, o->end_status, false, b,
-                        strlen(b));
-                obs_free(o); /* an error code: libcoap drops the observer */
-                return;
-        }
+        /* nothing due (an end is sent by obs_flush, never as an error notification) */
         respond(ec, res, s, req, query, resp, EDGE_M_GET, 200, false, "{}", 2);
 }
 
@@ -664,35 +695,34 @@ static void obs_notify(edge_coap *ec, cobs *o, coap_resource_t *res, coap_sessio
 static void on_request(coap_resource_t *res, coap_session_t *s, const coap_pdu_t *req,
                        const coap_string_t *query, coap_pdu_t *resp);
 
-/* The resource of a path observers can observe (libcoap observes only those). */
-static coap_resource_t *observable(edge_coap *ec, const coap_pdu_t *req)
+/* o's own observable resource, hyb-obs/<id> (libcoap observes registered resources only;
+ * one per observer, so a notification goes to that observer alone). */
+static coap_resource_t *observable(edge_coap *ec, cobs *o)
 {
-        coap_string_t *p = coap_get_uri_path(req);
-        coap_resource_t *r = NULL;
-        coap_str_const_t *name;
+        char name[64];
+        coap_str_const_t *n;
+        coap_resource_t *r;
 
-        if (!p)
+        snprintf(name, sizeof name, EDGE_COAP_OBS_PATH "/%s", o->idbuf);
+        n = coap_new_str_const((const uint8_t *)name, strlen(name));
+        r = n ? coap_resource_init(n, COAP_RESOURCE_FLAGS_RELEASE_URI |
+                                              COAP_RESOURCE_FLAGS_NOTIFY_CON)
+              : NULL;
+        if (!r) {
+                if (n)
+                        coap_delete_str_const(n);
                 return NULL;
-        r = coap_get_resource_from_uri_path(ec->ctx, coap_make_str_const((const char *)p->s));
-        if (!r || r == ec->unknown) {
-                name = coap_new_str_const(p->s, p->length);
-                r = name ? coap_resource_init(name, COAP_RESOURCE_FLAGS_RELEASE_URI |
-                                                            COAP_RESOURCE_FLAGS_NOTIFY_CON)
-                         : NULL;
-                if (r) {
-                        coap_register_request_handler(r, COAP_REQUEST_GET, on_request);
-                        coap_resource_set_get_observable(r, 1);
-                        coap_add_resource(ec->ctx, r);
-                } else if (name) {
-                        coap_delete_str_const(name);
-                }
         }
-        coap_delete_string(p);
+        coap_register_request_handler(r, COAP_REQUEST_GET, on_request);
+        coap_resource_set_get_observable(r, 1);
+        coap_resource_set_userdata(r, o);
+        coap_add_resource(ec->ctx, r);
         return r;
 }
 
-static void start_observe(edge_coap *ec, coap_session_t *s, const coap_pdu_t *req,
-                          coap_pdu_t *resp, edge_route *r, const struct sockaddr_storage *ss)
+static void start_observe(edge_coap *ec, coap_resource_t *res, coap_session_t *s,
+                          const coap_pdu_t *req, const coap_string_t *query, coap_pdu_t *resp,
+                          edge_route *r, const struct sockaddr_storage *ss)
 {
         coap_bin_const_t tok = coap_pdu_get_token(req);
         coap_pdu_t *copy;
@@ -703,29 +733,27 @@ static void start_observe(edge_coap *ec, coap_session_t *s, const coap_pdu_t *re
         if (ec->n_obs >= EDGE_COAP_MAX_OBSERVERS || observers_of(ec, ss) >= EDGE_COAP_MAX_OBSERVERS_PER_ADDRESS) {
                 broker_log(ec->b, HYB_LOG_WARNING, "edge: CoAP observe refused: %u observers%s",
                            ec->n_obs, ec->n_obs >= EDGE_COAP_MAX_OBSERVERS ? "" : " (per address)");
-                respond_error(ec, NULL, s, req, NULL, resp, 503, "HYB_E_UNAVAILABLE",
+                respond_error(ec, res, s, req, query, resp, 503, "HYB_E_UNAVAILABLE",
                               "too many observers");
                 edge_route_clear(r);
                 return;
         }
         if (obs_by_token(ec, s, tok)) {
-                respond_error(ec, NULL, s, req, NULL, resp, 400, "HYB_E_BAD_REQUEST",
+                respond_error(ec, res, s, req, query, resp, 400, "HYB_E_BAD_REQUEST",
                               "this token observes already");
                 edge_route_clear(r);
                 return;
         }
         o = calloc(1, sizeof *o);
         if (!o) {
-                respond_error(ec, NULL, s, req, NULL, resp, 500, "HYB_E_INTERNAL", "out of memory");
+                respond_error(ec, res, s, req, query, resp, 500, "HYB_E_INTERNAL", "out of memory");
                 edge_route_clear(r);
                 return;
         }
         o->tag = TAG_OBS;
         o->ec = ec;
         o->id = ++ec->next_obs;
-        snprintf(o->qbuf, sizeof o->qbuf, EDGE_COAP_QUERY_PREFIX "%llu", (unsigned long long)o->id);
-        o->query.s = (uint8_t *)o->qbuf;
-        o->query.length = strlen(o->qbuf);
+        snprintf(o->idbuf, sizeof o->idbuf, "%llu", (unsigned long long)o->id);
         o->session = s;
         o->addr = *ss;
         o->token_len = tok.length > sizeof o->token ? sizeof o->token : tok.length;
@@ -736,23 +764,23 @@ static void start_observe(edge_coap *ec, coap_session_t *s, const coap_pdu_t *re
         o->next = ec->obs;
         ec->obs = o;
         ec->n_obs++;
-        o->res = observable(ec, req);
+        o->res = observable(ec, o);
         hyb_error_clear(&e);
         st = o->res ? edge_peer_new(ec->b, NULL, "coap", &o->peer, &e) : -ENOMEM;
         if (st < 0) {
                 int hs = edge_http_status(hyb_err_to_status(st));
-                respond_error(ec, NULL, s, req, NULL, resp, hs, hyb_err_name(st), "%s",
+                respond_error(ec, res, s, req, query, resp, hs, hyb_err_name(st), "%s",
                               e.message[0] ? e.message : hyb_strerror(st));
                 obs_free(o);
                 return;
         }
         edge_peer_set_event_cb(o->peer, on_obs_event, o);
-        copy = request_copy(s, req, o->qbuf);
+        copy = request_copy(s, req, o->idbuf);
         o->async = copy ? coap_register_async(s, copy, 0) : NULL;
         if (copy)
                 coap_delete_pdu(copy);
         if (!o->async || edge_stream_subscribe(o->peer, &o->r, on_obs_subscribed, o) < 0) {
-                respond_error(ec, NULL, s, req, NULL, resp, 503, "HYB_E_UNAVAILABLE",
+                respond_error(ec, res, s, req, query, resp, 503, "HYB_E_UNAVAILABLE",
                               "cannot subscribe now");
                 obs_free(o);
                 return;
@@ -920,12 +948,20 @@ static void on_request(coap_resource_t *res, coap_session_t *s, const coap_pdu_t
                 }
                 return; /* the same token again while it waits: the answer will come */
         }
-        /* 2. a notification of one observer (libcoap passes the query of its registration) */
-        o = obs_by_query(ec, query);
-        if (o && o->session == s && o->state == OBS_LIVE && o->token_len == tok.length &&
-            memcmp(o->token, tok.s, tok.length) == 0 &&
-            !(req && has_option(req, COAP_OPTION_OBSERVE, &observe) && observe == 1)) {
-                obs_notify(ec, o, res, s, req, query, resp);
+        /* 2. on an observer's own resource: a notification (or a stray request) */
+        if (res != ec->unknown) {
+                o = coap_resource_get_userdata(res);
+                if (o && o->session == s && o->state == OBS_LIVE && o->token_len == tok.length &&
+                    memcmp(o->token, tok.s, tok.length) == 0 &&
+                    !(req && has_option(req, COAP_OPTION_OBSERVE, &observe) && observe == 1)) {
+                        obs_notify(ec, o, res, s, req, query, resp);
+                        return;
+                }
+                if (o && req && has_option(req, COAP_OPTION_OBSERVE, &observe) && observe == 1 &&
+                    o->session == s)
+                        obs_free(o); /* deregistered on its own resource */
+                respond_error(ec, res, s, req, query, resp, 404, "HYB_E_NOT_FOUND",
+                              "no such observation");
                 return;
         }
         if (!req)
@@ -967,7 +1003,7 @@ static void on_request(coap_resource_t *res, coap_session_t *s, const coap_pdu_t
                 bool obs = has_option(req, COAP_OPTION_OBSERVE, &observe);
 
                 if (obs && observe == 0) {
-                        start_observe(ec, s, req, resp, &r, &ss);
+                        start_observe(ec, res, s, req, query, resp, &r, &ss);
                         return;
                 }
                 edge_route_clear(&r);
@@ -1159,6 +1195,8 @@ static void coap_run(edge_coap *ec)
 
         coap_io_process(ec->ctx, COAP_IO_NO_WAIT);
         obs_flush(ec);
+        while (ec->n_dead) /* observers gone: their resources (none of libcoap's calls runs) */
+                coap_delete_resource(ec->ctx, ec->dead[--ec->n_dead]);
         coap_tick_t now;
 
         coap_ticks(&now);
@@ -1272,8 +1310,9 @@ void edge_coap_stop(hyb_broker *b)
         }
         if (ec->ctx) {
                 coap_set_app_data(ec->ctx, NULL); /* no handler of ours runs from here on */
-                coap_free_context(ec->ctx);
+                coap_free_context(ec->ctx); /* the observers' resources with it */
         }
+        free(ec->dead);
         if (ec->io_ev)
                 event_free(ec->io_ev);
         if (ec->timer_ev)

@@ -150,6 +150,20 @@ sessions_gone() {
 wait_until 30 sessions_gone
 check "every CoAP session is freed once its request or observation ended" sessions_gone
 
+# --- raw UDP (edge-coap.py): hostile datagrams, the bounds per address, a slow observer;
+# each mode from its own 127.0.0.x source addresses
+for mode in hostile pending observers slow; do
+        "$PYTHON" "$HYB_IT_DIR/edge-coap.py" "$mode" "$PORT" "$T/d.log" >"$T/py.out" 2>&1
+        rc=$?
+        sed 's/^/    /' "$T/py.out"
+        if [ $rc = 0 ] && grep -q '^ok ' "$T/py.out" && ! grep -q '^FAIL' "$T/py.out"; then
+                ok "edge-coap.py $mode"
+        else
+                bad "edge-coap.py $mode (exit $rc)"
+        fi
+done
+check "the daemon survived the hostile datagrams" kill -0 "$DPID"
+
 # --- a non-loopback listen.coap is served, with a warning
 start_daemon w "listen:
   coap: 0.0.0.0:0
