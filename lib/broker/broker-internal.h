@@ -252,6 +252,7 @@ struct hyb_broker {
         } *fwd;
         size_t n_fwd, alloc_fwd;
         struct edge_http *edge;  /* the HTTP edge (lib/edge), NULL without listen.http */
+        struct edge_coap *coap;  /* the CoAP edge (lib/edge/coap.c), NULL without listen.coap */
         uint64_t edge_serial;    /* edge session names */
 };
 

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include <event2/http.h>
+#include <jansson.h>
 
 #include "broker/broker-internal.h"
 #include "bus/wire.h"
@@ -182,6 +183,45 @@ void edge_route_clear(edge_route *r);
  */
 int edge_query_params(const char *query, char **ret);
 
+/* Adds key = value to the params object: value as JSON when it parses as JSON, else as a
+ * string.  0, or -EINVAL (an empty or repeated key, a value that is not UTF-8). */
+int edge_params_add(json_t *params, const char *key, const char *value);
+/* A call's deadline in ms from decimal ASCII digits (1..WIRE_TIMEOUT_MAX): 0 or -EINVAL. */
+int edge_timeout_parse(const char *text, size_t len, uint32_t *ret);
+
+/* ------------------------------------------------- transport-neutral requests (routes.c) */
+
+/* The methods of the routes, whatever the transport spells them. */
+enum edge_method { EDGE_M_GET = 1, EDGE_M_POST, EDGE_M_PUT, EDGE_M_DELETE };
+/* Does route kind take method? (HTTP answers 405, CoAP 4.05.) */
+bool edge_method_allowed(int kind, int method);
+/* The JSON error body {"status","code","message"} (malloc'd), NULL when out of memory. */
+char *edge_error_json(int status, const char *code, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* The answer to a /bus/ or /store/ request: an HTTP status (doc/edge.md "Statuses"), and
+ * the body: JSON (the error body when status is not 200), or binary (a binary RESULT). */
+typedef struct edge_answer {
+        int status;
+        bool binary;
+        const char *body; /* valid during the callback */
+        size_t len;
+} edge_answer;
+typedef void (*edge_answer_fn)(const edge_answer *a, void *ud);
+
+/* A /bus/ or /store/ request in flight. */
+typedef struct edge_op edge_op;
+/*
+ * Serves route r (BUS or STORE; its contents taken) with method (allowed on it) by the
+ * session peer (taken): body is a POST's or PUT's body, or for a GET on /bus/ the params
+ * JSON; timeout_ms the call's deadline.  cb runs exactly once with the answer, maybe before
+ * this returns (then the result is NULL), unless edge_op_cancel comes first.
+ */
+edge_op *edge_op_start(edge_peer *peer, edge_route *r, int method, const char *body, size_t len,
+                       uint32_t timeout_ms, edge_answer_fn cb, void *ud);
+/* Ends o without an answer (its session too). NULL is a no-op. */
+void edge_op_cancel(edge_op *o);
+
 /* Serves a parsed route for the principal tok (NULL: anonymous). Takes r's contents. */
 void edge_serve(edge_http *eh, struct evhttp_request *req, edge_route *r, hyb_token_result *tok,
                 const char *transport);
@@ -212,5 +252,17 @@ void edge_ws_stop(edge_http *eh);
 /* ---------------------------------------------------------------- sse.c */
 
 void edge_sse_start(edge_http *eh, struct evhttp_request *req, edge_route *r, edge_peer *peer);
+/* Subscribes peer to the stream of r (EVENTS: subscribeEvent, WATCH: storeSubscribe); cb gets
+ * the broker's answer.  0 or -ENOMEM / -EPIPE. */
+int edge_stream_subscribe(edge_peer *peer, const edge_route *r, edge_reply_fn cb, void *ud);
+/* A store message "<furi>\n<obj>" as JSON {"furi":..,"value":..} (value null for a delete),
+ * malloc'd, with *kind "write", "publish" or "delete"; NULL when unreadable. */
+char *edge_store_message(const wire_packet *p, const char **kind);
+
+/* ---------------------------------------------------------------- coap.c */
+
+/* listen.coap (doc/edge.md "CoAP"): started and stopped with the HTTP edge. */
+int edge_coap_start(hyb_broker *b, hyb_error *e);
+void edge_coap_stop(hyb_broker *b);
 
 #endif

@@ -104,17 +104,13 @@ void edge_send_error(struct evhttp_request *req, int status, const char *code, c
 {
         char msg[512];
         struct evbuffer *out;
-        json_t *j;
         char *text;
         va_list ap;
 
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        j = json_pack("{s:i, s:s, s:s}", "status", status, "code", code ? code : "", "message",
-                      msg);
-        text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        json_decref(j);
+        text = edge_error_json(status, code, "%s", msg);
         out = evbuffer_new();
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                           "application/json");
@@ -351,6 +347,10 @@ int broker_edge_start(hyb_broker *b, hyb_error *e)
         uint16_t port;
         edge_http *eh;
 
+        int rc = edge_coap_start(b, e); /* listen.coap (coap.c) */
+
+        if (rc < 0)
+                return rc;
         if (!spec && !b->https)
                 return 0;
         eh = calloc(1, sizeof *eh);
@@ -399,6 +399,7 @@ void broker_edge_stop(hyb_broker *b)
 {
         edge_http *eh = b->edge;
 
+        edge_coap_stop(b);
         if (!eh)
                 return;
         b->edge = NULL;
