@@ -15,7 +15,7 @@
  * daemon's issuer for the token rows, with its holder key), --ws URL (ws://.../bus/ws), --coap
  * HOST:PORT, --hybridd-pid PID (for the RSS row), --clients N (idle WebSocket clients, default
  * 1000), --mosquitto-ws TEXT (what run-edge.sh found of mosquitto's WebSocket listener),
- * --rows LIST (only these of unix,tcp,http,token,nginx,ws,rss), --rounds R (default 3), --calls N (sequential calls per RTT figure, default 5000),
+ * --rows LIST (only these of unix,tcp,http,token,nginx,ws,coap,rss), --rounds R (default 3), --calls N (sequential calls per RTT figure, default 5000),
  * --secs S (seconds per rate figure, default 2), --conns C (connections of a rate figure,
  * default 16), --verbose (a RESULT line per round).
  *
@@ -56,6 +56,10 @@
 #include <hybrid/bus.h>
 #include <hybrid/endpoint.h>
 #include <hybrid/token.h>
+
+#ifdef HAVE_COAP
+#include <coap3/coap.h>
+#endif
 
 #include "bench-util.h"
 
@@ -634,6 +638,94 @@ static void tcp_rtt(size_t calls, double *p50, double *p99)
         free(us);
 }
 
+/* ------------------------------------------------------------------ CoAP client */
+
+#ifdef HAVE_COAP
+static int coap_done;
+
+static coap_response_t coap_answer(coap_session_t *session, const coap_pdu_t *sent,
+                                   const coap_pdu_t *received, const coap_mid_t id)
+{
+        const uint8_t *data = NULL;
+        size_t len = 0;
+        coap_pdu_code_t code = coap_pdu_get_code(received);
+
+        (void)session;
+        (void)sent;
+        (void)id;
+        coap_get_data(received, &len, &data);
+        if (COAP_RESPONSE_CLASS(code) != 2 || len != strlen(ECHO_BODY) || memcmp(data, ECHO_BODY, len) != 0)
+                die("coap: answer %d.%02d '%.*s', wanted 2.05 '%s'", COAP_RESPONSE_CLASS(code), code & 0x1f,
+                    (int)len, data ? (const char *)data : "", ECHO_BODY);
+        coap_done = 1;
+        return COAP_RESPONSE_OK;
+}
+
+/* RTT of calls sequential non-confirmable POSTs (one datagram each way), p50/p99 in µs. */
+static void coap_rtt(const char *hostport, size_t calls, double *p50, double *p99)
+{
+        static const char *const seg[] = { "bus", ECHO_APP, "edge", "echo" };
+        char host[64];
+        const char *colon = strrchr(hostport, ':');
+        size_t warm = calls / 10;
+        double *us = calloc(calls, sizeof *us);
+        coap_address_t dst;
+        coap_context_t *ctx;
+        coap_session_t *s;
+
+        if (!colon || (size_t)(colon - hostport) >= sizeof host || !us)
+                die("coap: not HOST:PORT: %s", hostport);
+        memcpy(host, hostport, (size_t)(colon - hostport));
+        host[colon - hostport] = 0;
+        coap_startup();
+        coap_set_log_level(LOG_EMERG);
+        coap_address_init(&dst);
+        dst.addr.sin.sin_family = AF_INET;
+        dst.addr.sin.sin_port = htons((uint16_t)atoi(colon + 1));
+        if (inet_pton(AF_INET, host, &dst.addr.sin.sin_addr) != 1)
+                die("coap: not an IPv4 address: %s", host);
+        dst.size = sizeof(struct sockaddr_in);
+        ctx = coap_new_context(NULL);
+        s = ctx ? coap_new_client_session(ctx, NULL, &dst, COAP_PROTO_UDP) : NULL;
+        if (!s)
+                die("coap: no session");
+        coap_register_response_handler(ctx, coap_answer);
+        for (size_t i = 0; i < warm + calls; i++) {
+                coap_pdu_t *pdu = coap_pdu_init(COAP_MESSAGE_NON, COAP_REQUEST_CODE_POST,
+                                                coap_new_message_id(s), coap_session_max_pdu_size(s));
+                uint8_t tok[8];
+                size_t tl = 0;
+                uint64_t t0;
+
+                if (!pdu)
+                        die("coap: no pdu");
+                coap_session_new_token(s, &tl, tok);
+                coap_add_token(pdu, tl, tok);
+                for (size_t k = 0; k < sizeof seg / sizeof seg[0]; k++)
+                        coap_add_option(pdu, COAP_OPTION_URI_PATH, strlen(seg[k]), (const uint8_t *)seg[k]);
+                coap_add_data(pdu, strlen(ECHO_BODY), (const uint8_t *)ECHO_BODY);
+                coap_done = 0;
+                t0 = bench_now_ns();
+                if (coap_send(s, pdu) == COAP_INVALID_MID)
+                        die("coap: send");
+                while (!coap_done) {
+                        if (coap_io_process(ctx, 10000) < 0)
+                                die("coap: io");
+                        if (!coap_done && bench_now_ns() - t0 > 10000000000ull)
+                                die("coap: no answer in 10 s");
+                }
+                if (i >= warm)
+                        us[i - warm] = (double)(bench_now_ns() - t0) / 1e3;
+        }
+        coap_session_release(s);
+        coap_free_context(ctx);
+        coap_cleanup();
+        *p50 = bench_percentile(us, calls, 50);
+        *p99 = bench_percentile(us, calls, 99);
+        free(us);
+}
+#endif
+
 /* ------------------------------------------------------------------ WebSocket clients */
 
 /* A bus over url (ws:// or wss://) as a token session; NULL (with the reason on stderr
@@ -679,7 +771,7 @@ static long vm_rss_kb(long pid)
 
 /* ------------------------------------------------------------------ the table */
 
-enum { R_UNIX, R_TCP, R_HTTP, R_HTTP_TOK, R_NGINX, R_WS, N_ROWS };
+enum { R_UNIX, R_TCP, R_HTTP, R_HTTP_TOK, R_NGINX, R_WS, R_COAP, N_ROWS };
 static const char *row_name[N_ROWS] = {
         [R_UNIX] = "Unix socket, hyb_bus_call (uid session)",
         [R_TCP] = "loopback TCP round trip (1 byte, no broker)",
@@ -687,14 +779,15 @@ static const char *row_name[N_ROWS] = {
         [R_HTTP_TOK] = "HTTP keep-alive POST /bus/..., Bearer + DPoP",
         [R_NGINX] = "nginx -> Unix-socket echo upstream (keep-alive)",
         [R_WS] = "WebSocket ws:// /bus/ws, hyb_bus_call (token)",
+        [R_COAP] = "CoAP coap:// POST /bus/... (NON), anonymous route",
 };
 static const char *row_id[N_ROWS] = {
         [R_UNIX] = "unix", [R_TCP] = "tcp", [R_HTTP] = "http",
-        [R_HTTP_TOK] = "token", [R_NGINX] = "nginx", [R_WS] = "ws",
+        [R_HTTP_TOK] = "token", [R_NGINX] = "nginx", [R_WS] = "ws", [R_COAP] = "coap",
 };
 
 typedef struct opts {
-        const char *sock, *http, *nginx, *token_file, *key_file, *ws, *mosq_ws, *rows;
+        const char *sock, *http, *nginx, *token_file, *key_file, *ws, *mosq_ws, *rows, *coap;
         long hybridd_pid;
         unsigned rounds, conns, clients;
         size_t calls;
@@ -764,6 +857,8 @@ int main(int argc, char **argv)
                         o.key_file = v;
                 else if (OPT("--ws"))
                         o.ws = v;
+                else if (OPT("--coap"))
+                        o.coap = v;
                 else if (OPT("--rows"))
                         o.rows = v;
                 else if (OPT("--mosquitto-ws"))
@@ -834,8 +929,6 @@ int main(int argc, char **argv)
                         hyb_bus_unref(cl[i]);
                 free(cl);
         }
-        if (o.ws && token)
-                wbus = ws_connect(o.ws, token, key, 999999, false);
 
         for (unsigned r = 0; r < o.rounds; r++) {
                 for (int k = 0; k < N_ROWS; k++) {
@@ -881,11 +974,19 @@ int main(int argc, char **argv)
                                 floor_us[r] = verify_us(key, 200);
                                 break;
                         }
+                        case R_COAP:
+#ifdef HAVE_COAP
+                                if (o.coap)
+                                        coap_rtt(o.coap, o.calls, &p50[row][r], &p99[row][r]);
+#endif
+                                break;
                         case R_WS: {
                                 size_t warm = o.calls / 10;
                                 double *us;
 
-                                if (!wbus)
+                                /* connected for the row (an idle client unread for long is
+                                 * cut off by the server's ping timeout: fair) */
+                                if (!o.ws || !token || !(wbus = ws_connect(o.ws, token, key, 999999 - r, false)))
                                         break;
                                 us = calloc(o.calls, sizeof *us);
                                 if (!us)
@@ -910,6 +1011,7 @@ int main(int argc, char **argv)
                                 p50[row][r] = bench_percentile(us, o.calls, 50);
                                 p99[row][r] = bench_percentile(us, o.calls, 99);
                                 free(us);
+                                wbus = hyb_bus_unref(wbus);
                                 break;
                         }
                         }
@@ -947,8 +1049,6 @@ int main(int argc, char **argv)
         if (!isnan(m50[R_HTTP_TOK]))
                 printf("| %-50s | %10.1f | (its floor: one ES256 verify, hyb_key_verify here, median) |\n",
                        "  one ES256 verify (the proof's), in this process", bench_median(floor_us, o.rounds));
-        printf("| %-50s | %s |\n", "CoAP coap:// POST /bus/...",
-               "not measured by this bench (see bench/README.md)");
         printf("| %-50s | %s |\n", "mosquitto WebSocket listener (pub -> sub)",
                o.mosq_ws ? o.mosq_ws : "not tried");
         if (!isnan(rss_per))

@@ -45,7 +45,7 @@ PIDS=()
 cleanup() {
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$WORK"
+    if [ -n "${BENCH_KEEP:-}" ]; then echo "== kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
@@ -73,9 +73,16 @@ if [ -f "$ROOT/lib/edge/ws.c" ]; then
     HAVE_WS=1
     WS_LIMITS="  ws_max_connections: 2000"
 fi
+COAP_LISTEN=""
+HAVE_COAP=0
+if [ -f "$ROOT/lib/edge/coap.c" ]; then
+    HAVE_COAP=1
+    COAP_LISTEN="  coap: 127.0.0.1:0"
+fi
 cat >"$WORK/hybridd.yaml" <<EOF
 listen:
   http: 127.0.0.1:0
+$COAP_LISTEN
 edge:
   anonymous: ["/bus/org.example.bench.echo/#"]
 auth:
@@ -189,6 +196,10 @@ fi
 WS_ARGS=()
 if [ "$HAVE_WS" = 1 ]; then
     WS_ARGS+=(--ws "ws://$HTTP/bus/ws")
+fi
+if [ "$HAVE_COAP" = 1 ]; then
+    wait_line "$WORK/hybridd.log" 'edge: CoAP on 127.0.0.1:[1-9]' "$HPID" || { cat "$WORK/hybridd.log" >&2; exit 1; }
+    WS_ARGS+=(--coap "$(sed -n 's/.*edge: CoAP on \(127\.0\.0\.1:[0-9]*\).*/\1/p' "$WORK/hybridd.log" | head -n 1 || true)")
 fi
 "$BENCH" --sock "$WORK/bus.sock" --http "$HTTP" --token "$WORK/token" --key "$WORK/holder.key" \
     --hybridd-pid "$HPID" --mosquitto-ws "$MOSQ" "${ARGS_PEER[@]}" "${WS_ARGS[@]}" "${ARGS[@]}"
