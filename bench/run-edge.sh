@@ -93,6 +93,7 @@ auth:
 limits:
   max_connections: 4000
   max_endpoints: 4000
+  uid_max_connections: 4000
 $WS_LIMITS
 EOF
 "$HYBRIDD" --foreground --socket "$WORK/bus.sock" --config "$WORK/hybridd.yaml" >"$WORK/hybridd.log" 2>&1 &
