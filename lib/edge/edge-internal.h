@@ -57,7 +57,8 @@ int edge_peer_new(hyb_broker *b, hyb_token_result *tok, const char *transport, e
                   hyb_error *e);
 /* Ends the request's use of the session; no callback runs after it.  A session with
  * nothing in flight and no subscription is kept for the principal's next request (up to
- * EDGE_IDLE_SESSIONS), else closed.  NULL is a no-op. */
+ * EDGE_IDLE_SESSIONS: past that the one kept longest is closed), else closed.  NULL is a
+ * no-op. */
 void edge_peer_free(edge_peer *p);
 /* Closes the kept sessions (the edge stops). */
 void edge_peer_idle_free(edge_http *eh);

@@ -10,7 +10,8 @@
  * A session that served a request and holds nothing (no call in flight, no subscription,
  * no failed call) is kept for the next request of the same principal on the same
  * transport instead of being closed: up to EDGE_IDLE_SESSIONS of them, so a request does
- * not pay for a new socketpair and broker peer.  An idle session the broker closes (the
+ * not pay for a new socketpair and broker peer (past that, the one kept longest is closed).
+ * An idle session the broker closes (the
  * token expired or was revoked, the daemon stops) is dropped when next looked at.
  */
 #include <stdlib.h>
@@ -247,9 +248,19 @@ void edge_peer_free(edge_peer *p)
         if (!p)
                 return;
         eh = p->eh;
-        if (eh && !p->closed && !p->calls && !p->on_event && !p->no_reuse &&
-            eh->n_idle < EDGE_IDLE_SESSIONS) {
-                /* kept: still read, so that a close by the broker is seen */
+        if (eh && !p->closed && !p->calls && !p->on_event && !p->no_reuse) {
+                /* kept: still read, so that a close by the broker is seen; the list full,
+                 * the session kept longest goes (one of a principal no longer seen, such as
+                 * a token verified before a reload, must not hold its place for ever) */
+                if (eh->n_idle >= EDGE_IDLE_SESSIONS) {
+                        edge_peer **pp = &eh->idle;
+
+                        while ((*pp)->idle_next)
+                                pp = &(*pp)->idle_next;
+                        peer_destroy(*pp);
+                        *pp = NULL;
+                        eh->n_idle--;
+                }
                 p->idle_next = eh->idle;
                 eh->idle = p;
                 eh->n_idle++;

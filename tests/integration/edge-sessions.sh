@@ -6,15 +6,28 @@
 # - a request whose call failed (504) and a stream (SSE) do not leave their session behind;
 # - EDGE_IDLE_SESSIONS (32): 40 requests held at once by bus-probe's `hold` (from two source
 #   addresses: 32 connections of one address is the HTTP cap), then released together: 32
-#   sessions are kept, 8 closed; counted in the broker's endpoints and its log, never timed.
+#   sessions are kept, 8 closed; counted in the broker's endpoints and its log, never timed;
+# - past the bound the session kept longest goes: a token's session kept, then 32 anonymous
+#   ones, and the token's session is no longer there (hybrid list).
 . "$HYB_IT_DIR/lib.sh"
 command -v curl >/dev/null || { bad "curl is installed"; finish; }
 
+DPOP="$HYB_IT_DIR/edge-dpop.py"
 cd "$T" || exit 1
+for k in iss holder; do
+        "$HYBRID" token keygen "$T/$k.key" >/dev/null || { bad "keygen $k"; finish; }
+done
+"$HYBRID" token issue --key "$T/iss.key" --iss acme --sub alice --aud hub1 --holder "$T/holder.key.pub" \
+        --ttl 3600 --cap 'bus://localhost/org.example.edge/+/whoami=call' >"$T/good" || bad "issue"
 start_daemon d "listen:
   http: 127.0.0.1:0
 edge:
-  anonymous: [\"/bus/org.example.edge/#\", \"/watch/public/#\"]
+  anonymous: [\"/bus/org.example.edge/+/hold\", \"/bus/org.example.edge/+/whoami\", \"/watch/public/#\"]
+auth:
+  tokens: accept
+  audience: hub1
+  issuers:
+    acme: $T/iss.key.pub
 policy:
   store:
     - {furi: \"/public/#\", allow: [read, subscribe]}
@@ -53,6 +66,15 @@ check "a stream opened" grep -q '^event: open' "$T/stream.out"
 wait_until 30 sh -c "[ \$(hy list 2>/dev/null | grep -c 'org.hybridos.edge/http') = 0 ]" &&
         ok "the stream's session went with it" || bad "the stream's session went with it" "$(hy list)"
 
+# a token's session, kept
+U=/bus/org.example.edge/e1/whoami
+proof=$("$PYTHON" "$DPOP" POST "$B$U" "$T/good" "$T/holder.key")
+ST=$(curl -s -o "$T/tok.out" -w '%{http_code}' --max-time 30 -X POST -d '{}' \
+        -H "Authorization: Bearer $(cat "$T/good")" -H "DPoP: $proof" "$B$U")
+check "a request with a token: 200" [ "$ST" = 200 ]
+ALICE=$(sed -n 's/.*\(org.hybridos.edge\/http[0-9]*\): edge session of alice$/\1/p' "$T/d.log" | head -n 1)
+check "... its session ($ALICE) is kept" [ -n "$ALICE" ] && [ "$(sessions)" = 1 ]
+
 # the bound: 40 held at once, released together
 hy call "$EP" release >/dev/null
 N0=$(new)
@@ -68,10 +90,11 @@ G0=$(gone)
 check "all released" [ "$(hy call "$EP" release)" = 40 ]
 answered() { [ "$(cat "$T"/h*.out | grep -c ' 200$')" = 40 ]; }
 wait_until 60 answered || bad "the 40 are answered 200" "$(cat "$T"/h*.out | sort | uniq -c)"
-eight_gone() { [ "$(gone)" -ge "$((G0 + 8))" ]; }
-wait_until 30 eight_gone || bad "8 sessions closed past the bound"
+nine_gone() { [ "$(gone)" -ge "$((G0 + 9))" ]; }
+wait_until 30 nine_gone || bad "9 sessions closed past the bound (8 anonymous, alice's)"
 check "32 sessions kept (EDGE_IDLE_SESSIONS), no more" [ "$(sessions)" = 32 ]
-check "... 8 closed, no more" [ "$(gone)" = "$((G0 + 8))" ]
+check "... 9 closed, no more" [ "$(gone)" = "$((G0 + 9))" ]
+check "... the one kept longest first: alice's" grep -q "$ALICE gone" "$T/d.log"
 ST=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 -X POST -d '{}' "$B/bus/org.example.edge/e1/whoami")
 check "served on after that" [ "$ST" = 200 ]
 stop "$DPID"
