@@ -66,13 +66,15 @@ typedef struct edge_ws {
         ws_addr *addr;       /* counted as not yet authenticated there; NULL once it is */
         char peer[INET6_ADDRSTRLEN + 8];
         uint64_t announced; /* payload lengths of the message's frames so far */
-        bool authed, closing, dead, in_pump;
+        bool authed, closing, failing, dead, in_pump;
+        bool rd_paused; /* the client is not read: the broker's end is full */
 } edge_ws;
 
 /* ----------------------------------------------------------------- the upgrade request */
 
-/* Does the comma-separated header value hold token (ASCII case ignored)? */
-static bool has_token(const char *value, const char *token)
+/* Does the comma-separated header value hold token (ASCII case ignored unless exact:
+ * subprotocol names are compared as they are, RFC 6455 section 11.5)? */
+static bool has_token(const char *value, const char *token, bool exact)
 {
         size_t tl = strlen(token);
 
@@ -88,7 +90,7 @@ static bool has_token(const char *value, const char *token)
                 n = (size_t)(end - value);
                 while (n && (value[n - 1] == ' ' || value[n - 1] == '\t'))
                         n--;
-                if (n == tl && strncasecmp(value, token, tl) == 0)
+                if (n == tl && (exact ? strncmp(value, token, tl) : strncasecmp(value, token, tl)) == 0)
                         return true;
                 value = end;
         }
@@ -104,8 +106,8 @@ int edge_ws_check_upgrade(bool is_get, const char *upgrade, const char *connecti
                 err_set(e, HYB_E_BAD_REQUEST, -1, "a WebSocket upgrade is a GET");
                 return 400;
         }
-        if (!upgrade || !has_token(upgrade, "websocket") || !connection ||
-            !has_token(connection, "upgrade")) {
+        if (!upgrade || !has_token(upgrade, "websocket", false) || !connection ||
+            !has_token(connection, "upgrade", false)) {
                 *header = "Upgrade: websocket";
                 err_set(e, HYB_E_BAD_REQUEST, -1,
                         "/bus/ws is a WebSocket endpoint: Upgrade: websocket and Connection: "
@@ -122,7 +124,7 @@ int edge_ws_check_upgrade(bool is_get, const char *upgrade, const char *connecti
                         "Sec-WebSocket-Key must be the base64 of 16 bytes");
                 return 400;
         }
-        if (!protocol || !has_token(protocol, EDGE_WS_SUBPROTOCOL)) {
+        if (!protocol || !has_token(protocol, EDGE_WS_SUBPROTOCOL, true)) {
                 err_set(e, HYB_E_BAD_REQUEST, -1,
                         "Sec-WebSocket-Protocol must offer " EDGE_WS_SUBPROTOCOL);
                 return 400;
@@ -198,6 +200,11 @@ static void ws_free(edge_ws *ws)
         edge_http *eh = ws->eh;
 
         edge_task_del(eh, &ws->task);
+        if (ws->ctx)
+                broker_log(eh->b, HYB_LOG_DEBUG,
+                           "edge: WebSocket peer %s closed (close code sent %u, received %u)",
+                           ws->peer, wslay_event_get_status_code_sent(ws->ctx),
+                           wslay_event_get_status_code_received(ws->ctx));
         preauth_end(ws);
         eh->n_ws--;
         if (ws->timer)
@@ -228,16 +235,12 @@ static void linger_done(evutil_socket_t fd, short what, void *ud)
         ws_pump(ws);
 }
 
-/* Starts the close handshake with code (why: for the client, < 123 bytes). */
-static void ws_close(edge_ws *ws, uint16_t code, const char *why)
+/* The close handshake began: the session reads no more, the linger timer runs. */
+static void closing_begins(edge_ws *ws)
 {
         struct timeval tv = {.tv_sec = WS_LINGER_S};
 
-        if (ws->closing)
-                return;
         ws->closing = true;
-        wslay_event_queue_close(ws->ctx, code, (const uint8_t *)why, why ? strlen(why) : 0);
-        wslay_event_shutdown_read(ws->ctx);
         if (ws->sess)
                 bufferevent_disable(ws->sess, EV_READ);
         event_del(ws->timer);
@@ -246,25 +249,57 @@ static void ws_close(edge_ws *ws, uint16_t code, const char *why)
 }
 
 /*
+ * Starts the close handshake with code (why: for the client, < 123 bytes).  For a client
+ * that broke the protocol (1002, 1003, 1007, 1009) the connection is failed (RFC 6455
+ * 7.1.7): closed once the close frame is out, without reading the rest of its data.
+ */
+static void ws_close(edge_ws *ws, uint16_t code, const char *why)
+{
+        if (ws->closing)
+                return;
+        ws->failing = code != WSLAY_CODE_NORMAL_CLOSURE && code != WSLAY_CODE_POLICY_VIOLATION &&
+                      code != WSLAY_CODE_GOING_AWAY;
+        /* Reading goes on for the client's close frame (its messages are ignored now). */
+        wslay_event_queue_close(ws->ctx, code, (const uint8_t *)why, why ? strlen(why) : 0);
+        closing_begins(ws);
+}
+
+/*
  * Runs wslay's reading and writing, then acts on what the callbacks decided: every event
  * of this connection ends here, so nothing is freed under wslay's feet.
  */
 static void ws_pump(edge_ws *ws)
 {
+        int r;
+
         if (ws->in_pump)
                 return;
         ws->in_pump = true;
         if (!ws->dead && wslay_event_want_read(ws->ctx) &&
             evbuffer_get_length(bufferevent_get_input(ws->bev)) &&
-            wslay_event_recv(ws->ctx) != 0)
-                ws->dead = true; /* a failed callback or no memory: no close frame to wait for */
-        if (!ws->dead && wslay_event_want_write(ws->ctx) && wslay_event_send(ws->ctx) != 0)
+            (r = wslay_event_recv(ws->ctx)) != 0) {
+                /* a failed callback or no memory: no close frame to wait for */
+                broker_log(ws->eh->b, HYB_LOG_DEBUG, "edge: WebSocket peer %s: wslay recv %d",
+                           ws->peer, r);
                 ws->dead = true;
+        }
+        if (!ws->dead && wslay_event_want_write(ws->ctx) && (r = wslay_event_send(ws->ctx)) != 0) {
+                broker_log(ws->eh->b, HYB_LOG_DEBUG, "edge: WebSocket peer %s: wslay send %d",
+                           ws->peer, r);
+                ws->dead = true;
+        }
         ws->in_pump = false;
+        if (!ws->dead && !ws->closing && wslay_event_get_close_sent(ws->ctx)) {
+                /* wslay failed the connection itself (an unmasked or malformed frame, a
+                 * message over the limit): no close frame of the client to wait for */
+                ws->failing = !wslay_event_get_read_enabled(ws->ctx);
+                closing_begins(ws);
+        }
         if (!ws->dead && ws->closing && !wslay_event_want_write(ws->ctx) &&
-            wslay_event_get_close_sent(ws->ctx) && wslay_event_get_close_received(ws->ctx) &&
+            wslay_event_get_close_sent(ws->ctx) &&
+            (ws->failing || wslay_event_get_close_received(ws->ctx)) &&
             evbuffer_get_length(bufferevent_get_output(ws->bev)) == 0)
-                ws->dead = true; /* both close frames went: the handshake is over */
+                ws->dead = true; /* both close frames went (or ours, failing it): over */
         if (ws->dead)
                 ws_free(ws);
 }
@@ -281,6 +316,7 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
         (void)flags;
         /* The broker's end is full: leave the rest in the kernel until it drains. */
         if (ws->sess && evbuffer_get_length(bufferevent_get_output(ws->sess)) > WS_IN_HIGH) {
+                ws->rd_paused = true;
                 bufferevent_disable(ws->bev, EV_READ);
                 wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
                 return -1;
@@ -361,10 +397,9 @@ static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_m
                          "text message: " EDGE_WS_SUBPROTOCOL " carries binary packets");
                 return;
         case WSLAY_CONNECTION_CLOSE:
-                /* wslay answered it; the session ends with the connection */
-                ws->closing = true;
-                if (ws->sess)
-                        bufferevent_disable(ws->sess, EV_READ);
+                /* wslay answers it; the session ends with the connection */
+                if (!ws->closing)
+                        closing_begins(ws);
                 return;
         default:
                 return; /* ping (wslay answers it) and pong */
@@ -433,8 +468,10 @@ static void sess_write(struct bufferevent *bev, void *ud)
 
         (void)bev;
         /* The broker took the client's packets: read the client again. */
-        if (!ws->closing)
+        if (ws->rd_paused) {
+                ws->rd_paused = false;
                 bufferevent_enable(ws->bev, EV_READ);
+        }
         ws_pump(ws);
 }
 
@@ -472,8 +509,19 @@ static void cli_event(struct bufferevent *bev, short what, void *ud)
 {
         edge_ws *ws = ud;
 
-        (void)bev;
-        if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        if ((what & BEV_EVENT_TIMEOUT) && !(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+                /* evhttp's slow-client timeouts may be re-armed after the takeover; this
+                 * connection is bounded by its own timers and queue bounds instead */
+                bufferevent_set_timeouts(bev, NULL, NULL);
+                if ((what & BEV_EVENT_WRITING))
+                        bufferevent_enable(bev, EV_WRITE);
+                if ((what & BEV_EVENT_READING) && !ws->rd_paused)
+                        bufferevent_enable(bev, EV_READ);
+                return;
+        }
+        if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+                broker_log(ws->eh->b, HYB_LOG_DEBUG, "edge: WebSocket peer %s: %s", ws->peer,
+                           what & BEV_EVENT_EOF ? "end of stream" : "connection error");
                 ws->dead = true;
                 ws_pump(ws);
         }

@@ -220,6 +220,12 @@ async def m_hostile(url, td, args):
     except websockets.InvalidStatusCode as e:
         say(e.status_code == 400, "an upgrade without the subprotocol is refused 400",
             f"{e.status_code}")
+    # subprotocol names are compared case-sensitively (RFC 6455 11.5)
+    st = http_status(port, b"GET /bus/ws HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\n"
+                     b"Connection: upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Protocol: hybrid.Bus.v1\r\n\r\n")
+    say(st == 400, "the subprotocol offered as hybrid.Bus.v1: 400", f"{st}")
     # a plain GET on /bus/ws: 426
     st = http_status(port, b"GET /bus/ws HTTP/1.1\r\nHost: x\r\n\r\n")
     say(st == 426, "a plain GET of /bus/ws: 426 Upgrade Required", f"{st}")
@@ -329,6 +335,7 @@ async def m_total(url, td, args):
         try:
             ws, b, st = await session(url, td)
             ok = st == 200
+            held.append(ws)
             break
         except websockets.InvalidStatusCode:
             await asyncio.sleep(0.1)
@@ -359,6 +366,191 @@ async def m_idle(url, td, args):
         await w.close()
 
 
+async def m_slowloris(url, td, args):
+    """A request to /bus/ws sent half: the server ends it (the HTTP slow-client bound) while a
+    session is served meanwhile."""
+    port = int(url.split(":")[2].split("/")[0])
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    s.sendall(b"GET /bus/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+    ws, b, st = await session(url, td)
+    say(st == 200, "a session is served while a request is held half-sent", f"{st}")
+    await ws.close()
+    try:
+        d = s.recv(4096)
+        while d and b"\r\n\r\n" not in d:
+            d += s.recv(4096)
+        gone = True
+    except (ConnectionResetError, socket.timeout):
+        gone = False if isinstance(sys.exc_info()[1], socket.timeout) else True
+    say(gone, "the half-sent upgrade request is ended by the server")
+
+
+async def m_slow(url, td, args):
+    """A session that sends calls and never reads: dropped at limits.send_queue_bytes."""
+    port = int(url.split(":")[2].split("/")[0])
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(WAIT)
+    s.connect(("127.0.0.1", port))
+    s.sendall(UPGRADE)
+    rd = Reader(s)
+    head = rd.head()
+    say(b" 101 " in head, "raw upgrade", repr(head[:40]))
+    ch = parse(rd.message())
+    c = json.loads(ch["body"])
+    nc = os.urandom(32)
+    tok = td.token["good"]
+    s.sendall(masked(0x82, frame(AUTH, json.dumps({
+        "protocol": "HYBRID", "version": 1, "app": "org.example.ws", "runner": "slow",
+        "token": tok, "nonce": nc.hex(),
+        "proof": proof(td.key, c["audience"], bytes.fromhex(c["nonce"]), nc, tok,
+                       b"ws-none")}))))
+    r = parse(rd.message())
+    say(r["type"] == AUTH_RESULT and r["status"] == 200, "the raw session authenticates",
+        f"{r['status']}")
+    sent = 0
+    try:
+        for i in range(400):  # 24 MB of answers: far over the queue and the kernel's buffers
+            s.sendall(masked(0x82, frame(CALL, "/ws/big", to=BUILTIN, member="storeRead",
+                                         call_id=i + 1, timeout=60000, flags=1)))
+            sent += 1
+    except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        pass
+    # now read: the connection must end (it was dropped), not stream 24 MB
+    got = 0
+    try:
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            got += len(d)
+    except (ConnectionResetError, socket.timeout):
+        pass
+    say(got < 20 * 1024 * 1024, f"a client that does not read is dropped ({sent} calls sent, "
+        f"{got} bytes read back)")
+
+
+async def m_wss(url, td, args):
+    """wss:// through pyOpenSSL (Python's ssl has no exporter API): the proof bound to the
+    RFC 9266 tls-exporter of this TLS session; a proof bound to ws-none is refused there."""
+    try:
+        from OpenSSL import SSL
+    except ImportError as e:  # scripts/bootstrap.sh: python3-openssl
+        say(False, "pyOpenSSL for wss", str(e))
+        return
+    ca, port = args[0], int(url.split(":")[2].split("/")[0])
+    import signal
+    signal.alarm(int(3 * WAIT))  # a server that stops answering fails the test, not hangs it
+
+    def tls_session():
+        ctx = SSL.Context(SSL.TLSv1_2_METHOD)
+        ctx.load_verify_locations(ca)
+        ctx.set_verify(SSL.VERIFY_PEER, lambda *a: a[-1])
+        s = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        s.setblocking(True)  # pyOpenSSL wants a blocking socket (SIGALRM bounds the wait)
+        c = SSL.Connection(ctx, s)
+        c.set_tlsext_host_name(b"localhost")
+        c.set_connect_state()
+        c.do_handshake()
+        c.sendall(UPGRADE)
+        return c
+
+    for binding_kind in ("tls-exporter", "ws-none", "other-session"):
+        c = tls_session()
+        rd = Reader(c)
+        head = rd.head()
+        say(b" 101 " in head and b"hybrid.bus.v1" in head, f"wss upgrade ({binding_kind})",
+            repr(head[:60]))
+        ekm = c.export_keying_material(b"EXPORTER-Channel-Binding", 32)
+        if binding_kind == "tls-exporter":
+            binding = b"tls-exporter:" + b64u(ekm).encode()
+        elif binding_kind == "ws-none":
+            binding = b"ws-none"
+        else:  # the exporter of another TLS session
+            other = tls_session()
+            binding = b"tls-exporter:" + b64u(
+                other.export_keying_material(b"EXPORTER-Channel-Binding", 32)).encode()
+            other.close()
+        ch = parse(rd.message())
+        cj = json.loads(ch["body"])
+        nc = os.urandom(32)
+        tok = td.token["good"]
+        c.sendall(masked(0x82, frame(AUTH, json.dumps({
+            "protocol": "HYBRID", "version": 1, "app": "org.example.ws",
+            "runner": "wss" + os.urandom(4).hex(), "token": tok, "nonce": nc.hex(),
+            "proof": proof(td.key, cj["audience"], bytes.fromhex(cj["nonce"]), nc, tok,
+                           binding)}))))
+        r = parse(rd.message())
+        if binding_kind != "tls-exporter":
+            say(r["status"] == 401, f"wss: a proof bound to {binding_kind}: 401",
+                f"{r['status']}")
+            c.close()
+            continue
+        say(r["status"] == 200, "wss: a proof bound to the TLS exporter: 200", f"{r['status']}")
+        c.sendall(masked(0x82, frame(CALL, '{"s":1}', to=EDGE, member="whoami", call_id=5,
+                                     timeout=5000)))
+        while True:
+            p = parse(rd.message())
+            if p["type"] == RESULT:
+                break
+        j = json.loads(p["body"]) if p["status"] == 200 else {}
+        say(j.get("transport") == "wss" and j.get("principal") == "alice",
+            "wss: the callee sees transport wss", repr(p["body"]))
+        c.sendall(masked(0x88, struct.pack(">H", 1000)))
+        say(read_close_tls(rd) == 1000, "wss: the close handshake")
+        c.close()
+
+
+def read_close_tls(rd):
+    try:
+        while True:
+            rd.fill(2)
+            if rd.buf[0] & 0x0F == 0x8:
+                m = rd.message()
+                return struct.unpack(">H", m[:2])[0] if len(m) >= 2 else 1005
+            rd.message()
+    except Exception:
+        return None
+
+
+class Reader:
+    def __init__(self, s):
+        self.s = s
+        self.buf = b""
+
+    def fill(self, n):
+        while len(self.buf) < n:
+            try:
+                d = self.s.recv(65536)
+            except Exception as e:  # pyOpenSSL: ZeroReturnError, SysCallError
+                if type(e).__name__ in ("ZeroReturnError", "SysCallError"):
+                    raise EOFError
+                raise
+            if not d:
+                raise EOFError
+            self.buf += d
+
+    def head(self):
+        while b"\r\n\r\n" not in self.buf:
+            self.fill(len(self.buf) + 1)
+        h, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        return h
+
+    def message(self):
+        """One unfragmented server message's payload."""
+        self.fill(2)
+        n, p = self.buf[1] & 0x7F, 2
+        if n == 126:
+            self.fill(4)
+            n, p = struct.unpack(">H", self.buf[2:4])[0], 4
+        elif n == 127:
+            self.fill(10)
+            n, p = struct.unpack(">Q", self.buf[2:10])[0], 10
+        self.fill(p + n)
+        m, self.buf = self.buf[p:p + n], self.buf[p + n:]
+        return m
+
+
 def rss(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -385,13 +577,16 @@ def http_status(port, req):
         return None
 
 
+UPGRADE = (b"GET /bus/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+           b"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           b"Sec-WebSocket-Protocol: chat, hybrid.bus.v1\r\n\r\n")
+
+
 def raw_upgrade(port):
     """A completed upgrade with RFC 6455's sample key: (response head, socket)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-    s.sendall(b"GET /bus/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-              b"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-              b"Sec-WebSocket-Protocol: chat, hybrid.bus.v1\r\n\r\n")
+    s.sendall(UPGRADE)
     data = b""
     while b"\r\n\r\n" not in data:
         d = s.recv(4096)
@@ -449,7 +644,8 @@ def read_close(s):
 
 
 MODES = {"basic": m_basic, "basic-auth": m_basic_auth, "hostile": m_hostile, "preauth": m_preauth, "total": m_total,
-         "idle": m_idle}
+         "idle": m_idle,
+         "slow": m_slow, "wss": m_wss, "slowloris": m_slowloris}
 
 
 def main():
