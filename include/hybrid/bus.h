@@ -107,8 +107,9 @@ typedef struct hyb_bus_connect_options {
         /* For a wss:// path (ignored otherwise): how the server's certificate is verified.
          * At least one of the two, else both from $HYBRID_CA and $HYBRID_PIN; with
          * neither the connect fails (-EINVAL): verification cannot be turned off. */
-        const char *ca_file;    /* PEM file of the CA certificates to trust; the host name
-                                 * of the URL must be one of the certificate's DNS names */
+        const char *ca_file;    /* PEM file of the CA certificates to trust; the URL's host
+                                 * must be one of the certificate's names (a DNS name, or an
+                                 * IP address name for an address) */
         const char *pin;        /* SHA-256 of the server's DER SubjectPublicKeyInfo: base64
                                  * ("sha256//" prefix allowed, as curl's --pinnedpubkey) or
                                  * 64 hex digits.  Alone it is the whole trust (a self-signed

@@ -4,7 +4,7 @@ transport (doc/bus.md "Remote brokers"): what a real daemon never does on purpos
 
     ws-fake.py MODE PORTFILE LOG [HOLDER_PUB]
 
-Listens on 127.0.0.1, port 0; writes the port to PORTFILE once listening, then one line per
+Listens on 127.0.0.1 ($WS_FAKE_HOST: another address), port 0; writes the port to PORTFILE once listening, then one line per
 observation to LOG (flushed).  MODE:
   bus, wss   Python `websockets` (Debian's, a third-party implementation) with the
              subprotocol hybrid.bus.v1; the token handshake of doc/token.md (proof checked
@@ -29,6 +29,7 @@ CHALLENGE, AUTH, AUTH_RESULT, CALL, RESULT, CANCEL, EVENT, PING, PONG = range(1,
 PROTO = "hybrid.bus.v1"
 MODE, PORTFILE, LOGFILE = sys.argv[1:4]
 PUB = sys.argv[4] if len(sys.argv) > 4 else None
+HOST = os.environ.get("WS_FAKE_HOST", "127.0.0.1")  # ::1 for the IPv6 cases
 log_f = open(LOGFILE, "a")
 
 
@@ -185,10 +186,10 @@ async def main():
             certs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "edge", "certs")
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(os.path.join(certs, "server.pem"), os.path.join(certs, "server.key"))
-        server = await websockets.serve(bus_handler, "127.0.0.1", 0, subprotocols=[PROTO],
+        server = await websockets.serve(bus_handler, HOST, 0, subprotocols=[PROTO],
                                         compression=None, max_size=1 << 25, ssl=ctx)
     else:
-        server = await asyncio.start_server(raw_handler, "127.0.0.1", 0)
+        server = await asyncio.start_server(raw_handler, HOST, 0)
     port = server.sockets[0].getsockname()[1]
     with open(PORTFILE + ".tmp", "w") as f:
         f.write("%d\n" % port)
