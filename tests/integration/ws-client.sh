@@ -96,6 +96,10 @@ done
 check "the request named Host with the port" logged "^header host: localhost:$PORT$"
 check "... Upgrade: websocket, Connection: Upgrade" sh -c "grep -q '^header upgrade: websocket$' '$LOG' && grep -q '^header connection: Upgrade$' '$LOG'"
 check "... a Sec-WebSocket-Key of 16 random bytes" logged '^key decodes to 16 bytes$'
+fake huge huge-head
+# shellcheck disable=SC2086
+expect_err "an answer head over 8 KiB: refused (exit 3), not buffered further" 3 'response head over 8192 bytes' \
+        "$HYBRID" --bus "ws://localhost:$PORT/bus/ws" $CRED list
 fake r401 refuse-401
 # shellcheck disable=SC2086
 expect_err "an upgrade refused with 401: exit 1, status 401" 1 '^hybrid: list: 401 ' \

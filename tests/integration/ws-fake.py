@@ -13,7 +13,7 @@ observation to LOG (flushed).  MODE:
              split (the RESULT in a fragmented message), two (two packets in one message),
              text (a text message), big (a message over the client's bound), bye (a close
              frame 1001).  wss serves TLS with tests/edge/certs/server.pem.
-  bad-accept, no-protocol, refuse-401, extension
+  bad-accept, no-protocol, refuse-401, extension, huge-head
              a raw HTTP answer to the upgrade (logs the request's head first).
 """
 import asyncio
@@ -156,6 +156,8 @@ RAW = {
                  "Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Protocol: " + PROTO + "\r\n"
                  "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
     "refuse-401": "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    # a head that never ends within the client's bound (8 KiB): 100 KiB of headers
+    "huge-head": "HTTP/1.1 101 Switching Protocols\r\n" + "X-Filler: %s\r\n" % ("y" * 1000) * 100 + "\r\n",
 }
 
 
@@ -172,7 +174,7 @@ async def raw_handler(reader, writer):
     accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
                                            .encode()).digest()).decode()
     ans = RAW[MODE]
-    writer.write((ans % accept if "%s" in ans else ans).encode())
+    writer.write((ans % accept if MODE in ("no-protocol", "extension") else ans).encode())
     await writer.drain()
     await asyncio.sleep(2)
     writer.close()
