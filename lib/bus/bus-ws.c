@@ -125,7 +125,7 @@ ssize_t bus_ws_write(bus_ws *ws, const void *buf, size_t len)
         ssize_t n;
 
         if (ws->fd < 0)
-                return (ssize_t)len; /* bus_ws_attach_bytes: output goes nowhere */
+                return -EAGAIN; /* bus_ws_attach_bytes: output stays in the write buffer */
         if (ws->tls)
                 return edge_tls_fd_write(ws->tls, buf, len);
         do
@@ -191,15 +191,17 @@ static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
                 ws->progress = true;
                 return n;
         }
-        if (n == -EAGAIN) {
+        if (n == -EAGAIN || n == 0) {
+                /* The end of the stream is "nothing more now" for wslay: a failure here
+                 * would make it drop the whole frames it holds unread (the broker's last
+                 * ERROR, a close frame that came with the FIN); bus_ws_read ends it. */
+                if (n == 0)
+                        ws->eof = true;
                 ws->would_block = true;
                 wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
                 return -1;
         }
-        if (n == 0)
-                ws->eof = true;
-        else
-                ws->sys_err = (int)n;
+        ws->sys_err = (int)n;
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
 }

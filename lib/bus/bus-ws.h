@@ -66,7 +66,7 @@ int bus_ws_check_response(char *head, const char *accept, const bus_ws_url *u,
 
 /*
  * For tests and fuzzing: makes bus (fd -1, ws NULL) a WebSocket client whose server sent
- * exactly data[0..len) after the upgrade, then closed; what it writes goes nowhere.
+ * exactly data[0..len) after the upgrade, then closed; what it writes stays in bus->wbuf.
  * bus_ws_read then reads those bytes.  0 or -ENOMEM (bus->ws set even then).
  */
 int bus_ws_attach_bytes(hyb_bus *bus, const uint8_t *data, size_t len);
