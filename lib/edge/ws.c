@@ -18,9 +18,10 @@
  * accepted within limits.auth_timeout_ms of the upgrade; limits.ws_preauth_per_address
  * connections of one source address not yet authenticated and limits.ws_max_connections
  * in all (one more: 503); a message over limits.max_frame is refused 1009 before it is
- * buffered; packets waiting for a client that does not read: limits.send_queue_bytes, then
- * the connection is dropped (the broker's slow-reader bound); packets of the client waiting
- * for the broker: WS_IN_HIGH, then the client is not read.
+ * buffered; packets waiting for a client that does not read: WS_OUT_HIGH, then the session
+ * is not read and the broker's send queue towards it grows, bounded and cut off as a slow
+ * reader by limits.send_queue_bytes and the quotas as a Unix peer is; packets of the client
+ * waiting for the broker: WS_IN_HIGH, then the client is not read.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -46,6 +47,11 @@
 #define WS_OUT_CHUNK (64u * 1024)
 /* Packets of the client waiting for the broker's end: past this the client is not read. */
 #define WS_IN_HIGH (256u * 1024)
+/* Packets waiting for the client (wslay's queue and the bufferevent's) past which the
+ * session is not read: the backlog then stays in the broker's send queue towards the
+ * session, where limits.send_queue_bytes and the quotas bound it and cut a slow reader off
+ * as they cut a peer of the Unix socket. */
+#define WS_OUT_HIGH (64u * 1024)
 /* A close handshake the client does not finish within this is cut short. */
 #define WS_LINGER_S 5
 
@@ -67,7 +73,11 @@ typedef struct edge_ws {
         char peer[INET6_ADDRSTRLEN + 8];
         uint64_t announced; /* payload lengths of the message's frames so far */
         bool authed, closing, failing, dead, in_pump;
-        bool rd_paused; /* the client is not read: the broker's end is full */
+        bool rd_paused; /* the client is not read: the broker's end is full, or the client
+                         * does not take what is sent to it (pongs, close frames) */
+        bool sess_paused; /* the session is not read: the client does not take its packets */
+        bool sess_ended;  /* the broker closed the session (seen while it was not read) */
+        struct event *sess_closed; /* the session's fd closed by the broker (EV_CLOSED) */
 } edge_ws;
 
 /* ----------------------------------------------------------------- the upgrade request */
@@ -209,6 +219,8 @@ static void ws_free(edge_ws *ws)
         eh->n_ws--;
         if (ws->timer)
                 event_free(ws->timer);
+        if (ws->sess_closed)
+                event_free(ws->sess_closed);
         if (ws->sess)
                 bufferevent_free(ws->sess); /* the broker sees the session end */
         if (ws->ctx)
@@ -224,6 +236,10 @@ static void ws_kill(edge_task *t)
 }
 
 static void ws_pump(edge_ws *ws);
+static void sess_resume(edge_ws *ws);
+static size_t out_backlog(const edge_ws *ws);
+static bool read_blocked(const edge_ws *ws);
+static void sess_closed(evutil_socket_t fd, short what, void *ud);
 
 static void linger_done(evutil_socket_t fd, short what, void *ud)
 {
@@ -275,18 +291,33 @@ static void ws_pump(edge_ws *ws)
         if (ws->in_pump)
                 return;
         ws->in_pump = true;
-        if (!ws->dead && wslay_event_want_read(ws->ctx) &&
+        if (ws->rd_paused && !read_blocked(ws) && out_backlog(ws) <= WS_OUT_HIGH) {
+                ws->rd_paused = false;
+                bufferevent_enable(ws->bev, EV_READ);
+        }
+        if (!ws->dead && !ws->rd_paused && wslay_event_want_read(ws->ctx) &&
             evbuffer_get_length(bufferevent_get_input(ws->bev)) &&
             (r = wslay_event_recv(ws->ctx)) != 0) {
-                /* a failed callback or no memory: no close frame to wait for */
+                /* a malformed frame (wslay queued a close frame without a code) or no
+                 * memory: the connection is failed once that close frame is out */
                 broker_log(ws->eh->b, HYB_LOG_DEBUG, "edge: WebSocket peer %s: wslay recv %d",
                            ws->peer, r);
-                ws->dead = true;
+                if (!ws->closing)
+                        closing_begins(ws);
+                ws->failing = true;
+                if (!wslay_event_want_write(ws->ctx))
+                        ws->dead = true;
         }
         if (!ws->dead && wslay_event_want_write(ws->ctx) && (r = wslay_event_send(ws->ctx)) != 0) {
                 broker_log(ws->eh->b, HYB_LOG_DEBUG, "edge: WebSocket peer %s: wslay send %d",
                            ws->peer, r);
                 ws->dead = true;
+        }
+        if (!ws->dead && ws->sess_paused) {
+                sess_resume(ws); /* its ws_pump returns at once: we are in it */
+                if (!ws->dead && wslay_event_want_write(ws->ctx) &&
+                    wslay_event_send(ws->ctx) != 0)
+                        ws->dead = true;
         }
         ws->in_pump = false;
         if (!ws->dead && !ws->closing && wslay_event_get_close_sent(ws->ctx)) {
@@ -306,6 +337,22 @@ static void ws_pump(edge_ws *ws)
 
 /* ----------------------------------------------------------------- wslay callbacks */
 
+/* Bytes waiting for the client: wslay's queue and the bufferevent's output. */
+static size_t out_backlog(const edge_ws *ws)
+{
+        return wslay_event_get_queued_msg_length(ws->ctx) +
+               evbuffer_get_length(bufferevent_get_output(ws->bev));
+}
+
+/* Is the client not to be read now?  When the broker's end holds WS_IN_HIGH of its packets,
+ * or when what the client's frames make us send (pongs to its pings) is not taken: a client
+ * that pings and never reads must not grow wslay's queue. */
+static bool read_blocked(const edge_ws *ws)
+{
+        return (ws->sess && evbuffer_get_length(bufferevent_get_output(ws->sess)) > WS_IN_HIGH) ||
+               out_backlog(ws) > 2 * WS_OUT_HIGH;
+}
+
 static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
                           void *ud)
 {
@@ -314,8 +361,8 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
         int n;
 
         (void)flags;
-        /* The broker's end is full: leave the rest in the kernel until it drains. */
-        if (ws->sess && evbuffer_get_length(bufferevent_get_output(ws->sess)) > WS_IN_HIGH) {
+        /* Leave the rest in the kernel until the broker or the client drains. */
+        if (read_blocked(ws)) {
                 ws->rd_paused = true;
                 bufferevent_disable(ws->bev, EV_READ);
                 wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
@@ -408,6 +455,40 @@ static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_m
 
 /* ----------------------------------------------------------------- the broker's end */
 
+static void sess_read(struct bufferevent *bev, void *ud);
+
+/* The client took packets: read the session again. */
+static void sess_resume(edge_ws *ws)
+{
+        size_t queued;
+
+        if (!ws->sess_paused || !ws->sess || ws->closing)
+                return;
+        queued = out_backlog(ws);
+        if (queued >= WS_OUT_HIGH / 2)
+                return;
+        ws->sess_paused = false;
+        event_del(ws->sess_closed);
+        bufferevent_enable(ws->sess, EV_READ);
+        sess_read(ws->sess, ws); /* the frames already read */
+}
+
+/* The broker closed the session while it was not read (a slow reader cut off): its last
+ * packets (the ERROR saying why) are read regardless of the client, then the end. */
+static void sess_closed(evutil_socket_t fd, short what, void *ud)
+{
+        edge_ws *ws = ud;
+
+        (void)fd;
+        (void)what;
+        ws->sess_ended = true;
+        ws->sess_paused = false;
+        if (!ws->sess)
+                return;
+        bufferevent_enable(ws->sess, EV_READ);
+        sess_read(ws->sess, ws);
+}
+
 static void sess_read(struct bufferevent *bev, void *ud)
 {
         edge_ws *ws = ud;
@@ -434,10 +515,16 @@ static void sess_read(struct bufferevent *bev, void *ud)
                         ws_close(ws, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
                         break;
                 }
-                /* A client that does not read: the bound of a Unix peer's send queue. */
-                queued = wslay_event_get_queued_msg_length(ws->ctx) +
-                         evbuffer_get_length(bufferevent_get_output(ws->bev));
-                if (queued + need > c->send_queue_bytes) {
+                /* A client that does not take its packets: leave the rest to the broker's
+                 * send queue (and its bounds) until it does. */
+                queued = out_backlog(ws);
+                if (queued >= WS_OUT_HIGH && !ws->sess_ended && ws->sess_closed) {
+                        ws->sess_paused = true;
+                        bufferevent_disable(bev, EV_READ);
+                        event_add(ws->sess_closed, NULL);
+                        break;
+                }
+                if (queued + need > c->send_queue_bytes && !ws->sess_ended) {
                         broker_log(ws->eh->b, HYB_LOG_WARNING,
                                    "edge: WebSocket peer %s dropped: a slow reader (%zu bytes "
                                    "queued, limits.send_queue_bytes %zu)",
@@ -467,11 +554,7 @@ static void sess_write(struct bufferevent *bev, void *ud)
         edge_ws *ws = ud;
 
         (void)bev;
-        /* The broker took the client's packets: read the client again. */
-        if (ws->rd_paused) {
-                ws->rd_paused = false;
-                bufferevent_enable(ws->bev, EV_READ);
-        }
+        /* The broker took the client's packets: the client may be read again (ws_pump). */
         ws_pump(ws);
 }
 
@@ -501,8 +584,10 @@ static void cli_read(struct bufferevent *bev, void *ud)
 
 static void cli_write(struct bufferevent *bev, void *ud)
 {
+        edge_ws *ws = ud;
+
         (void)bev;
-        ws_pump(ud);
+        ws_pump(ws); /* may free ws: a pending close went out */
 }
 
 static void cli_event(struct bufferevent *bev, short what, void *ud)
@@ -724,6 +809,10 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
                 return;
         }
         wslay_event_config_set_max_recv_msg_length(ws->ctx, b->c->max_frame);
+        /* Without EV_CLOSED (a backend that cannot tell) the session is read whatever the
+         * client takes, and wslay's queue grows up to limits.send_queue_bytes instead. */
+        if (event_base_get_features(b->base) & EV_FEATURE_EARLY_CLOSE)
+                ws->sess_closed = event_new(b->base, fd, EV_CLOSED, sess_closed, ws);
         /* From here on the connection is ours: evhttp neither reads nor times it out. */
         edge_conn_forget(eh, evcon);
         bufferevent_set_timeouts(bev, NULL, NULL);

@@ -250,6 +250,16 @@ async def m_hostile(url, td, args):
         code = read_close(s)
         say(code == 1002, "an unmasked client frame: close 1002", f"{code}")
         s.close()
+    # a control frame without FIN (control frames are never fragmented): failed, the
+    # connection closed after a close frame
+    raw = raw_upgrade(port)
+    if raw:
+        s = raw[1]
+        s.sendall(masked(0x09, b"p"))
+        code = read_close(s)
+        say(code in (1002, 1005), "a fragmented control frame: a close frame, then the end",
+            f"{code}")
+        s.close()
     # a text message: 1003
     ws = await connect(url)
     await ws.send("hello")
@@ -416,18 +426,62 @@ async def m_slow(url, td, args):
             sent += 1
     except (BrokenPipeError, ConnectionResetError, socket.timeout):
         pass
-    # now read: the connection must end (it was dropped), not stream 24 MB
-    got = 0
+    # now read: the session was cut off as a slow reader; its last packet says why
+    results, last, code = 0, None, None
+    s.settimeout(WAIT)
     try:
         while True:
-            d = s.recv(1 << 20)
-            if not d:
+            rd.fill(2)
+            op = rd.buf[0] & 0x0F
+            m = rd.message()
+            if op == 0x8:
+                code = struct.unpack(">H", m[:2])[0] if len(m) >= 2 else 1005
                 break
-            got += len(d)
-    except (ConnectionResetError, socket.timeout):
+            p = parse(m)
+            if p["type"] == RESULT:
+                results += 1
+            last = p
+    except (EOFError, ConnectionResetError, socket.timeout):
         pass
-    say(got < 20 * 1024 * 1024, f"a client that does not read is dropped ({sent} calls sent, "
-        f"{got} bytes read back)")
+    say(results < sent, f"a client that does not read is cut off ({sent} calls sent, "
+        f"{results} answers read back)")
+    say(last is not None and last["type"] == ERROR and last["status"] == 507 and
+        "send_queue_bytes" in last["member"],
+        "its last packet is ERROR 507 naming limits.send_queue_bytes, as for a Unix peer",
+        repr(last and (last["type"], last["status"], last["member"])))
+    say(code == 1000, "then the close", f"{code}")
+
+
+async def m_pingflood(url, td, args):
+    """A client that sends pings and never reads their pongs: the server stops reading it
+    (bounded pongs waiting) instead of queueing a pong for each of 40 MB of pings."""
+    port, pid = int(url.split(":")[2].split("/")[0]), int(args[0])
+    raw = raw_upgrade(port)
+    if not raw:
+        say(False, "raw upgrade for the ping flood")
+        return
+    s = raw[1]
+    ping = masked(0x89, b"p" * 125)
+    chunk = ping * 512  # 67 KB
+    total = 40 * 1024 * 1024
+    before = rss(pid)
+    s.settimeout(4.0)  # a server that stopped reading us: the send blocks
+    sent = 0
+    try:
+        while sent < total:
+            s.sendall(chunk)
+            sent += len(chunk)
+    except (socket.timeout, BrokenPipeError, ConnectionResetError):
+        pass
+    grown = rss(pid) - before
+    print(f"# ping flood: {sent} bytes of pings sent, daemon RSS +{grown} KiB")
+    say(sent < total, f"the server stops reading a client that does not take its pongs "
+        f"({sent} of {total} bytes of pings sent)")
+    say(grown < 16 * 1024, f"the pongs waiting stay bounded (daemon RSS +{grown} KiB)")
+    s.close()
+    ws, b, st = await session(url, td)
+    say(st == 200, "the daemon serves others after the ping flood", f"{st}")
+    await ws.close()
 
 
 async def m_wss(url, td, args):
@@ -645,7 +699,7 @@ def read_close(s):
 
 MODES = {"basic": m_basic, "basic-auth": m_basic_auth, "hostile": m_hostile, "preauth": m_preauth, "total": m_total,
          "idle": m_idle,
-         "slow": m_slow, "wss": m_wss, "slowloris": m_slowloris}
+         "slow": m_slow, "pingflood": m_pingflood, "wss": m_wss, "slowloris": m_slowloris}
 
 
 def main():
