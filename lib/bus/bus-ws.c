@@ -37,7 +37,6 @@ struct bus_ws {
         uint8_t *pre;
         size_t pre_pos, pre_len;
         size_t budget;     /* raw bytes this bus_ws_read may still take */
-        bool would_block;  /* the last receive found nothing */
         bool throttled;    /* stopped at the budget with input left */
         bool progress;     /* a byte or a message came in */
         bool eof;          /* the socket or TLS said end of stream */
@@ -197,7 +196,6 @@ static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
                  * ERROR, a close frame that came with the FIN); bus_ws_read ends it. */
                 if (n == 0)
                         ws->eof = true;
-                ws->would_block = true;
                 wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
                 return -1;
         }
@@ -309,40 +307,32 @@ static void send_queued(hyb_bus *bus)
 int bus_ws_read(hyb_bus *bus)
 {
         bus_ws *ws = bus->ws;
-        bool progress = false;
+        int r;
 
         if (ws->err)
                 return ws->err;
         ws->budget = BUS_WS_READ_BUDGET;
-        ws->throttled = false;
-        for (;;) {
-                int r;
-
-                ws->would_block = false;
-                ws->progress = false;
-                r = wslay_event_recv(ws->ctx);
-                progress |= ws->progress;
-                if (r < 0 && !ws->eof && !ws->sys_err && !ws->err)
-                        ws->err = r == WSLAY_ERR_NOMEM ? -ENOMEM : HYB_E_PROTOCOL;
-                send_queued(bus);
-                if (!wslay_event_get_read_enabled(ws->ctx) && !ws->eof && !ws->err && !ws->sys_err)
-                        /* wslay stopped reading on its own: a framing error (1002) or a
-                         * message over the bound (1009), its close frame sent above */
-                        ws->err = wslay_event_get_status_code_sent(ws->ctx) ==
-                                                  WSLAY_CODE_MESSAGE_TOO_BIG
-                                          ? HYB_E_TOO_LARGE
-                                          : HYB_E_PROTOCOL;
-                if (ws->err)
-                        return ws->err;
-                if (ws->sys_err)
-                        return ws->sys_err == -ECONNRESET ? HYB_E_CLOSED : ws->sys_err;
-                if (ws->eof)
-                        /* packets that came before the end are in rbuf: deliver them first */
-                        return progress ? 1 : HYB_E_CLOSED;
-                if (ws->would_block || ws->throttled)
-                        return progress ? 1 : 0;
-                /* wslay paused to send a pong: go on reading */
-        }
+        ws->throttled = ws->progress = false;
+        /* wslay reads until cb_recv says "would block" (nothing now, the end of the stream,
+         * or the budget spent), a fault stops it, or a close frame came */
+        r = wslay_event_recv(ws->ctx);
+        if (r < 0 && !ws->eof && !ws->sys_err && !ws->err)
+                ws->err = r == WSLAY_ERR_NOMEM ? -ENOMEM : HYB_E_PROTOCOL;
+        send_queued(bus); /* pongs, and the close frame answering or refusing */
+        if (!wslay_event_get_read_enabled(ws->ctx) && !ws->eof && !ws->err && !ws->sys_err)
+                /* wslay stopped reading on its own: a framing error (1002) or a message
+                 * over the bound (1009), its close frame sent above */
+                ws->err = wslay_event_get_status_code_sent(ws->ctx) == WSLAY_CODE_MESSAGE_TOO_BIG
+                                  ? HYB_E_TOO_LARGE
+                                  : HYB_E_PROTOCOL;
+        if (ws->err)
+                return ws->err;
+        if (ws->sys_err)
+                return ws->sys_err == -ECONNRESET ? HYB_E_CLOSED : ws->sys_err;
+        if (ws->eof)
+                /* packets that came before the end are in rbuf: deliver them first */
+                return ws->progress ? 1 : HYB_E_CLOSED;
+        return ws->progress ? 1 : 0;
 }
 
 int bus_ws_queue(hyb_bus *bus, const struct iovec *iov, int n)
