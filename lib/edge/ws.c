@@ -16,8 +16,8 @@
  *
  * Bounds: the upgrade request is evhttp's (headers size, EDGE_TIMEOUT_S); the AUTH must be
  * accepted within limits.auth_timeout_ms of the upgrade; limits.ws_preauth_per_address
- * connections of one source address not yet authenticated and limits.ws_max_connections
- * in all (one more: 503); a message over limits.max_frame is refused 1009 before it is
+ * connections of one source address not yet authenticated, limits.ws_max_per_address of
+ * it in all and limits.ws_max_connections in all (one more: 503); a message over limits.max_frame is refused 1009 before it is
  * buffered; packets waiting for a client that does not read: WS_OUT_HIGH, then the session
  * is not read and the broker's send queue towards it grows, bounded and cut off as a slow
  * reader by limits.send_queue_bytes and the quotas as a Unix peer is; packets of the client
@@ -59,6 +59,7 @@ typedef struct ws_addr {
         struct ws_addr *next;
         struct sockaddr_storage ss; /* port 0 */
         unsigned n;                 /* its connections not yet authenticated */
+        unsigned n_all;             /* all its WebSocket connections */
 } ws_addr;
 
 typedef struct edge_ws {
@@ -69,7 +70,8 @@ typedef struct edge_ws {
         struct bufferevent *sess; /* the broker's session */
         wslay_event_context_ptr ctx;
         struct event *timer; /* the handshake deadline, then the close linger */
-        ws_addr *addr;       /* counted as not yet authenticated there; NULL once it is */
+        ws_addr *addr;       /* its source address's counts */
+        bool preauth;        /* counted there as not yet authenticated */
         char peer[INET6_ADDRSTRLEN + 8];
         uint64_t announced; /* payload lengths of the message's frames so far */
         bool authed, closing, failing, dead, in_pump;
@@ -188,12 +190,20 @@ static ws_addr *addr_get(edge_http *eh, const struct sockaddr_storage *ss, bool 
 /* The connection is authenticated (or gone): it leaves its address's pre-auth count. */
 static void preauth_end(edge_ws *ws)
 {
+        if (ws->preauth) {
+                ws->preauth = false;
+                ws->addr->n--;
+        }
+}
+
+/* The connection is gone: it leaves every count. */
+static void ws_unaccount(edge_ws *ws)
+{
         ws_addr *a = ws->addr;
 
-        if (!a)
-                return;
-        ws->addr = NULL;
-        if (--a->n)
+        preauth_end(ws);
+        ws->eh->n_ws--;
+        if (--a->n_all)
                 return;
         for (ws_addr **pp = &ws->eh->ws_addrs; *pp; pp = &(*pp)->next)
                 if (*pp == a) {
@@ -215,8 +225,7 @@ static void ws_free(edge_ws *ws)
                            "edge: WebSocket peer %s closed (close code sent %u, received %u)",
                            ws->peer, wslay_event_get_status_code_sent(ws->ctx),
                            wslay_event_get_status_code_received(ws->ctx));
-        preauth_end(ws);
-        eh->n_ws--;
+        ws_unaccount(ws);
         if (ws->timer)
                 event_free(ws->timer);
         if (ws->sess_closed)
@@ -567,6 +576,8 @@ static void sess_event(struct bufferevent *bev, short what, void *ud)
                 return;
         /* The broker closed the session (a refused AUTH, a timeout, a quota, shutdown):
          * what it sent last is already queued. */
+        if (ws->sess_closed)
+                event_del(ws->sess_closed); /* its fd closes with the bufferevent */
         bufferevent_free(ws->sess);
         ws->sess = NULL;
         ws_close(ws, ws->authed ? WSLAY_CODE_NORMAL_CLOSURE : WSLAY_CODE_POLICY_VIOLATION,
@@ -730,6 +741,15 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
         }
         addr_key(sa, &key);
         a = addr_get(eh, &key, false);
+        if (a && a->n_all >= b->c->ws_max_per_address) {
+                err_set(&e, HYB_E_UNAVAILABLE, -1,
+                        "too many WebSocket connections from this address "
+                        "(limits.ws_max_per_address)");
+                broker_log(b, HYB_LOG_WARNING,
+                           "edge: WebSocket refused: %u open from one address", a->n_all);
+                refuse(req, 503, NULL, &e);
+                return;
+        }
         if (a && a->n >= b->c->ws_preauth_per_address) {
                 err_set(&e, HYB_E_UNAVAILABLE, -1,
                         "too many WebSocket connections not yet authenticated from this address "
@@ -759,7 +779,9 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
                 return;
         }
         a->n++;
+        a->n_all++;
         ws->addr = a;
+        ws->preauth = true;
         ws->eh = eh;
         ws->evcon = evcon;
         ws->bev = bev;
@@ -785,8 +807,7 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
                 /* still evhttp's: answer, then forget the connection */
                 ws->evcon = NULL;
                 edge_task_del(eh, &ws->task);
-                preauth_end(ws);
-                eh->n_ws--;
+                ws_unaccount(ws);
                 free(ws);
                 refuse(req, 503, NULL, &e);
                 return;
@@ -801,8 +822,7 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
                 if (ws->timer)
                         event_free(ws->timer);
                 edge_task_del(eh, &ws->task);
-                preauth_end(ws);
-                eh->n_ws--;
+                ws_unaccount(ws);
                 free(ws);
                 err_set(&e, -ENOMEM, -1, "out of memory");
                 refuse(req, 503, NULL, &e);

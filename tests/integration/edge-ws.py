@@ -142,8 +142,8 @@ async def closed_with(ws, timeout=WAIT):
         return None
 
 
-async def session(url, td, **kw):
-    ws = await connect(url)
+async def session(url, td, local_addr=None, **kw):
+    ws = await connect(url, **({"local_addr": local_addr} if local_addr else {}))
     b = Bus(ws)
     st, _ = await b.auth(td, **kw)
     return ws, b, st
@@ -168,6 +168,11 @@ async def m_basic(url, td, args):
     say(r["status"] == 504, "a call past its deadline: 504", f"got {r['status']}")
     r = await b.call("@localhost/org.example.edge/e2", "whoami", "{}")
     say(r["status"] == 403, "a call the token does not grant: 403", f"got {r['status']}")
+    # the store: a read the token grants, a write it does not
+    r = await b.call(BUILTIN, "storeRead", "/ws/hello", flags=1)
+    say(r["status"] == 200 and r["body"] == b"5", "storeRead over ws", f"{r['status']} {r['body']!r}")
+    r = await b.call(BUILTIN, "storeWrite", "/ws/hello\n6", flags=1)
+    say(r["status"] == 403, "storeWrite the token does not grant: 403", f"{r['status']}")
     # a procedure served over ws, called from the Unix side by the CLI
     r = await b.call(BUILTIN, "registerProcedure", json.dumps({"methodName": "add"}))
     say(r["status"] == 200, "registerProcedure over ws", f"{r['status']} {r['member']}")
@@ -326,26 +331,42 @@ async def m_preauth(url, td, args):
 
 
 async def m_total(url, td, args):
-    cap = int(args[0])
+    """limits.ws_max_per_address (args[0]) from 127.0.0.1, then limits.ws_max_connections
+    (args[1]) in all with the other loopback addresses as sources."""
+    per, cap = int(args[0]), int(args[1])
     held = []
-    for i in range(cap):
-        ws, b, st = await session(url, td)
+
+    async def one(src):
+        ws, b, st = await session(url, td, local_addr=(src, 0))
         if st != 200:
-            say(False, "sessions up to limits.ws_max_connections", f"{st}")
-            return
+            raise RuntimeError(f"session from {src}: {st}")
         held.append(ws)
+
+    for i in range(per):
+        await one("127.0.0.1")
     try:
-        ws = await connect(url)
-        say(False, f"WebSocket connection {cap + 1}: 503", "accepted")
+        await one("127.0.0.1")
+        say(False, f"WebSocket connection {per + 1} from one address: 503", "accepted")
     except websockets.InvalidStatusCode as e:
-        say(e.status_code == 503, f"WebSocket connection {cap + 1}: 503", f"{e.status_code}")
+        say(e.status_code == 503, f"WebSocket connection {per + 1} from one address: 503",
+            f"{e.status_code}")
+    n = per
+    while n < cap:
+        n += 1
+        await one("127.0.0.%d" % n)
+    say(True, f"other addresses are served up to {cap} connections in all")
+    try:
+        await one("127.0.0.%d" % (cap + 1))
+        say(False, f"WebSocket connection {cap + 1} in all: 503", "accepted")
+    except websockets.InvalidStatusCode as e:
+        say(e.status_code == 503, f"WebSocket connection {cap + 1} in all: 503",
+            f"{e.status_code}")
     await held.pop().close()
     ok = False
     for i in range(100):  # the server sees the close at its own pace
         try:
-            ws, b, st = await session(url, td)
-            ok = st == 200
-            held.append(ws)
+            await one("127.0.0.%d" % (cap + 1))
+            ok = True
             break
         except websockets.InvalidStatusCode:
             await asyncio.sleep(0.1)

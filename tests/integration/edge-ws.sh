@@ -51,6 +51,7 @@ limits:
   send_queue_bytes: 256K
   auth_timeout_ms: 2000
   ws_preauth_per_address: 4
+  ws_max_per_address: 200
 log:
   level: debug" || finish
 D1=$DPID
@@ -61,6 +62,7 @@ wait_until 10 has_line "$T/probe.out" '^ready$' || { bad "bus-probe edge-server 
 bg probe2 "$HYB_PROBE" edge-server "$SOCK" e2
 wait_until 10 has_line "$T/probe2.out" '^ready$' || { bad "bus-probe edge-server e2 starts" "$(cat "$T/probe2.err")"; finish; }
 
+"$HYBRID" --bus "$SOCK" store put /ws/hello 5 >/dev/null || bad "store put /ws/hello"
 # a request to /bus/ws held half-sent for the whole run: the HTTP slow-client bound ends it
 "$PYTHON" "$WS" slowloris "$URL" "$T" >"$T/loris.out" 2>&1 &
 LORIS=$!
@@ -98,7 +100,8 @@ start_daemon d2 "listen:
 tls: {cert: $T/server.pem, key: $T/server.key}
 $AUTHCFG
 limits:
-  ws_max_connections: 3" || finish
+  ws_max_connections: 4
+  ws_max_per_address: 2" || finish
 PORT=$(http_port d2)
 wait_until 10 has_line "$T/d2.log" 'listening on https://127.0.0.1:[0-9]' || bad "https port" "$(cat "$T/d2.log")"
 SPORT=$(grep -o 'listening on https://127.0.0.1:[0-9]*' "$T/d2.log" | sed 's/.*://' | head -n 1)
@@ -109,7 +112,7 @@ if "$PYTHON" -c 'import OpenSSL' 2>/dev/null; then
 else
         bad "wss test needs python3-openssl (scripts/bootstrap.sh)"
 fi
-ws "ws: limits.ws_max_connections" total "ws://127.0.0.1:$PORT/bus/ws" "$T" 3
+ws "ws: limits.ws_max_per_address and ws_max_connections" total "ws://127.0.0.1:$PORT/bus/ws" "$T" 2 4
 stop "$DPID"
 
 # plain ws:// on a non-loopback listen.http: 403 naming the key, unless edge.ws_plain_remote
@@ -122,14 +125,11 @@ st=$(curl -s -o "$T/body" -w '%{http_code}' --max-time 30 -H 'Upgrade: websocket
         -H 'Sec-WebSocket-Protocol: hybrid.bus.v1' "http://127.0.0.1:$PORT/bus/ws")
 check "ws:// on 0.0.0.0 without edge.ws_plain_remote: 403" [ "$st" = 403 ]
 check "the 403 names edge.ws_plain_remote" grep -q "edge.ws_plain_remote" "$T/body"
-stop "$DPID"
-start_daemon d4 "listen:
-  http: 0.0.0.0:0
-edge:
-  ws_plain_remote: true
-$AUTHCFG" || finish
-PORT=$(http_port d4)
-ws "ws:// on 0.0.0.0 with edge.ws_plain_remote: true is served" basic-auth "ws://127.0.0.1:$PORT/bus/ws" "$T"
+# edge.ws_plain_remote: true, by a reload (SIGHUP) of the same daemon
+printf 'edge:\n  ws_plain_remote: true\n' >>"$T/d3.yaml"
+kill -HUP "$DPID"
+wait_until 10 has_line "$T/d3.log" 'configuration reloaded' || bad "d3 reloads" "$(tail -n 5 "$T/d3.log")"
+ws "ws:// on 0.0.0.0 with edge.ws_plain_remote: true (reloaded) is served" basic-auth "ws://127.0.0.1:$PORT/bus/ws" "$T"
 stop "$DPID"
 
 # auth.tokens off: every WebSocket session is refused 401
