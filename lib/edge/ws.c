@@ -802,7 +802,7 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
                 }
                 snprintf(ws->peer, sizeof ws->peer, "%s:%u", host, port);
         }
-        st = broker_ws_session(b, tls ? "wss" : "ws", binding, &fd, &e);
+        st = broker_ws_session(b, tls ? "wss" : "ws", binding, ws->peer, &fd, &e);
         if (st < 0) {
                 /* still evhttp's: answer, then forget the connection */
                 ws->evcon = NULL;

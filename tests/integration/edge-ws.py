@@ -295,6 +295,12 @@ async def m_hostile(url, td, args):
         s.close()
     # fragmentation is reassembled: a packet in three fragments
     ws, b, st = await session(url, td)
+    pong = await ws.ping(b"are you there")
+    try:
+        await asyncio.wait_for(pong, WAIT)
+        say(True, "a WebSocket ping is answered with its pong")
+    except asyncio.TimeoutError:
+        say(False, "a WebSocket ping is answered with its pong", "no pong")
     pkt = frame(CALL, '{"f":1}', to=EDGE, member="whoami", call_id=9, timeout=5000)
     await ws.send([pkt[:10], pkt[10:40], pkt[40:]])
     r = await b.recv({RESULT})
@@ -486,7 +492,7 @@ async def m_pingflood(url, td, args):
     chunk = ping * 512  # 67 KB
     total = 40 * 1024 * 1024
     before = rss(pid)
-    s.settimeout(4.0)  # a server that stopped reading us: the send blocks
+    s.settimeout(2.0)  # a server that stopped reading us: the send blocks
     sent = 0
     try:
         while sent < total:
@@ -498,7 +504,8 @@ async def m_pingflood(url, td, args):
     print(f"# ping flood: {sent} bytes of pings sent, daemon RSS +{grown} KiB")
     say(sent < total, f"the server stops reading a client that does not take its pongs "
         f"({sent} of {total} bytes of pings sent)")
-    say(grown < 16 * 1024, f"the pongs waiting stay bounded (daemon RSS +{grown} KiB)")
+    if os.environ.get("HYB_IT_SANITIZED") != "1":  # ASan's quarantine and shadow inflate RSS
+        say(grown < 16 * 1024, f"the pongs waiting stay bounded (daemon RSS +{grown} KiB)")
     s.close()
     ws, b, st = await session(url, td)
     say(st == 200, "the daemon serves others after the ping flood", f"{st}")
