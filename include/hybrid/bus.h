@@ -107,8 +107,9 @@ typedef struct hyb_bus_connect_options {
         /* For a wss:// path (ignored otherwise): how the server's certificate is verified.
          * At least one of the two, else both from $HYBRID_CA and $HYBRID_PIN; with
          * neither the connect fails (-EINVAL): verification cannot be turned off. */
-        const char *ca_file;    /* PEM file of the CA certificates to trust; the host name
-                                 * of the URL must be one of the certificate's DNS names */
+        const char *ca_file;    /* PEM file of the CA certificates to trust; the URL's host
+                                 * must be one of the certificate's names (a DNS name, or an
+                                 * IP address name for an address) */
         const char *pin;        /* SHA-256 of the server's DER SubjectPublicKeyInfo: base64
                                  * ("sha256//" prefix allowed, as curl's --pinnedpubkey) or
                                  * 64 hex digits.  Alone it is the whole trust (a self-signed
@@ -296,7 +297,8 @@ HYB_EXPORT int hyb_bus_request_get_caller_uid(const hyb_bus_request *req, uid_t 
 /*
  * How the caller reached the bus and as whom, as the broker states it (doc/protocol.md
  * "Frame", the caller info; doc/edge.md): *ret_transport gets "unix" (a peer of the Unix
- * socket), "http" or "https" (a request to the daemon's edge on listen.http or listen.https);
+ * socket), "http" or "https" (a request to the daemon's edge on listen.http or listen.https),
+ * "ws" or "wss" (a remote bus peer of the edge's WebSocket listener /bus/ws);
  * *ret_principal gets the `sub` of
  * the security token the caller authenticated with, or NULL when it used none (a uid-policy
  * peer: see hyb_bus_request_get_caller_uid; an anonymous HTTP request).  Both borrowed from

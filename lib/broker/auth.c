@@ -256,8 +256,12 @@ const char *broker_auth_audience(hyb_broker *b)
 static void auth_fail(bconn *c, int status, const char *msg)
 {
         wire_hdr h = { .type = WIRE_AUTH_RESULT, .status = (uint16_t)status };
-        broker_log(c->b, HYB_LOG_INFO, "auth refused for uid %u pid %d: %d %s", (unsigned)c->uid,
-                   (int)c->pid, status, msg);
+        if (c->remote)
+                broker_log(c->b, HYB_LOG_INFO, "auth refused for remote peer %s (%s): %d %s",
+                           c->remote_addr ? c->remote_addr : "?", c->transport, status, msg);
+        else
+                broker_log(c->b, HYB_LOG_INFO, "auth refused for uid %u pid %d: %d %s",
+                           (unsigned)c->uid, (int)c->pid, status, msg);
         bconn_send(c, &h, NULL, 0, NULL, 0, msg, strlen(msg), NULL, 0);
         bconn_close(c, NULL);
 }
@@ -266,8 +270,12 @@ static void auth_fail(bconn *c, int status, const char *msg)
 static void auth_refuse(bconn *c, const char *why)
 {
         wire_hdr h = { .type = WIRE_AUTH_RESULT, .status = 401 };
-        broker_log(c->b, HYB_LOG_INFO, "auth refused for uid %u pid %d: 401 %s", (unsigned)c->uid,
-                   (int)c->pid, why);
+        if (c->remote)
+                broker_log(c->b, HYB_LOG_INFO, "auth refused for remote peer %s (%s): 401 %s",
+                           c->remote_addr ? c->remote_addr : "?", c->transport, why);
+        else
+                broker_log(c->b, HYB_LOG_INFO, "auth refused for uid %u pid %d: 401 %s",
+                           (unsigned)c->uid, (int)c->pid, why);
         bconn_send(c, &h, NULL, 0, NULL, 0, AUTH_REFUSED, strlen(AUTH_REFUSED), NULL, 0);
         bconn_close(c, NULL);
 }

@@ -744,6 +744,7 @@ static void conn_unlink_free(bconn *c)
                 event_free(c->timer);
         auth_conn_free(c);
         free(c->binding);
+        free(c->remote_addr);
         free(c->name);
         free(c->app);
         free(c);

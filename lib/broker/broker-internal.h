@@ -172,6 +172,7 @@ struct bconn {
          * binds to `binding` (doc/token.md "Handshake") instead of "unix-uid:<uid>". */
         bool remote;
         char *binding;
+        char *remote_addr; /* its "ADDRESS:PORT", for the log */
 };
 
 struct hyb_broker_config {
@@ -558,12 +559,13 @@ int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transp
  * transport `transport`, "ws" or "wss": a static string) that is sent the CHALLENGE at once
  * and must answer with an AUTH carrying a token whose proof binds to `binding` ("ws-none",
  * or "tls-exporter:..."); without a token, or with auth.tokens off, its AUTH is refused 401.
+ * peer ("ADDRESS:PORT") names it in the log.
  * limits.auth_timeout_ms runs from now.  *ret_fd is the edge's end, speaking the whole bus
  * protocol (the handshake included).  0, or -errno / HYB_E_UNAVAILABLE (shutting down,
  * quotas: the reason in *e).
  */
-int broker_ws_session(hyb_broker *b, const char *transport, const char *binding, int *ret_fd,
-                      hyb_error *e);
+int broker_ws_session(hyb_broker *b, const char *transport, const char *binding,
+                      const char *peer, int *ret_fd, hyb_error *e);
 /* The listen.http edge of the broker (lib/edge), started by hyb_broker_start. */
 struct edge_http;
 int broker_edge_start(hyb_broker *b, hyb_error *e);

@@ -100,6 +100,8 @@
           "Store subscriptions of one uid's connections; one more is 429.")   \
         X(ws_max_connections, COUNT, 1, 1048576, 1024,                                             \
           "WebSocket connections of the edge (/bus/ws) open in all; one more is refused 503.")   \
+        X(ws_max_per_address, COUNT, 1, 1048576, 64,                                               \
+          "WebSocket connections of one source address; one more is refused 503.")             \
         X(ws_preauth_per_address, COUNT, 1, 1048576, 8,                                            \
           "WebSocket connections of one source address not yet authenticated; one more is 503.")
 

@@ -107,8 +107,8 @@ oom:
         return -ENOMEM;
 }
 
-int broker_ws_session(hyb_broker *b, const char *transport, const char *binding, int *ret_fd,
-                      hyb_error *e)
+int broker_ws_session(hyb_broker *b, const char *transport, const char *binding,
+                      const char *peer, int *ret_fd, hyb_error *e)
 {
         struct timeval tv = {.tv_sec = b->c->auth_timeout_ms / 1000,
                              .tv_usec = (b->c->auth_timeout_ms % 1000) * 1000};
@@ -132,7 +132,8 @@ int broker_ws_session(hyb_broker *b, const char *transport, const char *binding,
         c->remote = true;
         c->admin = false;
         c->binding = strdup(binding);
-        if (!c->binding || evtimer_add(c->timer, &tv) < 0 || auth_challenge(c) < 0) {
+        c->remote_addr = strdup(peer);
+        if (!c->binding || !c->remote_addr || evtimer_add(c->timer, &tv) < 0 || auth_challenge(c) < 0) {
                 close(sv[1]);
                 bconn_close(c, NULL);
                 return err_set(e, -ENOMEM, -1, "out of memory");

@@ -37,7 +37,6 @@ struct bus_ws {
         uint8_t *pre;
         size_t pre_pos, pre_len;
         size_t budget;     /* raw bytes this bus_ws_read may still take */
-        bool would_block;  /* the last receive found nothing */
         bool throttled;    /* stopped at the budget with input left */
         bool progress;     /* a byte or a message came in */
         bool eof;          /* the socket or TLS said end of stream */
@@ -53,15 +52,7 @@ bool bus_ws_is_url(const char *addr)
 
 /* ------------------------------------------------------------------ URL */
 
-typedef struct ws_url {
-        bool tls;
-        char host[256]; /* without brackets: what getaddrinfo and the certificate see */
-        char port[8];
-        char hostport[272]; /* the Host header */
-        char path[1024];
-} ws_url;
-
-static int url_parse(const char *url, ws_url *u, hyb_error *reterr)
+int bus_ws_url_parse(const char *url, bus_ws_url *u, hyb_error *reterr)
 {
         const char *p, *h, *he, *path;
         size_t hl;
@@ -132,6 +123,8 @@ ssize_t bus_ws_write(bus_ws *ws, const void *buf, size_t len)
 {
         ssize_t n;
 
+        if (ws->fd < 0)
+                return -EAGAIN; /* bus_ws_attach_bytes: output stays in the write buffer */
         if (ws->tls)
                 return edge_tls_fd_write(ws->tls, buf, len);
         do
@@ -147,6 +140,8 @@ static ssize_t raw_read(bus_ws *ws, void *buf, size_t len)
 
         if (ws->tls)
                 return edge_tls_fd_read(ws->tls, buf, len);
+        if (ws->fd < 0)
+                return 0; /* bus_ws_attach_bytes: the stream ends with its bytes */
         do
                 n = recv(ws->fd, buf, len, MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
@@ -195,15 +190,16 @@ static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
                 ws->progress = true;
                 return n;
         }
-        if (n == -EAGAIN) {
-                ws->would_block = true;
+        if (n == -EAGAIN || n == 0) {
+                /* The end of the stream is "nothing more now" for wslay: a failure here
+                 * would make it drop the whole frames it holds unread (the broker's last
+                 * ERROR, a close frame that came with the FIN); bus_ws_read ends it. */
+                if (n == 0)
+                        ws->eof = true;
                 wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
                 return -1;
         }
-        if (n == 0)
-                ws->eof = true;
-        else
-                ws->sys_err = (int)n;
+        ws->sys_err = (int)n;
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
 }
@@ -311,40 +307,32 @@ static void send_queued(hyb_bus *bus)
 int bus_ws_read(hyb_bus *bus)
 {
         bus_ws *ws = bus->ws;
-        bool progress = false;
+        int r;
 
         if (ws->err)
                 return ws->err;
         ws->budget = BUS_WS_READ_BUDGET;
-        ws->throttled = false;
-        for (;;) {
-                int r;
-
-                ws->would_block = false;
-                ws->progress = false;
-                r = wslay_event_recv(ws->ctx);
-                progress |= ws->progress;
-                if (r < 0 && !ws->eof && !ws->sys_err && !ws->err)
-                        ws->err = r == WSLAY_ERR_NOMEM ? -ENOMEM : HYB_E_PROTOCOL;
-                send_queued(bus);
-                if (!wslay_event_get_read_enabled(ws->ctx) && !ws->eof && !ws->err && !ws->sys_err)
-                        /* wslay stopped reading on its own: a framing error (1002) or a
-                         * message over the bound (1009), its close frame sent above */
-                        ws->err = wslay_event_get_status_code_sent(ws->ctx) ==
-                                                  WSLAY_CODE_MESSAGE_TOO_BIG
-                                          ? HYB_E_TOO_LARGE
-                                          : HYB_E_PROTOCOL;
-                if (ws->err)
-                        return ws->err;
-                if (ws->sys_err)
-                        return ws->sys_err == -ECONNRESET ? HYB_E_CLOSED : ws->sys_err;
-                if (ws->eof)
-                        /* packets that came before the end are in rbuf: deliver them first */
-                        return progress ? 1 : HYB_E_CLOSED;
-                if (ws->would_block || ws->throttled)
-                        return progress ? 1 : 0;
-                /* wslay paused to send a pong: go on reading */
-        }
+        ws->throttled = ws->progress = false;
+        /* wslay reads until cb_recv says "would block" (nothing now, the end of the stream,
+         * or the budget spent), a fault stops it, or a close frame came */
+        r = wslay_event_recv(ws->ctx);
+        if (r < 0 && !ws->eof && !ws->sys_err && !ws->err)
+                ws->err = r == WSLAY_ERR_NOMEM ? -ENOMEM : HYB_E_PROTOCOL;
+        send_queued(bus); /* pongs, and the close frame answering or refusing */
+        if (!wslay_event_get_read_enabled(ws->ctx) && !ws->eof && !ws->err && !ws->sys_err)
+                /* wslay stopped reading on its own: a framing error (1002) or a message
+                 * over the bound (1009), its close frame sent above */
+                ws->err = wslay_event_get_status_code_sent(ws->ctx) == WSLAY_CODE_MESSAGE_TOO_BIG
+                                  ? HYB_E_TOO_LARGE
+                                  : HYB_E_PROTOCOL;
+        if (ws->err)
+                return ws->err;
+        if (ws->sys_err)
+                return ws->sys_err == -ECONNRESET ? HYB_E_CLOSED : ws->sys_err;
+        if (ws->eof)
+                /* packets that came before the end are in rbuf: deliver them first */
+                return ws->progress ? 1 : HYB_E_CLOSED;
+        return ws->progress ? 1 : 0;
 }
 
 int bus_ws_queue(hyb_bus *bus, const struct iovec *iov, int n)
@@ -379,7 +367,7 @@ int bus_ws_queue(hyb_bus *bus, const struct iovec *iov, int n)
 
 /* ------------------------------------------------------------------ connect */
 
-static int tcp_connect(const ws_url *u, uint64_t deadline, int *ret_fd, hyb_error *reterr)
+static int tcp_connect(const bus_ws_url *u, uint64_t deadline, int *ret_fd, hyb_error *reterr)
 {
         struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                                   .ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV };
@@ -427,7 +415,7 @@ static int tcp_connect(const ws_url *u, uint64_t deadline, int *ret_fd, hyb_erro
                        strerror(last));
 }
 
-static int tls_setup(bus_ws *ws, const ws_url *u, const hyb_bus_connect_options *o,
+static int tls_setup(bus_ws *ws, const bus_ws_url *u, const hyb_bus_connect_options *o,
                      uint64_t deadline, hyb_error *reterr)
 {
         const char *ca = o->ca_file, *pin_text = o->pin;
@@ -516,12 +504,12 @@ static bool has_token(const char *value, const char *token)
         return false;
 }
 
-static int upgrade(bus_ws *ws, const ws_url *u, uint64_t deadline, hyb_error *reterr)
+static int upgrade(bus_ws *ws, const bus_ws_url *u, uint64_t deadline, hyb_error *reterr)
 {
-        char key[EDGE_WS_KEY_SIZE], accept[EDGE_WS_ACCEPT_SIZE], req[1536], v[256];
+        char key[EDGE_WS_KEY_SIZE], accept[EDGE_WS_ACCEPT_SIZE], req[1536];
         char head[BUS_WS_RESPONSE_MAX + 1], *end;
         size_t len, off = 0, got = 0;
-        int r, status;
+        int r;
 
         r = edge_tls_ws_key(key);
         if (r < 0)
@@ -597,6 +585,18 @@ static int upgrade(bus_ws *ws, const ws_url *u, uint64_t deadline, hyb_error *re
                 memcpy(ws->pre, end, ws->pre_len);
         }
         end[-2] = '\0'; /* the head alone, its last line ending in \r\n */
+        return bus_ws_check_response(head, accept, u, reterr);
+timeout:
+        return err_set(reterr, HYB_E_UNAVAILABLE, -1, "WebSocket upgrade to %s: %s", u->hostport,
+                       r == -ETIMEDOUT ? "no answer in time" : strerror(-r));
+}
+
+int bus_ws_check_response(char *head, const char *accept, const bus_ws_url *u,
+                          hyb_error *reterr)
+{
+        char v[256];
+        int status, r;
+
         if (sscanf(head, "HTTP/1.%*1[01] %3d", &status) != 1)
                 return err_set(reterr, HYB_E_PROTOCOL, -1,
                                "WebSocket upgrade to %s: not an HTTP response", u->hostport);
@@ -630,13 +630,10 @@ static int upgrade(bus_ws *ws, const ws_url *u, uint64_t deadline, hyb_error *re
                                "WebSocket upgrade to %s: the server chose an extension (%s) "
                                "we did not offer", u->hostport, v);
         return 0;
-timeout:
-        return err_set(reterr, HYB_E_UNAVAILABLE, -1, "WebSocket upgrade to %s: %s", u->hostport,
-                       r == -ETIMEDOUT ? "no answer in time" : strerror(-r));
 }
 
-int bus_ws_connect(hyb_bus *bus, const char *url, const hyb_bus_connect_options *o,
-                   hyb_error *reterr)
+/* The framing from now on: a wslay client context over ws's fd and pre bytes. */
+static int ws_start(bus_ws *ws)
 {
         static const struct wslay_event_callbacks cbs = {
                 .recv_callback = cb_recv,
@@ -644,12 +641,41 @@ int bus_ws_connect(hyb_bus *bus, const char *url, const hyb_bus_connect_options 
                 .genmask_callback = cb_genmask,
                 .on_msg_recv_callback = cb_msg,
         };
+
+        if (wslay_event_context_client_init(&ws->ctx, &cbs, ws) != 0)
+                return -ENOMEM;
+        bus_ws_set_max_message(ws, WIRE_HDR_SIZE + WIRE_NAMES_MAX + WIRE_DEFAULT_MAX_BODY);
+        return 0;
+}
+
+int bus_ws_attach_bytes(hyb_bus *bus, const uint8_t *data, size_t len)
+{
+        bus_ws *ws = calloc(1, sizeof(*ws));
+
+        if (!ws)
+                return -ENOMEM;
+        ws->bus = bus;
+        ws->fd = -1;
+        bus->ws = ws;
+        if (len) {
+                ws->pre = malloc(len);
+                if (!ws->pre)
+                        return -ENOMEM;
+                memcpy(ws->pre, data, len);
+                ws->pre_len = len;
+        }
+        return ws_start(ws);
+}
+
+int bus_ws_connect(hyb_bus *bus, const char *url, const hyb_bus_connect_options *o,
+                   hyb_error *reterr)
+{
         uint64_t deadline = hyb_now_usec() + BUS_WS_CONNECT_TIMEOUT_MS * 1000ull;
-        ws_url u;
+        bus_ws_url u;
         bus_ws *ws;
         int r;
 
-        r = url_parse(url, &u, reterr);
+        r = bus_ws_url_parse(url, &u, reterr);
         if (r < 0)
                 return r;
         ws = calloc(1, sizeof(*ws));
@@ -670,10 +696,7 @@ int bus_ws_connect(hyb_bus *bus, const char *url, const hyb_bus_connect_options 
         r = upgrade(ws, &u, deadline, reterr);
         if (r < 0)
                 return r;
-        if (wslay_event_context_client_init(&ws->ctx, &cbs, ws) != 0)
-                return -ENOMEM;
-        bus_ws_set_max_message(ws, WIRE_HDR_SIZE + WIRE_NAMES_MAX + WIRE_DEFAULT_MAX_BODY);
-        return 0;
+        return ws_start(ws);
 }
 
 int bus_ws_binding(const bus_ws *ws, char *out, size_t size)

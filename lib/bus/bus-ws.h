@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -35,8 +36,40 @@ typedef struct bus_ws bus_ws;
 /* Raw bytes one bus_ws_read takes off the socket before it lets packets be dispatched. */
 #define BUS_WS_READ_BUDGET (256u * 1024)
 
+/* A ws:// or wss:// URL taken apart. */
+typedef struct bus_ws_url {
+        bool tls;
+        char host[256];     /* without brackets: what getaddrinfo and the certificate see */
+        char port[8];       /* decimal, 1..65535; 80 or 443 when the URL has none */
+        char hostport[272]; /* the Host header: host (IPv6 in brackets) ":" port */
+        char path[1024];    /* from the first '/', query included; BUS_WS_DEFAULT_PATH */
+} bus_ws_url;
+
 /* True when addr is a ws:// or wss:// URL (ASCII case of the scheme ignored). */
 bool bus_ws_is_url(const char *addr);
+
+/* Parses url (bus_ws_is_url true).  0, or -EINVAL with the reason in *reterr: user
+ * information, a fragment, no host, a bad port, a path not starting with '/', a control,
+ * space or non-ASCII byte in the path, a part too long. */
+int bus_ws_url_parse(const char *url, bus_ws_url *u, hyb_error *reterr);
+
+/*
+ * Checks the head of the server's answer to the upgrade (NUL-terminated, status line and
+ * headers, each line ending in \r\n, the empty line cut off) against RFC 6455 4.1 and our
+ * contract: 101, Upgrade: websocket, Connection: upgrade, Sec-WebSocket-Accept equal to
+ * accept, Sec-WebSocket-Protocol exactly hybrid.bus.v1, no extension.  The head may be
+ * changed.  0, HYB_E_PROTOCOL, or the code of the refusing HTTP status; *reterr says why
+ * (u names the server in the message).
+ */
+int bus_ws_check_response(char *head, const char *accept, const bus_ws_url *u,
+                          hyb_error *reterr);
+
+/*
+ * For tests and fuzzing: makes bus (fd -1, ws NULL) a WebSocket client whose server sent
+ * exactly data[0..len) after the upgrade, then closed; what it writes stays in bus->wbuf.
+ * bus_ws_read then reads those bytes.  0 or -ENOMEM (bus->ws set even then).
+ */
+int bus_ws_attach_bytes(hyb_bus *bus, const uint8_t *data, size_t len);
 
 /*
  * Connects bus (fd -1, ws NULL) to the WebSocket URL: resolves the host (IPv4 and IPv6,

@@ -30,12 +30,14 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include <mbedtls/asn1.h>
 #include <mbedtls/base64.h>
 #include <mbedtls/constant_time.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
+#include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/sha1.h>
@@ -94,6 +96,8 @@ struct edge_tls_conn {
         mbedtls_tls_prf_types prf;
         char error[200];
         int fd; /* fd-based client connections (edge_tls_fd_open): the socket, else -1 */
+        uint8_t ip[16]; /* fd-based clients of an IP address: the address the certificate */
+        size_t ip_len;  /* must name (4 or 16 bytes; 0: a host name) */
 };
 
 static const int suites[] = {
@@ -852,6 +856,58 @@ static void conn_discard(edge_tls_conn *c)
         free(c);
 }
 
+/*
+ * True when the subjectAltName of crt lists the address ip (4 or 16 bytes).  mbedTLS 2.28
+ * keeps only the DNS names of that extension (crt->subject_alt_names), so its DER is read
+ * again here: Extensions ::= SEQUENCE OF SEQUENCE { OID, critical BOOLEAN OPTIONAL,
+ * OCTET STRING { SEQUENCE OF GeneralName } }, iPAddress being [7] IMPLICIT OCTET STRING.
+ */
+static bool crt_names_ip(const mbedtls_x509_crt *crt, const uint8_t *ip, size_t ip_len)
+{
+        unsigned char *p = crt->v3_ext.p, *end, *ext_end, *names_end;
+        mbedtls_asn1_buf oid;
+        size_t len;
+        int critical;
+
+        if (!p || crt->v3_ext.len == 0)
+                return false;
+        end = p + crt->v3_ext.len;
+        if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE))
+                return false;
+        end = p + len;
+        while (p < end) {
+                if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE))
+                        return false;
+                ext_end = p + len;
+                if (mbedtls_asn1_get_tag(&p, ext_end, &oid.len, MBEDTLS_ASN1_OID))
+                        return false;
+                oid.p = p;
+                p += oid.len;
+                (void)mbedtls_asn1_get_bool(&p, ext_end, &critical);
+                if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_OCTET_STRING))
+                        return false;
+                if (MBEDTLS_OID_CMP(MBEDTLS_OID_SUBJECT_ALT_NAME, &oid) != 0) {
+                        p = ext_end;
+                        continue;
+                }
+                if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE))
+                        return false;
+                names_end = p + len;
+                while (p < names_end) {
+                        unsigned char tag = *p;
+
+                        if (mbedtls_asn1_get_tag(&p, names_end, &len, tag))
+                                return false;
+                        if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && len == ip_len &&
+                            memcmp(p, ip, len) == 0)
+                                return true;
+                        p += len;
+                }
+                return false;
+        }
+        return false;
+}
+
 static int verify_peer(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 {
         edge_tls_conn *c = arg;
@@ -859,6 +915,15 @@ static int verify_peer(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *fl
         unsigned char der[SPKI_MAX], hash[32];
         int n;
 
+        if (depth == 0 && c->ip_len && t->has_ca && !crt_names_ip(crt, c->ip, c->ip_len)) {
+                char a[INET6_ADDRSTRLEN] = "";
+
+                inet_ntop(c->ip_len == 4 ? AF_INET : AF_INET6, c->ip, a, sizeof(a));
+                snprintf(c->error, sizeof(c->error),
+                         "certificate verification failed: the certificate does not name the "
+                         "address %s", a);
+                return MBEDTLS_ERR_X509_FATAL_ERROR;
+        }
         if (!t->has_pin)
                 return 0;
         if (depth > 0) {
@@ -1041,8 +1106,14 @@ int edge_tls_fd_open(edge_tls *t, int fd, const char *server_name, uint64_t dead
         c->fd = fd;
         c->connected = true;
         mbedtls_ssl_init(&c->ssl);
+        /* An IP address is checked against the certificate's iPAddress names (verify_peer)
+         * and sent as no SNI (RFC 6066); a name goes to mbedTLS as SNI and for its check. */
+        if (server_name && inet_pton(AF_INET, server_name, c->ip) == 1)
+                c->ip_len = 4;
+        else if (server_name && inet_pton(AF_INET6, server_name, c->ip) == 1)
+                c->ip_len = 16;
         if (mbedtls_ssl_setup(&c->ssl, &t->conf) != 0 ||
-            (server_name && mbedtls_ssl_set_hostname(&c->ssl, server_name) != 0)) {
+            (server_name && !c->ip_len && mbedtls_ssl_set_hostname(&c->ssl, server_name) != 0)) {
                 edge_tls_fd_close(c);
                 return -ENOMEM;
         }

@@ -119,7 +119,8 @@ int edge_tls_connect(struct bufferevent *bev, const struct sockaddr *sa, int sal
  * lib/bus): the caller owns fd (a connected, non-blocking socket) and polls it itself.
  * edge_tls_fd_open runs the handshake on fd, polling until deadline_us (hyb_now_usec's
  * clock); server_name as for edge_tls_bufferevent_new (SNI, and the name checked against
- * the certificate when a CA file verifies it).  The edge_tls_conn_* getters above work on
+ * the certificate when a CA file verifies it), except that an IPv4 or IPv6 address is
+ * sent as no SNI and checked against the certificate's iPAddress names.  The edge_tls_conn_* getters above work on
  * the result (edge_tls_conn_binding_text: the client's side of the same binding).
  * Errors (message in *reterr): HYB_E_AUTH the handshake failed (a certificate that does
  * not verify, a wrong pin or name, an alert), HYB_E_UNAVAILABLE timed out or the socket

@@ -16,11 +16,12 @@
  *
  * Bounds: the upgrade request is evhttp's (headers size, EDGE_TIMEOUT_S); the AUTH must be
  * accepted within limits.auth_timeout_ms of the upgrade; limits.ws_preauth_per_address
- * connections of one source address not yet authenticated and limits.ws_max_connections
- * in all (one more: 503); a message over limits.max_frame is refused 1009 before it is
- * buffered; packets waiting for a client that does not read: limits.send_queue_bytes, then
- * the connection is dropped (the broker's slow-reader bound); packets of the client waiting
- * for the broker: WS_IN_HIGH, then the client is not read.
+ * connections of one source address not yet authenticated, limits.ws_max_per_address of
+ * it in all and limits.ws_max_connections in all (one more: 503); a message over limits.max_frame is refused 1009 before it is
+ * buffered; packets waiting for a client that does not read: WS_OUT_HIGH, then the session
+ * is not read and the broker's send queue towards it grows, bounded and cut off as a slow
+ * reader by limits.send_queue_bytes and the quotas as a Unix peer is; packets of the client
+ * waiting for the broker: WS_IN_HIGH, then the client is not read.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -46,6 +47,11 @@
 #define WS_OUT_CHUNK (64u * 1024)
 /* Packets of the client waiting for the broker's end: past this the client is not read. */
 #define WS_IN_HIGH (256u * 1024)
+/* Packets waiting for the client (wslay's queue and the bufferevent's) past which the
+ * session is not read: the backlog then stays in the broker's send queue towards the
+ * session, where limits.send_queue_bytes and the quotas bound it and cut a slow reader off
+ * as they cut a peer of the Unix socket. */
+#define WS_OUT_HIGH (64u * 1024)
 /* A close handshake the client does not finish within this is cut short. */
 #define WS_LINGER_S 5
 
@@ -53,6 +59,7 @@ typedef struct ws_addr {
         struct ws_addr *next;
         struct sockaddr_storage ss; /* port 0 */
         unsigned n;                 /* its connections not yet authenticated */
+        unsigned n_all;             /* all its WebSocket connections */
 } ws_addr;
 
 typedef struct edge_ws {
@@ -63,16 +70,23 @@ typedef struct edge_ws {
         struct bufferevent *sess; /* the broker's session */
         wslay_event_context_ptr ctx;
         struct event *timer; /* the handshake deadline, then the close linger */
-        ws_addr *addr;       /* counted as not yet authenticated there; NULL once it is */
+        ws_addr *addr;       /* its source address's counts */
+        bool preauth;        /* counted there as not yet authenticated */
         char peer[INET6_ADDRSTRLEN + 8];
         uint64_t announced; /* payload lengths of the message's frames so far */
-        bool authed, closing, dead, in_pump;
+        bool authed, closing, failing, dead, in_pump;
+        bool rd_paused; /* the client is not read: the broker's end is full, or the client
+                         * does not take what is sent to it (pongs, close frames) */
+        bool sess_paused; /* the session is not read: the client does not take its packets */
+        bool sess_ended;  /* the broker closed the session (seen while it was not read) */
+        struct event *sess_closed; /* the session's fd closed by the broker (EV_CLOSED) */
 } edge_ws;
 
 /* ----------------------------------------------------------------- the upgrade request */
 
-/* Does the comma-separated header value hold token (ASCII case ignored)? */
-static bool has_token(const char *value, const char *token)
+/* Does the comma-separated header value hold token (ASCII case ignored unless exact:
+ * subprotocol names are compared as they are, RFC 6455 section 11.5)? */
+static bool has_token(const char *value, const char *token, bool exact)
 {
         size_t tl = strlen(token);
 
@@ -88,7 +102,7 @@ static bool has_token(const char *value, const char *token)
                 n = (size_t)(end - value);
                 while (n && (value[n - 1] == ' ' || value[n - 1] == '\t'))
                         n--;
-                if (n == tl && strncasecmp(value, token, tl) == 0)
+                if (n == tl && (exact ? strncmp(value, token, tl) : strncasecmp(value, token, tl)) == 0)
                         return true;
                 value = end;
         }
@@ -104,8 +118,8 @@ int edge_ws_check_upgrade(bool is_get, const char *upgrade, const char *connecti
                 err_set(e, HYB_E_BAD_REQUEST, -1, "a WebSocket upgrade is a GET");
                 return 400;
         }
-        if (!upgrade || !has_token(upgrade, "websocket") || !connection ||
-            !has_token(connection, "upgrade")) {
+        if (!upgrade || !has_token(upgrade, "websocket", false) || !connection ||
+            !has_token(connection, "upgrade", false)) {
                 *header = "Upgrade: websocket";
                 err_set(e, HYB_E_BAD_REQUEST, -1,
                         "/bus/ws is a WebSocket endpoint: Upgrade: websocket and Connection: "
@@ -122,7 +136,7 @@ int edge_ws_check_upgrade(bool is_get, const char *upgrade, const char *connecti
                         "Sec-WebSocket-Key must be the base64 of 16 bytes");
                 return 400;
         }
-        if (!protocol || !has_token(protocol, EDGE_WS_SUBPROTOCOL)) {
+        if (!protocol || !has_token(protocol, EDGE_WS_SUBPROTOCOL, true)) {
                 err_set(e, HYB_E_BAD_REQUEST, -1,
                         "Sec-WebSocket-Protocol must offer " EDGE_WS_SUBPROTOCOL);
                 return 400;
@@ -176,12 +190,20 @@ static ws_addr *addr_get(edge_http *eh, const struct sockaddr_storage *ss, bool 
 /* The connection is authenticated (or gone): it leaves its address's pre-auth count. */
 static void preauth_end(edge_ws *ws)
 {
+        if (ws->preauth) {
+                ws->preauth = false;
+                ws->addr->n--;
+        }
+}
+
+/* The connection is gone: it leaves every count. */
+static void ws_unaccount(edge_ws *ws)
+{
         ws_addr *a = ws->addr;
 
-        if (!a)
-                return;
-        ws->addr = NULL;
-        if (--a->n)
+        preauth_end(ws);
+        ws->eh->n_ws--;
+        if (--a->n_all)
                 return;
         for (ws_addr **pp = &ws->eh->ws_addrs; *pp; pp = &(*pp)->next)
                 if (*pp == a) {
@@ -198,10 +220,16 @@ static void ws_free(edge_ws *ws)
         edge_http *eh = ws->eh;
 
         edge_task_del(eh, &ws->task);
-        preauth_end(ws);
-        eh->n_ws--;
+        if (ws->ctx)
+                broker_log(eh->b, HYB_LOG_DEBUG,
+                           "edge: WebSocket peer %s closed (close code sent %u, received %u)",
+                           ws->peer, wslay_event_get_status_code_sent(ws->ctx),
+                           wslay_event_get_status_code_received(ws->ctx));
+        ws_unaccount(ws);
         if (ws->timer)
                 event_free(ws->timer);
+        if (ws->sess_closed)
+                event_free(ws->sess_closed);
         if (ws->sess)
                 bufferevent_free(ws->sess); /* the broker sees the session end */
         if (ws->ctx)
@@ -217,6 +245,10 @@ static void ws_kill(edge_task *t)
 }
 
 static void ws_pump(edge_ws *ws);
+static void sess_resume(edge_ws *ws);
+static size_t out_backlog(const edge_ws *ws);
+static bool read_blocked(const edge_ws *ws);
+static void sess_closed(evutil_socket_t fd, short what, void *ud);
 
 static void linger_done(evutil_socket_t fd, short what, void *ud)
 {
@@ -228,16 +260,12 @@ static void linger_done(evutil_socket_t fd, short what, void *ud)
         ws_pump(ws);
 }
 
-/* Starts the close handshake with code (why: for the client, < 123 bytes). */
-static void ws_close(edge_ws *ws, uint16_t code, const char *why)
+/* The close handshake began: the session reads no more, the linger timer runs. */
+static void closing_begins(edge_ws *ws)
 {
         struct timeval tv = {.tv_sec = WS_LINGER_S};
 
-        if (ws->closing)
-                return;
         ws->closing = true;
-        wslay_event_queue_close(ws->ctx, code, (const uint8_t *)why, why ? strlen(why) : 0);
-        wslay_event_shutdown_read(ws->ctx);
         if (ws->sess)
                 bufferevent_disable(ws->sess, EV_READ);
         event_del(ws->timer);
@@ -246,30 +274,93 @@ static void ws_close(edge_ws *ws, uint16_t code, const char *why)
 }
 
 /*
+ * Starts the close handshake with code (why: for the client, < 123 bytes).  For a client
+ * that broke the protocol (1002, 1003, 1007, 1009) the connection is failed (RFC 6455
+ * 7.1.7): closed once the close frame is out, without reading the rest of its data.
+ */
+static void ws_close(edge_ws *ws, uint16_t code, const char *why)
+{
+        if (ws->closing)
+                return;
+        ws->failing = code != WSLAY_CODE_NORMAL_CLOSURE && code != WSLAY_CODE_POLICY_VIOLATION &&
+                      code != WSLAY_CODE_GOING_AWAY;
+        /* Reading goes on for the client's close frame (its messages are ignored now). */
+        wslay_event_queue_close(ws->ctx, code, (const uint8_t *)why, why ? strlen(why) : 0);
+        closing_begins(ws);
+}
+
+/*
  * Runs wslay's reading and writing, then acts on what the callbacks decided: every event
  * of this connection ends here, so nothing is freed under wslay's feet.
  */
 static void ws_pump(edge_ws *ws)
 {
+        int r;
+
         if (ws->in_pump)
                 return;
         ws->in_pump = true;
-        if (!ws->dead && wslay_event_want_read(ws->ctx) &&
+        if (ws->rd_paused && !read_blocked(ws) && out_backlog(ws) <= WS_OUT_HIGH) {
+                ws->rd_paused = false;
+                bufferevent_enable(ws->bev, EV_READ);
+        }
+        if (!ws->dead && !ws->rd_paused && wslay_event_want_read(ws->ctx) &&
             evbuffer_get_length(bufferevent_get_input(ws->bev)) &&
-            wslay_event_recv(ws->ctx) != 0)
-                ws->dead = true; /* a failed callback or no memory: no close frame to wait for */
-        if (!ws->dead && wslay_event_want_write(ws->ctx) && wslay_event_send(ws->ctx) != 0)
+            (r = wslay_event_recv(ws->ctx)) != 0) {
+                /* a malformed frame (wslay queued a close frame without a code) or no
+                 * memory: the connection is failed once that close frame is out */
+                broker_log(ws->eh->b, HYB_LOG_DEBUG, "edge: WebSocket peer %s: wslay recv %d",
+                           ws->peer, r);
+                if (!ws->closing)
+                        closing_begins(ws);
+                ws->failing = true;
+                if (!wslay_event_want_write(ws->ctx))
+                        ws->dead = true;
+        }
+        if (!ws->dead && wslay_event_want_write(ws->ctx) && (r = wslay_event_send(ws->ctx)) != 0) {
+                broker_log(ws->eh->b, HYB_LOG_DEBUG, "edge: WebSocket peer %s: wslay send %d",
+                           ws->peer, r);
                 ws->dead = true;
+        }
+        if (!ws->dead && ws->sess_paused) {
+                sess_resume(ws); /* its ws_pump returns at once: we are in it */
+                if (!ws->dead && wslay_event_want_write(ws->ctx) &&
+                    wslay_event_send(ws->ctx) != 0)
+                        ws->dead = true;
+        }
         ws->in_pump = false;
+        if (!ws->dead && !ws->closing && wslay_event_get_close_sent(ws->ctx)) {
+                /* wslay failed the connection itself (an unmasked or malformed frame, a
+                 * message over the limit): no close frame of the client to wait for */
+                ws->failing = !wslay_event_get_read_enabled(ws->ctx);
+                closing_begins(ws);
+        }
         if (!ws->dead && ws->closing && !wslay_event_want_write(ws->ctx) &&
-            wslay_event_get_close_sent(ws->ctx) && wslay_event_get_close_received(ws->ctx) &&
+            wslay_event_get_close_sent(ws->ctx) &&
+            (ws->failing || wslay_event_get_close_received(ws->ctx)) &&
             evbuffer_get_length(bufferevent_get_output(ws->bev)) == 0)
-                ws->dead = true; /* both close frames went: the handshake is over */
+                ws->dead = true; /* both close frames went (or ours, failing it): over */
         if (ws->dead)
                 ws_free(ws);
 }
 
 /* ----------------------------------------------------------------- wslay callbacks */
+
+/* Bytes waiting for the client: wslay's queue and the bufferevent's output. */
+static size_t out_backlog(const edge_ws *ws)
+{
+        return wslay_event_get_queued_msg_length(ws->ctx) +
+               evbuffer_get_length(bufferevent_get_output(ws->bev));
+}
+
+/* Is the client not to be read now?  When the broker's end holds WS_IN_HIGH of its packets,
+ * or when what the client's frames make us send (pongs to its pings) is not taken: a client
+ * that pings and never reads must not grow wslay's queue. */
+static bool read_blocked(const edge_ws *ws)
+{
+        return (ws->sess && evbuffer_get_length(bufferevent_get_output(ws->sess)) > WS_IN_HIGH) ||
+               out_backlog(ws) > 2 * WS_OUT_HIGH;
+}
 
 static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
                           void *ud)
@@ -279,8 +370,9 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
         int n;
 
         (void)flags;
-        /* The broker's end is full: leave the rest in the kernel until it drains. */
-        if (ws->sess && evbuffer_get_length(bufferevent_get_output(ws->sess)) > WS_IN_HIGH) {
+        /* Leave the rest in the kernel until the broker or the client drains. */
+        if (read_blocked(ws)) {
+                ws->rd_paused = true;
                 bufferevent_disable(ws->bev, EV_READ);
                 wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
                 return -1;
@@ -361,10 +453,9 @@ static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_m
                          "text message: " EDGE_WS_SUBPROTOCOL " carries binary packets");
                 return;
         case WSLAY_CONNECTION_CLOSE:
-                /* wslay answered it; the session ends with the connection */
-                ws->closing = true;
-                if (ws->sess)
-                        bufferevent_disable(ws->sess, EV_READ);
+                /* wslay answers it; the session ends with the connection */
+                if (!ws->closing)
+                        closing_begins(ws);
                 return;
         default:
                 return; /* ping (wslay answers it) and pong */
@@ -372,6 +463,40 @@ static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_m
 }
 
 /* ----------------------------------------------------------------- the broker's end */
+
+static void sess_read(struct bufferevent *bev, void *ud);
+
+/* The client took packets: read the session again. */
+static void sess_resume(edge_ws *ws)
+{
+        size_t queued;
+
+        if (!ws->sess_paused || !ws->sess || ws->closing)
+                return;
+        queued = out_backlog(ws);
+        if (queued >= WS_OUT_HIGH / 2)
+                return;
+        ws->sess_paused = false;
+        event_del(ws->sess_closed);
+        bufferevent_enable(ws->sess, EV_READ);
+        sess_read(ws->sess, ws); /* the frames already read */
+}
+
+/* The broker closed the session while it was not read (a slow reader cut off): its last
+ * packets (the ERROR saying why) are read regardless of the client, then the end. */
+static void sess_closed(evutil_socket_t fd, short what, void *ud)
+{
+        edge_ws *ws = ud;
+
+        (void)fd;
+        (void)what;
+        ws->sess_ended = true;
+        ws->sess_paused = false;
+        if (!ws->sess)
+                return;
+        bufferevent_enable(ws->sess, EV_READ);
+        sess_read(ws->sess, ws);
+}
 
 static void sess_read(struct bufferevent *bev, void *ud)
 {
@@ -399,10 +524,16 @@ static void sess_read(struct bufferevent *bev, void *ud)
                         ws_close(ws, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
                         break;
                 }
-                /* A client that does not read: the bound of a Unix peer's send queue. */
-                queued = wslay_event_get_queued_msg_length(ws->ctx) +
-                         evbuffer_get_length(bufferevent_get_output(ws->bev));
-                if (queued + need > c->send_queue_bytes) {
+                /* A client that does not take its packets: leave the rest to the broker's
+                 * send queue (and its bounds) until it does. */
+                queued = out_backlog(ws);
+                if (queued >= WS_OUT_HIGH && !ws->sess_ended && ws->sess_closed) {
+                        ws->sess_paused = true;
+                        bufferevent_disable(bev, EV_READ);
+                        event_add(ws->sess_closed, NULL);
+                        break;
+                }
+                if (queued + need > c->send_queue_bytes && !ws->sess_ended) {
                         broker_log(ws->eh->b, HYB_LOG_WARNING,
                                    "edge: WebSocket peer %s dropped: a slow reader (%zu bytes "
                                    "queued, limits.send_queue_bytes %zu)",
@@ -432,9 +563,7 @@ static void sess_write(struct bufferevent *bev, void *ud)
         edge_ws *ws = ud;
 
         (void)bev;
-        /* The broker took the client's packets: read the client again. */
-        if (!ws->closing)
-                bufferevent_enable(ws->bev, EV_READ);
+        /* The broker took the client's packets: the client may be read again (ws_pump). */
         ws_pump(ws);
 }
 
@@ -447,6 +576,8 @@ static void sess_event(struct bufferevent *bev, short what, void *ud)
                 return;
         /* The broker closed the session (a refused AUTH, a timeout, a quota, shutdown):
          * what it sent last is already queued. */
+        if (ws->sess_closed)
+                event_del(ws->sess_closed); /* its fd closes with the bufferevent */
         bufferevent_free(ws->sess);
         ws->sess = NULL;
         ws_close(ws, ws->authed ? WSLAY_CODE_NORMAL_CLOSURE : WSLAY_CODE_POLICY_VIOLATION,
@@ -464,16 +595,29 @@ static void cli_read(struct bufferevent *bev, void *ud)
 
 static void cli_write(struct bufferevent *bev, void *ud)
 {
+        edge_ws *ws = ud;
+
         (void)bev;
-        ws_pump(ud);
+        ws_pump(ws); /* may free ws: a pending close went out */
 }
 
 static void cli_event(struct bufferevent *bev, short what, void *ud)
 {
         edge_ws *ws = ud;
 
-        (void)bev;
-        if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        if ((what & BEV_EVENT_TIMEOUT) && !(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+                /* evhttp's slow-client timeouts may be re-armed after the takeover; this
+                 * connection is bounded by its own timers and queue bounds instead */
+                bufferevent_set_timeouts(bev, NULL, NULL);
+                if ((what & BEV_EVENT_WRITING))
+                        bufferevent_enable(bev, EV_WRITE);
+                if ((what & BEV_EVENT_READING) && !ws->rd_paused)
+                        bufferevent_enable(bev, EV_READ);
+                return;
+        }
+        if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+                broker_log(ws->eh->b, HYB_LOG_DEBUG, "edge: WebSocket peer %s: %s", ws->peer,
+                           what & BEV_EVENT_EOF ? "end of stream" : "connection error");
                 ws->dead = true;
                 ws_pump(ws);
         }
@@ -597,6 +741,15 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
         }
         addr_key(sa, &key);
         a = addr_get(eh, &key, false);
+        if (a && a->n_all >= b->c->ws_max_per_address) {
+                err_set(&e, HYB_E_UNAVAILABLE, -1,
+                        "too many WebSocket connections from this address "
+                        "(limits.ws_max_per_address)");
+                broker_log(b, HYB_LOG_WARNING,
+                           "edge: WebSocket refused: %u open from one address", a->n_all);
+                refuse(req, 503, NULL, &e);
+                return;
+        }
         if (a && a->n >= b->c->ws_preauth_per_address) {
                 err_set(&e, HYB_E_UNAVAILABLE, -1,
                         "too many WebSocket connections not yet authenticated from this address "
@@ -626,7 +779,9 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
                 return;
         }
         a->n++;
+        a->n_all++;
         ws->addr = a;
+        ws->preauth = true;
         ws->eh = eh;
         ws->evcon = evcon;
         ws->bev = bev;
@@ -647,13 +802,12 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
                 }
                 snprintf(ws->peer, sizeof ws->peer, "%s:%u", host, port);
         }
-        st = broker_ws_session(b, tls ? "wss" : "ws", binding, &fd, &e);
+        st = broker_ws_session(b, tls ? "wss" : "ws", binding, ws->peer, &fd, &e);
         if (st < 0) {
                 /* still evhttp's: answer, then forget the connection */
                 ws->evcon = NULL;
                 edge_task_del(eh, &ws->task);
-                preauth_end(ws);
-                eh->n_ws--;
+                ws_unaccount(ws);
                 free(ws);
                 refuse(req, 503, NULL, &e);
                 return;
@@ -668,14 +822,17 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
                 if (ws->timer)
                         event_free(ws->timer);
                 edge_task_del(eh, &ws->task);
-                preauth_end(ws);
-                eh->n_ws--;
+                ws_unaccount(ws);
                 free(ws);
                 err_set(&e, -ENOMEM, -1, "out of memory");
                 refuse(req, 503, NULL, &e);
                 return;
         }
         wslay_event_config_set_max_recv_msg_length(ws->ctx, b->c->max_frame);
+        /* Without EV_CLOSED (a backend that cannot tell) the session is read whatever the
+         * client takes, and wslay's queue grows up to limits.send_queue_bytes instead. */
+        if (event_base_get_features(b->base) & EV_FEATURE_EARLY_CLOSE)
+                ws->sess_closed = event_new(b->base, fd, EV_CLOSED, sess_closed, ws);
         /* From here on the connection is ours: evhttp neither reads nor times it out. */
         edge_conn_forget(eh, evcon);
         bufferevent_set_timeouts(bev, NULL, NULL);

@@ -5,13 +5,16 @@
  * URL, token, time, typ; a signature in its high-S form accepted as WebCrypto makes it),
  * route paths (decoded once, names, fURIs) and query strings (values as JSON, else text);
  * for CoAP (doc/edge.md "CoAP"), the path of the Uri-Path options and the params of the
- * Uri-Query options.
+ * Uri-Query options;
+ * the WebSocket upgrade request's checks (RFC 6455 section 4.2.1, its example key) and the
+ * one-packet-per-message check (doc/edge.md "WebSocket: remote bus peers").
  */
 #include <check.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "edge/coap-parse.h"
 #include "edge/edge-internal.h"
@@ -277,6 +280,83 @@ START_TEST(test_coap_options)
 }
 END_TEST
 
+START_TEST(test_ws_upgrade)
+{
+        static const char key[] = "dGhlIHNhbXBsZSBub25jZQ==";
+        char accept[EDGE_WS_ACCEPT_SIZE];
+        const char *hdr = NULL;
+        hyb_error e;
+
+        /* RFC 6455 section 1.3: the accept value of its example key */
+        ck_assert_int_eq(edge_ws_check_upgrade(true, "websocket", "keep-alive, Upgrade", "13", key,
+                                               "chat, hybrid.bus.v1", accept, &hdr, &e),
+                         0);
+        ck_assert_str_eq(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        /* tokens: case ignored for Upgrade and Connection, not for the subprotocol */
+        ck_assert_int_eq(edge_ws_check_upgrade(true, "WebSocket", "UPGRADE", "13", key,
+                                               "hybrid.bus.v1", accept, &hdr, &e),
+                         0);
+        ck_assert_int_eq(edge_ws_check_upgrade(true, "websocket", "Upgrade", "13", key,
+                                               "hybrid.Bus.v1", accept, &hdr, &e),
+                         400);
+        ck_assert_int_eq(edge_ws_check_upgrade(true, "websocket", "Upgrade", "13", key,
+                                               "hybrid.bus.v1x", accept, &hdr, &e),
+                         400);
+        ck_assert_int_eq(edge_ws_check_upgrade(true, "websocket", "Upgrade", "13", key, NULL,
+                                               accept, &hdr, &e),
+                         400);
+        ck_assert_int_eq(edge_ws_check_upgrade(false, "websocket", "Upgrade", "13", key,
+                                               "hybrid.bus.v1", accept, &hdr, &e),
+                         400);
+        ck_assert_int_eq(edge_ws_check_upgrade(true, NULL, "Upgrade", "13", key, "hybrid.bus.v1",
+                                               accept, &hdr, &e),
+                         426);
+        ck_assert_str_eq(hdr, "Upgrade: websocket");
+        ck_assert_int_eq(edge_ws_check_upgrade(true, "websocket", "keep-alive", "13", key,
+                                               "hybrid.bus.v1", accept, &hdr, &e),
+                         426);
+        ck_assert_int_eq(edge_ws_check_upgrade(true, "websocket", "Upgrade", "8", key,
+                                               "hybrid.bus.v1", accept, &hdr, &e),
+                         426);
+        ck_assert_str_eq(hdr, "Sec-WebSocket-Version: 13");
+        /* a key must be the base64 of 16 bytes */
+        ck_assert_int_eq(edge_ws_check_upgrade(true, "websocket", "Upgrade", "13", "c2hvcnQ=",
+                                               "hybrid.bus.v1", accept, &hdr, &e),
+                         400);
+        ck_assert_int_eq(edge_ws_check_upgrade(true, "websocket", "Upgrade", "13",
+                                               "dGhlIHNhbXBsZSBub25jZQ!!", "hybrid.bus.v1",
+                                               accept, &hdr, &e),
+                         400);
+        ck_assert_int_eq(edge_ws_check_upgrade(true, "websocket", "Upgrade", "13",
+                                               "dGhlIHNhbXBsZSBub25jZSE=", "hybrid.bus.v1",
+                                               accept, &hdr, &e),
+                         400); /* 17 bytes */
+}
+END_TEST
+
+START_TEST(test_ws_packet)
+{
+        uint8_t hb[WIRE_HDR_SIZE + WIRE_NAMES_MAX], two[2 * WIRE_HDR_SIZE];
+        struct iovec iov[2];
+        wire_hdr h = {.type = WIRE_CALL, .call_id = 3};
+        size_t n;
+
+        wire_build(&h, NULL, 0, "@localhost/a/b", 14, "m", 1, "{}", 2, hb, iov);
+        n = iov[0].iov_len;
+        memcpy(hb + n, "{}", 2);
+        ck_assert_int_eq(edge_ws_check_packet(hb, n + 2, 64), 0);
+        ck_assert_int_eq(edge_ws_check_packet(hb, n + 1, 64), HYB_E_PROTOCOL); /* cut short */
+        ck_assert_int_eq(edge_ws_check_packet(hb, n + 2, 1), HYB_E_PROTOCOL);  /* over max_body */
+        ck_assert_int_eq(edge_ws_check_packet(hb, 3, 64), HYB_E_PROTOCOL);
+        /* two PONGs in one message */
+        wire_hdr p = {.type = WIRE_PONG};
+        wire_hdr_encode(&p, two);
+        wire_hdr_encode(&p, two + WIRE_HDR_SIZE);
+        ck_assert_int_eq(edge_ws_check_packet(two, WIRE_HDR_SIZE, 64), 0);
+        ck_assert_int_eq(edge_ws_check_packet(two, sizeof two, 64), HYB_E_PROTOCOL);
+}
+END_TEST
+
 Suite *edge_suite(void)
 {
         Suite *s = suite_create("edge");
@@ -286,6 +366,8 @@ Suite *edge_suite(void)
         tcase_add_test(tc, test_routes);
         tcase_add_test(tc, test_query);
         tcase_add_test(tc, test_coap_options);
+        tcase_add_test(tc, test_ws_upgrade);
+        tcase_add_test(tc, test_ws_packet);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -435,6 +435,8 @@ static int count(char **a)
         while (c.got < c.want) {
                 while ((r = hyb_bus_process(bus)) > 0)
                         ;
+                if (r >= 0 && c.got >= c.want)
+                        break; /* the last ones came in this round: nothing more to wait for */
                 if (r < 0 || (r = hyb_bus_wait(bus, 20 * 1000000u)) <= 0) {
                         fprintf(stderr, "count: stopped: %s\n", r ? hyb_strerror(r) : "timeout");
                         break;

@@ -142,8 +142,8 @@ async def closed_with(ws, timeout=WAIT):
         return None
 
 
-async def session(url, td, **kw):
-    ws = await connect(url)
+async def session(url, td, local_addr=None, **kw):
+    ws = await connect(url, **({"local_addr": local_addr} if local_addr else {}))
     b = Bus(ws)
     st, _ = await b.auth(td, **kw)
     return ws, b, st
@@ -168,6 +168,11 @@ async def m_basic(url, td, args):
     say(r["status"] == 504, "a call past its deadline: 504", f"got {r['status']}")
     r = await b.call("@localhost/org.example.edge/e2", "whoami", "{}")
     say(r["status"] == 403, "a call the token does not grant: 403", f"got {r['status']}")
+    # the store: a read the token grants, a write it does not
+    r = await b.call(BUILTIN, "storeRead", "/ws/hello", flags=1)
+    say(r["status"] == 200 and r["body"] == b"5", "storeRead over ws", f"{r['status']} {r['body']!r}")
+    r = await b.call(BUILTIN, "storeWrite", "/ws/hello\n6", flags=1)
+    say(r["status"] == 403, "storeWrite the token does not grant: 403", f"{r['status']}")
     # a procedure served over ws, called from the Unix side by the CLI
     r = await b.call(BUILTIN, "registerProcedure", json.dumps({"methodName": "add"}))
     say(r["status"] == 200, "registerProcedure over ws", f"{r['status']} {r['member']}")
@@ -220,6 +225,12 @@ async def m_hostile(url, td, args):
     except websockets.InvalidStatusCode as e:
         say(e.status_code == 400, "an upgrade without the subprotocol is refused 400",
             f"{e.status_code}")
+    # subprotocol names are compared case-sensitively (RFC 6455 11.5)
+    st = http_status(port, b"GET /bus/ws HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\n"
+                     b"Connection: upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Protocol: hybrid.Bus.v1\r\n\r\n")
+    say(st == 400, "the subprotocol offered as hybrid.Bus.v1: 400", f"{st}")
     # a plain GET on /bus/ws: 426
     st = http_status(port, b"GET /bus/ws HTTP/1.1\r\nHost: x\r\n\r\n")
     say(st == 426, "a plain GET of /bus/ws: 426 Upgrade Required", f"{st}")
@@ -243,6 +254,16 @@ async def m_hostile(url, td, args):
         s.sendall(bytes([0x82, 4]) + b"abcd")
         code = read_close(s)
         say(code == 1002, "an unmasked client frame: close 1002", f"{code}")
+        s.close()
+    # a control frame without FIN (control frames are never fragmented): failed, the
+    # connection closed after a close frame
+    raw = raw_upgrade(port)
+    if raw:
+        s = raw[1]
+        s.sendall(masked(0x09, b"p"))
+        code = read_close(s)
+        say(code in (1002, 1005), "a fragmented control frame: a close frame, then the end",
+            f"{code}")
         s.close()
     # a text message: 1003
     ws = await connect(url)
@@ -274,6 +295,12 @@ async def m_hostile(url, td, args):
         s.close()
     # fragmentation is reassembled: a packet in three fragments
     ws, b, st = await session(url, td)
+    pong = await ws.ping(b"are you there")
+    try:
+        await asyncio.wait_for(pong, WAIT)
+        say(True, "a WebSocket ping is answered with its pong")
+    except asyncio.TimeoutError:
+        say(False, "a WebSocket ping is answered with its pong", "no pong")
     pkt = frame(CALL, '{"f":1}', to=EDGE, member="whoami", call_id=9, timeout=5000)
     await ws.send([pkt[:10], pkt[10:40], pkt[40:]])
     r = await b.recv({RESULT})
@@ -310,25 +337,42 @@ async def m_preauth(url, td, args):
 
 
 async def m_total(url, td, args):
-    cap = int(args[0])
+    """limits.ws_max_per_address (args[0]) from 127.0.0.1, then limits.ws_max_connections
+    (args[1]) in all with the other loopback addresses as sources."""
+    per, cap = int(args[0]), int(args[1])
     held = []
-    for i in range(cap):
-        ws, b, st = await session(url, td)
+
+    async def one(src):
+        ws, b, st = await session(url, td, local_addr=(src, 0))
         if st != 200:
-            say(False, "sessions up to limits.ws_max_connections", f"{st}")
-            return
+            raise RuntimeError(f"session from {src}: {st}")
         held.append(ws)
+
+    for i in range(per):
+        await one("127.0.0.1")
     try:
-        ws = await connect(url)
-        say(False, f"WebSocket connection {cap + 1}: 503", "accepted")
+        await one("127.0.0.1")
+        say(False, f"WebSocket connection {per + 1} from one address: 503", "accepted")
     except websockets.InvalidStatusCode as e:
-        say(e.status_code == 503, f"WebSocket connection {cap + 1}: 503", f"{e.status_code}")
+        say(e.status_code == 503, f"WebSocket connection {per + 1} from one address: 503",
+            f"{e.status_code}")
+    n = per
+    while n < cap:
+        n += 1
+        await one("127.0.0.%d" % n)
+    say(True, f"other addresses are served up to {cap} connections in all")
+    try:
+        await one("127.0.0.%d" % (cap + 1))
+        say(False, f"WebSocket connection {cap + 1} in all: 503", "accepted")
+    except websockets.InvalidStatusCode as e:
+        say(e.status_code == 503, f"WebSocket connection {cap + 1} in all: 503",
+            f"{e.status_code}")
     await held.pop().close()
     ok = False
     for i in range(100):  # the server sees the close at its own pace
         try:
-            ws, b, st = await session(url, td)
-            ok = st == 200
+            await one("127.0.0.%d" % (cap + 1))
+            ok = True
             break
         except websockets.InvalidStatusCode:
             await asyncio.sleep(0.1)
@@ -359,6 +403,236 @@ async def m_idle(url, td, args):
         await w.close()
 
 
+async def m_slowloris(url, td, args):
+    """A request to /bus/ws sent half: the server ends it (the HTTP slow-client bound) while a
+    session is served meanwhile."""
+    port = int(url.split(":")[2].split("/")[0])
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    s.sendall(b"GET /bus/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+    ws, b, st = await session(url, td)
+    say(st == 200, "a session is served while a request is held half-sent", f"{st}")
+    await ws.close()
+    try:
+        d = s.recv(4096)
+        while d and b"\r\n\r\n" not in d:
+            d += s.recv(4096)
+        gone = True
+    except (ConnectionResetError, socket.timeout):
+        gone = False if isinstance(sys.exc_info()[1], socket.timeout) else True
+    say(gone, "the half-sent upgrade request is ended by the server")
+
+
+async def m_slow(url, td, args):
+    """A session that sends calls and never reads: dropped at limits.send_queue_bytes."""
+    port = int(url.split(":")[2].split("/")[0])
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(WAIT)
+    s.connect(("127.0.0.1", port))
+    s.sendall(UPGRADE)
+    rd = Reader(s)
+    head = rd.head()
+    say(b" 101 " in head, "raw upgrade", repr(head[:40]))
+    ch = parse(rd.message())
+    c = json.loads(ch["body"])
+    nc = os.urandom(32)
+    tok = td.token["good"]
+    s.sendall(masked(0x82, frame(AUTH, json.dumps({
+        "protocol": "HYBRID", "version": 1, "app": "org.example.ws", "runner": "slow",
+        "token": tok, "nonce": nc.hex(),
+        "proof": proof(td.key, c["audience"], bytes.fromhex(c["nonce"]), nc, tok,
+                       b"ws-none")}))))
+    r = parse(rd.message())
+    say(r["type"] == AUTH_RESULT and r["status"] == 200, "the raw session authenticates",
+        f"{r['status']}")
+    sent = 0
+    try:
+        for i in range(400):  # 24 MB of answers: far over the queue and the kernel's buffers
+            s.sendall(masked(0x82, frame(CALL, "/ws/big", to=BUILTIN, member="storeRead",
+                                         call_id=i + 1, timeout=60000, flags=1)))
+            sent += 1
+    except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        pass
+    # now read: the session was cut off as a slow reader; its last packet says why
+    results, last, code = 0, None, None
+    s.settimeout(WAIT)
+    try:
+        while True:
+            rd.fill(2)
+            op = rd.buf[0] & 0x0F
+            m = rd.message()
+            if op == 0x8:
+                code = struct.unpack(">H", m[:2])[0] if len(m) >= 2 else 1005
+                break
+            p = parse(m)
+            if p["type"] == RESULT:
+                results += 1
+            last = p
+    except (EOFError, ConnectionResetError, socket.timeout):
+        pass
+    say(results < sent, f"a client that does not read is cut off ({sent} calls sent, "
+        f"{results} answers read back)")
+    say(last is not None and last["type"] == ERROR and last["status"] == 507 and
+        "send_queue_bytes" in last["member"],
+        "its last packet is ERROR 507 naming limits.send_queue_bytes, as for a Unix peer",
+        repr(last and (last["type"], last["status"], last["member"])))
+    say(code == 1000, "then the close", f"{code}")
+
+
+async def m_pingflood(url, td, args):
+    """A client that sends pings and never reads their pongs: the server stops reading it
+    (bounded pongs waiting) instead of queueing a pong for each of 40 MB of pings."""
+    port, pid = int(url.split(":")[2].split("/")[0]), int(args[0])
+    raw = raw_upgrade(port)
+    if not raw:
+        say(False, "raw upgrade for the ping flood")
+        return
+    s = raw[1]
+    ping = masked(0x89, b"p" * 125)
+    chunk = ping * 512  # 67 KB
+    total = 40 * 1024 * 1024
+    before = rss(pid)
+    s.settimeout(2.0)  # a server that stopped reading us: the send blocks
+    sent = 0
+    try:
+        while sent < total:
+            s.sendall(chunk)
+            sent += len(chunk)
+    except (socket.timeout, BrokenPipeError, ConnectionResetError):
+        pass
+    grown = rss(pid) - before
+    print(f"# ping flood: {sent} bytes of pings sent, daemon RSS +{grown} KiB")
+    say(sent < total, f"the server stops reading a client that does not take its pongs "
+        f"({sent} of {total} bytes of pings sent)")
+    if os.environ.get("HYB_IT_SANITIZED") != "1":  # ASan's quarantine and shadow inflate RSS
+        say(grown < 16 * 1024, f"the pongs waiting stay bounded (daemon RSS +{grown} KiB)")
+    s.close()
+    ws, b, st = await session(url, td)
+    say(st == 200, "the daemon serves others after the ping flood", f"{st}")
+    await ws.close()
+
+
+async def m_wss(url, td, args):
+    """wss:// through pyOpenSSL (Python's ssl has no exporter API): the proof bound to the
+    RFC 9266 tls-exporter of this TLS session; a proof bound to ws-none is refused there."""
+    try:
+        from OpenSSL import SSL
+    except ImportError as e:  # scripts/bootstrap.sh: python3-openssl
+        say(False, "pyOpenSSL for wss", str(e))
+        return
+    ca, port = args[0], int(url.split(":")[2].split("/")[0])
+    import signal
+    signal.alarm(int(3 * WAIT))  # a server that stops answering fails the test, not hangs it
+
+    def tls_session():
+        ctx = SSL.Context(SSL.TLSv1_2_METHOD)
+        ctx.load_verify_locations(ca)
+        ctx.set_verify(SSL.VERIFY_PEER, lambda *a: a[-1])
+        s = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        s.setblocking(True)  # pyOpenSSL wants a blocking socket (SIGALRM bounds the wait)
+        c = SSL.Connection(ctx, s)
+        c.set_tlsext_host_name(b"localhost")
+        c.set_connect_state()
+        c.do_handshake()
+        c.sendall(UPGRADE)
+        return c
+
+    for binding_kind in ("tls-exporter", "ws-none", "other-session"):
+        c = tls_session()
+        rd = Reader(c)
+        head = rd.head()
+        say(b" 101 " in head and b"hybrid.bus.v1" in head, f"wss upgrade ({binding_kind})",
+            repr(head[:60]))
+        ekm = c.export_keying_material(b"EXPORTER-Channel-Binding", 32)
+        if binding_kind == "tls-exporter":
+            binding = b"tls-exporter:" + b64u(ekm).encode()
+        elif binding_kind == "ws-none":
+            binding = b"ws-none"
+        else:  # the exporter of another TLS session
+            other = tls_session()
+            binding = b"tls-exporter:" + b64u(
+                other.export_keying_material(b"EXPORTER-Channel-Binding", 32)).encode()
+            other.close()
+        ch = parse(rd.message())
+        cj = json.loads(ch["body"])
+        nc = os.urandom(32)
+        tok = td.token["good"]
+        c.sendall(masked(0x82, frame(AUTH, json.dumps({
+            "protocol": "HYBRID", "version": 1, "app": "org.example.ws",
+            "runner": "wss" + os.urandom(4).hex(), "token": tok, "nonce": nc.hex(),
+            "proof": proof(td.key, cj["audience"], bytes.fromhex(cj["nonce"]), nc, tok,
+                           binding)}))))
+        r = parse(rd.message())
+        if binding_kind != "tls-exporter":
+            say(r["status"] == 401, f"wss: a proof bound to {binding_kind}: 401",
+                f"{r['status']}")
+            c.close()
+            continue
+        say(r["status"] == 200, "wss: a proof bound to the TLS exporter: 200", f"{r['status']}")
+        c.sendall(masked(0x82, frame(CALL, '{"s":1}', to=EDGE, member="whoami", call_id=5,
+                                     timeout=5000)))
+        while True:
+            p = parse(rd.message())
+            if p["type"] == RESULT:
+                break
+        j = json.loads(p["body"]) if p["status"] == 200 else {}
+        say(j.get("transport") == "wss" and j.get("principal") == "alice",
+            "wss: the callee sees transport wss", repr(p["body"]))
+        c.sendall(masked(0x88, struct.pack(">H", 1000)))
+        say(read_close_tls(rd) == 1000, "wss: the close handshake")
+        c.close()
+
+
+def read_close_tls(rd):
+    try:
+        while True:
+            rd.fill(2)
+            if rd.buf[0] & 0x0F == 0x8:
+                m = rd.message()
+                return struct.unpack(">H", m[:2])[0] if len(m) >= 2 else 1005
+            rd.message()
+    except Exception:
+        return None
+
+
+class Reader:
+    def __init__(self, s):
+        self.s = s
+        self.buf = b""
+
+    def fill(self, n):
+        while len(self.buf) < n:
+            try:
+                d = self.s.recv(65536)
+            except Exception as e:  # pyOpenSSL: ZeroReturnError, SysCallError
+                if type(e).__name__ in ("ZeroReturnError", "SysCallError"):
+                    raise EOFError
+                raise
+            if not d:
+                raise EOFError
+            self.buf += d
+
+    def head(self):
+        while b"\r\n\r\n" not in self.buf:
+            self.fill(len(self.buf) + 1)
+        h, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        return h
+
+    def message(self):
+        """One unfragmented server message's payload."""
+        self.fill(2)
+        n, p = self.buf[1] & 0x7F, 2
+        if n == 126:
+            self.fill(4)
+            n, p = struct.unpack(">H", self.buf[2:4])[0], 4
+        elif n == 127:
+            self.fill(10)
+            n, p = struct.unpack(">Q", self.buf[2:10])[0], 10
+        self.fill(p + n)
+        m, self.buf = self.buf[p:p + n], self.buf[p + n:]
+        return m
+
+
 def rss(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -385,13 +659,16 @@ def http_status(port, req):
         return None
 
 
+UPGRADE = (b"GET /bus/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+           b"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           b"Sec-WebSocket-Protocol: chat, hybrid.bus.v1\r\n\r\n")
+
+
 def raw_upgrade(port):
     """A completed upgrade with RFC 6455's sample key: (response head, socket)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-    s.sendall(b"GET /bus/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-              b"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-              b"Sec-WebSocket-Protocol: chat, hybrid.bus.v1\r\n\r\n")
+    s.sendall(UPGRADE)
     data = b""
     while b"\r\n\r\n" not in data:
         d = s.recv(4096)
@@ -449,7 +726,8 @@ def read_close(s):
 
 
 MODES = {"basic": m_basic, "basic-auth": m_basic_auth, "hostile": m_hostile, "preauth": m_preauth, "total": m_total,
-         "idle": m_idle}
+         "idle": m_idle,
+         "slow": m_slow, "pingflood": m_pingflood, "wss": m_wss, "slowloris": m_slowloris}
 
 
 def main():

@@ -96,6 +96,10 @@ done
 check "the request named Host with the port" logged "^header host: localhost:$PORT$"
 check "... Upgrade: websocket, Connection: Upgrade" sh -c "grep -q '^header upgrade: websocket$' '$LOG' && grep -q '^header connection: Upgrade$' '$LOG'"
 check "... a Sec-WebSocket-Key of 16 random bytes" logged '^key decodes to 16 bytes$'
+fake huge huge-head
+# shellcheck disable=SC2086
+expect_err "an answer head over 8 KiB: refused (exit 3), not buffered further" 3 'response head over 8192 bytes' \
+        "$HYBRID" --bus "ws://localhost:$PORT/bus/ws" $CRED list
 fake r401 refuse-401
 # shellcheck disable=SC2086
 expect_err "an upgrade refused with 401: exit 1, status 401" 1 '^hybrid: list: 401 ' \
@@ -122,8 +126,8 @@ expect_err "wss:// with another CA: refused, the reason named" 3 'certificate ve
 expect_err "wss:// with a wrong pin: refused" 3 "not the pinned key" \
         "$HYBRID" --bus "$W" $CRED --pin "$(cat "$CERTS/wrongca.pin")" call $EP echo 1
 # shellcheck disable=SC2086
-expect_err "wss:// to 127.0.0.1: refused (mbedTLS 2.28 matches DNS names only, doc/bus.md)" 3 'does not match' \
-        "$HYBRID" --bus "wss://127.0.0.1:$PORT/bus/ws" $CRED --ca "$CERTS/ca.pem" call $EP echo 1
+expect "wss:// to 127.0.0.1: the certificate names that address (IP:127.0.0.1)" 0 '5' \
+        "$HYBRID" --bus "wss://127.0.0.1:$PORT/bus/ws" $CRED --ca "$CERTS/ca.pem" call $EP echo 5
 # shellcheck disable=SC2086
 expect_err "wss:// with neither CA nor pin: a usage error, verification cannot be skipped" 2 \
         'cannot be verified' env -u HYBRID_CA -u HYBRID_PIN "$HYBRID" --bus "$W" $CRED call $EP echo 1
@@ -132,4 +136,19 @@ expect_err "a malformed pin: a usage error" 2 'bad pin' "$HYBRID" --bus "$W" $CR
 # shellcheck disable=SC2086
 expect_err "ws:// to the TLS port: the server closes, exit 3" 3 '' \
         "$HYBRID" --bus "ws://localhost:$PORT/bus/ws" $CRED call $EP echo 1
+
+# IPv6 (where the loopback has ::1): the bracketed address, and a certificate that does
+# not name it (it names localhost and 127.0.0.1 only)
+if "$PYTHON" -c 'import socket; s = socket.socket(socket.AF_INET6); s.bind(("::1", 0))' 2>/dev/null; then
+        WS_FAKE_HOST=::1 fake v6 wss
+        # shellcheck disable=SC2086
+        expect "wss://[::1] with the pinned key: IPv6 through getaddrinfo" 0 '6' \
+                "$HYBRID" --bus "wss://[::1]:$PORT/bus/ws" $CRED --pin "$(cat "$CERTS/server.pin")" call $EP echo 6
+        # shellcheck disable=SC2086
+        expect_err "wss://[::1] with the CA: refused, the certificate does not name ::1" 3 \
+                'does not name the address ::1' \
+                "$HYBRID" --bus "wss://[::1]:$PORT/bus/ws" $CRED --ca "$CERTS/ca.pem" call $EP echo 1
+else
+        echo "# no IPv6 loopback here: the [::1] cases are skipped"
+fi
 finish

@@ -108,6 +108,17 @@ expect "bus-probe load: 4 threads x 50 calls over ws:// to a ws:// callee, each 
 expect "bus-probe load: 4 threads x 50 calls over wss://" 0 "*" \
         "$HYB_PROBE" load "$WSS" @localhost/org.example.echo/remote echo 4 50
 
+# 2000 events of 16 KiB (32 MiB) to a wss:// subscriber whose loop is hyb_bus_process +
+# hyb_bus_wait: decrypted bytes the socket no longer announces, and reads cut at the budget,
+# must still be delivered; bus-probe count checks the sequence of every event
+bg cnt "$HYB_PROBE" count "$WSS" '@localhost/org.example.flood/*' BIG 2000
+CPID=$BPID
+check "bus-probe count subscribed over wss" wait_until 30 has_line "$T/cnt.out" '^ready$'
+expect "a Unix peer fires 2000 events of 16 KiB" 0 "*" "$HYB_PROBE" flood "$SOCK" BIG 2000 16384
+wait "$CPID"
+CRC=$?
+check "the wss:// subscriber got all 2000 in order (exit 0)" [ "$CRC" = 0 ]
+
 # refusals
 expect_err "a token from an untrusted issuer: 401, exit 1" 1 '^hybrid: list: 401 ' \
         env HYBRID_TOKEN="$T/rogue" "$HYBRID" --bus "$WS" list

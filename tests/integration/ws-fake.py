@@ -4,7 +4,7 @@ transport (doc/bus.md "Remote brokers"): what a real daemon never does on purpos
 
     ws-fake.py MODE PORTFILE LOG [HOLDER_PUB]
 
-Listens on 127.0.0.1, port 0; writes the port to PORTFILE once listening, then one line per
+Listens on 127.0.0.1 ($WS_FAKE_HOST: another address), port 0; writes the port to PORTFILE once listening, then one line per
 observation to LOG (flushed).  MODE:
   bus, wss   Python `websockets` (Debian's, a third-party implementation) with the
              subprotocol hybrid.bus.v1; the token handshake of doc/token.md (proof checked
@@ -13,7 +13,7 @@ observation to LOG (flushed).  MODE:
              split (the RESULT in a fragmented message), two (two packets in one message),
              text (a text message), big (a message over the client's bound), bye (a close
              frame 1001).  wss serves TLS with tests/edge/certs/server.pem.
-  bad-accept, no-protocol, refuse-401, extension
+  bad-accept, no-protocol, refuse-401, extension, huge-head
              a raw HTTP answer to the upgrade (logs the request's head first).
 """
 import asyncio
@@ -29,6 +29,7 @@ CHALLENGE, AUTH, AUTH_RESULT, CALL, RESULT, CANCEL, EVENT, PING, PONG = range(1,
 PROTO = "hybrid.bus.v1"
 MODE, PORTFILE, LOGFILE = sys.argv[1:4]
 PUB = sys.argv[4] if len(sys.argv) > 4 else None
+HOST = os.environ.get("WS_FAKE_HOST", "127.0.0.1")  # ::1 for the IPv6 cases
 log_f = open(LOGFILE, "a")
 
 
@@ -155,6 +156,8 @@ RAW = {
                  "Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Protocol: " + PROTO + "\r\n"
                  "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
     "refuse-401": "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    # a head that never ends within the client's bound (8 KiB): 100 KiB of headers
+    "huge-head": "HTTP/1.1 101 Switching Protocols\r\n" + "X-Filler: %s\r\n" % ("y" * 1000) * 100 + "\r\n",
 }
 
 
@@ -171,7 +174,7 @@ async def raw_handler(reader, writer):
     accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
                                            .encode()).digest()).decode()
     ans = RAW[MODE]
-    writer.write((ans % accept if "%s" in ans else ans).encode())
+    writer.write((ans % accept if MODE in ("no-protocol", "extension") else ans).encode())
     await writer.drain()
     await asyncio.sleep(2)
     writer.close()
@@ -185,10 +188,10 @@ async def main():
             certs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "edge", "certs")
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(os.path.join(certs, "server.pem"), os.path.join(certs, "server.key"))
-        server = await websockets.serve(bus_handler, "127.0.0.1", 0, subprotocols=[PROTO],
+        server = await websockets.serve(bus_handler, HOST, 0, subprotocols=[PROTO],
                                         compression=None, max_size=1 << 25, ssl=ctx)
     else:
-        server = await asyncio.start_server(raw_handler, "127.0.0.1", 0)
+        server = await asyncio.start_server(raw_handler, HOST, 0)
     port = server.sockets[0].getsockname()[1]
     with open(PORTFILE + ".tmp", "w") as f:
         f.write("%d\n" % port)
