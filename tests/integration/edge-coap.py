@@ -15,8 +15,9 @@ datagrams are built here from RFC 7252 (and RFC 7641 for Observe), not by libcoa
   pending            16 calls of hold from 127.0.0.21 wait (empty ACKs); the 17th is 5.03;
                      127.0.0.22 is served meanwhile
   observers          8 observations from 127.0.0.31 are registered; the 9th is 5.03;
-                     127.0.0.32 observes meanwhile; once the 8 are reset (RST) and a change
-                     is made, 127.0.0.31 observes again
+                     127.0.0.32 observes meanwhile; one deregistered (Observe 1) makes room
+                     for one; once the 8 are reset (RST) and a change is made, 127.0.0.31
+                     observes again
   totals             the bounds in all: 128 Block1 uploads under way from 127.0.1.1..8, the
                      129th (127.0.1.9) 5.03; 64 observations from 127.0.2.1..8, the 65th 5.03
   slow LOG           an observer that acknowledges nothing while 40 changes are made: its
@@ -233,6 +234,14 @@ def observers(port):
     o2 = Peer(port, "127.0.0.32")
     m = observe(o2, "/watch/public/o/#", b"x2")
     say(m is not None and code_str(m[1]) == "2.05", "127.0.0.32 observes meanwhile", repr(m))
+    # a deregistration (GET with Observe 1, the same token) frees its place at once
+    m = ps[0].request(GET, "/watch/public/o/#", b"o0", opts=[(6, b"\x01")])
+    say(m is not None and code_str(m[1]) == "2.05" and 6 not in m[4],
+        "a deregistration (Observe 1) is answered 2.05 without Observe", repr(m))
+    m = observe(p9, "/watch/public/o/#", b"o9b")
+    say(m is not None and code_str(m[1]) == "2.05",
+        "... and 127.0.0.31 has room for one more observation", repr(m))
+    ps[0] = p9
     # each of the 8 resets the next notification: libcoap drops them, the edge frees them
     w = Peer(port, "127.0.0.33")
     w.request(PUT, "/store/public/o/v", b"w1", payload=b"1")
