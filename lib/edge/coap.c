@@ -459,8 +459,8 @@ void edge_coap_on_request(coap_resource_t *res, coap_session_t *s, const coap_pd
                 edge_route_clear(&r);
                 if (obs && observe == 1 &&
                     (o = edge_coap_obs_by_token(ec, s, coap_pdu_get_token(req)))) {
-                        edge_coap_obs_free(
-                                o); /* deregistration: the subscription and its session go */
+                        /* deregistration: the subscription and its session go */
+                        edge_coap_obs_free(o);
                         edge_coap_respond(ec, res, s, req, query, resp, EDGE_M_GET, 200, false,
                                           "{}", 2);
                         return;
@@ -525,8 +525,10 @@ void edge_coap_on_request(coap_resource_t *res, coap_session_t *s, const coap_pd
         }
         if (pending_total(ec) >= EDGE_COAP_MAX_PENDING ||
             pending_of(ec, &ss) >= EDGE_COAP_MAX_PENDING_PER_ADDRESS) {
-                broker_log(ec->b, HYB_LOG_WARNING, "edge: CoAP request refused: %u pending%s",
-                           pending_total(ec), pending_total(ec) >= EDGE_COAP_MAX_PENDING ? "" : " (per address)");
+                unsigned n = pending_total(ec);
+
+                broker_log(ec->b, HYB_LOG_WARNING, "edge: CoAP request refused: %u pending%s", n,
+                           n >= EDGE_COAP_MAX_PENDING ? "" : " (per address)");
                 edge_coap_respond_error(ec, res, s, req, query, resp, 503, "HYB_E_UNAVAILABLE",
                                         "too many requests pending");
                 upload_free(up);
