@@ -298,10 +298,11 @@ HYB_EXPORT int hyb_bus_request_get_caller_uid(const hyb_bus_request *req, uid_t 
  * How the caller reached the bus and as whom, as the broker states it (doc/protocol.md
  * "Frame", the caller info; doc/edge.md): *ret_transport gets "unix" (a peer of the Unix
  * socket), "http" or "https" (a request to the daemon's edge on listen.http or listen.https),
+ * "coap" (one on listen.coap);
  * "ws" or "wss" (a remote bus peer of the edge's WebSocket listener /bus/ws);
  * *ret_principal gets the `sub` of
  * the security token the caller authenticated with, or NULL when it used none (a uid-policy
- * peer: see hyb_bus_request_get_caller_uid; an anonymous HTTP request).  Both borrowed from
+ * peer: see hyb_bus_request_get_caller_uid; an anonymous HTTP or CoAP request).  Both borrowed from
  * req; either pointer may be NULL.  Returns 0, or -EINVAL when req is NULL.
  */
 HYB_EXPORT int hyb_bus_request_get_caller_principal(const hyb_bus_request *req,

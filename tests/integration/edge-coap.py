@@ -15,8 +15,11 @@ datagrams are built here from RFC 7252 (and RFC 7641 for Observe), not by libcoa
   pending            16 calls of hold from 127.0.0.21 wait (empty ACKs); the 17th is 5.03;
                      127.0.0.22 is served meanwhile
   observers          8 observations from 127.0.0.31 are registered; the 9th is 5.03;
-                     127.0.0.32 observes meanwhile; once the 8 are reset (RST) and a change
-                     is made, 127.0.0.31 observes again
+                     127.0.0.32 observes meanwhile; one deregistered (Observe 1) makes room
+                     for one; once the 8 are reset (RST) and a change is made, 127.0.0.31
+                     observes again
+  totals             the bounds in all: 128 Block1 uploads under way from 127.0.1.1..8, the
+                     129th (127.0.1.9) 5.03; 64 observations from 127.0.2.1..8, the 65th 5.03
   slow LOG           an observer that acknowledges nothing while 40 changes are made: its
                      subscription ends (5.03 "did not keep up") once 32 notifications
                      wait, the daemon logs it, and serves others
@@ -231,6 +234,14 @@ def observers(port):
     o2 = Peer(port, "127.0.0.32")
     m = observe(o2, "/watch/public/o/#", b"x2")
     say(m is not None and code_str(m[1]) == "2.05", "127.0.0.32 observes meanwhile", repr(m))
+    # a deregistration (GET with Observe 1, the same token) frees its place at once
+    m = ps[0].request(GET, "/watch/public/o/#", b"o0", opts=[(6, b"\x01")])
+    say(m is not None and code_str(m[1]) == "2.05" and 6 not in m[4],
+        "a deregistration (Observe 1) is answered 2.05 without Observe", repr(m))
+    m = observe(p9, "/watch/public/o/#", b"o9b")
+    say(m is not None and code_str(m[1]) == "2.05",
+        "... and 127.0.0.31 has room for one more observation", repr(m))
+    ps[0] = p9
     # each of the 8 resets the next notification: libcoap drops them, the edge frees them
     w = Peer(port, "127.0.0.33")
     w.request(PUT, "/store/public/o/v", b"w1", payload=b"1")
@@ -290,9 +301,47 @@ def slow(port, log):
     served(port, "127.0.0.43", "the daemon serves others after")
 
 
+def totals(port):
+    """The bounds in all, from many addresses: 128 pending (uploads here) and 64 observers."""
+    n = 0
+    peers = []
+    for a in range(1, 9):
+        p = Peer(port, "127.0.1.%d" % a)
+        peers.append(p)
+        for i in range(16):
+            # the first 16-byte block of a Block1 upload (RFC 7959: NUM 0, M, SZX 0)
+            m = p.request(PUT, "/store/public/up/%d/%d" % (a, i), b"u%d" % i,
+                          opts=[(27, b"\x08")], payload=b"[" + b"1," * 7 + b"1")
+            if m is not None and code_str(m[1]) == "2.31":
+                n += 1
+    say(n == 128, "128 uploads from 8 addresses under way (2.31 Continue)", "%d" % n)
+    p = Peer(port, "127.0.1.9")
+    m = p.request(PUT, "/store/public/up/9/0", b"u9", opts=[(27, b"\x08")],
+                  payload=b"[" + b"1," * 7 + b"1")
+    say(m is not None and code_str(m[1]) == "5.03",
+        "the 129th pending request or upload, from a 9th address: 5.03", repr(m))
+    n = 0
+    for a in range(1, 9):
+        for i in range(8):
+            p = Peer(port, "127.0.2.%d" % a)
+            peers.append(p)
+            m = observe(p, "/watch/public/t/#", b"t%d" % i)
+            if m is not None and code_str(m[1]) == "2.05":
+                n += 1
+    say(n == 64, "64 observations from 8 addresses registered", "%d" % n)
+    p = Peer(port, "127.0.2.9")
+    m = observe(p, "/watch/public/t/#", b"t9")
+    say(m is not None and code_str(m[1]) == "5.03",
+        "the 65th observation, from a 9th address: 5.03", repr(m))
+    for q in peers:  # their observations end: libcoap resets nothing, the edge frees them
+        q.s.close()
+
+
 def main():
     mode, port = sys.argv[1], int(sys.argv[2])
-    if mode == "hostile":
+    if mode == "totals":
+        totals(port)
+    elif mode == "hostile":
         hostile(port)
     elif mode == "pending":
         pending(port)

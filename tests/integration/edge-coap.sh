@@ -164,6 +164,27 @@ for mode in hostile pending observers slow; do
 done
 check "the daemon survived the hostile datagrams" kill -0 "$DPID"
 
+# --- the bounds in all, measured on a daemon of their own (the modes above left requests
+# and observations under way on the first one)
+start_daemon t "listen:
+  coap: 127.0.0.1:0
+edge:
+  anonymous: [\"/store/public/#\", \"/watch/public/#\"]
+policy:
+  store:
+    - {furi: \"/public/#\", allow: [read, write, delete, subscribe]}" || finish
+tport_known() { grep -q 'edge: CoAP on 127.0.0.1:[1-9]' "$T/t.log"; }
+wait_until 10 tport_known || bad "the second daemon logs its CoAP port"
+TPORT=$(sed -n 's/.*edge: CoAP on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/t.log" | head -n 1)
+"$PYTHON" "$HYB_IT_DIR/edge-coap.py" totals "$TPORT" >"$T/py.out" 2>&1
+rc=$?
+sed 's/^/    /' "$T/py.out"
+if [ $rc = 0 ] && grep -q '^ok ' "$T/py.out" && ! grep -q '^FAIL' "$T/py.out"; then
+        ok "edge-coap.py totals"
+else
+        bad "edge-coap.py totals (exit $rc)"
+fi
+
 # --- a non-loopback listen.coap is served, with a warning
 start_daemon w "listen:
   coap: 0.0.0.0:0
