@@ -145,6 +145,8 @@ int clibus_connect_options(const cli_ctx *ctx, hyb_bus_connect_options *o, char 
         o->path = ctx->bus;
         o->app = ctx->app;
         o->runner = ctx->runner;
+        o->ca_file = ctx->ca_file;
+        o->pin = ctx->pin;
         *ret_token = NULL;
         *ret_key = NULL;
         if (!ctx->token_file && !ctx->key_file)

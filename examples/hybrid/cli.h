@@ -45,6 +45,8 @@ typedef struct cli_ctx {
         bool json;            /* --json */
         const char *token_file; /* --token, else $HYBRID_TOKEN, else NULL: no token */
         const char *key_file;   /* --key (bus and store commands), else $HYBRID_KEY */
+        const char *ca_file;    /* --ca, else $HYBRID_CA: wss:// server verification */
+        const char *pin;        /* --pin, else $HYBRID_PIN (neither --ca nor --pin given) */
         /* positionals after the command name, in order */
         char **args;
         int nargs;

@@ -25,20 +25,23 @@ static const cli_command *commands[] = {
 };
 
 static const cli_option global_options[] = {
-        { "bus", true, "--bus PATH      the bus socket (default $HYBRID_BUS, then the daemon's default)", 'b' },
+        { "bus", true, "--bus PATH|URL  the bus socket, or ws[s]://host:port/bus/ws (default $HYBRID_BUS, then the daemon's default)", 'b' },
         { "db", true, "--db FILE       the store database (default $HYBRID_DB, then $XDG_DATA_HOME/hybrid/store.db)", 'd' },
         { "app", true, "--app NAME      the app name of this client (default org.hybridos.cli)", 'a' },
         { "runner", true, "--runner NAME   the runner name (default cli<pid>)", 0 },
         { "json", false, "--json          JSON output, one document per line; errors as JSON on stderr", 'j' },
         { "token", true, "--token FILE    connect with the security token in FILE (default $HYBRID_TOKEN)", 0 },
         { "key", true, "--key FILE      the token holder's private key (default $HYBRID_KEY)", 0 },
+        { "ca", true, "--ca FILE       wss://: trust the CA certificates of this PEM file (default $HYBRID_CA)", 0 },
+        { "pin", true, "--pin SHA256    wss://: the server's pinned public key, sha256//BASE64 or hex (default $HYBRID_PIN)", 0 },
         { "help", false, "--help          this help", 'h' },
         { "version", false, "--version       print the version", 'V' },
         { NULL, false, NULL, 0 },
 };
 /* The CLI_G_* bit of each global option above (help and version: every command). */
 static const unsigned global_bits[] = { CLI_G_BUS,  CLI_G_DB,   CLI_G_APP, CLI_G_RUNNER, CLI_G_JSON,
-                                        CLI_G_CRED, CLI_G_CRED, ~0u,       ~0u };
+                                        CLI_G_CRED, CLI_G_CRED, CLI_G_CRED, CLI_G_CRED,
+                                        ~0u,        ~0u };
 
 static const cli_option *find_option(const cli_option *opts, const char *name)
 {
@@ -207,6 +210,10 @@ static bool apply(cli_ctx *ctx, const cli_command *cmd, const cli_option *o, con
                 ctx->token_file = val;
         else if (strcmp(o->name, "key") == 0)
                 ctx->key_file = val;
+        else if (strcmp(o->name, "ca") == 0)
+                ctx->ca_file = val;
+        else if (strcmp(o->name, "pin") == 0)
+                ctx->pin = val;
         else if (strcmp(o->name, "help") == 0)
                 *help = true;
         else if (strcmp(o->name, "version") == 0)
@@ -393,6 +400,13 @@ int main(int argc, char **argv)
                 ctx.token_file = env;
         if (!ctx.key_file && (env = getenv("HYBRID_KEY")) && *env)
                 ctx.key_file = env;
+        /* --ca or --pin replaces both variables: the trust is what the line says */
+        if (!ctx.ca_file && !ctx.pin) {
+                if ((env = getenv("HYBRID_CA")) && *env)
+                        ctx.ca_file = env;
+                if ((env = getenv("HYBRID_PIN")) && *env)
+                        ctx.pin = env;
+        }
         if (!ctx.db) {
                 ctx.db = default_db();
                 ctx.db_default = true;

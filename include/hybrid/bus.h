@@ -73,7 +73,10 @@ HYB_EXPORT int hyb_bus_get_default_socket(char **ret_path);
 /*
  * Connects to the broker at `path` (NULL: the socket named by the environment
  * variable HYBRID_BUS when it is set and not empty (ignored in setuid programs),
- * else hyb_bus_get_default_socket()) and
+ * else hyb_bus_get_default_socket()); `path` (or $HYBRID_BUS) may also be a
+ * WebSocket URL, ws://HOST[:PORT][/PATH] or wss://HOST[:PORT][/PATH] (the path
+ * defaults to /bus/ws), which needs a token and, for wss://, $HYBRID_CA or
+ * $HYBRID_PIN to verify the server (see hyb_bus_connect_with), and
  * authenticates as @localhost/<app>/<runner> by local uid policy, or, when
  * $HYBRID_TOKEN and $HYBRID_KEY name a token file and its holder's private key
  * file (ignored in setuid programs), with that token (hyb_bus_connect_with; one
@@ -101,6 +104,17 @@ typedef struct hyb_bus_connect_options {
                                  * the uid policy alone */
         const hyb_key *key;     /* the token's last holder key, with its private part
                                  * (required with token): signs the proof of possession */
+        /* For a wss:// path (ignored otherwise): how the server's certificate is verified.
+         * At least one of the two, else both from $HYBRID_CA and $HYBRID_PIN; with
+         * neither the connect fails (-EINVAL): verification cannot be turned off. */
+        const char *ca_file;    /* PEM file of the CA certificates to trust; the URL's host
+                                 * must be one of the certificate's names (a DNS name, or an
+                                 * IP address name for an address) */
+        const char *pin;        /* SHA-256 of the server's DER SubjectPublicKeyInfo: base64
+                                 * ("sha256//" prefix allowed, as curl's --pinnedpubkey) or
+                                 * 64 hex digits.  Alone it is the whole trust (a self-signed
+                                 * certificate passes, validity dates are still checked);
+                                 * with ca_file both must hold */
 } hyb_bus_connect_options;
 
 /* Sets size and zeroes the rest.  NULL is a no-op. */
@@ -115,6 +129,18 @@ HYB_EXPORT void hyb_bus_connect_options_init(hyb_bus_connect_options *opts);
  * token where one is required, a token it does not accept, a proof that does not
  * hold; or a token without a private key here), -EINVAL (NULL opts/ret, size 0, a
  * token without key).  *reterr says which.
+ * A ws:// or wss:// path (doc/bus.md "Remote brokers"): TCP to HOST (getaddrinfo,
+ * IPv4 or IPv6), TLS for wss:// verified by opts->ca_file and/or opts->pin (neither:
+ * $HYBRID_CA and $HYBRID_PIN), the RFC 6455 upgrade with the subprotocol
+ * hybrid.bus.v1, all within 15 s; then the same handshake with the channel binding
+ * "ws-none" (ws://) or the TLS session's "tls-exporter:..." (wss://).  A token is
+ * required.  Further errors: HYB_E_UNAUTHORIZED (no token: nothing is sent; or an
+ * upgrade refused with 401), -EINVAL (a malformed URL or pin; wss:// with no CA file
+ * and no pin anywhere: verification cannot be turned off), HYB_E_AUTH (the server's
+ * certificate does not verify, does not name the host or is not the pinned key),
+ * HYB_E_UNAVAILABLE (cannot resolve or connect, timed out), HYB_E_PROTOCOL (an
+ * upgrade answer that breaks RFC 6455 or does not choose hybrid.bus.v1), the code
+ * of another HTTP status that refused the upgrade (HYB_E_NOT_FOUND for 404...).
  */
 HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus **ret,
                                     hyb_error *reterr);
@@ -146,14 +172,17 @@ HYB_EXPORT size_t hyb_bus_get_max_body(const hyb_bus *bus);
 
 /* ------------------------------------------------------------ loop integration */
 
-/* The socket to watch; -EBADF when closed. */
+/* The socket to watch (for ws:// and wss://, the TCP socket); -EBADF when closed. */
 HYB_EXPORT int hyb_bus_get_fd(const hyb_bus *bus);
 /* HYB_BUS_EVENT_IN, plus HYB_BUS_EVENT_OUT while output is queued; < 0 when closed. */
 HYB_EXPORT int hyb_bus_get_events(const hyb_bus *bus);
 /*
  * *ret_usec gets the absolute CLOCK_MONOTONIC time (µs, see hyb_now_usec) by
  * which hyb_bus_process must be called again (the nearest local call deadline;
- * 0 when a packet is ready now), or UINT64_MAX for none.  Returns 0 or -EBADF.
+ * 0 when a packet is ready now, or when input waits that a poll of the fd would
+ * not announce: TLS plaintext of a wss:// connection already decrypted, bytes left
+ * over the read budget of one process), or UINT64_MAX for none.  Ask before each
+ * poll.  Returns 0 or -EBADF.
  */
 HYB_EXPORT int hyb_bus_get_timeout(const hyb_bus *bus, uint64_t *ret_usec);
 /*
@@ -269,10 +298,11 @@ HYB_EXPORT int hyb_bus_request_get_caller_uid(const hyb_bus_request *req, uid_t 
  * How the caller reached the bus and as whom, as the broker states it (doc/protocol.md
  * "Frame", the caller info; doc/edge.md): *ret_transport gets "unix" (a peer of the Unix
  * socket), "http" or "https" (a request to the daemon's edge on listen.http or listen.https),
+ * "coap" (one on listen.coap);
  * "ws" or "wss" (a remote bus peer of the edge's WebSocket listener /bus/ws);
  * *ret_principal gets the `sub` of
  * the security token the caller authenticated with, or NULL when it used none (a uid-policy
- * peer: see hyb_bus_request_get_caller_uid; an anonymous HTTP request).  Both borrowed from
+ * peer: see hyb_bus_request_get_caller_uid; an anonymous HTTP or CoAP request).  Both borrowed from
  * req; either pointer may be NULL.  Returns 0, or -EINVAL when req is NULL.
  */
 HYB_EXPORT int hyb_bus_request_get_caller_principal(const hyb_bus_request *req,

@@ -170,6 +170,33 @@ static struct bauth_ids *ids_copy_of(const struct bauth_ids *d)
         return ids_copy(&v);
 }
 
+/* ---- for the edge (lib/edge/http-auth.c): the same cache and the same last stage */
+
+void auth_ids_free(struct bauth_ids *ids)
+{
+        ids_free(ids);
+}
+
+bool auth_cache_get(hyb_broker *b, const uint8_t th[CRYPTO_SHA256_LEN], hyb_token_result **ret,
+                    struct bauth_ids **ret_ids)
+{
+        struct bauth_slot *s = cache_find(b, th, (int64_t)time(NULL));
+        struct bauth_ids *ids = s ? ids_copy_of(s->ids) : NULL;
+
+        if (!ids)
+                return false; /* not cached (or no memory to copy it: verified again) */
+        *ret = hyb_token_result_ref(s->res);
+        *ret_ids = ids;
+        return true;
+}
+
+void auth_cache_keep(hyb_broker *b, const uint8_t th[CRYPTO_SHA256_LEN], hyb_token_result *res,
+                     struct bauth_ids *ids)
+{
+        cache_put(b, th, res, ids);
+        ids_free(ids);
+}
+
 int auth_challenge(bconn *c)
 {
         hyb_broker *b = c->b;
@@ -275,6 +302,56 @@ static int capture_revoked(void *ud, const hyb_token_ids *ids)
                 return -ENOMEM; /* cannot keep watching it: refuse (fail closed) */
         if (cap->b->revoked)
                 return cap->b->revoked(cap->b->revoked_ud, ids);
+        return 0;
+}
+
+int auth_revoked_check(hyb_broker *b, const struct bauth_ids *ids, hyb_error *e)
+{
+        hyb_token_ids v;
+        int r;
+
+        if (!b->revoked)
+                return 0;
+        ids_view(ids, &v);
+        r = b->revoked(b->revoked_ud, &v);
+        if (r == 0)
+                return 0;
+        return err_set(e, HYB_E_UNAUTHORIZED, -1, "token: %s",
+                       r > 0 ? "revoked" : "revocation state unknown");
+}
+
+int auth_finish(hyb_broker *b, token_staged *st, hyb_token_result **ret, struct bauth_ids **ret_ids,
+                hyb_error *e)
+{
+        hyb_token_result *res = NULL;
+        capture cap = { .b = b };
+        hyb_token_verify_opts o;
+        hyb_error ve;
+        int r;
+
+        hyb_token_verify_opts_init(&o);
+        o.audience = broker_auth_audience(b);
+        o.max_lifetime_s = b->c->auth_max_lifetime_s;
+        o.revoked = capture_revoked;
+        o.userdata = &cap;
+        hyb_error_clear(&ve);
+        r = token_staged_finish(st, b->c->auth_trust, &o, &res, &ve);
+        if (r < 0) {
+                ids_free(cap.ids);
+                return err_set(e, r == -ENOMEM ? r : HYB_E_UNAUTHORIZED, -1, "token: %s",
+                               ve.message[0] ? ve.message : hyb_strerror(r));
+        }
+        if (hyb_token_result_get_exp(res) <= (int64_t)time(NULL)) {
+                ids_free(cap.ids);
+                hyb_token_result_unref(res);
+                return err_set(e, HYB_E_UNAUTHORIZED, -1, "token: expired");
+        }
+        if (!cap.ids && !(cap.ids = calloc(1, sizeof *cap.ids))) {
+                hyb_token_result_unref(res);
+                return -ENOMEM;
+        }
+        *ret = res;
+        *ret_ids = cap.ids;
         return 0;
 }
 

@@ -253,6 +253,7 @@ struct hyb_broker {
         } *fwd;
         size_t n_fwd, alloc_fwd;
         struct edge_http *edge;  /* the HTTP edge (lib/edge), NULL without listen.http */
+        struct edge_coap *coap;  /* the CoAP edge (lib/edge/coap.c), NULL without listen.coap */
         uint64_t edge_serial;    /* edge session names */
 };
 
@@ -366,6 +367,29 @@ int auth_challenge(bconn *c);
 void auth_handle(bconn *c, const wire_hdr *h, const uint8_t *body);
 /* Releases what a connection holds of its token (conn_unlink_free). */
 void auth_conn_free(bconn *c);
+/*
+ * For the edge (lib/edge/http-auth.c), the verification of a connect in its parts: a token
+ * verified before is in the cache of verified tokens (by the SHA-256 th of its text), and
+ * only its revocation is asked again; a new one is staged (token/staged.h), its
+ * signatures checked on the pool, then finished here as a connect finishes it.
+ */
+struct bauth_ids;
+void auth_ids_free(struct bauth_ids *ids);
+/* A token verified before under the configuration in force and not expired: true with a
+ * new reference in *ret and its revocation handles in *ret_ids (auth_ids_free). */
+bool auth_cache_get(hyb_broker *b, const uint8_t th[32], hyb_token_result **ret,
+                    struct bauth_ids **ret_ids);
+/* The revocation hook asked for ids: 0, or HYB_E_UNAUTHORIZED (revoked, state unknown). */
+int auth_revoked_check(hyb_broker *b, const struct bauth_ids *ids, hyb_error *e);
+/* token_staged_finish under the configuration in force (audience, issuers, lifetime cap,
+ * revocation) and the exp: 0 with *ret and *ret_ids, HYB_E_UNAUTHORIZED (reason in e),
+ * -ENOMEM.  The staged checks must all have returned. */
+struct token_staged;
+int auth_finish(hyb_broker *b, struct token_staged *st, hyb_token_result **ret,
+                struct bauth_ids **ret_ids, hyb_error *e);
+/* Keeps res (referenced) under th in the cache, once its proof held; takes ids. */
+void auth_cache_keep(hyb_broker *b, const uint8_t th[32], hyb_token_result *res,
+                     struct bauth_ids *ids);
 /* Releases the broker's cache of verified tokens (hyb_broker_free). */
 void auth_broker_free(hyb_broker *b);
 /* The verifier id of this broker: auth.audience, else the machine's host name. */

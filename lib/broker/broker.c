@@ -578,7 +578,7 @@ static bool programs_differ(const broker_config *a, const broker_config *b)
 /* The settings read once, at the start: a new value is reported and not used. */
 static const char *const restart_only[] = {
         "host", "listen.unix", "store.path", "store.durability", "store.limits", "log.syslog",
-        "boot.programs", "auth.verify_threads", "listen.https", "tls", "listen.http",
+        "boot.programs", "auth.verify_threads", "listen.https", "tls", "listen.http", "listen.coap",
 };
 
 /*
@@ -603,6 +603,7 @@ static int keep_restart_only(hyb_broker *b, broker_config *n)
                 str_differs(o->listen_https, n->listen_https),
                 str_differs(o->tls_cert, n->tls_cert) || str_differs(o->tls_key, n->tls_key),
                 str_differs(o->listen_http, n->listen_http),
+                str_differs(o->listen_coap, n->listen_coap),
         };
         int mask = 0;
 

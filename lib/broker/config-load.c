@@ -451,8 +451,9 @@ int broker_parse_hostport(const char *spec, struct sockaddr_storage *ss, int *le
         return 0;
 }
 
-/* listen.http: HOST:PORT (an IPv4 address, or an IPv6 one in brackets) for the edge. */
-static int set_http(loader *l, const char *path, const field *f)
+/* listen.http and listen.coap: HOST:PORT (an IPv4 address, or an IPv6 one in brackets), or
+ * null (none), into *slot. */
+static int set_hostport(loader *l, const char *path, char **slot)
 {
         struct sockaddr_storage ss;
         int ss_len = (int)sizeof ss;
@@ -474,10 +475,22 @@ static int set_http(loader *l, const char *path, const field *f)
                                     "expected HOST:PORT with a numeric address ('127.0.0.1:8080', '[::1]:8080')");
                 }
         }
-        /* null: no HTTP listener. */
-        free(l->c->listen_http);
-        l->c->listen_http = dup;
+        /* null: no listener. */
+        free(*slot);
+        *slot = dup;
         return 0;
+}
+
+static int set_http(loader *l, const char *path, const field *f)
+{
+        (void)f;
+        return set_hostport(l, path, &l->c->listen_http);
+}
+
+static int set_coap(loader *l, const char *path, const field *f)
+{
+        (void)f;
+        return set_hostport(l, path, &l->c->listen_coap);
 }
 
 static int set_listen(loader *l, const char *path, const field *f)
@@ -486,6 +499,7 @@ static int set_listen(loader *l, const char *path, const field *f)
                 { "unix", set_unix },
                 { "http", set_http },
                 { "https", broker_config_set_listen_https },
+                { "coap", set_coap },
         };
 
         return walk_map(l, path, fields, ELEMENTSOF(fields));

@@ -65,6 +65,7 @@ void broker_config_clear(broker_config *c)
         free(c->host);
         free(c->listen_unix);
         free(c->listen_http);
+        free(c->listen_coap);
         broker_config_free_strv(c->edge_anonymous, c->n_edge_anonymous);
         free(c->admins);
         broker_config_free_apps(c->apps, c->n_apps);
@@ -100,6 +101,7 @@ int broker_config_copy(broker_config *dst, const broker_config *src)
         dst->host = broker_strdup_or_null(src->host, &oom);
         dst->listen_unix = broker_strdup_or_null(src->listen_unix, &oom);
         dst->listen_http = broker_strdup_or_null(src->listen_http, &oom);
+        dst->listen_coap = broker_strdup_or_null(src->listen_coap, &oom);
         dst->edge_anonymous = NULL;
         dst->n_edge_anonymous = 0;
         if (src->n_edge_anonymous) {

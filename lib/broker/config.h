@@ -190,6 +190,7 @@ typedef struct broker_config {
         char *host;               /* default "localhost" */
         char *listen_unix;        /* NULL: $HYBRID_BUS, else the default (hyb_bus_get_default_socket) */
         char *listen_http;        /* listen.http "HOST:PORT" of the edge (lib/edge); NULL: none */
+        char *listen_coap;        /* listen.coap "HOST:PORT" (UDP) of the CoAP edge; NULL: none */
         char **edge_anonymous;    /* edge.anonymous: route patterns served without credentials */
         size_t n_edge_anonymous;
         bool edge_ws_plain_remote; /* edge.ws_plain_remote: ws:// on a non-loopback listen.http */

@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "bus-internal.h"
+#include "bus-ws.h"
 #include "names.h"
 #include "common/util.h"
 #include "common/ref.h"
@@ -56,8 +57,19 @@ static int send_error(int err)
 static int bus_flush_some(hyb_bus *bus)
 {
         while (bus->wpos < bus->wlen) {
-                ssize_t n = send(bus->fd, bus->wbuf + bus->wpos, bus->wlen - bus->wpos,
-                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+                ssize_t n;
+
+                if (bus->ws) {
+                        n = bus_ws_write(bus->ws, bus->wbuf + bus->wpos, bus->wlen - bus->wpos);
+                        if (n == -EAGAIN)
+                                return 0;
+                        if (n < 0)
+                                return send_error((int)-n);
+                        bus->wpos += (size_t)n;
+                        continue;
+                }
+                n = send(bus->fd, bus->wbuf + bus->wpos, bus->wlen - bus->wpos,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -76,7 +88,7 @@ static int bus_flush_some(hyb_bus *bus)
         return 1;
 }
 
-static int wbuf_append(hyb_bus *bus, const void *p, size_t len)
+int bus_wbuf_append(hyb_bus *bus, const void *p, size_t len)
 {
         if (bus->wpos > 0 && bus->wpos == bus->wlen)
                 bus->wpos = bus->wlen = 0;
@@ -111,6 +123,18 @@ int bus_send(hyb_bus *bus, wire_hdr *h, const char *to, size_t to_len, const cha
         n_iov = wire_build(h, NULL, 0, to, to_len, member, member_len, body, body_len, hdr, iov);
         total = iov[0].iov_len + (n_iov > 1 ? iov[1].iov_len : 0);
 
+        if (bus->ws) {
+                /* one packet, one binary message, framed into wbuf */
+                r = bus_ws_queue(bus, iov, n_iov);
+                if (r < 0)
+                        return r;
+                if (!bus->corked) {
+                        r = bus_flush_some(bus);
+                        if (r < 0)
+                                return r;
+                }
+                goto out;
+        }
         if (bus->wlen == bus->wpos && !bus->corked) {
                 /* Nothing queued: write directly, one syscall, no copy. */
                 struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
@@ -133,7 +157,7 @@ int bus_send(hyb_bus *bus, wire_hdr *h, const char *to, size_t to_len, const cha
                         done -= l;
                         continue;
                 }
-                r = wbuf_append(bus, (uint8_t *)iov[i].iov_base + done, l - done);
+                r = bus_wbuf_append(bus, (uint8_t *)iov[i].iov_base + done, l - done);
                 if (r < 0)
                         return r;
                 done = 0;
@@ -149,11 +173,45 @@ static size_t bus_parse_limit(const hyb_bus *bus)
         return bus->max_body > WIRE_DEFAULT_MAX_BODY ? bus->max_body : WIRE_DEFAULT_MAX_BODY;
 }
 
+/* Makes room for len more bytes at the end of rbuf. */
+static int rbuf_reserve(hyb_bus *bus, size_t len)
+{
+        if (bus->rpos == bus->rlen)
+                bus->rpos = bus->rlen = 0;
+        if (bus->ralloc - bus->rlen >= len)
+                return 0;
+        if (bus->rpos > 0) {
+                memmove(bus->rbuf, bus->rbuf + bus->rpos, bus->rlen - bus->rpos);
+                bus->rlen -= bus->rpos;
+                bus->rpos = 0;
+        }
+        return grow_array((void **)&bus->rbuf, &bus->ralloc, bus->rlen + len, 1);
+}
+
+int bus_rbuf_append(hyb_bus *bus, const void *p, size_t len)
+{
+        if (rbuf_reserve(bus, len) < 0)
+                return -ENOMEM;
+        memcpy(bus->rbuf + bus->rlen, p, len);
+        bus->rlen += len;
+        return 0;
+}
+
 /* One non-blocking read. 1 got bytes, 0 nothing now, HYB_E_CLOSED at EOF, -errno. */
 static int bus_read(hyb_bus *bus)
 {
         size_t need = RBUF_MIN;
         wire_hdr h;
+
+        if (bus->ws) {
+                if (bus->rpos == bus->rlen && bus->ralloc > 16 * RBUF_MIN) {
+                        free(bus->rbuf);
+                        bus->rbuf = NULL;
+                        bus->rpos = bus->rlen = bus->ralloc = 0;
+                }
+                bus->drained = false;
+                return bus_ws_read(bus);
+        }
 
         if (bus->rpos == bus->rlen) {
                 bus->rpos = bus->rlen = 0;
@@ -220,6 +278,12 @@ int bus_poll(hyb_bus *bus, uint64_t deadline_us)
                 return HYB_E_CLOSED;
         if (bus->wlen > bus->wpos)
                 pfd.events |= POLLOUT;
+        if (bus_ws_pending(bus->ws)) {
+                /* input a poll would not announce (TLS plaintext): ready now */
+                if (pfd.events & POLLOUT && poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLOUT))
+                        bus_flush_some(bus);
+                return 1;
+        }
         if (deadline_us != UINT64_MAX) {
                 uint64_t now = hyb_now_usec();
                 ms = deadline_us <= now ? 0 : (int)((deadline_us - now + 999) / 1000);
@@ -266,6 +330,8 @@ void bus_fail_all(hyb_bus *bus)
 static void bus_close_fd(hyb_bus *bus)
 {
         bus_fail_all(bus);
+        if (bus->ws)
+                bus_ws_shutdown(bus); /* close frame, close_notify: best effort */
         if (bus->fd >= 0) {
                 close(bus->fd);
                 bus->fd = -1;
@@ -443,13 +509,22 @@ static int bus_handshake(hyb_bus *bus, const hyb_bus_connect_options *o, hyb_err
         if (mb <= 0 || (uint64_t)mb > UINT32_MAX)
                 return err_set(reterr, HYB_E_PROTOCOL, -1, "bad maxBody in challenge");
         bus->max_body = (size_t)mb;
+        if (bus->ws)
+                bus_ws_set_max_message(bus->ws, WIRE_HDR_SIZE + WIRE_NAMES_MAX + bus_parse_limit(bus));
 
         if (o->token) {
                 r = crypto_random(nc, sizeof nc);
                 if (r < 0)
                         return err_set(reterr, r, -1, "client nonce: %s", hyb_strerror(r));
                 token_nonce_to_hex(nc, nc_hex);
-                token_binding_unix(geteuid(), binding);
+                if (bus->ws) {
+                        /* ws-none, or the TLS session's tls-exporter (doc/token.md) */
+                        r = bus_ws_binding(bus->ws, binding, sizeof binding);
+                        if (r < 0)
+                                return err_set(reterr, r, -1, "channel binding: %s",
+                                               hyb_strerror(r));
+                } else
+                        token_binding_unix(geteuid(), binding);
                 r = token_proof_transcript(aud_copy, nb, nc, o->token, strlen(o->token), binding, t);
                 if (r >= 0)
                         r = token_proof_sign(o->key, t, proof);
@@ -523,6 +598,7 @@ static void bus_free(hyb_bus *bus)
                 slot_drop_floating(&m->slot);
         }
         bus_store_free_all(bus);
+        bus_ws_free(bus->ws);
         free(bus->name);
         free(bus->rbuf);
         free(bus->wbuf);
@@ -652,6 +728,26 @@ HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus
                         return r;
                 path = dflt;
         }
+        if (bus_ws_is_url(path)) {
+                /* A remote broker: uid policy never applies over the network. */
+                if (!o.token)
+                        return err_set(reterr, HYB_E_UNAUTHORIZED, -1,
+                                       "%s: a remote broker needs a token (--token and --key, "
+                                       "or $HYBRID_TOKEN and $HYBRID_KEY)", path);
+                bus = calloc(1, sizeof *bus);
+                if (!bus)
+                        return -ENOMEM;
+                bus->n_ref = 1;
+                bus->next_id = 1;
+                bus->max_body = WIRE_DEFAULT_MAX_BODY;
+                bus->fd = -1;
+                r = bus_ws_connect(bus, path, &o, reterr);
+                if (r < 0) {
+                        bus_free(bus);
+                        return r;
+                }
+                goto handshake;
+        }
         if (strlen(path) >= sizeof sa.sun_path)
                 return err_set(reterr, -ENAMETOOLONG, -1, "socket path too long");
         memcpy(sa.sun_path, path, strlen(path));
@@ -675,6 +771,7 @@ HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus
                 return err_set(reterr, HYB_E_UNAVAILABLE, -1, "cannot connect to %s: %s", path,
                                strerror(r));
         }
+handshake:
         r = bus_handshake(bus, &o, reterr);
         if (r < 0) {
                 bus_free(bus);
@@ -736,8 +833,12 @@ HYB_EXPORT int hyb_bus_get_timeout(const hyb_bus *bus, uint64_t *ret_usec)
         hyb_assert_return(bus && ret_usec, -EINVAL);
         if (bus->closed)
                 return -EBADF;
-        /* Buffered complete packets mean "now". */
+        /* Buffered complete packets, or input a poll would not announce, mean "now". */
         wire_hdr h;
+        if (bus_ws_pending(bus->ws)) {
+                *ret_usec = 0;
+                return 0;
+        }
         if (bus->rlen - bus->rpos >= WIRE_HDR_SIZE && wire_hdr_decode(bus->rbuf + bus->rpos, &h) == 0 &&
             bus->rlen - bus->rpos >= wire_frame_len(&h)) {
                 *ret_usec = 0;
@@ -820,6 +921,8 @@ void bus_update_event(hyb_bus *bus)
                 event_assign(bus->ev_io, bus->base, bus->fd, want, bus_event_cb, bus);
                 event_add(bus->ev_io, NULL);
         }
+        if (bus_ws_pending(bus->ws))
+                event_active(bus->ev_io, EV_READ, 0); /* TLS plaintext the fd will not announce */
         next = bus_next_deadline(bus);
         if (next != UINT64_MAX) {
                 uint64_t now = hyb_now_usec(), d = next > now ? next - now : 0;

@@ -148,6 +148,7 @@ struct hyb_bus {
         unsigned depth; /* nesting of sync waits, for the libevent adapter */
         bool drained;   /* the last read came back short: skip one read before polling */
         bool corked;    /* hyb_bus_set_cork: packets wait in wbuf for the next flush */
+        struct bus_ws *ws; /* a ws:// or wss:// connection (bus-ws.c), else NULL: Unix */
 };
 
 
@@ -160,6 +161,10 @@ int bus_poll(hyb_bus *bus, uint64_t deadline_us);
 int bus_wait_for(hyb_bus *bus, const bool *done, uint64_t deadline_us);
 void bus_fail_all(hyb_bus *bus);
 void bus_update_event(hyb_bus *bus);
+/* Appends raw bytes to the write buffer / a packet to the read buffer (bus-ws.c's
+ * framing).  0 or -ENOMEM. */
+int bus_wbuf_append(hyb_bus *bus, const void *p, size_t len);
+int bus_rbuf_append(hyb_bus *bus, const void *p, size_t len);
 
 /* call.c */
 void bus_dispatch_result(hyb_bus *bus, const wire_packet *p);

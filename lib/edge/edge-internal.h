@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include <event2/http.h>
+#include <jansson.h>
 
 #include "broker/broker-internal.h"
 #include "bus/wire.h"
@@ -37,6 +38,7 @@
 #define EDGE_DPOP_WINDOW_S 60          /* |now - iat| of a proof */
 #define EDGE_DPOP_JTI_SLOTS 4096u      /* proofs remembered (jti replay cache) */
 #define EDGE_DEFAULT_TIMEOUT_MS 30000u /* a call without X-Timeout-Ms */
+#define EDGE_IDLE_SESSIONS 32u         /* sessions kept for the next request (peer.c) */
 
 typedef struct edge_http edge_http;
 typedef struct edge_peer edge_peer;
@@ -53,8 +55,13 @@ typedef void (*edge_event_fn)(edge_peer *peer, const wire_packet *p, int status,
 /* transport: "http" or "https", what the callee is told (the caller info). */
 int edge_peer_new(hyb_broker *b, hyb_token_result *tok, const char *transport, edge_peer **ret,
                   hyb_error *e);
-/* Closes the session; no callback runs after it. NULL is a no-op. */
+/* Ends the request's use of the session; no callback runs after it.  A session with
+ * nothing in flight and no subscription is kept for the principal's next request (up to
+ * EDGE_IDLE_SESSIONS: past that the one kept longest is closed), else closed.  NULL is a
+ * no-op. */
 void edge_peer_free(edge_peer *p);
+/* Closes the kept sessions (the edge stops). */
+void edge_peer_idle_free(edge_http *eh);
 /* Sends a CALL of method to endpoint (full name) with body (flags WIRE_F_*); cb gets the
  * RESULT once.  0 or -ENOMEM / -EPIPE (closed). */
 int edge_peer_call(edge_peer *p, const char *endpoint, const char *method, const void *body,
@@ -90,6 +97,10 @@ struct edge_http {
         struct edge_conn *conns;     /* counted connections (http.c) */
         struct edge_addr *addrs;     /* open connections per source address */
         struct edge_dpop_cache *jti; /* http-auth.c */
+        struct edge_verify *waiting; /* requests waiting for the pool (http-auth.c) */
+        unsigned n_verifying;        /* the edge's jobs in the pool */
+        edge_peer *idle;             /* sessions kept for the next request (peer.c) */
+        unsigned n_idle;
         unsigned n_ws;               /* WebSocket connections (ws.c) */
         struct ws_addr *ws_addrs;    /* ws.c: those not yet authenticated, per source address */
 };
@@ -120,13 +131,17 @@ void edge_send_result(struct evhttp_request *req, const wire_packet *p);
 /* ---------------------------------------------------------------- http-auth.c */
 
 /*
- * The principal of req (on a server of scheme "http" or "https") for route (its decoded
- * path): 0 with *ret_tok (a verified token
- * whose DPoP proof holds; NULL: anonymous, allowed by edge.anonymous), or the HTTP status
- * to answer (401) with the message in *e.
+ * Serves req (on a server of scheme "http" or "https") for route r (its contents taken)
+ * as its principal: anonymous when edge.anonymous allows it, else the token of its
+ * Authorization header with its DPoP proof, verified on the broker's pool of verifying
+ * threads (the request is served from the pool's completion, on the loop).  A refusal is
+ * answered here: 401 (credentials), 503 (no verification possible now).
  */
-int edge_auth(edge_http *eh, struct evhttp_request *req, const char *scheme, const char *route,
-              hyb_token_result **ret_tok, hyb_error *e);
+struct edge_route;
+void edge_auth(edge_http *eh, struct evhttp_request *req, const char *scheme,
+               struct edge_route *r);
+/* The pool's per-uid bound applies to the edge's verifications as to one uid's. */
+#define EDGE_VERIFY_UID ((uid_t)-2)
 /* Is route (a decoded path) matched by a pattern of edge.anonymous? */
 bool edge_anonymous(const broker_config *c, const char *route);
 /*
@@ -169,6 +184,45 @@ void edge_route_clear(edge_route *r);
  */
 int edge_query_params(const char *query, char **ret);
 
+/* Adds key = value to the params object: value as JSON when it parses as JSON, else as a
+ * string.  0, or -EINVAL (an empty or repeated key, a value that is not UTF-8). */
+int edge_params_add(json_t *params, const char *key, const char *value);
+/* A call's deadline in ms from decimal ASCII digits (1..WIRE_TIMEOUT_MAX): 0 or -EINVAL. */
+int edge_timeout_parse(const char *text, size_t len, uint32_t *ret);
+
+/* ------------------------------------------------- transport-neutral requests (routes.c) */
+
+/* The methods of the routes, whatever the transport spells them. */
+enum edge_method { EDGE_M_GET = 1, EDGE_M_POST, EDGE_M_PUT, EDGE_M_DELETE };
+/* Does route kind take method? (HTTP answers 405, CoAP 4.05.) */
+bool edge_method_allowed(int kind, int method);
+/* The JSON error body {"status","code","message"} (malloc'd), NULL when out of memory. */
+char *edge_error_json(int status, const char *code, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* The answer to a /bus/ or /store/ request: an HTTP status (doc/edge.md "Statuses"), and
+ * the body: JSON (the error body when status is not 200), or binary (a binary RESULT). */
+typedef struct edge_answer {
+        int status;
+        bool binary;
+        const char *body; /* valid during the callback */
+        size_t len;
+} edge_answer;
+typedef void (*edge_answer_fn)(const edge_answer *a, void *ud);
+
+/* A /bus/ or /store/ request in flight. */
+typedef struct edge_op edge_op;
+/*
+ * Serves route r (BUS or STORE; its contents taken) with method (allowed on it) by the
+ * session peer (taken): body is a POST's or PUT's body, or for a GET on /bus/ the params
+ * JSON; timeout_ms the call's deadline.  cb runs exactly once with the answer, maybe before
+ * this returns (then the result is NULL), unless edge_op_cancel comes first.
+ */
+edge_op *edge_op_start(edge_peer *peer, edge_route *r, int method, const char *body, size_t len,
+                       uint32_t timeout_ms, edge_answer_fn cb, void *ud);
+/* Ends o without an answer (its session too). NULL is a no-op. */
+void edge_op_cancel(edge_op *o);
+
 /* Serves a parsed route for the principal tok (NULL: anonymous). Takes r's contents. */
 void edge_serve(edge_http *eh, struct evhttp_request *req, edge_route *r, hyb_token_result *tok,
                 const char *transport);
@@ -199,5 +253,17 @@ void edge_ws_stop(edge_http *eh);
 /* ---------------------------------------------------------------- sse.c */
 
 void edge_sse_start(edge_http *eh, struct evhttp_request *req, edge_route *r, edge_peer *peer);
+/* Subscribes peer to the stream of r (EVENTS: subscribeEvent, WATCH: storeSubscribe); cb gets
+ * the broker's answer.  0 or -ENOMEM / -EPIPE. */
+int edge_stream_subscribe(edge_peer *peer, const edge_route *r, edge_reply_fn cb, void *ud);
+/* A store message "<furi>\n<obj>" as JSON {"furi":..,"value":..} (value null for a delete),
+ * malloc'd, with *kind "write", "publish" or "delete"; NULL when unreadable. */
+char *edge_store_message(const wire_packet *p, const char **kind);
+
+/* ---------------------------------------------------------------- coap.c */
+
+/* listen.coap (doc/edge.md "CoAP"): started and stopped with the HTTP edge. */
+int edge_coap_start(hyb_broker *b, hyb_error *e);
+void edge_coap_stop(hyb_broker *b);
 
 #endif

@@ -15,6 +15,7 @@
  * request (jti replay cache of EDGE_DPOP_JTI_SLOTS, iat within EDGE_DPOP_WINDOW_S).
  * Without credentials a request is served only on a route edge.anonymous names.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "edge-internal.h"
 #include "hybrid/furi.h"
 #include "token/crypto.h"
+#include "token/staged.h"
 
 #define DPOP_MAX_BYTES 4096u
 #define DPOP_JTI_MAX 128u
@@ -124,18 +126,40 @@ static bool jwk_is_holder(json_t *jwk, const hyb_key *holder)
         return same;
 }
 
-int edge_dpop_check(struct edge_dpop_cache **cache, const char *proof, size_t proof_len,
-                    const hyb_key *holder, const char *htm, const char *htu, const char *token,
-                    size_t token_len, int64_t now, hyb_error *e)
+/*
+ * A proof in its three steps, so that its signature is checked on the pool's threads:
+ * dpop_pre on the loop (the form, the jwk, the claims against the request: nothing that
+ * costs a signature), dpop_sig anywhere (reads d only), dpop_post on the loop (the verdict
+ * of the signature, then the replay cache: a jti is remembered only behind a good
+ * signature, so forged proofs cannot fill the cache).
+ */
+typedef struct dpop {
+        char *input; /* <header>.<claims>: what was signed (a copy) */
+        size_t input_len;
+        uint8_t sig[64];
+        uint8_t jti_hash[CRYPTO_SHA256_LEN];
+        int64_t iat;
+} dpop;
+
+static void dpop_clear(dpop *d)
+{
+        free(d->input);
+        d->input = NULL;
+}
+
+static int dpop_pre(dpop *d, const char *proof, size_t proof_len, const hyb_key *holder,
+                    const char *htm, const char *htu, const char *token, size_t token_len,
+                    int64_t now, hyb_error *e)
 {
         const char *d1, *d2, *typ, *alg, *m, *u, *jti, *ath;
-        uint8_t sig[64], th[CRYPTO_SHA256_LEN], jh[CRYPTO_SHA256_LEN];
+        uint8_t th[CRYPTO_SHA256_LEN];
         char ath_want[64];
         size_t sig_len = 0, jti_len;
         json_t *hdr = NULL, *cl = NULL;
         json_int_t iat;
         int r = HYB_E_UNAUTHORIZED;
 
+        memset(d, 0, sizeof *d);
         if (!proof || proof_len == 0 || proof_len > DPOP_MAX_BYTES || memchr(proof, 0, proof_len))
                 return err_set(e, HYB_E_UNAUTHORIZED, -1, "DPoP: a proof header is required");
         d1 = memchr(proof, '.', proof_len);
@@ -158,13 +182,13 @@ int edge_dpop_check(struct edge_dpop_cache **cache, const char *proof, size_t pr
                 err_set(e, r, -1, "DPoP: the jwk is not the token's holder key");
                 goto out;
         }
-        if (b64u_decode_to(d2 + 1, proof_len - (size_t)(d2 + 1 - proof), sig, sizeof sig,
+        if (b64u_decode_to(d2 + 1, proof_len - (size_t)(d2 + 1 - proof), d->sig, sizeof d->sig,
                            &sig_len) < 0 ||
-            sig_len != sizeof sig ||
-            (low_s(sig), hyb_key_verify(holder, proof, (size_t)(d2 - proof), sig, sig_len)) < 0) {
+            sig_len != sizeof d->sig) {
                 err_set(e, r, -1, "DPoP: the signature is not the holder's");
                 goto out;
         }
+        low_s(d->sig);
         m = json_string_value(json_object_get(cl, "htm"));
         u = json_string_value(json_object_get(cl, "htu"));
         jti = json_string_value(json_object_get(cl, "jti"));
@@ -195,40 +219,67 @@ int edge_dpop_check(struct edge_dpop_cache **cache, const char *proof, size_t pr
                 err_set(e, r, -1, "DPoP: jti must be 8..%u characters", DPOP_JTI_MAX);
                 goto out;
         }
-        if (cache) {
-                struct dpop_slot *free_slot = NULL;
-
-                if (!*cache && !(*cache = calloc(1, sizeof **cache))) {
-                        r = -ENOMEM;
-                        goto out;
-                }
-                crypto_sha256(jti, jti_len, jh);
-                for (unsigned i = 0; i < EDGE_DPOP_JTI_SLOTS; i++) {
-                        struct dpop_slot *s = &(*cache)->slot[i];
-
-                        if (s->used && s->iat < now - EDGE_DPOP_WINDOW_S - 1)
-                                s->used = false; /* outside the window: iat refuses it anyway */
-                        if (s->used && memcmp(s->hash, jh, sizeof jh) == 0) {
-                                err_set(e, r, -1, "DPoP: this proof (jti) was used before");
-                                goto out;
-                        }
-                        if (!s->used && !free_slot)
-                                free_slot = s;
-                }
-                if (!free_slot) {
-                        /* Full of proofs still in their window: none may be forgotten (it
-                         * could be replayed), so this one waits for room. */
-                        err_set(e, r, -1, "DPoP: too many proofs in the window, try again");
-                        goto out;
-                }
-                memcpy(free_slot->hash, jh, sizeof jh);
-                free_slot->iat = iat;
-                free_slot->used = true;
-        }
-        r = 0;
+        crypto_sha256(jti, jti_len, d->jti_hash);
+        d->iat = iat;
+        d->input_len = (size_t)(d2 - proof);
+        d->input = strndup(proof, d->input_len);
+        r = d->input ? 0 : -ENOMEM;
 out:
         json_decref(hdr);
         json_decref(cl);
+        return r;
+}
+
+/* The signature of a proof dpop_pre accepted, by holder: true when it holds. */
+static bool dpop_sig(const dpop *d, const hyb_key *holder)
+{
+        return hyb_key_verify(holder, d->input, d->input_len, d->sig, sizeof d->sig) == 0;
+}
+
+static int dpop_post(struct edge_dpop_cache **cache, const dpop *d, bool sig_ok, int64_t now,
+                     hyb_error *e)
+{
+        struct dpop_slot *free_slot = NULL;
+
+        if (!sig_ok)
+                return err_set(e, HYB_E_UNAUTHORIZED, -1, "DPoP: the signature is not the holder's");
+        if (!cache)
+                return 0;
+        if (!*cache && !(*cache = calloc(1, sizeof **cache)))
+                return -ENOMEM;
+        for (unsigned i = 0; i < EDGE_DPOP_JTI_SLOTS; i++) {
+                struct dpop_slot *s = &(*cache)->slot[i];
+
+                if (s->used && s->iat < now - EDGE_DPOP_WINDOW_S - 1)
+                        s->used = false; /* outside the window: iat refuses it anyway */
+                if (s->used && memcmp(s->hash, d->jti_hash, sizeof d->jti_hash) == 0)
+                        return err_set(e, HYB_E_UNAUTHORIZED, -1,
+                                       "DPoP: this proof (jti) was used before");
+                if (!s->used && !free_slot)
+                        free_slot = s;
+        }
+        if (!free_slot) {
+                /* Full of proofs still in their window: none may be forgotten (it could be
+                 * replayed), so this one waits for room. */
+                return err_set(e, HYB_E_UNAUTHORIZED, -1,
+                               "DPoP: too many proofs in the window, try again");
+        }
+        memcpy(free_slot->hash, d->jti_hash, sizeof d->jti_hash);
+        free_slot->iat = d->iat;
+        free_slot->used = true;
+        return 0;
+}
+
+int edge_dpop_check(struct edge_dpop_cache **cache, const char *proof, size_t proof_len,
+                    const hyb_key *holder, const char *htm, const char *htu, const char *token,
+                    size_t token_len, int64_t now, hyb_error *e)
+{
+        dpop d;
+        int r = dpop_pre(&d, proof, proof_len, holder, htm, htu, token, token_len, now, e);
+
+        if (r == 0)
+                r = dpop_post(cache, &d, dpop_sig(&d, holder), now, e);
+        dpop_clear(&d);
         return r;
 }
 
@@ -266,28 +317,356 @@ static const char *method_name(enum evhttp_cmd_type cmd)
         }
 }
 
-int edge_auth(edge_http *eh, struct evhttp_request *req, const char *scheme, const char *route,
-              hyb_token_result **ret_tok, hyb_error *e)
+/*
+ * One request's credentials being checked on the pool's threads (lib/broker/auth-pool.c),
+ * so that the loop serves others meanwhile: the token's signatures (none for a token the
+ * daemon verified before: the broker's cache of verified tokens, as at a bus connect) and
+ * the proof's, at the same time.  Then, on the loop, the verdict in the order of a connect
+ * (the token, its revocation, its exp, its holder), the proof's replay check, and the
+ * request is served.  The edge's jobs count in the pool as one uid (EDGE_VERIFY_UID), so
+ * the network takes at most auth.uid_max_verifying of its auth.max_verifying places; a
+ * request past them waits in the edge's queue for one of the edge's jobs to end (bounded
+ * by the connection caps: one request at a time per connection).
+ */
+typedef struct edge_verify {
+        bpool_job pj;                    /* first: the pool's view */
+        edge_task task;                  /* killed when the edge stops */
+        edge_http *eh;                   /* NULL once killed */
+        struct evhttp_request *req;      /* NULL once killed */
+        struct evhttp_connection *evcon; /* watched; NULL once the client went */
+        const char *scheme;
+        edge_route r;
+        hyb_broker_config *cfg; /* the configuration it started under */
+        uint8_t th[CRYPTO_SHA256_LEN];
+        token_staged *st;            /* a token not seen before, else NULL */
+        hyb_token_result *seen;      /* a token verified before */
+        struct bauth_ids *seen_ids;  /* and its revocation handles */
+        hyb_key *holder;             /* who must sign the proof */
+        dpop d;
+        bool sig_ok;                 /* written by the proof's task */
+        bool queued;                 /* in the pool (else waiting in eh->waiting) */
+        struct edge_verify *wnext;
+} edge_verify;
+
+static void verify_free(edge_verify *v)
 {
-        struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-        const char *authz = evhttp_find_header(h, "Authorization");
-        const char *proof = evhttp_find_header(h, "DPoP");
-        hyb_token_result *tok = NULL;
-        char htu[EDGE_MAX_HEADERS_BYTES + 16];
-        const char *t;
-        size_t tl;
+        token_staged_free(v->st);
+        hyb_token_result_unref(v->seen);
+        auth_ids_free(v->seen_ids);
+        hyb_key_unref(v->holder);
+        dpop_clear(&v->d);
+        edge_route_clear(&v->r);
+        hyb_broker_config_unref(v->cfg);
+        free(v);
+}
+
+/* Stops watching the connection and leaves the task list (the edge is still there). */
+static void verify_detach(edge_verify *v)
+{
+        if (v->evcon)
+                edge_conn_watch(v->eh, v->evcon, NULL, NULL);
+        v->evcon = NULL;
+        edge_task_del(v->eh, &v->task);
+}
+
+static void verify_gone(struct evhttp_connection *evcon, void *ud)
+{
+        edge_verify *v = ud;
+
+        (void)evcon;
+        v->evcon = NULL; /* answered (and so freed by evhttp) without sending anything */
+}
+
+static void waiting_remove(edge_http *eh, edge_verify *v)
+{
+        for (edge_verify **pp = &eh->waiting; *pp; pp = &(*pp)->wnext)
+                if (*pp == v) {
+                        *pp = v->wnext;
+                        break;
+                }
+}
+
+/* The edge stops: evhttp frees the request; the job, if in the pool, ends without it. */
+static void verify_kill(edge_task *t)
+{
+        edge_verify *v = (edge_verify *)((char *)t - offsetof(edge_verify, task));
+        edge_http *eh = v->eh;
+
+        v->eh = NULL;
+        v->req = NULL;
+        v->evcon = NULL;
+        if (!v->queued) {
+                waiting_remove(eh, v);
+                verify_free(v);
+        }
+}
+
+static void refuse(struct evhttp_request *req, int status, const char *msg)
+{
+        if (status == 401)
+                evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                                  "DPoP algs=\"ES256\"");
+        edge_send_error(req, status,
+                        status == 401   ? "HYB_E_UNAUTHORIZED"
+                        : status == 429 ? "HYB_E_TOO_MANY"
+                                        : "HYB_E_UNAVAILABLE",
+                        "%s", msg);
+}
+
+/* On a worker: signature i of the token's blocks, the last task the proof's. */
+static void verify_run(bpool_job *pj, unsigned i)
+{
+        edge_verify *v = (edge_verify *)pj;
+        size_t n_sigs = v->st ? token_staged_n_sigs(v->st) : 0;
+
+        if (i < n_sigs)
+                token_staged_check(v->st, i);
+        else
+                v->sig_ok = dpop_sig(&v->d, v->holder);
+}
+
+static void verify_done(bpool_job *pj, bool cancelled);
+
+/* Hands v to the pool: 0, or the status to refuse the request with. */
+static int verify_submit(edge_verify *v)
+{
+        edge_http *eh = v->eh;
+        int r = auth_pool_submit(eh->b, &v->pj);
+
+        if (r == 0) {
+                v->queued = true;
+                eh->n_verifying++;
+                broker_log(eh->b, HYB_LOG_DEBUG, "edge: token being verified (%u signatures)",
+                           v->pj.n_tasks);
+                return 0;
+        }
+        if ((r == -EBUSY || r == -EAGAIN) && eh->n_verifying > 0) {
+                /* One of the edge's jobs ends later and takes this one on (pump). */
+                edge_verify **pp = &eh->waiting;
+
+                while (*pp)
+                        pp = &(*pp)->wnext;
+                v->wnext = NULL;
+                *pp = v;
+                return 0;
+        }
+        broker_log(eh->b, HYB_LOG_WARNING, "edge: cannot verify a token now: %s",
+                   r == -EBUSY || r == -EAGAIN ? "too many token verifications at once"
+                                               : hyb_strerror(r));
+        return 503;
+}
+
+/* Starts the waiting requests the pool takes now. */
+static void pump(edge_http *eh)
+{
+        while (eh->waiting) {
+                edge_verify *v = eh->waiting;
+                int st;
+
+                eh->waiting = v->wnext;
+                v->wnext = NULL;
+                st = verify_submit(v);
+                if (st) {
+                        refuse(v->req, st, "too many token verifications at once");
+                        verify_detach(v);
+                        verify_free(v);
+                } else if (!v->queued) {
+                        /* the pool is full again: back to the head of the queue */
+                        waiting_remove(eh, v);
+                        v->wnext = eh->waiting;
+                        eh->waiting = v;
+                        break;
+                }
+        }
+}
+
+/* The verdict (on the loop, every task returned): 0 with *ret, else HYB_E_UNAUTHORIZED
+ * with the reason in e. */
+static int verdict(edge_verify *v, hyb_token_result **ret, hyb_error *e)
+{
+        hyb_broker *b = v->eh->b;
+        hyb_token_result *res = NULL;
+        struct bauth_ids *ids = NULL;
         int r;
 
-        *ret_tok = NULL;
+        if (v->seen) {
+                r = auth_revoked_check(b, v->seen_ids, e);
+                if (r < 0)
+                        return r;
+                if (hyb_token_result_get_exp(v->seen) <= (int64_t)time(NULL))
+                        return err_set(e, HYB_E_UNAUTHORIZED, -1, "token: expired");
+                res = hyb_token_result_ref(v->seen);
+        } else {
+                r = auth_finish(b, v->st, &res, &ids, e);
+                if (r < 0)
+                        return r;
+        }
+        /* The proof was checked against the holder key read in advance: the verified
+         * token's holder must be that very key. */
+        if (strcmp(hyb_key_get_kid(v->holder), hyb_token_result_get_holder_kid(res)) != 0)
+                r = err_set(e, HYB_E_UNAUTHORIZED, -1, "DPoP: the jwk is not the token's holder key");
+        else
+                r = dpop_post(&v->eh->jti, &v->d, v->sig_ok, (int64_t)time(NULL), e);
+        if (r < 0) {
+                if (r != -ENOMEM)
+                        broker_log(b, HYB_LOG_INFO, "edge: 401 token %s of %s: %s",
+                                   hyb_token_result_get_jti(res), hyb_token_result_get_sub(res),
+                                   e->message);
+                auth_ids_free(ids);
+                hyb_token_result_unref(res);
+                return r;
+        }
+        /* Only a token whose proof held is kept: the cache never grows from refusals. */
+        if (ids)
+                auth_cache_keep(b, v->th, res, ids);
+        *ret = res;
+        return 0;
+}
+
+static void verify_done(bpool_job *pj, bool cancelled)
+{
+        edge_verify *v = (edge_verify *)pj;
+        edge_http *eh = v->eh;
+        hyb_token_result *tok = NULL;
+        hyb_error e;
+        int r;
+
+        if (!eh) { /* killed: the request went with the edge */
+                verify_free(v);
+                return;
+        }
+        eh->n_verifying--;
+        v->queued = false;
+        verify_detach(v);
+        if (cancelled || !evhttp_request_get_connection(v->req)) {
+                /* (a request whose client went is freed by this answer, never sent) */
+                refuse(v->req, 503, "the daemon is shutting down");
+                verify_free(v);
+                return;
+        }
+        if (eh->b->cfg != v->cfg) {
+                /* Reloaded meanwhile: checked again under the configuration now in force
+                 * (its proof's jti was not taken yet). */
+                edge_route r2 = v->r;
+
+                memset(&v->r, 0, sizeof v->r);
+                edge_auth(eh, v->req, v->scheme, &r2);
+                verify_free(v);
+                pump(eh);
+                return;
+        }
+        hyb_error_clear(&e);
+        r = verdict(v, &tok, &e);
+        if (r < 0) {
+                if (r == -ENOMEM)
+                        edge_send_error(v->req, 500, "HYB_E_INTERNAL", "out of memory");
+                else
+                        refuse(v->req, 401, "unauthorized");
+        } else {
+                edge_serve(eh, v->req, &v->r, tok, v->scheme);
+                hyb_token_result_unref(tok);
+        }
+        verify_free(v);
+        pump(eh);
+}
+
+/* The token and proof of req, checks that need no signature; then on the pool. */
+static int verify_start(edge_http *eh, struct evhttp_request *req, const char *scheme,
+                        edge_route *r, const char *t, size_t tl, hyb_error *e)
+{
+        hyb_broker *b = eh->b;
+        const char *proof = evhttp_find_header(evhttp_request_get_input_headers(req), "DPoP");
+        char htu[EDGE_MAX_HEADERS_BYTES + 16];
+        edge_verify *v;
+        int st;
+
+        if (b->c->auth_tokens == BROKER_AUTH_OFF || !b->c->auth_trust)
+                return err_set(e, HYB_E_UNAUTHORIZED, -1, "tokens are not accepted (auth.tokens off)");
+        if (tl == 0 || tl > HYB_TOKEN_MAX_SIZE || memchr(t, 0, tl))
+                return err_set(e, HYB_E_UNAUTHORIZED, -1, "malformed token");
+        v = calloc(1, sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        v->cfg = hyb_broker_config_ref(b->cfg);
+        crypto_sha256(t, tl, v->th);
+        if (auth_cache_get(b, v->th, &v->seen, &v->seen_ids)) {
+                v->holder = hyb_key_ref(hyb_token_result_get_holder(v->seen));
+        } else {
+                st = token_staged_new(t, tl, b->c->auth_trust, &v->st, e);
+                if (st < 0)
+                        goto fail;
+                if (!token_staged_holder(v->st)) {
+                        st = err_set(e, HYB_E_UNAUTHORIZED, -1, "token: no holder key");
+                        goto fail;
+                }
+                v->holder = hyb_key_ref(token_staged_holder(v->st));
+        }
+        if (request_htu(req, scheme, htu, sizeof htu) < 0) {
+                st = err_set(e, HYB_E_UNAUTHORIZED, -1, "DPoP: no Host header");
+                goto fail;
+        }
+        st = dpop_pre(&v->d, proof, proof ? strlen(proof) : 0, v->holder,
+                      method_name(evhttp_request_get_command(req)), htu, t, tl,
+                      (int64_t)time(NULL), e);
+        if (st < 0)
+                goto fail;
+        v->eh = eh;
+        v->req = req;
+        v->scheme = scheme;
+        v->r = *r;
+        memset(r, 0, sizeof *r);
+        v->pj.run = verify_run;
+        v->pj.done = verify_done;
+        v->pj.uid = EDGE_VERIFY_UID;
+        v->pj.n_tasks = (unsigned)(v->st ? token_staged_n_sigs(v->st) : 0) + 1;
+        if (eh->waiting) {
+                /* others wait already: behind them */
+                edge_verify **pp = &eh->waiting;
+
+                while (*pp)
+                        pp = &(*pp)->wnext;
+                *pp = v;
+                st = 0;
+        } else {
+                st = verify_submit(v);
+        }
+        if (st) {
+                *r = v->r; /* the caller answers */
+                memset(&v->r, 0, sizeof v->r);
+                verify_free(v);
+                return st;
+        }
+        edge_task_add(eh, &v->task, verify_kill);
+        v->evcon = evhttp_request_get_connection(req);
+        if (v->evcon)
+                edge_conn_watch(eh, v->evcon, verify_gone, v);
+        return 0;
+fail:
+        verify_free(v);
+        return st;
+}
+
+void edge_auth(edge_http *eh, struct evhttp_request *req, const char *scheme, struct edge_route *r)
+{
+        const char *authz = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+        const char *t;
+        size_t tl;
+        hyb_error e;
+        int st;
+
         if (!authz) {
-                if (edge_anonymous(eh->b->c, route))
-                        return 0;
-                err_set(e, 401, -1, "credentials required: Authorization: Bearer <token> and DPoP");
-                return 401;
+                if (edge_anonymous(eh->b->c, r->path)) {
+                        edge_serve(eh, req, r, NULL, scheme);
+                        return;
+                }
+                refuse(req, 401, "credentials required: Authorization: Bearer <token> and DPoP");
+                edge_route_clear(r);
+                return;
         }
         if (strncasecmp(authz, "Bearer ", 7) != 0 && strncasecmp(authz, "DPoP ", 5) != 0) {
-                err_set(e, 401, -1, "Authorization: expected Bearer <token>");
-                return 401;
+                refuse(req, 401, "Authorization: expected Bearer <token>");
+                edge_route_clear(r);
+                return;
         }
         t = authz + (authz[0] == 'B' || authz[0] == 'b' ? 7 : 5);
         while (*t == ' ')
@@ -295,24 +674,17 @@ int edge_auth(edge_http *eh, struct evhttp_request *req, const char *scheme, con
         tl = strlen(t);
         while (tl && t[tl - 1] == ' ')
                 tl--;
-        r = broker_edge_verify(eh->b, t, tl, &tok, e);
-        if (r < 0) {
-                broker_log(eh->b, HYB_LOG_INFO, "edge: 401 %s", e->message);
-                err_set(e, 401, -1, "unauthorized");
-                return 401;
+        hyb_error_clear(&e);
+        st = verify_start(eh, req, scheme, r, t, tl, &e);
+        if (st == 0)
+                return; /* verify_done answers */
+        if (st == -ENOMEM)
+                edge_send_error(req, 500, "HYB_E_INTERNAL", "out of memory");
+        else if (st > 0)
+                refuse(req, st, "too many token verifications at once");
+        else {
+                broker_log(eh->b, HYB_LOG_INFO, "edge: 401 %s", e.message);
+                refuse(req, 401, "unauthorized");
         }
-        if (request_htu(req, scheme, htu, sizeof htu) < 0 ||
-            edge_dpop_check(&eh->jti, proof, proof ? strlen(proof) : 0,
-                            hyb_token_result_get_holder(tok),
-                            method_name(evhttp_request_get_command(req)), htu, t, tl,
-                            (int64_t)time(NULL), e) < 0) {
-                broker_log(eh->b, HYB_LOG_INFO, "edge: 401 token %s of %s: %s",
-                           hyb_token_result_get_jti(tok), hyb_token_result_get_sub(tok),
-                           e->message);
-                hyb_token_result_unref(tok);
-                err_set(e, 401, -1, "unauthorized");
-                return 401;
-        }
-        *ret_tok = tok;
-        return 0;
+        edge_route_clear(r);
 }

@@ -117,17 +117,13 @@ void edge_send_error(struct evhttp_request *req, int status, const char *code, c
 {
         char msg[512];
         struct evbuffer *out;
-        json_t *j;
         char *text;
         va_list ap;
 
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        j = json_pack("{s:i, s:s, s:s}", "status", status, "code", code ? code : "", "message",
-                      msg);
-        text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        json_decref(j);
+        text = edge_error_json(status, code, "%s", msg);
         out = evbuffer_new();
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                           "application/json");
@@ -321,7 +317,6 @@ static void on_request(struct evhttp_request *req, void *ud)
         edge_http *eh = front->eh;
         struct evhttp_connection *evcon = evhttp_request_get_connection(req);
         const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
-        hyb_token_result *tok = NULL;
         edge_route r;
         hyb_error e;
         int st;
@@ -345,17 +340,7 @@ static void on_request(struct evhttp_request *req, void *ud)
                                 e.message);
                 return;
         }
-        hyb_error_clear(&e);
-        st = edge_auth(eh, req, front->scheme, r.path, &tok, &e);
-        if (st) {
-                evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-                                  "DPoP algs=\"ES256\"");
-                edge_send_error(req, st, "HYB_E_UNAUTHORIZED", "%s", e.message);
-                edge_route_clear(&r);
-                return;
-        }
-        edge_serve(eh, req, &r, tok, front->scheme);
-        hyb_token_result_unref(tok);
+        edge_auth(eh, req, front->scheme, &r);
 }
 
 /* Serves the routes on http, with the edge's limits (the bufferevents are http's own). */
@@ -378,6 +363,10 @@ int broker_edge_start(hyb_broker *b, hyb_error *e)
         uint16_t port;
         edge_http *eh;
 
+        int rc = edge_coap_start(b, e); /* listen.coap (coap.c) */
+
+        if (rc < 0)
+                return rc;
         if (!spec && !b->https)
                 return 0;
         eh = calloc(1, sizeof *eh);
@@ -426,6 +415,7 @@ void broker_edge_stop(hyb_broker *b)
 {
         edge_http *eh = b->edge;
 
+        edge_coap_stop(b);
         if (!eh)
                 return;
         b->edge = NULL;
@@ -453,6 +443,7 @@ void broker_edge_stop(hyb_broker *b)
                 eh->addrs = a->next;
                 free(a);
         }
+        edge_peer_idle_free(eh);
         edge_dpop_cache_free(eh->jti);
         edge_ws_stop(eh);
         free(eh);

@@ -6,6 +6,13 @@
  * subscription methods), matches RESULTs to them by call id, passes EVENTs on and
  * answers PINGs.  It reads frames with the wire codec the client library and the
  * broker use (bus/wire.h).
+ *
+ * A session that served a request and holds nothing (no call in flight, no subscription,
+ * no failed call) is kept for the next request of the same principal on the same
+ * transport instead of being closed: up to EDGE_IDLE_SESSIONS of them, so a request does
+ * not pay for a new socketpair and broker peer (past that, the one kept longest is closed).
+ * An idle session the broker closes (the
+ * token expired or was revoked, the daemon stops) is dropped when next looked at.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +23,7 @@
 
 #include "common/util.h"
 #include "edge-internal.h"
+#include "hybrid/bus.h"
 
 typedef struct pcall {
         struct pcall *next;
@@ -33,6 +41,11 @@ struct edge_peer {
         void *event_ud;
         bool closed;
         bool *freed; /* set while dispatching: the callback may free the peer */
+        bool no_reuse;            /* subscribed, or a call failed: closed when freed */
+        edge_http *eh;            /* the edge keeping idle sessions, or NULL */
+        hyb_token_result *tok;    /* the principal (a reference; NULL: anonymous) */
+        const char *transport;
+        edge_peer *idle_next;     /* in eh->idle */
 };
 
 /* Fails the calls and ends the events; returns true when a callback freed p. */
@@ -66,6 +79,8 @@ static bool peer_dispatch(edge_peer *p, const wire_packet *w)
 
         switch (w->h.type) {
         case WIRE_RESULT:
+                if (w->h.status >= 500)
+                        p->no_reuse = true; /* a deadline, a callee gone: start afresh */
                 for (pcall **pp = &p->calls; *pp; pp = &(*pp)->next) {
                         pcall *c = *pp;
 
@@ -145,12 +160,67 @@ static void peer_event(struct bufferevent *bev, short what, void *ud)
                 peer_lost(ud, 502);
 }
 
+/* Closes p's session (our end of the socketpair: the broker sees the session go). */
+static void peer_destroy(edge_peer *p)
+{
+        if (p->freed)
+                *p->freed = true;
+        while (p->calls) {
+                pcall *c = p->calls;
+                p->calls = c->next;
+                free(c);
+        }
+        bufferevent_free(p->bev);
+        hyb_token_result_unref(p->tok);
+        free(p);
+}
+
+/* An idle session of tok's principal on transport, taken off the list; NULL if none. */
+static edge_peer *idle_take(edge_http *eh, hyb_token_result *tok, const char *transport)
+{
+        for (edge_peer **pp = &eh->idle; *pp;) {
+                edge_peer *p = *pp;
+
+                if (p->closed) { /* the broker ended it meanwhile */
+                        *pp = p->idle_next;
+                        eh->n_idle--;
+                        peer_destroy(p);
+                        continue;
+                }
+                if (p->tok == tok && strcmp(p->transport, transport) == 0) {
+                        *pp = p->idle_next;
+                        eh->n_idle--;
+                        p->idle_next = NULL;
+                        return p;
+                }
+                pp = &p->idle_next;
+        }
+        return NULL;
+}
+
+void edge_peer_idle_free(edge_http *eh)
+{
+        while (eh->idle) {
+                edge_peer *p = eh->idle;
+
+                eh->idle = p->idle_next;
+                peer_destroy(p);
+        }
+        eh->n_idle = 0;
+}
+
 int edge_peer_new(hyb_broker *b, hyb_token_result *tok, const char *transport, edge_peer **ret,
                   hyb_error *e)
 {
         edge_peer *p;
         int fd, r;
 
+        if (b->edge && (p = idle_take(b->edge, tok, transport))) {
+                broker_log(b, HYB_LOG_DEBUG, "edge: edge session of %s kept from a former request",
+                           tok ? hyb_token_result_get_sub(tok) : "the anonymous principal");
+                *ret = p;
+                return 0;
+        }
         r = broker_edge_session(b, tok, transport, &fd, e);
         if (r < 0)
                 return r;
@@ -162,6 +232,9 @@ int edge_peer_new(hyb_broker *b, hyb_token_result *tok, const char *transport, e
         }
         p->max_frame = b->c->max_frame;
         p->next_id = 1;
+        p->eh = b->edge;
+        p->tok = hyb_token_result_ref(tok);
+        p->transport = transport;
         bufferevent_setcb(p->bev, peer_read, NULL, peer_event, p);
         bufferevent_enable(p->bev, EV_READ | EV_WRITE);
         *ret = p;
@@ -170,21 +243,35 @@ int edge_peer_new(hyb_broker *b, hyb_token_result *tok, const char *transport, e
 
 void edge_peer_free(edge_peer *p)
 {
+        edge_http *eh;
+
         if (!p)
                 return;
-        if (p->freed)
-                *p->freed = true;
-        while (p->calls) {
-                pcall *c = p->calls;
-                p->calls = c->next;
-                free(c);
+        eh = p->eh;
+        if (eh && !p->closed && !p->calls && !p->on_event && !p->no_reuse) {
+                /* kept: still read, so that a close by the broker is seen; the list full,
+                 * the session kept longest goes (one of a principal no longer seen, such as
+                 * a token verified before a reload, must not hold its place for ever) */
+                if (eh->n_idle >= EDGE_IDLE_SESSIONS) {
+                        edge_peer **pp = &eh->idle;
+
+                        while ((*pp)->idle_next)
+                                pp = &(*pp)->idle_next;
+                        peer_destroy(*pp);
+                        *pp = NULL;
+                        eh->n_idle--;
+                }
+                p->idle_next = eh->idle;
+                eh->idle = p;
+                eh->n_idle++;
+                return;
         }
-        bufferevent_free(p->bev); /* closes our end: the broker sees the session go */
-        free(p);
+        peer_destroy(p);
 }
 
 void edge_peer_set_event_cb(edge_peer *p, edge_event_fn cb, void *ud)
 {
+        p->no_reuse = true; /* it subscribes: its session is its stream's alone */
         p->on_event = cb;
         p->event_ud = ud;
 }
@@ -211,6 +298,12 @@ int edge_peer_call(edge_peer *p, const char *endpoint, const char *method, const
                 return -EPIPE;
         if (el > WIRE_ENDPOINT_MAX || ml > WIRE_MEMBER_MAX || len > UINT32_MAX)
                 return -EINVAL;
+        /* Only a session that made plain calls and store reads, writes and deletes is kept:
+         * one that subscribed (or tried to) holds state in the broker. */
+        if (strcmp(endpoint, HYB_BUS_BUILTIN_ENDPOINT) == 0 && strcmp(method, "storeRead") != 0 &&
+            strcmp(method, "storeReadKeyed") != 0 && strcmp(method, "storeWrite") != 0 &&
+            strcmp(method, "storeDelete") != 0)
+                p->no_reuse = true;
         c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;

@@ -12,6 +12,7 @@
  * refuse `.` and `..` segments and empty segments), so `..`, `%2F` or `%2E%2E` can reach
  * nothing outside the route's own namespace.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,20 @@ int edge_route_parse(const char *raw_path, edge_route *r, hyb_error *e)
         return 404;
 }
 
+int edge_params_add(json_t *params, const char *key, const char *value)
+{
+        json_t *v;
+
+        if (!*key || json_object_get(params, key))
+                return -EINVAL; /* an empty or a repeated key */
+        v = json_loads(value, JSON_DECODE_ANY, NULL);
+        if (!v)
+                v = json_string(value); /* NULL when not UTF-8 */
+        if (!v || json_object_set_new(params, key, v) < 0)
+                return -EINVAL;
+        return 0;
+}
+
 int edge_query_params(const char *query, char **ret)
 {
         struct evkeyvalq q;
@@ -154,21 +169,9 @@ int edge_query_params(const char *query, char **ret)
                 json_decref(obj);
                 return -EINVAL;
         }
-        for (kv = q.tqh_first; kv; kv = kv->next.tqe_next) {
-                json_t *v;
-
-                if (!*kv->key || json_object_get(obj, kv->key)) {
-                        r = -EINVAL; /* an empty or a repeated key */
+        for (kv = q.tqh_first; kv; kv = kv->next.tqe_next)
+                if ((r = edge_params_add(obj, kv->key, kv->value)) < 0)
                         break;
-                }
-                v = json_loads(kv->value, JSON_DECODE_ANY, NULL);
-                if (!v)
-                        v = json_string(kv->value); /* NULL when not UTF-8 */
-                if (!v || json_object_set_new(obj, kv->key, v) < 0) {
-                        r = -EINVAL;
-                        break;
-                }
-        }
         evhttp_clear_headers(&q);
         if (r == 0 && !(*ret = json_dumps(obj, JSON_COMPACT)))
                 r = -ENOMEM;
@@ -176,16 +179,307 @@ int edge_query_params(const char *query, char **ret)
         return r;
 }
 
-/* ------------------------------------------------------------------- serving */
+/* ------------------------------------------------------------------- errors */
+
+char *edge_error_json(int status, const char *code, const char *fmt, ...)
+{
+        char msg[512];
+        char *text;
+        json_t *j;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        j = json_pack("{s:i, s:s, s:s}", "status", status, "code", code ? code : "", "message",
+                      msg);
+        text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        return text;
+}
+
+bool edge_method_allowed(int kind, int method)
+{
+        switch (kind) {
+        case EDGE_ROUTE_BUS:
+                return method == EDGE_M_GET || method == EDGE_M_POST;
+        case EDGE_ROUTE_STORE:
+                return method == EDGE_M_GET || method == EDGE_M_PUT || method == EDGE_M_DELETE;
+        default:
+                return method == EDGE_M_GET;
+        }
+}
+
+/* ---------------------------------------------------- /bus/ and /store/ requests */
+
+/*
+ * A request of any transport in flight: the transport hands over the route, the method,
+ * the body (or the params of a GET call) and a session, and gets one answer (cb) back.
+ */
+struct edge_op {
+        edge_peer *peer;
+        edge_route r;
+        int method;
+        bool keyed; /* a store read of a pattern or branch */
+        edge_answer_fn cb;
+        void *ud;
+};
+
+/* Answers once and frees o (its session with it). */
+static void op_answer(edge_op *o, int status, bool binary, const char *body, size_t len)
+{
+        edge_answer a = {.status = status, .binary = binary, .body = body, .len = len};
+
+        o->cb(&a, o->ud);
+        edge_peer_free(o->peer);
+        edge_route_clear(&o->r);
+        free(o);
+}
+
+static void op_error(edge_op *o, int status, const char *code, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static void op_error(edge_op *o, int status, const char *code, const char *fmt, ...)
+{
+        char msg[512];
+        char *text;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        text = edge_error_json(status, code, "%s", msg);
+        op_answer(o, status, false, text ? text : "", text ? strlen(text) : 0);
+        free(text);
+}
+
+/* A bus RESULT: 2xx its body as is (JSON, or binary), else the error body. */
+static void op_result(edge_op *o, const wire_packet *p)
+{
+        int s = edge_http_status(p->h.status);
+
+        if (s == 200) {
+                bool bin = p->h.flags & WIRE_F_BINARY;
+
+                if (p->h.body_len || bin)
+                        op_answer(o, 200, bin, (const char *)p->body, p->h.body_len);
+                else
+                        op_answer(o, 200, false, "null", 4);
+                return;
+        }
+        op_error(o, s, hyb_err_name(hyb_err_from_status(p->h.status)), "%.*s",
+                 (int)p->h.member_len, p->member ? p->member : "");
+}
+
+static void on_call_reply(edge_peer *peer, const wire_packet *p, void *ud)
+{
+        (void)peer;
+        if (!p)
+                op_error(ud, 502, "HYB_E_BAD_CALLEE", "the session with the broker was lost");
+        else
+                op_result(ud, p);
+}
+
+/* A store answer's obj text (binary body) parsed; NULL and o answered on failure. */
+static hyb_obj *store_obj(edge_op *o, const wire_packet *p)
+{
+        hyb_obj *obj = NULL;
+        hyb_error e;
+
+        hyb_error_clear(&e);
+        if (hyb_obj_parse((const char *)p->body, p->h.body_len, &obj, &e) < 0) {
+                op_error(o, 502, "HYB_E_PROTOCOL", "unreadable store answer: %s", e.message);
+                return NULL;
+        }
+        return obj;
+}
+
+/* A keyed read's rec of fURI => value as a JSON object text, or NULL. */
+static char *keyed_json(const hyb_obj *obj)
+{
+        json_t *all = json_object();
+        char *text = NULL;
+        bool bad = !all;
+
+        for (size_t i = 0; !bad && i < hyb_obj_get_len(obj); i++) {
+                const hyb_obj *k = hyb_obj_get_rec_key(obj, i);
+                char *vt = NULL;
+                json_t *v;
+
+                if (hyb_obj_get_kind(k) != HYB_OBJ_URI ||
+                    hyb_obj_to_json(hyb_obj_get_rec_value(obj, i), &vt, NULL) < 0) {
+                        bad = true;
+                        break;
+                }
+                v = json_loads(vt, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+                free(vt);
+                if (!v || json_object_set_new(all, hyb_furi_get_str(hyb_obj_get_uri(k)), v) < 0)
+                        bad = true;
+        }
+        if (!bad)
+                text = json_dumps(all, JSON_COMPACT);
+        json_decref(all);
+        return text;
+}
+
+static void on_store_reply(edge_peer *peer, const wire_packet *p, void *ud)
+{
+        edge_op *o = ud;
+        hyb_obj *obj;
+        char *text = NULL;
+        hyb_error e;
+
+        (void)peer;
+        hyb_error_clear(&e);
+        if (!p) {
+                op_error(o, 502, "HYB_E_BAD_CALLEE", "the session with the broker was lost");
+                return;
+        }
+        if (p->h.status < 200 || p->h.status > 299) {
+                op_result(o, p);
+                return;
+        }
+        if (o->method != EDGE_M_GET) {
+                op_answer(o, 200, false, "null", 4);
+                return;
+        }
+        if (!(obj = store_obj(o, p)))
+                return;
+        if (!o->keyed) {
+                if (hyb_obj_is_noobj(obj))
+                        op_error(o, 404, "HYB_E_NOT_FOUND", "nothing at %s", o->r.furi);
+                else if (hyb_obj_to_json(obj, &text, &e) < 0)
+                        op_error(o, 500, "HYB_E_INTERNAL", "%s", e.message);
+                else
+                        op_answer(o, 200, false, text, strlen(text));
+        } else if (hyb_obj_is_noobj(obj) || hyb_obj_get_kind(obj) != HYB_OBJ_REC ||
+                   hyb_obj_get_len(obj) == 0) {
+                op_error(o, 404, "HYB_E_NOT_FOUND", "nothing matches %s", o->r.furi);
+        } else if (!(text = keyed_json(obj))) {
+                op_error(o, 500, "HYB_E_INTERNAL", "cannot encode the answer");
+        } else {
+                op_answer(o, 200, false, text, strlen(text));
+        }
+        free(text);
+        hyb_obj_unref(obj);
+}
+
+/* Answered (o freed) on failure: false. */
+static bool start_bus(edge_op *o, const char *body, size_t len, uint32_t timeout_ms)
+{
+        int r;
+
+        if (o->method != EDGE_M_GET && len) {
+                /* The body must be JSON: the callee gets it as sent */
+                json_error_t je;
+                json_t *j = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+
+                if (!j) {
+                        op_error(o, 400, "HYB_E_BAD_REQUEST", "the body is not JSON: %s", je.text);
+                        return false;
+                }
+                json_decref(j);
+        }
+        r = edge_peer_call(o->peer, o->r.endpoint, o->r.member, body ? body : "", len, 0,
+                           timeout_ms, on_call_reply, o);
+        if (r < 0) {
+                op_error(o, 502, "HYB_E_BAD_CALLEE", "cannot reach the broker: %s",
+                         hyb_strerror(r));
+                return false;
+        }
+        return true;
+}
+
+static bool start_store(edge_op *o, const char *in, size_t len)
+{
+        _cleanup_free_ char *body = NULL, *exact = NULL;
+        const char *method;
+        hyb_furi *f = NULL;
+        hyb_obj *obj = NULL;
+        hyb_error e;
+        int r;
+
+        hyb_error_clear(&e);
+        if (hyb_furi_parse(o->r.furi, strlen(o->r.furi), NULL, &f, &e) < 0) {
+                op_error(o, 400, "HYB_E_BAD_REQUEST", "%s", e.message);
+                return false;
+        }
+        o->keyed = hyb_furi_is_pattern(f) || hyb_furi_is_branch(f);
+        hyb_furi_unref(f);
+        if (o->method == EDGE_M_GET) {
+                method = o->keyed ? "storeReadKeyed" : "storeRead";
+                body = strdup(o->r.furi);
+        } else if (o->method == EDGE_M_DELETE) {
+                method = "storeDelete";
+                body = strdup(o->r.furi);
+        } else {
+                r = hyb_obj_from_json(in ? in : "", len, &obj, &e);
+                if (r >= 0)
+                        r = hyb_obj_format(obj, HYB_FORMAT_EXACT, &exact);
+                hyb_obj_unref(obj);
+                if (r < 0) {
+                        op_error(o, 400, "HYB_E_BAD_REQUEST", "the body is not a JSON value: %s",
+                                 e.message[0] ? e.message : hyb_strerror(r));
+                        return false;
+                }
+                method = "storeWrite";
+                if (asprintf(&body, "%s\n%s", o->r.furi, exact) < 0)
+                        body = NULL;
+        }
+        if (!body) {
+                op_error(o, 500, "HYB_E_INTERNAL", "out of memory");
+                return false;
+        }
+        r = edge_peer_call(o->peer, HYB_BUS_BUILTIN_ENDPOINT, method, body, strlen(body),
+                           WIRE_F_BINARY, 0, on_store_reply, o);
+        if (r < 0) {
+                op_error(o, 502, "HYB_E_BAD_CALLEE", "cannot reach the broker: %s",
+                         hyb_strerror(r));
+                return false;
+        }
+        return true;
+}
+
+edge_op *edge_op_start(edge_peer *peer, edge_route *r, int method, const char *body, size_t len,
+                       uint32_t timeout_ms, edge_answer_fn cb, void *ud)
+{
+        edge_op *o = calloc(1, sizeof *o);
+
+        if (!o) {
+                edge_answer a = {.status = 500, .body = "", .len = 0};
+
+                edge_peer_free(peer);
+                edge_route_clear(r);
+                cb(&a, ud);
+                return NULL;
+        }
+        o->peer = peer;
+        o->r = *r;
+        memset(r, 0, sizeof *r);
+        o->method = method;
+        o->cb = cb;
+        o->ud = ud;
+        if (o->r.kind == EDGE_ROUTE_BUS)
+                return start_bus(o, body, len, timeout_ms) ? o : NULL;
+        return start_store(o, body, len) ? o : NULL;
+}
+
+void edge_op_cancel(edge_op *o)
+{
+        if (!o)
+                return;
+        edge_peer_free(o->peer);
+        edge_route_clear(&o->r);
+        free(o);
+}
+
+/* ------------------------------------------------------------------- HTTP */
 
 typedef struct edge_req {
         edge_task task; /* first */
         edge_http *eh;
         struct evhttp_request *req;
         struct evhttp_connection *evcon; /* NULL once the client is gone */
-        edge_peer *peer;
-        edge_route r;
-        bool keyed; /* a store read of a pattern or branch */
+        edge_op *op;
 } edge_req;
 
 static void req_done(edge_req *q)
@@ -193,8 +487,6 @@ static void req_done(edge_req *q)
         if (q->evcon)
                 edge_conn_watch(q->eh, q->evcon, NULL, NULL);
         edge_task_del(q->eh, &q->task);
-        edge_peer_free(q->peer);
-        edge_route_clear(&q->r);
         free(q);
 }
 
@@ -203,6 +495,7 @@ static void req_kill(edge_task *t)
 {
         edge_req *q = (edge_req *)t;
 
+        edge_op_cancel(q->op);
         q->evcon = NULL;
         req_done(q);
 }
@@ -217,269 +510,81 @@ static void req_gone(struct evhttp_connection *evcon, void *ud)
         q->evcon = NULL;
 }
 
-static void send_json(struct evhttp_request *req, int status, const char *text, size_t len)
+static void http_answer(const edge_answer *a, void *ud)
 {
+        edge_req *q = ud;
         struct evbuffer *out = evbuffer_new();
 
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                          "application/json");
-        if (out)
-                evbuffer_add(out, text, len);
-        edge_send(req, 0, status, status == 200 ? "OK" : "Error", out, NULL, NULL);
+        evhttp_add_header(evhttp_request_get_output_headers(q->req), "Content-Type",
+                          a->binary ? "application/octet-stream" : "application/json");
+        if (out && a->len)
+                evbuffer_add(out, a->body, a->len);
+        edge_send(q->req, 0, a->status,
+                  a->status == 200 ? "OK" : a->status == 401 ? "Unauthorized" : "Error", out,
+                  NULL, NULL);
         if (out)
                 evbuffer_free(out);
-}
-
-static void on_call_reply(edge_peer *peer, const wire_packet *p, void *ud)
-{
-        edge_req *q = ud;
-
-        (void)peer;
-        if (!p)
-                edge_send_error(q->req, 502, "HYB_E_BAD_CALLEE",
-                                "the session with the broker was lost");
-        else
-                edge_send_result(q->req, p);
-        q->peer = NULL; /* freed below by req_done, after this callback */
         req_done(q);
-        edge_peer_free(peer);
 }
 
-/* A store answer's obj text (binary body) parsed; NULL and an error reply sent on failure. */
-static hyb_obj *store_obj(edge_req *q, const wire_packet *p)
+static int http_method(enum evhttp_cmd_type cmd)
 {
-        hyb_obj *o = NULL;
-        hyb_error e;
-
-        hyb_error_clear(&e);
-        if (hyb_obj_parse((const char *)p->body, p->h.body_len, &o, &e) < 0) {
-                edge_send_error(q->req, 502, "HYB_E_PROTOCOL", "unreadable store answer: %s",
-                                e.message);
-                return NULL;
+        switch (cmd) {
+        case EVHTTP_REQ_GET:
+                return EDGE_M_GET;
+        case EVHTTP_REQ_POST:
+                return EDGE_M_POST;
+        case EVHTTP_REQ_PUT:
+                return EDGE_M_PUT;
+        case EVHTTP_REQ_DELETE:
+                return EDGE_M_DELETE;
+        default:
+                return 0;
         }
-        return o;
-}
-
-static void on_store_reply(edge_peer *peer, const wire_packet *p, void *ud)
-{
-        edge_req *q = ud;
-        enum evhttp_cmd_type cmd = evhttp_request_get_command(q->req);
-        hyb_obj *o = NULL;
-        char *text = NULL;
-        hyb_error e;
-
-        hyb_error_clear(&e);
-        if (!p) {
-                edge_send_error(q->req, 502, "HYB_E_BAD_CALLEE",
-                                "the session with the broker was lost");
-                goto out;
-        }
-        if (p->h.status < 200 || p->h.status > 299) {
-                edge_send_result(q->req, p);
-                goto out;
-        }
-        if (cmd != EVHTTP_REQ_GET) {
-                send_json(q->req, 200, "null", 4);
-                goto out;
-        }
-        if (!(o = store_obj(q, p)))
-                goto out;
-        if (!q->keyed) {
-                if (hyb_obj_is_noobj(o)) {
-                        edge_send_error(q->req, 404, "HYB_E_NOT_FOUND", "nothing at %s", q->r.furi);
-                        goto out;
-                }
-                if (hyb_obj_to_json(o, &text, &e) < 0) {
-                        edge_send_error(q->req, 500, "HYB_E_INTERNAL", "%s", e.message);
-                        goto out;
-                }
-                send_json(q->req, 200, text, strlen(text));
-                goto out;
-        }
-        /* keyed: a rec of fURI => value, or noobj */
-        if (hyb_obj_is_noobj(o) || hyb_obj_get_kind(o) != HYB_OBJ_REC || hyb_obj_get_len(o) == 0) {
-                edge_send_error(q->req, 404, "HYB_E_NOT_FOUND", "nothing matches %s", q->r.furi);
-                goto out;
-        }
-        {
-                json_t *all = json_object();
-                bool bad = !all;
-
-                for (size_t i = 0; !bad && i < hyb_obj_get_len(o); i++) {
-                        const hyb_obj *k = hyb_obj_get_rec_key(o, i);
-                        char *vt = NULL;
-                        json_t *v;
-
-                        if (hyb_obj_get_kind(k) != HYB_OBJ_URI ||
-                            hyb_obj_to_json(hyb_obj_get_rec_value(o, i), &vt, &e) < 0) {
-                                bad = true;
-                                break;
-                        }
-                        v = json_loads(vt, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-                        free(vt);
-                        if (!v ||
-                            json_object_set_new(all, hyb_furi_get_str(hyb_obj_get_uri(k)), v) < 0)
-                                bad = true;
-                }
-                text = bad ? NULL : json_dumps(all, JSON_COMPACT);
-                json_decref(all);
-                if (!text)
-                        edge_send_error(q->req, 500, "HYB_E_INTERNAL", "cannot encode the answer");
-                else
-                        send_json(q->req, 200, text, strlen(text));
-        }
-out:
-        free(text);
-        hyb_obj_unref(o);
-        q->peer = NULL;
-        req_done(q);
-        edge_peer_free(peer);
 }
 
 /* X-Timeout-Ms: the call's deadline (1..3600000), else the default. */
 static int call_timeout(struct evhttp_request *req, uint32_t *ret)
 {
         const char *t = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Timeout-Ms");
-        char *end;
-        unsigned long v;
 
         *ret = EDGE_DEFAULT_TIMEOUT_MS;
-        if (!t)
-                return 0;
-        errno = 0;
-        v = strtoul(t, &end, 10);
-        if (errno || end == t || *end || *t < '0' || *t > '9' || v < 1 || v > WIRE_TIMEOUT_MAX)
+        return t ? edge_timeout_parse(t, strlen(t), ret) : 0;
+}
+
+int edge_timeout_parse(const char *t, size_t len, uint32_t *ret)
+{
+        unsigned long v = 0;
+
+        if (len == 0 || len > 10)
+                return -EINVAL;
+        for (size_t i = 0; i < len; i++) {
+                if (t[i] < '0' || t[i] > '9')
+                        return -EINVAL;
+                v = v * 10 + (unsigned long)(t[i] - '0');
+        }
+        if (v < 1 || v > WIRE_TIMEOUT_MAX)
                 return -EINVAL;
         *ret = (uint32_t)v;
         return 0;
 }
 
-static void serve_bus(edge_req *q)
-{
-        enum evhttp_cmd_type cmd = evhttp_request_get_command(q->req);
-        struct evbuffer *in = evhttp_request_get_input_buffer(q->req);
-        _cleanup_free_ char *params = NULL;
-        const char *body;
-        size_t len;
-        uint32_t timeout;
-        int r;
-
-        if (call_timeout(q->req, &timeout) < 0) {
-                edge_send_error(q->req, 400, "HYB_E_BAD_REQUEST", "X-Timeout-Ms: expected 1..%u",
-                                WIRE_TIMEOUT_MAX);
-                req_done(q);
-                return;
-        }
-        if (cmd == EVHTTP_REQ_GET) {
-                const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(q->req);
-
-                r = edge_query_params(evhttp_uri_get_query(u), &params);
-                if (r < 0) {
-                        edge_send_error(q->req, 400, "HYB_E_BAD_REQUEST", "malformed query string");
-                        req_done(q);
-                        return;
-                }
-                body = params;
-                len = strlen(params);
-        } else {
-                json_error_t je;
-                json_t *j;
-
-                len = evbuffer_get_length(in);
-                body = len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)len) : "";
-                /* The body must be JSON: the callee gets it as sent */
-                j = len ? json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je) : NULL;
-                if (len && !j) {
-                        edge_send_error(q->req, 400, "HYB_E_BAD_REQUEST",
-                                        "the body is not JSON: %s", je.text);
-                        req_done(q);
-                        return;
-                }
-                json_decref(j);
-        }
-        r = edge_peer_call(q->peer, q->r.endpoint, q->r.member, body, len, 0, timeout,
-                           on_call_reply, q);
-        if (r < 0) {
-                edge_send_error(q->req, 502, "HYB_E_BAD_CALLEE", "cannot reach the broker: %s",
-                                hyb_strerror(r));
-                req_done(q);
-        }
-}
-
-static void serve_store(edge_req *q)
-{
-        enum evhttp_cmd_type cmd = evhttp_request_get_command(q->req);
-        struct evbuffer *in = evhttp_request_get_input_buffer(q->req);
-        _cleanup_free_ char *body = NULL, *exact = NULL;
-        const char *method;
-        hyb_furi *f = NULL;
-        hyb_obj *o = NULL;
-        hyb_error e;
-        size_t len;
-        int r;
-
-        hyb_error_clear(&e);
-        if (hyb_furi_parse(q->r.furi, strlen(q->r.furi), NULL, &f, &e) < 0) {
-                edge_send_error(q->req, 400, "HYB_E_BAD_REQUEST", "%s", e.message);
-                req_done(q);
-                return;
-        }
-        q->keyed = hyb_furi_is_pattern(f) || hyb_furi_is_branch(f);
-        hyb_furi_unref(f);
-        if (cmd == EVHTTP_REQ_GET) {
-                method = q->keyed ? "storeReadKeyed" : "storeRead";
-                body = strdup(q->r.furi);
-        } else if (cmd == EVHTTP_REQ_DELETE) {
-                method = "storeDelete";
-                body = strdup(q->r.furi);
-        } else {
-                len = evbuffer_get_length(in);
-                r = hyb_obj_from_json(len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)len) : "",
-                                      len, &o, &e);
-                if (r >= 0)
-                        r = hyb_obj_format(o, HYB_FORMAT_EXACT, &exact);
-                hyb_obj_unref(o);
-                if (r < 0) {
-                        edge_send_error(q->req, 400, "HYB_E_BAD_REQUEST",
-                                        "the body is not a JSON value: %s",
-                                        e.message[0] ? e.message : hyb_strerror(r));
-                        req_done(q);
-                        return;
-                }
-                method = "storeWrite";
-                if (asprintf(&body, "%s\n%s", q->r.furi, exact) < 0)
-                        body = NULL;
-        }
-        if (!body) {
-                edge_send_error(q->req, 500, "HYB_E_INTERNAL", "out of memory");
-                req_done(q);
-                return;
-        }
-        r = edge_peer_call(q->peer, HYB_BUS_BUILTIN_ENDPOINT, method, body, strlen(body),
-                           WIRE_F_BINARY, 0, on_store_reply, q);
-        if (r < 0) {
-                edge_send_error(q->req, 502, "HYB_E_BAD_CALLEE", "cannot reach the broker: %s",
-                                hyb_strerror(r));
-                req_done(q);
-        }
-}
-
 void edge_serve(edge_http *eh, struct evhttp_request *req, edge_route *r, hyb_token_result *tok,
                 const char *transport)
 {
-        enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+        int method = http_method(evhttp_request_get_command(req));
+        struct evbuffer *in = evhttp_request_get_input_buffer(req);
+        _cleanup_free_ char *params = NULL;
         edge_peer *peer = NULL;
+        const char *body = NULL;
+        size_t len = 0;
+        uint32_t timeout = EDGE_DEFAULT_TIMEOUT_MS;
         edge_req *q;
+        edge_op *op;
         hyb_error e;
         int st;
 
-        bool ok =
-                (r->kind == EDGE_ROUTE_BUS && (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_POST)) ||
-                (r->kind == EDGE_ROUTE_STORE &&
-                 (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_PUT || cmd == EVHTTP_REQ_DELETE)) ||
-                ((r->kind == EDGE_ROUTE_EVENTS || r->kind == EDGE_ROUTE_WATCH) &&
-                 cmd == EVHTTP_REQ_GET);
-        if (!ok) {
+        if (!edge_method_allowed(r->kind, method)) {
                 evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
                                   r->kind == EDGE_ROUTE_BUS     ? "GET, POST"
                                   : r->kind == EDGE_ROUTE_STORE ? "GET, PUT, DELETE"
@@ -487,6 +592,26 @@ void edge_serve(edge_http *eh, struct evhttp_request *req, edge_route *r, hyb_to
                 edge_send_error(req, 405, "HYB_E_BAD_REQUEST", "method not allowed on this route");
                 edge_route_clear(r);
                 return;
+        }
+        if (r->kind == EDGE_ROUTE_BUS && call_timeout(req, &timeout) < 0) {
+                edge_send_error(req, 400, "HYB_E_BAD_REQUEST", "X-Timeout-Ms: expected 1..%u",
+                                WIRE_TIMEOUT_MAX);
+                edge_route_clear(r);
+                return;
+        }
+        if (r->kind == EDGE_ROUTE_BUS && method == EDGE_M_GET) {
+                const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+
+                if (edge_query_params(evhttp_uri_get_query(u), &params) < 0) {
+                        edge_send_error(req, 400, "HYB_E_BAD_REQUEST", "malformed query string");
+                        edge_route_clear(r);
+                        return;
+                }
+                body = params;
+                len = strlen(params);
+        } else if (method == EDGE_M_POST || method == EDGE_M_PUT) {
+                len = evbuffer_get_length(in);
+                body = len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)len) : "";
         }
         hyb_error_clear(&e);
         st = edge_peer_new(eh->b, tok, transport, &peer, &e);
@@ -509,15 +634,11 @@ void edge_serve(edge_http *eh, struct evhttp_request *req, edge_route *r, hyb_to
         }
         q->eh = eh;
         q->req = req;
-        q->peer = peer;
-        q->r = *r;
-        memset(r, 0, sizeof *r);
         edge_task_add(eh, &q->task, req_kill);
         q->evcon = evhttp_request_get_connection(req);
         if (q->evcon)
                 edge_conn_watch(eh, q->evcon, req_gone, q);
-        if (q->r.kind == EDGE_ROUTE_BUS)
-                serve_bus(q);
-        else
-                serve_store(q);
+        op = edge_op_start(peer, r, method, body, len, timeout, http_answer, q);
+        if (op)
+                q->op = op; /* else answered, q freed */
 }

@@ -130,7 +130,7 @@ static void keepalive(evutil_socket_t fd, short what, void *ud)
 }
 
 /* A store message "<furi>\n<obj>" as {"furi":..,"value":..} (value null for a delete). */
-static char *store_message(const wire_packet *p, const char **kind)
+char *edge_store_message(const wire_packet *p, const char **kind)
 {
         const char *body = (const char *)p->body, *nl = memchr(body, '\n', p->h.body_len);
         hyb_obj *o = NULL;
@@ -177,7 +177,7 @@ static void on_event(edge_peer *peer, const wire_packet *p, int status, void *ud
         }
         if (s->r.kind == EDGE_ROUTE_WATCH) {
                 const char *kind = NULL;
-                char *text = store_message(p, &kind);
+                char *text = edge_store_message(p, &kind);
 
                 if (text)
                         sse_send(s, kind, text, strlen(text));
@@ -230,8 +230,7 @@ static void on_subscribed(edge_peer *peer, const wire_packet *p, void *ud)
 void edge_sse_start(edge_http *eh, struct evhttp_request *req, edge_route *r, edge_peer *peer)
 {
         sse *s = calloc(1, sizeof *s);
-        char *body = NULL;
-        int rr = -ENOMEM;
+        int rr;
 
         if (!s) {
                 edge_peer_free(peer);
@@ -249,23 +248,35 @@ void edge_sse_start(edge_http *eh, struct evhttp_request *req, edge_route *r, ed
         if (s->evcon)
                 edge_conn_watch(eh, s->evcon, sse_gone, s);
         edge_peer_set_event_cb(peer, on_event, s);
-        if (s->r.kind == EDGE_ROUTE_EVENTS) {
-                json_t *j = json_pack("{s:s, s:s}", "endpointName", s->r.endpoint, "bubbleName",
-                                      s->r.member);
-
-                body = j ? json_dumps(j, JSON_COMPACT) : NULL;
-                json_decref(j);
-                if (body)
-                        rr = edge_peer_call(peer, HYB_BUS_BUILTIN_ENDPOINT, "subscribeEvent", body,
-                                            strlen(body), 0, 0, on_subscribed, s);
-        } else if (asprintf(&body, "1 0 %s", s->r.furi) >= 0)
-                rr = edge_peer_call(peer, HYB_BUS_BUILTIN_ENDPOINT, "storeSubscribe", body,
-                                    strlen(body), WIRE_F_BINARY, 0, on_subscribed, s);
-        free(body);
+        rr = edge_stream_subscribe(peer, &s->r, on_subscribed, s);
         if (rr < 0) {
                 edge_send_error(req, 502, "HYB_E_BAD_CALLEE", "cannot reach the broker: %s",
                                 hyb_strerror(rr));
                 s->req = NULL;
                 sse_free(s, false);
         }
+}
+
+int edge_stream_subscribe(edge_peer *peer, const edge_route *r, edge_reply_fn cb, void *ud)
+{
+        char *body = NULL;
+        int rr = -ENOMEM;
+
+        if (r->kind == EDGE_ROUTE_EVENTS) {
+                json_t *j = json_pack("{s:s, s:s}", "endpointName", r->endpoint, "bubbleName",
+                                      r->member);
+
+                body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+                json_decref(j);
+                if (body)
+                        rr = edge_peer_call(peer, HYB_BUS_BUILTIN_ENDPOINT, "subscribeEvent", body,
+                                            strlen(body), 0, 0, cb, ud);
+        } else if (asprintf(&body, "1 0 %s", r->furi) >= 0) {
+                rr = edge_peer_call(peer, HYB_BUS_BUILTIN_ENDPOINT, "storeSubscribe", body,
+                                    strlen(body), WIRE_F_BINARY, 0, cb, ud);
+        } else {
+                body = NULL;
+        }
+        free(body);
+        return rr;
 }

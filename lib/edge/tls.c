@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -29,11 +30,14 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include <mbedtls/asn1.h>
 #include <mbedtls/base64.h>
 #include <mbedtls/constant_time.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/sha1.h>
@@ -91,6 +95,9 @@ struct edge_tls_conn {
         bool admitted, released;          /* counted in tls->sources; no longer */
         mbedtls_tls_prf_types prf;
         char error[200];
+        int fd; /* fd-based client connections (edge_tls_fd_open): the socket, else -1 */
+        uint8_t ip[16]; /* fd-based clients of an IP address: the address the certificate */
+        size_t ip_len;  /* must name (4 or 16 bytes; 0: a host name) */
 };
 
 static const int suites[] = {
@@ -849,6 +856,58 @@ static void conn_discard(edge_tls_conn *c)
         free(c);
 }
 
+/*
+ * True when the subjectAltName of crt lists the address ip (4 or 16 bytes).  mbedTLS 2.28
+ * keeps only the DNS names of that extension (crt->subject_alt_names), so its DER is read
+ * again here: Extensions ::= SEQUENCE OF SEQUENCE { OID, critical BOOLEAN OPTIONAL,
+ * OCTET STRING { SEQUENCE OF GeneralName } }, iPAddress being [7] IMPLICIT OCTET STRING.
+ */
+static bool crt_names_ip(const mbedtls_x509_crt *crt, const uint8_t *ip, size_t ip_len)
+{
+        unsigned char *p = crt->v3_ext.p, *end, *ext_end, *names_end;
+        mbedtls_asn1_buf oid;
+        size_t len;
+        int critical;
+
+        if (!p || crt->v3_ext.len == 0)
+                return false;
+        end = p + crt->v3_ext.len;
+        if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE))
+                return false;
+        end = p + len;
+        while (p < end) {
+                if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE))
+                        return false;
+                ext_end = p + len;
+                if (mbedtls_asn1_get_tag(&p, ext_end, &oid.len, MBEDTLS_ASN1_OID))
+                        return false;
+                oid.p = p;
+                p += oid.len;
+                (void)mbedtls_asn1_get_bool(&p, ext_end, &critical);
+                if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_OCTET_STRING))
+                        return false;
+                if (MBEDTLS_OID_CMP(MBEDTLS_OID_SUBJECT_ALT_NAME, &oid) != 0) {
+                        p = ext_end;
+                        continue;
+                }
+                if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE))
+                        return false;
+                names_end = p + len;
+                while (p < names_end) {
+                        unsigned char tag = *p;
+
+                        if (mbedtls_asn1_get_tag(&p, names_end, &len, tag))
+                                return false;
+                        if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && len == ip_len &&
+                            memcmp(p, ip, len) == 0)
+                                return true;
+                        p += len;
+                }
+                return false;
+        }
+        return false;
+}
+
 static int verify_peer(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 {
         edge_tls_conn *c = arg;
@@ -856,6 +915,15 @@ static int verify_peer(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *fl
         unsigned char der[SPKI_MAX], hash[32];
         int n;
 
+        if (depth == 0 && c->ip_len && t->has_ca && !crt_names_ip(crt, c->ip, c->ip_len)) {
+                char a[INET6_ADDRSTRLEN] = "";
+
+                inet_ntop(c->ip_len == 4 ? AF_INET : AF_INET6, c->ip, a, sizeof(a));
+                snprintf(c->error, sizeof(c->error),
+                         "certificate verification failed: the certificate does not name the "
+                         "address %s", a);
+                return MBEDTLS_ERR_X509_FATAL_ERROR;
+        }
         if (!t->has_pin)
                 return 0;
         if (depth > 0) {
@@ -959,6 +1027,181 @@ int edge_tls_connect(struct bufferevent *bev, const struct sockaddr *sa, int sal
         if (bufferevent_socket_connect(c->u, (struct sockaddr *)sa, salen) < 0)
                 return -errno ? -errno : -EIO;
         return 0;
+}
+
+/* ---------------------------------------------------------------- fd-based clients */
+
+static int fd_bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+        edge_tls_conn *c = ctx;
+        ssize_t n;
+
+        do
+                n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n >= 0)
+                return (int)n;
+        if (errno == EAGAIN)
+                return MBEDTLS_ERR_SSL_WANT_WRITE;
+        snprintf(c->error, sizeof(c->error), "send: %s", strerror(errno));
+        return errno == EPIPE || errno == ECONNRESET ? MBEDTLS_ERR_NET_CONN_RESET
+                                                     : MBEDTLS_ERR_NET_SEND_FAILED;
+}
+
+static int fd_bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+        edge_tls_conn *c = ctx;
+        ssize_t n;
+
+        do
+                n = recv(c->fd, buf, len, MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n >= 0)
+                return (int)n; /* 0: EOF, which mbedTLS reports as MBEDTLS_ERR_SSL_CONN_EOF */
+        if (errno == EAGAIN)
+                return MBEDTLS_ERR_SSL_WANT_READ;
+        snprintf(c->error, sizeof(c->error), "recv: %s", strerror(errno));
+        return errno == ECONNRESET ? MBEDTLS_ERR_NET_CONN_RESET : MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+/* The text of a failed handshake or record: certificate checks spelt out. */
+static void fd_error(edge_tls_conn *c, const char *what, int r)
+{
+        char buf[120];
+
+        if (r == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && !c->error[0]) {
+                char info[160];
+                uint32_t flags = mbedtls_ssl_get_verify_result(&c->ssl);
+
+                if (mbedtls_x509_crt_verify_info(info, sizeof(info), "", flags) < 0)
+                        snprintf(info, sizeof(info), "flags 0x%x", (unsigned)flags);
+                info[strcspn(info, "\n")] = '\0';
+                snprintf(c->error, sizeof(c->error), "%s: certificate verification failed: %s",
+                         what, info);
+                return;
+        }
+        if (c->error[0]) {
+                char why[sizeof(c->error)];
+
+                memcpy(why, c->error, sizeof(why));
+                snprintf(c->error, sizeof(c->error), "%s: %.150s", what, why);
+                return;
+        }
+        mbedtls_strerror(r, buf, sizeof(buf));
+        snprintf(c->error, sizeof(c->error), "%s: %s", what, buf);
+}
+
+int edge_tls_fd_open(edge_tls *t, int fd, const char *server_name, uint64_t deadline_us,
+                     edge_tls_conn **ret, hyb_error *reterr)
+{
+        edge_tls_conn *c;
+        int r;
+
+        if (!t || t->server || fd < 0 || !ret)
+                return -EINVAL;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->tls = edge_tls_ref(t);
+        c->fd = fd;
+        c->connected = true;
+        mbedtls_ssl_init(&c->ssl);
+        /* An IP address is checked against the certificate's iPAddress names (verify_peer)
+         * and sent as no SNI (RFC 6066); a name goes to mbedTLS as SNI and for its check. */
+        if (server_name && inet_pton(AF_INET, server_name, c->ip) == 1)
+                c->ip_len = 4;
+        else if (server_name && inet_pton(AF_INET6, server_name, c->ip) == 1)
+                c->ip_len = 16;
+        if (mbedtls_ssl_setup(&c->ssl, &t->conf) != 0 ||
+            (server_name && !c->ip_len && mbedtls_ssl_set_hostname(&c->ssl, server_name) != 0)) {
+                edge_tls_fd_close(c);
+                return -ENOMEM;
+        }
+        mbedtls_ssl_set_verify(&c->ssl, verify_peer, c);
+        mbedtls_ssl_set_bio(&c->ssl, c, fd_bio_send, fd_bio_recv, NULL);
+        for (;;) {
+                struct pollfd pfd = { .fd = fd };
+
+                t->stepping = c;
+                r = mbedtls_ssl_handshake(&c->ssl);
+                t->stepping = NULL;
+                if (r == 0)
+                        break;
+                if (r != MBEDTLS_ERR_SSL_WANT_READ && r != MBEDTLS_ERR_SSL_WANT_WRITE) {
+                        fd_error(c, "TLS handshake", r);
+                        r = err_set(reterr, HYB_E_AUTH, -1, "%s", c->error);
+                        edge_tls_fd_close(c);
+                        return r;
+                }
+                pfd.events = r == MBEDTLS_ERR_SSL_WANT_READ ? POLLIN : POLLOUT;
+                r = poll(&pfd, 1, deadline_poll_ms(deadline_us, UINT64_MAX));
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0) {
+                        r = r < 0 ? -errno : -ETIMEDOUT;
+                        edge_tls_fd_close(c);
+                        return err_set(reterr, HYB_E_UNAVAILABLE, -1, "TLS handshake: %s",
+                                       r == -ETIMEDOUT ? "timed out" : strerror(-r));
+                }
+        }
+        c->established = true;
+        *ret = c;
+        return 0;
+}
+
+ssize_t edge_tls_fd_read(edge_tls_conn *c, void *buf, size_t len)
+{
+        int r;
+
+        if (c->failed)
+                return -EPROTO;
+        if (c->peer_closed)
+                return 0;
+        r = mbedtls_ssl_read(&c->ssl, buf, len);
+        if (r > 0)
+                return r;
+        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
+                return -EAGAIN;
+        if (r == 0 || r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || r == MBEDTLS_ERR_SSL_CONN_EOF) {
+                c->peer_closed = true;
+                return 0;
+        }
+        c->failed = true;
+        fd_error(c, "TLS", r);
+        return r == MBEDTLS_ERR_NET_CONN_RESET ? -ECONNRESET : -EPROTO;
+}
+
+ssize_t edge_tls_fd_write(edge_tls_conn *c, const void *buf, size_t len)
+{
+        int r;
+
+        if (c->failed)
+                return -EPROTO;
+        r = mbedtls_ssl_write(&c->ssl, buf, len);
+        if (r >= 0)
+                return r;
+        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
+                return -EAGAIN;
+        c->failed = true;
+        fd_error(c, "TLS", r);
+        return r == MBEDTLS_ERR_NET_CONN_RESET ? -EPIPE : -EPROTO;
+}
+
+size_t edge_tls_fd_pending(const edge_tls_conn *c)
+{
+        return c ? mbedtls_ssl_get_bytes_avail(&c->ssl) : 0;
+}
+
+void edge_tls_fd_close(edge_tls_conn *c)
+{
+        if (!c)
+                return;
+        if (c->established && !c->failed)
+                (void)mbedtls_ssl_close_notify(&c->ssl); /* best effort: the socket may be full */
+        mbedtls_platform_zeroize(c->master, sizeof(c->master));
+        mbedtls_ssl_free(&c->ssl);
+        edge_tls_unref(c->tls);
+        free(c);
 }
 
 int edge_tls_shutdown(struct bufferevent *bev)
@@ -1086,5 +1329,19 @@ int edge_tls_ws_accept(const char *key, size_t key_len, char out[EDGE_WS_ACCEPT_
         if (mbedtls_base64_encode((unsigned char *)out, EDGE_WS_ACCEPT_SIZE, &n, digest,
                                   sizeof digest) != 0)
                 return -EINVAL;
+        return 0;
+}
+
+int edge_tls_ws_key(char out[EDGE_WS_KEY_SIZE])
+{
+        uint8_t raw[16];
+        size_t n = 0;
+        int r = crypto_random(raw, sizeof raw);
+
+        if (r < 0)
+                return r;
+        if (mbedtls_base64_encode((unsigned char *)out, EDGE_WS_KEY_SIZE, &n, raw, sizeof raw) != 0 ||
+            n != EDGE_WS_KEY_SIZE - 1)
+                return -EIO;
         return 0;
 }

@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <event2/bufferevent.h>
 #include <event2/util.h>
@@ -114,6 +115,31 @@ struct bufferevent *edge_tls_bufferevent_new(edge_tls *t, struct event_base *bas
  * handshake follows.  0 or -errno. */
 int edge_tls_connect(struct bufferevent *bev, const struct sockaddr *sa, int salen);
 /*
+ * Client connections over a plain fd, for a program without libevent (the bus client of
+ * lib/bus): the caller owns fd (a connected, non-blocking socket) and polls it itself.
+ * edge_tls_fd_open runs the handshake on fd, polling until deadline_us (hyb_now_usec's
+ * clock); server_name as for edge_tls_bufferevent_new (SNI, and the name checked against
+ * the certificate when a CA file verifies it), except that an IPv4 or IPv6 address is
+ * sent as no SNI and checked against the certificate's iPAddress names.  The edge_tls_conn_* getters above work on
+ * the result (edge_tls_conn_binding_text: the client's side of the same binding).
+ * Errors (message in *reterr): HYB_E_AUTH the handshake failed (a certificate that does
+ * not verify, a wrong pin or name, an alert), HYB_E_UNAVAILABLE timed out or the socket
+ * failed, -EINVAL, -ENOMEM.
+ */
+int edge_tls_fd_open(edge_tls *t, int fd, const char *server_name, uint64_t deadline_us,
+                     edge_tls_conn **ret, hyb_error *reterr);
+/* Plaintext bytes read (> 0), 0 at the peer's end (close_notify or a TCP EOF), -EAGAIN
+ * (poll fd for input), -ECONNRESET or -EPROTO (edge_tls_conn_error says what). */
+ssize_t edge_tls_fd_read(edge_tls_conn *c, void *buf, size_t len);
+/* Plaintext bytes taken (> 0; at most one record), -EAGAIN (poll fd for output and call
+ * again with the same bytes), -EPIPE or -EPROTO. */
+ssize_t edge_tls_fd_write(edge_tls_conn *c, const void *buf, size_t len);
+/* Plaintext already decrypted and not read yet: a poll of fd would not announce it. */
+size_t edge_tls_fd_pending(const edge_tls_conn *c);
+/* Sends close_notify if the socket takes it now, frees c; fd stays open.  NULL: no-op. */
+void edge_tls_fd_close(edge_tls_conn *c);
+
+/*
  * A clean close: sends close_notify after what is already written; nothing written later
  * is sent.  Reading goes on: free the bufferevent once the peer's close_notify
  * (BEV_EVENT_EOF) or an error arrived.
@@ -165,5 +191,9 @@ int edge_tls_conn_binding_text(const edge_tls_conn *c, char out[EDGE_TLS_BINDING
 #define EDGE_WS_ACCEPT_SIZE 29
 #endif
 int edge_tls_ws_accept(const char *key, size_t key_len, char out[EDGE_WS_ACCEPT_SIZE]);
+/* A fresh Sec-WebSocket-Key for a client's upgrade: base64 of 16 CSPRNG bytes, 24
+ * characters, NUL-terminated.  0 or -errno. */
+#define EDGE_WS_KEY_SIZE 25
+int edge_tls_ws_key(char out[EDGE_WS_KEY_SIZE]);
 
 #endif

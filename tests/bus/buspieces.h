@@ -19,5 +19,6 @@ TCase *bp_config_tcase(void);
 TCase *bp_config_limits_tcase(void);
 TCase *bp_config_policy_tcase(void);
 TCase *bp_store_quota_tcase(void);
+TCase *bp_ws_tcase(void); /* test_bus_ws.c: the client's WebSocket pieces */
 
 #endif

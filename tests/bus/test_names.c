@@ -277,5 +277,6 @@ Suite *buspieces_suite(void)
         suite_add_tcase(s, bp_config_limits_tcase());
         suite_add_tcase(s, bp_config_policy_tcase());
         suite_add_tcase(s, bp_store_quota_tcase());
+        suite_add_tcase(s, bp_ws_tcase());
         return s;
 }

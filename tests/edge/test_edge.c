@@ -4,6 +4,8 @@
  * doc/edge.md "Authentication" describes them: accepted once, replay, another key, method,
  * URL, token, time, typ; a signature in its high-S form accepted as WebCrypto makes it),
  * route paths (decoded once, names, fURIs) and query strings (values as JSON, else text);
+ * for CoAP (doc/edge.md "CoAP"), the path of the Uri-Path options and the params of the
+ * Uri-Query options;
  * the WebSocket upgrade request's checks (RFC 6455 section 4.2.1, its example key) and the
  * one-packet-per-message check (doc/edge.md "WebSocket: remote bus peers").
  */
@@ -14,6 +16,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "edge/coap-parse.h"
 #include "edge/edge-internal.h"
 #include "suites.h"
 #include "token/crypto.h"
@@ -206,6 +209,77 @@ START_TEST(test_query)
 }
 END_TEST
 
+/* A CoAP GET with these Uri-Path and Uri-Query options (NULL-ended lists). */
+static coap_pdu_t *coap_get(const char *const *path, const char *const *query)
+{
+        coap_pdu_t *pdu = coap_pdu_init(COAP_MESSAGE_CON, COAP_REQUEST_CODE_GET, 1, 1024);
+
+        ck_assert_ptr_nonnull(pdu);
+        for (; path && *path; path++)
+                ck_assert(coap_add_option(pdu, COAP_OPTION_URI_PATH, strlen(*path),
+                                          (const uint8_t *)*path));
+        for (; query && *query; query++)
+                ck_assert(coap_add_option(pdu, COAP_OPTION_URI_QUERY, strlen(*query),
+                                          (const uint8_t *)*query));
+        return pdu;
+}
+
+START_TEST(test_coap_options)
+{
+        static const char *const p1[] = {"store", "public", "a b", "x#y", "100%", NULL};
+        static const char *const p2[] = {"store", "a/b", NULL};
+        static const char *const p3[] = {"store", "public", "..", "secret", NULL};
+        static const char *const q1[] = {"n=5", "s=abc", "q=\"x\"", "flag", "e=a=b", NULL};
+        static const char *const q2[] = {"a=1", "a=2", NULL};
+        static const char *const q3[] = {"=1", NULL};
+        char path[256], small[8], *out = NULL;
+        coap_pdu_t *pdu;
+        edge_route r;
+        hyb_error e;
+
+        coap_startup();
+        /* each option one segment, percent-encoded but for unreserved and sub-delims */
+        pdu = coap_get(p1, NULL);
+        ck_assert_int_eq(edge_coap_path(pdu, path, sizeof path), 0);
+        ck_assert_str_eq(path, "/store/public/a%20b/x%23y/100%25");
+        ck_assert_int_eq(edge_coap_path(pdu, small, sizeof small), -E2BIG);
+        coap_delete_pdu(pdu);
+        /* a '/' inside an option is %2F: one decoding makes it a '/', as in HTTP */
+        pdu = coap_get(p2, NULL);
+        ck_assert_int_eq(edge_coap_path(pdu, path, sizeof path), 0);
+        ck_assert_str_eq(path, "/store/a%2Fb");
+        ck_assert_int_eq(edge_route_parse(path, &r, &e), 0);
+        ck_assert_str_eq(r.furi, "/a/b");
+        edge_route_clear(&r);
+        coap_delete_pdu(pdu);
+        /* dot segments reach the fURI rules as they do over HTTP */
+        pdu = coap_get(p3, NULL);
+        ck_assert_int_eq(edge_coap_path(pdu, path, sizeof path), 0);
+        ck_assert_str_eq(path, "/store/public/../secret");
+        coap_delete_pdu(pdu);
+        /* no Uri-Path: "/" */
+        pdu = coap_get(NULL, q1);
+        ck_assert_int_eq(edge_coap_path(pdu, path, sizeof path), 0);
+        ck_assert_str_eq(path, "/");
+        /* Uri-Query: values as JSON, else strings; a bare key is ""; only the first '=' splits */
+        ck_assert_int_eq(edge_coap_query_params(pdu, &out), 0);
+        ck_assert_str_eq(out, "{\"n\":5,\"s\":\"abc\",\"q\":\"x\",\"flag\":\"\",\"e\":\"a=b\"}");
+        free(out);
+        coap_delete_pdu(pdu);
+        pdu = coap_get(NULL, q2);
+        ck_assert_int_eq(edge_coap_query_params(pdu, &out), -EINVAL); /* a repeated key */
+        coap_delete_pdu(pdu);
+        pdu = coap_get(NULL, q3);
+        ck_assert_int_eq(edge_coap_query_params(pdu, &out), -EINVAL); /* an empty key */
+        coap_delete_pdu(pdu);
+        pdu = coap_get(NULL, NULL);
+        ck_assert_int_eq(edge_coap_query_params(pdu, &out), 0);
+        ck_assert_str_eq(out, "{}");
+        free(out);
+        coap_delete_pdu(pdu);
+}
+END_TEST
+
 START_TEST(test_ws_upgrade)
 {
         static const char key[] = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -291,6 +365,7 @@ Suite *edge_suite(void)
         tcase_add_test(tc, test_dpop);
         tcase_add_test(tc, test_routes);
         tcase_add_test(tc, test_query);
+        tcase_add_test(tc, test_coap_options);
         tcase_add_test(tc, test_ws_upgrade);
         tcase_add_test(tc, test_ws_packet);
         suite_add_tcase(s, tc);

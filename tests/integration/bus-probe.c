@@ -12,7 +12,9 @@
  *   bus-probe edge-server SOCK RUNNER          @localhost/org.example.edge/RUNNER: whoami answers
  *                                              {"transport","principal","params"} of the caller
  *                                              (hyb_bus_request_get_caller_principal), hold never
- *                                              answers, bubble tick fires {"n":i} every 100 ms
+ *                                              answers (until release answers every held call
+ *                                              200 {}; held tells how many are held), bubble
+ *                                              tick fires {"n":i} every 100 ms
  * SOCK "-" connects to the library's default ($HYBRID_BUS, then the default socket).
  * Long-running modes print "ready" on stdout once registered; SIGTERM ends them.
  * Exit 0 when everything matched, 1 on a mismatch, 3 when the bus cannot be reached.
@@ -128,6 +130,27 @@ static int on_hold(hyb_bus_request *req, void *userdata)
         return 0;
 }
 
+static int on_held(hyb_bus_request *req, void *userdata)
+{
+        char out[32];
+        int n = snprintf(out, sizeof out, "%u", n_held);
+
+        return hyb_bus_request_reply(req, 200, out, (size_t)n, 0);
+}
+
+static int on_release(hyb_bus_request *req, void *userdata)
+{
+        char out[32];
+        int n = snprintf(out, sizeof out, "%u", n_held);
+
+        for (unsigned i = 0; i < n_held; i++) {
+                hyb_bus_request_reply(held[i], 200, "{}", 2, 0);
+                hyb_bus_request_unref(held[i]);
+        }
+        n_held = 0;
+        return hyb_bus_request_reply(req, 200, out, (size_t)n, 0);
+}
+
 static int edge_server(char **a)
 {
         hyb_bus *bus = connect_or_die(a[0], "org.example.edge", a[1]);
@@ -137,6 +160,10 @@ static int edge_server(char **a)
 
         if (r >= 0)
                 r = hyb_bus_register_procedure(bus, "hold", NULL, NULL, on_hold, NULL, NULL, &e);
+        if (r >= 0)
+                r = hyb_bus_register_procedure(bus, "held", NULL, NULL, on_held, NULL, NULL, &e);
+        if (r >= 0)
+                r = hyb_bus_register_procedure(bus, "release", NULL, NULL, on_release, NULL, NULL, &e);
         if (r >= 0)
                 r = hyb_bus_register_event(bus, "tick", NULL, NULL, NULL, &e);
         if (r < 0) {
@@ -408,6 +435,8 @@ static int count(char **a)
         while (c.got < c.want) {
                 while ((r = hyb_bus_process(bus)) > 0)
                         ;
+                if (r >= 0 && c.got >= c.want)
+                        break; /* the last ones came in this round: nothing more to wait for */
                 if (r < 0 || (r = hyb_bus_wait(bus, 20 * 1000000u)) <= 0) {
                         fprintf(stderr, "count: stopped: %s\n", r ? hyb_strerror(r) : "timeout");
                         break;

@@ -57,6 +57,7 @@ typedef struct hyb_bus_event hyb_bus_event;
 typedef struct hyb_bus_connect_options {
         size_t size; const char *path; const char *app; const char *runner;
         const char *token; const hyb_key *key;
+        const char *ca_file; const char *pin;
 } hyb_bus_connect_options;
 void hyb_bus_connect_options_init(hyb_bus_connect_options *opts);
 int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus **ret, hyb_error *reterr);
