@@ -165,24 +165,31 @@ expect "B reads the last one" 0 "20" hb store get //queue/n
 DEAD=$(free_port) # nothing listens there: the broker is unreachable
 start_daemon c "host: hostc
 store: {path: $T/c.db}
-cluster: {broker: \"mqtt://127.0.0.1:$DEAD\", queue_max: 3, max_pending_reads: 2, read_timeout_ms: 60000}" || finish
+cluster: {broker: \"mqtt://127.0.0.1:$DEAD\", queue_max: 3, max_pending_reads: 4, read_timeout_ms: 60000}" || finish
 SC=$SOCK PC=$DPID
 hc() { "$HYBRID" --bus "$SC" "$@"; }
 expect "queued write 1 of queue_max 3" 0 "" hc store put //bound/q 1
 expect "queued write 2" 0 "" hc store put //bound/q 2
 expect "queued write 3" 0 "" hc store put //bound/q 3
-expect_err "a 4th write while the broker is unreachable is refused 507" 1 "queue_max \(3\)" \
+expect_err "a 4th write while the broker is unreachable is refused 507" 1 "queue_max \\(3\\)" \
         hc store put //bound/q 4
 SOCK=$SC
+waiting() { [ "$(grep -c 'is outside the mirror' "$T/c.log")" -ge "$1" ]; }
 bg r1 "$HYBRID" --bus "$SC" store get //bound/r1
 R1=$BPID
 bg r2 "$HYBRID" --bus "$SC" store get //bound/r2
 R2=$BPID
-waiting() { [ "$(grep -c 'is outside the mirror' "$T/c.log")" -ge 2 ]; }
-check "two reads wait for the broker" wait_until 10 waiting
-expect_err "a third read waiting for the broker is refused 429" 1 "max_pending_reads" \
-        hc store get //bound/r3
-kill "$R1" "$R2" 2>/dev/null
+check "two reads of one uid wait for the broker" wait_until 10 waiting 2
+expect_err "a third read of that uid is refused 429 (half of max_pending_reads 4)" 1 \
+        "reads of this uid" hc store get //bound/r3
+bg n1 as_nobody "$HYBRID" --bus "$SC" store get //bound/n1
+N1=$BPID
+bg n2 as_nobody "$HYBRID" --bus "$SC" store get //bound/n2
+N2=$BPID
+check "another uid's two reads wait too" wait_until 10 waiting 4
+expect_err "one more read is refused 429 (max_pending_reads 4 in all)" 1 \
+        "max_pending_reads reads already wait" as_nobody "$HYBRID" --bus "$SC" store get //bound/n3
+kill "$R1" "$R2" "$N1" "$N2" 2>/dev/null
 # The queue is kept in the host store: C restarted, now with the broker, publishes it in order.
 bg bound "$PYTHON" "$HYB_IT_DIR/mqtt-collect.py" "$PORT" bound/q 3
 SUBPID=$BPID
