@@ -218,4 +218,9 @@ check "D mirrors at most mirror_max_keys values and says so" wait_until 10 full
 "$HYBRID" --bus "$SD" store get '//mirror/#' >"$T/mirror.out" 2>/dev/null
 check "a read of //mirror/# on D gives the 3 mirrored values" [ "$(wc -l <"$T/mirror.out")" -eq 3 ]
 
+start_daemon e "host: hoste" || finish
+expect_err "a daemon without cluster: answers //... with HYB_E_SCOPE" 1 \
+        "HYB_E_SCOPE .*cluster scope \\(//kitchen/temp\\) is not available" \
+        "$HYBRID" --bus "$SOCK" store get //kitchen/temp
+
 finish
