@@ -114,6 +114,17 @@ expect "B no longer reads //kitchen/light" 1 "" hb store get //kitchen/light
 mosquitto_sub -p "$PORT" -h 127.0.0.1 -t 'kitchen/light' --retained-only -W 2 >"$T/del.out" 2>/dev/null
 check "the delete is an empty retained message: the broker keeps nothing" [ ! -s "$T/del.out" ]
 
+expect "a pattern read //+/temp sees //kitchen/temp, not Kitchen/temp nor kitchen.example/temp" 0 \
+        "//kitchen/temp	22" hb store get '//+/temp'
+# the one percent-encoding rule: the topic is the fURI's canonical text
+expect "A writes //kitchen/a b (a space)" 0 "" ha store put '//kitchen/a b' 1
+expect "A writes //kitchen/%2B (a literal +)" 0 "" ha store put '//kitchen/%2B' 2
+expect "the space travels as %20 in the topic" 0 "kitchen/a%20b 1" \
+        mosquitto_sub -p "$PORT" -h 127.0.0.1 -t 'kitchen/a%20b' -v -C 1 -W 5
+expect "the literal + travels as %2B, not as a wildcard" 0 "kitchen/%2B 2" \
+        mosquitto_sub -p "$PORT" -h 127.0.0.1 -t 'kitchen/%2B' -v -C 1 -W 5
+expect "and reads back on B" 0 "2" hb store get '//kitchen/%2B'
+
 # --- access: the store's policy governs //... like any fURI
 expect_err "a peer without rights to //sensors/# is refused 403" 1 "403|denies" \
         as_nobody "$HYBRID" --bus "$SB" store get //sensors/t
@@ -122,6 +133,26 @@ expect_err "nor may it write there" 1 "403|denies" \
 mosquitto_pub -p "$PORT" -h 127.0.0.1 -r -q 1 -t public/x -m 5
 expect "it reads //public/x, which policy.store allows" 0 "5" \
         as_nobody "$HYBRID" --bus "$SB" store get //public/x
+
+# a token session: the token's capabilities decide, as for any fURI
+"$HYBRID" token keygen "$T/iss.key" >/dev/null && "$HYBRID" token keygen "$T/holder.key" >/dev/null &&
+        "$HYBRID" token issue --key "$T/iss.key" --iss acme --sub alice --aud hostf \
+                --holder "$T/holder.key.pub" --cap '//public/#=read,sub' >"$T/pub.tok" ||
+        bad "a token for //public/# is issued"
+start_daemon f "host: hostf
+cluster: {broker: \"$URL\"}
+auth:
+  tokens: require
+  audience: hostf
+  issuers:
+    acme: $T/iss.key.pub" || finish
+SF=$SOCK
+tf() { "$HYBRID" --bus "$SF" --token "$T/pub.tok" --key "$T/holder.key" "$@"; }
+expect "a token for //public/# reads //public/x" 0 "5" tf store get //public/x
+expect_err "the same token is refused //sensors/t: 403" 1 "403.*token does not allow read of //sensors/t" \
+        tf store get //sensors/t
+expect_err "and a write of //public/x: 403" 1 "403.*token does not allow write" \
+        tf store put //public/x 6
 
 # --- the broker restarts with its persistence: nothing retained is lost
 retained() {
