@@ -821,19 +821,6 @@ static bcluster *cluster_of_conn(bconn *c)
         return c->b->cluster;
 }
 
-/* //... at a daemon without cluster: answered HYB_E_SCOPE, as the scope router does. */
-static bool no_cluster(bconn *c, uint64_t id, const hyb_furi *f)
-{
-        char msg[300];
-
-        if (c->b->cluster)
-                return false;
-        snprintf(msg, sizeof msg, "cluster scope (%s) is not available: this hybridd has no "
-                 "cluster: configuration", hyb_furi_get_str(f));
-        reply_code(c, id, HYB_E_SCOPE, msg);
-        return true;
-}
-
 /* Is f covered by a mirrored filter the broker acknowledged? */
 static bool mirrored(bcluster *cl, const hyb_furi *f)
 {
@@ -864,8 +851,6 @@ void cluster_read(bconn *c, uint64_t id, const hyb_furi *f, unsigned flags, bool
         hyb_error e;
         int r;
 
-        if (no_cluster(c, id, f))
-                return;
         if (mirrored(cl, f)) {
                 answer_read(cl, c, id, f, flags, page, after, limit);
                 return;
@@ -956,8 +941,6 @@ void cluster_write(bconn *c, uint64_t id, const hyb_furi *f, const hyb_obj *v, u
         hyb_error e;
         int r;
 
-        if (no_cluster(c, id, f))
-                return;
         hyb_error_clear(&e);
         if (hyb_furi_is_pattern(f) || hyb_furi_is_branch(f)) {
                 r = err_set(&e, -EINVAL, -1,
@@ -1037,8 +1020,6 @@ void cluster_subscribe(bconn *c, uint64_t id, uint64_t sid, const hyb_furi *f, u
         hyb_error e;
         int r;
 
-        if (no_cluster(c, id, f))
-                return;
         hyb_error_clear(&e);
         s = calloc(1, sizeof *s);
         if (!s) {

@@ -624,7 +624,7 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
         r = parse_furi(body, len, &f, &e);
         if (r >= 0)
                 r = store_acl_check(b, c, BROKER_STORE_READ, f, &e);
-        if (r >= 0 && hyb_furi_get_scope(f) == HYB_SCOPE_CLUSTER) {
+        if (r >= 0 && b->cluster && hyb_furi_get_scope(f) == HYB_SCOPE_CLUSTER) {
                 /* the cluster scope: from the mirror, or once the MQTT broker answered */
                 cluster_read(c, id, f, flags, false, NULL, 0);
                 hyb_furi_unref(f);
@@ -749,7 +749,7 @@ static void do_read_page(bconn *c, uint64_t id, const char *body, size_t len)
                             "malformed cursor (use the \"next\" of the previous page)");
         if (r >= 0)
                 r = store_acl_check(b, c, BROKER_STORE_READ, f, &e);
-        if (r >= 0 && hyb_furi_get_scope(f) == HYB_SCOPE_CLUSTER) {
+        if (r >= 0 && b->cluster && hyb_furi_get_scope(f) == HYB_SCOPE_CLUSTER) {
                 cluster_read(c, id, f, 0, true, after, limit);
                 goto done;
         }
@@ -1012,7 +1012,7 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
                             hyb_obj_is_noobj(v) ? BROKER_STORE_DELETE : BROKER_STORE_WRITE, f, &e);
         if (r < 0)
                 goto out;
-        if (hyb_furi_get_scope(f) == HYB_SCOPE_CLUSTER) {
+        if (b->cluster && hyb_furi_get_scope(f) == HYB_SCOPE_CLUSTER) {
                 /* the cluster scope: published (answered at the PUBACK) or queued */
                 cluster_write(c, id, f, v, wflags);
                 hyb_obj_unref(v);
@@ -1110,7 +1110,7 @@ static void do_subscribe(bconn *c, uint64_t id, const char *body, size_t len)
                 r = err_set(&e, HYB_E_TOO_MANY, -1, "quota uid_max_store_subscriptions exceeded");
                 goto out;
         }
-        if (hyb_furi_get_scope(f) == HYB_SCOPE_CLUSTER) {
+        if (b->cluster && hyb_furi_get_scope(f) == HYB_SCOPE_CLUSTER) {
                 /* acknowledged once the MQTT broker's SUBACK came */
                 cluster_subscribe(c, id, sid, f, (unsigned)fl);
                 hyb_furi_unref(f);

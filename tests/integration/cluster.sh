@@ -250,6 +250,10 @@ check "D mirrors at most mirror_max_keys values and says so" wait_until 10 full
 check "a read of //mirror/# on D gives the 3 mirrored values" [ "$(wc -l <"$T/mirror.out")" -eq 3 ]
 
 start_daemon e "host: hoste" || finish
+expect_err "a daemon without cluster: refuses //... as its host store does" 2 \
+        "not a host-scope fURI \\(cluster scope\\)" "$HYBRID" --bus "$SOCK" store get //kitchen/temp
+
+finish
 expect_err "a daemon without cluster: answers //... with HYB_E_SCOPE" 1 \
         "HYB_E_SCOPE .*cluster scope \\(//kitchen/temp\\) is not available" \
         "$HYBRID" --bus "$SOCK" store get //kitchen/temp
