@@ -128,6 +128,7 @@ static void broker_stop(pid_t pid)
 
 typedef struct seen {
         int connected, lost, suback, suback_r, puback, puback_r;
+        bool session;
         char topics[16][64];
         char payloads[16][64];
         bool retain[16];
@@ -137,6 +138,7 @@ typedef struct seen {
 static void on_state(cluster_link *l, bool connected, bool session, void *ud)
 {
         seen *s = ud;
+        s->session = session;
         if (connected)
                 s->connected++;
         else
@@ -264,6 +266,22 @@ START_TEST(test_pubsub)
         ck_assert_int_eq(cluster_link_unsubscribe(l, "t/#"), 0);
         ck_assert_int_eq(cluster_link_unsubscribe(l, "t/#"), -ENOENT);
 
+        l = cluster_link_free(l);
+
+        /* the daemon restarted: a new link with the same client id starts a new session (the
+         * old one's subscription t/# is gone), then keeps that one */
+        seen s2 = { 0 };
+        ck_assert_int_eq(cluster_link_new(base, &o, "hybrid-test-link", NULL, NULL, &l, &e), 0);
+        ck_assert_int_eq(cluster_link_on_state(l, on_state, &s2), 0);
+        ck_assert_int_eq(cluster_link_on_message(l, "", on_msg, &s2), 0);
+        ck_assert_int_eq(cluster_link_subscribe(l, "z/#", 1, on_suback, &s2), 0);
+        run_until(base, &s2.connected, 1);
+        ck_assert(!s2.session);
+        run_until(base, &s2.suback, 1);
+        ck_assert_int_eq(cluster_link_publish(l, "t/y", "1", 1, 1, false, NULL, NULL, NULL), 0);
+        ck_assert_int_eq(cluster_link_publish(l, "z/y", "2", 1, 1, false, NULL, NULL, NULL), 0);
+        run_until(base, &s2.n_msgs, 1);
+        ck_assert_str_eq(s2.topics[0], "z/y"); /* t/y, published first, did not come */
         l = cluster_link_free(l);
         event_base_free(base);
         broker_stop(pid);
