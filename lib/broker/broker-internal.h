@@ -96,6 +96,7 @@ typedef struct bquota {
         size_t bytes;           /* input buffers + send queues + partial-frame reservations */
         unsigned pending;       /* calls its connections have in flight */
         unsigned store_subs;    /* store subscriptions of its connections */
+        unsigned cluster_reads; /* their reads waiting for the MQTT broker (cluster-serve.c) */
 } bquota;
 
 struct bssub;
@@ -254,6 +255,8 @@ struct hyb_broker {
         size_t n_fwd, alloc_fwd;
         struct edge_http *edge;  /* the HTTP edge (lib/edge), NULL without listen.http */
         struct edge_coap *coap;  /* the CoAP edge (lib/edge/coap.c), NULL without listen.coap */
+        struct cluster_link *link; /* cluster: the MQTT link (lib/cluster/link.h), or NULL */
+        struct bcluster *cluster;  /* the cluster scope served over it (cluster-serve.c) */
         uint64_t edge_serial;    /* edge session names */
 };
 
@@ -570,6 +573,28 @@ int broker_ws_session(hyb_broker *b, const char *transport, const char *binding,
 struct edge_http;
 int broker_edge_start(hyb_broker *b, hyb_error *e);
 void broker_edge_stop(hyb_broker *b);
+
+/* cluster-serve.c: the MQTT link of cluster: and the cluster scope //... served over it
+ * (doc/cluster.md).  start makes the link when cluster.broker is set (0 otherwise); stop
+ * frees it, answering what waits with 503. */
+int broker_cluster_start(hyb_broker *b, hyb_error *e);
+void broker_cluster_stop(hyb_broker *b);
+/* The store calls of store-serve.c on a fURI of the cluster scope, after its access check:
+ * each answers the call (now, or once the broker acknowledged).  read: storeRead (flags
+ * HYB_READ_KEYED) or, page true, storeReadPage (after: its cursor or NULL, limit). */
+void cluster_read(bconn *c, uint64_t id, const hyb_furi *f, unsigned flags, bool page,
+                  const hyb_furi *after, size_t limit);
+void cluster_write(bconn *c, uint64_t id, const hyb_furi *f, const hyb_obj *v, unsigned wflags);
+void cluster_subscribe(bconn *c, uint64_t id, uint64_t sid, const hyb_furi *f, unsigned flags);
+/* storeUnsubscribe of a cluster subscription: 1 when sid was one (answered), else 0. */
+int cluster_unsubscribe(bconn *c, uint64_t id, uint64_t sid);
+/* Is sid one of c's cluster subscriptions? */
+bool cluster_has_sub(bconn *c, uint64_t sid);
+void cluster_conn_gone(bconn *c);
+/* store-serve.c helpers shared with cluster-serve.c */
+size_t store_read_cap(const hyb_broker *b);
+int store_values_of(const hyb_obj *rec, hyb_obj **ret);
+int store_page_answer(const hyb_obj *items, const hyb_furi *next, char **ret);
 
 /* monitor.c */
 void monitor_copy(hyb_broker *b, unsigned type, const wire_hdr *h, const char *from, size_t from_len,

@@ -1160,6 +1160,7 @@ static int parse_document(loader *l)
                 { "auth", broker_config_set_auth },
                 { "edge", set_edge },
                 { "tls", broker_config_set_tls },
+                { "cluster", broker_config_set_cluster },
         };
         int r;
 
