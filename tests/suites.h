@@ -24,7 +24,8 @@
         X(token_feed_suite) \
         X(token_proof_suite) \
         X(edge_suite) \
-        X(edge_tls_suite)
+        X(edge_tls_suite) \
+        X(xhost_suite)
 
 #define HYB_X_DECL(fn) Suite *fn(void);
 HYB_SUITES(HYB_X_DECL)

@@ -167,6 +167,12 @@ struct bconn {
         /* A session of the network edge (lib/edge, edge-peer.c): the transport its calls
          * came by ("http"), else NULL (a peer of the Unix socket). */
         const char *transport;
+        /* Cross-host calls (xhost.c): the pseudo connection of a remote host is `remote`;
+         * `host` is the peer's host for access lists (NULL: localhost); tok_text the text of
+         * a token session's token, forwarded with its calls to other hosts. */
+        struct xpeer *remote;
+        const char *host;
+        char *tok_text;
 };
 
 struct hyb_broker_config {
@@ -248,6 +254,8 @@ struct hyb_broker {
         size_t n_fwd, alloc_fwd;
         struct edge_http *edge;  /* the HTTP edge (lib/edge), NULL without listen.http */
         uint64_t edge_serial;    /* edge session names */
+        struct xhost *xhost;     /* bus calls between hosts (xhost.c), NULL outside a cluster */
+        unsigned n_remote_out, n_remote_in; /* calls in flight to and from other hosts */
 };
 
 /* broker.c */
@@ -430,6 +438,24 @@ int route_terminate(bconn *c, uint64_t caller_id);
 void route_reply(bconn *c, uint64_t call_id, int status, const char *msg, const void *body, size_t len,
                  unsigned flags);
 bool route_acl(const bconn *owner, const bus_acl *hosts, const bus_acl *apps, const bconn *peer);
+
+/* xhost.c (see xhost.h): the route.c side of calls between hosts */
+/* The callee for `to` (parsed into n) when it is not a local endpoint: the local one of
+ * "@<this host>/...", or the pseudo connection of another host.  0 with *ret (NULL: no
+ * such endpoint), or the status to answer with (msg set). */
+struct bus_name;
+int xhost_route(hyb_broker *b, const struct bus_name *n, bconn **ret, const char **msg);
+/* May one more call go out to another host (limits.max_cluster_calls)? */
+bool xhost_room(const hyb_broker *b);
+/* Sends the CALL f of c, pending as id with the timeout t, to the remote callee: 0, or the
+ * status to answer the caller with (the caller of this function frees the pending entry). */
+int xhost_forward_call(bconn *c, bconn *callee, uint64_t id, uint32_t t, bframe *f);
+/* Sends a RESULT for call_id to the remote caller (from: the callee's name, local form). */
+void xhost_send_result(bconn *caller, uint64_t call_id, int status, const char *from, size_t from_len,
+                       const char *member, size_t member_len, const void *body, size_t len,
+                       unsigned flags);
+/* Sends CANCEL (status) of the call id to the remote callee. */
+void xhost_send_cancel(bconn *callee, uint64_t id, int status);
 
 /* events.c */
 void events_fire(bconn *c, bframe *f);

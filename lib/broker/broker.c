@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "broker-internal.h"
+#include "xhost.h"
 #include "hybrid/bus.h"
 #include "broker/config-internal.h"
 #include "edge/https.h"
@@ -520,6 +521,7 @@ HYB_EXPORT hyb_broker *hyb_broker_free(hyb_broker *b)
         stop_listening(b);
         b->shutting_down = true;
         bconn_free_all(b);
+        xhost_detach(b);
         auth_pool_free(b); /* joins the verifying threads: nothing refers to b after */
         broker_feed_free(b);
         store_detach(b);

@@ -97,7 +97,9 @@
         X(max_store_subscriptions, COUNT, 1, 1048576, 1024,                                        \
           "Store subscriptions per connection; one more is answered 429.")                        \
         X(uid_max_store_subscriptions, COUNT, 1, 1048576, 8192,                                    \
-          "Store subscriptions of one uid's connections; one more is 429.")
+          "Store subscriptions of one uid's connections; one more is 429.") \
+        X(max_cluster_calls, COUNT, 1, 1048576, 1024,                                              \
+          "Calls in flight to other hosts of the cluster, and from them, each in all; one more is 429.")
 
 #define BROKER_LIMIT_TYPE_SIZE size_t
 #define BROKER_LIMIT_TYPE_COUNT uint32_t

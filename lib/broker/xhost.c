@@ -1,0 +1,533 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bus calls between hosts (xhost.h, doc/cluster.md "Bus calls between hosts").
+ *
+ *   hyb_broker.xhost -> xhost
+ *    `- peers: xpeer -> xpeer ...   one per remote host, each with its pseudo bconn:
+ *         conn->in:  calls this host made to that host (route.c pending entries)
+ *         conn->out: calls that host made here, being served by local endpoints
+ *
+ * A CALL for @<other>/app/runner leaves as the frame a local callee would get (from
+ * "@<this host>/app/runner", no caller info, aux 0) on <P>call/<other>; the target rebuilds
+ * it with `to` "@localhost/app/runner" and routes it from the pseudo connection of the
+ * caller's host, whose name, app and token are those of the caller while route_call runs.
+ * Answers go back on the response topic the CALL named, each with its correlation data.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "broker-internal.h"
+#include "bus/names.h"
+#include "common/util.h"
+#include "xhost.h"
+
+#define XHOST_TRANSPORT "cluster"
+
+typedef struct xpeer {
+        struct xpeer *next;
+        bconn *conn;
+        char host[BUS_HOST_MAX + 1];    /* lower case */
+        bool offline;                   /* its presence said "offline" (its will) */
+        char who[WIRE_ENDPOINT_MAX + 1]; /* conn->name: the caller or callee of the moment */
+        char app[BUS_APP_MAX + 1];       /* conn->app */
+} xpeer;
+
+typedef struct xhost {
+        hyb_broker *b;
+        const xhost_ops *ops;
+        void *ud;
+        char p[XHOST_TOPIC_MAX];        /* "<prefix>_hybrid/" */
+        char own[BUS_HOST_MAX + 1];     /* this host, lower case */
+        xpeer *peers;
+        unsigned n_peers;
+} xhost;
+
+static const char self_app[] = BUS_APP_SELF;
+
+/* ---------------------------------------------------------------- topics */
+
+int xhost_topic(char *out, const char *prefix, const char *kind, const char *host, size_t host_len)
+{
+        int n = snprintf(out, XHOST_TOPIC_MAX, "%s%s/%.*s", prefix, kind, (int)host_len, host);
+        if (n < 0 || (size_t)n >= XHOST_TOPIC_MAX)
+                return -ENAMETOOLONG;
+        for (char *q = out + strlen(prefix); *q; q++)
+                *q = (char)tolower((unsigned char)*q);
+        return 0;
+}
+
+int xhost_will_topic(const hyb_broker *b, char *topic)
+{
+        const xhost *x = b->xhost;
+        if (!x)
+                return -ENOENT;
+        return xhost_topic(topic, x->p, "presence", x->own, strlen(x->own));
+}
+
+static void corr_put(uint8_t out[XHOST_CORR_LEN], uint64_t id)
+{
+        for (unsigned i = 0; i < XHOST_CORR_LEN; i++)
+                out[i] = (uint8_t)(id >> (8 * i));
+}
+
+static bool corr_get(const xmsg *m, uint64_t *id)
+{
+        if (!m->corr || m->corr_len != XHOST_CORR_LEN)
+                return false;
+        *id = 0;
+        for (unsigned i = 0; i < XHOST_CORR_LEN; i++)
+                *id |= (uint64_t)m->corr[i] << (8 * i);
+        return true;
+}
+
+/* ---------------------------------------------------------------- peers */
+
+static xpeer *peer_find(xhost *x, const char *host, size_t len)
+{
+        for (xpeer *p = x->peers; p; p = p->next)
+                if (bus_name_equal(p->host, strlen(p->host), host, len))
+                        return p;
+        return NULL;
+}
+
+static void peer_set_who(xpeer *p, const char *name, size_t len, const char *app, size_t app_len)
+{
+        memcpy(p->who, name, len);
+        p->who[len] = 0;
+        p->conn->name_len = len;
+        memcpy(p->app, app, app_len);
+        p->app[app_len] = 0;
+}
+
+static void peer_reset_who(xpeer *p)
+{
+        char n[WIRE_ENDPOINT_MAX + 1];
+        int k = snprintf(n, sizeof n, "@%s/%s/cluster", p->host, self_app);
+        peer_set_who(p, n, (size_t)k, self_app, sizeof self_app - 1);
+}
+
+/* The peer of host (created when create and there is room): NULL if none. */
+static xpeer *peer_get(xhost *x, const char *host, size_t len, bool create)
+{
+        xpeer *p = peer_find(x, host, len);
+        if (p || !create || x->n_peers >= XHOST_MAX_HOSTS || len > BUS_HOST_MAX)
+                return p;
+        p = calloc(1, sizeof *p);
+        bconn *c = calloc(1, sizeof *c);
+        if (!p || !c) {
+                free(p);
+                free(c);
+                return NULL;
+        }
+        for (size_t i = 0; i < len; i++)
+                p->host[i] = (char)tolower((unsigned char)host[i]);
+        c->b = x->b;
+        c->state = BCONN_READY;
+        c->uid = c->gid = BROKER_EDGE_ANON_UID;
+        c->name = p->who;
+        c->app = p->app;
+        c->host = p->host;
+        c->transport = XHOST_TRANSPORT;
+        c->remote = p;
+        c->serial = UINT64_MAX;
+        p->conn = c;
+        peer_reset_who(p);
+        p->next = x->peers;
+        x->peers = p;
+        x->n_peers++;
+        return p;
+}
+
+/* The host went away: its calls end at once (502 to the callers here, CANCEL 410 to the
+ * callees serving it). */
+static void peer_gone(xpeer *p)
+{
+        bconn *c = p->conn;
+        while (c->in) {
+                bpending *q = c->in;
+                bconn *caller = q->caller;
+                uint64_t cid = q->caller_id;
+                route_cancel(caller, cid, 410); /* frees q; its CANCEL goes to the gone host */
+                char msg[BUS_HOST_MAX + 64];
+                snprintf(msg, sizeof msg, "host %s left the cluster", p->host);
+                route_reply(caller, cid, 502, msg, NULL, 0, 0);
+        }
+        while (c->out)
+                route_cancel(c, c->out->caller_id, 410);
+}
+
+/* ---------------------------------------------------------------- attach */
+
+int xhost_attach(hyb_broker *b, const char *prefix, const xhost_ops *ops, void *ud)
+{
+        const char *host = b->c->host ? b->c->host : "localhost";
+        size_t pl = prefix ? strlen(prefix) : 0;
+
+        if (!ops || !ops->publish || !ops->subscribe || !ops->unsubscribe)
+                return -EINVAL;
+        if (bus_name_equal(host, strlen(host), "localhost", 9))
+                return HYB_E_CONFIG;
+        if (pl && (prefix[pl - 1] != '/' || strpbrk(prefix, "+#") || prefix[0] == '$'))
+                return HYB_E_CONFIG;
+        if (pl + sizeof "_hybrid/" + BUS_HOST_MAX + 64 > XHOST_TOPIC_MAX || strlen(host) > BUS_HOST_MAX)
+                return HYB_E_CONFIG;
+        xhost *x = calloc(1, sizeof *x);
+        if (!x)
+                return -ENOMEM;
+        x->b = b;
+        x->ops = ops;
+        x->ud = ud;
+        snprintf(x->p, sizeof x->p, "%s_hybrid/", pl ? prefix : "");
+        for (size_t i = 0; host[i]; i++)
+                x->own[i] = (char)tolower((unsigned char)host[i]);
+        b->xhost = x;
+        return 0;
+}
+
+void xhost_online(hyb_broker *b)
+{
+        xhost *x = b->xhost;
+        char t[XHOST_TOPIC_MAX];
+
+        if (!x)
+                return;
+        static const char *const kinds[] = { "call", "reply" };
+        for (size_t i = 0; i < 2; i++)
+                if (xhost_topic(t, x->p, kinds[i], x->own, strlen(x->own)) == 0)
+                        x->ops->subscribe(x->ud, t);
+        if (xhost_topic(t, x->p, "presence", "+", 1) == 0)
+                x->ops->subscribe(x->ud, t);
+        if (xhost_topic(t, x->p, "presence", x->own, strlen(x->own)) == 0) {
+                xmsg m = { .topic = t, .payload = (const uint8_t *)"online", .len = 6, .retain = true };
+                x->ops->publish(x->ud, &m);
+        }
+}
+
+void xhost_detach(hyb_broker *b)
+{
+        xhost *x = b->xhost;
+        if (!x)
+                return;
+        for (xpeer *p = x->peers; p; p = p->next)
+                peer_gone(p);
+        while (x->peers) {
+                xpeer *p = x->peers;
+                x->peers = p->next;
+                free(p->conn);
+                free(p);
+        }
+        b->xhost = NULL;
+        free(x);
+}
+
+/* ---------------------------------------------------------------- route.c's side */
+
+int xhost_route(hyb_broker *b, const bus_name *n, bconn **ret, const char **msg)
+{
+        xhost *x = b->xhost;
+        char local[WIRE_ENDPOINT_MAX + 1];
+
+        *ret = NULL;
+        if (bus_name_equal(n->host, n->host_len, "localhost", 9))
+                return 404;
+        if (bus_name_equal(n->host, n->host_len, x->own, strlen(x->own))) {
+                /* @<this host>/app/runner is the local @localhost/app/runner */
+                int k = snprintf(local, sizeof local, "@localhost/%.*s/%.*s", (int)n->app_len, n->app,
+                                 (int)n->runner_len, n->runner);
+                *ret = broker_lookup(b, local, (size_t)k);
+                return 404;
+        }
+        xpeer *p = peer_get(x, n->host, n->host_len, true);
+        if (!p) {
+                *msg = "too many hosts in the cluster";
+                return 503;
+        }
+        if (p->offline) {
+                *msg = "the host is not in the cluster (it left)";
+                return 502;
+        }
+        *ret = p->conn;
+        return 0;
+}
+
+bool xhost_room(const hyb_broker *b)
+{
+        return b->n_remote_out < b->c->max_cluster_calls;
+}
+
+/* Publishes the frame h (names, body) on topic t. */
+static int send_frame(xhost *x, const char *t, wire_hdr *h, const char *from, size_t from_len, const char *to,
+                      size_t to_len, const char *member, size_t member_len, const void *body, size_t len,
+                      xmsg *m)
+{
+        uint8_t hdr[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        uint8_t *buf;
+        int r;
+
+        if (member_len > WIRE_MEMBER_MAX)
+                member_len = WIRE_MEMBER_MAX;
+        wire_build(h, from, from_len, to, to_len, member, member_len, body, len, hdr, iov);
+        buf = malloc(iov[0].iov_len + len);
+        if (!buf)
+                return -ENOMEM;
+        memcpy(buf, hdr, iov[0].iov_len);
+        if (len)
+                memcpy(buf + iov[0].iov_len, body, len);
+        m->topic = t;
+        m->payload = buf;
+        m->len = iov[0].iov_len + len;
+        r = x->ops->publish(x->ud, m);
+        free(buf);
+        return r;
+}
+
+/* name "@localhost/rest" as "@<own>/rest" into out[WIRE_ENDPOINT_MAX + 1]: its length, 0 if
+ * it does not fit. */
+static size_t global_name(const xhost *x, const char *name, size_t len, char *out)
+{
+        static const char lh[] = "@localhost/";
+        if (len < sizeof lh - 1 || !bus_name_equal(name, sizeof lh - 1, lh, sizeof lh - 1)) {
+                if (len > WIRE_ENDPOINT_MAX)
+                        return 0;
+                memcpy(out, name, len);
+                return len;
+        }
+        int k = snprintf(out, WIRE_ENDPOINT_MAX + 1, "@%s/%.*s", x->own, (int)(len - (sizeof lh - 1)),
+                         name + sizeof lh - 1);
+        return k > 0 && k <= (int)WIRE_ENDPOINT_MAX ? (size_t)k : 0;
+}
+
+int xhost_forward_call(bconn *c, bconn *callee, uint64_t id, uint32_t t, bframe *f)
+{
+        xhost *x = c->b->xhost;
+        xpeer *p = callee->remote;
+        char topic[XHOST_TOPIC_MAX], reply[XHOST_TOPIC_MAX], from[WIRE_ENDPOINT_MAX + 1];
+        uint8_t corr[XHOST_CORR_LEN];
+        size_t from_len = global_name(x, c->name, c->name_len, from);
+
+        if (!from_len || xhost_topic(topic, x->p, "call", p->host, strlen(p->host)) < 0 ||
+            xhost_topic(reply, x->p, "reply", x->own, strlen(x->own)) < 0)
+                return 500;
+        const uint8_t *body = bframe_body(f);
+        if (!body)
+                return 500;
+        corr_put(corr, id);
+        wire_hdr h = { .type = WIRE_CALL, .flags = f->h.flags & WIRE_F_BINARY, .call_id = id, .timeout_ms = t };
+        xmsg m = { .response_topic = reply, .corr = corr, .corr_len = sizeof corr, .token = c->tok_text };
+        if (send_frame(x, topic, &h, from, from_len, f->to, f->h.to_len, f->member, f->h.member_len, body,
+                       f->h.body_len, &m) < 0)
+                return 502;
+        return 0;
+}
+
+void xhost_send_result(bconn *caller, uint64_t call_id, int status, const char *from, size_t from_len,
+                       const char *member, size_t member_len, const void *body, size_t len, unsigned flags)
+{
+        xhost *x = caller->b->xhost;
+        xpeer *p = caller->remote;
+        char topic[XHOST_TOPIC_MAX], gfrom[WIRE_ENDPOINT_MAX + 1];
+        uint8_t corr[XHOST_CORR_LEN];
+        size_t gl = global_name(x, from, from_len, gfrom);
+
+        if (!gl || xhost_topic(topic, x->p, "reply", p->host, strlen(p->host)) < 0)
+                return;
+        corr_put(corr, call_id);
+        wire_hdr h = { .type = WIRE_RESULT, .flags = (uint8_t)(flags & WIRE_F_BINARY), .status = (uint16_t)status,
+                       .call_id = call_id };
+        xmsg m = { .corr = corr, .corr_len = sizeof corr };
+        if (send_frame(x, topic, &h, gfrom, gl, p->who, strlen(p->who), member, member_len, body, len, &m) < 0)
+                broker_log(caller->b, HYB_LOG_WARNING, "cluster: the result of a call from %s was not sent",
+                           p->host);
+}
+
+void xhost_send_cancel(bconn *callee, uint64_t id, int status)
+{
+        xhost *x = callee->b->xhost;
+        xpeer *p = callee->remote;
+        char topic[XHOST_TOPIC_MAX], from[WIRE_ENDPOINT_MAX + 1];
+        uint8_t corr[XHOST_CORR_LEN];
+        int k = snprintf(from, sizeof from, "@%s/%s/cluster", x->own, self_app);
+
+        if (p->offline)
+                return;
+        if (xhost_topic(topic, x->p, "call", p->host, strlen(p->host)) < 0)
+                return;
+        corr_put(corr, id);
+        wire_hdr h = { .type = WIRE_CANCEL, .status = (uint16_t)status, .call_id = id };
+        xmsg m = { .corr = corr, .corr_len = sizeof corr };
+        send_frame(x, topic, &h, from, (size_t)k, NULL, 0, NULL, 0, NULL, 0, &m);
+}
+
+/* ---------------------------------------------------------------- what arrives */
+
+static int drop(xhost *x, const xmsg *m, const char *why)
+{
+        broker_log(x->b, HYB_LOG_WARNING, "cluster: message on %s dropped: %s", m->topic, why);
+        return HYB_E_PROTOCOL;
+}
+
+/* Runs route.c's handler on the frame pk rebuilt with `to` to, as if c had sent it. */
+static void route_frame(bconn *c, const wire_packet *pk, const char *to, size_t to_len,
+                        void (*fn)(bconn *, bframe *))
+{
+        uint8_t hdr[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        bframe f = { .h = pk->h };
+        struct evbuffer *in = evbuffer_new();
+
+        if (!in)
+                return;
+        f.h.info_len = 0;
+        f.h.aux = 0;
+        wire_build(&f.h, pk->from, pk->h.from_len, to, to_len, pk->member, pk->h.member_len, pk->body,
+                   pk->h.body_len, hdr, iov);
+        if (evbuffer_add(in, hdr, iov[0].iov_len) == 0 &&
+            (!pk->h.body_len || evbuffer_add(in, pk->body, pk->h.body_len) == 0)) {
+                f.in = in;
+                f.len = iov[0].iov_len + pk->h.body_len;
+                if (bframe_body(&f))
+                        fn(c, &f);
+        }
+        evbuffer_free(in);
+}
+
+/* A CALL or CANCEL for this host from another. */
+static int on_call(xhost *x, const xmsg *m, const wire_packet *pk)
+{
+        hyb_broker *b = x->b;
+        bus_name from, to;
+        char reply[XHOST_TOPIC_MAX], local[WIRE_ENDPOINT_MAX + 1];
+        uint64_t id;
+
+        if (pk->h.info_len || pk->h.aux ||
+            bus_name_parse_endpoint(pk->from, pk->h.from_len, &from, NULL) < 0)
+                return drop(x, m, "not a call of another host");
+        if (bus_name_equal(from.host, from.host_len, "localhost", 9) ||
+            bus_name_equal(from.host, from.host_len, x->own, strlen(x->own)))
+                return drop(x, m, "a call from this host's own name");
+        if (pk->h.type == WIRE_CANCEL) {
+                xpeer *p = peer_find(x, from.host, from.host_len);
+                if (p)
+                        route_cancel(p->conn, pk->h.call_id, pk->h.status == 504 ? 504 : 410);
+                return 0;
+        }
+        if (!corr_get(m, &id) || id != pk->h.call_id)
+                return drop(x, m, "correlation data is not the call id");
+        if (!m->response_topic ||
+            xhost_topic(reply, x->p, "reply", from.host, from.host_len) < 0 || strcmp(reply, m->response_topic) != 0)
+                return drop(x, m, "response topic is not the caller host's");
+        xpeer *p = peer_get(x, from.host, from.host_len, true);
+        if (!p)
+                return drop(x, m, "too many hosts in the cluster");
+        p->offline = false;
+        bconn *c = p->conn;
+        peer_set_who(p, pk->from, pk->h.from_len, from.app, from.app_len);
+
+        hyb_token_result *tok = NULL;
+        hyb_error e;
+        hyb_error_clear(&e);
+        if (m->token && b->c->auth_tokens != BROKER_AUTH_OFF) {
+                if (broker_edge_verify(b, m->token, strlen(m->token), &tok, &e) < 0) {
+                        route_reply(c, id, 401, e.message, NULL, 0, 0);
+                        goto out;
+                }
+        } else if (b->c->auth_tokens == BROKER_AUTH_REQUIRE) {
+                route_reply(c, id, 401, "this host requires a token (auth.tokens: require)", NULL, 0, 0);
+                goto out;
+        }
+        if (bus_name_parse_endpoint(pk->to, pk->h.to_len, &to, NULL) < 0 ||
+            !bus_name_equal(to.host, to.host_len, x->own, strlen(x->own))) {
+                route_reply(c, id, 404, "no such endpoint on this host", NULL, 0, 0);
+                goto out;
+        }
+        if (bus_name_equal(to.app, to.app_len, self_app, sizeof self_app - 1)) {
+                route_reply(c, id, 403, "the bus's own endpoints are not served to other hosts", NULL, 0, 0);
+                goto out;
+        }
+        int k = snprintf(local, sizeof local, "@localhost/%.*s/%.*s", (int)to.app_len, to.app, (int)to.runner_len,
+                         to.runner);
+        c->tok = tok;
+        route_frame(c, pk, local, (size_t)k, route_call);
+        c->tok = NULL;
+out:
+        hyb_token_result_unref(tok);
+        peer_reset_who(p);
+        return 0;
+}
+
+/* A RESULT of a call this host made. */
+static int on_reply(xhost *x, const xmsg *m, const wire_packet *pk)
+{
+        bus_name from;
+        uint64_t id;
+
+        if (pk->h.type != WIRE_RESULT || !corr_get(m, &id) || id != pk->h.call_id ||
+            bus_name_parse_endpoint(pk->from, pk->h.from_len, &from, NULL) < 0)
+                return drop(x, m, "not a result");
+        xpeer *p = peer_find(x, from.host, from.host_len);
+        if (!p)
+                return 0; /* no call to that host: late or not ours */
+        /* route_result checks that the pending call id went to this host */
+        peer_set_who(p, pk->from, pk->h.from_len, from.app, from.app_len);
+        route_frame(p->conn, pk, NULL, 0, route_result);
+        peer_reset_who(p);
+        return 0;
+}
+
+static int on_presence(xhost *x, const xmsg *m, const char *host)
+{
+        size_t hl = strlen(host);
+        if (bus_name_check_host(host, hl, NULL) < 0)
+                return drop(x, m, "not a host name");
+        if (bus_name_equal(host, hl, x->own, strlen(x->own)))
+                return 0;
+        xpeer *p = peer_find(x, host, hl);
+        bool online = m->len == 6 && memcmp(m->payload, "online", 6) == 0;
+        if (online) {
+                if (p)
+                        p->offline = false;
+                return 0;
+        }
+        /* "offline" (the host's will, or its goodbye) or an empty retained message */
+        if (!p && !(p = peer_get(x, host, hl, true)))
+                return 0;
+        p->offline = true;
+        broker_log(x->b, HYB_LOG_INFO, "cluster: host %s left", p->host);
+        peer_gone(p);
+        return 0;
+}
+
+int xhost_receive(hyb_broker *b, const xmsg *m)
+{
+        xhost *x = b->xhost;
+        size_t pl, used;
+        wire_packet pk;
+        const char *rest;
+
+        if (!x || !m->topic)
+                return 0;
+        pl = strlen(x->p);
+        if (strncmp(m->topic, x->p, pl) != 0)
+                return 0;
+        rest = m->topic + pl;
+        if (strncmp(rest, "presence/", 9) == 0)
+                return on_presence(x, m, rest + 9);
+        bool call = strncmp(rest, "call/", 5) == 0, reply = strncmp(rest, "reply/", 6) == 0;
+        if (!call && !reply)
+                return 0;
+        if (strcmp(rest + (call ? 5 : 6), x->own) != 0)
+                return 0;
+        int r = wire_parse(m->payload, m->len, b->c->max_body, &pk, &used);
+        if (r != 1 || used != m->len)
+                return drop(x, m, "not one whole bus frame");
+        if (call && (pk.h.type == WIRE_CALL || pk.h.type == WIRE_CANCEL))
+                return on_call(x, m, &pk);
+        if (reply)
+                return on_reply(x, m, &pk);
+        return drop(x, m, "unexpected packet type");
+}
