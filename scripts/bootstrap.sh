@@ -24,12 +24,12 @@
 set -eu
 
 build="gcc pkgconf ninja-build meson libevent-dev libmbedtls-dev libjansson-dev libyaml-dev
-libsqlite3-dev libedit-dev go-md2man systemd swig liblua5.4-dev"
+libsqlite3-dev libedit-dev go-md2man systemd swig liblua5.4-dev libmosquitto-dev"
 demo="$build python3-cffi nodejs"
 test="$build check python3 python3-dev python3-venv python3-cffi python3-pytest
 python3-setuptools python3-wheel man-db clang libclang-rt-14-dev sqlite3 util-linux mosquitto
 libmosquitto-dev dbus-daemon dbus-broker libsystemd-dev lua5.4 nodejs valgrind redis-server
-python3-dbus python3-paho-mqtt
+python3-dbus python3-paho-mqtt mosquitto-clients
 libhiredis-dev openssl curl python3-cryptography python3-jwt"
 bench="$build redis-server libhiredis-dev mosquitto libmosquitto-dev lua5.4 dbus-daemon
 dbus-broker libsystemd-dev util-linux python3-cffi python3-dbus python3-paho-mqtt nodejs"

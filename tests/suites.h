@@ -25,7 +25,14 @@
         X(token_proof_suite) \
         X(edge_suite) \
         X(edge_tls_suite) \
-        X(xhost_suite)
+        X(xhost_suite) \
+        HYB_CLUSTER_SUITES(X)
+
+#ifdef HYB_HAVE_CLUSTER
+#define HYB_CLUSTER_SUITES(X) X(cluster_suite)
+#else
+#define HYB_CLUSTER_SUITES(X)
+#endif
 
 #define HYB_X_DECL(fn) Suite *fn(void);
 HYB_SUITES(HYB_X_DECL)

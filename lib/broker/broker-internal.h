@@ -253,6 +253,8 @@ struct hyb_broker {
         } *fwd;
         size_t n_fwd, alloc_fwd;
         struct edge_http *edge;  /* the HTTP edge (lib/edge), NULL without listen.http */
+        struct cluster_link *link; /* cluster: the MQTT link (lib/cluster/link.h), or NULL */
+        struct bcluster *cluster;  /* the cluster scope served over it (cluster-serve.c) */
         uint64_t edge_serial;    /* edge session names */
         struct xhost *xhost;     /* bus calls between hosts (xhost.c), NULL outside a cluster */
         unsigned n_remote_out, n_remote_in; /* calls in flight to and from other hosts */
@@ -553,6 +555,12 @@ int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transp
 struct edge_http;
 int broker_edge_start(hyb_broker *b, hyb_error *e);
 void broker_edge_stop(hyb_broker *b);
+
+/* cluster-serve.c: the MQTT link of cluster: and the cluster scope //... served over it
+ * (doc/cluster.md).  start makes the link when cluster.broker is set (0 otherwise); stop
+ * frees it, answering what waits with 503. */
+int broker_cluster_start(hyb_broker *b, hyb_error *e);
+void broker_cluster_stop(hyb_broker *b);
 
 /* monitor.c */
 void monitor_copy(hyb_broker *b, unsigned type, const wire_hdr *h, const char *from, size_t from_len,

@@ -447,6 +447,8 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
         }
         b->socket_path = TAKE_PTR(path);
         r = broker_edge_start(b, reterr);
+        if (r >= 0)
+                r = broker_cluster_start(b, reterr);
         if (r < 0) {
                 stop_listening(b);
                 free(b->socket_path);
@@ -467,6 +469,7 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
 static void stop_listening(hyb_broker *b)
 {
         broker_edge_stop(b); /* the routes' work first: it frees listen.https's evhttp too */
+        broker_cluster_stop(b);
         b->https = edge_https_free(b->https);
         if (b->listener) {
                 evconnlistener_free(b->listener);
@@ -563,6 +566,20 @@ static bool str_differs(const char *a, const char *b)
         return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
 }
 
+static bool cluster_differs(const cluster_options *a, const cluster_options *b)
+{
+        return str_differs(a->broker, b->broker) || str_differs(a->client_id, b->client_id) ||
+               str_differs(a->username, b->username) ||
+               str_differs(a->password_file, b->password_file) ||
+               str_differs(a->ca_file, b->ca_file) || str_differs(a->cert_file, b->cert_file) ||
+               str_differs(a->key_file, b->key_file) || str_differs(a->prefix, b->prefix) ||
+               a->keepalive_s != b->keepalive_s || a->qos != b->qos ||
+               a->session_expiry_s != b->session_expiry_s || a->queue_max != b->queue_max ||
+               a->mirror_max_keys != b->mirror_max_keys ||
+               a->max_pending_reads != b->max_pending_reads ||
+               a->read_timeout_ms != b->read_timeout_ms;
+}
+
 static bool programs_differ(const broker_config *a, const broker_config *b)
 {
         if (a->n_boot_programs != b->n_boot_programs)
@@ -577,7 +594,7 @@ static bool programs_differ(const broker_config *a, const broker_config *b)
 /* The settings read once, at the start: a new value is reported and not used. */
 static const char *const restart_only[] = {
         "host", "listen.unix", "store.path", "store.durability", "store.limits", "log.syslog",
-        "boot.programs", "auth.verify_threads", "listen.https", "tls", "listen.http",
+        "boot.programs", "auth.verify_threads", "listen.https", "tls", "listen.http", "cluster",
 };
 
 /*
@@ -602,6 +619,7 @@ static int keep_restart_only(hyb_broker *b, broker_config *n)
                 str_differs(o->listen_https, n->listen_https),
                 str_differs(o->tls_cert, n->tls_cert) || str_differs(o->tls_key, n->tls_key),
                 str_differs(o->listen_http, n->listen_http),
+                cluster_differs(&o->cluster, &n->cluster),
         };
         int mask = 0;
 

@@ -61,5 +61,7 @@ int broker_config_set_auth(loader *l, const char *path, const field *f);
 int broker_config_set_listen_https(loader *l, const char *path, const field *f);
 int broker_config_set_tls(loader *l, const char *path, const field *f);
 int broker_config_check_https(loader *l);
+/* The key `cluster` of the top mapping (config-cluster.c). */
+int broker_config_set_cluster(loader *l, const char *path, const field *f);
 
 #endif

@@ -1127,6 +1127,7 @@ static int parse_document(loader *l)
                 { "auth", broker_config_set_auth },
                 { "edge", set_edge },
                 { "tls", broker_config_set_tls },
+                { "cluster", broker_config_set_cluster },
         };
         int r;
 

@@ -23,6 +23,7 @@ int broker_config_init(broker_config *c)
         c->auth_verify_threads = BROKER_AUTH_VERIFY_THREADS;
         c->auth_max_verifying = BROKER_AUTH_MAX_VERIFYING;
         c->auth_uid_max_verifying = BROKER_AUTH_UID_MAX_VERIFYING;
+        cluster_options_init(&c->cluster);
         c->host = strdup("localhost");
         c->log_level = strdup("info");
         if (!c->host || !c->log_level) {
@@ -76,6 +77,7 @@ void broker_config_clear(broker_config *c)
         free(c->listen_https);
         free(c->tls_cert);
         free(c->tls_key);
+        cluster_options_clear(&c->cluster);
         memset(c, 0, sizeof(*c));
 }
 
@@ -117,6 +119,8 @@ int broker_config_copy(broker_config *dst, const broker_config *src)
         dst->listen_https = broker_strdup_or_null(src->listen_https, &oom);
         dst->tls_cert = broker_strdup_or_null(src->tls_cert, &oom);
         dst->tls_key = broker_strdup_or_null(src->tls_key, &oom);
+        if (cluster_options_copy(&dst->cluster, &src->cluster) < 0)
+                oom = true;
         dst->store_rules = NULL;
         dst->n_store_rules = 0;
         dst->admins = NULL;

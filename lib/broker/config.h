@@ -15,6 +15,7 @@
  *   log: {level: error|warning|info|debug, syslog: bool}
  *   boot: {data: {<fURI>: <obj literal>, ...}, programs: [{inline: TEXT} | {file: PATH}, ...]}
  *   listen: {https: HOST:PORT}   tls: {cert: FILE, key: FILE}     (config-tls.c)
+ *   cluster: {broker: mqtt://HOST:PORT, ...}                         (config-cluster.c)
  */
 #ifndef HYB_BROKER_CONFIG_H
 #define HYB_BROKER_CONFIG_H
@@ -24,6 +25,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cluster/options.h"
 #include "hybrid/common.h"
 
 #define CONFIG_KIB ((uint64_t)1024)
@@ -225,6 +227,7 @@ typedef struct broker_config {
         char *listen_https;       /* HOST:PORT of the https listener; NULL: none */
         unsigned https_line, https_column; /* of listen.https in the file, for errors */
         char *tls_cert, *tls_key; /* PEM files, loaded and matched when the config loads */
+        cluster_options cluster;  /* cluster: (config-cluster.c); cluster.broker NULL: none */
 } broker_config;
 
 /* The rows of BROKER_LIMITS in order, and the relations between them. */

@@ -1,0 +1,811 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon's MQTT link (link.h): one libmosquitto client driven from a libevent loop.
+ *
+ *   cluster_link
+ *    |- mosq                 libmosquitto client (MQTT 5, clean start off)
+ *    |- rd, wr, misc         the socket's read/write events, the 1 s housekeeping timer
+ *    |- retry, probe         backoff timer, the non-blocking connect probe
+ *    |- handlers[]           topic prefix -> message fn
+ *    |- subs: lsub -> ...    filter, count, mid of its SUBSCRIBE, waiters for its SUBACK
+ *    |- pubs: pubop -> ...   mid of a QoS 1 PUBLISH -> done fn (PUBACK)
+ *    `- deferred             done calls that run from the loop, not from inside a call
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <mqtt_protocol.h>
+
+#include "cluster/link.h"
+#include "common/util.h"
+#include "hybrid/log.h"
+
+struct handler {
+        char *prefix;
+        size_t len;
+        cluster_msg_fn fn;
+        void *ud;
+};
+
+struct statefn {
+        cluster_state_fn fn;
+        void *ud;
+};
+
+struct waiter {
+        struct waiter *next;
+        cluster_done_fn fn;
+        void *ud;
+        int r;
+};
+
+struct lsub {
+        struct lsub *next;
+        char *filter;
+        int qos;
+        unsigned n;
+        int mid;        /* of the SUBSCRIBE in flight; 0: none */
+        bool acked;
+        struct waiter *waiters;
+};
+
+struct pubop {
+        struct pubop *next;
+        int mid;
+        cluster_done_fn fn;
+        void *ud;
+};
+
+struct cluster_link {
+        struct event_base *base;
+        cluster_options o;
+        char host[256];
+        int port;
+        bool tls;
+        char *client_id;
+        struct mosquitto *mosq;
+        struct event *rd, *wr, *misc, *retry, *probe, *defer;
+        int probe_fd;
+        struct sockaddr_storage addr;
+        socklen_t addr_len;
+        bool connected, socket_up, lost_pending;
+        unsigned backoff_ms;
+        uint64_t connects;
+        struct handler *handlers;
+        size_t n_handlers;
+        struct statefn *states;
+        size_t n_states;
+        struct lsub *subs;
+        struct pubop *pubs;
+        struct waiter *deferred, **deferred_tail;
+        cluster_log_fn log;
+        void *log_ud;
+};
+
+static void attempt(cluster_link *l);
+
+static void logf_(cluster_link *l, int level, const char *fmt, ...) _printf_(3, 4);
+static void logf_(cluster_link *l, int level, const char *fmt, ...)
+{
+        char msg[512];
+        va_list ap;
+
+        if (!l->log)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        l->log(level, msg, l->log_ud);
+}
+
+/* ---------------------------------------------------------------- deferred done calls */
+
+static void defer_done(cluster_link *l, cluster_done_fn fn, void *ud, int r)
+{
+        struct waiter *w;
+
+        if (!fn)
+                return;
+        w = calloc(1, sizeof *w);
+        if (!w) {
+                fn(l, r, ud); /* out of memory: at once rather than never */
+                return;
+        }
+        w->fn = fn;
+        w->ud = ud;
+        w->r = r;
+        *l->deferred_tail = w;
+        l->deferred_tail = &w->next;
+        event_active(l->defer, EV_TIMEOUT, 0);
+}
+
+static void run_deferred(evutil_socket_t fd, short what, void *ud)
+{
+        cluster_link *l = ud;
+        struct waiter *w = l->deferred;
+
+        l->deferred = NULL;
+        l->deferred_tail = &l->deferred;
+        while (w) {
+                struct waiter *n = w->next;
+                w->fn(l, w->r, w->ud);
+                free(w);
+                w = n;
+        }
+}
+
+/* ---------------------------------------------------------------- socket events */
+
+static void update_write(cluster_link *l)
+{
+        if (l->socket_up && l->wr && mosquitto_want_write(l->mosq) && !event_pending(l->wr, EV_WRITE, NULL))
+                event_add(l->wr, NULL);
+}
+
+static void schedule_retry(cluster_link *l)
+{
+        struct timeval tv = { l->backoff_ms / 1000, (l->backoff_ms % 1000) * 1000 };
+
+        evtimer_add(l->retry, &tv);
+        l->backoff_ms = l->backoff_ms * 2 > CLUSTER_BACKOFF_MAX_MS ? CLUSTER_BACKOFF_MAX_MS
+                                                                    : l->backoff_ms * 2;
+}
+
+/* The connection is gone (a read/write error, the keepalive, a refused CONNACK). */
+static void lost(cluster_link *l, int rc)
+{
+        bool was = l->connected;
+
+        l->lost_pending = false;
+        if (!l->socket_up)
+                return;
+        l->socket_up = false;
+        l->connected = false;
+        if (l->rd)
+                event_free(l->rd);
+        if (l->wr)
+                event_free(l->wr);
+        l->rd = l->wr = NULL;
+        evtimer_del(l->misc);
+        for (struct lsub *s = l->subs; s; s = s->next)
+                s->mid = 0;
+        logf_(l, was ? HYB_LOG_WARNING : HYB_LOG_INFO, "cluster: connection to %s lost: %s",
+              l->o.broker, mosquitto_strerror(rc));
+        if (was)
+                for (size_t i = 0; i < l->n_states; i++)
+                        l->states[i].fn(l, false, false, l->states[i].ud);
+        schedule_retry(l);
+}
+
+static void on_read(evutil_socket_t fd, short what, void *ud)
+{
+        cluster_link *l = ud;
+        int rc = mosquitto_loop_read(l->mosq, 64);
+
+        if (rc != MOSQ_ERR_SUCCESS || l->lost_pending) {
+                lost(l, rc ? rc : MOSQ_ERR_CONN_LOST);
+                return;
+        }
+        update_write(l);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *ud)
+{
+        cluster_link *l = ud;
+        int rc = mosquitto_loop_write(l->mosq, 64);
+
+        if (rc != MOSQ_ERR_SUCCESS || l->lost_pending) {
+                lost(l, rc ? rc : MOSQ_ERR_CONN_LOST);
+                return;
+        }
+        update_write(l);
+}
+
+static void on_misc(evutil_socket_t fd, short what, void *ud)
+{
+        cluster_link *l = ud;
+        int rc = mosquitto_loop_misc(l->mosq);
+
+        if (rc != MOSQ_ERR_SUCCESS || l->lost_pending) {
+                lost(l, rc ? rc : MOSQ_ERR_KEEPALIVE);
+                return;
+        }
+        update_write(l);
+}
+
+/* The probe got through: libmosquitto's own (blocking, but now quick) connect. */
+static void do_connect(cluster_link *l)
+{
+        mosquitto_property *props = NULL;
+        struct timeval sec = { 1, 0 };
+        int rc, fd, fl;
+
+        rc = mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+                                          l->o.session_expiry_s);
+        if (rc == MOSQ_ERR_SUCCESS)
+                rc = mosquitto_connect_bind_v5(l->mosq, l->host, l->port, (int)l->o.keepalive_s,
+                                               NULL, props);
+        mosquitto_property_free_all(&props);
+        if (rc != MOSQ_ERR_SUCCESS) {
+                logf_(l, HYB_LOG_INFO, "cluster: cannot connect to %s: %s", l->o.broker,
+                      rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+                schedule_retry(l);
+                return;
+        }
+        fd = mosquitto_socket(l->mosq);
+        fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+                (void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        l->rd = event_new(l->base, fd, EV_READ | EV_PERSIST, on_read, l);
+        l->wr = event_new(l->base, fd, EV_WRITE, on_write, l);
+        l->socket_up = true;
+        if (!l->rd || !l->wr || event_add(l->rd, NULL) < 0) {
+                lost(l, MOSQ_ERR_NOMEM);
+                return;
+        }
+        evtimer_add(l->misc, &sec);
+        update_write(l);
+}
+
+static void probe_done(evutil_socket_t fd, short what, void *ud)
+{
+        cluster_link *l = ud;
+        int err = ETIMEDOUT;
+        socklen_t len = sizeof err;
+
+        if (what & EV_WRITE) {
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+                        err = errno;
+        }
+        event_free(l->probe);
+        l->probe = NULL;
+        close(l->probe_fd);
+        l->probe_fd = -1;
+        if (err) {
+                logf_(l, HYB_LOG_DEBUG, "cluster: broker %s unreachable: %s", l->o.broker,
+                      strerror(err));
+                schedule_retry(l);
+                return;
+        }
+        do_connect(l);
+}
+
+/* A non-blocking connect to the broker's address: is it there? */
+static void attempt(cluster_link *l)
+{
+        struct timeval tv = { CLUSTER_BACKOFF_MAX_MS / 1000 + 1, 0 };
+        int fd;
+
+        if (l->socket_up || l->probe)
+                return;
+        fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+                schedule_retry(l);
+                return;
+        }
+        if (connect(fd, (struct sockaddr *)&l->addr, l->addr_len) < 0 && errno != EINPROGRESS) {
+                logf_(l, HYB_LOG_DEBUG, "cluster: broker %s unreachable: %m", l->o.broker);
+                close(fd);
+                schedule_retry(l);
+                return;
+        }
+        l->probe_fd = fd;
+        l->probe = event_new(l->base, fd, EV_WRITE, probe_done, l);
+        if (!l->probe || event_add(l->probe, &tv) < 0) {
+                if (l->probe)
+                        event_free(l->probe);
+                l->probe = NULL;
+                close(fd);
+                l->probe_fd = -1;
+                schedule_retry(l);
+        }
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *ud)
+{
+        attempt(ud);
+}
+
+/* ---------------------------------------------------------------- libmosquitto callbacks */
+
+static void send_subscribe(cluster_link *l, struct lsub *s)
+{
+        int rc = mosquitto_subscribe_v5(l->mosq, &s->mid, s->filter, s->qos,
+                                        MQTT_SUB_OPT_RETAIN_AS_PUBLISHED, NULL);
+
+        if (rc != MOSQ_ERR_SUCCESS) {
+                s->mid = 0;
+                logf_(l, HYB_LOG_WARNING, "cluster: cannot subscribe %s: %s", s->filter,
+                      mosquitto_strerror(rc));
+        }
+}
+
+static void cb_connect(struct mosquitto *m, void *ud, int rc, int flags,
+                       const mosquitto_property *props)
+{
+        cluster_link *l = ud;
+        bool session = flags & 1;
+
+        if (rc != 0) {
+                logf_(l, HYB_LOG_ERROR, "cluster: broker %s refused the connection: %s",
+                      l->o.broker, mosquitto_reason_string(rc));
+                l->lost_pending = true;
+                return;
+        }
+        l->connected = true;
+        l->backoff_ms = CLUSTER_BACKOFF_FIRST_MS;
+        l->connects++;
+        logf_(l, HYB_LOG_INFO, "cluster: connected to %s as %s (session %s)", l->o.broker,
+              l->client_id, session ? "kept" : "new");
+        /* Subscribed again each time: a new session has none, and a kept one answers with
+         * the retained values again, which resynchronises the mirror. */
+        for (struct lsub *s = l->subs; s; s = s->next)
+                send_subscribe(l, s);
+        for (size_t i = 0; i < l->n_states; i++)
+                l->states[i].fn(l, true, session, l->states[i].ud);
+}
+
+static void cb_disconnect(struct mosquitto *m, void *ud, int rc, const mosquitto_property *p)
+{
+        cluster_link *l = ud;
+
+        l->lost_pending = true;
+}
+
+static void cb_subscribe(struct mosquitto *m, void *ud, int mid, int n, const int *granted,
+                         const mosquitto_property *props)
+{
+        cluster_link *l = ud;
+
+        for (struct lsub *s = l->subs; s; s = s->next) {
+                struct waiter *w;
+                int r;
+
+                if (s->mid != mid)
+                        continue;
+                s->mid = 0;
+                r = n > 0 && granted[0] < 0x80 ? 0 : -EACCES;
+                if (r < 0)
+                        logf_(l, HYB_LOG_WARNING, "cluster: broker refused subscription %s",
+                              s->filter);
+                s->acked = r == 0;
+                w = s->waiters;
+                s->waiters = NULL;
+                while (w) {
+                        struct waiter *nx = w->next;
+                        defer_done(l, w->fn, w->ud, r);
+                        free(w);
+                        w = nx;
+                }
+                return;
+        }
+}
+
+static void cb_publish(struct mosquitto *m, void *ud, int mid, int reason,
+                       const mosquitto_property *props)
+{
+        cluster_link *l = ud;
+
+        for (struct pubop **pp = &l->pubs; *pp; pp = &(*pp)->next) {
+                struct pubop *p = *pp;
+
+                if (p->mid != mid)
+                        continue;
+                *pp = p->next;
+                defer_done(l, p->fn, p->ud, reason >= 0x80 ? -EIO : 0);
+                free(p);
+                return;
+        }
+}
+
+static void cb_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg,
+                       const mosquitto_property *props)
+{
+        cluster_link *l = ud;
+        struct handler *best = NULL;
+        size_t tl;
+
+        if (!msg->topic)
+                return;
+        tl = strlen(msg->topic);
+        for (size_t i = 0; i < l->n_handlers; i++) {
+                struct handler *h = &l->handlers[i];
+
+                if (h->len <= tl && memcmp(h->prefix, msg->topic, h->len) == 0 &&
+                    (!best || h->len > best->len))
+                        best = h;
+        }
+        if (best)
+                best->fn(l, msg->topic, msg->payload, (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0),
+                         msg->retain, msg->qos, props, best->ud);
+}
+
+static void cb_log(struct mosquitto *m, void *ud, int level, const char *str)
+{
+        cluster_link *l = ud;
+
+        if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
+                logf_(l, HYB_LOG_DEBUG, "cluster: libmosquitto: %s", str);
+}
+
+/* ---------------------------------------------------------------- life */
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+
+static void lib_init(void)
+{
+        (void)mosquitto_lib_init();
+}
+
+static int read_password(const char *path, char **ret, hyb_error *e)
+{
+        char buf[1024];
+        FILE *f = fopen(path, "re");
+        size_t n;
+
+        if (!f)
+                return err_set(e, -EINVAL, errno, "cluster.password_file %s: %m", path);
+        n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        buf[strcspn(buf, "\r\n")] = 0;
+        *ret = strdup(buf);
+        explicit_bzero(buf, sizeof buf);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int resolve(cluster_link *l, hyb_error *e)
+{
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+        char port[16];
+        int r;
+
+        snprintf(port, sizeof port, "%d", l->port);
+        r = getaddrinfo(l->host, port, &hints, &ai);
+        if (r != 0)
+                return err_set(e, -EINVAL, -1, "cluster.broker %s: %s", l->o.broker,
+                               gai_strerror(r));
+        memcpy(&l->addr, ai->ai_addr, ai->ai_addrlen);
+        l->addr_len = ai->ai_addrlen;
+        freeaddrinfo(ai);
+        return 0;
+}
+
+int cluster_link_new(struct event_base *base, const cluster_options *o,
+                     const char *default_client_id, cluster_log_fn log, void *log_userdata,
+                     cluster_link **ret, hyb_error *reterr)
+{
+        cluster_link *l;
+        char *password = NULL;
+        int r, rc;
+
+        hyb_assert_return(base && o && o->broker && ret, -EINVAL);
+        (void)pthread_once(&lib_once, lib_init);
+        l = calloc(1, sizeof *l);
+        if (!l)
+                return -ENOMEM;
+        l->base = base;
+        l->probe_fd = -1;
+        l->log = log;
+        l->log_ud = log_userdata;
+        l->backoff_ms = CLUSTER_BACKOFF_FIRST_MS;
+        l->deferred_tail = &l->deferred;
+        r = cluster_options_copy(&l->o, o);
+        if (r < 0) {
+                free(l);
+                return r;
+        }
+        if (!l->o.prefix && !(l->o.prefix = strdup(""))) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        if (cluster_parse_url(o->broker, l->host, sizeof l->host, &l->port, &l->tls) < 0) {
+                r = err_set(reterr, -EINVAL, -1,
+                            "cluster.broker: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT], "
+                            "got '%s'", o->broker);
+                goto fail;
+        }
+        r = resolve(l, reterr);
+        if (r < 0)
+                goto fail;
+        l->client_id = strdup(o->client_id ? o->client_id
+                              : default_client_id ? default_client_id : "hybrid");
+        l->mosq = l->client_id ? mosquitto_new(l->client_id, false, l) : NULL;
+        if (!l->mosq) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        mosquitto_int_option(l->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+        mosquitto_int_option(l->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+        if (o->password_file && (r = read_password(o->password_file, &password, reterr)) < 0)
+                goto fail;
+        if (o->username || password) {
+                rc = mosquitto_username_pw_set(l->mosq, o->username, password);
+                if (password)
+                        explicit_bzero(password, strlen(password));
+                free(password);
+                if (rc != MOSQ_ERR_SUCCESS) {
+                        r = err_set(reterr, -EINVAL, -1, "cluster.username: %s",
+                                    mosquitto_strerror(rc));
+                        goto fail;
+                }
+        }
+        if (l->tls) {
+                rc = mosquitto_tls_set(l->mosq, o->ca_file, o->ca_file ? NULL : "/etc/ssl/certs",
+                                       o->cert_file, o->key_file, NULL);
+                if (rc != MOSQ_ERR_SUCCESS) {
+                        r = err_set(reterr, -EINVAL, -1,
+                                    "cluster: the TLS files (ca_file, cert_file, key_file) are "
+                                    "refused: %s", mosquitto_strerror(rc));
+                        goto fail;
+                }
+        }
+        mosquitto_connect_v5_callback_set(l->mosq, cb_connect);
+        mosquitto_disconnect_v5_callback_set(l->mosq, cb_disconnect);
+        mosquitto_subscribe_v5_callback_set(l->mosq, cb_subscribe);
+        mosquitto_publish_v5_callback_set(l->mosq, cb_publish);
+        mosquitto_message_v5_callback_set(l->mosq, cb_message);
+        mosquitto_log_callback_set(l->mosq, cb_log);
+        l->misc = event_new(base, -1, EV_PERSIST, on_misc, l);
+        l->retry = evtimer_new(base, on_retry, l);
+        l->defer = event_new(base, -1, 0, run_deferred, l);
+        if (!l->misc || !l->retry || !l->defer) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        {
+                struct timeval now = { 0, 0 };
+                evtimer_add(l->retry, &now);
+        }
+        *ret = l;
+        return 0;
+fail:
+        cluster_link_free(l);
+        return r;
+}
+
+cluster_link *cluster_link_free(cluster_link *l)
+{
+        if (!l)
+                return NULL;
+        if (l->mosq && l->connected) {
+                (void)mosquitto_disconnect(l->mosq);
+                (void)mosquitto_loop_write(l->mosq, 1);
+        }
+        if (l->rd)
+                event_free(l->rd);
+        if (l->wr)
+                event_free(l->wr);
+        if (l->misc)
+                event_free(l->misc);
+        if (l->retry)
+                event_free(l->retry);
+        if (l->probe)
+                event_free(l->probe);
+        if (l->probe_fd >= 0)
+                close(l->probe_fd);
+        while (l->pubs) {
+                struct pubop *p = l->pubs;
+                l->pubs = p->next;
+                if (p->fn)
+                        p->fn(l, -ECANCELED, p->ud);
+                free(p);
+        }
+        while (l->subs) {
+                struct lsub *s = l->subs;
+                l->subs = s->next;
+                while (s->waiters) {
+                        struct waiter *w = s->waiters;
+                        s->waiters = w->next;
+                        if (w->fn)
+                                w->fn(l, -ECANCELED, w->ud);
+                        free(w);
+                }
+                free(s->filter);
+                free(s);
+        }
+        while (l->deferred) {
+                struct waiter *w = l->deferred;
+                l->deferred = w->next;
+                w->fn(l, -ECANCELED, w->ud);
+                free(w);
+        }
+        if (l->defer)
+                event_free(l->defer);
+        for (size_t i = 0; i < l->n_handlers; i++)
+                free(l->handlers[i].prefix);
+        free(l->handlers);
+        free(l->states);
+        if (l->mosq)
+                mosquitto_destroy(l->mosq);
+        free(l->client_id);
+        cluster_options_clear(&l->o);
+        free(l);
+        return NULL;
+}
+
+/* ---------------------------------------------------------------- operations */
+
+int cluster_link_on_message(cluster_link *l, const char *prefix, cluster_msg_fn fn, void *ud)
+{
+        struct handler *h;
+        char *p;
+
+        hyb_assert_return(l && prefix && fn, -EINVAL);
+        for (size_t i = 0; i < l->n_handlers; i++)
+                if (strcmp(l->handlers[i].prefix, prefix) == 0) {
+                        l->handlers[i].fn = fn;
+                        l->handlers[i].ud = ud;
+                        return 0;
+                }
+        p = strdup(prefix);
+        h = p ? realloc(l->handlers, (l->n_handlers + 1) * sizeof *h) : NULL;
+        if (!h) {
+                free(p);
+                return -ENOMEM;
+        }
+        l->handlers = h;
+        h[l->n_handlers++] = (struct handler){ p, strlen(p), fn, ud };
+        return 0;
+}
+
+int cluster_link_on_state(cluster_link *l, cluster_state_fn fn, void *ud)
+{
+        struct statefn *s;
+
+        hyb_assert_return(l && fn, -EINVAL);
+        s = realloc(l->states, (l->n_states + 1) * sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        l->states = s;
+        s[l->n_states++] = (struct statefn){ fn, ud };
+        return 0;
+}
+
+static struct lsub *find_sub(cluster_link *l, const char *filter, struct lsub ***ret_pp)
+{
+        for (struct lsub **pp = &l->subs; *pp; pp = &(*pp)->next)
+                if (strcmp((*pp)->filter, filter) == 0) {
+                        if (ret_pp)
+                                *ret_pp = pp;
+                        return *pp;
+                }
+        return NULL;
+}
+
+int cluster_link_subscribe(cluster_link *l, const char *filter, int qos, cluster_done_fn done,
+                           void *ud)
+{
+        struct lsub *s;
+        struct waiter *w = NULL;
+
+        hyb_assert_return(l && filter && qos >= 0 && qos <= 2, -EINVAL);
+        if (mosquitto_sub_topic_check2(filter, strlen(filter)) != MOSQ_ERR_SUCCESS)
+                return -EINVAL;
+        s = find_sub(l, filter, NULL);
+        if (s && s->acked) {
+                s->n++;
+                defer_done(l, done, ud, 0);
+                return 0;
+        }
+        if (done) {
+                w = calloc(1, sizeof *w);
+                if (!w)
+                        return -ENOMEM;
+                w->fn = done;
+                w->ud = ud;
+        }
+        if (s) {
+                s->n++;
+                if (w) {
+                        w->next = s->waiters;
+                        s->waiters = w;
+                }
+                return 0;
+        }
+        s = calloc(1, sizeof *s);
+        if (!s || !(s->filter = strdup(filter))) {
+                free(s);
+                free(w);
+                return -ENOMEM;
+        }
+        s->qos = qos;
+        s->n = 1;
+        s->waiters = w;
+        s->next = l->subs;
+        l->subs = s;
+        if (l->connected) {
+                send_subscribe(l, s);
+                update_write(l);
+        }
+        return 0;
+}
+
+int cluster_link_unsubscribe(cluster_link *l, const char *filter)
+{
+        struct lsub **pp = NULL, *s;
+
+        hyb_assert_return(l && filter, -EINVAL);
+        s = find_sub(l, filter, &pp);
+        if (!s)
+                return -ENOENT;
+        if (--s->n > 0)
+                return 0;
+        *pp = s->next;
+        if (l->connected) {
+                (void)mosquitto_unsubscribe(l->mosq, NULL, s->filter);
+                update_write(l);
+        }
+        while (s->waiters) {
+                struct waiter *w = s->waiters;
+                s->waiters = w->next;
+                defer_done(l, w->fn, w->ud, -ECANCELED);
+                free(w);
+        }
+        free(s->filter);
+        free(s);
+        return 0;
+}
+
+int cluster_link_publish(cluster_link *l, const char *topic, const void *payload, size_t len,
+                         int qos, bool retain, const mosquitto_property *props,
+                         cluster_done_fn done, void *ud)
+{
+        struct pubop *p = NULL;
+        int mid = 0, rc;
+
+        hyb_assert_return(l && topic && (payload || !len) && qos >= 0 && qos <= 2, -EINVAL);
+        if (len > MQTT_MAX_PAYLOAD)
+                return -EINVAL;
+        if (!l->connected)
+                return -ENOTCONN;
+        if (done && qos > 0 && !(p = calloc(1, sizeof *p)))
+                return -ENOMEM;
+        rc = mosquitto_publish_v5(l->mosq, &mid, topic, (int)len, payload, qos, retain, props);
+        if (rc != MOSQ_ERR_SUCCESS) {
+                free(p);
+                return rc == MOSQ_ERR_NOMEM             ? -ENOMEM
+                       : rc == MOSQ_ERR_NO_CONN         ? -ENOTCONN
+                       : rc == MOSQ_ERR_OVERSIZE_PACKET ? -EMSGSIZE
+                                                        : -EINVAL;
+        }
+        if (p) {
+                /* a QoS 1 PUBACK can only come from a later read, after this */
+                p->mid = mid;
+                p->fn = done;
+                p->ud = ud;
+                p->next = l->pubs;
+                l->pubs = p;
+        } else
+                defer_done(l, done, ud, 0);
+        update_write(l);
+        return 0;
+}
+
+bool cluster_link_is_connected(const cluster_link *l)
+{
+        return l && l->connected;
+}
+
+const cluster_options *cluster_link_get_options(const cluster_link *l)
+{
+        return &l->o;
+}
+
+const char *cluster_link_get_client_id(const cluster_link *l)
+{
+        return l->client_id;
+}
+
+uint64_t cluster_link_get_connects(const cluster_link *l)
+{
+        return l->connects;
+}

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon's one MQTT connection to the cluster's broker (doc/cluster.md), on
+ * libmosquitto, driven from the daemon's libevent loop: no thread of its own.
+ *
+ * The link connects with MQTT 5, clean start off and a session expiry, so the broker keeps
+ * the session (subscriptions, QoS 1 messages) while the daemon is away; it reconnects by
+ * itself with a backoff that doubles from 100 ms and is capped at 2 s.  Its users:
+ *
+ *   - cluster_link_on_message: messages dispatched by topic prefix (the longest registered
+ *     prefix that starts the topic wins; "" takes what no other prefix takes).  The cluster
+ *     scope registers "<prefix>"; bus calls between hosts register "<prefix>_hybrid/".
+ *   - cluster_link_subscribe: a topic filter, kept by the link and subscribed again on each
+ *     (re)connection; done runs once the broker's SUBACK came (0, or -EACCES when refused).
+ *   - cluster_link_publish: done runs once the broker acknowledged it (QoS 1: PUBACK; QoS 0:
+ *     written out), 0 or -EIO when the broker refused it; a QoS 1 message in flight when the
+ *     connection drops is sent again on the next one (the session's own retry).
+ *   - cluster_link_on_state: told of each connection made (session_present as the broker
+ *     said) and lost.
+ *
+ * Why no libmosquitto thread: every callback then runs on the daemon's loop thread, so the
+ * broker's state (connections, store, subscriptions) needs no lock, and the link costs no
+ * wake-up pipe.  The one blocking step is the TCP connect of a (re)connection: the link
+ * first probes the address with a non-blocking connect from the loop and calls
+ * libmosquitto's connect (which alone can send the CONNECT properties MQTT 5 needs for a
+ * session expiry) only once the probe got through, so an unreachable broker never stalls
+ * the loop.  Names are resolved when the link is made.
+ */
+#ifndef HYB_CLUSTER_LINK_H
+#define HYB_CLUSTER_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mosquitto.h>
+
+#include "cluster/options.h"
+#include "hybrid/common.h"
+
+struct event_base;
+
+typedef struct cluster_link cluster_link;
+
+/* A message received; topic and payload are borrowed for the call.  props: its MQTT 5
+ * properties (response topic, correlation data...), NULL when none. */
+typedef void (*cluster_msg_fn)(cluster_link *l, const char *topic, const void *payload,
+                               size_t len, bool retain, int qos, const mosquitto_property *props,
+                               void *userdata);
+/* An operation finished: r is 0, or -errno. */
+typedef void (*cluster_done_fn)(cluster_link *l, int r, void *userdata);
+/* The link connected (session_present: the broker kept our session) or lost its connection. */
+typedef void (*cluster_state_fn)(cluster_link *l, bool connected, bool session_present,
+                                 void *userdata);
+/* A line for the daemon's log (level: HYB_LOG_*). */
+typedef void (*cluster_log_fn)(int level, const char *msg, void *userdata);
+
+/*
+ * Makes a link for options o (copied; o->broker must be set) on the loop base, and starts
+ * connecting at once (the first attempt runs from the loop).  default_client_id is used
+ * when o->client_id is NULL.  Errors: -EINVAL with a message (bad URL, a password file that
+ * cannot be read, TLS files libmosquitto refuses), -ENOMEM.
+ */
+int cluster_link_new(struct event_base *base, const cluster_options *o,
+                     const char *default_client_id, cluster_log_fn log, void *log_userdata,
+                     cluster_link **ret, hyb_error *reterr);
+/* Disconnects and frees the link; pending operations' done callbacks run with -ECANCELED.
+ * NULL is fine.  Returns NULL. */
+cluster_link *cluster_link_free(cluster_link *l);
+
+/* Registers fn for topics starting with prefix (copied); one handler per prefix, a second
+ * replaces the first.  0, -ENOMEM. */
+int cluster_link_on_message(cluster_link *l, const char *prefix, cluster_msg_fn fn,
+                            void *userdata);
+/* Registers fn for connection changes (several may be registered).  0, -ENOMEM. */
+int cluster_link_on_state(cluster_link *l, cluster_state_fn fn, void *userdata);
+
+/*
+ * Subscribes filter (an MQTT topic filter) at qos, retain-as-published (so a message that
+ * the broker keeps arrives with retain set, also live).  The link counts subscriptions per
+ * filter: the broker is asked once, and each call's done runs when the SUBACK came (at once
+ * from the loop when it already had).  done may be NULL.  0, -EINVAL, -ENOMEM.
+ */
+int cluster_link_subscribe(cluster_link *l, const char *filter, int qos, cluster_done_fn done,
+                           void *userdata);
+/* Drops one subscription of filter; the broker is asked to unsubscribe with the last one.
+ * 0, or -ENOENT when filter is not subscribed. */
+int cluster_link_unsubscribe(cluster_link *l, const char *filter);
+/*
+ * Publishes payload[0..len) on topic.  props (may be NULL) are MQTT 5 properties, copied by
+ * libmosquitto.  done (may be NULL) runs when the broker acknowledged it.  Returns 0, or
+ * -ENOTCONN when the link is not connected (nothing sent: the caller queues), -EINVAL
+ * (a bad topic, too long a payload), -ENOMEM.
+ */
+int cluster_link_publish(cluster_link *l, const char *topic, const void *payload, size_t len,
+                         int qos, bool retain, const mosquitto_property *props,
+                         cluster_done_fn done, void *userdata);
+/* Is the link connected (CONNACK received)? */
+bool cluster_link_is_connected(const cluster_link *l);
+/* The options the link runs with (borrowed). */
+const cluster_options *cluster_link_get_options(const cluster_link *l);
+/* The client id the link connects with (borrowed). */
+const char *cluster_link_get_client_id(const cluster_link *l);
+/* Connections made so far (1 after the first CONNACK). */
+uint64_t cluster_link_get_connects(const cluster_link *l);
+
+#endif

@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lib/cluster/link.c against a real mosquitto broker on a free loopback port (the cases
+ * that need one say so and pass without it when mosquitto is not installed): connection,
+ * subscribe acknowledged by SUBACK, publish acknowledged by PUBACK, dispatch by topic
+ * prefix, reconnection after the broker restarts, and the broker URL grammar.
+ */
+#include <check.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cluster/link.h"
+#include "suites.h"
+#include "testutil.h"
+
+START_TEST(test_url)
+{
+        char host[64];
+        int port = 0;
+        bool tls = true;
+
+        ck_assert_int_eq(cluster_parse_url("mqtt://127.0.0.1:1999", host, sizeof host, &port, &tls), 0);
+        ck_assert_str_eq(host, "127.0.0.1");
+        ck_assert_int_eq(port, 1999);
+        ck_assert(!tls);
+        ck_assert_int_eq(cluster_parse_url("mqtts://broker.example", host, sizeof host, &port, &tls), 0);
+        ck_assert_str_eq(host, "broker.example");
+        ck_assert_int_eq(port, 8883);
+        ck_assert(tls);
+        ck_assert_int_eq(cluster_parse_url("mqtt://[::1]:7", host, sizeof host, &port, &tls), 0);
+        ck_assert_str_eq(host, "::1");
+        ck_assert_int_eq(port, 7);
+        ck_assert_int_eq(cluster_parse_url("mqtt://h", host, sizeof host, &port, &tls), 0);
+        ck_assert_int_eq(port, 1883);
+        static const char *const bad[] = {
+                "http://h:1", "mqtt://", "mqtt://:1", "mqtt://h:0", "mqtt://h:65536", "mqtt://h:x",
+                "mqtt://h/path", "mqtt://[::1", "mqtt://[::1]x", "h:1883", NULL,
+        };
+        for (size_t i = 0; bad[i]; i++)
+                ck_assert_msg(cluster_parse_url(bad[i], host, sizeof host, &port, &tls) == -EINVAL,
+                              "%s accepted", bad[i]);
+}
+END_TEST
+
+/* ---- a broker ---- */
+
+static const char *mosquitto_path(void)
+{
+        static const char *const paths[] = { "/usr/sbin/mosquitto", "/usr/bin/mosquitto",
+                                             "/usr/local/sbin/mosquitto" };
+        for (size_t i = 0; i < sizeof paths / sizeof *paths; i++)
+                if (access(paths[i], X_OK) == 0)
+                        return paths[i];
+        return NULL;
+}
+
+static int free_port(void)
+{
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof a;
+        int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+        ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+        port = ntohs(a.sin_port);
+        close(fd);
+        return port;
+}
+
+static bool port_open(int port)
+{
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                 .sin_port = htons((uint16_t)port) };
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+
+        close(fd);
+        return ok;
+}
+
+static pid_t broker_start(const char *dir, int port)
+{
+        char conf[512], text[1024];
+        FILE *f;
+        pid_t pid;
+
+        snprintf(conf, sizeof conf, "%s/mosquitto.conf", dir);
+        snprintf(text, sizeof text,
+                 "listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                 "persistence_location %s/\n%s",
+                 port, dir, geteuid() == 0 ? "user root\n" : "");
+        f = fopen(conf, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(text, f);
+        fclose(f);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char log[600];
+                snprintf(log, sizeof log, "%s/mosquitto.log", dir);
+                (void)!freopen(log, "a", stdout);
+                (void)!freopen(log, "a", stderr);
+                execl(mosquitto_path(), "mosquitto", "-c", conf, (char *)NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 1000 && !port_open(port); i++)
+                usleep(10000);
+        ck_assert_msg(port_open(port), "mosquitto did not start");
+        return pid;
+}
+
+static void broker_stop(pid_t pid)
+{
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+}
+
+/* ---- a loop ---- */
+
+typedef struct seen {
+        int connected, lost, suback, suback_r, puback, puback_r;
+        char topics[16][64];
+        char payloads[16][64];
+        bool retain[16];
+        int n_msgs, n_ctl;
+} seen;
+
+static void on_state(cluster_link *l, bool connected, bool session, void *ud)
+{
+        seen *s = ud;
+        if (connected)
+                s->connected++;
+        else
+                s->lost++;
+}
+
+static void on_suback(cluster_link *l, int r, void *ud)
+{
+        seen *s = ud;
+        s->suback++;
+        s->suback_r = r;
+}
+
+static void on_puback(cluster_link *l, int r, void *ud)
+{
+        seen *s = ud;
+        s->puback++;
+        s->puback_r = r;
+}
+
+static void on_msg(cluster_link *l, const char *topic, const void *p, size_t len, bool retain,
+                   int qos, const mosquitto_property *props, void *ud)
+{
+        seen *s = ud;
+        if (s->n_msgs < 16) {
+                snprintf(s->topics[s->n_msgs], 64, "%s", topic);
+                snprintf(s->payloads[s->n_msgs], 64, "%.*s", (int)len, (const char *)p);
+                s->retain[s->n_msgs] = retain;
+        }
+        s->n_msgs++;
+}
+
+static void on_ctl(cluster_link *l, const char *topic, const void *p, size_t len, bool retain,
+                   int qos, const mosquitto_property *props, void *ud)
+{
+        ((seen *)ud)->n_ctl++;
+}
+
+/* Runs the loop until *v >= want, at most 20 s. */
+static void run_until(struct event_base *base, const int *v, int want)
+{
+        struct timeval tick = { 0, 20000 };
+        for (int i = 0; i < 1000 && *v < want; i++) {
+                event_base_loopexit(base, &tick);
+                event_base_dispatch(base);
+        }
+        ck_assert_int_ge(*v, want);
+}
+
+START_TEST(test_pubsub)
+{
+        char *dir;
+        int port;
+        pid_t pid;
+        struct event_base *base;
+        cluster_options o;
+        cluster_link *l = NULL;
+        seen s = { 0 };
+        char url[64];
+        hyb_error e;
+
+        if (!mosquitto_path())
+                return; /* mosquitto not installed */
+        dir = test_tmpdir();
+        port = free_port();
+        pid = broker_start(dir, port);
+        base = event_base_new();
+        cluster_options_init(&o);
+        snprintf(url, sizeof url, "mqtt://127.0.0.1:%d", port);
+        o.broker = url;
+        hyb_error_clear(&e);
+        ck_assert_int_eq(cluster_link_new(base, &o, "hybrid-test-link", NULL, NULL, &l, &e), 0);
+        ck_assert_str_eq(cluster_link_get_client_id(l), "hybrid-test-link");
+        ck_assert_int_eq(cluster_link_on_state(l, on_state, &s), 0);
+        ck_assert_int_eq(cluster_link_on_message(l, "", on_msg, &s), 0);
+        ck_assert_int_eq(cluster_link_on_message(l, "_hybrid/", on_ctl, &s), 0);
+        /* not connected yet: publish says so, nothing is sent */
+        ck_assert_int_eq(cluster_link_publish(l, "t/x", "1", 1, 1, false, NULL, NULL, NULL),
+                         -ENOTCONN);
+        ck_assert_int_eq(cluster_link_subscribe(l, "t/#", 1, on_suback, &s), 0);
+        ck_assert_int_eq(cluster_link_subscribe(l, "_hybrid/#", 1, NULL, NULL), 0);
+        ck_assert_int_eq(cluster_link_subscribe(l, "bad/#/x", 1, NULL, NULL), -EINVAL);
+        run_until(base, &s.connected, 1);
+        run_until(base, &s.suback, 1);
+        ck_assert_int_eq(s.suback_r, 0);
+        /* a second subscription of the same filter is acknowledged from the loop */
+        ck_assert_int_eq(cluster_link_subscribe(l, "t/#", 1, on_suback, &s), 0);
+        ck_assert_int_eq(s.suback, 1);
+        run_until(base, &s.suback, 2);
+        ck_assert_int_eq(cluster_link_publish(l, "t/a", "21.5", 4, 1, true, NULL, on_puback, &s), 0);
+        run_until(base, &s.puback, 1);
+        ck_assert_int_eq(s.puback_r, 0);
+        ck_assert_int_eq(cluster_link_publish(l, "t/b", "x", 1, 1, false, NULL, on_puback, &s), 0);
+        ck_assert_int_eq(cluster_link_publish(l, "_hybrid/c", "y", 1, 0, false, NULL, on_puback, &s), 0);
+        run_until(base, &s.n_msgs, 2);
+        run_until(base, &s.n_ctl, 1);
+        run_until(base, &s.puback, 3);
+        ck_assert_str_eq(s.topics[0], "t/a");
+        ck_assert_str_eq(s.payloads[0], "21.5");
+        ck_assert(s.retain[0]); /* retain as published */
+        ck_assert_str_eq(s.topics[1], "t/b");
+        ck_assert(!s.retain[1]);
+        ck_assert_int_eq(s.n_msgs, 2); /* _hybrid/c went to the longer prefix only */
+
+        /* the broker restarts (persistence on): the link comes back by itself, subscribes
+         * again, and the retained value is delivered again */
+        broker_stop(pid);
+        run_until(base, &s.lost, 1);
+        ck_assert(!cluster_link_is_connected(l));
+        ck_assert_int_eq(cluster_link_publish(l, "t/x", "1", 1, 1, false, NULL, NULL, NULL),
+                         -ENOTCONN);
+        pid = broker_start(dir, port);
+        run_until(base, &s.connected, 2);
+        ck_assert_uint_eq(cluster_link_get_connects(l), 2);
+        run_until(base, &s.n_msgs, 3);
+        ck_assert_str_eq(s.topics[2], "t/a");
+        ck_assert_str_eq(s.payloads[2], "21.5");
+        ck_assert(s.retain[2]);
+        ck_assert_int_eq(cluster_link_unsubscribe(l, "t/#"), 0);
+        ck_assert_int_eq(cluster_link_unsubscribe(l, "t/#"), 0);
+        ck_assert_int_eq(cluster_link_unsubscribe(l, "t/#"), -ENOENT);
+
+        l = cluster_link_free(l);
+        event_base_free(base);
+        broker_stop(pid);
+        test_rmrf(dir);
+        free(dir);
+}
+END_TEST
+
+START_TEST(test_bad_options)
+{
+        struct event_base *base = event_base_new();
+        cluster_options o;
+        cluster_link *l = NULL;
+        hyb_error e;
+
+        cluster_options_init(&o);
+        hyb_error_clear(&e);
+        o.broker = (char *)"tcp://h:1";
+        ck_assert_int_eq(cluster_link_new(base, &o, NULL, NULL, NULL, &l, &e), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(e.message, "mqtt://"));
+        o.broker = (char *)"mqtt://127.0.0.1:1";
+        o.password_file = (char *)"/nonexistent/pass";
+        hyb_error_clear(&e);
+        ck_assert_int_eq(cluster_link_new(base, &o, NULL, NULL, NULL, &l, &e), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(e.message, "password_file"));
+        ck_assert_ptr_null(l);
+        event_base_free(base);
+}
+END_TEST
+
+Suite *cluster_suite(void)
+{
+        Suite *s = suite_create("cluster");
+        TCase *tc = tcase_create("link");
+
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_url);
+        tcase_add_test(tc, test_bad_options);
+        tcase_add_test(tc, test_pubsub);
+        suite_add_tcase(s, tc);
+        return s;
+}
