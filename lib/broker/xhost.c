@@ -171,7 +171,7 @@ int xhost_attach(hyb_broker *b, const char *prefix, const xhost_ops *ops, void *
                 return -EINVAL;
         if (bus_name_equal(host, strlen(host), "localhost", 9))
                 return HYB_E_CONFIG;
-        if (pl && (prefix[pl - 1] != '/' || strpbrk(prefix, "+#") || prefix[0] == '$'))
+        if (pl && (strpbrk(prefix, "+#") || prefix[0] == '$'))
                 return HYB_E_CONFIG;
         if (pl + sizeof "_hybrid/" + BUS_HOST_MAX + 64 > XHOST_TOPIC_MAX || strlen(host) > BUS_HOST_MAX)
                 return HYB_E_CONFIG;
@@ -184,6 +184,19 @@ int xhost_attach(hyb_broker *b, const char *prefix, const xhost_ops *ops, void *
         snprintf(x->p, sizeof x->p, "%s_hybrid/", pl ? prefix : "");
         for (size_t i = 0; host[i]; i++)
                 x->own[i] = (char)tolower((unsigned char)host[i]);
+        /* the link keeps its filters and subscribes them again on each connection */
+        char t[XHOST_TOPIC_MAX];
+        static const char *const kinds[] = { "call", "reply" };
+        int r = 0;
+        for (size_t i = 0; i < 2 && r == 0; i++)
+                if ((r = xhost_topic(t, x->p, kinds[i], x->own, strlen(x->own))) == 0)
+                        r = ops->subscribe(ud, t);
+        if (r == 0 && (r = xhost_topic(t, x->p, "presence", "+", 1)) == 0)
+                r = ops->subscribe(ud, t);
+        if (r < 0) {
+                free(x);
+                return r;
+        }
         b->xhost = x;
         return 0;
 }
@@ -193,15 +206,7 @@ void xhost_online(hyb_broker *b)
         xhost *x = b->xhost;
         char t[XHOST_TOPIC_MAX];
 
-        if (!x)
-                return;
-        static const char *const kinds[] = { "call", "reply" };
-        for (size_t i = 0; i < 2; i++)
-                if (xhost_topic(t, x->p, kinds[i], x->own, strlen(x->own)) == 0)
-                        x->ops->subscribe(x->ud, t);
-        if (xhost_topic(t, x->p, "presence", "+", 1) == 0)
-                x->ops->subscribe(x->ud, t);
-        if (xhost_topic(t, x->p, "presence", x->own, strlen(x->own)) == 0) {
+        if (x && xhost_topic(t, x->p, "presence", x->own, strlen(x->own)) == 0) {
                 xmsg m = { .topic = t, .payload = (const uint8_t *)"online", .len = 6, .retain = true };
                 x->ops->publish(x->ud, &m);
         }
@@ -318,7 +323,9 @@ int xhost_forward_call(bconn *c, bconn *callee, uint64_t id, uint32_t t, bframe 
                 return 500;
         corr_put(corr, id);
         wire_hdr h = { .type = WIRE_CALL, .flags = f->h.flags & WIRE_F_BINARY, .call_id = id, .timeout_ms = t };
-        xmsg m = { .response_topic = reply, .corr = corr, .corr_len = sizeof corr, .token = c->tok_text };
+        /* The broker drops a request that waited longer than its deadline (a host away). */
+        xmsg m = { .response_topic = reply, .corr = corr, .corr_len = sizeof corr, .token = c->tok_text,
+                   .expiry_s = (t + 999) / 1000 };
         if (send_frame(x, topic, &h, from, from_len, f->to, f->h.to_len, f->member, f->h.member_len, body,
                        f->h.body_len, &m) < 0)
                 return 502;

@@ -44,6 +44,7 @@ typedef struct xmsg {
         size_t corr_len;
         const char *token;              /* user property "token", or NULL */
         const char *for_host, *for_app; /* user properties of an EVENT, or NULL */
+        uint32_t expiry_s;              /* MQTT 5 message expiry interval (0: none) */
         bool retain;
 } xmsg;
 
@@ -63,8 +64,8 @@ typedef struct xhost_ops {
  * 0, HYB_E_CONFIG (host localhost, a prefix that is not a topic level prefix) or -ENOMEM.
  */
 int xhost_attach(hyb_broker *b, const char *prefix, const xhost_ops *ops, void *ud);
-/* The link is (again) connected: subscribes the host's topics and event filters and
- * publishes its presence.  Call after every (re)connect. */
+/* The link is (again) connected: publishes the host's presence.  Call after every
+ * (re)connect.  (xhost_attach subscribed the host's topics; the link keeps them.) */
 void xhost_online(hyb_broker *b);
 /* A message arrived under <P> (any other topic is ignored): 0, or HYB_E_PROTOCOL for one that
  * is not of the protocol (dropped; the daemon's log says why). */
@@ -72,6 +73,12 @@ int xhost_receive(hyb_broker *b, const xmsg *m);
 /* The will the link must set at connect: <P>presence/<host> "offline", retained.  Writes the
  * topic to topic[XHOST_TOPIC_MAX]; 0 or -ENAMETOOLONG. */
 int xhost_will_topic(const hyb_broker *b, char *topic);
+/* Starts bus calls between hosts on the daemon's MQTT link (b->link, xhost-link.c): attach,
+ * the will, the handlers.  0 without a link or with host localhost (no calls between hosts:
+ * logged), else as xhost_attach. */
+int xhost_link_start(hyb_broker *b);
+/* Says goodbye (presence "offline") before the link goes, and detaches. */
+void xhost_link_stop(hyb_broker *b);
 /* Ends the cross-host calls in flight (502 to local callers) and frees what xhost holds. */
 void xhost_detach(hyb_broker *b);
 
