@@ -31,8 +31,21 @@ MPID=$!
 PIDS="$PIDS $MPID"
 wait_until 20 port_open "$PORT" || { bad "mosquitto starts" "$(cat "$T/mosquitto.log")"; finish; }
 
-cluster_yaml() { # HOST [EXTRA-YAML]
-        printf 'host: %s\ncluster:\n  broker: mqtt://127.0.0.1:%s\n%s\n' "$1" "$PORT" "${2:-}"
+# Tokens: issuer acme; a caller's token names both hosts as audiences and grants one
+# procedure of a (as a sees it: bus://localhost/...).  Peers without a token keep the uid
+# policy (auth.tokens accept), and their calls carry only @b/app/runner.
+for k in iss holder; do
+        "$HYBRID" token keygen "$T/$k.key" >/dev/null || { bad "keygen $k"; finish; }
+done
+"$HYBRID" token issue --key "$T/iss.key" --iss acme --sub alice --aud a,b --holder "$T/holder.key.pub" \
+        --cap 'bus://localhost/org.hybridos.cli/srv/getX=call' >"$T/good" || bad "issue good"
+"$HYBRID" token issue --key "$T/iss.key" --iss acme --sub alice --aud b --holder "$T/holder.key.pub" \
+        --cap 'bus://localhost/org.hybridos.cli/srv/getX=call' >"$T/bonly" || bad "issue bonly"
+tok() { tf=$1; shift; "$HYBRID" --bus "$SOCK" --token "$T/$tf" --key "$T/holder.key" "$@"; }
+
+cluster_yaml() { # HOST
+        printf 'host: %s\ncluster:\n  broker: mqtt://127.0.0.1:%s\nauth:\n  tokens: accept\n  audience: %s\n  issuers:\n    acme: %s\n' \
+                "$1" "$PORT" "$1" "$T/iss.key.pub"
 }
 
 start_daemon a "$(cluster_yaml a)" || finish
@@ -46,6 +59,7 @@ SOCK=$ASOCK
 serve_bg srv getX '{"x":42}' --runner srv || finish
 serve_bg slow wait '{}' --runner slow --delay 3600000 || finish
 serve_bg onlyc getY '{"y":1}' --runner onlyc --for-host 'c' || finish
+serve_bg srv2 getZ '{"z":3}' --runner srv2 || finish
 SOCK=$BSOCK
 call_ok() { hy call @a/org.hybridos.cli/srv getX --timeout 2000 >/dev/null 2>&1; }
 wait_until 20 call_ok || bad "a call from b reaches a" "$(hy call @a/org.hybridos.cli/srv getX 2>&1)"
@@ -60,7 +74,16 @@ expect_err "forHost refuses host b (403)" 1 '^hybrid: call: 403 ' hy call @a/org
 expect_err "a callee that never answers: 504 at the deadline" 1 '^hybrid: call: 504 ' \
         hy call @a/org.hybridos.cli/slow wait --timeout 1000
 
-# 4. a killed -9 while b's call waits: a's will reaches b, the caller gets 502 at once
+# 4. a token session on b: its token goes with the call and a checks it (audience a)
+expect "token session: a granted procedure of a" 0 '{"x":42}' tok good call @a/org.hybridos.cli/srv getX
+expect_err "token session: outside its rights on a (403)" 1 '^hybrid: call: 403 ' \
+        tok good call @a/org.hybridos.cli/srv2 getZ
+expect_err "token session: a token that does not name a (401 from a)" 1 '^hybrid: call: 401 ' \
+        tok bonly call @a/org.hybridos.cli/srv getX
+expect "no token: the uid policy of b's peer, forHost/forApp on a" 0 '{"z":3}' \
+        hy call @a/org.hybridos.cli/srv2 getZ
+
+# 5. a killed -9 while b's call waits: a's will reaches b, the caller gets 502 at once
 bg wait1 hy call @a/org.hybridos.cli/slow wait --timeout 3600000
 W1=$BPID
 # Whether b forwarded the call before or after a's will arrived, the answer is 502: a
