@@ -328,6 +328,21 @@ typedef void (*hyb_bus_event_fn)(hyb_bus *bus, const hyb_bus_event *ev, void *us
 HYB_EXPORT int hyb_bus_register_event(hyb_bus *bus, const char *bubble, const char *for_host,
                                       const char *for_app, hyb_slot **ret_slot, hyb_error *reterr);
 
+/* hyb_bus_register_event_flags: fires of the bubble also go to every host of the cluster. */
+#define HYB_EVENT_CLUSTER 0x1u
+
+/*
+ * As hyb_bus_register_event, with flags (0 or HYB_EVENT_CLUSTER; other bits: -EINVAL).
+ * With HYB_EVENT_CLUSTER each fire is also published to the cluster the daemon belongs to
+ * (doc/cluster.md "Events between hosts"), where the standing subscriptions of other hosts
+ * that match @<this host>/app/runner and the bubble receive it, as for_host/for_app allow;
+ * the delivered/failed counts of hyb_bus_fire count this host's subscribers only.  Errors as
+ * hyb_bus_register_event, and HYB_E_NOT_IMPLEMENTED when the daemon is not in a cluster.
+ */
+HYB_EXPORT int hyb_bus_register_event_flags(hyb_bus *bus, const char *bubble, const char *for_host,
+                                            const char *for_app, unsigned flags, hyb_slot **ret_slot,
+                                            hyb_error *reterr);
+
 /*
  * Fires a registered bubble.  With ret_delivered and ret_failed both NULL the
  * fire is one-way (no round trip); otherwise it waits for the broker's counts

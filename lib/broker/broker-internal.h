@@ -66,6 +66,7 @@ typedef struct bbubble {
         bsubscriber *subs;
         size_t n_subs, alloc;
         uint64_t serial; /* registration order, as bproc.serial */
+        bool cluster;    /* registered with "cluster": fires go to the cluster too (xhost.c) */
 } bbubble;
 
 typedef struct bsub {
@@ -173,6 +174,7 @@ struct bconn {
         struct xpeer *remote;
         const char *host;
         char *tok_text;
+        uint64_t ev_mark;     /* the last event of another host it was given (xhost.c) */
 };
 
 struct hyb_broker_config {
@@ -458,13 +460,21 @@ void xhost_send_result(bconn *caller, uint64_t call_id, int status, const char *
                        unsigned flags);
 /* Sends CANCEL (status) of the call id to the remote callee. */
 void xhost_send_cancel(bconn *callee, uint64_t id, int status);
+/* Publishes a fire of the cluster bubble bb of gen (body, WIRE_F_BINARY in flags). */
+void xhost_publish_event(bconn *gen, const bbubble *bb, const void *body, size_t len, unsigned flags);
+/* May the endpoint name or glob ep name an endpoint of another host? */
+bool xhost_ep_remote(const hyb_broker *b, const char *ep);
+/* A standing subscription (ep, bubble) came (on) or went: subscribes or unsubscribes the
+ * topic filter of the other hosts' events it may match (nothing when it can match none). */
+void xhost_event_filter(hyb_broker *b, const char *ep, const char *bubble, bool on);
 
 /* events.c */
 void events_fire(bconn *c, bframe *f);
 int events_fire_raw(bconn *gen, bbubble *bb, const void *body, size_t len, unsigned flags,
                     uint32_t *delivered, uint32_t *failed);
 bbubble *events_find_bubble(bconn *owner, const char *name, size_t len);
-int events_register(bconn *c, const char *name, const char *hosts, const char *apps, hyb_error *e);
+int events_register(bconn *c, const char *name, const char *hosts, const char *apps, bool cluster,
+                    hyb_error *e);
 int events_revoke(bconn *c, const char *name);
 int events_subscribe(bconn *c, const char *ep, const char *bubble, hyb_error *e);
 int events_unsubscribe(bconn *c, const char *ep, const char *bubble);

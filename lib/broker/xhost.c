@@ -21,6 +21,7 @@
 #include <event2/buffer.h>
 
 #include "broker-internal.h"
+#include "bus/acl.h"
 #include "bus/names.h"
 #include "common/util.h"
 #include "xhost.h"
@@ -44,6 +45,7 @@ typedef struct xhost {
         char own[BUS_HOST_MAX + 1];     /* this host, lower case */
         xpeer *peers;
         unsigned n_peers;
+        uint64_t ev_gen;                /* events of other hosts delivered (bconn.ev_mark) */
 } xhost;
 
 static const char self_app[] = BUS_APP_SELF;
@@ -509,6 +511,149 @@ static int on_presence(xhost *x, const xmsg *m, const char *host)
         return 0;
 }
 
+/* ---------------------------------------------------------------- events */
+
+/* The topic filter of the other hosts' events a standing subscription (ep, bubble) may
+ * match, into out[XHOST_TOPIC_MAX]: true, or false when it can match none.  An endpoint
+ * name has exactly two '/', so a glob of three parts matches part by part (a part with a
+ * glob character is '+'); any other glob takes every event of its hosts. */
+static bool event_filter(const xhost *x, const char *ep, const char *bubble, char *out)
+{
+        const char *part[3];
+        size_t len[3], n = 0, pl = strlen(x->p);
+        const char *q = ep[0] == '@' ? ep + 1 : ep;
+
+        if (ep[0] != '@')
+                return false;
+        while (n < 3) {
+                const char *end = strchr(q, '/');
+                part[n] = q;
+                len[n] = end ? (size_t)(end - q) : strlen(q);
+                n++;
+                if (!end)
+                        break;
+                q = end + 1;
+                if (n == 3) {
+                        n = 4; /* more than three parts */
+                        break;
+                }
+        }
+        bool host_lit = n >= 1 && bus_glob_is_literal(part[0], len[0]);
+        if (host_lit && (bus_name_equal(part[0], len[0], "localhost", 9) ||
+                         bus_name_equal(part[0], len[0], x->own, strlen(x->own))))
+                return false;
+        int k = snprintf(out, XHOST_TOPIC_MAX, "%sevent/", x->p);
+        if (n != 3) {
+                k += snprintf(out + k, XHOST_TOPIC_MAX - (size_t)k, "%s%.*s%s", host_lit ? "" : "#",
+                              host_lit ? (int)len[0] : 0, part[0], host_lit ? "/#" : "");
+        } else {
+                for (size_t i = 0; i < 3 && k < (int)XHOST_TOPIC_MAX; i++) {
+                        bool lit = bus_glob_is_literal(part[i], len[i]);
+                        k += snprintf(out + k, XHOST_TOPIC_MAX - (size_t)k, "%.*s/", lit ? (int)len[i] : 1,
+                                      lit ? part[i] : "+");
+                }
+                bool lit = bus_glob_is_literal(bubble, strlen(bubble));
+                if (k < (int)XHOST_TOPIC_MAX)
+                        k += snprintf(out + k, XHOST_TOPIC_MAX - (size_t)k, "%s", lit ? bubble : "+");
+        }
+        if (k >= (int)XHOST_TOPIC_MAX)
+                return false;
+        for (char *c = out + pl; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+        return true;
+}
+
+bool xhost_ep_remote(const hyb_broker *b, const char *ep)
+{
+        char t[XHOST_TOPIC_MAX];
+        return event_filter(b->xhost, ep, "*", t);
+}
+
+void xhost_event_filter(hyb_broker *b, const char *ep, const char *bubble, bool on)
+{
+        xhost *x = b->xhost;
+        char t[XHOST_TOPIC_MAX];
+
+        if (!event_filter(x, ep, bubble, t))
+                return;
+        int r = on ? x->ops->subscribe(x->ud, t) : x->ops->unsubscribe(x->ud, t);
+        if (r < 0 && on)
+                broker_log(b, HYB_LOG_WARNING, "cluster: cannot subscribe %s: %s", t, hyb_strerror(r));
+}
+
+void xhost_publish_event(bconn *gen, const bbubble *bb, const void *body, size_t len, unsigned flags)
+{
+        xhost *x = gen->b->xhost;
+        char topic[XHOST_TOPIC_MAX], from[WIRE_ENDPOINT_MAX + 1];
+        size_t fl = global_name(x, gen->name, gen->name_len, from);
+
+        if (!fl)
+                return;
+        int k = snprintf(topic, sizeof topic, "%sevent/%.*s/%s", x->p, (int)fl - 1, from + 1, bb->name);
+        if (k < 0 || (size_t)k >= sizeof topic)
+                return;
+        for (char *c = topic + strlen(x->p); *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+        wire_hdr h = { .type = WIRE_EVENT, .flags = (uint8_t)(flags & WIRE_F_BINARY) };
+        xmsg m = { .for_host = bus_acl_text(bb->hosts), .for_app = bus_acl_text(bb->apps) };
+        if (send_frame(x, topic, &h, from, fl, NULL, 0, bb->name, bb->name_len, body, len, &m) < 0)
+                broker_log(gen->b, HYB_LOG_WARNING, "cluster: an event of %s/%s was not published", gen->name,
+                           bb->name);
+}
+
+/* An EVENT of another host: to each local standing subscription it matches (once per
+ * connection), as the bubble's access lists (the message's forHost/forApp) allow. */
+static int on_event(xhost *x, const xmsg *m, const wire_packet *pk, const char *rest)
+{
+        hyb_broker *b = x->b;
+        bus_name from;
+        bus_acl *hosts = NULL, *apps = NULL;
+        char topic[XHOST_TOPIC_MAX];
+
+        if (pk->h.info_len || pk->h.aux || bus_name_parse_endpoint(pk->from, pk->h.from_len, &from, NULL) < 0 ||
+            bus_name_check_ident(pk->member, pk->h.member_len, NULL) < 0)
+                return drop(x, m, "not an event of another host");
+        if (bus_name_equal(from.host, from.host_len, x->own, strlen(x->own)))
+                return 0; /* our own, delivered here when it was fired */
+        /* the topic names the generator and the bubble the frame names */
+        int k = snprintf(topic, sizeof topic, "%.*s/%.*s", (int)pk->h.from_len - 1, pk->from + 1,
+                         (int)pk->h.member_len, pk->member);
+        if (k < 0 || (size_t)k >= sizeof topic || strcasecmp(topic, rest) != 0 ||
+            bus_name_equal(from.host, from.host_len, "localhost", 9))
+                return drop(x, m, "the topic is not the event's generator and bubble");
+        if (bus_acl_compile(m->for_host, &hosts, NULL) < 0 || bus_acl_compile(m->for_app, &apps, NULL) < 0) {
+                bus_acl_free(hosts);
+                return drop(x, m, "bad forHost or forApp");
+        }
+        char ohost[BUS_HOST_MAX + 1], oapp[BUS_APP_MAX + 1];
+        memcpy(ohost, from.host, from.host_len);
+        ohost[from.host_len] = 0;
+        memcpy(oapp, from.app, from.app_len);
+        oapp[from.app_len] = 0;
+        uint64_t gen = ++x->ev_gen;
+        uint8_t hdr[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        wire_hdr h = { .type = WIRE_EVENT, .flags = pk->h.flags & WIRE_F_BINARY };
+        int n = wire_build(&h, pk->from, pk->h.from_len, NULL, 0, pk->member, pk->h.member_len, pk->body,
+                           pk->h.body_len, hdr, iov);
+        for (bsub *s = b->patterns; s; s = s->pnext) {
+                bconn *c = s->conn;
+                if (c->state != BCONN_READY || c->ev_mark == gen)
+                        continue;
+                if (!bus_glob_match(s->endpoint, strlen(s->endpoint), pk->from, pk->h.from_len) ||
+                    !bus_glob_match(s->bubble, strlen(s->bubble), pk->member, pk->h.member_len))
+                        continue;
+                if (!bus_acl_allows(hosts, x->own, strlen(x->own), ohost, oapp) ||
+                    !bus_acl_allows(apps, c->app, strlen(c->app), ohost, oapp))
+                        continue;
+                c->ev_mark = gen;
+                bconn_send_built(c, iov, n);
+        }
+        bus_acl_free(hosts);
+        bus_acl_free(apps);
+        return 0;
+}
+
 int xhost_receive(hyb_broker *b, const xmsg *m)
 {
         xhost *x = b->xhost;
@@ -524,6 +669,12 @@ int xhost_receive(hyb_broker *b, const xmsg *m)
         rest = m->topic + pl;
         if (strncmp(rest, "presence/", 9) == 0)
                 return on_presence(x, m, rest + 9);
+        if (strncmp(rest, "event/", 6) == 0) {
+                int r = wire_parse(m->payload, m->len, b->c->max_body, &pk, &used);
+                if (r != 1 || used != m->len || pk.h.type != WIRE_EVENT)
+                        return drop(x, m, "not one whole EVENT frame");
+                return on_event(x, m, &pk, rest + 6);
+        }
         bool call = strncmp(rest, "call/", 5) == 0, reply = strncmp(rest, "reply/", 6) == 0;
         if (!call && !reply)
                 return 0;

@@ -40,6 +40,7 @@ typedef struct sent {           /* a copy of one published message */
         uint8_t *payload;
         size_t len;
         bool retain;
+        uint32_t expiry_s;
         xnode *to;              /* delivery target (NULL in the log) */
 } sent;
 
@@ -50,6 +51,7 @@ struct xnode {
         char *dir;
         char sock[256];
         char filters[MAX_FILTERS][XHOST_TOPIC_MAX];
+        unsigned counts[MAX_FILTERS];   /* subscriptions per filter, as the link counts them */
         unsigned n_filters;
 };
 
@@ -102,6 +104,7 @@ static void sent_copy(sent *s, const xmsg *m)
         memcpy(s->payload, m->payload, m->len);
         s->len = m->len;
         s->retain = m->retain;
+        s->expiry_s = m->expiry_s;
 }
 
 static void sent_free(sent *s)
@@ -155,9 +158,12 @@ static int fake_subscribe(void *ud, const char *filter)
 {
         xnode *n = ud;
         for (unsigned k = 0; k < n->n_filters; k++)
-                if (strcmp(n->filters[k], filter) == 0)
+                if (strcmp(n->filters[k], filter) == 0) {
+                        n->counts[k]++;
                         return 0;
+                }
         ck_assert_uint_lt(n->n_filters, MAX_FILTERS);
+        n->counts[n->n_filters] = 1;
         snprintf(n->filters[n->n_filters++], XHOST_TOPIC_MAX, "%s", filter);
         return 0;
 }
@@ -167,11 +173,14 @@ static int fake_unsubscribe(void *ud, const char *filter)
         xnode *n = ud;
         for (unsigned k = 0; k < n->n_filters; k++)
                 if (strcmp(n->filters[k], filter) == 0) {
+                        if (--n->counts[k])
+                                return 0;
                         memmove(n->filters[k], n->filters[k + 1], (n->n_filters - k - 1) * sizeof n->filters[0]);
+                        memmove(&n->counts[k], &n->counts[k + 1], (n->n_filters - k - 1) * sizeof n->counts[0]);
                         n->n_filters--;
                         return 0;
                 }
-        return 0;
+        return -ENOENT;
 }
 
 static const xhost_ops fake_ops = { fake_publish, fake_subscribe, fake_unsubscribe };
@@ -385,6 +394,7 @@ START_TEST(test_call_across)
         ck_assert_str_eq(call->response_topic, "_hybrid/reply/b");
         ck_assert_uint_eq(call->corr_len, 8);
         ck_assert_ptr_null(call->token);
+        ck_assert_uint_eq(call->expiry_s, 20); /* the deadline, for the MQTT broker */
         wire_packet pk;
         size_t used;
         ck_assert_int_eq(wire_parse(call->payload, call->len, WIRE_DEFAULT_MAX_BODY, &pk, &used), 1);
@@ -681,6 +691,114 @@ START_TEST(test_topics)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- events */
+
+typedef struct evs {
+        pthread_mutex_t lock;
+        atomic_int n;
+        char src[8][512], bubble[8][64], body[8][64];
+} evs;
+
+static void on_event(hyb_bus *bus, const hyb_bus_event *ev, void *ud)
+{
+        evs *e = ud;
+        size_t len;
+        const char *body = hyb_bus_event_get_body(ev, &len);
+        pthread_mutex_lock(&e->lock);
+        int i = atomic_load(&e->n);
+        if (i < 8) {
+                snprintf(e->src[i], sizeof e->src[i], "%s", hyb_bus_event_get_source(ev));
+                snprintf(e->bubble[i], sizeof e->bubble[i], "%s", hyb_bus_event_get_bubble(ev));
+                snprintf(e->body[i], sizeof e->body[i], "%.*s", (int)len, body);
+        }
+        pthread_mutex_unlock(&e->lock);
+        atomic_fetch_add(&e->n, 1);
+}
+
+static bool has_filter(xnet *net, unsigned node, const char *f)
+{
+        bool found = false;
+        net_pause(net);
+        for (unsigned k = 0; k < net->node[node].n_filters; k++)
+                found |= strcmp(net->node[node].filters[k], f) == 0;
+        net_resume(net);
+        return found;
+}
+
+/* A bubble registered "cluster" on a: its fires reach b's standing subscriptions that match
+ * @a/..., once per connection, as forHost/forApp allow; a bubble without it stays on a. */
+START_TEST(test_events)
+{
+        xnet net;
+        hyb_error err;
+        evs e1 = { .lock = PTHREAD_MUTEX_INITIALIZER }, e2 = { .lock = PTHREAD_MUTEX_INITIALIZER };
+        hyb_slot *s1 = NULL, *s2 = NULL, *s3 = NULL;
+
+        net_start(&net, NULL, NULL);
+        hyb_bus *sub = connect_to(&net, 1, "org.test.sub", "main");
+        hyb_bus *sub2 = connect_to(&net, 1, "org.test.other", "main");
+        /* a glob and an exact name of another host's endpoint (standing, not 404) */
+        ck_assert_int_eq(hyb_bus_subscribe(sub, "@a/org.test.*", "Temp", on_event, &e1, &s1, &err), 0);
+        ck_assert_int_eq(hyb_bus_subscribe(sub, "@a/org.test.gen/main", "Temp", on_event, &e1, &s2, &err), 0);
+        ck_assert_int_eq(hyb_bus_subscribe(sub2, "@*/org.test.gen/main", "*", on_event, &e2, &s3, &err), 0);
+        ck_assert(has_filter(&net, 1, "_hybrid/event/a/#")); /* two parts: "*" spans "/" */
+        ck_assert(has_filter(&net, 1, "_hybrid/event/a/org.test.gen/main/temp"));
+        ck_assert(has_filter(&net, 1, "_hybrid/event/+/org.test.gen/main/+"));
+
+        hyb_bus *gen = connect_to(&net, 0, "org.test.gen", "main");
+        /* local only; then denied to b's apps but org.test.other; then for all */
+        ck_assert_int_eq(hyb_bus_register_event(gen, "Local", NULL, NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_bus_register_event_flags(gen, "Temp", NULL, NULL, HYB_EVENT_CLUSTER, NULL, &err), 0);
+        ck_assert_int_eq(hyb_bus_register_event_flags(gen, "Hum", NULL, "org.test.other", HYB_EVENT_CLUSTER, NULL,
+                                                      &err), 0);
+        ck_assert_int_eq(hyb_bus_register_event_flags(gen, "Bad", NULL, NULL, 0x2, NULL, &err), -EINVAL);
+        uint32_t d = 9, f = 9;
+        ck_assert_int_eq(hyb_bus_fire(gen, "Local", "1", 1, 0, &d, &f), 0);
+        ck_assert_int_eq(hyb_bus_fire(gen, "Hum", "2", 1, 0, &d, &f), 0);
+        ck_assert_int_eq(hyb_bus_fire(gen, "Temp", "21.5", 4, 0, &d, &f), 0);
+        ck_assert_uint_eq(d, 0); /* a's own subscribers: none */
+        pump_until(sub2, &e2.n, 2, 20000);
+        pump_until(sub, &e1.n, 1, 20000);
+        ck_assert_int_eq(atomic_load(&e2.n), 2);
+        ck_assert_str_eq(e2.src[0], "@a/org.test.gen/main");
+        ck_assert_str_eq(e2.bubble[0], "Hum");
+        ck_assert_str_eq(e2.body[0], "2");
+        ck_assert_str_eq(e2.bubble[1], "Temp");
+        /* sub: Temp only (Hum is for org.test.other; Local never left a) */
+        ck_assert_str_eq(e1.src[0], "@a/org.test.gen/main");
+        ck_assert_str_eq(e1.bubble[0], "Temp");
+        ck_assert_str_eq(e1.body[0], "21.5");
+        /* the last subscription of a filter gone: b unsubscribes it */
+        hyb_slot_unref(s3);
+        for (int i = 0; i < 2000 && has_filter(&net, 1, "_hybrid/event/+/org.test.gen/main/+"); i++)
+                usleep(5000);
+        ck_assert(!has_filter(&net, 1, "_hybrid/event/+/org.test.gen/main/+"));
+        ck_assert(has_filter(&net, 1, "_hybrid/event/a/#")); /* two parts: "*" spans "/" */
+        hyb_bus_unref(gen);
+        hyb_slot_unref(s1);
+        hyb_slot_unref(s2);
+        hyb_bus_unref(sub2);
+        hyb_bus_unref(sub);
+        net_stop(&net);
+}
+END_TEST
+
+/* Outside a cluster a "cluster" bubble is refused 501. */
+START_TEST(test_events_no_cluster)
+{
+        tbroker t;
+        hyb_error err;
+
+        tb_start(&t, NULL, false);
+        hyb_bus *gen = tb_connect(&t, "org.test.gen", "main");
+        ck_assert_int_eq(hyb_bus_register_event_flags(gen, "Temp", NULL, NULL, HYB_EVENT_CLUSTER, NULL, &err),
+                         HYB_E_NOT_IMPLEMENTED);
+        ck_assert_int_eq(hyb_bus_register_event_flags(gen, "Temp", NULL, NULL, 0, NULL, &err), 0);
+        hyb_bus_unref(gen);
+        tb_stop(&t);
+}
+END_TEST
+
 Suite *xhost_suite(void)
 {
         Suite *s = suite_create("xhost");
@@ -694,6 +812,8 @@ Suite *xhost_suite(void)
         tcase_add_test(tc, test_bounds);
         tcase_add_test(tc, test_caller_gone);
         tcase_add_test(tc, test_bad_messages);
+        tcase_add_test(tc, test_events);
+        tcase_add_test(tc, test_events_no_cluster);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -3,7 +3,8 @@
 # Bus calls between hosts (doc/cluster.md "Bus calls between hosts"): a mosquitto broker on
 # a free loopback port and two hybridd, hosts "a" and "b", joined through it.  A call from
 # b to an endpoint on a, its 504 (the callee never answers) and 502 (a killed -9: its will),
-# forHost refusing a host, and a token-scoped peer refused outside its rights (403).
+# forHost refusing a host, a token-scoped peer refused outside its rights (403), and an
+# event fired --cluster on a received by a listener on b.
 # Skipped (77) only when mosquitto is not installed.
 . "$(dirname "$0")/lib.sh"
 
@@ -82,6 +83,25 @@ expect_err "token session: a token that does not name a (401 from a)" 1 '^hybrid
         tok bonly call @a/org.hybridos.cli/srv getX
 expect "no token: the uid policy of b's peer, forHost/forApp on a" 0 '{"z":3}' \
         hy call @a/org.hybridos.cli/srv2 getZ
+
+# 5. events: a bubble fired --cluster on a reaches a standing subscription on b; the
+# listener is ready once b accepted it, b's MQTT subscription follows, so fire until it comes
+bg lis hy listen '@a/org.hybridos.cli/*' 'Temp' --count 1
+LPID=$BPID
+ready lis || bad "listen on b is ready" "$(cat "$T/lis.err")"
+SOCK=$ASOCK
+fire_seen() {
+        hy fire Temp '{"t":21.5}' --cluster --runner gen >/dev/null 2>&1
+        has_line "$T/lis.out" 'Temp'
+}
+if wait_until 20 fire_seen; then
+        wait "$LPID"
+        check "b's listener exits 0 after its one event" [ $? = 0 ]
+        check "... which is a's event, as fired" grep -qx "$(printf '@a/org.hybridos.cli/gen\tTemp\t{"t":21.5}')" "$T/lis.out"
+else
+        bad "a --cluster event of a reaches b" "$(cat "$T/lis.out" "$T/lis.err")"
+fi
+SOCK=$BSOCK
 
 # 5. a killed -9 while b's call waits: a's will reaches b, the caller gets 502 at once
 bg wait1 hy call @a/org.hybridos.cli/slow wait --timeout 3600000
