@@ -328,8 +328,10 @@ typedef void (*hyb_bus_event_fn)(hyb_bus *bus, const hyb_bus_event *ev, void *us
 HYB_EXPORT int hyb_bus_register_event(hyb_bus *bus, const char *bubble, const char *for_host,
                                       const char *for_app, hyb_slot **ret_slot, hyb_error *reterr);
 
-/* hyb_bus_register_event_flags: fires of the bubble also go to every host of the cluster. */
-#define HYB_EVENT_CLUSTER 0x1u
+/* Flags of hyb_bus_register_event_flags. */
+typedef enum hyb_event_flags {
+        HYB_EVENT_CLUSTER = 1, /* fires of the bubble also go to the other hosts of the cluster */
+} hyb_event_flags;
 
 /*
  * As hyb_bus_register_event, with flags (0 or HYB_EVENT_CLUSTER; other bits: -EINVAL).
