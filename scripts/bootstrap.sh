@@ -25,7 +25,7 @@ set -eu
 
 build="gcc pkgconf ninja-build meson libevent-dev libmbedtls-dev libjansson-dev libyaml-dev
 libsqlite3-dev libedit-dev go-md2man systemd swig liblua5.4-dev libmosquitto-dev"
-demo="$build python3-cffi nodejs"
+demo="$build python3-cffi nodejs mosquitto mosquitto-clients"
 test="$build check python3 python3-dev python3-venv python3-cffi python3-pytest
 python3-setuptools python3-wheel man-db clang libclang-rt-14-dev sqlite3 util-linux mosquitto
 libmosquitto-dev dbus-daemon dbus-broker libsystemd-dev lua5.4 nodejs valgrind redis-server

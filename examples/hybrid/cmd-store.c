@@ -264,6 +264,9 @@ static int run_store(cli_ctx *ctx)
                 fflush(stderr);
         }
         r = hyb_scope_new(hb, NULL, ctx->app, &sc);
+        /* A daemon serves the cluster scope //... too, when it has cluster: (doc/cluster.md). */
+        if (r >= 0 && hyb_bus_backend_get_bus(hb))
+                r = hyb_scope_set_backend(sc, HYB_SCOPE_CLUSTER, hb);
         if (r >= 0)
                 r = hyb_scope_route(sc, furi, &b, &target, &e);
         if (r < 0) {

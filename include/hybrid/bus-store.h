@@ -135,7 +135,9 @@ HYB_EXPORT int hyb_bus_backend_open_host_with(const char *db, const hyb_bus_conn
  * connection when a daemon serves the host scope (runner NULL: "p<pid>");
  * when $HYBRID_TOKEN and $HYBRID_KEY name a token file and its holder's
  * private key file, the daemon is shown that token (doc/token.md); a file
- * that cannot be read is HYB_E_UNAUTHORIZED.
+ * that cannot be read is HYB_E_UNAUTHORIZED.  When a daemon serves the host
+ * scope, the cluster scope `//...` is routed to it as well (it serves it when
+ * it has a cluster: configuration, doc/cluster.md; else HYB_E_SCOPE).
  * *ret_where (may be NULL; hyb_free) says which store it is.  Errors: those
  * of hyb_bus_backend_open_host, -ENOMEM, -EINVAL.
  */

@@ -571,6 +571,22 @@ void broker_edge_stop(hyb_broker *b);
  * frees it, answering what waits with 503. */
 int broker_cluster_start(hyb_broker *b, hyb_error *e);
 void broker_cluster_stop(hyb_broker *b);
+/* The store calls of store-serve.c on a fURI of the cluster scope, after its access check:
+ * each answers the call (now, or once the broker acknowledged).  read: storeRead (flags
+ * HYB_READ_KEYED) or, page true, storeReadPage (after: its cursor or NULL, limit). */
+void cluster_read(bconn *c, uint64_t id, const hyb_furi *f, unsigned flags, bool page,
+                  const hyb_furi *after, size_t limit);
+void cluster_write(bconn *c, uint64_t id, const hyb_furi *f, const hyb_obj *v, unsigned wflags);
+void cluster_subscribe(bconn *c, uint64_t id, uint64_t sid, const hyb_furi *f, unsigned flags);
+/* storeUnsubscribe of a cluster subscription: 1 when sid was one (answered), else 0. */
+int cluster_unsubscribe(bconn *c, uint64_t id, uint64_t sid);
+/* Is sid one of c's cluster subscriptions? */
+bool cluster_has_sub(bconn *c, uint64_t sid);
+void cluster_conn_gone(bconn *c);
+/* store-serve.c helpers shared with cluster-serve.c */
+size_t store_read_cap(const hyb_broker *b);
+int store_values_of(const hyb_obj *rec, hyb_obj **ret);
+int store_page_answer(const hyb_obj *items, const hyb_furi *next, char **ret);
 
 /* monitor.c */
 void monitor_copy(hyb_broker *b, unsigned type, const wire_hdr *h, const char *from, size_t from_len,

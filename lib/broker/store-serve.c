@@ -558,13 +558,13 @@ HYB_EXPORT int hyb_broker_set_kernel(hyb_broker *b, hyb_broker_kernel_fn fn, voi
         return 0;
 }
 
-static size_t read_cap(const hyb_broker *b)
+size_t store_read_cap(const hyb_broker *b)
 {
         return b->c->store_max_read_keys ? b->c->store_max_read_keys : STORE_MAX_READ_KEYS_DEFAULT;
 }
 
 /* The values of a keyed rec as a stream: what a plain pattern read gives. */
-static int values_of(const hyb_obj *rec, hyb_obj **ret)
+int store_values_of(const hyb_obj *rec, hyb_obj **ret)
 {
         size_t n = hyb_obj_get_len(rec);
         hyb_obj **v = calloc(n + 1, sizeof(*v));
@@ -606,7 +606,7 @@ static int over_cap(hyb_broker *b, const hyb_furi *f, hyb_error *e)
                        "the read of %s matches more than store.limits.max_read_keys (%zu) keys: "
                        "read it in pages (storeReadPage with \"limit\" and \"cursor\"; the "
                        "client library and 'hybrid store get' page by themselves)",
-                       hyb_furi_get_str(f), read_cap(b));
+                       hyb_furi_get_str(f), store_read_cap(b));
 }
 
 static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigned flags)
@@ -624,19 +624,25 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
         r = parse_furi(body, len, &f, &e);
         if (r >= 0)
                 r = store_acl_check(b, c, BROKER_STORE_READ, f, &e);
+        if (r >= 0 && b->cluster && hyb_furi_get_scope(f) == HYB_SCOPE_CLUSTER) {
+                /* the cluster scope: from the mirror, or once the MQTT broker answered */
+                cluster_read(c, id, f, flags, false, NULL, 0);
+                hyb_furi_unref(f);
+                return;
+        }
         if (r < 0 || (r = kernel_read(b, f, &o, &e)) != 0) {
                 /* refused, or a kernel obj of the daemon (/sys/scheduler, /type/...) */
         } else if (hyb_furi_is_pattern(f) || hyb_furi_is_branch(f)) {
                 /* At most max_read_keys matches, and the walk stops there: a read of more is
                  * refused after that much work, not after walking all of them. */
-                r = read_page(b, f, NULL, read_cap(b), &items, &next, &e);
+                r = read_page(b, f, NULL, store_read_cap(b), &items, &next, &e);
                 c->yield = true; /* the loop serves others before this peer's next frame */
                 if (r >= 0 && next)
                         r = over_cap(b, f, &e);
                 else if (r >= 0 && (hyb_furi_is_branch(f) || (flags & HYB_READ_KEYED)))
                         o = hyb_obj_ref(items);
                 else if (r >= 0)
-                        r = values_of(items, &o);
+                        r = store_values_of(items, &o);
         } else if (is_sys_bus(f)) {
                 /* The kernel's own objects: read from the counters, never stored. */
                 hyb_store *sys = NULL;
@@ -674,7 +680,7 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
 }
 
 /* The answer of a page: [items=>[fURI=>value,...], next=>/cursor] (next when more follow). */
-static int page_answer(const hyb_obj *items, const hyb_furi *next, char **ret)
+int store_page_answer(const hyb_obj *items, const hyb_furi *next, char **ret)
 {
         hyb_obj *k[2] = { NULL, NULL }, *v[2] = { (hyb_obj *)items, NULL }, *o = NULL;
         size_t n = next ? 2 : 1;
@@ -708,7 +714,7 @@ static void do_read_page(bconn *c, uint64_t id, const char *body, size_t len)
         json_t *p = NULL, *jf, *jl, *jc;
         json_error_t je;
         char *text = NULL;
-        size_t limit = read_cap(b);
+        size_t limit = store_read_cap(b);
         hyb_error e;
         int r = 0;
 
@@ -726,10 +732,10 @@ static void do_read_page(bconn *c, uint64_t id, const char *body, size_t len)
         }
         if (jl) {
                 json_int_t v = json_integer_value(jl);
-                if (v < 1 || (uint64_t)v > read_cap(b)) {
+                if (v < 1 || (uint64_t)v > store_read_cap(b)) {
                         r = err_set(&e, HYB_E_BAD_REQUEST, -1,
                                     "limit must be 1..%zu (store.limits.max_read_keys)",
-                                    read_cap(b));
+                                    store_read_cap(b));
                         goto out;
                 }
                 limit = (size_t)v;
@@ -743,6 +749,10 @@ static void do_read_page(bconn *c, uint64_t id, const char *body, size_t len)
                             "malformed cursor (use the \"next\" of the previous page)");
         if (r >= 0)
                 r = store_acl_check(b, c, BROKER_STORE_READ, f, &e);
+        if (r >= 0 && b->cluster && hyb_furi_get_scope(f) == HYB_SCOPE_CLUSTER) {
+                cluster_read(c, id, f, 0, true, after, limit);
+                goto done;
+        }
         c->yield = true; /* the loop serves others before this peer's next frame */
         for (; r >= 0; limit = (limit + 1) / 2) {
                 hyb_obj *kobj = NULL;
@@ -766,7 +776,7 @@ static void do_read_page(bconn *c, uint64_t id, const char *body, size_t len)
                 }
                 hyb_obj_unref(kobj);
                 if (r >= 0)
-                        r = page_answer(items, next, &text);
+                        r = store_page_answer(items, next, &text);
                 if (r < 0 || strlen(text) <= b->c->max_body)
                         break;
                 if (limit == 1) {
@@ -781,6 +791,7 @@ out:
                 reply_err(c, id, r, &e);
         else
                 route_reply(c, id, 200, NULL, text, strlen(text), WIRE_F_BINARY);
+done:
         hyb_free(text);
         hyb_obj_unref(items);
         hyb_furi_unref(next);
@@ -1001,6 +1012,13 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
                             hyb_obj_is_noobj(v) ? BROKER_STORE_DELETE : BROKER_STORE_WRITE, f, &e);
         if (r < 0)
                 goto out;
+        if (b->cluster && hyb_furi_get_scope(f) == HYB_SCOPE_CLUSTER) {
+                /* the cluster scope: published (answered at the PUBACK) or queued */
+                cluster_write(c, id, f, v, wflags);
+                hyb_obj_unref(v);
+                hyb_furi_unref(f);
+                return;
+        }
         r = kernel_read(b, f, &kobj, &e);
         hyb_obj_unref(kobj);
         if (r > 0)
@@ -1077,7 +1095,7 @@ static void do_subscribe(bconn *c, uint64_t id, const char *body, size_t len)
                 r = err_set(&e, -EINVAL, -1, "a store subscription needs an absolute fURI");
                 goto out;
         }
-        if (find_sub(c, sid, NULL)) {
+        if (find_sub(c, sid, NULL) || cluster_has_sub(c, sid)) {
                 r = err_set(&e, HYB_E_CONFLICT, -1, "subscription id %llu in use", sid);
                 goto out;
         }
@@ -1091,6 +1109,12 @@ static void do_subscribe(bconn *c, uint64_t id, const char *body, size_t len)
         if (c->q && c->q->store_subs >= b->c->uid_max_store_subscriptions) {
                 r = err_set(&e, HYB_E_TOO_MANY, -1, "quota uid_max_store_subscriptions exceeded");
                 goto out;
+        }
+        if (b->cluster && hyb_furi_get_scope(f) == HYB_SCOPE_CLUSTER) {
+                /* acknowledged once the MQTT broker's SUBACK came */
+                cluster_subscribe(c, id, sid, f, (unsigned)fl);
+                hyb_furi_unref(f);
+                return;
         }
         s = calloc(1, sizeof *s);
         if (!s) {
@@ -1148,6 +1172,8 @@ static void do_unsubscribe(bconn *c, uint64_t id, const char *body, size_t len)
                 return;
         }
         s = find_sub(c, sid, &pp);
+        if (!s && cluster_unsubscribe(c, id, sid))
+                return;
         if (!s) {
                 route_reply(c, id, 404, "no such store subscription", NULL, 0, 0);
                 return;
@@ -1204,6 +1230,7 @@ void store_conn_gone(bconn *c)
         for (struct bswrite *w = c->swrites; w; w = w->next)
                 w->conn = NULL; /* committed all the same, answered to no one */
         c->swrites = NULL;
+        cluster_conn_gone(c);
         while (c->ssubs) {
                 struct bssub *s = c->ssubs;
                 c->ssubs = s->next;

@@ -513,6 +513,10 @@ HYB_EXPORT int hyb_bus_scope_open(const char *app, const char *runner, const cha
         if (r < 0)
                 return r;
         r = hyb_scope_new(host, NULL, name, ret);
+        /* A daemon serves the cluster scope //... too (doc/cluster.md). */
+        if (r >= 0 && hyb_bus_backend_get_bus(host) &&
+            (r = hyb_scope_set_backend(*ret, HYB_SCOPE_CLUSTER, host)) < 0)
+                *ret = hyb_scope_unref(*ret);
         hyb_backend_unref(host);
         if (r < 0 && ret_where) {
                 hyb_free(*ret_where);

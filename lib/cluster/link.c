@@ -54,6 +54,7 @@ struct lsub {
         unsigned n;
         int mid;        /* of the SUBSCRIBE in flight; 0: none */
         bool acked;
+        int state;      /* 0: no SUBACK yet, 1: granted, -EACCES: refused */
         struct waiter *waiters;
 };
 
@@ -345,10 +346,12 @@ static void cb_connect(struct mosquitto *m, void *ud, int rc, int flags,
         l->connects++;
         logf_(l, HYB_LOG_INFO, "cluster: connected to %s as %s (session %s)", l->o.broker,
               l->client_id, session ? "kept" : "new");
-        /* Subscribed again each time: a new session has none, and a kept one answers with
-         * the retained values again, which resynchronises the mirror. */
+        /* A new session has no subscriptions: all are made again (the retained values come
+         * again, which resynchronises a mirror).  A kept session has those the broker
+         * acknowledged, and sends what was published meanwhile: only the others. */
         for (struct lsub *s = l->subs; s; s = s->next)
-                send_subscribe(l, s);
+                if (!session || !s->acked)
+                        send_subscribe(l, s);
         for (size_t i = 0; i < l->n_states; i++)
                 l->states[i].fn(l, true, session, l->states[i].ud);
 }
@@ -377,6 +380,7 @@ static void cb_subscribe(struct mosquitto *m, void *ud, int mid, int n, const in
                         logf_(l, HYB_LOG_WARNING, "cluster: broker refused subscription %s",
                               s->filter);
                 s->acked = r == 0;
+                s->state = r == 0 ? 1 : r;
                 w = s->waiters;
                 s->waiters = NULL;
                 while (w) {
@@ -797,6 +801,14 @@ int cluster_link_set_will(cluster_link *l, const char *topic, const void *payloa
                 return -EINVAL;
         int rc = mosquitto_will_set_v5(l->mosq, topic, (int)len, payload, qos, retain, NULL);
         return rc == MOSQ_ERR_SUCCESS ? 0 : rc == MOSQ_ERR_NOMEM ? -ENOMEM : -EINVAL;
+}
+
+int cluster_link_subscription_state(const cluster_link *l, const char *filter)
+{
+        for (struct lsub *s = l->subs; s; s = s->next)
+                if (strcmp(s->filter, filter) == 0)
+                        return s->state;
+        return -ENOENT;
 }
 
 bool cluster_link_is_connected(const cluster_link *l)

@@ -10,8 +10,10 @@
  *   - cluster_link_on_message: messages dispatched by topic prefix (the longest registered
  *     prefix that starts the topic wins; "" takes what no other prefix takes).  The cluster
  *     scope registers "<prefix>"; bus calls between hosts register "<prefix>_hybrid/".
- *   - cluster_link_subscribe: a topic filter, kept by the link and subscribed again on each
- *     (re)connection; done runs once the broker's SUBACK came (0, or -EACCES when refused).
+ *   - cluster_link_subscribe: a topic filter, kept by the link and subscribed again on a
+ *     connection whose session the broker did not keep (and, in a kept one, when its
+ *     SUBACK had not come); done runs once the broker's SUBACK came (0, or -EACCES when
+ *     refused).
  *   - cluster_link_publish: done runs once the broker acknowledged it (QoS 1: PUBACK; QoS 0:
  *     written out), 0 or -EIO when the broker refused it; a QoS 1 message in flight when the
  *     connection drops is sent again on the next one (the session's own retry).
@@ -103,6 +105,9 @@ int cluster_link_publish(cluster_link *l, const char *topic, const void *payload
  */
 int cluster_link_set_will(cluster_link *l, const char *topic, const void *payload, size_t len,
                           int qos, bool retain);
+/* The broker's answer to filter: 1 granted, 0 not yet, -EACCES refused, -ENOENT: not
+ * subscribed. */
+int cluster_link_subscription_state(const cluster_link *l, const char *filter);
 /* Is the link connected (CONNACK received)? */
 bool cluster_link_is_connected(const cluster_link *l);
 /* The options the link runs with (borrowed). */
