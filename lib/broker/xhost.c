@@ -112,12 +112,33 @@ static void peer_reset_who(xpeer *p)
         peer_set_who(p, n, (size_t)k, self_app, sizeof self_app - 1);
 }
 
+/* At XHOST_MAX_HOSTS, a peer without calls either way makes room (what other hosts send
+ * cannot fill the table for good): the oldest such, or NULL. */
+static void peer_evict_idle(xhost *x)
+{
+        xpeer **victim = NULL;
+        for (xpeer **pp = &x->peers; *pp; pp = &(*pp)->next)
+                if (!(*pp)->conn->in && !(*pp)->conn->out)
+                        victim = pp; /* peers are prepended: the last one is the oldest */
+        if (!victim)
+                return;
+        xpeer *p = *victim;
+        *victim = p->next;
+        x->n_peers--;
+        free(p->conn);
+        free(p);
+}
+
 /* The peer of host (created when create and there is room): NULL if none. */
 static xpeer *peer_get(xhost *x, const char *host, size_t len, bool create)
 {
         xpeer *p = peer_find(x, host, len);
-        if (p || !create || x->n_peers >= XHOST_MAX_HOSTS || len > BUS_HOST_MAX)
+        if (p || !create || len > BUS_HOST_MAX)
                 return p;
+        if (x->n_peers >= XHOST_MAX_HOSTS)
+                peer_evict_idle(x);
+        if (x->n_peers >= XHOST_MAX_HOSTS)
+                return NULL;
         p = calloc(1, sizeof *p);
         bconn *c = calloc(1, sizeof *c);
         if (!p || !c) {

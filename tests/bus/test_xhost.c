@@ -613,6 +613,72 @@ START_TEST(test_bounds)
                 hyb_bus_unref(bs[i]);
         svc_a_stop(&a);
         net_stop(&net);
+
+        /* on a: max_cluster_calls bounds the calls from other hosts in all */
+        net_start(&net, "limits:\n  max_cluster_calls: 2\n", NULL);
+        svc_a_start(&net, &a, NULL);
+        memset(ar, 0, sizeof ar);
+        for (int i = 0; i < 3; i++) {
+                char runner[8];
+                snprintf(runner, sizeof runner, "r%d", i);
+                bs[i] = connect_to(&net, 1, "org.test.cli", runner);
+        }
+        for (int i = 0; i < 2; i++)
+                ck_assert_int_eq(hyb_bus_call_async(bs[i], "@a/org.test.svc/main", "never", "{}", 2, 0, 3600000,
+                                                    on_reply, &ar[i], NULL), 0);
+        wait_for(&a.s.calls, 2);
+        r = hyb_bus_call(bs[2], "@a/org.test.svc/main", "echo", "{}", 2, 0, 20000, NULL, &err);
+        ck_assert_int_eq(r, HYB_E_TOO_MANY);
+        ck_assert_ptr_nonnull(strstr(err.message, "max_cluster_calls"));
+        ck_assert_int_eq(atomic_load(&a.s.calls), 2);
+        for (int i = 0; i < 3; i++)
+                hyb_bus_unref(bs[i]);
+        svc_a_stop(&a);
+        net_stop(&net);
+}
+END_TEST
+
+/* The hosts a daemon tracks are bounded (XHOST_MAX_HOSTS); what other hosts send cannot
+ * fill the table for good: hosts without calls make room, so b still reaches a after news
+ * of many more hosts, and a host with a call in flight keeps its place. */
+START_TEST(test_hosts_bound)
+{
+        xnet net;
+        svc_a a;
+        areply ar = { 0 };
+        hyb_error err;
+
+        net_start(&net, NULL, NULL);
+        svc_a_start(&net, &a, NULL);
+        hyb_bus *b = connect_to(&net, 1, "org.test.cli", "main");
+        ck_assert_int_eq(hyb_bus_call_async(b, "@a/org.test.svc/main", "never", "{}", 2, 0, 3600000, on_reply, &ar,
+                                            NULL), 0);
+        wait_for(&a.s.calls, 1);
+        net_pause(&net);
+        for (unsigned i = 0; i < XHOST_MAX_HOSTS + 50; i++) {
+                char topic[64];
+                snprintf(topic, sizeof topic, "_hybrid/presence/h%u", i);
+                xmsg m = { .topic = topic, .payload = (const uint8_t *)"offline", .len = 7, .retain = true };
+                ck_assert_int_eq(xhost_receive(net.node[1].broker, &m), 0);
+        }
+        net_resume(&net);
+        /* a is still known (its call in flight kept it): its will still ends the call */
+        int r = hyb_bus_call(b, "@a/org.test.svc/main", "echo", "{}", 2, 0, 20000, NULL, &err);
+        ck_assert_msg(r == 0, "call after many hosts: %d %s", r, err.message);
+        net_pause(&net);
+        xmsg will = { .topic = "_hybrid/presence/a", .payload = (const uint8_t *)"offline", .len = 7, .retain = true };
+        net_send(&net, &will);
+        net_resume(&net);
+        pump_until(b, &ar.n, 1, 20000);
+        ck_assert_int_eq(ar.status, 502);
+        /* a host seen last (h<max+49>) is known gone: 502 at once, not a deadline */
+        char ep[64];
+        snprintf(ep, sizeof ep, "@h%u/org.test.svc/main", XHOST_MAX_HOSTS + 49);
+        r = hyb_bus_call(b, ep, "echo", "{}", 2, 0, 5000, NULL, &err); /* no room: 503 */
+        ck_assert_int_eq(r, HYB_E_BAD_CALLEE);
+        hyb_bus_unref(b);
+        svc_a_stop(&a);
+        net_stop(&net);
 }
 END_TEST
 
@@ -810,6 +876,7 @@ Suite *xhost_suite(void)
         tcase_add_test(tc, test_host_gone);
         tcase_add_test(tc, test_for_host);
         tcase_add_test(tc, test_bounds);
+        tcase_add_test(tc, test_hosts_bound);
         tcase_add_test(tc, test_caller_gone);
         tcase_add_test(tc, test_bad_messages);
         tcase_add_test(tc, test_events);
