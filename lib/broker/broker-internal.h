@@ -452,8 +452,9 @@ int xhost_route(hyb_broker *b, const struct bus_name *n, bconn **ret, const char
 /* May one more call go out to another host (limits.max_cluster_calls)? */
 bool xhost_room(const hyb_broker *b);
 /* Sends the CALL f of c, pending as id with the timeout t, to the remote callee: 0, or the
- * status to answer the caller with (the caller of this function frees the pending entry). */
-int xhost_forward_call(bconn *c, bconn *callee, uint64_t id, uint32_t t, bframe *f);
+ * status to answer the caller with and *msg (the caller of this function frees the pending
+ * entry). */
+int xhost_forward_call(bconn *c, bconn *callee, uint64_t id, uint32_t t, bframe *f, const char **msg);
 /* Sends a RESULT for call_id to the remote caller (from: the callee's name, local form). */
 void xhost_send_result(bconn *caller, uint64_t call_id, int status, const char *from, size_t from_len,
                        const char *member, size_t member_len, const void *body, size_t len,

@@ -206,11 +206,12 @@ static void call_remote(bconn *c, bconn *callee, bframe *f)
         bpending *p = pending_link(c, callee, f, &t);
         if (!p)
                 return;
-        int st = xhost_forward_call(c, callee, p->id, t, f);
+        const char *msg = NULL;
+        int st = xhost_forward_call(c, callee, p->id, t, f, &msg);
         if (st) {
                 uint64_t cid = p->caller_id;
                 pending_free(c->b, p);
-                route_reply(c, cid, st, "the cluster link cannot take the call", NULL, 0, 0);
+                route_reply(c, cid, st, msg, NULL, 0, 0);
         }
 }
 

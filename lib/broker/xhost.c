@@ -330,7 +330,7 @@ static size_t global_name(const xhost *x, const char *name, size_t len, char *ou
         return k > 0 && k <= (int)WIRE_ENDPOINT_MAX ? (size_t)k : 0;
 }
 
-int xhost_forward_call(bconn *c, bconn *callee, uint64_t id, uint32_t t, bframe *f)
+int xhost_forward_call(bconn *c, bconn *callee, uint64_t id, uint32_t t, bframe *f, const char **msg)
 {
         xhost *x = c->b->xhost;
         xpeer *p = callee->remote;
@@ -338,6 +338,13 @@ int xhost_forward_call(bconn *c, bconn *callee, uint64_t id, uint32_t t, bframe 
         uint8_t corr[XHOST_CORR_LEN];
         size_t from_len = global_name(x, c->name, c->name_len, from);
 
+        /* A token session whose token text is not at hand (the edge's) would reach the other
+         * host with no token, that is with more than its rights: refused. */
+        if (c->tok && !c->tok_text) {
+                *msg = "this session's token cannot be forwarded to other hosts";
+                return 403;
+        }
+        *msg = "the cluster link cannot take the call";
         if (!from_len || xhost_topic(topic, x->p, "call", p->host, strlen(p->host)) < 0 ||
             xhost_topic(reply, x->p, "reply", x->own, strlen(x->own)) < 0)
                 return 500;
