@@ -42,6 +42,7 @@ typedef struct sent {           /* a copy of one published message */
         bool retain;
         uint32_t expiry_s;
         xnode *to;              /* delivery target (NULL in the log) */
+        struct sent *next, **pprev; /* xnet.queued, until delivered */
 } sent;
 
 struct xnode {
@@ -64,6 +65,7 @@ typedef struct xnet {
         pthread_mutex_t lock;   /* the log, read by the test thread */
         sent log[LOG_MAX];
         unsigned n_log;
+        sent *queued;           /* scheduled, not yet delivered (freed by net_stop) */
 } xnet;
 
 static bool filter_match(const char *f, const char *t)
@@ -118,6 +120,9 @@ static void sent_free(sent *s)
 static void deliver(evutil_socket_t fd, short what, void *ud)
 {
         sent *s = ud;
+        *s->pprev = s->next;
+        if (s->next)
+                s->next->pprev = s->pprev;
         xmsg m = { .topic = s->topic, .payload = s->payload, .len = s->len,
                    .response_topic = s->response_topic[0] ? s->response_topic : NULL,
                    .corr = s->corr_len ? s->corr : NULL, .corr_len = s->corr_len, .token = s->token,
@@ -136,6 +141,11 @@ static void net_send(xnet *net, const xmsg *m)
                                 sent *s = malloc(sizeof *s);
                                 sent_copy(s, m);
                                 s->to = n;
+                                s->next = net->queued;
+                                if (net->queued)
+                                        net->queued->pprev = &s->next;
+                                s->pprev = &net->queued;
+                                net->queued = s;
                                 struct timeval now = { 0, 0 };
                                 ck_assert_int_eq(event_base_once(net->base, -1, EV_TIMEOUT, deliver, s, &now), 0);
                                 break;
@@ -254,7 +264,13 @@ static void net_stop(xnet *net)
                 test_rmrf(n->dir);
                 free(n->dir);
         }
-        /* messages still scheduled are dropped with the base */
+        /* messages still scheduled are dropped */
+        while (net->queued) {
+                sent *q = net->queued;
+                net->queued = q->next;
+                sent_free(q);
+                free(q);
+        }
         event_free(net->stop_ev);
         event_base_free(net->base);
         close(net->stop_pipe[0]);
@@ -553,6 +569,7 @@ START_TEST(test_for_host)
         svc_stop(&run3);
         hyb_bus_unref(a3);
         svc_stop(&run);
+        hyb_slot_unref(sl);
         hyb_bus_unref(a2);
         hyb_bus_unref(b);
         svc_a_stop(&a);
