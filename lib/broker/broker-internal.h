@@ -97,6 +97,7 @@ typedef struct bquota {
         size_t bytes;           /* input buffers + send queues + partial-frame reservations */
         unsigned pending;       /* calls its connections have in flight */
         unsigned store_subs;    /* store subscriptions of its connections */
+        unsigned cluster_reads; /* their reads waiting for the MQTT broker (cluster-serve.c) */
 } bquota;
 
 struct bssub;

@@ -38,25 +38,30 @@ void broker_cluster_stop(hyb_broker *b)
 {
 }
 
-static void no_cluster(bconn *c, uint64_t id)
+static void no_cluster(bconn *c, uint64_t id, const hyb_furi *f)
 {
-        route_reply(c, id, 404, "this hybridd has no cluster", NULL, 0, 0);
+        char code[24], msg[300];
+        int n = snprintf(code, sizeof code, "%d", HYB_E_SCOPE);
+
+        snprintf(msg, sizeof msg, "cluster scope (%s) is not available: this hybridd was built "
+                 "without libmosquitto", hyb_furi_get_str(f));
+        route_reply(c, id, hyb_err_to_status(HYB_E_SCOPE), msg, code, (size_t)n, WIRE_F_BINARY);
 }
 
 void cluster_read(bconn *c, uint64_t id, const hyb_furi *f, unsigned flags, bool page,
                   const hyb_furi *after, size_t limit)
 {
-        no_cluster(c, id);
+        no_cluster(c, id, f);
 }
 
 void cluster_write(bconn *c, uint64_t id, const hyb_furi *f, const hyb_obj *v, unsigned wflags)
 {
-        no_cluster(c, id);
+        no_cluster(c, id, f);
 }
 
 void cluster_subscribe(bconn *c, uint64_t id, uint64_t sid, const hyb_furi *f, unsigned flags)
 {
-        no_cluster(c, id);
+        no_cluster(c, id, f);
 }
 
 int cluster_unsubscribe(bconn *c, uint64_t id, uint64_t sid)
@@ -78,6 +83,8 @@ void cluster_conn_gone(bconn *c)
 static const char builtin_name[] = "@localhost/org.hybridos.bus/builtin";
 static const char store_member[] = "store";
 static const char queue_root[] = "/sys/cluster/queue/";
+/* A payload larger than this is not parsed nor mirrored: the store's default max_value_bytes. */
+#define CLUSTER_MAX_VALUE_BYTES (1024u * 1024u)
 
 typedef struct bcluster bcluster;
 
@@ -106,6 +113,7 @@ struct cread {
         struct cread *next;
         bcluster *cl;
         bconn *conn;
+        bquota *q;        /* its uid's share, while the connection lives */
         uint64_t id;
         unsigned flags;
         bool page;
@@ -146,6 +154,7 @@ struct bcluster {
         unsigned n_q;
         uint64_t next_seq;
         struct cwrite *writes;
+        unsigned n_writes;
         bool mirror_full_logged;
 };
 
@@ -525,6 +534,8 @@ static void read_free(bcluster *cl, struct cread *rd)
                         break;
                 }
         cl->n_reads--;
+        if (rd->q)
+                rd->q->cluster_reads--;
         if (rd->timer)
                 event_free(rd->timer);
         pat_put(cl, rd->pat);
@@ -647,6 +658,12 @@ static void on_data(cluster_link *l, const char *topic, const void *payload, siz
 
         if (!cf)
                 return; /* not visible in the cluster scope */
+        if (len > CLUSTER_MAX_VALUE_BYTES) {
+                broker_log(cl->b, HYB_LOG_DEBUG, "cluster: %s: a payload of %zu bytes, over %u: "
+                           "not mirrored", topic, len, (unsigned)CLUSTER_MAX_VALUE_BYTES);
+                hyb_furi_unref(cf);
+                return;
+        }
         for (struct cpat *p = cl->pats; p && !wanted; p = p->next)
                 wanted = hyb_furi_match(cf, p->cpat);
         if (wanted)
@@ -838,9 +855,20 @@ void cluster_read(bconn *c, uint64_t id, const hyb_furi *f, unsigned flags, bool
                 answer_read(cl, c, id, f, flags, page, after, limit);
                 return;
         }
+        /* Reads waiting for the broker: max_pending_reads in all, half of them for one uid,
+         * and for one connection (at least one each). */
+        unsigned share = cl->o->max_pending_reads / 2 ? cl->o->max_pending_reads / 2 : 1, mine = 0;
+        for (struct cread *x = cl->reads; x; x = x->next)
+                mine += x->conn == c;
         if (cl->n_reads >= cl->o->max_pending_reads) {
                 reply_code(c, id, HYB_E_TOO_MANY,
                            "cluster.max_pending_reads reads already wait for the MQTT broker");
+                return;
+        }
+        if ((c->q && c->q->cluster_reads >= share) || mine >= share) {
+                reply_code(c, id, HYB_E_TOO_MANY,
+                           "half of cluster.max_pending_reads reads of this uid (or connection) "
+                           "already wait for the MQTT broker");
                 return;
         }
         hyb_error_clear(&e);
@@ -871,6 +899,9 @@ void cluster_read(bconn *c, uint64_t id, const hyb_furi *f, unsigned flags, bool
         rd->next = cl->reads;
         cl->reads = rd;
         cl->n_reads++;
+        rd->q = c->q;
+        if (rd->q)
+                rd->q->cluster_reads++;
         broker_log(cl->b, HYB_LOG_INFO,
                    "cluster: read of %s is outside the mirror: subscribing to %s and waiting up "
                    "to %u ms for its retained message", hyb_furi_get_str(f), rd->pat->filter,
@@ -888,6 +919,7 @@ static void write_done(cluster_link *l, int r, void *ud)
         for (struct cwrite **pp = &cl->writes; *pp; pp = &(*pp)->next)
                 if (*pp == w) {
                         *pp = w->next;
+                        cl->n_writes--;
                         break;
                 }
         if (r == -ECANCELED)
@@ -930,7 +962,15 @@ void cluster_write(bconn *c, uint64_t id, const hyb_furi *f, const hyb_obj *v, u
         if (r < 0)
                 goto out;
         if (!cl->q && cluster_link_is_connected(cl->link)) {
-                struct cwrite *w = calloc(1, sizeof *w);
+                struct cwrite *w;
+
+                if (cl->n_writes >= cl->o->queue_max) {
+                        r = err_set(&e, HYB_E_INSUFFICIENT_STORAGE, -1,
+                                    "cluster.queue_max (%u) writes already wait for the MQTT "
+                                    "broker's acknowledgement", cl->o->queue_max);
+                        goto out;
+                }
+                w = calloc(1, sizeof *w);
 
                 if (!w) {
                         r = -ENOMEM;
@@ -944,6 +984,7 @@ void cluster_write(bconn *c, uint64_t id, const hyb_furi *f, const hyb_obj *v, u
                 if (r >= 0) {
                         w->next = cl->writes;
                         cl->writes = w;
+                        cl->n_writes++;
                         goto done; /* answered at the PUBACK */
                 }
                 free(w);
@@ -1045,8 +1086,12 @@ void cluster_conn_gone(bconn *c)
                         sub_free(cl, s);
         }
         for (struct cread *rd = cl->reads; rd; rd = rd->next)
-                if (rd->conn == c)
+                if (rd->conn == c) {
                         rd->conn = NULL; /* answered to no one at its end */
+                        if (rd->q)
+                                rd->q->cluster_reads--;
+                        rd->q = NULL;
+                }
         for (struct cwrite *w = cl->writes; w; w = w->next)
                 if (w->conn == c)
                         w->conn = NULL;

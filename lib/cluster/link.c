@@ -72,6 +72,8 @@ struct cluster_link {
         int port;
         bool tls;
         char *client_id;
+        char *password;
+        bool wiped;     /* the session of an earlier run of the daemon is gone */
         struct mosquitto *mosq;
         struct event *rd, *wr, *misc, *retry, *probe, *defer;
         int probe_fd;
@@ -92,6 +94,7 @@ struct cluster_link {
 };
 
 static void attempt(cluster_link *l);
+static void wipe_session(cluster_link *l);
 
 static void logf_(cluster_link *l, int level, const char *fmt, ...) _printf_(3, 4);
 static void logf_(cluster_link *l, int level, const char *fmt, ...)
@@ -229,6 +232,8 @@ static void do_connect(cluster_link *l)
         struct timeval sec = { 1, 0 };
         int rc, fd, fl;
 
+        if (!l->wiped)
+                wipe_session(l);
         rc = mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
                                           l->o.session_expiry_s);
         if (rc == MOSQ_ERR_SUCCESS)
@@ -483,13 +488,71 @@ static int resolve(cluster_link *l, hyb_error *e)
         return 0;
 }
 
+/* MQTT 5, no Nagle, the credentials and TLS of the options, on m. */
+static int configure(cluster_link *l, struct mosquitto *m, hyb_error *e)
+{
+        int rc;
+
+        mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+        mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
+        if (l->o.username || l->password) {
+                rc = mosquitto_username_pw_set(m, l->o.username, l->password);
+                if (rc != MOSQ_ERR_SUCCESS)
+                        return err_set(e, -EINVAL, -1, "cluster.username: %s",
+                                       mosquitto_strerror(rc));
+        }
+        if (l->tls) {
+                rc = mosquitto_tls_set(m, l->o.ca_file, l->o.ca_file ? NULL : "/etc/ssl/certs",
+                                       l->o.cert_file, l->o.key_file, NULL);
+                if (rc != MOSQ_ERR_SUCCESS)
+                        return err_set(e, -EINVAL, -1,
+                                       "cluster: the TLS files (ca_file, cert_file, key_file) are "
+                                       "refused: %s", mosquitto_strerror(rc));
+        }
+        return 0;
+}
+
+static void wipe_connected(struct mosquitto *m, void *ud, int rc)
+{
+        *(int *)ud = rc == 0 ? 1 : -1;
+}
+
+/*
+ * Before the daemon's first connection: a connection with clean start under the same client
+ * id ends the session an earlier run of the daemon left at the broker (its subscriptions
+ * were its peers', gone with it; kept, they would bring their messages for ever).  Waits
+ * for the CONNACK, at most 2 s, once, at the start.
+ */
+static void wipe_session(cluster_link *l)
+{
+        struct mosquitto *m;
+        int done = 0;
+
+        m = mosquitto_new(l->client_id, true, &done);
+        if (!m)
+                return;
+        mosquitto_connect_callback_set(m, wipe_connected);
+        if (configure(l, m, NULL) >= 0 &&
+            mosquitto_connect_bind_v5(m, l->host, l->port, (int)l->o.keepalive_s, NULL, NULL) ==
+                    MOSQ_ERR_SUCCESS) {
+                for (int i = 0; i < 40 && !done; i++)
+                        if (mosquitto_loop(m, 50, 1) != MOSQ_ERR_SUCCESS)
+                                break;
+                if (done > 0) {
+                        (void)mosquitto_disconnect(m);
+                        (void)mosquitto_loop_write(m, 1);
+                        l->wiped = true;
+                }
+        }
+        mosquitto_destroy(m);
+}
+
 int cluster_link_new(struct event_base *base, const cluster_options *o,
                      const char *default_client_id, cluster_log_fn log, void *log_userdata,
                      cluster_link **ret, hyb_error *reterr)
 {
         cluster_link *l;
-        char *password = NULL;
-        int r, rc;
+        int r;
 
         hyb_assert_return(base && o && o->broker && ret, -EINVAL);
         (void)pthread_once(&lib_once, lib_init);
@@ -527,31 +590,11 @@ int cluster_link_new(struct event_base *base, const cluster_options *o,
                 r = -ENOMEM;
                 goto fail;
         }
-        mosquitto_int_option(l->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-        mosquitto_int_option(l->mosq, MOSQ_OPT_TCP_NODELAY, 1);
-        if (o->password_file && (r = read_password(o->password_file, &password, reterr)) < 0)
+        if (o->password_file && (r = read_password(o->password_file, &l->password, reterr)) < 0)
                 goto fail;
-        if (o->username || password) {
-                rc = mosquitto_username_pw_set(l->mosq, o->username, password);
-                if (password)
-                        explicit_bzero(password, strlen(password));
-                free(password);
-                if (rc != MOSQ_ERR_SUCCESS) {
-                        r = err_set(reterr, -EINVAL, -1, "cluster.username: %s",
-                                    mosquitto_strerror(rc));
-                        goto fail;
-                }
-        }
-        if (l->tls) {
-                rc = mosquitto_tls_set(l->mosq, o->ca_file, o->ca_file ? NULL : "/etc/ssl/certs",
-                                       o->cert_file, o->key_file, NULL);
-                if (rc != MOSQ_ERR_SUCCESS) {
-                        r = err_set(reterr, -EINVAL, -1,
-                                    "cluster: the TLS files (ca_file, cert_file, key_file) are "
-                                    "refused: %s", mosquitto_strerror(rc));
-                        goto fail;
-                }
-        }
+        r = configure(l, l->mosq, reterr);
+        if (r < 0)
+                goto fail;
         mosquitto_connect_v5_callback_set(l->mosq, cb_connect);
         mosquitto_disconnect_v5_callback_set(l->mosq, cb_disconnect);
         mosquitto_subscribe_v5_callback_set(l->mosq, cb_subscribe);
@@ -631,6 +674,9 @@ cluster_link *cluster_link_free(cluster_link *l)
         if (l->mosq)
                 mosquitto_destroy(l->mosq);
         free(l->client_id);
+        if (l->password)
+                explicit_bzero(l->password, strlen(l->password));
+        free(l->password);
         cluster_options_clear(&l->o);
         free(l);
         return NULL;

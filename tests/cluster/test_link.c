@@ -128,6 +128,7 @@ static void broker_stop(pid_t pid)
 
 typedef struct seen {
         int connected, lost, suback, suback_r, puback, puback_r;
+        bool session;
         char topics[16][64];
         char payloads[16][64];
         bool retain[16];
@@ -137,6 +138,7 @@ typedef struct seen {
 static void on_state(cluster_link *l, bool connected, bool session, void *ud)
 {
         seen *s = ud;
+        s->session = session;
         if (connected)
                 s->connected++;
         else
@@ -241,8 +243,9 @@ START_TEST(test_pubsub)
         ck_assert(!s.retain[1]);
         ck_assert_int_eq(s.n_msgs, 2); /* _hybrid/c went to the longer prefix only */
 
-        /* the broker restarts (persistence on): the link comes back by itself, subscribes
-         * again, and the retained value is delivered again */
+        /* the broker restarts (persistence on): the link comes back by itself, and its
+         * session (kept by the broker: clean start off, a session expiry) still has the
+         * subscription */
         broker_stop(pid);
         run_until(base, &s.lost, 1);
         ck_assert(!cluster_link_is_connected(l));
@@ -251,14 +254,34 @@ START_TEST(test_pubsub)
         pid = broker_start(dir, port);
         run_until(base, &s.connected, 2);
         ck_assert_uint_eq(cluster_link_get_connects(l), 2);
+        ck_assert_int_eq(cluster_link_publish(l, "t/c", "after", 5, 1, false, NULL, on_puback,
+                                              &s), 0);
+        run_until(base, &s.puback, 4);
         run_until(base, &s.n_msgs, 3);
-        ck_assert_str_eq(s.topics[2], "t/a");
-        ck_assert_str_eq(s.payloads[2], "21.5");
-        ck_assert(s.retain[2]);
+        ck_assert_str_eq(s.topics[2], "t/c");
+        ck_assert_str_eq(s.payloads[2], "after");
+        ck_assert_int_eq(cluster_link_subscription_state(l, "t/#"), 1);
+        ck_assert_int_eq(cluster_link_subscription_state(l, "x/#"), -ENOENT);
         ck_assert_int_eq(cluster_link_unsubscribe(l, "t/#"), 0);
         ck_assert_int_eq(cluster_link_unsubscribe(l, "t/#"), 0);
         ck_assert_int_eq(cluster_link_unsubscribe(l, "t/#"), -ENOENT);
 
+        l = cluster_link_free(l);
+
+        /* the daemon restarted: a new link with the same client id starts a new session (the
+         * old one's subscription t/# is gone), then keeps that one */
+        seen s2 = { 0 };
+        ck_assert_int_eq(cluster_link_new(base, &o, "hybrid-test-link", NULL, NULL, &l, &e), 0);
+        ck_assert_int_eq(cluster_link_on_state(l, on_state, &s2), 0);
+        ck_assert_int_eq(cluster_link_on_message(l, "", on_msg, &s2), 0);
+        ck_assert_int_eq(cluster_link_subscribe(l, "z/#", 1, on_suback, &s2), 0);
+        run_until(base, &s2.connected, 1);
+        ck_assert(!s2.session);
+        run_until(base, &s2.suback, 1);
+        ck_assert_int_eq(cluster_link_publish(l, "t/y", "1", 1, 1, false, NULL, NULL, NULL), 0);
+        ck_assert_int_eq(cluster_link_publish(l, "z/y", "2", 1, 1, false, NULL, NULL, NULL), 0);
+        run_until(base, &s2.n_msgs, 1);
+        ck_assert_str_eq(s2.topics[0], "z/y"); /* t/y, published first, did not come */
         l = cluster_link_free(l);
         event_base_free(base);
         broker_stop(pid);

@@ -114,6 +114,17 @@ expect "B no longer reads //kitchen/light" 1 "" hb store get //kitchen/light
 mosquitto_sub -p "$PORT" -h 127.0.0.1 -t 'kitchen/light' --retained-only -W 2 >"$T/del.out" 2>/dev/null
 check "the delete is an empty retained message: the broker keeps nothing" [ ! -s "$T/del.out" ]
 
+expect "a pattern read //+/temp sees //kitchen/temp, not Kitchen/temp nor kitchen.example/temp" 0 \
+        "//kitchen/temp	22" hb store get '//+/temp'
+# the one percent-encoding rule: the topic is the fURI's canonical text
+expect "A writes //kitchen/a b (a space)" 0 "" ha store put '//kitchen/a b' 1
+expect "A writes //kitchen/%2B (a literal +)" 0 "" ha store put '//kitchen/%2B' 2
+expect "the space travels as %20 in the topic" 0 "kitchen/a%20b 1" \
+        mosquitto_sub -p "$PORT" -h 127.0.0.1 -t 'kitchen/a%20b' -v -C 1 -W 5
+expect "the literal + travels as %2B, not as a wildcard" 0 "kitchen/%2B 2" \
+        mosquitto_sub -p "$PORT" -h 127.0.0.1 -t 'kitchen/%2B' -v -C 1 -W 5
+expect "and reads back on B" 0 "2" hb store get '//kitchen/%2B'
+
 # --- access: the store's policy governs //... like any fURI
 expect_err "a peer without rights to //sensors/# is refused 403" 1 "403|denies" \
         as_nobody "$HYBRID" --bus "$SB" store get //sensors/t
@@ -122,6 +133,26 @@ expect_err "nor may it write there" 1 "403|denies" \
 mosquitto_pub -p "$PORT" -h 127.0.0.1 -r -q 1 -t public/x -m 5
 expect "it reads //public/x, which policy.store allows" 0 "5" \
         as_nobody "$HYBRID" --bus "$SB" store get //public/x
+
+# a token session: the token's capabilities decide, as for any fURI
+"$HYBRID" token keygen "$T/iss.key" >/dev/null && "$HYBRID" token keygen "$T/holder.key" >/dev/null &&
+        "$HYBRID" token issue --key "$T/iss.key" --iss acme --sub alice --aud hostf \
+                --holder "$T/holder.key.pub" --cap '//public/#=read,sub' >"$T/pub.tok" ||
+        bad "a token for //public/# is issued"
+start_daemon f "host: hostf
+cluster: {broker: \"$URL\"}
+auth:
+  tokens: require
+  audience: hostf
+  issuers:
+    acme: $T/iss.key.pub" || finish
+SF=$SOCK
+tf() { "$HYBRID" --bus "$SF" --token "$T/pub.tok" --key "$T/holder.key" "$@"; }
+expect "a token for //public/# reads //public/x" 0 "5" tf store get //public/x
+expect_err "the same token is refused //sensors/t: 403" 1 "403.*token does not allow read of //sensors/t" \
+        tf store get //sensors/t
+expect_err "and a write of //public/x: 403" 1 "403.*token does not allow write" \
+        tf store put //public/x 6
 
 # --- the broker restarts with its persistence: nothing retained is lost
 retained() {
@@ -165,24 +196,31 @@ expect "B reads the last one" 0 "20" hb store get //queue/n
 DEAD=$(free_port) # nothing listens there: the broker is unreachable
 start_daemon c "host: hostc
 store: {path: $T/c.db}
-cluster: {broker: \"mqtt://127.0.0.1:$DEAD\", queue_max: 3, max_pending_reads: 2, read_timeout_ms: 60000}" || finish
+cluster: {broker: \"mqtt://127.0.0.1:$DEAD\", queue_max: 3, max_pending_reads: 4, read_timeout_ms: 60000}" || finish
 SC=$SOCK PC=$DPID
 hc() { "$HYBRID" --bus "$SC" "$@"; }
 expect "queued write 1 of queue_max 3" 0 "" hc store put //bound/q 1
 expect "queued write 2" 0 "" hc store put //bound/q 2
 expect "queued write 3" 0 "" hc store put //bound/q 3
-expect_err "a 4th write while the broker is unreachable is refused 507" 1 "queue_max \(3\)" \
+expect_err "a 4th write while the broker is unreachable is refused 507" 1 "queue_max \\(3\\)" \
         hc store put //bound/q 4
 SOCK=$SC
+waiting() { [ "$(grep -c 'is outside the mirror' "$T/c.log")" -ge "$1" ]; }
 bg r1 "$HYBRID" --bus "$SC" store get //bound/r1
 R1=$BPID
 bg r2 "$HYBRID" --bus "$SC" store get //bound/r2
 R2=$BPID
-waiting() { [ "$(grep -c 'is outside the mirror' "$T/c.log")" -ge 2 ]; }
-check "two reads wait for the broker" wait_until 10 waiting
-expect_err "a third read waiting for the broker is refused 429" 1 "max_pending_reads" \
-        hc store get //bound/r3
-kill "$R1" "$R2" 2>/dev/null
+check "two reads of one uid wait for the broker" wait_until 10 waiting 2
+expect_err "a third read of that uid is refused 429 (half of max_pending_reads 4)" 1 \
+        "reads of this uid" hc store get //bound/r3
+bg n1 as_nobody "$HYBRID" --bus "$SC" store get //bound/n1
+N1=$BPID
+bg n2 as_nobody "$HYBRID" --bus "$SC" store get //bound/n2
+N2=$BPID
+check "another uid's two reads wait too" wait_until 10 waiting 4
+expect_err "one more read is refused 429 (max_pending_reads 4 in all)" 1 \
+        "max_pending_reads reads already wait" as_nobody "$HYBRID" --bus "$SC" store get //bound/n3
+kill "$R1" "$R2" "$N1" "$N2" 2>/dev/null
 # The queue is kept in the host store: C restarted, now with the broker, publishes it in order.
 bg bound "$PYTHON" "$HYB_IT_DIR/mqtt-collect.py" "$PORT" bound/q 3
 SUBPID=$BPID
@@ -210,5 +248,14 @@ full() { grep -q "the mirror holds cluster.mirror_max_keys (3) values" "$T/d.log
 check "D mirrors at most mirror_max_keys values and says so" wait_until 10 full
 "$HYBRID" --bus "$SD" store get '//mirror/#' >"$T/mirror.out" 2>/dev/null
 check "a read of //mirror/# on D gives the 3 mirrored values" [ "$(wc -l <"$T/mirror.out")" -eq 3 ]
+
+start_daemon e "host: hoste" || finish
+expect_err "a daemon without cluster: refuses //... as its host store does" 2 \
+        "not a host-scope fURI \\(cluster scope\\)" "$HYBRID" --bus "$SOCK" store get //kitchen/temp
+
+finish
+expect_err "a daemon without cluster: answers //... with HYB_E_SCOPE" 1 \
+        "HYB_E_SCOPE .*cluster scope \\(//kitchen/temp\\) is not available" \
+        "$HYBRID" --bus "$SOCK" store get //kitchen/temp
 
 finish

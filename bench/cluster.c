@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench-cluster: the cluster scope //... between two hybridd (bench/run-cluster.sh starts
+ * them and a mosquitto broker) beside mosquitto's own pub -> sub between two plain
+ * libmosquitto clients, in the same run, through the same broker.
+ *
+ *   propagation  one message at a time: from the write's start (hyb_backend_write on a
+ *                client of daemon A; mosquitto_publish on a plain client) to its delivery
+ *                (a store subscription of a client of daemon B; a plain subscriber); p50, p99
+ *   throughput   n messages, each write acknowledged before the next (QoS 1 PUBACK), until
+ *                the subscriber has all of them; for mosquitto also pipelined (no wait)
+ *
+ * usage: bench-cluster --port P --a SOCK --b SOCK [--n N] [--rounds R]
+ * The table goes to stdout.
+ */
+#include <errno.h>
+#include <mosquitto.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hybrid/bus-store.h>
+#include <hybrid/bus.h>
+#include <hybrid/store.h>
+
+#include "bench-util.h"
+
+static int n_msgs = 1000, rounds = 3, port;
+static const char *sock_a, *sock_b;
+
+/* ---- the receiving side, shared by both: a counter and the last arrival time */
+static atomic_long received;
+static atomic_ullong t_recv;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+
+static void arrived(void)
+{
+        atomic_store(&t_recv, bench_now_ns());
+        pthread_mutex_lock(&mu);
+        atomic_fetch_add(&received, 1);
+        pthread_cond_broadcast(&cv);
+        pthread_mutex_unlock(&mu);
+}
+
+/* Waits until received >= want (10 s at most); 0 or -ETIMEDOUT. */
+static int wait_received(long want)
+{
+        struct timespec ts;
+        int r = 0;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 10;
+        pthread_mutex_lock(&mu);
+        while (atomic_load(&received) < want && r == 0)
+                r = pthread_cond_timedwait(&cv, &mu, &ts);
+        pthread_mutex_unlock(&mu);
+        return atomic_load(&received) >= want ? 0 : -ETIMEDOUT;
+}
+
+/* ---- mosquitto: two plain clients */
+static atomic_int suback, puback;
+
+static void m_on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg)
+{
+        arrived();
+}
+
+static void m_on_subscribe(struct mosquitto *m, void *ud, int mid, int n, const int *g)
+{
+        atomic_store(&suback, 1);
+}
+
+static void m_on_publish(struct mosquitto *m, void *ud, int mid)
+{
+        atomic_fetch_add(&puback, 1);
+}
+
+static struct mosquitto *m_client(const char *id)
+{
+        struct mosquitto *m = mosquitto_new(id, true, NULL);
+
+        if (!m || mosquitto_connect(m, "127.0.0.1", port, 30) != MOSQ_ERR_SUCCESS ||
+            mosquitto_loop_start(m) != MOSQ_ERR_SUCCESS) {
+                fprintf(stderr, "bench-cluster: cannot connect to mosquitto on port %d\n", port);
+                exit(1);
+        }
+        mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
+        return m;
+}
+
+static void run_mosquitto(double *lat, double *seq_rate, double *pipe_rate)
+{
+        struct mosquitto *sub = m_client("bench-sub"), *pub = m_client("bench-pub");
+        char payload[32];
+        uint64_t t0;
+
+        mosquitto_message_callback_set(sub, m_on_message);
+        mosquitto_subscribe_callback_set(sub, m_on_subscribe);
+        mosquitto_publish_callback_set(pub, m_on_publish);
+        atomic_store(&suback, 0);
+        mosquitto_subscribe(sub, NULL, "benchm/#", 1);
+        while (!atomic_load(&suback))
+                usleep(1000);
+        /* propagation */
+        atomic_store(&received, 0);
+        for (int i = 0; i < n_msgs; i++) {
+                int n = snprintf(payload, sizeof payload, "%d", i);
+                t0 = bench_now_ns();
+                mosquitto_publish(pub, NULL, "benchm/x", n, payload, 1, true);
+                if (wait_received(i + 1) < 0) {
+                        fprintf(stderr, "bench-cluster: mosquitto lost a message\n");
+                        exit(1);
+                }
+                lat[i] = (double)(atomic_load(&t_recv) - t0) / 1000.0;
+        }
+        /* throughput, each publication acknowledged before the next */
+        atomic_store(&received, 0);
+        atomic_store(&puback, 0);
+        t0 = bench_now_ns();
+        for (int i = 0; i < n_msgs; i++) {
+                int n = snprintf(payload, sizeof payload, "%d", i);
+                mosquitto_publish(pub, NULL, "benchm/x", n, payload, 1, true);
+                while (atomic_load(&puback) < i + 1)
+                        usleep(10);
+        }
+        if (wait_received(n_msgs) < 0)
+                exit(1);
+        *seq_rate = n_msgs / ((double)(atomic_load(&t_recv) - t0) / 1e9);
+        /* throughput, pipelined */
+        atomic_store(&received, 0);
+        t0 = bench_now_ns();
+        for (int i = 0; i < n_msgs; i++) {
+                int n = snprintf(payload, sizeof payload, "%d", i);
+                mosquitto_publish(pub, NULL, "benchm/x", n, payload, 1, true);
+        }
+        if (wait_received(n_msgs) < 0)
+                exit(1);
+        *pipe_rate = n_msgs / ((double)(atomic_load(&t_recv) - t0) / 1e9);
+        mosquitto_disconnect(pub);
+        mosquitto_disconnect(sub);
+        mosquitto_loop_stop(pub, false);
+        mosquitto_loop_stop(sub, false);
+        mosquitto_destroy(pub);
+        mosquitto_destroy(sub);
+}
+
+/* ---- hybrid: a client of daemon A writes //benchh/x, a client of daemon B subscribes */
+static atomic_int stop_b;
+
+static void h_on_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
+{
+        arrived();
+}
+
+static void *b_loop(void *ud)
+{
+        hyb_backend *b = ud;
+
+        while (!atomic_load(&stop_b))
+                (void)hyb_backend_wait(b, 100000);
+        return NULL;
+}
+
+static hyb_backend *h_client(const char *sock, const char *runner)
+{
+        hyb_bus_connect_options co;
+        hyb_backend *b = NULL;
+        hyb_error e = { 0 };
+
+        hyb_bus_connect_options_init(&co);
+        co.path = sock;
+        co.app = "org.example.benchcluster";
+        co.runner = runner;
+        if (hyb_bus_backend_open_host_with(NULL, &co, NULL, &b, NULL, NULL, &e) < 0) {
+                fprintf(stderr, "bench-cluster: cannot reach hybridd at %s: %s\n", sock, e.message);
+                exit(1);
+        }
+        return b;
+}
+
+static void run_hybrid(double *lat, double *seq_rate)
+{
+        hyb_backend *a = h_client(sock_a, "writer"), *b = h_client(sock_b, "reader");
+        hyb_furi *pat = NULL, *x = NULL;
+        hyb_slot *slot = NULL;
+        hyb_error e = { 0 };
+        pthread_t th;
+        uint64_t t0;
+
+        if (hyb_furi_parse("//benchh/#", (size_t)-1, NULL, &pat, NULL) < 0 ||
+            hyb_furi_parse("//benchh/x", (size_t)-1, NULL, &x, NULL) < 0 ||
+            hyb_backend_subscribe(b, pat, 0, h_on_msg, NULL, &slot, &e) < 0) {
+                fprintf(stderr, "bench-cluster: subscribe on B: %s\n", e.message);
+                exit(1);
+        }
+        atomic_store(&stop_b, 0);
+        pthread_create(&th, NULL, b_loop, b);
+        atomic_store(&received, 0);
+        for (int i = 0; i < n_msgs; i++) {
+                hyb_obj *v = NULL;
+                hyb_obj_new_int(i, &v);
+                t0 = bench_now_ns();
+                if (hyb_backend_write(a, x, v, 0, &e) < 0 ||
+                    wait_received(i + 1) < 0) {
+                        fprintf(stderr, "bench-cluster: write %d not delivered: %s\n", i, e.message);
+                        exit(1);
+                }
+                lat[i] = (double)(atomic_load(&t_recv) - t0) / 1000.0;
+                hyb_obj_unref(v);
+        }
+        atomic_store(&received, 0);
+        t0 = bench_now_ns();
+        for (int i = 0; i < n_msgs; i++) {
+                hyb_obj *v = NULL;
+                hyb_obj_new_int(i, &v);
+                if (hyb_backend_write(a, x, v, 0, &e) < 0)
+                        exit(1);
+                hyb_obj_unref(v);
+        }
+        if (wait_received(n_msgs) < 0)
+                exit(1);
+        *seq_rate = n_msgs / ((double)(atomic_load(&t_recv) - t0) / 1e9);
+        atomic_store(&stop_b, 1);
+        pthread_join(th, NULL);
+        hyb_slot_unref(slot);
+        hyb_furi_unref(pat);
+        hyb_furi_unref(x);
+        hyb_backend_unref(a);
+        hyb_backend_unref(b);
+}
+
+int main(int argc, char **argv)
+{
+        double *lat_m, *lat_h, p50m[16], p99m[16], p50h[16], p99h[16], sm[16], pm[16], sh[16];
+
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
+                        port = atoi(argv[++i]);
+                else if (strcmp(argv[i], "--a") == 0 && i + 1 < argc)
+                        sock_a = argv[++i];
+                else if (strcmp(argv[i], "--b") == 0 && i + 1 < argc)
+                        sock_b = argv[++i];
+                else if (strcmp(argv[i], "--n") == 0 && i + 1 < argc)
+                        n_msgs = atoi(argv[++i]);
+                else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc)
+                        rounds = atoi(argv[++i]);
+                else {
+                        fprintf(stderr, "usage: bench-cluster --port P --a SOCK --b SOCK "
+                                        "[--n N] [--rounds R]\n");
+                        return 2;
+                }
+        }
+        if (!port || !sock_a || !sock_b || n_msgs < 1 || rounds < 1 || rounds > 16) {
+                fprintf(stderr, "bench-cluster: --port, --a and --b are required\n");
+                return 2;
+        }
+        mosquitto_lib_init();
+        lat_m = calloc((size_t)n_msgs, sizeof(double));
+        lat_h = calloc((size_t)n_msgs, sizeof(double));
+        for (int r = 0; r < rounds; r++) {
+                /* alternated, so both see the machine in the same states */
+                run_mosquitto(lat_m, &sm[r], &pm[r]);
+                run_hybrid(lat_h, &sh[r]);
+                p50m[r] = bench_percentile(lat_m, (size_t)n_msgs, 50);
+                p99m[r] = bench_percentile(lat_m, (size_t)n_msgs, 99);
+                p50h[r] = bench_percentile(lat_h, (size_t)n_msgs, 50);
+                p99h[r] = bench_percentile(lat_h, (size_t)n_msgs, 99);
+                fprintf(stderr, "round %d: mosquitto p50 %.1f us, hybrid p50 %.1f us\n", r + 1,
+                        p50m[r], p50h[r]);
+        }
+        double m50 = bench_median(p50m, (size_t)rounds), h50 = bench_median(p50h, (size_t)rounds);
+        double m99 = bench_median(p99m, (size_t)rounds), h99 = bench_median(p99h, (size_t)rounds);
+        double ms = bench_median(sm, (size_t)rounds), mp = bench_median(pm, (size_t)rounds);
+        double hs = bench_median(sh, (size_t)rounds);
+        printf("# bench-cluster: %d messages x %d rounds, QoS 1, medians of the rounds\n", n_msgs,
+               rounds);
+        printf("%-52s %12s %12s %8s\n", "row", "mosquitto", "hybrid", "ratio");
+        printf("%-52s %12.1f %12.1f %8.2f\n", "propagation p50 (us, write start -> delivery)", m50,
+               h50, h50 / m50);
+        printf("%-52s %12.1f %12.1f %8.2f\n", "propagation p99 (us)", m99, h99, h99 / m99);
+        printf("%-52s %12.0f %12.0f %8.2f\n", "throughput (msg/s, each acked before the next)", ms,
+               hs, hs / ms);
+        printf("%-52s %12.0f %12s %8s\n", "throughput (msg/s, pipelined publishes)", mp, "-", "-");
+        printf("# targets (issue 13): propagation p50 <= 1.2x mosquitto (%s), throughput >= 0.8x "
+               "(%s)\n", h50 <= 1.2 * m50 ? "met" : "NOT met", hs >= 0.8 * ms ? "met" : "NOT met");
+        free(lat_m);
+        free(lat_h);
+        mosquitto_lib_cleanup();
+        return 0;
+}
