@@ -699,16 +699,26 @@ START_TEST(test_hosts_bound)
 }
 END_TEST
 
-/* A caller that goes away: the callee on a gets CANCEL. */
+/* A caller that cancels its call, then one that goes away: each time the callee on a gets
+ * CANCEL. */
 START_TEST(test_caller_gone)
 {
         xnet net;
         svc_a a;
         areply ar = { 0 };
+        hyb_slot *slot = NULL;
 
         net_start(&net, NULL, NULL);
         svc_a_start(&net, &a, NULL);
         hyb_bus *b = connect_to(&net, 1, "org.test.cli", "main");
+        ck_assert_int_eq(hyb_bus_call_async(b, "@a/org.test.svc/main", "never", "{}", 2, 0, 3600000, on_reply, &ar,
+                                            &slot), 0);
+        wait_for(&a.s.calls, 1);
+        hyb_slot_unref(slot); /* the cancel goes out at once */
+        wait_for(&a.s.cancels, 1);
+        ck_assert_int_eq(atomic_load(&ar.n), 0);
+        atomic_store(&a.s.calls, 0);
+        atomic_store(&a.s.cancels, 0);
         ck_assert_int_eq(hyb_bus_call_async(b, "@a/org.test.svc/main", "never", "{}", 2, 0, 3600000, on_reply, &ar,
                                             NULL), 0);
         wait_for(&a.s.calls, 1);
