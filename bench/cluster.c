@@ -9,6 +9,8 @@
  *                (a store subscription of a client of daemon B; a plain subscriber); p50, p99
  *   throughput   n messages, each write acknowledged before the next (QoS 1 PUBACK), until
  *                the subscriber has all of them; for mosquitto also pipelined (no wait)
+ *   for scale    the same through one daemon on the host scope (client -> A -> client): the
+ *                cost of the two client hops the cluster row has and mosquitto's has not
  *
  * usage: bench-cluster --port P --a SOCK --b SOCK [--n N] [--rounds R]
  * The table goes to stdout.
@@ -182,17 +184,20 @@ static hyb_backend *h_client(const char *sock, const char *runner)
         return b;
 }
 
-static void run_hybrid(double *lat, double *seq_rate)
+/* writes key through a client of daemon wsock, delivered to a subscription to pattern of a
+ * client of daemon rsock */
+static void run_hybrid(const char *wsock, const char *rsock, const char *pattern,
+                       const char *key, double *lat, double *seq_rate)
 {
-        hyb_backend *a = h_client(sock_a, "writer"), *b = h_client(sock_b, "reader");
+        hyb_backend *a = h_client(wsock, "writer"), *b = h_client(rsock, "reader");
         hyb_furi *pat = NULL, *x = NULL;
         hyb_slot *slot = NULL;
         hyb_error e = { 0 };
         pthread_t th;
         uint64_t t0;
 
-        if (hyb_furi_parse("//benchh/#", (size_t)-1, NULL, &pat, NULL) < 0 ||
-            hyb_furi_parse("//benchh/x", (size_t)-1, NULL, &x, NULL) < 0 ||
+        if (hyb_furi_parse(pattern, (size_t)-1, NULL, &pat, NULL) < 0 ||
+            hyb_furi_parse(key, (size_t)-1, NULL, &x, NULL) < 0 ||
             hyb_backend_subscribe(b, pat, 0, h_on_msg, NULL, &slot, &e) < 0) {
                 fprintf(stderr, "bench-cluster: subscribe on B: %s\n", e.message);
                 exit(1);
@@ -236,6 +241,7 @@ static void run_hybrid(double *lat, double *seq_rate)
 int main(int argc, char **argv)
 {
         double *lat_m, *lat_h, p50m[16], p99m[16], p50h[16], p99h[16], sm[16], pm[16], sh[16];
+        double p50l[16], sl[16];
 
         for (int i = 1; i < argc; i++) {
                 if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
@@ -264,7 +270,9 @@ int main(int argc, char **argv)
         for (int r = 0; r < rounds; r++) {
                 /* alternated, so both see the machine in the same states */
                 run_mosquitto(lat_m, &sm[r], &pm[r]);
-                run_hybrid(lat_h, &sh[r]);
+                run_hybrid(sock_a, sock_a, "/benchh/#", "/benchh/x", lat_h, &sl[r]);
+                p50l[r] = bench_percentile(lat_h, (size_t)n_msgs, 50);
+                run_hybrid(sock_a, sock_b, "//benchh/#", "//benchh/x", lat_h, &sh[r]);
                 p50m[r] = bench_percentile(lat_m, (size_t)n_msgs, 50);
                 p99m[r] = bench_percentile(lat_m, (size_t)n_msgs, 99);
                 p50h[r] = bench_percentile(lat_h, (size_t)n_msgs, 50);
@@ -276,6 +284,7 @@ int main(int argc, char **argv)
         double m99 = bench_median(p99m, (size_t)rounds), h99 = bench_median(p99h, (size_t)rounds);
         double ms = bench_median(sm, (size_t)rounds), mp = bench_median(pm, (size_t)rounds);
         double hs = bench_median(sh, (size_t)rounds);
+        double l50 = bench_median(p50l, (size_t)rounds), ls = bench_median(sl, (size_t)rounds);
         printf("# bench-cluster: %d messages x %d rounds, QoS 1, medians of the rounds\n", n_msgs,
                rounds);
         printf("%-52s %12s %12s %8s\n", "row", "mosquitto", "hybrid", "ratio");
@@ -285,6 +294,8 @@ int main(int argc, char **argv)
         printf("%-52s %12.0f %12.0f %8.2f\n", "throughput (msg/s, each acked before the next)", ms,
                hs, hs / ms);
         printf("%-52s %12.0f %12s %8s\n", "throughput (msg/s, pipelined publishes)", mp, "-", "-");
+        printf("# for scale, the host scope through one daemon (client -> A -> client): "
+               "p50 %.1f us, %.0f msg/s\n", l50, ls);
         printf("# targets (issue 13): propagation p50 <= 1.2x mosquitto (%s), throughput >= 0.8x "
                "(%s)\n", h50 <= 1.2 * m50 ? "met" : "NOT met", hs >= 0.8 * ms ? "met" : "NOT met");
         free(lat_m);

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # examples/hybridd.yaml, the example /etc/hybrid/hybridd.yaml: every key hybridd accepts
 # (each limit of the table in lib/broker/config.h, each key the loader's tables in
-# lib/broker/config-load.c, config-boot.c, config-auth.c and config-tls.c take) is in it, hybridd loads it as is (only
+# lib/broker/config-load.c, config-boot.c, config-auth.c, config-tls.c and config-cluster.c take) is in it, hybridd loads it as is (only
 # the paths moved into the test's directory), its boot data and program run without an
 # error, and the program raises /alerts/... when a /sensors/.../temp reading crosses the
 # threshold, and only then; the simulator's warning about it reaches hybrid-logd.
@@ -16,7 +16,7 @@ check "examples/hybridd.yaml exists" test -f "$EX"
 grep -oE '^[[:space:]]*X\([a-z_]+,' "$HYB_SRC/lib/broker/config.h" | sed 's/.*X(//; s/,//' >"$T/limits"
 grep -ohE '\{ "[a-z_]+", [a-z_]+ \}' "$HYB_SRC/lib/broker/config-load.c" \
         "$HYB_SRC/lib/broker/config-boot.c" "$HYB_SRC/lib/broker/config-auth.c" \
-        "$HYB_SRC/lib/broker/config-tls.c" | sed 's/{ "//; s/".*//' >"$T/loader"
+        "$HYB_SRC/lib/broker/config-tls.c" "$HYB_SRC/lib/broker/config-cluster.c" | sed 's/{ "//; s/".*//' >"$T/loader"
 check "found the limits table ($(wc -l <"$T/limits") keys)" [ "$(wc -l <"$T/limits")" -ge 20 ]
 check "found the loader's keys ($(wc -l <"$T/loader") keys)" [ "$(wc -l <"$T/loader")" -ge 20 ]
 for k in limits host listen policy log store boot; do
