@@ -729,6 +729,80 @@ START_TEST(test_caller_gone)
 }
 END_TEST
 
+/* A CALL on an edge session of b (lib/edge's peers: a socketpair, no handshake) to @a/...:
+ * its RESULT status. */
+static int edge_call(hyb_broker *broker, xnet *net, hyb_token_result *tok)
+{
+        hyb_error e;
+        int fd = -1, st = 0;
+        uint8_t hdr[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        static const char to[] = "@a/org.test.svc/main";
+
+        net_pause(net);
+        ck_assert_int_eq(broker_edge_session(broker, tok, "http", &fd, &e), 0);
+        net_resume(net);
+        wire_hdr h = { .type = WIRE_CALL, .call_id = 5, .timeout_ms = 20000 };
+        wire_build(&h, NULL, 0, to, sizeof to - 1, "echo", 4, "{}", 2, hdr, iov);
+        ck_assert_int_eq(write(fd, hdr, iov[0].iov_len), (ssize_t)iov[0].iov_len);
+        ck_assert_int_eq(write(fd, "{}", 2), 2);
+        ck_assert_int_eq(raw_read_frame(fd, &st, 20000), WIRE_RESULT);
+        close(fd);
+        return st;
+}
+
+/* An edge session with a token has no token text to forward: its call to another host is
+ * refused 403 (it would reach a without its token, with more than its rights); the
+ * anonymous edge principal's call goes through as any token-less call. */
+START_TEST(test_edge_token_not_forwarded)
+{
+        xnet net;
+        svc_a a;
+        hyb_key *iss = NULL, *holder = NULL;
+        hyb_token_trust *trust = NULL;
+        hyb_token_result *res = NULL;
+        char *tok = NULL;
+        hyb_error e;
+
+        net_start(&net, NULL, NULL);
+        svc_a_start(&net, &a, NULL);
+        ck_assert_int_eq(hyb_key_generate(&iss), 0);
+        ck_assert_int_eq(hyb_key_generate(&holder), 0);
+        const char *aud[] = { "a", "b" };
+        hyb_token_cap cap = { "bus://localhost/#", HYB_TOKEN_ACT_CALL };
+        hyb_token_issue_opts o;
+        hyb_token_issue_opts_init(&o);
+        o.iss = "acme";
+        o.sub = "alice";
+        o.aud = aud;
+        o.n_aud = 2;
+        o.holder = holder;
+        o.caps = &cap;
+        o.n_caps = 1;
+        ck_assert_int_eq(hyb_token_issue(iss, &o, &tok, &e), 0);
+        ck_assert_int_eq(hyb_token_trust_new(&trust), 0);
+        ck_assert_int_eq(hyb_token_trust_add(trust, "acme", iss), 0);
+        hyb_token_verify_opts vo;
+        hyb_token_verify_opts_init(&vo);
+        vo.audience = "b";
+        ck_assert_msg(hyb_token_verify(tok, trust, &vo, &res, &e) == 0, "verify: %s", e.message);
+
+        ck_assert_int_eq(edge_call(net.node[1].broker, &net, res), 403);
+        ck_assert_int_eq(atomic_load(&a.s.calls), 0);
+        ck_assert_int_eq(edge_call(net.node[1].broker, &net, NULL), 200);
+        ck_assert_int_eq(atomic_load(&a.s.calls), 1);
+        ck_assert_str_eq(a.s.caller, "@b/org.hybridos.edge/http2");
+
+        hyb_token_result_unref(res);
+        hyb_token_trust_unref(trust);
+        hyb_free(tok);
+        hyb_key_unref(iss);
+        hyb_key_unref(holder);
+        svc_a_stop(&a);
+        net_stop(&net);
+}
+END_TEST
+
 /* What is not a frame of the protocol is dropped, and the host keeps serving. */
 START_TEST(test_bad_messages)
 {
@@ -906,6 +980,7 @@ Suite *xhost_suite(void)
         tcase_add_test(tc, test_hosts_bound);
         tcase_add_test(tc, test_caller_gone);
         tcase_add_test(tc, test_bad_messages);
+        tcase_add_test(tc, test_edge_token_not_forwarded);
         tcase_add_test(tc, test_events);
         tcase_add_test(tc, test_events_no_cluster);
         suite_add_tcase(s, tc);
