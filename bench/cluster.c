@@ -48,8 +48,8 @@ static void arrived(void)
         pthread_mutex_unlock(&mu);
 }
 
-/* Waits until received >= want (10 s at most); 0 or -ETIMEDOUT. */
-static int wait_received(long want)
+/* Waits until *counter >= want (10 s at most); 0 or -ETIMEDOUT. */
+static int wait_count(atomic_long *counter, long want)
 {
         struct timespec ts;
         int r = 0;
@@ -57,14 +57,20 @@ static int wait_received(long want)
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 10;
         pthread_mutex_lock(&mu);
-        while (atomic_load(&received) < want && r == 0)
+        while (atomic_load(counter) < want && r == 0)
                 r = pthread_cond_timedwait(&cv, &mu, &ts);
         pthread_mutex_unlock(&mu);
-        return atomic_load(&received) >= want ? 0 : -ETIMEDOUT;
+        return atomic_load(counter) >= want ? 0 : -ETIMEDOUT;
+}
+
+static int wait_received(long want)
+{
+        return wait_count(&received, want);
 }
 
 /* ---- mosquitto: two plain clients */
-static atomic_int suback, puback;
+static atomic_int suback;
+static atomic_long puback;
 
 static void m_on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg)
 {
@@ -78,7 +84,10 @@ static void m_on_subscribe(struct mosquitto *m, void *ud, int mid, int n, const 
 
 static void m_on_publish(struct mosquitto *m, void *ud, int mid)
 {
+        pthread_mutex_lock(&mu);
         atomic_fetch_add(&puback, 1);
+        pthread_cond_broadcast(&cv);
+        pthread_mutex_unlock(&mu);
 }
 
 static struct mosquitto *m_client(const char *id)
@@ -126,8 +135,8 @@ static void run_mosquitto(double *lat, double *seq_rate, double *pipe_rate)
         for (int i = 0; i < n_msgs; i++) {
                 int n = snprintf(payload, sizeof payload, "%d", i);
                 mosquitto_publish(pub, NULL, "benchm/x", n, payload, 1, true);
-                while (atomic_load(&puback) < i + 1)
-                        usleep(10);
+                if (wait_count(&puback, i + 1) < 0)
+                        exit(1);
         }
         if (wait_received(n_msgs) < 0)
                 exit(1);
@@ -142,6 +151,10 @@ static void run_mosquitto(double *lat, double *seq_rate, double *pipe_rate)
         if (wait_received(n_msgs) < 0)
                 exit(1);
         *pipe_rate = n_msgs / ((double)(atomic_load(&t_recv) - t0) / 1e9);
+        /* cleared, so the next round's new subscriber is not sent the retained value */
+        mosquitto_publish(pub, NULL, "benchm/x", 0, NULL, 1, true);
+        if (wait_received(n_msgs + 1) < 0)
+                exit(1);
         mosquitto_disconnect(pub);
         mosquitto_disconnect(sub);
         mosquitto_loop_stop(pub, false);
@@ -229,6 +242,11 @@ static void run_hybrid(const char *wsock, const char *rsock, const char *pattern
         if (wait_received(n_msgs) < 0)
                 exit(1);
         *seq_rate = n_msgs / ((double)(atomic_load(&t_recv) - t0) / 1e9);
+        /* deleted, so the next round's subscription is not sent the retained value */
+        if (hyb_backend_delete(a, x, 0, &e) < 0 || wait_received(n_msgs + 1) < 0) {
+                fprintf(stderr, "bench-cluster: delete of %s: %s\n", key, e.message);
+                exit(1);
+        }
         atomic_store(&stop_b, 1);
         pthread_join(th, NULL);
         hyb_slot_unref(slot);
@@ -296,6 +314,8 @@ int main(int argc, char **argv)
         printf("%-52s %12.0f %12s %8s\n", "throughput (msg/s, pipelined publishes)", mp, "-", "-");
         printf("# for scale, the host scope through one daemon (client -> A -> client): "
                "p50 %.1f us, %.0f msg/s\n", l50, ls);
+        printf("# daemon to daemon, estimated as the hybrid p50 less that of the host scope "
+               "(the client hops): %.1f us, %.2fx mosquitto\n", h50 - l50, (h50 - l50) / m50);
         printf("# targets (issue 13): propagation p50 <= 1.2x mosquitto (%s), throughput >= 0.8x "
                "(%s)\n", h50 <= 1.2 * m50 ? "met" : "NOT met", hs >= 0.8 * ms ? "met" : "NOT met");
         free(lat_m);

@@ -127,6 +127,8 @@ struct cqitem {
         struct cqitem *next;
         bcluster *cl;
         uint64_t seq;
+        uid_t uid;
+        bool charged;     /* counted in its uid's share (not one queued before a restart) */
         char *topic;
         char *payload;
         size_t len;
@@ -152,6 +154,11 @@ struct bcluster {
         unsigned n_reads;
         struct cqitem *q, **q_tail;
         unsigned n_q;
+        struct quid {
+                uid_t uid;
+                unsigned n;
+        } *quids;         /* queued writes by uid, for its share of queue_max */
+        size_t n_quids;
         uint64_t next_seq;
         struct cwrite *writes;
         unsigned n_writes;
@@ -685,6 +692,24 @@ static void queue_key(uint64_t seq, char *buf, size_t size)
         snprintf(buf, size, "%s%020" PRIu64, queue_root, seq);
 }
 
+/* The count of queued writes of uid (created at 0 when add). */
+static unsigned *quid_count(bcluster *cl, uid_t uid, bool add)
+{
+        struct quid *q;
+
+        for (size_t i = 0; i < cl->n_quids; i++)
+                if (cl->quids[i].uid == uid)
+                        return &cl->quids[i].n;
+        if (!add)
+                return NULL;
+        q = realloc(cl->quids, (cl->n_quids + 1) * sizeof *q);
+        if (!q)
+                return NULL;
+        cl->quids = q;
+        q[cl->n_quids] = (struct quid){ uid, 0 };
+        return &q[cl->n_quids++].n;
+}
+
 static void q_done(cluster_link *l, int r, void *ud)
 {
         struct cqitem *it = ud;
@@ -707,6 +732,11 @@ static void q_done(cluster_link *l, int r, void *ud)
                         break;
                 }
         cl->n_q--;
+        if (it->charged) {
+                unsigned *n = quid_count(cl, it->uid, false);
+                if (n && *n)
+                        (*n)--;
+        }
         free(it->topic);
         free(it->payload);
         free(it);
@@ -736,12 +766,15 @@ static void drain(evutil_socket_t fd, short what, void *ud)
 }
 
 static int enqueue(bcluster *cl, const char *topic, const char *payload, size_t len, bool retain,
-                   bool persist, uint64_t seq)
+                   bool persist, uint64_t seq, const uid_t *uid)
 {
         struct cqitem *it = calloc(1, sizeof *it);
+        unsigned *count = uid ? quid_count(cl, *uid, true) : NULL;
 
-        if (!it)
+        if (!it || (uid && !count)) {
+                free(it);
                 return -ENOMEM;
+        }
         it->cl = cl;
         it->seq = seq;
         it->topic = strdup(topic);
@@ -783,6 +816,11 @@ static int enqueue(bcluster *cl, const char *topic, const char *payload, size_t 
         *cl->q_tail = it;
         cl->q_tail = &it->next;
         cl->n_q++;
+        if (uid) {
+                it->uid = *uid;
+                it->charged = true;
+                (*count)++;
+        }
         if (seq >= cl->next_seq)
                 cl->next_seq = seq + 1;
         return 0;
@@ -811,7 +849,7 @@ static int load_item(const hyb_furi *key, const hyb_obj *v, void *ud)
         topic = hyb_obj_get_str(t, &n);
         payload = hyb_obj_get_str(p, &len);
         return enqueue(cl, topic, payload, len, hyb_obj_get_bool(rt), false,
-                       strtoull(num, NULL, 10));
+                       strtoull(num, NULL, 10), NULL);
 }
 
 /* ---------------------------------------------------------------- calls */
@@ -1000,7 +1038,16 @@ void cluster_write(bconn *c, uint64_t id, const hyb_furi *f, const hyb_obj *v, u
                             "already wait for it", cl->o->queue_max);
                 goto out;
         }
-        r = enqueue(cl, topic, json ? json : "", len, retain, true, cl->next_seq);
+        unsigned share = cl->o->queue_max / 2 ? cl->o->queue_max / 2 : 1;
+        unsigned *mine = quid_count(cl, c->uid, false);
+        if (mine && *mine >= share) {
+                r = err_set(&e, HYB_E_INSUFFICIENT_STORAGE, -1,
+                            "the MQTT broker is unreachable and uid %u has half of "
+                            "cluster.queue_max (%u) writes waiting for it", (unsigned)c->uid,
+                            cl->o->queue_max);
+                goto out;
+        }
+        r = enqueue(cl, topic, json ? json : "", len, retain, true, cl->next_seq, &c->uid);
         if (r >= 0 && cluster_link_is_connected(cl->link))
                 event_active(cl->drain_ev, EV_TIMEOUT, 0);
 out:
@@ -1153,6 +1200,7 @@ static void cluster_free(bcluster *cl)
                 event_free(cl->mirror_ev);
         if (cl->drain_ev)
                 event_free(cl->drain_ev);
+        free(cl->quids);
         hyb_store_unref(cl->mirror);
         free(cl);
 }

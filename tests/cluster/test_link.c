@@ -262,6 +262,24 @@ START_TEST(test_pubsub)
         ck_assert_str_eq(s.payloads[2], "after");
         ck_assert_int_eq(cluster_link_subscription_state(l, "t/#"), 1);
         ck_assert_int_eq(cluster_link_subscription_state(l, "x/#"), -ENOENT);
+
+        /* the broker restarts without its persistence file: the session is gone, and the
+         * link subscribes again (the retained value came back with it before: now none) */
+        broker_stop(pid);
+        run_until(base, &s.lost, 2);
+        {
+                char db[600];
+                snprintf(db, sizeof db, "%s/mosquitto.db", dir);
+                ck_assert_int_eq(unlink(db), 0);
+        }
+        pid = broker_start(dir, port);
+        run_until(base, &s.connected, 3);
+        ck_assert(!s.session);
+        ck_assert_int_eq(cluster_link_publish(l, "t/d", "again", 5, 1, false, NULL, on_puback,
+                                              &s), 0);
+        run_until(base, &s.n_msgs, 4);
+        ck_assert_str_eq(s.topics[3], "t/d");
+
         ck_assert_int_eq(cluster_link_unsubscribe(l, "t/#"), 0);
         ck_assert_int_eq(cluster_link_unsubscribe(l, "t/#"), 0);
         ck_assert_int_eq(cluster_link_unsubscribe(l, "t/#"), -ENOENT);

@@ -196,14 +196,17 @@ expect "B reads the last one" 0 "20" hb store get //queue/n
 DEAD=$(free_port) # nothing listens there: the broker is unreachable
 start_daemon c "host: hostc
 store: {path: $T/c.db}
-cluster: {broker: \"mqtt://127.0.0.1:$DEAD\", queue_max: 3, max_pending_reads: 4, read_timeout_ms: 60000}" || finish
+cluster: {broker: \"mqtt://127.0.0.1:$DEAD\", queue_max: 4, max_pending_reads: 4, read_timeout_ms: 60000}" || finish
 SC=$SOCK PC=$DPID
 hc() { "$HYBRID" --bus "$SC" "$@"; }
-expect "queued write 1 of queue_max 3" 0 "" hc store put //bound/q 1
+expect "queued write 1 of queue_max 4" 0 "" hc store put //bound/q 1
 expect "queued write 2" 0 "" hc store put //bound/q 2
-expect "queued write 3" 0 "" hc store put //bound/q 3
-expect_err "a 4th write while the broker is unreachable is refused 507" 1 "queue_max \\(3\\)" \
-        hc store put //bound/q 4
+expect_err "a 3rd write of the same uid is refused 507 (half of queue_max)" 1 \
+        "uid [0-9]+ has half of cluster.queue_max \\(4\\)" hc store put //bound/q 9
+expect "another uid's write 3 is queued" 0 "" as_nobody "$HYBRID" --bus "$SC" store put //bound/q 3
+expect "and its write 4" 0 "" as_nobody "$HYBRID" --bus "$SC" store put //bound/q 4
+expect_err "a 5th write while the broker is unreachable is refused 507 (queue_max in all)" 1 \
+        "queue_max \\(4\\) writes already wait" as_nobody "$HYBRID" --bus "$SC" store put //bound/q 5
 SOCK=$SC
 waiting() { [ "$(grep -c 'is outside the mirror' "$T/c.log")" -ge "$1" ]; }
 bg r1 "$HYBRID" --bus "$SC" store get //bound/r1
@@ -222,7 +225,7 @@ expect_err "one more read is refused 429 (max_pending_reads 4 in all)" 1 \
         "max_pending_reads reads already wait" as_nobody "$HYBRID" --bus "$SC" store get //bound/n3
 kill "$R1" "$R2" "$N1" "$N2" 2>/dev/null
 # The queue is kept in the host store: C restarted, now with the broker, publishes it in order.
-bg bound "$PYTHON" "$HYB_IT_DIR/mqtt-collect.py" "$PORT" bound/q 3
+bg bound "$PYTHON" "$HYB_IT_DIR/mqtt-collect.py" "$PORT" bound/q 4
 SUBPID=$BPID
 check "a plain MQTT subscriber to bound/q is ready" ready bound
 stop "$PC"
@@ -230,9 +233,9 @@ start_daemon c2 "host: hostc
 store: {path: $T/c.db}
 cluster: {broker: \"$URL\"}" || finish
 wait "$SUBPID"
-printf 'bound/q 1\nbound/q 2\nbound/q 3\n' >"$T/bound.want"
+printf 'bound/q 1\nbound/q 2\nbound/q 3\nbound/q 4\n' >"$T/bound.want"
 check "writes queued before a restart are published after it, in order" cmp -s "$T/bound.want" "$T/bound.out"
-check "C2's log says queued writes were waiting" grep -q "3 writes queued before the restart" "$T/c2.log"
+check "C2's log says queued writes were waiting" grep -q "4 writes queued before the restart" "$T/c2.log"
 
 i=1
 while [ $i -le 5 ]; do
