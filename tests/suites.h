@@ -25,6 +25,7 @@
         X(token_proof_suite) \
         X(edge_suite) \
         X(edge_tls_suite) \
+        X(xhost_suite) \
         HYB_CLUSTER_SUITES(X)
 
 #ifdef HYB_HAVE_CLUSTER

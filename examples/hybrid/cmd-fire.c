@@ -32,8 +32,9 @@ static int run_fire(cli_ctx *ctx)
         if (st)
                 goto out;
         hyb_error_clear(&e);
-        r = hyb_bus_register_event(bus, ctx->args[0], cli_opt(ctx, "for-host"),
-                                   cli_opt(ctx, "for-app"), &slot, &e);
+        r = hyb_bus_register_event_flags(bus, ctx->args[0], cli_opt(ctx, "for-host"),
+                                         cli_opt(ctx, "for-app"),
+                                         cli_flag(ctx, "cluster") ? HYB_EVENT_CLUSTER : 0, &slot, &e);
         if (r < 0 && r != HYB_E_CONFLICT) { /* already registered is what we want */
                 st = clibus_fail(r == HYB_E_NOT_ACCEPTABLE ? EXIT_USAGE : clibus_exit_status(r),
                                  "fire", r, &e);
@@ -56,6 +57,7 @@ out:
 static const cli_option fire_options[] = {
         { "for-host", true, "--for-host P    hosts allowed to subscribe (access list, default *)" },
         { "for-app", true, "--for-app P     apps allowed to subscribe (access list, default *)" },
+        { "cluster", false, "--cluster       publish it to the other hosts of the daemon's cluster too" },
         { NULL, false, NULL },
 };
 
@@ -64,7 +66,7 @@ const cli_command cmd_fire = {
         .run = run_fire,
         .options = fire_options,
         .summary = "register a bubble, fire it, print the delivery counts",
-        .usage = "usage: hybrid fire <bubble> <json> [--for-host P] [--for-app P]\n"
+        .usage = "usage: hybrid fire <bubble> <json> [--for-host P] [--for-app P] [--cluster]\n"
                  "Fires the event <bubble> of this client's endpoint and prints\n"
                  "{\"delivered\":N,\"failed\":M} as counted by the broker.\n",
         .globals = CLI_G_BUSCMD,

@@ -300,6 +300,7 @@ HYB_EXPORT int hyb_bus_request_get_caller_uid(const hyb_bus_request *req, uid_t 
  * socket), "http" or "https" (a request to the daemon's edge on listen.http or listen.https),
  * "coap" (one on listen.coap);
  * "ws" or "wss" (a remote bus peer of the edge's WebSocket listener /bus/ws);
+ * "cluster" (a caller on another host of the daemon's cluster, doc/cluster.md);
  * *ret_principal gets the `sub` of
  * the security token the caller authenticated with, or NULL when it used none (a uid-policy
  * peer: see hyb_bus_request_get_caller_uid; an anonymous HTTP or CoAP request).  Both borrowed from
@@ -358,6 +359,23 @@ typedef void (*hyb_bus_event_fn)(hyb_bus *bus, const hyb_bus_event *ev, void *us
  */
 HYB_EXPORT int hyb_bus_register_event(hyb_bus *bus, const char *bubble, const char *for_host,
                                       const char *for_app, hyb_slot **ret_slot, hyb_error *reterr);
+
+/* Flags of hyb_bus_register_event_flags. */
+typedef enum hyb_event_flags {
+        HYB_EVENT_CLUSTER = 1, /* fires of the bubble also go to the other hosts of the cluster */
+} hyb_event_flags;
+
+/*
+ * As hyb_bus_register_event, with flags (0 or HYB_EVENT_CLUSTER; other bits: -EINVAL).
+ * With HYB_EVENT_CLUSTER each fire is also published to the cluster the daemon belongs to
+ * (doc/cluster.md "Events between hosts"), where the standing subscriptions of other hosts
+ * that match @<this host>/app/runner and the bubble receive it, as for_host/for_app allow;
+ * the delivered/failed counts of hyb_bus_fire count this host's subscribers only.  Errors as
+ * hyb_bus_register_event, and HYB_E_NOT_IMPLEMENTED when the daemon is not in a cluster.
+ */
+HYB_EXPORT int hyb_bus_register_event_flags(hyb_bus *bus, const char *bubble, const char *for_host,
+                                            const char *for_app, unsigned flags, hyb_slot **ret_slot,
+                                            hyb_error *reterr);
 
 /*
  * Fires a registered bubble.  With ret_delivered and ret_failed both NULL the

@@ -727,6 +727,8 @@ void auth_conn_free(bconn *c)
                 event_free(c->exp_ev);
         c->exp_ev = NULL;
         c->tok = hyb_token_result_unref(c->tok);
+        free(c->tok_text);
+        c->tok_text = NULL;
         ids_free(c->tok_ids);
         c->tok_ids = NULL;
 }
@@ -858,6 +860,15 @@ static void auth_accept(bconn *c, json_t *j, hyb_token_result *tok, struct bauth
                 }
                 /* The token's rights replace the uid's: admin only by the token. */
                 c->admin = result_admin(tok);
+                /* Kept to be forwarded with its calls to other hosts (xhost.c), whose
+                 * security service verifies it for itself. */
+                if (b->xhost) {
+                        const char *tt = json_string_value(json_object_get(j, "token"));
+                        if (tt && !(c->tok_text = strdup(tt))) {
+                                auth_fail(c, 500, "out of memory");
+                                goto out;
+                        }
+                }
                 c->tok = tok;
                 c->tok_ids = tok_ids;
                 tok = NULL;

@@ -66,6 +66,7 @@ typedef struct bbubble {
         bsubscriber *subs;
         size_t n_subs, alloc;
         uint64_t serial; /* registration order, as bproc.serial */
+        bool cluster;    /* registered with "cluster": fires go to the cluster too (xhost.c) */
 } bbubble;
 
 typedef struct bsub {
@@ -174,6 +175,13 @@ struct bconn {
         bool remote;
         char *binding;
         char *remote_addr; /* its "ADDRESS:PORT", for the log */
+        /* Cross-host calls (xhost.c): the pseudo connection of a remote host has `xpeer`;
+         * `host` is the peer's host for access lists (NULL: localhost); tok_text the text of
+         * a token session's token, forwarded with its calls to other hosts. */
+        struct xpeer *xpeer;
+        const char *host;
+        char *tok_text;
+        uint64_t ev_mark;     /* the last event of another host it was given (xhost.c) */
 };
 
 struct hyb_broker_config {
@@ -258,6 +266,8 @@ struct hyb_broker {
         struct cluster_link *link; /* cluster: the MQTT link (lib/cluster/link.h), or NULL */
         struct bcluster *cluster;  /* the cluster scope served over it (cluster-serve.c) */
         uint64_t edge_serial;    /* edge session names */
+        struct xhost *xhost;     /* bus calls between hosts (xhost.c), NULL outside a cluster */
+        unsigned n_remote_out, n_remote_in; /* calls in flight to and from other hosts */
 };
 
 /* broker.c */
@@ -464,12 +474,39 @@ void route_reply(bconn *c, uint64_t call_id, int status, const char *msg, const 
                  unsigned flags);
 bool route_acl(const bconn *owner, const bus_acl *hosts, const bus_acl *apps, const bconn *peer);
 
+/* xhost.c (see xhost.h): the route.c side of calls between hosts */
+/* The callee for `to` (parsed into n) when it is not a local endpoint: the local one of
+ * "@<this host>/...", or the pseudo connection of another host.  0 with *ret (NULL: no
+ * such endpoint), or the status to answer with (msg set). */
+struct bus_name;
+int xhost_route(hyb_broker *b, const struct bus_name *n, bconn **ret, const char **msg);
+/* May one more call go out to another host (limits.max_cluster_calls)? */
+bool xhost_room(const hyb_broker *b);
+/* Sends the CALL f of c, pending as id with the timeout t, to the remote callee: 0, or the
+ * status to answer the caller with and *msg (the caller of this function frees the pending
+ * entry). */
+int xhost_forward_call(bconn *c, bconn *callee, uint64_t id, uint32_t t, bframe *f, const char **msg);
+/* Sends a RESULT for call_id to the remote caller (from: the callee's name, local form). */
+void xhost_send_result(bconn *caller, uint64_t call_id, int status, const char *from, size_t from_len,
+                       const char *member, size_t member_len, const void *body, size_t len,
+                       unsigned flags);
+/* Sends CANCEL (status) of the call id to the remote callee. */
+void xhost_send_cancel(bconn *callee, uint64_t id, int status);
+/* Publishes a fire of the cluster bubble bb of gen (body, WIRE_F_BINARY in flags). */
+void xhost_publish_event(bconn *gen, const bbubble *bb, const void *body, size_t len, unsigned flags);
+/* May the endpoint name or glob ep name an endpoint of another host? */
+bool xhost_ep_remote(const hyb_broker *b, const char *ep);
+/* A standing subscription (ep, bubble) came (on) or went: subscribes or unsubscribes the
+ * topic filter of the other hosts' events it may match (nothing when it can match none). */
+void xhost_event_filter(hyb_broker *b, const char *ep, const char *bubble, bool on);
+
 /* events.c */
 void events_fire(bconn *c, bframe *f);
 int events_fire_raw(bconn *gen, bbubble *bb, const void *body, size_t len, unsigned flags,
                     uint32_t *delivered, uint32_t *failed);
 bbubble *events_find_bubble(bconn *owner, const char *name, size_t len);
-int events_register(bconn *c, const char *name, const char *hosts, const char *apps, hyb_error *e);
+int events_register(bconn *c, const char *name, const char *hosts, const char *apps, bool cluster,
+                    hyb_error *e);
 int events_revoke(bconn *c, const char *name);
 int events_subscribe(bconn *c, const char *ep, const char *bubble, hyb_error *e);
 int events_unsubscribe(bconn *c, const char *ep, const char *bubble);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "broker-internal.h"
+#include "xhost.h"
 #include "hybrid/bus.h"
 #include "broker/config-internal.h"
 #include "edge/https.h"
@@ -448,6 +449,8 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
         r = broker_edge_start(b, reterr);
         if (r >= 0)
                 r = broker_cluster_start(b, reterr);
+        if (r >= 0 && (r = xhost_link_start(b)) < 0)
+                err_set(reterr, r, -1, "cluster: bus calls between hosts: %s", hyb_strerror(r));
         if (r < 0) {
                 stop_listening(b);
                 free(b->socket_path);
@@ -468,6 +471,7 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
 static void stop_listening(hyb_broker *b)
 {
         broker_edge_stop(b); /* the routes' work first: it frees listen.https's evhttp too */
+        xhost_link_stop(b); /* its goodbye goes out before the link */
         broker_cluster_stop(b);
         b->https = edge_https_free(b->https);
         if (b->listener) {
@@ -526,6 +530,7 @@ HYB_EXPORT hyb_broker *hyb_broker_free(hyb_broker *b)
         stop_listening(b);
         b->shutting_down = true;
         bconn_free_all(b);
+        xhost_detach(b);
         auth_pool_free(b); /* joins the verifying threads: nothing refers to b after */
         broker_feed_free(b);
         store_detach(b);

@@ -55,10 +55,10 @@ int builtin_init(hyb_broker *b)
         b->builtin = bi;
         broker_ep_insert(b, bi);
         for (size_t i = 0; i < ELEMENTSOF(builtin_bubbles); i++)
-                if (events_register(bi, builtin_bubbles[i], "*", "*", NULL) < 0)
+                if (events_register(bi, builtin_bubbles[i], "*", "*", false, NULL) < 0)
                         return -ENOMEM;
         /* The broker's own log lines, for the logging service only (they name peers' uids). */
-        if (events_register(bi, "Log", "*", "org.hybridos.logd", NULL) < 0)
+        if (events_register(bi, "Log", "*", "org.hybridos.logd", false, NULL) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -410,6 +410,7 @@ static int do_revoke_procedure(bconn *c, json_t *p, builtin_result *res, hyb_err
 static int do_register_event(bconn *c, json_t *p, builtin_result *res, hyb_error *e)
 {
         const char *name, *hosts, *apps;
+        bool cluster = json_is_true(json_object_get(p, "cluster"));
         int r;
 
         (void)res;
@@ -419,7 +420,10 @@ static int do_register_event(bconn *c, json_t *p, builtin_result *res, hyb_error
         if (bus_name_check_ident(name, strlen(name), NULL) == 0 &&
             (r = auth_bus_check(c, c->name, name, HYB_TOKEN_ACT_REG, e)) < 0)
                 return r;
-        return events_register(c, name, hosts, apps, e);
+        if (cluster && !c->b->xhost)
+                return err_set(e, HYB_E_NOT_IMPLEMENTED, -1,
+                               "\"cluster\": this daemon is not in a cluster (cluster.broker and host)");
+        return events_register(c, name, hosts, apps, cluster, e);
 }
 
 static int do_revoke_event(bconn *c, json_t *p, builtin_result *res, hyb_error *e)
@@ -727,6 +731,7 @@ static const hyb_arg_policy register_event_args[] = {
         { "bubbleName", HYB_JSON_STRING, 1 },
         { "forHost", HYB_JSON_ANY, 0 },
         { "forApp", HYB_JSON_ANY, 0 },
+        { "cluster", HYB_JSON_BOOLEAN, 0 },
 };
 static const hyb_arg_policy bubble_name_args[] = {
         { "bubbleName", HYB_JSON_STRING, 1 },

@@ -105,7 +105,9 @@
         X(ws_max_per_address, COUNT, 1, 1048576, 64,                                               \
           "WebSocket connections of one source address; one more is refused 503.")             \
         X(ws_preauth_per_address, COUNT, 1, 1048576, 8,                                            \
-          "WebSocket connections of one source address not yet authenticated; one more is 503.")
+          "WebSocket connections of one source address not yet authenticated; one more is 503.")   \
+        X(max_cluster_calls, COUNT, 1, 1048576, 1024,                                              \
+          "Calls in flight to other hosts of the cluster, and from them, each in all; one more is 429.")
 
 #define BROKER_LIMIT_TYPE_SIZE size_t
 #define BROKER_LIMIT_TYPE_COUNT uint32_t

@@ -70,7 +70,8 @@ static bool sub_matches(const bsub *s, const bbubble *bb)
                 }                                                                   \
         } while (0)
 
-int events_register(bconn *c, const char *name, const char *hosts, const char *apps, hyb_error *e)
+int events_register(bconn *c, const char *name, const char *hosts, const char *apps, bool cluster,
+                    hyb_error *e)
 {
         hyb_broker *b = c->b;
         bbubble *bb;
@@ -102,6 +103,7 @@ int events_register(bconn *c, const char *name, const char *hosts, const char *a
                 return r;
         }
         bb->name_len = strlen(name);
+        bb->cluster = cluster;
         bb->owner = c;
         bb->serial = ++b->next_serial;
         bb->next = c->bubbles;
@@ -187,7 +189,9 @@ static bool has_glob(const char *s)
 int events_subscribe(bconn *c, const char *ep, const char *bubble, hyb_error *e)
 {
         hyb_broker *b = c->b;
-        bool pattern = has_glob(ep) || has_glob(bubble);
+        /* A subscription to another host's endpoint stands, as a pattern does: its events
+         * come from the cluster (xhost.c). */
+        bool pattern = has_glob(ep) || has_glob(bubble) || (b->xhost && xhost_ep_remote(b, ep));
         bbubble *target = NULL;
         bsub *s;
 
@@ -228,6 +232,8 @@ int events_subscribe(bconn *c, const char *ep, const char *bubble, hyb_error *e)
                 if (pattern) {
                         s->pnext = b->patterns;
                         b->patterns = s;
+                        if (b->xhost)
+                                xhost_event_filter(b, s->endpoint, s->bubble, true);
                 }
         }
         s->count++;
@@ -239,6 +245,8 @@ int events_subscribe(bconn *c, const char *ep, const char *bubble, hyb_error *e)
 
 static void sub_free(hyb_broker *b, bsub *s)
 {
+        if (s->pattern && b->xhost)
+                xhost_event_filter(b, s->endpoint, s->bubble, false);
         if (s->pattern)
                 for (bsub **pp = &b->patterns; *pp; pp = &(*pp)->pnext)
                         if (*pp == s) {
@@ -382,7 +390,10 @@ void events_fire(bconn *c, bframe *f)
                         return;
                 }
         }
-        events_fire_raw(c, bb, bframe_body(f), f->h.body_len, f->h.flags, &d, &fl);
+        const uint8_t *body = bframe_body(f);
+        events_fire_raw(c, bb, body, f->h.body_len, f->h.flags, &d, &fl);
+        if (bb->cluster && c->b->xhost)
+                xhost_publish_event(c, bb, body, f->h.body_len, f->h.flags);
         if (counts) {
                 int n = snprintf(json, sizeof json, "{\"delivered\":%u,\"failed\":%u}", d, fl);
                 route_reply(c, f->h.call_id, 200, NULL, json, (size_t)n, 0);

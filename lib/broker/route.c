@@ -13,16 +13,18 @@
 #include "broker-internal.h"
 #include "bus/names.h"
 #include "common/util.h"
+#include "xhost.h"
 
 
 static const char builtin_name[] = "@localhost/org.hybridos.bus/builtin";
 
 bool route_acl(const bconn *owner, const bus_acl *hosts, const bus_acl *apps, const bconn *peer)
 {
-        static const char host[] = "localhost";
+        static const char self[] = "localhost";
+        const char *host = peer->host ? peer->host : self;
         if (peer->builtin)
                 return true;
-        return bus_acl_allows(hosts, host, sizeof host - 1, host, owner->app) &&
+        return bus_acl_allows(hosts, host, strlen(host), self, owner->app) &&
                bus_acl_allows(apps, peer->app, strlen(peer->app), host, owner->app);
 }
 
@@ -32,6 +34,11 @@ void route_reply(bconn *c, uint64_t call_id, int status, const char *msg, const 
         wire_hdr h = { .type = WIRE_RESULT, .flags = (uint8_t)flags, .status = (uint16_t)status,
                        .call_id = call_id };
         size_t ml = msg ? strlen(msg) : 0;
+        if (c->xpeer) {
+                xhost_send_result(c, call_id, status, builtin_name, sizeof builtin_name - 1, msg, ml, body, len,
+                                  flags);
+                return;
+        }
         if (bconn_send(c, &h, builtin_name, sizeof builtin_name - 1, c->name, c->name_len, msg, ml, body,
                        len) == 0 &&
             c->b->n_monitors)
@@ -92,6 +99,10 @@ static void pending_free(hyb_broker *b, bpending *p)
                 p->callee->in = p->inext;
         if (p->inext)
                 p->inext->iprev = p->iprev;
+        if (p->callee->xpeer)
+                b->n_remote_out--;
+        if (p->caller->xpeer)
+                b->n_remote_in--;
         p->caller->n_out--;
         if (p->caller->q)
                 p->caller->q->pending--;
@@ -103,6 +114,10 @@ static void pending_free(hyb_broker *b, bpending *p)
 static void send_cancel(bconn *callee, uint64_t id, int status)
 {
         wire_hdr h = { .type = WIRE_CANCEL, .status = (uint16_t)status, .call_id = id };
+        if (callee->xpeer) {
+                xhost_send_cancel(callee, id, status);
+                return;
+        }
         bconn_send(callee, &h, NULL, 0, NULL, 0, NULL, 0, NULL, 0);
         if (callee->b->n_monitors)
                 monitor_copy(callee->b, WIRE_CANCEL, &h, builtin_name, sizeof builtin_name - 1, callee->name,
@@ -122,6 +137,83 @@ static void pending_timeout(evutil_socket_t fd, short what, void *ud)
 }
 
 /* ---------------------------------------------------------------- calls */
+
+/* Checks c's pending-call bounds and makes the pending entry of the call f to callee, its
+ * deadline armed (*t: the timeout in ms); NULL when the caller was answered instead. */
+static bpending *pending_link(bconn *c, bconn *callee, bframe *f, uint32_t *t)
+{
+        hyb_broker *b = c->b;
+        bpending *p;
+
+        if (c->n_out >= b->c->max_pending_calls) {
+                route_reply(c, f->h.call_id, 429, "too many pending calls", NULL, 0, 0);
+                return NULL;
+        }
+        if (c->q && c->q->pending >= b->c->uid_max_pending_calls) {
+                route_reply(c, f->h.call_id, 429, "quota uid_max_pending_calls exceeded", NULL, 0, 0);
+                return NULL;
+        }
+        if (callee->xpeer && !xhost_room(b)) {
+                route_reply(c, f->h.call_id, 429, "quota max_cluster_calls exceeded", NULL, 0, 0);
+                return NULL;
+        }
+        if (c->xpeer && b->n_remote_in >= b->c->max_cluster_calls) {
+                route_reply(c, f->h.call_id, 429, "quota max_cluster_calls exceeded", NULL, 0, 0);
+                return NULL;
+        }
+        if (!callee->xpeer && !bconn_room(callee, f->len + WIRE_ENDPOINT_MAX)) {
+                route_reply(c, f->h.call_id, 502, "callee cannot keep up (send queue full)", NULL, 0, 0);
+                return NULL;
+        }
+        p = pending_new(b);
+        if (!p) {
+                route_reply(c, f->h.call_id, 500, "out of memory", NULL, 0, 0);
+                return NULL;
+        }
+        p->id = b->next_id++;
+        p->caller_id = f->h.call_id;
+        p->caller = c;
+        p->callee = callee;
+        p->hnext = b->pend_hash[p->id & (PEND_BUCKETS - 1)];
+        b->pend_hash[p->id & (PEND_BUCKETS - 1)] = p;
+        p->onext = c->out;
+        if (c->out)
+                c->out->oprev = p;
+        c->out = p;
+        c->n_out++;
+        if (c->q)
+                c->q->pending++;
+        p->inext = callee->in;
+        if (callee->in)
+                callee->in->iprev = p;
+        callee->in = p;
+        if (callee->xpeer)
+                b->n_remote_out++;
+        if (c->xpeer)
+                b->n_remote_in++;
+        *t = f->h.timeout_ms ? f->h.timeout_ms : ROUTE_DEFAULT_TIMEOUT_MS;
+        struct timeval tv = { .tv_sec = *t / 1000, .tv_usec = (*t % 1000) * 1000 };
+        evtimer_add(p->timer, *t == ROUTE_DEFAULT_TIMEOUT_MS && b->default_deadline ? b->default_deadline
+                                                                                    : &tv);
+        return p;
+}
+
+/* A call to an endpoint of another host: the target host checks the procedure, its access
+ * lists and the caller's token; here only the caller's bounds apply. */
+static void call_remote(bconn *c, bconn *callee, bframe *f)
+{
+        uint32_t t;
+        bpending *p = pending_link(c, callee, f, &t);
+        if (!p)
+                return;
+        const char *msg = NULL;
+        int st = xhost_forward_call(c, callee, p->id, t, f, &msg);
+        if (st) {
+                uint64_t cid = p->caller_id;
+                pending_free(c->b, p);
+                route_reply(c, cid, st, msg, NULL, 0, 0);
+        }
+}
 
 static bproc *find_proc(bconn *callee, const char *name, size_t len)
 {
@@ -194,13 +286,25 @@ void route_call(bconn *c, bframe *f)
         }
         callee = broker_lookup(b, f->to, f->h.to_len);
         if (!callee) {
-                /* Validate only on the miss path: a malformed name is 406, an unknown one 404. */
+                /* Validate only on the miss path: a malformed name is 406, an unknown one 404,
+                 * one of another host goes to the cluster (xhost.c). */
                 bus_name n;
-                if (bus_name_parse_endpoint(f->to, f->h.to_len, &n, NULL) < 0)
+                const char *why = "no such endpoint";
+                int st = 404;
+                if (bus_name_parse_endpoint(f->to, f->h.to_len, &n, NULL) < 0) {
                         route_reply(c, f->h.call_id, 406, "malformed endpoint name", NULL, 0, 0);
-                else
-                        route_reply(c, f->h.call_id, 404, "no such endpoint", NULL, 0, 0);
-                return;
+                        return;
+                }
+                if (b->xhost && !c->xpeer)
+                        st = xhost_route(b, &n, &callee, &why);
+                if (!callee) {
+                        route_reply(c, f->h.call_id, st ? st : 404, why, NULL, 0, 0);
+                        return;
+                }
+                if (callee->xpeer) {
+                        call_remote(c, callee, f);
+                        return;
+                }
         }
         proc = find_proc(callee, f->member, f->h.member_len);
         if (!proc && bus_name_check_ident(f->member, f->h.member_len, NULL) < 0) {
@@ -226,44 +330,10 @@ void route_call(bconn *c, bframe *f)
                         return;
                 }
         }
-        if (c->n_out >= b->c->max_pending_calls) {
-                route_reply(c, f->h.call_id, 429, "too many pending calls", NULL, 0, 0);
+        uint32_t t;
+        p = pending_link(c, callee, f, &t);
+        if (!p)
                 return;
-        }
-        if (c->q && c->q->pending >= b->c->uid_max_pending_calls) {
-                route_reply(c, f->h.call_id, 429, "quota uid_max_pending_calls exceeded", NULL, 0, 0);
-                return;
-        }
-        if (!bconn_room(callee, f->len + WIRE_ENDPOINT_MAX)) {
-                route_reply(c, f->h.call_id, 502, "callee cannot keep up (send queue full)", NULL, 0, 0);
-                return;
-        }
-        p = pending_new(b);
-        if (!p) {
-                route_reply(c, f->h.call_id, 500, "out of memory", NULL, 0, 0);
-                return;
-        }
-        p->id = b->next_id++;
-        p->caller_id = f->h.call_id;
-        p->caller = c;
-        p->callee = callee;
-        p->hnext = b->pend_hash[p->id & (PEND_BUCKETS - 1)];
-        b->pend_hash[p->id & (PEND_BUCKETS - 1)] = p;
-        p->onext = c->out;
-        if (c->out)
-                c->out->oprev = p;
-        c->out = p;
-        c->n_out++;
-        if (c->q)
-                c->q->pending++;
-        p->inext = callee->in;
-        if (callee->in)
-                callee->in->iprev = p;
-        callee->in = p;
-        uint32_t t = f->h.timeout_ms ? f->h.timeout_ms : ROUTE_DEFAULT_TIMEOUT_MS;
-        struct timeval tv = { .tv_sec = t / 1000, .tv_usec = (t % 1000) * 1000 };
-        evtimer_add(p->timer, t == ROUTE_DEFAULT_TIMEOUT_MS && b->default_deadline ? b->default_deadline
-                                                                                   : &tv);
 
         /* aux: the caller's uid (SO_PEERCRED), so that a callee can bound what it keeps per uid;
          * the caller info (transport, principal) ends `from` for edge and token sessions */
@@ -295,6 +365,12 @@ void route_result(bconn *c, bframe *f)
         pending_free(b, p);
         if (f->h.body_len > b->c->max_body) {
                 route_reply(caller, cid, 413, "result larger than max_body", NULL, 0, 0);
+                return;
+        }
+        if (caller->xpeer) {
+                const uint8_t *rb = bframe_body(f);
+                xhost_send_result(caller, cid, f->h.status ? f->h.status : 200, c->name, c->name_len, f->member,
+                                  f->h.member_len, rb, f->h.body_len, f->h.flags & WIRE_F_BINARY);
                 return;
         }
         if (!bconn_room(caller, f->len + 2 * WIRE_ENDPOINT_MAX))

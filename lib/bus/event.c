@@ -112,15 +112,24 @@ static const slot_ops bubble_slot_ops = { .disconnect = bubble_slot_disconnect }
 HYB_EXPORT int hyb_bus_register_event(hyb_bus *bus, const char *bubble, const char *for_host,
                                       const char *for_app, hyb_slot **ret_slot, hyb_error *reterr)
 {
+        return hyb_bus_register_event_flags(bus, bubble, for_host, for_app, 0, ret_slot, reterr);
+}
+
+HYB_EXPORT int hyb_bus_register_event_flags(hyb_bus *bus, const char *bubble, const char *for_host,
+                                            const char *for_app, unsigned flags, hyb_slot **ret_slot,
+                                            hyb_error *reterr)
+{
         bus_bubble *b;
         int r;
 
-        hyb_assert_return(bus && bubble, -EINVAL);
+        hyb_assert_return(bus && bubble && !(flags & ~HYB_EVENT_CLUSTER), -EINVAL);
         r = bus_name_check_ident(bubble, strlen(bubble), reterr);
         if (r < 0)
                 return r;
         json_t *j = json_pack("{s:s, s:s, s:s}", "bubbleName", bubble, "forHost", for_host ? for_host : "*",
                               "forApp", for_app ? for_app : "*");
+        if (j && (flags & HYB_EVENT_CLUSTER) && json_object_set_new(j, "cluster", json_true()) < 0)
+                j = (json_decref(j), NULL);
         if (!j)
                 return -ENOMEM;
         r = builtin_json(bus, "registerEvent", j, NULL, reterr);

@@ -840,6 +840,15 @@ int cluster_link_publish(cluster_link *l, const char *topic, const void *payload
         return 0;
 }
 
+int cluster_link_set_will(cluster_link *l, const char *topic, const void *payload, size_t len,
+                          int qos, bool retain)
+{
+        if (!l || !topic || len > INT32_MAX)
+                return -EINVAL;
+        int rc = mosquitto_will_set_v5(l->mosq, topic, (int)len, payload, qos, retain, NULL);
+        return rc == MOSQ_ERR_SUCCESS ? 0 : rc == MOSQ_ERR_NOMEM ? -ENOMEM : -EINVAL;
+}
+
 int cluster_link_subscription_state(const cluster_link *l, const char *filter)
 {
         for (struct lsub *s = l->subs; s; s = s->next)

@@ -97,6 +97,14 @@ int cluster_link_unsubscribe(cluster_link *l, const char *filter);
 int cluster_link_publish(cluster_link *l, const char *topic, const void *payload, size_t len,
                          int qos, bool retain, const mosquitto_property *props,
                          cluster_done_fn done, void *userdata);
+/*
+ * Sets the will the broker publishes when the link's connection breaks without a clean
+ * DISCONNECT (bus calls between hosts use it as the host's presence): payload[0..len) on
+ * topic at qos, retained or not.  Takes effect from the next connection attempt; call it
+ * right after cluster_link_new for the first.  0, -EINVAL, -ENOMEM.
+ */
+int cluster_link_set_will(cluster_link *l, const char *topic, const void *payload, size_t len,
+                          int qos, bool retain);
 /* The broker's answer to filter: 1 granted, 0 not yet, -EACCES refused, -ENOENT: not
  * subscribed. */
 int cluster_link_subscription_state(const cluster_link *l, const char *filter);
