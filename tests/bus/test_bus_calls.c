@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "bus/bus-internal.h"
 #include "bus/wire.h"
 #include "suites.h"
 #include "test_bus.h"
@@ -520,6 +521,119 @@ START_TEST(test_reply_callback_unrefs_its_slot)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- many pending calls */
+
+#define HEAP_CALLS 10000
+
+typedef struct heap_run {
+        hyb_slot *slots[HEAP_CALLS];
+        bool cancelled[HEAP_CALLS];
+        int status[HEAP_CALLS];
+        uint64_t last_deadline; /* of the latest call expired */
+        bool in_order;
+        atomic_int n;
+} heap_run;
+
+static heap_run *heap_cur;
+
+static void on_heap_reply(hyb_bus *bus, const hyb_bus_reply *reply, void *ud)
+{
+        heap_run *h = heap_cur;
+        size_t i = (size_t)(uintptr_t)ud;
+        /* The call's slot is its bus_call (slot first): its local deadline. */
+        uint64_t d = ((const bus_call *)h->slots[i])->deadline_us;
+
+        if (d < h->last_deadline)
+                h->in_order = false;
+        h->last_deadline = d;
+        h->status[i] = hyb_bus_reply_get_status(reply);
+        atomic_fetch_add(&h->n, 1);
+}
+
+/* What hyb_bus_get_timeout must say with nothing buffered: the earliest local deadline,
+ * found the slow way over the pending list. */
+static uint64_t earliest_pending(const hyb_bus *bus)
+{
+        uint64_t m = UINT64_MAX;
+        for (const bus_call *c = bus->calls_head; c; c = c->next)
+                if (c->deadline_us < m)
+                        m = c->deadline_us;
+        return m;
+}
+
+/* 10^4 async calls to a broker that stops answering, with deadlines in shuffled order and a
+ * fifth of them cancelled at random: hyb_bus_get_timeout keeps naming the earliest deadline
+ * (the pending list walked as reference), and the local 504s come earliest deadline first. */
+START_TEST(test_many_pending_deadlines)
+{
+        tbroker t;
+        heap_run *h = calloc(1, sizeof *h);
+        uint64_t next;
+        unsigned seed = 12345;
+        int cancelled = 0;
+
+        ck_assert_ptr_nonnull(h);
+        h->in_order = true;
+        heap_cur = h;
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        tb_pause(&t); /* nothing answers: every call ends at its local deadline */
+        ck_assert_int_eq(hyb_bus_get_timeout(a, &next), 0);
+        ck_assert_uint_eq(next, UINT64_MAX);
+        for (size_t i = 0; i < HEAP_CALLS; i++) {
+                uint32_t ms = 1 + rand_r(&seed) % 500;
+                ck_assert_int_eq(hyb_bus_call_async(a, "@localhost/org.test.nobody/main", "m", "{}", 2, 0, ms,
+                                                    on_heap_reply, (void *)(uintptr_t)i, &h->slots[i]),
+                                 0);
+                if (i % 97 == 0) {
+                        ck_assert_int_eq(hyb_bus_get_timeout(a, &next), 0);
+                        ck_assert_uint_eq(next, earliest_pending(a));
+                }
+        }
+        ck_assert_uint_eq(a->n_calls, HEAP_CALLS);
+        /* Cancel a fifth, from anywhere in the heap (the earliest among them too). */
+        for (int k = 0; k < HEAP_CALLS / 5; k++) {
+                size_t i = (size_t)rand_r(&seed) % HEAP_CALLS;
+                if (k == 0) /* the earliest */
+                        i = (size_t)(uintptr_t)a->deadlines[0]->slot.userdata;
+                if (h->cancelled[i])
+                        continue;
+                h->cancelled[i] = true;
+                cancelled++;
+                ck_assert_ptr_null(hyb_slot_unref(h->slots[i]));
+                ck_assert_int_eq(hyb_bus_get_timeout(a, &next), 0);
+                ck_assert_uint_eq(next, earliest_pending(a));
+        }
+        ck_assert_uint_eq(a->n_calls, (size_t)(HEAP_CALLS - cancelled));
+        /* Run until every call left has expired. */
+        for (int spins = 0; atomic_load(&h->n) < HEAP_CALLS - cancelled && spins < 100000; spins++) {
+                while (hyb_bus_process(a) > 0)
+                        ;
+                if (atomic_load(&h->n) >= HEAP_CALLS - cancelled)
+                        break;
+                ck_assert_int_eq(hyb_bus_get_timeout(a, &next), 0);
+                ck_assert_uint_eq(next, earliest_pending(a));
+                uint64_t now = hyb_now_usec();
+                hyb_bus_wait(a, next == UINT64_MAX ? 100000 : next > now ? next - now : 0);
+        }
+        ck_assert_int_eq(atomic_load(&h->n), HEAP_CALLS - cancelled);
+        ck_assert(h->in_order);
+        for (size_t i = 0; i < HEAP_CALLS; i++)
+                ck_assert_int_eq(h->status[i], h->cancelled[i] ? 0 : 504);
+        ck_assert_uint_eq(a->n_calls, 0);
+        ck_assert_int_eq(hyb_bus_get_timeout(a, &next), 0);
+        ck_assert_uint_eq(next, UINT64_MAX);
+        for (size_t i = 0; i < HEAP_CALLS; i++)
+                if (!h->cancelled[i])
+                        hyb_slot_unref(h->slots[i]);
+        hyb_bus_unref(a);
+        tb_resume(&t);
+        tb_stop(&t);
+        heap_cur = NULL;
+        free(h);
+}
+END_TEST
+
 /* The daemon gone before we read its EOF: a call's write fails, and says the connection is
  * closed (not EPIPE); the next process reads the end and the bus reports closed. */
 START_TEST(test_send_after_daemon_gone)
@@ -866,6 +980,7 @@ Suite *bus_suite(void)
         tcase_add_test(tc, test_connect_refusals);
         tcase_add_test(tc, test_deadline_cancel_deferred);
         tcase_add_test(tc, test_reply_callback_unrefs_its_slot);
+        tcase_add_test(tc, test_many_pending_deadlines);
         tcase_add_test(tc, test_send_after_daemon_gone);
         tcase_add_test(tc, test_nested_sync);
         tcase_add_test(tc, test_unref_bus_while_sync_call_waits);
