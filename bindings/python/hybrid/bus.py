@@ -35,10 +35,6 @@ _NOARG: Any = object()
 _JSON_TYPES = {str: 1, int: 2, float: 3, bool: 4, dict: 5, list: 6, type(None): 7,
                None: 7, object: 0, Any: 0}
 
-_DEFAULT_MS = 30000  # HYB_BUS_DEFAULT_TIMEOUT_MS
-_LOCAL_GRACE_US = 2000000  # what the library adds to a call's timeout for its local deadline
-_now = lib.hyb_now_usec
-
 # The functions of the call path, looked up once.
 _call = lib.hyb_bus_call
 _reply_get_body = lib.hyb_bus_reply_get_body
@@ -680,16 +676,8 @@ class Bus(FdWatch):
         pc.slot = slot[0]
         self._pending.add(pc)
         fut.add_done_callback(pc.release)
-        # hyb_bus_get_timeout looks at every pending call: ask it only when this call's local
-        # deadline (its timeout plus the library's 2 s of grace for a broker that stopped
-        # answering; the broker itself answers 504 at the timeout) may come before the timer
-        # already set
-        deadline = _now() + (self._ms(timeout) if timeout is not None else _DEFAULT_MS) * 1000 \
-            + _LOCAL_GRACE_US
-        if self._timer is None or deadline < self._timer_at:
-            self._update()
-        else:
-            self._update_out()
+        # arms the timer for the library's earliest local deadline (an O(1) look)
+        self._update()
         return await fut
 
     def call_builtin(self, method: str, params: Any = _NOARG,
