@@ -332,6 +332,34 @@ HYB_EXPORT int hyb_bus_call(hyb_bus *bus, const char *endpoint, const char *meth
         return 0;
 }
 
+HYB_EXPORT int hyb_bus_call_into(hyb_bus *bus, const char *endpoint, const char *method,
+                                 const void *body, size_t len, unsigned flags, uint32_t timeout_ms,
+                                 void *buf, size_t size, size_t *ret_len, unsigned *ret_flags,
+                                 hyb_bus_reply **ret_reply, hyb_error *reterr)
+{
+        hyb_bus_reply *reply = NULL;
+        int r;
+
+        hyb_assert_return(ret_reply, -EINVAL);
+        *ret_reply = NULL;
+        hyb_assert_return(bus && endpoint && method && ret_len && (body || len == 0) && (buf || size == 0),
+                          -EINVAL);
+        r = hyb_bus_call(bus, endpoint, method, body, len, flags, timeout_ms, &reply, reterr);
+        if (r < 0)
+                return r;
+        *ret_len = reply->body_len;
+        if (ret_flags)
+                *ret_flags = (reply->flags & WIRE_F_BINARY) ? HYB_BODY_BINARY : HYB_BODY_JSON;
+        if (reply->body_len > size) {
+                *ret_reply = reply;
+                return 0;
+        }
+        if (reply->body_len)
+                memcpy(buf, reply->body, reply->body_len);
+        hyb_bus_reply_unref(reply);
+        return 0;
+}
+
 static void call_slot_disconnect(hyb_slot *slot)
 {
         bus_call *c = (bus_call *)slot;

@@ -278,6 +278,75 @@ START_TEST(test_echo_json)
 }
 END_TEST
 
+/* hyb_bus_call_into: the body in the caller's buffer when it fits (and not a byte more),
+ * the reply handed over when it does not, nothing on failure. */
+START_TEST(test_call_into)
+{
+        tbroker t;
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        const char *body = "{\"hello\":[1,2,3]}";
+        size_t blen = strlen(body), len = 0;
+        char buf[64];
+        unsigned fl = 99;
+        hyb_bus_reply *rep = (hyb_bus_reply *)buf; /* must be overwritten */
+        hyb_error err;
+
+        memset(buf, 'x', sizeof buf);
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen, 0, 1000, buf,
+                                           sizeof buf, &len, &fl, &rep, NULL), 0);
+        ck_assert_ptr_null(rep);
+        ck_assert_uint_eq(len, blen);
+        ck_assert_mem_eq(buf, body, blen);
+        ck_assert_int_eq(buf[blen], 'x');
+        ck_assert_uint_eq(fl, HYB_BODY_JSON);
+        /* exactly the size fits */
+        memset(buf, 'x', sizeof buf);
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen, 0, 1000, buf,
+                                           blen, &len, NULL, &rep, NULL), 0);
+        ck_assert_ptr_null(rep);
+        ck_assert_mem_eq(buf, body, blen);
+        /* one byte short: the reply comes instead, buf untouched */
+        memset(buf, 'x', sizeof buf);
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen, 0, 1000, buf,
+                                           blen - 1, &len, &fl, &rep, NULL), 0);
+        ck_assert_ptr_nonnull(rep);
+        ck_assert_uint_eq(len, blen);
+        ck_assert_int_eq(buf[0], 'x');
+        size_t rl;
+        ck_assert_mem_eq(hyb_bus_reply_get_body(rep, &rl), body, blen);
+        ck_assert_uint_eq(rl, blen);
+        rep = hyb_bus_reply_unref(rep);
+        /* binary bodies say so; no buffer at all works too */
+        static const uint8_t bin[] = { 0, 1, 2, 0xff };
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", bin, sizeof bin,
+                                           HYB_BODY_BINARY, 1000, buf, sizeof buf, &len, &fl, &rep, NULL),
+                         0);
+        ck_assert_ptr_null(rep);
+        ck_assert_uint_eq(len, sizeof bin);
+        ck_assert_mem_eq(buf, bin, sizeof bin);
+        ck_assert_uint_eq(fl, HYB_BODY_BINARY);
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen, 0, 1000, NULL, 0,
+                                           &len, &fl, &rep, NULL), 0);
+        ck_assert_ptr_nonnull(rep);
+        rep = hyb_bus_reply_unref(rep);
+        /* a failed call: its code and message, no reply, buf untouched */
+        memset(buf, 'x', sizeof buf);
+        rep = (hyb_bus_reply *)buf;
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "noSuchBuiltin", "{}", 2, 0, 1000, buf,
+                                           sizeof buf, &len, &fl, &rep, &err),
+                         HYB_E_NOT_FOUND);
+        ck_assert_ptr_null(rep);
+        ck_assert_int_eq(err.code, HYB_E_NOT_FOUND);
+        ck_assert_int_eq(buf[0], 'x');
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", "{}", 2, 0, 1000, buf,
+                                           sizeof buf, NULL, &fl, &rep, NULL), -EINVAL);
+        ck_assert_ptr_null(rep);
+        hyb_bus_unref(a);
+        tb_stop(&t);
+}
+END_TEST
+
 START_TEST(test_echo_16mib_binary)
 {
         tbroker t;
@@ -975,6 +1044,7 @@ Suite *bus_suite(void)
         TCase *tc = tcase_create("calls");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_echo_json);
+        tcase_add_test(tc, test_call_into);
         tcase_add_test(tc, test_echo_16mib_binary);
         tcase_add_test(tc, test_calls_policy_acl);
         tcase_add_test(tc, test_connect_refusals);
