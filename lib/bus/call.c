@@ -118,7 +118,9 @@ static void heap_down(hyb_bus *bus, size_t i)
                 size_t l = 2 * i + 1, m;
                 if (l >= n)
                         break;
-                m = l + 1 < n && bus->deadlines[l + 1]->deadline_us < bus->deadlines[l]->deadline_us ? l + 1 : l;
+                m = l + 1 < n && bus->deadlines[l + 1]->deadline_us < bus->deadlines[l]->deadline_us
+                            ? l + 1
+                            : l;
                 if (c->deadline_us <= bus->deadlines[m]->deadline_us)
                         break;
                 heap_place(bus, bus->deadlines[m], i);
@@ -342,7 +344,8 @@ HYB_EXPORT int hyb_bus_call_into(hyb_bus *bus, const char *endpoint, const char 
 
         hyb_assert_return(ret_reply, -EINVAL);
         *ret_reply = NULL;
-        hyb_assert_return(bus && endpoint && method && ret_len && (body || len == 0) && (buf || size == 0),
+        hyb_assert_return(bus && endpoint && method && ret_len && (body || len == 0) &&
+                                  (buf || size == 0),
                           -EINVAL);
         r = hyb_bus_call(bus, endpoint, method, body, len, flags, timeout_ms, &reply, reterr);
         if (r < 0)

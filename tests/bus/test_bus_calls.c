@@ -293,8 +293,9 @@ START_TEST(test_call_into)
         hyb_error err;
 
         memset(buf, 'x', sizeof buf);
-        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen, 0, 1000, buf,
-                                           sizeof buf, &len, &fl, &rep, NULL), 0);
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen, 0, 1000,
+                                           buf, sizeof buf, &len, &fl, &rep, NULL),
+                         0);
         ck_assert_ptr_null(rep);
         ck_assert_uint_eq(len, blen);
         ck_assert_mem_eq(buf, body, blen);
@@ -302,14 +303,16 @@ START_TEST(test_call_into)
         ck_assert_uint_eq(fl, HYB_BODY_JSON);
         /* exactly the size fits */
         memset(buf, 'x', sizeof buf);
-        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen, 0, 1000, buf,
-                                           blen, &len, NULL, &rep, NULL), 0);
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen, 0, 1000,
+                                           buf, blen, &len, NULL, &rep, NULL),
+                         0);
         ck_assert_ptr_null(rep);
         ck_assert_mem_eq(buf, body, blen);
         /* one byte short: the reply comes instead, buf untouched */
         memset(buf, 'x', sizeof buf);
-        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen, 0, 1000, buf,
-                                           blen - 1, &len, &fl, &rep, NULL), 0);
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen, 0, 1000,
+                                           buf, blen - 1, &len, &fl, &rep, NULL),
+                         0);
         ck_assert_ptr_nonnull(rep);
         ck_assert_uint_eq(len, blen);
         ck_assert_int_eq(buf[0], 'x');
@@ -318,29 +321,32 @@ START_TEST(test_call_into)
         ck_assert_uint_eq(rl, blen);
         rep = hyb_bus_reply_unref(rep);
         /* binary bodies say so; no buffer at all works too */
-        static const uint8_t bin[] = { 0, 1, 2, 0xff };
+        static const uint8_t bin[] = {0, 1, 2, 0xff};
         ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", bin, sizeof bin,
-                                           HYB_BODY_BINARY, 1000, buf, sizeof buf, &len, &fl, &rep, NULL),
+                                           HYB_BODY_BINARY, 1000, buf, sizeof buf, &len, &fl, &rep,
+                                           NULL),
                          0);
         ck_assert_ptr_null(rep);
         ck_assert_uint_eq(len, sizeof bin);
         ck_assert_mem_eq(buf, bin, sizeof bin);
         ck_assert_uint_eq(fl, HYB_BODY_BINARY);
-        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen, 0, 1000, NULL, 0,
-                                           &len, &fl, &rep, NULL), 0);
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen, 0, 1000,
+                                           NULL, 0, &len, &fl, &rep, NULL),
+                         0);
         ck_assert_ptr_nonnull(rep);
         rep = hyb_bus_reply_unref(rep);
         /* a failed call: its code and message, no reply, buf untouched */
         memset(buf, 'x', sizeof buf);
         rep = (hyb_bus_reply *)buf;
-        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "noSuchBuiltin", "{}", 2, 0, 1000, buf,
-                                           sizeof buf, &len, &fl, &rep, &err),
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "noSuchBuiltin", "{}", 2, 0,
+                                           1000, buf, sizeof buf, &len, &fl, &rep, &err),
                          HYB_E_NOT_FOUND);
         ck_assert_ptr_null(rep);
         ck_assert_int_eq(err.code, HYB_E_NOT_FOUND);
         ck_assert_int_eq(buf[0], 'x');
-        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", "{}", 2, 0, 1000, buf,
-                                           sizeof buf, NULL, &fl, &rep, NULL), -EINVAL);
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", "{}", 2, 0, 1000,
+                                           buf, sizeof buf, NULL, &fl, &rep, NULL),
+                         -EINVAL);
         ck_assert_ptr_null(rep);
         hyb_bus_unref(a);
         tb_stop(&t);
@@ -651,8 +657,9 @@ START_TEST(test_many_pending_deadlines)
         ck_assert_uint_eq(next, UINT64_MAX);
         for (size_t i = 0; i < HEAP_CALLS; i++) {
                 uint32_t ms = 1 + rand_r(&seed) % 500;
-                ck_assert_int_eq(hyb_bus_call_async(a, "@localhost/org.test.nobody/main", "m", "{}", 2, 0, ms,
-                                                    on_heap_reply, (void *)(uintptr_t)i, &h->slots[i]),
+                ck_assert_int_eq(hyb_bus_call_async(a, "@localhost/org.test.nobody/main", "m", "{}",
+                                                    2, 0, ms, on_heap_reply, (void *)(uintptr_t)i,
+                                                    &h->slots[i]),
                                  0);
                 if (i % 97 == 0) {
                         ck_assert_int_eq(hyb_bus_get_timeout(a, &next), 0);
@@ -675,7 +682,8 @@ START_TEST(test_many_pending_deadlines)
         }
         ck_assert_uint_eq(a->n_calls, (size_t)(HEAP_CALLS - cancelled));
         /* Run until every call left has expired. */
-        for (int spins = 0; atomic_load(&h->n) < HEAP_CALLS - cancelled && spins < 100000; spins++) {
+        for (int spins = 0; atomic_load(&h->n) < HEAP_CALLS - cancelled && spins < 100000;
+             spins++) {
                 while (hyb_bus_process(a) > 0)
                         ;
                 if (atomic_load(&h->n) >= HEAP_CALLS - cancelled)

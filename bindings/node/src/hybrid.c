@@ -742,7 +742,8 @@ static bool json_parse_agrees(const char *s, size_t len)
                         last = (char)c;
                         break;
                 case '"': {
-                        bool is_key = depth >= 0 && stack[depth] == '{' && (last == '{' || last == ',');
+                        bool is_key =
+                                depth >= 0 && stack[depth] == '{' && (last == '{' || last == ',');
                         size_t j = i + 1;
                         if (j < len && s[j] == '@')
                                 return false;
@@ -751,14 +752,17 @@ static bool json_parse_agrees(const char *s, size_t len)
                                 if (d >= 0x80)
                                         return false;
                                 if (is_key) {
-                                        bool name = (d >= 'A' && d <= 'Z') || (d >= 'a' && d <= 'z') || d == '_' ||
-                                                    (j > i + 1 && ((d >= '0' && d <= '9') || d == '-'));
+                                        bool name =
+                                                (d >= 'A' && d <= 'Z') || (d >= 'a' && d <= 'z') ||
+                                                d == '_' ||
+                                                (j > i + 1 && ((d >= '0' && d <= '9') || d == '-'));
                                         if (!name)
                                                 return false;
                                 } else if (d == '\\') {
                                         if (++j >= len)
                                                 return false;
-                                        if (s[j] == 'u' && j + 1 < len && (s[j + 1] == 'd' || s[j + 1] == 'D'))
+                                        if (s[j] == 'u' && j + 1 < len &&
+                                            (s[j + 1] == 'd' || s[j + 1] == 'D'))
                                                 return false;
                                 }
                         }
@@ -769,7 +773,8 @@ static bool json_parse_agrees(const char *s, size_t len)
                                 if (kl == 0 || kl > 255 || keys[depth].nk >= FAST_KEYS)
                                         return false;
                                 for (unsigned k = 0; k < keys[depth].nk; k++)
-                                        if (keys[depth].n[k] == kl && memcmp(keys[depth].k[k], s + i + 1, kl) == 0)
+                                        if (keys[depth].n[k] == kl &&
+                                            memcmp(keys[depth].k[k], s + i + 1, kl) == 0)
                                                 return false;
                                 keys[depth].k[keys[depth].nk] = s + i + 1;
                                 keys[depth].n[keys[depth].nk++] = (unsigned char)kl;
@@ -779,8 +784,16 @@ static bool json_parse_agrees(const char *s, size_t len)
                         break;
                 }
                 case '-':
-                case '0': case '1': case '2': case '3': case '4':
-                case '5': case '6': case '7': case '8': case '9': {
+                case '0':
+                case '1':
+                case '2':
+                case '3':
+                case '4':
+                case '5':
+                case '6':
+                case '7':
+                case '8':
+                case '9': {
                         size_t j = i, digits = 0, exp_digits = 0;
                         bool real = false, in_exp = false;
                         for (; j < len; j++) {
@@ -800,7 +813,8 @@ static bool json_parse_agrees(const char *s, size_t len)
                         }
                         if (in_exp && exp_digits > 2)
                                 return false;
-                        if (!real && (digits > 15 || (s[i] == '-' && j - i == 2 && s[i + 1] == '0')))
+                        if (!real &&
+                            (digits > 15 || (s[i] == '-' && j - i == 2 && s[i + 1] == '0')))
                                 return false;
                         i = j - 1;
                         last = 0;
@@ -832,7 +846,8 @@ napi_value hn_from_body(napi_env env, const void *body, size_t len, bool binary)
         if (len <= INT32_MAX && json_parse_agrees(body, len)) {
                 napi_value text, parse, undef;
                 hn_env *e = hn_get_env(env);
-                if (e->json_parse && napi_get_reference_value(env, e->json_parse, &parse) == napi_ok &&
+                if (e->json_parse &&
+                    napi_get_reference_value(env, e->json_parse, &parse) == napi_ok &&
                     napi_create_string_latin1(env, body, len, &text) == napi_ok &&
                     napi_get_undefined(env, &undef) == napi_ok) {
                         if (napi_call_function(env, undef, parse, 1, &text, &v) == napi_ok)
