@@ -177,7 +177,8 @@ hyb_bus_reply *bus_reply_new(int status, unsigned flags, const char *sender, siz
 /* Sync builtin call with a JSON body: 0 or the error (message in reterr). */
 int bus_builtin(hyb_bus *bus, const char *method, const char *json, hyb_bus_reply **ret,
                 hyb_error *reterr);
-/* Links c (id and deadline_us set) as pending: 0 or -ENOMEM. */
+/* Links c (id and deadline_us set) as pending: 0 or -ENOMEM.  Link calls as their ids are
+ * given (ids grow): bus_dispatch_result relies on the list running in id order. */
 int bus_call_link(hyb_bus *bus, bus_call *c);
 void bus_call_unlink(bus_call *c);
 /* A sync call whose *ret gets the reply whatever its status (< 0 only for local failures). */

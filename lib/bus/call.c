@@ -209,12 +209,22 @@ static void call_complete(bus_call *c, hyb_bus_reply *rep)
 
 void bus_dispatch_result(hyb_bus *bus, const wire_packet *p)
 {
-        bus_call *c;
+        uint64_t id = p->h.call_id;
+        bus_call *c = NULL;
 
-        for (c = bus->calls_head; c; c = c->next)
-                if (c->id == p->h.call_id)
-                        break;
-        if (!c)
+        /* Calls are linked as their ids are given, so the list runs in id order: walk in from
+         * the nearer end.  The oldest call's reply (in-order answers) and the newest one's (a
+         * sync call made with many async ones pending) are found at once. */
+        if (bus->calls_head && id >= bus->calls_head->id && id <= bus->calls_tail->id) {
+                if (id - bus->calls_head->id <= bus->calls_tail->id - id) {
+                        for (c = bus->calls_head; c && c->id < id; c = c->next)
+                                ;
+                } else {
+                        for (c = bus->calls_tail; c && c->id > id; c = c->prev)
+                                ;
+                }
+        }
+        if (!c || c->id != id)
                 return; /* cancelled or expired locally: drop */
         hyb_bus_reply *rep = bus_reply_new(p->h.status ? p->h.status : 200, p->h.flags & WIRE_F_BINARY,
                                            p->from, p->h.from_len, p->member, p->h.member_len, p->body,

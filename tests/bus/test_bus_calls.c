@@ -711,6 +711,104 @@ START_TEST(test_many_pending_deadlines)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- replies out of order */
+
+#define OOO_CALLS 300
+
+typedef struct ooo {
+        hyb_bus_request *reqs[OOO_CALLS];
+        atomic_int n_reqs, n_replies, bad;
+} ooo;
+
+typedef struct ooo_call {
+        ooo *o;
+        int i;
+} ooo_call;
+
+static int ooo_keep(hyb_bus_request *req, void *ud)
+{
+        ooo *o = ud;
+        int i = atomic_fetch_add(&o->n_reqs, 1);
+
+        ck_assert_int_lt(i, OOO_CALLS);
+        o->reqs[i] = hyb_bus_request_ref(req); /* answered later, out of order */
+        return 0;
+}
+
+static void ooo_reply(hyb_bus *bus, const hyb_bus_reply *reply, void *ud)
+{
+        ooo_call *c = ud;
+        char want[32];
+        size_t len;
+        const char *b = hyb_bus_reply_get_body(reply, &len);
+
+        snprintf(want, sizeof want, "{\"i\":%d}", c->i);
+        if (hyb_bus_reply_get_status(reply) != 200 || len != strlen(want) || memcmp(b, want, len))
+                atomic_fetch_add(&c->o->bad, 1);
+        atomic_fetch_add(&c->o->n_replies, 1);
+}
+
+/* Replies in shuffled order, and a sync call's reply while hundreds of async calls wait:
+ * each reply reaches its own call (the pending list is searched from either end). */
+START_TEST(test_replies_out_of_order)
+{
+        tbroker t;
+        ooo *o = calloc(1, sizeof *o);
+        ooo_call *calls = calloc(OOO_CALLS, sizeof *calls);
+        int perm[OOO_CALLS];
+        unsigned seed = 777;
+        char body[32];
+        hyb_error err;
+
+        ck_assert_ptr_nonnull(o);
+        ck_assert_ptr_nonnull(calls);
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        hyb_bus *b = tb_connect(&t, "org.test.b", "main");
+        ck_assert_int_eq(hyb_bus_register_procedure(b, "m", NULL, NULL, ooo_keep, o, NULL, &err), 0);
+        for (int i = 0; i < OOO_CALLS; i++) {
+                calls[i] = (ooo_call){ .o = o, .i = i };
+                snprintf(body, sizeof body, "{\"i\":%d}", i);
+                ck_assert_int_eq(hyb_bus_call_async(a, "@localhost/org.test.b/main", "m", body,
+                                                    strlen(body), 0, 30000, ooo_reply, &calls[i],
+                                                    NULL),
+                                 0);
+        }
+        ck_assert_int_eq(hyb_bus_flush(a), 0);
+        pump_until(b, &o->n_reqs, OOO_CALLS, 20000);
+        ck_assert_int_eq(atomic_load(&o->n_reqs), OOO_CALLS);
+        /* the newest call, answered while every other one waits */
+        ck_assert_int_eq(hyb_bus_call(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", "[7]", 3, 0, 10000, NULL,
+                                      &err),
+                         0);
+        ck_assert_int_eq(atomic_load(&o->n_replies), 0);
+        for (int i = 0; i < OOO_CALLS; i++)
+                perm[i] = i;
+        for (int i = OOO_CALLS - 1; i > 0; i--) {
+                int j = (int)(rand_r(&seed) % (unsigned)(i + 1)), x = perm[i];
+                perm[i] = perm[j];
+                perm[j] = x;
+        }
+        for (int k = 0; k < OOO_CALLS; k++) {
+                hyb_bus_request *req = o->reqs[perm[k]];
+                size_t len;
+                const void *rb = hyb_bus_request_get_body(req, &len);
+                ck_assert_int_eq(hyb_bus_request_reply(req, 200, rb, len, HYB_BODY_JSON), 0);
+                hyb_bus_request_unref(req);
+        }
+        ck_assert_int_eq(hyb_bus_flush(b), 0);
+        pump_until(a, &o->n_replies, OOO_CALLS, 20000);
+        ck_assert_int_eq(atomic_load(&o->n_replies), OOO_CALLS);
+        ck_assert_int_eq(atomic_load(&o->bad), 0);
+        ck_assert_uint_eq(a->n_calls, 0);
+        hyb_bus_unref(a);
+        hyb_bus_unref(b);
+        tb_stop(&t);
+        free(calls);
+        free(o);
+}
+END_TEST
+
 /* The daemon gone before we read its EOF: a call's write fails, and says the connection is
  * closed (not EPIPE); the next process reads the end and the bus reports closed. */
 START_TEST(test_send_after_daemon_gone)
@@ -1059,6 +1157,7 @@ Suite *bus_suite(void)
         tcase_add_test(tc, test_deadline_cancel_deferred);
         tcase_add_test(tc, test_reply_callback_unrefs_its_slot);
         tcase_add_test(tc, test_many_pending_deadlines);
+        tcase_add_test(tc, test_replies_out_of_order);
         tcase_add_test(tc, test_send_after_daemon_gone);
         tcase_add_test(tc, test_nested_sync);
         tcase_add_test(tc, test_unref_bus_while_sync_call_waits);
