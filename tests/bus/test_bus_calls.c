@@ -765,9 +765,10 @@ START_TEST(test_replies_out_of_order)
         tb_start(&t, NULL, false);
         hyb_bus *a = tb_connect(&t, "org.test.a", "main");
         hyb_bus *b = tb_connect(&t, "org.test.b", "main");
-        ck_assert_int_eq(hyb_bus_register_procedure(b, "m", NULL, NULL, ooo_keep, o, NULL, &err), 0);
+        ck_assert_int_eq(hyb_bus_register_procedure(b, "m", NULL, NULL, ooo_keep, o, NULL, &err),
+                         0);
         for (int i = 0; i < OOO_CALLS; i++) {
-                calls[i] = (ooo_call){ .o = o, .i = i };
+                calls[i] = (ooo_call){.o = o, .i = i};
                 snprintf(body, sizeof body, "{\"i\":%d}", i);
                 ck_assert_int_eq(hyb_bus_call_async(a, "@localhost/org.test.b/main", "m", body,
                                                     strlen(body), 0, 30000, ooo_reply, &calls[i],
@@ -778,9 +779,9 @@ START_TEST(test_replies_out_of_order)
         pump_until(b, &o->n_reqs, OOO_CALLS, 20000);
         ck_assert_int_eq(atomic_load(&o->n_reqs), OOO_CALLS);
         /* the newest call, answered while every other one waits */
-        ck_assert_int_eq(hyb_bus_call(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", "[7]", 3, 0, 10000, NULL,
-                                      &err),
-                         0);
+        ck_assert_int_eq(
+                hyb_bus_call(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", "[7]", 3, 0, 10000, NULL, &err),
+                0);
         ck_assert_int_eq(atomic_load(&o->n_replies), 0);
         for (int i = 0; i < OOO_CALLS; i++)
                 perm[i] = i;
