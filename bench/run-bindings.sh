@@ -5,9 +5,11 @@
 # through dbus-broker (dbus-daemon when dbus-broker cannot be started) and from paho-mqtt
 # through mosquitto.  Every echo is served in C (bench-bindings).
 #
-# usage: bench/run-bindings.sh [--quick] [--rounds N] [--calls N] [--events N] [--verbose]
+# usage: bench/run-bindings.sh [--quick] [--rounds N] [--calls N] [--events N] [--pin] [--verbose]
 #   (no option)  5 rounds of 5 000 calls and a 20 000-event burst per client, ~1-2 minutes
 #   --quick      3 rounds of 1 000 calls and 5 000 events, ~20 s
+#   --pin        every broker (hybridd, dbus-broker, mosquitto) on cpu 0, every service and
+#                client on cpu 1 (taskset): the same placement for every row and round
 # Builds build-bench (release) with its bindings, starts every daemon privately in a fresh
 # directory under $TMPDIR (removed at the end), stops them by PID.  Table on stdout, progress
 # on stderr.  Peers that are not installed (python3-dbus, dbus-broker, mosquitto, paho) leave
@@ -18,7 +20,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
 PY=/usr/bin/python3
 MQTT_PORT=${BENCH_MQTT_PORT:-18841}   # loopback only
-ROUNDS=5 CALLS=5000 EVENTS=20000 VERBOSE=
+ROUNDS=5 CALLS=5000 EVENTS=20000 VERBOSE= PIN=
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) ROUNDS=3 CALLS=1000 EVENTS=5000 ;;
@@ -26,11 +28,22 @@ while [ $# -gt 0 ]; do
     --calls) CALLS=$2; shift ;;
     --events) EVENTS=$2; shift ;;
     --verbose) VERBOSE=--verbose ;;  # every round's figure, one RESULT line per client
-    *) echo "usage: $0 [--quick] [--rounds N] [--calls N] [--events N] [--verbose]" >&2; exit 2 ;;
+    --pin) PIN=1 ;;
+    *) echo "usage: $0 [--quick] [--rounds N] [--calls N] [--events N] [--pin] [--verbose]" >&2; exit 2 ;;
     esac
     shift
 done
 log() { printf '== %s\n' "$*" >&2; }
+# --pin: brokers ($ON_B) on cpu 0, services and clients ($ON_P) on cpu 1
+ON_B=() ON_P=()
+if [ -n "$PIN" ]; then
+    if ! command -v taskset >/dev/null || [ "$(nproc)" -lt 2 ]; then
+        echo "$0: --pin needs taskset and 2 cpus" >&2
+        exit 2
+    fi
+    ON_B=(taskset -c 0) ON_P=(taskset -c 1)
+    export BENCH_PINNED="brokers on cpu 0, services and clients on cpu 1"
+fi
 
 . "$ROOT/bench/bench-build.sh"
 bench_build_dir "$ROOT" "$BUILD"
@@ -66,11 +79,11 @@ store:
 limits:
   send_queue_bytes: 256M
 EOF
-"$BUILD/examples/hybridd/hybridd" --foreground --socket "$WORK/bus.sock" --config "$WORK/hybridd.yaml" \
+"${ON_B[@]}" "$BUILD/examples/hybridd/hybridd" --foreground --socket "$WORK/bus.sock" --config "$WORK/hybridd.yaml" \
     >"$WORK/hybridd.log" 2>&1 &
 PIDS+=($!)
 wait_for '[ -S "$WORK/bus.sock" ]' || { cat "$WORK/hybridd.log" >&2; exit 1; }
-"$BB" serve "$WORK/bus.sock" >"$WORK/serve.out" 2>"$WORK/serve.err" &
+"${ON_P[@]}" "$BB" serve "$WORK/bus.sock" >"$WORK/serve.out" 2>"$WORK/serve.err" &
 PIDS+=($!)
 wait_for 'grep -q READY "$WORK/serve.out"' || { cat "$WORK/serve.err" >&2; exit 1; }
 EP=$(head -n1 "$WORK/serve.err")
@@ -106,7 +119,7 @@ EOF
                    /org/freedesktop/DBus org.freedesktop.DBus GetId >/dev/null 2>&1; }
     if command -v dbus-broker-launch >/dev/null && command -v unshare >/dev/null &&
        [ "$(id -u)" = 0 ] && [ -d /run/systemd ]; then
-        setsid unshare -m --propagation private /bin/sh -c "
+        "${ON_B[@]}" setsid unshare -m --propagation private /bin/sh -c "
             mount -t tmpfs bench-run /run/systemd || exit 1
             '$PY' '$WORK/journal-sink.py' /run/systemd/journal/socket &
             sleep 0.3
@@ -119,13 +132,13 @@ EOF
     if [ "$DBUS_KIND" = none ] && command -v dbus-daemon >/dev/null; then
         log "dbus-broker could not be started (needs root, unshare, systemd-socket-activate): dbus-daemon instead"
         rm -f "$WORK/dbus.sock"
-        dbus-daemon --config-file="$WORK/dbus.conf" --nofork >"$WORK/dbus-daemon.log" 2>&1 &
+        "${ON_B[@]}" dbus-daemon --config-file="$WORK/dbus.conf" --nofork >"$WORK/dbus-daemon.log" 2>&1 &
         PIDS+=($!)
         wait_for bus_up && DBUS_KIND=dbus-daemon
     fi
     if [ "$DBUS_KIND" != none ]; then
         DBUS_ADDR=unix:path=$WORK/dbus.sock
-        "$BB" dbus-serve "$DBUS_ADDR" >"$WORK/dbus-serve.out" 2>&1 &
+        "${ON_P[@]}" "$BB" dbus-serve "$DBUS_ADDR" >"$WORK/dbus-serve.out" 2>&1 &
         PIDS+=($!)
         wait_for 'grep -q READY "$WORK/dbus-serve.out"' || { cat "$WORK/dbus-serve.out" >&2; DBUS_KIND=none; }
     fi
@@ -145,10 +158,10 @@ set_tcp_nodelay true
 log_dest none
 listener $MQTT_PORT 127.0.0.1
 EOF
-    mosquitto -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
+    "${ON_B[@]}" mosquitto -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
     PIDS+=($!)
     if wait_for "$PY -c 'import socket; socket.create_connection((\"127.0.0.1\", $MQTT_PORT)).close()' 2>/dev/null"; then
-        "$BB" mqtt-serve 127.0.0.1 "$MQTT_PORT" >"$WORK/mqtt-serve.out" 2>&1 &
+        "${ON_P[@]}" "$BB" mqtt-serve 127.0.0.1 "$MQTT_PORT" >"$WORK/mqtt-serve.out" 2>&1 &
         PIDS+=($!)
         wait_for 'grep -q READY "$WORK/mqtt-serve.out"' && MQTT=1
     fi
@@ -165,12 +178,12 @@ CLIENTS=(c python)
 [ "$MQTT" = 1 ] && CLIENTS+=(mqtt)
 client() {
     case $1 in
-    c) "$BB" client "$WORK/bus.sock" "$EP" "$CALLS" "$EVENTS" ;;
-    python) "$PY" "$ROOT/bench/bindings/client.py" hybrid "$WORK/bus.sock" "$EP" "$CALLS" "$EVENTS" ;;
-    node) node "$ROOT/bench/bindings/client.js" "$WORK/bus.sock" "$EP" "$CALLS" "$EVENTS" ;;
-    lua) lua5.4 "$ROOT/bench/bindings/client.lua" "$WORK/bus.sock" "$EP" "$CALLS" "$EVENTS" ;;
-    dbus) "$PY" "$ROOT/bench/bindings/client.py" dbus "$DBUS_ADDR" "$CALLS" ;;
-    mqtt) "$PY" "$ROOT/bench/bindings/client.py" mqtt 127.0.0.1 "$MQTT_PORT" "$CALLS" ;;
+    c) "${ON_P[@]}" "$BB" client "$WORK/bus.sock" "$EP" "$CALLS" "$EVENTS" ;;
+    python) "${ON_P[@]}" "$PY" "$ROOT/bench/bindings/client.py" hybrid "$WORK/bus.sock" "$EP" "$CALLS" "$EVENTS" ;;
+    node) "${ON_P[@]}" node "$ROOT/bench/bindings/client.js" "$WORK/bus.sock" "$EP" "$CALLS" "$EVENTS" ;;
+    lua) "${ON_P[@]}" lua5.4 "$ROOT/bench/bindings/client.lua" "$WORK/bus.sock" "$EP" "$CALLS" "$EVENTS" ;;
+    dbus) "${ON_P[@]}" "$PY" "$ROOT/bench/bindings/client.py" dbus "$DBUS_ADDR" "$CALLS" ;;
+    mqtt) "${ON_P[@]}" "$PY" "$ROOT/bench/bindings/client.py" mqtt 127.0.0.1 "$MQTT_PORT" "$CALLS" ;;
     esac
 }
 log "clients: ${CLIENTS[*]}; $ROUNDS rounds of $CALLS calls and $EVENTS events; D-Bus: $DBUS_KIND"

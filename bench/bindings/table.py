@@ -43,6 +43,8 @@ def main(path, rounds, dbus_kind, verbose=False):
     load = os.getloadavg()[0]
     print(f"bench-bindings: echo call RTT ({{\"words\":\"hi\"}}) and event delivery, medians of "
           f"{rounds} rounds, clients alternating (load {load:.2f}, {os.cpu_count()} cpus)")
+    if os.environ.get("BENCH_PINNED"):
+        print(f"Pinned: {os.environ['BENCH_PINNED']}.")
     print()
     print(f"| {'client':<36} | {'call p50 µs':>11} | {'x C':>5} | {'events/s':>9} |")
     print(f"|{'-' * 38}|{'-' * 13}|{'-' * 7}|{'-' * 11}|")

@@ -501,22 +501,20 @@ static void push_slot(lua_State *L, hyb_slot *s)
         luaL_setmetatable(L, MT_SLOT);
 }
 
-/* slot:cancel(): unregisters now (a pending async call is cancelled: its floating
- * reference, held by the bus, goes too).  Idempotent. */
+/* slot:cancel(): unregisters now (a pending async call is cancelled).  Idempotent. */
 static int l_slot_cancel(lua_State *L)
 {
         lslot *ls = luaL_checkudata(L, 1, MT_SLOT);
         lua_State *saved = cur_L;
         cur_L = L;
-        if (ls->slot && hyb_slot_get_floating(ls->slot) == 1)
-                hyb_slot_set_floating(ls->slot, false);
         ls->slot = hyb_slot_unref(ls->slot);
         cur_L = saved;
         return 0;
 }
 
 /* __gc: drops Lua's reference only.  Registrations are kept by the Lua objects that own
- * them (bus._slots, store._slots); an async call floats on its bus until its reply. */
+ * them (bus._slots, store._slots); an async call's until its reply.  A slot collected
+ * inside its own reply callback is safe: the library holds the call over the callback. */
 static int l_slot_gc(lua_State *L)
 {
         lslot *ls = luaL_checkudata(L, 1, MT_SLOT);
@@ -793,9 +791,6 @@ static int l_bus_call_async(lua_State *L)
                 return raise_code(L, r, NULL);
         }
         hyb_slot_set_destroy_callback(s, lcb_destroy);
-        /* The bus holds the call until its reply has been handled: Lua's reference may go
-         * (collected, even from inside the callback) without freeing it under the library. */
-        hyb_slot_set_floating(s, true);
         push_slot(L, s);
         return 1;
 }

@@ -61,6 +61,45 @@ class RealValue {
 function Real(value) { return new RealValue(value); }
 Real.prototype = RealValue.prototype;
 
+// --- the fast path of call bodies: plain data that JSON.stringify writes exactly as the
+// mapping does (doc/node.md "Values") goes as JSON text, without the walk in C.  Not plain:
+// -0, integral Numbers beyond 2^53 and non-finite ones (reals or errors in the mapping),
+// BigInts, undefined, lone surrogates (U+FFFD in the mapping), keys that are not names
+// (uris the mapping parses), class instances, Maps, toJSON methods, deep nesting.
+const NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+const wellFormed = typeof String.prototype.isWellFormed === 'function'
+  ? (s) => s.isWellFormed() : () => false;
+function plain(v, depth) {
+  switch (typeof v) {
+    case 'string': return wellFormed(v);
+    case 'number': return Number.isSafeInteger(v) ? !Object.is(v, -0) : Number.isFinite(v) && !Number.isInteger(v);
+    case 'boolean': return true;
+    case 'object': {
+      if (v === null) return true;
+      if (depth >= 16 || v.toJSON !== undefined) return false;
+      const proto = Object.getPrototypeOf(v);
+      if (proto === Array.prototype) {
+        for (let i = 0; i < v.length; i++) if (!(i in v) || !plain(v[i], depth + 1)) return false;
+        return true;
+      }
+      if (proto !== Object.prototype) return false;
+      for (const k in v) {
+        if (!Object.hasOwn(v, k) || !NAME.test(k) || !plain(v[k], depth + 1)) return false;
+      }
+      return true;
+    }
+    default: return false;
+  }
+}
+function callNative(bus, endpoint, method, params, ms, holder) {
+  if (params !== undefined && plain(params, 0)) {
+    return holder ? native.busCallJSON(bus, endpoint, method, JSON.stringify(params), ms, holder)
+      : native.busCallJSON(bus, endpoint, method, JSON.stringify(params), ms);
+  }
+  return holder ? native.busCall(bus, endpoint, method, params, ms, holder)
+    : native.busCall(bus, endpoint, method, params, ms);
+}
+
 // --- policies: {a: 'int', b: 'int?'} -> [[key, type, required]] (hyb_json_type numbers)
 const JSON_TYPES = {
   any: 0, str: 1, string: 1, int: 2, integer: 2, number: 3, real: 3, float: 3,
@@ -197,7 +236,7 @@ class Bus extends EventEmitter {
     const ms = t > 0 ? Math.ceil(t) : 0;
     try {
       if (options && options.signal) return this._callAbortable(endpoint, method, params, ms, options.signal);
-      return native.busCall(this, endpoint, method, params, ms);
+      return callNative(this, endpoint, method, params, ms);
     } catch (e) {
       return Promise.reject(e); // a closed bus, a value without an obj form: a rejection too
     }
@@ -207,7 +246,7 @@ class Bus extends EventEmitter {
   _callAbortable(endpoint, method, params, ms, signal) {
     if (signal.aborted) return Promise.reject(signal.reason);
     const holder = {};
-    const p = native.busCall(this, endpoint, method, params, ms, holder);
+    const p = callNative(this, endpoint, method, params, ms, holder);
     const onAbort = () => native.busCancel(this, holder.handle, signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
     const done = () => signal.removeEventListener('abort', onAbort);

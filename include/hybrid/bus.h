@@ -251,6 +251,22 @@ HYB_EXPORT int hyb_bus_call(hyb_bus *bus, const char *endpoint, const char *meth
                             size_t len, unsigned flags, uint32_t timeout_ms, hyb_bus_reply **ret,
                             hyb_error *reterr);
 
+/*
+ * hyb_bus_call for a caller that wants the reply body only, in a buffer of its own (a
+ * binding's per-connection buffer: no reply object to query and free on the common path).
+ * Same call, wait, dispatch and errors as hyb_bus_call.  On 2xx returns 0 with *ret_len the
+ * reply body's length and *ret_flags (may be NULL) HYB_BODY_JSON or HYB_BODY_BINARY; the body
+ * is copied into buf when it fits (*ret_len <= size; nothing is written after it, no NUL) and
+ * *ret_reply is set to NULL; a longer body is not copied and *ret_reply gets the reply (read
+ * it with hyb_bus_reply_get_body, then unref it).  On failure *ret_reply is NULL and buf is
+ * untouched.  buf may be NULL with size 0.  -EINVAL for a NULL bus, endpoint, method,
+ * ret_len or ret_reply.
+ */
+HYB_EXPORT int hyb_bus_call_into(hyb_bus *bus, const char *endpoint, const char *method,
+                                 const void *body, size_t len, unsigned flags, uint32_t timeout_ms,
+                                 void *buf, size_t size, size_t *ret_len, unsigned *ret_flags,
+                                 hyb_bus_reply **ret_reply, hyb_error *reterr);
+
 /* Called once with the reply (any status; connection loss gives a local 502). */
 typedef void (*hyb_bus_reply_fn)(hyb_bus *bus, const hyb_bus_reply *reply, void *userdata);
 

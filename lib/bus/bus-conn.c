@@ -602,6 +602,7 @@ static void bus_free(hyb_bus *bus)
         free(bus->name);
         free(bus->rbuf);
         free(bus->wbuf);
+        free(bus->deadlines);
         free(bus);
 }
 

@@ -6,6 +6,8 @@
  *    |- fd, rbuf [consumed | unparsed bytes | free], wbuf (output not yet written)
  *    |- calls:   bus_call <-> bus_call <-> ...   (pending, oldest first: replies
  *    |                                            mostly come in order)
+ *    |- deadlines: binary min-heap of the same calls by deadline_us, so the
+ *    |             next local deadline is O(1) and a link/unlink O(log n)
  *    |- methods: bus_method -> ...               (procedures this endpoint offers)
  *    |- subs:    bus_sub -> ...                  (event subscriptions, local fan-out)
  *    |- deferred: hyb_bus_request -> ...         (answered later; cancel lookup)
@@ -34,6 +36,7 @@ typedef struct bus_call {
         struct bus_call *prev, *next;
         uint64_t id;
         uint64_t deadline_us; /* local guard: broker deadline + grace */
+        size_t heap_idx;      /* position in hyb_bus.deadlines while linked */
         hyb_bus_reply_fn cb;  /* NULL for a sync call */
         hyb_bus_reply *reply; /* sync: set when done */
         bool done;
@@ -135,6 +138,8 @@ struct hyb_bus {
         uint64_t next_id;
         bus_call *calls_head, *calls_tail;
         size_t n_calls;
+        bus_call **deadlines; /* min-heap by deadline_us, n_calls entries */
+        size_t deadlines_alloc;
         bus_method *methods;
         bus_sub *subs;
         bus_monitor *monitors;
@@ -177,6 +182,9 @@ hyb_bus_reply *bus_reply_new(int status, unsigned flags, const char *sender, siz
 /* Sync builtin call with a JSON body: 0 or the error (message in reterr). */
 int bus_builtin(hyb_bus *bus, const char *method, const char *json, hyb_bus_reply **ret,
                 hyb_error *reterr);
+/* Links c (id and deadline_us set) as pending: 0 or -ENOMEM.  Link calls as their ids are
+ * given (ids grow): bus_dispatch_result relies on the list running in id order. */
+int bus_call_link(hyb_bus *bus, bus_call *c);
 void bus_call_unlink(bus_call *c);
 /* A sync call whose *ret gets the reply whatever its status (< 0 only for local failures). */
 int bus_call_sync(hyb_bus *bus, const char *endpoint, const char *method, const void *body,

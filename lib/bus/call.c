@@ -88,8 +88,57 @@ HYB_EXPORT const char *hyb_bus_reply_get_sender(const hyb_bus_reply *reply)
 
 /* ---------------------------------------------------------------- pending calls */
 
-static void call_link(hyb_bus *bus, bus_call *c)
+/* The deadline heap: deadlines[0] is the call whose local deadline comes first. */
+static void heap_place(hyb_bus *bus, bus_call *c, size_t i)
 {
+        bus->deadlines[i] = c;
+        c->heap_idx = i;
+}
+
+static void heap_up(hyb_bus *bus, size_t i)
+{
+        bus_call *c = bus->deadlines[i];
+
+        while (i > 0) {
+                size_t parent = (i - 1) / 2;
+                if (bus->deadlines[parent]->deadline_us <= c->deadline_us)
+                        break;
+                heap_place(bus, bus->deadlines[parent], i);
+                i = parent;
+        }
+        heap_place(bus, c, i);
+}
+
+static void heap_down(hyb_bus *bus, size_t i)
+{
+        size_t n = bus->n_calls;
+        bus_call *c = bus->deadlines[i];
+
+        for (;;) {
+                size_t l = 2 * i + 1, m;
+                if (l >= n)
+                        break;
+                m = l + 1 < n && bus->deadlines[l + 1]->deadline_us < bus->deadlines[l]->deadline_us
+                            ? l + 1
+                            : l;
+                if (c->deadline_us <= bus->deadlines[m]->deadline_us)
+                        break;
+                heap_place(bus, bus->deadlines[m], i);
+                i = m;
+        }
+        heap_place(bus, c, i);
+}
+
+int bus_call_link(hyb_bus *bus, bus_call *c)
+{
+        if (bus->n_calls == bus->deadlines_alloc) {
+                size_t na = bus->deadlines_alloc ? bus->deadlines_alloc * 2 : 8;
+                bus_call **h = reallocarray_safe(bus->deadlines, na, sizeof *h);
+                if (!h)
+                        return -ENOMEM;
+                bus->deadlines = h;
+                bus->deadlines_alloc = na;
+        }
         c->prev = bus->calls_tail;
         c->next = NULL;
         if (bus->calls_tail)
@@ -97,13 +146,18 @@ static void call_link(hyb_bus *bus, bus_call *c)
         else
                 bus->calls_head = c;
         bus->calls_tail = c;
+        bus->deadlines[bus->n_calls] = c;
+        c->heap_idx = bus->n_calls;
         bus->n_calls++;
+        heap_up(bus, c->heap_idx);
         c->linked = true;
+        return 0;
 }
 
 void bus_call_unlink(bus_call *c)
 {
         hyb_bus *bus = c->bus;
+        size_t i;
 
         if (!c->linked)
                 return;
@@ -115,7 +169,15 @@ void bus_call_unlink(bus_call *c)
                 c->next->prev = c->prev;
         else
                 bus->calls_tail = c->prev;
+        i = c->heap_idx;
         bus->n_calls--;
+        if (i != bus->n_calls) {
+                /* The last leaf takes c's place and moves whichever way its deadline says. */
+                bus_call *last = bus->deadlines[bus->n_calls];
+                heap_place(bus, last, i);
+                heap_up(bus, i);
+                heap_down(bus, last->heap_idx);
+        }
         c->linked = false;
 }
 
@@ -147,12 +209,22 @@ static void call_complete(bus_call *c, hyb_bus_reply *rep)
 
 void bus_dispatch_result(hyb_bus *bus, const wire_packet *p)
 {
-        bus_call *c;
+        uint64_t id = p->h.call_id;
+        bus_call *c = NULL;
 
-        for (c = bus->calls_head; c; c = c->next)
-                if (c->id == p->h.call_id)
-                        break;
-        if (!c)
+        /* Calls are linked as their ids are given, so the list runs in id order: walk in from
+         * the nearer end.  The oldest call's reply (in-order answers) and the newest one's (a
+         * sync call made with many async ones pending) are found at once. */
+        if (bus->calls_head && id >= bus->calls_head->id && id <= bus->calls_tail->id) {
+                if (id - bus->calls_head->id <= bus->calls_tail->id - id) {
+                        for (c = bus->calls_head; c && c->id < id; c = c->next)
+                                ;
+                } else {
+                        for (c = bus->calls_tail; c && c->id > id; c = c->prev)
+                                ;
+                }
+        }
+        if (!c || c->id != id)
                 return; /* cancelled or expired locally: drop */
         hyb_bus_reply *rep = bus_reply_new(p->h.status ? p->h.status : 200, p->h.flags & WIRE_F_BINARY,
                                            p->from, p->h.from_len, p->member, p->h.member_len, p->body,
@@ -163,31 +235,25 @@ void bus_dispatch_result(hyb_bus *bus, const wire_packet *p)
 int bus_expire_calls(hyb_bus *bus)
 {
         uint64_t now;
-        bus_call *c, *next;
         int n = 0;
 
-        if (!bus->calls_head)
+        if (bus->n_calls == 0)
                 return 0;
         now = hyb_now_usec();
-        for (c = bus->calls_head; c; c = next) {
-                next = c->next;
-                if (c->deadline_us > now)
-                        continue;
+        /* Earliest deadline first; the heap's top is read again after each callback,
+         * which may have linked or unlinked calls. */
+        while (bus->n_calls > 0 && bus->deadlines[0]->deadline_us <= now) {
+                bus_call *c = bus->deadlines[0];
                 call_send_cancel(bus, c->id);
                 call_complete(c, bus_reply_new(504, 0, "", 0, "no answer before the deadline", 29, NULL, 0));
                 n++;
-                next = bus->calls_head; /* callbacks may have changed the list */
         }
         return n;
 }
 
 uint64_t bus_next_deadline(const hyb_bus *bus)
 {
-        uint64_t m = UINT64_MAX;
-        for (const bus_call *c = bus->calls_head; c; c = c->next)
-                if (c->deadline_us < m)
-                        m = c->deadline_us;
-        return m;
+        return bus->n_calls > 0 ? bus->deadlines[0]->deadline_us : UINT64_MAX;
 }
 
 static int call_check(hyb_bus *bus, const char *endpoint, const char *method, size_t len,
@@ -206,12 +272,18 @@ static int call_check(hyb_bus *bus, const char *endpoint, const char *method, si
         return 0;
 }
 
+/* Links c as pending with its local deadline, then sends the CALL. */
 static int call_send(hyb_bus *bus, bus_call *c, const char *endpoint, const char *method,
                      const void *body, size_t len, unsigned flags, uint32_t timeout_ms)
 {
         wire_hdr h = { .type = WIRE_CALL, .flags = (uint8_t)(flags & WIRE_F_BINARY), .call_id = c->id,
                        .timeout_ms = timeout_ms };
+        int r;
+
         c->deadline_us = hyb_now_usec() + (uint64_t)timeout_ms * 1000u + LOCAL_GRACE_US;
+        r = bus_call_link(bus, c);
+        if (r < 0)
+                return r;
         return bus_send(bus, &h, endpoint, strlen(endpoint), method, strlen(method), body, len);
 }
 
@@ -226,7 +298,6 @@ int bus_call_sync(hyb_bus *bus, const char *endpoint, const char *method, const 
         if (r < 0)
                 return err_set(reterr, r, -1, "%s", hyb_strerror(r));
         c.id = bus->next_id++;
-        call_link(bus, &c);
         r = call_send(bus, &c, endpoint, method, body, len, flags, timeout_ms);
         if (r < 0) {
                 bus_call_unlink(&c);
@@ -273,6 +344,35 @@ HYB_EXPORT int hyb_bus_call(hyb_bus *bus, const char *endpoint, const char *meth
         return 0;
 }
 
+HYB_EXPORT int hyb_bus_call_into(hyb_bus *bus, const char *endpoint, const char *method,
+                                 const void *body, size_t len, unsigned flags, uint32_t timeout_ms,
+                                 void *buf, size_t size, size_t *ret_len, unsigned *ret_flags,
+                                 hyb_bus_reply **ret_reply, hyb_error *reterr)
+{
+        hyb_bus_reply *reply = NULL;
+        int r;
+
+        hyb_assert_return(ret_reply, -EINVAL);
+        *ret_reply = NULL;
+        hyb_assert_return(bus && endpoint && method && ret_len && (body || len == 0) &&
+                                  (buf || size == 0),
+                          -EINVAL);
+        r = hyb_bus_call(bus, endpoint, method, body, len, flags, timeout_ms, &reply, reterr);
+        if (r < 0)
+                return r;
+        *ret_len = reply->body_len;
+        if (ret_flags)
+                *ret_flags = (reply->flags & WIRE_F_BINARY) ? HYB_BODY_BINARY : HYB_BODY_JSON;
+        if (reply->body_len > size) {
+                *ret_reply = reply;
+                return 0;
+        }
+        if (reply->body_len)
+                memcpy(buf, reply->body, reply->body_len);
+        hyb_bus_reply_unref(reply);
+        return 0;
+}
+
 static void call_slot_disconnect(hyb_slot *slot)
 {
         bus_call *c = (bus_call *)slot;
@@ -308,7 +408,6 @@ HYB_EXPORT int hyb_bus_call_async(hyb_bus *bus, const char *endpoint, const char
         c->bus = bus;
         c->cb = cb;
         c->id = bus->next_id++;
-        call_link(bus, c);
         r = call_send(bus, c, endpoint, method, body, len, flags, timeout_ms);
         if (r < 0) {
                 bus_call_unlink(c);

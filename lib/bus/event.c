@@ -166,14 +166,9 @@ HYB_EXPORT int hyb_bus_fire(hyb_bus *bus, const char *bubble, const void *body, 
         h.flags |= WIRE_F_COUNTS;
         h.call_id = c.id = bus->next_id++;
         c.deadline_us = hyb_now_usec() + (uint64_t)HYB_BUS_DEFAULT_TIMEOUT_MS * 1000u;
-        c.prev = bus->calls_tail;
-        if (bus->calls_tail)
-                bus->calls_tail->next = &c;
-        else
-                bus->calls_head = &c;
-        bus->calls_tail = &c;
-        bus->n_calls++;
-        c.linked = true;
+        r = bus_call_link(bus, &c);
+        if (r < 0)
+                return r;
         hyb_bus_ref(bus); /* a callback run by the wait may drop the caller's last one */
         r = bus_send(bus, &h, NULL, 0, bubble, strlen(bubble), body, len);
         if (r >= 0)

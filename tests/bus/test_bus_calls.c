@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "bus/bus-internal.h"
 #include "bus/wire.h"
 #include "suites.h"
 #include "test_bus.h"
@@ -277,6 +278,81 @@ START_TEST(test_echo_json)
 }
 END_TEST
 
+/* hyb_bus_call_into: the body in the caller's buffer when it fits (and not a byte more),
+ * the reply handed over when it does not, nothing on failure. */
+START_TEST(test_call_into)
+{
+        tbroker t;
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        const char *body = "{\"hello\":[1,2,3]}";
+        size_t blen = strlen(body), len = 0;
+        char buf[64];
+        unsigned fl = 99;
+        hyb_bus_reply *rep = (hyb_bus_reply *)buf; /* must be overwritten */
+        hyb_error err;
+
+        memset(buf, 'x', sizeof buf);
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen, 0, 1000,
+                                           buf, sizeof buf, &len, &fl, &rep, NULL),
+                         0);
+        ck_assert_ptr_null(rep);
+        ck_assert_uint_eq(len, blen);
+        ck_assert_mem_eq(buf, body, blen);
+        ck_assert_int_eq(buf[blen], 'x');
+        ck_assert_uint_eq(fl, HYB_BODY_JSON);
+        /* exactly the size fits */
+        memset(buf, 'x', sizeof buf);
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen, 0, 1000,
+                                           buf, blen, &len, NULL, &rep, NULL),
+                         0);
+        ck_assert_ptr_null(rep);
+        ck_assert_mem_eq(buf, body, blen);
+        /* one byte short: the reply comes instead, buf untouched */
+        memset(buf, 'x', sizeof buf);
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen, 0, 1000,
+                                           buf, blen - 1, &len, &fl, &rep, NULL),
+                         0);
+        ck_assert_ptr_nonnull(rep);
+        ck_assert_uint_eq(len, blen);
+        ck_assert_int_eq(buf[0], 'x');
+        size_t rl;
+        ck_assert_mem_eq(hyb_bus_reply_get_body(rep, &rl), body, blen);
+        ck_assert_uint_eq(rl, blen);
+        rep = hyb_bus_reply_unref(rep);
+        /* binary bodies say so; no buffer at all works too */
+        static const uint8_t bin[] = {0, 1, 2, 0xff};
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", bin, sizeof bin,
+                                           HYB_BODY_BINARY, 1000, buf, sizeof buf, &len, &fl, &rep,
+                                           NULL),
+                         0);
+        ck_assert_ptr_null(rep);
+        ck_assert_uint_eq(len, sizeof bin);
+        ck_assert_mem_eq(buf, bin, sizeof bin);
+        ck_assert_uint_eq(fl, HYB_BODY_BINARY);
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen, 0, 1000,
+                                           NULL, 0, &len, &fl, &rep, NULL),
+                         0);
+        ck_assert_ptr_nonnull(rep);
+        rep = hyb_bus_reply_unref(rep);
+        /* a failed call: its code and message, no reply, buf untouched */
+        memset(buf, 'x', sizeof buf);
+        rep = (hyb_bus_reply *)buf;
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "noSuchBuiltin", "{}", 2, 0,
+                                           1000, buf, sizeof buf, &len, &fl, &rep, &err),
+                         HYB_E_NOT_FOUND);
+        ck_assert_ptr_null(rep);
+        ck_assert_int_eq(err.code, HYB_E_NOT_FOUND);
+        ck_assert_int_eq(buf[0], 'x');
+        ck_assert_int_eq(hyb_bus_call_into(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", "{}", 2, 0, 1000,
+                                           buf, sizeof buf, NULL, &fl, &rep, NULL),
+                         -EINVAL);
+        ck_assert_ptr_null(rep);
+        hyb_bus_unref(a);
+        tb_stop(&t);
+}
+END_TEST
+
 START_TEST(test_echo_16mib_binary)
 {
         tbroker t;
@@ -517,6 +593,220 @@ START_TEST(test_reply_callback_unrefs_its_slot)
         ck_assert_ptr_null(u.slot);
         hyb_bus_unref(hold);
         hyb_bus_unref(a);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- many pending calls */
+
+#define HEAP_CALLS 10000
+
+typedef struct heap_run {
+        hyb_slot *slots[HEAP_CALLS];
+        bool cancelled[HEAP_CALLS];
+        int status[HEAP_CALLS];
+        uint64_t last_deadline; /* of the latest call expired */
+        bool in_order;
+        atomic_int n;
+} heap_run;
+
+static heap_run *heap_cur;
+
+static void on_heap_reply(hyb_bus *bus, const hyb_bus_reply *reply, void *ud)
+{
+        heap_run *h = heap_cur;
+        size_t i = (size_t)(uintptr_t)ud;
+        /* The call's slot is its bus_call (slot first): its local deadline. */
+        uint64_t d = ((const bus_call *)h->slots[i])->deadline_us;
+
+        if (d < h->last_deadline)
+                h->in_order = false;
+        h->last_deadline = d;
+        h->status[i] = hyb_bus_reply_get_status(reply);
+        atomic_fetch_add(&h->n, 1);
+}
+
+/* What hyb_bus_get_timeout must say with nothing buffered: the earliest local deadline,
+ * found the slow way over the pending list. */
+static uint64_t earliest_pending(const hyb_bus *bus)
+{
+        uint64_t m = UINT64_MAX;
+        for (const bus_call *c = bus->calls_head; c; c = c->next)
+                if (c->deadline_us < m)
+                        m = c->deadline_us;
+        return m;
+}
+
+/* 10^4 async calls to a broker that stops answering, with deadlines in shuffled order and a
+ * fifth of them cancelled at random: hyb_bus_get_timeout keeps naming the earliest deadline
+ * (the pending list walked as reference), and the local 504s come earliest deadline first. */
+START_TEST(test_many_pending_deadlines)
+{
+        tbroker t;
+        heap_run *h = calloc(1, sizeof *h);
+        uint64_t next;
+        unsigned seed = 12345;
+        int cancelled = 0;
+
+        ck_assert_ptr_nonnull(h);
+        h->in_order = true;
+        heap_cur = h;
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        tb_pause(&t); /* nothing answers: every call ends at its local deadline */
+        ck_assert_int_eq(hyb_bus_get_timeout(a, &next), 0);
+        ck_assert_uint_eq(next, UINT64_MAX);
+        for (size_t i = 0; i < HEAP_CALLS; i++) {
+                uint32_t ms = 1 + rand_r(&seed) % 500;
+                ck_assert_int_eq(hyb_bus_call_async(a, "@localhost/org.test.nobody/main", "m", "{}",
+                                                    2, 0, ms, on_heap_reply, (void *)(uintptr_t)i,
+                                                    &h->slots[i]),
+                                 0);
+                if (i % 97 == 0) {
+                        ck_assert_int_eq(hyb_bus_get_timeout(a, &next), 0);
+                        ck_assert_uint_eq(next, earliest_pending(a));
+                }
+        }
+        ck_assert_uint_eq(a->n_calls, HEAP_CALLS);
+        /* Cancel a fifth, from anywhere in the heap (the earliest among them too). */
+        for (int k = 0; k < HEAP_CALLS / 5; k++) {
+                size_t i = (size_t)rand_r(&seed) % HEAP_CALLS;
+                if (k == 0) /* the earliest */
+                        i = (size_t)(uintptr_t)a->deadlines[0]->slot.userdata;
+                if (h->cancelled[i])
+                        continue;
+                h->cancelled[i] = true;
+                cancelled++;
+                ck_assert_ptr_null(hyb_slot_unref(h->slots[i]));
+                ck_assert_int_eq(hyb_bus_get_timeout(a, &next), 0);
+                ck_assert_uint_eq(next, earliest_pending(a));
+        }
+        ck_assert_uint_eq(a->n_calls, (size_t)(HEAP_CALLS - cancelled));
+        /* Run until every call left has expired. */
+        for (int spins = 0; atomic_load(&h->n) < HEAP_CALLS - cancelled && spins < 100000;
+             spins++) {
+                while (hyb_bus_process(a) > 0)
+                        ;
+                if (atomic_load(&h->n) >= HEAP_CALLS - cancelled)
+                        break;
+                ck_assert_int_eq(hyb_bus_get_timeout(a, &next), 0);
+                ck_assert_uint_eq(next, earliest_pending(a));
+                uint64_t now = hyb_now_usec();
+                hyb_bus_wait(a, next == UINT64_MAX ? 100000 : next > now ? next - now : 0);
+        }
+        ck_assert_int_eq(atomic_load(&h->n), HEAP_CALLS - cancelled);
+        ck_assert(h->in_order);
+        for (size_t i = 0; i < HEAP_CALLS; i++)
+                ck_assert_int_eq(h->status[i], h->cancelled[i] ? 0 : 504);
+        ck_assert_uint_eq(a->n_calls, 0);
+        ck_assert_int_eq(hyb_bus_get_timeout(a, &next), 0);
+        ck_assert_uint_eq(next, UINT64_MAX);
+        for (size_t i = 0; i < HEAP_CALLS; i++)
+                if (!h->cancelled[i])
+                        hyb_slot_unref(h->slots[i]);
+        hyb_bus_unref(a);
+        tb_resume(&t);
+        tb_stop(&t);
+        heap_cur = NULL;
+        free(h);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- replies out of order */
+
+#define OOO_CALLS 300
+
+typedef struct ooo {
+        hyb_bus_request *reqs[OOO_CALLS];
+        atomic_int n_reqs, n_replies, bad;
+} ooo;
+
+typedef struct ooo_call {
+        ooo *o;
+        int i;
+} ooo_call;
+
+static int ooo_keep(hyb_bus_request *req, void *ud)
+{
+        ooo *o = ud;
+        int i = atomic_fetch_add(&o->n_reqs, 1);
+
+        ck_assert_int_lt(i, OOO_CALLS);
+        o->reqs[i] = hyb_bus_request_ref(req); /* answered later, out of order */
+        return 0;
+}
+
+static void ooo_reply(hyb_bus *bus, const hyb_bus_reply *reply, void *ud)
+{
+        ooo_call *c = ud;
+        char want[32];
+        size_t len;
+        const char *b = hyb_bus_reply_get_body(reply, &len);
+
+        snprintf(want, sizeof want, "{\"i\":%d}", c->i);
+        if (hyb_bus_reply_get_status(reply) != 200 || len != strlen(want) || memcmp(b, want, len))
+                atomic_fetch_add(&c->o->bad, 1);
+        atomic_fetch_add(&c->o->n_replies, 1);
+}
+
+/* Replies in shuffled order, and a sync call's reply while hundreds of async calls wait:
+ * each reply reaches its own call (the pending list is searched from either end). */
+START_TEST(test_replies_out_of_order)
+{
+        tbroker t;
+        ooo *o = calloc(1, sizeof *o);
+        ooo_call *calls = calloc(OOO_CALLS, sizeof *calls);
+        int perm[OOO_CALLS];
+        unsigned seed = 777;
+        char body[32];
+        hyb_error err;
+
+        ck_assert_ptr_nonnull(o);
+        ck_assert_ptr_nonnull(calls);
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        hyb_bus *b = tb_connect(&t, "org.test.b", "main");
+        ck_assert_int_eq(hyb_bus_register_procedure(b, "m", NULL, NULL, ooo_keep, o, NULL, &err),
+                         0);
+        for (int i = 0; i < OOO_CALLS; i++) {
+                calls[i] = (ooo_call){.o = o, .i = i};
+                snprintf(body, sizeof body, "{\"i\":%d}", i);
+                ck_assert_int_eq(hyb_bus_call_async(a, "@localhost/org.test.b/main", "m", body,
+                                                    strlen(body), 0, 30000, ooo_reply, &calls[i],
+                                                    NULL),
+                                 0);
+        }
+        ck_assert_int_eq(hyb_bus_flush(a), 0);
+        pump_until(b, &o->n_reqs, OOO_CALLS, 20000);
+        ck_assert_int_eq(atomic_load(&o->n_reqs), OOO_CALLS);
+        /* the newest call, answered while every other one waits */
+        ck_assert_int_eq(
+                hyb_bus_call(a, HYB_BUS_BUILTIN_ENDPOINT, "echo", "[7]", 3, 0, 10000, NULL, &err),
+                0);
+        ck_assert_int_eq(atomic_load(&o->n_replies), 0);
+        for (int i = 0; i < OOO_CALLS; i++)
+                perm[i] = i;
+        for (int i = OOO_CALLS - 1; i > 0; i--) {
+                int j = (int)(rand_r(&seed) % (unsigned)(i + 1)), x = perm[i];
+                perm[i] = perm[j];
+                perm[j] = x;
+        }
+        for (int k = 0; k < OOO_CALLS; k++) {
+                hyb_bus_request *req = o->reqs[perm[k]];
+                size_t len;
+                const void *rb = hyb_bus_request_get_body(req, &len);
+                ck_assert_int_eq(hyb_bus_request_reply(req, 200, rb, len, HYB_BODY_JSON), 0);
+                hyb_bus_request_unref(req);
+        }
+        ck_assert_int_eq(hyb_bus_flush(b), 0);
+        pump_until(a, &o->n_replies, OOO_CALLS, 20000);
+        ck_assert_int_eq(atomic_load(&o->n_replies), OOO_CALLS);
+        ck_assert_int_eq(atomic_load(&o->bad), 0);
+        ck_assert_uint_eq(a->n_calls, 0);
+        hyb_bus_unref(a);
+        hyb_bus_unref(b);
+        tb_stop(&t);
+        free(calls);
+        free(o);
 }
 END_TEST
 
@@ -861,11 +1151,14 @@ Suite *bus_suite(void)
         TCase *tc = tcase_create("calls");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_echo_json);
+        tcase_add_test(tc, test_call_into);
         tcase_add_test(tc, test_echo_16mib_binary);
         tcase_add_test(tc, test_calls_policy_acl);
         tcase_add_test(tc, test_connect_refusals);
         tcase_add_test(tc, test_deadline_cancel_deferred);
         tcase_add_test(tc, test_reply_callback_unrefs_its_slot);
+        tcase_add_test(tc, test_many_pending_deadlines);
+        tcase_add_test(tc, test_replies_out_of_order);
         tcase_add_test(tc, test_send_after_daemon_gone);
         tcase_add_test(tc, test_nested_sync);
         tcase_add_test(tc, test_unref_bus_while_sync_call_waits);

@@ -70,6 +70,26 @@ return {
                 bus:close()
         end},
 
+        {"async call: its slot collected inside its own reply callback", function()
+                -- the script keeps no slot; the callback forgets it and runs a full collection
+                -- before it returns: the library holds the call over the callback
+                local bus = connect()
+                local got = 0
+                for i = 1, 200 do
+                        bus:call_async(BUILTIN, "echo", {i = i}, function(r)
+                                collectgarbage("collect")
+                                collectgarbage("collect")
+                                if r and r.i == i then got = got + 1 end
+                        end, {timeout = 5})
+                end
+                until_(function() return got == 200 end, "200 async replies", bus)
+                T.eq(got, 200, "every reply reached its callback")
+                collectgarbage("collect")
+                T.eq(bus:call(BUILTIN, "echo", {after = true}, {timeout = 5}), {after = true},
+                     "the bus still answers")
+                bus:close()
+        end},
+
         {"a Lua procedure: called from Lua, policy 400, handler errors", function()
                 local srv, cl = connect("org.example.lua.srv"), connect("org.example.lua.cl")
                 srv:procedure("add", {a = "int", b = "int", note = "string?"}, function(args, info)

@@ -280,13 +280,15 @@ static void on_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
 
 /*
  * busCall(bus, endpoint, method, params, timeoutMs[, holder]) -> Promise<value>; with a
- * holder object, holder.handle is set to a handle busCancel takes.
+ * holder object, holder.handle is set to a handle busCancel takes.  busCallJSON is the same
+ * with params already the JSON text of the mapping (index.js makes it for plain data).
  */
-static napi_value js_call(napi_env env, napi_callback_info info)
+static napi_value call_common(napi_env env, napi_callback_info info, bool text)
 {
         size_t argc = 6, len = 2;
         napi_value argv[6], promise = NULL, handle = NULL;
         hn_bus *b;
+        char ep_buf[256], me_buf[128], js_buf[1024];
         char *endpoint = NULL, *method = NULL, *json = NULL;
         const char *body = "{}"; /* params undefined: no parameters */
         uint32_t timeout = 0;
@@ -298,11 +300,16 @@ static napi_value js_call(napi_env env, napi_callback_info info)
                 return NULL;
         if (!(b = get_bus(env, argv[0], true)))
                 return NULL;
-        if (!(endpoint = hn_get_string(env, argv[1], false)) ||
-            !(method = hn_get_string(env, argv[2], false)))
+        if (!(endpoint = hn_get_string_buf(env, argv[1], ep_buf, sizeof ep_buf)) ||
+            !(method = hn_get_string_buf(env, argv[2], me_buf, sizeof me_buf)))
                 goto out;
         napi_typeof(env, argv[3], &t);
-        if (t != napi_undefined) {
+        if (text) {
+                if (!(json = hn_get_string_buf(env, argv[3], js_buf, sizeof js_buf)))
+                        goto out;
+                len = strlen(json);
+                body = json;
+        } else if (t != napi_undefined) {
                 if (!(json = hn_to_json(env, argv[3], &len)))
                         goto out;
                 body = json;
@@ -336,15 +343,32 @@ static napi_value js_call(napi_env env, napi_callback_info info)
                 hn_io_rearm(&b->io);
         }
 out:
-        free(endpoint);
-        free(method);
-        hyb_free(json);
+        if (endpoint != ep_buf)
+                free(endpoint);
+        if (method != me_buf)
+                free(method);
+        if (text) {
+                if (json != js_buf)
+                        free(json);
+        } else {
+                hyb_free(json);
+        }
         if (!promise) {
                 /* failed before the call was made */
                 free(c);
                 hn_throw_last(env);
         }
         return promise;
+}
+
+static napi_value js_call(napi_env env, napi_callback_info info)
+{
+        return call_common(env, info, false);
+}
+
+static napi_value js_call_json(napi_env env, napi_callback_info info)
+{
+        return call_common(env, info, true);
 }
 
 /* busCancel(bus, handle, reason): ends a pending call (the broker tells the callee, as
@@ -759,6 +783,7 @@ void hn_bus_init(napi_env env, napi_value exports)
 {
         HN_EXPORT_FN(env, exports, "busConnect", js_connect);
         HN_EXPORT_FN(env, exports, "busCall", js_call);
+        HN_EXPORT_FN(env, exports, "busCallJSON", js_call_json);
         HN_EXPORT_FN(env, exports, "busCancel", js_cancel);
         HN_EXPORT_FN(env, exports, "busReply", js_reply);
         HN_EXPORT_FN(env, exports, "busReplyError", js_reply_error);

@@ -38,6 +38,7 @@ typedef struct hn_env {
         napi_ref on_close;     /* (bus or store, status, message) */
         napi_ref object_proto; /* Object.prototype: plain objects take the fast path */
         napi_ref map_cls;      /* Map */
+        napi_ref json_parse;   /* JSON.parse: bodies it reads as the mapping does */
         uint32_t next_request; /* ids of incoming requests, for on_cancel */
 } hn_env;
 
@@ -75,6 +76,9 @@ bool hn_get_args(napi_env env, napi_callback_info info, size_t *argc, napi_value
                  size_t min, const char *usage);
 /* Argument helpers: a string argument (malloc'd; NULL for null/undefined when optional). */
 char *hn_get_string(napi_env env, napi_value v, bool optional);
+/* A string argument into buf (size n) when it fits, else a malloc'd copy: free it when it is
+ * not buf.  NULL (a TypeError thrown) for a value that is not a string. */
+char *hn_get_string_buf(napi_env env, napi_value v, char *buf, size_t n);
 /* Calls a dispatcher with a fresh handle scope; an exception becomes uncaughtException. */
 void hn_dispatch(napi_env env, napi_ref fn, size_t argc, napi_value *argv);
 

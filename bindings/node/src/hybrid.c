@@ -24,7 +24,7 @@ static void env_free(napi_env env, void *data, void *hint)
         hn_env *e = data;
         napi_ref *refs[] = {&e->hybrid_error, &e->uri,      &e->typed,        &e->real,
                             &e->on_request,   &e->on_event, &e->on_store_msg, &e->on_close,
-                            &e->object_proto, &e->map_cls,  &e->on_cancel};
+                            &e->object_proto, &e->map_cls,  &e->on_cancel,    &e->json_parse};
         for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
                 if (*refs[i])
                         napi_delete_reference(env, *refs[i]);
@@ -119,6 +119,22 @@ char *hn_get_string(napi_env env, napi_value v, bool optional)
         }
         napi_get_value_string_utf8(env, v, s, len + 1, &len);
         return s;
+}
+
+char *hn_get_string_buf(napi_env env, napi_value v, char *buf, size_t n)
+{
+        napi_valuetype t;
+        size_t len = 0;
+
+        napi_typeof(env, v, &t);
+        if (t != napi_string) {
+                napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a string");
+                return NULL;
+        }
+        napi_get_value_string_utf8(env, v, buf, n, &len);
+        if (len + 1 < n)
+                return buf;
+        return hn_get_string(env, v, false); /* it may have been cut */
 }
 
 void hn_dispatch(napi_env env, napi_ref fn, size_t argc, napi_value *argv)
@@ -676,6 +692,141 @@ static napi_value from_obj_untyped(napi_env env, const hyb_obj *o)
         }
 }
 
+/*
+ * Whether JSON.parse reads body as the library's mapping does (doc/node.md "Values"), so the
+ * common reply skips the walk through a hyb_obj: ASCII text (no invalid UTF-8 to tell apart)
+ * whose integers have at most 15 digits (safe, where JSON.parse would round) and are not -0
+ * (the mapping's int 0), whose reals have an exponent of at most two digits (no overflow the
+ * library refuses), whose strings hold no \u escape in D000-DFFF (lone surrogates become U+FFFD
+ * in the mapping) and do not start with '@' (uri, typed and @rec forms), whose object keys are
+ * names ([A-Za-z_][A-Za-z0-9_-]*: uris that print as written) without repeats (the library
+ * refuses them; JSON.parse keeps the last), nested at most 32 deep.  Text that is not JSON
+ * may pass: JSON.parse refuses it and the library's walk gives the error.
+ */
+#define FAST_DEPTH 32
+#define FAST_KEYS 16
+
+static bool json_parse_agrees(const char *s, size_t len)
+{
+        char stack[FAST_DEPTH];
+        struct {
+                const char *k[FAST_KEYS];
+                unsigned char n[FAST_KEYS];
+                unsigned nk;
+        } keys[FAST_DEPTH];
+        int depth = -1;
+        char last = 0; /* the last structural character: { [ , : */
+
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+                if (c >= 0x80)
+                        return false;
+                switch (c) {
+                case '{':
+                case '[':
+                        if (++depth >= FAST_DEPTH)
+                                return false;
+                        stack[depth] = (char)c;
+                        keys[depth].nk = 0;
+                        last = (char)c;
+                        break;
+                case '}':
+                case ']':
+                        if (depth < 0)
+                                return false;
+                        depth--;
+                        last = 0;
+                        break;
+                case ',':
+                case ':':
+                        last = (char)c;
+                        break;
+                case '"': {
+                        bool is_key =
+                                depth >= 0 && stack[depth] == '{' && (last == '{' || last == ',');
+                        size_t j = i + 1;
+                        if (j < len && s[j] == '@')
+                                return false;
+                        for (; j < len && s[j] != '"'; j++) {
+                                unsigned char d = (unsigned char)s[j];
+                                if (d >= 0x80)
+                                        return false;
+                                if (is_key) {
+                                        bool name =
+                                                (d >= 'A' && d <= 'Z') || (d >= 'a' && d <= 'z') ||
+                                                d == '_' ||
+                                                (j > i + 1 && ((d >= '0' && d <= '9') || d == '-'));
+                                        if (!name)
+                                                return false;
+                                } else if (d == '\\') {
+                                        if (++j >= len)
+                                                return false;
+                                        if (s[j] == 'u' && j + 1 < len &&
+                                            (s[j + 1] == 'd' || s[j + 1] == 'D'))
+                                                return false;
+                                }
+                        }
+                        if (j >= len)
+                                return false;
+                        if (is_key) {
+                                size_t kl = j - i - 1;
+                                if (kl == 0 || kl > 255 || keys[depth].nk >= FAST_KEYS)
+                                        return false;
+                                for (unsigned k = 0; k < keys[depth].nk; k++)
+                                        if (keys[depth].n[k] == kl &&
+                                            memcmp(keys[depth].k[k], s + i + 1, kl) == 0)
+                                                return false;
+                                keys[depth].k[keys[depth].nk] = s + i + 1;
+                                keys[depth].n[keys[depth].nk++] = (unsigned char)kl;
+                        }
+                        i = j;
+                        last = 0;
+                        break;
+                }
+                case '-':
+                case '0':
+                case '1':
+                case '2':
+                case '3':
+                case '4':
+                case '5':
+                case '6':
+                case '7':
+                case '8':
+                case '9': {
+                        size_t j = i, digits = 0, exp_digits = 0;
+                        bool real = false, in_exp = false;
+                        for (; j < len; j++) {
+                                char d = s[j];
+                                if (d >= '0' && d <= '9') {
+                                        if (in_exp)
+                                                exp_digits++;
+                                        else
+                                                digits++;
+                                } else if (d == '.') {
+                                        real = true;
+                                } else if (d == 'e' || d == 'E') {
+                                        real = in_exp = true;
+                                } else if (d != '-' && d != '+') {
+                                        break;
+                                }
+                        }
+                        if (in_exp && exp_digits > 2)
+                                return false;
+                        if (!real &&
+                            (digits > 15 || (s[i] == '-' && j - i == 2 && s[i + 1] == '0')))
+                                return false;
+                        i = j - 1;
+                        last = 0;
+                        break;
+                }
+                default:
+                        break; /* white space, true, false, null (or not JSON: JSON.parse says) */
+                }
+        }
+        return true;
+}
+
 napi_value hn_from_body(napi_env env, const void *body, size_t len, bool binary)
 {
         napi_value v;
@@ -691,6 +842,19 @@ napi_value hn_from_body(napi_env env, const void *body, size_t len, bool binary)
         if (len == 0) {
                 napi_get_null(env, &v);
                 return v;
+        }
+        if (len <= INT32_MAX && json_parse_agrees(body, len)) {
+                napi_value text, parse, undef;
+                hn_env *e = hn_get_env(env);
+                if (e->json_parse &&
+                    napi_get_reference_value(env, e->json_parse, &parse) == napi_ok &&
+                    napi_create_string_latin1(env, body, len, &text) == napi_ok &&
+                    napi_get_undefined(env, &undef) == napi_ok) {
+                        if (napi_call_function(env, undef, parse, 1, &text, &v) == napi_ok)
+                                return v;
+                        napi_value ex; /* not JSON: the library says why */
+                        napi_get_and_clear_last_exception(env, &ex);
+                }
         }
         hyb_error_clear(&err);
         r = hyb_obj_from_json(body, len, &o, &err);
@@ -841,6 +1005,11 @@ static napi_value js_setup(napi_env env, napi_callback_info info)
                 if (e->map_cls)
                         napi_delete_reference(env, e->map_cls);
                 HN_CALL(env, napi_create_reference(env, cls, 1, &e->map_cls));
+                HN_CALL(env, napi_get_named_property(env, global, "JSON", &cls));
+                HN_CALL(env, napi_get_named_property(env, cls, "parse", &proto));
+                if (e->json_parse)
+                        napi_delete_reference(env, e->json_parse);
+                HN_CALL(env, napi_create_reference(env, proto, 1, &e->json_parse));
         }
         return hn_undefined(env);
 }

@@ -147,3 +147,38 @@ test('Node -> C: the body a Node procedure answers, as the CLI prints it', async
   assert.equal(e.status, 0, e.stderr);
   assert.equal(e.stdout.trim(), '{"v":[9223372036854775807,-0.0,5e-324]}');
 });
+
+// Plain call bodies go as JSON.stringify's text and plain replies come back through
+// JSON.parse (the fast path); where those would read or write otherwise than the mapping of
+// doc/node.md "Values", the result must still be the mapping's.
+test('call bodies and replies: the fast path keeps the mapping', async () => {
+  const BUILTIN = '@localhost/org.hybridos.bus/builtin';
+  bus.procedure('takesInt', { a: 'int' }, ({ a }) => ({ a }));
+  // ints stay ints: a safe integer passes an int policy; -0 and 2^53 are reals (400)
+  same(await bus.call(bus.name, 'takesInt', { a: 2 ** 53 - 1 }), { a: 2 ** 53 - 1 });
+  await assert.rejects(bus.call(bus.name, 'takesInt', { a: -0 }), { status: 400 });
+  await assert.rejects(bus.call(bus.name, 'takesInt', { a: 2 ** 53 }), { status: 400 });
+  // values whose JSON.stringify text differs from the mapping's, through the broker's echo
+  const negzero = await bus.call(BUILTIN, 'echo', { z: -0, r: 0.25, n: [1, -2.5, null, true] });
+  assert.ok(Object.is(negzero.z, -0));
+  same(negzero, { z: -0, r: 0.25, n: [1, -2.5, null, true] });
+  same(await bus.call(BUILTIN, 'echo', { u: undefined }), { u: null });
+  same(await bus.call(BUILTIN, 'echo', { s: 'a\ud800b' }), { s: 'a\ufffdb' });
+  same(await bus.call(BUILTIN, 'echo', { b: 5n, p: P53 }), { b: 5, p: P53 });
+  same(await bus.call(BUILTIN, 'echo', { x: { toJSON: () => 7 } }), { x: 7 });
+  same(await bus.call(BUILTIN, 'echo', { u: new Uri('a/b') }), { u: new Uri('a/b') });
+  same(await bus.call(BUILTIN, 'echo', { deep: { er: [{ k_1: 'v', 'k-2': 'é' }] } }),
+       { deep: { er: [{ k_1: 'v', 'k-2': 'é' }] } });
+  await assert.rejects(bus.call(BUILTIN, 'echo', { x: NaN }), { code: 'HYB_E_TYPE' });
+  await assert.rejects(bus.call(BUILTIN, 'echo', { x: Infinity }), { code: 'HYB_E_TYPE' });
+  // replies JSON.parse would read otherwise: the integer -0, a repeated key, 2^53 + 1 deep
+  // inside, a uri member, text that is not JSON
+  assert.ok(Object.is(hybrid.fromJSON('-0'), 0));
+  assert.ok(Object.is(hybrid.fromJSON('[-0]')[0], 0));
+  assert.throws(() => hybrid.fromJSON('{"a":1,"a":2}'), { code: 'HYB_E_PARSE' });
+  same(hybrid.fromJSON('{"a":[{"b":9007199254740993}]}'), { a: [{ b: P53 }] });
+  same(hybrid.fromJSON('{"x":{"@uri":"a/b"}}'), { x: new Uri('a/b') });
+  assert.throws(() => hybrid.fromJSON('{"a":}'), { code: 'HYB_E_PARSE' });
+  assert.throws(() => hybrid.fromJSON('[1e999]'), (e) => e instanceof hybrid.HybridError);
+  same(hybrid.fromJSON(' {"a_b":[1.5,-2,"x\\"y",{"k-1":null}]} '), { a_b: [1.5, -2, 'x"y', { 'k-1': null }] });
+});

@@ -81,6 +81,10 @@ hyb_bus_reply *hyb_bus_reply_unref(hyb_bus_reply *reply);
 int hyb_bus_call(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
                  size_t len, unsigned flags, uint32_t timeout_ms, hyb_bus_reply **ret,
                  hyb_error *reterr);
+int hyb_bus_call_into(hyb_bus *bus, const char *endpoint, const char *method,
+                      const void *body, size_t len, unsigned flags, uint32_t timeout_ms,
+                      void *buf, size_t size, size_t *ret_len, unsigned *ret_flags,
+                      hyb_bus_reply **ret_reply, hyb_error *reterr);
 typedef void (*hyb_bus_reply_fn)(hyb_bus *bus, const hyb_bus_reply *reply, void *userdata);
 int hyb_bus_call_async(hyb_bus *bus, const char *endpoint, const char *method,
                        const void *body, size_t len, unsigned flags, uint32_t timeout_ms,

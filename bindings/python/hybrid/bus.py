@@ -35,14 +35,10 @@ _NOARG: Any = object()
 _JSON_TYPES = {str: 1, int: 2, float: 3, bool: 4, dict: 5, list: 6, type(None): 7,
                None: 7, object: 0, Any: 0}
 
-_DEFAULT_MS = 30000  # HYB_BUS_DEFAULT_TIMEOUT_MS
-_LOCAL_GRACE_US = 2000000  # what the library adds to a call's timeout for its local deadline
-_now = lib.hyb_now_usec
-
 # The functions of the call path, looked up once.
-_call = lib.hyb_bus_call
+_call_into = lib.hyb_bus_call_into
+_REPLY_BUF = 16384  # replies up to this size come in the Bus's buffer (hyb_bus_call_into)
 _reply_get_body = lib.hyb_bus_reply_get_body
-_reply_is_binary = lib.hyb_bus_reply_is_binary
 _reply_unref = lib.hyb_bus_reply_unref
 _unpack = ffi.unpack
 
@@ -271,6 +267,8 @@ class Bus(FdWatch):
         self._err = ffi.new("hyb_error *")
         self._lenp = ffi.new("size_t *")
         self._replyp = ffi.new("hyb_bus_reply **")
+        self._flagsp = ffi.new("unsigned *")
+        self._rbuf = ffi.new("char[]", _REPLY_BUF)
         self._slotp = ffi.new("hyb_slot **")
         self._u64 = ffi.new("uint64_t *")
         self._cstrs: Dict[str, bytes] = {}
@@ -637,30 +635,33 @@ class Bus(FdWatch):
         ep = cs.get(endpoint) or self._c(endpoint)
         me = cs.get(method) or self._c(method)
         self._depth += 1
-        r = _call(bus, ep, me, body, len(body), flags,
-                             self._ms(timeout) if timeout is not None else 0, self._replyp,
-                             self._err)
+        lenp, replyp = self._lenp, self._replyp
+        r = _call_into(bus, ep, me, body, len(body), flags,
+                       self._ms(timeout) if timeout is not None else 0, self._rbuf, _REPLY_BUF,
+                       lenp, self._flagsp, replyp, self._err)
         self._depth -= 1
         if self._free_later and self._depth == 0:
             self._free()
+        reply = replyp[0]
         if self._exc is not None:
-            if r >= 0:
-                lib.hyb_bus_reply_unref(self._replyp[0])
+            if reply:
+                _reply_unref(reply)
             self._raise_kept()
         if self._loop is not None:
             self._update()  # the wait may have read packets no fd will signal again
         if r < 0:
             self._check_call(r, self._err)
-        reply = self._replyp[0]
-        lenp = self._lenp
-        try:
-            ptr = _reply_get_body(reply, lenp)
-            n = lenp[0]
-            if _reply_is_binary(reply):
-                return _unpack(ptr, n)
-            return from_json(_unpack(ptr, n)) if n else None
-        finally:
-            _reply_unref(reply)
+        n = lenp[0]
+        if reply:  # longer than the buffer: read from the reply
+            try:
+                data = _unpack(_reply_get_body(reply, lenp), n)
+            finally:
+                _reply_unref(reply)
+        else:
+            data = _unpack(self._rbuf, n)
+        if self._flagsp[0] & _BODY_BINARY:
+            return data
+        return from_json(data) if n else None
 
     async def acall(self, endpoint: str, method: str, params: Any = _NOARG,
                     timeout: Optional[float] = None) -> Any:
@@ -680,16 +681,8 @@ class Bus(FdWatch):
         pc.slot = slot[0]
         self._pending.add(pc)
         fut.add_done_callback(pc.release)
-        # hyb_bus_get_timeout looks at every pending call: ask it only when this call's local
-        # deadline (its timeout plus the library's 2 s of grace for a broker that stopped
-        # answering; the broker itself answers 504 at the timeout) may come before the timer
-        # already set
-        deadline = _now() + (self._ms(timeout) if timeout is not None else _DEFAULT_MS) * 1000 \
-            + _LOCAL_GRACE_US
-        if self._timer is None or deadline < self._timer_at:
-            self._update()
-        else:
-            self._update_out()
+        # arms the timer for the library's earliest local deadline (an O(1) look)
+        self._update()
         return await fut
 
     def call_builtin(self, method: str, params: Any = _NOARG,

@@ -26,6 +26,29 @@ def test_sync_call_and_name(daemon):
         bus.call(BUILTIN, "echo", {})
 
 
+def test_call_reply_sizes_and_binary(daemon):
+    """Replies of every size around the connection's reply buffer, JSON and binary, come
+    back whole; a callback's nested call in between does not disturb the outer reply."""
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py", runner="sizes") as bus:
+        for n in (0, 1, 16375, 16376, 16377, 16383, 16384, 16385, 100000, 1 << 20):  # {"s":""} is 8 bytes
+            s = "x" * n
+            assert bus.call(BUILTIN, "echo", {"s": s}) == {"s": s}, n
+            raw = bytes(range(256)) * (n // 256) + b"\0" * (n % 256)
+            assert bus.call(BUILTIN, "echo", raw) == raw, n
+        assert bus.call(BUILTIN, "echo", b"") == b""
+        # a procedure of this bus, called by this bus, that calls while the outer call
+        # waits: the inner reply goes through the same buffer first
+        pad = {"n": 1000}
+
+        @bus.procedure("outer")
+        def outer():
+            return {"inner": bus.call(BUILTIN, "echo", {"v": "i" * 100}), "pad": "o" * pad["n"]}
+
+        for pad["n"] in (1000, 30000):
+            assert bus.call(bus.name, "outer", {}, timeout=10.0) == \
+                {"inner": {"v": "i" * 100}, "pad": "o" * pad["n"]}
+
+
 def test_call_timeouts(daemon):
     with hybrid.Bus(socket=daemon.sock, app="org.example.py", runner="tmo") as bus:
         assert bus.call(BUILTIN, "echo", [1], timeout=float("inf")) == [1]  # no deadline to speak of
