@@ -98,6 +98,7 @@ struct edge_tls_conn {
         int fd; /* fd-based client connections (edge_tls_fd_open): the socket, else -1 */
         uint8_t ip[16]; /* fd-based clients of an IP address: the address the certificate */
         size_t ip_len;  /* must name (4 or 16 bytes; 0: a host name) */
+        size_t w_pending; /* fd-based: the length of the write -EAGAIN left half sent */
 };
 
 static const int suites[] = {
@@ -1177,11 +1178,24 @@ ssize_t edge_tls_fd_write(edge_tls_conn *c, const void *buf, size_t len)
 
         if (c->failed)
                 return -EPROTO;
+        /* After WANT_WRITE mbedTLS holds a record made of the first bytes of that call and
+         * answers the next call with its length argument (at most a record) as if all were
+         * sent: called with more bytes behind the same ones (a write buffer that grew), it
+         * would count bytes it never encrypted.  The retry names exactly the first call's. */
+        if (c->w_pending) {
+                if (len < c->w_pending)
+                        return -EINVAL;
+                len = c->w_pending;
+        }
         r = mbedtls_ssl_write(&c->ssl, buf, len);
-        if (r >= 0)
+        if (r >= 0) {
+                c->w_pending = 0;
                 return r;
-        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
+        }
+        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE) {
+                c->w_pending = len;
                 return -EAGAIN;
+        }
         c->failed = true;
         fd_error(c, "TLS", r);
         return r == MBEDTLS_ERR_NET_CONN_RESET ? -EPIPE : -EPROTO;

@@ -132,7 +132,8 @@ int edge_tls_fd_open(edge_tls *t, int fd, const char *server_name, uint64_t dead
  * (poll fd for input), -ECONNRESET or -EPROTO (edge_tls_conn_error says what). */
 ssize_t edge_tls_fd_read(edge_tls_conn *c, void *buf, size_t len);
 /* Plaintext bytes taken (> 0; at most one record), -EAGAIN (poll fd for output and call
- * again with the same bytes), -EPIPE or -EPROTO. */
+ * again with the same bytes first: more may follow them, the retry takes only those of
+ * the call that said -EAGAIN), -EPIPE, -EPROTO, or -EINVAL for a retry with fewer bytes. */
 ssize_t edge_tls_fd_write(edge_tls_conn *c, const void *buf, size_t len);
 /* Plaintext already decrypted and not read yet: a poll of fd would not announce it. */
 size_t edge_tls_fd_pending(const edge_tls_conn *c);

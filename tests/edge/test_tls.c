@@ -44,6 +44,7 @@ typedef struct side {
         bool bad_byte;       /* a byte that is not the pattern */
         size_t max_in;       /* most plaintext seen waiting in the input buffer */
         bool lazy;           /* drain from a timer, not from the read callback */
+        bool hold;           /* take nothing for now */
         struct event *drain_ev;
         struct evbuffer *text; /* received, when kept as text */
         bool free_on_end;    /* free the bufferevent at EOF or error */
@@ -119,7 +120,9 @@ static void on_read(struct bufferevent *bev, void *arg)
 
         if (n > sd->max_in)
                 sd->max_in = n;
-        if (sd->lazy) {
+        if (sd->hold) {
+                /* nothing taken: the TLS layer's bound stops reading the socket */
+        } else if (sd->lazy) {
                 struct timeval tv = { 0, 10000 };
 
                 if (!evtimer_pending(sd->drain_ev, NULL))
@@ -883,6 +886,128 @@ START_TEST(test_exporter_matches_openssl)
 }
 END_TEST
 
+/* ---- the fd-based client (edge_tls_fd_*, the wss:// bus client's TLS) */
+
+#define FD_TOTAL (4u << 20)
+#define FD_STEP 1000u
+
+static int fd_go[2] = { -1, -1 };
+static bool fd_hold;
+
+static void on_fd_go(evutil_socket_t fd, short what, void *arg)
+{
+        char b;
+
+        (void)what;
+        (void)arg;
+        if (read(fd, &b, 1) == 1) {
+                fd_hold = false;
+                W.s.hold = false;
+                if (W.s.bev)
+                        consume(&W.s, bufferevent_get_input(W.s.bev));
+        }
+        maybe_stop();
+}
+
+/*
+ * The child: a writer as the bus's write buffer is (bus-conn.c): the bytes not yet taken
+ * stay at the front and more are appended behind them between two calls, so the call
+ * after an -EAGAIN names the same first bytes and more.  Exit 0 once all went out, 2 if
+ * the socket never filled (the case not reached), 1 on an error.
+ */
+static int fd_writer(int fd)
+{
+        uint8_t *buf = malloc(FD_TOTAL);
+        edge_tls *ct = NULL;
+        edge_tls_conn *c = NULL;
+        size_t wpos = 0, wlen = 0;
+        bool full = false;
+        hyb_error e;
+
+        if (!buf)
+                return 1;
+        for (size_t i = 0; i < FD_TOTAL; i++)
+                buf[i] = pattern(i);
+        hyb_error_clear(&e);
+        if (edge_tls_client_new(cert("ca.pem"), NULL, &ct, &e) < 0 ||
+            edge_tls_fd_open(ct, fd, "localhost", hyb_now_usec() + 120000000ull, &c, &e) < 0) {
+                fprintf(stderr, "fd client: %s\n", e.message);
+                return 1;
+        }
+        while (wpos < FD_TOTAL) {
+                ssize_t n;
+
+                wlen = wlen + FD_STEP < FD_TOTAL ? wlen + FD_STEP : FD_TOTAL;
+                n = edge_tls_fd_write(c, buf + wpos, wlen - wpos);
+                if (n > 0) {
+                        wpos += (size_t)n;
+                        continue;
+                }
+                if (n != -EAGAIN) {
+                        fprintf(stderr, "fd client: write %zd: %s\n", n, edge_tls_conn_error(c));
+                        return 1;
+                }
+                if (!full) {
+                        full = true;
+                        if (write(fd_go[1], "g", 1) != 1)
+                                return 1;
+                }
+                struct pollfd p = { .fd = fd, .events = POLLOUT };
+                if (poll(&p, 1, 120000) != 1)
+                        return 1;
+        }
+        edge_tls_fd_close(c); /* close_notify: the server sees the end */
+        edge_tls_unref(ct);
+        close(fd);
+        free(buf);
+        return full ? 0 : 2;
+}
+
+static bool fd_server_done(world *w)
+{
+        return !fd_hold && (w->s.eof || w->s.error);
+}
+
+START_TEST(test_fd_write_retry)
+{
+        edge_tls *st = server_tls("server.pem", "server.key");
+        struct event *go;
+        pid_t pid;
+        int sv[2], status = -1;
+
+        world_init();
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        ck_assert_int_eq(pipe2(fd_go, O_CLOEXEC), 0);
+        evutil_make_socket_nonblocking(sv[0]);
+        evutil_make_socket_nonblocking(sv[1]);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                close(sv[0]);
+                _exit(fd_writer(sv[1]));
+        }
+        close(sv[1]);
+        /* The server takes nothing until the client's socket was full once. */
+        fd_hold = true;
+        W.s.hold = true;
+        attach(&W.s, edge_tls_bufferevent_new(st, W.base, sv[0], NULL));
+        go = event_new(W.base, fd_go[0], EV_READ | EV_PERSIST, on_fd_go, NULL);
+        event_add(go, NULL);
+        run_until(fd_server_done);
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "the fd client: status %d", status);
+        ck_assert_msg(!W.s.error, "server: '%s'", W.s.err);
+        ck_assert_msg(!W.s.bad_byte, "the server got bytes out of order (lost ones)");
+        ck_assert_uint_eq(W.s.got, FD_TOTAL);
+        event_free(go);
+        close(fd_go[0]);
+        close(fd_go[1]);
+        world_free();
+        edge_tls_unref(st);
+}
+END_TEST
+
 Suite *edge_tls_suite(void)
 {
         Suite *s = suite_create("edge_tls");
@@ -901,6 +1026,7 @@ Suite *edge_tls_suite(void)
         tcase_add_test(tc, test_connect_refused);
         tcase_add_test(tc, test_hostport);
         tcase_add_test(tc, test_handshake_caps);
+        tcase_add_test(tc, test_fd_write_retry);
         suite_add_tcase(s, tc);
         return s;
 }
