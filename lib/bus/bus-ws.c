@@ -41,6 +41,7 @@ struct bus_ws {
         bool progress;     /* a byte or a message came in */
         bool eof;          /* the socket or TLS said end of stream */
         bool shut;         /* bus_ws_shutdown ran */
+        size_t pong_backlog; /* bytes of pongs queued since the output was seen empty */
         int err;           /* why we are closing (our side found the fault), else 0 */
         int sys_err;       /* a socket or TLS failure, -errno */
 };
@@ -270,8 +271,16 @@ static void cb_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
                 /* wslay answers with a close frame and stops reading */
                 ws->eof = true;
                 return;
+        case WSLAY_PING:
+                /* wslay queues its pong (a masked frame: 6 bytes of header); a server that
+                 * pings and does not read them must not grow our output without end */
+                ws->pong_backlog += 6 + arg->msg_length;
+                if (ws->pong_backlog > BUS_WS_PONG_MAX)
+                        refuse(ws, WSLAY_CODE_POLICY_VIOLATION,
+                               "the server does not read the pongs to its pings", HYB_E_PROTOCOL);
+                return;
         default:
-                return; /* ping (wslay queued the pong), pong */
+                return; /* pong */
         }
 }
 
@@ -313,6 +322,8 @@ int bus_ws_read(hyb_bus *bus)
                 return ws->err;
         ws->budget = BUS_WS_READ_BUDGET;
         ws->throttled = ws->progress = false;
+        if (bus->wpos == bus->wlen)
+                ws->pong_backlog = 0; /* the server took all we sent */
         /* wslay reads until cb_recv says "would block" (nothing now, the end of the stream,
          * or the budget spent), a fault stops it, or a close frame came */
         r = wslay_event_recv(ws->ctx);

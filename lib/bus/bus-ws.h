@@ -35,6 +35,9 @@ typedef struct bus_ws bus_ws;
 #define BUS_WS_RESPONSE_MAX 8192
 /* Raw bytes one bus_ws_read takes off the socket before it lets packets be dispatched. */
 #define BUS_WS_READ_BUDGET (256u * 1024)
+/* Bytes of pongs the client queues while its output was never seen empty: past this a
+ * server that pings and does not read is cut off (close 1008, HYB_E_PROTOCOL). */
+#define BUS_WS_PONG_MAX (256u * 1024)
 
 /* A ws:// or wss:// URL taken apart. */
 typedef struct bus_ws_url {

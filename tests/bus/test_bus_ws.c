@@ -268,6 +268,65 @@ START_TEST(server_streams)
 }
 END_TEST
 
+/* Walks the client's frames in wbuf (masked, RFC 6455 5.2): the bytes of its pongs, and
+ * the code of its close frame (-1: none). */
+static int walk_client_frames(const hyb_bus *bus, size_t *pong_bytes)
+{
+        int code = -1;
+
+        *pong_bytes = 0;
+        for (size_t i = 0; i + 2 <= bus->wlen;) {
+                uint8_t op = bus->wbuf[i] & 0x0f;
+                size_t len = bus->wbuf[i + 1] & 0x7f, h = 2;
+
+                ck_assert(bus->wbuf[i + 1] & 0x80);
+                if (len == 126) {
+                        len = ((size_t)bus->wbuf[i + 2] << 8) | bus->wbuf[i + 3];
+                        h = 4;
+                } else if (len == 127) {
+                        len = 0;
+                        for (int k = 0; k < 8; k++)
+                                len = (len << 8) | bus->wbuf[i + 2 + k];
+                        h = 10;
+                }
+                ck_assert_uint_le(i + h + 4 + len, bus->wlen);
+                if (op == 0xa)
+                        *pong_bytes += h + 4 + len;
+                if (op == 0x8 && len >= 2) {
+                        const uint8_t *m = bus->wbuf + i + h;
+
+                        code = ((m[4] ^ m[0]) << 8) | (m[5] ^ m[1]);
+                }
+                i += h + 4 + len;
+        }
+        return code;
+}
+
+/* A server that pings and never reads the pongs (here nothing is ever written): the client
+ * ends the connection with 1008 once BUS_WS_PONG_MAX of them wait, and what waits stays
+ * under that bound (before, 8000 pings left 1 MiB of pongs waiting, without end). */
+START_TEST(server_ping_flood)
+{
+        enum { N = 8000 };
+        uint8_t ping[125], *in = malloc((size_t)N * (2 + sizeof(ping)));
+        size_t n = 0, pongs = 0;
+        hyb_bus bus;
+
+        ck_assert_ptr_nonnull(in);
+        memset(ping, 'p', sizeof(ping));
+        for (int i = 0; i < N; i++)
+                n += frame(in + n, true, 9, ping, sizeof(ping), false);
+        ck_assert_int_eq(feed(&bus, in, n), HYB_E_PROTOCOL);
+        ck_assert_int_eq(walk_client_frames(&bus, &pongs), 1008);
+        /* what waits for the server: at most the bound (wslay drops the pongs still
+         * queued once the close frame goes) */
+        ck_assert_msg(bus.wlen <= BUS_WS_PONG_MAX + 2 * (6 + sizeof(ping)) + 128,
+                      "%zu bytes waiting for the server (%zu of pongs)", bus.wlen, pongs);
+        drop(&bus);
+        free(in);
+}
+END_TEST
+
 TCase *bp_ws_tcase(void)
 {
         TCase *tc = tcase_create("ws_client");
@@ -275,5 +334,6 @@ TCase *bp_ws_tcase(void)
         tcase_add_test(tc, url_forms);
         tcase_add_test(tc, upgrade_answers);
         tcase_add_test(tc, server_streams);
+        tcase_add_test(tc, server_ping_flood);
         return tc;
 }
