@@ -239,6 +239,49 @@ static void refuse(bus_ws *ws, uint16_t code, const char *why, int err)
         wslay_event_shutdown_read(ws->ctx);
 }
 
+/* The bus status a server's close code stands for (hyb_bus_get_close_reason). */
+static uint16_t close_code_status(uint16_t code)
+{
+        switch (code) {
+        case 1013: /* try again later */
+                return 503;
+        case WSLAY_CODE_PROTOCOL_ERROR:
+        case WSLAY_CODE_UNSUPPORTED_DATA:
+        case WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA:
+                return 400;
+        case WSLAY_CODE_POLICY_VIOLATION:
+                return 401; /* the daemon's: no AUTH accepted (doc/edge.md) */
+        case WSLAY_CODE_MESSAGE_TOO_BIG:
+                return 413;
+        case WSLAY_CODE_INTERNAL_SERVER_ERROR:
+                return 500;
+        default:
+                return 502;
+        }
+}
+
+/* A server's close frame with a code other than 1000 and 1001 (a normal end, the server
+ * going away) says why it ended the connection: kept as the bus's close reason unless an
+ * ERROR packet gave one before. */
+static void keep_close_reason(bus_ws *ws, const struct wslay_event_on_msg_recv_arg *arg)
+{
+        hyb_bus *bus = ws->bus;
+        size_t rl = arg->msg_length > 2 ? arg->msg_length - 2 : 0;
+        int n;
+
+        if (!arg->status_code || arg->status_code == WSLAY_CODE_NORMAL_CLOSURE ||
+            arg->status_code == WSLAY_CODE_GOING_AWAY || bus->close_status)
+                return;
+        bus->close_status = close_code_status(arg->status_code);
+        n = snprintf(bus->close_msg, sizeof bus->close_msg,
+                     "the server closed the WebSocket: %u%s%.*s", arg->status_code,
+                     rl ? " " : "", (int)rl, rl ? (const char *)arg->msg + 2 : "");
+        /* the reason is UTF-8 (wslay checked it): controls are not shown as they are */
+        for (int i = 0; i < n && (size_t)i < sizeof bus->close_msg; i++)
+                if ((unsigned char)bus->close_msg[i] < 0x20 || bus->close_msg[i] == 0x7f)
+                        bus->close_msg[i] = '?';
+}
+
 static void cb_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
                    void *ud)
 {
@@ -270,6 +313,7 @@ static void cb_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         case WSLAY_CONNECTION_CLOSE:
                 /* wslay answers with a close frame and stops reading */
                 ws->eof = true;
+                keep_close_reason(ws, arg);
                 return;
         case WSLAY_PING:
                 /* wslay queues its pong (a masked frame: 6 bytes of header); a server that

@@ -228,7 +228,28 @@ START_TEST(server_streams)
         n = frame(in, true, 8, "\x03\xe8" "bye", 5, false);
         ck_assert_int_eq(feed(&bus, in, n), HYB_E_CLOSED);
         ck_assert_int_eq(close_code(&bus), 1000);
+        ck_assert_int_eq(hyb_bus_get_close_reason(&bus, NULL), 0); /* a normal end */
         drop(&bus);
+
+        /* another code says why the server ended it (the daemon's 1008: no AUTH accepted
+         * in time), for hyb_bus_get_close_reason and the calls still pending */
+        {
+                const char *why = NULL;
+
+                n = frame(in, true, 8, "\x03\xf0" "authentication timed out", 26, false);
+                ck_assert_int_eq(feed(&bus, in, n), HYB_E_CLOSED);
+                ck_assert_int_eq(close_code(&bus), 1008);
+                ck_assert_int_eq(hyb_bus_get_close_reason(&bus, &why), 401);
+                ck_assert_ptr_nonnull(why);
+                ck_assert_msg(strstr(why, "1008") && strstr(why, "authentication timed out"),
+                              "close reason '%s'", why);
+                drop(&bus);
+                n = frame(in, true, 8, "\x03\xf1", 2, false); /* 1009, no reason */
+                ck_assert_int_eq(feed(&bus, in, n), HYB_E_CLOSED);
+                ck_assert_int_eq(hyb_bus_get_close_reason(&bus, &why), 413);
+                ck_assert_msg(strstr(why, "1009"), "close reason '%s'", why);
+                drop(&bus);
+        }
 
         /* two packets in one message: 1007, nothing delivered */
         memcpy(pk + lp, pk2, lp2);
