@@ -511,7 +511,14 @@ static int tls_setup(bus_ws *ws, const bus_ws_url *u, const hyb_bus_connect_opti
         r = edge_tls_client_new(ca, pin_text ? pin : NULL, &ws->tls_conf, reterr);
         if (r < 0)
                 return r;
-        return edge_tls_fd_open(ws->tls_conf, ws->fd, u->host, deadline, &ws->tls, reterr);
+        hyb_error e;
+
+        hyb_error_clear(&e);
+        r = edge_tls_fd_open(ws->tls_conf, ws->fd, u->host, deadline, &ws->tls, &e);
+        if (r < 0) /* which server refused, then why */
+                return err_set(reterr, r, -1, "wss://%s: %s", u->hostport,
+                               e.message[0] ? e.message : hyb_strerror(r));
+        return 0;
 }
 
 /* The value of header name in the response head (NUL-terminated lines), trimmed; NULL. */

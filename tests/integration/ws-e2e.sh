@@ -125,9 +125,11 @@ expect_err "a token from an untrusted issuer: 401, exit 1" 1 '^hybrid: list: 401
 expect_err "... the same over wss" 1 '^hybrid: list: 401 ' env HYBRID_TOKEN="$T/rogue" "$HYBRID" --bus "$WSS" list
 expect_err "no token at all: 401 before connecting, exit 1" 1 '^hybrid: list: 401 .*needs a token' \
         env -u HYBRID_TOKEN -u HYBRID_KEY "$HYBRID" --bus "$WS" list
-expect_err "wss:// with another CA: refused, exit 3" 3 'certificate verification failed' \
+expect_err "wss:// with another CA: refused naming the server, exit 3" 3 \
+        "wss://localhost:$SP: TLS handshake: certificate verification failed" \
         "$HYBRID" --bus "$WSS" --ca "$CERTS/wrongca.pem" list
-expect_err "wss:// with another key pinned: refused, exit 3" 3 'not the pinned key' \
+expect_err "wss:// with another key pinned: refused naming the server, exit 3" 3 \
+        "wss://localhost:$SP: TLS handshake: the server's key is not the pinned key" \
         "$HYBRID" --bus "$WSS" --pin "$(cat "$CERTS/wrongca.pin")" list
 expect "wss:// with the server's key pinned (--pin replaces \$HYBRID_CA)" 0 '1' \
         "$HYBRID" --bus "$WSS" --pin "sha256//$(cat "$CERTS/server.pin")" call @localhost/org.hybridos.bus/builtin echo 1
