@@ -912,8 +912,9 @@ static void on_fd_go(evutil_socket_t fd, short what, void *arg)
 /*
  * The child: a writer as the bus's write buffer is (bus-conn.c): the bytes not yet taken
  * stay at the front and more are appended behind them between two calls, so the call
- * after an -EAGAIN names the same first bytes and more.  Exit 0 once all went out, 2 if
- * the socket never filled (the case not reached), 1 on an error.
+ * after an -EAGAIN names the same first bytes and more.  Exit 0 once all went out and the
+ * server acknowledged them, 2 if the socket never filled (the case not reached), 1 on an
+ * error.
  */
 static int fd_writer(int fd)
 {
@@ -956,6 +957,19 @@ static int fd_writer(int fd)
                 if (poll(&p, 1, 120000) != 1)
                         return 1;
         }
+        /* the server says it got everything: the socket is empty and close_notify goes */
+        for (;;) {
+                uint8_t ack;
+                ssize_t n = edge_tls_fd_read(c, &ack, 1);
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+
+                if (n == 1)
+                        break;
+                if (n != -EAGAIN || poll(&p, 1, 120000) != 1) {
+                        fprintf(stderr, "fd client: no acknowledgement (%zd)\n", n);
+                        return 1;
+                }
+        }
         edge_tls_fd_close(c); /* close_notify: the server sees the end */
         edge_tls_unref(ct);
         close(fd);
@@ -966,6 +980,11 @@ static int fd_writer(int fd)
 static bool fd_server_done(world *w)
 {
         return !fd_hold && (w->s.eof || w->s.error);
+}
+
+static bool fd_server_got_all(world *w)
+{
+        return w->s.got >= FD_TOTAL || w->s.bad_byte || w->s.eof || w->s.error;
 }
 
 START_TEST(test_fd_write_retry)
@@ -995,6 +1014,9 @@ START_TEST(test_fd_write_retry)
         attach(&W.s, edge_tls_bufferevent_new(st, W.base, sv[0], NULL));
         go = event_new(W.base, fd_go[0], EV_READ | EV_PERSIST, on_fd_go, NULL);
         event_add(go, NULL);
+        run_until(fd_server_got_all);
+        if (W.s.bev)
+                bufferevent_write(W.s.bev, "k", 1); /* all came, or a byte out of place */
         run_until(fd_server_done);
         ck_assert_int_eq(waitpid(pid, &status, 0), pid);
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
