@@ -118,7 +118,8 @@ WRAP(hyb_token_feed_rev_init, hyb_token_feed_rev)
 /* A TCP port on 127.0.0.1 that accepts connections (the kernel's backlog answers). */
 static int listener(int *ret_port)
 {
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in sa = { .sin_family = AF_INET,
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         socklen_t sl = sizeof(sa);
         int fd = socket(AF_INET, SOCK_STREAM, 0);
 
