@@ -12,10 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
 #include "common/util.h"
@@ -311,12 +313,37 @@ static struct bufferevent *conn_new(struct event_base *base, void *ud)
 
 /* ----------------------------------------------------------------- requests */
 
+/*
+ * The headers that frame a request, as RFC 9112 wants them (sections 3.2 and 6.3): one Host,
+ * at most one Content-Length, of digits only.  evhttp takes the first Content-Length it finds
+ * and reads "+1" as 1, where a proxy in front may take another: the two would see different
+ * requests in the same bytes (request smuggling).  NULL, or why the request is refused.
+ */
+static const char *framing_error(struct evhttp_request *req)
+{
+        struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+        unsigned hosts = 0, lengths = 0;
+
+        for (struct evkeyval *kv = h ? h->tqh_first : NULL; kv; kv = kv->next.tqe_next) {
+                if (strcasecmp(kv->key, "Host") == 0 && ++hosts > 1)
+                        return "more than one Host header";
+                if (strcasecmp(kv->key, "Content-Length") == 0) {
+                        if (++lengths > 1)
+                                return "more than one Content-Length header";
+                        if (!kv->value[0] || strspn(kv->value, "0123456789") != strlen(kv->value))
+                                return "Content-Length must be decimal digits";
+                }
+        }
+        return NULL;
+}
+
 static void on_request(struct evhttp_request *req, void *ud)
 {
         edge_front *front = ud;
         edge_http *eh = front->eh;
         struct evhttp_connection *evcon = evhttp_request_get_connection(req);
         const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+        const char *why;
         edge_route r;
         hyb_error e;
         int st;
@@ -324,6 +351,12 @@ static void on_request(struct evhttp_request *req, void *ud)
         if (evcon && !conn_count(eh, evcon)) {
                 evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
                 edge_send_error(req, 503, "HYB_E_UNAVAILABLE", "too many connections");
+                return;
+        }
+        if ((why = framing_error(req))) {
+                /* the rest of the stream cannot be trusted to start a request */
+                evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+                edge_send_error(req, 400, "HYB_E_BAD_REQUEST", "%s", why);
                 return;
         }
         if (u && evhttp_uri_get_path(u) && strcmp(evhttp_uri_get_path(u), EDGE_WS_PATH) == 0) {
