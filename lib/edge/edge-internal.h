@@ -37,6 +37,7 @@
 #define EDGE_SSE_KEEPALIVE_S 15        /* a comment line on an idle stream */
 #define EDGE_DPOP_WINDOW_S 60          /* |now - iat| of a proof */
 #define EDGE_DPOP_JTI_SLOTS 4096u      /* proofs remembered (jti replay cache) */
+#define EDGE_DPOP_JTI_PER_HOLDER 256u  /* of them, proofs of one holder key */
 #define EDGE_DEFAULT_TIMEOUT_MS 30000u /* a call without X-Timeout-Ms */
 #define EDGE_IDLE_SESSIONS 32u         /* sessions kept for the next request (peer.c) */
 
