@@ -17,6 +17,11 @@ Modes (each prints "ok <case>" / "FAIL <case>: why" lines; exit 1 on a failure):
                       headers, a Content-Length that is not digits ("+1"), two Host
                       headers: 400 and the connection closed (what follows on it is
                       not read as a request), nothing written
+  unsent              32 connections from 127.0.0.41 that send nothing are held; the 33rd
+                      is closed unanswered while the 32 are still open (so by the cap, not
+                      by the timeout); another address is served; a request on one of the
+                      32 is served; 256 such connections from 127.0.0.50..57: the 257th
+                      (127.0.0.58) closed unanswered; served again once they closed
   slow-sse PATH N     an SSE client of GET PATH that does not read while N values of 16 KiB
                       are PUT to /store/public/big/<i>: the daemon ends the stream (its
                       session cut off like a slow subscriber: event "error", or the write
@@ -228,6 +233,56 @@ def mode_total(port):
     say(ok, "served again once they closed")
 
 
+def still_open(socks):
+    """How many of socks the daemon has not closed (nothing to read, no EOF)."""
+    n = 0
+    for s in socks:
+        s.setblocking(False)
+        try:
+            if s.recv(1, socket.MSG_PEEK):
+                n += 1
+        except BlockingIOError:
+            n += 1
+        except OSError:
+            pass
+        s.setblocking(True)
+        s.settimeout(30)
+    return n
+
+
+def mode_unsent(port):
+    socks = [conn(port, "127.0.0.41") for _ in range(32)]
+    s33 = conn(port, "127.0.0.41")
+    closed = closed_unanswered(s33)
+    s33.close()
+    alive = still_open(socks)
+    say(closed and alive == 32, "the 33rd connection without a request from one address is closed "
+        "while the 32 are open", "closed %s, %d of 32 open" % (closed, alive))
+    say(served(port), "another address is served meanwhile")
+    say(keepalive_get(socks[0]) == 404, "a request on one of the 32 is served")
+    for s in socks:
+        s.close()
+    socks = []
+    for a in range(50, 58):
+        socks += [conn(port, "127.0.0.%d" % a) for _ in range(32)]
+    s257 = conn(port, "127.0.0.58")
+    closed = closed_unanswered(s257)
+    s257.close()
+    alive = still_open(socks)
+    say(closed and alive == 256, "the 257th connection without a request in all is closed while "
+        "the 256 are open", "closed %s, %d of 256 open" % (closed, alive))
+    for s in socks:
+        s.close()
+    ok = False
+    for _ in range(100):  # the daemon sees the closes when it next reads them
+        if request(port, b"GET /store/public/none HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                   "127.0.0.58")[0] == 404:
+            ok = True
+            break
+        time.sleep(0.05)
+    say(ok, "served again once they closed")
+
+
 def mode_slow_sse(port, path, n):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -304,7 +359,7 @@ def main():
         mode_slow_sse(port, sys.argv[3], int(sys.argv[4]))
     else:
         {"headers": mode_headers, "malformed": mode_malformed, "slow": mode_slow,
-         "per-address": mode_per_address, "framing": mode_framing, "total": mode_total}[mode](port)
+         "per-address": mode_per_address, "framing": mode_framing, "unsent": mode_unsent, "total": mode_total}[mode](port)
     sys.exit(1 if fails else 0)
 
 
