@@ -43,6 +43,7 @@ struct bus_ws {
         bool shut;         /* bus_ws_shutdown ran */
         int err;           /* why we are closing (our side found the fault), else 0 */
         int sys_err;       /* a socket or TLS failure, -errno */
+        unsigned fragments; /* frames of the message being received */
 };
 
 bool bus_ws_is_url(const char *addr)
@@ -236,6 +237,26 @@ static void refuse(bus_ws *ws, uint16_t code, const char *why, int err)
         ws->err = err;
         (void)wslay_event_queue_close(ws->ctx, code, (const uint8_t *)why, strlen(why));
         wslay_event_shutdown_read(ws->ctx);
+}
+
+/* wslay keeps each frame's payload in a buffer of its own (~50 bytes past the payload): a
+ * server sending a message as 1-byte fragments would cost ~50 times the message bound.
+ * Past this many frames the message is refused (1009), as the daemon's edge refuses it. */
+#define BUS_WS_MAX_FRAGMENTS 1024u
+
+static void cb_frame_start(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *arg, void *ud)
+{
+        bus_ws *ws = ud;
+
+        (void)ctx;
+        if (arg->opcode & 0x8)
+                return; /* control frames: one frame each, 125 bytes at most */
+        if (arg->opcode != WSLAY_CONTINUATION_FRAME)
+                ws->fragments = 0;
+        if (++ws->fragments > BUS_WS_MAX_FRAGMENTS)
+                refuse(ws, WSLAY_CODE_MESSAGE_TOO_BIG, "a message in too many fragments",
+                       HYB_E_PROTOCOL);
 }
 
 static void cb_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
@@ -639,6 +660,7 @@ static int ws_start(bus_ws *ws)
                 .recv_callback = cb_recv,
                 .send_callback = cb_send,
                 .genmask_callback = cb_genmask,
+                .on_frame_recv_start_callback = cb_frame_start,
                 .on_msg_recv_callback = cb_msg,
         };
 
