@@ -1,0 +1,67 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Overlapping MQTT subscriptions of one host (doc/cluster.md): a broker such as mosquitto
+# sends a message once per subscription of the client that matches it, so a host whose
+# peers watch //+/# (filter +/#, which also matches _hybrid/call/<host>), //k/# and //k/t
+# gets three copies of each message.  Each must still count once: a call from another host
+# runs once and is answered once, and a subscriber gets a transient message once.
+# Skipped (77) when mosquitto or mosquitto-clients are not installed.
+. "$HYB_IT_DIR/lib.sh"
+
+MOSQUITTO=$(command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null)
+if [ -z "$MOSQUITTO" ] || ! command -v mosquitto_pub >/dev/null; then
+        echo "# SKIP: mosquitto and mosquitto-clients are not installed"
+        exit 77
+fi
+free_port() {
+        "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port_open() {
+        "$PYTHON" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$1" 2>/dev/null
+}
+PORT=$(free_port)
+{
+        echo "listener $PORT 127.0.0.1"
+        echo "allow_anonymous true"
+        [ "$(id -u)" = 0 ] && echo "user root"
+} >"$T/mosquitto.conf"
+"$MOSQUITTO" -c "$T/mosquitto.conf" >"$T/mosquitto.log" 2>&1 &
+PIDS="$PIDS $!"
+wait_until 20 port_open "$PORT" || { bad "mosquitto starts" "$(cat "$T/mosquitto.log")"; finish; }
+
+start_daemon a "host: a
+cluster: {broker: \"mqtt://127.0.0.1:$PORT\"}
+policy:
+  store:
+    - {uid: 0, furi: \"//+/#\", allow: [read, write, delete, subscribe]}" || finish
+connected() { grep -q "cluster: connected to" "$T/a.log"; }
+check "a connects to the broker" wait_until 20 connected
+
+serve_bg srv getX '{"x":42}' --runner srv || finish
+for w in all:'//+/#' k:'//k/#' kt:'//k/t'; do
+        bg "w${w%%:*}" hy store watch "${w#*:}"
+        check "a's watch ${w#*:} is ready" ready "w${w%%:*}"
+done
+
+# 1. three calls of a fake host c, one after the other: one RESULT each, all 200
+if "$PYTHON" "$HYB_IT_DIR/xhost-fake.py" "$PORT" c a org.hybridos.cli srv getX 3 >"$T/fake.out" 2>"$T/fake.err"; then
+        printf '1 200\n2 200\n3 200\n' >"$T/fake.want"
+        check "each call of another host runs once and is answered once" cmp -s "$T/fake.want" "$T/fake.out"
+        cmp -s "$T/fake.want" "$T/fake.out" || sed 's/^/    # got: /' "$T/fake.out"
+else
+        bad "the fake host c gets the answers of its calls" "$(cat "$T/fake.out" "$T/fake.err")"
+fi
+
+# 2. two transient messages on k/t: each watcher gets each once (the second one marks the end)
+mosquitto_pub -p "$PORT" -t k/t -m 1 -q 1 || bad "mosquitto_pub k/t 1"
+mosquitto_pub -p "$PORT" -t k/t -m '"end"' -q 1 || bad "mosquitto_pub k/t end"
+for w in all k kt; do
+        if wait_until 20 has_line "$T/w$w.out" end; then
+                printf '//k/t\t1\n//k/t\t'"'"'end'"'"'\n' >"$T/w$w.want"
+                check "watcher $w gets each transient message once" cmp -s "$T/w$w.want" "$T/w$w.out"
+                cmp -s "$T/w$w.want" "$T/w$w.out" || sed 's/^/    # got: /' "$T/w$w.out"
+        else
+                bad "watcher $w gets the messages" "$(cat "$T/w$w.out" "$T/w$w.err")"
+        fi
+done
+finish
