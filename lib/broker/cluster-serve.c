@@ -25,6 +25,7 @@
 #include "common/util.h"
 #ifdef HYB_HAVE_CLUSTER
 #include "cluster/link.h"
+#include <mqtt_protocol.h>
 #endif
 
 #ifndef HYB_HAVE_CLUSTER
@@ -85,6 +86,8 @@ static const char store_member[] = "store";
 static const char queue_root[] = "/sys/cluster/queue/";
 /* A payload larger than this is not parsed nor mirrored: the store's default max_value_bytes. */
 #define CLUSTER_MAX_VALUE_BYTES (1024u * 1024u)
+/* Room in an MQTT packet beside its payload: the topic (at most 64 KiB) and properties. */
+#define CLUSTER_PACKET_ROOM (192u * 1024u)
 
 typedef struct bcluster bcluster;
 
@@ -1227,6 +1230,12 @@ int broker_cluster_start(hyb_broker *b, hyb_error *e)
         }
         b->link = cl->link;
         cl->o = cluster_link_get_options(cl->link);
+        /* What the broker may send: a value of the mirror or one bus frame (calls between
+         * hosts), with its topic and properties (a token, a response topic, forHost and
+         * forApp); a larger message is dropped by the broker, not read here. */
+        size_t most = b->c->max_frame > CLUSTER_MAX_VALUE_BYTES ? b->c->max_frame : CLUSTER_MAX_VALUE_BYTES;
+        most += CLUSTER_PACKET_ROOM;
+        (void)cluster_link_set_max_packet(cl->link, most > MQTT_MAX_PAYLOAD ? 0 : (uint32_t)most);
         hyb_store_options_init(&so);
         so.durability = HYB_DURABILITY_MEMORY;
         so.max_keys = cl->o->mirror_max_keys;

@@ -89,6 +89,7 @@ struct cluster_link {
         unsigned backoff_ms;
         uint64_t connects;
         uint32_t next_sid;
+        uint32_t max_packet; /* CONNECT's Maximum Packet Size; 0: none */
         bool sid_ok;    /* the broker takes subscription identifiers */
         struct handler *handlers;
         size_t n_handlers;
@@ -244,6 +245,8 @@ static void do_connect(cluster_link *l)
                 wipe_session(l);
         rc = mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
                                           l->o.session_expiry_s);
+        if (rc == MOSQ_ERR_SUCCESS && l->max_packet)
+                rc = mosquitto_property_add_int32(&props, MQTT_PROP_MAXIMUM_PACKET_SIZE, l->max_packet);
         if (rc == MOSQ_ERR_SUCCESS)
                 rc = mosquitto_connect_bind_v5(l->mosq, l->host, l->port, (int)l->o.keepalive_s,
                                                NULL, props);
@@ -907,6 +910,13 @@ int cluster_link_set_will(cluster_link *l, const char *topic, const void *payloa
                 return -EINVAL;
         int rc = mosquitto_will_set_v5(l->mosq, topic, (int)len, payload, qos, retain, NULL);
         return rc == MOSQ_ERR_SUCCESS ? 0 : rc == MOSQ_ERR_NOMEM ? -ENOMEM : -EINVAL;
+}
+
+int cluster_link_set_max_packet(cluster_link *l, uint32_t bytes)
+{
+        hyb_assert_return(l, -EINVAL);
+        l->max_packet = bytes;
+        return 0;
 }
 
 int cluster_link_subscription_state(const cluster_link *l, const char *filter)

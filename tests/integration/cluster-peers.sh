@@ -1,10 +1,13 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Overlapping MQTT subscriptions of one host (doc/cluster.md): a broker such as mosquitto
-# sends a message once per subscription of the client that matches it, so a host whose
-# peers watch //+/# (filter +/#, which also matches _hybrid/call/<host>), //k/# and //k/t
-# gets three copies of each message.  Each must still count once: a call from another host
-# runs once and is answered once, and a subscriber gets a transient message once.
+# Other clients of the MQTT broker (doc/cluster.md), against one hybridd, host a.
+# 1-2. Overlapping subscriptions: a broker such as mosquitto sends a message once per
+# subscription of the client that matches it, so a host whose peers watch //+/# (filter
+# +/#, which also matches _hybrid/call/<host>), //k/# and //k/t gets three copies of each
+# message.  Each must still count once: a call from another host runs once and is
+# answered once, and a subscriber gets a transient message once.
+# 3. A huge payload published by any client costs the host nothing (MQTT 5 Maximum Packet
+# Size: the broker drops it for this host).
 # Skipped (77) when mosquitto or mosquitto-clients are not installed.
 . "$HYB_IT_DIR/lib.sh"
 
@@ -64,4 +67,21 @@ for w in all k kt; do
                 bad "watcher $w gets the messages" "$(cat "$T/w$w.out" "$T/w$w.err")"
         fi
 done
+
+# 3. 48 MiB published on k/t (the broker's default limit is 256 MiB), then a small marker:
+# once the marker came, a's peak RSS has not grown by the payload
+APID=$DPID
+hwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$APID/status"; }
+H0=$(hwm)
+head -c 50331648 /dev/zero | tr '\0' x | mosquitto_pub -p "$PORT" -t k/t -q 1 -s || bad "mosquitto_pub 48 MiB"
+mosquitto_pub -p "$PORT" -t k/t -m '"after"' -q 1 || bad "mosquitto_pub k/t after"
+if wait_until 30 has_line "$T/wk.out" after; then
+        H1=$(hwm)
+        check "a 48 MiB message of another client: a's peak RSS grows < 16 MiB ($H0 -> $H1 KiB)" \
+                [ $((H1 - H0)) -lt 16384 ]
+else
+        bad "the marker after the big message reaches a's watcher" "$(cat "$T/wk.out" "$T/wk.err")"
+fi
+kill -0 "$APID" 2>/dev/null
+check "a still runs" [ $? = 0 ]
 finish
