@@ -521,10 +521,19 @@ static int on_presence(xhost *x, const xmsg *m, const char *host)
         size_t hl = strlen(host);
         if (bus_name_check_host(host, hl, NULL) < 0)
                 return drop(x, m, "not a host name");
-        if (bus_name_equal(host, hl, x->own, strlen(x->own)))
-                return 0;
-        xpeer *p = peer_find(x, host, hl);
         bool online = m->len == 6 && memcmp(m->payload, "online", 6) == 0;
+        if (bus_name_equal(host, hl, x->own, strlen(x->own))) {
+                /* This host is connected, whatever another client of the broker published
+                 * (or its will from an earlier connection, delivered late): the other
+                 * hosts must not keep it for gone. */
+                if (!online) {
+                        broker_log(x->b, HYB_LOG_WARNING,
+                                   "cluster: %s does not say online: this host says it again", m->topic);
+                        xhost_online(x->b);
+                }
+                return 0;
+        }
+        xpeer *p = peer_find(x, host, hl);
         if (online) {
                 if (p)
                         p->offline = false;

@@ -8,6 +8,8 @@
 # answered once, and a subscriber gets a transient message once.
 # 3. A huge payload published by any client costs the host nothing (MQTT 5 Maximum Packet
 # Size: the broker drops it for this host).
+# 4. A forged presence "offline" of host a (retained, as a's will is) makes host b take a
+# for gone: a, still connected, says "online" again, and b's calls reach a again.
 # Skipped (77) when mosquitto or mosquitto-clients are not installed.
 . "$HYB_IT_DIR/lib.sh"
 
@@ -82,6 +84,19 @@ if wait_until 30 has_line "$T/wk.out" after; then
 else
         bad "the marker after the big message reaches a's watcher" "$(cat "$T/wk.out" "$T/wk.err")"
 fi
+
+# 4. host b, whose calls to a work; then another client publishes a's presence "offline"
+start_daemon b "host: b
+cluster: {broker: \"mqtt://127.0.0.1:$PORT\"}" || finish
+SOCK=$T/b.sock
+call_ok() { hy call @a/org.hybridos.cli/srv getX --timeout 2000 >/dev/null 2>&1; }
+check "b calls a" wait_until 20 call_ok
+mosquitto_pub -p "$PORT" -r -q 1 -t _hybrid/presence/a -m offline || bad "mosquitto_pub the forged offline"
+b_saw() { grep -q "cluster: host a left" "$T/b.log"; }
+check "b takes the forged offline" wait_until 20 b_saw
+presence() { [ "$(mosquitto_sub -p "$PORT" -t _hybrid/presence/a -C 1 -W 5 2>/dev/null)" = online ]; }
+check "a says online again (its retained presence)" wait_until 10 presence
+check "b's calls reach a again" wait_until 10 call_ok
 kill -0 "$APID" 2>/dev/null
 check "a still runs" [ $? = 0 ]
 finish
