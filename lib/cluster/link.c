@@ -927,6 +927,14 @@ int cluster_link_subscription_state(const cluster_link *l, const char *filter)
         return -ENOENT;
 }
 
+bool cluster_link_subscribing(const cluster_link *l)
+{
+        for (struct lsub *s = l->subs; s; s = s->next)
+                if (s->mid)
+                        return true;
+        return false;
+}
+
 bool cluster_link_is_connected(const cluster_link *l)
 {
         return l && l->connected;

@@ -115,6 +115,8 @@ int cluster_link_set_max_packet(cluster_link *l, uint32_t bytes);
 /* The broker's answer to filter: 1 granted, 0 not yet, -EACCES refused, -ENOENT: not
  * subscribed. */
 int cluster_link_subscription_state(const cluster_link *l, const char *filter);
+/* Is a SUBSCRIBE of the link waiting for its SUBACK? */
+bool cluster_link_subscribing(const cluster_link *l);
 /* Is the link connected (CONNACK received)? */
 bool cluster_link_is_connected(const cluster_link *l);
 /* The options the link runs with (borrowed). */

@@ -10,6 +10,8 @@
 # Size: the broker drops it for this host).
 # 4. A forged presence "offline" of host a (retained, as a's will is) makes host b take a
 # for gone: a, still connected, says "online" again, and b's calls reach a again.
+# 5. The broker restarts without persistence (no session, no retained message): a's
+# mirror is resynchronised, a value no longer retained is gone from it too.
 # Skipped (77) when mosquitto or mosquitto-clients are not installed.
 . "$HYB_IT_DIR/lib.sh"
 
@@ -31,7 +33,8 @@ PORT=$(free_port)
         [ "$(id -u)" = 0 ] && echo "user root"
 } >"$T/mosquitto.conf"
 "$MOSQUITTO" -c "$T/mosquitto.conf" >"$T/mosquitto.log" 2>&1 &
-PIDS="$PIDS $!"
+MPID=$!
+PIDS="$PIDS $MPID"
 wait_until 20 port_open "$PORT" || { bad "mosquitto starts" "$(cat "$T/mosquitto.log")"; finish; }
 
 start_daemon a "host: a
@@ -97,6 +100,22 @@ check "b takes the forged offline" wait_until 20 b_saw
 presence() { [ "$(mosquitto_sub -p "$PORT" -t _hybrid/presence/a -C 1 -W 5 2>/dev/null)" = online ]; }
 check "a says online again (its retained presence)" wait_until 10 presence
 check "b's calls reach a again" wait_until 10 call_ok
+
+# 5. //k/gone mirrored on a (under its watch //k/#), then a broker without it
+SOCK=$T/a.sock
+mosquitto_pub -p "$PORT" -r -q 1 -t k/gone -m 7 || bad "mosquitto_pub -r k/gone 7"
+gone_is() { [ "$(hy store get //k/gone 2>/dev/null)" = "$1" ]; }
+check "a mirrors //k/gone = 7" wait_until 20 gone_is 7
+kill -TERM "$MPID"
+wait "$MPID" 2>/dev/null
+"$MOSQUITTO" -c "$T/mosquitto.conf" >>"$T/mosquitto.log" 2>&1 &
+MPID=$!
+PIDS="$PIDS $MPID"
+new_sessions() { [ "$(grep -c 'session new' "$T/a.log")" -ge 2 ]; }
+check "a connects again to the restarted broker (a new session)" wait_until 30 new_sessions
+absent() { hy store get //k/gone >/dev/null 2>&1; [ $? = 1 ]; }
+check "... and //k/gone, no longer retained, is gone from a's mirror" wait_until 20 absent
+check "a's watcher of //k/# is told of the delete" wait_until 20 has_line "$T/wk.out" "^//k/gone	noobj\$"
 kill -0 "$APID" 2>/dev/null
 check "a still runs" [ $? = 0 ]
 finish
