@@ -901,6 +901,47 @@ START_TEST(test_forged_reply)
 }
 END_TEST
 
+/* A QoS 1 message comes again (DUP) when the PUBACK was lost with the connection: a CALL
+ * received twice runs once. */
+START_TEST(test_call_redelivered)
+{
+        xnet net;
+        svc_a a;
+        hyb_error err;
+
+        net_start(&net, NULL, NULL);
+        svc_a_start(&net, &a, NULL);
+        uint8_t hdr[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        uint64_t id = UINT64_C(0x8000000012345678);
+        wire_hdr h = { .type = WIRE_CALL, .call_id = id, .timeout_ms = 20000 };
+        wire_build(&h, "@c/x/y", 6, "@a/org.test.svc/main", 20, "echo", 4, "{}", 2, hdr, iov);
+        uint8_t frame[sizeof hdr + 2], corr[8];
+        memcpy(frame, hdr, iov[0].iov_len);
+        memcpy(frame + iov[0].iov_len, "{}", 2);
+        for (unsigned i = 0; i < 8; i++)
+                corr[i] = (uint8_t)(id >> (8 * i));
+        xmsg c = { .topic = "_hybrid/call/a", .payload = frame, .len = iov[0].iov_len + 2,
+                   .response_topic = "_hybrid/reply/c", .corr = corr, .corr_len = 8 };
+        net_pause(&net);
+        ck_assert_int_eq(xhost_receive(net.node[0].broker, &c), 0);
+        ck_assert_int_eq(xhost_receive(net.node[0].broker, &c), 0); /* in flight */
+        net_resume(&net);
+        wait_for(&a.s.calls, 1);
+        /* b's call after it: once it is answered, a has run c's call once */
+        hyb_bus *b = connect_to(&net, 1, "org.test.cli", "main");
+        ck_assert_int_eq(hyb_bus_call(b, "@a/org.test.svc/main", "echo", "{}", 2, 0, 20000, NULL, &err), 0);
+        net_pause(&net);
+        ck_assert_int_eq(xhost_receive(net.node[0].broker, &c), 0); /* answered already */
+        net_resume(&net);
+        ck_assert_int_eq(hyb_bus_call(b, "@a/org.test.svc/main", "echo", "{}", 2, 0, 20000, NULL, &err), 0);
+        ck_assert_int_eq(atomic_load(&a.s.calls), 3);
+        hyb_bus_unref(b);
+        svc_a_stop(&a);
+        net_stop(&net);
+}
+END_TEST
+
 /* The topic layout of doc/cluster.md, the prefix and the host in lower case. */
 START_TEST(test_topics)
 {
@@ -1032,6 +1073,7 @@ Suite *xhost_suite(void)
         tcase_add_test(tc, test_deadline);
         tcase_add_test(tc, test_host_gone);
         tcase_add_test(tc, test_forged_reply);
+        tcase_add_test(tc, test_call_redelivered);
         tcase_add_test(tc, test_for_host);
         tcase_add_test(tc, test_bounds);
         tcase_add_test(tc, test_hosts_bound);
