@@ -13,7 +13,9 @@
  *    |- reads: cread    reads outside the mirror, waiting for the broker (bounded)
  *    |- q: cqitem ...   writes made while the broker is unreachable (bounded), in order,
  *    |                  each also kept in the host store at /sys/cluster/queue/<seq>
- *    `- writes          writes waiting for the broker's PUBACK, to answer the peer
+ *    |- writes          writes waiting for the broker's PUBACK, to answer the peer
+ *    `- stale           after a reconnection into a new session: the mirror's keys whose
+ *                       retained message has not come again (deleted when they stay so)
  *
  * Mapping: //a/b/c is topic <prefix>a/b/c (the fURI's canonical text after `//`); the
  * payload is the value's JSON; a retained empty payload is a delete.
@@ -25,6 +27,7 @@
 #include "common/util.h"
 #ifdef HYB_HAVE_CLUSTER
 #include "cluster/link.h"
+#include <mqtt_protocol.h>
 #endif
 
 #ifndef HYB_HAVE_CLUSTER
@@ -85,6 +88,8 @@ static const char store_member[] = "store";
 static const char queue_root[] = "/sys/cluster/queue/";
 /* A payload larger than this is not parsed nor mirrored: the store's default max_value_bytes. */
 #define CLUSTER_MAX_VALUE_BYTES (1024u * 1024u)
+/* Room in an MQTT packet beside its payload: the topic (at most 64 KiB) and properties. */
+#define CLUSTER_PACKET_ROOM (192u * 1024u)
 
 typedef struct bcluster bcluster;
 
@@ -163,6 +168,8 @@ struct bcluster {
         struct cwrite *writes;
         unsigned n_writes;
         bool mirror_full_logged;
+        hyb_store *stale;
+        struct event *resync_ev;
 };
 
 /* ---------------------------------------------------------------- mapping */
@@ -656,6 +663,100 @@ out:
         hyb_furi_unref(mf);
 }
 
+/* ---------------------------------------------------------------- resynchronisation */
+
+/*
+ * A new session (the broker lost the daemon's: restarted without persistence, or the
+ * session expired) sends the retained values again, but nothing for those deleted
+ * meanwhile.  The mirror's keys are noted as stale; each retained message that comes
+ * clears its key; once every SUBSCRIBE is acknowledged and no retained message came for
+ * read_timeout_ms, the keys still stale are deleted from the mirror (its subscribers get
+ * the delete).
+ */
+static void resync_arm(bcluster *cl)
+{
+        struct timeval tv = { cl->o->read_timeout_ms / 1000,
+                              (suseconds_t)(cl->o->read_timeout_ms % 1000) * 1000 };
+        evtimer_add(cl->resync_ev, &tv);
+}
+
+static void resync_seen(bcluster *cl, const hyb_furi *cf)
+{
+        hyb_furi *mf = NULL;
+
+        if (mirror_of(cf, &mf) >= 0)
+                (void)hyb_store_write(cl->stale, mf, hyb_obj_noobj(), 0, NULL);
+        hyb_furi_unref(mf);
+        resync_arm(cl);
+}
+
+static int note_stale(const hyb_furi *key, const hyb_obj *value, void *ud)
+{
+        bcluster *cl = ud;
+
+        return hyb_store_write(cl->stale, key, hyb_obj_bool(true), 0, NULL) < 0 ? -ENOMEM : 0;
+}
+
+static int drop_stale(const hyb_furi *key, const hyb_obj *value, void *ud)
+{
+        bcluster *cl = ud;
+
+        (void)hyb_store_write(cl->mirror, key, hyb_obj_noobj(), 0, NULL);
+        return 0;
+}
+
+static void resync_end(bcluster *cl)
+{
+        if (cl->resync_ev)
+                evtimer_del(cl->resync_ev);
+        cl->stale = hyb_store_unref(cl->stale);
+}
+
+static void resync_start(bcluster *cl)
+{
+        hyb_store_options so;
+        hyb_furi *all = NULL;
+        int r;
+
+        resync_end(cl);
+        hyb_store_options_init(&so);
+        so.durability = HYB_DURABILITY_MEMORY;
+        so.max_keys = cl->o->mirror_max_keys;
+        r = hyb_store_open(NULL, &so, &cl->stale, NULL);
+        if (r >= 0)
+                r = hyb_furi_parse("/#", (size_t)-1, NULL, &all, NULL);
+        if (r >= 0)
+                r = hyb_store_scan(cl->mirror, all, note_stale, cl, NULL);
+        hyb_furi_unref(all);
+        if (r < 0) {
+                broker_log(cl->b, HYB_LOG_WARNING, "cluster: the mirror cannot be resynchronised: %s",
+                           hyb_strerror(r));
+                resync_end(cl);
+                return;
+        }
+        resync_arm(cl);
+}
+
+static void resync_timeout(evutil_socket_t fd, short what, void *ud)
+{
+        bcluster *cl = ud;
+        hyb_furi *all = NULL;
+
+        if (!cluster_link_is_connected(cl->link)) {
+                resync_end(cl); /* the next connection decides again */
+                return;
+        }
+        if (cluster_link_subscribing(cl->link)) {
+                resync_arm(cl);
+                return;
+        }
+        if (hyb_furi_parse("/#", (size_t)-1, NULL, &all, NULL) >= 0)
+                (void)hyb_store_scan(cl->stale, all, drop_stale, cl, NULL);
+        hyb_furi_unref(all);
+        (void)hyb_store_process(cl->mirror);
+        resync_end(cl);
+}
+
 static void on_data(cluster_link *l, const char *topic, const void *payload, size_t len,
                     bool retain, int qos, const mosquitto_property *props, void *ud)
 {
@@ -673,6 +774,8 @@ static void on_data(cluster_link *l, const char *topic, const void *payload, siz
         }
         for (struct cpat *p = cl->pats; p && !wanted; p = p->next)
                 wanted = hyb_furi_match(cf, p->cpat);
+        if (wanted && retain && cl->stale)
+                resync_seen(cl, cf);
         if (wanted)
                 mirror_put(cl, cf, topic, payload, len, retain);
         /* a node read waiting for this key has its answer */
@@ -1157,6 +1260,8 @@ static void on_state(cluster_link *l, bool connected, bool session, void *ud)
 
         if (connected && cl->q)
                 event_active(cl->drain_ev, EV_TIMEOUT, 0);
+        if (connected && !session && cluster_link_get_connects(l) > 1)
+                resync_start(cl);
 }
 
 static void mirror_io(evutil_socket_t fd, short what, void *ud)
@@ -1200,6 +1305,9 @@ static void cluster_free(bcluster *cl)
                 event_free(cl->mirror_ev);
         if (cl->drain_ev)
                 event_free(cl->drain_ev);
+        resync_end(cl);
+        if (cl->resync_ev)
+                event_free(cl->resync_ev);
         free(cl->quids);
         hyb_store_unref(cl->mirror);
         free(cl);
@@ -1227,6 +1335,12 @@ int broker_cluster_start(hyb_broker *b, hyb_error *e)
         }
         b->link = cl->link;
         cl->o = cluster_link_get_options(cl->link);
+        /* What the broker may send: a value of the mirror or one bus frame (calls between
+         * hosts), with its topic and properties (a token, a response topic, forHost and
+         * forApp); a larger message is dropped by the broker, not read here. */
+        size_t most = b->c->max_frame > CLUSTER_MAX_VALUE_BYTES ? b->c->max_frame : CLUSTER_MAX_VALUE_BYTES;
+        most += CLUSTER_PACKET_ROOM;
+        (void)cluster_link_set_max_packet(cl->link, most > MQTT_MAX_PAYLOAD ? 0 : (uint32_t)most);
         hyb_store_options_init(&so);
         so.durability = HYB_DURABILITY_MEMORY;
         so.max_keys = cl->o->mirror_max_keys;
@@ -1234,7 +1348,8 @@ int broker_cluster_start(hyb_broker *b, hyb_error *e)
         if (r >= 0 && (fd = hyb_store_get_fd(cl->mirror)) >= 0) {
                 cl->mirror_ev = event_new(b->base, fd, EV_READ | EV_PERSIST, mirror_io, cl);
                 cl->drain_ev = event_new(b->base, -1, 0, drain, cl);
-                if (!cl->mirror_ev || !cl->drain_ev || event_add(cl->mirror_ev, NULL) < 0)
+                cl->resync_ev = evtimer_new(b->base, resync_timeout, cl);
+                if (!cl->mirror_ev || !cl->drain_ev || !cl->resync_ev || event_add(cl->mirror_ev, NULL) < 0)
                         r = -ENOMEM;
         } else if (r >= 0)
                 r = -EIO;

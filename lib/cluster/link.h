@@ -105,9 +105,18 @@ int cluster_link_publish(cluster_link *l, const char *topic, const void *payload
  */
 int cluster_link_set_will(cluster_link *l, const char *topic, const void *payload, size_t len,
                           int qos, bool retain);
+/*
+ * The largest MQTT packet the link takes (MQTT 5 CONNECT's Maximum Packet Size: the
+ * broker drops a message for this client rather than send a larger one, so a peer of the
+ * broker publishing a huge payload costs this host nothing); 0 for the broker's own
+ * limit.  Takes effect from the next connection attempt.  0, -EINVAL.
+ */
+int cluster_link_set_max_packet(cluster_link *l, uint32_t bytes);
 /* The broker's answer to filter: 1 granted, 0 not yet, -EACCES refused, -ENOENT: not
  * subscribed. */
 int cluster_link_subscription_state(const cluster_link *l, const char *filter);
+/* Is a SUBSCRIBE of the link waiting for its SUBACK? */
+bool cluster_link_subscribing(const cluster_link *l);
 /* Is the link connected (CONNACK received)? */
 bool cluster_link_is_connected(const cluster_link *l);
 /* The options the link runs with (borrowed). */
