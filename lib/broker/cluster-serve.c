@@ -13,13 +13,17 @@
  *    |- reads: cread    reads outside the mirror, waiting for the broker (bounded)
  *    |- q: cqitem ...   writes made while the broker is unreachable (bounded), in order,
  *    |                  each also kept in the host store at /sys/cluster/queue/<seq>
- *    `- writes          writes waiting for the broker's PUBACK, to answer the peer
+ *    |- writes          writes waiting for the broker's PUBACK, to answer the peer
+ *    `- trace_fd        the bench's trace (HYBRID_CLUSTER_TRACE), -1 when not enabled
  *
  * Mapping: //a/b/c is topic <prefix>a/b/c (the fURI's canonical text after `//`); the
  * payload is the value's JSON; a retained empty payload is a delete.
  */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "broker-internal.h"
 #include "common/util.h"
@@ -163,7 +167,39 @@ struct bcluster {
         struct cwrite *writes;
         unsigned n_writes;
         bool mirror_full_logged;
+        int trace_fd;
 };
+
+/* ---------------------------------------------------------------- the bench's trace */
+
+/*
+ * With HYBRID_CLUSTER_TRACE=FILE in the daemon's environment (read once, at the start),
+ * each cluster write a peer makes is noted in FILE as `W <ns> <fURI> <value>` and each
+ * delivery of a cluster value to a peer's subscription as `D <ns> <fURI> <value>`: ns is
+ * CLOCK_MONOTONIC, which all processes of a machine share, taken when the write enters
+ * the daemon and when the subscription's callback is called; the line itself is written
+ * after the publication or the delivery, out of the interval it measures.  bench-cluster
+ * pairs the W lines of daemon A with the D lines of daemon B: daemon-to-daemon
+ * propagation, without the client hops.  Without the variable, nothing is noted.
+ */
+static uint64_t trace_now(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void trace_note(bcluster *cl, char kind, uint64_t t, const char *furi, const char *val,
+                       size_t vl)
+{
+        char line[512];
+        int n = snprintf(line, sizeof line, "%c %" PRIu64 " %s %.*s\n", kind, t, furi,
+                         (int)(vl < 200 ? vl : 200), val);
+
+        if (n > 0)
+                (void)!write(cl->trace_fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
 
 /* ---------------------------------------------------------------- mapping */
 
@@ -470,6 +506,7 @@ static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain,
                        .call_id = s->sid };
         uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
         struct iovec iov[4];
+        uint64_t t = s->cl->trace_fd >= 0 ? trace_now() : 0;
 
         if (!c || c->state == BCONN_DEAD || cluster_of(target, &cf) < 0)
                 return;
@@ -489,6 +526,8 @@ static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain,
                 { val, vl },
         };
         (void)bconn_send_built(c, out, 4);
+        if (t)
+                trace_note(s->cl, 'D', t, furi, val, vl);
         hyb_free(val);
         hyb_furi_unref(cf);
 }
@@ -977,6 +1016,7 @@ void cluster_write(bconn *c, uint64_t id, const hyb_furi *f, const hyb_obj *v, u
         char *topic = NULL, *json = NULL;
         size_t len = 0;
         hyb_error e;
+        uint64_t t = cl->trace_fd >= 0 ? trace_now() : 0;
         int r;
 
         hyb_error_clear(&e);
@@ -1023,6 +1063,9 @@ void cluster_write(bconn *c, uint64_t id, const hyb_furi *f, const hyb_obj *v, u
                         w->next = cl->writes;
                         cl->writes = w;
                         cl->n_writes++;
+                        if (t)
+                                trace_note(cl, 'W', t, hyb_furi_get_str(f), json ? json : "",
+                                           len);
                         goto done; /* answered at the PUBACK */
                 }
                 free(w);
@@ -1200,6 +1243,8 @@ static void cluster_free(bcluster *cl)
                 event_free(cl->mirror_ev);
         if (cl->drain_ev)
                 event_free(cl->drain_ev);
+        if (cl->trace_fd >= 0)
+                close(cl->trace_fd);
         free(cl->quids);
         hyb_store_unref(cl->mirror);
         free(cl);
@@ -1210,6 +1255,7 @@ int broker_cluster_start(hyb_broker *b, hyb_error *e)
         hyb_store_options so;
         bcluster *cl;
         char id[300];
+        const char *trace;
         int r, fd;
 
         if (!b->c->cluster.broker || b->cluster)
@@ -1219,6 +1265,7 @@ int broker_cluster_start(hyb_broker *b, hyb_error *e)
                 return -ENOMEM;
         cl->b = b;
         cl->q_tail = &cl->q;
+        cl->trace_fd = -1;
         snprintf(id, sizeof id, "hybrid-%s", b->c->host ? b->c->host : "localhost");
         r = cluster_link_new(b->base, &b->c->cluster, id, link_log, b, &cl->link, e);
         if (r < 0) {
@@ -1243,6 +1290,17 @@ int broker_cluster_start(hyb_broker *b, hyb_error *e)
                                             on_data, cl);
         if (r >= 0)
                 r = cluster_link_on_state(cl->link, on_state, cl);
+        if (r >= 0 && (trace = secure_getenv("HYBRID_CLUSTER_TRACE")) && *trace) {
+                cl->trace_fd = open(trace, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                if (cl->trace_fd < 0) {
+                        r = -errno;
+                        r = err_set(e, r, -1, "HYBRID_CLUSTER_TRACE %s: %s", trace,
+                                    strerror(-r));
+                } else
+                        broker_log(b, HYB_LOG_WARNING,
+                                   "cluster: HYBRID_CLUSTER_TRACE: every cluster write and "
+                                   "delivery is noted in %s", trace);
+        }
         if (r >= 0 && b->store) {
                 /* writes queued before a restart: published first, in their order */
                 hyb_furi *qp = NULL;
