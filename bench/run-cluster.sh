@@ -45,6 +45,7 @@ PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0
 {
     echo "listener $PORT 127.0.0.1"
     echo "allow_anonymous true"
+    echo "set_tcp_nodelay true"
     [ "$(id -u)" = 0 ] && echo "user root"
     true
 } >"$WORK/mosquitto.conf"
