@@ -335,7 +335,7 @@ static void run_hybrid(const char *wsock, const char *rsock, const char *pattern
 int main(int argc, char **argv)
 {
         double *lat_m, *lat_h, p50m[16], p99m[16], p50h[16], p99h[16], sm[16], pm[16], sh[16];
-        double p50l[16], sl[16], *lat_d = NULL, p50d[16], p99d[16];
+        double p50l[16], sl[16], *lat_d = NULL, p50d[16], p99d[16], rt[16];
 
         for (int i = 1; i < argc; i++) {
                 if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
@@ -410,6 +410,14 @@ int main(int argc, char **argv)
         printf("%-52s %12.0f %12.0f %8.2f\n", "throughput (msg/s, each acked before the next)", ms,
                hs, hs / ms);
         printf("%-52s %12.0f %12s %8s\n", "throughput (msg/s, pipelined publishes)", mp, "-", "-");
+        /* mosquitto's acked rate swings 3x between rounds on a shared machine: each round's
+         * ratio (both measured within a second of each other) is shown too */
+        printf("# throughput ratio of each round (hybrid / mosquitto):");
+        for (int r = 0; r < rounds; r++) {
+                rt[r] = sh[r] / sm[r];
+                printf(" %.2f", rt[r]);
+        }
+        printf(", median %.2f\n", bench_median(rt, (size_t)rounds));
         printf("# for scale, the host scope through one daemon (client -> A -> client): "
                "p50 %.1f us, %.0f msg/s\n", l50, ls);
         if (lat_d) {
