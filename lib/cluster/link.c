@@ -99,11 +99,26 @@ struct cluster_link {
         struct pubop *pubs;
         struct waiter *deferred, **deferred_tail;
         cluster_log_fn log;
+        cluster_log_wanted_fn log_wanted;
+        bool lib_log;   /* libmosquitto has our log callback */
         void *log_ud;
 };
 
 static void attempt(cluster_link *l);
 static void wipe_session(cluster_link *l);
+static void cb_log(struct mosquitto *m, void *ud, int level, const char *str);
+
+/* libmosquitto formats a line for every packet while it has a log callback: given only
+ * while its lines (debug) can reach a log. */
+static void update_lib_log(cluster_link *l)
+{
+        bool want = l->log && (!l->log_wanted || l->log_wanted(HYB_LOG_DEBUG, l->log_ud));
+
+        if (want != l->lib_log) {
+                mosquitto_log_callback_set(l->mosq, want ? cb_log : NULL);
+                l->lib_log = want;
+        }
+}
 
 static void logf_(cluster_link *l, int level, const char *fmt, ...) _printf_(3, 4);
 static void logf_(cluster_link *l, int level, const char *fmt, ...)
@@ -225,7 +240,10 @@ static void on_write(evutil_socket_t fd, short what, void *ud)
 static void on_misc(evutil_socket_t fd, short what, void *ud)
 {
         cluster_link *l = ud;
-        int rc = mosquitto_loop_misc(l->mosq);
+        int rc;
+
+        update_lib_log(l);
+        rc = mosquitto_loop_misc(l->mosq);
 
         if (rc != MOSQ_ERR_SUCCESS || l->lost_pending) {
                 lost(l, rc ? rc : MOSQ_ERR_KEEPALIVE);
@@ -243,6 +261,7 @@ static void do_connect(cluster_link *l)
 
         if (!l->wiped)
                 wipe_session(l);
+        update_lib_log(l);
         rc = mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
                                           l->o.session_expiry_s);
         if (rc == MOSQ_ERR_SUCCESS && l->max_packet)
@@ -661,7 +680,7 @@ int cluster_link_new(struct event_base *base, const cluster_options *o,
         mosquitto_subscribe_v5_callback_set(l->mosq, cb_subscribe);
         mosquitto_publish_v5_callback_set(l->mosq, cb_publish);
         mosquitto_message_v5_callback_set(l->mosq, cb_message);
-        mosquitto_log_callback_set(l->mosq, cb_log);
+        update_lib_log(l);
         l->misc = event_new(base, -1, EV_PERSIST, on_misc, l);
         l->retry = evtimer_new(base, on_retry, l);
         l->defer = event_new(base, -1, 0, run_deferred, l);
@@ -766,6 +785,12 @@ int cluster_link_on_message(cluster_link *l, const char *prefix, cluster_msg_fn 
         l->handlers = h;
         h[l->n_handlers++] = (struct handler){ p, strlen(p), fn, ud };
         return 0;
+}
+
+void cluster_link_set_log_wanted(cluster_link *l, cluster_log_wanted_fn fn)
+{
+        l->log_wanted = fn;
+        update_lib_log(l);
 }
 
 int cluster_link_on_state(cluster_link *l, cluster_state_fn fn, void *ud)

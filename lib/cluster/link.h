@@ -56,6 +56,8 @@ typedef void (*cluster_state_fn)(cluster_link *l, bool connected, bool session_p
                                  void *userdata);
 /* A line for the daemon's log (level: HYB_LOG_*). */
 typedef void (*cluster_log_fn)(int level, const char *msg, void *userdata);
+/* Would a line of level reach a log now? */
+typedef bool (*cluster_log_wanted_fn)(int level, void *userdata);
 
 /*
  * Makes a link for options o (copied; o->broker must be set) on the loop base, and starts
@@ -69,6 +71,15 @@ int cluster_link_new(struct event_base *base, const cluster_options *o,
 /* Disconnects and frees the link; pending operations' done callbacks run with -ECANCELED.
  * NULL is fine.  Returns NULL. */
 cluster_link *cluster_link_free(cluster_link *l);
+
+/*
+ * libmosquitto's own lines go to the log at HYB_LOG_DEBUG; it formats one for every packet
+ * while it has a log callback, which costs about a quarter of what a message costs the
+ * daemon.  With fn, the link asks fn (with the log's userdata) at each connection and then
+ * once a second whether a debug line is wanted, and gives libmosquitto a log callback only
+ * then.  Without (the default), libmosquitto's lines are always taken.
+ */
+void cluster_link_set_log_wanted(cluster_link *l, cluster_log_wanted_fn fn);
 
 /* Registers fn for topics starting with prefix (copied); one handler per prefix, a second
  * replaces the first.  0, -ENOMEM. */
