@@ -14,7 +14,7 @@
  *    |- q: cqitem ...   writes made while the broker is unreachable (bounded), in order,
  *    |                  each also kept in the host store at /sys/cluster/queue/<seq>
  *    |- writes          writes waiting for the broker's PUBACK, to answer the peer
-  *    |- stale           after a reconnection into a new session: the mirror's keys whose
+ *    |- stale           after a reconnection into a new session: the mirror's keys whose
  *                       retained message has not come again (deleted when they stay so)
  *    `- trace_fd        the bench's trace (HYBRID_CLUSTER_TRACE), -1 when not enabled
  *
