@@ -15,7 +15,7 @@
  *    |                  each also kept in the host store at /sys/cluster/queue/<seq>
  *    |- writes          writes waiting for the broker's PUBACK, to answer the peer
  *    |- stale           after a reconnection into a new session: the mirror's keys whose
- *                       retained message has not come again (deleted when they stay so)
+ *    |                  retained message has not come again (deleted when they stay so)
  *    `- trace_fd        the bench's trace (HYBRID_CLUSTER_TRACE), -1 when not enabled
  *
  * Mapping: //a/b/c is topic <prefix>a/b/c (the fURI's canonical text after `//`); the
