@@ -52,6 +52,7 @@ typedef struct xhost {
         xpeer *peers;
         unsigned n_peers;
         uint64_t ev_gen;                /* events of other hosts delivered (bconn.ev_mark) */
+        uint64_t ev_dropped;            /* events not published: XHOST_EVENT_BACKLOG reached */
 } xhost;
 
 static const char self_app[] = BUS_APP_SELF;
@@ -649,8 +650,17 @@ void xhost_publish_event(bconn *gen, const bbubble *bb, const void *body, size_t
         for (char *c = topic + strlen(x->p); *c; c++)
                 *c = (char)tolower((unsigned char)*c);
         wire_hdr h = { .type = WIRE_EVENT, .flags = (uint8_t)(flags & WIRE_F_BINARY) };
-        xmsg m = { .for_host = bus_acl_text(bb->hosts), .for_app = bus_acl_text(bb->apps) };
-        if (send_frame(x, topic, &h, from, fl, NULL, 0, bb->name, bb->name_len, body, len, &m) < 0)
+        xmsg m = { .for_host = bus_acl_text(bb->hosts), .for_app = bus_acl_text(bb->apps), .event = true };
+        int r = send_frame(x, topic, &h, from, fl, NULL, 0, bb->name, bb->name_len, body, len, &m);
+        if (r == -ENOBUFS) {
+                /* logged at the 1st, 2nd, 4th, 8th... drop: a flood does not flood the log */
+                uint64_t n = ++x->ev_dropped;
+                if ((n & (n - 1)) == 0)
+                        broker_log(gen->b, HYB_LOG_WARNING,
+                                   "cluster: %" PRIu64 " event(s) not published: the MQTT broker has "
+                                   "not taken %u bytes (last: %s/%s)",
+                                   x->ev_dropped, XHOST_EVENT_BACKLOG, gen->name, bb->name);
+        } else if (r < 0)
                 broker_log(gen->b, HYB_LOG_WARNING, "cluster: an event of %s/%s was not published", gen->name,
                            bb->name);
 }

@@ -67,6 +67,7 @@ struct lsub {
 struct pubop {
         struct pubop *next;
         int mid;
+        size_t len; /* counted in out_bytes until the broker has it */
         cluster_done_fn fn;
         void *ud;
 };
@@ -97,6 +98,7 @@ struct cluster_link {
         size_t n_states;
         struct lsub *subs;
         struct pubop *pubs;
+        size_t out_bytes; /* payload bytes published and not yet acknowledged (QoS 0: sent) */
         struct waiter *deferred, **deferred_tail;
         cluster_log_fn log;
         cluster_log_wanted_fn log_wanted;
@@ -455,7 +457,9 @@ static void cb_publish(struct mosquitto *m, void *ud, int mid, int reason,
                 if (p->mid != mid)
                         continue;
                 *pp = p->next;
-                defer_done(l, p->fn, p->ud, reason >= 0x80 ? -EIO : 0);
+                l->out_bytes -= p->len;
+                if (p->fn)
+                        defer_done(l, p->fn, p->ud, reason >= 0x80 ? -EIO : 0);
                 free(p);
                 return;
         }
@@ -905,7 +909,9 @@ int cluster_link_publish(cluster_link *l, const char *topic, const void *payload
                 return -EINVAL;
         if (!l->connected)
                 return -ENOTCONN;
-        if (done && qos > 0 && !(p = calloc(1, sizeof *p)))
+        /* Every publication is tracked until libmosquitto reports it done (the PUBACK of
+         * QoS 1, the write of QoS 0), so what waits for a stalled broker is counted. */
+        if (!(p = calloc(1, sizeof *p)))
                 return -ENOMEM;
         rc = mosquitto_publish_v5(l->mosq, &mid, topic, (int)len, payload, qos, retain, props);
         if (rc != MOSQ_ERR_SUCCESS) {
@@ -915,17 +921,24 @@ int cluster_link_publish(cluster_link *l, const char *topic, const void *payload
                        : rc == MOSQ_ERR_OVERSIZE_PACKET ? -EMSGSIZE
                                                         : -EINVAL;
         }
-        if (p) {
-                /* a QoS 1 PUBACK can only come from a later read, after this */
-                p->mid = mid;
+        /* a PUBACK (or QoS 0's write) can only come from a later loop turn, after this */
+        p->mid = mid;
+        p->len = len;
+        p->next = l->pubs;
+        l->pubs = p;
+        l->out_bytes += len;
+        if (done && qos > 0) {
                 p->fn = done;
                 p->ud = ud;
-                p->next = l->pubs;
-                l->pubs = p;
         } else
                 defer_done(l, done, ud, 0);
         update_write(l);
         return 0;
+}
+
+size_t cluster_link_out_bytes(const cluster_link *l)
+{
+        return l ? l->out_bytes : 0;
 }
 
 int cluster_link_set_will(cluster_link *l, const char *topic, const void *payload, size_t len,

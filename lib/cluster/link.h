@@ -108,6 +108,10 @@ int cluster_link_unsubscribe(cluster_link *l, const char *filter);
 int cluster_link_publish(cluster_link *l, const char *topic, const void *payload, size_t len,
                          int qos, bool retain, const mosquitto_property *props,
                          cluster_done_fn done, void *userdata);
+/* Payload bytes published and not yet done: waiting for the broker's PUBACK (QoS 1) or to
+ * be written (QoS 0).  A broker that stalls without closing the connection lets this grow;
+ * callers with nothing else bounding their publications check it (xhost's events). */
+size_t cluster_link_out_bytes(const cluster_link *l);
 /*
  * Sets the will the broker publishes when the link's connection breaks without a clean
  * DISCONNECT (bus calls between hosts use it as the host's presence): payload[0..len) on
