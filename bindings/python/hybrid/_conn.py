@@ -6,7 +6,7 @@ import itertools
 import os
 from typing import Any, List, Optional
 
-from ._ffi import ffi, lib
+from ._ffi import ffi, lib, new_options
 
 _runner_seq = itertools.count()
 
@@ -44,8 +44,7 @@ class ConnOptions:
             raise TypeError("app must be a non-empty str such as 'org.example.py'")
         self.runner = runner if runner is not None else default_runner()
         self._keep: List[Any] = []
-        o = ffi.new("hyb_bus_connect_options *")
-        lib.hyb_bus_connect_options_init(o)
+        o = new_options("hyb_bus_connect_options", lib.hyb_bus_connect_options_init_sized)
 
         def s(v: Any):
             if v is None:

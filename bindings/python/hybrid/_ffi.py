@@ -59,7 +59,7 @@ typedef struct hyb_bus_connect_options {
         const char *token; const hyb_key *key;
         const char *ca_file; const char *pin;
 } hyb_bus_connect_options;
-void hyb_bus_connect_options_init(hyb_bus_connect_options *opts);
+void hyb_bus_connect_options_init_sized(hyb_bus_connect_options *opts, size_t size);
 int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus **ret, hyb_error *reterr);
 hyb_bus *hyb_bus_unref(hyb_bus *bus);
 void hyb_bus_close(hyb_bus *bus);
@@ -187,14 +187,14 @@ typedef struct hyb_token_issue_opts {
         const hyb_key *holder; const hyb_token_cap *caps; size_t n_caps; int64_t now;
         uint64_t ttl_s; unsigned dlg; uint64_t epo;
 } hyb_token_issue_opts;
-void hyb_token_issue_opts_init(hyb_token_issue_opts *opts);
+void hyb_token_issue_opts_init_sized(hyb_token_issue_opts *opts, size_t size);
 int hyb_token_issue(const hyb_key *issuer, const hyb_token_issue_opts *opts,
                     char **ret_token, hyb_error *reterr);
 typedef struct hyb_token_attenuate_opts {
         size_t size; const hyb_key *holder; const hyb_token_cap *caps; size_t n_caps;
         const char *const *aud; size_t n_aud; int64_t now; uint64_t ttl_s;
 } hyb_token_attenuate_opts;
-void hyb_token_attenuate_opts_init(hyb_token_attenuate_opts *opts);
+void hyb_token_attenuate_opts_init_sized(hyb_token_attenuate_opts *opts, size_t size);
 int hyb_token_attenuate(const char *token, const hyb_key *holder_key,
                         const hyb_token_attenuate_opts *opts, char **ret_token,
                         hyb_error *reterr);
@@ -204,7 +204,7 @@ typedef struct hyb_token_verify_opts {
         size_t size; const char *audience; int64_t now; uint32_t leeway_s;
         uint64_t max_lifetime_s; void *revoked; void *userdata;
 } hyb_token_verify_opts;
-void hyb_token_verify_opts_init(hyb_token_verify_opts *opts);
+void hyb_token_verify_opts_init_sized(hyb_token_verify_opts *opts, size_t size);
 int hyb_token_verify(const char *token, const hyb_token_trust *trust,
                      const hyb_token_verify_opts *opts, hyb_token_result **ret,
                      hyb_error *reterr);
@@ -261,3 +261,12 @@ lib = _load()
 
 NULL = ffi.NULL
 SIZE_MAX = ffi.cast("size_t", -1)
+
+
+def new_options(ctype: str, init_sized):
+    """A new size-stamped options struct ``ctype`` (e.g. "hyb_token_issue_opts"), set up by
+    its ``hyb_*_init_sized`` with the size declared above: the library writes that many
+    bytes, no more, and reads members past them as absent, whatever its own version."""
+    o = ffi.new(ctype + " *")
+    init_sized(o, ffi.sizeof(ctype))
+    return o
