@@ -118,7 +118,8 @@ WRAP(hyb_token_feed_rev_init, hyb_token_feed_rev)
 /* A TCP port on 127.0.0.1 that accepts connections (the kernel's backlog answers). */
 static int listener(int *ret_port)
 {
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in sa = { .sin_family = AF_INET,
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         socklen_t sl = sizeof(sa);
         int fd = socket(AF_INET, SOCK_STREAM, 0);
 
@@ -195,6 +196,29 @@ int main(void)
                 expect_untouched((const unsigned char *)&lim,
                                  offsetof(hyb_furi_limits, max_segments), sizeof(lim),
                                  "furi limits");
+        }
+
+        /* hyb_furi_parse with limits of an older layout that knew only max_length: the
+         * max_segments behind it is not the caller's, the default of 32 applies */
+        {
+                struct {
+                        struct {
+                                size_t size;
+                                size_t max_length;
+                        } o;
+                        size_t more[2];
+                } l = { .o = { 0, 64 }, .more = { 1, 1 } };
+                hyb_furi *f = NULL;
+                int r;
+
+                hyb_furi_limits_init_sized((hyb_furi_limits *)&l.o, sizeof(l.o));
+                l.o.max_length = 64;
+                if (l.o.size != sizeof(l.o) || l.more[0] != 1)
+                        FAIL("furi limits of the old layout: size %zu", l.o.size);
+                r = hyb_furi_parse("/a/b/c", (size_t)-1, (const hyb_furi_limits *)&l.o, &f, NULL);
+                if (r < 0)
+                        FAIL("hyb_furi_parse with old-layout limits: %d (read past the size)", r);
+                hyb_furi_unref(f);
         }
 
         /* hyb_bus_connect_with on the old layout: ca_file and pin are absent */
