@@ -94,6 +94,9 @@ typedef int (*hyb_bus_method_fn)(hyb_bus_request *req, void *userdata);
 hyb_bus_request *hyb_bus_request_ref(const hyb_bus_request *req);
 hyb_bus_request *hyb_bus_request_unref(hyb_bus_request *req);
 const char *hyb_bus_request_get_caller(const hyb_bus_request *req);
+int hyb_bus_request_get_caller_principal(const hyb_bus_request *req,
+                                         const char **ret_transport,
+                                         const char **ret_principal);
 const char *hyb_bus_request_get_method(const hyb_bus_request *req);
 const char *hyb_bus_request_get_body(const hyb_bus_request *req, size_t *ret_len);
 bool hyb_bus_request_is_binary(const hyb_bus_request *req);
@@ -113,6 +116,9 @@ bool hyb_bus_event_is_binary(const hyb_bus_event *ev);
 typedef void (*hyb_bus_event_fn)(hyb_bus *bus, const hyb_bus_event *ev, void *userdata);
 int hyb_bus_register_event(hyb_bus *bus, const char *bubble, const char *for_host,
                            const char *for_app, hyb_slot **ret_slot, hyb_error *reterr);
+int hyb_bus_register_event_flags(hyb_bus *bus, const char *bubble, const char *for_host,
+                                 const char *for_app, unsigned flags, hyb_slot **ret_slot,
+                                 hyb_error *reterr);
 int hyb_bus_fire(hyb_bus *bus, const char *bubble, const void *body, size_t len,
                  unsigned flags, uint32_t *ret_delivered, uint32_t *ret_failed);
 int hyb_bus_subscribe(hyb_bus *bus, const char *endpoint_glob, const char *bubble_glob,
