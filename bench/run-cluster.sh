@@ -2,7 +2,9 @@
 # run-cluster.sh - build libhybrid optimised (build-bench, buildtype=release), start a private
 # mosquitto broker on a free loopback port and two hybridd (hosts a and b) bridged to it, and
 # run bench-cluster: the cluster scope //... from a client of A to a subscriber at B beside
-# two plain libmosquitto clients, in the same run, through the same broker.
+# two plain libmosquitto clients, in the same run, through the same broker.  The daemons
+# note their cluster writes and deliveries (HYBRID_CLUSTER_TRACE) for the daemon-to-daemon
+# rows.
 #
 # usage: bench/run-cluster.sh [--quick] [bench-cluster options, e.g. --n 2000 --rounds 5]
 #   (no option)  1000 messages x 3 rounds
@@ -43,6 +45,7 @@ PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0
 {
     echo "listener $PORT 127.0.0.1"
     echo "allow_anonymous true"
+    echo "set_tcp_nodelay true"
     [ "$(id -u)" = 0 ] && echo "user root"
     true
 } >"$WORK/mosquitto.conf"
@@ -58,7 +61,7 @@ for i in $(seq 250); do
     sleep 0.02
 done
 for h in a b; do
-    "$BUILD/examples/hybridd/hybridd" --foreground --socket "$WORK/$h.sock" --config "$WORK/$h.yaml" \
+    HYBRID_CLUSTER_TRACE="$WORK/$h.trace" "$BUILD/examples/hybridd/hybridd" --foreground --socket "$WORK/$h.sock" --config "$WORK/$h.yaml" \
         >"$WORK/$h.log" 2>&1 &
     PIDS+=($!)
 done
@@ -67,4 +70,5 @@ for h in a b; do
     [ -S "$WORK/$h.sock" ] || { log "hybridd $h did not start"; cat "$WORK/$h.log" >&2; exit 1; }
 done
 log "mosquitto on 127.0.0.1:$PORT, hybridd a and b bridged to it"
-"$BUILD/bench/bench-cluster" --port "$PORT" --a "$WORK/a.sock" --b "$WORK/b.sock" "${ARGS[@]}" "$@"
+"$BUILD/bench/bench-cluster" --port "$PORT" --a "$WORK/a.sock" --b "$WORK/b.sock" \
+    --trace-a "$WORK/a.trace" --trace-b "$WORK/b.trace" "${ARGS[@]}" "$@"

@@ -71,7 +71,8 @@ WS_LIMITS=""
 HAVE_WS=0
 if [ -f "$ROOT/lib/edge/ws.c" ]; then
     HAVE_WS=1
-    WS_LIMITS="  ws_max_connections: 2000"
+    WS_LIMITS="  ws_max_connections: 2000
+  ws_max_per_address: 2000"
 fi
 COAP_LISTEN=""
 HAVE_COAP=0

@@ -594,12 +594,13 @@ static int load_creds(const char *token_file, const char *key_file, char **tok, 
         return 0;
 }
 
-/* connect(socket, app, runner, token_file, key_file) -> bus */
+/* connect(socket, app, runner, token_file, key_file, ca_file, pin) -> bus; ca_file and
+ * pin verify a wss:// server (nil: $HYBRID_CA, $HYBRID_PIN) */
 static int l_connect(lua_State *L)
 {
         const char *path = opt_str(L, 1), *app = luaL_checkstring(L, 2),
                    *runner = luaL_checkstring(L, 3), *token_file = opt_str(L, 4),
-                   *key_file = opt_str(L, 5);
+                   *key_file = opt_str(L, 5), *ca_file = opt_str(L, 6), *pin = opt_str(L, 7);
         hyb_error e;
         hyb_error_clear(&e);
         lbus *b = lua_newuserdatauv(L, sizeof *b, 0);
@@ -618,6 +619,8 @@ static int l_connect(lua_State *L)
         o.runner = runner;
         o.token = tok;
         o.key = key;
+        o.ca_file = ca_file;
+        o.pin = pin;
         r = hyb_bus_connect_with(&o, &b->bus, &e);
         free(tok);
         hyb_key_unref(key);
@@ -836,9 +839,17 @@ static int call_protected(lua_State *L)
                 push_obj(L, out->in, true);
         else
                 lua_pushnil(L);
-        lua_createtable(L, 0, 3);
+        const char *transport = NULL, *principal = NULL;
+        hyb_bus_request_get_caller_principal(out->req, &transport, &principal);
+        lua_createtable(L, 0, 5);
         lua_pushstring(L, hyb_bus_request_get_caller(out->req));
         lua_setfield(L, -2, "caller");
+        lua_pushstring(L, transport ? transport : "unix");
+        lua_setfield(L, -2, "transport");
+        if (principal) {
+                lua_pushstring(L, principal);
+                lua_setfield(L, -2, "principal");
+        }
         lua_pushstring(L, hyb_bus_request_get_method(out->req));
         lua_setfield(L, -2, "method");
         lua_pushinteger(L, hyb_bus_request_get_time_left_ms(out->req));
@@ -979,15 +990,18 @@ static int l_bus_procedure(lua_State *L)
         return 1;
 }
 
-/* bus_register_event(bus, bubble, for_host, for_app) -> slot */
+/* bus_register_event(bus, bubble, for_host, for_app, cluster) -> slot; cluster true:
+ * HYB_EVENT_CLUSTER (fires also go to the other hosts of the daemon's cluster) */
 static int l_bus_register_event(lua_State *L)
 {
         lbus *b = check_lbus(L, 1);
         const char *bubble = luaL_checkstring(L, 2);
+        const char *for_host = opt_str(L, 3), *for_app = opt_str(L, 4);
+        unsigned flags = lua_toboolean(L, 5) ? HYB_EVENT_CLUSTER : 0;
         hyb_slot *s = NULL;
         hyb_error e;
         hyb_error_clear(&e);
-        int r = hyb_bus_register_event(b->bus, bubble, opt_str(L, 3), opt_str(L, 4), &s, &e);
+        int r = hyb_bus_register_event_flags(b->bus, bubble, for_host, for_app, flags, &s, &e);
         if (r < 0)
                 return raise_code(L, r, &e);
         push_slot(L, s);
@@ -1175,12 +1189,12 @@ static hyb_furi *check_furi(lua_State *L, int idx)
         return f;
 }
 
-/* store_open(db, socket, app, runner, token_file, key_file) -> store, where */
+/* store_open(db, socket, app, runner, token_file, key_file, ca_file, pin) -> store, where */
 static int l_store_open(lua_State *L)
 {
         const char *db = opt_str(L, 1), *path = opt_str(L, 2), *app = luaL_checkstring(L, 3),
                    *runner = luaL_checkstring(L, 4), *token_file = opt_str(L, 5),
-                   *key_file = opt_str(L, 6);
+                   *key_file = opt_str(L, 6), *ca_file = opt_str(L, 7), *pin = opt_str(L, 8);
         lstore *s = lua_newuserdatauv(L, sizeof *s, 0);
         s->be = NULL;
         s->source = 0;
@@ -1199,6 +1213,8 @@ static int l_store_open(lua_State *L)
         o.runner = runner;
         o.token = tok;
         o.key = key;
+        o.ca_file = ca_file;
+        o.pin = pin;
         char *where = NULL;
         r = hyb_bus_backend_open_host_with(db, &o, NULL, &s->be, &s->source, &where, &e);
         free(tok);

@@ -110,13 +110,16 @@ local Bus = {}
 Bus.__index = Bus
 Bus.__name = "hybrid.Bus"
 
---- hybrid.connect{socket=, app=, runner=, token=, key=}: a bus connection.
---- socket nil: $HYBRID_BUS, then the default socket.  token and key name files.
+--- hybrid.connect{socket=, app=, runner=, token=, key=, ca_file=, pin=}: a bus connection.
+--- socket nil: $HYBRID_BUS, then the default socket; or a remote broker's URL
+--- ws://HOST:PORT/bus/ws, wss://HOST:PORT/bus/ws.  token and key name files.  ca_file (a
+--- PEM file of CA certificates) and/or pin (the SHA-256 of the server's public key) verify
+--- a wss:// server (neither: $HYBRID_CA, $HYBRID_PIN).
 function hybrid.connect(opts)
         opts = opts or {}
         assert(type(opts.app) == "string", "hybrid.connect: app required")
         local h = core.connect(opts.socket, opts.app, opts.runner or default_runner(),
-                               opts.token, opts.key)
+                               opts.token, opts.key, opts.ca_file, opts.pin)
         local self = setmetatable({_h = h, _slots = {}}, Bus)
         self.name = core.bus_name(h)
         return self
@@ -157,10 +160,12 @@ function Bus:procedure(name, policy, fn, opts)
                                              opts.for_app))
 end
 
---- bus:register_event(bubble, {for_host=, for_app=}) -> slot
+--- bus:register_event(bubble, {for_host=, for_app=, cluster=}) -> slot; cluster = true
+--- sends its fires to the other hosts of the daemon's cluster too (501 outside a cluster).
 function Bus:register_event(bubble, opts)
         opts = opts or {}
-        return self:_keep(core.bus_register_event(self._h, bubble, opts.for_host, opts.for_app))
+        return self:_keep(core.bus_register_event(self._h, bubble, opts.for_host, opts.for_app,
+                                                  opts.cluster))
 end
 
 --- bus:fire(bubble, value, {counted = true}) -> delivered, failed (when counted)
@@ -224,13 +229,14 @@ local Store = {}
 Store.__index = Store
 Store.__name = "hybrid.Store"
 
---- hybrid.store{db=, socket=, app=, runner=, token=, key=}: the host store by the rule
---- of the CLI: db given -> that database; else socket (or $HYBRID_BUS) -> that daemon;
---- else the daemon at the default socket if one answers, else the default database.
+--- hybrid.store{db=, socket=, app=, runner=, token=, key=, ca_file=, pin=}: the host store
+--- by the rule of the CLI: db given -> that database; else socket (or $HYBRID_BUS) -> that
+--- daemon; else the daemon at the default socket if one answers, else the default database.
 function hybrid.store(opts)
         opts = opts or {}
         local h, where = core.store_open(opts.db, opts.socket, opts.app or "org.hybridos.cli",
-                                         opts.runner or default_runner(), opts.token, opts.key)
+                                         opts.runner or default_runner(), opts.token, opts.key,
+                                         opts.ca_file, opts.pin)
         return setmetatable({_h = h, _slots = {}, where = where,
                              source = core.store_source(h)}, Store)
 end

@@ -50,7 +50,8 @@ export interface RealValue {
 export function Real(value: number): RealValue;
 
 export interface ConnectOptions {
-  /** The daemon's socket; default $HYBRID_BUS, else the default socket. */
+  /** The daemon's socket; default $HYBRID_BUS, else the default socket.  Or a remote
+   *  broker's URL, ws://HOST:PORT/bus/ws or wss://HOST:PORT/bus/ws (a token is required). */
   socket?: string | null;
   /** The app name to claim (org.example.app). */
   app: string;
@@ -59,6 +60,11 @@ export interface ConnectOptions {
   /** A security token (text) and its holder's private key (PEM or JWK text). */
   token?: string;
   key?: string;
+  /** wss:// only: a PEM file of the CA certificates to trust (default $HYBRID_CA). */
+  caFile?: string;
+  /** wss:// only: the SHA-256 of the server's public key, base64 (a 'sha256//' prefix
+   *  allowed) or 64 hex digits (default $HYBRID_PIN).  With caFile both must hold. */
+  pin?: string;
 }
 
 export interface CallOptions {
@@ -86,6 +92,10 @@ export interface RequestInfo {
   /** The calling endpoint. */
   caller: string;
   method: string;
+  /** How the caller reached the bus. */
+  transport: 'unix' | 'ws' | 'wss' | 'http' | 'https' | 'coap' | 'cluster';
+  /** The `sub` of the security token the caller authenticated with; null without one. */
+  principal: string | null;
   bus: Bus;
   /** Aborted (reason: a HybridError 504) when the broker cancels the call: its deadline
    *  passed or its caller ended it. */
@@ -125,7 +135,8 @@ export class Bus extends EventEmitter {
   procedure(name: string, spec: ProcedureSpec,
             fn: (params: any, info: RequestInfo) => Value | void | Promise<Value | void>): () => boolean;
   unregister(name: string): boolean;
-  registerEvent(bubble: string, options?: { forHost?: string; forApp?: string }): void;
+  /** cluster: true sends its fires to the other hosts of the daemon's cluster too. */
+  registerEvent(bubble: string, options?: { forHost?: string; forApp?: string; cluster?: boolean }): void;
   unregisterEvent(bubble: string): boolean;
   fire(bubble: string, data?: Value): void;
   subscribe(endpointGlob: string, bubbleGlob: string): EventSubscription;
@@ -144,6 +155,8 @@ export interface StoreOptions {
   runner?: string;
   token?: string;
   key?: string;
+  caFile?: string;
+  pin?: string;
 }
 
 export class Store extends EventEmitter {

@@ -194,11 +194,17 @@ class Subscription extends EventEmitter {
 
 const cancelled = () => new HybridError('the call was cancelled (its deadline passed or its caller ended it)', 504);
 
-/** What a procedure's fn gets besides its params. */
+/**
+ * What a procedure's fn gets besides its params: caller (its endpoint name), method,
+ * transport (how the caller reached the bus: 'unix', 'ws', 'wss', 'http', 'https', 'coap'
+ * or 'cluster'), principal (the `sub` of the caller's token, null without one), bus.
+ */
 class RequestInfo {
-  constructor(bus, caller, method, id) {
+  constructor(bus, caller, method, id, transport, principal) {
     this.caller = caller;
     this.method = method;
+    this.transport = transport;
+    this.principal = principal;
     this.bus = bus;
     this._id = id;
   }
@@ -279,13 +285,13 @@ class Bus extends EventEmitter {
     return true;
   }
 
-  _request(method, params, req, caller, id) {
+  _request(method, params, req, caller, id, transport, principal) {
     const p = this._procs.get(method);
     if (!p) { native.busReplyError(this, req, 404, `no procedure ${method}`); return; }
     let result;
     let then;
     try {
-      result = p.fn(params, new RequestInfo(this, caller, method, id));
+      result = p.fn(params, new RequestInfo(this, caller, method, id, transport, principal));
       if (result !== null && (typeof result === 'object' || typeof result === 'function')) then = result.then;
     } catch (e) {
       this._fail(req, e, id);
@@ -328,9 +334,14 @@ class Bus extends EventEmitter {
     }
   }
 
-  /** Registers event bubble (options: {forHost, forApp}); fire() sends it. */
+  /**
+   * Registers event bubble (options: {forHost, forApp, cluster}); fire() sends it.  With
+   * cluster: true its fires also go to the other hosts of the daemon's cluster (a daemon
+   * outside a cluster refuses: HybridError 501).
+   */
   registerEvent(bubble, options = {}) {
-    const slot = native.busRegisterEvent(this, bubble, options.forHost ?? null, options.forApp ?? null);
+    const slot = native.busRegisterEvent(this, bubble, options.forHost ?? null, options.forApp ?? null,
+                                         !!options.cluster);
     this._events.set(bubble, slot);
   }
   /** Withdraws a bubble (subscribers see it go). */
@@ -375,15 +386,18 @@ class Bus extends EventEmitter {
 
 /**
  * Connects to hybridd.  options: {socket (null: $HYBRID_BUS, else the default
- * socket), app (required), runner (default p<pid>), token, key (PEM or JWK text of
- * the token holder's private key)}.
+ * socket; or a remote broker's ws://HOST:PORT/bus/ws or wss://... URL), app (required),
+ * runner (default p<pid>), token, key (PEM or JWK text of the token holder's private key),
+ * caFile (a PEM file of CA certificates) and/or pin (the SHA-256 of the server's public
+ * key) to verify a wss:// server (neither: $HYBRID_CA, $HYBRID_PIN)}.
  */
 async function connect(options = {}) {
   if (!options.app) throw new TypeError('connect: app is required');
   const bus = new Bus();
   bus.name = await native.busConnect(bus, options.socket ?? null, options.app,
                                      options.runner ?? defaultRunner(), options.token ?? null,
-                                     options.key ?? null);
+                                     options.key ?? null, options.caFile ?? null,
+                                     options.pin ?? null);
   return bus;
 }
 
@@ -441,14 +455,15 @@ class Store extends EventEmitter {
 /**
  * Opens the host store: {db} embedded; else {socket} (or $HYBRID_BUS) that daemon's
  * store; else the default socket's daemon if one answers; else the default database.
- * Also {app, runner, token, key} for the connection.
+ * Also {app, runner, token, key, caFile, pin} for the connection, as connect().
  */
 async function store(options = {}) {
   const st = new Store();
   const info = await native.storeOpen(st, options.db ?? null, options.socket ?? null,
                                       options.app ?? 'org.hybridos.node',
                                       options.runner ?? defaultRunner(), options.token ?? null,
-                                      options.key ?? null);
+                                      options.key ?? null, options.caFile ?? null,
+                                      options.pin ?? null);
   st.source = info.source;
   st.where = info.where;
   return st;
@@ -461,7 +476,9 @@ native.setup({
   Uri,
   Typed,
   Real: RealValue,
-  onRequest(bus, method, params, req, caller, id) { bus._request(method, params, req, caller, id); },
+  onRequest(bus, method, params, req, caller, id, transport, principal) {
+    bus._request(method, params, req, caller, id, transport, principal);
+  },
   onCancel(bus, id) { bus._cancel(id); },
   onEvent(bus, id, source, bubble, data) {
     const sub = bus._subs.get(id);

@@ -117,8 +117,21 @@ typedef struct hyb_bus_connect_options {
                                  * with ca_file both must hold */
 } hyb_bus_connect_options;
 
-/* Sets size and zeroes the rest.  NULL is a no-op. */
+/*
+ * Initialises the `size` bytes at opts, the struct as the caller's header declares it
+ * (sizeof *opts where it is compiled): stamps `size` and zeroes the rest.
+ * Nothing beyond `size` is written; nothing at all for NULL or a size too small to hold
+ * the size member.  Call it through the macro hyb_bus_connect_options_init(opts) below.
+ */
+HYB_EXPORT void hyb_bus_connect_options_init_sized(hyb_bus_connect_options *opts, size_t size);
+/*
+ * Deprecated: the symbol of programs built before hyb_bus_connect_options_init_sized.  It
+ * cannot know the caller's size and writes this library's sizeof(hyb_bus_connect_options).
+ * In source, hyb_bus_connect_options_init(opts) is this macro, which passes the caller's size.
+ */
 HYB_EXPORT void hyb_bus_connect_options_init(hyb_bus_connect_options *opts);
+#define hyb_bus_connect_options_init(opts) \
+        hyb_bus_connect_options_init_sized((opts), sizeof *(opts))
 
 /*
  * Connects as hyb_bus_connect does, with the options of opts (borrowed for the call

@@ -70,8 +70,21 @@ typedef enum hyb_furi_seg_kind {
         HYB_SEG_HASH = 2,       /* `#`: zero or more trailing segments (last only) */
 } hyb_furi_seg_kind;
 
-/* Sets size and the defaults. NULL is a no-op. */
+/*
+ * Initialises the `size` bytes at limits, the struct as the caller's header declares it
+ * (sizeof *limits where it is compiled): stamps `size` and writes the defaults (zeroes and the
+ * documented default values) of the members that fit in it.
+ * Nothing beyond `size` is written; nothing at all for NULL or a size too small to hold
+ * the size member.  Call it through the macro hyb_furi_limits_init(limits) below.
+ */
+HYB_EXPORT void hyb_furi_limits_init_sized(hyb_furi_limits *limits, size_t size);
+/*
+ * Deprecated: the symbol of programs built before hyb_furi_limits_init_sized.  It
+ * cannot know the caller's size and writes this library's sizeof(hyb_furi_limits).
+ * In source, hyb_furi_limits_init(limits) is this macro, which passes the caller's size.
+ */
 HYB_EXPORT void hyb_furi_limits_init(hyb_furi_limits *limits);
+#define hyb_furi_limits_init(limits) hyb_furi_limits_init_sized((limits), sizeof *(limits))
 
 /*
  * Parses text[0..len) (len may be (size_t)-1 for a NUL-terminated string).

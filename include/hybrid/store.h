@@ -57,7 +57,21 @@ typedef struct hyb_store_options {
                                         hyb_store_process.  Default false. */
 } hyb_store_options;
 
+/*
+ * Initialises the `size` bytes at opts, the struct as the caller's header declares it
+ * (sizeof *opts where it is compiled): stamps `size` and writes the defaults (zeroes and the
+ * documented default values) of the members that fit in it.
+ * Nothing beyond `size` is written; nothing at all for NULL or a size too small to hold
+ * the size member.  Call it through the macro hyb_store_options_init(opts) below.
+ */
+HYB_EXPORT void hyb_store_options_init_sized(hyb_store_options *opts, size_t size);
+/*
+ * Deprecated: the symbol of programs built before hyb_store_options_init_sized.  It
+ * cannot know the caller's size and writes this library's sizeof(hyb_store_options).
+ * In source, hyb_store_options_init(opts) is this macro, which passes the caller's size.
+ */
 HYB_EXPORT void hyb_store_options_init(hyb_store_options *opts);
+#define hyb_store_options_init(opts) hyb_store_options_init_sized((opts), sizeof *(opts))
 
 /*
  * Opens a store.  path NULL (or durability MEMORY) = memory only.  opts may

@@ -224,8 +224,20 @@ typedef struct hyb_token_issue_opts {
         uint64_t epo;                   /* revocation epoch */
 } hyb_token_issue_opts;
 
-/* Sets size and zeroes the rest.  NULL is a no-op. */
+/*
+ * Initialises the `size` bytes at opts, the struct as the caller's header declares it
+ * (sizeof *opts where it is compiled): stamps `size` and zeroes the rest.
+ * Nothing beyond `size` is written; nothing at all for NULL or a size too small to hold
+ * the size member.  Call it through the macro hyb_token_issue_opts_init(opts) below.
+ */
+HYB_EXPORT void hyb_token_issue_opts_init_sized(hyb_token_issue_opts *opts, size_t size);
+/*
+ * Deprecated: the symbol of programs built before hyb_token_issue_opts_init_sized.  It
+ * cannot know the caller's size and writes this library's sizeof(hyb_token_issue_opts).
+ * In source, hyb_token_issue_opts_init(opts) is this macro, which passes the caller's size.
+ */
 HYB_EXPORT void hyb_token_issue_opts_init(hyb_token_issue_opts *opts);
+#define hyb_token_issue_opts_init(opts) hyb_token_issue_opts_init_sized((opts), sizeof *(opts))
 
 /*
  * Issues a one-block token signed by issuer (a key pair), with a fresh
@@ -250,8 +262,21 @@ typedef struct hyb_token_attenuate_opts {
         uint64_t ttl_s;                 /* exp = now + ttl_s; 0: no exp of its own */
 } hyb_token_attenuate_opts;
 
-/* Sets size and zeroes the rest.  NULL is a no-op. */
+/*
+ * Initialises the `size` bytes at opts, the struct as the caller's header declares it
+ * (sizeof *opts where it is compiled): stamps `size` and zeroes the rest.
+ * Nothing beyond `size` is written; nothing at all for NULL or a size too small to hold
+ * the size member.  Call it through the macro hyb_token_attenuate_opts_init(opts) below.
+ */
+HYB_EXPORT void hyb_token_attenuate_opts_init_sized(hyb_token_attenuate_opts *opts, size_t size);
+/*
+ * Deprecated: the symbol of programs built before hyb_token_attenuate_opts_init_sized.  It
+ * cannot know the caller's size and writes this library's sizeof(hyb_token_attenuate_opts).
+ * In source, hyb_token_attenuate_opts_init(opts) is this macro, which passes the caller's size.
+ */
 HYB_EXPORT void hyb_token_attenuate_opts_init(hyb_token_attenuate_opts *opts);
+#define hyb_token_attenuate_opts_init(opts) \
+        hyb_token_attenuate_opts_init_sized((opts), sizeof *(opts))
 
 /*
  * Appends an attenuation block to token, signed by holder_key: the key pair
@@ -305,8 +330,20 @@ typedef struct hyb_token_verify_opts {
         void *userdata;                 /* for revoked */
 } hyb_token_verify_opts;
 
-/* Sets size and the defaults (zeroes).  NULL is a no-op. */
+/*
+ * Initialises the `size` bytes at opts, the struct as the caller's header declares it
+ * (sizeof *opts where it is compiled): stamps `size` and zeroes the rest.
+ * Nothing beyond `size` is written; nothing at all for NULL or a size too small to hold
+ * the size member.  Call it through the macro hyb_token_verify_opts_init(opts) below.
+ */
+HYB_EXPORT void hyb_token_verify_opts_init_sized(hyb_token_verify_opts *opts, size_t size);
+/*
+ * Deprecated: the symbol of programs built before hyb_token_verify_opts_init_sized.  It
+ * cannot know the caller's size and writes this library's sizeof(hyb_token_verify_opts).
+ * In source, hyb_token_verify_opts_init(opts) is this macro, which passes the caller's size.
+ */
 HYB_EXPORT void hyb_token_verify_opts_init(hyb_token_verify_opts *opts);
+#define hyb_token_verify_opts_init(opts) hyb_token_verify_opts_init_sized((opts), sizeof *(opts))
 
 /*
  * Verifies token completely, in the order of doc/token.md "Verification":
@@ -397,8 +434,20 @@ typedef struct hyb_token_feed_rev {
         uint64_t min_epo;               /* 0: none */
 } hyb_token_feed_rev;
 
-/* Sets size and zeroes the rest.  NULL is a no-op. */
+/*
+ * Initialises the `size` bytes at rev, the struct as the caller's header declares it
+ * (sizeof *rev where it is compiled): stamps `size` and zeroes the rest.
+ * Nothing beyond `size` is written; nothing at all for NULL or a size too small to hold
+ * the size member.  Call it through the macro hyb_token_feed_rev_init(rev) below.
+ */
+HYB_EXPORT void hyb_token_feed_rev_init_sized(hyb_token_feed_rev *rev, size_t size);
+/*
+ * Deprecated: the symbol of programs built before hyb_token_feed_rev_init_sized.  It
+ * cannot know the caller's size and writes this library's sizeof(hyb_token_feed_rev).
+ * In source, hyb_token_feed_rev_init(rev) is this macro, which passes the caller's size.
+ */
 HYB_EXPORT void hyb_token_feed_rev_init(hyb_token_feed_rev *rev);
+#define hyb_token_feed_rev_init(rev) hyb_token_feed_rev_init_sized((rev), sizeof *(rev))
 
 /*
  * Signs a feed entry with issuer (a key pair whose public part verifiers

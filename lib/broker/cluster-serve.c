@@ -13,18 +13,26 @@
  *    |- reads: cread    reads outside the mirror, waiting for the broker (bounded)
  *    |- q: cqitem ...   writes made while the broker is unreachable (bounded), in order,
  *    |                  each also kept in the host store at /sys/cluster/queue/<seq>
- *    `- writes          writes waiting for the broker's PUBACK, to answer the peer
+ *    |- writes          writes waiting for the broker's PUBACK, to answer the peer
+ *    |- stale           after a reconnection into a new session: the mirror's keys whose
+ *    |                  retained message has not come again (deleted when they stay so)
+ *    `- trace_fd        the bench's trace (HYBRID_CLUSTER_TRACE), -1 when not enabled
  *
  * Mapping: //a/b/c is topic <prefix>a/b/c (the fURI's canonical text after `//`); the
  * payload is the value's JSON; a retained empty payload is a delete.
  */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "broker-internal.h"
 #include "common/util.h"
 #ifdef HYB_HAVE_CLUSTER
 #include "cluster/link.h"
+#include <mqtt_protocol.h>
 #endif
 
 #ifndef HYB_HAVE_CLUSTER
@@ -85,6 +93,8 @@ static const char store_member[] = "store";
 static const char queue_root[] = "/sys/cluster/queue/";
 /* A payload larger than this is not parsed nor mirrored: the store's default max_value_bytes. */
 #define CLUSTER_MAX_VALUE_BYTES (1024u * 1024u)
+/* Room in an MQTT packet beside its payload: the topic (at most 64 KiB) and properties. */
+#define CLUSTER_PACKET_ROOM (192u * 1024u)
 
 typedef struct bcluster bcluster;
 
@@ -163,7 +173,56 @@ struct bcluster {
         struct cwrite *writes;
         unsigned n_writes;
         bool mirror_full_logged;
+        hyb_store *stale;
+        struct event *resync_ev;
+        int trace_fd;
 };
+
+/* ---------------------------------------------------------------- the bench's trace */
+
+/*
+ * With HYBRID_CLUSTER_TRACE=FILE in the daemon's environment (read once, at the start),
+ * each cluster write a peer makes is noted in FILE as `W <ns> <fURI> <value>` and each
+ * delivery of a cluster value to a peer's subscription as `D <ns> <fURI> <value>`: ns is
+ * CLOCK_MONOTONIC, which all processes of a machine share, taken when the write enters
+ * the daemon and when the subscription's callback is called; the line itself is written
+ * after the publication or the delivery, out of the interval it measures.  bench-cluster
+ * pairs the W lines of daemon A with the D lines of daemon B: daemon-to-daemon
+ * propagation, without the client hops.  Without the variable, nothing is noted.
+ */
+static uint64_t trace_now(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void trace_note(bcluster *cl, char kind, uint64_t t, const char *pre, const char *furi,
+                       const char *val, size_t vl)
+{
+        char head[32], digits[24];
+        size_t nd = 0, hl = 0;
+
+        /* by hand, in one writev: snprintf costs the daemon a third of a message */
+        do
+                digits[nd++] = (char)('0' + t % 10);
+        while ((t /= 10) && nd < sizeof digits);
+        head[hl++] = kind;
+        head[hl++] = ' ';
+        while (nd)
+                head[hl++] = digits[--nd];
+        head[hl++] = ' ';
+        struct iovec iov[6] = {
+                { head, hl },
+                { (void *)pre, strlen(pre) },
+                { (void *)furi, strlen(furi) },
+                { (void *)" ", 1 },
+                { (void *)val, vl },
+                { (void *)"\n", 1 },
+        };
+        (void)!writev(cl->trace_fd, iov, 6);
+}
 
 /* ---------------------------------------------------------------- mapping */
 
@@ -188,8 +247,9 @@ static bool reserved(const char *rest)
  */
 static int topic_of(bcluster *cl, const hyb_furi *f, char **ret, hyb_error *e)
 {
-        const char *rest = cluster_text(f);
-        size_t rl;
+        const char *rest = cluster_text(f), *pre = cl->o->prefix ? cl->o->prefix : "";
+        size_t rl, pl, tl;
+        char *t;
 
         if (!rest || hyb_furi_get_query(f))
                 return err_set(e, -EINVAL, -1, "%s: a cluster fURI has no query here",
@@ -199,44 +259,62 @@ static int topic_of(bcluster *cl, const hyb_furi *f, char **ret, hyb_error *e)
                                "%s: _hybrid/ is reserved for hybrid's own traffic",
                                hyb_furi_get_str(f));
         rl = strlen(rest);
-        if (asprintf(ret, "%s%.*s%s", cl->o->prefix ? cl->o->prefix : "",
-                     (int)(hyb_furi_is_branch(f) ? rl - 1 : rl), rest,
-                     hyb_furi_is_branch(f) ? "/#" : "") < 0)
-                return -ENOMEM;
-        if (strlen(*ret) > 65535) {
-                free(*ret);
-                *ret = NULL;
+        if (hyb_furi_is_branch(f))
+                rl--;
+        pl = strlen(pre);
+        tl = hyb_furi_is_branch(f) ? 2 : 0;
+        if (pl + rl + tl > 65535)
                 return err_set(e, -EINVAL, -1, "%s: too long for an MQTT topic",
                                hyb_furi_get_str(f));
-        }
+        t = malloc(pl + rl + tl + 1);
+        if (!t)
+                return -ENOMEM;
+        memcpy(t, pre, pl);
+        memcpy(t + pl, rest, rl);
+        memcpy(t + pl + rl, "/#", tl);
+        t[pl + rl + tl] = 0;
+        *ret = t;
         return 0;
 }
 
 /* The mirror's fURI for a cluster fURI: //a/b -> /a/b (patterns and branches alike). */
+/* Parses the text pre + s in *ret, joined in buf when it fits, else in a malloc'd copy;
+ * with text, *text is that text (free it when it is not buf). */
+static int parse_joined(const char *pre, const char *s, char *buf, size_t size, char **text,
+                        hyb_furi **ret)
+{
+        size_t pl = strlen(pre), sl = strlen(s);
+        char *t = pl + sl < size ? buf : malloc(pl + sl + 1);
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        memcpy(t, pre, pl);
+        memcpy(t + pl, s, sl + 1);
+        r = hyb_furi_parse(t, pl + sl, NULL, ret, NULL);
+        if (text)
+                *text = t;
+        else if (t != buf)
+                free(t);
+        return r;
+}
+
 static int mirror_of(const hyb_furi *f, hyb_furi **ret)
 {
         const char *rest = cluster_text(f);
-        char *t = NULL;
-        int r;
+        char buf[256];
 
-        if (!rest || asprintf(&t, "/%s", rest) < 0)
-                return -ENOMEM;
-        r = hyb_furi_parse(t, strlen(t), NULL, ret, NULL);
-        free(t);
-        return r;
+        if (!rest)
+                return -EINVAL;
+        return parse_joined("/", rest, buf, sizeof buf, NULL, ret);
 }
 
 /* The cluster fURI of a mirror key: /a/b -> //a/b. */
 static int cluster_of(const hyb_furi *m, hyb_furi **ret)
 {
-        char *t = NULL;
-        int r;
+        char buf[256];
 
-        if (asprintf(&t, "/%s", hyb_furi_get_str(m)) < 0)
-                return -ENOMEM;
-        r = hyb_furi_parse(t, strlen(t), NULL, ret, NULL);
-        free(t);
-        return r;
+        return parse_joined("/", hyb_furi_get_str(m), buf, sizeof buf, NULL, ret);
 }
 
 /*
@@ -249,20 +327,19 @@ static hyb_furi *furi_of_topic(bcluster *cl, const char *topic)
         const char *pre = cl->o->prefix ? cl->o->prefix : "";
         size_t pl = strlen(pre);
         hyb_furi *f = NULL;
-        char *t = NULL;
+        char buf[256], *t = NULL;
 
         if (strncmp(topic, pre, pl) != 0)
                 return NULL;
         topic += pl;
         if (topic[0] == '$' || topic[0] == '/' || !topic[0] || reserved(topic))
                 return NULL;
-        if (asprintf(&t, "//%s", topic) < 0)
-                return NULL;
-        if (hyb_furi_parse(t, strlen(t), NULL, &f, NULL) < 0 ||
+        if (parse_joined("//", topic, buf, sizeof buf, &t, &f) < 0 ||
             hyb_furi_get_scope(f) != HYB_SCOPE_CLUSTER || hyb_furi_is_pattern(f) ||
             hyb_furi_is_branch(f) || strcmp(hyb_furi_get_str(f), t) != 0)
                 f = hyb_furi_unref(f);
-        free(t);
+        if (t != buf)
+                free(t);
         return f;
 }
 
@@ -462,35 +539,36 @@ static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain,
 {
         struct csub *s = ud;
         bconn *c = s->conn;
-        hyb_furi *cf = NULL;
         char *val = NULL;
-        const char *furi;
+        const char *mkey = hyb_furi_get_str(target);
         size_t fl, vl;
         wire_hdr h = { .type = WIRE_EVENT, .flags = WIRE_F_BINARY, .status = retain ? 200 : 202,
                        .call_id = s->sid };
         uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
         struct iovec iov[4];
+        uint64_t t = s->cl->trace_fd >= 0 ? trace_now() : 0;
 
-        if (!c || c->state == BCONN_DEAD || cluster_of(target, &cf) < 0)
+        if (!c || c->state == BCONN_DEAD)
                 return;
-        if (hyb_obj_format(payload, HYB_FORMAT_EXACT, &val) < 0) {
-                hyb_furi_unref(cf);
+        if (hyb_obj_format(payload, HYB_FORMAT_EXACT, &val) < 0)
                 return;
-        }
-        furi = hyb_furi_get_str(cf);
-        fl = strlen(furi);
+        /* the cluster fURI of mirror key /a/b is //a/b: its text with one more '/' in
+         * front (the mirror holds canonical texts only, furi_of_topic) */
+        fl = 1 + strlen(mkey);
         vl = strlen(val);
         (void)wire_build(&h, builtin_name, sizeof builtin_name - 1, NULL, 0, store_member,
                          sizeof store_member - 1, NULL, fl + 1 + vl, buf, iov);
-        struct iovec out[4] = {
+        struct iovec out[5] = {
                 { buf, iov[0].iov_len },
-                { (void *)furi, fl },
+                { (void *)"/", 1 },
+                { (void *)mkey, fl - 1 },
                 { (void *)"\n", 1 },
                 { val, vl },
         };
-        (void)bconn_send_built(c, out, 4);
+        (void)bconn_send_built(c, out, 5);
+        if (t)
+                trace_note(s->cl, 'D', t, "/", mkey, val, vl);
         hyb_free(val);
-        hyb_furi_unref(cf);
 }
 
 static void sub_free(bcluster *cl, struct csub *s)
@@ -656,6 +734,100 @@ out:
         hyb_furi_unref(mf);
 }
 
+/* ---------------------------------------------------------------- resynchronisation */
+
+/*
+ * A new session (the broker lost the daemon's: restarted without persistence, or the
+ * session expired) sends the retained values again, but nothing for those deleted
+ * meanwhile.  The mirror's keys are noted as stale; each retained message that comes
+ * clears its key; once every SUBSCRIBE is acknowledged and no retained message came for
+ * read_timeout_ms, the keys still stale are deleted from the mirror (its subscribers get
+ * the delete).
+ */
+static void resync_arm(bcluster *cl)
+{
+        struct timeval tv = { cl->o->read_timeout_ms / 1000,
+                              (suseconds_t)(cl->o->read_timeout_ms % 1000) * 1000 };
+        evtimer_add(cl->resync_ev, &tv);
+}
+
+static void resync_seen(bcluster *cl, const hyb_furi *cf)
+{
+        hyb_furi *mf = NULL;
+
+        if (mirror_of(cf, &mf) >= 0)
+                (void)hyb_store_write(cl->stale, mf, hyb_obj_noobj(), 0, NULL);
+        hyb_furi_unref(mf);
+        resync_arm(cl);
+}
+
+static int note_stale(const hyb_furi *key, const hyb_obj *value, void *ud)
+{
+        bcluster *cl = ud;
+
+        return hyb_store_write(cl->stale, key, hyb_obj_bool(true), 0, NULL) < 0 ? -ENOMEM : 0;
+}
+
+static int drop_stale(const hyb_furi *key, const hyb_obj *value, void *ud)
+{
+        bcluster *cl = ud;
+
+        (void)hyb_store_write(cl->mirror, key, hyb_obj_noobj(), 0, NULL);
+        return 0;
+}
+
+static void resync_end(bcluster *cl)
+{
+        if (cl->resync_ev)
+                evtimer_del(cl->resync_ev);
+        cl->stale = hyb_store_unref(cl->stale);
+}
+
+static void resync_start(bcluster *cl)
+{
+        hyb_store_options so;
+        hyb_furi *all = NULL;
+        int r;
+
+        resync_end(cl);
+        hyb_store_options_init(&so);
+        so.durability = HYB_DURABILITY_MEMORY;
+        so.max_keys = cl->o->mirror_max_keys;
+        r = hyb_store_open(NULL, &so, &cl->stale, NULL);
+        if (r >= 0)
+                r = hyb_furi_parse("/#", (size_t)-1, NULL, &all, NULL);
+        if (r >= 0)
+                r = hyb_store_scan(cl->mirror, all, note_stale, cl, NULL);
+        hyb_furi_unref(all);
+        if (r < 0) {
+                broker_log(cl->b, HYB_LOG_WARNING, "cluster: the mirror cannot be resynchronised: %s",
+                           hyb_strerror(r));
+                resync_end(cl);
+                return;
+        }
+        resync_arm(cl);
+}
+
+static void resync_timeout(evutil_socket_t fd, short what, void *ud)
+{
+        bcluster *cl = ud;
+        hyb_furi *all = NULL;
+
+        if (!cluster_link_is_connected(cl->link)) {
+                resync_end(cl); /* the next connection decides again */
+                return;
+        }
+        if (cluster_link_subscribing(cl->link)) {
+                resync_arm(cl);
+                return;
+        }
+        if (hyb_furi_parse("/#", (size_t)-1, NULL, &all, NULL) >= 0)
+                (void)hyb_store_scan(cl->stale, all, drop_stale, cl, NULL);
+        hyb_furi_unref(all);
+        (void)hyb_store_process(cl->mirror);
+        resync_end(cl);
+}
+
 static void on_data(cluster_link *l, const char *topic, const void *payload, size_t len,
                     bool retain, int qos, const mosquitto_property *props, void *ud)
 {
@@ -673,6 +845,8 @@ static void on_data(cluster_link *l, const char *topic, const void *payload, siz
         }
         for (struct cpat *p = cl->pats; p && !wanted; p = p->next)
                 wanted = hyb_furi_match(cf, p->cpat);
+        if (wanted && retain && cl->stale)
+                resync_seen(cl, cf);
         if (wanted)
                 mirror_put(cl, cf, topic, payload, len, retain);
         /* a node read waiting for this key has its answer */
@@ -977,6 +1151,7 @@ void cluster_write(bconn *c, uint64_t id, const hyb_furi *f, const hyb_obj *v, u
         char *topic = NULL, *json = NULL;
         size_t len = 0;
         hyb_error e;
+        uint64_t t = cl->trace_fd >= 0 ? trace_now() : 0;
         int r;
 
         hyb_error_clear(&e);
@@ -1023,6 +1198,9 @@ void cluster_write(bconn *c, uint64_t id, const hyb_furi *f, const hyb_obj *v, u
                         w->next = cl->writes;
                         cl->writes = w;
                         cl->n_writes++;
+                        if (t)
+                                trace_note(cl, 'W', t, "", hyb_furi_get_str(f), json ? json : "",
+                                           len);
                         goto done; /* answered at the PUBACK */
                 }
                 free(w);
@@ -1151,12 +1329,21 @@ static void link_log(int level, const char *msg, void *ud)
         broker_log(ud, level, "%s", msg);
 }
 
+static bool link_log_wanted(int level, void *ud)
+{
+        hyb_broker *b = ud;
+
+        return level <= b->log_level && (b->log || events_log_wanted(b));
+}
+
 static void on_state(cluster_link *l, bool connected, bool session, void *ud)
 {
         bcluster *cl = ud;
 
         if (connected && cl->q)
                 event_active(cl->drain_ev, EV_TIMEOUT, 0);
+        if (connected && !session && cluster_link_get_connects(l) > 1)
+                resync_start(cl);
 }
 
 static void mirror_io(evutil_socket_t fd, short what, void *ud)
@@ -1200,6 +1387,11 @@ static void cluster_free(bcluster *cl)
                 event_free(cl->mirror_ev);
         if (cl->drain_ev)
                 event_free(cl->drain_ev);
+        resync_end(cl);
+        if (cl->resync_ev)
+                event_free(cl->resync_ev);
+        if (cl->trace_fd >= 0)
+                close(cl->trace_fd);
         free(cl->quids);
         hyb_store_unref(cl->mirror);
         free(cl);
@@ -1210,6 +1402,7 @@ int broker_cluster_start(hyb_broker *b, hyb_error *e)
         hyb_store_options so;
         bcluster *cl;
         char id[300];
+        const char *trace;
         int r, fd;
 
         if (!b->c->cluster.broker || b->cluster)
@@ -1219,6 +1412,7 @@ int broker_cluster_start(hyb_broker *b, hyb_error *e)
                 return -ENOMEM;
         cl->b = b;
         cl->q_tail = &cl->q;
+        cl->trace_fd = -1;
         snprintf(id, sizeof id, "hybrid-%s", b->c->host ? b->c->host : "localhost");
         r = cluster_link_new(b->base, &b->c->cluster, id, link_log, b, &cl->link, e);
         if (r < 0) {
@@ -1226,7 +1420,14 @@ int broker_cluster_start(hyb_broker *b, hyb_error *e)
                 return r;
         }
         b->link = cl->link;
+        cluster_link_set_log_wanted(cl->link, link_log_wanted);
         cl->o = cluster_link_get_options(cl->link);
+        /* What the broker may send: a value of the mirror or one bus frame (calls between
+         * hosts), with its topic and properties (a token, a response topic, forHost and
+         * forApp); a larger message is dropped by the broker, not read here. */
+        size_t most = b->c->max_frame > CLUSTER_MAX_VALUE_BYTES ? b->c->max_frame : CLUSTER_MAX_VALUE_BYTES;
+        most += CLUSTER_PACKET_ROOM;
+        (void)cluster_link_set_max_packet(cl->link, most > MQTT_MAX_PAYLOAD ? 0 : (uint32_t)most);
         hyb_store_options_init(&so);
         so.durability = HYB_DURABILITY_MEMORY;
         so.max_keys = cl->o->mirror_max_keys;
@@ -1234,7 +1435,8 @@ int broker_cluster_start(hyb_broker *b, hyb_error *e)
         if (r >= 0 && (fd = hyb_store_get_fd(cl->mirror)) >= 0) {
                 cl->mirror_ev = event_new(b->base, fd, EV_READ | EV_PERSIST, mirror_io, cl);
                 cl->drain_ev = event_new(b->base, -1, 0, drain, cl);
-                if (!cl->mirror_ev || !cl->drain_ev || event_add(cl->mirror_ev, NULL) < 0)
+                cl->resync_ev = evtimer_new(b->base, resync_timeout, cl);
+                if (!cl->mirror_ev || !cl->drain_ev || !cl->resync_ev || event_add(cl->mirror_ev, NULL) < 0)
                         r = -ENOMEM;
         } else if (r >= 0)
                 r = -EIO;
@@ -1243,6 +1445,17 @@ int broker_cluster_start(hyb_broker *b, hyb_error *e)
                                             on_data, cl);
         if (r >= 0)
                 r = cluster_link_on_state(cl->link, on_state, cl);
+        if (r >= 0 && (trace = secure_getenv("HYBRID_CLUSTER_TRACE")) && *trace) {
+                cl->trace_fd = open(trace, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                if (cl->trace_fd < 0) {
+                        r = -errno;
+                        r = err_set(e, r, -1, "HYBRID_CLUSTER_TRACE %s: %s", trace,
+                                    strerror(-r));
+                } else
+                        broker_log(b, HYB_LOG_WARNING,
+                                   "cluster: HYBRID_CLUSTER_TRACE: every cluster write and "
+                                   "delivery is noted in %s", trace);
+        }
         if (r >= 0 && b->store) {
                 /* writes queued before a restart: published first, in their order */
                 hyb_furi *qp = NULL;

@@ -8,7 +8,9 @@
  *   caller->out: bpending <-> ...   callee->in: bpending <-> ...
  *   pend_free: recycled entries, each with its timer event already allocated
  */
+#include <errno.h>
 #include <stdio.h>
+#include <sys/random.h>
 
 #include "broker-internal.h"
 #include "bus/names.h"
@@ -138,6 +140,24 @@ static void pending_timeout(evutil_socket_t fd, short what, void *ud)
 
 /* ---------------------------------------------------------------- calls */
 
+/* The id of a call to another host, its correlation data on the MQTT broker where any
+ * client may publish a RESULT (doc/cluster.md): not guessable, so random, with the top
+ * bit set to stay apart from the local ids (counted from 1). */
+static uint64_t remote_call_id(hyb_broker *b)
+{
+        uint64_t id = 0;
+
+        do {
+                ssize_t k;
+                while ((k = getrandom(&id, sizeof id, 0)) < 0 && errno == EINTR)
+                        ;
+                if (k != (ssize_t)sizeof id)
+                        id = b->next_id++; /* no randomness: unique still */
+                id |= UINT64_C(1) << 63;
+        } while (pending_find(b, id));
+        return id;
+}
+
 /* Checks c's pending-call bounds and makes the pending entry of the call f to callee, its
  * deadline armed (*t: the timeout in ms); NULL when the caller was answered instead. */
 static bpending *pending_link(bconn *c, bconn *callee, bframe *f, uint32_t *t)
@@ -170,7 +190,7 @@ static bpending *pending_link(bconn *c, bconn *callee, bframe *f, uint32_t *t)
                 route_reply(c, f->h.call_id, 500, "out of memory", NULL, 0, 0);
                 return NULL;
         }
-        p->id = b->next_id++;
+        p->id = callee->xpeer ? remote_call_id(b) : b->next_id++;
         p->caller_id = f->h.call_id;
         p->caller = c;
         p->callee = callee;

@@ -25,6 +25,8 @@ static int lk_publish(void *ud, const xmsg *m)
 
         if (!b->link)
                 return -ENOTCONN;
+        if (m->event && cluster_link_out_bytes(b->link) + m->len > XHOST_EVENT_BACKLOG)
+                return -ENOBUFS;
         if (m->response_topic)
                 rc = mosquitto_property_add_string(&props, MQTT_PROP_RESPONSE_TOPIC, m->response_topic);
         if (rc == MOSQ_ERR_SUCCESS && m->corr)

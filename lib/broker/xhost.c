@@ -14,6 +14,7 @@
  * Answers go back on the response topic the CALL named, each with its correlation data.
  */
 #include <ctype.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,9 @@
 #include "xhost.h"
 
 #define XHOST_TRANSPORT "cluster"
+/* Call ids of a host remembered, to run a CALL the broker delivers again (QoS 1, its
+ * PUBACK lost with the connection) once: more than the broker resends at once. */
+#define XHOST_SEEN_CALLS 64
 
 typedef struct xpeer {
         struct xpeer *next;
@@ -35,6 +39,8 @@ typedef struct xpeer {
         bool offline;                   /* its presence said "offline" (its will) */
         char who[WIRE_ENDPOINT_MAX + 1]; /* conn->name: the caller or callee of the moment */
         char app[BUS_APP_MAX + 1];       /* conn->app */
+        uint64_t seen[XHOST_SEEN_CALLS]; /* the call ids it sent last (a QoS 1 redelivery) */
+        unsigned seen_next;
 } xpeer;
 
 typedef struct xhost {
@@ -46,6 +52,7 @@ typedef struct xhost {
         xpeer *peers;
         unsigned n_peers;
         uint64_t ev_gen;                /* events of other hosts delivered (bconn.ev_mark) */
+        uint64_t ev_dropped;            /* events not published: XHOST_EVENT_BACKLOG reached */
 } xhost;
 
 static const char self_app[] = BUS_APP_SELF;
@@ -462,6 +469,17 @@ static int on_call(xhost *x, const xmsg *m, const wire_packet *pk)
         if (!p)
                 return drop(x, m, "too many hosts in the cluster");
         p->offline = false;
+        bool again = false;
+        for (unsigned i = 0; i < XHOST_SEEN_CALLS && !again; i++)
+                again = id && p->seen[i] == id;
+        for (bpending *q = p->conn->out; q && !again; q = q->onext)
+                again = q->caller_id == id;
+        if (again) {
+                broker_log(b, HYB_LOG_DEBUG, "cluster: call %" PRIx64 " of %s received again: run once",
+                           id, p->host);
+                return 0;
+        }
+        p->seen[p->seen_next++ % XHOST_SEEN_CALLS] = id;
         bconn *c = p->conn;
         peer_set_who(p, pk->from, pk->h.from_len, from.app, from.app_len);
 
@@ -521,10 +539,19 @@ static int on_presence(xhost *x, const xmsg *m, const char *host)
         size_t hl = strlen(host);
         if (bus_name_check_host(host, hl, NULL) < 0)
                 return drop(x, m, "not a host name");
-        if (bus_name_equal(host, hl, x->own, strlen(x->own)))
-                return 0;
-        xpeer *p = peer_find(x, host, hl);
         bool online = m->len == 6 && memcmp(m->payload, "online", 6) == 0;
+        if (bus_name_equal(host, hl, x->own, strlen(x->own))) {
+                /* This host is connected, whatever another client of the broker published
+                 * (or its will from an earlier connection, delivered late): the other
+                 * hosts must not keep it for gone. */
+                if (!online) {
+                        broker_log(x->b, HYB_LOG_WARNING,
+                                   "cluster: %s does not say online: this host says it again", m->topic);
+                        xhost_online(x->b);
+                }
+                return 0;
+        }
+        xpeer *p = peer_find(x, host, hl);
         if (online) {
                 if (p)
                         p->offline = false;
@@ -623,8 +650,17 @@ void xhost_publish_event(bconn *gen, const bbubble *bb, const void *body, size_t
         for (char *c = topic + strlen(x->p); *c; c++)
                 *c = (char)tolower((unsigned char)*c);
         wire_hdr h = { .type = WIRE_EVENT, .flags = (uint8_t)(flags & WIRE_F_BINARY) };
-        xmsg m = { .for_host = bus_acl_text(bb->hosts), .for_app = bus_acl_text(bb->apps) };
-        if (send_frame(x, topic, &h, from, fl, NULL, 0, bb->name, bb->name_len, body, len, &m) < 0)
+        xmsg m = { .for_host = bus_acl_text(bb->hosts), .for_app = bus_acl_text(bb->apps), .event = true };
+        int r = send_frame(x, topic, &h, from, fl, NULL, 0, bb->name, bb->name_len, body, len, &m);
+        if (r == -ENOBUFS) {
+                /* logged at the 1st, 2nd, 4th, 8th... drop: a flood does not flood the log */
+                uint64_t n = ++x->ev_dropped;
+                if ((n & (n - 1)) == 0)
+                        broker_log(gen->b, HYB_LOG_WARNING,
+                                   "cluster: %" PRIu64 " event(s) not published: the MQTT broker has "
+                                   "not taken %u bytes (last: %s/%s)",
+                                   x->ev_dropped, XHOST_EVENT_BACKLOG, gen->name, bb->name);
+        } else if (r < 0)
                 broker_log(gen->b, HYB_LOG_WARNING, "cluster: an event of %s/%s was not published", gen->name,
                            bb->name);
 }

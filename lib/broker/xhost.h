@@ -46,7 +46,14 @@ typedef struct xmsg {
         const char *for_host, *for_app; /* user properties of an EVENT, or NULL */
         uint32_t expiry_s;              /* MQTT 5 message expiry interval (0: none) */
         bool retain;
+        bool event;                     /* an EVENT: refused with -ENOBUFS while the link holds
+                                         * XHOST_EVENT_BACKLOG bytes the broker has not taken */
 } xmsg;
+
+/* Bytes of publications the MQTT link may hold for a broker that does not take them (it
+ * stalls without closing the connection) before events fired --cluster are dropped; calls
+ * are bounded by limits.max_cluster_calls and writes by cluster.queue_max instead. */
+#define XHOST_EVENT_BACKLOG (4u << 20)
 
 /* What xhost needs of the MQTT link; each returns 0 or a negative errno.  publish sends m at
  * the link's QoS (or queues it while the link is down); subscribe and unsubscribe take one

@@ -20,6 +20,7 @@
 #include "names.h"
 #include "common/util.h"
 #include "common/ref.h"
+#include "common/sized.h"
 #include "hybrid/token.h"
 #include "token/proof.h"
 #include "token/crypto.h"
@@ -652,10 +653,15 @@ int bus_env_credentials(char **ret_token, hyb_key **ret_key, hyb_error *reterr)
         return 0;
 }
 
-HYB_EXPORT void hyb_bus_connect_options_init(hyb_bus_connect_options *opts)
+HYB_EXPORT void hyb_bus_connect_options_init_sized(hyb_bus_connect_options *opts, size_t size)
 {
-        if (opts)
-                *opts = (hyb_bus_connect_options){ .size = sizeof(*opts) };
+        sized_init(opts, size, NULL, sizeof(*opts));
+}
+
+/* The symbol of programs built before _init_sized (the header's macro hides the name). */
+HYB_EXPORT void (hyb_bus_connect_options_init)(hyb_bus_connect_options *opts)
+{
+        hyb_bus_connect_options_init_sized(opts, sizeof(*opts));
 }
 
 HYB_EXPORT int hyb_bus_connect(const char *path, const char *app, const char *runner, hyb_bus **ret,

@@ -44,6 +44,7 @@ struct bus_ws {
         size_t pong_backlog; /* bytes of pongs queued since the output was seen empty */
         int err;           /* why we are closing (our side found the fault), else 0 */
         int sys_err;       /* a socket or TLS failure, -errno */
+        unsigned fragments; /* frames of the message being received */
 };
 
 bool bus_ws_is_url(const char *addr)
@@ -280,6 +281,26 @@ static void keep_close_reason(bus_ws *ws, const struct wslay_event_on_msg_recv_a
         for (int i = 0; i < n && (size_t)i < sizeof bus->close_msg; i++)
                 if ((unsigned char)bus->close_msg[i] < 0x20 || bus->close_msg[i] == 0x7f)
                         bus->close_msg[i] = '?';
+}
+
+/* wslay keeps each frame's payload in a buffer of its own (~50 bytes past the payload): a
+ * server sending a message as 1-byte fragments would cost ~50 times the message bound.
+ * Past this many frames the message is refused (1009), as the daemon's edge refuses it. */
+#define BUS_WS_MAX_FRAGMENTS 1024u
+
+static void cb_frame_start(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *arg, void *ud)
+{
+        bus_ws *ws = ud;
+
+        (void)ctx;
+        if (arg->opcode & 0x8)
+                return; /* control frames: one frame each, 125 bytes at most */
+        if (arg->opcode != WSLAY_CONTINUATION_FRAME)
+                ws->fragments = 0;
+        if (++ws->fragments > BUS_WS_MAX_FRAGMENTS)
+                refuse(ws, WSLAY_CODE_MESSAGE_TOO_BIG, "a message in too many fragments",
+                       HYB_E_PROTOCOL);
 }
 
 static void cb_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
@@ -701,6 +722,7 @@ static int ws_start(bus_ws *ws)
                 .recv_callback = cb_recv,
                 .send_callback = cb_send,
                 .genmask_callback = cb_genmask,
+                .on_frame_recv_start_callback = cb_frame_start,
                 .on_msg_recv_callback = cb_msg,
         };
 

@@ -7,7 +7,8 @@
  *    |- rd, wr, misc         the socket's read/write events, the 1 s housekeeping timer
  *    |- retry, probe         backoff timer, the non-blocking connect probe
  *    |- handlers[]           topic prefix -> message fn
- *    |- subs: lsub -> ...    filter, count, mid of its SUBSCRIBE, waiters for its SUBACK
+ *    |- subs: lsub -> ...    filter, count, mid of its SUBSCRIBE, waiters for its SUBACK,
+ *    |                       its subscription identifier (one copy per message, below)
  *    |- pubs: pubop -> ...   mid of a QoS 1 PUBLISH -> done fn (PUBACK)
  *    `- deferred             done calls that run from the loop, not from inside a call
  */
@@ -27,6 +28,9 @@
 #include "cluster/link.h"
 #include "common/util.h"
 #include "hybrid/log.h"
+
+/* The largest MQTT 5 subscription identifier (a variable byte integer). */
+#define MQTT_MAX_SUB_ID 268435455u
 
 struct handler {
         char *prefix;
@@ -53,7 +57,9 @@ struct lsub {
         int qos;
         unsigned n;
         int mid;        /* of the SUBSCRIBE in flight; 0: none */
+        uint32_t sid;   /* its MQTT 5 subscription identifier */
         bool acked;
+        bool live;      /* the broker granted it on this connection (or kept it) */
         int state;      /* 0: no SUBACK yet, 1: granted, -EACCES: refused */
         struct waiter *waiters;
 };
@@ -61,6 +67,7 @@ struct lsub {
 struct pubop {
         struct pubop *next;
         int mid;
+        size_t len; /* counted in out_bytes until the broker has it */
         cluster_done_fn fn;
         void *ud;
 };
@@ -82,19 +89,38 @@ struct cluster_link {
         bool connected, socket_up, lost_pending;
         unsigned backoff_ms;
         uint64_t connects;
+        uint32_t next_sid;
+        uint32_t max_packet; /* CONNECT's Maximum Packet Size; 0: none */
+        bool sid_ok;    /* the broker takes subscription identifiers */
         struct handler *handlers;
         size_t n_handlers;
         struct statefn *states;
         size_t n_states;
         struct lsub *subs;
         struct pubop *pubs;
+        size_t out_bytes; /* payload bytes published and not yet acknowledged (QoS 0: sent) */
         struct waiter *deferred, **deferred_tail;
         cluster_log_fn log;
+        cluster_log_wanted_fn log_wanted;
+        bool lib_log;   /* libmosquitto has our log callback */
         void *log_ud;
 };
 
 static void attempt(cluster_link *l);
 static void wipe_session(cluster_link *l);
+static void cb_log(struct mosquitto *m, void *ud, int level, const char *str);
+
+/* libmosquitto formats a line for every packet while it has a log callback: given only
+ * while its lines (debug) can reach a log. */
+static void update_lib_log(cluster_link *l)
+{
+        bool want = l->log && (!l->log_wanted || l->log_wanted(HYB_LOG_DEBUG, l->log_ud));
+
+        if (want != l->lib_log) {
+                mosquitto_log_callback_set(l->mosq, want ? cb_log : NULL);
+                l->lib_log = want;
+        }
+}
 
 static void logf_(cluster_link *l, int level, const char *fmt, ...) _printf_(3, 4);
 static void logf_(cluster_link *l, int level, const char *fmt, ...)
@@ -216,7 +242,10 @@ static void on_write(evutil_socket_t fd, short what, void *ud)
 static void on_misc(evutil_socket_t fd, short what, void *ud)
 {
         cluster_link *l = ud;
-        int rc = mosquitto_loop_misc(l->mosq);
+        int rc;
+
+        update_lib_log(l);
+        rc = mosquitto_loop_misc(l->mosq);
 
         if (rc != MOSQ_ERR_SUCCESS || l->lost_pending) {
                 lost(l, rc ? rc : MOSQ_ERR_KEEPALIVE);
@@ -234,8 +263,11 @@ static void do_connect(cluster_link *l)
 
         if (!l->wiped)
                 wipe_session(l);
+        update_lib_log(l);
         rc = mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
                                           l->o.session_expiry_s);
+        if (rc == MOSQ_ERR_SUCCESS && l->max_packet)
+                rc = mosquitto_property_add_int32(&props, MQTT_PROP_MAXIMUM_PACKET_SIZE, l->max_packet);
         if (rc == MOSQ_ERR_SUCCESS)
                 rc = mosquitto_connect_bind_v5(l->mosq, l->host, l->port, (int)l->o.keepalive_s,
                                                NULL, props);
@@ -324,9 +356,16 @@ static void on_retry(evutil_socket_t fd, short what, void *ud)
 
 static void send_subscribe(cluster_link *l, struct lsub *s)
 {
-        int rc = mosquitto_subscribe_v5(l->mosq, &s->mid, s->filter, s->qos,
-                                        MQTT_SUB_OPT_RETAIN_AS_PUBLISHED, NULL);
+        mosquitto_property *props = NULL;
+        int rc = MOSQ_ERR_SUCCESS;
 
+        s->live = false;
+        if (l->sid_ok)
+                rc = mosquitto_property_add_varint(&props, MQTT_PROP_SUBSCRIPTION_IDENTIFIER, s->sid);
+        if (rc == MOSQ_ERR_SUCCESS)
+                rc = mosquitto_subscribe_v5(l->mosq, &s->mid, s->filter, s->qos,
+                                            MQTT_SUB_OPT_RETAIN_AS_PUBLISHED, props);
+        mosquitto_property_free_all(&props);
         if (rc != MOSQ_ERR_SUCCESS) {
                 s->mid = 0;
                 logf_(l, HYB_LOG_WARNING, "cluster: cannot subscribe %s: %s", s->filter,
@@ -346,6 +385,14 @@ static void cb_connect(struct mosquitto *m, void *ud, int rc, int flags,
                 l->lost_pending = true;
                 return;
         }
+        uint8_t sid_avail = 1;
+        (void)mosquitto_property_read_byte(props, MQTT_PROP_SUBSCRIPTION_ID_AVAILABLE, &sid_avail,
+                                           false);
+        if (!sid_avail && l->sid_ok)
+                logf_(l, HYB_LOG_WARNING, "cluster: broker %s takes no subscription identifiers: "
+                      "a message matching several filters of this host counts once per filter",
+                      l->o.broker);
+        l->sid_ok = sid_avail != 0;
         l->connected = true;
         l->backoff_ms = CLUSTER_BACKOFF_FIRST_MS;
         l->connects++;
@@ -385,6 +432,7 @@ static void cb_subscribe(struct mosquitto *m, void *ud, int mid, int n, const in
                         logf_(l, HYB_LOG_WARNING, "cluster: broker refused subscription %s",
                               s->filter);
                 s->acked = r == 0;
+                s->live = r == 0;
                 s->state = r == 0 ? 1 : r;
                 w = s->waiters;
                 s->waiters = NULL;
@@ -409,10 +457,44 @@ static void cb_publish(struct mosquitto *m, void *ud, int mid, int reason,
                 if (p->mid != mid)
                         continue;
                 *pp = p->next;
-                defer_done(l, p->fn, p->ud, reason >= 0x80 ? -EIO : 0);
+                l->out_bytes -= p->len;
+                if (p->fn)
+                        defer_done(l, p->fn, p->ud, reason >= 0x80 ? -EIO : 0);
                 free(p);
                 return;
         }
+}
+
+/*
+ * A broker sends a message once per subscription of this client that matches it (mosquitto
+ * does), each copy with the identifier of its subscription (or one copy with several).  Of
+ * these copies only the one of the oldest granted subscription matching the topic counts:
+ * a call, an event or a transient value would otherwise be taken twice.  True for a copy
+ * to take.
+ */
+static bool first_copy(cluster_link *l, const char *topic, const mosquitto_property *props)
+{
+        const mosquitto_property *p;
+        struct lsub *first = NULL;
+        uint32_t id;
+        bool any = false;
+
+        if (!l->sid_ok)
+                return true;
+        for (struct lsub *s = l->subs; s; s = s->next) {
+                bool match = false;
+                if (s->live && (!first || s->sid < first->sid) &&
+                    mosquitto_topic_matches_sub(s->filter, topic, &match) == MOSQ_ERR_SUCCESS && match)
+                        first = s;
+        }
+        for (p = mosquitto_property_read_varint(props, MQTT_PROP_SUBSCRIPTION_IDENTIFIER, &id, false); p;
+             p = mosquitto_property_read_varint(p, MQTT_PROP_SUBSCRIPTION_IDENTIFIER, &id, true)) {
+                any = true;
+                if (first && id == first->sid)
+                        return true;
+        }
+        /* no identifier (a broker that sends none), or no granted filter matching: taken */
+        return !any || !first;
 }
 
 static void cb_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg,
@@ -422,7 +504,7 @@ static void cb_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
         struct handler *best = NULL;
         size_t tl;
 
-        if (!msg->topic)
+        if (!msg->topic || !first_copy(l, msg->topic, props))
                 return;
         tl = strlen(msg->topic);
         for (size_t i = 0; i < l->n_handlers; i++) {
@@ -565,6 +647,8 @@ int cluster_link_new(struct event_base *base, const cluster_options *o,
         l->log_ud = log_userdata;
         l->backoff_ms = CLUSTER_BACKOFF_FIRST_MS;
         l->deferred_tail = &l->deferred;
+        l->next_sid = 1;
+        l->sid_ok = true;
         r = cluster_options_copy(&l->o, o);
         if (r < 0) {
                 free(l);
@@ -600,7 +684,7 @@ int cluster_link_new(struct event_base *base, const cluster_options *o,
         mosquitto_subscribe_v5_callback_set(l->mosq, cb_subscribe);
         mosquitto_publish_v5_callback_set(l->mosq, cb_publish);
         mosquitto_message_v5_callback_set(l->mosq, cb_message);
-        mosquitto_log_callback_set(l->mosq, cb_log);
+        update_lib_log(l);
         l->misc = event_new(base, -1, EV_PERSIST, on_misc, l);
         l->retry = evtimer_new(base, on_retry, l);
         l->defer = event_new(base, -1, 0, run_deferred, l);
@@ -707,6 +791,12 @@ int cluster_link_on_message(cluster_link *l, const char *prefix, cluster_msg_fn 
         return 0;
 }
 
+void cluster_link_set_log_wanted(cluster_link *l, cluster_log_wanted_fn fn)
+{
+        l->log_wanted = fn;
+        update_lib_log(l);
+}
+
 int cluster_link_on_state(cluster_link *l, cluster_state_fn fn, void *ud)
 {
         struct statefn *s;
@@ -769,6 +859,8 @@ int cluster_link_subscribe(cluster_link *l, const char *filter, int qos, cluster
         }
         s->qos = qos;
         s->n = 1;
+        s->sid = l->next_sid;
+        l->next_sid = l->next_sid >= MQTT_MAX_SUB_ID ? 1 : l->next_sid + 1;
         s->waiters = w;
         s->next = l->subs;
         l->subs = s;
@@ -817,7 +909,9 @@ int cluster_link_publish(cluster_link *l, const char *topic, const void *payload
                 return -EINVAL;
         if (!l->connected)
                 return -ENOTCONN;
-        if (done && qos > 0 && !(p = calloc(1, sizeof *p)))
+        /* Every publication is tracked until libmosquitto reports it done (the PUBACK of
+         * QoS 1, the write of QoS 0), so what waits for a stalled broker is counted. */
+        if (!(p = calloc(1, sizeof *p)))
                 return -ENOMEM;
         rc = mosquitto_publish_v5(l->mosq, &mid, topic, (int)len, payload, qos, retain, props);
         if (rc != MOSQ_ERR_SUCCESS) {
@@ -827,17 +921,24 @@ int cluster_link_publish(cluster_link *l, const char *topic, const void *payload
                        : rc == MOSQ_ERR_OVERSIZE_PACKET ? -EMSGSIZE
                                                         : -EINVAL;
         }
-        if (p) {
-                /* a QoS 1 PUBACK can only come from a later read, after this */
-                p->mid = mid;
+        /* a PUBACK (or QoS 0's write) can only come from a later loop turn, after this */
+        p->mid = mid;
+        p->len = len;
+        p->next = l->pubs;
+        l->pubs = p;
+        l->out_bytes += len;
+        if (done && qos > 0) {
                 p->fn = done;
                 p->ud = ud;
-                p->next = l->pubs;
-                l->pubs = p;
         } else
                 defer_done(l, done, ud, 0);
         update_write(l);
         return 0;
+}
+
+size_t cluster_link_out_bytes(const cluster_link *l)
+{
+        return l ? l->out_bytes : 0;
 }
 
 int cluster_link_set_will(cluster_link *l, const char *topic, const void *payload, size_t len,
@@ -849,12 +950,27 @@ int cluster_link_set_will(cluster_link *l, const char *topic, const void *payloa
         return rc == MOSQ_ERR_SUCCESS ? 0 : rc == MOSQ_ERR_NOMEM ? -ENOMEM : -EINVAL;
 }
 
+int cluster_link_set_max_packet(cluster_link *l, uint32_t bytes)
+{
+        hyb_assert_return(l, -EINVAL);
+        l->max_packet = bytes;
+        return 0;
+}
+
 int cluster_link_subscription_state(const cluster_link *l, const char *filter)
 {
         for (struct lsub *s = l->subs; s; s = s->next)
                 if (strcmp(s->filter, filter) == 0)
                         return s->state;
         return -ENOENT;
+}
+
+bool cluster_link_subscribing(const cluster_link *l)
+{
+        for (struct lsub *s = l->subs; s; s = s->next)
+                if (s->mid)
+                        return true;
+        return false;
 }
 
 bool cluster_link_is_connected(const cluster_link *l)

@@ -56,6 +56,8 @@ typedef void (*cluster_state_fn)(cluster_link *l, bool connected, bool session_p
                                  void *userdata);
 /* A line for the daemon's log (level: HYB_LOG_*). */
 typedef void (*cluster_log_fn)(int level, const char *msg, void *userdata);
+/* Would a line of level reach a log now? */
+typedef bool (*cluster_log_wanted_fn)(int level, void *userdata);
 
 /*
  * Makes a link for options o (copied; o->broker must be set) on the loop base, and starts
@@ -69,6 +71,15 @@ int cluster_link_new(struct event_base *base, const cluster_options *o,
 /* Disconnects and frees the link; pending operations' done callbacks run with -ECANCELED.
  * NULL is fine.  Returns NULL. */
 cluster_link *cluster_link_free(cluster_link *l);
+
+/*
+ * libmosquitto's own lines go to the log at HYB_LOG_DEBUG; it formats one for every packet
+ * while it has a log callback, which costs about a quarter of what a message costs the
+ * daemon.  With fn, the link asks fn (with the log's userdata) at each connection and then
+ * once a second whether a debug line is wanted, and gives libmosquitto a log callback only
+ * then.  Without (the default), libmosquitto's lines are always taken.
+ */
+void cluster_link_set_log_wanted(cluster_link *l, cluster_log_wanted_fn fn);
 
 /* Registers fn for topics starting with prefix (copied); one handler per prefix, a second
  * replaces the first.  0, -ENOMEM. */
@@ -97,6 +108,10 @@ int cluster_link_unsubscribe(cluster_link *l, const char *filter);
 int cluster_link_publish(cluster_link *l, const char *topic, const void *payload, size_t len,
                          int qos, bool retain, const mosquitto_property *props,
                          cluster_done_fn done, void *userdata);
+/* Payload bytes published and not yet done: waiting for the broker's PUBACK (QoS 1) or to
+ * be written (QoS 0).  A broker that stalls without closing the connection lets this grow;
+ * callers with nothing else bounding their publications check it (xhost's events). */
+size_t cluster_link_out_bytes(const cluster_link *l);
 /*
  * Sets the will the broker publishes when the link's connection breaks without a clean
  * DISCONNECT (bus calls between hosts use it as the host's presence): payload[0..len) on
@@ -105,9 +120,18 @@ int cluster_link_publish(cluster_link *l, const char *topic, const void *payload
  */
 int cluster_link_set_will(cluster_link *l, const char *topic, const void *payload, size_t len,
                           int qos, bool retain);
+/*
+ * The largest MQTT packet the link takes (MQTT 5 CONNECT's Maximum Packet Size: the
+ * broker drops a message for this client rather than send a larger one, so a peer of the
+ * broker publishing a huge payload costs this host nothing); 0 for the broker's own
+ * limit.  Takes effect from the next connection attempt.  0, -EINVAL.
+ */
+int cluster_link_set_max_packet(cluster_link *l, uint32_t bytes);
 /* The broker's answer to filter: 1 granted, 0 not yet, -EACCES refused, -ENOENT: not
  * subscribed. */
 int cluster_link_subscription_state(const cluster_link *l, const char *filter);
+/* Is a SUBSCRIBE of the link waiting for its SUBACK? */
+bool cluster_link_subscribing(const cluster_link *l);
 /* Is the link connected (CONNACK received)? */
 bool cluster_link_is_connected(const cluster_link *l);
 /* The options the link runs with (borrowed). */

@@ -32,11 +32,14 @@
 #define EDGE_TIMEOUT_S 10                   /* to send the headers, the body, or read a reply */
 #define EDGE_MAX_CONNECTIONS 256u           /* open HTTP connections in all */
 #define EDGE_MAX_PER_ADDRESS 32u            /* open HTTP connections of one source address */
+#define EDGE_MAX_UNSENT 256u                /* HTTP connections yet to send a request, in all */
+#define EDGE_MAX_UNSENT_PER_ADDRESS 32u     /* the same, of one source address */
 /* SSE bytes waiting for a client before the stream stops reading its session */
 #define EDGE_SSE_MAX_QUEUED (256u * 1024)
 #define EDGE_SSE_KEEPALIVE_S 15        /* a comment line on an idle stream */
 #define EDGE_DPOP_WINDOW_S 60          /* |now - iat| of a proof */
 #define EDGE_DPOP_JTI_SLOTS 4096u      /* proofs remembered (jti replay cache) */
+#define EDGE_DPOP_JTI_PER_HOLDER 256u  /* of them, proofs of one holder key */
 #define EDGE_DEFAULT_TIMEOUT_MS 30000u /* a call without X-Timeout-Ms */
 #define EDGE_IDLE_SESSIONS 32u         /* sessions kept for the next request (peer.c) */
 
@@ -94,6 +97,7 @@ struct edge_http {
         struct evhttp *http;
         struct evhttp_bound_socket *bound;
         unsigned n_conns;
+        unsigned n_unsent; /* http.c: connections accepted that sent no request yet */
         struct edge_conn *conns;     /* counted connections (http.c) */
         struct edge_addr *addrs;     /* open connections per source address */
         struct edge_dpop_cache *jti; /* http-auth.c */

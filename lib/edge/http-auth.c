@@ -12,7 +12,8 @@
  *
  * Every token names a holder key, so every token needs its proof: a token copied off
  * the wire is useless without the holder's private key, and a proof is good for one
- * request (jti replay cache of EDGE_DPOP_JTI_SLOTS, iat within EDGE_DPOP_WINDOW_S).
+ * request (jti replay cache of EDGE_DPOP_JTI_SLOTS, EDGE_DPOP_JTI_PER_HOLDER of one holder,
+ * iat within EDGE_DPOP_WINDOW_S).
  * Without credentials a request is served only on a route edge.anonymous names.
  */
 #include <stddef.h>
@@ -35,6 +36,7 @@
 struct edge_dpop_cache {
         struct dpop_slot {
                 uint8_t hash[CRYPTO_SHA256_LEN]; /* of the jti */
+                uint64_t holder;                 /* the first bytes of its holder's kid hash */
                 int64_t iat;
                 bool used;
         } slot[EDGE_DPOP_JTI_SLOTS];
@@ -138,6 +140,7 @@ typedef struct dpop {
         size_t input_len;
         uint8_t sig[64];
         uint8_t jti_hash[CRYPTO_SHA256_LEN];
+        uint64_t holder; /* the first bytes of the SHA-256 of the holder key's kid */
         int64_t iat;
 } dpop;
 
@@ -220,6 +223,13 @@ static int dpop_pre(dpop *d, const char *proof, size_t proof_len, const hyb_key 
                 goto out;
         }
         crypto_sha256(jti, jti_len, d->jti_hash);
+        {
+                const char *kid = hyb_key_get_kid(holder);
+                uint8_t kh[CRYPTO_SHA256_LEN];
+
+                crypto_sha256(kid, strlen(kid), kh);
+                memcpy(&d->holder, kh, sizeof d->holder);
+        }
         d->iat = iat;
         d->input_len = (size_t)(d2 - proof);
         d->input = strndup(proof, d->input_len);
@@ -240,6 +250,7 @@ static int dpop_post(struct edge_dpop_cache **cache, const dpop *d, bool sig_ok,
                      hyb_error *e)
 {
         struct dpop_slot *free_slot = NULL;
+        unsigned of_holder = 0;
 
         if (!sig_ok)
                 return err_set(e, HYB_E_UNAUTHORIZED, -1, "DPoP: the signature is not the holder's");
@@ -257,7 +268,14 @@ static int dpop_post(struct edge_dpop_cache **cache, const dpop *d, bool sig_ok,
                                        "DPoP: this proof (jti) was used before");
                 if (!s->used && !free_slot)
                         free_slot = s;
+                if (s->used && s->holder == d->holder)
+                        of_holder++;
         }
+        /* One holder's proofs take a share of the cache only: a holder that sends proofs as
+         * fast as it can is refused while others are still served. */
+        if (of_holder >= EDGE_DPOP_JTI_PER_HOLDER)
+                return err_set(e, HYB_E_UNAUTHORIZED, -1,
+                               "DPoP: too many proofs of this holder in the window, try again");
         if (!free_slot) {
                 /* Full of proofs still in their window: none may be forgotten (it could be
                  * replayed), so this one waits for room. */
@@ -266,6 +284,7 @@ static int dpop_post(struct edge_dpop_cache **cache, const dpop *d, bool sig_ok,
         }
         memcpy(free_slot->hash, d->jti_hash, sizeof d->jti_hash);
         free_slot->iat = d->iat;
+        free_slot->holder = d->holder;
         free_slot->used = true;
         return 0;
 }

@@ -12,10 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
 #include "common/util.h"
@@ -166,13 +169,16 @@ typedef struct edge_addr {
         struct edge_addr *next;
         struct sockaddr_storage ss; /* the address, port 0 */
         unsigned n;
+        unsigned n_unsent; /* its connections that sent no request yet */
 } edge_addr;
 
-/* One HTTP connection, from its first request to its close. */
+/* One HTTP connection of listen.http from its accept, or of listen.https from its first
+ * request, to its close. */
 typedef struct edge_conn {
         struct edge_conn *next;
         struct evhttp_connection *evcon;
         edge_addr *addr;
+        bool unsent; /* no request yet: counted in n_unsent, not in n */
         void (*gone)(struct evhttp_connection *evcon, void *ud); /* the request in flight */
         void *gone_ud;
 } edge_conn;
@@ -214,8 +220,14 @@ static void conn_closed(struct evhttp_connection *evcon, void *ud)
                 return;
         if (c->gone)
                 c->gone(evcon, c->gone_ud);
-        eh->n_conns--;
-        if (--c->addr->n == 0) {
+        if (c->unsent) {
+                eh->n_unsent--;
+                c->addr->n_unsent--;
+        } else {
+                eh->n_conns--;
+                c->addr->n--;
+        }
+        if (c->addr->n == 0 && c->addr->n_unsent == 0) {
                 for (edge_addr **pp = &eh->addrs; *pp; pp = &(*pp)->next)
                         if (*pp == c->addr) {
                                 *pp = c->addr->next;
@@ -236,17 +248,21 @@ static bool conn_count(edge_http *eh, struct evhttp_connection *evcon)
         const struct sockaddr *sa = evhttp_connection_get_addr(evcon);
         struct sockaddr_storage ss;
         edge_addr *a;
-        edge_conn *c;
+        edge_conn *c = conn_find(eh, evcon);
 
-        if (conn_find(eh, evcon))
+        if (c && !c->unsent)
                 return true;
-        memset(&ss, 0, sizeof ss);
-        if (!sa || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
-                return false;
-        memcpy(&ss, sa, sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
-        for (a = eh->addrs; a; a = a->next)
-                if (addr_same(&a->ss, &ss))
-                        break;
+        if (c) {
+                a = c->addr;
+        } else {
+                memset(&ss, 0, sizeof ss);
+                if (!sa || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+                        return false;
+                memcpy(&ss, sa, sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+                for (a = eh->addrs; a; a = a->next)
+                        if (addr_same(&a->ss, &ss))
+                                break;
+        }
         if (eh->n_conns >= EDGE_MAX_CONNECTIONS) {
                 broker_log(eh->b, HYB_LOG_WARNING, "edge: connection refused: %u open in all",
                            eh->n_conns);
@@ -256,6 +272,14 @@ static bool conn_count(edge_http *eh, struct evhttp_connection *evcon)
                 broker_log(eh->b, HYB_LOG_WARNING,
                            "edge: connection refused: %u open from one address", a->n);
                 return false;
+        }
+        if (c) { /* its first request: from the unsent count to the open one */
+                c->unsent = false;
+                a->n_unsent--;
+                eh->n_unsent--;
+                a->n++;
+                eh->n_conns++;
+                return true;
         }
         c = calloc(1, sizeof *c);
         if (!c)
@@ -302,14 +326,139 @@ void edge_conn_watch(edge_http *eh, struct evhttp_connection *evcon,
         }
 }
 
+/*
+ * A connection of listen.http just accepted is counted against EDGE_MAX_UNSENT_PER_ADDRESS
+ * and EDGE_MAX_UNSENT until its first request (conn_count), so that connections that send
+ * nothing cannot take every descriptor of the daemon within the timeout: one over a cap is
+ * closed at once.  evhttp tells of a new connection only at its first request, so
+ * conn_new schedules this look at the connection right after evhttp's accept.
+ */
+typedef struct conn_kick {
+        edge_task task; /* first: the edge ends it when it stops */
+        edge_http *eh;
+        struct bufferevent *bev; /* referenced until the look */
+        struct event *ev;
+} conn_kick;
+
+static void kick_free(conn_kick *k)
+{
+        edge_task_del(k->eh, &k->task);
+        event_free(k->ev);
+        bufferevent_decref(k->bev);
+        free(k);
+}
+
+static void kick_kill(edge_task *t)
+{
+        kick_free((conn_kick *)t);
+}
+
+static void conn_accepted(evutil_socket_t fd, short what, void *ud)
+{
+        conn_kick *k = ud;
+        edge_http *eh = k->eh;
+        struct evhttp_connection *evcon = NULL;
+        const struct sockaddr *sa;
+        struct sockaddr_storage ss;
+        bufferevent_data_cb rd, wr;
+        bufferevent_event_cb ev;
+        void *arg = NULL;
+        edge_addr *a;
+        edge_conn *c;
+
+        (void)fd;
+        (void)what;
+        /* evhttp's callbacks take the connection as their argument (none: already freed) */
+        bufferevent_getcb(k->bev, &rd, &wr, &ev, &arg);
+        if (arg && evhttp_connection_get_bufferevent(arg) == k->bev)
+                evcon = arg;
+        kick_free(k); /* the connection holds the bufferevent, if it is still there */
+        if (!evcon || conn_find(eh, evcon) || !(sa = evhttp_connection_get_addr(evcon)) ||
+            (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+                return;
+        memset(&ss, 0, sizeof ss);
+        memcpy(&ss, sa, sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+        for (a = eh->addrs; a; a = a->next)
+                if (addr_same(&a->ss, &ss))
+                        break;
+        if (eh->n_unsent >= EDGE_MAX_UNSENT ||
+            (a && a->n_unsent >= EDGE_MAX_UNSENT_PER_ADDRESS) || !(c = calloc(1, sizeof *c))) {
+                broker_log(eh->b, HYB_LOG_WARNING,
+                           "edge: connection closed: %u without a request from its address, %u in all",
+                           a ? a->n_unsent : 0, eh->n_unsent);
+                evhttp_connection_free(evcon);
+                return;
+        }
+        if (!a) {
+                if (!(a = calloc(1, sizeof *a))) {
+                        free(c);
+                        evhttp_connection_free(evcon);
+                        return;
+                }
+                a->ss = ss;
+                a->next = eh->addrs;
+                eh->addrs = a;
+        }
+        a->n_unsent++;
+        eh->n_unsent++;
+        c->unsent = true;
+        c->evcon = evcon;
+        c->addr = a;
+        c->next = eh->conns;
+        eh->conns = c;
+        evhttp_connection_set_closecb(evcon, conn_closed, eh);
+}
+
 /* Every connection's bufferevent is made here: the place a TLS layer plugs in. */
 static struct bufferevent *conn_new(struct event_base *base, void *ud)
 {
-        (void)ud;
-        return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+        edge_http *eh = ud;
+        struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+        conn_kick *k;
+
+        if (!bev)
+                return NULL;
+        /* evhttp sets the socket and its callbacks after this returns, before the loop
+         * runs another event: the look runs next, while the connection is surely there */
+        k = calloc(1, sizeof *k);
+        if (!k || !(k->ev = event_new(base, -1, 0, conn_accepted, k))) {
+                free(k);
+                bufferevent_free(bev);
+                return NULL;
+        }
+        k->eh = eh;
+        k->bev = bev;
+        bufferevent_incref(bev);
+        edge_task_add(eh, &k->task, kick_kill);
+        event_active(k->ev, 0, 0);
+        return bev;
 }
 
 /* ----------------------------------------------------------------- requests */
+
+/*
+ * The headers that frame a request, as RFC 9112 wants them (sections 3.2 and 6.3): one Host,
+ * at most one Content-Length, of digits only.  evhttp takes the first Content-Length it finds
+ * and reads "+1" as 1, where a proxy in front may take another: the two would see different
+ * requests in the same bytes (request smuggling).  NULL, or why the request is refused.
+ */
+static const char *framing_error(struct evhttp_request *req)
+{
+        struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+        unsigned hosts = 0, lengths = 0;
+
+        for (struct evkeyval *kv = h ? h->tqh_first : NULL; kv; kv = kv->next.tqe_next) {
+                if (strcasecmp(kv->key, "Host") == 0 && ++hosts > 1)
+                        return "more than one Host header";
+                if (strcasecmp(kv->key, "Content-Length") == 0) {
+                        if (++lengths > 1)
+                                return "more than one Content-Length header";
+                        if (!kv->value[0] || strspn(kv->value, "0123456789") != strlen(kv->value))
+                                return "Content-Length must be decimal digits";
+                }
+        }
+        return NULL;
+}
 
 static void on_request(struct evhttp_request *req, void *ud)
 {
@@ -317,6 +466,7 @@ static void on_request(struct evhttp_request *req, void *ud)
         edge_http *eh = front->eh;
         struct evhttp_connection *evcon = evhttp_request_get_connection(req);
         const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+        const char *why;
         edge_route r;
         hyb_error e;
         int st;
@@ -324,6 +474,12 @@ static void on_request(struct evhttp_request *req, void *ud)
         if (evcon && !conn_count(eh, evcon)) {
                 evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
                 edge_send_error(req, 503, "HYB_E_UNAVAILABLE", "too many connections");
+                return;
+        }
+        if ((why = framing_error(req))) {
+                /* the rest of the stream cannot be trusted to start a request */
+                evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+                edge_send_error(req, 400, "HYB_E_BAD_REQUEST", "%s", why);
                 return;
         }
         if (u && evhttp_uri_get_path(u) && strcmp(evhttp_uri_get_path(u), EDGE_WS_PATH) == 0) {

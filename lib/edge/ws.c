@@ -52,6 +52,10 @@
  * session, where limits.send_queue_bytes and the quotas bound it and cut a slow reader off
  * as they cut a peer of the Unix socket. */
 #define WS_OUT_HIGH (64u * 1024)
+/* Frames one message may come in: wslay keeps each frame's payload in a buffer of its own
+ * (~50 bytes of the daemon's memory past its payload), so a message of max_frame 1-byte
+ * fragments would cost about 50 times max_frame.  Past this count it is refused (1009). */
+#define WS_MAX_FRAGMENTS 1024u
 /* A close handshake the client does not finish within this is cut short. */
 #define WS_LINGER_S 5
 
@@ -74,6 +78,7 @@ typedef struct edge_ws {
         bool preauth;        /* counted there as not yet authenticated */
         char peer[INET6_ADDRSTRLEN + 8];
         uint64_t announced; /* payload lengths of the message's frames so far */
+        unsigned fragments; /* frames of the message so far */
         bool authed, closing, failing, dead, in_pump;
         bool rd_paused; /* the client is not read: the broker's end is full, or the client
                          * does not take what is sent to it (pongs, close frames) */
@@ -422,11 +427,15 @@ static void ws_frame_start_cb(wslay_event_context_ptr ctx,
                 return; /* control frames: at most 125 bytes, wslay checks */
         /* The message's size as its frame headers announce it, before any of the payload
          * is kept (wslay counts what it buffered). */
-        if (arg->opcode != WSLAY_CONTINUATION_FRAME)
+        if (arg->opcode != WSLAY_CONTINUATION_FRAME) {
                 ws->announced = 0;
+                ws->fragments = 0;
+        }
         ws->announced += arg->payload_length;
         if (ws->announced > ws->eh->b->c->max_frame)
                 ws_close(ws, WSLAY_CODE_MESSAGE_TOO_BIG, "message over the size limit");
+        else if (++ws->fragments > WS_MAX_FRAGMENTS)
+                ws_close(ws, WSLAY_CODE_MESSAGE_TOO_BIG, "message in too many fragments");
 }
 
 static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,

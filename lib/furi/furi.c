@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "common/util.h"
+#include "common/sized.h"
 #include "furi-internal.h"
 
 #define STACK_SEGS 64
@@ -540,14 +541,20 @@ static size_t scheme_end(const char *t, size_t end)
         return 0;
 }
 
-HYB_EXPORT void hyb_furi_limits_init(hyb_furi_limits *limits)
+HYB_EXPORT void hyb_furi_limits_init_sized(hyb_furi_limits *limits, size_t size)
 {
-        if (!limits)
-                return;
-        *limits = (hyb_furi_limits){ .size = sizeof(*limits),
-                                     .max_length = HYB_FURI_MAX_LENGTH,
-                                     .max_segments = HYB_FURI_MAX_SEGMENTS,
-                                     .max_segment = HYB_FURI_MAX_SEGMENT };
+        hyb_furi_limits d = { .size = sizeof(d),
+                              .max_length = HYB_FURI_MAX_LENGTH,
+                              .max_segments = HYB_FURI_MAX_SEGMENTS,
+                              .max_segment = HYB_FURI_MAX_SEGMENT };
+
+        sized_init(limits, size, &d, sizeof(d));
+}
+
+/* The symbol of programs built before _init_sized (the header's macro hides the name). */
+HYB_EXPORT void (hyb_furi_limits_init)(hyb_furi_limits *limits)
+{
+        hyb_furi_limits_init_sized(limits, sizeof(*limits));
 }
 
 /* The caller's limits over the defaults: a member left 0 (or beyond an older caller's size)

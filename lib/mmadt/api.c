@@ -6,6 +6,7 @@
 #include "family.h"
 #include "lexer.h"
 #include "common/ref.h"
+#include "common/sized.h"
 
 #define DEFAULT_BUDGET 10000000ull
 #define DEFAULT_DEPTH 400u
@@ -19,14 +20,20 @@ struct hyb_mmadt_program {
         size_t len;
 };
 
-HYB_EXPORT void hyb_mmadt_options_init(hyb_mmadt_options *opts)
+HYB_EXPORT void hyb_mmadt_options_init_sized(hyb_mmadt_options *opts, size_t size)
 {
-        if (!opts)
-                return;
-        *opts = (hyb_mmadt_options){.size = sizeof(*opts),
-                                    .budget = DEFAULT_BUDGET,
-                                    .max_depth = DEFAULT_DEPTH,
-                                    .max_memory = DEFAULT_MEMORY};
+        hyb_mmadt_options d = { .size = sizeof(d),
+                                .budget = DEFAULT_BUDGET,
+                                .max_depth = DEFAULT_DEPTH,
+                                .max_memory = DEFAULT_MEMORY };
+
+        sized_init(opts, size, &d, sizeof(d));
+}
+
+/* The symbol of programs built before _init_sized (the header's macro hides the name). */
+HYB_EXPORT void (hyb_mmadt_options_init)(hyb_mmadt_options *opts)
+{
+        hyb_mmadt_options_init_sized(opts, sizeof(*opts));
 }
 
 HYB_EXPORT int hyb_mmadt_new(hyb_scope *scope, const char *program, const hyb_mmadt_options *opts,

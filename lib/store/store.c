@@ -20,20 +20,26 @@
 
 #include "store-internal.h"
 #include "common/ref.h"
+#include "common/sized.h"
 
-HYB_EXPORT void hyb_store_options_init(hyb_store_options *opts)
+HYB_EXPORT void hyb_store_options_init_sized(hyb_store_options *opts, size_t size)
 {
-        if (!opts)
-                return;
-        memset(opts, 0, sizeof(*opts));
-        opts->size = sizeof(*opts);
-        opts->durability = HYB_DURABILITY_NORMAL;
-        opts->max_value_bytes = 1u << 20;
-        opts->max_depth = 32;
-        opts->max_subscriptions = 65536;
-        opts->busy_timeout_ms = 5000;
-        opts->journal_max = 4096;
-        opts->poll_interval_ms = 25;
+        hyb_store_options d = { .size = sizeof(d),
+                                .durability = HYB_DURABILITY_NORMAL,
+                                .max_value_bytes = 1u << 20,
+                                .max_depth = 32,
+                                .max_subscriptions = 65536,
+                                .busy_timeout_ms = 5000,
+                                .journal_max = 4096,
+                                .poll_interval_ms = 25 };
+
+        sized_init(opts, size, &d, sizeof(d));
+}
+
+/* The symbol of programs built before _init_sized (the header's macro hides the name). */
+HYB_EXPORT void (hyb_store_options_init)(hyb_store_options *opts)
+{
+        hyb_store_options_init_sized(opts, sizeof(*opts));
 }
 
 void store_kick(hyb_store *st)

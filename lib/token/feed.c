@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "common/ref.h"
+#include "common/sized.h"
 #include "common/util.h"
 #include "crypto.h"
 #include "hybrid/obj.h"
@@ -94,10 +95,15 @@ static int bad(hyb_error *e, const char *fmt, const char *what)
 
 /* ------------------------------------------------------------ make */
 
-HYB_EXPORT void hyb_token_feed_rev_init(hyb_token_feed_rev *rev)
+HYB_EXPORT void hyb_token_feed_rev_init_sized(hyb_token_feed_rev *rev, size_t size)
 {
-        if (rev)
-                *rev = (hyb_token_feed_rev){.size = sizeof *rev};
+        sized_init(rev, size, NULL, sizeof(*rev));
+}
+
+/* The symbol of programs built before _init_sized (the header's macro hides the name). */
+HYB_EXPORT void (hyb_token_feed_rev_init)(hyb_token_feed_rev *rev)
+{
+        hyb_token_feed_rev_init_sized(rev, sizeof(*rev));
 }
 
 HYB_EXPORT int hyb_token_feed_entry_make(const hyb_key *issuer, const hyb_token_feed_rev *rev,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/ref.h"
+#include "common/sized.h"
 #include "common/util.h"
 #include "crypto.h"
 #include "token-internal.h"
@@ -174,22 +175,37 @@ HYB_EXPORT int hyb_token_result_to_json(const hyb_token_result *r, char **ret_js
 
 /* --------------------------------------------------------------- options */
 
-HYB_EXPORT void hyb_token_issue_opts_init(hyb_token_issue_opts *o)
+HYB_EXPORT void hyb_token_issue_opts_init_sized(hyb_token_issue_opts *o, size_t size)
 {
-        if (o)
-                *o = (hyb_token_issue_opts){.size = sizeof *o};
+        sized_init(o, size, NULL, sizeof(*o));
 }
 
-HYB_EXPORT void hyb_token_attenuate_opts_init(hyb_token_attenuate_opts *o)
+/* The symbol of programs built before _init_sized (the header's macro hides the name). */
+HYB_EXPORT void (hyb_token_issue_opts_init)(hyb_token_issue_opts *o)
 {
-        if (o)
-                *o = (hyb_token_attenuate_opts){.size = sizeof *o};
+        hyb_token_issue_opts_init_sized(o, sizeof(*o));
 }
 
-HYB_EXPORT void hyb_token_verify_opts_init(hyb_token_verify_opts *o)
+HYB_EXPORT void hyb_token_attenuate_opts_init_sized(hyb_token_attenuate_opts *o, size_t size)
 {
-        if (o)
-                *o = (hyb_token_verify_opts){.size = sizeof *o};
+        sized_init(o, size, NULL, sizeof(*o));
+}
+
+/* The symbol of programs built before _init_sized (the header's macro hides the name). */
+HYB_EXPORT void (hyb_token_attenuate_opts_init)(hyb_token_attenuate_opts *o)
+{
+        hyb_token_attenuate_opts_init_sized(o, sizeof(*o));
+}
+
+HYB_EXPORT void hyb_token_verify_opts_init_sized(hyb_token_verify_opts *o, size_t size)
+{
+        sized_init(o, size, NULL, sizeof(*o));
+}
+
+/* The symbol of programs built before _init_sized (the header's macro hides the name). */
+HYB_EXPORT void (hyb_token_verify_opts_init)(hyb_token_verify_opts *o)
+{
+        hyb_token_verify_opts_init_sized(o, sizeof(*o));
 }
 
 /* ---------------------------------------------------------------- blocks */

@@ -132,10 +132,13 @@ static void deliver(evutil_socket_t fd, short what, void *ud)
         free(s);
 }
 
-static void net_send(xnet *net, const xmsg *m)
+/* Delivers m to every node subscribed to its topic but skip (NULL: none). */
+static void net_send_skip(xnet *net, const xmsg *m, const xnode *skip)
 {
         for (unsigned i = 0; i < NODES; i++) {
                 xnode *n = &net->node[i];
+                if (n == skip)
+                        continue;
                 for (unsigned k = 0; k < n->n_filters; k++)
                         if (filter_match(n->filters[k], m->topic)) {
                                 sent *s = malloc(sizeof *s);
@@ -151,6 +154,11 @@ static void net_send(xnet *net, const xmsg *m)
                                 break;
                         }
         }
+}
+
+static void net_send(xnet *net, const xmsg *m)
+{
+        net_send_skip(net, m, NULL);
 }
 
 static int fake_publish(void *ud, const xmsg *m)
@@ -509,7 +517,7 @@ START_TEST(test_host_gone)
         /* a's will, as the MQTT broker publishes it when a's connection breaks */
         net_pause(&net);
         xmsg will = { .topic = "_hybrid/presence/a", .payload = (const uint8_t *)"offline", .len = 7, .retain = true };
-        net_send(&net, &will);
+        net_send_skip(&net, &will, &net.node[0]); /* a's connection is gone: a does not get it */
         net_resume(&net);
         pump_until(b, &ar.n, 1, 20000);
         ck_assert_int_eq(atomic_load(&ar.n), 1);
@@ -684,7 +692,7 @@ START_TEST(test_hosts_bound)
         ck_assert_msg(r == 0, "call after many hosts: %d %s", r, err.message);
         net_pause(&net);
         xmsg will = { .topic = "_hybrid/presence/a", .payload = (const uint8_t *)"offline", .len = 7, .retain = true };
-        net_send(&net, &will);
+        net_send_skip(&net, &will, &net.node[0]); /* a's connection is gone: a does not get it */
         net_resume(&net);
         pump_until(b, &ar.n, 1, 20000);
         ck_assert_int_eq(ar.status, 502);
@@ -845,6 +853,95 @@ START_TEST(test_bad_messages)
 }
 END_TEST
 
+/* Any client of the broker may publish on _hybrid/reply/b: a RESULT it forges for b's call
+ * to a must not be taken, so the call ids b sends are not guessable (not 1, 2, 3...). */
+START_TEST(test_forged_reply)
+{
+        xnet net;
+        svc_a a;
+        areply ar = { 0 };
+
+        net_start(&net, NULL, NULL);
+        svc_a_start(&net, &a, NULL);
+        hyb_bus *b = connect_to(&net, 1, "org.test.cli", "main");
+        ck_assert_int_eq(hyb_bus_call_async(b, "@a/org.test.svc/main", "never", "{}", 2, 0, 3600000, on_reply, &ar,
+                                            NULL), 0);
+        wait_for(&a.s.calls, 1);
+        /* RESULTs "from a" for the first 4096 call ids, each with its correlation data */
+        net_pause(&net);
+        for (uint64_t id = 0; id < 4096; id++) {
+                uint8_t hdr[WIRE_HDR_SIZE + WIRE_NAMES_MAX], corr[8];
+                struct iovec iov[2];
+                wire_hdr h = { .type = WIRE_RESULT, .status = 200, .call_id = id };
+                wire_build(&h, "@a/org.test.svc/main", 20, "@b/org.test.cli/main", 20, NULL, 0, "{\"forged\":1}", 12,
+                           hdr, iov);
+                uint8_t frame[sizeof hdr + 12];
+                memcpy(frame, hdr, iov[0].iov_len);
+                memcpy(frame + iov[0].iov_len, "{\"forged\":1}", 12);
+                for (unsigned i = 0; i < 8; i++)
+                        corr[i] = (uint8_t)(id >> (8 * i));
+                xmsg m = { .topic = "_hybrid/reply/b", .payload = frame, .len = iov[0].iov_len + 12, .corr = corr,
+                           .corr_len = 8 };
+                xhost_receive(net.node[1].broker, &m);
+        }
+        net_resume(&net);
+        /* b's call still waits: a's own answer (its will here) ends it, not a forgery */
+        hyb_error err;
+        ck_assert_int_eq(hyb_bus_call(b, "@a/org.test.svc/main", "echo", "{}", 2, 0, 20000, NULL, &err), 0);
+        ck_assert_int_eq(atomic_load(&ar.n), 0);
+        net_pause(&net);
+        xmsg will = { .topic = "_hybrid/presence/a", .payload = (const uint8_t *)"offline", .len = 7, .retain = true };
+        net_send_skip(&net, &will, &net.node[0]);
+        net_resume(&net);
+        pump_until(b, &ar.n, 1, 20000);
+        ck_assert_int_eq(ar.status, 502);
+        hyb_bus_unref(b);
+        svc_a_stop(&a);
+        net_stop(&net);
+}
+END_TEST
+
+/* A QoS 1 message comes again (DUP) when the PUBACK was lost with the connection: a CALL
+ * received twice runs once. */
+START_TEST(test_call_redelivered)
+{
+        xnet net;
+        svc_a a;
+        hyb_error err;
+
+        net_start(&net, NULL, NULL);
+        svc_a_start(&net, &a, NULL);
+        uint8_t hdr[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        uint64_t id = UINT64_C(0x8000000012345678);
+        wire_hdr h = { .type = WIRE_CALL, .call_id = id, .timeout_ms = 20000 };
+        wire_build(&h, "@c/x/y", 6, "@a/org.test.svc/main", 20, "echo", 4, "{}", 2, hdr, iov);
+        uint8_t frame[sizeof hdr + 2], corr[8];
+        memcpy(frame, hdr, iov[0].iov_len);
+        memcpy(frame + iov[0].iov_len, "{}", 2);
+        for (unsigned i = 0; i < 8; i++)
+                corr[i] = (uint8_t)(id >> (8 * i));
+        xmsg c = { .topic = "_hybrid/call/a", .payload = frame, .len = iov[0].iov_len + 2,
+                   .response_topic = "_hybrid/reply/c", .corr = corr, .corr_len = 8 };
+        net_pause(&net);
+        ck_assert_int_eq(xhost_receive(net.node[0].broker, &c), 0);
+        ck_assert_int_eq(xhost_receive(net.node[0].broker, &c), 0); /* in flight */
+        net_resume(&net);
+        wait_for(&a.s.calls, 1);
+        /* b's call after it: once it is answered, a has run c's call once */
+        hyb_bus *b = connect_to(&net, 1, "org.test.cli", "main");
+        ck_assert_int_eq(hyb_bus_call(b, "@a/org.test.svc/main", "echo", "{}", 2, 0, 20000, NULL, &err), 0);
+        net_pause(&net);
+        ck_assert_int_eq(xhost_receive(net.node[0].broker, &c), 0); /* answered already */
+        net_resume(&net);
+        ck_assert_int_eq(hyb_bus_call(b, "@a/org.test.svc/main", "echo", "{}", 2, 0, 20000, NULL, &err), 0);
+        ck_assert_int_eq(atomic_load(&a.s.calls), 3);
+        hyb_bus_unref(b);
+        svc_a_stop(&a);
+        net_stop(&net);
+}
+END_TEST
+
 /* The topic layout of doc/cluster.md, the prefix and the host in lower case. */
 START_TEST(test_topics)
 {
@@ -975,6 +1072,8 @@ Suite *xhost_suite(void)
         tcase_add_test(tc, test_call_across);
         tcase_add_test(tc, test_deadline);
         tcase_add_test(tc, test_host_gone);
+        tcase_add_test(tc, test_forged_reply);
+        tcase_add_test(tc, test_call_redelivered);
         tcase_add_test(tc, test_for_host);
         tcase_add_test(tc, test_bounds);
         tcase_add_test(tc, test_hosts_bound);

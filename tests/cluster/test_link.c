@@ -3,7 +3,8 @@
  * lib/cluster/link.c against a real mosquitto broker on a free loopback port (the cases
  * that need one say so and pass without it when mosquitto is not installed): connection,
  * subscribe acknowledged by SUBACK, publish acknowledged by PUBACK, dispatch by topic
- * prefix, reconnection after the broker restarts, and the broker URL grammar.
+ * prefix, reconnection after the broker restarts, the broker URL grammar, and libmosquitto's
+ * own log lines made only while a debug line is wanted.
  */
 #include <check.h>
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "cluster/link.h"
+#include "hybrid/log.h"
 #include "suites.h"
 #include "testutil.h"
 
@@ -308,6 +310,84 @@ START_TEST(test_pubsub)
 }
 END_TEST
 
+/* libmosquitto's own lines: the link gives it a log callback only while the daemon would
+ * show a debug line (cluster_link_set_log_wanted). */
+typedef struct loglines {
+        bool want;
+        int asked, failed, lib, lib_ca;
+} loglines;
+
+static void collect_log(int level, const char *msg, void *ud)
+{
+        loglines *g = ud;
+
+        if (strstr(msg, "cannot connect to"))
+                g->failed++;
+        if (strstr(msg, "libmosquitto:")) {
+                ck_assert_int_eq(level, HYB_LOG_DEBUG);
+                g->lib++;
+                if (strstr(msg, "Unable to load CA certificates"))
+                        g->lib_ca++;
+        }
+}
+
+static bool log_wanted(int level, void *ud)
+{
+        loglines *g = ud;
+
+        g->asked++;
+        return g->want && level == HYB_LOG_DEBUG;
+}
+
+START_TEST(test_lib_log)
+{
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t sl = sizeof sa;
+        char *dir = test_tmpdir(), ca[512], url[64];
+        struct event_base *base = event_base_new();
+        cluster_options o;
+        cluster_link *l = NULL;
+        loglines g = { 0 };
+        hyb_error e;
+        FILE *f;
+        int fd;
+
+        /* a listener that accepts the TCP connection (the probe, libmosquitto's connect);
+         * the CA file is no certificate: libmosquitto says so in its own log line at each
+         * connection attempt, before any TLS byte */
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+        ck_assert_int_eq(listen(fd, 16), 0);
+        ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+        snprintf(url, sizeof url, "mqtts://127.0.0.1:%d", ntohs(sa.sin_port));
+        snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+        f = fopen(ca, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs("not a certificate\n", f);
+        fclose(f);
+        cluster_options_init(&o);
+        o.broker = url;
+        o.ca_file = ca;
+        hyb_error_clear(&e);
+        ck_assert_int_eq(cluster_link_new(base, &o, "hybrid-test-log", collect_log, &g, &l, &e), 0);
+        cluster_link_set_log_wanted(l, log_wanted);
+        ck_assert_int_ge(g.asked, 1);
+        /* debug lines not wanted: the attempts fail, libmosquitto's line is not made */
+        run_until(base, &g.failed, 2);
+        ck_assert_int_eq(g.lib, 0);
+        /* wanted: the next attempts bring it */
+        g.want = true;
+        run_until(base, &g.lib_ca, 1);
+        ck_assert_int_ge(g.failed, 3);
+        l = cluster_link_free(l);
+        event_base_free(base);
+        close(fd);
+        test_rmrf(dir);
+        free(dir);
+}
+END_TEST
+
 START_TEST(test_bad_options)
 {
         struct event_base *base = event_base_new();
@@ -339,6 +419,7 @@ Suite *cluster_suite(void)
         tcase_add_test(tc, test_url);
         tcase_add_test(tc, test_bad_options);
         tcase_add_test(tc, test_pubsub);
+        tcase_add_test(tc, test_lib_log);
         suite_add_tcase(s, tc);
         return s;
 }

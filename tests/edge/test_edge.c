@@ -150,6 +150,44 @@ START_TEST(test_dpop)
 }
 END_TEST
 
+/* One holder's proofs take EDGE_DPOP_JTI_PER_HOLDER slots of the replay cache at most: a
+ * holder sending valid proofs as fast as it can is refused past it, another holder is
+ * still served (without the share, 4 096 proofs of one holder locked every holder out for
+ * the 60 s window). */
+START_TEST(test_dpop_holder_share)
+{
+        struct edge_dpop_cache *cache = NULL;
+        hyb_key *greedy = NULL, *other = NULL;
+        char jti[32], *p;
+        hyb_error e;
+
+        ck_assert_int_eq(hyb_key_generate(&greedy), 0);
+        ck_assert_int_eq(hyb_key_generate(&other), 0);
+        for (unsigned i = 0; i < EDGE_DPOP_JTI_PER_HOLDER; i++) {
+                snprintf(jti, sizeof jti, "greedy-%08u", i);
+                p = proof(greedy, "dpop+jwt", "GET", HTU, NOW, jti, TOKEN, false);
+                ck_assert_int_eq(check(&cache, p, greedy, "GET", &e), 0);
+                free(p);
+        }
+        p = proof(greedy, "dpop+jwt", "GET", HTU, NOW, "greedy-over-share", TOKEN, false);
+        ck_assert_int_eq(check(&cache, p, greedy, "GET", &e), HYB_E_UNAUTHORIZED);
+        ck_assert_ptr_nonnull(strstr(e.message, "too many proofs of this holder"));
+        free(p);
+        p = proof(other, "dpop+jwt", "GET", HTU, NOW, "other-000000001", TOKEN, false);
+        ck_assert_int_eq(check(&cache, p, other, "GET", &e), 0);
+        free(p);
+        /* once the greedy holder's proofs leave the window, it is served again */
+        p = proof(greedy, "dpop+jwt", "GET", HTU, NOW + EDGE_DPOP_WINDOW_S + 2, "greedy-later-01",
+                  TOKEN, false);
+        ck_assert_int_eq(edge_dpop_check(&cache, p, strlen(p), greedy, "GET", HTU, TOKEN,
+                                         strlen(TOKEN), NOW + EDGE_DPOP_WINDOW_S + 2, &e), 0);
+        free(p);
+        edge_dpop_cache_free(cache);
+        hyb_key_unref(greedy);
+        hyb_key_unref(other);
+}
+END_TEST
+
 START_TEST(test_routes)
 {
         edge_route r;
@@ -363,6 +401,7 @@ Suite *edge_suite(void)
         TCase *tc = tcase_create("parse");
 
         tcase_add_test(tc, test_dpop);
+        tcase_add_test(tc, test_dpop_holder_share);
         tcase_add_test(tc, test_routes);
         tcase_add_test(tc, test_query);
         tcase_add_test(tc, test_coap_options);

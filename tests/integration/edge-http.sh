@@ -237,7 +237,7 @@ check "a stream whose token expires ends (event: error, 401)" \
 check "... after its events" grep -q '^event: tick$' "$T/short.out"
 
 # --- bounds and hardening
-for m in headers malformed per-address total slow; do
+for m in headers malformed framing unsent per-address total slow; do
         run "$PYTHON" "$LIMITS" "$m" "$PORT"
         sed 's/^/    /' "$T/out"
         if [ "$RC" = 0 ] && grep -q '^ok ' "$T/out"; then ok "limits: $m"; else bad "limits: $m" "$(cat "$T/out" "$T/err" | tail -n 8)"; fi

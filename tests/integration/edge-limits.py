@@ -13,12 +13,22 @@ Modes (each prints "ok <case>" / "FAIL <case>: why" lines; exit 1 on a failure):
                       open: the 33rd is answered 503 and closed, another address is served,
                       and 127.0.0.1 is served again once one of the 32 closed
   total               256 such connections from 127.0.0.2..9: the 257th (from 127.0.0.10) 503
+  framing             requests framed two ways (RFC 9112 3.2, 6.3): two Content-Length
+                      headers, a Content-Length that is not digits ("+1"), two Host
+                      headers: 400 and the connection closed (what follows on it is
+                      not read as a request), nothing written
+  unsent              32 connections from 127.0.0.41 that send nothing are held; the 33rd
+                      is closed unanswered while the 32 are still open (so by the cap, not
+                      by the timeout); another address is served; a request on one of the
+                      32 is served; 256 such connections from 127.0.0.50..57: the 257th
+                      (127.0.0.58) closed unanswered; served again once they closed
   slow-sse PATH N     an SSE client of GET PATH that does not read while N values of 16 KiB
                       are PUT to /store/public/big/<i>: the daemon ends the stream (its
                       session cut off like a slow subscriber: event "error", or the write
                       timeout closes it), the client got less than was written, and the
                       daemon keeps serving
 """
+import re
 import socket
 import sys
 import time
@@ -223,6 +233,56 @@ def mode_total(port):
     say(ok, "served again once they closed")
 
 
+def still_open(socks):
+    """How many of socks the daemon has not closed (nothing to read, no EOF)."""
+    n = 0
+    for s in socks:
+        s.setblocking(False)
+        try:
+            if s.recv(1, socket.MSG_PEEK):
+                n += 1
+        except BlockingIOError:
+            n += 1
+        except OSError:
+            pass
+        s.setblocking(True)
+        s.settimeout(30)
+    return n
+
+
+def mode_unsent(port):
+    socks = [conn(port, "127.0.0.41") for _ in range(32)]
+    s33 = conn(port, "127.0.0.41")
+    closed = closed_unanswered(s33)
+    s33.close()
+    alive = still_open(socks)
+    say(closed and alive == 32, "the 33rd connection without a request from one address is closed "
+        "while the 32 are open", "closed %s, %d of 32 open" % (closed, alive))
+    say(served(port), "another address is served meanwhile")
+    say(keepalive_get(socks[0]) == 404, "a request on one of the 32 is served")
+    for s in socks:
+        s.close()
+    socks = []
+    for a in range(50, 58):
+        socks += [conn(port, "127.0.0.%d" % a) for _ in range(32)]
+    s257 = conn(port, "127.0.0.58")
+    closed = closed_unanswered(s257)
+    s257.close()
+    alive = still_open(socks)
+    say(closed and alive == 256, "the 257th connection without a request in all is closed while "
+        "the 256 are open", "closed %s, %d of 256 open" % (closed, alive))
+    for s in socks:
+        s.close()
+    ok = False
+    for _ in range(100):  # the daemon sees the closes when it next reads them
+        if request(port, b"GET /store/public/none HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                   "127.0.0.58")[0] == 404:
+            ok = True
+            break
+        time.sleep(0.05)
+    say(ok, "served again once they closed")
+
+
 def mode_slow_sse(port, path, n):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -248,13 +308,58 @@ def mode_slow_sse(port, path, n):
     say(served(port), "served after the slow SSE client")
 
 
+def answers(port, raw):
+    """Sends raw on a new connection, reads until the daemon closes it (30 s at most):
+    (the statuses of the answers in order, closed by the daemon)."""
+    s = conn(port)
+    s.sendall(raw)
+    data, closed = b"", False
+    end = time.monotonic() + 30
+    try:
+        while time.monotonic() < end:
+            b = s.recv(65536)
+            if not b:
+                closed = True
+                break
+            data += b
+    except ConnectionResetError:
+        closed = True
+    except socket.timeout:
+        pass
+    s.close()
+    sts = [int(x) for x in re.findall(rb"HTTP/1\.[01] ([0-9]{3}) ", data)]
+    return sts, closed
+
+
+def mode_framing(port):
+    nxt = b"GET /store/public/none HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    cases = [("two Content-Length headers",
+              b"PUT /store/public/smug HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+              b"Content-Length: 2\r\n\r\n12" + nxt),
+             ("a Content-Length of +1",
+              b"PUT /store/public/smug HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\n1" + nxt),
+             ("two Host headers",
+              b"PUT /store/public/smug HTTP/1.1\r\nHost: a\r\nHost: b\r\nContent-Length: 1\r\n\r\n1"
+              + nxt)]
+    for what, raw in cases:
+        sts, closed = answers(port, raw)
+        say(sts == [400] and closed, what + ": 400, the connection closed, the rest not served",
+            "statuses %s, closed %s" % (sts, closed))
+    st, _ = request(port, b"GET /store/public/smug HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    say(st == 404, "none of them wrote the store", "status %d" % st)
+    sts, closed = answers(port, b"PUT /store/public/smug HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                          b"\r\n7" + nxt)
+    say(sts == [200, 404], "one Content-Length of digits: served, and the next request too",
+        "statuses %s" % sts)
+
+
 def main():
     mode, port = sys.argv[1], int(sys.argv[2])
     if mode == "slow-sse":
         mode_slow_sse(port, sys.argv[3], int(sys.argv[4]))
     else:
         {"headers": mode_headers, "malformed": mode_malformed, "slow": mode_slow,
-         "per-address": mode_per_address, "total": mode_total}[mode](port)
+         "per-address": mode_per_address, "framing": mode_framing, "unsent": mode_unsent, "total": mode_total}[mode](port)
     sys.exit(1 if fails else 0)
 
 

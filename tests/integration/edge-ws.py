@@ -512,6 +512,47 @@ async def m_pingflood(url, td, args):
     await ws.close()
 
 
+async def m_fragments(url, td, args):
+    """A message sent as a flood of 1-byte fragments, each under the size limit: every
+    fragment would cost the server a buffer of its own (~50 times its payload), so past 1024
+    fragments the message is refused with close 1009 (doc/edge.md), the daemon's memory stays
+    bounded, and it keeps serving others."""
+    port, pid, n = int(url.split(":")[2].split("/")[0]), int(args[0]), int(args[1])
+    raw = raw_upgrade(port)
+    if not raw:
+        say(False, "raw upgrade for the fragment flood")
+        return
+    s = raw[1]
+    before = rss(pid)
+    frags = [masked(0x02, b"\0")] + [masked(0x00, b"\0")] * (n - 1)
+    data = b"".join(frags) + masked(0x89, b"after")  # the pong says all was read
+    s.settimeout(WAIT)
+    try:
+        s.sendall(data)
+    except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        pass  # refused midway: the close frame tells why
+    what, code = read_close_or_pong(s)
+    grown = rss(pid) - before
+    print(f"# fragment flood: {n} fragments of 1 byte, {what} {code}, daemon RSS +{grown} KiB")
+    say(what == "close" and code == 1009,
+        f"a message of {n} fragments is refused with close 1009", f"{what} {code}")
+    if os.environ.get("HYB_IT_SANITIZED") != "1":  # ASan's quarantine and shadow inflate RSS
+        say(grown < 2 * 1024, f"the fragments do not pile up (daemon RSS +{grown} KiB)")
+    s.close()
+    # many fragments, but within the bound, still make one message
+    raw = raw_upgrade(port)
+    s = raw[1]
+    s.sendall(masked(0x02, b"\0", ) + masked(0x00, b"\0") * 1022 + masked(0x80, b"\0")
+              + masked(0x89, b"after"))
+    what, code = read_close_or_pong(s)
+    say(what == "close" and code == 1007,
+        "1024 fragments make one message (refused 1007: 1024 bytes are no packet)", f"{what} {code}")
+    s.close()
+    ws, b, st = await session(url, td)
+    say(st == 200, "the daemon serves others after the fragment flood", f"{st}")
+    await ws.close()
+
+
 async def m_wss(url, td, args):
     """wss:// through pyOpenSSL (Python's ssl has no exporter API): the proof bound to the
     RFC 9266 tls-exporter of this TLS session; a proof bound to ws-none is refused there."""
@@ -725,9 +766,46 @@ def read_close(s):
     return None
 
 
+def read_close_or_pong(s):
+    """Reads server frames until a close frame or a pong: ("close", code), ("pong", None),
+    or (None, None) when the socket just ended."""
+    buf = b""
+    end = time.monotonic() + WAIT
+    while time.monotonic() < end:
+        while len(buf) >= 2:
+            op, n = buf[0] & 0x0F, buf[1] & 0x7F
+            p = 2
+            if n == 126:
+                if len(buf) < 4:
+                    break
+                n = struct.unpack(">H", buf[2:4])[0]
+                p = 4
+            elif n == 127:
+                if len(buf) < 10:
+                    break
+                n = struct.unpack(">Q", buf[2:10])[0]
+                p = 10
+            if len(buf) < p + n:
+                break
+            payload = buf[p:p + n]
+            buf = buf[p + n:]
+            if op == 0x8:
+                return "close", (struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005)
+            if op == 0xA:
+                return "pong", None
+        try:
+            d = s.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            return None, None
+        if not d:
+            return None, None
+        buf += d
+    return None, None
+
+
 MODES = {"basic": m_basic, "basic-auth": m_basic_auth, "hostile": m_hostile, "preauth": m_preauth, "total": m_total,
          "idle": m_idle,
-         "slow": m_slow, "pingflood": m_pingflood, "wss": m_wss, "slowloris": m_slowloris}
+         "slow": m_slow, "pingflood": m_pingflood, "fragments": m_fragments, "wss": m_wss, "slowloris": m_slowloris}
 
 
 def main():

@@ -79,6 +79,8 @@ else
         ws "ws: memory per idle session" idle "$URL" "$T" 100 "$D1"
 fi
 ws "ws: a client that pings and never reads is not read" pingflood "$URL" "$T" "$D1"
+# a message in 100 000 fragments of 1 byte (each a buffer of its own in the daemon): 1009
+ws "ws: a message in too many fragments is refused" fragments "$URL" "$T" "$D1" 100000
 # a client that sends calls and never reads: the slow-reader bound of a Unix peer
 "$HYBRID" --bus "$SOCK" store put /ws/big "'$(head -c 60000 /dev/zero | tr '\0' x)'" >/dev/null || bad "store put /ws/big"
 ws "ws: a client that does not read is dropped" slow "$URL" "$T"

@@ -10,7 +10,8 @@ observation to LOG (flushed).  MODE:
              subprotocol hybrid.bus.v1; the token handshake of doc/token.md (proof checked
              against HOLDER_PUB with the binding "ws-none" in mode bus); then CALLs by method:
              echo (RESULT with the body), pingme (a WebSocket ping and a bus PING first),
-             split (the RESULT in a fragmented message), two (two packets in one message),
+             split (the RESULT in a fragmented message), shatter (the RESULT as a
+             message of one frame per byte, more than the client's 1024), two (two packets in one message),
              text (a text message), big (a message over the client's bound), bye (a close
              frame 1001).  wss serves TLS with tests/edge/certs/server.pem.
   bad-accept, no-protocol, refuse-401, extension, huge-head
@@ -127,6 +128,9 @@ async def bus_handler(ws, path=None):
                 await ws.send(packet(PING))
             elif mem == "split":
                 await ws.send([res[:10], res[10:40], res[40:]])
+                continue
+            elif mem == "shatter":
+                await ws.send([res[i:i + 1] for i in range(len(res))])
                 continue
             elif mem == "two":
                 await ws.send(res + res)

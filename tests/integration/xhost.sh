@@ -103,7 +103,27 @@ else
 fi
 SOCK=$BSOCK
 
-# 5. a killed -9 while b's call waits: a's will reaches b, the caller gets 502 at once
+# 6. a broker that stalls without closing the connection (SIGSTOP): events fired --cluster
+# wait in a's MQTT link only up to a bound (4 MiB the broker has not taken), then are dropped
+# with a warning; a's memory stays bounded. 400 events of 60 KiB = 24 MiB fired.
+SOCK=$ASOCK
+kill -STOP "$MPID"
+rss0=$(vmrss "$APID")
+BIG=$(head -c 61440 /dev/zero | tr '\0' x)
+i=0
+while [ $i -lt 400 ]; do
+        hy fire Big "\"$BIG\"" --cluster --runner flood >/dev/null 2>&1
+        i=$((i + 1))
+done
+rss1=$(vmrss "$APID")
+echo "# a's VmRSS ${rss0} KiB before, ${rss1} KiB after 24 MiB of --cluster events to a stalled broker"
+check "a's memory stays bounded while the broker stalls (grew < 12 MiB)" [ $((rss1 - rss0)) -lt 12288 ]
+check "... and a says it dropped events" grep -q "event(s) not published: the MQTT broker has not taken" "$T/a.log"
+kill -CONT "$MPID"
+expect "a still serves its own peers" 0 '*' hy call @localhost/org.hybridos.bus/builtin echo '"after"'
+SOCK=$BSOCK
+
+# 7. a killed -9 while b's call waits: a's will reaches b, the caller gets 502 at once
 bg wait1 hy call @a/org.hybridos.cli/slow wait --timeout 3600000
 W1=$BPID
 # Whether b forwarded the call before or after a's will arrived, the answer is 502: a

@@ -66,7 +66,9 @@ with tempfile.TemporaryDirectory(prefix="hyb-demo-test.") as tmp:
                         continue
                 bg = re.search(r"\s*& (\w+=\$!)$", cmd)
                 if bg:
-                        script.append(cmd[:bg.start()] + " >/dev/null 2>&1 & " + bg.group(1))
+                        # Quiet by default, but the command's own redirections (written after
+                        # ours, so they win) keep their files: a daemon's log the next line reads.
+                        script.append(">/dev/null 2>&1 " + cmd[:bg.start()] + " & " + bg.group(1))
                         script.append("sleep 1")
                         continue
                 script.append(f"st=0; {{ {cmd}\n}} >/dev/null 2>&1 || st=$?")

@@ -14,7 +14,7 @@ typedef struct hn_bus {
         hn_io io; /* first: a hn_io * is a hn_bus * */
         hyb_bus *bus;
         /* connect, on the worker thread */
-        char *path, *app, *runner, *token, *key;
+        char *path, *app, *runner, *token, *key, *ca_file, *pin;
         int conn_r;
         hyb_error conn_err;
         napi_deferred conn_def;
@@ -73,11 +73,13 @@ static void free_conn_args(hn_bus *b)
         free(b->app);
         free(b->runner);
         free(b->token);
+        free(b->ca_file);
+        free(b->pin);
         if (b->key) {
                 memset(b->key, 0, strlen(b->key));
                 free(b->key);
         }
-        b->path = b->app = b->runner = b->token = b->key = NULL;
+        b->path = b->app = b->runner = b->token = b->key = b->ca_file = b->pin = NULL;
 }
 
 static void bus_release(hn_io *io)
@@ -124,6 +126,8 @@ static void connect_execute(napi_env env, void *data)
         o.path = b->path;
         o.app = b->app;
         o.runner = b->runner;
+        o.ca_file = b->ca_file; /* wss:// only; NULL: $HYBRID_CA */
+        o.pin = b->pin;
         if (b->token) {
                 if (!b->key) {
                         b->conn_r = -EINVAL;
@@ -169,14 +173,15 @@ static void connect_complete(napi_env env, napi_status status, void *data)
         hn_io_update_ref(&b->io);
 }
 
-/* busConnect(busObject, path, app, runner, token, key) -> Promise<endpoint name> */
+/* busConnect(busObject, path, app, runner, token, key, caFile, pin) -> Promise<endpoint name> */
 static napi_value js_connect(napi_env env, napi_callback_info info)
 {
-        size_t argc = 6;
-        napi_value argv[6];
+        size_t argc = 8;
+        napi_value argv[8];
         hn_bus *b;
+        bool pending = false;
 
-        if (!hn_get_args(env, info, &argc, argv, 6, "busConnect: 6 arguments"))
+        if (!hn_get_args(env, info, &argc, argv, 8, "busConnect: 8 arguments"))
                 return NULL;
         if (!(b = calloc(1, sizeof *b))) {
                 napi_throw_error(env, "ENOMEM", "out of memory");
@@ -196,6 +201,14 @@ static napi_value js_connect(napi_env env, napi_callback_info info)
         }
         b->token = hn_get_string(env, argv[4], true);
         b->key = hn_get_string(env, argv[5], true);
+        b->ca_file = hn_get_string(env, argv[6], true);
+        b->pin = hn_get_string(env, argv[7], true);
+        napi_is_exception_pending(env, &pending); /* an option that is not a string */
+        if (pending) {
+                free_conn_args(b);
+                free(b);
+                return NULL;
+        }
         if (napi_wrap(env, argv[0], b, bus_finalize, NULL, NULL) != napi_ok) {
                 free_conn_args(b);
                 free(b);
@@ -431,10 +444,11 @@ static int on_method(hyb_bus_request *req, void *userdata)
         hn_bus *b = p->b;
         napi_env env = b->io.env;
         napi_handle_scope hs;
-        napi_value argv[6];
+        napi_value argv[8];
         hn_req *q;
         size_t len = 0;
         const void *body;
+        const char *transport = NULL, *principal = NULL;
 
         if (!(q = malloc(sizeof *q)))
                 return -ENOMEM;
@@ -464,9 +478,15 @@ static int on_method(hyb_bus_request *req, void *userdata)
         }
         napi_create_string_utf8(env, hyb_bus_request_get_caller(req), NAPI_AUTO_LENGTH, &argv[4]);
         napi_create_uint32(env, q->id, &argv[5]);
+        hyb_bus_request_get_caller_principal(req, &transport, &principal);
+        napi_create_string_utf8(env, transport ? transport : "unix", NAPI_AUTO_LENGTH, &argv[6]);
+        if (principal)
+                napi_create_string_utf8(env, principal, NAPI_AUTO_LENGTH, &argv[7]);
+        else
+                napi_get_null(env, &argv[7]);
         /* runs while q holds the unanswered request, so q is alive then */
         hyb_bus_request_set_cancel_handler(req, on_cancel, q);
-        hn_dispatch(env, hn_get_env(env)->on_request, 6, argv);
+        hn_dispatch(env, hn_get_env(env)->on_request, 8, argv);
         napi_close_handle_scope(env, hs);
         return 0;
 }
@@ -685,25 +705,29 @@ out:
         return result;
 }
 
-/* busRegisterEvent(bus, bubble, forHost, forApp) -> slot */
+/* busRegisterEvent(bus, bubble, forHost, forApp, cluster) -> slot; cluster true:
+ * HYB_EVENT_CLUSTER (fires also go to the other hosts of the daemon's cluster) */
 static napi_value js_register_event(napi_env env, napi_callback_info info)
 {
-        size_t argc = 4;
-        napi_value argv[4], result = NULL;
+        size_t argc = 5;
+        napi_value argv[5], result = NULL;
         hn_bus *b;
         char *bubble = NULL, *for_host = NULL, *for_app = NULL;
         hyb_slot *slot = NULL;
         hyb_error err;
+        bool cluster = false;
         int r;
 
-        if (!hn_get_args(env, info, &argc, argv, 4, "busRegisterEvent: 4 arguments"))
+        if (!hn_get_args(env, info, &argc, argv, 5, "busRegisterEvent: 5 arguments"))
                 return NULL;
         if (!(b = get_bus(env, argv[0], true)) || !(bubble = hn_get_string(env, argv[1], false)))
                 return NULL;
         for_host = hn_get_string(env, argv[2], true);
         for_app = hn_get_string(env, argv[3], true);
+        napi_get_value_bool(env, argv[4], &cluster);
         hyb_error_clear(&err);
-        r = hyb_bus_register_event(b->bus, bubble, for_host, for_app, &slot, &err);
+        r = hyb_bus_register_event_flags(b->bus, bubble, for_host, for_app,
+                                         cluster ? HYB_EVENT_CLUSTER : 0, &slot, &err);
         if (r < 0)
                 hn_throw_code(env, r, &err);
         else

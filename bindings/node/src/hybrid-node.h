@@ -31,7 +31,7 @@ typedef struct hn_env {
         napi_ref uri;          /* class Uri(text) */
         napi_ref typed;        /* class Typed(type, value) */
         napi_ref real;         /* class Real(number) */
-        napi_ref on_request;   /* (bus, method, params, request, caller, id) */
+        napi_ref on_request;   /* (bus, method, params, request, caller, id, transport, principal) */
         napi_ref on_cancel;    /* (bus, id): the broker cancelled request id */
         napi_ref on_event;     /* (bus, id, source, bubble, data) */
         napi_ref on_store_msg; /* (store, id, furi, value, retain) */

@@ -16,7 +16,7 @@
 typedef struct hn_store {
         hn_io io; /* first */
         hyb_backend *be;
-        char *db, *path, *app, *runner, *token, *key;
+        char *db, *path, *app, *runner, *token, *key, *ca_file, *pin;
         int r, source;
         unsigned ops;           /* operations running on worker threads */
         uint64_t last_process;  /* when process last ran (hyb_now_usec) */
@@ -125,11 +125,13 @@ static void free_open_args(hn_store *s)
         free(s->app);
         free(s->runner);
         free(s->token);
+        free(s->ca_file);
+        free(s->pin);
         if (s->key) {
                 memset(s->key, 0, strlen(s->key));
                 free(s->key);
         }
-        s->db = s->path = s->app = s->runner = s->token = s->key = NULL;
+        s->db = s->path = s->app = s->runner = s->token = s->key = s->ca_file = s->pin = NULL;
 }
 
 static void store_release(hn_io *io)
@@ -174,6 +176,8 @@ static void open_execute(napi_env env, void *data)
         o.path = s->path;
         o.app = s->app;
         o.runner = s->runner;
+        o.ca_file = s->ca_file; /* a wss:// socket only */
+        o.pin = s->pin;
         if (s->token) {
                 if (!s->key) {
                         s->r = -EINVAL;
@@ -226,14 +230,16 @@ static void open_complete(napi_env env, napi_status status, void *data)
         hn_io_update_ref(&s->io);
 }
 
-/* storeOpen(storeObject, db, socket, app, runner, token, key) -> Promise<{source, where}> */
+/* storeOpen(storeObject, db, socket, app, runner, token, key, caFile, pin)
+ * -> Promise<{source, where}> */
 static napi_value js_open(napi_env env, napi_callback_info info)
 {
-        size_t argc = 7;
-        napi_value argv[7];
+        size_t argc = 9;
+        napi_value argv[9];
         hn_store *s;
+        bool pending = false;
 
-        if (!hn_get_args(env, info, &argc, argv, 7, "storeOpen: 7 arguments"))
+        if (!hn_get_args(env, info, &argc, argv, 9, "storeOpen: 9 arguments"))
                 return NULL;
         if (!(s = calloc(1, sizeof *s))) {
                 napi_throw_error(env, "ENOMEM", "out of memory");
@@ -254,6 +260,14 @@ static napi_value js_open(napi_env env, napi_callback_info info)
         }
         s->token = hn_get_string(env, argv[5], true);
         s->key = hn_get_string(env, argv[6], true);
+        s->ca_file = hn_get_string(env, argv[7], true);
+        s->pin = hn_get_string(env, argv[8], true);
+        napi_is_exception_pending(env, &pending); /* an option that is not a string */
+        if (pending) {
+                free_open_args(s);
+                free(s);
+                return NULL;
+        }
         if (napi_wrap(env, argv[0], s, store_finalize, NULL, NULL) != napi_ok) {
                 free_open_args(s);
                 free(s);

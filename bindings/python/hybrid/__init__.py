@@ -10,8 +10,8 @@ See doc/python.md of the libhybrid sources.
 """
 from . import mmadt, token
 from ._ffi import ffi as _ffi, lib as _lib
-from .bus import Bus, Event, Procedure, Subscription
-from .errors import (BadCallee, BadRequest, BudgetError, ClosedError, Conflict,
+from .bus import Bus, CallInfo, Event, Procedure, Subscription, current_call
+from .errors import (AuthError, BadCallee, BadRequest, BudgetError, ClosedError, Conflict,
                      DatabaseError, Error, Forbidden, Gone, InsufficientStorage, InternalError,
                      IntOverflow, LimitError, NotAcceptable, NotFound, NotImplementedOnBus,
                      ParseError, ProtocolError, ScopeError, Timeout, TooLarge, TooManyRequests,
@@ -24,11 +24,11 @@ library_version: str = _ffi.string(_lib.hyb_version()).decode()
 """The version of the loaded libhybrid."""
 
 __all__ = [
-    "Bus", "Event", "Procedure", "Subscription", "Store", "Message", "Watch", "Uri", "Typed",
+    "Bus", "Event", "Procedure", "Subscription", "CallInfo", "current_call", "Store", "Message", "Watch", "Uri", "Typed",
     "Code",
     "mmadt", "token", "Error", "BadRequest", "Unauthorized", "Forbidden", "NotFound",
     "NotAcceptable", "Conflict", "Gone", "TooLarge", "TooManyRequests", "InternalError",
     "NotImplementedOnBus", "BadCallee", "Unavailable", "Timeout", "InsufficientStorage",
     "ClosedError", "ParseError", "LimitError", "TypeMismatch", "ScopeError", "IntOverflow",
-    "DatabaseError", "ProtocolError", "BudgetError",
+    "DatabaseError", "ProtocolError", "BudgetError", "AuthError",
 ]

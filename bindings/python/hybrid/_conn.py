@@ -6,7 +6,7 @@ import itertools
 import os
 from typing import Any, List, Optional
 
-from ._ffi import ffi, lib
+from ._ffi import ffi, lib, new_options
 
 _runner_seq = itertools.count()
 
@@ -37,15 +37,14 @@ class ConnOptions:
     """A filled hyb_bus_connect_options and everything it points to, kept alive together."""
 
     def __init__(self, socket: Any, app: str, runner: Optional[str], token: Any,
-                 key: Any) -> None:
+                 key: Any, ca_file: Any = None, pin: Optional[str] = None) -> None:
         from .token import Key  # token.py imports nothing of ours but errors/_ffi
 
         if not isinstance(app, str) or not app:
             raise TypeError("app must be a non-empty str such as 'org.example.py'")
         self.runner = runner if runner is not None else default_runner()
         self._keep: List[Any] = []
-        o = ffi.new("hyb_bus_connect_options *")
-        lib.hyb_bus_connect_options_init(o)
+        o = new_options("hyb_bus_connect_options", lib.hyb_bus_connect_options_init_sized)
 
         def s(v: Any):
             if v is None:
@@ -66,4 +65,13 @@ class ConnOptions:
             o.key = k._ptr
         elif tok is not None:
             raise TypeError("a token needs key= (the holder's private key, a Key or a path)")
+        # wss:// only: how the server's certificate is verified (the library ignores them
+        # for other sockets; with neither it reads $HYBRID_CA and $HYBRID_PIN)
+        if ca_file is not None:
+            o.ca_file = s(os.fspath(ca_file))
+        if pin is not None:
+            if not isinstance(pin, str):
+                raise TypeError("pin must be a str: the SHA-256 of the server's public key "
+                                "(base64, 'sha256//' allowed, or 64 hex digits)")
+            o.pin = s(pin)
         self.ptr = o

@@ -59,7 +59,7 @@ typedef struct hyb_bus_connect_options {
         const char *token; const hyb_key *key;
         const char *ca_file; const char *pin;
 } hyb_bus_connect_options;
-void hyb_bus_connect_options_init(hyb_bus_connect_options *opts);
+void hyb_bus_connect_options_init_sized(hyb_bus_connect_options *opts, size_t size);
 int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus **ret, hyb_error *reterr);
 hyb_bus *hyb_bus_unref(hyb_bus *bus);
 void hyb_bus_close(hyb_bus *bus);
@@ -94,6 +94,9 @@ typedef int (*hyb_bus_method_fn)(hyb_bus_request *req, void *userdata);
 hyb_bus_request *hyb_bus_request_ref(const hyb_bus_request *req);
 hyb_bus_request *hyb_bus_request_unref(hyb_bus_request *req);
 const char *hyb_bus_request_get_caller(const hyb_bus_request *req);
+int hyb_bus_request_get_caller_principal(const hyb_bus_request *req,
+                                         const char **ret_transport,
+                                         const char **ret_principal);
 const char *hyb_bus_request_get_method(const hyb_bus_request *req);
 const char *hyb_bus_request_get_body(const hyb_bus_request *req, size_t *ret_len);
 bool hyb_bus_request_is_binary(const hyb_bus_request *req);
@@ -113,6 +116,9 @@ bool hyb_bus_event_is_binary(const hyb_bus_event *ev);
 typedef void (*hyb_bus_event_fn)(hyb_bus *bus, const hyb_bus_event *ev, void *userdata);
 int hyb_bus_register_event(hyb_bus *bus, const char *bubble, const char *for_host,
                            const char *for_app, hyb_slot **ret_slot, hyb_error *reterr);
+int hyb_bus_register_event_flags(hyb_bus *bus, const char *bubble, const char *for_host,
+                                 const char *for_app, unsigned flags, hyb_slot **ret_slot,
+                                 hyb_error *reterr);
 int hyb_bus_fire(hyb_bus *bus, const char *bubble, const void *body, size_t len,
                  unsigned flags, uint32_t *ret_delivered, uint32_t *ret_failed);
 int hyb_bus_subscribe(hyb_bus *bus, const char *endpoint_glob, const char *bubble_glob,
@@ -181,14 +187,14 @@ typedef struct hyb_token_issue_opts {
         const hyb_key *holder; const hyb_token_cap *caps; size_t n_caps; int64_t now;
         uint64_t ttl_s; unsigned dlg; uint64_t epo;
 } hyb_token_issue_opts;
-void hyb_token_issue_opts_init(hyb_token_issue_opts *opts);
+void hyb_token_issue_opts_init_sized(hyb_token_issue_opts *opts, size_t size);
 int hyb_token_issue(const hyb_key *issuer, const hyb_token_issue_opts *opts,
                     char **ret_token, hyb_error *reterr);
 typedef struct hyb_token_attenuate_opts {
         size_t size; const hyb_key *holder; const hyb_token_cap *caps; size_t n_caps;
         const char *const *aud; size_t n_aud; int64_t now; uint64_t ttl_s;
 } hyb_token_attenuate_opts;
-void hyb_token_attenuate_opts_init(hyb_token_attenuate_opts *opts);
+void hyb_token_attenuate_opts_init_sized(hyb_token_attenuate_opts *opts, size_t size);
 int hyb_token_attenuate(const char *token, const hyb_key *holder_key,
                         const hyb_token_attenuate_opts *opts, char **ret_token,
                         hyb_error *reterr);
@@ -198,7 +204,7 @@ typedef struct hyb_token_verify_opts {
         size_t size; const char *audience; int64_t now; uint32_t leeway_s;
         uint64_t max_lifetime_s; void *revoked; void *userdata;
 } hyb_token_verify_opts;
-void hyb_token_verify_opts_init(hyb_token_verify_opts *opts);
+void hyb_token_verify_opts_init_sized(hyb_token_verify_opts *opts, size_t size);
 int hyb_token_verify(const char *token, const hyb_token_trust *trust,
                      const hyb_token_verify_opts *opts, hyb_token_result **ret,
                      hyb_error *reterr);
@@ -255,3 +261,12 @@ lib = _load()
 
 NULL = ffi.NULL
 SIZE_MAX = ffi.cast("size_t", -1)
+
+
+def new_options(ctype: str, init_sized):
+    """A new size-stamped options struct ``ctype`` (e.g. "hyb_token_issue_opts"), set up by
+    its ``hyb_*_init_sized`` with the size declared above: the library writes that many
+    bytes, no more, and reads members past them as absent, whatever its own version."""
+    o = ffi.new(ctype + " *")
+    init_sized(o, ffi.sizeof(ctype))
+    return o

@@ -10,6 +10,7 @@ attached to; no lock of the binding is held while they run, so they may use the 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import inspect
 import math
@@ -24,9 +25,10 @@ from ._util import FdWatch, report
 from .errors import ClosedError, Error, check, error_for
 from .values import from_json, to_json
 
-__all__ = ["Bus", "Event", "Subscription", "Procedure"]
+__all__ = ["Bus", "Event", "Subscription", "Procedure", "CallInfo", "current_call"]
 
 _BODY_BINARY = 1
+_EVENT_CLUSTER = 1  # HYB_EVENT_CLUSTER
 _EVENT_OUT = 0x004
 _UINT64_MAX = (1 << 64) - 1
 _NOARG: Any = object()
@@ -56,6 +58,67 @@ def _body(ptr, n: int, binary: bool) -> Any:
     if binary:
         return ffi.unpack(ptr, n)
     return from_json(ffi.unpack(ptr, n)) if n else None
+
+
+class CallInfo:
+    """Who made the call a procedure is serving (:func:`hybrid.current_call`).
+
+    ``caller`` is the calling endpoint's name (``@localhost/<app>/<runner>``, or
+    ``@<host>/<app>/<runner>`` for a caller on another host of the cluster), ``method`` the
+    procedure called, ``transport`` how the caller reached the bus: ``"unix"`` (the local
+    socket), ``"ws"`` / ``"wss"`` (a remote bus client of the WebSocket listener),
+    ``"http"`` / ``"https"`` / ``"coap"`` (a request to the daemon's network edge) or
+    ``"cluster"`` (another host); ``principal`` is the ``sub`` of the security token the
+    caller authenticated with, None when it used none."""
+
+    __slots__ = ("caller", "method", "transport", "principal")
+
+    def __init__(self, caller: str, method: str, transport: str,
+                 principal: Optional[str]) -> None:
+        self.caller = caller
+        self.method = method
+        self.transport = transport
+        self.principal = principal
+
+    def __repr__(self) -> str:
+        return f"CallInfo(caller={self.caller!r}, method={self.method!r}, " \
+            f"transport={self.transport!r}, principal={self.principal!r})"
+
+
+class _Running:
+    """The request a procedure is serving, as current_call() finds it (through a context
+    variable, so an async procedure's task sees it too); req is NULL once answered."""
+
+    __slots__ = ("req", "info")
+
+    def __init__(self, req) -> None:
+        self.req = req
+        self.info: Optional[CallInfo] = None
+
+
+_running: "contextvars.ContextVar[Optional[_Running]]" = contextvars.ContextVar(
+    "hybrid_running_call", default=None)
+
+
+def _str(p) -> Optional[str]:
+    return ffi.string(p).decode("utf-8", "replace") if p != ffi.NULL else None
+
+
+def current_call() -> Optional[CallInfo]:
+    """The :class:`CallInfo` of the call the running procedure serves: inside a procedure
+    function (also an ``async def`` one, until it answers) and what it calls; None
+    elsewhere."""
+    r = _running.get()
+    if r is None or r.req == ffi.NULL:
+        return None
+    if r.info is None:
+        req = r.req
+        tp = ffi.new("const char *[2]")
+        lib.hyb_bus_request_get_caller_principal(req, tp, tp + 1)
+        r.info = CallInfo(_str(lib.hyb_bus_request_get_caller(req)) or "",
+                          _str(lib.hyb_bus_request_get_method(req)) or "",
+                          _str(tp[0]) or "unix", _str(tp[1]))
+    return r.info
 
 
 class Event:
@@ -252,17 +315,25 @@ def _on_reply(_bus, reply, ud):
 class Bus(FdWatch):
     """A connection to hybridd (``hyb_bus_connect_with``).
 
-    ``Bus(socket=None, app="org.example.py", runner=None, token=None, key=None)``:
-    socket None uses ``$HYBRID_BUS``, else the default socket; runner None is ``p<pid>``;
-    token (the token text or a file holding it) and key (a :class:`hybrid.token.Key` or the
-    path of the holder's private key file) connect with a security token.  Raises
+    ``Bus(socket=None, app="org.example.py", runner=None, token=None, key=None, *,
+    ca_file=None, pin=None)``:
+    socket None uses ``$HYBRID_BUS``, else the default socket; socket may also be a remote
+    broker's URL, ``ws://HOST:PORT/bus/ws`` or ``wss://HOST:PORT/bus/ws`` (a token is then
+    required).  runner None is ``p<pid>``; token (the token text or a file holding it) and
+    key (a :class:`hybrid.token.Key` or the path of the holder's private key file) connect
+    with a security token.  For ``wss://``, ca_file (a PEM file of the CA certificates to
+    trust) and/or pin (the SHA-256 of the server's public key, base64 or hex) verify the
+    server; with neither, ``$HYBRID_CA`` and ``$HYBRID_PIN`` do.  Raises
     :class:`hybrid.Error` subclasses: ``Unavailable`` (no daemon), ``Unauthorized``
-    (credentials refused), ``Forbidden`` (this uid may not claim the app), ``Conflict``.
+    (credentials refused), ``Forbidden`` (this uid may not claim the app), ``Conflict``,
+    ``AuthError`` (the server's certificate does not verify or is not the pinned key),
+    ``BadRequest`` (``EINVAL``: a malformed URL or pin, wss:// with nothing to verify by).
     A context manager; :meth:`close` ends the connection.
     """
 
     def __init__(self, socket: Any = None, app: str = "", runner: Optional[str] = None,
-                 token: Any = None, key: Any = None) -> None:
+                 token: Any = None, key: Any = None, *, ca_file: Any = None,
+                 pin: Optional[str] = None) -> None:
         self._bus = ffi.NULL
         self._err = ffi.new("hyb_error *")
         self._lenp = ffi.new("size_t *")
@@ -287,7 +358,7 @@ class Bus(FdWatch):
         self._timer_at = -1
         self._run_fut: Optional["asyncio.Future[None]"] = None
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        opts = ConnOptions(socket, app, runner, token, key)
+        opts = ConnOptions(socket, app, runner, token, key, ca_file, pin)
         ret = ffi.new("hyb_bus **")
         r = lib.hyb_bus_connect_with(opts.ptr, ret, self._err)
         if r < 0:
@@ -749,6 +820,19 @@ class Bus(FdWatch):
         return proc
 
     def _serve(self, proc: Procedure, req) -> None:
+        running = _Running(req)
+        token = _running.set(running)
+        deferred = False
+        try:
+            # deferred: the request stays valid until the coroutine answers
+            deferred = self._call_fn(proc, req, running)
+        finally:
+            _running.reset(token)
+            if not deferred:
+                running.req = ffi.NULL
+
+    def _call_fn(self, proc: Procedure, req, running: _Running) -> bool:
+        """Runs the procedure's function; True when its answer is deferred (a coroutine)."""
         body = lib.hyb_bus_request_get_body(req, self._lenp)
         try:
             params = _body(body, self._lenp[0], lib.hyb_bus_request_is_binary(req))
@@ -762,19 +846,19 @@ class Bus(FdWatch):
             else:
                 result = proc.fn(params)
             if inspect.isawaitable(result):
-                self._defer(proc, req, result)
-                return
+                return self._defer(proc, req, result, running)
         except Error as e:
             _reply_error(req, e.status, e.message)
-            return
+            return False
         except Exception as e:
             report(e, f"procedure {proc.name}")
             _reply_error(req, 500, f"{type(e).__name__}: {e}")
-            return
+            return False
         except BaseException as e:
             _reply_error(req, 500, type(e).__name__)
             raise
         self._answer(proc, req, result)
+        return False
 
     def _answer(self, proc: Procedure, req, result: Any) -> None:
         try:
@@ -785,14 +869,14 @@ class Bus(FdWatch):
             return
         lib.hyb_bus_request_reply(req, 200, body, len(body), flags)
 
-    def _defer(self, proc: Procedure, req, aw: Awaitable[Any]) -> None:
+    def _defer(self, proc: Procedure, req, aw: Awaitable[Any], running: _Running) -> bool:
         loop = self._loop
         if loop is None:
             if inspect.iscoroutine(aw):
                 aw.close()
             lib.hyb_bus_request_reply_error(
                 req, 500, b"async procedure: the bus is not driven by asyncio (use arun)")
-            return
+            return False
         lib.hyb_bus_request_ref(req)
         d = _Deferred()
         lib.hyb_bus_request_set_cancel_handler(req, _on_cancel, d.handle)
@@ -809,28 +893,34 @@ class Bus(FdWatch):
                 else:
                     self._answer(proc, req, result)
             finally:
+                running.req = ffi.NULL
                 lib.hyb_bus_request_set_cancel_handler(req, ffi.NULL, ffi.NULL)
                 lib.hyb_bus_request_unref(req)
                 d.task = None
                 if self._bus != ffi.NULL:
                     self._update()
 
-        task = loop.create_task(finish())
+        task = loop.create_task(finish())  # copies the context: current_call() works there
         d.task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return True
 
     # ------------------------------------------------------------------ events
     def register_event(self, bubble: str, for_host: Optional[str] = None,
-                       for_app: Optional[str] = None) -> None:
+                       for_app: Optional[str] = None, *, cluster: bool = False) -> None:
         """Registers event bubble ``bubble`` of this endpoint; for_host / for_app are the
-        access lists of its subscribers.  :meth:`revoke_event` undoes it."""
+        access lists of its subscribers.  With cluster=True each fire also goes to the
+        other hosts of the daemon's cluster (``HYB_EVENT_CLUSTER``); a daemon that is not
+        in a cluster refuses that with :class:`hybrid.NotImplementedOnBus` (501).
+        :meth:`revoke_event` undoes it."""
         ev = _EventBubble(self, bubble)
         slot = ffi.new("hyb_slot **")
-        check(lib.hyb_bus_register_event(self._ptr(), bubble.encode(),
-                                         for_host.encode() if for_host else ffi.NULL,
-                                         for_app.encode() if for_app else ffi.NULL,
-                                         slot, self._err), self._err)
+        check(lib.hyb_bus_register_event_flags(self._ptr(), bubble.encode(),
+                                               for_host.encode() if for_host else ffi.NULL,
+                                               for_app.encode() if for_app else ffi.NULL,
+                                               _EVENT_CLUSTER if cluster else 0, slot,
+                                               self._err), self._err)
         ev._own(slot[0], with_handle=False)
         self._events[bubble] = ev
 

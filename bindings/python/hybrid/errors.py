@@ -79,6 +79,9 @@ IntOverflow = _cls("IntOverflow", 500, "HYB_E_OVERFLOW", "Integer overflow.")
 DatabaseError = _cls("DatabaseError", 500, "HYB_E_DATABASE", "A store database error.")
 ProtocolError = _cls("ProtocolError", 500, "HYB_E_PROTOCOL", "A protocol error.")
 BudgetError = _cls("BudgetError", 500, "HYB_E_BUDGET", "mm-ADT instruction budget exhausted.")
+AuthError = _cls("AuthError", 500, "HYB_E_AUTH",
+                 "The peer did not authenticate: a wss:// server's certificate does not verify, "
+                 "does not name the host, or is not the pinned key.")
 
 _BY_STATUS: Dict[int, Type[Error]] = {c.status: c for c in (
     BadRequest, Unauthorized, Forbidden, NotFound, NotAcceptable, Conflict, Gone, TooLarge,
@@ -86,7 +89,7 @@ _BY_STATUS: Dict[int, Type[Error]] = {c.status: c for c in (
     InsufficientStorage)}
 _BY_CODE: Dict[str, Type[Error]] = {c.code: c for c in (
     ClosedError, ParseError, LimitError, TypeMismatch, ScopeError, IntOverflow, DatabaseError,
-    ProtocolError, BudgetError)}
+    ProtocolError, BudgetError, AuthError)}
 
 
 def error_for(code: int, message: str = "", status: Optional[int] = None) -> Error:

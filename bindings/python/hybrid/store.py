@@ -117,11 +117,13 @@ def _is_pattern(furi: str) -> bool:
 
 class Store(FdWatch):
     """``Store(db=None, socket=None, app="org.example.python", runner=None, token=None,
-    key=None)``: the host store by the store rule (see the module doc).  A context
-    manager; :meth:`close` releases it."""
+    key=None, *, ca_file=None, pin=None)``: the host store by the store rule (see the module
+    doc); socket may be a ``ws://`` or ``wss://`` URL, verified as for :class:`hybrid.Bus`.
+    A context manager; :meth:`close` releases it."""
 
     def __init__(self, db: Any = None, socket: Any = None, app: str = "org.example.python",
-                 runner: Optional[str] = None, token: Any = None, key: Any = None) -> None:
+                 runner: Optional[str] = None, token: Any = None, key: Any = None, *,
+                 ca_file: Any = None, pin: Optional[str] = None) -> None:
         self._backend = ffi.NULL
         self._scope = ffi.NULL
         self._watches: Set[Watch] = set()
@@ -135,7 +137,7 @@ class Store(FdWatch):
         self._err = ffi.new("hyb_error *")
         self._depth = 0  # > 0 while a library call may run watch callbacks
         self._free_later: Any = None
-        conn = ConnOptions(socket, app, runner, token, key)
+        conn = ConnOptions(socket, app, runner, token, key, ca_file, pin)
         b = ffi.new("hyb_backend **")
         src = ffi.new("int *")
         where = ffi.new("char **")

@@ -8,7 +8,7 @@ import json
 import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ._ffi import ffi, lib
+from ._ffi import ffi, lib, new_options
 from .errors import check
 
 __all__ = ["Key", "keygen", "load_key", "issue", "attenuate", "inspect", "verify", "Verified"]
@@ -159,8 +159,7 @@ def issue(issuer: Any, *, iss: str, sub: str, aud: Union[str, Sequence[str]], ho
     hour), dlg the number of attenuations allowed.  Returns the token text."""
     keep: List[Any] = []
     ik, hk = _key(issuer), _key(holder)
-    o = ffi.new("hyb_token_issue_opts *")
-    lib.hyb_token_issue_opts_init(o)
+    o = new_options("hyb_token_issue_opts", lib.hyb_token_issue_opts_init_sized)
     s_iss, s_sub = ffi.new("char[]", iss.encode()), ffi.new("char[]", sub.encode())
     o.iss, o.sub = s_iss, s_sub
     o.aud, o.n_aud = _strs(aud, keep)
@@ -181,8 +180,7 @@ def attenuate(token: str, holder_key: Any, *, new_holder: Any,
     longer token."""
     keep: List[Any] = []
     hk, nk = _key(holder_key), _key(new_holder)
-    o = ffi.new("hyb_token_attenuate_opts *")
-    lib.hyb_token_attenuate_opts_init(o)
+    o = new_options("hyb_token_attenuate_opts", lib.hyb_token_attenuate_opts_init_sized)
     o.holder = nk._ptr
     o.caps, o.n_caps = _caps(caps, keep)
     o.aud, o.n_aud = _strs(aud, keep)
@@ -247,8 +245,7 @@ def verify(token: str, trust: Mapping[str, Any], audience: str, now: int = 0,
         kk = _key(k)
         keys.append(kk)
         check(lib.hyb_token_trust_add(tr, name.encode(), kk._ptr))
-    o = ffi.new("hyb_token_verify_opts *")
-    lib.hyb_token_verify_opts_init(o)
+    o = new_options("hyb_token_verify_opts", lib.hyb_token_verify_opts_init_sized)
     aud = ffi.new("char[]", audience.encode())
     o.audience = aud
     o.now = now
