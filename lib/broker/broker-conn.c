@@ -4,6 +4,8 @@
  * conn_readable, one recvmsg per wake-up), bounded send queues (a frame goes straight to the
  * socket when nothing is queued before it; the frames of a batch of frames read together
  * leave in one sendmsg; the bufferevent writes only what is left), close/reap, liveness (ping/drop) and the endpoint table.
+ * The edge's HTTP and CoAP sessions are not sockets but one end of a bufferevent pair
+ * (bconn.pair): the same framing, queues and bounds, without the system calls.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -597,8 +597,8 @@ int broker_edge_verify(hyb_broker *b, const char *token, size_t len, hyb_token_r
  * authenticated peer @localhost/org.hybridos.edge/<transport><serial> with the rights of tok
  * (its token's capabilities, as a token session of the bus) or, tok NULL, of the anonymous
  * principal (uid BROKER_EDGE_ANON_UID under policy.store and the access lists).  *ret_bev is
- * the edge's end (the caller's to end with broker_pair_close), speaking the bus protocol (doc/protocol.md) from
- * "Calls" on: no handshake.  0, or -errno / HYB_E_UNAVAILABLE (shutting down, quotas).
+ * the edge's end (the caller's to end with broker_pair_close), speaking the bus protocol
+ * (doc/protocol.md) from "Calls" on: no handshake.  0, or -errno / HYB_E_UNAVAILABLE (shutting down, quotas).
  */
 #define BROKER_EDGE_APP "org.hybridos.edge"
 #define BROKER_EDGE_ANON_UID ((uid_t)65534)

@@ -3,10 +3,10 @@
  * One principal's session with the broker, seen from the edge: the bus protocol
  * (doc/protocol.md, from "Calls" on) over the edge's end of the in-memory bufferevent
  * pair that broker_edge_session made (no socket: a frame written here is in the broker's
- * input at once, and the callbacks of both ends run from the loop).  It sends CALLs (procedures and the builtin's store and
- * subscription methods), matches RESULTs to them by call id, passes EVENTs on and
- * answers PINGs.  It reads frames with the wire codec the client library and the
- * broker use (bus/wire.h).
+ * input at once, and the callbacks of both ends run from the loop).  It sends CALLs
+ * (procedures and the builtin's store and subscription methods), matches RESULTs to them
+ * by call id, passes EVENTs on and answers PINGs.  It reads frames with the wire codec
+ * the client library and the broker use (bus/wire.h).
  *
  * A session that served a request and holds nothing (no call in flight, no subscription,
  * no failed call) is kept for the next request of the same principal on the same
