@@ -620,7 +620,10 @@ static int auth_token_start(bconn *c, json_t *packet, json_t *token, const char 
         c->nonce_sent = false;
         v->c = c;
         c->auth_job = v;
-        event_del(c->rev);
+        if (c->rev)
+                event_del(c->rev);
+        else
+                bufferevent_disable(c->bev, EV_READ);
         broker_log(b, HYB_LOG_DEBUG, "uid %u pid %d: token being verified (%u signatures)",
                    (unsigned)c->uid, (int)c->pid, v->pj.n_tasks);
         return 0;

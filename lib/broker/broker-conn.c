@@ -4,6 +4,8 @@
  * conn_readable, one recvmsg per wake-up), bounded send queues (a frame goes straight to the
  * socket when nothing is queued before it; the frames of a batch of frames read together
  * leave in one sendmsg; the bufferevent writes only what is left), close/reap, liveness (ping/drop) and the endpoint table.
+ * The edge's HTTP and CoAP sessions are not sockets but one end of a bufferevent pair
+ * (bconn.pair): the same framing, queues and bounds, without the system calls.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -100,7 +102,7 @@ static size_t bconn_write_direct(bconn *c, struct evbuffer *out, struct iovec *i
 
         /* Also while a batch of frames read together is dispatched: those leave in one
          * write per peer when the loop flushes the queues, not one sendmsg per frame. */
-        if (c->b->batching || evbuffer_get_length(out) > 0)
+        if (c->b->batching || c->pair || evbuffer_get_length(out) > 0)
                 return 0;
         for (;;) {
                 ssize_t w = sendmsg(bufferevent_getfd(c->bev), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -215,7 +217,7 @@ static void bconn_put(bconn *c, const struct iovec *iov, int n, size_t total)
                 batch_unlist(c);
                 return;
         }
-        if (evbuffer_get_length(out) == 0) {
+        if (evbuffer_get_length(out) == 0 && !c->pair) {
                 struct msghdr mh = { .msg_iov = all, .msg_iovlen = (size_t)k };
                 ssize_t w;
 
@@ -520,7 +522,10 @@ void bconn_resume_reading(bconn *c)
 {
         if (c->state == BCONN_DEAD || !c->bev || c->auth_job)
                 return;
-        event_add(c->rev, NULL);
+        if (c->rev)
+                event_add(c->rev, NULL);
+        else
+                bufferevent_enable(c->bev, EV_READ);
         resume_later(c);
 }
 
@@ -571,6 +576,20 @@ static void conn_readable(evutil_socket_t fd, short what, void *ud)
         broker_flush_batches(c->b);
 }
 
+/*
+ * The broker's end of an in-daemon pair: what the edge wrote is already in the input (the
+ * pair moves it there, no copy, no system call); the same framing and dispatch as above.
+ */
+static void conn_pair_read(struct bufferevent *bev, void *ud)
+{
+        bconn *c = ud;
+
+        if (c->state == BCONN_DEAD)
+                return;
+        conn_read(bev, c);
+        broker_flush_batches(c->b);
+}
+
 static void conn_event(struct bufferevent *bev, short what, void *ud)
 {
         bconn *c = ud;
@@ -580,7 +599,10 @@ static void conn_event(struct bufferevent *bev, short what, void *ud)
                         bconn_close(c, "lostConnection");
                 evbuffer_drain(bufferevent_get_output(bev), evbuffer_get_length(bufferevent_get_output(bev)));
                 if (c->reaped && c->bev) {
-                        bufferevent_free(c->bev);
+                        if (c->pair)
+                                broker_pair_close(c->bev);
+                        else
+                                bufferevent_free(c->bev);
                         c->bev = NULL;
                 }
         }
@@ -626,7 +648,9 @@ void bconn_accept(hyb_broker *b, int fd)
                 bconn_close(c, NULL);
 }
 
-bconn *bconn_adopt(hyb_broker *b, int fd, uid_t uid, gid_t gid, pid_t pid)
+/* bconn_adopt of fd, or (fd -1) bconn_adopt_pair of end */
+static bconn *adopt(hyb_broker *b, int fd, struct bufferevent *end, uid_t uid, gid_t gid,
+                    pid_t pid)
 {
         struct ucred cred = { .uid = uid, .gid = gid, .pid = pid };
         const char *which = NULL;
@@ -634,7 +658,10 @@ bconn *bconn_adopt(hyb_broker *b, int fd, uid_t uid, gid_t gid, pid_t pid)
 
         c = calloc(1, sizeof *c);
         if (!c) {
-                close(fd);
+                if (end)
+                        bufferevent_free(end);
+                else
+                        close(fd);
                 return NULL;
         }
         c->b = b;
@@ -649,10 +676,15 @@ bconn *bconn_adopt(hyb_broker *b, int fd, uid_t uid, gid_t gid, pid_t pid)
                 struct iovec iov[2];
                 int n = snprintf(msg, sizeof msg, "quota %s exceeded", which);
                 wire_build(&h, NULL, 0, NULL, 0, msg, (size_t)n, NULL, 0, buf, iov);
-                if (write(fd, buf, iov[0].iov_len) < 0) {
-                        /* closing anyway */
+                if (end) {
+                        /* the edge's caller is told by the error it gets */
+                        bufferevent_free(end);
+                } else {
+                        if (write(fd, buf, iov[0].iov_len) < 0) {
+                                /* closing anyway */
+                        }
+                        close(fd);
                 }
-                close(fd);
                 free(c);
                 /* A flood of refusals must not flood the log: one line a second. */
                 uint64_t now = hyb_now_usec();
@@ -669,10 +701,15 @@ bconn *bconn_adopt(hyb_broker *b, int fd, uid_t uid, gid_t gid, pid_t pid)
         c->admin = broker_config_is_admin(b->c, cred.uid);
         c->state = BCONN_AUTH;
         c->last_rx_us = hyb_now_usec();
-        c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        if (end) {
+                c->pair = true;
+                c->bev = end;
+        } else {
+                c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+                c->rev = event_new(b->base, fd, EV_READ | EV_PERSIST, conn_readable, c);
+        }
         c->timer = evtimer_new(b->base, auth_timeout, c);
-        c->rev = event_new(b->base, fd, EV_READ | EV_PERSIST, conn_readable, c);
-        if (!c->bev || !c->timer || !c->rev || quota_watch(c) < 0) {
+        if (!c->bev || !c->timer || (!end && !c->rev) || quota_watch(c) < 0) {
                 quota_detach(c);
                 if (c->rev)
                         event_free(c->rev);
@@ -692,12 +729,49 @@ bconn *bconn_adopt(hyb_broker *b, int fd, uid_t uid, gid_t gid, pid_t pid)
         b->conns = c;
         b->n_conns++;
         b->accepted++;
+        if (c->pair) {
+                bufferevent_setcb(c->bev, conn_pair_read, NULL, conn_event, c);
+                bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+                return c;
+        }
         /* libevent keeps the end of a bufferevent's input frozen outside its own reads. */
         evbuffer_unfreeze(bufferevent_get_input(c->bev), 0);
         bufferevent_setcb(c->bev, NULL, NULL, conn_event, c);
         bufferevent_enable(c->bev, EV_WRITE);
         event_add(c->rev, NULL);
         return c;
+}
+
+bconn *bconn_adopt(hyb_broker *b, int fd, uid_t uid, gid_t gid, pid_t pid)
+{
+        return adopt(b, fd, NULL, uid, gid, pid);
+}
+
+bconn *bconn_adopt_pair(hyb_broker *b, struct bufferevent *end, uid_t uid, gid_t gid, pid_t pid)
+{
+        return adopt(b, -1, end, uid, gid, pid);
+}
+
+int broker_pair_new(hyb_broker *b, struct bufferevent **ret_broker, struct bufferevent **ret_edge)
+{
+        struct bufferevent *pair[2];
+
+        /* Deferred callbacks: a write on one end never runs the other end's callbacks
+         * inside it (they run from the loop, without a system call), so neither side is
+         * reentered or freed under its own feet. */
+        if (bufferevent_pair_new(b->base, BEV_OPT_DEFER_CALLBACKS, pair) < 0)
+                return -ENOMEM;
+        *ret_broker = pair[0];
+        *ret_edge = pair[1];
+        return 0;
+}
+
+void broker_pair_close(struct bufferevent *bev)
+{
+        /* The partner gets what is still queued here, then BEV_EVENT_EOF. */
+        if (bufferevent_pair_get_partner(bev))
+                bufferevent_flush(bev, EV_WRITE, BEV_FINISHED);
+        bufferevent_free(bev);
 }
 
 void bconn_close(bconn *c, const char *reason)
@@ -712,6 +786,8 @@ void bconn_close(bconn *c, const char *reason)
         quota_unauth_end(c);
         if (c->rev)
                 event_del(c->rev);
+        else if (c->pair && c->bev)
+                bufferevent_disable(c->bev, EV_READ);
         c->dnext = b->dead;
         b->dead = c;
         event_active(b->reap_ev, 0, 0);
@@ -738,7 +814,9 @@ static void conn_unlink_free(bconn *c)
                 event_free(c->resume_ev);
         if (c->rev)
                 event_free(c->rev); /* before the bufferevent closes the fd */
-        if (c->bev)
+        if (c->bev && c->pair)
+                broker_pair_close(c->bev); /* the edge sees the end of the session */
+        else if (c->bev)
                 bufferevent_free(c->bev);
         if (c->timer)
                 event_free(c->timer);

@@ -173,6 +173,9 @@ struct bconn {
          * authenticate with a token (the uid policy never applies to it), and its proof
          * binds to `binding` (doc/token.md "Handshake") instead of "unix-uid:<uid>". */
         bool remote;
+        /* Its end is one of a bufferevent pair whose other end the edge holds inside the
+         * daemon (broker_edge_session, broker_ws_session): no fd, no socket calls. */
+        bool pair;
         char *binding;
         char *remote_addr; /* its "ADDRESS:PORT", for the log */
         /* Cross-host calls (xhost.c): the pseudo connection of a remote host has `xpeer`;
@@ -279,6 +282,12 @@ void bconn_accept(hyb_broker *b, int fd);
  * credentials: accounted, reading, not yet authenticated, no challenge sent, no auth timer
  * armed.  NULL (fd closed) on failure or a quota refusal. */
 bconn *bconn_adopt(hyb_broker *b, int fd, uid_t uid, gid_t gid, pid_t pid);
+/* The same for the broker's end of a bufferevent pair (made with BEV_OPT_DEFER_CALLBACKS on
+ * b->base; adopted: freed on failure), whose partner the edge holds. */
+bconn *bconn_adopt_pair(hyb_broker *b, struct bufferevent *end, uid_t uid, gid_t gid, pid_t pid);
+/* Makes a bufferevent pair on b->base for an in-daemon session: *ret_broker is the broker's
+ * end (for bconn_adopt_pair), *ret_edge the edge's.  0 or -ENOMEM. */
+int broker_pair_new(hyb_broker *b, struct bufferevent **ret_broker, struct bufferevent **ret_edge);
 /* Queues a frame; on a full send queue the peer is closed (507) and -ENOBUFS returned. */
 int bconn_send(bconn *c, wire_hdr *h, const char *from, size_t from_len, const char *to,
                size_t to_len, const char *member, size_t member_len, const void *body, size_t len);
@@ -582,17 +591,19 @@ void store_acl_set(hyb_broker *b, struct bstore_rule *acl, size_t n);
 int broker_edge_verify(hyb_broker *b, const char *token, size_t len, hyb_token_result **ret,
                        hyb_error *e);
 /*
- * A new session for one principal of the edge: a socketpair whose broker end is an
+ * A new session for one principal of the edge: a bufferevent pair inside the daemon (no
+ * socket: both ends are served by b->base, their callbacks deferred to the loop so neither
+ * side's callback runs inside the other's write), whose broker end is an
  * authenticated peer @localhost/org.hybridos.edge/<transport><serial> with the rights of tok
  * (its token's capabilities, as a token session of the bus) or, tok NULL, of the anonymous
- * principal (uid BROKER_EDGE_ANON_UID under policy.store and the access lists).  *ret_fd is
- * the edge's end (the caller's to close), speaking the bus protocol (doc/protocol.md) from
- * "Calls" on: no handshake.  0, or -errno / HYB_E_UNAVAILABLE (shutting down, quotas).
+ * principal (uid BROKER_EDGE_ANON_UID under policy.store and the access lists).  *ret_bev is
+ * the edge's end (the caller's to end with broker_pair_close), speaking the bus protocol
+ * (doc/protocol.md) from "Calls" on: no handshake.  0, or -errno / HYB_E_UNAVAILABLE (shutting down, quotas).
  */
 #define BROKER_EDGE_APP "org.hybridos.edge"
 #define BROKER_EDGE_ANON_UID ((uid_t)65534)
-int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transport, int *ret_fd,
-                        hyb_error *e);
+int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transport,
+                        struct bufferevent **ret_bev, hyb_error *e);
 /*
  * A new session for a remote bus peer (the WebSocket listener, lib/edge/ws.c): a socketpair
  * whose broker end is a new, unauthenticated peer (uid BROKER_EDGE_ANON_UID, caller
@@ -604,6 +615,12 @@ int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transp
  * protocol (the handshake included).  0, or -errno / HYB_E_UNAVAILABLE (shutting down,
  * quotas: the reason in *e).
  */
+/*
+ * Ends the edge's end of an in-daemon session: what it wrote is handed to the broker, which
+ * sees the end of the session (as a socket's EOF), then bev is freed.  The broker ends its
+ * own end the same way, so the edge's event callback sees BEV_EVENT_EOF.
+ */
+void broker_pair_close(struct bufferevent *bev);
 int broker_ws_session(hyb_broker *b, const char *transport, const char *binding,
                       const char *peer, int *ret_fd, hyb_error *e);
 /* The listen.http edge of the broker (lib/edge), started by hyb_broker_start. */

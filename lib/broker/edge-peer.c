@@ -4,8 +4,9 @@
  *
  * The edge is a client of this broker inside the daemon, not a second implementation of
  * its rules: each principal it serves (a verified token, or the anonymous principal of
- * edge.anonymous routes) gets a session, one end of a socketpair that the broker adopts
- * as an authenticated peer.  The edge then speaks the bus protocol on the other end
+ * edge.anonymous routes) gets a session, one end of a bufferevent pair (an in-memory
+ * transport: both ends live in this daemon's loop) that the broker adopts as an
+ * authenticated peer.  The edge then speaks the bus protocol on the other end
  * (CALL, store methods, subscriptions), and every request is checked and limited as any
  * peer's is: access lists, the token's capabilities or policy.store, deadlines, quotas,
  * slow-subscriber bounds.  Only the handshake is skipped: the edge has verified the
@@ -55,22 +56,23 @@ int broker_edge_verify(hyb_broker *b, const char *token, size_t len, hyb_token_r
         return 0;
 }
 
-int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transport, int *ret_fd,
-                        hyb_error *e)
+int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transport,
+                        struct bufferevent **ret_bev, hyb_error *e)
 {
         char name[WIRE_ENDPOINT_MAX];
-        int sv[2], n;
+        struct bufferevent *mine, *theirs;
+        int n;
         bconn *c;
 
         if (b->shutting_down)
                 return err_set(e, HYB_E_UNAVAILABLE, -1, "the daemon is shutting down");
         if (b->n_conns >= b->c->max_connections || b->n_endpoints >= b->c->max_endpoints)
                 return err_set(e, HYB_E_UNAVAILABLE, -1, "too many connections");
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
-                return err_set(e, -errno, -1, "socketpair: %s", strerror(errno));
-        c = bconn_adopt(b, sv[0], BROKER_EDGE_ANON_UID, BROKER_EDGE_ANON_UID, getpid());
+        if (broker_pair_new(b, &mine, &theirs) < 0)
+                return err_set(e, -ENOMEM, -1, "out of memory");
+        c = bconn_adopt_pair(b, mine, BROKER_EDGE_ANON_UID, BROKER_EDGE_ANON_UID, getpid());
         if (!c) {
-                close(sv[1]);
+                bufferevent_free(theirs);
                 return err_set(e, HYB_E_TOO_MANY, -1, "quota of the edge's sessions exceeded");
         }
         n = snprintf(name, sizeof name, "@localhost/%s/%s%llu", BROKER_EDGE_APP, transport,
@@ -99,10 +101,10 @@ int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transp
         b->n_endpoints++;
         broker_log(b, HYB_LOG_DEBUG, "%s: edge session of %s", c->name,
                    tok ? hyb_token_result_get_sub(tok) : "the anonymous principal");
-        *ret_fd = sv[1];
+        *ret_bev = theirs;
         return 0;
 oom:
-        close(sv[1]);
+        bufferevent_free(theirs);
         bconn_close(c, NULL);
         return -ENOMEM;
 }

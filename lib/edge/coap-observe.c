@@ -312,8 +312,7 @@ void edge_coap_observe_start(edge_coap *ec, coap_resource_t *res, coap_session_t
         o->addr = *ss;
         o->token_len = tok.length > sizeof o->token ? sizeof o->token : tok.length;
         memcpy(o->token, tok.s, o->token_len);
-        o->r = *r;
-        memset(r, 0, sizeof *r);
+        edge_route_move(&o->r, r);
         o->state = OBS_SUBSCRIBING;
         o->next = ec->obs;
         ec->obs = o;

@@ -182,6 +182,15 @@ typedef struct edge_route {
 int edge_route_parse(const char *raw_path, edge_route *r, hyb_error *e);
 void edge_route_clear(edge_route *r);
 /*
+ * Moves *src into *dst (its strings and what it owns; src is left empty, as after
+ * edge_route_clear).  Copies only the text in use of endpoint and member, not the whole
+ * ~4.5 KB of their arrays (once per request: a whole-struct copy and memset cost more than
+ * the rest of the route's handling).
+ */
+void edge_route_move(edge_route *dst, edge_route *src);
+/* An empty route (no allocation), without writing the whole of its arrays. */
+void edge_route_init(edge_route *r);
+/*
  * The params object of a GET call from a query string (raw): each value as JSON when it
  * parses as JSON, else as a string.  *ret (malloc'd JSON text), or -EINVAL (a malformed
  * query, a repeated key) / -ENOMEM.

@@ -566,9 +566,9 @@ static void verify_done(bpool_job *pj, bool cancelled)
         if (eh->b->cfg != v->cfg) {
                 /* Reloaded meanwhile: checked again under the configuration now in force
                  * (its proof's jti was not taken yet). */
-                edge_route r2 = v->r;
+                edge_route r2;
 
-                memset(&v->r, 0, sizeof v->r);
+                edge_route_move(&r2, &v->r);
                 edge_auth(eh, v->req, v->scheme, &r2);
                 verify_free(v);
                 pump(eh);
@@ -632,8 +632,7 @@ static int verify_start(edge_http *eh, struct evhttp_request *req, const char *s
         v->eh = eh;
         v->req = req;
         v->scheme = scheme;
-        v->r = *r;
-        memset(r, 0, sizeof *r);
+        edge_route_move(&v->r, r);
         v->pj.run = verify_run;
         v->pj.done = verify_done;
         v->pj.uid = EDGE_VERIFY_UID;

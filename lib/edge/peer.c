@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * One principal's session with the broker, seen from the edge: the bus protocol
- * (doc/protocol.md, from "Calls" on) over the edge's end of the socketpair that
- * broker_edge_session made.  It sends CALLs (procedures and the builtin's store and
- * subscription methods), matches RESULTs to them by call id, passes EVENTs on and
- * answers PINGs.  It reads frames with the wire codec the client library and the
- * broker use (bus/wire.h).
+ * (doc/protocol.md, from "Calls" on) over the edge's end of the in-memory bufferevent
+ * pair that broker_edge_session made (no socket: a frame written here is in the broker's
+ * input at once, and the callbacks of both ends run from the loop).  It sends CALLs
+ * (procedures and the builtin's store and subscription methods), matches RESULTs to them
+ * by call id, passes EVENTs on and answers PINGs.  It reads frames with the wire codec
+ * the client library and the broker use (bus/wire.h).
  *
  * A session that served a request and holds nothing (no call in flight, no subscription,
  * no failed call) is kept for the next request of the same principal on the same
  * transport instead of being closed: up to EDGE_IDLE_SESSIONS of them, so a request does
- * not pay for a new socketpair and broker peer (past that, the one kept longest is closed).
+ * not pay for a new session and broker peer (past that, the one kept longest is closed).
  * An idle session the broker closes (the
  * token expired or was revoked, the daemon stops) is dropped when next looked at.
  */
@@ -40,6 +41,8 @@ struct edge_peer {
         edge_event_fn on_event;
         void *event_ud;
         bool closed;
+        bool paused;   /* not read: the stream's client does not keep up */
+        bool eof;      /* the broker ended the session while it was paused */
         bool *freed; /* set while dispatching: the callback may free the peer */
         bool no_reuse;            /* subscribed, or a call failed: closed when freed */
         edge_http *eh;            /* the edge keeping idle sessions, or NULL */
@@ -121,10 +124,10 @@ static bool peer_dispatch(edge_peer *p, const wire_packet *w)
         }
 }
 
-static void peer_read(struct bufferevent *bev, void *ud)
+/* Handles the complete frames read; false when a callback freed p. */
+static bool peer_read_frames(edge_peer *p)
 {
-        edge_peer *p = ud;
-        struct evbuffer *in = bufferevent_get_input(bev);
+        struct evbuffer *in = bufferevent_get_input(p->bev);
 
         while (!p->closed) {
                 size_t len = evbuffer_get_length(in), need, used = 0;
@@ -133,34 +136,49 @@ static void peer_read(struct bufferevent *bev, void *ud)
                 wire_hdr h;
 
                 if (len < WIRE_HDR_SIZE)
-                        return;
+                        return true;
                 if (wire_hdr_decode(evbuffer_pullup(in, WIRE_HDR_SIZE), &h) < 0 ||
-                    wire_frame_len(&h) > p->max_frame) {
-                        peer_lost(p, 502);
-                        return;
-                }
+                    wire_frame_len(&h) > p->max_frame)
+                        return !peer_lost(p, 502);
                 need = wire_frame_len(&h);
                 if (len < need)
-                        return;
+                        return true;
                 buf = evbuffer_pullup(in, (ev_ssize_t)need);
-                if (!buf || wire_parse(buf, need, p->max_frame, &w, &used) != 1) {
-                        peer_lost(p, 502);
-                        return;
-                }
+                if (!buf || wire_parse(buf, need, p->max_frame, &w, &used) != 1)
+                        return !peer_lost(p, 502);
                 if (!peer_dispatch(p, &w))
-                        return; /* freed, with its buffers */
+                        return false; /* freed, with its buffers */
                 evbuffer_drain(in, used);
         }
+        return true;
+}
+
+static void peer_read(struct bufferevent *bev, void *ud)
+{
+        edge_peer *p = ud;
+
+        (void)bev;
+        if (!p->paused) /* a read scheduled before the pause waits for the resume */
+                peer_read_frames(p);
 }
 
 static void peer_event(struct bufferevent *bev, short what, void *ud)
 {
-        (void)bev;
-        if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-                peer_lost(ud, 502);
+        edge_peer *p = ud;
+
+        if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+                return;
+        /* The pair tells the end even while we do not read: as with a socket, what the
+         * broker sent before it (the ERROR saying why) is read first, once we read again. */
+        if (p->paused) {
+                p->eof = true;
+                return;
+        }
+        if (peer_read_frames(p))
+                peer_lost(p, 502);
 }
 
-/* Closes p's session (our end of the socketpair: the broker sees the session go). */
+/* Closes p's session (our end of the pair: the broker sees the session go). */
 static void peer_destroy(edge_peer *p)
 {
         if (p->freed)
@@ -170,7 +188,7 @@ static void peer_destroy(edge_peer *p)
                 p->calls = c->next;
                 free(c);
         }
-        bufferevent_free(p->bev);
+        broker_pair_close(p->bev);
         hyb_token_result_unref(p->tok);
         free(p);
 }
@@ -213,7 +231,8 @@ int edge_peer_new(hyb_broker *b, hyb_token_result *tok, const char *transport, e
                   hyb_error *e)
 {
         edge_peer *p;
-        int fd, r;
+        struct bufferevent *bev;
+        int r;
 
         if (b->edge && (p = idle_take(b->edge, tok, transport))) {
                 broker_log(b, HYB_LOG_DEBUG, "edge: edge session of %s kept from a former request",
@@ -221,15 +240,15 @@ int edge_peer_new(hyb_broker *b, hyb_token_result *tok, const char *transport, e
                 *ret = p;
                 return 0;
         }
-        r = broker_edge_session(b, tok, transport, &fd, e);
+        r = broker_edge_session(b, tok, transport, &bev, e);
         if (r < 0)
                 return r;
         p = calloc(1, sizeof *p);
-        if (!p || !(p->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE))) {
-                free(p);
-                close(fd);
+        if (!p) {
+                broker_pair_close(bev);
                 return err_set(e, -ENOMEM, -1, "out of memory");
         }
+        p->bev = bev;
         p->max_frame = b->c->max_frame;
         p->next_id = 1;
         p->eh = b->edge;
@@ -280,10 +299,18 @@ void edge_peer_pause(edge_peer *p, bool pause)
 {
         if (p->closed)
                 return;
-        if (pause)
+        p->paused = pause;
+        if (pause) {
                 bufferevent_disable(p->bev, EV_READ);
+                return;
+        }
+        bufferevent_enable(p->bev, EV_READ);
+        /* What was read meanwhile, then the end if the broker ended the session: from the
+         * loop (deferred), not inside the caller, which may be the stream's own callback. */
+        if (p->eof)
+                bufferevent_trigger_event(p->bev, BEV_EVENT_EOF, 0);
         else
-                bufferevent_enable(p->bev, EV_READ);
+                bufferevent_trigger(p->bev, EV_READ, 0);
 }
 
 int edge_peer_call(edge_peer *p, const char *endpoint, const char *method, const void *body,

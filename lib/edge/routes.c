@@ -30,6 +30,25 @@
 #include "hybrid/furi.h"
 #include "hybrid/obj.h"
 
+void edge_route_init(edge_route *r)
+{
+        r->kind = 0;
+        r->path = r->furi = NULL;
+        r->endpoint[0] = r->member[0] = '\0';
+}
+
+void edge_route_move(edge_route *dst, edge_route *src)
+{
+        dst->kind = src->kind;
+        dst->path = src->path;
+        dst->furi = src->furi;
+        memcpy(dst->endpoint, src->endpoint, strnlen(src->endpoint, sizeof src->endpoint - 1) + 1);
+        dst->endpoint[sizeof dst->endpoint - 1] = '\0';
+        memcpy(dst->member, src->member, strnlen(src->member, sizeof src->member - 1) + 1);
+        dst->member[sizeof dst->member - 1] = '\0';
+        edge_route_init(src);
+}
+
 void edge_route_clear(edge_route *r)
 {
         free(r->path);
@@ -86,7 +105,7 @@ int edge_route_parse(const char *raw_path, edge_route *r, hyb_error *e)
         char *path;
         int st;
 
-        memset(r, 0, sizeof *r);
+        edge_route_init(r);
         if (!raw_path || raw_path[0] != '/')
                 return err_set(e, 400, -1, "malformed path"), 400;
         path = evhttp_uridecode(raw_path, 0, &len);
@@ -442,7 +461,8 @@ static bool start_store(edge_op *o, const char *in, size_t len)
 edge_op *edge_op_start(edge_peer *peer, edge_route *r, int method, const char *body, size_t len,
                        uint32_t timeout_ms, edge_answer_fn cb, void *ud)
 {
-        edge_op *o = calloc(1, sizeof *o);
+        /* not calloc: the route's arrays are large and filled by edge_route_move */
+        edge_op *o = malloc(sizeof *o);
 
         if (!o) {
                 edge_answer a = {.status = 500, .body = "", .len = 0};
@@ -453,9 +473,9 @@ edge_op *edge_op_start(edge_peer *peer, edge_route *r, int method, const char *b
                 return NULL;
         }
         o->peer = peer;
-        o->r = *r;
-        memset(r, 0, sizeof *r);
+        edge_route_move(&o->r, r);
         o->method = method;
+        o->keyed = false;
         o->cb = cb;
         o->ud = ud;
         if (o->r.kind == EDGE_ROUTE_BUS)

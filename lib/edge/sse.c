@@ -241,8 +241,7 @@ void edge_sse_start(edge_http *eh, struct evhttp_request *req, edge_route *r, ed
         s->eh = eh;
         s->req = req;
         s->peer = peer;
-        s->r = *r;
-        memset(r, 0, sizeof *r);
+        edge_route_move(&s->r, r);
         s->evcon = evhttp_request_get_connection(req);
         edge_task_add(eh, &s->task, sse_kill);
         if (s->evcon)

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* bus_suite: events, builtin events, monitor, malformed frames and every limit. */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,6 +380,97 @@ START_TEST(test_pending_limit_429)
 }
 END_TEST
 
+/* The edge's end of an edge session (an in-memory pair): the end seen, on the broker's thread. */
+static void pair_event(struct bufferevent *bev, short what, void *ud)
+{
+        (void)bev;
+        if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+                atomic_store((atomic_int *)ud, 1);
+}
+
+/*
+ * An edge session is an in-memory pair, not a socket: its broker end's send queue must still
+ * be bounded by limits.send_queue_bytes when the edge does not read (a stream whose client
+ * stalls), and the outcome is that of a slow reader on a socket: cut off with an ERROR 507
+ * after at most the queue's worth of packets, the end of the session seen by the edge.
+ */
+START_TEST(test_edge_pair_slow_reader_bounded)
+{
+        tbroker t;
+        hyb_error err;
+        struct bufferevent *bev = NULL;
+        static atomic_int ended;
+        uint8_t hdr[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        const char *sub = "{\"endpointName\":\"@localhost/org.test.gen/main\",\"bubbleName\":\"Data\"}";
+        uint32_t d = 0, f = 0;
+        bool seen = false;
+        int fired = 0;
+
+        atomic_store(&ended, 0);
+        tb_start(&t, "max_body=16384,max_frame=65536,send_queue_bytes=65536", false);
+        hyb_bus *gen = tb_connect(&t, "org.test.gen", "main");
+        ck_assert_int_eq(hyb_bus_register_event(gen, "Data", NULL, NULL, NULL, &err), 0);
+        tb_pause(&t);
+        ck_assert_int_eq(broker_edge_session(t.broker, NULL, "http", &bev, &err), 0);
+        wire_hdr h = { .type = WIRE_CALL, .call_id = 1 };
+        wire_build(&h, NULL, 0, HYB_BUS_BUILTIN_ENDPOINT, strlen(HYB_BUS_BUILTIN_ENDPOINT),
+                   "subscribeEvent", 14, sub, strlen(sub), hdr, iov);
+        bufferevent_setcb(bev, NULL, NULL, pair_event, &ended);
+        bufferevent_disable(bev, EV_READ); /* the edge never reads */
+        bufferevent_enable(bev, EV_WRITE);
+        ck_assert_int_eq(bufferevent_write(bev, hdr, iov[0].iov_len), 0);
+        ck_assert_int_eq(bufferevent_write(bev, sub, strlen(sub)), 0);
+        tb_resume(&t);
+        char *chunk = malloc(8192);
+        memset(chunk, 'a', 8192);
+        /* delivered to the session once subscribed, until the broker cuts it off */
+        for (int i = 0; i < 20000; i++) {
+                ck_assert_int_eq(hyb_bus_fire(gen, "Data", chunk, seen ? 8192 : 1, HYB_BODY_BINARY, &d, &f), 0);
+                if (d && seen)
+                        fired++;
+                if (d)
+                        seen = true;
+                else if (seen)
+                        break;
+                else
+                        usleep(1000);
+        }
+        free(chunk);
+        ck_assert(seen);
+        ck_assert_uint_eq(d, 0);
+        /* at most the queue's worth was taken for it before the cut */
+        ck_assert_int_le(fired, 65536 / 8192 + 1);
+        for (int i = 0; i < 20000 && !atomic_load(&ended); i++)
+                usleep(1000);
+        ck_assert_int_eq(atomic_load(&ended), 1);
+        tb_pause(&t);
+        /* what reached the edge: the RESULT, at most the queue's packets, and the ERROR 507 */
+        struct evbuffer *in = bufferevent_get_input(bev);
+        size_t total = evbuffer_get_length(in), off = 0;
+        int last = -1, status = 0;
+        ck_assert_uint_le(total, 65536 + 2 * (8192 + 512));
+        while (off + WIRE_HDR_SIZE <= total) {
+                uint8_t hb[WIRE_HDR_SIZE];
+                wire_hdr fh;
+                struct evbuffer_ptr pos;
+                ck_assert_int_eq(evbuffer_ptr_set(in, &pos, off, EVBUFFER_PTR_SET), 0);
+                ck_assert_int_eq(evbuffer_copyout_from(in, &pos, hb, sizeof hb), (ev_ssize_t)sizeof hb);
+                ck_assert_int_eq(wire_hdr_decode(hb, &fh), 0);
+                last = fh.type;
+                status = fh.status;
+                off += wire_frame_len(&fh);
+        }
+        ck_assert_uint_eq(off, total);
+        ck_assert_int_eq(last, WIRE_ERROR);
+        ck_assert_int_eq(status, 507);
+        broker_pair_close(bev);
+        tb_resume(&t);
+        hyb_bus_unref(gen);
+        tb_stop(&t);
+}
+END_TEST
+
 START_TEST(test_slow_consumer_bounded)
 {
         tbroker t;
@@ -540,6 +633,7 @@ void bus_tcase_limits(Suite *s)
         tcase_add_test(tc, test_malformed_frames);
         tcase_add_test(tc, test_pending_limit_429);
         tcase_add_test(tc, test_slow_consumer_bounded);
+        tcase_add_test(tc, test_edge_pair_slow_reader_bounded);
         tcase_add_test(tc, test_connection_limits);
         tcase_add_test(tc, test_quota_reason_reaches_client);
         tcase_add_test(tc, test_subscription_limit);

@@ -6,6 +6,8 @@
  * loop's next turn).  Clients use the public API over each broker's Unix socket; expected
  * statuses come from doc/protocol.md and doc/cluster.md.
  */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -737,26 +739,49 @@ START_TEST(test_caller_gone)
 }
 END_TEST
 
-/* A CALL on an edge session of b (lib/edge's peers: a socketpair, no handshake) to @a/...:
- * its RESULT status. */
+/* The edge's end of an edge session: the status of the RESULT read on it (0: none yet). */
+static void edge_call_read(struct bufferevent *bev, void *ud)
+{
+        atomic_int *st = ud;
+        struct evbuffer *in = bufferevent_get_input(bev);
+        wire_hdr h;
+
+        if (evbuffer_get_length(in) < WIRE_HDR_SIZE ||
+            wire_hdr_decode(evbuffer_pullup(in, WIRE_HDR_SIZE), &h) < 0 ||
+            evbuffer_get_length(in) < wire_frame_len(&h))
+                return;
+        atomic_store(st, h.type == WIRE_RESULT ? (int)h.status : -1);
+}
+
+/* A CALL on an edge session of b (lib/edge's peers: an in-memory pair served by the
+ * network's loop, no handshake) to @a/...: its RESULT status. */
 static int edge_call(hyb_broker *broker, xnet *net, hyb_token_result *tok)
 {
         hyb_error e;
-        int fd = -1, st = 0;
+        struct bufferevent *bev = NULL;
+        static atomic_int st;
         uint8_t hdr[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
         struct iovec iov[2];
         static const char to[] = "@a/org.test.svc/main";
 
+        atomic_store(&st, 0);
         net_pause(net);
-        ck_assert_int_eq(broker_edge_session(broker, tok, "http", &fd, &e), 0);
-        net_resume(net);
+        ck_assert_int_eq(broker_edge_session(broker, tok, "http", &bev, &e), 0);
         wire_hdr h = { .type = WIRE_CALL, .call_id = 5, .timeout_ms = 20000 };
         wire_build(&h, NULL, 0, to, sizeof to - 1, "echo", 4, "{}", 2, hdr, iov);
-        ck_assert_int_eq(write(fd, hdr, iov[0].iov_len), (ssize_t)iov[0].iov_len);
-        ck_assert_int_eq(write(fd, "{}", 2), 2);
-        ck_assert_int_eq(raw_read_frame(fd, &st, 20000), WIRE_RESULT);
-        close(fd);
-        return st;
+        bufferevent_setcb(bev, edge_call_read, NULL, NULL, &st);
+        bufferevent_enable(bev, EV_READ | EV_WRITE);
+        ck_assert_int_eq(bufferevent_write(bev, hdr, iov[0].iov_len), 0);
+        ck_assert_int_eq(bufferevent_write(bev, "{}", 2), 0);
+        net_resume(net);
+        /* the answer comes on the network's thread */
+        for (int i = 0; i < 20000 && atomic_load(&st) == 0; i++)
+                usleep(1000);
+        net_pause(net);
+        broker_pair_close(bev);
+        net_resume(net);
+        ck_assert_int_gt(atomic_load(&st), 0);
+        return atomic_load(&st);
 }
 
 /* An edge session with a token has no token text to forward: its call to another host is
