@@ -93,6 +93,9 @@ enum { BCONN_AUTH, BCONN_READY, BCONN_DEAD };
 typedef struct bquota {
         struct bquota *next;
         uid_t uid;
+        /* A token principal of the network edge ("ISSUER SUB", quota_principal): its own
+         * share with the uid limits, instead of the anonymous uid's; NULL: uid's share. */
+        char *principal;
         unsigned n_conns, n_unauth;
         size_t bytes;           /* input buffers + send queues + partial-frame reservations */
         unsigned pending;       /* calls its connections have in flight */
@@ -344,6 +347,11 @@ void quota_charge(bconn *c, size_t add, size_t sub);
  */
 void quota_cut(bconn *c, int status, const char *which, const char *detail);
 /* Subscriptions, registrations and policy bytes of c's uid (live connections). */
+/* Moves c, an edge session or remote peer just authenticated with tok, from the anonymous
+ * uid's share to the token principal's (issuer and sub): one principal's use cannot starve
+ * another's.  0, else the status (429: the principal's uid_max_connections; 503: memory)
+ * and *which names the quota; c is then unchanged. */
+int quota_principal(bconn *c, const hyb_token_result *tok, const char **which);
 void quota_uid_objects(bconn *c, unsigned *subs, unsigned *regs, size_t *policy);
 /* Gives memory back to the system after a large release. */
 void quota_trim(hyb_broker *b);

@@ -92,6 +92,14 @@ int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transp
                 c->tok = hyb_token_result_ref(tok);
                 c->admin =
                         hyb_token_allowed_str(tok, "bus://localhost/#", HYB_TOKEN_ACT_ADMIN) == 1;
+                /* Charged to the token's principal, not to the anonymous uid (quota.c). */
+                const char *which = NULL;
+                if (quota_principal(c, tok, &which) != 0) {
+                        close(sv[1]);
+                        bconn_close(c, NULL);
+                        return err_set(e, HYB_E_TOO_MANY, -1,
+                                       "quota %s of the token's principal exceeded", which);
+                }
         }
         c->state = BCONN_READY;
         quota_unauth_end(c);
