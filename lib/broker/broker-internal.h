@@ -352,6 +352,8 @@ void quota_cut(bconn *c, int status, const char *which, const char *detail);
  * another's.  0, else the status (429: the principal's uid_max_connections; 503: memory)
  * and *which names the quota; c is then unchanged. */
 int quota_principal(bconn *c, const hyb_token_result *tok, const char **which);
+/* Is the unauthenticated budget of uid's share, or of the broker, used up? */
+bool quota_unauth_full(hyb_broker *b, uid_t uid);
 void quota_uid_objects(bconn *c, unsigned *subs, unsigned *regs, size_t *policy);
 /* Gives memory back to the system after a large release. */
 void quota_trim(hyb_broker *b);
@@ -609,11 +611,18 @@ int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transp
  * or "tls-exporter:..."); without a token, or with auth.tokens off, its AUTH is refused 401.
  * peer ("ADDRESS:PORT") names it in the log.
  * limits.auth_timeout_ms runs from now.  *ret_fd is the edge's end, speaking the whole bus
- * protocol (the handshake included).  0, or -errno / HYB_E_UNAVAILABLE (shutting down,
- * quotas: the reason in *e).
+ * protocol (the handshake included); *ret_serial names the session for
+ * broker_ws_session_drop (the lower, the older).  0, or -errno / HYB_E_UNAVAILABLE
+ * (shutting down, quotas: the reason in *e).
  */
 int broker_ws_session(hyb_broker *b, const char *transport, const char *binding,
-                      const char *peer, int *ret_fd, hyb_error *e);
+                      const char *peer, int *ret_fd, uint64_t *ret_serial, hyb_error *e);
+/* Would a new remote session be refused for the budget of sessions not yet authenticated
+ * (limits.max_unauth_connections, or uid_max_unauth_connections of uid 65534)? */
+bool broker_ws_preauth_full(hyb_broker *b);
+/* Closes the remote session `serial` at once if it is not authenticated yet (it leaves the
+ * budget of unauthenticated sessions now): true, else false (gone, or authenticated). */
+bool broker_ws_session_drop(hyb_broker *b, uint64_t serial);
 /* The listen.http edge of the broker (lib/edge), started by hyb_broker_start. */
 struct edge_http;
 int broker_edge_start(hyb_broker *b, hyb_error *e);

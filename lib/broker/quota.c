@@ -182,6 +182,14 @@ int quota_attach(bconn *c, const char **which)
         return 0;
 }
 
+bool quota_unauth_full(hyb_broker *b, uid_t uid)
+{
+        bquota *q = quota_find(b, uid);
+
+        return b->n_unauth >= b->c->max_unauth_connections ||
+               (q && q->n_unauth >= b->c->uid_max_unauth_connections);
+}
+
 void quota_unauth_end(bconn *c)
 {
         if (!c->unauth)
