@@ -12,7 +12,7 @@ cd "$T" || exit 1
 for k in iss iss2 holder; do
         "$HYBRID" token keygen "$T/$k.key" >/dev/null || { bad "keygen $k"; finish; }
 done
-CAPS="--cap bus://localhost/org.example.ws/#=reg,pub --cap /public/#=read"
+CAPS="--cap bus://localhost/org.example.ws/#=reg,pub --cap /public/#=read,sub"
 "$HYBRID" token issue --key "$T/iss.key" --iss acme --sub alice --aud hub1 \
         --holder "$T/holder.key.pub" --ttl 3600 $CAPS >"$T/good" || bad "issue alice"
 "$HYBRID" token issue --key "$T/iss.key" --iss acme --sub bob --aud hub1 \
@@ -43,6 +43,28 @@ sed 's/^/# /' "$T/out"
         bad "ws: one principal's sessions do not starve another's" "$(grep -v '^ok' "$T/out" | head -n 20; tail -n 5 "$T/err")"
 check "the refusal names the principal's uid_max_connections" \
         grep -q "quota uid_max_connections of the token's principal exceeded" "$T/d.log"
+
+# HTTP (DPoP proofs by edge-dpop.py): alice's 4 streams hold her 4 sessions; her next
+# request is 429, bob is served
+B=http://127.0.0.1:$PORT
+# proof TOKENFILE METHOD PATH: a DPoP proof for the request
+proof() { "$PYTHON" "$HYB_IT_DIR/edge-dpop.py" "$2" "$B$3" "$1" "$T/holder.key"; }
+for sn in 1 2 3 4; do
+        p=$(proof "$T/good" GET "/watch/public/%23")
+        bg "sse$sn" curl -s -N --max-time 60 -H "Authorization: Bearer $(cat "$T/good")" \
+                -H "DPoP: $p" "$B/watch/public/%23"
+        wait_until 20 has_line "$T/sse$sn.out" '^event: open' ||
+                bad "alice's stream $sn opens" "$(cat "$T/sse$sn.out" "$T/sse$sn.err")"
+done
+# get TOKENFILE: the status of GET /store/public/none with the token
+get() {
+        curl -s -o "$T/get.out" -w '%{http_code}' --max-time 30 -H "Authorization: Bearer $(cat "$1")" \
+                -H "DPoP: $(proof "$1" GET /store/public/none)" "$B/store/public/none"
+}
+st=$(get "$T/good")
+check "http: alice's request while her 4 sessions stream: 429 (got $st)" [ "$st" = 429 ]
+st=$(get "$T/bob")
+check "http: bob is served meanwhile: 404, nothing stored (got $st)" [ "$st" = 404 ]
 stop "$DPID"
 
 # the budget of sessions not yet authenticated: 8, held by 127.0.0.2 and .3 with 4 each;
