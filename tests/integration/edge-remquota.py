@@ -8,6 +8,8 @@
                   CAP sessions (limits.uid_max_connections) gets 429 for one more, bob and
                   sub alice of another issuer are served meanwhile, alice again once one
                   of hers closed
+  regs CAP        alice registering CAP procedures (limits.uid_max_registrations) gets 429
+                  for one more, bob registers meanwhile
   preauth CAP PER the budget of CAP sessions not yet authenticated (uid_max_unauth_connections)
                   held by CAP/PER source addresses with PER connections each: a newcomer
                   from another address is served (the oldest connection of an address
@@ -18,6 +20,7 @@ TOKENDIR holds good (a token of sub alice), bob (of sub bob), alice-other (of su
 another issuer), holder.key.  Prints "ok <case>" / "FAIL <case>: why"; exit 1 on a failure."""
 import asyncio
 import importlib.util
+import json
 import os
 import sys
 
@@ -138,7 +141,29 @@ async def m_preauth(url, d, args):
             await w.close()
 
 
-MODES = {"principal": m_principal, "preauth": m_preauth}
+async def m_regs(url, d, args):
+    cap = int(args[0])
+    td = tokens(d)
+    ws, b, st = await ew.session(url, td, token="good")
+    ws2, b2, st2 = await ew.session(url, td, token="bob")
+    if st != 200 or st2 != 200:
+        rawbus.say(False, "alice and bob log in", f"{st} {st2}")
+        return
+    n = 0
+    for i in range(cap):
+        r = await b.call(ew.BUILTIN, "registerProcedure", json.dumps({"methodName": f"m{i}"}))
+        n += r["status"] == 200
+    rawbus.say(n == cap, f"alice registers {cap} procedures (limits.uid_max_registrations)",
+               f"{n}")
+    r = await b.call(ew.BUILTIN, "registerProcedure", json.dumps({"methodName": "over"}))
+    rawbus.say(r["status"] == 429, f"alice's registration {cap + 1}: 429", f"{r['status']}")
+    r = await b2.call(ew.BUILTIN, "registerProcedure", json.dumps({"methodName": "m0"}))
+    rawbus.say(r["status"] == 200, "bob registers meanwhile: 200", f"{r['status']}")
+    await ws.close()
+    await ws2.close()
+
+
+MODES = {"principal": m_principal, "preauth": m_preauth, "regs": m_regs}
 
 if __name__ == "__main__":
     asyncio.run(MODES[sys.argv[1]](sys.argv[2], sys.argv[3], sys.argv[4:]))

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Fair shares of the remote peers (doc/edge.md "Limits"), each against a real hybridd:
 # remote sessions are charged to their token's principal (issuer and sub), not all to the
-# uid 65534, so one principal holding all of its limits.uid_max_connections leaves another
+# uid 65534, so one principal holding all of its limits.uid_max_connections (WebSocket and
+# HTTP sessions) or uid_max_registrations leaves another
 # principal served; a few source addresses holding the whole budget of sessions not yet
 # authenticated do not keep a newcomer from another address out.
 . "$HYB_IT_DIR/lib.sh"
@@ -31,6 +32,7 @@ auth:
     other: $T/iss2.key.pub
 limits:
   uid_max_connections: 4
+  uid_max_registrations: 8
 log:
   level: debug" || finish
 wait_until 10 has_line "$T/d.log" 'edge: HTTP on [0-9.]*:[1-9]' ||
@@ -41,6 +43,10 @@ run "$PYTHON" "$HYB_IT_DIR/edge-remquota.py" principal "ws://127.0.0.1:$PORT/bus
 sed 's/^/# /' "$T/out"
 [ "$RC" = 0 ] && ok "ws: one principal's sessions do not starve another's" ||
         bad "ws: one principal's sessions do not starve another's" "$(grep -v '^ok' "$T/out" | head -n 20; tail -n 5 "$T/err")"
+run "$PYTHON" "$HYB_IT_DIR/edge-remquota.py" regs "ws://127.0.0.1:$PORT/bus/ws" "$T" 8
+sed 's/^/# /' "$T/out"
+[ "$RC" = 0 ] && ok "ws: one principal's registrations do not starve another's" ||
+        bad "ws: one principal's registrations do not starve another's" "$(grep -v '^ok' "$T/out" | head -n 20; tail -n 5 "$T/err")"
 check "the refusal names the principal's uid_max_connections" \
         grep -q "quota uid_max_connections of the token's principal exceeded" "$T/d.log"
 
