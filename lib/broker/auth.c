@@ -845,6 +845,18 @@ static void auth_accept(bconn *c, json_t *j, hyb_token_result *tok, struct bauth
                 auth_fail(c, 503, "too many endpoints");
                 goto out;
         }
+        /* A remote peer is charged to its token's principal from now on, not to the
+         * anonymous uid all remote peers share (quota.c). */
+        if (c->remote && tok) {
+                const char *which = NULL;
+                int st = quota_principal(c, tok, &which);
+
+                if (st) {
+                        snprintf(why, sizeof why, "quota %s of the token's principal exceeded", which);
+                        auth_fail(c, st, why);
+                        goto out;
+                }
+        }
         c->name = strdup(name);
         c->app = strdup(app);
         if (!c->name || !c->app) {

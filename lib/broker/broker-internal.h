@@ -93,6 +93,9 @@ enum { BCONN_AUTH, BCONN_READY, BCONN_DEAD };
 typedef struct bquota {
         struct bquota *next;
         uid_t uid;
+        /* A token principal of the network edge ("ISSUER SUB", quota_principal): its own
+         * share with the uid limits, instead of the anonymous uid's; NULL: uid's share. */
+        char *principal;
         unsigned n_conns, n_unauth;
         size_t bytes;           /* input buffers + send queues + partial-frame reservations */
         unsigned pending;       /* calls its connections have in flight */
@@ -353,6 +356,13 @@ void quota_charge(bconn *c, size_t add, size_t sub);
  */
 void quota_cut(bconn *c, int status, const char *which, const char *detail);
 /* Subscriptions, registrations and policy bytes of c's uid (live connections). */
+/* Moves c, an edge session or remote peer just authenticated with tok, from the anonymous
+ * uid's share to the token principal's (issuer and sub): one principal's use cannot starve
+ * another's.  0, else the status (429: the principal's uid_max_connections; 503: memory)
+ * and *which names the quota; c is then unchanged. */
+int quota_principal(bconn *c, const hyb_token_result *tok, const char **which);
+/* Is the unauthenticated budget of uid's share, or of the broker, used up? */
+bool quota_unauth_full(hyb_broker *b, uid_t uid);
 void quota_uid_objects(bconn *c, unsigned *subs, unsigned *regs, size_t *policy);
 /* Gives memory back to the system after a large release. */
 void quota_trim(hyb_broker *b);
@@ -612,8 +622,9 @@ int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transp
  * or "tls-exporter:..."); without a token, or with auth.tokens off, its AUTH is refused 401.
  * peer ("ADDRESS:PORT") names it in the log.
  * limits.auth_timeout_ms runs from now.  *ret_fd is the edge's end, speaking the whole bus
- * protocol (the handshake included).  0, or -errno / HYB_E_UNAVAILABLE (shutting down,
- * quotas: the reason in *e).
+ * protocol (the handshake included); *ret_serial names the session for
+ * broker_ws_session_drop (the lower, the older).  0, or -errno / HYB_E_UNAVAILABLE
+ * (shutting down, quotas: the reason in *e).
  */
 /*
  * Ends the edge's end of an in-daemon session: what it wrote is handed to the broker, which
@@ -622,7 +633,13 @@ int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transp
  */
 void broker_pair_close(struct bufferevent *bev);
 int broker_ws_session(hyb_broker *b, const char *transport, const char *binding,
-                      const char *peer, int *ret_fd, hyb_error *e);
+                      const char *peer, int *ret_fd, uint64_t *ret_serial, hyb_error *e);
+/* Would a new remote session be refused for the budget of sessions not yet authenticated
+ * (limits.max_unauth_connections, or uid_max_unauth_connections of uid 65534)? */
+bool broker_ws_preauth_full(hyb_broker *b);
+/* Closes the remote session `serial` at once if it is not authenticated yet (it leaves the
+ * budget of unauthenticated sessions now): true, else false (gone, or authenticated). */
+bool broker_ws_session_drop(hyb_broker *b, uint64_t serial);
 /* The listen.http edge of the broker (lib/edge), started by hyb_broker_start. */
 struct edge_http;
 int broker_edge_start(hyb_broker *b, hyb_error *e);

@@ -94,6 +94,14 @@ int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transp
                 c->tok = hyb_token_result_ref(tok);
                 c->admin =
                         hyb_token_allowed_str(tok, "bus://localhost/#", HYB_TOKEN_ACT_ADMIN) == 1;
+                /* Charged to the token's principal, not to the anonymous uid (quota.c). */
+                const char *which = NULL;
+                if (quota_principal(c, tok, &which) != 0) {
+                        close(sv[1]);
+                        bconn_close(c, NULL);
+                        return err_set(e, HYB_E_TOO_MANY, -1,
+                                       "quota %s of the token's principal exceeded", which);
+                }
         }
         c->state = BCONN_READY;
         quota_unauth_end(c);
@@ -110,7 +118,7 @@ oom:
 }
 
 int broker_ws_session(hyb_broker *b, const char *transport, const char *binding,
-                      const char *peer, int *ret_fd, hyb_error *e)
+                      const char *peer, int *ret_fd, uint64_t *ret_serial, hyb_error *e)
 {
         struct timeval tv = {.tv_sec = b->c->auth_timeout_ms / 1000,
                              .tv_usec = (b->c->auth_timeout_ms % 1000) * 1000};
@@ -141,5 +149,23 @@ int broker_ws_session(hyb_broker *b, const char *transport, const char *binding,
                 return err_set(e, -ENOMEM, -1, "out of memory");
         }
         *ret_fd = sv[1];
+        *ret_serial = c->serial;
         return 0;
+}
+
+bool broker_ws_preauth_full(hyb_broker *b)
+{
+        return quota_unauth_full(b, BROKER_EDGE_ANON_UID);
+}
+
+bool broker_ws_session_drop(hyb_broker *b, uint64_t serial)
+{
+        for (bconn *c = b->conns; c; c = c->next)
+                if (c->serial == serial) {
+                        if (!c->remote || c->state != BCONN_AUTH)
+                                return false;
+                        bconn_close(c, NULL);
+                        return true;
+                }
+        return false;
 }

@@ -26,6 +26,8 @@
 #include <assert.h>
 #include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "broker-internal.h"
@@ -82,9 +84,66 @@ int quota_watch(bconn *c)
 static bquota *quota_find(hyb_broker *b, uid_t uid)
 {
         for (bquota *q = b->quotas; q; q = q->next)
-                if (q->uid == uid)
+                if (q->uid == uid && !q->principal)
                         return q;
         return NULL;
+}
+
+static void quota_unlink(hyb_broker *b, bquota *q)
+{
+        for (bquota **pp = &b->quotas; *pp; pp = &(*pp)->next)
+                if (*pp == q) {
+                        *pp = q->next;
+                        break;
+                }
+        free(q->principal);
+        free(q);
+}
+
+int quota_principal(bconn *c, const hyb_token_result *tok, const char **which)
+{
+        hyb_broker *b = c->b;
+        const char *iss = hyb_token_result_get_iss(tok), *sub = hyb_token_result_get_sub(tok);
+        bquota *old = c->q, *q;
+        char *key;
+
+        if (!old)
+                return 0;
+        /* The issuer's length first: no two (issuer, sub) pairs give the same key. */
+        if (asprintf(&key, "%zu:%s%s", iss ? strlen(iss) : 0, iss ? iss : "", sub ? sub : "") < 0) {
+                *which = "memory";
+                return 503;
+        }
+        for (q = b->quotas; q; q = q->next)
+                if (q->principal && strcmp(q->principal, key) == 0)
+                        break;
+        if (q && q->n_conns >= b->c->uid_max_connections) {
+                free(key);
+                *which = "uid_max_connections";
+                return 429;
+        }
+        if (!q) {
+                q = calloc(1, sizeof *q);
+                if (!q) {
+                        free(key);
+                        *which = "memory";
+                        return 503;
+                }
+                q->uid = c->uid;
+                q->principal = key;
+                q->next = b->quotas;
+                b->quotas = q;
+        } else
+                free(key);
+        /* Before its first request: nothing pending, no subscription, only bytes held. */
+        quota_unauth_end(c);
+        old->bytes -= c->held;
+        q->bytes += c->held;
+        q->n_conns++;
+        c->q = q;
+        if (--old->n_conns == 0)
+                quota_unlink(b, old);
+        return 0;
 }
 
 int quota_attach(bconn *c, const char **which)
@@ -123,6 +182,14 @@ int quota_attach(bconn *c, const char **which)
         return 0;
 }
 
+bool quota_unauth_full(hyb_broker *b, uid_t uid)
+{
+        bquota *q = quota_find(b, uid);
+
+        return b->n_unauth >= b->c->max_unauth_connections ||
+               (q && q->n_unauth >= b->c->uid_max_unauth_connections);
+}
+
 void quota_unauth_end(bconn *c)
 {
         if (!c->unauth)
@@ -159,12 +226,7 @@ void quota_detach(bconn *c)
         assert(q->n_conns > 0);
         if (--q->n_conns > 0)
                 return;
-        for (bquota **pp = &b->quotas; *pp; pp = &(*pp)->next)
-                if (*pp == q) {
-                        *pp = q->next;
-                        break;
-                }
-        free(q);
+        quota_unlink(b, q);
 }
 
 const char *quota_bytes_over(bconn *c, size_t n)
@@ -274,7 +336,8 @@ void quota_uid_objects(bconn *c, unsigned *subs, unsigned *regs, size_t *policy)
         *subs = *regs = 0;
         *policy = 0;
         for (bconn *o = c->b->conns; o; o = o->next) {
-                if (o->uid != c->uid || o->state == BCONN_DEAD)
+                /* A share's connections: the uid's, or a token principal's (quota_principal). */
+                if (o->state == BCONN_DEAD || (c->q ? o->q != c->q : o->uid != c->uid))
                         continue;
                 *subs += o->n_subs;
                 *regs += o->n_regs;

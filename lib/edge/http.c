@@ -179,6 +179,8 @@ typedef struct edge_conn {
         struct evhttp_connection *evcon;
         edge_addr *addr;
         bool unsent; /* no request yet: counted in n_unsent, not in n */
+        bool busy;   /* a request of it is being served (its reply not sent yet) */
+        uint64_t used; /* when its last request was counted or answered (conn_seq order) */
         void (*gone)(struct evhttp_connection *evcon, void *ud); /* the request in flight */
         void *gone_ud;
 } edge_conn;
@@ -238,6 +240,41 @@ static void conn_closed(struct evhttp_connection *evcon, void *ud)
         free(c);
 }
 
+/* Orders the connections by their last use: the least recently used idle one goes first. */
+static uint64_t conn_seq;
+
+/*
+ * All EDGE_MAX_CONNECTIONS are open: the least recently used idle connection (no request
+ * being served) of the source address holding the most is closed for a newcomer from
+ * mine (NULL: an address without any), if that address holds more than mine does.  A
+ * keep-alive connection may be closed while idle (RFC 9112 9.8), so hosts that hold the
+ * total with idle connections take each other's places, never a newcomer's.  True when
+ * one was closed.
+ */
+static bool conn_evict_idle(edge_http *eh, const edge_addr *mine)
+{
+        edge_addr *top = NULL;
+        edge_conn *victim = NULL;
+
+        for (edge_addr *a = eh->addrs; a; a = a->next)
+                if (!top || a->n > top->n)
+                        top = a;
+        if (!top || top == mine || top->n <= (mine ? mine->n : 0))
+                return false;
+        for (edge_conn *c = eh->conns; c; c = c->next)
+                if (c->addr == top && !c->unsent && !c->busy && !c->gone &&
+                    (!victim || c->used < victim->used))
+                        victim = c;
+        if (!victim)
+                return false;
+        broker_log(eh->b, HYB_LOG_INFO,
+                   "edge: idle connection closed: the least recently used of %u open from its "
+                   "address, for a newcomer (%u open in all)",
+                   top->n, eh->n_conns);
+        evhttp_connection_free(victim->evcon); /* conn_closed uncounts and frees victim */
+        return true;
+}
+
 /*
  * Counts evcon at its first request against the caps: false when one refuses it.  A
  * connection that has not sent a whole request is bounded by the timeout instead.
@@ -263,7 +300,7 @@ static bool conn_count(edge_http *eh, struct evhttp_connection *evcon)
                         if (addr_same(&a->ss, &ss))
                                 break;
         }
-        if (eh->n_conns >= EDGE_MAX_CONNECTIONS) {
+        if (eh->n_conns >= EDGE_MAX_CONNECTIONS && !conn_evict_idle(eh, a)) {
                 broker_log(eh->b, HYB_LOG_WARNING, "edge: connection refused: %u open in all",
                            eh->n_conns);
                 return false;
@@ -460,6 +497,30 @@ static const char *framing_error(struct evhttp_request *req)
         return NULL;
 }
 
+/* The reply of req is sent: its connection is idle again (conn_evict_idle). */
+static void req_complete(struct evhttp_request *req, void *ud)
+{
+        struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+        edge_conn *c = evcon ? conn_find(ud, evcon) : NULL;
+
+        if (c) {
+                c->busy = false;
+                c->used = ++conn_seq;
+        }
+}
+
+/* A request of evcon (counted) is being served until its reply is sent. */
+static void conn_busy(edge_http *eh, struct evhttp_request *req, struct evhttp_connection *evcon)
+{
+        edge_conn *c = conn_find(eh, evcon);
+
+        if (!c)
+                return;
+        c->busy = true;
+        c->used = ++conn_seq;
+        evhttp_request_set_on_complete_cb(req, req_complete, eh);
+}
+
 static void on_request(struct evhttp_request *req, void *ud)
 {
         edge_front *front = ud;
@@ -476,6 +537,8 @@ static void on_request(struct evhttp_request *req, void *ud)
                 edge_send_error(req, 503, "HYB_E_UNAVAILABLE", "too many connections");
                 return;
         }
+        if (evcon)
+                conn_busy(eh, req, evcon);
         if ((why = framing_error(req))) {
                 /* the rest of the stream cannot be trusted to start a request */
                 evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");

@@ -76,6 +76,7 @@ typedef struct edge_ws {
         struct event *timer; /* the handshake deadline, then the close linger */
         ws_addr *addr;       /* its source address's counts */
         bool preauth;        /* counted there as not yet authenticated */
+        uint64_t bserial;    /* its broker session's (accept order: the oldest is the least) */
         char peer[INET6_ADDRSTRLEN + 8];
         uint64_t announced; /* payload lengths of the message's frames so far */
         unsigned fragments; /* frames of the message so far */
@@ -648,6 +649,44 @@ static void handshake_timeout(evutil_socket_t fd, short what, void *ud)
         ws_pump(ws);
 }
 
+/*
+ * The broker's budget of sessions not yet authenticated is full: the oldest such connection
+ * of the source address holding the most of them makes room for the newcomer from mine,
+ * if that address holds more than mine does (so hosts that hold the budget by
+ * reconnecting take each other's places, not a newcomer's).  True when one was closed.
+ */
+static bool preauth_evict(edge_http *eh, const ws_addr *mine)
+{
+        ws_addr *top = NULL;
+        edge_ws *victim = NULL;
+
+        for (ws_addr *a = eh->ws_addrs; a; a = a->next)
+                if (!top || a->n > top->n)
+                        top = a;
+        if (!top || top == mine || top->n <= mine->n)
+                return false;
+        for (edge_task *t = eh->tasks; t; t = t->next) {
+                edge_ws *w = (edge_ws *)t;
+
+                if (t->kill != ws_kill || !w->preauth || w->addr != top || w->closing || w->dead)
+                        continue;
+                if (!victim || w->bserial < victim->bserial)
+                        victim = w;
+        }
+        /* the broker may have accepted its AUTH already (its answer not read yet) */
+        if (!victim || !broker_ws_session_drop(eh->b, victim->bserial))
+                return false;
+        broker_log(eh->b, HYB_LOG_INFO,
+                   "edge: WebSocket peer %s closed: the oldest of %u not yet authenticated "
+                   "from its address, for a newcomer (the budget of remote sessions not yet "
+                   "authenticated is full)",
+                   victim->peer, top->n);
+        preauth_end(victim);
+        ws_close(victim, 1013 /* Try Again Later */, "too many connections not authenticated");
+        ws_pump(victim);
+        return true;
+}
+
 /* ----------------------------------------------------------------- upgrade */
 
 /* Is the address of listen.http a loopback one (127.0.0.0/8, ::1)? */
@@ -787,6 +826,8 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
                 refuse(req, 503, NULL, &e);
                 return;
         }
+        if (broker_ws_preauth_full(b))
+                (void)preauth_evict(eh, a);
         a->n++;
         a->n_all++;
         ws->addr = a;
@@ -811,7 +852,7 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
                 }
                 snprintf(ws->peer, sizeof ws->peer, "%s:%u", host, port);
         }
-        st = broker_ws_session(b, tls ? "wss" : "ws", binding, ws->peer, &fd, &e);
+        st = broker_ws_session(b, tls ? "wss" : "ws", binding, ws->peer, &fd, &ws->bserial, &e);
         if (st < 0) {
                 /* still evhttp's: answer, then forget the connection */
                 ws->evcon = NULL;

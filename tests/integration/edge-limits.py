@@ -12,7 +12,9 @@ Modes (each prints "ok <case>" / "FAIL <case>: why" lines; exit 1 on a failure):
   per-address         32 keep-alive connections from 127.0.0.1, each served once and held
                       open: the 33rd is answered 503 and closed, another address is served,
                       and 127.0.0.1 is served again once one of the 32 closed
-  total               256 such connections from 127.0.0.2..9: the 257th (from 127.0.0.10) 503
+  total               256 such connections from 127.0.0.2..9, idle: the 257th (from
+                      127.0.0.10) is served and the least recently used idle connection of
+                      an address holding the most is closed for it; a host at its 32 is 503
   framing             requests framed two ways (RFC 9112 3.2, 6.3): two Content-Length
                       headers, a Content-Length that is not digits ("+1"), two Host
                       headers: 400 and the connection closed (what follows on it is
@@ -218,12 +220,34 @@ def mode_per_address(port):
 
 
 def mode_total(port):
-    socks = []
+    held = {}
     for a in range(2, 10):
-        socks += hold(port, "127.0.0.%d" % a, 32)
-    say(refused(port, "127.0.0.10"), "the 257th connection in all: 503, closed")
-    for s in socks:
-        s.close()
+        held["127.0.0.%d" % a] = hold(port, "127.0.0.%d" % a, 32)
+    # the 8 addresses hold all 256, idle: a newcomer from another address is served, and
+    # the least recently used idle connection of an address holding the most is closed
+    s = conn(port, "127.0.0.10")
+    say(keepalive_get(s) == 404, "the 257th connection in all, from another address: served")
+    gone = [(src, i) for src, socks in held.items() for i, c in enumerate(socks)
+            if still_open([c]) == 0]
+    say(len(gone) == 1, "one held connection was closed for it", "%s" % gone)
+    say(len(gone) == 1 and gone[0][1] == 0, "the least recently used of its address", "%s" % gone)
+    # one that is used again is no longer the least recently used one
+    src = "127.0.0.9" if not gone or gone[0][0] != "127.0.0.9" else "127.0.0.8"
+    say(keepalive_get(held[src][0]) == 404, "a held connection is served again")
+    s2 = conn(port, "127.0.0.11")
+    say(keepalive_get(s2) == 404, "the 258th, from another address: served")
+    gone2 = [(a, i) for a, socks in held.items() for i, c in enumerate(socks)
+             if still_open([c]) == 0 and (a, i) not in gone]
+    say(len(gone2) == 1 and gone2[0] != (src, 0), "one more closed, not the one just used",
+        "%s" % gone2)
+    # the newcomers hold 2 of 256: the 8 hosts cannot take them back (each holds more)
+    say(refused(port, "127.0.0.2"), "a host holding its 32 gets no 33rd: 503, closed")
+    say(keepalive_get(s) == 404 and keepalive_get(s2) == 404, "the newcomers are still served")
+    s.close()
+    s2.close()
+    for socks in held.values():
+        for c in socks:
+            c.close()
     ok = False
     for _ in range(100):
         if served(port):
