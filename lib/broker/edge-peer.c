@@ -97,7 +97,7 @@ int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transp
                 /* Charged to the token's principal, not to the anonymous uid (quota.c). */
                 const char *which = NULL;
                 if (quota_principal(c, tok, &which) != 0) {
-                        close(sv[1]);
+                        bufferevent_free(theirs);
                         bconn_close(c, NULL);
                         return err_set(e, HYB_E_TOO_MANY, -1,
                                        "quota %s of the token's principal exceeded", which);
