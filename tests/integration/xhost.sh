@@ -117,7 +117,13 @@ while [ $i -lt 400 ]; do
 done
 rss1=$(vmrss "$APID")
 echo "# a's VmRSS ${rss0} KiB before, ${rss1} KiB after 24 MiB of --cluster events to a stalled broker"
-check "a's memory stays bounded while the broker stalls (grew < 12 MiB)" [ $((rss1 - rss0)) -lt 12288 ]
+# ASan keeps freed memory in quarantine: the bound is measured in the plain run only; the
+# log line below says the bound was reached in both.
+if [ "${HYB_IT_SANITIZED:-0}" = 1 ]; then
+        echo "# sanitized run: memory bound not measured"
+else
+        check "a's memory stays bounded while the broker stalls (grew < 12 MiB)" [ $((rss1 - rss0)) -lt 12288 ]
+fi
 check "... and a says it dropped events" grep -q "event(s) not published: the MQTT broker has not taken" "$T/a.log"
 kill -CONT "$MPID"
 expect "a still serves its own peers" 0 '*' hy call @localhost/org.hybridos.bus/builtin echo '"after"'
