@@ -157,6 +157,14 @@ int edge_dpop_check(struct edge_dpop_cache **cache, const char *proof, size_t pr
                     const hyb_key *holder, const char *htm, const char *htu, const char *token,
                     size_t token_len, int64_t now, hyb_error *e);
 void edge_dpop_cache_free(struct edge_dpop_cache *c);
+/*
+ * The replay cache's part of edge_dpop_check, for a proof whose signature held: remembers
+ * the proof's jti (its SHA-256) of holder (the first bytes of the holder key's kid hash) with
+ * its iat.  HYB_E_UNAUTHORIZED for a jti seen in the window, for a holder past its share
+ * (EDGE_DPOP_JTI_PER_HOLDER) once the cache is half full, or for a full cache; -ENOMEM.
+ */
+int edge_dpop_remember(struct edge_dpop_cache **cache, const uint8_t jti_hash[32], uint64_t holder,
+                       int64_t iat, int64_t now, hyb_error *e);
 
 /* ---------------------------------------------------------------- routes.c */
 

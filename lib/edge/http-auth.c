@@ -246,16 +246,12 @@ static bool dpop_sig(const dpop *d, const hyb_key *holder)
         return hyb_key_verify(holder, d->input, d->input_len, d->sig, sizeof d->sig) == 0;
 }
 
-static int dpop_post(struct edge_dpop_cache **cache, const dpop *d, bool sig_ok, int64_t now,
-                     hyb_error *e)
+int edge_dpop_remember(struct edge_dpop_cache **cache, const uint8_t jti_hash[32], uint64_t holder,
+                       int64_t iat, int64_t now, hyb_error *e)
 {
         struct dpop_slot *free_slot = NULL;
-        unsigned of_holder = 0;
+        unsigned of_holder = 0, used = 0;
 
-        if (!sig_ok)
-                return err_set(e, HYB_E_UNAUTHORIZED, -1, "DPoP: the signature is not the holder's");
-        if (!cache)
-                return 0;
         if (!*cache && !(*cache = calloc(1, sizeof **cache)))
                 return -ENOMEM;
         for (unsigned i = 0; i < EDGE_DPOP_JTI_SLOTS; i++) {
@@ -263,17 +259,21 @@ static int dpop_post(struct edge_dpop_cache **cache, const dpop *d, bool sig_ok,
 
                 if (s->used && s->iat < now - EDGE_DPOP_WINDOW_S - 1)
                         s->used = false; /* outside the window: iat refuses it anyway */
-                if (s->used && memcmp(s->hash, d->jti_hash, sizeof d->jti_hash) == 0)
+                if (s->used && memcmp(s->hash, jti_hash, sizeof s->hash) == 0)
                         return err_set(e, HYB_E_UNAUTHORIZED, -1,
                                        "DPoP: this proof (jti) was used before");
                 if (!s->used && !free_slot)
                         free_slot = s;
-                if (s->used && s->holder == d->holder)
-                        of_holder++;
+                if (s->used) {
+                        used++;
+                        if (s->holder == holder)
+                                of_holder++;
+                }
         }
-        /* One holder's proofs take a share of the cache only: a holder that sends proofs as
-         * fast as it can is refused while others are still served. */
-        if (of_holder >= EDGE_DPOP_JTI_PER_HOLDER)
+        /* Once the cache is half full, a holder past its share is refused: one holder that
+         * sends proofs as fast as it can then waits while the others are still served; a
+         * holder alone may use the first half. */
+        if (of_holder >= EDGE_DPOP_JTI_PER_HOLDER && used >= EDGE_DPOP_JTI_SLOTS / 2)
                 return err_set(e, HYB_E_UNAUTHORIZED, -1,
                                "DPoP: too many proofs of this holder in the window, try again");
         if (!free_slot) {
@@ -282,11 +282,21 @@ static int dpop_post(struct edge_dpop_cache **cache, const dpop *d, bool sig_ok,
                 return err_set(e, HYB_E_UNAUTHORIZED, -1,
                                "DPoP: too many proofs in the window, try again");
         }
-        memcpy(free_slot->hash, d->jti_hash, sizeof d->jti_hash);
-        free_slot->iat = d->iat;
-        free_slot->holder = d->holder;
+        memcpy(free_slot->hash, jti_hash, sizeof free_slot->hash);
+        free_slot->iat = iat;
+        free_slot->holder = holder;
         free_slot->used = true;
         return 0;
+}
+
+static int dpop_post(struct edge_dpop_cache **cache, const dpop *d, bool sig_ok, int64_t now,
+                     hyb_error *e)
+{
+        if (!sig_ok)
+                return err_set(e, HYB_E_UNAUTHORIZED, -1, "DPoP: the signature is not the holder's");
+        if (!cache)
+                return 0;
+        return edge_dpop_remember(cache, d->jti_hash, d->holder, d->iat, now, e);
 }
 
 int edge_dpop_check(struct edge_dpop_cache **cache, const char *proof, size_t proof_len,
