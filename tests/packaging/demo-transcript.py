@@ -38,7 +38,9 @@ with tempfile.TemporaryDirectory(prefix="hyb-demo-test.") as tmp:
                         "")
         if not first_mm.startswith("==>"):
                 sys.exit(f"FAIL: the demo's first mm-ADT output is {first_mm!r}, not a result")
-        script = ["set -u", "fail() { echo \"FAIL: transcript line $1 exited $2, expected $3\"; exit 1; }"]
+        # A failed replay still stops the daemons and clients it started in the background.
+        script = ["set -u", "BG_PIDS=", "trap 'kill $BG_PIDS 2>/dev/null' EXIT",
+                  "fail() { echo \"FAIL: transcript line $1 exited $2, expected $3\"; exit 1; }"]
         n = 0
         i = 0
         while i < len(lines):
@@ -69,6 +71,7 @@ with tempfile.TemporaryDirectory(prefix="hyb-demo-test.") as tmp:
                         # Quiet by default, but the command's own redirections (written after
                         # ours, so they win) keep their files: a daemon's log the next line reads.
                         script.append(">/dev/null 2>&1 " + cmd[:bg.start()] + " & " + bg.group(1))
+                        script.append('BG_PIDS="$BG_PIDS $!"')
                         script.append("sleep 1")
                         continue
                 script.append(f"st=0; {{ {cmd}\n}} >/dev/null 2>&1 || st=$?")
