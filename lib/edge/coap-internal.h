@@ -111,7 +111,6 @@ typedef struct edge_coap {
 
 /* coap.c */
 void edge_coap_kick(edge_coap *ec); /* runs libcoap soon (from the loop, not from here) */
-bool edge_coap_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 coap_pdu_code_t edge_coap_code(int status, int method);
 const char *edge_coap_status_name(int status);
 /* Fills resp: the code of status for method and body (Block2 when large; over

@@ -30,7 +30,7 @@ static unsigned observers_of(edge_coap *ec, const struct sockaddr_storage *ss)
         unsigned n = 0;
 
         for (cobs *o = ec->obs; o; o = o->next)
-                n += edge_coap_addr_same(&o->addr, ss);
+                n += edge_addr_same(&o->addr, ss);
         return n;
 }
 

@@ -46,21 +46,6 @@ static void addr_of(coap_session_t *s, struct sockaddr_storage *ss)
                 memcpy(ss, &a->addr.sin6, sizeof a->addr.sin6);
 }
 
-/* The same host (the port is not looked at). */
-bool edge_coap_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-        if (a->ss_family != b->ss_family)
-                return false;
-        if (a->ss_family == AF_INET)
-                return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-                       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-        if (a->ss_family == AF_INET6)
-                return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                              &((const struct sockaddr_in6 *)b)->sin6_addr,
-                              sizeof(struct in6_addr)) == 0;
-        return false;
-}
-
 /* Requests and uploads in all (both hold memory while the broker works or blocks come). */
 static unsigned pending_total(edge_coap *ec)
 {
@@ -77,9 +62,9 @@ static unsigned pending_of(edge_coap *ec, const struct sockaddr_storage *ss)
         unsigned n = 0;
 
         for (creq *q = ec->reqs; q; q = q->next)
-                n += edge_coap_addr_same(&q->addr, ss);
+                n += edge_addr_same(&q->addr, ss);
         for (cupload *u = ec->uploads; u; u = u->next)
-                n += edge_coap_addr_same(&u->addr, ss);
+                n += edge_addr_same(&u->addr, ss);
         return n;
 }
 

@@ -124,6 +124,9 @@ void edge_send(struct evhttp_request *req, int kind, int status, const char *rea
  * connection caps hold. */
 void edge_conn_watch(edge_http *eh, struct evhttp_connection *evcon,
                      void (*gone)(struct evhttp_connection *evcon, void *ud), void *ud);
+struct sockaddr_storage;
+/* The same host (the port is not looked at): the per-address bounds of HTTP and CoAP. */
+bool edge_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 /* Answers req with status and the JSON error body {"status","code","message"}. */
 void edge_send_error(struct evhttp_request *req, int status, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));

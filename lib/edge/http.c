@@ -185,7 +185,7 @@ typedef struct edge_conn {
         void *gone_ud;
 } edge_conn;
 
-static bool addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+bool edge_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
         if (a->ss_family != b->ss_family)
                 return false;
@@ -297,7 +297,7 @@ static bool conn_count(edge_http *eh, struct evhttp_connection *evcon)
                         return false;
                 memcpy(&ss, sa, sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
                 for (a = eh->addrs; a; a = a->next)
-                        if (addr_same(&a->ss, &ss))
+                        if (edge_addr_same(&a->ss, &ss))
                                 break;
         }
         if (eh->n_conns >= EDGE_MAX_CONNECTIONS && !conn_evict_idle(eh, a)) {
@@ -416,7 +416,7 @@ static void conn_accepted(evutil_socket_t fd, short what, void *ud)
         memset(&ss, 0, sizeof ss);
         memcpy(&ss, sa, sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
         for (a = eh->addrs; a; a = a->next)
-                if (addr_same(&a->ss, &ss))
+                if (edge_addr_same(&a->ss, &ss))
                         break;
         if (eh->n_unsent >= EDGE_MAX_UNSENT ||
             (a && a->n_unsent >= EDGE_MAX_UNSENT_PER_ADDRESS) || !(c = calloc(1, sizeof *c))) {
