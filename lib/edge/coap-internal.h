@@ -4,6 +4,8 @@
  *
  *   coap.c          listen.coap: libcoap in the loop, the request handler, requests waiting
  *                   for the broker, Block1 uploads, the bounds per source address
+ *   coap-auth.c     credentials: the token upload (/authz-info), the tokens kept by hash,
+ *                   the proof of each request checked on the broker's verifying threads
  *   coap-observe.c  Observe: each observation a subscription with its own session, queue
  *                   and private resource
  *   coap-parse.c    what the edge reads out of a request's options; the copies of

@@ -2,7 +2,8 @@
 /*
  * Observe (RFC 7641) on the CoAP edge (doc/edge.md "CoAP", "Observe"): GET /watch/<pattern>
  * or /events/<app>/<runner>/<bubble> with Observe 0 makes a subscription (cobs) with its own
- * session of the anonymous principal, its own queue and its own observable resource,
+ * session (of the anonymous principal, or of the token its credentials name once checked:
+ * on_obs_verified), its own queue and its own observable resource,
  * hyb-obs/<id>: libcoap observes registered resources only, and one resource per observer
  * means coap_resource_notify_observers reaches that observer alone, so each drains its own
  * queue, one message per notification, in order.  The registration reaches that resource

@@ -3,7 +3,9 @@
  * CoAP (RFC 7252) on listen.coap (doc/edge.md "CoAP"): libcoap 3 parses and answers the
  * datagrams (retransmission, deduplication, Block2 of large answers, Observe), the routes
  * are those of HTTP, served by the same transport-neutral layer (routes.c edge_op_*,
- * sse.c edge_stream_subscribe) with a session of the anonymous principal per request.
+ * sse.c edge_stream_subscribe) with a session per request: of the anonymous principal on
+ * the routes of edge.anonymous, else of the token the request's credentials name, once
+ * checked (coap-auth.c).
  *
  * libcoap in the daemon's libevent loop: its epoll fd (coap_context_get_coap_fd; its timers
  * are a timerfd inside it) is watched for reading, and each wakeup runs coap_io_process
