@@ -246,8 +246,12 @@ static int verdict(cverify *v, hyb_token_result **ret, hyb_error *e)
         if (v->upload) {
                 r = edge_token_verdict(ec->b, v->st, v->seen, v->seen_ids, v->holder, &res, &ids,
                                        e);
-                if (r < 0)
+                if (r < 0) {
+                        if (r != -ENOMEM)
+                                broker_log(ec->b, HYB_LOG_INFO,
+                                           "edge: CoAP 4.01 token upload: %s", e->message);
                         return r;
+                }
         } else {
                 res = hyb_token_result_ref(v->seen); /* its revocation was asked at the start */
         }

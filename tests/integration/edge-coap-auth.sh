@@ -70,6 +70,8 @@ wait_until 10 has_line "$T/probe.out" '^ready$' || { bad "bus-probe edge-server 
 runpy main
 logged() { grep -q 'edge: CoAP 4.01 token .* of alice: .*used before' "$T/d.log"; }
 check "the daemon logs why a replayed proof was refused" logged
+expired() { grep -q 'edge: CoAP 4.01 token upload: .*expired' "$T/d.log"; }
+check "the daemon logs the expired token's upload as expired" expired
 runpy pending
 check "the daemon survived" kill -0 "$DPID"
 # the bound of tokens kept, on a daemon of its own (the modes above uploaded some)
