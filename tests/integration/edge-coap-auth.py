@@ -14,6 +14,7 @@ Each mode prints "ok <case>" / "FAIL <case>: why"; exit 1 on a failure.
   tokens   the bound of tokens kept: 4 of one address (a 5th replaces its oldest), 32 in
            all (one more replaces the least recently used)
   pending  16 authenticated calls of hold from one address wait; the 17th is 5.03
+  expiry   an observation made with a token of 8 s ends (4.01) when it expires
   held     (the daemon's verifications held by HYBRID_TEST_VERIFY_GATE=DIR/gate) requests
            waiting for their check count as pending: 16 of one address, 128 in all, then
            5.03; once let through, all are served
@@ -370,11 +371,33 @@ def held_mode(port):
     os.close(gate)
 
 
+def expiry_mode(port):
+    """An observation made with a token of 8 s ends when the token expires."""
+    short, holder = token("short"), load_key("holder.key")
+    o = Client(port, "127.0.0.91")
+    m = o.upload(short, holder)
+    is_code(m, "2.01", "a token of 8 s uploaded")
+    m, _ = o.call(GET, "/watch/sensors/#", short, holder, observe=b"")
+    is_code(m, "2.05", "an observation with it registered")
+    otok = m[3] if m else b""
+    end, got = time.time() + 60, None
+    while time.time() < end and got is None:
+        n = o.recv(max(0.1, end - time.time()))
+        if n is None:
+            break
+        if n[0] == CON:
+            o.send(C.build(ACK, 0, n[2]))
+        if n[3] == otok and n[1] != 0 and code_str(n[1]) != "2.05":
+            got = n
+    is_code(got, "4.01", "the observation ends with 4.01 once the token expired", b'"status":401')
+    say(got is not None and 6 not in got[4], "... a final answer, without Observe", repr(got))
+
+
 def main():
     global DIR
     mode, port, DIR = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     {"main": main_mode, "tokens": tokens_mode, "pending": pending_mode,
-     "held": held_mode}[mode](port)
+     "held": held_mode, "expiry": expiry_mode}[mode](port)
     return 1 if fails() else 0
 
 

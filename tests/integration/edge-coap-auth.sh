@@ -73,6 +73,8 @@ check "the daemon logs why a replayed proof was refused" logged
 expired() { grep -q 'edge: CoAP 4.01 token upload: .*expired' "$T/d.log"; }
 check "the daemon logs the expired token's upload as expired" expired
 runpy pending
+issue short 8 0 '/sensors/#=read,sub' || bad "issue short"
+runpy expiry
 check "the daemon survived" kill -0 "$DPID"
 # the bound of tokens kept, on a daemon of its own (the modes above uploaded some)
 coapd t
