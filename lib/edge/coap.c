@@ -35,6 +35,9 @@
 #include "common/util.h"
 #include "coap-internal.h"
 
+/* libcoap must know our two options over 255 (edge_coap_start). */
+_Static_assert(COAP_OPT_FILTER_LONG >= 2, "libcoap's option filter holds too few long options");
+
 /* ----------------------------------------------------------------- addresses */
 
 static void addr_of(coap_session_t *s, struct sockaddr_storage *ss)
@@ -825,6 +828,9 @@ int edge_coap_start(hyb_broker *b, hyb_error *e)
         coap_context_set_block_mode(ec->ctx, COAP_BLOCK_USE_LIBCOAP);
         coap_context_set_max_idle_sessions(ec->ctx, EDGE_COAP_MAX_SESSIONS);
         coap_context_set_session_timeout(ec->ctx, EDGE_COAP_SESSION_IDLE_S);
+        /* Our critical options, known to libcoap (else 4.02).  Its filter of known options
+         * holds two numbers over 255 (COAP_OPT_FILTER_LONG): these two; a third would be
+         * refused, silently. */
         coap_register_option(ec->ctx, EDGE_COAP_OPT_TIMEOUT);
         coap_register_option(ec->ctx, EDGE_COAP_OPT_PROOF);
         coap_register_event_handler(ec->ctx, on_coap_event);
