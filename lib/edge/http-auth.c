@@ -537,10 +537,13 @@ int edge_token_verdict(hyb_broker *b, struct token_staged *st, hyb_token_result 
         /* The proof was checked against the holder key read in advance: the verified
          * token's holder must be that very key. */
         if (strcmp(hyb_key_get_kid(holder), hyb_token_result_get_holder_kid(res)) != 0) {
+                err_set(e, HYB_E_UNAUTHORIZED, -1, "the proof's key is not the token's holder key");
+                broker_log(b, HYB_LOG_INFO, "edge: 401 token %s of %s: %s",
+                           hyb_token_result_get_jti(res), hyb_token_result_get_sub(res),
+                           e->message);
                 auth_ids_free(ids);
                 hyb_token_result_unref(res);
-                return err_set(e, HYB_E_UNAUTHORIZED, -1,
-                               "DPoP: the jwk is not the token's holder key");
+                return HYB_E_UNAUTHORIZED;
         }
         *ret = res;
         *ret_ids = ids;
