@@ -14,6 +14,9 @@ Each mode prints "ok <case>" / "FAIL <case>: why"; exit 1 on a failure.
   tokens   the bound of tokens kept: 4 of one address (a 5th replaces its oldest), 32 in
            all (one more replaces the least recently used)
   pending  16 authenticated calls of hold from one address wait; the 17th is 5.03
+  revoke-before, revoke-after
+           the token "rev" is uploaded and served; after `hybrid token revoke` of its jti
+           (by the shell), the next request is 4.01
   expiry   an observation made with a token of 8 s ends (4.01) when it expires
   held     (the daemon's verifications held by HYBRID_TEST_VERIFY_GATE=DIR/gate) requests
            waiting for their check count as pending: 16 of one address, 128 in all, then
@@ -393,11 +396,29 @@ def expiry_mode(port):
     say(got is not None and 6 not in got[4], "... a final answer, without Observe", repr(got))
 
 
+def revoke_mode(port, when):
+    """The token "rev" is served before `hybrid token revoke` of its jti, refused after."""
+    rev, holder = token("rev"), load_key("holder.key")
+    p = Client(port, "127.0.0.92")
+    if when == "before":
+        m = p.upload(rev, holder)
+        is_code(m, "2.01", "the token to revoke uploaded")
+        m, _ = p.call(GET, "/store/sensors/t", rev, holder)
+        say(m is not None and code_str(m[1]) in ("2.05", "4.04"), "... served before its "
+            "revocation", repr(m))
+    else:
+        m, _ = p.call(GET, "/store/sensors/t", rev, holder)
+        is_code(m, "4.01", "once revoked, the token kept is refused (revocation asked at each "
+                "request)")
+
+
 def main():
     global DIR
     mode, port, DIR = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     {"main": main_mode, "tokens": tokens_mode, "pending": pending_mode,
-     "held": held_mode, "expiry": expiry_mode}[mode](port)
+     "held": held_mode, "expiry": expiry_mode,
+     "revoke-before": lambda port: revoke_mode(port, "before"),
+     "revoke-after": lambda port: revoke_mode(port, "after")}[mode](port)
     return 1 if fails() else 0
 
 

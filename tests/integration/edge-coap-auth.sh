@@ -73,6 +73,12 @@ check "the daemon logs why a replayed proof was refused" logged
 expired() { grep -q 'edge: CoAP 4.01 token upload: .*expired' "$T/d.log"; }
 check "the daemon logs the expired token's upload as expired" expired
 runpy pending
+issue rev 3600 0 '/sensors/#=read' || bad "issue rev"
+runpy revoke-before
+JTI=$("$HYBRID" token inspect "$(cat "$T/rev")" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["blocks"][0]["claims"]["jti"])')
+"$HYBRID" --bus "$SOCK" token revoke --key "$T/iss.key" --jti "$JTI" >"$T/rev.out" 2>&1 ||
+        bad "hybrid token revoke --jti" "$(cat "$T/rev.out")"
+runpy revoke-after
 issue short 8 0 '/sensors/#=read,sub' || bad "issue short"
 runpy expiry
 check "the daemon survived" kill -0 "$DPID"
