@@ -33,6 +33,8 @@ start_daemon a "$(cluster_yaml a)" || finish
 ASOCK=$SOCK APID=$DPID
 start_daemon b "$(cluster_yaml b)" || finish
 BSOCK=$SOCK BPID_D=$DPID
+check "a, whose calls carry tokens unsigned (no cluster.call_secret_file), warns at its start" \
+        grep -q "calls to other hosts carry their callers' tokens unprotected" "$T/a.log"
 
 # b sees a's presence once both are connected: the first call may race it, so wait for a
 # first answer (an endpoint that answers at once) before the cases.
