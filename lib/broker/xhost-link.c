@@ -2,8 +2,8 @@
 /*
  * Bus calls between hosts on the daemon's MQTT link (lib/cluster/link.h): xhost's messages
  * (xhost.h) as MQTT 5 messages.  The payload is the bus frame as it is; the response topic,
- * correlation data, message expiry and the user properties "token", "forHost" and "forApp"
- * are MQTT 5 properties.
+ * correlation data, message expiry and the user properties "token", "forHost", "forApp",
+ * "ts" and "mac" (xhost-sign.c) are MQTT 5 properties.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Calls between hosts signed with the cluster's shared secret (cluster.call_secret_file,
- * doc/cluster.md "Signed calls"): a CALL or CANCEL carries the MQTT 5 user properties
+ * doc/cluster.md "Signed calls"): a CALL, CANCEL or RESULT carries the MQTT 5 user properties
  * "ts" (the caller's wall clock, ms since 1970, decimal) and "mac", the lower-case hex of
  *
  *   HMAC-SHA256(secret, "hybrid-call-1" NUL topic NUL response-topic NUL ts NUL
  *               correlation-data-in-hex NUL token NUL frame)
  *
  * (an absent response topic or token is empty; the frame is the message's payload).  The
- * target checks the MAC, that ts is within XSIGN_SKEW_MS of its own clock, and, for a
- * CALL, that it has not taken that call before:
+ * receiver checks the MAC and, for a CALL, that ts is within XSIGN_SKEW_MS of its own
+ * clock and that it has not taken that call before:
  *
  *   replay cache: the last XSIGN_REPLAY_MAX calls taken, (host, call id) -> ts, in a ring
  *    in arrival order with a hash index; floor = the newest ts the ring let go of, below

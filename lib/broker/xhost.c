@@ -407,7 +407,7 @@ void xhost_send_result(bconn *caller, uint64_t call_id, int status, const char *
         corr_put(corr, call_id);
         wire_hdr h = { .type = WIRE_RESULT, .flags = (uint8_t)(flags & WIRE_F_BINARY), .status = (uint16_t)status,
                        .call_id = call_id };
-        xmsg m = { .corr = corr, .corr_len = sizeof corr };
+        xmsg m = { .corr = corr, .corr_len = sizeof corr, .sign = true };
         if (send_frame(x, topic, &h, gfrom, gl, p->who, strlen(p->who), member, member_len, body, len, &m) < 0)
                 broker_log(caller->b, HYB_LOG_WARNING, "cluster: the result of a call from %s was not sent",
                            p->host);
@@ -567,6 +567,11 @@ static int on_reply(xhost *x, const xmsg *m, const wire_packet *pk)
         xpeer *p = peer_find(x, from.host, from.host_len);
         if (!p)
                 return 0; /* no call to that host: late or not ours */
+        /* a reader of <P>call/<host> knows the call ids: with a secret, only the target's
+         * signed answer counts */
+        const char *why;
+        if (x->sign && xsign_check(x->sign, m, p->host, strlen(p->host), id, false, &why) < 0)
+                return drop(x, m, why);
         /* route_result checks that the pending call id went to this host */
         peer_set_who(p, pk->from, pk->h.from_len, from.app, from.app_len);
         route_frame(p->conn, pk, NULL, 0, route_result);

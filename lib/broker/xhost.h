@@ -44,11 +44,11 @@ typedef struct xmsg {
         size_t corr_len;
         const char *token;              /* user property "token", or NULL */
         const char *for_host, *for_app; /* user properties of an EVENT, or NULL */
-        const char *ts, *mac;           /* user properties of a signed CALL or CANCEL, or NULL
+        const char *ts, *mac;           /* user properties of a signed CALL, CANCEL or RESULT, or NULL
                                          * (xhost-sign.c) */
         uint32_t expiry_s;              /* MQTT 5 message expiry interval (0: none) */
         bool retain;
-        bool sign;                      /* a CALL or CANCEL to sign when the cluster has a
+        bool sign;                      /* a CALL, CANCEL or RESULT to sign when the cluster has a
                                          * secret (xhost-sign.c) */
         bool event;                     /* an EVENT: refused with -ENOBUFS while the link holds
                                          * XHOST_EVENT_BACKLOG bytes the broker has not taken */
@@ -101,7 +101,7 @@ void xhost_detach(hyb_broker *b);
  * message in err.  xsign_make stamps m (topic, payload, response topic, correlation data
  * and token set) with ts and mac, which point into ts[] and mac[]: 0 or -errno.
  * xsign_check verifies a received m of host (call: a CALL, with its time and the replay
- * cache checked; else a CANCEL: its signature only): 0, or -EACCES with *why.
+ * cache checked; else a CANCEL or RESULT: its signature only): 0, or -EACCES with *why.
  */
 typedef struct xsign xsign;
 int xsign_load(const char *path, xsign **ret, char *err, size_t err_size);

@@ -29,6 +29,7 @@ CALL, RESULT = 4, 5
 APP = "org.hybridos.cli"
 lock = threading.Condition()
 captured = []
+slow = []  # (payload, properties) of calls of method "wait"
 results = {}  # call id -> [status, ...]
 subacks = threading.Event()
 nsub = [0]
@@ -41,9 +42,9 @@ def say(ok, what, detail=""):
         failed[0] += 1
 
 
-def frame(ty, frm, to, member, body, call_id, timeout):
+def frame(ty, frm, to, member, body, call_id, timeout, status=0):
     f, t, m = frm.encode(), to.encode(), member.encode()
-    return HDR.pack(len(body), ty, 0, 0, call_id, timeout, len(f), len(t), len(m), 0, 0) + f + t + m + body
+    return HDR.pack(len(body), ty, 0, status, call_id, timeout, len(f), len(t), len(m), 0, 0) + f + t + m + body
 
 
 def mac_of(secret, topic, rt, ts, corr, token, payload):
@@ -71,6 +72,9 @@ def on_message(c, ud, msg):
     ty, st, cid = HDR.unpack_from(p)[1], HDR.unpack_from(p)[3], HDR.unpack_from(p)[4]
     with lock:
         if msg.topic == "_hybrid/call/a" and ty == CALL:
+            fl, tl, ml = HDR.unpack_from(p)[6:9]
+            if p[HDR.size + fl + tl:HDR.size + fl + tl + ml] == b"wait":
+                slow.append((p, msg.properties))
             up = dict(getattr(msg.properties, "UserProperty", []) or [])
             if "token" in up and p[HDR.size:].find(b"@b/") >= 0:
                 captured.append((p, msg.properties))
@@ -178,5 +182,21 @@ c.publish("_hybrid/call/a", payload, qos=1, properties=bare)
 say(wait_for(lambda: len(results[b_cid]) >= 2) and results[b_cid] == [200, 401],
     "b's call replayed after b's 70 later calls: dropped as a copy with its seq, 401 without",
     "answers %s" % results.get(b_cid))
+
+# an answer forged for b's call to a slow endpoint of a: b drops it (unsigned), its call
+# ends at its deadline (the shell checks)
+print("forge", file=sys.stderr, flush=True)
+if wait_for(lambda: slow, 30):
+    p, props = slow[0]
+    cid = HDR.unpack_from(p)[4]
+    fl, tl = HDR.unpack_from(p)[6:8]
+    caller = p[HDR.size:HDR.size + fl].decode()
+    rp = Properties(PacketTypes.PUBLISH)
+    rp.CorrelationData = props.CorrelationData
+    c.publish("_hybrid/reply/b", frame(RESULT, "@a/%s/slow" % APP, caller, "wait", b'{"forged":1}', cid, 0, 200),
+              qos=1, properties=rp)
+    say(True, "a RESULT forged for b's call to a's slow endpoint sent")
+else:
+    say(False, "b's call to a's slow endpoint seen")
 c.loop_stop()
 sys.exit(1 if failed[0] else 0)

@@ -34,6 +34,7 @@ check "a, whose calls are signed, does not warn of unprotected tokens" \
 
 SOCK=$ASOCK
 serve_bg srv getX '{"x":42}' --runner srv || finish
+serve_bg slow wait '{}' --runner slow --delay 3600000 || finish
 SOCK=$BSOCK
 call_ok() { hy call @a/org.hybridos.cli/srv getX --timeout 2000 >/dev/null 2>&1; }
 wait_until 20 call_ok || bad "a call from b reaches a" "$(hy call @a/org.hybridos.cli/srv getX 2>&1)"
@@ -47,12 +48,15 @@ bg thief "$PYTHON" "$HYB_IT_DIR/xhost-secret.py" "$PORT" "$T/secret"
 TPID=$BPID
 ready thief || bad "the broker's client is subscribed" "$(cat "$T/thief.err")"
 expect "b's token session calls a again (the call it sees)" 0 '{"x":42}' tok call @a/org.hybridos.cli/srv getX
+wait_until 60 has_line "$T/thief.err" '^forge$' || bad "xhost-secret.py gets to its forged answer"
+expect_err "a forged (unsigned) answer to b's call is dropped: the call ends at its deadline (504)" 1 \
+        '^hybrid: call: 504 ' hy call @a/org.hybridos.cli/slow wait --timeout 3000
 wait_until 60 sh -c "! kill -0 $TPID" || bad "xhost-secret.py ends"
 wait "$TPID"
 TRC=$?
 sed 's/^/    /' "$T/thief.out"
 check "every case of xhost-secret.py passes" [ "$TRC" = 0 ]
-check "... and it ran them (13 cases)" [ "$(grep -c '^ok - ' "$T/thief.out")" -ge 13 ]
+check "... and it ran them (14 cases)" [ "$(grep -c '^ok - ' "$T/thief.out")" -ge 14 ]
 check "a logs the refused calls" grep -q "cluster: call of .* refused" "$T/a.log"
 expect "a still answers b's signed calls" 0 '{"x":42}' hy call @a/org.hybridos.cli/srv getX
 
