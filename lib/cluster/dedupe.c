@@ -102,7 +102,7 @@ static void slide(struct origin *o, uint64_t k)
         }
 }
 
-int cluster_dedupe_check(cluster_dedupe *d, const char *origin, size_t len, uint64_t n)
+int cluster_dedupe_check(cluster_dedupe *d, const char *origin, size_t len, uint64_t n, bool live)
 {
         struct origin *o;
 
@@ -136,6 +136,13 @@ int cluster_dedupe_check(cluster_dedupe *d, const char *origin, size_t len, uint
         }
         if (n > o->hi) {
                 slide(o, n - o->hi);
+                o->hi = n;
+                bit_set(o, 0);
+                return CLUSTER_SEQ_NEW;
+        }
+        if (live && o->hi - n >= CLUSTER_DEDUPE_RESTART) {
+                /* a new run of the origin, its clock set back: start again from n */
+                memset(o->bits, 0, sizeof o->bits);
                 o->hi = n;
                 bit_set(o, 0);
                 return CLUSTER_SEQ_NEW;

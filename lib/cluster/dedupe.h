@@ -15,7 +15,10 @@
  *
  * A number in the window that came before is a duplicate.  One above hi slides the window.
  * One below the window, or of an origin forgotten (the least recently used goes when a new
- * one needs room), is not known: taken as new.  So a duplicate can only get through when
+ * one needs room), is not known: taken as new.  A live (not retained) message more than
+ * CLUSTER_DEDUPE_RESTART below the highest is a new run of its origin whose clock was set
+ * back: the window starts again from it (a retained one may be any old message the broker
+ * kept, and changes nothing).  So a duplicate can only get through when
  * more than the window's count of newer messages of its origin came between its copies,
  * or past CLUSTER_DEDUPE_ORIGINS other origins: far more than a broker keeps in flight.
  */
@@ -29,6 +32,7 @@
 #define CLUSTER_DEDUPE_WINDOW 1024u   /* numbers remembered below the highest, per origin */
 #define CLUSTER_DEDUPE_ORIGINS 256u   /* origins remembered at once */
 #define CLUSTER_DEDUPE_ORIGIN_MAX 256u /* a longer origin is not tracked */
+#define CLUSTER_DEDUPE_RESTART (UINT64_C(1) << 32) /* ns: about 4.3 s */
 
 typedef struct cluster_dedupe cluster_dedupe;
 
@@ -42,9 +46,9 @@ enum {
 cluster_dedupe *cluster_dedupe_new(void);
 /* Frees d; NULL is fine.  Returns NULL. */
 cluster_dedupe *cluster_dedupe_free(cluster_dedupe *d);
-/* Notes message n of origin[0..len): CLUSTER_SEQ_NEW, _SEEN or _UNKNOWN (also when out of
- * memory: never a wrong "seen"). */
-int cluster_dedupe_check(cluster_dedupe *d, const char *origin, size_t len, uint64_t n);
+/* Notes message n of origin[0..len), live (not retained) or not: CLUSTER_SEQ_NEW, _SEEN or
+ * _UNKNOWN (also when out of memory: never a wrong "seen"). */
+int cluster_dedupe_check(cluster_dedupe *d, const char *origin, size_t len, uint64_t n, bool live);
 /* Parses the "seq" user property's value "<n> <origin>": true with *n, *origin (pointing
  * into value) and *len; false when it is not of that form. */
 bool cluster_dedupe_parse(const char *value, uint64_t *n, const char **origin, size_t *len);

@@ -508,7 +508,7 @@ static bool first_copy(cluster_link *l, const char *topic, const mosquitto_prope
 
 /* The verdict of dedupe.h on a message's "seq" user property (CLUSTER_SEQ_UNKNOWN
  * without one: a plain MQTT client's message). */
-static int seq_check(cluster_link *l, const mosquitto_property *props)
+static int seq_check(cluster_link *l, const mosquitto_property *props, bool live)
 {
         char *name = NULL, *value = NULL;
         int v = CLUSTER_SEQ_UNKNOWN;
@@ -522,7 +522,7 @@ static int seq_check(cluster_link *l, const mosquitto_property *props)
                 size_t len;
 
                 if (mine && cluster_dedupe_parse(value, &n, &origin, &len))
-                        v = cluster_dedupe_check(l->dedupe, origin, len, n);
+                        v = cluster_dedupe_check(l->dedupe, origin, len, n, live);
                 free(name);
                 free(value);
                 name = value = NULL;
@@ -545,7 +545,7 @@ static void cb_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
         /* A message that came before: a QoS 1 redelivery (dedupe.h).  A retained one may
          * also be the broker's answer to a new subscription (the same message again, with
          * its properties): handed on, marked, for the mirror to decide. */
-        seq = props ? seq_check(l, props) : CLUSTER_SEQ_UNKNOWN;
+        seq = props ? seq_check(l, props, !msg->retain) : CLUSTER_SEQ_UNKNOWN;
         if (seq == CLUSTER_SEQ_SEEN && !msg->retain) {
                 l->dups++;
                 logf_(l, HYB_LOG_DEBUG, "cluster: a message on %s came again: taken once",

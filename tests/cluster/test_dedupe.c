@@ -14,7 +14,12 @@ TCase *cluster_dedupe_tcase(void);
 
 static int check_s(cluster_dedupe *d, const char *origin, uint64_t n)
 {
-        return cluster_dedupe_check(d, origin, strlen(origin), n);
+        return cluster_dedupe_check(d, origin, strlen(origin), n, true);
+}
+
+static int check_r(cluster_dedupe *d, const char *origin, uint64_t n)
+{
+        return cluster_dedupe_check(d, origin, strlen(origin), n, false);
 }
 
 START_TEST(test_window)
@@ -49,6 +54,15 @@ START_TEST(test_window)
         ck_assert_int_eq(check_s(d, "hybrid-a", hi + 100000), CLUSTER_SEQ_NEW);
         ck_assert_int_eq(check_s(d, "hybrid-a", hi + 100000 - 1), CLUSTER_SEQ_NEW);
         ck_assert_int_eq(check_s(d, "hybrid-a", hi), CLUSTER_SEQ_UNKNOWN);
+        /* far below: a retained message (any old one the broker kept) changes nothing; a
+         * live one is a new run of the origin with its clock set back */
+        uint64_t top = hi + 100000, back = top - CLUSTER_DEDUPE_RESTART - 5;
+        ck_assert_int_eq(check_r(d, "hybrid-a", back), CLUSTER_SEQ_UNKNOWN);
+        ck_assert_int_eq(check_s(d, "hybrid-a", top), CLUSTER_SEQ_SEEN);
+        ck_assert_int_eq(check_s(d, "hybrid-a", back), CLUSTER_SEQ_NEW);
+        ck_assert_int_eq(check_s(d, "hybrid-a", back), CLUSTER_SEQ_SEEN);
+        ck_assert_int_eq(check_s(d, "hybrid-a", back + 1), CLUSTER_SEQ_NEW);
+        ck_assert_int_eq(check_s(d, "hybrid-a", back + 1), CLUSTER_SEQ_SEEN);
         /* an origin too long to track */
         char longname[CLUSTER_DEDUPE_ORIGIN_MAX + 2];
         memset(longname, 'x', sizeof longname - 1);
