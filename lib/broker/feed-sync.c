@@ -1,0 +1,419 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The revocation feed between daemons (doc/token.md "Between daemons", doc/cluster.md
+ * "Topics"): with a cluster link, every entry this daemon applies is published retained on
+ * <prefix>_hybrid/feed/<seq> and every daemon subscribes <prefix>_hybrid/feed/+, so an
+ * entry delivered to one hub reaches all of them, and a daemon that was away gets the
+ * entries it missed as the broker's retained messages when it subscribes again.
+ *
+ * No new trust: an entry is applied only when it verifies against auth.issuers, like any
+ * delivered one (hyb_token_feed_apply).  Whoever else may publish on the broker can only
+ * send junk (refused; logged 10 lines at once, then one a second, with a count), a replay (ignored), or
+ * overwrite a retained entry (a daemon holding that entry publishes it again: the repair).
+ *
+ * Entries arrive in any order (a broker sends the retained messages of a filter in its own
+ * order): an entry past head+1 that verifies is kept aside (at most FS_PENDING_MAX, within
+ * head+FS_PENDING_MAX) and applied once the ones before it came.  A gap that stays (head+1
+ * never came) makes the daemon subscribe again, which has the broker send every retained
+ * entry once more, after 1 s, doubling up to 60 s.
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker-internal.h"
+#include "common/util.h"
+
+#ifdef HYB_HAVE_CLUSTER
+#include "cluster/link.h"
+
+/* Entries past head+1 kept until the ones before them come. */
+#define FS_PENDING_MAX 256
+/* A payload longer than this is no entry (a token block is far smaller). */
+#define FS_ENTRY_MAX 8192
+/* Repairs are skipped while the link holds this many bytes the broker has not taken. */
+#define FS_OUT_MAX (1024u * 1024u)
+/* "refused" lines: this many at once, then one a second. */
+#define FS_LOG_BURST 10
+#define FS_REFETCH_MIN_MS 1000
+#define FS_REFETCH_MAX_MS 60000
+
+struct fs_pending {
+        uint64_t seq;
+        char *text;
+};
+
+struct feedsync {
+        hyb_broker *b;
+        cluster_link *link;
+        char *topic;  /* "<prefix>_hybrid/feed/" */
+        char *filter; /* "<prefix>_hybrid/feed/+" */
+        struct fs_pending pending[FS_PENDING_MAX];
+        size_t n_pending;
+        bool republish;      /* a publication failed: publish every entry at the next connection */
+        struct event *refetch_ev;
+        unsigned refetch_ms; /* the next refetch's delay; 0 while no gap */
+        time_t log_at;       /* when log_tokens was last refilled */
+        unsigned log_tokens; /* "refused" lines that may be logged now */
+        uint64_t refused, refused_unlogged;
+};
+
+/* Logs a refusal: a burst of FS_LOG_BURST lines, then one a second, each saying how many
+ * were not logged since the last. */
+static void refused(struct feedsync *fs, const char *topic, const char *why)
+{
+        time_t now = time(NULL);
+
+        fs->refused++;
+        if (now > fs->log_at) {
+                uint64_t add = (uint64_t)(now - fs->log_at);
+
+                fs->log_tokens = add >= FS_LOG_BURST || fs->log_tokens + add >= FS_LOG_BURST
+                                         ? FS_LOG_BURST
+                                         : fs->log_tokens + (unsigned)add;
+                fs->log_at = now;
+        }
+        if (!fs->log_tokens) {
+                fs->refused_unlogged++;
+                return;
+        }
+        fs->log_tokens--;
+        if (fs->refused_unlogged)
+                broker_log(fs->b, HYB_LOG_WARNING,
+                           "revocation feed: %s refused: %s (and %" PRIu64
+                           " more refused, not logged)",
+                           topic, why, fs->refused_unlogged);
+        else
+                broker_log(fs->b, HYB_LOG_WARNING, "revocation feed: %s refused: %s", topic, why);
+        fs->refused_unlogged = 0;
+}
+
+/* The seq a topic <P>feed/<seq> names: decimal, no leading zero, 1 .. 2^53-1; 0 if none. */
+static uint64_t topic_seq(struct feedsync *fs, const char *topic)
+{
+        const char *s = topic + strlen(fs->topic);
+        uint64_t v = 0;
+
+        if (*s < '1' || *s > '9' || strlen(s) > 16)
+                return 0;
+        for (; *s; s++) {
+                if (*s < '0' || *s > '9')
+                        return 0;
+                v = v * 10 + (uint64_t)(*s - '0');
+        }
+        return v < ((uint64_t)1 << 53) ? v : 0;
+}
+
+static void publish_one(struct feedsync *fs, uint64_t seq);
+
+static void pub_done(cluster_link *l, int r, void *ud)
+{
+        struct feedsync *fs = ud;
+
+        if (r < 0 && r != -ECANCELED)
+                fs->republish = true;
+}
+
+static void publish_one(struct feedsync *fs, uint64_t seq)
+{
+        hyb_broker *b = fs->b;
+        char topic[512], *text = NULL;
+        int r;
+
+        if (!b->feed || hyb_token_feed_get_entry(b->feed, seq, &text, NULL) < 0)
+                return;
+        snprintf(topic, sizeof topic, "%s%" PRIu64, fs->topic, seq);
+        r = cluster_link_publish(fs->link, topic, text, strlen(text), b->c->cluster.qos, true,
+                                 NULL, pub_done, fs);
+        if (r < 0)
+                fs->republish = true; /* not connected: every entry goes out at the connection */
+        free(text);
+}
+
+static void publish_all(struct feedsync *fs)
+{
+        uint64_t head = fs->b->feed && !fs->b->feed_broken ? hyb_token_feed_get_seq(fs->b->feed) : 0;
+
+        fs->republish = false;
+        for (uint64_t seq = 1; seq <= head; seq++)
+                publish_one(fs, seq);
+}
+
+static void pending_drop(struct feedsync *fs, size_t i)
+{
+        free(fs->pending[i].text);
+        fs->pending[i] = fs->pending[--fs->n_pending];
+}
+
+/* Keeps an entry that verified but is past head+1; the farthest goes when full. */
+static void pending_add(struct feedsync *fs, uint64_t seq, const char *text, uint64_t head)
+{
+        size_t far = 0;
+        char *t;
+
+        if (seq > head + FS_PENDING_MAX)
+                return;
+        for (size_t i = 0; i < fs->n_pending; i++) {
+                if (fs->pending[i].seq == seq)
+                        return;
+                if (fs->pending[i].seq > fs->pending[far].seq)
+                        far = i;
+        }
+        if (fs->n_pending == FS_PENDING_MAX) {
+                if (fs->pending[far].seq < seq)
+                        return;
+                pending_drop(fs, far);
+        }
+        t = strdup(text);
+        if (t)
+                fs->pending[fs->n_pending++] = (struct fs_pending){ seq, t };
+}
+
+static void refetch_arm(struct feedsync *fs)
+{
+        struct timeval tv;
+
+        if (!fs->refetch_ms)
+                fs->refetch_ms = FS_REFETCH_MIN_MS;
+        if (evtimer_pending(fs->refetch_ev, NULL))
+                return;
+        tv.tv_sec = fs->refetch_ms / 1000;
+        tv.tv_usec = (fs->refetch_ms % 1000) * 1000;
+        evtimer_add(fs->refetch_ev, &tv);
+}
+
+static void gap_closed(struct feedsync *fs)
+{
+        fs->refetch_ms = 0;
+        evtimer_del(fs->refetch_ev);
+}
+
+/* Offers one entry that came on topic (which names tseq) to the feed. */
+static int offer(struct feedsync *fs, const char *topic, uint64_t tseq, const char *text,
+                 uint64_t *ret_seq)
+{
+        hyb_broker *b = fs->b;
+        hyb_error why = {0};
+        uint64_t seq = 0, head;
+        int r;
+
+        r = hyb_token_feed_apply(b->feed, text, &seq, &why);
+        *ret_seq = seq;
+        head = hyb_token_feed_get_seq(b->feed);
+        if (r == HYB_E_UNAUTHORIZED) {
+                refused(fs, topic, why.message);
+                return r;
+        }
+        if (r < 0) {
+                broker_log(b, HYB_LOG_ERROR, "revocation feed: entry %" PRIu64 " from %s not stored: %s",
+                           seq, topic, *why.message ? why.message : hyb_strerror(r));
+                return r;
+        }
+        if (seq != tseq)
+                refused(fs, topic, "it holds an entry of another seq");
+        if (r == HYB_TOKEN_FEED_APPLIED) {
+                revocation_applied(b, seq, topic, seq != tseq);
+        } else if (r == HYB_TOKEN_FEED_GAP) {
+                pending_add(fs, seq, text, head);
+        } else if (r == HYB_TOKEN_FEED_OLD && seq == tseq) {
+                char *ours = NULL;
+
+                if (hyb_token_feed_get_entry(b->feed, seq, &ours, NULL) == 0 && strcmp(ours, text) != 0)
+                        refused(fs, topic, "a different entry than this daemon's of the same seq "
+                                           "(two entries were signed with one seq)");
+                free(ours);
+        }
+        return r;
+}
+
+/* Applies the kept entries that now follow the head. */
+static void drain_pending(struct feedsync *fs)
+{
+        hyb_broker *b = fs->b;
+        bool more = true;
+
+        while (more) {
+                uint64_t head = hyb_token_feed_get_seq(b->feed);
+
+                more = false;
+                for (size_t i = 0; i < fs->n_pending; i++) {
+                        if (fs->pending[i].seq <= head) {
+                                pending_drop(fs, i--);
+                        } else if (fs->pending[i].seq == head + 1) {
+                                char *text = fs->pending[i].text, topic[512];
+
+                                fs->pending[i].text = NULL;
+                                pending_drop(fs, i);
+                                snprintf(topic, sizeof topic, "%s%" PRIu64, fs->topic, head + 1);
+                                uint64_t got;
+
+                                more = offer(fs, topic, head + 1, text, &got) ==
+                                       HYB_TOKEN_FEED_APPLIED;
+                                free(text);
+                                break;
+                        }
+                }
+        }
+        if (fs->n_pending)
+                refetch_arm(fs);
+        else
+                gap_closed(fs);
+}
+
+static void on_feed(cluster_link *l, const char *topic, const void *payload, size_t len,
+                    bool retain, int qos, const mosquitto_property *props, void *ud)
+{
+        struct feedsync *fs = ud;
+        hyb_broker *b = fs->b;
+        uint64_t tseq = topic_seq(fs, topic), head, seq = 0;
+        char *text, *ours = NULL;
+        bool junk = false;
+        int r;
+
+        if (!b->feed || b->feed_broken)
+                return; /* no issuer (or a broken feed): nothing can be checked; refetched at setup */
+        head = hyb_token_feed_get_seq(b->feed);
+        if (!tseq) {
+                refused(fs, topic, "not a topic <prefix>_hybrid/feed/<seq>");
+                return;
+        }
+        /* Our own entry coming back, or another daemon's copy of it: nothing to check. */
+        if (tseq <= head && hyb_token_feed_get_entry(b->feed, tseq, &ours, NULL) == 0 &&
+            strlen(ours) == len && memcmp(ours, payload, len) == 0) {
+                free(ours);
+                return;
+        }
+        free(ours);
+        if (len == 0 || len > FS_ENTRY_MAX || memchr(payload, 0, len)) {
+                refused(fs, topic, len ? "not an entry" : "an empty (deleted) entry");
+                junk = true;
+        } else if ((text = strndup(payload, len))) {
+                r = offer(fs, topic, tseq, text, &seq);
+                junk = r == HYB_E_UNAUTHORIZED || (r >= 0 && seq != tseq);
+                free(text);
+        }
+        /* The broker's retained copy of an entry we hold is junk: put ours back (never for
+         * a valid entry that differs, which two daemons would then overwrite in turn). */
+        if (junk && retain && tseq <= hyb_token_feed_get_seq(b->feed) &&
+            cluster_link_out_bytes(fs->link) < FS_OUT_MAX)
+                publish_one(fs, tseq);
+        drain_pending(fs);
+}
+
+/* Subscribes again: the broker then sends every retained entry once more. */
+static void refetch(evutil_socket_t fd, short what, void *ud)
+{
+        struct feedsync *fs = ud;
+        hyb_broker *b = fs->b;
+
+        if (fs->refetch_ms && b->feed)
+                broker_log(b, HYB_LOG_INFO,
+                           "revocation feed: a gap after %" PRIu64 ": asking the broker for the "
+                           "entries again",
+                           hyb_token_feed_get_seq(b->feed));
+        if (cluster_link_unsubscribe(fs->link, fs->filter) == 0)
+                (void)cluster_link_subscribe(fs->link, fs->filter, b->c->cluster.qos, NULL, NULL);
+        if (fs->refetch_ms) {
+                fs->refetch_ms = fs->refetch_ms * 2 > FS_REFETCH_MAX_MS ? FS_REFETCH_MAX_MS
+                                                                         : fs->refetch_ms * 2;
+                refetch_arm(fs);
+        }
+}
+
+static void on_state(cluster_link *l, bool connected, bool session_present, void *ud)
+{
+        struct feedsync *fs = ud;
+
+        /* A new session (the first, or the broker lost ours) or a publication that did not
+         * go out: every entry again, so a broker that lost its retained messages has them. */
+        if (connected && (!session_present || fs->republish))
+                publish_all(fs);
+}
+
+int feedsync_start(hyb_broker *b)
+{
+        const char *prefix = b->c->cluster.prefix ? b->c->cluster.prefix : "";
+        struct feedsync *fs;
+        int r = -ENOMEM;
+
+        if (!b->link || b->feedsync)
+                return 0;
+        fs = calloc(1, sizeof *fs);
+        if (!fs)
+                return -ENOMEM;
+        fs->b = b;
+        fs->link = b->link;
+        if (asprintf(&fs->topic, "%s_hybrid/feed/", prefix) < 0)
+                fs->topic = NULL;
+        if (asprintf(&fs->filter, "%s_hybrid/feed/+", prefix) < 0)
+                fs->filter = NULL;
+        fs->refetch_ev = evtimer_new(b->base, refetch, fs);
+        if (fs->topic && fs->filter && fs->refetch_ev &&
+            (r = cluster_link_on_message(fs->link, fs->topic, on_feed, fs)) >= 0 &&
+            (r = cluster_link_on_state(fs->link, on_state, fs)) >= 0)
+                r = cluster_link_subscribe(fs->link, fs->filter, b->c->cluster.qos, NULL, NULL);
+        b->feedsync = fs;
+        if (r < 0) {
+                feedsync_stop(b);
+                return r;
+        }
+        if (cluster_link_is_connected(fs->link))
+                publish_all(fs);
+        return 0;
+}
+
+void feedsync_stop(hyb_broker *b)
+{
+        struct feedsync *fs = b->feedsync;
+
+        if (!fs)
+                return;
+        while (fs->n_pending)
+                pending_drop(fs, 0);
+        if (fs->refetch_ev)
+                event_free(fs->refetch_ev);
+        free(fs->topic);
+        free(fs->filter);
+        free(fs);
+        b->feedsync = NULL;
+}
+
+void feedsync_publish(hyb_broker *b, uint64_t seq)
+{
+        if (b->feedsync)
+                publish_one(b->feedsync, seq);
+}
+
+void feedsync_refetch(hyb_broker *b)
+{
+        struct feedsync *fs = b->feedsync;
+
+        if (!fs || !b->feed || b->feed_broken)
+                return;
+        publish_all(fs);
+        refetch(-1, 0, fs);
+}
+
+#else
+
+int feedsync_start(hyb_broker *b)
+{
+        return 0;
+}
+
+void feedsync_stop(hyb_broker *b)
+{
+}
+
+void feedsync_publish(hyb_broker *b, uint64_t seq)
+{
+}
+
+void feedsync_refetch(hyb_broker *b)
+{
+}
+
+#endif
