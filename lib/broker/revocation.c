@@ -6,7 +6,8 @@
  * it when the store is attached or the configuration reloaded.  Any peer may
  * deliver an entry (builtin deliverRevocation): the issuer's signature is the
  * authority.  An applied entry is announced (builtin event RevocationApplied)
- * and the token sessions it touches are closed at once (broker_auth_sweep).
+ * and the token sessions it touches are closed at once (broker_auth_sweep), and
+ * handed to the other daemons of the cluster (feed-sync.c).
  * A stored entry that no longer verifies makes the feed unknown: every token
  * is then refused (fail closed) until the store or auth.issuers is fixed.
  */
