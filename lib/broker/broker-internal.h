@@ -248,6 +248,7 @@ struct hyb_broker {
         hyb_token_feed *feed;
         bool feed_broken;
         struct feedsync *feedsync; /* the feed between daemons (feed-sync.c), or NULL */
+        struct feedfetch *feedfetch; /* fetches from auth.feed_peers (feed-sync.c), or NULL */
         char hostname[256];     /* the default audience (gethostname), filled on first use */
         struct bauth_cache *tok_cache; /* verified tokens by hash (auth.c), or NULL */
         struct bauth_pool *tok_pool;   /* the threads checking signatures (auth-pool.c), or NULL */
@@ -479,6 +480,12 @@ int feedsync_start(hyb_broker *b);
 void feedsync_stop(hyb_broker *b);
 void feedsync_publish(hyb_broker *b, uint64_t seq);
 void feedsync_refetch(hyb_broker *b);
+/* auth.feed_peers: start (at listen; asks the peers once), stop (joins a running fetch),
+ * gap (entry seq came past a gap: fetch until the head is there, now or when the backoff
+ * allows; seq 0: only what an earlier call asked). */
+int feedfetch_start(hyb_broker *b);
+void feedfetch_stop(hyb_broker *b);
+void feedfetch_gap(hyb_broker *b, uint64_t seq);
 
 /* A frame in a connection's input buffer. */
 typedef struct bframe {

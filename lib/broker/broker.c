@@ -453,6 +453,8 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
                 err_set(reterr, r, -1, "cluster: bus calls between hosts: %s", hyb_strerror(r));
         if (r >= 0 && (r = feedsync_start(b)) < 0)
                 err_set(reterr, r, -1, "cluster: the revocation feed: %s", hyb_strerror(r));
+        if (r >= 0 && (r = feedfetch_start(b)) < 0)
+                err_set(reterr, r, -1, "auth.feed_peers: %s", hyb_strerror(r));
         if (r < 0) {
                 stop_listening(b);
                 free(b->socket_path);
@@ -476,6 +478,7 @@ static void stop_listening(hyb_broker *b)
         xhost_link_stop(b); /* its goodbye goes out before the link */
         broker_cluster_stop(b);
         feedsync_stop(b); /* after the link: its pending publications still answer it */
+        feedfetch_stop(b);
         b->https = edge_https_free(b->https);
         if (b->listener) {
                 evconnlistener_free(b->listener);

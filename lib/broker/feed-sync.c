@@ -19,13 +19,363 @@
  */
 #include <inttypes.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "hybrid/bus.h"
 
 #include "broker-internal.h"
 #include "common/util.h"
+
+/* ----------------------------------------------------------- feed_peers */
+
+/*
+ * auth.feed_peers: when this daemon's feed has a gap (an entry past head+1 was delivered or
+ * came from the broker) and at the start, a thread connects to the peers in their order
+ * (a bus client like any other, as @localhost/org.hybridos.cli/feed<pid>, with the peer's
+ * token when one is configured) and asks each for the entries after the head
+ * (listRevocations, pages of 200) until one gives some: at most FF_MAX_ENTRIES entries of
+ * at most FS_ENTRY_MAX bytes a fetch.  The loop then applies them in order as if a peer had
+ * delivered them (each checked against auth.issuers).  Fetches are one at a time, at most
+ * one a second; one that left the gap open or reached no peer is tried again after 1 s,
+ * doubling up to 60 s, while the gap stays.
+ */
+#define FF_MAX_ENTRIES 1000
+#define FF_PAGE 200
+#define FF_MIN_GAP_MS 1000
+#define FF_RETRY_MAX_MS 60000
+
+#ifndef FS_ENTRY_MAX
+#define FS_ENTRY_MAX 8192
+#endif
+
+struct feedfetch {
+        hyb_broker *b;
+        pthread_t thread;
+        bool running;         /* a thread is out: joined when it says it is done */
+        atomic_bool stop;     /* the daemon stops: the thread gives up between calls */
+        int efd;              /* the thread's "done" (eventfd) */
+        struct event *done_ev, *retry_ev;
+        uint64_t gap_seq;     /* the highest seq seen past a gap: fetch until the head is there */
+        bool failed;          /* the last fetch reached no peer: try again later */
+        unsigned retry_ms;
+        uint64_t last_ms;     /* when the last fetch began (CLOCK_MONOTONIC) */
+        /* the thread's input (read only while it runs) */
+        json_t *peers;
+        uint64_t after;
+        /* its output, read by the loop once done */
+        char **entries;
+        size_t n_entries;
+        char *from;   /* the peer that gave them */
+        char *errors; /* what failed, one line per peer, for the log */
+        bool answered; /* a peer answered listRevocations */
+};
+
+static uint64_t mono_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void ff_note(struct feedfetch *ff, const char *bus, const char *what, const char *msg)
+{
+        char *s = NULL;
+
+        if (asprintf(&s, "%s%s%s: %s: %s", ff->errors ? ff->errors : "", ff->errors ? "; " : "",
+                     bus, what, msg) >= 0) {
+                free(ff->errors);
+                ff->errors = s;
+        }
+}
+
+/* Asks one peer for the entries after ff->after; 1 when it gave some. */
+static int ff_ask(struct feedfetch *ff, json_t *peer)
+{
+        const char *bus = json_string_value(json_object_get(peer, "bus"));
+        const char *key_file = json_string_value(json_object_get(peer, "key"));
+        hyb_bus_connect_options o;
+        hyb_bus *conn = NULL;
+        hyb_key *key = NULL;
+        hyb_error e = {0};
+        uint64_t after = ff->after;
+        char runner[32];
+        int r;
+
+        hyb_bus_connect_options_init(&o);
+        snprintf(runner, sizeof runner, "feed%d", (int)getpid());
+        o.path = bus;
+        o.app = "org.hybridos.cli";
+        o.runner = runner;
+        o.token = json_string_value(json_object_get(peer, "token_text"));
+        o.ca_file = json_string_value(json_object_get(peer, "ca"));
+        o.pin = json_string_value(json_object_get(peer, "pin"));
+        if (key_file && (r = hyb_key_load_file(key_file, &key, &e)) < 0) {
+                ff_note(ff, bus, "key", *e.message ? e.message : hyb_strerror(r));
+                return 0;
+        }
+        o.key = key;
+        r = hyb_bus_connect_with(&o, &conn, &e);
+        hyb_key_unref(key);
+        if (r < 0) {
+                ff_note(ff, bus, "connect", *e.message ? e.message : hyb_strerror(r));
+                return 0;
+        }
+        while (!atomic_load(&ff->stop) && ff->n_entries < FF_MAX_ENTRIES) {
+                hyb_bus_reply *reply = NULL;
+                char params[64];
+                const void *body;
+                size_t len, got = 0;
+                json_t *res, *items;
+
+                snprintf(params, sizeof params, "{\"after\":%" PRIu64 ",\"limit\":%d}", after,
+                         FF_PAGE);
+                hyb_error_clear(&e);
+                r = hyb_bus_call_builtin(conn, "listRevocations", params, &reply, &e);
+                if (r < 0) {
+                        ff_note(ff, bus, "listRevocations", *e.message ? e.message : hyb_strerror(r));
+                        break;
+                }
+                body = hyb_bus_reply_get_body(reply, &len);
+                res = json_loadb(body, len, 0, NULL);
+                hyb_bus_reply_unref(reply);
+                items = json_object_get(res, "entries");
+                if (!json_is_array(items)) {
+                        ff_note(ff, bus, "listRevocations", "an answer without entries");
+                        json_decref(res);
+                        break;
+                }
+                for (size_t i = 0; i < json_array_size(items) && ff->n_entries < FF_MAX_ENTRIES; i++) {
+                        json_t *it = json_array_get(items, i);
+                        json_t *seq = json_object_get(it, "seq");
+                        const char *text = json_string_value(json_object_get(it, "entry"));
+                        char **grown, *dup;
+
+                        /* entries after+1, after+2, ... only: anything else ends the page */
+                        if (!json_is_integer(seq) || (uint64_t)json_integer_value(seq) != after + 1 ||
+                            !text || strlen(text) > FS_ENTRY_MAX)
+                                break;
+                        grown = realloc(ff->entries, (ff->n_entries + 1) * sizeof *grown);
+                        dup = strdup(text);
+                        if (grown)
+                                ff->entries = grown;
+                        if (!grown || !dup) {
+                                free(dup);
+                                break;
+                        }
+                        ff->entries[ff->n_entries++] = dup;
+                        after++;
+                        got++;
+                }
+                json_decref(res);
+                ff->answered = true;
+                if (got < FF_PAGE)
+                        break;
+        }
+        hyb_bus_unref(conn);
+        if (ff->n_entries && !ff->from)
+                ff->from = strdup(bus);
+        return ff->n_entries > 0;
+}
+
+static void *ff_main(void *ud)
+{
+        struct feedfetch *ff = ud;
+        uint64_t one = 1;
+
+        for (size_t i = 0; i < json_array_size(ff->peers) && !atomic_load(&ff->stop); i++)
+                if (ff_ask(ff, json_array_get(ff->peers, i)))
+                        break;
+        if (write(ff->efd, &one, sizeof one) < 0) {
+                /* the loop polls no other way: the stop path joins the thread anyway */
+        }
+        return NULL;
+}
+
+static void ff_arm_retry(struct feedfetch *ff, unsigned ms)
+{
+        struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+        if (!evtimer_pending(ff->retry_ev, NULL))
+                evtimer_add(ff->retry_ev, &tv);
+}
+
+/* Is a fetch due: a gap past the head, or a fetch that reached no peer? */
+static bool ff_due(struct feedfetch *ff)
+{
+        hyb_broker *b = ff->b;
+
+        return b->c->auth_feed_peers && b->feed && !b->feed_broken &&
+               (ff->failed || ff->gap_seq > hyb_token_feed_get_seq(b->feed));
+}
+
+static void ff_start(struct feedfetch *ff)
+{
+        hyb_broker *b = ff->b;
+        uint64_t now = mono_ms();
+
+        if (ff->running || !ff_due(ff))
+                return;
+        if (ff->last_ms && now - ff->last_ms < FF_MIN_GAP_MS) {
+                ff_arm_retry(ff, (unsigned)(FF_MIN_GAP_MS - (now - ff->last_ms)));
+                return;
+        }
+        ff->last_ms = now;
+        ff->peers = json_incref(b->c->auth_feed_peers);
+        ff->after = hyb_token_feed_get_seq(b->feed);
+        ff->answered = false;
+        atomic_store(&ff->stop, false);
+        if (pthread_create(&ff->thread, NULL, ff_main, ff) != 0) {
+                broker_log(b, HYB_LOG_ERROR, "revocation feed: cannot start a fetch: %s",
+                           strerror(errno));
+                ff->peers = (json_decref(ff->peers), NULL);
+                ff_arm_retry(ff, FF_RETRY_MAX_MS);
+                return;
+        }
+        ff->running = true;
+}
+
+static void ff_clear(struct feedfetch *ff)
+{
+        for (size_t i = 0; i < ff->n_entries; i++)
+                free(ff->entries[i]);
+        free(ff->entries);
+        ff->entries = NULL;
+        ff->n_entries = 0;
+        free(ff->from);
+        free(ff->errors);
+        ff->from = ff->errors = NULL;
+        json_decref(ff->peers);
+        ff->peers = NULL;
+}
+
+static void ff_done(evutil_socket_t fd, short what, void *ud)
+{
+        struct feedfetch *ff = ud;
+        hyb_broker *b = ff->b;
+        uint64_t v, applied = 0, refused = 0, head0, head;
+        char from[300];
+        hyb_error why = {0}, first = {0};
+
+        if (read(ff->efd, &v, sizeof v) < 0 || !ff->running)
+                return;
+        pthread_join(ff->thread, NULL);
+        ff->running = false;
+        head0 = b->feed ? hyb_token_feed_get_seq(b->feed) : 0;
+        snprintf(from, sizeof from, "feed peer %s", ff->from ? ff->from : "?");
+        for (size_t i = 0; b->feed && !b->feed_broken && i < ff->n_entries; i++) {
+                uint64_t seq = 0;
+                int r = hyb_token_feed_apply(b->feed, ff->entries[i], &seq, &why);
+
+                if (r == HYB_TOKEN_FEED_APPLIED) {
+                        applied++;
+                        revocation_applied(b, seq, from, true);
+                } else if (r < 0) {
+                        if (!refused++)
+                                first = why;
+                        break;
+                } else if (r == HYB_TOKEN_FEED_GAP) {
+                        break;
+                }
+        }
+        head = b->feed ? hyb_token_feed_get_seq(b->feed) : 0;
+        if (ff->errors)
+                broker_log(b, HYB_LOG_WARNING, "revocation feed: fetching after %" PRIu64 ": %s",
+                           head0, ff->errors);
+        if (refused)
+                broker_log(b, HYB_LOG_WARNING,
+                           "revocation feed: an entry from %s refused: %s", from, first.message);
+        if (applied)
+                broker_log(b, HYB_LOG_INFO,
+                           "revocation feed: %" PRIu64 " entries fetched from %s, head %" PRIu64,
+                           applied, ff->from, head);
+        ff->failed = !ff->answered && !applied;
+        ff_clear(ff);
+        if (!ff_due(ff)) {
+                ff->retry_ms = 0;
+        } else if (applied) {
+                ff->retry_ms = 0;
+                ff_start(ff); /* progress, and more is missing: at once (at most 1 a second) */
+        } else {
+                /* the gap stays, or no peer answered: again later, less often */
+                ff->retry_ms = ff->retry_ms ? ff->retry_ms * 2 : FF_MIN_GAP_MS;
+                if (ff->retry_ms > FF_RETRY_MAX_MS)
+                        ff->retry_ms = FF_RETRY_MAX_MS;
+                ff_arm_retry(ff, ff->retry_ms);
+        }
+}
+
+static void ff_retry(evutil_socket_t fd, short what, void *ud)
+{
+        ff_start(ud);
+}
+
+int feedfetch_start(hyb_broker *b)
+{
+        struct feedfetch *ff;
+
+        if (b->feedfetch)
+                return 0;
+        ff = calloc(1, sizeof *ff);
+        if (!ff)
+                return -ENOMEM;
+        ff->b = b;
+        atomic_init(&ff->stop, false);
+        ff->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (ff->efd < 0) {
+                free(ff);
+                return -errno;
+        }
+        ff->done_ev = event_new(b->base, ff->efd, EV_READ | EV_PERSIST, ff_done, ff);
+        ff->retry_ev = evtimer_new(b->base, ff_retry, ff);
+        b->feedfetch = ff;
+        if (!ff->done_ev || !ff->retry_ev || event_add(ff->done_ev, NULL) < 0) {
+                feedfetch_stop(b);
+                return -ENOMEM;
+        }
+        ff->failed = true; /* at the start: asks once for entries made while it was down */
+        feedfetch_gap(b, 0);
+        return 0;
+}
+
+void feedfetch_stop(hyb_broker *b)
+{
+        struct feedfetch *ff = b->feedfetch;
+
+        if (!ff)
+                return;
+        if (ff->running) {
+                atomic_store(&ff->stop, true);
+                pthread_join(ff->thread, NULL);
+        }
+        ff_clear(ff);
+        if (ff->done_ev)
+                event_free(ff->done_ev);
+        if (ff->retry_ev)
+                event_free(ff->retry_ev);
+        close(ff->efd);
+        free(ff);
+        b->feedfetch = NULL;
+}
+
+void feedfetch_gap(hyb_broker *b, uint64_t seq)
+{
+        struct feedfetch *ff = b->feedfetch;
+
+        if (!ff)
+                return;
+        if (seq > ff->gap_seq)
+                ff->gap_seq = seq;
+        if (!ff->running && !evtimer_pending(ff->retry_ev, NULL))
+                ff_start(ff);
+}
 
 #ifdef HYB_HAVE_CLUSTER
 #include "cluster/link.h"
@@ -257,10 +607,17 @@ static void drain_pending(struct feedsync *fs)
                         }
                 }
         }
-        if (fs->n_pending)
+        if (fs->n_pending) {
+                uint64_t far = 0;
+
+                for (size_t i = 0; i < fs->n_pending; i++)
+                        if (fs->pending[i].seq > far)
+                                far = fs->pending[i].seq;
                 refetch_arm(fs);
-        else
+                feedfetch_gap(b, far);
+        } else {
                 gap_closed(fs);
+        }
 }
 
 static void on_feed(cluster_link *l, const char *topic, const void *payload, size_t len,

@@ -57,6 +57,7 @@ void broker_feed_setup(hyb_broker *b)
         b->feed = feed;
         broker_auth_sweep(b);
         feedsync_refetch(b); /* entries the other daemons hold (a no-op outside a cluster) */
+        feedfetch_gap(b, 0); /* a fetch that waited for the feed (the start without a store) */
 }
 
 void broker_feed_free(hyb_broker *b)
@@ -131,6 +132,7 @@ int revocation_deliver(bconn *c, json_t *p, json_t **ret, hyb_error *e)
                            "revocation entry %" PRIu64 " from uid %u refused: a gap after %" PRIu64
                            " (entries %" PRIu64 "..%" PRIu64 " are missing)",
                            seq, (unsigned)c->uid, head, head + 1, seq - 1);
+                feedfetch_gap(b, seq); /* auth.feed_peers: the missing entries are asked for */
                 return err_set(e, HYB_E_CONFLICT, -1,
                                "a gap: the feed is at %" PRIu64 "; deliver entry %" PRIu64 " first",
                                head, head + 1);
