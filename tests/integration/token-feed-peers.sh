@@ -72,6 +72,40 @@ SB=$SOCK DB=$DPID
 check "B, restarted, fetches entry 4 at its start" wait_until 20 feed_is "$SB" "$FA"
 expect_err "B: g4 is refused: 401" 1 '401' as "$SB" g4 store get /sensors/t
 
+# the bound of one fetch: 1000 entries.  A gets 1001 more (5..1005, signed with Python
+# `cryptography`, pushed); entry 1005 delivered to B makes the gap: B's first fetch takes
+# 1000 of them (5..1004), the next one the last.
+"$PYTHON" - "$T/hub.key" 5 1005 >"$T/many.json" <<'PY'
+import base64, hashlib, json, sys, time
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+b64u = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+b64j = lambda o: b64u(json.dumps(o, separators=(",", ":")).encode())
+priv = serialization.load_pem_private_key(open(sys.argv[1], "rb").read(), password=None)
+n = priv.public_key().public_numbers()
+jwk = json.dumps({"crv": "P-256", "kty": "EC", "x": b64u(n.x.to_bytes(32, "big")),
+                  "y": b64u(n.y.to_bytes(32, "big"))}, separators=(",", ":"))
+hdr = {"alg": "ES256", "typ": "hyb-rev+jwt", "kid": b64u(hashlib.sha256(jwk.encode()).digest())}
+out = []
+for seq in range(int(sys.argv[2]), int(sys.argv[3]) + 1):
+    signed = b64j(hdr) + "." + b64j({"v": 1, "seq": seq, "iat": int(time.time()), "jti": "bulk-%d" % seq})
+    r, s = decode_dss_signature(priv.sign(signed.encode(), ec.ECDSA(hashes.SHA256())))
+    s = N - s if s > N // 2 else s
+    out.append({"seq": seq, "entry": signed + "." + b64u(r.to_bytes(32, "big") + s.to_bytes(32, "big"))})
+json.dump(out, sys.stdout)
+PY
+run A "$SA" token feed --push "$T/many.json"
+check "A takes entries 5..1005" [ "$RC.$(tail -n 1 "$T/out")" = "0.1005 applied" ]
+E1005=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))[-1]["entry"])' "$T/many.json")
+expect_err "B: entry 1005 on a feed at 4 is a gap: 409" 1 '409 .*deliver entry 5 first' \
+        A "$SB" call "$BI" deliverRevocation "{\"entry\":\"$E1005\"}"
+FA=$(A "$SA" token feed)
+check "B catches up to 1005" wait_until 25 feed_is "$SB" "$FA"
+check "... a first fetch of 1000 entries (the bound)" grep -q "revocation feed: 1000 entries fetched from $T/a.sock, head 1004" "$T/b.log"
+check "... then one of the last entry" grep -q "revocation feed: 1 entries fetched from $T/a.sock, head 1005" "$T/b.log"
+
 # configuration errors name the key
 printf '%s\n' "$(conf hub-c "  feed_peers:
     - {bus: $T/a.sock, token: $T/feeder.tok}")" >"$T/c1.yaml"
