@@ -30,6 +30,9 @@
 
 #include "hybrid/bus.h"
 
+/* A payload longer than this is no entry (a token block is far smaller). */
+#define FS_ENTRY_MAX 8192
+
 #include "broker-internal.h"
 #include "common/util.h"
 
@@ -46,14 +49,10 @@
  * one a second; one that left the gap open or reached no peer is tried again after 1 s,
  * doubling up to 60 s, while the gap stays.
  */
-#define FF_MAX_ENTRIES 1000
+#define FF_MAX_ENTRIES 500
 #define FF_PAGE 200
 #define FF_MIN_GAP_MS 1000
 #define FF_RETRY_MAX_MS 60000
-
-#ifndef FS_ENTRY_MAX
-#define FS_ENTRY_MAX 8192
-#endif
 
 struct feedfetch {
         hyb_broker *b;
@@ -135,8 +134,12 @@ static int ff_ask(struct feedfetch *ff, json_t *peer)
                 size_t len, got = 0;
                 json_t *res, *items;
 
-                snprintf(params, sizeof params, "{\"after\":%" PRIu64 ",\"limit\":%d}", after,
-                         FF_PAGE);
+                size_t want = FF_MAX_ENTRIES - ff->n_entries < FF_PAGE
+                                      ? FF_MAX_ENTRIES - ff->n_entries
+                                      : FF_PAGE;
+
+                snprintf(params, sizeof params, "{\"after\":%" PRIu64 ",\"limit\":%zu}", after,
+                         want);
                 hyb_error_clear(&e);
                 r = hyb_bus_call_builtin(conn, "listRevocations", params, &reply, &e);
                 if (r < 0) {
@@ -176,7 +179,7 @@ static int ff_ask(struct feedfetch *ff, json_t *peer)
                 }
                 json_decref(res);
                 ff->answered = true;
-                if (got < FF_PAGE)
+                if (got < want)
                         break;
         }
         hyb_bus_unref(conn);
@@ -382,8 +385,6 @@ void feedfetch_gap(hyb_broker *b, uint64_t seq)
 
 /* Entries past head+1 kept until the ones before them come. */
 #define FS_PENDING_MAX 256
-/* A payload longer than this is no entry (a token block is far smaller). */
-#define FS_ENTRY_MAX 8192
 /* Repairs are skipped while the link holds this many bytes the broker has not taken. */
 #define FS_OUT_MAX (1024u * 1024u)
 /* "refused" lines: this many at once, then one a second. */

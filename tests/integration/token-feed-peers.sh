@@ -72,10 +72,10 @@ SB=$SOCK DB=$DPID
 check "B, restarted, fetches entry 4 at its start" wait_until 20 feed_is "$SB" "$FA"
 expect_err "B: g4 is refused: 401" 1 '401' as "$SB" g4 store get /sensors/t
 
-# the bound of one fetch: 1000 entries.  A gets 1001 more (5..1005, signed with Python
-# `cryptography`, pushed); entry 1005 delivered to B makes the gap: B's first fetch takes
-# 1000 of them (5..1004), the next one the last.
-"$PYTHON" - "$T/hub.key" 5 1005 >"$T/many.json" <<'PY'
+# the bound of one fetch: 500 entries.  A gets 501 more (5..505, signed with Python
+# `cryptography`, pushed); entry 505 delivered to B makes the gap: B's first fetch takes
+# 500 of them (5..504), the next one the last.
+"$PYTHON" - "$T/hub.key" 5 505 >"$T/many.json" <<'PY'
 import base64, hashlib, json, sys, time
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -97,14 +97,14 @@ for seq in range(int(sys.argv[2]), int(sys.argv[3]) + 1):
 json.dump(out, sys.stdout)
 PY
 run A "$SA" token feed --push "$T/many.json"
-check "A takes entries 5..1005" [ "$RC.$(tail -n 1 "$T/out")" = "0.1005 applied" ]
-E1005=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))[-1]["entry"])' "$T/many.json")
-expect_err "B: entry 1005 on a feed at 4 is a gap: 409" 1 '409 .*deliver entry 5 first' \
-        A "$SB" call "$BI" deliverRevocation "{\"entry\":\"$E1005\"}"
+check "A takes entries 5..505" [ "$RC.$(tail -n 1 "$T/out")" = "0.505 applied" ]
+E505=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))[-1]["entry"])' "$T/many.json")
+expect_err "B: entry 505 on a feed at 4 is a gap: 409" 1 '409 .*deliver entry 5 first' \
+        A "$SB" call "$BI" deliverRevocation "{\"entry\":\"$E505\"}"
 FA=$(A "$SA" token feed)
-check "B catches up to 1005" wait_until 25 feed_is "$SB" "$FA"
-check "... a first fetch of 1000 entries (the bound)" grep -q "revocation feed: 1000 entries fetched from $T/a.sock, head 1004" "$T/b.log"
-check "... then one of the last entry" grep -q "revocation feed: 1 entries fetched from $T/a.sock, head 1005" "$T/b.log"
+check "B catches up to 505" wait_until 25 feed_is "$SB" "$FA"
+check "... a first fetch of 500 entries (the bound)" grep -q "revocation feed: 500 entries fetched from $T/a.sock, head 504" "$T/b.log"
+check "... then one of the last entry" grep -q "revocation feed: 1 entries fetched from $T/a.sock, head 505" "$T/b.log"
 
 # configuration errors name the key
 printf '%s\n' "$(conf hub-c "  feed_peers:
