@@ -659,6 +659,9 @@ static void on_feed(cluster_link *l, const char *topic, const void *payload, siz
             cluster_link_out_bytes(fs->link) < FS_OUT_MAX)
                 publish_one(fs, tseq);
         drain_pending(fs);
+        /* progress: a gap that stays is asked for again soon, not after a long backoff */
+        if (fs->refetch_ms && hyb_token_feed_get_seq(b->feed) > head)
+                fs->refetch_ms = FS_REFETCH_MIN_MS;
 }
 
 /* Subscribes again: the broker then sends every retained entry once more. */
