@@ -404,6 +404,7 @@ struct feedsync {
         char *filter; /* "<prefix>_hybrid/feed/+" */
         struct fs_pending pending[FS_PENDING_MAX];
         size_t n_pending;
+        uint64_t beyond;     /* the highest seq of a verified entry not kept aside */
         bool republish;      /* a publication failed: publish every entry at the next connection */
         struct event *refetch_ev;
         unsigned refetch_ms; /* the next refetch's delay; 0 while no gap */
@@ -499,14 +500,23 @@ static void pending_drop(struct feedsync *fs, size_t i)
         fs->pending[i] = fs->pending[--fs->n_pending];
 }
 
+/* A verified entry that was not kept aside: the gap is not closed before the head is there. */
+static void note_beyond(struct feedsync *fs, uint64_t seq)
+{
+        if (seq > fs->beyond)
+                fs->beyond = seq;
+}
+
 /* Keeps an entry that verified but is past head+1; the farthest goes when full. */
 static void pending_add(struct feedsync *fs, uint64_t seq, const char *text, uint64_t head)
 {
         size_t far = 0;
         char *t;
 
-        if (seq > head + FS_PENDING_MAX)
+        if (seq > head + FS_PENDING_MAX) {
+                note_beyond(fs, seq);
                 return;
+        }
         for (size_t i = 0; i < fs->n_pending; i++) {
                 if (fs->pending[i].seq == seq)
                         return;
@@ -514,8 +524,11 @@ static void pending_add(struct feedsync *fs, uint64_t seq, const char *text, uin
                         far = i;
         }
         if (fs->n_pending == FS_PENDING_MAX) {
-                if (fs->pending[far].seq < seq)
+                if (fs->pending[far].seq < seq) {
+                        note_beyond(fs, seq);
                         return;
+                }
+                note_beyond(fs, fs->pending[far].seq);
                 pending_drop(fs, far);
         }
         t = strdup(text);
@@ -608,8 +621,8 @@ static void drain_pending(struct feedsync *fs)
                         }
                 }
         }
-        if (fs->n_pending) {
-                uint64_t far = 0;
+        if (fs->n_pending || fs->beyond > hyb_token_feed_get_seq(b->feed)) {
+                uint64_t far = fs->beyond;
 
                 for (size_t i = 0; i < fs->n_pending; i++)
                         if (fs->pending[i].seq > far)
@@ -617,6 +630,7 @@ static void drain_pending(struct feedsync *fs)
                 refetch_arm(fs);
                 feedfetch_gap(b, far);
         } else {
+                fs->beyond = 0;
                 gap_closed(fs);
         }
 }
