@@ -8,14 +8,21 @@
  *
  * No new trust: an entry is applied only when it verifies against auth.issuers, like any
  * delivered one (hyb_token_feed_apply).  Whoever else may publish on the broker can only
- * send junk (refused; logged 10 lines at once, then one a second, with a count), a replay (ignored), or
- * overwrite a retained entry (a daemon holding that entry publishes it again: the repair).
+ * send junk (refused; logged 10 lines at once, then one a second, with a count), a replay
+ * (ignored), or overwrite a retained entry (a daemon holding that entry publishes it
+ * again: the repair).
  *
  * Entries arrive in any order (a broker sends the retained messages of a filter in its own
  * order): an entry past head+1 that verifies is kept aside (at most FS_PENDING_MAX, within
  * head+FS_PENDING_MAX) and applied once the ones before it came.  A gap that stays (head+1
- * never came) makes the daemon subscribe again, which has the broker send every retained
- * entry once more, after 1 s, doubling up to 60 s.
+ * never came, or a verified entry was not kept aside) makes the daemon subscribe again,
+ * which has the broker send every retained entry once more, after 1 s, doubling up to
+ * 60 s (back to 1 s while entries are applied).
+ *
+ * The fetch from auth.feed_peers (below) runs in a thread of its own; it only reads the
+ * peers' list (a jansson array no one changes once loaded, referenced by the loop for the
+ * thread) and hands its entries back through an eventfd: the feed, the log and the
+ * sessions are only touched from the loop.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -28,13 +35,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker-internal.h"
+#include "common/util.h"
 #include "hybrid/bus.h"
 
 /* A payload longer than this is no entry (a token block is far smaller). */
 #define FS_ENTRY_MAX 8192
-
-#include "broker-internal.h"
-#include "common/util.h"
 
 /* ----------------------------------------------------------- feed_peers */
 
@@ -57,22 +63,22 @@
 struct feedfetch {
         hyb_broker *b;
         pthread_t thread;
-        bool running;         /* a thread is out: joined when it says it is done */
-        atomic_bool stop;     /* the daemon stops: the thread gives up between calls */
-        int efd;              /* the thread's "done" (eventfd) */
+        bool running;     /* a thread is out: joined when it says it is done */
+        atomic_bool stop; /* the daemon stops: the thread gives up between calls */
+        int efd;          /* the thread's "done" (eventfd) */
         struct event *done_ev, *retry_ev;
-        uint64_t gap_seq;     /* the highest seq seen past a gap: fetch until the head is there */
-        bool failed;          /* the last fetch reached no peer: try again later */
+        uint64_t gap_seq; /* the highest seq seen past a gap: fetch until the head is there */
+        bool failed;      /* the last fetch reached no peer: try again later */
         unsigned retry_ms;
-        uint64_t last_ms;     /* when the last fetch began (CLOCK_MONOTONIC) */
+        uint64_t last_ms; /* when the last fetch began (CLOCK_MONOTONIC) */
         /* the thread's input (read only while it runs) */
         json_t *peers;
         uint64_t after;
         /* its output, read by the loop once done */
         char **entries;
         size_t n_entries;
-        char *from;   /* the peer that gave them */
-        char *errors; /* what failed, one line per peer, for the log */
+        char *from;    /* the peer that gave them */
+        char *errors;  /* what failed, one line per peer, for the log */
         bool answered; /* a peer answered listRevocations */
 };
 
@@ -143,7 +149,8 @@ static int ff_ask(struct feedfetch *ff, json_t *peer)
                 hyb_error_clear(&e);
                 r = hyb_bus_call_builtin(conn, "listRevocations", params, &reply, &e);
                 if (r < 0) {
-                        ff_note(ff, bus, "listRevocations", *e.message ? e.message : hyb_strerror(r));
+                        ff_note(ff, bus, "listRevocations",
+                                *e.message ? e.message : hyb_strerror(r));
                         break;
                 }
                 body = hyb_bus_reply_get_body(reply, &len);
@@ -155,15 +162,17 @@ static int ff_ask(struct feedfetch *ff, json_t *peer)
                         json_decref(res);
                         break;
                 }
-                for (size_t i = 0; i < json_array_size(items) && ff->n_entries < FF_MAX_ENTRIES; i++) {
+                for (size_t i = 0; i < json_array_size(items) && ff->n_entries < FF_MAX_ENTRIES;
+                     i++) {
                         json_t *it = json_array_get(items, i);
                         json_t *seq = json_object_get(it, "seq");
                         const char *text = json_string_value(json_object_get(it, "entry"));
                         char **grown, *dup;
 
                         /* entries after+1, after+2, ... only: anything else ends the page */
-                        if (!json_is_integer(seq) || (uint64_t)json_integer_value(seq) != after + 1 ||
-                            !text || strlen(text) > FS_ENTRY_MAX)
+                        if (!json_is_integer(seq) ||
+                            (uint64_t)json_integer_value(seq) != after + 1 || !text ||
+                            strlen(text) > FS_ENTRY_MAX)
                                 break;
                         grown = realloc(ff->entries, (ff->n_entries + 1) * sizeof *grown);
                         dup = strdup(text);
@@ -204,7 +213,7 @@ static void *ff_main(void *ud)
 
 static void ff_arm_retry(struct feedfetch *ff, unsigned ms)
 {
-        struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+        struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 
         if (!evtimer_pending(ff->retry_ev, NULL))
                 evtimer_add(ff->retry_ev, &tv);
@@ -293,8 +302,8 @@ static void ff_done(evutil_socket_t fd, short what, void *ud)
                 broker_log(b, HYB_LOG_WARNING, "revocation feed: fetching after %" PRIu64 ": %s",
                            head0, ff->errors);
         if (refused)
-                broker_log(b, HYB_LOG_WARNING,
-                           "revocation feed: an entry from %s refused: %s", from, first.message);
+                broker_log(b, HYB_LOG_WARNING, "revocation feed: an entry from %s refused: %s",
+                           from, first.message);
         if (applied)
                 broker_log(b, HYB_LOG_INFO,
                            "revocation feed: %" PRIu64 " entries fetched from %s, head %" PRIu64,
@@ -404,8 +413,8 @@ struct feedsync {
         char *filter; /* "<prefix>_hybrid/feed/+" */
         struct fs_pending pending[FS_PENDING_MAX];
         size_t n_pending;
-        uint64_t beyond;     /* the highest seq of a verified entry not kept aside */
-        bool republish;      /* a publication failed: publish every entry at the next connection */
+        uint64_t beyond; /* the highest seq of a verified entry not kept aside */
+        bool republish;  /* a publication failed: publish every entry at the next connection */
         struct event *refetch_ev;
         unsigned refetch_ms; /* the next refetch's delay; 0 while no gap */
         time_t log_at;       /* when log_tokens was last refilled */
@@ -478,8 +487,8 @@ static void publish_one(struct feedsync *fs, uint64_t seq)
         if (!b->feed || hyb_token_feed_get_entry(b->feed, seq, &text, NULL) < 0)
                 return;
         snprintf(topic, sizeof topic, "%s%" PRIu64, fs->topic, seq);
-        r = cluster_link_publish(fs->link, topic, text, strlen(text), b->c->cluster.qos, true,
-                                 NULL, pub_done, fs);
+        r = cluster_link_publish(fs->link, topic, text, strlen(text), b->c->cluster.qos, true, NULL,
+                                 pub_done, fs);
         if (r < 0)
                 fs->republish = true; /* not connected: every entry goes out at the connection */
         free(text);
@@ -487,7 +496,8 @@ static void publish_one(struct feedsync *fs, uint64_t seq)
 
 static void publish_all(struct feedsync *fs)
 {
-        uint64_t head = fs->b->feed && !fs->b->feed_broken ? hyb_token_feed_get_seq(fs->b->feed) : 0;
+        uint64_t head =
+                fs->b->feed && !fs->b->feed_broken ? hyb_token_feed_get_seq(fs->b->feed) : 0;
 
         fs->republish = false;
         for (uint64_t seq = 1; seq <= head; seq++)
@@ -533,7 +543,7 @@ static void pending_add(struct feedsync *fs, uint64_t seq, const char *text, uin
         }
         t = strdup(text);
         if (t)
-                fs->pending[fs->n_pending++] = (struct fs_pending){ seq, t };
+                fs->pending[fs->n_pending++] = (struct fs_pending){seq, t};
 }
 
 static void refetch_arm(struct feedsync *fs)
@@ -572,8 +582,9 @@ static int offer(struct feedsync *fs, const char *topic, uint64_t tseq, const ch
                 return r;
         }
         if (r < 0) {
-                broker_log(b, HYB_LOG_ERROR, "revocation feed: entry %" PRIu64 " from %s not stored: %s",
-                           seq, topic, *why.message ? why.message : hyb_strerror(r));
+                broker_log(b, HYB_LOG_ERROR,
+                           "revocation feed: entry %" PRIu64 " from %s not stored: %s", seq, topic,
+                           *why.message ? why.message : hyb_strerror(r));
                 return r;
         }
         if (seq != tseq)
@@ -585,9 +596,11 @@ static int offer(struct feedsync *fs, const char *topic, uint64_t tseq, const ch
         } else if (r == HYB_TOKEN_FEED_OLD && seq == tseq) {
                 char *ours = NULL;
 
-                if (hyb_token_feed_get_entry(b->feed, seq, &ours, NULL) == 0 && strcmp(ours, text) != 0)
-                        refused(fs, topic, "a different entry than this daemon's of the same seq "
-                                           "(two entries were signed with one seq)");
+                if (hyb_token_feed_get_entry(b->feed, seq, &ours, NULL) == 0 &&
+                    strcmp(ours, text) != 0)
+                        refused(fs, topic,
+                                "a different entry than this daemon's of the same seq "
+                                "(two entries were signed with one seq)");
                 free(ours);
         }
         return r;
@@ -646,7 +659,8 @@ static void on_feed(cluster_link *l, const char *topic, const void *payload, siz
         int r;
 
         if (!b->feed || b->feed_broken)
-                return; /* no issuer (or a broken feed): nothing can be checked; refetched at setup */
+                return; /* no issuer (or a broken feed): nothing can be checked; refetched at setup
+                         */
         head = hyb_token_feed_get_seq(b->feed);
         if (!tseq) {
                 refused(fs, topic, "not a topic <prefix>_hybrid/feed/<seq>");
@@ -693,7 +707,7 @@ static void refetch(evutil_socket_t fd, short what, void *ud)
                 (void)cluster_link_subscribe(fs->link, fs->filter, b->c->cluster.qos, NULL, NULL);
         if (fs->refetch_ms) {
                 fs->refetch_ms = fs->refetch_ms * 2 > FS_REFETCH_MAX_MS ? FS_REFETCH_MAX_MS
-                                                                         : fs->refetch_ms * 2;
+                                                                        : fs->refetch_ms * 2;
                 refetch_arm(fs);
         }
 }

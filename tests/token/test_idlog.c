@@ -114,8 +114,8 @@ START_TEST(test_newest_removed)
         /* the chain alone still verifies: that is what the witness is for */
         ck_assert_int_eq(hyb_token_log_read(db, trust, NULL, NULL, NULL), 0);
         ck_assert_int_eq(hyb_token_log_verify(db, trust, NULL, &e), HYB_E_CORRUPT);
-        ck_assert_msg(strstr(e.message, "ends at row 2") && strstr(e.message, "names row 4"),
-                      "%s", e.message);
+        ck_assert_msg(strstr(e.message, "ends at row 2") && strstr(e.message, "names row 4"), "%s",
+                      e.message);
 }
 END_TEST
 
@@ -128,7 +128,8 @@ START_TEST(test_removed_and_replaced)
         snprintf(h3, sizeof h3, "%s", head_of(3));
         sql("DELETE FROM identity_log WHERE seq = 3");
         /* an append after the removal makes another row 3 and a new witness */
-        ck_assert_int_eq(hyb_token_log_append(db, issuer, "revoke", "device-1", "y", 0, NULL, &e), 0);
+        ck_assert_int_eq(hyb_token_log_append(db, issuer, "revoke", "device-1", "y", 0, NULL, &e),
+                         0);
         ck_assert_msg(hyb_token_log_verify(db, trust, NULL, &e) == 0, "%s", e.message);
         /* ... which only a head remembered elsewhere tells apart */
         ck_assert_int_eq(hyb_token_log_verify(db, trust, h3, &e), HYB_E_CORRUPT);
@@ -174,7 +175,10 @@ END_TEST
 START_TEST(test_bad_head)
 {
         static const char *const bad[] = {
-                "", "3", "3:", "0:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                "",
+                "3",
+                "3:",
+                "0:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
                 "03:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
                 "-1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
                 "3:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
