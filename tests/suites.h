@@ -23,6 +23,7 @@
         X(token_suite) \
         X(token_feed_suite) \
         X(token_proof_suite) \
+        X(token_idlog_suite) \
         X(edge_suite) \
         X(edge_tls_suite) \
         X(xhost_suite) \

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hybrid token log add --key ISSUER_KEY --kind KIND --subject NAME [--detail TEXT] FILE
- * hybrid token log [--verify --trust NAME=PUBFILE...] FILE
+ * hybrid token log [--verify --trust NAME=PUBFILE... [--head SEQ:HASH]] FILE
  *
  * The identity log (doc/token.md "Identity log"): `add` appends one signed,
  * hash-chained row (enroll, rotate, grant, revoke) to the SQLite file FILE
  * and prints its seq; without `add` the rows are listed (text, or --json
  * one object per line), and with --verify every row is checked first against
- * the trusted issuer keys: exit 1 with the first broken row on stderr.
+ * the trusted issuer keys, and the log must still hold the head its witness
+ * FILE.head names and the --head given: exit 1 with the first broken row, or
+ * the head that is missing, on stderr.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -48,8 +50,8 @@ static int log_add(cli_ctx *ctx)
                 return cli_usage(ctx, "'token log add' takes one FILE (the log)");
         if (!kind || !*kind || !subject || !*subject)
                 return cli_usage(ctx, "'token log add' needs --kind KIND and --subject NAME");
-        if (cli_opt(ctx, "verify") || cli_opt(ctx, "trust"))
-                return cli_usage(ctx, "'token log add' takes neither --verify nor --trust");
+        if (cli_opt(ctx, "verify") || cli_opt(ctx, "trust") || cli_opt(ctx, "head"))
+                return cli_usage(ctx, "'token log add' takes neither --verify, --trust nor --head");
         status = token_load_key(ctx, "log add", "key", true, &key);
         if (status != EXIT_OK)
                 return status;
@@ -107,14 +109,18 @@ int token_log(cli_ctx *ctx)
                 if (hyb_token_trust_new(&trust) < 0)
                         return cli_fail(EXIT_FAILED, "token log", "ENOMEM", "out of memory");
                 status = token_load_trust(ctx, "log --verify", trust);
-        } else if (cli_opt(ctx, "trust")) {
-                status = cli_usage(ctx, "--trust is for 'token log --verify'");
+        } else if (cli_opt(ctx, "trust") || cli_opt(ctx, "head")) {
+                status = cli_usage(ctx, "--trust and --head are for 'token log --verify'");
         }
         if (status != EXIT_OK)
                 goto out;
         /* Verified first, then listed: nothing of a broken log is printed as if it were good. */
         if (trust) {
-                r = hyb_token_log_read(ctx->args[1], trust, NULL, NULL, &e);
+                r = hyb_token_log_verify(ctx->args[1], trust, cli_opt(ctx, "head"), &e);
+                if (r == -EINVAL) {
+                        status = cli_usage(ctx, "%s", e.message);
+                        goto out;
+                }
                 if (r < 0) {
                         status = cli_fail(EXIT_FAILED, "token log", hyb_err_name(r), "%s",
                                           *e.message ? e.message : hyb_strerror(r));

@@ -34,7 +34,7 @@ static const char *const attenuate_opts[] = { "key", "holder", "cap", "aud", "tt
 static const char *const verify_opts[] = { "trust", "aud", "at", "check", NULL };
 static const char *const revoke_opts[] = { "key", "jti", "holder", "min-epoch", "log", NULL };
 static const char *const feed_opts[] = { "push", NULL };
-static const char *const log_opts[] = { "key", "kind", "subject", "detail", "verify", "trust", NULL };
+static const char *const log_opts[] = { "key", "kind", "subject", "detail", "verify", "trust", "head", NULL };
 
 static const token_subcommand token_subcommands[] = {
         { "keygen", token_keygen, NULL },
@@ -69,7 +69,8 @@ static const cli_option token_options[] = {
         { "kind", true, "--kind KIND     log add: enroll, rotate, grant or revoke", 0 },
         { "subject", true, "--subject NAME  log add: who or what the row is about", 0 },
         { "detail", true, "--detail TEXT   log add: free text kept in the row", 0 },
-        { "verify", false, "--verify        log: check every row's chain and signature (needs --trust)", 0 },
+        { "verify", false, "--verify        log: check every row's chain and signature (needs --trust), and the head its witness FILE.head names", 0 },
+        { "head", true, "--head SEQ:HASH log --verify: the log must still hold this row (a head remembered elsewhere)", 0 },
         { NULL, false, NULL, 0 },
 };
 
@@ -180,7 +181,7 @@ const cli_command cmd_token = {
                  "       hybrid token feed [--push FILE|-]\n"
                  "       hybrid token log add --key ISSUER_KEY --kind enroll|rotate|grant|revoke\n"
                  "                          --subject NAME [--detail TEXT] FILE\n"
-                 "       hybrid token log [--verify --trust NAME=PUBFILE...] FILE\n"
+                 "       hybrid token log [--verify --trust NAME=PUBFILE... [--head SEQ:HASH]] FILE\n"
                  "keygen makes a P-256 key pair: FILE gets the private key (PKCS#8 PEM, mode\n"
                  "0600; an existing FILE is replaced atomically and its mode never widened),\n"
                  "FILE.pub the public key (SubjectPublicKeyInfo PEM); prints the key id (kid,\n"

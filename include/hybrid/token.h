@@ -542,8 +542,10 @@ HYB_EXPORT int hyb_token_feed_attach_store(hyb_token_feed *feed, hyb_store *st,
  * revoke.  Each row holds the base64url SHA-256 of its canonical text (which
  * includes the previous row's hash, `prev`) and the issuer's ES256 signature
  * of that text, so rewriting history needs the issuer's private key and
- * breaks the chain after the rewritten row.  (Dropping the newest rows leaves
- * a valid shorter log: keep the last hash elsewhere to detect that.)
+ * breaks the chain after the rewritten row.  Dropping the newest rows leaves
+ * a valid shorter log: each append also records the head (seq and hash) in a
+ * witness file, <path>.head, which hyb_token_log_verify compares, as it does
+ * a head the caller kept elsewhere.
  */
 
 /* One row, as hyb_token_log_read hands it out (strings borrowed for the callback). */
@@ -560,10 +562,13 @@ typedef struct hyb_token_log_row {
 
 /*
  * Appends a row signed by issuer (a key pair) to the log at path (created
- * when missing) in one SQLite transaction.  now 0: the current time.
- * *ret_seq (may be NULL) gets the row's seq.  -EINVAL (unknown kind, empty
- * or over-long subject, detail over 1 KiB), -ENOKEY, HYB_E_DATABASE (the
- * message names the file), HYB_E_CORRUPT (the last row has no hash), -ENOMEM.
+ * when missing) in one SQLite transaction, then replaces the witness
+ * <path>.head with "SEQ:HASH\n" of that row (a temporary file, synced and
+ * renamed).  now 0: the current time.  *ret_seq (may be NULL) gets the row's
+ * seq.  -EINVAL (unknown kind, empty or over-long subject, detail over 1 KiB),
+ * -ENOKEY, HYB_E_DATABASE (the message names the file), HYB_E_CORRUPT (the
+ * last row has no hash), -ENOMEM; -errno when the row is in the log but the
+ * witness could not be written (the message says so; *ret_seq is set).
  */
 HYB_EXPORT int hyb_token_log_append(const char *path, const hyb_key *issuer, const char *kind,
                                     const char *subject, const char *detail, int64_t now,
@@ -582,6 +587,22 @@ typedef int (*hyb_token_log_each_fn)(const hyb_token_log_row *row, void *userdat
  */
 HYB_EXPORT int hyb_token_log_read(const char *path, const hyb_token_trust *trust,
                                   hyb_token_log_each_fn fn, void *userdata, hyb_error *reterr);
+
+/*
+ * Checks the log at path like hyb_token_log_read with trust (required), and
+ * then that it still holds the heads it should: the one its witness
+ * <path>.head names (when that file exists) and head (may be NULL), a
+ * "SEQ:HASH" the caller remembered (a row's seq and its hash, as
+ * hyb_token_log_read gives them).  A head past the last row means rows were
+ * removed from the end; a head whose row has another hash means rows were
+ * removed and others appended.  Neither source can tell when the log and
+ * its witness were rolled back together (restored from an older copy): only
+ * a head kept elsewhere can.  0, HYB_E_CORRUPT (the message says which check
+ * failed: a row, or a head and where it came from), HYB_E_DATABASE, -EINVAL
+ * (head is not SEQ:HASH), -ENOMEM.
+ */
+HYB_EXPORT int hyb_token_log_verify(const char *path, const hyb_token_trust *trust,
+                                    const char *head, hyb_error *reterr);
 
 #ifdef __cplusplus
 }

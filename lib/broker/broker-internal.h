@@ -247,6 +247,8 @@ struct hyb_broker {
          * entry no longer verifies (every token is then refused). */
         hyb_token_feed *feed;
         bool feed_broken;
+        struct feedsync *feedsync; /* the feed between daemons (feed-sync.c), or NULL */
+        struct feedfetch *feedfetch; /* fetches from auth.feed_peers (feed-sync.c), or NULL */
         char hostname[256];     /* the default audience (gethostname), filled on first use */
         struct bauth_cache *tok_cache; /* verified tokens by hash (auth.c), or NULL */
         struct bauth_pool *tok_pool;   /* the threads checking signatures (auth-pool.c), or NULL */
@@ -466,6 +468,24 @@ void broker_feed_free(hyb_broker *b);
 struct json_t;
 int revocation_deliver(bconn *c, struct json_t *p, struct json_t **ret, hyb_error *e);
 int revocation_list(bconn *c, struct json_t *p, struct json_t **ret, hyb_error *e);
+/* Entry seq was applied (from: its source, for the log): logs it, fires RevocationApplied,
+ * ends the sessions it touches, and with publish hands it to the other daemons. */
+void revocation_applied(hyb_broker *b, uint64_t seq, const char *from, bool publish);
+
+/* feed-sync.c: the revocation feed between daemons over the cluster link (retained
+ * <prefix>_hybrid/feed/<seq>).  start subscribes when b->link is set (0 otherwise); publish
+ * hands an applied entry on; refetch (after broker_feed_setup) publishes every entry and
+ * asks the broker for the retained ones again. */
+int feedsync_start(hyb_broker *b);
+void feedsync_stop(hyb_broker *b);
+void feedsync_publish(hyb_broker *b, uint64_t seq);
+void feedsync_refetch(hyb_broker *b);
+/* auth.feed_peers: start (at listen; asks the peers once), stop (joins a running fetch),
+ * gap (entry seq came past a gap: fetch until the head is there, now or when the backoff
+ * allows; seq 0: only what an earlier call asked). */
+int feedfetch_start(hyb_broker *b);
+void feedfetch_stop(hyb_broker *b);
+void feedfetch_gap(hyb_broker *b, uint64_t seq);
 
 /* A frame in a connection's input buffer. */
 typedef struct bframe {

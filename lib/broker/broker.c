@@ -451,6 +451,10 @@ HYB_EXPORT int hyb_broker_start(hyb_broker *b, hyb_error *reterr)
                 r = broker_cluster_start(b, reterr);
         if (r >= 0 && (r = xhost_link_start(b)) < 0)
                 err_set(reterr, r, -1, "cluster: bus calls between hosts: %s", hyb_strerror(r));
+        if (r >= 0 && (r = feedsync_start(b)) < 0)
+                err_set(reterr, r, -1, "cluster: the revocation feed: %s", hyb_strerror(r));
+        if (r >= 0 && (r = feedfetch_start(b)) < 0)
+                err_set(reterr, r, -1, "auth.feed_peers: %s", hyb_strerror(r));
         if (r < 0) {
                 stop_listening(b);
                 free(b->socket_path);
@@ -473,6 +477,8 @@ static void stop_listening(hyb_broker *b)
         broker_edge_stop(b); /* the routes' work first: it frees listen.https's evhttp too */
         xhost_link_stop(b); /* its goodbye goes out before the link */
         broker_cluster_stop(b);
+        feedsync_stop(b); /* after the link: its pending publications still answer it */
+        feedfetch_stop(b);
         b->https = edge_https_free(b->https);
         if (b->listener) {
                 evconnlistener_free(b->listener);

@@ -5,6 +5,7 @@
  * on every connect.  The YAML walker itself is config-load.c; doc/config.md is
  * the user-facing reference.
  */
+#include <jansson.h>
 #include <stdio.h>
 
 #include "broker/config-internal.h"
@@ -75,6 +76,7 @@ void broker_config_clear(broker_config *c)
         broker_config_clear_boot(c); /* and store_path */
         free(c->auth_audience);
         hyb_token_trust_unref(c->auth_trust);
+        json_decref(c->auth_feed_peers);
         free(c->listen_https);
         free(c->tls_cert);
         free(c->tls_key);
@@ -118,6 +120,7 @@ int broker_config_copy(broker_config *dst, const broker_config *src)
         dst->log_level = broker_strdup_or_null(src->log_level, &oom);
         dst->auth_audience = broker_strdup_or_null(src->auth_audience, &oom);
         dst->auth_trust = hyb_token_trust_ref(src->auth_trust);
+        dst->auth_feed_peers = json_incref(src->auth_feed_peers);
         dst->listen_https = broker_strdup_or_null(src->listen_https, &oom);
         dst->tls_cert = broker_strdup_or_null(src->tls_cert, &oom);
         dst->tls_key = broker_strdup_or_null(src->tls_key, &oom);

@@ -165,6 +165,8 @@ enum {
 #define BROKER_AUTH_MAX_VERIFYING 32u
 #define BROKER_AUTH_UID_MAX_VERIFYING 8u
 #define BROKER_AUTH_VERIFYING_MAX 65536u
+/* auth.feed_peers: the daemons a feed with a gap is fetched from (feed-sync.c). */
+#define BROKER_FEED_PEERS_MAX 16
 #define BROKER_AUTH_MAX_LIFETIME_S (3650ull * 86400) /* the largest auth.max_lifetime_s */
 
 /* One rule of policy.store: who (a uid, an app glob, both or neither), which fURIs, which rights. */
@@ -231,6 +233,9 @@ typedef struct broker_config {
         uint32_t auth_verify_threads;       /* threads checking token signatures (auth-pool.c) */
         uint32_t auth_max_verifying;        /* connections whose token is being verified, in all */
         uint32_t auth_uid_max_verifying;    /* of them, of one uid */
+        /* auth.feed_peers: [{bus, token?, token_text?, key?, ca?, pin?}] (immutable once
+         * loaded: copies share it), NULL: none */
+        struct json_t *auth_feed_peers;
         /* listen.https and tls: (config-tls.c) */
         char *listen_https;       /* HOST:PORT of the https listener; NULL: none */
         unsigned https_line, https_column; /* of listen.https in the file, for errors */

@@ -6,7 +6,8 @@
  * it when the store is attached or the configuration reloaded.  Any peer may
  * deliver an entry (builtin deliverRevocation): the issuer's signature is the
  * authority.  An applied entry is announced (builtin event RevocationApplied)
- * and the token sessions it touches are closed at once (broker_auth_sweep).
+ * and the token sessions it touches are closed at once (broker_auth_sweep), and
+ * handed to the other daemons of the cluster (feed-sync.c).
  * A stored entry that no longer verifies makes the feed unknown: every token
  * is then refused (fail closed) until the store or auth.issuers is fixed.
  */
@@ -55,6 +56,8 @@ void broker_feed_setup(hyb_broker *b)
         }
         b->feed = feed;
         broker_auth_sweep(b);
+        feedsync_refetch(b); /* entries the other daemons hold (a no-op outside a cluster) */
+        feedfetch_gap(b, 0); /* a fetch that waited for the feed (the start without a store) */
 }
 
 void broker_feed_free(hyb_broker *b)
@@ -73,11 +76,33 @@ static int feed_usable(hyb_broker *b, hyb_error *e)
         return 0;
 }
 
+/* An entry was applied: log it, announce it, end the sessions it touches, and (publish)
+ * hand it to the other daemons of the cluster. */
+void revocation_applied(hyb_broker *b, uint64_t seq, const char *from, bool publish)
+{
+        char *content = NULL;
+
+        hyb_token_feed_get_entry(b->feed, seq, NULL, &content);
+        broker_log(b, HYB_LOG_NOTICE, "revocation entry %" PRIu64 " applied from %s: %s", seq,
+                   from, content ? content : "");
+        if (content) {
+                char *ev = NULL;
+
+                if (asprintf(&ev, "{\"seq\":%" PRIu64 ",\"entry\":%s}", seq, content) > 0)
+                        events_builtin(b, "RevocationApplied", ev);
+                free(ev);
+        }
+        free(content);
+        /* The sessions it touches end now, before anything else is served. */
+        broker_auth_sweep(b);
+        if (publish)
+                feedsync_publish(b, seq);
+}
+
 int revocation_deliver(bconn *c, json_t *p, json_t **ret, hyb_error *e)
 {
         hyb_broker *b = c->b;
         const char *entry = json_string_value(json_object_get(p, "entry"));
-        char *content = NULL;
         uint64_t seq = 0, head;
         hyb_error why = {0};
         int r;
@@ -88,22 +113,13 @@ int revocation_deliver(bconn *c, json_t *p, json_t **ret, hyb_error *e)
         r = hyb_token_feed_apply(b->feed, entry, &seq, &why);
         head = hyb_token_feed_get_seq(b->feed);
         switch (r) {
-        case HYB_TOKEN_FEED_APPLIED:
-                hyb_token_feed_get_entry(b->feed, seq, NULL, &content);
-                broker_log(b, HYB_LOG_NOTICE,
-                           "revocation entry %" PRIu64 " applied from uid %u: %s", seq,
-                           (unsigned)c->uid, content ? content : "");
-                if (content) {
-                        char *ev = NULL;
+        case HYB_TOKEN_FEED_APPLIED: {
+                char from[48];
 
-                        if (asprintf(&ev, "{\"seq\":%" PRIu64 ",\"entry\":%s}", seq, content) > 0)
-                                events_builtin(b, "RevocationApplied", ev);
-                        free(ev);
-                }
-                free(content);
-                /* The sessions it touches end now, before the reply goes out. */
-                broker_auth_sweep(b);
+                snprintf(from, sizeof from, "uid %u", (unsigned)c->uid);
+                revocation_applied(b, seq, from, true);
                 break;
+        }
         case HYB_TOKEN_FEED_OLD:
                 broker_log(b, HYB_LOG_WARNING,
                            "revocation entry %" PRIu64
@@ -116,6 +132,7 @@ int revocation_deliver(bconn *c, json_t *p, json_t **ret, hyb_error *e)
                            "revocation entry %" PRIu64 " from uid %u refused: a gap after %" PRIu64
                            " (entries %" PRIu64 "..%" PRIu64 " are missing)",
                            seq, (unsigned)c->uid, head, head + 1, seq - 1);
+                feedfetch_gap(b, seq); /* auth.feed_peers: the missing entries are asked for */
                 return err_set(e, HYB_E_CONFLICT, -1,
                                "a gap: the feed is at %" PRIu64 "; deliver entry %" PRIu64 " first",
                                head, head + 1);

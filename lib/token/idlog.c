@@ -10,10 +10,22 @@
  * signature of the text.  Reading with a trust store recomputes every row:
  * an edited, inserted, removed or reordered row breaks the seq, the hash, the
  * chain or the signature.
+ *
+ * Removing the newest rows leaves a shorter chain that still verifies, so each
+ * append also writes the head, "SEQ:HASH\n", to a witness file of its own,
+ * <path>.head (written to a temporary file, synced, renamed), after the
+ * row's commit: a crash between the two leaves a witness one row behind,
+ * which still checks.  hyb_token_log_verify compares the log with the witness
+ * and with a head the caller remembered.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "crypto.h"
@@ -78,6 +90,50 @@ static int open_db(const char *path, bool create, sqlite3 **ret, hyb_error *e)
         }
         *ret = db;
         return 0;
+}
+
+/* <path>.head (free()), or NULL. */
+static char *witness_path(const char *path)
+{
+        char *w = NULL;
+
+        return asprintf(&w, "%s.head", path) < 0 ? NULL : w;
+}
+
+/* Replaces the witness of the log at path with seq:hash. */
+static int witness_write(const char *path, uint64_t seq, const char *hash, hyb_error *e)
+{
+        char *w = witness_path(path), *tmp = NULL, line[80];
+        int fd = -1, n, r = 0;
+
+        if (!w || asprintf(&tmp, "%s.tmp", w) < 0) {
+                free(w);
+                return -ENOMEM;
+        }
+        n = snprintf(line, sizeof line, "%" PRIu64 ":%s\n", seq, hash);
+        errno = 0;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                r = -errno;
+        else if (write(fd, line, (size_t)n) != n)
+                r = errno ? -errno : -EIO;
+        else if (fsync(fd) < 0)
+                r = -errno;
+        if (fd >= 0 && close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r == 0 && rename(tmp, w) < 0)
+                r = -errno;
+        if (r < 0) {
+                if (fd >= 0)
+                        unlink(tmp);
+                r = err_set(e, r, -1,
+                            "%s: row %" PRIu64 " is in the log but its witness %s was not "
+                            "updated: %s",
+                            path, seq, w, strerror(-r));
+        }
+        free(tmp);
+        free(w);
+        return r;
 }
 
 HYB_EXPORT int hyb_token_log_append(const char *path, const hyb_key *issuer, const char *kind,
@@ -170,7 +226,7 @@ HYB_EXPORT int hyb_token_log_append(const char *path, const hyb_key *issuer, con
         }
         if (ret_seq)
                 *ret_seq = row.seq;
-        r = 0;
+        r = witness_write(path, row.seq, hash, reterr);
         goto out;
 rollback:
         sqlite3_finalize(st);
@@ -291,5 +347,118 @@ out:
                 err_prefix(reterr, "%s", path);
         sqlite3_finalize(st);
         sqlite3_close(db);
+        return r;
+}
+
+/* ------------------------------------------------------------ verify */
+
+/* Parses "SEQ:HASH" (a trailing newline allowed).  0 or -EINVAL. */
+static int head_parse(const char *s, uint64_t *ret_seq, char ret_hash[44])
+{
+        char *end;
+        unsigned long long v;
+
+        if (*s < '1' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno || *end != ':' || strlen(end + 1) < 43)
+                return -EINVAL;
+        for (size_t i = 1; i <= 43; i++)
+                if (!token_is_b64url_char((unsigned char)end[i]))
+                        return -EINVAL;
+        if (end[44] && strcmp(end + 44, "\n") != 0)
+                return -EINVAL;
+        *ret_seq = v;
+        memcpy(ret_hash, end + 1, 43);
+        ret_hash[43] = 0;
+        return 0;
+}
+
+struct head_want {
+        uint64_t seq;
+        char hash[44];
+        const char *from; /* "its witness <file>", "the head given" */
+        bool seen, same;
+};
+
+struct verify_ctx {
+        struct head_want want[2];
+        size_t n;
+        uint64_t last;
+};
+
+static int verify_row(const hyb_token_log_row *row, void *ud)
+{
+        struct verify_ctx *v = ud;
+
+        v->last = row->seq;
+        for (size_t i = 0; i < v->n; i++)
+                if (row->seq == v->want[i].seq) {
+                        v->want[i].seen = true;
+                        v->want[i].same = strcmp(row->hash, v->want[i].hash) == 0;
+                }
+        return 0;
+}
+
+HYB_EXPORT int hyb_token_log_verify(const char *path, const hyb_token_trust *trust,
+                                    const char *head, hyb_error *reterr)
+{
+        struct verify_ctx v = {0};
+        char *w = NULL, *from = NULL, buf[128];
+        FILE *f;
+        int r;
+
+        hyb_assert_return(path && trust, -EINVAL);
+        if (head) {
+                if (head_parse(head, &v.want[0].seq, v.want[0].hash) < 0)
+                        return err_set(reterr, -EINVAL, -1,
+                                       "the head '%s' is not SEQ:HASH (a row's seq and its hash)",
+                                       head);
+                v.want[0].from = "the head given";
+                v.n = 1;
+        }
+        w = witness_path(path);
+        if (!w)
+                return -ENOMEM;
+        f = fopen(w, "re");
+        if (!f && errno != ENOENT) {
+                r = -errno;
+                r = err_set(reterr, HYB_E_CORRUPT, -1, "%s: its witness %s cannot be read: %s",
+                            path, w, strerror(-r));
+                goto out;
+        }
+        if (f) {
+                size_t n = fread(buf, 1, sizeof buf - 1, f);
+
+                buf[n] = 0;
+                fclose(f);
+                if (asprintf(&from, "its witness %s", w) < 0) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                if (head_parse(buf, &v.want[v.n].seq, v.want[v.n].hash) < 0) {
+                        r = err_set(reterr, HYB_E_CORRUPT, -1, "%s: %s is not SEQ:HASH", path,
+                                    from);
+                        goto out;
+                }
+                v.want[v.n++].from = from;
+        }
+        r = hyb_token_log_read(path, trust, verify_row, &v, reterr);
+        for (size_t i = 0; r >= 0 && i < v.n; i++) {
+                if (!v.want[i].seen)
+                        r = err_set(reterr, HYB_E_CORRUPT, -1,
+                                    "%s: the log ends at row %" PRIu64 " but %s names row %" PRIu64
+                                    ": its newest rows were removed",
+                                    path, v.last, v.want[i].from, v.want[i].seq);
+                else if (!v.want[i].same)
+                        r = err_set(reterr, HYB_E_CORRUPT, -1,
+                                    "%s: row %" PRIu64 " is not the row %s names (another hash): "
+                                    "rows were removed and others appended",
+                                    path, v.want[i].seq, v.want[i].from);
+        }
+out:
+        free(from);
+        free(w);
         return r;
 }

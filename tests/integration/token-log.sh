@@ -79,4 +79,26 @@ expect_err "not a log" 1 'HYB_E_DATABASE' "$H" token log --verify --trust hub=is
 expect_err "a missing file" 1 'HYB_E_DATABASE' "$H" token log missing.db
 expect "a failed add left the log as it was" 0 "*" V id.db
 check "still 4 rows" [ "$(wc -l <"$T/out")" = 4 ]
+# The newest rows removed (doc/token.md "Identity log", "What --verify detects"): each add
+# writes the head to the witness FILE.head, which --verify compares; --head SEQ:HASH is a
+# head remembered elsewhere.
+rm -f w.db w.db.head
+for i in 1 2 3 4; do "$H" token log add --key issuer.key --kind grant --subject d$i w.db >/dev/null; done
+check "add writes the witness w.db.head" [ -s w.db.head ]
+HEAD4=$("$H" --json token log w.db | sed -n 4p | sed 's/.*"seq":\([0-9]*\),.*"hash":"\([^"]*\)".*/\1:\2/')
+check "... naming row 4 and its hash" [ "$(cat w.db.head)" = "$HEAD4" ]
+expect "--verify --head of the last row" 0 "*" V --head "$HEAD4" w.db
+sqlite3 w.db "DELETE FROM identity_log WHERE seq >= 3"
+expect_err "the last two rows deleted with sqlite3: exit 1, the witness names row 4" 1 \
+        'ends at row 2 but its witness .*w.db.head names row 4: its newest rows were removed' V w.db
+check "... and nothing listed" [ ! -s "$T/out" ]
+"$H" token log add --key issuer.key --kind revoke --subject other w.db >/dev/null
+expect "rows deleted and another appended (a new witness): the chain verifies" 0 "*" V w.db
+expect_err "... but not against the remembered head of row 4" 1 \
+        'ends at row 3 but the head given names row 4' V --head "$HEAD4" w.db
+HEAD3="3:${HEAD4#*:}"
+expect_err "... nor row 3 under another row's hash" 1 'row 3 is not the row the head given names' V --head "$HEAD3" w.db
+expect_err "--head that is not SEQ:HASH: usage" 2 'SEQ:HASH' V --head 4:nothash w.db
+expect_err "--head without --verify: usage" 2 'head' "$H" token log --head "$HEAD4" w.db
+expect_err "--head on add: usage" 2 'head' "$H" token log add --key issuer.key --kind grant --subject x --head "$HEAD4" w.db
 finish
