@@ -934,22 +934,22 @@ static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, siz
                 if (r >= 0)
                         r = store_write(c, id, f, v, wflags, e);
                 if (r >= 0 && !many)
-                        squota_release(b, key, kl);
+                        squota_release(b, key, kl, hyb_furi_hash(f));
                 for (size_t i = 0; r >= 0 && i < k.n; i++) {
                         const char *ki = key_text(k.v[i], &kl);
-                        squota_release(b, ki, kl);
+                        squota_release(b, ki, kl, hyb_furi_hash(k.v[i]));
                 }
                 keylist_done(&k);
                 return r;
         }
-        r = squota_check(b, c->uid, key, kl, value_len, e);
+        r = squota_check(b, c->uid, key, kl, hyb_furi_hash(f), value_len, e);
         if (r >= 0)
                 r = store_write(c, id, f, v, wflags, e);
         if (r < 0)
                 return r;
         if (!many) {
                 /* out of memory here only leaves the write uncharged */
-                (void)squota_charge(b, c->uid, key, kl, value_len);
+                (void)squota_charge(b, c->uid, key, kl, hyb_furi_hash(f), value_len);
                 return r;
         }
         /* a branch write stored each element of v as a child: each is charged at its size
@@ -972,8 +972,12 @@ static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, siz
                 if (!seg || !val || hyb_obj_format(val, HYB_FORMAT_EXACT, &text) < 0)
                         continue;
                 if (asprintf(&child, "%.*s/%s", (int)(kl && key[kl - 1] == '/' ? kl - 1 : kl),
-                             key, seg) >= 0)
-                        (void)squota_charge(b, c->uid, child, strlen(child), strlen(text));
+                             key, seg) >= 0) {
+                        size_t cl = strlen(child);
+
+                        (void)squota_charge(b, c->uid, child, cl, squota_hash(child, cl),
+                                            strlen(text));
+                }
                 free(child);
                 hyb_free(text);
         }
