@@ -28,6 +28,7 @@
 #include "bus/acl.h"
 #include "common/util.h"
 #include "hybrid/store.h"
+#include "store/store-internal.h" /* store_kick_hold: a write's deliveries without the eventfd */
 
 static const char builtin_name[] = "@localhost/org.hybridos.bus/builtin";
 static const char store_member[] = "store";
@@ -992,7 +993,7 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
         hyb_furi *f = NULL;
         hyb_obj *v = NULL, *kobj = NULL;
         hyb_error e;
-        bool idle;
+        bool idle, held = false;
         int r;
 
         hyb_error_clear(&e);
@@ -1033,6 +1034,10 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
          * Not noobj (a delete): that obj is shared by every delete, whoever made it. */
         if (!del && !hyb_obj_is_noobj(v) && (r = fwd_add(b, v, nl + 1, len - fl - 1)) < 0)
                 goto out;
+        /* What the write queues is delivered below, by this thread: no eventfd kick for it
+         * (its write and the read that clears it, two syscalls a delivered message). */
+        store_kick_hold(b->store);
+        held = true;
         if (!(wflags & HYB_WRITE_TRANSIENT))
                 r = quota_write(c, id, f, v, del ? 0 : len - fl - 1, wflags, &e);
         else
@@ -1050,6 +1055,8 @@ out:
         idle = r >= 0 && store_idle(b);
         if (r >= 0 && !idle)
                 store_io(-1, 0, b);
+        if (held)
+                store_kick_release(b->store); /* kicks if store_io left work */
         fwd_settle(b, idle);
 }
 

@@ -46,9 +46,32 @@ void store_kick(hyb_store *st)
 {
         uint64_t one = 1;
 
+        if (st->kick_holds) {
+                st->kick_owed = true;
+                return;
+        }
         if (write(st->efd, &one, sizeof(one)) < 0) {
                 /* EAGAIN: the counter is already non-zero, the fd already readable */
         }
+        st->kicked = true;
+}
+
+void store_kick_hold(hyb_store *st)
+{
+        pthread_mutex_lock(&st->lock);
+        st->kick_holds++;
+        pthread_mutex_unlock(&st->lock);
+}
+
+void store_kick_release(hyb_store *st)
+{
+        pthread_mutex_lock(&st->lock);
+        if (st->kick_holds && --st->kick_holds == 0 && st->kick_owed) {
+                st->kick_owed = false;
+                if (st->q_head || (st->pending && !st->has_committer))
+                        store_kick(st);
+        }
+        pthread_mutex_unlock(&st->lock);
 }
 
 static void sub_unref(store_sub *s)
@@ -628,9 +651,12 @@ HYB_EXPORT int hyb_store_process(hyb_store *st)
                 pthread_mutex_unlock(&st->lock);
                 return did;
         }
-        if (read(st->efd, &cnt, sizeof(cnt)) < 0) {
+        /* Cleared only when written: a call that finds the queue filled under a kick hold
+         * (store_kick_hold) has no read to make. */
+        if (st->kicked && read(st->efd, &cnt, sizeof(cnt)) < 0) {
                 /* EAGAIN: nothing was signalled */
         }
+        st->kicked = false;
         /* Deliver what is queued now; what callbacks queue waits for the next call. */
         list = st->q_head;
         st->q_head = NULL;
