@@ -260,9 +260,10 @@ struct hyb_store {
         int efd;
         bool kicked;            /* efd written since hyb_store_process last read it */
         /* store_kick_hold: the holder delivers what is queued itself, so a kick is owed
-         * (kick_owed) instead of written until store_kick_release */
-        unsigned kick_holds;
-        bool kick_owed;
+         * (kick_owed) instead of written until store_kick_release.  Atomic: a hold and its
+         * release take no lock (store.c "store_kick"). */
+        atomic_uint kick_holds;
+        atomic_bool kick_owed;
         /* group commit */
         db_op *pending, **pending_tail;
         db_op *inflight;
@@ -304,7 +305,7 @@ void store_kick(hyb_store *st);
  * (two system calls).  The release writes the kick still owed when work is left (queued
  * messages, or a commit for hyb_store_process).  Other threads' writes meanwhile are
  * covered the same way: the release, or the holder's own process, serves them.  Holds
- * nest.  Not under st->lock.
+ * nest.  Not under st->lock; neither takes it unless a kick is owed.
  */
 void store_kick_hold(hyb_store *st);
 void store_kick_release(hyb_store *st);

@@ -690,6 +690,71 @@ START_TEST(test_kick_hold)
 }
 END_TEST
 
+#define KH_WRITES 5000
+
+static void *kh_writer(void *ud)
+{
+        hyb_store *st = ud;
+        intptr_t failed = 0;
+
+        for (int i = 0; i < KH_WRITES; i++) {
+                hyb_obj *o = NULL;
+
+                if (hyb_obj_new_int(i, &o) < 0 || hyb_store_write_str(st, "/k/t", o, 0, NULL) < 0)
+                        failed++;
+                hyb_obj_unref(o);
+        }
+        return (void *)failed;
+}
+
+/* Another thread writes while the holder holds, writes, delivers and releases over and over:
+ * whenever work is due after a release the fd is readable (no kick is lost between the
+ * hold count and the debt, which take no lock), and every message is delivered. */
+START_TEST(test_kick_hold_threads)
+{
+        hyb_store *st = open_mem();
+        recorder *rt = rec_new(), *rm = rec_new();
+        hyb_slot *st_sub = sub(st, "/k/t", 0, rt), *sm_sub = sub(st, "/k/m", 0, rm);
+        int fd = hyb_store_get_fd(st);
+        pthread_t th;
+        void *failed = NULL;
+        int rounds = 0;
+
+        ck_assert_int_eq(pthread_create(&th, NULL, kh_writer, st), 0);
+        for (;;) {
+                uint64_t t = UINT64_MAX;
+                size_t n;
+
+                store_kick_hold(st);
+                put_ok(st, "/k/m", "1");
+                drain(st);
+                store_kick_release(st);
+                rounds++;
+                ck_assert_int_eq(hyb_store_get_timeout(st, &t), 0);
+                if (t == 0)
+                        ck_assert_msg(fd_readable(fd), "round %d: work queued, fd not readable",
+                                      rounds);
+                pthread_mutex_lock(&rt->lock);
+                n = rt->n;
+                pthread_mutex_unlock(&rt->lock);
+                if (n == KH_WRITES)
+                        break;
+                /* the writer's messages reach us through the fd alone */
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                if (poll(&p, 1, 0) == 1)
+                        drain(st);
+        }
+        pthread_join(th, &failed);
+        ck_assert_ptr_null(failed);
+        ck_assert_int_eq(rm->n, rounds);
+        hyb_slot_unref(st_sub);
+        hyb_slot_unref(sm_sub);
+        hyb_store_unref(st);
+        free(rt);
+        free(rm);
+}
+END_TEST
+
 START_TEST(test_sub_replay)
 {
         hyb_store *st = open_mem();
@@ -2442,6 +2507,7 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_scope_router);
         tcase_add_test(tc, test_scope_subscribe);
         tcase_add_test(tc, test_kick_hold);
+        tcase_add_test(tc, test_kick_hold_threads);
         suite_add_tcase(s, tc);
         return s;
 }
