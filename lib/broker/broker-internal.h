@@ -584,14 +584,19 @@ void store_detach(hyb_broker *b);
 typedef struct squota squota;
 int squota_new(squota **ret);
 void squota_free(squota *q);
-/* May uid write value_len bytes of value text at key (key_len, the fURI's text)?  0, or
- * HYB_E_INSUFFICIENT_STORAGE naming the quota in *e. */
-int squota_check(hyb_broker *b, uid_t uid, const char *key, size_t key_len, size_t value_len,
-                 hyb_error *e);
-/* After the write: key's charge (key_len + value_len) is uid's. */
-int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, size_t value_len);
+/* The hash of a key text (key_len bytes) as the quota table takes it: the same as
+ * hyb_furi_hash() of the fURI whose path text (hyb_furi_get_path_str) it is, so a caller
+ * holding that fURI passes its hash and the text is not hashed again. */
+uint64_t squota_hash(const char *key, size_t key_len);
+/* May uid write value_len bytes of value text at key (key_len, the fURI's path text; hash,
+ * squota_hash of it)?  0, or HYB_E_INSUFFICIENT_STORAGE naming the quota in *e. */
+int squota_check(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint64_t hash,
+                 size_t value_len, hyb_error *e);
+/* After the write: key's charge (key_len + value_len) is uid's.  hash as for squota_check. */
+int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint64_t hash,
+                  size_t value_len);
 /* After a delete of key: its charge, and those of writes into it, are released. */
-void squota_release(hyb_broker *b, const char *key, size_t key_len);
+void squota_release(hyb_broker *b, const char *key, size_t key_len, uint64_t hash);
 size_t squota_get_n(const hyb_broker *b);
 /* What uid holds (keys, bytes) and what all hold (bytes). */
 void squota_get_usage(const hyb_broker *b, uid_t uid, size_t *ret_keys, size_t *ret_bytes,

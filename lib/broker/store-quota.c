@@ -19,6 +19,7 @@
 
 #include "broker-internal.h"
 #include "common/util.h"
+#include "furi/furi-internal.h" /* furi_hash_bytes: the hash a parsed fURI carries */
 
 typedef struct sq_entry {
         char *key;              /* NULL: an empty slot */
@@ -44,13 +45,12 @@ struct squota {
         sq_uid *uids;
 };
 
-static uint64_t key_hash(const char *s, size_t len)
+/* The hash of a key text: hyb_furi_hash() of the fURI whose path text it is (furi_hash_bytes
+ * over the same bytes), so a write's check and charge take the one its parsed fURI carries
+ * instead of hashing the text again. */
+uint64_t squota_hash(const char *key, size_t key_len)
 {
-        uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-
-        for (size_t i = 0; i < len; i++)
-                h = (h ^ (uint8_t)s[i]) * 0x100000001b3ull;
-        return h;
+        return furi_hash_bytes(key, key_len);
 }
 
 static sq_entry *find(const squota *q, const char *key, size_t len, uint64_t h)
@@ -179,12 +179,12 @@ static size_t cfg_or(size_t v, size_t dflt)
         return v ? v : dflt;
 }
 
-int squota_check(hyb_broker *b, uid_t uid, const char *key, size_t key_len, size_t value_len,
-                 hyb_error *e)
+int squota_check(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint64_t hash,
+                 size_t value_len, hyb_error *e)
 {
         const broker_config *c = b->c;
         squota *q = b->squota;
-        sq_entry *s = find(q, key, key_len, key_hash(key, key_len));
+        sq_entry *s = find(q, key, key_len, hash);
         sq_uid *u = uid_get(q, uid, false);
         size_t size = key_len + value_len, old = s ? s->bytes : 0;
         size_t u_keys = u ? u->keys : 0, u_bytes = u ? u->bytes : 0;
@@ -213,10 +213,10 @@ int squota_check(hyb_broker *b, uid_t uid, const char *key, size_t key_len, size
         return 0;
 }
 
-int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, size_t value_len)
+int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint64_t h,
+                  size_t value_len)
 {
         squota *q = b->squota;
-        uint64_t h = key_hash(key, key_len);
         sq_entry *s = find(q, key, key_len, h);
         sq_uid *u;
         size_t size = key_len + value_len;
@@ -250,7 +250,7 @@ int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, siz
                         if (l <= 1)
                                 break;
                         l--; /* "/a/b" -> "/a" */
-                        s->inner = find(q, key, l, key_hash(key, l)) != NULL;
+                        s->inner = find(q, key, l, squota_hash(key, l)) != NULL;
                 }
                 if (s->inner)
                         q->n_inner++;
@@ -274,14 +274,14 @@ static bool at_or_below(const char *key, size_t len, const char *base, size_t bl
                (len == blen || key[blen] == '/' || (blen && base[blen - 1] == '/'));
 }
 
-void squota_release(hyb_broker *b, const char *key, size_t key_len)
+void squota_release(hyb_broker *b, const char *key, size_t key_len, uint64_t hash)
 {
         squota *q = b->squota;
         sq_entry *s;
 
         if (!q->n)
                 return;
-        s = find(q, key, key_len, key_hash(key, key_len));
+        s = find(q, key, key_len, hash);
         if (s)
                 release_entry(q, (size_t)(s - q->slot));
         /* what was written into it when it held a lst/rec (rare: a scan only then) */

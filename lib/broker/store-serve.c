@@ -28,6 +28,7 @@
 #include "bus/acl.h"
 #include "common/util.h"
 #include "hybrid/store.h"
+#include "store/store-internal.h" /* store_kick_hold: a write's deliveries without the eventfd */
 
 static const char builtin_name[] = "@localhost/org.hybridos.bus/builtin";
 static const char store_member[] = "store";
@@ -934,22 +935,22 @@ static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, siz
                 if (r >= 0)
                         r = store_write(c, id, f, v, wflags, e);
                 if (r >= 0 && !many)
-                        squota_release(b, key, kl);
+                        squota_release(b, key, kl, hyb_furi_hash(f));
                 for (size_t i = 0; r >= 0 && i < k.n; i++) {
                         const char *ki = key_text(k.v[i], &kl);
-                        squota_release(b, ki, kl);
+                        squota_release(b, ki, kl, hyb_furi_hash(k.v[i]));
                 }
                 keylist_done(&k);
                 return r;
         }
-        r = squota_check(b, c->uid, key, kl, value_len, e);
+        r = squota_check(b, c->uid, key, kl, hyb_furi_hash(f), value_len, e);
         if (r >= 0)
                 r = store_write(c, id, f, v, wflags, e);
         if (r < 0)
                 return r;
         if (!many) {
                 /* out of memory here only leaves the write uncharged */
-                (void)squota_charge(b, c->uid, key, kl, value_len);
+                (void)squota_charge(b, c->uid, key, kl, hyb_furi_hash(f), value_len);
                 return r;
         }
         /* a branch write stored each element of v as a child: each is charged at its size
@@ -972,8 +973,12 @@ static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, siz
                 if (!seg || !val || hyb_obj_format(val, HYB_FORMAT_EXACT, &text) < 0)
                         continue;
                 if (asprintf(&child, "%.*s/%s", (int)(kl && key[kl - 1] == '/' ? kl - 1 : kl),
-                             key, seg) >= 0)
-                        (void)squota_charge(b, c->uid, child, strlen(child), strlen(text));
+                             key, seg) >= 0) {
+                        size_t cl = strlen(child);
+
+                        (void)squota_charge(b, c->uid, child, cl, squota_hash(child, cl),
+                                            strlen(text));
+                }
                 free(child);
                 hyb_free(text);
         }
@@ -988,7 +993,7 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
         hyb_furi *f = NULL;
         hyb_obj *v = NULL, *kobj = NULL;
         hyb_error e;
-        bool idle;
+        bool idle, held = false;
         int r;
 
         hyb_error_clear(&e);
@@ -1029,6 +1034,10 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
          * Not noobj (a delete): that obj is shared by every delete, whoever made it. */
         if (!del && !hyb_obj_is_noobj(v) && (r = fwd_add(b, v, nl + 1, len - fl - 1)) < 0)
                 goto out;
+        /* What the write queues is delivered below, by this thread: no eventfd kick for it
+         * (its write and the read that clears it, two syscalls a delivered message). */
+        store_kick_hold(b->store);
+        held = true;
         if (!(wflags & HYB_WRITE_TRANSIENT))
                 r = quota_write(c, id, f, v, del ? 0 : len - fl - 1, wflags, &e);
         else
@@ -1046,6 +1055,8 @@ out:
         idle = r >= 0 && store_idle(b);
         if (r >= 0 && !idle)
                 store_io(-1, 0, b);
+        if (held)
+                store_kick_release(b->store); /* kicks if store_io left work */
         fwd_settle(b, idle);
 }
 

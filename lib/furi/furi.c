@@ -541,14 +541,14 @@ static size_t scheme_end(const char *t, size_t end)
         return 0;
 }
 
+static const hyb_furi_limits limits_default = { .size = sizeof(hyb_furi_limits),
+                                                .max_length = HYB_FURI_MAX_LENGTH,
+                                                .max_segments = HYB_FURI_MAX_SEGMENTS,
+                                                .max_segment = HYB_FURI_MAX_SEGMENT };
+
 HYB_EXPORT void hyb_furi_limits_init_sized(hyb_furi_limits *limits, size_t size)
 {
-        hyb_furi_limits d = { .size = sizeof(d),
-                              .max_length = HYB_FURI_MAX_LENGTH,
-                              .max_segments = HYB_FURI_MAX_SEGMENTS,
-                              .max_segment = HYB_FURI_MAX_SEGMENT };
-
-        sized_init(limits, size, &d, sizeof(d));
+        sized_init(limits, size, &limits_default, sizeof(limits_default));
 }
 
 /* The symbol of programs built before _init_sized (the header's macro hides the name). */
@@ -561,7 +561,7 @@ HYB_EXPORT void (hyb_furi_limits_init)(hyb_furi_limits *limits)
  * keeps its default. */
 static void resolve_limits(const hyb_furi_limits *limits, hyb_furi_limits *lim)
 {
-        hyb_furi_limits_init(lim);
+        *lim = limits_default; /* hyb_furi_limits_init's, without its call: every parse */
         if (limits) {
                 hyb_furi_limits given = { 0 };
                 size_t sz = limits->size && limits->size < sizeof(given) ? limits->size : sizeof(given);

@@ -154,10 +154,19 @@ HYB_EXPORT int hyb_mmadt_read_kernel(hyb_mmadt *vm, const hyb_furi *f, hyb_obj *
                                      hyb_error *reterr)
 {
         mm_val v = MV_NONE;
+        const char *seg;
+        size_t len;
         int r;
 
         hyb_assert_return(vm && f && ret, -EINVAL);
         *ret = NULL;
+        /* A daemon asks about every write and node read: a fURI whose first segment is
+         * neither kernel root is answered here, without entering the VM (kernel_read would
+         * answer 0: it reads only under /sys/scheduler and /type). */
+        seg = hyb_furi_get_segment(f, 0, &len);
+        if (!seg || !((len == 3 && memcmp(seg, "sys", 3) == 0) ||
+                      (len == 4 && memcmp(seg, "type", 4) == 0)))
+                return 0;
         mm_begin(vm, reterr);
         r = kernel_read(vm, f, &v);
         if (r > 0) {

@@ -144,73 +144,73 @@ static bool word_is(const obj_lexer *lx, size_t start, size_t end, const char *w
         return end - start == strlen(w) && memcmp(lx->text + start, w, end - start) == 0;
 }
 
-/* A real written `-?D+.D+` with at most 15 digits in all, read without strtod: its digits
- * N < 10^15 and 10^k (k <= 15 fraction digits) are exact doubles, so one division rounds the
- * quotient N / 10^k once, to the nearest: what strtod returns (Clinger's fast path).  Such
- * texts are the common case (sensor values, and every real the EXACT form prints from a short
- * decimal).  False when the text is any other shape. */
-static bool real_short(const char *s, size_t n, double *ret)
+static bool is_digit(int c)
+{
+        return (unsigned)c - '0' < 10u;
+}
+
+/*
+ * INT or REAL at lx->pos (a digit, or '-' before one).  The common texts are read in the one
+ * scan that finds their end, without strtoll/strtod:
+ *   - an INT of at most 18 digits (below 10^18, so no overflow): its digits accumulated;
+ *   - a REAL written `-?D+.D+` with at most 15 digits in all: its digits N < 10^15 and 10^k
+ *     (k <= 15 fraction digits) are exact doubles, so one division rounds the quotient
+ *     N / 10^k once, to the nearest: what strtod returns (Clinger's fast path).  Such texts
+ *     are the common case (sensor values, and every real the EXACT form prints from a short
+ *     decimal).
+ * Any other number (longer, or with an exponent) goes to strtoll/strtod.
+ */
+static int lex_number(obj_lexer *lx, obj_token *tok)
 {
         static const double pow10[] = { 1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                         1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15 };
-        bool neg = n > 0 && s[0] == '-', frac = false;
-        uint64_t v = 0;
-        int digits = 0, k = 0;
-
-        for (size_t i = neg ? 1 : 0; i < n; i++) {
-                if (s[i] == '.' && !frac) {
-                        frac = true;
-                        continue;
-                }
-                if (s[i] < '0' || s[i] > '9' || ++digits > 15)
-                        return false;
-                v = v * 10 + (uint64_t)(s[i] - '0');
-                k += frac ? 1 : 0;
-        }
-        if (!frac || k == 0)
-                return false;
-        *ret = (double)v / pow10[k];
-        if (neg)
-                *ret = -*ret;
-        return true;
-}
-
-static int lex_number(obj_lexer *lx, obj_token *tok)
-{
+        const char *t = lx->text;
         size_t i = lx->pos;
-        bool real = false;
+        bool real = false, neg = t[i] == '-', exp = false;
+        uint64_t v = 0;
+        size_t digits = 0, k = 0;
         char buf[512];
         size_t n;
 
-        if (lx->text[i] == '-')
+        if (neg)
                 i++;
-        while (i < lx->len && isdigit((unsigned char)lx->text[i]))
-                i++;
+        for (; i < lx->len && is_digit(t[i]); i++, digits++)
+                v = v * 10 + (uint64_t)(t[i] - '0');
         /* `1.` and `1..2` keep the dot for the caller: a fraction needs a digit */
-        if (i + 1 < lx->len && lx->text[i] == '.' && isdigit((unsigned char)lx->text[i + 1])) {
+        if (i + 1 < lx->len && t[i] == '.' && is_digit(t[i + 1])) {
                 real = true;
-                for (i++; i < lx->len && isdigit((unsigned char)lx->text[i]); i++)
-                        ;
+                for (i++; i < lx->len && is_digit(t[i]); i++, k++, digits++)
+                        v = v * 10 + (uint64_t)(t[i] - '0');
         }
-        if (i < lx->len && (lx->text[i] == 'e' || lx->text[i] == 'E')) {
+        if (i < lx->len && (t[i] == 'e' || t[i] == 'E')) {
                 size_t j = i + 1;
-                if (j < lx->len && (lx->text[j] == '+' || lx->text[j] == '-'))
+                if (j < lx->len && (t[j] == '+' || t[j] == '-'))
                         j++;
-                if (j < lx->len && isdigit((unsigned char)lx->text[j])) {
-                        real = true;
-                        for (i = j; i < lx->len && isdigit((unsigned char)lx->text[i]); i++)
+                if (j < lx->len && is_digit(t[j])) {
+                        real = exp = true;
+                        for (i = j; i < lx->len && is_digit(t[i]); i++)
                                 ;
                 }
         }
-        n = i - lx->pos;
-        if (real && real_short(lx->text + lx->pos, n, &tok->r)) {
-                tok->kind = OBJ_TOK_REAL;
+        /* (v wrapped past 19 digits: only read where digits says it did not) */
+        if (!real && digits <= 18) {
+                tok->kind = OBJ_TOK_INT;
+                tok->i = neg ? -(int64_t)v : (int64_t)v;
                 lx->pos = i;
                 return 0;
         }
+        if (real && !exp && digits <= 15) {
+                tok->kind = OBJ_TOK_REAL;
+                tok->r = (double)v / pow10[k];
+                if (neg)
+                        tok->r = -tok->r;
+                lx->pos = i;
+                return 0;
+        }
+        n = i - lx->pos;
         if (n >= sizeof(buf))
                 return obj_lex_error(lx, HYB_E_PARSE, lx->pos, "number too long");
-        memcpy(buf, lx->text + lx->pos, n);
+        memcpy(buf, t + lx->pos, n);
         buf[n] = '\0';
         errno = 0;
         if (real) {

@@ -40,10 +40,17 @@ static void small_ints_init(void)
 
 static hyb_obj *obj_alloc(hyb_obj_kind kind)
 {
-        hyb_obj *o = calloc(1, sizeof(*o));
+        /* malloc and each member set (inlined stores), not calloc, whose clear is a call of
+         * its own: every parsed value comes here.  (A memset of the whole obj would be
+         * turned back into calloc by the compiler.) */
+        hyb_obj *o = malloc(sizeof(*o));
 
         if (!o)
                 return NULL;
+        o->flags = 0;
+        o->type_id = NULL;
+        o->value_id = NULL;
+        memset(&o->u, 0, sizeof(o->u));
         atomic_init(&o->n_ref, 1);
         o->kind = kind;
         return o;

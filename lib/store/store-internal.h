@@ -258,6 +258,12 @@ struct hyb_store {
         store_msg *q_head, **q_tail;
         bool dispatching;
         int efd;
+        bool kicked;            /* efd written since hyb_store_process last read it */
+        /* store_kick_hold: the holder delivers what is queued itself, so a kick is owed
+         * (kick_owed) instead of written until store_kick_release.  Atomic: a hold and its
+         * release take no lock (store.c "store_kick"). */
+        atomic_uint kick_holds;
+        atomic_bool kick_owed;
         /* group commit */
         db_op *pending, **pending_tail;
         db_op *inflight;
@@ -290,7 +296,19 @@ static inline hyb_store *store_mut(const hyb_store *st)
 }
 
 /* store.c helpers shared by the other files */
+/* Makes efd readable: the loop calls hyb_store_process (under st->lock). */
 void store_kick(hyb_store *st);
+/*
+ * For the thread that runs hyb_store_process itself right after a write (the broker's
+ * loop): between store_kick_hold and store_kick_release the writes' kicks are owed, not
+ * written, so a message delivered within costs no eventfd write and no read to clear it
+ * (two system calls).  The release writes the kick still owed when work is left (queued
+ * messages, or a commit for hyb_store_process).  Other threads' writes meanwhile are
+ * covered the same way: the release, or the holder's own process, serves them.  Holds
+ * nest.  Not under st->lock; neither takes it unless a kick is owed.
+ */
+void store_kick_hold(hyb_store *st);
+void store_kick_release(hyb_store *st);
 int store_queue_msgs(hyb_store *st, const hyb_furi *target, hyb_obj *payload, bool retain,
                      store_sub **skip, size_t n_skip);
 void store_queue_one(hyb_store *st, store_sub *s, const hyb_furi *target, hyb_obj *payload,

@@ -42,13 +42,49 @@ HYB_EXPORT void (hyb_store_options_init)(hyb_store_options *opts)
         hyb_store_options_init_sized(opts, sizeof(*opts));
 }
 
+/*
+ * Under st->lock.  A kick while held is owed to the holder's release instead; the hold and the
+ * release take no lock, so the owed flag and the hold count pair up as in Dekker's algorithm
+ * (all sequentially consistent): the kicker sets kick_owed and then looks at kick_holds again,
+ * the release lowers kick_holds and then looks at kick_owed, so at least one of the two sees
+ * the other and the kick is written by someone.
+ */
 void store_kick(hyb_store *st)
 {
         uint64_t one = 1;
 
+        if (atomic_load(&st->kick_holds)) {
+                atomic_store(&st->kick_owed, true);
+                if (atomic_load(&st->kick_holds))
+                        return;
+                /* released meanwhile: the release may not have seen the debt */
+                atomic_store(&st->kick_owed, false);
+        }
         if (write(st->efd, &one, sizeof(one)) < 0) {
                 /* EAGAIN: the counter is already non-zero, the fd already readable */
         }
+        st->kicked = true;
+}
+
+void store_kick_hold(hyb_store *st)
+{
+        atomic_fetch_add(&st->kick_holds, 1);
+}
+
+void store_kick_release(hyb_store *st)
+{
+        unsigned h = atomic_load(&st->kick_holds);
+
+        /* a release without a hold changes nothing */
+        while (h && !atomic_compare_exchange_weak(&st->kick_holds, &h, h - 1))
+                ;
+        if (h != 1 || !atomic_load(&st->kick_owed))
+                return;
+        pthread_mutex_lock(&st->lock);
+        if (atomic_exchange(&st->kick_owed, false) &&
+            (st->q_head || (st->pending && !st->has_committer)))
+                store_kick(st);
+        pthread_mutex_unlock(&st->lock);
 }
 
 static void sub_unref(store_sub *s)
@@ -628,9 +664,12 @@ HYB_EXPORT int hyb_store_process(hyb_store *st)
                 pthread_mutex_unlock(&st->lock);
                 return did;
         }
-        if (read(st->efd, &cnt, sizeof(cnt)) < 0) {
+        /* Cleared only when written: a call that finds the queue filled under a kick hold
+         * (store_kick_hold) has no read to make. */
+        if (st->kicked && read(st->efd, &cnt, sizeof(cnt)) < 0) {
                 /* EAGAIN: nothing was signalled */
         }
+        st->kicked = false;
         /* Deliver what is queued now; what callbacks queue waits for the next call. */
         list = st->q_head;
         st->q_head = NULL;

@@ -755,6 +755,59 @@ START_TEST(test_real_parse_short)
 }
 END_TEST
 
+/* Every INT text of 1..20 digits (leading zeros, a sign, the 64-bit bounds and past them)
+ * reads as strtoll reads it, or is refused HYB_E_OVERFLOW where strtoll says ERANGE: the
+ * lexer reads up to 18 digits itself and hands longer ones to strtoll. */
+START_TEST(test_int_parse)
+{
+        static const char *const fixed[] = {
+                "0", "-0", "007", "-007", "999999999999999999", "-999999999999999999",
+                "1000000000000000000", "9223372036854775807", "-9223372036854775808",
+                "9223372036854775808", "-9223372036854775809", "18446744073709551616",
+                "000000000000000000001", "99999999999999999999",
+        };
+        size_t n_fixed = sizeof fixed / sizeof fixed[0];
+        uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+        for (size_t i = 0; i < n_fixed + 40000; i++) {
+                char text[64];
+                size_t len = 0;
+                hyb_obj *o = NULL;
+                hyb_error e;
+                long long want;
+                int r;
+
+                if (i < n_fixed) {
+                        len = strlen(fixed[i]);
+                        memcpy(text, fixed[i], len + 1);
+                } else {
+                        uint64_t x = xorshift(&rng), y = xorshift(&rng);
+                        int digits = 1 + (int)(x % 20);
+
+                        if (x >> 63)
+                                text[len++] = '-';
+                        for (int d = 0; d < digits; d++) {
+                                text[len++] = (char)('0' + y % 10);
+                                y = d % 8 == 7 ? xorshift(&rng) : y / 10;
+                        }
+                        text[len] = '\0';
+                }
+                errno = 0;
+                want = strtoll(text, NULL, 10);
+                r = hyb_obj_parse(text, len, &o, &e);
+                if (errno == ERANGE) {
+                        ck_assert_msg(r == HYB_E_OVERFLOW, "%s: %d, want HYB_E_OVERFLOW", text, r);
+                        continue;
+                }
+                ck_assert_msg(r == 0, "%s: %s", text, e.message);
+                ck_assert_int_eq(hyb_obj_get_kind(o), HYB_OBJ_INT);
+                ck_assert_msg(hyb_obj_get_int(o) == want, "%s read as %lld, strtoll %lld", text,
+                              (long long)hyb_obj_get_int(o), want);
+                hyb_obj_unref(o);
+        }
+}
+END_TEST
+
 Suite *obj_suite(void)
 {
         Suite *s = suite_create("obj");
@@ -764,6 +817,7 @@ Suite *obj_suite(void)
         tcase_add_test(tc, test_json_file);
         tcase_add_test(tc, test_real_format_round_trip);
         tcase_add_test(tc, test_real_parse_short);
+        tcase_add_test(tc, test_int_parse);
         tcase_add_test(tc, test_refcounts);
         tcase_add_test(tc, test_refcount_threads);
         tcase_add_test(tc, test_rec_order_and_keys);

@@ -21,6 +21,7 @@
 
 #include "hybrid/store.h"
 #include "hybrid/bus-store.h"
+#include "store/store-internal.h" /* store_kick_hold */
 #include "bus/test_bus.h"
 #include "suites.h"
 #include "testutil.h"
@@ -626,6 +627,131 @@ START_TEST(test_sub_order_and_kinds)
         ck_assert_int_eq(rc->destroyed, 1);
         hyb_store_unref(st);
         free(rc);
+}
+END_TEST
+
+static bool fd_readable(int fd)
+{
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+
+        return poll(&p, 1, 0) == 1;
+}
+
+/* store_kick_hold (the broker's loop delivers what its own writes queue, right after them):
+ * held, a write to a subscribed fURI queues its message without making the store's fd
+ * readable (no eventfd write, and process has no read to make), process delivers it, and
+ * the release signals only when work is left; without a hold every write signals. */
+START_TEST(test_kick_hold)
+{
+        hyb_store *st = open_mem();
+        recorder *rc = rec_new();
+        hyb_slot *s = sub(st, "/k/#", 0, rc);
+        int fd = hyb_store_get_fd(st);
+        uint64_t t = UINT64_MAX;
+
+        drain(st);
+        ck_assert(!fd_readable(fd));
+        put_ok(st, "/k/a", "1");
+        ck_assert(fd_readable(fd));
+        drain(st);
+        ck_assert(!fd_readable(fd));
+        ck_assert_int_eq(rc->n, 1);
+        /* held and delivered within: nothing signalled, before the release or after */
+        store_kick_hold(st);
+        put_ok(st, "/k/a", "2");
+        ck_assert(!fd_readable(fd));
+        ck_assert_int_eq(hyb_store_get_timeout(st, &t), 0);
+        ck_assert_uint_eq(t, 0); /* due now: the holder sees the work without the fd */
+        drain(st);
+        ck_assert_int_eq(rc->n, 2);
+        store_kick_release(st);
+        ck_assert(!fd_readable(fd));
+        /* held twice, the message left queued: the last release signals it */
+        store_kick_hold(st);
+        store_kick_hold(st);
+        put_ok(st, "/k/b", "3");
+        store_kick_release(st);
+        ck_assert(!fd_readable(fd));
+        store_kick_release(st);
+        ck_assert(fd_readable(fd));
+        drain(st);
+        ck_assert(!fd_readable(fd));
+        ck_assert_int_eq(rc->n, 3);
+        ck_assert_str_eq(rc->lines[2], "/k/b 3 r");
+        /* a release without a hold changes nothing; then writes signal again */
+        store_kick_release(st);
+        put_ok(st, "/k/c", "4");
+        ck_assert(fd_readable(fd));
+        drain(st);
+        ck_assert_int_eq(rc->n, 4);
+        hyb_slot_unref(s);
+        hyb_store_unref(st);
+        free(rc);
+}
+END_TEST
+
+#define KH_WRITES 5000
+
+static void *kh_writer(void *ud)
+{
+        hyb_store *st = ud;
+        intptr_t failed = 0;
+
+        for (int i = 0; i < KH_WRITES; i++) {
+                hyb_obj *o = NULL;
+
+                if (hyb_obj_new_int(i, &o) < 0 || hyb_store_write_str(st, "/k/t", o, 0, NULL) < 0)
+                        failed++;
+                hyb_obj_unref(o);
+        }
+        return (void *)failed;
+}
+
+/* Another thread writes while the holder holds, writes, delivers and releases over and over:
+ * whenever work is due after a release the fd is readable (no kick is lost between the
+ * hold count and the debt, which take no lock), and every message is delivered. */
+START_TEST(test_kick_hold_threads)
+{
+        hyb_store *st = open_mem();
+        recorder *rt = rec_new(), *rm = rec_new();
+        hyb_slot *st_sub = sub(st, "/k/t", 0, rt), *sm_sub = sub(st, "/k/m", 0, rm);
+        int fd = hyb_store_get_fd(st);
+        pthread_t th;
+        void *failed = NULL;
+        int rounds = 0;
+
+        ck_assert_int_eq(pthread_create(&th, NULL, kh_writer, st), 0);
+        for (;;) {
+                uint64_t t = UINT64_MAX;
+                size_t n;
+
+                store_kick_hold(st);
+                put_ok(st, "/k/m", "1");
+                drain(st);
+                store_kick_release(st);
+                rounds++;
+                ck_assert_int_eq(hyb_store_get_timeout(st, &t), 0);
+                if (t == 0)
+                        ck_assert_msg(fd_readable(fd), "round %d: work queued, fd not readable",
+                                      rounds);
+                pthread_mutex_lock(&rt->lock);
+                n = rt->n;
+                pthread_mutex_unlock(&rt->lock);
+                if (n == KH_WRITES)
+                        break;
+                /* the writer's messages reach us through the fd alone */
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                if (poll(&p, 1, 0) == 1)
+                        drain(st);
+        }
+        pthread_join(th, &failed);
+        ck_assert_ptr_null(failed);
+        ck_assert_int_eq(rm->n, rounds);
+        hyb_slot_unref(st_sub);
+        hyb_slot_unref(sm_sub);
+        hyb_store_unref(st);
+        free(rt);
+        free(rm);
 }
 END_TEST
 
@@ -2380,6 +2506,8 @@ Suite *store_suite(void)
         tc = tcase_create("scope");
         tcase_add_test(tc, test_scope_router);
         tcase_add_test(tc, test_scope_subscribe);
+        tcase_add_test(tc, test_kick_hold);
+        tcase_add_test(tc, test_kick_hold_threads);
         suite_add_tcase(s, tc);
         return s;
 }
