@@ -234,9 +234,10 @@ int b64u_decode(const char *in, size_t len, uint8_t **ret, size_t *ret_len)
  * tests/token/test_crypto.c checks it against mbedtls_ecdsa_verify).
  *
  * Bounded: KEYTAB_MAX tables per thread that verifies (the least recently used one
- * is replaced), each about 3 KiB (the 8-point table of mbedTLS's window of 4, and
- * the group); the first verification with a key costs what mbedtls_ecdsa_verify
- * costs (the same table is built, then kept).
+ * is replaced), each about 2.5 KiB (the 8-point table of mbedTLS's window of 4,
+ * and the group: tests/token/test_crypto.c measures it); the first verification
+ * with a key costs what mbedtls_ecdsa_verify costs (the same table is built, then
+ * kept).
  */
 enum { KEYTAB_MAX = 16 };
 

@@ -377,6 +377,9 @@ START_TEST(test_p256_table_differential)
                         be_sub(n, sig + 32, bad + 32);
                         both_paths(k, h, bad, 0);
                         ck_assert_int_eq(p256_verify_hash(k, h, bad, 64), HYB_E_AUTH);
+                        /* the forgeries below on a few keys only (valgrind runs this too) */
+                        if (pass > 0 || i >= 6)
+                                continue;
                         /* one bit flipped in r, in s, in the hash */
                         memcpy(bad, sig, 64);
                         bad[m % 32] ^= (uint8_t)(1u << (m % 8));
