@@ -4,7 +4,9 @@
  * are built on, measured in the same run:
  *
  *   ES256 sign, verify        hyb_key_sign/verify vs  bare mbedTLS on a key and group
- *                             loaded once (what the anchor measures of mbedTLS)
+ *                             loaded once (what the anchor measures of mbedTLS); verify
+ *                             with a key seen (its table kept) and with keys not seen
+ *                             (20 keys in turn, more than a thread keeps tables for)
  *   verify, 1 and 3 blocks    hyb_token_verify  vs  the ES256 verifications alone
  *   check, 10 and 100 caps    hyb_token_allowed vs  a plain hyb_furi_match loop over
  *                             the same patterns (the store ACL's shape)
