@@ -4,7 +4,9 @@
  * are built on, measured in the same run:
  *
  *   ES256 sign, verify        hyb_key_sign/verify vs  bare mbedTLS on a key and group
- *                             loaded once (what the anchor measures of mbedTLS)
+ *                             loaded once (what the anchor measures of mbedTLS); verify
+ *                             with a key seen (its table kept) and with keys not seen
+ *                             (20 keys in turn, more than a thread keeps tables for)
  *   verify, 1 and 3 blocks    hyb_token_verify  vs  the ES256 verifications alone
  *   check, 10 and 100 caps    hyb_token_allowed vs  a plain hyb_furi_match loop over
  *                             the same patterns (the store ACL's shape)
@@ -126,7 +128,10 @@ static void bench_es256(hyb_key *key)
 {
         static const char msg[] = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJodWIiLCJzdWIiOiJiZW5jaCJ9";
         const size_t mlen = sizeof msg - 1;
-        double s_ours[32], s_peer[32], v_ours[32], v_peer[32];
+        double s_ours[32], s_peer[32], v_ours[32], v_peer[32], n_ours[32];
+        enum { NEWK = 20 }; /* more keys than a thread keeps tables for: each use is a first */
+        hyb_key *newk[NEWK];
+        uint8_t newsig[NEWK][64];
         mbedtls_entropy_context ent;
         mbedtls_ctr_drbg_context drbg;
         mbedtls_ecdsa_context ec;
@@ -145,6 +150,9 @@ static void bench_es256(hyb_key *key)
                                  &drbg) != 0 ||
             hyb_key_sign(key, msg, mlen, sig) < 0)
                 die("es256 setup", -1, NULL);
+        for (int i = 0; i < NEWK; i++)
+                if (hyb_key_generate(&newk[i]) < 0 || hyb_key_sign(newk[i], msg, mlen, newsig[i]) < 0)
+                        die("es256 setup", -1, NULL);
         for (int k = 0; k < runs; k++) {
                 uint64_t t0 = bench_now_ns();
 
@@ -168,6 +176,11 @@ static void bench_es256(hyb_key *key)
                             mbedtls_ecdsa_verify(&ec.grp, hash, sizeof hash, &ec.Q, &r, &s) != 0)
                                 die("mbedtls verify", -1, NULL);
                 uint64_t t4 = bench_now_ns();
+                for (int i = 0; i < n; i++)
+                        if (hyb_key_verify(newk[i % NEWK], msg, mlen, newsig[i % NEWK], 64) < 0)
+                                die("verify", -1, NULL);
+                uint64_t t5 = bench_now_ns();
+                n_ours[k] = (double)(t5 - t4) / n / 1e3;
                 s_ours[k] = (double)(t1 - t0) / n / 1e3;
                 v_ours[k] = (double)(t2 - t1) / n / 1e3;
                 s_peer[k] = (double)(t3 - t2) / n / 1e3;
@@ -175,8 +188,12 @@ static void bench_es256(hyb_key *key)
         }
         row("ES256 sign", "us per signature (peer: bare mbedTLS)", median_of(s_ours),
             median_of(s_peer));
-        row("ES256 verify", "us per verification (peer: bare mbedTLS)", median_of(v_ours),
+        row("ES256 verify, key not seen", "us per verification (peer: bare mbedTLS)",
+            median_of(n_ours), median_of(v_peer));
+        row("ES256 verify, key seen", "us per verification (peer: bare mbedTLS)", median_of(v_ours),
             median_of(v_peer));
+        for (int i = 0; i < NEWK; i++)
+                hyb_key_unref(newk[i]);
         mbedtls_mpi_free(&r);
         mbedtls_mpi_free(&s);
         mbedtls_ecdsa_free(&ec);

@@ -8,6 +8,8 @@
  * between threads is never written to.  The P-256 group, whose table of
  * multiples of the generator mbedTLS fills lazily, is kept per thread
  * (ec_group_get), so that table is built once per thread and never shared.
+ * Each thread also keeps such a table for the last KEYTAB_MAX public keys it
+ * verified with (p256_verify_hash, "key tables" below).
  */
 #include <assert.h>
 #include <errno.h>
@@ -242,10 +244,49 @@ int b64u_decode(const char *in, size_t len, uint8_t **ret, size_t *ret_len)
  * themselves.  A group is written by every such multiplication, so it is never shared
  * between threads: each thread keeps its own (freed when the thread exits).
  */
+/*
+ * Key tables.  An ECDSA verification computes u1*G + u2*Q.  mbedTLS's comb
+ * multiplication spends more than half of a multiplication on its table of
+ * multiples of the point, and keeps that table only for the group's generator
+ * (MBEDTLS_ECP_FIXED_POINT_OPTIM): u1*G is cheap from the second time on, u2*Q
+ * pays for Q's table every time.  A key table is a copy of the P-256 group whose
+ * generator is the public key Q, so mbedtls_ecp_mul(&t->grp, R, u2, &t->grp.G)
+ * builds Q's table once and keeps it in that group; p256_verify_hash then does
+ * the verification of SEC1 4.1.4 with the two table-backed multiplications and
+ * mbedtls_ecp_muladd for their sum (every number and point operation is mbedTLS's;
+ * tests/token/test_crypto.c checks it against mbedtls_ecdsa_verify).
+ *
+ * Bounded: KEYTAB_MAX tables per thread that verifies (the least recently used one
+ * is replaced), each about 2.5 KiB (the 8-point table of mbedTLS's window of 4,
+ * and the group: tests/token/test_crypto.c measures it); the first verification
+ * with a key costs what mbedtls_ecdsa_verify costs (the same table is built, then
+ * kept).
+ */
+enum { KEYTAB_MAX = 16 };
+
+typedef struct key_table {
+        bool used;
+        uint64_t last;             /* the thread's use counter at its last use (LRU) */
+        uint8_t pub[P256_PUB_LEN]; /* the key, uncompressed */
+        mbedtls_ecp_group grp;     /* P-256 with G = the key's point; grp.T its table */
+} key_table;
+
 typedef struct ec_group {
         mbedtls_ecp_group grp;
         mbedtls_mpi half_n; /* n / 2: the largest s of a low-S signature */
+        uint64_t uses;      /* key table uses, the LRU clock */
+        key_table tab[KEYTAB_MAX];
 } ec_group;
+
+/* Frees t's group (its generator is ours: group_load made the constants static). */
+static void key_table_clear(key_table *t)
+{
+        if (!t->used)
+                return;
+        mbedtls_ecp_point_free(&t->grp.G);
+        mbedtls_ecp_group_free(&t->grp); /* the table T; not the static constants */
+        t->used = false;
+}
 
 static pthread_once_t ec_tls_once = PTHREAD_ONCE_INIT;
 static pthread_key_t ec_tls;
@@ -257,6 +298,8 @@ static void ec_group_free(void *p)
 
         if (!g)
                 return;
+        for (size_t i = 0; i < KEYTAB_MAX; i++)
+                key_table_clear(&g->tab[i]);
         mbedtls_ecp_group_free(&g->grp);
         mbedtls_mpi_free(&g->half_n);
         free(g);
@@ -269,7 +312,7 @@ static void ec_tls_init(void)
 
 static ec_group *ec_group_new(void)
 {
-        ec_group *g = malloc(sizeof(*g));
+        ec_group *g = calloc(1, sizeof(*g));
 
         if (!g)
                 return NULL;
@@ -509,9 +552,116 @@ int p256_sign_hash(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN],
         return r;
 }
 
-int p256_verify_hash(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN],
-                     const uint8_t *sig, size_t sig_len)
+/*
+ * The key table of pub in g: found (moved to the front of the LRU order), else
+ * made in the least recently used slot with q (pub's point, checked) as its
+ * generator.  NULL when out of memory or when mbedTLS's group carries a
+ * table of its own (a build with static tables: it would be G's, not q's), and
+ * the caller verifies without a table.
+ */
+static key_table *key_table_get(ec_group *g, const uint8_t pub[P256_PUB_LEN],
+                                const mbedtls_ecp_point *q)
 {
+        key_table *t = NULL;
+
+        for (size_t i = 0; i < KEYTAB_MAX; i++) {
+                key_table *c = &g->tab[i];
+
+                if (c->used && memcmp(c->pub, pub, P256_PUB_LEN) == 0) {
+                        c->last = ++g->uses;
+                        return c;
+                }
+                if (!t || !c->used || (t->used && c->last < t->last))
+                        t = c;
+        }
+        key_table_clear(t);
+        mbedtls_ecp_group_init(&t->grp);
+        if (mbedtls_ecp_group_load(&t->grp, MBEDTLS_ECP_DP_SECP256R1) != 0 || t->grp.T) {
+                mbedtls_ecp_group_free(&t->grp);
+                return NULL;
+        }
+        /* G's coordinates point at mbedTLS's static constants: let go of them
+         * (nothing to free) and take a copy of q, freed by key_table_clear */
+        mbedtls_ecp_point_init(&t->grp.G);
+        if (mbedtls_ecp_copy(&t->grp.G, q) != 0) {
+                mbedtls_ecp_point_free(&t->grp.G);
+                mbedtls_ecp_group_free(&t->grp);
+                return NULL;
+        }
+        memcpy(t->pub, pub, P256_PUB_LEN);
+        t->used = true;
+        t->last = ++g->uses;
+        return t;
+}
+
+/*
+ * ECDSA verification of (r, s) over hash by the key t (SEC1 4.1.4, as
+ * mbedtls_ecdsa_verify does it): 1 <= r, s < n; e = hash mod n; w = s^-1 mod n;
+ * R = (e w mod n) G + (r w mod n) Q, each product from its kept table; valid
+ * when R is not the point at infinity and R.x mod n = r.  0 or HYB_E_AUTH.
+ */
+static int ecdsa_verify_table(ec_group *g, key_table *t, const uint8_t hash[CRYPTO_SHA256_LEN],
+                              const mbedtls_mpi *r, const mbedtls_mpi *s)
+{
+        mbedtls_ecp_group *grp = &g->grp;
+        mbedtls_mpi e, w, u1, u2, one;
+        mbedtls_ecp_point r1, r2, sum;
+        int ret = HYB_E_AUTH;
+
+        if (mbedtls_mpi_cmp_int(r, 1) < 0 || mbedtls_mpi_cmp_mpi(r, &grp->N) >= 0 ||
+            mbedtls_mpi_cmp_int(s, 1) < 0 || mbedtls_mpi_cmp_mpi(s, &grp->N) >= 0)
+                return HYB_E_AUTH;
+        mbedtls_mpi_init(&e);
+        mbedtls_mpi_init(&w);
+        mbedtls_mpi_init(&u1);
+        mbedtls_mpi_init(&u2);
+        mbedtls_mpi_init(&one);
+        mbedtls_ecp_point_init(&r1);
+        mbedtls_ecp_point_init(&r2);
+        mbedtls_ecp_point_init(&sum);
+        /* e: the 256 bits of the hash (n has 256 bits too: no shift), reduced once
+         * as mbedTLS's derive_mpi does (2^256 < 2n) */
+        if (mbedtls_mpi_read_binary(&e, hash, CRYPTO_SHA256_LEN) != 0 ||
+            (mbedtls_mpi_cmp_mpi(&e, &grp->N) >= 0 && mbedtls_mpi_sub_mpi(&e, &e, &grp->N) != 0) ||
+            mbedtls_mpi_inv_mod(&w, s, &grp->N) != 0 ||
+            mbedtls_mpi_mul_mpi(&u1, &e, &w) != 0 || mbedtls_mpi_mod_mpi(&u1, &u1, &grp->N) != 0 ||
+            mbedtls_mpi_mul_mpi(&u2, r, &w) != 0 || mbedtls_mpi_mod_mpi(&u2, &u2, &grp->N) != 0 ||
+            mbedtls_mpi_lset(&one, 1) != 0)
+                goto done;
+        /* u2 is not 0 (r and w are units mod the prime n); u1 is 0 when e is, and
+         * mbedtls_ecp_mul takes only 1 <= m < n: then R = u2 Q alone, as the
+         * shortcut of mbedtls_ecp_muladd has it */
+        if (mbedtls_ecp_mul(&t->grp, &r2, &u2, &t->grp.G, NULL, NULL) != 0)
+                goto done;
+        if (mbedtls_mpi_cmp_int(&u1, 0) == 0) {
+                if (mbedtls_ecp_copy(&sum, &r2) != 0)
+                        goto done;
+        } else if (mbedtls_ecp_mul(grp, &r1, &u1, &grp->G, NULL, NULL) != 0 ||
+                   mbedtls_ecp_muladd(grp, &sum, &one, &r1, &one, &r2) != 0) {
+                goto done;
+        }
+        if (mbedtls_ecp_is_zero(&sum))
+                goto done;
+        if (mbedtls_mpi_mod_mpi(&sum.X, &sum.X, &grp->N) != 0)
+                goto done;
+        ret = mbedtls_mpi_cmp_mpi(&sum.X, r) == 0 ? 0 : HYB_E_AUTH;
+done:
+        mbedtls_mpi_free(&e);
+        mbedtls_mpi_free(&w);
+        mbedtls_mpi_free(&u1);
+        mbedtls_mpi_free(&u2);
+        mbedtls_mpi_free(&one);
+        mbedtls_ecp_point_free(&r1);
+        mbedtls_ecp_point_free(&r2);
+        mbedtls_ecp_point_free(&sum);
+        return ret;
+}
+
+/* p256_ecdsa_check, and with low_s the low-S rule of p256_verify_hash. */
+static int ecdsa_check(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN], const uint8_t *sig,
+                       size_t sig_len, bool by_table, bool low_s)
+{
+        key_table *t = NULL;
         ec_ctx c;
         int r;
 
@@ -521,16 +671,54 @@ int p256_verify_hash(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN],
         if (r >= 0 && (mbedtls_mpi_read_binary(&c.r, sig, 32) != 0 ||
                        mbedtls_mpi_read_binary(&c.s, sig + 32, 32) != 0))
                 r = -ENOMEM;
-        if (r >= 0 && ec_read_q(&c, k->pub, P256_PUB_LEN) < 0)
+        /* s <= n/2 (low-S); the ranges of r and s are checked by both paths below */
+        if (r >= 0 && low_s && mbedtls_mpi_cmp_mpi(&c.s, c.half_n) > 0)
                 r = HYB_E_AUTH;
-        /* 1 <= r < n and 1 <= s <= n/2 (low-S); mbedtls checks the range again */
-        if (r >= 0 && (mbedtls_mpi_cmp_int(&c.r, 1) < 0 || mbedtls_mpi_cmp_mpi(&c.r, &c.grp->N) >= 0 ||
-                       mbedtls_mpi_cmp_int(&c.s, 1) < 0 || mbedtls_mpi_cmp_mpi(&c.s, c.half_n) > 0))
+        if (r >= 0 && by_table && !c.g_owned) {
+                /* a key seen before was checked on the curve when its table was made */
+                for (size_t i = 0; i < KEYTAB_MAX && !t; i++)
+                        if (c.g->tab[i].used && memcmp(c.g->tab[i].pub, k->pub, P256_PUB_LEN) == 0)
+                                t = &c.g->tab[i];
+                if (t)
+                        t->last = ++c.g->uses;
+        }
+        if (r >= 0 && !t && ec_read_q(&c, k->pub, P256_PUB_LEN) < 0)
                 r = HYB_E_AUTH;
-        if (r >= 0 && mbedtls_ecdsa_verify(c.grp, hash, CRYPTO_SHA256_LEN, &c.q, &c.r, &c.s) != 0)
-                r = HYB_E_AUTH;
+        if (r >= 0 && !t && by_table && !c.g_owned)
+                t = key_table_get(c.g, k->pub, &c.q);
+        if (r >= 0) {
+                if (t)
+                        r = ecdsa_verify_table(c.g, t, hash, &c.r, &c.s);
+                else if (mbedtls_ecdsa_verify(c.grp, hash, CRYPTO_SHA256_LEN, &c.q, &c.r, &c.s) != 0)
+                        r = HYB_E_AUTH;
+        }
         ec_ctx_done(&c);
         return r;
+}
+
+int p256_ecdsa_check(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN],
+                     const uint8_t *sig, size_t sig_len, bool by_table)
+{
+        return ecdsa_check(k, hash, sig, sig_len, by_table, false);
+}
+
+int p256_verify_hash(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN],
+                     const uint8_t *sig, size_t sig_len)
+{
+        return ecdsa_check(k, hash, sig, sig_len, true, true);
+}
+
+size_t p256_key_tables(void)
+{
+        ec_group *g;
+        size_t n = 0;
+
+        (void)pthread_once(&ec_tls_once, ec_tls_init);
+        if (!ec_tls_ok || !(g = pthread_getspecific(ec_tls)))
+                return 0;
+        for (size_t i = 0; i < KEYTAB_MAX; i++)
+                n += g->tab[i].used;
+        return n;
 }
 
 /* ------------------------------------------------------------ key files */

@@ -7,6 +7,8 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -352,6 +354,215 @@ START_TEST(test_p256_private_range)
 }
 END_TEST
 
+/*
+ * The table path of p256_verify_hash (a kept table of multiples of each key) against
+ * mbedtls_ecdsa_verify, on the same inputs: both must give the same answer, and the
+ * answer SEC1 4.1.4 gives (expected values below come from the algorithm, e.g. a
+ * high-S signature is valid ECDSA, r = n is not).
+ */
+static void both_paths(const p256_key *k, const uint8_t h[32], const uint8_t sig[64], int want)
+{
+        int a = p256_ecdsa_check(k, h, sig, 64, true), b = p256_ecdsa_check(k, h, sig, 64, false);
+
+        ck_assert_msg(a == b, "table path %d, mbedTLS %d", a, b);
+        ck_assert_int_eq(a, want);
+}
+
+START_TEST(test_p256_table_differential)
+{
+        uint8_t n[32], h[32], sig[64], bad[64], one[32] = { 0 };
+        p256_key *keys[20];
+        const size_t n_keys = sizeof(keys) / sizeof(keys[0]); /* more than the 16 tables */
+
+        hex_to_bytes(P256_N_HEX, n, 32);
+        one[31] = 1;
+        for (size_t i = 0; i < n_keys; i++)
+                ck_assert_int_eq(p256_generate(&keys[i]), 0);
+        /* three passes: tables made, found, and (20 keys, 16 tables) replaced */
+        for (int pass = 0; pass < 3; pass++) {
+                for (size_t i = 0; i < n_keys; i++) {
+                        p256_key *k = keys[i], *other = keys[(i + 1) % n_keys];
+                        int m = pass * 100 + (int)i;
+
+                        ck_assert_int_eq(crypto_random(h, sizeof h), 0);
+                        ck_assert_int_eq(p256_sign_hash(k, h, sig), 0);
+                        both_paths(k, h, sig, 0);
+                        ck_assert_int_eq(p256_verify_hash(k, h, sig, 64), 0);
+                        both_paths(other, h, sig, HYB_E_AUTH);
+                        /* high-S (r, n - s): valid ECDSA, refused by p256_verify_hash only */
+                        memcpy(bad, sig, 32);
+                        be_sub(n, sig + 32, bad + 32);
+                        both_paths(k, h, bad, 0);
+                        ck_assert_int_eq(p256_verify_hash(k, h, bad, 64), HYB_E_AUTH);
+                        /* the forgeries below on a few keys only (valgrind runs this too) */
+                        if (pass > 0 || i >= 6)
+                                continue;
+                        /* one bit flipped in r, in s, in the hash */
+                        memcpy(bad, sig, 64);
+                        bad[m % 32] ^= (uint8_t)(1u << (m % 8));
+                        both_paths(k, h, bad, HYB_E_AUTH);
+                        memcpy(bad, sig, 64);
+                        bad[32 + m % 32] ^= (uint8_t)(1u << (m % 8));
+                        both_paths(k, h, bad, HYB_E_AUTH);
+                        h[m % 32] ^= 0x80;
+                        both_paths(k, h, sig, HYB_E_AUTH);
+                        h[m % 32] ^= 0x80;
+                        /* r or s = 0, = n, > n (2^256 - 1), = 1, = n - 1 */
+                        static const int field[] = { 0, 32 };
+                        for (int f = 0; f < 2; f++) {
+                                memcpy(bad, sig, 64);
+                                memset(bad + field[f], 0, 32);
+                                both_paths(k, h, bad, HYB_E_AUTH);
+                                memcpy(bad + field[f], n, 32);
+                                both_paths(k, h, bad, HYB_E_AUTH);
+                                memset(bad + field[f], 0xff, 32);
+                                both_paths(k, h, bad, HYB_E_AUTH);
+                                memcpy(bad + field[f], one, 32);
+                                both_paths(k, h, bad, HYB_E_AUTH);
+                                be_sub(n, one, bad + field[f]);
+                                both_paths(k, h, bad, HYB_E_AUTH);
+                        }
+                        /* random r and s (almost all in range, none valid) */
+                        ck_assert_int_eq(crypto_random(bad, sizeof bad), 0);
+                        both_paths(k, h, bad, HYB_E_AUTH);
+                }
+        }
+        ck_assert_uint_eq(p256_key_tables(), 16);
+        for (size_t i = 0; i < n_keys; i++)
+                p256_free(keys[i]);
+}
+END_TEST
+
+/*
+ * The points the table path handles apart: u1 = 0 (a hash of 0, or of n, which reduces
+ * to 0), and R at infinity.  With d = 1 (Q = G), R = (e + r) s^-1 G, which is the point
+ * at infinity for e = n - r; with d = n - 1 (Q = -G), R = (e - r) s^-1 G: infinity for e = r.
+ */
+START_TEST(test_p256_table_edge_points)
+{
+        uint8_t n[32], d[32] = { 0 }, h[32], sig[64], e[32];
+        p256_key *g = NULL, *neg = NULL;
+
+        hex_to_bytes(P256_N_HEX, n, 32);
+        d[31] = 1;
+        ck_assert_int_eq(p256_from_private(d, NULL, &g), 0);
+        be_sub(n, d, d); /* n - 1 */
+        ck_assert_int_eq(p256_from_private(d, NULL, &neg), 0);
+        for (int i = 0; i < 8; i++) {
+                p256_key *k = i % 2 ? neg : g;
+
+                /* e = 0: a valid signature of the all-zero hash, which also signs n */
+                memset(h, 0, 32);
+                ck_assert_int_eq(p256_sign_hash(k, h, sig), 0);
+                both_paths(k, h, sig, 0);
+                both_paths(k, n, sig, 0);
+                /* 2^256 - 1 reduces to 2^256 - 1 - n: signed as that, valid for both */
+                memset(h, 0xff, 32);
+                ck_assert_int_eq(p256_sign_hash(k, h, sig), 0);
+                both_paths(k, h, sig, 0);
+                be_sub(h, n, e);
+                both_paths(k, e, sig, 0);
+                /* R at infinity: r any, s any in range */
+                ck_assert_int_eq(crypto_random(sig, sizeof sig), 0);
+                sig[0] &= 0x7f; /* r, s < n */
+                sig[32] &= 0x7f;
+                if (k == g)
+                        be_sub(n, sig, e); /* e = n - r */
+                else
+                        memcpy(e, sig, 32); /* e = r */
+                both_paths(k, e, sig, HYB_E_AUTH);
+        }
+        p256_free(g);
+        p256_free(neg);
+}
+END_TEST
+
+/* Heap bytes in use (glibc), or 0 when the allocator does not say (sanitizers). */
+static size_t heap_in_use(void)
+{
+        return mallinfo2().uordblks;
+}
+
+struct tables_run {
+        p256_key **keys;
+        size_t n, first;
+        size_t tables, grow_first16, grow_mid, grow_rest;
+};
+
+static void *tables_thread(void *ud)
+{
+        struct tables_run *t = ud;
+        uint8_t h[32] = { 1 }, sig[64];
+        size_t m0, m1 = 0, m2 = 0;
+
+        m0 = heap_in_use();
+        for (size_t i = 0; i < t->n; i++) {
+                ck_assert_int_eq(p256_sign_hash(t->keys[i], h, sig), 0);
+                ck_assert_int_eq(p256_verify_hash(t->keys[i], h, sig, 64), 0);
+                if (i + 1 == t->first) {
+                        m1 = heap_in_use();
+                        t->grow_first16 = m1 - m0;
+                }
+                if (i + 1 == 2 * t->first)
+                        m2 = heap_in_use();
+        }
+        t->grow_mid = m2 - m1;
+        t->grow_rest = heap_in_use() - m2;
+        t->tables = p256_key_tables();
+        return NULL;
+}
+
+/*
+ * The bound: a thread keeps at most 16 key tables, whatever number of keys it sees,
+ * each of a few KiB, and frees them when it exits.
+ */
+START_TEST(test_p256_key_tables_bounded)
+{
+        enum { N = 64 };
+        p256_key *keys[N];
+        struct tables_run t = { .keys = keys, .n = N, .first = 16 };
+        pthread_t th;
+        size_t before, after;
+        void *probe;
+
+        /* one arena: the thread's allocations show in mallinfo2 */
+        mallopt(M_ARENA_MAX, 1);
+        for (size_t i = 0; i < N; i++)
+                ck_assert_int_eq(p256_generate(&keys[i]), 0);
+        before = heap_in_use();
+        ck_assert_int_eq(pthread_create(&th, NULL, tables_thread, &t), 0);
+        ck_assert_int_eq(pthread_join(th, NULL), 0);
+        after = heap_in_use();
+        ck_assert_uint_eq(t.tables, 16);
+        /* whether mallinfo2 counts (not under ASan); volatile: the pair is not optimised out */
+        probe = malloc(4096);
+        ck_assert_ptr_nonnull(probe);
+        memset(probe, 1, 4096);
+        bool measured = heap_in_use() >= after + 4096;
+        free(*(void *volatile *)&probe);
+        if (measured) {
+                fprintf(stderr, "key tables: 16 took %zu bytes (the thread's group included), "
+                        "16 more keys %zu, 32 more %zu, left after the thread %zd\n",
+                        t.grow_first16, t.grow_mid, t.grow_rest, (ssize_t)(after - before));
+                /* 16 tables (and the thread's group with G's table): under 16 x 4 KiB + 8 KiB */
+                ck_assert_msg(t.grow_first16 < 16 * 4096 + 8192, "16 tables took %zu bytes",
+                              t.grow_first16);
+                ck_assert_msg(t.grow_first16 > 16 * 1024, "16 tables took only %zu bytes",
+                              t.grow_first16);
+                /* more keys: tables replaced, not added (the allocator may keep a
+                 * few KiB after the first replacements; then nothing more) */
+                ck_assert_msg(t.grow_mid < 8192, "16 more keys grew the heap by %zu bytes",
+                              t.grow_mid);
+                ck_assert_msg(t.grow_rest < 1024, "32 more keys grew the heap by %zu bytes",
+                              t.grow_rest);
+                /* all freed with the thread */
+                ck_assert_msg(after < before + 1024, "thread exit left %zu bytes", after - before);
+        }
+        for (size_t i = 0; i < N; i++)
+                p256_free(keys[i]);
+}
+END_TEST
+
 Suite *token_crypto_suite(void)
 {
         Suite *s = suite_create("token_crypto");
@@ -368,6 +579,9 @@ Suite *token_crypto_suite(void)
         tcase_add_test(tc, test_p256_signature_attacks);
         tcase_add_test(tc, test_p256_bad_points);
         tcase_add_test(tc, test_p256_private_range);
+        tcase_add_test(tc, test_p256_table_differential);
+        tcase_add_test(tc, test_p256_table_edge_points);
+        tcase_add_test(tc, test_p256_key_tables_bounded);
         suite_add_tcase(s, tc);
         return s;
 }
