@@ -91,6 +91,7 @@ struct cluster_link {
         socklen_t addr_len;
         bool connected, socket_up, lost_pending;
         bool in_turn;   /* on_read is handling what it read */
+        uint64_t msgs_in; /* messages libmosquitto handed over */
         unsigned backoff_ms;
         uint64_t connects;
         uint32_t next_sid;
@@ -249,9 +250,9 @@ static void turn(cluster_link *l, bool begin)
 
 /*
  * What the socket has, in one loop turn: libmosquitto's loop_read reads one packet when
- * nothing of ours waits for an acknowledgement (a subscriber's case), so the link asks
- * again until the socket would block (at most CLUSTER_READ_BURST packets; the rest on the
- * next turn), then runs the done calls those packets made due (PUBACKs, SUBACKs), all
+ * nothing of ours waits for an acknowledgement (a subscriber's case), so after a message the
+ * link asks again until the socket would block (at most CLUSTER_READ_BURST packets; the rest
+ * on the next turn), then runs the done calls those packets made due (PUBACKs, SUBACKs), all
  * between the turn hooks: what the daemon sends its peers meanwhile leaves together.
  */
 static void on_read(evutil_socket_t fd, short what, void *ud)
@@ -262,10 +263,15 @@ static void on_read(evutil_socket_t fd, short what, void *ud)
         l->in_turn = true;
         turn(l, true);
         for (int i = 0; i < CLUSTER_READ_BURST; i++) {
+                uint64_t msgs = l->msgs_in;
+
                 errno = 0;
                 rc = mosquitto_loop_read(l->mosq, 1);
+                /* again only after a message: libmosquitto reads as many packets as it
+                 * waits acknowledgements for, so after those (or a would-block, or any
+                 * other packet) there is nothing to expect */
                 if (rc != MOSQ_ERR_SUCCESS || l->lost_pending || errno == EAGAIN ||
-                    errno == EWOULDBLOCK)
+                    errno == EWOULDBLOCK || l->msgs_in == msgs)
                         break;
         }
         if (rc == MOSQ_ERR_SUCCESS && !l->lost_pending && l->deferred)
@@ -556,6 +562,7 @@ static void cb_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
         struct handler *best = NULL;
         size_t tl;
 
+        l->msgs_in++;
         if (!msg->topic || !first_copy(l, msg->topic, props))
                 return;
         tl = strlen(msg->topic);
