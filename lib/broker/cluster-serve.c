@@ -176,6 +176,7 @@ struct bcluster {
         hyb_store *stale;
         struct event *resync_ev;
         int trace_fd;
+        bool was_batching; /* b->batching before the link's turn (on_turn) */
 };
 
 /* ---------------------------------------------------------------- the bench's trace */
@@ -1344,11 +1345,13 @@ static void on_turn(cluster_link *l, bool begin, void *ud)
         bcluster *cl = ud;
 
         if (begin) {
+                cl->was_batching = cl->b->batching;
                 cl->b->batching = true;
                 return;
         }
-        cl->b->batching = false;
-        broker_flush_batches(cl->b);
+        cl->b->batching = cl->was_batching;
+        if (!cl->was_batching)
+                broker_flush_batches(cl->b);
 }
 
 static void on_state(cluster_link *l, bool connected, bool session, void *ud)
