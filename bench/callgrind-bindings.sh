@@ -41,27 +41,10 @@ trap cleanup EXIT
 wait_for() { for _ in $(seq 400); do eval "$1" && return 0; sleep 0.05; done; return 1; }
 
 BB=$BUILD/bench/bench-bindings
-export HYBRID_LIBRARY=$BUILD/lib/libhybrid.so.0
-export PYTHONPATH=$ROOT/bindings/python${PYTHONPATH:+:$PYTHONPATH}
-export LUA_PATH="$ROOT/bindings/lua/?.lua;;" LUA_CPATH="$BUILD/bindings/lua/?.so;;"
-export HYBRID_NODE_PACKAGE=$ROOT/bindings/node
-NODE_ADDON=$(ls "$BUILD"/bindings/node/*.node 2>/dev/null | head -n1 || true)
-[ -n "$NODE_ADDON" ] && export HYBRID_NODE_ADDON=$NODE_ADDON
-
-cat > "$WORK/hybridd.yaml" <<CONF
-store:
-  durability: memory
-limits:
-  send_queue_bytes: 256M
-CONF
-"$BUILD/examples/hybridd/hybridd" --foreground --socket "$WORK/bus.sock" --config "$WORK/hybridd.yaml" \
-    >"$WORK/hybridd.log" 2>&1 &
-PIDS+=($!)
-wait_for '[ -S "$WORK/bus.sock" ]' || { cat "$WORK/hybridd.log" >&2; exit 1; }
-"$BB" serve "$WORK/bus.sock" >"$WORK/serve.out" 2>"$WORK/serve.err" &
-PIDS+=($!)
-wait_for 'grep -q READY "$WORK/serve.out"' || { cat "$WORK/serve.err" >&2; exit 1; }
-EP=$(head -n1 "$WORK/serve.err")
+. "$ROOT/bench/bindings/echo-env.sh"
+bindings_env "$ROOT" "$BUILD"
+ON_B=() ON_P=()
+start_echo "$WORK" "$BUILD" || exit 1
 
 CLIENTS=(c)
 "$PY" -c 'import cffi' 2>/dev/null && CLIENTS+=(python)

@@ -65,28 +65,11 @@ trap cleanup EXIT
 wait_for() { for _ in $(seq 200); do eval "$1" && return 0; sleep 0.05; done; return 1; }
 
 BB=$BUILD/bench/bench-bindings
-export HYBRID_LIBRARY=$BUILD/lib/libhybrid.so.0
-export PYTHONPATH=$ROOT/bindings/python${PYTHONPATH:+:$PYTHONPATH}
-export LUA_PATH="$ROOT/bindings/lua/?.lua;;" LUA_CPATH="$BUILD/bindings/lua/?.so;;"
-export HYBRID_NODE_PACKAGE=$ROOT/bindings/node
-NODE_ADDON=$(ls "$BUILD"/bindings/node/*.node 2>/dev/null | head -n1 || true)
-[ -n "$NODE_ADDON" ] && export HYBRID_NODE_ADDON=$NODE_ADDON
+. "$ROOT/bench/bindings/echo-env.sh"
+bindings_env "$ROOT" "$BUILD"
 
 # ---- hybridd and the C echo service
-cat > "$WORK/hybridd.yaml" <<EOF
-store:
-  durability: memory
-limits:
-  send_queue_bytes: 256M
-EOF
-"${ON_B[@]}" "$BUILD/examples/hybridd/hybridd" --foreground --socket "$WORK/bus.sock" --config "$WORK/hybridd.yaml" \
-    >"$WORK/hybridd.log" 2>&1 &
-PIDS+=($!)
-wait_for '[ -S "$WORK/bus.sock" ]' || { cat "$WORK/hybridd.log" >&2; exit 1; }
-"${ON_P[@]}" "$BB" serve "$WORK/bus.sock" >"$WORK/serve.out" 2>"$WORK/serve.err" &
-PIDS+=($!)
-wait_for 'grep -q READY "$WORK/serve.out"' || { cat "$WORK/serve.err" >&2; exit 1; }
-EP=$(head -n1 "$WORK/serve.err")
+start_echo "$WORK" "$BUILD" || exit 1
 
 # ---- D-Bus: dbus-broker as run-bus.sh starts it (socket-activated dbus-broker-launch in a
 # private mount namespace whose /run/systemd/journal/socket is a sink), else dbus-daemon

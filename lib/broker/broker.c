@@ -579,6 +579,7 @@ static bool cluster_differs(const cluster_options *a, const cluster_options *b)
                str_differs(a->password_file, b->password_file) ||
                str_differs(a->ca_file, b->ca_file) || str_differs(a->cert_file, b->cert_file) ||
                str_differs(a->key_file, b->key_file) || str_differs(a->prefix, b->prefix) ||
+               str_differs(a->call_secret_file, b->call_secret_file) ||
                a->keepalive_s != b->keepalive_s || a->qos != b->qos ||
                a->session_expiry_s != b->session_expiry_s || a->queue_max != b->queue_max ||
                a->mirror_max_keys != b->mirror_max_keys ||

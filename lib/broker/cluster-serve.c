@@ -712,8 +712,12 @@ static void mirror_put(bcluster *cl, const hyb_furi *cf, const char *topic, cons
         }
         if (retain) {
                 /* the same value again (a resubscription, a reconnection): not delivered
-                 * twice */
-                if (hyb_store_read(cl->mirror, mf, &cur, NULL) >= 0 && hyb_obj_equal(cur, v))
+                 * twice; nor a retained message that came before (a QoS 1 redelivery,
+                 * link.h) while the mirror holds the key: a later write may have come
+                 * meanwhile, which the old one must not undo */
+                if (hyb_store_read(cl->mirror, mf, &cur, NULL) >= 0 &&
+                    (hyb_obj_equal(cur, v) ||
+                     (cluster_link_msg_seen(cl->link) && !hyb_obj_is_noobj(cur))))
                         goto out;
                 r = hyb_store_write(cl->mirror, mf, v, 0, &e);
         } else

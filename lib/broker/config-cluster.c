@@ -11,6 +11,7 @@
  *     keepalive_s: 30    qos: 1    session_expiry_s: 3600
  *     queue_max: 1000    mirror_max_keys: 65536    max_pending_reads: 64
  *     read_timeout_ms: 1000
+ *     call_secret_file: /etc/hybrid/cluster.secret   signs calls between hosts (xhost.c)
  */
 #include <stdio.h>
 
@@ -91,6 +92,11 @@ static int set_username(loader *l, const char *path, const field *f)
 static int set_password_file(loader *l, const char *path, const field *f)
 {
         return get_text(l, path, "file name", false, &OPT(l)->password_file);
+}
+
+static int set_call_secret_file(loader *l, const char *path, const field *f)
+{
+        return get_text(l, path, "file name", false, &OPT(l)->call_secret_file);
 }
 
 static int set_ca_file(loader *l, const char *path, const field *f)
@@ -179,6 +185,7 @@ int broker_config_set_cluster(loader *l, const char *path, const field *f)
                 { "mirror_max_keys", set_mirror_max_keys },
                 { "max_pending_reads", set_max_pending_reads },
                 { "read_timeout_ms", set_read_timeout },
+                { "call_secret_file", set_call_secret_file },
         };
         yaml_mark_t m = loader_event(l)->start_mark;
         int r;

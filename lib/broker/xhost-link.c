@@ -2,8 +2,8 @@
 /*
  * Bus calls between hosts on the daemon's MQTT link (lib/cluster/link.h): xhost's messages
  * (xhost.h) as MQTT 5 messages.  The payload is the bus frame as it is; the response topic,
- * correlation data, message expiry and the user properties "token", "forHost" and "forApp"
- * are MQTT 5 properties.
+ * correlation data, message expiry and the user properties "token", "forHost", "forApp",
+ * "ts" and "mac" (xhost-sign.c) are MQTT 5 properties.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +40,10 @@ static int lk_publish(void *ud, const xmsg *m)
                 rc = mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "forHost", m->for_host);
         if (rc == MOSQ_ERR_SUCCESS && m->for_app)
                 rc = mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "forApp", m->for_app);
+        if (rc == MOSQ_ERR_SUCCESS && m->ts)
+                rc = mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "ts", m->ts);
+        if (rc == MOSQ_ERR_SUCCESS && m->mac)
+                rc = mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "mac", m->mac);
         if (rc != MOSQ_ERR_SUCCESS) {
                 mosquitto_property_free_all(&props);
                 return -ENOMEM;
@@ -68,7 +72,8 @@ static void on_message(cluster_link *l, const char *topic, const void *payload, 
                        int qos, const mosquitto_property *props, void *ud)
 {
         hyb_broker *b = ud;
-        char *rt = NULL, *name = NULL, *value = NULL, *token = NULL, *fh = NULL, *fa = NULL;
+        char *rt = NULL, *name = NULL, *value = NULL, *token = NULL, *fh = NULL, *fa = NULL, *ts = NULL,
+             *mac = NULL;
         void *corr = NULL;
         uint16_t corr_len = 0;
 
@@ -79,7 +84,8 @@ static void on_message(cluster_link *l, const char *topic, const void *payload, 
                              mosquitto_property_read_string_pair(props, MQTT_PROP_USER_PROPERTY, &name, &value, false);
                      p; p = mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value, true)) {
                         char **slot = !strcmp(name, "token") ? &token : !strcmp(name, "forHost") ? &fh
-                                      : !strcmp(name, "forApp") ? &fa : NULL;
+                                      : !strcmp(name, "forApp") ? &fa : !strcmp(name, "ts") ? &ts
+                                      : !strcmp(name, "mac") ? &mac : NULL;
                         if (slot && !*slot) {
                                 *slot = value;
                                 value = NULL;
@@ -90,13 +96,16 @@ static void on_message(cluster_link *l, const char *topic, const void *payload, 
                 }
         }
         xmsg m = { .topic = topic, .payload = payload, .len = len, .response_topic = rt, .corr = corr,
-                   .corr_len = corr_len, .token = token, .for_host = fh, .for_app = fa, .retain = retain };
+                   .corr_len = corr_len, .token = token, .for_host = fh, .for_app = fa, .ts = ts, .mac = mac,
+                   .retain = retain };
         xhost_receive(b, &m);
         free(rt);
         free(corr);
         free(token);
         free(fh);
         free(fa);
+        free(ts);
+        free(mac);
 }
 
 static void on_state(cluster_link *l, bool connected, bool session_present, void *ud)
@@ -132,6 +141,11 @@ int xhost_link_start(hyb_broker *b)
         }
         if (cluster_link_is_connected(b->link))
                 xhost_online(b);
+        if (!xhost_signed(b) && b->c->auth_tokens != BROKER_AUTH_OFF)
+                broker_log(b, HYB_LOG_WARNING,
+                           "cluster: calls to other hosts carry their callers' tokens unprotected: any "
+                           "client of the MQTT broker that can read %scall/<host> can use them until "
+                           "they expire; set cluster.call_secret_file (doc/cluster.md \"Signed calls\")", p);
         return 0;
 }
 

@@ -53,6 +53,8 @@ typedef struct xhost {
         unsigned n_peers;
         uint64_t ev_gen;                /* events of other hosts delivered (bconn.ev_mark) */
         uint64_t ev_dropped;            /* events not published: XHOST_EVENT_BACKLOG reached */
+        xsign *sign;                    /* cluster.call_secret_file: calls signed, or NULL */
+        uint64_t refused;               /* calls refused for their signature (logged 1, 2, 4...) */
 } xhost;
 
 static const char self_app[] = BUS_APP_SELF;
@@ -212,6 +214,16 @@ int xhost_attach(hyb_broker *b, const char *prefix, const xhost_ops *ops, void *
         x->ops = ops;
         x->ud = ud;
         snprintf(x->p, sizeof x->p, "%s_hybrid/", pl ? prefix : "");
+        if (b->c->cluster.call_secret_file) {
+                char err[512];
+                int r = xsign_load(b->c->cluster.call_secret_file, &x->sign, err, sizeof err);
+                if (r < 0) {
+                        if (r != -ENOMEM)
+                                broker_log(b, HYB_LOG_ERROR, "%s", err);
+                        free(x);
+                        return r == -ENOMEM ? r : -EINVAL;
+                }
+        }
         for (size_t i = 0; host[i]; i++)
                 x->own[i] = (char)tolower((unsigned char)host[i]);
         /* the link keeps its filters and subscribes them again on each connection */
@@ -224,11 +236,17 @@ int xhost_attach(hyb_broker *b, const char *prefix, const xhost_ops *ops, void *
         if (r == 0 && (r = xhost_topic(t, x->p, "presence", "+", 1)) == 0)
                 r = ops->subscribe(ud, t);
         if (r < 0) {
+                xsign_free(x->sign);
                 free(x);
                 return r;
         }
         b->xhost = x;
         return 0;
+}
+
+bool xhost_signed(const hyb_broker *b)
+{
+        return b->xhost && b->xhost->sign;
 }
 
 void xhost_online(hyb_broker *b)
@@ -256,6 +274,7 @@ void xhost_detach(hyb_broker *b)
                 free(p);
         }
         b->xhost = NULL;
+        xsign_free(x->sign);
         free(x);
 }
 
@@ -316,6 +335,11 @@ static int send_frame(xhost *x, const char *t, wire_hdr *h, const char *from, si
         m->topic = t;
         m->payload = buf;
         m->len = iov[0].iov_len + len;
+        char ts[24], mac[65];
+        if (m->sign && x->sign && (r = xsign_make(x->sign, m, ts, mac)) < 0) {
+                free(buf);
+                return r;
+        }
         r = x->ops->publish(x->ud, m);
         free(buf);
         return r;
@@ -362,7 +386,7 @@ int xhost_forward_call(bconn *c, bconn *callee, uint64_t id, uint32_t t, bframe 
         wire_hdr h = { .type = WIRE_CALL, .flags = f->h.flags & WIRE_F_BINARY, .call_id = id, .timeout_ms = t };
         /* The broker drops a request that waited longer than its deadline (a host away). */
         xmsg m = { .response_topic = reply, .corr = corr, .corr_len = sizeof corr, .token = c->tok_text,
-                   .expiry_s = (t + 999) / 1000 };
+                   .expiry_s = (t + 999) / 1000, .sign = true };
         if (send_frame(x, topic, &h, from, from_len, f->to, f->h.to_len, f->member, f->h.member_len, body,
                        f->h.body_len, &m) < 0)
                 return 502;
@@ -383,7 +407,7 @@ void xhost_send_result(bconn *caller, uint64_t call_id, int status, const char *
         corr_put(corr, call_id);
         wire_hdr h = { .type = WIRE_RESULT, .flags = (uint8_t)(flags & WIRE_F_BINARY), .status = (uint16_t)status,
                        .call_id = call_id };
-        xmsg m = { .corr = corr, .corr_len = sizeof corr };
+        xmsg m = { .corr = corr, .corr_len = sizeof corr, .sign = true };
         if (send_frame(x, topic, &h, gfrom, gl, p->who, strlen(p->who), member, member_len, body, len, &m) < 0)
                 broker_log(caller->b, HYB_LOG_WARNING, "cluster: the result of a call from %s was not sent",
                            p->host);
@@ -403,7 +427,7 @@ void xhost_send_cancel(bconn *callee, uint64_t id, int status)
                 return;
         corr_put(corr, id);
         wire_hdr h = { .type = WIRE_CANCEL, .status = (uint16_t)status, .call_id = id };
-        xmsg m = { .corr = corr, .corr_len = sizeof corr };
+        xmsg m = { .corr = corr, .corr_len = sizeof corr, .sign = true };
         send_frame(x, topic, &h, from, (size_t)k, NULL, 0, NULL, 0, NULL, 0, &m);
 }
 
@@ -456,6 +480,10 @@ static int on_call(xhost *x, const xmsg *m, const wire_packet *pk)
                 return drop(x, m, "a call from this host's own name");
         if (pk->h.type == WIRE_CANCEL) {
                 xpeer *p = peer_find(x, from.host, from.host_len);
+                const char *why;
+                if (p && x->sign && xsign_check(x->sign, m, p->host, strlen(p->host), pk->h.call_id, false,
+                                                &why) < 0)
+                        return drop(x, m, why);
                 if (p)
                         route_cancel(p->conn, pk->h.call_id, pk->h.status == 504 ? 504 : 410);
                 return 0;
@@ -479,9 +507,21 @@ static int on_call(xhost *x, const xmsg *m, const wire_packet *pk)
                            id, p->host);
                 return 0;
         }
-        p->seen[p->seen_next++ % XHOST_SEEN_CALLS] = id;
         bconn *c = p->conn;
         peer_set_who(p, pk->from, pk->h.from_len, from.app, from.app_len);
+        const char *why;
+        if (x->sign && xsign_check(x->sign, m, p->host, strlen(p->host), id, true, &why) < 0) {
+                /* logged at the 1st, 2nd, 4th, 8th... refusal: a flood does not flood the log */
+                uint64_t n = ++x->refused;
+                if ((n & (n - 1)) == 0)
+                        broker_log(b, HYB_LOG_WARNING, "cluster: call of %s refused (%" PRIu64 " so far): %s",
+                                   p->host, n, why);
+                route_reply(c, id, 401, why, NULL, 0, 0);
+                peer_reset_who(p);
+                return 0;
+        }
+        /* remembered once it is known to come from a host of the cluster */
+        p->seen[p->seen_next++ % XHOST_SEEN_CALLS] = id;
 
         hyb_token_result *tok = NULL;
         hyb_error e;
@@ -527,6 +567,11 @@ static int on_reply(xhost *x, const xmsg *m, const wire_packet *pk)
         xpeer *p = peer_find(x, from.host, from.host_len);
         if (!p)
                 return 0; /* no call to that host: late or not ours */
+        /* a reader of <P>call/<host> knows the call ids: with a secret, only the target's
+         * signed answer counts */
+        const char *why;
+        if (x->sign && xsign_check(x->sign, m, p->host, strlen(p->host), id, false, &why) < 0)
+                return drop(x, m, why);
         /* route_result checks that the pending call id went to this host */
         peer_set_who(p, pk->from, pk->h.from_len, from.app, from.app_len);
         route_frame(p->conn, pk, NULL, 0, route_result);

@@ -44,8 +44,12 @@ typedef struct xmsg {
         size_t corr_len;
         const char *token;              /* user property "token", or NULL */
         const char *for_host, *for_app; /* user properties of an EVENT, or NULL */
+        const char *ts, *mac;           /* user properties of a signed CALL, CANCEL or RESULT, or NULL
+                                         * (xhost-sign.c) */
         uint32_t expiry_s;              /* MQTT 5 message expiry interval (0: none) */
         bool retain;
+        bool sign;                      /* a CALL, CANCEL or RESULT to sign when the cluster has a
+                                         * secret (xhost-sign.c) */
         bool event;                     /* an EVENT: refused with -ENOBUFS while the link holds
                                          * XHOST_EVENT_BACKLOG bytes the broker has not taken */
 } xmsg;
@@ -84,10 +88,29 @@ int xhost_will_topic(const hyb_broker *b, char *topic);
  * the will, the handlers.  0 without a link or with host localhost (no calls between hosts:
  * logged), else as xhost_attach. */
 int xhost_link_start(hyb_broker *b);
+/* Are calls between hosts signed (cluster.call_secret_file)? */
+bool xhost_signed(const hyb_broker *b);
 /* Says goodbye (presence "offline") before the link goes, and detaches. */
 void xhost_link_stop(hyb_broker *b);
 /* Ends the cross-host calls in flight (502 to local callers) and frees what xhost holds. */
 void xhost_detach(hyb_broker *b);
+
+/*
+ * Calls signed with the cluster's shared secret (xhost-sign.c, doc/cluster.md "Signed
+ * calls").  xsign_load reads the secret of cluster.call_secret_file: 0, or -errno with a
+ * message in err.  xsign_make stamps m (topic, payload, response topic, correlation data
+ * and token set) with ts and mac, which point into ts[] and mac[]: 0 or -errno.
+ * xsign_check verifies a received m of host (call: a CALL, with its time and the replay
+ * cache checked; else a CANCEL or RESULT: its signature only): 0, or -EACCES with *why.
+ */
+typedef struct xsign xsign;
+int xsign_load(const char *path, xsign **ret, char *err, size_t err_size);
+xsign *xsign_free(xsign *s);
+int xsign_make(const xsign *s, xmsg *m, char ts[24], char mac[65]);
+int xsign_check(xsign *s, const xmsg *m, const char *host, size_t host_len, uint64_t id, bool call,
+                const char **why);
+/* Calls in the replay cache (at most 16384). */
+size_t xsign_replay_count(const xsign *s);
 
 /* Builds "<P><kind>/<host>" in lower case into out[XHOST_TOPIC_MAX]: 0 or -ENAMETOOLONG. */
 int xhost_topic(char *out, const char *prefix, const char *kind, const char *host, size_t host_len);

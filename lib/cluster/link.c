@@ -10,21 +10,26 @@
  *    |- subs: lsub -> ...    filter, count, mid of its SUBSCRIBE, waiters for its SUBACK,
  *    |                       its subscription identifier (one copy per message, below)
  *    |- pubs: pubop -> ...   mid of a QoS 1 PUBLISH -> done fn (PUBACK)
+ *    |- next_seq, dedupe     the "seq" property of what it publishes, and what it received
+ *    |                       (dedupe.h: QoS 1 redeliveries are taken once)
  *    `- deferred             done calls that run from the loop, not from inside a call
  */
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mqtt_protocol.h>
 
+#include "cluster/dedupe.h"
 #include "cluster/link.h"
 #include "common/util.h"
 #include "hybrid/log.h"
@@ -104,6 +109,10 @@ struct cluster_link {
         struct lsub *subs;
         struct pubop *pubs;
         size_t out_bytes; /* payload bytes published and not yet acknowledged (QoS 0: sent) */
+        uint64_t next_seq; /* the next publication's number (dedupe.h) */
+        cluster_dedupe *dedupe;
+        uint64_t dups;  /* redeliveries dropped */
+        bool msg_seen;  /* the message being dispatched is a retained one that came before */
         struct waiter *deferred, **deferred_tail;
         cluster_log_fn log;
         cluster_log_wanted_fn log_wanted;
@@ -555,16 +564,53 @@ static bool first_copy(cluster_link *l, const char *topic, const mosquitto_prope
         return !any || !first;
 }
 
+/* The verdict of dedupe.h on a message's "seq" user property (CLUSTER_SEQ_UNKNOWN
+ * without one: a plain MQTT client's message). */
+static int seq_check(cluster_link *l, const mosquitto_property *props, bool live)
+{
+        char *name = NULL, *value = NULL;
+        int v = CLUSTER_SEQ_UNKNOWN;
+
+        for (const mosquitto_property *p = mosquitto_property_read_string_pair(
+                     props, MQTT_PROP_USER_PROPERTY, &name, &value, false);
+             p; p = mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value, true)) {
+                bool mine = strcmp(name, CLUSTER_SEQ_PROPERTY) == 0;
+                uint64_t n;
+                const char *origin;
+                size_t len;
+
+                if (mine && cluster_dedupe_parse(value, &n, &origin, &len))
+                        v = cluster_dedupe_check(l->dedupe, origin, len, n, live);
+                free(name);
+                free(value);
+                name = value = NULL;
+                if (mine)
+                        break;
+        }
+        return v;
+}
+
 static void cb_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg,
                        const mosquitto_property *props)
 {
         cluster_link *l = ud;
         struct handler *best = NULL;
         size_t tl;
+        int seq;
 
         l->msgs_in++;
         if (!msg->topic || !first_copy(l, msg->topic, props))
                 return;
+        /* A message that came before: a QoS 1 redelivery (dedupe.h).  A retained one may
+         * also be the broker's answer to a new subscription (the same message again, with
+         * its properties): handed on, marked, for the mirror to decide. */
+        seq = props ? seq_check(l, props, !msg->retain) : CLUSTER_SEQ_UNKNOWN;
+        if (seq == CLUSTER_SEQ_SEEN && !msg->retain) {
+                l->dups++;
+                logf_(l, HYB_LOG_DEBUG, "cluster: a message on %s came again: taken once",
+                      msg->topic);
+                return;
+        }
         tl = strlen(msg->topic);
         for (size_t i = 0; i < l->n_handlers; i++) {
                 struct handler *h = &l->handlers[i];
@@ -573,9 +619,12 @@ static void cb_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
                     (!best || h->len > best->len))
                         best = h;
         }
-        if (best)
-                best->fn(l, msg->topic, msg->payload, (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0),
-                         msg->retain, msg->qos, props, best->ud);
+        if (!best)
+                return;
+        l->msg_seen = seq == CLUSTER_SEQ_SEEN;
+        best->fn(l, msg->topic, msg->payload, (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0),
+                 msg->retain, msg->qos, props, best->ud);
+        l->msg_seen = false;
 }
 
 static void cb_log(struct mosquitto *m, void *ud, int level, const char *str)
@@ -708,6 +757,12 @@ int cluster_link_new(struct event_base *base, const cluster_options *o,
         l->deferred_tail = &l->deferred;
         l->next_sid = 1;
         l->sid_ok = true;
+        {
+                /* above every number an earlier run of this daemon used (dedupe.h) */
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                l->next_seq = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        }
         r = cluster_options_copy(&l->o, o);
         if (r < 0) {
                 free(l);
@@ -729,7 +784,8 @@ int cluster_link_new(struct event_base *base, const cluster_options *o,
         l->client_id = strdup(o->client_id ? o->client_id
                               : default_client_id ? default_client_id : "hybrid");
         l->mosq = l->client_id ? mosquitto_new(l->client_id, false, l) : NULL;
-        if (!l->mosq) {
+        l->dedupe = cluster_dedupe_new();
+        if (!l->mosq || !l->dedupe) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -818,6 +874,7 @@ cluster_link *cluster_link_free(cluster_link *l)
         if (l->mosq)
                 mosquitto_destroy(l->mosq);
         free(l->client_id);
+        cluster_dedupe_free(l->dedupe);
         if (l->password)
                 explicit_bzero(l->password, strlen(l->password));
         free(l->password);
@@ -964,10 +1021,12 @@ int cluster_link_unsubscribe(cluster_link *l, const char *filter)
 }
 
 int cluster_link_publish(cluster_link *l, const char *topic, const void *payload, size_t len,
-                         int qos, bool retain, const mosquitto_property *props,
+                         int qos, bool retain, mosquitto_property *props,
                          cluster_done_fn done, void *ud)
 {
         struct pubop *p = NULL;
+        mosquitto_property *all = NULL;
+        char seq[24 + CLUSTER_DEDUPE_ORIGIN_MAX];
         int mid = 0, rc;
 
         hyb_assert_return(l && topic && (payload || !len) && qos >= 0 && qos <= 2, -EINVAL);
@@ -979,7 +1038,25 @@ int cluster_link_publish(cluster_link *l, const char *topic, const void *payload
          * QoS 1, the write of QoS 0), so what waits for a stalled broker is counted. */
         if (!(p = calloc(1, sizeof *p)))
                 return -ENOMEM;
+        /* Numbered (dedupe.h) when the client id is short enough to be tracked; a resend
+         * of libmosquitto's own (the PUBACK lost) is the same packet, with the same one.
+         * The property goes at the end of the caller's list (libmosquitto takes a list
+         * only from properties made with mosquitto_property_add_*, not a copy). */
+        rc = MOSQ_ERR_SUCCESS;
+        if (strlen(l->client_id) <= CLUSTER_DEDUPE_ORIGIN_MAX) {
+                snprintf(seq, sizeof seq, "%" PRIu64 " %s", l->next_seq++, l->client_id);
+                rc = mosquitto_property_add_string_pair(props ? &props : &all,
+                                                        MQTT_PROP_USER_PROPERTY,
+                                                        CLUSTER_SEQ_PROPERTY, seq);
+                if (rc != MOSQ_ERR_SUCCESS) {
+                        free(p);
+                        return -ENOMEM;
+                }
+                if (!props)
+                        props = all;
+        }
         rc = mosquitto_publish_v5(l->mosq, &mid, topic, (int)len, payload, qos, retain, props);
+        mosquitto_property_free_all(&all);
         if (rc != MOSQ_ERR_SUCCESS) {
                 free(p);
                 return rc == MOSQ_ERR_NOMEM             ? -ENOMEM
@@ -1037,6 +1114,16 @@ bool cluster_link_subscribing(const cluster_link *l)
                 if (s->mid)
                         return true;
         return false;
+}
+
+bool cluster_link_msg_seen(const cluster_link *l)
+{
+        return l && l->msg_seen;
+}
+
+uint64_t cluster_link_get_dups(const cluster_link *l)
+{
+        return l ? l->dups : 0;
 }
 
 bool cluster_link_is_connected(const cluster_link *l)

@@ -107,13 +107,14 @@ int cluster_link_subscribe(cluster_link *l, const char *filter, int qos, cluster
  * 0, or -ENOENT when filter is not subscribed. */
 int cluster_link_unsubscribe(cluster_link *l, const char *filter);
 /*
- * Publishes payload[0..len) on topic.  props (may be NULL) are MQTT 5 properties, copied by
- * libmosquitto.  done (may be NULL) runs when the broker acknowledged it.  Returns 0, or
+ * Publishes payload[0..len) on topic.  props (may be NULL) are MQTT 5 properties made with
+ * mosquitto_property_add_*, copied by libmosquitto; the link adds its "seq" property
+ * (below) at the end of that list, which stays the caller's to free.  done (may be NULL) runs when the broker acknowledged it.  Returns 0, or
  * -ENOTCONN when the link is not connected (nothing sent: the caller queues), -EINVAL
  * (a bad topic, too long a payload), -ENOMEM.
  */
 int cluster_link_publish(cluster_link *l, const char *topic, const void *payload, size_t len,
-                         int qos, bool retain, const mosquitto_property *props,
+                         int qos, bool retain, mosquitto_property *props,
                          cluster_done_fn done, void *userdata);
 /* Payload bytes published and not yet done: waiting for the broker's PUBACK (QoS 1) or to
  * be written (QoS 0).  A broker that stalls without closing the connection lets this grow;
@@ -139,6 +140,18 @@ int cluster_link_set_max_packet(cluster_link *l, uint32_t bytes);
 int cluster_link_subscription_state(const cluster_link *l, const char *filter);
 /* Is a SUBSCRIBE of the link waiting for its SUBACK? */
 bool cluster_link_subscribing(const cluster_link *l);
+/*
+ * The MQTT 5 user property that numbers each publication of the link ("<n> <client id>",
+ * lib/cluster/dedupe.h), so that a receiving link takes a QoS 1 message the broker or the
+ * publisher sent again once: such a copy that is not retained is not handed to the
+ * handlers; a retained one is (a new subscription brings the retained message again, with
+ * its properties), and cluster_link_msg_seen tells the handler.
+ */
+#define CLUSTER_SEQ_PROPERTY "seq"
+/* Called from a message handler: is this retained message one that came before? */
+bool cluster_link_msg_seen(const cluster_link *l);
+/* Copies of messages that came before, dropped so far. */
+uint64_t cluster_link_get_dups(const cluster_link *l);
 /* Is the link connected (CONNACK received)? */
 bool cluster_link_is_connected(const cluster_link *l);
 /* The options the link runs with (borrowed). */

@@ -29,6 +29,7 @@ void cluster_options_clear(cluster_options *o)
         free(o->cert_file);
         free(o->key_file);
         free(o->prefix);
+        free(o->call_secret_file);
         cluster_options_init(o);
 }
 
@@ -54,6 +55,7 @@ int cluster_options_copy(cluster_options *dst, const cluster_options *src)
         r |= dup_str(&dst->cert_file, src->cert_file);
         r |= dup_str(&dst->key_file, src->key_file);
         r |= dup_str(&dst->prefix, src->prefix);
+        r |= dup_str(&dst->call_secret_file, src->call_secret_file);
         if (r) {
                 cluster_options_clear(dst);
                 return -ENOMEM;

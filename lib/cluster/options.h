@@ -18,6 +18,8 @@ typedef struct cluster_options {
         char *password_file; /* first line is the password; NULL: none */
         char *ca_file, *cert_file, *key_file; /* TLS (mqtts://): CA, client certificate, key */
         char *prefix;        /* topic prefix; "" by default */
+        char *call_secret_file; /* the cluster's shared secret that signs calls between
+                                 * hosts (lib/broker/xhost.c); NULL: unsigned */
         uint32_t keepalive_s; /* default 30 */
         int qos;             /* 0 or 1 (default 1) */
         uint32_t session_expiry_s; /* how long the broker keeps our session; default 3600 */

@@ -4,6 +4,8 @@
  *
  *   coap.c          listen.coap: libcoap in the loop, the request handler, requests waiting
  *                   for the broker, Block1 uploads, the bounds per source address
+ *   coap-auth.c     credentials: the token upload (/authz-info), the tokens kept by hash,
+ *                   the proof of each request checked on the broker's verifying threads
  *   coap-observe.c  Observe: each observation a subscription with its own session, queue
  *                   and private resource
  *   coap-parse.c    what the edge reads out of a request's options; the copies of
@@ -35,6 +37,9 @@
 #define EDGE_COAP_PATH_MAX 1024u
 #define EDGE_COAP_OPT_TIMEOUT 65001  /* Hybrid-Timeout-Ms: a call's deadline, digits */
 #define EDGE_COAP_OBS_PATH "hyb-obs" /* observers' private resources: hyb-obs/<id> */
+#define EDGE_COAP_AUTHZ_PATH "/authz-info" /* the token upload (coap-auth.c) */
+#define EDGE_COAP_TOKENS 32u             /* tokens uploaded and verified, kept in all */
+#define EDGE_COAP_TOKENS_PER_ADDRESS 4u  /* of them, uploaded from one source address */
 
 enum { TAG_REQ = 1, TAG_OBS };
 
@@ -46,6 +51,12 @@ typedef struct creq {
         coap_session_t *session;
         coap_async_t *async;
         edge_op *op;
+        struct cverify *verify; /* its credentials being checked (coap-auth.c) */
+        edge_route r;           /* kept while they are */
+        char *in;               /* the body or params, kept while they are */
+        size_t in_len;
+        uint32_t timeout;
+        bool authz;             /* a token upload: answered 2.01 */
         int method;
         bool done;
         int status;
@@ -75,6 +86,7 @@ typedef struct cobs {
         size_t token_len;
         coap_async_t *async;
         edge_peer *peer;
+        struct cverify *verify; /* its credentials being checked (coap-auth.c) */
         edge_route r;
         cmsg *head, *tail;
         unsigned n;
@@ -107,6 +119,12 @@ typedef struct edge_coap {
         size_t n_dead, alloc_dead;
         unsigned n_reqs, n_obs;
         uint64_t next_obs;
+        struct cverify *verifying;   /* coap-auth.c: credentials being checked in the pool */
+        struct cverify *waiting;     /* coap-auth.c: and waiting for room there */
+        unsigned n_in_pool;
+        struct ctok *tokens;         /* coap-auth.c: tokens uploaded (EDGE_COAP_TOKENS) */
+        uint64_t token_clock;        /* their last use, in uses */
+        struct edge_dpop_cache *jti; /* the proofs' replay cache (http-auth.c's kind) */
 } edge_coap;
 
 /* coap.c */
@@ -133,11 +151,35 @@ bool edge_coap_option(const coap_pdu_t *pdu, uint16_t num, uint32_t *value);
  * observer's id) its path is hyb-obs/<obs>, without Uri-Query.  NULL when out of memory. */
 coap_pdu_t *edge_coap_request_copy(coap_session_t *s, const coap_pdu_t *req, const char *obs);
 
+/* coap-auth.c */
+typedef struct cverify cverify;
+/* The verdict on a request's credentials: status 0 with tok (borrowed for the call), or
+ * 401 / 500 / 503 with the message. */
+typedef void (*edge_coap_auth_fn)(void *ud, hyb_token_result *tok, int status, const char *msg);
+/*
+ * Starts checking the credentials c of req (method EDGE_M_*, from ss on s) whose body
+ * (after Block1; none: empty) is body: the proof over its URI, body and token.  upload:
+ * a token upload to /authz-info (body is the token; kept once verified), else c names a
+ * token uploaded before.  The signatures are checked on the broker's pool; cb(ud, ...) runs
+ * on the loop once, later, unless edge_coap_auth_cancel comes first.  NULL when refused at
+ * once: *status (401, 500, 503) and the message in *e.
+ */
+cverify *edge_coap_auth_start(edge_coap *ec, coap_session_t *s, const coap_pdu_t *req,
+                              int method, const edge_coap_cred *c, bool upload,
+                              const uint8_t *body, size_t len, const struct sockaddr_storage *ss,
+                              edge_coap_auth_fn cb, void *ud, int *status, hyb_error *e);
+/* cb will not run (its owner goes); the check ends on its own. */
+void edge_coap_auth_cancel(cverify *v);
+/* The edge stops: checks in flight end without callback, the tokens kept are released. */
+void edge_coap_auth_stop(edge_coap *ec);
+
 /* coap-observe.c */
-/* A GET with Observe 0 of a stream route r (its contents taken) from ss. */
+/* A GET with Observe 0 of a stream route r (its contents taken) from ss; with cred (not
+ * NULL) as the principal of the token it names, once its proof held. */
 void edge_coap_observe_start(edge_coap *ec, coap_resource_t *res, coap_session_t *s,
                              const coap_pdu_t *req, const coap_string_t *query, coap_pdu_t *resp,
-                             edge_route *r, const struct sockaddr_storage *ss);
+                             edge_route *r, const struct sockaddr_storage *ss,
+                             const edge_coap_cred *cred);
 /* The registration handed back by its async, once subscribed (or refused). */
 void edge_coap_observe_answer(edge_coap *ec, cobs *o, coap_resource_t *res, coap_session_t *s,
                               const coap_pdu_t *req, const coap_string_t *query, coap_pdu_t *resp);

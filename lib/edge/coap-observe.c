@@ -2,7 +2,8 @@
 /*
  * Observe (RFC 7641) on the CoAP edge (doc/edge.md "CoAP", "Observe"): GET /watch/<pattern>
  * or /events/<app>/<runner>/<bubble> with Observe 0 makes a subscription (cobs) with its own
- * session of the anonymous principal, its own queue and its own observable resource,
+ * session (of the anonymous principal, or of the token its credentials name once checked:
+ * on_obs_verified), its own queue and its own observable resource,
  * hyb-obs/<id>: libcoap observes registered resources only, and one resource per observer
  * means coap_resource_notify_observers reaches that observer alone, so each drains its own
  * queue, one message per notification, in order.  The registration reaches that resource
@@ -57,6 +58,7 @@ void edge_coap_obs_free(cobs *o)
                 }
         if (o->async)
                 coap_free_async(o->session, o->async);
+        edge_coap_auth_cancel(o->verify);
         if (o->res) {
                 /* deleted by coap_run, outside the handler or notification loop that may be
                  * running it now */
@@ -272,9 +274,43 @@ static coap_resource_t *observable(edge_coap *ec, cobs *o)
         return r;
 }
 
+/* The verdict on the credentials of o's registration: subscribed as the token's
+ * principal, or refused (the registration's answer says so). */
+static void on_obs_verified(void *ud, hyb_token_result *tok, int status, const char *msg)
+{
+        cobs *o = ud;
+        hyb_error e;
+        int st;
+
+        o->verify = NULL;
+        if (!status) {
+                hyb_error_clear(&e);
+                st = edge_peer_new(o->ec->b, tok, "coap", &o->peer, &e);
+                if (st < 0) {
+                        status = edge_http_status(hyb_err_to_status(st));
+                        msg = e.message[0] ? e.message : hyb_strerror(st);
+                } else {
+                        edge_peer_set_event_cb(o->peer, on_obs_event, o);
+                        if (edge_stream_subscribe(o->peer, &o->r, on_obs_subscribed, o) == 0)
+                                return; /* on_obs_subscribed answers */
+                        status = 503;
+                        msg = "cannot subscribe now";
+                }
+        }
+        o->state = OBS_FAILED;
+        o->end_status = status;
+        free(o->end_body);
+        o->end_body = edge_error_json(status, edge_coap_status_name(status), "%s", msg);
+        if (o->async) {
+                coap_async_trigger(o->async);
+                edge_coap_kick(o->ec);
+        }
+}
+
 void edge_coap_observe_start(edge_coap *ec, coap_resource_t *res, coap_session_t *s,
                              const coap_pdu_t *req, const coap_string_t *query, coap_pdu_t *resp,
-                             edge_route *r, const struct sockaddr_storage *ss)
+                             edge_route *r, const struct sockaddr_storage *ss,
+                             const edge_coap_cred *cred)
 {
         coap_bin_const_t tok = coap_pdu_get_token(req);
         coap_pdu_t *copy;
@@ -319,6 +355,39 @@ void edge_coap_observe_start(edge_coap *ec, coap_resource_t *res, coap_session_t
         ec->n_obs++;
         o->res = observable(ec, o);
         hyb_error_clear(&e);
+        if (cred) {
+                /* subscribed once the proof held (on_obs_verified): a GET, no payload */
+                int vst = 500;
+
+                o->verify = o->res ? edge_coap_auth_start(ec, s, req, EDGE_M_GET, cred, false,
+                                                          NULL, 0, ss, on_obs_verified, o, &vst,
+                                                          &e)
+                                   : NULL;
+                if (!o->verify) {
+                        broker_log(ec->b, HYB_LOG_INFO, "edge: CoAP observe %d %s", vst,
+                                   e.message);
+                        edge_coap_respond_error(
+                                ec, res, s, req, query, resp, vst, edge_coap_status_name(vst),
+                                "%s",
+                                vst == 401 && strstr(e.message, "unknown token") ? e.message
+                                : vst == 401                                     ? "unauthorized"
+                                                                                 : e.message);
+                        edge_coap_obs_free(o);
+                        return;
+                }
+                copy = edge_coap_request_copy(s, req, o->idbuf);
+                o->async = copy ? coap_register_async(s, copy, 0) : NULL;
+                if (copy)
+                        coap_delete_pdu(copy);
+                if (!o->async) {
+                        edge_coap_respond_error(ec, res, s, req, query, resp, 503,
+                                                "HYB_E_UNAVAILABLE", "cannot subscribe now");
+                        edge_coap_obs_free(o); /* its check goes on, without it */
+                        return;
+                }
+                coap_async_set_app_data(o->async, o);
+                return; /* no code: an empty ACK now, the answer once subscribed */
+        }
         st = o->res ? edge_peer_new(ec->b, NULL, "coap", &o->peer, &e) : -ENOMEM;
         if (st < 0) {
                 int hs = edge_http_status(hyb_err_to_status(st));

@@ -3,7 +3,9 @@
  * CoAP (RFC 7252) on listen.coap (doc/edge.md "CoAP"): libcoap 3 parses and answers the
  * datagrams (retransmission, deduplication, Block2 of large answers, Observe), the routes
  * are those of HTTP, served by the same transport-neutral layer (routes.c edge_op_*,
- * sse.c edge_stream_subscribe) with a session of the anonymous principal per request.
+ * sse.c edge_stream_subscribe) with a session per request: of the anonymous principal on
+ * the routes of edge.anonymous, else of the token the request's credentials name, once
+ * checked (coap-auth.c).
  *
  * libcoap in the daemon's libevent loop: its epoll fd (coap_context_get_coap_fd; its timers
  * are a timerfd inside it) is watched for reading, and each wakeup runs coap_io_process
@@ -32,6 +34,9 @@
 
 #include "common/util.h"
 #include "coap-internal.h"
+
+/* libcoap must know our two options over 255 (edge_coap_start). */
+_Static_assert(COAP_OPT_FILTER_LONG >= 2, "libcoap's option filter holds too few long options");
 
 /* ----------------------------------------------------------------- addresses */
 
@@ -89,6 +94,8 @@ static void on_io(evutil_socket_t fd, short what, void *ud)
 /* The CoAP code of an answer (status as in doc/edge.md "Statuses") to method. */
 coap_pdu_code_t edge_coap_code(int status, int method)
 {
+        if (status == 201)
+                return COAP_RESPONSE_CODE(201); /* 2.01 Created: a token uploaded */
         if (status == 200) {
                 if (method == EDGE_M_PUT)
                         return COAP_RESPONSE_CODE(204); /* 2.04 Changed */
@@ -147,8 +154,8 @@ void edge_coap_respond(edge_coap *ec, coap_resource_t *res, coap_session_t *s,
                 len = big ? strlen(big) : 0;
         }
         coap_pdu_set_code(resp, edge_coap_code(status, method));
-        if (status == 200 && (method == EDGE_M_PUT || method == EDGE_M_DELETE))
-                len = 0; /* 2.04, 2.02: no payload */
+        if ((status == 200 && (method == EDGE_M_PUT || method == EDGE_M_DELETE)) || status == 201)
+                len = 0; /* 2.04, 2.02, 2.01: no payload */
         if (len) {
                 copy = malloc(len);
                 if (copy) {
@@ -190,10 +197,14 @@ const char *edge_coap_status_name(int status)
                 return "HYB_E_BAD_REQUEST";
         case 401:
                 return "HYB_E_UNAUTHORIZED";
+        case 403:
+                return "HYB_E_FORBIDDEN";
         case 404:
                 return "HYB_E_NOT_FOUND";
         case 413:
                 return "HYB_E_TOO_BIG";
+        case 500:
+                return "HYB_E_INTERNAL";
         case 503:
                 return "HYB_E_UNAVAILABLE";
         default:
@@ -215,7 +226,10 @@ static void req_free(creq *q)
                 }
         if (q->async)
                 coap_free_async(q->session, q->async);
+        edge_coap_auth_cancel(q->verify);
         edge_op_cancel(q->op);
+        edge_route_clear(&q->r);
+        free(q->in);
         free(q->body);
         free(q);
 }
@@ -239,6 +253,51 @@ static void on_answer(const edge_answer *a, void *ud)
                 coap_async_trigger(q->async);
                 edge_coap_kick(q->ec);
         }
+}
+
+/* q's answer is status with the error body of msg. */
+static void req_error(creq *q, int status, const char *msg)
+{
+        q->done = true;
+        q->status = status;
+        q->binary = false;
+        free(q->body);
+        q->body = edge_error_json(status, edge_coap_status_name(status), "%s", msg);
+        q->len = q->body ? strlen(q->body) : 0;
+        if (q->async) {
+                coap_async_trigger(q->async);
+                edge_coap_kick(q->ec);
+        }
+}
+
+/* The verdict on q's credentials: served as the token's principal, or refused. */
+static void on_verified(void *ud, hyb_token_result *tok, int status, const char *msg)
+{
+        creq *q = ud;
+        edge_peer *peer = NULL;
+        hyb_error e;
+        edge_op *op;
+        int st;
+
+        q->verify = NULL;
+        if (status) {
+                req_error(q, status, msg);
+                return;
+        }
+        if (q->authz) {
+                req_error(q, 201, ""); /* 2.01 Created, no payload */
+                return;
+        }
+        hyb_error_clear(&e);
+        st = edge_peer_new(q->ec->b, tok, "coap", &peer, &e);
+        if (st < 0) {
+                req_error(q, edge_http_status(hyb_err_to_status(st)),
+                          e.message[0] ? e.message : hyb_strerror(st));
+                return;
+        }
+        op = edge_op_start(peer, &q->r, q->method, q->in, q->in_len, q->timeout, on_answer, q);
+        if (op)
+                q->op = op; /* else answered at once: on_answer triggered the async */
 }
 
 /* ----------------------------------------------------------------- the handler */
@@ -353,6 +412,10 @@ void edge_coap_on_request(coap_resource_t *res, coap_session_t *s, const coap_pd
         uint32_t timeout = EDGE_DEFAULT_TIMEOUT_MS, v, observe;
         coap_async_t *async;
         edge_route r;
+        edge_coap_cred cred;
+        const uint8_t *body;
+        size_t body_len;
+        bool authz, has_cred;
         hyb_error e;
         int method, st;
         creq *q;
@@ -409,25 +472,36 @@ void edge_coap_on_request(coap_resource_t *res, coap_session_t *s, const coap_pd
                 return;
         }
         hyb_error_clear(&e);
-        st = edge_route_parse(path, &r, &e);
-        if (st) {
-                edge_coap_respond_error(ec, res, s, req, query, resp, st, edge_coap_status_name(st),
-                                        "%s", e.message);
-                return;
+        authz = strcmp(path, EDGE_COAP_AUTHZ_PATH) == 0;
+        if (authz) {
+                edge_route_init(&r); /* the token upload: no route of the broker's */
+        } else {
+                st = edge_route_parse(path, &r, &e);
+                if (st) {
+                        edge_coap_respond_error(ec, res, s, req, query, resp, st,
+                                                edge_coap_status_name(st), "%s", e.message);
+                        return;
+                }
         }
-        if (!method || !edge_method_allowed(r.kind, method)) {
+        if (!method || (authz ? method != EDGE_M_POST : !edge_method_allowed(r.kind, method))) {
                 edge_coap_respond_error(ec, res, s, req, query, resp, 405, "HYB_E_BAD_REQUEST",
                                         "method not allowed on this route");
                 edge_route_clear(&r);
                 return;
         }
-        if (!edge_anonymous(ec->b->c, r.path)) {
-                edge_coap_respond_error(ec, res, s, req, query, resp, 401, "HYB_E_UNAUTHORIZED",
-                                        "CoAP serves only the routes of edge.anonymous");
+        /* credentials: option 65003 (coap-auth.c) */
+        st = edge_coap_cred_read(req, &cred);
+        if (st < 0 || (st == 0 && (authz || !edge_anonymous(ec->b->c, r.path)))) {
+                edge_coap_respond_error(
+                        ec, res, s, req, query, resp, 401, "HYB_E_UNAUTHORIZED",
+                        st < 0 ? "malformed credentials (option %u)"
+                               : "credentials required (option %u)",
+                        EDGE_COAP_OPT_PROOF);
                 edge_route_clear(&r);
                 return;
         }
-        if (edge_coap_option(req, COAP_OPTION_CONTENT_FORMAT, &v) &&
+        has_cred = st > 0;
+        if (!authz && edge_coap_option(req, COAP_OPTION_CONTENT_FORMAT, &v) &&
             v != COAP_MEDIATYPE_APPLICATION_JSON) {
                 edge_coap_respond_error(ec, res, s, req, query, resp, 415, "HYB_E_BAD_REQUEST",
                                         "the payload must be JSON (Content-Format 50, or none)");
@@ -438,7 +512,8 @@ void edge_coap_on_request(coap_resource_t *res, coap_session_t *s, const coap_pd
                 bool obs = edge_coap_option(req, COAP_OPTION_OBSERVE, &observe);
 
                 if (obs && observe == 0) {
-                        edge_coap_observe_start(ec, res, s, req, query, resp, &r, &ss);
+                        edge_coap_observe_start(ec, res, s, req, query, resp, &r, &ss,
+                                                has_cred ? &cred : NULL);
                         return;
                 }
                 edge_route_clear(&r);
@@ -483,6 +558,9 @@ void edge_coap_on_request(coap_resource_t *res, coap_session_t *s, const coap_pd
                         return;
                 }
         }
+        /* what the proof signs: the payload as sent (params of a GET come from the URI) */
+        body = data;
+        body_len = len;
         if (r.kind == EDGE_ROUTE_BUS) {
                 coap_opt_iterator_t it;
                 coap_opt_t *t = coap_check_option(req, EDGE_COAP_OPT_TIMEOUT, &it);
@@ -533,9 +611,60 @@ void edge_coap_on_request(coap_resource_t *res, coap_session_t *s, const coap_pd
         q->addr = ss;
         q->session = s;
         q->method = method;
+        q->authz = authz;
+        edge_route_init(&q->r);
         q->next = ec->reqs;
         ec->reqs = q;
         ec->n_reqs++;
+        if (has_cred) {
+                /* served once its credentials held: the route and body wait in q */
+                int vst = 0;
+
+                q->timeout = timeout;
+                edge_route_move(&q->r, &r);
+                if (len && !(q->in = malloc(len))) {
+                        edge_coap_respond_error(ec, res, s, req, query, resp, 500,
+                                                "HYB_E_INTERNAL", "out of memory");
+                        req_free(q);
+                        upload_free(up);
+                        return;
+                }
+                if (len)
+                        memcpy(q->in, data, len);
+                q->in_len = len;
+                hyb_error_clear(&e);
+                q->verify = edge_coap_auth_start(ec, s, req, method, &cred, authz, body, body_len,
+                                                 &ss, on_verified, q, &vst, &e);
+                upload_free(up);
+                if (!q->verify) {
+                        broker_log(ec->b, HYB_LOG_INFO, "edge: CoAP %d %s", vst, e.message);
+                        edge_coap_respond_error(
+                                ec, res, s, req, query, resp, vst, edge_coap_status_name(vst),
+                                "%s",
+                                vst == 401 && strstr(e.message, "unknown token") ? e.message
+                                : vst == 401                                     ? "unauthorized"
+                                                                                 : e.message);
+                        req_free(q);
+                        return;
+                }
+                {
+                        coap_pdu_t *copy = edge_coap_request_copy(s, req, NULL);
+
+                        q->async = copy ? coap_register_async(s, copy, 0) : NULL;
+                        if (copy)
+                                coap_delete_pdu(copy);
+                }
+                if (!q->async) {
+                        edge_coap_respond_error(ec, res, s, req, query, resp, 503,
+                                                "HYB_E_UNAVAILABLE",
+                                                "this token is in use by a pending request");
+                        req_free(q); /* its check goes on, without it */
+                        return;
+                }
+                coap_async_set_app_data(q->async, q);
+                /* else no code: an empty ACK now (CON), the answer as a separate response */
+                return;
+        }
         {
                 edge_peer *peer = NULL;
 
@@ -699,7 +828,11 @@ int edge_coap_start(hyb_broker *b, hyb_error *e)
         coap_context_set_block_mode(ec->ctx, COAP_BLOCK_USE_LIBCOAP);
         coap_context_set_max_idle_sessions(ec->ctx, EDGE_COAP_MAX_SESSIONS);
         coap_context_set_session_timeout(ec->ctx, EDGE_COAP_SESSION_IDLE_S);
+        /* Our critical options, known to libcoap (else 4.02).  Its filter of known options
+         * holds two numbers over 255 (COAP_OPT_FILTER_LONG): these two; a third would be
+         * refused, silently. */
         coap_register_option(ec->ctx, EDGE_COAP_OPT_TIMEOUT);
+        coap_register_option(ec->ctx, EDGE_COAP_OPT_PROOF);
         coap_register_event_handler(ec->ctx, on_coap_event);
         ec->unknown = coap_resource_unknown_init2(edge_coap_on_request, 0);
         if (!ec->unknown)
@@ -742,6 +875,7 @@ void edge_coap_stop(hyb_broker *b)
         if (!ec)
                 return;
         b->coap = NULL;
+        edge_coap_auth_stop(ec); /* no verdict comes back from here on */
         while (ec->obs)
                 edge_coap_obs_free(ec->obs);
         while (ec->reqs)

@@ -169,6 +169,26 @@ void edge_dpop_cache_free(struct edge_dpop_cache *c);
 int edge_dpop_remember(struct edge_dpop_cache **cache, const uint8_t jti_hash[32], uint64_t holder,
                        int64_t iat, int64_t now, hyb_error *e);
 
+/*
+ * Shared with the CoAP credentials (coap-auth.c).  A JOSE ES256 signature's s made low
+ * (n - s for a high one: hyb_key_verify takes low-S only).
+ */
+void edge_sig_low_s(uint8_t sig[64]);
+/* The id of a holder key in the replay cache: the first bytes of the SHA-256 of its kid. */
+uint64_t edge_holder_id(const hyb_key *holder);
+/*
+ * The token part of a request's verdict, in the order of a connect, once the pool's tasks
+ * returned: seen (a token verified before, with its revocation handles seen_ids) has its
+ * revocation asked again and its exp checked; else st (staged, its signatures checked) is
+ * finished by auth_finish.  Then the verified token's holder must be holder (the key the
+ * proof was checked with).  0 with *ret (a reference) and *ret_ids (new handles of st, NULL
+ * for seen; auth_ids_free), HYB_E_UNAUTHORIZED (reason in e), -ENOMEM.
+ */
+struct token_staged;
+int edge_token_verdict(hyb_broker *b, struct token_staged *st, hyb_token_result *seen,
+                       const struct bauth_ids *seen_ids, const hyb_key *holder,
+                       hyb_token_result **ret, struct bauth_ids **ret_ids, hyb_error *e);
+
 /* ---------------------------------------------------------------- routes.c */
 
 enum edge_route_kind {

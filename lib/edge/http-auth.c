@@ -78,7 +78,7 @@ static json_t *part_json(const char *s, size_t n)
  * high s becomes n - s (the same signature's other form) for hyb_key_verify, which takes
  * low-S only.  A proof's uniqueness rests on its jti, not on its bytes.
  */
-static void low_s(uint8_t sig[64])
+void edge_sig_low_s(uint8_t sig[64])
 {
         static const uint8_t n[32] = {0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
                                       0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
@@ -126,6 +126,17 @@ static bool jwk_is_holder(json_t *jwk, const hyb_key *holder)
         }
         json_decref(h);
         return same;
+}
+
+uint64_t edge_holder_id(const hyb_key *holder)
+{
+        const char *kid = hyb_key_get_kid(holder);
+        uint8_t kh[CRYPTO_SHA256_LEN];
+        uint64_t id;
+
+        crypto_sha256(kid, strlen(kid), kh);
+        memcpy(&id, kh, sizeof id);
+        return id;
 }
 
 /*
@@ -191,7 +202,7 @@ static int dpop_pre(dpop *d, const char *proof, size_t proof_len, const hyb_key 
                 err_set(e, r, -1, "DPoP: the signature is not the holder's");
                 goto out;
         }
-        low_s(d->sig);
+        edge_sig_low_s(d->sig);
         m = json_string_value(json_object_get(cl, "htm"));
         u = json_string_value(json_object_get(cl, "htu"));
         jti = json_string_value(json_object_get(cl, "jti"));
@@ -223,13 +234,7 @@ static int dpop_pre(dpop *d, const char *proof, size_t proof_len, const hyb_key 
                 goto out;
         }
         crypto_sha256(jti, jti_len, d->jti_hash);
-        {
-                const char *kid = hyb_key_get_kid(holder);
-                uint8_t kh[CRYPTO_SHA256_LEN];
-
-                crypto_sha256(kid, strlen(kid), kh);
-                memcpy(&d->holder, kh, sizeof d->holder);
-        }
+        d->holder = edge_holder_id(holder);
         d->iat = iat;
         d->input_len = (size_t)(d2 - proof);
         d->input = strndup(proof, d->input_len);
@@ -509,6 +514,42 @@ static void pump(edge_http *eh)
         }
 }
 
+int edge_token_verdict(hyb_broker *b, struct token_staged *st, hyb_token_result *seen,
+                       const struct bauth_ids *seen_ids, const hyb_key *holder,
+                       hyb_token_result **ret, struct bauth_ids **ret_ids, hyb_error *e)
+{
+        hyb_token_result *res = NULL;
+        struct bauth_ids *ids = NULL;
+        int r;
+
+        if (seen) {
+                r = auth_revoked_check(b, seen_ids, e);
+                if (r < 0)
+                        return r;
+                if (hyb_token_result_get_exp(seen) <= (int64_t)time(NULL))
+                        return err_set(e, HYB_E_UNAUTHORIZED, -1, "token: expired");
+                res = hyb_token_result_ref(seen);
+        } else {
+                r = auth_finish(b, st, &res, &ids, e);
+                if (r < 0)
+                        return r;
+        }
+        /* The proof was checked against the holder key read in advance: the verified
+         * token's holder must be that very key. */
+        if (strcmp(hyb_key_get_kid(holder), hyb_token_result_get_holder_kid(res)) != 0) {
+                err_set(e, HYB_E_UNAUTHORIZED, -1, "the proof's key is not the token's holder key");
+                broker_log(b, HYB_LOG_INFO, "edge: 401 token %s of %s: %s",
+                           hyb_token_result_get_jti(res), hyb_token_result_get_sub(res),
+                           e->message);
+                auth_ids_free(ids);
+                hyb_token_result_unref(res);
+                return HYB_E_UNAUTHORIZED;
+        }
+        *ret = res;
+        *ret_ids = ids;
+        return 0;
+}
+
 /* The verdict (on the loop, every task returned): 0 with *ret, else HYB_E_UNAUTHORIZED
  * with the reason in e. */
 static int verdict(edge_verify *v, hyb_token_result **ret, hyb_error *e)
@@ -518,24 +559,10 @@ static int verdict(edge_verify *v, hyb_token_result **ret, hyb_error *e)
         struct bauth_ids *ids = NULL;
         int r;
 
-        if (v->seen) {
-                r = auth_revoked_check(b, v->seen_ids, e);
-                if (r < 0)
-                        return r;
-                if (hyb_token_result_get_exp(v->seen) <= (int64_t)time(NULL))
-                        return err_set(e, HYB_E_UNAUTHORIZED, -1, "token: expired");
-                res = hyb_token_result_ref(v->seen);
-        } else {
-                r = auth_finish(b, v->st, &res, &ids, e);
-                if (r < 0)
-                        return r;
-        }
-        /* The proof was checked against the holder key read in advance: the verified
-         * token's holder must be that very key. */
-        if (strcmp(hyb_key_get_kid(v->holder), hyb_token_result_get_holder_kid(res)) != 0)
-                r = err_set(e, HYB_E_UNAUTHORIZED, -1, "DPoP: the jwk is not the token's holder key");
-        else
-                r = dpop_post(&v->eh->jti, &v->d, v->sig_ok, (int64_t)time(NULL), e);
+        r = edge_token_verdict(b, v->st, v->seen, v->seen_ids, v->holder, &res, &ids, e);
+        if (r < 0)
+                return r;
+        r = dpop_post(&v->eh->jti, &v->d, v->sig_ok, (int64_t)time(NULL), e);
         if (r < 0) {
                 if (r != -ENOMEM)
                         broker_log(b, HYB_LOG_INFO, "edge: 401 token %s of %s: %s",

@@ -25,6 +25,7 @@
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/error.h>
+#include <mbedtls/md.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/pem.h>
 #include <mbedtls/pk.h>
@@ -80,6 +81,28 @@ void crypto_sha256_parts(const void *const *parts, const size_t *lens, size_t n_
                 (void)mbedtls_sha256_update_ret(&ctx, parts[i], lens[i]);
         (void)mbedtls_sha256_finish_ret(&ctx, out);
         mbedtls_sha256_free(&ctx);
+}
+
+int crypto_hmac_sha256_parts(const void *key, size_t key_len, const void *const *parts,
+                             const size_t *lens, size_t n_parts, uint8_t out[CRYPTO_SHA256_LEN])
+{
+        const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+        mbedtls_md_context_t ctx;
+        int rc;
+
+        if (!key || !key_len || !md)
+                return -EINVAL;
+        mbedtls_md_init(&ctx);
+        rc = mbedtls_md_setup(&ctx, md, 1);
+        if (rc == 0)
+                rc = mbedtls_md_hmac_starts(&ctx, key, key_len);
+        for (size_t i = 0; rc == 0 && i < n_parts; i++)
+                if (lens[i])
+                        rc = mbedtls_md_hmac_update(&ctx, parts[i], lens[i]);
+        if (rc == 0)
+                rc = mbedtls_md_hmac_finish(&ctx, out);
+        mbedtls_md_free(&ctx);
+        return rc == 0 ? 0 : rc == MBEDTLS_ERR_MD_ALLOC_FAILED ? -ENOMEM : -EINVAL;
 }
 
 void crypto_sha256(const void *data, size_t n, uint8_t out[CRYPTO_SHA256_LEN])

@@ -45,6 +45,13 @@ void crypto_sha256(const void *data, size_t n, uint8_t out[CRYPTO_SHA256_LEN]);
 void crypto_sha256_parts(const void *const *parts, const size_t *lens, size_t n_parts,
                          uint8_t out[CRYPTO_SHA256_LEN]);
 
+/*
+ * out = HMAC-SHA256 (RFC 2104) with key[0..key_len) over the concatenation of n_parts
+ * buffers (parts[i], lens[i]).  0, or -ENOMEM (-EINVAL for an empty key).
+ */
+int crypto_hmac_sha256_parts(const void *key, size_t key_len, const void *const *parts,
+                             const size_t *lens, size_t n_parts, uint8_t out[CRYPTO_SHA256_LEN]);
+
 /* true when a and b hold the same n bytes; the time taken does not depend on the contents. */
 bool crypto_memeq(const void *a, const void *b, size_t n);
 

@@ -200,15 +200,16 @@ END_TEST
 
 /* ---------------------------------------------------------------- raw peers */
 
-/* Reads one whole frame: its header, and (malloc'd, caller frees) names + body. */
+/* Reads one whole frame: its header, and (malloc'd, caller frees) names + body; the generous
+ * wait only matters when something is wrong (or under valgrind on a loaded machine). */
 static int raw_read(int fd, wire_hdr *h, char **rest)
 {
         uint8_t hb[WIRE_HDR_SIZE];
-        if (raw_read_exact(fd, hb, sizeof hb, 3000) < 0 || wire_hdr_decode(hb, h) < 0)
+        if (raw_read_exact(fd, hb, sizeof hb, 30000) < 0 || wire_hdr_decode(hb, h) < 0)
                 return -1;
         size_t n = wire_frame_len(h) - WIRE_HDR_SIZE;
         *rest = malloc(n + 1);
-        if (raw_read_exact(fd, *rest, n, 3000) < 0) {
+        if (raw_read_exact(fd, *rest, n, 30000) < 0) {
                 free(*rest);
                 return -1;
         }

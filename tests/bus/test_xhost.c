@@ -1088,6 +1088,8 @@ START_TEST(test_events_no_cluster)
 }
 END_TEST
 
+TCase *xsign_tcase(void); /* test_xsign.c */
+
 Suite *xhost_suite(void)
 {
         Suite *s = suite_create("xhost");
@@ -1108,5 +1110,6 @@ Suite *xhost_suite(void)
         tcase_add_test(tc, test_events);
         tcase_add_test(tc, test_events_no_cluster);
         suite_add_tcase(s, tc);
+        suite_add_tcase(s, xsign_tcase());
         return s;
 }

@@ -410,6 +410,8 @@ START_TEST(test_bad_options)
 }
 END_TEST
 
+TCase *cluster_dedupe_tcase(void); /* test_dedupe.c */
+
 Suite *cluster_suite(void)
 {
         Suite *s = suite_create("cluster");
@@ -421,5 +423,6 @@ Suite *cluster_suite(void)
         tcase_add_test(tc, test_pubsub);
         tcase_add_test(tc, test_lib_log);
         suite_add_tcase(s, tc);
+        suite_add_tcase(s, cluster_dedupe_tcase());
         return s;
 }

@@ -9,6 +9,8 @@
  * the WebSocket upgrade request's checks (RFC 6455 section 4.2.1, its example key) and the
  * one-packet-per-message check (doc/edge.md "WebSocket: remote bus peers").
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <check.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -342,6 +344,66 @@ START_TEST(test_coap_options)
 }
 END_TEST
 
+/* The URI a CoAP proof signs: RFC 7252 section 6.5 from the options. */
+START_TEST(test_coap_uri)
+{
+        static const char *const p1[] = {"~sensors", "temp.xml", NULL};
+        static const char *const p2[] = {"store", "a b", NULL};
+        static const char *const q2[] = {"k=1&2", "p=/x?y", NULL};
+        struct sockaddr_storage ss4, ss6;
+        struct sockaddr_in *v4 = (struct sockaddr_in *)&ss4;
+        struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss6;
+        uint8_t port[2] = {0x16, 0x33}, opt[EDGE_COAP_PROOF_LEN];
+        char uri[256], small[20];
+        edge_coap_cred c;
+        coap_pdu_t *pdu;
+
+        coap_startup();
+        memset(&ss4, 0, sizeof ss4);
+        memset(&ss6, 0, sizeof ss6);
+        v4->sin_family = AF_INET;
+        v4->sin_addr.s_addr = htonl(0x7f000001);
+        v4->sin_port = htons(5683);
+        v6->sin6_family = AF_INET6;
+        v6->sin6_addr = in6addr_loopback;
+        v6->sin6_port = htons(61616);
+        /* RFC 7252 6.3's example: Uri-Host, Uri-Port 5683 (the default: no port), "~" kept */
+        pdu = coap_pdu_init(COAP_MESSAGE_CON, COAP_REQUEST_CODE_GET, 1, 1024);
+        ck_assert(coap_add_option(pdu, COAP_OPTION_URI_HOST, 11, (const uint8_t *)"example.com"));
+        ck_assert(coap_add_option(pdu, COAP_OPTION_URI_PORT, 2, port));
+        for (const char *const *p = p1; *p; p++)
+                ck_assert(coap_add_option(pdu, COAP_OPTION_URI_PATH, strlen(*p),
+                                          (const uint8_t *)*p));
+        ck_assert_int_eq(edge_coap_uri(pdu, &ss6, uri, sizeof uri), 0);
+        ck_assert_str_eq(uri, "coap://example.com/~sensors/temp.xml");
+        ck_assert_int_eq(edge_coap_uri(pdu, &ss6, small, sizeof small), -E2BIG);
+        coap_delete_pdu(pdu);
+        /* no Uri-Host: the destination address; a query's "&" encoded, "/" and "?" kept */
+        pdu = coap_get(p2, q2);
+        ck_assert_int_eq(edge_coap_uri(pdu, &ss4, uri, sizeof uri), 0);
+        ck_assert_str_eq(uri, "coap://127.0.0.1/store/a%20b?k=1%262&p=/x?y");
+        ck_assert_int_eq(edge_coap_uri(pdu, &ss6, uri, sizeof uri), 0);
+        ck_assert_str_eq(uri, "coap://[::1]:61616/store/a%20b?k=1%262&p=/x?y");
+        /* no credentials, then one option of 120 bytes, then a second one */
+        ck_assert_int_eq(edge_coap_cred_read(pdu, &c), 0);
+        for (size_t i = 0; i < sizeof opt; i++)
+                opt[i] = (uint8_t)i;
+        ck_assert(coap_add_option(pdu, EDGE_COAP_OPT_PROOF, sizeof opt, opt));
+        ck_assert_int_eq(edge_coap_cred_read(pdu, &c), 1);
+        ck_assert_int_eq(c.th[31], 31);
+        ck_assert(c.iat == 0x2021222324252627LL);
+        ck_assert_int_eq(c.jti[0], 40);
+        ck_assert_int_eq(c.sig[63], 119);
+        ck_assert(coap_add_option(pdu, EDGE_COAP_OPT_PROOF, sizeof opt, opt));
+        ck_assert_int_eq(edge_coap_cred_read(pdu, &c), -EINVAL);
+        coap_delete_pdu(pdu);
+        pdu = coap_get(p2, NULL);
+        ck_assert(coap_add_option(pdu, EDGE_COAP_OPT_PROOF, sizeof opt - 1, opt));
+        ck_assert_int_eq(edge_coap_cred_read(pdu, &c), -EINVAL); /* 119 bytes */
+        coap_delete_pdu(pdu);
+}
+END_TEST
+
 START_TEST(test_ws_upgrade)
 {
         static const char key[] = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -429,6 +491,7 @@ Suite *edge_suite(void)
         tcase_add_test(tc, test_routes);
         tcase_add_test(tc, test_query);
         tcase_add_test(tc, test_coap_options);
+        tcase_add_test(tc, test_coap_uri);
         tcase_add_test(tc, test_ws_upgrade);
         tcase_add_test(tc, test_ws_packet);
         suite_add_tcase(s, tc);

@@ -15,27 +15,9 @@
 # Skipped (77) when mosquitto or mosquitto-clients are not installed.
 . "$HYB_IT_DIR/lib.sh"
 
-MOSQUITTO=$(command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null)
-if [ -z "$MOSQUITTO" ] || ! command -v mosquitto_pub >/dev/null; then
-        echo "# SKIP: mosquitto and mosquitto-clients are not installed"
-        exit 77
-fi
-free_port() {
-        "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-port_open() {
-        "$PYTHON" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$1" 2>/dev/null
-}
-PORT=$(free_port)
-{
-        echo "listener $PORT 127.0.0.1"
-        echo "allow_anonymous true"
-        [ "$(id -u)" = 0 ] && echo "user root"
-} >"$T/mosquitto.conf"
-"$MOSQUITTO" -c "$T/mosquitto.conf" >"$T/mosquitto.log" 2>&1 &
-MPID=$!
-PIDS="$PIDS $MPID"
-wait_until 20 port_open "$PORT" || { bad "mosquitto starts" "$(cat "$T/mosquitto.log")"; finish; }
+need_mosquitto
+start_mosquitto || finish
+PORT=$MQ_PORT MPID=$MQPID
 
 start_daemon a "host: a
 cluster: {broker: \"mqtt://127.0.0.1:$PORT\"}
@@ -106,11 +88,8 @@ SOCK=$T/a.sock
 mosquitto_pub -p "$PORT" -r -q 1 -t k/gone -m 7 || bad "mosquitto_pub -r k/gone 7"
 gone_is() { [ "$(hy store get //k/gone 2>/dev/null)" = "$1" ]; }
 check "a mirrors //k/gone = 7" wait_until 20 gone_is 7
-kill -TERM "$MPID"
-wait "$MPID" 2>/dev/null
-"$MOSQUITTO" -c "$T/mosquitto.conf" >>"$T/mosquitto.log" 2>&1 &
-MPID=$!
-PIDS="$PIDS $MPID"
+stop_mosquitto
+start_mosquitto || finish
 new_sessions() { [ "$(grep -c 'session new' "$T/a.log")" -ge 2 ]; }
 check "a connects again to the restarted broker (a new session)" wait_until 30 new_sessions
 absent() { hy store get //k/gone >/dev/null 2>&1; [ $? = 1 ]; }

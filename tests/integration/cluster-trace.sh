@@ -7,26 +7,9 @@
 # delivered whole.  A mosquitto broker on a free loopback port, hosts a (traced) and b.
 . "$HYB_IT_DIR/lib.sh"
 
-MOSQUITTO=$(command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null)
-if [ -z "$MOSQUITTO" ] || ! command -v mosquitto_sub >/dev/null; then
-        echo "# SKIP: mosquitto and mosquitto-clients are not installed"
-        exit 77
-fi
-free_port() {
-        "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-port_open() {
-        "$PYTHON" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$1" 2>/dev/null
-}
-PORT=$(free_port)
-{
-        echo "listener $PORT 127.0.0.1"
-        echo "allow_anonymous true"
-        [ "$(id -u)" = 0 ] && echo "user root"
-} >"$T/mosquitto.conf"
-"$MOSQUITTO" -c "$T/mosquitto.conf" >"$T/mosquitto.log" 2>&1 &
-PIDS="$PIDS $!"
-wait_until 10 port_open "$PORT" || bad "mosquitto starts" "$(tail -5 "$T/mosquitto.log")"
+need_mosquitto
+start_mosquitto || finish
+PORT=$MQ_PORT
 URL="mqtt://127.0.0.1:$PORT"
 connected() { grep -q "cluster: connected to" "$T/$1.log"; }
 

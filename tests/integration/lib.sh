@@ -183,6 +183,62 @@ as_nobody() {
                 setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
 }
 
+# free_port: a loopback TCP port free now (the kernel's choice); port_open PORT: does
+# something accept connections on it?
+free_port() {
+        "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port_open() {
+        "$PYTHON" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$1" 2>/dev/null
+}
+
+# need_mosquitto: sets MOSQUITTO (the broker's path), or exits 77 (skipped) when mosquitto
+# or mosquitto-clients (mosquitto_pub, mosquitto_sub) are not installed.
+need_mosquitto() {
+        MOSQUITTO=$(command -v mosquitto 2>/dev/null)
+        for m in /usr/sbin/mosquitto /usr/bin/mosquitto /usr/local/sbin/mosquitto; do
+                [ -z "$MOSQUITTO" ] && [ -x "$m" ] && MOSQUITTO=$m
+        done
+        if [ -z "$MOSQUITTO" ] || ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/null; then
+                echo "# SKIP: mosquitto and mosquitto-clients are not installed"
+                exit 77
+        fi
+}
+# start_mosquitto [persist]: a mosquitto broker on a free loopback port, anonymous clients
+# allowed; with `persist`, its persistence file in $T/mq/ (saved every second).  Started as
+# root it runs as root (`user root`: else it drops to user mosquitto, which cannot write
+# in a root-owned temp dir).  Sets MQ_PORT and MQPID; called again (after stop_mosquitto)
+# it starts the same broker on the same port.  Waits until the port accepts connections;
+# returns 1 (a failed check) when it does not.
+start_mosquitto() {
+        [ -n "${MOSQUITTO:-}" ] || need_mosquitto
+        if [ ! -f "$T/mq/mosquitto.conf" ]; then
+                MQ_PORT=$(free_port)
+                mkdir -p "$T/mq"
+                {
+                        echo "listener $MQ_PORT 127.0.0.1"
+                        echo "allow_anonymous true"
+                        if [ "${1:-}" = persist ]; then
+                                echo "persistence true"
+                                echo "persistence_location $T/mq/"
+                                echo "autosave_interval 1"
+                        fi
+                        [ "$(id -u)" = 0 ] && echo "user root"
+                } >"$T/mq/mosquitto.conf"
+        fi
+        "$MOSQUITTO" -c "$T/mq/mosquitto.conf" >>"$T/mosquitto.log" 2>&1 &
+        MQPID=$!
+        PIDS="$PIDS $MQPID"
+        wait_until 20 port_open "$MQ_PORT" && return 0
+        bad "mosquitto starts" "$(tail -n 5 "$T/mosquitto.log")"
+        return 1
+}
+# stop_mosquitto: SIGTERM to the broker start_mosquitto started, and wait for its end.
+stop_mosquitto() {
+        kill -TERM "$MQPID" 2>/dev/null
+        wait "$MQPID" 2>/dev/null
+}
+
 # vmrss PID: resident set in KiB
 vmrss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 

@@ -5,32 +5,12 @@
 # b to an endpoint on a, its 504 (the callee never answers) and 502 (a killed -9: its will),
 # forHost refusing a host, a token-scoped peer refused outside its rights (403), and an
 # event fired --cluster on a received by a listener on b.
-# Skipped (77) only when mosquitto is not installed.
+# Skipped (77) when mosquitto or mosquitto-clients are not installed.
 . "$(dirname "$0")/lib.sh"
 
-MOSQUITTO=
-for m in /usr/sbin/mosquitto /usr/bin/mosquitto /usr/local/sbin/mosquitto; do
-        [ -x "$m" ] && { MOSQUITTO=$m; break; }
-done
-[ -n "$MOSQUITTO" ] || { echo "SKIP: mosquitto is not installed"; exit 77; }
-
-free_port() {
-        "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-port_open() {
-        "$PYTHON" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$1"
-}
-
-PORT=$(free_port)
-{
-        echo "listener $PORT 127.0.0.1"
-        echo "allow_anonymous true"
-        [ "$(id -u)" = 0 ] && echo "user root"
-} >"$T/mosquitto.conf"
-"$MOSQUITTO" -c "$T/mosquitto.conf" >"$T/mosquitto.log" 2>&1 &
-MPID=$!
-PIDS="$PIDS $MPID"
-wait_until 20 port_open "$PORT" || { bad "mosquitto starts" "$(cat "$T/mosquitto.log")"; finish; }
+need_mosquitto
+start_mosquitto || finish
+PORT=$MQ_PORT MPID=$MQPID
 
 # Tokens: issuer acme; a caller's token names both hosts as audiences and grants one
 # procedure of a (as a sees it: bus://localhost/...).  Peers without a token keep the uid
@@ -53,6 +33,8 @@ start_daemon a "$(cluster_yaml a)" || finish
 ASOCK=$SOCK APID=$DPID
 start_daemon b "$(cluster_yaml b)" || finish
 BSOCK=$SOCK BPID_D=$DPID
+check "a, whose calls carry tokens unsigned (no cluster.call_secret_file), warns at its start" \
+        grep -q "calls to other hosts carry their callers' tokens unprotected" "$T/a.log"
 
 # b sees a's presence once both are connected: the first call may race it, so wait for a
 # first answer (an endpoint that answers at once) before the cases.

@@ -17,6 +17,23 @@
 
 /* ----------------------------------------------------------- base64url */
 
+/* RFC 4231 test case 2, the message given in two parts (the cluster's signed calls). */
+START_TEST(test_hmac_rfc4231)
+{
+        static const uint8_t want[CRYPTO_SHA256_LEN] = {
+                0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e, 0x6a, 0x04, 0x24, 0x26, 0x08, 0x95, 0x75, 0xc7,
+                0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83, 0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43,
+        };
+        const void *parts[] = { "what do ya ", "want for nothing?" };
+        size_t lens[] = { 11, 17 };
+        uint8_t out[CRYPTO_SHA256_LEN];
+
+        ck_assert_int_eq(crypto_hmac_sha256_parts("Jefe", 4, parts, lens, 2, out), 0);
+        ck_assert(memcmp(out, want, sizeof want) == 0);
+        ck_assert_int_eq(crypto_hmac_sha256_parts("", 0, parts, lens, 2, out), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_b64u_rfc4648_vectors)
 {
         /* RFC 4648 section 10, base64 without padding; '-' and '_' for 62 and 63 */
@@ -340,6 +357,7 @@ Suite *token_crypto_suite(void)
         Suite *s = suite_create("token_crypto");
         TCase *tc = tcase_create("crypto");
 
+        tcase_add_test(tc, test_hmac_rfc4231);
         tcase_add_test(tc, test_b64u_rfc4648_vectors);
         tcase_add_test(tc, test_b64u_strict);
         tcase_add_test(tc, test_b64u_exhaustive_two_chars);
