@@ -9,6 +9,11 @@
 # usage: bench/run-cluster.sh [--quick] [bench-cluster options, e.g. --n 2000 --rounds 5]
 #   (no option)  1000 messages x 3 rounds
 #   --quick      200 messages x 1 round (a smoke run)
+#   --placement same|apart   (first) pins with taskset: `same` puts the broker, both daemons
+#                and bench-cluster on CPU 0; `apart` the broker on CPU 1, the rest on CPU 0,
+#                so each side's publisher and subscriber (mosquitto's two clients inside
+#                bench-cluster, hybrid's daemons A and B) reach the broker across CPUs
+#                alike (bench/README.md, "Placement")
 # The daemons and the broker get a fresh directory under $TMPDIR (default /tmp), removed at
 # the end, and are stopped by PID.  The table goes to stdout; progress to stderr.
 set -euo pipefail
@@ -26,6 +31,15 @@ cleanup() {
 trap cleanup EXIT
 
 ARGS=()
+PIN_M=() PIN_D=() PIN_B=()
+if [ "${1:-}" = --placement ]; then
+    case "${2:-}" in
+    same) PIN_M=(taskset -c 0) PIN_D=(taskset -c 0) PIN_B=(taskset -c 0) ;;
+    apart) PIN_M=(taskset -c 1) PIN_D=(taskset -c 0) PIN_B=(taskset -c 0) ;;
+    *) log "--placement: same or apart"; exit 2 ;;
+    esac
+    shift 2
+fi
 if [ "${1:-}" = --quick ]; then
     shift
     ARGS=(--n 200 --rounds 1)
@@ -49,7 +63,7 @@ PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0
     [ "$(id -u)" = 0 ] && echo "user root"
     true
 } >"$WORK/mosquitto.conf"
-"$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
+"${PIN_M[@]}" "$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
 PIDS+=($!)
 for h in a b; do
     printf 'host: %s\ncluster: {broker: "mqtt://127.0.0.1:%s"}\nlog: {level: warning}\n' "$h" "$PORT" \
@@ -61,7 +75,7 @@ for i in $(seq 250); do
     sleep 0.02
 done
 for h in a b; do
-    HYBRID_CLUSTER_TRACE="$WORK/$h.trace" "$BUILD/examples/hybridd/hybridd" --foreground --socket "$WORK/$h.sock" --config "$WORK/$h.yaml" \
+    HYBRID_CLUSTER_TRACE="$WORK/$h.trace" "${PIN_D[@]}" "$BUILD/examples/hybridd/hybridd" --foreground --socket "$WORK/$h.sock" --config "$WORK/$h.yaml" \
         >"$WORK/$h.log" 2>&1 &
     PIDS+=($!)
 done
@@ -70,5 +84,5 @@ for h in a b; do
     [ -S "$WORK/$h.sock" ] || { log "hybridd $h did not start"; cat "$WORK/$h.log" >&2; exit 1; }
 done
 log "mosquitto on 127.0.0.1:$PORT, hybridd a and b bridged to it"
-"$BUILD/bench/bench-cluster" --port "$PORT" --a "$WORK/a.sock" --b "$WORK/b.sock" \
+"${PIN_B[@]}" "$BUILD/bench/bench-cluster" --port "$PORT" --a "$WORK/a.sock" --b "$WORK/b.sock" \
     --trace-a "$WORK/a.trace" --trace-b "$WORK/b.trace" "${ARGS[@]}" "$@"

@@ -176,6 +176,7 @@ struct bcluster {
         hyb_store *stale;
         struct event *resync_ev;
         int trace_fd;
+        bool was_batching; /* b->batching before the link's turn (on_turn) */
 };
 
 /* ---------------------------------------------------------------- the bench's trace */
@@ -1340,6 +1341,23 @@ static bool link_log_wanted(int level, void *ud)
         return level <= b->log_level && (b->log || events_log_wanted(b));
 }
 
+/* What the link read in one turn: the frames it makes for peers (deliveries to
+ * subscriptions, the answers to writes at their PUBACK) leave in one write per peer at the
+ * end, as the frames of a batch read from a peer do (broker-conn.c). */
+static void on_turn(cluster_link *l, bool begin, void *ud)
+{
+        bcluster *cl = ud;
+
+        if (begin) {
+                cl->was_batching = cl->b->batching;
+                cl->b->batching = true;
+                return;
+        }
+        cl->b->batching = cl->was_batching;
+        if (!cl->was_batching)
+                broker_flush_batches(cl->b);
+}
+
 static void on_state(cluster_link *l, bool connected, bool session, void *ud)
 {
         bcluster *cl = ud;
@@ -1449,6 +1467,8 @@ int broker_cluster_start(hyb_broker *b, hyb_error *e)
                                             on_data, cl);
         if (r >= 0)
                 r = cluster_link_on_state(cl->link, on_state, cl);
+        if (r >= 0)
+                cluster_link_on_turn(cl->link, on_turn, cl);
         if (r >= 0 && (trace = secure_getenv("HYBRID_CLUSTER_TRACE")) && *trace) {
                 cl->trace_fd = open(trace, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
                 if (cl->trace_fd < 0) {

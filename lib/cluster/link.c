@@ -34,6 +34,9 @@
 #include "common/util.h"
 #include "hybrid/log.h"
 
+/* Packets read from the broker in one loop turn at most (the rest: the next turn). */
+#define CLUSTER_READ_BURST 64
+
 /* The largest MQTT 5 subscription identifier (a variable byte integer). */
 #define MQTT_MAX_SUB_ID 268435455u
 
@@ -92,6 +95,8 @@ struct cluster_link {
         struct sockaddr_storage addr;
         socklen_t addr_len;
         bool connected, socket_up, lost_pending;
+        bool in_turn;   /* on_read is handling what it read */
+        uint64_t msgs_in; /* messages libmosquitto handed over */
         unsigned backoff_ms;
         uint64_t connects;
         uint32_t next_sid;
@@ -111,6 +116,8 @@ struct cluster_link {
         struct waiter *deferred, **deferred_tail;
         cluster_log_fn log;
         cluster_log_wanted_fn log_wanted;
+        cluster_turn_fn turn;
+        void *turn_ud;
         bool lib_log;   /* libmosquitto has our log callback */
         void *log_ud;
 };
@@ -189,6 +196,26 @@ static void update_write(cluster_link *l)
                 event_add(l->wr, NULL);
 }
 
+/*
+ * libmosquitto runs in its "threaded" mode (set at creation, no thread of its own): what it
+ * sends is queued, never written from inside its calls.  So a message read from the broker
+ * is delivered to the daemon's peers before its PUBACK is written (as a plain libmosquitto
+ * client with its own loop thread does), and the link writes what was queued here: at once
+ * outside a turn of reading (a publication leaves in the call that made it), at the end of
+ * the turn otherwise.  A write that fails is left to on_write, from the loop.
+ */
+static void flush_out(cluster_link *l)
+{
+        if (!l->socket_up || !l->wr || l->in_turn)
+                return;
+        if (mosquitto_want_write(l->mosq) && !event_pending(l->wr, EV_WRITE, NULL) &&
+            mosquitto_loop_write(l->mosq, 1) != MOSQ_ERR_SUCCESS) {
+                event_active(l->wr, EV_WRITE, 0);
+                return;
+        }
+        update_write(l);
+}
+
 static void schedule_retry(cluster_link *l)
 {
         struct timeval tv = { l->backoff_ms / 1000, (l->backoff_ms % 1000) * 1000 };
@@ -224,16 +251,47 @@ static void lost(cluster_link *l, int rc)
         schedule_retry(l);
 }
 
+static void turn(cluster_link *l, bool begin)
+{
+        if (l->turn)
+                l->turn(l, begin, l->turn_ud);
+}
+
+/*
+ * What the socket has, in one loop turn: libmosquitto's loop_read reads one packet when
+ * nothing of ours waits for an acknowledgement (a subscriber's case), so after a message the
+ * link asks again until the socket would block (at most CLUSTER_READ_BURST packets; the rest
+ * on the next turn), then runs the done calls those packets made due (PUBACKs, SUBACKs), all
+ * between the turn hooks: what the daemon sends its peers meanwhile leaves together.
+ */
 static void on_read(evutil_socket_t fd, short what, void *ud)
 {
         cluster_link *l = ud;
-        int rc = mosquitto_loop_read(l->mosq, 64);
+        int rc = MOSQ_ERR_SUCCESS;
 
+        l->in_turn = true;
+        turn(l, true);
+        for (int i = 0; i < CLUSTER_READ_BURST; i++) {
+                uint64_t msgs = l->msgs_in;
+
+                errno = 0;
+                rc = mosquitto_loop_read(l->mosq, 1);
+                /* again only after a message: libmosquitto reads as many packets as it
+                 * waits acknowledgements for, so after those (or a would-block, or any
+                 * other packet) there is nothing to expect */
+                if (rc != MOSQ_ERR_SUCCESS || l->lost_pending || errno == EAGAIN ||
+                    errno == EWOULDBLOCK || l->msgs_in == msgs)
+                        break;
+        }
+        if (rc == MOSQ_ERR_SUCCESS && !l->lost_pending && l->deferred)
+                run_deferred(-1, 0, l);
+        turn(l, false);
+        l->in_turn = false;
         if (rc != MOSQ_ERR_SUCCESS || l->lost_pending) {
                 lost(l, rc ? rc : MOSQ_ERR_CONN_LOST);
                 return;
         }
-        update_write(l);
+        flush_out(l); /* the PUBACKs of what was read, what the done calls published */
 }
 
 static void on_write(evutil_socket_t fd, short what, void *ud)
@@ -260,7 +318,7 @@ static void on_misc(evutil_socket_t fd, short what, void *ud)
                 lost(l, rc ? rc : MOSQ_ERR_KEEPALIVE);
                 return;
         }
-        update_write(l);
+        flush_out(l);
 }
 
 /* The probe got through: libmosquitto's own (blocking, but now quick) connect. */
@@ -299,7 +357,7 @@ static void do_connect(cluster_link *l)
                 return;
         }
         evtimer_add(l->misc, &sec);
-        update_write(l);
+        flush_out(l); /* the CONNECT */
 }
 
 static void probe_done(evutil_socket_t fd, short what, void *ud)
@@ -540,6 +598,7 @@ static void cb_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
         size_t tl;
         int seq;
 
+        l->msgs_in++;
         if (!msg->topic || !first_copy(l, msg->topic, props))
                 return;
         /* A message that came before: a QoS 1 redelivery (dedupe.h).  A retained one may
@@ -730,6 +789,7 @@ int cluster_link_new(struct event_base *base, const cluster_options *o,
                 r = -ENOMEM;
                 goto fail;
         }
+        (void)mosquitto_threaded_set(l->mosq, true); /* queues what it sends: flush_out */
         if (o->password_file && (r = read_password(o->password_file, &l->password, reterr)) < 0)
                 goto fail;
         r = configure(l, l->mosq, reterr);
@@ -854,6 +914,12 @@ void cluster_link_set_log_wanted(cluster_link *l, cluster_log_wanted_fn fn)
         update_lib_log(l);
 }
 
+void cluster_link_on_turn(cluster_link *l, cluster_turn_fn fn, void *ud)
+{
+        l->turn = fn;
+        l->turn_ud = ud;
+}
+
 int cluster_link_on_state(cluster_link *l, cluster_state_fn fn, void *ud)
 {
         struct statefn *s;
@@ -923,7 +989,7 @@ int cluster_link_subscribe(cluster_link *l, const char *filter, int qos, cluster
         l->subs = s;
         if (l->connected) {
                 send_subscribe(l, s);
-                update_write(l);
+                flush_out(l);
         }
         return 0;
 }
@@ -941,7 +1007,7 @@ int cluster_link_unsubscribe(cluster_link *l, const char *filter)
         *pp = s->next;
         if (l->connected) {
                 (void)mosquitto_unsubscribe(l->mosq, NULL, s->filter);
-                update_write(l);
+                flush_out(l);
         }
         while (s->waiters) {
                 struct waiter *w = s->waiters;
@@ -1009,7 +1075,7 @@ int cluster_link_publish(cluster_link *l, const char *topic, const void *payload
                 p->ud = ud;
         } else
                 defer_done(l, done, ud, 0);
-        update_write(l);
+        flush_out(l);
         return 0;
 }
 

@@ -54,6 +54,9 @@ typedef void (*cluster_done_fn)(cluster_link *l, int r, void *userdata);
 /* The link connected (session_present: the broker kept our session) or lost its connection. */
 typedef void (*cluster_state_fn)(cluster_link *l, bool connected, bool session_present,
                                  void *userdata);
+/* Called with begin true before the link handles what it read in one loop turn (messages,
+ * acknowledgements and the done calls they make due) and with false after it. */
+typedef void (*cluster_turn_fn)(cluster_link *l, bool begin, void *userdata);
 /* A line for the daemon's log (level: HYB_LOG_*). */
 typedef void (*cluster_log_fn)(int level, const char *msg, void *userdata);
 /* Would a line of level reach a log now? */
@@ -85,6 +88,10 @@ void cluster_link_set_log_wanted(cluster_link *l, cluster_log_wanted_fn fn);
  * replaces the first.  0, -ENOMEM. */
 int cluster_link_on_message(cluster_link *l, const char *prefix, cluster_msg_fn fn,
                             void *userdata);
+/* Sets fn (one; NULL: none) to bracket each loop turn's reading: a daemon batches what it
+ * sends its peers in between (the deliveries of the messages read together, the answers to
+ * the writes their PUBACKs acknowledge) and sends it at the end. */
+void cluster_link_on_turn(cluster_link *l, cluster_turn_fn fn, void *userdata);
 /* Registers fn for connection changes (several may be registered).  0, -ENOMEM. */
 int cluster_link_on_state(cluster_link *l, cluster_state_fn fn, void *userdata);
 

@@ -49,6 +49,12 @@ expect "B reads //kitchen/temp from its mirror: 22" 0 "22" hb store get //kitche
 expect "B reads //kitchen/light: 'on'" 0 "'on'" hb store get //kitchen/light
 expect "a transient write is not retained" 1 "" hb store get //kitchen/door
 expect "A reads its own write back: 22" 0 "22" ha store get //kitchen/temp
+# pipelined: 300 writes of a peer of A in one go, every one answered, delivered once in order
+"$PYTHON" "$HYB_IT_DIR/cluster-pipe.py" "$SA" "$SB" 300 >"$T/pipe.out" 2>&1
+PIPE_RC=$?
+sed 's/^/    /' "$T/pipe.out"
+check "300 pipelined cluster writes: answered, delivered once each in order" \
+        [ $PIPE_RC -eq 0 -a "$(grep -c '^ok ' "$T/pipe.out")" -eq 5 ]
 
 # --- the mapping, seen by plain MQTT clients
 mosquitto_sub -p "$PORT" -h 127.0.0.1 -t 'kitchen/#' -v --retained-only -W 5 >"$T/sub.out" 2>/dev/null
