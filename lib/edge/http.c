@@ -185,20 +185,6 @@ typedef struct edge_conn {
         void *gone_ud;
 } edge_conn;
 
-bool edge_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-        if (a->ss_family != b->ss_family)
-                return false;
-        if (a->ss_family == AF_INET)
-                return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-                       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-        if (a->ss_family == AF_INET6)
-                return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                              &((const struct sockaddr_in6 *)b)->sin6_addr,
-                              sizeof(struct in6_addr)) == 0;
-        return false;
-}
-
 static edge_conn *conn_find(edge_http *eh, struct evhttp_connection *evcon)
 {
         for (edge_conn *c = eh->conns; c; c = c->next)

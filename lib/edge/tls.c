@@ -46,6 +46,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "edge/tls.h"
+#include "edge/edge-internal.h"
 
 #include "common/util.h"
 #include "token/crypto.h"
@@ -71,7 +72,7 @@ struct edge_tls {
         /* Server handshakes in progress, by source address (a short list: at most hs_max). */
         unsigned hs_per_source, hs_max, hs_total;
         struct hs_source {
-                char addr[INET6_ADDRSTRLEN];
+                char addr[INET6_ADDRSTRLEN + 4];
                 unsigned n;
         } *sources;
         size_t n_sources;
@@ -91,7 +92,7 @@ struct edge_tls_conn {
         bool close_wanted, sent_close; /* edge_tls_shutdown asked; close_notify queued */
         uint8_t master[48], randoms[64];
         char peer[INET6_ADDRSTRLEN + 10]; /* "ADDRESS:PORT", for the log */
-        char src[INET6_ADDRSTRLEN];       /* the address alone: the handshake cap's key */
+        char src[INET6_ADDRSTRLEN + 4];   /* the source key (an IPv6 one with "/64"): the handshake cap's key */
         bool admitted, released;          /* counted in tls->sources; no longer */
         mbedtls_tls_prf_types prf;
         char error[200];
@@ -400,18 +401,30 @@ static void note_peer(edge_tls_conn *c)
 
         if (c->peer[0] || fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
                 return;
-        if (ss.ss_family == AF_INET) {
-                struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+                struct sockaddr_storage key;
 
-                inet_ntop(AF_INET, &a->sin_addr, addr, sizeof(addr));
-                snprintf(c->peer, sizeof(c->peer), "%s:%u", addr, ntohs(a->sin_port));
-                memcpy(c->src, addr, sizeof(c->src));
-        } else if (ss.ss_family == AF_INET6) {
-                struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+                if (ss.ss_family == AF_INET) {
+                        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 
-                inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof(addr));
-                snprintf(c->peer, sizeof(c->peer), "[%s]:%u", addr, ntohs(a->sin6_port));
-                memcpy(c->src, addr, sizeof(c->src));
+                        inet_ntop(AF_INET, &a->sin_addr, addr, sizeof(addr));
+                        snprintf(c->peer, sizeof(c->peer), "%s:%u", addr, ntohs(a->sin_port));
+                } else {
+                        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+                        inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof(addr));
+                        snprintf(c->peer, sizeof(c->peer), "[%s]:%u", addr, ntohs(a->sin6_port));
+                }
+                /* the handshake cap counts by the edge's source key: an IPv4 address (an
+                 * IPv4-mapped one as IPv4), or an IPv6 /64 (edge-internal.h) */
+                edge_addr_key((const struct sockaddr *)&ss, &key);
+                if (key.ss_family == AF_INET) {
+                        inet_ntop(AF_INET, &((struct sockaddr_in *)&key)->sin_addr, addr, sizeof(addr));
+                        snprintf(c->src, sizeof(c->src), "%s", addr);
+                } else {
+                        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&key)->sin6_addr, addr, sizeof(addr));
+                        snprintf(c->src, sizeof(c->src), "%.*s/64", (int)sizeof(c->src) - 4, addr);
+                }
         } else {
                 snprintf(c->peer, sizeof(c->peer), "local");
                 snprintf(c->src, sizeof(c->src), "local");
