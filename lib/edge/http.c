@@ -262,6 +262,36 @@ static bool conn_evict_idle(edge_http *eh, const edge_addr *mine)
 }
 
 /*
+ * All EDGE_MAX_UNSENT connections that have sent no request yet are open: the oldest of
+ * them of the source address holding the most is closed for a newcomer from mine (NULL: an
+ * address without any), if that address holds more of them than mine does.  A client that
+ * opens connections and sends nothing (slowloris) then takes its own places, never a
+ * newcomer's from an address holding fewer.  True when one was closed.
+ */
+static bool conn_evict_unsent(edge_http *eh, const edge_addr *mine)
+{
+        edge_addr *top = NULL;
+        edge_conn *victim = NULL;
+
+        for (edge_addr *a = eh->addrs; a; a = a->next)
+                if (!top || a->n_unsent > top->n_unsent)
+                        top = a;
+        if (!top || top == mine || top->n_unsent <= (mine ? mine->n_unsent : 0))
+                return false;
+        for (edge_conn *c = eh->conns; c; c = c->next)
+                if (c->addr == top && c->unsent && (!victim || c->used < victim->used))
+                        victim = c;
+        if (!victim)
+                return false;
+        broker_log(eh->b, HYB_LOG_INFO,
+                   "edge: connection closed before its first request: the oldest of %u without "
+                   "one from its address, for a newcomer (%u in all)",
+                   top->n_unsent, eh->n_unsent);
+        evhttp_connection_free(victim->evcon); /* conn_closed uncounts and frees victim */
+        return true;
+}
+
+/*
  * Counts evcon at its first request against the caps: false when one refuses it.  A
  * connection that has not sent a whole request is bounded by the timeout instead.
  */
@@ -404,6 +434,8 @@ static void conn_accepted(evutil_socket_t fd, short what, void *ud)
         for (a = eh->addrs; a; a = a->next)
                 if (edge_addr_same(&a->ss, &ss))
                         break;
+        if (eh->n_unsent >= EDGE_MAX_UNSENT && !(a && a->n_unsent >= EDGE_MAX_UNSENT_PER_ADDRESS))
+                (void)conn_evict_unsent(eh, a);
         if (eh->n_unsent >= EDGE_MAX_UNSENT ||
             (a && a->n_unsent >= EDGE_MAX_UNSENT_PER_ADDRESS) || !(c = calloc(1, sizeof *c))) {
                 broker_log(eh->b, HYB_LOG_WARNING,
@@ -425,6 +457,7 @@ static void conn_accepted(evutil_socket_t fd, short what, void *ud)
         a->n_unsent++;
         eh->n_unsent++;
         c->unsent = true;
+        c->used = ++conn_seq; /* its accept: the oldest goes first (conn_evict_unsent) */
         c->evcon = evcon;
         c->addr = a;
         c->next = eh->conns;
