@@ -5,8 +5,11 @@
  * global options (-b -d -a -j -h -V), exit 0/1/2/3, errors as JSON under --json.
  */
 #include <ctype.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <hybrid/hybrid.h>
@@ -414,7 +417,19 @@ int main(int argc, char **argv)
         if (!ctx.app)
                 ctx.app = "org.hybridos.cli";
         if (!ctx.runner) {
-                snprintf(runner, sizeof(runner), "cli%ld", (long)getpid());
+                /* cli<pid> is a local process's name: a remote broker refuses it to us
+                 * (doc/protocol.md "Names"), so over ws:// and wss:// the default is
+                 * w<pid>_<8 random hex digits>, unlikely to meet another host's */
+                uint32_t rnd = 0;
+
+                if (ctx.bus && (strncasecmp(ctx.bus, "ws://", 5) == 0 ||
+                                strncasecmp(ctx.bus, "wss://", 6) == 0)) {
+                        if (getentropy(&rnd, sizeof rnd) < 0)
+                                rnd = (uint32_t)time(NULL) ^ (uint32_t)getpid();
+                        snprintf(runner, sizeof(runner), "w%ld_%08" PRIx32, (long)getpid(), rnd);
+                } else {
+                        snprintf(runner, sizeof(runner), "cli%ld", (long)getpid());
+                }
                 ctx.runner = runner;
         }
         r = cmd->run(&ctx);

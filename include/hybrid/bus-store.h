@@ -132,7 +132,9 @@ HYB_EXPORT int hyb_bus_backend_open_host_with(const char *db, const hyb_bus_conn
  * rule above from the environment ($HYBRID_DB, else $HYBRID_BUS, else the
  * daemon at the default socket, else the default database), its program
  * scope in memory, `~/` at /home/<name>/.  app and runner name the bus
- * connection when a daemon serves the host scope (runner NULL: "p<pid>");
+ * connection when a daemon serves the host scope (runner NULL: "p<pid>", or,
+ * when $HYBRID_BUS is a ws:// or wss:// URL, "w<pid>_<8 random hex digits>":
+ * a remote broker refuses p<pid> under org.hybridos.cli, doc/protocol.md);
  * when $HYBRID_TOKEN and $HYBRID_KEY name a token file and its holder's
  * private key file, the daemon is shown that token (doc/token.md); a file
  * that cannot be read is HYB_E_UNAUTHORIZED.  When a daemon serves the host

@@ -13,6 +13,7 @@
  */
 #include <jansson.h>
 #include <stdio.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -803,6 +804,36 @@ int auth_bus_check(const bconn *c, const char *ep, const char *member, unsigned 
 }
 
 /*
+ * Is runner, under the app org.hybridos.cli, the name a local process takes by default:
+ * cli<pid> (the hybrid tool), p<pid> or p<pid>_<n> (the store scope of the library and the
+ * bindings)?  Those names belong to processes of this host: a remote peer may not take them,
+ * so it cannot squat the name a local CLI is about to claim.  ASCII case is ignored, as bus
+ * names compare.
+ */
+static bool auth_local_runner(const char *runner)
+{
+        const char *p = runner;
+        size_t n;
+
+        if (strncasecmp(p, "cli", 3) == 0)
+                p += 3;
+        else if (*p == 'p' || *p == 'P')
+                p++;
+        else
+                return false;
+        n = strspn(p, "0123456789");
+        if (n == 0)
+                return false;
+        if (p[n] == '\0')
+                return true;
+        if (p != runner + 1 || p[n] != '_')
+                return false; /* cli<pid>_...: not a name of the tool */
+        p += n + 1;
+        n = strspn(p, "0123456789");
+        return n > 0 && p[n] == '\0';
+}
+
+/*
  * The rest of the handshake once the credentials held (tok and tok_ids, taken over; NULL
  * without a token): the names, the endpoint, AUTH_RESULT 200.
  */
@@ -830,6 +861,15 @@ static void auth_accept(bconn *c, json_t *j, hyb_token_result *tok, struct bauth
                 snprintf(why, sizeof why, "the token (%s) grants nothing on bus://localhost/%s/%s",
                          hyb_token_result_get_jti(tok), app, runner);
                 auth_refuse(c, why);
+                goto out;
+        }
+        if (c->remote && bus_name_equal(app, strlen(app), AUTH_CLI_APP, strlen(AUTH_CLI_APP)) &&
+            auth_local_runner(runner)) {
+                snprintf(why, sizeof why,
+                         "runner %s of %s is kept for local processes (cli<pid>, p<pid>, "
+                         "p<pid>_<n>): a remote peer takes another name",
+                         runner, AUTH_CLI_APP);
+                auth_fail(c, 403, why);
                 goto out;
         }
         if (!tok && !broker_config_may_claim(b->c, c->uid, app, strlen(app))) {

@@ -119,18 +119,20 @@ static bool under(const char *path, const char *seg)
                (path[n + 1] == '\0' || path[n + 1] == '/');
 }
 
-/* A system service's own app, connected as the daemon's own uid or as root. */
-static bool service_peer(uid_t uid, const char *app, const char *service)
+/* A system service's own app, connected over the Unix socket as the daemon's own uid or as
+ * root.  A peer of another transport (a WebSocket peer, an edge session, a peer host of the
+ * cluster) never is: those run as uid 65534, which may well be the daemon's own uid. */
+static bool service_peer(const bconn *c, const char *service)
 {
-        return app && strcmp(app, service) == 0 && (uid == 0 || uid == geteuid());
+        return !c->transport && !c->remote && c->app && strcmp(c->app, service) == 0 &&
+               (c->uid == 0 || c->uid == geteuid());
 }
 
 /* /sys/info/... is written by the sysinfo service (hybrid-sysinfo) alone.  Every other peer
  * is refused there as anywhere under /sys/. */
-static bool sysinfo_writer(uid_t uid, const char *app, const char *path)
+static bool sysinfo_writer(const bconn *c, const char *path)
 {
-        return strncmp(path, "/sys/info/", 10) == 0 &&
-               service_peer(uid, app, "org.hybridos.sysinfo");
+        return strncmp(path, "/sys/info/", 10) == 0 && service_peer(c, "org.hybridos.sysinfo");
 }
 
 /* What a refusal calls the right: read, write, delete or subscribe. */
@@ -159,14 +161,14 @@ int store_acl_check(hyb_broker *b, const bconn *c, unsigned right, const hyb_fur
         /* The kernel's own objects are read-only, whatever the policy (doc/config.md). */
         if ((right & (BROKER_STORE_WRITE | BROKER_STORE_DELETE)) && path &&
             under(path, "sys") &&
-            !sysinfo_writer(uid, app, path))
+            !sysinfo_writer(c, path))
                 return err_set(e, HYB_E_FORBIDDEN, -1, "%s is read-only", path);
         if ((right & BROKER_STORE_DELETE) && reserved_delete_reach(b, "sys", f, e) < 0)
                 return HYB_E_FORBIDDEN;
         /* The log service's records (/log/<app>/<seq>) are written and deleted by hybrid-logd
          * alone, so a record read back at its restart is one it kept (doc/hybrid-logd.md). */
         if ((right & (BROKER_STORE_WRITE | BROKER_STORE_DELETE)) &&
-            !service_peer(uid, app, "org.hybridos.logd")) {
+            !service_peer(c, "org.hybridos.logd")) {
                 if (path && under(path, "log"))
                         return err_set(e, HYB_E_FORBIDDEN, -1, "%s is written by hybrid-logd alone",
                                        path);

@@ -13,6 +13,7 @@
  * the op: callbacks run from the backend's process only, in arrival order,
  * which is write order at the daemon's store.
  */
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "bus-internal.h"
+#include "bus-ws.h"
 #include "common/util.h"
 #include "hybrid/token.h"
 #include "hybrid/bus-store.h"
@@ -492,7 +494,19 @@ HYB_EXPORT int hyb_bus_scope_open(const char *app, const char *runner, const cha
 
         hyb_assert_return(app && name && ret, -EINVAL);
         if (!runner) {
-                snprintf(dflt, sizeof dflt, "p%ld", (long)getpid());
+                const char *bus_env = getenv("HYBRID_BUS");
+                uint32_t rnd = 0;
+
+                /* p<pid> is a local process's name: a remote broker refuses it under
+                 * org.hybridos.cli (doc/protocol.md "Names"), so a ws:// or wss:// daemon
+                 * is asked for w<pid>_<8 random hex digits> */
+                if (bus_env && bus_ws_is_url(bus_env)) {
+                        if (getentropy(&rnd, sizeof rnd) < 0)
+                                rnd = (uint32_t)hyb_now_usec();
+                        snprintf(dflt, sizeof dflt, "w%ld_%08" PRIx32, (long)getpid(), rnd);
+                } else {
+                        snprintf(dflt, sizeof dflt, "p%ld", (long)getpid());
+                }
                 runner = dflt;
         }
         hyb_bus_connect_options o;

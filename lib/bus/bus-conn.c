@@ -510,6 +510,11 @@ static int bus_handshake(hyb_bus *bus, const hyb_bus_connect_options *o, hyb_err
         if (mb <= 0 || (uint64_t)mb > UINT32_MAX)
                 return err_set(reterr, HYB_E_PROTOCOL, -1, "bad maxBody in challenge");
         bus->max_body = (size_t)mb;
+        /* A remote server may announce up to 4 GiB: over ws:// and wss:// the client takes
+         * no larger body than BUS_WS_MAX_BODY either way, so a hostile server cannot make it
+         * buffer more (doc/bus.md "Remote brokers") */
+        if (bus->ws && bus->max_body > BUS_WS_MAX_BODY)
+                bus->max_body = BUS_WS_MAX_BODY;
         if (bus->ws)
                 bus_ws_set_max_message(bus->ws, WIRE_HDR_SIZE + WIRE_NAMES_MAX + bus_parse_limit(bus));
 

@@ -680,9 +680,16 @@ int bus_ws_check_response(char *head, const char *accept, const bus_ws_url *u,
         char v[256];
         int status, r;
 
-        if (sscanf(head, "HTTP/1.%*1[01] %3d", &status) != 1)
+        /* status-line = HTTP-version SP 3DIGIT SP reason (RFC 9112 4): exactly one space
+         * each side, not any white space as sscanf's " %d" would skip (a vertical tab, two
+         * spaces), nor a sign */
+        if (strncmp(head, "HTTP/1.", 7) != 0 || (head[7] != '0' && head[7] != '1') ||
+            head[8] != ' ' || !isdigit((unsigned char)head[9]) ||
+            !isdigit((unsigned char)head[10]) || !isdigit((unsigned char)head[11]) ||
+            (head[12] != ' ' && head[12] != '\r' && head[12] != '\0'))
                 return err_set(reterr, HYB_E_PROTOCOL, -1,
                                "WebSocket upgrade to %s: not an HTTP response", u->hostport);
+        status = (head[9] - '0') * 100 + (head[10] - '0') * 10 + (head[11] - '0');
         if (status != 101) {
                 const char *reason = head + strcspn(head, " ");
 

@@ -22,6 +22,7 @@
 #include <sys/uio.h>
 
 #include "hybrid/bus.h"
+#include "wire.h"
 
 typedef struct bus_ws bus_ws;
 
@@ -33,6 +34,9 @@ typedef struct bus_ws bus_ws;
 #define BUS_WS_CONNECT_TIMEOUT_MS 15000
 /* The HTTP response to the upgrade, headers included. */
 #define BUS_WS_RESPONSE_MAX 8192
+/* The largest packet body a WebSocket client sends or takes, whatever the server's maxBody:
+ * a message is at most the header, the names and this (close 1009 past it). */
+#define BUS_WS_MAX_BODY WIRE_DEFAULT_MAX_BODY
 /* Raw bytes one bus_ws_read takes off the socket before it lets packets be dispatched. */
 #define BUS_WS_READ_BUDGET (256u * 1024)
 /* Bytes of pongs the client queues while its output was never seen empty: past this a

@@ -124,8 +124,14 @@ void edge_send(struct evhttp_request *req, int kind, int status, const char *rea
  * connection caps hold. */
 void edge_conn_watch(edge_http *eh, struct evhttp_connection *evcon,
                      void (*gone)(struct evhttp_connection *evcon, void *ud), void *ud);
+struct sockaddr;
 struct sockaddr_storage;
-/* The same host (the port is not looked at): the per-address bounds of HTTP and CoAP. */
+/* The key a per-address bound counts sa by (addr.c): an IPv4 address (an IPv4-mapped IPv6
+ * one as the IPv4 address), or an IPv6 address's /64 (the rest zeroed); no port.  Another
+ * family (or NULL): all zero. */
+void edge_addr_key(const struct sockaddr *sa, struct sockaddr_storage *key);
+/* The same source as edge_addr_key counts it (the port is not looked at): the per-address
+ * bounds of HTTP, WebSocket and CoAP. */
 bool edge_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 /* Answers req with status and the JSON error body {"status","code","message"}. */
 void edge_send_error(struct evhttp_request *req, int status, const char *code, const char *fmt, ...)

@@ -185,20 +185,6 @@ typedef struct edge_conn {
         void *gone_ud;
 } edge_conn;
 
-bool edge_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-        if (a->ss_family != b->ss_family)
-                return false;
-        if (a->ss_family == AF_INET)
-                return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-                       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-        if (a->ss_family == AF_INET6)
-                return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                              &((const struct sockaddr_in6 *)b)->sin6_addr,
-                              sizeof(struct in6_addr)) == 0;
-        return false;
-}
-
 static edge_conn *conn_find(edge_http *eh, struct evhttp_connection *evcon)
 {
         for (edge_conn *c = eh->conns; c; c = c->next)
@@ -271,6 +257,36 @@ static bool conn_evict_idle(edge_http *eh, const edge_addr *mine)
                    "edge: idle connection closed: the least recently used of %u open from its "
                    "address, for a newcomer (%u open in all)",
                    top->n, eh->n_conns);
+        evhttp_connection_free(victim->evcon); /* conn_closed uncounts and frees victim */
+        return true;
+}
+
+/*
+ * All EDGE_MAX_UNSENT connections that have sent no request yet are open: the oldest of
+ * them of the source address holding the most is closed for a newcomer from mine (NULL: an
+ * address without any), if that address holds more of them than mine does.  A client that
+ * opens connections and sends nothing (slowloris) then takes its own places, never a
+ * newcomer's from an address holding fewer.  True when one was closed.
+ */
+static bool conn_evict_unsent(edge_http *eh, const edge_addr *mine)
+{
+        edge_addr *top = NULL;
+        edge_conn *victim = NULL;
+
+        for (edge_addr *a = eh->addrs; a; a = a->next)
+                if (!top || a->n_unsent > top->n_unsent)
+                        top = a;
+        if (!top || top == mine || top->n_unsent <= (mine ? mine->n_unsent : 0))
+                return false;
+        for (edge_conn *c = eh->conns; c; c = c->next)
+                if (c->addr == top && c->unsent && (!victim || c->used < victim->used))
+                        victim = c;
+        if (!victim)
+                return false;
+        broker_log(eh->b, HYB_LOG_INFO,
+                   "edge: connection closed before its first request: the oldest of %u without "
+                   "one from its address, for a newcomer (%u in all)",
+                   top->n_unsent, eh->n_unsent);
         evhttp_connection_free(victim->evcon); /* conn_closed uncounts and frees victim */
         return true;
 }
@@ -418,6 +434,8 @@ static void conn_accepted(evutil_socket_t fd, short what, void *ud)
         for (a = eh->addrs; a; a = a->next)
                 if (edge_addr_same(&a->ss, &ss))
                         break;
+        if (eh->n_unsent >= EDGE_MAX_UNSENT && !(a && a->n_unsent >= EDGE_MAX_UNSENT_PER_ADDRESS))
+                (void)conn_evict_unsent(eh, a);
         if (eh->n_unsent >= EDGE_MAX_UNSENT ||
             (a && a->n_unsent >= EDGE_MAX_UNSENT_PER_ADDRESS) || !(c = calloc(1, sizeof *c))) {
                 broker_log(eh->b, HYB_LOG_WARNING,
@@ -439,6 +457,7 @@ static void conn_accepted(evutil_socket_t fd, short what, void *ud)
         a->n_unsent++;
         eh->n_unsent++;
         c->unsent = true;
+        c->used = ++conn_seq; /* its accept: the oldest goes first (conn_evict_unsent) */
         c->evcon = evcon;
         c->addr = a;
         c->next = eh->conns;

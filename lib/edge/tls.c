@@ -46,6 +46,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "edge/tls.h"
+#include "edge/edge-internal.h"
 
 #include "common/util.h"
 #include "token/crypto.h"
@@ -71,10 +72,13 @@ struct edge_tls {
         /* Server handshakes in progress, by source address (a short list: at most hs_max). */
         unsigned hs_per_source, hs_max, hs_total;
         struct hs_source {
-                char addr[INET6_ADDRSTRLEN];
+                char addr[INET6_ADDRSTRLEN + 4];
                 unsigned n;
         } *sources;
         size_t n_sources;
+        /* The connections counted there, oldest first (a newcomer may take the place of
+         * the oldest of the source holding the most: evict_handshake). */
+        edge_tls_conn *hs_head, *hs_tail;
 };
 
 struct edge_tls_conn {
@@ -91,8 +95,9 @@ struct edge_tls_conn {
         bool close_wanted, sent_close; /* edge_tls_shutdown asked; close_notify queued */
         uint8_t master[48], randoms[64];
         char peer[INET6_ADDRSTRLEN + 10]; /* "ADDRESS:PORT", for the log */
-        char src[INET6_ADDRSTRLEN];       /* the address alone: the handshake cap's key */
+        char src[INET6_ADDRSTRLEN + 4];   /* the source key (an IPv6 one with "/64"): the handshake cap's key */
         bool admitted, released;          /* counted in tls->sources; no longer */
+        edge_tls_conn *hs_prev, *hs_next; /* tls->hs_head list, while admitted */
         mbedtls_tls_prf_types prf;
         char error[200];
         int fd; /* fd-based client connections (edge_tls_fd_open): the socket, else -1 */
@@ -400,18 +405,30 @@ static void note_peer(edge_tls_conn *c)
 
         if (c->peer[0] || fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
                 return;
-        if (ss.ss_family == AF_INET) {
-                struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+                struct sockaddr_storage key;
 
-                inet_ntop(AF_INET, &a->sin_addr, addr, sizeof(addr));
-                snprintf(c->peer, sizeof(c->peer), "%s:%u", addr, ntohs(a->sin_port));
-                memcpy(c->src, addr, sizeof(c->src));
-        } else if (ss.ss_family == AF_INET6) {
-                struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+                if (ss.ss_family == AF_INET) {
+                        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 
-                inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof(addr));
-                snprintf(c->peer, sizeof(c->peer), "[%s]:%u", addr, ntohs(a->sin6_port));
-                memcpy(c->src, addr, sizeof(c->src));
+                        inet_ntop(AF_INET, &a->sin_addr, addr, sizeof(addr));
+                        snprintf(c->peer, sizeof(c->peer), "%s:%u", addr, ntohs(a->sin_port));
+                } else {
+                        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+                        inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof(addr));
+                        snprintf(c->peer, sizeof(c->peer), "[%s]:%u", addr, ntohs(a->sin6_port));
+                }
+                /* the handshake cap counts by the edge's source key: an IPv4 address (an
+                 * IPv4-mapped one as IPv4), or an IPv6 /64 (edge-internal.h) */
+                edge_addr_key((const struct sockaddr *)&ss, &key);
+                if (key.ss_family == AF_INET) {
+                        inet_ntop(AF_INET, &((struct sockaddr_in *)&key)->sin_addr, addr, sizeof(addr));
+                        snprintf(c->src, sizeof(c->src), "%s", addr);
+                } else {
+                        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&key)->sin6_addr, addr, sizeof(addr));
+                        snprintf(c->src, sizeof(c->src), "%.*s/64", (int)sizeof(c->src) - 4, addr);
+                }
         } else {
                 snprintf(c->peer, sizeof(c->peer), "local");
                 snprintf(c->src, sizeof(c->src), "local");
@@ -436,10 +453,43 @@ static struct hs_source *source_find(edge_tls *t, const char *addr)
         return NULL;
 }
 
+static void conn_fail(edge_tls_conn *c, short what, const char *fmt, ...) _printf_(3, 4);
+
+/*
+ * All hs_max handshakes are in progress: the oldest handshake of the source holding the most
+ * is failed for a newcomer from mine (NULL: a source without any), if that source holds more
+ * than mine does, so hosts that open connections and stall their handshakes (a slowloris)
+ * take each other's places, never a newcomer's from a source holding fewer.  True when one
+ * was failed (its slot released at once).
+ */
+static bool evict_handshake(edge_tls *t, const struct hs_source *mine)
+{
+        const struct hs_source *top = NULL;
+        edge_tls_conn *victim;
+        unsigned n;
+
+        for (size_t i = 0; i < t->n_sources; i++)
+                if (!top || t->sources[i].n > top->n)
+                        top = &t->sources[i];
+        if (!top || top == mine || top->n <= (mine ? mine->n : 0))
+                return false;
+        for (victim = t->hs_head; victim; victim = victim->hs_next)
+                if (strcmp(victim->src, top->addr) == 0)
+                        break;
+        if (!victim)
+                return false;
+        n = top->n;
+        conn_fail(victim, BEV_EVENT_READING,
+                  "TLS handshake: closed for a newcomer: the oldest of %u in progress from its "
+                  "source, %u in all", n, t->hs_total);
+        return true;
+}
+
 /*
  * Counts a server connection's handshake under its source address: refused (-EUSERS, with
- * the message in c->error) past hs_per_source from one address or hs_max in all, so one
- * host cannot hold every handshake slot of the listener.
+ * the message in c->error) past hs_per_source from one address, or past hs_max in all when
+ * no source holds more than c's (evict_handshake), so one host cannot hold every handshake
+ * slot of the listener.
  */
 static int admit(edge_tls_conn *c)
 {
@@ -452,6 +502,9 @@ static int admit(edge_tls_conn *c)
         if (!c->src[0])
                 return 0; /* no socket yet */
         e = source_find(t, c->src);
+        if (t->hs_total >= t->hs_max && !(e && e->n >= t->hs_per_source) &&
+            evict_handshake(t, e))
+                e = source_find(t, c->src); /* the eviction may have moved the entries */
         if (t->hs_total >= t->hs_max) {
                 snprintf(c->error, sizeof(c->error), "%u TLS handshakes in progress already",
                          t->hs_total);
@@ -474,6 +527,13 @@ static int admit(edge_tls_conn *c)
         e->n++;
         t->hs_total++;
         c->admitted = true;
+        c->hs_prev = t->hs_tail;
+        c->hs_next = NULL;
+        if (t->hs_tail)
+                t->hs_tail->hs_next = c;
+        else
+                t->hs_head = c;
+        t->hs_tail = c;
         return 0;
 }
 
@@ -486,13 +546,20 @@ static void release(edge_tls_conn *c)
                 return;
         c->released = true;
         t->hs_total--;
+        if (c->hs_prev)
+                c->hs_prev->hs_next = c->hs_next;
+        else
+                t->hs_head = c->hs_next;
+        if (c->hs_next)
+                c->hs_next->hs_prev = c->hs_prev;
+        else
+                t->hs_tail = c->hs_prev;
+        c->hs_prev = c->hs_next = NULL;
         e = source_find(t, c->src);
         assert(e && e->n > 0);
         if (--e->n == 0)
                 *e = t->sources[--t->n_sources];
 }
-
-static void conn_fail(edge_tls_conn *c, short what, const char *fmt, ...) _printf_(3, 4);
 
 static void conn_fail(edge_tls_conn *c, short what, const char *fmt, ...)
 {

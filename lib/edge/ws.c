@@ -162,22 +162,6 @@ int edge_ws_check_packet(const uint8_t *msg, size_t len, size_t max_body)
 
 /* ----------------------------------------------------------------- counts */
 
-static void addr_key(const struct sockaddr *sa, struct sockaddr_storage *ss)
-{
-        memset(ss, 0, sizeof *ss);
-        if (sa && sa->sa_family == AF_INET) {
-                struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-
-                s4->sin_family = AF_INET;
-                s4->sin_addr = ((const struct sockaddr_in *)sa)->sin_addr;
-        } else if (sa && sa->sa_family == AF_INET6) {
-                struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-                s6->sin6_family = AF_INET6;
-                s6->sin6_addr = ((const struct sockaddr_in6 *)sa)->sin6_addr;
-        }
-}
-
 static ws_addr *addr_get(edge_http *eh, const struct sockaddr_storage *ss, bool create)
 {
         ws_addr *a;
@@ -787,7 +771,7 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
                 refuse(req, 503, NULL, &e);
                 return;
         }
-        addr_key(sa, &key);
+        edge_addr_key(sa, &key);
         a = addr_get(eh, &key, false);
         if (a && a->n_all >= b->c->ws_max_per_address) {
                 err_set(&e, HYB_E_UNAVAILABLE, -1,

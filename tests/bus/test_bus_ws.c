@@ -126,6 +126,24 @@ START_TEST(upgrade_answers)
         ck_assert_ptr_nonnull(strstr(e.message, "401 Unauthorized"));
         ck_assert_int_eq(check_head("HTTP/1.1 404 Not Found\r\n", &e), HYB_E_NOT_FOUND);
         ck_assert_int_eq(check_head("HTTP/1.0 200 OK\r\n", &e), HYB_E_PROTOCOL);
+        /* the status line as RFC 9112 4 has it: one space each side of 3 digits (fuzz_wsclient
+         * found a vertical tab taken for the space: corpus/wsclient/resp-vtab-status) */
+        static const char *const rest = "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                        "Sec-WebSocket-Accept: " SAMPLE_ACCEPT "\r\n"
+                                        "Sec-WebSocket-Protocol: hybrid.bus.v1\r\n";
+        static const char *const lines[] = { "HTTP/1.1\v101 Switching", "HTTP/1.1  101 OK",
+                                             "HTTP/1.1\t101 OK", "HTTP/1.1 +101 OK",
+                                             "HTTP/1.1 1010 OK", "HTTP/1.1 10 OK", "HTTP/1.2 101 OK",
+                                             "HTTP/1.1 101\tOK" };
+        char buf[512];
+
+        for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+                snprintf(buf, sizeof(buf), "%s%s", lines[i], rest);
+                ck_assert_msg(check_head(buf, &e) == HYB_E_PROTOCOL, "'%s' accepted", lines[i]);
+                ck_assert_ptr_nonnull(strstr(e.message, "not an HTTP response"));
+        }
+        snprintf(buf, sizeof(buf), "HTTP/1.1 101%s", rest); /* no reason phrase: allowed */
+        ck_assert_int_eq(check_head(buf, &e), 0);
 }
 END_TEST
 

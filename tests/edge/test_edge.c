@@ -17,6 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "edge/coap-parse.h"
 #include "edge/edge-internal.h"
@@ -481,6 +484,69 @@ START_TEST(test_ws_packet)
 }
 END_TEST
 
+/* ss: the address text (IPv4 or IPv6) with a port */
+static struct sockaddr_storage sa_of(const char *text, unsigned port)
+{
+        struct sockaddr_storage ss;
+
+        memset(&ss, 0, sizeof ss);
+        if (strchr(text, ':')) {
+                struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+                s6->sin6_family = AF_INET6;
+                s6->sin6_port = htons((uint16_t)port);
+                ck_assert_int_eq(inet_pton(AF_INET6, text, &s6->sin6_addr), 1);
+        } else {
+                struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+                s4->sin_family = AF_INET;
+                s4->sin_port = htons((uint16_t)port);
+                ck_assert_int_eq(inet_pton(AF_INET, text, &s4->sin_addr), 1);
+        }
+        return ss;
+}
+
+static bool same(const char *a, const char *b)
+{
+        struct sockaddr_storage x = sa_of(a, 1000), y = sa_of(b, 2000);
+
+        return edge_addr_same(&x, &y);
+}
+
+/* The per-address bounds count an IPv6 host by its /64, an IPv4-mapped address as IPv4
+ * (doc/edge.md "Source addresses"). */
+START_TEST(test_addr_same)
+{
+        struct sockaddr_storage k, ss;
+
+        ck_assert(same("127.0.0.1", "127.0.0.1"));                 /* the port is not looked at */
+        ck_assert(!same("127.0.0.1", "127.0.0.2"));
+        ck_assert(same("2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        ck_assert(same("2001:db8:1:2:aaaa::5", "2001:db8:1:2::"));
+        ck_assert(!same("2001:db8:1:2::1", "2001:db8:1:3::1"));     /* another /64 */
+        ck_assert(!same("2001:db8:1:2::1", "2001:db9:1:2::1"));
+        ck_assert(same("::ffff:192.0.2.7", "192.0.2.7"));           /* IPv4-mapped */
+        ck_assert(same("192.0.2.7", "::ffff:192.0.2.7"));
+        ck_assert(!same("::ffff:192.0.2.7", "::ffff:192.0.2.8"));   /* not one /64 */
+        ck_assert(!same("::ffff:192.0.2.7", "192.0.2.8"));
+        ck_assert(same("::1", "::2"));                              /* both in ::/64 */
+        ck_assert(!same("::1", "127.0.0.1"));                       /* another family */
+        ck_assert(!same("fe80::1", "fe80:0:0:1::1"));
+        /* the key itself: the /64 with the rest zeroed, no port; IPv4 for a mapped one */
+        ss = sa_of("2001:db8:1:2:3:4:5:6", 443);
+        edge_addr_key((struct sockaddr *)&ss, &k);
+        ss = sa_of("2001:db8:1:2::", 0);
+        ck_assert_int_eq(memcmp(&k, &ss, sizeof k), 0);
+        ss = sa_of("::ffff:10.1.2.3", 443);
+        edge_addr_key((struct sockaddr *)&ss, &k);
+        ss = sa_of("10.1.2.3", 0);
+        ck_assert_int_eq(memcmp(&k, &ss, sizeof k), 0);
+        ss.ss_family = AF_UNIX;
+        edge_addr_key((struct sockaddr *)&ss, &k);
+        ck_assert_int_eq(k.ss_family, 0);
+}
+END_TEST
+
 Suite *edge_suite(void)
 {
         Suite *s = suite_create("edge");
@@ -494,6 +560,7 @@ Suite *edge_suite(void)
         tcase_add_test(tc, test_coap_uri);
         tcase_add_test(tc, test_ws_upgrade);
         tcase_add_test(tc, test_ws_packet);
+        tcase_add_test(tc, test_addr_same);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -762,6 +762,90 @@ START_TEST(test_handshake_caps)
 }
 END_TEST
 
+/* A TCP connection to the listener lfd from the address src: its accepted end (non-blocking)
+ * and, in *cfd, the client's. */
+static int tcp_from(int lfd, const char *src, int *cfd)
+{
+        struct sockaddr_in sa = { .sin_family = AF_INET }, from = { .sin_family = AF_INET };
+        socklen_t len = sizeof(sa);
+        int fd;
+
+        ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+        *cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_eq(inet_pton(AF_INET, src, &from.sin_addr), 1);
+        ck_assert_int_eq(bind(*cfd, (struct sockaddr *)&from, sizeof(from)), 0);
+        ck_assert_int_eq(connect(*cfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        return fd;
+}
+
+static side hs[7];
+static int hs_want;
+
+static bool hs_failed(world *w)
+{
+        return hs[hs_want].error;
+}
+
+/* All handshake slots taken by stalled peers: a newcomer from a source holding fewer takes
+ * the place of the oldest of the source holding the most (a slowloris cannot lock others
+ * out); one from a source holding as many as any is refused (doc/edge-tls.md "Limits"). */
+START_TEST(test_handshake_evict)
+{
+        static const char *const src[7] = { "127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3",
+                                            "127.0.0.2", "127.0.0.4", "127.0.0.4" };
+        edge_tls *st = server_tls("server.pem", "server.key");
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int lfd, cfd[7];
+
+        edge_tls_set_limits(st, 600000, EDGE_TLS_MAX_BUFFER);
+        edge_tls_set_handshake_caps(st, 3, 4);
+        world_init();
+        memset(hs, 0, sizeof(hs));
+        lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        ck_assert_int_eq(listen(lfd, 16), 0);
+        for (int i = 0; i < 7; i++) {
+                hs[i].free_on_end = true;
+                attach(&hs[i], edge_tls_bufferevent_new(st, W.base, tcp_from(lfd, src[i], &cfd[i]), NULL));
+                if (i == 4) {
+                        /* .2 and .3 hold 2 each, all 4 slots: .2 holds as many as any */
+                        hs_want = 4;
+                        run_until(hs_failed);
+                        ck_assert_msg(strstr(hs[4].err, "TLS handshake refused: 4 TLS handshakes in progress already"),
+                                      "error '%s'", hs[4].err);
+                        for (int k = 0; k < 4; k++)
+                                ck_assert(!hs[k].error);
+                } else if (i == 5) {
+                        /* .4 holds none: the oldest of the first source holding the most
+                         * (.2, hs[0]) goes for it */
+                        hs_want = 0;
+                        run_until(hs_failed);
+                        ck_assert_msg(strstr(hs[0].err, "closed for a newcomer: the oldest of 2 in progress from its source"),
+                                      "error '%s'", hs[0].err);
+                } else if (i == 6) {
+                        /* .4 holds 1, .2 1, .3 2: .3's oldest (hs[2]) goes */
+                        hs_want = 2;
+                        run_until(hs_failed);
+                        ck_assert_msg(strstr(hs[2].err, "closed for a newcomer"), "error '%s'", hs[2].err);
+                }
+        }
+        ck_assert(raw_sees_close(cfd[0]));
+        ck_assert(raw_sees_close(cfd[2]));
+        ck_assert(raw_sees_close(cfd[4]));
+        ck_assert(!hs[1].error && !hs[3].error && !hs[5].error && !hs[6].error);
+        for (int i = 0; i < 7; i++) {
+                if (hs[i].bev)
+                        bufferevent_free(hs[i].bev);
+                close(cfd[i]);
+        }
+        close(lfd);
+        world_free();
+        edge_tls_unref(st);
+}
+END_TEST
+
 START_TEST(test_hostport)
 {
         static const struct {
@@ -1050,6 +1134,7 @@ Suite *edge_tls_suite(void)
         tcase_add_test(tc, test_connect_refused);
         tcase_add_test(tc, test_hostport);
         tcase_add_test(tc, test_handshake_caps);
+        tcase_add_test(tc, test_handshake_evict);
         tcase_add_test(tc, test_fd_write_retry);
         suite_add_tcase(s, tc);
         return s;

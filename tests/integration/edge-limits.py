@@ -23,7 +23,9 @@ Modes (each prints "ok <case>" / "FAIL <case>: why" lines; exit 1 on a failure):
                       is closed unanswered while the 32 are still open (so by the cap, not
                       by the timeout); another address is served; a request on one of the
                       32 is served; 256 such connections from 127.0.0.50..57: the 257th
-                      (127.0.0.58) closed unanswered; served again once they closed
+                      (127.0.0.58) is served and one of the 256 closed for it; 32 more from
+                      127.0.0.58 keep at least floor(256/9) places; served again once they
+                      closed
   slow-sse PATH N     an SSE client of GET PATH that does not read while N values of 16 KiB
                       are PUT to /store/public/big/<i>: the daemon ends the stream (its
                       session cut off like a slow subscriber: event "error", or the write
@@ -286,16 +288,31 @@ def mode_unsent(port):
     say(keepalive_get(socks[0]) == 404, "a request on one of the 32 is served")
     for s in socks:
         s.close()
+    # 8 addresses (a slowloris) hold all 256 places of connections without a request: a
+    # newcomer from another address takes the place of the oldest of an address holding the
+    # most, instead of being refused
     socks = []
     for a in range(50, 58):
         socks += [conn(port, "127.0.0.%d" % a) for _ in range(32)]
     s257 = conn(port, "127.0.0.58")
-    closed = closed_unanswered(s257)
-    s257.close()
+    st = keepalive_get(s257)  # answered: the daemon has seen its accept and what it closed
     alive = still_open(socks)
-    say(closed and alive == 256, "the 257th connection without a request in all is closed while "
-        "the 256 are open", "closed %s, %d of 256 open" % (closed, alive))
-    for s in socks:
+    say(st == 404 and alive == 255, "the 257th connection without a request (127.0.0.58) is kept "
+        "and served; one of the 256 held by the 8 addresses closed for it",
+        "status %d, %d of 256 open" % (st, alive))
+    s257.close()
+    # the bound a slowloris leaves a newcomer: 32 more from 127.0.0.58 (its own cap), while
+    # the 8 addresses still hold 255; it keeps at least its share of the 256, floor(256/9)
+    mine = [conn(port, "127.0.0.58") for _ in range(32)]
+    barrier = conn(port, "127.0.0.59")
+    say(keepalive_get(barrier) == 404, "a barrier request from 127.0.0.59 is served")
+    barrier.close()
+    kept, alive = still_open(mine), still_open(socks)
+    print("# 127.0.0.58 keeps %d of 32, the 8 addresses %d of 256" % (kept, alive))
+    say(kept >= 256 // 9 and kept + alive <= 256,
+        "a newcomer keeps at least its share (%d) of the 256 places the slowloris held" % (256 // 9),
+        "kept %d, the 8 addresses %d" % (kept, alive))
+    for s in socks + mine:
         s.close()
     ok = False
     for _ in range(100):  # the daemon sees the closes when it next reads them

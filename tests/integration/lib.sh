@@ -157,7 +157,10 @@ nobody_stage() {
                         while read -r soname path; do
                                 case $path in
                                 /lib/* | /lib64/* | /usr/*) ;;
-                                *) cp -L "$path" "$NOBODY_DIR/lib/$soname" || exit 1 ;;
+                                # a new file renamed into place: a daemon started as
+                                # nobody keeps the copy it has mapped (cp over it crashes it)
+                                *) cp -L "$path" "$NOBODY_DIR/lib/.$soname.$$" &&
+                                   mv -f "$NOBODY_DIR/lib/.$soname.$$" "$NOBODY_DIR/lib/$soname" || exit 1 ;;
                                 esac
                         done || return 1
                 chmod -R a+rX "$NOBODY_DIR" || return 1

@@ -13,7 +13,10 @@ observation to LOG (flushed).  MODE:
              split (the RESULT in a fragmented message), shatter (the RESULT as a
              message of one frame per byte, more than the client's 1024), two (two packets in one message),
              text (a text message), big (a message over the client's bound), bye (a close
-             frame 1001).  wss serves TLS with tests/edge/certs/server.pem.
+             frame 1001), huge (a message announcing 64 MiB in its frame header, then its
+             payload as fast as the client takes it, up to 48 MiB: logs "huge sent N"); the
+             CHALLENGE announces maxBody $WS_FAKE_MAXBODY (default 1 MiB; a hostile server
+             says 4294967295).  wss serves TLS with tests/edge/certs/server.pem.
   bad-accept, no-protocol, refuse-401, extension, huge-head
              a raw HTTP answer to the upgrade (logs the request's head first).
 """
@@ -31,6 +34,7 @@ PROTO = "hybrid.bus.v1"
 MODE, PORTFILE, LOGFILE = sys.argv[1:4]
 PUB = sys.argv[4] if len(sys.argv) > 4 else None
 HOST = os.environ.get("WS_FAKE_HOST", "127.0.0.1")  # ::1 for the IPv6 cases
+MAXBODY = int(os.environ.get("WS_FAKE_MAXBODY", str(1 << 20)))
 log_f = open(LOGFILE, "a")
 
 
@@ -87,7 +91,7 @@ async def bus_handler(ws, path=None):
     nb = os.urandom(32)
     aud = b"fake-audience"
     await ws.send(packet(CHALLENGE, json.dumps({
-        "protocol": "HYBRID", "version": 1, "maxBody": 1 << 20, "nonce": nb.hex(),
+        "protocol": "HYBRID", "version": 1, "maxBody": MAXBODY, "nonce": nb.hex(),
         "audience": aud.decode(), "tokens": "require"})))
     try:
         msg = await asyncio.wait_for(ws.recv(), 20)
@@ -140,6 +144,28 @@ async def bus_handler(ws, path=None):
                 continue
             elif mem == "big":
                 await ws.send(packet(RESULT, b"x" * ((16 << 20) + 10000), call_id=cid, status=200))
+                continue
+            elif mem == "huge":
+                # one unmasked binary frame announcing 64 MiB, written raw: a client that
+                # takes the announced size buffers what follows; one that bounds it closes
+                sent = 0
+                ws.transport.write(b"\x82\x7f" + struct.pack(">Q", 64 << 20))
+                chunk = b"h" * (1 << 20)
+                while sent < (48 << 20) and not ws.transport.is_closing() and ws.close_code is None:
+                    if ws.transport.get_write_buffer_size() > (2 << 20):
+                        await asyncio.sleep(0.01)
+                        continue
+                    ws.transport.write(chunk)
+                    sent += len(chunk)
+                log("huge sent %d" % sent)
+                for _ in range(1500):  # 15 s for the client's close
+                    if ws.close_code is not None or ws.transport.is_closing():
+                        break
+                    await asyncio.sleep(0.01)
+                if ws.close_code is None:
+                    ws.transport.close()
+                    log("closed code=None")
+                    return
                 continue
             elif mem == "bye":
                 await ws.close(1001, "going away")
