@@ -10,8 +10,8 @@
  *   sse.c       /events/ and /watch/ as Server-Sent Events
  *   ws.c        the WebSocket listener /bus/ws: remote bus peers (wslay), each a
  *               session of the broker that does the token handshake itself
- *   peer.c      a session of one principal: the bus protocol over the socketpair the
- *               broker adopted as an authenticated peer (lib/broker/edge-peer.c)
+ *   peer.c      a session of one principal: the bus protocol over the in-memory pair
+ *               the broker adopted as an authenticated peer (lib/broker/edge-peer.c)
  */
 #ifndef HYB_EDGE_INTERNAL_H
 #define HYB_EDGE_INTERNAL_H
