@@ -640,14 +640,15 @@ int broker_edge_verify(hyb_broker *b, const char *token, size_t len, hyb_token_r
 int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transport,
                         struct bufferevent **ret_bev, hyb_error *e);
 /*
- * A new session for a remote bus peer (the WebSocket listener, lib/edge/ws.c): a socketpair
- * whose broker end is a new, unauthenticated peer (uid BROKER_EDGE_ANON_UID, caller
+ * A new session for a remote bus peer (the WebSocket listener, lib/edge/ws.c): an in-memory
+ * bufferevent pair (broker_pair_new) whose broker end is a new, unauthenticated peer (uid BROKER_EDGE_ANON_UID, caller
  * transport `transport`, "ws" or "wss": a static string) that is sent the CHALLENGE at once
  * and must answer with an AUTH carrying a token whose proof binds to `binding` ("ws-none",
  * or "tls-exporter:..."); without a token, or with auth.tokens off, its AUTH is refused 401.
  * peer ("ADDRESS:PORT") names it in the log.
- * limits.auth_timeout_ms runs from now.  *ret_fd is the edge's end, speaking the whole bus
- * protocol (the handshake included); *ret_serial names the session for
+ * limits.auth_timeout_ms runs from now.  *ret_bev is the edge's end (its callbacks unset; the
+ * edge ends it with broker_pair_close), speaking the whole bus protocol (the handshake
+ * included); *ret_serial names the session for
  * broker_ws_session_drop (the lower, the older).  0, or -errno / HYB_E_UNAVAILABLE
  * (shutting down, quotas: the reason in *e).
  */
@@ -658,7 +659,8 @@ int broker_edge_session(hyb_broker *b, hyb_token_result *tok, const char *transp
  */
 void broker_pair_close(struct bufferevent *bev);
 int broker_ws_session(hyb_broker *b, const char *transport, const char *binding,
-                      const char *peer, int *ret_fd, uint64_t *ret_serial, hyb_error *e);
+                      const char *peer, struct bufferevent **ret_bev, uint64_t *ret_serial,
+                      hyb_error *e);
 /* Would a new remote session be refused for the budget of sessions not yet authenticated
  * (limits.max_unauth_connections, or uid_max_unauth_connections of uid 65534)? */
 bool broker_ws_preauth_full(hyb_broker *b);

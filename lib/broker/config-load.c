@@ -647,10 +647,11 @@ static int set_anonymous(loader *l, const char *path, const field *f)
                         return r;
                 }
         }
-        /* A list in the file replaces the previous one. */
-        broker_config_free_strv(l->c->edge_anonymous, l->c->n_edge_anonymous);
-        l->c->edge_anonymous = sl.v;
-        l->c->n_edge_anonymous = sl.n;
+        /* A list in the file replaces the previous one (its patterns parsed once, here) */
+        if (broker_config_set_anonymous(l->c, sl.v, sl.n) < 0) {
+                str_list_free(&sl);
+                return -ENOMEM; /* route_item parsed each already */
+        }
         return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include "broker/config-internal.h"
 #include "bus/acl.h"
+#include "hybrid/furi.h"
 #include "hybrid/token.h"
 
 #include "common/util.h"
@@ -60,6 +61,32 @@ void broker_config_free_strv(char **v, size_t n)
         free(v);
 }
 
+static void free_furiv(hyb_furi **v, size_t n)
+{
+        for (size_t i = 0; v && i < n; i++)
+                hyb_furi_unref(v[i]);
+        free(v);
+}
+
+int broker_config_set_anonymous(broker_config *c, char **v, size_t n)
+{
+        hyb_furi **f = n ? calloc(n, sizeof *f) : NULL;
+
+        if (n && !f)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (hyb_furi_parse(v[i], strlen(v[i]), NULL, &f[i], NULL) < 0) {
+                        free_furiv(f, n);
+                        return -EINVAL;
+                }
+        broker_config_free_strv(c->edge_anonymous, c->n_edge_anonymous);
+        free_furiv(c->edge_anonymous_furi, c->n_edge_anonymous);
+        c->edge_anonymous = v;
+        c->edge_anonymous_furi = f;
+        c->n_edge_anonymous = n;
+        return 0;
+}
+
 void broker_config_clear(broker_config *c)
 {
         if (!c)
@@ -69,6 +96,7 @@ void broker_config_clear(broker_config *c)
         free(c->listen_http);
         free(c->listen_coap);
         broker_config_free_strv(c->edge_anonymous, c->n_edge_anonymous);
+        free_furiv(c->edge_anonymous_furi, c->n_edge_anonymous);
         free(c->admins);
         broker_config_free_apps(c->apps, c->n_apps);
         free(c->log_level);
@@ -107,15 +135,26 @@ int broker_config_copy(broker_config *dst, const broker_config *src)
         dst->listen_http = broker_strdup_or_null(src->listen_http, &oom);
         dst->listen_coap = broker_strdup_or_null(src->listen_coap, &oom);
         dst->edge_anonymous = NULL;
+        dst->edge_anonymous_furi = NULL;
         dst->n_edge_anonymous = 0;
         if (src->n_edge_anonymous) {
                 dst->edge_anonymous = calloc(src->n_edge_anonymous, sizeof(char *));
-                if (!dst->edge_anonymous)
+                dst->edge_anonymous_furi = calloc(src->n_edge_anonymous, sizeof(hyb_furi *));
+                if (!dst->edge_anonymous || !dst->edge_anonymous_furi) {
                         oom = true;
-                else
+                        free(dst->edge_anonymous);
+                        free(dst->edge_anonymous_furi);
+                        dst->edge_anonymous = NULL;
+                        dst->edge_anonymous_furi = NULL;
+                } else {
                         dst->n_edge_anonymous = src->n_edge_anonymous;
-                for (size_t i = 0; dst->edge_anonymous && i < src->n_edge_anonymous; i++)
+                }
+                for (size_t i = 0; dst->edge_anonymous && i < src->n_edge_anonymous; i++) {
                         dst->edge_anonymous[i] = broker_strdup_or_null(src->edge_anonymous[i], &oom);
+                        dst->edge_anonymous_furi[i] = src->edge_anonymous_furi
+                                                              ? hyb_furi_ref(src->edge_anonymous_furi[i])
+                                                              : NULL;
+                }
         }
         dst->log_level = broker_strdup_or_null(src->log_level, &oom);
         dst->auth_audience = broker_strdup_or_null(src->auth_audience, &oom);

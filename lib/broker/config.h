@@ -198,6 +198,7 @@ typedef struct broker_config {
         char *listen_http;        /* listen.http "HOST:PORT" of the edge (lib/edge); NULL: none */
         char *listen_coap;        /* listen.coap "HOST:PORT" (UDP) of the CoAP edge; NULL: none */
         char **edge_anonymous;    /* edge.anonymous: route patterns served without credentials */
+        struct hyb_furi **edge_anonymous_furi; /* the same patterns parsed (once per config) */
         size_t n_edge_anonymous;
         bool edge_ws_plain_remote; /* edge.ws_plain_remote: ws:// on a non-loopback listen.http */
         BROKER_LIMITS(BROKER_LIMIT_FIELD)
@@ -296,6 +297,10 @@ struct sockaddr_storage;
 int broker_parse_hostport(const char *spec, struct sockaddr_storage *ss, int *len);
 /* Frees n strings of v and v. */
 void broker_config_free_strv(char **v, size_t n);
+/* Sets c's edge.anonymous to the n patterns v (taken, NULL when n is 0), parsed once into
+ * edge_anonymous_furi; frees the former ones.  -ENOMEM or -EINVAL (a pattern that does
+ * not parse) leaves c unchanged and v its caller's. */
+int broker_config_set_anonymous(struct broker_config *c, char **v, size_t n);
 
 /* Input bounds of the loader. */
 #define CONFIG_MAX_BYTES (8 * 1024 * 1024)

@@ -118,24 +118,25 @@ oom:
 }
 
 int broker_ws_session(hyb_broker *b, const char *transport, const char *binding,
-                      const char *peer, int *ret_fd, uint64_t *ret_serial, hyb_error *e)
+                      const char *peer, struct bufferevent **ret_bev, uint64_t *ret_serial,
+                      hyb_error *e)
 {
         struct timeval tv = {.tv_sec = b->c->auth_timeout_ms / 1000,
                              .tv_usec = (b->c->auth_timeout_ms % 1000) * 1000};
-        int sv[2];
+        struct bufferevent *mine, *theirs;
         bconn *c;
 
         if (b->shutting_down)
                 return err_set(e, HYB_E_UNAVAILABLE, -1, "the daemon is shutting down");
         if (b->n_conns >= b->c->max_connections)
                 return err_set(e, HYB_E_UNAVAILABLE, -1, "too many connections");
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
-                return err_set(e, -errno, -1, "socketpair: %s", strerror(errno));
-        /* bconn_adopt charges the uid's quotas (the unauthenticated budget among them);
-         * a refusal is written to sv[1], which the caller does not get. */
-        c = bconn_adopt(b, sv[0], BROKER_EDGE_ANON_UID, BROKER_EDGE_ANON_UID, getpid());
+        if (broker_pair_new(b, &mine, &theirs) < 0)
+                return err_set(e, -ENOMEM, -1, "out of memory");
+        /* bconn_adopt_pair charges the uid's quotas (the unauthenticated budget among
+         * them); on a refusal it frees mine, and the edge answers the client itself. */
+        c = bconn_adopt_pair(b, mine, BROKER_EDGE_ANON_UID, BROKER_EDGE_ANON_UID, getpid());
         if (!c) {
-                close(sv[1]);
+                bufferevent_free(theirs);
                 return err_set(e, HYB_E_UNAVAILABLE, -1, "quota of remote sessions exceeded");
         }
         c->transport = transport;
@@ -144,11 +145,11 @@ int broker_ws_session(hyb_broker *b, const char *transport, const char *binding,
         c->binding = strdup(binding);
         c->remote_addr = strdup(peer);
         if (!c->binding || !c->remote_addr || evtimer_add(c->timer, &tv) < 0 || auth_challenge(c) < 0) {
-                close(sv[1]);
+                bufferevent_free(theirs);
                 bconn_close(c, NULL);
                 return err_set(e, -ENOMEM, -1, "out of memory");
         }
-        *ret_fd = sv[1];
+        *ret_bev = theirs;
         *ret_serial = c->serial;
         return 0;
 }

@@ -10,8 +10,8 @@
  *   sse.c       /events/ and /watch/ as Server-Sent Events
  *   ws.c        the WebSocket listener /bus/ws: remote bus peers (wslay), each a
  *               session of the broker that does the token handshake itself
- *   peer.c      a session of one principal: the bus protocol over the socketpair the
- *               broker adopted as an authenticated peer (lib/broker/edge-peer.c)
+ *   peer.c      a session of one principal: the bus protocol over the in-memory pair
+ *               the broker adopted as an authenticated peer (lib/broker/edge-peer.c)
  */
 #ifndef HYB_EDGE_INTERNAL_H
 #define HYB_EDGE_INTERNAL_H
@@ -107,7 +107,16 @@ struct edge_http {
         unsigned n_idle;
         unsigned n_ws;               /* WebSocket connections (ws.c) */
         struct ws_addr *ws_addrs;    /* ws.c: those not yet authenticated, per source address */
+        time_t date_at;              /* http.c: the second date[] tells (edge_reply_headers) */
+        char date[40];
 };
+
+/*
+ * Adds the Date and Content-Length headers of a complete reply with a body of len bytes:
+ * the date is formatted once a second, not for every reply as evhttp does when the reply
+ * has none.  Not for a HEAD request (evhttp sends no body there).
+ */
+void edge_reply_headers(edge_http *eh, struct evhttp_request *req, size_t len);
 
 /* Stops counting evcon against the HTTP connection caps (its closecb is cleared): the
  * WebSocket listener took it over and bounds it by its own caps. */

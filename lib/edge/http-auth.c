@@ -49,10 +49,19 @@ void edge_dpop_cache_free(struct edge_dpop_cache *c)
 
 bool edge_anonymous(const broker_config *c, const char *route)
 {
-        for (size_t i = 0; i < c->n_edge_anonymous; i++)
-                if (hyb_furi_match_str(route, c->edge_anonymous[i], NULL) == 1)
-                        return true;
-        return false;
+        hyb_furi *f = NULL;
+        bool yes = false;
+
+        if (c->n_edge_anonymous == 0)
+                return false;
+        /* the route parsed once; the patterns were parsed with the configuration */
+        if (hyb_furi_parse(route, strlen(route), NULL, &f, NULL) < 0)
+                return false;
+        for (size_t i = 0; !yes && i < c->n_edge_anonymous; i++)
+                yes = c->edge_anonymous_furi ? hyb_furi_match(f, c->edge_anonymous_furi[i])
+                                             : hyb_furi_match_str(route, c->edge_anonymous[i], NULL) == 1;
+        hyb_furi_unref(f);
+        return yes;
 }
 
 /* Decodes one base64url part of the JWT into a JSON object. */

@@ -14,11 +14,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/util.h>
 #include <jansson.h>
 
 #include "common/util.h"
@@ -84,6 +86,26 @@ void edge_send(struct evhttp_request *req, int kind, int status, const char *rea
                 evhttp_send_reply_end(req);
                 break;
         }
+}
+
+void edge_reply_headers(edge_http *eh, struct evhttp_request *req, size_t len)
+{
+        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+        time_t now = time(NULL);
+        char num[24], *p = num + sizeof num;
+
+        if (now != eh->date_at || !eh->date[0]) {
+                if (evutil_date_rfc1123(eh->date, sizeof eh->date, NULL) <= 0)
+                        eh->date[0] = '\0';
+                eh->date_at = now;
+        }
+        if (eh->date[0])
+                evhttp_add_header(h, "Date", eh->date);
+        *--p = '\0';
+        do
+                *--p = (char)('0' + len % 10);
+        while ((len /= 10));
+        evhttp_add_header(h, "Content-Length", p);
 }
 
 int edge_http_status(int s)

@@ -86,7 +86,23 @@ static int parse_triple(const char *s, edge_route *r, hyb_error *e)
             bus_name_check_ident(runner, strlen(runner), NULL) < 0 ||
             bus_name_check_ident(r->member, strlen(r->member), NULL) < 0)
                 return err_set(e, 400, -1, "malformed app, runner or member name"), 400;
-        snprintf(r->endpoint, sizeof r->endpoint, "@localhost/%s/%s", app, runner);
+        {
+                /* "@localhost/<app>/<runner>", cut as snprintf would cut it */
+                static const char host[] = "@localhost/";
+                size_t al = strlen(app), rl = strlen(runner), n = 0, cap = sizeof r->endpoint - 1;
+                const struct {
+                        const char *s;
+                        size_t len;
+                } part[] = { { host, sizeof host - 1 }, { app, al }, { "/", 1 }, { runner, rl } };
+
+                for (size_t i = 0; i < ELEMENTSOF(part) && n < cap; i++) {
+                        size_t k = part[i].len < cap - n ? part[i].len : cap - n;
+
+                        memcpy(r->endpoint + n, part[i].s, k);
+                        n += k;
+                }
+                r->endpoint[n] = '\0';
+        }
         return 0;
 }
 
@@ -533,15 +549,23 @@ static void req_gone(struct evhttp_connection *evcon, void *ud)
 static void http_answer(const edge_answer *a, void *ud)
 {
         edge_req *q = ud;
-        struct evbuffer *out = evbuffer_new();
+        const char *reason = a->status == 200 ? "OK" : a->status == 401 ? "Unauthorized" : "Error";
+        struct evbuffer *out;
 
         evhttp_add_header(evhttp_request_get_output_headers(q->req), "Content-Type",
                           a->binary ? "application/octet-stream" : "application/json");
+        if (evhttp_request_get_command(q->req) != EVHTTP_REQ_HEAD &&
+            evbuffer_add(evhttp_request_get_output_buffer(q->req), a->body, a->len) == 0) {
+                /* the body straight into the reply's buffer, its headers without printf */
+                edge_reply_headers(q->eh, q->req, a->len);
+                edge_send(q->req, 0, a->status, reason, NULL, NULL, NULL);
+                req_done(q);
+                return;
+        }
+        out = evbuffer_new();
         if (out && a->len)
                 evbuffer_add(out, a->body, a->len);
-        edge_send(q->req, 0, a->status,
-                  a->status == 200 ? "OK" : a->status == 401 ? "Unauthorized" : "Error", out,
-                  NULL, NULL);
+        edge_send(q->req, 0, a->status, reason, out, NULL, NULL);
         if (out)
                 evbuffer_free(out);
         req_done(q);

@@ -7,12 +7,13 @@
  *
  * A WebSocket connection is a remote bus peer: each binary message carries exactly one bus
  * packet, the frame of the Unix socket byte for byte, in both directions.  The packets go
- * through a socketpair whose other end the broker adopted as a new, unauthenticated peer
+ * through an in-memory bufferevent pair (no socket, no system call) whose other end the
+ * broker adopted as a new, unauthenticated peer
  * (broker_ws_session): the broker sends the CHALLENGE and checks the AUTH itself, with a
  * token only, its proof bound to "ws-none" (ws://) or the TLS exporter (wss://).  This file
  * only frames, validates and bounds:
  *
- *   client bufferevent (TCP or TLS) <-> wslay <-> [one packet per message] <-> socketpair
+ *   client bufferevent (TCP or TLS) <-> wslay <-> [one packet per message] <-> pair
  *
  * Bounds: the upgrade request is evhttp's (headers size, EDGE_TIMEOUT_S); the AUTH must be
  * accepted within limits.auth_timeout_ms of the upgrade; limits.ws_preauth_per_address
@@ -84,8 +85,8 @@ typedef struct edge_ws {
         bool rd_paused; /* the client is not read: the broker's end is full, or the client
                          * does not take what is sent to it (pongs, close frames) */
         bool sess_paused; /* the session is not read: the client does not take its packets */
-        bool sess_ended;  /* the broker closed the session (seen while it was not read) */
-        struct event *sess_closed; /* the session's fd closed by the broker (EV_CLOSED) */
+        bool sess_ended;  /* the broker closed the session */
+        bool close_later; /* its close frame waits for the session's last packets to go */
 } edge_ws;
 
 /* ----------------------------------------------------------------- the upgrade request */
@@ -218,10 +219,8 @@ static void ws_free(edge_ws *ws)
         ws_unaccount(ws);
         if (ws->timer)
                 event_free(ws->timer);
-        if (ws->sess_closed)
-                event_free(ws->sess_closed);
         if (ws->sess)
-                bufferevent_free(ws->sess); /* the broker sees the session end */
+                broker_pair_close(ws->sess); /* the broker sees the session end */
         if (ws->ctx)
                 wslay_event_context_free(ws->ctx);
         /* frees the request and the client's bufferevent (closing the socket) */
@@ -238,7 +237,6 @@ static void ws_pump(edge_ws *ws);
 static void sess_resume(edge_ws *ws);
 static size_t out_backlog(const edge_ws *ws);
 static bool read_blocked(const edge_ws *ws);
-static void sess_closed(evutil_socket_t fd, short what, void *ud);
 
 static void linger_done(evutil_socket_t fd, short what, void *ud)
 {
@@ -311,6 +309,19 @@ static void ws_pump(edge_ws *ws)
                 broker_log(ws->eh->b, HYB_LOG_DEBUG, "edge: WebSocket peer %s: wslay send %d",
                            ws->peer, r);
                 ws->dead = true;
+        }
+        if (!ws->dead && ws->close_later && wslay_event_get_queued_msg_count(ws->ctx) == 0) {
+                /* the session's last packets went: now the close frame (wslay sends control
+                 * frames before the messages queued, so it had to wait) */
+                ws->close_later = false;
+                wslay_event_queue_close(ws->ctx,
+                                        ws->authed ? WSLAY_CODE_NORMAL_CLOSURE
+                                                   : WSLAY_CODE_POLICY_VIOLATION,
+                                        (const uint8_t *)(ws->authed ? "session closed"
+                                                                     : "not authenticated"),
+                                        ws->authed ? 14 : 17);
+                if (wslay_event_want_write(ws->ctx) && wslay_event_send(ws->ctx) != 0)
+                        ws->dead = true;
         }
         if (!ws->dead && ws->sess_paused) {
                 sess_resume(ws); /* its ws_pump returns at once: we are in it */
@@ -471,30 +482,14 @@ static void sess_resume(edge_ws *ws)
         if (queued >= WS_OUT_HIGH / 2)
                 return;
         ws->sess_paused = false;
-        event_del(ws->sess_closed);
         bufferevent_enable(ws->sess, EV_READ);
         sess_read(ws->sess, ws); /* the frames already read */
 }
 
-/* The broker closed the session while it was not read (a slow reader cut off): its last
- * packets (the ERROR saying why) are read regardless of the client, then the end. */
-static void sess_closed(evutil_socket_t fd, short what, void *ud)
+/* Queues the session's complete packets for the client (up to WS_OUT_HIGH waiting for it,
+ * unless the session ended); no pump. */
+static void sess_take(edge_ws *ws, struct bufferevent *bev)
 {
-        edge_ws *ws = ud;
-
-        (void)fd;
-        (void)what;
-        ws->sess_ended = true;
-        ws->sess_paused = false;
-        if (!ws->sess)
-                return;
-        bufferevent_enable(ws->sess, EV_READ);
-        sess_read(ws->sess, ws);
-}
-
-static void sess_read(struct bufferevent *bev, void *ud)
-{
-        edge_ws *ws = ud;
         struct evbuffer *in = bufferevent_get_input(bev);
         const broker_config *c = ws->eh->b->c;
 
@@ -521,10 +516,10 @@ static void sess_read(struct bufferevent *bev, void *ud)
                 /* A client that does not take its packets: leave the rest to the broker's
                  * send queue (and its bounds) until it does. */
                 queued = out_backlog(ws);
-                if (queued >= WS_OUT_HIGH && !ws->sess_ended && ws->sess_closed) {
+                if (queued >= WS_OUT_HIGH && !ws->sess_ended) {
+                        /* the pair still tells the end of the session (sess_event) */
                         ws->sess_paused = true;
                         bufferevent_disable(bev, EV_READ);
-                        event_add(ws->sess_closed, NULL);
                         break;
                 }
                 if (queued + need > c->send_queue_bytes && !ws->sess_ended) {
@@ -549,6 +544,13 @@ static void sess_read(struct bufferevent *bev, void *ud)
                 }
                 evbuffer_drain(in, need);
         }
+}
+
+static void sess_read(struct bufferevent *bev, void *ud)
+{
+        edge_ws *ws = ud;
+
+        sess_take(ws, bev);
         ws_pump(ws);
 }
 
@@ -568,12 +570,22 @@ static void sess_event(struct bufferevent *bev, short what, void *ud)
         (void)bev;
         if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
                 return;
-        /* The broker closed the session (a refused AUTH, a timeout, a quota, shutdown):
-         * what it sent last is already queued. */
-        if (ws->sess_closed)
-                event_del(ws->sess_closed); /* its fd closes with the bufferevent */
-        bufferevent_free(ws->sess);
+        /* The broker closed the session (a refused AUTH, a timeout, a quota, a slow reader
+         * cut off, shutdown): what it sent last (the ERROR saying why) is in our input even
+         * if the session was not read, and goes to the client whatever its backlog. */
+        ws->sess_ended = true;
+        ws->sess_paused = false;
+        sess_take(ws, bev);
+        broker_pair_close(ws->sess); /* the broker's end is gone: freed only */
         ws->sess = NULL;
+        if (!ws->closing && wslay_event_get_queued_msg_count(ws->ctx) > 0) {
+                /* they go first, then the close (ws_pump); the linger timer bounds a client
+                 * that does not take them */
+                ws->close_later = true;
+                closing_begins(ws);
+                ws_pump(ws);
+                return;
+        }
         ws_close(ws, ws->authed ? WSLAY_CODE_NORMAL_CLOSURE : WSLAY_CODE_POLICY_VIOLATION,
                  ws->authed ? "session closed" : "not authenticated");
         ws_pump(ws);
@@ -731,7 +743,7 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
         ws_addr *a;
         edge_ws *ws;
         hyb_error e;
-        int st, fd = -1;
+        int st;
 
         hyb_error_clear(&e);
         st = edge_ws_check_upgrade(evhttp_request_get_command(req) == EVHTTP_REQ_GET,
@@ -836,7 +848,8 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
                 }
                 snprintf(ws->peer, sizeof ws->peer, "%s:%u", host, port);
         }
-        st = broker_ws_session(b, tls ? "wss" : "ws", binding, ws->peer, &fd, &ws->bserial, &e);
+        st = broker_ws_session(b, tls ? "wss" : "ws", binding, ws->peer, &ws->sess, &ws->bserial,
+                               &e);
         if (st < 0) {
                 /* still evhttp's: answer, then forget the connection */
                 ws->evcon = NULL;
@@ -846,13 +859,9 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
                 refuse(req, 503, NULL, &e);
                 return;
         }
-        ws->sess = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
         ws->timer = evtimer_new(b->base, handshake_timeout, ws);
-        if (!ws->sess)
-                close(fd);
-        if (!ws->sess || !ws->timer || wslay_event_context_server_init(&ws->ctx, &cbs, ws) != 0) {
-                if (ws->sess)
-                        bufferevent_free(ws->sess);
+        if (!ws->timer || wslay_event_context_server_init(&ws->ctx, &cbs, ws) != 0) {
+                broker_pair_close(ws->sess);
                 if (ws->timer)
                         event_free(ws->timer);
                 edge_task_del(eh, &ws->task);
@@ -863,10 +872,6 @@ void edge_ws_upgrade(edge_http *eh, struct evhttp_request *req, const char *sche
                 return;
         }
         wslay_event_config_set_max_recv_msg_length(ws->ctx, b->c->max_frame);
-        /* Without EV_CLOSED (a backend that cannot tell) the session is read whatever the
-         * client takes, and wslay's queue grows up to limits.send_queue_bytes instead. */
-        if (event_base_get_features(b->base) & EV_FEATURE_EARLY_CLOSE)
-                ws->sess_closed = event_new(b->base, fd, EV_CLOSED, sess_closed, ws);
         /* From here on the connection is ours: evhttp neither reads nor times it out. */
         edge_conn_forget(eh, evcon);
         bufferevent_set_timeouts(bev, NULL, NULL);

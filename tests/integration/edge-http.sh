@@ -114,6 +114,26 @@ is 200 '"params":\{"n":5,"s":"abc","j":\{"k":true\},"q":"quoted"\}' \
         "GET: query values read as JSON when they parse, else strings"
 http GET /bus/org.example.edge/e1/whoami
 is 200 '^\{"transport":"http","principal":null,"params":\{\}\}$' "an anonymous route: served, no principal"
+# The reply's own headers (Date formatted once a second, Content-Length without evhttp):
+# three answers on one keep-alive connection, each with one Date (RFC 9110 IMF-fixdate, the
+# clock's day) and one Content-Length equal to the bytes of its body, so the next answer
+# starts right after it.
+check "keep-alive answers: one IMF-fixdate Date and one Content-Length matching the body" \
+        "$PYTHON" -c '
+import email.utils, http.client, re, sys, time
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=30)
+for i in range(3):
+    c.request("POST", "/bus/org.example.edge/e1/whoami", body="{\"i\":%d}" % i)
+    r = c.getresponse()
+    body = r.read()
+    dates, lens = r.headers.get_all("Date") or [], r.headers.get_all("Content-Length") or []
+    assert r.status == 200, r.status
+    assert body == b"{\"transport\":\"http\",\"principal\":null,\"params\":{\"i\":%d}}" % i, body
+    assert len(dates) == 1 and len(lens) == 1, (dates, lens)
+    assert re.fullmatch(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT", dates[0]), dates
+    assert abs(email.utils.parsedate_to_datetime(dates[0]).timestamp() - time.time()) < 86400, dates
+    assert int(lens[0]) == len(body), (lens, body)
+' "$PORT"
 auth POST /bus/org.example.edge/e1/hold good holder.key -- -d '{}' -H 'X-Timeout-Ms: 300'
 is 504 "$(err 504)" "a callee that does not answer by the deadline: 504"
 # a client that leaves before its answer: the answer, when it comes, goes nowhere
