@@ -140,6 +140,11 @@ void edge_coap_respond_error(edge_coap *ec, coap_resource_t *res, coap_session_t
                              const coap_pdu_t *req, const coap_string_t *query, coap_pdu_t *resp,
                              int status, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 9, 10)));
+/* Answers a refused credential check with status vst (401, 403, 503...): logs e's reason,
+ * prefixed by what ("" or "observe "), and shows the peer the uniform 401 text. */
+void edge_coap_refuse(edge_coap *ec, coap_resource_t *res, coap_session_t *s, const coap_pdu_t *req,
+                      const coap_string_t *query, coap_pdu_t *resp, const char *what, int vst,
+                      const hyb_error *e);
 /* The handler of every method of every resource. */
 void edge_coap_on_request(coap_resource_t *res, coap_session_t *s, const coap_pdu_t *req,
                           const coap_string_t *query, coap_pdu_t *resp);

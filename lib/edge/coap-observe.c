@@ -364,14 +364,7 @@ void edge_coap_observe_start(edge_coap *ec, coap_resource_t *res, coap_session_t
                                                           &e)
                                    : NULL;
                 if (!o->verify) {
-                        broker_log(ec->b, HYB_LOG_INFO, "edge: CoAP observe %d %s", vst,
-                                   e.message);
-                        edge_coap_respond_error(
-                                ec, res, s, req, query, resp, vst, edge_coap_status_name(vst),
-                                "%s",
-                                vst == 401 && strstr(e.message, "unknown token") ? e.message
-                                : vst == 401                                     ? "unauthorized"
-                                                                                 : e.message);
+                        edge_coap_refuse(ec, res, s, req, query, resp, "observe ", vst, &e);
                         edge_coap_obs_free(o);
                         return;
                 }

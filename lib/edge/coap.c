@@ -302,6 +302,22 @@ static void on_verified(void *ud, hyb_token_result *tok, int status, const char 
 
 /* ----------------------------------------------------------------- the handler */
 
+/* Answers a request (or an observation) whose credentials could not be checked: the reason
+ * goes to the daemon's log, the peer gets "unauthorized" for a 401 (one answer for every bad
+ * credential) except "unknown token", which tells an honest client to upload it again. */
+void edge_coap_refuse(edge_coap *ec, coap_resource_t *res, coap_session_t *s, const coap_pdu_t *req,
+                      const coap_string_t *query, coap_pdu_t *resp, const char *what, int vst,
+                      const hyb_error *e)
+{
+        const char *shown = vst != 401                              ? e->message
+                            : strstr(e->message, "unknown token") ? e->message
+                                                                    : "unauthorized";
+
+        broker_log(ec->b, HYB_LOG_INFO, "edge: CoAP %s%d %s", what, vst, e->message);
+        edge_coap_respond_error(ec, res, s, req, query, resp, vst, edge_coap_status_name(vst), "%s",
+                                shown);
+}
+
 void edge_coap_on_request(coap_resource_t *res, coap_session_t *s, const coap_pdu_t *req,
                           const coap_string_t *query, coap_pdu_t *resp);
 
@@ -637,13 +653,7 @@ void edge_coap_on_request(coap_resource_t *res, coap_session_t *s, const coap_pd
                                                  &ss, on_verified, q, &vst, &e);
                 upload_free(up);
                 if (!q->verify) {
-                        broker_log(ec->b, HYB_LOG_INFO, "edge: CoAP %d %s", vst, e.message);
-                        edge_coap_respond_error(
-                                ec, res, s, req, query, resp, vst, edge_coap_status_name(vst),
-                                "%s",
-                                vst == 401 && strstr(e.message, "unknown token") ? e.message
-                                : vst == 401                                     ? "unauthorized"
-                                                                                 : e.message);
+                        edge_coap_refuse(ec, res, s, req, query, resp, "", vst, &e);
                         req_free(q);
                         return;
                 }
