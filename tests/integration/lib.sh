@@ -255,3 +255,15 @@ finish() {
         [ "$NFAIL" -eq 0 ]
         exit $?
 }
+
+# wait_secs SECONDS COMMAND...: polls COMMAND until it succeeds, bounded by the clock (a
+# command that is slow on a loaded machine does not stretch the bound as wait_until's
+# count of tries would)
+wait_secs() {
+        end=$(($(date +%s) + $1)); shift
+        while ! "$@" 2>/dev/null; do
+                [ "$(date +%s)" -ge "$end" ] && return 1
+                sleep 0.05
+        done
+        return 0
+}

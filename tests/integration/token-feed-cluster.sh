@@ -10,39 +10,11 @@
 # back a retained entry overwritten with junk, and the feed keeps working afterwards.
 . "${HYB_IT_DIR:?}/lib.sh"
 cd "$T" || exit 1
-# wait_secs SECONDS COMMAND...: polls COMMAND until it succeeds, bounded by the clock (a
-# command that is slow on a loaded machine does not stretch the bound as wait_until's
-# count of tries would)
-wait_secs() {
-        end=$(($(date +%s) + $1)); shift
-        while ! "$@" 2>/dev/null; do
-                [ "$(date +%s)" -ge "$end" ] && return 1
-                sleep 0.05
-        done
-        return 0
-}
 H=$HYBRID
 
-MOSQUITTO=$(command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null)
-if [ -z "$MOSQUITTO" ] || ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/null; then
-        echo "# SKIP: mosquitto and mosquitto-clients are not installed"
-        exit 77
-fi
-free_port() {
-        "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-port_open() {
-        "$PYTHON" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$1" 2>/dev/null
-}
-PORT=$(free_port)
-{
-        echo "listener $PORT 127.0.0.1"
-        echo "allow_anonymous true"
-        [ "$(id -u)" = 0 ] && echo "user root"
-} >"$T/mosquitto.conf"
-"$MOSQUITTO" -c "$T/mosquitto.conf" >"$T/mosquitto.log" 2>&1 &
-PIDS="$PIDS $!"
-wait_secs 10 port_open "$PORT" || { bad "mosquitto starts" "$(tail -5 "$T/mosquitto.log")"; finish; }
+need_mosquitto
+start_mosquitto || finish
+PORT=$MQ_PORT
 URL="mqtt://127.0.0.1:$PORT"
 mpub() { mosquitto_pub -p "$PORT" -h 127.0.0.1 -q 1 "$@"; }
 retained() { # TOPIC: the broker's retained payload of TOPIC
@@ -152,27 +124,7 @@ check "g5's session on C ends" wait_secs 20 sh -c "! kill -0 $W5"
 expect_err "B: g5 is refused: 401" 1 '401' as "$SB" g5 store get /sensors/t
 # --- a longer feed than a daemon keeps aside (256 entries past its head): A gets entries
 # 6..300 (signed with Python `cryptography`, pushed); B and C follow.
-"$PYTHON" - "$T/hub.key" 6 300 >"$T/many.json" <<'PY'
-import base64, hashlib, json, sys, time
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-b64u = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-b64j = lambda o: b64u(json.dumps(o, separators=(",", ":")).encode())
-priv = serialization.load_pem_private_key(open(sys.argv[1], "rb").read(), password=None)
-n = priv.public_key().public_numbers()
-jwk = json.dumps({"crv": "P-256", "kty": "EC", "x": b64u(n.x.to_bytes(32, "big")),
-                  "y": b64u(n.y.to_bytes(32, "big"))}, separators=(",", ":"))
-hdr = {"alg": "ES256", "typ": "hyb-rev+jwt", "kid": b64u(hashlib.sha256(jwk.encode()).digest())}
-out = []
-for seq in range(int(sys.argv[2]), int(sys.argv[3]) + 1):
-    signed = b64j(hdr) + "." + b64j({"v": 1, "seq": seq, "iat": int(time.time()), "jti": "bulk-%d" % seq})
-    r, s = decode_dss_signature(priv.sign(signed.encode(), ec.ECDSA(hashes.SHA256())))
-    s = N - s if s > N // 2 else s
-    out.append({"seq": seq, "entry": signed + "." + b64u(r.to_bytes(32, "big") + s.to_bytes(32, "big"))})
-json.dump(out, sys.stdout)
-PY
+"$PYTHON" "$HYB_IT_DIR/token-feed-entry.py" "$T/hub.key" --range 6 300 >"$T/many.json"
 run A "$SA" token feed --push "$T/many.json"
 check "A takes entries 6..300" [ "$RC.$(tail -n 1 "$T/out")" = "0.300 applied" ]
 FA=$(A "$SA" token feed)

@@ -9,17 +9,6 @@
 # catches up when it starts.  A configuration error in feed_peers stops hybridd.
 . "${HYB_IT_DIR:?}/lib.sh"
 cd "$T" || exit 1
-# wait_secs SECONDS COMMAND...: polls COMMAND until it succeeds, bounded by the clock (a
-# command that is slow on a loaded machine does not stretch the bound as wait_until's
-# count of tries would)
-wait_secs() {
-        end=$(($(date +%s) + $1)); shift
-        while ! "$@" 2>/dev/null; do
-                [ "$(date +%s)" -ge "$end" ] && return 1
-                sleep 0.05
-        done
-        return 0
-}
 H=$HYBRID
 BI=@localhost/org.hybridos.bus/builtin
 
@@ -86,27 +75,7 @@ expect_err "B: g4 is refused: 401" 1 '401' as "$SB" g4 store get /sensors/t
 # the bound of one fetch: 500 entries.  A gets 501 more (5..505, signed with Python
 # `cryptography`, pushed); entry 505 delivered to B makes the gap: B's first fetch takes
 # 500 of them (5..504), the next one the last.
-"$PYTHON" - "$T/hub.key" 5 505 >"$T/many.json" <<'PY'
-import base64, hashlib, json, sys, time
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-b64u = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-b64j = lambda o: b64u(json.dumps(o, separators=(",", ":")).encode())
-priv = serialization.load_pem_private_key(open(sys.argv[1], "rb").read(), password=None)
-n = priv.public_key().public_numbers()
-jwk = json.dumps({"crv": "P-256", "kty": "EC", "x": b64u(n.x.to_bytes(32, "big")),
-                  "y": b64u(n.y.to_bytes(32, "big"))}, separators=(",", ":"))
-hdr = {"alg": "ES256", "typ": "hyb-rev+jwt", "kid": b64u(hashlib.sha256(jwk.encode()).digest())}
-out = []
-for seq in range(int(sys.argv[2]), int(sys.argv[3]) + 1):
-    signed = b64j(hdr) + "." + b64j({"v": 1, "seq": seq, "iat": int(time.time()), "jti": "bulk-%d" % seq})
-    r, s = decode_dss_signature(priv.sign(signed.encode(), ec.ECDSA(hashes.SHA256())))
-    s = N - s if s > N // 2 else s
-    out.append({"seq": seq, "entry": signed + "." + b64u(r.to_bytes(32, "big") + s.to_bytes(32, "big"))})
-json.dump(out, sys.stdout)
-PY
+"$PYTHON" "$HYB_IT_DIR/token-feed-entry.py" "$T/hub.key" --range 5 505 >"$T/many.json"
 run A "$SA" token feed --push "$T/many.json"
 check "A takes entries 5..505" [ "$RC.$(tail -n 1 "$T/out")" = "0.505 applied" ]
 E505=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))[-1]["entry"])' "$T/many.json")
