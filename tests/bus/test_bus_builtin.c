@@ -348,10 +348,10 @@ static size_t count_of(json_t *names, const char *name)
 
 static void reg(hyb_bus *bus, const char *method, const char *key, const char *name, int want)
 {
-        char p[128];
+        char p[400];
         hyb_error err;
 
-        snprintf(p, sizeof p, "{\"%s\":\"%s\"}", key, name);
+        ck_assert_int_lt(snprintf(p, sizeof p, "{\"%s\":\"%s\"}", key, name), (int)sizeof p);
         ck_assert_int_eq(hyb_bus_call_builtin(bus, method, p, NULL, &err), want);
 }
 
