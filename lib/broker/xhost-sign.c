@@ -249,6 +249,12 @@ int xsign_check(xsign *s, const xmsg *m, const char *host, size_t host_len, uint
         return 0;
 }
 
+const uint8_t *xsign_secret(const xsign *s, size_t *len)
+{
+        *len = s ? s->len : 0;
+        return s ? s->secret : NULL;
+}
+
 size_t xsign_replay_count(const xsign *s)
 {
         return s ? s->n : 0;
