@@ -131,6 +131,15 @@ int xhost_link_start(hyb_broker *b)
         }
         if (r < 0)
                 return r;
+        /* With the cluster's secret the link's "seq" numbers carry a MAC: a client of the
+         * MQTT broker without it cannot number a message as another daemon's next one
+         * (which every daemon would then drop as a duplicate: lib/cluster/link.h). */
+        size_t klen;
+        const uint8_t *key = xhost_secret(b, &klen);
+        if (key && (r = cluster_link_set_seq_key(b->link, key, klen)) < 0) {
+                xhost_detach(b);
+                return r;
+        }
         snprintf(p, sizeof p, "%s_hybrid/", prefix);
         if ((r = xhost_will_topic(b, t)) < 0 ||
             (r = cluster_link_set_will(b->link, t, "offline", 7, b->c->cluster.qos, true)) < 0 ||

@@ -12,8 +12,11 @@
  * clock and that it has not taken that call before:
  *
  *   replay cache: the last XSIGN_REPLAY_MAX calls taken, (host, call id) -> ts, in a ring
- *    in arrival order with a hash index; floor = the newest ts the ring let go of, below
- *    which (and at which) nothing is taken: a call the ring forgot cannot come again.
+ *    in arrival order with a hash index; floor[hash of the host] = the newest ts the ring
+ *    let go of for a host of that slot, below which (and at which) nothing of those hosts
+ *    is taken: a call the ring forgot cannot come again.  The floor is per host (slot):
+ *    a host whose clock is behind another's (within the skew) would otherwise see all its
+ *    calls refused once the ring let go of a call of the host ahead.
  *
  * Only calls whose MAC verified enter it, so a client of the broker without the secret
  * cannot fill it.
@@ -33,6 +36,7 @@
 #define XSIGN_SKEW_MS 60000
 #define XSIGN_REPLAY_MAX 16384u
 #define XSIGN_BUCKETS (2 * XSIGN_REPLAY_MAX) /* a power of two */
+#define XSIGN_FLOORS 1024u /* a power of two */
 #define XSIGN_SECRET_MIN 16u
 #define XSIGN_SECRET_MAX 4096u
 
@@ -42,9 +46,10 @@ struct xsign {
         uint64_t key[XSIGN_REPLAY_MAX];
         int64_t ts[XSIGN_REPLAY_MAX];
         uint32_t next[XSIGN_REPLAY_MAX]; /* chain of its bucket: index + 1, 0 ends */
+        uint16_t fl[XSIGN_REPLAY_MAX];   /* the floor slot of its host */
         uint32_t bucket[XSIGN_BUCKETS];  /* index + 1 of the chain's first, 0: empty */
         unsigned n, head;                /* entries; the slot written next (the oldest) */
-        int64_t floor;
+        int64_t floor[XSIGN_FLOORS];     /* per host hash (floor_of) */
 };
 
 int xsign_load(const char *path, xsign **ret, char *err, size_t err_size)
@@ -148,15 +153,25 @@ int xsign_make(const xsign *s, xmsg *m, char ts[24], char mac[65])
         return 0;
 }
 
-static uint64_t key_of(const char *host, size_t host_len, uint64_t id)
+static uint64_t host_hash(const char *host, size_t host_len)
 {
-        uint64_t h = 1469598103934665603ull; /* FNV-1a of the host, mixed with the id */
+        uint64_t h = 1469598103934665603ull; /* FNV-1a */
 
         for (size_t i = 0; i < host_len; i++) {
                 h ^= (uint8_t)host[i];
                 h *= 1099511628211ull;
         }
-        return h ^ (id * 0x9e3779b97f4a7c15ull);
+        return h;
+}
+
+static uint64_t key_of(uint64_t host_h, uint64_t id)
+{
+        return host_h ^ (id * 0x9e3779b97f4a7c15ull);
+}
+
+static unsigned floor_of(uint64_t host_h)
+{
+        return (unsigned)(host_h >> 32 ^ host_h) & (XSIGN_FLOORS - 1);
 }
 
 static uint32_t bucket_of(uint64_t key)
@@ -172,7 +187,7 @@ static bool replay_has(const xsign *s, uint64_t key)
         return false;
 }
 
-static void replay_add(xsign *s, uint64_t key, int64_t ts)
+static void replay_add(xsign *s, uint64_t key, unsigned fl, int64_t ts)
 {
         unsigned slot = s->head;
 
@@ -183,13 +198,14 @@ static void replay_add(xsign *s, uint64_t key, int64_t ts)
                         pp = &s->next[*pp - 1];
                 if (*pp)
                         *pp = s->next[slot];
-                if (s->ts[slot] > s->floor)
-                        s->floor = s->ts[slot];
+                if (s->ts[slot] > s->floor[s->fl[slot]])
+                        s->floor[s->fl[slot]] = s->ts[slot];
                 s->n--;
         }
         uint32_t b = bucket_of(key);
         s->key[slot] = key;
         s->ts[slot] = ts;
+        s->fl[slot] = (uint16_t)fl;
         s->next[slot] = s->bucket[b];
         s->bucket[b] = slot + 1;
         s->head = (slot + 1) % XSIGN_REPLAY_MAX;
@@ -223,13 +239,20 @@ int xsign_check(xsign *s, const xmsg *m, const char *host, size_t host_len, uint
                        "or clocks that differ)";
                 return -EACCES;
         }
-        uint64_t key = key_of(host, host_len, id);
-        if (ts <= s->floor || replay_has(s, key)) {
+        uint64_t hh = host_hash(host, host_len), key = key_of(hh, id);
+        unsigned fl = floor_of(hh);
+        if (ts <= s->floor[fl] || replay_has(s, key)) {
                 *why = "a replayed call: this host took it before";
                 return -EACCES;
         }
-        replay_add(s, key, ts);
+        replay_add(s, key, fl, ts);
         return 0;
+}
+
+const uint8_t *xsign_secret(const xsign *s, size_t *len)
+{
+        *len = s ? s->len : 0;
+        return s ? s->secret : NULL;
 }
 
 size_t xsign_replay_count(const xsign *s)

@@ -249,6 +249,11 @@ bool xhost_signed(const hyb_broker *b)
         return b->xhost && b->xhost->sign;
 }
 
+const uint8_t *xhost_secret(const hyb_broker *b, size_t *len)
+{
+        return xsign_secret(b->xhost ? b->xhost->sign : NULL, len);
+}
+
 void xhost_online(hyb_broker *b)
 {
         xhost *x = b->xhost;

@@ -90,6 +90,8 @@ int xhost_will_topic(const hyb_broker *b, char *topic);
 int xhost_link_start(hyb_broker *b);
 /* Are calls between hosts signed (cluster.call_secret_file)? */
 bool xhost_signed(const hyb_broker *b);
+/* That secret (borrowed, *len bytes), or NULL. */
+const uint8_t *xhost_secret(const hyb_broker *b, size_t *len);
 /* Says goodbye (presence "offline") before the link goes, and detaches. */
 void xhost_link_stop(hyb_broker *b);
 /* Ends the cross-host calls in flight (502 to local callers) and frees what xhost holds. */
@@ -111,6 +113,8 @@ int xsign_check(xsign *s, const xmsg *m, const char *host, size_t host_len, uint
                 const char **why);
 /* Calls in the replay cache (at most 16384). */
 size_t xsign_replay_count(const xsign *s);
+/* The secret (borrowed, *len bytes): also the key of the link's "seq" MACs (xhost-link.c). */
+const uint8_t *xsign_secret(const xsign *s, size_t *len);
 
 /* Builds "<P><kind>/<host>" in lower case into out[XHOST_TOPIC_MAX]: 0 or -ENAMETOOLONG. */
 int xhost_topic(char *out, const char *prefix, const char *kind, const char *host, size_t host_len);

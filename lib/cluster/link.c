@@ -33,6 +33,7 @@
 #include "cluster/link.h"
 #include "common/util.h"
 #include "hybrid/log.h"
+#include "token/crypto.h"
 
 /* Packets read from the broker in one loop turn at most (the rest: the next turn). */
 #define CLUSTER_READ_BURST 64
@@ -111,6 +112,8 @@ struct cluster_link {
         size_t out_bytes; /* payload bytes published and not yet acknowledged (QoS 0: sent) */
         uint64_t next_seq; /* the next publication's number (dedupe.h) */
         cluster_dedupe *dedupe;
+        uint8_t *seq_key; /* cluster_link_set_seq_key: the "seq" property's MAC key, or NULL */
+        size_t seq_key_len;
         uint64_t dups;  /* redeliveries dropped */
         bool msg_seen;  /* the message being dispatched is a retained one that came before */
         struct waiter *deferred, **deferred_tail;
@@ -564,29 +567,74 @@ static bool first_copy(cluster_link *l, const char *topic, const mosquitto_prope
         return !any || !first;
 }
 
-/* The verdict of dedupe.h on a message's "seq" user property (CLUSTER_SEQ_UNKNOWN
- * without one: a plain MQTT client's message). */
-static int seq_check(cluster_link *l, const mosquitto_property *props, bool live)
+#define SEQ_MAC_LEN 16
+/* The MAC of a "seq" property (cluster_link_set_seq_key), its property "seq-mac": the first
+ * SEQ_MAC_LEN bytes of HMAC-SHA256(key, "hybrid-seq-1" NUL seq NUL topic NUL payload), in
+ * lower-case hex, into hex[2 * SEQ_MAC_LEN + 1]. */
+static int seq_mac(const cluster_link *l, const char *seq, const char *topic, const void *payload,
+                   size_t len, char *hex)
 {
-        char *name = NULL, *value = NULL;
+        static const char prefix[] = "hybrid-seq-1";
+        static const char digits[] = "0123456789abcdef";
+        uint8_t out[CRYPTO_SHA256_LEN];
+        const void *parts[] = { prefix, seq, topic, payload ? payload : "" };
+        size_t lens[] = { sizeof prefix, strlen(seq) + 1, strlen(topic) + 1, payload ? len : 0 };
+        int r = crypto_hmac_sha256_parts(l->seq_key, l->seq_key_len, parts, lens, 4, out);
+
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < SEQ_MAC_LEN; i++) {
+                hex[2 * i] = digits[out[i] >> 4];
+                hex[2 * i + 1] = digits[out[i] & 15];
+        }
+        hex[2 * SEQ_MAC_LEN] = 0;
+        return 0;
+}
+
+/* The verdict of dedupe.h on a message's "seq" user property (CLUSTER_SEQ_UNKNOWN
+ * without one: a plain MQTT client's message; with a key, also without a "seq-mac" that
+ * verifies: a client of the broker without the key numbers nothing).  The first of each
+ * property counts. */
+static int seq_check(cluster_link *l, const struct mosquitto_message *msg,
+                     const mosquitto_property *props, bool live)
+{
+        char *name = NULL, *value = NULL, *seq = NULL, *mac = NULL;
         int v = CLUSTER_SEQ_UNKNOWN;
+        uint64_t n;
+        const char *origin;
+        size_t len;
 
         for (const mosquitto_property *p = mosquitto_property_read_string_pair(
                      props, MQTT_PROP_USER_PROPERTY, &name, &value, false);
              p; p = mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value, true)) {
-                bool mine = strcmp(name, CLUSTER_SEQ_PROPERTY) == 0;
-                uint64_t n;
-                const char *origin;
-                size_t len;
-
-                if (mine && cluster_dedupe_parse(value, &n, &origin, &len))
-                        v = cluster_dedupe_check(l->dedupe, origin, len, n, live);
+                if (!seq && strcmp(name, CLUSTER_SEQ_PROPERTY) == 0) {
+                        seq = value;
+                        value = NULL;
+                } else if (!mac && l->seq_key && strcmp(name, CLUSTER_SEQ_MAC_PROPERTY) == 0) {
+                        mac = value;
+                        value = NULL;
+                }
                 free(name);
                 free(value);
                 name = value = NULL;
-                if (mine)
+                if (seq && (mac || !l->seq_key))
                         break;
         }
+        if (seq && l->seq_key) {
+                char want[2 * SEQ_MAC_LEN + 1];
+
+                if (!mac || strlen(mac) != 2 * SEQ_MAC_LEN ||
+                    seq_mac(l, seq, msg->topic, msg->payload,
+                            msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0, want) < 0 ||
+                    !crypto_memeq(want, mac, 2 * SEQ_MAC_LEN)) {
+                        free(seq);
+                        seq = NULL;
+                }
+        }
+        if (seq && cluster_dedupe_parse(seq, &n, &origin, &len))
+                v = cluster_dedupe_check(l->dedupe, origin, len, n, live);
+        free(seq);
+        free(mac);
         return v;
 }
 
@@ -604,7 +652,7 @@ static void cb_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
         /* A message that came before: a QoS 1 redelivery (dedupe.h).  A retained one may
          * also be the broker's answer to a new subscription (the same message again, with
          * its properties): handed on, marked, for the mirror to decide. */
-        seq = props ? seq_check(l, props, !msg->retain) : CLUSTER_SEQ_UNKNOWN;
+        seq = props ? seq_check(l, msg, props, !msg->retain) : CLUSTER_SEQ_UNKNOWN;
         if (seq == CLUSTER_SEQ_SEEN && !msg->retain) {
                 l->dups++;
                 logf_(l, HYB_LOG_DEBUG, "cluster: a message on %s came again: taken once",
@@ -875,6 +923,7 @@ cluster_link *cluster_link_free(cluster_link *l)
                 mosquitto_destroy(l->mosq);
         free(l->client_id);
         cluster_dedupe_free(l->dedupe);
+        (void)cluster_link_set_seq_key(l, NULL, 0);
         if (l->password)
                 explicit_bzero(l->password, strlen(l->password));
         free(l->password);
@@ -1044,12 +1093,23 @@ int cluster_link_publish(cluster_link *l, const char *topic, const void *payload
          * only from properties made with mosquitto_property_add_*, not a copy). */
         rc = MOSQ_ERR_SUCCESS;
         if (strlen(l->client_id) <= CLUSTER_DEDUPE_ORIGIN_MAX) {
+                char mac[2 * SEQ_MAC_LEN + 1];
+
                 snprintf(seq, sizeof seq, "%" PRIu64 " %s", l->next_seq++, l->client_id);
+                if (l->seq_key && seq_mac(l, seq, topic, payload, len, mac) < 0) {
+                        free(p);
+                        return -ENOMEM;
+                }
                 rc = mosquitto_property_add_string_pair(props ? &props : &all,
                                                         MQTT_PROP_USER_PROPERTY,
                                                         CLUSTER_SEQ_PROPERTY, seq);
+                if (rc == MOSQ_ERR_SUCCESS && l->seq_key)
+                        rc = mosquitto_property_add_string_pair(props ? &props : &all,
+                                                                MQTT_PROP_USER_PROPERTY,
+                                                                CLUSTER_SEQ_MAC_PROPERTY, mac);
                 if (rc != MOSQ_ERR_SUCCESS) {
                         free(p);
+                        mosquitto_property_free_all(&all);
                         return -ENOMEM;
                 }
                 if (!props)
@@ -1091,6 +1151,24 @@ int cluster_link_set_will(cluster_link *l, const char *topic, const void *payloa
                 return -EINVAL;
         int rc = mosquitto_will_set_v5(l->mosq, topic, (int)len, payload, qos, retain, NULL);
         return rc == MOSQ_ERR_SUCCESS ? 0 : rc == MOSQ_ERR_NOMEM ? -ENOMEM : -EINVAL;
+}
+
+int cluster_link_set_seq_key(cluster_link *l, const void *key, size_t len)
+{
+        uint8_t *k = NULL;
+
+        hyb_assert_return(l && (key || !len), -EINVAL);
+        if (len && !(k = malloc(len)))
+                return -ENOMEM;
+        if (len)
+                memcpy(k, key, len);
+        if (l->seq_key) {
+                explicit_bzero(l->seq_key, l->seq_key_len);
+                free(l->seq_key);
+        }
+        l->seq_key = k;
+        l->seq_key_len = len;
+        return 0;
 }
 
 int cluster_link_set_max_packet(cluster_link *l, uint32_t bytes)

@@ -129,6 +129,16 @@ size_t cluster_link_out_bytes(const cluster_link *l);
 int cluster_link_set_will(cluster_link *l, const char *topic, const void *payload, size_t len,
                           int qos, bool retain);
 /*
+ * The key of the "seq" user property (dedupe.h): with one, each publication also carries
+ * the user property "seq-mac", a MAC (HMAC-SHA256 with key over the "seq" value, the topic
+ * and the payload, see link.c seq_mac), and a received "seq" without a "seq-mac" that
+ * verifies counts for nothing (the message is taken as one without the property).  So a client of the
+ * MQTT broker without the key cannot make the link drop another daemon's messages by
+ * publishing that daemon's next numbers first.  key is copied; NULL/0 removes it.
+ * 0, -ENOMEM, -EINVAL.
+ */
+int cluster_link_set_seq_key(cluster_link *l, const void *key, size_t len);
+/*
  * The largest MQTT packet the link takes (MQTT 5 CONNECT's Maximum Packet Size: the
  * broker drops a message for this client rather than send a larger one, so a peer of the
  * broker publishing a huge payload costs this host nothing); 0 for the broker's own
@@ -148,6 +158,7 @@ bool cluster_link_subscribing(const cluster_link *l);
  * its properties), and cluster_link_msg_seen tells the handler.
  */
 #define CLUSTER_SEQ_PROPERTY "seq"
+#define CLUSTER_SEQ_MAC_PROPERTY "seq-mac" /* its MAC (cluster_link_set_seq_key) */
 /* Called from a message handler: is this retained message one that came before? */
 bool cluster_link_msg_seen(const cluster_link *l);
 /* Copies of messages that came before, dropped so far. */

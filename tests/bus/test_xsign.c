@@ -172,6 +172,45 @@ START_TEST(test_replay_bound)
 }
 END_TEST
 
+/* The calls the ring let go of raise the floor of their host only: a call of another host,
+ * made before them (its clock behind, within the 60 s allowed, or delivered late), is still
+ * taken; a replay of one of the forgotten calls is still refused. */
+START_TEST(test_floor_per_host)
+{
+        char *dir = test_tmpdir();
+        char err[512], *p = secret_file(dir, "secret", "0123456789abcdef0123456789abcdef");
+        xsign *s = NULL;
+        const char *why = NULL;
+        struct call early, first, c;
+        struct timespec ts = { 0, 3000000 };
+        const unsigned n = 16384 + 100;
+
+        ck_assert_int_eq(xsign_load(p, &s, err, sizeof err), 0);
+        call_init(&early, 1, NULL);
+        ck_assert_int_eq(xsign_make(s, &early.m, early.ts, early.mac), 0);
+        nanosleep(&ts, NULL); /* the calls of b below have a later ts than early's */
+        call_init(&first, 1, NULL);
+        ck_assert_int_eq(xsign_make(s, &first.m, first.ts, first.mac), 0);
+        ck_assert_int_gt(strcmp(first.ts, early.ts), 0);
+        ck_assert_int_eq(xsign_check(s, &first.m, "b", 1, 1, true, &why), 0);
+        for (unsigned i = 2; i <= n; i++) {
+                call_init(&c, i, NULL);
+                ck_assert_int_eq(xsign_make(s, &c.m, c.ts, c.mac), 0);
+                ck_assert_int_eq(xsign_check(s, &c.m, "b", 1, i, true, &why), 0);
+        }
+        /* b's forgotten first call: refused */
+        ck_assert_int_eq(xsign_check(s, &first.m, "b", 1, 1, true, &why), -EACCES);
+        ck_assert_ptr_nonnull(strstr(why, "replayed"));
+        /* host c's call, signed before b's calls: taken once */
+        ck_assert_int_eq(xsign_check(s, &early.m, "c", 1, 1, true, &why), 0);
+        ck_assert_int_eq(xsign_check(s, &early.m, "c", 1, 1, true, &why), -EACCES);
+        xsign_free(s);
+        free(p);
+        test_rmrf(dir);
+        free(dir);
+}
+END_TEST
+
 TCase *xsign_tcase(void)
 {
         TCase *tc = tcase_create("signed calls");
@@ -180,5 +219,6 @@ TCase *xsign_tcase(void)
         tcase_add_test(tc, test_secret_file);
         tcase_add_test(tc, test_signed_once);
         tcase_add_test(tc, test_replay_bound);
+        tcase_add_test(tc, test_floor_per_host);
         return tc;
 }

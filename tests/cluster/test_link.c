@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <mqtt_protocol.h>
+
 #include "cluster/link.h"
 #include "hybrid/log.h"
 #include "suites.h"
@@ -310,6 +312,136 @@ START_TEST(test_pubsub)
 }
 END_TEST
 
+/* ---- the "seq" numbers with a key ---- */
+
+static char last_seq[512], last_mac[512];
+
+static void on_msg_seq(cluster_link *l, const char *topic, const void *p, size_t len, bool retain,
+                       int qos, const mosquitto_property *props, void *ud)
+{
+        char *name = NULL, *value = NULL;
+
+        last_mac[0] = 0;
+        for (const mosquitto_property *q = mosquitto_property_read_string_pair(
+                     props, MQTT_PROP_USER_PROPERTY, &name, &value, false);
+             q; q = mosquitto_property_read_string_pair(q, MQTT_PROP_USER_PROPERTY, &name, &value,
+                                                         true)) {
+                if (strcmp(name, CLUSTER_SEQ_PROPERTY) == 0)
+                        snprintf(last_seq, sizeof last_seq, "%s", value);
+                else if (strcmp(name, CLUSTER_SEQ_MAC_PROPERTY) == 0)
+                        snprintf(last_mac, sizeof last_mac, "%s", value);
+                free(name);
+                free(value);
+                name = value = NULL;
+        }
+        on_msg(l, topic, p, len, retain, qos, props, ud);
+}
+
+/* A plain MQTT 5 client of the broker publishes payload to topic with the "seq" property
+ * value seq (QoS 0). */
+static void forge(int port, const char *topic, const char *payload, const char *seq,
+                  const char *mac)
+{
+        struct mosquitto *m = mosquitto_new(NULL, true, NULL);
+        mosquitto_property *pr = NULL;
+
+        ck_assert_ptr_nonnull(m);
+        ck_assert_int_eq(mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5),
+                         MOSQ_ERR_SUCCESS);
+        ck_assert_int_eq(mosquitto_connect(m, "127.0.0.1", port, 30), MOSQ_ERR_SUCCESS);
+        ck_assert_int_eq(mosquitto_property_add_string_pair(&pr, MQTT_PROP_USER_PROPERTY,
+                                                            CLUSTER_SEQ_PROPERTY, seq),
+                         MOSQ_ERR_SUCCESS);
+        if (mac)
+                ck_assert_int_eq(mosquitto_property_add_string_pair(&pr, MQTT_PROP_USER_PROPERTY,
+                                                                    CLUSTER_SEQ_MAC_PROPERTY, mac),
+                                 MOSQ_ERR_SUCCESS);
+        ck_assert_int_eq(mosquitto_publish_v5(m, NULL, topic, (int)strlen(payload), payload, 0,
+                                              false, pr),
+                         MOSQ_ERR_SUCCESS);
+        mosquitto_property_free_all(&pr);
+        ck_assert_int_eq(mosquitto_disconnect(m), MOSQ_ERR_SUCCESS);
+        for (int i = 0; i < 100 && mosquitto_loop(m, 100, 1) == MOSQ_ERR_SUCCESS; i++)
+                ;
+        mosquitto_destroy(m);
+}
+
+/* With the cluster's key (cluster.call_secret_file) a client of the broker that numbers its
+ * messages as another daemon's next ones (its origin and the numbers that follow the one
+ * it saw, with no "seq-mac", a made-up one, or a real one of another number) makes the receiver drop none of that daemon's
+ * messages; a real redelivery (the same property again) is still taken once.  Without the
+ * key each forged number was a "duplicate" of the daemon's message to come. */
+START_TEST(test_seq_forged)
+{
+        static const char key[] = "0123456789abcdef0123456789abcdef";
+        char *dir, url[64], v[600];
+        int port;
+        pid_t pid;
+        struct event_base *base;
+        cluster_options o;
+        cluster_link *a = NULL, *b = NULL;
+        seen sa = { 0 }, sb = { 0 };
+        unsigned long long n;
+        hyb_error e;
+
+        if (!mosquitto_path())
+                return; /* mosquitto not installed */
+        dir = test_tmpdir();
+        port = free_port();
+        pid = broker_start(dir, port);
+        base = event_base_new();
+        cluster_options_init(&o);
+        snprintf(url, sizeof url, "mqtt://127.0.0.1:%d", port);
+        o.broker = url;
+        ck_assert_int_eq(cluster_link_new(base, &o, "hybrid-a", NULL, NULL, &a, &e), 0);
+        ck_assert_int_eq(cluster_link_new(base, &o, "hybrid-b", NULL, NULL, &b, &e), 0);
+        ck_assert_int_eq(cluster_link_set_seq_key(a, key, sizeof key - 1), 0);
+        ck_assert_int_eq(cluster_link_set_seq_key(b, key, sizeof key - 1), 0);
+        ck_assert_int_eq(cluster_link_on_state(a, on_state, &sa), 0);
+        ck_assert_int_eq(cluster_link_on_state(b, on_state, &sb), 0);
+        ck_assert_int_eq(cluster_link_on_message(b, "", on_msg_seq, &sb), 0);
+        ck_assert_int_eq(cluster_link_subscribe(b, "t/#", 1, on_suback, &sb), 0);
+        run_until(base, &sa.connected, 1);
+        run_until(base, &sb.suback, 1);
+        ck_assert_int_eq(cluster_link_publish(a, "t/a", "1", 1, 1, false, NULL, NULL, NULL), 0);
+        run_until(base, &sb.n_msgs, 1);
+        ck_assert_int_eq(sscanf(last_seq, "%llu hybrid-a", &n), 1);
+        ck_assert_int_eq(strlen(last_mac), 32);
+        /* the next three numbers of hybrid-a, forged: taken as plain messages, not counted */
+        snprintf(v, sizeof v, "%llu hybrid-a", n + 1);
+        forge(port, "t/f", "f", v, NULL);
+        snprintf(v, sizeof v, "%llu hybrid-a", n + 2);
+        forge(port, "t/f", "f", v, "0123456789abcdef0123456789abcdef");
+        snprintf(v, sizeof v, "%llu hybrid-a", n + 3);
+        forge(port, "t/a", "f", v, last_mac); /* a real MAC, of another number */
+        run_until(base, &sb.n_msgs, 4);
+        /* the real ones with those numbers: all taken */
+        ck_assert_int_eq(cluster_link_publish(a, "t/a", "2", 1, 1, false, NULL, NULL, NULL), 0);
+        ck_assert_int_eq(cluster_link_publish(a, "t/a", "3", 1, 1, false, NULL, NULL, NULL), 0);
+        ck_assert_int_eq(cluster_link_publish(a, "t/a", "4", 1, 1, false, NULL, NULL, NULL), 0);
+        run_until(base, &sb.n_msgs, 7);
+        ck_assert_str_eq(sb.payloads[4], "2");
+        ck_assert_str_eq(sb.payloads[5], "3");
+        ck_assert_str_eq(sb.payloads[6], "4");
+        ck_assert_uint_eq(cluster_link_get_dups(b), 0);
+        /* a copy of a real property (a redelivery, or a client replaying it): taken once */
+        char m[64];
+        snprintf(v, sizeof v, "%s", last_seq);
+        snprintf(m, sizeof m, "%s", last_mac);
+        forge(port, "t/a", "4", v, m);
+        ck_assert_int_eq(cluster_link_publish(a, "t/a", "5", 1, 1, false, NULL, NULL, NULL), 0);
+        run_until(base, &sb.n_msgs, 8);
+        ck_assert_str_eq(sb.payloads[7], "5");
+        ck_assert_uint_eq(cluster_link_get_dups(b), 1);
+        cluster_link_free(a);
+        cluster_link_free(b);
+        event_base_free(base);
+        broker_stop(pid);
+        test_rmrf(dir);
+        free(dir);
+}
+END_TEST
+
 /* libmosquitto's own lines: the link gives it a log callback only while the daemon would
  * show a debug line (cluster_link_set_log_wanted). */
 typedef struct loglines {
@@ -422,6 +554,7 @@ Suite *cluster_suite(void)
         tcase_add_test(tc, test_bad_options);
         tcase_add_test(tc, test_pubsub);
         tcase_add_test(tc, test_lib_log);
+        tcase_add_test(tc, test_seq_forged);
         suite_add_tcase(s, tc);
         suite_add_tcase(s, cluster_dedupe_tcase());
         return s;

@@ -808,6 +808,79 @@ START_TEST(test_int_parse)
 }
 END_TEST
 
+/* Reals with an exponent, or longer than the lexer's own path takes (15 digits), and the
+ * edge texts: each reads as strtod reads the whole text (the path they took before the
+ * lexer read short ones itself), bit for bit (-0.0 included); one strtod finds out of range
+ * (an infinity) is refused HYB_E_OVERFLOW, one that underflows is read as strtod reads it. */
+START_TEST(test_real_parse_exp)
+{
+        static const char *const fixed[] = {
+                "-0.0", "0.0", "-0.000", "00.5", "-00.5", "1.0", "0.1", "123456789012345.0",
+                "1234567890123456.0", "0.1234567890123456789", "9007199254740993.0",
+                "1e0", "1E5", "1e+5", "-1e-5", "1.5e3", "2.5E-3", "1e308", "1.7976931348623157e308",
+                "1.8e308", "-1e400", "1e-400", "4.9e-324", "2.2250738585072014e-308",
+                "0e999999", "1e-999999", "123456789012345678901234567890.5",
+        };
+        size_t n_fixed = sizeof fixed / sizeof fixed[0];
+        uint64_t rng = 0x853c49e6748fea9bULL;
+
+        for (size_t i = 0; i < n_fixed + 40000; i++) {
+                char text[80];
+                size_t len = 0;
+                hyb_obj *o = NULL;
+                hyb_error e;
+                double want, got;
+                int r;
+
+                if (i < n_fixed) {
+                        len = strlen(fixed[i]);
+                        memcpy(text, fixed[i], len + 1);
+                } else {
+                        uint64_t x = xorshift(&rng), y = xorshift(&rng);
+                        int digits = 1 + (int)(x % 24), before = 1 + (int)((x >> 8) % 24);
+
+                        if (x >> 63)
+                                text[len++] = '-';
+                        for (int d = 0; d < digits; d++) {
+                                if (d == before)
+                                        text[len++] = '.';
+                                text[len++] = (char)('0' + (y >> (d % 16 * 4)) % 10);
+                        }
+                        if ((x >> 40) & 1) /* an exponent, -400..400 */
+                                len += (size_t)snprintf(text + len, sizeof text - len, "%c%d",
+                                                        (x >> 41) & 1 ? 'e' : 'E',
+                                                        (int)((x >> 42) % 801) - 400);
+                        else if (digits <= before) /* no fraction and no exponent: an INT */
+                                continue;
+                        text[len] = '\0';
+                }
+                errno = 0;
+                want = strtod(text, NULL);
+                r = hyb_obj_parse(text, len, &o, &e);
+                if (errno == ERANGE && isinf(want)) {
+                        ck_assert_msg(r == HYB_E_OVERFLOW, "%s: %d, want HYB_E_OVERFLOW", text, r);
+                        continue;
+                }
+                ck_assert_msg(r == 0, "%s: %s", text, e.message);
+                ck_assert_msg(hyb_obj_get_kind(o) == HYB_OBJ_REAL, "%s: kind %d", text,
+                              (int)hyb_obj_get_kind(o));
+                got = hyb_obj_get_real(o);
+                ck_assert_msg(memcmp(&got, &want, sizeof(got)) == 0, "%s read as %a, strtod %a",
+                              text, got, want);
+                hyb_obj_unref(o);
+        }
+        /* a fraction needs a digit on both sides of the dot, as before */
+        static const char *const bad[] = { "1.", ".5", "-.5", "-", "1.e5", "1e" };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                hyb_obj *o = NULL;
+                hyb_error e;
+
+                ck_assert_msg(hyb_obj_parse(bad[i], strlen(bad[i]), &o, &e) < 0, "%s taken", bad[i]);
+                ck_assert_ptr_null(o);
+        }
+}
+END_TEST
+
 Suite *obj_suite(void)
 {
         Suite *s = suite_create("obj");
@@ -818,6 +891,7 @@ Suite *obj_suite(void)
         tcase_add_test(tc, test_real_format_round_trip);
         tcase_add_test(tc, test_real_parse_short);
         tcase_add_test(tc, test_int_parse);
+        tcase_add_test(tc, test_real_parse_exp);
         tcase_add_test(tc, test_refcounts);
         tcase_add_test(tc, test_refcount_threads);
         tcase_add_test(tc, test_rec_order_and_keys);

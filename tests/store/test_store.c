@@ -755,6 +755,109 @@ START_TEST(test_kick_hold_threads)
 }
 END_TEST
 
+#define KW_ROUNDS 300
+
+static pthread_barrier_t kw_go, kw_written;
+static atomic_int kw_done;
+
+static void kw_done_fn(int r, void *ud)
+{
+        (void)ud;
+        if (r == 0)
+                atomic_fetch_add(&kw_done, 1);
+}
+
+/* Another thread's writes, each made while the loop holds its kick (between the two
+ * barriers): a synchronous one to a subscribed fURI and an asynchronous one whose done
+ * runs once the store's committer thread committed it. */
+static void *kw_writer(void *ud)
+{
+        hyb_store *st = ud;
+        intptr_t failed = 0;
+        hyb_furi *fa = furi("/k/a");
+
+        for (int i = 0; i < KW_ROUNDS; i++) {
+                hyb_obj *o = NULL;
+
+                pthread_barrier_wait(&kw_go);
+                if (hyb_obj_new_int(i, &o) < 0 || hyb_store_write_str(st, "/k/t", o, 0, NULL) < 0 ||
+                    hyb_store_write_async(st, fa, o, 0, kw_done_fn, NULL, NULL) < 0)
+                        failed++;
+                hyb_obj_unref(o);
+                pthread_barrier_wait(&kw_written);
+        }
+        hyb_furi_unref(fa);
+        return (void *)failed;
+}
+
+/* No lost wake-up with a kick hold: each round the loop holds, writes, delivers, lets another
+ * thread write (a message queued, an asynchronous write for the committer thread at
+ * durability full) and releases; then it processes only when the store's fd says so
+ * (blocking in poll, as the broker's loop does).  The other thread's message and done must
+ * each make the fd readable: through the release (the debt it left while held) or the
+ * committer's kick.  A kick lost ends the test at the poll's generous limit, not in a hang. */
+START_TEST(test_kick_hold_no_lost_wakeup)
+{
+        char *dir, *path = db_path(&dir);
+        hyb_store_options o;
+        hyb_store *st = NULL;
+        hyb_error e = { 0 };
+        recorder *rt = rec_new(), *rm = rec_new();
+        hyb_slot *st_sub, *sm_sub;
+        pthread_t th;
+        void *failed = NULL;
+        int fd;
+
+        hyb_store_options_init(&o);
+        o.durability = HYB_DURABILITY_FULL;
+        o.commit_thread = true;
+        ck_assert_msg(hyb_store_open(path, &o, &st, &e) == 0, "%s", e.message);
+        fd = hyb_store_get_fd(st);
+        st_sub = sub(st, "/k/t", 0, rt);
+        sm_sub = sub(st, "/k/m", 0, rm);
+        drain(st);
+        atomic_store(&kw_done, 0);
+        pthread_barrier_init(&kw_go, NULL, 2);
+        pthread_barrier_init(&kw_written, NULL, 2);
+        ck_assert_int_eq(pthread_create(&th, NULL, kw_writer, st), 0);
+        for (int round = 1; round <= KW_ROUNDS; round++) {
+                store_kick_hold(st);
+                put_ok(st, "/k/m", "1");
+                hyb_store_process(st);
+                pthread_barrier_wait(&kw_go);
+                pthread_barrier_wait(&kw_written);
+                store_kick_release(st);
+                for (;;) {
+                        struct pollfd p = { .fd = fd, .events = POLLIN };
+                        int n;
+
+                        pthread_mutex_lock(&rt->lock);
+                        n = rt->n;
+                        pthread_mutex_unlock(&rt->lock);
+                        if (n == round && atomic_load(&kw_done) == round)
+                                break;
+                        ck_assert_msg(poll(&p, 1, 60000) == 1,
+                                      "round %d: %d messages, %d dones, and the fd not readable",
+                                      round, n, atomic_load(&kw_done));
+                        hyb_store_process(st);
+                }
+        }
+        pthread_join(th, &failed);
+        ck_assert_ptr_null(failed);
+        ck_assert_int_eq(rm->n, KW_ROUNDS);
+        pthread_barrier_destroy(&kw_go);
+        pthread_barrier_destroy(&kw_written);
+        hyb_slot_unref(st_sub);
+        hyb_slot_unref(sm_sub);
+        hyb_store_unref(st);
+        test_rmrf(dir);
+        free(dir);
+        free(path);
+        free(rt);
+        free(rm);
+}
+END_TEST
+
 START_TEST(test_sub_replay)
 {
         hyb_store *st = open_mem();
@@ -2508,6 +2611,7 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_scope_subscribe);
         tcase_add_test(tc, test_kick_hold);
         tcase_add_test(tc, test_kick_hold_threads);
+        tcase_add_test(tc, test_kick_hold_no_lost_wakeup);
         suite_add_tcase(s, tc);
         return s;
 }
