@@ -89,7 +89,7 @@ printf '%s\n' "listen:
 $AUTHCFG
 log: {level: debug}" >"$T/nb.yaml"
 chmod 644 "$T/nb.yaml"
-as_nobody "$HYBRIDD" --foreground --socket "$T/nb/bus.sock" --config "$T/nb.yaml" >"$T/nb.log" 2>&1 &
+AS_NOBODY_EXEC=1 as_nobody "$HYBRIDD" --foreground --socket "$T/nb/bus.sock" --config "$T/nb.yaml" >"$T/nb.log" 2>&1 &
 NB=$!
 PIDS="$PIDS $NB"
 wait_until 30 sock_or_dead "$T/nb/bus.sock" "$NB" && [ -S "$T/nb/bus.sock" ] ||

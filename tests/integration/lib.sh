@@ -182,8 +182,11 @@ as_nobody() {
                 set -- "$prog" "$@"
                 ;;
         esac
+        # AS_NOBODY_EXEC=1 (for `AS_NOBODY_EXEC=1 as_nobody CMD &`): the background subshell
+        # becomes CMD, so $! is CMD's PID and the test's clean-up stops CMD itself (killing
+        # the subshell left a daemon started this way running)
         LD_LIBRARY_PATH="$NOBODY_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
-                setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+                ${AS_NOBODY_EXEC:+exec} setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
 }
 
 # free_port: a loopback TCP port free now (the kernel's choice); port_open PORT: does
