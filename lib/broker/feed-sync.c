@@ -400,6 +400,11 @@ void feedfetch_gap(hyb_broker *b, uint64_t seq)
 #define FS_LOG_BURST 10
 #define FS_REFETCH_MIN_MS 1000
 #define FS_REFETCH_MAX_MS 60000
+/* Entries from the cluster checked on the loop (a signature each, about 1 ms): a burst of
+ * this many, then this many a second; past it an entry is dropped unchecked and asked for
+ * again at a refetch.  Tests only: HYBRID_TEST_FEED_CHECKS="BURST/PER_S" sets both. */
+#define FS_CHECK_BURST 1024
+#define FS_CHECK_PER_S 256
 
 struct fs_pending {
         uint64_t seq;
@@ -420,7 +425,28 @@ struct feedsync {
         time_t log_at;       /* when log_tokens was last refilled */
         unsigned log_tokens; /* "refused" lines that may be logged now */
         uint64_t refused, refused_unlogged;
+        unsigned check_burst, check_per_s; /* FS_CHECK_BURST, FS_CHECK_PER_S */
+        uint64_t check_at_ms;              /* when check_tokens was last refilled */
+        unsigned check_tokens;             /* entries that may be checked now */
+        bool recheck; /* an entry was dropped unchecked: refetch at least once */
 };
+
+/* Takes one check from the budget (check_burst, refilled check_per_s a second). */
+static bool check_budget(struct feedsync *fs)
+{
+        uint64_t now = mono_ms(), add = (now - fs->check_at_ms) * fs->check_per_s / 1000;
+
+        if (add || !fs->check_at_ms) {
+                fs->check_tokens = !fs->check_at_ms || fs->check_tokens + add >= fs->check_burst
+                                           ? fs->check_burst
+                                           : fs->check_tokens + (unsigned)add;
+                fs->check_at_ms = now ? now : 1;
+        }
+        if (!fs->check_tokens)
+                return false;
+        fs->check_tokens--;
+        return true;
+}
 
 /* Logs a refusal: a burst of FS_LOG_BURST lines, then one a second, each saying how many
  * were not logged since the last. */
@@ -644,7 +670,8 @@ static void drain_pending(struct feedsync *fs)
                 feedfetch_gap(b, far);
         } else {
                 fs->beyond = 0;
-                gap_closed(fs);
+                if (!fs->recheck)
+                        gap_closed(fs);
         }
 }
 
@@ -676,6 +703,17 @@ static void on_feed(cluster_link *l, const char *topic, const void *payload, siz
         if (len == 0 || len > FS_ENTRY_MAX || memchr(payload, 0, len)) {
                 refused(fs, topic, len ? "not an entry" : "an empty (deleted) entry");
                 junk = true;
+        } else if (!check_budget(fs)) {
+                /* a flood of entries to check would hold the loop: this one comes again
+                 * with the broker's retained entries at the refetch */
+                broker_log(b, HYB_LOG_DEBUG, "revocation feed: %s not checked (over the budget)",
+                           topic);
+                refused(fs, topic,
+                        "not checked: over the budget of entries to check; asked for again "
+                        "later");
+                fs->recheck = true;
+                refetch_arm(fs);
+                return;
         } else if ((text = strndup(payload, len))) {
                 r = offer(fs, topic, tseq, text, &seq);
                 junk = r == HYB_E_UNAUTHORIZED || (r >= 0 && seq != tseq);
@@ -698,6 +736,7 @@ static void refetch(evutil_socket_t fd, short what, void *ud)
         struct feedsync *fs = ud;
         hyb_broker *b = fs->b;
 
+        fs->recheck = false;
         if (fs->refetch_ms && b->feed)
                 broker_log(b, HYB_LOG_INFO,
                            "revocation feed: a gap after %" PRIu64 ": asking the broker for the "
@@ -735,6 +774,15 @@ int feedsync_start(hyb_broker *b)
                 return -ENOMEM;
         fs->b = b;
         fs->link = b->link;
+        fs->check_burst = FS_CHECK_BURST;
+        fs->check_per_s = FS_CHECK_PER_S;
+        {
+                const char *t = secure_getenv("HYBRID_TEST_FEED_CHECKS");
+                unsigned burst, per_s;
+
+                if (t && sscanf(t, "%u/%u", &burst, &per_s) == 2)
+                        fs->check_burst = burst, fs->check_per_s = per_s;
+        }
         if (asprintf(&fs->topic, "%s_hybrid/feed/", prefix) < 0)
                 fs->topic = NULL;
         if (asprintf(&fs->filter, "%s_hybrid/feed/+", prefix) < 0)
