@@ -735,6 +735,8 @@ static void refetch(evutil_socket_t fd, short what, void *ud)
 {
         struct feedsync *fs = ud;
         hyb_broker *b = fs->b;
+        /* a known gap: entries kept aside, or a verified one past the head not kept */
+        bool gap = fs->n_pending || (b->feed && fs->beyond > hyb_token_feed_get_seq(b->feed));
 
         fs->recheck = false;
         if (fs->refetch_ms && b->feed)
@@ -744,7 +746,10 @@ static void refetch(evutil_socket_t fd, short what, void *ud)
                            hyb_token_feed_get_seq(b->feed));
         if (cluster_link_unsubscribe(fs->link, fs->filter) == 0)
                 (void)cluster_link_subscribe(fs->link, fs->filter, b->c->cluster.qos, NULL, NULL);
-        if (fs->refetch_ms) {
+        if (fs->refetch_ms && !gap) {
+                /* armed only for entries dropped unchecked: this one refetch brings them */
+                fs->refetch_ms = 0;
+        } else if (fs->refetch_ms) {
                 fs->refetch_ms = fs->refetch_ms * 2 > FS_REFETCH_MAX_MS ? FS_REFETCH_MAX_MS
                                                                         : fs->refetch_ms * 2;
                 refetch_arm(fs);
