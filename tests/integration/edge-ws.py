@@ -734,41 +734,12 @@ def masked(op, payload, announce=None):
 
 def read_close(s):
     """Reads server frames until a close frame: its code (None: the socket just ended)."""
-    buf = b""
-    end = time.monotonic() + WAIT
-    while time.monotonic() < end:
-        while len(buf) >= 2:
-            op, n = buf[0] & 0x0F, buf[1] & 0x7F
-            p = 2
-            if n == 126:
-                if len(buf) < 4:
-                    break
-                n = struct.unpack(">H", buf[2:4])[0]
-                p = 4
-            elif n == 127:
-                if len(buf) < 10:
-                    break
-                n = struct.unpack(">Q", buf[2:10])[0]
-                p = 10
-            if len(buf) < p + n:
-                break
-            payload = buf[p:p + n]
-            buf = buf[p + n:]
-            if op == 0x8:
-                return struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005
-        try:
-            d = s.recv(65536)
-        except (ConnectionResetError, socket.timeout):
-            return None
-        if not d:
-            return None
-        buf += d
-    return None
+    return read_close_or_pong(s, pong=False)[1]
 
 
-def read_close_or_pong(s):
-    """Reads server frames until a close frame or a pong: ("close", code), ("pong", None),
-    or (None, None) when the socket just ended."""
+def read_close_or_pong(s, pong=True):
+    """Reads server frames until a close frame or (with pong) a pong: ("close", code),
+    ("pong", None), or (None, None) when the socket just ended."""
     buf = b""
     end = time.monotonic() + WAIT
     while time.monotonic() < end:
@@ -791,7 +762,7 @@ def read_close_or_pong(s):
             buf = buf[p + n:]
             if op == 0x8:
                 return "close", (struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005)
-            if op == 0xA:
+            if op == 0xA and pong:
                 return "pong", None
         try:
             d = s.recv(65536)
