@@ -113,8 +113,7 @@ struct cembed {
         emsg *head, **tail;
         unsigned n_msgs;
         size_t msg_bytes;
-        uint64_t dropped;
-        bool drop_told;
+        uint64_t dropped, dropped_told; /* messages dropped; of them, reported by process */
         eack acks[EMBED_MAX_ACKS];
         unsigned n_acks;
         uint64_t sync_sent, sync_seen;
@@ -954,7 +953,7 @@ static int op_get_timeout(void *impl, uint64_t *ret_usec)
         cembed *ce = impl;
 
         pthread_mutex_lock(&ce->lock);
-        *ret_usec = ce->head || (ce->dropped && !ce->drop_told) ? 0 : UINT64_MAX;
+        *ret_usec = ce->head || ce->dropped > ce->dropped_told ? 0 : UINT64_MAX;
         pthread_mutex_unlock(&ce->lock);
         return 0;
 }
@@ -974,8 +973,8 @@ static int op_process(void *impl)
         ce->tail = &ce->head;
         ce->n_msgs = 0;
         ce->msg_bytes = 0;
-        dropped = ce->dropped && !ce->drop_told;
-        ce->drop_told |= dropped;
+        dropped = ce->dropped > ce->dropped_told;
+        ce->dropped_told = ce->dropped;
         pthread_mutex_unlock(&ce->lock);
         while ((m = list)) {
                 bool dead;
