@@ -118,6 +118,20 @@ sed 's/^/    /' "$T/pending.out"
 check "max_pending_messages (the probe)" \
         [ "$(grep -c '^ok ' "$T/pending.out")" -eq 5 -a "$(grep -c FAIL "$T/pending.out")" -eq 0 ]
 
+# --- the broker restarts: libmosquitto's thread reconnects and subscribes again
+bg rw e store watch '//re/#'
+check "watch //re/# is ready" ready rw
+RW=$BPID
+pub -t re/a -m 1
+check "it gets re/a before the restart" wait_until 15 has_line "$T/rw.out" '^//re/a	1$'
+stop_mosquitto
+start_mosquitto || finish
+# published again until the watch has it: it reconnects within its backoff (1 to 2 s)
+resubscribed() { pub -t re/b -m 2; has_line "$T/rw.out" '^//re/b	2$'; }
+check "after the restart the watch gets re/b (reconnected, subscribed again)" \
+        wait_until 20 resubscribed
+stop "$RW"
+
 # --- a broker that never answers, and a broker that is down: clear errors, no hang
 "$PYTHON" "$HYB_IT_DIR/mqtt-silent.py" "$T/silent.port" "$T/silent.subs" &
 PIDS="$PIDS $!"
