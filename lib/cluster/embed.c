@@ -118,6 +118,8 @@ struct cembed {
         unsigned n_acks;
         uint64_t sync_sent, sync_seen;
         hyb_store *mirror;
+        hyb_store *stale;       /* after a reconnection: kept values not seen again */
+        uint64_t resync;        /* the marker that ends the resynchronisation; 0: none */
         int efd;
 };
 
@@ -212,6 +214,14 @@ static void deliver(cembed *ce, esub *s, const hyb_furi *f, const hyb_obj *v, bo
 
 /* ---------------------------------------------------------------- libmosquitto's thread */
 
+static int note_stale(const hyb_furi *key, const hyb_obj *value, void *ud)
+{
+        return hyb_store_write(ud, key, hyb_obj_bool(true), 0, NULL) < 0 ? 1 : 0;
+}
+
+/* A new session (clean start): every filter is subscribed again, its retained values come
+ * again, and the marker sent after them settles the filters and ends the resynchronisation:
+ * the values kept that did not come again (deleted meanwhile) are dropped then (resync_end). */
 static void on_connect(struct mosquitto *m, void *ud, int rc, int flags,
                        const mosquitto_property *props)
 {
@@ -220,7 +230,8 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags,
         char **filters = NULL;
         uint32_t *sids = NULL;
         size_t n = 0, i = 0;
-        int mid = 0;
+        hyb_store_options so;
+        hyb_furi *all = NULL;
 
         pthread_mutex_lock(&ce->lock);
         if (rc != 0) {
@@ -230,7 +241,6 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags,
                 pthread_mutex_unlock(&ce->lock);
                 return;
         }
-        /* a new session (clean start): every filter is subscribed again and settles again */
         for (efilt *f = ce->filts; f; f = f->next)
                 n++;
         filters = calloc(n + 1, sizeof *filters);
@@ -239,16 +249,23 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags,
                 filters[i] = strdup(f->filter);
                 sids[i++] = f->sid;
                 f->settled = false;
-                f->mid = 0;
-                f->sync = ce->sync_sent + 1;
+                f->sync = 0; /* set below, once the SUBSCRIBEs are out */
         }
+        ce->stale = hyb_store_unref(ce->stale);
+        hyb_store_options_init(&so);
+        so.durability = HYB_DURABILITY_MEMORY;
+        if (n && hyb_store_open(NULL, &so, &ce->stale, NULL) >= 0 &&
+            (hyb_furi_parse("/#", (size_t)-1, NULL, &all, NULL) < 0 ||
+             hyb_store_scan(ce->mirror, all, note_stale, ce->stale, NULL) != 0))
+                ce->stale = hyb_store_unref(ce->stale); /* no resynchronisation then */
+        hyb_furi_unref(all);
         pthread_mutex_unlock(&ce->lock);
         (void)mosquitto_subscribe_v5(m, NULL, ce->sync_topic, 1, 0, NULL);
         for (i = 0; filters && sids && i < n; i++) {
                 if (filters[i] &&
                     mosquitto_property_add_varint(&p, MQTT_PROP_SUBSCRIPTION_IDENTIFIER, sids[i]) ==
                             MOSQ_ERR_SUCCESS)
-                        (void)mosquitto_subscribe_v5(m, &mid, filters[i], ce->o.qos,
+                        (void)mosquitto_subscribe_v5(m, NULL, filters[i], ce->o.qos,
                                                      MQTT_SUB_OPT_RETAIN_AS_PUBLISHED, p);
                 mosquitto_property_free_all(&p);
                 free(filters[i]);
@@ -259,15 +276,52 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags,
         ce->connected = true;
         ce->why[0] = 0;
         if (n) {
+                /* no marker is read before this callback returns: numbering it now is in time */
                 char num[24];
                 uint64_t k = ++ce->sync_sent;
                 int l = snprintf(num, sizeof num, "%" PRIu64, k);
+
+                for (efilt *f = ce->filts; f; f = f->next)
+                        if (!f->sync)
+                                f->sync = k;
+                ce->resync = k;
                 pthread_mutex_unlock(&ce->lock);
                 (void)mosquitto_publish_v5(m, NULL, ce->sync_topic, l, num, 1, false, NULL);
                 pthread_mutex_lock(&ce->lock);
         }
         pthread_cond_broadcast(&ce->cond);
         pthread_mutex_unlock(&ce->lock);
+}
+
+static int drop_stale(const hyb_furi *key, const hyb_obj *value, void *ud)
+{
+        cembed *ce = ud;
+        hyb_furi *cf = NULL;
+
+        (void)hyb_store_write(ce->mirror, key, hyb_obj_noobj(), 0, NULL);
+        if (cluster_map_cluster_of(key, &cf) < 0)
+                return 0;
+        for (efilt *f = ce->filts; f; f = f->next) {
+                if (!hyb_furi_match(key, f->mpat))
+                        continue;
+                for (esub *s = ce->subs; s; s = s->next)
+                        if (s->filt == f)
+                                deliver(ce, s, cf, hyb_obj_noobj(), true, 64);
+        }
+        hyb_furi_unref(cf);
+        return 0;
+}
+
+/* The marker of a reconnection came (under lock): what did not come again was deleted. */
+static void resync_end(cembed *ce)
+{
+        hyb_furi *all = NULL;
+
+        if (ce->stale && hyb_furi_parse("/#", (size_t)-1, NULL, &all, NULL) >= 0)
+                (void)hyb_store_scan(ce->stale, all, drop_stale, ce, NULL);
+        hyb_furi_unref(all);
+        ce->stale = hyb_store_unref(ce->stale);
+        ce->resync = 0;
 }
 
 static void on_disconnect(struct mosquitto *m, void *ud, int rc, const mosquitto_property *props)
@@ -350,6 +404,8 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
                 for (efilt *f = ce->filts; f; f = f->next)
                         if (f->state == 1 && f->sync && f->sync <= ce->sync_seen)
                                 f->settled = true;
+                if (ce->resync && ce->resync <= ce->sync_seen)
+                        resync_end(ce);
                 pthread_cond_broadcast(&ce->cond);
                 pthread_mutex_unlock(&ce->lock);
                 return;
@@ -361,6 +417,8 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
             cluster_map_mirror_of(cf, &mf) < 0)
                 goto out;
         pthread_mutex_lock(&ce->lock);
+        if (msg->retain && ce->stale)
+                (void)hyb_store_write(ce->stale, mf, hyb_obj_noobj(), 0, NULL); /* came again */
         if (msg->retain) {
                 /* mirrored; a value equal to the mirrored one is news only to a settled
                  * filter (after a reconnection the broker sends every retained value again) */
@@ -1025,6 +1083,7 @@ static void cembed_free(cembed *ce)
                 free(f);
         }
         hyb_store_unref(ce->mirror);
+        hyb_store_unref(ce->stale);
         if (ce->efd >= 0)
                 close(ce->efd);
         cluster_options_clear(&ce->o);

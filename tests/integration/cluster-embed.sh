@@ -123,13 +123,17 @@ bg rw e store watch '//re/#'
 check "watch //re/# is ready" ready rw
 RW=$BPID
 pub -t re/a -m 1
-check "it gets re/a before the restart" wait_until 15 has_line "$T/rw.out" '^//re/a	1$'
+pub -r -t re/kept -m 5
+check "it gets re/a and the retained re/kept before the restart" \
+        wait_until 15 has_line "$T/rw.out" '^//re/kept	5$'
 stop_mosquitto
-start_mosquitto || finish
+start_mosquitto || finish # without persistence: the broker lost re/kept
 # published again until the watch has it: it reconnects within its backoff (1 to 2 s)
 resubscribed() { pub -t re/b -m 2; has_line "$T/rw.out" '^//re/b	2$'; }
 check "after the restart the watch gets re/b (reconnected, subscribed again)" \
         wait_until 20 resubscribed
+check "... and the delete of re/kept, which the broker no longer retains (resynchronised)" \
+        wait_until 15 has_line "$T/rw.out" '^//re/kept	noobj$'
 stop "$RW"
 
 # --- a broker that never answers, and a broker that is down: clear errors, no hang
