@@ -834,6 +834,7 @@ static int publish(cembed *ce, const hyb_furi *target, const char *payload, size
         uint64_t deadline = deadline_after(ce->timeout_ms);
         char *topic = NULL;
         int r, rc, mid = 0, ack = 0;
+        uint64_t k;
         bool covered;
 
         r = cluster_map_topic(ce->o.prefix, target, &topic, e);
@@ -841,6 +842,12 @@ static int publish(cembed *ce, const hyb_furi *target, const char *payload, size
                 r = ensure_connected(ce, deadline, e);
         if (r < 0)
                 goto out;
+        /* under a settled filter the broker sends the write back to us: a marker published
+         * right after it comes back after that copy, which the mirror then holds (a read
+         * after the return sees the write) */
+        pthread_mutex_lock(&ce->lock);
+        covered = retain && settled_cover(ce, target);
+        pthread_mutex_unlock(&ce->lock);
         rc = mosquitto_publish_v5(ce->mosq, &mid, topic, (int)len, payload, ce->o.qos, retain,
                                   NULL);
         if (rc != MOSQ_ERR_SUCCESS) {
@@ -848,6 +855,7 @@ static int publish(cembed *ce, const hyb_furi *target, const char *payload, size
                             "%s: cannot publish: %s", topic, mosquitto_strerror(rc));
                 goto out;
         }
+        k = covered ? sync_send(ce) : 0;
         pthread_mutex_lock(&ce->lock);
         if (ce->o.qos > 0) {
                 while (!ack_take(ce, mid, &ack))
@@ -856,7 +864,8 @@ static int publish(cembed *ce, const hyb_furi *target, const char *payload, size
                                 break;
                         }
         }
-        covered = settled_cover(ce, target);
+        while (ack >= 0 && k && ce->sync_seen < k && wait_until(ce, deadline))
+                ;
         pthread_mutex_unlock(&ce->lock);
         if (ack == HYB_E_CALLEE_TIMEOUT) {
                 r = err_set(e, ack, -1,
@@ -864,18 +873,9 @@ static int publish(cembed *ce, const hyb_furi *target, const char *payload, size
                             "%u ms", hyb_furi_get_str(target), ce->o.broker, ce->timeout_ms);
                 goto out;
         }
-        if (ack < 0) {
+        if (ack < 0)
                 r = err_set(e, HYB_E_FORBIDDEN, -1, "%s: the MQTT broker refused the publication",
                             hyb_furi_get_str(target));
-                goto out;
-        }
-        if (covered && retain) {
-                uint64_t k = sync_send(ce);
-                pthread_mutex_lock(&ce->lock);
-                while (k && ce->sync_seen < k && wait_until(ce, deadline))
-                        ;
-                pthread_mutex_unlock(&ce->lock);
-        }
 out:
         free(topic);
         return r;
