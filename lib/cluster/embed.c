@@ -388,7 +388,7 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
         cembed *ce = ud;
         hyb_furi *cf = NULL, *mf = NULL;
         hyb_obj *v = NULL, *cur = NULL;
-        bool changed = true, any;
+        bool changed = true, wanted = false, any;
 
         if (strcmp(msg->topic, ce->sync_topic) == 0) {
                 char num[24];
@@ -417,6 +417,14 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
             cluster_map_mirror_of(cf, &mf) < 0)
                 goto out;
         pthread_mutex_lock(&ce->lock);
+        for (efilt *f = ce->filts; f && !wanted; f = f->next)
+                wanted = hyb_furi_match(cf, f->cpat);
+        if (!wanted) {
+                /* a filter dropped while its messages were on the way: kept, it would
+                 * outlive the broker's value */
+                pthread_mutex_unlock(&ce->lock);
+                goto out;
+        }
         if (msg->retain && ce->stale)
                 (void)hyb_store_write(ce->stale, mf, hyb_obj_noobj(), 0, NULL); /* came again */
         if (msg->retain) {
@@ -619,8 +627,8 @@ static void filt_release(cembed *ce, efilt *f)
         pthread_mutex_unlock(&ce->lock);
         if (!last)
                 return;
-        if (f->state == 1)
-                (void)mosquitto_unsubscribe(ce->mosq, NULL, f->filter);
+        /* also one never acknowledged: its SUBACK may still come */
+        (void)mosquitto_unsubscribe(ce->mosq, NULL, f->filter);
         free(f->filter);
         hyb_furi_unref(f->cpat);
         hyb_furi_unref(f->mpat);
@@ -633,8 +641,11 @@ static void filt_release(cembed *ce, efilt *f)
  * counts as settled from then on.  0 with *ret; HYB_E_CALLEE_TIMEOUT when the broker did not
  * acknowledge the SUBSCRIBE, HYB_E_FORBIDDEN when it refused it.
  */
+static int replay_one(const hyb_furi *key, const hyb_obj *value, void *ud);
+
 static int filt_acquire(cembed *ce, const hyb_furi *asked, const hyb_furi *node,
-                        uint64_t deadline, efilt **ret, hyb_error *e)
+                        uint64_t deadline, esub *attach, bool replay, efilt **ret,
+                        hyb_error *e)
 {
         mosquitto_property *props = NULL;
         hyb_furi *mnode = NULL;
@@ -721,6 +732,16 @@ static int filt_acquire(cembed *ce, const hyb_furi *asked, const hyb_furi *node,
                 }
         }
         r = f->state;
+        if (r == 1 && attach) {
+                /* in the same hold of the lock: no message of the filter falls between */
+                attach->filt = f;
+                attach->next = ce->subs;
+                ce->subs = attach;
+                if (replay) {
+                        void *a[2] = { ce, attach };
+                        (void)hyb_store_scan(ce->mirror, f->mpat, replay_one, a, NULL);
+                }
+        }
         pthread_mutex_unlock(&ce->lock);
         if (r <= 0) {
                 filt_release(ce, f);
@@ -807,7 +828,7 @@ static int op_read(void *impl, const hyb_furi *target, unsigned flags, hyb_obj *
                         ;
                 pthread_mutex_unlock(&ce->lock);
         } else {
-                r = filt_acquire(ce, asked, pattern ? NULL : target, deadline, &f, e);
+                r = filt_acquire(ce, asked, pattern ? NULL : target, deadline, NULL, false, &f, e);
                 pthread_mutex_lock(&ce->lock);
                 ce->n_reads--;
                 pthread_mutex_unlock(&ce->lock);
@@ -937,46 +958,38 @@ static int op_subscribe(void *impl, const hyb_furi *pattern, unsigned flags, hyb
         hyb_furi *asked = NULL;
         efilt *f = NULL;
         esub *s;
+        bool counted = false;
         int r = check_cluster(pattern, e);
 
         if (r < 0)
                 return r;
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->fn = fn;
+        s->ud = userdata;
+        s->refs = 1;
         pthread_mutex_lock(&ce->lock);
         if (ce->n_subs >= ce->max_subs)
                 r = err_set(e, HYB_E_TOO_MANY, -1, "max_subscriptions (%u) cluster subscriptions "
                             "already", ce->max_subs);
         else
-                ce->n_subs++; /* held while subscribing */
+                counted = ++ce->n_subs; /* held while subscribing */
         pthread_mutex_unlock(&ce->lock);
-        if (r < 0)
-                return r;
-        r = asked_of(pattern, &asked);
+        if (r >= 0)
+                r = asked_of(pattern, &asked);
         if (r >= 0)
                 r = ensure_connected(ce, deadline_after(ce->timeout_ms), e);
         if (r >= 0)
-                r = filt_acquire(ce, asked, NULL, deadline_after(ce->o.read_timeout_ms), &f, e);
-        s = r >= 0 ? calloc(1, sizeof *s) : NULL;
-        if (r >= 0 && !s) {
-                filt_release(ce, f);
-                r = -ENOMEM;
-        }
-        pthread_mutex_lock(&ce->lock);
+                r = filt_acquire(ce, asked, NULL, deadline_after(ce->o.read_timeout_ms), s,
+                                 flags & HYB_SUBSCRIBE_REPLAY, &f, e);
         if (r < 0) {
-                ce->n_subs--;
-        } else {
-                s->filt = f;
-                s->fn = fn;
-                s->ud = userdata;
-                s->refs = 1;
-                s->next = ce->subs;
-                ce->subs = s;
-                if (flags & HYB_SUBSCRIBE_REPLAY) {
-                        void *a[2] = { ce, s };
-                        (void)hyb_store_scan(ce->mirror, f->mpat, replay_one, a, NULL);
-                }
+                pthread_mutex_lock(&ce->lock);
+                ce->n_subs -= counted;
+                pthread_mutex_unlock(&ce->lock);
+                free(s);
+        } else
                 *ret_cookie = s;
-        }
-        pthread_mutex_unlock(&ce->lock);
         hyb_furi_unref(asked);
         return r;
 }
