@@ -9,6 +9,9 @@
  *   cluster-embed-probe pending URL    max_pending_messages=5: 12 messages while the program
  *                                      does not process: 5 delivered, process says
  *                                      HYB_E_INSUFFICIENT_STORAGE once, then it goes on
+ *   cluster-embed-probe threads URL    4 threads write and read back 50 values each under one
+ *                                      subscription: each read sees its write, the
+ *                                      subscriber gets all 200, each thread's in order
  *   cluster-embed-probe reads URL FILE max_pending_reads=1 against a broker that never
  *                                      answers a SUBSCRIBE (it notes in FILE
  *                                      the filters subscribed):
@@ -209,16 +212,113 @@ static int case_reads(const char *url, const char *file)
         return 0;
 }
 
+#define N_THREADS 4
+#define N_WRITES 50
+
+struct wr {
+        hyb_backend *b;
+        int id, bad;
+        char why[300];
+};
+
+static void *writer(void *p)
+{
+        struct wr *w = p;
+        char name[64];
+        hyb_error e;
+
+        for (int i = 0; i < N_WRITES && !w->bad; i++) {
+                hyb_obj *v = NULL, *got = NULL;
+                hyb_furi *f;
+                int r;
+
+                snprintf(name, sizeof name, "//t/w%d", w->id);
+                f = F(name);
+                hyb_obj_new_int(i, &v);
+                hyb_error_clear(&e);
+                r = hyb_backend_write(w->b, f, v, 0, &e);
+                if (r >= 0)
+                        r = hyb_backend_read(w->b, f, 0, &got, &e);
+                if (r < 0 || !hyb_obj_equal(v, got)) {
+                        w->bad = 1;
+                        snprintf(w->why, sizeof w->why, "thread %d write %d: %s %s", w->id, i,
+                                 hyb_err_name(r), e.message);
+                }
+                hyb_obj_unref(v);
+                hyb_obj_unref(got);
+                hyb_furi_unref(f);
+        }
+        return NULL;
+}
+
+static int64_t last[N_THREADS];
+static int order_bad;
+
+static void order_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
+{
+        const char *s = hyb_furi_get_str(target);
+        int id = s[5] - '0';
+        int64_t v = hyb_obj_get_kind(payload) == HYB_OBJ_INT ? hyb_obj_get_int(payload) : -2;
+
+        n_msgs++;
+        if (id < 0 || id >= N_THREADS || v != last[id] + 1)
+                order_bad++;
+        else
+                last[id] = v;
+}
+
+static int case_threads(const char *url)
+{
+        hyb_backend *b = open_with(url, "max_pending_messages=1000");
+        hyb_furi *p = F("//t/#");
+        struct wr w[N_THREADS];
+        pthread_t t[N_THREADS];
+        hyb_slot *s = NULL;
+        hyb_error e;
+        char why[300];
+        int r, bad = 0;
+
+        hyb_error_clear(&e);
+        for (int i = 0; i < N_THREADS; i++)
+                last[i] = -1;
+        r = hyb_backend_subscribe(b, p, 0, order_msg, NULL, &s, &e);
+        snprintf(why, sizeof why, "%s %s", hyb_err_name(r), e.message);
+        report(r >= 0, "subscribed to //t/#", why);
+        for (int i = 0; i < N_THREADS; i++) {
+                w[i] = (struct wr){ b, i, 0, "" };
+                pthread_create(&t[i], NULL, writer, &w[i]);
+        }
+        for (int i = 0; i < N_THREADS; i++) {
+                pthread_join(t[i], NULL);
+                if (w[i].bad && !bad++)
+                        report(false, "each thread reads back what it wrote", w[i].why);
+        }
+        if (!bad)
+                report(true, "each thread reads back what it wrote", "");
+        /* every write returned after its copy came back: all are queued by now */
+        r = hyb_backend_process(b);
+        snprintf(why, sizeof why, "%u messages, %d out of order, process %s", n_msgs, order_bad,
+                 hyb_err_name(r));
+        report(n_msgs == N_THREADS * N_WRITES && order_bad == 0,
+               "the subscriber got all 200 writes, each thread's in order", why);
+        hyb_slot_unref(s);
+        hyb_furi_unref(p);
+        hyb_backend_unref(b);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         if (argc >= 3 && strcmp(argv[1], "subs") == 0)
                 case_subs(argv[2]);
         else if (argc >= 3 && strcmp(argv[1], "pending") == 0)
                 case_pending(argv[2]);
+        else if (argc >= 3 && strcmp(argv[1], "threads") == 0)
+                case_threads(argv[2]);
         else if (argc >= 4 && strcmp(argv[1], "reads") == 0)
                 case_reads(argv[2], argv[3]);
         else {
-                fprintf(stderr, "usage: %s subs|pending URL | reads URL FILE\n", argv[0]);
+                fprintf(stderr, "usage: %s subs|pending|threads URL | reads URL FILE\n", argv[0]);
                 return 2;
         }
         return fails ? 1 : 0;

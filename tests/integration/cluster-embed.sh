@@ -136,6 +136,11 @@ check "... and the delete of re/kept, which the broker no longer retains (resync
         wait_until 15 has_line "$T/rw.out" '^//re/kept	noobj$'
 stop "$RW"
 
+"$PROBE" threads "$URL" >"$T/threads.out" 2>&1
+sed 's/^/    /' "$T/threads.out"
+check "4 threads at once on one backend (the probe)" \
+        [ "$(grep -c '^ok ' "$T/threads.out")" -eq 3 -a "$(grep -c FAIL "$T/threads.out")" -eq 0 ]
+
 # --- a broker that never answers, and a broker that is down: clear errors, no hang
 "$PYTHON" "$HYB_IT_DIR/mqtt-silent.py" "$T/silent.port" "$T/silent.subs" &
 PIDS="$PIDS $!"
