@@ -43,6 +43,10 @@ expect "with a prefix (?prefix=site1/)" 0 "" \
 run sub1 -t site1/p/x
 check "... the topic is site1/p/x" [ "$(cat "$T/out")" = "site1/p/x 3" ]
 
+printf '//rp/x -> 42\n' | e repl >"$T/repl.out" 2>&1
+run sub1 -t rp/x
+check "an mm-ADT program in 'hybrid repl' writes //rp/x: topic rp/x" [ "$(cat "$T/out")" = "rp/x 42" ]
+
 # --- reads: the broker's retained messages, with $HYBRID_CLUSTER this time
 pub -r -t sensors/t -m 21.5
 pub -r -t sensors/word -m hot
