@@ -39,6 +39,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,6 +119,7 @@ struct cembed {
         eack acks[EMBED_MAX_ACKS];
         unsigned n_acks;
         uint64_t sync_sent, sync_seen;
+        unsigned n_waiting;     /* callers waiting for the broker (quickack) */
         hyb_store *mirror;
         hyb_store *stale;       /* after a reconnection: kept values not seen again */
         uint64_t resync;        /* the marker that ends the resynchronisation; 0: none */
@@ -145,7 +148,9 @@ static bool wait_until(cembed *ce, uint64_t deadline)
                 return false;
         ts.tv_sec = (time_t)(deadline / 1000000u);
         ts.tv_nsec = (long)(deadline % 1000000u) * 1000;
+        ce->n_waiting++;
         (void)pthread_cond_timedwait(&ce->cond, &ce->lock, &ts);
+        ce->n_waiting--;
         return true;
 }
 
@@ -167,6 +172,25 @@ static void ack_put(cembed *ce, int mid, int r)
                 memmove(ce->acks, ce->acks + 1, sizeof ce->acks[0] * --ce->n_acks);
         ce->acks[ce->n_acks++] = (eack){ mid, r };
         pthread_cond_broadcast(&ce->cond);
+}
+
+/*
+ * While a caller waits for the broker or a marker is out (under lock): the broker's next
+ * packets are what the caller waits for, and mosquitto by default writes with Nagle's
+ * algorithm, so it holds them until we acknowledge what it sent before (an UNSUBACK, a
+ * SUBACK, a QoS 0 message), which the kernel would delay by up to 40 ms, as nothing of ours
+ * goes back: acknowledge now (TCP_QUICKACK sends a pending ACK at once).  Called from
+ * libmosquitto's thread right after it read a packet.
+ */
+static void quickack(cembed *ce, struct mosquitto *m)
+{
+        int one = 1, fd;
+
+        if (!ce->n_waiting && ce->sync_seen >= ce->sync_sent)
+                return;
+        fd = mosquitto_socket(m);
+        if (fd >= 0)
+                (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
 }
 
 /* ---------------------------------------------------------------- delivery */
@@ -343,6 +367,7 @@ static void on_subscribe(struct mosquitto *m, void *ud, int mid, int n, const in
         int r = n >= 1 && granted[0] < 0x80 ? 1 : -EACCES;
 
         pthread_mutex_lock(&ce->lock);
+        quickack(ce, m);
         for (efilt *f = ce->filts; f; f = f->next)
                 if (f->mid == mid) {
                         f->state = r;
@@ -360,7 +385,17 @@ static void on_publish(struct mosquitto *m, void *ud, int mid, int reason,
         cembed *ce = ud;
 
         pthread_mutex_lock(&ce->lock);
+        quickack(ce, m);
         ack_put(ce, mid, reason < 0x80 ? 0 : -EACCES);
+        pthread_mutex_unlock(&ce->lock);
+}
+
+static void on_unsubscribe(struct mosquitto *m, void *ud, int mid)
+{
+        cembed *ce = ud;
+
+        pthread_mutex_lock(&ce->lock);
+        quickack(ce, m);
         pthread_mutex_unlock(&ce->lock);
 }
 
@@ -417,6 +452,7 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
             cluster_map_mirror_of(cf, &mf) < 0)
                 goto out;
         pthread_mutex_lock(&ce->lock);
+        quickack(ce, m);
         for (efilt *f = ce->filts; f && !wanted; f = f->next)
                 wanted = hyb_furi_match(cf, f->cpat);
         if (!wanted) {
@@ -1377,6 +1413,7 @@ HYB_EXPORT int hyb_cluster_backend_new(const char *url, hyb_backend **ret, hyb_e
         mosquitto_disconnect_v5_callback_set(ce->mosq, on_disconnect);
         mosquitto_subscribe_v5_callback_set(ce->mosq, on_subscribe);
         mosquitto_publish_v5_callback_set(ce->mosq, on_publish);
+        mosquitto_unsubscribe_callback_set(ce->mosq, on_unsubscribe);
         mosquitto_message_v5_callback_set(ce->mosq, on_message);
         r = hyb_backend_new(&embed_ops, ce, ret);
         if (r < 0)
