@@ -42,6 +42,12 @@ expect "with a prefix (?prefix=site1/)" 0 "" \
         "$HYBRID" --db "$DB" --cluster "$URL?prefix=site1/" store put //p/x 3
 run sub1 -t site1/p/x
 check "... the topic is site1/p/x" [ "$(cat "$T/out")" = "site1/p/x 3" ]
+expect "an option value %-encoded (?prefix=s%2F)" 0 "" \
+        "$HYBRID" --db "$DB" --cluster "$URL?prefix=s%2F" store put //pp/x 4
+run sub1 -t s/pp/x
+check "... the topic is s/pp/x" [ "$(cat "$T/out")" = "s/pp/x 4" ]
+expect_err "a bad %-escape is a usage error" 2 "bad %-escape" \
+        "$HYBRID" --db "$DB" --cluster "$URL?prefix=s%2" store put //pp/x 4
 
 printf '//rp/x -> 42\n' | e repl >"$T/repl.out" 2>&1
 run sub1 -t rp/x
