@@ -116,6 +116,12 @@ expect "the program reads it" 0 "2" e store get //shared/d
 stop "$BPID"
 
 # --- bounds: mirrored values, subscriptions, pending messages, pending reads
+head -c 2097152 /dev/zero | tr '\0' 7 >"$T/big"
+pub -r -t big/x -f "$T/big"
+pub -r -t big/y -m 1
+run "$HYBRID" --db "$DB" --cluster "$URL" store get '//big/#'
+check "a retained message over 1 MiB is neither taken nor kept: //big/# is big/y only" \
+        [ "$RC" -eq 0 -a "$(cat "$T/out")" = "$(printf '//big/y\t1')" ]
 for i in 1 2 3 4 5; do pub -r -t "m/k$i" -m "$i"; done
 run "$HYBRID" --db "$DB" --cluster "$URL?mirror_max_keys=3" store get '//m/#'
 check "mirror_max_keys=3: a pattern read over 5 retained keys gives 3" [ "$(wc -l <"$T/out")" -eq 3 ]
