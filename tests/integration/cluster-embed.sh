@@ -12,6 +12,7 @@ need_mosquitto
 start_mosquitto || finish
 URL="mqtt://127.0.0.1:$MQ_PORT"
 DB="$T/e.db"
+# (a function: not for bg, whose BPID must be the CLI itself)
 e() { "$HYBRID" --db "$DB" --cluster "$URL" "$@"; }
 sub1() { mosquitto_sub -h 127.0.0.1 -p "$MQ_PORT" -C 1 -W 10 -v "$@"; }
 pub() { mosquitto_pub -h 127.0.0.1 -p "$MQ_PORT" -q 1 "$@"; }
@@ -77,7 +78,7 @@ expect "a read of the branch //sensors/+/ is one rec of fURI => value" 0 \
 unset HYBRID_CLUSTER
 
 # --- watch: the MQTT subscription, delivered in order; deletes and transient writes
-bg w e store watch '//a/#'
+bg w "$HYBRID" --db "$DB" --cluster "$URL" store watch '//a/#'
 check "watch //a/# is ready (after the SUBACK)" ready w
 pub -t a/x -m '{"n":1}'
 expect "a transient write (plain publish)" 0 "" e store put --transient //a/y 7
@@ -92,7 +93,7 @@ expect "the transient write is not retained" 1 "" e store get //a/y
 mosquitto_sub -h 127.0.0.1 -p "$MQ_PORT" -t a/b --retained-only -W 2 >"$T/ret.out" 2>/dev/null
 check "the broker retains nothing on a/b after the delete (empty retained message)" \
         [ ! -s "$T/ret.out" ]
-bg w2 e store watch --replay '//a/#'
+bg w2 "$HYBRID" --db "$DB" --cluster "$URL" store watch --replay '//a/#'
 check "watch --replay //a/# is ready" ready w2
 check "... and first gets the retained values" wait_until 10 has_line "$T/w2.out" '^//a/s	'"'on'"
 stop "$BPID"
@@ -108,7 +109,7 @@ check "the daemon's subscriber is ready" ready dw
 expect "the program without a daemon writes //shared/e 1" 0 "" e store put //shared/e 1
 check "the daemon's subscriber gets it" wait_until 15 has_line "$T/dw.out" '^//shared/e	1$'
 expect "the daemon reads it" 0 "1" "$HYBRID" --bus "$SD" store get //shared/e
-bg ew e store watch '//shared/#'
+bg ew "$HYBRID" --db "$DB" --cluster "$URL" store watch '//shared/#'
 check "the program's subscriber is ready" ready ew
 expect "a peer of the daemon writes //shared/d 2" 0 "" "$HYBRID" --bus "$SD" store put //shared/d 2
 check "the program's subscriber gets it" wait_until 15 has_line "$T/ew.out" '^//shared/d	2$'
@@ -135,7 +136,7 @@ check "max_pending_messages (the probe)" \
         [ "$(grep -c '^ok ' "$T/pending.out")" -eq 5 -a "$(grep -c FAIL "$T/pending.out")" -eq 0 ]
 
 # --- the broker restarts: libmosquitto's thread reconnects and subscribes again
-bg rw e store watch '//re/#'
+bg rw "$HYBRID" --db "$DB" --cluster "$URL" store watch '//re/#'
 check "watch //re/# is ready" ready rw
 RW=$BPID
 pub -t re/a -m 1
