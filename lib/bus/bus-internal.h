@@ -153,6 +153,9 @@ struct hyb_bus {
         unsigned depth; /* nesting of sync waits, for the libevent adapter */
         bool drained;   /* the last read came back short: skip one read before polling */
         bool corked;    /* hyb_bus_set_cork: packets wait in wbuf for the next flush */
+        uint32_t spin_us;      /* hyb_bus_set_spin: a sync wait reads this long before sleeping */
+        uint16_t spin_skip;    /* sync waits left that sleep at once (a spin found nothing) */
+        uint16_t spin_backoff; /* the last spin_skip set: doubles per spin in vain, up to 256 */
         struct bus_ws *ws; /* a ws:// or wss:// connection (bus-ws.c), else NULL: Unix */
 };
 
