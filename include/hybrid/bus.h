@@ -228,7 +228,9 @@ enum { HYB_BUS_SPIN_DEFAULT_USEC = 50, HYB_BUS_SPIN_MAX_USEC = 1000000 };
  * Sets how long a synchronous operation (hyb_bus_call, the sync store and builtin
  * calls: everything that waits for its own answer) keeps reading its connection
  * without sleeping before it sleeps in poll(): usec microseconds, 0 to sleep at
- * once.  New connections over a Unix socket start at HYB_BUS_SPIN_DEFAULT_USEC;
+ * once.  New connections over a Unix socket start at HYB_BUS_SPIN_DEFAULT_USEC
+ * when the connecting thread may run on two CPUs or more (sched_getaffinity), at 0
+ * on one CPU (where the daemon could only answer once the spinner gave the CPU up);
  * ws:// and wss:// connections never spin.  A daemon on another CPU then answers a
  * client whose CPU is still running: on a machine whose idle CPUs halt, that saves
  * the client's wake-up (15-20 us on a VM), at the price of the client's CPU time
