@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -101,15 +102,25 @@ static void m_on_publish(struct mosquitto *m, void *ud, int mid)
 static struct mosquitto *m_client(const char *id)
 {
         struct mosquitto *m = mosquitto_new(id, true, NULL);
+        mosquitto_property *props = NULL;
+        int rc = MOSQ_ERR_NOMEM;
 
-        /* before the connection: libmosquitto applies both when it connects (no Nagle,
-         * as the daemons' link and the broker; W QoS 1 publications in flight) */
+        /* before the connection: libmosquitto applies these when it connects (no Nagle,
+         * as the daemons' link and the broker; W QoS 1 publications in flight).  The
+         * session as the daemons' (doc/cluster.md): MQTT 5, kept by the broker for an hour
+         * after a disconnection (a clean start: each round's session is a new one, as the
+         * daemons wipe theirs when they start). */
         if (m) {
                 mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
                 mosquitto_int_option(m, MOSQ_OPT_SEND_MAXIMUM, window);
+                mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+                rc = mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+                                                  3600);
         }
-        if (!m || mosquitto_connect(m, "127.0.0.1", port, 30) != MOSQ_ERR_SUCCESS ||
-            mosquitto_loop_start(m) != MOSQ_ERR_SUCCESS) {
+        if (rc == MOSQ_ERR_SUCCESS)
+                rc = mosquitto_connect_bind_v5(m, "127.0.0.1", port, 30, NULL, props);
+        mosquitto_property_free_all(&props);
+        if (rc != MOSQ_ERR_SUCCESS || mosquitto_loop_start(m) != MOSQ_ERR_SUCCESS) {
                 fprintf(stderr, "bench-cluster: cannot connect to mosquitto on port %d\n", port);
                 exit(1);
         }
