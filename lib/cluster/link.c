@@ -219,6 +219,8 @@ static void flush_out(cluster_link *l)
 
         if (!l->socket_up || !l->wr || l->in_turn)
                 return;
+        cork = l->out_n >= 2;
+        l->out_n = 0;
         if (!mosquitto_want_write(l->mosq) || event_pending(l->wr, EV_WRITE, NULL)) {
                 update_write(l);
                 return;
@@ -228,12 +230,11 @@ static void flush_out(cluster_link *l)
          * (and an ACK back).  Several queued (a burst's PUBACKs, a batch of publications)
          * leave corked, in as few segments as they fit; one alone leaves as it is, at
          * once (no two more system calls for it). */
-        cork = l->out_n >= 2;
-        l->out_n = 0;
         fd = mosquitto_socket(l->mosq);
         if (cork && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) < 0)
                 cork = false;
         rc = mosquitto_loop_write(l->mosq, 1);
+        l->out_n = 0; /* a QoS 0 publication's "published" comes from this write */
         if (cork)
                 (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
         if (rc != MOSQ_ERR_SUCCESS) {
@@ -558,6 +559,8 @@ static void cb_publish(struct mosquitto *m, void *ud, int mid, int reason,
                         continue;
                 *pp = p->next;
                 l->out_bytes -= p->len;
+                l->out_n++; /* the PUBACK may release a publication libmosquitto held back
+                             * (its send maximum): written at the end of the turn */
                 if (p->fn)
                         defer_done(l, p->fn, p->ud, reason >= 0x80 ? -EIO : 0);
                 free(p);
