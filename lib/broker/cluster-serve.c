@@ -33,6 +33,7 @@
 #ifdef HYB_HAVE_CLUSTER
 #include "cluster/link.h"
 #include "cluster/map.h"
+#include "store/store-internal.h" /* store_kick_hold: the mirror's deliveries without its eventfd */
 #include <mqtt_protocol.h>
 #endif
 
@@ -553,6 +554,9 @@ static void mirror_put(bcluster *cl, const hyb_furi *cf, const char *topic, cons
                            "cluster: %s: a payload that is neither JSON nor UTF-8 text", topic);
                 goto out;
         }
+        /* What the write queues is delivered below, by this thread: no eventfd kick for it
+         * (a write and the read that clears it: two system calls a message) */
+        store_kick_hold(cl->mirror);
         if (retain) {
                 /* the same value again (a resubscription, a reconnection): not delivered
                  * twice; nor a retained message that came before (a QoS 1 redelivery,
@@ -561,7 +565,7 @@ static void mirror_put(bcluster *cl, const hyb_furi *cf, const char *topic, cons
                 if (hyb_store_read(cl->mirror, mf, &cur, NULL) >= 0 &&
                     (hyb_obj_equal(cur, v) ||
                      (cluster_link_msg_seen(cl->link) && !hyb_obj_is_noobj(cur))))
-                        goto out;
+                        goto release;
                 r = hyb_store_write(cl->mirror, mf, v, 0, &e);
         } else
                 r = hyb_store_write(cl->mirror, mf, v, HYB_WRITE_TRANSIENT, &e);
@@ -576,6 +580,8 @@ static void mirror_put(bcluster *cl, const hyb_furi *cf, const char *topic, cons
                 broker_log(cl->b, HYB_LOG_WARNING, "cluster: %s not mirrored: %s",
                            hyb_furi_get_str(cf), e.message[0] ? e.message : hyb_strerror(r));
         (void)hyb_store_process(cl->mirror);
+release:
+        store_kick_release(cl->mirror); /* kicks if the process left work */
 out:
         hyb_obj_unref(v);
         hyb_obj_unref(cur);
@@ -1040,6 +1046,9 @@ void cluster_write(bconn *c, uint64_t id, const hyb_furi *f, const hyb_obj *v, u
                 w->cl = cl;
                 w->conn = c;
                 w->id = id;
+                /* one of several frames read at once: its PUBLISH leaves with the others' */
+                if (cl->b->batching)
+                        cluster_link_more(cl->link);
                 r = cluster_link_publish(cl->link, topic, json ? json : "", len, cl->o->qos,
                                          retain, NULL, write_done, w);
                 if (r >= 0) {
