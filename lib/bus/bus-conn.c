@@ -272,16 +272,19 @@ static int bus_next(hyb_bus *bus, wire_packet *p)
 
 int bus_poll(hyb_bus *bus, uint64_t deadline_us)
 {
-        struct pollfd pfd = { .fd = bus->fd, .events = POLLIN };
+        struct pollfd pfd[2] = {
+                { .fd = bus->fd, .events = POLLIN },
+                { .fd = bus->cancellable ? bus->cancel_fd : -1, .events = POLLIN },
+        };
         int ms = -1;
 
         if (bus->closed)
                 return HYB_E_CLOSED;
         if (bus->wlen > bus->wpos)
-                pfd.events |= POLLOUT;
+                pfd[0].events |= POLLOUT;
         if (bus_ws_pending(bus->ws)) {
                 /* input a poll would not announce (TLS plaintext): ready now */
-                if (pfd.events & POLLOUT && poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLOUT))
+                if (pfd[0].events & POLLOUT && poll(pfd, 1, 0) > 0 && (pfd[0].revents & POLLOUT))
                         bus_flush_some(bus);
                 return 1;
         }
@@ -289,10 +292,12 @@ int bus_poll(hyb_bus *bus, uint64_t deadline_us)
                 uint64_t now = hyb_now_usec();
                 ms = deadline_us <= now ? 0 : (int)((deadline_us - now + 999) / 1000);
         }
-        int r = poll(&pfd, 1, ms);
+        int r = poll(pfd, 2, ms);
         if (r < 0)
                 return -errno;
-        if (r > 0 && (pfd.revents & POLLOUT))
+        if (pfd[1].revents)
+                return -ECANCELED; /* bus_connect_cancellable: the caller gives up */
+        if (r > 0 && (pfd[0].revents & POLLOUT))
                 bus_flush_some(bus);
         return r;
 }
@@ -704,8 +709,8 @@ int bus_connect_options_copy(hyb_bus_connect_options *o, const hyb_bus_connect_o
         return o->app && o->runner ? 0 : -EINVAL;
 }
 
-HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus **ret,
-                                    hyb_error *reterr)
+static int bus_connect(const hyb_bus_connect_options *opts, bool cancellable, int cancel_fd,
+                       hyb_bus **ret, hyb_error *reterr)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_free_ char *dflt = NULL;
@@ -753,6 +758,8 @@ HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus
                 bus->next_id = 1;
                 bus->max_body = WIRE_DEFAULT_MAX_BODY;
                 bus->fd = -1;
+                bus->cancellable = cancellable;
+                bus->cancel_fd = cancel_fd;
                 r = bus_ws_connect(bus, path, &o, reterr);
                 if (r < 0) {
                         bus_free(bus);
@@ -770,6 +777,8 @@ HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus
         bus->n_ref = 1;
         bus->next_id = 1;
         bus->max_body = WIRE_DEFAULT_MAX_BODY;
+        bus->cancellable = cancellable;
+        bus->cancel_fd = cancel_fd;
         bus->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (bus->fd < 0) {
                 r = -errno;
@@ -791,6 +800,19 @@ handshake:
         }
         *ret = bus;
         return 0;
+}
+
+HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus **ret,
+                                    hyb_error *reterr)
+{
+        return bus_connect(opts, false, -1, ret, reterr);
+}
+
+int bus_connect_cancellable(const hyb_bus_connect_options *opts, int cancel_fd, hyb_bus **ret,
+                            hyb_error *reterr)
+{
+        hyb_assert_return(cancel_fd >= 0, -EBADF);
+        return bus_connect(opts, true, cancel_fd, ret, reterr);
 }
 
 HYB_DEFINE_REF_UNREF(hyb_bus, hyb_bus, bus_free)
