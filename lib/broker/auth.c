@@ -22,6 +22,7 @@
 #include "bus/names.h"
 #include "common/util.h"
 #include "token/crypto.h"
+#include "token/keys.h"
 #include "token/proof.h"
 #include "token/staged.h"
 
@@ -379,7 +380,15 @@ typedef struct bauth_job {
         uint8_t transcript[32];
         uint8_t proof[64];
         bool proof_form;                /* the proof is 64 bytes of base64url */
-        bool proof_ok;                  /* written by the proof's task */
+        bool proof_ok;                  /* written by the proof's last part */
+        /* With a verifying thread to spare (a token verified before: the proof alone), the
+         * proof's verification as two tasks, u2 Q and u1 G, on two threads at the same
+         * time; the part that ends last judges.  Else (NULL) one task: the two
+         * multiplications of a verification and the signatures of the token's blocks are
+         * then as many tasks as threads or more, and a split would only add work (each part
+         * inverts s). */
+        p256_split *proof_split;
+        atomic_uint proof_parts;        /* parts still running */
 } bauth_job;
 
 static void job_free(bauth_job *v)
@@ -387,6 +396,7 @@ static void job_free(bauth_job *v)
         if (v->c)
                 v->c->auth_job = NULL;
         token_staged_free(v->st);
+        p256_split_free(v->proof_split);
         hyb_token_result_unref(v->seen);
         ids_free(v->seen_ids);
         hyb_key_unref(v->holder);
@@ -395,17 +405,26 @@ static void job_free(bauth_job *v)
         free(v);
 }
 
-/* On a worker: signature i of the token's blocks, the last task the proof. */
+/* On a worker: signature i of the token's blocks, then the proof (or its parts u2 Q and
+ * u1 G). */
 static void job_run(bpool_job *pj, unsigned i)
 {
         bauth_job *v = (bauth_job *)pj;
         size_t n_sigs = v->st ? token_staged_n_sigs(v->st) : 0;
 
-        if (i < n_sigs)
+        if (i < n_sigs) {
                 token_staged_check(v->st, i);
-        else
+                return;
+        }
+        if (!v->proof_split) {
                 v->proof_ok = hyb_key_verify(v->holder, v->transcript, sizeof v->transcript, v->proof,
                                              sizeof v->proof) == 0;
+                return;
+        }
+        p256_split_run(v->proof_split, i == n_sigs ? P256_SPLIT_Q : P256_SPLIT_G);
+        /* the other part's writes are seen through this atomic (acquire and release) */
+        if (atomic_fetch_sub(&v->proof_parts, 1) == 1)
+                v->proof_ok = p256_split_finish(v->proof_split) == 0;
 }
 
 static void auth_run(bconn *c, json_t *j);
@@ -605,10 +624,25 @@ static int auth_token_start(bconn *c, json_t *packet, json_t *token, const char 
         v->proof_form = r >= 0 && v->holder && proof_len == TOKEN_PROOF_B64_LEN &&
                         b64u_decode_to(proof, proof_len, v->proof, sizeof v->proof, &n) >= 0 &&
                         n == sizeof v->proof;
+        n = v->st ? token_staged_n_sigs(v->st) : 0;
+        if (v->proof_form && n + 1 < auth_pool_threads(b)) {
+                /* the proof is ES256 over the transcript (SHA-256 of it, then ECDSA); a
+                 * signature refused before any multiplication leaves proof_ok false */
+                uint8_t h[CRYPTO_SHA256_LEN];
+
+                crypto_sha256(v->transcript, sizeof v->transcript, h);
+                r = p256_split_new(key_get_p256(v->holder), h, v->proof, sizeof v->proof, true,
+                                   &v->proof_split);
+                if (r == -ENOMEM) {
+                        snprintf(why, why_size, "out of memory");
+                        goto fail;
+                }
+                atomic_init(&v->proof_parts, 2);
+        }
         v->pj.run = job_run;
         v->pj.done = job_done;
         v->pj.uid = c->uid;
-        v->pj.n_tasks = (unsigned)(v->st ? token_staged_n_sigs(v->st) : 0) + (v->proof_form ? 1 : 0);
+        v->pj.n_tasks = (unsigned)n + (v->proof_split ? 2 : v->proof_form ? 1 : 0);
         r = auth_pool_submit(b, &v->pj);
         if (r < 0) {
                 snprintf(why, why_size, "%s",
@@ -625,7 +659,7 @@ static int auth_token_start(bconn *c, json_t *packet, json_t *token, const char 
                 event_del(c->rev);
         else
                 bufferevent_disable(c->bev, EV_READ);
-        broker_log(b, HYB_LOG_DEBUG, "uid %u pid %d: token being verified (%u signatures)",
+        broker_log(b, HYB_LOG_DEBUG, "uid %u pid %d: token being verified (%u checks)",
                    (unsigned)c->uid, (int)c->pid, v->pj.n_tasks);
         return 0;
 fail:

@@ -388,6 +388,8 @@ struct bpool_job {
 int auth_pool_submit(hyb_broker *b, bpool_job *j);
 /* Jobs submitted and not yet collected (the fuzz harness waits for them). */
 unsigned auth_pool_in_flight(const hyb_broker *b);
+/* The verifying threads running (before the first job: auth.verify_threads). */
+unsigned auth_pool_threads(const hyb_broker *b);
 /* The broker shuts down: the pool no longer keeps the loop running (what is in flight is
  * cancelled by auth_pool_free). */
 void auth_pool_shutdown(hyb_broker *b);

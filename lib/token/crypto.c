@@ -839,6 +839,118 @@ int p256_verify_hash(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN],
         return ecdsa_check(k, hash, sig, sig_len, true, true);
 }
 
+/* ----------------------------------------------------- split verification */
+
+struct p256_split {
+        uint8_t pub[P256_PUB_LEN];
+        uint8_t hash[CRYPTO_SHA256_LEN];
+        mbedtls_mpi r, s;
+        /* each part's product and state, written by that part alone */
+        mbedtls_ecp_point pt[2];
+        int status[2]; /* 0 done, -EINPROGRESS not run, < 0 failed */
+        bool g_zero;   /* u1 = 0: u1 G is the point at infinity */
+};
+
+void p256_split_free(p256_split *s)
+{
+        if (!s)
+                return;
+        mbedtls_mpi_free(&s->r);
+        mbedtls_mpi_free(&s->s);
+        mbedtls_ecp_point_free(&s->pt[0]);
+        mbedtls_ecp_point_free(&s->pt[1]);
+        free(s);
+}
+
+int p256_split_new(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN], const uint8_t *sig,
+                   size_t sig_len, bool low_s, p256_split **ret)
+{
+        p256_split *s;
+        ec_ctx c;
+        int r;
+
+        if (sig_len != P256_SIG_LEN)
+                return HYB_E_AUTH;
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        mbedtls_mpi_init(&s->r);
+        mbedtls_mpi_init(&s->s);
+        mbedtls_ecp_point_init(&s->pt[0]);
+        mbedtls_ecp_point_init(&s->pt[1]);
+        s->status[0] = s->status[1] = -EINPROGRESS;
+        memcpy(s->pub, k->pub, P256_PUB_LEN);
+        memcpy(s->hash, hash, CRYPTO_SHA256_LEN);
+        r = ec_ctx_init(&c);
+        if (r >= 0 && (mbedtls_mpi_read_binary(&s->r, sig, 32) != 0 ||
+                       mbedtls_mpi_read_binary(&s->s, sig + 32, 32) != 0))
+                r = -ENOMEM;
+        if (r >= 0 && (!ecdsa_in_range(c.grp, &s->r, &s->s) ||
+                       (low_s && mbedtls_mpi_cmp_mpi(&s->s, c.half_n) > 0)))
+                r = HYB_E_AUTH;
+        ec_ctx_done(&c);
+        if (r < 0) {
+                p256_split_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+void p256_split_run(p256_split *s, unsigned part)
+{
+        key_table *t = NULL;
+        mbedtls_mpi u;
+        ec_ctx c;
+        int r;
+
+        if (part > P256_SPLIT_G || s->status[part] != -EINPROGRESS)
+                return;
+        mbedtls_mpi_init(&u);
+        r = ec_ctx_init(&c);
+        if (r >= 0 && part == P256_SPLIT_Q) {
+                /* this thread's table of the key (a key seen before was checked on the
+                 * curve when its table was made), else the point read and checked now */
+                if (!c.g_owned) {
+                        for (size_t i = 0; i < KEYTAB_MAX && !t; i++)
+                                if (c.g->tab[i].used &&
+                                    memcmp(c.g->tab[i].pub, s->pub, P256_PUB_LEN) == 0)
+                                        t = &c.g->tab[i];
+                        if (t)
+                                t->last = ++c.g->uses;
+                }
+                if (!t && ec_read_q(&c, s->pub, P256_PUB_LEN) < 0)
+                        r = HYB_E_AUTH;
+                if (r >= 0 && !t && !c.g_owned)
+                        t = key_table_get(c.g, s->pub, &c.q);
+                if (r >= 0)
+                        r = ecdsa_scalars(c.grp, s->hash, &s->r, &s->s, NULL, &u);
+                if (r >= 0)
+                        r = ecdsa_mul_q(c.g, t, &c.q, &u, &s->pt[0]);
+        } else if (r >= 0) {
+                r = ecdsa_scalars(c.grp, s->hash, &s->r, &s->s, &u, NULL);
+                if (r >= 0)
+                        r = ecdsa_mul_g(c.g, &u, &s->pt[1], &s->g_zero);
+        }
+        ec_ctx_done(&c);
+        mbedtls_mpi_free(&u);
+        s->status[part] = r < 0 ? r : 0;
+}
+
+int p256_split_finish(const p256_split *s)
+{
+        ec_ctx c;
+        int r;
+
+        if (s->status[0] != 0 || s->status[1] != 0)
+                return HYB_E_AUTH;
+        r = ec_ctx_init(&c);
+        if (r >= 0)
+                r = ecdsa_combine(c.grp, &s->pt[1], s->g_zero, &s->pt[0], &s->r);
+        ec_ctx_done(&c);
+        return r == 0 ? 0 : HYB_E_AUTH;
+}
+
 size_t p256_key_tables(void)
 {
         ec_group *g;

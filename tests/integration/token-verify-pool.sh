@@ -23,11 +23,12 @@ tok() { "$HYBRID" --bus "$SOCK" --token "$T/good" --key "$T/holder.key" "$@"; }
 # in_flight N: N connects logged as being verified so far
 verifying() { [ "$(grep -c 'token being verified' "$T/d.log")" -ge "$1" ]; }
 in_flight() { wait_until 30 verifying "$1"; }
-# release: one byte per signature check logged so far and not yet let through (a check
-# started again after a reload is logged again), so nothing is let through ahead
+# release: one byte per check logged so far (a signature of the token's blocks, and the
+# proof's two parts) and not yet let through (a check started again after a reload is
+# logged again), so nothing is let through ahead
 RELEASED=0
 release() {
-        all=$(sed -n 's/.*token being verified (\([0-9]*\) signatures)$/\1/p' "$T/d.log" | awk '{ s += $1 } END { print s + 0 }')
+        all=$(sed -n 's/.*token being verified (\([0-9]*\) checks)$/\1/p' "$T/d.log" | awk '{ s += $1 } END { print s + 0 }')
         [ "$all" -gt "$RELEASED" ] && printf "%$((all - RELEASED))s" '' >"$T/gate"
         RELEASED=$all
 }

@@ -362,11 +362,45 @@ END_TEST
  * answer SEC1 4.1.4 gives (expected values below come from the algorithm, e.g. a
  * high-S signature is valid ECDSA, r = n is not).
  */
+static void *split_q_thread(void *ud)
+{
+        p256_split_run(ud, P256_SPLIT_Q);
+        return NULL;
+}
+
+/* The split verification (p256_split_*) without the low-S rule: its parts one after the
+ * other on this thread (in either order), or u2 Q on a thread of its own (a new thread:
+ * no kept table) while this one does u1 G. */
+static int split_path(const p256_key *k, const uint8_t h[32], const uint8_t sig[64], int how)
+{
+        p256_split *s = NULL;
+        pthread_t th;
+        int r = p256_split_new(k, h, sig, 64, false, &s);
+
+        if (r < 0)
+                return r;
+        if (how == 2) {
+                ck_assert_int_eq(pthread_create(&th, NULL, split_q_thread, s), 0);
+                p256_split_run(s, P256_SPLIT_G);
+                ck_assert_int_eq(pthread_join(th, NULL), 0);
+        } else {
+                p256_split_run(s, how ? P256_SPLIT_G : P256_SPLIT_Q);
+                p256_split_run(s, how ? P256_SPLIT_Q : P256_SPLIT_G);
+        }
+        r = p256_split_finish(s);
+        p256_split_free(s);
+        return r;
+}
+
+static unsigned split_calls;
+
 static void both_paths(const p256_key *k, const uint8_t h[32], const uint8_t sig[64], int want)
 {
         int a = p256_ecdsa_check(k, h, sig, 64, true), b = p256_ecdsa_check(k, h, sig, 64, false);
+        int c = split_path(k, h, sig, (int)(split_calls++ % 3));
 
         ck_assert_msg(a == b, "table path %d, mbedTLS %d", a, b);
+        ck_assert_msg(c == b, "split path %d, mbedTLS %d", c, b);
         ck_assert_int_eq(a, want);
 }
 
@@ -432,6 +466,35 @@ START_TEST(test_p256_table_differential)
         ck_assert_uint_eq(p256_key_tables(), 16);
         for (size_t i = 0; i < n_keys; i++)
                 p256_free(keys[i]);
+}
+END_TEST
+
+/* The split verification fails closed: a part not run, the low-S rule, a short signature. */
+START_TEST(test_p256_split_fail_closed)
+{
+        uint8_t n[32], h[32] = { 7 }, sig[64], high[64];
+        p256_key *k = NULL;
+        p256_split *s = NULL;
+
+        hex_to_bytes(P256_N_HEX, n, 32);
+        ck_assert_int_eq(p256_generate(&k), 0);
+        ck_assert_int_eq(p256_sign_hash(k, h, sig), 0);
+        ck_assert_int_eq(p256_split_new(k, h, sig, 64, true, &s), 0);
+        ck_assert_int_eq(p256_split_finish(s), HYB_E_AUTH); /* no part run */
+        p256_split_run(s, P256_SPLIT_G);
+        ck_assert_int_eq(p256_split_finish(s), HYB_E_AUTH); /* u2 Q missing */
+        p256_split_run(s, P256_SPLIT_Q);
+        ck_assert_int_eq(p256_split_finish(s), 0);
+        p256_split_free(s);
+        s = NULL;
+        /* high-S: valid ECDSA, refused with low_s as p256_verify_hash refuses it */
+        memcpy(high, sig, 32);
+        be_sub(n, sig + 32, high + 32);
+        ck_assert_int_eq(p256_split_new(k, h, high, 64, true, &s), HYB_E_AUTH);
+        ck_assert_ptr_null(s);
+        ck_assert_int_eq(p256_split_new(k, h, sig, 63, false, &s), HYB_E_AUTH);
+        ck_assert_ptr_null(s);
+        p256_free(k);
 }
 END_TEST
 
@@ -676,6 +739,7 @@ Suite *token_crypto_suite(void)
         tcase_add_test(tc, test_p256_private_range);
         tcase_add_test(tc, test_p256_table_differential);
         tcase_add_test(tc, test_p256_table_x_past_n);
+        tcase_add_test(tc, test_p256_split_fail_closed);
         tcase_add_test(tc, test_p256_table_edge_points);
         tcase_add_test(tc, test_p256_key_tables_bounded);
         suite_add_tcase(s, tc);
