@@ -169,6 +169,9 @@ struct bconn {
         struct bauth_ids *tok_ids; /* what a revocation may name of that token */
         struct event *exp_ev;     /* closes a token session at the token's exp */
         struct bauth_job *auth_job; /* its token being verified (auth.c): nothing is read meanwhile */
+        /* A token announced ahead of its AUTH (doc/protocol.md "Handshake", auth.c): its
+         * blocks' signatures checked while the peer signs its proof, or NULL. */
+        struct bauth_job *early_job;
         /* A session of the network edge (lib/edge, edge-peer.c): the transport its calls
          * came by ("http"), else NULL (a peer of the Unix socket). */
         const char *transport;
