@@ -398,6 +398,11 @@ typedef struct bauth_job {
         struct bauth_ids *early_ids;
         char early_why[400];
         json_t *deferred;               /* the AUTH that came while the checks ran */
+        /* A one-block token announced with a verifying thread to spare: block 0's check as
+         * two tasks (u2 Q and u1 G) on two threads, done by the time the peer's proof is
+         * signed (one multiplication each); the part that ends last sets the result. */
+        p256_split *blk_split;
+        atomic_uint blk_parts;
         /* An AUTH whose token was announced (v->seen from the announcement): the token
          * goes into the cache once its proof held, as a new one does. */
         bool announced;
@@ -414,6 +419,7 @@ static void job_free(bauth_job *v)
         json_decref(v->deferred);
         token_staged_free(v->st);
         p256_split_free(v->proof_split);
+        p256_split_free(v->blk_split);
         hyb_token_result_unref(v->seen);
         ids_free(v->seen_ids);
         hyb_key_unref(v->holder);
@@ -429,6 +435,13 @@ static void job_run(bpool_job *pj, unsigned i)
         bauth_job *v = (bauth_job *)pj;
         size_t n_sigs = v->st ? token_staged_n_sigs(v->st) : 0;
 
+        if (v->blk_split) {
+                /* an announcement's block 0 in two parts (no proof in this job) */
+                p256_split_run(v->blk_split, i == 0 ? P256_SPLIT_Q : P256_SPLIT_G);
+                if (atomic_fetch_sub(&v->blk_parts, 1) == 1)
+                        token_staged_set_check(v->st, 0, p256_split_finish(v->blk_split) == 0);
+                return;
+        }
         if (i < n_sigs) {
                 token_staged_check(v->st, i);
                 return;
@@ -1132,6 +1145,22 @@ static void auth_early(bconn *c, json_t *token)
         v->pj.done = early_done;
         v->pj.uid = c->uid;
         v->pj.n_tasks = (unsigned)token_staged_n_sigs(v->st);
+        if (v->pj.n_tasks == 1 && auth_pool_threads(b) >= 2) {
+                r = token_staged_split(v->st, 0, &v->blk_split);
+                if (r == 0) {
+                        atomic_init(&v->blk_parts, 2);
+                        v->pj.n_tasks = 2;
+                } else {
+                        v->pj.n_tasks = 0; /* refused without a multiplication: the result is set */
+                        if (r == -ENOMEM) {
+                                c->early_job = NULL;
+                                v->c = NULL;
+                                job_free(v);
+                                auth_fail(c, 500, "out of memory");
+                                return;
+                        }
+                }
+        }
         r = auth_pool_submit(b, &v->pj);
         if (r < 0) {
                 c->early_job = NULL;

@@ -189,6 +189,13 @@ def main():
         c.send(frame(AUTH, auth_body(c, forged, key)))
         st = result(c)
         say(st == 401, "a forged token announced, then its AUTH: 401", f"got {st}")
+        # block 0's signature changed (one character inside it): its check fails
+        bad_sig = token[:-20] + ("A" if token[-20] != "A" else "B") + token[-19:]
+        c = challenge(path)
+        announce(c, bad_sig)
+        c.send(frame(AUTH, auth_body(c, bad_sig, key)))
+        st = result(c)
+        say(st == 401, "a token with a bad signature announced, then its AUTH: 401", f"got {st}")
         c = challenge(path)
         announce(c, token)
         announce(c, token)
