@@ -229,7 +229,8 @@ int auth_challenge(bconn *c)
                         return -ENOMEM;
                 n = snprintf(body, sizeof body,
                              "{\"protocol\":\"%s\",\"version\":%d,\"nonce\":\"%s\",\"maxBody\":%zu,"
-                             "\"host\":\"%s\",\"audience\":%s,\"tokens\":\"%s\",\"earlyToken\":true}",
+                             "\"host\":\"%s\",\"audience\":%s,\"tokens\":\"%s\","
+                             "\"earlyToken\":true}",
                              WIRE_PROTOCOL, WIRE_VERSION, hex, b->c->max_body,
                              b->c->host ? b->c->host : "localhost", a,
                              b->c->auth_tokens == BROKER_AUTH_REQUIRE ? "require" : "accept");
