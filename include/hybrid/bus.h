@@ -137,7 +137,9 @@ HYB_EXPORT void hyb_bus_connect_options_init(hyb_bus_connect_options *opts);
  * Connects as hyb_bus_connect does, with the options of opts (borrowed for the call
  * only).  With a token, the handshake proves possession of opts->key (doc/token.md
  * "Handshake"): the broker's nonce, a fresh client nonce, the broker's audience, the
- * hash of the token and this process's effective uid are signed.  Besides the errors
+ * hash of the token and this process's effective uid are signed; when the broker offers it
+ * (doc/protocol.md "Handshake"), the token is sent ahead of the proof, so the broker checks
+ * it while the proof is signed.  Besides the errors
  * of hyb_bus_connect: HYB_E_UNAUTHORIZED (the broker refused the credentials: no
  * token where one is required, a token it does not accept, a proof that does not
  * hold; or a token without a private key here), -EINVAL (NULL opts/ret, size 0, a

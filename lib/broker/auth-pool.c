@@ -147,6 +147,11 @@ static void pool_stop(struct bauth_pool *p)
         p->n_threads = 0;
 }
 
+unsigned auth_pool_threads(const hyb_broker *b)
+{
+        return b->tok_pool ? b->tok_pool->n_threads : (unsigned)b->c->auth_verify_threads;
+}
+
 unsigned auth_pool_in_flight(const hyb_broker *b)
 {
         return b->tok_pool ? b->tok_pool->n_inflight : 0;

@@ -22,6 +22,7 @@
 #include "bus/names.h"
 #include "common/util.h"
 #include "token/crypto.h"
+#include "token/keys.h"
 #include "token/proof.h"
 #include "token/staged.h"
 
@@ -228,7 +229,8 @@ int auth_challenge(bconn *c)
                         return -ENOMEM;
                 n = snprintf(body, sizeof body,
                              "{\"protocol\":\"%s\",\"version\":%d,\"nonce\":\"%s\",\"maxBody\":%zu,"
-                             "\"host\":\"%s\",\"audience\":%s,\"tokens\":\"%s\"}",
+                             "\"host\":\"%s\",\"audience\":%s,\"tokens\":\"%s\","
+                             "\"earlyToken\":true}",
                              WIRE_PROTOCOL, WIRE_VERSION, hex, b->c->max_body,
                              b->c->host ? b->c->host : "localhost", a,
                              b->c->auth_tokens == BROKER_AUTH_REQUIRE ? "require" : "accept");
@@ -379,14 +381,46 @@ typedef struct bauth_job {
         uint8_t transcript[32];
         uint8_t proof[64];
         bool proof_form;                /* the proof is 64 bytes of base64url */
-        bool proof_ok;                  /* written by the proof's task */
+        bool proof_ok;                  /* written by the proof's last part */
+        /* With a verifying thread to spare (a token verified before: the proof alone), the
+         * proof's verification as two tasks, u2 Q and u1 G, on two threads at the same
+         * time; the part that ends last judges.  Else (NULL) one task: the two
+         * multiplications of a verification and the signatures of the token's blocks are
+         * then as many tasks as threads or more, and a split would only add work (each part
+         * inverts s). */
+        p256_split *proof_split;
+        atomic_uint proof_parts;        /* parts still running */
+        /* A token announced ahead of its AUTH (auth_early): the job checks its blocks only
+         * and, done, keeps the verdict for the AUTH, which must carry the same token. */
+        bool early;
+        bool early_done;                /* the verdict below is there */
+        int early_r;                    /* 0: early_res and early_ids hold; < 0: early_why */
+        hyb_token_result *early_res;
+        struct bauth_ids *early_ids;
+        char early_why[400];
+        json_t *deferred;               /* the AUTH that came while the checks ran */
+        /* A one-block token announced with a verifying thread to spare: block 0's check as
+         * two tasks (u2 Q and u1 G) on two threads, done by the time the peer's proof is
+         * signed (one multiplication each); the part that ends last sets the result. */
+        p256_split *blk_split;
+        atomic_uint blk_parts;
+        /* An AUTH whose token was announced (v->seen from the announcement): the token
+         * goes into the cache once its proof held, as a new one does. */
+        bool announced;
 } bauth_job;
 
 static void job_free(bauth_job *v)
 {
-        if (v->c)
+        if (v->c && v->c->auth_job == v)
                 v->c->auth_job = NULL;
+        if (v->c && v->c->early_job == v)
+                v->c->early_job = NULL;
+        hyb_token_result_unref(v->early_res);
+        ids_free(v->early_ids);
+        json_decref(v->deferred);
         token_staged_free(v->st);
+        p256_split_free(v->proof_split);
+        p256_split_free(v->blk_split);
         hyb_token_result_unref(v->seen);
         ids_free(v->seen_ids);
         hyb_key_unref(v->holder);
@@ -395,17 +429,33 @@ static void job_free(bauth_job *v)
         free(v);
 }
 
-/* On a worker: signature i of the token's blocks, the last task the proof. */
+/* On a worker: signature i of the token's blocks, then the proof (or its parts u2 Q and
+ * u1 G). */
 static void job_run(bpool_job *pj, unsigned i)
 {
         bauth_job *v = (bauth_job *)pj;
         size_t n_sigs = v->st ? token_staged_n_sigs(v->st) : 0;
 
-        if (i < n_sigs)
+        if (v->blk_split) {
+                /* an announcement's block 0 in two parts (no proof in this job) */
+                p256_split_run(v->blk_split, i == 0 ? P256_SPLIT_Q : P256_SPLIT_G);
+                if (atomic_fetch_sub(&v->blk_parts, 1) == 1)
+                        token_staged_set_check(v->st, 0, p256_split_finish(v->blk_split) == 0);
+                return;
+        }
+        if (i < n_sigs) {
                 token_staged_check(v->st, i);
-        else
+                return;
+        }
+        if (!v->proof_split) {
                 v->proof_ok = hyb_key_verify(v->holder, v->transcript, sizeof v->transcript, v->proof,
                                              sizeof v->proof) == 0;
+                return;
+        }
+        p256_split_run(v->proof_split, i == n_sigs ? P256_SPLIT_Q : P256_SPLIT_G);
+        /* the other part's writes are seen through this atomic (acquire and release) */
+        if (atomic_fetch_sub(&v->proof_parts, 1) == 1)
+                v->proof_ok = p256_split_finish(v->proof_split) == 0;
 }
 
 static void auth_run(bconn *c, json_t *j);
@@ -474,7 +524,7 @@ static int job_verdict(bauth_job *v, hyb_token_result **ret, struct bauth_ids **
                 goto fail;
         }
         /* Only a token whose proof held is kept: the cache never grows from refusals. */
-        if (!v->seen)
+        if (!v->seen || v->announced)
                 cache_put(b, v->th, res, cap.ids);
         *ret = res;
         *ret_ids = cap.ids;
@@ -575,7 +625,38 @@ static int auth_token_start(bconn *c, json_t *packet, json_t *token, const char 
         v->packet = json_incref(packet);
         crypto_sha256(text, len, v->th);
         slot = cache_find(b, v->th, (int64_t)time(NULL));
-        if (slot) {
+        if (c->early_job) {
+                /* A token was announced (auth_early, its checks done: auth_run waited): the
+                 * AUTH must carry that very token, and takes its verdict. */
+                bauth_job *ej = c->early_job;
+
+                c->early_job = NULL;
+                ej->c = NULL;
+                if (!crypto_memeq(ej->th, v->th, sizeof v->th)) {
+                        snprintf(why, why_size, "the token differs from the one announced");
+                        job_free(ej);
+                        r = HYB_E_UNAUTHORIZED;
+                        goto fail;
+                }
+                if (ej->cfg == b->cfg && ej->early_r < 0) {
+                        snprintf(why, why_size, "%s", ej->early_why);
+                        job_free(ej);
+                        r = HYB_E_UNAUTHORIZED;
+                        goto fail;
+                }
+                if (ej->cfg == b->cfg && !slot) {
+                        v->seen = TAKE_PTR(ej->early_res);
+                        v->seen_ids = TAKE_PTR(ej->early_ids);
+                        v->holder = hyb_key_ref(hyb_token_result_get_holder(v->seen));
+                        v->announced = true;
+                }
+                /* else reloaded meanwhile (verified again now), or verified by another
+                 * connection meanwhile (the cache) */
+                job_free(ej);
+        }
+        if (v->seen) {
+                /* the announcement's verdict */
+        } else if (slot) {
                 v->seen = hyb_token_result_ref(slot->res);
                 v->seen_ids = ids_copy_of(slot->ids);
                 v->holder = hyb_key_ref(hyb_token_result_get_holder(slot->res));
@@ -605,10 +686,25 @@ static int auth_token_start(bconn *c, json_t *packet, json_t *token, const char 
         v->proof_form = r >= 0 && v->holder && proof_len == TOKEN_PROOF_B64_LEN &&
                         b64u_decode_to(proof, proof_len, v->proof, sizeof v->proof, &n) >= 0 &&
                         n == sizeof v->proof;
+        n = v->st ? token_staged_n_sigs(v->st) : 0;
+        if (v->proof_form && n + 1 < auth_pool_threads(b)) {
+                /* the proof is ES256 over the transcript (SHA-256 of it, then ECDSA); a
+                 * signature refused before any multiplication leaves proof_ok false */
+                uint8_t h[CRYPTO_SHA256_LEN];
+
+                crypto_sha256(v->transcript, sizeof v->transcript, h);
+                r = p256_split_new(key_get_p256(v->holder), h, v->proof, sizeof v->proof, true,
+                                   &v->proof_split);
+                if (r == -ENOMEM) {
+                        snprintf(why, why_size, "out of memory");
+                        goto fail;
+                }
+                atomic_init(&v->proof_parts, 2);
+        }
         v->pj.run = job_run;
         v->pj.done = job_done;
         v->pj.uid = c->uid;
-        v->pj.n_tasks = (unsigned)(v->st ? token_staged_n_sigs(v->st) : 0) + (v->proof_form ? 1 : 0);
+        v->pj.n_tasks = (unsigned)n + (v->proof_split ? 2 : v->proof_form ? 1 : 0);
         r = auth_pool_submit(b, &v->pj);
         if (r < 0) {
                 snprintf(why, why_size, "%s",
@@ -625,7 +721,7 @@ static int auth_token_start(bconn *c, json_t *packet, json_t *token, const char 
                 event_del(c->rev);
         else
                 bufferevent_disable(c->bev, EV_READ);
-        broker_log(b, HYB_LOG_DEBUG, "uid %u pid %d: token being verified (%u signatures)",
+        broker_log(b, HYB_LOG_DEBUG, "uid %u pid %d: token being verified (%u checks)",
                    (unsigned)c->uid, (int)c->pid, v->pj.n_tasks);
         return 0;
 fail:
@@ -722,11 +818,18 @@ void broker_auth_sweep(hyb_broker *b)
 
 void auth_conn_free(bconn *c)
 {
+        bauth_job *ej = c->early_job;
+
         if (c->auth_job) {
                 /* Its verification goes on to the end (the pool frees it): without c. */
                 c->auth_job->c = NULL;
                 c->auth_job = NULL;
         }
+        c->early_job = NULL;
+        if (ej && ej->early_done)
+                job_free(ej); /* checked, its AUTH never came */
+        else if (ej)
+                ej->c = NULL; /* still being checked: the pool frees it */
         if (c->exp_ev)
                 event_free(c->exp_ev);
         c->exp_ev = NULL;
@@ -951,6 +1054,131 @@ out:
         ids_free(tok_ids);
 }
 
+/*
+ * On the loop, an announced token's checks done: its verdict (auth_finish: the verification
+ * in its order, its revocation, its exp) is kept for the AUTH; an AUTH that came meanwhile
+ * goes on now.
+ */
+static void early_done(bpool_job *pj, bool cancelled)
+{
+        bauth_job *v = (bauth_job *)pj;
+        bconn *c = v->c;
+        hyb_error e;
+        json_t *packet;
+
+        if (cancelled || !c || c->state != BCONN_AUTH || c->early_job != v) {
+                job_free(v);
+                return;
+        }
+        if (c->auth_job == v)
+                c->auth_job = NULL;
+        v->early_done = true;
+        if (v->cfg == c->b->cfg) {
+                hyb_error_clear(&e);
+                v->early_r = auth_finish(c->b, v->st, &v->early_res, &v->early_ids, &e);
+                if (v->early_r < 0)
+                        snprintf(v->early_why, sizeof v->early_why, "%s",
+                                 e.message[0] ? e.message : hyb_strerror(v->early_r));
+        }
+        packet = TAKE_PTR(v->deferred);
+        if (packet) {
+                auth_run(c, packet);
+                json_decref(packet);
+        }
+        bconn_resume_reading(c);
+}
+
+/*
+ * A token announced ahead of its AUTH (a peer that read "earlyToken" in the challenge,
+ * doc/protocol.md "Handshake"): the signatures of its blocks are checked on the pool while
+ * the peer signs its proof of possession; the AUTH that follows must carry the same token
+ * (else 401) and has only its proof left to check.  One announcement a connection, before
+ * its AUTH; counted in auth.max_verifying and auth.uid_max_verifying like any verification.
+ * A token verified before (the cache) needs nothing now.
+ */
+static void auth_early(bconn *c, json_t *token)
+{
+        hyb_broker *b = c->b;
+        const char *text;
+        size_t len;
+        bauth_job *v;
+        hyb_error e;
+        int r;
+
+        if (b->c->auth_tokens == BROKER_AUTH_OFF || c->early_job || !c->nonce_sent ||
+            !json_is_string(token)) {
+                auth_refuse(c, "unexpected token announcement");
+                return;
+        }
+        text = json_string_value(token);
+        len = json_string_length(token);
+        v = calloc(1, sizeof *v);
+        if (!v) {
+                auth_fail(c, 500, "out of memory");
+                return;
+        }
+        v->b = b;
+        v->c = c;
+        v->early = true;
+        v->cfg = hyb_broker_config_ref(b->cfg);
+        crypto_sha256(text, len, v->th);
+        c->early_job = v;
+        if (strlen(text) != len || cache_find(b, v->th, (int64_t)time(NULL))) {
+                /* nothing to check ahead: a NUL (refused at the AUTH), or verified before */
+                v->early_done = true;
+                v->early_r = strlen(text) != len ? HYB_E_UNAUTHORIZED : 0;
+                snprintf(v->early_why, sizeof v->early_why, "NUL in the token");
+                if (v->early_r == 0)
+                        v->cfg = hyb_broker_config_unref(v->cfg); /* the AUTH takes the cache's */
+                return;
+        }
+        hyb_error_clear(&e);
+        r = b->c->auth_trust ? token_staged_new(text, len, b->c->auth_trust, &v->st, &e)
+                             : err_set(&e, HYB_E_UNAUTHORIZED, -1, "no issuer is trusted");
+        if (r < 0) {
+                v->early_done = true;
+                v->early_r = r == -ENOMEM ? r : HYB_E_UNAUTHORIZED;
+                snprintf(v->early_why, sizeof v->early_why, "token: %s",
+                         e.message[0] ? e.message : hyb_strerror(r));
+                return;
+        }
+        v->pj.run = job_run;
+        v->pj.done = early_done;
+        v->pj.uid = c->uid;
+        v->pj.n_tasks = (unsigned)token_staged_n_sigs(v->st);
+        if (v->pj.n_tasks == 1 && auth_pool_threads(b) >= 2) {
+                r = token_staged_split(v->st, 0, &v->blk_split);
+                if (r == 0) {
+                        atomic_init(&v->blk_parts, 2);
+                        v->pj.n_tasks = 2;
+                } else {
+                        v->pj.n_tasks = 0; /* refused without a multiplication: the result is set */
+                        if (r == -ENOMEM) {
+                                c->early_job = NULL;
+                                v->c = NULL;
+                                job_free(v);
+                                auth_fail(c, 500, "out of memory");
+                                return;
+                        }
+                }
+        }
+        r = auth_pool_submit(b, &v->pj);
+        if (r < 0) {
+                c->early_job = NULL;
+                v->c = NULL;
+                job_free(v);
+                if (r == -EAGAIN)
+                        auth_fail(c, 429, "too many token verifications of this uid at once");
+                else if (r == -EBUSY)
+                        auth_fail(c, 503, "too many token verifications at once");
+                else
+                        auth_refuse(c, hyb_strerror(r));
+                return;
+        }
+        broker_log(b, HYB_LOG_DEBUG, "uid %u pid %d: token announced, being verified (%u checks)",
+                   (unsigned)c->uid, (int)c->pid, v->pj.n_tasks);
+}
+
 /* The AUTH packet j, parsed: the uid policy at once, a token through the pool (job_done). */
 static void auth_run(bconn *c, json_t *j)
 {
@@ -990,7 +1218,22 @@ static void auth_run(bconn *c, json_t *j)
                 return;
         }
         if (!token) {
+                if (c->early_job) {
+                        auth_refuse(c, "a token was announced, the AUTH has none");
+                        return;
+                }
                 auth_accept(c, j, NULL, NULL);
+                return;
+        }
+        if (c->early_job && !c->early_job->early_done) {
+                /* the announced token's checks still run: this AUTH waits for them (the
+                 * connection is not read meanwhile) and goes on in early_done */
+                c->early_job->deferred = json_incref(j);
+                c->auth_job = c->early_job;
+                if (c->rev)
+                        event_del(c->rev);
+                else
+                        bufferevent_disable(c->bev, EV_READ);
                 return;
         }
         r = auth_token_start(c, j, token, cnonce, cnonce_len, proof, proof_len, why, sizeof why);
@@ -1008,7 +1251,7 @@ void auth_handle(bconn *c, const wire_hdr *wh, const uint8_t *body)
         const char *proto = NULL, *app = NULL, *runner = NULL, *cnonce = NULL, *proof = NULL;
         size_t cnonce_len = 0, proof_len = 0;
         json_t *j, *token = NULL;
-        int version = 0, mode = b->c->auth_tokens;
+        int version = 0, mode = b->c->auth_tokens, early = 0;
 
         if (mode != BROKER_AUTH_OFF && wh->body_len > AUTH_MAX_BODY) {
                 auth_refuse(c, "auth packet too large");
@@ -1020,9 +1263,10 @@ void auth_handle(bconn *c, const wire_hdr *wh, const uint8_t *body)
         }
         /* JSON_ALLOW_NUL: an app or runner with "\u0000" is a bad name (406), checked below. */
         j = json_loadb((const char *)body, wh->body_len, JSON_ALLOW_NUL, NULL);
-        if (!j || json_unpack(j, "{s:s, s:i, s?s, s?s, s?o, s?s%, s?s%}", "protocol", &proto, "version",
-                              &version, "app", &app, "runner", &runner, "token", &token, "nonce",
-                              &cnonce, &cnonce_len, "proof", &proof, &proof_len) < 0) {
+        if (!j || json_unpack(j, "{s:s, s:i, s?s, s?s, s?o, s?s%, s?s%, s?b}", "protocol", &proto,
+                              "version", &version, "app", &app, "runner", &runner, "token", &token,
+                              "nonce", &cnonce, &cnonce_len, "proof", &proof, &proof_len, "early",
+                              &early) < 0) {
                 /* With tokens on, a packet that carries a token is refused like any other
                  * credential: the one 401. */
                 bool cred = mode != BROKER_AUTH_OFF && json_is_object(j) && json_object_get(j, "token");
@@ -1037,6 +1281,8 @@ void auth_handle(bconn *c, const wire_hdr *wh, const uint8_t *body)
         if (strcmp(proto, WIRE_PROTOCOL) != 0 || version != WIRE_VERSION ||
             json_string_length(json_object_get(j, "protocol")) != strlen(WIRE_PROTOCOL))
                 auth_fail(c, 426, "unsupported protocol or version");
+        else if (early)
+                auth_early(c, token);
         else
                 auth_run(c, j);
         json_decref(j);

@@ -169,6 +169,9 @@ struct bconn {
         struct bauth_ids *tok_ids; /* what a revocation may name of that token */
         struct event *exp_ev;     /* closes a token session at the token's exp */
         struct bauth_job *auth_job; /* its token being verified (auth.c): nothing is read meanwhile */
+        /* A token announced ahead of its AUTH (doc/protocol.md "Handshake", auth.c): its
+         * blocks' signatures checked while the peer signs its proof, or NULL. */
+        struct bauth_job *early_job;
         /* A session of the network edge (lib/edge, edge-peer.c): the transport its calls
          * came by ("http"), else NULL (a peer of the Unix socket). */
         const char *transport;
@@ -388,6 +391,8 @@ struct bpool_job {
 int auth_pool_submit(hyb_broker *b, bpool_job *j);
 /* Jobs submitted and not yet collected (the fuzz harness waits for them). */
 unsigned auth_pool_in_flight(const hyb_broker *b);
+/* The verifying threads running (before the first job: auth.verify_threads). */
+unsigned auth_pool_threads(const hyb_broker *b);
 /* The broker shuts down: the pool no longer keeps the loop running (what is in flight is
  * cancelled by auth_pool_free). */
 void auth_pool_shutdown(hyb_broker *b);

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "broker-internal.h"
+#include "bus/bus-internal.h"
 #include "common/util.h"
 #include "hybrid/bus.h"
 
@@ -53,7 +54,9 @@
  * at most FS_ENTRY_MAX bytes a fetch.  The loop then applies them in order as if a peer had
  * delivered them (each checked against auth.issuers).  Fetches are one at a time, at most
  * one a second; one that left the gap open or reached no peer is tried again after 1 s,
- * doubling up to 60 s, while the gap stays.
+ * doubling up to 60 s, while the gap stays.  The daemon's stop does not wait for a peer
+ * that stalls: it writes stop_fd, which ends the thread's current wait (the connect, the
+ * handshake or a call) at once.
  */
 #define FF_MAX_ENTRIES 500
 #define FF_PAGE 200
@@ -66,6 +69,9 @@ struct feedfetch {
         bool running;     /* a thread is out: joined when it says it is done */
         atomic_bool stop; /* the daemon stops: the thread gives up between calls */
         int efd;          /* the thread's "done" (eventfd) */
+        int stop_fd;      /* the daemon stops (eventfd, written by feedfetch_stop): every
+                           * wait of the thread's connection (connect, handshake, a call)
+                           * watches it and gives up at once (bus_connect_cancellable) */
         struct event *done_ev, *retry_ev;
         uint64_t gap_seq; /* the highest seq seen past a gap: fetch until the head is there */
         bool failed;      /* the last fetch reached no peer: try again later */
@@ -127,7 +133,7 @@ static int ff_ask(struct feedfetch *ff, json_t *peer)
                 return 0;
         }
         o.key = key;
-        r = hyb_bus_connect_with(&o, &conn, &e);
+        r = bus_connect_cancellable(&o, ff->stop_fd, &conn, &e);
         hyb_key_unref(key);
         if (r < 0) {
                 ff_note(ff, bus, "connect", *e.message ? e.message : hyb_strerror(r));
@@ -341,9 +347,14 @@ int feedfetch_start(hyb_broker *b)
         ff->b = b;
         atomic_init(&ff->stop, false);
         ff->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (ff->efd < 0) {
+        ff->stop_fd = ff->efd >= 0 ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
+        if (ff->stop_fd < 0) {
+                int r = -errno;
+
+                if (ff->efd >= 0)
+                        close(ff->efd);
                 free(ff);
-                return -errno;
+                return r;
         }
         ff->done_ev = event_new(b->base, ff->efd, EV_READ | EV_PERSIST, ff_done, ff);
         ff->retry_ev = evtimer_new(b->base, ff_retry, ff);
@@ -364,7 +375,13 @@ void feedfetch_stop(hyb_broker *b)
         if (!ff)
                 return;
         if (ff->running) {
+                uint64_t one = 1;
+
                 atomic_store(&ff->stop, true);
+                /* ends the thread's wait on a peer that stalls; the flag covers the rest */
+                if (write(ff->stop_fd, &one, sizeof one) < 0) {
+                        /* an eventfd below its maximum takes it: cannot fail here */
+                }
                 pthread_join(ff->thread, NULL);
         }
         ff_clear(ff);
@@ -373,6 +390,7 @@ void feedfetch_stop(hyb_broker *b)
         if (ff->retry_ev)
                 event_free(ff->retry_ev);
         close(ff->efd);
+        close(ff->stop_fd);
         free(ff);
         b->feedfetch = NULL;
 }

@@ -273,16 +273,19 @@ static int bus_next(hyb_bus *bus, wire_packet *p)
 
 int bus_poll(hyb_bus *bus, uint64_t deadline_us)
 {
-        struct pollfd pfd = { .fd = bus->fd, .events = POLLIN };
+        struct pollfd pfd[2] = {
+                { .fd = bus->fd, .events = POLLIN },
+                { .fd = bus->cancellable ? bus->cancel_fd : -1, .events = POLLIN },
+        };
         int ms = -1;
 
         if (bus->closed)
                 return HYB_E_CLOSED;
         if (bus->wlen > bus->wpos)
-                pfd.events |= POLLOUT;
+                pfd[0].events |= POLLOUT;
         if (bus_ws_pending(bus->ws)) {
                 /* input a poll would not announce (TLS plaintext): ready now */
-                if (pfd.events & POLLOUT && poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLOUT))
+                if (pfd[0].events & POLLOUT && poll(pfd, 1, 0) > 0 && (pfd[0].revents & POLLOUT))
                         bus_flush_some(bus);
                 return 1;
         }
@@ -290,10 +293,12 @@ int bus_poll(hyb_bus *bus, uint64_t deadline_us)
                 uint64_t now = hyb_now_usec();
                 ms = deadline_us <= now ? 0 : (int)((deadline_us - now + 999) / 1000);
         }
-        int r = poll(&pfd, 1, ms);
+        int r = poll(pfd, 2, ms);
         if (r < 0)
                 return -errno;
-        if (r > 0 && (pfd.revents & POLLOUT))
+        if (pfd[1].revents)
+                return -ECANCELED; /* bus_connect_cancellable: the caller gives up */
+        if (r > 0 && (pfd[0].revents & POLLOUT))
                 bus_flush_some(bus);
         return r;
 }
@@ -468,7 +473,7 @@ static int bus_handshake(hyb_bus *bus, const hyb_bus_connect_options *o, hyb_err
         json_t *j;
         json_int_t mb = 0;
         const char *proto = NULL;
-        int version = 0, r;
+        int version = 0, early = 0, r;
 
         r = bus_read_packet_blocking(bus, &p, deadline);
         if (r == HYB_E_CLOSED)
@@ -482,8 +487,9 @@ static int bus_handshake(hyb_bus *bus, const hyb_bus_connect_options *o, hyb_err
                 return err_set(reterr, HYB_E_PROTOCOL, -1, "expected a challenge, got %s",
                                wire_type_name(p.h.type));
         j = json_loadb((const char *)p.body, p.h.body_len, 0, NULL);
-        if (!j || json_unpack(j, "{s:s, s:i, s:I, s?s, s?s}", "protocol", &proto, "version", &version,
-                              "maxBody", &mb, "nonce", &nonce_hex, "audience", &audience) < 0 ||
+        if (!j || json_unpack(j, "{s:s, s:i, s:I, s?s, s?s, s?b}", "protocol", &proto, "version",
+                              &version, "maxBody", &mb, "nonce", &nonce_hex, "audience", &audience,
+                              "earlyToken", &early) < 0 ||
             strcmp(proto, WIRE_PROTOCOL) != 0) {
                 json_decref(j);
                 return err_set(reterr, HYB_E_PROTOCOL, -1, "malformed challenge");
@@ -519,6 +525,22 @@ static int bus_handshake(hyb_bus *bus, const hyb_bus_connect_options *o, hyb_err
         if (bus->ws)
                 bus_ws_set_max_message(bus->ws, WIRE_HDR_SIZE + WIRE_NAMES_MAX + bus_parse_limit(bus));
 
+        if (o->token && early) {
+                /* The broker checks the token's blocks while the proof is signed here
+                 * (doc/protocol.md "Handshake"): the token goes ahead, the AUTH that
+                 * follows carries it again with the proof. */
+                j = json_pack("{s:s, s:i, s:s, s:b}", "protocol", WIRE_PROTOCOL, "version",
+                              WIRE_VERSION, "token", o->token, "early", 1);
+                char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+                json_decref(j);
+                if (!text)
+                        return -ENOMEM;
+                wire_hdr h = { .type = WIRE_AUTH };
+                r = bus_send(bus, &h, NULL, 0, NULL, 0, text, strlen(text));
+                free(text);
+                if (r < 0)
+                        return err_set(reterr, r, -1, "sending the token: %s", hyb_strerror(r));
+        }
         if (o->token) {
                 r = crypto_random(nc, sizeof nc);
                 if (r < 0)
@@ -551,9 +573,11 @@ static int bus_handshake(hyb_bus *bus, const hyb_bus_connect_options *o, hyb_err
         wire_hdr h = { .type = WIRE_AUTH };
         r = bus_send(bus, &h, NULL, 0, NULL, 0, text, strlen(text));
         free(text);
-        if (r < 0)
+        /* A broker that refused the announced token (429, 503, 401) answered and closed
+         * while the proof was signed: its answer is read below. */
+        if (r < 0 && !(o->token && early && r == HYB_E_CLOSED))
                 return err_set(reterr, r, -1, "sending auth: %s", hyb_strerror(r));
-        while (bus->wlen > bus->wpos) {
+        while (r >= 0 && bus->wlen > bus->wpos) {
                 r = bus_poll(bus, deadline);
                 if (r <= 0)
                         return err_set(reterr, HYB_E_UNAVAILABLE, -1, "broker not reading");
@@ -719,8 +743,8 @@ static uint32_t default_spin_us(void)
         return HYB_BUS_SPIN_DEFAULT_USEC;
 }
 
-HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus **ret,
-                                    hyb_error *reterr)
+static int bus_connect(const hyb_bus_connect_options *opts, bool cancellable, int cancel_fd,
+                       hyb_bus **ret, hyb_error *reterr)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_free_ char *dflt = NULL;
@@ -768,6 +792,8 @@ HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus
                 bus->next_id = 1;
                 bus->max_body = WIRE_DEFAULT_MAX_BODY;
                 bus->fd = -1;
+                bus->cancellable = cancellable;
+                bus->cancel_fd = cancel_fd;
                 r = bus_ws_connect(bus, path, &o, reterr);
                 if (r < 0) {
                         bus_free(bus);
@@ -786,6 +812,8 @@ HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus
         bus->next_id = 1;
         bus->max_body = WIRE_DEFAULT_MAX_BODY;
         bus->spin_us = default_spin_us();
+        bus->cancellable = cancellable;
+        bus->cancel_fd = cancel_fd;
         bus->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (bus->fd < 0) {
                 r = -errno;
@@ -807,6 +835,19 @@ handshake:
         }
         *ret = bus;
         return 0;
+}
+
+HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus **ret,
+                                    hyb_error *reterr)
+{
+        return bus_connect(opts, false, -1, ret, reterr);
+}
+
+int bus_connect_cancellable(const hyb_bus_connect_options *opts, int cancel_fd, hyb_bus **ret,
+                            hyb_error *reterr)
+{
+        hyb_assert_return(cancel_fd >= 0, -EBADF);
+        return bus_connect(opts, true, cancel_fd, ret, reterr);
 }
 
 HYB_DEFINE_REF_UNREF(hyb_bus, hyb_bus, bus_free)

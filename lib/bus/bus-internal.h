@@ -157,10 +157,25 @@ struct hyb_bus {
         uint16_t spin_skip;    /* sync waits left that sleep at once (a spin found nothing) */
         uint16_t spin_backoff; /* the last spin_skip set: doubles per spin in vain, up to 256 */
         struct bus_ws *ws; /* a ws:// or wss:// connection (bus-ws.c), else NULL: Unix */
+        /* bus_connect_cancellable: every blocking wait of this connection (the connect,
+         * the handshake, synchronous calls) also watches cancel_fd and gives up with
+         * -ECANCELED once it is readable.  Not for the public API: hybridd's own fetch
+         * threads, which must stop when the daemon stops. */
+        bool cancellable;
+        int cancel_fd;
 };
 
 
 /* bus-conn.c */
+/*
+ * hyb_bus_connect_with, with every blocking wait of the connection (connect, handshake,
+ * synchronous calls, flush) bounded by cancel_fd too: once it is readable (an eventfd
+ * written by whoever stops the caller) the wait fails with -ECANCELED (the connect then
+ * fails, *reterr says so).  cancel_fd stays the caller's: it must outlive the bus and is
+ * never read or closed here.
+ */
+int bus_connect_cancellable(const hyb_bus_connect_options *opts, int cancel_fd, hyb_bus **ret,
+                            hyb_error *reterr);
 int bus_send(hyb_bus *bus, wire_hdr *h, const char *to, size_t to_len, const char *member,
              size_t member_len, const void *body, size_t body_len);
 /* Reads what is available (non-blocking) and dispatches at most one packet. >0 did work. */

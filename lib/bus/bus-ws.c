@@ -150,17 +150,28 @@ static ssize_t raw_read(bus_ws *ws, void *buf, size_t len)
         return n < 0 ? -errno : n;
 }
 
-static int wait_fd(int fd, short events, uint64_t deadline)
+/* The cancel fd of bus_connect_cancellable, or -1 (poll skips it). */
+static int cancel_fd_of(const hyb_bus *bus)
 {
-        struct pollfd pfd = { .fd = fd, .events = events };
+        return bus->cancellable ? bus->cancel_fd : -1;
+}
+
+/* Waits for events on fd until deadline: 0, -ETIMEDOUT, or -ECANCELED once cancel_fd
+ * (>= 0) is readable. */
+static int wait_fd(int fd, int cancel_fd, short events, uint64_t deadline)
+{
+        struct pollfd pfd[2] = { { .fd = fd, .events = events },
+                                 { .fd = cancel_fd, .events = POLLIN } };
 
         for (;;) {
-                int r = poll(&pfd, 1, deadline_poll_ms(deadline, UINT64_MAX));
+                int r = poll(pfd, 2, deadline_poll_ms(deadline, UINT64_MAX));
 
                 if (r < 0 && errno == EINTR)
                         continue;
                 if (r < 0)
                         return -errno;
+                if (pfd[1].revents)
+                        return -ECANCELED;
                 return r == 0 ? -ETIMEDOUT : 0;
         }
 }
@@ -443,7 +454,8 @@ int bus_ws_queue(hyb_bus *bus, const struct iovec *iov, int n)
 
 /* ------------------------------------------------------------------ connect */
 
-static int tcp_connect(const bus_ws_url *u, uint64_t deadline, int *ret_fd, hyb_error *reterr)
+static int tcp_connect(const bus_ws_url *u, int cancel_fd, uint64_t deadline, int *ret_fd,
+                       hyb_error *reterr)
 {
         struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                                   .ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV };
@@ -470,13 +482,13 @@ static int tcp_connect(const bus_ws_url *u, uint64_t deadline, int *ret_fd, hyb_
                                 close(fd);
                                 continue;
                         }
-                        r = wait_fd(fd, POLLOUT, deadline);
+                        r = wait_fd(fd, cancel_fd, POLLOUT, deadline);
                         if (r == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
                                 soerr = errno;
                         if (r < 0 || soerr) {
                                 last = r < 0 ? -r : soerr;
                                 close(fd);
-                                if (r == -ETIMEDOUT)
+                                if (r == -ETIMEDOUT || r == -ECANCELED)
                                         break;
                                 continue;
                         }
@@ -619,7 +631,8 @@ static int upgrade(bus_ws *ws, const bus_ws_url *u, uint64_t deadline, hyb_error
                         off += (size_t)n;
                         continue;
                 }
-                if (n != -EAGAIN || (r = wait_fd(ws->fd, POLLOUT, deadline)) < 0)
+                if (n != -EAGAIN ||
+                    (r = wait_fd(ws->fd, cancel_fd_of(ws->bus), POLLOUT, deadline)) < 0)
                         return err_set(reterr, HYB_E_UNAVAILABLE, -1,
                                        "WebSocket upgrade to %s: %s", u->hostport,
                                        n != -EAGAIN ? strerror((int)-n)
@@ -644,11 +657,12 @@ static int upgrade(bus_ws *ws, const bus_ws_url *u, uint64_t deadline, hyb_error
                                        "WebSocket upgrade to %s: response head over %d bytes",
                                        u->hostport, BUS_WS_RESPONSE_MAX);
                 if (ws->tls && edge_tls_fd_pending(ws->tls) == 0 &&
-                    (r = wait_fd(ws->fd, POLLIN, deadline)) < 0)
+                    (r = wait_fd(ws->fd, cancel_fd_of(ws->bus), POLLIN, deadline)) < 0)
                         goto timeout;
                 n = raw_read(ws, head + got, BUS_WS_RESPONSE_MAX - got);
                 if (n == -EAGAIN) {
-                        if (!ws->tls && (r = wait_fd(ws->fd, POLLIN, deadline)) < 0)
+                        if (!ws->tls && (r = wait_fd(ws->fd, cancel_fd_of(ws->bus), POLLIN,
+                                                     deadline)) < 0)
                                 goto timeout;
                         continue;
                 }
@@ -775,7 +789,7 @@ int bus_ws_connect(hyb_bus *bus, const char *url, const hyb_bus_connect_options 
         ws->bus = bus;
         ws->fd = -1;
         bus->ws = ws;
-        r = tcp_connect(&u, deadline, &ws->fd, reterr);
+        r = tcp_connect(&u, cancel_fd_of(bus), deadline, &ws->fd, reterr);
         if (r < 0)
                 return r;
         bus->fd = ws->fd;

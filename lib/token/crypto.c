@@ -24,6 +24,7 @@
 #include <mbedtls/asn1write.h>
 #include <mbedtls/bignum.h>
 #include <mbedtls/constant_time.h>
+#include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/error.h>
@@ -276,7 +277,18 @@ typedef struct ec_group {
         mbedtls_mpi half_n; /* n / 2: the largest s of a low-S signature */
         uint64_t uses;      /* key table uses, the LRU clock */
         key_table tab[KEYTAB_MAX];
+        /* The randomness a verification's multiplications take for mbedTLS's blinding of
+         * coordinates (ecp_randomize_jac): a CTR-DRBG of this thread seeded once from the
+         * kernel.  Without an f_rng mbedtls_ecp_mul seeds an HMAC-DRBG of its own on every
+         * call, about 5 % of a verification.  Verifications only: their scalars and points
+         * are public (signing keeps the kernel's randomness, mbed_rng). */
+        mbedtls_ctr_drbg_context drbg;
+        bool drbg_ok;
 } ec_group;
+
+/* The f_rng, p_rng pair of g's blinding (NULL, NULL: mbedTLS's own) */
+#define EC_BLIND(g) ((g)->drbg_ok ? mbedtls_ctr_drbg_random : NULL), \
+                    ((g)->drbg_ok ? (void *)&(g)->drbg : NULL)
 
 /* Frees t's group (its generator is ours: group_load made the constants static). */
 static void key_table_clear(key_table *t)
@@ -302,6 +314,7 @@ static void ec_group_free(void *p)
                 key_table_clear(&g->tab[i]);
         mbedtls_ecp_group_free(&g->grp);
         mbedtls_mpi_free(&g->half_n);
+        mbedtls_ctr_drbg_free(&g->drbg);
         free(g);
 }
 
@@ -318,12 +331,17 @@ static ec_group *ec_group_new(void)
                 return NULL;
         mbedtls_ecp_group_init(&g->grp);
         mbedtls_mpi_init(&g->half_n);
+        mbedtls_ctr_drbg_init(&g->drbg);
         if (mbedtls_ecp_group_load(&g->grp, MBEDTLS_ECP_DP_SECP256R1) != 0 ||
             mbedtls_mpi_copy(&g->half_n, &g->grp.N) != 0 ||
             mbedtls_mpi_shift_r(&g->half_n, 1) != 0) {
                 ec_group_free(g);
                 return NULL;
         }
+        /* without it the multiplications take mbedTLS's own randomness */
+        g->drbg_ok = mbedtls_ctr_drbg_seed(&g->drbg, mbed_rng, NULL,
+                                           (const unsigned char *)"hybrid ecp blinding",
+                                           sizeof "hybrid ecp blinding" - 1) == 0;
         return g;
 }
 
@@ -595,65 +613,178 @@ static key_table *key_table_get(ec_group *g, const uint8_t pub[P256_PUB_LEN],
 }
 
 /*
- * ECDSA verification of (r, s) over hash by the key t (SEC1 4.1.4, as
- * mbedtls_ecdsa_verify does it): 1 <= r, s < n; e = hash mod n; w = s^-1 mod n;
- * R = (e w mod n) G + (r w mod n) Q, each product from its kept table; valid
- * when R is not the point at infinity and R.x mod n = r.  0 or HYB_E_AUTH.
+ * ECDSA verification (SEC1 4.1.4, as mbedtls_ecdsa_verify does it) in parts, so that its
+ * two multiplications can run on two threads (p256_split below) or one after the other
+ * (ecdsa_verify_table): 1 <= r, s < n; e = hash mod n; w = s^-1 mod n; u1 = e w mod n,
+ * u2 = r w mod n; R = u1 G + u2 Q, each product from its kept table; valid when R is not
+ * the point at infinity and R.x mod n = r.  Every number and point operation is mbedTLS's.
  */
-static int ecdsa_verify_table(ec_group *g, key_table *t, const uint8_t hash[CRYPTO_SHA256_LEN],
-                              const mbedtls_mpi *r, const mbedtls_mpi *s)
-{
-        mbedtls_ecp_group *grp = &g->grp;
-        mbedtls_mpi e, w, u1, u2, one;
-        mbedtls_ecp_point r1, r2, sum;
-        int ret = HYB_E_AUTH;
 
-        if (mbedtls_mpi_cmp_int(r, 1) < 0 || mbedtls_mpi_cmp_mpi(r, &grp->N) >= 0 ||
-            mbedtls_mpi_cmp_int(s, 1) < 0 || mbedtls_mpi_cmp_mpi(s, &grp->N) >= 0)
-                return HYB_E_AUTH;
+/* Whether 1 <= r, s < n. */
+static bool ecdsa_in_range(const mbedtls_ecp_group *grp, const mbedtls_mpi *r, const mbedtls_mpi *s)
+{
+        return mbedtls_mpi_cmp_int(r, 1) >= 0 && mbedtls_mpi_cmp_mpi(r, &grp->N) < 0 &&
+               mbedtls_mpi_cmp_int(s, 1) >= 0 && mbedtls_mpi_cmp_mpi(s, &grp->N) < 0;
+}
+
+/* u1 = e w mod n and/or u2 = r w mod n (either may be NULL), w = s^-1 mod n.  0 or -ENOMEM. */
+static int ecdsa_scalars(const mbedtls_ecp_group *grp, const uint8_t hash[CRYPTO_SHA256_LEN],
+                         const mbedtls_mpi *r, const mbedtls_mpi *s, mbedtls_mpi *u1,
+                         mbedtls_mpi *u2)
+{
+        mbedtls_mpi e, w;
+        int ret = 0;
+
         mbedtls_mpi_init(&e);
         mbedtls_mpi_init(&w);
-        mbedtls_mpi_init(&u1);
-        mbedtls_mpi_init(&u2);
-        mbedtls_mpi_init(&one);
-        mbedtls_ecp_point_init(&r1);
-        mbedtls_ecp_point_init(&r2);
-        mbedtls_ecp_point_init(&sum);
         /* e: the 256 bits of the hash (n has 256 bits too: no shift), reduced once
          * as mbedTLS's derive_mpi does (2^256 < 2n) */
-        if (mbedtls_mpi_read_binary(&e, hash, CRYPTO_SHA256_LEN) != 0 ||
-            (mbedtls_mpi_cmp_mpi(&e, &grp->N) >= 0 && mbedtls_mpi_sub_mpi(&e, &e, &grp->N) != 0) ||
-            mbedtls_mpi_inv_mod(&w, s, &grp->N) != 0 ||
-            mbedtls_mpi_mul_mpi(&u1, &e, &w) != 0 || mbedtls_mpi_mod_mpi(&u1, &u1, &grp->N) != 0 ||
-            mbedtls_mpi_mul_mpi(&u2, r, &w) != 0 || mbedtls_mpi_mod_mpi(&u2, &u2, &grp->N) != 0 ||
-            mbedtls_mpi_lset(&one, 1) != 0)
-                goto done;
-        /* u2 is not 0 (r and w are units mod the prime n); u1 is 0 when e is, and
-         * mbedtls_ecp_mul takes only 1 <= m < n: then R = u2 Q alone, as the
-         * shortcut of mbedtls_ecp_muladd has it */
-        if (mbedtls_ecp_mul(&t->grp, &r2, &u2, &t->grp.G, NULL, NULL) != 0)
-                goto done;
-        if (mbedtls_mpi_cmp_int(&u1, 0) == 0) {
-                if (mbedtls_ecp_copy(&sum, &r2) != 0)
-                        goto done;
-        } else if (mbedtls_ecp_mul(grp, &r1, &u1, &grp->G, NULL, NULL) != 0 ||
-                   mbedtls_ecp_muladd(grp, &sum, &one, &r1, &one, &r2) != 0) {
-                goto done;
-        }
-        if (mbedtls_ecp_is_zero(&sum))
-                goto done;
-        if (mbedtls_mpi_mod_mpi(&sum.X, &sum.X, &grp->N) != 0)
-                goto done;
-        ret = mbedtls_mpi_cmp_mpi(&sum.X, r) == 0 ? 0 : HYB_E_AUTH;
-done:
+        if (mbedtls_mpi_inv_mod(&w, s, &grp->N) != 0 ||
+            (u1 && (mbedtls_mpi_read_binary(&e, hash, CRYPTO_SHA256_LEN) != 0 ||
+                    (mbedtls_mpi_cmp_mpi(&e, &grp->N) >= 0 &&
+                     mbedtls_mpi_sub_mpi(&e, &e, &grp->N) != 0) ||
+                    mbedtls_mpi_mul_mpi(u1, &e, &w) != 0 ||
+                    mbedtls_mpi_mod_mpi(u1, u1, &grp->N) != 0)) ||
+            (u2 && (mbedtls_mpi_mul_mpi(u2, r, &w) != 0 ||
+                    mbedtls_mpi_mod_mpi(u2, u2, &grp->N) != 0)))
+                ret = -ENOMEM;
         mbedtls_mpi_free(&e);
         mbedtls_mpi_free(&w);
+        return ret;
+}
+
+/* R = u2 Q: from Q's kept table t on this thread, or (t NULL) from q without one. */
+static int ecdsa_mul_q(ec_group *g, key_table *t, const mbedtls_ecp_point *q,
+                       const mbedtls_mpi *u2, mbedtls_ecp_point *R)
+{
+        /* u2 is not 0 (r and w are units mod the prime n): within mbedtls_ecp_mul's range */
+        if (t)
+                return mbedtls_ecp_mul(&t->grp, R, u2, &t->grp.G, EC_BLIND(g)) == 0 ? 0 : -ENOMEM;
+        return mbedtls_ecp_mul(&g->grp, R, u2, q, EC_BLIND(g)) == 0 ? 0 : -ENOMEM;
+}
+
+/* R = u1 G from the thread's table of G; *zero (and R untouched) when u1 = 0, which
+ * mbedtls_ecp_mul does not take (1 <= m < n only). */
+static int ecdsa_mul_g(ec_group *g, const mbedtls_mpi *u1, mbedtls_ecp_point *R, bool *zero)
+{
+        *zero = mbedtls_mpi_cmp_int(u1, 0) == 0;
+        if (*zero)
+                return 0;
+        return mbedtls_ecp_mul(&g->grp, R, u1, &g->grp.G, EC_BLIND(g)) == 0 ? 0 : -ENOMEM;
+}
+
+/* x mod n == r for a coordinate 0 <= x < p: 0, else HYB_E_AUTH (-ENOMEM). */
+static int ecdsa_x_is_r(const mbedtls_ecp_group *grp, const mbedtls_mpi *x, const mbedtls_mpi *r)
+{
+        mbedtls_mpi t;
+        int ret;
+
+        mbedtls_mpi_init(&t);
+        ret = mbedtls_mpi_mod_mpi(&t, x, &grp->N) != 0 ? -ENOMEM
+              : mbedtls_mpi_cmp_mpi(&t, r) == 0      ? 0
+                                                     : HYB_E_AUTH;
+        mbedtls_mpi_free(&t);
+        return ret;
+}
+
+/*
+ * The verdict from p1 = u1 G (p1_zero: u1 = 0, the point at infinity) and p2 = u2 Q, both
+ * affine (Z = 1, as mbedtls_ecp_mul leaves them): R = p1 + p2, valid when R is not the
+ * point at infinity and R.x mod n = r.  With x1 != x2 the sum is the affine point of
+ * x3 = L^2 / H^2 - x1 - x2 (H = x2 - x1, L = y2 - y1, mod p), so without inverting H:
+ * x3 mod n = r exactly when x3 = r or x3 = r + n (0 <= x3 < p < 2n), that is when
+ * L^2 - (x1 + x2) H^2 = r H^2 or (r + n < p) = (r + n) H^2 (mod p).  Anything else (x1 =
+ * x2: a doubling or the point at infinity; a point not affine) goes through
+ * mbedtls_ecp_muladd.  0 or HYB_E_AUTH (-ENOMEM).
+ */
+static int ecdsa_combine(mbedtls_ecp_group *grp, const mbedtls_ecp_point *p1, bool p1_zero,
+                         const mbedtls_ecp_point *p2, const mbedtls_mpi *r)
+{
+        mbedtls_mpi h, l, h2, x3, t, one;
+        mbedtls_ecp_point sum;
+        int ret = -ENOMEM;
+
+        if (mbedtls_ecp_is_zero((mbedtls_ecp_point *)p2))
+                return HYB_E_AUTH; /* u2 Q is never infinity for a valid Q; fail closed */
+        if (p1_zero)
+                return ecdsa_x_is_r(grp, &p2->X, r);
+        mbedtls_mpi_init(&h);
+        mbedtls_mpi_init(&l);
+        mbedtls_mpi_init(&h2);
+        mbedtls_mpi_init(&x3);
+        mbedtls_mpi_init(&t);
+        mbedtls_mpi_init(&one);
+        mbedtls_ecp_point_init(&sum);
+        if (mbedtls_mpi_cmp_int(&p1->Z, 1) != 0 || mbedtls_mpi_cmp_int(&p2->Z, 1) != 0 ||
+            mbedtls_mpi_cmp_mpi(&p1->X, &p2->X) == 0) {
+                if (mbedtls_mpi_lset(&one, 1) != 0 ||
+                    mbedtls_ecp_muladd(grp, &sum, &one, p1, &one, p2) != 0)
+                        goto done;
+                ret = mbedtls_ecp_is_zero(&sum) ? HYB_E_AUTH : ecdsa_x_is_r(grp, &sum.X, r);
+                goto done;
+        }
+        if (mbedtls_mpi_sub_mpi(&h, &p2->X, &p1->X) != 0 ||
+            mbedtls_mpi_mod_mpi(&h, &h, &grp->P) != 0 ||
+            mbedtls_mpi_sub_mpi(&l, &p2->Y, &p1->Y) != 0 ||
+            mbedtls_mpi_mod_mpi(&l, &l, &grp->P) != 0 ||
+            mbedtls_mpi_mul_mpi(&h2, &h, &h) != 0 || mbedtls_mpi_mod_mpi(&h2, &h2, &grp->P) != 0 ||
+            /* x3 = L^2 - (x1 + x2) H^2 mod p */
+            mbedtls_mpi_add_mpi(&t, &p1->X, &p2->X) != 0 || mbedtls_mpi_mul_mpi(&t, &t, &h2) != 0 ||
+            mbedtls_mpi_mul_mpi(&x3, &l, &l) != 0 || mbedtls_mpi_sub_mpi(&x3, &x3, &t) != 0 ||
+            mbedtls_mpi_mod_mpi(&x3, &x3, &grp->P) != 0 ||
+            /* r H^2 mod p */
+            mbedtls_mpi_mul_mpi(&t, r, &h2) != 0 || mbedtls_mpi_mod_mpi(&t, &t, &grp->P) != 0)
+                goto done;
+        if (mbedtls_mpi_cmp_mpi(&x3, &t) == 0) {
+                ret = 0;
+                goto done;
+        }
+        /* r + n < p: (r + n) H^2 mod p */
+        if (mbedtls_mpi_add_mpi(&one, r, &grp->N) != 0)
+                goto done;
+        ret = HYB_E_AUTH;
+        if (mbedtls_mpi_cmp_mpi(&one, &grp->P) < 0) {
+                if (mbedtls_mpi_mul_mpi(&t, &one, &h2) != 0 ||
+                    mbedtls_mpi_mod_mpi(&t, &t, &grp->P) != 0)
+                        ret = -ENOMEM;
+                else if (mbedtls_mpi_cmp_mpi(&x3, &t) == 0)
+                        ret = 0;
+        }
+done:
+        mbedtls_mpi_free(&h);
+        mbedtls_mpi_free(&l);
+        mbedtls_mpi_free(&h2);
+        mbedtls_mpi_free(&x3);
+        mbedtls_mpi_free(&t);
+        mbedtls_mpi_free(&one);
+        mbedtls_ecp_point_free(&sum);
+        return ret;
+}
+
+/* The verification of (r, s) over hash by the key of table t (or q, t NULL) on this
+ * thread, both multiplications here: 0 or HYB_E_AUTH. */
+static int ecdsa_verify_table(ec_group *g, key_table *t, const mbedtls_ecp_point *q,
+                              const uint8_t hash[CRYPTO_SHA256_LEN], const mbedtls_mpi *r,
+                              const mbedtls_mpi *s)
+{
+        mbedtls_mpi u1, u2;
+        mbedtls_ecp_point r1, r2;
+        bool zero = false;
+        int ret = HYB_E_AUTH;
+
+        if (!ecdsa_in_range(&g->grp, r, s))
+                return HYB_E_AUTH;
+        mbedtls_mpi_init(&u1);
+        mbedtls_mpi_init(&u2);
+        mbedtls_ecp_point_init(&r1);
+        mbedtls_ecp_point_init(&r2);
+        if (ecdsa_scalars(&g->grp, hash, r, s, &u1, &u2) == 0 &&
+            ecdsa_mul_q(g, t, q, &u2, &r2) == 0 && ecdsa_mul_g(g, &u1, &r1, &zero) == 0)
+                ret = ecdsa_combine(&g->grp, &r1, zero, &r2, r) == 0 ? 0 : HYB_E_AUTH;
         mbedtls_mpi_free(&u1);
         mbedtls_mpi_free(&u2);
-        mbedtls_mpi_free(&one);
         mbedtls_ecp_point_free(&r1);
         mbedtls_ecp_point_free(&r2);
-        mbedtls_ecp_point_free(&sum);
         return ret;
 }
 
@@ -688,7 +819,7 @@ static int ecdsa_check(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN],
                 t = key_table_get(c.g, k->pub, &c.q);
         if (r >= 0) {
                 if (t)
-                        r = ecdsa_verify_table(c.g, t, hash, &c.r, &c.s);
+                        r = ecdsa_verify_table(c.g, t, NULL, hash, &c.r, &c.s);
                 else if (mbedtls_ecdsa_verify(c.grp, hash, CRYPTO_SHA256_LEN, &c.q, &c.r, &c.s) != 0)
                         r = HYB_E_AUTH;
         }
@@ -706,6 +837,118 @@ int p256_verify_hash(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN],
                      const uint8_t *sig, size_t sig_len)
 {
         return ecdsa_check(k, hash, sig, sig_len, true, true);
+}
+
+/* ----------------------------------------------------- split verification */
+
+struct p256_split {
+        uint8_t pub[P256_PUB_LEN];
+        uint8_t hash[CRYPTO_SHA256_LEN];
+        mbedtls_mpi r, s;
+        /* each part's product and state, written by that part alone */
+        mbedtls_ecp_point pt[2];
+        int status[2]; /* 0 done, -EINPROGRESS not run, < 0 failed */
+        bool g_zero;   /* u1 = 0: u1 G is the point at infinity */
+};
+
+void p256_split_free(p256_split *s)
+{
+        if (!s)
+                return;
+        mbedtls_mpi_free(&s->r);
+        mbedtls_mpi_free(&s->s);
+        mbedtls_ecp_point_free(&s->pt[0]);
+        mbedtls_ecp_point_free(&s->pt[1]);
+        free(s);
+}
+
+int p256_split_new(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN], const uint8_t *sig,
+                   size_t sig_len, bool low_s, p256_split **ret)
+{
+        p256_split *s;
+        ec_ctx c;
+        int r;
+
+        if (sig_len != P256_SIG_LEN)
+                return HYB_E_AUTH;
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        mbedtls_mpi_init(&s->r);
+        mbedtls_mpi_init(&s->s);
+        mbedtls_ecp_point_init(&s->pt[0]);
+        mbedtls_ecp_point_init(&s->pt[1]);
+        s->status[0] = s->status[1] = -EINPROGRESS;
+        memcpy(s->pub, k->pub, P256_PUB_LEN);
+        memcpy(s->hash, hash, CRYPTO_SHA256_LEN);
+        r = ec_ctx_init(&c);
+        if (r >= 0 && (mbedtls_mpi_read_binary(&s->r, sig, 32) != 0 ||
+                       mbedtls_mpi_read_binary(&s->s, sig + 32, 32) != 0))
+                r = -ENOMEM;
+        if (r >= 0 && (!ecdsa_in_range(c.grp, &s->r, &s->s) ||
+                       (low_s && mbedtls_mpi_cmp_mpi(&s->s, c.half_n) > 0)))
+                r = HYB_E_AUTH;
+        ec_ctx_done(&c);
+        if (r < 0) {
+                p256_split_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+void p256_split_run(p256_split *s, unsigned part)
+{
+        key_table *t = NULL;
+        mbedtls_mpi u;
+        ec_ctx c;
+        int r;
+
+        if (part > P256_SPLIT_G || s->status[part] != -EINPROGRESS)
+                return;
+        mbedtls_mpi_init(&u);
+        r = ec_ctx_init(&c);
+        if (r >= 0 && part == P256_SPLIT_Q) {
+                /* this thread's table of the key (a key seen before was checked on the
+                 * curve when its table was made), else the point read and checked now */
+                if (!c.g_owned) {
+                        for (size_t i = 0; i < KEYTAB_MAX && !t; i++)
+                                if (c.g->tab[i].used &&
+                                    memcmp(c.g->tab[i].pub, s->pub, P256_PUB_LEN) == 0)
+                                        t = &c.g->tab[i];
+                        if (t)
+                                t->last = ++c.g->uses;
+                }
+                if (!t && ec_read_q(&c, s->pub, P256_PUB_LEN) < 0)
+                        r = HYB_E_AUTH;
+                if (r >= 0 && !t && !c.g_owned)
+                        t = key_table_get(c.g, s->pub, &c.q);
+                if (r >= 0)
+                        r = ecdsa_scalars(c.grp, s->hash, &s->r, &s->s, NULL, &u);
+                if (r >= 0)
+                        r = ecdsa_mul_q(c.g, t, &c.q, &u, &s->pt[0]);
+        } else if (r >= 0) {
+                r = ecdsa_scalars(c.grp, s->hash, &s->r, &s->s, &u, NULL);
+                if (r >= 0)
+                        r = ecdsa_mul_g(c.g, &u, &s->pt[1], &s->g_zero);
+        }
+        ec_ctx_done(&c);
+        mbedtls_mpi_free(&u);
+        s->status[part] = r < 0 ? r : 0;
+}
+
+int p256_split_finish(const p256_split *s)
+{
+        ec_ctx c;
+        int r;
+
+        if (s->status[0] != 0 || s->status[1] != 0)
+                return HYB_E_AUTH;
+        r = ec_ctx_init(&c);
+        if (r >= 0)
+                r = ecdsa_combine(c.grp, &s->pt[1], s->g_zero, &s->pt[0], &s->r);
+        ec_ctx_done(&c);
+        return r == 0 ? 0 : HYB_E_AUTH;
 }
 
 size_t p256_key_tables(void)

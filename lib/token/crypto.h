@@ -156,6 +156,33 @@ int p256_verify_hash(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN],
 int p256_ecdsa_check(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN],
                      const uint8_t *sig, size_t sig_len, bool by_table);
 
+/*
+ * One verification of p256_verify_hash in parts, so that its two scalar multiplications
+ * (SEC1 4.1.4: u1 G and u2 Q) can run on two threads at the same time:
+ *
+ *   p256_split_new    on any thread: the checks that need no multiplication (sig_len,
+ *                     1 <= r, s < n, and with low_s s <= n/2); HYB_E_AUTH when they fail
+ *                     (the verdict: no parts to run), -ENOMEM
+ *   p256_split_run    part P256_SPLIT_Q (u2 Q, from the running thread's kept table of the
+ *                     key, made on first use: the costly part for a key not seen) or
+ *                     P256_SPLIT_G (u1 G); each part once, on any thread; the two parts may
+ *                     run at the same time (each writes only its own half)
+ *   p256_split_finish after both parts returned (the caller orders them, a mutex or a
+ *                     join): 0 when the signature is valid, HYB_E_AUTH otherwise (a part
+ *                     that failed or did not run included: fail closed)
+ *
+ * The verdict is p256_verify_hash's (low_s true) or p256_ecdsa_check's (false) on every
+ * input (tests/token/test_crypto.c and the ecdsa fuzz target compare them).  k is copied.
+ */
+typedef struct p256_split p256_split;
+enum { P256_SPLIT_Q = 0, P256_SPLIT_G = 1 };
+int p256_split_new(const p256_key *k, const uint8_t hash[CRYPTO_SHA256_LEN], const uint8_t *sig,
+                   size_t sig_len, bool low_s, p256_split **ret);
+void p256_split_run(p256_split *s, unsigned part);
+int p256_split_finish(const p256_split *s);
+/* Frees s; NULL is a no-op. */
+void p256_split_free(p256_split *s);
+
 /* How many key tables the calling thread keeps (at most 16; for the tests). */
 size_t p256_key_tables(void);
 

@@ -22,6 +22,7 @@
 #ifndef HYB_TOKEN_STAGED_H
 #define HYB_TOKEN_STAGED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "hybrid/token.h"
@@ -42,6 +43,18 @@ size_t token_staged_n_sigs(const token_staged *s);
 
 /* Runs signature check i; thread-safe against other i (see above). */
 void token_staged_check(token_staged *s, size_t i);
+
+/*
+ * Signature check i as a split verification (lib/token/crypto.h, p256_split: its two
+ * multiplications on two threads): 0 with *ret (the caller runs its parts, then reports
+ * p256_split_finish's verdict with token_staged_set_check and frees it); HYB_E_AUTH when
+ * the check fails without a multiplication (no signer key, a signature out of range:
+ * the result is set already), -ENOMEM.  Instead of token_staged_check(s, i), with its
+ * thread-safety.
+ */
+struct p256_split;
+int token_staged_split(token_staged *s, size_t i, struct p256_split **ret);
+void token_staged_set_check(token_staged *s, size_t i, bool ok);
 
 /* The last block's cnf key as read in advance (borrowed), or NULL when it could not be read
  * (finish then refuses the token). */

@@ -18,6 +18,7 @@
 
 #include "common/util.h"
 #include "crypto.h"
+#include "keys.h"
 #include "staged.h"
 #include "token-internal.h"
 
@@ -353,6 +354,28 @@ void token_staged_check(token_staged *s, size_t i)
         s->sig_ok[i] = s->signer[i] &&
                        hyb_key_verify(s->signer[i], s->parts[i].signed_text, s->parts[i].signed_len,
                                       s->b[i].sig, TOKEN_SIG_LEN) == 0;
+}
+
+int token_staged_split(token_staged *s, size_t i, p256_split **ret)
+{
+        uint8_t h[CRYPTO_SHA256_LEN];
+        int r;
+
+        if (i >= s->n)
+                return -EINVAL;
+        s->sig_ok[i] = false;
+        if (!s->signer[i])
+                return HYB_E_AUTH;
+        /* ES256 as hyb_key_verify does it: SHA-256 of the signed text, low-S */
+        crypto_sha256(s->parts[i].signed_text, s->parts[i].signed_len, h);
+        r = p256_split_new(key_get_p256(s->signer[i]), h, s->b[i].sig, TOKEN_SIG_LEN, true, ret);
+        return r == -ENOMEM ? r : r < 0 ? HYB_E_AUTH : 0;
+}
+
+void token_staged_set_check(token_staged *s, size_t i, bool ok)
+{
+        if (i < s->n)
+                s->sig_ok[i] = ok;
 }
 
 const hyb_key *token_staged_holder(const token_staged *s)

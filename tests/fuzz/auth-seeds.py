@@ -4,7 +4,8 @@
 the top of fuzz_auth.c.  Byte 0 bit 0 set: a raw AUTH body; clear: a structured AUTH whose
 flags byte asks for a correct proof (1), another uid (2), the app the token covers (4), the
 harness's valid token (8) with 3-byte edits (offset lo, offset hi, xor; 0 truncates), a
-proof by another key (16).  Usage: auth-seeds.py [DIR]"""
+proof by another key (16), the token announced first (32), the harness's valid token
+announced instead (64).  Usage: auth-seeds.py [DIR]"""
 import os
 import sys
 
@@ -23,6 +24,10 @@ seeds = {
     "good-bitflip-payload": b"\x00\x09\x60\x00\x01",
     "good-bitflip-sig": b"\x00\x09\x10\x01\x04",
     "text-token": b"\x00\x01eyJhbGciOiJub25lIn0.e30.",
+    "announced-good": b"\x00\x29",
+    "announced-other-key": b"\x00\x39",
+    "announced-bitflip-sig": b"\x00\x29\x10\x01\x04",
+    "announced-valid-auth-edited": b"\x00\x69\x60\x00\x01",
 }
 os.makedirs(d, exist_ok=True)
 for name, data in seeds.items():

@@ -17,6 +17,9 @@
  *                              the rest applied: 3-byte records (offset lo, hi, xor; xor 0
  *                              truncates there); else the rest is the token text
  *                       bit 4  the proof is signed by another key
+ *                       bit 5  the token is announced first (AUTH {token, early: true},
+ *                              doc/protocol.md "Handshake" step 2a): this token, or with
+ *                              bit 6 the harness's valid token (another one when edited)
  *
  * Checks: the broker only sends well-formed frames; a refusal of credentials is
  * AUTH_RESULT 401 with the one text "unauthorized"; whatever happened, a bystander
@@ -129,7 +132,7 @@ static void client_send(client *c, const void *body, size_t len)
 }
 
 /* The structured AUTH body of the input (see the top); NULL when it cannot be built. */
-static char *structured(const client *c, const uint8_t *data, size_t size)
+static char *structured(const client *c, const uint8_t *data, size_t size, char **ret_token)
 {
         uint8_t flags = size > 0 ? data[0] : 0, nc[TOKEN_NONCE_LEN], t[32];
         char nc_hex[2 * TOKEN_NONCE_LEN + 1], proof[TOKEN_PROOF_B64_LEN + 1],
@@ -176,7 +179,7 @@ static char *structured(const client *c, const uint8_t *data, size_t size)
         if (j)
                 out = json_dumps(j, JSON_COMPACT);
         json_decref(j);
-        free(token);
+        *ret_token = token;
         return out;
 }
 
@@ -200,7 +203,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (data[0] & 1) {
                 client_send(&cl[0], data + 1, size - 1);
         } else {
-                body = structured(&cl[0], data + 1, size - 1);
+                uint8_t flags = size > 1 ? data[1] : 0;
+                char *token = NULL;
+
+                body = structured(&cl[0], data + 1, size - 1, &token);
+                if (body && (flags & 32)) {
+                        json_t *a = json_pack("{s:s, s:i, s:s, s:b}", "protocol", WIRE_PROTOCOL,
+                                              "version", WIRE_VERSION, "token",
+                                              (flags & 64) ? good_token : token, "early", 1);
+                        char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+
+                        json_decref(a);
+                        if (text)
+                                client_send(&cl[0], text, strlen(text));
+                        free(text);
+                }
+                free(token);
                 if (body)
                         client_send(&cl[0], body, strlen(body));
         }

@@ -11,6 +11,8 @@
  * (bit 0 set: any r||s, out-of-range ones included).  Flag bit 1 checks with the
  * key of d + 1 instead (a wrong key); bit 2 takes the hash as n - r (with d = 1
  * that puts R at the point at infinity).  Short inputs are padded with zeros.
+ * The split verification (p256_split_*, its two multiplications as parts; bit 3: the
+ * part u1 G first) must give the same answer too.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -85,8 +87,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         int a = p256_ecdsa_check(check, h, sig, sizeof sig, true);
         int b = p256_ecdsa_check(check, h, sig, sizeof sig, false);
-        if (a != b) {
-                fprintf(stderr, "ECDSA paths differ: table %d, mbedTLS %d\n", a, b);
+        p256_split *sp = NULL;
+        int c = p256_split_new(check, h, sig, sizeof sig, false, &sp);
+        if (c == 0) {
+                p256_split_run(sp, flags & 8 ? P256_SPLIT_G : P256_SPLIT_Q);
+                p256_split_run(sp, flags & 8 ? P256_SPLIT_Q : P256_SPLIT_G);
+                c = p256_split_finish(sp);
+                p256_split_free(sp);
+        }
+        if (a != b || c != b) {
+                fprintf(stderr, "ECDSA paths differ: table %d, split %d, mbedTLS %d\n", a, c, b);
                 abort();
         }
         /* the key's own signature, untouched, verifies */

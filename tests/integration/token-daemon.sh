@@ -50,6 +50,7 @@ hy store put /home/x/temp 5 >/dev/null
 
 # accept: a good token reads what it grants; a token-less peer keeps the uid policy (root: all)
 expect "good token: store get" 0 "21" tok good holder.key store get /sensors/t
+check "... the library announced the token ahead of its AUTH" grep -q 'token announced, being verified (2 checks)' "$T/d.log"
 expect "accept: no token, uid policy" 0 "" hy store put /other/x 1
 expect "accept: no token reads back" 0 "1" hy store get /other/x
 
@@ -69,6 +70,19 @@ check "proof built from the documented bytes (python cryptography): 200" [ "$RC"
 [ "$RC" = 0 ] || bad "python good" "$(cat "$T/out" "$T/err")"
 run "$PYTHON" "$PROOF" wrongkey "$SOCK" "$T/good" "$T/holder.key" "$T/other.key"
 check "python: proof by another key: 401" [ "$RC" = 0 ]
+# the token announced ahead of its AUTH (doc/protocol.md "Handshake"): the same token
+# with its proof gets in (whether its checks ran before the AUTH came or not); another
+# token in the AUTH, a forged one, one with a bad signature (its block checked in two
+# parts), a second announcement, an AUTH without token or with a proof over other bytes:
+# 401, reasons logged
+issue good2 3600 '/sensors/#=read' || bad "issue good2"
+run "$PYTHON" "$PROOF" early "$SOCK" "$T/good" "$T/holder.key" "$T/good2" "$T/rogue"
+check "python: announced tokens (8 cases)" [ "$RC" = 0 ]
+[ "$RC" = 0 ] || bad "early" "$(cat "$T/out" "$T/err")"
+check "announced: another token in the AUTH logged" logged "the token differs from the one announced"
+check "announced: a second announcement logged" logged "unexpected token announcement"
+check "announced: no token in the AUTH logged" logged "a token was announced, the AUTH has none"
+check "announced: the bad signature logged" logged "token: .*signature"
 run "$PYTHON" "$PROOF" replay "$SOCK" "$T/good" "$T/holder.key"
 check "challenge replay (other connection, twice, used nonce)" [ "$RC" = 0 ]
 [ "$RC" = 0 ] || bad "replay" "$(cat "$T/out")"

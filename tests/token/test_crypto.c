@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mbedtls/ecp.h>
+
 #include "suites.h"
 #include "token/crypto.h"
 #include "token_test.h"
@@ -360,11 +362,45 @@ END_TEST
  * answer SEC1 4.1.4 gives (expected values below come from the algorithm, e.g. a
  * high-S signature is valid ECDSA, r = n is not).
  */
+static void *split_q_thread(void *ud)
+{
+        p256_split_run(ud, P256_SPLIT_Q);
+        return NULL;
+}
+
+/* The split verification (p256_split_*) without the low-S rule: its parts one after the
+ * other on this thread (in either order), or u2 Q on a thread of its own (a new thread:
+ * no kept table) while this one does u1 G. */
+static int split_path(const p256_key *k, const uint8_t h[32], const uint8_t sig[64], int how)
+{
+        p256_split *s = NULL;
+        pthread_t th;
+        int r = p256_split_new(k, h, sig, 64, false, &s);
+
+        if (r < 0)
+                return r;
+        if (how == 2) {
+                ck_assert_int_eq(pthread_create(&th, NULL, split_q_thread, s), 0);
+                p256_split_run(s, P256_SPLIT_G);
+                ck_assert_int_eq(pthread_join(th, NULL), 0);
+        } else {
+                p256_split_run(s, how ? P256_SPLIT_G : P256_SPLIT_Q);
+                p256_split_run(s, how ? P256_SPLIT_Q : P256_SPLIT_G);
+        }
+        r = p256_split_finish(s);
+        p256_split_free(s);
+        return r;
+}
+
+static unsigned split_calls;
+
 static void both_paths(const p256_key *k, const uint8_t h[32], const uint8_t sig[64], int want)
 {
         int a = p256_ecdsa_check(k, h, sig, 64, true), b = p256_ecdsa_check(k, h, sig, 64, false);
+        int c = split_path(k, h, sig, (int)(split_calls++ % 3));
 
         ck_assert_msg(a == b, "table path %d, mbedTLS %d", a, b);
+        ck_assert_msg(c == b, "split path %d, mbedTLS %d", c, b);
         ck_assert_int_eq(a, want);
 }
 
@@ -430,6 +466,126 @@ START_TEST(test_p256_table_differential)
         ck_assert_uint_eq(p256_key_tables(), 16);
         for (size_t i = 0; i < n_keys; i++)
                 p256_free(keys[i]);
+}
+END_TEST
+
+/* The split verification fails closed: a part not run, the low-S rule, a short signature. */
+START_TEST(test_p256_split_fail_closed)
+{
+        uint8_t n[32], h[32] = { 7 }, sig[64], high[64];
+        p256_key *k = NULL;
+        p256_split *s = NULL;
+
+        hex_to_bytes(P256_N_HEX, n, 32);
+        ck_assert_int_eq(p256_generate(&k), 0);
+        ck_assert_int_eq(p256_sign_hash(k, h, sig), 0);
+        ck_assert_int_eq(p256_split_new(k, h, sig, 64, true, &s), 0);
+        ck_assert_int_eq(p256_split_finish(s), HYB_E_AUTH); /* no part run */
+        p256_split_run(s, P256_SPLIT_G);
+        ck_assert_int_eq(p256_split_finish(s), HYB_E_AUTH); /* u2 Q missing */
+        p256_split_run(s, P256_SPLIT_Q);
+        ck_assert_int_eq(p256_split_finish(s), 0);
+        p256_split_free(s);
+        s = NULL;
+        /* high-S: valid ECDSA, refused with low_s as p256_verify_hash refuses it */
+        memcpy(high, sig, 32);
+        be_sub(n, sig + 32, high + 32);
+        ck_assert_int_eq(p256_split_new(k, h, high, 64, true, &s), HYB_E_AUTH);
+        ck_assert_ptr_null(s);
+        ck_assert_int_eq(p256_split_new(k, h, sig, 63, false, &s), HYB_E_AUTH);
+        ck_assert_ptr_null(s);
+        p256_free(k);
+}
+END_TEST
+
+/*
+ * R.x past n: a valid signature whose R = u1 G + u2 Q has n <= R.x < p, so that r =
+ * R.x - n (SEC1 4.1.4 reduces R.x mod n).  The table path checks x3 = r and x3 = r + n
+ * apart (without inverting); such an R comes up once in about 2^128 signatures, so it is
+ * made: R is a point of the curve with x = n + i (the smallest i >= 1 that has one), e
+ * and s are random, u1 = e/s, u2 = r/s, and the key is Q = (R - u1 G) / u2, for which
+ * (r, s) is a valid signature of e by construction.  mbedTLS's arithmetic throughout.
+ */
+START_TEST(test_p256_table_x_past_n)
+{
+        mbedtls_ecp_group grp;
+        mbedtls_ecp_point R, Q;
+        mbedtls_mpi x, y, t, e, sm, r, w, u1, u2, a, b;
+        uint8_t h[32], sig[64], pub[65];
+        size_t olen;
+        p256_key *k = NULL;
+
+        mbedtls_ecp_group_init(&grp);
+        mbedtls_ecp_point_init(&R);
+        mbedtls_ecp_point_init(&Q);
+        mbedtls_mpi *all[] = { &x, &y, &t, &e, &sm, &r, &w, &u1, &u2, &a, &b };
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+                mbedtls_mpi_init(all[i]);
+        ck_assert_int_eq(mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1), 0);
+        /* x = n + i with y^2 = x^3 - 3x + b a square mod p (p = 3 mod 4: y = (y^2)^((p+1)/4)) */
+        ck_assert_int_eq(mbedtls_mpi_add_int(&x, &grp.N, 0), 0);
+        for (int i = 1;; i++) {
+                ck_assert_int_lt(i, 200);
+                ck_assert_int_eq(mbedtls_mpi_add_int(&x, &x, 1), 0);
+                ck_assert_int_eq(mbedtls_mpi_mul_mpi(&t, &x, &x), 0);
+                ck_assert_int_eq(mbedtls_mpi_sub_int(&t, &t, 3), 0);
+                ck_assert_int_eq(mbedtls_mpi_mul_mpi(&t, &t, &x), 0);
+                ck_assert_int_eq(mbedtls_mpi_add_mpi(&t, &t, &grp.B), 0);
+                ck_assert_int_eq(mbedtls_mpi_mod_mpi(&t, &t, &grp.P), 0);
+                ck_assert_int_eq(mbedtls_mpi_add_int(&a, &grp.P, 1), 0);
+                ck_assert_int_eq(mbedtls_mpi_shift_r(&a, 2), 0);
+                ck_assert_int_eq(mbedtls_mpi_exp_mod(&y, &t, &a, &grp.P, NULL), 0);
+                ck_assert_int_eq(mbedtls_mpi_mul_mpi(&a, &y, &y), 0);
+                ck_assert_int_eq(mbedtls_mpi_mod_mpi(&a, &a, &grp.P), 0);
+                if (mbedtls_mpi_cmp_mpi(&a, &t) == 0)
+                        break;
+        }
+        ck_assert_int_eq(mbedtls_mpi_copy(&R.X, &x), 0);
+        ck_assert_int_eq(mbedtls_mpi_copy(&R.Y, &y), 0);
+        ck_assert_int_eq(mbedtls_mpi_lset(&R.Z, 1), 0);
+        ck_assert_int_eq(mbedtls_ecp_check_pubkey(&grp, &R), 0);
+        ck_assert_int_eq(mbedtls_mpi_sub_mpi(&r, &x, &grp.N), 0);
+        for (int round = 0; round < 4; round++) {
+                /* e < n (a hash below n), s random in [1, n) */
+                ck_assert_int_eq(crypto_random(h, sizeof h), 0);
+                h[0] &= 0x7f;
+                ck_assert_int_eq(crypto_random(sig + 32, 32), 0);
+                sig[32] &= 0x7f;
+                sig[63] |= 1;
+                ck_assert_int_eq(mbedtls_mpi_read_binary(&e, h, 32), 0);
+                ck_assert_int_eq(mbedtls_mpi_read_binary(&sm, sig + 32, 32), 0);
+                ck_assert_int_eq(mbedtls_mpi_inv_mod(&w, &sm, &grp.N), 0);
+                ck_assert_int_eq(mbedtls_mpi_mul_mpi(&u1, &e, &w), 0);
+                ck_assert_int_eq(mbedtls_mpi_mod_mpi(&u1, &u1, &grp.N), 0);
+                ck_assert_int_eq(mbedtls_mpi_mul_mpi(&u2, &r, &w), 0);
+                ck_assert_int_eq(mbedtls_mpi_mod_mpi(&u2, &u2, &grp.N), 0);
+                /* Q = u2^-1 R + (n - u1 u2^-1) G */
+                ck_assert_int_eq(mbedtls_mpi_inv_mod(&a, &u2, &grp.N), 0);
+                ck_assert_int_eq(mbedtls_mpi_mul_mpi(&b, &u1, &a), 0);
+                ck_assert_int_eq(mbedtls_mpi_mod_mpi(&b, &b, &grp.N), 0);
+                ck_assert_int_eq(mbedtls_mpi_sub_mpi(&b, &grp.N, &b), 0);
+                ck_assert_int_eq(mbedtls_ecp_muladd(&grp, &Q, &a, &R, &b, &grp.G), 0);
+                ck_assert_int_eq(mbedtls_ecp_point_write_binary(&grp, &Q, MBEDTLS_ECP_PF_UNCOMPRESSED,
+                                                                &olen, pub, sizeof pub), 0);
+                ck_assert_int_eq(p256_from_public(pub, olen, &k), 0);
+                ck_assert_int_eq(mbedtls_mpi_write_binary(&r, sig, 32), 0);
+                both_paths(k, h, sig, 0);
+                /* twice: the second time from the key's kept table */
+                both_paths(k, h, sig, 0);
+                /* r + 1 and the hash changed: refused by both */
+                sig[31] ^= 1;
+                both_paths(k, h, sig, HYB_E_AUTH);
+                sig[31] ^= 1;
+                h[31] ^= 1;
+                both_paths(k, h, sig, HYB_E_AUTH);
+                p256_free(k);
+                k = NULL;
+        }
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+                mbedtls_mpi_free(all[i]);
+        mbedtls_ecp_point_free(&R);
+        mbedtls_ecp_point_free(&Q);
+        mbedtls_ecp_group_free(&grp);
 }
 END_TEST
 
@@ -506,8 +662,10 @@ static void *tables_thread(void *ud)
                 if (i + 1 == 2 * t->first)
                         m2 = heap_in_use();
         }
-        t->grow_mid = m2 - m1;
-        t->grow_rest = heap_in_use() - m2;
+        /* growth only: a heap a few bytes smaller (mbedTLS's numbers vary in size) is none */
+        t->grow_mid = m2 > m1 ? m2 - m1 : 0;
+        m0 = heap_in_use();
+        t->grow_rest = m0 > m2 ? m0 - m2 : 0;
         t->tables = p256_key_tables();
         return NULL;
 }
@@ -580,6 +738,8 @@ Suite *token_crypto_suite(void)
         tcase_add_test(tc, test_p256_bad_points);
         tcase_add_test(tc, test_p256_private_range);
         tcase_add_test(tc, test_p256_table_differential);
+        tcase_add_test(tc, test_p256_table_x_past_n);
+        tcase_add_test(tc, test_p256_split_fail_closed);
         tcase_add_test(tc, test_p256_table_edge_points);
         tcase_add_test(tc, test_p256_key_tables_bounded);
         suite_add_tcase(s, tc);
