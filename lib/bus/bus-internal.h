@@ -153,6 +153,11 @@ struct hyb_bus {
         unsigned depth; /* nesting of sync waits, for the libevent adapter */
         bool drained;   /* the last read came back short: skip one read before polling */
         bool corked;    /* hyb_bus_set_cork: packets wait in wbuf for the next flush */
+        /* bus_step_buffered dispatches a packet read together with more complete ones:
+         * what it sends waits in wbuf (held), up to BUS_HOLD_MAX bytes, and leaves with the
+         * next packet sent outside such a batch (one sendmsg for the answers of a read) */
+        bool batching;
+        bool held;      /* wbuf holds only packets of a batch (the socket took all before) */
         struct bus_ws *ws; /* a ws:// or wss:// connection (bus-ws.c), else NULL: Unix */
 };
 
