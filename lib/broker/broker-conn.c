@@ -348,6 +348,32 @@ int bconn_send(bconn *c, wire_hdr *h, const char *from, size_t from_len, const c
 
 #define FORWARD_IOV 16
 
+/*
+ * To an edge session (a pair): a small frame is put together here and added in one
+ * evbuffer_add.  Each add to the pair moves what was added to the edge's end and schedules
+ * its read; the header and the body added apart cost that twice.  True when done.
+ */
+static bool forward_inline(bconn *c, struct evbuffer *out, const uint8_t *hdr, size_t hdr_len,
+                           bframe *f, size_t skip)
+{
+        uint8_t one[WIRE_HDR_SIZE + WIRE_NAMES_MAX + BCONN_PAIR_INLINE];
+        size_t blen = f->h.body_len;
+        struct evbuffer_ptr pos;
+
+        if (hdr_len > WIRE_HDR_SIZE + WIRE_NAMES_MAX)
+                return false;
+        memcpy(one, hdr, hdr_len);
+        if (blen && (evbuffer_ptr_set(f->in, &pos, skip, EVBUFFER_PTR_SET) < 0 ||
+                     evbuffer_copyout_from(f->in, &pos, one + hdr_len, blen) != (ev_ssize_t)blen))
+                return false;
+        if (evbuffer_add(out, one, hdr_len + blen) < 0)
+                return false;
+        evbuffer_drain(f->in, skip + blen);
+        f->consumed = true;
+        quota_mark(c);
+        return true;
+}
+
 void bconn_forward(bconn *c, const uint8_t *hdr, size_t hdr_len, bframe *f)
 {
         struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -363,6 +389,8 @@ void bconn_forward(bconn *c, const uint8_t *hdr, size_t hdr_len, bframe *f)
                 return;
         }
         bconn_spill(c); /* after what was batched for it */
+        if (c->pair && blen <= BCONN_PAIR_INLINE && forward_inline(c, out, hdr, hdr_len, f, skip))
+                return;
 
         if (!c->b->batching && evbuffer_get_length(out) == 0) {
                 /* The body stays where it was read: gather it from the input chains. */

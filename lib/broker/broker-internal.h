@@ -304,6 +304,8 @@ int bconn_send(bconn *c, wire_hdr *h, const char *from, size_t from_len, const c
 int bconn_send_built(bconn *c, const struct iovec *iov, int n);
 /* Most bytes of frames batched for one peer before they are written out. */
 #define BCONN_BATCH_MAX (64u * 1024)
+/* A frame forwarded to an edge session with a body up to this size goes in one add */
+#define BCONN_PAIR_INLINE 1024u
 /* Sends the batches of every peer that got frames while a batch of frames was dispatched. */
 void broker_flush_batches(hyb_broker *b);
 /* The same from an event run later in this loop turn (the edge sessions' reads). */
