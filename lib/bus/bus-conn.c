@@ -28,6 +28,8 @@
 #define RBUF_MIN (64u * 1024)
 /* What answers of packets read together may hold back for their one write (bus_send) */
 #define BUS_HOLD_MAX (64u * 1024)
+/* ... and for how long: past it, they leave once the packet being dispatched is done */
+#define BUS_HOLD_USEC 1000u
 
 HYB_EXPORT int hyb_bus_get_default_socket(char **ret_path)
 {
@@ -150,6 +152,8 @@ int bus_send(hyb_bus *bus, wire_hdr *h, const char *to, size_t to_len, const cha
                         bus->wlen = bus->wpos + pend;
                         return r;
                 }
+                if (!bus->held)
+                        bus->held_at = hyb_now_usec();
                 bus->held = true;
                 goto out;
         }
@@ -449,6 +453,15 @@ static int bus_step_buffered(hyb_bus *bus)
         bus->batching = !bus->ws && bus_frame_buffered(bus);
         r = bus_dispatch(bus, &p);
         bus->batching = was;
+        /* slow handlers: answers held longer than BUS_HOLD_USEC leave now */
+        if (bus->held && !bus->closed && hyb_now_usec() - bus->held_at > BUS_HOLD_USEC) {
+                int f = bus_flush_some(bus);
+
+                if (f < 0) {
+                        bus_close_fd(bus);
+                        return f;
+                }
+        }
         return r;
 }
 

@@ -158,6 +158,7 @@ struct hyb_bus {
          * next packet sent outside such a batch (one sendmsg for the answers of a read) */
         bool batching;
         bool held;      /* wbuf holds only packets of a batch (the socket took all before) */
+        uint64_t held_at; /* when the first of them was held (BUS_HOLD_USEC) */
         struct bus_ws *ws; /* a ws:// or wss:// connection (bus-ws.c), else NULL: Unix */
 };
 

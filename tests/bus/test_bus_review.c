@@ -782,6 +782,76 @@ START_TEST(test_held_answers_leave_without_a_last_answer)
 }
 END_TEST
 
+/*
+ * Answers held for a batch wait at most BUS_HOLD_USEC (1 ms) plus the handler running when
+ * it passed: the first call answers at once, the second spins 2 ms (by the clock, so the
+ * bound is passed however loaded the machine is), and when the third runs the first answer
+ * must already have left: it is readable at the caller.
+ */
+static int held_caller_fd;
+static int held_first_seen; /* the third handler saw the first answer at the caller */
+
+static int on_held_spin(hyb_bus_request *req, void *ud)
+{
+        uint64_t start = hyb_now_usec();
+
+        (void)ud;
+        while (hyb_now_usec() - start < 2000)
+                ;
+        return hyb_bus_request_reply(req, 200, "\"spun\"", 6, HYB_BODY_JSON);
+}
+
+static int on_held_look(hyb_bus_request *req, void *ud)
+{
+        struct pollfd p = { .fd = held_caller_fd, .events = POLLIN };
+
+        (void)ud;
+        held_first_seen = poll(&p, 1, 10000) == 1;
+        return hyb_bus_request_reply(req, 200, "\"looked\"", 8, HYB_BODY_JSON);
+}
+
+START_TEST(test_held_answers_bounded_in_time)
+{
+        tbroker t;
+        hyb_error err;
+        char *rest;
+        wire_hdr h;
+
+        tb_start(&t, NULL, false);
+        hyb_bus *svc = tb_connect(&t, "org.test.heldtime", "main");
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "now", NULL, 0, NULL, NULL, 0, on_held_now,
+                                                      NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "spin", NULL, 0, NULL, NULL, 0, on_held_spin,
+                                                      NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "look", NULL, 0, NULL, NULL, 0, on_held_look,
+                                                      NULL, NULL, &err), 0);
+        int caller = raw_connect(&t, "org.test.heldtimecaller", "main", true);
+        const char *to = "@localhost/org.test.heldtime/main";
+        wire_hdr c1 = { .type = WIRE_CALL, .call_id = 1, .timeout_ms = 30000 };
+        wire_hdr c2 = { .type = WIRE_CALL, .call_id = 2, .timeout_ms = 30000 };
+        wire_hdr c3 = { .type = WIRE_CALL, .call_id = 3, .timeout_ms = 30000 };
+
+        held_caller_fd = caller;
+        held_first_seen = -1;
+        raw_write(caller, &c1, to, "now", "{}", 2);
+        raw_write(caller, &c2, to, "spin", "{}", 2);
+        raw_write(caller, &c3, to, "look", "{}", 2);
+        wait_frames_buffered(hyb_bus_get_fd(svc), 3);
+        for (int i = 0; i < 100 && (hyb_bus_process(svc) > 0 || held_first_seen < 0); i++)
+                ;
+        ck_assert_int_eq(held_first_seen, 1);
+        for (uint64_t id = 1; id <= 3; id++) {
+                ck_assert_int_eq(raw_read(caller, &h, &rest), 0);
+                ck_assert_int_eq(h.type, WIRE_RESULT);
+                ck_assert_uint_eq(h.call_id, id);
+                free(rest);
+        }
+        close(caller);
+        hyb_bus_unref(svc);
+        tb_stop(&t);
+}
+END_TEST
+
 void bus_tcase_review(Suite *s)
 {
         TCase *tc = tcase_create("review");
@@ -796,5 +866,6 @@ void bus_tcase_review(Suite *s)
         tcase_add_test(tc, test_pipelined_big_calls_slow_callee);
         tcase_add_test(tc, test_close_mid_batch);
         tcase_add_test(tc, test_held_answers_leave_without_a_last_answer);
+        tcase_add_test(tc, test_held_answers_bounded_in_time);
         suite_add_tcase(s, tc);
 }
