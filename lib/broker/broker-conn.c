@@ -587,6 +587,8 @@ static void conn_resume(evutil_socket_t fd, short what, void *ud)
 
         if (c->state != BCONN_DEAD && c->bev)
                 conn_read(c->bev, c);
+        /* what the frames dispatched now batched (all of an edge session's are) */
+        broker_flush_batches(c->b);
 }
 
 /*
