@@ -4,23 +4,26 @@
 # nginx's worker and its upstream (bench-edge upstream).  A figure that does not depend on how
 # loaded the machine is or where the processes run (bench/README.md, bench-edge).
 #
-# usage: bench/edge-cpu.sh [--secs S] [--conns C] [--pin CPULIST]
+# usage: bench/edge-cpu.sh [--secs S] [--conns C] [--pin CPULIST] [--bare]
 #   --secs S      seconds of each rate figure (default 3)
 #   --conns C     keep-alive connections (default 16)
 #   --pin LIST    run every process, the load generator included, under taskset -c LIST
+#   --bare        a third row: `bench-edge bare`, an evhttp server answering in process,
+#                 the floor of a request served by evhttp
 # Uses build-bench (release; bench/bench-build.sh), free ports, a temporary directory; every
 # process is stopped by PID.  The request count is the rate times the seconds (about).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
-SECS=3 CONNS=16 PIN=()
+SECS=3 CONNS=16 PIN=() BARE=0
 while [ $# -gt 0 ]; do
     case $1 in
     --secs) SECS=$2; shift 2 ;;
     --conns) CONNS=$2; shift 2 ;;
     --pin) PIN=(taskset -c "$2"); shift 2 ;;
-    *) echo "usage: $0 [--secs S] [--conns C] [--pin CPULIST]" >&2; exit 2 ;;
+    --bare) BARE=1; shift ;;
+    *) echo "usage: $0 [--secs S] [--conns C] [--pin CPULIST] [--bare]" >&2; exit 2 ;;
     esac
 done
 command -v nginx >/dev/null || { echo "edge-cpu.sh: nginx is not installed" >&2; exit 1; }
@@ -108,21 +111,32 @@ done
 NW=$(pgrep -P "$NP" | head -n 1)
 [ -n "$NW" ] || { echo "no nginx worker" >&2; exit 1; }
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ROWS="http nginx"
+if [ "$BARE" = 1 ]; then
+    "${PIN[@]}" "$BENCH" bare >"$W/bare.out" 2>"$W/bare.err" &
+    BP=$!; PIDS+=("$BP")
+    wait_line "$W/bare.out" '^READY [1-9]' "$BP" || { cat "$W/bare.err" >&2; exit 1; }
+    BPORT=$(sed -n 's/^READY \([0-9]*\)$/\1/p' "$W/bare.out")
+    ROWS="$ROWS bare"
+fi
+
+ticks() { [ -n "$1" ] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
 HZ=$(getconf CLK_TCK)
-B=("$BENCH" --sock "$W/bus.sock" --http "$HTTP" --nginx "127.0.0.1:$NPORT" --calls 10 --rounds 1
-   --conns "$CONNS")
-"${PIN[@]}" "${B[@]}" --rows http,nginx --secs 1 >/dev/null   # warm-up
+B=("$BENCH" --sock "$W/bus.sock" --http "$HTTP" --calls 10 --rounds 1 --conns "$CONNS")
+"${PIN[@]}" "${B[@]}" --nginx "127.0.0.1:$NPORT" --rows http,nginx --secs 1 >/dev/null   # warm-up
 printf 'CPU time per request, %s connections, %s s each, %s\n' "$CONNS" "$SECS" \
     "${PIN[*]:-not pinned}"
-for row in http nginx; do
-    if [ "$row" = http ]; then
-        P1=$HP P2=$SP PAT="HTTP keep-alive POST /bus/..., anonymous" N1=hybridd N2="bench-edge serve"
-    else
-        P1=$NW P2=$UP PAT="nginx ->" N1="nginx worker" N2="bench-edge upstream"
-    fi
+for row in $ROWS; do
+    case $row in
+    http) P1=$HP P2=$SP PAT="HTTP keep-alive POST /bus/..., anonymous" N1=hybridd
+          N2="bench-edge serve" R=(--rows http) ;;
+    nginx) P1=$NW P2=$UP PAT="nginx ->" N1="nginx worker" N2="bench-edge upstream"
+           R=(--rows nginx --nginx "127.0.0.1:$NPORT") ;;
+    bare) P1=$BP P2="" PAT="nginx ->" N1="bench-edge bare" N2="(none)"
+          R=(--rows nginx --nginx "127.0.0.1:$BPORT") ;;
+    esac
     a1=$(ticks "$P1") a2=$(ticks "$P2")
-    rate=$("${PIN[@]}" "${B[@]}" --rows "$row" --secs "$SECS" | grep -F -- "$PAT" | head -n 1 |
+    rate=$("${PIN[@]}" "${B[@]}" "${R[@]}" --secs "$SECS" | grep -F -- "$PAT" | head -n 1 |
            awk -F'|' '{gsub(/ /, "", $5); print $5}')
     b1=$(ticks "$P1") b2=$(ticks "$P2")
     case $rate in ''|*[!0-9]*) echo "$row: no rate measured" >&2; exit 1 ;; esac
