@@ -20,11 +20,14 @@
  *                B, both stamped by the daemons (CLOCK_MONOTONIC, one clock per machine)
  *
  * usage: bench-cluster --port P --a SOCK --b SOCK [--trace-a FILE --trace-b FILE]
- *                      [--n N] [--rounds R] [--window W]
+ *                      [--n N] [--rounds R] [--window W] [--plain-v311]
+ * --plain-v311: mosquitto's two clients speak MQTT 3.1.1 with clean sessions (as before
+ * 2026-12-07) instead of connecting as the daemons do (MQTT 5, a session kept an hour)
  * The table goes to stdout.
  */
 #include <errno.h>
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -39,6 +42,7 @@
 #include "bench-util.h"
 
 static int n_msgs = 1000, rounds = 3, port, window = 20;
+static bool plain_v311; /* --plain-v311: mosquitto's clients as before 2026-12-07 */
 static const char *sock_a, *sock_b, *trace_a, *trace_b;
 
 /* ---- the receiving side, shared by both: a counter and the last arrival time */
@@ -101,15 +105,28 @@ static void m_on_publish(struct mosquitto *m, void *ud, int mid)
 static struct mosquitto *m_client(const char *id)
 {
         struct mosquitto *m = mosquitto_new(id, true, NULL);
+        mosquitto_property *props = NULL;
+        int rc = MOSQ_ERR_NOMEM;
 
-        /* before the connection: libmosquitto applies both when it connects (no Nagle,
-         * as the daemons' link and the broker; W QoS 1 publications in flight) */
+        /* before the connection: libmosquitto applies these when it connects (no Nagle,
+         * as the daemons' link and the broker; W QoS 1 publications in flight).  The
+         * session as the daemons' (doc/cluster.md): MQTT 5, kept by the broker for an hour
+         * after a disconnection (a clean start: each round's session is a new one, as the
+         * daemons wipe theirs when they start). */
         if (m) {
                 mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
                 mosquitto_int_option(m, MOSQ_OPT_SEND_MAXIMUM, window);
+                rc = MOSQ_ERR_SUCCESS;
+                if (!plain_v311) {
+                        mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+                        rc = mosquitto_property_add_int32(&props,
+                                                          MQTT_PROP_SESSION_EXPIRY_INTERVAL, 3600);
+                }
         }
-        if (!m || mosquitto_connect(m, "127.0.0.1", port, 30) != MOSQ_ERR_SUCCESS ||
-            mosquitto_loop_start(m) != MOSQ_ERR_SUCCESS) {
+        if (rc == MOSQ_ERR_SUCCESS)
+                rc = mosquitto_connect_bind_v5(m, "127.0.0.1", port, 30, NULL, props);
+        mosquitto_property_free_all(&props);
+        if (rc != MOSQ_ERR_SUCCESS || mosquitto_loop_start(m) != MOSQ_ERR_SUCCESS) {
                 fprintf(stderr, "bench-cluster: cannot connect to mosquitto on port %d\n", port);
                 exit(1);
         }
@@ -420,10 +437,12 @@ int main(int argc, char **argv)
                         rounds = atoi(argv[++i]);
                 else if (strcmp(argv[i], "--window") == 0 && i + 1 < argc)
                         window = atoi(argv[++i]);
+                else if (strcmp(argv[i], "--plain-v311") == 0)
+                        plain_v311 = true;
                 else {
                         fprintf(stderr, "usage: bench-cluster --port P --a SOCK --b SOCK "
                                         "[--trace-a FILE --trace-b FILE] [--n N] "
-                                        "[--rounds R] [--window W]\n");
+                                        "[--rounds R] [--window W] [--plain-v311]\n");
                         return 2;
                 }
         }

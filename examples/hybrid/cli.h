@@ -32,6 +32,7 @@ enum {
         CLI_G_RUNNER = 1 << 3,
         CLI_G_JSON = 1 << 4,
         CLI_G_CRED = 1 << 5, /* --token, --key: the credentials shown to the daemon */
+        CLI_G_CLUSTER = 1 << 6, /* --cluster: the MQTT broker of //... without a daemon */
         CLI_G_BUSCMD = CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON | CLI_G_CRED,
 };
 
@@ -40,6 +41,7 @@ typedef struct cli_ctx {
         const char *bus;      /* --bus, $HYBRID_BUS, else NULL: the library default */
         const char *db;       /* --db, $HYBRID_DB, else $XDG_DATA_HOME/hybrid/store.db */
         bool db_default;      /* neither --db nor $HYBRID_DB: db is that default */
+        const char *cluster;  /* --cluster URL, else NULL: $HYBRID_CLUSTER */
         const char *app;      /* --app, default org.hybridos.cli */
         const char *runner;   /* --runner, default cli<pid> */
         bool json;            /* --json */

@@ -452,6 +452,25 @@ static int start(const cli_ctx *ctx, repl *R)
         }
         hyb_free(where);
         r = hyb_scope_new(hb, NULL, ctx->app ? ctx->app : "org.hybridos.cli", &scope);
+        /* //...: the daemon's (doc/cluster.md), else the MQTT broker of --cluster or
+         * $HYBRID_CLUSTER, connected at the first use */
+        if (r >= 0 && hyb_bus_backend_get_bus(hb)) {
+                r = hyb_scope_set_backend(scope, HYB_SCOPE_CLUSTER, hb);
+        } else if (r >= 0 &&
+                   (ctx->cluster || (getenv("HYBRID_CLUSTER") && *getenv("HYBRID_CLUSTER")))) {
+                hyb_backend *cb = NULL;
+
+                r = hyb_cluster_backend_new(ctx->cluster, &cb, &e);
+                if (r >= 0)
+                        r = hyb_scope_set_backend(scope, HYB_SCOPE_CLUSTER, cb);
+                hyb_backend_unref(cb);
+                if (r < 0) {
+                        hyb_backend_unref(hb);
+                        hyb_scope_unref(scope);
+                        return cli_fail(EXIT_USAGE, "cluster", hyb_err_name(r), "%s",
+                                        e.message[0] ? e.message : hyb_strerror(r));
+                }
+        }
         hyb_backend_unref(hb);
         if (r >= 0)
                 r = hyb_mmadt_new(scope, ctx->app, NULL, &R->vm);
@@ -515,7 +534,7 @@ const cli_command cmd_repl = {
                  "On a terminal: line editing and history, '...>' while a statement is\n"
                  "unfinished (an empty line ends it), Ctrl-C drops the statement, :help, :quit.\n"
                  "With --json each result is one JSON document per line.\n",
-        .globals = CLI_G_DB | CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON | CLI_G_CRED,
+        .globals = CLI_G_DB | CLI_G_CLUSTER | CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON | CLI_G_CRED,
 };
 
 const cli_command cmd_run = {
@@ -526,5 +545,5 @@ const cli_command cmd_run = {
         .usage = "usage: hybrid run FILE|-\n"
                  "Runs the mm-ADT program in FILE ('-': stdin; the language: doc/mmadt.md),\n"
                  "printing as the REPL does; stops at the first error and exits 1.\n",
-        .globals = CLI_G_DB | CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON | CLI_G_CRED,
+        .globals = CLI_G_DB | CLI_G_CLUSTER | CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON | CLI_G_CRED,
 };

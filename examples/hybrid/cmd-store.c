@@ -264,9 +264,22 @@ static int run_store(cli_ctx *ctx)
                 fflush(stderr);
         }
         r = hyb_scope_new(hb, NULL, ctx->app, &sc);
-        /* A daemon serves the cluster scope //... too, when it has cluster: (doc/cluster.md). */
+        /* A daemon serves the cluster scope //... too, when it has cluster: (doc/cluster.md);
+         * without one, the MQTT broker named by --cluster or $HYBRID_CLUSTER does. */
         if (r >= 0 && hyb_bus_backend_get_bus(hb))
                 r = hyb_scope_set_backend(sc, HYB_SCOPE_CLUSTER, hb);
+        else if (r >= 0 && hyb_furi_get_scope(furi) == HYB_SCOPE_CLUSTER &&
+                 (ctx->cluster || (getenv("HYBRID_CLUSTER") && *getenv("HYBRID_CLUSTER")))) {
+                hyb_backend *cb = NULL;
+
+                r = hyb_cluster_backend_new(ctx->cluster, &cb, &e);
+                if (r < 0) {
+                        status = fail(EXIT_USAGE, r, &e);
+                        goto out;
+                }
+                r = hyb_scope_set_backend(sc, HYB_SCOPE_CLUSTER, cb);
+                hyb_backend_unref(cb);
+        }
         if (r >= 0)
                 r = hyb_scope_route(sc, furi, &b, &target, &e);
         if (r < 0) {
@@ -360,5 +373,5 @@ const cli_command cmd_store = {
                  "does not answer), else the daemon at the default socket if one answers, else\n"
                  "the default database (said on stderr).  put --transient notifies subscribers\n"
                  "without storing.\n",
-        .globals = CLI_G_DB | CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON | CLI_G_CRED,
+        .globals = CLI_G_DB | CLI_G_CLUSTER | CLI_G_BUS | CLI_G_APP | CLI_G_RUNNER | CLI_G_JSON | CLI_G_CRED,
 };

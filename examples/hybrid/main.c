@@ -30,6 +30,7 @@ static const cli_command *commands[] = {
 static const cli_option global_options[] = {
         { "bus", true, "--bus PATH|URL  the bus socket, or ws[s]://host:port/bus/ws (default $HYBRID_BUS, then the daemon's default)", 'b' },
         { "db", true, "--db FILE       the store database (default $HYBRID_DB, then $XDG_DATA_HOME/hybrid/store.db)", 'd' },
+        { "cluster", true, "--cluster URL   without a daemon: the MQTT broker of //..., mqtt://HOST:PORT[?OPTIONS] (default $HYBRID_CLUSTER)", 0 },
         { "app", true, "--app NAME      the app name of this client (default org.hybridos.cli)", 'a' },
         { "runner", true, "--runner NAME   the runner name (default cli<pid>)", 0 },
         { "json", false, "--json          JSON output, one document per line; errors as JSON on stderr", 'j' },
@@ -42,7 +43,7 @@ static const cli_option global_options[] = {
         { NULL, false, NULL, 0 },
 };
 /* The CLI_G_* bit of each global option above (help and version: every command). */
-static const unsigned global_bits[] = { CLI_G_BUS,  CLI_G_DB,   CLI_G_APP, CLI_G_RUNNER, CLI_G_JSON,
+static const unsigned global_bits[] = { CLI_G_BUS,  CLI_G_DB,   CLI_G_CLUSTER, CLI_G_APP, CLI_G_RUNNER, CLI_G_JSON,
                                         CLI_G_CRED, CLI_G_CRED, CLI_G_CRED, CLI_G_CRED,
                                         ~0u,        ~0u };
 
@@ -203,6 +204,8 @@ static bool apply(cli_ctx *ctx, const cli_command *cmd, const cli_option *o, con
                 ctx->bus = val;
         else if (strcmp(o->name, "db") == 0)
                 ctx->db = val;
+        else if (strcmp(o->name, "cluster") == 0)
+                ctx->cluster = val;
         else if (strcmp(o->name, "app") == 0)
                 ctx->app = val;
         else if (strcmp(o->name, "runner") == 0)

@@ -146,6 +146,43 @@ HYB_EXPORT int hyb_bus_backend_open_host_with(const char *db, const hyb_bus_conn
 HYB_EXPORT int hyb_bus_scope_open(const char *app, const char *runner, const char *name,
                                   hyb_scope **ret, char **ret_where, hyb_error *reterr);
 
+/*
+ * The cluster scope `//...` for a program without a daemon (doc/cluster.md "Programs
+ * without a daemon"): a backend that is an MQTT client of the broker itself, with the
+ * daemon's mapping (fURI <-> topic, the value's JSON as the payload).  Give it to
+ * hyb_scope_set_backend(sc, HYB_SCOPE_CLUSTER, b); hyb_bus_scope_open does when no daemon
+ * serves the host scope and $HYBRID_CLUSTER is set.
+ *
+ * url: mqtt://HOST[:PORT] or mqtts://HOST[:PORT], optionally followed by ?KEY=VALUE&...
+ * with the keys prefix, qos (0 or 1, default 1), client_id (default
+ * hybrid-e<pid>-<8 random hex digits>), username, password_file, ca_file, cert_file,
+ * key_file, keepalive_s (30), read_timeout_ms (1000: how long a read waits for the
+ * broker), timeout_ms (5000: connecting and each acknowledgement), mirror_max_keys (65536),
+ * max_pending_reads (64), max_subscriptions (1024), max_pending_messages (4096), values
+ * %-encoded; NULL: $HYBRID_CLUSTER.  Nothing is sent before the first operation, which
+ * connects (MQTT 5, clean start).
+ *
+ * Operations: write and delete (single fURIs) publish retained at qos (a delete: an empty
+ * retained message) and return after the broker's PUBACK; a transient write is a plain
+ * publish.  A read waits for the broker's retained values (at most read_timeout_ms; nothing
+ * retained: noobj), or is answered from the values the backend mirrors for its
+ * subscriptions.  A subscription is the MQTT subscription of the pattern's topic filter,
+ * made before the call returns (after the SUBACK); its messages are delivered by
+ * hyb_backend_process from the backend's fd, at most max_pending_messages waiting (past
+ * that they are dropped and process returns HYB_E_INSUFFICIENT_STORAGE once).  Runs
+ * libmosquitto's own thread, which reconnects (every 1 to 2 s) and subscribes again.
+ *
+ * *ret holds one reference.  Errors: HYB_E_SCOPE (url NULL and $HYBRID_CLUSTER unset or
+ * empty), -EINVAL (a bad URL or option, a password_file that cannot be read, TLS files
+ * libmosquitto refuses), HYB_E_NOT_IMPLEMENTED (built without libmosquitto), -ENOMEM.  The
+ * operations fail with HYB_E_UNAVAILABLE when the broker cannot be reached within
+ * timeout_ms, HYB_E_CALLEE_TIMEOUT when it does not acknowledge in time, HYB_E_FORBIDDEN
+ * when it refuses a subscription or publication (or for `//_hybrid/...`), HYB_E_TOO_MANY
+ * past max_pending_reads or max_subscriptions, -EINVAL for a pattern write or a transient
+ * delete.
+ */
+HYB_EXPORT int hyb_cluster_backend_new(const char *url, hyb_backend **ret, hyb_error *reterr);
+
 #ifdef __cplusplus
 }
 #endif

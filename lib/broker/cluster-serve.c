@@ -32,6 +32,8 @@
 #include "common/util.h"
 #ifdef HYB_HAVE_CLUSTER
 #include "cluster/link.h"
+#include "cluster/map.h"
+#include "store/store-internal.h" /* store_kick_hold: the mirror's deliveries without its eventfd */
 #include <mqtt_protocol.h>
 #endif
 
@@ -91,10 +93,6 @@ void cluster_conn_gone(bconn *c)
 static const char builtin_name[] = "@localhost/org.hybridos.bus/builtin";
 static const char store_member[] = "store";
 static const char queue_root[] = "/sys/cluster/queue/";
-/* A payload larger than this is not parsed nor mirrored: the store's default max_value_bytes. */
-#define CLUSTER_MAX_VALUE_BYTES (1024u * 1024u)
-/* Room in an MQTT packet beside its payload: the topic (at most 64 KiB) and properties. */
-#define CLUSTER_PACKET_ROOM (192u * 1024u)
 
 typedef struct bcluster bcluster;
 
@@ -225,154 +223,6 @@ static void trace_note(bcluster *cl, char kind, uint64_t t, const char *pre, con
         (void)!writev(cl->trace_fd, iov, 6);
 }
 
-/* ---------------------------------------------------------------- mapping */
-
-/* The text after `//` of a cluster fURI (its canonical form, no query). */
-static const char *cluster_text(const hyb_furi *f)
-{
-        const char *t = hyb_furi_get_str(f);
-
-        return t[0] == '/' && t[1] == '/' ? t + 2 : NULL;
-}
-
-/* Is the first level of rest the reserved _hybrid? */
-static bool reserved(const char *rest)
-{
-        return strncmp(rest, "_hybrid", 7) == 0 && (rest[7] == '/' || rest[7] == 0);
-}
-
-/*
- * The topic (or topic filter) of a cluster fURI: <prefix> + its text after `//`; a branch
- * `//a/` is the filter `a/#`.  -EINVAL for a query, the reserved _hybrid, or a fURI
- * MQTT cannot carry.
- */
-static int topic_of(bcluster *cl, const hyb_furi *f, char **ret, hyb_error *e)
-{
-        const char *rest = cluster_text(f), *pre = cl->o->prefix ? cl->o->prefix : "";
-        size_t rl, pl, tl;
-        char *t;
-
-        if (!rest || hyb_furi_get_query(f))
-                return err_set(e, -EINVAL, -1, "%s: a cluster fURI has no query here",
-                               hyb_furi_get_str(f));
-        if (reserved(rest))
-                return err_set(e, HYB_E_FORBIDDEN, -1,
-                               "%s: _hybrid/ is reserved for hybrid's own traffic",
-                               hyb_furi_get_str(f));
-        rl = strlen(rest);
-        if (hyb_furi_is_branch(f))
-                rl--;
-        pl = strlen(pre);
-        tl = hyb_furi_is_branch(f) ? 2 : 0;
-        if (pl + rl + tl > 65535)
-                return err_set(e, -EINVAL, -1, "%s: too long for an MQTT topic",
-                               hyb_furi_get_str(f));
-        t = malloc(pl + rl + tl + 1);
-        if (!t)
-                return -ENOMEM;
-        memcpy(t, pre, pl);
-        memcpy(t + pl, rest, rl);
-        memcpy(t + pl + rl, "/#", tl);
-        t[pl + rl + tl] = 0;
-        *ret = t;
-        return 0;
-}
-
-/* The mirror's fURI for a cluster fURI: //a/b -> /a/b (patterns and branches alike). */
-/* Parses the text pre + s in *ret, joined in buf when it fits, else in a malloc'd copy;
- * with text, *text is that text (free it when it is not buf). */
-static int parse_joined(const char *pre, const char *s, char *buf, size_t size, char **text,
-                        hyb_furi **ret)
-{
-        size_t pl = strlen(pre), sl = strlen(s);
-        char *t = pl + sl < size ? buf : malloc(pl + sl + 1);
-        int r;
-
-        if (!t)
-                return -ENOMEM;
-        memcpy(t, pre, pl);
-        memcpy(t + pl, s, sl + 1);
-        r = hyb_furi_parse(t, pl + sl, NULL, ret, NULL);
-        if (text)
-                *text = t;
-        else if (t != buf)
-                free(t);
-        return r;
-}
-
-static int mirror_of(const hyb_furi *f, hyb_furi **ret)
-{
-        const char *rest = cluster_text(f);
-        char buf[256];
-
-        if (!rest)
-                return -EINVAL;
-        return parse_joined("/", rest, buf, sizeof buf, NULL, ret);
-}
-
-/* The cluster fURI of a mirror key: /a/b -> //a/b. */
-static int cluster_of(const hyb_furi *m, hyb_furi **ret)
-{
-        char buf[256];
-
-        return parse_joined("/", hyb_furi_get_str(m), buf, sizeof buf, NULL, ret);
-}
-
-/*
- * The cluster fURI of a topic, or NULL when the topic is not visible (doc/cluster.md): not
- * under the prefix, a `$` topic, _hybrid/, or a topic that is not the canonical text of a
- * cluster fURI (empty or upper-case first level, a dot in it, an empty level...).
- */
-static hyb_furi *furi_of_topic(bcluster *cl, const char *topic)
-{
-        const char *pre = cl->o->prefix ? cl->o->prefix : "";
-        size_t pl = strlen(pre);
-        hyb_furi *f = NULL;
-        char buf[256], *t = NULL;
-
-        if (strncmp(topic, pre, pl) != 0)
-                return NULL;
-        topic += pl;
-        if (topic[0] == '$' || topic[0] == '/' || !topic[0] || reserved(topic))
-                return NULL;
-        if (parse_joined("//", topic, buf, sizeof buf, &t, &f) < 0 ||
-            hyb_furi_get_scope(f) != HYB_SCOPE_CLUSTER || hyb_furi_is_pattern(f) ||
-            hyb_furi_is_branch(f) || strcmp(hyb_furi_get_str(f), t) != 0)
-                f = hyb_furi_unref(f);
-        if (t != buf)
-                free(t);
-        return f;
-}
-
-/* ---------------------------------------------------------------- answers */
-
-/* Rebuilds a rec of mirror key => value with the cluster fURIs as keys. */
-static int remap_keys(const hyb_obj *rec, hyb_obj **ret)
-{
-        size_t n = hyb_obj_get_len(rec);
-        hyb_obj **k = calloc(n + 1, sizeof *k), **v = calloc(n + 1, sizeof *v);
-        int r = k && v ? 0 : -ENOMEM;
-
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                const hyb_obj *key = hyb_obj_get_rec_key(rec, i);
-                hyb_furi *cf = NULL;
-
-                v[i] = (hyb_obj *)hyb_obj_get_rec_value(rec, i);
-                r = hyb_obj_get_kind(key) == HYB_OBJ_URI ? cluster_of(hyb_obj_get_uri(key), &cf)
-                                                        : -EINVAL;
-                if (r >= 0)
-                        r = hyb_obj_new_uri(cf, &k[i]);
-                hyb_furi_unref(cf);
-        }
-        if (r >= 0)
-                r = hyb_obj_new_rec(k, v, n, ret);
-        for (size_t i = 0; k && i < n; i++)
-                hyb_obj_unref(k[i]);
-        free(k);
-        free(v);
-        return r;
-}
-
 /* Answers a read of f from the mirror. */
 static void answer_read(bcluster *cl, bconn *c, uint64_t id, const hyb_furi *f, unsigned flags,
                         bool page, const hyb_furi *after, size_t limit)
@@ -386,16 +236,16 @@ static void answer_read(bcluster *cl, bconn *c, uint64_t id, const hyb_furi *f, 
         if (!c || c->state == BCONN_DEAD)
                 return;
         hyb_error_clear(&e);
-        r = mirror_of(f, &mf);
+        r = cluster_map_mirror_of(f, &mf);
         if (r >= 0 && after)
-                r = mirror_of(after, &mafter);
+                r = cluster_map_mirror_of(after, &mafter);
         if (r >= 0 && (page || hyb_furi_is_pattern(f) || hyb_furi_is_branch(f))) {
                 r = hyb_store_read_page(cl->mirror, mf, mafter,
                                         page ? limit : store_read_cap(cl->b), &items, &next, &e);
                 if (r >= 0)
-                        r = remap_keys(items, &keyed);
+                        r = cluster_map_remap_keys(items, &keyed);
                 if (r >= 0 && next)
-                        r = cluster_of(next, &cnext);
+                        r = cluster_map_cluster_of(next, &cnext);
                 if (r >= 0 && page)
                         r = store_page_answer(keyed, cnext, &text);
                 else if (r >= 0 && next)
@@ -454,7 +304,7 @@ static int pat_get(bcluster *cl, const hyb_furi *f, struct cpat **ret, hyb_error
         char *filter = NULL;
         int r;
 
-        r = topic_of(cl, f, &filter, e);
+        r = cluster_map_topic(cl->o->prefix, f, &filter, e);
         if (r < 0)
                 return r;
         for (p = cl->pats; p; p = p->next)
@@ -474,7 +324,7 @@ static int pat_get(bcluster *cl, const hyb_furi *f, struct cpat **ret, hyb_error
         if (hyb_furi_is_branch(f)) {
                 /* //a/ is the filter a/#: the mirror keeps what is below it */
                 char *t = NULL;
-                const char *rest = cluster_text(f);
+                const char *rest = cluster_map_text(f);
                 r = asprintf(&t, "//%s#", rest) < 0 ? -ENOMEM : 0;
                 if (r >= 0)
                         r = hyb_furi_parse(t, strlen(t), NULL, &p->cpat, e);
@@ -482,7 +332,7 @@ static int pat_get(bcluster *cl, const hyb_furi *f, struct cpat **ret, hyb_error
         } else
                 p->cpat = hyb_furi_ref((hyb_furi *)f);
         if (r >= 0)
-                r = mirror_of(p->cpat, &p->mpat);
+                r = cluster_map_mirror_of(p->cpat, &p->mpat);
         if (r >= 0)
                 r = cluster_link_subscribe(cl->link, p->filter, cl->o->qos, pat_acked, cl);
         if (r < 0) {
@@ -506,7 +356,7 @@ static int purge_key(const hyb_furi *key, const hyb_obj *value, void *ud)
         hyb_furi *cf = NULL;
         bool kept = false;
 
-        if (cluster_of(key, &cf) < 0)
+        if (cluster_map_cluster_of(key, &cf) < 0)
                 return 0;
         for (struct cpat *p = cl->pats; p && !kept; p = p->next)
                 kept = hyb_furi_match(cf, p->cpat);
@@ -697,19 +547,16 @@ static void mirror_put(bcluster *cl, const hyb_furi *cf, const char *topic, cons
         int r;
 
         hyb_error_clear(&e);
-        if (mirror_of(cf, &mf) < 0)
+        if (cluster_map_mirror_of(cf, &mf) < 0)
                 return;
-        if (retain && len == 0) {
-                v = hyb_obj_noobj();
-        } else if (hyb_obj_from_json(payload, len, &v, NULL) < 0) {
-                if (mosquitto_validate_utf8(payload, (int)len) != MOSQ_ERR_SUCCESS ||
-                    hyb_obj_new_str(payload, len, &v) < 0) {
-                        broker_log(cl->b, HYB_LOG_DEBUG,
-                                   "cluster: %s: a payload that is neither JSON nor UTF-8 text",
-                                   topic);
-                        goto out;
-                }
+        if (cluster_map_value_of(payload, len, retain, &v) < 0) {
+                broker_log(cl->b, HYB_LOG_DEBUG,
+                           "cluster: %s: a payload that is neither JSON nor UTF-8 text", topic);
+                goto out;
         }
+        /* What the write queues is delivered below, by this thread: no eventfd kick for it
+         * (a write and the read that clears it: two system calls a message) */
+        store_kick_hold(cl->mirror);
         if (retain) {
                 /* the same value again (a resubscription, a reconnection): not delivered
                  * twice; nor a retained message that came before (a QoS 1 redelivery,
@@ -718,7 +565,7 @@ static void mirror_put(bcluster *cl, const hyb_furi *cf, const char *topic, cons
                 if (hyb_store_read(cl->mirror, mf, &cur, NULL) >= 0 &&
                     (hyb_obj_equal(cur, v) ||
                      (cluster_link_msg_seen(cl->link) && !hyb_obj_is_noobj(cur))))
-                        goto out;
+                        goto release;
                 r = hyb_store_write(cl->mirror, mf, v, 0, &e);
         } else
                 r = hyb_store_write(cl->mirror, mf, v, HYB_WRITE_TRANSIENT, &e);
@@ -733,6 +580,8 @@ static void mirror_put(bcluster *cl, const hyb_furi *cf, const char *topic, cons
                 broker_log(cl->b, HYB_LOG_WARNING, "cluster: %s not mirrored: %s",
                            hyb_furi_get_str(cf), e.message[0] ? e.message : hyb_strerror(r));
         (void)hyb_store_process(cl->mirror);
+release:
+        store_kick_release(cl->mirror); /* kicks if the process left work */
 out:
         hyb_obj_unref(v);
         hyb_obj_unref(cur);
@@ -760,7 +609,7 @@ static void resync_seen(bcluster *cl, const hyb_furi *cf)
 {
         hyb_furi *mf = NULL;
 
-        if (mirror_of(cf, &mf) >= 0)
+        if (cluster_map_mirror_of(cf, &mf) >= 0)
                 (void)hyb_store_write(cl->stale, mf, hyb_obj_noobj(), 0, NULL);
         hyb_furi_unref(mf);
         resync_arm(cl);
@@ -837,7 +686,7 @@ static void on_data(cluster_link *l, const char *topic, const void *payload, siz
                     bool retain, int qos, const mosquitto_property *props, void *ud)
 {
         bcluster *cl = ud;
-        hyb_furi *cf = furi_of_topic(cl, topic);
+        hyb_furi *cf = cluster_map_furi_of_topic(cl->o->prefix, topic);
         bool wanted = false;
 
         if (!cf)
@@ -1046,7 +895,7 @@ static bool mirrored(bcluster *cl, const hyb_furi *f)
 
         if (hyb_furi_is_branch(f)) {
                 char *t = NULL;
-                if (asprintf(&t, "//%s#", cluster_text(f)) < 0)
+                if (asprintf(&t, "//%s#", cluster_map_text(f)) < 0)
                         return false;
                 (void)hyb_furi_parse(t, strlen(t), NULL, &asked, NULL);
                 free(t);
@@ -1171,7 +1020,7 @@ void cluster_write(bconn *c, uint64_t id, const hyb_furi *f, const hyb_obj *v, u
                             hyb_furi_get_str(f));
                 goto out;
         }
-        r = topic_of(cl, f, &topic, &e);
+        r = cluster_map_topic(cl->o->prefix, f, &topic, &e);
         if (r >= 0 && !del) {
                 r = hyb_obj_to_json(v, &json, &e);
                 if (r >= 0)
@@ -1197,6 +1046,9 @@ void cluster_write(bconn *c, uint64_t id, const hyb_furi *f, const hyb_obj *v, u
                 w->cl = cl;
                 w->conn = c;
                 w->id = id;
+                /* one of several frames read at once: its PUBLISH leaves with the others' */
+                if (cl->b->batching)
+                        cluster_link_more(cl->link);
                 r = cluster_link_publish(cl->link, topic, json ? json : "", len, cl->o->qos,
                                          retain, NULL, write_done, w);
                 if (r >= 0) {

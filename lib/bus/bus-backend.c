@@ -489,6 +489,7 @@ HYB_EXPORT int hyb_bus_scope_open(const char *app, const char *runner, const cha
                                   hyb_scope **ret, char **ret_where, hyb_error *reterr)
 {
         hyb_backend *host = NULL;
+        const char *cl_env;
         char dflt[32];
         int r;
 
@@ -527,10 +528,21 @@ HYB_EXPORT int hyb_bus_scope_open(const char *app, const char *runner, const cha
         if (r < 0)
                 return r;
         r = hyb_scope_new(host, NULL, name, ret);
-        /* A daemon serves the cluster scope //... too (doc/cluster.md). */
-        if (r >= 0 && hyb_bus_backend_get_bus(host) &&
-            (r = hyb_scope_set_backend(*ret, HYB_SCOPE_CLUSTER, host)) < 0)
-                *ret = hyb_scope_unref(*ret);
+        /* A daemon serves the cluster scope //... too (doc/cluster.md); without one, the MQTT
+         * broker of $HYBRID_CLUSTER does (connected at the first use). */
+        if (r >= 0 && hyb_bus_backend_get_bus(host)) {
+                if ((r = hyb_scope_set_backend(*ret, HYB_SCOPE_CLUSTER, host)) < 0)
+                        *ret = hyb_scope_unref(*ret);
+        } else if (r >= 0 && (cl_env = secure_getenv("HYBRID_CLUSTER")) && *cl_env) {
+                hyb_backend *cb = NULL;
+
+                r = hyb_cluster_backend_new(cl_env, &cb, reterr);
+                if (r >= 0)
+                        r = hyb_scope_set_backend(*ret, HYB_SCOPE_CLUSTER, cb);
+                hyb_backend_unref(cb);
+                if (r < 0)
+                        *ret = hyb_scope_unref(*ret);
+        }
         hyb_backend_unref(host);
         if (r < 0 && ret_where) {
                 hyb_free(*ret_where);

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -769,6 +770,20 @@ int bus_connect_options_copy(hyb_bus_connect_options *o, const hyb_bus_connect_o
         return o->app && o->runner ? 0 : -EINVAL;
 }
 
+/*
+ * A new Unix-socket connection's spin (hyb_bus_set_spin): HYB_BUS_SPIN_DEFAULT_USEC when
+ * the calling thread may run on two CPUs or more, else 0: on one CPU the daemon can only
+ * answer once the spinning caller gives the CPU up, so a spin would only delay it.
+ */
+static uint32_t default_spin_us(void)
+{
+        cpu_set_t set;
+
+        if (sched_getaffinity(0, sizeof set, &set) < 0 || CPU_COUNT(&set) < 2)
+                return 0;
+        return HYB_BUS_SPIN_DEFAULT_USEC;
+}
+
 HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus **ret,
                                     hyb_error *reterr)
 {
@@ -835,6 +850,7 @@ HYB_EXPORT int hyb_bus_connect_with(const hyb_bus_connect_options *opts, hyb_bus
         bus->n_ref = 1;
         bus->next_id = 1;
         bus->max_body = WIRE_DEFAULT_MAX_BODY;
+        bus->spin_us = default_spin_us();
         bus->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (bus->fd < 0) {
                 r = -errno;
@@ -1046,23 +1062,79 @@ HYB_EXPORT int hyb_bus_detach_event(hyb_bus *bus)
         return 0;
 }
 
+HYB_EXPORT int hyb_bus_set_spin(hyb_bus *bus, uint32_t usec)
+{
+        hyb_assert_return(bus && usec <= HYB_BUS_SPIN_MAX_USEC, -EINVAL);
+        bus->spin_us = usec;
+        bus->spin_skip = bus->spin_backoff = 0;
+        return 0;
+}
+
+/*
+ * Before a synchronous wait sleeps: reads without sleeping for up to spin_us (the
+ * answer of a daemon on another CPU then finds this CPU running, not halted: no
+ * wake-up of it to pay).  1 read something, 0 nothing came (or no spin this time:
+ * the caller sleeps in poll()), < 0 error of the read.  A spin in vain makes the
+ * next 1, 2, 4 ... 256 waits sleep at once; one that gets its answer resets that.
+ * Queued output (poll() writes it) and ws:// connections (their input is framed,
+ * maybe encrypted) do not spin.
+ */
+static int bus_spin(hyb_bus *bus, uint64_t deadline_us)
+{
+        uint64_t end;
+
+        if (!bus->spin_us || bus->ws || bus->wlen > bus->wpos)
+                return 0;
+        end = hyb_now_usec() + bus->spin_us;
+        if (end >= deadline_us)
+                return 0;
+        do {
+                int r = bus_read(bus);
+                if (r != 0) {
+                        if (r > 0)
+                                bus->spin_backoff = 0;
+                        return r;
+                }
+        } while (hyb_now_usec() < end);
+        bus->spin_backoff = bus->spin_backoff ? (uint16_t)(bus->spin_backoff * 2) : 1;
+        if (bus->spin_backoff > 256)
+                bus->spin_backoff = 256;
+        bus->spin_skip = bus->spin_backoff;
+        return 0;
+}
+
 /*
  * Runs the connection until *done: dispatches buffered packets first (the
- * handlers of nested calls run here), then waits for input.  Used by every
- * synchronous operation.
+ * handlers of nested calls run here), then waits for input: spinning first
+ * (bus_spin) unless a spin of this wait or of an earlier one came back empty.
+ * Used by every synchronous operation.
  */
 int bus_wait_for(hyb_bus *bus, const bool *done, uint64_t deadline_us)
 {
+        bool spin;
         int r = 0;
 
         hyb_bus_ref(bus);
         bus->depth++;
+        spin = bus->spin_skip == 0;
+        if (!spin)
+                bus->spin_skip--;
         while (!*done) {
                 r = bus_step_buffered(bus);
                 if (r < 0)
                         break;
                 if (r > 0)
                         continue;
+                if (spin) {
+                        r = bus_spin(bus, deadline_us);
+                        if (r < 0) {
+                                bus_close_fd(bus);
+                                break;
+                        }
+                        if (r > 0)
+                                continue;
+                        spin = false; /* in vain (or not now): this wait sleeps from here */
+                }
                 r = bus_poll(bus, deadline_us);
                 if (r == -EINTR)
                         continue; /* a signal (a runtime's SIGCHLD...) is no reason to give up */

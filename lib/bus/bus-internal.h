@@ -159,6 +159,9 @@ struct hyb_bus {
         bool batching;
         bool held;      /* wbuf holds only packets of a batch (the socket took all before) */
         uint64_t held_at; /* when the first of them was held (BUS_HOLD_USEC) */
+        uint32_t spin_us;      /* hyb_bus_set_spin: a sync wait reads this long before sleeping */
+        uint16_t spin_skip;    /* sync waits left that sleep at once (a spin found nothing) */
+        uint16_t spin_backoff; /* the last spin_skip set: doubles per spin in vain, up to 256 */
         struct bus_ws *ws; /* a ws:// or wss:// connection (bus-ws.c), else NULL: Unix */
 };
 

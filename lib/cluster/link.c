@@ -12,13 +12,16 @@
  *    |- pubs: pubop -> ...   mid of a QoS 1 PUBLISH -> done fn (PUBACK)
  *    |- next_seq, dedupe     the "seq" property of what it publishes, and what it received
  *    |                       (dedupe.h: QoS 1 redeliveries are taken once)
- *    `- deferred             done calls that run from the loop, not from inside a call
+ *    |- deferred             done calls that run from the loop, not from inside a call
+ *    `- more, flush          publications held for the end of the caller's turn
  */
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,12 +94,14 @@ struct cluster_link {
         char *password;
         bool wiped;     /* the session of an earlier run of the daemon is gone */
         struct mosquitto *mosq;
-        struct event *rd, *wr, *misc, *retry, *probe, *defer;
+        struct event *rd, *wr, *misc, *retry, *probe, *defer, *flush;
         int probe_fd;
         struct sockaddr_storage addr;
         socklen_t addr_len;
         bool connected, socket_up, lost_pending;
         bool in_turn;   /* on_read is handling what it read */
+        bool more;      /* cluster_link_more: the next publication waits for the flush event */
+        unsigned out_n; /* packets queued since the last write (a PUBLISH, a PUBACK) */
         uint64_t msgs_in; /* messages libmosquitto handed over */
         unsigned backoff_ms;
         uint64_t connects;
@@ -209,14 +214,40 @@ static void update_write(cluster_link *l)
  */
 static void flush_out(cluster_link *l)
 {
+        bool cork;
+        int fd, on = 1, off = 0, rc;
+
         if (!l->socket_up || !l->wr || l->in_turn)
                 return;
-        if (mosquitto_want_write(l->mosq) && !event_pending(l->wr, EV_WRITE, NULL) &&
-            mosquitto_loop_write(l->mosq, 1) != MOSQ_ERR_SUCCESS) {
+        cork = l->out_n >= 2;
+        l->out_n = 0;
+        if (!mosquitto_want_write(l->mosq) || event_pending(l->wr, EV_WRITE, NULL)) {
+                update_write(l);
+                return;
+        }
+        /* libmosquitto writes each packet with a write of its own: with TCP_NODELAY each
+         * would be a TCP segment of its own, each a wake-up and a receive for the broker
+         * (and an ACK back).  Several queued (a burst's PUBACKs, a batch of publications)
+         * leave corked, in as few segments as they fit; one alone leaves as it is, at
+         * once (no two more system calls for it). */
+        fd = mosquitto_socket(l->mosq);
+        if (cork && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) < 0)
+                cork = false;
+        rc = mosquitto_loop_write(l->mosq, 1);
+        l->out_n = 0; /* a QoS 0 publication's "published" comes from this write */
+        if (cork)
+                (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+        if (rc != MOSQ_ERR_SUCCESS) {
                 event_active(l->wr, EV_WRITE, 0);
                 return;
         }
         update_write(l);
+}
+
+/* The flush event: what cluster_link_more held back in this loop turn. */
+static void on_flush(evutil_socket_t fd, short what, void *ud)
+{
+        flush_out(ud);
 }
 
 static void schedule_retry(cluster_link *l)
@@ -528,6 +559,8 @@ static void cb_publish(struct mosquitto *m, void *ud, int mid, int reason,
                         continue;
                 *pp = p->next;
                 l->out_bytes -= p->len;
+                l->out_n++; /* the PUBACK may release a publication libmosquitto held back
+                             * (its send maximum): written at the end of the turn */
                 if (p->fn)
                         defer_done(l, p->fn, p->ud, reason >= 0x80 ? -EIO : 0);
                 free(p);
@@ -647,6 +680,8 @@ static void cb_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
         int seq;
 
         l->msgs_in++;
+        if (msg->qos > 0)
+                l->out_n++; /* its PUBACK, queued by libmosquitto (flush_out) */
         if (!msg->topic || !first_copy(l, msg->topic, props))
                 return;
         /* A message that came before: a QoS 1 redelivery (dedupe.h).  A retained one may
@@ -852,7 +887,8 @@ int cluster_link_new(struct event_base *base, const cluster_options *o,
         l->misc = event_new(base, -1, EV_PERSIST, on_misc, l);
         l->retry = evtimer_new(base, on_retry, l);
         l->defer = event_new(base, -1, 0, run_deferred, l);
-        if (!l->misc || !l->retry || !l->defer) {
+        l->flush = event_new(base, -1, 0, on_flush, l);
+        if (!l->misc || !l->retry || !l->defer || !l->flush) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -915,6 +951,8 @@ cluster_link *cluster_link_free(cluster_link *l)
         }
         if (l->defer)
                 event_free(l->defer);
+        if (l->flush)
+                event_free(l->flush);
         for (size_t i = 0; i < l->n_handlers; i++)
                 free(l->handlers[i].prefix);
         free(l->handlers);
@@ -1077,8 +1115,11 @@ int cluster_link_publish(cluster_link *l, const char *topic, const void *payload
         mosquitto_property *all = NULL;
         char seq[24 + CLUSTER_DEDUPE_ORIGIN_MAX];
         int mid = 0, rc;
+        bool more;
 
         hyb_assert_return(l && topic && (payload || !len) && qos >= 0 && qos <= 2, -EINVAL);
+        more = l->more; /* for this call only, whatever becomes of it */
+        l->more = false;
         if (len > MQTT_MAX_PAYLOAD)
                 return -EINVAL;
         if (!l->connected)
@@ -1135,8 +1176,20 @@ int cluster_link_publish(cluster_link *l, const char *topic, const void *payload
                 p->ud = ud;
         } else
                 defer_done(l, done, ud, 0);
+        l->out_n++;
+        if (more) {
+                /* more follow in this turn: written with them, from the loop (on_flush) */
+                event_active(l->flush, EV_TIMEOUT, 0);
+                return 0;
+        }
         flush_out(l);
         return 0;
+}
+
+void cluster_link_more(cluster_link *l)
+{
+        if (l)
+                l->more = true;
 }
 
 size_t cluster_link_out_bytes(const cluster_link *l)

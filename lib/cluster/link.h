@@ -116,6 +116,15 @@ int cluster_link_unsubscribe(cluster_link *l, const char *filter);
 int cluster_link_publish(cluster_link *l, const char *topic, const void *payload, size_t len,
                          int qos, bool retain, mosquitto_property *props,
                          cluster_done_fn done, void *userdata);
+/*
+ * Says that more publications follow in the caller's loop turn (a batch of frames read at
+ * once): the next cluster_link_publish only queues its packet, and the packets queued leave
+ * together, from the loop, after the caller's turn (or with a later publication without
+ * this call, whichever comes first).  Several packets queued leave corked (TCP_CORK), in
+ * as few TCP segments as they fit, instead of a segment each.  Applies to the next call
+ * only, even when it fails.
+ */
+void cluster_link_more(cluster_link *l);
 /* Payload bytes published and not yet done: waiting for the broker's PUBACK (QoS 1) or to
  * be written (QoS 0).  A broker that stalls without closing the connection lets this grow;
  * callers with nothing else bounding their publications check it (xhost's events). */

@@ -6,7 +6,8 @@
  *   abc, a/b        program  -> be[PROGRAM], a memory store of relative keys by default
  *   ~/abc           home     -> be[HOST] at /home/<name>/abc
  *   /abc            host     -> be[HOST] (hybridd's store over the bus, or an embedded one)
- *   //abc           cluster  -> be[CLUSTER] when set, else HYB_E_SCOPE
+ *   //abc           cluster  -> be[CLUSTER] when set (a daemon, or an MQTT broker: lib/cluster),
+ *                               else HYB_E_SCOPE naming what to set
  *   //host.ex/abc   global   -> be[GLOBAL] when set, else HYB_E_SCOPE
  *
  * The router knows nothing of what a backend is: lib/store includes nothing
@@ -147,8 +148,10 @@ HYB_EXPORT int hyb_scope_route(hyb_scope *sc, const hyb_furi *furi, hyb_backend 
                 b = sc->be[scope];
                 if (!b)
                         return err_set(reterr, HYB_E_SCOPE, -1,
-                                       "cluster scope (%s) is not available yet: it needs the "
-                                       "MQTT bridge", hyb_furi_get_str(furi));
+                                       "cluster scope (%s): no MQTT broker is named: set "
+                                       "$HYBRID_CLUSTER=mqtt://HOST:PORT (hybrid --cluster URL) "
+                                       "or use a hybridd that has a cluster: configuration",
+                                       hyb_furi_get_str(furi));
                 t = hyb_furi_ref(furi);
                 break;
         case HYB_SCOPE_GLOBAL:

@@ -1175,5 +1175,6 @@ Suite *bus_suite(void)
         bus_tcase_log(s);
         bus_tcase_reload(s);
         bus_tcase_token(s);
+        bus_tcase_wait(s);
         return s;
 }

@@ -543,6 +543,7 @@ START_TEST(test_bad_options)
 END_TEST
 
 TCase *cluster_dedupe_tcase(void); /* test_dedupe.c */
+TCase *cluster_map_tcase(void);    /* test_map.c */
 
 Suite *cluster_suite(void)
 {
@@ -557,5 +558,6 @@ Suite *cluster_suite(void)
         tcase_add_test(tc, test_seq_forged);
         suite_add_tcase(s, tc);
         suite_add_tcase(s, cluster_dedupe_tcase());
+        suite_add_tcase(s, cluster_map_tcase());
         return s;
 }
