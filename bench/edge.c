@@ -8,6 +8,9 @@
  *   bench-edge upstream PATH       nginx's upstream: a minimal HTTP/1.1 responder on the Unix
  *                                  socket PATH answering every request 200 with its body
  *                                  (keep-alive, pipelining), on libevent bufferevents
+ *   bench-edge bare                an evhttp server answering every request 200 with its
+ *                                  body in process: the floor of an evhttp server
+ *                                  (bench/edge-cpu.sh --bare); prints "READY <port>"
  *   bench-edge [options]           the client: the table
  *
  * Client options: --sock SOCKET (hybridd's Unix socket), --http HOST:PORT (its listen.http),
@@ -49,6 +52,8 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <mbedtls/base64.h>
 #include <mbedtls/sha256.h>
@@ -220,6 +225,50 @@ static int cmd_upstream(const char *path)
         evconnlistener_free(l);
         event_base_free(base);
         unlink(path);
+        return 0;
+}
+
+/* ------------------------------------------------------------------ the evhttp floor */
+
+/* Answers every request 200 with its body as JSON, with the Date and Content-Length that the
+ * edge sends too: what evhttp costs a request when nothing is behind it. */
+static void bare_request(struct evhttp_request *req, void *ud)
+{
+        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+        (void)ud;
+        evhttp_add_header(h, "Content-Type", "application/json");
+        evhttp_send_reply(req, 200, "OK", evhttp_request_get_input_buffer(req));
+}
+
+/*
+ * bench-edge bare: an evhttp server on a free port of 127.0.0.1 answering in process (no
+ * session, no procedure): prints "READY <port>".  Measured as the nginx row's server
+ * (bench/edge-cpu.sh --bare), it is the floor of a request served by evhttp.
+ */
+static int cmd_bare(void)
+{
+        struct event_base *base = event_base_new();
+        struct evhttp *http = base ? evhttp_new(base) : NULL;
+        struct evhttp_bound_socket *bound;
+        struct sockaddr_in sin;
+        socklen_t sl = sizeof sin;
+        struct event *term;
+
+        if (!http)
+                die("bare: no memory");
+        evhttp_set_gencb(http, bare_request, NULL);
+        bound = evhttp_bind_socket_with_handle(http, "127.0.0.1", 0);
+        if (!bound || getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&sin, &sl) < 0)
+                die("bare: cannot listen: %s", strerror(errno));
+        term = evsignal_new(base, SIGTERM, up_stop, base);
+        event_add(term, NULL);
+        printf("READY %u\n", (unsigned)ntohs(sin.sin_port));
+        fflush(stdout);
+        event_base_dispatch(base);
+        event_free(term);
+        evhttp_free(http);
+        event_base_free(base);
         return 0;
 }
 
@@ -841,6 +890,8 @@ int main(int argc, char **argv)
                 return cmd_serve(argv[2]);
         if (argc == 3 && strcmp(argv[1], "upstream") == 0)
                 return cmd_upstream(argv[2]);
+        if (argc == 2 && strcmp(argv[1], "bare") == 0)
+                return cmd_bare();
         for (int i = 1; i < argc; i++) {
                 const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 

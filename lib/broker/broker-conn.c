@@ -185,6 +185,31 @@ static int batch_add(bconn *c, const struct iovec *iov, int n, size_t total)
         return 0;
 }
 
+/*
+ * A forwarded frame into the batch: its new header, then its body copied from where it
+ * was read (in, at offset skip).  0, or -ENOMEM (nothing added).
+ */
+static int batch_add_frame(bconn *c, const uint8_t *hdr, size_t hdr_len, struct evbuffer *in,
+                           size_t skip, size_t blen)
+{
+        struct evbuffer_ptr pos;
+        struct iovec iov = { (void *)hdr, hdr_len };
+        size_t before = c->batch_len;
+
+        if (blen && evbuffer_ptr_set(in, &pos, skip, EVBUFFER_PTR_SET) < 0)
+                return -ENOMEM;
+        if (batch_add(c, &iov, 1, hdr_len + blen) < 0)
+                return -ENOMEM;
+        /* batch_add grew the buffer for the whole frame and charged it: the body follows */
+        if (blen && evbuffer_copyout_from(in, &pos, c->batch + c->batch_len, blen) != (ev_ssize_t)blen) {
+                quota_charge(c, 0, hdr_len + blen);
+                c->batch_len = before;
+                return -ENOMEM;
+        }
+        c->batch_len += blen;
+        return 0;
+}
+
 /* Moves the batch to the send queue, without writing: before anything else is queued. */
 void bconn_spill(bconn *c)
 {
@@ -248,6 +273,32 @@ static void bconn_put(bconn *c, const struct iovec *iov, int n, size_t total)
         batch_done(c);
 }
 
+static void flush_batches_cb(evutil_socket_t fd, short what, void *ud)
+{
+        (void)fd;
+        (void)what;
+        broker_flush_batches(ud);
+}
+
+/*
+ * The edge's sessions are read one callback each (the pair's deferred reads, all run in
+ * the loop turn after the HTTP, WebSocket or CoAP reads that wrote them): what they send
+ * to a socket peer waits in its batch until those callbacks ran, then leaves in one
+ * sendmsg per peer for all of them, not one per call.  The flush is an event made active
+ * now: it runs after the callbacks already active in this turn, before the loop polls.
+ */
+void broker_flush_batches_soon(hyb_broker *b)
+{
+        if (!b->batched)
+                return;
+        if (!b->flush_ev)
+                b->flush_ev = event_new(b->base, -1, 0, flush_batches_cb, b);
+        if (b->flush_ev)
+                event_active(b->flush_ev, EV_TIMEOUT, 0);
+        else
+                broker_flush_batches(b);
+}
+
 void broker_flush_batches(hyb_broker *b)
 {
         while (b->batched) {
@@ -297,14 +348,49 @@ int bconn_send(bconn *c, wire_hdr *h, const char *from, size_t from_len, const c
 
 #define FORWARD_IOV 16
 
+/*
+ * To an edge session (a pair): a small frame is put together here and added in one
+ * evbuffer_add.  Each add to the pair moves what was added to the edge's end and schedules
+ * its read; the header and the body added apart cost that twice.  True when done.
+ */
+static bool forward_inline(bconn *c, struct evbuffer *out, const uint8_t *hdr, size_t hdr_len,
+                           bframe *f, size_t skip)
+{
+        uint8_t one[WIRE_HDR_SIZE + WIRE_NAMES_MAX + BCONN_PAIR_INLINE];
+        size_t blen = f->h.body_len;
+        struct evbuffer_ptr pos;
+
+        if (hdr_len > WIRE_HDR_SIZE + WIRE_NAMES_MAX)
+                return false;
+        memcpy(one, hdr, hdr_len);
+        if (blen && (evbuffer_ptr_set(f->in, &pos, skip, EVBUFFER_PTR_SET) < 0 ||
+                     evbuffer_copyout_from(f->in, &pos, one + hdr_len, blen) != (ev_ssize_t)blen))
+                return false;
+        if (evbuffer_add(out, one, hdr_len + blen) < 0)
+                return false;
+        evbuffer_drain(f->in, skip + blen);
+        f->consumed = true;
+        quota_mark(c);
+        return true;
+}
+
 void bconn_forward(bconn *c, const uint8_t *hdr, size_t hdr_len, bframe *f)
 {
         struct evbuffer *out = bufferevent_get_output(c->bev);
-
-        bconn_spill(c); /* after what was batched for it */
         size_t skip = WIRE_HDR_SIZE + wire_names_len(&f->h), blen = f->h.body_len, done = 0;
 
         bconn_count_out(c, hdr_len + blen);
+        if (c->b->batching && !c->pair && evbuffer_get_length(out) == 0 &&
+            c->batch_len + hdr_len + blen <= BCONN_BATCH_MAX &&
+            batch_add_frame(c, hdr, hdr_len, f->in, skip, blen) == 0) {
+                /* with the peer's other frames of this turn, in one sendmsg */
+                evbuffer_drain(f->in, skip + blen);
+                f->consumed = true;
+                return;
+        }
+        bconn_spill(c); /* after what was batched for it */
+        if (c->pair && blen <= BCONN_PAIR_INLINE && forward_inline(c, out, hdr, hdr_len, f, skip))
+                return;
 
         if (!c->b->batching && evbuffer_get_length(out) == 0) {
                 /* The body stays where it was read: gather it from the input chains. */
@@ -476,7 +562,9 @@ static void conn_read(struct bufferevent *bev, void *ud)
                 f.member = f.to + f.h.to_len;
                 f.in = in;
                 f.consumed = false;
-                b->batching = have > f.len;
+                /* an edge session's frames: batched until the loop has run the other
+                 * sessions' reads of this turn (broker_flush_batches_soon) */
+                b->batching = have > f.len || c->pair;
                 c->msgs_in++;
                 c->bytes_in += f.len;
                 b->msgs_in++;
@@ -499,6 +587,8 @@ static void conn_resume(evutil_socket_t fd, short what, void *ud)
 
         if (c->state != BCONN_DEAD && c->bev)
                 conn_read(c->bev, c);
+        /* what the frames dispatched now batched (all of an edge session's are) */
+        broker_flush_batches(c->b);
 }
 
 /*
@@ -587,7 +677,7 @@ static void conn_pair_read(struct bufferevent *bev, void *ud)
         if (c->state == BCONN_DEAD)
                 return;
         conn_read(bev, c);
-        broker_flush_batches(c->b);
+        broker_flush_batches_soon(c->b);
 }
 
 static void conn_event(struct bufferevent *bev, short what, void *ud)

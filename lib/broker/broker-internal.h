@@ -209,6 +209,7 @@ struct hyb_broker {
         bool trim_wanted; /* peers were freed since the last tick: malloc_trim */
         bool batching;  /* dispatching one of several frames read at once: batch, don't write */
         bconn *batched; /* conns with a batch to send when the frames read at once are done */
+        struct event *flush_ev; /* broker_flush_batches_soon */
         bconn *conns;
         unsigned n_conns, n_endpoints, n_monitors;
         bconn *ep_hash[EP_BUCKETS];
@@ -306,8 +307,12 @@ int bconn_send(bconn *c, wire_hdr *h, const char *from, size_t from_len, const c
 int bconn_send_built(bconn *c, const struct iovec *iov, int n);
 /* Most bytes of frames batched for one peer before they are written out. */
 #define BCONN_BATCH_MAX (64u * 1024)
+/* A frame forwarded to an edge session with a body up to this size goes in one add */
+#define BCONN_PAIR_INLINE 1024u
 /* Sends the batches of every peer that got frames while a batch of frames was dispatched. */
 void broker_flush_batches(hyb_broker *b);
+/* The same from an event run later in this loop turn (the edge sessions' reads). */
+void broker_flush_batches_soon(hyb_broker *b);
 /* Drops c's batch: frames not written yet (quota_cut, a freed connection). */
 void bconn_batch_drop(bconn *c);
 /* Moves c's batch to its send queue (before a frame is queued there directly). */

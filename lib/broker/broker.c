@@ -555,6 +555,8 @@ HYB_EXPORT hyb_broker *hyb_broker_free(hyb_broker *b)
                 event_free(b->accept_ev);
         if (b->shutdown_ev)
                 event_free(b->shutdown_ev);
+        if (b->flush_ev)
+                event_free(b->flush_ev);
         free(b->socket_path);
         hyb_broker_config_unref(b->cfg);
         free(b);

@@ -27,6 +27,10 @@
 #include "token/crypto.h"
 
 #define RBUF_MIN (64u * 1024)
+/* What answers of packets read together may hold back for their one write (bus_send) */
+#define BUS_HOLD_MAX (64u * 1024)
+/* ... and for how long: past it, they leave once the packet being dispatched is done */
+#define BUS_HOLD_USEC 1000u
 
 HYB_EXPORT int hyb_bus_get_default_socket(char **ret_path)
 {
@@ -58,6 +62,7 @@ static int send_error(int err)
 
 static int bus_flush_some(hyb_bus *bus)
 {
+        bus->held = false;
         while (bus->wpos < bus->wlen) {
                 ssize_t n;
 
@@ -113,7 +118,7 @@ int bus_send(hyb_bus *bus, wire_hdr *h, const char *to, size_t to_len, const cha
 {
         uint8_t hdr[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
         struct iovec iov[2];
-        size_t total, done = 0;
+        size_t total, done = 0, pend;
         int n_iov, r;
 
         if (bus->closed)
@@ -137,9 +142,33 @@ int bus_send(hyb_bus *bus, wire_hdr *h, const char *to, size_t to_len, const cha
                 }
                 goto out;
         }
-        if (bus->wlen == bus->wpos && !bus->corked) {
-                /* Nothing queued: write directly, one syscall, no copy. */
-                struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
+        pend = bus->wlen - bus->wpos;
+        if (bus->batching && !bus->corked && (pend == 0 || bus->held) &&
+            pend + total <= BUS_HOLD_MAX) {
+                /* an answer within a batch read at once: held for the batch's one write */
+                r = bus_wbuf_append(bus, iov[0].iov_base, iov[0].iov_len);
+                if (r == 0 && n_iov > 1)
+                        r = bus_wbuf_append(bus, iov[1].iov_base, iov[1].iov_len);
+                if (r < 0) {
+                        bus->wlen = bus->wpos + pend;
+                        return r;
+                }
+                if (!bus->held)
+                        bus->held_at = hyb_now_usec();
+                bus->held = true;
+                goto out;
+        }
+        if ((pend == 0 || bus->held) && !bus->corked) {
+                /* Nothing queued but what a batch held: write directly, one syscall, no
+                 * copy of this packet (the held ones first). */
+                struct iovec all[3];
+                int k = 0;
+
+                if (pend)
+                        all[k++] = (struct iovec){ bus->wbuf + bus->wpos, pend };
+                for (int i = 0; i < n_iov; i++)
+                        all[k++] = iov[i];
+                struct msghdr mh = { .msg_iov = all, .msg_iovlen = (size_t)k };
                 for (;;) {
                         ssize_t n = sendmsg(bus->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
                         if (n < 0 && errno == EINTR)
@@ -148,6 +177,16 @@ int bus_send(hyb_bus *bus, wire_hdr *h, const char *to, size_t to_len, const cha
                                 return send_error(errno);
                         done = n < 0 ? 0 : (size_t)n;
                         break;
+                }
+                bus->held = false;
+                if (pend) {
+                        if (done >= pend) {
+                                done -= pend;
+                                bus->wpos = bus->wlen = 0;
+                        } else {
+                                bus->wpos += done;
+                                done = 0;
+                        }
                 }
                 if (done == total)
                         goto out;
@@ -390,9 +429,20 @@ static int bus_dispatch(hyb_bus *bus, const wire_packet *p)
         }
 }
 
+/* Is a whole packet in rbuf? */
+static bool bus_frame_buffered(const hyb_bus *bus)
+{
+        wire_hdr h;
+
+        return bus->rlen - bus->rpos >= WIRE_HDR_SIZE &&
+               wire_hdr_decode(bus->rbuf + bus->rpos, &h) == 0 &&
+               bus->rlen - bus->rpos >= wire_frame_len(&h);
+}
+
 static int bus_step_buffered(hyb_bus *bus)
 {
         wire_packet p;
+        bool was;
         int r;
 
         if (bus->closed)
@@ -404,7 +454,21 @@ static int bus_step_buffered(hyb_bus *bus)
         }
         if (r == 0)
                 return 0;
-        return bus_dispatch(bus, &p);
+        /* More packets were read with this one: its answer waits for theirs (bus_send) */
+        was = bus->batching;
+        bus->batching = !bus->ws && bus_frame_buffered(bus);
+        r = bus_dispatch(bus, &p);
+        bus->batching = was;
+        /* slow handlers: answers held longer than BUS_HOLD_USEC leave now */
+        if (bus->held && !bus->closed && hyb_now_usec() - bus->held_at > BUS_HOLD_USEC) {
+                int f = bus_flush_some(bus);
+
+                if (f < 0) {
+                        bus_close_fd(bus);
+                        return f;
+                }
+        }
+        return r;
 }
 
 int bus_step(hyb_bus *bus)
@@ -413,7 +477,8 @@ int bus_step(hyb_bus *bus)
 
         if (bus->closed)
                 return HYB_E_CLOSED;
-        if (bus->wlen > bus->wpos) {
+        /* What a batch held waits for the batch's last answer, while packets of it remain */
+        if (bus->wlen > bus->wpos && !(bus->held && bus_frame_buffered(bus))) {
                 r = bus_flush_some(bus);
                 if (r < 0) {
                         bus_close_fd(bus);

@@ -153,6 +153,12 @@ struct hyb_bus {
         unsigned depth; /* nesting of sync waits, for the libevent adapter */
         bool drained;   /* the last read came back short: skip one read before polling */
         bool corked;    /* hyb_bus_set_cork: packets wait in wbuf for the next flush */
+        /* bus_step_buffered dispatches a packet read together with more complete ones:
+         * what it sends waits in wbuf (held), up to BUS_HOLD_MAX bytes, and leaves with the
+         * next packet sent outside such a batch (one sendmsg for the answers of a read) */
+        bool batching;
+        bool held;      /* wbuf holds only packets of a batch (the socket took all before) */
+        uint64_t held_at; /* when the first of them was held (BUS_HOLD_USEC) */
         uint32_t spin_us;      /* hyb_bus_set_spin: a sync wait reads this long before sleeping */
         uint16_t spin_skip;    /* sync waits left that sleep at once (a spin found nothing) */
         uint16_t spin_backoff; /* the last spin_skip set: doubles per spin in vain, up to 256 */

@@ -107,6 +107,10 @@ struct edge_http {
         unsigned n_idle;
         unsigned n_ws;               /* WebSocket connections (ws.c) */
         struct ws_addr *ws_addrs;    /* ws.c: those not yet authenticated, per source address */
+        hyb_broker_config *anon_cfg; /* http-auth.c: the last route's edge.anonymous verdict, */
+        size_t anon_len;             /* made under anon_cfg (a reference) for anon_path */
+        bool anon_yes;
+        char anon_path[256];
         time_t date_at;              /* http.c: the second date[] tells (edge_reply_headers) */
         char date[40];
 };

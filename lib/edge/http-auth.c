@@ -64,6 +64,33 @@ bool edge_anonymous(const broker_config *c, const char *route)
         return yes;
 }
 
+/*
+ * edge_anonymous for an HTTP request, remembering the last route's verdict: a client that
+ * calls the same procedure again skips parsing its route as a fURI.  The verdict is kept
+ * with a reference on the configuration it was made under (so that configuration's
+ * address cannot be reused by a reloaded one while it is kept).
+ */
+static bool anonymous_route(edge_http *eh, const char *path)
+{
+        hyb_broker_config *cfg = eh->b->cfg;
+        size_t n = strlen(path);
+        bool yes;
+
+        if (eh->anon_cfg == cfg && n == eh->anon_len && memcmp(path, eh->anon_path, n) == 0)
+                return eh->anon_yes;
+        yes = edge_anonymous(eh->b->c, path);
+        if (n < sizeof eh->anon_path) {
+                if (eh->anon_cfg != cfg) {
+                        hyb_broker_config_unref(eh->anon_cfg);
+                        eh->anon_cfg = hyb_broker_config_ref(cfg);
+                }
+                memcpy(eh->anon_path, path, n);
+                eh->anon_len = n;
+                eh->anon_yes = yes;
+        }
+        return yes;
+}
+
 /* Decodes one base64url part of the JWT into a JSON object. */
 static json_t *part_json(const char *s, size_t n)
 {
@@ -719,7 +746,7 @@ void edge_auth(edge_http *eh, struct evhttp_request *req, const char *scheme, st
         int st;
 
         if (!authz) {
-                if (edge_anonymous(eh->b->c, r->path)) {
+                if (anonymous_route(eh, r->path)) {
                         edge_serve(eh, req, r, NULL, scheme);
                         return;
                 }

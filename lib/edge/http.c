@@ -704,6 +704,7 @@ void broker_edge_stop(hyb_broker *b)
                 free(a);
         }
         edge_peer_idle_free(eh);
+        hyb_broker_config_unref(eh->anon_cfg);
         edge_dpop_cache_free(eh->jti);
         edge_ws_stop(eh);
         free(eh);

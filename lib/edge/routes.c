@@ -124,7 +124,13 @@ int edge_route_parse(const char *raw_path, edge_route *r, hyb_error *e)
         edge_route_init(r);
         if (!raw_path || raw_path[0] != '/')
                 return err_set(e, 400, -1, "malformed path"), 400;
-        path = evhttp_uridecode(raw_path, 0, &len);
+        /* without a '%' the decoding is a copy (decode_plus 0: '+' stays '+') */
+        if (strchr(raw_path, '%')) {
+                path = evhttp_uridecode(raw_path, 0, &len);
+        } else {
+                len = strlen(raw_path);
+                path = strndup(raw_path, len);
+        }
         if (!path)
                 return err_set(e, 400, -1, "malformed path"), 400;
         if (strlen(path) != len) {

@@ -12,6 +12,8 @@
 
 #include "broker/broker-internal.h"
 #include "bus/wire.h"
+#include "hybrid/obj.h"
+#include "hybrid/store.h"
 #include "test_bus.h"
 
 typedef struct got_events {
@@ -380,6 +382,87 @@ START_TEST(test_pending_limit_429)
 }
 END_TEST
 
+/* The edge's end of a session: counts the RESULTs that reached it (on the broker's thread). */
+static atomic_int walk_results, walk_bad;
+
+static void walk_count(struct bufferevent *bev, void *ud)
+{
+        struct evbuffer *in = bufferevent_get_input(bev);
+
+        (void)ud;
+        for (;;) {
+                uint8_t hb[WIRE_HDR_SIZE];
+                size_t len = evbuffer_get_length(in);
+                wire_hdr h;
+
+                if (len < WIRE_HDR_SIZE || evbuffer_copyout(in, hb, sizeof hb) != (ev_ssize_t)sizeof hb ||
+                    wire_hdr_decode(hb, &h) < 0 || len < wire_frame_len(&h))
+                        return;
+                if (h.type == WIRE_RESULT && h.status == 200)
+                        atomic_fetch_add(&walk_results, 1);
+                else
+                        atomic_fetch_add(&walk_bad, 1);
+                evbuffer_drain(in, wire_frame_len(&h));
+        }
+}
+
+/*
+ * An edge session's frames are batched while they are dispatched (one write per peer and
+ * loop turn); a store read that walks a pattern makes the broker serve others before the
+ * session's next frame (a timer), and the answers of the frames served from that timer must
+ * leave as well: three pipelined pattern reads, three RESULTs.
+ */
+START_TEST(test_edge_session_pipelined_walks_answered)
+{
+        tbroker t;
+        hyb_error err;
+        hyb_store *st = NULL;
+        struct bufferevent *bev = NULL;
+        char yaml[256];
+
+        snprintf(yaml, sizeof yaml,
+                 "policy:\n"
+                 "  store:\n"
+                 "    - {uid: 65534, furi: /e/#, allow: [read]}\n"
+                 "    - {uid: %u, furi: /e/#, allow: [read, write]}\n",
+                 (unsigned)getuid());
+        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
+        tb_start_store(&t, NULL, false, yaml, st);
+        hyb_store_unref(st);
+        hyb_bus *w = tb_connect(&t, "org.test.writer", "main");
+        hyb_obj *one = NULL;
+        ck_assert_int_eq(hyb_obj_parse("1", 1, &one, NULL), 0);
+        ck_assert_int_eq(hyb_bus_store_write(w, "/e/a", one, 0, &err), 0);
+        hyb_obj_unref(one);
+        atomic_store(&walk_results, 0);
+        atomic_store(&walk_bad, 0);
+        tb_pause(&t);
+        ck_assert_int_eq(broker_edge_session(t.broker, NULL, "http", &bev, &err), 0);
+        bufferevent_setcb(bev, walk_count, NULL, NULL, NULL);
+        bufferevent_enable(bev, EV_READ | EV_WRITE);
+        for (uint64_t id = 1; id <= 3; id++) {
+                uint8_t hdr[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+                struct iovec iov[2];
+                wire_hdr h = { .type = WIRE_CALL, .flags = WIRE_F_BINARY, .call_id = id };
+
+                wire_build(&h, NULL, 0, HYB_BUS_BUILTIN_ENDPOINT, strlen(HYB_BUS_BUILTIN_ENDPOINT),
+                           "storeRead", 9, "/e/#", 4, hdr, iov);
+                ck_assert_int_eq(bufferevent_write(bev, hdr, iov[0].iov_len), 0);
+                ck_assert_int_eq(bufferevent_write(bev, "/e/#", 4), 0);
+        }
+        tb_resume(&t);
+        for (int i = 0; i < 20000 && atomic_load(&walk_results) + atomic_load(&walk_bad) < 3; i++)
+                usleep(1000);
+        ck_assert_int_eq(atomic_load(&walk_bad), 0);
+        ck_assert_int_eq(atomic_load(&walk_results), 3);
+        tb_pause(&t);
+        broker_pair_close(bev);
+        tb_resume(&t);
+        hyb_bus_unref(w);
+        tb_stop(&t);
+}
+END_TEST
+
 /* The edge's end of an edge session (an in-memory pair): the end seen, on the broker's thread. */
 static void pair_event(struct bufferevent *bev, short what, void *ud)
 {
@@ -634,6 +717,7 @@ void bus_tcase_limits(Suite *s)
         tcase_add_test(tc, test_pending_limit_429);
         tcase_add_test(tc, test_slow_consumer_bounded);
         tcase_add_test(tc, test_edge_pair_slow_reader_bounded);
+        tcase_add_test(tc, test_edge_session_pipelined_walks_answered);
         tcase_add_test(tc, test_connection_limits);
         tcase_add_test(tc, test_quota_reason_reaches_client);
         tcase_add_test(tc, test_subscription_limit);

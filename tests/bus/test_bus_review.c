@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bus/wire.h"
+#include "hybrid/endpoint.h"
 #include "test_bus.h"
 #include "testutil.h"
 
@@ -683,6 +684,174 @@ START_TEST(test_close_mid_batch)
 }
 END_TEST
 
+/*
+ * A service that read several CALLs at once holds their answers for one write (bus_send,
+ * BUS_HOLD_MAX).  Held answers must leave even when the last packet of that read sends
+ * nothing: here the third call is answered later (deferred), and the first two answers
+ * reach the caller while it is still open, with no further packet for the service.
+ */
+static hyb_bus_request *held_later;
+
+static int on_held_now(hyb_bus_request *req, void *ud)
+{
+        (void)ud;
+        return hyb_bus_request_reply(req, 200, "\"now\"", 5, HYB_BODY_JSON);
+}
+
+static int on_held_later(hyb_bus_request *req, void *ud)
+{
+        (void)ud;
+        held_later = hyb_bus_request_ref(req);
+        return 0;
+}
+
+/* Waits until fd has n whole frames buffered (peeked, not read). */
+static void wait_frames_buffered(int fd, int n)
+{
+        static uint8_t buf[1 << 16];
+
+        for (int tries = 0; tries < 3000; tries++) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                ssize_t n_peek;
+                size_t off = 0;
+                int whole = 0;
+
+                ck_assert_int_ge(poll(&p, 1, 10), 0);
+                n_peek = recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+                while (n_peek > 0 && off + WIRE_HDR_SIZE <= (size_t)n_peek) {
+                        wire_hdr h;
+
+                        ck_assert_int_eq(wire_hdr_decode(buf + off, &h), 0);
+                        if (off + wire_frame_len(&h) > (size_t)n_peek)
+                                break;
+                        off += wire_frame_len(&h);
+                        whole++;
+                }
+                if (whole >= n)
+                        return;
+        }
+        ck_abort_msg("%d frames never arrived at the service together", n);
+}
+
+START_TEST(test_held_answers_leave_without_a_last_answer)
+{
+        tbroker t;
+        hyb_error err;
+        char *rest;
+        wire_hdr h;
+
+        tb_start(&t, NULL, false);
+        hyb_bus *svc = tb_connect(&t, "org.test.held", "main");
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "now", NULL, 0, NULL, NULL, 0, on_held_now,
+                                                      NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "later", NULL, 0, NULL, NULL, 0,
+                                                      on_held_later, NULL, NULL, &err), 0);
+        int caller = raw_connect(&t, "org.test.heldcaller", "main", true);
+        const char *to = "@localhost/org.test.held/main";
+        wire_hdr c1 = { .type = WIRE_CALL, .call_id = 1, .timeout_ms = 30000 };
+        wire_hdr c2 = { .type = WIRE_CALL, .call_id = 2, .timeout_ms = 30000 };
+        wire_hdr c3 = { .type = WIRE_CALL, .call_id = 3, .timeout_ms = 30000 };
+
+        held_later = NULL;
+        raw_write(caller, &c1, to, "now", "{}", 2);
+        raw_write(caller, &c2, to, "now", "{}", 2);
+        raw_write(caller, &c3, to, "later", "{}", 2);
+        /* the service reads the three in one read, then runs until it has nothing to do */
+        wait_frames_buffered(hyb_bus_get_fd(svc), 3);
+        for (int i = 0; i < 100 && (hyb_bus_process(svc) > 0 || !held_later); i++)
+                ;
+        ck_assert_ptr_nonnull(held_later);
+        for (uint64_t id = 1; id <= 2; id++) {
+                ck_assert_int_eq(raw_read(caller, &h, &rest), 0);
+                ck_assert_int_eq(h.type, WIRE_RESULT);
+                ck_assert_uint_eq(h.call_id, id);
+                ck_assert_int_eq(h.status, 200);
+                free(rest);
+        }
+        ck_assert_int_eq(hyb_bus_request_reply(held_later, 200, "\"later\"", 7, HYB_BODY_JSON), 0);
+        held_later = hyb_bus_request_unref(held_later);
+        for (int i = 0; i < 100 && hyb_bus_process(svc) > 0; i++)
+                ;
+        ck_assert_int_eq(raw_read(caller, &h, &rest), 0);
+        ck_assert_int_eq(h.type, WIRE_RESULT);
+        ck_assert_uint_eq(h.call_id, 3);
+        free(rest);
+        close(caller);
+        hyb_bus_unref(svc);
+        tb_stop(&t);
+}
+END_TEST
+
+/*
+ * Answers held for a batch wait at most BUS_HOLD_USEC (1 ms) plus the handler running when
+ * it passed: the first call answers at once, the second spins 2 ms (by the clock, so the
+ * bound is passed however loaded the machine is), and when the third runs the first answer
+ * must already have left: it is readable at the caller.
+ */
+static int held_caller_fd;
+static int held_first_seen; /* the third handler saw the first answer at the caller */
+
+static int on_held_spin(hyb_bus_request *req, void *ud)
+{
+        uint64_t start = hyb_now_usec();
+
+        (void)ud;
+        while (hyb_now_usec() - start < 2000)
+                ;
+        return hyb_bus_request_reply(req, 200, "\"spun\"", 6, HYB_BODY_JSON);
+}
+
+static int on_held_look(hyb_bus_request *req, void *ud)
+{
+        struct pollfd p = { .fd = held_caller_fd, .events = POLLIN };
+
+        (void)ud;
+        held_first_seen = poll(&p, 1, 10000) == 1;
+        return hyb_bus_request_reply(req, 200, "\"looked\"", 8, HYB_BODY_JSON);
+}
+
+START_TEST(test_held_answers_bounded_in_time)
+{
+        tbroker t;
+        hyb_error err;
+        char *rest;
+        wire_hdr h;
+
+        tb_start(&t, NULL, false);
+        hyb_bus *svc = tb_connect(&t, "org.test.heldtime", "main");
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "now", NULL, 0, NULL, NULL, 0, on_held_now,
+                                                      NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "spin", NULL, 0, NULL, NULL, 0, on_held_spin,
+                                                      NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "look", NULL, 0, NULL, NULL, 0, on_held_look,
+                                                      NULL, NULL, &err), 0);
+        int caller = raw_connect(&t, "org.test.heldtimecaller", "main", true);
+        const char *to = "@localhost/org.test.heldtime/main";
+        wire_hdr c1 = { .type = WIRE_CALL, .call_id = 1, .timeout_ms = 30000 };
+        wire_hdr c2 = { .type = WIRE_CALL, .call_id = 2, .timeout_ms = 30000 };
+        wire_hdr c3 = { .type = WIRE_CALL, .call_id = 3, .timeout_ms = 30000 };
+
+        held_caller_fd = caller;
+        held_first_seen = -1;
+        raw_write(caller, &c1, to, "now", "{}", 2);
+        raw_write(caller, &c2, to, "spin", "{}", 2);
+        raw_write(caller, &c3, to, "look", "{}", 2);
+        wait_frames_buffered(hyb_bus_get_fd(svc), 3);
+        for (int i = 0; i < 100 && (hyb_bus_process(svc) > 0 || held_first_seen < 0); i++)
+                ;
+        ck_assert_int_eq(held_first_seen, 1);
+        for (uint64_t id = 1; id <= 3; id++) {
+                ck_assert_int_eq(raw_read(caller, &h, &rest), 0);
+                ck_assert_int_eq(h.type, WIRE_RESULT);
+                ck_assert_uint_eq(h.call_id, id);
+                free(rest);
+        }
+        close(caller);
+        hyb_bus_unref(svc);
+        tb_stop(&t);
+}
+END_TEST
+
 void bus_tcase_review(Suite *s)
 {
         TCase *tc = tcase_create("review");
@@ -696,5 +865,7 @@ void bus_tcase_review(Suite *s)
         tcase_add_test(tc, test_frames_split_and_batched);
         tcase_add_test(tc, test_pipelined_big_calls_slow_callee);
         tcase_add_test(tc, test_close_mid_batch);
+        tcase_add_test(tc, test_held_answers_leave_without_a_last_answer);
+        tcase_add_test(tc, test_held_answers_bounded_in_time);
         suite_add_tcase(s, tc);
 }

@@ -270,6 +270,10 @@ http GET /bus/org.example.edge/e1/whoami
 is 200 '"transport":"http"' "and still serves"
 
 # --- SIGHUP reloads edge.anonymous; listen.http waits for a restart
+# (the route is served just before: the edge remembers the last route's verdict, and a
+# reload must not reuse it)
+http GET /store/locked/x
+is 403 "$(err 403)" "a route of edge.anonymous passes without credentials (then policy.store: 403)"
 sed -i 's|"/store/locked/#", ||; s|http: 127.0.0.1:0|http: 127.0.0.1:1|' "$T/d.yaml"
 kill -HUP "$DPID"
 reloaded() { grep -q 'configuration reloaded' "$T/d.log"; }
