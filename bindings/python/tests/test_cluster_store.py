@@ -223,3 +223,19 @@ def test_embedded_broker_unreachable(tmp_path):
             st.put("//a/b", 1)
         st.put("/a/b", 1)
         assert st.get("/a/b") == 1
+
+
+def test_close_from_a_cluster_watch_callback(broker, tmp_path):
+    # the callback closes the store while the cluster backend is delivering: no crash, no
+    # further message, and the store says it is closed
+    broker.pub("cls/a", "1")
+    broker.pub("cls/b", "2")
+    s = hybrid.Store(db=str(tmp_path / "s.db"), cluster=broker.url)
+    n = []
+    s.watch("//cls/#", lambda m: (n.append(m), s.close()), replay=True)
+    deadline = time.monotonic() + 30
+    while not n and time.monotonic() < deadline:
+        s.wait(1)
+    assert len(n) == 1
+    with pytest.raises(hybrid.ClosedError):
+        s.get("//cls/a")
