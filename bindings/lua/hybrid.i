@@ -15,6 +15,7 @@
 %{
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1162,8 +1163,14 @@ static int l_bus_cork(lua_State *L)
 
 /* ---------------------------------------------------------------- store */
 
+/* The cluster scope //... is routed by the rule of hyb_bus_scope_open: a daemon serving
+ * the host store serves it too (sc's cluster backend is be); on the embedded store the
+ * MQTT broker of the cluster option (else $HYBRID_CLUSTER) does (cbe, whose fd process
+ * waits on beside be's); with neither, HYB_E_SCOPE. */
 typedef struct lstore {
         hyb_backend *be;
+        hyb_backend *cbe;
+        hyb_scope *sc;
         int source;
 } lstore;
 
@@ -1189,14 +1196,41 @@ static hyb_furi *check_furi(lua_State *L, int idx)
         return f;
 }
 
-/* store_open(db, socket, app, runner, token_file, key_file, ca_file, pin) -> store, where */
+/* The backend of the fURI *f (a new reference): the host store's, or for //... the one the
+ * router names (*f replaced by the target there); raises HYB_E_SCOPE (naming what to set)
+ * when none serves //... */
+static hyb_backend *store_route(lua_State *L, lstore *s, hyb_furi **f)
+{
+        hyb_backend *b = NULL;
+        hyb_furi *t = NULL;
+        hyb_error e;
+        int r;
+
+        if (hyb_furi_get_scope(*f) != HYB_SCOPE_CLUSTER)
+                return hyb_backend_ref(s->be);
+        hyb_error_clear(&e);
+        r = hyb_scope_route(s->sc, *f, &b, &t, &e);
+        if (r < 0) {
+                *f = hyb_furi_unref(*f);
+                raise_code(L, r, &e);
+        }
+        hyb_furi_unref(*f);
+        *f = t;
+        return b;
+}
+
+/* store_open(db, socket, app, runner, token_file, key_file, ca_file, pin, cluster)
+ * -> store, where */
 static int l_store_open(lua_State *L)
 {
         const char *db = opt_str(L, 1), *path = opt_str(L, 2), *app = luaL_checkstring(L, 3),
                    *runner = luaL_checkstring(L, 4), *token_file = opt_str(L, 5),
-                   *key_file = opt_str(L, 6), *ca_file = opt_str(L, 7), *pin = opt_str(L, 8);
+                   *key_file = opt_str(L, 6), *ca_file = opt_str(L, 7), *pin = opt_str(L, 8),
+                   *cluster = opt_str(L, 9);
         lstore *s = lua_newuserdatauv(L, sizeof *s, 0);
         s->be = NULL;
+        s->cbe = NULL;
+        s->sc = NULL;
         s->source = 0;
         luaL_setmetatable(L, MT_STORE);
         hyb_error e;
@@ -1219,8 +1253,23 @@ static int l_store_open(lua_State *L)
         r = hyb_bus_backend_open_host_with(db, &o, NULL, &s->be, &s->source, &where, &e);
         free(tok);
         hyb_key_unref(key);
-        if (r < 0)
+        if (r >= 0)
+                r = hyb_scope_new(s->be, NULL, app, &s->sc);
+        if (r >= 0 && hyb_bus_backend_get_bus(s->be)) {
+                r = hyb_scope_set_backend(s->sc, HYB_SCOPE_CLUSTER, s->be);
+        } else if (r >= 0 && (cluster || (getenv("HYBRID_CLUSTER") &&
+                                          *getenv("HYBRID_CLUSTER")))) {
+                r = hyb_cluster_backend_new(cluster, &s->cbe, &e);
+                if (r >= 0)
+                        r = hyb_scope_set_backend(s->sc, HYB_SCOPE_CLUSTER, s->cbe);
+        }
+        if (r < 0) {
+                hyb_free(where);
+                s->sc = hyb_scope_unref(s->sc);
+                s->cbe = hyb_backend_unref(s->cbe);
+                s->be = hyb_backend_unref(s->be);
                 return raise_code(L, r, &e);
+        }
         lua_pushstring(L, where ? where : "");
         hyb_free(where);
         return 2;
@@ -1231,6 +1280,8 @@ static int l_store_gc(lua_State *L)
         lstore *s = luaL_checkudata(L, 1, MT_STORE);
         lua_State *saved = cur_L;
         cur_L = L;
+        s->sc = hyb_scope_unref(s->sc);
+        s->cbe = hyb_backend_unref(s->cbe);
         s->be = hyb_backend_unref(s->be);
         cur_L = saved;
         return 0;
@@ -1250,13 +1301,15 @@ static int l_store_get(lua_State *L)
 {
         lstore *s = check_lstore(L, 1);
         hyb_furi *f = check_furi(L, 2);
+        hyb_backend *b = store_route(L, s, &f);
         hyb_obj *o = NULL;
         hyb_error e;
         hyb_error_clear(&e);
         lua_State *saved = cur_L;
         cur_L = L;
-        int r = hyb_backend_read(s->be, f, HYB_READ_KEYED, &o, &e);
+        int r = hyb_backend_read(b, f, HYB_READ_KEYED, &o, &e);
         cur_L = saved;
+        hyb_backend_unref(b);
         hyb_furi_unref(f);
         if (r < 0)
                 return raise_code(L, r, &e);
@@ -1270,6 +1323,7 @@ static int l_store_put(lua_State *L)
 {
         lstore *s = check_lstore(L, 1);
         hyb_furi *f = check_furi(L, 2);
+        hyb_backend *b = store_route(L, s, &f);
         hyb_error e;
         hyb_error_clear(&e);
         hyb_obj *o = NULL;
@@ -1277,10 +1331,11 @@ static int l_store_put(lua_State *L)
         if (r == 0) {
                 lua_State *saved = cur_L;
                 cur_L = L;
-                r = hyb_backend_write(s->be, f, o, lua_toboolean(L, 4) ? HYB_WRITE_TRANSIENT : 0,
+                r = hyb_backend_write(b, f, o, lua_toboolean(L, 4) ? HYB_WRITE_TRANSIENT : 0,
                                       &e);
                 cur_L = saved;
         }
+        hyb_backend_unref(b);
         hyb_obj_unref(o);
         hyb_furi_unref(f);
         if (r < 0)
@@ -1292,12 +1347,14 @@ static int l_store_delete(lua_State *L)
 {
         lstore *s = check_lstore(L, 1);
         hyb_furi *f = check_furi(L, 2);
+        hyb_backend *b = store_route(L, s, &f);
         hyb_error e;
         hyb_error_clear(&e);
         lua_State *saved = cur_L;
         cur_L = L;
-        int r = hyb_backend_delete(s->be, f, 0, &e);
+        int r = hyb_backend_delete(b, f, 0, &e);
         cur_L = saved;
+        hyb_backend_unref(b);
         hyb_furi_unref(f);
         if (r < 0)
                 return raise_code(L, r, &e);
@@ -1331,15 +1388,17 @@ static int l_store_watch(lua_State *L)
         lstore *s = check_lstore(L, 1);
         luaL_checktype(L, 3, LUA_TFUNCTION);
         hyb_furi *f = check_furi(L, 2);
+        hyb_backend *b = store_route(L, s, &f);
         lcb *c = lcb_new(L, 3);
         hyb_slot *slot = NULL;
         hyb_error e;
         hyb_error_clear(&e);
         lua_State *saved = cur_L;
         cur_L = L;
-        int r = hyb_backend_subscribe(s->be, f, lua_toboolean(L, 4) ? HYB_SUBSCRIBE_REPLAY : 0,
+        int r = hyb_backend_subscribe(b, f, lua_toboolean(L, 4) ? HYB_SUBSCRIBE_REPLAY : 0,
                                       on_store_msg, c, &slot, &e);
         cur_L = saved;
+        hyb_backend_unref(b);
         hyb_furi_unref(f);
         if (r < 0) {
                 lcb_destroy(c);
@@ -1350,6 +1409,51 @@ static int l_store_watch(lua_State *L)
         return 1;
 }
 
+/* One round of process on the host store's backend and the cluster backend: the first
+ * error, else > 0 if one did something. */
+static int store_process_round(lstore *s, hyb_backend *be, hyb_backend *cbe)
+{
+        int r = 0, rc = 0;
+
+        if (s->be)
+                r = hyb_backend_process(be);
+        if (s->be)
+                rc = hyb_backend_process(cbe);
+        if (r < 0 || rc < 0)
+                return r < 0 ? r : rc;
+        return r > 0 || rc > 0;
+}
+
+/* store_process for a store with a cluster backend: as hyb_backend_wait, but polling both
+ * backends' fds (and the earlier of their deadlines). */
+static int store_process_both(lstore *s, hyb_backend *be, hyb_backend *cbe, uint64_t usec,
+                              int *done)
+{
+        int r = 0;
+
+        while (s->be && (r = store_process_round(s, be, cbe)) > 0)
+                (*done)++;
+        if (!s->be || r < 0 || *done > 0 || usec == 0)
+                return r;
+        struct pollfd p[2] = { { .fd = hyb_backend_get_fd(be), .events = POLLIN },
+                               { .fd = hyb_backend_get_fd(cbe), .events = POLLIN } };
+        uint64_t now = hyb_now_usec(), until = usec == UINT64_MAX ? UINT64_MAX : now + usec, t;
+        if (hyb_backend_get_timeout(be, &t) >= 0 && t < until)
+                until = t;
+        if (hyb_backend_get_timeout(cbe, &t) >= 0 && t < until)
+                until = t;
+        int ms = until == UINT64_MAX ? -1 :
+                 until <= now ? 0 : (int)((until - now + 999) / 1000 > INT32_MAX ?
+                                          INT32_MAX : (until - now + 999) / 1000);
+        if (p[0].fd < 0 || p[1].fd < 0)
+                return p[0].fd < 0 ? p[0].fd : p[1].fd;
+        if (poll(p, 2, ms) < 0)
+                return -errno;
+        while (s->be && (r = store_process_round(s, be, cbe)) > 0)
+                (*done)++;
+        return r;
+}
+
 /* store_process(store, timeout_s) -> how many deliveries were made */
 static int l_store_process(lua_State *L)
 {
@@ -1358,21 +1462,27 @@ static int l_store_process(lua_State *L)
         /* a watch callback may close the store (s->be freed): hold our own reference and
          * stop once s->be is gone, without an error */
         hyb_backend *be = hyb_backend_ref(s->be);
+        hyb_backend *cbe = hyb_backend_ref(s->cbe);
         lua_State *saved = cur_L;
         cur_L = L;
         int r = 0, done = 0;
-        while (s->be && (r = hyb_backend_process(be)) > 0)
-                done++;
-        if (s->be && r >= 0 && done == 0 && usec > 0) {
-                r = hyb_backend_wait(be, usec);
-                if (r > 0)
+        if (!cbe) {
+                while (s->be && (r = hyb_backend_process(be)) > 0)
                         done++;
-                while (s->be && r >= 0 && (r = hyb_backend_process(be)) > 0)
-                        done++;
+                if (s->be && r >= 0 && done == 0 && usec > 0) {
+                        r = hyb_backend_wait(be, usec);
+                        if (r > 0)
+                                done++;
+                        while (s->be && r >= 0 && (r = hyb_backend_process(be)) > 0)
+                                done++;
+                }
+        } else {
+                r = store_process_both(s, be, cbe, usec, &done);
         }
         cur_L = saved;
         if (!s->be)
                 r = 0;
+        hyb_backend_unref(cbe);
         hyb_backend_unref(be);
         raise_pending(L);
         if (r < 0 && r != -EINTR)

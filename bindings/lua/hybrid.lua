@@ -229,14 +229,18 @@ local Store = {}
 Store.__index = Store
 Store.__name = "hybrid.Store"
 
---- hybrid.store{db=, socket=, app=, runner=, token=, key=, ca_file=, pin=}: the host store
---- by the rule of the CLI: db given -> that database; else socket (or $HYBRID_BUS) -> that
---- daemon; else the daemon at the default socket if one answers, else the default database.
+--- hybrid.store{db=, socket=, app=, runner=, token=, key=, ca_file=, pin=, cluster=}: the
+--- host store by the rule of the CLI: db given -> that database; else socket (or $HYBRID_BUS)
+--- -> that daemon; else the daemon at the default socket if one answers, else the default
+--- database.  The cluster scope //... goes to that daemon when one serves the host store
+--- (it serves it with a cluster: configuration); on the embedded store to the MQTT broker
+--- of cluster (mqtt://HOST[:PORT][?KEY=VALUE&...], else $HYBRID_CLUSTER), whose messages
+--- store:process() delivers too; with neither, //... raises HYB_E_SCOPE.
 function hybrid.store(opts)
         opts = opts or {}
         local h, where = core.store_open(opts.db, opts.socket, opts.app or "org.hybridos.cli",
                                          opts.runner or default_runner(), opts.token, opts.key,
-                                         opts.ca_file, opts.pin)
+                                         opts.ca_file, opts.pin, opts.cluster)
         return setmetatable({_h = h, _slots = {}, where = where,
                              source = core.store_source(h)}, Store)
 end

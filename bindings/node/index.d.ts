@@ -157,6 +157,14 @@ export interface StoreOptions {
   key?: string;
   caFile?: string;
   pin?: string;
+  /**
+   * The MQTT broker that serves the cluster scope //... on the embedded store:
+   * mqtt://HOST[:PORT] or mqtts://HOST[:PORT], optionally ?prefix=...&qos=...
+   * (default $HYBRID_CLUSTER).  Not used when a daemon serves the host store: the daemon
+   * serves //... (when it has a cluster: section).  Without either, //... operations reject
+   * with HYB_E_SCOPE.
+   */
+  cluster?: string | null;
 }
 
 export class Store extends EventEmitter {

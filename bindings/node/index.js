@@ -456,6 +456,9 @@ class Store extends EventEmitter {
  * Opens the host store: {db} embedded; else {socket} (or $HYBRID_BUS) that daemon's
  * store; else the default socket's daemon if one answers; else the default database.
  * Also {app, runner, token, key, caFile, pin} for the connection, as connect().
+ * The cluster scope //... goes to the daemon when one serves the host store; on the
+ * embedded store to the MQTT broker of {cluster: 'mqtt://HOST:PORT...'} (else
+ * $HYBRID_CLUSTER); with neither, its operations reject with HYB_E_SCOPE.
  */
 async function store(options = {}) {
   const st = new Store();
@@ -463,7 +466,7 @@ async function store(options = {}) {
                                       options.app ?? 'org.hybridos.node',
                                       options.runner ?? defaultRunner(), options.token ?? null,
                                       options.key ?? null, options.caFile ?? null,
-                                      options.pin ?? null);
+                                      options.pin ?? null, options.cluster ?? null);
   st.source = info.source;
   st.where = info.where;
   return st;

@@ -99,6 +99,40 @@ function T.daemon(config)
         return d
 end
 
+--- T.mosquitto() -> {port=, url=, pid=, log=} or nil, why: a mosquitto broker on a free
+--- loopback port (anonymous clients), stopped by T.cleanup; nil when mosquitto or its
+--- clients are not installed.
+function T.mosquitto()
+        local mq
+        for _, m in ipairs({"/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"}) do
+                if T.sh("test -x " .. sh_quote(m)) then mq = m; break end
+        end
+        if not mq or not T.sh("command -v mosquitto_sub && command -v mosquitto_pub") then
+                return nil, "mosquitto (and mosquitto-clients) is not installed"
+        end
+        local ok, out = T.sh("/usr/bin/python3 -c 'import socket; s = socket.socket(); " ..
+                             "s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])'")
+        assert(ok, out)
+        local port = assert(tonumber(out:match("%d+")))
+        local dir = T.tmpdir()
+        local b = {port = port, url = "mqtt://127.0.0.1:" .. port, log = dir .. "/mosquitto.log"}
+        local uid = select(2, T.sh("id -u")):gsub("%s+", "")
+        T.write(dir .. "/mosquitto.conf", "listener " .. port .. " 127.0.0.1\nallow_anonymous true\n" ..
+                (uid == "0" and "user root\n" or ""))
+        local p = assert(io.popen(string.format("%s -c %s >%s 2>&1 & echo $!", sh_quote(mq),
+                                                sh_quote(dir .. "/mosquitto.conf"),
+                                                sh_quote(b.log)), "r"))
+        b.pid = assert(tonumber(p:read("l")))
+        p:close()
+        daemons[#daemons + 1] = b
+        local up = T.wait_until(20, function()
+                return T.sh("/usr/bin/python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", " ..
+                            port .. "), 1).close()'") or not alive(b.pid)
+        end)
+        assert(up and alive(b.pid), "mosquitto did not start: " .. (T.read(b.log) or ""))
+        return b
+end
+
 function T.stop(d)
         if d.stopped then return end
         d.stopped = true

@@ -5,6 +5,11 @@
  * daemon, else the default database).  Reads, writes and deletes run on Node's
  * worker threads (the backend contract allows its ops from several threads);
  * messages of watches are delivered by hyb_backend_process on the loop thread.
+ *
+ * The cluster scope //... is routed by the rule of hyb_bus_scope_open: a daemon that
+ * serves the host store serves it too; on the embedded store, the MQTT broker of the
+ * cluster option (else $HYBRID_CLUSTER) does, through hyb_cluster_backend_new, whose fd is
+ * watched beside the host store's (both in one epoll fd); with neither, HYB_E_SCOPE.
  */
 #include "hybrid-node.h"
 
@@ -12,11 +17,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 typedef struct hn_store {
         hn_io io; /* first */
         hyb_backend *be;
-        char *db, *path, *app, *runner, *token, *key, *ca_file, *pin;
+        hyb_backend *cbe;       /* the MQTT backend of //... on the embedded store, or NULL */
+        hyb_scope *sc;          /* routes //... (be for a daemon, cbe, or HYB_E_SCOPE) */
+        int epfd;               /* with cbe: an epoll fd of be's and cbe's fds; else -1 */
+        char *db, *path, *app, *runner, *token, *key, *ca_file, *pin, *cluster;
         int r, source;
         unsigned ops;           /* operations running on worker threads */
         uint64_t last_process;  /* when process last ran (hyb_now_usec) */
@@ -30,6 +40,7 @@ enum { OP_READ, OP_WRITE, OP_DELETE };
 
 typedef struct hn_op {
         hn_store *s;
+        hyb_backend *be;        /* where the fURI routes (referenced) */
         int op;
         hyb_furi *furi;
         hyb_obj *value;
@@ -72,6 +83,17 @@ static int store_process(hn_io *io)
         s->last_process = hyb_now_usec();
         r = hyb_backend_process(be);
         hyb_backend_unref(be);
+        if (s->cbe && !io->closed) {
+                int rc;
+
+                be = hyb_backend_ref(s->cbe);
+                rc = hyb_backend_process(be);
+                hyb_backend_unref(be);
+                if (rc < 0 && r >= 0)
+                        r = rc;
+                else if (rc > 0 && r == 0)
+                        r = rc;
+        }
         return r;
 }
 
@@ -81,6 +103,8 @@ static int store_get_events(hn_io *io)
 
         if (s->ops > 0)
                 return 0; /* readable only: the daemon's messages still wake process */
+        if (s->cbe)
+                return 0; /* the epoll fd: readable only (be is the embedded store then) */
         return hyb_backend_get_events(s->be);
 }
 
@@ -88,18 +112,27 @@ static int store_get_timeout(hn_io *io, uint64_t *ret)
 {
         hn_store *s = (hn_store *)io;
 
+        uint64_t t = UINT64_MAX;
+        int r;
+
         if (s->ops > 0) {
                 *ret = UINT64_MAX; /* op_complete kicks process */
                 return 0;
         }
-        return hyb_backend_get_timeout(s->be, ret);
+        r = hyb_backend_get_timeout(s->be, ret);
+        if (r >= 0 && s->cbe && hyb_backend_get_timeout(s->cbe, &t) >= 0 && t < *ret)
+                *ret = t;
+        return r;
 }
 
 /* Drops the backend once closed and no operation uses it on a worker thread. */
 static void store_drop_backend(hn_store *s)
 {
-        if (s->io.closed && s->io.pending == 0 && s->be)
+        if (s->io.closed && s->io.pending == 0 && s->be) {
+                s->sc = hyb_scope_unref(s->sc);
+                s->cbe = hyb_backend_unref(s->cbe);
                 s->be = hyb_backend_unref(s->be);
+        }
 }
 
 static void store_on_broken(hn_io *io, int r)
@@ -127,11 +160,13 @@ static void free_open_args(hn_store *s)
         free(s->token);
         free(s->ca_file);
         free(s->pin);
+        free(s->cluster);
         if (s->key) {
                 memset(s->key, 0, strlen(s->key));
                 free(s->key);
         }
         s->db = s->path = s->app = s->runner = s->token = s->key = s->ca_file = s->pin = NULL;
+        s->cluster = NULL;
 }
 
 static void store_release(hn_io *io)
@@ -139,7 +174,11 @@ static void store_release(hn_io *io)
         hn_store *s = (hn_store *)io;
         free_open_args(s);
         hyb_free(s->where);
+        hyb_scope_unref(s->sc);
+        hyb_backend_unref(s->cbe);
         hyb_backend_unref(s->be);
+        if (s->epfd >= 0)
+                close(s->epfd);
         free(s);
 }
 
@@ -194,6 +233,39 @@ static void open_execute(napi_env env, void *data)
         s->r = hyb_bus_backend_open_host_with(s->db, &o, NULL, &s->be, &s->source, &s->where,
                                               &s->err);
         hyb_key_unref(key);
+        if (s->r < 0)
+                return;
+        /* //...: the daemon serving the host store, else the broker of the cluster option
+         * or $HYBRID_CLUSTER (hyb_bus_scope_open's rule) */
+        s->r = hyb_scope_new(s->be, NULL, s->app, &s->sc);
+        if (s->r >= 0 && hyb_bus_backend_get_bus(s->be)) {
+                s->r = hyb_scope_set_backend(s->sc, HYB_SCOPE_CLUSTER, s->be);
+        } else if (s->r >= 0 && (s->cluster || (getenv("HYBRID_CLUSTER") &&
+                                                *getenv("HYBRID_CLUSTER")))) {
+                s->r = hyb_cluster_backend_new(s->cluster, &s->cbe, &s->err);
+                if (s->r >= 0)
+                        s->r = hyb_scope_set_backend(s->sc, HYB_SCOPE_CLUSTER, s->cbe);
+        }
+}
+
+/* An epoll fd readable while the host store's or the cluster backend's fd is. */
+static int store_epoll(hn_store *s)
+{
+        struct epoll_event ev = { .events = EPOLLIN };
+        int fds[2], i;
+
+        if ((s->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+                return -errno;
+        fds[0] = hyb_backend_get_fd(s->be);
+        fds[1] = hyb_backend_get_fd(s->cbe);
+        for (i = 0; i < 2; i++) {
+                if (fds[i] < 0)
+                        return fds[i];
+                ev.data.fd = fds[i];
+                if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fds[i], &ev) < 0)
+                        return -errno;
+        }
+        return s->epfd;
 }
 
 static void open_complete(napi_env env, napi_status status, void *data)
@@ -207,7 +279,7 @@ static void open_complete(napi_env env, napi_status status, void *data)
         free_open_args(s);
         s->io.pending--;
         if (s->r >= 0) {
-                fd = hyb_backend_get_fd(s->be);
+                fd = s->cbe ? store_epoll(s) : hyb_backend_get_fd(s->be);
                 if (fd < 0 || hn_io_start(&s->io, fd) < 0) {
                         s->r = fd < 0 ? fd : -EIO;
                         snprintf(s->err.message, sizeof s->err.message,
@@ -230,21 +302,22 @@ static void open_complete(napi_env env, napi_status status, void *data)
         hn_io_update_ref(&s->io);
 }
 
-/* storeOpen(storeObject, db, socket, app, runner, token, key, caFile, pin)
+/* storeOpen(storeObject, db, socket, app, runner, token, key, caFile, pin, cluster)
  * -> Promise<{source, where}> */
 static napi_value js_open(napi_env env, napi_callback_info info)
 {
-        size_t argc = 9;
-        napi_value argv[9];
+        size_t argc = 10;
+        napi_value argv[10];
         hn_store *s;
         bool pending = false;
 
-        if (!hn_get_args(env, info, &argc, argv, 9, "storeOpen: 9 arguments"))
+        if (!hn_get_args(env, info, &argc, argv, 10, "storeOpen: 10 arguments"))
                 return NULL;
         if (!(s = calloc(1, sizeof *s))) {
                 napi_throw_error(env, "ENOMEM", "out of memory");
                 return NULL;
         }
+        s->epfd = -1;
         s->io.process = store_process;
         s->io.get_events = store_get_events;
         s->io.get_timeout = store_get_timeout;
@@ -262,6 +335,7 @@ static napi_value js_open(napi_env env, napi_callback_info info)
         s->key = hn_get_string(env, argv[6], true);
         s->ca_file = hn_get_string(env, argv[7], true);
         s->pin = hn_get_string(env, argv[8], true);
+        s->cluster = hn_get_string(env, argv[9], true);
         napi_is_exception_pending(env, &pending); /* an option that is not a string */
         if (pending) {
                 free_open_args(s);
@@ -287,13 +361,13 @@ static void op_execute(napi_env env, void *data)
         hyb_error_clear(&o->err);
         switch (o->op) {
         case OP_READ:
-                o->r = hyb_backend_read(o->s->be, o->furi, HYB_READ_KEYED, &o->result, &o->err);
+                o->r = hyb_backend_read(o->be, o->furi, HYB_READ_KEYED, &o->result, &o->err);
                 break;
         case OP_WRITE:
-                o->r = hyb_backend_write(o->s->be, o->furi, o->value, o->flags, &o->err);
+                o->r = hyb_backend_write(o->be, o->furi, o->value, o->flags, &o->err);
                 break;
         default:
-                o->r = hyb_backend_delete(o->s->be, o->furi, o->flags, &o->err);
+                o->r = hyb_backend_delete(o->be, o->furi, o->flags, &o->err);
                 break;
         }
 }
@@ -320,6 +394,7 @@ static void op_complete(napi_env env, napi_status status, void *data)
         hyb_obj_unref(o->result);
         hyb_obj_unref(o->value);
         hyb_furi_unref(o->furi);
+        hyb_backend_unref(o->be);
         free(o);
         s->ops--;
         s->io.pending--;
@@ -329,6 +404,26 @@ static void op_complete(napi_env env, napi_status status, void *data)
          * just answered, so process may wait for the lock of the others still running */
         if (s->ops == 0 || hyb_now_usec() - s->last_process >= STALE_USEC)
                 hn_io_run_now(&s->io);
+}
+
+/* The backend of *furi (new reference in *ret): the host store's, or for //... the one
+ * the router names (*furi is replaced by the target there); HYB_E_SCOPE naming what to set
+ * when none serves //... */
+static int store_route(hn_store *s, hyb_furi **furi, hyb_backend **ret, hyb_error *err)
+{
+        hyb_furi *t = NULL;
+        int r;
+
+        if (hyb_furi_get_scope(*furi) != HYB_SCOPE_CLUSTER) {
+                *ret = hyb_backend_ref(s->be);
+                return 0;
+        }
+        r = hyb_scope_route(s->sc, *furi, ret, &t, err);
+        if (r < 0)
+                return r;
+        hyb_furi_unref(*furi);
+        *furi = t;
+        return 0;
 }
 
 /* storeOp(store, op, furi, value, transient) -> Promise */
@@ -360,6 +455,8 @@ static napi_value js_op(napi_env env, napi_callback_info info)
                 goto fail;
         r = hyb_furi_parse(furi, (size_t)-1, NULL, &o->furi, &o->err);
         free(furi);
+        if (r >= 0)
+                r = store_route(s, &o->furi, &o->be, &o->err);
         if (r < 0) {
                 hn_throw_code(env, r, &o->err);
                 goto fail;
@@ -381,6 +478,7 @@ static napi_value js_op(napi_env env, napi_callback_info info)
 fail:
         hyb_obj_unref(o->value);
         hyb_furi_unref(o->furi);
+        hyb_backend_unref(o->be);
         free(o);
         hn_throw_last(env);
         return NULL;
@@ -419,6 +517,7 @@ static napi_value js_watch(napi_env env, napi_callback_info info)
         hn_store *s;
         hn_watch *w;
         hyb_furi *pattern = NULL;
+        hyb_backend *be = NULL;
         hyb_slot *slot = NULL;
         hyb_error err;
         bool replay = false;
@@ -436,16 +535,23 @@ static napi_value js_watch(napi_env env, napi_callback_info info)
                 hn_throw_code(env, r, &err);
                 return NULL;
         }
+        if ((r = store_route(s, &pattern, &be, &err)) < 0) {
+                hyb_furi_unref(pattern);
+                hn_throw_code(env, r, &err);
+                return NULL;
+        }
         napi_get_value_bool(env, argv[2], &replay);
         if (!(w = calloc(1, sizeof *w))) {
+                hyb_backend_unref(be);
                 hyb_furi_unref(pattern);
                 napi_throw_error(env, "ENOMEM", "out of memory");
                 return NULL;
         }
         w->s = s;
         napi_get_value_uint32(env, argv[3], &w->id);
-        r = hyb_backend_subscribe(s->be, pattern, replay ? HYB_SUBSCRIBE_REPLAY : 0, on_msg, w,
+        r = hyb_backend_subscribe(be, pattern, replay ? HYB_SUBSCRIBE_REPLAY : 0, on_msg, w,
                                   &slot, &err);
+        hyb_backend_unref(be);
         hyb_furi_unref(pattern);
         if (r < 0) {
                 free(w);

@@ -147,6 +147,9 @@ int hyb_backend_get_events(hyb_backend *b);
 int hyb_backend_get_timeout(hyb_backend *b, uint64_t *ret_usec);
 int hyb_backend_process(hyb_backend *b);
 int hyb_scope_new(hyb_backend *host, hyb_backend *program, const char *name, hyb_scope **ret);
+int hyb_scope_set_backend(hyb_scope *sc, int scope, hyb_backend *b);
+hyb_bus *hyb_bus_backend_get_bus(const hyb_backend *b);
+int hyb_cluster_backend_new(const char *url, hyb_backend **ret, hyb_error *reterr);
 hyb_scope *hyb_scope_unref(hyb_scope *sc);
 int hyb_scope_route(hyb_scope *sc, const hyb_furi *furi, hyb_backend **ret_backend,
                     hyb_furi **ret_target, hyb_error *reterr);

@@ -8,6 +8,14 @@ default socket if one answers, else the default database.  ``store.source`` and
 ``store.where`` say which.  Absolute fURIs (``/a/b``) go to that store, ``~/x`` to
 ``/home/<app>/x`` there, relative fURIs to a memory store private to this object.
 
+The cluster scope (``//kitchen/temp``) follows the rule of the C library and the ``hybrid``
+tool: when a daemon serves the host store, ``//...`` goes to that daemon (it serves it when
+its configuration has a ``cluster:`` section, else :class:`hybrid.errors.Error` with code
+HYB_E_SCOPE); on the embedded store, ``//...`` goes straight to the MQTT broker named by the
+``cluster`` argument, else by ``$HYBRID_CLUSTER`` (``mqtt://HOST[:PORT][?KEY=VALUE&...]``,
+see ``hyb_cluster_backend_new``); with neither, ``//...`` fails with HYB_E_SCOPE naming what
+to set.
+
 A Store is used from one thread at a time.  Watch callbacks run from :meth:`Store.process`,
 :meth:`Store.wait`, or the asyncio loop (:meth:`Store.awatch`, :meth:`Store.attach`).
 """
@@ -33,6 +41,7 @@ _SUBSCRIBE_REPLAY = 1
 _READ_KEYED = 1
 _UINT64_MAX = (1 << 64) - 1
 _EVENT_OUT = 0x004
+_SCOPE_CLUSTER = 3
 _SOURCES = {1: "db", 2: "bus", 3: "default-bus", 4: "default-db"}
 
 _live: Set[Any] = set()
@@ -115,16 +124,30 @@ def _is_pattern(furi: str) -> bool:
     return path.endswith("/") or any(s in ("+", "#") for s in path.split("/"))
 
 
+def _release(sc, b, c) -> None:
+    lib.hyb_scope_unref(sc)
+    lib.hyb_backend_unref(b)
+    if c != ffi.NULL:
+        lib.hyb_backend_unref(c)
+
+
 class Store(FdWatch):
     """``Store(db=None, socket=None, app="org.example.python", runner=None, token=None,
-    key=None, *, ca_file=None, pin=None)``: the host store by the store rule (see the module
-    doc); socket may be a ``ws://`` or ``wss://`` URL, verified as for :class:`hybrid.Bus`.
-    A context manager; :meth:`close` releases it."""
+    key=None, *, ca_file=None, pin=None, cluster=None)``: the host store by the store rule
+    (see the module doc); socket may be a ``ws://`` or ``wss://`` URL, verified as for
+    :class:`hybrid.Bus`.  cluster: the MQTT broker URL that serves ``//...`` on the
+    embedded store (None: ``$HYBRID_CLUSTER``; not used when a daemon serves the host store,
+    which serves ``//...`` itself); a bad URL raises :class:`hybrid.errors.Error` (-EINVAL).
+    The broker is connected at the first ``//...`` operation.  A context manager;
+    :meth:`close` releases it."""
 
     def __init__(self, db: Any = None, socket: Any = None, app: str = "org.example.python",
                  runner: Optional[str] = None, token: Any = None, key: Any = None, *,
-                 ca_file: Any = None, pin: Optional[str] = None) -> None:
+                 ca_file: Any = None, pin: Optional[str] = None,
+                 cluster: Optional[str] = None) -> None:
         self._backend = ffi.NULL
+        self._cluster = ffi.NULL  # the MQTT backend of //... on the embedded store, or NULL
+        self._cfd = -1  # its fd while attached to a loop
         self._scope = ffi.NULL
         self._watches: Set[Watch] = set()
         self._aqueues: Set[Any] = set()
@@ -159,6 +182,24 @@ class Store(FdWatch):
             self._backend = ffi.NULL
             check(r)
         self._scope = sc[0]
+        # //...: the daemon serving the host store, else the broker of cluster or
+        # $HYBRID_CLUSTER (the rule of hyb_bus_scope_open and the hybrid tool)
+        if lib.hyb_bus_backend_get_bus(self._backend) != ffi.NULL:
+            r = lib.hyb_scope_set_backend(self._scope, _SCOPE_CLUSTER, self._backend)
+            if r < 0:
+                self.close()
+                check(r)
+        else:
+            url = cluster if cluster is not None else os.environ.get("HYBRID_CLUSTER") or None
+            if url is not None:
+                cb = ffi.new("hyb_backend **")
+                r = lib.hyb_cluster_backend_new(url.encode(), cb, self._err)
+                if r >= 0:
+                    self._cluster = cb[0]
+                    r = lib.hyb_scope_set_backend(self._scope, _SCOPE_CLUSTER, self._cluster)
+                if r < 0:
+                    self.close()
+                    check(r, self._err)
 
     def __repr__(self) -> str:
         return f"<hybrid.Store {self.source}: {self.where}>"
@@ -178,20 +219,19 @@ class Store(FdWatch):
             w.cancel()
         sc, self._scope = self._scope, ffi.NULL
         b, self._backend = self._backend, ffi.NULL
+        c, self._cluster = self._cluster, ffi.NULL
         if self._depth > 0:
             # closed by a watch callback: the library is still using them, free on return
-            self._free_later = (sc, b)
+            self._free_later = (sc, b, c)
             return
-        lib.hyb_scope_unref(sc)
-        lib.hyb_backend_unref(b)
+        _release(sc, b, c)
 
     def _leave(self) -> None:
         self._depth -= 1
         if self._depth == 0 and self._free_later is not None:
-            sc, b = self._free_later
+            sc, b, c = self._free_later
             self._free_later = None
-            lib.hyb_scope_unref(sc)
-            lib.hyb_backend_unref(b)
+            _release(sc, b, c)
 
     def __del__(self) -> None:
         try:
@@ -282,9 +322,20 @@ class Store(FdWatch):
 
     # ------------------------------------------------------------------ delivery
     def fileno(self) -> int:
-        """The fd that is readable when :meth:`process` has work (the host store's)."""
+        """The fd that is readable when :meth:`process` has work (the host store's; see also
+        :meth:`cluster_fileno`)."""
         self._sc()
         return check(lib.hyb_backend_get_fd(self._backend))
+
+    def cluster_fileno(self) -> Optional[int]:
+        """The fd of the MQTT backend that serves ``//...`` on the embedded store (readable
+        when :meth:`process` has its messages to deliver), or None (no such backend: a
+        daemon serves ``//...``, or none is named).  :meth:`wait` and :meth:`attach` watch
+        it beside :meth:`fileno`."""
+        self._sc()
+        if self._cluster == ffi.NULL:
+            return None
+        return check(lib.hyb_backend_get_fd(self._cluster))
 
     def process(self) -> int:
         """Delivers what is ready without blocking; returns the rounds that did work."""
@@ -311,11 +362,17 @@ class Store(FdWatch):
             raise e
 
     def _timeout_ms(self) -> Optional[int]:
-        lib.hyb_backend_get_timeout(self._backend, self._u64)
-        t = self._u64[0]
-        if t == _UINT64_MAX:
+        best = None
+        for be in (self._backend, self._cluster):
+            if be == ffi.NULL:
+                continue
+            lib.hyb_backend_get_timeout(be, self._u64)
+            t = self._u64[0]
+            if t != _UINT64_MAX and (best is None or t < best):
+                best = t
+        if best is None:
             return None
-        return max(0, math.ceil((t - lib.hyb_now_usec()) / 1000))
+        return max(0, math.ceil((best - lib.hyb_now_usec()) / 1000))
 
     def wait(self, timeout: Optional[float] = None) -> int:
         """Waits until the store has something to deliver (at most timeout seconds; None:
@@ -325,6 +382,9 @@ class Store(FdWatch):
             return n
         p = select.poll()
         p.register(self.fileno(), select.POLLIN)
+        cfd = self.cluster_fileno()
+        if cfd is not None:
+            p.register(cfd, select.POLLIN)
         t = self._timeout_ms()
         if timeout is not None:
             lim = math.ceil(timeout * 1000)
@@ -339,9 +399,16 @@ class Store(FdWatch):
             return
         self.detach()
         self._watch(loop)
+        cfd = self.cluster_fileno()
+        if cfd is not None:
+            loop.add_reader(cfd, self._on_io)
+            self._cfd = cfd
 
     def detach(self) -> None:
         """Undoes :meth:`attach`."""
+        loop, cfd, self._cfd = self._loop, self._cfd, -1
+        if cfd >= 0 and loop is not None and not loop.is_closed():
+            loop.remove_reader(cfd)
         self._unwatch()
 
     def _on_io(self) -> None:
