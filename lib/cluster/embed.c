@@ -957,6 +957,13 @@ static int op_write(void *impl, const hyb_furi *target, const hyb_obj *value, un
 
         if (r >= 0)
                 r = cluster_map_payload_of(value, &json, e);
+        /* no reader takes a message over the bound (cluster_map_value_of), this program
+         * included: published, the write would succeed and never be seen */
+        if (r >= 0 && strlen(json) > CLUSTER_MAX_VALUE_BYTES)
+                r = err_set(e, HYB_E_LIMIT, -1,
+                            "%s: a value of %zu bytes as JSON exceeds the cluster scope's "
+                            "limit of %u", hyb_furi_get_str(target), strlen(json),
+                            CLUSTER_MAX_VALUE_BYTES);
         if (r >= 0)
                 r = publish(impl, target, json, strlen(json), !(flags & HYB_WRITE_TRANSIENT), e);
         hyb_free(json);

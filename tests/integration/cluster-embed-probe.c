@@ -307,6 +307,54 @@ static int case_threads(const char *url)
         return 0;
 }
 
+/*
+ * A value over 1 MiB (doc/cluster.md: no reader takes a message over 1 MiB, not even this
+ * program) is refused by the write with HYB_E_LIMIT, not published: published, the write
+ * would succeed and no read would ever see it (the caller checks the broker retains nothing
+ * on bigw/x).  A value of exactly the bound is taken.
+ */
+static int case_big(const char *url)
+{
+        hyb_backend *b = open_with(url, "qos=1");
+        hyb_furi *k = F("//bigw/x"), *k2 = F("//bigw/y");
+        size_t n = 1024u * 1024u + 16u;
+        char *s = malloc(n), why[300];
+        hyb_obj *v = NULL, *got = NULL;
+        hyb_error e;
+        int r;
+
+        if (!s)
+                exit(2);
+        memset(s, 'a', n);
+        if (hyb_obj_new_str(s, n, &v) < 0)
+                exit(2);
+        hyb_error_clear(&e);
+        r = hyb_backend_write(b, k, v, 0, &e);
+        snprintf(why, sizeof why, "%s %s", hyb_err_name(r), e.message);
+        report(r == HYB_E_LIMIT && strstr(e.message, "1048576"),
+               "a write of a str of 1 MiB + 16 bytes is refused HYB_E_LIMIT naming 1048576", why);
+        hyb_obj_unref(v);
+        v = NULL;
+        /* the JSON text "aaa...": two quotes beside the letters */
+        if (hyb_obj_new_str(s, 1024u * 1024u - 2u, &v) < 0)
+                exit(2);
+        hyb_error_clear(&e);
+        r = hyb_backend_write(b, k2, v, 0, &e);
+        if (r >= 0)
+                r = hyb_backend_read(b, k2, 0, &got, &e);
+        snprintf(why, sizeof why, "%s %s", hyb_err_name(r), e.message);
+        report(r >= 0 && got && hyb_obj_get_kind(got) == HYB_OBJ_STR &&
+                       hyb_obj_get_str(got, &n) && n == 1024u * 1024u - 2u,
+               "a str whose JSON is exactly 1 MiB is written and read back", why);
+        hyb_obj_unref(got);
+        hyb_obj_unref(v);
+        free(s);
+        hyb_furi_unref(k);
+        hyb_furi_unref(k2);
+        hyb_backend_unref(b);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         if (argc >= 3 && strcmp(argv[1], "subs") == 0)
@@ -315,10 +363,12 @@ int main(int argc, char **argv)
                 case_pending(argv[2]);
         else if (argc >= 3 && strcmp(argv[1], "threads") == 0)
                 case_threads(argv[2]);
+        else if (argc >= 3 && strcmp(argv[1], "big") == 0)
+                case_big(argv[2]);
         else if (argc >= 4 && strcmp(argv[1], "reads") == 0)
                 case_reads(argv[2], argv[3]);
         else {
-                fprintf(stderr, "usage: %s subs|pending|threads URL | reads URL FILE\n", argv[0]);
+                fprintf(stderr, "usage: %s subs|pending|threads|big URL | reads URL FILE\n", argv[0]);
                 return 2;
         }
         return fails ? 1 : 0;

@@ -135,6 +135,14 @@ sed 's/^/    /' "$T/pending.out"
 check "max_pending_messages (the probe)" \
         [ "$(grep -c '^ok ' "$T/pending.out")" -eq 5 -a "$(grep -c FAIL "$T/pending.out")" -eq 0 ]
 
+"$PROBE" big "$URL" >"$T/big.out" 2>&1
+sed 's/^/    /' "$T/big.out"
+check "a write over 1 MiB is refused, one of 1 MiB is taken (the probe)" \
+        [ "$(grep -c '^ok ' "$T/big.out")" -eq 2 -a "$(grep -c FAIL "$T/big.out")" -eq 0 ]
+mosquitto_sub -h 127.0.0.1 -p "$MQ_PORT" -t bigw/x --retained-only -W 2 >"$T/bigw.out" 2>/dev/null
+check "... the broker retains nothing on bigw/x (the refused write was not published)" \
+        [ ! -s "$T/bigw.out" ]
+
 # --- the broker restarts: libmosquitto's thread reconnects and subscribes again
 bg rw "$HYBRID" --db "$DB" --cluster "$URL" store watch '//re/#'
 check "watch //re/# is ready" ready rw
