@@ -609,12 +609,18 @@ static efilt *filt_find(cembed *ce, const char *filter)
         return NULL;
 }
 
-static bool settled_cover(cembed *ce, const hyb_furi *asked)
+/* The settled filter that covers asked, or NULL (under lock). */
+static efilt *settled_filt(cembed *ce, const hyb_furi *asked)
 {
         for (efilt *f = ce->filts; f; f = f->next)
                 if (f->settled && hyb_furi_match(asked, f->cpat))
-                        return true;
-        return false;
+                        return f;
+        return NULL;
+}
+
+static bool settled_cover(cembed *ce, const hyb_furi *asked)
+{
+        return settled_filt(ce, asked) != NULL;
 }
 
 /* The pattern a read or subscription of f asks for: f, or //a/# for a branch //a/. */
@@ -846,12 +852,17 @@ static int op_read(void *impl, const hyb_furi *target, unsigned flags, hyb_obj *
         if (r < 0)
                 goto out;
         pthread_mutex_lock(&ce->lock);
-        covered = settled_cover(ce, asked);
-        if (!covered && ce->n_reads >= ce->o.max_pending_reads)
+        /* a covered read is a user of the filter that covers it: dropped meanwhile by its
+         * last other user, the filter would take its values out of the mirror under it */
+        f = settled_filt(ce, asked);
+        covered = f != NULL;
+        if (f)
+                f->users++;
+        else if (ce->n_reads >= ce->o.max_pending_reads)
                 r = err_set(e, HYB_E_TOO_MANY, -1,
                             "max_pending_reads (%u) reads already wait for the MQTT broker",
                             ce->o.max_pending_reads);
-        else if (!covered)
+        else
                 ce->n_reads++;
         pthread_mutex_unlock(&ce->lock);
         if (r < 0)

@@ -143,6 +143,11 @@ mosquitto_sub -h 127.0.0.1 -p "$MQ_PORT" -t bigw/x --retained-only -W 2 >"$T/big
 check "... the broker retains nothing on bigw/x (the refused write was not published)" \
         [ ! -s "$T/bigw.out" ]
 
+"$PROBE" unsub-race "$URL" >"$T/ur.out" 2>&1
+sed 's/^/    /' "$T/ur.out"
+check "a read covered by a subscription another thread drops meanwhile still gives the value (the probe)" \
+        [ "$(grep -c '^ok ' "$T/ur.out")" -eq 2 -a "$(grep -c FAIL "$T/ur.out")" -eq 0 ]
+
 # --- the broker restarts: libmosquitto's thread reconnects and subscribes again
 bg rw "$HYBRID" --db "$DB" --cluster "$URL" store watch '//re/#'
 check "watch //re/# is ready" ready rw
