@@ -1125,7 +1125,20 @@ static void cembed_free(cembed *ce)
                 return;
         if (ce->mosq) {
                 if (ce->loop_running) {
+                        /* libmosquitto's thread ends once its DISCONNECT is out: waited for
+                         * (its on_disconnect) at most timeout_ms, else the thread is
+                         * cancelled; so it is when no session was up (a TLS handshake or a
+                         * CONNACK that never came: a DISCONNECT cannot go out then, and a
+                         * join would wait forever) */
                         bool clean = mosquitto_disconnect(ce->mosq) == MOSQ_ERR_SUCCESS;
+                        uint64_t deadline = deadline_after(ce->timeout_ms);
+
+                        pthread_mutex_lock(&ce->lock);
+                        clean = clean && ce->connected;
+                        while (clean && ce->connected && wait_until(ce, deadline))
+                                ;
+                        clean = clean && !ce->connected;
+                        pthread_mutex_unlock(&ce->lock);
                         (void)mosquitto_loop_stop(ce->mosq, !clean);
                 }
                 mosquitto_destroy(ce->mosq);
