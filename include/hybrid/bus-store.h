@@ -179,7 +179,8 @@ HYB_EXPORT int hyb_bus_scope_open(const char *app, const char *runner, const cha
  * timeout_ms, HYB_E_CALLEE_TIMEOUT when it does not acknowledge in time, HYB_E_FORBIDDEN
  * when it refuses a subscription or publication (or for `//_hybrid/...`), HYB_E_TOO_MANY
  * past max_pending_reads or max_subscriptions, -EINVAL for a pattern write or a transient
- * delete.
+ * delete, HYB_E_LIMIT for a write of a value whose JSON is over 1 MiB (no reader would take
+ * it: nothing is published).
  */
 HYB_EXPORT int hyb_cluster_backend_new(const char *url, hyb_backend **ret, hyb_error *reterr);
 

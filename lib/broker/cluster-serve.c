@@ -1026,6 +1026,12 @@ void cluster_write(bconn *c, uint64_t id, const hyb_furi *f, const hyb_obj *v, u
                 if (r >= 0)
                         len = strlen(json);
         }
+        /* no host takes a message over the bound (cluster_map_value_of), this one included:
+         * published, the write would be answered 200 and never be seen */
+        if (r >= 0 && len > CLUSTER_MAX_VALUE_BYTES)
+                r = err_set(&e, HYB_E_LIMIT, -1,
+                            "%s: a value of %zu bytes as JSON exceeds the cluster scope's "
+                            "limit of %u", hyb_furi_get_str(f), len, CLUSTER_MAX_VALUE_BYTES);
         if (r < 0)
                 goto out;
         if (!cl->q && cluster_link_is_connected(cl->link)) {

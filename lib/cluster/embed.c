@@ -609,12 +609,18 @@ static efilt *filt_find(cembed *ce, const char *filter)
         return NULL;
 }
 
-static bool settled_cover(cembed *ce, const hyb_furi *asked)
+/* The settled filter that covers asked, or NULL (under lock). */
+static efilt *settled_filt(cembed *ce, const hyb_furi *asked)
 {
         for (efilt *f = ce->filts; f; f = f->next)
                 if (f->settled && hyb_furi_match(asked, f->cpat))
-                        return true;
-        return false;
+                        return f;
+        return NULL;
+}
+
+static bool settled_cover(cembed *ce, const hyb_furi *asked)
+{
+        return settled_filt(ce, asked) != NULL;
 }
 
 /* The pattern a read or subscription of f asks for: f, or //a/# for a branch //a/. */
@@ -846,12 +852,17 @@ static int op_read(void *impl, const hyb_furi *target, unsigned flags, hyb_obj *
         if (r < 0)
                 goto out;
         pthread_mutex_lock(&ce->lock);
-        covered = settled_cover(ce, asked);
-        if (!covered && ce->n_reads >= ce->o.max_pending_reads)
+        /* a covered read is a user of the filter that covers it: dropped meanwhile by its
+         * last other user, the filter would take its values out of the mirror under it */
+        f = settled_filt(ce, asked);
+        covered = f != NULL;
+        if (f)
+                f->users++;
+        else if (ce->n_reads >= ce->o.max_pending_reads)
                 r = err_set(e, HYB_E_TOO_MANY, -1,
                             "max_pending_reads (%u) reads already wait for the MQTT broker",
                             ce->o.max_pending_reads);
-        else if (!covered)
+        else
                 ce->n_reads++;
         pthread_mutex_unlock(&ce->lock);
         if (r < 0)
@@ -957,6 +968,13 @@ static int op_write(void *impl, const hyb_furi *target, const hyb_obj *value, un
 
         if (r >= 0)
                 r = cluster_map_payload_of(value, &json, e);
+        /* no reader takes a message over the bound (cluster_map_value_of), this program
+         * included: published, the write would succeed and never be seen */
+        if (r >= 0 && strlen(json) > CLUSTER_MAX_VALUE_BYTES)
+                r = err_set(e, HYB_E_LIMIT, -1,
+                            "%s: a value of %zu bytes as JSON exceeds the cluster scope's "
+                            "limit of %u", hyb_furi_get_str(target), strlen(json),
+                            CLUSTER_MAX_VALUE_BYTES);
         if (r >= 0)
                 r = publish(impl, target, json, strlen(json), !(flags & HYB_WRITE_TRANSIENT), e);
         hyb_free(json);
@@ -1107,7 +1125,20 @@ static void cembed_free(cembed *ce)
                 return;
         if (ce->mosq) {
                 if (ce->loop_running) {
+                        /* libmosquitto's thread ends once its DISCONNECT is out: waited for
+                         * (its on_disconnect) at most timeout_ms, else the thread is
+                         * cancelled; so it is when no session was up (a TLS handshake or a
+                         * CONNACK that never came: a DISCONNECT cannot go out then, and a
+                         * join would wait forever) */
                         bool clean = mosquitto_disconnect(ce->mosq) == MOSQ_ERR_SUCCESS;
+                        uint64_t deadline = deadline_after(ce->timeout_ms);
+
+                        pthread_mutex_lock(&ce->lock);
+                        clean = clean && ce->connected;
+                        while (clean && ce->connected && wait_until(ce, deadline))
+                                ;
+                        clean = clean && !ce->connected;
+                        pthread_mutex_unlock(&ce->lock);
                         (void)mosquitto_loop_stop(ce->mosq, !clean);
                 }
                 mosquitto_destroy(ce->mosq);

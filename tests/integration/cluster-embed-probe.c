@@ -19,6 +19,7 @@
  *                                      its deadline with HYB_E_CALLEE_TIMEOUT
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,6 +308,125 @@ static int case_threads(const char *url)
         return 0;
 }
 
+/*
+ * A value over 1 MiB (doc/cluster.md: no reader takes a message over 1 MiB, not even this
+ * program) is refused by the write with HYB_E_LIMIT, not published: published, the write
+ * would succeed and no read would ever see it (the caller checks the broker retains nothing
+ * on bigw/x).  A value of exactly the bound is taken.
+ */
+static int case_big(const char *url)
+{
+        hyb_backend *b = open_with(url, "qos=1");
+        hyb_furi *k = F("//bigw/x"), *k2 = F("//bigw/y");
+        size_t n = 1024u * 1024u + 16u;
+        char *s = malloc(n), why[300];
+        hyb_obj *v = NULL, *got = NULL;
+        hyb_error e;
+        int r;
+
+        if (!s)
+                exit(2);
+        memset(s, 'a', n);
+        if (hyb_obj_new_str(s, n, &v) < 0)
+                exit(2);
+        hyb_error_clear(&e);
+        r = hyb_backend_write(b, k, v, 0, &e);
+        snprintf(why, sizeof why, "%s %s", hyb_err_name(r), e.message);
+        report(r == HYB_E_LIMIT && strstr(e.message, "1048576"),
+               "a write of a str of 1 MiB + 16 bytes is refused HYB_E_LIMIT naming 1048576", why);
+        hyb_obj_unref(v);
+        v = NULL;
+        /* the JSON text "aaa...": two quotes beside the letters */
+        if (hyb_obj_new_str(s, 1024u * 1024u - 2u, &v) < 0)
+                exit(2);
+        hyb_error_clear(&e);
+        r = hyb_backend_write(b, k2, v, 0, &e);
+        if (r >= 0)
+                r = hyb_backend_read(b, k2, 0, &got, &e);
+        snprintf(why, sizeof why, "%s %s", hyb_err_name(r), e.message);
+        report(r >= 0 && got && hyb_obj_get_kind(got) == HYB_OBJ_STR &&
+                       hyb_obj_get_str(got, &n) && n == 1024u * 1024u - 2u,
+               "a str whose JSON is exactly 1 MiB is written and read back", why);
+        hyb_obj_unref(got);
+        hyb_obj_unref(v);
+        free(s);
+        hyb_furi_unref(k);
+        hyb_furi_unref(k2);
+        hyb_backend_unref(b);
+        return 0;
+}
+
+/*
+ * A read covered by another thread's subscription, which that thread drops while the read
+ * waits for its marker: the read must still give the broker's retained value (the filter's
+ * values leave the mirror when its last user goes; a covered read is a user too).
+ */
+struct churn {
+        hyb_backend *b;
+        atomic_bool stop;
+        unsigned rounds;
+};
+
+static void *churn_subs(void *p)
+{
+        struct churn *c = p;
+        hyb_furi *pat = F("//ur/#");
+
+        while (!atomic_load(&c->stop)) {
+                hyb_slot *s = NULL;
+
+                if (hyb_backend_subscribe(c->b, pat, 0, count_msg, NULL, &s, NULL) >= 0)
+                        hyb_slot_unref(s);
+                c->rounds++;
+        }
+        hyb_furi_unref(pat);
+        return NULL;
+}
+
+static int case_unsub_race(const char *url)
+{
+        hyb_backend *b = open_with(url, "max_pending_messages=100000");
+        struct churn c = { .b = b };
+        hyb_furi *k = F("//ur/k");
+        hyb_obj *v = NULL;
+        hyb_error e;
+        pthread_t t;
+        char why[300];
+        int r, reads = 0, wrong = 0;
+
+        hyb_error_clear(&e);
+        hyb_obj_new_int(7, &v);
+        r = hyb_backend_write(b, k, v, 0, &e);
+        snprintf(why, sizeof why, "%s %s", hyb_err_name(r), e.message);
+        report(r >= 0, "//ur/k = 7 written", why);
+        hyb_obj_unref(v);
+        pthread_create(&t, NULL, churn_subs, &c);
+        why[0] = 0;
+        for (; reads < 2000; reads++) {
+                hyb_obj *got = NULL;
+
+                hyb_error_clear(&e);
+                r = hyb_backend_read(b, k, 0, &got, &e);
+                if (r < 0 || !got || hyb_obj_get_kind(got) != HYB_OBJ_INT) {
+                        if (!wrong++)
+                                snprintf(why, sizeof why, "read %d: %s %s %s", reads,
+                                         hyb_err_name(r), e.message,
+                                         got && hyb_obj_is_noobj(got) ? "(nothing)" : "");
+                }
+                hyb_obj_unref(got);
+                if (reads % 64 == 0)
+                        (void)hyb_backend_process(b);
+        }
+        atomic_store(&c.stop, true);
+        pthread_join(t, NULL);
+        report(wrong == 0, "2000 reads of //ur/k while another thread subscribes to //ur/# and "
+                           "drops it again all give 7", why);
+        printf("# %d wrong of %d reads, %u subscription rounds\n", wrong, reads, c.rounds);
+        hyb_furi_unref(k);
+        hyb_backend_unref(b);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         if (argc >= 3 && strcmp(argv[1], "subs") == 0)
@@ -315,10 +435,14 @@ int main(int argc, char **argv)
                 case_pending(argv[2]);
         else if (argc >= 3 && strcmp(argv[1], "threads") == 0)
                 case_threads(argv[2]);
+        else if (argc >= 3 && strcmp(argv[1], "unsub-race") == 0)
+                case_unsub_race(argv[2]);
+        else if (argc >= 3 && strcmp(argv[1], "big") == 0)
+                case_big(argv[2]);
         else if (argc >= 4 && strcmp(argv[1], "reads") == 0)
                 case_reads(argv[2], argv[3]);
         else {
-                fprintf(stderr, "usage: %s subs|pending|threads URL | reads URL FILE\n", argv[0]);
+                fprintf(stderr, "usage: %s subs|pending|threads|big|unsub-race URL | reads URL FILE\n", argv[0]);
                 return 2;
         }
         return fails ? 1 : 0;

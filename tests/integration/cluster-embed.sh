@@ -135,6 +135,19 @@ sed 's/^/    /' "$T/pending.out"
 check "max_pending_messages (the probe)" \
         [ "$(grep -c '^ok ' "$T/pending.out")" -eq 5 -a "$(grep -c FAIL "$T/pending.out")" -eq 0 ]
 
+"$PROBE" big "$URL" >"$T/big.out" 2>&1
+sed 's/^/    /' "$T/big.out"
+check "a write over 1 MiB is refused, one of 1 MiB is taken (the probe)" \
+        [ "$(grep -c '^ok ' "$T/big.out")" -eq 2 -a "$(grep -c FAIL "$T/big.out")" -eq 0 ]
+mosquitto_sub -h 127.0.0.1 -p "$MQ_PORT" -t bigw/x --retained-only -W 2 >"$T/bigw.out" 2>/dev/null
+check "... the broker retains nothing on bigw/x (the refused write was not published)" \
+        [ ! -s "$T/bigw.out" ]
+
+"$PROBE" unsub-race "$URL" >"$T/ur.out" 2>&1
+sed 's/^/    /' "$T/ur.out"
+check "a read covered by a subscription another thread drops meanwhile still gives the value (the probe)" \
+        [ "$(grep -c '^ok ' "$T/ur.out")" -eq 2 -a "$(grep -c FAIL "$T/ur.out")" -eq 0 ]
+
 # --- the broker restarts: libmosquitto's thread reconnects and subscribes again
 bg rw "$HYBRID" --db "$DB" --cluster "$URL" store watch '//re/#'
 check "watch //re/# is ready" ready rw
@@ -170,6 +183,29 @@ check "max_pending_reads and the read deadline (the probe)" \
 expect_err "a write the broker does not acknowledge fails at timeout_ms (504)" 1 \
         '504 .*did not acknowledge the publication within 1000 ms' \
         timeout 60 "$HYBRID" --db "$DB" --cluster "$SURL?timeout_ms=1000" store put //a/b 1
+# a TCP listener that never says a word: the TLS handshake of mqtts:// never ends; the read
+# fails at timeout_ms and the program then exits (its libmosquitto thread is not waited for
+# forever)
+"$PYTHON" -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1]))
+import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+held = []
+s.settimeout(1)
+end = time.time() + 60
+while time.time() < end:
+    try:
+        held.append(s.accept()[0])
+    except socket.timeout:
+        pass
+' "$T/mute.port" &
+PIDS="$PIDS $!"
+check "the mute listener listens" wait_until 10 test -s "$T/mute.port"
+expect_err "mqtts:// to a listener that never answers the TLS handshake: 503, and the program exits" \
+        1 "503 cannot reach the MQTT broker mqtts://127.0.0.1:$(cat "$T/mute.port")" \
+        timeout 60 "$HYBRID" --db "$DB" --cluster "mqtts://127.0.0.1:$(cat "$T/mute.port")?timeout_ms=1000" \
+        store get //a/b
 stop_mosquitto
 expect_err "the broker down: 503 naming the broker" 1 \
         "503 cannot reach the MQTT broker $URL" \

@@ -55,6 +55,13 @@ PIPE_RC=$?
 sed 's/^/    /' "$T/pipe.out"
 check "300 pipelined cluster writes: answered, delivered once each in order" \
         [ $PIPE_RC -eq 0 -a "$(grep -c '^ok ' "$T/pipe.out")" -eq 5 ]
+"$PYTHON" "$HYB_IT_DIR/cluster-big.py" "$SA" >"$T/big.out" 2>&1
+sed 's/^/    /' "$T/big.out"
+check "a cluster write over 1 MiB of JSON is refused 413, one of 1 MiB taken (cluster-big.py)" \
+        [ "$(grep -c '^ok ' "$T/big.out")" -eq 2 -a "$(grep -c FAIL "$T/big.out")" -eq 0 ]
+mosquitto_sub -h 127.0.0.1 -p "$PORT" -t bigd/x --retained-only -W 2 >"$T/bigx.out" 2>/dev/null
+check "... the refused value was not published: the broker retains nothing on bigd/x" \
+        [ ! -s "$T/bigx.out" ]
 
 # --- the mapping, seen by plain MQTT clients
 mosquitto_sub -p "$PORT" -h 127.0.0.1 -t 'kitchen/#' -v --retained-only -W 5 >"$T/sub.out" 2>/dev/null
