@@ -371,6 +371,7 @@ static void on_subscribe(struct mosquitto *m, void *ud, int mid, int n, const in
         for (efilt *f = ce->filts; f; f = f->next)
                 if (f->mid == mid) {
                         f->state = r;
+                        f->mid = 0; /* answered: a later SUBSCRIBE's id, once ids wrap, is not its */
                         pthread_cond_broadcast(&ce->cond);
                         pthread_mutex_unlock(&ce->lock);
                         return;
@@ -427,10 +428,11 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 
         if (strcmp(msg->topic, ce->sync_topic) == 0) {
                 char num[24];
-                size_t l = msg->payloadlen < 23 ? (size_t)msg->payloadlen : 23;
+                size_t l = msg->payloadlen <= 0 ? 0 : msg->payloadlen < 23 ? (size_t)msg->payloadlen : 23;
                 uint64_t k;
 
-                memcpy(num, msg->payload, l);
+                if (l) /* an empty marker (a hostile publisher): 0, never a marker we sent */
+                        memcpy(num, msg->payload, l);
                 num[l] = 0;
                 k = strtoull(num, NULL, 10);
                 pthread_mutex_lock(&ce->lock);
