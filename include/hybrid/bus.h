@@ -224,24 +224,23 @@ HYB_EXPORT int hyb_bus_flush(hyb_bus *bus);
  * writes the queue).  0, or < 0 from the flush.
  */
 HYB_EXPORT int hyb_bus_set_cork(hyb_bus *bus, bool cork);
-/* hyb_bus_set_spin's default and its largest value (microseconds). */
-enum { HYB_BUS_SPIN_DEFAULT_USEC = 50, HYB_BUS_SPIN_MAX_USEC = 1000000 };
+/* hyb_bus_set_spin: a spin that covers a daemon's answer from another CPU on this
+ * class of machine, and the largest value (microseconds). */
+enum { HYB_BUS_SPIN_TYPICAL_USEC = 50, HYB_BUS_SPIN_MAX_USEC = 1000000 };
 /*
- * Sets how long a synchronous operation (hyb_bus_call, the sync store and builtin
- * calls: everything that waits for its own answer) keeps reading its connection
- * without sleeping before it sleeps in poll(): usec microseconds, 0 to sleep at
- * once.  New connections over a Unix socket start at HYB_BUS_SPIN_DEFAULT_USEC
- * when the connecting thread may run on two CPUs or more (sched_getaffinity), at 0
- * on one CPU (where the daemon could only answer once the spinner gave the CPU up);
- * ws:// and wss:// connections never spin.  A daemon on another CPU then answers a
- * client whose CPU is still running: on a machine whose idle CPUs halt, that saves
- * the client's wake-up (15-20 us on a VM), at the price of the client's CPU time
- * while it waits.  A spin that ends without an answer makes the next waits of this
- * connection sleep at once (1, 2, 4 ... up to 256 of them, reset by the next spin
- * that gets its answer), so a slow peer costs at most one spin in 256 waits.
- * Waits without a call of their own (hyb_bus_wait, an attached event loop) never
- * spin.  Setting the value starts that count afresh.  Returns 0, or -EINVAL (bus
- * NULL, usec above HYB_BUS_SPIN_MAX_USEC).
+ * Makes a synchronous operation (hyb_bus_call, the sync store and builtin calls:
+ * everything that waits for its own answer) keep reading its connection without
+ * sleeping for up to usec microseconds before it sleeps in poll(); 0 (the default of
+ * every new connection) sleeps at once.  Opt-in: it trades the caller's CPU time for
+ * latency.  A daemon on another CPU then answers a caller whose CPU is still running:
+ * on a machine whose idle CPUs halt, that saves the caller's wake-up (15-20 us on a
+ * VM).  Useless on one CPU, where the daemon can answer only once the spinner gives
+ * the CPU up.  ws:// and wss:// connections never spin.  A spin that ends without an
+ * answer makes the next waits of this connection sleep at once (1, 2, 4 ... up to 256
+ * of them, reset by the next spin that gets its answer), so a slow peer costs at most
+ * one spin in 256 waits.  Waits without a call of their own (hyb_bus_wait, an
+ * attached event loop) never spin.  Setting the value starts that count afresh.
+ * Returns 0, or -EINVAL (bus NULL, usec above HYB_BUS_SPIN_MAX_USEC).
  */
 HYB_EXPORT int hyb_bus_set_spin(hyb_bus *bus, uint32_t usec);
 /*

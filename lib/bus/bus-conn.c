@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -794,20 +793,6 @@ int bus_connect_options_copy(hyb_bus_connect_options *o, const hyb_bus_connect_o
         return o->app && o->runner ? 0 : -EINVAL;
 }
 
-/*
- * A new Unix-socket connection's spin (hyb_bus_set_spin): HYB_BUS_SPIN_DEFAULT_USEC when
- * the calling thread may run on two CPUs or more, else 0: on one CPU the daemon can only
- * answer once the spinning caller gives the CPU up, so a spin would only delay it.
- */
-static uint32_t default_spin_us(void)
-{
-        cpu_set_t set;
-
-        if (sched_getaffinity(0, sizeof set, &set) < 0 || CPU_COUNT(&set) < 2)
-                return 0;
-        return HYB_BUS_SPIN_DEFAULT_USEC;
-}
-
 static int bus_connect(const hyb_bus_connect_options *opts, bool cancellable, int cancel_fd,
                        hyb_bus **ret, hyb_error *reterr)
 {
@@ -876,7 +861,6 @@ static int bus_connect(const hyb_bus_connect_options *opts, bool cancellable, in
         bus->n_ref = 1;
         bus->next_id = 1;
         bus->max_body = WIRE_DEFAULT_MAX_BODY;
-        bus->spin_us = default_spin_us();
         bus->cancellable = cancellable;
         bus->cancel_fd = cancel_fd;
         bus->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
