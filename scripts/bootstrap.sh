@@ -32,7 +32,7 @@ python3-setuptools python3-wheel man-db clang libclang-rt-14-dev sqlite3 util-li
 libmosquitto-dev dbus-daemon dbus-broker libsystemd-dev lua5.4 nodejs valgrind redis-server
 python3-dbus python3-paho-mqtt mosquitto-clients
 libhiredis-dev openssl curl python3-cryptography python3-jwt libcoap3-bin python3-websockets
-python3-openssl chromium chromium-driver"
+python3-openssl chromium chromium-driver strace"
 bench="$build redis-server libhiredis-dev mosquitto libmosquitto-dev lua5.4 dbus-daemon
 dbus-broker libsystemd-dev util-linux python3-cffi python3-dbus python3-paho-mqtt nodejs nginx curl"
 all="$test"

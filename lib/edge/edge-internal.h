@@ -132,6 +132,17 @@ void edge_conn_forget(edge_http *eh, struct evhttp_connection *evcon);
  */
 void edge_send(struct evhttp_request *req, int kind, int status, const char *reason,
                struct evbuffer *body, void (*cb)(struct evhttp_connection *, void *), void *ud);
+/*
+ * The reply just queued on evcon (edge_send kind 0) goes to the socket now, in this turn of
+ * the loop, and evhttp's "written" callback runs at once: without this, evhttp enables the
+ * write event, waits a turn for it, writes, then turns the event off and reading back on,
+ * an epoll_ctl each.  Plain connections only (a TLS one, whose bufferevent is a filter, is
+ * left to evhttp), and only a reply written whole; a partial write or an error is left to
+ * evhttp's own write event as before.  The callback may free the request and, for a
+ * connection that closes after the reply, the connection: call it last, using neither after.
+ * evcon NULL: nothing.
+ */
+void edge_send_now(struct evhttp_connection *evcon);
 /* gone(evcon, ud) runs if evcon closes while the request or stream of ud is in flight;
  * gone NULL: none (the request ended).  Replaces evhttp_connection_set_closecb, which the
  * connection caps hold. */

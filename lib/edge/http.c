@@ -88,6 +88,31 @@ void edge_send(struct evhttp_request *req, int kind, int status, const char *rea
         }
 }
 
+void edge_send_now(struct evhttp_connection *evcon)
+{
+        struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+        bufferevent_data_cb rd = NULL, wr = NULL;
+        bufferevent_event_cb ev = NULL;
+        struct evbuffer *out;
+        void *arg = NULL;
+        evutil_socket_t fd;
+        int n;
+
+        if (!bev || bufferevent_get_underlying(bev) || (fd = bufferevent_getfd(bev)) < 0 ||
+            !(bufferevent_get_enabled(bev) & EV_WRITE))
+                return;
+        bufferevent_getcb(bev, &rd, &wr, &ev, &arg);
+        out = bufferevent_get_output(bev);
+        if (!wr || arg != evcon || evbuffer_get_length(out) == 0)
+                return;
+        /* the socket bufferevent keeps its output's front frozen outside its own write */
+        evbuffer_unfreeze(out, 1);
+        n = evbuffer_write(out, fd);
+        evbuffer_freeze(out, 1);
+        if (n > 0 && evbuffer_get_length(out) == 0)
+                bufferevent_trigger(bev, EV_WRITE, 0); /* evhttp: written (the watermark is 0) */
+}
+
 void edge_reply_headers(edge_http *eh, struct evhttp_request *req, size_t len)
 {
         struct evkeyvalq *h = evhttp_request_get_output_headers(req);

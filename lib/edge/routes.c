@@ -563,9 +563,12 @@ static void http_answer(const edge_answer *a, void *ud)
         if (evhttp_request_get_command(q->req) != EVHTTP_REQ_HEAD &&
             evbuffer_add(evhttp_request_get_output_buffer(q->req), a->body, a->len) == 0) {
                 /* the body straight into the reply's buffer, its headers without printf */
+                struct evhttp_connection *evcon = q->evcon;
+
                 edge_reply_headers(q->eh, q->req, a->len);
                 edge_send(q->req, 0, a->status, reason, NULL, NULL, NULL);
                 req_done(q);
+                edge_send_now(evcon); /* last: it may free the request and evcon */
                 return;
         }
         out = evbuffer_new();
