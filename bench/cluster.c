@@ -20,9 +20,12 @@
  *                B, both stamped by the daemons (CLOCK_MONOTONIC, one clock per machine)
  *
  * usage: bench-cluster --port P --a SOCK --b SOCK [--trace-a FILE --trace-b FILE]
- *                      [--n N] [--rounds R] [--window W] [--plain-v311]
+ *                      [--n N] [--rounds R] [--window W] [--plain-v311] [--pause]
  * --plain-v311: mosquitto's two clients speak MQTT 3.1.1 with clean sessions (as before
  * 2026-12-07) instead of connecting as the daemons do (MQTT 5, a session kept an hour)
+ * --pause: before the first round and after each path of a round (mosquitto's, the host
+ * scope's, the cluster scope's) prints a line (ready, mosquitto, host, cluster) and waits
+ * for one on stdin, so that bench/callgrind-cluster.sh counts each path apart.
  * The table goes to stdout.
  */
 #include <errno.h>
@@ -43,7 +46,21 @@
 
 static int n_msgs = 1000, rounds = 3, port, window = 20;
 static bool plain_v311; /* --plain-v311: mosquitto's clients as before 2026-12-07 */
+static bool pause_at_phases; /* --pause: for bench/callgrind-cluster.sh */
 static const char *sock_a, *sock_b, *trace_a, *trace_b;
+
+/* --pause: says what was done and waits for a line on stdin (exits at its end) */
+static void phase(const char *done)
+{
+        char line[16];
+
+        if (!pause_at_phases)
+                return;
+        printf("%s\n", done);
+        fflush(stdout);
+        if (!fgets(line, sizeof line, stdin))
+                exit(1);
+}
 
 /* ---- the receiving side, shared by both: a counter and the last arrival time */
 static atomic_long received;
@@ -439,10 +456,12 @@ int main(int argc, char **argv)
                         window = atoi(argv[++i]);
                 else if (strcmp(argv[i], "--plain-v311") == 0)
                         plain_v311 = true;
+                else if (strcmp(argv[i], "--pause") == 0)
+                        pause_at_phases = true;
                 else {
                         fprintf(stderr, "usage: bench-cluster --port P --a SOCK --b SOCK "
                                         "[--trace-a FILE --trace-b FILE] [--n N] "
-                                        "[--rounds R] [--window W] [--plain-v311]\n");
+                                        "[--rounds R] [--window W] [--plain-v311] [--pause]\n");
                         return 2;
                 }
         }
@@ -458,12 +477,16 @@ int main(int argc, char **argv)
         lat_h = calloc((size_t)n_msgs, sizeof(double));
         if (trace_a)
                 lat_d = calloc((size_t)n_msgs, sizeof(double));
+        phase("ready");
         for (int r = 0; r < rounds; r++) {
                 /* alternated, so both see the machine in the same states */
                 run_mosquitto(lat_m, &sm[r], &pm[r]);
+                phase("mosquitto");
                 run_hybrid(sock_a, sock_a, "/benchh/#", "/benchh/x", lat_h, &sl[r], NULL, NULL);
                 p50l[r] = bench_percentile(lat_h, (size_t)n_msgs, 50);
+                phase("host");
                 run_hybrid(sock_a, sock_b, "//benchh/#", "//benchh/x", lat_h, &sh[r], &ph[r], lat_d);
+                phase("cluster");
                 if (lat_d) {
                         p50d[r] = bench_percentile(lat_d, (size_t)n_msgs, 50);
                         p99d[r] = bench_percentile(lat_d, (size_t)n_msgs, 99);
