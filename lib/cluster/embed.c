@@ -1313,23 +1313,6 @@ next:
         return r;
 }
 
-static int read_password(const char *path, char **ret, hyb_error *e)
-{
-        char buf[1024];
-        size_t n;
-        FILE *f = fopen(path, "re");
-
-        if (!f)
-                return err_set(e, -EINVAL, errno, "cluster URL: password_file %s: %m", path);
-        n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        buf[strcspn(buf, "\r\n")] = 0;
-        *ret = strdup(buf);
-        explicit_bzero(buf, sizeof buf);
-        return *ret ? 0 : -ENOMEM;
-}
-
 HYB_EXPORT int hyb_cluster_backend_new(const char *url, hyb_backend **ret, hyb_error *reterr)
 {
         hyb_store_options so;
@@ -1405,8 +1388,9 @@ HYB_EXPORT int hyb_cluster_backend_new(const char *url, hyb_backend **ret, hyb_e
                             ce->client_id);
                 goto fail;
         }
-        if (ce->o.password_file && (r = read_password(ce->o.password_file, &ce->password,
-                                                      reterr)) < 0)
+        if (ce->o.password_file &&
+            (r = cluster_read_password(ce->o.password_file, "cluster URL: password_file",
+                                       &ce->password, reterr)) < 0)
                 goto fail;
         hyb_store_options_init(&so);
         so.durability = HYB_DURABILITY_MEMORY;

@@ -742,23 +742,6 @@ static void lib_init(void)
         (void)mosquitto_lib_init();
 }
 
-static int read_password(const char *path, char **ret, hyb_error *e)
-{
-        char buf[1024];
-        FILE *f = fopen(path, "re");
-        size_t n;
-
-        if (!f)
-                return err_set(e, -EINVAL, errno, "cluster.password_file %s: %m", path);
-        n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        buf[strcspn(buf, "\r\n")] = 0;
-        *ret = strdup(buf);
-        explicit_bzero(buf, sizeof buf);
-        return *ret ? 0 : -ENOMEM;
-}
-
 static int resolve(cluster_link *l, hyb_error *e)
 {
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
@@ -888,7 +871,8 @@ int cluster_link_new(struct event_base *base, const cluster_options *o,
                 goto fail;
         }
         (void)mosquitto_threaded_set(l->mosq, true); /* queues what it sends: flush_out */
-        if (o->password_file && (r = read_password(o->password_file, &l->password, reterr)) < 0)
+        if (o->password_file && (r = cluster_read_password(o->password_file, "cluster.password_file",
+                                                           &l->password, reterr)) < 0)
                 goto fail;
         r = configure(l, l->mosq, reterr);
         if (r < 0)

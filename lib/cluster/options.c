@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The cluster: options (options.h): defaults, copies, the broker URL. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cluster/options.h"
+#include "common/util.h"
 
 void cluster_options_init(cluster_options *o)
 {
@@ -112,3 +114,19 @@ int cluster_parse_url(const char *url, char *host, size_t size, int *ret_port, b
         return 0;
 }
 
+int cluster_read_password(const char *path, const char *what, char **ret, hyb_error *e)
+{
+        char buf[1024];
+        FILE *f = fopen(path, "re");
+        size_t n;
+
+        if (!f)
+                return err_set(e, -EINVAL, errno, "%s %s: %m", what, path);
+        n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        buf[strcspn(buf, "\r\n")] = 0;
+        *ret = strdup(buf);
+        explicit_bzero(buf, sizeof buf);
+        return *ret ? 0 : -ENOMEM;
+}

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hybrid/common.h"
+
 /* cluster: of the daemon's configuration (doc/config.md "cluster"). */
 typedef struct cluster_options {
         char *broker;        /* mqtt://HOST[:PORT] or mqtts://HOST[:PORT]; NULL: no cluster */
@@ -51,5 +53,11 @@ int cluster_options_copy(cluster_options *dst, const cluster_options *src);
  * IPv6 address in brackets.  host gets HOST (size bytes at most).  0, or -EINVAL.
  */
 int cluster_parse_url(const char *url, char *host, size_t size, int *ret_port, bool *ret_tls);
+/*
+ * The MQTT password: the first line of the file path (at most 1023 bytes), into *ret
+ * (malloc'd; the caller wipes and frees it).  what names the setting in the error
+ * ("cluster.password_file", ...).  0, -EINVAL (unreadable, e says why) or -ENOMEM.
+ */
+int cluster_read_password(const char *path, const char *what, char **ret, hyb_error *e);
 
 #endif
