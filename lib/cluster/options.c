@@ -120,8 +120,11 @@ int cluster_read_password(const char *path, const char *what, char **ret, hyb_er
         FILE *f = fopen(path, "re");
         size_t n;
 
-        if (!f)
-                return err_set(e, -EINVAL, errno, "%s %s: %m", what, path);
+        if (!f) {
+                int saved = errno;
+
+                return err_set(e, -EINVAL, -1, "%s %s: %s", what, path, strerror(saved));
+        }
         n = fread(buf, 1, sizeof buf - 1, f);
         fclose(f);
         buf[n] = 0;

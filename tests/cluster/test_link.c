@@ -537,6 +537,10 @@ START_TEST(test_bad_options)
         hyb_error_clear(&e);
         ck_assert_int_eq(cluster_link_new(base, &o, NULL, NULL, NULL, &l, &e), -EINVAL);
         ck_assert_ptr_nonnull(strstr(e.message, "password_file"));
+        /* the file's path and the system's reason; no parse offset (the errno once landed there) */
+        ck_assert_ptr_nonnull(strstr(e.message, "/nonexistent/pass"));
+        ck_assert_ptr_nonnull(strstr(e.message, strerror(ENOENT)));
+        ck_assert_int_eq(e.offset, -1);
         ck_assert_ptr_null(l);
         event_base_free(base);
 }
