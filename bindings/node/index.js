@@ -67,6 +67,15 @@ Real.prototype = RealValue.prototype;
 // BigInts, undefined, lone surrogates (U+FFFD in the mapping), keys that are not names
 // (uris the mapping parses), class instances, Maps, toJSON methods, deep nesting.
 const NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+// Keys already found to be names: a Set lookup instead of the regular expression for the
+// keys a program sends again and again (bounded: later new keys are tested each time).
+const names = new Set();
+function isName(k) {
+  if (names.has(k)) return true;
+  if (!NAME.test(k)) return false;
+  if (names.size < 1024) names.add(k);
+  return true;
+}
 const wellFormed = typeof String.prototype.isWellFormed === 'function'
   ? (s) => s.isWellFormed() : () => false;
 function plain(v, depth) {
@@ -84,7 +93,7 @@ function plain(v, depth) {
       }
       if (proto !== Object.prototype) return false;
       for (const k in v) {
-        if (!Object.hasOwn(v, k) || !NAME.test(k) || !plain(v[k], depth + 1)) return false;
+        if (!Object.hasOwn(v, k) || !isName(k) || !plain(v[k], depth + 1)) return false;
       }
       return true;
     }
@@ -92,12 +101,13 @@ function plain(v, depth) {
   }
 }
 function callNative(bus, endpoint, method, params, ms, holder) {
+  const h = bus._h; // the addon's handle: no unwrap of the Bus object a call
   if (params !== undefined && plain(params, 0)) {
-    return holder ? native.busCallJSON(bus, endpoint, method, JSON.stringify(params), ms, holder)
-      : native.busCallJSON(bus, endpoint, method, JSON.stringify(params), ms);
+    return holder ? native.busCallJSON(h, endpoint, method, JSON.stringify(params), ms, holder)
+      : native.busCallJSON(h, endpoint, method, JSON.stringify(params), ms);
   }
-  return holder ? native.busCall(bus, endpoint, method, params, ms, holder)
-    : native.busCall(bus, endpoint, method, params, ms);
+  return holder ? native.busCall(h, endpoint, method, params, ms, holder)
+    : native.busCall(h, endpoint, method, params, ms);
 }
 
 // --- policies: {a: 'int', b: 'int?'} -> [[key, type, required]] (hyb_json_type numbers)
@@ -224,6 +234,7 @@ class Bus extends EventEmitter {
   constructor() {
     super();
     this.name = null;
+    this._h = null;               // the addon's handle of this connection (busHandle)
     this._procs = new Map();      // name -> {fn, slot}
     this._subs = new Map();       // id -> Subscription
     this._events = new Map();     // bubble -> slot
@@ -394,10 +405,12 @@ class Bus extends EventEmitter {
 async function connect(options = {}) {
   if (!options.app) throw new TypeError('connect: app is required');
   const bus = new Bus();
-  bus.name = await native.busConnect(bus, options.socket ?? null, options.app,
-                                     options.runner ?? defaultRunner(), options.token ?? null,
-                                     options.key ?? null, options.caFile ?? null,
-                                     options.pin ?? null);
+  const connected = native.busConnect(bus, options.socket ?? null, options.app,
+                                      options.runner ?? defaultRunner(), options.token ?? null,
+                                      options.key ?? null, options.caFile ?? null,
+                                      options.pin ?? null);
+  bus._h = native.busHandle(bus);
+  bus.name = await connected;
   return bus;
 }
 

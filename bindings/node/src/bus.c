@@ -173,6 +173,22 @@ static void connect_complete(napi_env env, napi_status status, void *data)
         hn_io_update_ref(&b->io);
 }
 
+/* busHandle(busObject) -> an external for busCall and busCallJSON, which read it without the
+ * property lookup of napi_unwrap.  It holds no reference: index.js keeps it on the Bus object
+ * only (bus._h), so it cannot outlive the hn_bus, which is freed after that object. */
+static napi_value js_handle(napi_env env, napi_callback_info info)
+{
+        size_t argc = 1;
+        napi_value argv[1], ext;
+        hn_bus *b;
+
+        if (!hn_get_args(env, info, &argc, argv, 1, "busHandle: 1 argument") ||
+            !(b = get_bus(env, argv[0], false)))
+                return NULL;
+        HN_CALL(env, napi_create_external(env, b, NULL, NULL, &ext));
+        return ext;
+}
+
 /* busConnect(busObject, path, app, runner, token, key, caFile, pin) -> Promise<endpoint name> */
 static napi_value js_connect(napi_env env, napi_callback_info info)
 {
@@ -241,7 +257,7 @@ static void call_settled(hn_bus *b)
 {
         b->io.pending--;
         if (b->io.pending == 0)
-                hn_io_update_ref(&b->io);
+                hn_io_update_ref_soon(&b->io);
 }
 
 static void call_handle_finalize(napi_env env, void *data, void *hint)
@@ -311,18 +327,24 @@ static napi_value call_common(napi_env env, napi_callback_info info, bool text)
 
         if (!hn_get_args(env, info, &argc, argv, 5, "busCall: 5 arguments"))
                 return NULL;
-        if (!(b = get_bus(env, argv[0], true)))
+        /* index.js passes the bus's handle (busHandle); a Bus object is unwrapped */
+        if (napi_get_value_external(env, argv[0], (void **)&b) == napi_ok && b) {
+                if (!b->bus || b->io.closed) {
+                        napi_throw(env, hn_error_new(env, HYB_E_CLOSED, 0, "the bus is closed"));
+                        return NULL;
+                }
+        } else if (!(b = get_bus(env, argv[0], true))) {
                 return NULL;
+        }
         if (!(endpoint = hn_get_string_buf(env, argv[1], ep_buf, sizeof ep_buf)) ||
             !(method = hn_get_string_buf(env, argv[2], me_buf, sizeof me_buf)))
                 goto out;
-        napi_typeof(env, argv[3], &t);
         if (text) {
                 if (!(json = hn_get_string_buf(env, argv[3], js_buf, sizeof js_buf)))
                         goto out;
                 len = strlen(json);
                 body = json;
-        } else if (t != napi_undefined) {
+        } else if (napi_typeof(env, argv[3], &t) == napi_ok && t != napi_undefined) {
                 if (!(json = hn_to_json(env, argv[3], &len)))
                         goto out;
                 body = json;
@@ -351,9 +373,10 @@ static napi_value call_common(napi_env env, napi_callback_info info, bool text)
                 napi_reject_deferred(env, c->d, hn_error_new(env, r, 0, NULL));
                 free(c);
         } else {
+                /* a call made from a continuation io_run runs: io_run rearms once */
                 if (b->io.pending++ == 0)
-                        hn_io_update_ref(&b->io);
-                hn_io_rearm(&b->io);
+                        hn_io_update_ref_soon(&b->io);
+                hn_io_rearm_soon(&b->io);
         }
 out:
         if (endpoint != ep_buf)
@@ -806,6 +829,7 @@ static napi_value js_close(napi_env env, napi_callback_info info)
 void hn_bus_init(napi_env env, napi_value exports)
 {
         HN_EXPORT_FN(env, exports, "busConnect", js_connect);
+        HN_EXPORT_FN(env, exports, "busHandle", js_handle);
         HN_EXPORT_FN(env, exports, "busCall", js_call);
         HN_EXPORT_FN(env, exports, "busCallJSON", js_call_json);
         HN_EXPORT_FN(env, exports, "busCancel", js_cancel);

@@ -109,6 +109,7 @@ struct hn_io {
         int open_handles;
         bool started, closed, finalized, strong;
         bool woke_readable; /* this run was started by the fd being readable (or run_now) */
+        bool running;       /* inside io_run: it rearms and updates the refs when it ends */
         unsigned keep, pending;
         int (*process)(hn_io *io); /* one step: > 0 more, 0 idle, < 0 broken */
         int (*get_events)(hn_io *io);
@@ -132,12 +133,18 @@ napi_value hn_io_open_async(hn_io *io, napi_env env, napi_value self, const char
 int hn_io_start(hn_io *io, int fd);
 /* Re-reads events and deadline from the library and updates poll and timer. */
 void hn_io_rearm(hn_io *io);
+/* hn_io_rearm, except inside io_run (a call made from a callback or a continuation that
+ * io_run's callback scope runs), where io_run rearms once when it ends. */
+void hn_io_rearm_soon(hn_io *io);
 /* Runs process now, from the loop thread but outside process (an async work's completion);
  * woke_readable is set meanwhile, as when the fd woke it. */
 void hn_io_run_now(hn_io *io);
 /* Runs process soon from the loop (a zero timer): after work done elsewhere. */
 void hn_io_kick(hn_io *io);
 void hn_io_update_ref(hn_io *io);
+/* hn_io_update_ref, except inside io_run, which updates the refs once when it ends (a call
+ * answered and the next one made in the same run toggle nothing). */
+void hn_io_update_ref_soon(hn_io *io);
 /* Stops watching and closes the handles (idempotent). */
 void hn_io_close(hn_io *io);
 /* The JS object went away: after the handles are closed, release runs. */

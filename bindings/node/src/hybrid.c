@@ -123,15 +123,13 @@ char *hn_get_string(napi_env env, napi_value v, bool optional)
 
 char *hn_get_string_buf(napi_env env, napi_value v, char *buf, size_t n)
 {
-        napi_valuetype t;
         size_t len = 0;
 
-        napi_typeof(env, v, &t);
-        if (t != napi_string) {
+        /* napi_string_expected for anything else: no separate napi_typeof per argument */
+        if (napi_get_value_string_utf8(env, v, buf, n, &len) != napi_ok) {
                 napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a string");
                 return NULL;
         }
-        napi_get_value_string_utf8(env, v, buf, n, &len);
         if (len + 1 < n)
                 return buf;
         return hn_get_string(env, v, false); /* it may have been cut */

@@ -49,8 +49,9 @@ static void io_run(hn_io *io)
         napi_value res;
         int r = 0;
 
-        if (io->closed)
+        if (io->closed || io->running)
                 return;
+        io->running = true;
         napi_open_handle_scope(env, &hs);
         res = hn_io_self(io);
         if (!res)
@@ -66,7 +67,22 @@ static void io_run(hn_io *io)
         /* Closing the outermost callback scope runs the microtasks and nextTicks. */
         napi_close_callback_scope(env, cs);
         napi_close_handle_scope(env, hs);
+        io->running = false;
+        if (!io->finalized)
+                hn_io_update_ref(io);
         hn_io_rearm(io);
+}
+
+void hn_io_rearm_soon(hn_io *io)
+{
+        if (!io->running)
+                hn_io_rearm(io);
+}
+
+void hn_io_update_ref_soon(hn_io *io)
+{
+        if (!io->running)
+                hn_io_update_ref(io);
 }
 
 static void poll_cb(uv_poll_t *h, int status, int events)

@@ -236,6 +236,52 @@ test('the process ends by itself when nothing is pending (the handles are unref\
   assert.equal(r.out.trim(), 'got 1');
 });
 
+// A call made while the addon runs the loop's callback (from a previous answer's continuation,
+// from an event handler) is written at once; the poll and the process's references are
+// updated once when that callback ends: chains, bursts and a close with calls in flight must
+// all settle, and the script must still end by itself when its last call was answered in such
+// a callback (the references dropped there, or the process would hang: killed after 60 s).
+test('calls made from continuations and handlers settle; the script then ends by itself', async () => {
+  const child = spawn(process.execPath, ['-e', `
+    const hybrid = require(process.env.HYBRID_INDEX);
+    const EP = '${BUILTIN}';
+    (async () => {
+      const bus = await hybrid.connect({ socket: process.env.SOCK, app: 'org.example.node.chain' });
+      // a call made from an event handler (the callback of the same poll run)
+      bus.registerEvent('PING');
+      const sub = bus.subscribe(bus.name, 'PING');
+      const fromEvent = new Promise((resolve, reject) => {
+        sub.once('event', (ev) => { bus.call(EP, 'echo', ev.data).then(resolve, reject); });
+      });
+      bus.fire('PING', { e: 7 });
+      const ev = await fromEvent;
+      sub.close();
+      // close with calls in flight: every one rejects with 502
+      const other = await hybrid.connect({ socket: process.env.SOCK, app: 'org.example.node.closer' });
+      const pending = Array.from({ length: 20 }, () => other.call(EP, 'echo', { x: 1 }).then(() => 0, (e) => e.status));
+      other.close();
+      const statuses = await Promise.all(pending);
+      const burst = await Promise.all(Array.from({ length: 200 }, (_, i) => bus.call(EP, 'echo', { i })));
+      const inner = await bus.call(EP, 'echo', { n: 1 }).then((v) => bus.call(EP, 'echo', { n: v.n + 1 }));
+      let sum = 0;
+      for (let i = 0; i < 300; i++) sum += (await bus.call(EP, 'echo', { i })).i;  // a chain, last
+      console.log(sum, burst.every((v, i) => v.i === i), inner.n, ev.e, statuses.filter((s) => s === 502).length);
+      // no close(): nothing is pending or registered, so the script must end by itself
+    })().catch((e) => { console.error(e); process.exit(1); });`], {
+    env: { ...process.env, SOCK: d.sock, HYBRID_INDEX: path.resolve(__dirname, '..') },
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (b) => { out += b; });
+  child.stderr.on('data', (b) => { err += b; });
+  const killer = setTimeout(() => child.kill('SIGKILL'), 60000); // generous: the machine is shared
+  const [status, signal] = await new Promise((r) => child.on('close', (c, s) => r([c, s])));
+  clearTimeout(killer);
+  assert.equal(signal, null, `the script did not end by itself; printed: ${out}${err}`);
+  assert.equal(status, 0, err);
+  assert.equal(out.trim(), '44850 true 2 7 20');
+});
+
 test('a bus with a procedure keeps the process alive until close()', async () => {
   let name = null;
   let resolveName;
