@@ -124,9 +124,27 @@ void index_done(store_index *ix)
 
 #define HUGE_PAGE ((size_t)2 << 20)
 
+_Static_assert(sizeof(hslot) == 64, "a hash slot is one cache line");
+
+/* Is key (not the stored object) equal to sl's key, whose hash it has?  Equal fURIs have
+ * equal canonical path text (hyb_furi_equal): the length and the first HSLOT_TEXT bytes are
+ * in the slot, only a longer key's rest is read from the stored fURI. */
+static bool slot_key_equal(const hslot *sl, const hyb_furi *key)
+{
+        size_t n = key->path_len;
+
+        if (sl->path_len != n)
+                return false;
+        if (memcmp(sl->text, key->path, n < HSLOT_TEXT ? n : HSLOT_TEXT) != 0)
+                return false;
+        return n <= HSLOT_TEXT ||
+               memcmp(sl->furi->path + HSLOT_TEXT, key->path + HSLOT_TEXT, n - HSLOT_TEXT) == 0;
+}
+
 /* Open addressing, linear probing, load at most 1/2.  A slot repeats the node's key and value
- * pointers, so a read that finds its slot touches neither the node nor (when the caller's
- * fURI is the stored one) the stored fURI: at 100 000 keys a read is bound by cache misses. */
+ * pointers and the key's first bytes, so a read that finds its slot touches neither the node
+ * nor (for a key of up to HSLOT_TEXT bytes, or when the caller's fURI is the stored one) the
+ * stored fURI: at 100 000 keys a read is bound by cache misses. */
 static hslot *slot_find(const store_index *ix, const hyb_furi *key, uint64_t h)
 {
         size_t mask = ix->n_slots - 1;
@@ -137,7 +155,7 @@ static hslot *slot_find(const store_index *ix, const hyb_furi *key, uint64_t h)
                 hslot *sl = &ix->slots[i];
                 if (!sl->node)
                         return NULL;
-                if (sl->hash == h && (sl->furi == key || hyb_furi_equal(sl->furi, key)))
+                if (sl->hash == h && (sl->furi == key || slot_key_equal(sl, key)))
                         return sl;
         }
 }
@@ -151,35 +169,26 @@ static void slot_put(hslot *slots, size_t n_slots, const hslot *x)
         slots[i] = *x;
 }
 
-/* A zeroed slot array.  From 2 MiB up it asks for transparent huge pages: a read probes one
- * random slot, and with 4 KiB pages most probes of a big table would also miss the TLB. */
+/* A zeroed slot array, 64-byte aligned (a hash slot is one cache line).  From 2 MiB up it
+ * asks for transparent huge pages: a read probes one random slot, and with 4 KiB pages most
+ * probes of a big table would also miss the TLB. */
 static void *slots_new(size_t n, size_t elem)
 {
         size_t size = n * elem;
         void *p;
 
-        if (size < HUGE_PAGE)
-                return calloc(n, elem);
-        if (posix_memalign(&p, HUGE_PAGE, size) != 0)
+        if (posix_memalign(&p, size < HUGE_PAGE ? 64 : HUGE_PAGE, size) != 0)
                 return NULL;
+        if (size < HUGE_PAGE) {
+                memset(p, 0, size);
+                return p;
+        }
         (void)madvise(p, size, MADV_HUGEPAGE); /* advice only: fine if refused */
         memset(p, 0, size);
         return p;
 }
 
 /* ---- the table by key object address ---- */
-
-/* The home slot of a fURI object's address (a 64-bit mixer: allocations are 16-byte
- * aligned and close together, so the address's low bits alone would cluster). */
-static size_t ptr_home(const hyb_furi *f, size_t mask)
-{
-        uint64_t x = (uint64_t)(uintptr_t)f;
-
-        x ^= x >> 33;
-        x *= 0xff51afd7ed558ccdULL;
-        x ^= x >> 33;
-        return (size_t)x & mask;
-}
 
 /* Keys a node read answers without store_check_furi or a type check (read.c node_fast; a
  * stored key has no query, is no pattern and no branch). */
@@ -191,7 +200,7 @@ static bool ptr_eligible(const hyb_furi *f)
 
 static void pslot_put(pslot *ps, size_t n, const hyb_furi *f, hyb_obj *value)
 {
-        size_t i = ptr_home(f, n - 1);
+        size_t i = index_ptr_home(f, n - 1);
 
         while (ps[i].furi)
                 i = (i + 1) & (n - 1);
@@ -204,7 +213,7 @@ static pslot *pslot_find(const store_index *ix, const hyb_furi *f)
 
         if (!ix->n_slots)
                 return NULL;
-        for (size_t i = ptr_home(f, mask);; i = (i + 1) & mask) {
+        for (size_t i = index_ptr_home(f, mask);; i = (i + 1) & mask) {
                 pslot *p = &ix->pslots[i];
                 if (p->furi == f)
                         return p;
@@ -223,7 +232,7 @@ static void pslot_remove(store_index *ix, const hyb_furi *f)
                 return;
         i = (size_t)(p - ix->pslots);
         for (j = (i + 1) & mask; ix->pslots[j].furi; j = (j + 1) & mask) {
-                size_t home = ptr_home(ix->pslots[j].furi, mask);
+                size_t home = index_ptr_home(ix->pslots[j].furi, mask);
                 bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
                 if (!stays) {
                         ix->pslots[i] = ix->pslots[j];
@@ -236,7 +245,7 @@ static void pslot_remove(store_index *ix, const hyb_furi *f)
 void index_prefetch_ptr(const store_index *ix, const hyb_furi *key)
 {
         if (ix->n_slots)
-                __builtin_prefetch(&ix->pslots[ptr_home(key, ix->n_slots - 1)], 0, 3);
+                __builtin_prefetch(&ix->pslots[index_ptr_home(key, ix->n_slots - 1)], 0, 3);
 }
 
 const hyb_obj *index_get_value_ptr(const store_index *ix, const hyb_furi *key)
@@ -248,6 +257,8 @@ const hyb_obj *index_get_value_ptr(const store_index *ix, const hyb_furi *key)
 
 static int hash_add(store_index *ix, index_node *n, hyb_obj *value)
 {
+        hslot x;
+
         if ((ix->n_values + 1) * 2 > ix->n_slots) {
                 size_t nn = ix->n_slots ? ix->n_slots * 2 : 64;
                 hslot *ns = slots_new(nn, sizeof(hslot));
@@ -271,8 +282,11 @@ static int hash_add(store_index *ix, index_node *n, hyb_obj *value)
                 ix->n_slots = nn;
         }
         n->hash = hyb_furi_hash(n->furi);
-        slot_put(ix->slots, ix->n_slots,
-                 &(hslot){ .hash = n->hash, .furi = n->furi, .value = value, .node = n });
+        x = (hslot){ .hash = n->hash, .furi = n->furi, .value = value, .node = n,
+                     .path_len = n->furi->path_len };
+        memcpy(x.text, n->furi->path,
+               n->furi->path_len < HSLOT_TEXT ? n->furi->path_len : HSLOT_TEXT);
+        slot_put(ix->slots, ix->n_slots, &x);
         if (ptr_eligible(n->furi))
                 pslot_put(ix->pslots, ix->n_slots, n->furi, value);
         return 0;
