@@ -128,8 +128,10 @@ _Static_assert(sizeof(hslot) == 64, "a hash slot is one cache line");
 
 /* Is key (not the stored object) equal to sl's key, whose hash it has?  Equal fURIs have
  * equal canonical path text (hyb_furi_equal): the length and the first HSLOT_TEXT bytes are
- * in the slot, only a longer key's rest is read from the stored fURI. */
-static bool slot_key_equal(const hslot *sl, const hyb_furi *key)
+ * in the slot, only a longer key's rest is read from the stored fURI.  Out of line: a lookup
+ * by the stored object itself (every write through it) never calls it, and slot_find stays
+ * small enough to inline. */
+static __attribute__((noinline)) bool slot_key_equal(const hslot *sl, const hyb_furi *key)
 {
         size_t n = key->path_len;
 

@@ -253,6 +253,8 @@ static __attribute__((noinline)) int read_mem_rest(hyb_store *st, const hyb_furi
                 pthread_mutex_unlock(&st->lock);
                 return read_rest(st, target, true, ret, reterr);
         }
+        /* The hash slot and the target's text (compared with the slot's) load together. */
+        __builtin_prefetch(target->path, 0, 3);
         sv = index_get_value(&st->index, target, target->hash);
         if (sv)
                 v = hyb_obj_ref((hyb_obj *)sv);
