@@ -124,29 +124,9 @@ void index_done(store_index *ix)
 
 #define HUGE_PAGE ((size_t)2 << 20)
 
-_Static_assert(sizeof(hslot) == 64, "a hash slot is one cache line");
-
-/* Is key (not the stored object) equal to sl's key, whose hash it has?  Equal fURIs have
- * equal canonical path text (hyb_furi_equal): the length and the first HSLOT_TEXT bytes are
- * in the slot, only a longer key's rest is read from the stored fURI.  Out of line: a lookup
- * by the stored object itself (every write through it) never calls it, and slot_find stays
- * small enough to inline. */
-static __attribute__((noinline)) bool slot_key_equal(const hslot *sl, const hyb_furi *key)
-{
-        size_t n = key->path_len;
-
-        if (sl->path_len != n)
-                return false;
-        if (memcmp(sl->text, key->path, n < HSLOT_TEXT ? n : HSLOT_TEXT) != 0)
-                return false;
-        return n <= HSLOT_TEXT ||
-               memcmp(sl->furi->path + HSLOT_TEXT, key->path + HSLOT_TEXT, n - HSLOT_TEXT) == 0;
-}
-
 /* Open addressing, linear probing, load at most 1/2.  A slot repeats the node's key and value
- * pointers and the key's first bytes, so a read that finds its slot touches neither the node
- * nor (for a key of up to HSLOT_TEXT bytes, or when the caller's fURI is the stored one) the
- * stored fURI: at 100 000 keys a read is bound by cache misses. */
+ * pointers, so a read that finds its slot touches neither the node nor (when the caller's
+ * fURI is the stored one) the stored fURI: at 100 000 keys a read is bound by cache misses. */
 static hslot *slot_find(const store_index *ix, const hyb_furi *key, uint64_t h)
 {
         size_t mask = ix->n_slots - 1;
@@ -157,7 +137,7 @@ static hslot *slot_find(const store_index *ix, const hyb_furi *key, uint64_t h)
                 hslot *sl = &ix->slots[i];
                 if (!sl->node)
                         return NULL;
-                if (sl->hash == h && (sl->furi == key || slot_key_equal(sl, key)))
+                if (sl->hash == h && (sl->furi == key || hyb_furi_equal(sl->furi, key)))
                         return sl;
         }
 }
@@ -171,20 +151,17 @@ static void slot_put(hslot *slots, size_t n_slots, const hslot *x)
         slots[i] = *x;
 }
 
-/* A zeroed slot array, 64-byte aligned (a hash slot is one cache line).  From 2 MiB up it
- * asks for transparent huge pages: a read probes one random slot, and with 4 KiB pages most
- * probes of a big table would also miss the TLB. */
+/* A zeroed slot array.  From 2 MiB up it asks for transparent huge pages: a read probes one
+ * random slot, and with 4 KiB pages most probes of a big table would also miss the TLB. */
 static void *slots_new(size_t n, size_t elem)
 {
         size_t size = n * elem;
         void *p;
 
-        if (posix_memalign(&p, size < HUGE_PAGE ? 64 : HUGE_PAGE, size) != 0)
+        if (size < HUGE_PAGE)
+                return calloc(n, elem);
+        if (posix_memalign(&p, HUGE_PAGE, size) != 0)
                 return NULL;
-        if (size < HUGE_PAGE) {
-                memset(p, 0, size);
-                return p;
-        }
         (void)madvise(p, size, MADV_HUGEPAGE); /* advice only: fine if refused */
         memset(p, 0, size);
         return p;
@@ -259,8 +236,6 @@ const hyb_obj *index_get_value_ptr(const store_index *ix, const hyb_furi *key)
 
 static int hash_add(store_index *ix, index_node *n, hyb_obj *value)
 {
-        hslot x;
-
         if ((ix->n_values + 1) * 2 > ix->n_slots) {
                 size_t nn = ix->n_slots ? ix->n_slots * 2 : 64;
                 hslot *ns = slots_new(nn, sizeof(hslot));
@@ -284,11 +259,8 @@ static int hash_add(store_index *ix, index_node *n, hyb_obj *value)
                 ix->n_slots = nn;
         }
         n->hash = hyb_furi_hash(n->furi);
-        x = (hslot){ .hash = n->hash, .furi = n->furi, .value = value, .node = n,
-                     .path_len = n->furi->path_len };
-        memcpy(x.text, n->furi->path,
-               n->furi->path_len < HSLOT_TEXT ? n->furi->path_len : HSLOT_TEXT);
-        slot_put(ix->slots, ix->n_slots, &x);
+        slot_put(ix->slots, ix->n_slots,
+                 &(hslot){ .hash = n->hash, .furi = n->furi, .value = value, .node = n });
         if (ptr_eligible(n->furi))
                 pslot_put(ix->pslots, ix->n_slots, n->furi, value);
         return 0;

@@ -38,21 +38,12 @@ struct index_node {
         uint64_t mark;          /* resync generation */
 };
 
-/* How many bytes of a key's canonical path text a hash slot holds itself (HSLOT_TEXT below):
- * what fills the slot to one 64-byte cache line. */
-#define HSLOT_TEXT 28
-
-/* A slot of the hash table: copies of the node's key and value pointers, and the key's path
- * length and first bytes, so that a lookup by an equal fURI (not the stored object) decides
- * equality from the slot for keys of up to HSLOT_TEXT bytes, without loading the stored
- * fURI (index.c).  One cache line: the table is 64-byte aligned. */
+/* A slot of the hash table: copies of the node's key and value pointers (index.c). */
 typedef struct hslot {
         uint64_t hash;
         const hyb_furi *furi;
         hyb_obj *value;         /* borrowed: the node holds the reference */
         index_node *node;       /* NULL = an empty slot */
-        uint32_t path_len;      /* of furi's canonical path text (no query) */
-        char text[HSLOT_TEXT];  /* its first min(path_len, HSLOT_TEXT) bytes */
 } hslot;
 
 /* A slot of the table by key identity: the stored key fURI object itself (its address) and

@@ -1860,8 +1860,8 @@ START_TEST(test_key_object_reads)
 }
 END_TEST
 
-/* Keys that share a hash slot's inline text (HSLOT_TEXT bytes) or its length: 40-byte keys
- * equal in their first 28, keys of exactly 28 and 29 bytes, and short keys of one length. */
+/* Keys alike in length and first bytes: 40-byte keys equal in their first 28, keys of 29
+ * and 28 bytes differing only in their last, and short keys of one length. */
 static const char *const eq_keys[] = {
         "/aaaaaaaaaaaaaaaaaaaaaaaaaaa/x0000000000", /* 40 bytes */
         "/aaaaaaaaaaaaaaaaaaaaaaaaaaa/x0000000001",
@@ -1903,9 +1903,9 @@ static void eq_expect(store_index *ix, uint64_t h, const bool *absent, hyb_obj *
         }
 }
 
-/* The hash table tells keys apart that have the same hash (forced here), the same length and
- * the same first HSLOT_TEXT bytes; through deletes (the probe chain shifts back), re-adds
- * and the table growing. */
+/* The hash table tells keys apart that have the same hash (forced here; loop 1: their own),
+ * the same length and the same first bytes; through deletes (the probe chain shifts back),
+ * re-adds and the table growing. */
 START_TEST(test_index_equal_hashes)
 {
         enum { MORE = 200 };
@@ -1924,7 +1924,7 @@ START_TEST(test_index_equal_hashes)
         for (size_t i = 0; i < N_EQ_KEYS; i++)
                 ck_assert_int_eq(index_set(&ix, k[i], vals[i], NULL), 0);
         eq_expect(&ix, h, absent, vals);
-        /* not stored, each equal to a stored key in hash, length and the first 28 bytes */
+        /* not stored, each equal to a stored key in hash, length and all but a few bytes */
         for (size_t i = 0; i < 3; i++) {
                 static const char *const miss[] = { "/aaaaaaaaaaaaaaaaaaaaaaaaaaa/x0000000002",
                                                     "/aaaaaaaaaaaaaaaaaaaaaaaaaaad",
