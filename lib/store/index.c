@@ -169,18 +169,6 @@ static void *slots_new(size_t n, size_t elem)
 
 /* ---- the table by key object address ---- */
 
-/* The home slot of a fURI object's address (a 64-bit mixer: allocations are 16-byte
- * aligned and close together, so the address's low bits alone would cluster). */
-static size_t ptr_home(const hyb_furi *f, size_t mask)
-{
-        uint64_t x = (uint64_t)(uintptr_t)f;
-
-        x ^= x >> 33;
-        x *= 0xff51afd7ed558ccdULL;
-        x ^= x >> 33;
-        return (size_t)x & mask;
-}
-
 /* Keys a node read answers without store_check_furi or a type check (read.c node_fast; a
  * stored key has no query, is no pattern and no branch). */
 static bool ptr_eligible(const hyb_furi *f)
@@ -191,7 +179,7 @@ static bool ptr_eligible(const hyb_furi *f)
 
 static void pslot_put(pslot *ps, size_t n, const hyb_furi *f, hyb_obj *value)
 {
-        size_t i = ptr_home(f, n - 1);
+        size_t i = index_ptr_home(f, n - 1);
 
         while (ps[i].furi)
                 i = (i + 1) & (n - 1);
@@ -204,7 +192,7 @@ static pslot *pslot_find(const store_index *ix, const hyb_furi *f)
 
         if (!ix->n_slots)
                 return NULL;
-        for (size_t i = ptr_home(f, mask);; i = (i + 1) & mask) {
+        for (size_t i = index_ptr_home(f, mask);; i = (i + 1) & mask) {
                 pslot *p = &ix->pslots[i];
                 if (p->furi == f)
                         return p;
@@ -223,7 +211,7 @@ static void pslot_remove(store_index *ix, const hyb_furi *f)
                 return;
         i = (size_t)(p - ix->pslots);
         for (j = (i + 1) & mask; ix->pslots[j].furi; j = (j + 1) & mask) {
-                size_t home = ptr_home(ix->pslots[j].furi, mask);
+                size_t home = index_ptr_home(ix->pslots[j].furi, mask);
                 bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
                 if (!stays) {
                         ix->pslots[i] = ix->pslots[j];
@@ -236,7 +224,7 @@ static void pslot_remove(store_index *ix, const hyb_furi *f)
 void index_prefetch_ptr(const store_index *ix, const hyb_furi *key)
 {
         if (ix->n_slots)
-                __builtin_prefetch(&ix->pslots[ptr_home(key, ix->n_slots - 1)], 0, 3);
+                __builtin_prefetch(&ix->pslots[index_ptr_home(key, ix->n_slots - 1)], 0, 3);
 }
 
 const hyb_obj *index_get_value_ptr(const store_index *ix, const hyb_furi *key)

@@ -172,15 +172,46 @@ static int node_checked(const hyb_furi *target, hyb_obj *v, hyb_obj **ret, hyb_e
         return 0;
 }
 
+/* A read past the lookup by the target's address: patterns and branches (gathered), node
+ * reads by hash.  synced: the caller has taken in other processes' writes already (the
+ * fURI is still to be checked). */
+static int read_rest(hyb_store *st, const hyb_furi *target, bool synced, hyb_obj **ret,
+                     hyb_error *reterr)
+{
+        const hyb_obj *sv;
+        hyb_obj *v = NULL;
+        int r;
+
+        if (target->pattern || target->branch)
+                return read_gathered(st, target, synced ? DONE_SYNC : 0, ret, reterr);
+        /* A node read: a stored node is one hash lookup and a new reference.  The host-store
+         * case first, from fields the read needs anyway. */
+        if (!node_fast(st, target)) {
+                r = store_check_furi(st, target, reterr);
+                if (r < 0)
+                        return r;
+        }
+        /* (a memory store has no other process's writes to take in) */
+        if (!synced && st->persistent && store_sync(st) == HYB_E_CORRUPT)
+                return corrupt(st, reterr);
+        pthread_mutex_lock(&st->lock);
+        sv = index_get_value(&st->index, target, target->hash);
+        if (sv)
+                v = hyb_obj_ref((hyb_obj *)sv);
+        pthread_mutex_unlock(&st->lock);
+        if (!v)
+                return read_gathered(st, target, DONE_CHECK | DONE_SYNC, ret, reterr);
+        return node_checked(target, v, ret, reterr);
+}
+
 /* hyb_store_read; synced: the caller has taken in other processes' writes already (the
  * fURI is still to be checked). */
-static int read_one(hyb_store *st, const hyb_furi *target, bool synced, hyb_obj **ret,
-                    hyb_error *reterr)
+static __attribute__((noinline)) int read_one(hyb_store *st, const hyb_furi *target, bool synced,
+                                              hyb_obj **ret, hyb_error *reterr)
 {
         const hyb_obj *sv;
         hyb_obj *v = NULL;
         bool looked = false;
-        int r;
 
         /* The very fURI object a value was written with finds it by its address, without
          * loading the object: one cache miss fewer.  (A memory store has no other process's
@@ -206,35 +237,52 @@ static int read_one(hyb_store *st, const hyb_furi *target, bool synced, hyb_obj 
                 if (looked)
                         return read_gathered(st, target, DONE_CHECK | DONE_SYNC, ret, reterr);
         }
-        if (target->pattern || target->branch)
-                return read_gathered(st, target, synced ? DONE_SYNC : 0, ret, reterr);
-        /* A node read: a stored node is one hash lookup and a new reference.  The host-store
-         * case first, from fields the read needs anyway. */
-        if (!node_fast(st, target)) {
-                r = store_check_furi(st, target, reterr);
-                if (r < 0)
-                        return r;
+        return read_rest(st, target, synced, ret, reterr);
+}
+
+/* A memory store's node read that did not find target by its address (st->lock held,
+ * released here): the hash lookup of an equal key, or read_gathered.  Out of line, so the
+ * address hit in hyb_store_read stays a short function without a stack frame. */
+static __attribute__((noinline)) int read_mem_rest(hyb_store *st, const hyb_furi *target,
+                                                   hyb_obj **ret, hyb_error *reterr)
+{
+        const hyb_obj *sv;
+        hyb_obj *v = NULL;
+
+        if (target->pattern || target->branch || !node_fast(st, target)) {
+                pthread_mutex_unlock(&st->lock);
+                return read_rest(st, target, true, ret, reterr);
         }
-        /* (a memory store has no other process's writes to take in) */
-        if (!synced && st->persistent && store_sync(st) == HYB_E_CORRUPT)
-                return corrupt(st, reterr);
-        pthread_mutex_lock(&st->lock);
+        /* The hash slot and the target's text (compared with the slot's) load together. */
+        __builtin_prefetch(target->path, 0, 3);
         sv = index_get_value(&st->index, target, target->hash);
         if (sv)
                 v = hyb_obj_ref((hyb_obj *)sv);
         pthread_mutex_unlock(&st->lock);
-        if (!v)
-                return read_gathered(st, target, DONE_CHECK | DONE_SYNC, ret, reterr);
-        return node_checked(target, v, ret, reterr);
+        if (v)
+                return node_checked(target, v, ret, reterr);
+        return read_gathered(st, target, DONE_CHECK | DONE_SYNC, ret, reterr);
 }
 
 HYB_EXPORT int hyb_store_read(const hyb_store *cst, const hyb_furi *target, hyb_obj **ret,
                               hyb_error *reterr)
 {
         hyb_store *st = store_mut(cst);
+        const hyb_obj *sv;
 
         hyb_assert_return(st && target && ret, -EINVAL);
-        return read_one(st, target, false, ret, reterr);
+        if (st->persistent)
+                return read_one(st, target, false, ret, reterr);
+        /* A memory store (no other process's writes to take in): the very fURI object a
+         * value was written with finds it by its address, without loading the object. */
+        __builtin_prefetch(target, 0, 3);
+        pthread_mutex_lock(&st->lock);
+        sv = index_ptr_value(&st->index, target);
+        if (_unlikely_(!sv))
+                return read_mem_rest(st, target, ret, reterr);
+        *ret = hyb_obj_ref((hyb_obj *)sv);
+        pthread_mutex_unlock(&st->lock);
+        return 0;
 }
 
 /* How many targets one lock hold of hyb_store_read_many looks up: enough that the batch's

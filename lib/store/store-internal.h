@@ -82,6 +82,36 @@ const hyb_obj *index_get_value(const store_index *ix, const hyb_furi *key, uint6
  * object's address, without reading the object.  Only host-scope keys without a scheme are
  * there (a read of one needs no check); NULL says nothing about keys equal to key. */
 const hyb_obj *index_get_value_ptr(const store_index *ix, const hyb_furi *key);
+/* The home slot of a fURI object's address in the table by address (a 64-bit mixer:
+ * allocations are 16-byte aligned and close together, so the address's low bits alone would
+ * cluster). */
+static inline size_t index_ptr_home(const hyb_furi *f, size_t mask)
+{
+        uint64_t x = (uint64_t)(uintptr_t)f;
+
+        x ^= x >> 33;
+        x *= 0xff51afd7ed558ccdULL;
+        x ^= x >> 33;
+        return (size_t)x & mask;
+}
+
+/* index_get_value_ptr inline, for the node read's hit path (read.c hyb_store_read): the
+ * same probe, without a call. */
+static inline const hyb_obj *index_ptr_value(const store_index *ix, const hyb_furi *key)
+{
+        size_t mask = ix->n_slots - 1;
+
+        if (!ix->n_slots)
+                return NULL;
+        for (size_t i = index_ptr_home(key, mask);; i = (i + 1) & mask) {
+                const pslot *p = &ix->pslots[i];
+                if (p->furi == key)
+                        return p->value;
+                if (!p->furi)
+                        return NULL;
+        }
+}
+
 /* Starts loading the slot where index_get_value_ptr(ix, key) begins (a hint). */
 void index_prefetch_ptr(const store_index *ix, const hyb_furi *key);
 /* Starts loading the slot where a lookup of hash h begins (a hint: no effect on results).

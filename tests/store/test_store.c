@@ -21,7 +21,8 @@
 
 #include "hybrid/store.h"
 #include "hybrid/bus-store.h"
-#include "store/store-internal.h" /* store_kick_hold */
+#include "store/store-internal.h" /* store_kick_hold, the index */
+#include "furi/furi-internal.h"     /* test_index_equal_hashes sets a fURI's hash */
 #include "bus/test_bus.h"
 #include "suites.h"
 #include "testutil.h"
@@ -1859,6 +1860,144 @@ START_TEST(test_key_object_reads)
 }
 END_TEST
 
+/* Keys alike in length and first bytes: 40-byte keys equal in their first 28, keys of 29
+ * and 28 bytes differing only in their last, and short keys of one length. */
+static const char *const eq_keys[] = {
+        "/aaaaaaaaaaaaaaaaaaaaaaaaaaa/x0000000000", /* 40 bytes */
+        "/aaaaaaaaaaaaaaaaaaaaaaaaaaa/x0000000001",
+        "/aaaaaaaaaaaaaaaaaaaaaaaaaaa/y0000000000",
+        "/aaaaaaaaaaaaaaaaaaaaaaaaaaab",           /* 29 */
+        "/aaaaaaaaaaaaaaaaaaaaaaaaaaac",
+        "/aaaaaaaaaaaaaaaaaaaaaaaaaab",            /* 28 */
+        "/aaaaaaaaaaaaaaaaaaaaaaaaaac",
+        "/a", "/b", "/c/d",
+};
+#define N_EQ_KEYS (sizeof(eq_keys) / sizeof(eq_keys[0]))
+
+/* A fURI of text whose hash is forced to h (0: its own). */
+static hyb_furi *furi_hashed(const char *text, uint64_t h)
+{
+        hyb_furi *f = furi(text);
+
+        if (h)
+                f->hash = h;
+        return f;
+}
+
+/* Each key eq_keys[i] is found by an equal fURI (parsed apart, with hash h unless 0; once
+ * with a `?int` query too) with the value vals[i], or, when absent[i], not found. */
+static void eq_expect(store_index *ix, uint64_t h, const bool *absent, hyb_obj **vals)
+{
+        for (size_t i = 0; i < N_EQ_KEYS; i++) {
+                char q[64];
+                hyb_furi *g;
+
+                for (int how = 0; how < 2; how++) {
+                        snprintf(q, sizeof(q), "%s%s", eq_keys[i], how ? "?int" : "");
+                        g = furi_hashed(q, h);
+                        ck_assert_msg(index_get_value(ix, g, hyb_furi_hash(g)) ==
+                                              (absent[i] ? NULL : vals[i]),
+                                      "%s: the wrong value (or none)", q);
+                        hyb_furi_unref(g);
+                }
+        }
+}
+
+/* The hash table tells keys apart that have the same hash (forced here; loop 1: their own),
+ * the same length and the same first bytes; through deletes (the probe chain shifts back),
+ * re-adds and the table growing. */
+START_TEST(test_index_equal_hashes)
+{
+        enum { MORE = 200 };
+        uint64_t h = _i == 0 ? 0x5eedULL : 0; /* 0: their own hashes */
+        store_index ix;
+        hyb_furi *k[N_EQ_KEYS];
+        hyb_obj *vals[N_EQ_KEYS];
+        bool absent[N_EQ_KEYS] = { 0 };
+        char f[64];
+
+        index_init(&ix);
+        for (size_t i = 0; i < N_EQ_KEYS; i++) {
+                ck_assert_int_eq(hyb_obj_new_int((int64_t)i, &vals[i]), 0);
+                k[i] = furi_hashed(eq_keys[i], h);
+        }
+        for (size_t i = 0; i < N_EQ_KEYS; i++)
+                ck_assert_int_eq(index_set(&ix, k[i], vals[i], NULL), 0);
+        eq_expect(&ix, h, absent, vals);
+        /* not stored, each equal to a stored key in hash, length and all but a few bytes */
+        for (size_t i = 0; i < 3; i++) {
+                static const char *const miss[] = { "/aaaaaaaaaaaaaaaaaaaaaaaaaaa/x0000000002",
+                                                    "/aaaaaaaaaaaaaaaaaaaaaaaaaaad",
+                                                    "/aaaaaaaaaaaaaaaaaaaaaaaaaad" };
+                hyb_furi *g = furi_hashed(miss[i], h);
+                ck_assert_ptr_null(index_get_value(&ix, g, hyb_furi_hash(g)));
+                hyb_furi_unref(g);
+        }
+        /* delete every other key (by an equal fURI), then add them back */
+        for (size_t i = 0; i < N_EQ_KEYS; i += 2) {
+                hyb_furi *g = furi_hashed(eq_keys[i], h);
+                index_node *n = index_get(&ix, g);
+                hyb_obj *old = NULL;
+                ck_assert_ptr_nonnull(n);
+                index_clear(&ix, n, &old);
+                ck_assert_ptr_eq(old, vals[i]);
+                hyb_obj_unref(old);
+                absent[i] = true;
+                hyb_furi_unref(g);
+        }
+        eq_expect(&ix, h, absent, vals);
+        for (size_t i = 0; i < N_EQ_KEYS; i += 2) {
+                ck_assert_int_eq(index_set(&ix, k[i], vals[i], NULL), 0);
+                absent[i] = false;
+        }
+        eq_expect(&ix, h, absent, vals);
+        /* the table grows past them (64 slots at first): every slot moves */
+        for (int i = 0; i < MORE; i++) {
+                hyb_furi *g;
+                snprintf(f, sizeof(f), "/aaaaaaaaaaaaaaaaaaaaaaaaaaa/z%d", i);
+                g = furi_hashed(f, h);
+                ck_assert_int_eq(index_set(&ix, g, vals[0], NULL), 0);
+                hyb_furi_unref(g);
+        }
+        ck_assert_uint_ge(ix.n_slots, 2 * MORE);
+        eq_expect(&ix, h, absent, vals);
+        index_done(&ix);
+        for (size_t i = 0; i < N_EQ_KEYS; i++) {
+                hyb_furi_unref(k[i]);
+                hyb_obj_unref(vals[i]);
+        }
+}
+END_TEST
+
+/* Through the store: reads by fURIs parsed apart from the written ones find long keys that
+ * share their first bytes, and nothing for such a key never written. */
+START_TEST(test_equal_reads_long_keys)
+{
+        hyb_store *st = open_mem();
+        char f[96], v[16];
+        hyb_obj *o = NULL;
+
+        for (int i = 0; i < 300; i++) {
+                snprintf(f, sizeof(f), "/sensors/building-north/floor-%d/room-%d", i % 3, i);
+                snprintf(v, sizeof(v), "%d", i);
+                put_ok(st, f, v);
+        }
+        for (int i = 0; i < 300; i++) {
+                snprintf(f, sizeof(f), "/sensors/building-north/floor-%d/room-%d", i % 3, i);
+                snprintf(v, sizeof(v), "%d", i);
+                get_is(st, f, v);
+                snprintf(f, sizeof(f), "/sensors/building-north/floor-%d/room-%d?int", i % 3, i);
+                get_is(st, f, v);
+        }
+        ck_assert_int_eq(hyb_store_read_str(st, "/sensors/building-north/floor-1/room-0", &o,
+                                            NULL),
+                         0);
+        ck_assert(hyb_obj_is_noobj(o));
+        hyb_obj_unref(o);
+        hyb_store_unref(st);
+}
+END_TEST
+
 START_TEST(test_node_reads_race_writers)
 {
         hyb_store *st = open_db(NULL, HYB_DURABILITY_MEMORY);
@@ -2598,6 +2737,8 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_node_reads_race_writers);
         tcase_add_test(tc, test_key_object_reads_race_writer);
         tcase_add_test(tc, test_key_object_reads);
+        tcase_add_loop_test(tc, test_index_equal_hashes, 0, 2);
+        tcase_add_test(tc, test_equal_reads_long_keys);
         tcase_add_loop_test(tc, test_group_commit_mixed_failures, 0, 2);
         tcase_add_test(tc, test_close_commits_queued);
         tcase_add_test(tc, test_kill9_normal);
