@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -806,6 +807,29 @@ int bus_connect_options_copy(hyb_bus_connect_options *o, const hyb_bus_connect_o
         return o->app && o->runner ? 0 : -EINVAL;
 }
 
+/*
+ * Do this thread and the broker at the other end of fd run on one and the same CPU
+ * (both restricted to it, or a machine with one CPU online)?  Then a wait sleeping in
+ * recv() gains nothing (no halted CPU to wake early) and only pays for the broker's
+ * reading of the request waking it before the answer is there: its waits poll().
+ * Asked once, at connect; anything unknown counts as "no".
+ */
+static bool bus_one_cpu_with_peer(int fd)
+{
+        struct ucred cr;
+        socklen_t len = sizeof cr;
+        cpu_set_t ours, theirs;
+
+        if (sched_getaffinity(0, sizeof ours, &ours) < 0 || CPU_COUNT(&ours) != 1)
+                return false;
+        if (sysconf(_SC_NPROCESSORS_ONLN) == 1)
+                return true;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || cr.pid <= 0 ||
+            sched_getaffinity(cr.pid, sizeof theirs, &theirs) < 0)
+                return false;
+        return CPU_EQUAL(&ours, &theirs);
+}
+
 static int bus_connect(const hyb_bus_connect_options *opts, bool cancellable, int cancel_fd,
                        hyb_bus **ret, hyb_error *reterr)
 {
@@ -895,7 +919,7 @@ handshake:
                 bus_free(bus);
                 return r;
         }
-        if (!bus->ws && !cancellable) {
+        if (!bus->ws && !cancellable && !bus_one_cpu_with_peer(bus->fd)) {
                 /* From here a synchronous wait may sleep in recv() (bus_wait_read); the
                  * connect and the handshake above polled, as a cancellable one always does */
                 int fl = fcntl(bus->fd, F_GETFL);
