@@ -187,7 +187,13 @@ HYB_EXPORT size_t hyb_bus_get_max_body(const hyb_bus *bus);
 
 /* ------------------------------------------------------------ loop integration */
 
-/* The socket to watch (for ws:// and wss://, the TCP socket); -EBADF when closed. */
+/*
+ * The socket to watch (for ws:// and wss://, the TCP socket); -EBADF when closed.  It
+ * stays the connection's: watch it (poll, epoll, a loop), do not read, write or close
+ * it.  A Unix connection's socket may be blocking (a synchronous call then sleeps in the
+ * read of its answer, doc/bus.md); the library never blocks on it outside a synchronous
+ * wait, and an application may set O_NONBLOCK on it (its waits then poll).
+ */
 HYB_EXPORT int hyb_bus_get_fd(const hyb_bus *bus);
 /* HYB_BUS_EVENT_IN, plus HYB_BUS_EVENT_OUT while output is queued; < 0 when closed. */
 HYB_EXPORT int hyb_bus_get_events(const hyb_bus *bus);

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -237,8 +238,13 @@ int bus_rbuf_append(hyb_bus *bus, const void *p, size_t len)
         return 0;
 }
 
-/* One non-blocking read. 1 got bytes, 0 nothing now, HYB_E_CLOSED at EOF, -errno. */
-static int bus_read(hyb_bus *bus)
+/*
+ * One read: without MSG_DONTWAIT in flags only from bus_wait_read (a blocking Unix
+ * socket, ws:// never), which gets -EINTR back instead of a retry (the wait's time left
+ * is counted again).  1 got bytes, 0 nothing now (or SO_RCVTIMEO ran out), HYB_E_CLOSED
+ * at EOF, -errno.
+ */
+static int bus_read_flags(hyb_bus *bus, int flags)
 {
         size_t need = RBUF_MIN;
         wire_hdr h;
@@ -277,10 +283,12 @@ static int bus_read(hyb_bus *bus)
                         return -ENOMEM;
         }
         for (;;) {
-                ssize_t n = recv(bus->fd, bus->rbuf + bus->rlen, bus->ralloc - bus->rlen, MSG_DONTWAIT);
+                ssize_t n = recv(bus->fd, bus->rbuf + bus->rlen, bus->ralloc - bus->rlen, flags);
                 if (n < 0) {
-                        if (errno == EINTR)
+                        if (errno == EINTR && (flags & MSG_DONTWAIT))
                                 continue;
+                        if (errno == EINTR)
+                                return -EINTR;
                         if (errno == EAGAIN)
                                 return 0;
                         return -errno;
@@ -293,6 +301,12 @@ static int bus_read(hyb_bus *bus)
                 bus->rlen += (size_t)n;
                 return 1;
         }
+}
+
+/* One non-blocking read. 1 got bytes, 0 nothing now, HYB_E_CLOSED at EOF, -errno. */
+static int bus_read(hyb_bus *bus)
+{
+        return bus_read_flags(bus, MSG_DONTWAIT);
 }
 
 /* Takes the next complete packet out of rbuf. 1, 0 (incomplete) or < 0. */
@@ -793,6 +807,29 @@ int bus_connect_options_copy(hyb_bus_connect_options *o, const hyb_bus_connect_o
         return o->app && o->runner ? 0 : -EINVAL;
 }
 
+/*
+ * Do this thread and the broker at the other end of fd run on one and the same CPU
+ * (both restricted to it, or a machine with one CPU online)?  Then a wait sleeping in
+ * recv() gains nothing (no halted CPU to wake early) and only pays for the broker's
+ * reading of the request waking it before the answer is there: its waits poll().
+ * Asked once, at connect; anything unknown counts as "no".
+ */
+static bool bus_one_cpu_with_peer(int fd)
+{
+        struct ucred cr;
+        socklen_t len = sizeof cr;
+        cpu_set_t ours, theirs;
+
+        if (sched_getaffinity(0, sizeof ours, &ours) < 0 || CPU_COUNT(&ours) != 1)
+                return false;
+        if (sysconf(_SC_NPROCESSORS_ONLN) == 1)
+                return true;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || cr.pid <= 0 ||
+            sched_getaffinity(cr.pid, sizeof theirs, &theirs) < 0)
+                return false;
+        return CPU_EQUAL(&ours, &theirs);
+}
+
 static int bus_connect(const hyb_bus_connect_options *opts, bool cancellable, int cancel_fd,
                        hyb_bus **ret, hyb_error *reterr)
 {
@@ -881,6 +918,13 @@ handshake:
         if (r < 0) {
                 bus_free(bus);
                 return r;
+        }
+        if (!bus->ws && !cancellable && !bus_one_cpu_with_peer(bus->fd)) {
+                /* From here a synchronous wait may sleep in recv() (bus_wait_read); the
+                 * connect and the handshake above polled, as a cancellable one always does */
+                int fl = fcntl(bus->fd, F_GETFL);
+
+                bus->fd_blocking = fl >= 0 && fcntl(bus->fd, F_SETFL, fl & ~O_NONBLOCK) == 0;
         }
         *ret = bus;
         return 0;
@@ -1129,9 +1173,84 @@ static int bus_spin(hyb_bus *bus, uint64_t deadline_us)
 }
 
 /*
+ * SO_RCVTIMEO for a recv() that must return before deadline_us: the kernel counts it in
+ * ticks (up to 10 ms each, rounded up), so it is set at most to what is left less an
+ * eighth (at least BUS_BLOCK_MARGIN_US), and the last BUS_BLOCK_MIN_US of a wait go
+ * to poll(), which keeps the deadline to the ms.  The value set is kept while it fits
+ * the wait (not above that bound, not far below the time left): calls with the same
+ * timeout set it once.  0 set, -EAGAIN: this wait polls (too little left, or the
+ * setsockopt failed).
+ */
+#define BUS_BLOCK_MIN_US 50000u
+#define BUS_BLOCK_MARGIN_US 25000u
+
+static int bus_set_rcvtimeo(hyb_bus *bus, uint64_t deadline_us)
+{
+        uint64_t now, left, bound, set = (uint64_t)bus->rcvtimeo_ms * 1000u, want;
+        struct timeval tv;
+
+        if (deadline_us == UINT64_MAX) {
+                if (bus->rcvtimeo_ms == 0)
+                        return 0;
+                want = 0; /* no limit */
+        } else {
+                now = hyb_now_usec();
+                left = deadline_us > now ? deadline_us - now : 0;
+                if (left < BUS_BLOCK_MIN_US)
+                        return -EAGAIN;
+                bound = left - (left / 8 > BUS_BLOCK_MARGIN_US ? left / 8 : BUS_BLOCK_MARGIN_US);
+                if (set && set <= bound && (set >= 1000000u || set >= left / 16))
+                        return 0;
+                want = left / 2 / 1000u; /* ms; left / 2 <= bound as left >= BUS_BLOCK_MIN_US */
+                if (want > UINT32_MAX)
+                        want = UINT32_MAX;
+        }
+        tv = (struct timeval){ .tv_sec = (time_t)(want / 1000u),
+                               .tv_usec = (suseconds_t)(want % 1000u * 1000u) };
+        if (setsockopt(bus->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+                return -EAGAIN;
+        bus->rcvtimeo_ms = (uint32_t)want;
+        return 0;
+}
+
+/*
+ * A synchronous wait of a Unix connection sleeps in the read of its answer itself, as
+ * a blocking client does: the peer reading the request already wakes this side, so the
+ * answer finds it waking (bench/README.md "Where a call waits").  Not when output is
+ * queued (poll() writes it as the socket takes it), nor on ws:// or cancellable
+ * connections, nor once the application made the socket O_NONBLOCK (libuv's
+ * uv_poll_init does): a recv() that says EAGAIN checks the flag once, and from then on
+ * this connection's waits poll().  1 read input, 0 none (SO_RCVTIMEO ran out, or a
+ * signal: the caller counts the time left again), -EAGAIN: poll instead, else the
+ * read's error (HYB_E_CLOSED at EOF).
+ */
+static int bus_wait_read(hyb_bus *bus, uint64_t deadline_us)
+{
+        int r, fl;
+
+        if (!bus->fd_blocking || bus->fd_app_nonblock || bus->closed || bus->wlen > bus->wpos)
+                return -EAGAIN;
+        r = bus_set_rcvtimeo(bus, deadline_us);
+        if (r < 0)
+                return r;
+        r = bus_read_flags(bus, 0);
+        if (r == -EINTR)
+                return 0;
+        if (r == 0) {
+                fl = fcntl(bus->fd, F_GETFL);
+                if (fl >= 0 && (fl & O_NONBLOCK)) {
+                        bus->fd_app_nonblock = true;
+                        return -EAGAIN;
+                }
+        }
+        return r;
+}
+
+/*
  * Runs the connection until *done: dispatches buffered packets first (the
  * handlers of nested calls run here), then waits for input: spinning first
- * (bus_spin) unless a spin of this wait or of an earlier one came back empty.
+ * (bus_spin) unless a spin of this wait or of an earlier one came back empty,
+ * then sleeping in recv() (bus_wait_read) or, where that cannot be, in poll().
  * Used by every synchronous operation.
  */
 int bus_wait_for(hyb_bus *bus, const bool *done, uint64_t deadline_us)
@@ -1159,6 +1278,17 @@ int bus_wait_for(hyb_bus *bus, const bool *done, uint64_t deadline_us)
                         if (r > 0)
                                 continue;
                         spin = false; /* in vain (or not now): this wait sleeps from here */
+                }
+                r = bus_wait_read(bus, deadline_us);
+                if (r > 0)
+                        continue;
+                if (r == 0) {
+                        bus_expire_calls(bus);
+                        continue;
+                }
+                if (r != -EAGAIN) {
+                        bus_close_fd(bus);
+                        break;
                 }
                 r = bus_poll(bus, deadline_us);
                 if (r == -EINTR)

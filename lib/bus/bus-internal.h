@@ -163,6 +163,12 @@ struct hyb_bus {
         uint16_t spin_skip;    /* sync waits left that sleep at once (a spin found nothing) */
         uint16_t spin_backoff; /* the last spin_skip set: doubles per spin in vain, up to 256 */
         struct bus_ws *ws; /* a ws:// or wss:// connection (bus-ws.c), else NULL: Unix */
+        /* A Unix connection's socket is blocking once connected: a synchronous wait
+         * sleeps in recv() itself, bounded by SO_RCVTIMEO (bus_wait_read); every other
+         * read or write of the library passes MSG_DONTWAIT. */
+        bool fd_blocking;     /* a sync wait may sleep in recv() (not ws://, not cancellable) */
+        bool fd_app_nonblock; /* the application made the socket O_NONBLOCK: waits poll() */
+        uint32_t rcvtimeo_ms; /* the SO_RCVTIMEO set on the socket; 0: none (no limit) */
         /* bus_connect_cancellable: every blocking wait of this connection (the connect,
          * the handshake, synchronous calls) also watches cancel_fd and gives up with
          * -ECANCELED once it is readable.  Not for the public API: hybridd's own fetch
