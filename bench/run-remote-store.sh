@@ -17,7 +17,9 @@
 #                On a VM whose idle vCPUs halt, free placement lands a client/daemon pair in
 #                one of these two states more or less at random and keeps it for the round,
 #                for every peer alike: `same` and `apart` compare like with like
-#                (bench/README.md "Placement").
+#                (bench/README.md "Placement").  bench-remote-store idles before every
+#                measured row (--settle, default 100 ms) so that no row starts in the state
+#                the previous one left; --cpu-report shows which placement each row got.
 # redis-server listens on a Unix socket only (--port 0), without persistence; mosquitto on a
 # Unix listener, configured as bench/run-bus.sh configures it.  Both get a fresh directory
 # under $TMPDIR (default /tmp), removed at the end, and are stopped by PID.  A peer that is not
