@@ -6,6 +6,7 @@
  * usage: bench-remote-store [--quick] [--rounds N] [--keys K] [--ops N]
  *                           [--rows get,put,pipe,delivery] [--hybridd SOCKET]
  *                           [--redis SOCKET] [--mosquitto SOCKET] [--verbose]
+ *                           [--settle MS] [--cpu-report]
  *
  * bench/run-remote-store.sh starts redis-server (Unix socket only, no persistence) and
  * mosquitto (a Unix listener) in a temporary directory and passes their sockets here.
@@ -36,15 +37,19 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <hybrid/bus-store.h>
 #include <hybrid/bus.h>
@@ -65,12 +70,14 @@
 static struct {
         int rounds;
         bool quick, verbose;
+        bool cpu_report;          /* --cpu-report: where the benchmark and each daemon ran */
+        long settle_ms;           /* idle pause before every measured row (--settle) */
         size_t keys;
         long n_lat, n_pipe;
         unsigned rows;            /* G_* bits: the groups of rows measured */
         const char *hybridd;      /* socket of a hybridd serving its store; NULL: not measured */
         const char *redis, *mosq; /* socket paths; NULL: that peer is not measured */
-} opt = { .rounds = 5, .keys = 100000 };
+} opt = { .rounds = 5, .keys = 100000, .settle_ms = 100 };
 
 /* Groups of rows --rows selects (all by default). */
 enum { G_GET = 1, G_PUT = 2, G_PIPE = 4, G_DEL = 8, G_ALL = 15 };
@@ -86,6 +93,95 @@ static void die(const char *what, const char *detail)
 static void key_name(char *buf, size_t size, size_t i)
 {
         snprintf(buf, size, "/sensors/room%zu/dev%zu/m%zu", i / 400, i / 20 % 20, i % 20);
+}
+
+/*
+ * Every measured row of every peer starts from the same state: the machine left idle for
+ * --settle milliseconds.  Without it a row starts in whatever state the previous one left
+ * (the same peer's pipelined gets before its delivery row, its preload before its get
+ * row, another peer's row before the first one), and on a VM whose idle vCPUs halt the
+ * scheduler keeps a client/daemon pair on one vCPU or on two according to that state
+ * (bench/README.md, "Placement").
+ */
+static void settle(void)
+{
+        struct timespec ts = { opt.settle_ms / 1000, opt.settle_ms % 1000 * 1000000L };
+
+        if (opt.settle_ms > 0)
+                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                        ;
+}
+
+/*
+ * --cpu-report: every 64th operation of a latency row, after its time is taken, the CPU
+ * this thread runs on is compared with the CPU the daemon's thread last ran on (field 39 of
+ * /proc/PID/stat; the daemon is the peer of the connection, SO_PEERCRED).  The share of
+ * samples on one CPU tells which placement a row measured.
+ */
+typedef struct cpu_watch {
+        int fd;         /* /proc/PID/stat of the daemon; -1: not watched */
+        long same, n;   /* samples on this thread's CPU, samples */
+} cpu_watch;
+
+static cpu_watch cpu_watch_open(int sock)
+{
+        cpu_watch w = { .fd = -1 };
+        struct ucred cr;
+        socklen_t len = sizeof cr;
+        char path[64];
+
+        if (!opt.cpu_report)
+                return w;
+        if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+                die("--cpu-report: SO_PEERCRED", strerror(errno));
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)cr.pid);
+        w.fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (w.fd < 0)
+                die("--cpu-report: open /proc/PID/stat", strerror(errno));
+        return w;
+}
+
+/* The CPU the task of /proc/PID/stat last ran on, or -1. */
+static int stat_cpu(int fd)
+{
+        char buf[1024];
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        char *p;
+        int field = 2;
+
+        if (n <= 0)
+                return -1;
+        buf[n] = '\0';
+        p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+        if (!p)
+                return -1;
+        for (p++; *p && field < 39; p++)
+                if (*p == ' ')
+                        field++;
+        return field == 39 ? atoi(p) : -1;
+}
+
+static void cpu_sample(cpu_watch *w, long i)
+{
+        int c;
+
+        if (w->fd < 0 || i < 0 || (i & 63) != 0)
+                return;
+        c = stat_cpu(w->fd);
+        if (c < 0)
+                return;
+        w->n++;
+        if (c == sched_getcpu())
+                w->same++;
+}
+
+static void cpu_report(cpu_watch *w, int round, const char *row, const char *peer)
+{
+        if (w->fd < 0)
+                return;
+        fprintf(stderr, "CPUS round=%d row=\"%s\" peer=%s together=%ld/%ld\n", round, row, peer,
+                w->same, w->n);
+        w->same = w->n = 0;
 }
 
 /* ------------------------------------------------------------------ the table */
@@ -120,6 +216,7 @@ static const struct {
 };
 
 static double val[N_ROW][N_SRC][MAX_ROUNDS];
+static cpu_watch cw[N_SRC] = { { .fd = -1 }, { .fd = -1 }, { .fd = -1 } };
 
 static unsigned row_group(int r)
 {
@@ -312,6 +409,7 @@ static void hyb_latency(hyb_bus *b, bool put, double *lat, long n, uint64_t *rng
                                   hyb_bus_store_write(b, key, v, 0, &e), &e);
                         if (i >= 0)
                                 lat[i] = (double)(bench_now_ns() - t0) / 1e3;
+                        cpu_sample(&cw[S_HYB], i);
                         hyb_obj_unref(v);
                 } else {
                         hyb_obj *v = NULL;
@@ -320,6 +418,7 @@ static void hyb_latency(hyb_bus *b, bool put, double *lat, long n, uint64_t *rng
                                   hyb_bus_store_read(b, key, &v, &e), &e);
                         if (i >= 0)
                                 lat[i] = (double)(bench_now_ns() - t0) / 1e3;
+                        cpu_sample(&cw[S_HYB], i);
                         hyb_check_real(v, "hybridd: hyb_bus_store_read");
                 }
         }
@@ -401,6 +500,7 @@ static void hyb_delivery(hyb_bus *pub, hyb_bus *sub, double *lat, long n)
                 if (i >= 0)
                         lat[i] = (double)(hs.t1 - t0) / 1e3;
                 hyb_drain(pub, &p);
+                cpu_sample(&cw[S_HYB], i);
         }
 }
 
@@ -420,23 +520,32 @@ static void hyb_round(int round, double *lat)
                 hyb_check("hybridd: hyb_bus_store_subscribe",
                           hyb_bus_store_subscribe(sub, TOPIC_FURI, 0, hyb_on_msg, NULL, NULL, &e),
                           &e);
+                cw[S_HYB] = cpu_watch_open(hyb_bus_get_fd(c));
         }
         if (opt.rows & G_GET) {
+                settle();
                 hyb_latency(c, false, lat, opt.n_lat, &rng);
                 val[R_GET50][S_HYB][round] = bench_percentile(lat, opt.n_lat, 50);
                 val[R_GET99][S_HYB][round] = bench_percentile(lat, opt.n_lat, 99);
+                cpu_report(&cw[S_HYB], round, rowdef[R_GET50].name, src_name[S_HYB]);
         }
         if (opt.rows & G_PUT) {
+                settle();
                 hyb_latency(c, true, lat, opt.n_lat, &rng);
                 val[R_PUT50][S_HYB][round] = bench_percentile(lat, opt.n_lat, 50);
                 val[R_PUT99][S_HYB][round] = bench_percentile(lat, opt.n_lat, 99);
+                cpu_report(&cw[S_HYB], round, rowdef[R_PUT50].name, src_name[S_HYB]);
         }
-        if (opt.rows & G_PIPE)
+        if (opt.rows & G_PIPE) {
+                settle();
                 val[R_PIPE][S_HYB][round] = hyb_pipelined(c, &rng);
+        }
         if (opt.rows & G_DEL) {
+                settle();
                 hyb_delivery(pub, sub, lat, opt.n_lat);
                 val[R_DEL50][S_HYB][round] = bench_percentile(lat, opt.n_lat, 50);
                 val[R_DEL99][S_HYB][round] = bench_percentile(lat, opt.n_lat, 99);
+                cpu_report(&cw[S_HYB], round, rowdef[R_DEL50].name, src_name[S_HYB]);
         }
 }
 
@@ -523,6 +632,7 @@ static void redis_latency(redisContext *c, bool put, double *lat, long n, uint64
                 }
                 if (i >= 0)
                         lat[i] = (double)(bench_now_ns() - t0) / 1e3;
+                cpu_sample(&cw[S_REDIS], i);
         }
 }
 
@@ -579,6 +689,7 @@ static void redis_delivery(redisContext *pub, redisContext *sub, double *lat, lo
                 if (rp->type != REDIS_REPLY_INTEGER || rp->integer != 1)
                         die("redis: PUBLISH did not reach exactly one subscriber", NULL);
                 freeReplyObject(rp);
+                cpu_sample(&cw[S_REDIS], i);
         }
 }
 
@@ -598,23 +709,32 @@ static void redis_round(int round, double *lat)
                 if (rp->type != REDIS_REPLY_ARRAY)
                         die("redis: SUBSCRIBE", NULL);
                 freeReplyObject(rp);
+                cw[S_REDIS] = cpu_watch_open(c->fd);
         }
         if (opt.rows & G_GET) {
+                settle();
                 redis_latency(c, false, lat, opt.n_lat, &rng);
                 val[R_GET50][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 50);
                 val[R_GET99][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 99);
+                cpu_report(&cw[S_REDIS], round, rowdef[R_GET50].name, src_name[S_REDIS]);
         }
         if (opt.rows & G_PUT) {
+                settle();
                 redis_latency(c, true, lat, opt.n_lat, &rng);
                 val[R_PUT50][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 50);
                 val[R_PUT99][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 99);
+                cpu_report(&cw[S_REDIS], round, rowdef[R_PUT50].name, src_name[S_REDIS]);
         }
-        if (opt.rows & G_PIPE)
+        if (opt.rows & G_PIPE) {
+                settle();
                 val[R_PIPE][S_REDIS][round] = redis_pipelined(c, &rng);
+        }
         if (opt.rows & G_DEL) {
+                settle();
                 redis_delivery(pub, sub, lat, opt.n_lat);
                 val[R_DEL50][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 50);
                 val[R_DEL99][S_REDIS][round] = bench_percentile(lat, opt.n_lat, 99);
+                cpu_report(&cw[S_REDIS], round, rowdef[R_DEL50].name, src_name[S_REDIS]);
         }
 }
 #endif
@@ -692,7 +812,9 @@ static void mosq_round(int round, double *lat)
                 }
                 if (!mq.subscribed)
                         die("mosquitto: no SUBACK", NULL);
+                cw[S_MOSQ] = cpu_watch_open(mosquitto_socket(sub));
         }
+        settle();
         for (long i = -opt.n_lat / 10; i < opt.n_lat; i++) {
                 uint64_t t0;
                 int rc;
@@ -713,7 +835,9 @@ static void mosq_round(int round, double *lat)
                 if (i >= 0)
                         lat[i] = (double)(mq.t1 - t0) / 1e3;
                 mosq_loop(pub, 0); /* keep-alive and anything the broker sent it */
+                cpu_sample(&cw[S_MOSQ], i);
         }
+        cpu_report(&cw[S_MOSQ], round, rowdef[R_DEL50].name, src_name[S_MOSQ]);
         val[R_DEL50][S_MOSQ][round] = bench_percentile(lat, opt.n_lat, 50);
         val[R_DEL99][S_MOSQ][round] = bench_percentile(lat, opt.n_lat, 99);
 }
@@ -755,6 +879,7 @@ static void usage(FILE *f)
                    "                          [--rows get,put,pipe,delivery]\n"
                    "                          [--hybridd SOCKET] [--redis SOCKET]\n"
                    "                          [--mosquitto SOCKET] [--verbose]\n"
+                   "                          [--settle MS] [--cpu-report]\n"
                    "  --quick      smoke run: 3 rounds, 2 000 operations a figure, 10 000 keys\n"
                    "  --rounds N   rounds, the median of them is printed (default 5)\n"
                    "  --keys K     stored keys (default 100000)\n"
@@ -763,7 +888,12 @@ static void usage(FILE *f)
                    "  --hybridd S  the socket of a hybridd that serves its store\n"
                    "  --redis S    redis-server's Unix socket (run-remote-store.sh starts one)\n"
                    "  --mosquitto S  mosquitto's Unix listener\n"
-                   "  --verbose    per-round figures on stderr\n");
+                   "  --verbose    per-round figures on stderr\n"
+                   "  --settle MS  idle pause before every measured row of every peer (default\n"
+                   "               100; 0: none, each row starts right after the one before)\n"
+                   "  --cpu-report a CPUS line per round, latency row and peer on stderr: of\n"
+                   "               every 64th operation, how many found the benchmark and the\n"
+                   "               daemon on one CPU\n");
 }
 
 int main(int argc, char **argv)
@@ -775,6 +905,8 @@ int main(int argc, char **argv)
                 { "mosquitto", required_argument, NULL, 'M' },
                 { "verbose", no_argument, NULL, 'v' },   { "help", no_argument, NULL, 'h' },
                 { "ops", required_argument, NULL, 'o' }, { "rows", required_argument, NULL, 'w' },
+                { "settle", required_argument, NULL, 's' },
+                { "cpu-report", no_argument, NULL, 'c' },
                 { 0 }
         };
         double *lat;
@@ -818,6 +950,17 @@ int main(int argc, char **argv)
                         break;
                 case 'w':
                         opt.rows = parse_rows(optarg);
+                        break;
+                case 's': {
+                        char *end;
+                        opt.settle_ms = strtol(optarg, &end, 10);
+                        if (*optarg == '\0' || *end != '\0' || opt.settle_ms < 0 ||
+                            opt.settle_ms > 10000)
+                                die("--settle wants 0 to 10000 (milliseconds)", optarg);
+                        break;
+                }
+                case 'c':
+                        opt.cpu_report = true;
                         break;
                 case 'h':
                         usage(stdout);

@@ -17,7 +17,11 @@
 #                On a VM whose idle vCPUs halt, free placement lands a client/daemon pair in
 #                one of these two states more or less at random and keeps it for the round,
 #                for every peer alike: `same` and `apart` compare like with like
-#                (bench/README.md "Placement").
+#                (bench/README.md "Placement").  In free placement bench-remote-store
+#                idles before every measured row (--settle, default 100 ms) so that no row
+#                starts in the state the previous one left; same and apart run with
+#                --settle 0 unless --settle is given.  --cpu-report shows which placement
+#                each row got.
 # redis-server listens on a Unix socket only (--port 0), without persistence; mosquitto on a
 # Unix listener, configured as bench/run-bus.sh configures it.  Both get a fresh directory
 # under $TMPDIR (default /tmp), removed at the end, and are stopped by PID.  A peer that is not
@@ -49,6 +53,11 @@ while [ $# -gt 0 ]; do
     esac
 done
 IFS=, read -r -a PLACE <<<"$PLACEMENTS"
+# The idle pause before every row (--settle) is for free placement, where the state a row
+# starts in decides its placement; pinned, the runner keeps the rows back to back as before
+# (unless --settle is given).
+SETTLE_GIVEN=
+for a in "${BENCH_ARGS[@]:-}"; do case $a in --settle | --settle=*) SETTLE_GIVEN=1 ;; esac; done
 for p in "${PLACE[@]}"; do
     case $p in free | same | apart) ;; *) log "--placement: '$p' is not free, same or apart"; exit 2 ;; esac
 done
@@ -158,7 +167,10 @@ for p in "${PLACE[@]}"; do
     if [ "${#PLACE[@]}" -gt 1 ] || [ "$p" != free ]; then
         printf '\nplacement %s\n' "$PLACE_TEXT"
     fi
-    taskset -c "$PLACE_BENCH" "$BUILD/bench/bench-remote-store" "${ARGS[@]}" "${BENCH_ARGS[@]}"
+    settle=()
+    [ "$p" != free ] && [ -z "$SETTLE_GIVEN" ] && settle=(--settle 0)
+    taskset -c "$PLACE_BENCH" "$BUILD/bench/bench-remote-store" "${ARGS[@]}" "${settle[@]}" \
+        "${BENCH_ARGS[@]}"
 done
 place free
 
