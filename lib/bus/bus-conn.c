@@ -1083,8 +1083,10 @@ void bus_update_event(hyb_bus *bus)
                 event_assign(bus->ev_io, bus->base, bus->fd, want, bus_event_cb, bus);
                 event_add(bus->ev_io, NULL);
         }
-        if (bus_ws_pending(bus->ws))
-                event_active(bus->ev_io, EV_READ, 0); /* TLS plaintext the fd will not announce */
+        /* TLS plaintext, or a complete packet read with a synchronous call's answer
+         * (or left by the 1024 of bus_event_cb): input the fd will not announce */
+        if (bus_ws_pending(bus->ws) || bus_frame_buffered(bus))
+                event_active(bus->ev_io, EV_READ, 0);
         next = bus_next_deadline(bus);
         if (next != UINT64_MAX) {
                 uint64_t now = hyb_now_usec(), d = next > now ? next - now : 0;

@@ -15,6 +15,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -458,6 +459,112 @@ START_TEST(test_one_cpu_with_broker_polls)
 }
 END_TEST
 
+/*
+ * A connection driven by a libevent loop (hyb_bus_attach_event) makes a synchronous
+ * call: the packet read together with its answer (here the answer of an earlier async
+ * call, sent right after the sync call's) stays buffered when the wait returns, and no
+ * socket input will announce it.  The loop must still dispatch it at once, not when the
+ * async call's deadline (60 s) fires its timer.
+ */
+typedef struct held_pair {
+        hyb_bus_request *held;
+        atomic_int n_held;
+} held_pair;
+
+static int hp_hold(hyb_bus_request *req, void *ud)
+{
+        held_pair *h = ud;
+
+        h->held = hyb_bus_request_ref(req);
+        atomic_fetch_add(&h->n_held, 1);
+        return 0;
+}
+
+/* answers the sync call first, then the held async one: one write of both */
+static int hp_go(hyb_bus_request *req, void *ud)
+{
+        held_pair *h = ud;
+
+        ck_assert_int_eq(hyb_bus_request_reply(req, 200, "[1]", 3, HYB_BODY_JSON), 0);
+        ck_assert_ptr_nonnull(h->held);
+        ck_assert_int_eq(hyb_bus_request_reply(h->held, 200, "[2]", 3, HYB_BODY_JSON), 0);
+        hyb_bus_request_unref(h->held);
+        h->held = NULL;
+        return 0;
+}
+
+static void hp_reply(hyb_bus *bus, const hyb_bus_reply *reply, void *ud)
+{
+        struct event_base *base = ud;
+
+        (void)bus;
+        ck_assert_int_eq(hyb_bus_reply_get_status(reply), 200);
+        event_base_loopbreak(base);
+}
+
+static void hp_give_up(evutil_socket_t fd, short what, void *ud)
+{
+        (void)fd;
+        (void)what;
+        event_base_loopbreak(ud);
+}
+
+START_TEST(test_attached_loop_dispatches_what_a_wait_left)
+{
+        held_pair h = { 0 };
+        struct event_base *base;
+        struct event *give_up;
+        tbroker t;
+        tsvc s;
+        hyb_bus *a, *b;
+        hyb_error err;
+        int buffered = 0;
+
+        tb_start(&t, NULL, false);
+        a = tb_connect(&t, "org.test.wait", "loop");
+        b = tb_connect(&t, "org.test.wait", "svc");
+        ck_assert_int_eq(hyb_bus_register_procedure(b, "hold", NULL, NULL, hp_hold, &h, NULL, &err), 0);
+        ck_assert_int_eq(hyb_bus_register_procedure(b, "go", NULL, NULL, hp_go, &h, NULL, &err), 0);
+        base = event_base_new();
+        ck_assert_ptr_nonnull(base);
+        ck_assert_int_eq(hyb_bus_attach_event(a, base), 0);
+        give_up = evtimer_new(base, hp_give_up, base);
+        ck_assert_ptr_nonnull(give_up);
+        svc_start(&s, b);
+        for (int round = 0; round < 8; round++) {
+                uint64_t next = UINT64_MAX;
+                struct timeval tv = { .tv_sec = 10 };
+
+                atomic_store(&h.n_held, 0);
+                ck_assert_int_eq(hyb_bus_call_async(a, "@localhost/org.test.wait/svc", "hold", "[]",
+                                                    2, 0, 60000, hp_reply, base, NULL),
+                                 0);
+                ck_assert_int_eq(hyb_bus_flush(a), 0);
+                while (atomic_load(&h.n_held) == 0)
+                        usleep(1000);
+                ck_assert_int_eq(hyb_bus_call(a, "@localhost/org.test.wait/svc", "go", "[]", 2, 0,
+                                              60000, NULL, &err),
+                                 0);
+                ck_assert_int_eq(hyb_bus_get_timeout(a, &next), 0);
+                buffered += next == 0;
+                /* the async call's answer: dispatched by the loop, whether it was read
+                 * with the sync call's or is still in the socket */
+                evtimer_add(give_up, &tv);
+                ck_assert_int_eq(event_base_loop(base, 0), 0);
+                ck_assert_msg(event_pending(give_up, EV_TIMEOUT, NULL),
+                              "round %d (%d with the answer buffered): the loop gave up", round,
+                              buffered);
+                evtimer_del(give_up);
+        }
+        svc_stop(&s);
+        event_free(give_up);
+        hyb_bus_unref(a);
+        event_base_free(base);
+        hyb_bus_unref(b);
+        tb_stop(&t);
+}
+END_TEST
+
 void bus_tcase_wait(Suite *s)
 {
         TCase *tc = tcase_create("wait");
@@ -471,5 +578,6 @@ void bus_tcase_wait(Suite *s)
         tcase_add_test(tc, test_wait_writes_queued_output);
         tcase_add_test(tc, test_signal_does_not_end_wait);
         tcase_add_test(tc, test_one_cpu_with_broker_polls);
+        tcase_add_test(tc, test_attached_loop_dispatches_what_a_wait_left);
         suite_add_tcase(s, tc);
 }
