@@ -906,10 +906,17 @@ static int bus_connect(const hyb_bus_connect_options *opts, bool cancellable, in
                 free(bus);
                 return err_set(reterr, r, -1, "socket: %s", strerror(-r));
         }
-        if (connect(bus->fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS &&
-            errno != EAGAIN) {
+        if (connect(bus->fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
                 r = errno;
                 bus_free(bus);
+                /* A Unix socket says EAGAIN when its listen queue has no room: the socket
+                 * is not connected (nothing to wait for), and the handshake would only fail
+                 * later with a vaguer message. */
+                if (r == EAGAIN)
+                        return err_set(reterr, HYB_E_UNAVAILABLE, -1,
+                                       "cannot connect to %s: its listen queue is full (the "
+                                       "broker accepts no more connections now; try again)",
+                                       path);
                 return err_set(reterr, HYB_E_UNAVAILABLE, -1, "cannot connect to %s: %s", path,
                                strerror(r));
         }

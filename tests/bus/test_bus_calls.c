@@ -3,6 +3,7 @@
  * bus_suite: the broker runs in-process on its own event_base thread; clients
  * use the public API.  Expected statuses come from doc/protocol.md.
  */
+#include <errno.h>
 #include <event2/event.h>
 #include <jansson.h>
 #include <poll.h>
@@ -466,6 +467,47 @@ START_TEST(test_connect_refusals)
         a = tb_connect(&t, "org.test.a", "main");
         hyb_bus_unref(a);
         tb_stop(&t);
+}
+END_TEST
+
+/* A broker whose listen queue is full (a hostile local user can fill it): the connect says
+ * so, as a 503 with the socket's path, instead of failing later in the handshake with a
+ * send on a socket that never got connected. */
+START_TEST(test_connect_queue_full)
+{
+        char *dir = test_tmpdir();
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int lfd, filler[4], n = 0, r = 0;
+        hyb_bus *x = NULL;
+        hyb_error err;
+
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s/full.sock", dir);
+        lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(lfd, 0);
+        ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+        ck_assert_int_eq(listen(lfd, 0), 0); /* never accepted */
+        /* Fill the queue with plain connections until one is refused for lack of room. */
+        for (; n < 4; n++) {
+                filler[n] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                ck_assert_int_ge(filler[n], 0);
+                if (connect(filler[n], (struct sockaddr *)&sa, sizeof sa) < 0) {
+                        ck_assert_int_eq(errno, EAGAIN);
+                        close(filler[n]);
+                        break;
+                }
+        }
+        ck_assert_int_lt(n, 4);
+        hyb_error_clear(&err);
+        r = hyb_bus_connect(sa.sun_path, "org.test.a", "main", &x, &err);
+        ck_assert_msg(r == HYB_E_UNAVAILABLE, "connect to a full queue: %d (%s)", r, err.message);
+        ck_assert_ptr_null(x);
+        ck_assert_ptr_nonnull(strstr(err.message, sa.sun_path));
+        ck_assert_ptr_nonnull(strstr(err.message, "queue is full"));
+        while (n-- > 0)
+                close(filler[n]);
+        close(lfd);
+        test_rmrf(dir);
+        free(dir);
 }
 END_TEST
 
@@ -1155,6 +1197,7 @@ Suite *bus_suite(void)
         tcase_add_test(tc, test_echo_16mib_binary);
         tcase_add_test(tc, test_calls_policy_acl);
         tcase_add_test(tc, test_connect_refusals);
+        tcase_add_test(tc, test_connect_queue_full);
         tcase_add_test(tc, test_deadline_cancel_deferred);
         tcase_add_test(tc, test_reply_callback_unrefs_its_slot);
         tcase_add_test(tc, test_many_pending_deadlines);
