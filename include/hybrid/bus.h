@@ -86,8 +86,8 @@ HYB_EXPORT int hyb_bus_get_default_socket(char **ret_path);
  * Errors: -EINVAL (NULL app/runner/ret), HYB_E_NOT_ACCEPTABLE (bad app or runner
  * name, or a reserved one), HYB_E_CONFLICT (endpoint name already connected),
  * HYB_E_FORBIDDEN (this uid may not claim the app), HYB_E_UNAVAILABLE (no broker
- * listening, its listen queue full, too many connections), HYB_E_UPGRADE_REQUIRED (protocol version),
- * HYB_E_PROTOCOL, -errno from socket calls.  *reterr says which.
+ * listening, its listen queue full, too many connections), HYB_E_UPGRADE_REQUIRED
+ * (protocol version), HYB_E_PROTOCOL, -errno from socket calls.  *reterr says which.
  */
 HYB_EXPORT int hyb_bus_connect(const char *path, const char *app, const char *runner, hyb_bus **ret,
                                hyb_error *reterr);
