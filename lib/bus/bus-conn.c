@@ -539,6 +539,22 @@ static int bus_read_packet_blocking(hyb_bus *bus, wire_packet *p, uint64_t deadl
         }
 }
 
+/* Sends an AUTH packet whose body is j as compact JSON; takes j's reference.  0 or < 0
+ * (-ENOMEM, bus_send's error). */
+static int bus_send_auth(hyb_bus *bus, json_t *j)
+{
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        wire_hdr h = { .type = WIRE_AUTH };
+        int r;
+
+        json_decref(j);
+        if (!text)
+                return -ENOMEM;
+        r = bus_send(bus, &h, NULL, 0, NULL, 0, text, strlen(text));
+        free(text);
+        return r;
+}
+
 static int bus_handshake(hyb_bus *bus, const hyb_bus_connect_options *o, hyb_error *reterr)
 {
         const char *app = o->app, *runner = o->runner, *audience = NULL;
@@ -607,15 +623,9 @@ static int bus_handshake(hyb_bus *bus, const hyb_bus_connect_options *o, hyb_err
                 /* The broker checks the token's blocks while the proof is signed here
                  * (doc/protocol.md "Handshake"): the token goes ahead, the AUTH that
                  * follows carries it again with the proof. */
-                j = json_pack("{s:s, s:i, s:s, s:b}", "protocol", WIRE_PROTOCOL, "version",
-                              WIRE_VERSION, "token", o->token, "early", 1);
-                char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-                json_decref(j);
-                if (!text)
-                        return -ENOMEM;
-                wire_hdr h = { .type = WIRE_AUTH };
-                r = bus_send(bus, &h, NULL, 0, NULL, 0, text, strlen(text));
-                free(text);
+                r = bus_send_auth(bus, json_pack("{s:s, s:i, s:s, s:b}", "protocol",
+                                                 WIRE_PROTOCOL, "version", WIRE_VERSION,
+                                                 "token", o->token, "early", 1));
                 if (r < 0)
                         return err_set(reterr, r, -1, "sending the token: %s", hyb_strerror(r));
         }
@@ -644,13 +654,7 @@ static int bus_handshake(hyb_bus *bus, const hyb_bus_connect_options *o, hyb_err
         } else
                 j = json_pack("{s:s, s:i, s:s, s:s}", "protocol", WIRE_PROTOCOL, "version", WIRE_VERSION,
                               "app", app, "runner", runner);
-        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        json_decref(j);
-        if (!text)
-                return -ENOMEM;
-        wire_hdr h = { .type = WIRE_AUTH };
-        r = bus_send(bus, &h, NULL, 0, NULL, 0, text, strlen(text));
-        free(text);
+        r = bus_send_auth(bus, j);
         /* A broker that refused the announced token (429, 503, 401) answered and closed
          * while the proof was signed: its answer is read below. */
         if (r < 0 && !(o->token && early && r == HYB_E_CLOSED))
