@@ -10,30 +10,13 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const path = require('node:path');
-const { hybrid, startDaemon, tempDir } = require('./helpers.js');
+const {
+  hybrid, startDaemon, tempDir, MOSQUITTO, freePort, portOpen,
+} = require('./helpers.js');
 
 const APP = 'org.example.node.cluster';
-const MOSQUITTO = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto']
-  .find((m) => { try { fs.accessSync(m, fs.constants.X_OK); return true; } catch { return false; } });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-function portOpen(port) {
-  return new Promise((resolve) => {
-    const c = net.connect(port, '127.0.0.1');
-    c.once('connect', () => { c.destroy(); resolve(true); });
-    c.once('error', () => resolve(false));
-  });
-}
 
 // polls a file for re; fails with its text after a generous bound
 async function inFile(file, re, what) {

@@ -5,6 +5,7 @@
 const assert = require('node:assert');
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
+const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -13,6 +14,28 @@ const HYBRID_CLI = process.env.HYBRID_CLI;
 assert.ok(HYBRIDD && HYBRID_CLI, 'HYBRIDD and HYBRID_CLI must name the daemon and the CLI');
 
 const hybrid = require('..');
+
+// The mosquitto broker binary, or undefined when it is not installed.
+const MOSQUITTO = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto']
+  .find((m) => { try { fs.accessSync(m, fs.constants.X_OK); return true; } catch { return false; } });
+
+// A loopback TCP port that was free a moment ago (the kernel's choice).
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+// Does something accept TCP connections on the loopback port?
+function portOpen(port) {
+  return new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1');
+    c.once('connect', () => { c.destroy(); resolve(true); });
+    c.once('error', () => resolve(false));
+  });
+}
 
 function tempDir() {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'hybrid-node-'));
@@ -73,4 +96,7 @@ function next(emitter, name, ms = 20000) {
   });
 }
 
-module.exports = { hybrid, startDaemon, cli, next, tempDir, spawnSync, HYBRIDD, HYBRID_CLI };
+module.exports = {
+  hybrid, startDaemon, cli, next, tempDir, spawnSync, HYBRIDD, HYBRID_CLI, MOSQUITTO, freePort,
+  portOpen,
+};
