@@ -22,6 +22,17 @@ def _need(var):
     return v
 
 
+def stop_process(proc):
+    """Stops a child process: SIGTERM, then SIGKILL if it is still there after 30 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Daemon:
     """A hybridd --foreground on DIR/NAME.sock with the config given."""
 
@@ -52,13 +63,7 @@ class Daemon:
                               timeout=timeout)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._logf.close()
 
 

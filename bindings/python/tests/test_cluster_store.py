@@ -15,7 +15,7 @@ import pytest
 
 import hybrid
 from hybrid.errors import Error, ScopeError
-from conftest import Daemon, auntil
+from conftest import Daemon, auntil, stop_process
 
 
 def _mosquitto():
@@ -67,13 +67,7 @@ class Broker:
                        check=True, timeout=60)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._log.close()
 
 

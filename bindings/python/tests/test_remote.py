@@ -18,7 +18,7 @@ import pytest
 
 import hybrid
 from hybrid import token
-from conftest import BUILTIN, Daemon, auntil
+from conftest import BUILTIN, Daemon, auntil, stop_process
 
 CERTS = pathlib.Path(__file__).resolve().parents[3] / "tests" / "edge" / "certs"
 APP = "org.example.py.remote"
@@ -293,8 +293,7 @@ def cluster(tmp_path_factory):
     finally:
         for dm in daemons:
             dm.stop()
-        proc.terminate()
-        proc.wait(30)
+        stop_process(proc)
         log.close()
 
 
