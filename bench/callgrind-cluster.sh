@@ -32,18 +32,13 @@ command -v valgrind >/dev/null && command -v callgrind_control >/dev/null ||
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 [ -x "$MOSQUITTO" ] || { log "mosquitto is not installed (scripts/bootstrap.sh bench)"; exit 2; }
 . "$ROOT/bench/bench-build.sh"
+. "$ROOT/bench/peers.sh"
 bench_build_dir "$ROOT" "$BUILD"
 meson compile -C "$BUILD" bench/bench-cluster examples/hybridd/hybridd >/dev/null
 
 VG=(valgrind --tool=callgrind --dump-instr=no)
-PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-{
-    echo "listener $PORT 127.0.0.1"
-    echo "allow_anonymous true"
-    echo "set_tcp_nodelay true"
-    [ "$(id -u)" = 0 ] && echo "user root"
-    true
-} >"$WORK/mosquitto.conf"
+PORT=$(bench_free_port)
+bench_mosquitto_conf "$WORK/mosquitto.conf" "$PORT"
 "${VG[@]}" --callgrind-out-file="$WORK/broker.cg" "$MOSQUITTO" -c "$WORK/mosquitto.conf" \
     >"$WORK/mosquitto.log" 2>&1 &
 PIDS+=($!)

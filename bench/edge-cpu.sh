@@ -29,6 +29,7 @@ done
 command -v nginx >/dev/null || { echo "edge-cpu.sh: nginx is not installed" >&2; exit 1; }
 
 . "$ROOT/bench/bench-build.sh"
+. "$ROOT/bench/peers.sh"
 bench_build_dir "$ROOT" "$BUILD"
 meson compile -C "$BUILD" bench/bench-edge examples/hybridd/hybridd >/dev/null
 BENCH=$BUILD/bench/bench-edge
@@ -66,48 +67,11 @@ UP=$!; PIDS+=("$UP")
 wait_line "$W/serve.out" '^READY' "$SP" || { cat "$W/serve.err" >&2; exit 1; }
 wait_line "$W/upstream.out" '^READY' "$UP" || { cat "$W/upstream.err" >&2; exit 1; }
 
-NPORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$W/nginx/tmp"
-USER_LINE=""
-[ "$(id -u)" = 0 ] && USER_LINE="user root;"   # its worker reads the upstream socket in $W
-cat >"$W/nginx/nginx.conf" <<EOT
-$USER_LINE
-daemon off;
-worker_processes 1;
-pid $W/nginx/nginx.pid;
-error_log $W/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $W/nginx/tmp/body;
-    proxy_temp_path $W/nginx/tmp/proxy;
-    fastcgi_temp_path $W/nginx/tmp/fastcgi;
-    uwsgi_temp_path $W/nginx/tmp/uwsgi;
-    scgi_temp_path $W/nginx/tmp/scgi;
-    upstream echo {
-        server unix:$W/upstream.sock;
-        keepalive 64;
-    }
-    server {
-        listen 127.0.0.1:$NPORT;
-        keepalive_requests 100000000;
-        location / {
-            proxy_pass http://echo;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOT
+NPORT=$(bench_free_port)
+bench_nginx_conf "$W/nginx" "$NPORT" "$W/upstream.sock"   # its worker reads the upstream socket in $W
 "${PIN[@]}" nginx -p "$W/nginx" -c "$W/nginx/nginx.conf" -e "$W/nginx/error.log" >"$W/nginx/stdout" 2>&1 &
 NP=$!; PIDS+=("$NP")
-up=0
-for _ in $(seq 100); do
-    if curl -s -o /dev/null --max-time 2 -d '{}' "http://127.0.0.1:$NPORT/bus/x/y/z"; then up=1; break; fi
-    kill -0 "$NP" 2>/dev/null || break
-    sleep 0.05
-done
-[ "$up" = 1 ] || { cat "$W/nginx/error.log" >&2; echo "nginx did not start" >&2; exit 1; }
+bench_nginx_up "$NP" "$NPORT" || { cat "$W/nginx/error.log" >&2; echo "nginx did not start" >&2; exit 1; }
 NW=$(pgrep -P "$NP" | head -n 1)
 [ -n "$NW" ] || { echo "no nginx worker" >&2; exit 1; }
 

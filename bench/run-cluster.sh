@@ -48,6 +48,7 @@ MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 [ -x "$MOSQUITTO" ] || { log "mosquitto is not installed (scripts/bootstrap.sh bench)"; exit 1; }
 
 . "$ROOT/bench/bench-build.sh"
+. "$ROOT/bench/peers.sh"
 bench_build_dir "$ROOT" "$BUILD"
 ninja -C "$BUILD" build.ninja >/dev/null 2>&1 || true
 if ! out=$(meson compile -C "$BUILD" bench/bench-cluster examples/hybridd/hybridd 2>&1); then
@@ -55,14 +56,8 @@ if ! out=$(meson compile -C "$BUILD" bench/bench-cluster examples/hybridd/hybrid
     exit 1
 fi
 
-PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-{
-    echo "listener $PORT 127.0.0.1"
-    echo "allow_anonymous true"
-    echo "set_tcp_nodelay true"
-    [ "$(id -u)" = 0 ] && echo "user root"
-    true
-} >"$WORK/mosquitto.conf"
+PORT=$(bench_free_port)
+bench_mosquitto_conf "$WORK/mosquitto.conf" "$PORT"
 "${PIN_M[@]}" "$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
 PIDS+=($!)
 for h in a b; do

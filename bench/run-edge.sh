@@ -28,6 +28,7 @@ for a in "$@"; do
 done
 
 . "$ROOT/bench/bench-build.sh"
+. "$ROOT/bench/peers.sh"
 bench_build_dir "$ROOT" "$BUILD"
 ninja -C "$BUILD" build.ninja >/dev/null 2>&1 || true     # pick up a changed bench/meson.build
 if ! out=$(meson compile -C "$BUILD" bench/bench-edge examples/hybridd/hybridd examples/hybrid/hybrid 2>&1); then
@@ -49,7 +50,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_line() { # FILE REGEX PID: until FILE has a line matching REGEX (false if PID died)
     for _ in $(seq 300); do
         grep -q -- "$2" "$1" 2>/dev/null && return 0
@@ -114,49 +114,12 @@ if command -v nginx >/dev/null; then
     "$BENCH" upstream "$WORK/upstream.sock" >"$WORK/upstream.out" 2>"$WORK/upstream.err" &
     UPID=$!; PIDS+=("$UPID")
     wait_line "$WORK/upstream.out" '^READY' "$UPID" || { cat "$WORK/upstream.err" >&2; exit 1; }
-    NPORT=$(free_port)
+    NPORT=$(bench_free_port)
     N=$WORK/nginx
-    mkdir -p "$N/tmp"
-    USER_LINE=""
-    [ "$(id -u)" = 0 ] && USER_LINE="user root;"   # its worker reads the upstream socket in $WORK
-    cat >"$N/nginx.conf" <<EOF
-$USER_LINE
-daemon off;
-worker_processes 1;
-pid $N/nginx.pid;
-error_log $N/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $N/tmp/body;
-    proxy_temp_path $N/tmp/proxy;
-    fastcgi_temp_path $N/tmp/fastcgi;
-    uwsgi_temp_path $N/tmp/uwsgi;
-    scgi_temp_path $N/tmp/scgi;
-    upstream echo {
-        server unix:$WORK/upstream.sock;
-        keepalive 64;
-    }
-    server {
-        listen 127.0.0.1:$NPORT;
-        keepalive_requests 100000000;
-        location / {
-            proxy_pass http://echo;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
+    bench_nginx_conf "$N" "$NPORT" "$WORK/upstream.sock"
     nginx -p "$N" -c "$N/nginx.conf" -e "$N/error.log" >"$N/stdout" 2>&1 &
     NGPID=$!; PIDS+=("$NGPID")
-    up=0
-    for _ in $(seq 100); do
-        if curl -s -o /dev/null --max-time 2 -d '{}' "http://127.0.0.1:$NPORT/bus/x/y/z"; then up=1; break; fi
-        kill -0 "$NGPID" 2>/dev/null || break
-        sleep 0.05
-    done
-    if [ "$up" = 1 ]; then
+    if bench_nginx_up "$NGPID" "$NPORT"; then
         ARGS_PEER+=(--nginx "127.0.0.1:$NPORT")
         log "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') (pid $NGPID) on 127.0.0.1:$NPORT -> $WORK/upstream.sock"
     else
@@ -169,7 +132,7 @@ fi
 # ---- mosquitto's WebSocket listener, where Debian's build has one
 MOSQ="mosquitto not installed"
 if command -v mosquitto >/dev/null; then
-    MPORT=$(free_port)
+    MPORT=$(bench_free_port)
     printf 'user %s\nlistener %s 127.0.0.1\nprotocol websockets\nallow_anonymous true\npersistence false\nlog_dest stderr\n' \
         "$(id -un)" "$MPORT" >"$WORK/mosquitto.conf"
     mosquitto -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
