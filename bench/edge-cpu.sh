@@ -41,14 +41,6 @@ cleanup() {
     rm -rf "$W"
 }
 trap cleanup EXIT
-wait_line() { # FILE REGEX PID
-    for _ in $(seq 300); do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        kill -0 "$3" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
 
 cat >"$W/hybridd.yaml" <<EOT
 listen:
@@ -58,14 +50,14 @@ edge:
 EOT
 "${PIN[@]}" "$BUILD/examples/hybridd/hybridd" --foreground --socket "$W/bus.sock" --config "$W/hybridd.yaml" >"$W/hybridd.log" 2>&1 &
 HP=$!; PIDS+=("$HP")
-wait_line "$W/hybridd.log" 'edge: HTTP on 127.0.0.1:[1-9]' "$HP" || { cat "$W/hybridd.log" >&2; exit 1; }
+bench_wait_line "$W/hybridd.log" 'edge: HTTP on 127.0.0.1:[1-9]' "$HP" || { cat "$W/hybridd.log" >&2; exit 1; }
 HTTP=$(sed -n 's/.*edge: HTTP on \(127\.0\.0\.1:[0-9]*\).*/\1/p' "$W/hybridd.log" | head -n 1)
 "${PIN[@]}" "$BENCH" serve "$W/bus.sock" >"$W/serve.out" 2>"$W/serve.err" &
 SP=$!; PIDS+=("$SP")
 "${PIN[@]}" "$BENCH" upstream "$W/upstream.sock" >"$W/upstream.out" 2>"$W/upstream.err" &
 UP=$!; PIDS+=("$UP")
-wait_line "$W/serve.out" '^READY' "$SP" || { cat "$W/serve.err" >&2; exit 1; }
-wait_line "$W/upstream.out" '^READY' "$UP" || { cat "$W/upstream.err" >&2; exit 1; }
+bench_wait_line "$W/serve.out" '^READY' "$SP" || { cat "$W/serve.err" >&2; exit 1; }
+bench_wait_line "$W/upstream.out" '^READY' "$UP" || { cat "$W/upstream.err" >&2; exit 1; }
 
 NPORT=$(bench_free_port)
 bench_nginx_conf "$W/nginx" "$NPORT" "$W/upstream.sock"   # its worker reads the upstream socket in $W
@@ -79,7 +71,7 @@ ROWS="http nginx"
 if [ "$BARE" = 1 ]; then
     "${PIN[@]}" "$BENCH" bare >"$W/bare.out" 2>"$W/bare.err" &
     BP=$!; PIDS+=("$BP")
-    wait_line "$W/bare.out" '^READY [1-9]' "$BP" || { cat "$W/bare.err" >&2; exit 1; }
+    bench_wait_line "$W/bare.out" '^READY [1-9]' "$BP" || { cat "$W/bare.err" >&2; exit 1; }
     BPORT=$(sed -n 's/^READY \([0-9]*\)$/\1/p' "$W/bare.out")
     ROWS="$ROWS bare"
 fi

@@ -1,9 +1,21 @@
-# peers.sh - sourced by the bench scripts (bash) that start nginx or mosquitto: a free port and
-# the peers' configurations, written the same way for every script that measures them.
+# peers.sh - sourced by the bench scripts (bash) that start nginx or mosquitto: a free port, a
+# wait for a process's ready line and the peers' configurations, written the same way for every
+# script that measures them.
 
 # A loopback TCP port that was free a moment ago (the kernel's choice).
 bench_free_port() {
     /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# bench_wait_line FILE REGEX PID: true once FILE has a line matching REGEX (up to ~15 s),
+# false when PID exits first or the line never comes.
+bench_wait_line() {
+    for _ in $(seq 300); do
+        grep -q -- "$2" "$1" 2>/dev/null && return 0
+        kill -0 "$3" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
 }
 
 # bench_nginx_conf DIR PORT UPSTREAM: DIR/nginx.conf (and DIR/tmp) for one nginx worker in the

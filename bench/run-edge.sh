@@ -50,14 +50,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_line() { # FILE REGEX PID: until FILE has a line matching REGEX (false if PID died)
-    for _ in $(seq 300); do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        kill -0 "$3" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
 
 # ---- a token for the token rows: issuer and holder keys, the echo procedure's call
 "$HYBRID" token keygen "$WORK/iss.key" >/dev/null
@@ -99,21 +91,21 @@ $WS_LIMITS
 EOF
 "$HYBRIDD" --foreground --socket "$WORK/bus.sock" --config "$WORK/hybridd.yaml" >"$WORK/hybridd.log" 2>&1 &
 HPID=$!; PIDS+=("$HPID")
-wait_line "$WORK/hybridd.log" 'edge: HTTP on 127.0.0.1:[1-9]' "$HPID" ||
+bench_wait_line "$WORK/hybridd.log" 'edge: HTTP on 127.0.0.1:[1-9]' "$HPID" ||
     { cat "$WORK/hybridd.log" >&2; echo "hybridd did not start" >&2; exit 1; }
 HTTP=$(sed -n 's/.*edge: HTTP on \(127\.0\.0\.1:[0-9]*\).*/\1/p' "$WORK/hybridd.log" | head -n 1 || true)
 log "hybridd (pid $HPID) on $WORK/bus.sock, HTTP on $HTTP"
 
 "$BENCH" serve "$WORK/bus.sock" >"$WORK/serve.out" 2>"$WORK/serve.err" &
 SPID=$!; PIDS+=("$SPID")
-wait_line "$WORK/serve.out" '^READY' "$SPID" || { cat "$WORK/serve.err" >&2; exit 1; }
+bench_wait_line "$WORK/serve.out" '^READY' "$SPID" || { cat "$WORK/serve.err" >&2; exit 1; }
 
 # ---- nginx (Debian's), its own prefix, not a daemon, one worker, keep-alive to the upstream
 ARGS_PEER=()
 if command -v nginx >/dev/null; then
     "$BENCH" upstream "$WORK/upstream.sock" >"$WORK/upstream.out" 2>"$WORK/upstream.err" &
     UPID=$!; PIDS+=("$UPID")
-    wait_line "$WORK/upstream.out" '^READY' "$UPID" || { cat "$WORK/upstream.err" >&2; exit 1; }
+    bench_wait_line "$WORK/upstream.out" '^READY' "$UPID" || { cat "$WORK/upstream.err" >&2; exit 1; }
     NPORT=$(bench_free_port)
     N=$WORK/nginx
     bench_nginx_conf "$N" "$NPORT" "$WORK/upstream.sock"
@@ -163,7 +155,7 @@ if [ "$HAVE_WS" = 1 ]; then
     WS_ARGS+=(--ws "ws://$HTTP/bus/ws")
 fi
 if [ "$HAVE_COAP" = 1 ]; then
-    wait_line "$WORK/hybridd.log" 'edge: CoAP on 127.0.0.1:[1-9]' "$HPID" || { cat "$WORK/hybridd.log" >&2; exit 1; }
+    bench_wait_line "$WORK/hybridd.log" 'edge: CoAP on 127.0.0.1:[1-9]' "$HPID" || { cat "$WORK/hybridd.log" >&2; exit 1; }
     WS_ARGS+=(--coap "$(sed -n 's/.*edge: CoAP on \(127\.0\.0\.1:[0-9]*\).*/\1/p' "$WORK/hybridd.log" | head -n 1 || true)")
 fi
 "$BENCH" --sock "$WORK/bus.sock" --http "$HTTP" --token "$WORK/token" --key "$WORK/holder.key" \
