@@ -71,11 +71,13 @@ int wire_hdr_decode(const uint8_t in[WIRE_HDR_SIZE], wire_hdr *h)
         if (h->flags & ~WIRE_F_MASK)
                 return HYB_E_PROTOCOL;
         h->info_len = get16(in + 26);
-        /* The caller info: only on a CALL, and within `from` */
-        if (h->info_len != 0 && (h->type != WIRE_CALL || h->info_len > h->from_len))
+        /* The caller info: only on a CALL or a CHANNEL, and within `from` */
+        if (h->info_len != 0 &&
+            ((h->type != WIRE_CALL && h->type != WIRE_CHANNEL) || h->info_len > h->from_len))
                 return HYB_E_PROTOCOL;
-        /* aux: the monitored type on MONITOR, the caller's uid on CALL (set by the broker) */
-        if (h->type != WIRE_MONITOR && h->type != WIRE_CALL && h->aux != 0)
+        /* aux: the monitored type on MONITOR, the caller's uid on CALL and CHANNEL (set by
+         * the broker) */
+        if (h->type != WIRE_MONITOR && h->type != WIRE_CALL && h->type != WIRE_CHANNEL && h->aux != 0)
                 return HYB_E_PROTOCOL;
         if (h->type == WIRE_MONITOR && (h->aux < WIRE_CALL || h->aux > WIRE_EVENT))
                 return HYB_E_PROTOCOL;
@@ -150,6 +152,7 @@ const char *wire_type_name(unsigned type)
                 [WIRE_CALL] = "call",           [WIRE_RESULT] = "result", [WIRE_CANCEL] = "cancel",
                 [WIRE_EVENT] = "event",         [WIRE_PING] = "ping",   [WIRE_PONG] = "pong",
                 [WIRE_ERROR] = "error",         [WIRE_MONITOR] = "monitor",
+                [WIRE_CHANNEL] = "channel",
         };
         return type < ELEMENTSOF(names) && names[type] ? names[type] : "unknown";
 }

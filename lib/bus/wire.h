@@ -39,7 +39,8 @@ enum wire_type {
         WIRE_PONG = 9,
         WIRE_ERROR = 10,
         WIRE_MONITOR = 11,
-        _WIRE_TYPE_MAX = 11,
+        WIRE_CHANNEL = 12, /* broker -> peer: a direct channel opens or closes (doc/protocol.md) */
+        _WIRE_TYPE_MAX = 12,
 };
 
 #define WIRE_F_BINARY 0x1u
@@ -56,8 +57,9 @@ typedef struct wire_hdr {
         uint16_t from_len;
         uint16_t to_len;
         uint16_t member_len;
-        uint16_t info_len; /* bytes 26-27: on a CALL the broker delivers, the caller info at the
-                            * end of `from` (doc/protocol.md "Frame"); else 0 */
+        uint16_t info_len; /* bytes 26-27: on a CALL the broker delivers (and on the CHANNEL
+                            * that opens a direct channel), the caller info at the end of
+                            * `from` (doc/protocol.md "Frame"); else 0 */
         uint32_t aux;
 } wire_hdr;
 
