@@ -186,6 +186,16 @@ static int read_paged(hyb_bus *bus, const char *furi, unsigned flags, bool branc
         return r;
 }
 
+/* Can the text be a pattern or a branch?  A pattern has a `+` or `#` (a segment, host or
+ * scheme), a branch a `/` at the end of its path: at the end of the text, or before a query.
+ * Text without any of these is a node (or no fURI at all) without parsing it. */
+static bool maybe_many(const char *furi)
+{
+        size_t n = strcspn(furi, "+#?");
+
+        return furi[n] != '\0' || (n > 0 && furi[n - 1] == '/');
+}
+
 int bus_store_read_flags(hyb_bus *bus, const char *furi, unsigned flags, hyb_obj **ret,
                          hyb_error *reterr)
 {
@@ -193,6 +203,8 @@ int bus_store_read_flags(hyb_bus *bus, const char *furi, unsigned flags, hyb_obj
         bool many, branch;
 
         /* A node is one value: one call.  Patterns and branches are read in pages. */
+        if (!maybe_many(furi))
+                return read_whole(bus, furi, flags, ret, reterr);
         if (hyb_furi_parse(furi, (size_t)-1, NULL, &f, NULL) < 0)
                 return read_whole(bus, furi, flags, ret, reterr); /* the daemon says why */
         branch = hyb_furi_is_branch(f);
