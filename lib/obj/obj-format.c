@@ -236,7 +236,7 @@ static bool format_real_short(double r, char *out)
         while (s != floor(s)) {
                 if (++k > 8)
                         return false;
-                s = ldexp(a, k); /* exact: a power of two */
+                s *= 2.0; /* a * 2^k, exact: a < 1e15 cannot overflow or lose a bit */
         }
         if (s > 1e15 / (double)pow5[k])
                 return false; /* more than 15 digits: not certainly the shortest */
