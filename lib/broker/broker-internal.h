@@ -263,6 +263,7 @@ struct hyb_broker {
                 hyb_obj *obj;
                 char *text;
                 size_t len;
+                size_t alloc;   /* text's allocated size: the next value's text reuses it */
         } fmt[FMT_SLOTS];
         /* Values written by peers as they were received, while the store may still deliver
          * them (store-serve.c fwd_*): subscribers get these bytes, never a new encoding. */

@@ -28,6 +28,7 @@
 #include "bus/acl.h"
 #include "common/util.h"
 #include "hybrid/store.h"
+#include "obj/obj-internal.h" /* obj_format_to into a cache slot's buffer */
 #include "store/store-internal.h" /* store_kick_hold: a write's deliveries without the eventfd */
 
 static const char builtin_name[] = "@localhost/org.hybridos.bus/builtin";
@@ -358,8 +359,10 @@ static void store_io(evutil_socket_t fd, short what, void *ud)
  * hands out the obj it holds (one pointer per stored value), so a value read again and again,
  * or one write fanned out to many subscribers, is formatted once.  An entry holds a reference
  * of its obj, so the address cannot be reused by another value while it is cached; only short
- * texts are kept (the cache stays under FMT_SLOTS * FMT_MAX_TEXT bytes).  *ret_free gets what
- * the caller frees when the text is not cached.
+ * texts are kept (the cache's buffers stay within FMT_SLOTS * FMT_MAX_TEXT bytes).  A miss
+ * formats into the buffer the slot's previous text had (a read of many keys misses nearly
+ * every time: no malloc and free a miss then).  *ret_free gets what the caller frees when the
+ * text is not cached.
  */
 static const char *format_cached(hyb_broker *b, const hyb_obj *o, size_t *ret_len,
                                  char **ret_free)
@@ -367,26 +370,40 @@ static const char *format_cached(hyb_broker *b, const hyb_obj *o, size_t *ret_le
         /* Fibonacci hashing: objs sit a few cache lines apart, low bits alone would collide. */
         size_t i = (size_t)(((uint64_t)(uintptr_t)o * 0x9E3779B97F4A7C15ull) >> 32) % FMT_SLOTS;
         struct bfmt *slot = &b->fmt[i];
-        char *s = NULL;
+        obj_buf buf;
 
         *ret_free = NULL;
         if (slot->obj == o) {
                 *ret_len = slot->len;
                 return slot->text;
         }
-        if (hyb_obj_format(o, HYB_FORMAT_EXACT, &s) < 0)
-                return NULL;
-        *ret_len = strlen(s);
-        if (*ret_len > FMT_MAX_TEXT) {
-                *ret_free = s;
-                return s;
-        }
-        hyb_free(slot->text);
+        /* The slot's text is overwritten: it caches nothing from here on. */
         hyb_obj_unref(slot->obj);
+        slot->obj = NULL;
+        slot->len = 0;
+        buf = (obj_buf){ .data = slot->text, .alloc = slot->alloc };
+        obj_format_to(o, HYB_FORMAT_EXACT, &buf);
+        if (!buf.err && !buf.data)
+                obj_buf_put(&buf, "", 0);
+        else if (!buf.err)
+                buf.data[buf.len] = '\0'; /* an empty text leaves the old one's bytes */
+        /* grow_array keeps the old buffer when it fails: still the slot's */
+        slot->text = buf.data;
+        slot->alloc = buf.data ? buf.alloc : 0;
+        if (buf.err)
+                return NULL;
+        *ret_len = buf.len;
+        if (buf.alloc > FMT_MAX_TEXT) {
+                /* too long to keep (a buffer over FMT_MAX_TEXT bytes, so the cache stays
+                 * within its bound): the caller's, and the slot starts afresh */
+                *ret_free = buf.data;
+                slot->text = NULL;
+                slot->alloc = 0;
+                return buf.data;
+        }
         slot->obj = hyb_obj_ref(o);
-        slot->text = s;
-        slot->len = *ret_len;
-        return s;
+        slot->len = buf.len;
+        return buf.data;
 }
 
 static void format_cache_clear(hyb_broker *b)
@@ -457,9 +474,17 @@ static int parse_furi(const char *s, size_t len, hyb_furi **ret, hyb_error *e)
 /* Is f (a fURI or a pattern) about /sys/bus: first segment `sys`, second `bus` or a wildcard? */
 static bool is_sys_bus(const hyb_furi *f)
 {
+        const char *path = hyb_furi_get_path_str(f);
         size_t l0 = 0, l1 = 0;
-        const char *s0 = hyb_furi_get_segment(f, 0, &l0), *s1 = hyb_furi_get_segment(f, 1, &l1);
+        const char *s0, *s1;
 
+        /* Every read of a node asks.  A canonical text that starts with `/` has no scheme,
+         * and then a first segment `sys` starts it as "/sys" (an authority, "//host", is not
+         * the host scope): anything else is not /sys/bus, without looking at its segments. */
+        if (path[0] == '/' && strncmp(path, "/sys", 4) != 0)
+                return false;
+        s0 = hyb_furi_get_segment(f, 0, &l0);
+        s1 = hyb_furi_get_segment(f, 1, &l1);
         if (!hyb_furi_is_absolute(f) || hyb_furi_get_scope(f) != HYB_SCOPE_HOST || !s0 ||
             hyb_furi_get_segment_kind(f, 0) != HYB_SEG_LITERAL || l0 != 3 || memcmp(s0, "sys", 3))
                 return false;

@@ -644,6 +644,61 @@ START_TEST(test_store_kernel)
 }
 END_TEST
 
+/* Value i of test_store_read_texts: a str of 2 to 206 characters, in no order of length. */
+static void text_of(char *buf, size_t size, int i)
+{
+        char pad[201];
+
+        memset(pad, 'x', sizeof pad - 1);
+        pad[sizeof pad - 1] = '\0';
+        snprintf(buf, size, "'v%d-%.*s'", i, (i * 37) % 200, pad);
+}
+
+/* The broker keeps the texts of values it answered in a cache of 16 384 slots, each reusing
+ * its buffer for the next value it holds: more values than slots, of lengths going up and
+ * down, and one longer than the cache keeps, each read back exactly, twice. */
+START_TEST(test_store_read_texts)
+{
+        enum { N = 20000 };
+        tbroker t;
+        hyb_error e;
+        char key[32], text[256], big[1000], *s = NULL;
+        hyb_obj *o = NULL;
+        start(&t, NULL, NULL);
+        hyb_bus *c = tb_connect(&t, "org.test.texts", "main");
+
+        for (int i = 0; i < N; i++) {
+                snprintf(key, sizeof key, "/t/%d", i);
+                text_of(text, sizeof text, i);
+                ck_assert_int_eq(put(c, key, text, 0, &e), 0);
+        }
+        memset(big, 'y', sizeof big - 1);
+        big[0] = big[sizeof big - 2] = '\'';
+        big[sizeof big - 1] = '\0';
+        ck_assert_int_eq(put(c, "/t/big", big, 0, &e), 0);
+        for (int round = 0; round < 2; round++) {
+                for (int i = 0; i < N; i++) {
+                        snprintf(key, sizeof key, "/t/%d", i);
+                        text_of(text, sizeof text, i);
+                        ck_assert_int_eq(hyb_bus_store_read(c, key, &o, &e), 0);
+                        ck_assert_int_eq(hyb_obj_format(o, HYB_FORMAT_EXACT, &s), 0);
+                        ck_assert_str_eq(s, text);
+                        hyb_free(s);
+                        hyb_obj_unref(o);
+                        if (i % 5000 != 0)
+                                continue;
+                        ck_assert_int_eq(hyb_bus_store_read(c, "/t/big", &o, &e), 0);
+                        ck_assert_int_eq(hyb_obj_format(o, HYB_FORMAT_EXACT, &s), 0);
+                        ck_assert_str_eq(s, big);
+                        hyb_free(s);
+                        hyb_obj_unref(o);
+                }
+        }
+        hyb_bus_unref(c);
+        tb_stop(&t);
+}
+END_TEST
+
 void bus_tcase_store(Suite *s)
 {
         TCase *tc = tcase_create("store");
@@ -660,5 +715,6 @@ void bus_tcase_store(Suite *s)
         tcase_add_test(tc, test_store_malformed);
         tcase_add_test(tc, test_store_sys_bus);
         tcase_add_test(tc, test_store_uid_bound);
+        tcase_add_test(tc, test_store_read_texts);
         suite_add_tcase(s, tc);
 }
