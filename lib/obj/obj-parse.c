@@ -739,6 +739,24 @@ HYB_EXPORT int hyb_obj_parse(const char *text, size_t len, hyb_obj **ret, hyb_er
         if (len == (size_t)-1)
                 len = text ? strlen(text) : 0;
         hyb_error_clear(reterr);
+        /* A number alone (a sensor value, a counter: most values written to and read from a
+         * store) is one INT or REAL token and then the end: read it and make the obj as
+         * obj_parse_value does, without the parser around it.  Anything else, and a number
+         * lex_number refuses (out of range), goes the whole way (and gets its error there). */
+        if (len > 0 && (is_digit(text[0]) || (text[0] == '-' && len > 1 && is_digit(text[1])))) {
+                obj_lexer lx;
+                obj_token tok = { .kind = OBJ_TOK_EOF };
+
+                obj_lexer_init(&lx, text, len, NULL);
+                if (lex_number(&lx, &tok) == 0 && lx.pos == len) {
+                        r = tok.kind == OBJ_TOK_INT ? hyb_obj_new_int(tok.i, &o)
+                                                    : hyb_obj_new_real(tok.r, &o);
+                        if (r < 0)
+                                return err_set(reterr, r, -1, "out of memory");
+                        *ret = o;
+                        return 0;
+                }
+        }
         r = obj_parser_init(&p, text ? text : "", len, reterr);
         if (r >= 0)
                 r = obj_parse_obj(&p, &o);

@@ -203,6 +203,59 @@ START_TEST(test_json_file)
 }
 END_TEST
 
+/* A text that is one number alone is read without the parser around it: the same obj as the
+ * number inside a lst (which the whole parser reads), for ints and reals of every form the
+ * other tests use; with anything before or after it, it is not a number alone, and an out
+ * of range number gets the same error either way. */
+START_TEST(test_number_alone)
+{
+        static const char *const nums[] = {
+                "0", "-0", "007", "-7", "42", "999999999999999999", "-9223372036854775808",
+                "20.125", "-3.75", "0.1", "00.5", "-0.0", "123456789012345.0", "1e5", "-1.5E-3",
+                "1234567890123456.0", "1.7976931348623157e308", "4.9e-324", "1e-400",
+        };
+        for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+                char lst[64];
+                hyb_obj *alone = NULL, *in = NULL;
+                hyb_error e;
+
+                snprintf(lst, sizeof lst, "[%s]", nums[i]);
+                ck_assert_msg(hyb_obj_parse(nums[i], strlen(nums[i]), &alone, &e) == 0, "%s: %s",
+                              nums[i], e.message);
+                ck_assert_int_eq(hyb_obj_parse(lst, strlen(lst), &in, &e), 0);
+                ck_assert_msg(hyb_obj_equal(alone, hyb_obj_get_at(in, 0)), "%s", nums[i]);
+                ck_assert_int_eq(hyb_obj_get_kind(alone), hyb_obj_get_kind(hyb_obj_get_at(in, 0)));
+                if (hyb_obj_get_kind(alone) == HYB_OBJ_REAL) {
+                        double a = hyb_obj_get_real(alone), b = hyb_obj_get_real(hyb_obj_get_at(in, 0));
+                        ck_assert_msg(memcmp(&a, &b, sizeof a) == 0, "%s: %a and %a", nums[i], a, b);
+                }
+                hyb_obj_unref(alone);
+                hyb_obj_unref(in);
+        }
+        /* what follows a number is read as before */
+        hyb_obj *o = NULL;
+        hyb_error e;
+        ck_assert_int_eq(hyb_obj_parse("12@/id/x", 8, &o, &e), 0);
+        ck_assert_ptr_nonnull(hyb_obj_get_value_id(o));
+        ck_assert_int_eq(hyb_obj_get_int(o), 12);
+        hyb_obj_unref(o);
+        ck_assert_int_eq(hyb_obj_parse("1.5 ", 4, &o, &e), 0);
+        ck_assert(hyb_obj_get_real(o) == 1.5);
+        hyb_obj_unref(o);
+        o = NULL;
+        ck_assert_int_lt(hyb_obj_parse("1 2", 3, &o, &e), 0);
+        ck_assert_ptr_null(o);
+        ck_assert_int_lt(hyb_obj_parse("1.", 2, &o, &e), 0);
+        ck_assert_ptr_null(o);
+        /* out of range: refused with its position, alone or not */
+        ck_assert_int_eq(hyb_obj_parse("1e999", 5, &o, &e), HYB_E_OVERFLOW);
+        ck_assert_ptr_null(o);
+        ck_assert_ptr_nonnull(strstr(e.message, "line 1, column 1"));
+        ck_assert_int_eq(hyb_obj_parse("99999999999999999999", 20, &o, &e), HYB_E_OVERFLOW);
+        ck_assert_ptr_nonnull(strstr(e.message, "does not fit in 64 bits"));
+}
+END_TEST
+
 START_TEST(test_refcounts)
 {
         hyb_obj *i = NULL, *l = NULL, *s = NULL;
@@ -892,6 +945,7 @@ Suite *obj_suite(void)
         tcase_add_test(tc, test_real_parse_short);
         tcase_add_test(tc, test_int_parse);
         tcase_add_test(tc, test_real_parse_exp);
+        tcase_add_test(tc, test_number_alone);
         tcase_add_test(tc, test_refcounts);
         tcase_add_test(tc, test_refcount_threads);
         tcase_add_test(tc, test_rec_order_and_keys);
