@@ -187,13 +187,19 @@ static int read_paged(hyb_bus *bus, const char *furi, unsigned flags, bool branc
 }
 
 /* Can the text be a pattern or a branch?  A pattern has a `+` or `#` (a segment, host or
- * scheme), a branch a `/` at the end of its path: at the end of the text, or before a query.
- * Text without any of these is a node (or no fURI at all) without parsing it. */
+ * scheme), a branch a `/` at the end of its path (at the end of the text, or before a query)
+ * or a last segment `.` or `..` ("/a/b/.." is the branch "/a/").  Text without any of these
+ * is a node (or no fURI at all) without parsing it. */
 static bool maybe_many(const char *furi)
 {
         size_t n = strcspn(furi, "+#?");
+        const char *last;
 
-        return furi[n] != '\0' || (n > 0 && furi[n - 1] == '/');
+        if (furi[n] != '\0' || (n > 0 && furi[n - 1] == '/'))
+                return true;
+        last = strrchr(furi, '/');
+        last = last ? last + 1 : furi;
+        return strcmp(last, ".") == 0 || strcmp(last, "..") == 0;
 }
 
 int bus_store_read_flags(hyb_bus *bus, const char *furi, unsigned flags, hyb_obj **ret,

@@ -644,6 +644,37 @@ START_TEST(test_store_kernel)
 }
 END_TEST
 
+/* A branch written with a last segment `.` or `..` ("/d/x/.." is "/d/") reads as the branch
+ * does (doc/store.md: a rec of fURI => value of the matches of /d), not as a node; a node
+ * under it is one value. */
+START_TEST(test_store_read_dot_branch)
+{
+        static const char *const texts[] = { "/d/", "/d/x/..", "/d/.", "/d/x/./.." };
+        tbroker t;
+        hyb_error e;
+        hyb_obj *o = NULL;
+        start(&t, NULL, NULL);
+        hyb_bus *c = tb_connect(&t, "org.test.dots", "main");
+
+        ck_assert_int_eq(put(c, "/d", "5", 0, &e), 0);
+        ck_assert_int_eq(put(c, "/e/b", "2", 0, &e), 0);
+        for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+                ck_assert_msg(hyb_bus_store_read(c, texts[i], &o, &e) == 0, "%s: %s", texts[i],
+                              e.message);
+                ck_assert_int_eq(hyb_obj_get_kind(o), HYB_OBJ_REC);
+                ck_assert_msg(hyb_obj_get_len(o) == 1, "%s: %zu keys", texts[i], hyb_obj_get_len(o));
+                ck_assert_int_eq(hyb_obj_get_int(hyb_obj_get_rec_value(o, 0)), 5);
+                hyb_obj_unref(o);
+        }
+        ck_assert_int_eq(hyb_bus_store_read(c, "/e/x/../b", &o, &e), 0);
+        ck_assert_int_eq(hyb_obj_get_kind(o), HYB_OBJ_INT);
+        ck_assert_int_eq(hyb_obj_get_int(o), 2);
+        hyb_obj_unref(o);
+        hyb_bus_unref(c);
+        tb_stop(&t);
+}
+END_TEST
+
 /* Value i of test_store_read_texts: a str of 2 to 206 characters, in no order of length. */
 static void text_of(char *buf, size_t size, int i)
 {
@@ -716,5 +747,6 @@ void bus_tcase_store(Suite *s)
         tcase_add_test(tc, test_store_sys_bus);
         tcase_add_test(tc, test_store_uid_bound);
         tcase_add_test(tc, test_store_read_texts);
+        tcase_add_test(tc, test_store_read_dot_branch);
         suite_add_tcase(s, tc);
 }
