@@ -234,7 +234,7 @@ class _EventBubble(_Slot):
 
 class _PendingCall:
     """An acall in flight: its future, the handle C holds as userdata, and the call's slot
-    (unref'd once the future is done: before the reply, that cancels the call)."""
+    (unref'd when the awaiting acall resumes: before the reply, that cancels the call)."""
 
     __slots__ = ("bus", "future", "handle", "slot", "__weakref__")
 
@@ -244,11 +244,11 @@ class _PendingCall:
         self.handle = ffi.new_handle(self)
         self.slot = ffi.NULL
 
-    def release(self, _fut: Any = None) -> None:
-        """The future is done (a reply, an error, or the awaiting task was cancelled): drop
-        the slot; if the reply has not come, that cancels the call (the daemon tells the
-        callee) and the reply callback never runs.  Runs from the loop, never from inside
-        the library's callback."""
+    def release(self) -> None:
+        """The acall resumes (a reply, an error, or its task was cancelled): drop the slot;
+        if the reply has not come, that cancels the call (the daemon tells the callee) and
+        the reply callback never runs.  Runs from the loop, never from inside the library's
+        callback."""
         slot, self.slot = self.slot, ffi.NULL
         if slot:
             _slot_unref(slot)
@@ -315,12 +315,20 @@ def _on_event(_bus, ev, ud):
 @ffi.callback("void(hyb_bus *, const hyb_bus_reply *, void *)")
 def _on_reply(_bus, reply, ud):
     pc = ffi.from_handle(ud)
-    bus = pc.bus
     fut = pc.future
     if fut.done():
         return
     try:
-        fut.set_result(bus._reply_value(reply))
+        if 200 <= _reply_get_status(reply) <= 299:  # Bus._reply_value's success, inline
+            lenp = pc.bus._lenp
+            body = _reply_get_body(reply, lenp)
+            n = lenp[0]
+            if _reply_is_binary(reply):
+                fut.set_result(_unpack(body, n))
+            else:
+                fut.set_result(from_json(_unpack(body, n)) if n else None)
+        else:
+            fut.set_result(pc.bus._reply_value(reply))  # raises the status's error
     except BaseException as e:
         fut.set_exception(e)
 
@@ -842,10 +850,12 @@ class Bus(FdWatch):
             self._check_call(r)
         pc.slot = slot[0]
         self._pending.add(pc)
-        fut.add_done_callback(pc.release)
         # arms the timer for the library's earliest local deadline (an O(1) look)
         self._update()
-        return await fut
+        try:
+            return await fut
+        finally:  # here rather than a done callback of fut: one loop callback less a call
+            pc.release()
 
     def call_builtin(self, method: str, params: Any = _NOARG,
                      timeout: Optional[float] = None) -> Any:
