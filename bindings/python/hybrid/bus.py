@@ -43,7 +43,21 @@ _call_into = lib.hyb_bus_call_into
 _REPLY_BUF = 16384  # replies up to this size come in the Bus's buffer (hyb_bus_call_into)
 _reply_get_body = lib.hyb_bus_reply_get_body
 _reply_unref = lib.hyb_bus_reply_unref
-_unpack = ffi.unpack
+# ffi.unpack, ffi.from_handle, ffi.string and ffi.new_handle are Python wrappers of these functions of
+# the cffi backend (a frame each): called directly on the call path
+try:
+    import _cffi_backend as _cb
+    _unpack = _cb.unpack
+    _from_handle = _cb.from_handle
+    _string = _cb.string
+    _VOIDP = ffi.typeof("void *")
+    _newp_handle = _cb.newp_handle
+    _cb_direct = True
+except (ImportError, AttributeError):  # pragma: no cover - another cffi backend
+    _unpack = ffi.unpack
+    _from_handle = ffi.from_handle
+    _string = ffi.string
+    _cb_direct = False
 _call_async = lib.hyb_bus_call_async
 _is_open = lib.hyb_bus_is_open
 _get_events = lib.hyb_bus_get_events
@@ -69,8 +83,8 @@ def _on_destroy(ud):
 
 def _body(ptr, n: int, binary: bool) -> Any:
     if binary:
-        return ffi.unpack(ptr, n)
-    return from_json(ffi.unpack(ptr, n)) if n else None
+        return _unpack(ptr, n)
+    return from_json(_unpack(ptr, n)) if n else None
 
 
 class CallInfo:
@@ -241,7 +255,7 @@ class _PendingCall:
     def __init__(self, bus: "Bus", future: "asyncio.Future[Any]") -> None:
         self.bus = bus
         self.future = future
-        self.handle = ffi.new_handle(self)
+        self.handle = _newp_handle(_VOIDP, self) if _cb_direct else ffi.new_handle(self)
         self.slot = ffi.NULL
 
     def release(self) -> None:
@@ -290,7 +304,7 @@ def _reply_error(req, status: int, message: str) -> None:
 
 @ffi.callback("int(hyb_bus_request *, void *)")
 def _on_method(req, ud):
-    proc = ffi.from_handle(ud)
+    proc = _from_handle(ud)
     try:
         proc.bus._serve(proc, req)
     except BaseException as e:  # never let an exception cross the C frame
@@ -300,12 +314,12 @@ def _on_method(req, ud):
 
 @ffi.callback("void(hyb_bus *, const hyb_bus_event *, void *)")
 def _on_event(_bus, ev, ud):
-    sub = ffi.from_handle(ud)
+    sub = _from_handle(ud)
     try:
         n = sub.bus._lenp
         body = lib.hyb_bus_event_get_body(ev, n)
-        event = Event(ffi.string(lib.hyb_bus_event_get_source(ev)).decode(),
-                      ffi.string(lib.hyb_bus_event_get_bubble(ev)).decode(),
+        event = Event(_string(lib.hyb_bus_event_get_source(ev)).decode(),
+                      _string(lib.hyb_bus_event_get_bubble(ev)).decode(),
                       _body(body, n[0], lib.hyb_bus_event_is_binary(ev)))
         sub.callback(event)
     except BaseException as e:
@@ -314,7 +328,7 @@ def _on_event(_bus, ev, ud):
 
 @ffi.callback("void(hyb_bus *, const hyb_bus_reply *, void *)")
 def _on_reply(_bus, reply, ud):
-    pc = ffi.from_handle(ud)
+    pc = _from_handle(ud)
     fut = pc.future
     if fut.done():
         return
@@ -631,7 +645,21 @@ class Bus(FdWatch):
     def _on_io(self) -> None:
         if not self._bus:
             return
-        n = self._dispatch(256)
+        # _dispatch(256), inline: this runs once a loop turn
+        n = 0
+        self._depth += 1
+        try:
+            while n < 256 and self._bus:
+                r = _process(self._bus)
+                if r <= 0:
+                    if r < 0:
+                        self._on_lost()
+                    break
+                n += 1
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self._free_later:
+                self._free()
         if n == 256 and self._loop is not None:
             self._loop.call_soon(self._on_io)  # let other tasks run, then go on
         self._update()
@@ -650,8 +678,11 @@ class Bus(FdWatch):
         ev = _get_events(bus)
         if ev < 0:  # closed (as hyb_bus_is_open says)
             return
-        if bool(ev & _EVENT_OUT) is not self._writer:  # _update_out, inline
-            self._want_writer(not self._writer)
+        if ev & _EVENT_OUT:  # _update_out, inline
+            if not self._writer:
+                self._want_writer(True)
+        elif self._writer:
+            self._want_writer(False)
         u64 = self._u64
         _get_timeout(bus, u64)
         t = u64[0]
@@ -832,7 +863,10 @@ class Bus(FdWatch):
         bus = self._bus
         if not bus:
             raise ClosedError(message="the bus is closed")
-        body, flags = self._encode(params)
+        if type(params) is dict:
+            body, flags = to_json(params), 0
+        else:
+            body, flags = self._encode(params)
         cs = self._cstrs
         try:
             ep = cs[endpoint]
