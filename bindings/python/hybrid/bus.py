@@ -59,7 +59,6 @@ except (ImportError, AttributeError):  # pragma: no cover - another cffi backend
     _string = ffi.string
     _cb_direct = False
 _call_async = lib.hyb_bus_call_async
-_is_open = lib.hyb_bus_is_open
 _get_events = lib.hyb_bus_get_events
 _get_timeout = lib.hyb_bus_get_timeout
 _reply_get_status = lib.hyb_bus_reply_get_status
