@@ -112,3 +112,22 @@ def test_acall_follows_the_running_loop(daemon):
     bus.close()
     with pytest.raises(hybrid.ClosedError):
         asyncio.run(main(9))
+
+
+def test_acall_reply_kinds(daemon):
+    """The reply callback reads a success itself: binary bodies (empty too), JSON of every
+    kind, a long body, and an error status still raise as Bus.call does."""
+    raw = bytes(range(256)) * 300
+
+    async def main(bus):
+        assert await bus.acall(BUILTIN, "echo", raw) == raw
+        assert await bus.acall(BUILTIN, "echo", b"") == b""
+        assert await bus.acall(BUILTIN, "echo", [1, "x", None]) == [1, "x", None]
+        big = {"s": "y" * 100000}
+        assert await bus.acall(BUILTIN, "echo", big) == big
+        with pytest.raises(hybrid.NotFound):
+            await bus.acall(BUILTIN, "nosuchmethod", {})
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py.path") as bus:
+        asyncio.run(main(bus))
+        with pytest.raises(hybrid.NotFound):
+            bus.call(BUILTIN, "nosuchmethod", {})
