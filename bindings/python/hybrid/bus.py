@@ -23,7 +23,8 @@ from ._conn import ConnOptions
 from ._ffi import ffi, lib
 from ._util import FdWatch, report
 from .errors import ClosedError, Error, check, error_for
-from .values import from_json, to_json
+from .values import INT64_MAX as _INT64_MAX, INT64_MIN as _INT64_MIN
+from .values import _cenc, _dumps, _scan_plain, from_json, to_json
 
 __all__ = ["Bus", "Event", "Subscription", "Procedure", "CallInfo", "current_call"]
 
@@ -42,7 +43,32 @@ _call_into = lib.hyb_bus_call_into
 _REPLY_BUF = 16384  # replies up to this size come in the Bus's buffer (hyb_bus_call_into)
 _reply_get_body = lib.hyb_bus_reply_get_body
 _reply_unref = lib.hyb_bus_reply_unref
-_unpack = ffi.unpack
+# ffi.unpack, ffi.from_handle, ffi.string and ffi.new_handle are Python wrappers of these functions of
+# the cffi backend (a frame each): called directly on the call path
+try:
+    import _cffi_backend as _cb
+    _unpack = _cb.unpack
+    _from_handle = _cb.from_handle
+    _string = _cb.string
+    _VOIDP = ffi.typeof("void *")
+    _newp_handle = _cb.newp_handle
+    _cb_direct = True
+except (ImportError, AttributeError):  # pragma: no cover - another cffi backend
+    _unpack = ffi.unpack
+    _from_handle = ffi.from_handle
+    _string = ffi.string
+    _cb_direct = False
+_call_async = lib.hyb_bus_call_async
+_get_events = lib.hyb_bus_get_events
+_get_timeout = lib.hyb_bus_get_timeout
+_reply_get_status = lib.hyb_bus_reply_get_status
+_reply_is_binary = lib.hyb_bus_reply_is_binary
+_process = lib.hyb_bus_process
+_slot_unref = lib.hyb_slot_unref
+_join = "".join
+if _cenc is None:  # pragma: no cover - CPython's json always has its C encoder
+    def _cenc(v: Any, _indent: int) -> Tuple[str]:
+        return (_dumps(v),)
 
 # Objects whose handle C holds (userdata of a slot or of a pending call): kept alive here
 # until the slot's destroy callback (or the reply) says C dropped it.
@@ -56,8 +82,8 @@ def _on_destroy(ud):
 
 def _body(ptr, n: int, binary: bool) -> Any:
     if binary:
-        return ffi.unpack(ptr, n)
-    return from_json(ffi.unpack(ptr, n)) if n else None
+        return _unpack(ptr, n)
+    return from_json(_unpack(ptr, n)) if n else None
 
 
 class CallInfo:
@@ -221,27 +247,27 @@ class _EventBubble(_Slot):
 
 class _PendingCall:
     """An acall in flight: its future, the handle C holds as userdata, and the call's slot
-    (unref'd once the future is done: before the reply, that cancels the call)."""
+    (unref'd when the awaiting acall resumes: before the reply, that cancels the call)."""
 
     __slots__ = ("bus", "future", "handle", "slot", "__weakref__")
 
     def __init__(self, bus: "Bus", future: "asyncio.Future[Any]") -> None:
         self.bus = bus
         self.future = future
-        self.handle = ffi.new_handle(self)
+        self.handle = _newp_handle(_VOIDP, self) if _cb_direct else ffi.new_handle(self)
         self.slot = ffi.NULL
 
-    def release(self, _fut: Any = None) -> None:
-        """The future is done (a reply, an error, or the awaiting task was cancelled): drop
-        the slot; if the reply has not come, that cancels the call (the daemon tells the
-        callee) and the reply callback never runs.  Runs from the loop, never from inside
-        the library's callback."""
+    def release(self) -> None:
+        """The acall resumes (a reply, an error, or its task was cancelled): drop the slot;
+        if the reply has not come, that cancels the call (the daemon tells the callee) and
+        the reply callback never runs.  Runs from the loop, never from inside the library's
+        callback."""
         slot, self.slot = self.slot, ffi.NULL
-        if slot != ffi.NULL:
-            lib.hyb_slot_unref(slot)
+        if slot:
+            _slot_unref(slot)
         b = self.bus
         b._pending.discard(self)
-        if self.future.cancelled() and b._loop is not None and b._bus != ffi.NULL:
+        if self.future.cancelled() and b._loop is not None and b._bus:
             b._update()  # the cancel is queued output
 
 
@@ -277,7 +303,7 @@ def _reply_error(req, status: int, message: str) -> None:
 
 @ffi.callback("int(hyb_bus_request *, void *)")
 def _on_method(req, ud):
-    proc = ffi.from_handle(ud)
+    proc = _from_handle(ud)
     try:
         proc.bus._serve(proc, req)
     except BaseException as e:  # never let an exception cross the C frame
@@ -287,12 +313,12 @@ def _on_method(req, ud):
 
 @ffi.callback("void(hyb_bus *, const hyb_bus_event *, void *)")
 def _on_event(_bus, ev, ud):
-    sub = ffi.from_handle(ud)
+    sub = _from_handle(ud)
     try:
         n = sub.bus._lenp
         body = lib.hyb_bus_event_get_body(ev, n)
-        event = Event(ffi.string(lib.hyb_bus_event_get_source(ev)).decode(),
-                      ffi.string(lib.hyb_bus_event_get_bubble(ev)).decode(),
+        event = Event(_string(lib.hyb_bus_event_get_source(ev)).decode(),
+                      _string(lib.hyb_bus_event_get_bubble(ev)).decode(),
                       _body(body, n[0], lib.hyb_bus_event_is_binary(ev)))
         sub.callback(event)
     except BaseException as e:
@@ -301,13 +327,21 @@ def _on_event(_bus, ev, ud):
 
 @ffi.callback("void(hyb_bus *, const hyb_bus_reply *, void *)")
 def _on_reply(_bus, reply, ud):
-    pc = ffi.from_handle(ud)
-    bus = pc.bus
+    pc = _from_handle(ud)
     fut = pc.future
     if fut.done():
         return
     try:
-        fut.set_result(bus._reply_value(reply))
+        if 200 <= _reply_get_status(reply) <= 299:  # Bus._reply_value's success, inline
+            lenp = pc.bus._lenp
+            body = _reply_get_body(reply, lenp)
+            n = lenp[0]
+            if _reply_is_binary(reply):
+                fut.set_result(_unpack(body, n))
+            else:
+                fut.set_result(from_json(_unpack(body, n)) if n else None)
+        else:
+            fut.set_result(pc.bus._reply_value(reply))  # raises the status's error
     except BaseException as e:
         fut.set_exception(e)
 
@@ -331,6 +365,16 @@ class Bus(FdWatch):
     A context manager; :meth:`close` ends the connection.
     """
 
+    # The binding's own state in slots: a call reads and writes a dozen of these, and slot
+    # access stays the interpreter's fast path however many there are (an instance dict's
+    # shared keys stop being shared past about 30 names, and every access then looks the
+    # name up).  Instances keep a __dict__ (FdWatch has none of these slots): name, app and
+    # runner live there, and users may add attributes as before.
+    __slots__ = ("_bus", "_err", "_lenp", "_replyp", "_flagsp", "_rba", "_rbuf", "_slotp",
+                 "_u64", "_cstrs", "_slots", "_events", "_pending", "_tasks", "_exc",
+                 "_depth", "_free_later", "_stop", "_loop", "_writer", "_fd", "_timer",
+                 "_timer_at", "_run_fut", "_wake_r", "_wake_w")
+
     def __init__(self, socket: Any = None, app: str = "", runner: Optional[str] = None,
                  token: Any = None, key: Any = None, *, ca_file: Any = None,
                  pin: Optional[str] = None) -> None:
@@ -339,7 +383,9 @@ class Bus(FdWatch):
         self._lenp = ffi.new("size_t *")
         self._replyp = ffi.new("hyb_bus_reply **")
         self._flagsp = ffi.new("unsigned *")
-        self._rbuf = ffi.new("char[]", _REPLY_BUF)
+        # the reply buffer of call(): a bytearray, read by slicing it
+        self._rba = bytearray(_REPLY_BUF)
+        self._rbuf = ffi.from_buffer(self._rba)
         self._slotp = ffi.new("hyb_slot **")
         self._u64 = ffi.new("uint64_t *")
         self._cstrs: Dict[str, bytes] = {}
@@ -490,8 +536,8 @@ class Bus(FdWatch):
         n = 0
         self._depth += 1
         try:
-            while n < limit and self._bus != ffi.NULL:
-                r = lib.hyb_bus_process(self._bus)
+            while n < limit and self._bus:
+                r = _process(self._bus)
                 if r < 0:
                     self._on_lost()
                     break
@@ -596,13 +642,28 @@ class Bus(FdWatch):
         self._on_io()
 
     def _on_io(self) -> None:
-        if self._bus == ffi.NULL:
+        if not self._bus:
             return
-        n = self._dispatch(256)
+        # _dispatch(256), inline: this runs once a loop turn
+        n = 0
+        self._depth += 1
+        try:
+            while n < 256 and self._bus:
+                r = _process(self._bus)
+                if r <= 0:
+                    if r < 0:
+                        self._on_lost()
+                    break
+                n += 1
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self._free_later:
+                self._free()
         if n == 256 and self._loop is not None:
             self._loop.call_soon(self._on_io)  # let other tasks run, then go on
         self._update()
-        self._raise_kept()
+        if self._exc is not None:
+            self._raise_kept()
 
     def _update_out(self) -> None:
         """Watches the fd for output while the library has output queued."""
@@ -610,11 +671,20 @@ class Bus(FdWatch):
 
     def _update(self) -> None:
         loop = self._loop
-        if loop is None or self._bus == ffi.NULL or not self.is_open:
+        bus = self._bus
+        if loop is None or not bus:
             return
-        self._update_out()
-        lib.hyb_bus_get_timeout(self._bus, self._u64)
-        t = self._u64[0]
+        ev = _get_events(bus)
+        if ev < 0:  # closed (as hyb_bus_is_open says)
+            return
+        if ev & _EVENT_OUT:  # _update_out, inline
+            if not self._writer:
+                self._want_writer(True)
+        elif self._writer:
+            self._want_writer(False)
+        u64 = self._u64
+        _get_timeout(bus, u64)
+        t = u64[0]
         # A timer that fires earlier than needed is harmless (it looks again), so it is only
         # moved forward and left to run out when no deadline is left: a stream of acalls
         # does not arm and cancel one each.
@@ -672,15 +742,19 @@ class Bus(FdWatch):
         check(r, err)
 
     def _reply_value(self, reply) -> Any:
-        st = lib.hyb_bus_reply_get_status(reply)
+        st = _reply_get_status(reply)
         if st < 200 or st > 299:
             code = lib.hyb_bus_reply_get_error(reply)
             msg = ffi.string(lib.hyb_bus_reply_get_message(reply)).decode("utf-8", "replace")
             if st == 502 and not self.is_open:
                 raise self._closed_error()
             raise error_for(code, msg, st)
-        body = lib.hyb_bus_reply_get_body(reply, self._lenp)
-        return _body(body, self._lenp[0], lib.hyb_bus_reply_is_binary(reply))
+        lenp = self._lenp
+        body = _reply_get_body(reply, lenp)
+        n = lenp[0]
+        if _reply_is_binary(reply):
+            return _unpack(body, n)
+        return from_json(_unpack(body, n)) if n else None
 
     def call(self, endpoint: str, method: str, params: Any = _NOARG,
              timeout: Optional[float] = None) -> Any:
@@ -696,65 +770,125 @@ class Bus(FdWatch):
         bus = self._bus
         if not bus:  # a NULL cdata pointer is false
             raise ClosedError(message="the bus is closed")
-        if params is _NOARG:
+        # The common body, a flat dict of str keys and plain scalars, is checked and written
+        # here (values.to_json's fast path, inline: a Python call less); the rest, and any
+        # error (NaN, an int beyond int64), goes through to_json.
+        if type(params) is dict:
+            flags = 0
+            for k, x in params.items():
+                t = type(x)
+                if type(k) is not str or not (t is str or t is float or t is bool or
+                                              x is None or (t is int and
+                                                            _INT64_MIN <= x <= _INT64_MAX)):
+                    body = to_json(params)
+                    break
+            else:
+                try:
+                    body = _join(_cenc(params, 0)).encode()
+                except ValueError:  # NaN, infinity: to_json raises the mapping's error
+                    body = to_json(params)
+        elif params is _NOARG:
             body, flags = b"{}", 0
-        elif type(params) is dict or type(params) is list:
+        elif type(params) is list:
             body, flags = to_json(params), 0
         else:
             body, flags = self._encode(params)
         cs = self._cstrs
-        ep = cs.get(endpoint) or self._c(endpoint)
-        me = cs.get(method) or self._c(method)
+        try:
+            ep = cs[endpoint]
+            me = cs[method]
+        except KeyError:
+            ep = self._c(endpoint)
+            me = self._c(method)
+        lenp = self._lenp
         self._depth += 1
-        lenp, replyp = self._lenp, self._replyp
         r = _call_into(bus, ep, me, body, len(body), flags,
                        self._ms(timeout) if timeout is not None else 0, self._rbuf, _REPLY_BUF,
-                       lenp, self._flagsp, replyp, self._err)
+                       lenp, self._flagsp, self._replyp, self._err)
         self._depth -= 1
         if self._free_later and self._depth == 0:
             self._free()
-        reply = replyp[0]
         if self._exc is not None:
-            if reply:
-                _reply_unref(reply)
+            if r >= 0 and lenp[0] > _REPLY_BUF:
+                _reply_unref(self._replyp[0])
             self._raise_kept()
         if self._loop is not None:
             self._update()  # the wait may have read packets no fd will signal again
         if r < 0:
             self._check_call(r, self._err)
+        # On success the reply is in the buffer when it fits (the reply pointer is then
+        # NULL); a longer one is handed over in _replyp.
         n = lenp[0]
-        if reply:  # longer than the buffer: read from the reply
+        if n > _REPLY_BUF:
+            return self._long_reply(n)
+        if self._flagsp[0] & _BODY_BINARY:
+            return bytes(self._rba[:n])
+        if not n:
+            return None
+        # values.from_json, inline for JSON text with no @-member, read whole by the scanner
+        text = self._rba[:n].decode()
+        if '"@' not in text:
             try:
-                data = _unpack(_reply_get_body(reply, lenp), n)
-            finally:
-                _reply_unref(reply)
-        else:
-            data = _unpack(self._rbuf, n)
+                v, end = _scan_plain(text, 0)
+            except StopIteration:
+                return from_json(text)  # raises the decoder's error
+            if end == len(text):
+                return v
+        return from_json(text)
+
+    def _long_reply(self, n: int) -> Any:
+        """The reply of a successful call whose body did not fit the Bus's buffer."""
+        reply = self._replyp[0]
+        try:
+            data = _unpack(_reply_get_body(reply, self._lenp), n)
+        finally:
+            _reply_unref(reply)
         if self._flagsp[0] & _BODY_BINARY:
             return data
-        return from_json(data) if n else None
+        return from_json(data)
 
     async def acall(self, endpoint: str, method: str, params: Any = _NOARG,
                     timeout: Optional[float] = None) -> Any:
         """As :meth:`call`, without blocking the asyncio loop (``hyb_bus_call_async``);
         attaches the bus to the running loop."""
-        bus = self._ptr()
-        self.attach()
-        body, flags = self._encode(params)
-        fut = self._loop.create_future()
+        loop = self._loop
+        # attached to the running loop already?  A Bus is used from one thread, so a running
+        # loop it is attached to is the one running this coroutine (is_running() costs less
+        # than get_running_loop(), which asks the kernel for the pid).
+        if loop is None or not loop.is_running():
+            self._ptr()
+            self.attach()
+            loop = self._loop
+        bus = self._bus
+        if not bus:
+            raise ClosedError(message="the bus is closed")
+        if type(params) is dict:
+            body, flags = to_json(params), 0
+        else:
+            body, flags = self._encode(params)
+        cs = self._cstrs
+        try:
+            ep = cs[endpoint]
+            me = cs[method]
+        except KeyError:
+            ep = self._c(endpoint)
+            me = self._c(method)
+        fut = loop.create_future()
         pc = _PendingCall(self, fut)
         slot = self._slotp
-        r = lib.hyb_bus_call_async(bus, self._c(endpoint), self._c(method), body, len(body),
-                                   flags, self._ms(timeout) if timeout is not None else 0,
-                                   _on_reply, pc.handle, slot)
+        r = _call_async(bus, ep, me, body, len(body), flags,
+                        self._ms(timeout) if timeout is not None else 0, _on_reply, pc.handle,
+                        slot)
         if r < 0:
             self._check_call(r)
         pc.slot = slot[0]
         self._pending.add(pc)
-        fut.add_done_callback(pc.release)
         # arms the timer for the library's earliest local deadline (an O(1) look)
         self._update()
-        return await fut
+        try:
+            return await fut
+        finally:  # here rather than a done callback of fut: one loop callback less a call
+            pc.release()
 
     def call_builtin(self, method: str, params: Any = _NOARG,
                      timeout: Optional[float] = None) -> Any:

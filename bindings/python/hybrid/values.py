@@ -228,8 +228,8 @@ def from_json(text: Any) -> Any:
     """The Python value of JSON text (str or bytes) by the mapping; empty text is None."""
     if not text:
         return None
-    if not isinstance(text, str):
-        text = bytes(text).decode("utf-8")
+    if type(text) is not str:
+        text = (text if type(text) is bytes else bytes(text)).decode("utf-8")
     try:
         v, end = (_scan if '"@' in text else _scan_plain)(text, 0)
     except StopIteration:

@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: MIT
+"""Bus.call and Bus.acall write and read the common bodies themselves (a flat dict of str
+keys and scalars is checked and encoded inline, a reply without @-members is scanned inline)
+instead of going through values.to_json / from_json: whatever the body, a call must give
+exactly what the value mapping gives, raise the same errors, and acall must follow the
+loop it runs in."""
+import asyncio
+import enum
+import struct
+
+import pytest
+
+import hybrid
+from hybrid.values import from_json, to_json
+from conftest import BUILTIN
+
+
+class Color(enum.IntEnum):
+    RED = 5
+
+
+class Name(str):
+    pass
+
+
+def exact(a, b):
+    """Same value, same types all the way down, floats bit for bit (-0.0 != 0.0)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return struct.pack("<d", a) == struct.pack("<d", b)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(exact(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(exact(a[k], b[k]) for k in a)
+    return a == b
+
+
+# one body for each way through the inline check: every scalar type it lets through, the
+# int64 edges, and each thing that must leave it for the mapping's general path
+BODIES = [
+    {},
+    {"words": "hi"},
+    {"s": "h\u00e9\u0000llo \"q\" \\", "e": ""},
+    {"i": 2**63 - 1, "j": -2**63, "k": 2**53 + 1, "z": 0},
+    {"f": -0.0, "g": 5e-324, "h": 1.7976931348623157e308, "p": 0.1},
+    {"t": True, "u": False, "n": None},
+    {"mixed": 1, "then": "x", "and": 2.5, "last": None},
+    {1: "one", 2: "two"},                        # non-str keys: {"@rec": ...}
+    {"a": 1, 2: "b"},                            # one non-str key after a str one
+    {hybrid.Uri("u"): 1},                        # a Uri key is written as its text
+    {"uri": hybrid.Uri("a/b"), "typed": hybrid.Typed("/type/nat", 5)},
+    {"enum": Color.RED, "name": Name("n")},      # subclasses: written as int and str
+    {"nested": {"a": [1, {"b": None}]}, "l": [1.5, "x"]},
+    {"at": "\"@uri\" in a string"},              # '"@' in the text, no @-member
+]
+
+
+@pytest.mark.parametrize("body", BODIES, ids=range(len(BODIES)))
+def test_call_and_acall_give_the_mapping(daemon, body):
+    want = from_json(to_json(body))
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py.path") as bus:
+        got = bus.call(BUILTIN, "echo", body)
+        assert exact(got, want), (got, want)
+
+        async def main():
+            return await bus.acall(BUILTIN, "echo", body)
+        got = asyncio.run(main())
+        assert exact(got, want), (got, want)
+
+
+@pytest.mark.parametrize("bad,exc", [
+    ({"x": float("nan")}, ValueError),
+    ({"x": 1, "y": float("inf")}, ValueError),
+    ({"x": 2**63}, OverflowError),
+    ({"x": -2**63 - 1}, OverflowError),
+    ({"x": "ok", "y": object()}, TypeError),
+], ids=["nan", "inf", "int64+1", "int64-1", "object"])
+def test_call_and_acall_refuse_as_the_mapping(daemon, bad, exc):
+    with pytest.raises(exc) as want:
+        to_json(bad)
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py.path") as bus:
+        with pytest.raises(exc) as got:
+            bus.call(BUILTIN, "echo", bad)
+        assert str(got.value) == str(want.value)
+
+        async def main():
+            await bus.acall(BUILTIN, "echo", bad)
+        with pytest.raises(exc) as got:
+            asyncio.run(main())
+        assert str(got.value) == str(want.value)
+        # nothing was sent: the bus still answers
+        assert bus.call(BUILTIN, "echo", {"after": 1}) == {"after": 1}
+
+
+def test_acall_follows_the_running_loop(daemon):
+    """A Bus whose loop has ended is attached to the next one by its first acall; acall
+    on a closed Bus raises ClosedError."""
+    bus = hybrid.Bus(socket=daemon.sock, app="org.example.py.path")
+
+    async def main(i):
+        return await bus.acall(BUILTIN, "echo", {"i": i}, timeout=10.0)
+    for i in range(3):  # each asyncio.run is a new loop
+        assert asyncio.run(main(i)) == {"i": i}
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(main(7)) == {"i": 7}
+        assert bus._loop is loop
+    finally:
+        loop.close()
+    assert asyncio.run(main(8)) == {"i": 8}
+    bus.close()
+    with pytest.raises(hybrid.ClosedError):
+        asyncio.run(main(9))
+
+
+def test_acall_reply_kinds(daemon):
+    """The reply callback reads a success itself: binary bodies (empty too), JSON of every
+    kind, a long body, and an error status still raise as Bus.call does."""
+    raw = bytes(range(256)) * 300
+
+    async def main(bus):
+        assert await bus.acall(BUILTIN, "echo", raw) == raw
+        assert await bus.acall(BUILTIN, "echo", b"") == b""
+        assert await bus.acall(BUILTIN, "echo", [1, "x", None]) == [1, "x", None]
+        big = {"s": "y" * 100000}
+        assert await bus.acall(BUILTIN, "echo", big) == big
+        with pytest.raises(hybrid.NotFound):
+            await bus.acall(BUILTIN, "nosuchmethod", {})
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py.path") as bus:
+        asyncio.run(main(bus))
+        with pytest.raises(hybrid.NotFound):
+            bus.call(BUILTIN, "nosuchmethod", {})
