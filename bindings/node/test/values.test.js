@@ -164,6 +164,9 @@ test('call bodies written in JS: strings, numbers and nesting come back as sent'
   // lone surrogates: U+FFFD in the mapping, a pair next to one stays a pair
   same(await bus.call(BUILTIN, 'echo', { s: '\udc00a\ud800' }), { s: '\ufffda\ufffd' });
   same(await bus.call(BUILTIN, 'echo', { s: '\ud83d\ude00\ud800' }), { s: '\ud83d\ude00\ufffd' });
+  const long = 'y'.repeat(100);
+  same(await bus.call(BUILTIN, 'echo', { s: long + '\ud800' }), { s: long + '\ufffd' });
+  same(await bus.call(BUILTIN, 'echo', { s: long + '\ud83d\ude00\n' }), { s: long + '\ud83d\ude00\n' });
   const numbers = [0, 1, -1, 0.1, -0.5, 1 / 3, 1e-7, 1.5e300, -2.5e-300, 5e-324, 2 ** 53 - 1,
                    -(2 ** 53 - 1), 123456.789, 1e21 + 0.5];
   const back = await bus.call(BUILTIN, 'echo', { numbers, t: true, f: false, n: null });
