@@ -61,11 +61,12 @@ class RealValue {
 function Real(value) { return new RealValue(value); }
 Real.prototype = RealValue.prototype;
 
-// --- the fast path of call bodies: plain data that JSON.stringify writes exactly as the
-// mapping does (doc/node.md "Values") goes as JSON text, without the walk in C.  Not plain:
-// -0, integral Numbers beyond 2^53 and non-finite ones (reals or errors in the mapping),
-// BigInts, undefined, lone surrogates (U+FFFD in the mapping), keys that are not names
-// (uris the mapping parses), class instances, Maps, toJSON methods, deep nesting.
+// --- the fast path of call bodies: plain data, written here as the JSON text JSON.stringify
+// writes, which reads exactly as the mapping does (doc/node.md "Values"), goes as that text,
+// without the walk in C.  Not plain: -0, integral Numbers beyond 2^53 and non-finite ones
+// (reals or errors in the mapping), BigInts, undefined, lone surrogates (U+FFFD in the
+// mapping), keys that are not names (uris the mapping parses), class instances, Maps, toJSON
+// methods, deep nesting.  One walk checks and writes (JSON.stringify's own walk cost more).
 const NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 // Keys already found to be names: a Set lookup instead of the regular expression for the
 // keys a program sends again and again (bounded: later new keys are tested each time).
@@ -76,38 +77,124 @@ function isName(k) {
   if (names.size < 1024) names.add(k);
   return true;
 }
-const wellFormed = typeof String.prototype.isWellFormed === 'function'
-  ? (s) => s.isWellFormed() : () => false;
-function plain(v, depth) {
+const hasWellFormed = typeof String.prototype.isWellFormed === 'function';
+// A string as JSON.stringify writes it; undefined for one with a lone surrogate.  Only '"',
+// '\\' and controls are escaped by JSON.stringify in a well-formed string: short text without
+// them is quoted as it is (a long one goes to isWellFormed and JSON.stringify, which scan
+// faster than this loop).
+function quote(s) {
+  if (s.length > 64) return hasWellFormed && s.isWellFormed() ? JSON.stringify(s) : undefined;
+  let escape = false;
+  let surrogate = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c) escape = true;
+    else if (c >= 0xd800 && c <= 0xdfff) surrogate = true;
+  }
+  if (surrogate && !(hasWellFormed && s.isWellFormed())) return undefined;
+  return escape ? JSON.stringify(s) : '"' + s + '"';
+}
+// The JSON text of v if it is plain data, else undefined.
+function plainText(v, depth) {
   switch (typeof v) {
-    case 'string': return wellFormed(v);
-    case 'number': return Number.isSafeInteger(v) ? !Object.is(v, -0) : Number.isFinite(v) && !Number.isInteger(v);
-    case 'boolean': return true;
+    case 'string': return quote(v);
+    case 'number':
+      return (Number.isSafeInteger(v) ? !Object.is(v, -0) : Number.isFinite(v) && !Number.isInteger(v))
+        ? String(v) : undefined;
+    case 'boolean': return v ? 'true' : 'false';
     case 'object': {
-      if (v === null) return true;
-      if (depth >= 16 || v.toJSON !== undefined) return false;
+      if (v === null) return 'null';
+      if (depth >= 16 || v.toJSON !== undefined) return undefined;
       const proto = Object.getPrototypeOf(v);
       if (proto === Array.prototype) {
-        for (let i = 0; i < v.length; i++) if (!(i in v) || !plain(v[i], depth + 1)) return false;
-        return true;
+        let text = '[';
+        for (let i = 0; i < v.length; i++) {
+          if (!(i in v)) return undefined;
+          const t = plainText(v[i], depth + 1);
+          if (t === undefined) return undefined;
+          text += i === 0 ? t : ',' + t;
+        }
+        return text + ']';
       }
-      if (proto !== Object.prototype) return false;
+      if (proto !== Object.prototype) return undefined;
+      let text = '{';
       for (const k in v) {
-        if (!Object.hasOwn(v, k) || !isName(k) || !plain(v[k], depth + 1)) return false;
+        if (!Object.hasOwn(v, k) || !isName(k)) return undefined;
+        const t = plainText(v[k], depth + 1);
+        if (t === undefined) return undefined;
+        text += (text.length === 1 ? '"' : ',"') + k + '":' + t;
       }
-      return true;
+      return text + '}';
     }
-    default: return false;
+    default: return undefined;
   }
 }
+
+// --- calls in flight: a call's promise is made and settled here.  The addon sends a call with
+// a number and hands the answer to onReply (below) with it: text that JSON.parse reads as the
+// mapping does comes as text and is parsed here (JSON.parse called from C costs more), anything
+// else as the value or the error.  The number is a slot of resolves/rejects; settled slots are
+// reused (freeSlots), so these arrays are as long as the most calls ever in flight at once.
+// The promise's executor is one function for all calls (no closure a call).
+const resolves = [];
+const rejects = [];
+const freeSlots = [];
+let gotResolve;
+let gotReject;
+function takeResolvers(resolve, reject) { gotResolve = resolve; gotReject = reject; }
 function callNative(bus, endpoint, method, params, ms, holder) {
   const h = bus._h; // the addon's handle: no unwrap of the Bus object a call
-  if (params !== undefined && plain(params, 0)) {
-    return holder ? native.busCallJSON(h, endpoint, method, JSON.stringify(params), ms, holder)
-      : native.busCallJSON(h, endpoint, method, JSON.stringify(params), ms);
+  let id; // taken before the addon runs: a getter it runs may make a call of its own
+  if (freeSlots.length > 0) {
+    id = freeSlots.pop();
+  } else {
+    id = resolves.length;
+    resolves.push(undefined);
+    rejects.push(undefined);
   }
-  return holder ? native.busCall(h, endpoint, method, params, ms, holder)
-    : native.busCall(h, endpoint, method, params, ms);
+  // the addon throws for a call it does not send; onReply runs from the loop only, never
+  // before this returns
+  try {
+    const text = params === undefined ? undefined : plainText(params, 0);
+    if (holder) {
+      holder.id = id;
+      if (text !== undefined) native.busCallJSON(h, id, endpoint, method, text, ms, holder);
+      else native.busCall(h, id, endpoint, method, params, ms, holder);
+    } else if (text !== undefined) {
+      native.busCallJSON(h, id, endpoint, method, text, ms);
+    } else {
+      native.busCall(h, id, endpoint, method, params, ms);
+    }
+  } catch (e) {
+    freeSlots.push(id);
+    throw e;
+  }
+  const p = new Promise(takeResolvers);
+  resolves[id] = gotResolve;
+  rejects[id] = gotReject;
+  return p;
+}
+// mode 0: text JSON.parse reads as the mapping does, 1: the value, 2: the error
+function settleCall(id, mode, v) {
+  const resolve = resolves[id];
+  const reject = rejects[id];
+  if (resolve === undefined) return;
+  resolves[id] = undefined;
+  rejects[id] = undefined;
+  freeSlots.push(id);
+  if (mode === 0) {
+    let value;
+    try {
+      value = JSON.parse(v);
+    } catch (e) {
+      try { value = native.fromJSON(v); } catch (e2) { reject(e2); return; } // the library's error
+    }
+    resolve(value);
+  } else if (mode === 1) {
+    resolve(v);
+  } else {
+    reject(v);
+  }
 }
 
 // --- policies: {a: 'int', b: 'int?'} -> [[key, type, required]] (hyb_json_type numbers)
@@ -264,7 +351,7 @@ class Bus extends EventEmitter {
     if (signal.aborted) return Promise.reject(signal.reason);
     const holder = {};
     const p = callNative(this, endpoint, method, params, ms, holder);
-    const onAbort = () => native.busCancel(this, holder.handle, signal.reason);
+    const onAbort = () => { if (native.busCancel(this, holder.handle)) settleCall(holder.id, 2, signal.reason); };
     signal.addEventListener('abort', onAbort, { once: true });
     const done = () => signal.removeEventListener('abort', onAbort);
     p.then(done, done);
@@ -496,6 +583,7 @@ native.setup({
     bus._request(method, params, req, caller, id, transport, principal);
   },
   onCancel(bus, id) { bus._cancel(id); },
+  onReply: settleCall,
   onEvent(bus, id, source, bubble, data) {
     const sub = bus._subs.get(id);
     if (!sub) return;

@@ -240,15 +240,18 @@ static napi_value js_connect(napi_env env, napi_callback_info info)
 /* ------------------------------------------------------------ calls */
 
 /*
- * One call in flight.  A call made with a handle (busCall's holder: a call the caller may
- * cancel) keeps its slot and is owned by the handle's external: on_reply leaves it to the
+ * One call in flight.  Its promise is index.js's: the call carries index.js's number for it
+ * (id), and the answer goes to the onReply dispatcher (id, mode, value), which settles it
+ * (no napi_deferred per call: creating and settling one cost more than the promise index.js
+ * makes and settles in JS).  A call made with a handle (busCall's holder: a call the caller
+ * may cancel) keeps its slot and is owned by the handle's external: on_reply leaves it to the
  * finalizer; a handle collected while the call is pending hands the slot to the bus
  * (floating) and on_reply frees the call.
  */
 typedef struct hn_call {
         hn_bus *b;
-        napi_deferred d;
         hyb_slot *slot; /* calls with a handle */
+        uint32_t id;    /* index.js's number for the call */
         bool done;      /* settled: answered, failed or cancelled */
         bool detached;  /* the handle went while pending: on_reply frees */
 } hn_call;
@@ -275,31 +278,37 @@ static void call_handle_finalize(napi_env env, void *data, void *hint)
         free(c);
 }
 
+/* The modes of onReply(id, mode, value) */
+enum { REPLY_PARSE = 0, REPLY_VALUE = 1, REPLY_ERROR = 2 };
+
 static void on_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
 {
         hn_call *c = userdata;
         hn_bus *b = c->b;
         napi_env env = b->io.env;
         napi_handle_scope hs;
+        napi_value argv[3];
         int status = hyb_bus_reply_get_status(rep);
+        int mode = REPLY_ERROR;
 
         napi_open_handle_scope(env, &hs);
         if (status >= 200 && status < 300) {
                 size_t len = 0;
                 const void *body = hyb_bus_reply_get_body(rep, &len);
-                napi_value v = hn_from_body(env, body, len, hyb_bus_reply_is_binary(rep));
-                if (v) {
-                        napi_resolve_deferred(env, c->d, v);
-                } else {
-                        napi_value ex;
-                        napi_get_and_clear_last_exception(env, &ex);
-                        napi_reject_deferred(env, c->d, ex);
-                }
+                bool text = false;
+                argv[2] = hn_from_body_or_text(env, body, len, hyb_bus_reply_is_binary(rep),
+                                               &text);
+                if (argv[2])
+                        mode = text ? REPLY_PARSE : REPLY_VALUE;
+                else
+                        napi_get_and_clear_last_exception(env, &argv[2]);
         } else {
-                napi_reject_deferred(env, c->d,
-                                     hn_error_new(env, hyb_err_from_status(status), status,
-                                                  hyb_bus_reply_get_message(rep)));
+                argv[2] = hn_error_new(env, hyb_err_from_status(status), status,
+                                       hyb_bus_reply_get_message(rep));
         }
+        if (napi_create_uint32(env, c->id, &argv[0]) == napi_ok &&
+            napi_create_int32(env, mode, &argv[1]) == napi_ok)
+                hn_dispatch(env, hn_get_env(env)->on_reply, 3, argv);
         napi_close_handle_scope(env, hs);
         c->done = true;
         call_settled(b);
@@ -308,24 +317,28 @@ static void on_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
 }
 
 /*
- * busCall(bus, endpoint, method, params, timeoutMs[, holder]) -> Promise<value>; with a
- * holder object, holder.handle is set to a handle busCancel takes.  busCallJSON is the same
+ * busCall(bus, id, endpoint, method, params, timeoutMs[, holder]) -> undefined: sends the
+ * call; its answer goes to onReply with id (index.js's number for the call's promise).  With
+ * a holder object, holder.handle is set to a handle busCancel takes.  busCallJSON is the same
  * with params already the JSON text of the mapping (index.js makes it for plain data).
+ * Throws (nothing sent, onReply never runs) for a closed bus, bad arguments or a call the
+ * library refuses.
  */
 static napi_value call_common(napi_env env, napi_callback_info info, bool text)
 {
-        size_t argc = 6, len = 2;
-        napi_value argv[6], promise = NULL, handle = NULL;
+        size_t argc = 7, len = 2;
+        napi_value argv[7], handle = NULL;
         hn_bus *b;
         char ep_buf[256], me_buf[128], js_buf[1024];
         char *endpoint = NULL, *method = NULL, *json = NULL;
         const char *body = "{}"; /* params undefined: no parameters */
-        uint32_t timeout = 0;
+        uint32_t timeout = 0, id = 0;
         hn_call *c = NULL;
         napi_valuetype t;
+        bool ok = false;
         int r;
 
-        if (!hn_get_args(env, info, &argc, argv, 5, "busCall: 5 arguments"))
+        if (!hn_get_args(env, info, &argc, argv, 6, "busCall: 6 arguments"))
                 return NULL;
         /* index.js passes the bus's handle (busHandle); a Bus object is unwrapped */
         if (napi_get_value_external(env, argv[0], (void **)&b) == napi_ok && b) {
@@ -336,48 +349,52 @@ static napi_value call_common(napi_env env, napi_callback_info info, bool text)
         } else if (!(b = get_bus(env, argv[0], true))) {
                 return NULL;
         }
-        if (!(endpoint = hn_get_string_buf(env, argv[1], ep_buf, sizeof ep_buf)) ||
-            !(method = hn_get_string_buf(env, argv[2], me_buf, sizeof me_buf)))
+        if (napi_get_value_uint32(env, argv[1], &id) != napi_ok) {
+                napi_throw_type_error(env, NULL, "busCall: the call's id must be a number");
+                return NULL;
+        }
+        if (!(endpoint = hn_get_string_buf(env, argv[2], ep_buf, sizeof ep_buf)) ||
+            !(method = hn_get_string_buf(env, argv[3], me_buf, sizeof me_buf)))
                 goto out;
         if (text) {
-                if (!(json = hn_get_string_buf(env, argv[3], js_buf, sizeof js_buf)))
+                if (!(json = hn_get_string_buf(env, argv[4], js_buf, sizeof js_buf)))
                         goto out;
                 len = strlen(json);
                 body = json;
-        } else if (napi_typeof(env, argv[3], &t) == napi_ok && t != napi_undefined) {
-                if (!(json = hn_to_json(env, argv[3], &len)))
+        } else if (napi_typeof(env, argv[4], &t) == napi_ok && t != napi_undefined) {
+                if (!(json = hn_to_json(env, argv[4], &len)))
                         goto out;
                 body = json;
         }
-        napi_get_value_uint32(env, argv[4], &timeout);
-        if (!(c = calloc(1, sizeof *c)))
-                goto out;
-        c->b = b;
-        if (napi_create_promise(env, &c->d, &promise) != napi_ok) {
-                promise = NULL;
+        napi_get_value_uint32(env, argv[5], &timeout);
+        if (!(c = calloc(1, sizeof *c))) {
+                napi_throw_error(env, "ENOMEM", "out of memory");
                 goto out;
         }
+        c->b = b;
+        c->id = id;
         r = hyb_bus_call_async(b->bus, endpoint, method, body, len, HYB_BODY_JSON, timeout,
-                               on_reply, c, argc >= 6 ? &c->slot : NULL);
-        if (r >= 0 && argc >= 6) {
+                               on_reply, c, argc >= 7 ? &c->slot : NULL);
+        if (r < 0) {
+                napi_throw(env, hn_error_new(env, r, 0, NULL));
+                free(c);
+                goto out;
+        }
+        ok = true;
+        if (argc >= 7) {
                 if (napi_create_external(env, c, call_handle_finalize, NULL, &handle) == napi_ok) {
                         /* from here the handle owns c (call_handle_finalize) */
-                        napi_set_named_property(env, argv[5], "handle", handle);
+                        napi_set_named_property(env, argv[6], "handle", handle);
                 } else {
                         /* no handle to cancel with: the call goes on, on_reply frees it */
                         hyb_slot_set_floating(c->slot, true);
                         c->slot = hyb_slot_unref(c->slot);
                 }
         }
-        if (r < 0) {
-                napi_reject_deferred(env, c->d, hn_error_new(env, r, 0, NULL));
-                free(c);
-        } else {
-                /* a call made from a continuation io_run runs: io_run rearms once */
-                if (b->io.pending++ == 0)
-                        hn_io_update_ref_soon(&b->io);
-                hn_io_rearm_soon(&b->io);
-        }
+        /* a call made from a continuation io_run runs: io_run rearms once */
+        if (b->io.pending++ == 0)
+                hn_io_update_ref_soon(&b->io);
+        hn_io_rearm_soon(&b->io);
 out:
         if (endpoint != ep_buf)
                 free(endpoint);
@@ -389,12 +406,11 @@ out:
         } else {
                 hyb_free(json);
         }
-        if (!promise) {
-                /* failed before the call was made */
-                free(c);
-                hn_throw_last(env);
+        if (!ok) {
+                hn_throw_last(env); /* unless one is pending already */
+                return NULL;
         }
-        return promise;
+        return hn_undefined(env);
 }
 
 static napi_value js_call(napi_env env, napi_callback_info info)
@@ -407,30 +423,33 @@ static napi_value js_call_json(napi_env env, napi_callback_info info)
         return call_common(env, info, true);
 }
 
-/* busCancel(bus, handle, reason): ends a pending call (the broker tells the callee, as
- * builtin terminateCall); its promise rejects with reason.  A settled call: nothing. */
+/* busCancel(bus, handle) -> whether it ended a pending call (the broker tells the callee, as
+ * builtin terminateCall; onReply will not run for it: index.js rejects its promise).  A
+ * settled call: false. */
 static napi_value js_cancel(napi_env env, napi_callback_info info)
 {
-        size_t argc = 3;
-        napi_value argv[3];
+        size_t argc = 2;
+        napi_value argv[2], v;
         hn_call *c = NULL;
         hn_bus *b;
 
         HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-        if (argc < 3 || !(b = get_bus(env, argv[0], false)) ||
+        if (argc < 2 || !(b = get_bus(env, argv[0], false)) ||
             napi_get_value_external(env, argv[1], (void **)&c) != napi_ok || !c) {
-                if (argc < 3 || b)
-                        napi_throw_type_error(env, NULL, "busCancel: bus, handle, reason");
+                if (argc < 2 || b)
+                        napi_throw_type_error(env, NULL, "busCancel: bus, handle");
                 return NULL;
         }
-        if (c->done || c->detached)
-                return hn_undefined(env);
+        if (c->done || c->detached) {
+                napi_get_boolean(env, false, &v);
+                return v;
+        }
         c->done = true;
         c->slot = hyb_slot_unref(c->slot); /* cancels: on_reply will not run */
-        napi_reject_deferred(env, c->d, argv[2]);
         call_settled(b);
         hn_io_rearm(&b->io);
-        return hn_undefined(env);
+        napi_get_boolean(env, true, &v);
+        return v;
 }
 
 /* ------------------------------------------------------------ procedures */

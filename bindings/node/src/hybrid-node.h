@@ -39,6 +39,7 @@ typedef struct hn_env {
         napi_ref object_proto; /* Object.prototype: plain objects take the fast path */
         napi_ref map_cls;      /* Map */
         napi_ref json_parse;   /* JSON.parse: bodies it reads as the mapping does */
+        napi_ref on_reply;     /* (id, mode, value): a call's answer (bus.c on_reply) */
         uint32_t next_request; /* ids of incoming requests, for on_cancel */
 } hn_env;
 
@@ -64,6 +65,15 @@ int hn_to_obj(napi_env env, napi_value v, hyb_obj **ret);
 napi_value hn_from_obj(napi_env env, const hyb_obj *o);
 /* A JSON body (or binary) to a JS value; on a parse error a HybridError is thrown. */
 napi_value hn_from_body(napi_env env, const void *body, size_t len, bool binary);
+/*
+ * hn_from_body for a caller that runs JSON.parse itself (index.js, on a call's answer): when
+ * JSON.parse reads the body as the mapping does, returns the body as a string and sets *text
+ * (JSON.parse of it is the value; should JSON.parse refuse it, fromJSON gives the library's
+ * error); else returns hn_from_body's value and *text is false.  NULL when an exception is
+ * thrown.
+ */
+napi_value hn_from_body_or_text(napi_env env, const void *body, size_t len, bool binary,
+                                bool *text);
 /* A JS value as JSON text (hyb_free it); throws and returns NULL on failure. */
 char *hn_to_json(napi_env env, napi_value v, size_t *ret_len);
 

@@ -24,7 +24,8 @@ static void env_free(napi_env env, void *data, void *hint)
         hn_env *e = data;
         napi_ref *refs[] = {&e->hybrid_error, &e->uri,      &e->typed,        &e->real,
                             &e->on_request,   &e->on_event, &e->on_store_msg, &e->on_close,
-                            &e->object_proto, &e->map_cls,  &e->on_cancel,    &e->json_parse};
+                            &e->object_proto, &e->map_cls,  &e->on_cancel,    &e->json_parse,
+                            &e->on_reply};
         for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
                 if (*refs[i])
                         napi_delete_reference(env, *refs[i]);
@@ -698,8 +699,10 @@ static napi_value from_obj_untyped(napi_env env, const hyb_obj *o)
  * library refuses), whose strings hold no \u escape in D000-DFFF (lone surrogates become U+FFFD
  * in the mapping) and do not start with '@' (uri, typed and @rec forms), whose object keys are
  * names ([A-Za-z_][A-Za-z0-9_-]*: uris that print as written) without repeats (the library
- * refuses them; JSON.parse keeps the last), nested at most 32 deep.  Text that is not JSON
- * may pass: JSON.parse refuses it and the library's walk gives the error.
+ * refuses them; JSON.parse keeps the last), nested at most 32 deep, without control
+ * characters (both refuse them; refused here, the text reaches the library's walk whole,
+ * NULs too).  Text that is not JSON may pass: JSON.parse refuses it and the library's walk
+ * gives the error.
  */
 #define FAST_DEPTH 32
 #define FAST_KEYS 16
@@ -717,7 +720,7 @@ static bool json_parse_agrees(const char *s, size_t len)
 
         for (size_t i = 0; i < len; i++) {
                 unsigned char c = (unsigned char)s[i];
-                if (c >= 0x80)
+                if (c >= 0x80 || (c < 0x20 && c != '\t' && c != '\n' && c != '\r'))
                         return false;
                 switch (c) {
                 case '{':
@@ -747,7 +750,7 @@ static bool json_parse_agrees(const char *s, size_t len)
                                 return false;
                         for (; j < len && s[j] != '"'; j++) {
                                 unsigned char d = (unsigned char)s[j];
-                                if (d >= 0x80)
+                                if (d >= 0x80 || d < 0x20)
                                         return false;
                                 if (is_key) {
                                         bool name =
@@ -825,35 +828,14 @@ static bool json_parse_agrees(const char *s, size_t len)
         return true;
 }
 
-napi_value hn_from_body(napi_env env, const void *body, size_t len, bool binary)
+/* JSON text through a hyb_obj: the mapping's own reading (throws its error) */
+static napi_value body_walk(napi_env env, const void *body, size_t len)
 {
         napi_value v;
         hyb_obj *o = NULL;
         hyb_error err;
         int r;
 
-        if (binary) {
-                void *data;
-                HN_CALL(env, napi_create_buffer_copy(env, len, body, &data, &v));
-                return v;
-        }
-        if (len == 0) {
-                napi_get_null(env, &v);
-                return v;
-        }
-        if (len <= INT32_MAX && json_parse_agrees(body, len)) {
-                napi_value text, parse, undef;
-                hn_env *e = hn_get_env(env);
-                if (e->json_parse &&
-                    napi_get_reference_value(env, e->json_parse, &parse) == napi_ok &&
-                    napi_create_string_latin1(env, body, len, &text) == napi_ok &&
-                    napi_get_undefined(env, &undef) == napi_ok) {
-                        if (napi_call_function(env, undef, parse, 1, &text, &v) == napi_ok)
-                                return v;
-                        napi_value ex; /* not JSON: the library says why */
-                        napi_get_and_clear_last_exception(env, &ex);
-                }
-        }
         hyb_error_clear(&err);
         r = hyb_obj_from_json(body, len, &o, &err);
         if (r < 0) {
@@ -863,6 +845,46 @@ napi_value hn_from_body(napi_env env, const void *body, size_t len, bool binary)
         v = hn_from_obj(env, o);
         hyb_obj_unref(o);
         return v;
+}
+
+napi_value hn_from_body_or_text(napi_env env, const void *body, size_t len, bool binary,
+                                bool *text)
+{
+        napi_value v;
+
+        *text = false;
+        if (binary) {
+                void *data;
+                HN_CALL(env, napi_create_buffer_copy(env, len, body, &data, &v));
+                return v;
+        }
+        if (len == 0) {
+                napi_get_null(env, &v);
+                return v;
+        }
+        if (len <= INT32_MAX && json_parse_agrees(body, len) &&
+            napi_create_string_latin1(env, body, len, &v) == napi_ok) {
+                *text = true;
+                return v;
+        }
+        return body_walk(env, body, len);
+}
+
+napi_value hn_from_body(napi_env env, const void *body, size_t len, bool binary)
+{
+        napi_value v, parse, undef, res, ex;
+        bool text = false;
+        hn_env *e = hn_get_env(env);
+
+        v = hn_from_body_or_text(env, body, len, binary, &text);
+        if (!v || !text)
+                return v;
+        if (e->json_parse && napi_get_reference_value(env, e->json_parse, &parse) == napi_ok &&
+            napi_get_undefined(env, &undef) == napi_ok &&
+            napi_call_function(env, undef, parse, 1, &v, &res) == napi_ok)
+                return res;
+        napi_get_and_clear_last_exception(env, &ex); /* not JSON: the library says why */
+        return body_walk(env, body, len);
 }
 
 char *hn_to_json(napi_env env, napi_value v, size_t *ret_len)
@@ -971,7 +993,8 @@ static napi_value js_mmadt_run(napi_env env, napi_callback_info info)
 
 /* ------------------------------------------------------------------ setup */
 
-/* setup({HybridError, Uri, Typed, Real, onRequest, onEvent, onStoreMessage, onClose, onCancel}) */
+/* setup({HybridError, Uri, Typed, Real, onRequest, onEvent, onStoreMessage, onClose, onCancel,
+ *        onReply}) */
 static napi_value js_setup(napi_env env, napi_callback_info info)
 {
         size_t argc = 1;
@@ -979,10 +1002,12 @@ static napi_value js_setup(napi_env env, napi_callback_info info)
         hn_env *e = hn_get_env(env);
         static const char *const names[] = {"HybridError",    "Uri",       "Typed",
                                             "Real",           "onRequest", "onEvent",
-                                            "onStoreMessage", "onClose",   "onCancel"};
+                                            "onStoreMessage", "onClose",   "onCancel",
+                                            "onReply"};
         napi_ref *refs[] = {&e->hybrid_error, &e->uri,        &e->typed,
                             &e->real,         &e->on_request, &e->on_event,
-                            &e->on_store_msg, &e->on_close,   &e->on_cancel};
+                            &e->on_store_msg, &e->on_close,   &e->on_cancel,
+                            &e->on_reply};
 
         HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {

@@ -47,6 +47,54 @@ test('a procedure served from Node, called from Node and from C (the CLI)', asyn
   assert.deepEqual(sums.map((s) => s.sum), Array.from({ length: 50 }, (_, i) => i + 1));
 });
 
+// A call's promise is index.js's, found again by a number when its answer comes; numbers of
+// settled calls are reused.  Every promise must settle once, with its own call's answer.
+test('calls in flight: each settles with its own answer, also mixed with failures and aborts', async () => {
+  server.procedure('add2', { a: 'int', b: 'int' }, async ({ a, b }) => ({ sum: a + b }));
+  server.procedure('fail2', {}, () => { throw new hybrid.HybridError('no lamp', 404); });
+  let release;
+  const gate = new Promise((r) => { release = r; });
+  server.procedure('held', {}, async () => { await gate; return { late: true }; });
+  for (let round = 0; round < 3; round++) {
+    const acs = [];
+    const calls = Array.from({ length: 60 }, (_, i) => {
+      switch (i % 4) {
+        case 0: return client.call(server.name, 'add2', { a: i, b: round });
+        case 1: return client.call(server.name, 'fail2', { i });
+        case 2: { // aborted while pending
+          const ac = new AbortController();
+          acs.push(ac);
+          return client.call(server.name, 'held', {}, { signal: ac.signal });
+        }
+        default: return client.call(server.name, 'add2', { a: 'x', b: 1 }); // 400
+      }
+    });
+    for (const ac of acs) ac.abort(new Error(`aborted ${round}`));
+    const got = await Promise.allSettled(calls);
+    got.forEach((r, i) => {
+      switch (i % 4) {
+        case 0: assert.deepEqual(r, { status: 'fulfilled', value: { sum: i + round } }); break;
+        case 1: assert.equal(r.status, 'rejected'); assert.equal(r.reason.status, 404); break;
+        case 2: assert.equal(r.status, 'rejected'); assert.equal(r.reason.message, `aborted ${round}`); break;
+        default: assert.equal(r.status, 'rejected'); assert.equal(r.reason.status, 400);
+      }
+    });
+  }
+  // a call that fails before it is sent (a value without an obj form) settles and leaves the
+  // next calls their own answers
+  await assert.rejects(client.call(server.name, 'add2', { a: NaN, b: 1 }), { code: 'HYB_E_TYPE' });
+  // a getter of the params that makes a call of its own while the outer call is being made
+  let inner;
+  const params = { get a() { inner = client.call(server.name, 'add2', { a: 5, b: 5 }); return 1; }, b: 2 };
+  const outer = client.call(server.name, 'add2', params);
+  assert.deepEqual(await Promise.all([outer, inner]), [{ sum: 3 }, { sum: 10 }]);
+  // a call made while one is held settles first; the held one after
+  const held = client.call(server.name, 'held', {});
+  assert.deepEqual(await client.call(server.name, 'add2', { a: 1, b: 1 }), { sum: 2 });
+  release();
+  assert.deepEqual(await held, { late: true });
+});
+
 test('argument policies: a wrong or missing argument is a 400 from the library', async () => {
   let ran = false;
   server.procedure('typed', { name: 'str', level: 'int?' }, (p) => { ran = true; return p; });

@@ -148,6 +148,35 @@ test('Node -> C: the body a Node procedure answers, as the CLI prints it', async
   assert.equal(e.stdout.trim(), '{"v":[9223372036854775807,-0.0,5e-324]}');
 });
 
+// Plain call bodies are written as JSON text by index.js (as JSON.stringify writes it): every
+// string escape, text beyond ASCII, surrogate pairs and lone surrogates, numbers in every
+// form, keys and nesting must reach C and come back as the value sent.
+test('call bodies written in JS: strings, numbers and nesting come back as sent', async () => {
+  const BUILTIN = '@localhost/org.hybridos.bus/builtin';
+  let ascii = '';
+  for (let c = 0; c < 0x80; c++) ascii += String.fromCharCode(c);
+  const strings = [ascii, '', '"', '\\', '\\"', '"\\', 'a\u0000b', '\u001f\u007f', 'é ü ß', '\u2028\u2029',
+                   '日本語', '\u{1F600} pair', '\ud83d\ude00', 'x'.repeat(5000) + '"'];
+  for (const s of strings) {
+    same(await bus.call(BUILTIN, 'echo', { s }), { s });
+    same(await bus.call(BUILTIN, 'echo', [s, { k: s }]), [s, { k: s }]);
+  }
+  // lone surrogates: U+FFFD in the mapping, a pair next to one stays a pair
+  same(await bus.call(BUILTIN, 'echo', { s: '\udc00a\ud800' }), { s: '\ufffda\ufffd' });
+  same(await bus.call(BUILTIN, 'echo', { s: '\ud83d\ude00\ud800' }), { s: '\ud83d\ude00\ufffd' });
+  const long = 'y'.repeat(100);
+  same(await bus.call(BUILTIN, 'echo', { s: long + '\ud800' }), { s: long + '\ufffd' });
+  same(await bus.call(BUILTIN, 'echo', { s: long + '\ud83d\ude00\n' }), { s: long + '\ud83d\ude00\n' });
+  const numbers = [0, 1, -1, 0.1, -0.5, 1 / 3, 1e-7, 1.5e300, -2.5e-300, 5e-324, 2 ** 53 - 1,
+                   -(2 ** 53 - 1), 123456.789, 1e21 + 0.5];
+  const back = await bus.call(BUILTIN, 'echo', { numbers, t: true, f: false, n: null });
+  same(back, { numbers, t: true, f: false, n: null });
+  const nested = { a: [[], {}, [[1, [2, [3]]]], { b: { c: { d: 'e' } } }], _x: 'y', 'z-1': [null] };
+  same(await bus.call(BUILTIN, 'echo', nested), nested);
+  // a class instance: the walk in C, the mapping's answer
+  same(await bus.call(BUILTIN, 'echo', { d: new (class { constructor() { this.v = 1; } })() }), { d: { v: 1 } });
+});
+
 // Plain call bodies go as JSON.stringify's text and plain replies come back through
 // JSON.parse (the fast path); where those would read or write otherwise than the mapping of
 // doc/node.md "Values", the result must still be the mapping's.
