@@ -188,14 +188,18 @@ HYB_EXPORT size_t hyb_bus_get_max_body(const hyb_bus *bus);
 /* ------------------------------------------------------------ loop integration */
 
 /*
- * The socket to watch (for ws:// and wss://, the TCP socket); -EBADF when closed.  It
- * stays the connection's: watch it (poll, epoll, a loop), do not read, write or close
- * it.  A Unix connection's socket may be blocking (a synchronous call then sleeps in the
- * read of its answer, doc/bus.md); the library never blocks on it outside a synchronous
- * wait, and an application may set O_NONBLOCK on it (its waits then poll).
+ * The fd to watch for readability; -EBADF when closed.  For a Unix connection it is an
+ * epoll fd (close-on-exec) holding the broker socket and the socket of every direct
+ * channel (doc/bus.md "Direct channels"): it turns readable when any of them has input,
+ * and also when output the library queued can be written (so hyb_bus_get_events says
+ * HYB_BUS_EVENT_IN only).  poll, epoll, libevent, Python's loop.add_reader and libuv's
+ * uv_poll all watch an epoll fd like a socket.  For ws:// and wss:// it is the TCP
+ * socket.  Either way it stays the connection's: watch it, do not read, write or close
+ * it; setting O_NONBLOCK on it changes nothing for the library.
  */
 HYB_EXPORT int hyb_bus_get_fd(const hyb_bus *bus);
-/* HYB_BUS_EVENT_IN, plus HYB_BUS_EVENT_OUT while output is queued; < 0 when closed. */
+/* HYB_BUS_EVENT_IN (Unix connections: always IN only), plus HYB_BUS_EVENT_OUT on a ws://
+ * or wss:// connection while output is queued; < 0 when closed. */
 HYB_EXPORT int hyb_bus_get_events(const hyb_bus *bus);
 /*
  * *ret_usec gets the absolute CLOCK_MONOTONIC time (µs, see hyb_now_usec) by
@@ -249,6 +253,17 @@ enum { HYB_BUS_SPIN_TYPICAL_USEC = 50, HYB_BUS_SPIN_MAX_USEC = 1000000 };
  * Returns 0, or -EINVAL (bus NULL, usec above HYB_BUS_SPIN_MAX_USEC).
  */
 HYB_EXPORT int hyb_bus_set_spin(hyb_bus *bus, uint32_t usec);
+/*
+ * Direct channels (doc/bus.md "Direct channels"): on (the default of every Unix
+ * connection), the second call to an endpoint asks the broker for a direct channel to
+ * it, and once the broker opened one, calls to that endpoint go over it (one hop each
+ * way instead of two) as long as their method is one the broker allowed; the broker
+ * still decides who may talk to whom.  Off, no new channel is asked for, the idle ones
+ * close at once and the others once their pending calls ended; calls then go through
+ * the broker.  A service answers channels opened to it either way.  ws:// and wss://
+ * connections never use channels.  Returns 0, or -EINVAL (bus NULL).
+ */
+HYB_EXPORT int hyb_bus_set_direct(hyb_bus *bus, bool on);
 /*
  * Lets a libevent base drive the connection (read, write, timers): callbacks
  * then run from event_base_dispatch.  One base at a time; the bus holds no

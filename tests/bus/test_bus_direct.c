@@ -1,0 +1,591 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bus_suite, tcase "direct": direct channels, the library's side (doc/bus.md "Direct
+ * channels").
+ *
+ * The service side is driven by a small stand-in broker of this file (fb_*): it takes
+ * the service's connection, answers its builtin calls, and hands it a CHANNEL open
+ * with one end of a socketpair attached, as the broker does; the test holds the other
+ * end and plays the caller, a hostile one too (it writes whatever it likes on it).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "bus/bus-internal.h"
+#include "bus/wire.h"
+#include "hybrid/endpoint.h"
+#include "suites.h"
+#include "test_bus.h"
+#include "testutil.h"
+
+#define SVC_NAME "@localhost/org.test.svc/main"
+#define CALLER_NAME "@localhost/org.test.caller/main"
+
+/* ---------------------------------------------------------------- a stand-in broker */
+
+typedef struct fbroker {
+        char *dir;
+        char sock[256];
+        int lfd, conn;
+        pthread_t thread;
+        pthread_mutex_t wlock; /* one frame per sendmsg, from either thread */
+        atomic_bool stop;
+        atomic_int n_calls; /* builtin calls the service made */
+} fbroker;
+
+static int count_fds(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        int n = 0;
+
+        ck_assert_ptr_nonnull(d);
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n;
+}
+
+/* Writes one frame (with fd attached when fd >= 0) as one sendmsg: true if all of it went. */
+static bool frame_try_send(int sock, pthread_mutex_t *lock, wire_hdr *h, const char *from,
+                           size_t from_len, const char *member, const void *body, size_t len,
+                           int fd)
+{
+        uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        union {
+                struct cmsghdr align;
+                char b[CMSG_SPACE(sizeof(int))];
+        } cm;
+        int n = wire_build(h, from, from_len, NULL, 0, member, member ? strlen(member) : 0, body,
+                           len, buf, iov);
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+        size_t total = iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0);
+
+        if (fd >= 0) {
+                memset(&cm, 0, sizeof cm);
+                mh.msg_control = cm.b;
+                mh.msg_controllen = sizeof cm.b;
+                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        }
+        if (lock)
+                pthread_mutex_lock(lock);
+        ssize_t w = sendmsg(sock, &mh, MSG_NOSIGNAL);
+        if (lock)
+                pthread_mutex_unlock(lock);
+        return w == (ssize_t)total;
+}
+
+static void frame_send(int sock, pthread_mutex_t *lock, wire_hdr *h, const char *from,
+                       size_t from_len, const char *member, const void *body, size_t len, int fd)
+{
+        ck_assert_msg(frame_try_send(sock, lock, h, from, from_len, member, body, len, fd),
+                      "sendmsg: %s", strerror(errno));
+}
+
+/* Reads one frame: 0 with *h and (malloc'd) names + body, or -1 at EOF / after 30 s. */
+static int frame_read(int fd, wire_hdr *h, char **rest)
+{
+        uint8_t hb[WIRE_HDR_SIZE];
+
+        *rest = NULL;
+        if (raw_read_exact(fd, hb, sizeof hb, 30000) < 0 || wire_hdr_decode(hb, h) < 0)
+                return -1;
+        size_t n = wire_frame_len(h) - WIRE_HDR_SIZE;
+        *rest = malloc(n + 1);
+        ck_assert_ptr_nonnull(*rest);
+        if (raw_read_exact(fd, *rest, n, 30000) < 0) {
+                free(*rest);
+                *rest = NULL;
+                return -1;
+        }
+        (*rest)[n] = 0;
+        return 0;
+}
+
+static void *fb_main(void *ud)
+{
+        fbroker *fb = ud;
+        wire_hdr h;
+        char *rest;
+
+        while (!atomic_load(&fb->stop)) {
+                struct pollfd p = { .fd = fb->conn, .events = POLLIN };
+                if (poll(&p, 1, 50) <= 0)
+                        continue;
+                if (frame_read(fb->conn, &h, &rest) < 0)
+                        break;
+                if (h.type == WIRE_CALL) {
+                        wire_hdr r = { .type = WIRE_RESULT, .status = 200, .call_id = h.call_id };
+                        atomic_fetch_add(&fb->n_calls, 1);
+                        /* the service may be gone already (a revoke as it closes) */
+                        if (!frame_try_send(fb->conn, &fb->wlock, &r, HYB_BUS_BUILTIN_ENDPOINT,
+                                            strlen(HYB_BUS_BUILTIN_ENDPOINT), NULL, "{}", 2, -1))
+                                break;
+                }
+                free(rest);
+        }
+        return NULL;
+}
+
+static void *fb_accept(void *ud)
+{
+        fbroker *fb = ud;
+        wire_hdr h = { .type = WIRE_CHALLENGE };
+        const char *ch = "{\"protocol\":\"HYBRID\",\"version\":1,\"maxBody\":1048576}";
+        const char *res = "{\"endpoint\":\"" SVC_NAME "\"}";
+        char *rest;
+
+        fb->conn = accept4(fb->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fb->conn < 0)
+                return NULL;
+        frame_send(fb->conn, NULL, &h, NULL, 0, NULL, ch, strlen(ch), -1);
+        if (frame_read(fb->conn, &h, &rest) < 0 || h.type != WIRE_AUTH) {
+                free(rest);
+                return NULL;
+        }
+        free(rest);
+        h = (wire_hdr){ .type = WIRE_AUTH_RESULT, .status = 200 };
+        frame_send(fb->conn, NULL, &h, NULL, 0, NULL, res, strlen(res), -1);
+        return fb_main(fb);
+}
+
+/* The service's connection to a stand-in broker (served on its own thread). */
+static hyb_bus *fb_start(fbroker *fb)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        hyb_bus_connect_options o;
+        hyb_bus *bus = NULL;
+        hyb_error err;
+
+        memset(fb, 0, sizeof *fb);
+        fb->dir = test_tmpdir();
+        snprintf(fb->sock, sizeof fb->sock, "%s/fb.sock", fb->dir);
+        strcpy(sa.sun_path, fb->sock);
+        fb->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fb->lfd, 0);
+        ck_assert_int_eq(bind(fb->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+        ck_assert_int_eq(listen(fb->lfd, 4), 0);
+        pthread_mutex_init(&fb->wlock, NULL);
+        ck_assert_int_eq(pthread_create(&fb->thread, NULL, fb_accept, fb), 0);
+        hyb_bus_connect_options_init(&o);
+        o.path = fb->sock;
+        o.app = "org.test.svc";
+        o.runner = "main";
+        ck_assert_msg(hyb_bus_connect_with(&o, &bus, &err) == 0, "%s", err.message);
+        return bus;
+}
+
+static void fb_stop(fbroker *fb)
+{
+        atomic_store(&fb->stop, true);
+        pthread_join(fb->thread, NULL);
+        close(fb->conn);
+        close(fb->lfd);
+        pthread_mutex_destroy(&fb->wlock);
+        test_rmrf(fb->dir);
+        free(fb->dir);
+}
+
+/*
+ * Opens channel id to the service as the broker does: a CHANNEL open carrying one end
+ * of a socketpair.  Returns the caller's end.
+ */
+static int fb_open(fbroker *fb, uint64_t id, const char *methods_json, int max_pending,
+                   int max_queue, int max_body)
+{
+        int sp[2];
+        char body[512];
+        /* the caller's name, then its info "<transport>\0<principal>" */
+        static const char from[] = CALLER_NAME "unix\0";
+        size_t from_len = sizeof from - 1, info_len = 5;
+        wire_hdr h = { .type = WIRE_CHANNEL, .call_id = id, .aux = 4242,
+                       .info_len = (uint16_t)info_len };
+
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+        snprintf(body, sizeof body,
+                 "{\"methods\":%s,\"max_pending\":%d,\"max_queue\":%d,\"max_body\":%d}",
+                 methods_json, max_pending, max_queue, max_body);
+        frame_send(fb->conn, &fb->wlock, &h, from, from_len, "open", body, strlen(body), sp[1]);
+        close(sp[1]);
+        return sp[0];
+}
+
+static void fb_close(fbroker *fb, uint64_t id, int status, int grace_ms)
+{
+        char body[128];
+        wire_hdr h = { .type = WIRE_CHANNEL, .call_id = id, .status = (uint16_t)status };
+
+        snprintf(body, sizeof body, "{\"reason\":\"test\",\"grace_ms\":%d}", grace_ms);
+        frame_send(fb->conn, &fb->wlock, &h, NULL, 0, "close", body, strlen(body), -1);
+}
+
+/* The caller's CALL on its channel end. */
+static void ch_call(int fd, uint64_t id, const char *method, const char *json)
+{
+        wire_hdr h = { .type = WIRE_CALL, .call_id = id, .timeout_ms = 30000 };
+
+        frame_send(fd, NULL, &h, NULL, 0, method, json, strlen(json), -1);
+}
+
+/* Reads the RESULT of call id: its status; *ret_body (malloc'd names + body) if asked. */
+static int ch_result(int fd, uint64_t id, char **ret_rest, wire_hdr *ret_h)
+{
+        wire_hdr h;
+        char *rest;
+
+        ck_assert_int_eq(frame_read(fd, &h, &rest), 0);
+        ck_assert_int_eq(h.type, WIRE_RESULT);
+        ck_assert_uint_eq(h.call_id, id);
+        if (ret_h)
+                *ret_h = h;
+        if (ret_rest)
+                *ret_rest = rest;
+        else
+                free(rest);
+        return h.status;
+}
+
+/* Waits for EOF on the caller's end (the service closed its end): true if it came. */
+static bool ch_eof(int fd)
+{
+        char buf[4096];
+
+        for (int i = 0; i < 3000; i++) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                if (poll(&p, 1, 10) < 0)
+                        return false;
+                ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+                if (n == 0)
+                        return true;
+                if (n < 0 && errno != EAGAIN)
+                        return true;
+        }
+        return false;
+}
+
+/* ---------------------------------------------------------------- the service */
+
+static atomic_int n_add, n_secret, n_cancelled;
+static char seen_caller[128];
+static uid_t seen_uid;
+static char seen_transport[16];
+static hyb_bus_request *held[8];
+static atomic_int n_held;
+
+static int on_add(hyb_bus_request *req, void *ud)
+{
+        size_t len;
+        const char *body = hyb_bus_request_get_body(req, &len);
+        json_t *j = json_loadb(body, len, 0, NULL);
+        const char *tr = NULL;
+        char out[64];
+        int n = snprintf(out, sizeof out, "{\"sum\":%lld}",
+                         (long long)(json_integer_value(json_object_get(j, "a")) +
+                                     json_integer_value(json_object_get(j, "b"))));
+
+        json_decref(j);
+        snprintf(seen_caller, sizeof seen_caller, "%s", hyb_bus_request_get_caller(req));
+        hyb_bus_request_get_caller_uid(req, &seen_uid);
+        hyb_bus_request_get_caller_principal(req, &tr, NULL);
+        snprintf(seen_transport, sizeof seen_transport, "%s", tr ? tr : "");
+        atomic_fetch_add(&n_add, 1);
+        return hyb_bus_request_reply(req, 200, out, (size_t)n, HYB_BODY_JSON);
+}
+
+static int on_secret(hyb_bus_request *req, void *ud)
+{
+        atomic_fetch_add(&n_secret, 1);
+        return 0;
+}
+
+static void on_cancel(hyb_bus_request *req, void *ud)
+{
+        atomic_fetch_add(&n_cancelled, 1);
+}
+
+/* Keeps the request unanswered (a deferred reply) until the test answers it. */
+static int on_hold(hyb_bus_request *req, void *ud)
+{
+        int i = atomic_fetch_add(&n_held, 1);
+
+        ck_assert_int_lt(i, 8);
+        held[i] = hyb_bus_request_ref(req);
+        hyb_bus_request_set_cancel_handler(req, on_cancel, NULL);
+        return 0;
+}
+
+static int on_big(hyb_bus_request *req, void *ud)
+{
+        static char big[64 * 1024];
+
+        memset(big, 'x', sizeof big);
+        return hyb_bus_request_reply(req, 200, big, sizeof big, HYB_BODY_BINARY);
+}
+
+static const hyb_arg_policy add_args[] = {
+        { "a", HYB_JSON_INTEGER, 1 },
+        { "b", HYB_JSON_INTEGER, 1 },
+};
+
+static hyb_slot *secret_slot;
+
+static hyb_bus *svc_setup(fbroker *fb, tsvc *s)
+{
+        hyb_error err;
+        hyb_bus *svc = fb_start(fb);
+
+        atomic_store(&n_add, 0);
+        atomic_store(&n_secret, 0);
+        atomic_store(&n_cancelled, 0);
+        atomic_store(&n_held, 0);
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "add", add_args, 2, NULL, NULL, 0, on_add,
+                                                      NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "secret", NULL, 0, NULL, NULL, 0,
+                                                      on_secret, NULL, &secret_slot, &err), 0);
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "hold", NULL, 0, NULL, NULL, 0, on_hold,
+                                                      NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "big", NULL, 0, NULL, NULL, 0, on_big,
+                                                      NULL, NULL, &err), 0);
+        svc_start(s, svc);
+        return svc;
+}
+
+static void svc_teardown(fbroker *fb, tsvc *s, hyb_bus *svc)
+{
+        svc_stop(s);
+        for (int i = 0; i < atomic_load(&n_held); i++)
+                hyb_bus_request_unref(held[i]);
+        hyb_slot_unref(secret_slot);
+        secret_slot = NULL;
+        hyb_bus_unref(svc);
+        fb_stop(fb);
+}
+
+/*
+ * A CALL on the channel runs the handler as a broker CALL would: the caller's name,
+ * uid and transport are the ones the broker named when it opened the channel, and the
+ * answer comes back on the channel, from the service's name.  A method the broker did
+ * not list gets 403 and its handler never runs; a body the argument policy refuses
+ * gets 400.  None of it passes through the broker connection.
+ */
+START_TEST(test_service_dispatch_and_checks)
+{
+        fbroker fb;
+        tsvc s;
+        hyb_bus *svc = svc_setup(&fb, &s);
+        int calls_before = atomic_load(&fb.n_calls);
+        int fd = fb_open(&fb, 7, "[\"ADD\",\"hold\",\"big\"]", 4, 1 << 20, 1 << 20);
+        wire_hdr h;
+        char *rest;
+
+        ch_call(fd, 1, "add", "{\"a\":1,\"b\":2}");
+        ck_assert_int_eq(ch_result(fd, 1, &rest, &h), 200);
+        ck_assert_uint_eq(h.from_len, strlen(SVC_NAME));
+        ck_assert_mem_eq(rest, SVC_NAME, h.from_len);
+        ck_assert_str_eq(rest + h.from_len + h.member_len, "{\"sum\":3}");
+        free(rest);
+        ck_assert_str_eq(seen_caller, CALLER_NAME);
+        ck_assert_uint_eq(seen_uid, 4242);
+        ck_assert_str_eq(seen_transport, "unix");
+
+        /* not on the channel's list (registered, so the broker path would run it) */
+        ch_call(fd, 2, "secret", "{}");
+        ck_assert_int_eq(ch_result(fd, 2, NULL, NULL), 403);
+        ck_assert_int_eq(atomic_load(&n_secret), 0);
+        /* argument policy */
+        ch_call(fd, 3, "add", "{\"a\":\"x\",\"b\":2}");
+        ck_assert_int_eq(ch_result(fd, 3, NULL, NULL), 400);
+        ck_assert_int_eq(atomic_load(&n_add), 1);
+        /* the broker saw none of these */
+        ck_assert_int_eq(atomic_load(&fb.n_calls), calls_before);
+        close(fd);
+        svc_teardown(&fb, &s, svc);
+}
+END_TEST
+
+/*
+ * max_pending: a caller with that many calls unanswered on its channel gets 429 for the
+ * next; once one is answered, calls run again.  A CANCEL on the channel reaches the
+ * handler's cancel callback, and only for the call on that channel.
+ */
+START_TEST(test_service_max_pending_and_cancel)
+{
+        fbroker fb;
+        tsvc s;
+        hyb_bus *svc = svc_setup(&fb, &s);
+        int fd = fb_open(&fb, 8, "[\"hold\",\"add\"]", 2, 1 << 20, 1 << 20);
+        wire_hdr c = { .type = WIRE_CANCEL, .call_id = 1 };
+
+        ch_call(fd, 1, "hold", "{}");
+        ch_call(fd, 2, "hold", "{}");
+        ch_call(fd, 3, "add", "{\"a\":1,\"b\":1}");
+        ck_assert_int_eq(ch_result(fd, 3, NULL, NULL), 429);
+        ck_assert_int_eq(atomic_load(&n_held), 2);
+        ck_assert_int_eq(atomic_load(&n_add), 0);
+        /* the cancel frees a place */
+        frame_send(fd, NULL, &c, NULL, 0, NULL, NULL, 0, -1);
+        for (int i = 0; i < 3000 && atomic_load(&n_cancelled) == 0; i++)
+                usleep(1000);
+        ck_assert_int_eq(atomic_load(&n_cancelled), 1);
+        ch_call(fd, 4, "add", "{\"a\":1,\"b\":1}");
+        ck_assert_int_eq(ch_result(fd, 4, NULL, NULL), 200);
+        close(fd);
+        svc_teardown(&fb, &s, svc);
+}
+END_TEST
+
+/*
+ * The broker's close: calls the service accepted before are answered, a CALL read
+ * after the grace gets 403 "direct channel closed: <reason>", and the service closes
+ * its end once nothing is pending, whatever the caller does.  Its fd is gone then:
+ * the process holds as many fds as before the channel opened.
+ */
+START_TEST(test_service_close)
+{
+        fbroker fb;
+        tsvc s;
+        hyb_bus *svc = svc_setup(&fb, &s);
+        int fds0 = count_fds();
+        int fd = fb_open(&fb, 9, "[\"hold\",\"add\"]", 4, 1 << 20, 1 << 20);
+        char *rest;
+        wire_hdr h;
+
+        ch_call(fd, 1, "hold", "{}");
+        for (int i = 0; i < 3000 && atomic_load(&n_held) == 0; i++)
+                usleep(1000);
+        ck_assert_int_eq(atomic_load(&n_held), 1);
+        fb_close(&fb, 9, 403, 0);
+        ch_call(fd, 2, "add", "{\"a\":1,\"b\":1}");
+        ck_assert_int_eq(ch_result(fd, 2, &rest, &h), 403);
+        ck_assert_mem_eq(rest + h.from_len, "direct channel closed: test", h.member_len);
+        free(rest);
+        ck_assert_int_eq(atomic_load(&n_add), 0);
+        /* the held call is still answered on it ... */
+        svc_stop(&s);
+        ck_assert_int_eq(hyb_bus_request_reply(held[0], 200, "{}", 2, HYB_BODY_JSON), 0);
+        svc_start(&s, svc);
+        ck_assert_int_eq(ch_result(fd, 1, NULL, NULL), 200);
+        /* ... then the service's end closes, the caller's staying open */
+        ck_assert(ch_eof(fd));
+        close(fd);
+        ck_assert_int_eq(count_fds(), fds0);
+        svc_teardown(&fb, &s, svc);
+}
+END_TEST
+
+/*
+ * A caller that never reads its answers: the output queued for it grows past max_queue
+ * and the service closes the channel (no more than that is kept for it), while it goes
+ * on serving another channel.  A malformed frame closes a channel too.
+ */
+START_TEST(test_service_max_queue_and_garbage)
+{
+        fbroker fb;
+        tsvc s;
+        hyb_bus *svc = svc_setup(&fb, &s);
+        int fds0 = count_fds();
+        int slow = fb_open(&fb, 10, "[\"big\"]", 1000, 256 * 1024, 1 << 20);
+        int bad = fb_open(&fb, 11, "[\"add\"]", 4, 1 << 20, 1 << 20);
+        int good = fb_open(&fb, 12, "[\"add\"]", 4, 1 << 20, 1 << 20);
+        uint8_t junk[WIRE_HDR_SIZE];
+        size_t queued_max = 0;
+
+        /* 64 KiB answers, never read: the socket buffers fill, then the queue */
+        for (uint64_t id = 1; id <= 200; id++) {
+                wire_hdr h = { .type = WIRE_CALL, .call_id = id, .timeout_ms = 30000 };
+                uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+                struct iovec iov[2];
+                int n = wire_build(&h, NULL, 0, NULL, 0, "big", 3, "{}", 2, buf, iov);
+                struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+                if (sendmsg(slow, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+                        break; /* the service closed it already (or we are the slow one) */
+        }
+        /* the service's record of it goes: every byte it held for it is let go */
+        for (int i = 0; i < 3000; i++) {
+                bool found = false;
+                svc_stop(&s);
+                for (bus_chan *ch = svc->chans; ch; ch = ch->next)
+                        if (ch->id == 10) {
+                                found = true;
+                                if (ch->wlen - ch->wpos > queued_max)
+                                        queued_max = ch->wlen - ch->wpos;
+                        }
+                svc_start(&s, svc);
+                if (!found)
+                        break;
+                usleep(1000);
+        }
+        ck_assert_uint_le(queued_max, 256 * 1024);
+        ck_assert(ch_eof(slow));
+        close(slow);
+
+        memset(junk, 0xff, sizeof junk);
+        ck_assert_int_eq(write(bad, junk, sizeof junk), (ssize_t)sizeof junk);
+        ck_assert(ch_eof(bad));
+        close(bad);
+
+        ch_call(good, 1, "add", "{\"a\":2,\"b\":2}");
+        ck_assert_int_eq(ch_result(good, 1, NULL, NULL), 200);
+        close(good);
+        ck_assert(hyb_bus_is_open(svc));
+        svc_stop(&s);
+        while (hyb_bus_process(svc) > 0)
+                ;
+        svc_start(&s, svc);
+        for (int i = 0; i < 3000 && count_fds() != fds0; i++)
+                usleep(1000);
+        ck_assert_int_eq(count_fds(), fds0);
+        svc_teardown(&fb, &s, svc);
+}
+END_TEST
+
+/* A method the service revokes leaves every channel's list: 403, not its handler. */
+START_TEST(test_service_revoked_method)
+{
+        fbroker fb;
+        tsvc s;
+        hyb_bus *svc = svc_setup(&fb, &s);
+        int fd = fb_open(&fb, 13, "[\"secret\"]", 4, 1 << 20, 1 << 20);
+
+        ch_call(fd, 1, "secret", "{}");
+        ck_assert_int_eq(ch_result(fd, 1, NULL, NULL), 200);
+        ck_assert_int_eq(atomic_load(&n_secret), 1);
+        svc_stop(&s);
+        hyb_slot_unref(secret_slot);
+        secret_slot = NULL;
+        svc_start(&s, svc);
+        ch_call(fd, 2, "secret", "{}");
+        ck_assert_int_eq(ch_result(fd, 2, NULL, NULL), 403);
+        ck_assert_int_eq(atomic_load(&n_secret), 1);
+        close(fd);
+        svc_teardown(&fb, &s, svc);
+}
+END_TEST
+
+void bus_tcase_direct(Suite *s)
+{
+        TCase *tc = tcase_create("direct");
+
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, test_service_dispatch_and_checks);
+        tcase_add_test(tc, test_service_max_pending_and_cancel);
+        tcase_add_test(tc, test_service_close);
+        tcase_add_test(tc, test_service_max_queue_and_garbage);
+        tcase_add_test(tc, test_service_revoked_method);
+        suite_add_tcase(s, tc);
+}
