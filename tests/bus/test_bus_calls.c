@@ -1219,5 +1219,6 @@ Suite *bus_suite(void)
         bus_tcase_reload(s);
         bus_tcase_token(s);
         bus_tcase_wait(s);
+        bus_tcase_channel(s);
         return s;
 }
