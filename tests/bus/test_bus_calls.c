@@ -1221,6 +1221,7 @@ Suite *bus_suite(void)
         bus_tcase_reload(s);
         bus_tcase_token(s);
         bus_tcase_wait(s);
+        bus_tcase_channel(s);
         bus_tcase_direct(s);
         return s;
 }
