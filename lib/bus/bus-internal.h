@@ -138,7 +138,8 @@ typedef struct bus_chan {
         uint64_t id;           /* the broker's channel id */
         bool service;
         bool linked;           /* in hyb_bus.chans (and in the epoll set) */
-        bool closing;          /* the broker sent close: no new calls on it */
+        bool closing;          /* closing: no new calls on it */
+        bool broker_closed;    /* the broker sent close (it forgot the channel) */
         bool ep_out;           /* EPOLLOUT asked for (output queued) */
         bool drained;          /* the last read came back short */
         uint64_t close_at;     /* service, closing: CALLs read from then on get 403 */
@@ -173,7 +174,7 @@ typedef struct bus_peer {
         uint32_t skip;
 } bus_peer;
 
-#define BUS_FD_FIFO_MAX 8u /* received fds not claimed yet; more are closed */
+#define BUS_FD_FIFO_MAX 256u /* received fds not claimed yet (the broker bounds them); more are closed */
 #define BUS_PEERS_MAX 64u  /* endpoints a caller keeps a channel record for */
 
 struct hyb_bus {

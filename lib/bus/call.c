@@ -757,6 +757,11 @@ static void dispatch_call(hyb_bus *bus, bus_chan *ch, const wire_packet *p)
                         req_send(req, 403, msg, NULL, 0, 0);
                         goto out;
                 }
+                if (!listed && !bus_find_method(bus, p->member, p->h.member_len)) {
+                        /* not (or no longer) offered at all: as the broker path says */
+                        req_send(req, 404, "no such method", NULL, 0, 0);
+                        goto out;
+                }
                 if (!listed) {
                         req_send(req, 403, "method not open to the caller on this direct channel",
                                  NULL, 0, 0);

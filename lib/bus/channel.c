@@ -123,7 +123,15 @@ static void chan_unlink(bus_chan *ch)
         ch->peer = NULL;
 }
 
-/* The channel goes: on the caller's side its pending calls fail with 502. */
+static void on_close_result(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
+{
+}
+
+/*
+ * The channel goes: on the caller's side its pending calls fail with 502.  When we
+ * close it on our own, the broker is told (closeChannel), so that it frees its place
+ * in the bounds and tells the other end.
+ */
 static void chan_close(bus_chan *ch)
 {
         hyb_bus *bus = ch->bus;
@@ -131,6 +139,13 @@ static void chan_close(bus_chan *ch)
         if (!ch->linked)
                 return;
         bus_chan_ref(ch);
+        if (!ch->broker_closed && bus && !bus->closed) {
+                char body[64];
+                int n = snprintf(body, sizeof body, "{\"channel\":%llu}", (unsigned long long)ch->id);
+                ch->broker_closed = true;
+                hyb_bus_call_async(bus, HYB_BUS_BUILTIN_ENDPOINT, "closeChannel", body, (size_t)n,
+                                   0, 0, on_close_result, NULL, NULL);
+        }
         chan_unlink(ch);
         bus_chan_unref(ch); /* the list's */
         if (!ch->service && bus)
@@ -687,6 +702,7 @@ static void chan_closing(hyb_bus *bus, const wire_packet *p)
                 grace = 0;
         snprintf(ch->reason, sizeof ch->reason, "%s", reason ? reason : "closed by the broker");
         json_decref(j);
+        ch->broker_closed = true;
         if (!ch->closing || hyb_now_usec() + (uint64_t)grace * 1000u < ch->close_at)
                 ch->close_at = hyb_now_usec() + (uint64_t)grace * 1000u;
         ch->closing = true;

@@ -554,7 +554,11 @@ START_TEST(test_service_max_queue_and_garbage)
 }
 END_TEST
 
-/* A method the service revokes leaves every channel's list: 403, not its handler. */
+/*
+ * A method the service revokes leaves every channel's list: 404 while it is gone (as
+ * through the broker), and registered again it stays off the list the broker computed
+ * for the old one (403): the broker checks it anew for a new channel.
+ */
 START_TEST(test_service_revoked_method)
 {
         fbroker fb;
@@ -570,10 +574,236 @@ START_TEST(test_service_revoked_method)
         secret_slot = NULL;
         svc_start(&s, svc);
         ch_call(fd, 2, "secret", "{}");
-        ck_assert_int_eq(ch_result(fd, 2, NULL, NULL), 403);
+        ck_assert_int_eq(ch_result(fd, 2, NULL, NULL), 404);
+        svc_stop(&s);
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "secret", NULL, 0, NULL, NULL, 0,
+                                                      on_secret, NULL, &secret_slot, NULL), 0);
+        svc_start(&s, svc);
+        ch_call(fd, 3, "secret", "{}");
+        ck_assert_int_eq(ch_result(fd, 3, NULL, NULL), 403);
         ck_assert_int_eq(atomic_load(&n_secret), 1);
         close(fd);
         svc_teardown(&fb, &s, svc);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- end to end */
+
+/* A broker with a host store (for its /sys/bus counters) whose admin is this uid. */
+static void e2e_start(tbroker *t, const char *limits)
+{
+        hyb_store *st = NULL;
+
+        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
+        tb_start_store(t, limits, true, NULL, st);
+        hyb_store_unref(st);
+}
+
+/* The frames the broker counted in from an endpoint (app/runner). */
+static int64_t frames_in(hyb_bus *obs, const char *app_runner)
+{
+        char furi[256];
+        hyb_obj *o = NULL;
+        hyb_error e;
+
+        snprintf(furi, sizeof furi, "/sys/bus/endpoint/%s/messages_in", app_runner);
+        ck_assert_msg(hyb_bus_store_read(obs, furi, &o, &e) == 0, "%s: %s", furi, e.message);
+        int64_t v = hyb_obj_get_int(o);
+        hyb_obj_unref(o);
+        return v;
+}
+
+static hyb_bus *e2e_service(tbroker *t, const char *app, tsvc *s)
+{
+        hyb_error err;
+        hyb_bus *svc = tb_connect(t, app, "main");
+
+        atomic_store(&n_add, 0);
+        atomic_store(&n_secret, 0);
+        atomic_store(&n_cancelled, 0);
+        atomic_store(&n_held, 0);
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "add", add_args, 2, NULL, NULL, 0, on_add,
+                                                      NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "hold", NULL, 0, NULL, NULL, 0, on_hold,
+                                                      NULL, NULL, &err), 0);
+        /* offered to another app only: never on the list of a channel of ours */
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "secret", NULL, 0, NULL, "org.test.other",
+                                                      0, on_secret, NULL, &secret_slot, &err), 0);
+        svc_start(s, svc);
+        return svc;
+}
+
+static void e2e_service_stop(tsvc *s, hyb_bus *svc)
+{
+        svc_stop(s);
+        for (int i = 0; i < atomic_load(&n_held); i++)
+                hyb_bus_request_unref(held[i]);
+        atomic_store(&n_held, 0);
+        hyb_slot_unref(secret_slot);
+        secret_slot = NULL;
+        hyb_bus_unref(svc);
+}
+
+static int add(hyb_bus *b, const char *ep, int x)
+{
+        char body[64];
+        hyb_bus_reply *rep = NULL;
+        size_t len;
+        int r;
+
+        snprintf(body, sizeof body, "{\"a\":%d,\"b\":1}", x);
+        r = hyb_bus_call(b, ep, "add", body, strlen(body), 0, 10000, &rep, NULL);
+        if (r < 0)
+                return r;
+        const char *got = hyb_bus_reply_get_body(rep, &len);
+        json_t *j = json_loadb(got, len, 0, NULL);
+        ck_assert_msg(json_integer_value(json_object_get(j, "sum")) == x + 1, "add %d: %d %s \"%.*s\"", x, hyb_bus_reply_get_status(rep), hyb_bus_reply_get_message(rep), (int)len, (const char *)hyb_bus_reply_get_body(rep, NULL));
+        json_decref(j);
+        hyb_bus_reply_unref(rep);
+        return 0;
+}
+
+/* Calls until the caller holds a channel (the second call asks for it). */
+static void until_direct(hyb_bus *c, const char *ep)
+{
+        for (int i = 0; i < 1000 && c->n_chans == 0; i++) {
+                ck_assert_int_eq(add(c, ep, i), 0);
+                if (c->n_chans == 0)
+                        hyb_bus_wait(c, 1000);
+        }
+        ck_assert_uint_eq(c->n_chans, 1);
+}
+
+/*
+ * After the first calls the broker sees no more of them: its count of the frames the
+ * caller sent stays put over 50 calls, while each still gets its answer.  With direct
+ * channels off it sees every call again, and the channel is gone at both ends.
+ */
+START_TEST(test_e2e_calls_go_direct)
+{
+        tbroker t;
+        tsvc s;
+        const char *ep = "@localhost/org.test.svc/main";
+        int fds0;
+
+        e2e_start(&t, NULL);
+        fds0 = count_fds();
+        hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
+        hyb_bus *c = tb_connect(&t, "org.test.caller", "main");
+        hyb_bus *obs = tb_connect(&t, "org.test.obs", "main");
+
+        until_direct(c, ep);
+        int64_t m0 = frames_in(obs, "org.test.caller/main");
+        int n0 = atomic_load(&n_add);
+        for (int i = 0; i < 50; i++)
+                ck_assert_int_eq(add(c, ep, i), 0);
+        ck_assert_int_eq(atomic_load(&n_add), n0 + 50);
+        ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0);
+
+        m0 = frames_in(obs, "org.test.caller/main");
+        ck_assert_int_eq(hyb_bus_set_direct(c, false), 0);
+        ck_assert_uint_eq(c->n_chans, 0);
+        for (int i = 0; i < 10; i++)
+                ck_assert_int_eq(add(c, ep, i), 0);
+        /* the 10 calls, and the closeChannel that told the broker */
+        ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0 + 11);
+        hyb_bus_unref(obs);
+        hyb_bus_unref(c);
+        e2e_service_stop(&s, svc);
+        for (int i = 0; i < 3000 && count_fds() != fds0; i++)
+                usleep(1000);
+        ck_assert_int_eq(count_fds(), fds0);
+        tb_stop(&t);
+}
+END_TEST
+
+/* Reads one frame of the raw peer fd, keeping the fd that came with it (-1 none). */
+static int raw_frame_fd(int fd, wire_hdr *h, char **rest, int *ret_fd)
+{
+        uint8_t buf[65536];
+        size_t off = 0, need = WIRE_HDR_SIZE;
+
+        *ret_fd = -1;
+        while (off < need) {
+                union {
+                        struct cmsghdr a;
+                        char b[CMSG_SPACE(4 * sizeof(int))];
+                } cm;
+                struct iovec iov = { buf + off, need - off };
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+                                     .msg_controllen = sizeof cm.b };
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                if (poll(&p, 1, 30000) <= 0)
+                        return -1;
+                ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+                if (n <= 0)
+                        return -1;
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                                ck_assert_int_eq(*ret_fd, -1);
+                                memcpy(ret_fd, CMSG_DATA(c), sizeof(int));
+                        }
+                off += (size_t)n;
+                if (off >= WIRE_HDR_SIZE && need == WIRE_HDR_SIZE) {
+                        ck_assert_int_eq(wire_hdr_decode(buf, h), 0);
+                        need = wire_frame_len(h);
+                        ck_assert_uint_le(need, sizeof buf);
+                }
+        }
+        *rest = malloc(need - WIRE_HDR_SIZE + 1);
+        memcpy(*rest, buf + WIRE_HDR_SIZE, need - WIRE_HDR_SIZE);
+        (*rest)[need - WIRE_HDR_SIZE] = 0;
+        return 0;
+}
+
+/*
+ * A hostile caller (a raw connection) opens a channel to the service and writes on its
+ * end whatever it likes: a method the broker did not allow it gets 403 and its handler
+ * never runs; one it may call, with arguments the policy refuses, 400; with good ones,
+ * its answer.
+ */
+START_TEST(test_e2e_hostile_caller)
+{
+        tbroker t;
+        tsvc s;
+        wire_hdr h = { .type = WIRE_CALL, .call_id = 1, .timeout_ms = 10000 };
+        const char *open = "{\"endpoint\":\"@localhost/org.test.svc/main\"}";
+        uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        char *rest;
+        int cfd = -1, n;
+
+        e2e_start(&t, NULL);
+        hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
+        int raw = raw_connect(&t, "org.test.raw", "main", true);
+
+        n = wire_build(&h, NULL, 0, HYB_BUS_BUILTIN_ENDPOINT, strlen(HYB_BUS_BUILTIN_ENDPOINT),
+                       "openChannel", 11, open, strlen(open), buf, iov);
+        ck_assert_int_eq(writev(raw, iov, n), (ssize_t)(iov[0].iov_len + iov[1].iov_len));
+        ck_assert_int_eq(raw_frame_fd(raw, &h, &rest, &cfd), 0);
+        ck_assert_int_eq(h.type, WIRE_RESULT);
+        ck_assert_msg(h.status == 200, "openChannel: %d %s", h.status, rest);
+        ck_assert_int_ge(cfd, 0);
+        /* the broker's list: not "secret" (offered to another app) */
+        ck_assert_ptr_null(strstr(rest, "secret"));
+        free(rest);
+
+        ch_call(cfd, 1, "secret", "{}");
+        ck_assert_int_eq(ch_result(cfd, 1, NULL, NULL), 403);
+        ck_assert_int_eq(atomic_load(&n_secret), 0);
+        ch_call(cfd, 2, "add", "{\"a\":\"x\",\"b\":1}");
+        ck_assert_int_eq(ch_result(cfd, 2, NULL, NULL), 400);
+        ch_call(cfd, 3, "add", "{\"a\":40,\"b\":2}");
+        ck_assert_int_eq(ch_result(cfd, 3, &rest, &h), 200);
+        ck_assert_str_eq(rest + h.from_len + h.member_len, "{\"sum\":42}");
+        free(rest);
+        ck_assert_str_eq(seen_caller, "@localhost/org.test.raw/main");
+        ck_assert_uint_eq(seen_uid, geteuid());
+        ck_assert_int_eq(atomic_load(&n_add), 1);
+        close(cfd);
+        close(raw);
+        e2e_service_stop(&s, svc);
+        tb_stop(&t);
 }
 END_TEST
 
@@ -587,5 +817,7 @@ void bus_tcase_direct(Suite *s)
         tcase_add_test(tc, test_service_close);
         tcase_add_test(tc, test_service_max_queue_and_garbage);
         tcase_add_test(tc, test_service_revoked_method);
+        tcase_add_test(tc, test_e2e_calls_go_direct);
+        tcase_add_test(tc, test_e2e_hostile_caller);
         suite_add_tcase(s, tc);
 }
