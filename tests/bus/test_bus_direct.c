@@ -344,6 +344,11 @@ static const hyb_arg_policy add_args[] = {
 
 static hyb_slot *secret_slot;
 
+static void count_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *ud)
+{
+        atomic_fetch_add((atomic_int *)ud, 1);
+}
+
 static hyb_bus *svc_setup(fbroker *fb, tsvc *s)
 {
         hyb_error err;
@@ -807,6 +812,245 @@ START_TEST(test_e2e_hostile_caller)
 }
 END_TEST
 
+/*
+ * A channel call's deadline is the caller's alone: 504 at its timeout, and the CANCEL
+ * sent on the channel reaches the handler's cancel callback.  A cancel by the
+ * application (the async call's slot dropped) reaches it the same way.
+ */
+START_TEST(test_e2e_deadline_and_cancel)
+{
+        tbroker t;
+        tsvc s;
+        const char *ep = "@localhost/org.test.svc/main";
+        hyb_error err;
+        hyb_slot *slot = NULL;
+        atomic_int got = 0;
+
+        e2e_start(&t, NULL);
+        hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
+        hyb_bus *c = tb_connect(&t, "org.test.caller", "main");
+        until_direct(c, ep);
+        hyb_error_clear(&err);
+        ck_assert_int_eq(hyb_bus_call(c, ep, "hold", "{}", 2, 0, 300, NULL, &err),
+                         HYB_E_CALLEE_TIMEOUT);
+        ck_assert_uint_eq(c->n_chans, 1); /* it went over the channel */
+        for (int i = 0; i < 3000 && atomic_load(&n_cancelled) < 1; i++)
+                usleep(1000);
+        ck_assert_int_eq(atomic_load(&n_cancelled), 1);
+
+        ck_assert_int_eq(hyb_bus_call_async(c, ep, "hold", "{}", 2, 0, 30000, count_reply, &got,
+                                            &slot), 0);
+        for (int i = 0; i < 3000 && atomic_load(&n_held) < 2; i++) {
+                hyb_bus_process(c);
+                usleep(1000);
+        }
+        ck_assert_int_eq(atomic_load(&n_held), 2);
+        hyb_slot_unref(slot);
+        for (int i = 0; i < 3000 && atomic_load(&n_cancelled) < 2; i++)
+                usleep(1000);
+        ck_assert_int_eq(atomic_load(&n_cancelled), 2);
+        ck_assert_int_eq(atomic_load(&got), 0);
+        /* the channel serves on */
+        ck_assert_int_eq(add(c, ep, 5), 0);
+        ck_assert_uint_eq(c->n_chans, 1);
+        hyb_bus_unref(c);
+        e2e_service_stop(&s, svc);
+        tb_stop(&t);
+}
+END_TEST
+
+static void status_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *ud)
+{
+        atomic_store((atomic_int *)ud, hyb_bus_reply_get_status(rep));
+}
+
+/*
+ * The service goes with calls pending on the channel: each fails at once with 502, the
+ * channel goes, and the next call goes through the broker (which says the service is
+ * gone).
+ */
+START_TEST(test_e2e_callee_gone)
+{
+        tbroker t;
+        tsvc s;
+        const char *ep = "@localhost/org.test.svc/main";
+        atomic_int st1 = 0, st2 = 0;
+
+        e2e_start(&t, NULL);
+        hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
+        hyb_bus *c = tb_connect(&t, "org.test.caller", "main");
+        until_direct(c, ep);
+        ck_assert_int_eq(hyb_bus_call_async(c, ep, "hold", "{}", 2, 0, 60000, status_reply, &st1,
+                                            NULL), 0);
+        ck_assert_int_eq(hyb_bus_call_async(c, ep, "hold", "{}", 2, 0, 60000, status_reply, &st2,
+                                            NULL), 0);
+        for (int i = 0; i < 3000 && atomic_load(&n_held) < 2; i++) {
+                hyb_bus_process(c);
+                usleep(1000);
+        }
+        ck_assert_int_eq(atomic_load(&n_held), 2);
+        /* gone without answering (no 500 "dropped": the connection is closed first) */
+        svc_stop(&s);
+        hyb_bus_close(svc);
+        for (int i = 0; i < 3000 && (!atomic_load(&st1) || !atomic_load(&st2)); i++) {
+                while (hyb_bus_process(c) > 0)
+                        ;
+                hyb_bus_wait(c, 10000);
+        }
+        ck_assert_int_eq(atomic_load(&st1), 502);
+        ck_assert_int_eq(atomic_load(&st2), 502);
+        ck_assert_uint_eq(c->n_chans, 0);
+        ck_assert_int_eq(add(c, ep, 1), HYB_E_NOT_FOUND);
+        hyb_bus_unref(c);
+        svc_start(&s, svc); /* for e2e_service_stop: it returns at once (closed) */
+        e2e_service_stop(&s, svc);
+        tb_stop(&t);
+}
+END_TEST
+
+/* A calls B, whose handler calls A back while A waits: both calls go over channels. */
+static hyb_bus *nested_a;
+
+static int on_ping(hyb_bus_request *req, void *ud)
+{
+        return hyb_bus_request_reply(req, 200, "\"pong\"", 6, HYB_BODY_JSON);
+}
+
+static int on_relay(hyb_bus_request *req, void *ud)
+{
+        hyb_bus *b = hyb_bus_request_get_bus(req);
+        hyb_bus_reply *rep = NULL;
+        int r = hyb_bus_call(b, "@localhost/org.test.a/main", "ping", "{}", 2, 0, 10000, &rep, NULL);
+
+        if (r < 0)
+                return r;
+        hyb_bus_reply_unref(rep);
+        return hyb_bus_request_reply(req, 200, "\"relayed\"", 9, HYB_BODY_JSON);
+}
+
+START_TEST(test_e2e_nested_both_direct)
+{
+        tbroker t;
+        tsvc s;
+        hyb_error err;
+
+        e2e_start(&t, NULL);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        hyb_bus *b = tb_connect(&t, "org.test.b", "main");
+        hyb_bus *obs = tb_connect(&t, "org.test.obs", "main");
+        nested_a = a;
+        ck_assert_int_eq(hyb_endpoint_register_method(a, "ping", NULL, 0, NULL, NULL, 0, on_ping,
+                                                      NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_endpoint_register_method(b, "relay", NULL, 0, NULL, NULL, 0, on_relay,
+                                                      NULL, NULL, &err), 0);
+        svc_start(&s, b);
+        /* until A holds a channel to B and B one to A (A as the service of the other) */
+        for (int i = 0; i < 200 && (a->n_chans < 2); i++) {
+                ck_assert_int_eq(hyb_bus_call(a, "@localhost/org.test.b/main", "relay", "{}", 2, 0,
+                                              10000, NULL, NULL), 0);
+                hyb_bus_wait(a, 1000);
+                while (hyb_bus_process(a) > 0)
+                        ;
+        }
+        ck_assert_uint_eq(a->n_chans, 2);
+        int64_t ma = frames_in(obs, "org.test.a/main"), mb = frames_in(obs, "org.test.b/main");
+        for (int i = 0; i < 20; i++)
+                ck_assert_int_eq(hyb_bus_call(a, "@localhost/org.test.b/main", "relay", "{}", 2, 0,
+                                              10000, NULL, NULL), 0);
+        ck_assert_int_eq(frames_in(obs, "org.test.a/main"), ma);
+        ck_assert_int_eq(frames_in(obs, "org.test.b/main"), mb);
+        svc_stop(&s);
+        hyb_bus_unref(b);
+        hyb_bus_unref(a);
+        hyb_bus_unref(obs);
+        tb_stop(&t);
+}
+END_TEST
+
+static atomic_int n_mon_calls;
+
+static void on_mon(hyb_bus *bus, const hyb_bus_monitor_record *rec, void *ud)
+{
+        if (strcmp(rec->kind, "call") == 0 && strcmp(rec->member, "add") == 0)
+                atomic_fetch_add(&n_mon_calls, 1);
+}
+
+/*
+ * An administrator attaches a monitor: the broker closes every channel, calls still
+ * work, through the broker, and the monitor sees each of them.
+ */
+START_TEST(test_e2e_monitor_closes)
+{
+        tbroker t;
+        tsvc s;
+        const char *ep = "@localhost/org.test.svc/main";
+        hyb_slot *mslot = NULL;
+        hyb_error err;
+
+        e2e_start(&t, NULL);
+        hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
+        hyb_bus *c = tb_connect(&t, "org.test.caller", "main");
+        hyb_bus *mon = tb_connect(&t, "org.test.mon", "main");
+        until_direct(c, ep);
+        atomic_store(&n_mon_calls, 0);
+        ck_assert_msg(hyb_bus_monitor(mon, on_mon, NULL, &mslot, &err) == 0, "%s", err.message);
+        for (int i = 0; i < 3000 && c->n_chans > 0; i++)
+                hyb_bus_wait(c, 1000), hyb_bus_process(c);
+        ck_assert_uint_eq(c->n_chans, 0);
+        for (int i = 0; i < 10; i++)
+                ck_assert_int_eq(add(c, ep, i), 0);
+        for (int i = 0; i < 3000 && atomic_load(&n_mon_calls) < 10; i++) {
+                while (hyb_bus_process(mon) > 0)
+                        ;
+                hyb_bus_wait(mon, 1000);
+        }
+        ck_assert_int_eq(atomic_load(&n_mon_calls), 10);
+        ck_assert_uint_eq(c->n_chans, 0);
+        hyb_slot_unref(mslot);
+        hyb_bus_unref(mon);
+        hyb_bus_unref(c);
+        e2e_service_stop(&s, svc);
+        tb_stop(&t);
+}
+END_TEST
+
+/*
+ * limits.max_channels 1: a caller gets a channel to the first service it calls twice,
+ * none to the second (the broker says 429), and its calls to the second go through
+ * the broker, every one answered.
+ */
+START_TEST(test_e2e_max_channels_falls_back)
+{
+        tbroker t;
+        tsvc s, s2;
+        hyb_error err;
+
+        e2e_start(&t, "max_channels=1");
+        hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
+        hyb_bus *svc2 = tb_connect(&t, "org.test.svc2", "main");
+        ck_assert_int_eq(hyb_endpoint_register_method(svc2, "add", add_args, 2, NULL, NULL, 0,
+                                                      on_add, NULL, NULL, &err), 0);
+        svc_start(&s2, svc2);
+        hyb_bus *c = tb_connect(&t, "org.test.caller", "main");
+        hyb_bus *obs = tb_connect(&t, "org.test.obs", "main");
+        until_direct(c, "@localhost/org.test.svc/main");
+        for (int i = 0; i < 5; i++)
+                ck_assert_int_eq(add(c, "@localhost/org.test.svc2/main", i), 0);
+        int64_t m0 = frames_in(obs, "org.test.caller/main");
+        for (int i = 0; i < 20; i++)
+                ck_assert_int_eq(add(c, "@localhost/org.test.svc2/main", i), 0);
+        ck_assert_uint_eq(c->n_chans, 1);
+        /* every call through the broker, and no new request (backed off) */
+        ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0 + 20);
+        hyb_bus_unref(obs);
+        hyb_bus_unref(c);
+        svc_stop(&s2);
+        hyb_bus_unref(svc2);
+        e2e_service_stop(&s, svc);
+        tb_stop(&t);
+}
+END_TEST
+
 void bus_tcase_direct(Suite *s)
 {
         TCase *tc = tcase_create("direct");
@@ -819,5 +1063,10 @@ void bus_tcase_direct(Suite *s)
         tcase_add_test(tc, test_service_revoked_method);
         tcase_add_test(tc, test_e2e_calls_go_direct);
         tcase_add_test(tc, test_e2e_hostile_caller);
+        tcase_add_test(tc, test_e2e_deadline_and_cancel);
+        tcase_add_test(tc, test_e2e_callee_gone);
+        tcase_add_test(tc, test_e2e_nested_both_direct);
+        tcase_add_test(tc, test_e2e_monitor_closes);
+        tcase_add_test(tc, test_e2e_max_channels_falls_back);
         suite_add_tcase(s, tc);
 }
