@@ -394,6 +394,8 @@ int bus_poll(hyb_bus *bus, uint64_t deadline_us)
                 uint64_t now = hyb_now_usec();
                 ms = deadline_us <= now ? 0 : (int)((deadline_us - now + 999) / 1000);
         }
+        if (bus->n_chans > 0 && !bus->cancellable)
+                return bus_chan_poll(bus, ms); /* the set's events serve the next step */
         int r = poll(pfd, 2, ms);
         if (r < 0)
                 return -errno;

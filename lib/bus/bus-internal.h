@@ -293,6 +293,10 @@ void bus_orphan_result(hyb_bus *bus, const wire_packet *p);
  * 0: do not sleep) and dispatches one buffered frame of a channel.  >0 did work, 0
  * nothing, < 0 the broker connection failed. */
 int bus_chan_wait(hyb_bus *bus, uint64_t deadline_us);
+/* With channels open, the wait of bus_poll: epoll_wait on the set (ms as poll's), its
+ * events kept for bus_chan_wait (no second look at the set).  > 0 ready, 0 timeout,
+ * -errno. */
+int bus_chan_poll(hyb_bus *bus, int ms);
 /* Dispatches one complete frame buffered on a channel: 1, or 0 none. */
 int bus_chan_step_buffered(hyb_bus *bus);
 bool bus_chan_buffered(const hyb_bus *bus);

@@ -440,6 +440,23 @@ static void chan_input(bus_chan *ch)
         }
 }
 
+int bus_chan_poll(hyb_bus *bus, int ms)
+{
+        int n;
+
+        /* Events kept from an earlier wait and not handled yet are asked for again
+         * (level-triggered: what is still ready is reported again). */
+        if (!bus->evs && !(bus->evs = calloc(CHAN_EVS, sizeof *bus->evs)))
+                return -ENOMEM;
+        bus->evs_pos = bus->n_evs = 0;
+        n = epoll_wait(bus->efd, bus->evs, CHAN_EVS, ms);
+        if (n < 0)
+                return -errno;
+        bus->n_evs = n;
+        bus->drained = false; /* these events are for bus_chan_wait to handle */
+        return n;
+}
+
 int bus_chan_wait(hyb_bus *bus, uint64_t deadline_us)
 {
         int n, did = 0;
