@@ -18,6 +18,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "broker/broker-internal.h"
 #include "bus/wire.h"
 #include "test_bus.h"
 #include "testutil.h"
@@ -913,6 +914,106 @@ START_TEST(test_channel_counters)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- token sessions */
+
+static int revoke_all(void *ud, const hyb_token_ids *ids)
+{
+        (void)ud;
+        (void)ids;
+        return 1;
+}
+
+/*
+ * A caller with a token (auth.tokens accept): the methods of a channel are those its token
+ * may call, the callee is told its principal as on a CALL, and when the session ends (the
+ * token revoked) the callee is told at once: close 403, grace 0.
+ */
+START_TEST(test_channel_token_session)
+{
+        tbroker t;
+        hyb_store *st = NULL;
+        hyb_key *iss = NULL, *holder = NULL;
+        char *dir = test_tmpdir(), pub[512], yaml[1024], *tok = NULL;
+        hyb_token_issue_opts o;
+        /* may call add of the service, and register on its own endpoint */
+        hyb_token_cap cap[2] = { { .resource = "bus://localhost/org.test.svc/main/add" },
+                                 { .resource = "bus://localhost/org.test.cli/main/#" } };
+        const char *auds[] = { "hub-test" };
+        hyb_bus_connect_options co;
+        hyb_bus *bus = NULL;
+        hyb_bus_reply *reply = NULL;
+        hyb_error e;
+        rpeer svc;
+        rframe f;
+
+        ck_assert_int_eq(hyb_key_generate(&iss), 0);
+        ck_assert_int_eq(hyb_key_generate(&holder), 0);
+        snprintf(pub, sizeof pub, "%s/iss.pub", dir);
+        ck_assert_int_eq(hyb_key_save_public(iss, pub, NULL), 0);
+        snprintf(yaml, sizeof yaml, "auth:\n  tokens: accept\n  audience: hub-test\n  issuers:\n    acme: %s\n", pub);
+        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
+        tb_start_store(&t, NULL, false, yaml, st);
+        hyb_store_unref(st);
+        ck_assert_int_eq(hyb_token_actions_parse("call", &cap[0].actions), 0);
+        ck_assert_int_eq(hyb_token_actions_parse("reg", &cap[1].actions), 0);
+        hyb_token_issue_opts_init(&o);
+        o.iss = "acme";
+        o.sub = "alice";
+        o.aud = auds;
+        o.n_aud = 1;
+        o.holder = holder;
+        o.caps = cap;
+        o.n_caps = 2;
+        o.ttl_s = 3600;
+        ck_assert_msg(hyb_token_issue(iss, &o, &tok, &e) == 0, "issue: %s", e.message);
+
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_register(&svc, "add", "*");
+        peer_register(&svc, "sub", "*");
+        hyb_bus_connect_options_init(&co);
+        co.path = t.sock;
+        co.app = "org.test.cli";
+        co.runner = "main";
+        co.token = tok;
+        co.key = holder;
+        ck_assert_msg(hyb_bus_connect_with(&co, &bus, &e) == 0, "connect: %s", e.message);
+        const char *params = "{\"endpoint\":\"@localhost/org.test.svc/main\"}";
+        ck_assert_msg(hyb_bus_call(bus, BUILTIN, "openChannel", params, strlen(params), 0, 5000, &reply, &e) == 0,
+                      "openChannel: %s", e.message);
+        hyb_bus_reply_unref(reply);
+
+        expect_channel(&svc, "open", &f);
+        uint64_t id = f.h.call_id;
+        /* the caller info as on a CALL: "unix" NUL "alice" at the end of from */
+        ck_assert_uint_eq(f.h.info_len, 10);
+        ck_assert_uint_eq(f.h.from_len, strlen("@localhost/org.test.cli/main") + 10);
+        ck_assert_int_eq(memcmp(f.from, "@localhost/org.test.cli/main" "unix\0alice", f.h.from_len), 0);
+        json_t *j = json_loads(f.body, 0, NULL);
+        ck_assert_ptr_nonnull(j);
+        json_t *m = json_object_get(j, "methods");
+        ck_assert_uint_eq(json_array_size(m), 1); /* not "sub": the token may not call it */
+        ck_assert_str_eq(json_string_value(json_array_get(m, 0)), "add");
+        json_decref(j);
+        rframe_free(&f);
+        close(peer_take_fd(&svc));
+
+        tb_pause(&t);
+        broker_auth_set_revoked(t.broker, revoke_all, NULL);
+        broker_auth_sweep(t.broker);
+        tb_resume(&t);
+        expect_close(&svc, id, 403, 0);
+
+        hyb_bus_unref(bus);
+        peer_close(&svc);
+        tb_stop(&t);
+        free(tok);
+        hyb_key_unref(iss);
+        hyb_key_unref(holder);
+        test_rmrf(dir);
+        free(dir);
+}
+END_TEST
+
 void bus_tcase_channel(Suite *s)
 {
         TCase *tc = tcase_create("channel");
@@ -930,5 +1031,6 @@ void bus_tcase_channel(Suite *s)
         tcase_add_test(tc, test_channel_pending_ends_per_peer);
         tcase_add_test(tc, test_channel_pending_ends_total);
         tcase_add_test(tc, test_channel_counters);
+        tcase_add_test(tc, test_channel_token_session);
         suite_add_tcase(s, tc);
 }
