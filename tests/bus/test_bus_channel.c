@@ -7,6 +7,7 @@
  * bounds limits.max_channels, uid_max_channels and max_channels_total, each measured.
  */
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <jansson.h>
 #include <poll.h>
@@ -17,6 +18,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "broker/broker-internal.h"
 #include "bus/wire.h"
 #include "test_bus.h"
 #include "testutil.h"
@@ -696,6 +698,322 @@ START_TEST(test_channel_fd_behind_queue)
 }
 END_TEST
 
+/*
+ * Channel ends the broker could not pass yet (the caller does not read) are bounded: twice
+ * limits.max_channels per peer, twice limits.max_channels_total in all; one more open is
+ * 503.  The caller opens and closes (closeChannel) channels while the broker holds 8 MiB of
+ * answers for it: the first end may still find room in its socket and leave at once (it
+ * then fills the socket), the next ones wait.  Measured: the callee sees every open the
+ * broker accepted; the caller, once it reads, gets one end per accepted open, the waiting
+ * ones together (they leave in one sendmsg once it reads) and exactly `bound` of them.
+ */
+static int peer_read_groups(rpeer *p, void *buf, size_t len, unsigned *groups, unsigned *n_groups)
+{
+        size_t off = 0;
+
+        while (off < len) {
+                struct pollfd pf = { .fd = p->fd, .events = POLLIN };
+                union {
+                        struct cmsghdr h;
+                        char buf[CMSG_SPACE(sizeof(int) * 32)];
+                } u;
+                struct iovec iov = { (char *)buf + off, len - off };
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                                     .msg_controllen = sizeof u.buf };
+
+                if (poll(&pf, 1, 10000) <= 0)
+                        return -1;
+                ssize_t n = recvmsg(p->fd, &mh, MSG_CMSG_CLOEXEC);
+                if (n <= 0)
+                        return -1;
+                for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+                        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        for (size_t i = 0; i < k; i++) {
+                                int fd;
+                                memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+                                close(fd);
+                        }
+                        ck_assert_uint_lt(*n_groups, 64);
+                        groups[(*n_groups)++] = (unsigned)k;
+                }
+                off += (size_t)n;
+        }
+        return 0;
+}
+
+static void pending_ends(const char *limits, unsigned bound)
+{
+        tbroker t;
+        rpeer svc, cli;
+        enum { N = 32, BODY = 256 * 1024 };
+        char *big = malloc(BODY + 16), body[256], lb[256];
+        uint64_t call = 1, results = 0;
+        unsigned accepted = 0, groups[64], n_groups = 0;
+        int refused_at = -1;
+
+        ck_assert_ptr_nonnull(big);
+        big[0] = '"';
+        memset(big + 1, 'x', BODY);
+        big[BODY + 1] = '"';
+        big[BODY + 2] = 0;
+        tb_start(&t, limits, false);
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_connect(&cli, &t, "org.test.cli", "main");
+        peer_register(&svc, "add", "*");
+        for (int i = 0; i < N; i++)
+                peer_send_call(&cli, 1000 + (uint64_t)i, BUILTIN, "echo", big);
+        snprintf(body, sizeof body, "{\"endpoint\":\"%s\"}", svc.name);
+        snprintf(lb, sizeof lb, "{\"endpointName\":\"%s\"}", cli.name);
+        for (int i = 0; i < 20 && refused_at < 0; i++) {
+                char bubble[64];
+                uint64_t id = 0;
+
+                peer_send_call(&cli, call++, BUILTIN, "openChannel", body);
+                /* The broker dispatches one peer's frames in order: once the bubble the
+                 * caller registers next is listed, the open was answered (and an accepted
+                 * one was sent to the callee before that list). */
+                snprintf(bubble, sizeof bubble, "{\"bubbleName\":\"S%d\"}", i);
+                peer_send_call(&cli, call++, BUILTIN, "registerEvent", bubble);
+                snprintf(bubble, sizeof bubble, "/S%d\"", i);
+                for (int tries = 0;; tries++) {
+                        uint64_t lc = 100000 + (uint64_t)i * 1000 + (uint64_t)tries;
+                        rframe f;
+                        bool seen = false;
+
+                        ck_assert_int_lt(tries, 900);
+                        peer_send_call(&svc, lc, BUILTIN, "listEvents", lb);
+                        for (;;) {
+                                ck_assert_int_ge(peer_frame(&svc, &f, 5000), 0);
+                                if (f.h.type == WIRE_CHANNEL && !strcmp(f.member, "open"))
+                                        id = f.h.call_id;
+                                bool done = f.h.type == WIRE_RESULT && f.h.call_id == lc;
+                                if (done)
+                                        seen = strstr(f.body, bubble) != NULL;
+                                rframe_free(&f);
+                                if (done)
+                                        break;
+                        }
+                        if (seen)
+                                break;
+                        usleep(10000);
+                }
+                if (!id) {
+                        refused_at = (int)call - 2;
+                        break;
+                }
+                accepted++;
+                char cb[64];
+                snprintf(cb, sizeof cb, "{\"channel\":%llu}", (unsigned long long)id);
+                peer_send_call(&cli, call++, BUILTIN, "closeChannel", cb);
+                expect_close(&svc, id, 410, 0);
+        }
+        ck_assert_int_gt(refused_at, 0);
+        ck_assert_uint_eq(svc.n_fds, accepted);
+        /* Now read everything, in order, counting the ends and how they came. */
+        for (uint64_t c = 0; c < N + call - 1; c++) {
+                uint8_t hb[WIRE_HDR_SIZE];
+                wire_hdr h;
+
+                ck_assert_int_eq(peer_read_groups(&cli, hb, sizeof hb, groups, &n_groups), 0);
+                ck_assert_int_eq(wire_hdr_decode(hb, &h), 0);
+                size_t rest = wire_names_len(&h) + h.body_len;
+                char *rb = malloc(rest + 1);
+                ck_assert_ptr_nonnull(rb);
+                ck_assert_int_eq(peer_read_groups(&cli, rb, rest, groups, &n_groups), 0);
+                ck_assert_int_eq(h.type, WIRE_RESULT);
+                if (h.call_id == (uint64_t)refused_at) {
+                        ck_assert_int_eq(h.status, 503);
+                        ck_assert_int_eq(memcmp(rb + h.from_len + h.to_len, "no room in a send queue for the channel",
+                                                h.member_len),
+                                         0);
+                } else
+                        ck_assert_int_eq(h.status, 200);
+                free(rb);
+                results++;
+        }
+        unsigned ends = 0;
+        for (unsigned i = 0; i < n_groups; i++)
+                ends += groups[i];
+        ck_assert_uint_eq(ends, accepted);
+        ck_assert_uint_ge(n_groups, 1);
+        ck_assert_uint_eq(groups[n_groups - 1], bound); /* those that waited, all at once */
+        ck_assert_uint_eq(accepted - bound, n_groups - 1); /* at most the first left at once */
+        ck_assert_uint_le(accepted, bound + 1);
+        /* read, the caller may open again */
+        while (svc.n_fds)
+                close(peer_take_fd(&svc));
+        int a, b;
+        opened(&cli, &svc, 99999, &a, &b);
+        assert_pair(a, b);
+        close(a);
+        close(b);
+        free(big);
+        peer_close(&cli);
+        peer_close(&svc);
+        tb_stop(&t);
+}
+
+START_TEST(test_channel_pending_ends_per_peer)
+{
+        pending_ends("max_channels=2", 4);
+}
+END_TEST
+
+START_TEST(test_channel_pending_ends_total)
+{
+        pending_ends("max_channels_total=1", 2);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- counters */
+
+static int read_int(hyb_bus *bus, const char *furi)
+{
+        hyb_obj *o = NULL;
+        hyb_error e;
+
+        ck_assert_msg(hyb_bus_store_read(bus, furi, &o, &e) == 0, "%s: %s", furi, e.message);
+        int v = (int)hyb_obj_get_int(o);
+        hyb_obj_unref(o);
+        return v;
+}
+
+/* /sys/bus/channels and /sys/bus/endpoint/<app>/<runner>/channels (doc/protocol.md). */
+START_TEST(test_channel_counters)
+{
+        tbroker t;
+        hyb_store *st = NULL;
+        rpeer svc, cli, cli2;
+        int fds[4];
+
+        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
+        tb_start_store(&t, NULL, false, NULL, st);
+        hyb_store_unref(st);
+        hyb_bus *r = tb_connect(&t, "org.test.reader", "main");
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_connect(&cli, &t, "org.test.cli", "main");
+        peer_connect(&cli2, &t, "org.test.cli2", "main");
+        peer_register(&svc, "add", "*");
+        ck_assert_int_eq(read_int(r, "/sys/bus/channels"), 0);
+        opened(&cli, &svc, 1, &fds[0], &fds[1]);
+        opened(&cli2, &svc, 1, &fds[2], &fds[3]);
+        ck_assert_int_eq(read_int(r, "/sys/bus/channels"), 2);
+        ck_assert_int_eq(read_int(r, "/sys/bus/endpoint/org.test.svc/main/channels"), 2);
+        ck_assert_int_eq(read_int(r, "/sys/bus/endpoint/org.test.cli/main/channels"), 1);
+        ck_assert_int_eq(read_int(r, "/sys/bus/endpoint/org.test.reader/main/channels"), 0);
+        peer_close(&cli);
+        expect_close(&svc, 1, 410, 0);
+        ck_assert_int_eq(read_int(r, "/sys/bus/channels"), 1);
+        ck_assert_int_eq(read_int(r, "/sys/bus/endpoint/org.test.svc/main/channels"), 1);
+        for (int i = 0; i < 4; i++)
+                close(fds[i]);
+        hyb_bus_unref(r);
+        peer_close(&cli2);
+        peer_close(&svc);
+        tb_stop(&t);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- token sessions */
+
+static int revoke_all(void *ud, const hyb_token_ids *ids)
+{
+        (void)ud;
+        (void)ids;
+        return 1;
+}
+
+/*
+ * A caller with a token (auth.tokens accept): the methods of a channel are those its token
+ * may call, the callee is told its principal as on a CALL, and when the session ends (the
+ * token revoked) the callee is told at once: close 403, grace 0.
+ */
+START_TEST(test_channel_token_session)
+{
+        tbroker t;
+        hyb_store *st = NULL;
+        hyb_key *iss = NULL, *holder = NULL;
+        char *dir = test_tmpdir(), pub[512], yaml[1024], *tok = NULL;
+        hyb_token_issue_opts o;
+        /* may call add of the service, and register on its own endpoint */
+        hyb_token_cap cap[2] = { { .resource = "bus://localhost/org.test.svc/main/add" },
+                                 { .resource = "bus://localhost/org.test.cli/main/#" } };
+        const char *auds[] = { "hub-test" };
+        hyb_bus_connect_options co;
+        hyb_bus *bus = NULL;
+        hyb_bus_reply *reply = NULL;
+        hyb_error e;
+        rpeer svc;
+        rframe f;
+
+        ck_assert_int_eq(hyb_key_generate(&iss), 0);
+        ck_assert_int_eq(hyb_key_generate(&holder), 0);
+        snprintf(pub, sizeof pub, "%s/iss.pub", dir);
+        ck_assert_int_eq(hyb_key_save_public(iss, pub, NULL), 0);
+        snprintf(yaml, sizeof yaml, "auth:\n  tokens: accept\n  audience: hub-test\n  issuers:\n    acme: %s\n", pub);
+        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
+        tb_start_store(&t, NULL, false, yaml, st);
+        hyb_store_unref(st);
+        ck_assert_int_eq(hyb_token_actions_parse("call", &cap[0].actions), 0);
+        ck_assert_int_eq(hyb_token_actions_parse("reg", &cap[1].actions), 0);
+        hyb_token_issue_opts_init(&o);
+        o.iss = "acme";
+        o.sub = "alice";
+        o.aud = auds;
+        o.n_aud = 1;
+        o.holder = holder;
+        o.caps = cap;
+        o.n_caps = 2;
+        o.ttl_s = 3600;
+        ck_assert_msg(hyb_token_issue(iss, &o, &tok, &e) == 0, "issue: %s", e.message);
+
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_register(&svc, "add", "*");
+        peer_register(&svc, "sub", "*");
+        hyb_bus_connect_options_init(&co);
+        co.path = t.sock;
+        co.app = "org.test.cli";
+        co.runner = "main";
+        co.token = tok;
+        co.key = holder;
+        ck_assert_msg(hyb_bus_connect_with(&co, &bus, &e) == 0, "connect: %s", e.message);
+        const char *params = "{\"endpoint\":\"@localhost/org.test.svc/main\"}";
+        ck_assert_msg(hyb_bus_call(bus, BUILTIN, "openChannel", params, strlen(params), 0, 5000, &reply, &e) == 0,
+                      "openChannel: %s", e.message);
+        hyb_bus_reply_unref(reply);
+
+        expect_channel(&svc, "open", &f);
+        uint64_t id = f.h.call_id;
+        /* the caller info as on a CALL: "unix" NUL "alice" at the end of from */
+        ck_assert_uint_eq(f.h.info_len, 10);
+        ck_assert_uint_eq(f.h.from_len, strlen("@localhost/org.test.cli/main") + 10);
+        ck_assert_int_eq(memcmp(f.from, "@localhost/org.test.cli/main" "unix\0alice", f.h.from_len), 0);
+        json_t *j = json_loads(f.body, 0, NULL);
+        ck_assert_ptr_nonnull(j);
+        json_t *m = json_object_get(j, "methods");
+        ck_assert_uint_eq(json_array_size(m), 1); /* not "sub": the token may not call it */
+        ck_assert_str_eq(json_string_value(json_array_get(m, 0)), "add");
+        json_decref(j);
+        rframe_free(&f);
+        close(peer_take_fd(&svc));
+
+        tb_pause(&t);
+        broker_auth_set_revoked(t.broker, revoke_all, NULL);
+        broker_auth_sweep(t.broker);
+        tb_resume(&t);
+        expect_close(&svc, id, 403, 0);
+
+        hyb_bus_unref(bus);
+        peer_close(&svc);
+        tb_stop(&t);
+        free(tok);
+        hyb_key_unref(iss);
+        hyb_key_unref(holder);
+        test_rmrf(dir);
+        free(dir);
+}
+END_TEST
+
 void bus_tcase_channel(Suite *s)
 {
         TCase *tc = tcase_create("channel");
@@ -710,5 +1028,9 @@ void bus_tcase_channel(Suite *s)
         tcase_add_test(tc, test_channel_monitor_closes);
         tcase_add_test(tc, test_channel_reload_closes);
         tcase_add_test(tc, test_channel_fd_behind_queue);
+        tcase_add_test(tc, test_channel_pending_ends_per_peer);
+        tcase_add_test(tc, test_channel_pending_ends_total);
+        tcase_add_test(tc, test_channel_counters);
+        tcase_add_test(tc, test_channel_token_session);
         suite_add_tcase(s, tc);
 }
