@@ -506,13 +506,14 @@ int bus_chan_wait(hyb_bus *bus, uint64_t deadline_us)
                         did = 1;
                         continue;
                 }
-                bus_chan *ch = ev.data.ptr;
+                bus_chan *ch = bus_chan_ref(ev.data.ptr); /* it may close here */
                 if (ev.events & EPOLLOUT)
                         chan_flush(ch);
                 if (ch->linked && (ev.events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
                         chan_input(ch);
                         drained = drained && (!ch->linked || ch->drained);
                 }
+                bus_chan_unref(ch);
                 did = 1;
         }
         bus->drained = did && drained;

@@ -134,8 +134,10 @@ static void *fb_main(void *ud)
                         atomic_fetch_add(&fb->n_calls, 1);
                         /* the service may be gone already (a revoke as it closes) */
                         if (!frame_try_send(fb->conn, &fb->wlock, &r, HYB_BUS_BUILTIN_ENDPOINT,
-                                            strlen(HYB_BUS_BUILTIN_ENDPOINT), NULL, "{}", 2, -1))
+                                            strlen(HYB_BUS_BUILTIN_ENDPOINT), NULL, "{}", 2, -1)) {
+                                free(rest);
                                 break;
+                        }
                 }
                 free(rest);
         }
