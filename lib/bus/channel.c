@@ -127,6 +127,18 @@ static void on_close_result(hyb_bus *bus, const hyb_bus_reply *rep, void *userda
 {
 }
 
+/* Tells the broker that channel id is gone on our side (it frees its place in the
+ * bounds and closes the other end): the answer does not matter. */
+static void send_close_channel(hyb_bus *bus, uint64_t id)
+{
+        char body[64];
+        int n = snprintf(body, sizeof body, "{\"channel\":%llu}", (unsigned long long)id);
+
+        if (!bus->closed && id)
+                hyb_bus_call_async(bus, HYB_BUS_BUILTIN_ENDPOINT, "closeChannel", body, (size_t)n,
+                                   0, 0, on_close_result, NULL, NULL);
+}
+
 /*
  * The channel goes: on the caller's side its pending calls fail with 502.  When we
  * close it on our own, the broker is told (closeChannel), so that it frees its place
@@ -139,12 +151,9 @@ static void chan_close(bus_chan *ch)
         if (!ch->linked)
                 return;
         bus_chan_ref(ch);
-        if (!ch->broker_closed && bus && !bus->closed) {
-                char body[64];
-                int n = snprintf(body, sizeof body, "{\"channel\":%llu}", (unsigned long long)ch->id);
+        if (!ch->broker_closed && bus) {
                 ch->broker_closed = true;
-                hyb_bus_call_async(bus, HYB_BUS_BUILTIN_ENDPOINT, "closeChannel", body, (size_t)n,
-                                   0, 0, on_close_result, NULL, NULL);
+                send_close_channel(bus, ch->id);
         }
         chan_unlink(ch);
         bus_chan_unref(ch); /* the list's */
@@ -584,8 +593,11 @@ static void on_open_result(hyb_bus *bus, const hyb_bus_reply *rep, void *userdat
         if (fd < 0 || !j ||
             json_unpack(j, "{s:I, s:s, s:o}", "channel", &id, "endpoint", &ep, "methods", &methods) < 0 ||
             id <= 0 || !json_is_array(methods) || bus->closed || bus->direct_off || pr->chan) {
+                /* granted, but not wanted (any more): the broker forgets it too */
                 if (fd >= 0)
                         close(fd);
+                if (id > 0)
+                        send_close_channel(bus, (uint64_t)id);
                 json_decref(j);
                 peer_refused(pr);
                 return;
@@ -594,6 +606,7 @@ static void on_open_result(hyb_bus *bus, const hyb_bus_reply *rep, void *userdat
         json_decref(j);
         if (!ch) {
                 close(fd);
+                send_close_channel(bus, (uint64_t)id);
                 peer_refused(pr);
                 return;
         }
@@ -641,8 +654,14 @@ void bus_orphan_result(hyb_bus *bus, const wire_packet *p)
             strncasecmp(p->from, HYB_BUS_BUILTIN_ENDPOINT, p->h.from_len) == 0 &&
             p->h.body_len > 11 && memmem(p->body, p->h.body_len, "\"channel\":", 10)) {
                 int fd = bus_fd_claim(bus);
+                json_t *j = json_loadb((const char *)p->body, p->h.body_len, 0, NULL);
+                json_int_t id = 0;
+
                 if (fd >= 0)
                         close(fd);
+                if (j && json_unpack(j, "{s:I}", "channel", &id) == 0 && id > 0)
+                        send_close_channel(bus, (uint64_t)id);
+                json_decref(j);
         }
 }
 
@@ -682,12 +701,15 @@ static void chan_open(hyb_bus *bus, const wire_packet *p)
             chan_find(bus, p->h.call_id)) {
                 json_decref(j);
                 close(fd);
+                if (p->h.call_id && !chan_find(bus, p->h.call_id))
+                        send_close_channel(bus, p->h.call_id);
                 return;
         }
         ch = chan_new(bus, fd, p->h.call_id, true, methods);
         json_decref(j);
         if (!ch) {
                 close(fd);
+                send_close_channel(bus, p->h.call_id);
                 return;
         }
         ch->from = malloc(p->h.from_len);
