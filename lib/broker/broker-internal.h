@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Broker internals shared by broker.c, broker-conn.c, auth.c, route.c, events.c,
+ * Broker internals shared by broker.c, broker-conn.c, auth.c, route.c, channel.c, events.c,
  * builtin.c and monitor.c.
  *
  *   hyb_broker
@@ -13,7 +13,9 @@
  *    |- procs: bproc -> ...    bubbles: bbubble -> ...  (each bubble keeps its subscriber
  *    |                                                 array: fan-out does no glob matching)
  *    |- subs: bsub -> ...      (exact and pattern subscriptions it made)
- *    `- out: bpending list (calls it made)  in: bpending list (calls it serves)
+ *    |- out: bpending list (calls it made)  in: bpending list (calls it serves)
+ *    `- ch_out: bchan list (direct channels it opened)  ch_in: bchan list (it serves),
+ *       fds: channel ends waiting to ride on its send queue (channel.c)
  */
 #ifndef HYB_BROKER_INTERNAL_H
 #define HYB_BROKER_INTERNAL_H

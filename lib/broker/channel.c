@@ -32,7 +32,7 @@
 
 static const char builtin_name[] = "@localhost/org.hybridos.bus/builtin";
 
-#define CHAN_FDS_PER_MSG 32u   /* ends passed in one sendmsg, at most */
+#define CHAN_FDS_PER_MSG 32u /* ends passed in one sendmsg, at most */
 
 /* ---------------------------------------------------------------- passing ends */
 
@@ -75,7 +75,7 @@ static void fd_flush(bconn *c)
                 } u;
                 unsigned nf = c->n_fds < CHAN_FDS_PER_MSG ? c->n_fds : CHAN_FDS_PER_MSG;
                 int k = evbuffer_peek(out, -1, NULL, v, 16);
-                struct msghdr mh = { 0 };
+                struct msghdr mh = {0};
                 struct cmsghdr *cm;
                 ssize_t w;
 
@@ -101,8 +101,8 @@ static void fd_flush(bconn *c)
                 while (w < 0 && errno == EINTR);
                 if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
                         if (!c->fd_ev)
-                                c->fd_ev = event_new(c->b->base, bufferevent_getfd(c->bev), EV_WRITE,
-                                                     fd_writable, c);
+                                c->fd_ev = event_new(c->b->base, bufferevent_getfd(c->bev),
+                                                     EV_WRITE, fd_writable, c);
                         if (!c->fd_ev || event_add(c->fd_ev, NULL) < 0) {
                                 fds_drop(c);
                                 bconn_close(c, "lostConnection");
@@ -159,7 +159,8 @@ static int send_with_fd(bconn *c, const struct iovec *iov, int n, int fd)
                 total += iov[i].iov_len;
         bconn_count_out(c, total);
         bconn_spill(c); /* what was batched for it goes first */
-        if (evbuffer_add_iovec(bufferevent_get_output(c->bev), (struct evbuffer_iovec *)iov, n) != total) {
+        if (evbuffer_add_iovec(bufferevent_get_output(c->bev), (struct evbuffer_iovec *)iov, n) !=
+            total) {
                 close(fd);
                 return -ENOMEM;
         }
@@ -192,7 +193,7 @@ static void chan_unlink(hyb_broker *b, bchan *ch)
 static void send_close(bconn *to, bconn *peer, uint64_t id, int status, const char *reason,
                        unsigned grace_ms)
 {
-        wire_hdr h = { .type = WIRE_CHANNEL, .status = (uint16_t)status, .call_id = id };
+        wire_hdr h = {.type = WIRE_CHANNEL, .status = (uint16_t)status, .call_id = id};
         json_t *j;
         char *text;
 
@@ -206,8 +207,8 @@ static void send_close(bconn *to, bconn *peer, uint64_t id, int status, const ch
                 bconn_close(to, "lostConnection");
                 return;
         }
-        bconn_send(to, &h, peer->name, peer->name ? peer->name_len : 0, to->name, to->name_len, "close", 5,
-                   text, strlen(text));
+        bconn_send(to, &h, peer->name, peer->name ? peer->name_len : 0, to->name, to->name_len,
+                   "close", 5, text, strlen(text));
         free(text);
 }
 
@@ -232,7 +233,8 @@ void channel_close_all(hyb_broker *b, int status, const char *reason, unsigned g
 void channel_conn_gone(bconn *c)
 {
         hyb_broker *b = c->b;
-        const char *why = c->reason && (!strcmp(c->reason, "tokenExpired") || !strcmp(c->reason, "tokenRevoked"))
+        const char *why = c->reason && (!strcmp(c->reason, "tokenExpired") ||
+                                        !strcmp(c->reason, "tokenRevoked"))
                                   ? "the caller's session ended"
                                   : "the caller is gone";
         int st = c->reason && strncmp(c->reason, "token", 5) == 0 ? 403 : 410;
@@ -301,7 +303,8 @@ static bool room_for(bconn *c, size_t n)
         if (queued + n > c->b->c->send_queue_bytes || quota_bytes_over(c, n))
                 return false;
         /* ends not yet passed: one per channel it may hold as caller and as callee */
-        return c->n_fds < 2u * c->b->c->max_channels && c->b->n_chan_fds < 2u * c->b->c->max_channels_total;
+        return c->n_fds < 2u * c->b->c->max_channels &&
+               c->b->n_chan_fds < 2u * c->b->c->max_channels_total;
 }
 
 /* The callee's procedures the caller may call (access lists, and a token's `call`). */
@@ -314,7 +317,8 @@ static json_t *open_methods(bconn *caller, bconn *callee)
         for (bproc *pr = callee->procs; pr; pr = pr->next) {
                 if (!route_acl(callee, pr->hosts, pr->apps, caller))
                         continue;
-                if (caller->tok && auth_bus_check(caller, callee->name, pr->name, HYB_TOKEN_ACT_CALL, NULL) < 0)
+                if (caller->tok &&
+                    auth_bus_check(caller, callee->name, pr->name, HYB_TOKEN_ACT_CALL, NULL) < 0)
                         continue;
                 if (json_array_append_new(a, json_stringn(pr->name, pr->name_len)) < 0) {
                         json_decref(a);
@@ -325,7 +329,7 @@ static json_t *open_methods(bconn *caller, bconn *callee)
 }
 
 static const hyb_arg_policy open_args[] = {
-        { "endpoint", HYB_JSON_STRING, 1 },
+        {"endpoint", HYB_JSON_STRING, 1},
 };
 
 void channel_open(bconn *c, bframe *f)
@@ -335,14 +339,14 @@ void channel_open(bconn *c, bframe *f)
         uint64_t id = f->h.call_id;
         json_t *p = NULL, *methods = NULL, *j = NULL;
         char *to_callee = NULL, *to_caller = NULL;
-        hyb_error e = { 0 };
+        hyb_error e = {0};
         json_error_t jerr;
         const char *ep;
         size_t ep_len;
         bconn *callee;
         bus_name n;
         char msg[WIRE_ENDPOINT_MAX + 64];
-        int sv[2] = { -1, -1 }, st = 0;
+        int sv[2] = {-1, -1}, st = 0;
 
         if (!local_unix(c)) {
                 route_reply(c, id, 501, "direct channels need a local Unix connection", NULL, 0, 0);
@@ -361,7 +365,8 @@ void channel_open(bconn *c, bframe *f)
                 return;
         }
         const uint8_t *body = bframe_body(f);
-        p = f->h.body_len ? json_loadb((const char *)body, f->h.body_len, JSON_ALLOW_NUL, &jerr) : json_object();
+        p = f->h.body_len ? json_loadb((const char *)body, f->h.body_len, JSON_ALLOW_NUL, &jerr)
+                          : json_object();
         if (!p) {
                 route_reply(c, id, 400, "params are not valid JSON", NULL, 0, 0);
                 return;
@@ -395,11 +400,11 @@ void channel_open(bconn *c, bframe *f)
                         route_reply(c, id, 409, msg, NULL, 0, 0);
                         goto out;
                 }
-        const char *quota = c->n_ch_out >= cf->max_channels        ? "max_channels"
-                            : callee->n_ch_in >= cf->max_channels  ? "max_channels"
+        const char *quota = c->n_ch_out >= cf->max_channels                  ? "max_channels"
+                            : callee->n_ch_in >= cf->max_channels            ? "max_channels"
                             : c->q && c->q->channels >= cf->uid_max_channels ? "uid_max_channels"
-                            : b->n_channels >= cf->max_channels_total ? "max_channels_total"
-                                                                      : NULL;
+                            : b->n_channels >= cf->max_channels_total        ? "max_channels_total"
+                                                                             : NULL;
         if (quota) {
                 snprintf(msg, sizeof msg, "quota %s exceeded", quota);
                 route_reply(c, id, 429, msg, NULL, 0, 0);
@@ -415,12 +420,13 @@ void channel_open(bconn *c, bframe *f)
                 route_reply(c, id, 403, msg, NULL, 0, 0);
                 goto out;
         }
-        j = json_pack("{s:O,s:I,s:I,s:I}", "methods", methods, "max_pending", (json_int_t)cf->max_pending_calls,
-                      "max_queue", (json_int_t)cf->send_queue_bytes, "max_body", (json_int_t)cf->max_body);
+        j = json_pack("{s:O,s:I,s:I,s:I}", "methods", methods, "max_pending",
+                      (json_int_t)cf->max_pending_calls, "max_queue",
+                      (json_int_t)cf->send_queue_bytes, "max_body", (json_int_t)cf->max_body);
         to_callee = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
-        j = json_pack("{s:I,s:s%,s:O}", "channel", (json_int_t)(b->next_chan_id + 1), "endpoint", callee->name,
-                      callee->name_len, "methods", methods);
+        j = json_pack("{s:I,s:s%,s:O}", "channel", (json_int_t)(b->next_chan_id + 1), "endpoint",
+                      callee->name, callee->name_len, "methods", methods);
         to_caller = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         if (!to_callee || !to_caller) {
@@ -453,10 +459,10 @@ void channel_open(bconn *c, bframe *f)
                 uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
                 struct iovec iov[2];
                 char from[WIRE_ENDPOINT_MAX];
-                wire_hdr h = { .type = WIRE_CHANNEL, .call_id = ch->id, .aux = (uint32_t)c->uid };
+                wire_hdr h = {.type = WIRE_CHANNEL, .call_id = ch->id, .aux = (uint32_t)c->uid};
                 size_t from_len = route_caller_info(c, from, &h.info_len);
-                int k = wire_build(&h, from, from_len, callee->name, callee->name_len, "open", 4, to_callee, lc,
-                                   buf, iov);
+                int k = wire_build(&h, from, from_len, callee->name, callee->name_len, "open", 4,
+                                   to_callee, lc, buf, iov);
 
                 st = send_with_fd(callee, iov, k, sv[0]);
                 sv[0] = -1;
@@ -471,9 +477,9 @@ void channel_open(bconn *c, bframe *f)
         {
                 uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
                 struct iovec iov[2];
-                wire_hdr h = { .type = WIRE_RESULT, .status = 200, .call_id = id };
-                int k = wire_build(&h, builtin_name, sizeof builtin_name - 1, c->name, c->name_len, NULL, 0,
-                                   to_caller, lr, buf, iov);
+                wire_hdr h = {.type = WIRE_RESULT, .status = 200, .call_id = id};
+                int k = wire_build(&h, builtin_name, sizeof builtin_name - 1, c->name, c->name_len,
+                                   NULL, 0, to_caller, lr, buf, iov);
 
                 st = send_with_fd(c, iov, k, sv[1]);
                 sv[1] = -1;
