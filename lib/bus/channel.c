@@ -538,9 +538,22 @@ bus_chan *bus_chan_route(hyb_bus *bus, const char *endpoint, const char *method,
         bus_chan *ch;
 
         *ret_peer = NULL;
-        for (pr = bus->peers; pr; pr = pr->next)
-                if (strcasecmp(pr->endpoint, endpoint) == 0)
-                        break;
+        /* The endpoint called last first, compared as written (cheaper than ignoring case:
+         * the common case of a program calling one service costs next to nothing). */
+        pr = bus->peers;
+        if (!pr || strcmp(pr->endpoint, endpoint) != 0) {
+                bus_peer **pp;
+                for (pp = &bus->peers; *pp; pp = &(*pp)->next)
+                        if (strcasecmp((*pp)->endpoint, endpoint) == 0)
+                                break;
+                pr = *pp;
+                if (pr) {
+                        /* to the front: the next call to it is found at once */
+                        *pp = pr->next;
+                        pr->next = bus->peers;
+                        bus->peers = pr;
+                }
+        }
         if (!pr) {
                 if (bus->direct_off || bus->n_peers >= BUS_PEERS_MAX ||
                     strcasecmp(endpoint, HYB_BUS_BUILTIN_ENDPOINT) == 0 ||
@@ -560,6 +573,9 @@ bus_chan *bus_chan_route(hyb_bus *bus, const char *endpoint, const char *method,
         ch = pr->chan;
         if (!ch || ch->closing || ch->fd < 0 || pr->n_broker > 0 || len > ch->max_body)
                 return NULL;
+        for (size_t i = 0; i < ch->n_methods; i++)
+                if (strcmp(ch->methods[i], method) == 0)
+                        return ch;
         for (size_t i = 0; i < ch->n_methods; i++)
                 if (strcasecmp(ch->methods[i], method) == 0)
                         return ch;
