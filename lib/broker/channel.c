@@ -111,6 +111,16 @@ static void fd_flush(bconn *c)
                         bufferevent_disable(c->bev, EV_WRITE);
                         return;
                 }
+                if (w < 0 && errno == ETOOMANYREFS) {
+                        /* The kernel's bound on ends in flight of the daemon's uid (its
+                         * RLIMIT_NOFILE, without CAP_SYS_RESOURCE): the frames go without
+                         * them (a peer ignores an open without an end), the peer stays. */
+                        broker_log(c->b, HYB_LOG_WARNING,
+                                   "%s: %u channel ends not passed: too many in flight",
+                                   c->name ? c->name : "peer", c->n_fds);
+                        fds_drop(c);
+                        break;
+                }
                 if (w <= 0) {
                         fds_drop(c);
                         bconn_close(c, "lostConnection");
