@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -1046,6 +1047,49 @@ START_TEST(test_channel_token_session)
 }
 END_TEST
 
+/* No socket pair to be had (the process at its RLIMIT_NOFILE): 503 with the system's reason,
+ * and the broker goes on (the next open, with room again, works). */
+START_TEST(test_channel_no_socketpair)
+{
+        tbroker t;
+        rpeer svc, cli;
+        struct rlimit old, low;
+        int a, b;
+
+        tb_start(&t, NULL, false);
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_connect(&cli, &t, "org.test.cli", "main");
+        peer_register(&svc, "add", "*");
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+        /* every fd number up to the highest in use is taken: no new one */
+        int top = 0;
+        DIR *d = opendir("/proc/self/fd");
+        ck_assert_ptr_nonnull(d);
+        for (struct dirent *e; (e = readdir(d));)
+                if (e->d_name[0] != '.' && atoi(e->d_name) > top)
+                        top = atoi(e->d_name);
+        closedir(d);
+        low = old;
+        low.rlim_cur = (rlim_t)top + 1;
+        /* fill the holes below the limit, so that not even one fd is free */
+        int holes[256], n_holes = 0;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+        for (int fd; n_holes < 256 && (fd = dup(0)) >= 0;)
+                holes[n_holes++] = fd;
+        refused(&cli, 1, svc.name, 503, "no socket pair for the channel: ");
+        for (int i = 0; i < n_holes; i++)
+                close(holes[i]);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+        opened(&cli, &svc, 2, &a, &b);
+        assert_pair(a, b);
+        close(a);
+        close(b);
+        peer_close(&cli);
+        peer_close(&svc);
+        tb_stop(&t);
+}
+END_TEST
+
 void bus_tcase_channel(Suite *s)
 {
         TCase *tc = tcase_create("channel");
@@ -1064,5 +1108,6 @@ void bus_tcase_channel(Suite *s)
         tcase_add_test(tc, test_channel_pending_ends_total);
         tcase_add_test(tc, test_channel_counters);
         tcase_add_test(tc, test_channel_token_session);
+        tcase_add_test(tc, test_channel_no_socketpair);
         suite_add_tcase(s, tc);
 }
