@@ -1061,7 +1061,7 @@ START_TEST(test_channel_no_socketpair)
         peer_connect(&cli, &t, "org.test.cli", "main");
         peer_register(&svc, "add", "*");
         ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-        /* every fd number up to the highest in use is taken: no new one */
+        /* The limit just above the highest fd in use, and every free number below it taken. */
         int top = 0;
         DIR *d = opendir("/proc/self/fd");
         ck_assert_ptr_nonnull(d);
@@ -1071,14 +1071,27 @@ START_TEST(test_channel_no_socketpair)
         closedir(d);
         low = old;
         low.rlim_cur = (rlim_t)top + 1;
-        /* fill the holes below the limit, so that not even one fd is free */
-        int holes[256], n_holes = 0;
-        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
-        for (int fd; n_holes < 256 && (fd = dup(0)) >= 0;)
+        if (setrlimit(RLIMIT_NOFILE, &low) < 0) {
+                /* valgrind keeps the limit to itself (and emulates the fd table): nothing
+                 * to measure there */
+                fprintf(stderr, "test_channel_no_socketpair: RLIMIT_NOFILE cannot be lowered "
+                                "here (%s): not checked\n",
+                        strerror(errno));
+                peer_close(&cli);
+                peer_close(&svc);
+                tb_stop(&t);
+                return;
+        }
+        size_t n_holes = 0, max_holes = 1u << 17;
+        int *holes = malloc(sizeof(int) * max_holes), fd = 0;
+        ck_assert_ptr_nonnull(holes);
+        while (n_holes < max_holes && (fd = dup(0)) >= 0)
                 holes[n_holes++] = fd;
+        ck_assert_msg(fd < 0 && errno == EMFILE, "no fd limit reached");
         refused(&cli, 1, svc.name, 503, "no socket pair for the channel: ");
-        for (int i = 0; i < n_holes; i++)
+        for (size_t i = 0; i < n_holes; i++)
                 close(holes[i]);
+        free(holes);
         ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
         opened(&cli, &svc, 2, &a, &b);
         assert_pair(a, b);
