@@ -274,6 +274,12 @@ void channel_conn_gone(bconn *c)
                 bufferevent_enable(c->bev, EV_WRITE);
 }
 
+void channel_callee_changed(bconn *c, const char *reason)
+{
+        while (c->ch_in)
+                chan_close(c->b, c->ch_in, 403, reason, 0);
+}
+
 int channel_close_by_peer(bconn *c, uint64_t id, hyb_error *e)
 {
         for (bchan *ch = c->ch_out; ch; ch = ch->onext)

@@ -1103,6 +1103,36 @@ START_TEST(test_channel_no_socketpair)
 }
 END_TEST
 
+/*
+ * A service revokes a procedure: the channels it serves are closed (403, grace 0), so a
+ * procedure registered again under narrower access lists is not reachable on a channel
+ * opened under the old ones; a new open sees the new lists.
+ */
+START_TEST(test_channel_revoke_closes)
+{
+        tbroker t;
+        rpeer svc, cli;
+        int a, b;
+
+        tb_start(&t, NULL, false);
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_connect(&cli, &t, "org.test.cli", "main");
+        peer_register(&svc, "add", "*");
+        uint64_t id = opened(&cli, &svc, 1, &a, &b);
+        peer_send_call(&svc, 2, BUILTIN, "revokeProcedure", "{\"methodName\":\"add\"}");
+        expect_close(&svc, id, 403, 0); /* sent before the RESULT */
+        ck_assert_int_eq(peer_result(&svc, 2, NULL), 200);
+        expect_close(&cli, id, 403, 0);
+        close(a);
+        close(b);
+        peer_register(&svc, "add", "org.test.other");
+        refused(&cli, 3, svc.name, 403, "no procedure of @localhost/org.test.svc/main is open to the caller");
+        peer_close(&cli);
+        peer_close(&svc);
+        tb_stop(&t);
+}
+END_TEST
+
 void bus_tcase_channel(Suite *s)
 {
         TCase *tc = tcase_create("channel");
@@ -1122,5 +1152,6 @@ void bus_tcase_channel(Suite *s)
         tcase_add_test(tc, test_channel_counters);
         tcase_add_test(tc, test_channel_token_session);
         tcase_add_test(tc, test_channel_no_socketpair);
+        tcase_add_test(tc, test_channel_revoke_closes);
         suite_add_tcase(s, tc);
 }
