@@ -560,6 +560,9 @@ int channel_close_by_peer(bconn *c, uint64_t id, hyb_error *e);
 /* c is gone (conn_reap): its channels are closed (the other ends told, grace 0) and the
  * channel ends still waiting for it closed. */
 void channel_conn_gone(bconn *c);
+/* The procedures of c changed so that the method lists of the channels it serves may be
+ * wrong: each is closed (403, grace 0, reason). */
+void channel_callee_changed(bconn *c, const char *reason);
 /* Every channel is closed with status and reason, grace_ms for calls in flight (a monitor
  * attached, the configuration reloaded). */
 void channel_close_all(hyb_broker *b, int status, const char *reason, unsigned grace_ms);

@@ -401,6 +401,10 @@ static int do_revoke_procedure(bconn *c, json_t *p, builtin_result *res, hyb_err
                         c->n_regs--;
                         c->policy_bytes -= strlen(pr->policy);
                         proc_free(pr);
+                        /* Its channels carry method lists the broker computed with it: a
+                         * procedure registered again under narrower access lists must not
+                         * stay reachable on them (the callers open new ones). */
+                        channel_callee_changed(c, "the callee revoked a procedure");
                         return 0;
                 }
         }

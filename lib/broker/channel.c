@@ -111,6 +111,16 @@ static void fd_flush(bconn *c)
                         bufferevent_disable(c->bev, EV_WRITE);
                         return;
                 }
+                if (w < 0 && errno == ETOOMANYREFS) {
+                        /* The kernel's bound on ends in flight of the daemon's uid (its
+                         * RLIMIT_NOFILE, without CAP_SYS_RESOURCE): the frames go without
+                         * them (a peer ignores an open without an end), the peer stays. */
+                        broker_log(c->b, HYB_LOG_WARNING,
+                                   "%s: %u channel ends not passed: too many in flight",
+                                   c->name ? c->name : "peer", c->n_fds);
+                        fds_drop(c);
+                        break;
+                }
                 if (w <= 0) {
                         fds_drop(c);
                         bconn_close(c, "lostConnection");
@@ -262,6 +272,12 @@ void channel_conn_gone(bconn *c)
         c->fds_alloc = 0;
         if (c->bev)
                 bufferevent_enable(c->bev, EV_WRITE);
+}
+
+void channel_callee_changed(bconn *c, const char *reason)
+{
+        while (c->ch_in)
+                chan_close(c->b, c->ch_in, 403, reason, 0);
 }
 
 int channel_close_by_peer(bconn *c, uint64_t id, hyb_error *e)

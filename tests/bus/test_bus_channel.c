@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -1046,6 +1047,92 @@ START_TEST(test_channel_token_session)
 }
 END_TEST
 
+/* No socket pair to be had (the process at its RLIMIT_NOFILE): 503 with the system's reason,
+ * and the broker goes on (the next open, with room again, works). */
+START_TEST(test_channel_no_socketpair)
+{
+        tbroker t;
+        rpeer svc, cli;
+        struct rlimit old, low;
+        int a, b;
+
+        tb_start(&t, NULL, false);
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_connect(&cli, &t, "org.test.cli", "main");
+        peer_register(&svc, "add", "*");
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+        /* The limit just above the highest fd in use, and every free number below it taken. */
+        int top = 0;
+        DIR *d = opendir("/proc/self/fd");
+        ck_assert_ptr_nonnull(d);
+        for (struct dirent *e; (e = readdir(d));)
+                if (e->d_name[0] != '.' && atoi(e->d_name) > top)
+                        top = atoi(e->d_name);
+        closedir(d);
+        low = old;
+        low.rlim_cur = (rlim_t)top + 1;
+        if (setrlimit(RLIMIT_NOFILE, &low) < 0) {
+                /* valgrind keeps the limit to itself (and emulates the fd table): nothing
+                 * to measure there */
+                fprintf(stderr, "test_channel_no_socketpair: RLIMIT_NOFILE cannot be lowered "
+                                "here (%s): not checked\n",
+                        strerror(errno));
+                peer_close(&cli);
+                peer_close(&svc);
+                tb_stop(&t);
+                return;
+        }
+        size_t n_holes = 0, max_holes = 1u << 17;
+        int *holes = malloc(sizeof(int) * max_holes), fd = 0;
+        ck_assert_ptr_nonnull(holes);
+        while (n_holes < max_holes && (fd = dup(0)) >= 0)
+                holes[n_holes++] = fd;
+        ck_assert_msg(fd < 0 && errno == EMFILE, "no fd limit reached");
+        refused(&cli, 1, svc.name, 503, "no socket pair for the channel: ");
+        for (size_t i = 0; i < n_holes; i++)
+                close(holes[i]);
+        free(holes);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+        opened(&cli, &svc, 2, &a, &b);
+        assert_pair(a, b);
+        close(a);
+        close(b);
+        peer_close(&cli);
+        peer_close(&svc);
+        tb_stop(&t);
+}
+END_TEST
+
+/*
+ * A service revokes a procedure: the channels it serves are closed (403, grace 0), so a
+ * procedure registered again under narrower access lists is not reachable on a channel
+ * opened under the old ones; a new open sees the new lists.
+ */
+START_TEST(test_channel_revoke_closes)
+{
+        tbroker t;
+        rpeer svc, cli;
+        int a, b;
+
+        tb_start(&t, NULL, false);
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_connect(&cli, &t, "org.test.cli", "main");
+        peer_register(&svc, "add", "*");
+        uint64_t id = opened(&cli, &svc, 1, &a, &b);
+        peer_send_call(&svc, 2, BUILTIN, "revokeProcedure", "{\"methodName\":\"add\"}");
+        expect_close(&svc, id, 403, 0); /* sent before the RESULT */
+        ck_assert_int_eq(peer_result(&svc, 2, NULL), 200);
+        expect_close(&cli, id, 403, 0);
+        close(a);
+        close(b);
+        peer_register(&svc, "add", "org.test.other");
+        refused(&cli, 3, svc.name, 403, "no procedure of @localhost/org.test.svc/main is open to the caller");
+        peer_close(&cli);
+        peer_close(&svc);
+        tb_stop(&t);
+}
+END_TEST
+
 void bus_tcase_channel(Suite *s)
 {
         TCase *tc = tcase_create("channel");
@@ -1064,5 +1151,7 @@ void bus_tcase_channel(Suite *s)
         tcase_add_test(tc, test_channel_pending_ends_total);
         tcase_add_test(tc, test_channel_counters);
         tcase_add_test(tc, test_channel_token_session);
+        tcase_add_test(tc, test_channel_no_socketpair);
+        tcase_add_test(tc, test_channel_revoke_closes);
         suite_add_tcase(s, tc);
 }
