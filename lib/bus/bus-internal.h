@@ -42,6 +42,14 @@ typedef struct bus_call {
         hyb_bus_reply *reply; /* sync: set when done */
         struct bus_chan *chan; /* sent over this direct channel (referenced), else NULL */
         struct bus_peer *peer; /* sent through the broker to this peer's endpoint, else NULL */
+        /* A channel call, to send again through the broker should the service say it was
+         * not run (403 "direct channel closed"): the sync caller's own arguments, or for an
+         * async call a copy (r_copy, freed with the call). */
+        const char *r_endpoint, *r_method;
+        const void *r_body;
+        size_t r_len;
+        unsigned r_flags;
+        void *r_copy;
         bool done;
         bool linked;
 } bus_call;

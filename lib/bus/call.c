@@ -269,6 +269,26 @@ void bus_dispatch_result_chan(hyb_bus *bus, bus_chan *ch, const wire_packet *p)
                         shutdown(ch->fd, SHUT_RDWR);
                 return;
         }
+        if (p->h.status == 403 && p->h.member_len >= 21 &&
+            memcmp(p->member, "direct channel closed", 21) == 0 && c->r_method) {
+                /* Not run: the service's channel closed first.  The same call again,
+                 * through the broker (which checks it anew), with the time it has left. */
+                uint64_t now = hyb_now_usec();
+                wire_hdr h = { .type = WIRE_CALL, .flags = (uint8_t)(c->r_flags & WIRE_F_BINARY),
+                               .call_id = c->id };
+
+                bus_chan_call_done(c->chan);
+                bus_chan_unref(c->chan);
+                c->chan = NULL;
+                if (c->deadline_us > now + 1000u) {
+                        h.timeout_ms = (uint32_t)((c->deadline_us - now) / 1000u);
+                        c->deadline_us += LOCAL_GRACE_US;
+                        heap_down(bus, c->heap_idx);
+                        if (bus_send(bus, &h, c->r_endpoint, strlen(c->r_endpoint), c->r_method,
+                                     strlen(c->r_method), c->r_body, c->r_len) == 0)
+                                return;
+                }
+        }
         hyb_bus_reply *rep = bus_reply_new(p->h.status ? p->h.status : 200, p->h.flags & WIRE_F_BINARY,
                                            p->from, p->h.from_len, p->member, p->h.member_len, p->body,
                                            p->h.body_len);
@@ -351,17 +371,45 @@ static int call_send(hyb_bus *bus, bus_call *c, const char *endpoint, const char
         if (bus->efd >= 0 && !bus->cancellable)
                 ch = bus_chan_route(bus, endpoint, method, len, &peer);
         if (ch) {
-                /* Direct: no broker to answer 504 first, the deadline is ours alone. */
-                c->deadline_us = hyb_now_usec() + (uint64_t)timeout_ms * 1000u;
-                r = bus_call_link(bus, c);
-                if (r < 0)
-                        return r;
-                c->chan = bus_chan_ref(ch);
-                ch->n_calls++;
-                if (!ch->first_id)
-                        ch->first_id = c->id;
-                ch->last_id = c->id;
-                return bus_chan_send(ch, &h, NULL, 0, method, strlen(method), body, len);
+                size_t el = strlen(endpoint), ml = strlen(method);
+
+                /* A channel call may come back "not run" (the service's channel closed
+                 * under it): what it takes to send it again through the broker */
+                if (c->cb) {
+                        char *cp = malloc(el + ml + len + 2);
+                        if (!cp)
+                                return -ENOMEM;
+                        memcpy(cp, endpoint, el + 1);
+                        memcpy(cp + el + 1, method, ml + 1);
+                        if (len)
+                                memcpy(cp + el + ml + 2, body, len);
+                        c->r_copy = cp;
+                        c->r_endpoint = cp;
+                        c->r_method = cp + el + 1;
+                        c->r_body = cp + el + ml + 2;
+                } else {
+                        c->r_endpoint = endpoint;
+                        c->r_method = method;
+                        c->r_body = body;
+                }
+                c->r_len = len;
+                c->r_flags = flags;
+                r = bus_chan_send(ch, &h, NULL, 0, method, ml, body, len);
+                if (r == 0) {
+                        /* Direct: no broker to answer 504 first, the deadline is ours alone. */
+                        c->deadline_us = hyb_now_usec() + (uint64_t)timeout_ms * 1000u;
+                        r = bus_call_link(bus, c);
+                        if (r < 0)
+                                return r;
+                        c->chan = bus_chan_ref(ch);
+                        ch->n_calls++;
+                        if (!ch->first_id)
+                                ch->first_id = c->id;
+                        ch->last_id = c->id;
+                        return 0;
+                }
+                /* the service no longer reads the channel: through the broker */
+                peer = NULL;
         }
         c->deadline_us = hyb_now_usec() + (uint64_t)timeout_ms * 1000u + LOCAL_GRACE_US;
         r = bus_call_link(bus, c);
@@ -472,6 +520,7 @@ static void call_slot_disconnect(hyb_slot *slot)
                 call_send_cancel(c->bus, c);
                 bus_call_unlink(c);
         }
+        free(c->r_copy);
         free(c);
 }
 

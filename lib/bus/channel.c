@@ -162,6 +162,51 @@ static void chan_close(bus_chan *ch)
         bus_chan_unref(ch);
 }
 
+static bool chan_frame_buffered(const bus_chan *ch);
+static int chan_read(bus_chan *ch);
+
+/*
+ * A service's channel closing on the broker's word: the caller can write no more to it
+ * (shutdown SHUT_RD: its send fails, it goes through the broker), and each CALL it wrote
+ * before is answered 403 "direct channel closed: <reason>" without running (the caller
+ * sends it again through the broker), then the channel closes.
+ */
+static void chan_close_refusing(bus_chan *ch)
+{
+        hyb_bus *bus = ch->bus;
+        char msg[160];
+
+        if (!ch->linked)
+                return;
+        bus_chan_ref(ch);
+        snprintf(msg, sizeof msg, "direct channel closed: %s", ch->reason);
+        if (ch->fd >= 0 && shutdown(ch->fd, SHUT_RD) == 0) {
+                for (int i = 0; i < 4096 && ch->fd >= 0; i++) {
+                        wire_packet p;
+                        size_t used;
+                        int r = ch->rpos < ch->rlen ? wire_parse(ch->rbuf + ch->rpos, ch->rlen - ch->rpos,
+                                                                 ch->max_body, &p, &used)
+                                                    : 0;
+                        if (r < 0)
+                                break;
+                        if (r == 0) {
+                                if (chan_read(ch) <= 0)
+                                        break;
+                                continue;
+                        }
+                        ch->rpos += used;
+                        if (p.h.type == WIRE_CALL) {
+                                wire_hdr h = { .type = WIRE_RESULT, .status = 403,
+                                               .call_id = p.h.call_id };
+                                bus_chan_send(ch, &h, bus->name, bus->name_len, msg, strlen(msg),
+                                              NULL, 0);
+                        }
+                }
+        }
+        chan_close(ch);
+        bus_chan_unref(ch);
+}
+
 static bus_chan *chan_new(hyb_bus *bus, int fd, uint64_t id, bool service, json_t *methods)
 {
         bus_chan *ch = calloc(1, sizeof *ch);
@@ -292,8 +337,10 @@ int bus_chan_send(bus_chan *ch, wire_hdr *h, const char *from, size_t from_len,
                         if (n < 0 && errno == EINTR)
                                 continue;
                         if (n < 0 && errno != EAGAIN) {
+                                /* nothing of it went: the other end no longer reads (a
+                                 * caller sends this call through the broker instead) */
                                 chan_broken(ch);
-                                return 0; /* its EOF fails what is pending on it */
+                                return HYB_E_CLOSED;
                         }
                         done = n < 0 ? 0 : (size_t)n;
                         break;
@@ -762,7 +809,9 @@ static void chan_closing(hyb_bus *bus, const wire_packet *p)
         if (!ch->closing || hyb_now_usec() + (uint64_t)grace * 1000u < ch->close_at)
                 ch->close_at = hyb_now_usec() + (uint64_t)grace * 1000u;
         ch->closing = true;
-        if (ch->service ? ch->n_pending == 0 && grace == 0 : ch->n_calls == 0)
+        if (ch->service && ch->n_pending == 0 && grace == 0)
+                chan_close_refusing(ch);
+        else if (!ch->service && ch->n_calls == 0)
                 chan_close(ch);
 }
 
@@ -779,7 +828,7 @@ void bus_chan_request_done(bus_chan *ch)
         if (ch->n_pending > 0)
                 ch->n_pending--;
         if (ch->n_pending == 0 && ch->closing && ch->linked && hyb_now_usec() >= ch->close_at)
-                chan_close(ch);
+                chan_close_refusing(ch);
 }
 
 void bus_chan_method_revoked(hyb_bus *bus, const char *name)
@@ -813,7 +862,7 @@ void bus_chan_expire(hyb_bus *bus)
         for (bus_chan *ch = bus->chans, *n; ch; ch = n) {
                 n = ch->next;
                 if (ch->service && ch->closing && ch->n_pending == 0 && ch->close_at <= now)
-                        chan_close(ch);
+                        chan_close_refusing(ch);
         }
 }
 

@@ -1141,6 +1141,142 @@ START_TEST(test_e2e_token_session)
 }
 END_TEST
 
+/* A raw peer's builtin call; reads frames until its RESULT (keeping any fd): the status. */
+static int raw_builtin_fd(int fd, uint64_t id, const char *method, const char *json, int *ret_fd)
+{
+        wire_hdr h = { .type = WIRE_CALL, .call_id = id, .timeout_ms = 10000 };
+        uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        char *rest;
+        int n = wire_build(&h, NULL, 0, HYB_BUS_BUILTIN_ENDPOINT, strlen(HYB_BUS_BUILTIN_ENDPOINT),
+                           method, strlen(method), json, strlen(json), buf, iov);
+
+        ck_assert_int_eq(writev(fd, iov, n), (ssize_t)(iov[0].iov_len + iov[1].iov_len));
+        for (;;) {
+                int got = -1;
+                ck_assert_int_eq(raw_frame_fd(fd, &h, &rest, &got), 0);
+                free(rest);
+                if (got >= 0 && ret_fd)
+                        *ret_fd = got;
+                else if (got >= 0)
+                        close(got);
+                if (h.type == WIRE_RESULT && h.call_id == id)
+                        return h.status;
+        }
+}
+
+/*
+ * The raw service's next frame on its broker socket that is a CALL (others skipped, an fd
+ * that comes with one kept in *ret_fd): answered 200 with {"sum":n}, its id returned.
+ */
+static uint64_t raw_serve_one(int fd, int *ret_fd)
+{
+        wire_hdr h;
+        char *rest;
+
+        for (;;) {
+                int got = -1;
+                ck_assert_int_eq(raw_frame_fd(fd, &h, &rest, &got), 0);
+                if (got >= 0) {
+                        ck_assert_ptr_nonnull(ret_fd);
+                        *ret_fd = got;
+                }
+                free(rest);
+                if (h.type == WIRE_CALL) {
+                        wire_hdr r = { .type = WIRE_RESULT, .status = 200, .call_id = h.call_id };
+                        frame_send(fd, NULL, &r, NULL, 0, NULL, "{\"sum\":1}", 9, -1);
+                        return h.call_id;
+                }
+        }
+}
+
+static void pump_status(hyb_bus *c, atomic_int *st)
+{
+        for (int i = 0; i < 3000 && !atomic_load(st); i++) {
+                while (hyb_bus_process(c) > 0)
+                        ;
+                if (!atomic_load(st))
+                        hyb_bus_wait(c, 10000);
+        }
+}
+
+/*
+ * A call the service says it did not run (403 "direct channel closed: ...", its channel
+ * closed under the call) goes again through the broker, and so does a call whose write
+ * the channel refuses (the service stopped reading it): the caller gets the service's
+ * answer either way, never the channel's end.  The service is a raw peer here, so that
+ * both cases happen for certain.
+ */
+START_TEST(test_e2e_not_run_goes_through_broker)
+{
+        tbroker t;
+        const char *ep = "@localhost/org.test.rawsvc/main";
+        atomic_int st = 0;
+        int cfd = -1;
+        wire_hdr h;
+        char *rest;
+
+        e2e_start(&t, NULL);
+        int raw = raw_connect(&t, "org.test.rawsvc", "main", true);
+        ck_assert_int_eq(raw_builtin_fd(raw, 900, "registerProcedure",
+                                        "{\"methodName\":\"add\",\"forApp\":\"*\"}", NULL), 200);
+        hyb_bus *c = tb_connect(&t, "org.test.caller", "main");
+
+        /* two calls through the broker; the second asks for a channel */
+        for (int i = 0; i < 2; i++) {
+                atomic_store(&st, 0);
+                ck_assert_int_eq(hyb_bus_call_async(c, ep, "add", "{}", 2, 0, 10000, status_reply,
+                                                    &st, NULL), 0);
+                ck_assert_int_eq(hyb_bus_flush(c), 0);
+                raw_serve_one(raw, &cfd);
+                pump_status(c, &st);
+                ck_assert_int_eq(atomic_load(&st), 200);
+        }
+        /* the CHANNEL open, with its fd */
+        while (cfd < 0) {
+                ck_assert_int_eq(raw_frame_fd(raw, &h, &rest, &cfd), 0);
+                free(rest);
+        }
+        for (int i = 0; i < 3000 && c->n_chans == 0; i++) {
+                while (hyb_bus_process(c) > 0)
+                        ;
+                if (c->n_chans == 0)
+                        hyb_bus_wait(c, 1000);
+        }
+        ck_assert_uint_eq(c->n_chans, 1);
+
+        /* over the channel: answered "not run" there, then served through the broker */
+        atomic_store(&st, 0);
+        ck_assert_int_eq(hyb_bus_call_async(c, ep, "add", "{}", 2, 0, 10000, status_reply, &st,
+                                            NULL), 0);
+        ck_assert_int_eq(frame_read(cfd, &h, &rest), 0);
+        ck_assert_int_eq(h.type, WIRE_CALL);
+        free(rest);
+        wire_hdr no = { .type = WIRE_RESULT, .status = 403, .call_id = h.call_id };
+        const char *msg = "direct channel closed: test";
+        frame_send(cfd, NULL, &no, ep, strlen(ep), msg, NULL, 0, -1);
+        for (int i = 0; i < 100; i++)
+                hyb_bus_process(c);
+        raw_serve_one(raw, NULL); /* (with the id the broker gave it) */
+        pump_status(c, &st);
+        ck_assert_int_eq(atomic_load(&st), 200);
+
+        /* the service stops reading its end: the write fails, the call goes the other way */
+        ck_assert_int_eq(shutdown(cfd, SHUT_RD), 0);
+        atomic_store(&st, 0);
+        ck_assert_int_eq(hyb_bus_call_async(c, ep, "add", "{}", 2, 0, 10000, status_reply, &st,
+                                            NULL), 0);
+        ck_assert_int_eq(hyb_bus_flush(c), 0);
+        raw_serve_one(raw, NULL);
+        pump_status(c, &st);
+        ck_assert_int_eq(atomic_load(&st), 200);
+        close(cfd);
+        hyb_bus_unref(c);
+        close(raw);
+        tb_stop(&t);
+}
+END_TEST
+
 void bus_tcase_direct(Suite *s)
 {
         TCase *tc = tcase_create("direct");
@@ -1159,5 +1295,6 @@ void bus_tcase_direct(Suite *s)
         tcase_add_test(tc, test_e2e_monitor_closes);
         tcase_add_test(tc, test_e2e_max_channels_falls_back);
         tcase_add_test(tc, test_e2e_token_session);
+        tcase_add_test(tc, test_e2e_not_run_goes_through_broker);
         suite_add_tcase(s, tc);
 }
