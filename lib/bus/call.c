@@ -277,9 +277,11 @@ void bus_dispatch_result_chan(hyb_bus *bus, bus_chan *ch, const wire_packet *p)
                 wire_hdr h = { .type = WIRE_CALL, .flags = (uint8_t)(c->r_flags & WIRE_F_BINARY),
                                .call_id = c->id };
 
-                bus_chan_call_done(c->chan);
-                bus_chan_unref(c->chan);
+                /* (c->chan is ch) off the channel first: its close (now, if it was closing) fails only the
+                 * calls still on it */
                 c->chan = NULL;
+                bus_chan_call_done(ch);
+                bus_chan_unref(ch);
                 if (c->deadline_us > now + 1000u) {
                         h.timeout_ms = (uint32_t)((c->deadline_us - now) / 1000u);
                         c->deadline_us += LOCAL_GRACE_US;

@@ -1207,21 +1207,19 @@ static void pump_status(hyb_bus *c, atomic_int *st)
  * answer either way, never the channel's end.  The service is a raw peer here, so that
  * both cases happen for certain.
  */
-START_TEST(test_e2e_not_run_goes_through_broker)
+/* A caller c holding a channel to a raw service (its broker socket *ret_raw): the
+ * service's end of the channel. */
+static int raw_service_channel(tbroker *t, const char *ep, hyb_bus **ret_c, int *ret_raw)
 {
-        tbroker t;
-        const char *ep = "@localhost/org.test.rawsvc/main";
         atomic_int st = 0;
         int cfd = -1;
         wire_hdr h;
         char *rest;
+        int raw = raw_connect(t, "org.test.rawsvc", "main", true);
 
-        e2e_start(&t, NULL);
-        int raw = raw_connect(&t, "org.test.rawsvc", "main", true);
         ck_assert_int_eq(raw_builtin_fd(raw, 900, "registerProcedure",
                                         "{\"methodName\":\"add\",\"forApp\":\"*\"}", NULL), 200);
-        hyb_bus *c = tb_connect(&t, "org.test.caller", "main");
-
+        hyb_bus *c = tb_connect(t, "org.test.caller", "main");
         /* two calls through the broker; the second asks for a channel */
         for (int i = 0; i < 2; i++) {
                 atomic_store(&st, 0);
@@ -1244,22 +1242,54 @@ START_TEST(test_e2e_not_run_goes_through_broker)
                         hyb_bus_wait(c, 1000);
         }
         ck_assert_uint_eq(c->n_chans, 1);
+        *ret_c = c;
+        *ret_raw = raw;
+        return cfd;
+}
 
-        /* over the channel: answered "not run" there, then served through the broker */
-        atomic_store(&st, 0);
-        ck_assert_int_eq(hyb_bus_call_async(c, ep, "add", "{}", 2, 0, 10000, status_reply, &st,
+/* An async call of c that the raw service reads on its channel end and answers "not run". */
+static void call_not_run(hyb_bus *c, const char *ep, int cfd, atomic_int *st)
+{
+        wire_hdr h;
+        char *rest;
+        const char *msg = "direct channel closed: test";
+
+        atomic_store(st, 0);
+        ck_assert_int_eq(hyb_bus_call_async(c, ep, "add", "{}", 2, 0, 10000, status_reply, st,
                                             NULL), 0);
         ck_assert_int_eq(frame_read(cfd, &h, &rest), 0);
         ck_assert_int_eq(h.type, WIRE_CALL);
         free(rest);
         wire_hdr no = { .type = WIRE_RESULT, .status = 403, .call_id = h.call_id };
-        const char *msg = "direct channel closed: test";
         frame_send(cfd, NULL, &no, ep, strlen(ep), msg, NULL, 0, -1);
+}
+
+/*
+ * A call the service says it did not run (403 "direct channel closed: ...", its channel
+ * closed under the call) goes again through the broker, and so does a call whose write
+ * the channel refuses (the service stopped reading it): the caller gets the service's
+ * answer either way, never the channel's end.  The service is a raw peer here, so that
+ * both cases happen for certain.
+ */
+START_TEST(test_e2e_not_run_goes_through_broker)
+{
+        tbroker t;
+        const char *ep = "@localhost/org.test.rawsvc/main";
+        atomic_int st = 0;
+        hyb_bus *c;
+        int raw;
+
+        e2e_start(&t, NULL);
+        int cfd = raw_service_channel(&t, ep, &c, &raw);
+
+        /* over the channel: answered "not run" there, then served through the broker */
+        call_not_run(c, ep, cfd, &st);
         for (int i = 0; i < 100; i++)
                 hyb_bus_process(c);
         raw_serve_one(raw, NULL); /* (with the id the broker gave it) */
         pump_status(c, &st);
         ck_assert_int_eq(atomic_load(&st), 200);
+        ck_assert_uint_eq(c->n_chans, 1);
 
         /* the service stops reading its end: the write fails, the call goes the other way */
         ck_assert_int_eq(shutdown(cfd, SHUT_RD), 0);
@@ -1270,6 +1300,38 @@ START_TEST(test_e2e_not_run_goes_through_broker)
         raw_serve_one(raw, NULL);
         pump_status(c, &st);
         ck_assert_int_eq(atomic_load(&st), 200);
+        close(cfd);
+        hyb_bus_unref(c);
+        close(raw);
+        tb_stop(&t);
+}
+END_TEST
+
+/*
+ * The same "not run" answer while the caller's channel is closing (direct channels
+ * turned off with the call pending on it): the channel closes as its last call leaves
+ * it, and that call still goes through the broker instead of failing with the channel.
+ */
+START_TEST(test_e2e_not_run_while_closing)
+{
+        tbroker t;
+        const char *ep = "@localhost/org.test.rawsvc/main";
+        atomic_int st = 0;
+        hyb_bus *c;
+        int raw;
+
+        e2e_start(&t, NULL);
+        int cfd = raw_service_channel(&t, ep, &c, &raw);
+
+        call_not_run(c, ep, cfd, &st);
+        ck_assert_int_eq(hyb_bus_set_direct(c, false), 0);
+        ck_assert_uint_eq(c->n_chans, 1); /* closing: a call is pending on it */
+        for (int i = 0; i < 100; i++)
+                hyb_bus_process(c);
+        raw_serve_one(raw, NULL);
+        pump_status(c, &st);
+        ck_assert_int_eq(atomic_load(&st), 200);
+        ck_assert_uint_eq(c->n_chans, 0);
         close(cfd);
         hyb_bus_unref(c);
         close(raw);
@@ -1296,5 +1358,6 @@ void bus_tcase_direct(Suite *s)
         tcase_add_test(tc, test_e2e_max_channels_falls_back);
         tcase_add_test(tc, test_e2e_token_session);
         tcase_add_test(tc, test_e2e_not_run_goes_through_broker);
+        tcase_add_test(tc, test_e2e_not_run_while_closing);
         suite_add_tcase(s, tc);
 }
