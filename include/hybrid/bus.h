@@ -188,14 +188,18 @@ HYB_EXPORT size_t hyb_bus_get_max_body(const hyb_bus *bus);
 /* ------------------------------------------------------------ loop integration */
 
 /*
- * The socket to watch (for ws:// and wss://, the TCP socket); -EBADF when closed.  It
- * stays the connection's: watch it (poll, epoll, a loop), do not read, write or close
- * it.  A Unix connection's socket may be blocking (a synchronous call then sleeps in the
- * read of its answer, doc/bus.md); the library never blocks on it outside a synchronous
- * wait, and an application may set O_NONBLOCK on it (its waits then poll).
+ * The fd to watch for readability; -EBADF when closed.  For a Unix connection it is an
+ * epoll fd (close-on-exec) holding the broker socket and the socket of every direct
+ * channel (doc/bus.md "Direct channels"): it turns readable when any of them has input,
+ * and also when output the library queued can be written (so hyb_bus_get_events says
+ * HYB_BUS_EVENT_IN only).  poll, epoll, libevent, Python's loop.add_reader and libuv's
+ * uv_poll all watch an epoll fd like a socket.  For ws:// and wss:// it is the TCP
+ * socket.  Either way it stays the connection's: watch it, do not read, write or close
+ * it; setting O_NONBLOCK on it changes nothing for the library.
  */
 HYB_EXPORT int hyb_bus_get_fd(const hyb_bus *bus);
-/* HYB_BUS_EVENT_IN, plus HYB_BUS_EVENT_OUT while output is queued; < 0 when closed. */
+/* HYB_BUS_EVENT_IN (Unix connections: always IN only), plus HYB_BUS_EVENT_OUT on a ws://
+ * or wss:// connection while output is queued; < 0 when closed. */
 HYB_EXPORT int hyb_bus_get_events(const hyb_bus *bus);
 /*
  * *ret_usec gets the absolute CLOCK_MONOTONIC time (µs, see hyb_now_usec) by
@@ -207,8 +211,8 @@ HYB_EXPORT int hyb_bus_get_events(const hyb_bus *bus);
  */
 HYB_EXPORT int hyb_bus_get_timeout(const hyb_bus *bus, uint64_t *ret_usec);
 /*
- * Does pending work without blocking: flushes output, reads what the socket
- * has, dispatches at most one incoming packet (a reply, call, event, cancel)
+ * Does pending work without blocking: flushes output, reads what the broker
+ * socket (and, when direct channels are open, each channel socket) has, dispatches at most one incoming packet (a reply, call, event, cancel)
  * and expires local deadlines.  Returns > 0 if something was done (call again),
  * 0 if idle, < 0 on failure (HYB_E_CLOSED once the broker hung up).
  */
@@ -241,7 +245,8 @@ enum { HYB_BUS_SPIN_TYPICAL_USEC = 50, HYB_BUS_SPIN_MAX_USEC = 1000000 };
  * latency.  A daemon on another CPU then answers a caller whose CPU is still running:
  * on a machine whose idle CPUs halt, that saves the caller's wake-up (15-20 us on a
  * VM).  Useless on one CPU, where the daemon can answer only once the spinner gives
- * the CPU up.  ws:// and wss:// connections never spin.  A spin that ends without an
+ * the CPU up.  ws:// and wss:// connections never spin, nor do waits while direct
+ * channels are open (hyb_bus_set_direct: the wait sleeps in epoll_wait at once).  A spin that ends without an
  * answer makes the next waits of this connection sleep at once (1, 2, 4 ... up to 256
  * of them, reset by the next spin that gets its answer), so a slow peer costs at most
  * one spin in 256 waits.  Waits without a call of their own (hyb_bus_wait, an
@@ -249,6 +254,17 @@ enum { HYB_BUS_SPIN_TYPICAL_USEC = 50, HYB_BUS_SPIN_MAX_USEC = 1000000 };
  * Returns 0, or -EINVAL (bus NULL, usec above HYB_BUS_SPIN_MAX_USEC).
  */
 HYB_EXPORT int hyb_bus_set_spin(hyb_bus *bus, uint32_t usec);
+/*
+ * Direct channels (doc/bus.md "Direct channels"): on (the default of every Unix
+ * connection), the second call to an endpoint asks the broker for a direct channel to
+ * it, and once the broker opened one, calls to that endpoint go over it (one hop each
+ * way instead of two) as long as their method is one the broker allowed; the broker
+ * still decides who may talk to whom.  Off, no new channel is asked for, the idle ones
+ * close at once and the others once their pending calls ended; calls then go through
+ * the broker.  A service answers channels opened to it either way.  ws:// and wss://
+ * connections never use channels.  Returns 0, or -EINVAL (bus NULL).
+ */
+HYB_EXPORT int hyb_bus_set_direct(hyb_bus *bus, bool on);
 /*
  * Lets a libevent base drive the connection (read, write, timers): callbacks
  * then run from event_base_dispatch.  One base at a time; the bus holds no

@@ -944,6 +944,7 @@ static void conn_reap(bconn *c)
                 b->n_monitors--;
         }
         route_conn_gone(c);
+        channel_conn_gone(c);
         events_conn_gone(c);
         store_conn_gone(c);
         if (c->name) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Broker internals shared by broker.c, broker-conn.c, auth.c, route.c, events.c,
+ * Broker internals shared by broker.c, broker-conn.c, auth.c, route.c, channel.c, events.c,
  * builtin.c and monitor.c.
  *
  *   hyb_broker
@@ -13,7 +13,9 @@
  *    |- procs: bproc -> ...    bubbles: bbubble -> ...  (each bubble keeps its subscriber
  *    |                                                 array: fan-out does no glob matching)
  *    |- subs: bsub -> ...      (exact and pattern subscriptions it made)
- *    `- out: bpending list (calls it made)  in: bpending list (calls it serves)
+ *    |- out: bpending list (calls it made)  in: bpending list (calls it serves)
+ *    `- ch_out: bchan list (direct channels it opened)  ch_in: bchan list (it serves),
+ *       fds: channel ends waiting to ride on its send queue (channel.c)
  */
 #ifndef HYB_BROKER_INTERNAL_H
 #define HYB_BROKER_INTERNAL_H
@@ -101,7 +103,18 @@ typedef struct bquota {
         unsigned pending;       /* calls its connections have in flight */
         unsigned store_subs;    /* store subscriptions of its connections */
         unsigned cluster_reads; /* their reads waiting for the MQTT broker (cluster-serve.c) */
+        unsigned channels;      /* direct channels its connections opened as callers (channel.c) */
 } bquota;
+
+/* A direct channel the broker opened between two local peers (channel.c): only its ends
+ * hold the socketpair; the broker keeps the pair of connections and the id until it sends
+ * close. */
+typedef struct bchan {
+        uint64_t id;
+        bconn *caller, *callee;
+        struct bchan *onext, **oprev; /* caller->ch_out */
+        struct bchan *inext, **iprev; /* callee->ch_in */
+} bchan;
 
 struct bssub;
 struct bstore_rule;
@@ -191,6 +204,15 @@ struct bconn {
         const char *host;
         char *tok_text;
         uint64_t ev_mark;     /* the last event of another host it was given (xhost.c) */
+        /* Direct channels (channel.c): those it opened as caller and those it serves, and
+         * the channel ends still to be passed to it (SCM_RIGHTS) with the head of its send
+         * queue, whose frames are queued already; while some wait, the bufferevent does not
+         * write (fd_ev does, the fds with the bytes). */
+        bchan *ch_out, *ch_in;
+        unsigned n_ch_out, n_ch_in;
+        int *fds;
+        unsigned n_fds, fds_alloc;
+        struct event *fd_ev;
 };
 
 struct hyb_broker_config {
@@ -281,6 +303,9 @@ struct hyb_broker {
         uint64_t edge_serial;    /* edge session names */
         struct xhost *xhost;     /* bus calls between hosts (xhost.c), NULL outside a cluster */
         unsigned n_remote_out, n_remote_in; /* calls in flight to and from other hosts */
+        unsigned n_channels;     /* direct channels open (channel.c) */
+        unsigned n_chan_fds;     /* channel ends waiting to be passed to their peers */
+        uint64_t next_chan_id;   /* the last channel id given (ids start at 1) */
 };
 
 /* broker.c */
@@ -523,6 +548,25 @@ int route_terminate(bconn *c, uint64_t caller_id);
 void route_reply(bconn *c, uint64_t call_id, int status, const char *msg, const void *body, size_t len,
                  unsigned flags);
 bool route_acl(const bconn *owner, const bus_acl *hosts, const bus_acl *apps, const bconn *peer);
+/* `from` of a CALL made by c into from (the name, then the caller info of an edge or token
+ * session, doc/protocol.md "Frame"): from's length, *info_len the info's. */
+size_t route_caller_info(const bconn *c, char from[WIRE_ENDPOINT_MAX], uint16_t *info_len);
+
+/* channel.c: direct channels (doc/protocol.md "Direct channels") */
+/* The builtin openChannel {endpoint}: answers the call (with a channel end, or a refusal). */
+void channel_open(bconn *c, bframe *f);
+/* The builtin closeChannel {channel}: c (either end) no longer uses channel id; the other
+ * end is sent close.  0, or HYB_E_NOT_FOUND. */
+int channel_close_by_peer(bconn *c, uint64_t id, hyb_error *e);
+/* c is gone (conn_reap): its channels are closed (the other ends told, grace 0) and the
+ * channel ends still waiting for it closed. */
+void channel_conn_gone(bconn *c);
+/* The procedures of c changed so that the method lists of the channels it serves may be
+ * wrong: each is closed (403, grace 0, reason). */
+void channel_callee_changed(bconn *c, const char *reason);
+/* Every channel is closed with status and reason, grace_ms for calls in flight (a monitor
+ * attached, the configuration reloaded). */
+void channel_close_all(hyb_broker *b, int status, const char *reason, unsigned grace_ms);
 
 /* xhost.c (see xhost.h): the route.c side of calls between hosts */
 /* The callee for `to` (parsed into n) when it is not a local endpoint: the local one of

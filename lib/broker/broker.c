@@ -699,6 +699,9 @@ HYB_EXPORT int hyb_broker_reload(hyb_broker *b, const hyb_broker_config *cfg, hy
                         broker_log(b, HYB_LOG_WARNING, "reload: %s changed: ignored until restart",
                                    restart_only[i]);
         broker_feed_setup(b); /* auth.issuers may have changed: entries are checked again */
+        /* Channels were opened under the old policy: calls go through the broker again,
+         * which checks them under the new one (the callers may open again). */
+        channel_close_all(b, 503, "configuration reloaded", 1000);
         broker_log(b, HYB_LOG_INFO, "configuration reloaded");
         return 0;
 }

@@ -401,6 +401,10 @@ static int do_revoke_procedure(bconn *c, json_t *p, builtin_result *res, hyb_err
                         c->n_regs--;
                         c->policy_bytes -= strlen(pr->policy);
                         proc_free(pr);
+                        /* Its channels carry method lists the broker computed with it: a
+                         * procedure registered again under narrower access lists must not
+                         * stay reachable on them (the callers open new ones). */
+                        channel_callee_changed(c, "the callee revoked a procedure");
                         return 0;
                 }
         }
@@ -684,7 +688,20 @@ static int do_monitor(bconn *c, json_t *p, builtin_result *res, hyb_error *e)
                 c->monitor = on;
                 c->b->n_monitors += on ? 1 : -1;
         }
+        /* The monitor sees every packet: calls go through the broker from now on. */
+        if (on)
+                channel_close_all(c->b, 503, "a monitor is attached", 1000);
         return 0;
+}
+
+static int do_close_channel(bconn *c, json_t *p, builtin_result *res, hyb_error *e)
+{
+        json_int_t id = json_integer_value(json_object_get(p, "channel"));
+
+        (void)res;
+        if (id <= 0)
+                return err_set(e, HYB_E_BAD_REQUEST, -1, "channel must be a positive integer");
+        return channel_close_by_peer(c, (uint64_t)id, e);
 }
 
 /* Revocation feed entries (revocation.c): any peer may deliver one or list the feed. */
@@ -765,6 +782,9 @@ static const hyb_arg_policy list_revocations_args[] = {
         { "after", HYB_JSON_INTEGER, 0 },
         { "limit", HYB_JSON_INTEGER, 0 },
 };
+static const hyb_arg_policy close_channel_args[] = {
+        { "channel", HYB_JSON_INTEGER, 1 },
+};
 static const hyb_arg_policy monitor_args[] = {
         { "enable", HYB_JSON_BOOLEAN, 0 },
 };
@@ -795,6 +815,8 @@ static const builtin_method builtin_methods[] = {
         BUILTIN("monitor", do_monitor, monitor_args),
         BUILTIN("deliverRevocation", do_deliver_revocation, deliver_revocation_args),
         BUILTIN("listRevocations", do_list_revocations, list_revocations_args),
+        { "openChannel", NULL, channel_open, NULL, 0 },
+        BUILTIN("closeChannel", do_close_channel, close_channel_args),
 };
 
 /* Method names compare as every bus name does: by length, ASCII case folded (hiBus). */

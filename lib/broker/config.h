@@ -107,7 +107,13 @@
         X(ws_preauth_per_address, COUNT, 1, 1048576, 8,                                            \
           "WebSocket connections of one source address not yet authenticated; one more is 503.")   \
         X(max_cluster_calls, COUNT, 1, 1048576, 1024,                                              \
-          "Calls in flight to other hosts of the cluster, and from them, each in all; one more is 429.")
+          "Calls in flight to other hosts of the cluster, and from them, each in all; one more is 429.") \
+        X(max_channels, COUNT, 0, 1048576, 64,                                                     \
+          "Direct channels one connection holds as caller, and serves as callee, each; one more is 429; 0 turns direct channels off.") \
+        X(uid_max_channels, COUNT, 1, 1048576, 256,                                                \
+          "Direct channels one uid's connections hold as callers; one more is 429.")             \
+        X(max_channels_total, COUNT, 1, 1048576, 4096,                                             \
+          "Direct channels open in all; one more is 429.")
 
 #define BROKER_LIMIT_TYPE_SIZE size_t
 #define BROKER_LIMIT_TYPE_COUNT uint32_t

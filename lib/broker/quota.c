@@ -300,17 +300,18 @@ static void queue_drop_unsent(bconn *c)
         c->m_n = 0;
         if (n >= len)
                 return;
-        if (n == 0) {
+        /* A bufferevent keeps its output's start frozen outside its own writes (a drain
+         * there silently does nothing): thawed for the drop, frozen again after. */
+        evbuffer_unfreeze(out, 1);
+        if (n == 0)
                 evbuffer_drain(out, len);
-                return;
-        }
-        keep = evbuffer_new();
-        if (!keep)
-                return; /* everything stays queued: slower, still framed */
-        evbuffer_remove_buffer(out, keep, n);
-        evbuffer_drain(out, evbuffer_get_length(out));
-        evbuffer_add_buffer(out, keep);
-        evbuffer_free(keep);
+        else if ((keep = evbuffer_new())) {
+                evbuffer_remove_buffer(out, keep, n);
+                evbuffer_drain(out, evbuffer_get_length(out));
+                evbuffer_add_buffer(out, keep);
+                evbuffer_free(keep);
+        } /* else everything stays queued: slower, still framed */
+        evbuffer_freeze(out, 1);
 }
 
 void quota_cut(bconn *c, int status, const char *which, const char *detail)

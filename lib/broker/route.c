@@ -249,7 +249,7 @@ static bproc *find_proc(bconn *callee, const char *name, size_t len)
  * token's sub; empty for the anonymous principal).  A principal that does not fit the
  * 384 bytes of `from` is left out (empty).  Returns from's length; *info_len the info's.
  */
-static size_t caller_info(const bconn *c, char from[WIRE_ENDPOINT_MAX], uint16_t *info_len)
+size_t route_caller_info(const bconn *c, char from[WIRE_ENDPOINT_MAX], uint16_t *info_len)
 {
         const char *tr = c->transport ? c->transport : "unix";
         const char *sub = c->tok ? hyb_token_result_get_sub(c->tok) : "";
@@ -360,7 +360,7 @@ void route_call(bconn *c, bframe *f)
         wire_hdr h = { .type = WIRE_CALL, .flags = f->h.flags & WIRE_F_BINARY, .call_id = p->id,
                        .timeout_ms = t, .aux = (uint32_t)c->uid };
         char from[WIRE_ENDPOINT_MAX];
-        size_t from_len = caller_info(c, from, &h.info_len);
+        size_t from_len = route_caller_info(c, from, &h.info_len);
         wire_build(&h, from, from_len, callee->name, callee->name_len, proc->name, proc->name_len,
                    NULL, f->h.body_len, buf, iov);
         if (b->n_monitors) {

@@ -527,6 +527,7 @@ static int sys_bus_snapshot(hyb_broker *b, hyb_store **ret)
         PUT("/sys/bus/bytes_in", b->bytes_in);
         PUT("/sys/bus/bytes_out", b->bytes_out);
         PUT("/sys/bus/drops", b->drops);
+        PUT("/sys/bus/channels", b->n_channels);
         for (bconn *c = b->conns; c && r >= 0; c = c->next) {
                 const char *app, *runner;
 
@@ -540,9 +541,9 @@ static int sys_bus_snapshot(hyb_broker *b, hyb_store **ret)
                 app++;
                 runner++;
                 static const char *const names[] = { "messages_in", "messages_out", "bytes_in",
-                                                      "bytes_out", "store_subscriptions" };
+                                                      "bytes_out", "store_subscriptions", "channels" };
                 const uint64_t vals[] = { c->msgs_in, c->msgs_out, c->bytes_in, c->bytes_out,
-                                          c->n_ssubs };
+                                          c->n_ssubs, (uint64_t)c->n_ch_out + c->n_ch_in };
                 for (size_t i = 0; i < ELEMENTSOF(names) && r >= 0; i++) {
                         snprintf(furi, sizeof furi, "/sys/bus/endpoint/%.*s/%s/%s",
                                  (int)(runner - 1 - app), app, runner, names[i]);

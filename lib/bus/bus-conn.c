@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -48,6 +49,9 @@ HYB_EXPORT int hyb_bus_get_default_socket(char **ret_path)
 }
 
 /* ---------------------------------------------------------------- raw I/O */
+
+static void bus_close_fd(hyb_bus *bus);
+static bool bus_frame_buffered(const hyb_bus *bus);
 
 /*
  * A write the daemon's end refused: the peer is gone.  The caller gets HYB_E_CLOSED (as
@@ -92,6 +96,8 @@ static int bus_flush_some(hyb_bus *bus)
                 bus->wbuf = NULL;
                 bus->walloc = 0;
         }
+        if (bus->ep_out)
+                bus_ep_sync(bus);
         return 1;
 }
 
@@ -204,6 +210,8 @@ int bus_send(hyb_bus *bus, wire_hdr *h, const char *to, size_t to_len, const cha
                 done = 0;
         }
 out:
+        if (bus->efd >= 0 && bus->ep_out != (bus->wlen > bus->wpos))
+                bus_ep_sync(bus);
         if (bus->base)
                 bus_update_event(bus);
         return 0;
@@ -283,7 +291,28 @@ static int bus_read_flags(hyb_bus *bus, int flags)
                         return -ENOMEM;
         }
         for (;;) {
-                ssize_t n = recv(bus->fd, bus->rbuf + bus->rlen, bus->ralloc - bus->rlen, flags);
+                /* The broker passes direct channels' fds with the bytes of their frames
+                 * (doc/bus.md "Direct channels"): they wait in the fd FIFO for them. */
+                union {
+                        struct cmsghdr align;
+                        char buf[CMSG_SPACE(4 * sizeof(int))];
+                } cm;
+                struct iovec iov = { bus->rbuf + bus->rlen, bus->ralloc - bus->rlen };
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                                     .msg_controllen = sizeof cm.buf };
+                ssize_t n = recvmsg(bus->fd, &mh, flags | MSG_CMSG_CLOEXEC);
+                if (n >= 0 && mh.msg_controllen > 0) {
+                        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                                        continue;
+                                size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                                for (size_t i = 0; i < nfd; i++) {
+                                        int fd;
+                                        memcpy(&fd, CMSG_DATA(c) + i * sizeof fd, sizeof fd);
+                                        bus_fd_push(bus, fd);
+                                }
+                        }
+                }
                 if (n < 0) {
                         if (errno == EINTR && (flags & MSG_DONTWAIT))
                                 continue;
@@ -309,6 +338,24 @@ static int bus_read(hyb_bus *bus)
         return bus_read_flags(bus, MSG_DONTWAIT);
 }
 
+int bus_read_nb(hyb_bus *bus)
+{
+        int r = bus_read(bus);
+
+        if (r < 0)
+                bus_close_fd(bus);
+        return r;
+}
+
+int bus_flush_nb(hyb_bus *bus)
+{
+        int r = bus_flush_some(bus);
+
+        if (r < 0)
+                bus_close_fd(bus);
+        return r;
+}
+
 /* Takes the next complete packet out of rbuf. 1, 0 (incomplete) or < 0. */
 static int bus_next(hyb_bus *bus, wire_packet *p)
 {
@@ -326,15 +373,17 @@ static int bus_next(hyb_bus *bus, wire_packet *p)
 int bus_poll(hyb_bus *bus, uint64_t deadline_us)
 {
         struct pollfd pfd[2] = {
-                { .fd = bus->fd, .events = POLLIN },
+                { .fd = bus->n_chans > 0 ? bus->efd : bus->fd, .events = POLLIN },
                 { .fd = bus->cancellable ? bus->cancel_fd : -1, .events = POLLIN },
         };
         int ms = -1;
 
         if (bus->closed)
                 return HYB_E_CLOSED;
-        if (bus->wlen > bus->wpos)
+        if (bus->wlen > bus->wpos && bus->n_chans == 0)
                 pfd[0].events |= POLLOUT;
+        if (bus->n_chans > 0 && (bus_chan_buffered(bus) || bus_frame_buffered(bus)))
+                return 1;
         if (bus_ws_pending(bus->ws)) {
                 /* input a poll would not announce (TLS plaintext): ready now */
                 if (pfd[0].events & POLLOUT && poll(pfd, 1, 0) > 0 && (pfd[0].revents & POLLOUT))
@@ -345,6 +394,8 @@ int bus_poll(hyb_bus *bus, uint64_t deadline_us)
                 uint64_t now = hyb_now_usec();
                 ms = deadline_us <= now ? 0 : (int)((deadline_us - now + 999) / 1000);
         }
+        if (bus->n_chans > 0 && !bus->cancellable)
+                return bus_chan_poll(bus, ms); /* the set's events serve the next step */
         int r = poll(pfd, 2, ms);
         if (r < 0)
                 return -errno;
@@ -352,6 +403,8 @@ int bus_poll(hyb_bus *bus, uint64_t deadline_us)
                 return -ECANCELED; /* bus_connect_cancellable: the caller gives up */
         if (r > 0 && (pfd[0].revents & POLLOUT))
                 bus_flush_some(bus);
+        if (r > 0 && bus->n_chans > 0)
+                bus_chan_flush(bus); /* the set is readable: maybe room to write */
         return r;
 }
 
@@ -389,6 +442,8 @@ void bus_fail_all(hyb_bus *bus)
 static void bus_close_fd(hyb_bus *bus)
 {
         bus_fail_all(bus);
+        bus_chan_close_all(bus);
+        bus_fds_close(bus);
         if (bus->ws)
                 bus_ws_shutdown(bus); /* close frame, close_notify: best effort */
         if (bus->fd >= 0) {
@@ -416,7 +471,7 @@ static int bus_dispatch(hyb_bus *bus, const wire_packet *p)
                         bus_dispatch_event(bus, p);
                 return 1;
         case WIRE_CANCEL:
-                bus_dispatch_cancel(bus, p);
+                bus_dispatch_cancel(bus, NULL, p);
                 return 1;
         case WIRE_PING:
                 bus_send(bus, &h, NULL, 0, NULL, 0, NULL, 0);
@@ -425,6 +480,9 @@ static int bus_dispatch(hyb_bus *bus, const wire_packet *p)
                 return 1;
         case WIRE_MONITOR:
                 bus_dispatch_monitor(bus, p);
+                return 1;
+        case WIRE_CHANNEL:
+                bus_dispatch_channel(bus, p);
                 return 1;
         case WIRE_ERROR:
                 /* The broker's last word (e.g. 507 "quota uid_max_bytes exceeded: ..."):
@@ -501,6 +559,23 @@ int bus_step(hyb_bus *bus)
         r = bus_step_buffered(bus);
         if (r != 0)
                 return r;
+        if (bus->n_chans > 0) {
+                /* Direct channels: the epoll set says which sockets to read. */
+                bus_chan_flush(bus);
+                r = bus_chan_step_buffered(bus);
+                if (r != 0)
+                        return r;
+                r = bus_chan_wait(bus, 0);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        r = bus_step_buffered(bus);
+                        if (r == 0)
+                                bus_chan_step_buffered(bus);
+                        return r < 0 ? r : 1;
+                }
+                return bus_expire_calls(bus);
+        }
         if (bus->drained) {
                 /* Skipped once only, so a level-triggered loop that calls us again reads. */
                 bus->drained = false;
@@ -711,6 +786,14 @@ static void bus_free(hyb_bus *bus)
                 slot_drop_floating(&m->slot);
         }
         bus_store_free_all(bus);
+        for (bus_peer *pr = bus->peers, *n; pr; pr = n) {
+                n = pr->next;
+                free(pr->endpoint);
+                free(pr);
+        }
+        if (bus->efd >= 0)
+                close(bus->efd);
+        free(bus->evs);
         bus_ws_free(bus->ws);
         free(bus->name);
         free(bus->rbuf);
@@ -883,6 +966,7 @@ static int bus_connect(const hyb_bus_connect_options *opts, bool cancellable, in
                 bus->next_id = 1;
                 bus->max_body = WIRE_DEFAULT_MAX_BODY;
                 bus->fd = -1;
+                bus->efd = -1;
                 bus->cancellable = cancellable;
                 bus->cancel_fd = cancel_fd;
                 r = bus_ws_connect(bus, path, &o, reterr);
@@ -904,11 +988,21 @@ static int bus_connect(const hyb_bus_connect_options *opts, bool cancellable, in
         bus->max_body = WIRE_DEFAULT_MAX_BODY;
         bus->cancellable = cancellable;
         bus->cancel_fd = cancel_fd;
+        bus->efd = -1;
         bus->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (bus->fd < 0) {
                 r = -errno;
                 free(bus);
                 return err_set(reterr, r, -1, "socket: %s", strerror(-r));
+        }
+        /* The public fd: an epoll set of the broker socket and every direct channel. */
+        bus->efd = epoll_create1(EPOLL_CLOEXEC);
+        if (bus->efd < 0 ||
+            epoll_ctl(bus->efd, EPOLL_CTL_ADD, bus->fd,
+                      &(struct epoll_event){ .events = EPOLLIN, .data.ptr = bus }) < 0) {
+                r = -errno;
+                bus_free(bus);
+                return err_set(reterr, r, -1, "epoll: %s", strerror(-r));
         }
         if (connect(bus->fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
                 r = errno;
@@ -990,7 +1084,9 @@ HYB_EXPORT size_t hyb_bus_get_max_body(const hyb_bus *bus)
 HYB_EXPORT int hyb_bus_get_fd(const hyb_bus *bus)
 {
         hyb_assert_return(bus, -EINVAL);
-        return bus->closed ? -EBADF : bus->fd;
+        if (bus->closed)
+                return -EBADF;
+        return bus->efd >= 0 ? bus->efd : bus->fd;
 }
 
 HYB_EXPORT int hyb_bus_get_events(const hyb_bus *bus)
@@ -998,6 +1094,9 @@ HYB_EXPORT int hyb_bus_get_events(const hyb_bus *bus)
         hyb_assert_return(bus, -EINVAL);
         if (bus->closed)
                 return -EBADF;
+        /* The epoll set turns readable when queued output can leave, too. */
+        if (bus->efd >= 0)
+                return HYB_BUS_EVENT_IN;
         return HYB_BUS_EVENT_IN | (bus->wlen > bus->wpos ? HYB_BUS_EVENT_OUT : 0);
 }
 
@@ -1014,6 +1113,10 @@ HYB_EXPORT int hyb_bus_get_timeout(const hyb_bus *bus, uint64_t *ret_usec)
         }
         if (bus->rlen - bus->rpos >= WIRE_HDR_SIZE && wire_hdr_decode(bus->rbuf + bus->rpos, &h) == 0 &&
             bus->rlen - bus->rpos >= wire_frame_len(&h)) {
+                *ret_usec = 0;
+                return 0;
+        }
+        if (bus->n_chans > 0 && bus_chan_buffered(bus)) {
                 *ret_usec = 0;
                 return 0;
         }
@@ -1087,16 +1190,17 @@ void bus_update_event(hyb_bus *bus)
 
         if (!bus->base || bus->closed)
                 return;
-        if (bus->wlen > bus->wpos)
+        if (bus->wlen > bus->wpos && bus->efd < 0)
                 want |= EV_WRITE;
         if (event_get_events(bus->ev_io) != want) {
                 event_del(bus->ev_io);
-                event_assign(bus->ev_io, bus->base, bus->fd, want, bus_event_cb, bus);
+                event_assign(bus->ev_io, bus->base, hyb_bus_get_fd(bus), want, bus_event_cb, bus);
                 event_add(bus->ev_io, NULL);
         }
         /* TLS plaintext, or a complete packet read with a synchronous call's answer
          * (or left by the 1024 of bus_event_cb): input the fd will not announce */
-        if (bus_ws_pending(bus->ws) || bus_frame_buffered(bus))
+        if (bus_ws_pending(bus->ws) || bus_frame_buffered(bus) ||
+            (bus->n_chans > 0 && bus_chan_buffered(bus)))
                 event_active(bus->ev_io, EV_READ, 0);
         next = bus_next_deadline(bus);
         if (next != UINT64_MAX) {
@@ -1114,7 +1218,7 @@ HYB_EXPORT int hyb_bus_attach_event(hyb_bus *bus, struct event_base *base)
                 return -EBUSY;
         if (bus->closed)
                 return HYB_E_CLOSED;
-        bus->ev_io = event_new(base, bus->fd, EV_READ | EV_PERSIST, bus_event_cb, bus);
+        bus->ev_io = event_new(base, hyb_bus_get_fd(bus), EV_READ | EV_PERSIST, bus_event_cb, bus);
         bus->ev_timer = evtimer_new(base, bus_event_cb, bus);
         if (!bus->ev_io || !bus->ev_timer) {
                 if (bus->ev_io)
@@ -1231,17 +1335,17 @@ static int bus_set_rcvtimeo(hyb_bus *bus, uint64_t deadline_us)
  * a blocking client does: the peer reading the request already wakes this side, so the
  * answer finds it waking (bench/README.md "Where a call waits").  Not when output is
  * queued (poll() writes it as the socket takes it), nor on ws:// or cancellable
- * connections, nor once the application made the socket O_NONBLOCK (libuv's
- * uv_poll_init does): a recv() that says EAGAIN checks the flag once, and from then on
- * this connection's waits poll().  1 read input, 0 none (SO_RCVTIMEO ran out, or a
+ * connections.  The socket is the library's own (the application watches the epoll
+ * set around it, hyb_bus_get_fd), so nobody else makes it O_NONBLOCK.  With direct
+ * channels open, waits go to bus_chan_wait instead.  1 read input, 0 none (SO_RCVTIMEO ran out, or a
  * signal: the caller counts the time left again), -EAGAIN: poll instead, else the
  * read's error (HYB_E_CLOSED at EOF).
  */
 static int bus_wait_read(hyb_bus *bus, uint64_t deadline_us)
 {
-        int r, fl;
+        int r;
 
-        if (!bus->fd_blocking || bus->fd_app_nonblock || bus->closed || bus->wlen > bus->wpos)
+        if (!bus->fd_blocking || bus->closed || bus->wlen > bus->wpos)
                 return -EAGAIN;
         r = bus_set_rcvtimeo(bus, deadline_us);
         if (r < 0)
@@ -1249,13 +1353,6 @@ static int bus_wait_read(hyb_bus *bus, uint64_t deadline_us)
         r = bus_read_flags(bus, 0);
         if (r == -EINTR)
                 return 0;
-        if (r == 0) {
-                fl = fcntl(bus->fd, F_GETFL);
-                if (fl >= 0 && (fl & O_NONBLOCK)) {
-                        bus->fd_app_nonblock = true;
-                        return -EAGAIN;
-                }
-        }
         return r;
 }
 
@@ -1282,6 +1379,19 @@ int bus_wait_for(hyb_bus *bus, const bool *done, uint64_t deadline_us)
                         break;
                 if (r > 0)
                         continue;
+                if (bus->n_chans > 0) {
+                        /* A nested call may come on any socket: wait on them all. */
+                        bus_chan_flush(bus);
+                        r = bus_chan_step_buffered(bus);
+                        if (r > 0)
+                                continue;
+                        r = bus_chan_wait(bus, deadline_us);
+                        if (r < 0)
+                                break;
+                        if (r == 0)
+                                bus_expire_calls(bus);
+                        continue;
+                }
                 if (spin) {
                         r = bus_spin(bus, deadline_us);
                         if (r < 0) {

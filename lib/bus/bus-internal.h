@@ -29,6 +29,7 @@
 #include "wire.h"
 
 struct event;
+struct epoll_event;
 
 typedef struct bus_call {
         hyb_slot slot; /* first: the async call's slot */
@@ -39,6 +40,16 @@ typedef struct bus_call {
         size_t heap_idx;      /* position in hyb_bus.deadlines while linked */
         hyb_bus_reply_fn cb;  /* NULL for a sync call */
         hyb_bus_reply *reply; /* sync: set when done */
+        struct bus_chan *chan; /* sent over this direct channel (referenced), else NULL */
+        struct bus_peer *peer; /* sent through the broker to this peer's endpoint, else NULL */
+        /* A channel call, to send again through the broker should the service say it was
+         * not run (403 "direct channel closed"): the sync caller's own arguments, or for an
+         * async call a copy (r_copy, freed with the call). */
+        const char *r_endpoint, *r_method;
+        const void *r_body;
+        size_t r_len;
+        unsigned r_flags;
+        void *r_copy;
         bool done;
         bool linked;
 } bus_call;
@@ -100,8 +111,10 @@ struct hyb_bus_request {
         bool answered;
         bool cancelled;
         bool linked;
+        bool chan_counted; /* counted in chan->n_pending until answered or cancelled */
         hyb_bus_cancel_fn cancel_cb;
         void *cancel_ud;
+        struct bus_chan *chan; /* read on this direct channel (referenced): answer there */
         const char *caller;
         uint32_t caller_uid; /* from the broker's CALL (aux) */
         const char *transport; /* the caller info at the end of `from`, or NULL (none) */
@@ -119,9 +132,76 @@ struct hyb_bus_event {
         unsigned flags;
 };
 
+/*
+ * A direct channel (channel.c, doc/bus.md "Direct channels"): a socket the broker made
+ * and passed to both ends.  On the caller's side (service false) it carries our CALLs
+ * and CANCELs to one endpoint and its RESULTs back; on the service's side (service true)
+ * a caller's CALLs and CANCELs to us, our RESULTs back.
+ */
+typedef struct bus_chan {
+        unsigned n_ref;        /* the bus's list, each call or request on it, a dispatch */
+        hyb_bus *bus;          /* NULL once the bus is gone */
+        struct bus_chan *next; /* hyb_bus.chans */
+        int fd;                /* -1 once closed */
+        uint64_t id;           /* the broker's channel id */
+        bool service;
+        bool linked;           /* in hyb_bus.chans (and in the epoll set) */
+        bool closing;          /* closing: no new calls on it */
+        bool broker_closed;    /* the broker sent close (it forgot the channel) */
+        bool ep_out;           /* EPOLLOUT asked for (output queued) */
+        bool drained;          /* the last read came back short */
+        uint64_t close_at;     /* service, closing: CALLs read from then on get 403 */
+        char reason[128];
+        char **methods;        /* the methods the broker allows on it */
+        size_t n_methods;
+        uint8_t *rbuf;
+        size_t rpos, rlen, ralloc;
+        uint8_t *wbuf;
+        size_t wpos, wlen, walloc;
+        size_t max_body;
+        /* service side */
+        char *from;            /* the caller's name + caller info, as a CALL's `from` */
+        uint16_t from_len, info_len;
+        uint32_t uid;
+        size_t max_pending, max_queue, n_pending;
+        /* caller side */
+        struct bus_peer *peer;
+        size_t n_calls;        /* our calls pending on it */
+        uint64_t first_id, last_id; /* the ids of our first and latest call on it */
+} bus_chan;
+
+/* The caller side's record of one endpoint it calls (case-insensitive name). */
+typedef struct bus_peer {
+        struct bus_peer *next;
+        char *endpoint;
+        bus_chan *chan;   /* open channel, or NULL */
+        size_t n_broker;  /* calls to it in flight through the broker */
+        uint64_t seen;    /* calls made to it */
+        bool opening;     /* an openChannel is in flight */
+        uint32_t backoff; /* after a refusal: calls that make no new request */
+        uint32_t skip;
+} bus_peer;
+
+#define BUS_FD_FIFO_MAX 256u /* received fds not claimed yet (the broker bounds them); more are closed */
+#define BUS_PEERS_MAX 64u  /* endpoints a caller keeps a channel record for */
+
 struct hyb_bus {
         atomic_uint n_ref;
         int fd;
+        /* A Unix connection's public fd: an epoll set of fd and every channel socket
+         * (-1 for ws://).  EPOLLOUT of fd is asked for while output is queued (ep_out). */
+        int efd;
+        bool ep_out;
+        bool direct_off;      /* hyb_bus_set_direct(false) */
+        bus_chan *chans;
+        size_t n_chans;
+        bus_peer *peers;
+        size_t n_peers;
+        int fd_fifo[BUS_FD_FIFO_MAX]; /* fds received on fd, oldest first */
+        size_t n_fd_fifo;
+        /* events an epoll_wait returned that are not handled yet */
+        struct epoll_event *evs;
+        int n_evs, evs_pos;
         bool closed;
         /* Why the broker closed us (its last ERROR frame): a status, 0 if it did not say. */
         uint16_t close_status;
@@ -167,7 +247,6 @@ struct hyb_bus {
          * sleeps in recv() itself, bounded by SO_RCVTIMEO (bus_wait_read); every other
          * read or write of the library passes MSG_DONTWAIT. */
         bool fd_blocking;     /* a sync wait may sleep in recv() (not ws://, not cancellable) */
-        bool fd_app_nonblock; /* the application made the socket O_NONBLOCK: waits poll() */
         uint32_t rcvtimeo_ms; /* the SO_RCVTIMEO set on the socket; 0: none (no limit) */
         /* bus_connect_cancellable: every blocking wait of this connection (the connect,
          * the handshake, synchronous calls) also watches cancel_fd and gives up with
@@ -190,6 +269,10 @@ int bus_connect_cancellable(const hyb_bus_connect_options *opts, int cancel_fd, 
                             hyb_error *reterr);
 int bus_send(hyb_bus *bus, wire_hdr *h, const char *to, size_t to_len, const char *member,
              size_t member_len, const void *body, size_t body_len);
+/* One non-blocking read of the broker socket / write of its queued output: >= 0, or
+ * < 0 and the connection is closed (its calls failed). */
+int bus_read_nb(hyb_bus *bus);
+int bus_flush_nb(hyb_bus *bus);
 /* Reads what is available (non-blocking) and dispatches at most one packet. >0 did work. */
 int bus_step(hyb_bus *bus);
 int bus_poll(hyb_bus *bus, uint64_t deadline_us);
@@ -201,10 +284,64 @@ void bus_update_event(hyb_bus *bus);
 int bus_wbuf_append(hyb_bus *bus, const void *p, size_t len);
 int bus_rbuf_append(hyb_bus *bus, const void *p, size_t len);
 
+/* channel.c */
+/* Keeps the broker socket's EPOLLOUT interest in step with queued output. */
+void bus_ep_sync(hyb_bus *bus);
+/* An fd received with bytes of the broker socket: queued for the frame that claims it. */
+void bus_fd_push(hyb_bus *bus, int fd);
+/* The oldest received fd (the caller owns it), or -1 (none: logged). */
+int bus_fd_claim(hyb_bus *bus);
+void bus_fds_close(hyb_bus *bus);
+/* A CHANNEL frame from the broker (open or close). */
+void bus_dispatch_channel(hyb_bus *bus, const wire_packet *p);
+/* A RESULT from the broker that matches no pending call: one of an openChannel that
+ * ended locally carries an fd, closed here. */
+void bus_orphan_result(hyb_bus *bus, const wire_packet *p);
+/* With channels open: reads what the ready sockets have (epoll_wait until deadline_us,
+ * 0: do not sleep) and dispatches one buffered frame of a channel.  >0 did work, 0
+ * nothing, < 0 the broker connection failed. */
+int bus_chan_wait(hyb_bus *bus, uint64_t deadline_us);
+/* With channels open, the wait of bus_poll: epoll_wait on the set (ms as poll's), its
+ * events kept for bus_chan_wait (no second look at the set).  > 0 ready, 0 timeout,
+ * -errno. */
+int bus_chan_poll(hyb_bus *bus, int ms);
+/* Dispatches one complete frame buffered on a channel: 1, or 0 none. */
+int bus_chan_step_buffered(hyb_bus *bus);
+bool bus_chan_buffered(const hyb_bus *bus);
+/* Writes what channels have queued (non-blocking). */
+void bus_chan_flush(hyb_bus *bus);
+/* The caller side: the channel a call to endpoint/method goes over (not referenced),
+ * or NULL: through the broker, with *ret_peer the endpoint's record (or NULL). */
+bus_chan *bus_chan_route(hyb_bus *bus, const char *endpoint, const char *method, size_t len,
+                         bus_peer **ret_peer);
+/* After a call went through the broker to peer: opens a channel when it is time. */
+void bus_chan_maybe_open(hyb_bus *bus, bus_peer *peer);
+int bus_chan_send(bus_chan *ch, wire_hdr *h, const char *from, size_t from_len,
+                  const char *member, size_t member_len, const void *body, size_t body_len);
+bus_chan *bus_chan_ref(bus_chan *ch);
+void bus_chan_unref(bus_chan *ch);
+/* A call on the caller side's channel ended (answered, expired, cancelled). */
+void bus_chan_call_done(bus_chan *ch);
+/* A request on a service channel got its answer or was cancelled. */
+void bus_chan_request_done(bus_chan *ch);
+/* A method of this bus was revoked: it leaves every channel's list. */
+void bus_chan_method_revoked(hyb_bus *bus, const char *name);
+/* The next time a closing service channel must close (UINT64_MAX none); closes due ones. */
+uint64_t bus_chan_next_deadline(const hyb_bus *bus);
+void bus_chan_expire(hyb_bus *bus);
+/* The bus closes: every channel goes (its calls failed by the caller). */
+void bus_chan_close_all(hyb_bus *bus);
+
 /* call.c */
 void bus_dispatch_result(hyb_bus *bus, const wire_packet *p);
 void bus_dispatch_call(hyb_bus *bus, const wire_packet *p);
-void bus_dispatch_cancel(hyb_bus *bus, const wire_packet *p);
+/* A CALL read on service channel ch: p as the broker would deliver it (from, info, aux). */
+void bus_dispatch_call_chan(hyb_bus *bus, bus_chan *ch, const wire_packet *p);
+void bus_dispatch_cancel(hyb_bus *bus, bus_chan *ch, const wire_packet *p);
+/* The caller side: a RESULT read on channel ch (closes ch when it matches no call on it). */
+void bus_dispatch_result_chan(hyb_bus *bus, bus_chan *ch, const wire_packet *p);
+/* Fails every call pending on ch with 502 (the channel is gone). */
+void bus_fail_chan_calls(hyb_bus *bus, bus_chan *ch);
 int bus_expire_calls(hyb_bus *bus);
 uint64_t bus_next_deadline(const hyb_bus *bus);
 hyb_bus_reply *bus_reply_new(int status, unsigned flags, const char *sender, size_t sender_len,

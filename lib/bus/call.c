@@ -5,6 +5,8 @@
  * and requests are allocated.
  */
 #include <stdio.h>
+#include <strings.h>
+#include <sys/socket.h>
 
 #include "bus-internal.h"
 #include "names.h"
@@ -179,11 +181,27 @@ void bus_call_unlink(bus_call *c)
                 heap_down(bus, last->heap_idx);
         }
         c->linked = false;
+        if (c->chan) {
+                bus_chan_call_done(c->chan);
+                bus_chan_unref(c->chan);
+                c->chan = NULL;
+        }
+        if (c->peer) {
+                c->peer->n_broker--;
+                c->peer = NULL;
+        }
 }
 
-static void call_send_cancel(hyb_bus *bus, uint64_t id)
+/* Tells the callee (over the call's channel) or the broker that c is given up. */
+static void call_send_cancel(hyb_bus *bus, bus_call *c)
 {
-        wire_hdr h = { .type = WIRE_CANCEL, .call_id = id, .status = 410 };
+        wire_hdr h = { .type = WIRE_CANCEL, .call_id = c->id, .status = 410 };
+
+        if (c->chan) {
+                wire_hdr hc = { .type = WIRE_CANCEL, .call_id = c->id };
+                bus_chan_send(c->chan, &hc, NULL, 0, NULL, 0, NULL, 0);
+                return;
+        }
         bus_send(bus, &h, NULL, 0, NULL, 0, NULL, 0);
 }
 
@@ -224,12 +242,73 @@ void bus_dispatch_result(hyb_bus *bus, const wire_packet *p)
                                 ;
                 }
         }
-        if (!c || c->id != id)
-                return; /* cancelled or expired locally: drop */
+        if (!c || c->id != id) {
+                bus_orphan_result(bus, p); /* cancelled or expired locally: drop */
+                return;
+        }
+        if (c->chan)
+                return; /* a call sent over a channel is answered there only */
         hyb_bus_reply *rep = bus_reply_new(p->h.status ? p->h.status : 200, p->h.flags & WIRE_F_BINARY,
                                            p->from, p->h.from_len, p->member, p->h.member_len, p->body,
                                            p->h.body_len);
         call_complete(c, rep);
+}
+
+void bus_dispatch_result_chan(hyb_bus *bus, bus_chan *ch, const wire_packet *p)
+{
+        bus_call *c;
+
+        /* Channel calls are few and mostly answered in order: from the oldest */
+        for (c = bus->calls_head; c && c->id != p->h.call_id; c = c->next)
+                ;
+        if (!c || c->chan != ch) {
+                /* The late answer of a call on it we gave up (504, cancel): dropped.  Any
+                 * other: the callee misbehaves, the channel closes (its EOF fails the
+                 * calls left on it with 502). */
+                if (c || p->h.call_id > ch->last_id || p->h.call_id < ch->first_id)
+                        shutdown(ch->fd, SHUT_RDWR);
+                return;
+        }
+        if (p->h.status == 403 && p->h.member_len >= 21 &&
+            memcmp(p->member, "direct channel closed", 21) == 0 && c->r_method) {
+                /* Not run: the service's channel closed first.  The same call again,
+                 * through the broker (which checks it anew), with the time it has left. */
+                uint64_t now = hyb_now_usec();
+                wire_hdr h = { .type = WIRE_CALL, .flags = (uint8_t)(c->r_flags & WIRE_F_BINARY),
+                               .call_id = c->id };
+
+                /* (c->chan is ch) off the channel first: its close (now, if it was closing) fails only the
+                 * calls still on it */
+                c->chan = NULL;
+                bus_chan_call_done(ch);
+                bus_chan_unref(ch);
+                if (c->deadline_us > now + 1000u) {
+                        h.timeout_ms = (uint32_t)((c->deadline_us - now) / 1000u);
+                        c->deadline_us += LOCAL_GRACE_US;
+                        heap_down(bus, c->heap_idx);
+                        if (bus_send(bus, &h, c->r_endpoint, strlen(c->r_endpoint), c->r_method,
+                                     strlen(c->r_method), c->r_body, c->r_len) == 0)
+                                return;
+                }
+        }
+        hyb_bus_reply *rep = bus_reply_new(p->h.status ? p->h.status : 200, p->h.flags & WIRE_F_BINARY,
+                                           p->from, p->h.from_len, p->member, p->h.member_len, p->body,
+                                           p->h.body_len);
+        call_complete(c, rep);
+}
+
+void bus_fail_chan_calls(hyb_bus *bus, bus_chan *ch)
+{
+        for (;;) {
+                bus_call *c;
+
+                for (c = bus->calls_head; c && c->chan != ch; c = c->next)
+                        ;
+                if (!c)
+                        break;
+                call_complete(c, bus_reply_new(502, 0, "", 0, "callee closed the direct channel",
+                                               32, NULL, 0));
+        }
 }
 
 int bus_expire_calls(hyb_bus *bus)
@@ -237,6 +316,8 @@ int bus_expire_calls(hyb_bus *bus)
         uint64_t now;
         int n = 0;
 
+        if (bus->n_chans > 0)
+                bus_chan_expire(bus);
         if (bus->n_calls == 0)
                 return 0;
         now = hyb_now_usec();
@@ -244,7 +325,7 @@ int bus_expire_calls(hyb_bus *bus)
          * which may have linked or unlinked calls. */
         while (bus->n_calls > 0 && bus->deadlines[0]->deadline_us <= now) {
                 bus_call *c = bus->deadlines[0];
-                call_send_cancel(bus, c->id);
+                call_send_cancel(bus, c);
                 call_complete(c, bus_reply_new(504, 0, "", 0, "no answer before the deadline", 29, NULL, 0));
                 n++;
         }
@@ -253,7 +334,14 @@ int bus_expire_calls(hyb_bus *bus)
 
 uint64_t bus_next_deadline(const hyb_bus *bus)
 {
-        return bus->n_calls > 0 ? bus->deadlines[0]->deadline_us : UINT64_MAX;
+        uint64_t d = bus->n_calls > 0 ? bus->deadlines[0]->deadline_us : UINT64_MAX;
+
+        if (bus->n_chans > 0) {
+                uint64_t cd = bus_chan_next_deadline(bus);
+                if (cd < d)
+                        d = cd;
+        }
+        return d;
 }
 
 static int call_check(hyb_bus *bus, const char *endpoint, const char *method, size_t len,
@@ -278,13 +366,64 @@ static int call_send(hyb_bus *bus, bus_call *c, const char *endpoint, const char
 {
         wire_hdr h = { .type = WIRE_CALL, .flags = (uint8_t)(flags & WIRE_F_BINARY), .call_id = c->id,
                        .timeout_ms = timeout_ms };
+        bus_peer *peer = NULL;
+        bus_chan *ch = NULL;
         int r;
 
+        if (bus->efd >= 0 && !bus->cancellable)
+                ch = bus_chan_route(bus, endpoint, method, len, &peer);
+        if (ch) {
+                size_t el = strlen(endpoint), ml = strlen(method);
+
+                /* A channel call may come back "not run" (the service's channel closed
+                 * under it): what it takes to send it again through the broker */
+                if (c->cb) {
+                        char *cp = malloc(el + ml + len + 2);
+                        if (!cp)
+                                return -ENOMEM;
+                        memcpy(cp, endpoint, el + 1);
+                        memcpy(cp + el + 1, method, ml + 1);
+                        if (len)
+                                memcpy(cp + el + ml + 2, body, len);
+                        c->r_copy = cp;
+                        c->r_endpoint = cp;
+                        c->r_method = cp + el + 1;
+                        c->r_body = cp + el + ml + 2;
+                } else {
+                        c->r_endpoint = endpoint;
+                        c->r_method = method;
+                        c->r_body = body;
+                }
+                c->r_len = len;
+                c->r_flags = flags;
+                r = bus_chan_send(ch, &h, NULL, 0, method, ml, body, len);
+                if (r == 0) {
+                        /* Direct: no broker to answer 504 first, the deadline is ours alone. */
+                        c->deadline_us = hyb_now_usec() + (uint64_t)timeout_ms * 1000u;
+                        r = bus_call_link(bus, c);
+                        if (r < 0)
+                                return r;
+                        c->chan = bus_chan_ref(ch);
+                        ch->n_calls++;
+                        if (!ch->first_id)
+                                ch->first_id = c->id;
+                        ch->last_id = c->id;
+                        return 0;
+                }
+                /* the service no longer reads the channel: through the broker */
+                peer = NULL;
+        }
         c->deadline_us = hyb_now_usec() + (uint64_t)timeout_ms * 1000u + LOCAL_GRACE_US;
         r = bus_call_link(bus, c);
         if (r < 0)
                 return r;
-        return bus_send(bus, &h, endpoint, strlen(endpoint), method, strlen(method), body, len);
+        r = bus_send(bus, &h, endpoint, strlen(endpoint), method, strlen(method), body, len);
+        if (r == 0 && peer) {
+                c->peer = peer;
+                peer->n_broker++;
+                bus_chan_maybe_open(bus, peer);
+        }
+        return r;
 }
 
 int bus_call_sync(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
@@ -378,10 +517,12 @@ static void call_slot_disconnect(hyb_slot *slot)
         bus_call *c = (bus_call *)slot;
 
         if (c->linked && c->bus) {
-                /* Cancelled by the caller before the reply: tell the broker. */
-                call_send_cancel(c->bus, c->id);
+                /* Cancelled by the caller before the reply: tell the broker (or the
+                 * callee, over the call's channel). */
+                call_send_cancel(c->bus, c);
                 bus_call_unlink(c);
         }
+        free(c->r_copy);
         free(c);
 }
 
@@ -454,6 +595,15 @@ static void req_unlink(hyb_bus_request *req)
         req->linked = false;
 }
 
+/* The request's channel no longer counts it as pending. */
+static void req_chan_done(hyb_bus_request *req)
+{
+        if (req->chan_counted) {
+                req->chan_counted = false;
+                bus_chan_request_done(req->chan);
+        }
+}
+
 static int req_send(hyb_bus_request *req, int status, const char *msg, const void *body, size_t len,
                     unsigned flags)
 {
@@ -476,6 +626,15 @@ static int req_send(hyb_bus_request *req, int status, const char *msg, const voi
         }
         req->answered = true;
         req_unlink(req);
+        if (req->chan) {
+                /* over the channel it came on: from = our name; dropped if it is gone */
+                int r = 0;
+                if (req->chan->fd >= 0)
+                        r = bus_chan_send(req->chan, &h, req->bus->name, req->bus->name_len, msg,
+                                          ml, body, len);
+                req_chan_done(req);
+                return r;
+        }
         return bus_send(req->bus, &h, NULL, 0, msg, ml, body, len);
 }
 
@@ -497,6 +656,9 @@ static void bus_request_free(hyb_bus_request *req)
         if (!req->answered && !req->cancelled && !req->bus->closed)
                 req_send(req, 500, "request dropped without a reply", NULL, 0, 0);
         req_unlink(req);
+        req_chan_done(req);
+        if (req->chan)
+                bus_chan_unref(req->chan);
         hyb_bus_unref(req->bus);
         free(req);
 }
@@ -623,7 +785,7 @@ static hyb_bus_request *req_new(hyb_bus *bus, const wire_packet *p)
         return req;
 }
 
-void bus_dispatch_call(hyb_bus *bus, const wire_packet *p)
+static void dispatch_call(hyb_bus *bus, bus_chan *ch, const wire_packet *p)
 {
         hyb_error err;
         hyb_bus_request *req;
@@ -633,6 +795,37 @@ void bus_dispatch_call(hyb_bus *bus, const wire_packet *p)
         req = req_new(bus, p);
         if (!req)
                 return; /* the broker's deadline answers the caller */
+        if (ch) {
+                req->chan = bus_chan_ref(ch);
+                /* The broker's checks, made when the channel opened, hold per call */
+                bool listed = false;
+                for (size_t i = 0; i < ch->n_methods && !listed; i++)
+                        listed = strlen(ch->methods[i]) == p->h.member_len &&
+                                 strncasecmp(ch->methods[i], p->member, p->h.member_len) == 0;
+                if (ch->closing && hyb_now_usec() >= ch->close_at) {
+                        char msg[160];
+                        snprintf(msg, sizeof msg, "direct channel closed: %s", ch->reason);
+                        req_send(req, 403, msg, NULL, 0, 0);
+                        goto out;
+                }
+                if (!listed && !bus_find_method(bus, p->member, p->h.member_len)) {
+                        /* not (or no longer) offered at all: as the broker path says */
+                        req_send(req, 404, "no such method", NULL, 0, 0);
+                        goto out;
+                }
+                if (!listed) {
+                        req_send(req, 403, "method not open to the caller on this direct channel",
+                                 NULL, 0, 0);
+                        goto out;
+                }
+                if (ch->n_pending >= ch->max_pending) {
+                        req_send(req, 429, "quota max_pending_calls exceeded on the direct channel",
+                                 NULL, 0, 0);
+                        goto out;
+                }
+                req->chan_counted = true;
+                ch->n_pending++;
+        }
         /* Names arrive with a length: one hiding a NUL byte would reach the handler cut short. */
         if (memchr(p->from, 0, p->h.from_len - p->h.info_len) ||
             (p->h.info_len && (!req->principal || req->transport[0] == 0 ||
@@ -670,17 +863,30 @@ out:
         hyb_bus_request_unref(req);
 }
 
-void bus_dispatch_cancel(hyb_bus *bus, const wire_packet *p)
+void bus_dispatch_call(hyb_bus *bus, const wire_packet *p)
+{
+        dispatch_call(bus, NULL, p);
+}
+
+void bus_dispatch_call_chan(hyb_bus *bus, bus_chan *ch, const wire_packet *p)
+{
+        dispatch_call(bus, ch, p);
+}
+
+void bus_dispatch_cancel(hyb_bus *bus, bus_chan *ch, const wire_packet *p)
 {
         hyb_bus_request *req;
 
+        /* ids are the caller's: the broker's CANCEL matches broker calls only, a channel's
+         * the calls read on that channel */
         for (req = bus->deferred; req; req = req->next)
-                if (req->id == p->h.call_id)
+                if (req->id == p->h.call_id && req->chan == ch)
                         break;
         if (!req || req->answered || req->cancelled)
                 return;
         req->cancelled = true;
         req_unlink(req);
+        req_chan_done(req);
         if (req->cancel_cb) {
                 hyb_bus_request_ref(req);
                 req->cancel_cb(req, req->cancel_ud);

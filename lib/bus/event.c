@@ -73,6 +73,7 @@ void bus_method_revoke(bus_method *m)
                                 *pp = m->next;
                                 break;
                         }
+                bus_chan_method_revoked(bus, m->name);
                 if (m->registered)
                         builtin_async(bus, "revokeProcedure", json_pack("{s:s}", "methodName", m->name));
         }

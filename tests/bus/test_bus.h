@@ -63,5 +63,7 @@ void bus_tcase_log(Suite *s);
 void bus_tcase_reload(Suite *s);
 void bus_tcase_token(Suite *s);
 void bus_tcase_wait(Suite *s);
+void bus_tcase_channel(Suite *s);
+void bus_tcase_direct(Suite *s);
 
 #endif

@@ -709,6 +709,83 @@ START_TEST(test_liveness_pings_before_it_drops)
 }
 END_TEST
 
+/*
+ * A slow reader cut off (quota send_queue_bytes) gets the frame being written and the
+ * ERROR 507, not its backlog: the queue behind is dropped (quota.c queue_drop_unsent), so
+ * what it holds is freed at once and it does not read megabytes it will be cut off after.
+ * The finding: the drop was a no-op on a socket (the bufferevent keeps its output's start
+ * frozen outside its own writes), and the peer read the whole 4 MiB backlog first.
+ */
+START_TEST(test_cut_drops_backlog)
+{
+        tbroker t;
+        got_events be = { 0 };
+        hyb_error err;
+        uint32_t d, f, failed = 0;
+        char sub[256];
+
+        tb_start(&t, "max_body=16384,max_frame=65536,send_queue_bytes=4194304", false);
+        hyb_bus *gen = tb_connect(&t, "org.test.gen", "main");
+        hyb_bus *w = tb_connect(&t, "org.test.watch", "main");
+        int slow = raw_connect(&t, "org.test.slow", "main", true);
+        ck_assert_int_eq(hyb_bus_register_event(gen, "Data", NULL, NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_bus_subscribe(w, HYB_BUS_BUILTIN_ENDPOINT, "BrokenEndpoint", on_event, &be, NULL, &err), 0);
+        snprintf(sub, sizeof sub, "{\"endpointName\":\"@localhost/org.test.gen/main\",\"bubbleName\":\"Data\"}");
+        {
+                uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+                struct iovec iov[2];
+                wire_hdr h = { .type = WIRE_CALL, .call_id = 1, .timeout_ms = 5000 };
+                int n = wire_build(&h, NULL, 0, HYB_BUS_BUILTIN_ENDPOINT, strlen(HYB_BUS_BUILTIN_ENDPOINT),
+                                   "subscribeEvent", 14, sub, strlen(sub), buf, iov);
+                ck_assert_int_eq(writev(slow, iov, n), (ssize_t)(iov[0].iov_len + iov[1].iov_len));
+                int st = 0;
+                ck_assert_int_eq(raw_read_frame(slow, &st, 3000), WIRE_RESULT);
+                ck_assert_int_eq(st, 200);
+        }
+        char *chunk = malloc(8192);
+        ck_assert_ptr_nonnull(chunk);
+        memset(chunk, 'a', 8192);
+        for (int i = 0; i < 4000 && failed == 0; i++) {
+                ck_assert_int_eq(hyb_bus_fire(gen, "Data", chunk, 8192, HYB_BODY_BINARY, &d, &f), 0);
+                failed += f;
+                if (d == 0 && f == 0)
+                        break;
+        }
+        free(chunk);
+        pump_until(w, &be.n, 1, 5000);
+        ck_assert_int_eq(atomic_load(&be.n), 1);
+        /* Now read: the events before the ERROR are what the socket held and the frame then
+         * being written, far less than the 4 MiB that were queued. */
+        size_t before = 0;
+        int last = -1, status = 0;
+        for (;;) {
+                uint8_t hb[WIRE_HDR_SIZE];
+                wire_hdr h;
+
+                if (raw_read_exact(slow, hb, sizeof hb, 5000) < 0)
+                        break;
+                ck_assert_int_eq(wire_hdr_decode(hb, &h), 0);
+                size_t rest = wire_frame_len(&h) - WIRE_HDR_SIZE;
+                char *rb = malloc(rest + 1);
+                ck_assert_ptr_nonnull(rb);
+                ck_assert_int_eq(raw_read_exact(slow, rb, rest, 5000), 0);
+                free(rb);
+                last = h.type;
+                status = h.status;
+                if (h.type == WIRE_ERROR)
+                        break;
+                before += wire_frame_len(&h);
+        }
+        ck_assert_int_eq(last, WIRE_ERROR);
+        ck_assert_int_eq(status, 507);
+        ck_assert_msg(before < 2u * 1024 * 1024, "the cut-off peer read %zu bytes of backlog", before);
+        close(slow);
+        hyb_bus_unref(w);
+        hyb_bus_unref(gen);
+        tb_stop(&t);
+}
+END_TEST
+
 void bus_tcase_limits(Suite *s)
 {
         TCase *tc = tcase_create("limits");
@@ -716,6 +793,7 @@ void bus_tcase_limits(Suite *s)
         tcase_add_test(tc, test_malformed_frames);
         tcase_add_test(tc, test_pending_limit_429);
         tcase_add_test(tc, test_slow_consumer_bounded);
+        tcase_add_test(tc, test_cut_drops_backlog);
         tcase_add_test(tc, test_edge_pair_slow_reader_bounded);
         tcase_add_test(tc, test_edge_session_pipelined_walks_answered);
         tcase_add_test(tc, test_connection_limits);

@@ -17,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "bus/bus-internal.h" /* the broker socket under the epoll fd */
 #include "bus/wire.h"
 #include "hybrid/endpoint.h"
 #include "test_bus.h"
@@ -757,7 +758,7 @@ START_TEST(test_held_answers_leave_without_a_last_answer)
         raw_write(caller, &c2, to, "now", "{}", 2);
         raw_write(caller, &c3, to, "later", "{}", 2);
         /* the service reads the three in one read, then runs until it has nothing to do */
-        wait_frames_buffered(hyb_bus_get_fd(svc), 3);
+        wait_frames_buffered(svc->fd, 3);
         for (int i = 0; i < 100 && (hyb_bus_process(svc) > 0 || !held_later); i++)
                 ;
         ck_assert_ptr_nonnull(held_later);
@@ -836,7 +837,7 @@ START_TEST(test_held_answers_bounded_in_time)
         raw_write(caller, &c1, to, "now", "{}", 2);
         raw_write(caller, &c2, to, "spin", "{}", 2);
         raw_write(caller, &c3, to, "look", "{}", 2);
-        wait_frames_buffered(hyb_bus_get_fd(svc), 3);
+        wait_frames_buffered(svc->fd, 3);
         for (int i = 0; i < 100 && (hyb_bus_process(svc) > 0 || held_first_seen < 0); i++)
                 ;
         ck_assert_int_eq(held_first_seen, 1);

@@ -92,6 +92,15 @@ SEEDS = {
     "too-large": [chunk(1, frame(CALL, BUILTIN, "echo", b'"' + b"a" * 5000 + b'"', call_id=2))],
     "bad-header": [chunk(0, b"\xff" * 32)],
     "pipeline": [chunk(0, b"".join(builtin("echo", i, i + 1) for i in range(20)))],
+    "channel": [
+        chunk(0, builtin("registerProcedure", {"methodName": "m"})),
+        chunk(1, builtin("openChannel", {"endpoint": C0}, 2) +
+                 builtin("openChannel", {"endpoint": C0}, 3)),
+        chunk(1, builtin("closeChannel", {"channel": 1}, 4) +
+                 builtin("openChannel", {"endpoint": C0}, 5)),
+        chunk(0, builtin("monitor", {"enable": True}, 6)),
+        chunk(1, builtin("openChannel", {"endpoint": C1}, 7), close=True),
+    ],
 }
 
 os.makedirs(OUT, exist_ok=True)

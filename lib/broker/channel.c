@@ -1,0 +1,527 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Direct channels (doc/protocol.md "Direct channels"): after the broker has checked a
+ * caller once, caller and callee talk over a socketpair the broker made and passed to both
+ * ends (SCM_RIGHTS), two socket hops a call instead of four.  The broker keeps no end; it
+ * keeps which two connections a channel joins, so that it can tell each end to close it
+ * (a connection gone, a monitor attached, the configuration reloaded), and counts them for
+ * the bounds:
+ *
+ *   caller->ch_out: bchan -> ...  (n_ch_out <= limits.max_channels)
+ *   callee->ch_in:  bchan -> ...  (n_ch_in  <= limits.max_channels)
+ *   caller->q->channels           (<= limits.uid_max_channels)
+ *   hyb_broker.n_channels         (<= limits.max_channels_total)
+ *
+ * A channel end rides on the bytes of the send queue's head in one sendmsg: its frame is
+ * queued like any other (the order of frames is kept), and while ends wait to be passed
+ * (the socket would block) the bufferevent writes nothing: fd_ev writes the queue's head
+ * with the ends.  An end passed early is fine (the peer keeps received ends in order until
+ * the frame that claims it is read), one passed late is not, hence the stop.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker-internal.h"
+#include "bus/names.h"
+#include "bus/policy.h"
+#include "common/util.h"
+
+static const char builtin_name[] = "@localhost/org.hybridos.bus/builtin";
+
+#define CHAN_FDS_PER_MSG 32u /* ends passed in one sendmsg, at most */
+
+/* ---------------------------------------------------------------- passing ends */
+
+static void fds_drop(bconn *c)
+{
+        for (unsigned i = 0; i < c->n_fds; i++)
+                close(c->fds[i]);
+        c->b->n_chan_fds -= c->n_fds;
+        c->n_fds = 0;
+        if (c->fd_ev)
+                event_del(c->fd_ev);
+}
+
+static void fd_flush(bconn *c);
+
+static void fd_writable(evutil_socket_t fd, short what, void *ud)
+{
+        (void)fd;
+        (void)what;
+        fd_flush(ud);
+}
+
+/* Passes the waiting ends with the head of c's send queue, as far as the socket takes it. */
+static void fd_flush(bconn *c)
+{
+        struct evbuffer *out;
+
+        if (!c->n_fds)
+                return;
+        if (c->state == BCONN_DEAD || !c->bev) {
+                fds_drop(c);
+                return;
+        }
+        out = bufferevent_get_output(c->bev);
+        while (c->n_fds) {
+                struct evbuffer_iovec v[16];
+                union {
+                        struct cmsghdr h;
+                        char buf[CMSG_SPACE(sizeof(int) * CHAN_FDS_PER_MSG)];
+                } u;
+                unsigned nf = c->n_fds < CHAN_FDS_PER_MSG ? c->n_fds : CHAN_FDS_PER_MSG;
+                int k = evbuffer_peek(out, -1, NULL, v, 16);
+                struct msghdr mh = {0};
+                struct cmsghdr *cm;
+                ssize_t w;
+
+                if (k <= 0) {
+                        /* the frames were dropped (a peer cut off): no bytes to ride on */
+                        fds_drop(c);
+                        break;
+                }
+                if (k > 16)
+                        k = 16;
+                memset(&u, 0, sizeof u);
+                mh.msg_iov = (struct iovec *)v;
+                mh.msg_iovlen = (size_t)k;
+                mh.msg_control = u.buf;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * nf);
+                cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int) * nf);
+                memcpy(CMSG_DATA(cm), c->fds, sizeof(int) * nf);
+                do
+                        w = sendmsg(bufferevent_getfd(c->bev), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+                while (w < 0 && errno == EINTR);
+                if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                        if (!c->fd_ev)
+                                c->fd_ev = event_new(c->b->base, bufferevent_getfd(c->bev),
+                                                     EV_WRITE, fd_writable, c);
+                        if (!c->fd_ev || event_add(c->fd_ev, NULL) < 0) {
+                                fds_drop(c);
+                                bconn_close(c, "lostConnection");
+                                return;
+                        }
+                        bufferevent_disable(c->bev, EV_WRITE);
+                        return;
+                }
+                if (w < 0 && errno == ETOOMANYREFS) {
+                        /* The kernel's bound on ends in flight of the daemon's uid (its
+                         * RLIMIT_NOFILE, without CAP_SYS_RESOURCE): the frames go without
+                         * them (a peer ignores an open without an end), the peer stays. */
+                        broker_log(c->b, HYB_LOG_WARNING,
+                                   "%s: %u channel ends not passed: too many in flight",
+                                   c->name ? c->name : "peer", c->n_fds);
+                        fds_drop(c);
+                        break;
+                }
+                if (w <= 0) {
+                        fds_drop(c);
+                        bconn_close(c, "lostConnection");
+                        return;
+                }
+                /* the ends went with the first byte written: ours are closed.  The
+                 * bufferevent keeps its output's start frozen outside its own writes. */
+                evbuffer_unfreeze(out, 1);
+                evbuffer_drain(out, (size_t)w);
+                evbuffer_freeze(out, 1);
+                for (unsigned i = 0; i < nf; i++)
+                        close(c->fds[i]);
+                memmove(c->fds, c->fds + nf, sizeof(int) * (c->n_fds - nf));
+                c->n_fds -= nf;
+                c->b->n_chan_fds -= nf;
+        }
+        if (c->fd_ev)
+                event_del(c->fd_ev);
+        bufferevent_enable(c->bev, EV_WRITE); /* the rest of the queue, as usual */
+}
+
+/*
+ * Sends the frame in iov to c with the socket fd (owned from here: closed on failure).
+ * The caller has checked the room (room_for).  0, or -errno.
+ */
+static int send_with_fd(bconn *c, const struct iovec *iov, int n, int fd)
+{
+        size_t total = 0;
+
+        if (c->state == BCONN_DEAD || !c->bev || c->pair) {
+                close(fd);
+                return -ENOTCONN;
+        }
+        if (c->n_fds == c->fds_alloc) {
+                unsigned a = c->fds_alloc ? 2 * c->fds_alloc : 4;
+                int *p = realloc(c->fds, sizeof(int) * a);
+
+                if (!p) {
+                        close(fd);
+                        return -ENOMEM;
+                }
+                c->fds = p;
+                c->fds_alloc = a;
+        }
+        for (int i = 0; i < n; i++)
+                total += iov[i].iov_len;
+        bconn_count_out(c, total);
+        bconn_spill(c); /* what was batched for it goes first */
+        if (evbuffer_add_iovec(bufferevent_get_output(c->bev), (struct evbuffer_iovec *)iov, n) !=
+            total) {
+                close(fd);
+                return -ENOMEM;
+        }
+        quota_mark(c);
+        c->fds[c->n_fds++] = fd;
+        c->b->n_chan_fds++;
+        fd_flush(c);
+        return 0;
+}
+
+/* ---------------------------------------------------------------- records */
+
+static void chan_unlink(hyb_broker *b, bchan *ch)
+{
+        *ch->oprev = ch->onext;
+        if (ch->onext)
+                ch->onext->oprev = ch->oprev;
+        *ch->iprev = ch->inext;
+        if (ch->inext)
+                ch->inext->iprev = ch->iprev;
+        ch->caller->n_ch_out--;
+        ch->callee->n_ch_in--;
+        if (ch->caller->q)
+                ch->caller->q->channels--;
+        b->n_channels--;
+        free(ch);
+}
+
+/* Sends CHANNEL close of ch to its end `to` (the other end is `peer`). */
+static void send_close(bconn *to, bconn *peer, uint64_t id, int status, const char *reason,
+                       unsigned grace_ms)
+{
+        wire_hdr h = {.type = WIRE_CHANNEL, .status = (uint16_t)status, .call_id = id};
+        json_t *j;
+        char *text;
+
+        if (to->state == BCONN_DEAD || !to->bev)
+                return;
+        j = json_pack("{s:s,s:I}", "reason", reason, "grace_ms", (json_int_t)grace_ms);
+        text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (!text) {
+                /* no way to tell it: it must not keep a channel the broker forgot */
+                bconn_close(to, "lostConnection");
+                return;
+        }
+        bconn_send(to, &h, peer->name, peer->name ? peer->name_len : 0, to->name, to->name_len,
+                   "close", 5, text, strlen(text));
+        free(text);
+}
+
+/* Closes ch: each end still connected is sent close, then the broker forgets it. */
+static void chan_close(hyb_broker *b, bchan *ch, int status, const char *reason, unsigned grace_ms)
+{
+        send_close(ch->callee, ch->caller, ch->id, status, reason, grace_ms);
+        send_close(ch->caller, ch->callee, ch->id, status, reason, grace_ms);
+        chan_unlink(b, ch);
+}
+
+void channel_close_all(hyb_broker *b, int status, const char *reason, unsigned grace_ms)
+{
+        if (!b->n_channels)
+                return;
+        broker_log(b, HYB_LOG_INFO, "closing %u direct channels: %s", b->n_channels, reason);
+        for (bconn *c = b->conns; c; c = c->next)
+                while (c->ch_out)
+                        chan_close(b, c->ch_out, status, reason, grace_ms);
+}
+
+void channel_conn_gone(bconn *c)
+{
+        hyb_broker *b = c->b;
+        const char *why = c->reason && (!strcmp(c->reason, "tokenExpired") ||
+                                        !strcmp(c->reason, "tokenRevoked"))
+                                  ? "the caller's session ended"
+                                  : "the caller is gone";
+        int st = c->reason && strncmp(c->reason, "token", 5) == 0 ? 403 : 410;
+
+        /* The callee drops the calls of a caller that is gone at once (grace 0). */
+        while (c->ch_out) {
+                bchan *ch = c->ch_out;
+
+                send_close(ch->callee, c, ch->id, st, why, 0);
+                chan_unlink(b, ch);
+        }
+        while (c->ch_in) {
+                bchan *ch = c->ch_in;
+
+                send_close(ch->caller, c, ch->id, 410, "the callee is gone", 0);
+                chan_unlink(b, ch);
+        }
+        fds_drop(c);
+        if (c->fd_ev) {
+                event_free(c->fd_ev);
+                c->fd_ev = NULL;
+        }
+        free(c->fds);
+        c->fds = NULL;
+        c->fds_alloc = 0;
+        if (c->bev)
+                bufferevent_enable(c->bev, EV_WRITE);
+}
+
+void channel_callee_changed(bconn *c, const char *reason)
+{
+        while (c->ch_in)
+                chan_close(c->b, c->ch_in, 403, reason, 0);
+}
+
+int channel_close_by_peer(bconn *c, uint64_t id, hyb_error *e)
+{
+        for (bchan *ch = c->ch_out; ch; ch = ch->onext)
+                if (ch->id == id) {
+                        send_close(ch->callee, c, id, 410, "the caller closed the channel", 0);
+                        chan_unlink(c->b, ch);
+                        return 0;
+                }
+        for (bchan *ch = c->ch_in; ch; ch = ch->inext)
+                if (ch->id == id) {
+                        send_close(ch->caller, c, id, 410, "the callee closed the channel", 0);
+                        chan_unlink(c->b, ch);
+                        return 0;
+                }
+        return err_set(e, HYB_E_NOT_FOUND, -1, "no direct channel %llu of yours is open",
+                       (unsigned long long)id);
+}
+
+/* ---------------------------------------------------------------- openChannel */
+
+/* A peer of the Unix socket: not an edge or WebSocket session, not another host, not the
+ * builtin endpoint. */
+static bool local_unix(const bconn *c)
+{
+        return !c->transport && !c->xpeer && !c->builtin && !c->pair && !c->remote && c->bev;
+}
+
+/* Is there room for n more bytes towards c?  Unlike bconn_room, a no is only a no: the
+ * peer is not cut off for it (a channel not opened costs nothing). */
+static bool room_for(bconn *c, size_t n)
+{
+        size_t queued;
+
+        if (c->state != BCONN_READY || !c->bev)
+                return false;
+        queued = evbuffer_get_length(bufferevent_get_output(c->bev)) + c->batch_len;
+        if (queued + n > c->b->c->send_queue_bytes || quota_bytes_over(c, n))
+                return false;
+        /* ends not yet passed: one per channel it may hold as caller and as callee */
+        return c->n_fds < 2u * c->b->c->max_channels &&
+               c->b->n_chan_fds < 2u * c->b->c->max_channels_total;
+}
+
+/* The callee's procedures the caller may call (access lists, and a token's `call`). */
+static json_t *open_methods(bconn *caller, bconn *callee)
+{
+        json_t *a = json_array();
+
+        if (!a)
+                return NULL;
+        for (bproc *pr = callee->procs; pr; pr = pr->next) {
+                if (!route_acl(callee, pr->hosts, pr->apps, caller))
+                        continue;
+                if (caller->tok &&
+                    auth_bus_check(caller, callee->name, pr->name, HYB_TOKEN_ACT_CALL, NULL) < 0)
+                        continue;
+                if (json_array_append_new(a, json_stringn(pr->name, pr->name_len)) < 0) {
+                        json_decref(a);
+                        return NULL;
+                }
+        }
+        return a;
+}
+
+static const hyb_arg_policy open_args[] = {
+        {"endpoint", HYB_JSON_STRING, 1},
+};
+
+void channel_open(bconn *c, bframe *f)
+{
+        hyb_broker *b = c->b;
+        const broker_config *cf = b->c;
+        uint64_t id = f->h.call_id;
+        json_t *p = NULL, *methods = NULL, *j = NULL;
+        char *to_callee = NULL, *to_caller = NULL;
+        hyb_error e = {0};
+        json_error_t jerr;
+        const char *ep;
+        size_t ep_len;
+        bconn *callee;
+        bus_name n;
+        char msg[WIRE_ENDPOINT_MAX + 64];
+        int sv[2] = {-1, -1}, st = 0;
+
+        if (!local_unix(c)) {
+                route_reply(c, id, 501, "direct channels need a local Unix connection", NULL, 0, 0);
+                return;
+        }
+        if (cf->max_channels == 0) {
+                route_reply(c, id, 503, "direct channels are off", NULL, 0, 0);
+                return;
+        }
+        if (b->n_monitors) {
+                route_reply(c, id, 503, "a monitor is attached", NULL, 0, 0);
+                return;
+        }
+        if (f->h.flags & WIRE_F_BINARY) {
+                route_reply(c, id, 400, "builtin methods take JSON params", NULL, 0, 0);
+                return;
+        }
+        const uint8_t *body = bframe_body(f);
+        p = f->h.body_len ? json_loadb((const char *)body, f->h.body_len, JSON_ALLOW_NUL, &jerr)
+                          : json_object();
+        if (!p) {
+                route_reply(c, id, 400, "params are not valid JSON", NULL, 0, 0);
+                return;
+        }
+        if (bus_policy_check_json(open_args, ELEMENTSOF(open_args), p, &e) < 0) {
+                route_reply(c, id, 400, e.message, NULL, 0, 0);
+                goto out;
+        }
+        ep = json_string_value(json_object_get(p, "endpoint"));
+        ep_len = json_string_length(json_object_get(p, "endpoint"));
+        if (strlen(ep) != ep_len || bus_name_parse_endpoint(ep, ep_len, &n, NULL) < 0) {
+                route_reply(c, id, 406, "malformed endpoint name", NULL, 0, 0);
+                goto out;
+        }
+        callee = broker_lookup(b, ep, ep_len);
+        if (!callee) {
+                route_reply(c, id, 404, "no such endpoint", NULL, 0, 0);
+                goto out;
+        }
+        if (!local_unix(callee)) {
+                route_reply(c, id, 501, "direct channels need a local Unix connection", NULL, 0, 0);
+                goto out;
+        }
+        if (callee == c) {
+                route_reply(c, id, 400, "no direct channel to oneself", NULL, 0, 0);
+                goto out;
+        }
+        for (bchan *ch = c->ch_out; ch; ch = ch->onext)
+                if (ch->callee == callee) {
+                        snprintf(msg, sizeof msg, "a direct channel to %s is open", callee->name);
+                        route_reply(c, id, 409, msg, NULL, 0, 0);
+                        goto out;
+                }
+        const char *quota = c->n_ch_out >= cf->max_channels                  ? "max_channels"
+                            : callee->n_ch_in >= cf->max_channels            ? "max_channels"
+                            : c->q && c->q->channels >= cf->uid_max_channels ? "uid_max_channels"
+                            : b->n_channels >= cf->max_channels_total        ? "max_channels_total"
+                                                                             : NULL;
+        if (quota) {
+                snprintf(msg, sizeof msg, "quota %s exceeded", quota);
+                route_reply(c, id, 429, msg, NULL, 0, 0);
+                goto out;
+        }
+        methods = open_methods(c, callee);
+        if (!methods) {
+                route_reply(c, id, 500, "out of memory", NULL, 0, 0);
+                goto out;
+        }
+        if (json_array_size(methods) == 0) {
+                snprintf(msg, sizeof msg, "no procedure of %s is open to the caller", callee->name);
+                route_reply(c, id, 403, msg, NULL, 0, 0);
+                goto out;
+        }
+        j = json_pack("{s:O,s:I,s:I,s:I}", "methods", methods, "max_pending",
+                      (json_int_t)cf->max_pending_calls, "max_queue",
+                      (json_int_t)cf->send_queue_bytes, "max_body", (json_int_t)cf->max_body);
+        to_callee = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        j = json_pack("{s:I,s:s%,s:O}", "channel", (json_int_t)(b->next_chan_id + 1), "endpoint",
+                      callee->name, callee->name_len, "methods", methods);
+        to_caller = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (!to_callee || !to_caller) {
+                route_reply(c, id, 500, "out of memory", NULL, 0, 0);
+                goto out;
+        }
+        size_t lc = strlen(to_callee), lr = strlen(to_caller);
+        if (!room_for(callee, WIRE_HDR_SIZE + WIRE_NAMES_MAX + lc) ||
+            !room_for(c, WIRE_HDR_SIZE + WIRE_NAMES_MAX + lr)) {
+                route_reply(c, id, 503, "no room in a send queue for the channel", NULL, 0, 0);
+                goto out;
+        }
+        bchan *ch = calloc(1, sizeof *ch);
+        if (!ch) {
+                route_reply(c, id, 500, "out of memory", NULL, 0, 0);
+                goto out;
+        }
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+                snprintf(msg, sizeof msg, "no socket pair for the channel: %s", strerror(errno));
+                free(ch);
+                route_reply(c, id, 503, msg, NULL, 0, 0);
+                goto out;
+        }
+        ch->id = ++b->next_chan_id;
+        ch->caller = c;
+        ch->callee = callee;
+
+        /* To the callee: CHANNEL open, from = the caller with its info as on a CALL. */
+        {
+                uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+                struct iovec iov[2];
+                char from[WIRE_ENDPOINT_MAX];
+                wire_hdr h = {.type = WIRE_CHANNEL, .call_id = ch->id, .aux = (uint32_t)c->uid};
+                size_t from_len = route_caller_info(c, from, &h.info_len);
+                int k = wire_build(&h, from, from_len, callee->name, callee->name_len, "open", 4,
+                                   to_callee, lc, buf, iov);
+
+                st = send_with_fd(callee, iov, k, sv[0]);
+                sv[0] = -1;
+        }
+        if (st < 0) {
+                close(sv[1]);
+                free(ch);
+                route_reply(c, id, 503, "the callee cannot take the channel", NULL, 0, 0);
+                goto out;
+        }
+        /* To the caller: the RESULT of its openChannel, with the other end. */
+        {
+                uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+                struct iovec iov[2];
+                wire_hdr h = {.type = WIRE_RESULT, .status = 200, .call_id = id};
+                int k = wire_build(&h, builtin_name, sizeof builtin_name - 1, c->name, c->name_len,
+                                   NULL, 0, to_caller, lr, buf, iov);
+
+                st = send_with_fd(c, iov, k, sv[1]);
+                sv[1] = -1;
+        }
+        /* Recorded even if the caller's end could not go (it is dying then): the callee was
+         * told, and the caller's end goes with the caller's connection (conn gone: close). */
+        ch->onext = c->ch_out;
+        if (c->ch_out)
+                c->ch_out->oprev = &ch->onext;
+        c->ch_out = ch;
+        ch->oprev = &c->ch_out;
+        ch->inext = callee->ch_in;
+        if (callee->ch_in)
+                callee->ch_in->iprev = &ch->inext;
+        callee->ch_in = ch;
+        ch->iprev = &callee->ch_in;
+        c->n_ch_out++;
+        callee->n_ch_in++;
+        if (c->q)
+                c->q->channels++;
+        b->n_channels++;
+        if (st < 0)
+                chan_close(b, ch, 410, "the caller is gone", 0);
+out:
+        json_decref(p);
+        json_decref(methods);
+        free(to_callee);
+        free(to_caller);
+}

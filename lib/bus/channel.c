@@ -1,0 +1,873 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Direct channels, the library's side (doc/bus.md "Direct channels"): after the broker
+ * checked a caller once, it hands a socketpair to the caller and to the service, and
+ * calls between the two go over it instead of through the broker.
+ *
+ *   hyb_bus
+ *    |- efd: epoll set {broker socket (data.ptr = bus), channel sockets (data.ptr = chan)}
+ *    |- fd_fifo: fds received on the broker socket, claimed in order by the frames that
+ *    |           carry them (a CHANNEL open, an openChannel's RESULT 200)
+ *    |- chans: bus_chan -> ...   (both sides; the service's and the caller's)
+ *    `- peers: bus_peer -> ...   (the caller's record per endpoint it calls)
+ *
+ * Channel sockets carry CALL/CANCEL one way and RESULT the other, never fds: they are
+ * read with plain recv(), which drops any fd a hostile peer attaches.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bus-internal.h"
+#include "common/util.h"
+
+#define CHAN_RBUF_MIN (16u * 1024)
+#define CHAN_EVS 16
+#define BACKOFF_MIN 64u
+#define BACKOFF_MAX 4096u
+
+/* ---------------------------------------------------------------- fds received */
+
+void bus_fd_push(hyb_bus *bus, int fd)
+{
+        if (bus->n_fd_fifo >= BUS_FD_FIFO_MAX || bus->closed) {
+                close(fd); /* the broker never sends that many ahead: not ours to keep */
+                return;
+        }
+        bus->fd_fifo[bus->n_fd_fifo++] = fd;
+}
+
+int bus_fd_claim(hyb_bus *bus)
+{
+        int fd;
+
+        if (bus->n_fd_fifo == 0)
+                return -1;
+        fd = bus->fd_fifo[0];
+        memmove(bus->fd_fifo, bus->fd_fifo + 1, (bus->n_fd_fifo - 1) * sizeof(int));
+        bus->n_fd_fifo--;
+        return fd;
+}
+
+void bus_fds_close(hyb_bus *bus)
+{
+        while (bus->n_fd_fifo > 0)
+                close(bus->fd_fifo[--bus->n_fd_fifo]);
+}
+
+void bus_ep_sync(hyb_bus *bus)
+{
+        bool want = bus->wlen > bus->wpos;
+        struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = bus };
+
+        if (bus->efd < 0 || bus->fd < 0)
+                return;
+        if (epoll_ctl(bus->efd, EPOLL_CTL_MOD, bus->fd, &ev) == 0)
+                bus->ep_out = want;
+}
+
+/* ---------------------------------------------------------------- records */
+
+bus_chan *bus_chan_ref(bus_chan *ch)
+{
+        ch->n_ref++;
+        return ch;
+}
+
+void bus_chan_unref(bus_chan *ch)
+{
+        if (!ch || --ch->n_ref > 0)
+                return;
+        if (ch->fd >= 0)
+                close(ch->fd);
+        for (size_t i = 0; i < ch->n_methods; i++)
+                free(ch->methods[i]);
+        free(ch->methods);
+        free(ch->rbuf);
+        free(ch->wbuf);
+        free(ch->from);
+        free(ch);
+}
+
+/* Takes ch out of the bus: its socket closes (the other end sees EOF). */
+static void chan_unlink(bus_chan *ch)
+{
+        hyb_bus *bus = ch->bus;
+
+        if (!ch->linked)
+                return;
+        ch->linked = false;
+        for (bus_chan **pp = &bus->chans; *pp; pp = &(*pp)->next)
+                if (*pp == ch) {
+                        *pp = ch->next;
+                        break;
+                }
+        bus->n_chans--;
+        /* events not handled yet must not reach a freed record */
+        for (int i = bus->evs_pos; i < bus->n_evs; i++)
+                if (bus->evs[i].data.ptr == ch)
+                        bus->evs[i].data.ptr = NULL;
+        if (ch->fd >= 0) {
+                if (bus->efd >= 0)
+                        epoll_ctl(bus->efd, EPOLL_CTL_DEL, ch->fd, NULL);
+                close(ch->fd);
+                ch->fd = -1;
+        }
+        if (ch->peer && ch->peer->chan == ch)
+                ch->peer->chan = NULL;
+        ch->peer = NULL;
+}
+
+static void on_close_result(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
+{
+}
+
+/* Tells the broker that channel id is gone on our side (it frees its place in the
+ * bounds and closes the other end): the answer does not matter. */
+static void send_close_channel(hyb_bus *bus, uint64_t id)
+{
+        char body[64];
+        int n = snprintf(body, sizeof body, "{\"channel\":%llu}", (unsigned long long)id);
+
+        if (!bus->closed && id)
+                hyb_bus_call_async(bus, HYB_BUS_BUILTIN_ENDPOINT, "closeChannel", body, (size_t)n,
+                                   0, 0, on_close_result, NULL, NULL);
+}
+
+/*
+ * The channel goes: on the caller's side its pending calls fail with 502.  When we
+ * close it on our own, the broker is told (closeChannel), so that it frees its place
+ * in the bounds and tells the other end.
+ */
+static void chan_close(bus_chan *ch)
+{
+        hyb_bus *bus = ch->bus;
+
+        if (!ch->linked)
+                return;
+        bus_chan_ref(ch);
+        if (!ch->broker_closed && bus) {
+                ch->broker_closed = true;
+                send_close_channel(bus, ch->id);
+        }
+        chan_unlink(ch);
+        bus_chan_unref(ch); /* the list's */
+        if (!ch->service && bus)
+                bus_fail_chan_calls(bus, ch);
+        bus_chan_unref(ch);
+}
+
+static bool chan_frame_buffered(const bus_chan *ch);
+static int chan_read(bus_chan *ch);
+
+/*
+ * A service's channel closing on the broker's word: the caller can write no more to it
+ * (shutdown SHUT_RD: its send fails, it goes through the broker), and each CALL it wrote
+ * before is answered 403 "direct channel closed: <reason>" without running (the caller
+ * sends it again through the broker), then the channel closes.
+ */
+static void chan_close_refusing(bus_chan *ch)
+{
+        hyb_bus *bus = ch->bus;
+        char msg[160];
+
+        if (!ch->linked)
+                return;
+        bus_chan_ref(ch);
+        snprintf(msg, sizeof msg, "direct channel closed: %s", ch->reason);
+        if (ch->fd >= 0 && shutdown(ch->fd, SHUT_RD) == 0) {
+                for (int i = 0; i < 4096 && ch->fd >= 0; i++) {
+                        wire_packet p;
+                        size_t used;
+                        int r = ch->rpos < ch->rlen ? wire_parse(ch->rbuf + ch->rpos, ch->rlen - ch->rpos,
+                                                                 ch->max_body, &p, &used)
+                                                    : 0;
+                        if (r < 0)
+                                break;
+                        if (r == 0) {
+                                if (chan_read(ch) <= 0)
+                                        break;
+                                continue;
+                        }
+                        ch->rpos += used;
+                        if (p.h.type == WIRE_CALL) {
+                                wire_hdr h = { .type = WIRE_RESULT, .status = 403,
+                                               .call_id = p.h.call_id };
+                                bus_chan_send(ch, &h, bus->name, bus->name_len, msg, strlen(msg),
+                                              NULL, 0);
+                        }
+                }
+        }
+        chan_close(ch);
+        bus_chan_unref(ch);
+}
+
+static bus_chan *chan_new(hyb_bus *bus, int fd, uint64_t id, bool service, json_t *methods)
+{
+        bus_chan *ch = calloc(1, sizeof *ch);
+        size_t n = json_array_size(methods), i;
+        json_t *v;
+
+        if (!ch)
+                return NULL;
+        ch->n_ref = 1;
+        ch->bus = bus;
+        ch->fd = -1;
+        ch->id = id;
+        ch->service = service;
+        ch->max_body = bus->max_body;
+        ch->methods = calloc(n ? n : 1, sizeof(char *));
+        if (!ch->methods)
+                goto fail;
+        json_array_foreach(methods, i, v) {
+                if (!json_is_string(v))
+                        continue;
+                if (!(ch->methods[ch->n_methods] = strdup(json_string_value(v))))
+                        goto fail;
+                ch->n_methods++;
+        }
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = ch };
+        if (epoll_ctl(bus->efd, EPOLL_CTL_ADD, fd, &ev) < 0)
+                goto fail;
+        ch->fd = fd;
+        ch->linked = true;
+        ch->next = bus->chans;
+        bus->chans = ch;
+        bus->n_chans++;
+        return ch;
+fail:
+        bus_chan_unref(ch);
+        return NULL;
+}
+
+static bus_chan *chan_find(hyb_bus *bus, uint64_t id)
+{
+        for (bus_chan *ch = bus->chans; ch; ch = ch->next)
+                if (ch->id == id)
+                        return ch;
+        return NULL;
+}
+
+/* ---------------------------------------------------------------- output */
+
+static void chan_ep(bus_chan *ch)
+{
+        bool want = ch->wlen > ch->wpos;
+        struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = ch };
+
+        if (want != ch->ep_out && ch->fd >= 0 &&
+            epoll_ctl(ch->bus->efd, EPOLL_CTL_MOD, ch->fd, &ev) == 0)
+                ch->ep_out = want;
+}
+
+static int chan_append(bus_chan *ch, const void *p, size_t len)
+{
+        if (ch->wpos > 0 && ch->wpos == ch->wlen)
+                ch->wpos = ch->wlen = 0;
+        if (ch->wlen + len > ch->walloc) {
+                if (ch->wpos > 0) {
+                        memmove(ch->wbuf, ch->wbuf + ch->wpos, ch->wlen - ch->wpos);
+                        ch->wlen -= ch->wpos;
+                        ch->wpos = 0;
+                }
+                if (grow_array((void **)&ch->wbuf, &ch->walloc, ch->wlen + len, 1) < 0)
+                        return -ENOMEM;
+        }
+        memcpy(ch->wbuf + ch->wlen, p, len);
+        ch->wlen += len;
+        return 0;
+}
+
+/* The peer cannot be written to: shut down, the read side's EOF closes the channel. */
+static void chan_broken(bus_chan *ch)
+{
+        if (ch->fd >= 0)
+                shutdown(ch->fd, SHUT_RDWR);
+}
+
+static void chan_flush(bus_chan *ch)
+{
+        while (ch->fd >= 0 && ch->wpos < ch->wlen) {
+                ssize_t n = send(ch->fd, ch->wbuf + ch->wpos, ch->wlen - ch->wpos,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        if (errno != EAGAIN)
+                                chan_broken(ch);
+                        break;
+                }
+                ch->wpos += (size_t)n;
+        }
+        if (ch->wpos == ch->wlen)
+                ch->wpos = ch->wlen = 0;
+        if (ch->linked)
+                chan_ep(ch);
+}
+
+void bus_chan_flush(hyb_bus *bus)
+{
+        for (bus_chan *ch = bus->chans; ch; ch = ch->next)
+                if (ch->wlen > ch->wpos)
+                        chan_flush(ch);
+}
+
+int bus_chan_send(bus_chan *ch, wire_hdr *h, const char *from, size_t from_len,
+                  const char *member, size_t member_len, const void *body, size_t body_len)
+{
+        uint8_t hdr[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        size_t done = 0;
+        int n_iov;
+
+        if (ch->fd < 0)
+                return HYB_E_CLOSED;
+        if (from_len > WIRE_ENDPOINT_MAX)
+                from_len = 0;
+        n_iov = wire_build(h, from, from_len, NULL, 0, member, member_len, body, body_len, hdr, iov);
+        if (ch->wlen == ch->wpos) {
+                struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
+                for (;;) {
+                        ssize_t n = sendmsg(ch->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n < 0 && errno != EAGAIN) {
+                                /* nothing of it went: the other end no longer reads (a
+                                 * caller sends this call through the broker instead) */
+                                chan_broken(ch);
+                                return HYB_E_CLOSED;
+                        }
+                        done = n < 0 ? 0 : (size_t)n;
+                        break;
+                }
+        }
+        for (int i = 0; i < n_iov; i++) {
+                size_t l = iov[i].iov_len;
+                if (done >= l) {
+                        done -= l;
+                        continue;
+                }
+                if (chan_append(ch, (uint8_t *)iov[i].iov_base + done, l - done) < 0) {
+                        chan_broken(ch);
+                        return 0;
+                }
+                done = 0;
+        }
+        if (ch->wlen > ch->wpos) {
+                /* A caller that does not read its answers: the service's bound */
+                if (ch->service && ch->wlen - ch->wpos > ch->max_queue) {
+                        chan_close(ch);
+                        return 0;
+                }
+                chan_ep(ch);
+        }
+        return 0;
+}
+
+/* ---------------------------------------------------------------- input */
+
+/* One non-blocking read: 1 got bytes, 0 none now, < 0 EOF or error. */
+static int chan_read(bus_chan *ch)
+{
+        size_t need = CHAN_RBUF_MIN;
+        wire_hdr h;
+
+        if (ch->rpos == ch->rlen) {
+                ch->rpos = ch->rlen = 0;
+                if (ch->ralloc > 16 * CHAN_RBUF_MIN) {
+                        free(ch->rbuf);
+                        ch->rbuf = NULL;
+                        ch->ralloc = 0;
+                }
+        }
+        if (ch->rlen - ch->rpos >= WIRE_HDR_SIZE && wire_hdr_decode(ch->rbuf + ch->rpos, &h) == 0 &&
+            h.body_len <= ch->max_body && wire_frame_len(&h) > need)
+                need = wire_frame_len(&h);
+        if (ch->ralloc - ch->rlen < need / 4 || ch->ralloc - ch->rpos < need) {
+                if (ch->rpos > 0) {
+                        memmove(ch->rbuf, ch->rbuf + ch->rpos, ch->rlen - ch->rpos);
+                        ch->rlen -= ch->rpos;
+                        ch->rpos = 0;
+                }
+                if (grow_array((void **)&ch->rbuf, &ch->ralloc, ch->rlen + need, 1) < 0)
+                        return -ENOMEM;
+        }
+        for (;;) {
+                ssize_t n = recv(ch->fd, ch->rbuf + ch->rlen, ch->ralloc - ch->rlen, MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return errno == EAGAIN ? 0 : -errno;
+                if (n == 0)
+                        return HYB_E_CLOSED;
+                ch->drained = (size_t)n < ch->ralloc - ch->rlen;
+                ch->rlen += (size_t)n;
+                return 1;
+        }
+}
+
+static bool chan_frame_buffered(const bus_chan *ch)
+{
+        wire_hdr h;
+
+        return ch->rlen - ch->rpos >= WIRE_HDR_SIZE && wire_hdr_decode(ch->rbuf + ch->rpos, &h) == 0 &&
+               ch->rlen - ch->rpos >= wire_frame_len(&h);
+}
+
+bool bus_chan_buffered(const hyb_bus *bus)
+{
+        for (const bus_chan *ch = bus->chans; ch; ch = ch->next)
+                if (chan_frame_buffered(ch))
+                        return true;
+        return false;
+}
+
+/* Dispatches one frame of ch: 1 done, 0 none complete, < 0 the channel closed. */
+static int chan_step(bus_chan *ch)
+{
+        hyb_bus *bus = ch->bus;
+        wire_packet p;
+        size_t used;
+        int r;
+
+        if (ch->rpos == ch->rlen)
+                return 0;
+        r = wire_parse(ch->rbuf + ch->rpos, ch->rlen - ch->rpos, ch->max_body, &p, &used);
+        if (r == 0)
+                return 0;
+        if (r < 0) {
+                chan_close(ch); /* malformed, or a body above max_body */
+                return r;
+        }
+        ch->rpos += used;
+        bus_chan_ref(ch);
+        if (ch->service && p.h.type == WIRE_CALL && p.h.from_len == 0 && p.h.to_len == 0 &&
+            p.h.info_len == 0 && p.h.aux == 0) {
+                /* as the broker would deliver it: the caller's name, info and uid */
+                wire_packet q = p;
+                q.from = ch->from;
+                q.h.from_len = ch->from_len;
+                q.h.info_len = ch->info_len;
+                q.h.aux = ch->uid;
+                bus_dispatch_call_chan(bus, ch, &q);
+        } else if (ch->service && p.h.type == WIRE_CANCEL && wire_names_len(&p.h) == 0 &&
+                   p.h.body_len == 0) {
+                bus_dispatch_cancel(bus, ch, &p);
+        } else if (!ch->service && p.h.type == WIRE_RESULT && p.h.to_len == 0 &&
+                   p.h.info_len == 0) {
+                bus_dispatch_result_chan(bus, ch, &p);
+        } else {
+                chan_close(ch);
+                r = HYB_E_PROTOCOL;
+        }
+        bus_chan_unref(ch);
+        return r < 0 ? r : 1;
+}
+
+int bus_chan_step_buffered(hyb_bus *bus)
+{
+        for (bus_chan *ch = bus->chans; ch; ch = ch->next)
+                if (chan_frame_buffered(ch)) {
+                        chan_step(ch);
+                        return 1;
+                }
+        return 0;
+}
+
+/* Reads ch (an epoll event said so): EOF or error closes it. */
+static void chan_input(bus_chan *ch)
+{
+        int r = chan_read(ch);
+
+        if (r < 0) {
+                chan_close(ch);
+                return;
+        }
+        /* a frame that can never be whole (header bad, body above max_body) */
+        if (ch->rlen - ch->rpos >= WIRE_HDR_SIZE) {
+                wire_hdr h;
+                if (wire_hdr_decode(ch->rbuf + ch->rpos, &h) < 0 || h.body_len > ch->max_body)
+                        chan_close(ch);
+        }
+}
+
+int bus_chan_poll(hyb_bus *bus, int ms)
+{
+        int n;
+
+        /* Events kept from an earlier wait and not handled yet are asked for again
+         * (level-triggered: what is still ready is reported again). */
+        if (!bus->evs && !(bus->evs = calloc(CHAN_EVS, sizeof *bus->evs)))
+                return -ENOMEM;
+        bus->evs_pos = bus->n_evs = 0;
+        n = epoll_wait(bus->efd, bus->evs, CHAN_EVS, ms);
+        if (n < 0)
+                return -errno;
+        bus->n_evs = n;
+        bus->drained = false; /* these events are for bus_chan_wait to handle */
+        return n;
+}
+
+int bus_chan_wait(hyb_bus *bus, uint64_t deadline_us)
+{
+        int n, did = 0;
+
+        if (bus->efd < 0)
+                return 0;
+        if (!bus->evs && !(bus->evs = calloc(CHAN_EVS, sizeof *bus->evs)))
+                return -ENOMEM;
+        if (bus->evs_pos >= bus->n_evs) {
+                int ms = 0;
+
+                bus->evs_pos = bus->n_evs = 0;
+                if (deadline_us == UINT64_MAX)
+                        ms = -1;
+                else if (deadline_us > 0) {
+                        uint64_t now = hyb_now_usec();
+                        ms = deadline_us <= now ? 0 : (int)((deadline_us - now + 999) / 1000);
+                }
+                if (ms == 0 && bus->drained) {
+                        /* the last reads came back short: skip one poll (bus_step) */
+                        bus->drained = false;
+                        return 0;
+                }
+                n = epoll_wait(bus->efd, bus->evs, CHAN_EVS, ms);
+                if (n < 0)
+                        return errno == EINTR ? 0 : -errno;
+                bus->n_evs = n;
+        }
+        bool drained = true;
+        while (bus->evs_pos < bus->n_evs && !bus->closed) {
+                struct epoll_event ev = bus->evs[bus->evs_pos++];
+
+                if (!ev.data.ptr)
+                        continue; /* a channel closed meanwhile */
+                if (ev.data.ptr == bus) {
+                        if (ev.events & EPOLLOUT) {
+                                int r = bus_flush_nb(bus);
+                                if (r < 0)
+                                        return r;
+                        }
+                        if (ev.events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                                int r = bus_read_nb(bus);
+                                if (r < 0)
+                                        return r;
+                                drained = drained && bus->drained;
+                        }
+                        did = 1;
+                        continue;
+                }
+                bus_chan *ch = bus_chan_ref(ev.data.ptr); /* it may close here */
+                if (ev.events & EPOLLOUT)
+                        chan_flush(ch);
+                if (ch->linked && (ev.events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+                        chan_input(ch);
+                        drained = drained && (!ch->linked || ch->drained);
+                }
+                bus_chan_unref(ch);
+                did = 1;
+        }
+        bus->drained = did && drained;
+        return did;
+}
+
+/* ---------------------------------------------------------------- caller side */
+
+bus_chan *bus_chan_route(hyb_bus *bus, const char *endpoint, const char *method, size_t len,
+                         bus_peer **ret_peer)
+{
+        bus_peer *pr;
+        bus_chan *ch;
+
+        *ret_peer = NULL;
+        /* The endpoint called last first, compared as written (cheaper than ignoring case:
+         * the common case of a program calling one service costs next to nothing). */
+        pr = bus->peers;
+        if (!pr || strcmp(pr->endpoint, endpoint) != 0) {
+                bus_peer **pp;
+                for (pp = &bus->peers; *pp; pp = &(*pp)->next)
+                        if (strcasecmp((*pp)->endpoint, endpoint) == 0)
+                                break;
+                pr = *pp;
+                if (pr) {
+                        /* to the front: the next call to it is found at once */
+                        *pp = pr->next;
+                        pr->next = bus->peers;
+                        bus->peers = pr;
+                }
+        }
+        if (!pr) {
+                if (bus->direct_off || bus->n_peers >= BUS_PEERS_MAX ||
+                    strcasecmp(endpoint, HYB_BUS_BUILTIN_ENDPOINT) == 0 ||
+                    strcasecmp(endpoint, bus->name) == 0)
+                        return NULL;
+                pr = calloc(1, sizeof *pr);
+                if (!pr || !(pr->endpoint = strdup(endpoint))) {
+                        free(pr);
+                        return NULL;
+                }
+                pr->next = bus->peers;
+                bus->peers = pr;
+                bus->n_peers++;
+        }
+        *ret_peer = pr;
+        pr->seen++;
+        ch = pr->chan;
+        if (!ch || ch->closing || ch->fd < 0 || pr->n_broker > 0 || len > ch->max_body)
+                return NULL;
+        for (size_t i = 0; i < ch->n_methods; i++)
+                if (strcmp(ch->methods[i], method) == 0)
+                        return ch;
+        for (size_t i = 0; i < ch->n_methods; i++)
+                if (strcasecmp(ch->methods[i], method) == 0)
+                        return ch;
+        return NULL;
+}
+
+static void peer_refused(bus_peer *pr)
+{
+        pr->backoff = pr->backoff ? pr->backoff * 2 : BACKOFF_MIN;
+        if (pr->backoff > BACKOFF_MAX)
+                pr->backoff = BACKOFF_MAX;
+        pr->skip = pr->backoff;
+}
+
+static void on_open_result(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
+{
+        bus_peer *pr = userdata;
+        json_t *j = NULL, *methods = NULL;
+        json_int_t id = 0;
+        const char *ep = NULL;
+        bus_chan *ch;
+        int fd = -1;
+
+        pr->opening = false;
+        if (rep->status != 200) {
+                peer_refused(pr);
+                return;
+        }
+        fd = bus_fd_claim(bus); /* it came with this RESULT */
+        j = json_loadb((const char *)rep->body, rep->body_len, 0, NULL);
+        if (fd < 0 || !j ||
+            json_unpack(j, "{s:I, s:s, s:o}", "channel", &id, "endpoint", &ep, "methods", &methods) < 0 ||
+            id <= 0 || !json_is_array(methods) || bus->closed || bus->direct_off || pr->chan) {
+                /* granted, but not wanted (any more): the broker forgets it too */
+                if (fd >= 0)
+                        close(fd);
+                if (id > 0)
+                        send_close_channel(bus, (uint64_t)id);
+                json_decref(j);
+                peer_refused(pr);
+                return;
+        }
+        ch = chan_new(bus, fd, (uint64_t)id, false, methods);
+        json_decref(j);
+        if (!ch) {
+                close(fd);
+                send_close_channel(bus, (uint64_t)id);
+                peer_refused(pr);
+                return;
+        }
+        ch->peer = pr;
+        pr->chan = ch;
+        pr->backoff = 0;
+}
+
+void bus_chan_maybe_open(hyb_bus *bus, bus_peer *pr)
+{
+        char *body;
+        json_t *j;
+
+        if (bus->direct_off || pr->chan || pr->opening || pr->seen < 2)
+                return;
+        if (pr->skip > 0) {
+                pr->skip--;
+                return;
+        }
+        j = json_pack("{s:s}", "endpoint", pr->endpoint);
+        body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (!body)
+                return;
+        pr->opening = true;
+        if (hyb_bus_call_async(bus, HYB_BUS_BUILTIN_ENDPOINT, "openChannel", body, strlen(body), 0,
+                               0, on_open_result, pr, NULL) < 0)
+                pr->opening = false;
+        free(body);
+}
+
+void bus_chan_call_done(bus_chan *ch)
+{
+        if (ch->n_calls > 0)
+                ch->n_calls--;
+        if (ch->n_calls == 0 && ch->closing && ch->linked)
+                chan_close(ch);
+}
+
+void bus_orphan_result(hyb_bus *bus, const wire_packet *p)
+{
+        /* An openChannel whose call ended here (its local deadline) still brings its fd */
+        if (p->h.status == 200 && bus->n_fd_fifo > 0 &&
+            p->h.from_len == strlen(HYB_BUS_BUILTIN_ENDPOINT) &&
+            strncasecmp(p->from, HYB_BUS_BUILTIN_ENDPOINT, p->h.from_len) == 0 &&
+            p->h.body_len > 11 && memmem(p->body, p->h.body_len, "\"channel\":", 10)) {
+                int fd = bus_fd_claim(bus);
+                json_t *j = json_loadb((const char *)p->body, p->h.body_len, 0, NULL);
+                json_int_t id = 0;
+
+                if (fd >= 0)
+                        close(fd);
+                if (j && json_unpack(j, "{s:I}", "channel", &id) == 0 && id > 0)
+                        send_close_channel(bus, (uint64_t)id);
+                json_decref(j);
+        }
+}
+
+HYB_EXPORT int hyb_bus_set_direct(hyb_bus *bus, bool on)
+{
+        hyb_assert_return(bus, -EINVAL);
+        bus->direct_off = !on;
+        if (on)
+                return 0;
+        for (bus_chan *ch = bus->chans, *n; ch; ch = n) {
+                n = ch->next;
+                if (ch->service)
+                        continue;
+                ch->closing = true;
+                if (ch->n_calls == 0)
+                        chan_close(ch);
+        }
+        return 0;
+}
+
+/* ---------------------------------------------------------------- service side */
+
+static void chan_open(hyb_bus *bus, const wire_packet *p)
+{
+        json_t *j, *methods = NULL;
+        json_int_t max_pending = 0, max_queue = 0, max_body = 0;
+        bus_chan *ch;
+        int fd = bus_fd_claim(bus);
+
+        if (fd < 0)
+                return; /* no fd came with it: nothing to open */
+        j = json_loadb((const char *)p->body, p->h.body_len, 0, NULL);
+        if (!j || json_unpack(j, "{s:o, s:I, s:I, s:I}", "methods", &methods, "max_pending",
+                              &max_pending, "max_queue", &max_queue, "max_body", &max_body) < 0 ||
+            !json_is_array(methods) || max_pending <= 0 || max_queue <= 0 || max_body <= 0 ||
+            p->h.call_id == 0 || p->h.from_len <= p->h.info_len || bus->closed ||
+            chan_find(bus, p->h.call_id)) {
+                json_decref(j);
+                close(fd);
+                if (p->h.call_id && !chan_find(bus, p->h.call_id))
+                        send_close_channel(bus, p->h.call_id);
+                return;
+        }
+        ch = chan_new(bus, fd, p->h.call_id, true, methods);
+        json_decref(j);
+        if (!ch) {
+                close(fd);
+                send_close_channel(bus, p->h.call_id);
+                return;
+        }
+        ch->from = malloc(p->h.from_len);
+        if (!ch->from) {
+                chan_close(ch);
+                return;
+        }
+        memcpy(ch->from, p->from, p->h.from_len);
+        ch->from_len = p->h.from_len;
+        ch->info_len = p->h.info_len;
+        ch->uid = p->h.aux;
+        ch->max_pending = (size_t)max_pending;
+        ch->max_queue = (size_t)max_queue;
+        ch->max_body = (size_t)max_body;
+}
+
+static void chan_closing(hyb_bus *bus, const wire_packet *p)
+{
+        bus_chan *ch = chan_find(bus, p->h.call_id);
+        json_t *j;
+        const char *reason = NULL;
+        json_int_t grace = 0;
+
+        if (!ch)
+                return;
+        j = json_loadb((const char *)p->body, p->h.body_len, 0, NULL);
+        if (j)
+                json_unpack(j, "{s?s, s?I}", "reason", &reason, "grace_ms", &grace);
+        if (grace < 0 || grace > 60000)
+                grace = 0;
+        snprintf(ch->reason, sizeof ch->reason, "%s", reason ? reason : "closed by the broker");
+        json_decref(j);
+        ch->broker_closed = true;
+        if (!ch->closing || hyb_now_usec() + (uint64_t)grace * 1000u < ch->close_at)
+                ch->close_at = hyb_now_usec() + (uint64_t)grace * 1000u;
+        ch->closing = true;
+        if (ch->service && ch->n_pending == 0 && grace == 0)
+                chan_close_refusing(ch);
+        else if (!ch->service && ch->n_calls == 0)
+                chan_close(ch);
+}
+
+void bus_dispatch_channel(hyb_bus *bus, const wire_packet *p)
+{
+        if (p->h.member_len == 4 && memcmp(p->member, "open", 4) == 0)
+                chan_open(bus, p);
+        else if (p->h.member_len == 5 && memcmp(p->member, "close", 5) == 0)
+                chan_closing(bus, p);
+}
+
+void bus_chan_request_done(bus_chan *ch)
+{
+        if (ch->n_pending > 0)
+                ch->n_pending--;
+        if (ch->n_pending == 0 && ch->closing && ch->linked && hyb_now_usec() >= ch->close_at)
+                chan_close_refusing(ch);
+}
+
+void bus_chan_method_revoked(hyb_bus *bus, const char *name)
+{
+        for (bus_chan *ch = bus->chans; ch; ch = ch->next) {
+                if (!ch->service)
+                        continue;
+                for (size_t i = 0; i < ch->n_methods; i++)
+                        if (strcasecmp(ch->methods[i], name) == 0) {
+                                free(ch->methods[i]);
+                                ch->methods[i] = ch->methods[--ch->n_methods];
+                                break;
+                        }
+        }
+}
+
+uint64_t bus_chan_next_deadline(const hyb_bus *bus)
+{
+        uint64_t d = UINT64_MAX;
+
+        for (const bus_chan *ch = bus->chans; ch; ch = ch->next)
+                if (ch->service && ch->closing && ch->n_pending == 0 && ch->close_at < d)
+                        d = ch->close_at;
+        return d;
+}
+
+void bus_chan_expire(hyb_bus *bus)
+{
+        uint64_t now = hyb_now_usec();
+
+        for (bus_chan *ch = bus->chans, *n; ch; ch = n) {
+                n = ch->next;
+                if (ch->service && ch->closing && ch->n_pending == 0 && ch->close_at <= now)
+                        chan_close_refusing(ch);
+        }
+}
+
+void bus_chan_close_all(hyb_bus *bus)
+{
+        while (bus->chans)
+                chan_close(bus->chans);
+}

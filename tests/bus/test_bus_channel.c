@@ -1,0 +1,1157 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bus_suite, tcase "channel": the broker's side of direct channels (doc/protocol.md
+ * "Direct channels"), with raw peers: openChannel's checks and each refusal code, the two
+ * channel ends passed with SCM_RIGHTS (a connected pair, one end each, none kept by the
+ * broker), close on a peer gone, a monitor attached, a reload and closeChannel, and the
+ * bounds limits.max_channels, uid_max_channels and max_channels_total, each measured.
+ */
+#include <dirent.h>
+#include <stdbool.h>
+#include <errno.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "broker/broker-internal.h"
+#include "bus/wire.h"
+#include "test_bus.h"
+#include "testutil.h"
+
+#define BUILTIN "@localhost/org.hybridos.bus/builtin"
+
+/* A raw peer: its socket and the fds received on it, oldest first. */
+typedef struct rpeer {
+        int fd;
+        int fds[64];
+        unsigned n_fds;
+        char name[128];
+} rpeer;
+
+/* One frame read: header, names and body (NUL-terminated copies). */
+typedef struct rframe {
+        wire_hdr h;
+        char *from, *to, *member, *body;
+} rframe;
+
+static void rframe_free(rframe *f)
+{
+        free(f->from);
+        free(f->to);
+        free(f->member);
+        free(f->body);
+        memset(f, 0, sizeof *f);
+}
+
+/* Reads exactly len bytes with recvmsg, keeping every fd that comes with them. */
+static int peer_read(rpeer *p, void *buf, size_t len, int timeout_ms)
+{
+        size_t off = 0;
+
+        while (off < len) {
+                struct pollfd pf = {.fd = p->fd, .events = POLLIN};
+                union {
+                        struct cmsghdr h;
+                        char buf[CMSG_SPACE(sizeof(int) * 32)];
+                } u;
+                struct iovec iov = {(char *)buf + off, len - off};
+                struct msghdr mh = {.msg_iov = &iov,
+                                    .msg_iovlen = 1,
+                                    .msg_control = u.buf,
+                                    .msg_controllen = sizeof u.buf};
+
+                if (poll(&pf, 1, timeout_ms) <= 0)
+                        return -1;
+                ssize_t n = recvmsg(p->fd, &mh, MSG_CMSG_CLOEXEC);
+                if (n <= 0)
+                        return -1;
+                ck_assert(!(mh.msg_flags & MSG_CTRUNC));
+                for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+                        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+                                continue;
+                        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        for (size_t i = 0; i < k; i++) {
+                                ck_assert_uint_lt(p->n_fds, sizeof p->fds / sizeof p->fds[0]);
+                                memcpy(&p->fds[p->n_fds++], CMSG_DATA(cm) + i * sizeof(int),
+                                       sizeof(int));
+                        }
+                }
+                off += (size_t)n;
+        }
+        return 0;
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+        char *d = malloc(n + 1);
+
+        ck_assert_ptr_nonnull(d);
+        memcpy(d, s, n);
+        d[n] = 0;
+        return d;
+}
+
+static int peer_frame(rpeer *p, rframe *f, int timeout_ms)
+{
+        uint8_t hb[WIRE_HDR_SIZE];
+
+        memset(f, 0, sizeof *f);
+        if (peer_read(p, hb, sizeof hb, timeout_ms) < 0)
+                return -1;
+        ck_assert_int_eq(wire_hdr_decode(hb, &f->h), 0);
+        size_t n = wire_names_len(&f->h) + f->h.body_len;
+        char *rest = malloc(n + 1);
+        ck_assert_ptr_nonnull(rest);
+        ck_assert_int_eq(peer_read(p, rest, n, timeout_ms), 0);
+        f->from = dup_n(rest, f->h.from_len);
+        f->to = dup_n(rest + f->h.from_len, f->h.to_len);
+        f->member = dup_n(rest + f->h.from_len + f->h.to_len, f->h.member_len);
+        f->body = dup_n(rest + wire_names_len(&f->h), f->h.body_len);
+        free(rest);
+        return f->h.type;
+}
+
+/* The oldest fd received and not yet taken, or -1. */
+static int peer_take_fd(rpeer *p)
+{
+        int fd;
+
+        if (!p->n_fds)
+                return -1;
+        fd = p->fds[0];
+        memmove(p->fds, p->fds + 1, sizeof(int) * --p->n_fds);
+        return fd;
+}
+
+static void peer_connect(rpeer *p, tbroker *t, const char *app, const char *runner)
+{
+        memset(p, 0, sizeof *p);
+        p->fd = raw_connect(t, app, runner, true);
+        snprintf(p->name, sizeof p->name, "@localhost/%s/%s", app, runner);
+}
+
+static void peer_close(rpeer *p)
+{
+        int fd;
+
+        while ((fd = peer_take_fd(p)) >= 0)
+                close(fd);
+        if (p->fd >= 0)
+                close(p->fd);
+        p->fd = -1;
+}
+
+static void peer_send_call(rpeer *p, uint64_t id, const char *to, const char *member,
+                           const char *body)
+{
+        uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        wire_hdr h = {.type = WIRE_CALL, .call_id = id, .timeout_ms = 5000};
+        size_t bl = body ? strlen(body) : 0;
+        int n = wire_build(&h, NULL, 0, to, strlen(to), member, strlen(member), body, bl, buf, iov);
+        size_t total = iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0);
+
+        ck_assert_int_eq(writev(p->fd, iov, n), (ssize_t)total);
+}
+
+/* Reads frames until the RESULT of call id (other frames, a monitor's copies, skipped); its status,
+ * body kept. */
+static int peer_result(rpeer *p, uint64_t id, char **ret_body)
+{
+        for (;;) {
+                rframe f;
+
+                ck_assert_int_ge(peer_frame(p, &f, 5000), 0);
+                if (f.h.type == WIRE_RESULT && f.h.call_id == id) {
+                        int st = f.h.status;
+
+                        if (ret_body) {
+                                *ret_body = f.body;
+                                f.body = NULL;
+                        }
+                        rframe_free(&f);
+                        return st;
+                }
+                rframe_free(&f);
+        }
+}
+
+static int peer_call(rpeer *p, uint64_t id, const char *to, const char *member, const char *body,
+                     char **ret)
+{
+        peer_send_call(p, id, to, member, body);
+        return peer_result(p, id, ret);
+}
+
+static void peer_register(rpeer *p, const char *method, const char *for_app)
+{
+        char body[256];
+
+        snprintf(body, sizeof body, "{\"methodName\":\"%s\",\"forApp\":\"%s\"}", method, for_app);
+        ck_assert_int_eq(peer_call(p, 900, BUILTIN, "registerProcedure", body, NULL), 200);
+}
+
+/* openChannel to ep: its status; *msg (if given) the RESULT's status message or body. */
+static int open_ch(rpeer *p, uint64_t id, const char *ep, char **ret_body)
+{
+        char body[512];
+
+        snprintf(body, sizeof body, "{\"endpoint\":\"%s\"}", ep);
+        return peer_call(p, id, BUILTIN, "openChannel", body, ret_body);
+}
+
+/* Reads the RESULT of call id and returns its status message (member), malloc'd. */
+static int open_ch_msg(rpeer *p, uint64_t id, const char *ep, char **ret_msg)
+{
+        char body[512];
+
+        snprintf(body, sizeof body, "{\"endpoint\":\"%s\"}", ep);
+        peer_send_call(p, id, BUILTIN, "openChannel", body);
+        for (;;) {
+                rframe f;
+
+                ck_assert_int_ge(peer_frame(p, &f, 5000), 0);
+                if (f.h.type == WIRE_RESULT && f.h.call_id == id) {
+                        int st = f.h.status;
+
+                        *ret_msg = f.member;
+                        f.member = NULL;
+                        rframe_free(&f);
+                        return st;
+                }
+                rframe_free(&f);
+        }
+}
+
+/* Expects the refusal st with a message containing want. */
+static void refused(rpeer *p, uint64_t id, const char *ep, int st, const char *want)
+{
+        char *msg = NULL;
+
+        ck_assert_int_eq(open_ch_msg(p, id, ep, &msg), st);
+        ck_assert_msg(strstr(msg, want), "message \"%s\" lacks \"%s\"", msg, want);
+        free(msg);
+        ck_assert_uint_eq(p->n_fds, 0); /* a refusal passes no fd */
+}
+
+/* The next CHANNEL frame on p (others skipped), member `want`; its header and body. */
+static void expect_channel(rpeer *p, const char *want, rframe *f)
+{
+        for (;;) {
+                ck_assert_int_ge(peer_frame(p, f, 5000), 0);
+                if (f->h.type == WIRE_CHANNEL)
+                        break;
+                rframe_free(f);
+        }
+        ck_assert_str_eq(f->member, want);
+}
+
+/* A close: status and grace as doc/protocol.md says, for channel id. */
+static void expect_close(rpeer *p, uint64_t id, int status, int grace_ms)
+{
+        rframe f;
+
+        expect_channel(p, "close", &f);
+        ck_assert_uint_eq(f.h.call_id, id);
+        ck_assert_int_eq(f.h.status, status);
+        json_t *j = json_loads(f.body, 0, NULL);
+        ck_assert_ptr_nonnull(j);
+        ck_assert(json_is_string(json_object_get(j, "reason")));
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "grace_ms")), grace_ms);
+        json_decref(j);
+        rframe_free(&f);
+}
+
+static unsigned count_fds(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        unsigned n = 0;
+
+        ck_assert_ptr_nonnull(d);
+        for (struct dirent *e; (e = readdir(d));)
+                if (e->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n - 1; /* the directory's own fd */
+}
+
+/* The fd count once it is want, or what it is after 15 s (a peer that left may linger while
+ * the broker writes it what is queued). */
+static unsigned count_fds_settle(unsigned want)
+{
+        unsigned n = count_fds();
+
+        for (int i = 0; i < 1500 && n != want; i++) {
+                usleep(10000);
+                n = count_fds();
+        }
+        return n;
+}
+
+/* a and b are the two ends of one connected stream pair: what one writes the other reads. */
+static void assert_pair(int a, int b)
+{
+        int type = 0;
+        socklen_t sl = sizeof type;
+        char buf[8];
+
+        ck_assert_int_eq(getsockopt(a, SOL_SOCKET, SO_TYPE, &type, &sl), 0);
+        ck_assert_int_eq(type, SOCK_STREAM);
+        ck_assert_int_eq(write(a, "ping", 4), 4);
+        ck_assert_int_eq(raw_read_exact(b, buf, 4, 3000), 0);
+        ck_assert_int_eq(memcmp(buf, "ping", 4), 0);
+        ck_assert_int_eq(write(b, "pong", 4), 4);
+        ck_assert_int_eq(raw_read_exact(a, buf, 4, 3000), 0);
+        ck_assert_int_eq(memcmp(buf, "pong", 4), 0);
+}
+
+/* An open channel from cli to svc: both ends taken (returned), the id. */
+static uint64_t opened(rpeer *cli, rpeer *svc, uint64_t call, int *ret_cli_fd, int *ret_svc_fd)
+{
+        char *body = NULL;
+        rframe f;
+
+        ck_assert_int_eq(open_ch(cli, call, svc->name, &body), 200);
+        json_t *j = json_loads(body, 0, NULL);
+        free(body);
+        ck_assert_ptr_nonnull(j);
+        uint64_t id = (uint64_t)json_integer_value(json_object_get(j, "channel"));
+        json_decref(j);
+        ck_assert_uint_ne(id, 0);
+        expect_channel(svc, "open", &f);
+        ck_assert_uint_eq(f.h.call_id, id);
+        rframe_free(&f);
+        *ret_cli_fd = peer_take_fd(cli);
+        *ret_svc_fd = peer_take_fd(svc);
+        ck_assert_int_ge(*ret_cli_fd, 0);
+        ck_assert_int_ge(*ret_svc_fd, 0);
+        return id;
+}
+
+/* ---------------------------------------------------------------- open */
+
+START_TEST(test_channel_open)
+{
+        tbroker t;
+        rpeer svc, cli;
+        rframe f;
+        char *body = NULL;
+
+        tb_start(&t, NULL, false);
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_connect(&cli, &t, "org.test.cli", "main");
+        peer_register(&svc, "add", "*");
+        peer_register(&svc, "secret", "org.test.other");
+        unsigned n0 = count_fds();
+
+        ck_assert_int_eq(open_ch(&cli, 1, "@LOCALHOST/org.test.svc/MAIN", &body), 200);
+        json_t *j = json_loads(body, 0, NULL);
+        ck_assert_ptr_nonnull(j);
+        uint64_t id = (uint64_t)json_integer_value(json_object_get(j, "channel"));
+        ck_assert_uint_ne(id, 0);
+        /* the callee's name as registered, and only the methods its access lists open */
+        ck_assert_str_eq(json_string_value(json_object_get(j, "endpoint")),
+                         "@localhost/org.test.svc/main");
+        json_t *m = json_object_get(j, "methods");
+        ck_assert_uint_eq(json_array_size(m), 1);
+        ck_assert_str_eq(json_string_value(json_array_get(m, 0)), "add");
+        json_decref(j);
+        free(body);
+
+        /* the callee: CHANNEL open with the caller, its uid and the bounds of the channel */
+        expect_channel(&svc, "open", &f);
+        ck_assert_uint_eq(f.h.call_id, id);
+        ck_assert_uint_eq(f.h.aux, (uint32_t)getuid());
+        ck_assert_uint_eq(f.h.info_len, 0);
+        ck_assert_str_eq(f.from, "@localhost/org.test.cli/main");
+        ck_assert_str_eq(f.to, "@localhost/org.test.svc/main");
+        j = json_loads(f.body, 0, NULL);
+        ck_assert_ptr_nonnull(j);
+        m = json_object_get(j, "methods");
+        ck_assert_uint_eq(json_array_size(m), 1);
+        ck_assert_str_eq(json_string_value(json_array_get(m, 0)), "add");
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "max_pending")), 1024);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "max_queue")), 64 * 1024 * 1024);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "max_body")), 16 * 1024 * 1024);
+        json_decref(j);
+        rframe_free(&f);
+
+        /* one end each, joined; the broker keeps none */
+        ck_assert_uint_eq(cli.n_fds, 1);
+        ck_assert_uint_eq(svc.n_fds, 1);
+        ck_assert_uint_eq(count_fds_settle(n0 + 2), n0 + 2);
+        int a = peer_take_fd(&cli), b = peer_take_fd(&svc);
+        assert_pair(a, b);
+
+        /* one channel per caller and callee */
+        refused(&cli, 2, "@localhost/org.test.svc/main", 409,
+                "a direct channel to @localhost/org.test.svc/main is open");
+
+        /* the caller goes: the callee drops the channel at once */
+        peer_close(&cli);
+        expect_close(&svc, id, 410, 0);
+        close(a);
+        close(b);
+        /* the test's socket and the broker's end of the caller's connection are gone too */
+        ck_assert_uint_eq(count_fds_settle(n0 - 2), n0 - 2);
+        peer_close(&svc);
+        tb_stop(&t);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- refusals */
+
+START_TEST(test_channel_refusals)
+{
+        tbroker t;
+        rpeer svc, cli, mon, closed;
+
+        tb_start(&t, NULL, true);
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_connect(&cli, &t, "org.test.cli", "main");
+        peer_connect(&closed, &t, "org.test.closed", "main");
+        peer_register(&svc, "add", "*");
+        peer_register(&closed, "secret", "org.test.other");
+
+        refused(&cli, 1, "not a name", 406, "malformed endpoint name");
+        refused(&cli, 2, "@localhost/org.test.none/main", 404, "no such endpoint");
+        refused(&cli, 3, "@otherhost/org.test.svc/main", 404, "no such endpoint");
+        refused(&cli, 4, BUILTIN, 501, "direct channels need a local Unix connection");
+        refused(&cli, 5, cli.name, 400, "oneself");
+        refused(&cli, 6, closed.name, 403,
+                "no procedure of @localhost/org.test.closed/main is open to the caller");
+        char *msg = NULL;
+        peer_send_call(&cli, 7, BUILTIN, "openChannel", "{}");
+        ck_assert_int_eq(peer_result(&cli, 7, NULL), 400);
+        peer_send_call(&cli, 8, BUILTIN, "openChannel",
+                       "{\"endpoint\":\"@localhost/org.test.svc/main\\u0000x\"}");
+        ck_assert_int_eq(peer_result(&cli, 8, NULL), 406);
+        peer_send_call(&cli, 9, BUILTIN, "openChannel", "not json");
+        ck_assert_int_eq(peer_result(&cli, 9, NULL), 400);
+        (void)msg;
+
+        /* a monitor attached: no channel opens */
+        peer_connect(&mon, &t, "org.test.mon", "main");
+        ck_assert_int_eq(peer_call(&mon, 1, BUILTIN, "monitor", "{\"enable\":true}", NULL), 200);
+        refused(&cli, 10, svc.name, 503, "a monitor is attached");
+        ck_assert_int_eq(peer_call(&mon, 2, BUILTIN, "monitor", "{\"enable\":false}", NULL), 200);
+        int a, b;
+        uint64_t id = opened(&cli, &svc, 11, &a, &b);
+        ck_assert_uint_ne(id, 0);
+        close(a);
+        close(b);
+
+        /* the service still serves calls through the broker meanwhile, and the broker others */
+        ck_assert_int_eq(peer_call(&cli, 12, BUILTIN, "echo", "{\"x\":1}", NULL), 200);
+        peer_close(&mon);
+        peer_close(&closed);
+        peer_close(&cli);
+        peer_close(&svc);
+        tb_stop(&t);
+}
+END_TEST
+
+START_TEST(test_channel_off)
+{
+        tbroker t;
+        rpeer svc, cli;
+
+        tb_start(&t, "max_channels=0", false);
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_connect(&cli, &t, "org.test.cli", "main");
+        peer_register(&svc, "add", "*");
+        refused(&cli, 1, svc.name, 503, "direct channels are off");
+        peer_close(&cli);
+        peer_close(&svc);
+        tb_stop(&t);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- bounds */
+
+/* limits.max_channels: as caller and as callee, each; freed when a channel closes. */
+START_TEST(test_channel_max_per_conn)
+{
+        tbroker t;
+        rpeer s[3], c[3];
+        int fds[16], nf = 0;
+
+        tb_start(&t, "max_channels=2", false);
+        for (int i = 0; i < 3; i++) {
+                char app[32];
+
+                snprintf(app, sizeof app, "org.test.svc%d", i);
+                peer_connect(&s[i], &t, app, "main");
+                peer_register(&s[i], "add", "*");
+                snprintf(app, sizeof app, "org.test.cli%d", i);
+                peer_connect(&c[i], &t, app, "main");
+        }
+        /* as caller: two channels, the third refused */
+        opened(&c[0], &s[0], 1, &fds[nf], &fds[nf + 1]);
+        nf += 2;
+        uint64_t id01 = opened(&c[0], &s[1], 2, &fds[nf], &fds[nf + 1]);
+        nf += 2;
+        refused(&c[0], 3, s[2].name, 429, "quota max_channels exceeded");
+        /* as callee: s[0] serves c[0] and c[1]; c[2] is refused */
+        opened(&c[1], &s[0], 1, &fds[nf], &fds[nf + 1]);
+        nf += 2;
+        refused(&c[2], 1, s[0].name, 429, "quota max_channels exceeded");
+        /* a closed channel frees its place: c[0] closes its channel to s[1] */
+        char body[64];
+        snprintf(body, sizeof body, "{\"channel\":%llu}", (unsigned long long)id01);
+        ck_assert_int_eq(peer_call(&c[0], 4, BUILTIN, "closeChannel", body, NULL), 200);
+        expect_close(&s[1], id01, 410, 0);
+        ck_assert_int_eq(peer_call(&c[0], 5, BUILTIN, "closeChannel", body, NULL), 404);
+        opened(&c[0], &s[2], 6, &fds[nf], &fds[nf + 1]);
+        nf += 2;
+        /* reopening after a close is no 409 */
+        ck_assert_int_eq(peer_call(&c[0], 7, BUILTIN, "closeChannel", body, NULL), 404);
+        for (int i = 0; i < nf; i++)
+                close(fds[i]);
+        for (int i = 0; i < 3; i++) {
+                peer_close(&c[i]);
+                peer_close(&s[i]);
+        }
+        tb_stop(&t);
+}
+END_TEST
+
+/* limits.uid_max_channels: the callers of one uid together. */
+START_TEST(test_channel_max_uid)
+{
+        tbroker t;
+        rpeer s[3], c[2];
+        int fds[16], nf = 0;
+
+        tb_start(&t, "max_channels=2,uid_max_channels=3", false);
+        for (int i = 0; i < 3; i++) {
+                char app[32];
+
+                snprintf(app, sizeof app, "org.test.svc%d", i);
+                peer_connect(&s[i], &t, app, "main");
+                peer_register(&s[i], "add", "*");
+        }
+        peer_connect(&c[0], &t, "org.test.cli0", "main");
+        peer_connect(&c[1], &t, "org.test.cli1", "main");
+        uint64_t id00 = opened(&c[0], &s[0], 1, &fds[nf], &fds[nf + 1]);
+        nf += 2;
+        opened(&c[0], &s[1], 2, &fds[nf], &fds[nf + 1]);
+        nf += 2;
+        opened(&c[1], &s[2], 1, &fds[nf], &fds[nf + 1]);
+        nf += 2;
+        refused(&c[1], 2, s[0].name, 429, "quota uid_max_channels exceeded");
+        /* c[0] goes: its two channels are the uid's no more */
+        peer_close(&c[0]);
+        expect_close(&s[0], id00, 410, 0);
+        opened(&c[1], &s[0], 3, &fds[nf], &fds[nf + 1]);
+        nf += 2;
+        for (int i = 0; i < nf; i++)
+                close(fds[i]);
+        peer_close(&c[1]);
+        for (int i = 0; i < 3; i++)
+                peer_close(&s[i]);
+        tb_stop(&t);
+}
+END_TEST
+
+/* limits.max_channels_total: all channels of the broker. */
+START_TEST(test_channel_max_total)
+{
+        tbroker t;
+        rpeer s[2], c[2];
+        int fds[8], nf = 0;
+
+        tb_start(&t, "max_channels_total=2", false);
+        for (int i = 0; i < 2; i++) {
+                char app[32];
+
+                snprintf(app, sizeof app, "org.test.svc%d", i);
+                peer_connect(&s[i], &t, app, "main");
+                peer_register(&s[i], "add", "*");
+                snprintf(app, sizeof app, "org.test.cli%d", i);
+                peer_connect(&c[i], &t, app, "main");
+        }
+        opened(&c[0], &s[0], 1, &fds[nf], &fds[nf + 1]);
+        nf += 2;
+        uint64_t id11 = opened(&c[1], &s[1], 1, &fds[nf], &fds[nf + 1]);
+        nf += 2;
+        refused(&c[0], 2, s[1].name, 429, "quota max_channels_total exceeded");
+        /* the callee s[1] goes: its caller is told (410), and the place is free again */
+        peer_close(&s[1]);
+        expect_close(&c[1], id11, 410, 0);
+        opened(&c[1], &s[0], 2, &fds[nf], &fds[nf + 1]);
+        nf += 2;
+        for (int i = 0; i < nf; i++)
+                close(fds[i]);
+        peer_close(&c[0]);
+        peer_close(&c[1]);
+        peer_close(&s[0]);
+        tb_stop(&t);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- soft close */
+
+START_TEST(test_channel_monitor_closes)
+{
+        tbroker t;
+        rpeer svc, cli, mon;
+        int a, b;
+
+        tb_start(&t, NULL, true);
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_connect(&cli, &t, "org.test.cli", "main");
+        peer_register(&svc, "add", "*");
+        uint64_t id = opened(&cli, &svc, 1, &a, &b);
+        peer_connect(&mon, &t, "org.test.mon", "main");
+        ck_assert_int_eq(peer_call(&mon, 1, BUILTIN, "monitor", "{\"enable\":true}", NULL), 200);
+        expect_close(&svc, id, 503, 1000);
+        expect_close(&cli, id, 503, 1000);
+        /* forgotten by the broker: closeChannel no longer knows it, the place is free */
+        char body[64];
+        snprintf(body, sizeof body, "{\"channel\":%llu}", (unsigned long long)id);
+        ck_assert_int_eq(peer_call(&cli, 2, BUILTIN, "closeChannel", body, NULL), 404);
+        ck_assert_int_eq(peer_call(&mon, 2, BUILTIN, "monitor", "{\"enable\":false}", NULL), 200);
+        close(a);
+        close(b);
+        uint64_t id2 = opened(&cli, &svc, 3, &a, &b);
+        ck_assert_uint_ne(id2, id);
+        close(a);
+        close(b);
+        peer_close(&mon);
+        peer_close(&cli);
+        peer_close(&svc);
+        tb_stop(&t);
+}
+END_TEST
+
+START_TEST(test_channel_reload_closes)
+{
+        tbroker t;
+        rpeer svc, cli;
+        hyb_broker_config *cfg = NULL;
+        hyb_error e;
+        int a, b;
+
+        tb_start(&t, NULL, false);
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_connect(&cli, &t, "org.test.cli", "main");
+        peer_register(&svc, "add", "*");
+        uint64_t id = opened(&cli, &svc, 1, &a, &b);
+        tb_pause(&t);
+        ck_assert_int_eq(hyb_broker_config_new(&cfg), 0);
+        ck_assert_int_eq(hyb_broker_config_set_socket(cfg, t.sock), 0);
+        ck_assert_int_eq(hyb_broker_reload(t.broker, cfg, &e), 0);
+        hyb_broker_config_unref(cfg);
+        tb_resume(&t);
+        expect_close(&svc, id, 503, 1000);
+        expect_close(&cli, id, 503, 1000);
+        close(a);
+        close(b);
+        /* the caller may open again (checked under the new configuration) */
+        opened(&cli, &svc, 2, &a, &b);
+        close(a);
+        close(b);
+        peer_close(&cli);
+        peer_close(&svc);
+        tb_stop(&t);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- passing ends in order */
+
+/*
+ * The caller does not read while the broker queues 8 MiB of echo results for it: its
+ * socket is full, so the end of the channel must wait for the queue (the bufferevent may
+ * not write the RESULT without it).  Read afterwards: every frame in order, the end
+ * received by the time the openChannel RESULT is read, exactly one.
+ */
+START_TEST(test_channel_fd_behind_queue)
+{
+        tbroker t;
+        rpeer svc, cli;
+        enum { N = 32, BODY = 256 * 1024 };
+        char *big = malloc(BODY + 16);
+        rframe f;
+
+        ck_assert_ptr_nonnull(big);
+        big[0] = '"';
+        memset(big + 1, 'x', BODY);
+        big[BODY + 1] = '"';
+        big[BODY + 2] = 0;
+        tb_start(&t, NULL, false);
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_connect(&cli, &t, "org.test.cli", "main");
+        peer_register(&svc, "add", "*");
+        for (int i = 0; i < N; i++)
+                peer_send_call(&cli, 100 + (uint64_t)i, BUILTIN, "echo", big);
+        char body[256];
+        snprintf(body, sizeof body, "{\"endpoint\":\"%s\"}", svc.name);
+        peer_send_call(&cli, 1, BUILTIN, "openChannel", body);
+        /* the callee's end arrives (its queue is empty) */
+        expect_channel(&svc, "open", &f);
+        rframe_free(&f);
+        ck_assert_uint_eq(svc.n_fds, 1);
+        for (int i = 0; i < N; i++) {
+                ck_assert_int_eq(peer_frame(&cli, &f, 10000), WIRE_RESULT);
+                ck_assert_uint_eq(f.h.call_id, 100 + (uint64_t)i);
+                ck_assert_uint_eq(f.h.body_len, BODY + 2);
+                rframe_free(&f);
+        }
+        ck_assert_int_eq(peer_frame(&cli, &f, 10000), WIRE_RESULT);
+        ck_assert_uint_eq(f.h.call_id, 1);
+        ck_assert_int_eq(f.h.status, 200);
+        rframe_free(&f);
+        ck_assert_uint_eq(cli.n_fds, 1);
+        int a = peer_take_fd(&cli), b = peer_take_fd(&svc);
+        assert_pair(a, b);
+        close(a);
+        close(b);
+        /* and the connection goes on as usual */
+        ck_assert_int_eq(peer_call(&cli, 2, BUILTIN, "echo", "{}", NULL), 200);
+        free(big);
+        peer_close(&cli);
+        peer_close(&svc);
+        tb_stop(&t);
+}
+END_TEST
+
+/*
+ * Channel ends the broker could not pass yet (the caller does not read) are bounded: twice
+ * limits.max_channels per peer, twice limits.max_channels_total in all; one more open is
+ * 503.  The caller opens and closes (closeChannel) channels while the broker holds 8 MiB of
+ * answers for it: the first end may still find room in its socket and leave at once (it
+ * then fills the socket), the next ones wait.  Measured: the callee sees every open the
+ * broker accepted; the caller, once it reads, gets one end per accepted open, the waiting
+ * ones together (they leave in one sendmsg once it reads) and exactly `bound` of them.
+ */
+static int peer_read_groups(rpeer *p, void *buf, size_t len, unsigned *groups, unsigned *n_groups)
+{
+        size_t off = 0;
+
+        while (off < len) {
+                struct pollfd pf = {.fd = p->fd, .events = POLLIN};
+                union {
+                        struct cmsghdr h;
+                        char buf[CMSG_SPACE(sizeof(int) * 32)];
+                } u;
+                struct iovec iov = {(char *)buf + off, len - off};
+                struct msghdr mh = {.msg_iov = &iov,
+                                    .msg_iovlen = 1,
+                                    .msg_control = u.buf,
+                                    .msg_controllen = sizeof u.buf};
+
+                if (poll(&pf, 1, 10000) <= 0)
+                        return -1;
+                ssize_t n = recvmsg(p->fd, &mh, MSG_CMSG_CLOEXEC);
+                if (n <= 0)
+                        return -1;
+                for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+                        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        for (size_t i = 0; i < k; i++) {
+                                int fd;
+                                memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+                                close(fd);
+                        }
+                        ck_assert_uint_lt(*n_groups, 64);
+                        groups[(*n_groups)++] = (unsigned)k;
+                }
+                off += (size_t)n;
+        }
+        return 0;
+}
+
+static void pending_ends(const char *limits, unsigned bound)
+{
+        tbroker t;
+        rpeer svc, cli;
+        enum { N = 32, BODY = 256 * 1024 };
+        char *big = malloc(BODY + 16), body[256], lb[256];
+        uint64_t call = 1, results = 0;
+        unsigned accepted = 0, groups[64], n_groups = 0;
+        int refused_at = -1;
+
+        ck_assert_ptr_nonnull(big);
+        big[0] = '"';
+        memset(big + 1, 'x', BODY);
+        big[BODY + 1] = '"';
+        big[BODY + 2] = 0;
+        tb_start(&t, limits, false);
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_connect(&cli, &t, "org.test.cli", "main");
+        peer_register(&svc, "add", "*");
+        for (int i = 0; i < N; i++)
+                peer_send_call(&cli, 1000 + (uint64_t)i, BUILTIN, "echo", big);
+        snprintf(body, sizeof body, "{\"endpoint\":\"%s\"}", svc.name);
+        snprintf(lb, sizeof lb, "{\"endpointName\":\"%s\"}", cli.name);
+        for (int i = 0; i < 20 && refused_at < 0; i++) {
+                char bubble[64];
+                uint64_t id = 0;
+
+                peer_send_call(&cli, call++, BUILTIN, "openChannel", body);
+                /* The broker dispatches one peer's frames in order: once the bubble the
+                 * caller registers next is listed, the open was answered (and an accepted
+                 * one was sent to the callee before that list). */
+                snprintf(bubble, sizeof bubble, "{\"bubbleName\":\"S%d\"}", i);
+                peer_send_call(&cli, call++, BUILTIN, "registerEvent", bubble);
+                snprintf(bubble, sizeof bubble, "/S%d\"", i);
+                for (int tries = 0;; tries++) {
+                        uint64_t lc = 100000 + (uint64_t)i * 1000 + (uint64_t)tries;
+                        rframe f;
+                        bool seen = false;
+
+                        ck_assert_int_lt(tries, 900);
+                        peer_send_call(&svc, lc, BUILTIN, "listEvents", lb);
+                        for (;;) {
+                                ck_assert_int_ge(peer_frame(&svc, &f, 5000), 0);
+                                if (f.h.type == WIRE_CHANNEL && !strcmp(f.member, "open"))
+                                        id = f.h.call_id;
+                                bool done = f.h.type == WIRE_RESULT && f.h.call_id == lc;
+                                if (done)
+                                        seen = strstr(f.body, bubble) != NULL;
+                                rframe_free(&f);
+                                if (done)
+                                        break;
+                        }
+                        if (seen)
+                                break;
+                        usleep(10000);
+                }
+                if (!id) {
+                        refused_at = (int)call - 2;
+                        break;
+                }
+                accepted++;
+                char cb[64];
+                snprintf(cb, sizeof cb, "{\"channel\":%llu}", (unsigned long long)id);
+                peer_send_call(&cli, call++, BUILTIN, "closeChannel", cb);
+                expect_close(&svc, id, 410, 0);
+        }
+        ck_assert_int_gt(refused_at, 0);
+        ck_assert_uint_eq(svc.n_fds, accepted);
+        /* Now read everything, in order, counting the ends and how they came. */
+        for (uint64_t c = 0; c < N + call - 1; c++) {
+                uint8_t hb[WIRE_HDR_SIZE];
+                wire_hdr h;
+
+                ck_assert_int_eq(peer_read_groups(&cli, hb, sizeof hb, groups, &n_groups), 0);
+                ck_assert_int_eq(wire_hdr_decode(hb, &h), 0);
+                size_t rest = wire_names_len(&h) + h.body_len;
+                char *rb = malloc(rest + 1);
+                ck_assert_ptr_nonnull(rb);
+                ck_assert_int_eq(peer_read_groups(&cli, rb, rest, groups, &n_groups), 0);
+                ck_assert_int_eq(h.type, WIRE_RESULT);
+                if (h.call_id == (uint64_t)refused_at) {
+                        ck_assert_int_eq(h.status, 503);
+                        ck_assert_int_eq(memcmp(rb + h.from_len + h.to_len,
+                                                "no room in a send queue for the channel",
+                                                h.member_len),
+                                         0);
+                } else
+                        ck_assert_int_eq(h.status, 200);
+                free(rb);
+                results++;
+        }
+        unsigned ends = 0;
+        for (unsigned i = 0; i < n_groups; i++)
+                ends += groups[i];
+        ck_assert_uint_eq(ends, accepted);
+        ck_assert_uint_ge(n_groups, 1);
+        ck_assert_uint_eq(groups[n_groups - 1], bound);    /* those that waited, all at once */
+        ck_assert_uint_eq(accepted - bound, n_groups - 1); /* at most the first left at once */
+        ck_assert_uint_le(accepted, bound + 1);
+        /* read, the caller may open again */
+        while (svc.n_fds)
+                close(peer_take_fd(&svc));
+        int a, b;
+        opened(&cli, &svc, 99999, &a, &b);
+        assert_pair(a, b);
+        close(a);
+        close(b);
+        free(big);
+        peer_close(&cli);
+        peer_close(&svc);
+        tb_stop(&t);
+}
+
+START_TEST(test_channel_pending_ends_per_peer)
+{
+        pending_ends("max_channels=2", 4);
+}
+END_TEST
+
+START_TEST(test_channel_pending_ends_total)
+{
+        pending_ends("max_channels_total=1", 2);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- counters */
+
+static int read_int(hyb_bus *bus, const char *furi)
+{
+        hyb_obj *o = NULL;
+        hyb_error e;
+
+        ck_assert_msg(hyb_bus_store_read(bus, furi, &o, &e) == 0, "%s: %s", furi, e.message);
+        int v = (int)hyb_obj_get_int(o);
+        hyb_obj_unref(o);
+        return v;
+}
+
+/* /sys/bus/channels and /sys/bus/endpoint/<app>/<runner>/channels (doc/protocol.md). */
+START_TEST(test_channel_counters)
+{
+        tbroker t;
+        hyb_store *st = NULL;
+        rpeer svc, cli, cli2;
+        int fds[4];
+
+        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
+        tb_start_store(&t, NULL, false, NULL, st);
+        hyb_store_unref(st);
+        hyb_bus *r = tb_connect(&t, "org.test.reader", "main");
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_connect(&cli, &t, "org.test.cli", "main");
+        peer_connect(&cli2, &t, "org.test.cli2", "main");
+        peer_register(&svc, "add", "*");
+        ck_assert_int_eq(read_int(r, "/sys/bus/channels"), 0);
+        opened(&cli, &svc, 1, &fds[0], &fds[1]);
+        opened(&cli2, &svc, 1, &fds[2], &fds[3]);
+        ck_assert_int_eq(read_int(r, "/sys/bus/channels"), 2);
+        ck_assert_int_eq(read_int(r, "/sys/bus/endpoint/org.test.svc/main/channels"), 2);
+        ck_assert_int_eq(read_int(r, "/sys/bus/endpoint/org.test.cli/main/channels"), 1);
+        ck_assert_int_eq(read_int(r, "/sys/bus/endpoint/org.test.reader/main/channels"), 0);
+        peer_close(&cli);
+        expect_close(&svc, 1, 410, 0);
+        ck_assert_int_eq(read_int(r, "/sys/bus/channels"), 1);
+        ck_assert_int_eq(read_int(r, "/sys/bus/endpoint/org.test.svc/main/channels"), 1);
+        for (int i = 0; i < 4; i++)
+                close(fds[i]);
+        hyb_bus_unref(r);
+        peer_close(&cli2);
+        peer_close(&svc);
+        tb_stop(&t);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- token sessions */
+
+static int revoke_all(void *ud, const hyb_token_ids *ids)
+{
+        (void)ud;
+        (void)ids;
+        return 1;
+}
+
+/*
+ * A caller with a token (auth.tokens accept): the methods of a channel are those its token
+ * may call, the callee is told its principal as on a CALL, and when the session ends (the
+ * token revoked) the callee is told at once: close 403, grace 0.
+ */
+START_TEST(test_channel_token_session)
+{
+        tbroker t;
+        hyb_store *st = NULL;
+        hyb_key *iss = NULL, *holder = NULL;
+        char *dir = test_tmpdir(), pub[512], yaml[1024], *tok = NULL;
+        hyb_token_issue_opts o;
+        /* may call add of the service, and register on its own endpoint */
+        hyb_token_cap cap[2] = {{.resource = "bus://localhost/org.test.svc/main/add"},
+                                {.resource = "bus://localhost/org.test.cli/main/#"}};
+        const char *auds[] = {"hub-test"};
+        hyb_bus_connect_options co;
+        hyb_bus *bus = NULL;
+        hyb_bus_reply *reply = NULL;
+        hyb_error e;
+        rpeer svc;
+        rframe f;
+
+        ck_assert_int_eq(hyb_key_generate(&iss), 0);
+        ck_assert_int_eq(hyb_key_generate(&holder), 0);
+        snprintf(pub, sizeof pub, "%s/iss.pub", dir);
+        ck_assert_int_eq(hyb_key_save_public(iss, pub, NULL), 0);
+        snprintf(yaml, sizeof yaml,
+                 "auth:\n  tokens: accept\n  audience: hub-test\n  issuers:\n    acme: %s\n", pub);
+        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
+        tb_start_store(&t, NULL, false, yaml, st);
+        hyb_store_unref(st);
+        ck_assert_int_eq(hyb_token_actions_parse("call", &cap[0].actions), 0);
+        ck_assert_int_eq(hyb_token_actions_parse("reg", &cap[1].actions), 0);
+        hyb_token_issue_opts_init(&o);
+        o.iss = "acme";
+        o.sub = "alice";
+        o.aud = auds;
+        o.n_aud = 1;
+        o.holder = holder;
+        o.caps = cap;
+        o.n_caps = 2;
+        o.ttl_s = 3600;
+        ck_assert_msg(hyb_token_issue(iss, &o, &tok, &e) == 0, "issue: %s", e.message);
+
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_register(&svc, "add", "*");
+        peer_register(&svc, "sub", "*");
+        hyb_bus_connect_options_init(&co);
+        co.path = t.sock;
+        co.app = "org.test.cli";
+        co.runner = "main";
+        co.token = tok;
+        co.key = holder;
+        ck_assert_msg(hyb_bus_connect_with(&co, &bus, &e) == 0, "connect: %s", e.message);
+        const char *params = "{\"endpoint\":\"@localhost/org.test.svc/main\"}";
+        ck_assert_msg(hyb_bus_call(bus, BUILTIN, "openChannel", params, strlen(params), 0, 5000,
+                                   &reply, &e) == 0,
+                      "openChannel: %s", e.message);
+        hyb_bus_reply_unref(reply);
+
+        expect_channel(&svc, "open", &f);
+        uint64_t id = f.h.call_id;
+        /* the caller info as on a CALL: "unix" NUL "alice" at the end of from */
+        ck_assert_uint_eq(f.h.info_len, 10);
+        ck_assert_uint_eq(f.h.from_len, strlen("@localhost/org.test.cli/main") + 10);
+        ck_assert_int_eq(memcmp(f.from,
+                                "@localhost/org.test.cli/main"
+                                "unix\0alice",
+                                f.h.from_len),
+                         0);
+        json_t *j = json_loads(f.body, 0, NULL);
+        ck_assert_ptr_nonnull(j);
+        json_t *m = json_object_get(j, "methods");
+        ck_assert_uint_eq(json_array_size(m), 1); /* not "sub": the token may not call it */
+        ck_assert_str_eq(json_string_value(json_array_get(m, 0)), "add");
+        json_decref(j);
+        rframe_free(&f);
+        close(peer_take_fd(&svc));
+
+        tb_pause(&t);
+        broker_auth_set_revoked(t.broker, revoke_all, NULL);
+        broker_auth_sweep(t.broker);
+        tb_resume(&t);
+        expect_close(&svc, id, 403, 0);
+
+        hyb_bus_unref(bus);
+        peer_close(&svc);
+        tb_stop(&t);
+        free(tok);
+        hyb_key_unref(iss);
+        hyb_key_unref(holder);
+        test_rmrf(dir);
+        free(dir);
+}
+END_TEST
+
+/* No socket pair to be had (the process at its RLIMIT_NOFILE): 503 with the system's reason,
+ * and the broker goes on (the next open, with room again, works). */
+START_TEST(test_channel_no_socketpair)
+{
+        tbroker t;
+        rpeer svc, cli;
+        struct rlimit old, low;
+        int a, b;
+
+        tb_start(&t, NULL, false);
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_connect(&cli, &t, "org.test.cli", "main");
+        peer_register(&svc, "add", "*");
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+        /* The limit just above the highest fd in use, and every free number below it taken. */
+        int top = 0;
+        DIR *d = opendir("/proc/self/fd");
+        ck_assert_ptr_nonnull(d);
+        for (struct dirent *e; (e = readdir(d));)
+                if (e->d_name[0] != '.' && atoi(e->d_name) > top)
+                        top = atoi(e->d_name);
+        closedir(d);
+        low = old;
+        low.rlim_cur = (rlim_t)top + 1;
+        if (setrlimit(RLIMIT_NOFILE, &low) < 0) {
+                /* valgrind keeps the limit to itself (and emulates the fd table): nothing
+                 * to measure there */
+                fprintf(stderr, "test_channel_no_socketpair: RLIMIT_NOFILE cannot be lowered "
+                                "here (%s): not checked\n",
+                        strerror(errno));
+                peer_close(&cli);
+                peer_close(&svc);
+                tb_stop(&t);
+                return;
+        }
+        size_t n_holes = 0, max_holes = 1u << 17;
+        int *holes = malloc(sizeof(int) * max_holes), fd = 0;
+        ck_assert_ptr_nonnull(holes);
+        while (n_holes < max_holes && (fd = dup(0)) >= 0)
+                holes[n_holes++] = fd;
+        ck_assert_msg(fd < 0 && errno == EMFILE, "no fd limit reached");
+        refused(&cli, 1, svc.name, 503, "no socket pair for the channel: ");
+        for (size_t i = 0; i < n_holes; i++)
+                close(holes[i]);
+        free(holes);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+        opened(&cli, &svc, 2, &a, &b);
+        assert_pair(a, b);
+        close(a);
+        close(b);
+        peer_close(&cli);
+        peer_close(&svc);
+        tb_stop(&t);
+}
+END_TEST
+
+/*
+ * A service revokes a procedure: the channels it serves are closed (403, grace 0), so a
+ * procedure registered again under narrower access lists is not reachable on a channel
+ * opened under the old ones; a new open sees the new lists.
+ */
+START_TEST(test_channel_revoke_closes)
+{
+        tbroker t;
+        rpeer svc, cli;
+        int a, b;
+
+        tb_start(&t, NULL, false);
+        peer_connect(&svc, &t, "org.test.svc", "main");
+        peer_connect(&cli, &t, "org.test.cli", "main");
+        peer_register(&svc, "add", "*");
+        uint64_t id = opened(&cli, &svc, 1, &a, &b);
+        peer_send_call(&svc, 2, BUILTIN, "revokeProcedure", "{\"methodName\":\"add\"}");
+        expect_close(&svc, id, 403, 0); /* sent before the RESULT */
+        ck_assert_int_eq(peer_result(&svc, 2, NULL), 200);
+        expect_close(&cli, id, 403, 0);
+        close(a);
+        close(b);
+        peer_register(&svc, "add", "org.test.other");
+        refused(&cli, 3, svc.name, 403, "no procedure of @localhost/org.test.svc/main is open to the caller");
+        peer_close(&cli);
+        peer_close(&svc);
+        tb_stop(&t);
+}
+END_TEST
+
+void bus_tcase_channel(Suite *s)
+{
+        TCase *tc = tcase_create("channel");
+
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_channel_open);
+        tcase_add_test(tc, test_channel_refusals);
+        tcase_add_test(tc, test_channel_off);
+        tcase_add_test(tc, test_channel_max_per_conn);
+        tcase_add_test(tc, test_channel_max_uid);
+        tcase_add_test(tc, test_channel_max_total);
+        tcase_add_test(tc, test_channel_monitor_closes);
+        tcase_add_test(tc, test_channel_reload_closes);
+        tcase_add_test(tc, test_channel_fd_behind_queue);
+        tcase_add_test(tc, test_channel_pending_ends_per_peer);
+        tcase_add_test(tc, test_channel_pending_ends_total);
+        tcase_add_test(tc, test_channel_counters);
+        tcase_add_test(tc, test_channel_token_session);
+        tcase_add_test(tc, test_channel_no_socketpair);
+        tcase_add_test(tc, test_channel_revoke_closes);
+        suite_add_tcase(s, tc);
+}
