@@ -238,7 +238,9 @@ static void on_tick(hyb_bus *bus, const hyb_bus_event *ev, void *userdata)
         e->last_ns = now;
 }
 
-static int cmd_client(const char *sock, const char *endpoint, long calls, long n_events)
+/* direct: false turns the library's direct channels off (every call through hybridd);
+ * n_events 0: the call figure alone */
+static int cmd_client(const char *sock, const char *endpoint, long calls, long n_events, bool direct)
 {
         hyb_bus *bus = connect_or_die(sock, "org.example.bench.c");
         hyb_error err = { 0 };
@@ -250,6 +252,8 @@ static int cmd_client(const char *sock, const char *endpoint, long calls, long n
 
         if (!us)
                 return 1;
+        if (!direct)
+                hyb_bus_set_direct(bus, false);
         for (long i = -warm; i < calls; i++) {
                 hyb_bus_reply *reply = NULL;
                 uint64_t t0 = bench_now_ns();
@@ -268,6 +272,10 @@ static int cmd_client(const char *sock, const char *endpoint, long calls, long n
         }
         printf("RESULT call_p50_us=%.2f\n", bench_median(us, (size_t)calls));
         free(us);
+        if (n_events <= 0) {
+                hyb_bus_unref(bus);
+                return 0;
+        }
 
         if (hyb_bus_subscribe(bus, endpoint, "TICK", on_tick, &ev, NULL, &err) < 0) {
                 fprintf(stderr, "bench-bindings: subscribe: %s\n", err.message);
@@ -308,10 +316,11 @@ int main(int argc, char **argv)
         if (argc == 4 && strcmp(argv[1], "mqtt-serve") == 0)
                 return cmd_mqtt_serve(argv[2], atoi(argv[3]));
 #endif
-        if (argc == 6 && strcmp(argv[1], "client") == 0)
-                return cmd_client(argv[2], argv[3], atol(argv[4]), atol(argv[5]));
+        if ((argc == 6 || (argc == 7 && strcmp(argv[6], "--no-direct") == 0)) &&
+            strcmp(argv[1], "client") == 0)
+                return cmd_client(argv[2], argv[3], atol(argv[4]), atol(argv[5]), argc == 6);
         fprintf(stderr, "usage: bench-bindings serve SOCKET | dbus-serve ADDRESS | mqtt-serve HOST PORT |\n"
-                        "       client SOCKET ENDPOINT CALLS EVENTS\n"
+                        "       client SOCKET ENDPOINT CALLS EVENTS [--no-direct]\n"
                         "(dbus-serve and mqtt-serve need a build with libsystemd / libmosquitto)\n");
         return 2;
 }

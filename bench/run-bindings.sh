@@ -154,7 +154,7 @@ else
 fi
 
 # ---- the clients, alternating: forward in odd rounds, backward in even ones
-CLIENTS=(c python)
+CLIENTS=(c cbroker python)
 [ -n "${HYBRID_NODE_ADDON:-}" ] && command -v node >/dev/null && CLIENTS+=(node)
 [ -f "$BUILD/bindings/lua/hybrid_core.so" ] && command -v lua5.4 >/dev/null && CLIENTS+=(lua)
 [ "$DBUS_KIND" != none ] && CLIENTS+=(dbus)
@@ -162,6 +162,7 @@ CLIENTS=(c python)
 client() {
     case $1 in
     c) "${ON_P[@]}" "$BB" client "$WORK/bus.sock" "$EP" "$CALLS" "$EVENTS" ;;
+    cbroker) "${ON_P[@]}" "$BB" client "$WORK/bus.sock" "$EP" "$CALLS" 0 --no-direct ;;
     python) "${ON_P[@]}" "$PY" "$ROOT/bench/bindings/client.py" hybrid "$WORK/bus.sock" "$EP" "$CALLS" "$EVENTS" ;;
     node) "${ON_P[@]}" node "$ROOT/bench/bindings/client.js" "$WORK/bus.sock" "$EP" "$CALLS" "$EVENTS" ;;
     lua) "${ON_P[@]}" lua5.4 "$ROOT/bench/bindings/client.lua" "$WORK/bus.sock" "$EP" "$CALLS" "$EVENTS" ;;

@@ -14,13 +14,14 @@ from collections import defaultdict
 
 NAMES = {
     "c": "C (libhybrid, hyb_bus_call)",
+    "cbroker": "C, direct channels off (via hybridd)",
     "python": "Python (hybrid binding)",
     "node": "Node (hybrid binding)",
     "lua": "Lua (hybrid binding)",
     "dbus": "dbus-python via {dbus}",
     "mqtt": "paho-mqtt via mosquitto (TCP)",
 }
-ORDER = ["c", "python", "node", "lua", "dbus", "mqtt"]
+ORDER = ["c", "cbroker", "python", "node", "lua", "dbus", "mqtt"]
 
 
 def main(path, rounds, dbus_kind, verbose=False):
