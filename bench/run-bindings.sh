@@ -19,7 +19,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
 PY=/usr/bin/python3
-MQTT_PORT=${BENCH_MQTT_PORT:-18841}   # loopback only
+. "$ROOT/bench/peers.sh"
+MQTT_PORT=${BENCH_MQTT_PORT:-$(bench_free_port)}   # loopback only; the kernel picks one
 ROUNDS=5 CALLS=5000 EVENTS=20000 VERBOSE= PIN=
 while [ $# -gt 0 ]; do
     case $1 in
