@@ -207,6 +207,9 @@ struct hyb_bus {
          * epoll_waits, so that a busy channel cannot starve the other sockets. */
         bus_chan *chan_hot;
         uint8_t hot_left;
+        /* A read of it that found nothing (the loop woke for another socket) makes the next
+         * 1, 2, 4 ... 64 steps ask the set at once; one that finds input resets that. */
+        uint8_t hot_skip, hot_backoff;
         bool closed;
         /* Why the broker closed us (its last ERROR frame): a status, 0 if it did not say. */
         uint16_t close_status;

@@ -591,7 +591,9 @@ int bus_chan_wait(hyb_bus *bus, uint64_t deadline_us)
  * answer (or a caller's call): that channel is read at once, which saves the epoll_wait
  * asking the set which socket it was.  Fair: only a channel its last read emptied (a
  * short read; a busy one is read through the set, with every other ready socket), and at
- * most BUS_HOT_MAX times between two epoll_waits.  The set is level-triggered: whatever
+ * most BUS_HOT_MAX times between two epoll_waits.  A read that finds nothing (the loop
+ * woke for another socket) costs a system call in vain: after one, the next 1, 2, 4 ...
+ * 64 steps ask the set at once.  The set is level-triggered: whatever
  * another socket has keeps it readable, the loop wakes for it again.
  */
 int bus_chan_read_hot(hyb_bus *bus)
@@ -602,9 +604,23 @@ int bus_chan_read_hot(hyb_bus *bus)
         if (!ch || bus->hot_left == 0 || bus->evs_pos < bus->n_evs || bus->drained ||
             !ch->drained || ch->fd < 0 || (!ch->service && ch->n_calls == 0))
                 return 0;
+        if (bus->hot_skip > 0) {
+                bus->hot_skip--;
+                return 0;
+        }
         bus->hot_left--;
         bus_chan_ref(ch);
         r = chan_input(ch);
+        if (r == 0) {
+                /* the loop woke for another socket (a service with several callers): the
+                 * next reads go through the set for a while */
+                bus->hot_backoff = bus->hot_backoff ? (uint8_t)(bus->hot_backoff * 2) : 1;
+                if (bus->hot_backoff > 64)
+                        bus->hot_backoff = 64;
+                bus->hot_skip = bus->hot_backoff;
+        } else {
+                bus->hot_backoff = 0;
+        }
         /* what the set says next is for the other sockets, the next step asks it */
         bus->drained = r > 0 && ch->linked && ch->drained;
         bus_chan_unref(ch);

@@ -1405,6 +1405,51 @@ START_TEST(test_service_hot_channel_fair)
 END_TEST
 
 /*
+ * A service whose loop wakes for one caller's channel, then for another's: the channel
+ * read last is the wrong one each time, and reading it first would cost each call a
+ * recv() in vain.  After such a miss the next steps ask the set at once (1, 2, 4 ... up
+ * to 64), and every call is still answered on its own channel.
+ */
+START_TEST(test_service_hot_channel_misses)
+{
+        fbroker fb;
+        hyb_error err;
+        hyb_bus *svc = fb_start(&fb);
+        int fd[2];
+
+        atomic_store(&n_add, 0);
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "add", add_args, 2, NULL, NULL, 0, on_add,
+                                                      NULL, NULL, &err), 0);
+        fd[0] = fb_open(&fb, 21, "[\"add\"]", 1000, 1 << 24, 1 << 20);
+        fd[1] = fb_open(&fb, 22, "[\"add\"]", 1000, 1 << 24, 1 << 20);
+        for (int i = 0; i < 3000 && svc->n_chans < 2; i++) {
+                svc_turn(svc);
+                if (svc->n_chans < 2)
+                        hyb_bus_wait(svc, 10000);
+        }
+        ck_assert_uint_eq(svc->n_chans, 2);
+        for (int turn = 0; turn < 40; turn++) {
+                int k = turn % 2;
+                ch_call(fd[k], 1 + (uint64_t)turn, "add", "{\"a\":2,\"b\":3}");
+                /* as a loop that waited for the set: the call is there to read */
+                struct pollfd p = { .fd = hyb_bus_get_fd(svc), .events = POLLIN };
+                ck_assert_int_eq(poll(&p, 1, 30000), 1);
+                svc_turn(svc);
+                ck_assert_int_eq(ch_result(fd[k], 1 + (uint64_t)turn, NULL, NULL), 200);
+        }
+        ck_assert_int_eq(atomic_load(&n_add), 40);
+        /* 40 turns whose channel read last is the wrong one: about 6 misses (1, 2, 4 ...
+         * steps skipped after each), not 40 */
+        ck_assert_uint_ge(svc->hot_backoff, 16);
+        ck_assert_uint_lt(svc->hot_backoff, 64); /* 64: a miss at every turn */
+        close(fd[0]);
+        close(fd[1]);
+        hyb_bus_unref(svc);
+        fb_stop(&fb);
+}
+END_TEST
+
+/*
  * The caller's side of the same: an application loop (poll on the public fd, then
  * hyb_bus_process until it says 0) gets its channel answers, and the 502 of each call
  * pending when the service goes, from the channel read first.
@@ -1482,6 +1527,7 @@ void bus_tcase_direct(Suite *s)
         tcase_add_test(tc, test_e2e_not_run_goes_through_broker);
         tcase_add_test(tc, test_e2e_not_run_while_closing);
         tcase_add_test(tc, test_service_hot_channel_fair);
+        tcase_add_test(tc, test_service_hot_channel_misses);
         tcase_add_test(tc, test_e2e_loop_reads_channel);
         suite_add_tcase(s, tc);
 }
