@@ -565,6 +565,10 @@ int bus_step(hyb_bus *bus)
                 r = bus_chan_step_buffered(bus);
                 if (r != 0)
                         return r;
+                if (bus_chan_read_hot(bus) > 0) {
+                        bus_chan_step_buffered(bus);
+                        return bus->closed ? HYB_E_CLOSED : 1;
+                }
                 r = bus_chan_wait(bus, 0);
                 if (r < 0)
                         return r;

@@ -202,6 +202,14 @@ struct hyb_bus {
         /* events an epoll_wait returned that are not handled yet */
         struct epoll_event *evs;
         int n_evs, evs_pos;
+        /* The channel read last (not referenced; NULL once it goes): hyb_bus_process reads
+         * it before asking the set (bus_chan_read_hot), at most hot_left times between two
+         * epoll_waits, so that a busy channel cannot starve the other sockets. */
+        bus_chan *chan_hot;
+        uint8_t hot_left;
+        /* A read of it that found nothing (the loop woke for another socket) makes the next
+         * 1, 2, 4 ... 64 steps ask the set at once; one that finds input resets that. */
+        uint8_t hot_skip, hot_backoff;
         bool closed;
         /* Why the broker closed us (its last ERROR frame): a status, 0 if it did not say. */
         uint16_t close_status;
@@ -301,6 +309,13 @@ void bus_orphan_result(hyb_bus *bus, const wire_packet *p);
  * 0: do not sleep) and dispatches one buffered frame of a channel.  >0 did work, 0
  * nothing, < 0 the broker connection failed. */
 int bus_chan_wait(hyb_bus *bus, uint64_t deadline_us);
+/* hyb_bus_process with channels open and no events kept: reads the channel read last
+ * (MSG_DONTWAIT) instead of asking the set first, when that channel was emptied by its
+ * last read, expects input (a service's, or a caller's with calls pending on it) and
+ * fewer than BUS_HOT_MAX such reads were made since the last epoll_wait.  1 got bytes
+ * (dispatch them) or the channel closed at EOF, 0 not tried or nothing there (ask the
+ * set). */
+int bus_chan_read_hot(hyb_bus *bus);
 /* With channels open, the wait of bus_poll: epoll_wait on the set (ms as poll's), its
  * events kept for bus_chan_wait (no second look at the set).  > 0 ready, 0 timeout,
  * -errno. */

@@ -1339,6 +1339,173 @@ START_TEST(test_e2e_not_run_while_closing)
 }
 END_TEST
 
+/* Runs the service's bus as an application's loop does (the loop woke for its fd): steps
+ * until there is nothing more to do now. */
+static void svc_turn(hyb_bus *svc)
+{
+        for (int i = 0; i < 1000 && hyb_bus_process(svc) > 0; i++)
+                ;
+}
+
+/*
+ * hyb_bus_process reads the channel it read last before asking the epoll set which
+ * socket is ready (doc/bus.md "The fd to watch"), but fairly: a call the broker sends
+ * while a caller writes one call on the channel per turn of the loop is served within
+ * 16 such reads, not after the caller stops.  And it is not served at the first turn:
+ * the loop read the channel first (no epoll_wait), which is what saves the call a
+ * system call.
+ */
+START_TEST(test_service_hot_channel_fair)
+{
+        static const char from[] = CALLER_NAME "unix\0";
+        wire_hdr bh = { .type = WIRE_CALL, .call_id = 77, .timeout_ms = 30000, .info_len = 5 };
+        fbroker fb;
+        hyb_error err;
+        hyb_bus *svc = fb_start(&fb);
+        int turns, fd;
+
+        atomic_store(&n_add, 0);
+        atomic_store(&n_secret, 0);
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "add", add_args, 2, NULL, NULL, 0, on_add,
+                                                      NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "secret", NULL, 0, NULL, NULL, 0,
+                                                      on_secret, NULL, &secret_slot, &err), 0);
+        fd = fb_open(&fb, 11, "[\"add\"]", 1000, 1 << 24, 1 << 20);
+        for (int i = 0; i < 3000 && svc->n_chans == 0; i++) {
+                svc_turn(svc);
+                if (svc->n_chans == 0)
+                        hyb_bus_wait(svc, 10000);
+        }
+        ck_assert_uint_eq(svc->n_chans, 1);
+        /* a first call: the channel is the socket read last */
+        ch_call(fd, 1, "add", "{\"a\":1,\"b\":2}");
+        for (int i = 0; i < 3000 && atomic_load(&n_add) == 0; i++) {
+                hyb_bus_wait(svc, 10000);
+                svc_turn(svc);
+        }
+        ck_assert_int_eq(ch_result(fd, 1, NULL, NULL), 200);
+
+        /* the broker's call waits on the broker socket from now on */
+        frame_send(fb.conn, &fb.wlock, &bh, from, sizeof from - 1, "secret", "{}", 2, -1);
+        for (turns = 1; turns <= 64 && atomic_load(&n_secret) == 0; turns++) {
+                ch_call(fd, 1 + (uint64_t)turns, "add", "{\"a\":1,\"b\":2}");
+                svc_turn(svc);
+                ck_assert_int_eq(ch_result(fd, 1 + (uint64_t)turns, NULL, NULL), 200);
+        }
+        ck_assert_int_eq(atomic_load(&n_secret), 1);
+        ck_assert_int_gt(turns - 1, 1);
+        ck_assert_int_le(turns - 1, 17);
+        ck_assert_int_eq(atomic_load(&n_add), turns);
+        close(fd);
+        hyb_slot_unref(secret_slot);
+        secret_slot = NULL;
+        hyb_bus_unref(svc);
+        fb_stop(&fb);
+}
+END_TEST
+
+/*
+ * A service whose loop wakes for one caller's channel, then for another's: the channel
+ * read last is the wrong one each time, and reading it first would cost each call a
+ * recv() in vain.  After such a miss the next steps ask the set at once (1, 2, 4 ... up
+ * to 64), and every call is still answered on its own channel.
+ */
+START_TEST(test_service_hot_channel_misses)
+{
+        fbroker fb;
+        hyb_error err;
+        hyb_bus *svc = fb_start(&fb);
+        int fd[2];
+
+        atomic_store(&n_add, 0);
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "add", add_args, 2, NULL, NULL, 0, on_add,
+                                                      NULL, NULL, &err), 0);
+        fd[0] = fb_open(&fb, 21, "[\"add\"]", 1000, 1 << 24, 1 << 20);
+        fd[1] = fb_open(&fb, 22, "[\"add\"]", 1000, 1 << 24, 1 << 20);
+        for (int i = 0; i < 3000 && svc->n_chans < 2; i++) {
+                svc_turn(svc);
+                if (svc->n_chans < 2)
+                        hyb_bus_wait(svc, 10000);
+        }
+        ck_assert_uint_eq(svc->n_chans, 2);
+        for (int turn = 0; turn < 40; turn++) {
+                int k = turn % 2;
+                ch_call(fd[k], 1 + (uint64_t)turn, "add", "{\"a\":2,\"b\":3}");
+                /* as a loop that waited for the set: the call is there to read */
+                struct pollfd p = { .fd = hyb_bus_get_fd(svc), .events = POLLIN };
+                ck_assert_int_eq(poll(&p, 1, 30000), 1);
+                svc_turn(svc);
+                ck_assert_int_eq(ch_result(fd[k], 1 + (uint64_t)turn, NULL, NULL), 200);
+        }
+        ck_assert_int_eq(atomic_load(&n_add), 40);
+        /* 40 turns whose channel read last is the wrong one: about 6 misses (1, 2, 4 ...
+         * steps skipped after each), not 40 */
+        ck_assert_uint_ge(svc->hot_backoff, 16);
+        ck_assert_uint_lt(svc->hot_backoff, 64); /* 64: a miss at every turn */
+        close(fd[0]);
+        close(fd[1]);
+        hyb_bus_unref(svc);
+        fb_stop(&fb);
+}
+END_TEST
+
+/*
+ * The caller's side of the same: an application loop (poll on the public fd, then
+ * hyb_bus_process until it says 0) gets its channel answers, and the 502 of each call
+ * pending when the service goes, from the channel read first.
+ */
+START_TEST(test_e2e_loop_reads_channel)
+{
+        tbroker t;
+        tsvc s;
+        const char *ep = "@localhost/org.test.svc/main";
+        atomic_int st[8] = { 0 };
+
+        e2e_start(&t, NULL);
+        hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
+        hyb_bus *c = tb_connect(&t, "org.test.caller", "main");
+        until_direct(c, ep);
+        int64_t before = frames_in(c, "org.test.svc/main");
+        for (int k = 0; k < 6; k++) {
+                ck_assert_int_eq(hyb_bus_call_async(c, ep, "add", "{\"a\":1,\"b\":2}", 13, 0, 60000,
+                                                    status_reply, &st[k], NULL), 0);
+                for (int i = 0; i < 3000 && !atomic_load(&st[k]); i++) {
+                        struct pollfd p = { .fd = hyb_bus_get_fd(c), .events = POLLIN };
+                        poll(&p, 1, 10);
+                        while (hyb_bus_process(c) > 0)
+                                ;
+                }
+                ck_assert_int_eq(atomic_load(&st[k]), 200);
+        }
+        /* none went through the broker */
+        ck_assert_int_eq(frames_in(c, "org.test.svc/main"), before);
+        ck_assert_int_eq(hyb_bus_call_async(c, ep, "hold", "{}", 2, 0, 60000, status_reply, &st[6],
+                                            NULL), 0);
+        ck_assert_int_eq(hyb_bus_call_async(c, ep, "hold", "{}", 2, 0, 60000, status_reply, &st[7],
+                                            NULL), 0);
+        for (int i = 0; i < 3000 && atomic_load(&n_held) < 2; i++) {
+                hyb_bus_process(c);
+                usleep(1000);
+        }
+        ck_assert_int_eq(atomic_load(&n_held), 2);
+        svc_stop(&s);
+        hyb_bus_close(svc);
+        for (int i = 0; i < 3000 && (!atomic_load(&st[6]) || !atomic_load(&st[7])); i++) {
+                struct pollfd p = { .fd = hyb_bus_get_fd(c), .events = POLLIN };
+                poll(&p, 1, 10);
+                while (hyb_bus_process(c) > 0)
+                        ;
+        }
+        ck_assert_int_eq(atomic_load(&st[6]), 502);
+        ck_assert_int_eq(atomic_load(&st[7]), 502);
+        ck_assert_uint_eq(c->n_chans, 0);
+        hyb_bus_unref(c);
+        svc_start(&s, svc);
+        e2e_service_stop(&s, svc);
+        tb_stop(&t);
+}
+END_TEST
+
 void bus_tcase_direct(Suite *s)
 {
         TCase *tc = tcase_create("direct");
@@ -1359,5 +1526,8 @@ void bus_tcase_direct(Suite *s)
         tcase_add_test(tc, test_e2e_token_session);
         tcase_add_test(tc, test_e2e_not_run_goes_through_broker);
         tcase_add_test(tc, test_e2e_not_run_while_closing);
+        tcase_add_test(tc, test_service_hot_channel_fair);
+        tcase_add_test(tc, test_service_hot_channel_misses);
+        tcase_add_test(tc, test_e2e_loop_reads_channel);
         suite_add_tcase(s, tc);
 }
