@@ -150,7 +150,7 @@ typedef struct bus_chan {
         bool broker_closed;    /* the broker sent close (it forgot the channel) */
         bool ep_out;           /* EPOLLOUT asked for (output queued) */
         bool drained;          /* the last read came back short */
-        uint64_t close_at;     /* service, closing: CALLs read from then on get 403 */
+        uint64_t close_at;     /* service, closing: the broker's grace end */
         char reason[128];
         char **methods;        /* the methods the broker allows on it */
         size_t n_methods;

@@ -809,7 +809,11 @@ static void chan_closing(hyb_bus *bus, const wire_packet *p)
         if (!ch->closing || hyb_now_usec() + (uint64_t)grace * 1000u < ch->close_at)
                 ch->close_at = hyb_now_usec() + (uint64_t)grace * 1000u;
         ch->closing = true;
-        if (ch->service && ch->n_pending == 0 && grace == 0)
+        /* A service accepts no new call from here on, whatever the grace: one read now
+         * gets 403 "direct channel closed" and its caller sends it again through the
+         * broker, which checks it under the new policy (a reload) or lets the monitor
+         * see it.  The grace only bounds how long answers still in the making may take. */
+        if (ch->service && ch->n_pending == 0)
                 chan_close_refusing(ch);
         else if (!ch->service && ch->n_calls == 0)
                 chan_close(ch);
@@ -827,7 +831,7 @@ void bus_chan_request_done(bus_chan *ch)
 {
         if (ch->n_pending > 0)
                 ch->n_pending--;
-        if (ch->n_pending == 0 && ch->closing && ch->linked && hyb_now_usec() >= ch->close_at)
+        if (ch->n_pending == 0 && ch->closing && ch->linked)
                 chan_close_refusing(ch);
 }
 

@@ -497,6 +497,54 @@ START_TEST(test_service_close)
 END_TEST
 
 /*
+ * A soft close (503 with a grace: a monitor attached, the configuration reloaded) lets
+ * no new call run on the channel: a hostile caller that goes on writing on its end
+ * during the grace gets 403 "direct channel closed" (its library sends such a call
+ * again through the broker, which checks it under the new policy or shows it to the
+ * monitor), never the handler run under the old check.  What was accepted before is
+ * answered, then the service closes its end without waiting for the grace to end.
+ */
+START_TEST(test_service_soft_close_refuses_new_calls)
+{
+        fbroker fb;
+        tsvc s;
+        hyb_bus *svc = svc_setup(&fb, &s);
+        int fd = fb_open(&fb, 20, "[\"hold\",\"add\"]", 4, 1 << 20, 1 << 20);
+        int fd2;
+        char *rest;
+        wire_hdr h;
+
+        ch_call(fd, 1, "hold", "{}");
+        for (int i = 0; i < 3000 && atomic_load(&n_held) == 0; i++)
+                usleep(1000);
+        ck_assert_int_eq(atomic_load(&n_held), 1);
+        fb_close(&fb, 20, 503, 60000);
+        /* frames from the broker are read in order: once channel 21 answers, the
+         * service has read the close of channel 20 */
+        fd2 = fb_open(&fb, 21, "[\"add\"]", 4, 1 << 20, 1 << 20);
+        ch_call(fd2, 1, "add", "{\"a\":1,\"b\":1}");
+        ck_assert_int_eq(ch_result(fd2, 1, NULL, NULL), 200);
+        ck_assert_int_eq(atomic_load(&n_add), 1);
+
+        ch_call(fd, 2, "add", "{\"a\":2,\"b\":2}");
+        ck_assert_int_eq(ch_result(fd, 2, &rest, &h), 403);
+        ck_assert_mem_eq(rest + h.from_len, "direct channel closed: test", h.member_len);
+        free(rest);
+        ck_assert_int_eq(atomic_load(&n_add), 1);
+        /* the call accepted before the close is answered, then the end closes (the
+         * grace of 60 s is not waited for) */
+        svc_stop(&s);
+        ck_assert_int_eq(hyb_bus_request_reply(held[0], 200, "{}", 2, HYB_BODY_JSON), 0);
+        svc_start(&s, svc);
+        ck_assert_int_eq(ch_result(fd, 1, NULL, NULL), 200);
+        ck_assert(ch_eof(fd));
+        close(fd);
+        close(fd2);
+        svc_teardown(&fb, &s, svc);
+}
+END_TEST
+
+/*
  * A caller that never reads its answers: the output queued for it grows past max_queue
  * and the service closes the channel (no more than that is kept for it), while it goes
  * on serving another channel.  A malformed frame closes a channel too.
@@ -1347,6 +1395,7 @@ void bus_tcase_direct(Suite *s)
         tcase_add_test(tc, test_service_dispatch_and_checks);
         tcase_add_test(tc, test_service_max_pending_and_cancel);
         tcase_add_test(tc, test_service_close);
+        tcase_add_test(tc, test_service_soft_close_refuses_new_calls);
         tcase_add_test(tc, test_service_max_queue_and_garbage);
         tcase_add_test(tc, test_service_revoked_method);
         tcase_add_test(tc, test_e2e_calls_go_direct);
