@@ -330,6 +330,14 @@ int bus_chan_send(bus_chan *ch, wire_hdr *h, const char *from, size_t from_len,
         if (from_len > WIRE_ENDPOINT_MAX)
                 from_len = 0;
         n_iov = wire_build(h, from, from_len, NULL, 0, member, member_len, body, body_len, hdr, iov);
+        if (!ch->service && ch->wlen > ch->wpos &&
+            ch->wlen - ch->wpos + iov[0].iov_len + (n_iov > 1 ? iov[1].iov_len : 0) > ch->max_queue) {
+                /* A service that does not read its channel: the caller keeps no more for
+                 * it than the broker would (the channel goes, its calls get 502, this one
+                 * goes through the broker).  Nothing of this frame was written. */
+                chan_broken(ch);
+                return HYB_E_CLOSED;
+        }
         if (ch->wlen == ch->wpos) {
                 struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
                 for (;;) {
@@ -673,6 +681,9 @@ static void on_open_result(hyb_bus *bus, const hyb_bus_reply *rep, void *userdat
                 peer_refused(pr);
                 return;
         }
+        /* what this caller queues towards a service that does not read it: as much as the
+         * broker's default send queue holds (4 whole frames) */
+        ch->max_queue = 4 * (bus->max_body + WIRE_HDR_SIZE + WIRE_NAMES_MAX);
         ch->peer = pr;
         pr->chan = ch;
         pr->backoff = 0;

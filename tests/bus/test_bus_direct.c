@@ -1387,6 +1387,75 @@ START_TEST(test_e2e_not_run_while_closing)
 }
 END_TEST
 
+/*
+ * A hostile service that never reads its channel: the caller's library keeps no more
+ * for it than the broker would queue towards a peer (4 frames of max_body), then drops
+ * the channel (its calls there get 502; the service's end sees EOF once drained) and
+ * sends its calls through the broker, instead of buffering all it is asked to send.
+ */
+static void count_status(hyb_bus *bus, const hyb_bus_reply *rep, void *ud)
+{
+        int *st = ud;
+
+        st[hyb_bus_reply_get_status(rep) == 502 ? 0 : 1]++;
+}
+
+START_TEST(test_e2e_service_never_reads)
+{
+        tbroker t;
+        const char *ep = "@localhost/org.test.rawsvc/main";
+        static char body[60000];
+        int st[2] = { 0, 0 };
+        hyb_bus *c;
+        int raw, n_sent = 0;
+        size_t got = 0;
+        bool eof = false;
+
+        e2e_start(&t, "max_body=65536");
+        int cfd = raw_service_channel(&t, ep, &c, &raw);
+
+        memset(body, 'a', sizeof body);
+        body[0] = '"';
+        body[sizeof body - 1] = '"';
+        /* 100 calls of 60 kB: 6 MB, far above 4 frames plus what the socket holds */
+        for (int i = 0; i < 100; i++) {
+                ck_assert_int_eq(hyb_bus_call_async(c, ep, "add", body, sizeof body, 0, 60000,
+                                                    count_status, st, NULL), 0);
+                n_sent++;
+        }
+        /* the service's end: what was written, then EOF (bounded by the caller's queue) */
+        for (int i = 0; i < 10000 && !eof; i++) {
+                char buf[65536];
+                struct pollfd p = { .fd = cfd, .events = POLLIN };
+                ssize_t n;
+
+                if (poll(&p, 1, 1) < 0)
+                        break;
+                n = recv(cfd, buf, sizeof buf, MSG_DONTWAIT);
+                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                        eof = true;
+                else if (n > 0)
+                        got += (size_t)n;
+        }
+        ck_assert_msg(eof, "the caller still holds the channel after %zu bytes", got);
+        ck_assert_uint_le(got, 4u * (65536 + WIRE_HDR_SIZE + WIRE_NAMES_MAX) + 8u * 1024 * 1024);
+        /* the caller drops it: the calls on it fail with 502 at once */
+        for (int i = 0; i < 3000 && (c->n_chans > 0 || st[0] == 0); i++) {
+                while (hyb_bus_process(c) > 0)
+                        ;
+                if (c->n_chans > 0 || st[0] == 0)
+                        hyb_bus_wait(c, 1000);
+        }
+        ck_assert_uint_eq(c->n_chans, 0);
+        ck_assert_int_gt(st[0], 0);
+        ck_assert_int_lt(st[0], n_sent); /* the later ones went through the broker */
+        close(cfd);
+        hyb_bus_unref(c);
+        close(raw);
+        tb_stop(&t);
+}
+END_TEST
+
 void bus_tcase_direct(Suite *s)
 {
         TCase *tc = tcase_create("direct");
@@ -1408,5 +1477,6 @@ void bus_tcase_direct(Suite *s)
         tcase_add_test(tc, test_e2e_token_session);
         tcase_add_test(tc, test_e2e_not_run_goes_through_broker);
         tcase_add_test(tc, test_e2e_not_run_while_closing);
+        tcase_add_test(tc, test_e2e_service_never_reads);
         suite_add_tcase(s, tc);
 }
