@@ -52,6 +52,7 @@ typedef struct bus_call {
         void *r_copy;
         bool done;
         bool linked;
+        bool open_channel; /* a CALL of builtin openChannel: its RESULT 200 brings an fd */
 } bus_call;
 
 typedef struct bus_method {
@@ -297,6 +298,10 @@ void bus_dispatch_channel(hyb_bus *bus, const wire_packet *p);
 /* A RESULT from the broker that matches no pending call: one of an openChannel that
  * ended locally carries an fd, closed here. */
 void bus_orphan_result(hyb_bus *bus, const wire_packet *p);
+/* The RESULT 200 of an openChannel the library did not ask for itself (the application
+ * called it): its fd is closed, the broker told (closeChannel). */
+void bus_chan_drop_granted(hyb_bus *bus, const wire_packet *p);
+void bus_chan_open_result(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata);
 /* With channels open: reads what the ready sockets have (epoll_wait until deadline_us,
  * 0: do not sleep) and dispatches one buffered frame of a channel.  >0 did work, 0
  * nothing, < 0 the broker connection failed. */

@@ -248,6 +248,11 @@ void bus_dispatch_result(hyb_bus *bus, const wire_packet *p)
         }
         if (c->chan)
                 return; /* a call sent over a channel is answered there only */
+        if (c->open_channel && p->h.status == 200 && c->cb != bus_chan_open_result)
+                /* The application's own openChannel: the fd that came with it is one it
+                 * can never get, and left in the queue of received fds it would be taken
+                 * by the next channel the library opens (to another endpoint). */
+                bus_chan_drop_granted(bus, p);
         hyb_bus_reply *rep = bus_reply_new(p->h.status ? p->h.status : 200, p->h.flags & WIRE_F_BINARY,
                                            p->from, p->h.from_len, p->member, p->h.member_len, p->body,
                                            p->h.body_len);
@@ -370,6 +375,8 @@ static int call_send(hyb_bus *bus, bus_call *c, const char *endpoint, const char
         bus_chan *ch = NULL;
         int r;
 
+        c->open_channel = strcasecmp(method, "openChannel") == 0 &&
+                          strcasecmp(endpoint, HYB_BUS_BUILTIN_ENDPOINT) == 0;
         if (bus->efd >= 0 && !bus->cancellable)
                 ch = bus_chan_route(bus, endpoint, method, len, &peer);
         if (ch) {

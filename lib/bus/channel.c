@@ -645,7 +645,7 @@ static void peer_refused(bus_peer *pr)
         pr->skip = pr->backoff;
 }
 
-static void on_open_result(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
+void bus_chan_open_result(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
 {
         bus_peer *pr = userdata;
         json_t *j = NULL, *methods = NULL;
@@ -707,7 +707,7 @@ void bus_chan_maybe_open(hyb_bus *bus, bus_peer *pr)
                 return;
         pr->opening = true;
         if (hyb_bus_call_async(bus, HYB_BUS_BUILTIN_ENDPOINT, "openChannel", body, strlen(body), 0,
-                               0, on_open_result, pr, NULL) < 0)
+                               0, bus_chan_open_result, pr, NULL) < 0)
                 pr->opening = false;
         free(body);
 }
@@ -727,16 +727,21 @@ void bus_orphan_result(hyb_bus *bus, const wire_packet *p)
             p->h.from_len == strlen(HYB_BUS_BUILTIN_ENDPOINT) &&
             strncasecmp(p->from, HYB_BUS_BUILTIN_ENDPOINT, p->h.from_len) == 0 &&
             p->h.body_len > 11 && memmem(p->body, p->h.body_len, "\"channel\":", 10)) {
-                int fd = bus_fd_claim(bus);
-                json_t *j = json_loadb((const char *)p->body, p->h.body_len, 0, NULL);
-                json_int_t id = 0;
-
-                if (fd >= 0)
-                        close(fd);
-                if (j && json_unpack(j, "{s:I}", "channel", &id) == 0 && id > 0)
-                        send_close_channel(bus, (uint64_t)id);
-                json_decref(j);
+                bus_chan_drop_granted(bus, p);
         }
+}
+
+void bus_chan_drop_granted(hyb_bus *bus, const wire_packet *p)
+{
+        int fd = bus_fd_claim(bus);
+        json_t *j = json_loadb((const char *)p->body, p->h.body_len, 0, NULL);
+        json_int_t id = 0;
+
+        if (fd >= 0)
+                close(fd);
+        if (j && json_unpack(j, "{s:I}", "channel", &id) == 0 && id > 0)
+                send_close_channel(bus, (uint64_t)id);
+        json_decref(j);
 }
 
 HYB_EXPORT int hyb_bus_set_direct(hyb_bus *bus, bool on)

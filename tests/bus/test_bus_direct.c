@@ -1456,6 +1456,64 @@ START_TEST(test_e2e_service_never_reads)
 }
 END_TEST
 
+/*
+ * The application calling builtin openChannel itself: the fd that comes with the 200 is
+ * one the library never hands out.  It must not stay in the queue of received fds, where
+ * the library's own next channel (to another endpoint) would take it and send calls
+ * meant for that endpoint to the first service; it is closed and the broker told, so
+ * that no fd is left for it in the caller or the service.
+ */
+START_TEST(test_e2e_app_open_channel)
+{
+        tbroker t;
+        tsvc s, s2;
+        const char *ep = "@localhost/org.test.svc/main";
+        const char *epb = "@localhost/org.test.svcb/main";
+        char body[128];
+        hyb_bus_reply *rep = NULL;
+        hyb_error err;
+        int fds0;
+
+        e2e_start(&t, NULL);
+        hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
+        hyb_bus *svcb = tb_connect(&t, "org.test.svcb", "main");
+        ck_assert_int_eq(hyb_endpoint_register_method(svcb, "add", add_args, 2, NULL, NULL, 0,
+                                                      on_add, NULL, NULL, &err), 0);
+        svc_start(&s2, svcb);
+        hyb_bus *c = tb_connect(&t, "org.test.caller", "main");
+        fds0 = count_fds();
+
+        snprintf(body, sizeof body, "{\"endpoint\":\"%s\"}", ep);
+        ck_assert_msg(hyb_bus_call(c, HYB_BUS_BUILTIN_ENDPOINT, "openChannel", body, strlen(body),
+                                   0, 10000, &rep, &err) == 0, "%s", err.message);
+        ck_assert_int_eq(hyb_bus_reply_get_status(rep), 200);
+        hyb_bus_reply_unref(rep);
+
+        /* the library's channel to the other service carries calls to it */
+        until_direct(c, epb);
+        for (int i = 0; i < 3; i++) {
+                rep = NULL;
+                ck_assert_int_eq(hyb_bus_call(c, epb, "add", "{\"a\":1,\"b\":1}", 13, 0, 10000,
+                                              &rep, &err), 0);
+                ck_assert_int_eq(hyb_bus_reply_get_status(rep), 200);
+                ck_assert_str_eq(hyb_bus_reply_get_sender(rep), epb);
+                hyb_bus_reply_unref(rep);
+        }
+        /* fds: the channel to svcb (both ends in this process), nothing for the other */
+        for (int i = 0; i < 3000 && count_fds() != fds0 + 2; i++) {
+                while (hyb_bus_process(c) > 0)
+                        ;
+                usleep(1000);
+        }
+        ck_assert_int_eq(count_fds(), fds0 + 2);
+        hyb_bus_unref(c);
+        svc_stop(&s2);
+        hyb_bus_unref(svcb);
+        e2e_service_stop(&s, svc);
+        tb_stop(&t);
+}
+END_TEST
+
 void bus_tcase_direct(Suite *s)
 {
         TCase *tc = tcase_create("direct");
@@ -1478,5 +1536,6 @@ void bus_tcase_direct(Suite *s)
         tcase_add_test(tc, test_e2e_not_run_goes_through_broker);
         tcase_add_test(tc, test_e2e_not_run_while_closing);
         tcase_add_test(tc, test_e2e_service_never_reads);
+        tcase_add_test(tc, test_e2e_app_open_channel);
         suite_add_tcase(s, tc);
 }
