@@ -192,6 +192,7 @@ struct hyb_bus {
         /* A Unix connection's public fd: an epoll set of fd and every channel socket
          * (-1 for ws://).  EPOLLOUT of fd is asked for while output is queued (ep_out). */
         int efd;
+        pid_t efd_pid; /* the process that made efd: a fork()ed child shares the set */
         bool ep_out;
         bool direct_off;      /* hyb_bus_set_direct(false) */
         bus_chan *chans;

@@ -113,7 +113,10 @@ static void chan_unlink(bus_chan *ch)
                 if (bus->evs[i].data.ptr == ch)
                         bus->evs[i].data.ptr = NULL;
         if (ch->fd >= 0) {
-                if (bus->efd >= 0)
+                /* A fork()ed child dropping its copy of the bus shares the epoll set with
+                 * its parent: its close of the fd leaves the parent's registration be, a
+                 * DEL would take the parent's channel out of the parent's waits. */
+                if (bus->efd >= 0 && bus->efd_pid == getpid())
                         epoll_ctl(bus->efd, EPOLL_CTL_DEL, ch->fd, NULL);
                 close(ch->fd);
                 ch->fd = -1;
@@ -153,7 +156,9 @@ static void chan_close(bus_chan *ch)
         bus_chan_ref(ch);
         if (!ch->broker_closed && bus) {
                 ch->broker_closed = true;
-                send_close_channel(bus, ch->id);
+                /* not from a fork()ed child: the channel is its parent's */
+                if (bus->efd_pid == getpid())
+                        send_close_channel(bus, ch->id);
         }
         chan_unlink(ch);
         bus_chan_unref(ch); /* the list's */

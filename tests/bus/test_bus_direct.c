@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "broker/broker-internal.h" /* broker_auth_set_revoked, _sweep */
@@ -1514,6 +1515,62 @@ START_TEST(test_e2e_app_open_channel)
 }
 END_TEST
 
+static int open_channels(hyb_bus *bus)
+{
+        hyb_obj *o = NULL;
+        hyb_error e;
+
+        ck_assert_msg(hyb_bus_store_read(bus, "/sys/bus/channels", &o, &e) == 0, "%s", e.message);
+        int v = (int)hyb_obj_get_int(o);
+        hyb_obj_unref(o);
+        return v;
+}
+
+/*
+ * A fork()ed child that drops its copy of the parent's bus (as a child about to exec, or
+ * a worker closing what it inherited, does) leaves the parent's channels alone: it tells
+ * the broker nothing on the socket it shares with the parent, and takes nothing out of
+ * the epoll set it shares too.  The parent's calls go on direct.
+ */
+START_TEST(test_e2e_fork_child_leaves_channels)
+{
+        tbroker t;
+        tsvc s;
+        const char *ep = "@localhost/org.test.svc/main";
+        int status = -1;
+        pid_t pid;
+
+        e2e_start(&t, NULL);
+        hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
+        hyb_bus *c = tb_connect(&t, "org.test.caller", "main");
+        hyb_bus *obs = tb_connect(&t, "org.test.obs", "main");
+
+        until_direct(c, ep);
+        ck_assert_int_eq(open_channels(c), 1);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                hyb_bus_unref(c);
+                _exit(0);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        /* read after anything the child wrote on the shared socket */
+        ck_assert_int_eq(open_channels(c), 1);
+        int64_t m0 = frames_in(obs, "org.test.caller/main");
+        int n0 = atomic_load(&n_add);
+        for (int i = 0; i < 5; i++)
+                ck_assert_int_eq(add(c, ep, i), 0);
+        ck_assert_int_eq(atomic_load(&n_add), n0 + 5);
+        ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0);
+        ck_assert_uint_eq(c->n_chans, 1);
+        hyb_bus_unref(obs);
+        hyb_bus_unref(c);
+        e2e_service_stop(&s, svc);
+        tb_stop(&t);
+}
+END_TEST
+
 void bus_tcase_direct(Suite *s)
 {
         TCase *tc = tcase_create("direct");
@@ -1537,5 +1594,6 @@ void bus_tcase_direct(Suite *s)
         tcase_add_test(tc, test_e2e_not_run_while_closing);
         tcase_add_test(tc, test_e2e_service_never_reads);
         tcase_add_test(tc, test_e2e_app_open_channel);
+        tcase_add_test(tc, test_e2e_fork_child_leaves_channels);
         suite_add_tcase(s, tc);
 }
