@@ -436,9 +436,10 @@ void channel_open(bconn *c, bframe *f)
                 route_reply(c, id, 403, msg, NULL, 0, 0);
                 goto out;
         }
-        j = json_pack("{s:O,s:I,s:I,s:I}", "methods", methods, "max_pending",
+        j = json_pack("{s:O,s:I,s:I,s:I,s:I}", "methods", methods, "max_pending",
                       (json_int_t)cf->max_pending_calls, "max_queue",
-                      (json_int_t)cf->send_queue_bytes, "max_body", (json_int_t)cf->max_body);
+                      (json_int_t)cf->send_queue_bytes, "max_body", (json_int_t)cf->max_body,
+                      "uid_max_pending", (json_int_t)cf->uid_max_pending_calls);
         to_callee = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         j = json_pack("{s:I,s:s%,s:O}", "channel", (json_int_t)(b->next_chan_id + 1), "endpoint",

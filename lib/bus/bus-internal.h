@@ -165,6 +165,7 @@ typedef struct bus_chan {
         uint16_t from_len, info_len;
         uint32_t uid;
         size_t max_pending, max_queue, n_pending;
+        size_t uid_max_pending; /* service: pending over all channels of the caller's uid */
         /* caller side */
         struct bus_peer *peer;
         size_t n_calls;        /* our calls pending on it */
@@ -303,6 +304,8 @@ void bus_orphan_result(hyb_bus *bus, const wire_packet *p);
  * called it): its fd is closed, the broker told (closeChannel). */
 void bus_chan_drop_granted(hyb_bus *bus, const wire_packet *p);
 void bus_chan_open_result(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata);
+/* Has the uid of ch's caller as many calls pending over all its channels as allowed? */
+bool bus_chan_uid_full(const hyb_bus *bus, const bus_chan *ch);
 /* With channels open: reads what the ready sockets have (epoll_wait until deadline_us,
  * 0: do not sleep) and dispatches one buffered frame of a channel.  >0 did work, 0
  * nothing, < 0 the broker connection failed. */

@@ -831,6 +831,14 @@ static void dispatch_call(hyb_bus *bus, bus_chan *ch, const wire_packet *p)
                                  NULL, 0, 0);
                         goto out;
                 }
+                if (bus_chan_uid_full(bus, ch)) {
+                        /* one uid's many connections, each with a channel: bounded as the
+                         * broker bounds the calls it routes for one uid */
+                        req_send(req, 429,
+                                 "quota uid_max_pending_calls exceeded on direct channels",
+                                 NULL, 0, 0);
+                        goto out;
+                }
                 req->chan_counted = true;
                 ch->n_pending++;
         }

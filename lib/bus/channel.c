@@ -771,7 +771,7 @@ HYB_EXPORT int hyb_bus_set_direct(hyb_bus *bus, bool on)
 static void chan_open(hyb_bus *bus, const wire_packet *p)
 {
         json_t *j, *methods = NULL;
-        json_int_t max_pending = 0, max_queue = 0, max_body = 0;
+        json_int_t max_pending = 0, max_queue = 0, max_body = 0, uid_max_pending = 0;
         bus_chan *ch;
         int fd = bus_fd_claim(bus);
 
@@ -782,7 +782,8 @@ static void chan_open(hyb_bus *bus, const wire_packet *p)
                               &max_pending, "max_queue", &max_queue, "max_body", &max_body) < 0 ||
             !json_is_array(methods) || max_pending <= 0 || max_queue <= 0 || max_body <= 0 ||
             p->h.call_id == 0 || p->h.from_len <= p->h.info_len || bus->closed ||
-            chan_find(bus, p->h.call_id)) {
+            chan_find(bus, p->h.call_id) ||
+            json_unpack(j, "{s?I}", "uid_max_pending", &uid_max_pending) < 0 || uid_max_pending < 0) {
                 json_decref(j);
                 close(fd);
                 if (p->h.call_id && !chan_find(bus, p->h.call_id))
@@ -806,6 +807,8 @@ static void chan_open(hyb_bus *bus, const wire_packet *p)
         ch->info_len = p->h.info_len;
         ch->uid = p->h.aux;
         ch->max_pending = (size_t)max_pending;
+        /* a broker that does not say: no bound beyond max_pending per channel */
+        ch->uid_max_pending = uid_max_pending > 0 ? (size_t)uid_max_pending : SIZE_MAX;
         ch->max_queue = (size_t)max_queue;
         ch->max_body = (size_t)max_body;
 }
@@ -868,6 +871,18 @@ void bus_chan_method_revoked(hyb_bus *bus, const char *name)
                                 break;
                         }
         }
+}
+
+bool bus_chan_uid_full(const hyb_bus *bus, const bus_chan *ch)
+{
+        size_t n = 0;
+
+        if (ch->uid_max_pending == SIZE_MAX)
+                return false;
+        for (const bus_chan *o = bus->chans; o; o = o->next)
+                if (o->service && o->uid == ch->uid)
+                        n += o->n_pending;
+        return n >= ch->uid_max_pending;
 }
 
 uint64_t bus_chan_next_deadline(const hyb_bus *bus)

@@ -378,6 +378,8 @@ START_TEST(test_channel_open)
         ck_assert_str_eq(json_string_value(json_array_get(m, 0)), "add");
         ck_assert_int_eq(json_integer_value(json_object_get(j, "max_pending")), 1024);
         ck_assert_int_eq(json_integer_value(json_object_get(j, "max_queue")), 64 * 1024 * 1024);
+        /* limits.uid_max_pending_calls (default 4096): the callee bounds one uid over its channels */
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "uid_max_pending")), 4096);
         ck_assert_int_eq(json_integer_value(json_object_get(j, "max_body")), 16 * 1024 * 1024);
         json_decref(j);
         rframe_free(&f);

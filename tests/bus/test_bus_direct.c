@@ -209,8 +209,18 @@ static void fb_stop(fbroker *fb)
  * Opens channel id to the service as the broker does: a CHANNEL open carrying one end
  * of a socketpair.  Returns the caller's end.
  */
+static int fb_open_x(fbroker *fb, uint64_t id, const char *methods_json, int max_pending,
+                     int max_queue, int max_body, const char *extra);
+
 static int fb_open(fbroker *fb, uint64_t id, const char *methods_json, int max_pending,
                    int max_queue, int max_body)
+{
+        return fb_open_x(fb, id, methods_json, max_pending, max_queue, max_body, "");
+}
+
+/* As fb_open, extra (",\"key\":value..." or "") ending the open's body. */
+static int fb_open_x(fbroker *fb, uint64_t id, const char *methods_json, int max_pending,
+                     int max_queue, int max_body, const char *extra)
 {
         int sp[2];
         char body[512];
@@ -222,8 +232,8 @@ static int fb_open(fbroker *fb, uint64_t id, const char *methods_json, int max_p
 
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
         snprintf(body, sizeof body,
-                 "{\"methods\":%s,\"max_pending\":%d,\"max_queue\":%d,\"max_body\":%d}",
-                 methods_json, max_pending, max_queue, max_body);
+                 "{\"methods\":%s,\"max_pending\":%d,\"max_queue\":%d,\"max_body\":%d%s}",
+                 methods_json, max_pending, max_queue, max_body, extra);
         frame_send(fb->conn, &fb->wlock, &h, from, from_len, "open", body, strlen(body), sp[1]);
         close(sp[1]);
         return sp[0];
@@ -493,6 +503,48 @@ START_TEST(test_service_close)
         ck_assert(ch_eof(fd));
         close(fd);
         ck_assert_int_eq(count_fds(), fds0);
+        svc_teardown(&fb, &s, svc);
+}
+END_TEST
+
+/*
+ * uid_max_pending: one uid's connections, each with its own channel to the service,
+ * cannot keep more calls pending there in all than the broker lets one uid keep pending
+ * through it (limits.uid_max_pending_calls): one more is 429 and its handler does not run,
+ * while each channel is still below its own max_pending.  Once one is answered, that
+ * uid's calls run again.
+ */
+START_TEST(test_service_uid_max_pending)
+{
+        fbroker fb;
+        tsvc s;
+        hyb_bus *svc = svc_setup(&fb, &s);
+        /* the same caller uid (4242) on both, as two connections of one user */
+        int fd1 = fb_open_x(&fb, 30, "[\"hold\",\"add\"]", 4, 1 << 20, 1 << 20,
+                            ",\"uid_max_pending\":3");
+        int fd2 = fb_open_x(&fb, 31, "[\"hold\",\"add\"]", 4, 1 << 20, 1 << 20,
+                            ",\"uid_max_pending\":3");
+
+        ch_call(fd1, 1, "hold", "{}");
+        ch_call(fd1, 2, "hold", "{}");
+        ch_call(fd2, 1, "hold", "{}");
+        for (int i = 0; i < 3000 && atomic_load(&n_held) < 3; i++)
+                usleep(1000);
+        ck_assert_int_eq(atomic_load(&n_held), 3);
+        ch_call(fd2, 2, "add", "{\"a\":1,\"b\":1}");
+        ck_assert_int_eq(ch_result(fd2, 2, NULL, NULL), 429);
+        ch_call(fd1, 3, "add", "{\"a\":1,\"b\":1}");
+        ck_assert_int_eq(ch_result(fd1, 3, NULL, NULL), 429);
+        ck_assert_int_eq(atomic_load(&n_add), 0);
+        svc_stop(&s);
+        ck_assert_int_eq(hyb_bus_request_reply(held[0], 200, "{}", 2, HYB_BODY_JSON), 0);
+        svc_start(&s, svc);
+        ck_assert_int_eq(ch_result(fd1, 1, NULL, NULL), 200);
+        ch_call(fd2, 3, "add", "{\"a\":1,\"b\":1}");
+        ck_assert_int_eq(ch_result(fd2, 3, NULL, NULL), 200);
+        ck_assert_int_eq(atomic_load(&n_add), 1);
+        close(fd1);
+        close(fd2);
         svc_teardown(&fb, &s, svc);
 }
 END_TEST
@@ -1580,6 +1632,7 @@ void bus_tcase_direct(Suite *s)
         tcase_add_test(tc, test_service_max_pending_and_cancel);
         tcase_add_test(tc, test_service_close);
         tcase_add_test(tc, test_service_soft_close_refuses_new_calls);
+        tcase_add_test(tc, test_service_uid_max_pending);
         tcase_add_test(tc, test_service_max_queue_and_garbage);
         tcase_add_test(tc, test_service_revoked_method);
         tcase_add_test(tc, test_e2e_calls_go_direct);
