@@ -202,6 +202,7 @@ struct hyb_bus {
         size_t n_peers;
         int fd_fifo[BUS_FD_FIFO_MAX]; /* fds received on fd, oldest first */
         size_t n_fd_fifo;
+        size_t n_open_lost; /* openChannel calls given up here (504, cancel) whose RESULT may still come */
         /* events an epoll_wait returned that are not handled yet */
         struct epoll_event *evs;
         int n_evs, evs_pos;

@@ -330,6 +330,8 @@ int bus_expire_calls(hyb_bus *bus)
          * which may have linked or unlinked calls. */
         while (bus->n_calls > 0 && bus->deadlines[0]->deadline_us <= now) {
                 bus_call *c = bus->deadlines[0];
+                if (c->open_channel)
+                        bus->n_open_lost++; /* its RESULT (and fd) may still come */
                 call_send_cancel(bus, c);
                 call_complete(c, bus_reply_new(504, 0, "", 0, "no answer before the deadline", 29, NULL, 0));
                 n++;
@@ -526,6 +528,8 @@ static void call_slot_disconnect(hyb_slot *slot)
         if (c->linked && c->bus) {
                 /* Cancelled by the caller before the reply: tell the broker (or the
                  * callee, over the call's channel). */
+                if (c->open_channel)
+                        c->bus->n_open_lost++; /* its RESULT (and fd) may still come */
                 call_send_cancel(c->bus, c);
                 bus_call_unlink(c);
         }

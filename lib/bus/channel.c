@@ -727,11 +727,14 @@ void bus_chan_call_done(bus_chan *ch)
 
 void bus_orphan_result(hyb_bus *bus, const wire_packet *p)
 {
-        /* An openChannel whose call ended here (its local deadline) still brings its fd */
-        if (p->h.status == 200 && bus->n_fd_fifo > 0 &&
+        /* An openChannel whose call ended here (its local deadline, a cancel) still brings
+         * its fd.  Only then: the late answer of any other call (a store read whose data
+         * has a "channel" key) must not take an fd that came early for a later frame. */
+        if (bus->n_open_lost > 0 && p->h.status == 200 && bus->n_fd_fifo > 0 &&
             p->h.from_len == strlen(HYB_BUS_BUILTIN_ENDPOINT) &&
             strncasecmp(p->from, HYB_BUS_BUILTIN_ENDPOINT, p->h.from_len) == 0 &&
             p->h.body_len > 11 && memmem(p->body, p->h.body_len, "\"channel\":", 10)) {
+                bus->n_open_lost--;
                 bus_chan_drop_granted(bus, p);
         }
 }

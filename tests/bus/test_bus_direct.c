@@ -550,6 +550,39 @@ START_TEST(test_service_uid_max_pending)
 END_TEST
 
 /*
+ * fds are claimed in order by the frames that carry them, and one may come ahead of its
+ * frame (on the bytes of an earlier one).  The late answer of a call given up here that
+ * is not an openChannel (a store read whose data has a "channel" key) must not take it:
+ * the CHANNEL open that follows gets its end and serves its caller.
+ */
+START_TEST(test_service_late_answer_keeps_fd)
+{
+        fbroker fb;
+        tsvc s;
+        hyb_bus *svc = svc_setup(&fb, &s);
+        static const char from[] = CALLER_NAME "unix\0";
+        const char *late = "{\"channel\":5,\"note\":\"user data\"}";
+        const char *open = "{\"methods\":[\"add\"],\"max_pending\":4,\"max_queue\":1048576,"
+                           "\"max_body\":1048576}";
+        wire_hdr r = { .type = WIRE_RESULT, .status = 200, .call_id = 4242 };
+        wire_hdr o = { .type = WIRE_CHANNEL, .call_id = 40, .aux = 4242, .info_len = 5 };
+        int sp[2];
+
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+        /* the end rides on the late answer's bytes, its open comes next */
+        frame_send(fb.conn, &fb.wlock, &r, HYB_BUS_BUILTIN_ENDPOINT,
+                   strlen(HYB_BUS_BUILTIN_ENDPOINT), NULL, late, strlen(late), sp[1]);
+        close(sp[1]);
+        frame_send(fb.conn, &fb.wlock, &o, from, sizeof from - 1, "open", open, strlen(open), -1);
+        ch_call(sp[0], 1, "add", "{\"a\":2,\"b\":3}");
+        ck_assert_int_eq(ch_result(sp[0], 1, NULL, NULL), 200);
+        ck_assert_int_eq(atomic_load(&n_add), 1);
+        close(sp[0]);
+        svc_teardown(&fb, &s, svc);
+}
+END_TEST
+
+/*
  * A soft close (503 with a grace: a monitor attached, the configuration reloaded) lets
  * no new call run on the channel: a hostile caller that goes on writing on its end
  * during the grace gets 403 "direct channel closed" (its library sends such a call
@@ -1633,6 +1666,7 @@ void bus_tcase_direct(Suite *s)
         tcase_add_test(tc, test_service_close);
         tcase_add_test(tc, test_service_soft_close_refuses_new_calls);
         tcase_add_test(tc, test_service_uid_max_pending);
+        tcase_add_test(tc, test_service_late_answer_keeps_fd);
         tcase_add_test(tc, test_service_max_queue_and_garbage);
         tcase_add_test(tc, test_service_revoked_method);
         tcase_add_test(tc, test_e2e_calls_go_direct);
