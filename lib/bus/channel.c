@@ -21,6 +21,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bus-internal.h"
@@ -52,6 +53,39 @@ int bus_fd_claim(hyb_bus *bus)
         memmove(bus->fd_fifo, bus->fd_fifo + 1, (bus->n_fd_fifo - 1) * sizeof(int));
         bus->n_fd_fifo--;
         return fd;
+}
+
+/*
+ * The end whose inode the frame names (the broker says which it passed with it): ends
+ * ahead of it in the queue came for frames that did not take them, and are closed.
+ * None matches: the frame's end never came (the kernel would not pass it), and what is
+ * queued belongs to later frames.  A broker that names no inode: the oldest.
+ */
+static int fd_claim_ino(hyb_bus *bus, json_int_t ino)
+{
+        if (ino <= 0)
+                return bus_fd_claim(bus);
+        for (size_t i = 0; i < bus->n_fd_fifo; i++) {
+                struct stat st;
+
+                if (fstat(bus->fd_fifo[i], &st) < 0 || (json_int_t)st.st_ino != ino)
+                        continue;
+                int fd = bus->fd_fifo[i];
+                for (size_t k = 0; k < i; k++)
+                        close(bus->fd_fifo[k]);
+                memmove(bus->fd_fifo, bus->fd_fifo + i + 1, (bus->n_fd_fifo - i - 1) * sizeof(int));
+                bus->n_fd_fifo -= i + 1;
+                return fd;
+        }
+        return -1;
+}
+
+/* The inode a frame's body names for its end ("ino"), or 0. */
+static json_int_t body_ino(json_t *j)
+{
+        json_t *v = json_object_get(j, "ino");
+
+        return json_is_integer(v) ? json_integer_value(v) : 0;
 }
 
 void bus_fds_close(hyb_bus *bus)
@@ -664,8 +698,8 @@ void bus_chan_open_result(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata
                 peer_refused(pr);
                 return;
         }
-        fd = bus_fd_claim(bus); /* it came with this RESULT */
         j = json_loadb((const char *)rep->body, rep->body_len, 0, NULL);
+        fd = fd_claim_ino(bus, body_ino(j)); /* it came with this RESULT (or ahead of it) */
         if (fd < 0 || !j ||
             json_unpack(j, "{s:I, s:s, s:o}", "channel", &id, "endpoint", &ep, "methods", &methods) < 0 ||
             id <= 0 || !json_is_array(methods) || bus->closed || bus->direct_off || pr->chan) {
@@ -741,8 +775,8 @@ void bus_orphan_result(hyb_bus *bus, const wire_packet *p)
 
 void bus_chan_drop_granted(hyb_bus *bus, const wire_packet *p)
 {
-        int fd = bus_fd_claim(bus);
         json_t *j = json_loadb((const char *)p->body, p->h.body_len, 0, NULL);
+        int fd = fd_claim_ino(bus, body_ino(j));
         json_int_t id = 0;
 
         if (fd >= 0)
@@ -776,11 +810,17 @@ static void chan_open(hyb_bus *bus, const wire_packet *p)
         json_t *j, *methods = NULL;
         json_int_t max_pending = 0, max_queue = 0, max_body = 0, uid_max_pending = 0;
         bus_chan *ch;
-        int fd = bus_fd_claim(bus);
+        int fd;
 
-        if (fd < 0)
-                return; /* no fd came with it: nothing to open */
         j = json_loadb((const char *)p->body, p->h.body_len, 0, NULL);
+        fd = fd_claim_ino(bus, body_ino(j));
+        if (fd < 0) {
+                json_decref(j);
+                /* no end came with it: nothing to open (the broker forgets it) */
+                if (p->h.call_id && !bus->closed && !chan_find(bus, p->h.call_id))
+                        send_close_channel(bus, p->h.call_id);
+                return;
+        }
         if (!j || json_unpack(j, "{s:o, s:I, s:I, s:I}", "methods", &methods, "max_pending",
                               &max_pending, "max_queue", &max_queue, "max_body", &max_body) < 0 ||
             !json_is_array(methods) || max_pending <= 0 || max_queue <= 0 || max_body <= 0 ||

@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "broker/broker-internal.h"
@@ -361,6 +362,7 @@ START_TEST(test_channel_open)
         json_t *m = json_object_get(j, "methods");
         ck_assert_uint_eq(json_array_size(m), 1);
         ck_assert_str_eq(json_string_value(json_array_get(m, 0)), "add");
+        json_int_t ino_cli = json_integer_value(json_object_get(j, "ino"));
         json_decref(j);
         free(body);
 
@@ -381,6 +383,7 @@ START_TEST(test_channel_open)
         /* limits.uid_max_pending_calls (default 4096): the callee bounds one uid over its channels */
         ck_assert_int_eq(json_integer_value(json_object_get(j, "uid_max_pending")), 4096);
         ck_assert_int_eq(json_integer_value(json_object_get(j, "max_body")), 16 * 1024 * 1024);
+        json_int_t ino_svc = json_integer_value(json_object_get(j, "ino"));
         json_decref(j);
         rframe_free(&f);
 
@@ -390,6 +393,12 @@ START_TEST(test_channel_open)
         ck_assert_uint_eq(count_fds_settle(n0 + 2), n0 + 2);
         int a = peer_take_fd(&cli), b = peer_take_fd(&svc);
         assert_pair(a, b);
+        /* each frame names the inode of the end that is its own */
+        struct stat sa, sb;
+        ck_assert_int_eq(fstat(a, &sa), 0);
+        ck_assert_int_eq(fstat(b, &sb), 0);
+        ck_assert_int_eq(ino_cli, (json_int_t)sa.st_ino);
+        ck_assert_int_eq(ino_svc, (json_int_t)sb.st_ino);
 
         /* one channel per caller and callee */
         refused(&cli, 2, "@localhost/org.test.svc/main", 409,

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -578,6 +579,51 @@ START_TEST(test_service_late_answer_keeps_fd)
         ck_assert_int_eq(ch_result(sp[0], 1, NULL, NULL), 200);
         ck_assert_int_eq(atomic_load(&n_add), 1);
         close(sp[0]);
+        svc_teardown(&fb, &s, svc);
+}
+END_TEST
+
+/*
+ * An end the broker could not pass (the kernel refuses SCM_RIGHTS past the daemon's
+ * RLIMIT_NOFILE of ends in flight, ETOOMANYREFS, and the frame goes without it) must not
+ * be made up by the next end received, which came early for a LATER channel: that
+ * channel's caller would be served under the identity (name, uid) and method list of
+ * the first.  Each frame names its end's inode: channel 50's never came, so 50 does not
+ * open; channel 51 gets its own end and its caller is seen as itself.
+ */
+START_TEST(test_service_end_matches_its_frame)
+{
+        fbroker fb;
+        tsvc s;
+        hyb_bus *svc = svc_setup(&fb, &s);
+        static const char victim[] = "@localhost/org.test.victim/main" "unix\0";
+        static const char from[] = CALLER_NAME "unix\0";
+        wire_hdr o50 = { .type = WIRE_CHANNEL, .call_id = 50, .aux = 1111, .info_len = 5 };
+        wire_hdr o51 = { .type = WIRE_CHANNEL, .call_id = 51, .aux = 4242, .info_len = 5 };
+        int lost[2], sp[2];
+        struct stat st_lost, st_sp;
+        char b50[256], b51[256];
+
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, lost), 0);
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+        ck_assert_int_eq(fstat(lost[1], &st_lost), 0);
+        ck_assert_int_eq(fstat(sp[1], &st_sp), 0);
+        snprintf(b50, sizeof b50, "{\"methods\":[\"add\"],\"max_pending\":4,\"max_queue\":1048576,"
+                 "\"max_body\":1048576,\"ino\":%llu}", (unsigned long long)st_lost.st_ino);
+        snprintf(b51, sizeof b51, "{\"methods\":[\"add\"],\"max_pending\":4,\"max_queue\":1048576,"
+                 "\"max_body\":1048576,\"ino\":%llu}", (unsigned long long)st_sp.st_ino);
+        /* 50's end is not passed; 51's rides ahead, on 50's bytes */
+        frame_send(fb.conn, &fb.wlock, &o50, victim, sizeof victim - 1, "open", b50, strlen(b50),
+                   sp[1]);
+        close(sp[1]);
+        frame_send(fb.conn, &fb.wlock, &o51, from, sizeof from - 1, "open", b51, strlen(b51), -1);
+        ch_call(sp[0], 1, "add", "{\"a\":2,\"b\":3}");
+        ck_assert_int_eq(ch_result(sp[0], 1, NULL, NULL), 200);
+        ck_assert_str_eq(seen_caller, CALLER_NAME);
+        ck_assert_uint_eq(seen_uid, 4242);
+        close(sp[0]);
+        close(lost[0]);
+        close(lost[1]);
         svc_teardown(&fb, &s, svc);
 }
 END_TEST
@@ -1667,6 +1713,7 @@ void bus_tcase_direct(Suite *s)
         tcase_add_test(tc, test_service_soft_close_refuses_new_calls);
         tcase_add_test(tc, test_service_uid_max_pending);
         tcase_add_test(tc, test_service_late_answer_keeps_fd);
+        tcase_add_test(tc, test_service_end_matches_its_frame);
         tcase_add_test(tc, test_service_max_queue_and_garbage);
         tcase_add_test(tc, test_service_revoked_method);
         tcase_add_test(tc, test_e2e_calls_go_direct);
