@@ -282,6 +282,8 @@ void bus_dispatch_result_chan(hyb_bus *bus, bus_chan *ch, const wire_packet *p)
                 wire_hdr h = { .type = WIRE_CALL, .flags = (uint8_t)(c->r_flags & WIRE_F_BINARY),
                                .call_id = c->id };
 
+                bus_peer *pr = ch->peer;
+
                 /* (c->chan is ch) off the channel first: its close (now, if it was closing) fails only the
                  * calls still on it */
                 c->chan = NULL;
@@ -292,8 +294,15 @@ void bus_dispatch_result_chan(hyb_bus *bus, bus_chan *ch, const wire_packet *p)
                         c->deadline_us += LOCAL_GRACE_US;
                         heap_down(bus, c->heap_idx);
                         if (bus_send(bus, &h, c->r_endpoint, strlen(c->r_endpoint), c->r_method,
-                                     strlen(c->r_method), c->r_body, c->r_len) == 0)
+                                     strlen(c->r_method), c->r_body, c->r_len) == 0) {
+                                /* counted as through the broker: the caller's later calls to
+                                 * that endpoint do not overtake it on a channel */
+                                if (pr && !c->peer) {
+                                        c->peer = pr;
+                                        pr->n_broker++;
+                                }
                                 return;
+                        }
                 }
         }
         hyb_bus_reply *rep = bus_reply_new(p->h.status ? p->h.status : 200, p->h.flags & WIRE_F_BINARY,

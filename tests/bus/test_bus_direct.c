@@ -1500,6 +1500,47 @@ START_TEST(test_e2e_not_run_goes_through_broker)
 END_TEST
 
 /*
+ * A call sent again through the broker ("not run" on the channel) keeps its place: a
+ * call the application makes after it, to the same endpoint, goes through the broker
+ * behind it instead of overtaking it on the channel.
+ */
+START_TEST(test_e2e_not_run_keeps_order)
+{
+        tbroker t;
+        const char *ep = "@localhost/org.test.rawsvc/main";
+        atomic_int st = 0, st2 = 0;
+        hyb_bus *c;
+        int raw;
+
+        e2e_start(&t, NULL);
+        int cfd = raw_service_channel(&t, ep, &c, &raw);
+
+        call_not_run(c, ep, cfd, &st);
+        /* until the first call is sent again (it reaches the service's broker socket) */
+        for (int i = 0; i < 3000; i++) {
+                struct pollfd p = { .fd = raw, .events = POLLIN };
+                hyb_bus_process(c);
+                if (poll(&p, 1, 10) > 0)
+                        break;
+        }
+        ck_assert_int_eq(hyb_bus_call_async(c, ep, "add", "{}", 2, 0, 10000, status_reply, &st2,
+                                            NULL), 0);
+        ck_assert_int_eq(hyb_bus_flush(c), 0);
+        uint64_t first = raw_serve_one(raw, NULL);
+        uint64_t second = raw_serve_one(raw, NULL); /* the later call, behind it */
+        ck_assert_uint_lt(first, second);
+        pump_status(c, &st);
+        pump_status(c, &st2);
+        ck_assert_int_eq(atomic_load(&st), 200);
+        ck_assert_int_eq(atomic_load(&st2), 200);
+        close(cfd);
+        hyb_bus_unref(c);
+        close(raw);
+        tb_stop(&t);
+}
+END_TEST
+
+/*
  * The same "not run" answer while the caller's channel is closing (direct channels
  * turned off with the call pending on it): the channel closes as its last call leaves
  * it, and that call still goes through the broker instead of failing with the channel.
@@ -1738,6 +1779,7 @@ void bus_tcase_direct(Suite *s)
         tcase_add_test(tc, test_e2e_token_session);
         tcase_add_test(tc, test_e2e_not_run_goes_through_broker);
         tcase_add_test(tc, test_e2e_not_run_while_closing);
+        tcase_add_test(tc, test_e2e_not_run_keeps_order);
         tcase_add_test(tc, test_e2e_service_never_reads);
         tcase_add_test(tc, test_e2e_app_open_channel);
         tcase_add_test(tc, test_e2e_fork_child_leaves_channels);
