@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "broker-internal.h"
@@ -436,13 +437,25 @@ void channel_open(bconn *c, bframe *f)
                 route_reply(c, id, 403, msg, NULL, 0, 0);
                 goto out;
         }
-        j = json_pack("{s:O,s:I,s:I,s:I}", "methods", methods, "max_pending",
+        /* Each end's inode goes in its frame: a peer takes the end that is its frame's,
+         * whatever else it received before (an end may come ahead of its frame, and one
+         * the kernel refused to pass, ETOOMANYREFS, never comes). */
+        struct stat st0, st1;
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || fstat(sv[0], &st0) < 0 ||
+            fstat(sv[1], &st1) < 0) {
+                snprintf(msg, sizeof msg, "no socket pair for the channel: %s", strerror(errno));
+                route_reply(c, id, 503, msg, NULL, 0, 0);
+                goto out;
+        }
+        j = json_pack("{s:O,s:I,s:I,s:I,s:I,s:I}", "methods", methods, "max_pending",
                       (json_int_t)cf->max_pending_calls, "max_queue",
-                      (json_int_t)cf->send_queue_bytes, "max_body", (json_int_t)cf->max_body);
+                      (json_int_t)cf->send_queue_bytes, "max_body", (json_int_t)cf->max_body,
+                      "uid_max_pending", (json_int_t)cf->uid_max_pending_calls, "ino",
+                      (json_int_t)st0.st_ino);
         to_callee = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
-        j = json_pack("{s:I,s:s%,s:O}", "channel", (json_int_t)(b->next_chan_id + 1), "endpoint",
-                      callee->name, callee->name_len, "methods", methods);
+        j = json_pack("{s:I,s:s%,s:O,s:I}", "channel", (json_int_t)(b->next_chan_id + 1), "endpoint",
+                      callee->name, callee->name_len, "methods", methods, "ino", (json_int_t)st1.st_ino);
         to_caller = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         if (!to_callee || !to_caller) {
@@ -458,12 +471,6 @@ void channel_open(bconn *c, bframe *f)
         bchan *ch = calloc(1, sizeof *ch);
         if (!ch) {
                 route_reply(c, id, 500, "out of memory", NULL, 0, 0);
-                goto out;
-        }
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-                snprintf(msg, sizeof msg, "no socket pair for the channel: %s", strerror(errno));
-                free(ch);
-                route_reply(c, id, 503, msg, NULL, 0, 0);
                 goto out;
         }
         ch->id = ++b->next_chan_id;
@@ -484,7 +491,6 @@ void channel_open(bconn *c, bframe *f)
                 sv[0] = -1;
         }
         if (st < 0) {
-                close(sv[1]);
                 free(ch);
                 route_reply(c, id, 503, "the callee cannot take the channel", NULL, 0, 0);
                 goto out;
@@ -520,6 +526,10 @@ void channel_open(bconn *c, bframe *f)
         if (st < 0)
                 chan_close(b, ch, 410, "the caller is gone", 0);
 out:
+        if (sv[0] >= 0)
+                close(sv[0]);
+        if (sv[1] >= 0)
+                close(sv[1]);
         json_decref(p);
         json_decref(methods);
         free(to_callee);

@@ -1001,6 +1001,7 @@ static int bus_connect(const hyb_bus_connect_options *opts, bool cancellable, in
         }
         /* The public fd: an epoll set of the broker socket and every direct channel. */
         bus->efd = epoll_create1(EPOLL_CLOEXEC);
+        bus->efd_pid = getpid();
         if (bus->efd < 0 ||
             epoll_ctl(bus->efd, EPOLL_CTL_ADD, bus->fd,
                       &(struct epoll_event){ .events = EPOLLIN, .data.ptr = bus }) < 0) {

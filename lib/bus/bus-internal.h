@@ -52,6 +52,7 @@ typedef struct bus_call {
         void *r_copy;
         bool done;
         bool linked;
+        bool open_channel; /* a CALL of builtin openChannel: its RESULT 200 brings an fd */
 } bus_call;
 
 typedef struct bus_method {
@@ -150,7 +151,7 @@ typedef struct bus_chan {
         bool broker_closed;    /* the broker sent close (it forgot the channel) */
         bool ep_out;           /* EPOLLOUT asked for (output queued) */
         bool drained;          /* the last read came back short */
-        uint64_t close_at;     /* service, closing: CALLs read from then on get 403 */
+        uint64_t close_at;     /* service, closing: the broker's grace end */
         char reason[128];
         char **methods;        /* the methods the broker allows on it */
         size_t n_methods;
@@ -164,6 +165,7 @@ typedef struct bus_chan {
         uint16_t from_len, info_len;
         uint32_t uid;
         size_t max_pending, max_queue, n_pending;
+        size_t uid_max_pending; /* service: pending over all channels of the caller's uid */
         /* caller side */
         struct bus_peer *peer;
         size_t n_calls;        /* our calls pending on it */
@@ -191,6 +193,7 @@ struct hyb_bus {
         /* A Unix connection's public fd: an epoll set of fd and every channel socket
          * (-1 for ws://).  EPOLLOUT of fd is asked for while output is queued (ep_out). */
         int efd;
+        pid_t efd_pid; /* the process that made efd: a fork()ed child shares the set */
         bool ep_out;
         bool direct_off;      /* hyb_bus_set_direct(false) */
         bus_chan *chans;
@@ -199,6 +202,7 @@ struct hyb_bus {
         size_t n_peers;
         int fd_fifo[BUS_FD_FIFO_MAX]; /* fds received on fd, oldest first */
         size_t n_fd_fifo;
+        size_t n_open_lost; /* openChannel calls given up here (504, cancel) whose RESULT may still come */
         /* events an epoll_wait returned that are not handled yet */
         struct epoll_event *evs;
         int n_evs, evs_pos;
@@ -305,6 +309,12 @@ void bus_dispatch_channel(hyb_bus *bus, const wire_packet *p);
 /* A RESULT from the broker that matches no pending call: one of an openChannel that
  * ended locally carries an fd, closed here. */
 void bus_orphan_result(hyb_bus *bus, const wire_packet *p);
+/* The RESULT 200 of an openChannel the library did not ask for itself (the application
+ * called it): its fd is closed, the broker told (closeChannel). */
+void bus_chan_drop_granted(hyb_bus *bus, const wire_packet *p);
+void bus_chan_open_result(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata);
+/* Has the uid of ch's caller as many calls pending over all its channels as allowed? */
+bool bus_chan_uid_full(const hyb_bus *bus, const bus_chan *ch);
 /* With channels open: reads what the ready sockets have (epoll_wait until deadline_us,
  * 0: do not sleep) and dispatches one buffered frame of a channel.  >0 did work, 0
  * nothing, < 0 the broker connection failed. */

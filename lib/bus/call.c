@@ -248,6 +248,11 @@ void bus_dispatch_result(hyb_bus *bus, const wire_packet *p)
         }
         if (c->chan)
                 return; /* a call sent over a channel is answered there only */
+        if (c->open_channel && p->h.status == 200 && c->cb != bus_chan_open_result)
+                /* The application's own openChannel: the fd that came with it is one it
+                 * can never get, and left in the queue of received fds it would be taken
+                 * by the next channel the library opens (to another endpoint). */
+                bus_chan_drop_granted(bus, p);
         hyb_bus_reply *rep = bus_reply_new(p->h.status ? p->h.status : 200, p->h.flags & WIRE_F_BINARY,
                                            p->from, p->h.from_len, p->member, p->h.member_len, p->body,
                                            p->h.body_len);
@@ -277,6 +282,8 @@ void bus_dispatch_result_chan(hyb_bus *bus, bus_chan *ch, const wire_packet *p)
                 wire_hdr h = { .type = WIRE_CALL, .flags = (uint8_t)(c->r_flags & WIRE_F_BINARY),
                                .call_id = c->id };
 
+                bus_peer *pr = ch->peer;
+
                 /* (c->chan is ch) off the channel first: its close (now, if it was closing) fails only the
                  * calls still on it */
                 c->chan = NULL;
@@ -287,8 +294,15 @@ void bus_dispatch_result_chan(hyb_bus *bus, bus_chan *ch, const wire_packet *p)
                         c->deadline_us += LOCAL_GRACE_US;
                         heap_down(bus, c->heap_idx);
                         if (bus_send(bus, &h, c->r_endpoint, strlen(c->r_endpoint), c->r_method,
-                                     strlen(c->r_method), c->r_body, c->r_len) == 0)
+                                     strlen(c->r_method), c->r_body, c->r_len) == 0) {
+                                /* counted as through the broker: the caller's later calls to
+                                 * that endpoint do not overtake it on a channel */
+                                if (pr && !c->peer) {
+                                        c->peer = pr;
+                                        pr->n_broker++;
+                                }
                                 return;
+                        }
                 }
         }
         hyb_bus_reply *rep = bus_reply_new(p->h.status ? p->h.status : 200, p->h.flags & WIRE_F_BINARY,
@@ -325,6 +339,8 @@ int bus_expire_calls(hyb_bus *bus)
          * which may have linked or unlinked calls. */
         while (bus->n_calls > 0 && bus->deadlines[0]->deadline_us <= now) {
                 bus_call *c = bus->deadlines[0];
+                if (c->open_channel)
+                        bus->n_open_lost++; /* its RESULT (and fd) may still come */
                 call_send_cancel(bus, c);
                 call_complete(c, bus_reply_new(504, 0, "", 0, "no answer before the deadline", 29, NULL, 0));
                 n++;
@@ -370,6 +386,8 @@ static int call_send(hyb_bus *bus, bus_call *c, const char *endpoint, const char
         bus_chan *ch = NULL;
         int r;
 
+        c->open_channel = strcasecmp(method, "openChannel") == 0 &&
+                          strcasecmp(endpoint, HYB_BUS_BUILTIN_ENDPOINT) == 0;
         if (bus->efd >= 0 && !bus->cancellable)
                 ch = bus_chan_route(bus, endpoint, method, len, &peer);
         if (ch) {
@@ -519,6 +537,8 @@ static void call_slot_disconnect(hyb_slot *slot)
         if (c->linked && c->bus) {
                 /* Cancelled by the caller before the reply: tell the broker (or the
                  * callee, over the call's channel). */
+                if (c->open_channel)
+                        c->bus->n_open_lost++; /* its RESULT (and fd) may still come */
                 call_send_cancel(c->bus, c);
                 bus_call_unlink(c);
         }
@@ -802,7 +822,8 @@ static void dispatch_call(hyb_bus *bus, bus_chan *ch, const wire_packet *p)
                 for (size_t i = 0; i < ch->n_methods && !listed; i++)
                         listed = strlen(ch->methods[i]) == p->h.member_len &&
                                  strncasecmp(ch->methods[i], p->member, p->h.member_len) == 0;
-                if (ch->closing && hyb_now_usec() >= ch->close_at) {
+                if (ch->closing) {
+                        /* closed by the broker: nothing new runs on it (see chan_closing) */
                         char msg[160];
                         snprintf(msg, sizeof msg, "direct channel closed: %s", ch->reason);
                         req_send(req, 403, msg, NULL, 0, 0);
@@ -820,6 +841,14 @@ static void dispatch_call(hyb_bus *bus, bus_chan *ch, const wire_packet *p)
                 }
                 if (ch->n_pending >= ch->max_pending) {
                         req_send(req, 429, "quota max_pending_calls exceeded on the direct channel",
+                                 NULL, 0, 0);
+                        goto out;
+                }
+                if (bus_chan_uid_full(bus, ch)) {
+                        /* one uid's many connections, each with a channel: bounded as the
+                         * broker bounds the calls it routes for one uid */
+                        req_send(req, 429,
+                                 "quota uid_max_pending_calls exceeded on direct channels",
                                  NULL, 0, 0);
                         goto out;
                 }

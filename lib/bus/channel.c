@@ -21,6 +21,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bus-internal.h"
@@ -54,6 +55,39 @@ int bus_fd_claim(hyb_bus *bus)
         memmove(bus->fd_fifo, bus->fd_fifo + 1, (bus->n_fd_fifo - 1) * sizeof(int));
         bus->n_fd_fifo--;
         return fd;
+}
+
+/*
+ * The end whose inode the frame names (the broker says which it passed with it): ends
+ * ahead of it in the queue came for frames that did not take them, and are closed.
+ * None matches: the frame's end never came (the kernel would not pass it), and what is
+ * queued belongs to later frames.  A broker that names no inode: the oldest.
+ */
+static int fd_claim_ino(hyb_bus *bus, json_int_t ino)
+{
+        if (ino <= 0)
+                return bus_fd_claim(bus);
+        for (size_t i = 0; i < bus->n_fd_fifo; i++) {
+                struct stat st;
+
+                if (fstat(bus->fd_fifo[i], &st) < 0 || (json_int_t)st.st_ino != ino)
+                        continue;
+                int fd = bus->fd_fifo[i];
+                for (size_t k = 0; k < i; k++)
+                        close(bus->fd_fifo[k]);
+                memmove(bus->fd_fifo, bus->fd_fifo + i + 1, (bus->n_fd_fifo - i - 1) * sizeof(int));
+                bus->n_fd_fifo -= i + 1;
+                return fd;
+        }
+        return -1;
+}
+
+/* The inode a frame's body names for its end ("ino"), or 0. */
+static json_int_t body_ino(json_t *j)
+{
+        json_t *v = json_object_get(j, "ino");
+
+        return json_is_integer(v) ? json_integer_value(v) : 0;
 }
 
 void bus_fds_close(hyb_bus *bus)
@@ -117,7 +151,10 @@ static void chan_unlink(bus_chan *ch)
                 if (bus->evs[i].data.ptr == ch)
                         bus->evs[i].data.ptr = NULL;
         if (ch->fd >= 0) {
-                if (bus->efd >= 0)
+                /* A fork()ed child dropping its copy of the bus shares the epoll set with
+                 * its parent: its close of the fd leaves the parent's registration be, a
+                 * DEL would take the parent's channel out of the parent's waits. */
+                if (bus->efd >= 0 && bus->efd_pid == getpid())
                         epoll_ctl(bus->efd, EPOLL_CTL_DEL, ch->fd, NULL);
                 close(ch->fd);
                 ch->fd = -1;
@@ -157,7 +194,9 @@ static void chan_close(bus_chan *ch)
         bus_chan_ref(ch);
         if (!ch->broker_closed && bus) {
                 ch->broker_closed = true;
-                send_close_channel(bus, ch->id);
+                /* not from a fork()ed child: the channel is its parent's */
+                if (bus->efd_pid == getpid())
+                        send_close_channel(bus, ch->id);
         }
         chan_unlink(ch);
         bus_chan_unref(ch); /* the list's */
@@ -334,6 +373,14 @@ int bus_chan_send(bus_chan *ch, wire_hdr *h, const char *from, size_t from_len,
         if (from_len > WIRE_ENDPOINT_MAX)
                 from_len = 0;
         n_iov = wire_build(h, from, from_len, NULL, 0, member, member_len, body, body_len, hdr, iov);
+        if (!ch->service && ch->wlen > ch->wpos &&
+            ch->wlen - ch->wpos + iov[0].iov_len + (n_iov > 1 ? iov[1].iov_len : 0) > ch->max_queue) {
+                /* A service that does not read its channel: the caller keeps no more for
+                 * it than the broker would (the channel goes, its calls get 502, this one
+                 * goes through the broker).  Nothing of this frame was written. */
+                chan_broken(ch);
+                return HYB_E_CLOSED;
+        }
         if (ch->wlen == ch->wpos) {
                 struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
                 for (;;) {
@@ -688,7 +735,7 @@ static void peer_refused(bus_peer *pr)
         pr->skip = pr->backoff;
 }
 
-static void on_open_result(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
+void bus_chan_open_result(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
 {
         bus_peer *pr = userdata;
         json_t *j = NULL, *methods = NULL;
@@ -702,8 +749,8 @@ static void on_open_result(hyb_bus *bus, const hyb_bus_reply *rep, void *userdat
                 peer_refused(pr);
                 return;
         }
-        fd = bus_fd_claim(bus); /* it came with this RESULT */
         j = json_loadb((const char *)rep->body, rep->body_len, 0, NULL);
+        fd = fd_claim_ino(bus, body_ino(j)); /* it came with this RESULT (or ahead of it) */
         if (fd < 0 || !j ||
             json_unpack(j, "{s:I, s:s, s:o}", "channel", &id, "endpoint", &ep, "methods", &methods) < 0 ||
             id <= 0 || !json_is_array(methods) || bus->closed || bus->direct_off || pr->chan) {
@@ -724,6 +771,9 @@ static void on_open_result(hyb_bus *bus, const hyb_bus_reply *rep, void *userdat
                 peer_refused(pr);
                 return;
         }
+        /* what this caller queues towards a service that does not read it: as much as the
+         * broker's default send queue holds (4 whole frames) */
+        ch->max_queue = 4 * (bus->max_body + WIRE_HDR_SIZE + WIRE_NAMES_MAX);
         ch->peer = pr;
         pr->chan = ch;
         pr->backoff = 0;
@@ -747,7 +797,7 @@ void bus_chan_maybe_open(hyb_bus *bus, bus_peer *pr)
                 return;
         pr->opening = true;
         if (hyb_bus_call_async(bus, HYB_BUS_BUILTIN_ENDPOINT, "openChannel", body, strlen(body), 0,
-                               0, on_open_result, pr, NULL) < 0)
+                               0, bus_chan_open_result, pr, NULL) < 0)
                 pr->opening = false;
         free(body);
 }
@@ -762,21 +812,29 @@ void bus_chan_call_done(bus_chan *ch)
 
 void bus_orphan_result(hyb_bus *bus, const wire_packet *p)
 {
-        /* An openChannel whose call ended here (its local deadline) still brings its fd */
-        if (p->h.status == 200 && bus->n_fd_fifo > 0 &&
+        /* An openChannel whose call ended here (its local deadline, a cancel) still brings
+         * its fd.  Only then: the late answer of any other call (a store read whose data
+         * has a "channel" key) must not take an fd that came early for a later frame. */
+        if (bus->n_open_lost > 0 && p->h.status == 200 && bus->n_fd_fifo > 0 &&
             p->h.from_len == strlen(HYB_BUS_BUILTIN_ENDPOINT) &&
             strncasecmp(p->from, HYB_BUS_BUILTIN_ENDPOINT, p->h.from_len) == 0 &&
             p->h.body_len > 11 && memmem(p->body, p->h.body_len, "\"channel\":", 10)) {
-                int fd = bus_fd_claim(bus);
-                json_t *j = json_loadb((const char *)p->body, p->h.body_len, 0, NULL);
-                json_int_t id = 0;
-
-                if (fd >= 0)
-                        close(fd);
-                if (j && json_unpack(j, "{s:I}", "channel", &id) == 0 && id > 0)
-                        send_close_channel(bus, (uint64_t)id);
-                json_decref(j);
+                bus->n_open_lost--;
+                bus_chan_drop_granted(bus, p);
         }
+}
+
+void bus_chan_drop_granted(hyb_bus *bus, const wire_packet *p)
+{
+        json_t *j = json_loadb((const char *)p->body, p->h.body_len, 0, NULL);
+        int fd = fd_claim_ino(bus, body_ino(j));
+        json_int_t id = 0;
+
+        if (fd >= 0)
+                close(fd);
+        if (j && json_unpack(j, "{s:I}", "channel", &id) == 0 && id > 0)
+                send_close_channel(bus, (uint64_t)id);
+        json_decref(j);
 }
 
 HYB_EXPORT int hyb_bus_set_direct(hyb_bus *bus, bool on)
@@ -801,18 +859,25 @@ HYB_EXPORT int hyb_bus_set_direct(hyb_bus *bus, bool on)
 static void chan_open(hyb_bus *bus, const wire_packet *p)
 {
         json_t *j, *methods = NULL;
-        json_int_t max_pending = 0, max_queue = 0, max_body = 0;
+        json_int_t max_pending = 0, max_queue = 0, max_body = 0, uid_max_pending = 0;
         bus_chan *ch;
-        int fd = bus_fd_claim(bus);
+        int fd;
 
-        if (fd < 0)
-                return; /* no fd came with it: nothing to open */
         j = json_loadb((const char *)p->body, p->h.body_len, 0, NULL);
+        fd = fd_claim_ino(bus, body_ino(j));
+        if (fd < 0) {
+                json_decref(j);
+                /* no end came with it: nothing to open (the broker forgets it) */
+                if (p->h.call_id && !bus->closed && !chan_find(bus, p->h.call_id))
+                        send_close_channel(bus, p->h.call_id);
+                return;
+        }
         if (!j || json_unpack(j, "{s:o, s:I, s:I, s:I}", "methods", &methods, "max_pending",
                               &max_pending, "max_queue", &max_queue, "max_body", &max_body) < 0 ||
             !json_is_array(methods) || max_pending <= 0 || max_queue <= 0 || max_body <= 0 ||
             p->h.call_id == 0 || p->h.from_len <= p->h.info_len || bus->closed ||
-            chan_find(bus, p->h.call_id)) {
+            chan_find(bus, p->h.call_id) ||
+            json_unpack(j, "{s?I}", "uid_max_pending", &uid_max_pending) < 0 || uid_max_pending < 0) {
                 json_decref(j);
                 close(fd);
                 if (p->h.call_id && !chan_find(bus, p->h.call_id))
@@ -836,6 +901,8 @@ static void chan_open(hyb_bus *bus, const wire_packet *p)
         ch->info_len = p->h.info_len;
         ch->uid = p->h.aux;
         ch->max_pending = (size_t)max_pending;
+        /* a broker that does not say: no bound beyond max_pending per channel */
+        ch->uid_max_pending = uid_max_pending > 0 ? (size_t)uid_max_pending : SIZE_MAX;
         ch->max_queue = (size_t)max_queue;
         ch->max_body = (size_t)max_body;
 }
@@ -860,7 +927,11 @@ static void chan_closing(hyb_bus *bus, const wire_packet *p)
         if (!ch->closing || hyb_now_usec() + (uint64_t)grace * 1000u < ch->close_at)
                 ch->close_at = hyb_now_usec() + (uint64_t)grace * 1000u;
         ch->closing = true;
-        if (ch->service && ch->n_pending == 0 && grace == 0)
+        /* A service accepts no new call from here on, whatever the grace: one read now
+         * gets 403 "direct channel closed" and its caller sends it again through the
+         * broker, which checks it under the new policy (a reload) or lets the monitor
+         * see it.  The grace only bounds how long answers still in the making may take. */
+        if (ch->service && ch->n_pending == 0)
                 chan_close_refusing(ch);
         else if (!ch->service && ch->n_calls == 0)
                 chan_close(ch);
@@ -878,7 +949,7 @@ void bus_chan_request_done(bus_chan *ch)
 {
         if (ch->n_pending > 0)
                 ch->n_pending--;
-        if (ch->n_pending == 0 && ch->closing && ch->linked && hyb_now_usec() >= ch->close_at)
+        if (ch->n_pending == 0 && ch->closing && ch->linked)
                 chan_close_refusing(ch);
 }
 
@@ -894,6 +965,18 @@ void bus_chan_method_revoked(hyb_bus *bus, const char *name)
                                 break;
                         }
         }
+}
+
+bool bus_chan_uid_full(const hyb_bus *bus, const bus_chan *ch)
+{
+        size_t n = 0;
+
+        if (ch->uid_max_pending == SIZE_MAX)
+                return false;
+        for (const bus_chan *o = bus->chans; o; o = o->next)
+                if (o->service && o->uid == ch->uid)
+                        n += o->n_pending;
+        return n >= ch->uid_max_pending;
 }
 
 uint64_t bus_chan_next_deadline(const hyb_bus *bus)

@@ -18,8 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "broker/broker-internal.h" /* broker_auth_set_revoked, _sweep */
@@ -208,8 +210,18 @@ static void fb_stop(fbroker *fb)
  * Opens channel id to the service as the broker does: a CHANNEL open carrying one end
  * of a socketpair.  Returns the caller's end.
  */
+static int fb_open_x(fbroker *fb, uint64_t id, const char *methods_json, int max_pending,
+                     int max_queue, int max_body, const char *extra);
+
 static int fb_open(fbroker *fb, uint64_t id, const char *methods_json, int max_pending,
                    int max_queue, int max_body)
+{
+        return fb_open_x(fb, id, methods_json, max_pending, max_queue, max_body, "");
+}
+
+/* As fb_open, extra (",\"key\":value..." or "") ending the open's body. */
+static int fb_open_x(fbroker *fb, uint64_t id, const char *methods_json, int max_pending,
+                     int max_queue, int max_body, const char *extra)
 {
         int sp[2];
         char body[512];
@@ -221,8 +233,8 @@ static int fb_open(fbroker *fb, uint64_t id, const char *methods_json, int max_p
 
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
         snprintf(body, sizeof body,
-                 "{\"methods\":%s,\"max_pending\":%d,\"max_queue\":%d,\"max_body\":%d}",
-                 methods_json, max_pending, max_queue, max_body);
+                 "{\"methods\":%s,\"max_pending\":%d,\"max_queue\":%d,\"max_body\":%d%s}",
+                 methods_json, max_pending, max_queue, max_body, extra);
         frame_send(fb->conn, &fb->wlock, &h, from, from_len, "open", body, strlen(body), sp[1]);
         close(sp[1]);
         return sp[0];
@@ -497,6 +509,174 @@ START_TEST(test_service_close)
 END_TEST
 
 /*
+ * uid_max_pending: one uid's connections, each with its own channel to the service,
+ * cannot keep more calls pending there in all than the broker lets one uid keep pending
+ * through it (limits.uid_max_pending_calls): one more is 429 and its handler does not run,
+ * while each channel is still below its own max_pending.  Once one is answered, that
+ * uid's calls run again.
+ */
+START_TEST(test_service_uid_max_pending)
+{
+        fbroker fb;
+        tsvc s;
+        hyb_bus *svc = svc_setup(&fb, &s);
+        /* the same caller uid (4242) on both, as two connections of one user */
+        int fd1 = fb_open_x(&fb, 30, "[\"hold\",\"add\"]", 4, 1 << 20, 1 << 20,
+                            ",\"uid_max_pending\":3");
+        int fd2 = fb_open_x(&fb, 31, "[\"hold\",\"add\"]", 4, 1 << 20, 1 << 20,
+                            ",\"uid_max_pending\":3");
+
+        ch_call(fd1, 1, "hold", "{}");
+        ch_call(fd1, 2, "hold", "{}");
+        ch_call(fd2, 1, "hold", "{}");
+        for (int i = 0; i < 3000 && atomic_load(&n_held) < 3; i++)
+                usleep(1000);
+        ck_assert_int_eq(atomic_load(&n_held), 3);
+        ch_call(fd2, 2, "add", "{\"a\":1,\"b\":1}");
+        ck_assert_int_eq(ch_result(fd2, 2, NULL, NULL), 429);
+        ch_call(fd1, 3, "add", "{\"a\":1,\"b\":1}");
+        ck_assert_int_eq(ch_result(fd1, 3, NULL, NULL), 429);
+        ck_assert_int_eq(atomic_load(&n_add), 0);
+        svc_stop(&s);
+        ck_assert_int_eq(hyb_bus_request_reply(held[0], 200, "{}", 2, HYB_BODY_JSON), 0);
+        svc_start(&s, svc);
+        ck_assert_int_eq(ch_result(fd1, 1, NULL, NULL), 200);
+        ch_call(fd2, 3, "add", "{\"a\":1,\"b\":1}");
+        ck_assert_int_eq(ch_result(fd2, 3, NULL, NULL), 200);
+        ck_assert_int_eq(atomic_load(&n_add), 1);
+        close(fd1);
+        close(fd2);
+        svc_teardown(&fb, &s, svc);
+}
+END_TEST
+
+/*
+ * fds are claimed in order by the frames that carry them, and one may come ahead of its
+ * frame (on the bytes of an earlier one).  The late answer of a call given up here that
+ * is not an openChannel (a store read whose data has a "channel" key) must not take it:
+ * the CHANNEL open that follows gets its end and serves its caller.
+ */
+START_TEST(test_service_late_answer_keeps_fd)
+{
+        fbroker fb;
+        tsvc s;
+        hyb_bus *svc = svc_setup(&fb, &s);
+        static const char from[] = CALLER_NAME "unix\0";
+        const char *late = "{\"channel\":5,\"note\":\"user data\"}";
+        const char *open = "{\"methods\":[\"add\"],\"max_pending\":4,\"max_queue\":1048576,"
+                           "\"max_body\":1048576}";
+        wire_hdr r = { .type = WIRE_RESULT, .status = 200, .call_id = 4242 };
+        wire_hdr o = { .type = WIRE_CHANNEL, .call_id = 40, .aux = 4242, .info_len = 5 };
+        int sp[2];
+
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+        /* the end rides on the late answer's bytes, its open comes next */
+        frame_send(fb.conn, &fb.wlock, &r, HYB_BUS_BUILTIN_ENDPOINT,
+                   strlen(HYB_BUS_BUILTIN_ENDPOINT), NULL, late, strlen(late), sp[1]);
+        close(sp[1]);
+        frame_send(fb.conn, &fb.wlock, &o, from, sizeof from - 1, "open", open, strlen(open), -1);
+        ch_call(sp[0], 1, "add", "{\"a\":2,\"b\":3}");
+        ck_assert_int_eq(ch_result(sp[0], 1, NULL, NULL), 200);
+        ck_assert_int_eq(atomic_load(&n_add), 1);
+        close(sp[0]);
+        svc_teardown(&fb, &s, svc);
+}
+END_TEST
+
+/*
+ * An end the broker could not pass (the kernel refuses SCM_RIGHTS past the daemon's
+ * RLIMIT_NOFILE of ends in flight, ETOOMANYREFS, and the frame goes without it) must not
+ * be made up by the next end received, which came early for a LATER channel: that
+ * channel's caller would be served under the identity (name, uid) and method list of
+ * the first.  Each frame names its end's inode: channel 50's never came, so 50 does not
+ * open; channel 51 gets its own end and its caller is seen as itself.
+ */
+START_TEST(test_service_end_matches_its_frame)
+{
+        fbroker fb;
+        tsvc s;
+        hyb_bus *svc = svc_setup(&fb, &s);
+        static const char victim[] = "@localhost/org.test.victim/main" "unix\0";
+        static const char from[] = CALLER_NAME "unix\0";
+        wire_hdr o50 = { .type = WIRE_CHANNEL, .call_id = 50, .aux = 1111, .info_len = 5 };
+        wire_hdr o51 = { .type = WIRE_CHANNEL, .call_id = 51, .aux = 4242, .info_len = 5 };
+        int lost[2], sp[2];
+        struct stat st_lost, st_sp;
+        char b50[256], b51[256];
+
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, lost), 0);
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+        ck_assert_int_eq(fstat(lost[1], &st_lost), 0);
+        ck_assert_int_eq(fstat(sp[1], &st_sp), 0);
+        snprintf(b50, sizeof b50, "{\"methods\":[\"add\"],\"max_pending\":4,\"max_queue\":1048576,"
+                 "\"max_body\":1048576,\"ino\":%llu}", (unsigned long long)st_lost.st_ino);
+        snprintf(b51, sizeof b51, "{\"methods\":[\"add\"],\"max_pending\":4,\"max_queue\":1048576,"
+                 "\"max_body\":1048576,\"ino\":%llu}", (unsigned long long)st_sp.st_ino);
+        /* 50's end is not passed; 51's rides ahead, on 50's bytes */
+        frame_send(fb.conn, &fb.wlock, &o50, victim, sizeof victim - 1, "open", b50, strlen(b50),
+                   sp[1]);
+        close(sp[1]);
+        frame_send(fb.conn, &fb.wlock, &o51, from, sizeof from - 1, "open", b51, strlen(b51), -1);
+        ch_call(sp[0], 1, "add", "{\"a\":2,\"b\":3}");
+        ck_assert_int_eq(ch_result(sp[0], 1, NULL, NULL), 200);
+        ck_assert_str_eq(seen_caller, CALLER_NAME);
+        ck_assert_uint_eq(seen_uid, 4242);
+        close(sp[0]);
+        close(lost[0]);
+        close(lost[1]);
+        svc_teardown(&fb, &s, svc);
+}
+END_TEST
+
+/*
+ * A soft close (503 with a grace: a monitor attached, the configuration reloaded) lets
+ * no new call run on the channel: a hostile caller that goes on writing on its end
+ * during the grace gets 403 "direct channel closed" (its library sends such a call
+ * again through the broker, which checks it under the new policy or shows it to the
+ * monitor), never the handler run under the old check.  What was accepted before is
+ * answered, then the service closes its end without waiting for the grace to end.
+ */
+START_TEST(test_service_soft_close_refuses_new_calls)
+{
+        fbroker fb;
+        tsvc s;
+        hyb_bus *svc = svc_setup(&fb, &s);
+        int fd = fb_open(&fb, 20, "[\"hold\",\"add\"]", 4, 1 << 20, 1 << 20);
+        int fd2;
+        char *rest;
+        wire_hdr h;
+
+        ch_call(fd, 1, "hold", "{}");
+        for (int i = 0; i < 3000 && atomic_load(&n_held) == 0; i++)
+                usleep(1000);
+        ck_assert_int_eq(atomic_load(&n_held), 1);
+        fb_close(&fb, 20, 503, 60000);
+        /* frames from the broker are read in order: once channel 21 answers, the
+         * service has read the close of channel 20 */
+        fd2 = fb_open(&fb, 21, "[\"add\"]", 4, 1 << 20, 1 << 20);
+        ch_call(fd2, 1, "add", "{\"a\":1,\"b\":1}");
+        ck_assert_int_eq(ch_result(fd2, 1, NULL, NULL), 200);
+        ck_assert_int_eq(atomic_load(&n_add), 1);
+
+        ch_call(fd, 2, "add", "{\"a\":2,\"b\":2}");
+        ck_assert_int_eq(ch_result(fd, 2, &rest, &h), 403);
+        ck_assert_mem_eq(rest + h.from_len, "direct channel closed: test", h.member_len);
+        free(rest);
+        ck_assert_int_eq(atomic_load(&n_add), 1);
+        /* the call accepted before the close is answered, then the end closes (the
+         * grace of 60 s is not waited for) */
+        svc_stop(&s);
+        ck_assert_int_eq(hyb_bus_request_reply(held[0], 200, "{}", 2, HYB_BODY_JSON), 0);
+        svc_start(&s, svc);
+        ck_assert_int_eq(ch_result(fd, 1, NULL, NULL), 200);
+        ck_assert(ch_eof(fd));
+        close(fd);
+        close(fd2);
+        svc_teardown(&fb, &s, svc);
+}
+END_TEST
+
+/*
  * A caller that never reads its answers: the output queued for it grows past max_queue
  * and the service closes the channel (no more than that is kept for it), while it goes
  * on serving another channel.  A malformed frame closes a channel too.
@@ -512,7 +692,19 @@ START_TEST(test_service_max_queue_and_garbage)
         int good = fb_open(&fb, 12, "[\"add\"]", 4, 1 << 20, 1 << 20);
         uint8_t junk[WIRE_HDR_SIZE];
         size_t queued_max = 0;
+        bool opened = false;
 
+        /* the service has read the open of channel 10 (else the loop below finds no record
+         * at once, and ch_eof reads the answers as they come: the queue never grows) */
+        for (int i = 0; i < 3000 && !opened; i++) {
+                svc_stop(&s);
+                for (bus_chan *ch = svc->chans; ch; ch = ch->next)
+                        opened = opened || ch->id == 10;
+                svc_start(&s, svc);
+                if (!opened)
+                        usleep(1000);
+        }
+        ck_assert(opened);
         /* 64 KiB answers, never read: the socket buffers fill, then the queue */
         for (uint64_t id = 1; id <= 200; id++) {
                 wire_hdr h = { .type = WIRE_CALL, .call_id = id, .timeout_ms = 30000 };
@@ -1308,6 +1500,47 @@ START_TEST(test_e2e_not_run_goes_through_broker)
 END_TEST
 
 /*
+ * A call sent again through the broker ("not run" on the channel) keeps its place: a
+ * call the application makes after it, to the same endpoint, goes through the broker
+ * behind it instead of overtaking it on the channel.
+ */
+START_TEST(test_e2e_not_run_keeps_order)
+{
+        tbroker t;
+        const char *ep = "@localhost/org.test.rawsvc/main";
+        atomic_int st = 0, st2 = 0;
+        hyb_bus *c;
+        int raw;
+
+        e2e_start(&t, NULL);
+        int cfd = raw_service_channel(&t, ep, &c, &raw);
+
+        call_not_run(c, ep, cfd, &st);
+        /* until the first call is sent again (it reaches the service's broker socket) */
+        for (int i = 0; i < 3000; i++) {
+                struct pollfd p = { .fd = raw, .events = POLLIN };
+                hyb_bus_process(c);
+                if (poll(&p, 1, 10) > 0)
+                        break;
+        }
+        ck_assert_int_eq(hyb_bus_call_async(c, ep, "add", "{}", 2, 0, 10000, status_reply, &st2,
+                                            NULL), 0);
+        ck_assert_int_eq(hyb_bus_flush(c), 0);
+        uint64_t first = raw_serve_one(raw, NULL);
+        uint64_t second = raw_serve_one(raw, NULL); /* the later call, behind it */
+        ck_assert_uint_lt(first, second);
+        pump_status(c, &st);
+        pump_status(c, &st2);
+        ck_assert_int_eq(atomic_load(&st), 200);
+        ck_assert_int_eq(atomic_load(&st2), 200);
+        close(cfd);
+        hyb_bus_unref(c);
+        close(raw);
+        tb_stop(&t);
+}
+END_TEST
+
+/*
  * The same "not run" answer while the caller's channel is closing (direct channels
  * turned off with the call pending on it): the channel closes as its last call leaves
  * it, and that call still goes through the broker instead of failing with the channel.
@@ -1506,6 +1739,200 @@ START_TEST(test_e2e_loop_reads_channel)
 }
 END_TEST
 
+/*
+ * A hostile service that never reads its channel: the caller's library keeps no more
+ * for it than the broker would queue towards a peer (4 frames of max_body), then drops
+ * the channel (its calls there get 502; the service's end sees EOF once drained) and
+ * sends its calls through the broker, instead of buffering all it is asked to send.
+ */
+static void count_status(hyb_bus *bus, const hyb_bus_reply *rep, void *ud)
+{
+        int *st = ud;
+
+        st[hyb_bus_reply_get_status(rep) == 502 ? 0 : 1]++;
+}
+
+START_TEST(test_e2e_service_never_reads)
+{
+        tbroker t;
+        const char *ep = "@localhost/org.test.rawsvc/main";
+        static char body[60000];
+        int st[2] = { 0, 0 };
+        hyb_bus *c;
+        int raw, n_sent = 0;
+        size_t got = 0;
+        bool eof = false;
+
+        e2e_start(&t, "max_body=65536");
+        int cfd = raw_service_channel(&t, ep, &c, &raw);
+
+        memset(body, 'a', sizeof body);
+        body[0] = '"';
+        body[sizeof body - 1] = '"';
+        /* 100 calls of 60 kB: 6 MB, far above 4 frames plus what the socket holds */
+        for (int i = 0; i < 100; i++) {
+                ck_assert_int_eq(hyb_bus_call_async(c, ep, "add", body, sizeof body, 0, 60000,
+                                                    count_status, st, NULL), 0);
+                n_sent++;
+        }
+        /* the service's end: what was written, then EOF (bounded by the caller's queue) */
+        for (int i = 0; i < 10000 && !eof; i++) {
+                char buf[65536];
+                struct pollfd p = { .fd = cfd, .events = POLLIN };
+                ssize_t n;
+
+                if (poll(&p, 1, 1) < 0)
+                        break;
+                n = recv(cfd, buf, sizeof buf, MSG_DONTWAIT);
+                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                        eof = true;
+                else if (n > 0)
+                        got += (size_t)n;
+        }
+        ck_assert_msg(eof, "the caller still holds the channel after %zu bytes", got);
+        ck_assert_uint_le(got, 4u * (65536 + WIRE_HDR_SIZE + WIRE_NAMES_MAX) + 8u * 1024 * 1024);
+        /* the caller drops it: the calls on it fail with 502 at once */
+        for (int i = 0; i < 3000 && (c->n_chans > 0 || st[0] == 0); i++) {
+                while (hyb_bus_process(c) > 0)
+                        ;
+                if (c->n_chans > 0 || st[0] == 0)
+                        hyb_bus_wait(c, 1000);
+        }
+        ck_assert_uint_eq(c->n_chans, 0);
+        ck_assert_int_gt(st[0], 0);
+        ck_assert_int_lt(st[0], n_sent); /* the later ones went through the broker */
+        close(cfd);
+        hyb_bus_unref(c);
+        close(raw);
+        tb_stop(&t);
+}
+END_TEST
+
+/*
+ * The application calling builtin openChannel itself: the fd that comes with the 200 is
+ * one the library never hands out.  It must not stay in the queue of received fds, where
+ * the library's own next channel (to another endpoint) would take it and send calls
+ * meant for that endpoint to the first service; it is closed and the broker told, so
+ * that no fd is left for it in the caller or the service.
+ */
+START_TEST(test_e2e_app_open_channel)
+{
+        tbroker t;
+        tsvc s, s2;
+        const char *ep = "@localhost/org.test.svc/main";
+        const char *epb = "@localhost/org.test.svcb/main";
+        char body[128];
+        hyb_bus_reply *rep = NULL;
+        hyb_error err;
+        int fds0;
+
+        e2e_start(&t, NULL);
+        hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
+        hyb_bus *svcb = tb_connect(&t, "org.test.svcb", "main");
+        ck_assert_int_eq(hyb_endpoint_register_method(svcb, "add", add_args, 2, NULL, NULL, 0,
+                                                      on_add, NULL, NULL, &err), 0);
+        svc_start(&s2, svcb);
+        hyb_bus *c = tb_connect(&t, "org.test.caller", "main");
+        fds0 = count_fds();
+
+        snprintf(body, sizeof body, "{\"endpoint\":\"%s\"}", ep);
+        ck_assert_msg(hyb_bus_call(c, HYB_BUS_BUILTIN_ENDPOINT, "openChannel", body, strlen(body),
+                                   0, 10000, &rep, &err) == 0, "%s", err.message);
+        ck_assert_int_eq(hyb_bus_reply_get_status(rep), 200);
+        hyb_bus_reply_unref(rep);
+
+        /* the library's channel to the other service carries calls to it */
+        until_direct(c, epb);
+        for (int i = 0; i < 3; i++) {
+                rep = NULL;
+                ck_assert_int_eq(hyb_bus_call(c, epb, "add", "{\"a\":1,\"b\":1}", 13, 0, 10000,
+                                              &rep, &err), 0);
+                ck_assert_int_eq(hyb_bus_reply_get_status(rep), 200);
+                ck_assert_str_eq(hyb_bus_reply_get_sender(rep), epb);
+                hyb_bus_reply_unref(rep);
+        }
+        /* fds: the channel to svcb (both ends in this process), nothing for the other */
+        for (int i = 0; i < 3000 && count_fds() != fds0 + 2; i++) {
+                while (hyb_bus_process(c) > 0)
+                        ;
+                usleep(1000);
+        }
+        ck_assert_int_eq(count_fds(), fds0 + 2);
+        hyb_bus_unref(c);
+        svc_stop(&s2);
+        hyb_bus_unref(svcb);
+        e2e_service_stop(&s, svc);
+        tb_stop(&t);
+}
+END_TEST
+
+static int open_channels(hyb_bus *bus)
+{
+        hyb_obj *o = NULL;
+        hyb_error e;
+
+        ck_assert_msg(hyb_bus_store_read(bus, "/sys/bus/channels", &o, &e) == 0, "%s", e.message);
+        int v = (int)hyb_obj_get_int(o);
+        hyb_obj_unref(o);
+        return v;
+}
+
+/*
+ * A fork()ed child that drops its copy of the parent's bus (as a child about to exec, or
+ * a worker closing what it inherited, does) leaves the parent's channels alone: it tells
+ * the broker nothing on the socket it shares with the parent, and takes nothing out of
+ * the epoll set it shares too.  The parent's calls go on direct.
+ */
+START_TEST(test_e2e_fork_child_leaves_channels)
+{
+        tbroker t;
+        tsvc s;
+        const char *ep = "@localhost/org.test.svc/main";
+        int status = -1;
+        pid_t pid;
+
+        e2e_start(&t, NULL);
+        hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
+        hyb_bus *c = tb_connect(&t, "org.test.caller", "main");
+        hyb_bus *obs = tb_connect(&t, "org.test.obs", "main");
+
+        until_direct(c, ep);
+        ck_assert_int_eq(open_channels(c), 1);
+        /* the child says it is done on a pipe (its exit status is a leak checker's, under
+         * valgrind --error-exitcode: what it inherited is never freed) */
+        int done[2];
+        char byte = 0;
+        ck_assert_int_eq(pipe(done), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                hyb_bus_unref(c);
+                if (write(done[1], "1", 1) != 1)
+                        _exit(1);
+                _exit(0);
+        }
+        close(done[1]);
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        ck_assert_int_eq(read(done[0], &byte, 1), 1);
+        ck_assert_int_eq(byte, '1');
+        close(done[0]);
+        /* read after anything the child wrote on the shared socket */
+        ck_assert_int_eq(open_channels(c), 1);
+        int64_t m0 = frames_in(obs, "org.test.caller/main");
+        int n0 = atomic_load(&n_add);
+        for (int i = 0; i < 5; i++)
+                ck_assert_int_eq(add(c, ep, i), 0);
+        ck_assert_int_eq(atomic_load(&n_add), n0 + 5);
+        ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0);
+        ck_assert_uint_eq(c->n_chans, 1);
+        hyb_bus_unref(obs);
+        hyb_bus_unref(c);
+        e2e_service_stop(&s, svc);
+        tb_stop(&t);
+}
+END_TEST
+
 void bus_tcase_direct(Suite *s)
 {
         TCase *tc = tcase_create("direct");
@@ -1514,6 +1941,10 @@ void bus_tcase_direct(Suite *s)
         tcase_add_test(tc, test_service_dispatch_and_checks);
         tcase_add_test(tc, test_service_max_pending_and_cancel);
         tcase_add_test(tc, test_service_close);
+        tcase_add_test(tc, test_service_soft_close_refuses_new_calls);
+        tcase_add_test(tc, test_service_uid_max_pending);
+        tcase_add_test(tc, test_service_late_answer_keeps_fd);
+        tcase_add_test(tc, test_service_end_matches_its_frame);
         tcase_add_test(tc, test_service_max_queue_and_garbage);
         tcase_add_test(tc, test_service_revoked_method);
         tcase_add_test(tc, test_e2e_calls_go_direct);
@@ -1529,5 +1960,9 @@ void bus_tcase_direct(Suite *s)
         tcase_add_test(tc, test_service_hot_channel_fair);
         tcase_add_test(tc, test_service_hot_channel_misses);
         tcase_add_test(tc, test_e2e_loop_reads_channel);
+        tcase_add_test(tc, test_e2e_not_run_keeps_order);
+        tcase_add_test(tc, test_e2e_service_never_reads);
+        tcase_add_test(tc, test_e2e_app_open_channel);
+        tcase_add_test(tc, test_e2e_fork_child_leaves_channels);
         suite_add_tcase(s, tc);
 }
