@@ -449,7 +449,8 @@ void channel_open(bconn *c, bframe *f)
         }
         j = json_pack("{s:O,s:I,s:I,s:I,s:I,s:I}", "methods", methods, "max_pending",
                       (json_int_t)cf->max_pending_calls, "max_queue",
-                      (json_int_t)cf->send_queue_bytes, "max_body", (json_int_t)cf->max_body,
+                      (json_int_t)cf->send_queue_bytes, "max_body",
+                      (json_int_t)(cf->max_body < WIRE_CHANNEL_MAX_BODY ? cf->max_body : WIRE_CHANNEL_MAX_BODY),
                       "uid_max_pending", (json_int_t)cf->uid_max_pending_calls, "ino",
                       (json_int_t)st0.st_ino);
         to_callee = j ? json_dumps(j, JSON_COMPACT) : NULL;

@@ -208,6 +208,14 @@ static void chan_close(bus_chan *ch)
 static bool chan_frame_buffered(const bus_chan *ch);
 static int chan_read(bus_chan *ch);
 
+/* What a frame read on ch may carry: a service takes call bodies up to its channel's
+ * max_body (at most WIRE_CHANNEL_MAX_BODY); a caller takes answers as large as through
+ * the broker (the bus's max_body) */
+static size_t chan_parse_limit(const bus_chan *ch)
+{
+        return ch->service ? ch->max_body : ch->bus->max_body;
+}
+
 /*
  * A service's channel closing on the broker's word: the caller can write no more to it
  * (shutdown SHUT_RD: its send fails, it goes through the broker), and each CALL it wrote
@@ -228,7 +236,7 @@ static void chan_close_refusing(bus_chan *ch)
                         wire_packet p;
                         size_t used;
                         int r = ch->rpos < ch->rlen ? wire_parse(ch->rbuf + ch->rpos, ch->rlen - ch->rpos,
-                                                                 ch->max_body, &p, &used)
+                                                                 chan_parse_limit(ch), &p, &used)
                                                     : 0;
                         if (r < 0)
                                 break;
@@ -263,7 +271,9 @@ static bus_chan *chan_new(hyb_bus *bus, int fd, uint64_t id, bool service, json_
         ch->fd = -1;
         ch->id = id;
         ch->service = service;
-        ch->max_body = bus->max_body;
+        /* the largest call body this channel carries; the caller's larger calls go through
+         * the broker (a service's own value comes with its CHANNEL open) */
+        ch->max_body = bus->max_body < WIRE_CHANNEL_MAX_BODY ? bus->max_body : WIRE_CHANNEL_MAX_BODY;
         ch->methods = calloc(n ? n : 1, sizeof(char *));
         if (!ch->methods)
                 goto fail;
@@ -488,7 +498,7 @@ static int chan_step(bus_chan *ch)
 
         if (ch->rpos == ch->rlen)
                 return 0;
-        r = wire_parse(ch->rbuf + ch->rpos, ch->rlen - ch->rpos, ch->max_body, &p, &used);
+        r = wire_parse(ch->rbuf + ch->rpos, ch->rlen - ch->rpos, chan_parse_limit(ch), &p, &used);
         if (r == 0)
                 return 0;
         if (r < 0) {
@@ -545,7 +555,7 @@ static int chan_input(bus_chan *ch)
         /* a frame that can never be whole (header bad, body above max_body) */
         if (ch->rlen - ch->rpos >= WIRE_HDR_SIZE) {
                 wire_hdr h;
-                if (wire_hdr_decode(ch->rbuf + ch->rpos, &h) < 0 || h.body_len > ch->max_body)
+                if (wire_hdr_decode(ch->rbuf + ch->rpos, &h) < 0 || h.body_len > chan_parse_limit(ch))
                         chan_close(ch);
         }
         return r;
@@ -904,7 +914,7 @@ static void chan_open(hyb_bus *bus, const wire_packet *p)
         /* a broker that does not say: no bound beyond max_pending per channel */
         ch->uid_max_pending = uid_max_pending > 0 ? (size_t)uid_max_pending : SIZE_MAX;
         ch->max_queue = (size_t)max_queue;
-        ch->max_body = (size_t)max_body;
+        ch->max_body = (size_t)max_body < WIRE_CHANNEL_MAX_BODY ? (size_t)max_body : WIRE_CHANNEL_MAX_BODY;
 }
 
 static void chan_closing(hyb_bus *bus, const wire_packet *p)

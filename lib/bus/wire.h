@@ -26,6 +26,10 @@
 #define WIRE_NAMES_MAX (2 * WIRE_ENDPOINT_MAX + WIRE_MEMBER_MAX)
 #define WIRE_TIMEOUT_MAX 3600000u
 #define WIRE_DEFAULT_MAX_BODY (16u * 1024 * 1024)
+/* The largest call body a direct channel carries (doc/protocol.md "Direct channels"): a call
+ * with a larger one goes through the broker, so what a caller makes a service buffer on a
+ * channel stays small (a service serves up to limits.max_channels of them) */
+#define WIRE_CHANNEL_MAX_BODY (64u * 1024)
 
 enum wire_type {
         WIRE_CHALLENGE = 1,

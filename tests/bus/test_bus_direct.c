@@ -690,6 +690,7 @@ START_TEST(test_service_max_queue_and_garbage)
         int slow = fb_open(&fb, 10, "[\"big\"]", 1000, 256 * 1024, 1 << 20);
         int bad = fb_open(&fb, 11, "[\"add\"]", 4, 1 << 20, 1 << 20);
         int good = fb_open(&fb, 12, "[\"add\"]", 4, 1 << 20, 1 << 20);
+        int big = fb_open(&fb, 13, "[\"add\"]", 4, 1 << 20, 1 << 20);
         uint8_t junk[WIRE_HDR_SIZE];
         size_t queued_max = 0;
         bool opened = false;
@@ -738,6 +739,19 @@ START_TEST(test_service_max_queue_and_garbage)
         ck_assert_int_eq(write(bad, junk, sizeof junk), (ssize_t)sizeof junk);
         ck_assert(ch_eof(bad));
         close(bad);
+
+        /* a call body one byte past WIRE_CHANNEL_MAX_BODY (64 KiB), though the broker's
+         * open said 1 MiB: the service closes the channel at its header, holding none of it */
+        {
+                wire_hdr h = { .type = WIRE_CALL, .call_id = 1, .timeout_ms = 30000,
+                               .member_len = 3, .body_len = 64 * 1024 + 1 };
+                uint8_t hb[WIRE_HDR_SIZE + 3];
+                wire_hdr_encode(&h, hb);
+                memcpy(hb + WIRE_HDR_SIZE, "add", 3);
+                ck_assert_int_eq(write(big, hb, sizeof hb), (ssize_t)sizeof hb);
+                ck_assert(ch_eof(big));
+                close(big);
+        }
 
         ch_call(good, 1, "add", "{\"a\":2,\"b\":2}");
         ck_assert_int_eq(ch_result(good, 1, NULL, NULL), 200);
@@ -879,6 +893,46 @@ static void until_direct(hyb_bus *c, const char *ep)
  * caller sent stays put over 50 calls, while each still gets its answer.  With direct
  * channels off it sees every call again, and the channel is gone at both ends.
  */
+/*
+ * A call body above WIRE_CHANNEL_MAX_BODY (64 KiB) goes through the broker even with the
+ * channel open (the broker counts it); the small calls before and after it go direct.
+ */
+START_TEST(test_e2e_big_body_through_broker)
+{
+        tbroker t;
+        tsvc s;
+        const char *ep = "@localhost/org.test.svc/main";
+        static char body[70 * 1024];
+        hyb_bus_reply *rep = NULL;
+
+        e2e_start(&t, NULL);
+        hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
+        hyb_bus *c = tb_connect(&t, "org.test.caller", "main");
+        hyb_bus *obs = tb_connect(&t, "org.test.obs", "main");
+
+        until_direct(c, ep);
+        int64_t m0 = frames_in(obs, "org.test.caller/main");
+        ck_assert_int_eq(add(c, ep, 1), 0);
+        ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0);
+        /* {"a":1,"b":1,"pad":"xxx..."}: 70 KiB */
+        int n = snprintf(body, sizeof body, "{\"a\":1,\"b\":1,\"pad\":\"");
+        memset(body + n, 'x', sizeof body - (size_t)n - 2);
+        body[sizeof body - 2] = '"';
+        body[sizeof body - 1] = '}';
+        ck_assert_int_eq(hyb_bus_call(c, ep, "add", body, sizeof body, 0, 10000, &rep, NULL), 0);
+        hyb_bus_reply_unref(rep);
+        ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0 + 1);
+        ck_assert_uint_eq(c->n_chans, 1);
+        m0 = frames_in(obs, "org.test.caller/main");
+        ck_assert_int_eq(add(c, ep, 2), 0);
+        ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0);
+        hyb_bus_unref(obs);
+        hyb_bus_unref(c);
+        e2e_service_stop(&s, svc);
+        tb_stop(&t);
+}
+END_TEST
+
 START_TEST(test_e2e_calls_go_direct)
 {
         tbroker t;
@@ -1948,6 +2002,7 @@ void bus_tcase_direct(Suite *s)
         tcase_add_test(tc, test_service_max_queue_and_garbage);
         tcase_add_test(tc, test_service_revoked_method);
         tcase_add_test(tc, test_e2e_calls_go_direct);
+        tcase_add_test(tc, test_e2e_big_body_through_broker);
         tcase_add_test(tc, test_e2e_hostile_caller);
         tcase_add_test(tc, test_e2e_deadline_and_cancel);
         tcase_add_test(tc, test_e2e_callee_gone);
