@@ -1306,13 +1306,13 @@ static int bus_spin(hyb_bus *bus, uint64_t deadline_us)
 #define BUS_BLOCK_MIN_US 50000u
 #define BUS_BLOCK_MARGIN_US 25000u
 
-static int bus_set_rcvtimeo(hyb_bus *bus, uint64_t deadline_us)
+int bus_fd_rcvtimeo(int fd, uint32_t *set_ms, uint64_t deadline_us)
 {
-        uint64_t now, left, bound, set = (uint64_t)bus->rcvtimeo_ms * 1000u, want;
+        uint64_t now, left, bound, set = (uint64_t)*set_ms * 1000u, want;
         struct timeval tv;
 
         if (deadline_us == UINT64_MAX) {
-                if (bus->rcvtimeo_ms == 0)
+                if (*set_ms == 0)
                         return 0;
                 want = 0; /* no limit */
         } else {
@@ -1329,10 +1329,15 @@ static int bus_set_rcvtimeo(hyb_bus *bus, uint64_t deadline_us)
         }
         tv = (struct timeval){ .tv_sec = (time_t)(want / 1000u),
                                .tv_usec = (suseconds_t)(want % 1000u * 1000u) };
-        if (setsockopt(bus->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
                 return -EAGAIN;
-        bus->rcvtimeo_ms = (uint32_t)want;
+        *set_ms = (uint32_t)want;
         return 0;
+}
+
+static int bus_set_rcvtimeo(hyb_bus *bus, uint64_t deadline_us)
+{
+        return bus_fd_rcvtimeo(bus->fd, &bus->rcvtimeo_ms, deadline_us);
 }
 
 /*
@@ -1385,11 +1390,19 @@ int bus_wait_for(hyb_bus *bus, const bool *done, uint64_t deadline_us)
                 if (r > 0)
                         continue;
                 if (bus->n_chans > 0) {
-                        /* A nested call may come on any socket: wait on them all. */
+                        /* A nested call may come on any socket: wait on them all, unless
+                         * nothing but this call's answer can come (bus_chan_wait_read). */
                         bus_chan_flush(bus);
                         r = bus_chan_step_buffered(bus);
                         if (r > 0)
                                 continue;
+                        r = bus_chan_wait_read(bus, deadline_us);
+                        if (r > 0)
+                                continue;
+                        if (r == 0) {
+                                bus_expire_calls(bus);
+                                continue;
+                        }
                         r = bus_chan_wait(bus, deadline_us);
                         if (r < 0)
                                 break;

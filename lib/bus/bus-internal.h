@@ -151,6 +151,7 @@ typedef struct bus_chan {
         bool broker_closed;    /* the broker sent close (it forgot the channel) */
         bool ep_out;           /* EPOLLOUT asked for (output queued) */
         bool drained;          /* the last read came back short */
+        uint32_t rcvtimeo_ms;  /* the SO_RCVTIMEO set on fd (bus_chan_wait_read); 0: none */
         uint64_t close_at;     /* service, closing: the broker's grace end */
         char reason[128];
         char **methods;        /* the methods the broker allows on it */
@@ -319,6 +320,17 @@ bool bus_chan_uid_full(const hyb_bus *bus, const bus_chan *ch);
  * 0: do not sleep) and dispatches one buffered frame of a channel.  >0 did work, 0
  * nothing, < 0 the broker connection failed. */
 int bus_chan_wait(hyb_bus *bus, uint64_t deadline_us);
+/*
+ * A synchronous call's wait that sleeps in recv() on the one channel its answer comes on,
+ * as bus_wait_read does on the broker socket (the service reading the call already wakes
+ * this side, so the answer finds it waking): only when nothing else can need the
+ * connection meanwhile.  1 read input, 0 none (SO_RCVTIMEO ran out, a signal, or the
+ * channel closed on an error: its calls failed), -EAGAIN: wait on the epoll set instead.
+ */
+int bus_chan_wait_read(hyb_bus *bus, uint64_t deadline_us);
+/* SO_RCVTIMEO on fd for a recv() that must end before deadline_us (bus-conn.c, which says
+ * how); *set_ms is what fd has now.  0 set, -EAGAIN: too little time left, poll instead. */
+int bus_fd_rcvtimeo(int fd, uint32_t *set_ms, uint64_t deadline_us);
 /* hyb_bus_process with channels open and no events kept: reads the channel read last
  * (MSG_DONTWAIT) instead of asking the set first, when that channel was emptied by its
  * last read, expects input (a service's, or a caller's with calls pending on it) and

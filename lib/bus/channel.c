@@ -433,7 +433,9 @@ int bus_chan_send(bus_chan *ch, wire_hdr *h, const char *from, size_t from_len,
 /* ---------------------------------------------------------------- input */
 
 /* One non-blocking read: 1 got bytes, 0 none now, < 0 EOF or error. */
-static int chan_read(bus_chan *ch)
+/* flags: MSG_DONTWAIT, or 0 to sleep until input (the socket is blocking: the broker
+ * makes the pair so, and every other read and write here passes MSG_DONTWAIT) */
+static int chan_read_flags(bus_chan *ch, int flags)
 {
         size_t need = CHAN_RBUF_MIN;
         wire_hdr h;
@@ -459,9 +461,11 @@ static int chan_read(bus_chan *ch)
                         return -ENOMEM;
         }
         for (;;) {
-                ssize_t n = recv(ch->fd, ch->rbuf + ch->rlen, ch->ralloc - ch->rlen, MSG_DONTWAIT);
-                if (n < 0 && errno == EINTR)
+                ssize_t n = recv(ch->fd, ch->rbuf + ch->rlen, ch->ralloc - ch->rlen, flags);
+                if (n < 0 && errno == EINTR && flags == MSG_DONTWAIT)
                         continue;
+                if (n < 0 && (errno == EINTR || errno == EWOULDBLOCK))
+                        return 0; /* a signal, or SO_RCVTIMEO ran out: the caller counts again */
                 if (n < 0)
                         return errno == EAGAIN ? 0 : -errno;
                 if (n == 0)
@@ -470,6 +474,11 @@ static int chan_read(bus_chan *ch)
                 ch->rlen += (size_t)n;
                 return 1;
         }
+}
+
+static int chan_read(bus_chan *ch)
+{
+        return chan_read_flags(ch, MSG_DONTWAIT);
 }
 
 static bool chan_frame_buffered(const bus_chan *ch)
@@ -542,9 +551,9 @@ int bus_chan_step_buffered(hyb_bus *bus)
 
 /* Reads ch (an epoll event said so, or bus_chan_read_hot): EOF or error closes it.
  * chan_read's result. */
-static int chan_input(bus_chan *ch)
+static int chan_input_flags(bus_chan *ch, int flags)
 {
-        int r = chan_read(ch);
+        int r = chan_read_flags(ch, flags);
 
         if (r < 0) {
                 chan_close(ch);
@@ -559,6 +568,38 @@ static int chan_input(bus_chan *ch)
                         chan_close(ch);
         }
         return r;
+}
+
+static int chan_input(bus_chan *ch)
+{
+        return chan_input_flags(ch, MSG_DONTWAIT);
+}
+
+/*
+ * Nothing but this call's answer can need the connection while it sleeps when it serves
+ * no procedure (so no call can come to it, on any socket, and it has no service side of a
+ * channel), has no event, store or monitor subscription, no other call pending, nothing
+ * to write, no epoll events kept unhandled, and may block (bus->fd_blocking: not ws://,
+ * not cancellable, not a one-CPU machine).  A ping or a CHANNEL close of the broker waits
+ * in its socket until the answer has come (or the deadline): both can.
+ */
+int bus_chan_wait_read(hyb_bus *bus, uint64_t deadline_us)
+{
+        bus_call *c = bus->calls_head;
+        bus_chan *ch;
+        int r;
+
+        if (!bus->fd_blocking || bus->closed || bus->methods || bus->subs || bus->ssubs ||
+            bus->monitors || bus->deferred || bus->n_calls != 1 || !c || c->cb || !(ch = c->chan) ||
+            !ch->linked || ch->fd < 0 || ch->service || bus->wlen > bus->wpos || ch->wlen > ch->wpos ||
+            bus->evs_pos < bus->n_evs)
+                return -EAGAIN;
+        if (bus_fd_rcvtimeo(ch->fd, &ch->rcvtimeo_ms, deadline_us) < 0)
+                return -EAGAIN;
+        bus_chan_ref(ch);
+        r = chan_input_flags(ch, 0);
+        bus_chan_unref(ch);
+        return r < 0 ? 0 : r;
 }
 
 int bus_chan_poll(hyb_bus *bus, int ms)

@@ -497,6 +497,96 @@ static int hp_hold(hyb_bus_request *req, void *ud)
         return 0;
 }
 
+static int on_twice(hyb_bus_request *req, void *ud)
+{
+        (void)ud;
+        return hyb_bus_request_reply(req, 200, "{\"ok\":true}", 11, HYB_BODY_JSON);
+}
+
+static hyb_bus_request *never_held;
+
+static int on_never(hyb_bus_request *req, void *ud)
+{
+        (void)ud;
+        /* kept, answered never: the caller's deadline ends it */
+        hyb_bus_request_unref(never_held);
+        never_held = hyb_bus_request_ref(req);
+        return 0;
+}
+
+static int call_svc(hyb_bus *b, const char *method, uint32_t timeout_ms)
+{
+        hyb_bus_reply *rep = NULL;
+        hyb_error err;
+        int r;
+
+        hyb_error_clear(&err);
+        r = hyb_bus_call(b, "@localhost/org.test.wsvc/main", method, "{}", 2, 0, timeout_ms, &rep,
+                         &err);
+        if (r == 0) {
+                r = hyb_bus_reply_get_status(rep);
+                hyb_bus_reply_unref(rep);
+        }
+        return r;
+}
+
+/*
+ * A plain client's synchronous call over a direct channel sleeps in recv() on the channel
+ * (nothing else can need its connection meanwhile), as its calls through the broker
+ * sleep in recv() on the broker socket; it still ends at its deadline (a service that
+ * never answers) and it answers 504 there.  A connection that serves a procedure may be
+ * called while it waits (a nested call on any socket): its waits never sleep in a recv().
+ */
+START_TEST(test_channel_call_sleeps_in_recv)
+{
+        tbroker t;
+        tsvc s;
+        hyb_error err;
+        hyb_bus *svc, *c;
+
+        tb_start(&t, NULL, false);
+        svc = tb_connect(&t, "org.test.wsvc", "main");
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "twice", NULL, 0, NULL, NULL, 0, on_twice,
+                                                      NULL, NULL, &err), 0);
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "never", NULL, 0, NULL, NULL, 0, on_never,
+                                                      NULL, NULL, &err), 0);
+        svc_start(&s, svc);
+        c = tb_connect(&t, "org.test.wclient", "main");
+        for (int i = 0; i < 200 && c->n_chans == 0; i++) {
+                ck_assert_int_eq(call_svc(c, "twice", 5000), 200);
+                if (c->n_chans == 0)
+                        hyb_bus_wait(c, 1000);
+        }
+        ck_assert_uint_eq(c->n_chans, 1);
+        if (!one_cpu()) {
+                recv_sleeps = poll_calls = 0;
+                for (int i = 0; i < 20; i++)
+                        ck_assert_int_eq(call_svc(c, "twice", 5000), 200);
+                ck_assert_uint_ge(recv_sleeps, 20);
+                /* a call the service holds: 504 at its deadline, from the recv() sleep */
+                uint64_t t0 = hyb_now_usec();
+                ck_assert_int_eq(call_svc(c, "never", 300), HYB_E_CALLEE_TIMEOUT);
+                ck_assert_uint_ge(hyb_now_usec() - t0, 300000u);
+                ck_assert_uint_le(hyb_now_usec() - t0, 300000u + OVERRUN_MAX_US);
+                ck_assert_int_eq(call_svc(c, "twice", 5000), 200);
+        }
+        /* serving a procedure itself: the same calls wait on the epoll set */
+        ck_assert_int_eq(hyb_endpoint_register_method(c, "twice", NULL, 0, NULL, NULL, 0, on_twice,
+                                                      NULL, NULL, &err), 0);
+        ck_assert_uint_eq(c->n_chans, 1);
+        recv_sleeps = 0;
+        for (int i = 0; i < 20; i++)
+                ck_assert_int_eq(call_svc(c, "twice", 5000), 200);
+        ck_assert_uint_eq(recv_sleeps, 0);
+        hyb_bus_unref(c);
+        svc_stop(&s);
+        hyb_bus_request_unref(never_held);
+        never_held = NULL;
+        hyb_bus_unref(svc);
+        tb_stop(&t);
+}
+END_TEST
+
 /* answers the sync call first, then the held async one: one write of both */
 static int hp_go(hyb_bus_request *req, void *ud)
 {
@@ -596,5 +686,6 @@ void bus_tcase_wait(Suite *s)
         tcase_add_test(tc, test_signal_does_not_end_wait);
         tcase_add_test(tc, test_one_cpu_with_broker_polls);
         tcase_add_test(tc, test_attached_loop_dispatches_what_a_wait_left);
+        tcase_add_test(tc, test_channel_call_sleeps_in_recv);
         suite_add_tcase(s, tc);
 }
