@@ -34,6 +34,24 @@ void tb_resume(tbroker *t);
 
 hyb_bus *tb_connect(tbroker *t, const char *app, const char *runner);
 
+/*
+ * A token session for the direct-channel tests: tb_start_token_session starts a broker on t
+ * that takes tokens of issuer "acme" (its public key saved under ts->dir) for audience
+ * "hub-test", and issues ts->tok to a new key ts->holder: it may call add of
+ * org.test.svc/main and register on org.test.cli/main. tsession_connect connects
+ * org.test.cli/main with that token; tsession_free frees the session (stop t first).
+ */
+typedef struct tsession {
+        char *dir;
+        hyb_key *iss, *holder;
+        char *tok;
+} tsession;
+void tb_start_token_session(tbroker *t, tsession *ts);
+hyb_bus *tsession_connect(tbroker *t, tsession *ts);
+void tsession_free(tsession *ts);
+/* Ends every token session on t at once (all tokens revoked, the broker swept). */
+void tb_revoke_all(tbroker *t);
+
 /* Runs a bus on its own thread (process/wait loop) until svc_stop. */
 typedef struct tsvc {
         pthread_t thread;

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "broker/broker-internal.h" /* broker_auth_set_revoked, _sweep */
 #include "bus/bus-internal.h"
 #include "bus/wire.h"
 #include "suites.h"
@@ -117,6 +118,81 @@ hyb_bus *tb_connect(tbroker *t, const char *app, const char *runner)
         int r = hyb_bus_connect(t->sock, app, runner, &bus, &err);
         ck_assert_msg(r == 0, "connect %s/%s: %s", app, runner, err.message);
         return bus;
+}
+
+void tb_start_token_session(tbroker *t, tsession *ts)
+{
+        hyb_store *st = NULL;
+        char pub[512], yaml[1024];
+        hyb_token_issue_opts o;
+        hyb_token_cap cap[2] = { { .resource = "bus://localhost/org.test.svc/main/add" },
+                                 { .resource = "bus://localhost/org.test.cli/main/#" } };
+        const char *auds[] = { "hub-test" };
+        hyb_error e;
+
+        memset(ts, 0, sizeof *ts);
+        ts->dir = test_tmpdir();
+        ck_assert_int_eq(hyb_key_generate(&ts->iss), 0);
+        ck_assert_int_eq(hyb_key_generate(&ts->holder), 0);
+        snprintf(pub, sizeof pub, "%s/iss.pub", ts->dir);
+        ck_assert_int_eq(hyb_key_save_public(ts->iss, pub, NULL), 0);
+        snprintf(yaml, sizeof yaml,
+                 "auth:\n  tokens: accept\n  audience: hub-test\n  issuers:\n    acme: %s\n", pub);
+        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
+        tb_start_store(t, NULL, false, yaml, st);
+        hyb_store_unref(st);
+        ck_assert_int_eq(hyb_token_actions_parse("call", &cap[0].actions), 0);
+        ck_assert_int_eq(hyb_token_actions_parse("reg", &cap[1].actions), 0);
+        hyb_token_issue_opts_init(&o);
+        o.iss = "acme";
+        o.sub = "alice";
+        o.aud = auds;
+        o.n_aud = 1;
+        o.holder = ts->holder;
+        o.caps = cap;
+        o.n_caps = 2;
+        o.ttl_s = 3600;
+        ck_assert_msg(hyb_token_issue(ts->iss, &o, &ts->tok, &e) == 0, "issue: %s", e.message);
+}
+
+hyb_bus *tsession_connect(tbroker *t, tsession *ts)
+{
+        hyb_bus_connect_options co;
+        hyb_bus *bus = NULL;
+        hyb_error e;
+
+        hyb_bus_connect_options_init(&co);
+        co.path = t->sock;
+        co.app = "org.test.cli";
+        co.runner = "main";
+        co.token = ts->tok;
+        co.key = ts->holder;
+        ck_assert_msg(hyb_bus_connect_with(&co, &bus, &e) == 0, "connect: %s", e.message);
+        return bus;
+}
+
+void tsession_free(tsession *ts)
+{
+        free(ts->tok);
+        hyb_key_unref(ts->iss);
+        hyb_key_unref(ts->holder);
+        test_rmrf(ts->dir);
+        free(ts->dir);
+}
+
+static int revoke_all(void *ud, const hyb_token_ids *ids)
+{
+        (void)ud;
+        (void)ids;
+        return 1;
+}
+
+void tb_revoke_all(tbroker *t)
+{
+        tb_pause(t);
+        broker_auth_set_revoked(t->broker, revoke_all, NULL);
+        broker_auth_sweep(t->broker);
+        tb_resume(t);
 }
 
 static void *svc_main(void *ud)

@@ -955,13 +955,6 @@ END_TEST
 
 /* ---------------------------------------------------------------- token sessions */
 
-static int revoke_all(void *ud, const hyb_token_ids *ids)
-{
-        (void)ud;
-        (void)ids;
-        return 1;
-}
-
 /*
  * A caller with a token (auth.tokens accept): the methods of a channel are those its token
  * may call, the callee is told its principal as on a CALL, and when the session ends (the
@@ -987,53 +980,18 @@ static void peer_send_result(rpeer *p, uint64_t id, const char *body)
 START_TEST(test_channel_token_session)
 {
         tbroker t;
-        hyb_store *st = NULL;
-        hyb_key *iss = NULL, *holder = NULL;
-        char *dir = test_tmpdir(), pub[512], yaml[1024], *tok = NULL;
-        hyb_token_issue_opts o;
-        /* may call add of the service, and register on its own endpoint */
-        hyb_token_cap cap[2] = {{.resource = "bus://localhost/org.test.svc/main/add"},
-                                {.resource = "bus://localhost/org.test.cli/main/#"}};
-        const char *auds[] = {"hub-test"};
-        hyb_bus_connect_options co;
+        tsession ts;
         hyb_bus *bus = NULL;
-        hyb_bus_reply *reply = NULL;
-        hyb_error e;
         rpeer svc;
         rframe f;
 
-        ck_assert_int_eq(hyb_key_generate(&iss), 0);
-        ck_assert_int_eq(hyb_key_generate(&holder), 0);
-        snprintf(pub, sizeof pub, "%s/iss.pub", dir);
-        ck_assert_int_eq(hyb_key_save_public(iss, pub, NULL), 0);
-        snprintf(yaml, sizeof yaml,
-                 "auth:\n  tokens: accept\n  audience: hub-test\n  issuers:\n    acme: %s\n", pub);
-        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
-        tb_start_store(&t, NULL, false, yaml, st);
-        hyb_store_unref(st);
-        ck_assert_int_eq(hyb_token_actions_parse("call", &cap[0].actions), 0);
-        ck_assert_int_eq(hyb_token_actions_parse("reg", &cap[1].actions), 0);
-        hyb_token_issue_opts_init(&o);
-        o.iss = "acme";
-        o.sub = "alice";
-        o.aud = auds;
-        o.n_aud = 1;
-        o.holder = holder;
-        o.caps = cap;
-        o.n_caps = 2;
-        o.ttl_s = 3600;
-        ck_assert_msg(hyb_token_issue(iss, &o, &tok, &e) == 0, "issue: %s", e.message);
+        /* the token may call add of the service, and register on its own endpoint */
+        tb_start_token_session(&t, &ts);
 
         peer_connect(&svc, &t, "org.test.svc", "main");
         peer_register(&svc, "add", "*");
         peer_register(&svc, "sub", "*");
-        hyb_bus_connect_options_init(&co);
-        co.path = t.sock;
-        co.app = "org.test.cli";
-        co.runner = "main";
-        co.token = tok;
-        co.key = holder;
-        ck_assert_msg(hyb_bus_connect_with(&co, &bus, &e) == 0, "connect: %s", e.message);
+        bus = tsession_connect(&t, &ts);
         /* The library asks for the channel itself with its second call to the service
          * (an openChannel the application makes is dropped: it could never use it). */
         for (int k = 0; k < 2; k++) {
@@ -1058,7 +1016,6 @@ START_TEST(test_channel_token_session)
                 }
                 ck_assert_int_eq(got, 200);
         }
-        (void)reply;
 
         expect_channel(&svc, "open", &f);
         uint64_t id = f.h.call_id;
@@ -1079,20 +1036,13 @@ START_TEST(test_channel_token_session)
         rframe_free(&f);
         close(peer_take_fd(&svc));
 
-        tb_pause(&t);
-        broker_auth_set_revoked(t.broker, revoke_all, NULL);
-        broker_auth_sweep(t.broker);
-        tb_resume(&t);
+        tb_revoke_all(&t);
         expect_close(&svc, id, 403, 0);
 
         hyb_bus_unref(bus);
         peer_close(&svc);
         tb_stop(&t);
-        free(tok);
-        hyb_key_unref(iss);
-        hyb_key_unref(holder);
-        test_rmrf(dir);
-        free(dir);
+        tsession_free(&ts);
 }
 END_TEST
 

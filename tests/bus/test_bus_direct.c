@@ -24,7 +24,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "broker/broker-internal.h" /* broker_auth_set_revoked, _sweep */
 #include "bus/bus-internal.h"
 #include "bus/wire.h"
 #include "hybrid/endpoint.h"
@@ -1300,11 +1299,6 @@ START_TEST(test_e2e_max_channels_falls_back)
 }
 END_TEST
 
-static int revoke_all(void *ud, const hyb_token_ids *ids)
-{
-        return 1;
-}
-
 /*
  * A caller with a token: its channel carries only the methods its token may call (a call
  * of another goes through the broker, which refuses it: 403), and when its session ends
@@ -1314,48 +1308,13 @@ START_TEST(test_e2e_token_session)
 {
         tbroker t;
         tsvc s;
-        hyb_store *st = NULL;
-        hyb_key *iss = NULL, *holder = NULL;
-        char *dir = test_tmpdir(), pub[512], yaml[1024], *tok = NULL;
-        hyb_token_issue_opts o;
-        hyb_token_cap cap[2] = { { .resource = "bus://localhost/org.test.svc/main/add" },
-                                 { .resource = "bus://localhost/org.test.cli/main/#" } };
-        const char *auds[] = { "hub-test" };
+        tsession ts;
         const char *ep = "@localhost/org.test.svc/main";
-        hyb_bus_connect_options co;
         hyb_bus *c = NULL;
-        hyb_error e;
 
-        ck_assert_int_eq(hyb_key_generate(&iss), 0);
-        ck_assert_int_eq(hyb_key_generate(&holder), 0);
-        snprintf(pub, sizeof pub, "%s/iss.pub", dir);
-        ck_assert_int_eq(hyb_key_save_public(iss, pub, NULL), 0);
-        snprintf(yaml, sizeof yaml,
-                 "auth:\n  tokens: accept\n  audience: hub-test\n  issuers:\n    acme: %s\n", pub);
-        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
-        tb_start_store(&t, NULL, false, yaml, st);
-        hyb_store_unref(st);
-        ck_assert_int_eq(hyb_token_actions_parse("call", &cap[0].actions), 0);
-        ck_assert_int_eq(hyb_token_actions_parse("reg", &cap[1].actions), 0);
-        hyb_token_issue_opts_init(&o);
-        o.iss = "acme";
-        o.sub = "alice";
-        o.aud = auds;
-        o.n_aud = 1;
-        o.holder = holder;
-        o.caps = cap;
-        o.n_caps = 2;
-        o.ttl_s = 3600;
-        ck_assert_msg(hyb_token_issue(iss, &o, &tok, &e) == 0, "issue: %s", e.message);
-
+        tb_start_token_session(&t, &ts);
         hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
-        hyb_bus_connect_options_init(&co);
-        co.path = t.sock;
-        co.app = "org.test.cli";
-        co.runner = "main";
-        co.token = tok;
-        co.key = holder;
-        ck_assert_msg(hyb_bus_connect_with(&co, &c, &e) == 0, "connect: %s", e.message);
+        c = tsession_connect(&t, &ts);
         until_direct(c, ep);
         ck_assert_int_eq(add(c, ep, 3), 0);
         ck_assert_str_eq(seen_caller, "@localhost/org.test.cli/main");
@@ -1363,10 +1322,7 @@ START_TEST(test_e2e_token_session)
         ck_assert_int_eq(hyb_bus_call(c, ep, "hold", "{}", 2, 0, 5000, NULL, NULL), HYB_E_FORBIDDEN);
         ck_assert_int_eq(atomic_load(&n_held), 0);
 
-        tb_pause(&t);
-        broker_auth_set_revoked(t.broker, revoke_all, NULL);
-        broker_auth_sweep(t.broker);
-        tb_resume(&t);
+        tb_revoke_all(&t);
         bool gone = false;
         for (int i = 0; i < 3000 && !gone; i++) {
                 svc_stop(&s);
@@ -1379,11 +1335,7 @@ START_TEST(test_e2e_token_session)
         hyb_bus_unref(c);
         e2e_service_stop(&s, svc);
         tb_stop(&t);
-        free(tok);
-        hyb_key_unref(iss);
-        hyb_key_unref(holder);
-        test_rmrf(dir);
-        free(dir);
+        tsession_free(&ts);
 }
 END_TEST
 
