@@ -396,6 +396,40 @@ static void svc_teardown(fbroker *fb, tsvc *s, hyb_bus *svc)
 }
 
 /*
+ * Waits until *n reaches want (at most 3000 naps of 1 ms, pumping the caller's bus c in
+ * each when c is not NULL), then checks it is exactly want.
+ */
+static void wait_count(atomic_int *n, int want, hyb_bus *c)
+{
+        for (int i = 0; i < 3000 && atomic_load(n) < want; i++) {
+                if (c)
+                        hyb_bus_process(c);
+                usleep(1000);
+        }
+        ck_assert_int_eq(atomic_load(n), want);
+}
+
+/* Answers the first held call 200 {} (with the service's thread stopped meanwhile). */
+static void reply_held(tsvc *s, hyb_bus *svc)
+{
+        svc_stop(s);
+        ck_assert_int_eq(hyb_bus_request_reply(held[0], 200, "{}", 2, HYB_BODY_JSON), 0);
+        svc_start(s, svc);
+}
+
+/* A call of add on a channel the broker closed: refused 403 "direct channel closed: test". */
+static void ch_expect_closed(int fd, uint64_t id, const char *json)
+{
+        char *rest;
+        wire_hdr h;
+
+        ch_call(fd, id, "add", json);
+        ck_assert_int_eq(ch_result(fd, id, &rest, &h), 403);
+        ck_assert_mem_eq(rest + h.from_len, "direct channel closed: test", h.member_len);
+        free(rest);
+}
+
+/*
  * A CALL on the channel runs the handler as a broker CALL would: the caller's name,
  * uid and transport are the ones the broker named when it opened the channel, and the
  * answer comes back on the channel, from the service's name.  A method the broker did
@@ -458,9 +492,7 @@ START_TEST(test_service_max_pending_and_cancel)
         ck_assert_int_eq(atomic_load(&n_add), 0);
         /* the cancel frees a place */
         frame_send(fd, NULL, &c, NULL, 0, NULL, NULL, 0, -1);
-        for (int i = 0; i < 3000 && atomic_load(&n_cancelled) == 0; i++)
-                usleep(1000);
-        ck_assert_int_eq(atomic_load(&n_cancelled), 1);
+        wait_count(&n_cancelled, 1, NULL);
         ch_call(fd, 4, "add", "{\"a\":1,\"b\":1}");
         ck_assert_int_eq(ch_result(fd, 4, NULL, NULL), 200);
         close(fd);
@@ -481,23 +513,14 @@ START_TEST(test_service_close)
         hyb_bus *svc = svc_setup(&fb, &s);
         int fds0 = count_fds();
         int fd = fb_open(&fb, 9, "[\"hold\",\"add\"]", 4, 1 << 20, 1 << 20);
-        char *rest;
-        wire_hdr h;
 
         ch_call(fd, 1, "hold", "{}");
-        for (int i = 0; i < 3000 && atomic_load(&n_held) == 0; i++)
-                usleep(1000);
-        ck_assert_int_eq(atomic_load(&n_held), 1);
+        wait_count(&n_held, 1, NULL);
         fb_close(&fb, 9, 403, 0);
-        ch_call(fd, 2, "add", "{\"a\":1,\"b\":1}");
-        ck_assert_int_eq(ch_result(fd, 2, &rest, &h), 403);
-        ck_assert_mem_eq(rest + h.from_len, "direct channel closed: test", h.member_len);
-        free(rest);
+        ch_expect_closed(fd, 2, "{\"a\":1,\"b\":1}");
         ck_assert_int_eq(atomic_load(&n_add), 0);
         /* the held call is still answered on it ... */
-        svc_stop(&s);
-        ck_assert_int_eq(hyb_bus_request_reply(held[0], 200, "{}", 2, HYB_BODY_JSON), 0);
-        svc_start(&s, svc);
+        reply_held(&s, svc);
         ck_assert_int_eq(ch_result(fd, 1, NULL, NULL), 200);
         /* ... then the service's end closes, the caller's staying open */
         ck_assert(ch_eof(fd));
@@ -528,17 +551,13 @@ START_TEST(test_service_uid_max_pending)
         ch_call(fd1, 1, "hold", "{}");
         ch_call(fd1, 2, "hold", "{}");
         ch_call(fd2, 1, "hold", "{}");
-        for (int i = 0; i < 3000 && atomic_load(&n_held) < 3; i++)
-                usleep(1000);
-        ck_assert_int_eq(atomic_load(&n_held), 3);
+        wait_count(&n_held, 3, NULL);
         ch_call(fd2, 2, "add", "{\"a\":1,\"b\":1}");
         ck_assert_int_eq(ch_result(fd2, 2, NULL, NULL), 429);
         ch_call(fd1, 3, "add", "{\"a\":1,\"b\":1}");
         ck_assert_int_eq(ch_result(fd1, 3, NULL, NULL), 429);
         ck_assert_int_eq(atomic_load(&n_add), 0);
-        svc_stop(&s);
-        ck_assert_int_eq(hyb_bus_request_reply(held[0], 200, "{}", 2, HYB_BODY_JSON), 0);
-        svc_start(&s, svc);
+        reply_held(&s, svc);
         ck_assert_int_eq(ch_result(fd1, 1, NULL, NULL), 200);
         ch_call(fd2, 3, "add", "{\"a\":1,\"b\":1}");
         ck_assert_int_eq(ch_result(fd2, 3, NULL, NULL), 200);
@@ -642,13 +661,9 @@ START_TEST(test_service_soft_close_refuses_new_calls)
         hyb_bus *svc = svc_setup(&fb, &s);
         int fd = fb_open(&fb, 20, "[\"hold\",\"add\"]", 4, 1 << 20, 1 << 20);
         int fd2;
-        char *rest;
-        wire_hdr h;
 
         ch_call(fd, 1, "hold", "{}");
-        for (int i = 0; i < 3000 && atomic_load(&n_held) == 0; i++)
-                usleep(1000);
-        ck_assert_int_eq(atomic_load(&n_held), 1);
+        wait_count(&n_held, 1, NULL);
         fb_close(&fb, 20, 503, 60000);
         /* frames from the broker are read in order: once channel 21 answers, the
          * service has read the close of channel 20 */
@@ -657,16 +672,11 @@ START_TEST(test_service_soft_close_refuses_new_calls)
         ck_assert_int_eq(ch_result(fd2, 1, NULL, NULL), 200);
         ck_assert_int_eq(atomic_load(&n_add), 1);
 
-        ch_call(fd, 2, "add", "{\"a\":2,\"b\":2}");
-        ck_assert_int_eq(ch_result(fd, 2, &rest, &h), 403);
-        ck_assert_mem_eq(rest + h.from_len, "direct channel closed: test", h.member_len);
-        free(rest);
+        ch_expect_closed(fd, 2, "{\"a\":2,\"b\":2}");
         ck_assert_int_eq(atomic_load(&n_add), 1);
         /* the call accepted before the close is answered, then the end closes (the
          * grace of 60 s is not waited for) */
-        svc_stop(&s);
-        ck_assert_int_eq(hyb_bus_request_reply(held[0], 200, "{}", 2, HYB_BODY_JSON), 0);
-        svc_start(&s, svc);
+        reply_held(&s, svc);
         ck_assert_int_eq(ch_result(fd, 1, NULL, NULL), 200);
         ck_assert(ch_eof(fd));
         close(fd);
@@ -1082,21 +1092,13 @@ START_TEST(test_e2e_deadline_and_cancel)
         ck_assert_int_eq(hyb_bus_call(c, ep, "hold", "{}", 2, 0, 300, NULL, &err),
                          HYB_E_CALLEE_TIMEOUT);
         ck_assert_uint_eq(c->n_chans, 1); /* it went over the channel */
-        for (int i = 0; i < 3000 && atomic_load(&n_cancelled) < 1; i++)
-                usleep(1000);
-        ck_assert_int_eq(atomic_load(&n_cancelled), 1);
+        wait_count(&n_cancelled, 1, NULL);
 
         ck_assert_int_eq(hyb_bus_call_async(c, ep, "hold", "{}", 2, 0, 30000, count_reply, &got,
                                             &slot), 0);
-        for (int i = 0; i < 3000 && atomic_load(&n_held) < 2; i++) {
-                hyb_bus_process(c);
-                usleep(1000);
-        }
-        ck_assert_int_eq(atomic_load(&n_held), 2);
+        wait_count(&n_held, 2, c);
         hyb_slot_unref(slot);
-        for (int i = 0; i < 3000 && atomic_load(&n_cancelled) < 2; i++)
-                usleep(1000);
-        ck_assert_int_eq(atomic_load(&n_cancelled), 2);
+        wait_count(&n_cancelled, 2, NULL);
         ck_assert_int_eq(atomic_load(&got), 0);
         /* the channel serves on */
         ck_assert_int_eq(add(c, ep, 5), 0);
@@ -1132,11 +1134,7 @@ START_TEST(test_e2e_callee_gone)
                                             NULL), 0);
         ck_assert_int_eq(hyb_bus_call_async(c, ep, "hold", "{}", 2, 0, 60000, status_reply, &st2,
                                             NULL), 0);
-        for (int i = 0; i < 3000 && atomic_load(&n_held) < 2; i++) {
-                hyb_bus_process(c);
-                usleep(1000);
-        }
-        ck_assert_int_eq(atomic_load(&n_held), 2);
+        wait_count(&n_held, 2, c);
         /* gone without answering (no 500 "dropped": the connection is closed first) */
         svc_stop(&s);
         hyb_bus_close(svc);
@@ -1722,11 +1720,7 @@ START_TEST(test_e2e_loop_reads_channel)
                                             NULL), 0);
         ck_assert_int_eq(hyb_bus_call_async(c, ep, "hold", "{}", 2, 0, 60000, status_reply, &st[7],
                                             NULL), 0);
-        for (int i = 0; i < 3000 && atomic_load(&n_held) < 2; i++) {
-                hyb_bus_process(c);
-                usleep(1000);
-        }
-        ck_assert_int_eq(atomic_load(&n_held), 2);
+        wait_count(&n_held, 2, c);
         svc_stop(&s);
         hyb_bus_close(svc);
         for (int i = 0; i < 3000 && (!atomic_load(&st[6]) || !atomic_load(&st[7])); i++) {
