@@ -363,21 +363,51 @@ static void count_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *ud)
         atomic_fetch_add((atomic_int *)ud, 1);
 }
 
+/* The handlers' counters back to 0, as each test starts its service. */
+static void reset_counts(void)
+{
+        atomic_store(&n_add, 0);
+        atomic_store(&n_secret, 0);
+        atomic_store(&n_cancelled, 0);
+        atomic_store(&n_held, 0);
+}
+
+/* svc offers add (a and b integers), served by on_add. */
+static void register_add(hyb_bus *svc)
+{
+        hyb_error err;
+
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "add", add_args, 2, NULL, NULL, 0, on_add,
+                                                      NULL, NULL, &err), 0);
+}
+
+/* svc offers hold (held, answered by the test), served by on_hold. */
+static void register_hold(hyb_bus *svc)
+{
+        hyb_error err;
+
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "hold", NULL, 0, NULL, NULL, 0, on_hold,
+                                                      NULL, NULL, &err), 0);
+}
+
+/* svc offers secret to app only (NULL: to all), its slot kept in secret_slot. */
+static void register_secret(hyb_bus *svc, const char *app)
+{
+        hyb_error err;
+
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "secret", NULL, 0, NULL, app, 0,
+                                                      on_secret, NULL, &secret_slot, &err), 0);
+}
+
 static hyb_bus *svc_setup(fbroker *fb, tsvc *s)
 {
         hyb_error err;
         hyb_bus *svc = fb_start(fb);
 
-        atomic_store(&n_add, 0);
-        atomic_store(&n_secret, 0);
-        atomic_store(&n_cancelled, 0);
-        atomic_store(&n_held, 0);
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "add", add_args, 2, NULL, NULL, 0, on_add,
-                                                      NULL, NULL, &err), 0);
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "secret", NULL, 0, NULL, NULL, 0,
-                                                      on_secret, NULL, &secret_slot, &err), 0);
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "hold", NULL, 0, NULL, NULL, 0, on_hold,
-                                                      NULL, NULL, &err), 0);
+        reset_counts();
+        register_add(svc);
+        register_secret(svc, NULL);
+        register_hold(svc);
         ck_assert_int_eq(hyb_endpoint_register_method(svc, "big", NULL, 0, NULL, NULL, 0, on_big,
                                                       NULL, NULL, &err), 0);
         svc_start(s, svc);
@@ -838,20 +868,23 @@ static int64_t frames_in(hyb_bus *obs, const char *app_runner)
 
 static hyb_bus *e2e_service(tbroker *t, const char *app, tsvc *s)
 {
-        hyb_error err;
         hyb_bus *svc = tb_connect(t, app, "main");
 
-        atomic_store(&n_add, 0);
-        atomic_store(&n_secret, 0);
-        atomic_store(&n_cancelled, 0);
-        atomic_store(&n_held, 0);
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "add", add_args, 2, NULL, NULL, 0, on_add,
-                                                      NULL, NULL, &err), 0);
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "hold", NULL, 0, NULL, NULL, 0, on_hold,
-                                                      NULL, NULL, &err), 0);
+        reset_counts();
+        register_add(svc);
+        register_hold(svc);
         /* offered to another app only: never on the list of a channel of ours */
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "secret", NULL, 0, NULL, "org.test.other",
-                                                      0, on_secret, NULL, &secret_slot, &err), 0);
+        register_secret(svc, "org.test.other");
+        svc_start(s, svc);
+        return svc;
+}
+
+/* A second service app/main with add only, on its own thread s. */
+static hyb_bus *add_service(tbroker *t, const char *app, tsvc *s)
+{
+        hyb_bus *svc = tb_connect(t, app, "main");
+
+        register_add(svc);
         svc_start(s, svc);
         return svc;
 }
@@ -1269,14 +1302,10 @@ START_TEST(test_e2e_max_channels_falls_back)
 {
         tbroker t;
         tsvc s, s2;
-        hyb_error err;
 
         e2e_start(&t, "max_channels=1");
         hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
-        hyb_bus *svc2 = tb_connect(&t, "org.test.svc2", "main");
-        ck_assert_int_eq(hyb_endpoint_register_method(svc2, "add", add_args, 2, NULL, NULL, 0,
-                                                      on_add, NULL, NULL, &err), 0);
-        svc_start(&s2, svc2);
+        hyb_bus *svc2 = add_service(&t, "org.test.svc2", &s2);
         hyb_bus *c = tb_connect(&t, "org.test.caller", "main");
         hyb_bus *obs = tb_connect(&t, "org.test.obs", "main");
         until_direct(c, "@localhost/org.test.svc/main");
@@ -1597,16 +1626,12 @@ START_TEST(test_service_hot_channel_fair)
         static const char from[] = CALLER_NAME "unix\0";
         wire_hdr bh = { .type = WIRE_CALL, .call_id = 77, .timeout_ms = 30000, .info_len = 5 };
         fbroker fb;
-        hyb_error err;
         hyb_bus *svc = fb_start(&fb);
         int turns, fd;
 
-        atomic_store(&n_add, 0);
-        atomic_store(&n_secret, 0);
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "add", add_args, 2, NULL, NULL, 0, on_add,
-                                                      NULL, NULL, &err), 0);
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "secret", NULL, 0, NULL, NULL, 0,
-                                                      on_secret, NULL, &secret_slot, &err), 0);
+        reset_counts();
+        register_add(svc);
+        register_secret(svc, NULL);
         fd = fb_open(&fb, 11, "[\"add\"]", 1000, 1 << 24, 1 << 20);
         for (int i = 0; i < 3000 && svc->n_chans == 0; i++) {
                 svc_turn(svc);
@@ -1650,13 +1675,11 @@ END_TEST
 START_TEST(test_service_hot_channel_misses)
 {
         fbroker fb;
-        hyb_error err;
         hyb_bus *svc = fb_start(&fb);
         int fd[2];
 
-        atomic_store(&n_add, 0);
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "add", add_args, 2, NULL, NULL, 0, on_add,
-                                                      NULL, NULL, &err), 0);
+        reset_counts();
+        register_add(svc);
         fd[0] = fb_open(&fb, 21, "[\"add\"]", 1000, 1 << 24, 1 << 20);
         fd[1] = fb_open(&fb, 22, "[\"add\"]", 1000, 1 << 24, 1 << 20);
         for (int i = 0; i < 3000 && svc->n_chans < 2; i++) {
@@ -1828,10 +1851,7 @@ START_TEST(test_e2e_app_open_channel)
 
         e2e_start(&t, NULL);
         hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
-        hyb_bus *svcb = tb_connect(&t, "org.test.svcb", "main");
-        ck_assert_int_eq(hyb_endpoint_register_method(svcb, "add", add_args, 2, NULL, NULL, 0,
-                                                      on_add, NULL, NULL, &err), 0);
-        svc_start(&s2, svcb);
+        hyb_bus *svcb = add_service(&t, "org.test.svcb", &s2);
         hyb_bus *c = tb_connect(&t, "org.test.caller", "main");
         fds0 = count_fds();
 
