@@ -919,6 +919,21 @@ static int add(hyb_bus *b, const char *ep, int x)
         return 0;
 }
 
+/*
+ * n calls of add from c (org.test.caller/main) to ep: each one served, and none of them
+ * passed through the broker (obs sees no new frame of the caller's there).
+ */
+static void adds_go_direct(hyb_bus *c, hyb_bus *obs, const char *ep, int n)
+{
+        int64_t m0 = frames_in(obs, "org.test.caller/main");
+        int n0 = atomic_load(&n_add);
+
+        for (int i = 0; i < n; i++)
+                ck_assert_int_eq(add(c, ep, i), 0);
+        ck_assert_int_eq(atomic_load(&n_add), n0 + n);
+        ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0);
+}
+
 /* Calls until the caller holds a channel (the second call asks for it). */
 static void until_direct(hyb_bus *c, const char *ep)
 {
@@ -989,14 +1004,9 @@ START_TEST(test_e2e_calls_go_direct)
         hyb_bus *obs = tb_connect(&t, "org.test.obs", "main");
 
         until_direct(c, ep);
-        int64_t m0 = frames_in(obs, "org.test.caller/main");
-        int n0 = atomic_load(&n_add);
-        for (int i = 0; i < 50; i++)
-                ck_assert_int_eq(add(c, ep, i), 0);
-        ck_assert_int_eq(atomic_load(&n_add), n0 + 50);
-        ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0);
+        adds_go_direct(c, obs, ep, 50);
 
-        m0 = frames_in(obs, "org.test.caller/main");
+        int64_t m0 = frames_in(obs, "org.test.caller/main");
         ck_assert_int_eq(hyb_bus_set_direct(c, false), 0);
         ck_assert_uint_eq(c->n_chans, 0);
         for (int i = 0; i < 10; i++)
@@ -1939,12 +1949,7 @@ START_TEST(test_e2e_fork_child_leaves_channels)
         close(done[0]);
         /* read after anything the child wrote on the shared socket */
         ck_assert_int_eq(open_channels(c), 1);
-        int64_t m0 = frames_in(obs, "org.test.caller/main");
-        int n0 = atomic_load(&n_add);
-        for (int i = 0; i < 5; i++)
-                ck_assert_int_eq(add(c, ep, i), 0);
-        ck_assert_int_eq(atomic_load(&n_add), n0 + 5);
-        ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0);
+        adds_go_direct(c, obs, ep, 5);
         ck_assert_uint_eq(c->n_chans, 1);
         hyb_bus_unref(obs);
         hyb_bus_unref(c);
