@@ -335,6 +335,47 @@ static uint64_t opened(rpeer *cli, rpeer *svc, uint64_t call, int *ret_cli_fd, i
         return id;
 }
 
+/* The ends of the channels a test opened (opened_kept), closed together by ends_close. */
+typedef struct kept_ends {
+        int fd[16];
+        int n;
+} kept_ends;
+
+/* opened(), both ends kept in e: the id. */
+static uint64_t opened_kept(kept_ends *e, rpeer *cli, rpeer *svc, uint64_t call)
+{
+        ck_assert_int_le(e->n + 2, (int)(sizeof e->fd / sizeof e->fd[0]));
+        uint64_t id = opened(cli, svc, call, &e->fd[e->n], &e->fd[e->n + 1]);
+        e->n += 2;
+        return id;
+}
+
+static void ends_close(kept_ends *e)
+{
+        for (int i = 0; i < e->n; i++)
+                close(e->fd[i]);
+        e->n = 0;
+}
+
+/*
+ * n raw services org.test.svc<i>/main, each offering add to all, and when c is not NULL
+ * n raw callers org.test.cli<i>/main (connected in turn: svc0, cli0, svc1, ...).
+ */
+static void peers_start(tbroker *t, rpeer *s, rpeer *c, int n)
+{
+        for (int i = 0; i < n; i++) {
+                char app[32];
+
+                snprintf(app, sizeof app, "org.test.svc%d", i);
+                peer_connect(&s[i], t, app, "main");
+                peer_register(&s[i], "add", "*");
+                if (c) {
+                        snprintf(app, sizeof app, "org.test.cli%d", i);
+                        peer_connect(&c[i], t, app, "main");
+                }
+        }
+}
+
 /* ---------------------------------------------------------------- open */
 
 START_TEST(test_channel_open)
@@ -492,27 +533,16 @@ START_TEST(test_channel_max_per_conn)
 {
         tbroker t;
         rpeer s[3], c[3];
-        int fds[16], nf = 0;
+        kept_ends e = { .n = 0 };
 
         tb_start(&t, "max_channels=2", false);
-        for (int i = 0; i < 3; i++) {
-                char app[32];
-
-                snprintf(app, sizeof app, "org.test.svc%d", i);
-                peer_connect(&s[i], &t, app, "main");
-                peer_register(&s[i], "add", "*");
-                snprintf(app, sizeof app, "org.test.cli%d", i);
-                peer_connect(&c[i], &t, app, "main");
-        }
+        peers_start(&t, s, c, 3);
         /* as caller: two channels, the third refused */
-        opened(&c[0], &s[0], 1, &fds[nf], &fds[nf + 1]);
-        nf += 2;
-        uint64_t id01 = opened(&c[0], &s[1], 2, &fds[nf], &fds[nf + 1]);
-        nf += 2;
+        opened_kept(&e, &c[0], &s[0], 1);
+        uint64_t id01 = opened_kept(&e, &c[0], &s[1], 2);
         refused(&c[0], 3, s[2].name, 429, "quota max_channels exceeded");
         /* as callee: s[0] serves c[0] and c[1]; c[2] is refused */
-        opened(&c[1], &s[0], 1, &fds[nf], &fds[nf + 1]);
-        nf += 2;
+        opened_kept(&e, &c[1], &s[0], 1);
         refused(&c[2], 1, s[0].name, 429, "quota max_channels exceeded");
         /* a closed channel frees its place: c[0] closes its channel to s[1] */
         char body[64];
@@ -520,12 +550,10 @@ START_TEST(test_channel_max_per_conn)
         ck_assert_int_eq(peer_call(&c[0], 4, BUILTIN, "closeChannel", body, NULL), 200);
         expect_close(&s[1], id01, 410, 0);
         ck_assert_int_eq(peer_call(&c[0], 5, BUILTIN, "closeChannel", body, NULL), 404);
-        opened(&c[0], &s[2], 6, &fds[nf], &fds[nf + 1]);
-        nf += 2;
+        opened_kept(&e, &c[0], &s[2], 6);
         /* reopening after a close is no 409 */
         ck_assert_int_eq(peer_call(&c[0], 7, BUILTIN, "closeChannel", body, NULL), 404);
-        for (int i = 0; i < nf; i++)
-                close(fds[i]);
+        ends_close(&e);
         for (int i = 0; i < 3; i++) {
                 peer_close(&c[i]);
                 peer_close(&s[i]);
@@ -539,32 +567,21 @@ START_TEST(test_channel_max_uid)
 {
         tbroker t;
         rpeer s[3], c[2];
-        int fds[16], nf = 0;
+        kept_ends e = { .n = 0 };
 
         tb_start(&t, "max_channels=2,uid_max_channels=3", false);
-        for (int i = 0; i < 3; i++) {
-                char app[32];
-
-                snprintf(app, sizeof app, "org.test.svc%d", i);
-                peer_connect(&s[i], &t, app, "main");
-                peer_register(&s[i], "add", "*");
-        }
+        peers_start(&t, s, NULL, 3);
         peer_connect(&c[0], &t, "org.test.cli0", "main");
         peer_connect(&c[1], &t, "org.test.cli1", "main");
-        uint64_t id00 = opened(&c[0], &s[0], 1, &fds[nf], &fds[nf + 1]);
-        nf += 2;
-        opened(&c[0], &s[1], 2, &fds[nf], &fds[nf + 1]);
-        nf += 2;
-        opened(&c[1], &s[2], 1, &fds[nf], &fds[nf + 1]);
-        nf += 2;
+        uint64_t id00 = opened_kept(&e, &c[0], &s[0], 1);
+        opened_kept(&e, &c[0], &s[1], 2);
+        opened_kept(&e, &c[1], &s[2], 1);
         refused(&c[1], 2, s[0].name, 429, "quota uid_max_channels exceeded");
         /* c[0] goes: its two channels are the uid's no more */
         peer_close(&c[0]);
         expect_close(&s[0], id00, 410, 0);
-        opened(&c[1], &s[0], 3, &fds[nf], &fds[nf + 1]);
-        nf += 2;
-        for (int i = 0; i < nf; i++)
-                close(fds[i]);
+        opened_kept(&e, &c[1], &s[0], 3);
+        ends_close(&e);
         peer_close(&c[1]);
         for (int i = 0; i < 3; i++)
                 peer_close(&s[i]);
@@ -577,30 +594,18 @@ START_TEST(test_channel_max_total)
 {
         tbroker t;
         rpeer s[2], c[2];
-        int fds[8], nf = 0;
+        kept_ends e = { .n = 0 };
 
         tb_start(&t, "max_channels_total=2", false);
-        for (int i = 0; i < 2; i++) {
-                char app[32];
-
-                snprintf(app, sizeof app, "org.test.svc%d", i);
-                peer_connect(&s[i], &t, app, "main");
-                peer_register(&s[i], "add", "*");
-                snprintf(app, sizeof app, "org.test.cli%d", i);
-                peer_connect(&c[i], &t, app, "main");
-        }
-        opened(&c[0], &s[0], 1, &fds[nf], &fds[nf + 1]);
-        nf += 2;
-        uint64_t id11 = opened(&c[1], &s[1], 1, &fds[nf], &fds[nf + 1]);
-        nf += 2;
+        peers_start(&t, s, c, 2);
+        opened_kept(&e, &c[0], &s[0], 1);
+        uint64_t id11 = opened_kept(&e, &c[1], &s[1], 1);
         refused(&c[0], 2, s[1].name, 429, "quota max_channels_total exceeded");
         /* the callee s[1] goes: its caller is told (410), and the place is free again */
         peer_close(&s[1]);
         expect_close(&c[1], id11, 410, 0);
-        opened(&c[1], &s[0], 2, &fds[nf], &fds[nf + 1]);
-        nf += 2;
-        for (int i = 0; i < nf; i++)
-                close(fds[i]);
+        opened_kept(&e, &c[1], &s[0], 2);
+        ends_close(&e);
         peer_close(&c[0]);
         peer_close(&c[1]);
         peer_close(&s[0]);
