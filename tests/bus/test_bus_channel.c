@@ -376,6 +376,26 @@ static void peers_start(tbroker *t, rpeer *s, rpeer *c, int n)
         }
 }
 
+/*
+ * A broker (limits and admin_self as tb_start's) with a raw service org.test.svc/main
+ * offering add to all and a raw caller org.test.cli/main; pair_stop closes both (caller
+ * first) and stops the broker.
+ */
+static void pair_start(tbroker *t, const char *limits, bool admin_self, rpeer *svc, rpeer *cli)
+{
+        tb_start(t, limits, admin_self);
+        peer_connect(svc, t, "org.test.svc", "main");
+        peer_connect(cli, t, "org.test.cli", "main");
+        peer_register(svc, "add", "*");
+}
+
+static void pair_stop(tbroker *t, rpeer *svc, rpeer *cli)
+{
+        peer_close(cli);
+        peer_close(svc);
+        tb_stop(t);
+}
+
 /* ---------------------------------------------------------------- open */
 
 START_TEST(test_channel_open)
@@ -385,10 +405,7 @@ START_TEST(test_channel_open)
         rframe f;
         char *body = NULL;
 
-        tb_start(&t, NULL, false);
-        peer_connect(&svc, &t, "org.test.svc", "main");
-        peer_connect(&cli, &t, "org.test.cli", "main");
-        peer_register(&svc, "add", "*");
+        pair_start(&t, NULL, false, &svc, &cli);
         peer_register(&svc, "secret", "org.test.other");
         unsigned n0 = count_fds();
 
@@ -504,9 +521,7 @@ START_TEST(test_channel_refusals)
         ck_assert_int_eq(peer_call(&cli, 12, BUILTIN, "echo", "{\"x\":1}", NULL), 200);
         peer_close(&mon);
         peer_close(&closed);
-        peer_close(&cli);
-        peer_close(&svc);
-        tb_stop(&t);
+        pair_stop(&t, &svc, &cli);
 }
 END_TEST
 
@@ -515,14 +530,9 @@ START_TEST(test_channel_off)
         tbroker t;
         rpeer svc, cli;
 
-        tb_start(&t, "max_channels=0", false);
-        peer_connect(&svc, &t, "org.test.svc", "main");
-        peer_connect(&cli, &t, "org.test.cli", "main");
-        peer_register(&svc, "add", "*");
+        pair_start(&t, "max_channels=0", false, &svc, &cli);
         refused(&cli, 1, svc.name, 503, "direct channels are off");
-        peer_close(&cli);
-        peer_close(&svc);
-        tb_stop(&t);
+        pair_stop(&t, &svc, &cli);
 }
 END_TEST
 
@@ -621,10 +631,7 @@ START_TEST(test_channel_monitor_closes)
         rpeer svc, cli, mon;
         int a, b;
 
-        tb_start(&t, NULL, true);
-        peer_connect(&svc, &t, "org.test.svc", "main");
-        peer_connect(&cli, &t, "org.test.cli", "main");
-        peer_register(&svc, "add", "*");
+        pair_start(&t, NULL, true, &svc, &cli);
         uint64_t id = opened(&cli, &svc, 1, &a, &b);
         peer_connect(&mon, &t, "org.test.mon", "main");
         ck_assert_int_eq(peer_call(&mon, 1, BUILTIN, "monitor", "{\"enable\":true}", NULL), 200);
@@ -642,9 +649,7 @@ START_TEST(test_channel_monitor_closes)
         close(a);
         close(b);
         peer_close(&mon);
-        peer_close(&cli);
-        peer_close(&svc);
-        tb_stop(&t);
+        pair_stop(&t, &svc, &cli);
 }
 END_TEST
 
@@ -656,10 +661,7 @@ START_TEST(test_channel_reload_closes)
         hyb_error e;
         int a, b;
 
-        tb_start(&t, NULL, false);
-        peer_connect(&svc, &t, "org.test.svc", "main");
-        peer_connect(&cli, &t, "org.test.cli", "main");
-        peer_register(&svc, "add", "*");
+        pair_start(&t, NULL, false, &svc, &cli);
         uint64_t id = opened(&cli, &svc, 1, &a, &b);
         tb_pause(&t);
         ck_assert_int_eq(hyb_broker_config_new(&cfg), 0);
@@ -675,9 +677,7 @@ START_TEST(test_channel_reload_closes)
         opened(&cli, &svc, 2, &a, &b);
         close(a);
         close(b);
-        peer_close(&cli);
-        peer_close(&svc);
-        tb_stop(&t);
+        pair_stop(&t, &svc, &cli);
 }
 END_TEST
 
@@ -702,10 +702,7 @@ START_TEST(test_channel_fd_behind_queue)
         memset(big + 1, 'x', BODY);
         big[BODY + 1] = '"';
         big[BODY + 2] = 0;
-        tb_start(&t, NULL, false);
-        peer_connect(&svc, &t, "org.test.svc", "main");
-        peer_connect(&cli, &t, "org.test.cli", "main");
-        peer_register(&svc, "add", "*");
+        pair_start(&t, NULL, false, &svc, &cli);
         for (int i = 0; i < N; i++)
                 peer_send_call(&cli, 100 + (uint64_t)i, BUILTIN, "echo", big);
         char body[256];
@@ -733,9 +730,7 @@ START_TEST(test_channel_fd_behind_queue)
         /* and the connection goes on as usual */
         ck_assert_int_eq(peer_call(&cli, 2, BUILTIN, "echo", "{}", NULL), 200);
         free(big);
-        peer_close(&cli);
-        peer_close(&svc);
-        tb_stop(&t);
+        pair_stop(&t, &svc, &cli);
 }
 END_TEST
 
@@ -799,10 +794,7 @@ static void pending_ends(const char *limits, unsigned bound)
         memset(big + 1, 'x', BODY);
         big[BODY + 1] = '"';
         big[BODY + 2] = 0;
-        tb_start(&t, limits, false);
-        peer_connect(&svc, &t, "org.test.svc", "main");
-        peer_connect(&cli, &t, "org.test.cli", "main");
-        peer_register(&svc, "add", "*");
+        pair_start(&t, limits, false, &svc, &cli);
         for (int i = 0; i < N; i++)
                 peer_send_call(&cli, 1000 + (uint64_t)i, BUILTIN, "echo", big);
         snprintf(body, sizeof body, "{\"endpoint\":\"%s\"}", svc.name);
@@ -892,9 +884,7 @@ static void pending_ends(const char *limits, unsigned bound)
         close(a);
         close(b);
         free(big);
-        peer_close(&cli);
-        peer_close(&svc);
-        tb_stop(&t);
+        pair_stop(&t, &svc, &cli);
 }
 
 START_TEST(test_channel_pending_ends_per_peer)
@@ -1060,10 +1050,7 @@ START_TEST(test_channel_no_socketpair)
         struct rlimit old, low;
         int a, b;
 
-        tb_start(&t, NULL, false);
-        peer_connect(&svc, &t, "org.test.svc", "main");
-        peer_connect(&cli, &t, "org.test.cli", "main");
-        peer_register(&svc, "add", "*");
+        pair_start(&t, NULL, false, &svc, &cli);
         ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
         /* The limit just above the highest fd in use, and every free number below it taken. */
         int top = 0;
@@ -1081,9 +1068,7 @@ START_TEST(test_channel_no_socketpair)
                 fprintf(stderr, "test_channel_no_socketpair: RLIMIT_NOFILE cannot be lowered "
                                 "here (%s): not checked\n",
                         strerror(errno));
-                peer_close(&cli);
-                peer_close(&svc);
-                tb_stop(&t);
+                pair_stop(&t, &svc, &cli);
                 return;
         }
         size_t n_holes = 0, max_holes = 1u << 17;
@@ -1101,9 +1086,7 @@ START_TEST(test_channel_no_socketpair)
         assert_pair(a, b);
         close(a);
         close(b);
-        peer_close(&cli);
-        peer_close(&svc);
-        tb_stop(&t);
+        pair_stop(&t, &svc, &cli);
 }
 END_TEST
 
@@ -1118,10 +1101,7 @@ START_TEST(test_channel_revoke_closes)
         rpeer svc, cli;
         int a, b;
 
-        tb_start(&t, NULL, false);
-        peer_connect(&svc, &t, "org.test.svc", "main");
-        peer_connect(&cli, &t, "org.test.cli", "main");
-        peer_register(&svc, "add", "*");
+        pair_start(&t, NULL, false, &svc, &cli);
         uint64_t id = opened(&cli, &svc, 1, &a, &b);
         peer_send_call(&svc, 2, BUILTIN, "revokeProcedure", "{\"methodName\":\"add\"}");
         expect_close(&svc, id, 403, 0); /* sent before the RESULT */
@@ -1131,9 +1111,7 @@ START_TEST(test_channel_revoke_closes)
         close(b);
         peer_register(&svc, "add", "org.test.other");
         refused(&cli, 3, svc.name, 403, "no procedure of @localhost/org.test.svc/main is open to the caller");
-        peer_close(&cli);
-        peer_close(&svc);
-        tb_stop(&t);
+        pair_stop(&t, &svc, &cli);
 }
 END_TEST
 
