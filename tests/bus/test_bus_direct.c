@@ -900,6 +900,21 @@ static void e2e_service_stop(tsvc *s, hyb_bus *svc)
         hyb_bus_unref(svc);
 }
 
+/* The end of an e2e test: the caller c closed, the service stopped, then the broker. */
+static void e2e_stop(tbroker *t, tsvc *s, hyb_bus *svc, hyb_bus *c)
+{
+        hyb_bus_unref(c);
+        e2e_service_stop(s, svc);
+        tb_stop(t);
+}
+
+/* A service of add_service stopped and closed. */
+static void add_service_stop(tsvc *s, hyb_bus *svc)
+{
+        svc_stop(s);
+        hyb_bus_unref(svc);
+}
+
 static int add(hyb_bus *b, const char *ep, int x)
 {
         char body[64];
@@ -984,9 +999,7 @@ START_TEST(test_e2e_big_body_through_broker)
         ck_assert_int_eq(add(c, ep, 2), 0);
         ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0);
         hyb_bus_unref(obs);
-        hyb_bus_unref(c);
-        e2e_service_stop(&s, svc);
-        tb_stop(&t);
+        e2e_stop(&t, &s, svc, c);
 }
 END_TEST
 
@@ -1146,9 +1159,7 @@ START_TEST(test_e2e_deadline_and_cancel)
         /* the channel serves on */
         ck_assert_int_eq(add(c, ep, 5), 0);
         ck_assert_uint_eq(c->n_chans, 1);
-        hyb_bus_unref(c);
-        e2e_service_stop(&s, svc);
-        tb_stop(&t);
+        e2e_stop(&t, &s, svc, c);
 }
 END_TEST
 
@@ -1297,9 +1308,7 @@ START_TEST(test_e2e_monitor_closes)
         ck_assert_uint_eq(c->n_chans, 0);
         hyb_slot_unref(mslot);
         hyb_bus_unref(mon);
-        hyb_bus_unref(c);
-        e2e_service_stop(&s, svc);
-        tb_stop(&t);
+        e2e_stop(&t, &s, svc, c);
 }
 END_TEST
 
@@ -1329,8 +1338,7 @@ START_TEST(test_e2e_max_channels_falls_back)
         ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0 + 20);
         hyb_bus_unref(obs);
         hyb_bus_unref(c);
-        svc_stop(&s2);
-        hyb_bus_unref(svc2);
+        add_service_stop(&s2, svc2);
         e2e_service_stop(&s, svc);
         tb_stop(&t);
 }
@@ -1369,9 +1377,7 @@ START_TEST(test_e2e_token_session)
                         usleep(1000);
         }
         ck_assert(gone);
-        hyb_bus_unref(c);
-        e2e_service_stop(&s, svc);
-        tb_stop(&t);
+        e2e_stop(&t, &s, svc, c);
         tsession_free(&ts);
 }
 END_TEST
@@ -1482,6 +1488,15 @@ static int raw_service_channel(tbroker *t, const char *ep, hyb_bus **ret_c, int 
         return cfd;
 }
 
+/* The end of a raw-service test: the caller's end cfd, the caller c, the raw service, the broker. */
+static void raw_service_stop(tbroker *t, int cfd, hyb_bus *c, int raw)
+{
+        close(cfd);
+        hyb_bus_unref(c);
+        close(raw);
+        tb_stop(t);
+}
+
 /* An async call of c that the raw service reads on its channel end and answers "not run". */
 static void call_not_run(hyb_bus *c, const char *ep, int cfd, atomic_int *st)
 {
@@ -1535,10 +1550,7 @@ START_TEST(test_e2e_not_run_goes_through_broker)
         raw_serve_one(raw, NULL);
         pump_status(c, &st);
         ck_assert_int_eq(atomic_load(&st), 200);
-        close(cfd);
-        hyb_bus_unref(c);
-        close(raw);
-        tb_stop(&t);
+        raw_service_stop(&t, cfd, c, raw);
 }
 END_TEST
 
@@ -1576,10 +1588,7 @@ START_TEST(test_e2e_not_run_keeps_order)
         pump_status(c, &st2);
         ck_assert_int_eq(atomic_load(&st), 200);
         ck_assert_int_eq(atomic_load(&st2), 200);
-        close(cfd);
-        hyb_bus_unref(c);
-        close(raw);
-        tb_stop(&t);
+        raw_service_stop(&t, cfd, c, raw);
 }
 END_TEST
 
@@ -1608,10 +1617,7 @@ START_TEST(test_e2e_not_run_while_closing)
         pump_status(c, &st);
         ck_assert_int_eq(atomic_load(&st), 200);
         ck_assert_uint_eq(c->n_chans, 0);
-        close(cfd);
-        hyb_bus_unref(c);
-        close(raw);
-        tb_stop(&t);
+        raw_service_stop(&t, cfd, c, raw);
 }
 END_TEST
 
@@ -1834,10 +1840,7 @@ START_TEST(test_e2e_service_never_reads)
         ck_assert_uint_eq(c->n_chans, 0);
         ck_assert_int_gt(st[0], 0);
         ck_assert_int_lt(st[0], n_sent); /* the later ones went through the broker */
-        close(cfd);
-        hyb_bus_unref(c);
-        close(raw);
-        tb_stop(&t);
+        raw_service_stop(&t, cfd, c, raw);
 }
 END_TEST
 
@@ -1889,8 +1892,7 @@ START_TEST(test_e2e_app_open_channel)
         }
         ck_assert_int_eq(count_fds(), fds0 + 2);
         hyb_bus_unref(c);
-        svc_stop(&s2);
-        hyb_bus_unref(svcb);
+        add_service_stop(&s2, svcb);
         e2e_service_stop(&s, svc);
         tb_stop(&t);
 }
@@ -1952,9 +1954,7 @@ START_TEST(test_e2e_fork_child_leaves_channels)
         adds_go_direct(c, obs, ep, 5);
         ck_assert_uint_eq(c->n_chans, 1);
         hyb_bus_unref(obs);
-        hyb_bus_unref(c);
-        e2e_service_stop(&s, svc);
-        tb_stop(&t);
+        e2e_stop(&t, &s, svc, c);
 }
 END_TEST
 
