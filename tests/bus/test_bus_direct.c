@@ -460,6 +460,36 @@ static void ch_expect_closed(int fd, uint64_t id, const char *json)
 }
 
 /*
+ * Channel id (hold and add) whose call 1, a hold, the service holds; then the broker
+ * closes the channel with status and grace_ms.  Returns the caller's end.
+ */
+static int hold_then_close(fbroker *fb, uint64_t id, int status, int grace_ms)
+{
+        int fd = fb_open(fb, id, "[\"hold\",\"add\"]", 4, 1 << 20, 1 << 20);
+
+        ch_call(fd, 1, "hold", "{}");
+        wait_count(&n_held, 1, NULL);
+        fb_close(fb, id, status, grace_ms);
+        return fd;
+}
+
+/*
+ * On the channel of hold_then_close (caller's end fd): a new call 2 (add of json) is
+ * refused and does not run (n_add stays n_add_was); the held call 1 is still answered on
+ * the channel, then the service closes its end.  fd is closed here.
+ */
+static void closed_refuses_then_drains(tsvc *s, hyb_bus *svc, int fd, const char *json,
+                                       int n_add_was)
+{
+        ch_expect_closed(fd, 2, json);
+        ck_assert_int_eq(atomic_load(&n_add), n_add_was);
+        reply_held(s, svc);
+        ck_assert_int_eq(ch_result(fd, 1, NULL, NULL), 200);
+        ck_assert(ch_eof(fd));
+        close(fd);
+}
+
+/*
  * A CALL on the channel runs the handler as a broker CALL would: the caller's name,
  * uid and transport are the ones the broker named when it opened the channel, and the
  * answer comes back on the channel, from the service's name.  A method the broker did
@@ -542,19 +572,11 @@ START_TEST(test_service_close)
         tsvc s;
         hyb_bus *svc = svc_setup(&fb, &s);
         int fds0 = count_fds();
-        int fd = fb_open(&fb, 9, "[\"hold\",\"add\"]", 4, 1 << 20, 1 << 20);
+        int fd = hold_then_close(&fb, 9, 403, 0);
 
-        ch_call(fd, 1, "hold", "{}");
-        wait_count(&n_held, 1, NULL);
-        fb_close(&fb, 9, 403, 0);
-        ch_expect_closed(fd, 2, "{\"a\":1,\"b\":1}");
-        ck_assert_int_eq(atomic_load(&n_add), 0);
-        /* the held call is still answered on it ... */
-        reply_held(&s, svc);
-        ck_assert_int_eq(ch_result(fd, 1, NULL, NULL), 200);
-        /* ... then the service's end closes, the caller's staying open */
-        ck_assert(ch_eof(fd));
-        close(fd);
+        /* the held call is still answered on it, then the service's end closes, the
+         * caller's staying open */
+        closed_refuses_then_drains(&s, svc, fd, "{\"a\":1,\"b\":1}", 0);
         ck_assert_int_eq(count_fds(), fds0);
         svc_teardown(&fb, &s, svc);
 }
@@ -689,12 +711,9 @@ START_TEST(test_service_soft_close_refuses_new_calls)
         fbroker fb;
         tsvc s;
         hyb_bus *svc = svc_setup(&fb, &s);
-        int fd = fb_open(&fb, 20, "[\"hold\",\"add\"]", 4, 1 << 20, 1 << 20);
+        int fd = hold_then_close(&fb, 20, 503, 60000);
         int fd2;
 
-        ch_call(fd, 1, "hold", "{}");
-        wait_count(&n_held, 1, NULL);
-        fb_close(&fb, 20, 503, 60000);
         /* frames from the broker are read in order: once channel 21 answers, the
          * service has read the close of channel 20 */
         fd2 = fb_open(&fb, 21, "[\"add\"]", 4, 1 << 20, 1 << 20);
@@ -702,14 +721,9 @@ START_TEST(test_service_soft_close_refuses_new_calls)
         ck_assert_int_eq(ch_result(fd2, 1, NULL, NULL), 200);
         ck_assert_int_eq(atomic_load(&n_add), 1);
 
-        ch_expect_closed(fd, 2, "{\"a\":2,\"b\":2}");
-        ck_assert_int_eq(atomic_load(&n_add), 1);
         /* the call accepted before the close is answered, then the end closes (the
          * grace of 60 s is not waited for) */
-        reply_held(&s, svc);
-        ck_assert_int_eq(ch_result(fd, 1, NULL, NULL), 200);
-        ck_assert(ch_eof(fd));
-        close(fd);
+        closed_refuses_then_drains(&s, svc, fd, "{\"a\":2,\"b\":2}", 1);
         close(fd2);
         svc_teardown(&fb, &s, svc);
 }
