@@ -120,64 +120,113 @@ hyb_bus *tb_connect(tbroker *t, const char *app, const char *runner)
         return bus;
 }
 
-void tb_start_token_session(tbroker *t, tsession *ts)
+/* ---------------------------------------------------------------- token sessions */
+
+void tkeys_make(tkeys *k, const char *mode)
 {
-        hyb_store *st = NULL;
-        char pub[512], yaml[1024];
+        char pub[512];
+
+        memset(k, 0, sizeof *k);
+        k->dir = test_tmpdir();
+        ck_assert_int_eq(hyb_key_generate(&k->iss), 0);
+        ck_assert_int_eq(hyb_key_generate(&k->holder), 0);
+        ck_assert_int_eq(hyb_key_generate(&k->other), 0);
+        snprintf(pub, sizeof pub, "%s/iss.pub", k->dir);
+        ck_assert_int_eq(hyb_key_save_public(k->iss, pub, NULL), 0);
+        snprintf(k->yaml, sizeof k->yaml,
+                 "auth:\n  tokens: %s\n  audience: hub-test\n  issuers:\n    acme: %s\n", mode,
+                 pub);
+}
+
+void tkeys_free(tkeys *k)
+{
+        hyb_key_unref(k->iss);
+        hyb_key_unref(k->holder);
+        hyb_key_unref(k->other);
+        test_rmrf(k->dir);
+        free(k->dir);
+}
+
+char *tk_issue(tkeys *k, const char *aud, uint64_t ttl, const char *caps)
+{
         hyb_token_issue_opts o;
-        hyb_token_cap cap[2] = { { .resource = "bus://localhost/org.test.svc/main/add" },
-                                 { .resource = "bus://localhost/org.test.cli/main/#" } };
-        const char *auds[] = { "hub-test" };
+        hyb_token_cap cap[8];
+        char *copy = strdup(caps), *save = NULL, *tok = NULL;
+        const char *auds[] = {aud};
+        size_t n = 0;
         hyb_error e;
 
-        memset(ts, 0, sizeof *ts);
-        ts->dir = test_tmpdir();
-        ck_assert_int_eq(hyb_key_generate(&ts->iss), 0);
-        ck_assert_int_eq(hyb_key_generate(&ts->holder), 0);
-        snprintf(pub, sizeof pub, "%s/iss.pub", ts->dir);
-        ck_assert_int_eq(hyb_key_save_public(ts->iss, pub, NULL), 0);
-        snprintf(yaml, sizeof yaml,
-                 "auth:\n  tokens: accept\n  audience: hub-test\n  issuers:\n    acme: %s\n", pub);
-        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
-        tb_start_store(t, NULL, false, yaml, st);
-        hyb_store_unref(st);
-        ck_assert_int_eq(hyb_token_actions_parse("call", &cap[0].actions), 0);
-        ck_assert_int_eq(hyb_token_actions_parse("reg", &cap[1].actions), 0);
+        for (char *c = strtok_r(copy, ";", &save); c && n < 8; c = strtok_r(NULL, ";", &save)) {
+                char *eq = strrchr(c, '=');
+
+                ck_assert_ptr_nonnull(eq);
+                *eq = '\0';
+                cap[n].resource = c;
+                ck_assert_int_eq(hyb_token_actions_parse(eq + 1, &cap[n].actions), 0);
+                n++;
+        }
         hyb_token_issue_opts_init(&o);
         o.iss = "acme";
         o.sub = "alice";
         o.aud = auds;
         o.n_aud = 1;
-        o.holder = ts->holder;
+        o.holder = k->holder;
         o.caps = cap;
-        o.n_caps = 2;
-        o.ttl_s = 3600;
-        ck_assert_msg(hyb_token_issue(ts->iss, &o, &ts->tok, &e) == 0, "issue: %s", e.message);
+        o.n_caps = n;
+        o.ttl_s = ttl;
+        hyb_error_clear(&e);
+        ck_assert_msg(hyb_token_issue(k->iss, &o, &tok, &e) == 0, "issue: %s", e.message);
+        free(copy);
+        return tok;
+}
+
+int tk_connect(tbroker *t, const char *app, const char *runner, const char *tok,
+               const hyb_key *key, hyb_bus **ret)
+{
+        hyb_bus_connect_options o;
+        hyb_error e;
+
+        hyb_bus_connect_options_init(&o);
+        o.path = t->sock;
+        o.app = app;
+        o.runner = runner;
+        o.token = tok;
+        o.key = key;
+        hyb_error_clear(&e);
+        *ret = NULL;
+        return hyb_bus_connect_with(&o, ret, &e);
+}
+
+void tb_start_yaml(tbroker *t, const char *yaml)
+{
+        hyb_store *st = NULL;
+
+        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
+        tb_start_store(t, NULL, false, yaml, st);
+        hyb_store_unref(st);
+}
+
+void tb_start_token_session(tbroker *t, tsession *ts)
+{
+        tkeys_make(&ts->k, "accept");
+        tb_start_yaml(t, ts->k.yaml);
+        ts->tok = tk_issue(&ts->k, "hub-test", 3600,
+                           "bus://localhost/org.test.svc/main/add=call;"
+                           "bus://localhost/org.test.cli/main/#=reg");
 }
 
 hyb_bus *tsession_connect(tbroker *t, tsession *ts)
 {
-        hyb_bus_connect_options co;
         hyb_bus *bus = NULL;
-        hyb_error e;
 
-        hyb_bus_connect_options_init(&co);
-        co.path = t->sock;
-        co.app = "org.test.cli";
-        co.runner = "main";
-        co.token = ts->tok;
-        co.key = ts->holder;
-        ck_assert_msg(hyb_bus_connect_with(&co, &bus, &e) == 0, "connect: %s", e.message);
+        ck_assert_int_eq(tk_connect(t, "org.test.cli", "main", ts->tok, ts->k.holder, &bus), 0);
         return bus;
 }
 
 void tsession_free(tsession *ts)
 {
         free(ts->tok);
-        hyb_key_unref(ts->iss);
-        hyb_key_unref(ts->holder);
-        test_rmrf(ts->dir);
-        free(ts->dir);
+        tkeys_free(&ts->k);
 }
 
 static int revoke_all(void *ud, const hyb_token_ids *ids)
