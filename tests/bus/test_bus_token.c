@@ -111,7 +111,8 @@ START_TEST(test_token_connect)
 
         tkeys_make(&k, "accept");
         tb_start_yaml(&t, k.yaml);
-        good = tk_issue(&k, "hub-test", 3600, "/sensors/#=read;bus://localhost/org.example.app/+=reg");
+        good = tk_issue(&k, "hub-test", 3600,
+                        "/sensors/#=read;bus://localhost/org.example.app/+=reg");
         aud = tk_issue(&k, "hub-other", 3600, "/sensors/#=read");
         expired = tk_issue(&k, "hub-test", 1, "/sensors/#=read");
 
@@ -229,9 +230,9 @@ START_TEST(test_token_operations)
         tkeys_make(&k, "accept");
         tb_start_yaml(&t, k.yaml);
         tok = tk_issue(&k, "hub-test", 3600,
-                    "/sensors/#=read;/home/+/temp=sub;bus://localhost/org.example.app/"
-                    "main=reg;bus://localhost/org.example.app/main/ping=reg;"
-                    "bus://localhost/org.example.app/main/tick=reg");
+                       "/sensors/#=read;/home/+/temp=sub;bus://localhost/org.example.app/"
+                       "main=reg;bus://localhost/org.example.app/main/ping=reg;"
+                       "bus://localhost/org.example.app/main/tick=reg");
         plain = tb_connect(&t, "org.example.plain", "p");
         ck_assert_int_eq(put_int(plain, "/sensors/a", 1), 0);
         ck_assert_int_eq(tk_connect(&t, "org.example.app", "main", tok, k.holder, &b), 0);
