@@ -34,6 +34,42 @@ void tb_resume(tbroker *t);
 
 hyb_bus *tb_connect(tbroker *t, const char *app, const char *runner);
 
+/*
+ * Token sessions.  tkeys_make: a new issuer key (saved as dir/iss.pub), holder key and
+ * other key, and yaml, an auth section with auth.tokens MODE, audience hub-test and issuer
+ * "acme" (that key); tkeys_free frees them and removes dir.
+ */
+typedef struct tkeys {
+        char *dir;
+        hyb_key *iss, *holder, *other;
+        char yaml[1024];
+} tkeys;
+void tkeys_make(tkeys *k, const char *mode);
+void tkeys_free(tkeys *k);
+/* A token (caller frees) of acme for sub alice and k->holder, audience aud, ttl seconds,
+ * with the caps "PATTERN=ACTIONS;..." (at most 8). */
+char *tk_issue(tkeys *k, const char *aud, uint64_t ttl, const char *caps);
+/* Connects app/runner to t with the token tok held by key: hyb_bus_connect_with's result. */
+int tk_connect(tbroker *t, const char *app, const char *runner, const char *tok,
+               const hyb_key *key, hyb_bus **ret);
+/* tb_start_store with default limits, a config (yaml) and an in-memory host store. */
+void tb_start_yaml(tbroker *t, const char *yaml);
+/*
+ * The direct-channel tests' session: tb_start_token_session starts a broker on t with the
+ * keys' auth section (auth.tokens accept) and issues ts->tok, which may call add of
+ * org.test.svc/main and register on org.test.cli/main; tsession_connect connects
+ * org.test.cli/main with it; tsession_free frees the session (stop t first).
+ */
+typedef struct tsession {
+        tkeys k;
+        char *tok;
+} tsession;
+void tb_start_token_session(tbroker *t, tsession *ts);
+hyb_bus *tsession_connect(tbroker *t, tsession *ts);
+void tsession_free(tsession *ts);
+/* Ends every token session on t at once (all tokens revoked, the broker swept). */
+void tb_revoke_all(tbroker *t);
+
 /* Runs a bus on its own thread (process/wait loop) until svc_stop. */
 typedef struct tsvc {
         pthread_t thread;

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "broker/broker-internal.h" /* broker_auth_set_revoked, _sweep */
 #include "bus/bus-internal.h"
 #include "bus/wire.h"
 #include "suites.h"
@@ -117,6 +118,130 @@ hyb_bus *tb_connect(tbroker *t, const char *app, const char *runner)
         int r = hyb_bus_connect(t->sock, app, runner, &bus, &err);
         ck_assert_msg(r == 0, "connect %s/%s: %s", app, runner, err.message);
         return bus;
+}
+
+/* ---------------------------------------------------------------- token sessions */
+
+void tkeys_make(tkeys *k, const char *mode)
+{
+        char pub[512];
+
+        memset(k, 0, sizeof *k);
+        k->dir = test_tmpdir();
+        ck_assert_int_eq(hyb_key_generate(&k->iss), 0);
+        ck_assert_int_eq(hyb_key_generate(&k->holder), 0);
+        ck_assert_int_eq(hyb_key_generate(&k->other), 0);
+        snprintf(pub, sizeof pub, "%s/iss.pub", k->dir);
+        ck_assert_int_eq(hyb_key_save_public(k->iss, pub, NULL), 0);
+        snprintf(k->yaml, sizeof k->yaml,
+                 "auth:\n  tokens: %s\n  audience: hub-test\n  issuers:\n    acme: %s\n", mode,
+                 pub);
+}
+
+void tkeys_free(tkeys *k)
+{
+        hyb_key_unref(k->iss);
+        hyb_key_unref(k->holder);
+        hyb_key_unref(k->other);
+        test_rmrf(k->dir);
+        free(k->dir);
+}
+
+char *tk_issue(tkeys *k, const char *aud, uint64_t ttl, const char *caps)
+{
+        hyb_token_issue_opts o;
+        hyb_token_cap cap[8];
+        char *copy = strdup(caps), *save = NULL, *tok = NULL;
+        const char *auds[] = {aud};
+        size_t n = 0;
+        hyb_error e;
+
+        for (char *c = strtok_r(copy, ";", &save); c && n < 8; c = strtok_r(NULL, ";", &save)) {
+                char *eq = strrchr(c, '=');
+
+                ck_assert_ptr_nonnull(eq);
+                *eq = '\0';
+                cap[n].resource = c;
+                ck_assert_int_eq(hyb_token_actions_parse(eq + 1, &cap[n].actions), 0);
+                n++;
+        }
+        hyb_token_issue_opts_init(&o);
+        o.iss = "acme";
+        o.sub = "alice";
+        o.aud = auds;
+        o.n_aud = 1;
+        o.holder = k->holder;
+        o.caps = cap;
+        o.n_caps = n;
+        o.ttl_s = ttl;
+        hyb_error_clear(&e);
+        ck_assert_msg(hyb_token_issue(k->iss, &o, &tok, &e) == 0, "issue: %s", e.message);
+        free(copy);
+        return tok;
+}
+
+int tk_connect(tbroker *t, const char *app, const char *runner, const char *tok,
+               const hyb_key *key, hyb_bus **ret)
+{
+        hyb_bus_connect_options o;
+        hyb_error e;
+
+        hyb_bus_connect_options_init(&o);
+        o.path = t->sock;
+        o.app = app;
+        o.runner = runner;
+        o.token = tok;
+        o.key = key;
+        hyb_error_clear(&e);
+        *ret = NULL;
+        return hyb_bus_connect_with(&o, ret, &e);
+}
+
+void tb_start_yaml(tbroker *t, const char *yaml)
+{
+        hyb_store *st = NULL;
+
+        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
+        tb_start_store(t, NULL, false, yaml, st);
+        hyb_store_unref(st);
+}
+
+void tb_start_token_session(tbroker *t, tsession *ts)
+{
+        tkeys_make(&ts->k, "accept");
+        tb_start_yaml(t, ts->k.yaml);
+        ts->tok = tk_issue(&ts->k, "hub-test", 3600,
+                           "bus://localhost/org.test.svc/main/add=call;"
+                           "bus://localhost/org.test.cli/main/#=reg");
+}
+
+hyb_bus *tsession_connect(tbroker *t, tsession *ts)
+{
+        hyb_bus *bus = NULL;
+
+        ck_assert_int_eq(tk_connect(t, "org.test.cli", "main", ts->tok, ts->k.holder, &bus), 0);
+        return bus;
+}
+
+void tsession_free(tsession *ts)
+{
+        free(ts->tok);
+        tkeys_free(&ts->k);
+}
+
+static int revoke_all(void *ud, const hyb_token_ids *ids)
+{
+        (void)ud;
+        (void)ids;
+        return 1;
+}
+
+void tb_revoke_all(tbroker *t)
+{
+        tb_pause(t);
+        broker_auth_set_revoked(t->broker, revoke_all, NULL);
+        broker_auth_sweep(t->broker);
+        tb_resume(t);
 }
 
 static void *svc_main(void *ud)

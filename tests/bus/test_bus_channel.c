@@ -335,6 +335,67 @@ static uint64_t opened(rpeer *cli, rpeer *svc, uint64_t call, int *ret_cli_fd, i
         return id;
 }
 
+/* The ends of the channels a test opened (opened_kept), closed together by ends_close. */
+typedef struct kept_ends {
+        int fd[16];
+        int n;
+} kept_ends;
+
+/* opened(), both ends kept in e: the id. */
+static uint64_t opened_kept(kept_ends *e, rpeer *cli, rpeer *svc, uint64_t call)
+{
+        ck_assert_int_le(e->n + 2, (int)(sizeof e->fd / sizeof e->fd[0]));
+        uint64_t id = opened(cli, svc, call, &e->fd[e->n], &e->fd[e->n + 1]);
+        e->n += 2;
+        return id;
+}
+
+static void ends_close(kept_ends *e)
+{
+        for (int i = 0; i < e->n; i++)
+                close(e->fd[i]);
+        e->n = 0;
+}
+
+/*
+ * n raw services org.test.svc<i>/main, each offering add to all, and when c is not NULL
+ * n raw callers org.test.cli<i>/main (connected in turn: svc0, cli0, svc1, ...).
+ */
+static void peers_start(tbroker *t, rpeer *s, rpeer *c, int n)
+{
+        for (int i = 0; i < n; i++) {
+                char app[32];
+
+                snprintf(app, sizeof app, "org.test.svc%d", i);
+                peer_connect(&s[i], t, app, "main");
+                peer_register(&s[i], "add", "*");
+                if (c) {
+                        snprintf(app, sizeof app, "org.test.cli%d", i);
+                        peer_connect(&c[i], t, app, "main");
+                }
+        }
+}
+
+/*
+ * A broker (limits and admin_self as tb_start's) with a raw service org.test.svc/main
+ * offering add to all and a raw caller org.test.cli/main; pair_stop closes both (caller
+ * first) and stops the broker.
+ */
+static void pair_start(tbroker *t, const char *limits, bool admin_self, rpeer *svc, rpeer *cli)
+{
+        tb_start(t, limits, admin_self);
+        peer_connect(svc, t, "org.test.svc", "main");
+        peer_connect(cli, t, "org.test.cli", "main");
+        peer_register(svc, "add", "*");
+}
+
+static void pair_stop(tbroker *t, rpeer *svc, rpeer *cli)
+{
+        peer_close(cli);
+        peer_close(svc);
+        tb_stop(t);
+}
+
 /* ---------------------------------------------------------------- open */
 
 START_TEST(test_channel_open)
@@ -344,10 +405,7 @@ START_TEST(test_channel_open)
         rframe f;
         char *body = NULL;
 
-        tb_start(&t, NULL, false);
-        peer_connect(&svc, &t, "org.test.svc", "main");
-        peer_connect(&cli, &t, "org.test.cli", "main");
-        peer_register(&svc, "add", "*");
+        pair_start(&t, NULL, false, &svc, &cli);
         peer_register(&svc, "secret", "org.test.other");
         unsigned n0 = count_fds();
 
@@ -463,9 +521,7 @@ START_TEST(test_channel_refusals)
         ck_assert_int_eq(peer_call(&cli, 12, BUILTIN, "echo", "{\"x\":1}", NULL), 200);
         peer_close(&mon);
         peer_close(&closed);
-        peer_close(&cli);
-        peer_close(&svc);
-        tb_stop(&t);
+        pair_stop(&t, &svc, &cli);
 }
 END_TEST
 
@@ -474,14 +530,9 @@ START_TEST(test_channel_off)
         tbroker t;
         rpeer svc, cli;
 
-        tb_start(&t, "max_channels=0", false);
-        peer_connect(&svc, &t, "org.test.svc", "main");
-        peer_connect(&cli, &t, "org.test.cli", "main");
-        peer_register(&svc, "add", "*");
+        pair_start(&t, "max_channels=0", false, &svc, &cli);
         refused(&cli, 1, svc.name, 503, "direct channels are off");
-        peer_close(&cli);
-        peer_close(&svc);
-        tb_stop(&t);
+        pair_stop(&t, &svc, &cli);
 }
 END_TEST
 
@@ -492,27 +543,16 @@ START_TEST(test_channel_max_per_conn)
 {
         tbroker t;
         rpeer s[3], c[3];
-        int fds[16], nf = 0;
+        kept_ends e = { .n = 0 };
 
         tb_start(&t, "max_channels=2", false);
-        for (int i = 0; i < 3; i++) {
-                char app[32];
-
-                snprintf(app, sizeof app, "org.test.svc%d", i);
-                peer_connect(&s[i], &t, app, "main");
-                peer_register(&s[i], "add", "*");
-                snprintf(app, sizeof app, "org.test.cli%d", i);
-                peer_connect(&c[i], &t, app, "main");
-        }
+        peers_start(&t, s, c, 3);
         /* as caller: two channels, the third refused */
-        opened(&c[0], &s[0], 1, &fds[nf], &fds[nf + 1]);
-        nf += 2;
-        uint64_t id01 = opened(&c[0], &s[1], 2, &fds[nf], &fds[nf + 1]);
-        nf += 2;
+        opened_kept(&e, &c[0], &s[0], 1);
+        uint64_t id01 = opened_kept(&e, &c[0], &s[1], 2);
         refused(&c[0], 3, s[2].name, 429, "quota max_channels exceeded");
         /* as callee: s[0] serves c[0] and c[1]; c[2] is refused */
-        opened(&c[1], &s[0], 1, &fds[nf], &fds[nf + 1]);
-        nf += 2;
+        opened_kept(&e, &c[1], &s[0], 1);
         refused(&c[2], 1, s[0].name, 429, "quota max_channels exceeded");
         /* a closed channel frees its place: c[0] closes its channel to s[1] */
         char body[64];
@@ -520,12 +560,10 @@ START_TEST(test_channel_max_per_conn)
         ck_assert_int_eq(peer_call(&c[0], 4, BUILTIN, "closeChannel", body, NULL), 200);
         expect_close(&s[1], id01, 410, 0);
         ck_assert_int_eq(peer_call(&c[0], 5, BUILTIN, "closeChannel", body, NULL), 404);
-        opened(&c[0], &s[2], 6, &fds[nf], &fds[nf + 1]);
-        nf += 2;
+        opened_kept(&e, &c[0], &s[2], 6);
         /* reopening after a close is no 409 */
         ck_assert_int_eq(peer_call(&c[0], 7, BUILTIN, "closeChannel", body, NULL), 404);
-        for (int i = 0; i < nf; i++)
-                close(fds[i]);
+        ends_close(&e);
         for (int i = 0; i < 3; i++) {
                 peer_close(&c[i]);
                 peer_close(&s[i]);
@@ -539,32 +577,21 @@ START_TEST(test_channel_max_uid)
 {
         tbroker t;
         rpeer s[3], c[2];
-        int fds[16], nf = 0;
+        kept_ends e = { .n = 0 };
 
         tb_start(&t, "max_channels=2,uid_max_channels=3", false);
-        for (int i = 0; i < 3; i++) {
-                char app[32];
-
-                snprintf(app, sizeof app, "org.test.svc%d", i);
-                peer_connect(&s[i], &t, app, "main");
-                peer_register(&s[i], "add", "*");
-        }
+        peers_start(&t, s, NULL, 3);
         peer_connect(&c[0], &t, "org.test.cli0", "main");
         peer_connect(&c[1], &t, "org.test.cli1", "main");
-        uint64_t id00 = opened(&c[0], &s[0], 1, &fds[nf], &fds[nf + 1]);
-        nf += 2;
-        opened(&c[0], &s[1], 2, &fds[nf], &fds[nf + 1]);
-        nf += 2;
-        opened(&c[1], &s[2], 1, &fds[nf], &fds[nf + 1]);
-        nf += 2;
+        uint64_t id00 = opened_kept(&e, &c[0], &s[0], 1);
+        opened_kept(&e, &c[0], &s[1], 2);
+        opened_kept(&e, &c[1], &s[2], 1);
         refused(&c[1], 2, s[0].name, 429, "quota uid_max_channels exceeded");
         /* c[0] goes: its two channels are the uid's no more */
         peer_close(&c[0]);
         expect_close(&s[0], id00, 410, 0);
-        opened(&c[1], &s[0], 3, &fds[nf], &fds[nf + 1]);
-        nf += 2;
-        for (int i = 0; i < nf; i++)
-                close(fds[i]);
+        opened_kept(&e, &c[1], &s[0], 3);
+        ends_close(&e);
         peer_close(&c[1]);
         for (int i = 0; i < 3; i++)
                 peer_close(&s[i]);
@@ -577,30 +604,18 @@ START_TEST(test_channel_max_total)
 {
         tbroker t;
         rpeer s[2], c[2];
-        int fds[8], nf = 0;
+        kept_ends e = { .n = 0 };
 
         tb_start(&t, "max_channels_total=2", false);
-        for (int i = 0; i < 2; i++) {
-                char app[32];
-
-                snprintf(app, sizeof app, "org.test.svc%d", i);
-                peer_connect(&s[i], &t, app, "main");
-                peer_register(&s[i], "add", "*");
-                snprintf(app, sizeof app, "org.test.cli%d", i);
-                peer_connect(&c[i], &t, app, "main");
-        }
-        opened(&c[0], &s[0], 1, &fds[nf], &fds[nf + 1]);
-        nf += 2;
-        uint64_t id11 = opened(&c[1], &s[1], 1, &fds[nf], &fds[nf + 1]);
-        nf += 2;
+        peers_start(&t, s, c, 2);
+        opened_kept(&e, &c[0], &s[0], 1);
+        uint64_t id11 = opened_kept(&e, &c[1], &s[1], 1);
         refused(&c[0], 2, s[1].name, 429, "quota max_channels_total exceeded");
         /* the callee s[1] goes: its caller is told (410), and the place is free again */
         peer_close(&s[1]);
         expect_close(&c[1], id11, 410, 0);
-        opened(&c[1], &s[0], 2, &fds[nf], &fds[nf + 1]);
-        nf += 2;
-        for (int i = 0; i < nf; i++)
-                close(fds[i]);
+        opened_kept(&e, &c[1], &s[0], 2);
+        ends_close(&e);
         peer_close(&c[0]);
         peer_close(&c[1]);
         peer_close(&s[0]);
@@ -616,10 +631,7 @@ START_TEST(test_channel_monitor_closes)
         rpeer svc, cli, mon;
         int a, b;
 
-        tb_start(&t, NULL, true);
-        peer_connect(&svc, &t, "org.test.svc", "main");
-        peer_connect(&cli, &t, "org.test.cli", "main");
-        peer_register(&svc, "add", "*");
+        pair_start(&t, NULL, true, &svc, &cli);
         uint64_t id = opened(&cli, &svc, 1, &a, &b);
         peer_connect(&mon, &t, "org.test.mon", "main");
         ck_assert_int_eq(peer_call(&mon, 1, BUILTIN, "monitor", "{\"enable\":true}", NULL), 200);
@@ -637,9 +649,7 @@ START_TEST(test_channel_monitor_closes)
         close(a);
         close(b);
         peer_close(&mon);
-        peer_close(&cli);
-        peer_close(&svc);
-        tb_stop(&t);
+        pair_stop(&t, &svc, &cli);
 }
 END_TEST
 
@@ -651,10 +661,7 @@ START_TEST(test_channel_reload_closes)
         hyb_error e;
         int a, b;
 
-        tb_start(&t, NULL, false);
-        peer_connect(&svc, &t, "org.test.svc", "main");
-        peer_connect(&cli, &t, "org.test.cli", "main");
-        peer_register(&svc, "add", "*");
+        pair_start(&t, NULL, false, &svc, &cli);
         uint64_t id = opened(&cli, &svc, 1, &a, &b);
         tb_pause(&t);
         ck_assert_int_eq(hyb_broker_config_new(&cfg), 0);
@@ -670,9 +677,7 @@ START_TEST(test_channel_reload_closes)
         opened(&cli, &svc, 2, &a, &b);
         close(a);
         close(b);
-        peer_close(&cli);
-        peer_close(&svc);
-        tb_stop(&t);
+        pair_stop(&t, &svc, &cli);
 }
 END_TEST
 
@@ -697,10 +702,7 @@ START_TEST(test_channel_fd_behind_queue)
         memset(big + 1, 'x', BODY);
         big[BODY + 1] = '"';
         big[BODY + 2] = 0;
-        tb_start(&t, NULL, false);
-        peer_connect(&svc, &t, "org.test.svc", "main");
-        peer_connect(&cli, &t, "org.test.cli", "main");
-        peer_register(&svc, "add", "*");
+        pair_start(&t, NULL, false, &svc, &cli);
         for (int i = 0; i < N; i++)
                 peer_send_call(&cli, 100 + (uint64_t)i, BUILTIN, "echo", big);
         char body[256];
@@ -728,9 +730,7 @@ START_TEST(test_channel_fd_behind_queue)
         /* and the connection goes on as usual */
         ck_assert_int_eq(peer_call(&cli, 2, BUILTIN, "echo", "{}", NULL), 200);
         free(big);
-        peer_close(&cli);
-        peer_close(&svc);
-        tb_stop(&t);
+        pair_stop(&t, &svc, &cli);
 }
 END_TEST
 
@@ -794,10 +794,7 @@ static void pending_ends(const char *limits, unsigned bound)
         memset(big + 1, 'x', BODY);
         big[BODY + 1] = '"';
         big[BODY + 2] = 0;
-        tb_start(&t, limits, false);
-        peer_connect(&svc, &t, "org.test.svc", "main");
-        peer_connect(&cli, &t, "org.test.cli", "main");
-        peer_register(&svc, "add", "*");
+        pair_start(&t, limits, false, &svc, &cli);
         for (int i = 0; i < N; i++)
                 peer_send_call(&cli, 1000 + (uint64_t)i, BUILTIN, "echo", big);
         snprintf(body, sizeof body, "{\"endpoint\":\"%s\"}", svc.name);
@@ -887,9 +884,7 @@ static void pending_ends(const char *limits, unsigned bound)
         close(a);
         close(b);
         free(big);
-        peer_close(&cli);
-        peer_close(&svc);
-        tb_stop(&t);
+        pair_stop(&t, &svc, &cli);
 }
 
 START_TEST(test_channel_pending_ends_per_peer)
@@ -955,13 +950,6 @@ END_TEST
 
 /* ---------------------------------------------------------------- token sessions */
 
-static int revoke_all(void *ud, const hyb_token_ids *ids)
-{
-        (void)ud;
-        (void)ids;
-        return 1;
-}
-
 /*
  * A caller with a token (auth.tokens accept): the methods of a channel are those its token
  * may call, the callee is told its principal as on a CALL, and when the session ends (the
@@ -987,53 +975,18 @@ static void peer_send_result(rpeer *p, uint64_t id, const char *body)
 START_TEST(test_channel_token_session)
 {
         tbroker t;
-        hyb_store *st = NULL;
-        hyb_key *iss = NULL, *holder = NULL;
-        char *dir = test_tmpdir(), pub[512], yaml[1024], *tok = NULL;
-        hyb_token_issue_opts o;
-        /* may call add of the service, and register on its own endpoint */
-        hyb_token_cap cap[2] = {{.resource = "bus://localhost/org.test.svc/main/add"},
-                                {.resource = "bus://localhost/org.test.cli/main/#"}};
-        const char *auds[] = {"hub-test"};
-        hyb_bus_connect_options co;
+        tsession ts;
         hyb_bus *bus = NULL;
-        hyb_bus_reply *reply = NULL;
-        hyb_error e;
         rpeer svc;
         rframe f;
 
-        ck_assert_int_eq(hyb_key_generate(&iss), 0);
-        ck_assert_int_eq(hyb_key_generate(&holder), 0);
-        snprintf(pub, sizeof pub, "%s/iss.pub", dir);
-        ck_assert_int_eq(hyb_key_save_public(iss, pub, NULL), 0);
-        snprintf(yaml, sizeof yaml,
-                 "auth:\n  tokens: accept\n  audience: hub-test\n  issuers:\n    acme: %s\n", pub);
-        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
-        tb_start_store(&t, NULL, false, yaml, st);
-        hyb_store_unref(st);
-        ck_assert_int_eq(hyb_token_actions_parse("call", &cap[0].actions), 0);
-        ck_assert_int_eq(hyb_token_actions_parse("reg", &cap[1].actions), 0);
-        hyb_token_issue_opts_init(&o);
-        o.iss = "acme";
-        o.sub = "alice";
-        o.aud = auds;
-        o.n_aud = 1;
-        o.holder = holder;
-        o.caps = cap;
-        o.n_caps = 2;
-        o.ttl_s = 3600;
-        ck_assert_msg(hyb_token_issue(iss, &o, &tok, &e) == 0, "issue: %s", e.message);
+        /* the token may call add of the service, and register on its own endpoint */
+        tb_start_token_session(&t, &ts);
 
         peer_connect(&svc, &t, "org.test.svc", "main");
         peer_register(&svc, "add", "*");
         peer_register(&svc, "sub", "*");
-        hyb_bus_connect_options_init(&co);
-        co.path = t.sock;
-        co.app = "org.test.cli";
-        co.runner = "main";
-        co.token = tok;
-        co.key = holder;
-        ck_assert_msg(hyb_bus_connect_with(&co, &bus, &e) == 0, "connect: %s", e.message);
+        bus = tsession_connect(&t, &ts);
         /* The library asks for the channel itself with its second call to the service
          * (an openChannel the application makes is dropped: it could never use it). */
         for (int k = 0; k < 2; k++) {
@@ -1058,7 +1011,6 @@ START_TEST(test_channel_token_session)
                 }
                 ck_assert_int_eq(got, 200);
         }
-        (void)reply;
 
         expect_channel(&svc, "open", &f);
         uint64_t id = f.h.call_id;
@@ -1079,20 +1031,13 @@ START_TEST(test_channel_token_session)
         rframe_free(&f);
         close(peer_take_fd(&svc));
 
-        tb_pause(&t);
-        broker_auth_set_revoked(t.broker, revoke_all, NULL);
-        broker_auth_sweep(t.broker);
-        tb_resume(&t);
+        tb_revoke_all(&t);
         expect_close(&svc, id, 403, 0);
 
         hyb_bus_unref(bus);
         peer_close(&svc);
         tb_stop(&t);
-        free(tok);
-        hyb_key_unref(iss);
-        hyb_key_unref(holder);
-        test_rmrf(dir);
-        free(dir);
+        tsession_free(&ts);
 }
 END_TEST
 
@@ -1105,10 +1050,7 @@ START_TEST(test_channel_no_socketpair)
         struct rlimit old, low;
         int a, b;
 
-        tb_start(&t, NULL, false);
-        peer_connect(&svc, &t, "org.test.svc", "main");
-        peer_connect(&cli, &t, "org.test.cli", "main");
-        peer_register(&svc, "add", "*");
+        pair_start(&t, NULL, false, &svc, &cli);
         ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
         /* The limit just above the highest fd in use, and every free number below it taken. */
         int top = 0;
@@ -1126,9 +1068,7 @@ START_TEST(test_channel_no_socketpair)
                 fprintf(stderr, "test_channel_no_socketpair: RLIMIT_NOFILE cannot be lowered "
                                 "here (%s): not checked\n",
                         strerror(errno));
-                peer_close(&cli);
-                peer_close(&svc);
-                tb_stop(&t);
+                pair_stop(&t, &svc, &cli);
                 return;
         }
         size_t n_holes = 0, max_holes = 1u << 17;
@@ -1146,9 +1086,7 @@ START_TEST(test_channel_no_socketpair)
         assert_pair(a, b);
         close(a);
         close(b);
-        peer_close(&cli);
-        peer_close(&svc);
-        tb_stop(&t);
+        pair_stop(&t, &svc, &cli);
 }
 END_TEST
 
@@ -1163,10 +1101,7 @@ START_TEST(test_channel_revoke_closes)
         rpeer svc, cli;
         int a, b;
 
-        tb_start(&t, NULL, false);
-        peer_connect(&svc, &t, "org.test.svc", "main");
-        peer_connect(&cli, &t, "org.test.cli", "main");
-        peer_register(&svc, "add", "*");
+        pair_start(&t, NULL, false, &svc, &cli);
         uint64_t id = opened(&cli, &svc, 1, &a, &b);
         peer_send_call(&svc, 2, BUILTIN, "revokeProcedure", "{\"methodName\":\"add\"}");
         expect_close(&svc, id, 403, 0); /* sent before the RESULT */
@@ -1176,9 +1111,7 @@ START_TEST(test_channel_revoke_closes)
         close(b);
         peer_register(&svc, "add", "org.test.other");
         refused(&cli, 3, svc.name, 403, "no procedure of @localhost/org.test.svc/main is open to the caller");
-        peer_close(&cli);
-        peer_close(&svc);
-        tb_stop(&t);
+        pair_stop(&t, &svc, &cli);
 }
 END_TEST
 

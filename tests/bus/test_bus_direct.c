@@ -24,7 +24,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "broker/broker-internal.h" /* broker_auth_set_revoked, _sweep */
 #include "bus/bus-internal.h"
 #include "bus/wire.h"
 #include "hybrid/endpoint.h"
@@ -364,21 +363,51 @@ static void count_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *ud)
         atomic_fetch_add((atomic_int *)ud, 1);
 }
 
+/* The handlers' counters back to 0, as each test starts its service. */
+static void reset_counts(void)
+{
+        atomic_store(&n_add, 0);
+        atomic_store(&n_secret, 0);
+        atomic_store(&n_cancelled, 0);
+        atomic_store(&n_held, 0);
+}
+
+/* svc offers add (a and b integers), served by on_add. */
+static void register_add(hyb_bus *svc)
+{
+        hyb_error err;
+
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "add", add_args, 2, NULL, NULL, 0, on_add,
+                                                      NULL, NULL, &err), 0);
+}
+
+/* svc offers hold (held, answered by the test), served by on_hold. */
+static void register_hold(hyb_bus *svc)
+{
+        hyb_error err;
+
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "hold", NULL, 0, NULL, NULL, 0, on_hold,
+                                                      NULL, NULL, &err), 0);
+}
+
+/* svc offers secret to app only (NULL: to all), its slot kept in secret_slot. */
+static void register_secret(hyb_bus *svc, const char *app)
+{
+        hyb_error err;
+
+        ck_assert_int_eq(hyb_endpoint_register_method(svc, "secret", NULL, 0, NULL, app, 0,
+                                                      on_secret, NULL, &secret_slot, &err), 0);
+}
+
 static hyb_bus *svc_setup(fbroker *fb, tsvc *s)
 {
         hyb_error err;
         hyb_bus *svc = fb_start(fb);
 
-        atomic_store(&n_add, 0);
-        atomic_store(&n_secret, 0);
-        atomic_store(&n_cancelled, 0);
-        atomic_store(&n_held, 0);
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "add", add_args, 2, NULL, NULL, 0, on_add,
-                                                      NULL, NULL, &err), 0);
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "secret", NULL, 0, NULL, NULL, 0,
-                                                      on_secret, NULL, &secret_slot, &err), 0);
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "hold", NULL, 0, NULL, NULL, 0, on_hold,
-                                                      NULL, NULL, &err), 0);
+        reset_counts();
+        register_add(svc);
+        register_secret(svc, NULL);
+        register_hold(svc);
         ck_assert_int_eq(hyb_endpoint_register_method(svc, "big", NULL, 0, NULL, NULL, 0, on_big,
                                                       NULL, NULL, &err), 0);
         svc_start(s, svc);
@@ -394,6 +423,70 @@ static void svc_teardown(fbroker *fb, tsvc *s, hyb_bus *svc)
         secret_slot = NULL;
         hyb_bus_unref(svc);
         fb_stop(fb);
+}
+
+/*
+ * Waits until *n reaches want (at most 3000 naps of 1 ms, pumping the caller's bus c in
+ * each when c is not NULL), then checks it is exactly want.
+ */
+static void wait_count(atomic_int *n, int want, hyb_bus *c)
+{
+        for (int i = 0; i < 3000 && atomic_load(n) < want; i++) {
+                if (c)
+                        hyb_bus_process(c);
+                usleep(1000);
+        }
+        ck_assert_int_eq(atomic_load(n), want);
+}
+
+/* Answers the first held call 200 {} (with the service's thread stopped meanwhile). */
+static void reply_held(tsvc *s, hyb_bus *svc)
+{
+        svc_stop(s);
+        ck_assert_int_eq(hyb_bus_request_reply(held[0], 200, "{}", 2, HYB_BODY_JSON), 0);
+        svc_start(s, svc);
+}
+
+/* A call of add on a channel the broker closed: refused 403 "direct channel closed: test". */
+static void ch_expect_closed(int fd, uint64_t id, const char *json)
+{
+        char *rest;
+        wire_hdr h;
+
+        ch_call(fd, id, "add", json);
+        ck_assert_int_eq(ch_result(fd, id, &rest, &h), 403);
+        ck_assert_mem_eq(rest + h.from_len, "direct channel closed: test", h.member_len);
+        free(rest);
+}
+
+/*
+ * Channel id (hold and add) whose call 1, a hold, the service holds; then the broker
+ * closes the channel with status and grace_ms.  Returns the caller's end.
+ */
+static int hold_then_close(fbroker *fb, uint64_t id, int status, int grace_ms)
+{
+        int fd = fb_open(fb, id, "[\"hold\",\"add\"]", 4, 1 << 20, 1 << 20);
+
+        ch_call(fd, 1, "hold", "{}");
+        wait_count(&n_held, 1, NULL);
+        fb_close(fb, id, status, grace_ms);
+        return fd;
+}
+
+/*
+ * On the channel of hold_then_close (caller's end fd): a new call 2 (add of json) is
+ * refused and does not run (n_add stays n_add_was); the held call 1 is still answered on
+ * the channel, then the service closes its end.  fd is closed here.
+ */
+static void closed_refuses_then_drains(tsvc *s, hyb_bus *svc, int fd, const char *json,
+                                       int n_add_was)
+{
+        ch_expect_closed(fd, 2, json);
+        ck_assert_int_eq(atomic_load(&n_add), n_add_was);
+        reply_held(s, svc);
+        ck_assert_int_eq(ch_result(fd, 1, NULL, NULL), 200);
+        ck_assert(ch_eof(fd));
+        close(fd);
 }
 
 /*
@@ -459,9 +552,7 @@ START_TEST(test_service_max_pending_and_cancel)
         ck_assert_int_eq(atomic_load(&n_add), 0);
         /* the cancel frees a place */
         frame_send(fd, NULL, &c, NULL, 0, NULL, NULL, 0, -1);
-        for (int i = 0; i < 3000 && atomic_load(&n_cancelled) == 0; i++)
-                usleep(1000);
-        ck_assert_int_eq(atomic_load(&n_cancelled), 1);
+        wait_count(&n_cancelled, 1, NULL);
         ch_call(fd, 4, "add", "{\"a\":1,\"b\":1}");
         ck_assert_int_eq(ch_result(fd, 4, NULL, NULL), 200);
         close(fd);
@@ -481,28 +572,11 @@ START_TEST(test_service_close)
         tsvc s;
         hyb_bus *svc = svc_setup(&fb, &s);
         int fds0 = count_fds();
-        int fd = fb_open(&fb, 9, "[\"hold\",\"add\"]", 4, 1 << 20, 1 << 20);
-        char *rest;
-        wire_hdr h;
+        int fd = hold_then_close(&fb, 9, 403, 0);
 
-        ch_call(fd, 1, "hold", "{}");
-        for (int i = 0; i < 3000 && atomic_load(&n_held) == 0; i++)
-                usleep(1000);
-        ck_assert_int_eq(atomic_load(&n_held), 1);
-        fb_close(&fb, 9, 403, 0);
-        ch_call(fd, 2, "add", "{\"a\":1,\"b\":1}");
-        ck_assert_int_eq(ch_result(fd, 2, &rest, &h), 403);
-        ck_assert_mem_eq(rest + h.from_len, "direct channel closed: test", h.member_len);
-        free(rest);
-        ck_assert_int_eq(atomic_load(&n_add), 0);
-        /* the held call is still answered on it ... */
-        svc_stop(&s);
-        ck_assert_int_eq(hyb_bus_request_reply(held[0], 200, "{}", 2, HYB_BODY_JSON), 0);
-        svc_start(&s, svc);
-        ck_assert_int_eq(ch_result(fd, 1, NULL, NULL), 200);
-        /* ... then the service's end closes, the caller's staying open */
-        ck_assert(ch_eof(fd));
-        close(fd);
+        /* the held call is still answered on it, then the service's end closes, the
+         * caller's staying open */
+        closed_refuses_then_drains(&s, svc, fd, "{\"a\":1,\"b\":1}", 0);
         ck_assert_int_eq(count_fds(), fds0);
         svc_teardown(&fb, &s, svc);
 }
@@ -529,17 +603,13 @@ START_TEST(test_service_uid_max_pending)
         ch_call(fd1, 1, "hold", "{}");
         ch_call(fd1, 2, "hold", "{}");
         ch_call(fd2, 1, "hold", "{}");
-        for (int i = 0; i < 3000 && atomic_load(&n_held) < 3; i++)
-                usleep(1000);
-        ck_assert_int_eq(atomic_load(&n_held), 3);
+        wait_count(&n_held, 3, NULL);
         ch_call(fd2, 2, "add", "{\"a\":1,\"b\":1}");
         ck_assert_int_eq(ch_result(fd2, 2, NULL, NULL), 429);
         ch_call(fd1, 3, "add", "{\"a\":1,\"b\":1}");
         ck_assert_int_eq(ch_result(fd1, 3, NULL, NULL), 429);
         ck_assert_int_eq(atomic_load(&n_add), 0);
-        svc_stop(&s);
-        ck_assert_int_eq(hyb_bus_request_reply(held[0], 200, "{}", 2, HYB_BODY_JSON), 0);
-        svc_start(&s, svc);
+        reply_held(&s, svc);
         ck_assert_int_eq(ch_result(fd1, 1, NULL, NULL), 200);
         ch_call(fd2, 3, "add", "{\"a\":1,\"b\":1}");
         ck_assert_int_eq(ch_result(fd2, 3, NULL, NULL), 200);
@@ -641,16 +711,9 @@ START_TEST(test_service_soft_close_refuses_new_calls)
         fbroker fb;
         tsvc s;
         hyb_bus *svc = svc_setup(&fb, &s);
-        int fd = fb_open(&fb, 20, "[\"hold\",\"add\"]", 4, 1 << 20, 1 << 20);
+        int fd = hold_then_close(&fb, 20, 503, 60000);
         int fd2;
-        char *rest;
-        wire_hdr h;
 
-        ch_call(fd, 1, "hold", "{}");
-        for (int i = 0; i < 3000 && atomic_load(&n_held) == 0; i++)
-                usleep(1000);
-        ck_assert_int_eq(atomic_load(&n_held), 1);
-        fb_close(&fb, 20, 503, 60000);
         /* frames from the broker are read in order: once channel 21 answers, the
          * service has read the close of channel 20 */
         fd2 = fb_open(&fb, 21, "[\"add\"]", 4, 1 << 20, 1 << 20);
@@ -658,19 +721,9 @@ START_TEST(test_service_soft_close_refuses_new_calls)
         ck_assert_int_eq(ch_result(fd2, 1, NULL, NULL), 200);
         ck_assert_int_eq(atomic_load(&n_add), 1);
 
-        ch_call(fd, 2, "add", "{\"a\":2,\"b\":2}");
-        ck_assert_int_eq(ch_result(fd, 2, &rest, &h), 403);
-        ck_assert_mem_eq(rest + h.from_len, "direct channel closed: test", h.member_len);
-        free(rest);
-        ck_assert_int_eq(atomic_load(&n_add), 1);
         /* the call accepted before the close is answered, then the end closes (the
          * grace of 60 s is not waited for) */
-        svc_stop(&s);
-        ck_assert_int_eq(hyb_bus_request_reply(held[0], 200, "{}", 2, HYB_BODY_JSON), 0);
-        svc_start(&s, svc);
-        ck_assert_int_eq(ch_result(fd, 1, NULL, NULL), 200);
-        ck_assert(ch_eof(fd));
-        close(fd);
+        closed_refuses_then_drains(&s, svc, fd, "{\"a\":2,\"b\":2}", 1);
         close(fd2);
         svc_teardown(&fb, &s, svc);
 }
@@ -829,20 +882,23 @@ static int64_t frames_in(hyb_bus *obs, const char *app_runner)
 
 static hyb_bus *e2e_service(tbroker *t, const char *app, tsvc *s)
 {
-        hyb_error err;
         hyb_bus *svc = tb_connect(t, app, "main");
 
-        atomic_store(&n_add, 0);
-        atomic_store(&n_secret, 0);
-        atomic_store(&n_cancelled, 0);
-        atomic_store(&n_held, 0);
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "add", add_args, 2, NULL, NULL, 0, on_add,
-                                                      NULL, NULL, &err), 0);
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "hold", NULL, 0, NULL, NULL, 0, on_hold,
-                                                      NULL, NULL, &err), 0);
+        reset_counts();
+        register_add(svc);
+        register_hold(svc);
         /* offered to another app only: never on the list of a channel of ours */
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "secret", NULL, 0, NULL, "org.test.other",
-                                                      0, on_secret, NULL, &secret_slot, &err), 0);
+        register_secret(svc, "org.test.other");
+        svc_start(s, svc);
+        return svc;
+}
+
+/* A second service app/main with add only, on its own thread s. */
+static hyb_bus *add_service(tbroker *t, const char *app, tsvc *s)
+{
+        hyb_bus *svc = tb_connect(t, app, "main");
+
+        register_add(svc);
         svc_start(s, svc);
         return svc;
 }
@@ -855,6 +911,21 @@ static void e2e_service_stop(tsvc *s, hyb_bus *svc)
         atomic_store(&n_held, 0);
         hyb_slot_unref(secret_slot);
         secret_slot = NULL;
+        hyb_bus_unref(svc);
+}
+
+/* The end of an e2e test: the caller c closed, the service stopped, then the broker. */
+static void e2e_stop(tbroker *t, tsvc *s, hyb_bus *svc, hyb_bus *c)
+{
+        hyb_bus_unref(c);
+        e2e_service_stop(s, svc);
+        tb_stop(t);
+}
+
+/* A service of add_service stopped and closed. */
+static void add_service_stop(tsvc *s, hyb_bus *svc)
+{
+        svc_stop(s);
         hyb_bus_unref(svc);
 }
 
@@ -875,6 +946,21 @@ static int add(hyb_bus *b, const char *ep, int x)
         json_decref(j);
         hyb_bus_reply_unref(rep);
         return 0;
+}
+
+/*
+ * n calls of add from c (org.test.caller/main) to ep: each one served, and none of them
+ * passed through the broker (obs sees no new frame of the caller's there).
+ */
+static void adds_go_direct(hyb_bus *c, hyb_bus *obs, const char *ep, int n)
+{
+        int64_t m0 = frames_in(obs, "org.test.caller/main");
+        int n0 = atomic_load(&n_add);
+
+        for (int i = 0; i < n; i++)
+                ck_assert_int_eq(add(c, ep, i), 0);
+        ck_assert_int_eq(atomic_load(&n_add), n0 + n);
+        ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0);
 }
 
 /* Calls until the caller holds a channel (the second call asks for it). */
@@ -927,9 +1013,7 @@ START_TEST(test_e2e_big_body_through_broker)
         ck_assert_int_eq(add(c, ep, 2), 0);
         ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0);
         hyb_bus_unref(obs);
-        hyb_bus_unref(c);
-        e2e_service_stop(&s, svc);
-        tb_stop(&t);
+        e2e_stop(&t, &s, svc, c);
 }
 END_TEST
 
@@ -947,14 +1031,9 @@ START_TEST(test_e2e_calls_go_direct)
         hyb_bus *obs = tb_connect(&t, "org.test.obs", "main");
 
         until_direct(c, ep);
-        int64_t m0 = frames_in(obs, "org.test.caller/main");
-        int n0 = atomic_load(&n_add);
-        for (int i = 0; i < 50; i++)
-                ck_assert_int_eq(add(c, ep, i), 0);
-        ck_assert_int_eq(atomic_load(&n_add), n0 + 50);
-        ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0);
+        adds_go_direct(c, obs, ep, 50);
 
-        m0 = frames_in(obs, "org.test.caller/main");
+        int64_t m0 = frames_in(obs, "org.test.caller/main");
         ck_assert_int_eq(hyb_bus_set_direct(c, false), 0);
         ck_assert_uint_eq(c->n_chans, 0);
         for (int i = 0; i < 10; i++)
@@ -1083,28 +1162,18 @@ START_TEST(test_e2e_deadline_and_cancel)
         ck_assert_int_eq(hyb_bus_call(c, ep, "hold", "{}", 2, 0, 300, NULL, &err),
                          HYB_E_CALLEE_TIMEOUT);
         ck_assert_uint_eq(c->n_chans, 1); /* it went over the channel */
-        for (int i = 0; i < 3000 && atomic_load(&n_cancelled) < 1; i++)
-                usleep(1000);
-        ck_assert_int_eq(atomic_load(&n_cancelled), 1);
+        wait_count(&n_cancelled, 1, NULL);
 
         ck_assert_int_eq(hyb_bus_call_async(c, ep, "hold", "{}", 2, 0, 30000, count_reply, &got,
                                             &slot), 0);
-        for (int i = 0; i < 3000 && atomic_load(&n_held) < 2; i++) {
-                hyb_bus_process(c);
-                usleep(1000);
-        }
-        ck_assert_int_eq(atomic_load(&n_held), 2);
+        wait_count(&n_held, 2, c);
         hyb_slot_unref(slot);
-        for (int i = 0; i < 3000 && atomic_load(&n_cancelled) < 2; i++)
-                usleep(1000);
-        ck_assert_int_eq(atomic_load(&n_cancelled), 2);
+        wait_count(&n_cancelled, 2, NULL);
         ck_assert_int_eq(atomic_load(&got), 0);
         /* the channel serves on */
         ck_assert_int_eq(add(c, ep, 5), 0);
         ck_assert_uint_eq(c->n_chans, 1);
-        hyb_bus_unref(c);
-        e2e_service_stop(&s, svc);
-        tb_stop(&t);
+        e2e_stop(&t, &s, svc, c);
 }
 END_TEST
 
@@ -1133,11 +1202,7 @@ START_TEST(test_e2e_callee_gone)
                                             NULL), 0);
         ck_assert_int_eq(hyb_bus_call_async(c, ep, "hold", "{}", 2, 0, 60000, status_reply, &st2,
                                             NULL), 0);
-        for (int i = 0; i < 3000 && atomic_load(&n_held) < 2; i++) {
-                hyb_bus_process(c);
-                usleep(1000);
-        }
-        ck_assert_int_eq(atomic_load(&n_held), 2);
+        wait_count(&n_held, 2, c);
         /* gone without answering (no 500 "dropped": the connection is closed first) */
         svc_stop(&s);
         hyb_bus_close(svc);
@@ -1257,9 +1322,7 @@ START_TEST(test_e2e_monitor_closes)
         ck_assert_uint_eq(c->n_chans, 0);
         hyb_slot_unref(mslot);
         hyb_bus_unref(mon);
-        hyb_bus_unref(c);
-        e2e_service_stop(&s, svc);
-        tb_stop(&t);
+        e2e_stop(&t, &s, svc, c);
 }
 END_TEST
 
@@ -1272,14 +1335,10 @@ START_TEST(test_e2e_max_channels_falls_back)
 {
         tbroker t;
         tsvc s, s2;
-        hyb_error err;
 
         e2e_start(&t, "max_channels=1");
         hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
-        hyb_bus *svc2 = tb_connect(&t, "org.test.svc2", "main");
-        ck_assert_int_eq(hyb_endpoint_register_method(svc2, "add", add_args, 2, NULL, NULL, 0,
-                                                      on_add, NULL, NULL, &err), 0);
-        svc_start(&s2, svc2);
+        hyb_bus *svc2 = add_service(&t, "org.test.svc2", &s2);
         hyb_bus *c = tb_connect(&t, "org.test.caller", "main");
         hyb_bus *obs = tb_connect(&t, "org.test.obs", "main");
         until_direct(c, "@localhost/org.test.svc/main");
@@ -1293,17 +1352,11 @@ START_TEST(test_e2e_max_channels_falls_back)
         ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0 + 20);
         hyb_bus_unref(obs);
         hyb_bus_unref(c);
-        svc_stop(&s2);
-        hyb_bus_unref(svc2);
+        add_service_stop(&s2, svc2);
         e2e_service_stop(&s, svc);
         tb_stop(&t);
 }
 END_TEST
-
-static int revoke_all(void *ud, const hyb_token_ids *ids)
-{
-        return 1;
-}
 
 /*
  * A caller with a token: its channel carries only the methods its token may call (a call
@@ -1314,48 +1367,13 @@ START_TEST(test_e2e_token_session)
 {
         tbroker t;
         tsvc s;
-        hyb_store *st = NULL;
-        hyb_key *iss = NULL, *holder = NULL;
-        char *dir = test_tmpdir(), pub[512], yaml[1024], *tok = NULL;
-        hyb_token_issue_opts o;
-        hyb_token_cap cap[2] = { { .resource = "bus://localhost/org.test.svc/main/add" },
-                                 { .resource = "bus://localhost/org.test.cli/main/#" } };
-        const char *auds[] = { "hub-test" };
+        tsession ts;
         const char *ep = "@localhost/org.test.svc/main";
-        hyb_bus_connect_options co;
         hyb_bus *c = NULL;
-        hyb_error e;
 
-        ck_assert_int_eq(hyb_key_generate(&iss), 0);
-        ck_assert_int_eq(hyb_key_generate(&holder), 0);
-        snprintf(pub, sizeof pub, "%s/iss.pub", dir);
-        ck_assert_int_eq(hyb_key_save_public(iss, pub, NULL), 0);
-        snprintf(yaml, sizeof yaml,
-                 "auth:\n  tokens: accept\n  audience: hub-test\n  issuers:\n    acme: %s\n", pub);
-        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
-        tb_start_store(&t, NULL, false, yaml, st);
-        hyb_store_unref(st);
-        ck_assert_int_eq(hyb_token_actions_parse("call", &cap[0].actions), 0);
-        ck_assert_int_eq(hyb_token_actions_parse("reg", &cap[1].actions), 0);
-        hyb_token_issue_opts_init(&o);
-        o.iss = "acme";
-        o.sub = "alice";
-        o.aud = auds;
-        o.n_aud = 1;
-        o.holder = holder;
-        o.caps = cap;
-        o.n_caps = 2;
-        o.ttl_s = 3600;
-        ck_assert_msg(hyb_token_issue(iss, &o, &tok, &e) == 0, "issue: %s", e.message);
-
+        tb_start_token_session(&t, &ts);
         hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
-        hyb_bus_connect_options_init(&co);
-        co.path = t.sock;
-        co.app = "org.test.cli";
-        co.runner = "main";
-        co.token = tok;
-        co.key = holder;
-        ck_assert_msg(hyb_bus_connect_with(&co, &c, &e) == 0, "connect: %s", e.message);
+        c = tsession_connect(&t, &ts);
         until_direct(c, ep);
         ck_assert_int_eq(add(c, ep, 3), 0);
         ck_assert_str_eq(seen_caller, "@localhost/org.test.cli/main");
@@ -1363,10 +1381,7 @@ START_TEST(test_e2e_token_session)
         ck_assert_int_eq(hyb_bus_call(c, ep, "hold", "{}", 2, 0, 5000, NULL, NULL), HYB_E_FORBIDDEN);
         ck_assert_int_eq(atomic_load(&n_held), 0);
 
-        tb_pause(&t);
-        broker_auth_set_revoked(t.broker, revoke_all, NULL);
-        broker_auth_sweep(t.broker);
-        tb_resume(&t);
+        tb_revoke_all(&t);
         bool gone = false;
         for (int i = 0; i < 3000 && !gone; i++) {
                 svc_stop(&s);
@@ -1376,14 +1391,8 @@ START_TEST(test_e2e_token_session)
                         usleep(1000);
         }
         ck_assert(gone);
-        hyb_bus_unref(c);
-        e2e_service_stop(&s, svc);
-        tb_stop(&t);
-        free(tok);
-        hyb_key_unref(iss);
-        hyb_key_unref(holder);
-        test_rmrf(dir);
-        free(dir);
+        e2e_stop(&t, &s, svc, c);
+        tsession_free(&ts);
 }
 END_TEST
 
@@ -1493,6 +1502,15 @@ static int raw_service_channel(tbroker *t, const char *ep, hyb_bus **ret_c, int 
         return cfd;
 }
 
+/* The end of a raw-service test: the caller's end cfd, the caller c, the raw service, the broker. */
+static void raw_service_stop(tbroker *t, int cfd, hyb_bus *c, int raw)
+{
+        close(cfd);
+        hyb_bus_unref(c);
+        close(raw);
+        tb_stop(t);
+}
+
 /* An async call of c that the raw service reads on its channel end and answers "not run". */
 static void call_not_run(hyb_bus *c, const char *ep, int cfd, atomic_int *st)
 {
@@ -1546,10 +1564,7 @@ START_TEST(test_e2e_not_run_goes_through_broker)
         raw_serve_one(raw, NULL);
         pump_status(c, &st);
         ck_assert_int_eq(atomic_load(&st), 200);
-        close(cfd);
-        hyb_bus_unref(c);
-        close(raw);
-        tb_stop(&t);
+        raw_service_stop(&t, cfd, c, raw);
 }
 END_TEST
 
@@ -1587,10 +1602,7 @@ START_TEST(test_e2e_not_run_keeps_order)
         pump_status(c, &st2);
         ck_assert_int_eq(atomic_load(&st), 200);
         ck_assert_int_eq(atomic_load(&st2), 200);
-        close(cfd);
-        hyb_bus_unref(c);
-        close(raw);
-        tb_stop(&t);
+        raw_service_stop(&t, cfd, c, raw);
 }
 END_TEST
 
@@ -1619,10 +1631,7 @@ START_TEST(test_e2e_not_run_while_closing)
         pump_status(c, &st);
         ck_assert_int_eq(atomic_load(&st), 200);
         ck_assert_uint_eq(c->n_chans, 0);
-        close(cfd);
-        hyb_bus_unref(c);
-        close(raw);
-        tb_stop(&t);
+        raw_service_stop(&t, cfd, c, raw);
 }
 END_TEST
 
@@ -1647,16 +1656,12 @@ START_TEST(test_service_hot_channel_fair)
         static const char from[] = CALLER_NAME "unix\0";
         wire_hdr bh = { .type = WIRE_CALL, .call_id = 77, .timeout_ms = 30000, .info_len = 5 };
         fbroker fb;
-        hyb_error err;
         hyb_bus *svc = fb_start(&fb);
         int turns, fd;
 
-        atomic_store(&n_add, 0);
-        atomic_store(&n_secret, 0);
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "add", add_args, 2, NULL, NULL, 0, on_add,
-                                                      NULL, NULL, &err), 0);
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "secret", NULL, 0, NULL, NULL, 0,
-                                                      on_secret, NULL, &secret_slot, &err), 0);
+        reset_counts();
+        register_add(svc);
+        register_secret(svc, NULL);
         fd = fb_open(&fb, 11, "[\"add\"]", 1000, 1 << 24, 1 << 20);
         for (int i = 0; i < 3000 && svc->n_chans == 0; i++) {
                 svc_turn(svc);
@@ -1700,13 +1705,11 @@ END_TEST
 START_TEST(test_service_hot_channel_misses)
 {
         fbroker fb;
-        hyb_error err;
         hyb_bus *svc = fb_start(&fb);
         int fd[2];
 
-        atomic_store(&n_add, 0);
-        ck_assert_int_eq(hyb_endpoint_register_method(svc, "add", add_args, 2, NULL, NULL, 0, on_add,
-                                                      NULL, NULL, &err), 0);
+        reset_counts();
+        register_add(svc);
         fd[0] = fb_open(&fb, 21, "[\"add\"]", 1000, 1 << 24, 1 << 20);
         fd[1] = fb_open(&fb, 22, "[\"add\"]", 1000, 1 << 24, 1 << 20);
         for (int i = 0; i < 3000 && svc->n_chans < 2; i++) {
@@ -1770,11 +1773,7 @@ START_TEST(test_e2e_loop_reads_channel)
                                             NULL), 0);
         ck_assert_int_eq(hyb_bus_call_async(c, ep, "hold", "{}", 2, 0, 60000, status_reply, &st[7],
                                             NULL), 0);
-        for (int i = 0; i < 3000 && atomic_load(&n_held) < 2; i++) {
-                hyb_bus_process(c);
-                usleep(1000);
-        }
-        ck_assert_int_eq(atomic_load(&n_held), 2);
+        wait_count(&n_held, 2, c);
         svc_stop(&s);
         hyb_bus_close(svc);
         for (int i = 0; i < 3000 && (!atomic_load(&st[6]) || !atomic_load(&st[7])); i++) {
@@ -1855,10 +1854,7 @@ START_TEST(test_e2e_service_never_reads)
         ck_assert_uint_eq(c->n_chans, 0);
         ck_assert_int_gt(st[0], 0);
         ck_assert_int_lt(st[0], n_sent); /* the later ones went through the broker */
-        close(cfd);
-        hyb_bus_unref(c);
-        close(raw);
-        tb_stop(&t);
+        raw_service_stop(&t, cfd, c, raw);
 }
 END_TEST
 
@@ -1882,10 +1878,7 @@ START_TEST(test_e2e_app_open_channel)
 
         e2e_start(&t, NULL);
         hyb_bus *svc = e2e_service(&t, "org.test.svc", &s);
-        hyb_bus *svcb = tb_connect(&t, "org.test.svcb", "main");
-        ck_assert_int_eq(hyb_endpoint_register_method(svcb, "add", add_args, 2, NULL, NULL, 0,
-                                                      on_add, NULL, NULL, &err), 0);
-        svc_start(&s2, svcb);
+        hyb_bus *svcb = add_service(&t, "org.test.svcb", &s2);
         hyb_bus *c = tb_connect(&t, "org.test.caller", "main");
         fds0 = count_fds();
 
@@ -1913,8 +1906,7 @@ START_TEST(test_e2e_app_open_channel)
         }
         ck_assert_int_eq(count_fds(), fds0 + 2);
         hyb_bus_unref(c);
-        svc_stop(&s2);
-        hyb_bus_unref(svcb);
+        add_service_stop(&s2, svcb);
         e2e_service_stop(&s, svc);
         tb_stop(&t);
 }
@@ -1973,17 +1965,10 @@ START_TEST(test_e2e_fork_child_leaves_channels)
         close(done[0]);
         /* read after anything the child wrote on the shared socket */
         ck_assert_int_eq(open_channels(c), 1);
-        int64_t m0 = frames_in(obs, "org.test.caller/main");
-        int n0 = atomic_load(&n_add);
-        for (int i = 0; i < 5; i++)
-                ck_assert_int_eq(add(c, ep, i), 0);
-        ck_assert_int_eq(atomic_load(&n_add), n0 + 5);
-        ck_assert_int_eq(frames_in(obs, "org.test.caller/main"), m0);
+        adds_go_direct(c, obs, ep, 5);
         ck_assert_uint_eq(c->n_chans, 1);
         hyb_bus_unref(obs);
-        hyb_bus_unref(c);
-        e2e_service_stop(&s, svc);
-        tb_stop(&t);
+        e2e_stop(&t, &s, svc, c);
 }
 END_TEST
 

@@ -19,97 +19,6 @@
 #include "test_bus.h"
 #include "testutil.h"
 
-typedef struct keys {
-        char *dir;
-        hyb_key *iss, *holder, *other;
-        char yaml[1024];
-} keys;
-
-static void keys_make(keys *k, const char *mode)
-{
-        char pub[512];
-
-        memset(k, 0, sizeof *k);
-        k->dir = test_tmpdir();
-        ck_assert_int_eq(hyb_key_generate(&k->iss), 0);
-        ck_assert_int_eq(hyb_key_generate(&k->holder), 0);
-        ck_assert_int_eq(hyb_key_generate(&k->other), 0);
-        snprintf(pub, sizeof pub, "%s/iss.pub", k->dir);
-        ck_assert_int_eq(hyb_key_save_public(k->iss, pub, NULL), 0);
-        snprintf(k->yaml, sizeof k->yaml,
-                 "auth:\n  tokens: %s\n  audience: hub-test\n  issuers:\n    acme: %s\n", mode,
-                 pub);
-}
-
-static void keys_free(keys *k)
-{
-        hyb_key_unref(k->iss);
-        hyb_key_unref(k->holder);
-        hyb_key_unref(k->other);
-        test_rmrf(k->dir);
-        free(k->dir);
-}
-
-/* A token of issuer acme for the holder key, audience aud, with caps "PATTERN=ACTIONS;..." */
-static char *issue(keys *k, const char *aud, uint64_t ttl, const char *caps)
-{
-        hyb_token_issue_opts o;
-        hyb_token_cap cap[8];
-        char *copy = strdup(caps), *save = NULL, *tok = NULL;
-        const char *auds[] = {aud};
-        size_t n = 0;
-        hyb_error e;
-
-        for (char *c = strtok_r(copy, ";", &save); c && n < 8; c = strtok_r(NULL, ";", &save)) {
-                char *eq = strrchr(c, '=');
-
-                ck_assert_ptr_nonnull(eq);
-                *eq = '\0';
-                cap[n].resource = c;
-                ck_assert_int_eq(hyb_token_actions_parse(eq + 1, &cap[n].actions), 0);
-                n++;
-        }
-        hyb_token_issue_opts_init(&o);
-        o.iss = "acme";
-        o.sub = "alice";
-        o.aud = auds;
-        o.n_aud = 1;
-        o.holder = k->holder;
-        o.caps = cap;
-        o.n_caps = n;
-        o.ttl_s = ttl;
-        hyb_error_clear(&e);
-        ck_assert_msg(hyb_token_issue(k->iss, &o, &tok, &e) == 0, "issue: %s", e.message);
-        free(copy);
-        return tok;
-}
-
-static int connect_tok(tbroker *t, const char *app, const char *runner, const char *tok,
-                       const hyb_key *key, hyb_bus **ret)
-{
-        hyb_bus_connect_options o;
-        hyb_error e;
-
-        hyb_bus_connect_options_init(&o);
-        o.path = t->sock;
-        o.app = app;
-        o.runner = runner;
-        o.token = tok;
-        o.key = key;
-        hyb_error_clear(&e);
-        *ret = NULL;
-        return hyb_bus_connect_with(&o, ret, &e);
-}
-
-static void start(tbroker *t, const char *yaml)
-{
-        hyb_store *st = NULL;
-
-        ck_assert_int_eq(hyb_store_open(NULL, NULL, &st, NULL), 0);
-        tb_start_store(t, NULL, false, yaml, st);
-        hyb_store_unref(st);
-}
-
 static int put_int(hyb_bus *bus, const char *furi, int64_t v)
 {
         hyb_obj *o = NULL;
@@ -196,50 +105,51 @@ END_TEST
 START_TEST(test_token_connect)
 {
         tbroker t;
-        keys k;
+        tkeys k;
         hyb_bus *b = NULL, *plain = NULL;
         char *good, *aud, *expired;
 
-        keys_make(&k, "accept");
-        start(&t, k.yaml);
-        good = issue(&k, "hub-test", 3600, "/sensors/#=read;bus://localhost/org.example.app/+=reg");
-        aud = issue(&k, "hub-other", 3600, "/sensors/#=read");
-        expired = issue(&k, "hub-test", 1, "/sensors/#=read");
+        tkeys_make(&k, "accept");
+        tb_start_yaml(&t, k.yaml);
+        good = tk_issue(&k, "hub-test", 3600,
+                        "/sensors/#=read;bus://localhost/org.example.app/+=reg");
+        aud = tk_issue(&k, "hub-other", 3600, "/sensors/#=read");
+        expired = tk_issue(&k, "hub-test", 1, "/sensors/#=read");
 
-        ck_assert_int_eq(connect_tok(&t, "org.example.app", "main", good, k.holder, &b), 0);
+        ck_assert_int_eq(tk_connect(&t, "org.example.app", "main", good, k.holder, &b), 0);
         ck_assert_str_eq(hyb_bus_get_endpoint_name(b), "@localhost/org.example.app/main");
         hyb_bus_unref(b);
         /* every peer may connect under org.hybridos.cli */
-        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "c1", good, k.holder, &b), 0);
+        ck_assert_int_eq(tk_connect(&t, "org.hybridos.cli", "c1", good, k.holder, &b), 0);
         hyb_bus_unref(b);
         /* an endpoint the token does not cover */
-        ck_assert_int_eq(connect_tok(&t, "org.example.other", "main", good, k.holder, &b),
+        ck_assert_int_eq(tk_connect(&t, "org.example.other", "main", good, k.holder, &b),
                          HYB_E_UNAUTHORIZED);
         /* the proof by another key than the holder's */
-        ck_assert_int_eq(connect_tok(&t, "org.example.app", "main", good, k.other, &b),
+        ck_assert_int_eq(tk_connect(&t, "org.example.app", "main", good, k.other, &b),
                          HYB_E_UNAUTHORIZED);
         /* a public key only cannot prove anything: refused on this side */
         hyb_key *pub_only = NULL;
         char *pem = NULL;
         ck_assert_int_eq(hyb_key_to_pem(k.holder, HYB_KEY_EXPORT_PUBLIC, &pem), 0);
         ck_assert_int_eq(hyb_key_load_memory(pem, strlen(pem), &pub_only, NULL), 0);
-        ck_assert_int_eq(connect_tok(&t, "org.example.app", "main", good, pub_only, &b),
+        ck_assert_int_eq(tk_connect(&t, "org.example.app", "main", good, pub_only, &b),
                          HYB_E_UNAUTHORIZED);
         hyb_free(pem);
         hyb_key_unref(pub_only);
         /* another audience */
-        ck_assert_int_eq(connect_tok(&t, "org.example.app", "main", aud, k.holder, &b),
+        ck_assert_int_eq(tk_connect(&t, "org.example.app", "main", aud, k.holder, &b),
                          HYB_E_UNAUTHORIZED);
         /* a tampered token (a payload character changed) */
         char *bad = strdup(good);
         char *dot = strchr(bad, '.');
         dot[5] = dot[5] == 'A' ? 'B' : 'A';
-        ck_assert_int_eq(connect_tok(&t, "org.example.app", "main", bad, k.holder, &b),
+        ck_assert_int_eq(tk_connect(&t, "org.example.app", "main", bad, k.holder, &b),
                          HYB_E_UNAUTHORIZED);
         free(bad);
         /* expired (exp passed; still within the verifier's clock leeway) */
         sleep(2);
-        ck_assert_int_eq(connect_tok(&t, "org.example.app", "main", expired, k.holder, &b),
+        ck_assert_int_eq(tk_connect(&t, "org.example.app", "main", expired, k.holder, &b),
                          HYB_E_UNAUTHORIZED);
         /* a token is not required under accept; the broker kept serving */
         plain = tb_connect(&t, "org.example.plain", "p");
@@ -249,25 +159,25 @@ START_TEST(test_token_connect)
         free(aud);
         free(expired);
         tb_stop(&t);
-        keys_free(&k);
+        tkeys_free(&k);
 }
 END_TEST
 
 START_TEST(test_token_require_and_off)
 {
         tbroker t;
-        keys k;
+        tkeys k;
         hyb_bus *b = NULL;
         hyb_error e;
         char *good;
 
-        keys_make(&k, "require");
-        start(&t, k.yaml);
-        good = issue(&k, "hub-test", 3600, "/sensors/#=read");
+        tkeys_make(&k, "require");
+        tb_start_yaml(&t, k.yaml);
+        good = tk_issue(&k, "hub-test", 3600, "/sensors/#=read");
         hyb_error_clear(&e);
         ck_assert_int_eq(hyb_bus_connect(t.sock, "org.hybridos.cli", "x", &b, &e),
                          HYB_E_UNAUTHORIZED);
-        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "y", good, k.holder, &b), 0);
+        ck_assert_int_eq(tk_connect(&t, "org.hybridos.cli", "y", good, k.holder, &b), 0);
         hyb_bus_unref(b);
         /* hyb_bus_connect presents the token of $HYBRID_TOKEN / $HYBRID_KEY (file paths) */
         char tf[600], kf[600];
@@ -290,19 +200,19 @@ START_TEST(test_token_require_and_off)
         unlink(tf);
         unlink(kf);
         tb_stop(&t);
-        keys_free(&k);
+        tkeys_free(&k);
 
         /* off: the client does not send a token to a daemon that would not read it */
-        keys_make(&k, "off");
-        start(&t, k.yaml);
-        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "y", good, k.holder, &b),
+        tkeys_make(&k, "off");
+        tb_start_yaml(&t, k.yaml);
+        ck_assert_int_eq(tk_connect(&t, "org.hybridos.cli", "y", good, k.holder, &b),
                          HYB_E_UNAUTHORIZED);
         b = tb_connect(&t, "org.hybridos.cli", "z");
         ck_assert_ptr_nonnull(b);
         hyb_bus_unref(b);
         free(good);
         tb_stop(&t);
-        keys_free(&k);
+        tkeys_free(&k);
 }
 END_TEST
 
@@ -310,22 +220,22 @@ END_TEST
 START_TEST(test_token_operations)
 {
         tbroker t;
-        keys k;
+        tkeys k;
         hyb_bus *b = NULL, *plain;
         hyb_obj *o = NULL;
         hyb_slot *slot = NULL;
         hyb_error e;
         char *tok;
 
-        keys_make(&k, "accept");
-        start(&t, k.yaml);
-        tok = issue(&k, "hub-test", 3600,
-                    "/sensors/#=read;/home/+/temp=sub;bus://localhost/org.example.app/"
-                    "main=reg;bus://localhost/org.example.app/main/ping=reg;"
-                    "bus://localhost/org.example.app/main/tick=reg");
+        tkeys_make(&k, "accept");
+        tb_start_yaml(&t, k.yaml);
+        tok = tk_issue(&k, "hub-test", 3600,
+                       "/sensors/#=read;/home/+/temp=sub;bus://localhost/org.example.app/"
+                       "main=reg;bus://localhost/org.example.app/main/ping=reg;"
+                       "bus://localhost/org.example.app/main/tick=reg");
         plain = tb_connect(&t, "org.example.plain", "p");
         ck_assert_int_eq(put_int(plain, "/sensors/a", 1), 0);
-        ck_assert_int_eq(connect_tok(&t, "org.example.app", "main", tok, k.holder, &b), 0);
+        ck_assert_int_eq(tk_connect(&t, "org.example.app", "main", tok, k.holder, &b), 0);
 
         /* store */
         hyb_error_clear(&e);
@@ -370,7 +280,7 @@ START_TEST(test_token_operations)
         hyb_bus_unref(plain);
         free(tok);
         tb_stop(&t);
-        keys_free(&k);
+        tkeys_free(&k);
 }
 END_TEST
 
@@ -378,7 +288,7 @@ END_TEST
 START_TEST(test_token_call_and_lists)
 {
         tbroker t;
-        keys k;
+        tkeys k;
         hyb_bus *srv, *b = NULL;
         hyb_slot *s1 = NULL, *s2 = NULL;
         hyb_bus_reply *rep = NULL;
@@ -386,16 +296,16 @@ START_TEST(test_token_call_and_lists)
         tsvc svc;
         char *tok;
 
-        keys_make(&k, "accept");
-        start(&t, k.yaml);
-        tok = issue(&k, "hub-test", 3600, "bus://localhost/org.example.srv/main/ping=call");
+        tkeys_make(&k, "accept");
+        tb_start_yaml(&t, k.yaml);
+        tok = tk_issue(&k, "hub-test", 3600, "bus://localhost/org.example.srv/main/ping=call");
         srv = tb_connect(&t, "org.example.srv", "main");
         ck_assert_int_eq(
                 hyb_bus_register_procedure(srv, "ping", "*", "*", nop_method, NULL, &s1, &e), 0);
         ck_assert_int_eq(
                 hyb_bus_register_procedure(srv, "secret", "*", "*", nop_method, NULL, &s2, &e), 0);
         svc_start(&svc, srv);
-        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "caller", tok, k.holder, &b), 0);
+        ck_assert_int_eq(tk_connect(&t, "org.hybridos.cli", "caller", tok, k.holder, &b), 0);
         hyb_error_clear(&e);
         ck_assert_int_eq(hyb_bus_call(b, "@localhost/org.example.srv/main", "ping", "{}", 2, 0,
                                       5000, &rep, &e),
@@ -421,7 +331,7 @@ START_TEST(test_token_call_and_lists)
         hyb_bus_unref(srv);
         free(tok);
         tb_stop(&t);
-        keys_free(&k);
+        tkeys_free(&k);
 }
 END_TEST
 
@@ -429,16 +339,16 @@ END_TEST
 START_TEST(test_token_reload_audience)
 {
         tbroker t;
-        keys k;
+        tkeys k;
         hyb_bus *b = NULL;
         hyb_broker_config *cfg = NULL;
         hyb_error e;
         char *tok, yaml[1200];
 
-        keys_make(&k, "accept");
-        start(&t, k.yaml);
-        tok = issue(&k, "hub-test", 3600, "/sensors/#=read");
-        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "r1", tok, k.holder, &b), 0);
+        tkeys_make(&k, "accept");
+        tb_start_yaml(&t, k.yaml);
+        tok = tk_issue(&k, "hub-test", 3600, "/sensors/#=read");
+        ck_assert_int_eq(tk_connect(&t, "org.hybridos.cli", "r1", tok, k.holder, &b), 0);
         hyb_bus_unref(b);
         snprintf(yaml, sizeof yaml, "%s", k.yaml);
         char *aud = strstr(yaml, "hub-test");
@@ -450,12 +360,12 @@ START_TEST(test_token_reload_audience)
         tb_pause(&t);
         ck_assert_int_eq(hyb_broker_reload(t.broker, cfg, &e), 0);
         tb_resume(&t);
-        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "r2", tok, k.holder, &b),
+        ck_assert_int_eq(tk_connect(&t, "org.hybridos.cli", "r2", tok, k.holder, &b),
                          HYB_E_UNAUTHORIZED);
         hyb_broker_config_unref(cfg);
         free(tok);
         tb_stop(&t);
-        keys_free(&k);
+        tkeys_free(&k);
 }
 END_TEST
 
@@ -469,7 +379,7 @@ static int revoke_jti(void *ud, const hyb_token_ids *ids)
 START_TEST(test_token_revoked_sweep)
 {
         tbroker t;
-        keys k;
+        tkeys k;
         hyb_bus *b1 = NULL, *b2 = NULL;
         hyb_token_result *res = NULL;
         hyb_token_trust *trust = NULL;
@@ -477,10 +387,10 @@ START_TEST(test_token_revoked_sweep)
         const char *why = NULL;
         char *t1, *t2, jti[128];
 
-        keys_make(&k, "accept");
-        start(&t, k.yaml);
-        t1 = issue(&k, "hub-test", 3600, "/sensors/#=read");
-        t2 = issue(&k, "hub-test", 3600, "/sensors/#=read");
+        tkeys_make(&k, "accept");
+        tb_start_yaml(&t, k.yaml);
+        t1 = tk_issue(&k, "hub-test", 3600, "/sensors/#=read");
+        t2 = tk_issue(&k, "hub-test", 3600, "/sensors/#=read");
         ck_assert_int_eq(hyb_token_trust_new(&trust), 0);
         ck_assert_int_eq(hyb_token_trust_add(trust, "acme", k.iss), 0);
         hyb_token_verify_opts_init(&vo);
@@ -490,8 +400,8 @@ START_TEST(test_token_revoked_sweep)
         hyb_token_result_unref(res);
         hyb_token_trust_unref(trust);
 
-        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "one", t1, k.holder, &b1), 0);
-        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "two", t2, k.holder, &b2), 0);
+        ck_assert_int_eq(tk_connect(&t, "org.hybridos.cli", "one", t1, k.holder, &b1), 0);
+        ck_assert_int_eq(tk_connect(&t, "org.hybridos.cli", "two", t2, k.holder, &b2), 0);
         tb_pause(&t);
         broker_auth_set_revoked(t.broker, revoke_jti, jti);
         broker_auth_sweep(t.broker);
@@ -511,14 +421,14 @@ START_TEST(test_token_revoked_sweep)
         ck_assert(hyb_bus_is_open(b2));
         /* the revoked token cannot connect again */
         hyb_bus *b3 = NULL;
-        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "three", t1, k.holder, &b3),
+        ck_assert_int_eq(tk_connect(&t, "org.hybridos.cli", "three", t1, k.holder, &b3),
                          HYB_E_UNAUTHORIZED);
         hyb_bus_unref(b1);
         hyb_bus_unref(b2);
         free(t1);
         free(t2);
         tb_stop(&t);
-        keys_free(&k);
+        tkeys_free(&k);
 }
 END_TEST
 
@@ -526,15 +436,15 @@ END_TEST
 START_TEST(test_token_expiry)
 {
         tbroker t;
-        keys k;
+        tkeys k;
         hyb_bus *b = NULL;
         const char *why = NULL;
         char *tok;
 
-        keys_make(&k, "accept");
-        start(&t, k.yaml);
-        tok = issue(&k, "hub-test", 3, "/sensors/#=read");
-        ck_assert_int_eq(connect_tok(&t, "org.hybridos.cli", "exp", tok, k.holder, &b), 0);
+        tkeys_make(&k, "accept");
+        tb_start_yaml(&t, k.yaml);
+        tok = tk_issue(&k, "hub-test", 3, "/sensors/#=read");
+        ck_assert_int_eq(tk_connect(&t, "org.hybridos.cli", "exp", tok, k.holder, &b), 0);
         uint64_t end = hyb_now_usec() + 20u * 1000000u;
         while (hyb_bus_is_open(b) && hyb_now_usec() < end) {
                 hyb_bus_wait(b, 100000);
@@ -546,7 +456,7 @@ START_TEST(test_token_expiry)
         hyb_bus_unref(b);
         free(tok);
         tb_stop(&t);
-        keys_free(&k);
+        tkeys_free(&k);
 }
 END_TEST
 
