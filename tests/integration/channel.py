@@ -12,29 +12,14 @@ import os
 import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
 
-HDR = struct.Struct("<IBBHQIHHHHI")
-CHALLENGE, AUTH, AUTH_RESULT, CALL, RESULT, CANCEL, EVENT, PING, PONG, ERROR, MONITOR, CHANNEL = range(1, 13)
-BUILTIN = "@localhost/org.hybridos.bus/builtin"
-failed = False
-
-
-def say(ok, case, why=""):
-    global failed
-    if not ok:
-        failed = True
-    print(("ok " if ok else "FAIL ") + case + ("" if ok else ": " + why), flush=True)
-
-
-def frame(ty, body=b"", to="", member="", call_id=0, timeout=0):
-    if isinstance(body, str):
-        body = body.encode()
-    t, m = to.encode(), member.encode()
-    return HDR.pack(len(body), ty, 0, 0, call_id, timeout, 0, len(t), len(m), 0, 0) + t + m + body
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rawbus  # noqa: E402
+from rawbus import (AUTH, AUTH_RESULT, BUILTIN, CALL, CHALLENGE, CHANNEL, HDR, PING, PONG,  # noqa: E402
+                    RESULT, frame, say)
 
 
 class Peer:
@@ -229,7 +214,7 @@ def main():
     say(n2 == n0 - 1, "hybridd holds no end after all that",
         "%d fds, %d before with the caller" % (n2, n0))
     svc.close()
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if rawbus.failed else 0)
 
 
 if __name__ == "__main__":

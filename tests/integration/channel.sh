@@ -20,14 +20,7 @@ port_known() { grep -q 'edge: HTTP on 127.0.0.1:[1-9]' "$T/d.log"; }
 wait_until 10 port_known || { bad "the daemon logs its HTTP port" "$(cat "$T/d.log")"; finish; }
 PORT=$(sed -n 's/.*edge: HTTP on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/d.log" | head -n 1)
 
-"$PYTHON" "$HYB_IT_DIR/channel.py" "$SOCK" "$DPID" "$HYBRID" >"$T/channel.out" 2>&1
-rc=$?
-sed 's/^/    /' "$T/channel.out"
-if [ $rc -eq 0 ] && ! grep -q '^FAIL' "$T/channel.out" && grep -q '^ok ' "$T/channel.out"; then
-        ok "channel.py: open, ends, reload, monitor, caller gone"
-else
-        bad "channel.py" "$(tail -n 5 "$T/channel.out")"
-fi
+pycases "channel.py: open, ends, reload, monitor, caller gone" channel.py "$SOCK" "$DPID" "$HYBRID"
 
 # An edge session is no Unix peer: refused, with the reason
 ST=$(curl -s -o "$T/body" -w '%{http_code}' -X POST --max-time 30 \

@@ -123,19 +123,24 @@ serve_bg() {
         wait_until 10 has_line "$T/$n.out" '^@' || { bad "serve $n starts" "$(cat "$T/$n.err")"; return 1; }
 }
 hy() { "$HYBRID" --bus "$SOCK" "$@"; }
-# rawbus DESC MODE ARGS...: rawbus.py MODE ARGS in the foreground, its output shown indented;
-# passes when it exits 0, reports at least one `ok` case and no FAIL.
-rawbus() {
-        d=$1; shift
-        "$(command -v "$PYTHON" || echo /usr/bin/python3)" "$HYB_IT_DIR/rawbus.py" "$@" \
-                >"$T/rawbus.out" 2>&1
+# pycases DESC SCRIPT ARGS...: the Python script SCRIPT (in this folder) with ARGS in the
+# foreground, its output shown indented; passes when it exits 0, reports at least one `ok`
+# case and no FAIL (the lines rawbus.py's say() prints).
+pycases() {
+        d=$1; out="$T/$(basename "$2" .py).out"; shift
+        "$(command -v "$PYTHON" || echo /usr/bin/python3)" "$HYB_IT_DIR/$@" >"$out" 2>&1
         rc=$?
-        sed 's/^/    /' "$T/rawbus.out"
-        if [ $rc -eq 0 ] && ! grep -q '^FAIL' "$T/rawbus.out" && grep -q '^ok ' "$T/rawbus.out"; then
+        sed 's/^/    /' "$out"
+        if [ $rc -eq 0 ] && ! grep -q '^FAIL' "$out" && grep -q '^ok ' "$out"; then
                 ok "$d"
         else
-                bad "$d" "$(tail -n 5 "$T/rawbus.out")"
+                bad "$d" "$(tail -n 5 "$out")"
         fi
+}
+# rawbus DESC MODE ARGS...: rawbus.py MODE ARGS, as pycases.
+rawbus() {
+        d=$1; shift
+        pycases "$d" rawbus.py "$@"
 }
 # as_nobody CMD...: runs CMD as uid/gid 65534.  That uid may be unable to enter the
 # checkout (a clone inside a root-only `mktemp -d` folder, as CI may use), so a program

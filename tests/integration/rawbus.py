@@ -14,7 +14,7 @@ import sys
 import time
 
 HDR = struct.Struct("<IBBHQIHHHHI")  # 32 bytes, little-endian
-CHALLENGE, AUTH, AUTH_RESULT, CALL, RESULT, CANCEL, EVENT, PING, PONG, ERROR, MONITOR = range(1, 12)
+CHALLENGE, AUTH, AUTH_RESULT, CALL, RESULT, CANCEL, EVENT, PING, PONG, ERROR, MONITOR, CHANNEL = range(1, 13)
 BUILTIN = "@localhost/org.hybridos.bus/builtin"
 failed = False
 
