@@ -142,6 +142,28 @@ const freeSlots = [];
 let gotResolve;
 let gotReject;
 function takeResolvers(resolve, reject) { gotResolve = resolve; gotReject = reject; }
+// The addon's number for an endpoint and method (busTarget), so a call to a target called
+// before passes neither string: bus._targets maps endpoint -> method -> number.  -1 when the
+// addon keeps as many targets as it may (64 a bus): the call then passes the strings.
+function targetOf(bus, endpoint, method) {
+  let m = bus._targets.get(endpoint);
+  if (m !== undefined) {
+    const t = m.get(method);
+    if (t !== undefined) return t;
+  }
+  if (typeof endpoint !== 'string' || typeof method !== 'string' || bus._targetsFull) return -1;
+  const t = native.busTarget(bus._h, endpoint, method);
+  if (t < 0) {
+    bus._targetsFull = true;
+    return -1;
+  }
+  if (m === undefined) {
+    m = new Map();
+    bus._targets.set(endpoint, m);
+  }
+  m.set(method, t);
+  return t;
+}
 function callNative(bus, endpoint, method, params, ms, holder) {
   const h = bus._h; // the addon's handle: no unwrap of the Bus object a call
   let id; // taken before the addon runs: a getter it runs may make a call of its own
@@ -161,7 +183,9 @@ function callNative(bus, endpoint, method, params, ms, holder) {
       if (text !== undefined) native.busCallJSON(h, id, endpoint, method, text, ms, holder);
       else native.busCall(h, id, endpoint, method, params, ms, holder);
     } else if (text !== undefined) {
-      native.busCallJSON(h, id, endpoint, method, text, ms);
+      const t = targetOf(bus, endpoint, method);
+      if (t >= 0) native.busCallTo(h, id, t, text, ms);
+      else native.busCallJSON(h, id, endpoint, method, text, ms);
     } else {
       native.busCall(h, id, endpoint, method, params, ms);
     }
@@ -174,15 +198,39 @@ function callNative(bus, endpoint, method, params, ms, holder) {
   rejects[id] = gotReject;
   return p;
 }
-// mode 0: text JSON.parse reads as the mapping does, 1: the value, 2: the error
-function settleCall(id, mode, v) {
+// Constructors of the flat records an answer may be (the addon's hn_record_values): the addon
+// numbers each list of keys it meets (at most 64) and hands it here once (onShape); an answer
+// of that shape then comes as its values, in order, and the shape's constructor, an object
+// literal, makes the object JSON.parse would (the keys are names other than __proto__, the
+// values strings, safe integers, booleans or null).
+const shapes = [];
+function makeShape(shape, keys) {
+  const names = keys === '' ? [] : keys.split(',');
+  const params = names.map((k, i) => 'v' + i);
+  let make;
+  try {
+    make = new Function(...params, 'return {' + names.map((k, i) => JSON.stringify(k) + ':v' + i).join(',') + '};');
+  } catch (e) { // code generation from strings disallowed: the same object, made key by key
+    make = (...values) => {
+      const o = {};
+      for (let i = 0; i < names.length; i++) o[names[i]] = values[i];
+      return o;
+    };
+  }
+  shapes[shape] = make;
+}
+// mode 0: text JSON.parse reads as the mapping does, 1: the value, 2: the error, 3: a flat
+// record of shape v with values a..h
+function settleCall(id, mode, v, a, b, c, d, e, f, g, h) {
   const resolve = resolves[id];
   const reject = rejects[id];
   if (resolve === undefined) return;
   resolves[id] = undefined;
   rejects[id] = undefined;
   freeSlots.push(id);
-  if (mode === 0) {
+  if (mode === 3) {
+    resolve(shapes[v](a, b, c, d, e, f, g, h));
+  } else if (mode === 0) {
     let value;
     try {
       value = JSON.parse(v);
@@ -322,6 +370,8 @@ class Bus extends EventEmitter {
     super();
     this.name = null;
     this._h = null;               // the addon's handle of this connection (busHandle)
+    this._targets = new Map();    // endpoint -> method -> the addon's number (targetOf)
+    this._targetsFull = false;
     this._procs = new Map();      // name -> {fn, slot}
     this._subs = new Map();       // id -> Subscription
     this._events = new Map();     // bubble -> slot
@@ -584,6 +634,7 @@ native.setup({
   },
   onCancel(bus, id) { bus._cancel(id); },
   onReply: settleCall,
+  onShape: makeShape,
   onEvent(bus, id, source, bubble, data) {
     const sub = bus._subs.get(id);
     if (!sub) return;

@@ -10,9 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Targets (endpoint and method) a bus keeps for busCallTo, at most this many */
+#define HN_TARGETS 64
+
 typedef struct hn_bus {
         hn_io io; /* first: a hn_io * is a hn_bus * */
         hyb_bus *bus;
+        struct hn_target {
+                char *endpoint, *method;
+        } targets[HN_TARGETS];
+        unsigned n_targets;
         /* connect, on the worker thread */
         char *path, *app, *runner, *token, *key, *ca_file, *pin;
         int conn_r;
@@ -86,6 +93,10 @@ static void bus_release(hn_io *io)
 {
         hn_bus *b = (hn_bus *)io;
         free_conn_args(b);
+        for (unsigned i = 0; i < b->n_targets; i++) {
+                free(b->targets[i].endpoint);
+                free(b->targets[i].method);
+        }
         hyb_bus_unref(b->bus);
         free(b);
 }
@@ -278,8 +289,8 @@ static void call_handle_finalize(napi_env env, void *data, void *hint)
         free(c);
 }
 
-/* The modes of onReply(id, mode, value) */
-enum { REPLY_PARSE = 0, REPLY_VALUE = 1, REPLY_ERROR = 2 };
+/* The modes of onReply(id, mode, value[, values...]) */
+enum { REPLY_PARSE = 0, REPLY_VALUE = 1, REPLY_ERROR = 2, REPLY_RECORD = 3 };
 
 static void on_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
 {
@@ -287,33 +298,96 @@ static void on_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
         hn_bus *b = c->b;
         napi_env env = b->io.env;
         napi_handle_scope hs;
-        napi_value argv[3];
+        napi_value argv[3 + HN_RECORD_KEYS];
         int status = hyb_bus_reply_get_status(rep);
-        int mode = REPLY_ERROR;
+        int mode = REPLY_ERROR, n = 0;
 
         napi_open_handle_scope(env, &hs);
         if (status >= 200 && status < 300) {
                 size_t len = 0;
                 const void *body = hyb_bus_reply_get_body(rep, &len);
-                bool text = false;
-                argv[2] = hn_from_body_or_text(env, body, len, hyb_bus_reply_is_binary(rep),
-                                               &text);
-                if (argv[2])
-                        mode = text ? REPLY_PARSE : REPLY_VALUE;
-                else
-                        napi_get_and_clear_last_exception(env, &argv[2]);
+                bool text = false, binary = hyb_bus_reply_is_binary(rep);
+                uint32_t shape = 0;
+                /* a flat record: its values, made into the object by its shape's constructor */
+                if (!binary && (n = hn_record_values(env, body, len, argv + 3, &shape)) >= 0 &&
+                    napi_create_uint32(env, shape, &argv[2]) == napi_ok) {
+                        mode = REPLY_RECORD;
+                } else {
+                        n = 0;
+                        argv[2] = hn_from_body_or_text(env, body, len, binary, &text);
+                        if (argv[2])
+                                mode = text ? REPLY_PARSE : REPLY_VALUE;
+                        else
+                                napi_get_and_clear_last_exception(env, &argv[2]);
+                }
         } else {
                 argv[2] = hn_error_new(env, hyb_err_from_status(status), status,
                                        hyb_bus_reply_get_message(rep));
         }
         if (napi_create_uint32(env, c->id, &argv[0]) == napi_ok &&
             napi_create_int32(env, mode, &argv[1]) == napi_ok)
-                hn_dispatch(env, hn_get_env(env)->on_reply, 3, argv);
+                hn_dispatch(env, hn_get_env(env)->on_reply, 3 + (size_t)n, argv);
         napi_close_handle_scope(env, hs);
         c->done = true;
         call_settled(b);
         if (!c->slot || c->detached)
                 free(c);
+}
+
+/* The bus of a call's first argument: index.js passes the bus's handle (busHandle); a Bus
+ * object is unwrapped.  NULL (thrown) for a closed bus or anything else. */
+static hn_bus *call_bus(napi_env env, napi_value v)
+{
+        hn_bus *b;
+
+        if (napi_get_value_external(env, v, (void **)&b) == napi_ok && b) {
+                if (!b->bus || b->io.closed) {
+                        napi_throw(env, hn_error_new(env, HYB_E_CLOSED, 0, "the bus is closed"));
+                        return NULL;
+                }
+                return b;
+        }
+        return get_bus(env, v, true);
+}
+
+/* Sends a call whose answer goes to onReply with id; with holder (not NULL), holder.handle is
+ * set to the handle busCancel takes.  Returns false (thrown) when the library refuses it. */
+static bool send_call(napi_env env, hn_bus *b, uint32_t id, const char *endpoint,
+                      const char *method, const char *body, size_t len, uint32_t timeout,
+                      napi_value holder)
+{
+        napi_value handle;
+        hn_call *c;
+        int r;
+
+        if (!(c = calloc(1, sizeof *c))) {
+                napi_throw_error(env, "ENOMEM", "out of memory");
+                return false;
+        }
+        c->b = b;
+        c->id = id;
+        r = hyb_bus_call_async(b->bus, endpoint, method, body, len, HYB_BODY_JSON, timeout,
+                               on_reply, c, holder ? &c->slot : NULL);
+        if (r < 0) {
+                napi_throw(env, hn_error_new(env, r, 0, NULL));
+                free(c);
+                return false;
+        }
+        if (holder) {
+                if (napi_create_external(env, c, call_handle_finalize, NULL, &handle) == napi_ok) {
+                        /* from here the handle owns c (call_handle_finalize) */
+                        napi_set_named_property(env, holder, "handle", handle);
+                } else {
+                        /* no handle to cancel with: the call goes on, on_reply frees it */
+                        hyb_slot_set_floating(c->slot, true);
+                        c->slot = hyb_slot_unref(c->slot);
+                }
+        }
+        /* a call made from a continuation io_run runs: io_run rearms once */
+        if (b->io.pending++ == 0)
+                hn_io_update_ref_soon(&b->io);
+        hn_io_rearm_soon(&b->io);
+        return true;
 }
 
 /*
@@ -327,28 +401,18 @@ static void on_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
 static napi_value call_common(napi_env env, napi_callback_info info, bool text)
 {
         size_t argc = 7, len = 2;
-        napi_value argv[7], handle = NULL;
+        napi_value argv[7];
         hn_bus *b;
         char ep_buf[256], me_buf[128], js_buf[1024];
         char *endpoint = NULL, *method = NULL, *json = NULL;
         const char *body = "{}"; /* params undefined: no parameters */
         uint32_t timeout = 0, id = 0;
-        hn_call *c = NULL;
         napi_valuetype t;
         bool ok = false;
-        int r;
 
-        if (!hn_get_args(env, info, &argc, argv, 6, "busCall: 6 arguments"))
+        if (!hn_get_args(env, info, &argc, argv, 6, "busCall: 6 arguments") ||
+            !(b = call_bus(env, argv[0])))
                 return NULL;
-        /* index.js passes the bus's handle (busHandle); a Bus object is unwrapped */
-        if (napi_get_value_external(env, argv[0], (void **)&b) == napi_ok && b) {
-                if (!b->bus || b->io.closed) {
-                        napi_throw(env, hn_error_new(env, HYB_E_CLOSED, 0, "the bus is closed"));
-                        return NULL;
-                }
-        } else if (!(b = get_bus(env, argv[0], true))) {
-                return NULL;
-        }
         if (napi_get_value_uint32(env, argv[1], &id) != napi_ok) {
                 napi_throw_type_error(env, NULL, "busCall: the call's id must be a number");
                 return NULL;
@@ -367,34 +431,8 @@ static napi_value call_common(napi_env env, napi_callback_info info, bool text)
                 body = json;
         }
         napi_get_value_uint32(env, argv[5], &timeout);
-        if (!(c = calloc(1, sizeof *c))) {
-                napi_throw_error(env, "ENOMEM", "out of memory");
-                goto out;
-        }
-        c->b = b;
-        c->id = id;
-        r = hyb_bus_call_async(b->bus, endpoint, method, body, len, HYB_BODY_JSON, timeout,
-                               on_reply, c, argc >= 7 ? &c->slot : NULL);
-        if (r < 0) {
-                napi_throw(env, hn_error_new(env, r, 0, NULL));
-                free(c);
-                goto out;
-        }
-        ok = true;
-        if (argc >= 7) {
-                if (napi_create_external(env, c, call_handle_finalize, NULL, &handle) == napi_ok) {
-                        /* from here the handle owns c (call_handle_finalize) */
-                        napi_set_named_property(env, argv[6], "handle", handle);
-                } else {
-                        /* no handle to cancel with: the call goes on, on_reply frees it */
-                        hyb_slot_set_floating(c->slot, true);
-                        c->slot = hyb_slot_unref(c->slot);
-                }
-        }
-        /* a call made from a continuation io_run runs: io_run rearms once */
-        if (b->io.pending++ == 0)
-                hn_io_update_ref_soon(&b->io);
-        hn_io_rearm_soon(&b->io);
+        ok = send_call(env, b, id, endpoint, method, body, len, timeout,
+                       argc >= 7 ? argv[6] : NULL);
 out:
         if (endpoint != ep_buf)
                 free(endpoint);
@@ -421,6 +459,72 @@ static napi_value js_call(napi_env env, napi_callback_info info)
 static napi_value js_call_json(napi_env env, napi_callback_info info)
 {
         return call_common(env, info, true);
+}
+
+/*
+ * busTarget(bus, endpoint, method) -> a number busCallTo takes for this endpoint and method,
+ * kept as long as the bus; -1 when the bus keeps HN_TARGETS already (index.js then passes
+ * the strings).  Throws for a closed bus or arguments that are not strings.
+ */
+static napi_value js_target(napi_env env, napi_callback_info info)
+{
+        size_t argc = 3;
+        napi_value argv[3], v;
+        hn_bus *b;
+        struct hn_target *tg;
+        int n = -1;
+
+        if (!hn_get_args(env, info, &argc, argv, 3, "busTarget: 3 arguments") ||
+            !(b = call_bus(env, argv[0])))
+                return NULL;
+        if (b->n_targets < HN_TARGETS) {
+                tg = &b->targets[b->n_targets];
+                if (!(tg->endpoint = hn_get_string(env, argv[1], false)))
+                        return NULL;
+                if (!(tg->method = hn_get_string(env, argv[2], false))) {
+                        free(tg->endpoint);
+                        tg->endpoint = NULL;
+                        return NULL;
+                }
+                n = (int)b->n_targets++;
+        }
+        HN_CALL(env, napi_create_int32(env, n, &v));
+        return v;
+}
+
+/* busCallTo(bus, id, target, json, timeoutMs) -> undefined: busCallJSON to the endpoint and
+ * method of target (busTarget's number), without a holder. */
+static napi_value js_call_to(napi_env env, napi_callback_info info)
+{
+        size_t argc = 5, len = 0;
+        napi_value argv[5];
+        hn_bus *b;
+        char js_buf[1024], *json;
+        uint32_t timeout = 0, id = 0, target = UINT32_MAX;
+        bool ok;
+
+        if (!hn_get_args(env, info, &argc, argv, 5, "busCallTo: 5 arguments") ||
+            !(b = call_bus(env, argv[0])))
+                return NULL;
+        if (napi_get_value_uint32(env, argv[1], &id) != napi_ok ||
+            napi_get_value_uint32(env, argv[2], &target) != napi_ok ||
+            target >= b->n_targets) {
+                napi_throw_type_error(env, NULL, "busCallTo: bus, id, target, json, timeout");
+                return NULL;
+        }
+        if (!(json = hn_get_string_buf(env, argv[3], js_buf, sizeof js_buf)))
+                return NULL;
+        len = strlen(json);
+        napi_get_value_uint32(env, argv[4], &timeout);
+        ok = send_call(env, b, id, b->targets[target].endpoint, b->targets[target].method, json,
+                       len, timeout, NULL);
+        if (json != js_buf)
+                free(json);
+        if (!ok) {
+                hn_throw_last(env);
+                return NULL;
+        }
+        return hn_undefined(env);
 }
 
 /* busCancel(bus, handle) -> whether it ended a pending call (the broker tells the callee, as
@@ -851,6 +955,8 @@ void hn_bus_init(napi_env env, napi_value exports)
         HN_EXPORT_FN(env, exports, "busHandle", js_handle);
         HN_EXPORT_FN(env, exports, "busCall", js_call);
         HN_EXPORT_FN(env, exports, "busCallJSON", js_call_json);
+        HN_EXPORT_FN(env, exports, "busTarget", js_target);
+        HN_EXPORT_FN(env, exports, "busCallTo", js_call_to);
         HN_EXPORT_FN(env, exports, "busCancel", js_cancel);
         HN_EXPORT_FN(env, exports, "busReply", js_reply);
         HN_EXPORT_FN(env, exports, "busReplyError", js_reply_error);

@@ -25,6 +25,11 @@
 #include <hybrid/store.h>
 #include <hybrid/token.h>
 
+/* Record shapes kept per environment, and members a record of the shortcut may have
+ * (hn_record_values) */
+#define HN_SHAPES 64
+#define HN_RECORD_KEYS 8
+
 /* Per-environment data: the JS classes and dispatchers index.js hands over in setup(). */
 typedef struct hn_env {
         napi_ref hybrid_error; /* class HybridError(message, status, code) */
@@ -39,9 +44,18 @@ typedef struct hn_env {
         napi_ref object_proto; /* Object.prototype: plain objects take the fast path */
         napi_ref map_cls;      /* Map */
         napi_ref json_parse;   /* JSON.parse: bodies it reads as the mapping does */
-        napi_ref on_reply;     /* (id, mode, value): a call's answer (bus.c on_reply) */
+        napi_ref on_reply;     /* (id, mode, value, ...): a call's answer (bus.c on_reply) */
+        napi_ref on_shape;     /* (shape, keys): a record shape hn_record_values saw first */
         uint32_t next_request; /* ids of incoming requests, for on_cancel */
+        /* the record shapes handed to onShape (hn_record_values): key lists, at most HN_SHAPES */
+        struct hn_shape {
+                uint32_t hash;
+                uint32_t len;
+                char *keys; /* the keys joined with ',' */
+        } shapes[HN_SHAPES];
+        unsigned n_shapes, last_shape;
 } hn_env;
+
 
 hn_env *hn_get_env(napi_env env);
 
@@ -74,6 +88,20 @@ napi_value hn_from_body(napi_env env, const void *body, size_t len, bool binary)
  */
 napi_value hn_from_body_or_text(napi_env env, const void *body, size_t len, bool binary,
                                 bool *text);
+/*
+ * A call's answer that is a flat record, read without JSON.parse: when body is a JSON object
+ * of at most HN_RECORD_KEYS members whose keys are names ([A-Za-z_][A-Za-z0-9_-]*, at most 64
+ * characters, no repeats, not __proto__) and whose values are ASCII strings without escapes
+ * that do not start with '@', integers of at most 15 digits other than -0, true, false or
+ * null (what JSON.parse and the mapping read alike), stores the members' values in vals (in
+ * the body's order), the record's shape number in *shape and returns how many there are.
+ * The shape (the list of keys) is handed to the onShape dispatcher the first time it is seen,
+ * so the package makes one constructor per shape; at most HN_SHAPES shapes are kept per
+ * environment, and a record of a new shape after that returns -1 (the caller takes the other
+ * way).  Returns -1 for any other body, with nothing thrown.
+ */
+int hn_record_values(napi_env env, const char *body, size_t len, napi_value *vals,
+                     uint32_t *shape);
 /* A JS value as JSON text (hyb_free it); throws and returns NULL on failure. */
 char *hn_to_json(napi_env env, napi_value v, size_t *ret_len);
 

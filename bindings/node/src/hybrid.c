@@ -25,10 +25,12 @@ static void env_free(napi_env env, void *data, void *hint)
         napi_ref *refs[] = {&e->hybrid_error, &e->uri,      &e->typed,        &e->real,
                             &e->on_request,   &e->on_event, &e->on_store_msg, &e->on_close,
                             &e->object_proto, &e->map_cls,  &e->on_cancel,    &e->json_parse,
-                            &e->on_reply};
+                            &e->on_reply,     &e->on_shape};
         for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
                 if (*refs[i])
                         napi_delete_reference(env, *refs[i]);
+        for (unsigned i = 0; i < e->n_shapes; i++)
+                free(e->shapes[i].keys);
         free(e);
 }
 
@@ -828,6 +830,209 @@ static bool json_parse_agrees(const char *s, size_t len)
         return true;
 }
 
+/* ------------------------------------------------------------------ flat records */
+
+static size_t skip_ws(const char *s, size_t i, size_t len)
+{
+        while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+                i++;
+        return i;
+}
+
+static bool is_name_start(unsigned char c)
+{
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+
+static bool is_name_char(unsigned char c)
+{
+        return is_name_start(c) || (c >= '0' && c <= '9') || c == '-';
+}
+
+/* The shape of keys (joined with ','; hash its FNV-1a): its number, registered with onShape
+ * when new; -1 when the table is full or onShape could not be called. */
+static int shape_of(napi_env env, hn_env *e, const char *keys, uint32_t len, uint32_t hash)
+{
+        struct hn_shape *sh;
+        napi_value argv[2], f, recv, res;
+        unsigned i = e->last_shape;
+
+        if (i < e->n_shapes && e->shapes[i].hash == hash && e->shapes[i].len == len &&
+            memcmp(e->shapes[i].keys, keys, len) == 0)
+                return (int)i;
+        for (i = 0; i < e->n_shapes; i++) {
+                sh = &e->shapes[i];
+                if (sh->hash == hash && sh->len == len && memcmp(sh->keys, keys, len) == 0) {
+                        e->last_shape = i;
+                        return (int)i;
+                }
+        }
+        if (e->n_shapes >= HN_SHAPES || !e->on_shape)
+                return -1;
+        sh = &e->shapes[e->n_shapes];
+        if (!(sh->keys = malloc(len + 1)))
+                return -1;
+        memcpy(sh->keys, keys, len);
+        sh->keys[len] = 0;
+        if (napi_create_uint32(env, e->n_shapes, &argv[0]) != napi_ok ||
+            napi_create_string_latin1(env, keys, len, &argv[1]) != napi_ok ||
+            napi_get_reference_value(env, e->on_shape, &f) != napi_ok || !f ||
+            napi_get_undefined(env, &recv) != napi_ok ||
+            napi_call_function(env, recv, f, 2, argv, &res) != napi_ok) {
+                napi_get_and_clear_last_exception(env, &res);
+                free(sh->keys);
+                sh->keys = NULL;
+                return -1;
+        }
+        sh->hash = hash;
+        sh->len = len;
+        e->last_shape = e->n_shapes;
+        return (int)e->n_shapes++;
+}
+
+int hn_record_values(napi_env env, const char *s, size_t len, napi_value *vals, uint32_t *shape)
+{
+        hn_env *e = hn_get_env(env);
+        struct {
+                size_t at, len;
+                char kind; /* 's'tring, 'i'nt, 't'rue, 'f'alse, 'n'ull */
+        } v[HN_RECORD_KEYS];
+        char keys[HN_RECORD_KEYS * 65];
+        size_t kat[HN_RECORD_KEYS], klen[HN_RECORD_KEYS];
+        uint32_t kl = 0, hash = 2166136261u;
+        unsigned n = 0;
+        size_t i;
+        int sh;
+
+        if (!e)
+                return -1;
+        i = skip_ws(s, 0, len);
+        if (i >= len || s[i] != '{')
+                return -1;
+        i = skip_ws(s, i + 1, len);
+        if (i < len && s[i] == '}') {
+                i++;
+        } else {
+                for (;;) {
+                        size_t k0, j;
+                        if (n >= HN_RECORD_KEYS || i >= len || s[i] != '"')
+                                return -1;
+                        /* the key: a name of at most 64 characters */
+                        k0 = ++i;
+                        if (i >= len || !is_name_start((unsigned char)s[i]))
+                                return -1;
+                        while (i < len && is_name_char((unsigned char)s[i]))
+                                i++;
+                        if (i >= len || s[i] != '"' || i - k0 > 64)
+                                return -1;
+                        if (i - k0 == 9 && memcmp(s + k0, "__proto__", 9) == 0)
+                                return -1; /* a literal would set the prototype */
+                        for (unsigned k = 0; k < n; k++)
+                                if (klen[k] == i - k0 && memcmp(s + kat[k], s + k0, i - k0) == 0)
+                                        return -1; /* a repeat: the library refuses it */
+                        kat[n] = k0;
+                        klen[n] = i - k0;
+                        if (n)
+                                keys[kl++] = ',';
+                        memcpy(keys + kl, s + k0, i - k0);
+                        kl += (uint32_t)(i - k0);
+                        i = skip_ws(s, i + 1, len);
+                        if (i >= len || s[i] != ':')
+                                return -1;
+                        i = skip_ws(s, i + 1, len);
+                        if (i >= len)
+                                return -1;
+                        /* the value */
+                        j = i;
+                        if (s[i] == '"') {
+                                j = ++i;
+                                if (j < len && s[j] == '@')
+                                        return -1; /* uri, typed, @rec forms */
+                                while (j < len && s[j] != '"') {
+                                        unsigned char c = (unsigned char)s[j];
+                                        if (c < 0x20 || c >= 0x7f || c == '\\')
+                                                return -1;
+                                        j++;
+                                }
+                                if (j >= len)
+                                        return -1;
+                                v[n].kind = 's';
+                                v[n].at = i;
+                                v[n].len = j - i;
+                                j++;
+                        } else if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')) {
+                                size_t d0 = s[i] == '-' ? i + 1 : i;
+                                j = d0;
+                                while (j < len && s[j] >= '0' && s[j] <= '9')
+                                        j++;
+                                /* JSON's integers: no leading zero; at most 15 digits; not -0 */
+                                if (j == d0 || j - d0 > 15 || (s[d0] == '0' && j - d0 > 1) ||
+                                    (d0 > i && j - d0 == 1 && s[d0] == '0'))
+                                        return -1;
+                                if (j < len && (s[j] == '.' || s[j] == 'e' || s[j] == 'E'))
+                                        return -1; /* a real: JSON.parse's way */
+                                v[n].kind = 'i';
+                                v[n].at = i;
+                                v[n].len = j - i;
+                        } else if (len - i >= 4 && memcmp(s + i, "true", 4) == 0) {
+                                v[n].kind = 't';
+                                j = i + 4;
+                        } else if (len - i >= 5 && memcmp(s + i, "false", 5) == 0) {
+                                v[n].kind = 'f';
+                                j = i + 5;
+                        } else if (len - i >= 4 && memcmp(s + i, "null", 4) == 0) {
+                                v[n].kind = 'n';
+                                j = i + 4;
+                        } else {
+                                return -1;
+                        }
+                        n++;
+                        i = skip_ws(s, j, len);
+                        if (i < len && s[i] == ',') {
+                                i = skip_ws(s, i + 1, len);
+                                continue;
+                        }
+                        if (i < len && s[i] == '}') {
+                                i++;
+                                break;
+                        }
+                        return -1;
+                }
+        }
+        if (skip_ws(s, i, len) != len)
+                return -1;
+        for (uint32_t k = 0; k < kl; k++)
+                hash = (hash ^ (unsigned char)keys[k]) * 16777619u;
+        if ((sh = shape_of(env, e, keys, kl, hash)) < 0)
+                return -1;
+        for (unsigned k = 0; k < n; k++) {
+                napi_status st;
+                switch (v[k].kind) {
+                case 's':
+                        st = napi_create_string_latin1(env, s + v[k].at, v[k].len, &vals[k]);
+                        break;
+                case 'i': {
+                        int64_t x = 0;
+                        bool neg = s[v[k].at] == '-';
+                        for (size_t d = v[k].at + neg; d < v[k].at + v[k].len; d++)
+                                x = x * 10 + (s[d] - '0');
+                        st = napi_create_int64(env, neg ? -x : x, &vals[k]);
+                        break;
+                }
+                case 'n':
+                        st = napi_get_null(env, &vals[k]);
+                        break;
+                default:
+                        st = napi_get_boolean(env, v[k].kind == 't', &vals[k]);
+                        break;
+                }
+                if (st != napi_ok)
+                        return -1;
+        }
+        *shape = (uint32_t)sh;
+        return (int)n;
+}
+
 /* JSON text through a hyb_obj: the mapping's own reading (throws its error) */
 static napi_value body_walk(napi_env env, const void *body, size_t len)
 {
@@ -994,7 +1199,7 @@ static napi_value js_mmadt_run(napi_env env, napi_callback_info info)
 /* ------------------------------------------------------------------ setup */
 
 /* setup({HybridError, Uri, Typed, Real, onRequest, onEvent, onStoreMessage, onClose, onCancel,
- *        onReply}) */
+ *        onReply, onShape}) */
 static napi_value js_setup(napi_env env, napi_callback_info info)
 {
         size_t argc = 1;
@@ -1003,13 +1208,17 @@ static napi_value js_setup(napi_env env, napi_callback_info info)
         static const char *const names[] = {"HybridError",    "Uri",       "Typed",
                                             "Real",           "onRequest", "onEvent",
                                             "onStoreMessage", "onClose",   "onCancel",
-                                            "onReply"};
+                                            "onReply",        "onShape"};
         napi_ref *refs[] = {&e->hybrid_error, &e->uri,        &e->typed,
                             &e->real,         &e->on_request, &e->on_event,
                             &e->on_store_msg, &e->on_close,   &e->on_cancel,
-                            &e->on_reply};
+                            &e->on_reply,     &e->on_shape};
 
         HN_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+        /* a new onShape knows none of the shapes the last one was given */
+        for (unsigned i = 0; i < e->n_shapes; i++)
+                free(e->shapes[i].keys);
+        e->n_shapes = e->last_shape = 0;
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
                 HN_CALL(env, napi_get_named_property(env, argv[0], names[i], &f));
                 if (*refs[i])
@@ -1037,6 +1246,17 @@ static napi_value js_setup(napi_env env, napi_callback_info info)
         return hn_undefined(env);
 }
 
+/* replyShapes() -> how many record shapes the environment keeps (at most HN_SHAPES): for the
+ * tests of that bound */
+static napi_value js_reply_shapes(napi_env env, napi_callback_info info)
+{
+        hn_env *e = hn_get_env(env);
+        napi_value v;
+
+        HN_CALL(env, napi_create_uint32(env, e ? e->n_shapes : 0, &v));
+        return v;
+}
+
 static napi_value js_version(napi_env env, napi_callback_info info)
 {
         napi_value s;
@@ -1056,6 +1276,7 @@ NAPI_MODULE_INIT()
         }
         HN_EXPORT_FN(env, exports, "setup", js_setup);
         HN_EXPORT_FN(env, exports, "version", js_version);
+        HN_EXPORT_FN(env, exports, "replyShapes", js_reply_shapes);
         HN_EXPORT_FN(env, exports, "toJSON", js_to_json);
         HN_EXPORT_FN(env, exports, "fromJSON", js_from_json);
         HN_EXPORT_FN(env, exports, "statusCode", js_status_code);

@@ -211,3 +211,97 @@ test('call bodies and replies: the fast path keeps the mapping', async () => {
   assert.throws(() => hybrid.fromJSON('[1e999]'), (e) => e instanceof hybrid.HybridError);
   same(hybrid.fromJSON(' {"a_b":[1.5,-2,"x\\"y",{"k-1":null}]} '), { a_b: [1.5, -2, 'x"y', { 'k-1': null }] });
 });
+
+// A reply that is a flat record (at most 8 members, name keys, plain strings, integers of at
+// most 15 digits, booleans, null) is made by a constructor per list of keys instead of
+// JSON.parse (doc/node.md "Values").  Replies written exactly as given (`hybrid serve`):
+// each must read as the mapping reads its text, with the members in the text's order.
+test('flat record replies: read as the mapping reads them, in the text\'s order', async () => {
+  const cases = [
+    ['{"words":"hi"}', { words: 'hi' }],
+    [' {\n "a" : 1 ,\t"b_2":-15, "c-d":"x y" , "e":true,"f":false,"g":null }\r\n',
+     { a: 1, b_2: -15, 'c-d': 'x y', e: true, f: false, g: null }],
+    ['{"g":null,"a":1}', { g: null, a: 1 }],
+    ['{"n":999999999999999,"m":-999999999999999,"z":0}', { n: 999999999999999, m: -999999999999999, z: 0 }],
+    ['{}', {}],
+    ['{"s":""}', { s: '' }],
+    // not of the shortcut: the mapping's reading all the same
+    ['{"z":-0}', { z: 0 }],                                  // the integer -0 is the int 0
+    ['{"p":9007199254740993}', { p: P53 }],                  // beyond 2^53: a BigInt
+    ['{"r":2.5,"e":1e2}', { r: 2.5, e: 100 }],               // reals
+    ['{"s":"a\\"b\\u00e9"}', { s: 'a"bé' }],                 // escapes
+    ['{"u":{"@uri":"a/b"}}', { u: new Uri('a/b') }],         // nested, a uri
+    ['{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9}',
+     { a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9 }], // nine members
+    ['{"k":"é"}', { k: 'é' }],                               // beyond ASCII
+  ];
+  const servers = cases.map(([body], i) =>
+    spawn(HYBRID_CLI, ['--bus', d.sock, 'serve', 'rec', body, '--runner', `rec${i}`]));
+  try {
+    const names = await Promise.all(servers.map((srv) => new Promise((resolve, reject) => {
+      let out = '';
+      srv.stdout.on('data', (b) => { out += b; if (out.includes('\n')) resolve(out.split('\n')[0]); });
+      srv.on('error', reject);
+      srv.on('close', (c) => reject(new Error(`hybrid serve exited ${c}`)));
+    })));
+    for (let round = 0; round < 2; round++) { // the second time each shape is known
+      for (let i = 0; i < cases.length; i++) {
+        const got = await bus.call(names[i], 'rec', {});
+        same(got, cases[i][1]);
+        assert.deepEqual(Object.keys(got), Object.keys(cases[i][1]), cases[i][0]);
+        assert.equal(Object.getPrototypeOf(got), Object.prototype);
+      }
+    }
+    // the same text as another call's, never the same object
+    const a = await bus.call(names[0], 'rec', {});
+    const b = await bus.call(names[0], 'rec', {});
+    assert.notEqual(a, b);
+    a.words = 'changed';
+    same(b, { words: 'hi' });
+  } finally {
+    for (const srv of servers) srv.kill('SIGTERM');
+  }
+  // __proto__ is a member, as JSON.parse makes it, not the prototype
+  const p = await bus.call('@localhost/org.hybridos.bus/builtin', 'echo', JSON.parse('{"__proto__":1}'));
+  assert.ok(Object.hasOwn(p, '__proto__'));
+  assert.equal(Object.getPrototypeOf(p), Object.prototype);
+});
+
+// The constructors are kept per list of keys, at most 64 of them: replies of further shapes
+// take JSON.parse, and every reply reads right either way.
+test('flat record replies: at most 64 shapes are kept', async () => {
+  const native = require(process.env.HYBRID_NODE_ADDON);
+  const BUILTIN = '@localhost/org.hybridos.bus/builtin';
+  const before = native.replyShapes();
+  assert.ok(before <= 64);
+  for (let i = 0; i < 80; i++) {
+    const v = { [`key${i}`]: i, s: `v${i}` };
+    same(await bus.call(BUILTIN, 'echo', v), v);
+    assert.ok(native.replyShapes() <= 64);
+  }
+  assert.equal(native.replyShapes(), 64);
+  for (const i of [0, 79]) { // a kept shape and one beyond the bound
+    const v = { [`key${i}`]: -i, s: 'again' };
+    same(await bus.call(BUILTIN, 'echo', v), v);
+  }
+  assert.equal(native.replyShapes(), 64);
+});
+
+// A call passes its endpoint and method as a number the addon keeps for them (at most 64 a
+// bus); calls to further targets pass the strings, and each reaches its own target.
+test('call targets: at most 64 kept a bus, every call reaches its own target', async () => {
+  const b2 = await hybrid.connect({ socket: d.sock, app: 'org.example.node.targets' });
+  try {
+    for (let i = 0; i < 70; i++) b2.procedure(`m${i}`, {}, () => ({ m: i }));
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 70; i++) same(await bus.call(b2.name, `m${i}`, { x: 1 }), { m: i });
+    }
+    let kept = 0;
+    for (const m of bus._targets.values()) kept += m.size;
+    assert.ok(kept <= 64, `${kept} targets kept`);
+    assert.equal(bus._targetsFull, true);
+    await assert.rejects(bus.call(b2.name, 'm70', { x: 1 }), { status: 404 });
+  } finally {
+    b2.close();
+  }
+});
