@@ -130,6 +130,120 @@ function plainText(v, depth) {
   }
 }
 
+// The same text written as UTF-8 bytes straight into the addon's call buffer (native.callBuffer,
+// 4 KiB), which busCallTo sends from: no string to build, flatten and copy out.  write*
+// return the position after what they wrote, NOT_PLAIN for a value plainText refuses, or
+// TOO_LONG when the text does not fit (the caller then takes plainText's string).
+const callBuffer = native.callBuffer;
+const CALL_BUFFER = callBuffer.length;
+const NOT_PLAIN = -1;
+const TOO_LONG = -2;
+let bufferBusy = false; // a getter run by a walk may make a call: that one takes the string
+const ESCAPES = ['\\u0000', '\\u0001', '\\u0002', '\\u0003', '\\u0004', '\\u0005', '\\u0006',
+  '\\u0007', '\\b', '\\t', '\\n', '\\u000b', '\\f', '\\r', '\\u000e', '\\u000f', '\\u0010',
+  '\\u0011', '\\u0012', '\\u0013', '\\u0014', '\\u0015', '\\u0016', '\\u0017', '\\u0018',
+  '\\u0019', '\\u001a', '\\u001b', '\\u001c', '\\u001d', '\\u001e', '\\u001f'];
+function writeAscii(s, pos) { // s: ASCII without anything to escape
+  if (pos + s.length > CALL_BUFFER) return TOO_LONG;
+  for (let i = 0; i < s.length; i++) callBuffer[pos++] = s.charCodeAt(i);
+  return pos;
+}
+function writeString(s, pos) {
+  if (pos + s.length + 2 > CALL_BUFFER) return TOO_LONG;
+  callBuffer[pos++] = 0x22;
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c >= 0x20 && c < 0x80 && c !== 0x22 && c !== 0x5c) {
+      if (pos >= CALL_BUFFER) return TOO_LONG;
+      callBuffer[pos++] = c;
+    } else if (c < 0x80) {
+      pos = writeAscii(c === 0x22 ? '\\"' : c === 0x5c ? '\\\\' : ESCAPES[c], pos);
+      if (pos < 0) return pos;
+    } else {
+      if (pos + 4 > CALL_BUFFER) return TOO_LONG;
+      if (c < 0x800) {
+        callBuffer[pos++] = 0xc0 | (c >> 6);
+      } else if (c < 0xd800 || c > 0xdfff) {
+        callBuffer[pos++] = 0xe0 | (c >> 12);
+        callBuffer[pos++] = 0x80 | ((c >> 6) & 0x3f);
+      } else { // a surrogate pair, or a lone surrogate: not plain (U+FFFD in the mapping)
+        const d = c <= 0xdbff && i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+        if (d < 0xdc00 || d > 0xdfff) return NOT_PLAIN;
+        i++;
+        c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+        callBuffer[pos++] = 0xf0 | (c >> 18);
+        callBuffer[pos++] = 0x80 | ((c >> 12) & 0x3f);
+        callBuffer[pos++] = 0x80 | ((c >> 6) & 0x3f);
+      }
+      callBuffer[pos++] = 0x80 | (c & 0x3f);
+    }
+  }
+  if (pos >= CALL_BUFFER) return TOO_LONG;
+  callBuffer[pos++] = 0x22;
+  return pos;
+}
+function writePlain(v, depth, pos) {
+  switch (typeof v) {
+    case 'string': return writeString(v, pos);
+    case 'number':
+      return (Number.isSafeInteger(v) ? !Object.is(v, -0) : Number.isFinite(v) && !Number.isInteger(v))
+        ? writeAscii(String(v), pos) : NOT_PLAIN;
+    case 'boolean': return writeAscii(v ? 'true' : 'false', pos);
+    case 'object': {
+      if (v === null) return writeAscii('null', pos);
+      if (depth >= 16 || v.toJSON !== undefined) return NOT_PLAIN;
+      const proto = Object.getPrototypeOf(v);
+      if (proto === Array.prototype) {
+        if (pos >= CALL_BUFFER) return TOO_LONG;
+        callBuffer[pos++] = 0x5b;
+        for (let i = 0; i < v.length; i++) {
+          if (!(i in v)) return NOT_PLAIN;
+          if (i > 0) {
+            if (pos >= CALL_BUFFER) return TOO_LONG;
+            callBuffer[pos++] = 0x2c;
+          }
+          pos = writePlain(v[i], depth + 1, pos);
+          if (pos < 0) return pos;
+        }
+        if (pos >= CALL_BUFFER) return TOO_LONG;
+        callBuffer[pos++] = 0x5d;
+        return pos;
+      }
+      if (proto !== Object.prototype) return NOT_PLAIN;
+      if (pos >= CALL_BUFFER) return TOO_LONG;
+      callBuffer[pos++] = 0x7b;
+      let first = true;
+      for (const k in v) {
+        if (!Object.hasOwn(v, k) || !isName(k)) return NOT_PLAIN;
+        if (pos + k.length + 4 > CALL_BUFFER) return TOO_LONG;
+        if (!first) callBuffer[pos++] = 0x2c;
+        first = false;
+        callBuffer[pos++] = 0x22;
+        for (let i = 0; i < k.length; i++) callBuffer[pos++] = k.charCodeAt(i);
+        callBuffer[pos++] = 0x22;
+        callBuffer[pos++] = 0x3a;
+        pos = writePlain(v[k], depth + 1, pos);
+        if (pos < 0) return pos;
+      }
+      if (pos >= CALL_BUFFER) return TOO_LONG;
+      callBuffer[pos++] = 0x7d;
+      return pos;
+    }
+    default: return NOT_PLAIN;
+  }
+}
+// The length of params' text written into the call buffer, NOT_PLAIN or TOO_LONG (also while
+// a walk of an outer call is writing there).
+function writeBody(params) {
+  if (bufferBusy) return TOO_LONG;
+  bufferBusy = true;
+  try {
+    return writePlain(params, 0, 0);
+  } finally {
+    bufferBusy = false;
+  }
+}
+
 // --- calls in flight: a call's promise is made and settled here.  The addon sends a call with
 // a number and hands the answer to onReply (below) with it: text that JSON.parse reads as the
 // mapping does comes as text and is parsed here (JSON.parse called from C costs more), anything
@@ -177,17 +291,14 @@ function callNative(bus, endpoint, method, params, ms, holder) {
   // the addon throws for a call it does not send; onReply runs from the loop only, never
   // before this returns
   try {
-    const text = params === undefined ? undefined : plainText(params, 0);
-    if (holder) {
-      holder.id = id;
-      if (text !== undefined) native.busCallJSON(h, id, endpoint, method, text, ms, holder);
-      else native.busCall(h, id, endpoint, method, params, ms, holder);
-    } else if (text !== undefined) {
+    if (!holder && params !== undefined) {
       const t = targetOf(bus, endpoint, method);
-      if (t >= 0) native.busCallTo(h, id, t, text, ms);
-      else native.busCallJSON(h, id, endpoint, method, text, ms);
+      const n = t >= 0 ? writeBody(params) : TOO_LONG;
+      if (n >= 0) native.busCallTo(h, id, t, n, ms);
+      else if (n === NOT_PLAIN) native.busCall(h, id, endpoint, method, params, ms);
+      else callText(h, id, endpoint, method, params, ms);
     } else {
-      native.busCall(h, id, endpoint, method, params, ms);
+      callText(h, id, endpoint, method, params, ms, holder);
     }
   } catch (e) {
     freeSlots.push(id);
@@ -197,6 +308,19 @@ function callNative(bus, endpoint, method, params, ms, holder) {
   resolves[id] = gotResolve;
   rejects[id] = gotReject;
   return p;
+}
+// A call whose body is plainText's string, or (not plain) the walk in C's
+function callText(h, id, endpoint, method, params, ms, holder) {
+  const text = params === undefined ? undefined : plainText(params, 0);
+  if (holder) {
+    holder.id = id;
+    if (text !== undefined) native.busCallJSON(h, id, endpoint, method, text, ms, holder);
+    else native.busCall(h, id, endpoint, method, params, ms, holder);
+  } else if (text !== undefined) {
+    native.busCallJSON(h, id, endpoint, method, text, ms);
+  } else {
+    native.busCall(h, id, endpoint, method, params, ms);
+  }
 }
 // Constructors of the flat records an answer may be (the addon's hn_record_values): the addon
 // numbers each list of keys it meets (at most 64) and hands it here once (onShape); an answer

@@ -492,35 +492,30 @@ static napi_value js_target(napi_env env, napi_callback_info info)
         return v;
 }
 
-/* busCallTo(bus, id, target, json, timeoutMs) -> undefined: busCallJSON to the endpoint and
- * method of target (busTarget's number), without a holder. */
+/* busCallTo(bus, id, target, length, timeoutMs) -> undefined: busCallJSON to the endpoint and
+ * method of target (busTarget's number) with the first length bytes of callBuffer as the
+ * JSON text, without a holder. */
 static napi_value js_call_to(napi_env env, napi_callback_info info)
 {
-        size_t argc = 5, len = 0;
+        size_t argc = 5;
         napi_value argv[5];
         hn_bus *b;
-        char js_buf[1024], *json;
-        uint32_t timeout = 0, id = 0, target = UINT32_MAX;
-        bool ok;
+        hn_env *e = hn_get_env(env);
+        uint32_t timeout = 0, id = 0, target = UINT32_MAX, len = UINT32_MAX;
 
         if (!hn_get_args(env, info, &argc, argv, 5, "busCallTo: 5 arguments") ||
             !(b = call_bus(env, argv[0])))
                 return NULL;
         if (napi_get_value_uint32(env, argv[1], &id) != napi_ok ||
             napi_get_value_uint32(env, argv[2], &target) != napi_ok ||
-            target >= b->n_targets) {
-                napi_throw_type_error(env, NULL, "busCallTo: bus, id, target, json, timeout");
+            napi_get_value_uint32(env, argv[3], &len) != napi_ok || target >= b->n_targets ||
+            len > HN_CALL_BUFFER || !e || !e->call_buffer) {
+                napi_throw_type_error(env, NULL, "busCallTo: bus, id, target, length, timeout");
                 return NULL;
         }
-        if (!(json = hn_get_string_buf(env, argv[3], js_buf, sizeof js_buf)))
-                return NULL;
-        len = strlen(json);
         napi_get_value_uint32(env, argv[4], &timeout);
-        ok = send_call(env, b, id, b->targets[target].endpoint, b->targets[target].method, json,
-                       len, timeout, NULL);
-        if (json != js_buf)
-                free(json);
-        if (!ok) {
+        if (!send_call(env, b, id, b->targets[target].endpoint, b->targets[target].method,
+                       e->call_buffer, len, timeout, NULL)) {
                 hn_throw_last(env);
                 return NULL;
         }
@@ -951,6 +946,19 @@ static napi_value js_close(napi_env env, napi_callback_info info)
 
 void hn_bus_init(napi_env env, napi_value exports)
 {
+        napi_value ab, u8;
+        void *data = NULL;
+        hn_env *e = hn_get_env(env);
+
+        /* callBuffer: its memory is outside the JS heap, so it does not move (an
+         * ArrayBuffer made here, not a small typed array V8 may keep on its heap); the
+         * reference keeps it as long as the environment */
+        if (e && napi_create_arraybuffer(env, HN_CALL_BUFFER, &data, &ab) == napi_ok &&
+            napi_create_typedarray(env, napi_uint8_array, HN_CALL_BUFFER, ab, 0, &u8) == napi_ok &&
+            napi_create_reference(env, ab, 1, &e->call_buffer_ref) == napi_ok) {
+                e->call_buffer = data;
+                napi_set_named_property(env, exports, "callBuffer", u8);
+        }
         HN_EXPORT_FN(env, exports, "busConnect", js_connect);
         HN_EXPORT_FN(env, exports, "busHandle", js_handle);
         HN_EXPORT_FN(env, exports, "busCall", js_call);

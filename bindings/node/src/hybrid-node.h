@@ -29,6 +29,8 @@
  * (hn_record_values) */
 #define HN_SHAPES 64
 #define HN_RECORD_KEYS 8
+/* The size of the call buffer (hn_env.call_buffer) */
+#define HN_CALL_BUFFER 4096
 
 /* Per-environment data: the JS classes and dispatchers index.js hands over in setup(). */
 typedef struct hn_env {
@@ -54,6 +56,10 @@ typedef struct hn_env {
                 char *keys; /* the keys joined with ',' */
         } shapes[HN_SHAPES];
         unsigned n_shapes, last_shape;
+        /* callBuffer (HN_CALL_BUFFER bytes, outside the JS heap): index.js writes a call's
+         * JSON text there for busCallTo */
+        char *call_buffer;
+        napi_ref call_buffer_ref;
 } hn_env;
 
 

@@ -25,7 +25,7 @@ static void env_free(napi_env env, void *data, void *hint)
         napi_ref *refs[] = {&e->hybrid_error, &e->uri,      &e->typed,        &e->real,
                             &e->on_request,   &e->on_event, &e->on_store_msg, &e->on_close,
                             &e->object_proto, &e->map_cls,  &e->on_cancel,    &e->json_parse,
-                            &e->on_reply,     &e->on_shape};
+                            &e->on_reply,     &e->on_shape,   &e->call_buffer_ref};
         for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
                 if (*refs[i])
                         napi_delete_reference(env, *refs[i]);
@@ -133,7 +133,10 @@ char *hn_get_string_buf(napi_env env, napi_value v, char *buf, size_t n)
                 napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a string");
                 return NULL;
         }
-        if (len + 1 < n)
+        /* napi writes whole characters only: a cut text may stop up to 3 bytes before the
+         * end of buf (the next character 4 bytes long), so only one that left 4 or more
+         * bytes free is known whole */
+        if (len + 4 < n)
                 return buf;
         return hn_get_string(env, v, false); /* it may have been cut */
 }

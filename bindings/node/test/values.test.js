@@ -305,3 +305,41 @@ test('call targets: at most 64 kept a bus, every call reaches its own target', a
     b2.close();
   }
 });
+
+// Plain bodies to a target called before are written as UTF-8 into one 4 KiB buffer the addon
+// sends from; bodies that do not fit take the string, and a call made by a getter while an
+// outer body is being written must not write over it.
+test('call bodies through the call buffer: the 4 KiB edge, multi-byte text, a call from a getter', async () => {
+  const BUILTIN = '@localhost/org.hybridos.bus/builtin';
+  same(await bus.call(BUILTIN, 'echo', { warm: 1 }), { warm: 1 });
+  // {"s":"..."} is 8 bytes besides the string: lengths around the buffer's end
+  for (const n of [4080, 4086, 4087, 4088, 4089, 4095, 4096, 4097, 5000]) {
+    const s = 'a'.repeat(n - 1) + '"';
+    same(await bus.call(BUILTIN, 'echo', { s }), { s });
+    for (const ch of ['é', '日', '\u{1F600}', '\n']) {
+      const t = ch.repeat(Math.floor(n / 4));
+      same(await bus.call(BUILTIN, 'echo', { t, k: [t.length] }), { t, k: [t.length] });
+    }
+  }
+  // the string path (a call with a signal, a body beyond the buffer): text of 4-byte
+  // characters cut at a character's start near the end of the addon's first 1 KiB try
+  for (const n of [250, 254, 255, 256, 257, 300, 1100]) {
+    const t = '\u{1F600}'.repeat(n);
+    same(await bus.call(BUILTIN, 'echo', { t }, { signal: new AbortController().signal }), { t });
+    same(await bus.call(BUILTIN, 'echo', { t: t + 'a'.repeat(4096) }), { t: t + 'a'.repeat(4096) });
+  }
+  let inner;
+  const outer = {
+    a: 'x'.repeat(100),
+    get b() {
+      inner = bus.call(BUILTIN, 'echo', { inner: 'i'.repeat(50), n: 2 });
+      return 'y'.repeat(30);
+    },
+    c: [1, 2.5, 'z'],
+  };
+  same(await bus.call(BUILTIN, 'echo', outer), { a: 'x'.repeat(100), b: 'y'.repeat(30), c: [1, 2.5, 'z'] });
+  same(await inner, { inner: 'i'.repeat(50), n: 2 });
+  // a getter that throws: the call rejects with its error and the next call is sound
+  await assert.rejects(bus.call(BUILTIN, 'echo', { get bad() { throw new RangeError('getter'); } }), RangeError);
+  same(await bus.call(BUILTIN, 'echo', { after: 'ok' }), { after: 'ok' });
+});
