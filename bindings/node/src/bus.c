@@ -10,8 +10,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * One call in flight.  Its promise is index.js's: the call carries index.js's number for it
+ * (id), and the answer goes to the onReply dispatcher (id, mode, value), which settles it
+ * (no napi_deferred per call: creating and settling one cost more than the promise index.js
+ * makes and settles in JS).  A call made with a handle (busCall's holder: a call the caller
+ * may cancel) keeps its slot and is owned by the handle's external: on_reply leaves it to the
+ * finalizer; a handle collected while the call is pending hands the slot to the bus
+ * (floating) and on_reply frees the call.
+ */
+typedef struct hn_call {
+        struct hn_bus *b;
+        hyb_slot *slot; /* calls with a handle */
+        uint32_t id;    /* index.js's number for the call */
+        bool done;      /* settled: answered, failed or cancelled */
+        bool detached;  /* the handle went while pending: on_reply frees */
+        struct hn_call *next; /* in the bus's spare calls */
+} hn_call;
+
 /* Targets (endpoint and method) a bus keeps for busCallTo, at most this many */
 #define HN_TARGETS 64
+#define HN_SPARE_CALLS 16
 
 typedef struct hn_bus {
         hn_io io; /* first: a hn_io * is a hn_bus * */
@@ -20,6 +39,9 @@ typedef struct hn_bus {
                 char *endpoint, *method;
         } targets[HN_TARGETS];
         unsigned n_targets;
+        /* answered calls made without a handle, kept for the next ones (at most HN_SPARE_CALLS) */
+        struct hn_call *spare;
+        unsigned n_spare;
         /* connect, on the worker thread */
         char *path, *app, *runner, *token, *key, *ca_file, *pin;
         int conn_r;
@@ -96,6 +118,11 @@ static void bus_release(hn_io *io)
         for (unsigned i = 0; i < b->n_targets; i++) {
                 free(b->targets[i].endpoint);
                 free(b->targets[i].method);
+        }
+        while (b->spare) {
+                struct hn_call *c = b->spare;
+                b->spare = c->next;
+                free(c);
         }
         hyb_bus_unref(b->bus);
         free(b);
@@ -250,22 +277,6 @@ static napi_value js_connect(napi_env env, napi_callback_info info)
 
 /* ------------------------------------------------------------ calls */
 
-/*
- * One call in flight.  Its promise is index.js's: the call carries index.js's number for it
- * (id), and the answer goes to the onReply dispatcher (id, mode, value), which settles it
- * (no napi_deferred per call: creating and settling one cost more than the promise index.js
- * makes and settles in JS).  A call made with a handle (busCall's holder: a call the caller
- * may cancel) keeps its slot and is owned by the handle's external: on_reply leaves it to the
- * finalizer; a handle collected while the call is pending hands the slot to the bus
- * (floating) and on_reply frees the call.
- */
-typedef struct hn_call {
-        hn_bus *b;
-        hyb_slot *slot; /* calls with a handle */
-        uint32_t id;    /* index.js's number for the call */
-        bool done;      /* settled: answered, failed or cancelled */
-        bool detached;  /* the handle went while pending: on_reply frees */
-} hn_call;
 
 static void call_settled(hn_bus *b)
 {
@@ -301,8 +312,10 @@ static void on_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
         napi_value argv[3 + HN_RECORD_KEYS];
         int status = hyb_bus_reply_get_status(rep);
         int mode = REPLY_ERROR, n = 0;
+        bool scope = hn_io_needs_scope(&b->io);
 
-        napi_open_handle_scope(env, &hs);
+        if (scope)
+                napi_open_handle_scope(env, &hs);
         if (status >= 200 && status < 300) {
                 size_t len = 0;
                 const void *body = hyb_bus_reply_get_body(rep, &len);
@@ -327,11 +340,17 @@ static void on_reply(hyb_bus *bus, const hyb_bus_reply *rep, void *userdata)
         if (napi_create_uint32(env, c->id, &argv[0]) == napi_ok &&
             napi_create_int32(env, mode, &argv[1]) == napi_ok)
                 hn_dispatch(env, hn_get_env(env)->on_reply, 3 + (size_t)n, argv);
-        napi_close_handle_scope(env, hs);
+        if (scope)
+                napi_close_handle_scope(env, hs);
         c->done = true;
         call_settled(b);
-        if (!c->slot || c->detached)
+        if (!c->slot && !c->detached && b->n_spare < HN_SPARE_CALLS) {
+                c->next = b->spare; /* kept for the next call without a handle */
+                b->spare = c;
+                b->n_spare++;
+        } else if (!c->slot || c->detached) {
                 free(c);
+        }
 }
 
 /* The bus of a call's first argument: index.js passes the bus's handle (busHandle); a Bus
@@ -360,7 +379,12 @@ static bool send_call(napi_env env, hn_bus *b, uint32_t id, const char *endpoint
         hn_call *c;
         int r;
 
-        if (!(c = calloc(1, sizeof *c))) {
+        if (!holder && b->spare) {
+                c = b->spare;
+                b->spare = c->next;
+                b->n_spare--;
+                memset(c, 0, sizeof *c);
+        } else if (!(c = calloc(1, sizeof *c))) {
                 napi_throw_error(env, "ENOMEM", "out of memory");
                 return false;
         }

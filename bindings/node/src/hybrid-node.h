@@ -154,6 +154,7 @@ struct hn_io {
         bool started, closed, finalized, strong;
         bool woke_readable; /* this run was started by the fd being readable (or run_now) */
         bool running;       /* inside io_run: it rearms and updates the refs when it ends */
+        unsigned shared_scope; /* handles made in io_run's own handle scope this run */
         unsigned keep, pending;
         int (*process)(hn_io *io); /* one step: > 0 more, 0 idle, < 0 broken */
         int (*get_events)(hn_io *io);
@@ -177,6 +178,16 @@ napi_value hn_io_open_async(hn_io *io, napi_env env, napi_value self, const char
 int hn_io_start(hn_io *io, int fd);
 /* Re-reads events and deadline from the library and updates poll and timer. */
 void hn_io_rearm(hn_io *io);
+/*
+ * Whether a dispatch from io's process (a call's answer) needs its own handle scope: not
+ * inside io_run, whose handle scope ends with the run, for the first HN_SHARED_SCOPE ones of
+ * a run (a run dispatches one packet a step, but a step may expire many calls at once).
+ */
+#define HN_SHARED_SCOPE 64
+static inline bool hn_io_needs_scope(hn_io *io)
+{
+        return !io->running || ++io->shared_scope > HN_SHARED_SCOPE;
+}
 /* hn_io_rearm, except inside io_run (a call made from a callback or a continuation that
  * io_run's callback scope runs), where io_run rearms once when it ends. */
 void hn_io_rearm_soon(hn_io *io);

@@ -52,6 +52,7 @@ static void io_run(hn_io *io)
         if (io->closed || io->running)
                 return;
         io->running = true;
+        io->shared_scope = 0;
         napi_open_handle_scope(env, &hs);
         res = hn_io_self(io);
         if (!res)

@@ -162,6 +162,20 @@ test('deadlines: a procedure that does not answer in time gives 504, and its sig
   assert.equal(await looked, true);
 });
 
+// Answers dispatched in one loop wake-up share its handle scope up to a bound, then each has
+// its own: many deadlines passing together must each reject, with its own call's error.
+test('deadlines: 300 calls expiring together each reject with 504', async () => {
+  server.procedure('never', {}, () => new Promise(() => {}));
+  const calls = Array.from({ length: 300 }, (_, i) =>
+    client.call(server.name, 'never', { i }, { timeout: 300 }).then(() => 'answered', (e) => e));
+  const got = await Promise.all(calls);
+  for (const e of got) {
+    assert.ok(e instanceof hybrid.HybridError, String(e));
+    assert.equal(e.status, 504);
+  }
+  assert.deepEqual(await client.call(server.name, 'add', { a: 20, b: 22 }), { sum: 42 });
+});
+
 test('a call aborted with an AbortSignal rejects with its reason; the callee\'s signal aborts', async () => {
   let calleeAborted;
   const calleeSaw = new Promise((r) => { calleeAborted = r; });
