@@ -62,7 +62,6 @@ typedef struct hn_env {
         napi_ref call_buffer_ref;
 } hn_env;
 
-
 hn_env *hn_get_env(napi_env env);
 
 /* Checks a napi_status; on failure throws (unless an exception is pending) and returns NULL. */
@@ -154,7 +153,7 @@ struct hn_io {
         bool started, closed, finalized, strong;
         bool woke_readable; /* this run was started by the fd being readable (or run_now) */
         bool running;       /* inside io_run: it rearms and updates the refs when it ends */
-        unsigned shared_scope; /* handles made in io_run's own handle scope this run */
+        unsigned shared_scope; /* answers dispatched in io_run's handle scope this run */
         unsigned keep, pending;
         int (*process)(hn_io *io); /* one step: > 0 more, 0 idle, < 0 broken */
         int (*get_events)(hn_io *io);
