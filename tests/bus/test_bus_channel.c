@@ -1395,6 +1395,54 @@ START_TEST(test_channel_ends_unread)
 }
 END_TEST
 
+/*
+ * The kernel's own bound on ends in flight: without CAP_SYS_RESOURCE, at most the daemon's
+ * RLIMIT_NOFILE for its user, past which sendmsg fails (ETOOMANYREFS) and the ends are
+ * lost.  The broker runs here as a uid of its own (real and effective; the saved uid stays
+ * root to come back) with a soft limit of 64: a peer that opens and closes channels without
+ * ever reading is refused at its uid's share of the budget (32 / 4 = 8), so another
+ * caller still gets both ends of its channel.  Without the bound every one of the 192
+ * opens was accepted and, past 64 in flight, channels came without their ends.
+ */
+START_TEST(test_channel_ends_kernel_limit)
+{
+        tbroker t;
+        rpeer svc, cli, h;
+        struct rlimit old, low;
+        uint64_t call = 1;
+        int x, y;
+
+        if (geteuid() != 0) {
+                fprintf(stderr, "test_channel_ends_kernel_limit: needs root to run the broker "
+                                "as another uid: not checked\n");
+                return;
+        }
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+        low = old;
+        low.rlim_cur = 64;
+        if (old.rlim_cur < 64 || setrlimit(RLIMIT_NOFILE, &low) < 0) {
+                fprintf(stderr, "test_channel_ends_kernel_limit: RLIMIT_NOFILE cannot be set "
+                                "to 64 here: not checked\n");
+                return;
+        }
+        pair_start(&t, NULL, false, &svc, &cli);
+        peer_adopt(&h, &t, UID_A, "org.test.h", "main");
+        /* a uid nobody else uses: the kernel counts ends in flight per user */
+        uid_t u = 2000000000u + (uid_t)(getpid() % 1000000);
+        ck_assert_int_eq(setresuid(u, u, 0), 0);
+        unsigned n = pin_ends(&h, &svc, 3 * 64, &call);
+        opened(&cli, &svc, call++, &x, &y);
+        assert_pair(x, y);
+        ck_assert_int_eq(setresuid(0, 0, 0), 0);
+        ck_assert_uint_eq(n, 8);
+        close(x);
+        close(y);
+        peer_close(&h);
+        pair_stop(&t, &svc, &cli);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+}
+END_TEST
+
 void bus_tcase_channel(Suite *s)
 {
         TCase *tc = tcase_create("channel");
@@ -1419,5 +1467,6 @@ void bus_tcase_channel(Suite *s)
         tcase_add_test(tc, test_channel_uid_per_callee_default);
         tcase_add_test(tc, test_channel_uid_per_callee_off);
         tcase_add_test(tc, test_channel_ends_unread);
+        tcase_add_test(tc, test_channel_ends_kernel_limit);
         suite_add_tcase(s, tc);
 }
