@@ -30,11 +30,11 @@
  * the frame that claims it is read), one passed late is not, hence the stop.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <linux/sockios.h>
 #include <stdio.h>
 #include <string.h>
-#include <fcntl.h>
-#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -134,7 +134,8 @@ static unsigned uid_ends(hyb_broker *b, uid_t uid)
 /*
  * May the ends of a new channel go to callee and caller (one each)?  Per peer: fewer than
  * twice max_channels passed and not read; per uid: a quarter of the budget; in all: the
- * budget.  Counts are refreshed (one ioctl a peer) only where a bound is near.
+ * budget.  The two peers' counts are refreshed at each open (an ioctl each, once they
+ * were passed ends), the others' only when a bound is reached.
  */
 static bool ends_room(bconn *callee, bconn *caller)
 {

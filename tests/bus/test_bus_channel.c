@@ -1236,6 +1236,49 @@ START_TEST(test_channel_uid_per_callee_off)
 }
 END_TEST
 
+/* The share follows a reload like the other limits (the reload closes every channel). */
+START_TEST(test_channel_uid_per_callee_reload)
+{
+        tbroker t;
+        rpeer s, a[3];
+        hyb_broker_config *cfg = NULL;
+        hyb_error err;
+        int x, y;
+
+        tb_start(&t, "uid_max_channels_per_callee=1", false);
+        peers_start(&t, &s, NULL, 1);
+        for (int i = 0; i < 3; i++) {
+                char app[32];
+
+                snprintf(app, sizeof app, "org.test.a%d", i);
+                peer_adopt(&a[i], &t, UID_A, app, "main");
+        }
+        uint64_t id = opened(&a[0], &s, 1, &x, &y);
+        close(x);
+        close(y);
+        refused(&a[1], 1, s.name, 429, "quota uid_max_channels_per_callee exceeded");
+        tb_pause(&t);
+        ck_assert_int_eq(hyb_broker_config_new(&cfg), 0);
+        ck_assert_int_eq(hyb_broker_config_set_socket(cfg, t.sock), 0);
+        ck_assert_int_eq(hyb_broker_config_set_limit(cfg, "uid_max_channels_per_callee", 2), 0);
+        ck_assert_int_eq(hyb_broker_reload(t.broker, cfg, &err), 0);
+        hyb_broker_config_unref(cfg);
+        tb_resume(&t);
+        expect_close(&s, id, 503, 1000);
+        expect_close(&a[0], id, 503, 1000);
+        for (int i = 0; i < 2; i++) {
+                opened(&a[i], &s, 2, &x, &y);
+                close(x);
+                close(y);
+        }
+        refused(&a[2], 2, s.name, 429, "quota uid_max_channels_per_callee exceeded");
+        for (int i = 0; i < 3; i++)
+                peer_close(&a[i]);
+        peer_close(&s);
+        tb_stop(&t);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- ends not received */
 
 /*
@@ -1466,6 +1509,7 @@ void bus_tcase_channel(Suite *s)
         tcase_add_test(tc, test_channel_uid_per_callee);
         tcase_add_test(tc, test_channel_uid_per_callee_default);
         tcase_add_test(tc, test_channel_uid_per_callee_off);
+        tcase_add_test(tc, test_channel_uid_per_callee_reload);
         tcase_add_test(tc, test_channel_ends_unread);
         tcase_add_test(tc, test_channel_ends_kernel_limit);
         suite_add_tcase(s, tc);
