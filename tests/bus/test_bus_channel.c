@@ -4,7 +4,9 @@
  * "Direct channels"), with raw peers: openChannel's checks and each refusal code, the two
  * channel ends passed with SCM_RIGHTS (a connected pair, one end each, none kept by the
  * broker), close on a peer gone, a monitor attached, a reload and closeChannel, and the
- * bounds limits.max_channels, uid_max_channels and max_channels_total, each measured.
+ * bounds limits.max_channels, uid_max_channels, uid_max_channels_per_callee and
+ * max_channels_total, and those on channel ends not received (per peer, per uid, in all,
+ * and the kernel's own where it applies), each measured.
  */
 #include <dirent.h>
 #include <stdbool.h>
