@@ -213,6 +213,10 @@ struct bconn {
         int *fds;
         unsigned n_fds, fds_alloc;
         struct event *fd_ev;
+        /* Ends passed to it that it may not have received yet: the kernel charges them to
+         * the daemon's user until the peer reads them (channel.c ends_seen forgets them
+         * once its socket holds nothing unread). */
+        unsigned n_fds_out;
 };
 
 struct hyb_broker_config {
@@ -305,6 +309,11 @@ struct hyb_broker {
         unsigned n_remote_out, n_remote_in; /* calls in flight to and from other hosts */
         unsigned n_channels;     /* direct channels open (channel.c) */
         unsigned n_chan_fds;     /* channel ends waiting to be passed to their peers */
+        /* Channel ends passed and perhaps not received yet: those of live connections
+         * (bconn.n_fds_out) and those of connections gone whose socket a peer still holds
+         * unread (chan_ghosts, channel.c). */
+        unsigned n_fds_out;
+        struct chan_ghost *chan_ghosts;
         uint64_t next_chan_id;   /* the last channel id given (ids start at 1) */
 };
 
@@ -561,6 +570,12 @@ int channel_close_by_peer(bconn *c, uint64_t id, hyb_error *e);
 /* c is gone (conn_reap): its channels are closed (the other ends told, grace 0) and the
  * channel ends still waiting for it closed. */
 void channel_conn_gone(bconn *c);
+/* c's socket is about to be closed (quota_detach): ends passed to it and still unread
+ * stay charged to its uid, watched on a duplicate of the socket (shut down both ways, so
+ * the peer sees the end as before) until the peer reads or closes them. */
+void channel_conn_detach(bconn *c);
+/* The broker is freed: the sockets still watched for unread ends are closed. */
+void channel_broker_free(hyb_broker *b);
 /* The procedures of c changed so that the method lists of the channels it serves may be
  * wrong: each is closed (403, grace 0, reason). */
 void channel_callee_changed(bconn *c, const char *reason);

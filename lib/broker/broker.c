@@ -536,6 +536,7 @@ HYB_EXPORT hyb_broker *hyb_broker_free(hyb_broker *b)
         stop_listening(b);
         b->shutting_down = true;
         bconn_free_all(b);
+        channel_broker_free(b);
         xhost_detach(b);
         auth_pool_free(b); /* joins the verifying threads: nothing refers to b after */
         broker_feed_free(b);

@@ -10,7 +10,18 @@
  *   caller->ch_out: bchan -> ...  (n_ch_out <= limits.max_channels)
  *   callee->ch_in:  bchan -> ...  (n_ch_in  <= limits.max_channels)
  *   caller->q->channels           (<= limits.uid_max_channels)
+ *   callee->ch_in of one caller uid (<= limits.uid_max_channels_per_callee, 0: no bound)
  *   hyb_broker.n_channels         (<= limits.max_channels_total)
+ *
+ * and the ends not yet received (ends_room): those waiting here (c->n_fds: the daemon's
+ * own descriptors) and those passed that the peer has not read (c->n_fds_out: the kernel
+ * charges them to the daemon's user and refuses more, ETOOMANYREFS, past its
+ * RLIMIT_NOFILE).  Both are bounded per peer (twice max_channels each), per uid (a quarter
+ * of the budget) and in all (the budget: half the daemon's soft RLIMIT_NOFILE), so that no
+ * peer, and no uid, can use up what the kernel lets the daemon pass to the others.  A
+ * count of ends passed is an upper bound: it is forgotten once the peer's socket holds no
+ * unread byte (SIOCOUTQ 0), and survives the connection (chan_ghost) while the peer keeps
+ * the socket without reading it.
  *
  * A channel end rides on the bytes of the send queue's head in one sendmsg: its frame is
  * queued like any other (the order of frames is kept), and while ends wait to be passed
@@ -19,9 +30,13 @@
  * the frame that claims it is read), one passed late is not, hence the stop.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <linux/sockios.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -34,6 +49,161 @@
 static const char builtin_name[] = "@localhost/org.hybridos.bus/builtin";
 
 #define CHAN_FDS_PER_MSG 32u /* ends passed in one sendmsg, at most */
+
+/* A connection gone whose peer had not read every end passed to it: a duplicate of the
+ * daemon's end of the socket (shut down), to see when the peer has read them or closed. */
+struct chan_ghost {
+        struct chan_ghost *next;
+        int fd;
+        uid_t uid;
+        unsigned n; /* ends charged */
+};
+
+/* ---------------------------------------------------------------- ends not received */
+
+/* Has the peer of socket fd read everything written to it (or closed)?  SIOCOUTQ of a
+ * Unix socket is what the peer has not consumed yet; the ends go with the bytes. */
+static bool sock_drained(int fd)
+{
+        int n = 0;
+
+        return ioctl(fd, SIOCOUTQ, &n) < 0 || n == 0;
+}
+
+/* Forgets c's ends passed once its peer has read them all. */
+static void ends_seen(bconn *c)
+{
+        if (!c->n_fds_out || !c->bev || c->pair)
+                return;
+        if (sock_drained(bufferevent_getfd(c->bev))) {
+                c->b->n_fds_out -= c->n_fds_out;
+                c->n_fds_out = 0;
+        }
+}
+
+/* Forgets the ghosts whose ends were read (or whose peer closed): of uid only unless all. */
+static void ghosts_seen(hyb_broker *b, bool all, uid_t uid)
+{
+        for (struct chan_ghost **pg = &b->chan_ghosts; *pg;) {
+                struct chan_ghost *g = *pg;
+
+                if ((all || g->uid == uid) && sock_drained(g->fd)) {
+                        *pg = g->next;
+                        b->n_fds_out -= g->n;
+                        close(g->fd);
+                        free(g);
+                } else {
+                        pg = &g->next;
+                }
+        }
+}
+
+/*
+ * Ends not received the daemon allows in all: half its soft RLIMIT_NOFILE (the kernel's
+ * bound on ends in flight of its user, and on the descriptors it holds itself; the other
+ * half for everything else), at most 2^20.
+ */
+static unsigned ends_budget(void)
+{
+        struct rlimit rl;
+        rlim_t half;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+                return 1u << 20;
+        half = rl.rlim_cur / 2;
+        return half > (1u << 20) ? 1u << 20 : half < 1 ? 1 : (unsigned)half;
+}
+
+/* The ends of uid not received: waiting here, passed and not read, and of its ghosts. */
+static unsigned uid_ends(hyb_broker *b, uid_t uid)
+{
+        unsigned n = 0;
+
+        ghosts_seen(b, false, uid);
+        for (struct chan_ghost *g = b->chan_ghosts; g; g = g->next)
+                if (g->uid == uid)
+                        n += g->n;
+        for (bconn *c = b->conns; c; c = c->next)
+                if (c->uid == uid && (c->n_fds || c->n_fds_out)) {
+                        ends_seen(c);
+                        n += c->n_fds + c->n_fds_out;
+                }
+        return n;
+}
+
+/*
+ * May the ends of a new channel go to callee and caller (one each)?  Per peer: fewer than
+ * twice max_channels passed and not read; per uid: a quarter of the budget; in all: the
+ * budget.  The two peers' counts are refreshed at each open (an ioctl each, once they
+ * were passed ends), the others' only when a bound is reached.
+ */
+static bool ends_room(bconn *callee, bconn *caller)
+{
+        hyb_broker *b = caller->b;
+        unsigned budget = ends_budget(), uid_bound = budget / 4 ? budget / 4 : 1;
+
+        ends_seen(callee);
+        ends_seen(caller);
+        if (callee->n_fds_out >= 2u * b->c->max_channels ||
+            caller->n_fds_out >= 2u * b->c->max_channels)
+                return false;
+        if (b->n_chan_fds + b->n_fds_out + 2 > budget) {
+                ghosts_seen(b, true, 0);
+                for (bconn *c = b->conns; c; c = c->next)
+                        ends_seen(c);
+                if (b->n_chan_fds + b->n_fds_out + 2 > budget)
+                        return false;
+        }
+        /* no uid can be at its bound while all together are below it */
+        if (b->n_chan_fds + b->n_fds_out + 2 <= uid_bound)
+                return true;
+        if (callee->uid == caller->uid)
+                return uid_ends(b, caller->uid) + 2 <= uid_bound;
+        return uid_ends(b, callee->uid) + 1 <= uid_bound &&
+               uid_ends(b, caller->uid) + 1 <= uid_bound;
+}
+
+void channel_conn_detach(bconn *c)
+{
+        hyb_broker *b = c->b;
+        struct chan_ghost *g;
+        int fd;
+
+        ends_seen(c);
+        if (!c->n_fds_out)
+                return;
+        g = c->bev && !c->pair ? malloc(sizeof *g) : NULL;
+        fd = g ? fcntl(bufferevent_getfd(c->bev), F_DUPFD_CLOEXEC, 0) : -1;
+        if (fd < 0) {
+                /* no way to watch them: the kernel's ETOOMANYREFS stays the last bound */
+                broker_log(b, HYB_LOG_WARNING, "%s: %u channel ends not read lost from the count",
+                           c->name ? c->name : "peer", c->n_fds_out);
+                free(g);
+                b->n_fds_out -= c->n_fds_out;
+                c->n_fds_out = 0;
+                return;
+        }
+        /* the peer sees the end of the connection when the broker closes its fd, as before */
+        shutdown(fd, SHUT_RDWR);
+        g->fd = fd;
+        g->uid = c->uid;
+        g->n = c->n_fds_out;
+        g->next = b->chan_ghosts;
+        b->chan_ghosts = g;
+        c->n_fds_out = 0;
+}
+
+void channel_broker_free(hyb_broker *b)
+{
+        while (b->chan_ghosts) {
+                struct chan_ghost *g = b->chan_ghosts;
+
+                b->chan_ghosts = g->next;
+                b->n_fds_out -= g->n;
+                close(g->fd);
+                free(g);
+        }
+}
 
 /* ---------------------------------------------------------------- passing ends */
 
@@ -137,6 +307,8 @@ static void fd_flush(bconn *c)
                 memmove(c->fds, c->fds + nf, sizeof(int) * (c->n_fds - nf));
                 c->n_fds -= nf;
                 c->b->n_chan_fds -= nf;
+                c->n_fds_out += nf; /* in flight until the peer reads them */
+                c->b->n_fds_out += nf;
         }
         if (c->fd_ev)
                 event_del(c->fd_ev);
@@ -324,6 +496,20 @@ static bool room_for(bconn *c, size_t n)
                c->b->n_chan_fds < 2u * c->b->c->max_channels_total;
 }
 
+/* Does uid hold limits.uid_max_channels_per_callee of the channels callee serves?  One uid
+ * with several connections could otherwise take all max_channels of them from the others. */
+static bool uid_share_full(const bconn *callee, uid_t uid)
+{
+        unsigned bound = callee->b->c->uid_max_channels_per_callee, n = 0;
+
+        if (!bound)
+                return false;
+        for (const bchan *ch = callee->ch_in; ch && n < bound; ch = ch->inext)
+                if (ch->caller->uid == uid)
+                        n++;
+        return n >= bound;
+}
+
 /* The callee's procedures the caller may call (access lists, and a token's `call`). */
 static json_t *open_methods(bconn *caller, bconn *callee)
 {
@@ -419,6 +605,7 @@ void channel_open(bconn *c, bframe *f)
                 }
         const char *quota = c->n_ch_out >= cf->max_channels                  ? "max_channels"
                             : callee->n_ch_in >= cf->max_channels            ? "max_channels"
+                            : uid_share_full(callee, c->uid)                 ? "uid_max_channels_per_callee"
                             : c->q && c->q->channels >= cf->uid_max_channels ? "uid_max_channels"
                             : b->n_channels >= cf->max_channels_total        ? "max_channels_total"
                                                                              : NULL;
@@ -467,6 +654,10 @@ void channel_open(bconn *c, bframe *f)
         if (!room_for(callee, WIRE_HDR_SIZE + WIRE_NAMES_MAX + lc) ||
             !room_for(c, WIRE_HDR_SIZE + WIRE_NAMES_MAX + lr)) {
                 route_reply(c, id, 503, "no room in a send queue for the channel", NULL, 0, 0);
+                goto out;
+        }
+        if (!ends_room(callee, c)) {
+                route_reply(c, id, 503, "too many channel ends not received", NULL, 0, 0);
                 goto out;
         }
         bchan *ch = calloc(1, sizeof *ch);

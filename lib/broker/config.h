@@ -112,6 +112,8 @@
           "Direct channels one connection holds as caller, and serves as callee, each; one more is 429; 0 turns direct channels off.") \
         X(uid_max_channels, COUNT, 1, 1048576, 256,                                                \
           "Direct channels one uid's connections hold as callers; one more is 429.")             \
+        X(uid_max_channels_per_callee, COUNT, 0, 1048576, 16,                                      \
+          "Direct channels one uid's connections hold as callers to one callee; one more is 429; 0: no such bound.") \
         X(max_channels_total, COUNT, 1, 1048576, 4096,                                             \
           "Direct channels open in all; one more is 429.")
 

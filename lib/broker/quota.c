@@ -204,6 +204,7 @@ void quota_detach(bconn *c)
         hyb_broker *b = c->b;
         bquota *q = c->q;
 
+        channel_conn_detach(c); /* ends it has not read stay its uid's */
         if (c->bev) {
                 if (c->in_cb)
                         evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);

@@ -4,7 +4,9 @@
  * "Direct channels"), with raw peers: openChannel's checks and each refusal code, the two
  * channel ends passed with SCM_RIGHTS (a connected pair, one end each, none kept by the
  * broker), close on a peer gone, a monitor attached, a reload and closeChannel, and the
- * bounds limits.max_channels, uid_max_channels and max_channels_total, each measured.
+ * bounds limits.max_channels, uid_max_channels, uid_max_channels_per_callee and
+ * max_channels_total, and those on channel ends not received (per peer, per uid, in all,
+ * and the kernel's own where it applies), each measured.
  */
 #include <dirent.h>
 #include <stdbool.h>
@@ -1115,6 +1117,377 @@ START_TEST(test_channel_revoke_closes)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- fairness between uids */
+
+/*
+ * A raw peer of another uid: the test's end of a socket pair whose other end the broker
+ * adopts as a connection of uid (what its accept does with the uid SO_PEERCRED reports),
+ * then the handshake as raw_connect's.
+ */
+static void peer_adopt(rpeer *p, tbroker *t, uid_t uid, const char *app, const char *runner)
+{
+        int sv[2], st;
+
+        memset(p, 0, sizeof *p);
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        tb_pause(t);
+        bconn *c = bconn_adopt(t->broker, sv[0], uid, (gid_t)uid, getpid());
+        ck_assert_ptr_nonnull(c);
+        ck_assert_int_eq(auth_challenge(c), 0);
+        tb_resume(t);
+        p->fd = sv[1];
+        ck_assert_int_eq(raw_read_frame(p->fd, NULL, 5000), WIRE_CHALLENGE);
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"protocol\":\"HYBRID\",\"version\":1,\"app\":\"%s\",\"runner\":\"%s\"}", app,
+                 runner);
+        uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
+        struct iovec iov[2];
+        wire_hdr h = {.type = WIRE_AUTH};
+        int n = wire_build(&h, NULL, 0, NULL, 0, NULL, 0, body, strlen(body), buf, iov);
+        ck_assert_int_eq(writev(p->fd, iov, n), (ssize_t)(iov[0].iov_len + iov[1].iov_len));
+        ck_assert_int_eq(raw_read_frame(p->fd, &st, 5000), WIRE_AUTH_RESULT);
+        ck_assert_int_eq(st, 200);
+        snprintf(p->name, sizeof p->name, "@localhost/%s/%s", app, runner);
+}
+
+#define UID_A 4242001u
+#define UID_B 4242002u
+#define UID_C 4242003u
+#define UID_D 4242004u
+
+/*
+ * limits.uid_max_channels_per_callee: of the channels one service serves, the callers of one
+ * uid hold at most that many (however many connections they have); another uid still gets
+ * one, the uid still gets one to another service, and a freed slot is the uid's again.
+ */
+START_TEST(test_channel_uid_per_callee)
+{
+        tbroker t;
+        rpeer s[2], a[3], b1;
+        kept_ends e = {.n = 0};
+
+        tb_start(&t, "max_channels=8,uid_max_channels_per_callee=2", false);
+        peers_start(&t, s, NULL, 2);
+        for (int i = 0; i < 3; i++) {
+                char app[32];
+
+                snprintf(app, sizeof app, "org.test.a%d", i);
+                peer_adopt(&a[i], &t, UID_A, app, "main");
+        }
+        peer_adopt(&b1, &t, UID_B, "org.test.b", "main");
+        uint64_t id0 = opened_kept(&e, &a[0], &s[0], 1);
+        opened_kept(&e, &a[1], &s[0], 1);
+        refused(&a[2], 1, s[0].name, 429, "quota uid_max_channels_per_callee exceeded");
+        opened_kept(&e, &b1, &s[0], 1);  /* another uid: the service has room (3 of 8) */
+        opened_kept(&e, &a[2], &s[1], 2); /* the share is per service */
+        /* a[0] closes its channel: the uid's slot at s[0] is free again */
+        char body[64];
+        snprintf(body, sizeof body, "{\"channel\":%llu}", (unsigned long long)id0);
+        ck_assert_int_eq(peer_call(&a[0], 3, BUILTIN, "closeChannel", body, NULL), 200);
+        expect_close(&s[0], id0, 410, 0);
+        opened_kept(&e, &a[2], &s[0], 4);
+        refused(&a[0], 5, s[0].name, 429, "quota uid_max_channels_per_callee exceeded");
+        ends_close(&e);
+        for (int i = 0; i < 3; i++)
+                peer_close(&a[i]);
+        peer_close(&b1);
+        peer_close(&s[0]);
+        peer_close(&s[1]);
+        tb_stop(&t);
+}
+END_TEST
+
+/* The default share is 16 (doc/config.md); 0 leaves only max_channels. */
+static void uid_share(const char *limits, unsigned n_ok, const char *quota)
+{
+        tbroker t;
+        rpeer s, a[20];
+
+        tb_start(&t, limits, false);
+        peers_start(&t, &s, NULL, 1);
+        for (unsigned i = 0; i <= n_ok; i++) {
+                char app[32];
+                int x, y;
+
+                snprintf(app, sizeof app, "org.test.a%u", i);
+                peer_adopt(&a[i], &t, UID_A, app, "main");
+                if (i < n_ok) {
+                        opened(&a[i], &s, 1, &x, &y);
+                        close(x);
+                        close(y);
+                } else {
+                        refused(&a[i], 1, s.name, 429, quota);
+                }
+        }
+        for (unsigned i = 0; i <= n_ok; i++)
+                peer_close(&a[i]);
+        peer_close(&s);
+        tb_stop(&t);
+}
+
+START_TEST(test_channel_uid_per_callee_default)
+{
+        uid_share("max_channels=19", 16, "quota uid_max_channels_per_callee exceeded");
+}
+END_TEST
+
+START_TEST(test_channel_uid_per_callee_off)
+{
+        uid_share("max_channels=5,uid_max_channels_per_callee=0", 5, "quota max_channels exceeded");
+}
+END_TEST
+
+/* The share follows a reload like the other limits (the reload closes every channel). */
+START_TEST(test_channel_uid_per_callee_reload)
+{
+        tbroker t;
+        rpeer s, a[3];
+        hyb_broker_config *cfg = NULL;
+        hyb_error err;
+        int x, y;
+
+        tb_start(&t, "uid_max_channels_per_callee=1", false);
+        peers_start(&t, &s, NULL, 1);
+        for (int i = 0; i < 3; i++) {
+                char app[32];
+
+                snprintf(app, sizeof app, "org.test.a%d", i);
+                peer_adopt(&a[i], &t, UID_A, app, "main");
+        }
+        uint64_t id = opened(&a[0], &s, 1, &x, &y);
+        close(x);
+        close(y);
+        refused(&a[1], 1, s.name, 429, "quota uid_max_channels_per_callee exceeded");
+        tb_pause(&t);
+        ck_assert_int_eq(hyb_broker_config_new(&cfg), 0);
+        ck_assert_int_eq(hyb_broker_config_set_socket(cfg, t.sock), 0);
+        ck_assert_int_eq(hyb_broker_config_set_limit(cfg, "uid_max_channels_per_callee", 2), 0);
+        ck_assert_int_eq(hyb_broker_reload(t.broker, cfg, &err), 0);
+        hyb_broker_config_unref(cfg);
+        tb_resume(&t);
+        expect_close(&s, id, 503, 1000);
+        expect_close(&a[0], id, 503, 1000);
+        for (int i = 0; i < 2; i++) {
+                opened(&a[i], &s, 2, &x, &y);
+                close(x);
+                close(y);
+        }
+        refused(&a[2], 2, s.name, 429, "quota uid_max_channels_per_callee exceeded");
+        for (int i = 0; i < 3; i++)
+                peer_close(&a[i]);
+        peer_close(&s);
+        tb_stop(&t);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- ends not received */
+
+/*
+ * The hostile peer h opens channels to svc and closes them again (closeChannel), never
+ * reading its socket, at most max times: how many opens the broker accepted before the
+ * first refusal.  A CALL h sends svc after each open tells when the broker has handled it
+ * (it handles one peer's frames in order): an accepted open reached svc before it.
+ */
+static unsigned pin_ends(rpeer *h, rpeer *svc, unsigned max, uint64_t *call)
+{
+        unsigned accepted = 0;
+        char body[256];
+
+        snprintf(body, sizeof body, "{\"endpoint\":\"%s\"}", svc->name);
+        for (unsigned i = 0; i < max; i++) {
+                uint64_t id = 0;
+                rframe f;
+
+                peer_send_call(h, (*call)++, BUILTIN, "openChannel", body);
+                peer_send_call(h, (*call)++, svc->name, "add", "{}");
+                for (;;) {
+                        ck_assert_int_ge(peer_frame(svc, &f, 10000), 0);
+                        if (f.h.type == WIRE_CHANNEL && !strcmp(f.member, "open"))
+                                id = f.h.call_id;
+                        bool done = f.h.type == WIRE_CALL && !strcmp(f.member, "add");
+                        rframe_free(&f);
+                        if (done)
+                                break;
+                }
+                while (svc->n_fds)
+                        close(peer_take_fd(svc));
+                if (!id)
+                        break;
+                accepted++;
+                char cb[64];
+                snprintf(cb, sizeof cb, "{\"channel\":%llu}", (unsigned long long)id);
+                peer_send_call(h, (*call)++, BUILTIN, "closeChannel", cb);
+                expect_close(svc, id, 410, 0);
+        }
+        return accepted;
+}
+
+/* p reads all it was sent (up to the answer of an echo): the ends received (closed), and
+ * whether an open was refused for ends not received. */
+static unsigned drain(rpeer *p, uint64_t *call, bool *refused_ends)
+{
+        uint64_t mark = (*call)++;
+        unsigned n = 0;
+
+        *refused_ends = false;
+        peer_send_call(p, mark, BUILTIN, "echo", "{}");
+        for (;;) {
+                rframe f;
+
+                ck_assert_int_ge(peer_frame(p, &f, 10000), 0);
+                while (p->n_fds) {
+                        close(peer_take_fd(p));
+                        n++;
+                }
+                if (f.h.type == WIRE_RESULT && f.h.status == 503 &&
+                    !strcmp(f.member, "too many channel ends not received"))
+                        *refused_ends = true;
+                bool done = f.h.type == WIRE_RESULT && f.h.call_id == mark;
+                rframe_free(&f);
+                if (done)
+                        return n;
+        }
+}
+
+/* Waits until the broker no longer knows p's endpoint (its connection was reaped). */
+static void wait_gone(rpeer *asker, const char *name, uint64_t *call)
+{
+        for (int i = 0;; i++) {
+                char *msg = NULL;
+                int st = open_ch_msg(asker, (*call)++, name, &msg);
+
+                free(msg);
+                if (st == 404)
+                        return;
+                ck_assert_int_lt(i, 3000);
+                usleep(10000);
+        }
+}
+
+/*
+ * Ends passed and not read, bounded against the daemon's RLIMIT_NOFILE (doc/protocol.md
+ * "Ends not received"): with a soft limit of 128 the budget is 64, a uid's share 16, and
+ * one peer takes twice max_channels (8 here).  Measured with peers that open and close
+ * channels without reading: per peer, per uid (a connection the broker cut off while its
+ * peer keeps the socket unread still counts, until the peer closes it), freed once read,
+ * and in all (an open needs room for its two ends).
+ */
+START_TEST(test_channel_ends_unread)
+{
+        tbroker t;
+        rpeer svc, cli, h[3], u[6];
+        struct rlimit old, low;
+        uint64_t call = 1;
+        bool ref;
+        int x, y;
+
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+        low = old;
+        low.rlim_cur = 128;
+        if (old.rlim_cur < 128 || setrlimit(RLIMIT_NOFILE, &low) < 0) {
+                fprintf(stderr, "test_channel_ends_unread: RLIMIT_NOFILE cannot be set to 128 "
+                                "here: not checked\n");
+                return;
+        }
+        pair_start(&t, "max_channels=4", false, &svc, &cli);
+        for (int i = 0; i < 3; i++) {
+                char app[32];
+
+                snprintf(app, sizeof app, "org.test.h%d", i);
+                peer_adopt(&h[i], &t, UID_A, app, "main");
+        }
+        /* per peer: 8; per uid: 16 */
+        ck_assert_uint_eq(pin_ends(&h[0], &svc, 9, &call), 8);
+        ck_assert_uint_eq(pin_ends(&h[1], &svc, 9, &call), 8);
+        ck_assert_uint_eq(pin_ends(&h[2], &svc, 1, &call), 0);
+        /* h[1] is cut off (a malformed frame) but keeps its socket unread: still uid A's */
+        uint8_t junk[WIRE_HDR_SIZE];
+        memset(junk, 0xff, sizeof junk);
+        ck_assert_int_eq(write(h[1].fd, junk, sizeof junk), (ssize_t)sizeof junk);
+        wait_gone(&cli, h[1].name, &call);
+        ck_assert_uint_eq(pin_ends(&h[2], &svc, 1, &call), 0);
+        /* closed by its peer: the kernel drops its ends, and the uid has room again */
+        peer_close(&h[1]);
+        ck_assert_uint_eq(pin_ends(&h[2], &svc, 9, &call), 8);
+        /* h[0] reads: its 8 ends arrive (and the refusal), it may pin 8 again */
+        ck_assert_uint_eq(drain(&h[0], &call, &ref), 8);
+        ck_assert(ref);
+        ck_assert_uint_eq(pin_ends(&h[0], &svc, 9, &call), 8);
+        /* in all: 16 of uid A, 16 of B, 16 of C, then D until 63 (62 + the new two = 64) */
+        for (int i = 0; i < 6; i++) {
+                char app[32];
+
+                snprintf(app, sizeof app, "org.test.u%d", i);
+                peer_adopt(&u[i], &t, i < 2 ? UID_B : i < 4 ? UID_C : UID_D, app, "main");
+        }
+        for (int i = 0; i < 5; i++)
+                ck_assert_uint_eq(pin_ends(&u[i], &svc, 9, &call), 8);
+        ck_assert_uint_eq(pin_ends(&u[5], &svc, 9, &call), 7);
+        refused(&cli, call++, svc.name, 503, "too many channel ends not received");
+        /* u[5] reads its 7: another uid's caller gets its channel */
+        ck_assert_uint_eq(drain(&u[5], &call, &ref), 7);
+        opened(&cli, &svc, call++, &x, &y);
+        assert_pair(x, y);
+        close(x);
+        close(y);
+        for (int i = 0; i < 3; i++)
+                peer_close(&h[i]);
+        for (int i = 0; i < 6; i++)
+                peer_close(&u[i]);
+        pair_stop(&t, &svc, &cli);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+}
+END_TEST
+
+/*
+ * The kernel's own bound on ends in flight: without CAP_SYS_RESOURCE, at most the daemon's
+ * RLIMIT_NOFILE for its user, past which sendmsg fails (ETOOMANYREFS) and the ends are
+ * lost.  The broker runs here as a uid of its own (real and effective; the saved uid stays
+ * root to come back) with a soft limit of 64: a peer that opens and closes channels without
+ * ever reading is refused at its uid's share of the budget (32 / 4 = 8), so another
+ * caller still gets both ends of its channel.  Without the bound every one of the 192
+ * opens was accepted and, past 64 in flight, channels came without their ends.
+ */
+START_TEST(test_channel_ends_kernel_limit)
+{
+        tbroker t;
+        rpeer svc, cli, h;
+        struct rlimit old, low;
+        uint64_t call = 1;
+        int x, y;
+
+        if (geteuid() != 0) {
+                fprintf(stderr, "test_channel_ends_kernel_limit: needs root to run the broker "
+                                "as another uid: not checked\n");
+                return;
+        }
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+        low = old;
+        low.rlim_cur = 64;
+        if (old.rlim_cur < 64 || setrlimit(RLIMIT_NOFILE, &low) < 0) {
+                fprintf(stderr, "test_channel_ends_kernel_limit: RLIMIT_NOFILE cannot be set "
+                                "to 64 here: not checked\n");
+                return;
+        }
+        pair_start(&t, NULL, false, &svc, &cli);
+        peer_adopt(&h, &t, UID_A, "org.test.h", "main");
+        /* a uid nobody else uses: the kernel counts ends in flight per user */
+        uid_t u = 2000000000u + (uid_t)(getpid() % 1000000);
+        ck_assert_int_eq(setresuid(u, u, 0), 0);
+        unsigned n = pin_ends(&h, &svc, 3 * 64, &call);
+        opened(&cli, &svc, call++, &x, &y);
+        assert_pair(x, y);
+        ck_assert_int_eq(setresuid(0, 0, 0), 0);
+        ck_assert_uint_eq(n, 8);
+        close(x);
+        close(y);
+        peer_close(&h);
+        pair_stop(&t, &svc, &cli);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+}
+END_TEST
+
 void bus_tcase_channel(Suite *s)
 {
         TCase *tc = tcase_create("channel");
@@ -1135,5 +1508,11 @@ void bus_tcase_channel(Suite *s)
         tcase_add_test(tc, test_channel_token_session);
         tcase_add_test(tc, test_channel_no_socketpair);
         tcase_add_test(tc, test_channel_revoke_closes);
+        tcase_add_test(tc, test_channel_uid_per_callee);
+        tcase_add_test(tc, test_channel_uid_per_callee_default);
+        tcase_add_test(tc, test_channel_uid_per_callee_off);
+        tcase_add_test(tc, test_channel_uid_per_callee_reload);
+        tcase_add_test(tc, test_channel_ends_unread);
+        tcase_add_test(tc, test_channel_ends_kernel_limit);
         suite_add_tcase(s, tc);
 }
