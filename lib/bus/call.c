@@ -530,6 +530,15 @@ HYB_EXPORT int hyb_bus_call_into(hyb_bus *bus, const char *endpoint, const char 
         return 0;
 }
 
+HYB_EXPORT int hyb_bus_call_prepared(hyb_bus_call_args *a, const char *endpoint,
+                                     const char *method, const void *body, size_t len)
+{
+        hyb_assert_return(a && a->size >= sizeof(*a), -EINVAL);
+        return hyb_bus_call_into(a->bus, endpoint, method, body, len, a->flags, a->timeout_ms,
+                                 a->buf, a->buf_size, &a->ret_len, &a->ret_flags,
+                                 &a->ret_reply, &a->err);
+}
+
 static void call_slot_disconnect(hyb_slot *slot)
 {
         bus_call *c = (bus_call *)slot;
