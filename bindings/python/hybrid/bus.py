@@ -24,7 +24,7 @@ from ._ffi import ffi, lib
 from ._util import FdWatch, report
 from .errors import ClosedError, Error, check, error_for
 from .values import INT64_MAX as _INT64_MAX, INT64_MIN as _INT64_MIN
-from .values import _cenc, _dumps, _scan_plain, from_json, to_json
+from .values import _esc, _frepr, _irepr, _scan_plain, from_json, to_json
 
 __all__ = ["Bus", "Event", "Subscription", "Procedure", "CallInfo", "current_call"]
 
@@ -39,8 +39,8 @@ _JSON_TYPES = {str: 1, int: 2, float: 3, bool: 4, dict: 5, list: 6, type(None): 
                None: 7, object: 0, Any: 0}
 
 # The functions of the call path, looked up once.
-_call_into = lib.hyb_bus_call_into
-_REPLY_BUF = 16384  # replies up to this size come in the Bus's buffer (hyb_bus_call_into)
+_call_prepared = lib.hyb_bus_call_prepared
+_REPLY_BUF = 16384  # replies up to this size come in the Bus's buffer (hyb_bus_call_prepared)
 _reply_get_body = lib.hyb_bus_reply_get_body
 _reply_unref = lib.hyb_bus_reply_unref
 # ffi.unpack, ffi.from_handle, ffi.string and ffi.new_handle are Python wrappers of these functions of
@@ -65,10 +65,6 @@ _reply_get_status = lib.hyb_bus_reply_get_status
 _reply_is_binary = lib.hyb_bus_reply_is_binary
 _process = lib.hyb_bus_process
 _slot_unref = lib.hyb_slot_unref
-_join = "".join
-if _cenc is None:  # pragma: no cover - CPython's json always has its C encoder
-    def _cenc(v: Any, _indent: int) -> Tuple[str]:
-        return (_dumps(v),)
 
 # Objects whose handle C holds (userdata of a slot or of a pending call): kept alive here
 # until the slot's destroy callback (or the reply) says C dropped it.
@@ -370,7 +366,7 @@ class Bus(FdWatch):
     # shared keys stop being shared past about 30 names, and every access then looks the
     # name up).  Instances keep a __dict__ (FdWatch has none of these slots): name, app and
     # runner live there, and users may add attributes as before.
-    __slots__ = ("_bus", "_err", "_lenp", "_replyp", "_flagsp", "_rba", "_rbuf", "_slotp",
+    __slots__ = ("_bus", "_err", "_lenp", "_args", "_rba", "_rbuf", "_slotp",
                  "_u64", "_cstrs", "_slots", "_events", "_pending", "_tasks", "_exc",
                  "_depth", "_free_later", "_stop", "_loop", "_writer", "_fd", "_timer",
                  "_timer_at", "_run_fut", "_wake_r", "_wake_w")
@@ -381,11 +377,15 @@ class Bus(FdWatch):
         self._bus = ffi.NULL
         self._err = ffi.new("hyb_error *")
         self._lenp = ffi.new("size_t *")
-        self._replyp = ffi.new("hyb_bus_reply **")
-        self._flagsp = ffi.new("unsigned *")
         # the reply buffer of call(): a bytearray, read by slicing it
         self._rba = bytearray(_REPLY_BUF)
         self._rbuf = ffi.from_buffer(self._rba)
+        # call()'s arguments that do not change (the connection, the reply buffer) and its
+        # results, for hyb_bus_call_prepared: a cffi call costs ~400 instructions an argument
+        a = self._args = ffi.new("hyb_bus_call_args *")
+        a.size = ffi.sizeof("hyb_bus_call_args")
+        a.buf = self._rbuf
+        a.buf_size = _REPLY_BUF
         self._slotp = ffi.new("hyb_slot **")
         self._u64 = ffi.new("uint64_t *")
         self._cstrs: Dict[str, bytes] = {}
@@ -411,7 +411,7 @@ class Bus(FdWatch):
             os.close(self._wake_r)
             os.close(self._wake_w)
             check(r, self._err)
-        self._bus = ret[0]
+        self._bus = self._args.bus = ret[0]
         self.name: str = ffi.string(lib.hyb_bus_get_endpoint_name(self._bus)).decode()
         """This connection's endpoint name, ``@localhost/<app>/<runner>``."""
         self.app = app
@@ -509,6 +509,7 @@ class Bus(FdWatch):
             s.cancel()
         self._events.clear()
         b, self._bus = self._bus, ffi.NULL
+        self._args.bus = ffi.NULL
         lib.hyb_bus_unref(b)
         self._pending.clear()  # C holds none of their handles any more
         for fd in (self._wake_r, self._wake_w):
@@ -771,22 +772,31 @@ class Bus(FdWatch):
         if not bus:  # a NULL cdata pointer is false
             raise ClosedError(message="the bus is closed")
         # The common body, a flat dict of str keys and plain scalars, is checked and written
-        # here (values.to_json's fast path, inline: a Python call less); the rest, and any
+        # here in one walk (values._flat_json, inline: a Python call less); the rest, and any
         # error (NaN, an int beyond int64), goes through to_json.
         if type(params) is dict:
             flags = 0
+            s = "{"
             for k, x in params.items():
                 t = type(x)
-                if type(k) is not str or not (t is str or t is float or t is bool or
-                                              x is None or (t is int and
-                                                            _INT64_MIN <= x <= _INT64_MAX)):
+                if type(k) is not str:
+                    body = to_json(params)
+                    break
+                if t is str:
+                    s = f"{s}{_esc(k)}:{_esc(x)},"
+                elif t is int and _INT64_MIN <= x <= _INT64_MAX:
+                    s = f"{s}{_esc(k)}:{_irepr(x)},"
+                elif t is bool:
+                    s = f"{s}{_esc(k)}:{'true' if x else 'false'},"
+                elif x is None:
+                    s = f"{s}{_esc(k)}:null,"
+                elif t is float and x - x == 0.0:  # finite
+                    s = f"{s}{_esc(k)}:{_frepr(x)},"
+                else:
                     body = to_json(params)
                     break
             else:
-                try:
-                    body = _join(_cenc(params, 0)).encode()
-                except ValueError:  # NaN, infinity: to_json raises the mapping's error
-                    body = to_json(params)
+                body = f"{s[:-1]}}}".encode() if len(s) > 1 else b"{}"
         elif params is _NOARG:
             body, flags = b"{}", 0
         elif type(params) is list:
@@ -800,28 +810,39 @@ class Bus(FdWatch):
         except KeyError:
             ep = self._c(endpoint)
             me = self._c(method)
-        lenp = self._lenp
-        self._depth += 1
-        r = _call_into(bus, ep, me, body, len(body), flags,
-                       self._ms(timeout) if timeout is not None else 0, self._rbuf, _REPLY_BUF,
-                       lenp, self._flagsp, self._replyp, self._err)
-        self._depth -= 1
+        # The struct's flags and deadline are 0 between calls: a plain call (JSON, the default
+        # deadline) leaves them so; one with a binary body or a timeout sets them and puts
+        # them back.  A call made by a handler during another call's wait (depth > 0) finds
+        # the outer call's values there and sets its own.
+        a = self._args
+        if flags or timeout is not None or self._depth:
+            a.flags = flags
+            a.timeout_ms = self._ms(timeout) if timeout is not None else 0
+            self._depth += 1
+            r = _call_prepared(a, ep, me, body, len(body))
+            self._depth -= 1
+            a.flags = 0
+            a.timeout_ms = 0
+        else:
+            self._depth += 1
+            r = _call_prepared(a, ep, me, body, len(body))
+            self._depth -= 1
         if self._free_later and self._depth == 0:
             self._free()
         if self._exc is not None:
-            if r >= 0 and lenp[0] > _REPLY_BUF:
-                _reply_unref(self._replyp[0])
+            if r >= 0 and a.ret_len > _REPLY_BUF:
+                _reply_unref(a.ret_reply)
             self._raise_kept()
         if self._loop is not None:
             self._update()  # the wait may have read packets no fd will signal again
         if r < 0:
-            self._check_call(r, self._err)
+            self._check_call(r, a.err)
         # On success the reply is in the buffer when it fits (the reply pointer is then
-        # NULL); a longer one is handed over in _replyp.
-        n = lenp[0]
+        # NULL); a longer one is handed over in ret_reply.
+        n = a.ret_len
         if n > _REPLY_BUF:
             return self._long_reply(n)
-        if self._flagsp[0] & _BODY_BINARY:
+        if a.ret_flags & _BODY_BINARY:
             return bytes(self._rba[:n])
         if not n:
             return None
@@ -838,12 +859,13 @@ class Bus(FdWatch):
 
     def _long_reply(self, n: int) -> Any:
         """The reply of a successful call whose body did not fit the Bus's buffer."""
-        reply = self._replyp[0]
+        a = self._args
+        reply = a.ret_reply
         try:
             data = _unpack(_reply_get_body(reply, self._lenp), n)
         finally:
             _reply_unref(reply)
-        if self._flagsp[0] & _BODY_BINARY:
+        if a.ret_flags & _BODY_BINARY:
             return data
         return from_json(data)
 
