@@ -338,18 +338,19 @@ typedef struct hyb_bus_call_args {
         void *buf;                /* in: the reply buffer (may be NULL with buf_size 0) */
         size_t buf_size;          /* in */
         size_t ret_len;           /* out: the reply body's length */
-        unsigned ret_flags;       /* out: HYB_BODY_JSON or HYB_BODY_BINARY */
         hyb_bus_reply *ret_reply; /* out: the reply when its body did not fit buf, else NULL */
         hyb_error err;            /* out: the error of a failed call */
 } hyb_bus_call_args;
 
 /*
  * hyb_bus_call_into(a->bus, endpoint, method, body, len, a->flags, a->timeout_ms, a->buf,
- * a->buf_size, &a->ret_len, &a->ret_flags, &a->ret_reply, &a->err): the same call, wait,
- * dispatch, results and errors.  The "in" members are read when the call starts (a handler
- * run during the wait may make another call with the same struct); the "out" members are
- * written when it returns.  -EINVAL for a NULL a, a->size smaller than this version's
- * struct, or a NULL a->bus, endpoint or method.
+ * a->buf_size, &a->ret_len, &flags, &a->ret_reply, &a->err): the same call, wait, dispatch,
+ * results and errors, except that on 2xx it returns the reply body's flags, HYB_BODY_JSON
+ * (0) or HYB_BODY_BINARY, instead of 0 (one result less to read back through an FFI).  The
+ * "in" members are read when the call starts (a handler run during the wait may make
+ * another call with the same struct); the "out" members are written when it returns.
+ * -EINVAL for a NULL a, a->size smaller than this version's struct, or a NULL a->bus,
+ * endpoint or method.
  */
 HYB_EXPORT int hyb_bus_call_prepared(hyb_bus_call_args *a, const char *endpoint,
                                      const char *method, const void *body, size_t len);

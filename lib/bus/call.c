@@ -533,10 +533,13 @@ HYB_EXPORT int hyb_bus_call_into(hyb_bus *bus, const char *endpoint, const char 
 HYB_EXPORT int hyb_bus_call_prepared(hyb_bus_call_args *a, const char *endpoint,
                                      const char *method, const void *body, size_t len)
 {
+        unsigned flags = HYB_BODY_JSON;
+        int r;
+
         hyb_assert_return(a && a->size >= sizeof(*a), -EINVAL);
-        return hyb_bus_call_into(a->bus, endpoint, method, body, len, a->flags, a->timeout_ms,
-                                 a->buf, a->buf_size, &a->ret_len, &a->ret_flags,
-                                 &a->ret_reply, &a->err);
+        r = hyb_bus_call_into(a->bus, endpoint, method, body, len, a->flags, a->timeout_ms, a->buf,
+                              a->buf_size, &a->ret_len, &flags, &a->ret_reply, &a->err);
+        return r < 0 ? r : (int)flags;
 }
 
 static void call_slot_disconnect(hyb_slot *slot)

@@ -837,12 +837,13 @@ class Bus(FdWatch):
             self._update()  # the wait may have read packets no fd will signal again
         if r < 0:
             self._check_call(r, a.err)
-        # On success the reply is in the buffer when it fits (the reply pointer is then
-        # NULL); a longer one is handed over in ret_reply.
+        # On success r is the reply body's flags (HYB_BODY_BINARY or 0); the body is in the
+        # buffer when it fits (the reply pointer is then NULL); a longer one is handed over
+        # in ret_reply.
         n = a.ret_len
         if n > _REPLY_BUF:
-            return self._long_reply(n)
-        if a.ret_flags & _BODY_BINARY:
+            return self._long_reply(n, r)
+        if r:
             return bytes(self._rba[:n])
         if not n:
             return None
@@ -857,15 +858,14 @@ class Bus(FdWatch):
                 return v
         return from_json(text)
 
-    def _long_reply(self, n: int) -> Any:
+    def _long_reply(self, n: int, flags: int) -> Any:
         """The reply of a successful call whose body did not fit the Bus's buffer."""
-        a = self._args
-        reply = a.ret_reply
+        reply = self._args.ret_reply
         try:
             data = _unpack(_reply_get_body(reply, self._lenp), n)
         finally:
             _reply_unref(reply)
-        if a.ret_flags & _BODY_BINARY:
+        if flags & _BODY_BINARY:
             return data
         return from_json(data)
 
