@@ -1002,7 +1002,8 @@ START_TEST(test_send_after_daemon_gone)
 END_TEST
 
 /* hyb_bus_call_prepared: hyb_bus_call_into with the struct's members as its arguments
- * (buffer, flags, timeout in; length, flags, reply, error out), a size too small refused. */
+ * (target, buffer, flags, timeout in; length, reply, error out; the body's flags returned),
+ * a size too small, a missing struct, bus or target refused. */
 START_TEST(test_call_prepared)
 {
         tbroker t;
@@ -1023,8 +1024,10 @@ START_TEST(test_call_prepared)
         ca.bus = a;
         ca.buf = buf;
         ca.buf_size = sizeof buf;
+        ca.endpoint = HYB_BUS_BUILTIN_ENDPOINT;
+        ca.method = "echo";
         memset(buf, 'x', sizeof buf);
-        ck_assert_int_eq(hyb_bus_call_prepared(&ca, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen),
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, body, blen),
                          HYB_BODY_JSON);
         ck_assert_ptr_null(ca.ret_reply);
         ck_assert_uint_eq(ca.ret_len, blen);
@@ -1032,22 +1035,22 @@ START_TEST(test_call_prepared)
         ck_assert_int_eq(buf[blen], 'x');
         /* flags in: a binary body comes back binary */
         ca.flags = HYB_BODY_BINARY;
-        ck_assert_int_eq(hyb_bus_call_prepared(&ca, HYB_BUS_BUILTIN_ENDPOINT, "echo", bin, sizeof bin),
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, bin, sizeof bin),
                          HYB_BODY_BINARY);
         ck_assert_uint_eq(ca.ret_len, sizeof bin);
         ck_assert_mem_eq(buf, bin, sizeof bin);
         ca.flags = HYB_BODY_JSON;
         /* buf_size in: one byte short, the reply is handed over */
         ca.buf_size = blen - 1;
-        ck_assert_int_eq(hyb_bus_call_prepared(&ca, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen),
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, body, blen),
                          HYB_BODY_JSON);
         ck_assert_ptr_nonnull(ca.ret_reply);
         ck_assert_mem_eq(hyb_bus_reply_get_body(ca.ret_reply, &rl), body, blen);
         ca.ret_reply = hyb_bus_reply_unref(ca.ret_reply);
         ca.buf_size = sizeof buf;
         /* a failed call: its code and message in err */
-        ck_assert_int_eq(hyb_bus_call_prepared(&ca, HYB_BUS_BUILTIN_ENDPOINT, "noSuchBuiltin", "{}", 2),
-                         HYB_E_NOT_FOUND);
+        ca.method = "noSuchBuiltin";
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, "{}", 2), HYB_E_NOT_FOUND);
         ck_assert_ptr_null(ca.ret_reply);
         ck_assert_int_eq(ca.err.code, HYB_E_NOT_FOUND);
         ck_assert_str_ne(ca.err.message, "");
@@ -1056,19 +1059,28 @@ START_TEST(test_call_prepared)
                                                      &tbl, &err),
                          0);
         ca.timeout_ms = 200;
-        ck_assert_int_eq(hyb_bus_call_prepared(&ca, "@localhost/org.test.slow/main", "slow", "{}", 2),
-                         HYB_E_CALLEE_TIMEOUT);
+        ca.endpoint = "@localhost/org.test.slow/main";
+        ca.method = "slow";
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, "{}", 2), HYB_E_CALLEE_TIMEOUT);
         ca.timeout_ms = 0;
+        ca.endpoint = HYB_BUS_BUILTIN_ENDPOINT;
+        ca.method = "echo";
         /* a struct from an older, smaller version, no struct, no bus */
         ca.size = sizeof ca - 1;
-        ck_assert_int_eq(hyb_bus_call_prepared(&ca, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen),
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, body, blen),
                          -EINVAL);
         ca.size = sizeof ca;
-        ck_assert_int_eq(hyb_bus_call_prepared(NULL, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen),
+        ck_assert_int_eq(hyb_bus_call_prepared(NULL, body, blen),
                          -EINVAL);
+        ca.method = NULL;
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, body, blen), -EINVAL);
+        ca.method = "echo";
+        ca.endpoint = NULL;
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, body, blen), -EINVAL);
+        ca.endpoint = HYB_BUS_BUILTIN_ENDPOINT;
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, body, blen), HYB_BODY_JSON);
         ca.bus = NULL;
-        ck_assert_int_eq(hyb_bus_call_prepared(&ca, HYB_BUS_BUILTIN_ENDPOINT, "echo", body, blen),
-                         -EINVAL);
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, body, blen), -EINVAL);
         hyb_slot_unref(tbl);
         hyb_bus_unref(b);
         hyb_bus_unref(a);

@@ -367,7 +367,7 @@ class Bus(FdWatch):
     # name up).  Instances keep a __dict__ (FdWatch has none of these slots): name, app and
     # runner live there, and users may add attributes as before.
     __slots__ = ("_bus", "_err", "_lenp", "_args", "_rba", "_rbuf", "_slotp",
-                 "_u64", "_cstrs", "_slots", "_events", "_pending", "_tasks", "_exc",
+                 "_u64", "_cstrs", "_ctarget", "_ep", "_me", "_slots", "_events", "_pending", "_tasks", "_exc",
                  "_depth", "_free_later", "_stop", "_loop", "_writer", "_fd", "_timer",
                  "_timer_at", "_run_fut", "_wake_r", "_wake_w")
 
@@ -389,6 +389,9 @@ class Bus(FdWatch):
         self._slotp = ffi.new("hyb_slot **")
         self._u64 = ffi.new("uint64_t *")
         self._cstrs: Dict[str, bytes] = {}
+        self._ctarget: Dict[str, Any] = {}
+        self._ep: Optional[str] = None  # call()'s last target, in self._args
+        self._me: Optional[str] = None
         self._slots: Set[_Slot] = set()
         self._events: Dict[str, _EventBubble] = {}
         self._pending: Set[_PendingCall] = set()
@@ -463,6 +466,25 @@ class Bus(FdWatch):
     def fileno(self) -> int:
         """The connection's socket, to watch for input (``select``, selectors...)."""
         return check(lib.hyb_bus_get_fd(self._ptr()))
+
+    def _target(self, endpoint: str, method: str) -> None:
+        """Sets call()'s target in the prepared arguments (kept until a call to another).
+        The C strings live in _ctarget, which is only emptied here, before the new target's
+        are made: the ones the struct points to are always in it."""
+        cs = self._ctarget
+        try:
+            ep = cs[endpoint]
+            me = cs[method]
+        except KeyError:
+            if len(cs) > 256:
+                cs.clear()
+            ep = cs[endpoint] = ffi.new("char[]", endpoint.encode())
+            me = cs[method] = ffi.new("char[]", method.encode())
+        a = self._args
+        a.endpoint = ep
+        a.method = me
+        self._ep = endpoint
+        self._me = method
 
     def _c(self, s: str) -> bytes:
         b = self._cstrs.get(s)
@@ -803,29 +825,24 @@ class Bus(FdWatch):
             body, flags = to_json(params), 0
         else:
             body, flags = self._encode(params)
-        cs = self._cstrs
-        try:
-            ep = cs[endpoint]
-            me = cs[method]
-        except KeyError:
-            ep = self._c(endpoint)
-            me = self._c(method)
+        a = self._args
+        if endpoint != self._ep or method != self._me:
+            self._target(endpoint, method)
         # The struct's flags and deadline are 0 between calls: a plain call (JSON, the default
         # deadline) leaves them so; one with a binary body or a timeout sets them and puts
         # them back.  A call made by a handler during another call's wait (depth > 0) finds
         # the outer call's values there and sets its own.
-        a = self._args
         if flags or timeout is not None or self._depth:
             a.flags = flags
             a.timeout_ms = self._ms(timeout) if timeout is not None else 0
             self._depth += 1
-            r = _call_prepared(a, ep, me, body, len(body))
+            r = _call_prepared(a, body, len(body))
             self._depth -= 1
             a.flags = 0
             a.timeout_ms = 0
         else:
             self._depth += 1
-            r = _call_prepared(a, ep, me, body, len(body))
+            r = _call_prepared(a, body, len(body))
             self._depth -= 1
         if self._free_later and self._depth == 0:
             self._free()

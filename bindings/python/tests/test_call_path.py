@@ -154,9 +154,9 @@ def test_flat_bodies_are_json_text(daemon, monkeypatch):
     sent = []
     real = hbus._call_prepared
 
-    def spy(a, ep, me, body, n):
+    def spy(a, body, n):
         sent.append(bytes(body))
-        return real(a, ep, me, body, n)
+        return real(a, body, n)
     monkeypatch.setattr(hbus, "_call_prepared", spy)
     with hybrid.Bus(socket=daemon.sock, app="org.example.py.path") as bus:
         for body in FLAT:
@@ -170,14 +170,30 @@ def test_flat_bodies_are_json_text(daemon, monkeypatch):
             assert sent == [to_json(body)]
 
 
-def test_flags_and_deadline_are_per_call(daemon):
-    """The binding keeps a call's fixed arguments in one struct (hyb_bus_call_prepared): a
+def test_target_flags_and_deadline_are_per_call(daemon):
+    """The binding keeps a call's fixed arguments in one struct (hyb_bus_call_prepared), the
+    target left set from one call to the next: each call reaches its own target, and a
     binary body's flag and a timeout hold for their own call only, also for a call a handler
     makes while another call waits."""
     import subprocess
     with hybrid.Bus(socket=daemon.sock, app="org.example.py.path") as bus:
         assert bus.call(BUILTIN, "echo", b"\x00raw") == b"\x00raw"
         assert bus.call(BUILTIN, "echo", {"after": "binary"}) == {"after": "binary"}
+
+        @bus.procedure("echo")
+        def own_echo(**kw):
+            return {"own": kw}
+        for i in range(3):  # alternating targets; an equal endpoint built anew each time
+            assert bus.call(BUILTIN, "echo", {"i": i}) == {"i": i}
+            assert bus.call("@localhost/" + bus.name[11:], "echo", {"i": i}) == \
+                {"own": {"i": i}}
+            with pytest.raises(hybrid.NotFound):
+                bus.call(BUILTIN, f"noSuchMethod{i}", {})
+        # more targets than the binding keeps C strings for: the current one stays valid
+        for i in range(300):
+            with pytest.raises(hybrid.NotFound):
+                bus.call(BUILTIN, f"gone{i}", {})
+        assert bus.call(BUILTIN, "echo", {"kept": True}) == {"kept": True}
 
         @bus.procedure("outer")
         def outer(raw):
