@@ -798,27 +798,28 @@ class Bus(FdWatch):
         # error (NaN, an int beyond int64), goes through to_json.
         if type(params) is dict:
             flags = 0
-            s = "{"
+            s = sep = ""
             for k, x in params.items():
                 t = type(x)
                 if type(k) is not str:
                     body = to_json(params)
                     break
                 if t is str:
-                    s = f"{s}{_esc(k)}:{_esc(x)},"
+                    s = f"{s}{sep}{_esc(k)}:{_esc(x)}"
                 elif t is int and _INT64_MIN <= x <= _INT64_MAX:
-                    s = f"{s}{_esc(k)}:{_irepr(x)},"
+                    s = f"{s}{sep}{_esc(k)}:{_irepr(x)}"
                 elif t is bool:
-                    s = f"{s}{_esc(k)}:{'true' if x else 'false'},"
+                    s = f"{s}{sep}{_esc(k)}:{'true' if x else 'false'}"
                 elif x is None:
-                    s = f"{s}{_esc(k)}:null,"
+                    s = f"{s}{sep}{_esc(k)}:null"
                 elif t is float and x - x == 0.0:  # finite
-                    s = f"{s}{_esc(k)}:{_frepr(x)},"
+                    s = f"{s}{sep}{_esc(k)}:{_frepr(x)}"
                 else:
                     body = to_json(params)
                     break
+                sep = ","
             else:
-                body = f"{s[:-1]}}}".encode() if len(s) > 1 else b"{}"
+                body = f"{{{s}}}".encode()
         elif params is _NOARG:
             body, flags = b"{}", 0
         elif type(params) is list:
@@ -840,12 +841,14 @@ class Bus(FdWatch):
             self._depth -= 1
             a.flags = 0
             a.timeout_ms = 0
-        else:
-            self._depth += 1
+            if self._free_later and self._depth == 0:
+                self._free()
+        else:  # depth 0: the common call, not made from inside a dispatch
+            self._depth = 1
             r = _call_prepared(a, body, len(body))
-            self._depth -= 1
-        if self._free_later and self._depth == 0:
-            self._free()
+            self._depth = 0
+            if self._free_later:
+                self._free()
         if self._exc is not None:
             if r >= 0 and a.ret_len > _REPLY_BUF:
                 _reply_unref(a.ret_reply)

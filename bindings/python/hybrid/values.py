@@ -191,24 +191,25 @@ def _flat_json(v: dict) -> Optional[bytes]:
     float.__repr__); None for any other dict (to_json's general path then maps it or raises).
     For small dicts this costs less than the check walk and then json's encoder call.
     Bus.call has a copy of it inline."""
-    s = "{"
+    s = sep = ""
     for k, x in v.items():
         t = type(x)
         if type(k) is not str:
             return None
         if t is str:
-            s = f"{s}{_esc(k)}:{_esc(x)},"
+            s = f"{s}{sep}{_esc(k)}:{_esc(x)}"
         elif t is int and INT64_MIN <= x <= INT64_MAX:
-            s = f"{s}{_esc(k)}:{_irepr(x)},"
+            s = f"{s}{sep}{_esc(k)}:{_irepr(x)}"
         elif t is bool:
-            s = f"{s}{_esc(k)}:{'true' if x else 'false'},"
+            s = f"{s}{sep}{_esc(k)}:{'true' if x else 'false'}"
         elif x is None:
-            s = f"{s}{_esc(k)}:null,"
+            s = f"{s}{sep}{_esc(k)}:null"
         elif t is float and x - x == 0.0:  # finite (inf - inf and NaN - NaN are NaN)
-            s = f"{s}{_esc(k)}:{_frepr(x)},"
+            s = f"{s}{sep}{_esc(k)}:{_frepr(x)}"
         else:
             return None
-    return f"{s[:-1]}}}".encode() if len(s) > 1 else b"{}"
+        sep = ","
+    return f"{{{s}}}".encode()
 
 
 def to_json(v: Any) -> bytes:
