@@ -334,8 +334,20 @@ def _on_reply(_bus, reply, ud):
             n = lenp[0]
             if _reply_is_binary(reply):
                 fut.set_result(_unpack(body, n))
+            elif not n:
+                fut.set_result(None)
             else:
-                fut.set_result(from_json(_unpack(body, n)) if n else None)
+                # values.from_json, inline as in Bus.call
+                text = _unpack(body, n).decode()
+                if '"@' not in text:
+                    try:
+                        v, end = _scan_plain(text, 0)
+                    except StopIteration:
+                        v, end = None, -1
+                    if end == len(text):
+                        fut.set_result(v)
+                        return
+                fut.set_result(from_json(text))
         else:
             fut.set_result(pc.bus._reply_value(reply))  # raises the status's error
     except BaseException as e:
