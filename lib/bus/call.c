@@ -536,8 +536,9 @@ HYB_EXPORT int hyb_bus_call_prepared(hyb_bus_call_args *a, const void *body, siz
         int r;
 
         hyb_assert_return(a && a->size >= sizeof(*a), -EINVAL);
-        r = hyb_bus_call_into(a->bus, a->endpoint, a->method, body, len, a->flags, a->timeout_ms, a->buf,
-                              a->buf_size, &a->ret_len, &flags, &a->ret_reply, &a->err);
+        r = hyb_bus_call_into(a->bus, a->endpoint, a->method, body, len, a->flags,
+                              a->timeout_ms, a->buf, a->buf_size, &a->ret_len, &flags,
+                              &a->ret_reply, &a->err);
         return r < 0 ? r : (int)flags;
 }
 

@@ -86,7 +86,8 @@ int hyb_bus_call_into(hyb_bus *bus, const char *endpoint, const char *method,
                       void *buf, size_t size, size_t *ret_len, unsigned *ret_flags,
                       hyb_bus_reply **ret_reply, hyb_error *reterr);
 typedef struct hyb_bus_call_args {
-        size_t size; hyb_bus *bus; const char *endpoint; const char *method; unsigned flags; uint32_t timeout_ms; void *buf;
+        size_t size; hyb_bus *bus; const char *endpoint; const char *method; unsigned flags;
+        uint32_t timeout_ms; void *buf;
         size_t buf_size; size_t ret_len; hyb_bus_reply *ret_reply;
         hyb_error err;
 } hyb_bus_call_args;

@@ -378,9 +378,9 @@ class Bus(FdWatch):
     # shared keys stop being shared past about 30 names, and every access then looks the
     # name up).  Instances keep a __dict__ (FdWatch has none of these slots): name, app and
     # runner live there, and users may add attributes as before.
-    __slots__ = ("_bus", "_err", "_lenp", "_args", "_rba", "_rbuf", "_slotp",
-                 "_u64", "_cstrs", "_ctarget", "_ep", "_me", "_slots", "_events", "_pending", "_tasks", "_exc",
-                 "_depth", "_free_later", "_stop", "_loop", "_writer", "_fd", "_timer",
+    __slots__ = ("_bus", "_err", "_lenp", "_args", "_rba", "_rbuf", "_slotp", "_u64",
+                 "_cstrs", "_ctarget", "_ep", "_me", "_slots", "_events", "_pending", "_tasks",
+                 "_exc", "_depth", "_free_later", "_stop", "_loop", "_writer", "_fd", "_timer",
                  "_timer_at", "_run_fut", "_wake_r", "_wake_w")
 
     def __init__(self, socket: Any = None, app: str = "", runner: Optional[str] = None,
