@@ -323,6 +323,41 @@ HYB_EXPORT int hyb_bus_call_into(hyb_bus *bus, const char *endpoint, const char 
                                  void *buf, size_t size, size_t *ret_len, unsigned *ret_flags,
                                  hyb_bus_reply **ret_reply, hyb_error *reterr);
 
+/*
+ * The arguments of a hyb_bus_call_into that stay the same from call to call, kept by the
+ * caller (a binding's per-connection state), and the call's results.  A foreign-function
+ * interface (Python's cffi) pays for every argument of every call; hyb_bus_call_prepared
+ * takes three.  Zero it, set size to sizeof(hyb_bus_call_args) and the "in" members; the
+ * library reads and writes no byte of it past size.  endpoint and method are borrowed for
+ * the duration of each call: the caller keeps them valid (and may leave them set from one
+ * call to the next to the same target).
+ */
+typedef struct hyb_bus_call_args {
+        size_t size;              /* in: sizeof(hyb_bus_call_args) */
+        hyb_bus *bus;             /* in: the connection */
+        const char *endpoint;     /* in: the endpoint called */
+        const char *method;       /* in: its method */
+        unsigned flags;           /* in: HYB_BODY_* of the body */
+        uint32_t timeout_ms;      /* in: as hyb_bus_call's (0: HYB_BUS_DEFAULT_TIMEOUT_MS) */
+        void *buf;                /* in: the reply buffer (may be NULL with buf_size 0) */
+        size_t buf_size;          /* in */
+        size_t ret_len;           /* out: the reply body's length */
+        hyb_bus_reply *ret_reply; /* out: the reply when its body did not fit buf, else NULL */
+        hyb_error err;            /* out: the error of a failed call */
+} hyb_bus_call_args;
+
+/*
+ * hyb_bus_call_into(a->bus, a->endpoint, a->method, body, len, a->flags, a->timeout_ms,
+ * a->buf, a->buf_size, &a->ret_len, &flags, &a->ret_reply, &a->err): the same call, wait,
+ * dispatch, results and errors, except that on 2xx it returns the reply body's flags,
+ * HYB_BODY_JSON (0) or HYB_BODY_BINARY, instead of 0 (one result less to read back through
+ * an FFI).  The "in" members are read when the call starts (a handler run during the wait
+ * may make another call with the same struct); the "out" members are written when it
+ * returns.  -EINVAL for a NULL a, a->size smaller than this version's struct, or a NULL
+ * a->bus, a->endpoint or a->method.
+ */
+HYB_EXPORT int hyb_bus_call_prepared(hyb_bus_call_args *a, const void *body, size_t len);
+
 /* Called once with the reply (any status; connection loss gives a local 502). */
 typedef void (*hyb_bus_reply_fn)(hyb_bus *bus, const hyb_bus_reply *reply, void *userdata);
 

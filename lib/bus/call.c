@@ -530,6 +530,18 @@ HYB_EXPORT int hyb_bus_call_into(hyb_bus *bus, const char *endpoint, const char 
         return 0;
 }
 
+HYB_EXPORT int hyb_bus_call_prepared(hyb_bus_call_args *a, const void *body, size_t len)
+{
+        unsigned flags = HYB_BODY_JSON;
+        int r;
+
+        hyb_assert_return(a && a->size >= sizeof(*a), -EINVAL);
+        r = hyb_bus_call_into(a->bus, a->endpoint, a->method, body, len, a->flags,
+                              a->timeout_ms, a->buf, a->buf_size, &a->ret_len, &flags,
+                              &a->ret_reply, &a->err);
+        return r < 0 ? r : (int)flags;
+}
+
 static void call_slot_disconnect(hyb_slot *slot)
 {
         bus_call *c = (bus_call *)slot;

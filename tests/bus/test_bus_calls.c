@@ -1001,6 +1001,93 @@ START_TEST(test_send_after_daemon_gone)
 }
 END_TEST
 
+/* hyb_bus_call_prepared: hyb_bus_call_into with the struct's members as its arguments
+ * (target, buffer, flags, timeout in; length, reply, error out; the body's flags returned),
+ * a size too small, a missing struct, bus or target refused. */
+START_TEST(test_call_prepared)
+{
+        tbroker t;
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        hyb_bus *b = tb_connect(&t, "org.test.slow", "main");
+        slowsvc ss = { 0 };
+        hyb_slot *tbl = NULL;
+        hyb_error err;
+        const char *body = "{\"hello\":[1,2,3]}";
+        size_t blen = strlen(body), rl;
+        char buf[64];
+        static const uint8_t bin[] = {0, 1, 2, 0xff};
+        hyb_bus_call_args ca;
+
+        memset(&ca, 0, sizeof ca);
+        ca.size = sizeof ca;
+        ca.bus = a;
+        ca.buf = buf;
+        ca.buf_size = sizeof buf;
+        ca.endpoint = HYB_BUS_BUILTIN_ENDPOINT;
+        ca.method = "echo";
+        memset(buf, 'x', sizeof buf);
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, body, blen),
+                         HYB_BODY_JSON);
+        ck_assert_ptr_null(ca.ret_reply);
+        ck_assert_uint_eq(ca.ret_len, blen);
+        ck_assert_mem_eq(buf, body, blen);
+        ck_assert_int_eq(buf[blen], 'x');
+        /* flags in: a binary body comes back binary */
+        ca.flags = HYB_BODY_BINARY;
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, bin, sizeof bin),
+                         HYB_BODY_BINARY);
+        ck_assert_uint_eq(ca.ret_len, sizeof bin);
+        ck_assert_mem_eq(buf, bin, sizeof bin);
+        ca.flags = HYB_BODY_JSON;
+        /* buf_size in: one byte short, the reply is handed over */
+        ca.buf_size = blen - 1;
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, body, blen),
+                         HYB_BODY_JSON);
+        ck_assert_ptr_nonnull(ca.ret_reply);
+        ck_assert_mem_eq(hyb_bus_reply_get_body(ca.ret_reply, &rl), body, blen);
+        ca.ret_reply = hyb_bus_reply_unref(ca.ret_reply);
+        ca.buf_size = sizeof buf;
+        /* a failed call: its code and message in err */
+        ca.method = "noSuchBuiltin";
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, "{}", 2), HYB_E_NOT_FOUND);
+        ck_assert_ptr_null(ca.ret_reply);
+        ck_assert_int_eq(ca.err.code, HYB_E_NOT_FOUND);
+        ck_assert_str_ne(ca.err.message, "");
+        /* timeout_ms in: a callee that never serves its calls, a 200 ms deadline */
+        ck_assert_int_eq(hyb_endpoint_register_table(b, slow_table, sizeof slow_table[0], 3, &ss,
+                                                     &tbl, &err),
+                         0);
+        ca.timeout_ms = 200;
+        ca.endpoint = "@localhost/org.test.slow/main";
+        ca.method = "slow";
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, "{}", 2), HYB_E_CALLEE_TIMEOUT);
+        ca.timeout_ms = 0;
+        ca.endpoint = HYB_BUS_BUILTIN_ENDPOINT;
+        ca.method = "echo";
+        /* a struct from an older, smaller version, no struct, no bus */
+        ca.size = sizeof ca - 1;
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, body, blen),
+                         -EINVAL);
+        ca.size = sizeof ca;
+        ck_assert_int_eq(hyb_bus_call_prepared(NULL, body, blen),
+                         -EINVAL);
+        ca.method = NULL;
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, body, blen), -EINVAL);
+        ca.method = "echo";
+        ca.endpoint = NULL;
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, body, blen), -EINVAL);
+        ca.endpoint = HYB_BUS_BUILTIN_ENDPOINT;
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, body, blen), HYB_BODY_JSON);
+        ca.bus = NULL;
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, body, blen), -EINVAL);
+        hyb_slot_unref(tbl);
+        hyb_bus_unref(b);
+        hyb_bus_unref(a);
+        tb_stop(&t);
+}
+END_TEST
+
 START_TEST(test_deadline_cancel_deferred)
 {
         tbroker t;
@@ -1321,6 +1408,7 @@ Suite *bus_suite(void)
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_echo_json);
         tcase_add_test(tc, test_call_into);
+        tcase_add_test(tc, test_call_prepared);
         tcase_add_test(tc, test_echo_16mib_binary);
         tcase_add_test(tc, test_calls_policy_acl);
         tcase_add_test(tc, test_connect_refusals);

@@ -85,6 +85,13 @@ int hyb_bus_call_into(hyb_bus *bus, const char *endpoint, const char *method,
                       const void *body, size_t len, unsigned flags, uint32_t timeout_ms,
                       void *buf, size_t size, size_t *ret_len, unsigned *ret_flags,
                       hyb_bus_reply **ret_reply, hyb_error *reterr);
+typedef struct hyb_bus_call_args {
+        size_t size; hyb_bus *bus; const char *endpoint; const char *method; unsigned flags;
+        uint32_t timeout_ms; void *buf;
+        size_t buf_size; size_t ret_len; hyb_bus_reply *ret_reply;
+        hyb_error err;
+} hyb_bus_call_args;
+int hyb_bus_call_prepared(hyb_bus_call_args *a, const void *body, size_t len);
 typedef void (*hyb_bus_reply_fn)(hyb_bus *bus, const hyb_bus_reply *reply, void *userdata);
 int hyb_bus_call_async(hyb_bus *bus, const char *endpoint, const char *method,
                        const void *body, size_t len, unsigned flags, uint32_t timeout_ms,

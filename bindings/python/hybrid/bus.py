@@ -24,7 +24,7 @@ from ._ffi import ffi, lib
 from ._util import FdWatch, report
 from .errors import ClosedError, Error, check, error_for
 from .values import INT64_MAX as _INT64_MAX, INT64_MIN as _INT64_MIN
-from .values import _cenc, _dumps, _scan_plain, from_json, to_json
+from .values import _esc, _frepr, _irepr, _scan_plain, from_json, to_json
 
 __all__ = ["Bus", "Event", "Subscription", "Procedure", "CallInfo", "current_call"]
 
@@ -39,8 +39,8 @@ _JSON_TYPES = {str: 1, int: 2, float: 3, bool: 4, dict: 5, list: 6, type(None): 
                None: 7, object: 0, Any: 0}
 
 # The functions of the call path, looked up once.
-_call_into = lib.hyb_bus_call_into
-_REPLY_BUF = 16384  # replies up to this size come in the Bus's buffer (hyb_bus_call_into)
+_call_prepared = lib.hyb_bus_call_prepared
+_REPLY_BUF = 16384  # replies up to this size come in the Bus's buffer (hyb_bus_call_prepared)
 _reply_get_body = lib.hyb_bus_reply_get_body
 _reply_unref = lib.hyb_bus_reply_unref
 # ffi.unpack, ffi.from_handle, ffi.string and ffi.new_handle are Python wrappers of these functions of
@@ -65,10 +65,6 @@ _reply_get_status = lib.hyb_bus_reply_get_status
 _reply_is_binary = lib.hyb_bus_reply_is_binary
 _process = lib.hyb_bus_process
 _slot_unref = lib.hyb_slot_unref
-_join = "".join
-if _cenc is None:  # pragma: no cover - CPython's json always has its C encoder
-    def _cenc(v: Any, _indent: int) -> Tuple[str]:
-        return (_dumps(v),)
 
 # Objects whose handle C holds (userdata of a slot or of a pending call): kept alive here
 # until the slot's destroy callback (or the reply) says C dropped it.
@@ -338,8 +334,20 @@ def _on_reply(_bus, reply, ud):
             n = lenp[0]
             if _reply_is_binary(reply):
                 fut.set_result(_unpack(body, n))
+            elif not n:
+                fut.set_result(None)
             else:
-                fut.set_result(from_json(_unpack(body, n)) if n else None)
+                # values.from_json, inline as in Bus.call
+                text = _unpack(body, n).decode()
+                if '"@' not in text:
+                    try:
+                        v, end = _scan_plain(text, 0)
+                    except StopIteration:
+                        v, end = None, -1
+                    if end == len(text):
+                        fut.set_result(v)
+                        return
+                fut.set_result(from_json(text))
         else:
             fut.set_result(pc.bus._reply_value(reply))  # raises the status's error
     except BaseException as e:
@@ -370,9 +378,9 @@ class Bus(FdWatch):
     # shared keys stop being shared past about 30 names, and every access then looks the
     # name up).  Instances keep a __dict__ (FdWatch has none of these slots): name, app and
     # runner live there, and users may add attributes as before.
-    __slots__ = ("_bus", "_err", "_lenp", "_replyp", "_flagsp", "_rba", "_rbuf", "_slotp",
-                 "_u64", "_cstrs", "_slots", "_events", "_pending", "_tasks", "_exc",
-                 "_depth", "_free_later", "_stop", "_loop", "_writer", "_fd", "_timer",
+    __slots__ = ("_bus", "_err", "_lenp", "_args", "_rba", "_rbuf", "_slotp", "_u64",
+                 "_cstrs", "_ctarget", "_ep", "_me", "_slots", "_events", "_pending", "_tasks",
+                 "_exc", "_depth", "_free_later", "_stop", "_loop", "_writer", "_fd", "_timer",
                  "_timer_at", "_run_fut", "_wake_r", "_wake_w")
 
     def __init__(self, socket: Any = None, app: str = "", runner: Optional[str] = None,
@@ -381,14 +389,21 @@ class Bus(FdWatch):
         self._bus = ffi.NULL
         self._err = ffi.new("hyb_error *")
         self._lenp = ffi.new("size_t *")
-        self._replyp = ffi.new("hyb_bus_reply **")
-        self._flagsp = ffi.new("unsigned *")
         # the reply buffer of call(): a bytearray, read by slicing it
         self._rba = bytearray(_REPLY_BUF)
         self._rbuf = ffi.from_buffer(self._rba)
+        # call()'s arguments that do not change (the connection, the reply buffer) and its
+        # results, for hyb_bus_call_prepared: a cffi call costs ~400 instructions an argument
+        a = self._args = ffi.new("hyb_bus_call_args *")
+        a.size = ffi.sizeof("hyb_bus_call_args")
+        a.buf = self._rbuf
+        a.buf_size = _REPLY_BUF
         self._slotp = ffi.new("hyb_slot **")
         self._u64 = ffi.new("uint64_t *")
         self._cstrs: Dict[str, bytes] = {}
+        self._ctarget: Dict[str, Any] = {}
+        self._ep: Optional[str] = None  # call()'s last target, in self._args
+        self._me: Optional[str] = None
         self._slots: Set[_Slot] = set()
         self._events: Dict[str, _EventBubble] = {}
         self._pending: Set[_PendingCall] = set()
@@ -411,7 +426,7 @@ class Bus(FdWatch):
             os.close(self._wake_r)
             os.close(self._wake_w)
             check(r, self._err)
-        self._bus = ret[0]
+        self._bus = self._args.bus = ret[0]
         self.name: str = ffi.string(lib.hyb_bus_get_endpoint_name(self._bus)).decode()
         """This connection's endpoint name, ``@localhost/<app>/<runner>``."""
         self.app = app
@@ -464,6 +479,25 @@ class Bus(FdWatch):
         """The connection's socket, to watch for input (``select``, selectors...)."""
         return check(lib.hyb_bus_get_fd(self._ptr()))
 
+    def _target(self, endpoint: str, method: str) -> None:
+        """Sets call()'s target in the prepared arguments (kept until a call to another).
+        The C strings live in _ctarget, which is only emptied here, before the new target's
+        are made: the ones the struct points to are always in it."""
+        cs = self._ctarget
+        try:
+            ep = cs[endpoint]
+            me = cs[method]
+        except KeyError:
+            if len(cs) > 256:
+                cs.clear()
+            ep = cs[endpoint] = ffi.new("char[]", endpoint.encode())
+            me = cs[method] = ffi.new("char[]", method.encode())
+        a = self._args
+        a.endpoint = ep
+        a.method = me
+        self._ep = endpoint
+        self._me = method
+
     def _c(self, s: str) -> bytes:
         b = self._cstrs.get(s)
         if b is None:
@@ -509,6 +543,7 @@ class Bus(FdWatch):
             s.cancel()
         self._events.clear()
         b, self._bus = self._bus, ffi.NULL
+        self._args.bus = ffi.NULL
         lib.hyb_bus_unref(b)
         self._pending.clear()  # C holds none of their handles any more
         for fd in (self._wake_r, self._wake_w):
@@ -771,57 +806,76 @@ class Bus(FdWatch):
         if not bus:  # a NULL cdata pointer is false
             raise ClosedError(message="the bus is closed")
         # The common body, a flat dict of str keys and plain scalars, is checked and written
-        # here (values.to_json's fast path, inline: a Python call less); the rest, and any
+        # here in one walk (values._flat_json, inline: a Python call less); the rest, and any
         # error (NaN, an int beyond int64), goes through to_json.
         if type(params) is dict:
             flags = 0
+            s = sep = ""
             for k, x in params.items():
                 t = type(x)
-                if type(k) is not str or not (t is str or t is float or t is bool or
-                                              x is None or (t is int and
-                                                            _INT64_MIN <= x <= _INT64_MAX)):
+                if type(k) is not str:
                     body = to_json(params)
                     break
-            else:
-                try:
-                    body = _join(_cenc(params, 0)).encode()
-                except ValueError:  # NaN, infinity: to_json raises the mapping's error
+                if t is str:
+                    s = f"{s}{sep}{_esc(k)}:{_esc(x)}"
+                elif t is int and _INT64_MIN <= x <= _INT64_MAX:
+                    s = f"{s}{sep}{_esc(k)}:{_irepr(x)}"
+                elif t is bool:
+                    s = f"{s}{sep}{_esc(k)}:{'true' if x else 'false'}"
+                elif x is None:
+                    s = f"{s}{sep}{_esc(k)}:null"
+                elif t is float and x - x == 0.0:  # finite
+                    s = f"{s}{sep}{_esc(k)}:{_frepr(x)}"
+                else:
                     body = to_json(params)
+                    break
+                sep = ","
+            else:
+                body = f"{{{s}}}".encode()
         elif params is _NOARG:
             body, flags = b"{}", 0
         elif type(params) is list:
             body, flags = to_json(params), 0
         else:
             body, flags = self._encode(params)
-        cs = self._cstrs
-        try:
-            ep = cs[endpoint]
-            me = cs[method]
-        except KeyError:
-            ep = self._c(endpoint)
-            me = self._c(method)
-        lenp = self._lenp
-        self._depth += 1
-        r = _call_into(bus, ep, me, body, len(body), flags,
-                       self._ms(timeout) if timeout is not None else 0, self._rbuf, _REPLY_BUF,
-                       lenp, self._flagsp, self._replyp, self._err)
-        self._depth -= 1
-        if self._free_later and self._depth == 0:
-            self._free()
+        a = self._args
+        if endpoint != self._ep or method != self._me:
+            self._target(endpoint, method)
+        # The struct's flags and deadline are 0 between calls: a plain call (JSON, the default
+        # deadline) leaves them so; one with a binary body or a timeout sets them and puts
+        # them back.  A call made by a handler during another call's wait (depth > 0) finds
+        # the outer call's values there and sets its own.
+        if flags or timeout is not None or self._depth:
+            a.flags = flags
+            a.timeout_ms = self._ms(timeout) if timeout is not None else 0
+            self._depth += 1
+            r = _call_prepared(a, body, len(body))
+            self._depth -= 1
+            a.flags = 0
+            a.timeout_ms = 0
+            if self._free_later and self._depth == 0:
+                self._free()
+        else:  # depth 0: the common call, not made from inside a dispatch
+            self._depth = 1
+            r = _call_prepared(a, body, len(body))
+            self._depth = 0
+            if self._free_later:
+                self._free()
         if self._exc is not None:
-            if r >= 0 and lenp[0] > _REPLY_BUF:
-                _reply_unref(self._replyp[0])
+            if r >= 0 and a.ret_len > _REPLY_BUF:
+                _reply_unref(a.ret_reply)
             self._raise_kept()
         if self._loop is not None:
             self._update()  # the wait may have read packets no fd will signal again
         if r < 0:
-            self._check_call(r, self._err)
-        # On success the reply is in the buffer when it fits (the reply pointer is then
-        # NULL); a longer one is handed over in _replyp.
-        n = lenp[0]
+            self._check_call(r, a.err)
+        # On success r is the reply body's flags (HYB_BODY_BINARY or 0); the body is in the
+        # buffer when it fits (the reply pointer is then NULL); a longer one is handed over
+        # in ret_reply.
+        n = a.ret_len
         if n > _REPLY_BUF:
-            return self._long_reply(n)
-        if self._flagsp[0] & _BODY_BINARY:
+            return self._long_reply(n, r)
+        if r:
             return bytes(self._rba[:n])
         if not n:
             return None
@@ -836,14 +890,14 @@ class Bus(FdWatch):
                 return v
         return from_json(text)
 
-    def _long_reply(self, n: int) -> Any:
+    def _long_reply(self, n: int, flags: int) -> Any:
         """The reply of a successful call whose body did not fit the Bus's buffer."""
-        reply = self._replyp[0]
+        reply = self._args.ret_reply
         try:
             data = _unpack(_reply_get_body(reply, self._lenp), n)
         finally:
             _reply_unref(reply)
-        if self._flagsp[0] & _BODY_BINARY:
+        if flags & _BODY_BINARY:
             return data
         return from_json(data)
 

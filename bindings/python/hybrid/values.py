@@ -179,20 +179,46 @@ else:  # pragma: no cover
                               separators=(",", ":")).encode
 
 
+_esc = json.encoder.encode_basestring  # the json module's C string writer (UTF-8 kept)
+_irepr = int.__repr__
+_frepr = float.__repr__
+
+
+def _flat_json(v: dict) -> Optional[bytes]:
+    """The JSON text of a flat dict of str keys and plain scalars (str, int in int64, finite
+    float, bool, None; exact types, no subclasses), written member by member in the walk that
+    checks it, byte for byte what json writes (its C string writer, int.__repr__,
+    float.__repr__); None for any other dict (to_json's general path then maps it or raises).
+    For small dicts this costs less than the check walk and then json's encoder call.
+    Bus.call has a copy of it inline."""
+    s = sep = ""
+    for k, x in v.items():
+        t = type(x)
+        if type(k) is not str:
+            return None
+        if t is str:
+            s = f"{s}{sep}{_esc(k)}:{_esc(x)}"
+        elif t is int and INT64_MIN <= x <= INT64_MAX:
+            s = f"{s}{sep}{_esc(k)}:{_irepr(x)}"
+        elif t is bool:
+            s = f"{s}{sep}{_esc(k)}:{'true' if x else 'false'}"
+        elif x is None:
+            s = f"{s}{sep}{_esc(k)}:null"
+        elif t is float and x - x == 0.0:  # finite (inf - inf and NaN - NaN are NaN)
+            s = f"{s}{sep}{_esc(k)}:{_frepr(x)}"
+        else:
+            return None
+        sep = ","
+    return f"{{{s}}}".encode()
+
+
 def to_json(v: Any) -> bytes:
     """The JSON text (UTF-8 bytes) of a Python value by the mapping."""
-    if type(v) is dict and _cenc is not None:
+    if type(v) is dict:
         # the common body: a flat dict of str keys and plain scalars needs no _prep copy
-        for k, x in v.items():
-            t = type(x)
-            if type(k) is not str or not (t is str or t is float or t is bool or x is None or (
-                    t is int and INT64_MIN <= x <= INT64_MAX)):
-                break
-        else:
-            try:
-                return "".join(_cenc(v, 0)).encode()
-            except ValueError as e:  # NaN / infinity
-                raise ValueError(f"cannot map to a hybrid value: {e}") from None
+        b = _flat_json(v)
+        if b is not None:
+            return b
     try:
         return _dumps(_prep(v)).encode()
     except ValueError as e:  # NaN / infinity

@@ -6,6 +6,8 @@ exactly what the value mapping gives, raise the same errors, and acall must foll
 loop it runs in."""
 import asyncio
 import enum
+import json
+import os
 import struct
 
 import pytest
@@ -131,3 +133,86 @@ def test_acall_reply_kinds(daemon):
         asyncio.run(main(bus))
         with pytest.raises(hybrid.NotFound):
             bus.call(BUILTIN, "nosuchmethod", {})
+
+
+# flat dicts Bus.call and to_json write member by member: the text must be json's, byte for
+# byte (the mapping writes bus bodies with the json module: compact, UTF-8 kept)
+FLAT = [b for b in BODIES if all(type(k) is str for k in b) and
+        all(type(x) in (str, int, float, bool, type(None)) for x in b.values())]
+FLAT += [{"k\u00e9\n\"\\": "v\u2028\x1f", "\U0001f600": "\U0001f600"},
+         {"big": -2**63, "neg": -1.5e-7, "e": 1e300, "small": 1e-300, "one": 1.0}]
+
+
+def _json_text(v):
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode()
+
+
+def test_flat_bodies_are_json_text(daemon, monkeypatch):
+    import hybrid.bus as hbus
+    assert len(FLAT) >= 8
+    sent = []
+    real = hbus._call_prepared
+
+    def spy(a, body, n):
+        sent.append(bytes(body))
+        return real(a, body, n)
+    monkeypatch.setattr(hbus, "_call_prepared", spy)
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py.path") as bus:
+        for body in FLAT:
+            assert to_json(body) == _json_text(body)
+            sent.clear()
+            assert exact(bus.call(BUILTIN, "echo", body), body)
+            assert sent == [_json_text(body)]
+        for body in BODIES:  # the others: what to_json writes
+            sent.clear()
+            bus.call(BUILTIN, "echo", body)
+            assert sent == [to_json(body)]
+
+
+def test_target_flags_and_deadline_are_per_call(daemon):
+    """The binding keeps a call's fixed arguments in one struct (hyb_bus_call_prepared), the
+    target left set from one call to the next: each call reaches its own target, and a
+    binary body's flag and a timeout hold for their own call only, also for a call a handler
+    makes while another call waits."""
+    import subprocess
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py.path") as bus:
+        assert bus.call(BUILTIN, "echo", b"\x00raw") == b"\x00raw"
+        assert bus.call(BUILTIN, "echo", {"after": "binary"}) == {"after": "binary"}
+
+        @bus.procedure("echo")
+        def own_echo(**kw):
+            return {"own": kw}
+        for i in range(3):  # alternating targets; an equal endpoint built anew each time
+            assert bus.call(BUILTIN, "echo", {"i": i}) == {"i": i}
+            assert bus.call("@localhost/" + bus.name[11:], "echo", {"i": i}) == \
+                {"own": {"i": i}}
+            with pytest.raises(hybrid.NotFound):
+                bus.call(BUILTIN, f"noSuchMethod{i}", {})
+        # more targets than the binding keeps C strings for: the current one stays valid
+        for i in range(300):
+            with pytest.raises(hybrid.NotFound):
+                bus.call(BUILTIN, f"gone{i}", {})
+        assert bus.call(BUILTIN, "echo", {"kept": True}) == {"kept": True}
+
+        @bus.procedure("outer")
+        def outer(raw):
+            return {"inner": bus.call(BUILTIN, "echo", {"v": len(raw)})}
+        assert bus.call(bus.name, "outer", b"xyz", timeout=30.0) == {"inner": {"v": 3}}
+        assert bus.call(BUILTIN, "echo", {"last": 1}) == {"last": 1}
+
+    p = subprocess.Popen([os.environ["HYBRID_CLI"], "--bus", daemon.sock, "--runner", "pyperc",
+                          "serve", "slow", "{}", "--delay", "1500"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        ep = p.stdout.readline().strip()  # printed once the procedure is registered
+        assert ep.startswith("@localhost/")
+        with hybrid.Bus(socket=daemon.sock, app="org.example.py.path") as bus:
+            with pytest.raises(hybrid.Timeout):
+                bus.call(ep, "slow", {}, timeout=0.2)
+            # the default deadline (30 s) again, not the 0.2 s of the call before
+            assert bus.call(ep, "slow", {}) == {}
+    finally:
+        p.terminate()
+        p.wait(30)
+        p.stdout.close()
