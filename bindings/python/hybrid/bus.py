@@ -846,8 +846,11 @@ class Bus(FdWatch):
         # them back.  A call made by a handler during another call's wait (depth > 0) finds
         # the outer call's values there and sets its own.
         if flags or timeout is not None or self._depth:
+            # _ms raises for a bad timeout: before the struct is touched, so no flag of
+            # this refused call is left there for the next
+            ms = self._ms(timeout) if timeout is not None else 0
             a.flags = flags
-            a.timeout_ms = self._ms(timeout) if timeout is not None else 0
+            a.timeout_ms = ms
             self._depth += 1
             r = _call_prepared(a, body, len(body))
             self._depth -= 1

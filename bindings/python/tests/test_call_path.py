@@ -216,3 +216,15 @@ def test_target_flags_and_deadline_are_per_call(daemon):
         p.terminate()
         p.wait(30)
         p.stdout.close()
+
+
+def test_refused_timeout_leaves_no_flags_behind(daemon):
+    """A call refused for its timeout (ValueError, before anything is sent) must not leave
+    its binary body's flag for the next call: a JSON body sent after it is JSON."""
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py.path") as bus:
+        for bad in (0, -1.0, float("nan")):
+            with pytest.raises(ValueError):
+                bus.call(BUILTIN, "echo", b"\x00raw", timeout=bad)
+            assert exact(bus.call(BUILTIN, "echo", {"after": "refused"}),
+                         {"after": "refused"})
+        assert bus.call(BUILTIN, "echo", b"\x01b") == b"\x01b"
