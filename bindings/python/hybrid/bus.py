@@ -482,13 +482,15 @@ class Bus(FdWatch):
     def _target(self, endpoint: str, method: str) -> None:
         """Sets call()'s target in the prepared arguments (kept until a call to another).
         The C strings live in _ctarget, which is only emptied here, before the new target's
-        are made: the ones the struct points to are always in it."""
+        are made, and never while a call waits (depth > 0): the library borrows a call's
+        strings until it returns (a call on a direct channel may be sent again through the
+        broker), so those of a call a handler interrupts stay in it too."""
         cs = self._ctarget
         try:
             ep = cs[endpoint]
             me = cs[method]
         except KeyError:
-            if len(cs) > 256:
+            if len(cs) > 256 and not self._depth:
                 cs.clear()
             ep = cs[endpoint] = ffi.new("char[]", endpoint.encode())
             me = cs[method] = ffi.new("char[]", method.encode())

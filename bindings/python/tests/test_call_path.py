@@ -228,3 +228,31 @@ def test_refused_timeout_leaves_no_flags_behind(daemon):
             assert exact(bus.call(BUILTIN, "echo", {"after": "refused"}),
                          {"after": "refused"})
         assert bus.call(BUILTIN, "echo", b"\x01b") == b"\x01b"
+
+
+def test_target_strings_outlive_a_handlers_calls(daemon):
+    """A call's endpoint and method are borrowed by the library for the whole call (a call
+    sent on a direct channel keeps them to send it again through the broker when the
+    channel closes under it): a handler run during that call's wait that calls more targets
+    than the binding keeps C strings for must not free the waiting call's."""
+    import gc
+    import weakref
+    from hybrid._ffi import ffi
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py.path") as bus:
+        seen = {}
+
+        @bus.procedure("outer")
+        def outer(**kw):
+            # the strings the waiting call was made with
+            refs = [weakref.ref(bus._ctarget[bus.name]), weakref.ref(bus._ctarget["outer"])]
+            for i in range(300):
+                with pytest.raises(hybrid.NotFound):
+                    bus.call(BUILTIN, f"inner{i}", {})
+            gc.collect()
+            seen["alive"] = [r() is not None for r in refs]
+            seen["text"] = [ffi.string(r()).decode() for r in refs if r() is not None]
+            return {"ok": True}
+        assert bus.call(bus.name, "outer", {}) == {"ok": True}
+        assert seen["alive"] == [True, True]
+        assert seen["text"] == [bus.name, "outer"]
+        assert bus.call(BUILTIN, "echo", {"then": 1}) == {"then": 1}
