@@ -353,8 +353,11 @@ typedef struct hyb_bus_call_args {
  * HYB_BODY_JSON (0) or HYB_BODY_BINARY, instead of 0 (one result less to read back through
  * an FFI).  The "in" members are read when the call starts (a handler run during the wait
  * may make another call with the same struct); the "out" members are written when it
- * returns.  -EINVAL for a NULL a, a->size smaller than this version's struct, or a NULL
- * a->bus, a->endpoint or a->method.
+ * returns (ret_reply always: NULL unless the reply is handed over; ret_len on 2xx; err on
+ * failure), so a call made by such a handler leaves none of its results there.  -EINVAL
+ * for a NULL a, a->size smaller than the struct's first version (this one, HYBRID_0.1:
+ * later versions append members and still take it), or a NULL a->bus, a->endpoint or
+ * a->method.
  */
 HYB_EXPORT int hyb_bus_call_prepared(hyb_bus_call_args *a, const void *body, size_t len);
 

@@ -533,12 +533,16 @@ HYB_EXPORT int hyb_bus_call_into(hyb_bus *bus, const char *endpoint, const char 
 HYB_EXPORT int hyb_bus_call_prepared(hyb_bus_call_args *a, const void *body, size_t len)
 {
         unsigned flags = HYB_BODY_JSON;
+        hyb_bus_reply *reply;
         int r;
 
         hyb_assert_return(a && a->size >= sizeof(*a), -EINVAL);
+        /* the reply pointer is set when the call returns: a call made with the same struct
+         * by a handler during the wait must not leave its own there */
         r = hyb_bus_call_into(a->bus, a->endpoint, a->method, body, len, a->flags,
                               a->timeout_ms, a->buf, a->buf_size, &a->ret_len, &flags,
-                              &a->ret_reply, &a->err);
+                              &reply, &a->err);
+        a->ret_reply = reply;
         return r < 0 ? r : (int)flags;
 }
 

@@ -1088,6 +1088,70 @@ START_TEST(test_call_prepared)
 }
 END_TEST
 
+/* A handler run during a hyb_bus_call_prepared's wait that makes a call with the same
+ * struct (as a binding's nested call does) and gets a long reply, which it reads and
+ * unrefs: when the waiting call then returns with a reply that fits buf, its ret_reply is
+ * NULL (the header: "else NULL"), not the handler's reply, gone. */
+static hyb_bus_call_args nested_ca;
+static char nested_buf[64];
+static int nested_reply_len;
+
+static int on_nested(hyb_bus_request *req, void *ud)
+{
+        char body[128];
+        const hyb_bus_call_args saved = nested_ca;
+        size_t rl;
+
+        (void)ud;
+        memset(body, 'y', sizeof body);
+        body[0] = body[sizeof body - 1] = '"';
+        nested_ca.endpoint = HYB_BUS_BUILTIN_ENDPOINT;
+        nested_ca.method = "echo";
+        ck_assert_int_eq(hyb_bus_call_prepared(&nested_ca, body, sizeof body), HYB_BODY_JSON);
+        ck_assert_uint_eq(nested_ca.ret_len, sizeof body);
+        ck_assert_ptr_nonnull(nested_ca.ret_reply);
+        ck_assert_ptr_nonnull(hyb_bus_reply_get_body(nested_ca.ret_reply, &rl));
+        nested_reply_len = (int)rl;
+        hyb_bus_reply_unref(nested_ca.ret_reply); /* read and dropped; the member left as is */
+        nested_ca.endpoint = saved.endpoint;
+        nested_ca.method = saved.method;
+        return hyb_bus_request_reply(req, 200, "{}", 2, 0);
+}
+
+static const hyb_method_def nested_table[] = {
+        HYB_METHOD_NOARGS("outer", on_nested),
+};
+
+START_TEST(test_call_prepared_nested)
+{
+        tbroker t;
+        tb_start(&t, NULL, false);
+        hyb_bus *a = tb_connect(&t, "org.test.a", "main");
+        hyb_slot *tbl = NULL;
+        hyb_error err;
+
+        ck_assert_int_eq(hyb_endpoint_register_table(a, nested_table, sizeof nested_table[0], 1,
+                                                     NULL, &tbl, &err),
+                         0);
+        memset(&nested_ca, 0, sizeof nested_ca);
+        nested_ca.size = sizeof nested_ca;
+        nested_ca.bus = a;
+        nested_ca.buf = nested_buf;
+        nested_ca.buf_size = sizeof nested_buf;
+        nested_ca.endpoint = hyb_bus_get_endpoint_name(a);
+        nested_ca.method = "outer";
+        nested_reply_len = 0;
+        ck_assert_int_eq(hyb_bus_call_prepared(&nested_ca, "{}", 2), HYB_BODY_JSON);
+        ck_assert_int_eq(nested_reply_len, 128);
+        ck_assert_uint_eq(nested_ca.ret_len, 2);
+        ck_assert_mem_eq(nested_buf, "{}", 2);
+        ck_assert_ptr_null(nested_ca.ret_reply);
+        hyb_slot_unref(tbl);
+        hyb_bus_unref(a);
+        tb_stop(&t);
+}
+END_TEST
+
 START_TEST(test_deadline_cancel_deferred)
 {
         tbroker t;
@@ -1409,6 +1473,7 @@ Suite *bus_suite(void)
         tcase_add_test(tc, test_echo_json);
         tcase_add_test(tc, test_call_into);
         tcase_add_test(tc, test_call_prepared);
+        tcase_add_test(tc, test_call_prepared_nested);
         tcase_add_test(tc, test_echo_16mib_binary);
         tcase_add_test(tc, test_calls_policy_acl);
         tcase_add_test(tc, test_connect_refusals);
