@@ -533,7 +533,7 @@ HYB_EXPORT int hyb_bus_call_into(hyb_bus *bus, const char *endpoint, const char 
 HYB_EXPORT int hyb_bus_call_prepared(hyb_bus_call_args *a, const void *body, size_t len)
 {
         unsigned flags = HYB_BODY_JSON;
-        hyb_bus_reply *reply;
+        hyb_bus_reply *reply = NULL;
         int r;
 
         hyb_assert_return(a && a->size >= sizeof(*a), -EINVAL);
