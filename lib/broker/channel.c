@@ -20,8 +20,11 @@
  * of the budget) and in all (the budget: half the daemon's soft RLIMIT_NOFILE), so that no
  * peer, and no uid, can use up what the kernel lets the daemon pass to the others.  A
  * count of ends passed is an upper bound: it is forgotten once the peer's socket holds no
- * unread byte (SIOCOUTQ 0), and survives the connection (chan_ghost) while the peer keeps
- * the socket without reading it.
+ * unread byte (SIOCOUTQ 0: SIOCOUTQ of a Unix socket is the kernel's memory of the unread
+ * buffers, not their bytes, so nothing less than empty tells how far the peer read).  It is
+ * looked at when a channel of the peer opens or closes (a busy peer's socket is seldom
+ * empty at both), and survives the connection (chan_ghost) while the peer keeps the
+ * socket without reading it.
  *
  * A channel end rides on the bytes of the send queue's head in one sendmsg: its frame is
  * queued like any other (the order of frames is kept), and while ends wait to be passed
@@ -395,9 +398,18 @@ static void send_close(bconn *to, bconn *peer, uint64_t id, int status, const ch
         free(text);
 }
 
+/* A look at both peers' sockets as ch closes, before a close frame goes: a busy peer's
+ * may hold unread bytes whenever a channel opens, but seldom both then and now. */
+static void ends_look(bchan *ch)
+{
+        ends_seen(ch->callee);
+        ends_seen(ch->caller);
+}
+
 /* Closes ch: each end still connected is sent close, then the broker forgets it. */
 static void chan_close(hyb_broker *b, bchan *ch, int status, const char *reason, unsigned grace_ms)
 {
+        ends_look(ch);
         send_close(ch->callee, ch->caller, ch->id, status, reason, grace_ms);
         send_close(ch->caller, ch->callee, ch->id, status, reason, grace_ms);
         chan_unlink(b, ch);
@@ -457,12 +469,14 @@ int channel_close_by_peer(bconn *c, uint64_t id, hyb_error *e)
 {
         for (bchan *ch = c->ch_out; ch; ch = ch->onext)
                 if (ch->id == id) {
+                        ends_look(ch);
                         send_close(ch->callee, c, id, 410, "the caller closed the channel", 0);
                         chan_unlink(c->b, ch);
                         return 0;
                 }
         for (bchan *ch = c->ch_in; ch; ch = ch->inext)
                 if (ch->id == id) {
+                        ends_look(ch);
                         send_close(ch->caller, c, id, 410, "the callee closed the channel", 0);
                         chan_unlink(c->b, ch);
                         return 0;

@@ -1441,6 +1441,45 @@ START_TEST(test_channel_ends_unread)
 END_TEST
 
 /*
+ * A service that reads every end passed to it but is rarely idle (here: one call from
+ * another peer is waiting unread in its socket whenever a channel to it opens) has
+ * received its ends all the same: opening and closing channels to it again and again,
+ * far past twice max_channels, is never refused for ends not received.
+ */
+START_TEST(test_channel_ends_read_under_traffic)
+{
+        tbroker t;
+        rpeer svc, cli, x;
+        uint64_t call = 1;
+        bool ref;
+
+        pair_start(&t, "max_channels=4", false, &svc, &cli);
+        peer_connect(&x, &t, "org.test.x", "main");
+        for (int i = 0; i < 3 * 8; i++) {
+                struct pollfd pfd = { .fd = svc.fd, .events = POLLIN };
+                char cb[64];
+                int a, s;
+
+                /* a call to svc that svc has not read yet when the open comes */
+                peer_send_call(&x, call++, svc.name, "add", "{}");
+                ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+                /* svc reads that call, then the open and its end (opened) */
+                uint64_t id = opened(&cli, &svc, call++, &a, &s);
+                assert_pair(a, s);
+                close(a);
+                close(s);
+                snprintf(cb, sizeof cb, "{\"channel\":%llu}", (unsigned long long)id);
+                peer_send_call(&cli, call++, BUILTIN, "closeChannel", cb);
+                expect_close(&svc, id, 410, 0);
+                drain(&cli, &call, &ref);
+                ck_assert(!ref);
+        }
+        peer_close(&x);
+        pair_stop(&t, &svc, &cli);
+}
+END_TEST
+
+/*
  * The kernel's own bound on ends in flight: without CAP_SYS_RESOURCE, at most the daemon's
  * RLIMIT_NOFILE for its user, past which sendmsg fails (ETOOMANYREFS) and the ends are
  * lost.  The broker runs here as a uid of its own (real and effective; the saved uid stays
@@ -1513,6 +1552,7 @@ void bus_tcase_channel(Suite *s)
         tcase_add_test(tc, test_channel_uid_per_callee_off);
         tcase_add_test(tc, test_channel_uid_per_callee_reload);
         tcase_add_test(tc, test_channel_ends_unread);
+        tcase_add_test(tc, test_channel_ends_read_under_traffic);
         tcase_add_test(tc, test_channel_ends_kernel_limit);
         suite_add_tcase(s, tc);
 }
