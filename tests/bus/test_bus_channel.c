@@ -1365,6 +1365,23 @@ static void wait_gone(rpeer *asker, const char *name, uint64_t *call)
         }
 }
 
+/* Lowers this process's soft RLIMIT_NOFILE to n (the old limits in *old, for the test to
+ * set back): false, said on stderr as "test: not checked", where it cannot be set. */
+static bool nofile_lower(struct rlimit *old, rlim_t n, const char *test)
+{
+        struct rlimit low;
+
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, old), 0);
+        low = *old;
+        low.rlim_cur = n;
+        if (old->rlim_cur < n || setrlimit(RLIMIT_NOFILE, &low) < 0) {
+                fprintf(stderr, "%s: RLIMIT_NOFILE cannot be set to %llu here: not checked\n",
+                        test, (unsigned long long)n);
+                return false;
+        }
+        return true;
+}
+
 /*
  * Ends passed and not read, bounded against the daemon's RLIMIT_NOFILE (doc/protocol.md
  * "Ends not received"): with a soft limit of 128 the budget is 64, a uid's share 16, and
@@ -1377,19 +1394,13 @@ START_TEST(test_channel_ends_unread)
 {
         tbroker t;
         rpeer svc, cli, h[3], u[6];
-        struct rlimit old, low;
+        struct rlimit old;
         uint64_t call = 1;
         bool ref;
         int x, y;
 
-        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-        low = old;
-        low.rlim_cur = 128;
-        if (old.rlim_cur < 128 || setrlimit(RLIMIT_NOFILE, &low) < 0) {
-                fprintf(stderr, "test_channel_ends_unread: RLIMIT_NOFILE cannot be set to 128 "
-                                "here: not checked\n");
+        if (!nofile_lower(&old, 128, "test_channel_ends_unread"))
                 return;
-        }
         pair_start(&t, "max_channels=4", false, &svc, &cli);
         for (int i = 0; i < 3; i++) {
                 char app[32];
@@ -1492,7 +1503,7 @@ START_TEST(test_channel_ends_kernel_limit)
 {
         tbroker t;
         rpeer svc, cli, h;
-        struct rlimit old, low;
+        struct rlimit old;
         uint64_t call = 1;
         int x, y;
 
@@ -1501,14 +1512,8 @@ START_TEST(test_channel_ends_kernel_limit)
                                 "as another uid: not checked\n");
                 return;
         }
-        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-        low = old;
-        low.rlim_cur = 64;
-        if (old.rlim_cur < 64 || setrlimit(RLIMIT_NOFILE, &low) < 0) {
-                fprintf(stderr, "test_channel_ends_kernel_limit: RLIMIT_NOFILE cannot be set "
-                                "to 64 here: not checked\n");
+        if (!nofile_lower(&old, 64, "test_channel_ends_kernel_limit"))
                 return;
-        }
         pair_start(&t, NULL, false, &svc, &cli);
         peer_adopt(&h, &t, UID_A, "org.test.h", "main");
         /* a uid nobody else uses: the kernel counts ends in flight per user */
