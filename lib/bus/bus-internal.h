@@ -390,6 +390,10 @@ int bus_builtin(hyb_bus *bus, const char *method, const char *json, hyb_bus_repl
  * given (ids grow): bus_dispatch_result relies on the list running in id order. */
 int bus_call_link(hyb_bus *bus, bus_call *c);
 void bus_call_unlink(bus_call *c);
+/* bus_call_sync's flag (beside HYB_BODY_BINARY): the call goes to the broker's builtin
+ * endpoint (endpoint is HYB_BUS_BUILTIN_ENDPOINT) with a method other than openChannel, so
+ * it is never sent over a direct channel nor asks for one: neither is looked up. */
+#define BUS_CALL_BUILTIN (1u << 30)
 /* A sync call whose *ret gets the reply whatever its status (< 0 only for local failures). */
 int bus_call_sync(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
                   size_t len, unsigned flags, uint32_t timeout_ms, hyb_bus_reply **ret,

@@ -52,8 +52,8 @@ static int store_call(hyb_bus *bus, const char *method, const void *body, size_t
         hyb_bus_reply *reply = NULL;
         int r;
 
-        r = bus_call_sync(bus, HYB_BUS_BUILTIN_ENDPOINT, method, body, len, HYB_BODY_BINARY, 0,
-                          &reply, reterr);
+        r = bus_call_sync(bus, HYB_BUS_BUILTIN_ENDPOINT, method, body, len,
+                          HYB_BODY_BINARY | BUS_CALL_BUILTIN, 0, &reply, reterr);
         if (r < 0)
                 return r;
         r = reply_code(reply, reterr);

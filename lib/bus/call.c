@@ -386,9 +386,10 @@ static int call_send(hyb_bus *bus, bus_call *c, const char *endpoint, const char
         bus_chan *ch = NULL;
         int r;
 
-        c->open_channel = strcasecmp(method, "openChannel") == 0 &&
+        /* BUS_CALL_BUILTIN: the library's own builtin call (a store call), no channel */
+        c->open_channel = !(flags & BUS_CALL_BUILTIN) && strcasecmp(method, "openChannel") == 0 &&
                           strcasecmp(endpoint, HYB_BUS_BUILTIN_ENDPOINT) == 0;
-        if (bus->efd >= 0 && !bus->cancellable)
+        if (bus->efd >= 0 && !bus->cancellable && !(flags & BUS_CALL_BUILTIN))
                 ch = bus_chan_route(bus, endpoint, method, len, &peer);
         if (ch) {
                 size_t el = strlen(endpoint), ml = strlen(method);
