@@ -89,6 +89,13 @@ bool bconn_room(bconn *c, size_t n)
         return false;
 }
 
+/* The socket of a connection that is not a pair: its read event's, without the
+ * bufferevent's lock and callback (bufferevent_getfd). */
+static inline evutil_socket_t bconn_fd(const bconn *c)
+{
+        return c->rev ? event_get_fd(c->rev) : bufferevent_getfd(c->bev);
+}
+
 /*
  * Writes iov straight to the socket when nothing is queued before it (one sendmsg, no
  * evbuffer bookkeeping, no write event armed); returns how many bytes went out.  Anything
@@ -105,7 +112,7 @@ static size_t bconn_write_direct(bconn *c, struct evbuffer *out, struct iovec *i
         if (c->b->batching || c->pair || evbuffer_get_length(out) > 0)
                 return 0;
         for (;;) {
-                ssize_t w = sendmsg(bufferevent_getfd(c->bev), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+                ssize_t w = sendmsg(bconn_fd(c), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (w < 0 && errno == EINTR)
                         continue;
                 return w < 0 ? 0 : (size_t)w;
@@ -247,7 +254,7 @@ static void bconn_put(bconn *c, const struct iovec *iov, int n, size_t total)
                 ssize_t w;
 
                 do
-                        w = sendmsg(bufferevent_getfd(c->bev), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+                        w = sendmsg(bconn_fd(c), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
                 while (w < 0 && errno == EINTR);
                 done = w < 0 ? 0 : (size_t)w;
         }

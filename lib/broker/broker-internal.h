@@ -654,7 +654,9 @@ uint64_t squota_hash(const char *key, size_t key_len);
  * squota_hash of it)?  0, or HYB_E_INSUFFICIENT_STORAGE naming the quota in *e. */
 int squota_check(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint64_t hash,
                  size_t value_len, hyb_error *e);
-/* After the write: key's charge (key_len + value_len) is uid's.  hash as for squota_check. */
+/* After the write: key's charge (key_len + value_len) is uid's.  hash as for squota_check.
+ * Right after a squota_check of the same key text (the same pointer, kept alive in between)
+ * that passed, the check's look-up is reused unless the table changed meanwhile. */
 int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint64_t hash,
                   size_t value_len);
 /* After a delete of key: its charge, and those of writes into it, are released. */
