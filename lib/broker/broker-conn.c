@@ -89,6 +89,13 @@ bool bconn_room(bconn *c, size_t n)
         return false;
 }
 
+/* The socket of a connection that is not a pair: its read event's, without the
+ * bufferevent's lock and callback (bufferevent_getfd). */
+static inline evutil_socket_t bconn_fd(const bconn *c)
+{
+        return c->rev ? event_get_fd(c->rev) : bufferevent_getfd(c->bev);
+}
+
 /*
  * Writes iov straight to the socket when nothing is queued before it (one sendmsg, no
  * evbuffer bookkeeping, no write event armed); returns how many bytes went out.  Anything
@@ -105,7 +112,7 @@ static size_t bconn_write_direct(bconn *c, struct evbuffer *out, struct iovec *i
         if (c->b->batching || c->pair || evbuffer_get_length(out) > 0)
                 return 0;
         for (;;) {
-                ssize_t w = sendmsg(bufferevent_getfd(c->bev), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+                ssize_t w = sendmsg(bconn_fd(c), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (w < 0 && errno == EINTR)
                         continue;
                 return w < 0 ? 0 : (size_t)w;
@@ -247,7 +254,7 @@ static void bconn_put(bconn *c, const struct iovec *iov, int n, size_t total)
                 ssize_t w;
 
                 do
-                        w = sendmsg(bufferevent_getfd(c->bev), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+                        w = sendmsg(bconn_fd(c), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
                 while (w < 0 && errno == EINTR);
                 done = w < 0 ? 0 : (size_t)w;
         }
@@ -363,15 +370,48 @@ static bool forward_inline(bconn *c, struct evbuffer *out, const uint8_t *hdr, s
         if (hdr_len > WIRE_HDR_SIZE + WIRE_NAMES_MAX)
                 return false;
         memcpy(one, hdr, hdr_len);
-        if (blen && (evbuffer_ptr_set(f->in, &pos, skip, EVBUFFER_PTR_SET) < 0 ||
-                     evbuffer_copyout_from(f->in, &pos, one + hdr_len, blen) != (ev_ssize_t)blen))
+        if (f->flat) {
+                if (blen)
+                        memcpy(one + hdr_len, f->flat + skip, blen);
+        } else if (blen && (evbuffer_ptr_set(f->in, &pos, skip, EVBUFFER_PTR_SET) < 0 ||
+                            evbuffer_copyout_from(f->in, &pos, one + hdr_len, blen) != (ev_ssize_t)blen))
                 return false;
         if (evbuffer_add(out, one, hdr_len + blen) < 0)
                 return false;
-        evbuffer_drain(f->in, skip + blen);
+        if (!f->flat)
+                evbuffer_drain(f->in, skip + blen);
         f->consumed = true;
         quota_mark(c);
         return true;
+}
+
+/* bconn_forward of a frame read into the broker's flat buffer: the same steps, the body
+ * taken from where it lies (f->flat) instead of the input evbuffer. */
+static void forward_flat(bconn *c, struct evbuffer *out, const uint8_t *hdr, size_t hdr_len,
+                         bframe *f, size_t skip)
+{
+        size_t blen = f->h.body_len, done;
+        struct iovec iov[2] = { { (void *)hdr, hdr_len }, { (void *)(f->flat + skip), blen } };
+
+        f->consumed = true;
+        if (c->b->batching && !c->pair && evbuffer_get_length(out) == 0 &&
+            c->batch_len + hdr_len + blen <= BCONN_BATCH_MAX &&
+            batch_add(c, iov, 2, hdr_len + blen) == 0)
+                return; /* with the peer's other frames of this turn, in one sendmsg */
+        bconn_spill(c); /* after what was batched for it */
+        if (c->pair && blen <= BCONN_PAIR_INLINE && forward_inline(c, out, hdr, hdr_len, f, skip))
+                return;
+        done = bconn_write_direct(c, out, iov, blen ? 2 : 1);
+        if (done >= hdr_len + blen)
+                return;
+        if (done < hdr_len) {
+                evbuffer_add(out, hdr + done, hdr_len - done);
+                done = 0;
+        } else
+                done -= hdr_len;
+        if (blen > done)
+                evbuffer_add(out, f->flat + skip + done, blen - done);
+        quota_mark(c);
 }
 
 void bconn_forward(bconn *c, const uint8_t *hdr, size_t hdr_len, bframe *f)
@@ -380,6 +420,10 @@ void bconn_forward(bconn *c, const uint8_t *hdr, size_t hdr_len, bframe *f)
         size_t skip = WIRE_HDR_SIZE + wire_names_len(&f->h), blen = f->h.body_len, done = 0;
 
         bconn_count_out(c, hdr_len + blen);
+        if (f->flat) {
+                forward_flat(c, out, hdr, hdr_len, f, skip);
+                return;
+        }
         if (c->b->batching && !c->pair && evbuffer_get_length(out) == 0 &&
             c->batch_len + hdr_len + blen <= BCONN_BATCH_MAX &&
             batch_add_frame(c, hdr, hdr_len, f->in, skip, blen) == 0) {
@@ -439,6 +483,8 @@ void bconn_forward(bconn *c, const uint8_t *hdr, size_t hdr_len, bframe *f)
 
 const uint8_t *bframe_body(bframe *f)
 {
+        if (f->flat)
+                return f->flat + WIRE_HDR_SIZE + wire_names_len(&f->h);
         uint8_t *p = evbuffer_pullup(f->in, (ev_ssize_t)f->len);
         if (!p)
                 return NULL;
@@ -501,6 +547,25 @@ static void dispatch(bconn *c, bframe *f)
 
 static bool resume_later(bconn *c);
 
+/* Decodes and checks the header of the frame that starts at hb into f (h, len): 0, or -1
+ * when the connection was refused and closed for it. */
+static int frame_header(bconn *c, const uint8_t *hb, bframe *f)
+{
+        /* aux and the caller info on a CALL are the broker's to set (the caller's uid,
+         * transport and principal): a client's are malformed */
+        if (wire_hdr_decode(hb, &f->h) < 0 ||
+            (f->h.type == WIRE_CALL && (f->h.aux != 0 || f->h.info_len != 0))) {
+                send_error_close(c, 422, "malformed frame header");
+                return -1;
+        }
+        f->len = wire_frame_len(&f->h);
+        if (f->len > c->b->c->max_frame || (c->state == BCONN_AUTH && f->len > 64u * 1024)) {
+                send_error_close(c, 413, "frame larger than max_frame");
+                return -1;
+        }
+        return 0;
+}
+
 static void conn_read(struct bufferevent *bev, void *ud)
 {
         bconn *c = ud;
@@ -518,19 +583,8 @@ static void conn_read(struct bufferevent *bev, void *ud)
                 if (have < WIRE_HDR_SIZE)
                         break;
                 evbuffer_copyout(in, hb, WIRE_HDR_SIZE);
-                /* aux and the caller info on a CALL are the broker's to set (the caller's uid,
-                 * transport and principal): a client's are malformed */
-                if (wire_hdr_decode(hb, &f.h) < 0 ||
-                    (f.h.type == WIRE_CALL && (f.h.aux != 0 || f.h.info_len != 0))) {
-                        send_error_close(c, 422, "malformed frame header");
+                if (frame_header(c, hb, &f) < 0)
                         return;
-                }
-                f.len = wire_frame_len(&f.h);
-                if (f.len > b->c->max_frame ||
-                    (c->state == BCONN_AUTH && f.len > 64u * 1024)) {
-                        send_error_close(c, 413, "frame larger than max_frame");
-                        return;
-                }
                 if (have < f.len) {
                         size_t need = f.len - have;
                         /* The missing part is charged now, before it is read: twenty peers
@@ -561,6 +615,7 @@ static void conn_read(struct bufferevent *bev, void *ud)
                 f.to = f.from + f.h.from_len;
                 f.member = f.to + f.h.to_len;
                 f.in = in;
+                f.flat = NULL;
                 f.consumed = false;
                 /* an edge session's frames: batched until the loop has run the other
                  * sessions' reads of this turn (broker_flush_batches_soon) */
@@ -625,9 +680,84 @@ static void conn_event(struct bufferevent *bev, short what, void *ud);
 #define READ_CHUNK_MAX (1024u * 1024)
 
 /*
+ * A read for a connection with nothing buffered (the usual case: a request, its answer,
+ * the next request): into the broker's flat buffer, and every whole frame in it dispatched
+ * from there.  That spares a request the input evbuffer's reserve, commit, pull-up, drain
+ * and callbacks, and the 16 KiB chain each read allocated and freed.  What is left over (a
+ * partial frame, or the frames after one that yields or waits for its token's check) is
+ * copied to the input evbuffer, where conn_read takes it as before.  The bytes read are
+ * charged to the connection while they are held, as the input evbuffer charges them.
+ */
+static void conn_read_flat(bconn *c, evutil_socket_t fd)
+{
+        hyb_broker *b = c->b;
+        uint8_t *buf = b->rx_flat;
+        size_t got, pos = 0;
+        bool yielded = false;
+        ssize_t r;
+
+        do
+                r = recv(fd, buf, BROKER_RX_FLAT, MSG_DONTWAIT);
+        while (r < 0 && errno == EINTR);
+        if (r <= 0) {
+                if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                        return;
+                conn_event(c->bev, BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
+                return;
+        }
+        got = (size_t)r;
+        quota_charge(c, got, 0);
+        c->last_rx_us = hyb_now_usec();
+        c->ping_sent = false;
+        b->rx_flat_busy = true;
+        while (c->state != BCONN_DEAD && !c->auth_job && got - pos >= WIRE_HDR_SIZE) {
+                bframe f;
+
+                if (frame_header(c, buf + pos, &f) < 0 || got - pos < f.len)
+                        break;
+                f.flat = buf + pos;
+                f.in = NULL;
+                f.from = (const char *)f.flat + WIRE_HDR_SIZE;
+                f.to = f.from + f.h.from_len;
+                f.member = f.to + f.h.to_len;
+                f.consumed = false;
+                b->batching = got - pos > f.len; /* (never a pair: those have no fd) */
+                c->msgs_in++;
+                c->bytes_in += f.len;
+                b->msgs_in++;
+                b->bytes_in += f.len;
+                dispatch(c, &f);
+                b->batching = false;
+                pos += f.len;
+                quota_charge(c, 0, f.len);
+                if (c->yield) {
+                        c->yield = false;
+                        if (c->state != BCONN_DEAD) {
+                                yielded = true;
+                                break;
+                        }
+                }
+        }
+        b->rx_flat_busy = false;
+        quota_charge(c, 0, got - pos);
+        if (pos == got || c->state == BCONN_DEAD || !c->bev)
+                return;
+        /* the rest waits in the input evbuffer (charged there again) */
+        if (evbuffer_add(bufferevent_get_input(c->bev), buf + pos, got - pos) < 0) {
+                bconn_close(c, NULL);
+                return;
+        }
+        /* after a yield, the next turn goes on; else conn_read notes the partial frame (what
+         * it still needs is reserved) or leaves the frames to the token's check */
+        if (!(yielded && resume_later(c)))
+                conn_read(c->bev, c);
+}
+
+/*
  * The read side is ours, not the bufferevent's: one recvmsg straight into the input
  * evbuffer's free space (libevent's own read asks FIONREAD first: one more syscall per
  * read), then every complete frame in it is dispatched.  Writing stays with the bufferevent.
+ * With nothing buffered the read goes to the broker's flat buffer instead (conn_read_flat).
  */
 static void conn_readable(evutil_socket_t fd, short what, void *ud)
 {
@@ -637,6 +767,11 @@ static void conn_readable(evutil_socket_t fd, short what, void *ud)
         size_t want = c->rx_need > READ_CHUNK ? c->rx_need : READ_CHUNK;
         ssize_t r;
 
+        if (!c->rx_need && !c->b->rx_flat_busy && evbuffer_get_length(in) == 0) {
+                conn_read_flat(c, fd);
+                broker_flush_batches(c->b);
+                return;
+        }
         if (want > READ_CHUNK_MAX)
                 want = READ_CHUNK_MAX;
         int n = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);

@@ -41,6 +41,7 @@
 #define PEND_BUCKETS 4096u
 #define ROUTE_DEFAULT_TIMEOUT_MS 30000u /* a CALL's timeout 0 (doc/protocol.md) */
 #define FMT_SLOTS 16384u    /* cached value texts (store-serve.c); a power of two */
+#define BROKER_RX_FLAT (16u * 1024) /* conn_readable's read when nothing is buffered */
 #define FMT_MAX_TEXT 256u   /* longest text cached */
 
 typedef struct bconn bconn;
@@ -236,6 +237,7 @@ struct hyb_broker {
         bool batching;  /* dispatching one of several frames read at once: batch, don't write */
         bconn *batched; /* conns with a batch to send when the frames read at once are done */
         struct event *flush_ev; /* broker_flush_batches_soon */
+        bool rx_flat_busy;      /* conn_readable is dispatching frames out of rx_flat */
         bconn *conns;
         unsigned n_conns, n_endpoints, n_monitors;
         bconn *ep_hash[EP_BUCKETS];
@@ -315,6 +317,10 @@ struct hyb_broker {
         unsigned n_fds_out;
         struct chan_ghost *chan_ghosts;
         uint64_t next_chan_id;   /* the last channel id given (ids start at 1) */
+        /* A read into a connection with nothing buffered lands here, and its whole frames
+         * are dispatched from here (broker-conn.c conn_readable): only a partial frame is
+         * copied to the connection's input evbuffer. */
+        uint8_t rx_flat[BROKER_RX_FLAT];
 };
 
 /* broker.c */
@@ -536,7 +542,8 @@ void feedfetch_gap(hyb_broker *b, uint64_t seq);
 typedef struct bframe {
         wire_hdr h;
         const char *from, *to, *member;
-        struct evbuffer *in;
+        struct evbuffer *in;    /* where the frame is, at its start; NULL: flat holds it */
+        const uint8_t *flat;    /* the whole frame, contiguous (when in is NULL) */
         size_t len;     /* whole frame */
         bool consumed;  /* the handler drained it */
 } bframe;
@@ -662,7 +669,9 @@ uint64_t squota_hash(const char *key, size_t key_len);
  * squota_hash of it)?  0, or HYB_E_INSUFFICIENT_STORAGE naming the quota in *e. */
 int squota_check(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint64_t hash,
                  size_t value_len, hyb_error *e);
-/* After the write: key's charge (key_len + value_len) is uid's.  hash as for squota_check. */
+/* After the write: key's charge (key_len + value_len) is uid's.  hash as for squota_check.
+ * Right after a squota_check of the same key text (the same pointer, kept alive in between)
+ * that passed, the check's look-up is reused unless the table changed meanwhile. */
 int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint64_t hash,
                   size_t value_len);
 /* After a delete of key: its charge, and those of writes into it, are released. */

@@ -43,6 +43,15 @@ struct squota {
         size_t n_inner;         /* entries with inner set */
         size_t bytes;           /* sum of every entry's bytes */
         sq_uid *uids;
+        uint64_t moves;         /* bumped whenever an entry is added, removed or moved */
+        /* squota_check's look-up, for the squota_charge of the same write: valid while
+         * moves is unchanged and the charge names the same key text (pointer, length, hash) */
+        struct {
+                const char *key;
+                size_t len;
+                uint64_t hash, moves;
+                sq_entry *s;    /* NULL: not charged */
+        } last;
 };
 
 /* The hash of a key text: hyb_furi_hash() of the fURI whose path text it is (furi_hash_bytes
@@ -113,6 +122,7 @@ static int grow(squota *q)
         free(q->slot);
         q->slot = v;
         q->n_slots = n;
+        q->moves++;
         return 0;
 }
 
@@ -121,6 +131,7 @@ static void remove_at(squota *q, size_t i)
 {
         size_t mask = q->n_slots - 1, j = i;
 
+        q->moves++;
         free(q->slot[i].key);
         if (q->slot[i].inner)
                 q->n_inner--;
@@ -193,6 +204,7 @@ int squota_check(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint
         size_t uid_max_bytes = cfg_or(c->store_uid_max_bytes, STORE_UID_MAX_BYTES_DEFAULT);
         bool mine = s && s->uid == uid;
 
+        q->last.key = NULL;
         /* Only what grows is refused: a write no larger than what it replaces always passes,
          * so a store at its bound can still be rewritten and emptied. */
         if (size > old && q->bytes - old + size > max_bytes)
@@ -210,6 +222,13 @@ int squota_check(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint
                                "quota store.limits.uid_max_bytes exceeded: uid %u holds %zu bytes "
                                "in the host store, %zu more would pass the limit %zu",
                                (unsigned)uid, u_bytes, size - (mine ? old : 0), uid_max_bytes);
+        /* The write's squota_charge follows, with the same key text (its caller holds it
+         * meanwhile, so the same pointer is the same text): it need not look again. */
+        q->last.key = key;
+        q->last.len = key_len;
+        q->last.hash = hash;
+        q->last.moves = q->moves;
+        q->last.s = s;
         return 0;
 }
 
@@ -217,9 +236,16 @@ int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uin
                   size_t value_len)
 {
         squota *q = b->squota;
-        sq_entry *s = find(q, key, key_len, h);
+        sq_entry *s;
         sq_uid *u;
         size_t size = key_len + value_len;
+
+        if (q->last.key == key && q->last.len == key_len && q->last.hash == h &&
+            q->last.moves == q->moves)
+                s = q->last.s; /* squota_check just looked it up; nothing moved since */
+        else
+                s = find(q, key, key_len, h);
+        q->last.key = NULL;
 
         if (s) {
                 sq_uid *old = uid_get(q, s->uid, false);
@@ -239,6 +265,7 @@ int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uin
                 s->key = strndup_safe(key, key_len);
                 if (!s->key)
                         return -ENOMEM;
+                q->moves++;
                 s->key_len = key_len;
                 s->hash = h;
                 q->n++;

@@ -53,6 +53,12 @@ typedef struct bus_call {
         bool done;
         bool linked;
         bool open_channel; /* a CALL of builtin openChannel: its RESULT 200 brings an fd */
+        /* bus_call_sync_sink: a 200 answer from the broker is given to sink where it was
+         * read (no reply is made); sunk then, with sink's return in sink_r */
+        int (*sink)(const void *body, size_t len, void *ud);
+        void *sink_ud;
+        int sink_r;
+        bool sunk;
 } bus_call;
 
 typedef struct bus_method {
@@ -390,10 +396,22 @@ int bus_builtin(hyb_bus *bus, const char *method, const char *json, hyb_bus_repl
  * given (ids grow): bus_dispatch_result relies on the list running in id order. */
 int bus_call_link(hyb_bus *bus, bus_call *c);
 void bus_call_unlink(bus_call *c);
+/* bus_call_sync's flag (beside HYB_BODY_BINARY): the call goes to the broker's builtin
+ * endpoint (endpoint is HYB_BUS_BUILTIN_ENDPOINT) with a method other than openChannel, so
+ * it is never sent over a direct channel nor asks for one: neither is looked up. */
+#define BUS_CALL_BUILTIN (1u << 30)
 /* A sync call whose *ret gets the reply whatever its status (< 0 only for local failures). */
 int bus_call_sync(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
                   size_t len, unsigned flags, uint32_t timeout_ms, hyb_bus_reply **ret,
                   hyb_error *reterr);
+/* bus_call_sync, but an answer of status 200 that comes through the broker is not made a
+ * reply: sink(body, len, ud) takes its body where it was read (valid during the call only),
+ * *ret is set to NULL, and sink's return is returned (< 0: an error of sink's, which sets
+ * no reterr).  Any other answer is *ret, as from bus_call_sync (0 returned). */
+int bus_call_sync_sink(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
+                       size_t len, unsigned flags, uint32_t timeout_ms,
+                       int (*sink)(const void *body, size_t len, void *ud), void *sink_ud,
+                       hyb_bus_reply **ret, hyb_error *reterr);
 
 /* bus-store.c */
 /* An EVENT from the builtin endpoint's member "store": a store subscription's message. */

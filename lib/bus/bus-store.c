@@ -46,17 +46,43 @@ static int reply_code(const hyb_bus_reply *reply, hyb_error *reterr)
         return err_set(reterr, r, -1, "%s", reply->message[0] ? reply->message : hyb_strerror(r));
 }
 
-static int store_call(hyb_bus *bus, const char *method, const void *body, size_t len,
-                      hyb_bus_reply **ret, hyb_error *reterr)
+/* A 200 answer whose body is not wanted (a write's): nothing to keep of it. */
+static int sink_none(const void *body, size_t len, void *ud)
+{
+        return 0;
+}
+
+typedef struct obj_sink {
+        hyb_obj **ret;
+        hyb_error *reterr;
+} obj_sink;
+
+/* A node read's 200 answer: the value's exact text, parsed where it was read. */
+static int sink_obj(const void *body, size_t len, void *ud)
+{
+        obj_sink *o = ud;
+
+        return hyb_obj_parse((const char *)body, len, o->ret, o->reterr) < 0 ? HYB_E_PROTOCOL : 0;
+}
+
+/* A call to the daemon's store.  ret NULL: a 200 answer is not kept (no reply is made of it).
+ * ret_obj (with ret NULL): a 200 answer's body is parsed into *ret_obj where it was read, and
+ * HYB_E_PROTOCOL returned when it does not parse.  Else *ret gets a 200 answer. */
+static int store_call_into(hyb_bus *bus, const char *method, const void *body, size_t len,
+                           hyb_bus_reply **ret, hyb_obj **ret_obj, hyb_error *reterr)
 {
         hyb_bus_reply *reply = NULL;
+        obj_sink os = { ret_obj, reterr };
+        int (*sink)(const void *, size_t, void *) = ret ? NULL : ret_obj ? sink_obj : sink_none;
         int r;
 
-        r = bus_call_sync(bus, HYB_BUS_BUILTIN_ENDPOINT, method, body, len, HYB_BODY_BINARY, 0,
-                          &reply, reterr);
-        if (r < 0)
-                return r;
+        r = bus_call_sync_sink(bus, HYB_BUS_BUILTIN_ENDPOINT, method, body, len,
+                               HYB_BODY_BINARY | BUS_CALL_BUILTIN, 0, sink, &os, &reply, reterr);
+        if (r < 0 || !reply)
+                return r; /* a local failure, or the answer went to sink */
         r = reply_code(reply, reterr);
+        if (r >= 0 && sink) /* a 200 as a reply after all (not from the broker) */
+                r = sink(reply->body, reply->body_len, &os);
         if (r < 0 || !ret)
                 hyb_bus_reply_unref(reply);
         else
@@ -64,19 +90,17 @@ static int store_call(hyb_bus *bus, const char *method, const void *body, size_t
         return r;
 }
 
+static int store_call(hyb_bus *bus, const char *method, const void *body, size_t len,
+                      hyb_bus_reply **ret, hyb_error *reterr)
+{
+        return store_call_into(bus, method, body, len, ret, NULL, reterr);
+}
+
 static int read_whole(hyb_bus *bus, const char *furi, unsigned flags, hyb_obj **ret,
                       hyb_error *reterr)
 {
-        hyb_bus_reply *reply = NULL;
-        int r;
-
-        r = store_call(bus, (flags & HYB_READ_KEYED) ? "storeReadKeyed" : "storeRead", furi,
-                       strlen(furi), &reply, reterr);
-        if (r < 0)
-                return r;
-        r = hyb_obj_parse((const char *)reply->body, reply->body_len, ret, reterr);
-        hyb_bus_reply_unref(reply);
-        return r < 0 ? HYB_E_PROTOCOL : 0;
+        return store_call_into(bus, (flags & HYB_READ_KEYED) ? "storeReadKeyed" : "storeRead",
+                               furi, strlen(furi), NULL, ret, reterr);
 }
 
 typedef struct paged {

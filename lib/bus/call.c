@@ -253,6 +253,13 @@ void bus_dispatch_result(hyb_bus *bus, const wire_packet *p)
                  * can never get, and left in the queue of received fds it would be taken
                  * by the next channel the library opens (to another endpoint). */
                 bus_chan_drop_granted(bus, p);
+        if (c->sink && (p->h.status == 0 || p->h.status == 200)) {
+                /* a sync call that takes the body where it lies: no reply made */
+                c->sink_r = c->sink(p->body, p->h.body_len, c->sink_ud);
+                c->sunk = true;
+                call_complete(c, NULL);
+                return;
+        }
         hyb_bus_reply *rep = bus_reply_new(p->h.status ? p->h.status : 200, p->h.flags & WIRE_F_BINARY,
                                            p->from, p->h.from_len, p->member, p->h.member_len, p->body,
                                            p->h.body_len);
@@ -386,9 +393,10 @@ static int call_send(hyb_bus *bus, bus_call *c, const char *endpoint, const char
         bus_chan *ch = NULL;
         int r;
 
-        c->open_channel = strcasecmp(method, "openChannel") == 0 &&
+        /* BUS_CALL_BUILTIN: the library's own builtin call (a store call), no channel */
+        c->open_channel = !(flags & BUS_CALL_BUILTIN) && strcasecmp(method, "openChannel") == 0 &&
                           strcasecmp(endpoint, HYB_BUS_BUILTIN_ENDPOINT) == 0;
-        if (bus->efd >= 0 && !bus->cancellable)
+        if (bus->efd >= 0 && !bus->cancellable && !(flags & BUS_CALL_BUILTIN))
                 ch = bus_chan_route(bus, endpoint, method, len, &peer);
         if (ch) {
                 size_t el = strlen(endpoint), ml = strlen(method);
@@ -448,7 +456,16 @@ int bus_call_sync(hyb_bus *bus, const char *endpoint, const char *method, const 
                   size_t len, unsigned flags, uint32_t timeout_ms, hyb_bus_reply **ret,
                   hyb_error *reterr)
 {
-        bus_call c = { .bus = bus };
+        return bus_call_sync_sink(bus, endpoint, method, body, len, flags, timeout_ms, NULL, NULL,
+                                  ret, reterr);
+}
+
+int bus_call_sync_sink(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
+                       size_t len, unsigned flags, uint32_t timeout_ms,
+                       int (*sink)(const void *body, size_t len, void *ud), void *sink_ud,
+                       hyb_bus_reply **ret, hyb_error *reterr)
+{
+        bus_call c = { .bus = bus, .sink = sink, .sink_ud = sink_ud };
         int r;
 
         r = call_check(bus, endpoint, method, len, &timeout_ms);
@@ -465,6 +482,11 @@ int bus_call_sync(hyb_bus *bus, const char *endpoint, const char *method, const 
         hyb_bus_ref(bus);
         r = bus_wait_for(bus, &c.done, c.deadline_us);
         bus_call_unlink(&c);
+        if (c.sunk) {
+                hyb_bus_unref(bus);
+                *ret = NULL;
+                return c.sink_r;
+        }
         if (!c.reply && bus->close_status)
                 r = err_set(reterr, hyb_err_from_status(bus->close_status), -1,
                             "connection closed by the broker: %d %s", bus->close_status, bus->close_msg);

@@ -654,6 +654,93 @@ START_TEST(test_client_nul_names)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- store answers a client takes */
+
+/* A fake daemon answering a client's store calls (lib/bus/bus-store.c): a 200 with a value,
+ * a 200 whose body is no value, a 403, then a write's 200 and a write's 507. */
+static void *store_fake_main(void *ud)
+{
+        fake *f = ud;
+        int fd = accept(f->lfd, NULL, NULL);
+        static const struct {
+                int status;
+                const char *msg, *body;
+        } answers[] = {
+                { 200, NULL, "20.125" },
+                { 200, NULL, "[1," },
+                { 403, "store read of /t/c denied", NULL },
+                { 200, NULL, NULL },
+                { 507, "quota store.limits.max_bytes exceeded", NULL },
+        };
+
+        ck_assert_int_ge(fd, 0);
+        fake_send(fd, (wire_hdr){ .type = WIRE_CHALLENGE }, NULL, 0, NULL, 0,
+                  "{\"protocol\":\"HYBRID\",\"version\":1,\"nonce\":\"00\",\"maxBody\":65536,"
+                  "\"host\":\"localhost\"}");
+        ck_assert_int_eq(fake_read(fd).type, WIRE_AUTH);
+        fake_send(fd, (wire_hdr){ .type = WIRE_AUTH_RESULT, .status = 200 }, NULL, 0, NULL, 0,
+                  "{\"endpoint\":\"@localhost/org.test.c/main\",\"maxBody\":65536}");
+        for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {
+                wire_hdr h = fake_read(fd);
+                const char *m = answers[i].msg;
+
+                ck_assert_int_eq(h.type, WIRE_CALL);
+                fake_send(fd, (wire_hdr){ .type = WIRE_RESULT, .status = (uint16_t)answers[i].status,
+                                          .call_id = h.call_id, .flags = WIRE_F_BINARY },
+                          HYB_BUS_BUILTIN_ENDPOINT, strlen(HYB_BUS_BUILTIN_ENDPOINT), m,
+                          m ? strlen(m) : 0, answers[i].body);
+        }
+        close(fd);
+        return NULL;
+}
+
+/* A store call's 200 is taken where it was read (no reply made of it), any other answer as a
+ * reply: the value, a value that does not parse (HYB_E_PROTOCOL, with the parser's message),
+ * the status's code and message for a refusal, a write's 200 and its refusal. */
+START_TEST(test_client_store_answers)
+{
+        fake f = { 0 };
+        hyb_error err;
+        hyb_bus *bus = NULL;
+        hyb_obj *v = NULL;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        snprintf(f.dir, sizeof f.dir, "/tmp/hyb-fake.XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(f.dir));
+        snprintf(f.path, sizeof f.path, "%s/bus.sock", f.dir);
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", f.path);
+        f.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_eq(bind(f.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+        ck_assert_int_eq(listen(f.lfd, 1), 0);
+        ck_assert_int_eq(pthread_create(&f.thread, NULL, store_fake_main, &f), 0);
+
+        ck_assert_int_eq(hyb_bus_connect(f.path, "org.test.c", "main", &bus, &err), 0);
+        ck_assert_int_eq(hyb_bus_store_read(bus, "/t/a", &v, &err), 0);
+        ck_assert_int_eq(hyb_obj_get_kind(v), HYB_OBJ_REAL);
+        ck_assert(hyb_obj_get_real(v) == 20.125);
+        hyb_obj_unref(v);
+        v = NULL;
+        hyb_error_clear(&err);
+        ck_assert_int_eq(hyb_bus_store_read(bus, "/t/b", &v, &err), HYB_E_PROTOCOL);
+        ck_assert_ptr_null(v);
+        ck_assert(err.message[0] != 0);
+        hyb_error_clear(&err);
+        ck_assert_int_eq(hyb_bus_store_read(bus, "/t/c", &v, &err), hyb_err_from_status(403));
+        ck_assert_ptr_null(v);
+        ck_assert_str_eq(err.message, "store read of /t/c denied");
+        ck_assert_int_eq(hyb_bus_store_write(bus, "/t/d", hyb_obj_noobj(), 0, &err), 0);
+        hyb_error_clear(&err);
+        ck_assert_int_eq(hyb_bus_store_write(bus, "/t/e", hyb_obj_noobj(), 0, &err),
+                         hyb_err_from_status(507));
+        ck_assert_str_eq(err.message, "quota store.limits.max_bytes exceeded");
+        pthread_join(f.thread, NULL);
+        hyb_bus_unref(bus);
+        close(f.lfd);
+        unlink(f.path);
+        rmdir(f.dir);
+}
+END_TEST
+
 /* A fake broker delivering CALLs with caller info: well formed, then malformed. */
 static void *info_main(void *ud)
 {
@@ -772,6 +859,7 @@ void bus_tcase_builtin(Suite *s)
         tcase_add_test(tc, test_list_pages);
         tcase_add_test(tc, test_list_pages_bytes);
         tcase_add_test(tc, test_client_nul_names);
+        tcase_add_test(tc, test_client_store_answers);
         tcase_add_test(tc, test_caller_info);
         suite_add_tcase(s, tc);
 }

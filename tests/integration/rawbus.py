@@ -490,6 +490,66 @@ def mode_pipestall(path, furi, n, seconds):
     stall_until_cut(c, seconds, "pipelining reader")
 
 
+def mode_split(path):
+    """Frames cut anywhere between the broker's reads: inside a header, inside the names,
+    inside a body, several frames and a piece of the next in one write, a body larger than
+    one read.  Each is answered once, in order, with what was written.  (The pauses only
+    make separate reads likely; the answers must be the same however the bytes arrive.)"""
+    c = auth(path, "org.example.split", "split")
+    cid = [0]
+
+    def w(furi, text):
+        cid[0] += 1
+        return cid[0], frame(CALL, "%s\n%s" % (furi, text), to=BUILTIN, member="storeWrite",
+                             call_id=cid[0], timeout=5000, flags=1)
+
+    def rd(furi):
+        cid[0] += 1
+        return cid[0], frame(CALL, furi, to=BUILTIN, member="storeRead", call_id=cid[0],
+                             timeout=5000, flags=1)
+
+    def answers(case, want):
+        got = []
+        for _ in want:
+            f = c.recv_type({RESULT, ERROR})
+            got.append((f["type"], f["call_id"], f["status"], f["body"]))
+        say(got == want, case, "got %r, wanted %r" % (got, want))
+
+    for name, cuts in (("inside the header", [5]), ("at the header's end", [32]),
+                       ("inside the names", [40]), ("inside the body", [-2]),
+                       ("byte by byte", list(range(1, 200)))):
+        i, data = w("/split/a", "%d" % len(name))
+        last = 0
+        for k in cuts + [None]:
+            if k is not None and (k if k >= 0 else len(data) + k) >= len(data):
+                continue
+            c.send(data[last:k])
+            last = k
+            if k is not None:
+                time.sleep(0.05 if len(cuts) < 5 else 0.002)
+        j, data = rd("/split/a")
+        c.send(data)
+        answers("a frame cut %s is answered once" % name,
+                [(RESULT, i, 200, b""), (RESULT, j, 200, b"%d" % len(name))])
+    # two whole frames and the start of a third in one write, the rest with a fourth
+    f1, f2, f3, f4 = w("/split/b", "1"), w("/split/c", "2"), rd("/split/b"), rd("/split/c")
+    both = f1[1] + f2[1] + f3[1][:7]
+    c.send(both)
+    time.sleep(0.05)
+    c.send(f3[1][7:] + f4[1])
+    answers("frames and a piece of the next in one write, answered in order",
+            [(RESULT, f1[0], 200, b""), (RESULT, f2[0], 200, b""), (RESULT, f3[0], 200, b"1"),
+             (RESULT, f4[0], 200, b"2")])
+    # a body larger than one read of the broker (16 KiB), after a small frame in one write
+    big = "'" + "x" * 40000 + "'"
+    f1, f2, f3 = rd("/split/b"), w("/split/big", big), rd("/split/big")
+    c.send(f1[1] + f2[1] + f3[1])
+    answers("a 40 KB body after a small frame, then its read",
+            [(RESULT, f1[0], 200, b"1"), (RESULT, f2[0], 200, b""),
+             (RESULT, f3[0], 200, big.encode())])
+    c.close()
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     globals()["mode_" + mode](*sys.argv[2:])

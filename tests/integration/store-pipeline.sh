@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Frames a peer writes together are answered together (doc/protocol.md "Store"): the answers,
 # and the store messages of the peer's own subscription between them, come in write order;
+# frames cut anywhere between the daemon's reads are answered as if whole;
 # a peer that pipelines reads of a large value and never reads the answers is cut off with
 # send_queue_bytes (507) like any slow reader, and the daemon goes on serving.
 . "$(dirname "$0")/lib.sh"
@@ -12,6 +13,8 @@ start_daemon pipe "store: {durability: memory}
 limits: {max_body: 60K, max_frame: 128K, send_queue_bytes: 256K}" || finish
 rawbus "500 writes and reads written at once: answers and messages in write order" \
         pipeline "$SOCK" 500
+rawbus "frames cut anywhere between reads, or several in one: each answered once, in order" \
+        split "$SOCK"
 BIG=$("$PY" -c "print(\"'\" + 'a' * 30000 + \"'\")")
 hy store put /big/v "$BIG" || bad "put /big/v"
 rawbus "a peer writing 200 reads of 30 KB at once and reading nothing is cut off" \
