@@ -767,6 +767,8 @@ static void conn_readable(evutil_socket_t fd, short what, void *ud)
         size_t want = c->rx_need > READ_CHUNK ? c->rx_need : READ_CHUNK;
         ssize_t r;
 
+        if (c->n_fds_out)
+                channel_peer_active(c);
         if (!c->rx_need && !c->b->rx_flat_busy && evbuffer_get_length(in) == 0) {
                 conn_read_flat(c, fd);
                 broker_flush_batches(c->b);

@@ -581,6 +581,10 @@ void channel_conn_gone(bconn *c);
  * stay charged to its uid, watched on a duplicate of the socket (shut down both ways, so
  * the peer sees the end as before) until the peer reads or closes them. */
 void channel_conn_detach(bconn *c);
+/* c sent frames (an event loop writes after it has read its socket): ends passed to it
+ * are forgotten if its socket now holds no unread byte.  Call only with c->n_fds_out != 0
+ * (it costs an ioctl). */
+void channel_peer_active(bconn *c);
 /* The broker is freed: the sockets still watched for unread ends are closed. */
 void channel_broker_free(hyb_broker *b);
 /* The procedures of c changed so that the method lists of the channels it serves may be

@@ -22,9 +22,10 @@
  * count of ends passed is an upper bound: it is forgotten once the peer's socket holds no
  * unread byte (SIOCOUTQ 0: SIOCOUTQ of a Unix socket is the kernel's memory of the unread
  * buffers, not their bytes, so nothing less than empty tells how far the peer read).  It is
- * looked at when a channel of the peer opens or closes (a busy peer's socket is seldom
- * empty at both), and survives the connection (chan_ghost) while the peer keeps the
- * socket without reading it.
+ * looked at when a channel of the peer opens or closes and when the peer sends frames (an
+ * event loop writes after it has read: a busy peer's socket is seldom empty at all of
+ * these), and survives the connection (chan_ghost) while the peer keeps the socket
+ * without reading it.
  *
  * A channel end rides on the bytes of the send queue's head in one sendmsg: its frame is
  * queued like any other (the order of frames is kept), and while ends wait to be passed
@@ -82,6 +83,11 @@ static void ends_seen(bconn *c)
                 c->b->n_fds_out -= c->n_fds_out;
                 c->n_fds_out = 0;
         }
+}
+
+void channel_peer_active(bconn *c)
+{
+        ends_seen(c);
 }
 
 /* Forgets the ghosts whose ends were read (or whose peer closed): of uid only unless all. */

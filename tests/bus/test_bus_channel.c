@@ -1491,6 +1491,71 @@ START_TEST(test_channel_ends_read_under_traffic)
 END_TEST
 
 /*
+ * A service whose socket holds an unread call both when a channel to it opens and when it
+ * closes, but which answers calls: the ends passed to it are seen read when its answer
+ * comes (it read its socket before writing), so opens far past twice max_channels are never
+ * refused for ends not received.
+ */
+START_TEST(test_channel_ends_read_answering)
+{
+        tbroker t;
+        rpeer svc, cli, x;
+        uint64_t call = 1;
+        bool ref;
+
+        pair_start(&t, "max_channels=4", false, &svc, &cli);
+        peer_connect(&x, &t, "org.test.x", "main");
+        for (int i = 0; i < 3 * 8; i++) {
+                struct pollfd pfd = { .fd = svc.fd, .events = POLLIN };
+                uint64_t a_id = 0, a_x = call++, id;
+                char *body = NULL, cb[64];
+                rframe f;
+                int cfd, sfd;
+
+                /* call A waits unread in svc's socket when the open comes */
+                peer_send_call(&x, a_x, svc.name, "add", "{}");
+                ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+                ck_assert_int_eq(open_ch(&cli, call++, svc.name, &body), 200);
+                json_t *j = json_loads(body, 0, NULL);
+                free(body);
+                ck_assert_ptr_nonnull(j);
+                id = (uint64_t)json_integer_value(json_object_get(j, "channel"));
+                json_decref(j);
+                /* svc reads A, then the open and its end */
+                for (;;) {
+                        ck_assert_int_ge(peer_frame(&svc, &f, 5000), 0);
+                        bool open = f.h.type == WIRE_CHANNEL && !strcmp(f.member, "open");
+                        if (f.h.type == WIRE_CALL)
+                                a_id = f.h.call_id;
+                        rframe_free(&f);
+                        if (open)
+                                break;
+                }
+                ck_assert_uint_ne(a_id, 0);
+                cfd = peer_take_fd(&cli);
+                sfd = peer_take_fd(&svc);
+                assert_pair(cfd, sfd);
+                close(cfd);
+                close(sfd);
+                /* svc, its socket read, answers A; x has the answer once the broker read it */
+                peer_send_result(&svc, a_id, "{\"sum\":0}");
+                ck_assert_int_eq(peer_result(&x, a_x, NULL), 200);
+                /* call B waits unread in svc's socket when the channel closes (svc reads
+                 * once the broker has answered the close) */
+                peer_send_call(&x, call++, svc.name, "add", "{}");
+                ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+                snprintf(cb, sizeof cb, "{\"channel\":%llu}", (unsigned long long)id);
+                ck_assert_int_eq(peer_call(&cli, call++, BUILTIN, "closeChannel", cb, NULL), 200);
+                expect_close(&svc, id, 410, 0);
+                drain(&cli, &call, &ref);
+                ck_assert(!ref);
+        }
+        peer_close(&x);
+        pair_stop(&t, &svc, &cli);
+}
+END_TEST
+
+/*
  * The kernel's own bound on ends in flight: without CAP_SYS_RESOURCE, at most the daemon's
  * RLIMIT_NOFILE for its user, past which sendmsg fails (ETOOMANYREFS) and the ends are
  * lost.  The broker runs here as a uid of its own (real and effective; the saved uid stays
@@ -1558,6 +1623,7 @@ void bus_tcase_channel(Suite *s)
         tcase_add_test(tc, test_channel_uid_per_callee_reload);
         tcase_add_test(tc, test_channel_ends_unread);
         tcase_add_test(tc, test_channel_ends_read_under_traffic);
+        tcase_add_test(tc, test_channel_ends_read_answering);
         tcase_add_test(tc, test_channel_ends_kernel_limit);
         suite_add_tcase(s, tc);
 }
