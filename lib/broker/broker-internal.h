@@ -287,6 +287,7 @@ struct hyb_broker {
         /* Counters read as /sys/bus/... (like mosquitto's $SYS): frames and bytes read from and
          * queued to peers, peers cut off for a quota, connections accepted since the start. */
         uint64_t msgs_in, msgs_out, bytes_in, bytes_out, drops, accepted;
+        uint64_t chan_refused; /* openChannel answered with a refusal */
         struct bfmt {           /* texts of values, by obj (store-serve.c format_cached) */
                 hyb_obj *obj;
                 char *text;

@@ -530,6 +530,13 @@ static bool uid_share_full(const bconn *callee, uid_t uid)
         return n >= bound;
 }
 
+/* Answers openChannel id with refusal st (counted: /sys/bus/channels_refused). */
+static void refuse(bconn *c, uint64_t id, int st, const char *msg)
+{
+        c->b->chan_refused++;
+        route_reply(c, id, st, msg, NULL, 0, 0);
+}
+
 /* The callee's procedures the caller may call (access lists, and a token's `call`). */
 static json_t *open_methods(bconn *caller, bconn *callee)
 {
@@ -572,55 +579,55 @@ void channel_open(bconn *c, bframe *f)
         int sv[2] = {-1, -1}, st = 0;
 
         if (!local_unix(c)) {
-                route_reply(c, id, 501, "direct channels need a local Unix connection", NULL, 0, 0);
+                refuse(c, id, 501, "direct channels need a local Unix connection");
                 return;
         }
         if (cf->max_channels == 0) {
-                route_reply(c, id, 503, "direct channels are off", NULL, 0, 0);
+                refuse(c, id, 503, "direct channels are off");
                 return;
         }
         if (b->n_monitors) {
-                route_reply(c, id, 503, "a monitor is attached", NULL, 0, 0);
+                refuse(c, id, 503, "a monitor is attached");
                 return;
         }
         if (f->h.flags & WIRE_F_BINARY) {
-                route_reply(c, id, 400, "builtin methods take JSON params", NULL, 0, 0);
+                refuse(c, id, 400, "builtin methods take JSON params");
                 return;
         }
         const uint8_t *body = bframe_body(f);
         p = f->h.body_len ? json_loadb((const char *)body, f->h.body_len, JSON_ALLOW_NUL, &jerr)
                           : json_object();
         if (!p) {
-                route_reply(c, id, 400, "params are not valid JSON", NULL, 0, 0);
+                refuse(c, id, 400, "params are not valid JSON");
                 return;
         }
         if (bus_policy_check_json(open_args, ELEMENTSOF(open_args), p, &e) < 0) {
-                route_reply(c, id, 400, e.message, NULL, 0, 0);
+                refuse(c, id, 400, e.message);
                 goto out;
         }
         ep = json_string_value(json_object_get(p, "endpoint"));
         ep_len = json_string_length(json_object_get(p, "endpoint"));
         if (strlen(ep) != ep_len || bus_name_parse_endpoint(ep, ep_len, &n, NULL) < 0) {
-                route_reply(c, id, 406, "malformed endpoint name", NULL, 0, 0);
+                refuse(c, id, 406, "malformed endpoint name");
                 goto out;
         }
         callee = broker_lookup(b, ep, ep_len);
         if (!callee) {
-                route_reply(c, id, 404, "no such endpoint", NULL, 0, 0);
+                refuse(c, id, 404, "no such endpoint");
                 goto out;
         }
         if (!local_unix(callee)) {
-                route_reply(c, id, 501, "direct channels need a local Unix connection", NULL, 0, 0);
+                refuse(c, id, 501, "direct channels need a local Unix connection");
                 goto out;
         }
         if (callee == c) {
-                route_reply(c, id, 400, "no direct channel to oneself", NULL, 0, 0);
+                refuse(c, id, 400, "no direct channel to oneself");
                 goto out;
         }
         for (bchan *ch = c->ch_out; ch; ch = ch->onext)
                 if (ch->callee == callee) {
                         snprintf(msg, sizeof msg, "a direct channel to %s is open", callee->name);
-                        route_reply(c, id, 409, msg, NULL, 0, 0);
+                        refuse(c, id, 409, msg);
                         goto out;
                 }
         const char *quota = c->n_ch_out >= cf->max_channels                  ? "max_channels"
@@ -631,17 +638,17 @@ void channel_open(bconn *c, bframe *f)
                                                                              : NULL;
         if (quota) {
                 snprintf(msg, sizeof msg, "quota %s exceeded", quota);
-                route_reply(c, id, 429, msg, NULL, 0, 0);
+                refuse(c, id, 429, msg);
                 goto out;
         }
         methods = open_methods(c, callee);
         if (!methods) {
-                route_reply(c, id, 500, "out of memory", NULL, 0, 0);
+                refuse(c, id, 500, "out of memory");
                 goto out;
         }
         if (json_array_size(methods) == 0) {
                 snprintf(msg, sizeof msg, "no procedure of %s is open to the caller", callee->name);
-                route_reply(c, id, 403, msg, NULL, 0, 0);
+                refuse(c, id, 403, msg);
                 goto out;
         }
         /* Each end's inode goes in its frame: a peer takes the end that is its frame's,
@@ -651,7 +658,7 @@ void channel_open(bconn *c, bframe *f)
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || fstat(sv[0], &st0) < 0 ||
             fstat(sv[1], &st1) < 0) {
                 snprintf(msg, sizeof msg, "no socket pair for the channel: %s", strerror(errno));
-                route_reply(c, id, 503, msg, NULL, 0, 0);
+                refuse(c, id, 503, msg);
                 goto out;
         }
         j = json_pack("{s:O,s:I,s:I,s:I,s:I,s:I}", "methods", methods, "max_pending",
@@ -667,22 +674,22 @@ void channel_open(bconn *c, bframe *f)
         to_caller = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         if (!to_callee || !to_caller) {
-                route_reply(c, id, 500, "out of memory", NULL, 0, 0);
+                refuse(c, id, 500, "out of memory");
                 goto out;
         }
         size_t lc = strlen(to_callee), lr = strlen(to_caller);
         if (!room_for(callee, WIRE_HDR_SIZE + WIRE_NAMES_MAX + lc) ||
             !room_for(c, WIRE_HDR_SIZE + WIRE_NAMES_MAX + lr)) {
-                route_reply(c, id, 503, "no room in a send queue for the channel", NULL, 0, 0);
+                refuse(c, id, 503, "no room in a send queue for the channel");
                 goto out;
         }
         if (!ends_room(callee, c)) {
-                route_reply(c, id, 503, "too many channel ends not received", NULL, 0, 0);
+                refuse(c, id, 503, "too many channel ends not received");
                 goto out;
         }
         bchan *ch = calloc(1, sizeof *ch);
         if (!ch) {
-                route_reply(c, id, 500, "out of memory", NULL, 0, 0);
+                refuse(c, id, 500, "out of memory");
                 goto out;
         }
         ch->id = ++b->next_chan_id;
@@ -704,7 +711,7 @@ void channel_open(bconn *c, bframe *f)
         }
         if (st < 0) {
                 free(ch);
-                route_reply(c, id, 503, "the callee cannot take the channel", NULL, 0, 0);
+                refuse(c, id, 503, "the callee cannot take the channel");
                 goto out;
         }
         /* To the caller: the RESULT of its openChannel, with the other end. */

@@ -528,6 +528,7 @@ static int sys_bus_snapshot(hyb_broker *b, hyb_store **ret)
         PUT("/sys/bus/bytes_out", b->bytes_out);
         PUT("/sys/bus/drops", b->drops);
         PUT("/sys/bus/channels", b->n_channels);
+        PUT("/sys/bus/channels_refused", b->chan_refused);
         for (bconn *c = b->conns; c && r >= 0; c = c->next) {
                 const char *app, *runner;
 

@@ -914,7 +914,8 @@ static int read_int(hyb_bus *bus, const char *furi)
         return v;
 }
 
-/* /sys/bus/channels and /sys/bus/endpoint/<app>/<runner>/channels (doc/protocol.md). */
+/* /sys/bus/channels, /sys/bus/channels_refused and /sys/bus/endpoint/<app>/<runner>/channels
+ * (doc/protocol.md). */
 START_TEST(test_channel_counters)
 {
         tbroker t;
@@ -934,6 +935,11 @@ START_TEST(test_channel_counters)
         opened(&cli, &svc, 1, &fds[0], &fds[1]);
         opened(&cli2, &svc, 1, &fds[2], &fds[3]);
         ck_assert_int_eq(read_int(r, "/sys/bus/channels"), 2);
+        ck_assert_int_eq(read_int(r, "/sys/bus/channels_refused"), 0);
+        /* refusals are counted, whatever their status: 409 (open already), 404 */
+        ck_assert_int_eq(open_ch(&cli2, 2, svc.name, NULL), 409);
+        ck_assert_int_eq(open_ch(&cli2, 3, "@localhost/org.test.none/main", NULL), 404);
+        ck_assert_int_eq(read_int(r, "/sys/bus/channels_refused"), 2);
         ck_assert_int_eq(read_int(r, "/sys/bus/endpoint/org.test.svc/main/channels"), 2);
         ck_assert_int_eq(read_int(r, "/sys/bus/endpoint/org.test.cli/main/channels"), 1);
         ck_assert_int_eq(read_int(r, "/sys/bus/endpoint/org.test.reader/main/channels"), 0);
