@@ -212,7 +212,8 @@ HYB_EXPORT int hyb_bus_get_events(const hyb_bus *bus);
 HYB_EXPORT int hyb_bus_get_timeout(const hyb_bus *bus, uint64_t *ret_usec);
 /*
  * Does pending work without blocking: flushes output, reads what the broker
- * socket (and, when direct channels are open, each channel socket) has, dispatches at most one incoming packet (a reply, call, event, cancel)
+ * socket (and, when direct channels are open, each channel socket) has,
+ * dispatches at most one incoming packet (a reply, call, event, cancel)
  * and expires local deadlines.  Returns > 0 if something was done (call again),
  * 0 if idle, < 0 on failure (HYB_E_CLOSED once the broker hung up).
  */
@@ -246,10 +247,11 @@ enum { HYB_BUS_SPIN_TYPICAL_USEC = 50, HYB_BUS_SPIN_MAX_USEC = 1000000 };
  * on a machine whose idle CPUs halt, that saves the caller's wake-up (15-20 us on a
  * VM).  Useless on one CPU, where the daemon can answer only once the spinner gives
  * the CPU up.  ws:// and wss:// connections never spin, nor do waits while direct
- * channels are open (hyb_bus_set_direct: the wait sleeps in epoll_wait at once).  A spin that ends without an
- * answer makes the next waits of this connection sleep at once (1, 2, 4 ... up to 256
- * of them, reset by the next spin that gets its answer), so a slow peer costs at most
- * one spin in 256 waits.  Waits without a call of their own (hyb_bus_wait, an
+ * channels are open (hyb_bus_set_direct: the wait sleeps at once, in recv() on the
+ * channel or in epoll_wait; doc/bus.md "How a synchronous call waits").  A spin that
+ * ends without an answer makes the next waits of this connection sleep at once (1, 2,
+ * 4 ... up to 256 of them, reset by the next spin that gets its answer), so a slow peer
+ * costs at most one spin in 256 waits.  Waits without a call of their own (hyb_bus_wait, an
  * attached event loop) never spin.  Setting the value starts that count afresh.
  * Returns 0, or -EINVAL (bus NULL, usec above HYB_BUS_SPIN_MAX_USEC).
  */
