@@ -8,6 +8,7 @@ never answer PING or never read.  Each mode prints one result line per case
 """
 import json
 import os
+import random
 import socket
 import struct
 import sys
@@ -548,6 +549,58 @@ def mode_split(path):
             [(RESULT, f1[0], 200, b"1"), (RESULT, f2[0], 200, b""),
              (RESULT, f3[0], 200, big.encode())])
     c.close()
+
+
+def mode_forward(path, n, seed):
+    """Calls to a service that reads nothing until all are written, one to four whole
+    frames a write and then a part cut at random (inside headers, names, bodies): the
+    broker forwards them from what it read, past what the service's socket takes, into its
+    send queue, where each must stay as it was when the broker reads the next write; the
+    service must get every call once, in order, with its bytes, and its answers, cut at
+    random, must reach the caller intact."""
+    n, rnd = int(n), random.Random(int(seed))
+    svc = auth(path, "org.example.fwd", "svc")
+    r = call(svc, BUILTIN, "registerProcedure",
+             json.dumps({"methodName": "echo", "forHost": "*", "forApp": "*"}), cid=1)
+    say(r["status"] == 200, "the service registers echo", repr(r["status"]))
+    cli = auth(path, "org.example.fwd", "cli")
+    bodies = [bytes(rnd.randrange(256) for _ in range(rnd.choice([0, 1, 7, 100, 1000, 3000])))
+              for _ in range(n)]
+    frames = [frame(CALL, bodies[i], to="@localhost/org.example.fwd/svc", member="echo",
+                    call_id=10 + i, timeout=30000, flags=1) for i in range(n)]
+
+    def cut_send(c, blob):
+        pos = 0
+        while pos < len(blob):
+            k = rnd.choice([1, 5, 31, 32, 33, 100, 4000, 16383, 16384, 16385, 40000])
+            c.send(blob[pos:pos + k])
+            pos += k
+
+    i = 0
+    while i < n // 2:  # whole frames: most reads of the broker end where a frame does
+        k = rnd.randint(1, 4)
+        cli.send(b"".join(frames[i:i + k]))
+        i += k
+    cut_send(cli, b"".join(frames[i:]))  # the service reads none of it meanwhile
+    got, answers = [], []
+    for _ in range(n):
+        f = svc.recv_type({CALL})
+        got.append((f["member"], f["body"]))
+        answers.append(frame(RESULT, f["body"], call_id=f["call_id"], status=200, flags=1))
+    bad = [i for i in range(n) if got[i] != ("echo", bodies[i])]
+    say(not bad, "the service gets %d forwarded calls once, in order, intact" % n,
+        "first difference at call %d" % bad[0] if bad else "")
+    cut_send(svc, b"".join(answers))
+    res = {}
+    for _ in range(n):
+        f = cli.recv_type({RESULT, ERROR})
+        res[f["call_id"]] = (f["type"], f["status"], f["body"])
+    bad = [i for i in range(n) if res.get(10 + i) != (RESULT, 200, bodies[i])]
+    say(not bad, "the caller gets its %d answers intact" % n,
+        "first difference at call %d: %r" % (bad[0], res.get(10 + bad[0], ("none",))[:2])
+        if bad else "")
+    svc.close()
+    cli.close()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Frames a peer writes together are answered together (doc/protocol.md "Store"): the answers,
 # and the store messages of the peer's own subscription between them, come in write order;
-# frames cut anywhere between the daemon's reads are answered as if whole;
+# frames cut anywhere between the daemon's reads are answered as if whole, and forwarded
+# whole, in order, to a service whose send queue holds them;
 # a peer that pipelines reads of a large value and never reads the answers is cut off with
 # send_queue_bytes (507) like any slow reader, and the daemon goes on serving.
 . "$(dirname "$0")/lib.sh"
@@ -15,6 +16,8 @@ rawbus "500 writes and reads written at once: answers and messages in write orde
         pipeline "$SOCK" 500
 rawbus "frames cut anywhere between reads, or several in one: each answered once, in order" \
         split "$SOCK"
+rawbus "calls forwarded to a service that reads none until all are written, whole and cut" \
+        forward "$SOCK" 150 1
 BIG=$("$PY" -c "print(\"'\" + 'a' * 30000 + \"'\")")
 hy store put /big/v "$BIG" || bad "put /big/v"
 rawbus "a peer writing 200 reads of 30 KB at once and reading nothing is cut off" \
