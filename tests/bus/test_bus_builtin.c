@@ -552,12 +552,11 @@ static wire_hdr fake_read(int fd)
         return h;
 }
 
-static void *fake_main(void *ud)
+/* The fake broker's side of a client's connection: accepted, challenged, authenticated as
+ * @localhost/org.test.c/main.  The socket. */
+static int fake_accept(fake *f)
 {
-        fake *f = ud;
         int fd = accept(f->lfd, NULL, NULL);
-        static const char from[] = "@localhost/org.test.x/main";
-        wire_hdr h;
 
         ck_assert_int_ge(fd, 0);
         fake_send(fd, (wire_hdr){ .type = WIRE_CHALLENGE }, NULL, 0, NULL, 0,
@@ -566,6 +565,39 @@ static void *fake_main(void *ud)
         ck_assert_int_eq(fake_read(fd).type, WIRE_AUTH);
         fake_send(fd, (wire_hdr){ .type = WIRE_AUTH_RESULT, .status = 200 }, NULL, 0, NULL, 0,
                   "{\"endpoint\":\"@localhost/org.test.c/main\",\"maxBody\":65536}");
+        return fd;
+}
+
+/* A fake broker listening on a socket in a fresh directory, run by fn on its own thread. */
+static void fake_start(fake *f, void *(*fn)(void *))
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        snprintf(f->dir, sizeof f->dir, "/tmp/hyb-fake.XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(f->dir));
+        snprintf(f->path, sizeof f->path, "%s/bus.sock", f->dir);
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", f->path);
+        f->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_eq(bind(f->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+        ck_assert_int_eq(listen(f->lfd, 1), 0);
+        ck_assert_int_eq(pthread_create(&f->thread, NULL, fn, f), 0);
+}
+
+/* Its socket and directory removed (the thread joined by the test). */
+static void fake_stop(fake *f)
+{
+        close(f->lfd);
+        unlink(f->path);
+        rmdir(f->dir);
+}
+
+static void *fake_main(void *ud)
+{
+        fake *f = ud;
+        int fd = fake_accept(f);
+        static const char from[] = "@localhost/org.test.x/main";
+        wire_hdr h;
+
         /* registerProcedure and subscribeEvent: both answered 200. */
         for (int i = 0; i < 2; i++) {
                 h = fake_read(fd);
@@ -622,16 +654,8 @@ START_TEST(test_client_nul_names)
         seen s = { 0 };
         hyb_error err;
         hyb_bus *bus = NULL;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
-        snprintf(f.dir, sizeof f.dir, "/tmp/hyb-fake.XXXXXX");
-        ck_assert_ptr_nonnull(mkdtemp(f.dir));
-        snprintf(f.path, sizeof f.path, "%s/bus.sock", f.dir);
-        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", f.path);
-        f.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        ck_assert_int_eq(bind(f.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-        ck_assert_int_eq(listen(f.lfd, 1), 0);
-        ck_assert_int_eq(pthread_create(&f.thread, NULL, fake_main, &f), 0);
+        fake_start(&f, fake_main);
 
         ck_assert_int_eq(hyb_bus_connect(f.path, "org.test.c", "main", &bus, &err), 0);
         ck_assert_int_eq(hyb_bus_register_procedure(bus, "m", NULL, NULL, on_m, &s, NULL, &err), 0);
@@ -648,9 +672,7 @@ START_TEST(test_client_nul_names)
         ck_assert_int_eq(f.status[1], 406);
         ck_assert_int_eq(f.status[2], 200);
         hyb_bus_unref(bus);
-        close(f.lfd);
-        unlink(f.path);
-        rmdir(f.dir);
+        fake_stop(&f);
 }
 END_TEST
 
@@ -661,7 +683,7 @@ END_TEST
 static void *store_fake_main(void *ud)
 {
         fake *f = ud;
-        int fd = accept(f->lfd, NULL, NULL);
+        int fd = fake_accept(f);
         static const struct {
                 int status;
                 const char *msg, *body;
@@ -673,13 +695,6 @@ static void *store_fake_main(void *ud)
                 { 507, "quota store.limits.max_bytes exceeded", NULL },
         };
 
-        ck_assert_int_ge(fd, 0);
-        fake_send(fd, (wire_hdr){ .type = WIRE_CHALLENGE }, NULL, 0, NULL, 0,
-                  "{\"protocol\":\"HYBRID\",\"version\":1,\"nonce\":\"00\",\"maxBody\":65536,"
-                  "\"host\":\"localhost\"}");
-        ck_assert_int_eq(fake_read(fd).type, WIRE_AUTH);
-        fake_send(fd, (wire_hdr){ .type = WIRE_AUTH_RESULT, .status = 200 }, NULL, 0, NULL, 0,
-                  "{\"endpoint\":\"@localhost/org.test.c/main\",\"maxBody\":65536}");
         for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {
                 wire_hdr h = fake_read(fd);
                 const char *m = answers[i].msg;
@@ -703,16 +718,8 @@ START_TEST(test_client_store_answers)
         hyb_error err;
         hyb_bus *bus = NULL;
         hyb_obj *v = NULL;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
-        snprintf(f.dir, sizeof f.dir, "/tmp/hyb-fake.XXXXXX");
-        ck_assert_ptr_nonnull(mkdtemp(f.dir));
-        snprintf(f.path, sizeof f.path, "%s/bus.sock", f.dir);
-        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", f.path);
-        f.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        ck_assert_int_eq(bind(f.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-        ck_assert_int_eq(listen(f.lfd, 1), 0);
-        ck_assert_int_eq(pthread_create(&f.thread, NULL, store_fake_main, &f), 0);
+        fake_start(&f, store_fake_main);
 
         ck_assert_int_eq(hyb_bus_connect(f.path, "org.test.c", "main", &bus, &err), 0);
         ck_assert_int_eq(hyb_bus_store_read(bus, "/t/a", &v, &err), 0);
@@ -735,9 +742,7 @@ START_TEST(test_client_store_answers)
         ck_assert_str_eq(err.message, "quota store.limits.max_bytes exceeded");
         pthread_join(f.thread, NULL);
         hyb_bus_unref(bus);
-        close(f.lfd);
-        unlink(f.path);
-        rmdir(f.dir);
+        fake_stop(&f);
 }
 END_TEST
 
@@ -745,19 +750,12 @@ END_TEST
 static void *info_main(void *ud)
 {
         fake *f = ud;
-        int fd = accept(f->lfd, NULL, NULL);
+        int fd = fake_accept(f);
         static const char good[] = "@localhost/org.test.x/main" "http\0alice";
         static const char nonul[] = "@localhost/org.test.x/main" "httpalice";
         static const char twonul[] = "@localhost/org.test.x/main" "http\0al\0ice";
         wire_hdr h;
 
-        ck_assert_int_ge(fd, 0);
-        fake_send(fd, (wire_hdr){ .type = WIRE_CHALLENGE }, NULL, 0, NULL, 0,
-                  "{\"protocol\":\"HYBRID\",\"version\":1,\"nonce\":\"00\",\"maxBody\":65536,"
-                  "\"host\":\"localhost\"}");
-        ck_assert_int_eq(fake_read(fd).type, WIRE_AUTH);
-        fake_send(fd, (wire_hdr){ .type = WIRE_AUTH_RESULT, .status = 200 }, NULL, 0, NULL, 0,
-                  "{\"endpoint\":\"@localhost/org.test.c/main\",\"maxBody\":65536}");
         h = fake_read(fd); /* registerProcedure */
         ck_assert_int_eq(h.type, WIRE_CALL);
         fake_send(fd, (wire_hdr){ .type = WIRE_RESULT, .status = 200, .call_id = h.call_id },
@@ -803,7 +801,6 @@ START_TEST(test_caller_info)
         who w = { 0 };
         hyb_error err;
         hyb_bus *bus = NULL;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         uint8_t hb[WIRE_HDR_SIZE];
         wire_hdr h = { .type = WIRE_RESULT, .from_len = 4, .info_len = 2 };
 
@@ -818,14 +815,7 @@ START_TEST(test_caller_info)
         ck_assert_int_eq(wire_hdr_decode(hb, &h), 0);
         ck_assert_int_eq(h.info_len, 5);
 
-        snprintf(f.dir, sizeof f.dir, "/tmp/hyb-fake.XXXXXX");
-        ck_assert_ptr_nonnull(mkdtemp(f.dir));
-        snprintf(f.path, sizeof f.path, "%s/bus.sock", f.dir);
-        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", f.path);
-        f.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        ck_assert_int_eq(bind(f.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-        ck_assert_int_eq(listen(f.lfd, 1), 0);
-        ck_assert_int_eq(pthread_create(&f.thread, NULL, info_main, &f), 0);
+        fake_start(&f, info_main);
 
         ck_assert_int_eq(hyb_bus_connect(f.path, "org.test.c", "main", &bus, &err), 0);
         ck_assert_int_eq(hyb_bus_register_procedure(bus, "m", NULL, NULL, on_who, &w, NULL, &err), 0);
@@ -843,9 +833,7 @@ START_TEST(test_caller_info)
         ck_assert_int_eq(f.status[0], 406);
         ck_assert_int_eq(f.status[1], 406);
         hyb_bus_unref(bus);
-        close(f.lfd);
-        unlink(f.path);
-        rmdir(f.dir);
+        fake_stop(&f);
 }
 END_TEST
 
