@@ -1457,6 +1457,20 @@ START_TEST(test_channel_ends_unread)
 }
 END_TEST
 
+/* cli closes channel id (closeChannel answered 200), svc is told (410), and cli then reads
+ * all it was sent without an open refused for ends not received. */
+static void closed_by_caller(rpeer *cli, rpeer *svc, uint64_t id, uint64_t *call)
+{
+        char cb[64];
+        bool ref;
+
+        snprintf(cb, sizeof cb, "{\"channel\":%llu}", (unsigned long long)id);
+        ck_assert_int_eq(peer_call(cli, (*call)++, BUILTIN, "closeChannel", cb, NULL), 200);
+        expect_close(svc, id, 410, 0);
+        drain(cli, call, &ref);
+        ck_assert(!ref);
+}
+
 /*
  * A service that reads every end passed to it but is rarely idle (here: one call from
  * another peer is waiting unread in its socket whenever a channel to it opens) has
@@ -1468,13 +1482,11 @@ START_TEST(test_channel_ends_read_under_traffic)
         tbroker t;
         rpeer svc, cli, x;
         uint64_t call = 1;
-        bool ref;
 
         pair_start(&t, "max_channels=4", false, &svc, &cli);
         peer_connect(&x, &t, "org.test.x", "main");
         for (int i = 0; i < 3 * 8; i++) {
                 struct pollfd pfd = { .fd = svc.fd, .events = POLLIN };
-                char cb[64];
                 int a, s;
 
                 /* a call to svc that svc has not read yet when the open comes */
@@ -1485,11 +1497,7 @@ START_TEST(test_channel_ends_read_under_traffic)
                 assert_pair(a, s);
                 close(a);
                 close(s);
-                snprintf(cb, sizeof cb, "{\"channel\":%llu}", (unsigned long long)id);
-                peer_send_call(&cli, call++, BUILTIN, "closeChannel", cb);
-                expect_close(&svc, id, 410, 0);
-                drain(&cli, &call, &ref);
-                ck_assert(!ref);
+                closed_by_caller(&cli, &svc, id, &call);
         }
         peer_close(&x);
         pair_stop(&t, &svc, &cli);
@@ -1507,14 +1515,13 @@ START_TEST(test_channel_ends_read_answering)
         tbroker t;
         rpeer svc, cli, x;
         uint64_t call = 1;
-        bool ref;
 
         pair_start(&t, "max_channels=4", false, &svc, &cli);
         peer_connect(&x, &t, "org.test.x", "main");
         for (int i = 0; i < 3 * 8; i++) {
                 struct pollfd pfd = { .fd = svc.fd, .events = POLLIN };
                 uint64_t a_id = 0, a_x = call++, id;
-                char *body = NULL, cb[64];
+                char *body = NULL;
                 rframe f;
                 int cfd, sfd;
 
@@ -1550,11 +1557,7 @@ START_TEST(test_channel_ends_read_answering)
                  * once the broker has answered the close) */
                 peer_send_call(&x, call++, svc.name, "add", "{}");
                 ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
-                snprintf(cb, sizeof cb, "{\"channel\":%llu}", (unsigned long long)id);
-                ck_assert_int_eq(peer_call(&cli, call++, BUILTIN, "closeChannel", cb, NULL), 200);
-                expect_close(&svc, id, 410, 0);
-                drain(&cli, &call, &ref);
-                ck_assert(!ref);
+                closed_by_caller(&cli, &svc, id, &call);
         }
         peer_close(&x);
         pair_stop(&t, &svc, &cli);
