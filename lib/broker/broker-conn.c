@@ -320,6 +320,25 @@ void broker_flush_batches(hyb_broker *b)
         }
 }
 
+/* May n more bytes for c join this dispatch turn's batch (batching, nothing queued before
+ * them, room in the batch)? */
+static bool batch_fits(const bconn *c, struct evbuffer *out, size_t n)
+{
+        return c->b->batching && evbuffer_get_length(out) == 0 &&
+               c->batch_len + n <= BCONN_BATCH_MAX;
+}
+
+/* After a direct write of done bytes of a frame: queues what is left of its header, and
+ * returns how much of its body was written. */
+static size_t queue_header_rest(struct evbuffer *out, const uint8_t *hdr, size_t hdr_len,
+                                size_t done)
+{
+        if (done >= hdr_len)
+                return done - hdr_len;
+        evbuffer_add(out, hdr + done, hdr_len - done);
+        return 0;
+}
+
 int bconn_send_built(bconn *c, const struct iovec *iov, int n)
 {
         size_t total = 0;
@@ -332,8 +351,8 @@ int bconn_send_built(bconn *c, const struct iovec *iov, int n)
         if (!bconn_room(c, total))
                 return -ENOBUFS;
         bconn_count_out(c, total);
-        if (c->b->batching && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
-            c->batch_len + total <= BCONN_BATCH_MAX && batch_add(c, iov, n, total) == 0)
+        if (batch_fits(c, bufferevent_get_output(c->bev), total) &&
+            batch_add(c, iov, n, total) == 0)
                 return 0;
         bconn_put(c, iov, n, total);
         return 0;
@@ -394,8 +413,7 @@ static void forward_flat(bconn *c, struct evbuffer *out, const uint8_t *hdr, siz
         struct iovec iov[2] = { { (void *)hdr, hdr_len }, { (void *)(f->flat + skip), blen } };
 
         f->consumed = true;
-        if (c->b->batching && !c->pair && evbuffer_get_length(out) == 0 &&
-            c->batch_len + hdr_len + blen <= BCONN_BATCH_MAX &&
+        if (!c->pair && batch_fits(c, out, hdr_len + blen) &&
             batch_add(c, iov, 2, hdr_len + blen) == 0)
                 return; /* with the peer's other frames of this turn, in one sendmsg */
         bconn_spill(c); /* after what was batched for it */
@@ -404,11 +422,7 @@ static void forward_flat(bconn *c, struct evbuffer *out, const uint8_t *hdr, siz
         done = bconn_write_direct(c, out, iov, blen ? 2 : 1);
         if (done >= hdr_len + blen)
                 return;
-        if (done < hdr_len) {
-                evbuffer_add(out, hdr + done, hdr_len - done);
-                done = 0;
-        } else
-                done -= hdr_len;
+        done = queue_header_rest(out, hdr, hdr_len, done);
         if (blen > done)
                 evbuffer_add(out, f->flat + skip + done, blen - done);
         quota_mark(c);
@@ -424,8 +438,7 @@ void bconn_forward(bconn *c, const uint8_t *hdr, size_t hdr_len, bframe *f)
                 forward_flat(c, out, hdr, hdr_len, f, skip);
                 return;
         }
-        if (c->b->batching && !c->pair && evbuffer_get_length(out) == 0 &&
-            c->batch_len + hdr_len + blen <= BCONN_BATCH_MAX &&
+        if (!c->pair && batch_fits(c, out, hdr_len + blen) &&
             batch_add_frame(c, hdr, hdr_len, f->in, skip, blen) == 0) {
                 /* with the peer's other frames of this turn, in one sendmsg */
                 evbuffer_drain(f->in, skip + blen);
@@ -469,11 +482,7 @@ void bconn_forward(bconn *c, const uint8_t *hdr, size_t hdr_len, bframe *f)
                 f->consumed = true;
                 return;
         }
-        if (done < hdr_len) {
-                evbuffer_add(out, hdr + done, hdr_len - done);
-                done = 0;
-        } else
-                done -= hdr_len;
+        done = queue_header_rest(out, hdr, hdr_len, done);
         evbuffer_drain(f->in, skip + done);
         if (blen > done)
                 evbuffer_remove_buffer(f->in, out, blen - done);
