@@ -21,11 +21,11 @@
  *
  *   slots[h & (n-1)]: {hash, furi, value, node} ─► node /a/2 in the trie
  *
- * A second table of the same size finds a host key by the address of its fURI object: a
- * reader holding the very object a value was written with (or had from a scan) gets the
- * value without loading the object, one cache miss fewer.
+ * A second table finds a host key by the address of its fURI object: a reader holding the
+ * very object a value was written with (or had from a scan) gets the value without loading
+ * the object, one cache miss fewer.
  *
- *   pslots[mix(&furi) & (n-1)]: {furi, value}
+ *   pslots[mix(&furi) & (m-1)]: {furi, value}
  */
 #include <assert.h>
 #include <sys/mman.h>
@@ -188,9 +188,9 @@ static void pslot_put(pslot *ps, size_t n, const hyb_furi *f, hyb_obj *value)
 
 static pslot *pslot_find(const store_index *ix, const hyb_furi *f)
 {
-        size_t mask = ix->n_slots - 1;
+        size_t mask = ix->n_pslots - 1;
 
-        if (!ix->n_slots)
+        if (!ix->n_pslots)
                 return NULL;
         for (size_t i = index_ptr_home(f, mask);; i = (i + 1) & mask) {
                 pslot *p = &ix->pslots[i];
@@ -201,10 +201,32 @@ static pslot *pslot_find(const store_index *ix, const hyb_furi *f)
         }
 }
 
+/* Makes room for one more entry in the table by address: doubles it when one more would fill
+ * it beyond 4/5. */
+static int pslot_reserve(store_index *ix)
+{
+        size_t nn;
+        pslot *nps;
+
+        if ((ix->n_pvalues + 1) * 5 <= ix->n_pslots * 4)
+                return 0;
+        nn = ix->n_pslots ? ix->n_pslots * 2 : 64;
+        nps = slots_new(nn, sizeof(pslot));
+        if (!nps)
+                return -ENOMEM;
+        for (size_t i = 0; i < ix->n_pslots; i++)
+                if (ix->pslots[i].furi)
+                        pslot_put(nps, nn, ix->pslots[i].furi, ix->pslots[i].value);
+        free(ix->pslots);
+        ix->pslots = nps;
+        ix->n_pslots = nn;
+        return 0;
+}
+
 /* Removes f's slot (if there) and shifts the probe sequence back over it. */
 static void pslot_remove(store_index *ix, const hyb_furi *f)
 {
-        size_t mask = ix->n_slots - 1, i, j;
+        size_t mask = ix->n_pslots - 1, i, j;
         pslot *p = pslot_find(ix, f);
 
         if (!p)
@@ -219,12 +241,13 @@ static void pslot_remove(store_index *ix, const hyb_furi *f)
                 }
         }
         ix->pslots[i] = (pslot){ 0 };
+        ix->n_pvalues--;
 }
 
 void index_prefetch_ptr(const store_index *ix, const hyb_furi *key)
 {
-        if (ix->n_slots)
-                __builtin_prefetch(&ix->pslots[index_ptr_home(key, ix->n_slots - 1)], 0, 3);
+        if (ix->n_pslots)
+                __builtin_prefetch(&ix->pslots[index_ptr_home(key, ix->n_pslots - 1)], 0, 3);
 }
 
 const hyb_obj *index_get_value_ptr(const store_index *ix, const hyb_furi *key)
@@ -236,33 +259,29 @@ const hyb_obj *index_get_value_ptr(const store_index *ix, const hyb_furi *key)
 
 static int hash_add(store_index *ix, index_node *n, hyb_obj *value)
 {
+        bool by_ptr = ptr_eligible(n->furi);
+
         if ((ix->n_values + 1) * 2 > ix->n_slots) {
                 size_t nn = ix->n_slots ? ix->n_slots * 2 : 64;
                 hslot *ns = slots_new(nn, sizeof(hslot));
-                pslot *nps = slots_new(nn, sizeof(pslot));
-                if (!ns || !nps) {
-                        free(ns);
-                        free(nps);
+                if (!ns)
                         return -ENOMEM;
-                }
                 for (size_t i = 0; i < ix->n_slots; i++)
-                        if (ix->slots[i].node) {
+                        if (ix->slots[i].node)
                                 slot_put(ns, nn, &ix->slots[i]);
-                                if (ptr_eligible(ix->slots[i].furi))
-                                        pslot_put(nps, nn, ix->slots[i].furi,
-                                                  ix->slots[i].value);
-                        }
                 free(ix->slots);
-                free(ix->pslots);
                 ix->slots = ns;
-                ix->pslots = nps;
                 ix->n_slots = nn;
         }
+        if (by_ptr && pslot_reserve(ix) < 0)
+                return -ENOMEM;
         n->hash = hyb_furi_hash(n->furi);
         slot_put(ix->slots, ix->n_slots,
                  &(hslot){ .hash = n->hash, .furi = n->furi, .value = value, .node = n });
-        if (ptr_eligible(n->furi))
-                pslot_put(ix->pslots, ix->n_slots, n->furi, value);
+        if (by_ptr) {
+                pslot_put(ix->pslots, ix->n_pslots, n->furi, value);
+                ix->n_pvalues++;
+        }
         return 0;
 }
 

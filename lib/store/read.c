@@ -274,8 +274,10 @@ HYB_EXPORT int hyb_store_read(const hyb_store *cst, const hyb_furi *target, hyb_
         if (st->persistent)
                 return read_one(st, target, false, ret, reterr);
         /* A memory store (no other process's writes to take in): the very fURI object a
-         * value was written with finds it by its address, without loading the object. */
-        __builtin_prefetch(target, 0, 3);
+         * value was written with finds it by its address, without loading the object.  No
+         * prefetch of the object either: a hit never reads it, and loading it anyway fills
+         * the cache with fURI objects that push the table by address out (half the rate at
+         * 100 000 keys, bench/README.md "In-memory get: the table by address"). */
         pthread_mutex_lock(&st->lock);
         sv = index_ptr_value(&st->index, target);
         if (_unlikely_(!sv))

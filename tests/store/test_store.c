@@ -1969,6 +1969,72 @@ START_TEST(test_index_equal_hashes)
 }
 END_TEST
 
+/* Slots of the table by address in use, counted (n_pvalues must agree). */
+static size_t pslots_used(const store_index *ix)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < ix->n_pslots; i++)
+                n += ix->pslots[i].furi != NULL;
+        return n;
+}
+
+/* The table by key object address is sized on its own: never fuller than 4/5 and, after it
+ * grows, at least 2/5 full; its count follows adds, deletes and re-adds; a key that is not a
+ * host key (a scheme) is not in it; every key found by its object, no deleted one. */
+START_TEST(test_index_ptr_table_size)
+{
+        enum { N = 5000 };
+        store_index ix;
+        hyb_furi **k = calloc(N, sizeof(*k));
+        hyb_furi *other = furi("mqtt://broker/x");
+        hyb_obj *v = NULL;
+        char f[32];
+
+        ck_assert_ptr_nonnull(k);
+        ck_assert_int_eq(hyb_obj_new_int(7, &v), 0);
+        index_init(&ix);
+        ck_assert_int_eq(index_set(&ix, other, v, NULL), 0);
+        ck_assert_uint_eq(ix.n_pvalues, 0);
+        for (int i = 0; i < N; i++) {
+                snprintf(f, sizeof(f), "/pt/%d", i);
+                k[i] = furi(f);
+                ck_assert_int_eq(index_set(&ix, k[i], v, NULL), 0);
+                ck_assert_uint_eq(ix.n_pvalues, (size_t)i + 1);
+                ck_assert_msg(ix.n_pvalues * 5 <= ix.n_pslots * 4, "%zu of %zu slots in use",
+                              ix.n_pvalues, ix.n_pslots);
+                ck_assert_msg(ix.n_pslots <= 64 || ix.n_pvalues * 5 > ix.n_pslots * 2,
+                              "%zu slots for %zu keys", ix.n_pslots, ix.n_pvalues);
+        }
+        ck_assert_uint_eq(pslots_used(&ix), N);
+        /* 5000 keys fit 8192 slots at 4/5; the hash table (at most 1/2 full) has 16384 */
+        ck_assert_uint_eq(ix.n_pslots, 8192);
+        ck_assert_uint_eq(ix.n_slots, 16384);
+        for (int i = 0; i < N; i += 2) {
+                hyb_obj *old = NULL;
+                index_clear(&ix, index_get(&ix, k[i]), &old);
+                hyb_obj_unref(old);
+        }
+        ck_assert_uint_eq(ix.n_pvalues, N / 2);
+        ck_assert_uint_eq(pslots_used(&ix), N / 2);
+        for (int i = 0; i < N; i++)
+                ck_assert_ptr_eq(index_get_value_ptr(&ix, k[i]), i % 2 ? v : NULL);
+        for (int i = 0; i < N; i += 2)
+                ck_assert_int_eq(index_set(&ix, k[i], v, NULL), 0);
+        ck_assert_uint_eq(ix.n_pvalues, N);
+        ck_assert_uint_eq(pslots_used(&ix), N);
+        for (int i = 0; i < N; i++)
+                ck_assert_ptr_eq(index_get_value_ptr(&ix, k[i]), v);
+        ck_assert_ptr_eq(index_get_value(&ix, other, hyb_furi_hash(other)), v);
+        index_done(&ix);
+        for (int i = 0; i < N; i++)
+                hyb_furi_unref(k[i]);
+        free(k);
+        hyb_furi_unref(other);
+        hyb_obj_unref(v);
+}
+END_TEST
+
 /* Through the store: reads by fURIs parsed apart from the written ones find long keys that
  * share their first bytes, and nothing for such a key never written. */
 START_TEST(test_equal_reads_long_keys)
@@ -2737,6 +2803,7 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_node_reads_race_writers);
         tcase_add_test(tc, test_key_object_reads_race_writer);
         tcase_add_test(tc, test_key_object_reads);
+        tcase_add_test(tc, test_index_ptr_table_size);
         tcase_add_loop_test(tc, test_index_equal_hashes, 0, 2);
         tcase_add_test(tc, test_equal_reads_long_keys);
         tcase_add_loop_test(tc, test_group_commit_mixed_failures, 0, 2);
