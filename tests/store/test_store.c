@@ -2035,6 +2035,230 @@ START_TEST(test_index_ptr_table_size)
 }
 END_TEST
 
+/* A check of the model tests' inner loops: Check's own assertions record their place
+ * through a pipe each time (a system call), which would be most of these tests' time. */
+#define MODEL_CHECK(c)                                                                             \
+        do {                                                                                       \
+                if (!(c))                                                                          \
+                        ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c);                         \
+        } while (0)
+
+/* Keys of the model tests: i % 10 picks the kind; kinds 0-2 (a scheme, the cluster scope, a
+ * relative key) are not in the table by address, the rest are host keys. */
+static bool model_by_ptr(int i)
+{
+        return i % 10 >= 3;
+}
+
+static void model_key(int i, char *buf, size_t n)
+{
+        switch (i % 10) {
+        case 0:
+                snprintf(buf, n, "mqtt://b/s/%d", i);
+                break;
+        case 1:
+                snprintf(buf, n, "//c/s/%d", i);
+                break;
+        case 2:
+                snprintf(buf, n, "s/%d", i);
+                break;
+        default:
+                snprintf(buf, n, "/s/%d/x%d", i % 37, i);
+                break;
+        }
+}
+
+/* Random adds, overwrites, deletes and re-adds on the index, each key with two equal fURI
+ * objects (and, while absent, sometimes a fresh one that may reuse a freed key object's
+ * address), against a model: after every operation both tables answer as the model says,
+ * and every 2 000 the counts, the address table's fill and its size rule hold. */
+START_TEST(test_index_against_model)
+{
+        enum { K = 3000, OPS = 100000, NV = 50 };
+        store_index ix;
+        hyb_furi *o[K][2];
+        const hyb_furi *kobj[K];
+        bool present[K] = { 0 };
+        int val[K];
+        hyb_obj *vals[NV];
+        char buf[64];
+        unsigned seed = 12345 + (unsigned)_i;
+
+        for (int v = 0; v < NV; v++)
+                MODEL_CHECK(hyb_obj_new_int(v, &vals[v]) == 0);
+        for (int i = 0; i < K; i++) {
+                model_key(i, buf, sizeof(buf));
+                o[i][0] = furi(buf);
+                o[i][1] = furi(buf);
+                kobj[i] = NULL;
+        }
+        index_init(&ix);
+        for (int op = 0; op < OPS; op++) {
+                int i = (int)(rand_r(&seed) % (op < OPS / 2 ? K : K / 3)), w = rand_r(&seed) & 1;
+                int what = (int)(rand_r(&seed) % 10);
+                if (what < 5) {
+                        int v = (int)(rand_r(&seed) % NV);
+                        hyb_obj *old = (hyb_obj *)1;
+                        MODEL_CHECK(index_set(&ix, o[i][w], vals[v], &old) == 0);
+                        if (present[i])
+                                MODEL_CHECK(old == vals[val[i]]);
+                        else
+                                MODEL_CHECK(old == NULL);
+                        hyb_obj_unref(old);
+                        if (!present[i])
+                                kobj[i] = o[i][w];
+                        present[i] = true;
+                        val[i] = v;
+                } else if (what < 9) {
+                        index_node *n = index_get(&ix, o[i][w]);
+                        MODEL_CHECK(!!n == present[i]);
+                        if (n) {
+                                hyb_obj *old = NULL;
+                                index_clear(&ix, n, &old);
+                                MODEL_CHECK(old == vals[val[i]]);
+                                hyb_obj_unref(old);
+                                present[i] = false;
+                                kobj[i] = NULL;
+                        }
+                } else if (!present[i]) {
+                        /* a fresh object (its address may be a freed key object's) */
+                        hyb_furi_unref(o[i][w]);
+                        model_key(i, buf, sizeof(buf));
+                        o[i][w] = furi(buf);
+                }
+                for (int ww = 0; ww < 2; ww++) {
+                        const hyb_obj *exp = present[i] && model_by_ptr(i) && kobj[i] == o[i][ww]
+                                                     ? vals[val[i]]
+                                                     : NULL;
+                        MODEL_CHECK(index_get_value_ptr(&ix, o[i][ww]) == exp);
+                        MODEL_CHECK(index_ptr_value(&ix, o[i][ww]) == exp);
+                        MODEL_CHECK(index_get_value(&ix, o[i][ww], hyb_furi_hash(o[i][ww])) ==
+                                    (present[i] ? vals[val[i]] : NULL));
+                }
+                if (op % 2000 == 0 || op == OPS - 1) {
+                        size_t np = 0, nv = 0, used = 0;
+                        for (int j = 0; j < K; j++) {
+                                nv += present[j];
+                                np += present[j] && model_by_ptr(j);
+                                for (int ww = 0; ww < 2; ww++) {
+                                        const hyb_obj *exp =
+                                                present[j] && model_by_ptr(j) && kobj[j] == o[j][ww]
+                                                        ? vals[val[j]]
+                                                        : NULL;
+                                        MODEL_CHECK(index_get_value_ptr(&ix, o[j][ww]) == exp);
+                                        MODEL_CHECK(index_get_value(&ix, o[j][ww],
+                                                                    hyb_furi_hash(o[j][ww])) ==
+                                                    (present[j] ? vals[val[j]] : NULL));
+                                }
+                        }
+                        for (size_t s = 0; s < ix.n_pslots; s++)
+                                used += ix.pslots[s].furi != NULL;
+                        MODEL_CHECK(ix.n_values == nv);
+                        MODEL_CHECK(ix.n_pvalues == np);
+                        MODEL_CHECK(used == np);
+                        MODEL_CHECK(ix.n_pvalues * 5 <= ix.n_pslots * 4);
+                        MODEL_CHECK(ix.n_pslots == 0 || (ix.n_pslots & (ix.n_pslots - 1)) == 0);
+                }
+        }
+        index_done(&ix);
+        MODEL_CHECK(ix.n_pslots == 0);
+        MODEL_CHECK(ix.n_pvalues == 0);
+        for (int i = 0; i < K; i++) {
+                hyb_furi_unref(o[i][0]);
+                hyb_furi_unref(o[i][1]);
+        }
+        for (int v = 0; v < NV; v++)
+                hyb_obj_unref(vals[v]);
+}
+END_TEST
+
+/* got is the int exp, or nothing when exp < 0. */
+static void model_expect(hyb_obj *got, int exp)
+{
+        MODEL_CHECK(got != NULL);
+        if (exp < 0)
+                MODEL_CHECK(hyb_obj_is_noobj(got));
+        else {
+                MODEL_CHECK(hyb_obj_get_kind(got) == HYB_OBJ_INT);
+                MODEL_CHECK(hyb_obj_get_int(got) == exp);
+        }
+}
+
+/* The same through the public API on a memory store: writes, deletes and reads by either of
+ * two equal objects, hyb_store_read_many in batches of 1 to 77, against a model. */
+START_TEST(test_store_against_model)
+{
+        enum { K = 2500, OPS = 60000, B = 77 };
+        hyb_store *st = NULL;
+        hyb_error e = { 0 };
+        hyb_furi *o[K][2];
+        int val[K];
+        char buf[64];
+        unsigned seed = 999 + (unsigned)_i;
+
+        MODEL_CHECK(hyb_store_open(NULL, NULL, &st, &e) == 0);
+        for (int i = 0; i < K; i++) {
+                snprintf(buf, sizeof(buf), "/m/%d/k%d", i % 41, i);
+                o[i][0] = furi(buf);
+                o[i][1] = furi(buf);
+                val[i] = -1;
+        }
+        for (int op = 0; op < OPS; op++) {
+                int i = (int)(rand_r(&seed) % K), w = rand_r(&seed) & 1;
+                int what = (int)(rand_r(&seed) % 10);
+                hyb_obj *got = NULL;
+                if (what < 4) {
+                        hyb_obj *v = NULL;
+                        int x = (int)(rand_r(&seed) % 1000);
+                        MODEL_CHECK(hyb_obj_new_int(x, &v) == 0);
+                        MODEL_CHECK(hyb_store_write(st, o[i][w], v, 0, &e) == 0);
+                        hyb_obj_unref(v);
+                        val[i] = x;
+                } else if (what < 6) {
+                        MODEL_CHECK(hyb_store_write(st, o[i][w], hyb_obj_noobj(), 0, &e) == 0);
+                        val[i] = -1;
+                } else if (what < 7) {
+                        if (val[i] < 0) {
+                                hyb_furi_unref(o[i][w]);
+                                snprintf(buf, sizeof(buf), "/m/%d/k%d", i % 41, i);
+                                o[i][w] = furi(buf);
+                        }
+                } else if (what < 9) {
+                        MODEL_CHECK(hyb_store_read(st, o[i][w], &got, &e) == 0);
+                        model_expect(got, val[i]);
+                        hyb_obj_unref(got);
+                } else {
+                        hyb_furi *t[B];
+                        hyb_obj *r[B];
+                        int idx[B];
+                        size_t n = 1 + rand_r(&seed) % B;
+                        for (size_t j = 0; j < n; j++) {
+                                idx[j] = (int)(rand_r(&seed) % K);
+                                t[j] = o[idx[j]][rand_r(&seed) & 1];
+                        }
+                        MODEL_CHECK(hyb_store_read_many(st, t, n, r, &e) == 0);
+                        for (size_t j = 0; j < n; j++) {
+                                model_expect(r[j], val[idx[j]]);
+                                hyb_obj_unref(r[j]);
+                        }
+                }
+        }
+        for (int i = 0; i < K; i++) {
+                hyb_obj *got = NULL;
+                for (int w = 0; w < 2; w++) {
+                        MODEL_CHECK(hyb_store_read(st, o[i][w], &got, &e) == 0);
+                        model_expect(got, val[i]);
+                        hyb_obj_unref(got);
+                }
+        }
+        hyb_store_unref(st);
+        for (int i = 0; i < K; i++) {
+                hyb_furi_unref(o[i][0]);
+                hyb_furi_unref(o[i][1]);
+        }
+}
+END_TEST
+
 /* Through the store: reads by fURIs parsed apart from the written ones find long keys that
  * share their first bytes, and nothing for such a key never written. */
 START_TEST(test_equal_reads_long_keys)
@@ -2804,6 +3028,8 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_key_object_reads_race_writer);
         tcase_add_test(tc, test_key_object_reads);
         tcase_add_test(tc, test_index_ptr_table_size);
+        tcase_add_loop_test(tc, test_index_against_model, 0, 2);
+        tcase_add_loop_test(tc, test_store_against_model, 0, 2);
         tcase_add_loop_test(tc, test_index_equal_hashes, 0, 2);
         tcase_add_test(tc, test_equal_reads_long_keys);
         tcase_add_loop_test(tc, test_group_commit_mixed_failures, 0, 2);
