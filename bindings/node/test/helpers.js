@@ -37,8 +37,15 @@ function portOpen(port) {
   });
 }
 
+// A fresh directory under the system's temp directory, removed when the test process exits.
+const tempDirs = [];
+process.on('exit', () => {
+  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
+});
 function tempDir() {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'hybrid-node-'));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'hybrid-node-'));
+  tempDirs.push(d);
+  return d;
 }
 
 // Resolves once the socket exists; rejects with the log when the daemon exits first.
