@@ -554,6 +554,26 @@ static void dispatch(bconn *c, bframe *f)
         }
 }
 
+/* A frame just read (whole, its header at hdr, f->in or f->flat set): its names found, counted
+ * in the connection's and the broker's traffic, and dispatched, joining the batch when
+ * batching (more frames follow in the same read, or an edge session). */
+static void dispatch_read(bconn *c, bframe *f, const char *hdr, bool batching)
+{
+        hyb_broker *b = c->b;
+
+        f->from = hdr + WIRE_HDR_SIZE;
+        f->to = f->from + f->h.from_len;
+        f->member = f->to + f->h.to_len;
+        f->consumed = false;
+        b->batching = batching;
+        c->msgs_in++;
+        c->bytes_in += f->len;
+        b->msgs_in++;
+        b->bytes_in += f->len;
+        dispatch(c, f);
+        b->batching = false;
+}
+
 static bool resume_later(bconn *c);
 
 /* Decodes and checks the header of the frame that starts at hb into f (h, len): 0, or -1
@@ -578,7 +598,6 @@ static int frame_header(bconn *c, const uint8_t *hb, bframe *f)
 static void conn_read(struct bufferevent *bev, void *ud)
 {
         bconn *c = ud;
-        hyb_broker *b = c->b;
         struct evbuffer *in = bufferevent_get_input(bev);
         uint8_t hb[WIRE_HDR_SIZE];
         bframe f;
@@ -620,21 +639,11 @@ static void conn_read(struct bufferevent *bev, void *ud)
                         bconn_close(c, NULL);
                         return;
                 }
-                f.from = names + WIRE_HDR_SIZE;
-                f.to = f.from + f.h.from_len;
-                f.member = f.to + f.h.to_len;
                 f.in = in;
                 f.flat = NULL;
-                f.consumed = false;
                 /* an edge session's frames: batched until the loop has run the other
                  * sessions' reads of this turn (broker_flush_batches_soon) */
-                b->batching = have > f.len || c->pair;
-                c->msgs_in++;
-                c->bytes_in += f.len;
-                b->msgs_in++;
-                b->bytes_in += f.len;
-                dispatch(c, &f);
-                b->batching = false;
+                dispatch_read(c, &f, names, have > f.len || c->pair);
                 if (!f.consumed && c->bev)
                         evbuffer_drain(in, f.len);
                 if (c->yield) {
@@ -726,17 +735,8 @@ static void conn_read_flat(bconn *c, evutil_socket_t fd)
                         break;
                 f.flat = buf + pos;
                 f.in = NULL;
-                f.from = (const char *)f.flat + WIRE_HDR_SIZE;
-                f.to = f.from + f.h.from_len;
-                f.member = f.to + f.h.to_len;
-                f.consumed = false;
-                b->batching = got - pos > f.len; /* (never a pair: those have no fd) */
-                c->msgs_in++;
-                c->bytes_in += f.len;
-                b->msgs_in++;
-                b->bytes_in += f.len;
-                dispatch(c, &f);
-                b->batching = false;
+                /* (never a pair: those have no fd) */
+                dispatch_read(c, &f, (const char *)f.flat, got - pos > f.len);
                 pos += f.len;
                 quota_charge(c, 0, f.len);
                 if (c->yield) {
