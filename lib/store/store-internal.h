@@ -361,6 +361,13 @@ int store_type_word(const hyb_furi *f);
 int store_check_type(const hyb_furi *f, int kind, const hyb_obj *v, hyb_error *e);
 /* The text of a branch without its trailing `/` ("/x/" -> "/x"); NULL on ENOMEM. */
 char *store_branch_base(const hyb_furi *f);
+/* The keys a branch write of poly (a lst or rec) under the branch base (store_branch_base)
+ * stores its elements at, in element order: what the store writes, so what the broker
+ * charges to the writer's quota.  *ret (n of them, poly's length) is the caller's, to free
+ * with store_keys_free; on error (a rec key that names no child: -EINVAL naming it in *e)
+ * nothing is returned. */
+int store_branch_keys(const char *base, const hyb_obj *poly, hyb_furi ***ret, hyb_error *e);
+void store_keys_free(hyb_furi **keys, size_t n);
 
 /* commit.c */
 void commit_enqueue(hyb_store *st, db_op *op);

@@ -290,11 +290,38 @@ static int child_key(const char *base, const hyb_obj *k, size_t index, bool lst,
         return hyb_furi_parse(buf, (size_t)-1, NULL, ret, e);
 }
 
+int store_branch_keys(const char *base, const hyb_obj *poly, hyb_furi ***ret, hyb_error *e)
+{
+        bool lst = hyb_obj_get_kind(poly) == HYB_OBJ_LST;
+        size_t n = hyb_obj_get_len(poly);
+        hyb_furi **keys = calloc(n ? n : 1, sizeof(*keys));
+        int r = 0;
+
+        if (!keys)
+                return -ENOMEM;
+        for (size_t i = 0; i < n && r == 0; i++)
+                r = child_key(base, lst ? NULL : hyb_obj_get_rec_key(poly, i), i, lst, &keys[i], e);
+        if (r < 0) {
+                store_keys_free(keys, n);
+                return r;
+        }
+        *ret = keys;
+        return 0;
+}
+
+void store_keys_free(hyb_furi **keys, size_t n)
+{
+        for (size_t i = 0; keys && i < n; i++)
+                hyb_furi_unref(keys[i]);
+        free(keys);
+}
+
 static int write_branch(wctx *w, const hyb_furi *t, hyb_obj *value)
 {
         _cleanup_free_ char *base = store_branch_base(t);
         bool lst = hyb_obj_get_kind(value) == HYB_OBJ_LST;
         size_t n = hyb_obj_get_len(value);
+        hyb_furi **keys = NULL;
         int r = 0;
 
         if (!base)
@@ -318,15 +345,15 @@ static int write_branch(wctx *w, const hyb_furi *t, hyb_obj *value)
                 return err_set(w->e, -EINVAL, -1, "the branch '%s' takes a lst or rec (its "
                                "children) or noobj, not a %s", hyb_furi_get_str(t),
                                hyb_obj_kind_name(hyb_obj_get_kind(value)));
-        for (size_t i = 0; i < n && r == 0; i++) {
-                hyb_furi *key = NULL;
-                r = child_key(base, lst ? NULL : hyb_obj_get_rec_key(value, i), i, lst, &key, w->e);
-                if (r < 0)
-                        break;
-                r = write_node(w, key, (hyb_obj *)(lst ? hyb_obj_get_at(value, i)
-                                                        : hyb_obj_get_rec_value(value, i)));
-                hyb_furi_unref(key);
-        }
+        /* every key first: a rec key that names no child refuses the whole write, before
+         * any element is stored */
+        r = store_branch_keys(base, value, &keys, w->e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && r == 0; i++)
+                r = write_node(w, keys[i], (hyb_obj *)(lst ? hyb_obj_get_at(value, i)
+                                                           : hyb_obj_get_rec_value(value, i)));
+        store_keys_free(keys, n);
         return r;
 }
 

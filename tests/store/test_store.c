@@ -1279,6 +1279,23 @@ START_TEST(test_limit_keys)
 }
 END_TEST
 
+/* A branch write whose rec has a key that names no child (a real) is refused whole: the
+ * children before that key are not stored either. */
+START_TEST(test_branch_bad_key_stores_none)
+{
+        hyb_store *st = open_mem();
+        hyb_obj *br = obj("[a=>1,b=>2,1.5=>3,c=>4]");
+        hyb_error e;
+
+        ck_assert_int_eq(hyb_store_write_str(st, "/b/", br, 0, &e), -EINVAL);
+        ck_assert_msg(strstr(e.message, "cannot name a child") != NULL, "%s", e.message);
+        get_is(st, "/b/", "[=>]");
+        get_is(st, "/b/a", "noobj");
+        hyb_obj_unref(br);
+        hyb_store_unref(st);
+}
+END_TEST
+
 START_TEST(test_limit_subscriptions)
 {
         hyb_store_options o;
@@ -3006,6 +3023,7 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_sub_replay);
         tcase_add_test(tc, test_unsubscribe);
         tcase_add_test(tc, test_sub_branch_and_poly_messages);
+        tcase_add_test(tc, test_branch_bad_key_stores_none);
         tcase_add_test(tc, test_sub_matches_furi_match);
         tcase_add_test(tc, test_sub_errors);
         tcase_add_test(tc, test_callback_reentry);
