@@ -674,6 +674,17 @@ uint64_t squota_hash(const char *key, size_t key_len);
  * squota_hash of it)?  0, or HYB_E_INSUFFICIENT_STORAGE naming the quota in *e. */
 int squota_check(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint64_t hash,
                  size_t value_len, hyb_error *e);
+/* One key of a write that stores several (a branch write's children), for squota_check_many. */
+typedef struct squota_item {
+        const char *key;        /* the fURI's path text, key_len bytes */
+        size_t key_len;
+        uint64_t hash;          /* squota_hash of it */
+        size_t value_len;
+} squota_item;
+/* May uid write all n items in one write?  The same bounds as squota_check, applied to
+ * their sum (what they add, less what they replace): 0 or HYB_E_INSUFFICIENT_STORAGE. */
+int squota_check_many(hyb_broker *b, uid_t uid, const squota_item *items, size_t n,
+                      hyb_error *e);
 /* After the write: key's charge (key_len + value_len) is uid's.  hash as for squota_check.
  * Right after a squota_check of the same key text (the same pointer, kept alive in between)
  * that passed, the check's look-up is reused unless the table changed meanwhile. */

@@ -190,38 +190,77 @@ static size_t cfg_or(size_t v, size_t dflt)
         return v ? v : dflt;
 }
 
-int squota_check(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint64_t hash,
-                 size_t value_len, hyb_error *e)
+/* May uid write items (n of them, in one write)?  Their sum is checked against each bound, so
+ * a branch write's children pass or fail together.  *ret_s: the first item's entry (or NULL). */
+static int check_items(hyb_broker *b, uid_t uid, const squota_item *items, size_t n,
+                       sq_entry **ret_s, hyb_error *e)
 {
         const broker_config *c = b->c;
         squota *q = b->squota;
-        sq_entry *s = find(q, key, key_len, hash);
         sq_uid *u = uid_get(q, uid, false);
-        size_t size = key_len + value_len, old = s ? s->bytes : 0;
         size_t u_keys = u ? u->keys : 0, u_bytes = u ? u->bytes : 0;
         size_t max_bytes = cfg_or(c->store_max_bytes, STORE_MAX_BYTES_DEFAULT);
         size_t uid_max_keys = cfg_or(c->store_uid_max_keys, STORE_UID_MAX_KEYS_DEFAULT);
         size_t uid_max_bytes = cfg_or(c->store_uid_max_bytes, STORE_UID_MAX_BYTES_DEFAULT);
-        bool mine = s && s->uid == uid;
+        /* what the write adds and what it replaces: in all, and of what uid holds */
+        size_t add = 0, old = 0, new_keys = 0, u_add = 0, u_old = 0;
 
-        q->last.key = NULL;
+        for (size_t i = 0; i < n; i++) {
+                sq_entry *s = find(q, items[i].key, items[i].key_len, items[i].hash);
+                size_t size = items[i].key_len + items[i].value_len;
+                bool mine = s && s->uid == uid;
+
+                if (i == 0)
+                        *ret_s = s;
+                add += size;
+                old += s ? s->bytes : 0;
+                u_add += size;
+                if (mine)
+                        u_old += s->bytes;
+                else
+                        new_keys++;
+        }
         /* Only what grows is refused: a write no larger than what it replaces always passes,
          * so a store at its bound can still be rewritten and emptied. */
-        if (size > old && q->bytes - old + size > max_bytes)
+        if (add > old && q->bytes - old + add > max_bytes)
                 return err_set(e, HYB_E_INSUFFICIENT_STORAGE, -1,
                                "quota store.limits.max_bytes exceeded: the host store holds %zu "
                                "bytes written over the bus, %zu more would pass the limit %zu",
-                               q->bytes, size - old, max_bytes);
-        if (!mine && u_keys + 1 > uid_max_keys)
+                               q->bytes, add - old, max_bytes);
+        if (new_keys && u_keys + new_keys > uid_max_keys)
                 return err_set(e, HYB_E_INSUFFICIENT_STORAGE, -1,
                                "quota store.limits.uid_max_keys exceeded: uid %u holds %zu keys in "
-                               "the host store, the limit is %zu",
-                               (unsigned)uid, u_keys, uid_max_keys);
-        if ((mine ? u_bytes - old : u_bytes) + size > uid_max_bytes && (!mine || size > old))
+                               "the host store, %zu more would pass the limit %zu",
+                               (unsigned)uid, u_keys, new_keys, uid_max_keys);
+        if ((new_keys || u_add > u_old) && u_bytes - u_old + u_add > uid_max_bytes)
                 return err_set(e, HYB_E_INSUFFICIENT_STORAGE, -1,
                                "quota store.limits.uid_max_bytes exceeded: uid %u holds %zu bytes "
                                "in the host store, %zu more would pass the limit %zu",
-                               (unsigned)uid, u_bytes, size - (mine ? old : 0), uid_max_bytes);
+                               (unsigned)uid, u_bytes, u_add - u_old, uid_max_bytes);
+        return 0;
+}
+
+int squota_check_many(hyb_broker *b, uid_t uid, const squota_item *items, size_t n,
+                      hyb_error *e)
+{
+        sq_entry *s = NULL;
+
+        b->squota->last.key = NULL;
+        return check_items(b, uid, items, n, &s, e);
+}
+
+int squota_check(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint64_t hash,
+                 size_t value_len, hyb_error *e)
+{
+        squota *q = b->squota;
+        squota_item it = { key, key_len, hash, value_len };
+        sq_entry *s = NULL;
+        int r;
+
+        q->last.key = NULL;
+        r = check_items(b, uid, &it, 1, &s, e);
+        if (r < 0)
+                return r;
         /* The write's squota_charge follows, with the same key text (its caller holds it
          * meanwhile, so the same pointer is the same text): it need not look again. */
         q->last.key = key;

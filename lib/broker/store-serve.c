@@ -26,6 +26,7 @@
 
 #include "broker-internal.h"
 #include "bus/acl.h"
+#include "bus/names.h" /* bus_name_check_ident: a store method name holding NUL is no name */
 #include "common/util.h"
 #include "hybrid/store.h"
 #include "obj/obj-internal.h" /* obj_format_to into a cache slot's buffer */
@@ -941,12 +942,117 @@ static void keylist_done(keylist *k)
         free(k->v);
 }
 
+static const hyb_obj *lst_or_rec_value(const hyb_obj *v, size_t i)
+{
+        return hyb_obj_get_kind(v) == HYB_OBJ_LST ? hyb_obj_get_at(v, i)
+                                                  : hyb_obj_get_rec_value(v, i);
+}
+
+/* The children a branch write (`p/ -> [a=>1, b=>null]`) stores or deletes: their keys as the
+ * store makes them (store_branch_keys: `'a/b'` is the one segment a%2Fb, a uri key may name
+ * a deeper child), and for each child given a value, the charge of its value's text
+ * (items[j] is the child of keys[of[j]]; the children given noobj are deletes). */
+typedef struct branch_charge {
+        hyb_furi **keys;
+        size_t n;
+        squota_item *items;
+        size_t *of;
+        size_t n_items;
+} branch_charge;
+
+static void branch_charge_done(branch_charge *bc)
+{
+        for (size_t j = 0; bc->items && j < bc->n_items; j++)
+                free((char *)bc->items[j].key);
+        free(bc->items);
+        free(bc->of);
+        store_keys_free(bc->keys, bc->n);
+}
+
+static int branch_charge_init(branch_charge *bc, const hyb_furi *f, const hyb_obj *v,
+                              hyb_error *e)
+{
+        _cleanup_free_ char *base = store_branch_base(f);
+        size_t n = hyb_obj_get_len(v);
+        int r;
+
+        *bc = (branch_charge){ 0 };
+        if (!base)
+                return -ENOMEM;
+        /* not a lst or rec: the store refuses the write, nothing to charge */
+        if (hyb_obj_get_kind(v) != HYB_OBJ_LST && hyb_obj_get_kind(v) != HYB_OBJ_REC)
+                return 0;
+        r = store_branch_keys(base, v, &bc->keys, e);
+        if (r < 0)
+                return r;
+        bc->n = n;
+        bc->items = calloc(n ? n : 1, sizeof(*bc->items));
+        bc->of = calloc(n ? n : 1, sizeof(*bc->of));
+        if (!bc->items || !bc->of)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                const hyb_obj *val = lst_or_rec_value(v, i);
+                squota_item *it = &bc->items[bc->n_items];
+                char *text = NULL;
+                const char *k;
+                size_t kl;
+
+                if (hyb_obj_is_noobj(val))
+                        continue;
+                r = hyb_obj_format(val, HYB_FORMAT_EXACT, &text);
+                if (r < 0)
+                        return r;
+                k = key_text(bc->keys[i], &kl);
+                *it = (squota_item){ .key = strndup_safe(k, kl), .key_len = kl,
+                                     .hash = hyb_furi_hash(bc->keys[i]),
+                                     .value_len = strlen(text) };
+                hyb_free(text);
+                if (!it->key)
+                        return -ENOMEM;
+                bc->of[bc->n_items++] = i;
+        }
+        return 0;
+}
+
+/* After the branch write (w: its result): each child stored is charged, each child deleted
+ * released.  A write that failed part-way (an element the store refused) stored and deleted
+ * only those before it: a child counts as written when the store now holds what it was given
+ * (or, for a delete, nothing). */
+static void branch_charge_apply(hyb_broker *b, uid_t uid, const branch_charge *bc,
+                                const hyb_obj *v, int w)
+{
+        for (size_t i = 0, j = 0; i < bc->n; i++) {
+                const hyb_obj *val = lst_or_rec_value(v, i);
+                bool del = j >= bc->n_items || bc->of[j] != i;
+                hyb_obj *now = NULL;
+                bool done = true;
+                size_t kl;
+                const char *k;
+
+                if (w < 0) {
+                        done = hyb_store_read(b->store, bc->keys[i], &now, NULL) >= 0 &&
+                               (del ? hyb_obj_is_noobj(now) : hyb_obj_equal(now, val));
+                        hyb_obj_unref(now);
+                }
+                if (!del) {
+                        const squota_item *it = &bc->items[j++];
+                        /* out of memory in the charge only leaves the child uncharged */
+                        if (done)
+                                (void)squota_charge(b, uid, it->key, it->key_len, it->hash,
+                                                    it->value_len);
+                } else if (done) {
+                        k = key_text(bc->keys[i], &kl);
+                        squota_release(b, k, kl, hyb_furi_hash(bc->keys[i]));
+                }
+        }
+}
+
 /*
  * A retained write or delete of c, within what its uid and everyone may add to the host store
  * over the bus (store-quota.c): checked before, charged or released after.  value_len is the
  * value's text as sent (the exact form the store keeps).  A branch write (`p/ -> [a=>1]`) is
- * checked as one key of the whole value and charged as the children it wrote (a pattern
- * takes no value but noobj).
+ * checked and charged as the children it writes, under the keys the store gives them, all
+ * of them together (a pattern takes no value but noobj).
  */
 static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, size_t value_len,
                        unsigned wflags, hyb_error *e)
@@ -954,6 +1060,7 @@ static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, siz
         hyb_broker *b = c->b;
         bool many = hyb_furi_is_pattern(f) || hyb_furi_is_branch(f);
         keylist k = { 0 };
+        branch_charge bc = { 0 };
         size_t kl;
         const char *key = key_text(f, &kl);
         int r = 0;
@@ -972,45 +1079,23 @@ static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, siz
                 keylist_done(&k);
                 return r;
         }
-        r = squota_check(b, c->uid, key, kl, hyb_furi_hash(f), value_len, e);
-        if (r >= 0)
-                r = store_write(c, id, f, v, wflags, e);
-        if (r < 0)
-                return r;
         if (!many) {
-                /* out of memory here only leaves the write uncharged */
-                (void)squota_charge(b, c->uid, key, kl, hyb_furi_hash(f), value_len);
+                r = squota_check(b, c->uid, key, kl, hyb_furi_hash(f), value_len, e);
+                if (r >= 0)
+                        r = store_write(c, id, f, v, wflags, e);
+                /* out of memory in the charge only leaves the write uncharged */
+                if (r >= 0)
+                        (void)squota_charge(b, c->uid, key, kl, hyb_furi_hash(f), value_len);
                 return r;
         }
-        /* a branch write stored each element of v as a child: each is charged at its size
-         * (the store takes a lst's indexes, and a rec's str or one-segment keys) */
-        for (size_t i = 0; i < hyb_obj_get_len(v); i++) {
-                bool lst = hyb_obj_get_kind(v) == HYB_OBJ_LST;
-                const hyb_obj *kobj = lst ? NULL : hyb_obj_get_rec_key(v, i);
-                const hyb_obj *val = lst ? hyb_obj_get_at(v, i) : hyb_obj_get_rec_value(v, i);
-                char *child = NULL, *text = NULL;
-                const char *seg = NULL;
-                char num[24];
-
-                if (lst) {
-                        snprintf(num, sizeof num, "%zu", i);
-                        seg = num;
-                } else if (kobj && hyb_obj_get_kind(kobj) == HYB_OBJ_STR)
-                        seg = hyb_obj_get_str(kobj, NULL);
-                else if (kobj && hyb_obj_get_kind(kobj) == HYB_OBJ_URI)
-                        seg = hyb_furi_get_str(hyb_obj_get_uri(kobj));
-                if (!seg || !val || hyb_obj_format(val, HYB_FORMAT_EXACT, &text) < 0)
-                        continue;
-                if (asprintf(&child, "%.*s/%s", (int)(kl && key[kl - 1] == '/' ? kl - 1 : kl),
-                             key, seg) >= 0) {
-                        size_t cl = strlen(child);
-
-                        (void)squota_charge(b, c->uid, child, cl, squota_hash(child, cl),
-                                            strlen(text));
-                }
-                free(child);
-                hyb_free(text);
+        r = branch_charge_init(&bc, f, v, e);
+        if (r >= 0)
+                r = squota_check_many(b, c->uid, bc.items, bc.n_items, e);
+        if (r >= 0) {
+                r = store_write(c, id, f, v, wflags, e);
+                branch_charge_apply(b, c->uid, &bc, v, r);
         }
+        branch_charge_done(&bc);
         return r;
 }
 
@@ -1040,6 +1125,10 @@ static void do_write(bconn *c, uint64_t id, const char *body, size_t len, unsign
                  * same 413 HYB_E_LIMIT as a value nested past max_depth (not a 500). */
                 if (r == HYB_E_DEPTH)
                         r = HYB_E_LIMIT;
+                /* A number beyond what an int or real holds is the sender's literal that does
+                 * not parse (400), not an arithmetic error of the daemon's (500). */
+                if (r == HYB_E_OVERFLOW)
+                        e.code = r = HYB_E_PARSE;
                 goto out;
         }
         r = store_acl_check(b, c,
@@ -1260,8 +1349,20 @@ void store_call(bconn *c, bframe *f)
                 do_subscribe(c, id, body, len);
         else if (IS("storeUnsubscribe"))
                 do_unsubscribe(c, id, body, len);
-        else
-                route_reply(c, id, 404, "no such store method", NULL, 0, 0);
+        else {
+                /* "storeRead\0junk" is no name at all: 406, as for any builtin method */
+                hyb_error e;
+                int r;
+
+                hyb_error_clear(&e);
+                r = bus_name_check_ident(m, ml, &e);
+                if (r < 0)
+                        err_prefix(&e, "store method name");
+                else
+                        r = err_set(&e, HYB_E_NOT_FOUND, -1, "no such store method: %.*s",
+                                    (int)ml, m);
+                reply_err(c, id, r, &e);
+        }
 #undef IS
 }
 

@@ -276,6 +276,18 @@ def mode_malformed(path, max_body, max_frame):
     say(r["status"] == 404, "CALL to an absent endpoint: 404", "status %d" % r["status"])
     r = call(c, BUILTIN, "noSuchMethod", "{}", cid=25)
     say(r["status"] == 404, "CALL to an absent builtin method: 404", "status %d" % r["status"])
+    r = call(c, BUILTIN, "echo\0junk", "{}", cid=27)
+    say(r["status"] == 406, "CALL to a builtin method name holding NUL: 406", "status %d" % r["status"])
+    r = call(c, BUILTIN, "storeRead\0junk", "/a", cid=28, flags=1)
+    say(r["status"] == 406, "CALL to a store method name holding NUL: 406", "status %d" % r["status"])
+    r = call(c, BUILTIN, "storeNoSuch", "/a", cid=29, flags=1)
+    say(r["status"] == 404 and "storeNoSuch" in r["member"], "CALL to an absent store method: 404 naming it",
+        "status %d %r" % (r["status"], r["member"]))
+    for v, why in (("1e999999", "out of range"), ("123456789012345678901234567890", "64 bits")):
+        r = call(c, BUILTIN, "storeWrite", "/n/x\n" + v, cid=30, flags=1)
+        say(r["status"] == 400 and why in r["member"],
+            "a number literal beyond 64 bits in a store write: 400 naming it",
+            "status %d %r" % (r["status"], r["member"]))
     r = call(c, BUILTIN, "echo", b"\x00\x01\xff", cid=26, flags=1)
     say(r["status"] == 200 and r["body"] == b"\x00\x01\xff" and r["flags"] & 1,
         "binary echo: same bytes, binary flag", repr(r)[:200])

@@ -7,7 +7,8 @@
 # (doc/config.md "store", doc/protocol.md "Store"); a value nested past any bound is 413 as a
 # value past max_depth is; a delete by a wildcard pattern that would reach /sys/ is 403;
 # a read walks at most store.limits.max_read_keys matches (storeReadPage pages the rest);
-# store.limits.max_bytes, uid_max_keys and uid_max_bytes bound what peers add (507).
+# store.limits.max_bytes, uid_max_keys and uid_max_bytes bound what peers add (507), a
+# branch write's children all together, under the keys the store gives them.
 . "$(dirname "$0")/lib.sh"
 unset HYBRID_BUS HYBRID_DB
 PY=$(command -v "$PYTHON" || echo /usr/bin/python3)
@@ -113,6 +114,39 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
         expect "a delete gives the bytes back" 0 "" hy store del /by/big
         expect "... so the refused value now fits" 0 "" hy store put /by/big2 "'$(xs 1600)'"
 fi
+stop "$DPID"
+
+# --- a branch write (`p/ -> [k=>v, ...]`) is checked and charged as the children the store
+# writes, under the keys the store gives them, all together: int keys count, a write whose
+# children pass a bound is refused whole, keys the store escapes ('a/1' is the one segment
+# a%2F1) are given back by the delete that removes them, a noobj child is a delete
+lp="$(xs 190)/$(xs 190)"
+start_daemon sbranch "store:
+  limits: {uid_max_keys: 10, uid_max_bytes: 2K, max_bytes: 3K}" || finish
+chmod 777 "$SOCK"
+attack "a branch write with int keys stores 3 children" storecall "$SOCK" storeWrite "/ib/\n[0=>0,1=>0,2=>0]" 200
+attack "... charged as 3 keys: 7 more, then 507" storefill "$SOCK" /f 12 7 uid_max_keys
+attack "the uid deletes those 7" storecall "$SOCK" storeDelete "/f/#" 200
+attack "8 children where 7 keys are left: refused whole, 507 naming uid_max_keys" storecall "$SOCK" \
+        storeWrite "/ob/\n[a=>1,b=>1,c=>1,d=>1,e=>1,f=>1,g=>1,h=>1]" 507 uid_max_keys
+expect "... and none of them is stored" 1 "" hy store get '/ob/#'
+# 6 children of 1 + 381 + 6 + 1 bytes (a segment is at most 255): 2334 > 2048, each alone
+# far under it
+attack "children within uid_max_bytes each, over it together: refused whole, 507" storecall "$SOCK" \
+        storeWrite "/$lp/\n['a/1'=>0,'a/2'=>0,'a/3'=>0,'a/4'=>0,'a/5'=>0,'a/6'=>0]" 507 uid_max_bytes
+expect "... and none of them is stored" 1 "" hy store get "/$lp/#"
+attack "a rec key that names no child refuses the whole write 400" storecall "$SOCK" \
+        storeWrite "/bk/\n[a=>1,1.5=>2]" 400 "cannot name a child"
+expect "... and the children before it are not stored" 1 "" hy store get '/bk/#'
+attack "a branch write with keys the store escapes or splits" storecall "$SOCK" \
+        storeWrite "/pe/\n['a/1'=>0,'a/2'=>0,<x/y>=>0]" 200
+expect "... stores them under the store's keys" 0 "/pe/a%2F1|/pe/a%2F2|/pe/x/y" \
+        sh -c "'$HYBRID' --bus '$SOCK' store get '/pe/#' | cut -f1 | paste -sd'|'"
+attack "... whose charges a delete by pattern gives back" storecall "$SOCK" storeDelete "/pe/#" 200
+attack "a branch write deleting a child (noobj) and adding one" storecall "$SOCK" \
+        storeWrite "/ib/\n[0=>noobj,9=>9]" 200
+attack "... leaves the uid 3 keys (/ib/1, /ib/2, /ib/9): 7 more, then 507" \
+        storefill "$SOCK" /g 12 7 uid_max_keys
 stop "$DPID"
 
 # --- deletes by wildcard patterns do not reach /sys/, which is read-only: a database file
