@@ -6,11 +6,14 @@ Usage: c-examples.py SRCROOT [FILE.md...]   (environment: PKG_CONFIG_PATH etc. f
 
 A block is one of (the words after ```c on the fence line):
   ```c            with a main(): a complete program, linked and run (it must exit 0);
+                  compiled exactly as printed, so it names its own #includes (a reader
+                  copies it whole);
                   without one: statements, compiled as the body of a function;
   ```c file       declarations and definitions at file scope, compiled (not linked);
   ```c norun      a complete program that needs something the test does not start (a
                   daemon): linked, not run.
-Each block is compiled after <hybrid/hybrid.h> and the usual C headers, with -Werror.
+Fragments (blocks without a main()) are compiled after <hybrid/hybrid.h> and the usual C
+headers; every block with -Werror.
 Exits 1 listing every block that failed, 77 (skipped) when no C compiler is found.
 """
 import os
@@ -110,7 +113,7 @@ def main():
                                 complete = bool(MAIN.search(text))
                                 extra = []
                                 if complete:
-                                        code = PRELUDE + f'#line {line + 1} "{rel}"\n' + text
+                                        code = f'#line {line + 1} "{rel}"\n' + text
                                 elif "file" in words:
                                         code = PRELUDE + f'#line {line + 1} "{rel}"\n' + text
                                         extra = FRAGMENT_FLAGS
