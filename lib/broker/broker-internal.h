@@ -680,9 +680,11 @@ typedef struct squota_item {
         size_t key_len;
         uint64_t hash;          /* squota_hash of it */
         size_t value_len;
+        bool del;               /* the write deletes the key (value_len unused) */
 } squota_item;
-/* May uid write all n items in one write?  The same bounds as squota_check, applied to
- * their sum (what they add, less what they replace): 0 or HYB_E_INSUFFICIENT_STORAGE. */
+/* May uid write all n items (distinct keys) in one write?  The same bounds as squota_check,
+ * applied to their sum: what they add, less what they replace or delete; a write that grows
+ * nothing always passes.  0 or HYB_E_INSUFFICIENT_STORAGE. */
 int squota_check_many(hyb_broker *b, uid_t uid, const squota_item *items, size_t n,
                       hyb_error *e);
 /* After the write: key's charge (key_len + value_len) is uid's.  hash as for squota_check.

@@ -202,23 +202,26 @@ static int check_items(hyb_broker *b, uid_t uid, const squota_item *items, size_
         size_t max_bytes = cfg_or(c->store_max_bytes, STORE_MAX_BYTES_DEFAULT);
         size_t uid_max_keys = cfg_or(c->store_uid_max_keys, STORE_UID_MAX_KEYS_DEFAULT);
         size_t uid_max_bytes = cfg_or(c->store_uid_max_bytes, STORE_UID_MAX_BYTES_DEFAULT);
-        /* what the write adds and what it replaces: in all, and of what uid holds */
-        size_t add = 0, old = 0, new_keys = 0, u_add = 0, u_old = 0;
+        /* What the write adds and what it replaces or deletes, in all and of what uid holds
+         * (the keys are distinct, so each charge is counted once: old <= q->bytes, u_old <=
+         * u_bytes, freed <= u_keys), and the keys it adds to uid and deletes of uid's. */
+        size_t add = 0, old = 0, u_add = 0, u_old = 0, new_keys = 0, freed = 0;
 
         for (size_t i = 0; i < n; i++) {
                 sq_entry *s = find(q, items[i].key, items[i].key_len, items[i].hash);
-                size_t size = items[i].key_len + items[i].value_len;
                 bool mine = s && s->uid == uid;
 
                 if (i == 0)
                         *ret_s = s;
-                add += size;
                 old += s ? s->bytes : 0;
-                u_add += size;
-                if (mine)
-                        u_old += s->bytes;
-                else
-                        new_keys++;
+                u_old += mine ? s->bytes : 0;
+                if (items[i].del) {
+                        freed += mine;
+                        continue;
+                }
+                add += items[i].key_len + items[i].value_len;
+                u_add += items[i].key_len + items[i].value_len;
+                new_keys += !mine;
         }
         /* Only what grows is refused: a write no larger than what it replaces always passes,
          * so a store at its bound can still be rewritten and emptied. */
@@ -227,16 +230,19 @@ static int check_items(hyb_broker *b, uid_t uid, const squota_item *items, size_
                                "quota store.limits.max_bytes exceeded: the host store holds %zu "
                                "bytes written over the bus, %zu more would pass the limit %zu",
                                q->bytes, add - old, max_bytes);
-        if (new_keys && u_keys + new_keys > uid_max_keys)
+        if (new_keys > freed && u_keys - freed + new_keys > uid_max_keys)
                 return err_set(e, HYB_E_INSUFFICIENT_STORAGE, -1,
                                "quota store.limits.uid_max_keys exceeded: uid %u holds %zu keys in "
                                "the host store, %zu more would pass the limit %zu",
-                               (unsigned)uid, u_keys, new_keys, uid_max_keys);
-        if ((new_keys || u_add > u_old) && u_bytes - u_old + u_add > uid_max_bytes)
+                               (unsigned)uid, u_keys, new_keys - freed, uid_max_keys);
+        /* a new key is checked even when it is no larger than what it replaces: it was
+         * another uid's */
+        if ((new_keys > 0 || u_add > u_old) && u_bytes - u_old + u_add > uid_max_bytes)
                 return err_set(e, HYB_E_INSUFFICIENT_STORAGE, -1,
                                "quota store.limits.uid_max_bytes exceeded: uid %u holds %zu bytes "
                                "in the host store, %zu more would pass the limit %zu",
-                               (unsigned)uid, u_bytes, u_add - u_old, uid_max_bytes);
+                               (unsigned)uid, u_bytes, u_add > u_old ? u_add - u_old : 0,
+                               uid_max_bytes);
         return 0;
 }
 
@@ -253,7 +259,7 @@ int squota_check(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint
                  size_t value_len, hyb_error *e)
 {
         squota *q = b->squota;
-        squota_item it = { key, key_len, hash, value_len };
+        squota_item it = { .key = key, .key_len = key_len, .hash = hash, .value_len = value_len };
         sq_entry *s = NULL;
         int r;
 

@@ -900,46 +900,19 @@ static const char *key_text(const hyb_furi *f, size_t *ret_len)
 
 typedef struct keylist {
         hyb_furi **v;
-        size_t n, alloc;
+        size_t n;
 } keylist;
 
-static int keep_key(const hyb_furi *furi, const hyb_obj *value, void *ud)
-{
-        keylist *k = ud;
-
-        (void)value;
-        if (grow_array((void **)&k->v, &k->alloc, k->n + 1, sizeof(*k->v)) < 0)
-                return -ENOMEM;
-        k->v[k->n++] = hyb_furi_ref((hyb_furi *)furi);
-        return 0;
-}
-
-/* The keys f reaches: itself, the matches of a pattern, the children of a branch `p/`. */
+/* The keys a delete of the pattern or branch f removes (not the elements inside stored polys
+ * that a read of f also reaches: the delete leaves those). */
 static int keys_of(hyb_broker *b, const hyb_furi *f, keylist *k, hyb_error *e)
 {
-        hyb_furi *pat = NULL;
-        int r;
-
-        if (hyb_furi_is_branch(f)) {
-                const char *t = hyb_furi_get_str(f);
-                char buf[4096];
-                int n = snprintf(buf, sizeof buf, "%.*s/+/#", (int)(strlen(t) - 1), t);
-                if (n < 0 || (size_t)n >= sizeof buf)
-                        return -ENAMETOOLONG;
-                r = hyb_furi_parse(buf, (size_t)n, NULL, &pat, e);
-                if (r < 0)
-                        return r;
-        }
-        r = hyb_store_scan(b->store, pat ? pat : f, keep_key, k, e);
-        hyb_furi_unref(pat);
-        return r;
+        return store_delete_keys(b->store, f, &k->v, &k->n, e);
 }
 
 static void keylist_done(keylist *k)
 {
-        for (size_t i = 0; i < k->n; i++)
-                hyb_furi_unref(k->v[i]);
-        free(k->v);
+        store_keys_free(k->v, k->n);
 }
 
 static const hyb_obj *lst_or_rec_value(const hyb_obj *v, size_t i)
@@ -948,10 +921,11 @@ static const hyb_obj *lst_or_rec_value(const hyb_obj *v, size_t i)
                                                   : hyb_obj_get_rec_value(v, i);
 }
 
-/* The children a branch write (`p/ -> [a=>1, b=>null]`) stores or deletes: their keys as the
- * store makes them (store_branch_keys: `'a/b'` is the one segment a%2Fb, a uri key may name
- * a deeper child), and for each child given a value, the charge of its value's text
- * (items[j] is the child of keys[of[j]]; the children given noobj are deletes). */
+/* The children a branch write (`p/ -> [a=>1, b=>noobj]`) stores or deletes: their keys as the
+ * store makes them (store_branch_keys: `'a/b'` is the one segment a%2Fb, `1`, `'1'` and `<1>`
+ * are all the child 1, a uri key may name a deeper child), and one quota item per distinct
+ * key, for the last element naming it (what the key holds after the write): its value's text,
+ * or a delete (items[j] is the child keys[of[j]]). */
 typedef struct branch_charge {
         hyb_furi **keys;
         size_t n;
@@ -962,17 +936,42 @@ typedef struct branch_charge {
 
 static void branch_charge_done(branch_charge *bc)
 {
-        for (size_t j = 0; bc->items && j < bc->n_items; j++)
-                free((char *)bc->items[j].key);
         free(bc->items);
         free(bc->of);
         store_keys_free(bc->keys, bc->n);
+}
+
+static bool by_key_cmp_equal(const squota_item *a, const squota_item *b)
+{
+        return a->hash == b->hash && a->key_len == b->key_len &&
+               memcmp(a->key, b->key, a->key_len) == 0;
+}
+
+static const branch_charge *sort_bc; /* qsort has no context argument; the loop thread only */
+
+/* By key (hash, then text), and among equal keys the last element first. */
+static int by_key_last_first(const void *x, const void *y)
+{
+        size_t i = *(const size_t *)x, j = *(const size_t *)y;
+        const squota_item *a = &sort_bc->items[i], *b = &sort_bc->items[j];
+        int c;
+
+        if (a->hash != b->hash)
+                return a->hash < b->hash ? -1 : 1;
+        if (a->key_len != b->key_len)
+                return a->key_len < b->key_len ? -1 : 1;
+        c = memcmp(a->key, b->key, a->key_len);
+        if (c)
+                return c;
+        return i < j ? 1 : i > j ? -1 : 0;
 }
 
 static int branch_charge_init(branch_charge *bc, const hyb_furi *f, const hyb_obj *v,
                               hyb_error *e)
 {
         _cleanup_free_ char *base = store_branch_base(f);
+        _cleanup_free_ size_t *order = NULL;
+        squota_item *all;
         size_t n = hyb_obj_get_len(v);
         int r;
 
@@ -986,64 +985,79 @@ static int branch_charge_init(branch_charge *bc, const hyb_furi *f, const hyb_ob
         if (r < 0)
                 return r;
         bc->n = n;
-        bc->items = calloc(n ? n : 1, sizeof(*bc->items));
+        all = calloc(n ? n : 1, sizeof(*all));
+        order = calloc(n ? n : 1, sizeof(*order));
         bc->of = calloc(n ? n : 1, sizeof(*bc->of));
-        if (!bc->items || !bc->of)
+        bc->items = all;
+        if (!all || !order || !bc->of)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
                 const hyb_obj *val = lst_or_rec_value(v, i);
-                squota_item *it = &bc->items[bc->n_items];
-                char *text = NULL;
-                const char *k;
-                size_t kl;
+                size_t vl = 0;
 
-                if (hyb_obj_is_noobj(val))
+                if (!hyb_obj_is_noobj(val)) {
+                        char *text = NULL;
+                        r = hyb_obj_format(val, HYB_FORMAT_EXACT, &text);
+                        if (r < 0)
+                                return r;
+                        vl = strlen(text);
+                        hyb_free(text);
+                }
+                all[i].key = key_text(bc->keys[i], &all[i].key_len); /* the key's own text */
+                all[i].hash = hyb_furi_hash(bc->keys[i]);
+                all[i].value_len = vl;
+                all[i].del = hyb_obj_is_noobj(val);
+                order[i] = i;
+        }
+        sort_bc = bc;
+        qsort(order, n, sizeof(*order), by_key_last_first);
+        sort_bc = NULL;
+        /* one item a key: the first of each run of equal keys, its last element */
+        for (size_t k = 0; k < n; k++) {
+                size_t i = order[k];
+                if (k > 0 && by_key_cmp_equal(&all[order[k - 1]], &all[i]))
                         continue;
-                r = hyb_obj_format(val, HYB_FORMAT_EXACT, &text);
-                if (r < 0)
-                        return r;
-                k = key_text(bc->keys[i], &kl);
-                *it = (squota_item){ .key = strndup_safe(k, kl), .key_len = kl,
-                                     .hash = hyb_furi_hash(bc->keys[i]),
-                                     .value_len = strlen(text) };
-                hyb_free(text);
-                if (!it->key)
-                        return -ENOMEM;
                 bc->of[bc->n_items++] = i;
+        }
+        {
+                squota_item *items = calloc(bc->n_items ? bc->n_items : 1, sizeof(*items));
+                if (!items)
+                        return -ENOMEM;
+                for (size_t j = 0; j < bc->n_items; j++)
+                        items[j] = all[bc->of[j]];
+                free(all);
+                bc->items = items;
         }
         return 0;
 }
 
-/* After the branch write (w: its result): each child stored is charged, each child deleted
- * released.  A write that failed part-way (an element the store refused) stored and deleted
- * only those before it: a child counts as written when the store now holds what it was given
- * (or, for a delete, nothing). */
-static void branch_charge_apply(hyb_broker *b, uid_t uid, const branch_charge *bc,
-                                const hyb_obj *v, int w)
+/* After the branch write (w: its result), each distinct child is charged (its value) or
+ * released (a delete).  A write that failed part-way (an element the store refused) did only
+ * some of them: each child is then charged for what the store now holds there, or released
+ * when it holds nothing. */
+static void branch_charge_apply(hyb_broker *b, uid_t uid, const branch_charge *bc, int w)
 {
-        for (size_t i = 0, j = 0; i < bc->n; i++) {
-                const hyb_obj *val = lst_or_rec_value(v, i);
-                bool del = j >= bc->n_items || bc->of[j] != i;
-                hyb_obj *now = NULL;
-                bool done = true;
-                size_t kl;
-                const char *k;
+        for (size_t j = 0; j < bc->n_items; j++) {
+                const squota_item *it = &bc->items[j];
+                const hyb_furi *key = bc->keys[bc->of[j]];
+                size_t vl = it->value_len;
+                bool del = it->del;
 
                 if (w < 0) {
-                        done = hyb_store_read(b->store, bc->keys[i], &now, NULL) >= 0 &&
-                               (del ? hyb_obj_is_noobj(now) : hyb_obj_equal(now, val));
+                        hyb_obj *now = NULL;
+                        char *text = NULL;
+                        if (hyb_store_read(b->store, key, &now, NULL) < 0)
+                                continue;
+                        del = hyb_obj_is_noobj(now);
+                        if (!del && hyb_obj_format(now, HYB_FORMAT_EXACT, &text) >= 0)
+                                vl = strlen(text);
+                        hyb_free(text);
                         hyb_obj_unref(now);
                 }
-                if (!del) {
-                        const squota_item *it = &bc->items[j++];
-                        /* out of memory in the charge only leaves the child uncharged */
-                        if (done)
-                                (void)squota_charge(b, uid, it->key, it->key_len, it->hash,
-                                                    it->value_len);
-                } else if (done) {
-                        k = key_text(bc->keys[i], &kl);
-                        squota_release(b, k, kl, hyb_furi_hash(bc->keys[i]));
-                }
+                if (del)
+                        squota_release(b, it->key, it->key_len, it->hash);
+                else /* out of memory in the charge only leaves the child uncharged */
+                        (void)squota_charge(b, uid, it->key, it->key_len, it->hash, vl);
         }
 }
 
@@ -1079,6 +1093,9 @@ static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, siz
                 keylist_done(&k);
                 return r;
         }
+        /* a pattern takes only noobj: the store refuses the write, which charges nothing */
+        if (hyb_furi_is_pattern(f))
+                return store_write(c, id, f, v, wflags, e);
         if (!many) {
                 r = squota_check(b, c->uid, key, kl, hyb_furi_hash(f), value_len, e);
                 if (r >= 0)
@@ -1093,7 +1110,7 @@ static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, siz
                 r = squota_check_many(b, c->uid, bc.items, bc.n_items, e);
         if (r >= 0) {
                 r = store_write(c, id, f, v, wflags, e);
-                branch_charge_apply(b, c->uid, &bc, v, r);
+                branch_charge_apply(b, c->uid, &bc, r);
         }
         branch_charge_done(&bc);
         return r;

@@ -368,6 +368,11 @@ char *store_branch_base(const hyb_furi *f);
  * nothing is returned. */
 int store_branch_keys(const char *base, const hyb_obj *poly, hyb_furi ***ret, hyb_error *e);
 void store_keys_free(hyb_furi **keys, size_t n);
+/* The stored keys a delete of the pattern or branch f removes (*ret_n of them, in key order;
+ * the caller's, to free with store_keys_free): keys that hold a value, not elements inside a
+ * stored lst/rec, which such a delete leaves alone. */
+int store_delete_keys(hyb_store *st, const hyb_furi *f, hyb_furi ***ret, size_t *ret_n,
+                      hyb_error *e);
 
 /* commit.c */
 void commit_enqueue(hyb_store *st, db_op *op);

@@ -290,6 +290,36 @@ static int child_key(const char *base, const hyb_obj *k, size_t index, bool lst,
         return hyb_furi_parse(buf, (size_t)-1, NULL, ret, e);
 }
 
+int store_delete_keys(hyb_store *st, const hyb_furi *f, hyb_furi ***ret, size_t *ret_n,
+                      hyb_error *e)
+{
+        _cleanup_free_ char *pat = NULL;
+        hyb_furi *p = NULL;
+        keyset k = { 0 };
+        int r = 0;
+
+        if (hyb_furi_is_branch(f)) {
+                _cleanup_free_ char *base = store_branch_base(f);
+                if (!base || asprintf(&pat, "%s/+/#", base) < 0)
+                        return -ENOMEM;
+                r = hyb_furi_parse(pat, (size_t)-1, NULL, &p, e);
+                if (r < 0)
+                        return r;
+        }
+        store_sync(st);
+        pthread_mutex_lock(&st->lock);
+        r = store_walk(st, p ? p : f, false, NULL, collect_key, &k);
+        pthread_mutex_unlock(&st->lock);
+        hyb_furi_unref(p);
+        if (r < 0) {
+                store_keys_free(k.v, k.n);
+                return r;
+        }
+        *ret = k.v;
+        *ret_n = k.n;
+        return 0;
+}
+
 int store_branch_keys(const char *base, const hyb_obj *poly, hyb_furi ***ret, hyb_error *e)
 {
         bool lst = hyb_obj_get_kind(poly) == HYB_OBJ_LST;

@@ -124,6 +124,28 @@ lp="$(xs 190)/$(xs 190)"
 start_daemon sbranch "store:
   limits: {uid_max_keys: 10, uid_max_bytes: 2K, max_bytes: 3K}" || finish
 chmod 777 "$SOCK"
+# 1, '1' and <1> are three rec keys and one child, /d/1: counted once, for the last of them
+attack "a key of 600 bytes" storecall "$SOCK" storeWrite "/d/1\n'$(xs 600)'" 200
+attack "a branch write naming it three times, the last 1500 bytes: 200" storecall "$SOCK" \
+        storeWrite "/d/\n[1=>0,'1'=>0,<1>=>'$(xs 1500)']" 200
+attack "... and the last 2100 bytes: 507 uid_max_bytes (its old bytes count once)" storecall "$SOCK" \
+        storeWrite "/d/\n[1=>0,'1'=>0,<1>=>'$(xs 2100)']" 507 uid_max_bytes
+expect "... so /d/1 keeps its 1500 bytes" 0 "1502" sh -c "'$HYBRID' --bus '$SOCK' store get /d/1 | tr -d '\n' | wc -c"
+attack "the uid deletes it" storecall "$SOCK" storeDelete "/d/1" 200
+# a pattern takes no value: refused, and charged to no one (not even as its "child" /x/+/0,
+# which reads back as the stream {1} the write sent)
+attack "a key /x/a/0" storecall "$SOCK" storeWrite "/x/a/0\n1" 200
+attack "a pattern write with a value is refused 400" storecall "$SOCK" storeWrite "/x/+\n[{1}]" 400 "only noobj"
+attack "the uid deletes /x/a/0" storecall "$SOCK" storeDelete "/x/a/0" 200
+# a delete of a branch removes the keys below it, not the elements inside a stored lst, so
+# it gives back no charge of the elements written into it
+attack "a stored lst" storecall "$SOCK" storeWrite "/cfg\n[0]" 200
+attack "... an element of 900 bytes written into it" storecall "$SOCK" storeWrite "/cfg/1\n'$(xs 900)'" 200
+attack "... a delete of the branch /cfg/ (no key below /cfg)" storecall "$SOCK" storeDelete "/cfg/" 200
+attack "... a second element of 900 bytes" storecall "$SOCK" storeWrite "/cfg/2\n'$(xs 900)'" 200
+attack "... a third is over uid_max_bytes: the first is still charged" storecall "$SOCK" \
+        storeWrite "/cfg/3\n'$(xs 900)'" 507 uid_max_bytes
+attack "... the delete of /cfg gives all back" storecall "$SOCK" storeDelete "/cfg" 200
 attack "a branch write with int keys stores 3 children" storecall "$SOCK" storeWrite "/ib/\n[0=>0,1=>0,2=>0]" 200
 attack "... charged as 3 keys: 7 more, then 507" storefill "$SOCK" /f 12 7 uid_max_keys
 attack "the uid deletes those 7" storecall "$SOCK" storeDelete "/f/#" 200
@@ -147,6 +169,9 @@ attack "a branch write deleting a child (noobj) and adding one" storecall "$SOCK
         storeWrite "/ib/\n[0=>noobj,9=>9]" 200
 attack "... leaves the uid 3 keys (/ib/1, /ib/2, /ib/9): 7 more, then 507" \
         storefill "$SOCK" /g 12 7 uid_max_keys
+attack "at the bound, a branch write deleting one of the uid's keys may add one" storecall "$SOCK" \
+        storeWrite "/g/\n['0'=>noobj,z=>1]" 200
+attack "... but not two" storecall "$SOCK" storeWrite "/g/\n['1'=>noobj,y=>1,w=>1]" 507 uid_max_keys
 stop "$DPID"
 
 # --- deletes by wildcard patterns do not reach /sys/, which is read-only: a database file

@@ -1289,8 +1289,9 @@ START_TEST(test_branch_bad_key_stores_none)
 
         ck_assert_int_eq(hyb_store_write_str(st, "/b/", br, 0, &e), -EINVAL);
         ck_assert_msg(strstr(e.message, "cannot name a child") != NULL, "%s", e.message);
-        get_is(st, "/b/", "[=>]");
         get_is(st, "/b/a", "noobj");
+        get_is(st, "/b/b", "noobj");
+        get_is(st, "/b/#", "{}");
         hyb_obj_unref(br);
         hyb_store_unref(st);
 }
@@ -2998,6 +2999,7 @@ Suite *store_suite(void)
         TCase *tc = tcase_create("ops");
 
         tcase_add_test(tc, test_ops_memory);
+        tcase_add_test(tc, test_branch_bad_key_stores_none);
         tcase_add_test(tc, test_ops_sqlite);
         tcase_add_test(tc, test_ops_daemon);
         tcase_add_test(tc, test_ops_daemon_routed);
@@ -3023,7 +3025,6 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_sub_replay);
         tcase_add_test(tc, test_unsubscribe);
         tcase_add_test(tc, test_sub_branch_and_poly_messages);
-        tcase_add_test(tc, test_branch_bad_key_stores_none);
         tcase_add_test(tc, test_sub_matches_furi_match);
         tcase_add_test(tc, test_sub_errors);
         tcase_add_test(tc, test_callback_reentry);
