@@ -278,7 +278,7 @@ int squota_check(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint
 }
 
 int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint64_t h,
-                  size_t value_len)
+                  size_t value_len, bool element)
 {
         squota *q = b->squota;
         sq_entry *s;
@@ -314,9 +314,10 @@ int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uin
                 s->key_len = key_len;
                 s->hash = h;
                 q->n++;
-                /* A fURI above it charged too: it may be an element of that one's lst/rec,
-                 * which a delete of that one removes with it (squota_release). */
-                for (size_t l = key_len; l > 1 && !s->inner;) {
+                /* An element inside a stored lst/rec (no key of its own in the store), under
+                 * a fURI charged too: a delete of that one removes it (squota_release).  A key
+                 * of its own stays when a key above it is deleted, and keeps its charge. */
+                for (size_t l = key_len; element && l > 1 && !s->inner;) {
                         while (l > 1 && key[l - 1] != '/')
                                 l--;
                         if (l <= 1)

@@ -1057,7 +1057,8 @@ static void branch_charge_apply(hyb_broker *b, uid_t uid, const branch_charge *b
                 if (del)
                         squota_release(b, it->key, it->key_len, it->hash);
                 else /* out of memory in the charge only leaves the child uncharged */
-                        (void)squota_charge(b, uid, it->key, it->key_len, it->hash, vl);
+                        (void)squota_charge(b, uid, it->key, it->key_len, it->hash, vl,
+                                            !store_has_node(b->store, key));
         }
 }
 
@@ -1102,7 +1103,8 @@ static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, siz
                         r = store_write(c, id, f, v, wflags, e);
                 /* out of memory in the charge only leaves the write uncharged */
                 if (r >= 0)
-                        (void)squota_charge(b, c->uid, key, kl, hyb_furi_hash(f), value_len);
+                        (void)squota_charge(b, c->uid, key, kl, hyb_furi_hash(f), value_len,
+                                            !store_has_node(b->store, f));
                 return r;
         }
         r = branch_charge_init(&bc, f, v, e);

@@ -287,7 +287,36 @@ static int child_key(const char *base, const hyb_obj *k, size_t index, bool lst,
         }
         if (r < 0)
                 return r;
-        return hyb_furi_parse(buf, (size_t)-1, NULL, ret, e);
+        r = hyb_furi_parse(buf, (size_t)-1, NULL, ret, e);
+        if (r < 0)
+                return r;
+        /* The child stays below the branch: a uri key of `..` segments would name a key
+         * elsewhere (`p/ -> [<../sys/x>=>1]`), past the check its writer passed for p/. */
+        {
+                const char *kp = hyb_furi_get_path_str(*ret);
+                size_t bl = strlen(base);
+                if (!kp || strncmp(kp, base, bl) != 0 || kp[bl] != '/' || kp[bl + 1] == '\0') {
+                        char *txt = NULL;
+                        hyb_furi_unref(*ret);
+                        *ret = NULL;
+                        hyb_obj_format(k, HYB_FORMAT_REPL, &txt);
+                        r = err_set(e, -EINVAL, -1, "rec key %s names no child of '%s/' (it "
+                                    "leads out of the branch)", txt ? txt : "?", base);
+                        hyb_free(txt);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+bool store_has_node(hyb_store *st, const hyb_furi *f)
+{
+        bool r;
+
+        pthread_mutex_lock(&st->lock);
+        r = index_get(&st->index, f) != NULL;
+        pthread_mutex_unlock(&st->lock);
+        return r;
 }
 
 int store_delete_keys(hyb_store *st, const hyb_furi *f, hyb_furi ***ret, size_t *ret_n,

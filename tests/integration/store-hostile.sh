@@ -146,6 +146,23 @@ attack "... a second element of 900 bytes" storecall "$SOCK" storeWrite "/cfg/2\
 attack "... a third is over uid_max_bytes: the first is still charged" storecall "$SOCK" \
         storeWrite "/cfg/3\n'$(xs 900)'" 507 uid_max_bytes
 attack "... the delete of /cfg gives all back" storecall "$SOCK" storeDelete "/cfg" 200
+# a key below a key that holds a scalar is a key of its own: deleting the one above leaves it
+# stored, and charged
+attack "a key /a0 holding a scalar" storecall "$SOCK" storeWrite "/a0\n1" 200
+attack "... a key of 900 bytes below it" storecall "$SOCK" storeWrite "/a0/y\n'$(xs 900)'" 200
+attack "... /a0 deleted" storecall "$SOCK" storeDelete "/a0" 200
+expect "... /a0/y is still stored" 0 "902" sh -c "'$HYBRID' --bus '$SOCK' store get /a0/y | tr -d '\n' | wc -c"
+attack "... and still charged: 1200 more bytes are over uid_max_bytes" storecall "$SOCK" \
+        storeWrite "/a1\n'$(xs 1200)'" 507 uid_max_bytes
+attack "... until it is deleted" storecall "$SOCK" storeDelete "/a0/y" 200
+# a rec key cannot lead a branch write out of its branch (past the access check of p/)
+attack "a uri key <../sys/y> is refused 400" storecall "$SOCK" storeWrite "/p/\n[<../sys/y>=>1]" 400 "out of the branch"
+attack "a uri key <./../log/x> is refused 400" storecall "$SOCK" storeWrite "/p/\n[<./../log/x>=>1]" 400 "out of the branch"
+attack "a uri key <..> (the branch's own parent) is refused 400" storecall "$SOCK" storeWrite "/q/\n[<..>=>1]" 400 "out of the branch"
+expect "... and nothing was stored at /log/x" 1 "" hy store get /log/x
+attack "a uri key <a/../b> that stays in the branch is a child" storecall "$SOCK" storeWrite "/p/\n[<a/../b>=>1]" 200
+expect "... /p/b" 0 "1" hy store get /p/b
+attack "... deleted" storecall "$SOCK" storeDelete "/p/b" 200
 attack "a branch write with int keys stores 3 children" storecall "$SOCK" storeWrite "/ib/\n[0=>0,1=>0,2=>0]" 200
 attack "... charged as 3 keys: 7 more, then 507" storefill "$SOCK" /f 12 7 uid_max_keys
 attack "the uid deletes those 7" storecall "$SOCK" storeDelete "/f/#" 200
