@@ -691,8 +691,8 @@ int squota_check_many(hyb_broker *b, uid_t uid, const squota_item *items, size_t
  * Right after a squota_check of the same key text (the same pointer, kept alive in between)
  * that passed, the check's look-up is reused unless the table changed meanwhile. */
 int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint64_t hash,
-                  size_t value_len, bool element);
-/* After a delete of key: its charge, and those of writes into it, are released. */
+                  size_t value_len);
+/* After a delete of key: its charge is released. */
 void squota_release(hyb_broker *b, const char *key, size_t key_len, uint64_t hash);
 size_t squota_get_n(const hyb_broker *b);
 /* What uid holds (keys, bytes) and what all hold (bytes). */

@@ -11,9 +11,10 @@
  *    |          deletes by backward shift, so no tombstones)
  *    `- uids    uid -> {keys, bytes}, kept while the uid holds something
  *
- * A write into a stored lst/rec (`/cfg/list/0`) is charged as a key of its own until
- * that fURI or one above it is deleted.  Writes the store gets by other ways (boot
- * programs, another process on the same file) are not charged to anyone.
+ * A write into a stored lst/rec (`/cfg/list/0`), or a delete inside it, is charged to
+ * the key that holds the value, at the value's new size (store-serve.c): every entry
+ * here is a key the store holds.  Writes the store gets by other ways (boot programs,
+ * another process on the same file) are not charged to anyone.
  */
 #include <stdio.h>
 
@@ -27,7 +28,6 @@ typedef struct sq_entry {
         uint64_t hash;
         uid_t uid;
         size_t bytes;
-        bool inner;             /* charged while a fURI above it was: maybe inside its lst/rec */
 } sq_entry;
 
 typedef struct sq_uid {
@@ -40,7 +40,6 @@ struct squota {
         sq_entry *slot;
         size_t n_slots;         /* a power of two, or 0 */
         size_t n;
-        size_t n_inner;         /* entries with inner set */
         size_t bytes;           /* sum of every entry's bytes */
         sq_uid *uids;
         uint64_t moves;         /* bumped whenever an entry is added, removed or moved */
@@ -133,8 +132,6 @@ static void remove_at(squota *q, size_t i)
 
         q->moves++;
         free(q->slot[i].key);
-        if (q->slot[i].inner)
-                q->n_inner--;
         q->slot[i] = (sq_entry){ 0 };
         q->n--;
         for (;;) {
@@ -278,7 +275,7 @@ int squota_check(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint
 }
 
 int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint64_t h,
-                  size_t value_len, bool element)
+                  size_t value_len)
 {
         squota *q = b->squota;
         sq_entry *s;
@@ -314,19 +311,6 @@ int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uin
                 s->key_len = key_len;
                 s->hash = h;
                 q->n++;
-                /* An element inside a stored lst/rec (no key of its own in the store), under
-                 * a fURI charged too: a delete of that one removes it (squota_release).  A key
-                 * of its own stays when a key above it is deleted, and keeps its charge. */
-                for (size_t l = key_len; element && l > 1 && !s->inner;) {
-                        while (l > 1 && key[l - 1] != '/')
-                                l--;
-                        if (l <= 1)
-                                break;
-                        l--; /* "/a/b" -> "/a" */
-                        s->inner = find(q, key, l, squota_hash(key, l)) != NULL;
-                }
-                if (s->inner)
-                        q->n_inner++;
         }
         u = uid_get(q, uid, true);
         s->uid = uid;
@@ -340,13 +324,6 @@ int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uin
         return 0;
 }
 
-/* Is key (len) the fURI base or one below it (base "/a": "/a", "/a/b"; not "/ab")? */
-static bool at_or_below(const char *key, size_t len, const char *base, size_t blen)
-{
-        return len >= blen && memcmp(key, base, blen) == 0 &&
-               (len == blen || key[blen] == '/' || (blen && base[blen - 1] == '/'));
-}
-
 void squota_release(hyb_broker *b, const char *key, size_t key_len, uint64_t hash)
 {
         squota *q = b->squota;
@@ -357,15 +334,6 @@ void squota_release(hyb_broker *b, const char *key, size_t key_len, uint64_t has
         s = find(q, key, key_len, hash);
         if (s)
                 release_entry(q, (size_t)(s - q->slot));
-        /* what was written into it when it held a lst/rec (rare: a scan only then) */
-        for (size_t i = 0; q->n_inner && i < q->n_slots;) {
-                s = &q->slot[i];
-                if (s->key && s->inner && at_or_below(s->key, s->key_len, key, key_len)) {
-                        release_entry(q, i); /* slot i now holds a shifted entry: look again */
-                        continue;
-                }
-                i++;
-        }
         uid_drop_empty(q);
 }
 

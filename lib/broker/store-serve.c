@@ -932,13 +932,49 @@ typedef struct branch_charge {
         squota_item *items;
         size_t *of;
         size_t n_items;
+        hyb_furi **holders;     /* per item: the key whose lst/rec the child is inside, or NULL */
 } branch_charge;
 
 static void branch_charge_done(branch_charge *bc)
 {
+        store_keys_free(bc->holders, bc->holders ? bc->n_items : 0);
         free(bc->items);
         free(bc->of);
         store_keys_free(bc->keys, bc->n);
+}
+
+/* The length of the value text key holds now; 0 and false when it holds nothing. */
+static size_t held_len(hyb_broker *b, const hyb_furi *key, bool *ret_has)
+{
+        hyb_obj *o = NULL;
+        char *t = NULL;
+        size_t n = 0;
+
+        *ret_has = false;
+        if (hyb_store_read(b->store, key, &o, NULL) >= 0 && !hyb_obj_is_noobj(o) &&
+            hyb_obj_format(o, HYB_FORMAT_EXACT, &t) >= 0) {
+                n = strlen(t);
+                *ret_has = true;
+        }
+        hyb_free(t);
+        hyb_obj_unref(o);
+        return n;
+}
+
+/* After a write into (or a delete inside) the lst/rec that holder holds: holder is charged to
+ * uid at its value's new size, as an overwrite of it would be (released when it holds
+ * nothing).  What is written into a value is charged to the key holding it, never by the
+ * element's path: a lst's elements shift when one is deleted. */
+static void recharge_holder(hyb_broker *b, uid_t uid, const hyb_furi *holder)
+{
+        bool has;
+        size_t n = held_len(b, holder, &has), kl;
+        const char *k = key_text(holder, &kl);
+
+        if (has) /* out of memory in the charge only leaves it as it was */
+                (void)squota_charge(b, uid, k, kl, hyb_furi_hash(holder), n);
+        else
+                squota_release(b, k, kl, hyb_furi_hash(holder));
 }
 
 static bool by_key_cmp_equal(const squota_item *a, const squota_item *b)
@@ -966,8 +1002,8 @@ static int by_key_last_first(const void *x, const void *y)
         return i < j ? 1 : i > j ? -1 : 0;
 }
 
-static int branch_charge_init(branch_charge *bc, const hyb_furi *f, const hyb_obj *v,
-                              hyb_error *e)
+static int branch_charge_init(hyb_broker *b, branch_charge *bc, const hyb_furi *f,
+                              const hyb_obj *v, hyb_error *e)
 {
         _cleanup_free_ char *base = store_branch_base(f);
         _cleanup_free_ size_t *order = NULL;
@@ -1028,6 +1064,13 @@ static int branch_charge_init(branch_charge *bc, const hyb_furi *f, const hyb_ob
                 free(all);
                 bc->items = items;
         }
+        /* children that land inside a stored lst/rec: checked as keys of their own (more
+         * than the value holding them grows), charged to that key after the write */
+        bc->holders = calloc(bc->n_items ? bc->n_items : 1, sizeof(*bc->holders));
+        if (!bc->holders)
+                return -ENOMEM;
+        for (size_t j = 0; j < bc->n_items; j++)
+                (void)store_holder_of(b->store, bc->keys[bc->of[j]], &bc->holders[j]);
         return 0;
 }
 
@@ -1043,6 +1086,10 @@ static void branch_charge_apply(hyb_broker *b, uid_t uid, const branch_charge *b
                 size_t vl = it->value_len;
                 bool del = it->del;
 
+                if (bc->holders[j]) {
+                        recharge_holder(b, uid, bc->holders[j]);
+                        continue;
+                }
                 if (w < 0) {
                         hyb_obj *now = NULL;
                         char *text = NULL;
@@ -1057,8 +1104,7 @@ static void branch_charge_apply(hyb_broker *b, uid_t uid, const branch_charge *b
                 if (del)
                         squota_release(b, it->key, it->key_len, it->hash);
                 else /* out of memory in the charge only leaves the child uncharged */
-                        (void)squota_charge(b, uid, it->key, it->key_len, it->hash, vl,
-                                            !store_has_node(b->store, key));
+                        (void)squota_charge(b, uid, it->key, it->key_len, it->hash, vl);
         }
 }
 
@@ -1081,12 +1127,20 @@ static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, siz
         int r = 0;
 
         if (hyb_obj_is_noobj(v)) {
+                hyb_furi *holder = NULL;
+
                 if (many && squota_get_n(b))
                         r = keys_of(b, f, &k, e);
+                else if (!many && squota_get_n(b))
+                        (void)store_holder_of(b->store, f, &holder);
                 if (r >= 0)
                         r = store_write(c, id, f, v, wflags, e);
-                if (r >= 0 && !many)
+                /* a delete inside a stored lst/rec shrinks the key holding it */
+                if (r >= 0 && holder)
+                        recharge_holder(b, c->uid, holder);
+                else if (r >= 0 && !many)
                         squota_release(b, key, kl, hyb_furi_hash(f));
+                hyb_furi_unref(holder);
                 for (size_t i = 0; r >= 0 && i < k.n; i++) {
                         const char *ki = key_text(k.v[i], &kl);
                         squota_release(b, ki, kl, hyb_furi_hash(k.v[i]));
@@ -1098,16 +1152,33 @@ static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, siz
         if (hyb_furi_is_pattern(f))
                 return store_write(c, id, f, v, wflags, e);
         if (!many) {
+                hyb_furi *holder = NULL;
+
+                /* A write into a stored lst/rec: checked as the key holding it grown by the
+                 * whole element (more than it grows), charged to that key at its new size. */
+                if (store_holder_of(b->store, f, &holder) > 0) {
+                        bool has;
+                        size_t cur = held_len(b, holder, &has), hl;
+                        const char *hk = key_text(holder, &hl);
+
+                        r = squota_check(b, c->uid, hk, hl, hyb_furi_hash(holder),
+                                         cur + kl + value_len, e);
+                        if (r >= 0)
+                                r = store_write(c, id, f, v, wflags, e);
+                        if (r >= 0)
+                                recharge_holder(b, c->uid, holder);
+                        hyb_furi_unref(holder);
+                        return r;
+                }
                 r = squota_check(b, c->uid, key, kl, hyb_furi_hash(f), value_len, e);
                 if (r >= 0)
                         r = store_write(c, id, f, v, wflags, e);
                 /* out of memory in the charge only leaves the write uncharged */
                 if (r >= 0)
-                        (void)squota_charge(b, c->uid, key, kl, hyb_furi_hash(f), value_len,
-                                            !store_has_node(b->store, f));
+                        (void)squota_charge(b, c->uid, key, kl, hyb_furi_hash(f), value_len);
                 return r;
         }
-        r = branch_charge_init(&bc, f, v, e);
+        r = branch_charge_init(b, &bc, f, v, e);
         if (r >= 0)
                 r = squota_check_many(b, c->uid, bc.items, bc.n_items, e);
         if (r >= 0) {

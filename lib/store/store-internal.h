@@ -368,9 +368,10 @@ char *store_branch_base(const hyb_furi *f);
  * nothing is returned. */
 int store_branch_keys(const char *base, const hyb_obj *poly, hyb_furi ***ret, hyb_error *e);
 void store_keys_free(hyb_furi **keys, size_t n);
-/* Does the store hold a key (a node with a value) at exactly f?  False for nothing there and
- * for an element inside a stored lst/rec. */
-bool store_has_node(hyb_store *st, const hyb_furi *f);
+/* When f names an element inside a stored lst/rec (no key of its own; a write to f writes
+ * into that value): 1 and *ret the key holding the value (a reference, the caller's); else 0
+ * and NULL. */
+int store_holder_of(hyb_store *st, const hyb_furi *f, hyb_furi **ret);
 /* The stored keys a delete of the pattern or branch f removes (*ret_n of them, in key order;
  * the caller's, to free with store_keys_free): keys that hold a value, not elements inside a
  * stored lst/rec, which such a delete leaves alone. */

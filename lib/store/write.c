@@ -309,15 +309,31 @@ static int child_key(const char *base, const hyb_obj *k, size_t index, bool lst,
         return 0;
 }
 
-bool store_has_node(hyb_store *st, const hyb_furi *f)
+int store_holder_of(hyb_store *st, const hyb_furi *f, hyb_furi **ret)
 {
-        bool r;
+        index_node *tn, *anchor = NULL;
+        size_t ns = hyb_furi_get_n_segments(f);
 
+        *ret = NULL;
         pthread_mutex_lock(&st->lock);
-        r = index_get(&st->index, f) != NULL;
+        /* write_node's walk: a key of its own is no element; else the deepest key above f
+         * decides, and f is inside its value when that is a lst/rec */
+        if (!index_get(&st->index, f)) {
+                tn = hyb_furi_is_absolute(f) ? &st->index.abs_root : &st->index.rel_root;
+                for (size_t i = 0; i < ns && tn; i++) {
+                        size_t len;
+                        const char *seg = hyb_furi_get_segment(f, i, &len);
+                        tn = index_find_child(tn, seg, len);
+                        if (tn && tn->value && i + 1 < ns)
+                                anchor = tn;
+                }
+                if (!(tn && tn->value) && anchor && is_poly(anchor->value))
+                        *ret = hyb_furi_ref(anchor->furi);
+        }
         pthread_mutex_unlock(&st->lock);
-        return r;
+        return *ret ? 1 : 0;
 }
+
 
 int store_delete_keys(hyb_store *st, const hyb_furi *f, hyb_furi ***ret, size_t *ret_n,
                       hyb_error *e)

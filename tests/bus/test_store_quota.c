@@ -11,7 +11,7 @@
 
 /* The hash of a key text as a caller passes it: every other step the one its parsed fURI
  * carries (as the daemon passes it), else squota_hash of the text (as for a branch write's
- * children and the inner fURIs' lookups): the two must find the same entries. */
+ * children): the two must find the same entries. */
 static uint64_t key_hash(const char *key, int step)
 {
         hyb_furi *f = NULL;
@@ -32,27 +32,12 @@ static uint64_t key_hash(const char *key, int step)
 
 typedef struct model_key {
         char key[32];
-        bool held, inner;
+        bool held;
         uid_t uid;
         size_t bytes;
 } model_key;
 
 static model_key model[2 * N_KEYS];
-
-static bool below(const char *k, const char *base)
-{
-        size_t bl = strlen(base);
-
-        return strncmp(k, base, bl) == 0 && (k[bl] == 0 || k[bl] == '/');
-}
-
-static bool ancestor_held(size_t i)
-{
-        for (size_t j = 0; j < 2 * N_KEYS; j++)
-                if (j != i && model[j].held && below(model[i].key, model[j].key))
-                        return true;
-        return false;
-}
 
 static void model_check(hyb_broker *b, int step)
 {
@@ -86,7 +71,8 @@ START_TEST(test_store_quota_model)
         ck_assert_int_eq(broker_config_init(&cfg), 0);
         b.c = &cfg;
         ck_assert_int_eq(squota_new(&b.squota), 0);
-        /* /k/i and /k/i/e: an element written into /k/i while /k/i is charged is inner */
+        /* /k/i and /k/i/e: a release of the one leaves the other's charge (every entry is a
+         * key of its own: what is written into a stored lst/rec is charged to its key) */
         for (size_t i = 0; i < N_KEYS; i++) {
                 model[i] = (model_key){ 0 };
                 model[N_KEYS + i] = (model_key){ 0 };
@@ -116,28 +102,16 @@ START_TEST(test_store_quota_model)
                                 if (j != i) {
                                         squota_release(&b, o->key, strlen(o->key), H(o->key));
                                         o->held = false;
-                                        for (size_t k = 0; k < 2 * N_KEYS; k++)
-                                                if (model[k].held && model[k].inner &&
-                                                    below(model[k].key, o->key))
-                                                        model[k].held = false;
                                 }
                         }
-                        /* an element inside a stored lst/rec, or a key of its own */
-                        bool element = rand_r(&seed) % 2;
-
                         ck_assert_int_eq(squota_charge(&b, uid, m->key, strlen(m->key),
-                                                       key_hash(m->key, step), vlen, element), 0);
-                        if (!m->held)
-                                m->inner = element && ancestor_held(i);
+                                                       key_hash(m->key, step), vlen), 0);
                         m->held = true;
                         m->uid = uid;
                         m->bytes = strlen(m->key) + vlen;
                 } else {
                         squota_release(&b, m->key, strlen(m->key), key_hash(m->key, step));
                         m->held = false;
-                        for (size_t j = 0; j < 2 * N_KEYS; j++)
-                                if (model[j].held && model[j].inner && below(model[j].key, m->key))
-                                        model[j].held = false;
                 }
                 model_check(&b, step);
         }
@@ -161,8 +135,8 @@ START_TEST(test_store_quota_bounds)
         ck_assert_int_eq(squota_new(&b.squota), 0);
         /* "/a" + 48 = 50 bytes for uid 1 */
         ck_assert_int_eq(squota_check(&b, 1, "/a", 2, H("/a"), 48, &e), 0);
-        ck_assert_int_eq(squota_charge(&b, 1, "/a", 2, H("/a"), 48, false), 0);
-        ck_assert_int_eq(squota_charge(&b, 1, "/b", 2, H("/b"), 8, false), 0);
+        ck_assert_int_eq(squota_charge(&b, 1, "/a", 2, H("/a"), 48), 0);
+        ck_assert_int_eq(squota_charge(&b, 1, "/b", 2, H("/b"), 8), 0);
         /* a third key for uid 1 */
         ck_assert_int_eq(squota_check(&b, 1, "/c", 2, H("/c"), 0, &e), HYB_E_INSUFFICIENT_STORAGE);
         ck_assert_msg(strstr(e.message, "quota store.limits.uid_max_keys exceeded"), "%s", e.message);
@@ -172,14 +146,14 @@ START_TEST(test_store_quota_bounds)
         ck_assert_int_eq(squota_check(&b, 1, "/a", 2, H("/a"), 88, &e), 0);
         /* another uid: its own keys, everyone's bytes (60 held, 150 in all) */
         ck_assert_int_eq(squota_check(&b, 2, "/x", 2, H("/x"), 88, &e), 0);
-        ck_assert_int_eq(squota_charge(&b, 2, "/x", 2, H("/x"), 88, false), 0);
+        ck_assert_int_eq(squota_charge(&b, 2, "/x", 2, H("/x"), 88), 0);
         ck_assert_int_eq(squota_check(&b, 2, "/y", 2, H("/y"), 1, &e), HYB_E_INSUFFICIENT_STORAGE);
         ck_assert_msg(strstr(e.message, "quota store.limits.max_bytes exceeded"), "%s", e.message);
         /* no larger than what it replaces: passes, even with everyone at the bound */
         ck_assert_int_eq(squota_check(&b, 1, "/a", 2, H("/a"), 48, &e), 0);
         /* uid 2 overwrites uid 1's /b (10 bytes): the whole charge moves to the writer */
         ck_assert_int_eq(squota_check(&b, 2, "/b", 2, H("/b"), 8, &e), 0);
-        ck_assert_int_eq(squota_charge(&b, 2, "/b", 2, H("/b"), 8, false), 0);
+        ck_assert_int_eq(squota_charge(&b, 2, "/b", 2, H("/b"), 8), 0);
         {
                 size_t k, by, t;
                 squota_get_usage(&b, 1, &k, &by, &t);

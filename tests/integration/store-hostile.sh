@@ -137,6 +137,23 @@ attack "the uid deletes it" storecall "$SOCK" storeDelete "/d/1" 200
 attack "a key /x/a/0" storecall "$SOCK" storeWrite "/x/a/0\n1" 200
 attack "a pattern write with a value is refused 400" storecall "$SOCK" storeWrite "/x/+\n[{1}]" 400 "only noobj"
 attack "the uid deletes /x/a/0" storecall "$SOCK" storeDelete "/x/a/0" 200
+# what is written into a stored lst/rec is charged to the key holding it, at its size: a
+# lst's elements shift when one is deleted, and a delete of an index past its end (nothing
+# deleted) gives nothing back
+attack "a stored empty lst" storecall "$SOCK" storeWrite "/L\n[]" 200
+for i in 0 1 2; do
+        attack "round $i: two elements" storecall "$SOCK" storeWrite "/L/$i\n0" 200
+        if [ "$i" = 2 ]; then
+                attack "round 2: a third element of 700 bytes is over uid_max_bytes" storecall "$SOCK" \
+                        storeWrite "/L/$((i + 1))\n'$(xs 700)'" 507 uid_max_bytes
+                break
+        fi
+        attack "round $i: ... the second of 700 bytes" storecall "$SOCK" storeWrite "/L/$((i + 1))\n'$(xs 700)'" 200
+        attack "round $i: the first deleted: the rest shift down" storecall "$SOCK" storeDelete "/L/$i" 200
+        attack "round $i: a delete past the end deletes nothing" storecall "$SOCK" storeDelete "/L/$((i + 1))" 200
+done
+expect "/L holds the two values of 700 bytes and a 0" 0 "1409" sh -c "'$HYBRID' --bus '$SOCK' store get /L | tr -d '\n' | wc -c"
+attack "the uid deletes /L" storecall "$SOCK" storeDelete "/L" 200
 # a delete of a branch removes the keys below it, not the elements inside a stored lst, so
 # it gives back no charge of the elements written into it
 attack "a stored lst" storecall "$SOCK" storeWrite "/cfg\n[0]" 200
