@@ -692,6 +692,10 @@ int squota_check_many(hyb_broker *b, uid_t uid, const squota_item *items, size_t
  * that passed, the check's look-up is reused unless the table changed meanwhile. */
 int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uint64_t hash,
                   size_t value_len);
+/* After a delete inside the lst/rec key holds: key's charge follows the value's new size
+ * (key_len + value_len), its owner unchanged; nothing when key is not charged. */
+void squota_resize(hyb_broker *b, const char *key, size_t key_len, uint64_t hash,
+                   size_t value_len);
 /* After a delete of key: its charge is released. */
 void squota_release(hyb_broker *b, const char *key, size_t key_len, uint64_t hash);
 size_t squota_get_n(const hyb_broker *b);

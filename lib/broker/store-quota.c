@@ -324,6 +324,23 @@ int squota_charge(hyb_broker *b, uid_t uid, const char *key, size_t key_len, uin
         return 0;
 }
 
+void squota_resize(hyb_broker *b, const char *key, size_t key_len, uint64_t hash,
+                   size_t value_len)
+{
+        squota *q = b->squota;
+        sq_entry *s = find(q, key, key_len, hash);
+        size_t size = key_len + value_len;
+        sq_uid *u;
+
+        if (!s)
+                return;
+        u = uid_get(q, s->uid, false);
+        q->bytes = q->bytes - s->bytes + size;
+        if (u)
+                u->bytes = u->bytes - s->bytes + size;
+        s->bytes = size;
+}
+
 void squota_release(hyb_broker *b, const char *key, size_t key_len, uint64_t hash)
 {
         squota *q = b->squota;

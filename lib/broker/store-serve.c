@@ -932,12 +932,10 @@ typedef struct branch_charge {
         squota_item *items;
         size_t *of;
         size_t n_items;
-        hyb_furi **holders;     /* per item: the key whose lst/rec the child is inside, or NULL */
 } branch_charge;
 
 static void branch_charge_done(branch_charge *bc)
 {
-        store_keys_free(bc->holders, bc->holders ? bc->n_items : 0);
         free(bc->items);
         free(bc->of);
         store_keys_free(bc->keys, bc->n);
@@ -961,20 +959,24 @@ static size_t held_len(hyb_broker *b, const hyb_furi *key, bool *ret_has)
         return n;
 }
 
-/* After a write into (or a delete inside) the lst/rec that holder holds: holder is charged to
- * uid at its value's new size, as an overwrite of it would be (released when it holds
- * nothing).  What is written into a value is charged to the key holding it, never by the
- * element's path: a lst's elements shift when one is deleted. */
-static void recharge_holder(hyb_broker *b, uid_t uid, const hyb_furi *holder)
+/* After a write into (or a delete inside) the lst/rec that holder holds: holder's charge is
+ * its value's new size (released when it holds nothing).  A write makes it uid's, as an
+ * overwrite of the key would (the write was checked for that); a delete (keep_owner) leaves
+ * it with whoever holds it, so nobody's bytes move onto another uid unchecked.  What is
+ * written into a value is charged to the key holding it, never by the element's path: a
+ * lst's elements shift when one is deleted. */
+static void recharge_holder(hyb_broker *b, uid_t uid, const hyb_furi *holder, bool keep_owner)
 {
         bool has;
         size_t n = held_len(b, holder, &has), kl;
         const char *k = key_text(holder, &kl);
 
-        if (has) /* out of memory in the charge only leaves it as it was */
-                (void)squota_charge(b, uid, k, kl, hyb_furi_hash(holder), n);
-        else
+        if (!has)
                 squota_release(b, k, kl, hyb_furi_hash(holder));
+        else if (keep_owner)
+                squota_resize(b, k, kl, hyb_furi_hash(holder), n);
+        else /* out of memory in the charge only leaves it as it was */
+                (void)squota_charge(b, uid, k, kl, hyb_furi_hash(holder), n);
 }
 
 static bool by_key_cmp_equal(const squota_item *a, const squota_item *b)
@@ -1002,8 +1004,8 @@ static int by_key_last_first(const void *x, const void *y)
         return i < j ? 1 : i > j ? -1 : 0;
 }
 
-static int branch_charge_init(hyb_broker *b, branch_charge *bc, const hyb_furi *f,
-                              const hyb_obj *v, hyb_error *e)
+static int branch_charge_init(branch_charge *bc, const hyb_furi *f, const hyb_obj *v,
+                              hyb_error *e)
 {
         _cleanup_free_ char *base = store_branch_base(f);
         _cleanup_free_ size_t *order = NULL;
@@ -1064,48 +1066,44 @@ static int branch_charge_init(hyb_broker *b, branch_charge *bc, const hyb_furi *
                 free(all);
                 bc->items = items;
         }
-        /* children that land inside a stored lst/rec: checked as keys of their own (more
-         * than the value holding them grows), charged to that key after the write */
-        bc->holders = calloc(bc->n_items ? bc->n_items : 1, sizeof(*bc->holders));
-        if (!bc->holders)
-                return -ENOMEM;
-        for (size_t j = 0; j < bc->n_items; j++)
-                (void)store_holder_of(b->store, bc->keys[bc->of[j]], &bc->holders[j]);
         return 0;
 }
 
-/* After the branch write (w: its result), each distinct child is charged (its value) or
- * released (a delete).  A write that failed part-way (an element the store refused) did only
- * some of them: each child is then charged for what the store now holds there, or released
- * when it holds nothing. */
-static void branch_charge_apply(hyb_broker *b, uid_t uid, const branch_charge *bc, int w)
+/* After the branch write (whatever its result: one that failed part-way did only some
+ * children), each distinct child is charged for what the store now holds there, decided
+ * after the write, since an earlier child may have deleted or replaced the value a later one
+ * lands in: a key of its own is charged at what it holds (released when it holds nothing);
+ * a child inside a stored lst/rec recharges the key holding it, after the keys of their own
+ * (deletes first, keeping its owner, then writes, making it uid's). */
+static void branch_charge_apply(hyb_broker *b, uid_t uid, const branch_charge *bc)
 {
+        hyb_furi **holders = calloc(bc->n_items ? bc->n_items : 1, sizeof(*holders));
+
         for (size_t j = 0; j < bc->n_items; j++) {
                 const squota_item *it = &bc->items[j];
                 const hyb_furi *key = bc->keys[bc->of[j]];
-                size_t vl = it->value_len;
-                bool del = it->del;
+                size_t vl;
+                bool has;
 
-                if (bc->holders[j]) {
-                        recharge_holder(b, uid, bc->holders[j]);
+                hyb_furi *h = NULL;
+
+                if (store_holder_of(b->store, key, holders ? &holders[j] : &h) > 0) {
+                        if (!holders) /* out of memory: recharged now, in element order */
+                                recharge_holder(b, uid, h, it->del);
+                        hyb_furi_unref(h);
                         continue;
                 }
-                if (w < 0) {
-                        hyb_obj *now = NULL;
-                        char *text = NULL;
-                        if (hyb_store_read(b->store, key, &now, NULL) < 0)
-                                continue;
-                        del = hyb_obj_is_noobj(now);
-                        if (!del && hyb_obj_format(now, HYB_FORMAT_EXACT, &text) >= 0)
-                                vl = strlen(text);
-                        hyb_free(text);
-                        hyb_obj_unref(now);
-                }
-                if (del)
+                vl = held_len(b, key, &has);
+                if (!has)
                         squota_release(b, it->key, it->key_len, it->hash);
                 else /* out of memory in the charge only leaves the child uncharged */
                         (void)squota_charge(b, uid, it->key, it->key_len, it->hash, vl);
         }
+        for (int pass = 0; holders && pass < 2; pass++)
+                for (size_t j = 0; j < bc->n_items; j++)
+                        if (holders[j] && bc->items[j].del == (pass == 0))
+                                recharge_holder(b, uid, holders[j], pass == 0);
+        store_keys_free(holders, bc->n_items);
 }
 
 /*
@@ -1137,7 +1135,7 @@ static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, siz
                         r = store_write(c, id, f, v, wflags, e);
                 /* a delete inside a stored lst/rec shrinks the key holding it */
                 if (r >= 0 && holder)
-                        recharge_holder(b, c->uid, holder);
+                        recharge_holder(b, c->uid, holder, true);
                 else if (r >= 0 && !many)
                         squota_release(b, key, kl, hyb_furi_hash(f));
                 hyb_furi_unref(holder);
@@ -1166,7 +1164,7 @@ static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, siz
                         if (r >= 0)
                                 r = store_write(c, id, f, v, wflags, e);
                         if (r >= 0)
-                                recharge_holder(b, c->uid, holder);
+                                recharge_holder(b, c->uid, holder, false);
                         hyb_furi_unref(holder);
                         return r;
                 }
@@ -1178,12 +1176,12 @@ static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, siz
                         (void)squota_charge(b, c->uid, key, kl, hyb_furi_hash(f), value_len);
                 return r;
         }
-        r = branch_charge_init(b, &bc, f, v, e);
+        r = branch_charge_init(&bc, f, v, e);
         if (r >= 0)
                 r = squota_check_many(b, c->uid, bc.items, bc.n_items, e);
         if (r >= 0) {
                 r = store_write(c, id, f, v, wflags, e);
-                branch_charge_apply(b, c->uid, &bc, r);
+                branch_charge_apply(b, c->uid, &bc);
         }
         branch_charge_done(&bc);
         return r;

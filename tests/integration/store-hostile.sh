@@ -137,6 +137,15 @@ attack "the uid deletes it" storecall "$SOCK" storeDelete "/d/1" 200
 attack "a key /x/a/0" storecall "$SOCK" storeWrite "/x/a/0\n1" 200
 attack "a pattern write with a value is refused 400" storecall "$SOCK" storeWrite "/x/+\n[{1}]" 400 "only noobj"
 attack "the uid deletes /x/a/0" storecall "$SOCK" storeDelete "/x/a/0" 200
+# a branch write is charged for what the store holds after it: an earlier child that
+# deletes a lst/rec makes a later child below it a key of its own, charged as such
+attack "a stored rec /q/h" storecall "$SOCK" storeWrite "/q/h\n[k=>1]" 200
+attack "a branch write deleting /q/h, then writing 1000 bytes below it" storecall "$SOCK" \
+        storeWrite "/q/\n[h=>noobj,<h/x0>=>'$(xs 1000)']" 200
+expect "... /q/h/x0 is a key of its own" 0 "1002" sh -c "'$HYBRID' --bus '$SOCK' store get /q/h/x0 | tr -d '\n' | wc -c"
+attack "... and charged: 1100 more bytes are over uid_max_bytes" storecall "$SOCK" \
+        storeWrite "/q/y\n'$(xs 1100)'" 507 uid_max_bytes
+attack "the uid deletes it" storecall "$SOCK" storeDelete "/q/h/x0" 200
 # what is written into a stored lst/rec is charged to the key holding it, at its size: a
 # lst's elements shift when one is deleted, and a delete of an index past its end (nothing
 # deleted) gives nothing back
