@@ -1082,10 +1082,9 @@ static void branch_charge_apply(hyb_broker *b, uid_t uid, const branch_charge *b
         for (size_t j = 0; j < bc->n_items; j++) {
                 const squota_item *it = &bc->items[j];
                 const hyb_furi *key = bc->keys[bc->of[j]];
+                hyb_furi *h = NULL;
                 size_t vl;
                 bool has;
-
-                hyb_furi *h = NULL;
 
                 if (store_holder_of(b->store, key, holders ? &holders[j] : &h) > 0) {
                         if (!holders) /* out of memory: recharged now, in element order */
