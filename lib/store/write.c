@@ -175,18 +175,21 @@ static bool is_poly(const hyb_obj *o)
         return o && (hyb_obj_get_kind(o) == HYB_OBJ_LST || hyb_obj_get_kind(o) == HYB_OBJ_REC);
 }
 
-static int write_node(wctx *w, const hyb_furi *key, hyb_obj *value)
+/* Where a write of key lands (st->lock held): the node holding a value at key (returned), or
+ * else, when the deepest stored key above it holds a lst/rec, that node (*ret_holder, and
+ * *ret_depth its segments): the write goes into its value.  NULL and no holder: a new key. */
+static index_node *write_target(store_index *ix, const hyb_furi *key, index_node **ret_holder,
+                                size_t *ret_depth)
 {
         index_node *tn, *anchor = NULL;
         size_t ns = hyb_furi_get_n_segments(key), depth = 0;
 
-        if (w->transient)
-                return store_queue_msgs(w->st, key, value, false, NULL, 0);
+        *ret_holder = NULL;
         /* a stored node decides alone (its ancestors do not matter): one hash lookup */
-        tn = index_get(&w->st->index, key);
+        tn = index_get(ix, key);
         if (tn)
-                return hyb_obj_is_noobj(value) ? delete_node(w, tn) : set_node(w, key, value);
-        tn = hyb_furi_is_absolute(key) ? &w->st->index.abs_root : &w->st->index.rel_root;
+                return tn;
+        tn = hyb_furi_is_absolute(key) ? &ix->abs_root : &ix->rel_root;
         /* the deepest stored ancestor decides: a poly is written through */
         for (size_t i = 0; i < ns && tn; i++) {
                 size_t len;
@@ -198,9 +201,26 @@ static int write_node(wctx *w, const hyb_furi *key, hyb_obj *value)
                 }
         }
         if (tn && tn->value)
+                return tn;
+        if (anchor && is_poly(anchor->value)) {
+                *ret_holder = anchor;
+                *ret_depth = depth;
+        }
+        return NULL;
+}
+
+static int write_node(wctx *w, const hyb_furi *key, hyb_obj *value)
+{
+        index_node *tn, *holder;
+        size_t depth = 0;
+
+        if (w->transient)
+                return store_queue_msgs(w->st, key, value, false, NULL, 0);
+        tn = write_target(&w->st->index, key, &holder, &depth);
+        if (tn)
                 return hyb_obj_is_noobj(value) ? delete_node(w, tn) : set_node(w, key, value);
-        if (anchor && is_poly(anchor->value))
-                return write_into(w, anchor, depth, key, value);
+        if (holder)
+                return write_into(w, holder, depth, key, value);
         return hyb_obj_is_noobj(value) ? 0 : set_node(w, key, value);
 }
 
@@ -311,43 +331,40 @@ static int child_key(const char *base, const hyb_obj *k, size_t index, bool lst,
 
 int store_holder_of(hyb_store *st, const hyb_furi *f, hyb_furi **ret)
 {
-        index_node *tn, *anchor = NULL;
-        size_t ns = hyb_furi_get_n_segments(f);
+        index_node *holder;
+        size_t depth;
 
         *ret = NULL;
         pthread_mutex_lock(&st->lock);
-        /* write_node's walk: a key of its own is no element; else the deepest key above f
-         * decides, and f is inside its value when that is a lst/rec */
-        if (!index_get(&st->index, f)) {
-                tn = hyb_furi_is_absolute(f) ? &st->index.abs_root : &st->index.rel_root;
-                for (size_t i = 0; i < ns && tn; i++) {
-                        size_t len;
-                        const char *seg = hyb_furi_get_segment(f, i, &len);
-                        tn = index_find_child(tn, seg, len);
-                        if (tn && tn->value && i + 1 < ns)
-                                anchor = tn;
-                }
-                if (!(tn && tn->value) && anchor && is_poly(anchor->value))
-                        *ret = hyb_furi_ref(anchor->furi);
-        }
+        /* the walk a write of f takes (write_node): the two agree by construction */
+        if (!write_target(&st->index, f, &holder, &depth) && holder)
+                *ret = hyb_furi_ref(holder->furi);
         pthread_mutex_unlock(&st->lock);
         return *ret ? 1 : 0;
 }
 
+/* The pattern of every stored key below the branch base (store_branch_base): `base/+/#`. */
+static int branch_children(const char *base, hyb_furi **ret, hyb_error *e)
+{
+        _cleanup_free_ char *pat = NULL;
+
+        if (asprintf(&pat, "%s/+/#", base) < 0)
+                return -ENOMEM;
+        return hyb_furi_parse(pat, (size_t)-1, NULL, ret, e);
+}
 
 int store_delete_keys(hyb_store *st, const hyb_furi *f, hyb_furi ***ret, size_t *ret_n,
                       hyb_error *e)
 {
-        _cleanup_free_ char *pat = NULL;
         hyb_furi *p = NULL;
         keyset k = { 0 };
         int r = 0;
 
         if (hyb_furi_is_branch(f)) {
                 _cleanup_free_ char *base = store_branch_base(f);
-                if (!base || asprintf(&pat, "%s/+/#", base) < 0)
+                if (!base)
                         return -ENOMEM;
-                r = hyb_furi_parse(pat, (size_t)-1, NULL, &p, e);
+                r = branch_children(base, &p, e);
                 if (r < 0)
                         return r;
         }
@@ -403,13 +420,10 @@ static int write_branch(wctx *w, const hyb_furi *t, hyb_obj *value)
                 return -ENOMEM;
         if (hyb_obj_is_noobj(value)) {
                 /* the children of a branch: every stored key below it */
-                _cleanup_free_ char *pat = NULL;
                 hyb_furi *p = NULL;
                 if (w->transient)
                         return err_set(w->e, -EINVAL, -1, "a transient delete needs a node");
-                if (asprintf(&pat, "%s/+/#", base) < 0)
-                        return -ENOMEM;
-                r = hyb_furi_parse(pat, (size_t)-1, NULL, &p, w->e);
+                r = branch_children(base, &p, w->e);
                 if (r < 0)
                         return r;
                 r = delete_pattern(w, p);
