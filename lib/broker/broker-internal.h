@@ -642,6 +642,10 @@ bool events_log_wanted(hyb_broker *b);
 /* builtin.c */
 int builtin_init(hyb_broker *b);
 void builtin_call(bconn *c, bframe *f);
+/* Answers a call of a method of the broker's kind ("builtin", "store") that it does not have:
+ * 406 when name (len bytes) is no method name at all (a NUL, a bad character), else 404
+ * naming it. */
+void builtin_reply_unknown(bconn *c, uint64_t id, const char *kind, const char *name, size_t len);
 
 /* store-serve.c */
 /* Is member one of the store methods of the builtin endpoint ("store...")? */

@@ -833,6 +833,21 @@ static void reply_err(bconn *c, uint64_t id, int r, const hyb_error *e)
         route_reply(c, id, hyb_err_to_status(r), e && e->message[0] ? e->message : hyb_strerror(r), NULL, 0, 0);
 }
 
+void builtin_reply_unknown(bconn *c, uint64_t id, const char *kind, const char *name, size_t len)
+{
+        hyb_error e = { 0 };
+        int r;
+
+        /* "echo\0junk" is no name at all, not echo: 406 before any lookup by C string. */
+        r = bus_name_check_ident(name, len, &e);
+        if (r < 0)
+                err_prefix(&e, "%s method name", kind);
+        else
+                r = err_set(&e, HYB_E_NOT_FOUND, -1, "no such %s method: %.*s", kind, (int)len,
+                            name);
+        reply_err(c, id, r, &e);
+}
+
 void builtin_call(bconn *c, bframe *f)
 {
         const builtin_method *m = builtin_find(f->member, f->h.member_len);
@@ -844,14 +859,7 @@ void builtin_call(bconn *c, bframe *f)
         int r;
 
         if (!m) {
-                /* "echo\0junk" is no name at all, not echo: 406 before any lookup by C string. */
-                r = bus_name_check_ident(f->member, f->h.member_len, &e);
-                if (r < 0)
-                        err_prefix(&e, "builtin method name");
-                else
-                        r = err_set(&e, HYB_E_NOT_FOUND, -1, "no such builtin method: %.*s",
-                                    (int)f->h.member_len, f->member);
-                reply_err(c, id, r, &e);
+                builtin_reply_unknown(c, id, "builtin", f->member, f->h.member_len);
                 return;
         }
         if (m->raw) {

@@ -26,7 +26,6 @@
 
 #include "broker-internal.h"
 #include "bus/acl.h"
-#include "bus/names.h" /* bus_name_check_ident: a store method name holding NUL is no name */
 #include "common/util.h"
 #include "hybrid/store.h"
 #include "obj/obj-internal.h" /* obj_format_to into a cache slot's buffer */
@@ -979,26 +978,24 @@ static void recharge_holder(hyb_broker *b, uid_t uid, const hyb_furi *holder, bo
                 (void)squota_charge(b, uid, k, kl, hyb_furi_hash(holder), n);
 }
 
-static bool by_key_cmp_equal(const squota_item *a, const squota_item *b)
+/* Two items' keys in an order of their own (hash, length, text): 0 for the same key. */
+static int item_key_cmp(const squota_item *a, const squota_item *b)
 {
-        return a->hash == b->hash && a->key_len == b->key_len &&
-               memcmp(a->key, b->key, a->key_len) == 0;
-}
-
-static const branch_charge *sort_bc; /* qsort has no context argument; the loop thread only */
-
-/* By key (hash, then text), and among equal keys the last element first. */
-static int by_key_last_first(const void *x, const void *y)
-{
-        size_t i = *(const size_t *)x, j = *(const size_t *)y;
-        const squota_item *a = &sort_bc->items[i], *b = &sort_bc->items[j];
-        int c;
-
         if (a->hash != b->hash)
                 return a->hash < b->hash ? -1 : 1;
         if (a->key_len != b->key_len)
                 return a->key_len < b->key_len ? -1 : 1;
-        c = memcmp(a->key, b->key, a->key_len);
+        return memcmp(a->key, b->key, a->key_len);
+}
+
+static const branch_charge *sort_bc; /* qsort has no context argument; the loop thread only */
+
+/* By key, and among equal keys the last element first. */
+static int by_key_last_first(const void *x, const void *y)
+{
+        size_t i = *(const size_t *)x, j = *(const size_t *)y;
+        int c = item_key_cmp(&sort_bc->items[i], &sort_bc->items[j]);
+
         if (c)
                 return c;
         return i < j ? 1 : i > j ? -1 : 0;
@@ -1053,7 +1050,7 @@ static int branch_charge_init(branch_charge *bc, const hyb_furi *f, const hyb_ob
         /* one item a key: the first of each run of equal keys, its last element */
         for (size_t k = 0; k < n; k++) {
                 size_t i = order[k];
-                if (k > 0 && by_key_cmp_equal(&all[order[k - 1]], &all[i]))
+                if (k > 0 && item_key_cmp(&all[order[k - 1]], &all[i]) == 0)
                         continue;
                 bc->of[bc->n_items++] = i;
         }
@@ -1436,20 +1433,8 @@ void store_call(bconn *c, bframe *f)
                 do_subscribe(c, id, body, len);
         else if (IS("storeUnsubscribe"))
                 do_unsubscribe(c, id, body, len);
-        else {
-                /* "storeRead\0junk" is no name at all: 406, as for any builtin method */
-                hyb_error e;
-                int r;
-
-                hyb_error_clear(&e);
-                r = bus_name_check_ident(m, ml, &e);
-                if (r < 0)
-                        err_prefix(&e, "store method name");
-                else
-                        r = err_set(&e, HYB_E_NOT_FOUND, -1, "no such store method: %.*s",
-                                    (int)ml, m);
-                reply_err(c, id, r, &e);
-        }
+        else /* "storeRead\0junk" is no name at all: 406, as for any builtin method */
+                builtin_reply_unknown(c, id, "store", m, ml);
 #undef IS
 }
 
