@@ -353,17 +353,20 @@ int main(int argc, char **argv)
                 goto report;
         }
         hyb_broker_set_kernel(b, read_kernel, NULL);
+        /* SIGTERM and SIGINT are caught before the socket appears: one sent as soon as it is
+         * there (a service manager, a test) is a clean shutdown, run once the loop starts,
+         * not the default death that leaves the socket file behind. */
+        sigterm = evsignal_new(base, SIGTERM, on_signal, b);
+        sigint = evsignal_new(base, SIGINT, on_signal, b);
+        evsignal_add(sigterm, NULL);
+        evsignal_add(sigint, NULL);
         hyb_error_clear(&err);
         if ((r = hyb_broker_start(b, &err)) < 0) {
                 log_line(HYB_LOG_ERROR, err.message[0] ? err.message : hyb_strerror(r), NULL);
                 r = EXIT_LISTEN;
                 goto report;
         }
-        sigterm = evsignal_new(base, SIGTERM, on_signal, b);
-        sigint = evsignal_new(base, SIGINT, on_signal, b);
         sighup = evsignal_new(base, SIGHUP, on_reload, b);
-        evsignal_add(sigterm, NULL);
-        evsignal_add(sigint, NULL);
         log_broker = b;
         evsignal_add(sighup, NULL);
         notify("READY=1");
@@ -387,6 +390,10 @@ report:
                 }
         }
         if (r != 0) {
+                if (sigterm)
+                        event_free(sigterm);
+                if (sigint)
+                        event_free(sigint);
                 boot = hyb_boot_free(boot);
                 hyb_scope_unref(scope);
                 hyb_store_unref(store);

@@ -133,6 +133,19 @@ check "a daemon nobody connects to" waitsock "$T/idle.sock"
 stop "$DPID"
 check "... exits 0 on SIGTERM" [ "$STOP_RC" -eq 0 ]
 check "... without waiting for queued output (no 1 s grace)" sh -c "! grep -q 'output queued' '$T/idle.log'"
+# SIGTERM the moment the socket appears (a service manager may): caught already, so a clean
+# exit 0 that removes the socket, not the default death that leaves it behind
+early_term() {
+        for _ in 1 2 3 4 5; do
+                "$HYBRIDD" --foreground --socket "$T/early.sock" >>"$T/early.log" 2>&1 &
+                p=$!
+                while [ ! -S "$T/early.sock" ] && kill -0 "$p" 2>/dev/null; do :; done
+                kill -TERM "$p"
+                wait "$p" || return 1
+                [ ! -e "$T/early.sock" ] || return 1
+        done
+}
+check "SIGTERM as soon as the socket appears: exit 0, socket removed (5 rounds)" early_term
 # --- SIGTERM with output queued to a peer that does not read: the daemon says it waits
 # (up to 1 s) for that output, and still exits 0
 "$HYBRIDD" --foreground --socket "$T/q.sock" >"$T/q.log" 2>&1 &
