@@ -142,6 +142,11 @@ struct bconn {
         struct bssub *ssubs;  /* store subscriptions (store-serve.c) */
         struct bswrite *swrites; /* its writes waiting for their commit (store-serve.c) */
         unsigned n_ssubs;
+        /* Store messages held while a subscription's replay is sent in pages (store-serve.c):
+         * their bytes, charged to q and counted with the send queue by bconn_room. */
+        size_t store_held;
+        /* A replay waits for its send queue to drain (quota.c out_changed wakes it). */
+        bool replay_wait;
         bpending *out, *in;
         unsigned n_out;
         struct event *timer;  /* auth timeout, then linger on close */
@@ -269,6 +274,10 @@ struct hyb_broker {
         hyb_broker_kernel_fn kernel;    /* the daemon's kernel objs (hyb_broker_set_kernel) */
         void *kernel_ud;
         struct event *store_ev, *store_timer;
+        /* Subscriptions whose replay has pages left, served in turn (store-serve.c), and the
+         * timer that sends the next pages on the loop's next turn. */
+        struct bssub *replays, **replays_tail;
+        struct event *replay_timer;
         struct bstore_rule *acl;
         size_t n_acl;
         struct squota *squota;  /* store-quota.c */
@@ -654,6 +663,9 @@ bool store_is_call(const char *member, size_t len);
 void store_call(bconn *c, bframe *f);
 /* c is gone: drops its store subscriptions. */
 void store_conn_gone(bconn *c);
+/* c's send queue drained while a replay of its waits for room (c->replay_wait): the replay
+ * goes on at the loop's next turn. */
+void store_replay_wake(bconn *c);
 /* Counts a frame of n bytes queued or written to c (/sys/bus counters). */
 static inline void bconn_count_out(bconn *c, size_t n)
 {

@@ -72,6 +72,8 @@ static void out_changed(struct evbuffer *buf, const struct evbuffer_cb_info *inf
         c->tx_tail += info->n_added;
         c->tx_head += info->n_deleted;
         charge(c, info->n_added, info->n_deleted);
+        if (c->replay_wait && info->n_deleted)
+                store_replay_wake(c);
 }
 
 int quota_watch(bconn *c)

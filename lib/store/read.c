@@ -397,6 +397,27 @@ HYB_EXPORT int hyb_store_read_str(const hyb_store *st, const char *target, hyb_o
         return r;
 }
 
+int store_replay_page(hyb_store *st, const hyb_furi *pattern, const hyb_furi *after, size_t limit,
+                      hyb_furi ***ret_keys, hyb_obj ***ret_vals, size_t *ret_n, bool *ret_more)
+{
+        coll c = { .target = pattern, .kind = store_type_word(pattern), .after = after,
+                   .limit = limit };
+        int r;
+
+        pthread_mutex_lock(&st->lock);
+        r = store_walk(st, pattern, true, after, collect, &c);
+        pthread_mutex_unlock(&st->lock);
+        if (c.r < 0 || r < 0) {
+                coll_free(&c);
+                return c.r < 0 ? c.r : r;
+        }
+        *ret_keys = c.keys;
+        *ret_vals = c.vals;
+        *ret_n = c.n;
+        *ret_more = c.more;
+        return 0;
+}
+
 HYB_EXPORT int hyb_store_scan(const hyb_store *cst, const hyb_furi *pattern, hyb_store_each_fn fn,
                               void *userdata, hyb_error *reterr)
 {

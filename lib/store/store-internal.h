@@ -403,6 +403,13 @@ typedef int (*store_walk_fn)(const char *path, const store_pos *p, void *ud);
  * ones before it.  fn returns non-zero to stop the walk (returned). */
 int store_walk(hyb_store *st, const hyb_furi *pattern, bool virt, const hyb_furi *after,
                store_walk_fn fn, void *ud);
+/* read.c: one page of what hyb_store_subscribe's replay delivers for pattern (a
+ * subscription's pattern, its query stripped): the matches after the key `after` (NULL: from
+ * the first), at most limit, walked as the replay walks them, in key order.  *ret_keys and
+ * *ret_vals (malloc'd arrays of *ret_n new references each; the caller unrefs and frees
+ * both) and *ret_more (matches follow the page).  Takes st->lock; -ENOMEM. */
+int store_replay_page(hyb_store *st, const hyb_furi *pattern, const hyb_furi *after, size_t limit,
+                      hyb_furi ***ret_keys, hyb_obj ***ret_vals, size_t *ret_n, bool *ret_more);
 /* A new poly equal to container with segs[i..n) set to value (noobj = remove). */
 int poly_set(const hyb_obj *container, const hyb_furi *f, size_t i, hyb_obj *value,
              hyb_obj **ret, hyb_error *e);

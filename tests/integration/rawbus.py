@@ -424,6 +424,119 @@ def mode_storestall(path, pattern, seconds):
     stall_until_cut(c, seconds, "store subscriber")
 
 
+def store_events(c, quiet):
+    """Every store message c gets until none came for `quiet` seconds: [(furi, value)]; an
+    ERROR or the end of the connection is returned as ("ERROR", status) / ("EOF", None)."""
+    got = []
+    c.s.settimeout(float(quiet))
+    try:
+        while True:
+            f = c.recv()
+            if f["type"] == PING:
+                c.send(frame(PONG))
+            elif f["type"] == ERROR:
+                got.append(("ERROR", f["status"]))
+            elif f["type"] == EVENT and f["member"] == "store":
+                furi, _, val = f["body"].decode().partition("\n")
+                got.append((furi, val))
+    except (socket.timeout, TimeoutError):
+        pass
+    except (EOFError, ConnectionResetError):
+        got.append(("EOF", None))
+    return got
+
+
+def mode_replaypage(path, n, stall):
+    """A replay larger than the subscriber's send queue, which it does not read for a while:
+    the broker sends it in pages as the subscriber reads (doc/protocol.md "Store"), so it is
+    not cut off, every retained key comes once, and writes made meanwhile come after the
+    whole replay, in write order."""
+    n, stall = int(n), float(stall)
+    w = auth(path, "org.example.rpw", "writer")
+    pad = "v" * 100
+    for lo in range(0, n, 200):
+        hi = min(n, lo + 200)
+        w.send(b"".join(frame(CALL, "/rp/k%05d\n'%s%d'" % (i, pad, i), to=BUILTIN,
+                              member="storeWrite", call_id=i + 1, timeout=5000, flags=1)
+                        for i in range(lo, hi)))
+        sts = [w.recv_type({RESULT, ERROR})["status"] for _ in range(lo, hi)]
+        if sts != [200] * (hi - lo):
+            say(False, "%d keys written" % n, repr(sorted(set(sts))))
+            return
+    sub = Conn(path)
+    sub.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sub.recv()  # CHALLENGE
+    sub.send(frame(AUTH, json.dumps({"protocol": "HYBRID", "version": 1,
+                                     "app": "org.example.rps", "runner": "sub"})))
+    sub.recv()
+    r = call(sub, BUILTIN, "storeSubscribe", "1 1 /rp/#", cid=1, flags=1)
+    say(r["status"] == 200, "subscribed with replay to %d keys" % n, "status %d" % r["status"])
+    time.sleep(stall)  # not reading: the replay fills the queue and waits
+    cid = [10000]
+
+    def wr(furi, text, method="storeWrite"):
+        cid[0] += 1
+        return call(w, BUILTIN, method, "%s\n%s" % (furi, text) if text is not None else furi,
+                    cid=cid[0], flags=1)["status"]
+    sts = [wr("/rp/k00005", "'a'"), wr("/rp/k00005", "'b'"), wr("/rp/k00005", "'c'"),
+           wr("/rp/zz", "'z'"), wr("/rp/k00007", None, "storeDelete")]
+    say(sts == [200] * 5, "the writer is served while the replay waits", repr(sts))
+    say(serving(path), "the daemon serves others while the replay waits", "echo failed")
+    got = store_events(sub, 3)
+    bad = [g for g in got if g[0] in ("ERROR", "EOF")]
+    say(not bad, "the subscriber that did not read its replay is not cut off", repr(bad[:2]))
+    keys = ["/rp/k%05d" % i for i in range(n)]
+    touched = {"/rp/k00005", "/rp/k00007", "/rp/zz"}
+    count = {}
+    for k, v in got:
+        count[k] = count.get(k, 0) + 1
+    once = [k for k in keys if k not in touched and count.get(k) != 1]
+    say(not once, "every untouched key of the replay came once",
+        "%d did not, e.g. %s x%d" % (len(once), once[0], count.get(once[0], 0)) if once else "")
+    wrong = [(k, v) for k, v in got if k not in touched and k.startswith("/rp/k") and
+             v != "'%s%d'" % (pad, int(k[5:]))]
+    say(not wrong, "... with its value", repr(wrong[:1]))
+    k5 = [v for k, v in got if k == "/rp/k00005"]
+    say(k5[-3:] == ["'a'", "'b'", "'c'"], "the three writes of one key came last, in order",
+        repr(k5))
+    say([v for k, v in got if k == "/rp/zz"][-1:] == ["'z'"], "a key added meanwhile came",
+        repr([v for k, v in got if k == "/rp/zz"]))
+    k7 = [v for k, v in got if k == "/rp/k00007"]
+    say(k7[-1:] == ["noobj"], "a key deleted meanwhile came last as deleted", repr(k7))
+    first_live = [i for i, (k, v) in enumerate(got) if k == "/rp/k00005"][-3] if len(k5) >= 3 else -1
+    late = [i for i, (k, v) in enumerate(got) if k not in touched and i > first_live]
+    say(first_live >= 0 and not late, "the writes made meanwhile came after the whole replay",
+        "%d replayed values after them" % len(late))
+    sub.close()
+    w.close()
+
+
+def mode_replayheld(path, n, writes):
+    """A subscriber whose replay waits for it to read, while writes to its pattern pile up:
+    what waits for it (the held writes) counts as its send queue, so it is cut off (507) as a
+    slow reader once that is over send_queue_bytes; the writer is never refused."""
+    n, writes = int(n), int(writes)
+    sub = Conn(path)
+    sub.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sub.recv()
+    sub.send(frame(AUTH, json.dumps({"protocol": "HYBRID", "version": 1,
+                                     "app": "org.example.rph", "runner": "sub"})))
+    sub.recv()
+    r = call(sub, BUILTIN, "storeSubscribe", "1 1 /rp/#", cid=1, flags=1)
+    say(r["status"] == 200, "subscribed with replay", "status %d" % r["status"])
+    time.sleep(0.5)
+    w = auth(path, "org.example.rph", "writer")
+    big = "'" + "h" * 30000 + "'"
+    sts = [call(w, BUILTIN, "storeWrite", "/rp/k00001\n" + big, cid=100 + i, flags=1)["status"]
+           for i in range(writes)]
+    say(sts == [200] * writes, "the writer was never refused (%d writes of 30 KB)" % writes,
+        repr(sorted(set(sts))))
+    got = store_events(sub, 3)
+    say(("EOF", None) in got, "the subscriber holding more than send_queue_bytes was cut off",
+        "still connected after %d messages" % len(got))
+    say(serving(path), "the daemon serves others", "echo failed")
+
+
 def mode_passthrough(path):
     """Values written by one peer reach a store subscriber as the exact bytes written, though
     their spelling is not the one the broker's formatter gives (doc/protocol.md "Store")."""

@@ -113,6 +113,18 @@ check "the daemon logged the cut-off with the quota" grep -q "quota send_queue_b
 expect "the daemon still serves" 0 "$BIG" hy store get /big/v
 stop "$DPID"
 
+# --- a replay larger than the subscriber's send queue comes in pages as it reads: it is not
+# cut off, every key comes once and the writes made meanwhile after the whole replay, in
+# write order; a replaying subscriber that does not read while writes pile up for it is cut
+# off all the same (they count as its queue)
+start_daemon replay "limits: {max_body: 60K, max_frame: 128K, send_queue_bytes: 256K}
+store:
+  limits: {max_read_keys: 50}" || finish
+rawbus "a replay of 3000 keys (570 KB) to a subscriber that reads late" replaypage "$SOCK" 3000 1
+rawbus "held writes count as the replaying subscriber's queue" replayheld "$SOCK" 3000 20
+check "the daemon logged the cut-off with the quota" grep -q "quota send_queue_bytes exceeded" "$T/replay.log"
+stop "$DPID"
+
 # --- policy.store: allow and deny, pattern within pattern
 U=$(id -u)
 start_daemon acl "policy:
