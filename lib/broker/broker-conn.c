@@ -72,9 +72,7 @@ bool bconn_room(bconn *c, size_t n)
 
         if (c->state == BCONN_DEAD || !c->bev)
                 return false;
-        /* with what waits for a replay to end: queued for it as well, only later */
-        queued = evbuffer_get_length(bufferevent_get_output(c->bev)) + c->batch_len +
-                 c->store_held;
+        queued = bconn_queued(c);
         if (queued + n > c->b->c->send_queue_bytes)
                 which = "send_queue_bytes";
         else if (!(which = quota_bytes_over(c, n)))

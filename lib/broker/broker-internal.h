@@ -666,6 +666,13 @@ void store_conn_gone(bconn *c);
 /* c's send queue drained while a replay of its waits for room (c->replay_wait): the replay
  * goes on at the loop's next turn. */
 void store_replay_wake(bconn *c);
+/* What waits to be sent to c: its send queue, its batch, and the store messages held for it
+ * while a replay of its goes on (c->bev set). */
+static inline size_t bconn_queued(const bconn *c)
+{
+        return evbuffer_get_length(bufferevent_get_output(c->bev)) + c->batch_len +
+               c->store_held;
+}
 /* Counts a frame of n bytes queued or written to c (/sys/bus counters). */
 static inline void bconn_count_out(bconn *c, size_t n)
 {

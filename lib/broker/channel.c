@@ -508,7 +508,7 @@ static bool room_for(bconn *c, size_t n)
 
         if (c->state != BCONN_READY || !c->bev)
                 return false;
-        queued = evbuffer_get_length(bufferevent_get_output(c->bev)) + c->batch_len;
+        queued = bconn_queued(c);
         if (queued + n > c->b->c->send_queue_bytes || quota_bytes_over(c, n))
                 return false;
         /* ends not yet passed: one per channel it may hold as caller and as callee */

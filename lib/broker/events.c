@@ -459,8 +459,7 @@ void events_log_line(hyb_broker *b, int level, const char *msg)
                         bconn *c = bb->subs[i].conn;
 
                         if (c->state == BCONN_DEAD || !c->bev ||
-                            evbuffer_get_length(bufferevent_get_output(c->bev)) + total >
-                                    b->c->send_queue_bytes / 2 ||
+                            bconn_queued(c) + total > b->c->send_queue_bytes / 2 ||
                             quota_bytes_over(c, total) || bconn_send_built(c, iov, n) < 0)
                                 b->log_dropped++;
                         else

@@ -46,6 +46,8 @@ struct bheld {
         size_t len;
         uint8_t data[];
 };
+/* What a held frame of n bytes costs, charged as such: the frame, its header and malloc's. */
+#define HELD_SIZE(n) (sizeof(struct bheld) + 16 + (n))
 
 struct bssub {
         struct bssub *next;
@@ -54,12 +56,11 @@ struct bssub {
         hyb_slot *slot;
         /* A replay (flag 1) with pages left to send: its pattern (the query stripped), the
          * last key sent (NULL: none yet), the subscription's messages held meanwhile, and
-         * its place in b->replays (listed). */
+         * its place in b->replays. */
         hyb_furi *replay, *after;
         struct bheld *held, **held_tail;
         size_t held_bytes;
-        struct bssub *rnext;
-        bool listed;
+        struct bssub *rnext, **rprev; /* b->replays; rprev: what points at it, NULL: unlisted */
 };
 
 /* ---------------------------------------------------------------- access */
@@ -442,7 +443,7 @@ static void sub_hold(struct bssub *s, const struct iovec *iov, int n)
 
         for (int i = 0; i < n; i++)
                 total += iov[i].iov_len;
-        if (!bconn_room(c, total))
+        if (!bconn_room(c, HELD_SIZE(total)))
                 return;
         h = malloc(sizeof *h + total);
         if (!h) {
@@ -457,9 +458,9 @@ static void sub_hold(struct bssub *s, const struct iovec *iov, int n)
         h->next = NULL;
         *s->held_tail = h;
         s->held_tail = &h->next;
-        s->held_bytes += total;
-        c->store_held += total;
-        quota_charge(c, total, 0);
+        s->held_bytes += HELD_SIZE(total);
+        c->store_held += HELD_SIZE(total);
+        quota_charge(c, HELD_SIZE(total), 0);
 }
 
 /* Sends one message of s: "furi\nvalue" (the value's text as received when the store
@@ -545,39 +546,22 @@ static void replay_list(hyb_broker *b, struct bssub *s)
         if (!b->replays)
                 b->replays_tail = &b->replays;
         s->rnext = NULL;
+        s->rprev = b->replays_tail;
         *b->replays_tail = s;
         b->replays_tail = &s->rnext;
-        s->listed = true;
-}
-
-static struct bssub *replay_pop(hyb_broker *b)
-{
-        struct bssub *s = b->replays;
-
-        b->replays = s->rnext;
-        if (!b->replays)
-                b->replays_tail = &b->replays;
-        s->rnext = NULL;
-        s->listed = false;
-        return s;
 }
 
 static void replay_unlist(hyb_broker *b, struct bssub *s)
 {
-        struct bssub *prev = NULL;
-
-        if (!s->listed)
+        if (!s->rprev)
                 return;
-        for (struct bssub *i = b->replays; i && i != s; i = i->rnext)
-                prev = i;
-        if (prev)
-                prev->rnext = s->rnext;
+        *s->rprev = s->rnext;
+        if (s->rnext)
+                s->rnext->rprev = s->rprev;
         else
-                b->replays = s->rnext;
-        if (b->replays_tail == &s->rnext)
-                b->replays_tail = prev ? &prev->rnext : &b->replays;
+                b->replays_tail = s->rprev;
         s->rnext = NULL;
-        s->listed = false;
+        s->rprev = NULL;
 }
 
 /* Releases what s holds for its replay; sends the held messages first when send. */
@@ -589,9 +573,9 @@ static void replay_release(hyb_broker *b, struct bssub *s, bool send)
         replay_unlist(b, s);
         while ((h = s->held)) {
                 s->held = h->next;
-                s->held_bytes -= h->len;
-                c->store_held -= h->len;
-                quota_charge(c, 0, h->len);
+                s->held_bytes -= HELD_SIZE(h->len);
+                c->store_held -= HELD_SIZE(h->len);
+                quota_charge(c, 0, HELD_SIZE(h->len));
                 if (send) {
                         struct iovec v = { h->data, h->len };
                         send = bconn_send_built(c, &v, 1) == 0;
@@ -674,8 +658,10 @@ static void replay_run(evutil_socket_t fd, short what, void *ud)
         for (struct bssub *s = b->replays; s; s = s->rnext)
                 n++;
         while (n-- && budget && b->replays) {
-                struct bssub *s = replay_pop(b);
+                struct bssub *s = b->replays;
                 bconn *c = s->conn;
+
+                replay_unlist(b, s);
 
                 if (c->state == BCONN_DEAD)
                         continue; /* freed with its peer */

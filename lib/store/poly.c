@@ -286,6 +286,7 @@ int poly_set(const hyb_obj *container, const hyb_furi *f, size_t i, hyb_obj *val
  * plus one descent, not the matches of the pages before it.
  */
 typedef struct walk {
+        hyb_store *st;
         const hyb_furi *pat;
         size_t ns;
         bool virt, rel;
@@ -422,6 +423,153 @@ static int enter(walk *w, index_node *c, const hyb_obj *elem, const char *seg, s
         return r;
 }
 
+/* The cursor's segment d as a lst index: 0 to start at the first element, else the first
+ * index that is not before it (past every element: SIZE_MAX).  Only asked while w->on. */
+static size_t after_index(const walk *w, size_t d)
+{
+        const char *a;
+        size_t alen = 0, v = 0;
+
+        if (d >= w->na)
+                return 0;
+        a = hyb_furi_get_segment(w->after, d, &alen);
+        for (size_t k = 0; k < alen; k++) {
+                if (a[k] < '0' || a[k] > '9')
+                        return SIZE_MAX; /* digits come before any other segment */
+                if (v > (SIZE_MAX - 9) / 10)
+                        return SIZE_MAX;
+                v = v * 10 + (size_t)(a[k] - '0');
+        }
+        return v; /* enter() compares that element itself exactly */
+}
+
+/* `+` over the elements of a stored lst with no key stored below it: they are in key order
+ * already (an index compares as its number), so a page resuming at the cursor starts at its
+ * index without looking at the elements before it. */
+static int step_plus_lst(walk *w, const hyb_obj *val, size_t i)
+{
+        size_t np = hyb_obj_get_len(val), k = w->on ? after_index(w, i - 1) : 0;
+        char num[24];
+        int r = 0;
+
+        for (; k < np && r == 0; k++) {
+                int n = snprintf(num, sizeof num, "%zu", k);
+                r = enter(w, NULL, hyb_obj_get_at(val, k), num, (size_t)n, i);
+        }
+        return r;
+}
+
+/*
+ * The key order of a stored rec's pairs, kept for the last rec a walk sorted (a reference
+ * held, so the address names no other obj meanwhile; objs never change): a big rec read or
+ * replayed page after page is sorted once, and each page starts at the cursor by binary
+ * search.  Under st->lock, as every walk.
+ */
+struct walk_order {
+        hyb_obj *rec;
+        uint32_t *at;           /* the rec's pair indexes in key order (pairs without a segment left out) */
+        size_t n;
+};
+
+void store_walk_order_free(hyb_store *st)
+{
+        if (!st->worder)
+                return;
+        hyb_obj_unref(st->worder->rec);
+        free(st->worder->at);
+        free(st->worder);
+        st->worder = NULL;
+}
+
+typedef struct rec_kid {
+        const char *seg;
+        size_t len;
+        uint32_t at;
+        char num[24];
+} rec_kid;
+
+static int rec_kid_cmp(const void *a, const void *b)
+{
+        const rec_kid *x = a, *y = b;
+
+        return seg_compare(x->seg ? x->seg : x->num, x->len, y->seg ? y->seg : y->num, y->len);
+}
+
+static const struct walk_order *rec_order(hyb_store *st, const hyb_obj *rec)
+{
+        size_t np = hyb_obj_get_len(rec), nk = 0;
+        struct walk_order *o;
+        rec_kid *kids;
+
+        if (st->worder && st->worder->rec == rec)
+                return st->worder;
+        if (np > UINT32_MAX)
+                return NULL;
+        o = calloc(1, sizeof(*o));
+        kids = calloc(np + 1, sizeof(*kids));
+        if (o)
+                o->at = calloc(np + 1, sizeof(*o->at));
+        if (!o || !kids || !o->at) {
+                if (o)
+                        free(o->at);
+                free(o);
+                free(kids);
+                return NULL;
+        }
+        for (size_t k = 0; k < np; k++) {
+                rec_kid *x = &kids[nk];
+                if (!poly_key_seg(hyb_obj_get_rec_key(rec, k), x->num, sizeof(x->num), &x->seg,
+                                  &x->len))
+                        continue;
+                if (x->seg == x->num)
+                        x->seg = NULL; /* qsort moves it: the text is found in num again */
+                x->at = (uint32_t)k;
+                nk++;
+        }
+        qsort(kids, nk, sizeof(*kids), rec_kid_cmp);
+        for (size_t k = 0; k < nk; k++)
+                o->at[k] = kids[k].at;
+        free(kids);
+        o->n = nk;
+        o->rec = hyb_obj_ref((hyb_obj *)rec);
+        store_walk_order_free(st);
+        st->worder = o;
+        return o;
+}
+
+/* `+` over the pairs of a stored rec with no key stored below it, in key order (rec_order);
+ * resuming, from the first pair not before the cursor.  1 when done, 0 when the order could
+ * not be made (the caller walks the slow way). */
+static int step_plus_rec(walk *w, const hyb_obj *val, size_t i, int *ret)
+{
+        const struct walk_order *o = rec_order(w->st, val);
+        size_t lo = 0, hi;
+        char num[24];
+        const char *seg;
+        size_t len;
+        int r = 0;
+
+        if (!o)
+                return 0;
+        hi = o->n;
+        while (w->on && lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                (void)poly_key_seg(hyb_obj_get_rec_key(val, o->at[mid]), num, sizeof num, &seg,
+                                   &len);
+                if (after_cmp(w, i - 1, seg, len) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        for (size_t k = lo; k < o->n && r == 0; k++) {
+                (void)poly_key_seg(hyb_obj_get_rec_key(val, o->at[k]), num, sizeof num, &seg,
+                                   &len);
+                r = enter(w, NULL, hyb_obj_get_rec_value(val, o->at[k]), seg, len, i);
+        }
+        *ret = r;
+        return 1;
+}
+
 static int step_plus(walk *w, index_node *tn, const hyb_obj *val, size_t i)
 {
         size_t nt = tn ? tn->n_children : 0, np, nk = 0;
@@ -436,6 +584,10 @@ static int step_plus(walk *w, index_node *tn, const hyb_obj *val, size_t i)
                                   tn->children[k]->seg_len, i);
                 return r;
         }
+        if (nt == 0 && hyb_obj_get_kind(val) == HYB_OBJ_LST)
+                return step_plus_lst(w, val, i);
+        if (nt == 0 && step_plus_rec(w, val, i, &r))
+                return r;
         /* merge the stored children with the poly's elements, in key order */
         np = hyb_obj_get_len(val);
         kids = calloc(nt + np + 1, sizeof(kid));
@@ -513,7 +665,7 @@ static int step(walk *w, index_node *tn, const hyb_obj *val, size_t i)
 int store_walk(hyb_store *st, const hyb_furi *pattern, bool virt, const hyb_furi *after,
                store_walk_fn fn, void *ud)
 {
-        walk w = { .pat = pattern, .ns = hyb_furi_get_n_segments(pattern), .virt = virt, .fn = fn,
+        walk w = { .st = st, .pat = pattern, .ns = hyb_furi_get_n_segments(pattern), .virt = virt, .fn = fn,
                    .ud = ud, .after = after, .na = after ? hyb_furi_get_n_segments(after) : 0 };
         bool after_abs = after && hyb_furi_is_absolute(after);
         int r = 0;

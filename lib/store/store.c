@@ -427,6 +427,7 @@ static void store_free(hyb_store *st)
         if (st->persistent)
                 db_close(&st->db);
         db_op_free(st->pending);
+        store_walk_order_free(st);
         index_done(&st->index);
         subs_done(&st->subs);
         if (st->efd >= 0)

@@ -2795,6 +2795,56 @@ static void free_strs(char **v)
                 free(*v);
 }
 
+/* `+` over a big stored lst or rec, read in pages of every size: the elements once each, in
+ * key order (digits by number first, then bytes; doc/store.md), whatever the page size and
+ * whichever of two recs was walked last (the walk keeps the key order of one rec). */
+START_TEST(test_read_page_polys)
+{
+        hyb_store *st = open_mem();
+        char *want[32], *paged[32], buf[64];
+        const char *rw[] = { "/R/2=>4", "/R/10=>3", "/R/a=>2", "/R/b=>1", "/R/c=>5" };
+        const char *sw[] = { "/S/1=>'one'", "/S/x=>'ex'" };
+        char lst[256] = "[";
+
+        for (int i = 0; i < 25; i++) {
+                snprintf(lst + strlen(lst), sizeof lst - strlen(lst), "%s%d", i ? "," : "", 2 * i);
+                snprintf(buf, sizeof buf, "/L/%d=>%d", i, 2 * i);
+                want[i] = strdup(buf);
+        }
+        strcat(lst, "]");
+        put_ok(st, "/L", lst);
+        put_ok(st, "/R", "[b=>1,a=>2,10=>3,2=>4,c=>5]");
+        put_ok(st, "/S", "[x=>'ex',1=>'one']");
+        for (size_t limit = 1; limit <= 26; limit++) {
+                ck_assert_uint_eq(read_pages(st, "/L/+", limit, paged, 31), 25);
+                for (size_t i = 0; i < 25; i++)
+                        ck_assert_msg(strcmp(paged[i], want[i]) == 0, "limit %zu: %s at %zu, want %s",
+                                      limit, paged[i], i, want[i]);
+                free_strs(paged);
+        }
+        for (size_t limit = 1; limit <= 6; limit++) {
+                ck_assert_uint_eq(read_pages(st, "/R/+", limit, paged, 31), 5);
+                for (size_t i = 0; i < 5; i++)
+                        ck_assert_msg(strcmp(paged[i], rw[i]) == 0, "limit %zu: %s at %zu, want %s",
+                                      limit, paged[i], i, rw[i]);
+                free_strs(paged);
+                ck_assert_uint_eq(read_pages(st, "/S/+", limit, paged, 31), 2);
+                ck_assert_str_eq(paged[0], sw[0]);
+                ck_assert_str_eq(paged[1], sw[1]);
+                free_strs(paged);
+        }
+        /* a rec written anew is walked in its own order */
+        put_ok(st, "/R", "[z=>1,y=>2]");
+        ck_assert_uint_eq(read_pages(st, "/R/+", 1, paged, 31), 2);
+        ck_assert_str_eq(paged[0], "/R/y=>2");
+        ck_assert_str_eq(paged[1], "/R/z=>1");
+        free_strs(paged);
+        for (int i = 0; i < 25; i++)
+                free(want[i]);
+        hyb_store_unref(st);
+}
+END_TEST
+
 /* Paged reads: every match once, in key order, whatever the page size; the walk resumes after
  * the cursor (even one deleted meanwhile) and stops at the limit. */
 START_TEST(test_read_page)
@@ -3010,6 +3060,7 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_value_id_kept);
         tcase_add_test(tc, test_persist_reopen);
         tcase_add_test(tc, test_read_page);
+        tcase_add_test(tc, test_read_page_polys);
         tcase_add_test(tc, test_const_reads);
         tcase_add_test(tc, test_commit_thread);
         tcase_add_test(tc, test_open_errors);
