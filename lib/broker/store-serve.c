@@ -1094,20 +1094,24 @@ static void write_done(int r, void *ud)
 
 /* Durability full: the write is answered from write_done (1); else at once (0), or < 0. */
 static int store_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, unsigned wflags,
-                       hyb_error *e)
+                       store_write_check_fn check, void *check_ud, hyb_error *e)
 {
         hyb_broker *b = c->b;
         struct bswrite *w;
         int r;
 
         if (b->c->store_durability != HYB_DURABILITY_FULL || (wflags & HYB_WRITE_TRANSIENT))
-                return hyb_store_write(b->store, f, v, wflags, e);
+                return check ? store_write_checked(b->store, f, v, wflags, check, check_ud, false,
+                                                   NULL, NULL, e)
+                             : hyb_store_write(b->store, f, v, wflags, e);
         w = calloc(1, sizeof(*w));
         if (!w)
                 return -ENOMEM;
         w->conn = c;
         w->id = id;
-        r = hyb_store_write_async(b->store, f, v, wflags, write_done, w, e);
+        r = check ? store_write_checked(b->store, f, v, wflags, check, check_ud, true, write_done,
+                                        w, e)
+                  : hyb_store_write_async(b->store, f, v, wflags, write_done, w, e);
         if (r < 0) {
                 free(w);
                 return r;
@@ -1334,6 +1338,46 @@ static void branch_charge_apply(hyb_broker *b, uid_t uid, const branch_charge *b
 }
 
 /*
+ * The quota check of a node write, asked by the store where the write lands, under its lock
+ * and right before the write (store_write_checked), so nothing can move the write elsewhere
+ * in between.  A write of the key itself is checked as that key at its new size; a write into
+ * the lst/rec a stored key holds, as the holder grown by the whole element (more than it
+ * grows).  holder is kept for the charge after the write (a delete is not checked: it only
+ * wants to know the holder).
+ */
+typedef struct node_check {
+        hyb_broker *b;
+        uid_t uid;
+        const hyb_furi *f;
+        size_t value_len;
+        bool del;
+        hyb_furi *holder;       /* out: the key whose lst/rec the write went into, a reference */
+} node_check;
+
+static int node_check_fn(const hyb_furi *holder, const hyb_obj *holder_value, void *ud,
+                         hyb_error *e)
+{
+        node_check *q = ud;
+        size_t kl, hl, cur;
+        const char *key = key_text(q->f, &kl), *hk;
+        char *t = NULL;
+
+        if (!holder)
+                return q->del ? 0 : squota_check(q->b, q->uid, key, kl, hyb_furi_hash(q->f),
+                                                 q->value_len, e);
+        q->holder = hyb_furi_ref((hyb_furi *)holder);
+        if (q->del)
+                return 0;
+        if (hyb_obj_format(holder_value, HYB_FORMAT_EXACT, &t) < 0)
+                return -ENOMEM;
+        cur = strlen(t);
+        hyb_free(t);
+        hk = key_text(holder, &hl);
+        return squota_check(q->b, q->uid, hk, hl, hyb_furi_hash(holder), cur + kl + q->value_len,
+                            e);
+}
+
+/*
  * A retained write or delete of c, within what its uid and everyone may add to the host store
  * over the bus (store-quota.c): checked before, charged or released after.  value_len is the
  * value's text as sent (the exact form the store keeps).  A branch write (`p/ -> [a=>1]`) is
@@ -1347,25 +1391,24 @@ static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, siz
         bool many = hyb_furi_is_pattern(f) || hyb_furi_is_branch(f);
         keylist k = { 0 };
         branch_charge bc = { 0 };
+        node_check q = { .b = b, .uid = c->uid, .f = f, .value_len = value_len };
         size_t kl;
         const char *key = key_text(f, &kl);
         int r = 0;
 
         if (hyb_obj_is_noobj(v)) {
-                hyb_furi *holder = NULL;
-
+                q.del = true;
                 if (many && squota_get_n(b))
                         r = keys_of(b, f, &k, e);
-                else if (!many && squota_get_n(b))
-                        (void)store_holder_of(b->store, f, &holder);
                 if (r >= 0)
-                        r = store_write(c, id, f, v, wflags, e);
+                        r = store_write(c, id, f, v, wflags,
+                                        !many && squota_get_n(b) ? node_check_fn : NULL, &q, e);
                 /* a delete inside a stored lst/rec shrinks the key holding it */
-                if (r >= 0 && holder)
-                        recharge_holder(b, c->uid, holder, true);
+                if (r >= 0 && q.holder)
+                        recharge_holder(b, c->uid, q.holder, true);
                 else if (r >= 0 && !many)
                         squota_release(b, key, kl, hyb_furi_hash(f));
-                hyb_furi_unref(holder);
+                hyb_furi_unref(q.holder);
                 for (size_t i = 0; r >= 0 && i < k.n; i++) {
                         const char *ki = key_text(k.v[i], &kl);
                         squota_release(b, ki, kl, hyb_furi_hash(k.v[i]));
@@ -1375,39 +1418,22 @@ static int quota_write(bconn *c, uint64_t id, const hyb_furi *f, hyb_obj *v, siz
         }
         /* a pattern takes only noobj: the store refuses the write, which charges nothing */
         if (hyb_furi_is_pattern(f))
-                return store_write(c, id, f, v, wflags, e);
+                return store_write(c, id, f, v, wflags, NULL, NULL, e);
         if (!many) {
-                hyb_furi *holder = NULL;
-
-                /* A write into a stored lst/rec: checked as the key holding it grown by the
-                 * whole element (more than it grows), charged to that key at its new size. */
-                if (store_holder_of(b->store, f, &holder) > 0) {
-                        bool has;
-                        size_t cur = held_len(b, holder, &has), hl;
-                        const char *hk = key_text(holder, &hl);
-
-                        r = squota_check(b, c->uid, hk, hl, hyb_furi_hash(holder),
-                                         cur + kl + value_len, e);
-                        if (r >= 0)
-                                r = store_write(c, id, f, v, wflags, e);
-                        if (r >= 0)
-                                recharge_holder(b, c->uid, holder, false);
-                        hyb_furi_unref(holder);
-                        return r;
-                }
-                r = squota_check(b, c->uid, key, kl, hyb_furi_hash(f), value_len, e);
-                if (r >= 0)
-                        r = store_write(c, id, f, v, wflags, e);
-                /* out of memory in the charge only leaves the write uncharged */
-                if (r >= 0)
+                /* checked by the store where the write lands, right before it is made */
+                r = store_write(c, id, f, v, wflags, node_check_fn, &q, e);
+                if (r >= 0 && q.holder)
+                        recharge_holder(b, c->uid, q.holder, false);
+                else if (r >= 0) /* out of memory in the charge only leaves it uncharged */
                         (void)squota_charge(b, c->uid, key, kl, hyb_furi_hash(f), value_len);
+                hyb_furi_unref(q.holder);
                 return r;
         }
         r = branch_charge_init(&bc, f, v, e);
         if (r >= 0)
                 r = squota_check_many(b, c->uid, bc.items, bc.n_items, e);
         if (r >= 0) {
-                r = store_write(c, id, f, v, wflags, e);
+                r = store_write(c, id, f, v, wflags, NULL, NULL, e);
                 branch_charge_apply(b, c->uid, &bc);
         }
         branch_charge_done(&bc);

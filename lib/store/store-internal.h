@@ -374,6 +374,18 @@ void store_keys_free(hyb_furi **keys, size_t n);
  * into that value): 1 and *ret the key holding the value (a reference, the caller's); else 0
  * and NULL. */
 int store_holder_of(hyb_store *st, const hyb_furi *f, hyb_furi **ret);
+/* Where a node write lands, asked by store_write_checked under st->lock right before the write
+ * is made: holder is the stored key whose lst/rec the write goes into (holder_value its value,
+ * borrowed), or NULL when the write is of the node's own key.  A negative return refuses the
+ * write, which then changes nothing and returns it (with the message the check set in e). */
+typedef int (*store_write_check_fn)(const hyb_furi *holder, const hyb_obj *holder_value,
+                                    void *ud, hyb_error *e);
+/* hyb_store_write of the node (not a pattern or branch) target, or hyb_store_write_async
+ * (async, with done and ud), with check asked first, atomically with the write (a transient
+ * write stores nothing and asks nothing). */
+int store_write_checked(hyb_store *st, const hyb_furi *target, hyb_obj *value, unsigned flags,
+                        store_write_check_fn check, void *check_ud, bool async,
+                        hyb_store_done_fn done, void *ud, hyb_error *e);
 /* The stored keys a delete of the pattern or branch f removes (*ret_n of them, in key order;
  * the caller's, to free with store_keys_free): keys that hold a value, not elements inside a
  * stored lst/rec, which such a delete leaves alone. */

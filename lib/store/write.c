@@ -15,6 +15,9 @@ typedef struct wctx {
         bool transient;
         db_op *ops, **tail;
         hyb_error *e;
+        /* store_write_checked: asked where the node write lands, before it is made */
+        store_write_check_fn check;
+        void *check_ud;
 } wctx;
 
 int store_check_furi(hyb_store *st, const hyb_furi *f, hyb_error *e)
@@ -217,6 +220,12 @@ static int write_node(wctx *w, const hyb_furi *key, hyb_obj *value)
         if (w->transient)
                 return store_queue_msgs(w->st, key, value, false, NULL, 0);
         tn = write_target(&w->st->index, key, &holder, &depth);
+        if (w->check) {
+                int r = w->check(holder ? holder->furi : NULL, holder ? holder->value : NULL,
+                                 w->check_ud, w->e);
+                if (r < 0)
+                        return r;
+        }
         if (tn)
                 return hyb_obj_is_noobj(value) ? delete_node(w, tn) : set_node(w, key, value);
         if (holder)
@@ -486,9 +495,11 @@ static int write_locked(wctx *w, const hyb_furi *target, hyb_obj *value)
 }
 
 static int do_write(hyb_store *st, const hyb_furi *target, hyb_obj *value, unsigned flags,
-                    hyb_store_done_fn done, void *ud, bool async, hyb_error *e)
+                    hyb_store_done_fn done, void *ud, bool async, store_write_check_fn check,
+                    void *check_ud, hyb_error *e)
 {
-        wctx w = { .st = st, .transient = flags & HYB_WRITE_TRANSIENT, .e = e };
+        wctx w = { .st = st, .transient = flags & HYB_WRITE_TRANSIENT, .e = e, .check = check,
+                   .check_ud = check_ud };
         commit_waiter cw = { 0 };
         db_op *last = NULL;
         int r;
@@ -543,7 +554,8 @@ HYB_EXPORT int hyb_store_write(hyb_store *st, const hyb_furi *target, const hyb_
         hyb_assert_return(st && target && value, -EINVAL);
         hyb_assert_return((flags & ~HYB_WRITE_TRANSIENT) == 0, -EINVAL);
         /* Objs are immutable: the write path only takes references of value. */
-        return do_write(st, target, (hyb_obj *)value, flags, NULL, NULL, false, reterr);
+        return do_write(st, target, (hyb_obj *)value, flags, NULL, NULL, false, NULL, NULL,
+                        reterr);
 }
 
 HYB_EXPORT int hyb_store_write_str(hyb_store *st, const char *target, const hyb_obj *value,
@@ -567,7 +579,16 @@ HYB_EXPORT int hyb_store_write_async(hyb_store *st, const hyb_furi *target, cons
 {
         hyb_assert_return(st && target && value, -EINVAL);
         hyb_assert_return((flags & ~HYB_WRITE_TRANSIENT) == 0, -EINVAL);
-        return do_write(st, target, (hyb_obj *)value, flags, done, userdata, true, reterr);
+        return do_write(st, target, (hyb_obj *)value, flags, done, userdata, true, NULL, NULL,
+                        reterr);
+}
+
+int store_write_checked(hyb_store *st, const hyb_furi *node, hyb_obj *value, unsigned flags,
+                        store_write_check_fn check, void *check_ud, bool async,
+                        hyb_store_done_fn done, void *ud, hyb_error *e)
+{
+        hyb_assert_return(!hyb_furi_is_pattern(node) && !hyb_furi_is_branch(node), -EINVAL);
+        return do_write(st, node, value, flags, done, ud, async, check, check_ud, e);
 }
 
 HYB_EXPORT int hyb_store_flush(hyb_store *st)

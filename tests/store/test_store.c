@@ -2795,6 +2795,72 @@ static void free_strs(char **v)
                 free(*v);
 }
 
+/* store_write_checked (the daemon's quota check): told where a node write lands, under the
+ * store's lock, before the write; a refusal leaves the store as it was. */
+typedef struct check_seen {
+        int calls;
+        char holder[64];
+        char value[64];
+        int refuse;
+} check_seen;
+
+static int record_check(const hyb_furi *holder, const hyb_obj *hv, void *ud, hyb_error *e)
+{
+        check_seen *c = ud;
+        char *t = NULL;
+
+        c->calls++;
+        snprintf(c->holder, sizeof c->holder, "%s", holder ? hyb_furi_get_str(holder) : "-");
+        if (hv && hyb_obj_format(hv, HYB_FORMAT_EXACT, &t) >= 0)
+                snprintf(c->value, sizeof c->value, "%s", t);
+        hyb_free(t);
+        if (c->refuse)
+                return err_set(e, HYB_E_INSUFFICIENT_STORAGE, -1, "refused by the check");
+        return 0;
+}
+
+static int checked_put(hyb_store *st, const char *key, const char *value, check_seen *c,
+                       hyb_error *e)
+{
+        hyb_furi *f = furi(key);
+        hyb_obj *v = NULL;
+        int r;
+
+        ck_assert_int_ge(hyb_obj_parse(value, strlen(value), &v, NULL), 0);
+        r = store_write_checked(st, f, v, 0, record_check, c, false, NULL, NULL, e);
+        hyb_obj_unref(v);
+        hyb_furi_unref(f);
+        return r;
+}
+
+START_TEST(test_write_checked)
+{
+        hyb_store *st = open_mem();
+        check_seen c = { 0 };
+        hyb_error e = { 0 };
+
+        ck_assert_int_eq(checked_put(st, "/k", "1", &c, &e), 0);
+        ck_assert_int_eq(c.calls, 1);
+        ck_assert_str_eq(c.holder, "-");
+        put_ok(st, "/L", "[1,2]");
+        ck_assert_int_eq(checked_put(st, "/L/1", "5", &c, &e), 0);
+        ck_assert_int_eq(c.calls, 2);
+        ck_assert_str_eq(c.holder, "/L");
+        ck_assert_str_eq(c.value, "[1,2]"); /* the holder's value before the write */
+        get_is(st, "/L", "[1,5]");
+        c.refuse = 1;
+        ck_assert_int_eq(checked_put(st, "/L/0", "9", &c, &e), HYB_E_INSUFFICIENT_STORAGE);
+        ck_assert_str_eq(e.message, "refused by the check");
+        ck_assert_int_eq(checked_put(st, "/new", "9", &c, &e), HYB_E_INSUFFICIENT_STORAGE);
+        get_is(st, "/L", "[1,5]");
+        get_is(st, "/new", "noobj");
+        /* a write the store refuses by itself is refused before any check */
+        ck_assert_int_lt(checked_put(st, "/k?int", "'s'", &c, &e), 0);
+        ck_assert_int_eq(c.calls, 4);
+        hyb_store_unref(st);
+}
+END_TEST
+
 /* `+` over a big stored lst or rec, read in pages of every size: the elements once each, in
  * key order (digits by number first, then bytes; doc/store.md), whatever the page size and
  * whichever of two recs was walked last (the walk keeps the key order of one rec). */
@@ -3061,6 +3127,7 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_persist_reopen);
         tcase_add_test(tc, test_read_page);
         tcase_add_test(tc, test_read_page_polys);
+        tcase_add_test(tc, test_write_checked);
         tcase_add_test(tc, test_const_reads);
         tcase_add_test(tc, test_commit_thread);
         tcase_add_test(tc, test_open_errors);
