@@ -2795,6 +2795,19 @@ static void free_strs(char **v)
                 free(*v);
 }
 
+/* Asserts that target read in pages of limit gives the n "key=>value" of want, in order. */
+static void pages_are(hyb_store *st, const char *target, size_t limit, const char *const *want,
+                      size_t n)
+{
+        char *paged[32];
+
+        ck_assert_uint_eq(read_pages(st, target, limit, paged, 31), n);
+        for (size_t i = 0; i < n; i++)
+                ck_assert_msg(strcmp(paged[i], want[i]) == 0, "%s, limit %zu: %s at %zu, want %s",
+                              target, limit, paged[i], i, want[i]);
+        free_strs(paged);
+}
+
 /* store_write_checked (the daemon's quota check): told where a node write lands, under the
  * store's lock, before the write; a refusal leaves the store as it was. */
 typedef struct check_seen {
@@ -2867,7 +2880,7 @@ END_TEST
 START_TEST(test_read_page_polys)
 {
         hyb_store *st = open_mem();
-        char *want[32], *paged[32], buf[64];
+        char *want[32], buf[64];
         const char *rw[] = { "/R/2=>4", "/R/10=>3", "/R/a=>2", "/R/b=>1", "/R/c=>5" };
         const char *sw[] = { "/S/1=>'one'", "/S/x=>'ex'" };
         char lst[256] = "[";
@@ -2881,30 +2894,15 @@ START_TEST(test_read_page_polys)
         put_ok(st, "/L", lst);
         put_ok(st, "/R", "[b=>1,a=>2,10=>3,2=>4,c=>5]");
         put_ok(st, "/S", "[x=>'ex',1=>'one']");
-        for (size_t limit = 1; limit <= 26; limit++) {
-                ck_assert_uint_eq(read_pages(st, "/L/+", limit, paged, 31), 25);
-                for (size_t i = 0; i < 25; i++)
-                        ck_assert_msg(strcmp(paged[i], want[i]) == 0, "limit %zu: %s at %zu, want %s",
-                                      limit, paged[i], i, want[i]);
-                free_strs(paged);
-        }
+        for (size_t limit = 1; limit <= 26; limit++)
+                pages_are(st, "/L/+", limit, (const char *const *)want, 25);
         for (size_t limit = 1; limit <= 6; limit++) {
-                ck_assert_uint_eq(read_pages(st, "/R/+", limit, paged, 31), 5);
-                for (size_t i = 0; i < 5; i++)
-                        ck_assert_msg(strcmp(paged[i], rw[i]) == 0, "limit %zu: %s at %zu, want %s",
-                                      limit, paged[i], i, rw[i]);
-                free_strs(paged);
-                ck_assert_uint_eq(read_pages(st, "/S/+", limit, paged, 31), 2);
-                ck_assert_str_eq(paged[0], sw[0]);
-                ck_assert_str_eq(paged[1], sw[1]);
-                free_strs(paged);
+                pages_are(st, "/R/+", limit, rw, 5);
+                pages_are(st, "/S/+", limit, sw, 2);
         }
         /* a rec written anew is walked in its own order */
         put_ok(st, "/R", "[z=>1,y=>2]");
-        ck_assert_uint_eq(read_pages(st, "/R/+", 1, paged, 31), 2);
-        ck_assert_str_eq(paged[0], "/R/y=>2");
-        ck_assert_str_eq(paged[1], "/R/z=>1");
-        free_strs(paged);
+        pages_are(st, "/R/+", 1, (const char *const[]){ "/R/y=>2", "/R/z=>1" }, 2);
         for (int i = 0; i < 25; i++)
                 free(want[i]);
         hyb_store_unref(st);
