@@ -147,6 +147,7 @@ struct bconn {
         size_t store_held;
         /* A replay waits for its send queue to drain (quota.c out_changed wakes it). */
         bool replay_wait;
+        uint64_t replay_turn;   /* the last turn of replay_run that served (or counted) it */
         bpending *out, *in;
         unsigned n_out;
         struct event *timer;  /* auth timeout, then linger on close */
@@ -278,6 +279,7 @@ struct hyb_broker {
          * timer that sends the next pages on the loop's next turn. */
         struct bssub *replays, **replays_tail;
         struct event *replay_timer;
+        uint64_t replay_turns;
         struct bstore_rule *acl;
         size_t n_acl;
         struct squota *squota;  /* store-quota.c */

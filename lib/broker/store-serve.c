@@ -645,28 +645,41 @@ static size_t replay_step(hyb_broker *b, struct bssub *s, size_t limit)
         return sent;
 }
 
-/* The loop's turn for replays: each listed one whose peer has room gets a page, in turn, until
- * max_read_keys messages were sent; the rest wait for the next turn, first in line. */
+/* The loop's turn for replays: each peer with a replay listed and room in its queue gets one
+ * page, of an equal share of max_read_keys (at least 16), in turn; its other replays wait in
+ * line, so a peer's share does not grow with its number of subscriptions. */
 static void replay_run(evutil_socket_t fd, short what, void *ud)
 {
         hyb_broker *b = ud;
-        size_t budget = store_read_cap(b), n = 0;
+        uint64_t turn = ++b->replay_turns;
+        size_t budget = store_read_cap(b), page, n = 0, peers = 0;
         bool again = false;
 
         (void)fd;
         (void)what;
-        for (struct bssub *s = b->replays; s; s = s->rnext)
+        for (struct bssub *s = b->replays; s; s = s->rnext) {
                 n++;
+                if (s->conn->replay_turn != turn && !s->conn->replay_wait &&
+                    s->conn->state != BCONN_DEAD) {
+                        s->conn->replay_turn = turn;
+                        peers++;
+                }
+        }
+        page = peers ? budget / peers : budget;
+        if (page < 16)
+                page = 16;
+        turn = ++b->replay_turns; /* the count above marked the peers with the last one */
         while (n-- && budget && b->replays) {
                 struct bssub *s = b->replays;
                 bconn *c = s->conn;
 
                 replay_unlist(b, s);
-
                 if (c->state == BCONN_DEAD)
                         continue; /* freed with its peer */
-                if (!c->replay_wait)
-                        budget -= replay_step(b, s, budget);
+                if (!c->replay_wait && c->replay_turn != turn) {
+                        c->replay_turn = turn;
+                        budget -= replay_step(b, s, page < budget ? page : budget);
+                }
                 if (s->replay && c->state != BCONN_DEAD)
                         replay_list(b, s);
         }

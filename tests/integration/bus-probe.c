@@ -15,6 +15,11 @@
  *                                              answers (until release answers every held call
  *                                              200 {}; held tells how many are held), bubble
  *                                              tick fires {"n":i} every 100 ms
+ *   bus-probe replay-fair SOCK PATTERN N MANY  one connection replays PATTERN (N keys) through
+ *                                              MANY subscriptions, reading as fast as it can; a
+ *                                              second one replays it once: exit 0 when the one
+ *                                              replay ends before the first has half of its
+ *                                              messages
  * SOCK "-" connects to the library's default ($HYBRID_BUS, then the default socket).
  * Long-running modes print "ready" on stdout once registered; SIGTERM ends them.
  * Exit 0 when everything matched, 1 on a mismatch, 3 when the bus cannot be reached.
@@ -27,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <hybrid/bus-store.h>
 #include <hybrid/bus.h>
 
 static volatile sig_atomic_t stop;
@@ -447,6 +453,76 @@ static int count(char **a)
         return c.got == c.want && !c.out_of_order ? 0 : 1;
 }
 
+typedef struct fair {
+        hyb_bus *bus;
+        long want;
+        long got;               /* __atomic: read by the other thread */
+        int stop;
+} fair;
+
+static void fair_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
+{
+        __atomic_add_fetch(&((fair *)ud)->got, 1, __ATOMIC_RELAXED);
+}
+
+static void *fair_reader(void *ud)
+{
+        fair *f = ud;
+
+        int r = 0;
+
+        while (r >= 0 && __atomic_load_n(&f->got, __ATOMIC_RELAXED) < f->want &&
+               !__atomic_load_n(&f->stop, __ATOMIC_RELAXED)) {
+                while ((r = hyb_bus_process(f->bus)) > 0)
+                        ;
+                if (r >= 0)
+                        r = hyb_bus_wait(f->bus, 100000);
+        }
+        return NULL;
+}
+
+static int replay_fair(char **a)
+{
+        long n = atol(a[2]), many = atol(a[3]), a_at_end;
+        fair fa = { .want = n * many }, fb = { .want = n };
+        pthread_t t;
+        hyb_error e;
+        char ra[32], rb[32];
+        int r = 0;
+
+        snprintf(ra, sizeof ra, "many%d", (int)getpid());
+        snprintf(rb, sizeof rb, "one%d", (int)getpid());
+        fa.bus = connect_or_die(a[0], "org.example.fair", ra);
+        fb.bus = connect_or_die(a[0], "org.example.fair", rb);
+        for (long i = 0; i < many && r >= 0; i++)
+                r = hyb_bus_store_subscribe(fa.bus, a[1], HYB_SUBSCRIBE_REPLAY, fair_msg, &fa,
+                                            NULL, &e);
+        if (r < 0) {
+                fprintf(stderr, "replay-fair: subscribe: %s\n", e.message);
+                return 1;
+        }
+        pthread_create(&t, NULL, fair_reader, &fa);
+        r = hyb_bus_store_subscribe(fb.bus, a[1], HYB_SUBSCRIBE_REPLAY, fair_msg, &fb, NULL, &e);
+        while (r >= 0 && fb.got < n) {
+                while ((r = hyb_bus_process(fb.bus)) > 0 && fb.got < n)
+                        ;
+                if (r >= 0 && fb.got < n)
+                        r = hyb_bus_wait(fb.bus, 20 * 1000000u);
+                if (r == 0) {
+                        fprintf(stderr, "replay-fair: nothing for 20 s\n");
+                        break;
+                }
+        }
+        a_at_end = __atomic_load_n(&fa.got, __ATOMIC_RELAXED);
+        __atomic_store_n(&fa.stop, 1, __ATOMIC_RELAXED);
+        pthread_join(t, NULL);
+        printf("one replay: %ld of %ld; the other connection then had %ld of %ld\n", fb.got, n,
+               a_at_end, n * many);
+        hyb_bus_unref(fa.bus);
+        hyb_bus_unref(fb.bus);
+        return fb.got == n && a_at_end < n * many / 2 ? 0 : 1;
+}
+
 static const struct {
         const char *name;
         int nargs;
@@ -456,6 +532,7 @@ static const struct {
         { "nested-a", 1, nested_a },       { "nested-b", 1, nested_b },
         { "timeouts", 5, timeouts },       { "flood", 4, flood },
         { "count", 4, count },             { "edge-server", 2, edge_server },
+        { "replay-fair", 4, replay_fair },
 };
 
 int main(int argc, char **argv)
