@@ -460,25 +460,39 @@ static int step_plus_lst(walk *w, const hyb_obj *val, size_t i)
 }
 
 /*
- * The key order of a stored rec's pairs, kept for the last rec a walk sorted (a reference
- * held, so the address names no other obj meanwhile; objs never change): a big rec read or
- * replayed page after page is sorted once, and each page starts at the cursor by binary
- * search.  Under st->lock, as every walk.
+ * The key order of a stored rec's pairs, kept for the last WALK_ORDERS big recs walked (each
+ * holding a reference of its rec, so the address names no other obj meanwhile; objs never
+ * change): a big rec read or replayed page after page, or two peers' replays of two recs in
+ * turn, sort each rec once, and each page starts at the cursor by binary search.  A walk holds
+ * a reference of the order it goes through, so a walk into a rec nested inside may replace
+ * the cache's entry meanwhile.  Recs under WALK_ORDER_MIN pairs are sorted each time (cheap),
+ * not kept.  Under st->lock, as every walk.
  */
+#define WALK_ORDER_MIN 64
+
 struct walk_order {
+        unsigned n_ref;         /* the cache's, and one per walk going through it */
+        uint64_t used;          /* st->worder_clock when last walked: the oldest is replaced */
         hyb_obj *rec;
         uint32_t *at;           /* the rec's pair indexes in key order (pairs without a segment left out) */
         size_t n;
 };
 
+static void order_unref(struct walk_order *o)
+{
+        if (!o || --o->n_ref > 0)
+                return;
+        hyb_obj_unref(o->rec);
+        free(o->at);
+        free(o);
+}
+
 void store_walk_order_free(hyb_store *st)
 {
-        if (!st->worder)
-                return;
-        hyb_obj_unref(st->worder->rec);
-        free(st->worder->at);
-        free(st->worder);
-        st->worder = NULL;
+        for (size_t i = 0; i < WALK_ORDERS; i++) {
+                order_unref(st->worder[i]);
+                st->worder[i] = NULL;
+        }
 }
 
 typedef struct rec_kid {
@@ -495,14 +509,20 @@ static int rec_kid_cmp(const void *a, const void *b)
         return seg_compare(x->seg ? x->seg : x->num, x->len, y->seg ? y->seg : y->num, y->len);
 }
 
-static const struct walk_order *rec_order(hyb_store *st, const hyb_obj *rec)
+/* The key order of rec: from the cache or made now; a reference for the caller (NULL: out of
+ * memory, or too many pairs). */
+static struct walk_order *rec_order(hyb_store *st, const hyb_obj *rec)
 {
-        size_t np = hyb_obj_get_len(rec), nk = 0;
+        size_t np = hyb_obj_get_len(rec), nk = 0, slot = 0;
         struct walk_order *o;
         rec_kid *kids;
 
-        if (st->worder && st->worder->rec == rec)
-                return st->worder;
+        for (size_t i = 0; i < WALK_ORDERS; i++)
+                if (st->worder[i] && st->worder[i]->rec == rec) {
+                        st->worder[i]->used = ++st->worder_clock;
+                        st->worder[i]->n_ref++;
+                        return st->worder[i];
+                }
         if (np > UINT32_MAX)
                 return NULL;
         o = calloc(1, sizeof(*o));
@@ -532,8 +552,17 @@ static const struct walk_order *rec_order(hyb_store *st, const hyb_obj *rec)
         free(kids);
         o->n = nk;
         o->rec = hyb_obj_ref((hyb_obj *)rec);
-        store_walk_order_free(st);
-        st->worder = o;
+        o->n_ref = 1;
+        if (np < WALK_ORDER_MIN)
+                return o;
+        /* kept in an empty entry, else in place of the least recently walked */
+        for (size_t i = 1; i < WALK_ORDERS && st->worder[slot]; i++)
+                if (!st->worder[i] || st->worder[i]->used < st->worder[slot]->used)
+                        slot = i;
+        order_unref(st->worder[slot]);
+        o->used = ++st->worder_clock;
+        o->n_ref++;
+        st->worder[slot] = o;
         return o;
 }
 
@@ -542,7 +571,7 @@ static const struct walk_order *rec_order(hyb_store *st, const hyb_obj *rec)
  * not be made (the caller walks the slow way). */
 static int step_plus_rec(walk *w, const hyb_obj *val, size_t i, int *ret)
 {
-        const struct walk_order *o = rec_order(w->st, val);
+        struct walk_order *o = rec_order(w->st, val);
         size_t lo = 0, hi;
         char num[24];
         const char *seg;
@@ -566,6 +595,7 @@ static int step_plus_rec(walk *w, const hyb_obj *val, size_t i, int *ret)
                                    &len);
                 r = enter(w, NULL, hyb_obj_get_rec_value(val, o->at[k]), seg, len, i);
         }
+        order_unref(o);
         *ret = r;
         return 1;
 }

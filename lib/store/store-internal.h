@@ -322,8 +322,10 @@ struct hyb_store {
         pthread_t committer;
         bool has_committer, stop_committer;
         pthread_cond_t commit_cv;
-        /* poly.c: the key order of the rec a walk last went through (st->lock) */
-        struct walk_order *worder;
+        /* poly.c: the key order of the big recs walks last went through (st->lock) */
+#define WALK_ORDERS 8
+        struct walk_order *worder[WALK_ORDERS];
+        uint64_t worder_clock;
 };
 
 /* The public reads take a const store (a read changes nothing a caller sees); they still
@@ -417,7 +419,7 @@ typedef int (*store_walk_fn)(const char *path, const store_pos *p, void *ud);
  * ones before it.  fn returns non-zero to stop the walk (returned). */
 int store_walk(hyb_store *st, const hyb_furi *pattern, bool virt, const hyb_furi *after,
                store_walk_fn fn, void *ud);
-/* Drops what the walks keep between calls (the order of the last big rec walked). */
+/* Drops what the walks keep between calls (the key order of the big recs last walked). */
 void store_walk_order_free(hyb_store *st);
 /* read.c: one page of what hyb_store_subscribe's replay delivers for pattern (a
  * subscription's pattern, its query stripped): the matches after the key `after` (NULL: from

@@ -2782,7 +2782,7 @@ static size_t read_pages(hyb_store *st, const char *target, size_t limit, char *
                 hyb_obj_unref(page);
                 hyb_furi_unref(after);
                 after = next;
-                ck_assert_uint_lt(++pages, 100);
+                ck_assert_uint_le(++pages, max + 1); /* a page gives at least one */
         } while (after);
         out[n] = NULL;
         hyb_furi_unref(t);
@@ -2799,14 +2799,58 @@ static void free_strs(char **v)
 static void pages_are(hyb_store *st, const char *target, size_t limit, const char *const *want,
                       size_t n)
 {
-        char *paged[32];
+        char **paged = calloc(n + 2, sizeof(char *));
 
-        ck_assert_uint_eq(read_pages(st, target, limit, paged, 31), n);
+        ck_assert_ptr_nonnull(paged);
+        ck_assert_uint_eq(read_pages(st, target, limit, paged, n + 1), n);
         for (size_t i = 0; i < n; i++)
                 ck_assert_msg(strcmp(paged[i], want[i]) == 0, "%s, limit %zu: %s at %zu, want %s",
                               target, limit, paged[i], i, want[i]);
         free_strs(paged);
+        free(paged);
 }
+
+/* `+` twice over recs inside a rec, big enough for the walk to keep their key order (and to
+ * replace what it keeps while going through the outer one), read in pages of several sizes. */
+START_TEST(test_read_page_nested_recs)
+{
+        enum { NO = 70, NI = 70 };
+        hyb_store *st = open_mem();
+        char *text = NULL, **want = calloc(NO * NI + 1, sizeof(char *));
+        size_t len = 0;
+        FILE *m = open_memstream(&text, &len);
+        const size_t limits[] = { 1, 3, 64, 100, NO * NI };
+
+        ck_assert_ptr_nonnull(want);
+        fputc('[', m);
+        for (int o = NO - 1; o >= 0; o--) { /* written in reverse: the walk sorts */
+                fprintf(m, "%so%02d=>[", o == NO - 1 ? "" : ",", o);
+                for (int i = NI - 1; i >= 0; i--)
+                        fprintf(m, "%si%02d=>%d", i == NI - 1 ? "" : ",", i, o * 100 + i);
+                fputc(']', m);
+        }
+        fputc(']', m);
+        fclose(m);
+        put_ok(st, "/N", text);
+        for (int o = 0; o < NO; o++)
+                for (int i = 0; i < NI; i++)
+                        ck_assert_int_ge(asprintf(&want[o * NI + i], "/N/o%02d/i%02d=>%d", o, i,
+                                                  o * 100 + i), 0);
+        for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++)
+                pages_are(st, "/N/+/+", limits[k], (const char *const *)want, NO * NI);
+        /* small ones, sorted each time */
+        put_ok(st, "/a", "[b=>[y=>1,x=>2],a=>[q=>3,p=>4],c=>[z=>5]]");
+        for (size_t limit = 1; limit <= 6; limit++)
+                pages_are(st, "/a/+/+", limit,
+                          (const char *const[]){ "/a/a/p=>4", "/a/a/q=>3", "/a/b/x=>2",
+                                                 "/a/b/y=>1", "/a/c/z=>5" }, 5);
+        for (int k = 0; k < NO * NI; k++)
+                free(want[k]);
+        free(want);
+        free(text);
+        hyb_store_unref(st);
+}
+END_TEST
 
 /* store_write_checked (the daemon's quota check): told where a node write lands, under the
  * store's lock, before the write; a refusal leaves the store as it was. */
@@ -3125,6 +3169,7 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_persist_reopen);
         tcase_add_test(tc, test_read_page);
         tcase_add_test(tc, test_read_page_polys);
+        tcase_add_test(tc, test_read_page_nested_recs);
         tcase_add_test(tc, test_write_checked);
         tcase_add_test(tc, test_const_reads);
         tcase_add_test(tc, test_commit_thread);
