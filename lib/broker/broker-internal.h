@@ -277,7 +277,7 @@ struct hyb_broker {
         struct event *store_ev, *store_timer;
         /* Subscriptions whose replay has pages left, served in turn (store-serve.c), and the
          * timer that sends the next pages on the loop's next turn. */
-        struct bssub *replays, **replays_tail;
+        struct breplay *replays, **replays_tail;
         struct event *replay_timer;
         uint64_t replay_turns;
         struct bstore_rule *acl;
@@ -665,6 +665,34 @@ bool store_is_call(const char *member, size_t len);
 void store_call(bconn *c, bframe *f);
 /* c is gone: drops its store subscriptions. */
 void store_conn_gone(bconn *c);
+/* The exact text of a store value for a message: the bytes a peer wrote, while the store
+ * may still deliver that write, else the value formatted (a small cache keeps the texts of
+ * values sent lately).  *ret_free gets what the caller frees (NULL when the text is the
+ * broker's); NULL when out of memory. */
+const char *store_value_text(hyb_broker *b, const hyb_obj *o, size_t *ret_len, char **ret_free);
+
+/* replay.c: the replay of a store subscription in pages (doc/protocol.md "Replays") */
+typedef struct breplay {
+        bconn *conn;
+        uint64_t id;            /* the subscription's id: the call_id of its messages */
+        hyb_store *st;          /* the store it reads (the host store, the cluster mirror) */
+        const char *prefix;     /* put before each key's text: "/" makes a mirror key //... */
+        hyb_furi *pattern;      /* while pages are left to send (query stripped), else NULL */
+        hyb_furi *after;        /* the last key sent */
+        struct bheld *held, **held_tail; /* the subscription's messages meanwhile */
+        struct breplay *rnext, **rprev;  /* hyb_broker.replays; rprev NULL: not listed */
+} breplay;
+/* Sets r up for the subscription id of c to the store st; with a pattern (NULL: no replay),
+ * its messages are held from now until the replay, started by replay_begin once the
+ * subscription is made in st, has sent its last page.  0 or -ENOMEM. */
+int replay_init(breplay *r, bconn *c, uint64_t id, hyb_store *st, const char *prefix,
+                const hyb_furi *pattern);
+/* Sends the first page (after the subscription's answer); the rest go a page a turn. */
+void replay_begin(breplay *r);
+/* Sends a message frame of r's subscription, or holds it while the replay goes on. */
+void replay_send(breplay *r, const struct iovec *iov, int n);
+/* The subscription ends: what r holds is dropped (and its charge given back). */
+void replay_stop(breplay *r);
 /* c's send queue drained while a replay of its waits for room (c->replay_wait): the replay
  * goes on at the loop's next turn. */
 void store_replay_wake(bconn *c);

@@ -115,6 +115,7 @@ struct csub {
         bool answered;
         struct cpat *pat;
         hyb_slot *slot;
+        breplay rp;       /* its replay from the mirror in pages (replay.c) */
 };
 
 struct cread {
@@ -416,7 +417,7 @@ static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain,
                 { (void *)"\n", 1 },
                 { val, vl },
         };
-        (void)bconn_send_built(c, out, 5);
+        replay_send(&s->rp, out, 5);
         if (t)
                 trace_note(s->cl, 'D', t, "/", mkey, val, vl);
         hyb_free(val);
@@ -434,6 +435,7 @@ static void sub_free(bcluster *cl, struct csub *s)
                 if (s->conn->q)
                         s->conn->q->store_subs--;
         }
+        replay_stop(&s->rp);
         hyb_slot_unref(s->slot);
         pat_put(cl, s->pat);
         free(s);
@@ -445,10 +447,12 @@ static void sub_ready(bcluster *cl, struct csub *s, int r)
         hyb_error e;
 
         hyb_error_clear(&e);
+        /* the replay is sent in pages (replay.c), the mirror replays nothing */
         if (r >= 0)
-                r = hyb_store_subscribe(cl->mirror, s->pat->mpat,
-                                        s->flags ? HYB_SUBSCRIBE_REPLAY : 0, sub_msg, s, &s->slot,
-                                        &e);
+                r = replay_init(&s->rp, s->conn, s->sid, cl->mirror, "/",
+                                s->flags ? s->pat->mpat : NULL);
+        if (r >= 0)
+                r = hyb_store_subscribe(cl->mirror, s->pat->mpat, 0, sub_msg, s, &s->slot, &e);
         s->answered = true;
         if (r < 0) {
                 reply_code(s->conn, s->call_id, r == -EACCES ? HYB_E_FORBIDDEN : r,
@@ -457,7 +461,8 @@ static void sub_ready(bcluster *cl, struct csub *s, int r)
                 return;
         }
         route_reply(s->conn, s->call_id, 200, NULL, NULL, 0, WIRE_F_BINARY);
-        (void)hyb_store_process(cl->mirror); /* the replay follows the acknowledgement */
+        replay_begin(&s->rp); /* the first page follows the answer; the rest, a page a turn */
+        (void)hyb_store_process(cl->mirror);
 }
 
 /* ---------------------------------------------------------------- reads */

@@ -39,28 +39,12 @@ struct bstore_rule {
         hyb_furi *pattern;
 };
 
-/* A store message made for a subscription while its replay is still being sent: the whole
- * frame, held in order until the replay's last page went out (bssub.held). */
-struct bheld {
-        struct bheld *next;
-        size_t len;
-        uint8_t data[];
-};
-/* What a held frame of n bytes costs, charged as such: the frame, its header and malloc's. */
-#define HELD_SIZE(n) (sizeof(struct bheld) + 16 + (n))
-
 struct bssub {
         struct bssub *next;
         bconn *conn;
         uint64_t id;
         hyb_slot *slot;
-        /* A replay (flag 1) with pages left to send: its pattern (the query stripped), the
-         * last key sent (NULL: none yet), the subscription's messages held meanwhile, and
-         * its place in b->replays. */
-        hyb_furi *replay, *after;
-        struct bheld *held, **held_tail;
-        size_t held_bytes;
-        struct bssub *rnext, **rprev; /* b->replays; rprev: what points at it, NULL: unlisted */
+        breplay rp;             /* its replay in pages (replay.c), and its messages meanwhile */
 };
 
 /* ---------------------------------------------------------------- access */
@@ -432,43 +416,18 @@ static void format_cache_clear(hyb_broker *b)
         }
 }
 
-/* Holds the frame in iov for s until its replay ends, charged to its peer like its send
- * queue (bconn_room counts both): a peer that lets too much wait is cut off as a slow reader,
- * as a send would have cut it off. */
-static void sub_hold(struct bssub *s, const struct iovec *iov, int n)
+const char *store_value_text(hyb_broker *b, const hyb_obj *o, size_t *ret_len, char **ret_free)
 {
-        bconn *c = s->conn;
-        struct bheld *h;
-        size_t total = 0, at = 0;
+        const char *val = fwd_find(b, o, ret_len);
 
-        for (int i = 0; i < n; i++)
-                total += iov[i].iov_len;
-        if (!bconn_room(c, HELD_SIZE(total)))
-                return;
-        h = malloc(sizeof *h + total);
-        if (!h) {
-                quota_cut(c, 507, "max_memory", "no memory to hold a store message");
-                return;
-        }
-        for (int i = 0; i < n; i++) {
-                memcpy(h->data + at, iov[i].iov_base, iov[i].iov_len);
-                at += iov[i].iov_len;
-        }
-        h->len = total;
-        h->next = NULL;
-        *s->held_tail = h;
-        s->held_tail = &h->next;
-        s->held_bytes += HELD_SIZE(total);
-        c->store_held += HELD_SIZE(total);
-        quota_charge(c, HELD_SIZE(total), 0);
+        *ret_free = NULL;
+        return val ? val : format_cached(b, o, ret_len, ret_free);
 }
 
-/* Sends one message of s: "furi\nvalue" (the value's text as received when the store
- * forwards a peer's write, else formatted once by the cache), or holds it while s has a
- * replay to finish and this is not a replayed one. */
-static void sub_send(struct bssub *s, const hyb_furi *target, const hyb_obj *payload, bool retain,
-                     bool replayed)
+/* One message of s: "furi\nvalue", sent, or held while s has a replay to finish. */
+static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
 {
+        struct bssub *s = ud;
         bconn *c = s->conn;
         hyb_broker *b = c->b;
         const char *furi = hyb_furi_get_str(target), *val;
@@ -478,223 +437,23 @@ static void sub_send(struct bssub *s, const hyb_furi *target, const hyb_obj *pay
                        .call_id = s->id };
         uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
         struct iovec iov[4];
-        int n;
 
         if (c->state == BCONN_DEAD)
                 return;
-        val = fwd_find(b, payload, &vl);
-        if (!val)
-                val = format_cached(b, payload, &vl, &val_free);
+        val = store_value_text(b, payload, &vl, &val_free);
         if (!val)
                 return;
         /* Header and names from wire_build, then furi "\n" value without a copy. */
-        n = wire_build(&h, builtin_name, sizeof builtin_name - 1, NULL, 0, store_member,
-                       sizeof store_member - 1, NULL, fl + 1 + vl, buf, iov);
-        (void)n;
+        (void)wire_build(&h, builtin_name, sizeof builtin_name - 1, NULL, 0, store_member,
+                         sizeof store_member - 1, NULL, fl + 1 + vl, buf, iov);
         struct iovec out[4] = {
                 { buf, iov[0].iov_len },
                 { (void *)furi, fl },
                 { (void *)"\n", 1 },
                 { (void *)val, vl },
         };
-        if (s->replay && !replayed)
-                sub_hold(s, out, 4);
-        else
-                /* Straight to the socket when its queue is empty, as a reply would go: queued
-                 * in the output buffer, it would wait for the loop's next turn to be written.
-                 * A full queue cuts the subscriber off as a slow consumer (507), as for
-                 * events. */
-                (void)bconn_send_built(c, out, 4);
+        replay_send(&s->rp, out, 4);
         hyb_free(val_free);
-}
-
-static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
-{
-        sub_send(ud, target, payload, retain, false);
-}
-
-/* ---------------------------------------------------------------- replays in pages */
-
-/*
- * A subscription with replay (flag 1) is made in the store without one: its messages start
- * at once and wait in s->held, while the broker sends the retained values that match in
- * pages of at most store.limits.max_read_keys, in key order, one page a turn of the loop
- * (all replays together get max_read_keys messages a turn), so a replay of a large tree
- * never stalls the other peers.  A page is read when it is sent: a key written after the
- * subscription may be replayed with its new value and then also come as the write's message
- * (held, so after the replay), never the other way round.  A peer that does not read its
- * replay is not cut off for it: the pages wait while its send queue is over replay_room and
- * go on when it drains; what it holds meanwhile (the held messages) counts as its queue.
- */
-
-/* A replay sends while its peer's send queue is under this: a quarter of send_queue_bytes,
- * at most 256 KiB; it waits for the queue to drain to half of it otherwise. */
-static size_t replay_room(const hyb_broker *b)
-{
-        size_t q = b->c->send_queue_bytes / 4;
-
-        return q < 256u * 1024 ? q : 256u * 1024;
-}
-
-static size_t conn_queued(const bconn *c)
-{
-        return c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
-}
-
-static void replay_list(hyb_broker *b, struct bssub *s)
-{
-        if (!b->replays)
-                b->replays_tail = &b->replays;
-        s->rnext = NULL;
-        s->rprev = b->replays_tail;
-        *b->replays_tail = s;
-        b->replays_tail = &s->rnext;
-}
-
-static void replay_unlist(hyb_broker *b, struct bssub *s)
-{
-        if (!s->rprev)
-                return;
-        *s->rprev = s->rnext;
-        if (s->rnext)
-                s->rnext->rprev = s->rprev;
-        else
-                b->replays_tail = s->rprev;
-        s->rnext = NULL;
-        s->rprev = NULL;
-}
-
-/* Releases what s holds for its replay; sends the held messages first when send. */
-static void replay_release(hyb_broker *b, struct bssub *s, bool send)
-{
-        bconn *c = s->conn;
-        struct bheld *h;
-
-        replay_unlist(b, s);
-        while ((h = s->held)) {
-                s->held = h->next;
-                s->held_bytes -= HELD_SIZE(h->len);
-                c->store_held -= HELD_SIZE(h->len);
-                quota_charge(c, 0, HELD_SIZE(h->len));
-                if (send) {
-                        struct iovec v = { h->data, h->len };
-                        send = bconn_send_built(c, &v, 1) == 0;
-                }
-                free(h);
-        }
-        s->held_tail = &s->held;
-        s->replay = hyb_furi_unref(s->replay);
-        s->after = hyb_furi_unref(s->after);
-}
-
-/* Arms the replay timer for the loop's next turn (with the sockets' events of that turn). */
-static void replay_arm(hyb_broker *b)
-{
-        struct timeval now = { 0, 0 };
-
-        if (b->replay_timer && !b->shutting_down && !evtimer_pending(b->replay_timer, NULL))
-                evtimer_add(b->replay_timer, &now);
-}
-
-/*
- * Sends the next page of s's replay: at most limit messages, fewer when its peer's send queue
- * fills (the replay then waits for it to drain: c->replay_wait).  After the last page the
- * replay ends and the held messages follow.  Returns how many were sent.
- */
-static size_t replay_step(hyb_broker *b, struct bssub *s, size_t limit)
-{
-        bconn *c = s->conn;
-        hyb_furi **keys = NULL;
-        hyb_obj **vals = NULL;
-        size_t n = 0, sent = 0;
-        bool more = false, was_batching = b->batching;
-
-        if (c->state == BCONN_DEAD)
-                return 0;
-        if (conn_queued(c) >= replay_room(b)) {
-                c->replay_wait = true;
-                return 0;
-        }
-        if (store_replay_page(b->store, s->replay, s->after, limit, &keys, &vals, &n, &more) < 0) {
-                /* the peer would miss values without knowing it: it is told and let go */
-                quota_cut(c, 507, "max_memory", "no memory for the next page of a store replay");
-                return 0;
-        }
-        /* the page's frames leave together, a sendmsg per BCONN_BATCH_MAX bytes */
-        b->batching = true;
-        while (sent < n && c->state != BCONN_DEAD) {
-                sub_send(s, keys[sent], vals[sent], true, true);
-                hyb_furi_unref(s->after);
-                s->after = hyb_furi_ref(keys[sent]);
-                if (++sent < n && conn_queued(c) >= replay_room(b)) {
-                        c->replay_wait = true;
-                        break;
-                }
-        }
-        for (size_t i = 0; i < n; i++) {
-                hyb_furi_unref(keys[i]);
-                hyb_obj_unref(vals[i]);
-        }
-        free(keys);
-        free(vals);
-        if (c->state != BCONN_DEAD && sent == n && !more)
-                replay_release(b, s, true);
-        b->batching = was_batching;
-        if (!was_batching)
-                broker_flush_batches(b);
-        return sent;
-}
-
-/* The loop's turn for replays: each peer with a replay listed and room in its queue gets one
- * page, of an equal share of max_read_keys (at least 16), in turn; its other replays wait in
- * line, so a peer's share does not grow with its number of subscriptions. */
-static void replay_run(evutil_socket_t fd, short what, void *ud)
-{
-        hyb_broker *b = ud;
-        uint64_t turn = ++b->replay_turns;
-        size_t budget = store_read_cap(b), page, n = 0, peers = 0;
-        bool again = false;
-
-        (void)fd;
-        (void)what;
-        for (struct bssub *s = b->replays; s; s = s->rnext) {
-                n++;
-                if (s->conn->replay_turn != turn && !s->conn->replay_wait &&
-                    s->conn->state != BCONN_DEAD) {
-                        s->conn->replay_turn = turn;
-                        peers++;
-                }
-        }
-        page = peers ? budget / peers : budget;
-        if (page < 16)
-                page = 16;
-        turn = ++b->replay_turns; /* the count above marked the peers with the last one */
-        while (n-- && budget && b->replays) {
-                struct bssub *s = b->replays;
-                bconn *c = s->conn;
-
-                replay_unlist(b, s);
-                if (c->state == BCONN_DEAD)
-                        continue; /* freed with its peer */
-                if (!c->replay_wait && c->replay_turn != turn) {
-                        c->replay_turn = turn;
-                        budget -= replay_step(b, s, page < budget ? page : budget);
-                }
-                if (s->replay && c->state != BCONN_DEAD)
-                        replay_list(b, s);
-        }
-        for (struct bssub *s = b->replays; s && !again; s = s->rnext)
-                again = !s->conn->replay_wait && s->conn->state != BCONN_DEAD;
-        if (again)
-                replay_arm(b);
-}
-
-void store_replay_wake(bconn *c)
-{
-        if (conn_queued(c) > replay_room(c->b) / 2)
-                return;
-        c->replay_wait = false;
-        replay_arm(c->b);
 }
 
 /* ---------------------------------------------------------------- calls */
@@ -1606,15 +1365,12 @@ static void do_subscribe(bconn *c, uint64_t id, const char *body, size_t len)
         }
         s->conn = c;
         s->id = sid;
-        s->held_tail = &s->held;
-        /* the replay is sent in pages by the broker (replay_step), the store replays nothing */
-        if (fl && (r = hyb_furi_strip_query(f, &s->replay)) < 0) {
-                free(s);
-                goto out;
-        }
-        r = hyb_store_subscribe(b->store, f, 0, sub_msg, s, &s->slot, &e);
+        /* the replay is sent in pages by the broker (replay.c), the store replays nothing */
+        r = replay_init(&s->rp, c, sid, b->store, "", fl ? f : NULL);
+        if (r >= 0)
+                r = hyb_store_subscribe(b->store, f, 0, sub_msg, s, &s->slot, &e);
         if (r < 0) {
-                hyb_furi_unref(s->replay);
+                replay_stop(&s->rp);
                 free(s);
                 goto out;
         }
@@ -1631,22 +1387,14 @@ out:
         hyb_furi_unref(f);
         if (r < 0)
                 return;
-        if (s && s->replay) {
-                /* the first page follows the acknowledgement; the rest, a page a turn */
-                c->yield = true; /* the loop serves others before this peer's next frame */
-                replay_step(b, s, store_read_cap(b));
-                if (s->replay && c->state != BCONN_DEAD) {
-                        replay_list(b, s);
-                        if (!c->replay_wait)
-                                replay_arm(b);
-                }
-        }
+        if (s)
+                replay_begin(&s->rp); /* the first page follows the answer; the rest, a page a turn */
         store_io(-1, 0, b);
 }
 
 static void sub_free(bconn *c, struct bssub *s)
 {
-        replay_release(c->b, s, false);
+        replay_stop(&s->rp);
         hyb_slot_unref(s->slot);
         c->n_ssubs--;
         if (c->q)
@@ -1787,9 +1535,7 @@ HYB_EXPORT int hyb_broker_set_store(hyb_broker *b, hyb_store *st)
         }
         b->store_ev = event_new(b->base, fd, EV_READ | EV_PERSIST, store_io, b);
         b->store_timer = evtimer_new(b->base, store_io, b);
-        b->replay_timer = evtimer_new(b->base, replay_run, b);
-        if (!b->store_ev || !b->store_timer || !b->replay_timer ||
-            event_add(b->store_ev, NULL) < 0) {
+        if (!b->store_ev || !b->store_timer || event_add(b->store_ev, NULL) < 0) {
                 store_detach(b);
                 return -ENOMEM;
         }

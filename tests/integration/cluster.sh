@@ -19,6 +19,7 @@ cluster: {broker: \"$URL\"}" || finish
 SA=$SOCK PA=$DPID
 start_daemon b "host: hostb
 cluster: {broker: \"$URL\"}
+store: {limits: {max_read_keys: 1}}
 policy:
   store:
     - {uid: 0, furi: \"//+/#\", allow: [read, write, delete, subscribe]}
@@ -104,6 +105,11 @@ expect "the space travels as %20 in the topic" 0 "kitchen/a%20b 1" \
 expect "the literal + travels as %2B, not as a wildcard" 0 "kitchen/%2B 2" \
         mosquitto_sub -p "$PORT" -h 127.0.0.1 -t 'kitchen/%2B' -v -C 1 -W 5
 expect "and reads back on B" 0 "2" hb store get '//kitchen/%2B'
+# a cluster subscription's replay comes from B's mirror in pages, as the host store's
+# (store.limits.max_read_keys 1 on B: a page a key)
+expect "watch --replay //kitchen/# on B replays the mirror in key order" 0 "//kitchen/%2B	2
+//kitchen/a%20b	1
+//kitchen/temp	22" timeout 10 "$HYBRID" --bus "$SB" store watch '//kitchen/#' --replay --count 3
 
 # --- access: the store's policy governs //... like any fURI
 expect_err "a peer without rights to //sensors/# is refused 403" 1 "403|denies" \
