@@ -275,7 +275,7 @@ struct hyb_broker {
         hyb_broker_kernel_fn kernel;    /* the daemon's kernel objs (hyb_broker_set_kernel) */
         void *kernel_ud;
         struct event *store_ev, *store_timer;
-        /* Subscriptions whose replay has pages left, served in turn (store-serve.c), and the
+        /* Subscriptions whose replay has pages left, served in turn (replay.c), and the
          * timer that sends the next pages on the loop's next turn. */
         struct breplay *replays, **replays_tail;
         struct event *replay_timer;
@@ -681,13 +681,16 @@ typedef struct breplay {
         hyb_furi *after;        /* the last key sent */
         struct bheld *held, **held_tail; /* the subscription's messages meanwhile */
         struct breplay *rnext, **rprev;  /* hyb_broker.replays; rprev NULL: not listed */
+        /* told each replayed value sent (the cluster's trace file), or NULL */
+        void (*sent)(struct breplay *r, const char *key, const char *val, size_t val_len);
 } breplay;
 /* Sets r up for the subscription id of c to the store st; with a pattern (NULL: no replay),
  * its messages are held from now until the replay, started by replay_begin once the
  * subscription is made in st, has sent its last page.  0 or -ENOMEM. */
 int replay_init(breplay *r, bconn *c, uint64_t id, hyb_store *st, const char *prefix,
                 const hyb_furi *pattern);
-/* Sends the first page (after the subscription's answer); the rest go a page a turn. */
+/* Sends the first page (after the subscription's answer); the rest go a page a turn.  The
+ * caller serving the peer's frames sets c->yield: the peer's next frame waits a turn. */
 void replay_begin(breplay *r);
 /* Sends a message frame of r's subscription, or holds it while the replay goes on. */
 void replay_send(breplay *r, const struct iovec *iov, int n);

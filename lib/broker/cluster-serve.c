@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -441,6 +442,15 @@ static void sub_free(bcluster *cl, struct csub *s)
         free(s);
 }
 
+/* A replayed value sent to s's peer: a D line of the trace file, as for the others. */
+static void replay_sent(breplay *r, const char *key, const char *val, size_t vl)
+{
+        struct csub *s = (struct csub *)((char *)r - offsetof(struct csub, rp));
+
+        if (s->cl->trace_fd >= 0)
+                trace_note(s->cl, 'D', trace_now(), r->prefix, key, val, vl);
+}
+
 /* The broker acknowledged s's filter: the mirror subscription, then the answer. */
 static void sub_ready(bcluster *cl, struct csub *s, int r)
 {
@@ -451,6 +461,7 @@ static void sub_ready(bcluster *cl, struct csub *s, int r)
         if (r >= 0)
                 r = replay_init(&s->rp, s->conn, s->sid, cl->mirror, "/",
                                 s->flags ? s->pat->mpat : NULL);
+        s->rp.sent = replay_sent;
         if (r >= 0)
                 r = hyb_store_subscribe(cl->mirror, s->pat->mpat, 0, sub_msg, s, &s->slot, &e);
         s->answered = true;

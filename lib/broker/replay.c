@@ -180,6 +180,8 @@ static void replay_value(hyb_broker *b, breplay *r, const hyb_furi *key, const h
                 { (void *)val, vl },
         };
         (void)bconn_send_built(r->conn, out, 5);
+        if (r->sent)
+                r->sent(r, k, val, vl);
         hyb_free(val_free);
 }
 
@@ -298,7 +300,6 @@ void replay_begin(breplay *r)
 
         if (!r->pattern)
                 return;
-        r->conn->yield = true; /* the loop serves others before this peer's next frame */
         replay_step(b, r, store_read_cap(b));
         if (r->pattern && r->conn->state != BCONN_DEAD) {
                 replay_list(b, r);

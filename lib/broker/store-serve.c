@@ -1387,8 +1387,10 @@ out:
         hyb_furi_unref(f);
         if (r < 0)
                 return;
-        if (s)
-                replay_begin(&s->rp); /* the first page follows the answer; the rest, a page a turn */
+        if (s && s->rp.pattern) {
+                c->yield = true; /* the loop serves others before this peer's next frame */
+                replay_begin(&s->rp); /* the first page follows the answer; the rest, a turn each */
+        }
         store_io(-1, 0, b);
 }
 

@@ -57,6 +57,11 @@ check "the delivery's stamp is not before the write's ($W <= $D)" \
         "$PYTHON" -c 'import sys; sys.exit(0 if int(sys.argv[1]) <= int(sys.argv[2]) else 1)' "$W" "$D"
 check "A noted four lines, nothing else" [ "$(wc -l <"$T/a.trace")" -eq 4 ]
 check "B, without the variable, noted nothing anywhere" sh -c "! ls '$T' | grep -q '^b.*trace'"
+# a replay's values are deliveries too (in key order: k... before x)
+expect "a replay of //trace/# on A gives both values" 0 "//trace/$LONG	8
+//trace/x	7" timeout 10 "$HYBRID" --bus "$SA" store watch '//trace/#' --replay --count 2
+four_d() { [ "$(grep -c '^D ' "$T/a.trace")" -eq 4 ]; }
+check "A noted the replay's two deliveries: four D lines" wait_until 10 four_d
 
 # a trace file that cannot be opened: the daemon says so and does not start
 HYBRID_CLUSTER_TRACE="$T/no/such/dir/c.trace" "$HYBRIDD" --foreground --socket "$T/c.sock" \
