@@ -142,7 +142,7 @@ struct bconn {
         struct bssub *ssubs;  /* store subscriptions (store-serve.c) */
         struct bswrite *swrites; /* its writes waiting for their commit (store-serve.c) */
         unsigned n_ssubs;
-        /* Store messages held while a subscription's replay is sent in pages (store-serve.c):
+        /* Store messages held while a subscription's replay is sent in pages (replay.c):
          * their bytes, charged to q and counted with the send queue by bconn_room. */
         size_t store_held;
         /* A replay waits for its send queue to drain (quota.c out_changed wakes it). */
@@ -681,7 +681,7 @@ typedef struct breplay {
         hyb_furi *after;        /* the last key sent */
         struct bheld *held, **held_tail; /* the subscription's messages meanwhile */
         struct breplay *rnext, **rprev;  /* hyb_broker.replays; rprev NULL: not listed */
-        /* told each replayed value sent (the cluster's trace file), or NULL */
+        /* told each message sent or held (the cluster's trace file), or NULL */
         void (*sent)(struct breplay *r, const char *key, const char *val, size_t val_len);
 } breplay;
 /* Sets r up for the subscription id of c to the store st; with a pattern (NULL: no replay),
@@ -692,8 +692,9 @@ int replay_init(breplay *r, bconn *c, uint64_t id, hyb_store *st, const char *pr
 /* Sends the first page (after the subscription's answer); the rest go a page a turn.  The
  * caller serving the peer's frames sets c->yield: the peer's next frame waits a turn. */
 void replay_begin(breplay *r);
-/* Sends a message frame of r's subscription, or holds it while the replay goes on. */
-void replay_send(breplay *r, const struct iovec *iov, int n);
+/* Sends a message of r's subscription (a write, transient write or delete of key), or holds
+ * it while the replay goes on. */
+void replay_message(breplay *r, const hyb_furi *key, const hyb_obj *value, bool retain);
 /* The subscription ends: what r holds is dropped (and its charge given back). */
 void replay_stop(breplay *r);
 /* c's send queue drained while a replay of its waits for room (c->replay_wait): the replay

@@ -91,8 +91,6 @@ void cluster_conn_gone(bconn *c)
 
 #else
 
-static const char builtin_name[] = "@localhost/org.hybridos.bus/builtin";
-static const char store_member[] = "store";
 static const char queue_root[] = "/sys/cluster/queue/";
 
 typedef struct bcluster bcluster;
@@ -388,40 +386,11 @@ static void pat_put(bcluster *cl, struct cpat *p)
 
 /* ---------------------------------------------------------------- subscriptions */
 
+/* A message of the mirror for s: its cluster fURI is the mirror key's text with one more '/'
+ * in front (//a/b for /a/b: the mirror holds canonical texts only, furi_of_topic). */
 static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
 {
-        struct csub *s = ud;
-        bconn *c = s->conn;
-        char *val = NULL;
-        const char *mkey = hyb_furi_get_str(target);
-        size_t fl, vl;
-        wire_hdr h = { .type = WIRE_EVENT, .flags = WIRE_F_BINARY, .status = retain ? 200 : 202,
-                       .call_id = s->sid };
-        uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
-        struct iovec iov[4];
-        uint64_t t = s->cl->trace_fd >= 0 ? trace_now() : 0;
-
-        if (!c || c->state == BCONN_DEAD)
-                return;
-        if (hyb_obj_format(payload, HYB_FORMAT_EXACT, &val) < 0)
-                return;
-        /* the cluster fURI of mirror key /a/b is //a/b: its text with one more '/' in
-         * front (the mirror holds canonical texts only, furi_of_topic) */
-        fl = 1 + strlen(mkey);
-        vl = strlen(val);
-        (void)wire_build(&h, builtin_name, sizeof builtin_name - 1, NULL, 0, store_member,
-                         sizeof store_member - 1, NULL, fl + 1 + vl, buf, iov);
-        struct iovec out[5] = {
-                { buf, iov[0].iov_len },
-                { (void *)"/", 1 },
-                { (void *)mkey, fl - 1 },
-                { (void *)"\n", 1 },
-                { val, vl },
-        };
-        replay_send(&s->rp, out, 5);
-        if (t)
-                trace_note(s->cl, 'D', t, "/", mkey, val, vl);
-        hyb_free(val);
+        replay_message(&((struct csub *)ud)->rp, target, payload, retain);
 }
 
 static void sub_free(bcluster *cl, struct csub *s)
@@ -442,7 +411,7 @@ static void sub_free(bcluster *cl, struct csub *s)
         free(s);
 }
 
-/* A replayed value sent to s's peer: a D line of the trace file, as for the others. */
+/* A message sent (or held) for s's peer, replayed or not: a D line of the trace file. */
 static void replay_sent(breplay *r, const char *key, const char *val, size_t vl)
 {
         struct csub *s = (struct csub *)((char *)r - offsetof(struct csub, rp));

@@ -43,6 +43,9 @@ static size_t replay_room(const hyb_broker *b)
         return q < 256u * 1024 ? q : 256u * 1024;
 }
 
+/* The peer's send queue alone (not bconn_queued): only its draining calls out_changed, which
+ * wakes a waiting replay; the batch leaves at the end of the turn and held frames after the
+ * replay, so waiting on them would never end. */
 static size_t conn_queued(const bconn *c)
 {
         return c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
@@ -115,18 +118,6 @@ static void replay_hold(breplay *r, const struct iovec *iov, int n)
         quota_charge(c, HELD_SIZE(total), 0);
 }
 
-void replay_send(breplay *r, const struct iovec *iov, int n)
-{
-        if (r->pattern)
-                replay_hold(r, iov, n);
-        else
-                /* Straight to the socket when its queue is empty, as a reply would go: queued
-                 * in the output buffer, it would wait for the loop's next turn to be written.
-                 * A full queue cuts the subscriber off as a slow consumer (507), as for
-                 * events. */
-                (void)bconn_send_built(r->conn, iov, n);
-}
-
 /* Releases what r holds for its replay; sends the held messages first when send. */
 static void replay_release(breplay *r, bool send)
 {
@@ -155,20 +146,24 @@ void replay_stop(breplay *r)
         replay_release(r, false);
 }
 
-/* Sends one replayed value: "<prefix><key>\n<value>", a retained message (200). */
-static void replay_value(hyb_broker *b, breplay *r, const hyb_furi *key, const hyb_obj *value)
+/* One message of r's subscription: "<prefix><key>\n<value>", 200 for a retained value, 202
+ * for a transient one; a live one (not replayed) waits while the replay goes on.  The value's
+ * text is the one the peer wrote, or the format cache's (store_value_text). */
+static void replay_frame(breplay *r, const hyb_furi *key, const hyb_obj *value, bool retain,
+                         bool live)
 {
         const char *k = hyb_furi_get_str(key), *val;
         char *val_free = NULL;
         size_t pl = strlen(r->prefix), kl = strlen(k), vl = 0;
-        wire_hdr h = { .type = WIRE_EVENT, .flags = WIRE_F_BINARY, .status = 200,
+        wire_hdr h = { .type = WIRE_EVENT, .flags = WIRE_F_BINARY, .status = retain ? 200 : 202,
                        .call_id = r->id };
         uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
         struct iovec iov[4];
 
-        val = store_value_text(b, value, &vl, &val_free);
+        val = store_value_text(r->conn->b, value, &vl, &val_free);
         if (!val)
                 return;
+        /* header and names from wire_build, then the key and the value without a copy */
         (void)wire_build(&h, HYB_BUS_BUILTIN_ENDPOINT, sizeof HYB_BUS_BUILTIN_ENDPOINT - 1, NULL,
                          0, store_member, sizeof store_member - 1, NULL, pl + kl + 1 + vl, buf,
                          iov);
@@ -179,10 +174,23 @@ static void replay_value(hyb_broker *b, breplay *r, const hyb_furi *key, const h
                 { (void *)"\n", 1 },
                 { (void *)val, vl },
         };
-        (void)bconn_send_built(r->conn, out, 5);
+        if (live && r->pattern)
+                replay_hold(r, out, 5);
+        else
+                /* Straight to the socket when its queue is empty, as a reply would go: queued
+                 * in the output buffer, it would wait for the loop's next turn to be written.
+                 * A full queue cuts the subscriber off as a slow consumer (507), as for
+                 * events. */
+                (void)bconn_send_built(r->conn, out, 5);
         if (r->sent)
                 r->sent(r, k, val, vl);
         hyb_free(val_free);
+}
+
+void replay_message(breplay *r, const hyb_furi *key, const hyb_obj *value, bool retain)
+{
+        if (r->conn && r->conn->state != BCONN_DEAD)
+                replay_frame(r, key, value, retain, true);
 }
 
 /*
@@ -212,7 +220,7 @@ static size_t replay_step(hyb_broker *b, breplay *r, size_t limit)
         /* the page's frames leave together, a sendmsg per BCONN_BATCH_MAX bytes */
         b->batching = true;
         while (sent < n && c->state != BCONN_DEAD) {
-                replay_value(b, r, keys[sent], vals[sent]);
+                replay_frame(r, keys[sent], vals[sent], true, false);
                 hyb_furi_unref(r->after);
                 r->after = hyb_furi_ref(keys[sent]);
                 if (++sent < n && conn_queued(c) >= replay_room(b)) {

@@ -31,9 +31,6 @@
 #include "obj/obj-internal.h" /* obj_format_to into a cache slot's buffer */
 #include "store/store-internal.h" /* store_kick_hold: a write's deliveries without the eventfd */
 
-static const char builtin_name[] = "@localhost/org.hybridos.bus/builtin";
-static const char store_member[] = "store";
-
 struct bstore_rule {
         const broker_store_rule *r;
         hyb_furi *pattern;
@@ -427,33 +424,7 @@ const char *store_value_text(hyb_broker *b, const hyb_obj *o, size_t *ret_len, c
 /* One message of s: "furi\nvalue", sent, or held while s has a replay to finish. */
 static void sub_msg(const hyb_furi *target, const hyb_obj *payload, bool retain, void *ud)
 {
-        struct bssub *s = ud;
-        bconn *c = s->conn;
-        hyb_broker *b = c->b;
-        const char *furi = hyb_furi_get_str(target), *val;
-        char *val_free = NULL;
-        size_t fl = strlen(furi), vl = 0;
-        wire_hdr h = { .type = WIRE_EVENT, .flags = WIRE_F_BINARY, .status = retain ? 200 : 202,
-                       .call_id = s->id };
-        uint8_t buf[WIRE_HDR_SIZE + WIRE_NAMES_MAX];
-        struct iovec iov[4];
-
-        if (c->state == BCONN_DEAD)
-                return;
-        val = store_value_text(b, payload, &vl, &val_free);
-        if (!val)
-                return;
-        /* Header and names from wire_build, then furi "\n" value without a copy. */
-        (void)wire_build(&h, builtin_name, sizeof builtin_name - 1, NULL, 0, store_member,
-                         sizeof store_member - 1, NULL, fl + 1 + vl, buf, iov);
-        struct iovec out[4] = {
-                { buf, iov[0].iov_len },
-                { (void *)furi, fl },
-                { (void *)"\n", 1 },
-                { (void *)val, vl },
-        };
-        replay_send(&s->rp, out, 4);
-        hyb_free(val_free);
+        replay_message(&((struct bssub *)ud)->rp, target, payload, retain);
 }
 
 /* ---------------------------------------------------------------- calls */
@@ -947,22 +918,28 @@ static void branch_charge_done(branch_charge *bc)
         store_keys_free(bc->keys, bc->n);
 }
 
+/* The length of o's exact text (what a key holding it is charged for) in *ret; 0 or < 0. */
+static int exact_len(const hyb_obj *o, size_t *ret)
+{
+        char *t = NULL;
+        int r = hyb_obj_format(o, HYB_FORMAT_EXACT, &t);
+
+        if (r >= 0)
+                *ret = strlen(t);
+        hyb_free(t);
+        return r;
+}
+
 /* The length of the value text key holds now; 0 and false when it holds nothing. */
 static size_t held_len(hyb_broker *b, const hyb_furi *key, bool *ret_has)
 {
         hyb_obj *o = NULL;
-        char *t = NULL;
         size_t n = 0;
 
-        *ret_has = false;
-        if (hyb_store_read(b->store, key, &o, NULL) >= 0 && !hyb_obj_is_noobj(o) &&
-            hyb_obj_format(o, HYB_FORMAT_EXACT, &t) >= 0) {
-                n = strlen(t);
-                *ret_has = true;
-        }
-        hyb_free(t);
+        *ret_has = hyb_store_read(b->store, key, &o, NULL) >= 0 && !hyb_obj_is_noobj(o) &&
+                   exact_len(o, &n) >= 0;
         hyb_obj_unref(o);
-        return n;
+        return *ret_has ? n : 0;
 }
 
 /* After a write into (or a delete inside) the lst/rec that holder holds: holder's charge is
@@ -1037,14 +1014,8 @@ static int branch_charge_init(branch_charge *bc, const hyb_furi *f, const hyb_ob
                 const hyb_obj *val = lst_or_rec_value(v, i);
                 size_t vl = 0;
 
-                if (!hyb_obj_is_noobj(val)) {
-                        char *text = NULL;
-                        r = hyb_obj_format(val, HYB_FORMAT_EXACT, &text);
-                        if (r < 0)
-                                return r;
-                        vl = strlen(text);
-                        hyb_free(text);
-                }
+                if (!hyb_obj_is_noobj(val) && (r = exact_len(val, &vl)) < 0)
+                        return r;
                 all[i].key = key_text(bc->keys[i], &all[i].key_len); /* the key's own text */
                 all[i].hash = hyb_furi_hash(bc->keys[i]);
                 all[i].value_len = vl;
@@ -1130,9 +1101,8 @@ static int node_check_fn(const hyb_furi *holder, const hyb_obj *holder_value, vo
                          hyb_error *e)
 {
         node_check *q = ud;
-        size_t kl, hl, cur;
+        size_t kl, hl, cur = 0;
         const char *key = key_text(q->f, &kl), *hk;
-        char *t = NULL;
 
         if (!holder)
                 return q->del ? 0 : squota_check(q->b, q->uid, key, kl, hyb_furi_hash(q->f),
@@ -1140,10 +1110,8 @@ static int node_check_fn(const hyb_furi *holder, const hyb_obj *holder_value, vo
         q->holder = hyb_furi_ref((hyb_furi *)holder);
         if (q->del)
                 return 0;
-        if (hyb_obj_format(holder_value, HYB_FORMAT_EXACT, &t) < 0)
+        if (exact_len(holder_value, &cur) < 0)
                 return -ENOMEM;
-        cur = strlen(t);
-        hyb_free(t);
         hk = key_text(holder, &hl);
         return squota_check(q->b, q->uid, hk, hl, hyb_furi_hash(holder), cur + kl + q->value_len,
                             e);
