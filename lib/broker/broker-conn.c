@@ -343,9 +343,10 @@ int bconn_send_built(bconn *c, const struct iovec *iov, int n)
 {
         size_t total = 0;
 
+        if (n < 0 || n > BCONN_SEND_IOV)
+                return -EINVAL;
         for (int i = 0; i < n; i++)
                 total += iov[i].iov_len;
-
         if (c->state == BCONN_DEAD || !c->bev)
                 return -ENOTCONN;
         if (!bconn_room(c, total))

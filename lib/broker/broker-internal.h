@@ -354,9 +354,11 @@ int broker_pair_new(hyb_broker *b, struct bufferevent **ret_broker, struct buffe
 int bconn_send(bconn *c, wire_hdr *h, const char *from, size_t from_len, const char *to,
                size_t to_len, const char *member, size_t member_len, const void *body, size_t len);
 /* Sends a frame laid out in iov[0..n-1] (n <= BCONN_SEND_IOV: wire_build()'s iovecs, or a
- * header followed by body pieces): straight to the socket when nothing is queued before it
- * and no batch is being dispatched, else queued (same bound as bconn_send). */
-#define BCONN_SEND_IOV 4
+ * header followed by body pieces, as a store message's header, prefix, key, newline and
+ * value): straight to the socket when nothing is queued before it and no batch is being
+ * dispatched, else queued (same bound as bconn_send).  -EINVAL (nothing sent) for a larger
+ * n: the iovecs are copied into arrays of this size. */
+#define BCONN_SEND_IOV 5
 int bconn_send_built(bconn *c, const struct iovec *iov, int n);
 /* Most bytes of frames batched for one peer before they are written out. */
 #define BCONN_BATCH_MAX (64u * 1024)

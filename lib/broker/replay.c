@@ -167,6 +167,7 @@ static void replay_frame(breplay *r, const hyb_furi *key, const hyb_obj *value, 
         (void)wire_build(&h, HYB_BUS_BUILTIN_ENDPOINT, sizeof HYB_BUS_BUILTIN_ENDPOINT - 1, NULL,
                          0, store_member, sizeof store_member - 1, NULL, pl + kl + 1 + vl, buf,
                          iov);
+        _Static_assert(5 <= BCONN_SEND_IOV, "a store message is 5 iovecs");
         struct iovec out[5] = {
                 { buf, iov[0].iov_len },
                 { (void *)r->prefix, pl },
