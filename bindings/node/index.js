@@ -511,7 +511,9 @@ class Bus extends EventEmitter {
   /** Calls method of endpoint with params; resolves with the result, rejects with HybridError. */
   call(endpoint, method, params, options) {
     const t = options && options.timeout !== undefined ? options.timeout : 0;
-    const ms = t > 0 ? Math.ceil(t) : 0;
+    // the addon takes a uint32: a longer deadline (Infinity too) is the longest one, as in
+    // Python, not one wrapped around to a few milliseconds
+    const ms = t > 0 ? Math.min(Math.ceil(t), 0xFFFFFFFF) : 0;
     try {
       if (options && options.signal) return this._callAbortable(endpoint, method, params, ms, options.signal);
       return callNative(this, endpoint, method, params, ms);
@@ -592,18 +594,20 @@ class Bus extends EventEmitter {
     try {
       native.busReply(this, req, value === undefined ? null : value);
     } catch (e) {
-      this._fail(req, e, id);
+      // a result without an obj form (NaN, a function) is the procedure's fault: 500, not
+      // the 400 the conversion's HybridError carries, which would blame the caller
+      this._fail(req, new Error(`the procedure's result: ${e && e.message}`), id);
     }
   }
   _fail(req, e, id) {
     this._aborts.delete(id);
     this._cancelled.delete(id);
     if (this._closed) return;
-    if (e instanceof HybridError) {
-      native.busReplyError(this, req, e.status, e.message);
-    } else {
-      native.busReplyError(this, req, 500, e && e.message !== undefined ? String(e.message) : String(e));
-    }
+    let msg = e instanceof HybridError ? e.message
+      : e && e.message !== undefined ? String(e.message) : String(e);
+    const nul = msg.indexOf('\0');
+    if (nul >= 0) msg = msg.slice(0, nul); // the library takes it as a C string
+    native.busReplyError(this, req, e instanceof HybridError ? e.status : 500, msg);
   }
 
   /**

@@ -101,6 +101,13 @@ void hn_throw_code(napi_env env, int code, const hyb_error *err)
         napi_throw(env, hn_error_new(env, code, 0, err && err->message[0] ? err->message : NULL));
 }
 
+static void throw_nul(napi_env env)
+{
+        napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE",
+                              "a name or text with a NUL character (the library reads it as a C "
+                              "string, which ends there)");
+}
+
 char *hn_get_string(napi_env env, napi_value v, bool optional)
 {
         napi_valuetype t;
@@ -121,6 +128,12 @@ char *hn_get_string(napi_env env, napi_value v, bool optional)
                 return NULL;
         }
         napi_get_value_string_utf8(env, v, s, len + 1, &len);
+        if (strlen(s) != len) {
+                /* a C string ends at the first NUL: "ec\0ho" would name "ec" */
+                free(s);
+                throw_nul(env);
+                return NULL;
+        }
         return s;
 }
 
@@ -136,8 +149,12 @@ char *hn_get_string_buf(napi_env env, napi_value v, char *buf, size_t n)
         /* napi writes whole characters only: a cut text may stop up to 3 bytes before the
          * end of buf (the next character 4 bytes long), so only one that left 4 or more
          * bytes free is known whole */
-        if (len + 4 < n)
-                return buf;
+        if (len + 4 < n) {
+                if (strlen(buf) == len)
+                        return buf;
+                throw_nul(env);
+                return NULL;
+        }
         return hn_get_string(env, v, false); /* it may have been cut */
 }
 
@@ -316,7 +333,16 @@ static int number_to_obj(napi_env env, double d, bool force_real, hyb_obj **ret)
 {
         int r;
 
-        if (!force_real && isfinite(d) && d == trunc(d) && fabs(d) <= SAFE_INT &&
+        if (!isfinite(d)) {
+                /* the mapping is JSON's: a store write, which takes the obj as it is, must
+                 * refuse what a call (through JSON) refuses, or readers get a value they
+                 * cannot map */
+                hyb_error e = { .code = HYB_E_TYPE };
+                snprintf(e.message, sizeof e.message, "%s has no JSON form, so no obj form",
+                         isnan(d) ? "NaN" : d < 0 ? "-Infinity" : "Infinity");
+                return throw_code(env, HYB_E_TYPE, &e);
+        }
+        if (!force_real && d == trunc(d) && fabs(d) <= SAFE_INT &&
             !(d == 0 && signbit(d)))
                 r = hyb_obj_new_int((int64_t)d, ret);
         else

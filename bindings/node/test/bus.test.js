@@ -212,6 +212,12 @@ test('a handler that throws: HybridError keeps its status, anything else is a 50
   // a result that has no obj form is a 500 too, and the server goes on
   server.procedure('badresult', {}, () => ({ f: () => 1 }));
   await assert.rejects(client.call(server.name, 'badresult', {}), { status: 500 });
+  // NaN has no JSON form: the procedure's fault (500), not the caller's (400)
+  server.procedure('nanresult', {}, () => ({ t: NaN }));
+  await assert.rejects(client.call(server.name, 'nanresult', {}), { status: 500, code: 'HYB_E_INTERNAL' });
+  // a thrown message with a NUL goes back up to it
+  server.procedure('nulmsg', {}, () => { throw new hybrid.HybridError('lamp\0 broken', 404); });
+  await assert.rejects(client.call(server.name, 'nulmsg', {}), { status: 404, message: 'lamp' });
   assert.deepEqual(await client.call(server.name, 'add', { a: 2, b: 2 }), { sum: 4 });
 });
 
@@ -225,6 +231,15 @@ test('a handler whose result is a broken thenable: a 500, the process goes on', 
   await assert.rejects(client.call(server.name, 'badgetter', {}), { status: 500, message: 'getter threw' });
   assert.deepEqual(await client.call(server.name, 'thenable', {}), { via: 'thenable' });
   assert.deepEqual(await client.call(server.name, 'add', { a: 1, b: 2 }), { sum: 3 });
+});
+
+test('names with a NUL are refused, not cut; a deadline past 2^32 ms is the longest one', async () => {
+  // "ec\0ho" would reach the method "ec" as a C string
+  await assert.rejects(client.call(BUILTIN, 'ec\0ho', {}), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
+  await assert.rejects(client.call(`${BUILTIN}\0x`, 'echo', {}), { name: 'TypeError' });
+  // wrapped to a uint32, 2^32 + 1 was a 1 ms deadline: an at once 504
+  assert.deepEqual(await client.call(BUILTIN, 'echo', { w: 1 }, { timeout: 2 ** 32 + 1 }), { w: 1 });
+  assert.deepEqual(await client.call(BUILTIN, 'echo', { w: 2 }, { timeout: Infinity }), { w: 2 });
 });
 
 test('errors: unknown endpoint or method, HybridError fields, a closed bus', async () => {

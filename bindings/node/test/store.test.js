@@ -61,6 +61,12 @@ async function exercise(store, root) {
 
   // errors are HybridErrors with status and code
   await assert.rejects(store.put('relative/path', 1), (e) => e instanceof hybrid.HybridError && e.status >= 400);
+  // NaN and the infinities have no JSON form: refused, as a call refuses them, so that no
+  // reader (Python through JSON) meets a value it cannot map
+  await assert.rejects(async () => store.put(`${root}/nan`, NaN), { code: 'HYB_E_TYPE' });
+  await assert.rejects(async () => store.put(`${root}/nan`, { t: -Infinity }), { code: 'HYB_E_TYPE' });
+  await assert.rejects(async () => store.put(`${root}/nan`, hybrid.Real(Infinity)), { code: 'HYB_E_TYPE' });
+  assert.equal(await store.get(`${root}/nan`), null);
   await assert.rejects(store.get('/a//b'), { code: 'HYB_E_PARSE' });
 }
 
