@@ -79,6 +79,15 @@ for callee in $langs; do
                 "$HYBRID" --bus "$SOCK" call "$e" add '{"a":1.5,"b":2}'
 done
 
+# --- a binary body (Python sends bytes) reaches a Lua procedure as a string of its bytes
+case " $langs " in *" lua "*)
+        expect "a binary body from Python reaches Lua's procedure as its bytes" 0 \
+                "[('first', 0), ('last', 16), ('n', 3)]" "$PYTHON" -c 'import sys, hybrid
+with hybrid.Bus(socket=sys.argv[1], app="org.example.py.bytes") as b:
+    print(sorted(b.call(sys.argv[2], "bytes", b"\x00\xff\x10", timeout=30.0).items()))' \
+                "$SOCK" "$(ep lua)" ;;
+esac
+
 # --- events in a ring, Python -> Node -> Lua -> Python, each listener subscribed by glob before the
 # generator exists (a standing pattern), each firer counting one delivery
 set -- $langs

@@ -79,6 +79,10 @@ function commands.serve(sock, app)
                 return {sum = args.a + args.b, lang = "lua"}
         end)
         bus:procedure("deny", {}, function() hybrid.raise(403, "denied by lua") end)
+        -- a binary body arrives as a string of its bytes
+        bus:procedure("bytes", {}, function(p)
+                return {n = #p, first = p:byte(1), last = p:byte(-1)}
+        end)
         ready(bus)
         bus:run()
 end

@@ -269,10 +269,19 @@ static int to_obj(lua_State *L, int idx, int depth, hyb_obj **ret, hyb_error *e)
         case LUA_TBOOLEAN:
                 *ret = hyb_obj_bool(lua_toboolean(L, idx));
                 return 0;
-        case LUA_TNUMBER:
+        case LUA_TNUMBER: {
                 if (lua_isinteger(L, idx))
                         return hyb_obj_new_int((int64_t)lua_tointeger(L, idx), ret);
-                return hyb_obj_new_real((double)lua_tonumber(L, idx), ret);
+                double d = (double)lua_tonumber(L, idx);
+                if (!isfinite(d)) {
+                        /* no JSON form: a store write, which takes the obj as it is, must
+                         * refuse it as a call does, or readers get a value they cannot map */
+                        snprintf(e->message, sizeof e->message, "a float that is %s has no obj form",
+                                 isnan(d) ? "NaN" : d < 0 ? "-inf" : "inf");
+                        return HYB_E_TYPE;
+                }
+                return hyb_obj_new_real(d, ret);
+        }
         case LUA_TSTRING: {
                 size_t len;
                 const char *s = lua_tolstring(L, idx, &len);
@@ -643,8 +652,13 @@ static int l_bus_gc(lua_State *L)
 static int l_bus_close(lua_State *L)
 {
         lbus *b = luaL_checkudata(L, 1, MT_BUS);
+        /* the calls in flight fail here (their fn runs with a 502): on this thread, which
+         * may be a coroutine */
+        lua_State *saved = cur_L;
+        cur_L = L;
         if (b->bus)
                 hyb_bus_close(b->bus);
+        cur_L = saved;
         return 0;
 }
 
@@ -893,9 +907,16 @@ static int on_call(hyb_bus_request *req, void *userdata)
         hyb_obj *in = NULL;
         hyb_error e;
         hyb_error_clear(&e);
-        int r = (body && blen) ? hyb_obj_from_json(body, blen, &in, &e) : 0;
+        int r = 0;
+        /* a binary body is a string, as a binary reply or event is */
+        if (body && blen && !hyb_bus_request_is_binary(req))
+                r = hyb_obj_from_json(body, blen, &in, &e);
+        else if (body && blen)
+                r = hyb_obj_new_str(body, blen, &in);
         if (r < 0)
-                return hyb_bus_request_reply_error(req, 400, e.message), 0;
+                return hyb_bus_request_reply_error(req, r == -ENOMEM ? 500 : 400,
+                                                   e.message[0] ? e.message : hyb_strerror(r)),
+                       0;
         call_out out = { .req = req, .in = in, .ref = c->ref, .status = 500 };
         lua_pushcfunction(L, call_protected);
         lua_pushlightuserdata(L, &out);

@@ -208,11 +208,13 @@ end
 --- bus:close(): unregisters everything and closes the connection (idempotent).
 function Bus:close()
         self._stop = true
+        -- the calls in flight fail first, each fn(nil, err) with a 502 (as in Python and
+        -- Node); then the procedures and subscriptions go
+        core.bus_close(self._h)
         for slot in pairs(self._slots) do
                 slot:cancel()
         end
         self._slots = {}
-        core.bus_close(self._h)
         core.bus_free(self._h)
 end
 Bus.__close = Bus.close

@@ -70,6 +70,22 @@ return {
                 bus:close()
         end},
 
+        {"close with async calls in flight: each fn gets a 502, once", function()
+                local bus = connect()
+                local errs, calls = {}, 0
+                for i = 1, 3 do
+                        bus:call_async(BUILTIN, "echo", {i = i}, function(r, e)
+                                calls = calls + 1
+                                errs[#errs + 1] = e
+                        end, {timeout = 5})
+                end
+                bus:close() -- their answers never read: still in flight
+                T.eq(calls, 3, "every fn ran in close()")
+                for _, e in ipairs(errs) do
+                        T.ok(hybrid.Error.is(e) and e.status == 502, "a 502: " .. tostring(e))
+                end
+        end},
+
         {"async call: its slot collected inside its own reply callback", function()
                 -- the script keeps no slot; the callback forgets it and runs a full collection
                 -- before it returns: the library holds the call over the callback

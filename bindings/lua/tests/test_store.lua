@@ -55,6 +55,11 @@ local function exercise(store, what)
         store:process(0.1)
         T.eq(#msgs, 4, what .. ": nothing after cancel")
         T.raises(400, "HYB_E_PARSE", store.get, store, "/bad//furi")
+        -- NaN and the infinities have no JSON form: refused, as a call refuses them, so that
+        -- no reader through JSON meets a value it cannot map
+        T.raises(400, "HYB_E_TYPE", store.put, store, "/lua/nan", 0/0)
+        T.raises(400, "HYB_E_TYPE", store.put, store, "/lua/nan", {t = -math.huge})
+        T.eq(store:get("/lua/nan"), nil, what .. ": nothing stored for a NaN")
 end
 
 return {
