@@ -346,6 +346,10 @@ typedef struct hyb_bus_call_args {
         size_t ret_len;           /* out: the reply body's length */
         hyb_bus_reply *ret_reply; /* out: the reply when its body did not fit buf, else NULL */
         hyb_error err;            /* out: the error of a failed call */
+        /* Members after err came later (a struct whose size stops at err still works): */
+        int status;               /* out: a failed call's answer status (4xx/5xx, also one
+                                   * with no code of its own, such as 418); 0 for a call that
+                                   * failed without an answer (a local error, a lost daemon) */
 } hyb_bus_call_args;
 
 /*
@@ -356,10 +360,10 @@ typedef struct hyb_bus_call_args {
  * an FFI).  The "in" members are read when the call starts (a handler run during the wait
  * may make another call with the same struct); the "out" members are written when it
  * returns (ret_reply always: NULL unless the reply is handed over; ret_len on 2xx; err on
- * failure), so a call made by such a handler leaves none of its results there.  -EINVAL
- * for a NULL a, a->size smaller than the struct's first version (this one, HYBRID_0.1:
- * later versions append members and still take it), or a NULL a->bus, a->endpoint or
- * a->method.
+ * failure; status when a->size covers it), so a call made by such a handler leaves none of
+ * its results there.  -EINVAL for a NULL a, a->size smaller than the struct's first version
+ * (up to err, HYBRID_0.1: later versions append members and still take it), or a NULL
+ * a->bus, a->endpoint or a->method.
  */
 HYB_EXPORT int hyb_bus_call_prepared(hyb_bus_call_args *a, const void *body, size_t len);
 

@@ -499,19 +499,21 @@ int bus_call_sync_sink(hyb_bus *bus, const char *endpoint, const char *method, c
         return 0;
 }
 
-HYB_EXPORT int hyb_bus_call(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
-                            size_t len, unsigned flags, uint32_t timeout_ms, hyb_bus_reply **ret,
-                            hyb_error *reterr)
+/* hyb_bus_call, and the answer's status of a failed call in *ret_status (0 without one) */
+static int call_status(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
+                       size_t len, unsigned flags, uint32_t timeout_ms, hyb_bus_reply **ret,
+                       int *ret_status, hyb_error *reterr)
 {
         hyb_bus_reply *reply = NULL;
         int r;
 
-        hyb_assert_return(bus && endpoint && method && (body || len == 0), -EINVAL);
+        *ret_status = 0;
         r = bus_call_sync(bus, endpoint, method, body, len, flags, timeout_ms, &reply, reterr);
         if (r < 0)
                 return r;
         r = hyb_err_from_status(reply->status);
         if (r < 0) {
+                *ret_status = reply->status;
                 err_set(reterr, r, -1, "%s", reply->message[0] ? reply->message : hyb_strerror(r));
                 hyb_bus_reply_unref(reply);
                 return r;
@@ -523,20 +525,34 @@ HYB_EXPORT int hyb_bus_call(hyb_bus *bus, const char *endpoint, const char *meth
         return 0;
 }
 
-HYB_EXPORT int hyb_bus_call_into(hyb_bus *bus, const char *endpoint, const char *method,
-                                 const void *body, size_t len, unsigned flags, uint32_t timeout_ms,
-                                 void *buf, size_t size, size_t *ret_len, unsigned *ret_flags,
-                                 hyb_bus_reply **ret_reply, hyb_error *reterr)
+HYB_EXPORT int hyb_bus_call(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
+                            size_t len, unsigned flags, uint32_t timeout_ms, hyb_bus_reply **ret,
+                            hyb_error *reterr)
+{
+        int status;
+
+        hyb_assert_return(bus && endpoint && method && (body || len == 0), -EINVAL);
+        return call_status(bus, endpoint, method, body, len, flags, timeout_ms, ret, &status,
+                           reterr);
+}
+
+/* hyb_bus_call_into, and the answer's status of a failed call in *ret_status */
+static int call_into(hyb_bus *bus, const char *endpoint, const char *method, const void *body,
+                     size_t len, unsigned flags, uint32_t timeout_ms, void *buf, size_t size,
+                     size_t *ret_len, unsigned *ret_flags, hyb_bus_reply **ret_reply,
+                     int *ret_status, hyb_error *reterr)
 {
         hyb_bus_reply *reply = NULL;
         int r;
 
+        *ret_status = 0;
         hyb_assert_return(ret_reply, -EINVAL);
         *ret_reply = NULL;
         hyb_assert_return(bus && endpoint && method && ret_len && (body || len == 0) &&
                                   (buf || size == 0),
                           -EINVAL);
-        r = hyb_bus_call(bus, endpoint, method, body, len, flags, timeout_ms, &reply, reterr);
+        r = call_status(bus, endpoint, method, body, len, flags, timeout_ms, &reply, ret_status,
+                        reterr);
         if (r < 0)
                 return r;
         *ret_len = reply->body_len;
@@ -552,19 +568,34 @@ HYB_EXPORT int hyb_bus_call_into(hyb_bus *bus, const char *endpoint, const char 
         return 0;
 }
 
+HYB_EXPORT int hyb_bus_call_into(hyb_bus *bus, const char *endpoint, const char *method,
+                                 const void *body, size_t len, unsigned flags, uint32_t timeout_ms,
+                                 void *buf, size_t size, size_t *ret_len, unsigned *ret_flags,
+                                 hyb_bus_reply **ret_reply, hyb_error *reterr)
+{
+        int status;
+
+        return call_into(bus, endpoint, method, body, len, flags, timeout_ms, buf, size, ret_len,
+                         ret_flags, ret_reply, &status, reterr);
+}
+
+/* The size of hyb_bus_call_args in HYBRID_0.1 (up to err): the smallest one taken */
+#define CALL_ARGS_V1 offsetof(hyb_bus_call_args, status)
+
 HYB_EXPORT int hyb_bus_call_prepared(hyb_bus_call_args *a, const void *body, size_t len)
 {
         unsigned flags = HYB_BODY_JSON;
         hyb_bus_reply *reply = NULL;
-        int r;
+        int r, status;
 
-        hyb_assert_return(a && a->size >= sizeof(*a), -EINVAL);
+        hyb_assert_return(a && a->size >= CALL_ARGS_V1, -EINVAL);
         /* the reply pointer is set when the call returns: a call made with the same struct
          * by a handler during the wait must not leave its own there */
-        r = hyb_bus_call_into(a->bus, a->endpoint, a->method, body, len, a->flags,
-                              a->timeout_ms, a->buf, a->buf_size, &a->ret_len, &flags,
-                              &reply, &a->err);
+        r = call_into(a->bus, a->endpoint, a->method, body, len, a->flags, a->timeout_ms, a->buf,
+                      a->buf_size, &a->ret_len, &flags, &reply, &status, &a->err);
         a->ret_reply = reply;
+        if (a->size >= offsetof(hyb_bus_call_args, status) + sizeof(a->status))
+                a->status = status;
         return r < 0 ? r : (int)flags;
 }
 

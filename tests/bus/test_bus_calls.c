@@ -1062,11 +1062,35 @@ START_TEST(test_call_prepared)
         ca.endpoint = "@localhost/org.test.slow/main";
         ca.method = "slow";
         ck_assert_int_eq(hyb_bus_call_prepared(&ca, "{}", 2), HYB_E_CALLEE_TIMEOUT);
+        ck_assert_int_eq(ca.status, 504);
         ca.timeout_ms = 0;
+        /* status out: the answer's own (a status without a code of its own, 418, from a
+         * served procedure: test_bus.py test_errors_raised_by_procedures) */
         ca.endpoint = HYB_BUS_BUILTIN_ENDPOINT;
         ca.method = "echo";
-        /* a struct from an older, smaller version, no struct, no bus */
-        ca.size = sizeof ca - 1;
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, body, blen), HYB_BODY_JSON);
+        ck_assert_int_eq(ca.status, 0);
+        ca.method = "noSuchBuiltin";
+        ck_assert_int_eq(hyb_bus_call_prepared(&ca, "{}", 2), HYB_E_NOT_FOUND);
+        ck_assert_int_eq(ca.status, 404);
+        ca.method = "echo";
+        /* the HYBRID_0.1 struct (up to err, no status): taken, nothing written past it */
+        {
+                size_t v1 = offsetof(hyb_bus_call_args, status);
+                unsigned char *p = malloc(v1 + 16);
+                ck_assert_ptr_nonnull(p);
+                memset(p + v1, 0xA5, 16);
+                memcpy(p, &ca, v1);
+                ((hyb_bus_call_args *)p)->size = v1;
+                ((hyb_bus_call_args *)p)->method = "noSuchBuiltin";
+                ck_assert_int_eq(hyb_bus_call_prepared((hyb_bus_call_args *)p, "{}", 2),
+                                 HYB_E_NOT_FOUND);
+                for (size_t i = v1; i < v1 + 16; i++)
+                        ck_assert_uint_eq(p[i], 0xA5);
+                free(p);
+        }
+        /* a struct smaller than the first version, no struct, no bus */
+        ca.size = offsetof(hyb_bus_call_args, status) - 1;
         ck_assert_int_eq(hyb_bus_call_prepared(&ca, body, blen),
                          -EINVAL);
         ca.size = sizeof ca;

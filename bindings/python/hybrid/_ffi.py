@@ -90,6 +90,7 @@ typedef struct hyb_bus_call_args {
         uint32_t timeout_ms; void *buf;
         size_t buf_size; size_t ret_len; hyb_bus_reply *ret_reply;
         hyb_error err;
+        int status;
 } hyb_bus_call_args;
 int hyb_bus_call_prepared(hyb_bus_call_args *a, const void *body, size_t len);
 typedef void (*hyb_bus_reply_fn)(hyb_bus *bus, const hyb_bus_reply *reply, void *userdata);

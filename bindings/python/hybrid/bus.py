@@ -122,6 +122,13 @@ _running: "contextvars.ContextVar[Optional[_Running]]" = contextvars.ContextVar(
     "hybrid_running_call", default=None)
 
 
+def _no_nul(name: str) -> None:
+    """Raises ValueError for a name with a NUL: the library reads names as C strings, so
+    "ec\\0ho" would name "ec" (as os.open() refuses an embedded null byte)."""
+    if "\0" in name:
+        raise ValueError(f"embedded null character in the name {name!r}")
+
+
 def _str(p) -> Optional[str]:
     return ffi.string(p).decode("utf-8", "replace") if p != ffi.NULL else None
 
@@ -490,6 +497,8 @@ class Bus(FdWatch):
             ep = cs[endpoint]
             me = cs[method]
         except KeyError:
+            _no_nul(endpoint)
+            _no_nul(method)
             if len(cs) > 256 and not self._depth:
                 cs.clear()
             ep = cs[endpoint] = ffi.new("char[]", endpoint.encode())
@@ -503,6 +512,7 @@ class Bus(FdWatch):
     def _c(self, s: str) -> bytes:
         b = self._cstrs.get(s)
         if b is None:
+            _no_nul(s)
             if len(self._cstrs) > 256:
                 self._cstrs.clear()
             b = self._cstrs[s] = s.encode()
@@ -762,7 +772,7 @@ class Bus(FdWatch):
             return 0xFFFFFFFF  # the longest deadline the protocol carries (about 49 days)
         return min(max(1, math.ceil(timeout * 1000)), 0xFFFFFFFF)
 
-    def _check_call(self, r: int, err: Any = None) -> None:
+    def _check_call(self, r: int, err: Any = None, status: int = 0) -> None:
         """Raises for a failed call: ClosedError when the connection is gone (however the
         library noticed: a 502 for the lost callee, EPIPE, HYB_E_CLOSED), else by r."""
         if r in (-errno.EPIPE, -errno.ECONNRESET) and self.is_open and self._depth == 0:
@@ -776,6 +786,10 @@ class Bus(FdWatch):
             if err is not None and err.code != 0:
                 e.message += ": " + ffi.string(err.message).decode("utf-8", "replace")
             raise e
+        if status:
+            # the answer's own status, also one without a code of its own (418 stays 418)
+            msg = ffi.string(err.message).decode("utf-8", "replace") if err is not None else ""
+            raise error_for(r, msg, status)
         check(r, err)
 
     def _reply_value(self, reply) -> Any:
@@ -833,7 +847,8 @@ class Bus(FdWatch):
                     break
                 sep = ","
             else:
-                body = f"{{{s}}}".encode()
+                # a key starting with @ needs the @rec form (values._prep)
+                body = f"{{{s}}}".encode() if '"@' not in s else to_json(params)
         elif params is _NOARG:
             body, flags = b"{}", 0
         elif type(params) is list:
@@ -873,7 +888,7 @@ class Bus(FdWatch):
         if self._loop is not None:
             self._update()  # the wait may have read packets no fd will signal again
         if r < 0:
-            self._check_call(r, a.err)
+            self._check_call(r, a.err, a.status)
         # On success r is the reply body's flags (HYB_BODY_BINARY or 0); the body is in the
         # buffer when it fits (the reply pointer is then NULL); a longer one is handed over
         # in ret_reply.

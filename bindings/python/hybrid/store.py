@@ -45,6 +45,7 @@ _SCOPE_CLUSTER = 3
 _SOURCES = {1: "db", 2: "bus", 3: "default-bus", 4: "default-db"}
 
 _live: Set[Any] = set()
+_END = object()  # put in an awatch's queue by close(): the iteration ends
 
 
 @ffi.callback("void(void *)")
@@ -217,6 +218,8 @@ class Store(FdWatch):
         self.detach()
         for w in list(self._watches):
             w.cancel()
+        for q in list(self._aqueues):
+            q.put_nowait(_END)  # an awatch iteration ends (it would wait for ever)
         sc, self._scope = self._scope, ffi.NULL
         b, self._backend = self._backend, ffi.NULL
         c, self._cluster = self._cluster, ffi.NULL
@@ -386,8 +389,10 @@ class Store(FdWatch):
         if cfd is not None:
             p.register(cfd, select.POLLIN)
         t = self._timeout_ms()
-        if timeout is not None:
-            lim = math.ceil(timeout * 1000)
+        if timeout is not None and not timeout >= math.inf:
+            # at most timeout seconds (a negative one is no wait, as for select(): poll()
+            # would take it for no limit); NaN raises
+            lim = 0 if timeout <= 0 else math.ceil(timeout * 1000)
             t = lim if t is None else min(t, lim)
         p.poll(t)
         return self.process()
@@ -452,6 +457,8 @@ class Store(FdWatch):
             loop.call_soon(self._on_io)  # replayed values may be ready already
             while True:
                 m = await q.get()
+                if m is _END:
+                    return
                 if isinstance(m, BaseException):
                     raise m
                 yield m

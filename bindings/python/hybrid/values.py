@@ -128,9 +128,16 @@ def _prep(v: Any) -> Any:
             return v
         raise OverflowError(f"{v} is beyond the int64 range of hybrid ints")
     if t is dict:
+        at = False
         for k in v:
-            if type(k) is not str and type(k) is not Uri:
+            tk = type(k)
+            if tk is not str and tk is not Uri:
                 return {"@rec": [[_prep(k), _prep(x)] for k, x in v.items()]}
+            at = at or str(k)[:1] == "@"
+        if at:
+            # {"@uri": ...} as a plain object would be a uri, not a dict: the keys go as
+            # uris in the @rec form, as the library writes such a rec
+            return {"@rec": [[{"@uri": str(k)}, _prep(x)] for k, x in v.items()]}
         return {str(k): _prep(x) for k, x in v.items()}
     if t is list or t is tuple:
         return [_prep(x) for x in v]
@@ -209,6 +216,8 @@ def _flat_json(v: dict) -> Optional[bytes]:
         else:
             return None
         sep = ","
+    if '"@' in s:
+        return None  # a key starting with @ (or a value, which costs only the long way)
     return f"{{{s}}}".encode()
 
 
@@ -232,7 +241,12 @@ def _hook(d: dict) -> Any:
             if "@uri" in d:
                 return Uri(d["@uri"])
             if "@rec" in d:
-                return {_hashable(k): x for k, x in d["@rec"]}
+                pairs = d["@rec"]
+                if pairs and all(type(k) is Uri for k, _ in pairs):
+                    # uri keys alone: a plain object but for a key starting with @, so
+                    # the dict it was ({"@uri": 1} stays that)
+                    return {k.text: x for k, x in pairs}
+                return {_hashable(k): x for k, x in pairs}
             if "@objs" in d:
                 return list(d["@objs"])
             if "@type" in d:

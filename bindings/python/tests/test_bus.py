@@ -167,10 +167,23 @@ def test_errors_raised_by_procedures(daemon, caplog):
                 bus.call(bus.name, "boom")
         assert ei.value.status == 500 and "kaboom" in ei.value.message
         assert any("kaboom" in r.getMessage() for r in caplog.records)
+        # a status without a code of its own reaches the caller as it was raised
+        @bus.procedure("brew")
+        def brew():
+            raise hybrid.Error(418, None, "I'm a teapot")
+
+        with pytest.raises(hybrid.Error) as ei:
+            bus.call(bus.name, "brew")
+        assert ei.value.status == 418 and ei.value.message == "I'm a teapot"
         # the connection keeps serving
         assert bus.call(BUILTIN, "echo", [1]) == [1]
         with pytest.raises(hybrid.NotFound):
             bus.call(bus.name, "absent")
+        # a name with a NUL would be cut where the library reads it: refused
+        with pytest.raises(ValueError):
+            bus.call(BUILTIN, "ec\0ho", {})
+        with pytest.raises(ValueError):
+            bus.call(BUILTIN + "\0x", "echo", {})
 
 
 def test_async_procedure_and_deadline_504(daemon):

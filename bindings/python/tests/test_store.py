@@ -3,6 +3,7 @@
 patterns, watch with replay, transient writes, awatch."""
 import asyncio
 import os
+import threading
 
 import pytest
 
@@ -95,6 +96,40 @@ def test_awatch(store):
                 break
         return out
     assert asyncio.run(main()) == [("/pyst/aw/x", 1), ("/pyst/aw/y", 2)]
+
+
+def test_awatch_ends_when_the_store_closes(store):
+    async def main():
+        store.put("/pyst/awc/x", 1)
+        out = []
+
+        async def reader():
+            async for m in store.awatch("/pyst/awc/#", replay=True):
+                out.append(m.value)
+                asyncio.get_running_loop().call_soon(store.close)
+            return "ended"
+        return await asyncio.wait_for(reader(), 10), out
+    assert asyncio.run(main()) == ("ended", [1])
+
+
+def test_wait_with_a_negative_timeout_does_not_block(store):
+    # poll() takes a negative timeout for "no limit": a negative one is no wait at all
+    got = []
+    t = threading.Thread(target=lambda: got.append(store.wait(-1)), daemon=True)
+    t.start()
+    t.join(10)
+    assert got == [0], "wait(-1) blocked"
+    assert store.wait(0) == 0
+    with pytest.raises(ValueError):
+        store.wait(float("nan"))
+
+
+def test_dicts_with_at_keys_stay_dicts(store):
+    # {"@uri": ...} as a plain JSON object would read as a uri: such keys take the @rec form
+    for v in ({"@uri": "a/b"}, {"@value": 5}, {"@type": "/type/nat", "@value": 5},
+              {"@rec": [[1, 2]]}, {"a": 1, "@b": {"@c": [1]}}):
+        store.put("/pyst/at/v", v)
+        assert store.get("/pyst/at/v") == v, v
 
 
 def test_two_stores_one_daemon(daemon):

@@ -93,6 +93,12 @@ def test_json_forms():
     assert (t.type, t.value, t.id) == ("/type/nat", 5, "a")
     assert to_json(hybrid.Typed("/type/nat", 5)) == b'{"@type":"/type/nat","@value":5}'
     assert to_json({hybrid.Uri("a"): 1}) == b'{"a":1}'
+    # a key starting with @ would make the object a reserved form: the @rec form instead,
+    # read back as the same dict; mixed keys keep their kinds
+    assert to_json({"@uri": "a/b"}) == b'{"@rec":[[{"@uri":"@uri"},"a/b"]]}'
+    assert from_json(b'{"@rec":[[{"@uri":"@uri"},"a/b"]]}') == {"@uri": "a/b"}
+    assert from_json(b'{"@rec":[[{"@uri":"a"},1],[2,3]]}') == {hybrid.Uri("a"): 1, 2: 3}
+    assert to_json({"v": "@x"}) == b'{"v":"@x"}'
     assert from_json(b"") is None
     assert repr(hybrid.Uri("x")) == "Uri('x')"
 
