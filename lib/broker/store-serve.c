@@ -604,6 +604,37 @@ static int read_page(hyb_broker *b, const hyb_furi *f, const hyb_furi *after, si
         return r;
 }
 
+static int exact_len(const hyb_obj *o, size_t *ret);
+
+/*
+ * How many of a page's first items fit an answer of max bytes: each value measured in turn
+ * (formatted once) until the one that passes it.  A page is cut to them before its answer
+ * is formatted, so that a page of big values costs about max bytes of formatting, not the
+ * whole page's (1 024 values of 1 MB, then half of them, ... on the daemon's loop).  *ret_all
+ * says whether every item fits; < 0 out of memory.  The count is an estimate of the answer
+ * (the keys' text and the separators around each item); the answer's own length is checked
+ * again once formatted.
+ */
+static int items_that_fit(const hyb_obj *items, size_t max, size_t *ret_n)
+{
+        size_t n = hyb_obj_get_len(items), total = 16, k;
+
+        for (k = 0; k < n; k++) {
+                const hyb_obj *key = hyb_obj_get_rec_key(items, k);
+                const hyb_furi *kf = hyb_obj_get_uri(key);
+                size_t vl = 0;
+                int r = exact_len(hyb_obj_get_rec_value(items, k), &vl);
+
+                if (r < 0)
+                        return r;
+                total += (kf ? strlen(hyb_furi_get_str(kf)) : 0) + vl + 4; /* "k=>v," */
+                if (total > max)
+                        break;
+        }
+        *ret_n = k;
+        return 0;
+}
+
 static int over_cap(hyb_broker *b, const hyb_furi *f, hyb_error *e)
 {
         return err_set(e, HYB_E_LIMIT, -1,
@@ -639,10 +670,19 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
         } else if (hyb_furi_is_pattern(f) || hyb_furi_is_branch(f)) {
                 /* At most max_read_keys matches, and the walk stops there: a read of more is
                  * refused after that much work, not after walking all of them. */
+                size_t fit = 0;
+
                 r = read_page(b, f, NULL, store_read_cap(b), &items, &next, &e);
                 c->yield = true; /* the loop serves others before this peer's next frame */
                 if (r >= 0 && next)
                         r = over_cap(b, f, &e);
+                /* measured before the whole answer is formatted (items_that_fit) */
+                else if (r >= 0 && (r = items_that_fit(items, b->c->max_body, &fit)) >= 0 &&
+                         fit < hyb_obj_get_len(items))
+                        r = err_set(&e, HYB_E_LIMIT, -1,
+                                    "the answer to %s is over max_body %zu: read a narrower "
+                                    "pattern, or in smaller pages", hyb_furi_get_str(f),
+                                    (size_t)b->c->max_body);
                 else if (r >= 0 && (hyb_furi_is_branch(f) || (flags & HYB_READ_KEYED)))
                         o = hyb_obj_ref(items);
                 else if (r >= 0)
@@ -776,7 +816,19 @@ static void do_read_page(bconn *c, uint64_t id, const char *body, size_t len)
                                 r = hyb_obj_new_rec(&key, &kobj, after ? 0 : 1, &items);
                         hyb_obj_unref(key);
                 } else if (r == 0) {
+                        size_t fit = 0;
+
                         r = read_page(b, f, after, limit, &items, &next, &e);
+                        /* cut to what fits max_body before formatting (items_that_fit) */
+                        if (r >= 0 && (r = items_that_fit(items, b->c->max_body, &fit)) >= 0 &&
+                            fit < hyb_obj_get_len(items) && fit < limit) {
+                                limit = fit > 0 ? fit : 1;
+                                hyb_obj_unref(items);
+                                hyb_furi_unref(next);
+                                items = NULL;
+                                next = NULL;
+                                r = read_page(b, f, after, limit, &items, &next, &e);
+                        }
                 }
                 hyb_obj_unref(kobj);
                 if (r >= 0)

@@ -369,6 +369,38 @@ def mode_storebigread(path, prefix, n, size):
     c.close()
 
 
+def mode_storepagecost(path, phase, prefix, n, size):
+    """phase "write": stores n values of size bytes under prefix.  Phase "read": a page of
+    prefix/+ holds the values that fit max_body (at least one, a cursor to the rest), three
+    times; a whole read of prefix/+ is 413 naming max_body; an echo is still answered.  The
+    shell measures the daemon's peak memory around the read phase: the page is cut before
+    it is formatted (its cost about max_body), not formatted whole and then halved."""
+    n, size = int(n), int(size)
+    c = auth(path, "org.example.pagecost", "p%d" % os.getpid())
+    if phase == "write":
+        v = "'" + "v" * (size - 2) + "'"
+        sts = [call(c, BUILTIN, "storeWrite", "%s/%03d\n%s" % (prefix, i, v), cid=10 + i,
+                    flags=1)["status"] for i in range(n)]
+        say(sts == [200] * n, "%d values of %d bytes stored" % (n, size), repr(sts))
+        c.close()
+        return
+    for k in range(3):
+        r = call(c, BUILTIN, "storeReadPage", json.dumps({"furi": prefix + "/+"}), cid=100 + k,
+                 flags=1)
+        body = r["body"].decode("utf-8", "replace")
+        got = body.count("%s/" % prefix) - 1  # the cursor names the last item too
+        say(r["status"] == 200 and 1 <= got < n and "'next'=>" in body,
+            "page %d: %d of the %d values (what fits max_body) and a cursor" % (k + 1, got, n),
+            "status %d member %r, %d bytes" % (r["status"], r["member"][:100], len(r["body"])))
+    r = call(c, BUILTIN, "storeRead", prefix + "/+", cid=200, flags=1)
+    say(r["status"] == 413 and "max_body" in r["member"],
+        "a whole read of %s/+ is refused 413 naming max_body" % prefix,
+        "status %d member %r" % (r["status"], r["member"][:100]))
+    r = call(c, BUILTIN, "echo", '"still"', cid=201)
+    say(r["status"] == 200, "the reader is still served", repr(r)[:200])
+    c.close()
+
+
 def mode_storedeep(path, depth):
     """Values nested depth deep (past the store's max_depth, and past the parser's own
     bound): 413 with the store's code HYB_E_LIMIT, like any value over the store's limits."""
