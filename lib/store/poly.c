@@ -302,6 +302,7 @@ typedef struct walk {
 typedef struct kid {
         const char *seg;        /* NULL: the text is in num (qsort moves it) */
         size_t len;
+        size_t ord;             /* the order it was listed in: pairs first, in rec order */
         index_node *tn;
         const hyb_obj *elem;
         char num[24];
@@ -312,11 +313,19 @@ static const char *kid_seg(const kid *k)
         return k->seg ? k->seg : k->num;
 }
 
+/* In key order; kids of one segment (rec keys 1 and '1') in the order they were listed, so
+ * that the first pair, the one a node read of the segment finds (rec_find), comes first. */
 static int kid_cmp(const void *a, const void *b)
 {
         const kid *x = a, *y = b;
+        int c = seg_compare(kid_seg(x), x->len, kid_seg(y), y->len);
 
-        return seg_compare(kid_seg(x), x->len, kid_seg(y), y->len);
+        return c ? c : x->ord < y->ord ? -1 : x->ord > y->ord;
+}
+
+static bool same_seg(const char *a, size_t al, const char *b, size_t bl)
+{
+        return al == bl && memcmp(a, b, al) == 0;
 }
 
 /* How seg, the segment at index d of the path, compares with the cursor's: < 0 before it, 0
@@ -502,11 +511,13 @@ typedef struct rec_kid {
         char num[24];
 } rec_kid;
 
+/* key order, pairs of one segment in rec order (see kid_cmp) */
 static int rec_kid_cmp(const void *a, const void *b)
 {
         const rec_kid *x = a, *y = b;
+        int c = seg_compare(x->seg ? x->seg : x->num, x->len, y->seg ? y->seg : y->num, y->len);
 
-        return seg_compare(x->seg ? x->seg : x->num, x->len, y->seg ? y->seg : y->num, y->len);
+        return c ? c : x->at < y->at ? -1 : x->at > y->at;
 }
 
 /* The key order of rec: from the cache or made now; a reference for the caller (NULL: out of
@@ -547,10 +558,18 @@ static struct walk_order *rec_order(hyb_store *st, const hyb_obj *rec)
                 nk++;
         }
         qsort(kids, nk, sizeof(*kids), rec_kid_cmp);
-        for (size_t k = 0; k < nk; k++)
-                o->at[k] = kids[k].at;
+        size_t n = 0;
+        for (size_t k = 0; k < nk; k++) {
+                /* a segment once: its first pair, as a node read finds it (rec_find); so a
+                 * page that ends on it does not leave the others half read */
+                if (k > 0 && same_seg(kids[k].seg ? kids[k].seg : kids[k].num, kids[k].len,
+                                      kids[k - 1].seg ? kids[k - 1].seg : kids[k - 1].num,
+                                      kids[k - 1].len))
+                        continue;
+                o->at[n++] = kids[k].at;
+        }
         free(kids);
-        o->n = nk;
+        o->n = n;
         o->rec = hyb_obj_ref((hyb_obj *)rec);
         o->n_ref = 1;
         if (np < WALK_ORDER_MIN)
@@ -637,7 +656,7 @@ static int step_plus(walk *w, index_node *tn, const hyb_obj *val, size_t i)
                                 x->seg = NULL;
                         x->elem = hyb_obj_get_rec_value(val, k);
                 }
-                nk++;
+                x->ord = nk++;
         }
         for (size_t k = 0; k < nt; k++) {
                 index_node *c = tn->children[k];
@@ -652,12 +671,19 @@ static int step_plus(walk *w, index_node *tn, const hyb_obj *val, size_t i)
                         kids[nk].seg = c->seg;
                         kids[nk].len = c->seg_len;
                         kids[nk].tn = c;
+                        kids[nk].ord = nk;
                         nk++;
                 }
         }
         qsort(kids, nk, sizeof(kid), kid_cmp);
-        for (size_t k = 0; k < nk && r == 0; k++)
+        for (size_t k = 0; k < nk && r == 0; k++) {
+                /* a segment once: the first pair of it (a later pair of the same segment,
+                 * 1 after '1', is what no node read finds either) */
+                if (k > 0 && same_seg(kid_seg(&kids[k]), kids[k].len, kid_seg(&kids[k - 1]),
+                                      kids[k - 1].len))
+                        continue;
                 r = enter(w, kids[k].tn, kids[k].elem, kid_seg(&kids[k]), kids[k].len, i);
+        }
         return r;
 }
 

@@ -2953,6 +2953,53 @@ START_TEST(test_read_page_polys)
 }
 END_TEST
 
+/* Rec keys of one segment (1 and '1', a and 'a'): a segment names the first pair, for a
+ * node read and for `+` alike, so every page size gives the same answer (a page that ended
+ * on such a segment gave another of the pairs, or both).  Small recs and cached big ones,
+ * with and without a key stored below. */
+START_TEST(test_read_page_rec_same_segment)
+{
+        hyb_store *st = open_mem();
+        const char *want[] = { "/dup/1=>4", "/dup/a=>1", "/dup/b=>7" };
+        char big[4096] = "[a=>1,'a'=>2,1=>4,'1'=>5,b=>7";
+
+        put_ok(st, "/dup", "[a=>1,'a'=>2,1=>4,'1'=>5,b=>7]");
+        get_is(st, "/dup/1", "4");
+        get_is(st, "/dup/a", "1");
+        for (size_t limit = 1; limit <= 4; limit++)
+                pages_are(st, "/dup/+", limit, want, 3);
+        /* 64 pairs and more: the cached order */
+        for (int i = 0; i < 70; i++)
+                snprintf(big + strlen(big), sizeof big - strlen(big), ",k%02d=>%d", i, i);
+        strcat(big, "]");
+        put_ok(st, "/dup", big);
+        {
+                char *bw[80], buf[32];
+                size_t n = 0;
+
+                bw[n++] = strdup("/dup/1=>4");
+                bw[n++] = strdup("/dup/a=>1");
+                bw[n++] = strdup("/dup/b=>7");
+                for (int i = 0; i < 70; i++) {
+                        snprintf(buf, sizeof buf, "/dup/k%02d=>%d", i, i);
+                        bw[n++] = strdup(buf);
+                }
+                for (size_t limit = 1; limit <= 3; limit++)
+                        pages_are(st, "/dup/+", limit, (const char *const *)bw, n);
+                for (size_t i = 0; i < n; i++)
+                        free(bw[i]);
+        }
+        /* a key stored below the rec: the merged walk, the same rule */
+        put_ok(st, "/dup", "[a=>1,'a'=>2,1=>4,'1'=>5,b=>7]");
+        put_ok(st, "/dup/c", "9");
+        for (size_t limit = 1; limit <= 4; limit++)
+                pages_are(st, "/dup/+", limit,
+                          (const char *const[]){ "/dup/1=>4", "/dup/a=>1", "/dup/b=>7", "/dup/c=>9" },
+                          4);
+        hyb_store_unref(st);
+}
+END_TEST
+
 /* Paged reads: every match once, in key order, whatever the page size; the walk resumes after
  * the cursor (even one deleted meanwhile) and stops at the limit. */
 START_TEST(test_read_page)
@@ -3169,6 +3216,7 @@ Suite *store_suite(void)
         tcase_add_test(tc, test_persist_reopen);
         tcase_add_test(tc, test_read_page);
         tcase_add_test(tc, test_read_page_polys);
+        tcase_add_test(tc, test_read_page_rec_same_segment);
         tcase_add_test(tc, test_read_page_nested_recs);
         tcase_add_test(tc, test_write_checked);
         tcase_add_test(tc, test_const_reads);
