@@ -66,8 +66,12 @@ _reply_is_binary = lib.hyb_bus_reply_is_binary
 _process = lib.hyb_bus_process
 _slot_unref = lib.hyb_slot_unref
 
-# Objects whose handle C holds (userdata of a slot or of a pending call): kept alive here
-# until the slot's destroy callback (or the reply) says C dropped it.
+# Objects whose handle C holds (userdata of a slot or of a pending call) and nothing else
+# keeps alive: a pending call, and a slot cancelled while C may still hold it, until the
+# slot's destroy callback (or the reply) says C dropped it.  A registered slot is kept by
+# its Bus (bus._slots) instead: a procedure whose function refers to its bus then makes a
+# cycle the collector frees (the Bus's finalizer closes the connection first, which
+# destroys the slots while their handles are still there), not one rooted here for ever.
 _live: Set[Any] = set()
 
 
@@ -172,6 +176,7 @@ class _Slot:
     def __init__(self, bus: "Bus") -> None:
         self._bus = weakref.ref(bus)
         self._slot = ffi.NULL
+        self._held = False
         self.handle = ffi.new_handle(self)
 
     @property
@@ -183,15 +188,17 @@ class _Slot:
 
     def _own(self, slot, with_handle: bool = True) -> None:
         self._slot = slot
+        self._held = with_handle
         if with_handle:  # C holds our handle as the slot's userdata until it is destroyed
-            _live.add(self)
             lib.hyb_slot_set_destroy_callback(slot, _on_destroy)
-        self.bus._slots.add(self)
+        self.bus._slots.add(self)  # which keeps us (and our handle) while registered
 
     def cancel(self) -> None:
         """Unregisters (idempotent)."""
         slot, self._slot = self._slot, ffi.NULL
         if slot != ffi.NULL:
+            if self._held:
+                _live.add(self)  # until C's destroy callback, maybe later than the unref
             b = self._bus()
             if b is not None:
                 b._slots.discard(self)

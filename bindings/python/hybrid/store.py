@@ -105,6 +105,7 @@ class Watch:
         """Unsubscribes (idempotent)."""
         slot, self._slot = self._slot, ffi.NULL
         if slot != ffi.NULL:
+            _live.add(self)  # until C's destroy callback, maybe later than the unref
             st = self._store()
             if st is not None:
                 st._watches.discard(self)
@@ -317,8 +318,9 @@ class Store(FdWatch):
                                       _SUBSCRIBE_REPLAY if replay else 0, _on_msg, w.handle,
                                       slot, self._err), self._err)
         w._slot = slot[0]
-        _live.add(w)
         lib.hyb_slot_set_destroy_callback(slot[0], _on_destroy)
+        # kept by the store while subscribed (a callback that refers to the store makes a
+        # cycle the collector frees, its finalizer closing first), by _live once cancelled
         self._watches.add(w)
         self._update()
         return w

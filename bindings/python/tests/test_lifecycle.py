@@ -136,15 +136,47 @@ def test_handles_dropped_by_the_slot_destroy_callback(daemon):
     with hybrid.Bus(socket=daemon.sock, app="org.example.py.slots") as bus:
         p = bus.register_procedure("p", lambda: 1)
         subs = [bus.subscribe("@localhost/*/*", f"E{i}*", lambda ev: None) for i in range(5)]
-        assert len(busmod._live) == n0 + 6
+        # registered: kept by their bus, not by the module
+        assert len(bus._slots) == 6 and len(busmod._live) == n0
         p.cancel()
         subs[0].cancel()
-        assert len(busmod._live) == n0 + 4  # the destroy callbacks ran
+        # cancelled: the destroy callbacks ran, nothing is left held
+        assert len(bus._slots) == 4 and len(busmod._live) == n0
     assert len(busmod._live) == n0  # closing dropped the rest
     with hybrid.Store(socket=daemon.sock, app="org.example.py.slots") as st:
         w = st.watch("/pyslots/#", lambda m: None)
         st.watch("/pyslots2/#", lambda m: None)
-        assert len(storemod._live) == s0 + 2
+        assert len(st._watches) == 2 and len(storemod._live) == s0
         w.cancel()
-        assert len(storemod._live) == s0 + 1
+        assert len(st._watches) == 1 and len(storemod._live) == s0
     assert len(storemod._live) == s0
+
+
+def test_bus_and_store_referred_to_by_their_callbacks_are_freed(daemon):
+    # the decorator example of the docs: a procedure (and a subscription, a watch) whose
+    # function refers to its own bus or store; dropped without close(), the collector frees
+    # them and the connection is closed (the endpoint name is free again)
+    def make_bus():
+        bus = hybrid.Bus(socket=daemon.sock, app="org.example.py.cycle", runner="cyc")
+
+        @bus.procedure("whoami")
+        def whoami():
+            return {"name": bus.name}
+
+        bus.subscribe("@localhost/*/*", "X*", lambda ev: bus.name)
+        return weakref.ref(bus)
+
+    def make_store():
+        st = hybrid.Store(socket=daemon.sock, app="org.example.py.cycle")
+        st.watch("/pycycle/#", lambda m: st.get("/pycycle/x"))
+        return weakref.ref(st)
+
+    for i in range(3):
+        ref = make_bus()
+        gc.collect()
+        assert ref() is None, f"round {i}: the bus was not freed"
+    with hybrid.Bus(socket=daemon.sock, app="org.example.py.cycle", runner="cyc") as b2:
+        assert b2.call(BUILTIN, "echo", {"again": True}) == {"again": True}
+    ref = make_store()
+    gc.collect()
+    assert ref() is None, "the store was not freed"
