@@ -853,6 +853,10 @@ void cluster_conn_gone(bconn *c);
 size_t store_read_cap(const hyb_broker *b);
 int store_values_of(const hyb_obj *rec, hyb_obj **ret);
 int store_page_answer(const hyb_obj *items, const hyb_furi *next, char **ret);
+/* How many of items' first fURI=>value pairs fit an answer of max bytes (keyed: the keys
+ * counted too), measured value by value before the answer is formatted.  0 or -ENOMEM. */
+int store_items_that_fit(hyb_broker *b, const hyb_obj *items, bool keyed, size_t max,
+                         size_t *ret_n);
 
 /* monitor.c */
 void monitor_copy(hyb_broker *b, unsigned type, const wire_hdr *h, const char *from, size_t from_len,

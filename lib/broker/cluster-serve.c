@@ -240,8 +240,22 @@ static void answer_read(bcluster *cl, bconn *c, uint64_t id, const hyb_furi *f, 
         if (r >= 0 && after)
                 r = cluster_map_mirror_of(after, &mafter);
         if (r >= 0 && (page || hyb_furi_is_pattern(f) || hyb_furi_is_branch(f))) {
+                size_t fit = 0;
+
                 r = hyb_store_read_page(cl->mirror, mf, mafter,
                                         page ? limit : store_read_cap(cl->b), &items, &next, &e);
+                /* a page is cut to what fits max_body before it is formatted, as the host
+                 * store's (store_items_that_fit) */
+                if (r >= 0 && page &&
+                    (r = store_items_that_fit(cl->b, items, true, cl->b->c->max_body, &fit)) >= 0 &&
+                    fit < hyb_obj_get_len(items)) {
+                        hyb_obj_unref(items);
+                        hyb_furi_unref(next);
+                        items = NULL;
+                        next = NULL;
+                        r = hyb_store_read_page(cl->mirror, mf, mafter, fit > 0 ? fit : 1, &items,
+                                                &next, &e);
+                }
                 if (r >= 0)
                         r = cluster_map_remap_keys(items, &keyed);
                 if (r >= 0 && next)

@@ -604,30 +604,30 @@ static int read_page(hyb_broker *b, const hyb_furi *f, const hyb_furi *after, si
         return r;
 }
 
-static int exact_len(const hyb_obj *o, size_t *ret);
-
 /*
  * How many of a page's first items fit an answer of max bytes: each value measured in turn
- * (formatted once) until the one that passes it.  A page is cut to them before its answer
- * is formatted, so that a page of big values costs about max bytes of formatting, not the
- * whole page's (1 024 values of 1 MB, then half of them, ... on the daemon's loop).  *ret_all
- * says whether every item fits; < 0 out of memory.  The count is an estimate of the answer
- * (the keys' text and the separators around each item); the answer's own length is checked
- * again once formatted.
+ * (its text from the broker's format cache, store_value_text) until the one that passes it;
+ * keyed counts each item's key too (a keyed or paged answer: fURI=>value; a plain pattern
+ * read answers the values alone).  A page is cut to them before its answer is formatted,
+ * so that a page of big values costs about max bytes of formatting, not the whole page's
+ * (1 024 values of 1 MB, then half of them, ... on the daemon's loop).  An estimate (the
+ * separators around each item): the answer's own length is checked again once formatted.
+ * 0, or < 0 out of memory.
  */
-static int items_that_fit(const hyb_obj *items, size_t max, size_t *ret_n)
+int store_items_that_fit(hyb_broker *b, const hyb_obj *items, bool keyed, size_t max,
+                         size_t *ret_n)
 {
         size_t n = hyb_obj_get_len(items), total = 16, k;
 
         for (k = 0; k < n; k++) {
-                const hyb_obj *key = hyb_obj_get_rec_key(items, k);
-                const hyb_furi *kf = hyb_obj_get_uri(key);
+                const hyb_furi *kf = keyed ? hyb_obj_get_uri(hyb_obj_get_rec_key(items, k)) : NULL;
+                char *owned = NULL;
                 size_t vl = 0;
-                int r = exact_len(hyb_obj_get_rec_value(items, k), &vl);
 
-                if (r < 0)
-                        return r;
-                total += (kf ? strlen(hyb_furi_get_str(kf)) : 0) + vl + 4; /* "k=>v," */
+                if (!store_value_text(b, hyb_obj_get_rec_value(items, k), &vl, &owned))
+                        return -ENOMEM;
+                hyb_free(owned);
+                total += (kf ? strlen(hyb_furi_get_str(kf)) + 2 : 0) + vl + 2; /* "k=>v," */
                 if (total > max)
                         break;
         }
@@ -676,8 +676,11 @@ static void do_read(bconn *c, uint64_t id, const char *body, size_t len, unsigne
                 c->yield = true; /* the loop serves others before this peer's next frame */
                 if (r >= 0 && next)
                         r = over_cap(b, f, &e);
-                /* measured before the whole answer is formatted (items_that_fit) */
-                else if (r >= 0 && (r = items_that_fit(items, b->c->max_body, &fit)) >= 0 &&
+                /* measured before the whole answer is formatted (store_items_that_fit) */
+                else if (r >= 0 &&
+                         (r = store_items_that_fit(b, items,
+                                                   hyb_furi_is_branch(f) || (flags & HYB_READ_KEYED),
+                                                   b->c->max_body, &fit)) >= 0 &&
                          fit < hyb_obj_get_len(items))
                         r = err_set(&e, HYB_E_LIMIT, -1,
                                     "the answer to %s is over max_body %zu: read a narrower "
@@ -819,8 +822,9 @@ static void do_read_page(bconn *c, uint64_t id, const char *body, size_t len)
                         size_t fit = 0;
 
                         r = read_page(b, f, after, limit, &items, &next, &e);
-                        /* cut to what fits max_body before formatting (items_that_fit) */
-                        if (r >= 0 && (r = items_that_fit(items, b->c->max_body, &fit)) >= 0 &&
+                        /* cut to what fits max_body before formatting (store_items_that_fit) */
+                        if (r >= 0 &&
+                            (r = store_items_that_fit(b, items, true, b->c->max_body, &fit)) >= 0 &&
                             fit < hyb_obj_get_len(items) && fit < limit) {
                                 limit = fit > 0 ? fit : 1;
                                 hyb_obj_unref(items);

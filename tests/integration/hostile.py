@@ -401,6 +401,27 @@ def mode_storepagecost(path, phase, prefix, n, size):
     c.close()
 
 
+def mode_storelongkeys(path, prefix, n, keylen):
+    """n keys of about keylen bytes, each holding 1: a plain read of prefix/# answers the n
+    values (a few bytes each) under max_body, however long the keys; the keyed read, which
+    names every key, is over it: 413."""
+    n, keylen = int(n), int(keylen)
+    c = auth(path, "org.example.longkeys", "k%d" % os.getpid())
+    seg = "k" * (keylen // 3)
+    sts = [call(c, BUILTIN, "storeWrite", "%s/%s/%s/%s%03d\n1" % (prefix, seg, seg, seg, i),
+                cid=10 + i, flags=1)["status"] for i in range(n)]
+    say(sts == [200] * n, "%d keys of about %d bytes stored" % (n, keylen), repr(sts[:5]))
+    r = call(c, BUILTIN, "storeRead", prefix + "/#", cid=200, flags=1)
+    say(r["status"] == 200 and r["body"].count(b"1") == n,
+        "a plain read of %s/# answers the %d values (%d bytes)" % (prefix, n, len(r["body"])),
+        "status %d member %r body %r" % (r["status"], r["member"][:100], r["body"][:80]))
+    r = call(c, BUILTIN, "storeReadKeyed", prefix + "/#", cid=201, flags=1)
+    say(r["status"] == 413 and "max_body" in r["member"],
+        "the keyed read, naming every key, is 413 naming max_body",
+        "status %d member %r" % (r["status"], r["member"][:100]))
+    c.close()
+
+
 def mode_storedeep(path, depth):
     """Values nested depth deep (past the store's max_depth, and past the parser's own
     bound): 413 with the store's code HYB_E_LIMIT, like any value over the store's limits."""

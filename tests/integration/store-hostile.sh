@@ -54,6 +54,7 @@ store: {}" || finish
 chmod 777 "$SOCK"
 attack "a read of 9 x 16000 bytes over max_body 64K is refused 413" storebigread "$SOCK" /big 9 16000
 attack "values nested 40 and 5000 deep are refused 413 HYB_E_LIMIT" storedeep "$SOCK" 5000
+attack "long keys, small values: a plain read under max_body is answered" storelongkeys "$SOCK" /lk 100 750
 # the C client reads in pages, each cut under max_body by the daemon: all 9 values come
 expect "the C client reads a pattern over max_body in pages" 0 "9" \
         sh -c "'$HYBRID' --bus '$SOCK' store get '/big/#' | grep -c '^/big/[0-9]'"
