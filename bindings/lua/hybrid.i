@@ -657,8 +657,9 @@ static int l_bus_close(lua_State *L)
         lua_State *saved = cur_L;
         cur_L = L;
         if (b->bus)
-                hyb_bus_close(b->bus);
+                hyb_bus_close(b->bus); /* holds the bus while a fn closes it again */
         cur_L = saved;
+        raise_pending(L); /* what a fn raised, here rather than in a later call */
         return 0;
 }
 

@@ -1065,8 +1065,14 @@ HYB_EXPORT int hyb_bus_get_close_reason(const hyb_bus *bus, const char **ret_mes
 
 HYB_EXPORT void hyb_bus_close(hyb_bus *bus)
 {
-        if (bus)
-                bus_close_fd(bus);
+        if (!bus)
+                return;
+        /* The calls failed here run their callbacks, which may drop the caller's last
+         * reference (a binding's close() from a call's callback, inside this close): the
+         * bus stays until the close is done. */
+        hyb_bus_ref(bus);
+        bus_close_fd(bus);
+        hyb_bus_unref(bus);
 }
 
 HYB_EXPORT bool hyb_bus_is_open(const hyb_bus *bus)

@@ -84,6 +84,19 @@ return {
                 for _, e in ipairs(errs) do
                         T.ok(hybrid.Error.is(e) and e.status == 502, "a 502: " .. tostring(e))
                 end
+                -- a fn that closes the bus again, inside that close (the bus was freed under
+                -- the library's loop over the calls), and one that raises: raised by close()
+                local b2 = connect()
+                local n2 = 0
+                for i = 1, 3 do
+                        b2:call_async(BUILTIN, "echo", {i = i}, function() n2 = n2 + 1; b2:close() end,
+                                      {timeout = 5})
+                end
+                b2:call_async(BUILTIN, "echo", {}, function() error("from a fn") end, {timeout = 5})
+                local ok, err = pcall(b2.close, b2)
+                T.eq(n2, 3, "every fn ran, each closing again")
+                T.ok(not ok and tostring(err):find("from a fn"), "close() raised the fn's error: " .. tostring(err))
+                b2:close()
         end},
 
         {"async call: its slot collected inside its own reply callback", function()

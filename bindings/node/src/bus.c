@@ -211,6 +211,14 @@ static void connect_complete(napi_env env, napi_status status, void *data)
         hn_io_update_ref(&b->io);
 }
 
+static bool exception_pending(napi_env env)
+{
+        bool pending = false;
+
+        napi_is_exception_pending(env, &pending);
+        return pending;
+}
+
 /* busHandle(busObject) -> an external for busCall and busCallJSON, which read it without the
  * property lookup of napi_unwrap.  It holds no reference: index.js keeps it on the Bus object
  * only (bus._h), so it cannot outlive the hn_bus, which is freed after that object. */
@@ -775,7 +783,8 @@ static napi_value js_procedure(napi_env env, napi_callback_info info)
         }
         for_host = hn_get_string(env, argv[3], true);
         for_app = hn_get_string(env, argv[4], true);
-        if (!(u = ud_new(b, name, 0)))
+        /* NULL is also an access list refused (a NUL in it): never "no list" then */
+        if (exception_pending(env) || !(u = ud_new(b, name, 0)))
                 goto out;
         hyb_error_clear(&err);
         r = hyb_endpoint_register_method(b->bus, name, pol, n, for_host, for_app, 0, on_method, u,
@@ -891,9 +900,12 @@ static napi_value js_register_event(napi_env env, napi_callback_info info)
         for_app = hn_get_string(env, argv[3], true);
         napi_get_value_bool(env, argv[4], &cluster);
         hyb_error_clear(&err);
-        r = hyb_bus_register_event_flags(b->bus, bubble, for_host, for_app,
-                                         cluster ? HYB_EVENT_CLUSTER : 0, &slot, &err);
-        if (r < 0)
+        /* NULL is also an access list refused (a NUL in it): never "no list" then */
+        if (exception_pending(env))
+                r = 0;
+        else if ((r = hyb_bus_register_event_flags(b->bus, bubble, for_host, for_app,
+                                                   cluster ? HYB_EVENT_CLUSTER : 0, &slot,
+                                                   &err)) < 0)
                 hn_throw_code(env, r, &err);
         else
                 result = hn_slot_wrap(env, slot);

@@ -240,6 +240,11 @@ test('names with a NUL are refused, not cut; a deadline past 2^32 ms is the long
   // wrapped to a uint32, 2^32 + 1 was a 1 ms deadline: an at once 504
   assert.deepEqual(await client.call(BUILTIN, 'echo', { w: 1 }, { timeout: 2 ** 32 + 1 }), { w: 1 });
   assert.deepEqual(await client.call(BUILTIN, 'echo', { w: 2 }, { timeout: Infinity }), { w: 2 });
+  // an access list with a NUL is refused, never taken for "no list" (anyone may call)
+  assert.throws(() => server.procedure('nulacl', { args: {}, forApp: 'org.example.node.friend\0x' }, () => 1),
+                { name: 'TypeError' });
+  await assert.rejects(client.call(server.name, 'nulacl', {}), { status: 404 });
+  assert.throws(() => server.registerEvent('NULACL', { forApp: 'org.example\0x' }), { name: 'TypeError' });
 });
 
 test('errors: unknown endpoint or method, HybridError fields, a closed bus', async () => {

@@ -339,8 +339,8 @@ def _on_event(_bus, ev, ud):
 def _on_reply(_bus, reply, ud):
     pc = _from_handle(ud)
     fut = pc.future
-    if fut.done():
-        return
+    if fut.done() or fut.get_loop().is_closed():
+        return  # (a loop closed with the call pending: nobody awaits it)
     try:
         if 200 <= _reply_get_status(reply) <= 299:  # Bus._reply_value's success, inline
             lenp = pc.bus._lenp
@@ -544,17 +544,21 @@ class Bus(FdWatch):
             return
         err = self._closed_error() if not self.is_open else ClosedError(
             message="the bus was closed")
-        self._detach()  # while the fd is still ours
-        lib.hyb_bus_close(self._bus)
-        self._fail_pending(err)
-        if self._run_fut is not None and not self._run_fut.done():
-            self._run_fut.set_result(None)
-        self._stop = True
-        self._wake()
-        if self._depth > 0:
-            self._free_later = True  # inside a dispatch: free when it returns
-            return
-        self._free()
+        try:
+            self._detach()  # while the fd is still ours
+            lib.hyb_bus_close(self._bus)
+            # futures of a loop that is closed already raise here (call_soon): the
+            # connection is still freed below
+            self._fail_pending(err)
+            if self._run_fut is not None and not self._run_fut.done():
+                self._run_fut.set_result(None)
+        finally:
+            self._stop = True
+            self._wake()
+            if self._depth > 0:
+                self._free_later = True  # inside a dispatch: free when it returns
+            else:
+                self._free()
 
     def _free(self) -> None:
         self._free_later = False
@@ -582,7 +586,10 @@ class Bus(FdWatch):
     def _fail_pending(self, err: Error) -> None:
         for pc in list(self._pending):
             if not pc.future.done():
-                pc.future.set_exception(err)
+                try:
+                    pc.future.set_exception(err)
+                except RuntimeError:
+                    pass  # its loop is closed: nobody awaits it any more
 
     # ------------------------------------------------------------------ dispatch
     def _dispatch(self, limit: int = 1 << 30) -> int:

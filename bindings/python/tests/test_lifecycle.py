@@ -180,3 +180,21 @@ def test_bus_and_store_referred_to_by_their_callbacks_are_freed(daemon):
     ref = make_store()
     gc.collect()
     assert ref() is None, "the store was not freed"
+
+
+def test_close_after_the_loop_of_a_pending_acall_is_closed(daemon):
+    # the acall's future belongs to a loop closed meanwhile: close() still frees the
+    # connection (and does not raise for it)
+    bus = hybrid.Bus(socket=daemon.sock, app="org.example.py.loopgone")
+    srv = hybrid.Bus(socket=daemon.sock, app="org.example.py.loopgone.srv")
+    srv.register_procedure("never", lambda: asyncio.sleep(3600))
+    loop = asyncio.new_event_loop()
+
+    async def start():
+        return asyncio.ensure_future(bus.acall(srv.name, "never", {}))
+    loop.run_until_complete(start())
+    loop.run_until_complete(asyncio.sleep(0.1))
+    loop.close()
+    bus.close()
+    assert not bus.is_open
+    srv.close()
