@@ -31,7 +31,7 @@ import json.scanner
 from typing import Any, Optional
 
 from ._ffi import ffi, lib
-from .errors import check
+from .errors import check, error_for
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
@@ -280,16 +280,27 @@ def from_json(text: Any) -> Any:
 
 
 def to_obj(v: Any):
-    """A new hyb_obj* (caller unrefs with lib.hyb_obj_unref) for a Python value."""
-    data = to_json(v)
+    """A new hyb_obj* (caller unrefs with lib.hyb_obj_unref) for a Python value.  A value
+    nested past the library's bound (64 levels) raises LimitError (413), as the store
+    refuses a value past its max_depth, however deep it is."""
+    try:
+        data = to_json(v)
+    except RecursionError:
+        data = None
     ret = ffi.new("hyb_obj **")
     err = ffi.new("hyb_error *")
-    check(lib.hyb_obj_from_json(data, len(data), ret, err), err)
+    r = lib.hyb_obj_from_json(data, len(data), ret, err) if data is not None else _HYB_E_DEPTH
+    if r == _HYB_E_DEPTH:
+        raise error_for(_HYB_E_LIMIT, f"a value nested deeper than {_MAX_DEPTH} levels")
+    check(r, err)
     return ret[0]
 
 
 _KIND_LST, _KIND_OBJS, _KIND_CODE = 6, 8, 9
 _HYB_E_TYPE = -(100000 + 1003)
+_HYB_E_LIMIT = -(100000 + 1002)
+_HYB_E_DEPTH = -(100000 + 1011)
+_MAX_DEPTH = 64  # HYB_OBJ_MAX_DEPTH
 _FORMAT_EXACT = 1
 
 

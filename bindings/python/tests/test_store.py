@@ -132,6 +132,18 @@ def test_dicts_with_at_keys_stay_dicts(store):
         assert store.get("/pyst/at/v") == v, v
 
 
+def test_values_nested_too_deep_are_413(store):
+    # past the library's 64 levels (or Python's own recursion limit) as past the store's
+    # max_depth: LimitError 413, not an InternalError
+    for d in (65, 200, 5000):
+        v = 1
+        for _ in range(d):
+            v = [v]
+        with pytest.raises(hybrid.LimitError):
+            store.put("/pyst/deep", v)
+    assert store.get("/pyst/deep") is None
+
+
 def test_two_stores_one_daemon(daemon):
     with hybrid.Store(socket=daemon.sock, app="org.example.py.s1") as a, \
             hybrid.Store(socket=daemon.sock, app="org.example.py.s2") as b:
