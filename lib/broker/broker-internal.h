@@ -857,6 +857,9 @@ int store_page_answer(const hyb_obj *items, const hyb_furi *next, char **ret);
  * counted too), measured value by value before the answer is formatted.  0 or -ENOMEM. */
 int store_items_that_fit(hyb_broker *b, const hyb_obj *items, bool keyed, size_t max,
                          size_t *ret_n);
+/* Cuts a page (*items, its cursor *next) to its first k pairs, 0 < k < its length; *next
+ * becomes the k-th key.  0 or -ENOMEM (nothing changed). */
+int store_page_cut(hyb_obj **items, hyb_furi **next, size_t k);
 
 /* monitor.c */
 void monitor_copy(hyb_broker *b, unsigned type, const wire_hdr *h, const char *from, size_t from_len,

@@ -248,14 +248,8 @@ static void answer_read(bcluster *cl, bconn *c, uint64_t id, const hyb_furi *f, 
                  * store's (store_items_that_fit) */
                 if (r >= 0 && page &&
                     (r = store_items_that_fit(cl->b, items, true, cl->b->c->max_body, &fit)) >= 0 &&
-                    fit < hyb_obj_get_len(items)) {
-                        hyb_obj_unref(items);
-                        hyb_furi_unref(next);
-                        items = NULL;
-                        next = NULL;
-                        r = hyb_store_read_page(cl->mirror, mf, mafter, fit > 0 ? fit : 1, &items,
-                                                &next, &e);
-                }
+                    fit < hyb_obj_get_len(items))
+                        r = store_page_cut(&items, &next, fit > 0 ? fit : 1);
                 if (r >= 0)
                         r = cluster_map_remap_keys(items, &keyed);
                 if (r >= 0 && next)

@@ -635,6 +635,35 @@ int store_items_that_fit(hyb_broker *b, const hyb_obj *items, bool keyed, size_t
         return 0;
 }
 
+/*
+ * Cuts the page *items (fURI=>value pairs in key order, *next its cursor) to its first k
+ * pairs (0 < k < its length): *next becomes the k-th pair's key, from which the next page
+ * goes on, as when the walk had stopped there.  0 or -ENOMEM (the page left as it was).
+ */
+int store_page_cut(hyb_obj **items, hyb_furi **next, size_t k)
+{
+        const hyb_obj **keys = calloc(k, sizeof(*keys)), **vals = calloc(k, sizeof(*vals));
+        hyb_obj *cut = NULL;
+        int r = -ENOMEM;
+
+        if (keys && vals) {
+                for (size_t i = 0; i < k; i++) {
+                        keys[i] = hyb_obj_get_rec_key(*items, i);
+                        vals[i] = hyb_obj_get_rec_value(*items, i);
+                }
+                r = hyb_obj_new_rec((hyb_obj **)keys, (hyb_obj **)vals, k, &cut);
+        }
+        if (r >= 0) {
+                hyb_furi_unref(*next);
+                *next = hyb_furi_ref((hyb_furi *)hyb_obj_get_uri(keys[k - 1]));
+                hyb_obj_unref(*items);
+                *items = cut;
+        }
+        free(keys);
+        free(vals);
+        return r;
+}
+
 static int over_cap(hyb_broker *b, const hyb_furi *f, hyb_error *e)
 {
         return err_set(e, HYB_E_LIMIT, -1,
@@ -825,13 +854,9 @@ static void do_read_page(bconn *c, uint64_t id, const char *body, size_t len)
                         /* cut to what fits max_body before formatting (store_items_that_fit) */
                         if (r >= 0 &&
                             (r = store_items_that_fit(b, items, true, b->c->max_body, &fit)) >= 0 &&
-                            fit < hyb_obj_get_len(items) && fit < limit) {
+                            fit < hyb_obj_get_len(items)) {
                                 limit = fit > 0 ? fit : 1;
-                                hyb_obj_unref(items);
-                                hyb_furi_unref(next);
-                                items = NULL;
-                                next = NULL;
-                                r = read_page(b, f, after, limit, &items, &next, &e);
+                                r = store_page_cut(&items, &next, limit);
                         }
                 }
                 hyb_obj_unref(kobj);

@@ -511,11 +511,16 @@ typedef struct rec_kid {
         char num[24];
 } rec_kid;
 
+static const char *rec_kid_seg(const rec_kid *k)
+{
+        return k->seg ? k->seg : k->num;
+}
+
 /* key order, pairs of one segment in rec order (see kid_cmp) */
 static int rec_kid_cmp(const void *a, const void *b)
 {
         const rec_kid *x = a, *y = b;
-        int c = seg_compare(x->seg ? x->seg : x->num, x->len, y->seg ? y->seg : y->num, y->len);
+        int c = seg_compare(rec_kid_seg(x), x->len, rec_kid_seg(y), y->len);
 
         return c ? c : x->at < y->at ? -1 : x->at > y->at;
 }
@@ -562,9 +567,8 @@ static struct walk_order *rec_order(hyb_store *st, const hyb_obj *rec)
         for (size_t k = 0; k < nk; k++) {
                 /* a segment once: its first pair, as a node read finds it (rec_find); so a
                  * page that ends on it does not leave the others half read */
-                if (k > 0 && same_seg(kids[k].seg ? kids[k].seg : kids[k].num, kids[k].len,
-                                      kids[k - 1].seg ? kids[k - 1].seg : kids[k - 1].num,
-                                      kids[k - 1].len))
+                if (k > 0 && same_seg(rec_kid_seg(&kids[k]), kids[k].len,
+                                      rec_kid_seg(&kids[k - 1]), kids[k - 1].len))
                         continue;
                 o->at[n++] = kids[k].at;
         }

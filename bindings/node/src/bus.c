@@ -211,14 +211,6 @@ static void connect_complete(napi_env env, napi_status status, void *data)
         hn_io_update_ref(&b->io);
 }
 
-static bool exception_pending(napi_env env)
-{
-        bool pending = false;
-
-        napi_is_exception_pending(env, &pending);
-        return pending;
-}
-
 /* busHandle(busObject) -> an external for busCall and busCallJSON, which read it without the
  * property lookup of napi_unwrap.  It holds no reference: index.js keeps it on the Bus object
  * only (bus._h), so it cannot outlive the hn_bus, which is freed after that object. */
@@ -241,7 +233,6 @@ static napi_value js_connect(napi_env env, napi_callback_info info)
         size_t argc = 8;
         napi_value argv[8];
         hn_bus *b;
-        bool pending = false;
 
         if (!hn_get_args(env, info, &argc, argv, 8, "busConnect: 8 arguments"))
                 return NULL;
@@ -265,8 +256,7 @@ static napi_value js_connect(napi_env env, napi_callback_info info)
         b->key = hn_get_string(env, argv[5], true);
         b->ca_file = hn_get_string(env, argv[6], true);
         b->pin = hn_get_string(env, argv[7], true);
-        napi_is_exception_pending(env, &pending); /* an option that is not a string */
-        if (pending) {
+        if (hn_exception_pending(env)) { /* an option that is not a string, or with a NUL */
                 free_conn_args(b);
                 free(b);
                 return NULL;
@@ -784,7 +774,7 @@ static napi_value js_procedure(napi_env env, napi_callback_info info)
         for_host = hn_get_string(env, argv[3], true);
         for_app = hn_get_string(env, argv[4], true);
         /* NULL is also an access list refused (a NUL in it): never "no list" then */
-        if (exception_pending(env) || !(u = ud_new(b, name, 0)))
+        if (hn_exception_pending(env) || !(u = ud_new(b, name, 0)))
                 goto out;
         hyb_error_clear(&err);
         r = hyb_endpoint_register_method(b->bus, name, pol, n, for_host, for_app, 0, on_method, u,
@@ -901,7 +891,7 @@ static napi_value js_register_event(napi_env env, napi_callback_info info)
         napi_get_value_bool(env, argv[4], &cluster);
         hyb_error_clear(&err);
         /* NULL is also an access list refused (a NUL in it): never "no list" then */
-        if (exception_pending(env))
+        if (hn_exception_pending(env))
                 r = 0;
         else if ((r = hyb_bus_register_event_flags(b->bus, bubble, for_host, for_app,
                                                    cluster ? HYB_EVENT_CLUSTER : 0, &slot,

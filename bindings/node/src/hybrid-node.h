@@ -74,6 +74,8 @@ hn_env *hn_get_env(napi_env env);
         } while (0)
 
 void hn_throw_last(napi_env env);
+/* Whether a JavaScript exception is pending (a getter threw, an argument was refused) */
+bool hn_exception_pending(napi_env env);
 /* A HybridError for a library code (status from the code unless status > 0). */
 napi_value hn_error_new(napi_env env, int code, int status, const char *message);
 void hn_throw_code(napi_env env, int code, const hyb_error *err);

@@ -96,6 +96,14 @@ napi_value hn_error_new(napi_env env, int code, int status, const char *message)
         return err;
 }
 
+bool hn_exception_pending(napi_env env)
+{
+        bool pending = false;
+
+        napi_is_exception_pending(env, &pending);
+        return pending;
+}
+
 void hn_throw_code(napi_env env, int code, const hyb_error *err)
 {
         napi_throw(env, hn_error_new(env, code, 0, err && err->message[0] ? err->message : NULL));

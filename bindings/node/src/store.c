@@ -309,7 +309,6 @@ static napi_value js_open(napi_env env, napi_callback_info info)
         size_t argc = 10;
         napi_value argv[10];
         hn_store *s;
-        bool pending = false;
 
         if (!hn_get_args(env, info, &argc, argv, 10, "storeOpen: 10 arguments"))
                 return NULL;
@@ -336,8 +335,7 @@ static napi_value js_open(napi_env env, napi_callback_info info)
         s->ca_file = hn_get_string(env, argv[7], true);
         s->pin = hn_get_string(env, argv[8], true);
         s->cluster = hn_get_string(env, argv[9], true);
-        napi_is_exception_pending(env, &pending); /* an option that is not a string */
-        if (pending) {
+        if (hn_exception_pending(env)) { /* an option that is not a string, or with a NUL */
                 free_open_args(s);
                 free(s);
                 return NULL;
